@@ -1,0 +1,42 @@
+//! Library error type. Every variant names the offending field and the reason.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum QbatError {
+    /// A user input (config field, CLI option, state) is invalid.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The TOML could not be parsed.
+    #[error("config: {0}")]
+    Parse(String),
+    /// No usable GPU adapter, or the adapter lacks a feature.
+    #[error("gpu: {0}")]
+    Device(String),
+    /// The run would not fit in memory.
+    #[error("{field}: {reason}")]
+    TooLarge { field: String, reason: String },
+    #[error("i/o: {path}: {source}")]
+    Io { path: String, #[source] source: std::io::Error },
+    /// A numerical failure found during a run (NaN, lost trace).
+    #[error("numerics: {0}")]
+    Numerics(String),
+}
+
+impl QbatError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        QbatError::Invalid { field: field.into(), reason: reason.into() }
+    }
+    pub fn io(path: impl Into<String>, source: std::io::Error) -> Self {
+        QbatError::Io { path: path.into(), source }
+    }
+    /// Exit code for the CLI: 2 for bad input or missing device, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            QbatError::Invalid { .. } | QbatError::Parse(_) | QbatError::Device(_) | QbatError::TooLarge { .. } => 2,
+            QbatError::Io { .. } | QbatError::Numerics(_) => 1,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, QbatError>;

@@ -1,0 +1,11 @@
+//! qbat-gpu: large ensembles of open quantum batteries (two qubits, and two cells with a cavity
+//! mode), stepped with fixed-step RK4 under the Lindblad equation, on the GPU (WGSL through wgpu)
+//! and on an f64 CPU reference (nalgebra) that validates it.
+//!
+//! Data path: config -> Plan -> ensemble -> backend (reference, twin or gpu) -> measures -> output.
+
+pub mod error;
+pub mod job;
+pub mod linalg;
+pub mod measures;
+pub mod model;

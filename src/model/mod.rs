@@ -1,0 +1,309 @@
+//! Models build their operators from named parameters (PHYSICS.md). They do not step anything.
+
+pub mod bloch_charger;
+pub mod cavity_cells;
+pub mod driven_pair;
+pub mod spin_pair;
+pub mod two_qubit;
+
+use crate::error::{QbatError, Result};
+use crate::linalg::{CMat, C64};
+use std::collections::BTreeMap;
+
+/// One jump operator L with its rate: rate * D[L] rho.
+#[derive(Clone, Debug)]
+pub struct Jump {
+    pub op: CMat,
+    pub rate: f64,
+}
+
+/// Structure of the Hilbert space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Space {
+    /// Two qubits (charger, battery), dimension 4.
+    TwoQubit,
+    /// Two cells and a cavity mode truncated at n_fock: dimension 4 (n_fock + 1),
+    /// index = (2 i_1 + i_2)(n_fock + 1) + n.
+    Cavity { n_fock: usize },
+}
+
+impl Space {
+    pub fn dim(&self) -> usize {
+        match self {
+            Space::TwoQubit => 4,
+            Space::Cavity { n_fock } => 4 * (n_fock + 1),
+        }
+    }
+}
+
+/// The problem: everything a solver and the measures need for one parameter point.
+#[derive(Clone, Debug)]
+pub struct OpenSystem {
+    pub space: Space,
+    /// Full Hamiltonian (dim x dim).
+    pub hamiltonian: CMat,
+    /// Jump operators with rate > 0 (zero-rate jumps are dropped).
+    pub jumps: Vec<Jump>,
+    /// Battery Hamiltonian H_B (2x2, acting on the battery qubit / cell 2).
+    pub h_battery: CMat,
+    /// Charger Hamiltonian H_C (2x2, acting on the charger qubit / cell 1).
+    pub h_charger: CMat,
+    /// Phase-flip probability applied to each sample before the measures (spin-pair only).
+    pub dephasing: f64,
+    /// The charger-battery coupling part of `hamiltonian` (switched off by protocols).
+    pub coupling: CMat,
+}
+
+impl OpenSystem {
+    pub fn dim(&self) -> usize {
+        self.space.dim()
+    }
+    /// Bound on |eigenvalue| of the Lindblad generator, for the RK4 stability check:
+    /// -i[H, .] has eigenvalues -i(eps_i - eps_j), so |.| <= eps_max - eps_min, and
+    /// |rate D[L]| <= 2 rate ||L||^2 (operator norm).
+    pub fn generator_norm_bound(&self) -> f64 {
+        let mut bound = spectrum_spread(&self.hamiltonian);
+        for j in &self.jumps {
+            let ldl = j.op.adjoint() * &j.op;
+            let op_norm_sq = crate::linalg::eigvals_hermitian(&ldl).last().copied().unwrap_or(0.0);
+            bound += 2.0 * j.rate * op_norm_sq;
+        }
+        bound
+    }
+}
+
+/// Spread of the spectrum of a Hermitian matrix (eps_max - eps_min), which bounds |i[H, .]|.
+pub fn spectrum_spread(h: &CMat) -> f64 {
+    let ev = crate::linalg::eigvals_hermitian(h);
+    ev[ev.len() - 1] - ev[0]
+}
+
+/// One named parameter of a model, with its default and meaning.
+#[derive(Clone, Debug)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub default: ParamDefault,
+    pub doc: &'static str,
+}
+
+#[derive(Clone, Debug)]
+pub enum ParamDefault {
+    Real(f64),
+    Complex(f64, f64),
+    Int(i64),
+    Text(&'static str),
+    /// Must be given (custom matrices, for example).
+    Required,
+    /// Optional, no default (for example `n_th` vs `temperature`).
+    Optional,
+}
+
+/// A resolved parameter value for one member.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ParamValue {
+    Real(f64),
+    Complex(C64),
+    Text(String),
+    Matrix(CMat),
+    Jumps(Vec<(CMat, f64)>),
+}
+
+/// Parameter values for one member, by name.
+pub type Params = BTreeMap<String, ParamValue>;
+
+/// The models of PHYSICS.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    SpinPair,
+    DrivenPair,
+    BlochCharger,
+    CavityCells,
+    TwoQubit,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 5] = [
+        ModelKind::SpinPair,
+        ModelKind::DrivenPair,
+        ModelKind::BlochCharger,
+        ModelKind::CavityCells,
+        ModelKind::TwoQubit,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelKind::SpinPair => "spin-pair",
+            ModelKind::DrivenPair => "driven-pair",
+            ModelKind::BlochCharger => "bloch-charger",
+            ModelKind::CavityCells => "cavity-cells",
+            ModelKind::TwoQubit => "two-qubit",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<ModelKind> {
+        ModelKind::ALL.iter().copied().find(|m| m.name() == name).ok_or_else(|| {
+            let names: Vec<_> = ModelKind::ALL.iter().map(|m| m.name()).collect();
+            QbatError::invalid("model", format!("unknown model '{name}'; known models: {}", names.join(", ")))
+        })
+    }
+
+    pub fn paper(&self) -> &'static str {
+        match self {
+            ModelKind::SpinPair => "paper 000: spin pair (battery + charger), optional phase-flip dephasing of the samples",
+            ModelKind::DrivenPair => "paper 002: driven pair in a boson or fermion thermal reservoir (rotating frame)",
+            ModelKind::BlochCharger => "paper 004: charger prepared anywhere on the Bloch sphere, optional charger decay",
+            ModelKind::CavityCells => "paper 003: two cells charged by a cavity mode truncated at n_fock",
+            ModelKind::TwoQubit => "custom: any 4x4 Hamiltonian, jump operators, H_B and H_C",
+        }
+    }
+
+    pub fn hamiltonian_doc(&self) -> &'static str {
+        match self {
+            ModelKind::SpinPair => "H = wb sz_b + wc sz_c + j1 (s+_b s-_c + s-_b s+_c) + j2 sz_b sz_c; H_B = wb sz, H_C = wc sz",
+            ModelKind::DrivenPair => "H = (delta/2)(sz_c + sz_b) + g (s+_c s-_b + s-_c s+_b) + f (s+_c + s-_c); gamma N (D[s-_c] + D[s-_b]) + gamma n (D[s+_c] + D[s+_b]); H_B = w0 s+_b s-_b",
+            ModelKind::BlochCharger => "H = wb (s+_c s-_c + s+_b s-_b) + j (s+_c s-_b + s-_c s+_b); gamma D[s-_c]; H_B = wb s+_b s-_b",
+            ModelKind::CavityCells => "H = wc a^+a + (wq/2)(sz_1 + sz_2) + lambda (s+_1 a + s-_1 a^+) + (g/2)[(1+zeta) sx_1 sx_2 + (1-zeta) sy_1 sy_2]; kappa D[a] + gamma (D[s-_1] + D[s-_2]); H_B = (wq/2) sz_2",
+            ModelKind::TwoQubit => "H = hamiltonian (4x4, Hermitian); sum_k rate_k D[op_k]; H_B = h_battery, H_C = h_charger (2x2)",
+        }
+    }
+
+    pub fn params(&self) -> Vec<ParamSpec> {
+        match self {
+            ModelKind::SpinPair => spin_pair::params(),
+            ModelKind::DrivenPair => driven_pair::params(),
+            ModelKind::BlochCharger => bloch_charger::params(),
+            ModelKind::CavityCells => cavity_cells::params(),
+            ModelKind::TwoQubit => two_qubit::params(),
+        }
+    }
+
+    pub fn space_for(&self, params: &Params) -> Result<Space> {
+        match self {
+            ModelKind::CavityCells => Ok(Space::Cavity { n_fock: cavity_cells::n_fock(params)? }),
+            _ => Ok(Space::TwoQubit),
+        }
+    }
+
+    /// Build the operators for one parameter point (params already have defaults filled in).
+    pub fn build(&self, params: &Params) -> Result<OpenSystem> {
+        match self {
+            ModelKind::SpinPair => spin_pair::build(params),
+            ModelKind::DrivenPair => driven_pair::build(params),
+            ModelKind::BlochCharger => bloch_charger::build(params),
+            ModelKind::CavityCells => cavity_cells::build(params),
+            ModelKind::TwoQubit => two_qubit::build(params),
+        }
+    }
+
+    /// The model's default initial state (density matrix), given its parameters and
+    /// the `theta`/`phi` of `[initial]` for bloch-charger.
+    pub fn default_state(&self, params: &Params, theta_phi: Option<(f64, f64)>) -> Result<CMat> {
+        match self {
+            ModelKind::SpinPair => Ok(spin_pair::default_state()),
+            ModelKind::DrivenPair => Ok(driven_pair::default_state()),
+            ModelKind::BlochCharger => {
+                let (theta, phi) = theta_phi.unwrap_or((std::f64::consts::PI, 0.0));
+                Ok(bloch_charger::initial_state(theta, phi))
+            }
+            ModelKind::CavityCells => cavity_cells::default_state(params),
+            ModelKind::TwoQubit => Ok(two_qubit::default_state()),
+        }
+    }
+
+    pub fn is_two_qubit(&self) -> bool {
+        !matches!(self, ModelKind::CavityCells)
+    }
+}
+
+/// Fill in defaults and reject unknown names, NaN and out-of-range values.
+pub fn resolve_params(kind: ModelKind, given: &Params) -> Result<Params> {
+    let specs = kind.params();
+    for name in given.keys() {
+        if !specs.iter().any(|s| s.name == name) {
+            let names: Vec<_> = specs.iter().map(|s| s.name).collect();
+            return Err(QbatError::invalid(
+                format!("params.{name}"),
+                format!("unknown parameter for model '{}'; known: {}", kind.name(), names.join(", ")),
+            ));
+        }
+    }
+    let mut out = Params::new();
+    for s in &specs {
+        match (given.get(s.name), &s.default) {
+            (Some(v), _) => {
+                out.insert(s.name.to_string(), v.clone());
+            }
+            (None, ParamDefault::Real(x)) => {
+                out.insert(s.name.to_string(), ParamValue::Real(*x));
+            }
+            (None, ParamDefault::Complex(re, im)) => {
+                out.insert(s.name.to_string(), ParamValue::Complex(C64::new(*re, *im)));
+            }
+            (None, ParamDefault::Int(x)) => {
+                out.insert(s.name.to_string(), ParamValue::Real(*x as f64));
+            }
+            (None, ParamDefault::Text(t)) => {
+                out.insert(s.name.to_string(), ParamValue::Text(t.to_string()));
+            }
+            (None, ParamDefault::Optional) => {}
+            (None, ParamDefault::Required) => {
+                return Err(QbatError::invalid(format!("params.{}", s.name), format!("required for model '{}'", kind.name())));
+            }
+        }
+    }
+    for (name, v) in &out {
+        match v {
+            ParamValue::Real(x) if !x.is_finite() => {
+                return Err(QbatError::invalid(format!("params.{name}"), format!("must be a finite number, got {x}")));
+            }
+            ParamValue::Complex(z) if !(z.re.is_finite() && z.im.is_finite()) => {
+                return Err(QbatError::invalid(format!("params.{name}"), "must be a finite complex number"));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A real parameter by name.
+pub fn real(params: &Params, name: &str) -> Result<f64> {
+    match params.get(name) {
+        Some(ParamValue::Real(x)) => Ok(*x),
+        Some(ParamValue::Complex(z)) if z.im == 0.0 => Ok(z.re),
+        Some(_) => Err(QbatError::invalid(format!("params.{name}"), "must be a real number")),
+        None => Err(QbatError::invalid(format!("params.{name}"), "missing")),
+    }
+}
+
+pub fn real_opt(params: &Params, name: &str) -> Result<Option<f64>> {
+    if params.contains_key(name) {
+        real(params, name).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// A rate: finite and >= 0.
+pub fn rate(params: &Params, name: &str) -> Result<f64> {
+    let r = real(params, name)?;
+    if r < 0.0 {
+        return Err(QbatError::invalid(format!("params.{name}"), format!("a rate must be >= 0, got {r}")));
+    }
+    Ok(r)
+}
+
+pub fn text(params: &Params, name: &str) -> Result<String> {
+    match params.get(name) {
+        Some(ParamValue::Text(t)) => Ok(t.clone()),
+        _ => Err(QbatError::invalid(format!("params.{name}"), "must be a string")),
+    }
+}
+
+/// Keep jumps with a positive rate only.
+pub fn jumps(list: Vec<(CMat, f64)>) -> Vec<Jump> {
+    list.into_iter().filter(|(_, r)| *r > 0.0).map(|(op, rate)| Jump { op, rate }).collect()
+}
+
+pub fn spec(name: &'static str, default: ParamDefault, doc: &'static str) -> ParamSpec {
+    ParamSpec { name, default, doc }
+}
