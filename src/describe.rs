@@ -1,0 +1,52 @@
+//! Text of `qbat-gpu models` and `qbat-gpu measures`.
+
+use crate::ensemble::random::RandomKind;
+use crate::measures::Measure;
+use crate::model::{ModelKind, ParamDefault};
+use std::fmt::Write;
+
+pub fn models_text() -> String {
+    let mut s = String::new();
+    for m in ModelKind::ALL {
+        let _ = writeln!(s, "{}  ({})", m.name(), m.paper());
+        let _ = writeln!(s, "  {}", m.hamiltonian_doc());
+        for p in m.params() {
+            let d = match p.default {
+                ParamDefault::Real(x) => format!("{x}"),
+                ParamDefault::Complex(re, im) => format!("[{re}, {im}]"),
+                ParamDefault::Int(i) => format!("{i}"),
+                ParamDefault::Text(t) => format!("\"{t}\""),
+                ParamDefault::Required => "required".into(),
+                ParamDefault::Optional => "optional".into(),
+            };
+            let _ = writeln!(s, "    {:<12} = {:<10} {}", p.name, d, p.doc);
+        }
+        let init = match m {
+            ModelKind::SpinPair => "default |eg> (charger excited, battery ground)",
+            ModelKind::DrivenPair => "default |gg>",
+            ModelKind::BlochCharger => "charger cos(theta/2)|g> + e^{i phi} sin(theta/2)|e>, battery |g>; [initial] theta, phi (default pi, 0; sweeps allowed)",
+            ModelKind::CavityCells => "|g g> x |alpha> (truncated to n_fock and renormalised); ket/dm of dimension 4 are tensored with |alpha>",
+            ModelKind::TwoQubit => "default |gg>",
+        };
+        let _ = writeln!(s, "  initial: {init}\n");
+    }
+    let kinds: Vec<_> = RandomKind::ALL.iter().map(|k| k.name()).collect();
+    let _ = writeln!(s, "[initial] also takes ket, dm, or random = {} (seeded per member).", kinds.join(" | "));
+    let _ = writeln!(s, "Units: hbar = k_B = 1; times in inverse energy units. Complex numbers are [re, im].");
+    s
+}
+
+pub fn measures_text() -> String {
+    let mut s = String::new();
+    for m in Measure::ALL {
+        let scope = match (m.applies(false), m.applies(true)) {
+            (true, true) => "all models",
+            (true, false) => "two-qubit models",
+            (false, true) => "cavity-cells",
+            _ => "",
+        };
+        let _ = writeln!(s, "{:<22} {:<17} {}", m.name(), scope, m.doc());
+    }
+    let _ = writeln!(s, "\nsummary.csv also has max_<m> and t_max_<m> for energy_b, ergotropy_b, power_b, ergotropic_power_b.");
+    s
+}

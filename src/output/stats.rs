@@ -1,0 +1,105 @@
+//! Ensemble statistics per sample time and measure: mean, std (population), min, max and the
+//! 5/50/95% quantiles (linear interpolation between order statistics, numpy's default).
+//! Computed exactly from the in-memory results.
+
+use crate::run::RunResult;
+use rayon::prelude::*;
+use std::io::Write;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stat {
+    pub sample: usize,
+    pub measure: usize,
+    pub mean: f64,
+    pub std: f64,
+    pub min: f64,
+    pub max: f64,
+    pub q05: f64,
+    pub q50: f64,
+    pub q95: f64,
+}
+
+pub struct Stats {
+    pub times: Vec<f64>,
+    pub measures: Vec<&'static str>,
+    /// stats[sample * n_measures + measure]
+    pub stats: Vec<Stat>,
+}
+
+impl Stats {
+    pub fn get(&self, sample: usize, measure: usize) -> &Stat {
+        &self.stats[sample * self.measures.len() + measure]
+    }
+}
+
+/// Quantile q of sorted data (linear interpolation, numpy's default).
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    if n == 1 {
+        return sorted[0];
+    }
+    let pos = q * (n - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(n - 1);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+pub fn column_stat(sample: usize, measure: usize, mut v: Vec<f64>) -> Stat {
+    let n = v.len() as f64;
+    // two-pass mean and variance
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+    v.sort_unstable_by(|a, b| a.total_cmp(b));
+    Stat {
+        sample,
+        measure,
+        mean,
+        std: var.sqrt(),
+        min: v[0],
+        max: v[v.len() - 1],
+        q05: quantile_sorted(&v, 0.05),
+        q50: quantile_sorted(&v, 0.50),
+        q95: quantile_sorted(&v, 0.95),
+    }
+}
+
+pub fn compute(r: &RunResult) -> Stats {
+    let ns = r.times.len();
+    let nm = r.measures.len();
+    let nmem = r.member_ids.len();
+    let stats = (0..ns * nm)
+        .into_par_iter()
+        .map(|cell| {
+            let (s, k) = (cell / nm, cell % nm);
+            let col: Vec<f64> = (0..nmem).map(|i| r.value(i, s, k)).collect();
+            column_stat(s, k, col)
+        })
+        .collect();
+    Stats { times: r.times.clone(), measures: r.measures.iter().map(|m| m.name()).collect(), stats }
+}
+
+pub fn write_csv(st: &Stats, w: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(w, "t,measure,mean,std,min,max,q05,q50,q95")?;
+    for s in &st.stats {
+        writeln!(
+            w,
+            "{:?},{},{:?},{:?},{:?},{:?},{:?},{:?},{:?}",
+            st.times[s.sample], st.measures[s.measure], s.mean, s.std, s.min, s.max, s.q05, s.q50, s.q95
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn quantiles_match_numpy_linear() {
+        // numpy.quantile([1,2,3,4,10], [0.05, 0.5, 0.95]) = [1.2, 3.0, 8.8]
+        let s = column_stat(0, 0, vec![10.0, 2.0, 1.0, 4.0, 3.0]);
+        assert!((s.q05 - 1.2).abs() < 1e-12 && (s.q50 - 3.0).abs() < 1e-12 && (s.q95 - 8.8).abs() < 1e-12);
+        assert!((s.mean - 4.0).abs() < 1e-12);
+        assert!((s.std - (11.6f64).sqrt()).abs() < 1e-12);
+        assert_eq!((s.min, s.max), (1.0, 10.0));
+    }
+}

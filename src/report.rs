@@ -1,0 +1,95 @@
+//! The printed report of a run, and rank correlations for the default study.
+
+use crate::measures::Measure;
+use crate::run::RunResult;
+
+/// Ranks with ties averaged (1-based).
+pub fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_unstable_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            r[idx[k]] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    sxy / (sxx * syy).sqrt()
+}
+
+/// Spearman rank correlation.
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    pearson(&ranks(x), &ranks(y))
+}
+
+/// Spearman of `a` against `b`, pooled over members and sample times.
+pub fn pooled_spearman(r: &RunResult, a: Measure, b: Measure) -> Option<f64> {
+    let ka = r.measures.iter().position(|m| *m == a)?;
+    let kb = r.measures.iter().position(|m| *m == b)?;
+    let nm = r.measures.len();
+    let n = r.values.len() / nm;
+    let x: Vec<f64> = (0..n).map(|c| r.values[c * nm + ka]).collect();
+    let y: Vec<f64> = (0..n).map(|c| r.values[c * nm + kb]).collect();
+    Some(spearman(&x, &y))
+}
+
+pub const RESOURCES: [Measure; 7] = [
+    Measure::Concurrence,
+    Measure::SteeringF3,
+    Measure::SteeringAb,
+    Measure::BellChsh,
+    Measure::CoherenceL1,
+    Measure::ImaginarityL1,
+    Measure::TextureB,
+];
+
+pub fn print_report(r: &RunResult, members: usize) {
+    println!("device      : {} ({} backend, {:?})", r.device, r.backend, r.precision);
+    println!(
+        "members     : {members}, {} samples, {:.3e} member-steps",
+        r.times.len(),
+        r.member_steps
+    );
+    let t = &r.timings;
+    println!(
+        "time        : setup {:.3} s, integrate {:.3} s, host measures {:.3} s, verify {:.3} s",
+        t.setup, t.integrate, t.host_measures, t.verify
+    );
+    println!("throughput  : {:.3e} member-steps/s", r.member_steps_per_second());
+    for n in &r.notes {
+        println!("note        : {n}");
+    }
+    if let Some(v) = &r.verify {
+        let worst = v.deviations.iter().map(|d| d.max_abs / d.tolerance).fold(0.0, f64::max);
+        println!(
+            "verify      : {} members re-run on the f64 reference; worst deviation {:.2}x tolerance: {}",
+            v.members.len(),
+            worst,
+            if v.pass { "PASS" } else { "FAIL" }
+        );
+        if !v.pass {
+            eprintln!("WARNING: --verify found deviations beyond tolerance:");
+            for d in v.deviations.iter().filter(|d| !d.pass) {
+                eprintln!("WARNING:   {:<22} max |dev| = {:.3e} > {:.1e}", d.measure, d.max_abs, d.tolerance);
+            }
+        }
+    }
+}

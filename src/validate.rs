@@ -1,0 +1,262 @@
+//! `qbat-gpu validate`: the closed-form checks of PHYSICS.md, each run through the normal
+//! pipeline on the chosen backend and compared with the papers' formulas and tables.
+
+use crate::config::{parse_plan, Overrides, Plan};
+use crate::error::Result;
+use crate::measures::Measure;
+use crate::run::{run_plan, Backend, Precision, RunOptions, RunResult};
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Check {
+    pub group: &'static str,
+    pub name: String,
+    pub expected: f64,
+    pub got: f64,
+    pub tolerance: f64,
+}
+
+impl Check {
+    pub fn pass(&self) -> bool {
+        (self.got - self.expected).abs() <= self.tolerance
+    }
+}
+
+/// A finished run and the plan it came from.
+pub struct Ran {
+    pub plan: Plan,
+    pub result: RunResult,
+}
+
+impl Ran {
+    fn col(&self, m: Measure) -> usize {
+        self.result.measures.iter().position(|x| *x == m).expect("measure requested")
+    }
+    /// Value of measure m for member i at sample s.
+    pub fn v(&self, i: usize, s: usize, m: Measure) -> f64 {
+        self.result.value(i, s, self.col(m))
+    }
+}
+
+pub fn run_config(text: &str, backend: Backend, precision: Precision) -> Result<Ran> {
+    let plan = parse_plan(text, &Overrides::default())?;
+    let opts = RunOptions { backend, precision, verify: 0, ..Default::default() };
+    let result = run_plan(&plan, &opts)?;
+    Ok(Ran { plan, result })
+}
+
+/// Tolerance for a check: the f64 one on f64 engines, a looser one for f32 GPU runs.
+fn tol(precision: Precision, backend: Backend, f64_tol: f64, f32_tol: f64) -> f64 {
+    if precision == Precision::F32 && matches!(backend, Backend::Gpu | Backend::Auto) { f32_tol.max(f64_tol) } else { f64_tol }
+}
+
+/// Paper 000, Table I: capacity_b = 2 wb |cos(2 j1 t)| at the tabulated times.
+pub fn paper000_table1(b: Backend, p: Precision) -> Result<Vec<Check>> {
+    let times = [5.005, 10.01, 15.02, 20.02, 25.03];
+    let table = [1.0789, 0.8359, 1.9811, 1.3012, 0.5788];
+    let cfg = format!(
+        "model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 1.0\nj1 = 0.1\nj2 = 0.1\n[time]\ndt = 0.005\ntimes = {times:?}\n[output]\nmeasures = [\"capacity_b\"]\n"
+    );
+    let ran = run_config(&cfg, b, p)?;
+    let mut out = vec![];
+    for (s, (&t, &tab)) in times.iter().zip(&table).enumerate() {
+        let got = ran.v(0, s, Measure::CapacityB);
+        out.push(Check { group: "paper 000 Table I", name: format!("capacity_b(t={t}) vs table"), expected: tab, got, tolerance: 6e-5 + tol(p, b, 0.0, 1e-4) });
+        let closed = 2.0 * (2.0 * 0.1 * t).cos().abs();
+        out.push(Check { group: "paper 000 Table I", name: format!("capacity_b(t={t}) vs 2|cos 2 j1 t|"), expected: closed, got, tolerance: tol(p, b, 1e-9, 2e-4) });
+    }
+    Ok(out)
+}
+
+/// Paper 000, theorems: relations between capacity and the resources along |eg>'s evolution.
+pub fn paper000_relations(b: Backend, p: Precision) -> Result<Vec<Check>> {
+    let cfg = "model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 1.0\nj1 = 0.1\nj2 = 0.1\n[time]\ndt = 0.01\nt_end = 30.0\nsamples = 61\n[output]\nmeasures = [\"capacity_b\", \"capacity_c\", \"capacity_total\", \"residual_capacity\", \"concurrence\", \"steering_f3\", \"bell_chsh\", \"coherence_l1\"]\n";
+    let ran = run_config(cfg, b, p)?;
+    let sys = &ran.plan.systems[0];
+    let eps = crate::linalg::eigvals_hermitian(&sys.hamiltonian);
+    let spread = eps[3] - eps[0];
+    let (wb, wc) = (1.0, 1.0);
+    let mut worst = [0.0f64; 5];
+    for s in 0..ran.result.times.len() {
+        let e = ran.v(0, s, Measure::Concurrence);
+        let root = (1.0 - e * e).max(0.0).sqrt();
+        let devs = [
+            ran.v(0, s, Measure::CapacityB) - 2.0 * wb * root,
+            ran.v(0, s, Measure::SteeringF3) - 2.0 * e * e,
+            ran.v(0, s, Measure::BellChsh) - (2.0 * (1.0 + e * e).sqrt() - 2.0),
+            ran.v(0, s, Measure::CoherenceL1) - e,
+            ran.v(0, s, Measure::ResidualCapacity) - (spread - 2.0 * (wb + wc) * root),
+        ];
+        for (w, d) in worst.iter_mut().zip(devs) {
+            *w = w.max(d.abs());
+        }
+    }
+    let names = [
+        "capacity_b = 2 wb sqrt(1 - E^2)",
+        "steering_f3 = 2 E^2",
+        "bell_chsh = 2 sqrt(1 + E^2) - 2",
+        "coherence_l1 = E",
+        "residual_capacity = eps_max - eps_min - 2(wb + wc) sqrt(1 - E^2)",
+    ];
+    // Concurrence-derived relations are compared more loosely (sqrt sensitivity near E = 0).
+    Ok(names
+        .iter()
+        .zip(worst)
+        .map(|(n, w)| Check { group: "paper 000 theorems", name: format!("max |dev| of {n}"), expected: 0.0, got: w, tolerance: tol(p, b, 1e-8, 2e-3) })
+        .collect())
+}
+
+/// Paper 002, eq. 8: steady-state energies of the driven pair at delta = T = 0, k = f/g, l = gamma/g.
+pub fn paper002_steady_state(b: Backend, p: Precision) -> Result<Vec<Check>> {
+    let cases = [(1.0, 1.0), (0.5, 2.0), (2.0, 1.0), (1.0, 3.0)];
+    let mut out = vec![];
+    for (k, l) in cases {
+        let (eb, ec) = eq8(k, l);
+        // Relax for 60 decay times of the slowest rate ~ l/2 (at least t = 200).
+        let t_end = (120.0 / l).max(200.0);
+        let cfg = format!(
+            "model = \"driven-pair\"\n[params]\ng = 1.0\nf = {k}\ngamma = {l}\nn_th = 0.0\ndelta = 0.0\n[time]\ndt = 0.01\nt_end = {t_end}\nsamples = 2\n[output]\nmeasures = [\"energy_b\", \"energy_c\"]\n"
+        );
+        let ran = run_config(&cfg, b, p)?;
+        let tl = tol(p, b, 1e-7, 2e-4);
+        out.push(Check { group: "paper 002 eq. 8", name: format!("steady energy_b (k={k}, l={l})"), expected: eb, got: ran.v(0, 1, Measure::EnergyB), tolerance: tl });
+        out.push(Check { group: "paper 002 eq. 8", name: format!("steady energy_c (k={k}, l={l})"), expected: ec, got: ran.v(0, 1, Measure::EnergyC), tolerance: tl });
+    }
+    Ok(out)
+}
+
+/// Eq. 8 of paper 002: (energy_b, energy_c)/w0 in the steady state.
+pub fn eq8(k: f64, l: f64) -> (f64, f64) {
+    let (k2, l2) = (k * k, l * l);
+    let alpha = 256.0 * k2.powi(3) * (1.0 + l2)
+        + l2 * (4.0 + l2).powi(2) * (4.0 + 9.0 * l2)
+        + 4.0 * k2 * l2 * (4.0 + 3.0 * l2) * (4.0 + 9.0 * l2)
+        + 64.0 * k2 * k2 * (4.0 + 11.0 * l2 + 5.0 * l2 * l2);
+    let eb = 16.0 * k2 * (8.0 * (k2 + k2 * k2) + 2.0 * (2.0 + 9.0 * k2) * l2 + 9.0 * l2 * l2) / alpha;
+    let ec = 4.0 * k2 * (32.0 * k2 * k2 * (1.0 + l2) + l2 * l2 * (4.0 + 9.0 * l2) + 4.0 * k2 * (2.0 + l2) * (4.0 + 9.0 * l2)) / alpha;
+    (eb, ec)
+}
+
+/// Paper 004: energy, capacity, concurrence and ergotropy of the battery for a charger on the
+/// Bloch sphere (closed system).
+pub fn paper004_closed_forms(b: Backend, p: Precision) -> Result<Vec<Check>> {
+    let thetas = [std::f64::consts::PI, 2.0 * std::f64::consts::PI / 3.0, std::f64::consts::FRAC_PI_3];
+    let (wb, j) = (1.0, 1.0);
+    let cfg = format!(
+        "model = \"bloch-charger\"\n[params]\nwb = {wb}\nj = {j}\n[initial]\ntheta = {{ values = {thetas:?} }}\nphi = 0.7\n[time]\ndt = 0.001\nt_end = 4.0\nsamples = 81\n[output]\nmeasures = [\"energy_b\", \"capacity_b\", \"concurrence\", \"ergotropy_b\"]\n"
+    );
+    let ran = run_config(&cfg, b, p)?;
+    let mut out = vec![];
+    for (i, theta) in thetas.iter().enumerate() {
+        let s2 = (theta / 2.0).sin().powi(2);
+        let mut worst = [0.0f64; 4];
+        for (k, &t) in ran.result.times.iter().enumerate() {
+            let root = (1.0 - s2 * s2 * (2.0 * j * t).sin().powi(2)).sqrt();
+            let expect = [
+                wb * s2 * (j * t).sin().powi(2),
+                wb * root,
+                s2 * (2.0 * j * t).sin().abs(),
+                wb * (s2 * (j * t).sin().powi(2) - (1.0 - root) / 2.0),
+            ];
+            let got = [
+                ran.v(i, k, Measure::EnergyB),
+                ran.v(i, k, Measure::CapacityB),
+                ran.v(i, k, Measure::Concurrence),
+                ran.v(i, k, Measure::ErgotropyB),
+            ];
+            for q in 0..4 {
+                worst[q] = worst[q].max((got[q] - expect[q]).abs());
+            }
+        }
+        let names = ["energy_b = wb s^2 sin^2 jt", "capacity_b = wb sqrt(1 - s^4 sin^2 2jt)", "concurrence = s^2 |sin 2jt|", "ergotropy_b closed form"];
+        for q in 0..4 {
+            let f32_tol = if q == 2 { 1e-3 } else { 2e-4 };
+            out.push(Check { group: "paper 004 closed forms", name: format!("max |dev| {} (theta={theta:.4})", names[q]), expected: 0.0, got: worst[q], tolerance: tol(p, b, 1e-8, f32_tol) });
+        }
+    }
+    Ok(out)
+}
+
+/// Paper 004 with charger decay: energy_b = wb s^2 (j/G)^2 sin^2(Gt) e^{-gamma t/2},
+/// G = sqrt(j^2 - gamma^2/16), and the time of its peak t_E = arctan(4G/gamma)/G.
+pub fn paper004_decay(b: Backend, p: Precision) -> Result<Vec<Check>> {
+    let (wb, j, gamma) = (1.0, 1.0, 0.4);
+    let g = (j * j - gamma * gamma / 16.0f64).sqrt();
+    let cfg = format!(
+        "model = \"bloch-charger\"\n[params]\nwb = {wb}\nj = {j}\ngamma = {gamma}\n[initial]\ntheta = {{ values = [3.141592653589793, 1.5707963267948966] }}\n[time]\ndt = 0.0005\nt_end = 3.0\nsamples = 6001\n[output]\nmeasures = [\"energy_b\"]\n"
+    );
+    let ran = run_config(&cfg, b, p)?;
+    let mut out = vec![];
+    for (i, theta) in [std::f64::consts::PI, std::f64::consts::FRAC_PI_2].iter().enumerate() {
+        let s2 = (theta / 2.0).sin().powi(2);
+        let mut worst = 0.0f64;
+        for (k, &t) in ran.result.times.iter().enumerate() {
+            let e = wb * s2 * (j / g).powi(2) * (g * t).sin().powi(2) * (-gamma * t / 2.0).exp();
+            worst = worst.max((ran.v(i, k, Measure::EnergyB) - e).abs());
+        }
+        out.push(Check { group: "paper 004 decay", name: format!("max |dev| energy_b with decay (theta={theta:.4})"), expected: 0.0, got: worst, tolerance: tol(p, b, 1e-9, 2e-4) });
+        let t_e = (4.0 * g / gamma).atan() / g;
+        let peak = ran.result.peaks[i * 4];
+        out.push(Check { group: "paper 004 decay", name: format!("t_E = arctan(4G/gamma)/G (theta={theta:.4})"), expected: t_e, got: peak.t_max, tolerance: 5e-4 + tol(p, b, 0.0, 2e-3) });
+    }
+    Ok(out)
+}
+
+/// Paper 004's optimal powers for theta = pi, gamma = 0: t_P = A/j with power B wb j s^2,
+/// and the ergotropic-power peak at C/j with value D wb j.
+pub fn paper004_optimal_powers(b: Backend, p: Precision) -> Result<Vec<Check>> {
+    const A: f64 = 1.1656;
+    const B: f64 = 0.7246;
+    const C: f64 = 1.399193;
+    const D: f64 = 0.673;
+    let wb = 1.0;
+    let mut out = vec![];
+    for j in [1.0, 2.0] {
+        let cfg = format!(
+            "model = \"bloch-charger\"\n[params]\nwb = {wb}\nj = {j}\n[time]\ndt = 0.00025\nt_end = {}\nsamples = 8001\n[output]\nmeasures = [\"power_b\", \"ergotropic_power_b\"]\n",
+            2.0 / j
+        );
+        let ran = run_config(&cfg, b, p)?;
+        let peaks = &ran.result.peaks;
+        let spacing = ran.result.times[1] - ran.result.times[0];
+        let tl_t = spacing + 1e-4 + tol(p, b, 0.0, 2e-3);
+        out.push(Check { group: "paper 004 optimal powers", name: format!("t_P = A/j, A = {A} (j={j})"), expected: A / j, got: peaks[2].t_max, tolerance: tl_t });
+        out.push(Check { group: "paper 004 optimal powers", name: format!("max power_b = B wb j, B = {B} (j={j})"), expected: B * wb * j, got: peaks[2].max, tolerance: 1e-4 * j + tol(p, b, 0.0, 3e-4) });
+        out.push(Check { group: "paper 004 optimal powers", name: format!("t_ergP = C/j, C = {C} (j={j})"), expected: C / j, got: peaks[3].t_max, tolerance: tl_t });
+        out.push(Check { group: "paper 004 optimal powers", name: format!("max ergotropic_power_b = D wb j, D = {D} (j={j})"), expected: D * wb * j, got: peaks[3].max, tolerance: 1e-3 * j + tol(p, b, 0.0, 3e-4) });
+    }
+    Ok(out)
+}
+
+pub type CheckFn = fn(Backend, Precision) -> Result<Vec<Check>>;
+
+pub const ALL_CHECKS: [(&str, CheckFn); 6] = [
+    ("paper000_table1", paper000_table1),
+    ("paper000_relations", paper000_relations),
+    ("paper002_steady_state", paper002_steady_state),
+    ("paper004_closed_forms", paper004_closed_forms),
+    ("paper004_decay", paper004_decay),
+    ("paper004_optimal_powers", paper004_optimal_powers),
+];
+
+/// Run every check, print the table, and return whether all passed.
+pub fn run_validate(backend: Backend, precision: Precision) -> Result<bool> {
+    let mut all = vec![];
+    for (_, f) in ALL_CHECKS {
+        all.extend(f(backend, precision)?);
+    }
+    println!("{:<26} {:<62} {:>14} {:>14} {:>9}  result", "group", "check", "expected", "got", "tol");
+    for c in &all {
+        println!(
+            "{:<26} {:<62} {:>14.8} {:>14.8} {:>9.1e}  {}",
+            c.group,
+            c.name,
+            c.expected,
+            c.got,
+            c.tolerance,
+            if c.pass() { "pass" } else { "FAIL" }
+        );
+    }
+    let failed = all.iter().filter(|c| !c.pass()).count();
+    println!("{} passed, {} failed", all.len() - failed, failed);
+    Ok(failed == 0)
+}

@@ -1,0 +1,205 @@
+//! Bad input gets exit code 2, a message naming the field and the reason, no panic, and no
+//! output directory. Runs the real binary.
+
+use std::path::Path;
+use std::process::Command;
+
+const GOOD: &str = r#"
+model = "bloch-charger"
+[params]
+wb = 1.0
+j = 1.0
+gamma = 0.1
+[time]
+dt = 0.01
+t_end = 1.0
+samples = 11
+"#;
+
+fn run_config(text: &str, extra: &[&str]) -> (i32, String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+        .args(["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--out", out.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    let leftovers = std::fs::read_dir(dir.path()).unwrap().count() > 1;
+    (o.status.code().unwrap_or(-1), stderr, Path::new(&out).exists() || leftovers)
+}
+
+/// Assert a config is refused with exit 2, naming `field`, with no output left behind.
+fn refused(text: &str, field: &str) {
+    let (code, stderr, out_exists) = run_config(text, &[]);
+    assert_eq!(code, 2, "expected exit 2 for {field}, got {code}: {stderr}");
+    assert!(stderr.contains(field), "message should name '{field}': {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert!(!out_exists, "an output directory was left behind for {field}");
+}
+
+fn with(replace: &str, by: &str) -> String {
+    assert!(GOOD.contains(replace), "{replace}");
+    GOOD.replace(replace, by)
+}
+
+#[test]
+fn good_config_runs() {
+    let (code, stderr, out_exists) = run_config(GOOD, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out_exists);
+}
+
+#[test]
+fn unknown_model() {
+    refused(&with("\"bloch-charger\"", "\"bloch-chargr\""), "model");
+}
+
+#[test]
+fn unknown_parameter() {
+    refused(&with("wb = 1.0", "wbb = 1.0"), "params.wbb");
+}
+
+#[test]
+fn unknown_measure() {
+    refused(&format!("{GOOD}[output]\nmeasures = [\"energy_x\"]\n"), "output.measures");
+}
+
+#[test]
+fn measure_that_does_not_apply() {
+    refused(&format!("{GOOD}[output]\nmeasures = [\"photon_number\"]\n"), "output.measures");
+}
+
+#[test]
+fn nan_rate() {
+    refused(&with("gamma = 0.1", "gamma = nan"), "params.gamma");
+}
+
+#[test]
+fn negative_rate() {
+    refused(&with("gamma = 0.1", "gamma = -0.1"), "params.gamma");
+}
+
+#[test]
+fn infinite_parameter() {
+    refused(&with("j = 1.0", "j = inf"), "params.j");
+}
+
+#[test]
+fn zeta_out_of_range() {
+    refused("model = \"cavity-cells\"\n[params]\nzeta = 1.5\nn_fock = 4\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n", "params.zeta");
+}
+
+#[test]
+fn unnormalised_ket() {
+    refused(&format!("{GOOD}[initial]\nket = [[1.0, 0.0], [0.1, 0.0], [0.0, 0.0], [0.0, 0.0]]\n"), "initial.ket");
+}
+
+#[test]
+fn non_hermitian_dm() {
+    refused(
+        &format!("{GOOD}[initial]\ndm = [[[0.5,0],[0.2,0],[0,0],[0,0]], [[0.1,0],[0.5,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]]]\n"),
+        "initial.dm",
+    );
+}
+
+#[test]
+fn non_positive_dm() {
+    refused(
+        &format!("{GOOD}[initial]\ndm = [[[1.2,0],[0,0],[0,0],[0,0]], [[0,0],[-0.2,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]]]\n"),
+        "initial.dm",
+    );
+}
+
+#[test]
+fn unnormalised_dm() {
+    refused(
+        &format!("{GOOD}[initial]\ndm = [[[0.6,0],[0,0],[0,0],[0,0]], [[0,0],[0.6,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]]]\n"),
+        "initial.dm",
+    );
+}
+
+#[test]
+fn wrong_dimension_state() {
+    refused(&format!("{GOOD}[initial]\nket = [[1.0, 0.0], [0.0, 0.0]]\n"), "initial.ket");
+}
+
+#[test]
+fn dt_not_positive() {
+    refused(&with("dt = 0.01", "dt = 0.0"), "time.dt");
+    refused(&with("dt = 0.01", "dt = -0.01"), "time.dt");
+}
+
+#[test]
+fn times_not_increasing() {
+    refused(&with("t_end = 1.0\nsamples = 11", "times = [0.0, 0.5, 0.4]"), "time.times");
+}
+
+#[test]
+fn negative_time() {
+    refused(&with("t_end = 1.0\nsamples = 11", "times = [-1.0, 0.5]"), "time.times");
+}
+
+#[test]
+fn dt_beyond_rk4_stability() {
+    // spectral spread of H for wb = j = 1 is 2 + 2 = 4 (plus decay): dt = 2 is far outside.
+    let (code, stderr, _) = run_config(&with("dt = 0.01", "dt = 2.0"), &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("time.dt") && stderr.contains("stability"), "{stderr}");
+}
+
+#[test]
+fn n_fock_below_one() {
+    refused("model = \"cavity-cells\"\n[params]\nn_fock = 0\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n", "params.n_fock");
+}
+
+#[test]
+fn n_fock_too_large() {
+    refused("model = \"cavity-cells\"\n[params]\nn_fock = 100000\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n", "params.n_fock");
+}
+
+#[test]
+fn fermion_occupation_above_one() {
+    refused("model = \"driven-pair\"\n[params]\nreservoir = \"fermion\"\nn_th = 1.5\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n", "params.n_th");
+}
+
+#[test]
+fn unknown_key_and_section() {
+    refused(&format!("{GOOD}[ensemble]\nsizee = 3\n"), "ensemble.sizee");
+    refused(&format!("{GOOD}[bogus]\nx = 1\n"), "bogus");
+}
+
+#[test]
+fn not_toml() {
+    let (code, stderr, out) = run_config("model = = \u{1}\u{2}", &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("config"));
+    assert!(!out);
+}
+
+#[test]
+fn missing_time_section() {
+    refused("model = \"spin-pair\"\n", "time");
+}
+
+#[test]
+fn sweep_size_mismatch() {
+    refused(&format!("{}[ensemble]\nsize = 7\n", with("j = 1.0", "j = { linspace = [0.5, 1.5, 3] }")), "ensemble.size");
+}
+
+#[test]
+fn non_hermitian_custom_hamiltonian() {
+    let cfg = "model = \"two-qubit\"\n[params]\nhamiltonian = [[1,1,0,0],[0,1,0,0],[0,0,1,0],[0,0,0,1]]\nh_battery = [[1,0],[0,-1]]\nh_charger = [[1,0],[0,-1]]\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n";
+    refused(cfg, "params.hamiltonian");
+}
+
+#[test]
+fn bad_cli_values_exit_2() {
+    let o = Command::new(env!("CARGO_BIN_EXE_qbat-gpu")).args(["--backend", "tpu"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = Command::new(env!("CARGO_BIN_EXE_qbat-gpu")).args(["run", "/nonexistent/x.toml", "--backend", "cpu"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("CONFIG"));
+}

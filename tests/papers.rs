@@ -1,0 +1,52 @@
+//! Every closed-form check of PHYSICS.md (`qbat-gpu validate`), on the CPU engines.
+
+use qbat_gpu::run::{Backend, Precision};
+use qbat_gpu::validate::*;
+
+fn assert_all_pass(checks: Vec<Check>) {
+    let failed: Vec<_> = checks.iter().filter(|c| !c.pass()).collect();
+    assert!(failed.is_empty(), "failed checks: {failed:#?}");
+    assert!(!checks.is_empty());
+}
+
+#[test]
+fn paper000_table_i() {
+    assert_all_pass(paper000_table1(Backend::Reference, Precision::F64).unwrap());
+    assert_all_pass(paper000_table1(Backend::Cpu, Precision::F64).unwrap());
+}
+
+#[test]
+fn paper000_theorem_relations() {
+    assert_all_pass(paper000_relations(Backend::Reference, Precision::F64).unwrap());
+    assert_all_pass(paper000_relations(Backend::Cpu, Precision::F64).unwrap());
+}
+
+#[test]
+fn paper002_eq8_steady_state() {
+    assert_all_pass(paper002_steady_state(Backend::Cpu, Precision::F64).unwrap());
+}
+
+#[test]
+fn paper004_closed_forms_hold() {
+    assert_all_pass(paper004_closed_forms(Backend::Reference, Precision::F64).unwrap());
+    assert_all_pass(paper004_closed_forms(Backend::Cpu, Precision::F64).unwrap());
+}
+
+#[test]
+fn paper004_decay_and_t_e() {
+    assert_all_pass(paper004_decay(Backend::Cpu, Precision::F64).unwrap());
+}
+
+#[test]
+fn paper004_optimal_power_constants() {
+    assert_all_pass(paper004_optimal_powers(Backend::Cpu, Precision::F64).unwrap());
+}
+
+#[test]
+fn eq8_limits() {
+    // With no dissipation relative to the drive (l -> 0) the formula stays finite; at k = 0 nothing is charged.
+    let (eb, ec) = eq8(0.0, 1.0);
+    assert_eq!((eb, ec), (0.0, 0.0));
+    let (eb, ec) = eq8(1.0, 1.0);
+    assert!(eb > 0.0 && ec > 0.0 && eb < 1.0 && ec < 1.0);
+}
