@@ -51,7 +51,7 @@ fn tol(precision: Precision, backend: Backend, f64_tol: f64, f32_tol: f64) -> f6
 
 /// Paper 000, Table I: capacity_b = 2 wb |cos(2 j1 t)| at the tabulated times.
 pub fn paper000_table1(b: Backend, p: Precision) -> Result<Vec<Check>> {
-    let times = [5.005, 10.01, 15.02, 20.02, 25.03];
+    let times: [f64; 5] = [5.005, 10.01, 15.02, 20.02, 25.03];
     let table = [1.0789, 0.8359, 1.9811, 1.3012, 0.5788];
     let cfg = format!(
         "model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 1.0\nj1 = 0.1\nj2 = 0.1\n[time]\ndt = 0.005\ntimes = {times:?}\n[output]\nmeasures = [\"capacity_b\"]\n"

@@ -27,7 +27,7 @@ fn trace_hermiticity_and_positivity_are_kept() {
 
 #[test]
 fn total_capacity_is_constant_under_closed_evolution() {
-    let p = plan("model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 0.7\nj1 = 0.3\nj2 = 0.2\n[initial]\nrandom = \"mixed-bures\"\n[time]\ndt = 0.01\nt_end = 15.0\nsamples = 31\n[ensemble]\nsize = 6\n");
+    let p = plan("model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 0.7\nj1 = 0.3\nj2 = 0.2\n[initial]\nrandom = \"mixed-bures\"\n[time]\ndt = 0.0025\nt_end = 15.0\nsamples = 31\n[ensemble]\nsize = 6\n");
     for m in &p.members {
         let sys = &p.systems[m.point];
         let rho0 = p.initial_state(m);

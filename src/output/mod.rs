@@ -179,7 +179,8 @@ fn write_files(out: &OutputDir, plan: &Plan, r: &RunResult, run_json: serde_json
             Format::Npy => {
                 out.write("series.npy", |w| {
                     let shape = [r.member_ids.len() as u64, ns as u64, nm as u64];
-                    let mut npy = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+                    use npyz::WriterBuilder;
+                    let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
                     npy.extend(r.values.iter().copied())?;
                     npy.finish()
                 })?;
