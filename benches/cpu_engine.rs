@@ -1,1 +1,37 @@
-fn main(){}
+//! Criterion benches of the CPU engines on the standard jobs (INTERFACE.md).
+//! `QBAT_BENCH_QUICK=1` shrinks the ensembles for a short CI-sized run.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use qbat_gpu::bench::job_config_with_members;
+use qbat_gpu::config::{parse_plan, Overrides};
+use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions};
+
+fn quick() -> bool {
+    std::env::var("QBAT_BENCH_QUICK").is_ok_and(|v| v == "1")
+}
+
+fn bench_job(c: &mut Criterion, job: &str, backend: Backend, members: Option<u64>) {
+    let text = job_config_with_members(job, members).expect("standard job");
+    let plan = match parse_plan(&text, &Overrides::default()) {
+        Ok(p) => p,
+        Err(e) => panic!("job {job}: {e}"),
+    };
+    let opts = RunOptions { backend, precision: Precision::F64, verify: 0, ..Default::default() };
+    let mut group = c.benchmark_group(format!("{job}-{backend:?}").to_lowercase());
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(plan.members.len() as u64 * plan.schedule.total_steps()));
+    group.bench_function(format!("{} members", plan.members.len()), |b| b.iter(|| run_plan(&plan, &opts).expect("run")));
+    group.finish();
+}
+
+fn cpu_benches(c: &mut Criterion) {
+    let q = quick();
+    bench_job(c, "bloch-1k", Backend::Cpu, if q { Some(100) } else { None });
+    bench_job(c, "cavity-100", Backend::Cpu, Some(if q { 4 } else { 100 }));
+    if !q {
+        bench_job(c, "bloch-1k", Backend::Reference, Some(100));
+    }
+}
+
+criterion_group!(benches, cpu_benches);
+criterion_main!(benches);

@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""QuTiP 5 side of the qbat-gpu standard benchmark jobs (INTERFACE.md).
+
+Each ensemble member is one `qutip.mesolve` call; members are spread over worker
+processes with `qutip.parallel_map`. Operators are built explicitly in the
+project's convention (PHYSICS.md): basis |0> = |g>, |1> = |e>,
+sigma_- = |g><e|, sigma_z = |e><e| - |g><g|, sigma_y = -i(sigma_+ - sigma_-);
+two-qubit order (charger, battery); cavity order (cell 1, cell 2, Fock n).
+
+    python bench_qutip.py --job bloch-1k --workers 2 --json out.json
+    python bench_qutip.py --job cavity-10k --members 200     # time a subset, extrapolate
+
+The wall time covers the parallel_map over all members (worker start-up
+included); imports, operator construction and the accuracy check are outside it.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+try:
+    import qutip
+    from qutip import Qobj, mesolve, parallel_map, tensor, qeye
+except ImportError:  # pragma: no cover - reported to the user
+    sys.stderr.write(
+        "error: QuTiP is not installed for this Python (%s).\n"
+        "       pip install qutip   (or: bash benches/compare.sh --install)\n" % sys.executable
+    )
+    sys.exit(2)
+
+JOBS = ("bloch-1k", "cavity-100", "cavity-10k")
+
+# Integrator settings: scipy zvode 'adams' (mesolve's default method) with
+# tolerances tightened so that bloch-1k meets the 1e-6 closed-form bound of
+# INTERFACE.md with margin.
+DEFAULT_ATOL = 1e-10
+DEFAULT_RTOL = 1e-8
+# The accuracy reference for the cavity jobs (no closed form): the same
+# members re-integrated with these much tighter tolerances.
+REF_ATOL = 1e-13
+REF_RTOL = 1e-12
+
+
+# ---------------------------------------------------------------- operators
+
+def qubit_ops(dtype):
+    """sigma_-, sigma_+, sigma_z, sigma_x, sigma_y, identity in the (g, e) basis."""
+    sm = Qobj(np.array([[0, 1], [0, 0]], dtype=complex))  # |g><e|
+    sp = sm.dag()  # |e><g|
+    sz = Qobj(np.diag([-1.0, 1.0]).astype(complex))  # |e><e| - |g><g|
+    sx = sp + sm
+    sy = -1j * (sp - sm)  # minus the textbook matrix in (g, e) order
+    i2 = Qobj(np.eye(2, dtype=complex))
+    return tuple(o.to(dtype) for o in (sm, sp, sz, sx, sy, i2))
+
+
+def destroy_op(nf, dtype):
+    """Truncated annihilation operator on Fock states |0>..|nf-1>."""
+    a = np.zeros((nf, nf), dtype=complex)
+    for n in range(1, nf):
+        a[n - 1, n] = math.sqrt(n)
+    return Qobj(a).to(dtype)
+
+
+def bloch_setup(args):
+    wb, j, gamma = 1.0, 1.0, 0.05
+    sm, sp, sz, sx, sy, i2 = qubit_ops(args.dtype)
+    sm_c, sm_b = tensor(sm, i2), tensor(i2, sm)  # (charger, battery), charger left
+    sp_c, sp_b = sm_c.dag(), sm_b.dag()
+    h = wb * (sp_c * sm_c + sp_b * sm_b) + j * (sp_c * sm_b + sm_c * sp_b)
+    c_ops = [math.sqrt(gamma) * sm_c]
+    h_b = wb * sp_b * sm_b  # H_B on the full space: Tr(rho H_B) = Tr(rho_b H_B)
+    rng = np.random.default_rng(args.seed)
+    total = 1_000
+    u, v = rng.random(total), rng.random(total)
+    theta = np.arccos(1.0 - 2.0 * u)
+    phi = 2.0 * np.pi * v
+    idx = member_indices(total, args.members)
+    g_ket, e_ket = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    states = []
+    for i in idx:
+        c = math.cos(theta[i] / 2) * g_ket + np.exp(1j * phi[i]) * math.sin(theta[i] / 2) * e_ket
+        psi = np.kron(c, g_ket)  # battery |g>
+        states.append(Qobj(psi.reshape(4, 1), dims=[[2, 2], [1, 1]]).to(args.dtype))
+    tlist = np.linspace(0.0, 20.0, 2001)
+    values = [(int(i), s) for i, s in zip(idx, states)]
+    shared = dict(h=h, c_ops=c_ops, e_ops=[h_b])
+    meta = dict(params=dict(wb=wb, j=j, gamma=gamma), seed=args.seed, total_members=total,
+                theta=theta[idx].tolist(), phi=phi[idx].tolist())
+    return values, shared, tlist, meta
+
+
+def cavity_setup(args, total):
+    wc, wq, g, zeta, alpha, kappa, gamma, n_fock = 1.0, 1.0, 0.2, 0.5, 2.0, 0.1, 0.05, 20
+    nf = n_fock + 1
+    sm, sp, sz, sx, sy, i2 = qubit_ops(args.dtype)
+    a = destroy_op(nf, args.dtype)
+    iq, ia = i2, Qobj(np.eye(nf, dtype=complex)).to(args.dtype)
+    op1 = lambda o: tensor(o, iq, ia)  # cell 1
+    op2 = lambda o: tensor(iq, o, ia)  # cell 2
+    A = tensor(iq, iq, a)
+    sm1, sp1, sz1, sx1, sy1 = (op1(o) for o in (sm, sp, sz, sx, sy))
+    sm2, sp2, sz2, sx2, sy2 = (op2(o) for o in (sm, sp, sz, sx, sy))
+    h0 = (wc * A.dag() * A + (wq / 2) * (sz1 + sz2)
+          + (g / 2) * ((1 + zeta) * sx1 * sx2 + (1 - zeta) * sy1 * sy2))
+    h_int = sp1 * A + sm1 * A.dag()  # multiplied by lambda per member
+    c_ops = [math.sqrt(kappa) * A, math.sqrt(gamma) * sm1, math.sqrt(gamma) * sm2]
+    h_b = (wq / 2) * sz2
+    # |g g> x |alpha>, coherent amplitudes truncated at n_fock and renormalised
+    coh = np.array([math.exp(-abs(alpha) ** 2 / 2) * alpha ** n / math.sqrt(math.factorial(n))
+                    for n in range(nf)], dtype=complex)
+    coh /= np.linalg.norm(coh)
+    g_ket = np.array([1.0, 0.0])
+    psi0 = np.kron(np.kron(g_ket, g_ket), coh)  # index = (2 i1 + i2)(N+1) + n
+    rho0 = Qobj(np.outer(psi0, psi0.conj()), dims=[[2, 2, nf], [2, 2, nf]]).to(args.dtype)
+    e_b0 = float(np.real((rho0 * h_b).tr()))
+    lambdas_all = np.linspace(0.5, 1.5, total)
+    idx = member_indices(total, args.members)
+    tlist = np.linspace(0.0, 10.0, 1001)
+    values = [(int(i), float(lambdas_all[i])) for i in idx]
+    shared = dict(h0=h0, h_int=h_int, c_ops=c_ops, e_ops=[h_b], rho0=rho0, e_b0=e_b0)
+    meta = dict(params=dict(wc=wc, wq=wq, g=g, zeta=zeta, alpha=alpha, kappa=kappa, gamma=gamma,
+                            n_fock=n_fock), total_members=total,
+                lambdas=lambdas_all[idx].tolist(), energy_b0=e_b0)
+    return values, shared, tlist, meta
+
+
+def member_indices(total, members):
+    """All members, or an evenly spread subset of `members` of them (first and last included)."""
+    if members is None or members >= total:
+        return np.arange(total)
+    if members < 1:
+        raise SystemExit("error: --members must be >= 1")
+    return np.unique(np.round(np.linspace(0, total - 1, members)).astype(int))
+
+
+# ---------------------------------------------------------------- tasks (run in workers)
+
+def bloch_task(value, shared, tlist, options):
+    _, psi0 = value
+    res = mesolve(shared["h"], psi0, tlist, c_ops=shared["c_ops"], e_ops=shared["e_ops"],
+                  options=options)
+    return np.real(np.asarray(res.expect[0]))
+
+
+def cavity_task(value, shared, tlist, options):
+    _, lam = value
+    h = shared["h0"] + lam * shared["h_int"]
+    res = mesolve(h, shared["rho0"], tlist, c_ops=shared["c_ops"], e_ops=shared["e_ops"],
+                  options=options)
+    return np.real(np.asarray(res.expect[0])) - shared["e_b0"]
+
+
+# ---------------------------------------------------------------- driver
+
+def bloch_closed_form(theta, tlist, wb=1.0, j=1.0, gamma=0.05):
+    G = math.sqrt(j * j - gamma * gamma / 16)
+    s2 = np.sin(np.asarray(theta) / 2) ** 2
+    return wb * s2[:, None] * (j / G) ** 2 * np.sin(G * tlist)[None, :] ** 2 * np.exp(-gamma * tlist / 2)[None, :]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--job", required=True, choices=JOBS)
+    p.add_argument("--workers", type=int, default=2, help="parallel_map worker processes (default 2)")
+    p.add_argument("--members", type=int, default=None,
+                   help="time an evenly spread subset of this many members; the full-job wall time is extrapolated")
+    p.add_argument("--json", default=None, help="write the figures to this JSON file")
+    p.add_argument("--atol", type=float, default=DEFAULT_ATOL)
+    p.add_argument("--rtol", type=float, default=DEFAULT_RTOL)
+    p.add_argument("--method", default="adams", help="mesolve integrator (default: adams, mesolve's default)")
+    p.add_argument("--dtype", default="CSR", help="QuTiP data layer of the operators: CSR (default) or Dense")
+    p.add_argument("--seed", type=int, default=1, help="numpy RNG seed of the bloch states (default 1)")
+    p.add_argument("--no-check", action="store_true", help="skip the cavity accuracy re-run")
+    args = p.parse_args(argv)
+
+    if args.job == "bloch-1k":
+        values, shared, tlist, meta = bloch_setup(args)
+        task = bloch_task
+    else:
+        total = 100 if args.job == "cavity-100" else 10_000
+        values, shared, tlist, meta = cavity_setup(args, total)
+        task = cavity_task
+    options = {"method": args.method, "atol": args.atol, "rtol": args.rtol, "nsteps": 100_000,
+               "store_states": False, "store_final_state": False, "progress_bar": False}
+
+    t0 = time.perf_counter()
+    results = parallel_map(task, values, task_args=(shared, tlist, options),
+                           map_kw={"num_cpus": args.workers}, progress_bar=None)
+    wall = time.perf_counter() - t0
+    series = np.array(results)  # (members, times)
+
+    m = len(values)
+    total = meta["total_members"]
+    out = {
+        "job": args.job,
+        "members": m,
+        "total_members": total,
+        "member_indices": [v[0] for v in values] if m < total else None,
+        "workers": args.workers,
+        "wall_s": wall,
+        "per_member_s": wall / m,
+        "extrapolated_wall_s": wall / m * total,
+        "samples": len(tlist),
+        "t_end": float(tlist[-1]),
+        "integrator": {"method": args.method, "atol": args.atol, "rtol": args.rtol, "data_layer": args.dtype},
+        "qutip_version": qutip.__version__,
+        "numpy_version": np.__version__,
+        "scipy_version": __import__("scipy").__version__,
+        "python_version": platform.python_version(),
+        "machine": {"processor": platform.processor(), "machine": platform.machine(),
+                    "cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "params": meta["params"],
+    }
+    if args.job == "bloch-1k":
+        exact = bloch_closed_form(meta["theta"], tlist)
+        out["max_abs_error"] = float(np.max(np.abs(series - exact)))
+        out["error_reference"] = "closed form energy_b (paper 004, with decay), all members, all samples"
+        out["seed"] = meta["seed"]
+        out["measure"] = "energy_b"
+    else:
+        k = min(4, m)
+        out["measure"] = "stored_energy_b"
+        out["energy_b0"] = meta["energy_b0"]
+        out["lambdas"] = meta["lambdas"]
+        out["times"] = tlist.tolist()
+        out["series_first4"] = {"lambda": meta["lambdas"][:k], "stored_energy_b": series[:k].tolist()}
+        if not args.no_check:
+            ref_opts = dict(options, atol=REF_ATOL, rtol=REF_RTOL)
+            ref = np.array([task(v, shared, tlist, ref_opts) for v in values[:k]])
+            out["max_abs_error"] = float(np.max(np.abs(series[:k] - ref)))
+            out["error_reference"] = (f"same members re-integrated with atol={REF_ATOL:g}, rtol={REF_RTOL:g}, "
+                                      f"first {k} members")
+        else:
+            out["max_abs_error"] = None
+            out["error_reference"] = "not checked (--no-check)"
+        picks = {}
+        for tt in (1.0, 5.0, 10.0):
+            s = int(np.argmin(np.abs(tlist - tt)))
+            picks[f"t={tt:g}"] = float(series[0, s])
+        out["first_member_stored_energy_b"] = picks
+
+    print(f"job           : {out['job']}  ({m} of {total} members, {args.workers} workers)")
+    print(f"wall          : {wall:.3f} s  (parallel_map over all members)")
+    print(f"per member    : {wall / m * 1e3:.3f} ms" + (f"  -> full job ~{out['extrapolated_wall_s']:.1f} s" if m < total else ""))
+    err = out["max_abs_error"]
+    print(f"max abs error : {err:.3e}  [{out['error_reference']}]" if err is not None else "max abs error : n/a")
+    print(f"integrator    : mesolve {args.method}, atol={args.atol:g}, rtol={args.rtol:g}, data {args.dtype}")
+    if "first_member_stored_energy_b" in out:
+        pk = out["first_member_stored_energy_b"]
+        print(f"member 0      : lambda={meta['lambdas'][0]:.6g}  stored_energy_b "
+              + "  ".join(f"{k_}: {v:.10f}" for k_, v in pk.items()))
+    print(f"versions      : qutip {out['qutip_version']}, numpy {out['numpy_version']}, scipy {out['scipy_version']}")
+    print(f"machine       : {out['machine']['processor'] or out['machine']['machine']}, {out['machine']['cpu_count']} CPUs")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+        print(f"json          : {args.json}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+//! End-to-end: the real binary, its output files, and reproducibility across thread counts.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"));
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c
+}
+
+fn ok(c: &mut Command) -> String {
+    let o = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+    stdout
+}
+
+#[test]
+fn default_study_writes_its_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("study");
+    let stdout = ok(bin().args(["--ensemble", "40", "--backend", "cpu", "--no-progress", "--verify", "3", "--out"]).arg(&out));
+    assert!(stdout.contains("Spearman"), "{stdout}");
+    assert!(stdout.contains("verify") && stdout.contains("PASS"), "{stdout}");
+    for f in ["run.json", "summary.csv", "stats.csv", "plot_capacity_b.svg"] {
+        assert!(out.join(f).metadata().unwrap().len() > 0, "{f} missing or empty");
+    }
+    assert!(!out.join("series.csv").exists(), "the default study writes no series unless asked");
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["members"], 40);
+    assert_eq!(run["model"], "spin-pair");
+    assert!(run["member_steps_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(run["verify"]["pass"], true);
+    // stats.csv: one row per (time, measure)
+    let stats = std::fs::read_to_string(out.join("stats.csv")).unwrap();
+    let measures = run["measures"].as_array().unwrap().len();
+    assert_eq!(stats.lines().count(), 1 + 101 * measures);
+}
+
+#[test]
+fn run_writes_csv_series_with_round_trip_floats() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    ok(bin().args(["run", "examples/bloch-charger.toml", "--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&out));
+    let series = std::fs::read_to_string(out.join("series.csv")).unwrap();
+    let header = series.lines().next().unwrap();
+    assert_eq!(header, "member,t,energy_b,ergotropy_b,capacity_b,power_b,ergotropic_power_b,concurrence");
+    assert_eq!(series.lines().count(), 1 + 13 * 1001);
+    // theta = pi member (the last), energy_b at t = 10 vs the closed form with decay
+    let row = series.lines().find(|l| l.starts_with("12,10.0,")).unwrap();
+    let e: f64 = row.split(',').nth(2).unwrap().parse().unwrap();
+    let (j, gamma) = (1.0f64, 0.05f64);
+    let g = (j * j - gamma * gamma / 16.0).sqrt();
+    let closed = (j / g).powi(2) * (g * 10.0).sin().powi(2) * (-gamma * 10.0 / 2.0).exp();
+    assert!((e - closed).abs() < 1e-8, "{e} vs {closed}");
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert!(summary.lines().next().unwrap().starts_with("member,theta,phi,max_energy_b,t_max_energy_b"));
+}
+
+#[test]
+fn npy_series_has_the_documented_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    ok(bin().args(["run", "examples/driven-pair.toml", "--backend", "cpu", "--no-progress", "--no-plots", "--format", "npy", "--out"]).arg(&out));
+    let bytes = std::fs::read(out.join("series.npy")).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(npy.shape(), &[10, 401, 6]);
+    let axes: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("series.json")).unwrap()).unwrap();
+    assert_eq!(axes["measures"].as_array().unwrap().len(), 6);
+    assert_eq!(axes["times"].as_array().unwrap().len(), 401);
+    let data: Vec<f64> = npy.into_vec().unwrap();
+    assert!(data.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn same_seed_same_members_whatever_the_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |threads: &str, name: &str| {
+        let out = dir.path().join(name);
+        ok(bin()
+            .env("RAYON_NUM_THREADS", threads)
+            .args(["run", "examples/two-qubit.toml", "--backend", "cpu", "--no-progress", "--no-plots", "--ensemble", "20", "--out"])
+            .arg(&out));
+        std::fs::read_to_string(out.join("series.csv")).unwrap()
+    };
+    assert_eq!(run("1", "a"), run("2", "b"));
+}
+
+#[test]
+fn models_and_measures_list_the_contract_names() {
+    let models = ok(bin().arg("models"));
+    for m in ["spin-pair", "driven-pair", "bloch-charger", "cavity-cells", "two-qubit", "n_fock", "zeta", "temperature"] {
+        assert!(models.contains(m), "{m}");
+    }
+    let measures = ok(bin().arg("measures"));
+    for m in qbat_gpu::measures::Measure::ALL {
+        assert!(measures.contains(m.name()));
+    }
+}
+
+#[test]
+fn validate_passes_on_the_cpu() {
+    let out = ok(bin().args(["validate", "--backend", "cpu"]));
+    assert!(out.contains(" 0 failed"), "{out}");
+}
