@@ -9,3 +9,6 @@ pub mod job;
 pub mod linalg;
 pub mod measures;
 pub mod model;
+pub mod gpu;
+pub mod pauli;
+pub mod twin;
