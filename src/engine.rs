@@ -1,23 +1,43 @@
 //! Backend selection and dispatch: which engine integrates which model.
+//!
+//! - `reference`: the f64 matrix-form oracle, every model.
+//! - `cpu`: two-qubit models on the f64 CPU twin of the GPU kernel (Pauli basis, rayon);
+//!   cavity-cells on the f64 reference.
+//! - `gpu`: two-qubit models on the WGSL kernel; the 4x4 eigen-solve measures are computed
+//!   on the host (nalgebra) from the states the kernel returns.
 
 use crate::config::Plan;
-use crate::error::Result;
-use crate::job::Peak;
+use crate::error::{QbatError, Result};
+use crate::gpu::{rk4_two_qubit::run_two_qubit_gpu_with, GpuContext};
+use crate::job::{Peak, TwoQubitJob, TwoQubitResult, PEAK_MEASURES};
+use crate::linalg::{CMat, C64};
+use crate::twin::rk4_cavity::{CavityCoeffs, CavityOps, CavityWork, Cx};
+use crate::measures::{evaluate, Measure, MeasureContext, Sample};
 use crate::run::{run_reference, Backend, Precision, RunOptions};
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// The engine chosen for a run.
 pub enum Engine {
     Reference,
+    Cpu,
+    Gpu(Arc<GpuContext>),
 }
 
 impl Engine {
     pub fn name(&self) -> &'static str {
         match self {
             Engine::Reference => "reference",
+            Engine::Cpu => "cpu",
+            Engine::Gpu(_) => "gpu",
         }
     }
     pub fn device_name(&self) -> String {
-        format!("CPU ({} threads)", rayon::current_num_threads())
+        match self {
+            Engine::Gpu(ctx) => format!("{} ({}, {})", ctx.info.name, ctx.info.backend, ctx.info.device_type),
+            _ => format!("CPU ({} threads)", rayon::current_num_threads()),
+        }
     }
 }
 
@@ -29,22 +49,262 @@ pub struct EngineOutput {
     pub host_measures: f64,
 }
 
-pub fn resolve_backend(opts: &RunOptions, _notes: &mut Vec<String>) -> Result<Engine> {
-    match opts.backend {
-        Backend::Auto | Backend::Gpu | Backend::Cpu | Backend::Reference => Ok(Engine::Reference),
-    }
-}
+/// One GPU context per process (instance, adapter, device, pipelines), keyed by the adapter
+/// request and whether f64 was asked for.
+static CONTEXT: Mutex<Option<((Option<String>, bool), Arc<GpuContext>)>> = Mutex::new(None);
 
-pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
-    match engine {
-        Engine::Reference => {
-            let (values, peaks) = run_reference(plan, opts.progress);
-            Ok(EngineOutput { values, peaks, precision: Precision::F64, ensemble: 0.0, host_measures: 0.0 })
+pub fn gpu_context(adapter: Option<&str>, need_f64: bool) -> Result<Arc<GpuContext>> {
+    let key = (adapter.map(str::to_string), need_f64);
+    let mut slot = CONTEXT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((k, ctx)) = slot.as_ref() {
+        if *k == key {
+            return Ok(ctx.clone());
         }
     }
+    let ctx = Arc::new(GpuContext::new(adapter, need_f64)?);
+    *slot = Some((key, ctx.clone()));
+    Ok(ctx)
 }
 
 /// Is there a usable GPU adapter?
 pub fn gpu_available() -> bool {
-    false
+    gpu_context(None, false).is_ok()
+}
+
+pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Engine> {
+    let need_f64 = opts.precision == Precision::F64;
+    match opts.backend {
+        Backend::Reference => Ok(Engine::Reference),
+        Backend::Cpu => Ok(Engine::Cpu),
+        Backend::Gpu => Ok(Engine::Gpu(gpu_context(opts.adapter.as_deref(), need_f64)?)),
+        Backend::Auto => match gpu_context(opts.adapter.as_deref(), need_f64) {
+            Ok(ctx) => Ok(Engine::Gpu(ctx)),
+            Err(e) => {
+                let note = format!("no usable GPU adapter ({e}); running on the CPU engine");
+                eprintln!("note: {note}");
+                notes.push(note);
+                Ok(Engine::Cpu)
+            }
+        },
+    }
+}
+
+/// The two-qubit job of a plan: Pauli-basis generators, member initial states, closed-form measures.
+pub fn two_qubit_job(plan: &Plan) -> TwoQubitJob {
+    let points = plan.systems.iter().map(|s| crate::pauli::point(s)).collect();
+    let member_point = plan.members.iter().map(|m| m.point as u32).collect();
+    let initial = plan.members.par_iter().map(|m| crate::pauli::to_pauli(&plan.initial_state(m))).collect();
+    let measures: Vec<Measure> = plan.measures.iter().copied().filter(|m| !m.needs_eigensolve()).collect();
+    let keep_states = plan.measures.iter().any(|m| m.needs_eigensolve());
+    TwoQubitJob { points, member_point, initial, schedule: plan.schedule.clone(), measures, keep_states }
+}
+
+/// Merge the engine's closed-form columns with the eigen-solve measures computed here, in
+/// nalgebra f64, from the returned states; columns in the plan's order.
+fn assemble(plan: &Plan, job: &TwoQubitJob, r: TwoQubitResult) -> (Vec<f64>, f64) {
+    let t = Instant::now();
+    let ns = plan.schedule.times.len();
+    let nm = plan.measures.len();
+    let eigen: Vec<Measure> = plan.measures.iter().copied().filter(|m| m.needs_eigensolve()).collect();
+    let col_engine: Vec<Option<usize>> = plan.measures.iter().map(|m| job.measures.iter().position(|x| x == m)).collect();
+    let col_eigen: Vec<Option<usize>> = plan.measures.iter().map(|m| eigen.iter().position(|x| x == m)).collect();
+    let ne = job.measures.len();
+    let mut values = vec![0.0; plan.members.len() * ns * nm];
+    values.par_chunks_mut(ns * nm).enumerate().for_each(|(i, out)| {
+        let m = &plan.members[i];
+        let ctx = (!eigen.is_empty()).then(|| MeasureContext::new(&plan.systems[m.point], &plan.initial_state(m)));
+        for s in 0..ns {
+            let ev = match (&ctx, &r.states) {
+                (Some(ctx), Some(states)) => {
+                    let off = (i * ns + s) * 16;
+                    let x: [f64; 16] = states[off..off + 16].try_into().expect("16 Pauli coefficients");
+                    let rho = crate::pauli::from_pauli(&x);
+                    evaluate(&eigen, ctx, &Sample { t: plan.schedule.times[s], rho: &rho, y: None })
+                }
+                _ => vec![],
+            };
+            for k in 0..nm {
+                out[s * nm + k] = match (col_engine[k], col_eigen[k]) {
+                    (Some(c), _) => r.values[(i * ns + s) * ne + c],
+                    (None, Some(c)) => ev[c],
+                    (None, None) => f64::NAN,
+                };
+            }
+        }
+    });
+    (values, t.elapsed().as_secs_f64())
+}
+
+fn progress_bar(enabled: bool, total: u64, what: String) -> indicatif::ProgressBar {
+    if !enabled {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} members (ETA {eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb.set_message(what);
+    pb
+}
+
+pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
+    if matches!(engine, Engine::Reference) {
+        let (values, peaks) = run_reference(plan, opts.progress);
+        return Ok(EngineOutput { values, peaks, precision: Precision::F64, ensemble: 0.0, host_measures: 0.0 });
+    }
+    if plan.is_cavity() {
+        if let Engine::Gpu(_) = engine {
+            return Err(QbatError::Device("cavity-cells has no GPU kernel yet; use --backend cpu".into()));
+        }
+        return run_cavity_cpu(plan, opts);
+    }
+    let t = Instant::now();
+    let job = two_qubit_job(plan);
+    let ensemble = t.elapsed().as_secs_f64();
+    let (result, precision) = match engine {
+        Engine::Gpu(ctx) => {
+            let pb = progress_bar(opts.progress, plan.members.len() as u64, format!("gpu {:?}", opts.precision).to_lowercase());
+            let gopts = crate::gpu::rk4_two_qubit::GpuRunOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
+            let r = run_two_qubit_gpu_with(ctx, &job, opts.precision, &gopts, &|done| pb.set_position(done))?;
+            pb.finish_and_clear();
+            (r, opts.precision)
+        }
+        _ => (crate::twin::rk4_two_qubit::run_two_qubit_twin::<f64>(&job), Precision::F64),
+    };
+    let peaks = result.peaks.clone();
+    let (values, host_measures) = assemble(plan, &job, result);
+    Ok(EngineOutput { values, peaks, precision, ensemble, host_measures })
+}
+
+/// Coefficients of a cavity point for the structured engine.
+pub fn cavity_coeffs(params: &crate::model::Params) -> Result<CavityCoeffs> {
+    use crate::model::{cavity_cells::n_fock, real};
+    Ok(CavityCoeffs {
+        n_fock: n_fock(params)?,
+        wc: real(params, "wc")?,
+        wq: real(params, "wq")?,
+        lambda: real(params, "lambda")?,
+        g: real(params, "g")?,
+        zeta: real(params, "zeta")?,
+        kappa: real(params, "kappa")?,
+        gamma: real(params, "gamma")?,
+    })
+}
+
+fn to_cx(m: &CMat) -> Vec<Cx<f64>> {
+    let n = m.nrows();
+    let mut v = Vec::with_capacity(n * n);
+    for r in 0..n {
+        for c in 0..n {
+            let z = m[(r, c)];
+            v.push(Cx::new(z.re, z.im));
+        }
+    }
+    v
+}
+
+fn from_cx(v: &[Cx<f64>], n: usize) -> CMat {
+    CMat::from_fn(n, n, |r, c| C64::new(v[r * n + c].re, v[r * n + c].im))
+}
+
+/// Reduced (cell 1, cell 2) state: sum over the cavity index.
+fn reduce_cells(v: &[Cx<f64>], n_fock: usize) -> CMat {
+    let d = n_fock + 1;
+    let dim = 4 * d;
+    CMat::from_fn(4, 4, |a, b| {
+        let mut s = C64::new(0.0, 0.0);
+        for n in 0..d {
+            let z = v[(a * d + n) * dim + b * d + n];
+            s += C64::new(z.re, z.im);
+        }
+        s
+    })
+}
+
+/// Integrate one cavity member on the structured f64 engine; values [sample][measure], peaks.
+pub fn cavity_member(plan: &Plan, m: &crate::config::Member) -> Result<(Vec<f64>, [Peak; 4])> {
+    let sys = &plan.systems[m.point];
+    let coeffs = cavity_coeffs(&plan.points[m.point])?;
+    let n_fock = coeffs.n_fock;
+    let dim = coeffs.dim();
+    let ops = CavityOps::<f64>::new(&coeffs);
+    let rho0 = plan.initial_state(m);
+    let full_ctx = MeasureContext::new(sys, &rho0);
+    // The two-qubit measures take the reduced state; the context is the same but for its space.
+    let mut ctx = full_ctx.clone();
+    ctx.space = crate::model::Space::TwoQubit;
+    let list: Vec<Measure> = plan.measures.clone();
+    let two_qubit_list: Vec<Measure> = list.iter().copied().filter(|m| !matches!(m, Measure::PhotonNumber | Measure::FockTail | Measure::TraceError | Measure::MinEigenvalue)).chain(PEAK_MEASURES).collect();
+    let want_z = list.contains(&Measure::EnergyFluctuationB);
+    let mut x = to_cx(&rho0);
+    // Z(0) = {H_B, rho0}/2, whose evolution gives Re Tr(H_B Y(t)).
+    let mut z = want_z.then(|| {
+        let y0 = crate::run::battery_times_state(plan, sys, &rho0);
+        to_cx(&crate::linalg::hermitian_part(&y0))
+    });
+    let mut work = CavityWork::<f64>::new(dim);
+    let nm = list.len();
+    let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
+    let mut peaks = [Peak::default(); 4];
+    for (s, (seg, &t)) in plan.schedule.segments.iter().zip(&plan.schedule.times).enumerate() {
+        for _ in 0..seg.n_full {
+            work.step(&ops, &mut x, plan.schedule.dt);
+            if let Some(z) = z.as_mut() {
+                work.step(&ops, z, plan.schedule.dt);
+            }
+        }
+        if seg.h_last > 0.0 {
+            work.step(&ops, &mut x, seg.h_last);
+            if let Some(z) = z.as_mut() {
+                work.step(&ops, z, seg.h_last);
+            }
+        }
+        let rho_q = reduce_cells(&x, n_fock);
+        let z_q = z.as_ref().map(|z| reduce_cells(z, n_fock));
+        let v = evaluate(&two_qubit_list, &ctx, &Sample { t, rho: &rho_q, y: z_q.as_ref() });
+        let mut full: Option<CMat> = None;
+        let mut k2 = 0;
+        for meas in &list {
+            let value = match meas {
+                Measure::PhotonNumber => (0..dim).map(|r| (r % (n_fock + 1)) as f64 * x[r * dim + r].re).sum(),
+                Measure::FockTail => (0..4).map(|q| x[(q * (n_fock + 1) + n_fock) * (dim + 1)].re).sum(),
+                Measure::TraceError => ((0..dim).map(|r| x[r * dim + r].re).sum::<f64>() - 1.0).abs(),
+                Measure::MinEigenvalue => {
+                    let f = full.get_or_insert_with(|| from_cx(&x, dim));
+                    crate::measures::health::min_eigenvalue(f)
+                }
+                _ => {
+                    k2 += 1;
+                    v[k2 - 1]
+                }
+            };
+            values.push(value);
+        }
+        crate::run::update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
+    }
+    Ok((values, peaks))
+}
+
+/// cavity-cells on the structured f64 engine, in parallel over members.
+pub fn run_cavity_cpu(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
+    let pb = progress_bar(opts.progress, plan.members.len() as u64, "cpu f64 (cavity)".into());
+    let per: Vec<Result<(Vec<f64>, [Peak; 4])>> = plan
+        .members
+        .par_iter()
+        .map(|m| {
+            let r = cavity_member(plan, m);
+            pb.inc(1);
+            r
+        })
+        .collect();
+    pb.finish_and_clear();
+    let mut values = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
+    let mut peaks = Vec::with_capacity(plan.members.len() * 4);
+    for r in per {
+        let (v, p) = r?;
+        values.extend(v);
+        peaks.extend(p);
+    }
+    Ok(EngineOutput { values, peaks, precision: Precision::F64, ensemble: 0.0, host_measures: 0.0 })
 }

@@ -4,18 +4,21 @@
 //!
 //! Data path: config -> Plan -> ensemble -> backend (reference, twin or gpu) -> measures -> output.
 
+pub mod bench;
+pub mod config;
+pub mod describe;
+pub mod engine;
+pub mod ensemble;
 pub mod error;
+pub mod gpu;
 pub mod job;
 pub mod linalg;
 pub mod measures;
 pub mod model;
-pub mod reference;
-pub mod engine;
 pub mod output;
-pub mod run;
-pub mod describe;
+pub mod pauli;
+pub mod reference;
 pub mod report;
+pub mod run;
+pub mod twin;
 pub mod validate;
-pub mod bench;
-pub mod config;
-pub mod ensemble;

@@ -24,12 +24,7 @@ pub enum Backend {
     Reference,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Precision {
-    F32,
-    F64,
-}
+pub use crate::gpu::Precision;
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {

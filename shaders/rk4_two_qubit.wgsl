@@ -1,0 +1,495 @@
+// RK4 ensemble kernel for two-qubit open systems in the real Pauli basis (dx/dt = G x).
+//
+// The host prepends `alias real = f32;` or `alias real = f64;` (src/gpu/mod.rs, shader_source),
+// so that one source serves both precisions. Never call f64 transcendentals here (sin, cos,
+// exp, log, pow, atan are wrong on some drivers): only + - * /, sqrt, abs, min/max, select, dot.
+//
+// One invocation per member. A dispatch integrates the pieces [piece_begin, piece_end); state,
+// Z and peaks persist in `work` between dispatches.
+//
+// Keep in sync with src/gpu/rk4_two_qubit.rs (Params, buffer layouts) and with the CPU twin
+// src/twin/rk4_two_qubit.rs (the loop, the stage order, the measures, the peaks).
+
+// ---- layouts --------------------------------------------------------------------------------
+// consts (vec4<real>): per chunk-local point, POINT_VEC4 vec4s:
+//   [0, 64)    D = P - I, the RK4 increment for a full step, row i at 4i..4i+4
+//   [64, 128)  G, the generator, same layout
+//   128        h_B = (h0, hx, hy, hz)
+//   129        h_C
+//   130        (q, q^2, |h_B|, |h_C|), q = 1 - 2p (dephasing)
+//   131        (h0^2 + |h_B|^2, 1, 0, 0): the 1 is the `one` of acc_add4
+// then the sample times (scalar offset off_times) and the h_last of each piece (off_hlast).
+// lookup (u32): member -> chunk-local point for each member; (n_full, sample) per piece at
+// off_pieces; at off_wg_point, per workgroup, the point all its members share, or NO_POINT.
+// init (vec4<real>): 4 per member, the initial state x.
+// work (vec4<real>): work_stride per member: x (4), its compensation (4), Z and its
+// compensation (4 + 4, only with F_Z), peak maxima (1), peak sample indices (1), the peaks over
+// (energy_b, ergotropy_b, power_b, ergotropic_power_b).
+// values (real): (member * n_samples + sample) * n_cols + column.
+// states (vec4<real>): ((member * n_samples + sample) * 4 + i), with F_STATES.
+
+struct Params {
+    n_members: u32,
+    n_samples: u32,
+    n_cols: u32,
+    piece_begin: u32,
+    piece_end: u32,
+    flags: u32,
+    work_stride: u32,
+    off_pieces: u32,
+    off_times: u32,
+    off_hlast: u32,
+    off_wg_point: u32,
+    _pad1: u32,
+    // Kernel measure code of each output column, 4 per vec4.
+    cols: array<vec4<u32>, 8>,
+}
+
+const POINT_VEC4: u32 = 132u;
+const NO_SAMPLE: u32 = 0xffffffffu;
+const NO_POINT: u32 = 0xffffffffu;
+
+const F_FIRST: u32 = 1u;
+const F_Z: u32 = 2u;
+const F_STATES: u32 = 4u;
+const F_BELL: u32 = 8u;
+const F_COHERENCE: u32 = 16u;
+const F_ENTROPY: u32 = 32u;
+
+// Kernel measure codes (= index in KERNEL_MEASURES, src/twin/rk4_two_qubit.rs).
+const M_ENERGY_B: u32 = 0u;
+const M_ENERGY_C: u32 = 1u;
+const M_STORED_ENERGY_B: u32 = 2u;
+const M_ERGOTROPY_B: u32 = 3u;
+const M_ANTIERGOTROPY_B: u32 = 4u;
+const M_CAPACITY_B: u32 = 5u;
+const M_CAPACITY_C: u32 = 6u;
+const M_POWER_B: u32 = 7u;
+const M_ERGOTROPIC_POWER_B: u32 = 8u;
+const M_ENERGY_VARIANCE_B: u32 = 9u;
+const M_ENERGY_FLUCTUATION_B: u32 = 10u;
+const M_STEERING_F3: u32 = 11u;
+const M_BELL_CHSH: u32 = 12u;
+const M_COHERENCE_L1: u32 = 13u;
+const M_IMAGINARITY_L1: u32 = 14u;
+const M_TEXTURE_B: u32 = 15u;
+const M_PURITY: u32 = 16u;
+const M_ENTROPY_B: u32 = 17u;
+const M_TRACE_ERROR: u32 = 18u;
+const N_CODES: u32 = 19u;
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> consts: array<vec4<real>>;
+@group(0) @binding(2) var<storage, read> lookup: array<u32>;
+@group(0) @binding(3) var<storage, read> init: array<vec4<real>>;
+@group(0) @binding(4) var<storage, read_write> work: array<vec4<real>>;
+@group(0) @binding(5) var<storage, read_write> values: array<real>;
+@group(0) @binding(6) var<storage, read_write> states: array<vec4<real>>;
+
+// A 16-vector in registers: a = x[0..4] (charger I), b = x[4..8] (charger x), c (y), d (z).
+struct V16 {
+    a: vec4<real>,
+    b: vec4<real>,
+    c: vec4<real>,
+    d: vec4<real>,
+}
+
+fn const_scalar(i: u32) -> real {
+    return consts[i / 4u][i % 4u];
+}
+
+// Row of the matrix at vec4 offset `base` times x.
+fn row(base: u32, x: V16) -> real {
+    return dot(consts[base], x.a) + dot(consts[base + 1u], x.b) + dot(consts[base + 2u], x.c) + dot(consts[base + 3u], x.d);
+}
+
+fn matvec(base: u32, x: V16) -> V16 {
+    return V16(
+        vec4<real>(row(base, x), row(base + 4u, x), row(base + 8u, x), row(base + 12u, x)),
+        vec4<real>(row(base + 16u, x), row(base + 20u, x), row(base + 24u, x), row(base + 28u, x)),
+        vec4<real>(row(base + 32u, x), row(base + 36u, x), row(base + 40u, x), row(base + 44u, x)),
+        vec4<real>(row(base + 48u, x), row(base + 52u, x), row(base + 56u, x), row(base + 60u, x)),
+    );
+}
+
+// x + s y
+fn axpy(s: real, y: V16, x: V16) -> V16 {
+    return V16(x.a + s * y.a, x.b + s * y.b, x.c + s * y.c, x.d + s * y.d);
+}
+
+// A 16-vector with a compensation term (Kahan): the running value x and c, the rounding
+// error of the last update to take back. Each step adds an increment dx ~ h|G| |x| to x of
+// size ~1; plain summation would lose the low bits of every increment (a random walk of
+// 1e-6 after 1e4 steps in f32), the compensated sum keeps them.
+struct Acc {
+    x: V16,
+    c: V16,
+}
+
+// y = dx - c; t = x + y; c = (t - x) - y; x = t. `one` is 1.0 read from storage: the product
+// t * one hides from the driver's optimiser that t - x - y is zero in exact arithmetic (an
+// algebraic rule that Mesa, for one, applies, which silently undoes the compensation).
+fn acc_add4(x: vec4<real>, c: vec4<real>, dx: vec4<real>, one: real) -> array<vec4<real>, 2> {
+    let y = dx - c;
+    let t = x + y;
+    return array<vec4<real>, 2>(t, (t * one - x) - y);
+}
+
+fn acc_add(a: Acc, dx: V16, one: real) -> Acc {
+    let ra = acc_add4(a.x.a, a.c.a, dx.a, one);
+    let rb = acc_add4(a.x.b, a.c.b, dx.b, one);
+    let rc = acc_add4(a.x.c, a.c.c, dx.c, one);
+    let rd = acc_add4(a.x.d, a.c.d, dx.d, one);
+    return Acc(V16(ra[0], rb[0], rc[0], rd[0]), V16(ra[1], rb[1], rc[1], rd[1]));
+}
+
+// Full step: x + D x, D = P - I.
+fn full_step(dbase: u32, a: Acc, one: real) -> Acc {
+    return acc_add(a, matvec(dbase, a.x), one);
+}
+
+// Explicit RK4 step of length h with the generator at `gbase`.
+fn rk4_step(gbase: u32, a: Acc, h: real, one: real) -> Acc {
+    let x = a.x;
+    let hh = h * 0.5;
+    let h6 = h / 6.0;
+    let k1 = matvec(gbase, x);
+    let k2 = matvec(gbase, axpy(hh, k1, x));
+    let k3 = matvec(gbase, axpy(hh, k2, x));
+    let k4 = matvec(gbase, axpy(h, k3, x));
+    let dx = V16(
+        h6 * (k1.a + 2.0 * (k2.a + k3.a) + k4.a),
+        h6 * (k1.b + 2.0 * (k2.b + k3.b) + k4.b),
+        h6 * (k1.c + 2.0 * (k2.c + k3.c) + k4.c),
+        h6 * (k1.d + 2.0 * (k2.d + k3.d) + k4.d),
+    );
+    return acc_add(a, dx, one);
+}
+
+// Z(0) = {I (x) H_B, rho0}/2: z_a0 = h.x_a (h_0 = h0), z_ak = h0 x_ak + h_k x_a0.
+fn anticommutator_row(r: vec4<real>, hb: vec4<real>) -> vec4<real> {
+    return vec4<real>(dot(hb, r), hb.x * r.y + hb.y * r.x, hb.x * r.z + hb.z * r.x, hb.x * r.w + hb.w * r.x);
+}
+
+fn anticommutator(x: V16, hb: vec4<real>) -> V16 {
+    return V16(anticommutator_row(x.a, hb), anticommutator_row(x.b, hb), anticommutator_row(x.c, hb), anticommutator_row(x.d, hb));
+}
+
+// Sample channel (dephasing): x_ab scaled by q^(number of a, b in {x, y}).
+fn dephase(x: V16, q: real, q2: real) -> V16 {
+    let outer = vec4<real>(1.0, q, q, 1.0);
+    let inner = vec4<real>(q, q2, q2, q);
+    return V16(x.a * outer, x.b * inner, x.c * inner, x.d * outer);
+}
+
+// log2 without transcendentals: exact power-of-two range reduction to [1/sqrt2, sqrt2], then
+// ln m = 2 atanh(u), u = (m - 1)/(m + 1), by its series through u^21.
+fn log2_arith(x: real) -> real {
+    var m = x;
+    var e = real(0.0);
+    for (var i = 0u; i < 128u && m < 0.7071067811865476; i++) {
+        m = m * 2.0;
+        e = e - 1.0;
+    }
+    for (var i = 0u; i < 128u && m > 1.4142135623730951; i++) {
+        m = m * 0.5;
+        e = e + 1.0;
+    }
+    let u = (m - 1.0) / (m + 1.0);
+    let u2 = u * u;
+    var s = real(1.0 / 21.0);
+    s = 1.0 / 19.0 + u2 * s;
+    s = 1.0 / 17.0 + u2 * s;
+    s = 1.0 / 15.0 + u2 * s;
+    s = 1.0 / 13.0 + u2 * s;
+    s = 1.0 / 11.0 + u2 * s;
+    s = 1.0 / 9.0 + u2 * s;
+    s = 1.0 / 7.0 + u2 * s;
+    s = 1.0 / 5.0 + u2 * s;
+    s = 1.0 / 3.0 + u2 * s;
+    s = 1.0 + u2 * s;
+    return e + 2.0 * u * s * 1.4426950408889634;
+}
+
+// -l log2 l, 0 for l <= 1e-30.
+fn neg_plogp(l: real) -> real {
+    if (l > 1e-30) {
+        return -(l * log2_arith(l));
+    }
+    return 0.0;
+}
+
+// Eigenvalues of a symmetric 3x3 matrix by 6 cyclic Jacobi sweeps (the diagonal at the end).
+fn sym3_eigenvalues(m00: real, m01: real, m02: real, m11: real, m12: real, m22: real) -> vec3<real> {
+    var a = array<real, 9>(m00, m01, m02, m01, m11, m12, m02, m12, m22);
+    for (var sweep = 0u; sweep < 6u; sweep++) {
+        for (var k = 0u; k < 3u; k++) {
+            let p = select(0u, 1u, k == 2u);
+            let q = select(1u, 2u, k >= 1u);
+            let r = 3u - p - q;
+            let apq = a[3u * p + q];
+            if (apq != 0.0) {
+                let theta = (a[3u * q + q] - a[3u * p + p]) / (2.0 * apq);
+                let sgn = select(real(-1.0), real(1.0), theta >= 0.0);
+                let t = sgn / (abs(theta) + sqrt(theta * theta + 1.0));
+                let c = 1.0 / sqrt(t * t + 1.0);
+                let s = t * c;
+                let arp = a[3u * r + p];
+                let arq = a[3u * r + q];
+                a[3u * p + p] = a[3u * p + p] - t * apq;
+                a[3u * q + q] = a[3u * q + q] + t * apq;
+                a[3u * p + q] = 0.0;
+                a[3u * q + p] = 0.0;
+                let nrp = c * arp - s * arq;
+                let nrq = s * arp + c * arq;
+                a[3u * r + p] = nrp;
+                a[3u * p + r] = nrp;
+                a[3u * r + q] = nrq;
+                a[3u * q + r] = nrq;
+            }
+        }
+    }
+    return vec3<real>(a[0], a[4], a[8]);
+}
+
+// Per-point constants a sample needs.
+struct PointInfo {
+    hb: vec4<real>,
+    hc: vec4<real>,
+    nhb: real,
+    nhc: real,
+    hb2: real,
+}
+
+// Every kernel measure of one sample, by kernel code. y is the sample copy of the state, yza
+// the battery row (a = 0) of that of Z; y0a and z0a are the same rows at t = 0. Quantities
+// relative to t = 0 are formed from row differences, which vanish exactly at t = 0 (no O(1)
+// cancellation under the square root of energy_fluctuation_b). Unflagged expensive ones are 0.
+fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t: real, pt: PointInfo, flags: u32) -> array<real, N_CODES> {
+    var m: array<real, N_CODES>;
+    let rb = y.a.yzw;
+    let rc = vec3<real>(y.b.x, y.c.x, y.d.x);
+    let e_b = dot(pt.hb, y.a);
+    let e_c = dot(pt.hc, vec4<real>(y.a.x, y.b.x, y.c.x, y.d.x));
+    let nrb = sqrt(dot(rb, rb));
+    let nrc = sqrt(dot(rc, rc));
+    let hr = dot(pt.hb.yzw, rb);
+    let ergo = hr + pt.nhb * nrb;
+    let dya = y.a - y0a;
+    let stored = dot(pt.hb, dya);
+    let tpos = t > 0.0;
+    let trh2 = pt.hb2 * y.a.x + 2.0 * pt.hb.x * hr;
+    m[M_ENERGY_B] = e_b;
+    m[M_ENERGY_C] = e_c;
+    m[M_STORED_ENERGY_B] = stored;
+    m[M_ERGOTROPY_B] = ergo;
+    m[M_ANTIERGOTROPY_B] = hr - pt.nhb * nrb;
+    m[M_CAPACITY_B] = 2.0 * pt.nhb * nrb;
+    m[M_CAPACITY_C] = 2.0 * pt.nhc * nrc;
+    m[M_POWER_B] = select(real(0.0), stored / t, tpos);
+    m[M_ERGOTROPIC_POWER_B] = select(real(0.0), ergo / t, tpos);
+    m[M_ENERGY_VARIANCE_B] = trh2 - e_b * e_b;
+    if ((flags & F_Z) != 0u) {
+        // Sigma^2 = Tr(H_B^2 rho_b) - 2 Tr(H_B Z_b) + Tr(H_B^2 rho_b(0)) - stored^2
+        //        = Tr(H_B^2 (rho_b - rho_b(0))) - 2 Tr(H_B (Z_b - Z_b(0))) - stored^2,
+        // since Tr(H_B Z_b(0)) = Tr(H_B^2 rho_b(0)). Output: signed sqrt.
+        let dtrh2 = pt.hb2 * dya.x + 2.0 * pt.hb.x * dot(pt.hb.yzw, dya.yzw);
+        let s2 = dtrh2 - 2.0 * dot(pt.hb, yza - z0a) - stored * stored;
+        m[M_ENERGY_FLUCTUATION_B] = select(-sqrt(-s2), sqrt(s2), s2 >= 0.0);
+    }
+    // Correlation matrix T: rows t1, t2, t3 (charger x, y, z), columns battery x, y, z.
+    let t1 = y.b.yzw;
+    let t2 = y.c.yzw;
+    let t3 = y.d.yzw;
+    let s11 = dot(t1, t1);
+    let s22 = dot(t2, t2);
+    let s33 = dot(t3, t3);
+    m[M_STEERING_F3] = s11 + s22 + s33 - 1.0;
+    if ((flags & F_BELL) != 0u) {
+        // T T^T has the eigenvalues of T^T T; u1 + u2 = trace - smallest.
+        let ev = sym3_eigenvalues(s11, dot(t1, t2), dot(t1, t3), s22, dot(t2, t3), s33);
+        let lo = min(min(ev.x, ev.y), ev.z);
+        let u = ev.x + ev.y + ev.z - lo;
+        m[M_BELL_CHSH] = 2.0 * sqrt(u) - 2.0;
+    }
+    if ((flags & F_COHERENCE) != 0u) {
+        // rho = (1/4) sum x_ab sigma_a (x) sigma_b; with B_a = [[x_a0 - x_a3, x_a1 + i x_a2],
+        // [x_a1 - i x_a2, x_a0 + x_a3]] (sigma_y = [[0, i], [-i, 0]] in this convention) the
+        // 2x2 blocks of 4 rho are B_0 - B_3, B_0 + B_3 (diagonal) and B_1 + i B_2 (upper).
+        // The six upper off-diagonal entries of 4 rho, as (re, im):
+        let e1 = vec2<real>(y.a.y - y.d.y, y.a.z - y.d.z); // rho_01
+        let e2 = vec2<real>(y.a.y + y.d.y, y.a.z + y.d.z); // rho_23
+        let e3 = vec2<real>(y.b.x - y.b.w, y.c.x - y.c.w); // rho_02
+        let e4 = vec2<real>(y.b.y - y.c.z, y.b.z + y.c.y); // rho_03
+        let e5 = vec2<real>(y.b.y + y.c.z, y.c.y - y.b.z); // rho_12
+        let e6 = vec2<real>(y.b.x + y.b.w, y.c.x + y.c.w); // rho_13
+        var coh = real(0.0);
+        coh = coh + sqrt(dot(e1, e1));
+        coh = coh + sqrt(dot(e2, e2));
+        coh = coh + sqrt(dot(e3, e3));
+        coh = coh + sqrt(dot(e4, e4));
+        coh = coh + sqrt(dot(e5, e5));
+        coh = coh + sqrt(dot(e6, e6));
+        var ima = real(0.0);
+        ima = ima + abs(e1.y);
+        ima = ima + abs(e2.y);
+        ima = ima + abs(e3.y);
+        ima = ima + abs(e4.y);
+        ima = ima + abs(e5.y);
+        ima = ima + abs(e6.y);
+        // Both sides of the diagonal, over 4: 2/4.
+        m[M_COHERENCE_L1] = 0.5 * coh;
+        m[M_IMAGINARITY_L1] = 0.5 * ima;
+    }
+    // texture_b = (1/2) ||rho_b - |+><+| ||_tr = (1/2) max(|x_00 - 1|, |r_b - e_x|).
+    let dx = y.a.y - 1.0;
+    let dtex = sqrt(dx * dx + y.a.z * y.a.z + y.a.w * y.a.w);
+    let tr_dev = abs(y.a.x - 1.0);
+    m[M_TEXTURE_B] = 0.5 * max(tr_dev, dtex);
+    m[M_PURITY] = 0.25 * (dot(y.a, y.a) + dot(y.b, y.b) + dot(y.c, y.c) + dot(y.d, y.d));
+    if ((flags & F_ENTROPY) != 0u) {
+        let lp = (y.a.x + nrb) * 0.5;
+        let lm = (y.a.x - nrb) * 0.5;
+        m[M_ENTROPY_B] = neg_plogp(lp) + neg_plogp(lm);
+    }
+    m[M_TRACE_ERROR] = tr_dev;
+    return m;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let member = gid.x;
+    if (member >= params.n_members) {
+        return;
+    }
+    // Where the whole workgroup shares one point (one point per run, or members grouped by
+    // point), the point's base is workgroup-uniform: the matrix reads in the step loop are
+    // then uniform loads (scalar loads and broadcasts) instead of per-invocation gathers.
+    let wg_point = lookup[params.off_wg_point + wid.x];
+    if (wg_point != NO_POINT) {
+        run_member(member, wg_point * POINT_VEC4);
+    } else {
+        run_member(member, lookup[member] * POINT_VEC4);
+    }
+}
+
+// One member over the pieces of this dispatch; pbase = its point's offset in `consts`.
+fn run_member(member: u32, pbase: u32) {
+    // Parameters into locals before the time loop.
+    let n_samples = params.n_samples;
+    let n_cols = params.n_cols;
+    let piece_begin = params.piece_begin;
+    let piece_end = params.piece_end;
+    let flags = params.flags;
+    let stride = params.work_stride;
+    let off_pieces = params.off_pieces;
+    let off_times = params.off_times;
+    let off_hlast = params.off_hlast;
+    let ez = (flags & F_Z) != 0u;
+    let keep = (flags & F_STATES) != 0u;
+
+    let dbase = pbase;
+    let gbase = pbase + 64u;
+    let hb = consts[pbase + 128u];
+    let hc = consts[pbase + 129u];
+    let aux = consts[pbase + 130u];
+    let q = aux.x;
+    let q2 = aux.y;
+    let aux2 = consts[pbase + 131u];
+    let pt = PointInfo(hb, hc, aux.z, aux.w, aux2.x);
+    let one = aux2.y;
+
+    let ibase = member * 4u;
+    let x0 = V16(init[ibase], init[ibase + 1u], init[ibase + 2u], init[ibase + 3u]);
+    let wbase = member * stride;
+    let pk = select(8u, 16u, ez); // peaks after x, cx (and z, cz)
+    var x: Acc;
+    var z: Acc;
+    var pmax: vec4<real>;
+    var pidx: vec4<real>;
+    if ((flags & F_FIRST) != 0u) {
+        x.x = x0;
+        if (ez) {
+            z.x = anticommutator(x0, hb);
+        }
+        pmax = vec4<real>(0.0);
+        pidx = vec4<real>(0.0);
+    } else {
+        x = Acc(V16(work[wbase], work[wbase + 1u], work[wbase + 2u], work[wbase + 3u]),
+                V16(work[wbase + 4u], work[wbase + 5u], work[wbase + 6u], work[wbase + 7u]));
+        if (ez) {
+            z = Acc(V16(work[wbase + 8u], work[wbase + 9u], work[wbase + 10u], work[wbase + 11u]),
+                    V16(work[wbase + 12u], work[wbase + 13u], work[wbase + 14u], work[wbase + 15u]));
+        }
+        pmax = work[wbase + pk];
+        pidx = work[wbase + pk + 1u];
+    }
+
+    // t = 0 references: battery rows of the sample copies of rho0 and Z(0).
+    let outer = vec4<real>(1.0, q, q, 1.0);
+    let y0a = x0.a * outer;
+    let z0a = anticommutator_row(x0.a, hb) * outer;
+
+    for (var p = piece_begin; p < piece_end; p++) {
+        let n_full = lookup[off_pieces + 2u * p];
+        let s = lookup[off_pieces + 2u * p + 1u];
+        if (ez) {
+            for (var k = 0u; k < n_full; k++) {
+                x = full_step(dbase, x, one);
+                z = full_step(dbase, z, one);
+            }
+        } else {
+            for (var k = 0u; k < n_full; k++) {
+                x = full_step(dbase, x, one);
+            }
+        }
+        let h = const_scalar(off_hlast + p);
+        if (h > 0.0) {
+            x = rk4_step(gbase, x, h, one);
+            if (ez) {
+                z = rk4_step(gbase, z, h, one);
+            }
+        }
+        if (s != NO_SAMPLE) {
+            let t = const_scalar(off_times + s);
+            let y = dephase(x.x, q, q2);
+            let m = sample_measures(y, z.x.a * outer, y0a, z0a, t, pt, flags);
+            let vbase = (member * n_samples + s) * n_cols;
+            for (var k = 0u; k < n_cols; k++) {
+                values[vbase + k] = m[params.cols[k / 4u][k % 4u]];
+            }
+            if (keep) {
+                let sbase = (member * n_samples + s) * 4u;
+                states[sbase] = y.a;
+                states[sbase + 1u] = y.b;
+                states[sbase + 2u] = y.c;
+                states[sbase + 3u] = y.d;
+            }
+            let v = vec4<real>(m[M_ENERGY_B], m[M_ERGOTROPY_B], m[M_POWER_B], m[M_ERGOTROPIC_POWER_B]);
+            let upd = select(v > pmax, vec4<bool>(true), s == 0u);
+            pmax = select(pmax, v, upd);
+            pidx = select(pidx, vec4<real>(real(s)), upd);
+        }
+    }
+
+    work[wbase] = x.x.a;
+    work[wbase + 1u] = x.x.b;
+    work[wbase + 2u] = x.x.c;
+    work[wbase + 3u] = x.x.d;
+    work[wbase + 4u] = x.c.a;
+    work[wbase + 5u] = x.c.b;
+    work[wbase + 6u] = x.c.c;
+    work[wbase + 7u] = x.c.d;
+    if (ez) {
+        work[wbase + 8u] = z.x.a;
+        work[wbase + 9u] = z.x.b;
+        work[wbase + 10u] = z.x.c;
+        work[wbase + 11u] = z.x.d;
+        work[wbase + 12u] = z.c.a;
+        work[wbase + 13u] = z.c.b;
+        work[wbase + 14u] = z.c.c;
+        work[wbase + 15u] = z.c.d;
+    }
+    work[wbase + pk] = pmax;
+    work[wbase + pk + 1u] = pidx;
+}

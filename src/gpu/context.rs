@@ -1,0 +1,219 @@
+//! The GPU context: one instance, adapter, device and queue per process, with the compiled
+//! pipelines cached per (kernel, precision).
+
+use super::{shader_source, Precision};
+use crate::error::{QbatError, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The backends we ask wgpu for. Selected explicitly: with wgpu's defaults a missing Vulkan
+/// driver would silently fall back to a software OpenGL adapter without f64.
+#[cfg(target_os = "macos")]
+const BACKENDS: wgpu::Backends = wgpu::Backends::METAL;
+#[cfg(windows)]
+const BACKENDS: wgpu::Backends = wgpu::Backends::DX12.union(wgpu::Backends::VULKAN);
+#[cfg(not(any(target_os = "macos", windows)))]
+const BACKENDS: wgpu::Backends = wgpu::Backends::VULKAN;
+
+/// Storage buffers the kernels bind per shader stage (rk4_two_qubit: 6).
+const NEEDED_STORAGE_BUFFERS: u32 = 6;
+/// Workgroup size of the kernels.
+pub const WORKGROUP_SIZE: u32 = 64;
+
+/// What the run reports about the device.
+#[derive(Clone, Debug)]
+pub struct GpuInfo {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub has_f64: bool,
+    /// The limits granted to the device (what the chunk planner must respect).
+    pub limits: wgpu::Limits,
+}
+
+/// A compiled compute kernel with its bind-group layout.
+#[derive(Debug)]
+pub struct KernelPipeline {
+    pub layout: wgpu::BindGroupLayout,
+    pub pipeline: wgpu::ComputePipeline,
+}
+
+pub struct GpuContext {
+    pub instance: wgpu::Instance,
+    pub adapter: wgpu::Adapter,
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: GpuInfo,
+    pipelines: Mutex<HashMap<(&'static str, Precision), Arc<KernelPipeline>>>,
+    /// Errors that escaped every error scope (the default handler would panic).
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+fn device_type_name(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+        wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+        wgpu::DeviceType::VirtualGpu => "virtual GPU",
+        wgpu::DeviceType::Cpu => "CPU (software)",
+        wgpu::DeviceType::Other => "other",
+    }
+}
+
+/// Preference among adapters when none is named: real GPUs first, software last.
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+impl GpuContext {
+    /// Open a device. `adapter_name` picks the first adapter whose name contains it
+    /// (case-insensitive); a name that matches nothing is an error listing the adapters found.
+    /// Without a name, a discrete GPU is preferred, a software adapter taken last, and with
+    /// `need_f64` adapters with SHADER_F64 come first. No adapter is an error (fast, no panic).
+    pub fn new(adapter_name: Option<&str>, need_f64: bool) -> Result<GpuContext> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+        // WGPU_BACKEND may narrow the choice, never widen it past the explicit backends.
+        desc.backends &= BACKENDS;
+        let backends = desc.backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        if adapters.is_empty() {
+            return Err(QbatError::Device(format!("no GPU adapter found (backends {backends:?}); use --backend cpu")));
+        }
+        let describe = |a: &wgpu::Adapter| {
+            let i = a.get_info();
+            format!("'{}' ({:?}, {})", i.name, i.backend, device_type_name(i.device_type))
+        };
+        let adapter = match adapter_name {
+            Some(want) => {
+                let w = want.to_lowercase();
+                let found = adapters.iter().position(|a| a.get_info().name.to_lowercase().contains(&w));
+                match found {
+                    Some(k) => adapters.into_iter().nth(k).expect("index from position"),
+                    None => {
+                        let names: Vec<String> = adapters.iter().map(describe).collect();
+                        return Err(QbatError::Device(format!(
+                            "no adapter name contains '{want}'; adapters found: {}",
+                            names.join(", ")
+                        )));
+                    }
+                }
+            }
+            None => {
+                let mut adapters = adapters;
+                adapters.sort_by_key(|a| {
+                    let f64_first = need_f64 && !a.features().contains(wgpu::Features::SHADER_F64);
+                    (f64_first, rank(a.get_info().device_type))
+                });
+                adapters.into_iter().next().expect("non-empty")
+            }
+        };
+        let ainfo = adapter.get_info();
+        let has_f64 = adapter.features().contains(wgpu::Features::SHADER_F64);
+        if need_f64 && !has_f64 {
+            return Err(QbatError::Device(format!(
+                "adapter {} has no SHADER_F64 (64-bit floats in shaders); use --precision f32",
+                describe(&adapter)
+            )));
+        }
+
+        let al = adapter.limits();
+        let mut req = wgpu::Limits::downlevel_defaults();
+        req.max_storage_buffers_per_shader_stage = NEEDED_STORAGE_BUFFERS;
+        req.max_storage_buffer_binding_size = al.max_storage_buffer_binding_size;
+        req.max_buffer_size = al.max_buffer_size;
+        req.max_compute_workgroups_per_dimension = al.max_compute_workgroups_per_dimension;
+        let mut missing = vec![];
+        req.check_limits_with_fail_fn(&al, false, |name, want, have| missing.push(format!("{name}: need {want}, adapter has {have}")));
+        if !missing.is_empty() {
+            return Err(QbatError::Device(format!("adapter {} is below the limits qbat-gpu needs: {}", describe(&adapter), missing.join("; "))));
+        }
+        let features = if has_f64 { wgpu::Features::SHADER_F64 } else { wgpu::Features::empty() };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("qbat-gpu"),
+            required_features: features,
+            required_limits: req,
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| QbatError::Device(format!("could not open adapter {}: {e}", describe(&adapter))))?;
+        let uncaptured = Arc::new(Mutex::new(None::<String>));
+        let slot = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
+            if s.is_none() {
+                *s = Some(e.to_string());
+            }
+        }));
+        let info = GpuInfo {
+            name: ainfo.name.clone(),
+            backend: ainfo.backend.to_string(),
+            device_type: device_type_name(ainfo.device_type).to_string(),
+            driver: format!("{} {}", ainfo.driver, ainfo.driver_info).trim().to_string(),
+            has_f64,
+            limits: device.limits(),
+        };
+        Ok(GpuContext { instance, adapter, device, queue, info, pipelines: Mutex::new(HashMap::new()), uncaptured })
+    }
+
+    /// An error that escaped the error scopes since the last call, as a Device error.
+    pub fn take_uncaptured_error(&self) -> Result<()> {
+        let mut s = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner());
+        match s.take() {
+            Some(e) => Err(QbatError::Device(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// The cached pipeline of kernel `name` (a file in shaders/) in `precision`, compiled on
+    /// first use with one bind group of `entries`. Shader or layout errors come back as Device
+    /// errors.
+    pub fn pipeline(&self, name: &'static str, precision: Precision, entries: &[wgpu::BindGroupLayoutEntry]) -> Result<Arc<KernelPipeline>> {
+        let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = cache.get(&(name, precision)) {
+            return Ok(p.clone());
+        }
+        if precision == Precision::F64 && !self.info.has_f64 {
+            return Err(QbatError::Device(format!("adapter '{}' has no SHADER_F64; use --precision f32", self.info.name)));
+        }
+        let source = shader_source(name, precision)?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries });
+        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(name),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(name),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(QbatError::Device(format!("kernel {name} ({}): {e}", precision.name())));
+        }
+        let p = Arc::new(KernelPipeline { layout, pipeline });
+        cache.insert((name, precision), p.clone());
+        Ok(p)
+    }
+}

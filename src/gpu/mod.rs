@@ -1,0 +1,71 @@
+//! GPU engines (wgpu + WGSL). One host module per kernel, named after its shader:
+//! `rk4_two_qubit.rs` <-> `shaders/rk4_two_qubit.wgsl`, with the CPU twin in `crate::twin`.
+
+pub mod context;
+pub mod rk4_two_qubit;
+
+pub use context::{GpuContext, GpuInfo, KernelPipeline};
+pub use rk4_two_qubit::{plan_chunks, run_two_qubit_gpu, run_two_qubit_gpu_with, GpuRunOptions};
+
+use crate::error::{QbatError, Result};
+
+/// Working precision of a kernel (`real` in WGSL), and of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+impl Precision {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Precision> {
+        match name {
+            "f32" => Ok(Precision::F32),
+            "f64" => Ok(Precision::F64),
+            other => Err(QbatError::invalid("precision", format!("must be 'f32' or 'f64', got '{other}'"))),
+        }
+    }
+
+    /// Bytes of one `real`.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        }
+    }
+}
+
+/// The kernels, by name, with their WGSL source (files in shaders/).
+pub const SHADERS: &[(&str, &str)] = &[("rk4_two_qubit", include_str!("../../shaders/rk4_two_qubit.wgsl"))];
+
+/// The prelude that fixes the working precision: the kernels are written once over `real`.
+pub fn prelude(precision: Precision) -> &'static str {
+    match precision {
+        Precision::F32 => "alias real = f32;\n",
+        Precision::F64 => "alias real = f64;\n",
+    }
+}
+
+/// Prelude + a kernel's text (what the runtime compiles and the naga test validates).
+pub fn with_prelude(source: &str, precision: Precision) -> String {
+    let mut s = String::with_capacity(source.len() + 32);
+    s.push_str(prelude(precision));
+    s.push_str(source);
+    s
+}
+
+/// The full WGSL source of kernel `name` in `precision`.
+pub fn shader_source(name: &str, precision: Precision) -> Result<String> {
+    SHADERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, src)| with_prelude(src, precision))
+        .ok_or_else(|| QbatError::Device(format!("no kernel named '{name}'")))
+}

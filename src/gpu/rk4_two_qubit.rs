@@ -1,0 +1,625 @@
+//! Host side of `shaders/rk4_two_qubit.wgsl`: packs a [`TwoQubitJob`] into buffers, chunks the
+//! members to fit the device, records the dispatches and reads the results back.
+//!
+//! Buffers per chunk of M members (`real` = 4 or 8 bytes; keep in sync with the shader):
+//! - `consts`  (read):  per used point 132 vec4 (D, G, h_B, h_C, dephasing, |h|), then the
+//!   sample times and each piece's shortened step;
+//! - `lookup`  (read):  member -> chunk-local point (u32), then (n_full, sample) per piece,
+//!   then per workgroup the point all its members share (or NO_POINT);
+//! - `init`    (read):  16 reals per member;
+//! - `work`    (rw):    x and its compensation term, the same for Z (only for
+//!   energy_fluctuation_b), peak maxima and peak sample indices: 8 (+ 8) + 2 vec4 per member;
+//! - `values`  (rw):    n_samples x n_cols reals per member;
+//! - `states`  (rw):    n_samples x 16 reals per member, with keep_states.
+//!
+//! Chunking: every buffer (and its staging copy) must fit the device's
+//! max_storage_buffer_binding_size and max_buffer_size (and 2 GiB, so that u32 element indices
+//! stay exact), and ceil(M / 64) workgroups must fit max_compute_workgroups_per_dimension.
+//! The points are uploaded per chunk (only those its members use), so in the worst case one
+//! point (528 reals) per member counts too. Members are independent, so the results do not
+//! depend on the chunking, bit for bit.
+
+use super::context::{GpuContext, WORKGROUP_SIZE};
+use super::Precision;
+use crate::error::{QbatError, Result};
+use crate::job::{Peak, TwoQubitJob, TwoQubitResult};
+use crate::twin::rk4_two_qubit::{kernel_code, plan_pieces, KernelFlags, KernelPoint, Piece, F_FIRST};
+use bytemuck::{Pod, Zeroable};
+use std::num::NonZeroU64;
+use std::ops::Range;
+use wgpu::util::DeviceExt;
+
+/// The kernel's name (its file in shaders/).
+pub const KERNEL: &str = "rk4_two_qubit";
+/// vec4s per point in `consts` (POINT_VEC4 in the shader).
+pub const POINT_VEC4: u64 = 132;
+/// Full steps per piece: long segments are split so that a dispatch can end inside one.
+pub const STEPS_PER_PIECE: u64 = 1024;
+/// Member-steps per dispatch, so that each dispatch stays short (about a second on a software
+/// adapter, milliseconds on a GPU).
+pub const MEMBER_STEPS_PER_DISPATCH: u64 = 1 << 25;
+/// Dispatches recorded per submit.
+pub const DISPATCHES_PER_SUBMIT: usize = 16;
+/// The largest buffer created whatever the adapter allows (u32 element indices stay exact).
+pub const MAX_BUFFER_BYTES: u64 = 1 << 31;
+/// A workgroup whose members do not all share one point (the `lookup` table).
+pub const NO_POINT: u32 = u32::MAX;
+/// Output columns the Params uniform has room for.
+pub const MAX_COLS: usize = 32;
+/// Sample indices are carried in `real` (peaks): exact in f32 up to 2^24.
+pub const MAX_SAMPLES: usize = 1 << 24;
+
+/// The kernel's uniform block, one per dispatch (dynamic offset).
+/// Keep in sync with `struct Params` in shaders/rk4_two_qubit.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Params {
+    pub n_members: u32,
+    pub n_samples: u32,
+    pub n_cols: u32,
+    pub piece_begin: u32,
+    pub piece_end: u32,
+    pub flags: u32,
+    /// vec4s per member in `work`.
+    pub work_stride: u32,
+    /// Offset of the pieces in `lookup` (u32 units).
+    pub off_pieces: u32,
+    /// Offset of the sample times in `consts` (scalar units).
+    pub off_times: u32,
+    /// Offset of the pieces' shortened steps in `consts` (scalar units).
+    pub off_hlast: u32,
+    /// Offset in `lookup` of the per-workgroup shared point (or NO_POINT).
+    pub off_wg_point: u32,
+    pub _pad1: u32,
+    /// Kernel measure code of each column, 4 per row.
+    pub cols: [[u32; 4]; 8],
+}
+const _: () = assert!(std::mem::size_of::<Params>() == 176);
+const _: () = assert!(MAX_COLS == 4 * 8);
+
+/// Knobs for tests and benchmarks; the defaults are what runs use.
+#[derive(Clone, Debug, Default)]
+pub struct GpuRunOptions {
+    /// Cap on members per chunk (below what the device limits allow).
+    pub max_members_per_chunk: Option<usize>,
+    /// Member-steps per dispatch (default MEMBER_STEPS_PER_DISPATCH).
+    pub member_steps_per_dispatch: Option<u64>,
+}
+
+/// vec4s per member in `work`: x and its compensation, the same for Z, two of peaks.
+fn work_stride(evolve_z: bool) -> u64 {
+    8 + if evolve_z { 8 } else { 0 } + 2
+}
+
+fn pad4(n: u64) -> u64 {
+    n.div_ceil(4) * 4
+}
+
+/// Buffer size: a multiple of 32 bytes (one vec4<f64>), at least 32.
+fn pad32(bytes: u64) -> u64 {
+    bytes.div_ceil(32).max(1) * 32
+}
+
+/// Bytes per member of each per-member buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberBytes {
+    pub values: u64,
+    pub states: u64,
+    pub work: u64,
+    pub init: u64,
+    pub lookup: u64,
+    /// One point's constants (counts per member only when members outnumber points).
+    pub point: u64,
+}
+
+pub fn member_bytes(job: &TwoQubitJob, precision: Precision) -> MemberBytes {
+    let rs = precision.bytes();
+    let n_samples = job.schedule.times.len() as u64;
+    let flags = KernelFlags::for_job(job);
+    MemberBytes {
+        values: n_samples * job.measures.len() as u64 * rs,
+        states: if job.keep_states { n_samples * 16 * rs } else { 0 },
+        work: work_stride(flags.evolve_z) * 4 * rs,
+        init: 16 * rs,
+        lookup: 4 + 1,
+        point: POINT_VEC4 * 4 * rs,
+    }
+}
+
+/// Reals in `consts` after the points: the times and the shortened steps, each padded to 4.
+fn consts_tail(n_samples: u64, n_pieces: u64) -> u64 {
+    pad4(n_samples) + pad4(n_pieces)
+}
+
+/// Split the members into chunks that fit the device (see the module doc), at most
+/// `max_members_per_chunk` each when given.
+pub fn plan_chunks(job: &TwoQubitJob, precision: Precision, limits: &wgpu::Limits, max_members_per_chunk: Option<usize>) -> Result<Vec<Range<usize>>> {
+    let n = job.initial.len();
+    let rs = precision.bytes();
+    let b = member_bytes(job, precision);
+    let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
+    let n_pieces = plan_pieces(&job.schedule, STEPS_PER_PIECE).len() as u64;
+    let too_large = |what: &str, need: u64| {
+        QbatError::TooLarge {
+            field: "ensemble".into(),
+            reason: format!("{what} needs {need} bytes, more than the adapter's largest buffer ({cap} bytes)"),
+        }
+    };
+    let mut m_max = limits.max_compute_workgroups_per_dimension as u64 * WORKGROUP_SIZE as u64;
+    for (what, per) in [("one member's values (samples x measures)", b.values), ("one member's states", b.states), ("work", b.work), ("init", b.init)] {
+        if per > cap {
+            return Err(too_large(what, per));
+        }
+        if let Some(fit) = cap.checked_div(per) {
+            m_max = m_max.min(fit);
+        }
+    }
+    let pieces_bytes = n_pieces * 8;
+    if pieces_bytes + b.lookup > cap {
+        return Err(too_large("the time grid", pieces_bytes + b.lookup));
+    }
+    m_max = m_max.min((cap - pieces_bytes) / b.lookup);
+    let tail = consts_tail(job.schedule.times.len() as u64, n_pieces) * rs;
+    if tail + b.point > cap {
+        return Err(too_large("the sample times", tail + b.point));
+    }
+    if job.points.len() as u64 * b.point + tail > cap {
+        // Members may bring one point each.
+        m_max = m_max.min((cap - tail) / b.point);
+    }
+    if let Some(f) = max_members_per_chunk {
+        m_max = m_max.min(f.max(1) as u64);
+    }
+    let m_max = m_max.max(1) as usize;
+    Ok((0..n).step_by(m_max).map(|s| s..(s + m_max).min(n)).collect())
+}
+
+fn validate(job: &TwoQubitJob) -> Result<()> {
+    if job.member_point.len() != job.initial.len() {
+        return Err(QbatError::invalid("ensemble", format!("{} members have a point but {} have a state", job.member_point.len(), job.initial.len())));
+    }
+    if let Some(p) = job.member_point.iter().find(|&&p| p as usize >= job.points.len()) {
+        return Err(QbatError::invalid("ensemble", format!("member point {p} out of range ({} points)", job.points.len())));
+    }
+    if job.measures.len() > MAX_COLS {
+        return Err(QbatError::invalid("output.measures", format!("at most {MAX_COLS} measures per GPU run, got {}", job.measures.len())));
+    }
+    if job.schedule.times.len() > MAX_SAMPLES {
+        return Err(QbatError::invalid("time.samples", format!("at most {MAX_SAMPLES} samples per GPU run, got {}", job.schedule.times.len())));
+    }
+    if job.schedule.segments.len() != job.schedule.times.len() {
+        return Err(QbatError::invalid("time", "schedule has a segment count different from its sample count"));
+    }
+    Ok(())
+}
+
+fn layout_entries() -> Vec<wgpu::BindGroupLayoutEntry> {
+    let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only }, has_dynamic_offset: false, min_binding_size: None },
+        count: None,
+    };
+    vec![
+        wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: NonZeroU64::new(std::mem::size_of::<Params>() as u64),
+            },
+            count: None,
+        },
+        storage(1, true),
+        storage(2, true),
+        storage(3, true),
+        storage(4, false),
+        storage(5, false),
+        storage(6, false),
+    ]
+}
+
+/// Reals -> bytes in the working precision, padded to a multiple of 32.
+fn real_bytes(v: &[f64], precision: Precision) -> Vec<u8> {
+    let mut out: Vec<u8> = match precision {
+        Precision::F32 => v.iter().flat_map(|x| (*x as f32).to_ne_bytes()).collect(),
+        Precision::F64 => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+    };
+    out.resize(pad32(out.len() as u64) as usize, 0);
+    out
+}
+
+fn u32_bytes(v: &[u32]) -> Vec<u8> {
+    let mut out: Vec<u8> = bytemuck::cast_slice(v).to_vec();
+    out.resize(pad32(out.len() as u64) as usize, 0);
+    out
+}
+
+/// The first `n` reals of a mapped buffer, as f64.
+fn read_reals(bytes: &[u8], n: usize, precision: Precision) -> Vec<f64> {
+    match precision {
+        Precision::F32 => bytes.chunks_exact(4).take(n).map(|c| f32::from_ne_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
+        Precision::F64 => bytes.chunks_exact(8).take(n).map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect(),
+    }
+}
+
+/// Group pieces into dispatches of about `budget` steps each (at least one piece each).
+fn plan_dispatches(pieces: &[Piece], budget: u64) -> Vec<(u32, u32)> {
+    let mut out = vec![];
+    let mut begin = 0usize;
+    let mut steps = 0u64;
+    for (i, p) in pieces.iter().enumerate() {
+        let s = p.n_full as u64 + u64::from(p.h_last > 0.0);
+        if i > begin && steps + s > budget {
+            out.push((begin as u32, i as u32));
+            begin = i;
+            steps = 0;
+        }
+        steps += s;
+    }
+    if begin < pieces.len() {
+        out.push((begin as u32, pieces.len() as u32));
+    }
+    out
+}
+
+/// Run a two-qubit job on the GPU. `progress` gets the number of members done after each chunk.
+pub fn run_two_qubit_gpu(ctx: &GpuContext, job: &TwoQubitJob, precision: Precision, progress: &dyn Fn(u64)) -> Result<TwoQubitResult> {
+    run_two_qubit_gpu_with(ctx, job, precision, &GpuRunOptions::default(), progress)
+}
+
+/// [`run_two_qubit_gpu`] with explicit chunking and dispatch sizes (tests, benchmarks).
+pub fn run_two_qubit_gpu_with(ctx: &GpuContext, job: &TwoQubitJob, precision: Precision, opts: &GpuRunOptions, progress: &dyn Fn(u64)) -> Result<TwoQubitResult> {
+    validate(job)?;
+    let n_members = job.initial.len();
+    let n_samples = job.schedule.times.len();
+    let n_cols = job.measures.len();
+    let vstride = n_samples * n_cols;
+    let sstride = if job.keep_states { n_samples * 16 } else { 0 };
+    let mut result = TwoQubitResult {
+        measures: job.measures.clone(),
+        values: vec![0.0; n_members * vstride],
+        states: if job.keep_states { Some(vec![0.0; n_members * sstride]) } else { None },
+        peaks: vec![Peak::default(); n_members * 4],
+    };
+    let pieces = plan_pieces(&job.schedule, STEPS_PER_PIECE);
+    if n_members == 0 || pieces.is_empty() {
+        return Ok(result);
+    }
+    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries())?;
+    let chunks = plan_chunks(job, precision, &ctx.info.limits, opts.max_members_per_chunk)?;
+    let codes: Vec<Option<u32>> = job.measures.iter().map(|&m| kernel_code(m)).collect();
+    let mut cols = [[0u32; 4]; 8];
+    for (k, c) in codes.iter().enumerate() {
+        cols[k / 4][k % 4] = c.unwrap_or(0);
+    }
+    let run = ChunkRunner {
+        ctx,
+        job,
+        precision,
+        pipeline: &pipeline,
+        pieces: &pieces,
+        flags: KernelFlags::for_job(job),
+        cols,
+        member_steps: opts.member_steps_per_dispatch.unwrap_or(MEMBER_STEPS_PER_DISPATCH).max(1),
+    };
+    for chunk in chunks {
+        let out = run.run(chunk.clone())?;
+        let (a, b) = (chunk.start, chunk.end);
+        for (dst, src) in result.values[a * vstride..b * vstride].chunks_exact_mut(n_cols.max(1)).zip(out.values.chunks_exact(n_cols.max(1))) {
+            for ((d, s), code) in dst.iter_mut().zip(src).zip(&codes) {
+                *d = if code.is_some() { *s } else { f64::NAN };
+            }
+        }
+        if let (Some(all), Some(st)) = (result.states.as_mut(), out.states) {
+            all[a * sstride..b * sstride].copy_from_slice(&st);
+        }
+        result.peaks[4 * a..4 * b].copy_from_slice(&out.peaks);
+        progress(b as u64);
+    }
+    Ok(result)
+}
+
+struct ChunkOut {
+    values: Vec<f64>,
+    states: Option<Vec<f64>>,
+    peaks: Vec<Peak>,
+}
+
+struct ChunkRunner<'a> {
+    ctx: &'a GpuContext,
+    job: &'a TwoQubitJob,
+    precision: Precision,
+    pipeline: &'a super::KernelPipeline,
+    pieces: &'a [Piece],
+    flags: KernelFlags,
+    cols: [[u32; 4]; 8],
+    member_steps: u64,
+}
+
+impl ChunkRunner<'_> {
+    fn run(&self, chunk: Range<usize>) -> Result<ChunkOut> {
+        let (ctx, job, precision) = (self.ctx, self.job, self.precision);
+        let device = &ctx.device;
+        let m = chunk.len();
+        let n_samples = job.schedule.times.len();
+        let n_cols = job.measures.len();
+        let rs = precision.bytes();
+
+        // Points used by this chunk, renumbered.
+        let mut local = vec![u32::MAX; job.points.len()];
+        let mut used: Vec<usize> = vec![];
+        let mut lookup: Vec<u32> = Vec::with_capacity(m + 2 * self.pieces.len());
+        for &g in &job.member_point[chunk.clone()] {
+            let g = g as usize;
+            if local[g] == u32::MAX {
+                local[g] = used.len() as u32;
+                used.push(g);
+            }
+            lookup.push(local[g]);
+        }
+        let off_pieces = lookup.len() as u32;
+        for p in self.pieces {
+            lookup.push(p.n_full);
+            lookup.push(p.sample);
+        }
+        // Per workgroup: the point all its members share, or NO_POINT.
+        let off_wg_point = lookup.len() as u32;
+        for w in 0..m.div_ceil(WORKGROUP_SIZE as usize) {
+            let members = &lookup[w * WORKGROUP_SIZE as usize..((w + 1) * WORKGROUP_SIZE as usize).min(m)];
+            let first = members[0];
+            lookup.push(if members.iter().all(|&p| p == first) { first } else { NO_POINT });
+        }
+        let mut consts: Vec<f64> = Vec::with_capacity(used.len() * 528 + consts_tail(n_samples as u64, self.pieces.len() as u64) as usize);
+        for &g in &used {
+            let k = KernelPoint::new(&job.points[g], job.schedule.dt);
+            consts.extend_from_slice(&k.d);
+            consts.extend_from_slice(&k.g);
+            consts.extend_from_slice(&k.hb);
+            consts.extend_from_slice(&k.hc);
+            consts.extend_from_slice(&[k.q, k.q2, k.nhb, k.nhc, k.hb2, 1.0, 0.0, 0.0]);
+        }
+        let off_times = consts.len() as u32;
+        consts.extend_from_slice(&job.schedule.times);
+        consts.resize(pad4(consts.len() as u64) as usize, 0.0);
+        let off_hlast = consts.len() as u32;
+        consts.extend(self.pieces.iter().map(|p| p.h_last));
+        consts.resize(pad4(consts.len() as u64) as usize, 0.0);
+        let init: Vec<f64> = job.initial[chunk.clone()].iter().flatten().copied().collect();
+
+        let storage_init = |label: &str, contents: &[u8]| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage: wgpu::BufferUsages::STORAGE })
+        };
+        let consts_buf = storage_init("consts", &real_bytes(&consts, precision));
+        let lookup_buf = storage_init("lookup", &u32_bytes(&lookup));
+        let init_buf = storage_init("init", &real_bytes(&init, precision));
+        let stride = work_stride(self.flags.evolve_z);
+        let sizes = [
+            ("work", m as u64 * stride * 4 * rs),
+            ("values", (m * n_samples * n_cols) as u64 * rs),
+            ("states", if job.keep_states { (m * n_samples * 16) as u64 * rs } else { 0 }),
+        ];
+        let rw: Vec<wgpu::Buffer> = sizes
+            .iter()
+            .map(|(label, size)| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: pad32(*size),
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
+
+        // One Params per dispatch, at dynamic offsets.
+        let wg = (m as u64).div_ceil(WORKGROUP_SIZE as u64);
+        let budget = (self.member_steps / (wg * WORKGROUP_SIZE as u64)).max(1);
+        let dispatches = plan_dispatches(self.pieces, budget);
+        let align = ctx.info.limits.min_uniform_buffer_offset_alignment as u64;
+        let ustride = (std::mem::size_of::<Params>() as u64).div_ceil(align) * align;
+        let mut ubytes = vec![0u8; (ustride * dispatches.len() as u64) as usize];
+        for (i, &(begin, end)) in dispatches.iter().enumerate() {
+            let p = Params {
+                n_members: m as u32,
+                n_samples: n_samples as u32,
+                n_cols: n_cols as u32,
+                piece_begin: begin,
+                piece_end: end,
+                flags: self.flags.bits() | if i == 0 { F_FIRST } else { 0 },
+                work_stride: stride as u32,
+                off_pieces,
+                off_times,
+                off_hlast,
+                off_wg_point,
+                _pad1: 0,
+                cols: self.cols,
+            };
+            let at = i * ustride as usize;
+            ubytes[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(&p));
+        }
+        let params_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: &ubytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(KERNEL),
+            layout: &self.pipeline.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &params_buf,
+                        offset: 0,
+                        size: NonZeroU64::new(std::mem::size_of::<Params>() as u64),
+                    }),
+                },
+                wgpu::BindGroupEntry { binding: 1, resource: consts_buf.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 2, resource: lookup_buf.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 3, resource: init_buf.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 4, resource: rw[0].as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 5, resource: rw[1].as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 6, resource: rw[2].as_entire_binding() },
+            ],
+        });
+
+        for group in (0..dispatches.len()).collect::<Vec<_>>().chunks(DISPATCHES_PER_SUBMIT) {
+            let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(KERNEL) });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(KERNEL), timestamp_writes: None });
+                pass.set_pipeline(&self.pipeline.pipeline);
+                for &i in group {
+                    pass.set_bind_group(0, &bind_group, &[(i as u64 * ustride) as u32]);
+                    pass.dispatch_workgroups(wg as u32, 1, 1);
+                }
+            }
+            ctx.queue.submit(Some(enc.finish()));
+        }
+
+        // Read back work (peaks), values and states once.
+        let staging: Vec<wgpu::Buffer> = rw
+            .iter()
+            .map(|b| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("staging"),
+                    size: b.size(),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        for (src, dst) in rw.iter().zip(&staging) {
+            enc.copy_buffer_to_buffer(src, 0, dst, 0, src.size());
+        }
+        ctx.queue.submit(Some(enc.finish()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (k, s) in staging.iter().enumerate() {
+            let tx = tx.clone();
+            s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send((k, r));
+            });
+        }
+        drop(tx);
+        device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| QbatError::Device(format!("waiting for the kernel: {e}")))?;
+        ctx.take_uncaptured_error()?;
+        for _ in 0..staging.len() {
+            let (k, r) = rx.recv().map_err(|_| QbatError::Device("a readback never completed".into()))?;
+            r.map_err(|e| QbatError::Device(format!("reading back buffer {}: {e}", sizes[k].0)))?;
+        }
+        let read = |k: usize, n: usize| -> Result<Vec<f64>> {
+            let view = staging[k].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping {}: {e}", sizes[k].0)))?;
+            let out = read_reals(&view, n, precision);
+            drop(view);
+            staging[k].unmap();
+            Ok(out)
+        };
+        let work = read(0, m * stride as usize * 4)?;
+        let values = read(1, m * n_samples * n_cols)?;
+        let states = if job.keep_states { Some(read(2, m * n_samples * 16)?) } else { None };
+
+        let pk = (stride as usize - 2) * 4;
+        let times = &job.schedule.times;
+        let mut peaks = Vec::with_capacity(4 * m);
+        for i in 0..m {
+            let base = i * stride as usize * 4 + pk;
+            for k in 0..4 {
+                let idx = (work[base + 4 + k] as usize).min(times.len().saturating_sub(1));
+                peaks.push(Peak { max: work[base + k], t_max: times.get(idx).copied().unwrap_or(0.0) });
+            }
+        }
+        Ok(ChunkOut { values, states, peaks })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Schedule, TwoQubitPoint};
+    use crate::measures::Measure;
+
+    fn job(members: usize, points: usize, samples: usize) -> TwoQubitJob {
+        let times: Vec<f64> = (0..samples).map(|i| i as f64 * 0.1).collect();
+        let p = TwoQubitPoint { generator: [0.0; 256], h_battery: [0.0, 0.0, 0.0, 1.0], h_charger: [0.0; 4], dephasing: 0.0 };
+        TwoQubitJob {
+            points: vec![p; points],
+            member_point: (0..members).map(|i| (i % points) as u32).collect(),
+            initial: vec![[0.0; 16]; members],
+            schedule: Schedule::new(0.01, &times),
+            measures: vec![Measure::EnergyB, Measure::Purity],
+            keep_states: true,
+        }
+    }
+
+    fn lavapipe_limits() -> wgpu::Limits {
+        wgpu::Limits { max_storage_buffer_binding_size: 128 << 20, max_buffer_size: 2 << 30, ..wgpu::Limits::default() }
+    }
+
+    fn check_fits(j: &TwoQubitJob, chunks: &[Range<usize>], limits: &wgpu::Limits, precision: Precision) {
+        let b = member_bytes(j, precision);
+        let cap = limits.max_storage_buffer_binding_size;
+        assert_eq!(chunks.first().map(|c| c.start), Some(0));
+        assert_eq!(chunks.last().map(|c| c.end), Some(j.initial.len()));
+        for w in chunks.windows(2) {
+            assert_eq!(w[0].end, w[1].start);
+        }
+        for c in chunks {
+            let m = c.len() as u64;
+            assert!(m.div_ceil(64) <= limits.max_compute_workgroups_per_dimension as u64);
+            for per in [b.values, b.states, b.work, b.init] {
+                assert!(pad32(m * per) <= cap);
+            }
+            let pts = m.min(j.points.len() as u64);
+            let n_pieces = plan_pieces(&j.schedule, STEPS_PER_PIECE).len() as u64;
+            let tail = consts_tail(j.schedule.times.len() as u64, n_pieces) * precision.bytes();
+            assert!(pad32(pts * b.point + tail) <= cap);
+        }
+    }
+
+    #[test]
+    fn chunks_fit_the_limits() {
+        let limits = lavapipe_limits();
+        // 100k members x 2001 samples x 2 columns + states: values alone need chunking.
+        let j = job(100_000, 1, 2001);
+        for precision in [Precision::F32, Precision::F64] {
+            let chunks = plan_chunks(&j, precision, &limits, None).unwrap();
+            assert!(chunks.len() > 1);
+            check_fits(&j, &chunks, &limits, precision);
+        }
+        // One point per member: the points bound the chunk.
+        let j = job(200_000, 200_000, 2);
+        let chunks = plan_chunks(&j, Precision::F64, &limits, None).unwrap();
+        check_fits(&j, &chunks, &limits, Precision::F64);
+        // Workgroup count: 65,535 x 64 members at most.
+        let j = job(5_000_000, 1, 1);
+        let chunks = plan_chunks(&j, Precision::F32, &limits, None).unwrap();
+        assert!(chunks.iter().all(|c| c.len() <= 65_535 * 64));
+        // Forced cap.
+        let j = job(1000, 3, 5);
+        let chunks = plan_chunks(&j, Precision::F32, &limits, Some(400)).unwrap();
+        assert_eq!(chunks, vec![0..400, 400..800, 800..1000]);
+    }
+
+    #[test]
+    fn a_member_larger_than_a_buffer_is_an_error() {
+        let limits = wgpu::Limits { max_storage_buffer_binding_size: 1 << 20, ..lavapipe_limits() };
+        let j = job(10, 1, 100_000);
+        assert!(matches!(plan_chunks(&j, Precision::F64, &limits, None), Err(QbatError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn dispatches_cover_the_pieces() {
+        let s = Schedule::new(0.01, &[0.0, 10.0, 10.005, 30.0]);
+        let pieces = plan_pieces(&s, STEPS_PER_PIECE);
+        for budget in [1, 500, 1024, 5000, u64::MAX] {
+            let d = plan_dispatches(&pieces, budget);
+            assert_eq!(d.first().unwrap().0, 0);
+            assert_eq!(d.last().unwrap().1 as usize, pieces.len());
+            for w in d.windows(2) {
+                assert_eq!(w[0].1, w[1].0);
+            }
+        }
+        assert_eq!(plan_dispatches(&pieces, u64::MAX).len(), 1);
+    }
+}

@@ -1,0 +1,218 @@
+//! Structured RK4 engine for `cavity-cells` (paper 003): the Lindblad generator applied
+//! element by element in gather form, with the operators as the few bands they are:
+//!
+//!   L[X] = M + M^+,   M = K X + (1/2) sum_k J_k X J_k^+,   K = -i H - (1/2) sum_k J_k^+ J_k,
+//!
+//! valid for Hermitian X (rho, and Z = {H_B, rho0}/2 for the two-time fluctuation). Index
+//! r = (q, n) = q (N+1) + n with q = 2 i_1 + i_2 (|gg>, |ge>, |eg>, |ee>). The pieces:
+//!   K diagonal  kd(q, n) = -i [wc n + (wq/2)(z_1 + z_2)] - (1/2)[kappa n + gamma (e_1 + e_2)]
+//!   cell-cell   G = (g/2)[(1+zeta) sx sx + (1-zeta) sy sy]: <ee|G|gg> = g zeta, <eg|G|ge> = g
+//!   cavity-cell lambda (s+_1 a + s-_1 a^+): row (q, n) with i_1 = 1 reads X[(q-2, n+1), c] sqrt(n+1),
+//!               with i_1 = 0 reads X[(q+2, n-1), c] sqrt(n)
+//!   jumps       kappa a X a^+:     sqrt((n+1)(n'+1)) X[(q, n+1), (q', n'+1)]
+//!               gamma s-_1 X s+_1: X[(q+2, n), (q'+2, n')] when i_1(q) = i_1(q') = 0
+//!               gamma s-_2 X s+_2: X[(q+1, n), (q'+1, n')] when i_2(q) = i_2(q') = 0
+//! Only the upper triangle (r <= c) is computed; the lower is its conjugate. Each element costs
+//! a handful of complex products, so one RHS is O(dim^2), never O(dim^4).
+//!
+//! This is the CPU twin of the cavity kernel's loop structure, generic over f32/f64; in f64 it is
+//! the CPU engine for cavity-cells, checked against the matrix-form reference.
+
+use super::Real;
+
+/// A complex number as two reals (vec2 in WGSL).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cx<R: Real> {
+    pub re: R,
+    pub im: R,
+}
+
+impl<R: Real> Cx<R> {
+    pub const ZERO: Self = Cx { re: R::ZERO, im: R::ZERO };
+    #[inline(always)]
+    pub fn new(re: R, im: R) -> Self {
+        Cx { re, im }
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        Cx::new(self.re + o.re, self.im + o.im)
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        Cx::new(self.re * o.re - self.im * o.im, self.re * o.im + self.im * o.re)
+    }
+    #[inline(always)]
+    fn scale(self, s: R) -> Self {
+        Cx::new(self.re * s, self.im * s)
+    }
+    /// -i z
+    #[inline(always)]
+    fn mul_minus_i(self) -> Self {
+        Cx::new(self.im, -self.re)
+    }
+    #[inline(always)]
+    fn conj(self) -> Self {
+        Cx::new(self.re, -self.im)
+    }
+}
+
+/// The parameters of one cavity member, as the kernel holds them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CavityCoeffs {
+    pub n_fock: usize,
+    pub wc: f64,
+    pub wq: f64,
+    pub lambda: f64,
+    pub g: f64,
+    pub zeta: f64,
+    pub kappa: f64,
+    pub gamma: f64,
+}
+
+impl CavityCoeffs {
+    pub fn dim(&self) -> usize {
+        4 * (self.n_fock + 1)
+    }
+}
+
+/// Precomputed per-member tables in the working precision.
+pub struct CavityOps<R: Real> {
+    pub n_fock: usize,
+    pub dim: usize,
+    /// K's diagonal, indexed by r = q (N+1) + n
+    kd: Vec<Cx<R>>,
+    /// sqrt(n) for n = 0..=N+1
+    sqrt_n: Vec<R>,
+    lambda: R,
+    /// <ee|G|gg> = g zeta, <eg|G|ge> = g
+    g_flip_both: R,
+    g_swap: R,
+    kappa: R,
+    gamma: R,
+}
+
+impl<R: Real> CavityOps<R> {
+    pub fn new(c: &CavityCoeffs) -> Self {
+        let d = c.n_fock + 1;
+        let mut kd = Vec::with_capacity(4 * d);
+        for q in 0..4 {
+            let (e1, e2) = ((q >> 1) as f64, (q & 1) as f64);
+            let (z1, z2) = (2.0 * e1 - 1.0, 2.0 * e2 - 1.0);
+            for n in 0..d {
+                let energy = c.wc * n as f64 + 0.5 * c.wq * (z1 + z2);
+                let loss = 0.5 * (c.kappa * n as f64 + c.gamma * (e1 + e2));
+                kd.push(Cx::new(R::from_f64(-loss), R::from_f64(-energy)));
+            }
+        }
+        CavityOps {
+            n_fock: c.n_fock,
+            dim: 4 * d,
+            kd,
+            sqrt_n: (0..=d).map(|n| R::from_f64((n as f64).sqrt())).collect(),
+            lambda: R::from_f64(c.lambda),
+            g_flip_both: R::from_f64(c.g * c.zeta),
+            g_swap: R::from_f64(c.g),
+            kappa: R::from_f64(c.kappa),
+            gamma: R::from_f64(c.gamma),
+        }
+    }
+
+    /// (K X)[r, c] by gather.
+    #[inline(always)]
+    fn kx(&self, x: &[Cx<R>], r: usize, c: usize) -> Cx<R> {
+        let d = self.n_fock + 1;
+        let dim = self.dim;
+        let (q, n) = (r / d, r % d);
+        let mut acc = self.kd[r].mul(x[r * dim + c]);
+        // -i G: partner state p of q and its coefficient
+        let (p, gq) = match q {
+            0 => (3, self.g_flip_both),
+            3 => (0, self.g_flip_both),
+            1 => (2, self.g_swap),
+            _ => (1, self.g_swap),
+        };
+        let mut h = x[(p * d + n) * dim + c].scale(gq);
+        // lambda (s+_1 a + s-_1 a^+)
+        if q >= 2 {
+            if n < self.n_fock {
+                h = h.add(x[((q - 2) * d + n + 1) * dim + c].scale(self.lambda * self.sqrt_n[n + 1]));
+            }
+        } else if n > 0 {
+            h = h.add(x[((q + 2) * d + n - 1) * dim + c].scale(self.lambda * self.sqrt_n[n]));
+        }
+        acc = acc.add(h.mul_minus_i());
+        acc
+    }
+
+    /// (1/2) sum_k J_k X J_k^+ at [r, c]. Symmetric under (r, c) -> (c, r) up to conjugation,
+    /// so L[X][r, c] = KX[r, c] + conj(KX[c, r]) + sum_k J_k X J_k^+ [r, c].
+    #[inline(always)]
+    fn jumps(&self, x: &[Cx<R>], r: usize, c: usize) -> Cx<R> {
+        let d = self.n_fock + 1;
+        let dim = self.dim;
+        let (q, n) = (r / d, r % d);
+        let (qc, nc) = (c / d, c % d);
+        let mut acc = Cx::ZERO;
+        if n < self.n_fock && nc < self.n_fock {
+            acc = acc.add(x[(r + 1) * dim + c + 1].scale(self.kappa * self.sqrt_n[n + 1] * self.sqrt_n[nc + 1]));
+        }
+        if q < 2 && qc < 2 {
+            acc = acc.add(x[(r + 2 * d) * dim + c + 2 * d].scale(self.gamma));
+        }
+        if q & 1 == 0 && qc & 1 == 0 {
+            acc = acc.add(x[(r + d) * dim + c + d].scale(self.gamma));
+        }
+        acc
+    }
+
+    /// out = L[x] for Hermitian x (upper triangle computed, lower mirrored).
+    pub fn apply(&self, x: &[Cx<R>], out: &mut [Cx<R>]) {
+        let dim = self.dim;
+        for r in 0..dim {
+            for c in r..dim {
+                let v = self.kx(x, r, c).add(self.kx(x, c, r).conj()).add(self.jumps(x, r, c));
+                out[r * dim + c] = v;
+                out[c * dim + r] = v.conj();
+            }
+        }
+    }
+}
+
+/// RK4 work space for one member.
+pub struct CavityWork<R: Real> {
+    k: Vec<Cx<R>>,
+    acc: Vec<Cx<R>>,
+    stage: Vec<Cx<R>>,
+}
+
+impl<R: Real> CavityWork<R> {
+    pub fn new(dim: usize) -> Self {
+        CavityWork { k: vec![Cx::ZERO; dim * dim], acc: vec![Cx::ZERO; dim * dim], stage: vec![Cx::ZERO; dim * dim] }
+    }
+
+    /// One classical RK4 step of size h on x (Hermitian).
+    pub fn step(&mut self, ops: &CavityOps<R>, x: &mut [Cx<R>], h: R) {
+        let half = h * R::from_f64(0.5);
+        let two = R::from_f64(2.0);
+        ops.apply(x, &mut self.k);
+        for i in 0..x.len() {
+            self.acc[i] = self.k[i];
+            self.stage[i] = x[i].add(self.k[i].scale(half));
+        }
+        ops.apply(&self.stage, &mut self.k);
+        for i in 0..x.len() {
+            self.acc[i] = self.acc[i].add(self.k[i].scale(two));
+            self.stage[i] = x[i].add(self.k[i].scale(half));
+        }
+        ops.apply(&self.stage, &mut self.k);
+        for i in 0..x.len() {
+            self.acc[i] = self.acc[i].add(self.k[i].scale(two));
+            self.stage[i] = x[i].add(self.k[i].scale(h));
+        }
+        ops.apply(&self.stage, &mut self.k);
+        let sixth = h / R::from_f64(6.0);
+        for i in 0..x.len() {
+            x[i] = x[i].add(self.acc[i].add(self.k[i]).scale(sixth));
+        }
+    }
+}

@@ -1,0 +1,720 @@
+//! CPU twin of `shaders/rk4_two_qubit.wgsl`: the same loop, stage order, propagator,
+//! compensated sums and closed-form measures, in f32 or f64, parallel over members (rayon).
+//! Keep the two in sync: a change here without the same change in the shader (or back) is a
+//! bug. In f32 the twin and the kernel on lavapipe agree to a few ulp.
+//!
+//! Stepping: a full step of `dt` is x <- x + D x with the RK4 increment matrix
+//! D = hG + (hG)^2/2 + (hG)^3/6 + (hG)^4/24 (h = dt), computed on the host in f64. For the
+//! linear autonomous ODE dx/dt = G x this is exactly the classical RK4 update. Keeping P - I
+//! rather than P keeps the stored matrix small, and the update x + Dx is summed with a Kahan
+//! compensation term carried with the state (across pieces and dispatches), so that the
+//! rounding of 1e4 small increments does not pile up: in f32 the states stay within about 1e-6
+//! of the exact RK4 sequence after 1e4 steps (3e-6 without compensation). A shortened last
+//! step of a segment takes the explicit stages k1..k4 with G and is added the same way.
+//!
+//! Sample channel: with dephasing p (spin-pair), each sample is measured on a copy of the state
+//! with x_ab scaled by (1 - 2p)^(number of a, b in {x, y}); the evolving state is untouched. The
+//! same copy rule applies to the evolved matrix Z of `energy_fluctuation_b` and to the t = 0
+//! references (rho0 and Z(0)), so that every sample, t = 0 included, sees the same channel. The
+//! states returned with `keep_states` are these sample copies (identical to the state when
+//! p = 0), so that host-side measures of them need no channel of their own.
+//!
+//! Relative to t = 0: stored_energy_b and energy_fluctuation_b are formed from the differences
+//! x(t) - x(0) and Z(t) - Z(0), which vanish exactly at t = 0. Written directly,
+//! Sigma^2 = Tr(H_B^2 rho_b(t)) - 2 Tr(H_B Z_b(t)) + Tr(H_B^2 rho_b(0)) - stored^2 cancels at
+//! O(1), and the square root would magnify that rounding (1e-8 in f64, 3e-4 in f32) near t = 0.
+//!
+//! `entropy_b` is computed in the kernel without transcendentals: log2 is evaluated by exact
+//! power-of-two range reduction to [1/sqrt 2, sqrt 2] and an atanh series (accurate to the
+//! working precision, also in f64 where WGSL's f64 `log` is unusable on some drivers).
+//! `bell_chsh` takes the eigenvalues of T T^T by six cyclic Jacobi sweeps.
+//!
+//! Measures that the kernel does not compute (those that need an eigensolve, and the cavity
+//! ones) come back as NaN columns; the host fills them from states.
+
+use super::Real;
+use crate::job::{Peak, Schedule, TwoQubitJob, TwoQubitPoint, TwoQubitResult};
+use crate::measures::Measure::{self, *};
+use rayon::prelude::*;
+
+/// The measures the kernel computes; a measure's kernel code is its index here.
+/// Keep in sync with the `M_*` constants in shaders/rk4_two_qubit.wgsl.
+pub const KERNEL_MEASURES: [Measure; 19] = [
+    EnergyB,
+    EnergyC,
+    StoredEnergyB,
+    ErgotropyB,
+    AntiergotropyB,
+    CapacityB,
+    CapacityC,
+    PowerB,
+    ErgotropicPowerB,
+    EnergyVarianceB,
+    EnergyFluctuationB,
+    SteeringF3,
+    BellChsh,
+    CoherenceL1,
+    ImaginarityL1,
+    TextureB,
+    Purity,
+    EntropyB,
+    TraceError,
+];
+pub const N_CODES: usize = KERNEL_MEASURES.len();
+
+/// The kernel code of a measure, or None if the kernel does not compute it.
+pub fn kernel_code(m: Measure) -> Option<u32> {
+    KERNEL_MEASURES.iter().position(|&k| k == m).map(|i| i as u32)
+}
+
+/// Sample index of a piece that ends without a sample.
+pub const NO_SAMPLE: u32 = u32::MAX;
+
+/// Kernel flag bits (keep in sync with the `F_*` constants in shaders/rk4_two_qubit.wgsl).
+pub const F_FIRST: u32 = 1;
+pub const F_Z: u32 = 2;
+pub const F_STATES: u32 = 4;
+pub const F_BELL: u32 = 8;
+pub const F_COHERENCE: u32 = 16;
+pub const F_ENTROPY: u32 = 32;
+
+/// What a job asks the kernel to do beyond stepping x.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelFlags {
+    /// Evolve Z(t) = e^{Lt}[{H_B, rho0}/2] (only for energy_fluctuation_b).
+    pub evolve_z: bool,
+    pub keep_states: bool,
+    pub bell: bool,
+    pub coherence: bool,
+    pub entropy: bool,
+}
+
+impl KernelFlags {
+    pub fn for_job(job: &TwoQubitJob) -> KernelFlags {
+        let has = |m: Measure| job.measures.contains(&m);
+        KernelFlags {
+            evolve_z: has(EnergyFluctuationB),
+            keep_states: job.keep_states,
+            bell: has(BellChsh),
+            coherence: has(CoherenceL1) || has(ImaginarityL1),
+            entropy: has(EntropyB),
+        }
+    }
+
+    /// The flag word of the kernel's Params (without F_FIRST).
+    pub fn bits(&self) -> u32 {
+        let mut b = 0;
+        if self.evolve_z {
+            b |= F_Z;
+        }
+        if self.keep_states {
+            b |= F_STATES;
+        }
+        if self.bell {
+            b |= F_BELL;
+        }
+        if self.coherence {
+            b |= F_COHERENCE;
+        }
+        if self.entropy {
+            b |= F_ENTROPY;
+        }
+        b
+    }
+}
+
+/// A run of full steps followed by an optional shortened step and an optional sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Piece {
+    pub n_full: u32,
+    /// Sample index written at the end of the piece, or NO_SAMPLE.
+    pub sample: u32,
+    /// Shortened last step (0 = none).
+    pub h_last: f64,
+}
+
+/// Split the schedule into pieces of at most `max_steps` full steps. Splitting changes no
+/// arithmetic: the state goes through storage at full working precision between pieces.
+pub fn plan_pieces(schedule: &Schedule, max_steps: u64) -> Vec<Piece> {
+    let max_steps = max_steps.clamp(1, u32::MAX as u64);
+    let mut out = Vec::with_capacity(schedule.segments.len());
+    for (s, seg) in schedule.segments.iter().enumerate() {
+        let mut left = seg.n_full;
+        while left > max_steps {
+            out.push(Piece { n_full: max_steps as u32, sample: NO_SAMPLE, h_last: 0.0 });
+            left -= max_steps;
+        }
+        out.push(Piece { n_full: left as u32, sample: s as u32, h_last: seg.h_last });
+    }
+    out
+}
+
+/// RK4 increment matrix D = P - I = A + A^2/2 + A^3/6 + A^4/24, A = hG (row-major, f64).
+pub fn rk4_increment(g: &[f64; 256], h: f64) -> [f64; 256] {
+    let a: [f64; 256] = g.map(|v| v * h);
+    let mul = |x: &[f64; 256], y: &[f64; 256]| {
+        let mut out = [0.0; 256];
+        for i in 0..16 {
+            for k in 0..16 {
+                let xik = x[16 * i + k];
+                if xik != 0.0 {
+                    for j in 0..16 {
+                        out[16 * i + j] += xik * y[16 * k + j];
+                    }
+                }
+            }
+        }
+        out
+    };
+    // Horner: D = A (I + A/2 (I + A/3 (I + A/4))).
+    let mut t = a.map(|v| v / 4.0);
+    for div in [3.0, 2.0] {
+        for i in 0..16 {
+            t[17 * i] += 1.0;
+        }
+        t = mul(&a, &t).map(|v| v / div);
+    }
+    for i in 0..16 {
+        t[17 * i] += 1.0;
+    }
+    mul(&a, &t)
+}
+
+/// Per-point constants of the kernel, in f64 (cast to the working precision by the GPU host
+/// and the twin alike).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelPoint {
+    /// RK4 increment for a full step dt.
+    pub d: [f64; 256],
+    /// Generator (for shortened steps).
+    pub g: [f64; 256],
+    pub hb: [f64; 4],
+    pub hc: [f64; 4],
+    /// Dephasing factors q = 1 - 2p and q^2.
+    pub q: f64,
+    pub q2: f64,
+    /// |h_B| and |h_C| (Bloch-vector norms of the Hamiltonians).
+    pub nhb: f64,
+    pub nhc: f64,
+    /// h0^2 + |h|^2 of H_B: Tr(H_B^2 rho_b) = hb2 x_00 + 2 h0 h.r_b.
+    pub hb2: f64,
+}
+
+impl KernelPoint {
+    pub fn new(p: &TwoQubitPoint, dt: f64) -> KernelPoint {
+        let q = 1.0 - 2.0 * p.dephasing;
+        let norm3 = |h: &[f64; 4]| (h[1] * h[1] + h[2] * h[2] + h[3] * h[3]).sqrt();
+        let nhb = norm3(&p.h_battery);
+        KernelPoint {
+            d: rk4_increment(&p.generator, dt),
+            g: p.generator,
+            hb: p.h_battery,
+            hc: p.h_charger,
+            q,
+            q2: q * q,
+            nhb,
+            nhc: norm3(&p.h_charger),
+            hb2: p.h_battery[0] * p.h_battery[0] + nhb * nhb,
+        }
+    }
+
+    /// Dephasing mask: x_ab is scaled by q^(number of a, b in {x, y}).
+    pub fn mask(&self) -> [f64; 16] {
+        let row_outer = [1.0, self.q, self.q, 1.0];
+        let row_inner = [self.q, self.q2, self.q2, self.q];
+        let mut m = [0.0; 16];
+        for a in 0..4 {
+            let row = if a == 1 || a == 2 { row_inner } else { row_outer };
+            m[4 * a..4 * a + 4].copy_from_slice(&row);
+        }
+        m
+    }
+}
+
+/// A point's constants in the working precision.
+struct PointR<R> {
+    /// D and G, transposed (see `matvec`).
+    d: [R; 256],
+    g: [R; 256],
+    hb: [R; 4],
+    hc: [R; 4],
+    mask: [R; 16],
+    nhb: R,
+    nhc: R,
+    hb2: R,
+}
+
+impl<R: Real> PointR<R> {
+    fn new(k: &KernelPoint) -> Self {
+        let c = R::from_f64;
+        PointR {
+            d: transpose(&k.d.map(c)),
+            g: transpose(&k.g.map(c)),
+            hb: k.hb.map(c),
+            hc: k.hc.map(c),
+            mask: k.mask().map(c),
+            nhb: c(k.nhb),
+            nhc: c(k.nhc),
+            hb2: c(k.hb2),
+        }
+    }
+}
+
+// ---- the kernel's arithmetic, in the shader's order -------------------------------------
+
+#[inline(always)]
+fn dot4<R: Real>(a: &[R], b: &[R]) -> R {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3]
+}
+
+#[inline(always)]
+fn dot3<R: Real>(a: &[R], b: &[R]) -> R {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+/// y = M x with M given transposed (`mt[16 k + i] = M[i][k]`), in the shader's order for
+/// every row: four vec4 dots (((p0 + p1) + p2) + p3) summed as ((d0 + d1) + d2) + d3. The loops
+/// run over rows innermost, so the compiler vectorises across rows without changing any row's
+/// order of operations.
+#[inline(always)]
+fn matvec<R: Real>(mt: &[R; 256], x: &[R; 16]) -> [R; 16] {
+    let mut y = [R::ZERO; 16];
+    for blk in 0..4 {
+        let mut d = [R::ZERO; 16];
+        let k0 = 4 * blk;
+        let (c0, c1, c2, c3) = (&mt[16 * k0..16 * k0 + 16], &mt[16 * k0 + 16..16 * k0 + 32], &mt[16 * k0 + 32..16 * k0 + 48], &mt[16 * k0 + 48..16 * k0 + 64]);
+        let (x0, x1, x2, x3) = (x[k0], x[k0 + 1], x[k0 + 2], x[k0 + 3]);
+        for i in 0..16 {
+            d[i] = c0[i] * x0 + c1[i] * x1 + c2[i] * x2 + c3[i] * x3;
+        }
+        if blk == 0 {
+            y = d;
+        } else {
+            for i in 0..16 {
+                y[i] = y[i] + d[i];
+            }
+        }
+    }
+    y
+}
+
+/// Row-major 16x16 -> transposed.
+fn transpose<R: Real>(m: &[R; 256]) -> [R; 256] {
+    std::array::from_fn(|j| m[16 * (j % 16) + j / 16])
+}
+
+/// x + s y
+#[inline(always)]
+fn axpy<R: Real>(s: R, y: &[R; 16], x: &[R; 16]) -> [R; 16] {
+    std::array::from_fn(|i| x[i] + s * y[i])
+}
+
+/// A 16-vector with a Kahan compensation term (the shader's `Acc`).
+#[derive(Clone, Copy)]
+struct Acc<R> {
+    x: [R; 16],
+    c: [R; 16],
+}
+
+impl<R: Real> Acc<R> {
+    fn new(x: [R; 16]) -> Self {
+        Acc { x, c: [R::ZERO; 16] }
+    }
+
+    /// x += dx, compensated: y = dx - c; t = x + y; c = (t - x) - y; x = t.
+    #[inline(always)]
+    fn add(&mut self, dx: &[R; 16]) {
+        for ((x, c), d) in self.x.iter_mut().zip(self.c.iter_mut()).zip(dx) {
+            let y = *d - *c;
+            let t = *x + y;
+            *c = (t - *x) - y;
+            *x = t;
+        }
+    }
+}
+
+/// Full step: x + D x, D = P - I.
+#[inline(always)]
+fn full_step<R: Real>(d: &[R; 256], a: &mut Acc<R>) {
+    let dx = matvec(d, &a.x);
+    a.add(&dx);
+}
+
+/// The increment of one explicit RK4 step of length h with the generator.
+fn rk4_increment_stages<R: Real>(g: &[R; 256], x: &[R; 16], h: R) -> [R; 16] {
+    let hh = h * R::from_f64(0.5);
+    let h6 = h / R::from_f64(6.0);
+    let k1 = matvec(g, x);
+    let k2 = matvec(g, &axpy(hh, &k1, x));
+    let k3 = matvec(g, &axpy(hh, &k2, x));
+    let k4 = matvec(g, &axpy(h, &k3, x));
+    let two = R::from_f64(2.0);
+    std::array::from_fn(|i| h6 * (k1[i] + two * (k2[i] + k3[i]) + k4[i]))
+}
+
+/// One explicit RK4 step of length h with the generator.
+fn rk4_step<R: Real>(g: &[R; 256], a: &mut Acc<R>, h: R) {
+    let dx = rk4_increment_stages(g, &a.x, h);
+    a.add(&dx);
+}
+
+/// Z(0) = {I (x) H_B, rho0}/2 in the Pauli basis: z_a0 = h.x_a (with h_0 = h0),
+/// z_ak = h0 x_ak + h_k x_a0.
+fn anticommutator<R: Real>(x: &[R; 16], hb: &[R; 4]) -> [R; 16] {
+    let mut z = [R::ZERO; 16];
+    for a in 0..4 {
+        let r = &x[4 * a..4 * a + 4];
+        z[4 * a] = dot4(hb, r);
+        for k in 1..4 {
+            z[4 * a + k] = hb[0] * r[k] + hb[k] * r[0];
+        }
+    }
+    z
+}
+
+#[inline(always)]
+fn dephase<R: Real>(x: &[R; 16], mask: &[R; 16]) -> [R; 16] {
+    std::array::from_fn(|i| x[i] * mask[i])
+}
+
+/// log2 without transcendentals: exact power-of-two range reduction to [1/sqrt2, sqrt2], then
+/// ln m = 2 atanh(u), u = (m - 1)/(m + 1), |u| <= 0.172, by its series through u^21.
+pub fn log2_arith<R: Real>(x: R) -> R {
+    let c = R::from_f64;
+    let mut m = x;
+    let mut e = R::ZERO;
+    let mut i = 0;
+    while i < 128 && m < c(std::f64::consts::FRAC_1_SQRT_2) {
+        m = m * c(2.0);
+        e = e - R::ONE;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 128 && m > c(std::f64::consts::SQRT_2) {
+        m = m * c(0.5);
+        e = e + R::ONE;
+        i += 1;
+    }
+    let u = (m - R::ONE) / (m + R::ONE);
+    let u2 = u * u;
+    let mut s = c(1.0 / 21.0);
+    for k in [19.0, 17.0, 15.0, 13.0, 11.0, 9.0, 7.0, 5.0, 3.0] {
+        s = c(1.0 / k) + u2 * s;
+    }
+    s = R::ONE + u2 * s;
+    e + c(2.0) * u * s * c(std::f64::consts::LOG2_E)
+}
+
+/// -l log2 l, 0 for l <= 1e-30.
+fn neg_plogp<R: Real>(l: R) -> R {
+    if l > R::from_f64(1e-30) {
+        -(l * log2_arith(l))
+    } else {
+        R::ZERO
+    }
+}
+
+/// Eigenvalues of a symmetric 3x3 matrix by 6 cyclic Jacobi sweeps (the diagonal at the end).
+pub fn sym3_eigenvalues<R: Real>(m00: R, m01: R, m02: R, m11: R, m12: R, m22: R) -> [R; 3] {
+    let mut a = [m00, m01, m02, m01, m11, m12, m02, m12, m22];
+    for _sweep in 0..6 {
+        for k in 0..3usize {
+            let p = if k == 2 { 1 } else { 0 };
+            let q = if k >= 1 { 2 } else { 1 };
+            let r = 3 - p - q;
+            let apq = a[3 * p + q];
+            if apq != R::ZERO {
+                let theta = (a[3 * q + q] - a[3 * p + p]) / (R::from_f64(2.0) * apq);
+                let sgn = if theta >= R::ZERO { R::ONE } else { -R::ONE };
+                let t = sgn / (theta.abs() + (theta * theta + R::ONE).sqrt());
+                let c = R::ONE / (t * t + R::ONE).sqrt();
+                let s = t * c;
+                let arp = a[3 * r + p];
+                let arq = a[3 * r + q];
+                a[3 * p + p] = a[3 * p + p] - t * apq;
+                a[3 * q + q] = a[3 * q + q] + t * apq;
+                a[3 * p + q] = R::ZERO;
+                a[3 * q + p] = R::ZERO;
+                let nrp = c * arp - s * arq;
+                let nrq = s * arp + c * arq;
+                a[3 * r + p] = nrp;
+                a[3 * p + r] = nrp;
+                a[3 * r + q] = nrq;
+                a[3 * q + r] = nrq;
+            }
+        }
+    }
+    [a[0], a[4], a[8]]
+}
+
+#[inline(always)]
+fn cabs<R: Real>(re: R, im: R) -> R {
+    (re * re + im * im).sqrt()
+}
+
+/// The t = 0 references: the battery rows (a = 0) of the sample copies of rho0 and Z(0).
+fn references<R: Real>(x0: &[R; 16], p: &PointR<R>) -> ([R; 4], [R; 4]) {
+    let z0 = anticommutator(x0, &p.hb);
+    (std::array::from_fn(|i| x0[i] * p.mask[i]), std::array::from_fn(|i| z0[i] * p.mask[i]))
+}
+
+/// Every kernel measure of one sample (the shader's `sample_measures`), by kernel code.
+/// `y` is the sample copy of the state, `yza` the battery row of that of Z, `y0a` and `z0a`
+/// the same rows at t = 0 (differences vanish exactly at t = 0); unflagged expensive measures
+/// are 0.
+fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4], t: R, p: &PointR<R>, flags: u32) -> [R; N_CODES] {
+    let c = R::from_f64;
+    let zero = R::ZERO;
+    let half = c(0.5);
+    let two = c(2.0);
+    let mut m = [zero; N_CODES];
+    let rb = &y[1..4];
+    let rc = [y[4], y[8], y[12]];
+    let e_b = dot4(&p.hb, &y[0..4]);
+    let e_c = dot4(&p.hc, &[y[0], y[4], y[8], y[12]]);
+    let nrb = dot3(rb, rb).sqrt();
+    let nrc = dot3(&rc, &rc).sqrt();
+    let hr = dot3(&p.hb[1..4], rb);
+    let ergo = hr + p.nhb * nrb;
+    let dya: [R; 4] = std::array::from_fn(|i| y[i] - y0a[i]);
+    let stored = dot4(&p.hb, &dya);
+    let tpos = t > zero;
+    let trh2 = p.hb2 * y[0] + two * p.hb[0] * hr;
+    m[0] = e_b;
+    m[1] = e_c;
+    m[2] = stored;
+    m[3] = ergo;
+    m[4] = hr - p.nhb * nrb;
+    m[5] = two * p.nhb * nrb;
+    m[6] = two * p.nhc * nrc;
+    m[7] = if tpos { stored / t } else { zero };
+    m[8] = if tpos { ergo / t } else { zero };
+    m[9] = trh2 - e_b * e_b;
+    if flags & F_Z != 0 {
+        let dtrh2 = p.hb2 * dya[0] + two * p.hb[0] * dot3(&p.hb[1..4], &dya[1..4]);
+        let dza: [R; 4] = std::array::from_fn(|i| yza[i] - z0a[i]);
+        let s2 = dtrh2 - two * dot4(&p.hb, &dza) - stored * stored;
+        m[10] = if s2 >= zero { s2.sqrt() } else { -(-s2).sqrt() };
+    }
+    let t1 = &y[5..8];
+    let t2 = &y[9..12];
+    let t3 = &y[13..16];
+    let s11 = dot3(t1, t1);
+    let s22 = dot3(t2, t2);
+    let s33 = dot3(t3, t3);
+    m[11] = s11 + s22 + s33 - R::ONE;
+    if flags & F_BELL != 0 {
+        let ev = sym3_eigenvalues(s11, dot3(t1, t2), dot3(t1, t3), s22, dot3(t2, t3), s33);
+        let lo = if ev[0] < ev[1] { ev[0] } else { ev[1] };
+        let lo = if lo < ev[2] { lo } else { ev[2] };
+        let u = ev[0] + ev[1] + ev[2] - lo;
+        m[12] = two * u.sqrt() - two;
+    }
+    if flags & F_COHERENCE != 0 {
+        // Upper off-diagonal entries of rho, times 4 (see the shader for the derivation).
+        let e = [
+            (y[1] - y[13], y[2] - y[14]),
+            (y[1] + y[13], y[2] + y[14]),
+            (y[4] - y[7], y[8] - y[11]),
+            (y[5] - y[10], y[6] + y[9]),
+            (y[5] + y[10], y[9] - y[6]),
+            (y[4] + y[7], y[8] + y[11]),
+        ];
+        let mut coh = zero;
+        let mut ima = zero;
+        for (re, im) in e {
+            coh = coh + cabs(re, im);
+            ima = ima + im.abs();
+        }
+        m[13] = half * coh;
+        m[14] = half * ima;
+    }
+    let dx = y[1] - R::ONE;
+    let dtex = (dx * dx + y[2] * y[2] + y[3] * y[3]).sqrt();
+    let tr_dev = (y[0] - R::ONE).abs();
+    m[15] = half * if tr_dev > dtex { tr_dev } else { dtex };
+    m[16] = c(0.25) * (dot4(&y[0..4], &y[0..4]) + dot4(&y[4..8], &y[4..8]) + dot4(&y[8..12], &y[8..12]) + dot4(&y[12..16], &y[12..16]));
+    if flags & F_ENTROPY != 0 {
+        let lp = (y[0] + nrb) * half;
+        let lm = (y[0] - nrb) * half;
+        m[17] = neg_plogp(lp) + neg_plogp(lm);
+    }
+    m[18] = tr_dev;
+    m
+}
+
+/// The kernel's per-member data in the working precision, shared by all members.
+struct TwinPlan<R> {
+    points: Vec<PointR<R>>,
+    pieces: Vec<(Piece, R)>,
+    times: Vec<R>,
+    /// Kernel code of each output column (None: not a kernel measure, NaN).
+    cols: Vec<Option<usize>>,
+    flags: u32,
+}
+
+/// One member: steps, samples and peaks, written into its slices of the result.
+fn run_member<R: Real>(plan: &TwinPlan<R>, p: &PointR<R>, x0: &[f64; 16], values: &mut [f64], states: &mut [f64], peaks: &mut [Peak], times: &[f64]) {
+    let flags = plan.flags;
+    let ez = flags & F_Z != 0;
+    let keep = flags & F_STATES != 0;
+    let n_cols = plan.cols.len();
+    let x0: [R; 16] = x0.map(R::from_f64);
+    let mut x = Acc::new(x0);
+    let mut z = Acc::new(if ez { anticommutator(&x0, &p.hb) } else { [R::ZERO; 16] });
+    let (y0a, z0a) = references(&x0, p);
+    let mut pmax = [R::ZERO; 4];
+    let mut pidx = [R::ZERO; 4];
+    for &(piece, h) in &plan.pieces {
+        if ez {
+            for _ in 0..piece.n_full {
+                full_step(&p.d, &mut x);
+                full_step(&p.d, &mut z);
+            }
+        } else {
+            for _ in 0..piece.n_full {
+                full_step(&p.d, &mut x);
+            }
+        }
+        if h > R::ZERO {
+            rk4_step(&p.g, &mut x, h);
+            if ez {
+                rk4_step(&p.g, &mut z, h);
+            }
+        }
+        if piece.sample != NO_SAMPLE {
+            let s = piece.sample as usize;
+            let t = plan.times[s];
+            let y = dephase(&x.x, &p.mask);
+            let yza: [R; 4] = std::array::from_fn(|i| z.x[i] * p.mask[i]);
+            let m = sample_measures(&y, &yza, &y0a, &z0a, t, p, flags);
+            let row = &mut values[s * n_cols..(s + 1) * n_cols];
+            for (v, col) in row.iter_mut().zip(&plan.cols) {
+                *v = match col {
+                    Some(k) => m[*k].to_f64(),
+                    None => f64::NAN,
+                };
+            }
+            if keep {
+                for (o, v) in states[16 * s..16 * s + 16].iter_mut().zip(&y) {
+                    *o = v.to_f64();
+                }
+            }
+            let v = [m[0], m[3], m[7], m[8]];
+            let sr = R::from_f64(s as f64);
+            for k in 0..4 {
+                if s == 0 || v[k] > pmax[k] {
+                    pmax[k] = v[k];
+                    pidx[k] = sr;
+                }
+            }
+        }
+    }
+    if !times.is_empty() {
+        for k in 0..4 {
+            peaks[k] = Peak { max: pmax[k].to_f64(), t_max: times[pidx[k].to_f64() as usize] };
+        }
+    }
+}
+
+/// Run a two-qubit job on the CPU in precision R (f32 or f64). Values come back as f64.
+pub fn run_two_qubit_twin<R: Real>(job: &TwoQubitJob) -> TwoQubitResult {
+    let dt = job.schedule.dt;
+    let n_samples = job.schedule.times.len();
+    let n_cols = job.measures.len();
+    let n_members = job.initial.len();
+    let plan = TwinPlan::<R> {
+        points: job.points.iter().map(|p| PointR::new(&KernelPoint::new(p, dt))).collect(),
+        pieces: plan_pieces(&job.schedule, u64::MAX).into_iter().map(|p| (p, R::from_f64(p.h_last))).collect(),
+        times: job.schedule.times.iter().map(|&t| R::from_f64(t)).collect(),
+        cols: job.measures.iter().map(|&m| kernel_code(m).map(|c| c as usize)).collect(),
+        flags: KernelFlags::for_job(job).bits(),
+    };
+    let vstride = n_samples * n_cols;
+    let sstride = if job.keep_states { n_samples * 16 } else { 0 };
+    // Zero-width outputs get a one-element dummy per member so that the zip below keeps
+    // one item per member.
+    let mut values = vec![0.0; n_members * vstride.max(1)];
+    let mut states = vec![0.0; n_members * sstride.max(1)];
+    let mut peaks = vec![Peak::default(); n_members * 4];
+    values
+        .par_chunks_mut(vstride.max(1))
+        .zip(states.par_chunks_mut(sstride.max(1)))
+        .zip(peaks.par_chunks_mut(4))
+        .enumerate()
+        .for_each(|(m, ((v, s), pk))| {
+            let p = &plan.points[job.member_point[m] as usize];
+            run_member(&plan, p, &job.initial[m], v, s, pk, &job.schedule.times);
+        });
+    if vstride == 0 {
+        values.clear();
+    }
+    TwoQubitResult {
+        measures: job.measures.clone(),
+        values,
+        states: if job.keep_states { Some(states) } else { None },
+        peaks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn increment_is_the_rk4_update() {
+        // For dx/dt = G x, one classical RK4 step equals x + D x.
+        let mut g = [0.0; 256];
+        for (i, v) in g.iter_mut().enumerate() {
+            *v = ((i * 37 % 23) as f64 - 11.0) * 0.05;
+        }
+        let x: [f64; 16] = std::array::from_fn(|i| (i as f64 * 0.3).sin());
+        let h = 0.01;
+        let d = rk4_increment(&g, h);
+        let via_d = matvec(&transpose(&d), &x);
+        let via_stages = rk4_increment_stages(&transpose(&g), &x, h);
+        for i in 0..16 {
+            assert!((via_d[i] - via_stages[i]).abs() < 1e-16, "{i}");
+        }
+    }
+
+    #[test]
+    fn arithmetic_log2() {
+        for &x in &[1e-29, 1e-12, 0.003, 0.25, 0.5, 0.7, 0.71, 1.0, 1.3, 1.5, 2.0] {
+            let got: f64 = log2_arith(x);
+            assert!((got - x.log2()).abs() < 2e-15 * x.log2().abs().max(1.0), "{x}: {got}");
+            let got32: f32 = log2_arith(x as f32);
+            assert!((got32 as f64 - x.log2()).abs() < 1e-6 * x.log2().abs().max(1.0), "{x}: {got32}");
+        }
+    }
+
+    #[test]
+    fn jacobi_eigenvalues() {
+        let ev: [f64; 3] = sym3_eigenvalues(2.0, 0.3, -0.1, 1.0, 0.2, 0.5);
+        let m = nalgebra::Matrix3::new(2.0, 0.3, -0.1, 0.3, 1.0, 0.2, -0.1, 0.2, 0.5);
+        let mut want: Vec<f64> = m.symmetric_eigenvalues().iter().copied().collect();
+        let mut got = ev.to_vec();
+        want.sort_by(f64::total_cmp);
+        got.sort_by(f64::total_cmp);
+        for k in 0..3 {
+            assert!((want[k] - got[k]).abs() < 1e-14);
+        }
+        // Degenerate and diagonal cases do not divide by zero.
+        let ev: [f64; 3] = sym3_eigenvalues(1.0, 0.0, 0.0, 1.0, 0.0, 1.0);
+        assert_eq!(ev, [1.0, 1.0, 1.0]);
+        let ev: [f32; 3] = sym3_eigenvalues(1.0, 1e-30, 0.0, 1.0, 0.0, 0.0);
+        assert!(ev.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn pieces_split_long_segments() {
+        let s = Schedule::new(0.1, &[0.0, 1.0, 1.25]);
+        let p = plan_pieces(&s, 4);
+        assert_eq!(p.len(), 1 + 3 + 1);
+        assert_eq!((p[0].n_full, p[0].sample), (0, 0));
+        assert_eq!((p[1].n_full, p[1].sample), (4, NO_SAMPLE));
+        assert_eq!((p[3].n_full, p[3].sample), (2, 1));
+        assert_eq!((p[4].n_full, p[4].sample), (2, 2));
+        assert!((p[4].h_last - 0.05).abs() < 1e-12);
+    }
+}
