@@ -54,6 +54,11 @@ impl<R: Real> Cx<R> {
     fn conj(self) -> Self {
         Cx::new(self.re, -self.im)
     }
+    /// i z
+    #[inline(always)]
+    fn mul_i(self) -> Self {
+        Cx::new(-self.im, self.re)
+    }
 }
 
 /// The parameters of one cavity member, as the kernel holds them.
@@ -117,62 +122,73 @@ impl<R: Real> CavityOps<R> {
         }
     }
 
-    /// (K X)[r, c] by gather.
+    /// Row offsets that (K X)[(q, n), .] gathers from: the cell-cell partner row with its
+    /// coefficient, and the cavity-cell band row with its coefficient (coefficient 0: none).
     #[inline(always)]
-    fn kx(&self, x: &[Cx<R>], r: usize, c: usize) -> Cx<R> {
+    fn kx_rows(&self, q: usize, n: usize) -> (usize, R, usize, R) {
         let d = self.n_fock + 1;
-        let dim = self.dim;
-        let (q, n) = (r / d, r % d);
-        let mut acc = self.kd[r].mul(x[r * dim + c]);
-        // -i G: partner state p of q and its coefficient
         let (p, gq) = match q {
             0 => (3, self.g_flip_both),
             3 => (0, self.g_flip_both),
             1 => (2, self.g_swap),
             _ => (1, self.g_swap),
         };
-        let mut h = x[(p * d + n) * dim + c].scale(gq);
-        // lambda (s+_1 a + s-_1 a^+)
-        if q >= 2 {
-            if n < self.n_fock {
-                h = h.add(x[((q - 2) * d + n + 1) * dim + c].scale(self.lambda * self.sqrt_n[n + 1]));
-            }
+        let (band, lam) = if q >= 2 {
+            if n < self.n_fock { ((q - 2) * d + n + 1, self.lambda * self.sqrt_n[n + 1]) } else { (0, R::ZERO) }
         } else if n > 0 {
-            h = h.add(x[((q + 2) * d + n - 1) * dim + c].scale(self.lambda * self.sqrt_n[n]));
-        }
-        acc = acc.add(h.mul_minus_i());
-        acc
+            ((q + 2) * d + n - 1, self.lambda * self.sqrt_n[n])
+        } else {
+            (0, R::ZERO)
+        };
+        (p * d + n, gq, band, lam)
     }
 
-    /// (1/2) sum_k J_k X J_k^+ at [r, c]. Symmetric under (r, c) -> (c, r) up to conjugation,
-    /// so L[X][r, c] = KX[r, c] + conj(KX[c, r]) + sum_k J_k X J_k^+ [r, c].
-    #[inline(always)]
-    fn jumps(&self, x: &[Cx<R>], r: usize, c: usize) -> Cx<R> {
+    /// out = L[x] for Hermitian x: element (r, c), r <= c, by gather,
+    ///   L[x][r, c] = (K x)[r, c] + conj((K x)[c, r]) + sum_k (J_k x J_k^+)[r, c],
+    /// and out[c, r] = conj(out[r, c]).
+    pub fn apply(&self, x: &[Cx<R>], out: &mut [Cx<R>]) {
         let d = self.n_fock + 1;
         let dim = self.dim;
-        let (q, n) = (r / d, r % d);
-        let (qc, nc) = (c / d, c % d);
-        let mut acc = Cx::ZERO;
-        if n < self.n_fock && nc < self.n_fock {
-            acc = acc.add(x[(r + 1) * dim + c + 1].scale(self.kappa * self.sqrt_n[n + 1] * self.sqrt_n[nc + 1]));
-        }
-        if q < 2 && qc < 2 {
-            acc = acc.add(x[(r + 2 * d) * dim + c + 2 * d].scale(self.gamma));
-        }
-        if q & 1 == 0 && qc & 1 == 0 {
-            acc = acc.add(x[(r + d) * dim + c + d].scale(self.gamma));
-        }
-        acc
-    }
-
-    /// out = L[x] for Hermitian x (upper triangle computed, lower mirrored).
-    pub fn apply(&self, x: &[Cx<R>], out: &mut [Cx<R>]) {
-        let dim = self.dim;
-        for r in 0..dim {
-            for c in r..dim {
-                let v = self.kx(x, r, c).add(self.kx(x, c, r).conj()).add(self.jumps(x, r, c));
-                out[r * dim + c] = v;
-                out[c * dim + r] = v.conj();
+        let nf = self.n_fock;
+        assert!(x.len() == dim * dim && out.len() == dim * dim && self.kd.len() == dim);
+        // Every index below is a row (< dim) times dim plus a column (< dim): in bounds by the
+        // assert above, so the reads skip their checks in this innermost loop.
+        let x = |i: usize| -> Cx<R> {
+            debug_assert!(i < dim * dim);
+            unsafe { *x.get_unchecked(i) }
+        };
+        for q in 0..4 {
+            for n in 0..d {
+                let r = q * d + n;
+                let (pr, gr, br, lr) = self.kx_rows(q, n);
+                for qc in q..4 {
+                    let n0 = if qc == q { n } else { 0 };
+                    for nc in n0..d {
+                        let c = qc * d + nc;
+                        let (pc, gc, bc, lc) = self.kx_rows(qc, nc);
+                        // (K x)[r, c] = kd[r] x(r, c) - i (g_r x(pr, c) + l_r x(br, c))
+                        let h_rc = x(pr * dim + c).scale(gr).add(x(br * dim + c).scale(lr));
+                        // conj((K x)[c, r]) with x(a, r) = conj(x(r, a)) (x Hermitian), read along row r:
+                        //   conj(kd[c]) x(r, c) + i (g_c x(r, pc) + l_c x(r, bc))
+                        let h_cr = x(r * dim + pc).scale(gc).add(x(r * dim + bc).scale(lc));
+                        let diag = self.kd[r].add(self.kd[c].conj());
+                        let mut v = diag.mul(x(r * dim + c)).add(h_rc.mul_minus_i()).add(h_cr.mul_i());
+                        // kappa a x a^+
+                        if n < nf && nc < nf {
+                            v = v.add(x((r + 1) * dim + c + 1).scale(self.kappa * self.sqrt_n[n + 1] * self.sqrt_n[nc + 1]));
+                        }
+                        // gamma s-_1 x s+_1
+                        if q < 2 && qc < 2 {
+                            v = v.add(x((r + 2 * d) * dim + c + 2 * d).scale(self.gamma));
+                        }
+                        // gamma s-_2 x s+_2
+                        if q & 1 == 0 && qc & 1 == 0 {
+                            v = v.add(x((r + d) * dim + c + d).scale(self.gamma));
+                        }
+                        out[r * dim + c] = v;
+                        out[c * dim + r] = v.conj();
+                    }
+                }
             }
         }
     }
