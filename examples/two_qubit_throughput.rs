@@ -46,11 +46,7 @@ fn main() {
         keep_states: false,
     };
     let work = members as f64 * job.schedule.total_steps() as f64;
-    println!(
-        "{members} members x {} steps, {samples} samples, {} measure(s)",
-        job.schedule.total_steps(),
-        job.measures.len()
-    );
+    println!("{members} members x {} steps, {samples} samples, {} measure(s)", job.schedule.total_steps(), job.measures.len());
 
     match GpuContext::new(None, false) {
         Ok(ctx) => {
@@ -67,7 +63,12 @@ fn main() {
                 let t0 = Instant::now();
                 let r = run_two_qubit_gpu(&ctx, &job, precision, &|_| {}).expect("gpu run");
                 let s = t0.elapsed().as_secs_f64();
-                println!("gpu  {:<4} {s:8.3} s  {:10.3e} member-steps/s  (energy_b(t_end) of member 0: {:.6})", precision.name(), work / s, r.values[(samples - 1) * job.measures.len()]);
+                println!(
+                    "gpu  {:<4} {s:8.3} s  {:10.3e} member-steps/s  (energy_b(t_end) of member 0: {:.6})",
+                    precision.name(),
+                    work / s,
+                    r.values[(samples - 1) * job.measures.len()]
+                );
             }
         }
         Err(e) => println!("no GPU: {e}"),
@@ -75,7 +76,12 @@ fn main() {
     let t0 = Instant::now();
     let r = run_two_qubit_twin::<f64>(&job);
     let s = t0.elapsed().as_secs_f64();
-    println!("twin f64  {s:8.3} s  {:10.3e} member-steps/s  (energy_b(t_end) of member 0: {:.6}, {} threads)", work / s, r.values[(samples - 1) * job.measures.len()], rayon::current_num_threads());
+    println!(
+        "twin f64  {s:8.3} s  {:10.3e} member-steps/s  (energy_b(t_end) of member 0: {:.6}, {} threads)",
+        work / s,
+        r.values[(samples - 1) * job.measures.len()],
+        rayon::current_num_threads()
+    );
     let t0 = Instant::now();
     run_two_qubit_twin::<f32>(&job);
     let s = t0.elapsed().as_secs_f64();

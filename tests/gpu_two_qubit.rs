@@ -234,10 +234,28 @@ fn reference_measures(rho: &M4, y: &M4, rho0: &M4, y0: &M4, t: f64, sys: &OpenSy
             AntiergotropyB => anti,
             CapacityB => cap_b,
             CapacityC => cap_c,
-            PowerB => if t > 0.0 { stored / t } else { 0.0 },
-            ErgotropicPowerB => if t > 0.0 { ergo / t } else { 0.0 },
+            PowerB => {
+                if t > 0.0 {
+                    stored / t
+                } else {
+                    0.0
+                }
+            }
+            ErgotropicPowerB => {
+                if t > 0.0 {
+                    ergo / t
+                } else {
+                    0.0
+                }
+            }
             EnergyVarianceB => re_tr(&rb, &hb2) - e_b * e_b,
-            EnergyFluctuationB => if s2 >= 0.0 { s2.sqrt() } else { -(-s2).sqrt() },
+            EnergyFluctuationB => {
+                if s2 >= 0.0 {
+                    s2.sqrt()
+                } else {
+                    -(-s2).sqrt()
+                }
+            }
             SteeringF3 => (tmat * tmat.transpose()).trace() - 1.0,
             BellChsh => 2.0 * (u[1] + u[2]).sqrt() - 2.0,
             CoherenceL1 => coh,
@@ -346,7 +364,13 @@ fn column_deviation(a: &TwoQubitResult, b: &TwoQubitResult) -> Vec<(Measure, f64
     let n = a.measures.len();
     let mut dev = vec![0.0f64; n];
     for (i, (x, y)) in a.values.iter().zip(&b.values).enumerate() {
-        let d = if x.is_nan() && y.is_nan() { 0.0 } else if x.is_nan() || y.is_nan() { f64::INFINITY } else { (x - y).abs() };
+        let d = if x.is_nan() && y.is_nan() {
+            0.0
+        } else if x.is_nan() || y.is_nan() {
+            f64::INFINITY
+        } else {
+            (x - y).abs()
+        };
         dev[i % n] = dev[i % n].max(d);
     }
     a.measures.iter().copied().zip(dev).collect()

@@ -16,7 +16,8 @@ fn wgsl_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn validate(name: &str, source: &str, precision: Precision) {
-    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name} ({}): {}", precision.name(), e.emit_to_string(source)));
+    let module =
+        naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name} ({}): {}", precision.name(), e.emit_to_string(source)));
     let caps = match precision {
         Precision::F32 => naga::valid::Capabilities::empty(),
         Precision::F64 => naga::valid::Capabilities::FLOAT64,

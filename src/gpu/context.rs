@@ -104,10 +104,7 @@ impl GpuContext {
                     Some(k) => adapters.into_iter().nth(k).expect("index from position"),
                     None => {
                         let names: Vec<String> = adapters.iter().map(describe).collect();
-                        return Err(QbatError::Device(format!(
-                            "no adapter name contains '{want}'; adapters found: {}",
-                            names.join(", ")
-                        )));
+                        return Err(QbatError::Device(format!("no adapter name contains '{want}'; adapters found: {}", names.join(", "))));
                     }
                 }
             }
@@ -138,7 +135,11 @@ impl GpuContext {
         let mut missing = vec![];
         req.check_limits_with_fail_fn(&al, false, |name, want, have| missing.push(format!("{name}: need {want}, adapter has {have}")));
         if !missing.is_empty() {
-            return Err(QbatError::Device(format!("adapter {} is below the limits qbat-gpu needs: {}", describe(&adapter), missing.join("; "))));
+            return Err(QbatError::Device(format!(
+                "adapter {} is below the limits qbat-gpu needs: {}",
+                describe(&adapter),
+                missing.join("; ")
+            )));
         }
         let features = if has_f64 { wgpu::Features::SHADER_F64 } else { wgpu::Features::empty() };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -181,7 +182,12 @@ impl GpuContext {
     /// The cached pipeline of kernel `name` (a file in shaders/) in `precision`, compiled on
     /// first use with one bind group of `entries`. Shader or layout errors come back as Device
     /// errors.
-    pub fn pipeline(&self, name: &'static str, precision: Precision, entries: &[wgpu::BindGroupLayoutEntry]) -> Result<Arc<KernelPipeline>> {
+    pub fn pipeline(
+        &self,
+        name: &'static str,
+        precision: Precision,
+        entries: &[wgpu::BindGroupLayoutEntry],
+    ) -> Result<Arc<KernelPipeline>> {
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = cache.get(&(name, precision)) {
             return Ok(p.clone());
@@ -191,10 +197,9 @@ impl GpuContext {
         }
         let source = shader_source(name, precision)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) });
         let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries });
         let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(name),

@@ -133,20 +133,25 @@ fn consts_tail(n_samples: u64, n_pieces: u64) -> u64 {
 
 /// Split the members into chunks that fit the device (see the module doc), at most
 /// `max_members_per_chunk` each when given.
-pub fn plan_chunks(job: &TwoQubitJob, precision: Precision, limits: &wgpu::Limits, max_members_per_chunk: Option<usize>) -> Result<Vec<Range<usize>>> {
+pub fn plan_chunks(
+    job: &TwoQubitJob,
+    precision: Precision,
+    limits: &wgpu::Limits,
+    max_members_per_chunk: Option<usize>,
+) -> Result<Vec<Range<usize>>> {
     let n = job.initial.len();
     let rs = precision.bytes();
     let b = member_bytes(job, precision);
     let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
     let n_pieces = plan_pieces(&job.schedule, STEPS_PER_PIECE).len() as u64;
-    let too_large = |what: &str, need: u64| {
-        QbatError::TooLarge {
-            field: "ensemble".into(),
-            reason: format!("{what} needs {need} bytes, more than the adapter's largest buffer ({cap} bytes)"),
-        }
+    let too_large = |what: &str, need: u64| QbatError::TooLarge {
+        field: "ensemble".into(),
+        reason: format!("{what} needs {need} bytes, more than the adapter's largest buffer ({cap} bytes)"),
     };
     let mut m_max = limits.max_compute_workgroups_per_dimension as u64 * WORKGROUP_SIZE as u64;
-    for (what, per) in [("one member's values (samples x measures)", b.values), ("one member's states", b.states), ("work", b.work), ("init", b.init)] {
+    for (what, per) in
+        [("one member's values (samples x measures)", b.values), ("one member's states", b.states), ("work", b.work), ("init", b.init)]
+    {
         if per > cap {
             return Err(too_large(what, per));
         }
@@ -176,7 +181,10 @@ pub fn plan_chunks(job: &TwoQubitJob, precision: Precision, limits: &wgpu::Limit
 
 fn validate(job: &TwoQubitJob) -> Result<()> {
     if job.member_point.len() != job.initial.len() {
-        return Err(QbatError::invalid("ensemble", format!("{} members have a point but {} have a state", job.member_point.len(), job.initial.len())));
+        return Err(QbatError::invalid(
+            "ensemble",
+            format!("{} members have a point but {} have a state", job.member_point.len(), job.initial.len()),
+        ));
     }
     if let Some(p) = job.member_point.iter().find(|&&p| p as usize >= job.points.len()) {
         return Err(QbatError::invalid("ensemble", format!("member point {p} out of range ({} points)", job.points.len())));
@@ -185,7 +193,10 @@ fn validate(job: &TwoQubitJob) -> Result<()> {
         return Err(QbatError::invalid("output.measures", format!("at most {MAX_COLS} measures per GPU run, got {}", job.measures.len())));
     }
     if job.schedule.times.len() > MAX_SAMPLES {
-        return Err(QbatError::invalid("time.samples", format!("at most {MAX_SAMPLES} samples per GPU run, got {}", job.schedule.times.len())));
+        return Err(QbatError::invalid(
+            "time.samples",
+            format!("at most {MAX_SAMPLES} samples per GPU run, got {}", job.schedule.times.len()),
+        ));
     }
     if job.schedule.segments.len() != job.schedule.times.len() {
         return Err(QbatError::invalid("time", "schedule has a segment count different from its sample count"));
@@ -197,7 +208,11 @@ fn layout_entries() -> Vec<wgpu::BindGroupLayoutEntry> {
     let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only }, has_dynamic_offset: false, min_binding_size: None },
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
         count: None,
     };
     vec![
@@ -270,7 +285,13 @@ pub fn run_two_qubit_gpu(ctx: &GpuContext, job: &TwoQubitJob, precision: Precisi
 }
 
 /// [`run_two_qubit_gpu`] with explicit chunking and dispatch sizes (tests, benchmarks).
-pub fn run_two_qubit_gpu_with(ctx: &GpuContext, job: &TwoQubitJob, precision: Precision, opts: &GpuRunOptions, progress: &dyn Fn(u64)) -> Result<TwoQubitResult> {
+pub fn run_two_qubit_gpu_with(
+    ctx: &GpuContext,
+    job: &TwoQubitJob,
+    precision: Precision,
+    opts: &GpuRunOptions,
+    progress: &dyn Fn(u64),
+) -> Result<TwoQubitResult> {
     validate(job)?;
     let n_members = job.initial.len();
     let n_samples = job.schedule.times.len();
@@ -307,7 +328,9 @@ pub fn run_two_qubit_gpu_with(ctx: &GpuContext, job: &TwoQubitJob, precision: Pr
     for chunk in chunks {
         let out = run.run(chunk.clone())?;
         let (a, b) = (chunk.start, chunk.end);
-        for (dst, src) in result.values[a * vstride..b * vstride].chunks_exact_mut(n_cols.max(1)).zip(out.values.chunks_exact(n_cols.max(1))) {
+        for (dst, src) in
+            result.values[a * vstride..b * vstride].chunks_exact_mut(n_cols.max(1)).zip(out.values.chunks_exact(n_cols.max(1)))
+        {
             for ((d, s), code) in dst.iter_mut().zip(src).zip(&codes) {
                 *d = if code.is_some() { *s } else { f64::NAN };
             }
@@ -389,7 +412,11 @@ impl ChunkRunner<'_> {
         let init: Vec<f64> = job.initial[chunk.clone()].iter().flatten().copied().collect();
 
         let storage_init = |label: &str, contents: &[u8]| {
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage: wgpu::BufferUsages::STORAGE })
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
         };
         let consts_buf = storage_init("consts", &real_bytes(&consts, precision));
         let lookup_buf = storage_init("lookup", &u32_bytes(&lookup));

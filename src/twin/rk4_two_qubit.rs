@@ -282,7 +282,8 @@ fn matvec<R: Real>(mt: &[R; 256], x: &[R; 16]) -> [R; 16] {
     for blk in 0..4 {
         let mut d = [R::ZERO; 16];
         let k0 = 4 * blk;
-        let (c0, c1, c2, c3) = (&mt[16 * k0..16 * k0 + 16], &mt[16 * k0 + 16..16 * k0 + 32], &mt[16 * k0 + 32..16 * k0 + 48], &mt[16 * k0 + 48..16 * k0 + 64]);
+        let (c0, c1, c2, c3) =
+            (&mt[16 * k0..16 * k0 + 16], &mt[16 * k0 + 16..16 * k0 + 32], &mt[16 * k0 + 32..16 * k0 + 48], &mt[16 * k0 + 48..16 * k0 + 64]);
         let (x0, x1, x2, x3) = (x[k0], x[k0 + 1], x[k0 + 2], x[k0 + 3]);
         for i in 0..16 {
             d[i] = c0[i] * x0 + c1[i] * x1 + c2[i] * x2 + c3[i] * x3;
@@ -554,7 +555,16 @@ struct TwinPlan<R> {
 }
 
 /// One member: steps, samples and peaks, written into its slices of the result.
-fn run_member<R: Real>(plan: &TwinPlan<R>, p: &PointR<R>, x0: &[f64; 16], values: &mut [f64], states: &mut [f64], peaks: &mut [Peak], times: &[f64]) {
+#[inline(always)]
+fn run_member<R: Real>(
+    plan: &TwinPlan<R>,
+    p: &PointR<R>,
+    x0: &[f64; 16],
+    values: &mut [f64],
+    states: &mut [f64],
+    peaks: &mut [Peak],
+    times: &[f64],
+) {
     let flags = plan.flags;
     let ez = flags & F_Z != 0;
     let keep = flags & F_STATES != 0;
@@ -617,8 +627,59 @@ fn run_member<R: Real>(plan: &TwinPlan<R>, p: &PointR<R>, x0: &[f64; 16], values
     }
 }
 
+/// `run_member` compiled for AVX2 (x86_64). Rust never fuses or reorders floating-point
+/// operations, so this gives the same bits as the baseline build, only with wider vectors.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn run_member_avx2<R: Real>(
+    plan: &TwinPlan<R>,
+    p: &PointR<R>,
+    x0: &[f64; 16],
+    values: &mut [f64],
+    states: &mut [f64],
+    peaks: &mut [Peak],
+    times: &[f64],
+) {
+    run_member(plan, p, x0, values, states, peaks, times)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_member_dispatch<R: Real>(
+    avx2: bool,
+    plan: &TwinPlan<R>,
+    p: &PointR<R>,
+    x0: &[f64; 16],
+    values: &mut [f64],
+    states: &mut [f64],
+    peaks: &mut [Peak],
+    times: &[f64],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: only called where the CPU reports AVX2.
+        return unsafe { run_member_avx2(plan, p, x0, values, states, peaks, times) };
+    }
+    let _ = avx2;
+    run_member(plan, p, x0, values, states, peaks, times)
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Run a two-qubit job on the CPU in precision R (f32 or f64). Values come back as f64.
 pub fn run_two_qubit_twin<R: Real>(job: &TwoQubitJob) -> TwoQubitResult {
+    run_twin::<R>(job, true)
+}
+
+fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool) -> TwoQubitResult {
     let dt = job.schedule.dt;
     let n_samples = job.schedule.times.len();
     let n_cols = job.measures.len();
@@ -637,24 +698,17 @@ pub fn run_two_qubit_twin<R: Real>(job: &TwoQubitJob) -> TwoQubitResult {
     let mut values = vec![0.0; n_members * vstride.max(1)];
     let mut states = vec![0.0; n_members * sstride.max(1)];
     let mut peaks = vec![Peak::default(); n_members * 4];
-    values
-        .par_chunks_mut(vstride.max(1))
-        .zip(states.par_chunks_mut(sstride.max(1)))
-        .zip(peaks.par_chunks_mut(4))
-        .enumerate()
-        .for_each(|(m, ((v, s), pk))| {
+    let avx2 = allow_avx2 && has_avx2();
+    values.par_chunks_mut(vstride.max(1)).zip(states.par_chunks_mut(sstride.max(1))).zip(peaks.par_chunks_mut(4)).enumerate().for_each(
+        |(m, ((v, s), pk))| {
             let p = &plan.points[job.member_point[m] as usize];
-            run_member(&plan, p, &job.initial[m], v, s, pk, &job.schedule.times);
-        });
+            run_member_dispatch(avx2, &plan, p, &job.initial[m], v, s, pk, &job.schedule.times);
+        },
+    );
     if vstride == 0 {
         values.clear();
     }
-    TwoQubitResult {
-        measures: job.measures.clone(),
-        values,
-        states: if job.keep_states { Some(states) } else { None },
-        peaks,
-    }
+    TwoQubitResult { measures: job.measures.clone(), values, states: if job.keep_states { Some(states) } else { None }, peaks }
 }
 
 #[cfg(test)]
@@ -676,6 +730,34 @@ mod tests {
         for i in 0..16 {
             assert!((via_d[i] - via_stages[i]).abs() < 1e-16, "{i}");
         }
+    }
+
+    #[test]
+    fn vector_width_does_not_change_bits() {
+        // The AVX2 build of the member loop must give the baseline's bits.
+        let mut g = [0.0; 256];
+        for (i, v) in g.iter_mut().enumerate() {
+            *v = ((i * 37 % 23) as f64 - 11.0) * 0.05;
+        }
+        g[..16].fill(0.0);
+        let point = TwoQubitPoint { generator: g, h_battery: [0.1, 0.2, -0.3, 0.5], h_charger: [0.0, 0.0, 0.4, 0.6], dephasing: 0.05 };
+        let job = TwoQubitJob {
+            points: vec![point],
+            member_point: vec![0; 5],
+            initial: (0..5).map(|m| std::array::from_fn(|i| if i == 0 { 1.0 } else { 0.1 * ((m + i) as f64).sin() })).collect(),
+            schedule: Schedule::new(1e-2, &[0.0, 0.5, 0.777, 2.0]),
+            measures: KERNEL_MEASURES.to_vec(),
+            keep_states: true,
+        };
+        let a = run_twin::<f32>(&job, true);
+        let b = run_twin::<f32>(&job, false);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.values), bits(&b.values));
+        assert_eq!(a.peaks, b.peaks);
+        let a = run_twin::<f64>(&job, true);
+        let b = run_twin::<f64>(&job, false);
+        assert_eq!(bits(&a.values), bits(&b.values));
+        assert_eq!(bits(a.states.as_ref().unwrap()), bits(b.states.as_ref().unwrap()));
     }
 
     #[test]
