@@ -112,7 +112,12 @@ fn assemble(plan: &Plan, job: &TwoQubitJob, r: TwoQubitResult) -> (Vec<f64>, f64
     let mut values = vec![0.0; plan.members.len() * ns * nm];
     values.par_chunks_mut(ns * nm).enumerate().for_each(|(i, out)| {
         let m = &plan.members[i];
-        let ctx = (!eigen.is_empty()).then(|| MeasureContext::new(&plan.systems[m.point], &plan.initial_state(m)));
+        // The engines return the sampled states after the dephasing channel: measure them as they are.
+        let ctx = (!eigen.is_empty()).then(|| {
+            let mut ctx = MeasureContext::new(&plan.systems[m.point], &plan.initial_state(m));
+            ctx.dephasing = 0.0;
+            ctx
+        });
         for s in 0..ns {
             let ev = match (&ctx, &r.states) {
                 (Some(ctx), Some(states)) => {

@@ -171,14 +171,20 @@ pub fn run_reference(plan: &Plan, progress: bool) -> (Vec<f64>, Vec<Peak>) {
     (values, peaks)
 }
 
-/// Tolerance of the verify check for a measure at a precision. Concurrence is compared 10x
-/// more loosely (its error grows like the square root of the state's error near rank deficiency).
+/// Tolerance of the verify check for a measure at a precision.
 pub fn verify_tolerance(m: Measure, precision: Precision) -> f64 {
     let base = match precision {
         Precision::F32 => 1e-4,
         Precision::F64 => 1e-9,
     };
-    if m == Measure::Concurrence { base * 10.0 } else { base }
+    measure_tolerance(m, base)
+}
+
+/// Tolerance for comparing measure m between engines, given the base tolerance of the states.
+/// Square-root-sensitive measures (`Measure::sqrt_sensitive`) get 10x the base, and never less
+/// than sqrt(1e-14) = 1e-7, the square root of f64 rounding accumulated over a run.
+pub fn measure_tolerance(m: Measure, base: f64) -> f64 {
+    if m.sqrt_sensitive() { (10.0 * base).max(1e-7) } else { base }
 }
 
 /// Re-integrate `k` members chosen by the seed on the f64 reference and compare.

@@ -4,7 +4,6 @@
 
 use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::engine::gpu_context;
-use qbat_gpu::measures::Measure;
 use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions};
 use std::sync::Mutex;
 
@@ -25,15 +24,21 @@ fn have_gpu(need_f64: bool) -> bool {
 
 const STUDY: &str = "model = \"driven-pair\"\n[params]\ng = 1.0\nf = { uniform = [0.2, 1.5] }\ngamma = { uniform = [0.1, 1.0] }\nn_th = 0.3\ndelta = 0.2\n[initial]\nrandom = \"mixed-bures\"\n[time]\ndt = 0.01\nt_end = 20.0\nsamples = 41\n[ensemble]\nsize = 64\nseed = 11\n";
 
+const DEPHASED: &str = "model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 0.8\nj1 = 0.3\nj2 = 0.1\ndephasing = 0.25\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.01\nt_end = 10.0\nsamples = 21\n[ensemble]\nsize = 32\nseed = 5\n";
+
 fn compare(precision: Precision, tol: f64) {
-    let plan = parse_plan(STUDY, &Overrides::default()).unwrap();
+    compare_config(STUDY, precision, tol);
+    compare_config(DEPHASED, precision, tol);
+}
+
+fn compare_config(cfg: &str, precision: Precision, tol: f64) {
+    let plan = parse_plan(cfg, &Overrides::default()).unwrap();
     let cpu = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
     let gpu = run_plan(&plan, &RunOptions { backend: Backend::Gpu, precision, verify: 4, ..Default::default() }).unwrap();
     assert_eq!(gpu.backend, "gpu");
     assert!(gpu.verify.as_ref().unwrap().pass, "{:#?}", gpu.verify);
     for (k, m) in plan.measures.iter().enumerate() {
-        // concurrence near rank-deficient states is compared 10x more loosely (PHYSICS.md)
-        let t = if *m == Measure::Concurrence { 10.0 * tol } else { tol };
+        let t = qbat_gpu::run::measure_tolerance(*m, tol);
         let mut worst = 0.0f64;
         for i in 0..plan.members.len() {
             for s in 0..plan.schedule.times.len() {

@@ -111,6 +111,13 @@ impl Measure {
         matches!(self, CapacityTotal | ResidualCapacity | Concurrence | SteeringAb | SteeringBa | MinEigenvalue)
     }
 
+    /// Measures whose error near rank-deficient (pure) states grows like the square root of
+    /// the state's error: the concurrence (PHYSICS.md), and the LOO steerings through
+    /// sqrt((2 - Tr rho_c^2)(1 - Tr rho_b^2)) at a pure reduced state.
+    pub fn sqrt_sensitive(&self) -> bool {
+        matches!(self, Concurrence | SteeringAb | SteeringBa)
+    }
+
     pub fn doc(&self) -> &'static str {
         match self {
             EnergyB => "Tr(rho_b H_B)",
@@ -285,7 +292,12 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
         EntropyB => coherence::entropy_bits(&st.rb),
         PhotonNumber => n_fock.map_or(f64::NAN, |n| health::photon_number(s.rho, n)),
         TraceError => health::trace_error(s.rho),
-        MinEigenvalue => health::min_eigenvalue(s.rho),
+        // Two-qubit models: the sampled state (after the spin-pair dephasing channel, which
+        // PHYSICS.md applies before every measure); cavity: the full state.
+        MinEigenvalue => match ctx.space {
+            Space::TwoQubit => health::min_eigenvalue(&st.rho2),
+            Space::Cavity { .. } => health::min_eigenvalue(s.rho),
+        },
         FockTail => n_fock.map_or(f64::NAN, |n| health::fock_tail(s.rho, n)),
     }
 }
