@@ -28,11 +28,76 @@ pub fn job_config_with_members(name: &str, members: Option<u64>) -> Result<Strin
     };
     Ok(match name {
         "bloch-1k" => bloch(members.unwrap_or(1_000), "[output]\nmeasures = [\"energy_b\"]\n"),
-        "bloch-100k" => bloch(members.unwrap_or(100_000), ""),
+        "bloch-100k" => bloch(members.unwrap_or(100_000), &kernel_measures_section()),
         "cavity-100" => cavity(members.unwrap_or(100)),
         "cavity-10k" => cavity(members.unwrap_or(10_000)),
         other => return Err(QbatError::invalid("JOB", format!("unknown job '{other}'; jobs: {}", JOBS.join(", ")))),
     })
+}
+
+/// `[output]` listing every two-qubit measure that needs no eigen-solve (what the GPU kernel
+/// computes itself). bloch-100k uses it: the eigen-solve measures run on the host, 2e8
+/// samples of them would take the 2-core host an hour, and they are timed in the default study.
+fn kernel_measures_section() -> String {
+    let names: Vec<String> = Measure::ALL
+        .iter()
+        .filter(|m| m.applies(false) && !m.needs_eigensolve())
+        .map(|m| format!("\"{}\"", m.name()))
+        .collect();
+    format!("[output]\nmeasures = [{}]\n", names.join(", "))
+}
+
+/// Bytes of in-memory results one slice of a benchmark may hold; larger jobs run slice by slice.
+const SLICE_BYTES: f64 = 1.0 * (1u64 << 30) as f64;
+
+/// Floor of the two-qubit kernel per member-step: flops of the compensated x += D x update
+/// (16x16 matvec = 256 FMA = 512 flop, plus about 64 for the compensation) and the bytes it
+/// must write per step (the sampled measures, amortised over the steps between samples).
+#[derive(Clone, Debug, Serialize)]
+pub struct Floor {
+    pub flop_per_member_step: f64,
+    pub bytes_per_member_step: f64,
+    pub peak_flops: Option<f64>,
+    pub peak_bytes_per_s: Option<f64>,
+    /// Member-steps/s allowed by compute and by bandwidth at the device's peak.
+    pub compute_bound: Option<f64>,
+    pub bandwidth_bound: Option<f64>,
+}
+
+/// Known peaks (FP32 non-tensor FLOP/s, memory bandwidth B/s) by adapter name.
+pub fn device_peak(name: &str) -> Option<(f64, f64)> {
+    let n = name.to_lowercase();
+    if n.contains("h200") {
+        Some((67e12, 4.8e12))
+    } else if n.contains("h100") {
+        Some((67e12, 3.35e12))
+    } else {
+        None
+    }
+}
+
+pub fn floor(plan: &Plan, device: &str, precision_bytes: f64) -> Floor {
+    let steps = plan.schedule.total_steps().max(1) as f64;
+    let samples = plan.schedule.times.len() as f64;
+    let (flop, bytes) = if plan.is_cavity() {
+        // structured RHS: about 10 complex multiply-adds (8 flop) per upper-triangle element,
+        // 4 stages, plus the stage updates; state, stage, acc and k read and written per stage.
+        let dim = plan.dim() as f64;
+        let elems = dim * (dim + 1.0) / 2.0;
+        (4.0 * (elems * 10.0 * 8.0 + dim * dim * 12.0), 4.0 * 4.0 * dim * dim * 2.0 * precision_bytes)
+    } else {
+        let out = plan.measures.len() as f64 + if plan.measures.iter().any(|m| m.needs_eigensolve()) { 16.0 } else { 0.0 };
+        (576.0, out * precision_bytes * samples / steps)
+    };
+    let peak = device_peak(device);
+    Floor {
+        flop_per_member_step: flop,
+        bytes_per_member_step: bytes,
+        peak_flops: peak.map(|p| p.0),
+        peak_bytes_per_s: peak.map(|p| p.1),
+        compute_bound: peak.map(|p| p.0 / flop),
+        bandwidth_bound: peak.map(|p| p.1 / bytes),
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -53,6 +118,10 @@ pub struct BackendFigures {
     /// Max abs error against the closed form (bloch) or the f64 reference on sampled members (cavity).
     pub max_abs_error: f64,
     pub error_reference: String,
+    pub slices: usize,
+    pub floor: Floor,
+    /// Achieved member-steps/s over the lower of the compute and bandwidth bounds.
+    pub achieved_over_bound: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -87,41 +156,97 @@ pub fn bloch_closed_form_error(plan: &Plan, r: &RunResult) -> f64 {
     worst
 }
 
+/// Run the plan in member slices that each fit SLICE_BYTES; timings add up, results are dropped
+/// after the accuracy check of each slice.
+struct Pass {
+    wall: f64,
+    integrate: f64,
+    setup: f64,
+    ensemble: f64,
+    host: f64,
+    member_steps: f64,
+    max_abs_error: f64,
+    backend: String,
+    device: String,
+    precision: Precision,
+}
+
+fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool) -> Result<(Pass, usize)> {
+    let per_member = (plan.schedule.times.len() * (plan.measures.len() + 16)) as f64 * 8.0;
+    let slice = ((SLICE_BYTES / per_member) as usize).clamp(1, plan.members.len());
+    let t = Instant::now();
+    let mut p = Pass { wall: 0.0, integrate: 0.0, setup: 0.0, ensemble: 0.0, host: 0.0, member_steps: 0.0, max_abs_error: 0.0, backend: String::new(), device: String::new(), precision: opts.precision };
+    let mut n_slices = 0;
+    for start in (0..plan.members.len()).step_by(slice) {
+        let sub = plan.slice(start..(start + slice).min(plan.members.len()));
+        let r = run_plan(&sub, opts)?;
+        p.integrate += r.timings.integrate;
+        p.setup += r.timings.setup;
+        p.ensemble += r.timings.ensemble;
+        p.host += r.timings.host_measures;
+        p.member_steps += r.member_steps;
+        if check {
+            let e = if job.starts_with("bloch") {
+                bloch_closed_form_error(&sub, &r)
+            } else {
+                verify(&sub, &r, 2).deviations.iter().map(|d| d.max_abs).fold(0.0, f64::max)
+            };
+            p.max_abs_error = p.max_abs_error.max(e);
+        }
+        p.backend = r.backend.clone();
+        p.device = r.device.clone();
+        p.precision = r.precision;
+        n_slices += 1;
+    }
+    p.wall = t.elapsed().as_secs_f64();
+    Ok((p, n_slices))
+}
+
 fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Result<BackendFigures> {
     let opts = RunOptions { backend, precision: Precision::F32, verify: 0, ..Default::default() };
-    // warm-up (pipelines, caches, thread pool)
-    let mut last = run_plan(plan, &opts)?;
+    // warm-up (pipelines, caches, thread pool) and the accuracy check
+    let (first, slices) = run_pass(plan, job, &opts, true)?;
     let mut walls = vec![];
     let mut integ = vec![];
+    let mut last = first;
+    let max_abs_error = last.max_abs_error;
     for _ in 0..repeat.max(1) {
-        let t = Instant::now();
-        last = run_plan(plan, &opts)?;
-        walls.push(t.elapsed().as_secs_f64());
-        integ.push(last.timings.integrate + last.timings.host_measures);
+        let (p, _) = run_pass(plan, job, &opts, false)?;
+        walls.push(p.wall);
+        integ.push(p.integrate + p.host);
+        last = p;
     }
-    let (max_abs_error, error_reference) = if job.starts_with("bloch") {
-        (bloch_closed_form_error(plan, &last), "closed form (paper 004, with decay), all members".to_string())
+    let error_reference = if job.starts_with("bloch") {
+        "closed form (paper 004, with decay), all members".to_string()
     } else {
-        let v = verify(plan, &last, 4);
-        (v.deviations.iter().map(|d| d.max_abs).fold(0.0, f64::max), format!("f64 reference, members {:?}", v.members))
+        "f64 reference, 2 members per slice".to_string()
     };
     let im = median(&mut integ.clone());
+    let rate = last.member_steps / im.max(1e-12);
+    let fl = floor(plan, &last.device, last.precision.bytes() as f64);
+    let achieved_over_bound = match (fl.compute_bound, fl.bandwidth_bound) {
+        (Some(c), Some(b)) => Some(rate / c.min(b)),
+        _ => None,
+    };
     Ok(BackendFigures {
         backend: last.backend.clone(),
         device: last.device.clone(),
-        precision: format!("{:?}", last.precision).to_lowercase(),
+        precision: last.precision.name().to_string(),
         repeats: walls.len(),
         wall_median_s: median(&mut walls.clone()),
         wall_min_s: walls.iter().cloned().fold(f64::INFINITY, f64::min),
         wall_max_s: walls.iter().cloned().fold(0.0, f64::max),
         integrate_median_s: im,
         member_steps: last.member_steps,
-        member_steps_per_s: last.member_steps / im.max(1e-12),
-        setup_s: last.timings.setup,
-        ensemble_s: last.timings.ensemble,
-        host_measures_s: last.timings.host_measures,
+        member_steps_per_s: rate,
+        setup_s: last.setup,
+        ensemble_s: last.ensemble,
+        host_measures_s: last.host,
         max_abs_error,
         error_reference,
+        slices,
+        floor: fl,
+        achieved_over_bound,
     })
 }
 
@@ -146,10 +271,31 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
         println!("job {job}: {} members x {} RK4 steps", plan.members.len(), plan.schedule.total_steps());
         let mut figs = vec![];
         for &b in &backends {
-            let f = one_backend(&plan, job, b, repeat)?;
+            let f = match one_backend(&plan, job, b, repeat) {
+                Ok(f) => f,
+                Err(QbatError::Device(why)) => {
+                    println!("  {:<9} skipped: {why}", format!("{b:?}").to_lowercase());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             println!(
                 "  {:<9} {:<40} wall median {:>8.3} s (min {:.3}, max {:.3}, n={})  integrate {:>8.3} s  {:>10.3e} member-steps/s  max|err| {:.2e}",
                 f.backend, f.device, f.wall_median_s, f.wall_min_s, f.wall_max_s, f.repeats, f.integrate_median_s, f.member_steps_per_s, f.max_abs_error
+            );
+            println!(
+                "            phases: setup {:.3} s, ensemble {:.3} s, integrate+host {:.3} s (host measures {:.3} s), {} slice(s); floor {:.0} flop and {:.1} B per member-step{}",
+                f.setup_s,
+                f.ensemble_s,
+                f.integrate_median_s,
+                f.host_measures_s,
+                f.slices,
+                f.floor.flop_per_member_step,
+                f.floor.bytes_per_member_step,
+                match f.achieved_over_bound {
+                    Some(a) => format!(", achieved {:.1}% of the device bound", 100.0 * a),
+                    None => ", device peak unknown".to_string(),
+                }
             );
             figs.push(f);
         }
@@ -169,4 +315,78 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
         std::fs::write(path, text).map_err(|e| QbatError::io(path.display().to_string(), e))?;
     }
     Ok(all)
+}
+
+/// One point of a scaling curve.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScalingPoint {
+    pub curve: String,
+    pub backend: String,
+    pub x: f64,
+    pub member_steps_per_s: f64,
+    pub wall_s: f64,
+}
+
+fn scaling_config(curve: &str, x: u64) -> String {
+    match curve {
+        // bloch-charger, 201 samples over [0, 2] (200 steps), energy_b: throughput vs members
+        "members" => format!("model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\ngamma = 0.05\n[initial]\nrandom = \"bloch\"\n[time]\ndt = 0.01\nt_end = 2.0\nsamples = 201\n[ensemble]\nsize = {x}\nseed = 1\n[output]\nmeasures = [\"energy_b\"]\n"),
+        // cavity-100's parameters, 8 members, 50 steps: throughput vs n_fock
+        _ => format!("model = \"cavity-cells\"\n[params]\nwc = 1.0\nwq = 1.0\ng = 0.2\nzeta = 0.5\nalpha = 2.0\nkappa = 0.1\ngamma = 0.05\nn_fock = {x}\nlambda = {{ linspace = [0.5, 1.5, 8] }}\n[time]\ndt = 0.01\nt_end = 0.5\nsamples = 51\n[output]\nmeasures = [\"stored_energy_b\"]\n"),
+    }
+}
+
+/// Throughput against ensemble size (4x4) and against n_fock (cavity), on every backend;
+/// written as scaling.csv and drawn as scaling_members.svg and scaling_n_fock.svg in `out`.
+pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) -> Result<Vec<ScalingPoint>> {
+    let backends: Vec<Backend> = match backend {
+        Backend::Auto => {
+            if crate::engine::gpu_available() { vec![Backend::Gpu, Backend::Cpu] } else { vec![Backend::Cpu] }
+        }
+        b => vec![b],
+    };
+    let mut members = vec![];
+    let mut m = 100u64;
+    while m <= max_members {
+        members.push(m);
+        m *= 10;
+    }
+    let curves: Vec<(&str, Vec<u64>)> = vec![("members", members), ("n_fock", vec![4, 8, 12, 16, 20, 28, 40])];
+    let mut points = vec![];
+    for (curve, xs) in &curves {
+        for &b in &backends {
+            for &x in xs {
+                let plan = parse_plan(&scaling_config(curve, x), &Overrides::default())?;
+                let opts = RunOptions { backend: b, verify: 0, ..Default::default() };
+                let (_, _) = match run_pass(&plan, "scaling", &opts, false) {
+                    Ok(p) => p,
+                    Err(QbatError::Device(why)) => {
+                        println!("scaling {curve}: {b:?} skipped: {why}");
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let (p, _) = run_pass(&plan, "scaling", &opts, false)?;
+                let rate = p.member_steps / (p.integrate + p.host).max(1e-12);
+                println!("scaling {curve:<8} {:<4} x = {x:>8}  {rate:>10.3e} member-steps/s  ({:.3} s)", p.backend, p.wall);
+                points.push(ScalingPoint { curve: curve.to_string(), backend: p.backend, x: x as f64, member_steps_per_s: rate, wall_s: p.wall });
+            }
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| QbatError::io(out.display().to_string(), e))?;
+    let mut csv = String::from("curve,backend,x,member_steps_per_s,wall_s\n");
+    for p in &points {
+        csv.push_str(&format!("{},{},{},{:?},{:?}\n", p.curve, p.backend, p.x, p.member_steps_per_s, p.wall_s));
+    }
+    let path = out.join("scaling.csv");
+    std::fs::write(&path, csv).map_err(|e| QbatError::io(path.display().to_string(), e))?;
+    for (curve, label) in [("members", "ensemble size (members)"), ("n_fock", "n_fock (cavity cutoff N)")] {
+        if !points.iter().any(|p| p.curve == curve) {
+            continue;
+        }
+        let svg = crate::output::plots::scaling_svg(&points, curve, label).map_err(QbatError::Numerics)?;
+        let path = out.join(format!("scaling_{curve}.svg"));
+        std::fs::write(&path, svg).map_err(|e| QbatError::io(path.display().to_string(), e))?;
+    }
+    Ok(points)
 }

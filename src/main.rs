@@ -48,6 +48,15 @@ enum Command {
         /// Timed repetitions per job and backend (after one warm-up).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// Instead of the jobs: throughput against ensemble size and n_fock (CSV + SVG).
+        #[arg(long)]
+        scaling: bool,
+        /// Largest ensemble of the scaling curve.
+        #[arg(long, default_value_t = 100_000)]
+        scaling_max_members: u64,
+        /// Folder for the scaling curve's files.
+        #[arg(long, default_value = "bench-scaling")]
+        out: PathBuf,
     },
     /// List the models, their parameters and defaults.
     Models,
@@ -165,8 +174,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let ok = qbat_gpu::validate::run_validate(backend, precision)?;
             if ok { Ok(()) } else { Err(ValidateFailed.into()) }
         }
-        Some(Command::Bench { jobs, backend, json, repeat }) => {
-            qbat_gpu::bench::run_bench(&jobs, backend, json.as_deref(), repeat)?;
+        Some(Command::Bench { jobs, backend, json, repeat, scaling, scaling_max_members, out }) => {
+            if scaling {
+                qbat_gpu::bench::run_scaling(backend, &out, scaling_max_members)?;
+                println!("scaling curves: {}/scaling.csv, scaling_members.svg, scaling_n_fock.svg", out.display());
+            } else {
+                qbat_gpu::bench::run_bench(&jobs, backend, json.as_deref(), repeat)?;
+            }
             Ok(())
         }
         Some(Command::Models) => {

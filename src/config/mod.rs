@@ -72,6 +72,14 @@ impl Plan {
         matches!(self.space, Space::Cavity { .. })
     }
 
+    /// The plan restricted to members[range] (ids, points and seeds unchanged), so that a
+    /// large ensemble can be run slice by slice with results identical to a single run.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Plan {
+        let mut p = self.clone();
+        p.members = self.members[range].to_vec();
+        p
+    }
+
     /// Member i's initial density matrix (full space).
     pub fn initial_state(&self, m: &Member) -> CMat {
         let params = &self.points[m.point];

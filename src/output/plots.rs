@@ -56,3 +56,43 @@ pub fn write_plots(out: &OutputDir, r: &RunResult, st: &Stats) -> Result<()> {
     }
     Ok(())
 }
+
+/// Log-log throughput curve per backend (bench --scaling).
+pub fn scaling_svg(points: &[crate::bench::ScalingPoint], curve: &str, x_label: &str) -> std::result::Result<String, String> {
+    let pts: Vec<_> = points.iter().filter(|p| p.curve == curve && p.member_steps_per_s > 0.0).collect();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        if pts.is_empty() {
+            return Err(format!("no points for the {curve} curve"));
+        }
+        let (x0, x1) = pts.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.x), b.max(p.x)));
+        let (y0, y1) = pts.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.member_steps_per_s), b.max(p.member_steps_per_s)));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("throughput against {x_label}"), ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), (y0 * 0.5..y1 * 2.0).log_scale())
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc(x_label).y_desc("RK4 member-steps per second").draw().map_err(|e| e.to_string())?;
+        let mut backends: Vec<&str> = pts.iter().map(|p| p.backend.as_str()).collect();
+        backends.dedup();
+        backends.sort();
+        backends.dedup();
+        for (i, b) in backends.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let series: Vec<(f64, f64)> = pts.iter().filter(|p| p.backend == *b).map(|p| (p.x, p.member_steps_per_s)).collect();
+            chart
+                .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(b.to_string())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            chart.draw_series(series.iter().map(|&(x, y)| Circle::new((x, y), 3, color.filled()))).map_err(|e| e.to_string())?;
+        }
+        chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
