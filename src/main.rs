@@ -144,7 +144,9 @@ fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_defaul
         max_chunk: None,
     };
     let mut result = run_plan(&plan, &ropts)?;
+    let st = qbat_gpu::output::stats::compute(&result);
     qbat_gpu::report::print_report(&result, plan.members.len());
+    qbat_gpu::report::print_final_stats(&st);
     if study {
         println!("Spearman correlation of capacity_b with each resource (pooled over members and times):");
         for m in qbat_gpu::report::RESOURCES {
@@ -155,7 +157,7 @@ fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_defaul
     }
     let t_out = std::time::Instant::now();
     let mut run_json = qbat_gpu::output::run_json(&plan, &result, &ropts);
-    let dir = write_all(&out, &plan, &result, run_json.clone(), &oopts).context("writing the output directory")?;
+    let dir = write_all(&out, &plan, &result, &st, run_json.clone(), &oopts).context("writing the output directory")?;
     result.timings.output = t_out.elapsed().as_secs_f64();
     run_json["timings"]["output"] = serde_json::json!(result.timings.output);
     println!("output      : {} ({:.2} s)", dir.display(), result.timings.output);

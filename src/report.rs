@@ -93,3 +93,16 @@ pub fn print_report(r: &RunResult, members: usize) {
         }
     }
 }
+
+/// Ensemble statistics at the last sample time, one line per measure (at most 12).
+pub fn print_final_stats(st: &crate::output::stats::Stats) {
+    let last = st.times.len() - 1;
+    println!("ensemble at t = {} (mean, std, 5% / 50% / 95%):", st.times[last]);
+    for k in 0..st.measures.len().min(12) {
+        let s = st.get(last, k);
+        println!("  {:<22} {:>+11.5} {:>10.5}  {:>+10.5} / {:>+10.5} / {:>+10.5}", st.measures[k], s.mean, s.std, s.q05, s.q50, s.q95);
+    }
+    if st.measures.len() > 12 {
+        println!("  ... {} more in stats.csv", st.measures.len() - 12);
+    }
+}

@@ -142,9 +142,9 @@ pub fn run_json(plan: &Plan, r: &RunResult, opts: &crate::run::RunOptions) -> se
 }
 
 /// Write every output file of a run.
-pub fn write_all(dir: &Path, plan: &Plan, result: &RunResult, run_json: serde_json::Value, opts: &OutputOptions) -> Result<PathBuf> {
+pub fn write_all(dir: &Path, plan: &Plan, result: &RunResult, st: &stats::Stats, run_json: serde_json::Value, opts: &OutputOptions) -> Result<PathBuf> {
     let out = OutputDir::begin(dir)?;
-    match write_files(&out, plan, result, run_json, opts) {
+    match write_files(&out, plan, result, st, run_json, opts) {
         Ok(()) => out.commit(),
         Err(e) => {
             out.abort();
@@ -153,7 +153,7 @@ pub fn write_all(dir: &Path, plan: &Plan, result: &RunResult, run_json: serde_js
     }
 }
 
-fn write_files(out: &OutputDir, plan: &Plan, r: &RunResult, run_json: serde_json::Value, opts: &OutputOptions) -> Result<()> {
+fn write_files(out: &OutputDir, plan: &Plan, r: &RunResult, st: &stats::Stats, run_json: serde_json::Value, opts: &OutputOptions) -> Result<()> {
     let ns = r.times.len();
     let nm = r.measures.len();
     let names: Vec<&str> = r.measures.iter().map(|m| m.name()).collect();
@@ -220,10 +220,9 @@ fn write_files(out: &OutputDir, plan: &Plan, r: &RunResult, run_json: serde_json
         }
         Ok(())
     })?;
-    let st = stats::compute(r);
-    out.write("stats.csv", |w| stats::write_csv(&st, w))?;
+    out.write("stats.csv", |w| stats::write_csv(st, w))?;
     if opts.plots {
-        plots::write_plots(out, r, &st)?;
+        plots::write_plots(out, r, st)?;
     }
     out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run_json).map_err(std::io::Error::other))?;
     Ok(())
