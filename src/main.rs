@@ -97,6 +97,9 @@ struct RunArgs {
     no_plots: bool,
     #[arg(long)]
     no_progress: bool,
+    /// cavity-cells: choose n_fock so the initial coherent state's tail is below 1e-12 (+2 levels).
+    #[arg(long)]
+    auto_fock: bool,
 }
 
 /// The default study's config (INTERFACE.md): spin pair of paper 000 from Haar-random states.
@@ -119,7 +122,7 @@ seed = 0
 "#;
 
 fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_default: bool, study: bool) -> anyhow::Result<()> {
-    let ov = Overrides { ensemble: args.ensemble, seed: args.seed };
+    let ov = Overrides { ensemble: args.ensemble, seed: args.seed, auto_fock: args.auto_fock };
     let plan = parse_plan(config_text, &ov)?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(default_out));
     OutputDir::check(&out)?;
@@ -147,6 +150,10 @@ fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_defaul
     let st = qbat_gpu::output::stats::compute(&result);
     qbat_gpu::report::print_report(&result, plan.members.len());
     qbat_gpu::report::print_final_stats(&st);
+    for w in qbat_gpu::report::fock_tail_warnings(&plan, &result) {
+        eprintln!("WARNING: {w}");
+        result.notes.push(w);
+    }
     if study {
         println!("Spearman correlation of capacity_b with each resource (pooled over members and times):");
         for m in qbat_gpu::report::RESOURCES {

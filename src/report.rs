@@ -106,3 +106,43 @@ pub fn print_final_stats(st: &crate::output::stats::Stats) {
         println!("  ... {} more in stats.csv", st.measures.len() - 12);
     }
 }
+
+/// Cavity runs: members whose fock_tail exceeds the plan's threshold at any sample, with the
+/// cutoff to use (from the largest photon number the member reached, when it was measured).
+pub fn fock_tail_warnings(plan: &crate::config::Plan, r: &RunResult) -> Vec<String> {
+    let crate::model::Space::Cavity { n_fock } = plan.space else { return vec![] };
+    let Some(kt) = r.measures.iter().position(|m| *m == Measure::FockTail) else {
+        return vec![format!("fock_tail was not among the measures: the cutoff n_fock = {n_fock} was not checked")];
+    };
+    let kn = r.measures.iter().position(|m| *m == Measure::PhotonNumber);
+    let ns = r.times.len();
+    let mut bad = vec![];
+    let mut worst_nbar: f64 = 0.0;
+    for i in 0..r.member_ids.len() {
+        let tail = (0..ns).map(|s| r.value(i, s, kt)).fold(0.0, f64::max);
+        if tail > plan.fock_tail_threshold {
+            bad.push((r.member_ids[i], tail));
+            if let Some(kn) = kn {
+                worst_nbar = worst_nbar.max((0..ns).map(|s| r.value(i, s, kn)).fold(0.0, f64::max));
+            }
+        }
+    }
+    if bad.is_empty() {
+        return vec![];
+    }
+    let listed: Vec<String> = bad.iter().take(10).map(|(id, t)| format!("{id} ({t:.1e})")).collect();
+    let suggestion = if worst_nbar > 0.0 {
+        let n = crate::config::auto_n_fock(worst_nbar.sqrt()).max(n_fock + 1);
+        format!("; use n_fock >= {n} (from the largest photon number reached, {worst_nbar:.2}), or --auto-fock")
+    } else {
+        format!("; raise n_fock above {n_fock}")
+    };
+    vec![format!(
+        "fock_tail exceeds {:.0e} for {} member(s): {}{}{}",
+        plan.fock_tail_threshold,
+        bad.len(),
+        listed.join(", "),
+        if bad.len() > 10 { ", ..." } else { "" },
+        suggestion
+    )]
+}

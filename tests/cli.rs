@@ -103,3 +103,30 @@ fn validate_passes_on_the_cpu() {
     let out = ok(bin().args(["validate", "--backend", "cpu"]));
     assert!(out.contains(" 0 failed"), "{out}");
 }
+
+#[test]
+fn fock_tail_warning_names_members_and_a_cutoff() {
+    // alpha = 2 in 5 Fock levels: the tail is far above 1e-6
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "model = \"cavity-cells\"\n[params]\nalpha = 2.0\nn_fock = 4\nlambda = { values = [0.5, 1.0] }\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 11\n").unwrap();
+    let o = bin().args(["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(dir.path().join("o")).output().unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("WARNING: fock_tail exceeds 1e-6 for 2 member(s): 0 (") && err.contains("use n_fock >="), "{err}");
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("o/run.json")).unwrap()).unwrap();
+    assert!(run["notes"][0].as_str().unwrap().contains("fock_tail"));
+}
+
+#[test]
+fn auto_fock_picks_a_cutoff_with_a_negligible_tail() {
+    use qbat_gpu::config::{auto_n_fock, parse_plan, Overrides};
+    use qbat_gpu::model::cavity_cells::coherent_tail;
+    let n = auto_n_fock(2.0);
+    assert!(coherent_tail(qbat_gpu::linalg::c(2.0, 0.0), n - 2) < 1e-12);
+    assert!(coherent_tail(qbat_gpu::linalg::c(2.0, 0.0), n - 3) >= 1e-12);
+    let ov = Overrides { auto_fock: true, ..Default::default() };
+    let plan = parse_plan("model = \"cavity-cells\"\n[params]\nalpha = { values = [1.0, 3.0] }\n[time]\ndt = 0.005\nt_end = 1.0\nsamples = 3\n", &ov).unwrap();
+    assert_eq!(plan.space, qbat_gpu::model::Space::Cavity { n_fock: auto_n_fock(3.0) });
+    assert!(parse_plan("model = \"spin-pair\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n", &ov).unwrap_err().to_string().contains("--auto-fock"));
+}

@@ -62,6 +62,8 @@ pub struct Plan {
     pub param_columns: Vec<String>,
     /// The config as given, for run.json.
     pub config_json: serde_json::Value,
+    /// Warn when a cavity member's fock_tail exceeds this.
+    pub fock_tail_threshold: f64,
 }
 
 impl Plan {
@@ -109,6 +111,24 @@ impl Plan {
 pub struct Overrides {
     pub ensemble: Option<u64>,
     pub seed: Option<u64>,
+    /// Choose n_fock from the initial coherent states (`--auto-fock`, cavity-cells only).
+    pub auto_fock: bool,
+}
+
+/// `--auto-fock`: the initial coherent state's tail beyond the cutoff must be below
+/// AUTO_FOCK_TAIL = 1e-10 times a safety margin of 1e-2, and the cutoff gets 2 more levels
+/// because the two cells can hand their two excitations to the mode.
+pub const AUTO_FOCK_TAIL: f64 = 1e-12;
+
+/// Smallest n_fock for which P(n >= N) of the Poisson distribution of |alpha|^2 is below
+/// AUTO_FOCK_TAIL, plus 2.
+pub fn auto_n_fock(alpha_abs_max: f64) -> usize {
+    let a = C64::new(alpha_abs_max, 0.0);
+    let mut n = 1;
+    while cavity_cells::coherent_tail(a, n) >= AUTO_FOCK_TAIL && n < cavity_cells::MAX_N_FOCK {
+        n += 1;
+    }
+    (n + 2).min(cavity_cells::MAX_N_FOCK)
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> QbatError {
@@ -286,6 +306,28 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     if axes.iter().any(|(k, _)| k == "n_fock") || drawn.iter().any(|(k, _, _)| k == "n_fock") {
         return Err(invalid("params.n_fock", "all members share one n_fock: it cannot be swept"));
     }
+    if ov.auto_fock {
+        if !cavity {
+            return Err(invalid("--auto-fock", format!("applies to cavity-cells only, not '{model_name}'")));
+        }
+        // the largest |alpha| any member can start from
+        let mut amax = match base.get("alpha") {
+            Some(ParamValue::Complex(z)) => z.norm(),
+            Some(ParamValue::Real(x)) => x.abs(),
+            _ => 2.0,
+        };
+        for (k, vals) in &axes {
+            if k == "alpha" {
+                amax = vals.iter().fold(amax, |m, v| m.max(v.abs()));
+            }
+        }
+        for (k, lo, hi) in &drawn {
+            if k == "alpha" {
+                amax = amax.max(lo.abs()).max(hi.abs());
+            }
+        }
+        base.insert("n_fock".into(), ParamValue::Real(auto_n_fock(amax) as f64));
+    }
     // Validate the base point fully (names, NaN, ranges) before expanding.
     let base = resolve_params(model, &base)?;
     let space = model.space_for(&base)?;
@@ -423,7 +465,17 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
 
     // --- measures
     let out_t = section(root, "output")?.unwrap_or(&empty);
-    check_keys(out_t, &["measures"], "output")?;
+    check_keys(out_t, &["measures", "fock_tail_threshold"], "output")?;
+    let fock_tail_threshold = match out_t.get("fock_tail_threshold") {
+        Some(v) => {
+            let x = as_f64(v, "output.fock_tail_threshold")?;
+            if !(x > 0.0 && x < 1.0) {
+                return Err(invalid("output.fock_tail_threshold", format!("must lie in (0, 1), got {x}")));
+            }
+            x
+        }
+        None => 1e-6,
+    };
     let measures = match out_t.get("measures") {
         None => crate::measures::default_measures(cavity),
         Some(v) => {
@@ -520,7 +572,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     check_memory(space, members.len(), schedule.times.len(), measures.len())?;
 
     let config_json = serde_json::to_value(root).unwrap_or(serde_json::Value::Null);
-    Ok(Plan { model, space, points, systems, members, initial, schedule, measures, seed, param_columns, config_json })
+    Ok(Plan { model, space, points, systems, members, initial, schedule, measures, seed, param_columns, config_json, fock_tail_threshold })
 }
 
 /// An explicit state: full-space, or (cavity) a two-qubit state to tensor with |alpha>.

@@ -124,6 +124,7 @@ pub fn run_json(plan: &Plan, r: &RunResult, opts: &crate::run::RunOptions) -> se
         "model": plan.model.name(),
         "config": plan.config_json,
         "seed": plan.seed,
+        "n_fock": match plan.space { crate::model::Space::Cavity { n_fock } => Some(n_fock), _ => None },
         "members": plan.members.len(),
         "samples": r.times.len(),
         "dt": plan.schedule.dt,
