@@ -257,6 +257,6 @@ pub fn run_validate(backend: Backend, precision: Precision) -> Result<bool> {
         );
     }
     let failed = all.iter().filter(|c| !c.pass()).count();
-    println!("{} passed, {} failed", all.len() - failed, failed);
+    println!("validate: {} passed, {} failed", all.len() - failed, failed);
     Ok(failed == 0)
 }
