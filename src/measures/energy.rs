@@ -62,7 +62,11 @@ pub fn antiergotropy(rho: &CMat, h: &CMat) -> f64 {
 
 /// sum_i eps_i (lam_i - lam_{d-1-i}) (= ergotropy - antiergotropy), in one sum.
 pub fn capacity(rho: &CMat, h: &CMat) -> f64 {
-    let (lam, eps) = (eigvals_asc(rho), eigvals_asc(h));
+    capacity_from_spectra(&eigvals_asc(rho), &eigvals_asc(h))
+}
+
+/// sum_i eps_i (lam_i - lam_{d-1-i}) from the ascending spectra of rho (lam) and H (eps).
+pub fn capacity_from_spectra(lam: &[f64], eps: &[f64]) -> f64 {
     let d = lam.len();
     (0..d).map(|i| eps[i] * (lam[i] - lam[d - 1 - i])).sum()
 }

@@ -191,6 +191,8 @@ pub struct MeasureContext {
     pub space: Space,
     /// Full two-qubit Hamiltonian (4x4) for capacity_total; None for the cavity model.
     pub h_total: Option<CMat>,
+    /// Its spectrum, ascending (computed once per member, not per sample).
+    pub h_total_eigs: Option<Vec<f64>>,
     pub h_battery: CMat,
     pub h_charger: CMat,
     /// Phase-flip probability p applied to the two-qubit state before every measure (spin-pair, paper 000 app. B):
@@ -213,6 +215,10 @@ impl MeasureContext {
                 Space::TwoQubit => Some(sys.hamiltonian.clone()),
                 Space::Cavity { .. } => None,
             },
+            h_total_eigs: match sys.space {
+                Space::TwoQubit => Some(energy::eigvals_asc(&sys.hamiltonian)),
+                Space::Cavity { .. } => None,
+            },
             h_battery: hb.clone(),
             h_charger: sys.h_charger.clone(),
             dephasing: sys.dephasing,
@@ -229,11 +235,27 @@ pub struct Sample<'a> {
     pub y: Option<&'a CMat>,
 }
 
-/// The per-sample two-qubit state (dephased) and its reductions.
+/// The per-sample two-qubit state (dephased) and its reductions, with the spectrum and the
+/// LOO steering pair computed at most once per sample however many measures use them.
 struct Reduced {
     rho2: CMat,
     rb: CMat,
     rc: CMat,
+    rho2_eigs: std::cell::OnceCell<Vec<f64>>,
+    loo: std::cell::OnceCell<(f64, f64)>,
+}
+
+impl Reduced {
+    fn eigs(&self) -> &[f64] {
+        self.rho2_eigs.get_or_init(|| energy::eigvals_asc(&self.rho2))
+    }
+    fn loo(&self) -> (f64, f64) {
+        *self.loo.get_or_init(|| correlations::steering_loo(&self.rho2))
+    }
+    /// capacity_total against the full H (two-qubit models).
+    fn capacity_total(&self, ctx: &MeasureContext) -> f64 {
+        ctx.h_total_eigs.as_ref().map_or(f64::NAN, |eps| energy::capacity_from_spectra(self.eigs(), eps))
+    }
 }
 
 /// Values in the order of `list`. A measure that does not apply to the space is an error from
@@ -244,7 +266,13 @@ struct Reduced {
 /// undephased state.
 pub fn evaluate(list: &[Measure], ctx: &MeasureContext, s: &Sample) -> Vec<f64> {
     let rho2 = two_qubit_part(ctx.space, s.rho, ctx.dephasing);
-    let st = Reduced { rb: reduced_battery(&rho2), rc: reduced_charger(&rho2), rho2 };
+    let st = Reduced {
+        rb: reduced_battery(&rho2),
+        rc: reduced_charger(&rho2),
+        rho2,
+        rho2_eigs: Default::default(),
+        loo: Default::default(),
+    };
     list.iter().map(|m| value(*m, ctx, s, &st)).collect()
 }
 
@@ -272,18 +300,16 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
         AntiergotropyB => energy::antiergotropy(&st.rb, hb),
         CapacityB => energy::capacity(&st.rb, hb),
         CapacityC => energy::capacity(&st.rc, hc),
-        CapacityTotal => ctx.h_total.as_ref().map_or(f64::NAN, |h| energy::capacity(&st.rho2, h)),
-        ResidualCapacity => ctx.h_total.as_ref().map_or(f64::NAN, |h| {
-            energy::capacity(&st.rho2, h) - energy::capacity(&st.rb, hb) - energy::capacity(&st.rc, hc)
-        }),
+        CapacityTotal => st.capacity_total(ctx),
+        ResidualCapacity => st.capacity_total(ctx) - energy::capacity(&st.rb, hb) - energy::capacity(&st.rc, hc),
         PowerB => rate_per_time(stored(), s.t),
         ErgotropicPowerB => rate_per_time(energy::ergotropy(&st.rb, hb), s.t),
         EnergyVarianceB => energy::variance(&st.rb, hb),
         EnergyFluctuationB => s.y.map_or(f64::NAN, |y| energy_fluctuation(ctx, st, y, stored())),
         Concurrence => entanglement::concurrence(&st.rho2),
         SteeringF3 => correlations::steering_f3(&st.rho2),
-        SteeringAb => correlations::steering_loo(&st.rho2).0,
-        SteeringBa => correlations::steering_loo(&st.rho2).1,
+        SteeringAb => st.loo().0,
+        SteeringBa => st.loo().1,
         BellChsh => correlations::bell_chsh(&st.rho2),
         CoherenceL1 => coherence::coherence_l1(&st.rho2),
         ImaginarityL1 => coherence::imaginarity_l1(&st.rho2),
@@ -295,7 +321,7 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
         // Two-qubit models: the sampled state (after the spin-pair dephasing channel, which
         // PHYSICS.md applies before every measure); cavity: the full state.
         MinEigenvalue => match ctx.space {
-            Space::TwoQubit => health::min_eigenvalue(&st.rho2),
+            Space::TwoQubit => st.eigs()[0],
             Space::Cavity { .. } => health::min_eigenvalue(s.rho),
         },
         FockTail => n_fock.map_or(f64::NAN, |n| health::fock_tail(s.rho, n)),
