@@ -16,7 +16,7 @@ pub enum QbatError {
     /// The run would not fit in memory.
     #[error("{field}: {reason}")]
     TooLarge { field: String, reason: String },
-    #[error("i/o: {path}: {source}")]
+    #[error("i/o: {path}")]
     Io { path: String, #[source] source: std::io::Error },
     /// A numerical failure found during a run (NaN, lost trace).
     #[error("numerics: {0}")]

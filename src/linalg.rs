@@ -124,12 +124,21 @@ pub fn hermitian_part(a: &CMat) -> CMat {
     (a + a.adjoint()) * c(0.5, 0.0)
 }
 
-/// Eigenvalues of a Hermitian matrix, ascending.
+/// Eigenvalues of a Hermitian matrix, ascending (all NaN for a matrix with a non-finite entry:
+/// the iterative solver would not return on one).
 pub fn eigvals_hermitian(a: &CMat) -> Vec<f64> {
+    if !is_finite(a) {
+        return vec![f64::NAN; a.nrows()];
+    }
     let h = hermitian_part(a);
     let mut v: Vec<f64> = h.symmetric_eigenvalues().iter().copied().collect();
     v.sort_by(|x, y| x.total_cmp(y));
     v
+}
+
+/// Every entry finite?
+pub fn is_finite(a: &CMat) -> bool {
+    a.iter().all(|z| z.re.is_finite() && z.im.is_finite())
 }
 
 /// Partial trace of a bipartite operator on C^{d1} (x) C^{d2} over the second factor.

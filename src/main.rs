@@ -90,7 +90,7 @@ struct RunArgs {
     /// Write the per-sample series (default: yes for `run`, no for the default study).
     #[arg(long)]
     series: Option<bool>,
-    /// Write a series larger than 4 GiB.
+    /// Replace the qbat-gpu files of an existing --out directory, and allow a series over 4 GiB.
     #[arg(long)]
     force: bool,
     #[arg(long)]
@@ -125,7 +125,7 @@ fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_defaul
     let ov = Overrides { ensemble: args.ensemble, seed: args.seed, auto_fock: args.auto_fock };
     let plan = parse_plan(config_text, &ov)?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(default_out));
-    OutputDir::check(&out)?;
+    OutputDir::check(&out, args.force)?;
     let series = args.series.unwrap_or(series_default);
     let oopts = OutputOptions { format: args.format, series, plots: !args.no_plots, ..Default::default() };
     if series {
@@ -163,11 +163,9 @@ fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_defaul
         }
     }
     let t_out = std::time::Instant::now();
-    let mut run_json = qbat_gpu::output::run_json(&plan, &result, &ropts);
-    let dir = write_all(&out, &plan, &result, &st, run_json.clone(), &oopts).context("writing the output directory")?;
-    result.timings.output = t_out.elapsed().as_secs_f64();
-    run_json["timings"]["output"] = serde_json::json!(result.timings.output);
-    println!("output      : {} ({:.2} s)", dir.display(), result.timings.output);
+    let run_json = qbat_gpu::output::run_json(&plan, &result, &ropts);
+    let dir = write_all(&out, &plan, &result, &st, run_json, &oopts).context("writing the output directory")?;
+    println!("output      : {} ({:.2} s)", dir.display(), t_out.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -85,6 +85,8 @@ pub fn print_report(r: &RunResult, members: usize) {
             worst,
             if v.pass { "PASS" } else { "FAIL" }
         );
+        let line: Vec<String> = v.deviations.iter().map(|d| format!("{} {:.1e}", d.measure, d.max_abs)).collect();
+        println!("  largest |dev| per measure: {}", line.join(", "));
         if !v.pass {
             eprintln!("WARNING: --verify found deviations beyond tolerance:");
             for d in v.deviations.iter().filter(|d| !d.pass) {

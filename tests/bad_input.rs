@@ -203,3 +203,82 @@ fn bad_cli_values_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("CONFIG"));
 }
+
+#[test]
+fn large_alpha_for_its_cutoff_runs_and_warns() {
+    // |alpha|^2 = 900 in 6 Fock levels: the renormalised state sits at the top of the cutoff.
+    let (code, stderr, _) = run_config("model = \"cavity-cells\"\n[params]\nalpha = 30.0\nn_fock = 5\n[time]\ndt = 0.01\nt_end = 0.1\nsamples = 3\n", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("fock_tail exceeds"), "{stderr}");
+}
+
+#[test]
+fn huge_magnitudes_are_refused() {
+    refused(&with("wb = 1.0", "wb = 1.7e308"), "params.wb");
+    refused(&format!("{GOOD}[initial]\ndm = [[[1e200,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]]]\n"), "initial.dm");
+}
+
+#[test]
+fn ensemble_too_large_for_memory() {
+    refused(&format!("{}[ensemble]\nsize = 500000000\n", with("gamma = 0.1", "gamma = { uniform = [0.0, 0.2] }")), "ensemble.size");
+}
+
+#[test]
+fn too_many_steps_even_when_the_count_would_wrap() {
+    refused(&with("dt = 0.01\nt_end = 1.0\nsamples = 11", "dt = 1.0842021724855044e-19\ntimes = [1.0, 2.0]"), "time.dt");
+}
+
+#[test]
+fn zero_t_end_with_several_samples() {
+    refused(&with("t_end = 1.0", "t_end = 0.0"), "time.t_end");
+}
+
+#[test]
+fn unwritable_or_occupied_out_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, GOOD).unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+            .args(["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--no-plots", "--out", out.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = run(Path::new("/proc/qbat-x"), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--out"));
+    // an existing non-empty directory is refused, and untouched
+    let occupied = dir.path().join("occupied");
+    std::fs::create_dir(&occupied).unwrap();
+    std::fs::write(occupied.join("notes.txt"), "mine").unwrap();
+    std::fs::write(occupied.join("series.csv"), "old").unwrap();
+    let o = run(&occupied, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(occupied.join("series.csv")).unwrap(), "old");
+    // --force replaces the run's files and keeps the user's
+    let o = run(&occupied, &["--force"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read_to_string(occupied.join("series.csv")).unwrap().starts_with("member,t,"));
+    assert_eq!(std::fs::read_to_string(occupied.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("partial")).count(), 0);
+}
+
+#[test]
+fn seeds_above_2_pow_53_stay_distinct() {
+    let cfg = |seed: u64| format!("{}[initial]\nrandom = \"haar\"\n[ensemble]\nsize = 2\nseed = {seed}\n", GOOD);
+    let dir = tempfile::tempdir().unwrap();
+    let series = |seed: u64, name: &str| {
+        let c = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&c, cfg(seed)).unwrap();
+        let out = dir.path().join(name);
+        let o = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+            .args(["run", c.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--no-plots", "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        std::fs::read_to_string(out.join("series.csv")).unwrap()
+    };
+    assert_ne!(series(9007199254740992, "a"), series(9007199254740993, "b"));
+}

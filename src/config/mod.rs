@@ -144,8 +144,15 @@ fn as_f64(v: &Value, field: &str) -> Result<f64> {
     if !x.is_finite() {
         return Err(invalid(field, format!("must be finite, got {x}")));
     }
+    if x.abs() > MAX_MAGNITUDE {
+        return Err(invalid(field, format!("{x:e} is too large in magnitude (limit {MAX_MAGNITUDE:e})")));
+    }
     Ok(x)
 }
+
+/// Largest magnitude of any number in a config: far beyond any physical parameter, and far
+/// enough below f64::MAX that sums and products of a few of them stay finite.
+pub const MAX_MAGNITUDE: f64 = 1e100;
 
 /// A complex number: `x` or `[re, im]`.
 pub fn as_complex(v: &Value, field: &str) -> Result<C64> {
@@ -338,7 +345,11 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let given: Vec<&str> = ["ket", "dm", "random"].into_iter().filter(|k| init_t.contains_key(*k)).collect();
     let angles = init_t.contains_key("theta") || init_t.contains_key("phi");
     if given.len() + usize::from(angles) > 1 {
-        return Err(invalid("initial", format!("give exactly one of ket, dm, random or theta/phi; got {}", given.join(", "))));
+        let mut got = given.clone();
+        if angles {
+            got.push("theta/phi");
+        }
+        return Err(invalid("initial", format!("give exactly one of ket, dm, random or theta/phi; got {}", got.join(", "))));
     }
     if angles && model != ModelKind::BlochCharger {
         return Err(invalid("initial.theta", format!("theta/phi apply to bloch-charger only, not '{model_name}'")));
@@ -403,6 +414,9 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
             if ns.fract() != 0.0 || !(1.0..=1e7).contains(&ns) {
                 return Err(invalid("time.samples", format!("must be an integer in [1, 1e7], got {ns}")));
             }
+            if t_end == 0.0 && ns > 1.0 {
+                return Err(invalid("time.t_end", format!("must be > 0 for {ns} samples (or use samples = 1)")));
+            }
             let n = ns as usize;
             if n == 1 { vec![t_end] } else { (0..n).map(|k| t_end * k as f64 / (n - 1) as f64).collect() }
         }
@@ -415,10 +429,20 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     if let Some(w) = times.windows(2).position(|w| w[1] <= w[0]) {
         return Err(invalid("time.times", format!("sample times must be strictly increasing: t[{}] = {} then t[{}] = {}", w, times[w], w + 1, times[w + 1])));
     }
-    let schedule = Schedule::new(dt, &times);
-    if schedule.total_steps() > 1_000_000_000 {
-        return Err(QbatError::TooLarge { field: "time.dt".into(), reason: format!("{} RK4 steps per member is too many", schedule.total_steps()) });
+    // Steps per gap in f64, before any integer cast can saturate or wrap.
+    let mut prev = 0.0;
+    let mut total_steps = 0.0;
+    for &t in &times {
+        total_steps += ((t - prev) / dt).ceil();
+        prev = t;
     }
+    if total_steps > 1e9 {
+        return Err(QbatError::TooLarge {
+            field: "time.dt".into(),
+            reason: format!("dt = {dt:e} needs {total_steps:.3e} RK4 steps per member (limit 1e9)"),
+        });
+    }
+    let schedule = Schedule::new(dt, &times);
 
     // --- ensemble
     let ens_t = section(root, "ensemble")?.unwrap_or(&empty);
@@ -430,13 +454,11 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     };
     let seed = match (ov.seed, ens_t.get("seed")) {
         (Some(s), _) => s,
-        (None, Some(v)) => {
-            let s = as_f64(v, "ensemble.seed")?;
-            if s < 0.0 || s.fract() != 0.0 {
-                return Err(invalid("ensemble.seed", format!("must be a non-negative integer, got {s}")));
-            }
-            s as u64
-        }
+        (None, Some(v)) => match v {
+            // read as an integer: every u63 seed is distinct (an f64 would merge seeds above 2^53)
+            Value::Integer(i) if *i >= 0 => *i as u64,
+            _ => return Err(invalid("ensemble.seed", format!("must be a non-negative integer, got {v}"))),
+        },
         (None, None) => 0,
     };
     let all_axes: Vec<(String, Vec<f64>)> = axes.iter().cloned().chain(angle_axes.iter().cloned()).collect();
@@ -476,7 +498,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         }
         None => 1e-6,
     };
-    let measures = match out_t.get("measures") {
+    let mut measures = match out_t.get("measures") {
         None => crate::measures::default_measures(cavity),
         Some(v) => {
             let arr = as_array(v, "output.measures")?;
@@ -498,6 +520,14 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
             ms
         }
     };
+
+    // PHYSICS.md: every cavity run reports fock_tail, the truncation diagnostic.
+    if cavity && !measures.contains(&Measure::FockTail) {
+        measures.push(Measure::FockTail);
+    }
+    // Refuse what cannot fit before allocating any member.
+    let n_points = if drawn.is_empty() { n_grid } else { size as usize };
+    check_memory(space, size as usize, n_points, schedule.times.len(), measures.len(), size_field)?;
 
     // --- points and members
     let n_param_axes = axes.len();
@@ -557,11 +587,14 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         let p = resolve_params(model, p)?;
         let sys = model.build(&p)?;
         let bound = sys.generator_norm_bound();
+        if !bound.is_finite() {
+            return Err(invalid("params", "the parameters are too large: the generator's spectral bound is not finite"));
+        }
         if dt * bound > RK4_STABILITY {
             return Err(invalid(
                 "time.dt",
                 format!(
-                    "dt = {dt} is beyond RK4 stability for this model: the generator's spectral radius is up to {bound:.4}, so dt must be <= {:.4e}",
+                    "dt = {dt} is beyond RK4 stability for this model: the generator's spectral radius is up to {bound:.4e}, so dt must be <= {:.4e}",
                     RK4_STABILITY / bound
                 ),
             ));
@@ -569,7 +602,6 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         systems.push(Arc::new(sys));
     }
     let points: Vec<Params> = points.iter().map(|p| resolve_params(model, p)).collect::<Result<_>>()?;
-    check_memory(space, members.len(), schedule.times.len(), measures.len())?;
 
     let config_json = serde_json::to_value(root).unwrap_or(serde_json::Value::Null);
     Ok(Plan { model, space, points, systems, members, initial, schedule, measures, seed, param_columns, config_json, fock_tail_threshold })
@@ -606,9 +638,13 @@ pub fn check_state(rho: &CMat, field: &str) -> Result<()> {
     Ok(())
 }
 
-/// Refuse runs whose in-memory results or per-thread work space cannot fit in this machine's memory.
-fn check_memory(space: Space, members: usize, samples: usize, measures: usize) -> Result<()> {
+/// Refuse runs whose members, parameter points, results or per-thread work space cannot fit in
+/// this machine's memory. Costs: a member about 256 B plus its results (samples x measures
+/// f64, and 16 state reals per sample for two-qubit models); a point its operators (about
+/// 8 dim x dim complex matrices) plus 4 KiB (parameters, the Pauli-basis generator).
+fn check_memory(space: Space, members: usize, points: usize, samples: usize, measures: usize, size_field: &str) -> Result<()> {
     let available = available_memory_bytes();
+    let gib = |b: f64| b / 2f64.powi(30);
     let dim = space.dim() as f64;
     // Reference work space: about 10 dim x dim complex matrices per worker thread.
     let per_thread = 10.0 * dim * dim * 16.0;
@@ -616,17 +652,20 @@ fn check_memory(space: Space, members: usize, samples: usize, measures: usize) -
     if per_thread * threads > available {
         return Err(QbatError::TooLarge {
             field: "params.n_fock".into(),
-            reason: format!("a {dim}x{dim} state needs {:.1} GiB of work space, more than the {:.1} GiB available", per_thread * threads / 2f64.powi(30), available / 2f64.powi(30)),
+            reason: format!("a {dim}x{dim} state needs {:.1} GiB of work space, more than the {:.1} GiB available", gib(per_thread * threads), gib(available)),
         });
     }
-    let results = members as f64 * samples as f64 * measures as f64 * 8.0;
-    if results > 0.6 * available {
+    let states = if space == Space::TwoQubit { 16.0 } else { 0.0 };
+    let per_member = 256.0 + samples as f64 * (measures as f64 + states) * 8.0;
+    let per_point = 8.0 * dim * dim * 16.0 + 4096.0;
+    let total = members as f64 * per_member + points as f64 * per_point;
+    if total > 0.6 * available {
         return Err(QbatError::TooLarge {
-            field: "ensemble.size".into(),
+            field: size_field.into(),
             reason: format!(
-                "{members} members x {samples} samples x {measures} measures needs {:.1} GiB in memory, more than the {:.1} GiB available; select fewer measures (output.measures) or samples, or split the run",
-                results / 2f64.powi(30),
-                available / 2f64.powi(30)
+                "{members} members x {samples} samples x {measures} measures ({points} parameter points) need about {:.1} GiB in memory, more than 60% of the {:.1} GiB available; select fewer measures (output.measures) or samples, or split the run",
+                gib(total),
+                gib(available)
             ),
         });
     }

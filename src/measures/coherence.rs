@@ -43,7 +43,8 @@ pub fn purity(rho: &CMat) -> f64 {
 /// -Tr rho log2 rho in bits, with 0 log 0 = 0. Eigenvalues <= 0 (rounding on a rank-deficient
 /// state) contribute 0.
 pub fn entropy_bits(rho: &CMat) -> f64 {
-    eigvals_asc(rho).iter().filter(|&&l| l > 0.0).map(|&l| -l * l.log2()).sum()
+    // 0 log 0 = 0; a NaN eigenvalue stays NaN (never dropped as if it were 0)
+    eigvals_asc(rho).iter().filter(|&&l| !(l <= 0.0)).map(|&l| -l * l.log2()).sum()
 }
 
 #[cfg(test)]

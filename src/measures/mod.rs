@@ -115,7 +115,7 @@ impl Measure {
     /// the state's error: the concurrence (PHYSICS.md), and the LOO steerings through
     /// sqrt((2 - Tr rho_c^2)(1 - Tr rho_b^2)) at a pure reduced state.
     pub fn sqrt_sensitive(&self) -> bool {
-        matches!(self, Concurrence | SteeringAb | SteeringBa)
+        matches!(self, Concurrence | SteeringAb | SteeringBa | EnergyFluctuationB)
     }
 
     pub fn doc(&self) -> &'static str {
@@ -266,6 +266,11 @@ impl Reduced {
 /// undephased state.
 pub fn evaluate(list: &[Measure], ctx: &MeasureContext, s: &Sample) -> Vec<f64> {
     let rho2 = two_qubit_part(ctx.space, s.rho, ctx.dephasing);
+    // A non-finite state gives NaN for every measure (the run reports it as an error); the
+    // eigen-solvers and SVDs would not return on it.
+    if !crate::linalg::is_finite(&rho2) || s.y.is_some_and(|y| !crate::linalg::is_finite(y)) {
+        return vec![f64::NAN; list.len()];
+    }
     let st = Reduced {
         rb: reduced_battery(&rho2),
         rc: reduced_charger(&rho2),

@@ -94,15 +94,27 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
 }
 
 /// Coherent state |alpha> truncated to |0>..|N> and renormalised.
+/// c_n ~ alpha^n / sqrt(n!) is formed in log space, log|c_n| = n log|alpha| - log(n!)/2, and
+/// shifted by its maximum before exponentiating, so a large |alpha| for its cutoff gives the
+/// (renormalised) top of the distribution rather than 0/0.
 pub fn coherent_ket(alpha: C64, n_fock: usize) -> Vec<C64> {
-    // c_n = e^{-|alpha|^2/2} alpha^n / sqrt(n!), built by recursion c_n = c_{n-1} alpha / sqrt(n).
-    let mut v = Vec::with_capacity(n_fock + 1);
-    let mut cn = c((-alpha.norm_sqr() / 2.0).exp(), 0.0);
-    v.push(cn);
-    for k in 1..=n_fock {
-        cn = cn * alpha / (k as f64).sqrt();
-        v.push(cn);
+    if alpha.norm() == 0.0 {
+        let mut v = vec![ZERO; n_fock + 1];
+        v[0] = ONE;
+        return v;
     }
+    let (log_a, phase) = (alpha.norm().ln(), alpha.arg());
+    let mut log_fact = 0.0;
+    let logs: Vec<f64> = (0..=n_fock)
+        .map(|n| {
+            if n > 0 {
+                log_fact += (n as f64).ln();
+            }
+            n as f64 * log_a - 0.5 * log_fact
+        })
+        .collect();
+    let top = logs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let v: Vec<C64> = logs.iter().enumerate().map(|(n, l)| C64::from_polar((l - top).exp(), n as f64 * phase)).collect();
     let norm = v.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
     v.iter().map(|z| z / norm).collect()
 }

@@ -37,40 +37,59 @@ impl Default for OutputOptions {
     }
 }
 
-/// A directory being assembled: files go to `staging`, which becomes `final_dir` on commit.
+/// A directory being assembled: files go to a fresh `staging` directory beside `final_dir`,
+/// which becomes `final_dir` on commit (or, for an existing directory under `--force`, whose
+/// files replace the qbat-gpu files there). A run that fails leaves `final_dir` untouched.
 pub struct OutputDir {
     final_dir: PathBuf,
     staging: PathBuf,
-    fresh: bool,
 }
 
 fn io(path: &Path, e: std::io::Error) -> QbatError {
     QbatError::io(path.display().to_string(), e)
 }
 
+/// Files a run writes (plots are plot_*.svg); `--force` replaces these and nothing else.
+fn is_output_file(name: &str) -> bool {
+    matches!(name, "run.json" | "series.csv" | "series.npy" | "series.json" | "summary.csv" | "stats.csv")
+        || (name.starts_with("plot_") && name.ends_with(".svg"))
+}
+
+fn staging_path(final_dir: &Path) -> PathBuf {
+    let name = final_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+    let parent = final_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    parent.join(format!(".{name}.partial-{}", std::process::id()))
+}
+
 impl OutputDir {
-    /// Check the target is usable, without creating it yet.
-    pub fn check(final_dir: &Path) -> Result<()> {
+    /// Check, before the run, that the target can be written: not a file, not a non-empty
+    /// directory (unless `force`), and its parent writable (probed by creating the staging
+    /// directory and removing it again).
+    pub fn check(final_dir: &Path, force: bool) -> Result<()> {
+        let shown = final_dir.display();
         if final_dir.exists() && !final_dir.is_dir() {
-            return Err(QbatError::invalid("--out", format!("{} exists and is not a directory", final_dir.display())));
+            return Err(QbatError::invalid("--out", format!("{shown} exists and is not a directory")));
+        }
+        if final_dir.is_dir() && !force {
+            let entries = std::fs::read_dir(final_dir).map_err(|e| QbatError::invalid("--out", format!("cannot read {shown}: {e}")))?;
+            if entries.count() > 0 {
+                return Err(QbatError::invalid("--out", format!("{shown} exists and is not empty; choose a new directory, or pass --force to replace the qbat-gpu files in it")));
+            }
         }
         let parent = final_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        if !parent.exists() {
+        if !parent.is_dir() {
             return Err(QbatError::invalid("--out", format!("the parent directory {} does not exist", parent.display())));
         }
+        let probe = staging_path(final_dir);
+        std::fs::create_dir(&probe).map_err(|e| QbatError::invalid("--out", format!("cannot write in {}: {e}", parent.display())))?;
+        let _ = std::fs::remove_dir(&probe);
         Ok(())
     }
 
     pub fn begin(final_dir: &Path) -> Result<OutputDir> {
-        Self::check(final_dir)?;
-        if final_dir.is_dir() {
-            return Ok(OutputDir { final_dir: final_dir.into(), staging: final_dir.into(), fresh: false });
-        }
-        let name = final_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
-        let parent = final_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        let staging = staging_path(final_dir);
         std::fs::create_dir_all(&staging).map_err(|e| io(&staging, e))?;
-        Ok(OutputDir { final_dir: final_dir.into(), staging, fresh: true })
+        Ok(OutputDir { final_dir: final_dir.into(), staging })
     }
 
     /// Write one file atomically (temporary name in the same directory, then rename).
@@ -88,16 +107,27 @@ impl OutputDir {
     }
 
     pub fn commit(self) -> Result<PathBuf> {
-        if self.fresh {
+        if !self.final_dir.exists() {
             std::fs::rename(&self.staging, &self.final_dir).map_err(|e| io(&self.final_dir, e))?;
+            return Ok(self.final_dir);
         }
-        Ok(self.final_dir.clone())
+        // --force into an existing directory: drop the old run's files, move the new ones in.
+        for entry in std::fs::read_dir(&self.final_dir).map_err(|e| io(&self.final_dir, e))?.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if is_output_file(&name) {
+                std::fs::remove_file(entry.path()).map_err(|e| io(&entry.path(), e))?;
+            }
+        }
+        for entry in std::fs::read_dir(&self.staging).map_err(|e| io(&self.staging, e))?.flatten() {
+            let to = self.final_dir.join(entry.file_name());
+            std::fs::rename(entry.path(), &to).map_err(|e| io(&to, e))?;
+        }
+        let _ = std::fs::remove_dir(&self.staging);
+        Ok(self.final_dir)
     }
 
     pub fn abort(self) {
-        if self.fresh {
-            let _ = std::fs::remove_dir_all(&self.staging);
-        }
+        let _ = std::fs::remove_dir_all(&self.staging);
     }
 }
 
@@ -117,12 +147,40 @@ fn num(x: f64) -> String {
     format!("{x:?}")
 }
 
+/// Resolved parameters of a point (defaults filled in) as JSON; matrices as [re, im] rows.
+fn params_json(p: &crate::model::Params) -> serde_json::Value {
+    use crate::model::ParamValue;
+    let cx = |z: &crate::linalg::C64| json!([z.re, z.im]);
+    let mat = |m: &crate::linalg::CMat| json!((0..m.nrows()).map(|i| (0..m.ncols()).map(|j| cx(&m[(i, j)])).collect::<Vec<_>>()).collect::<Vec<_>>());
+    let mut out = serde_json::Map::new();
+    for (k, v) in p {
+        let val = match v {
+            ParamValue::Real(x) => json!(x),
+            ParamValue::Complex(z) => cx(z),
+            ParamValue::Text(t) => json!(t),
+            ParamValue::Matrix(m) => mat(m),
+            ParamValue::Jumps(js) => json!(js.iter().map(|(op, r)| json!({"op": mat(op), "rate": r})).collect::<Vec<_>>()),
+        };
+        out.insert(k.clone(), val);
+    }
+    serde_json::Value::Object(out)
+}
+
 /// run.json: enough to reproduce and to trust the run.
 pub fn run_json(plan: &Plan, r: &RunResult, opts: &crate::run::RunOptions) -> serde_json::Value {
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "model": plan.model.name(),
         "config": plan.config_json,
+        "resolved": {
+            "params": plan.points.first().map(params_json),
+            "swept": plan.param_columns,
+            "size": plan.members.len(),
+            "seed": plan.seed,
+            "t_first": r.times.first(),
+            "t_last": r.times.last(),
+            "fock_tail_threshold": plan.fock_tail_threshold,
+        },
         "seed": plan.seed,
         "n_fock": match plan.space { crate::model::Space::Cavity { n_fock } => Some(n_fock), _ => None },
         "members": plan.members.len(),
@@ -155,6 +213,7 @@ pub fn write_all(dir: &Path, plan: &Plan, result: &RunResult, st: &stats::Stats,
 }
 
 fn write_files(out: &OutputDir, plan: &Plan, r: &RunResult, st: &stats::Stats, run_json: serde_json::Value, opts: &OutputOptions) -> Result<()> {
+    let t_out = std::time::Instant::now();
     let ns = r.times.len();
     let nm = r.measures.len();
     let names: Vec<&str> = r.measures.iter().map(|m| m.name()).collect();
@@ -225,6 +284,9 @@ fn write_files(out: &OutputDir, plan: &Plan, r: &RunResult, st: &stats::Stats, r
     if opts.plots {
         plots::write_plots(out, r, st)?;
     }
+    // run.json last, with the time the other files took
+    let mut run_json = run_json;
+    run_json["timings"]["output"] = json!(t_out.elapsed().as_secs_f64());
     out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run_json).map_err(std::io::Error::other))?;
     Ok(())
 }
