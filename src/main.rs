@@ -125,7 +125,9 @@ fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_defaul
     let ov = Overrides { ensemble: args.ensemble, seed: args.seed, auto_fock: args.auto_fock };
     let plan = parse_plan(config_text, &ov)?;
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(default_out));
-    OutputDir::check(&out, args.force)?;
+    // Without --out the directory is qbat-gpu's own default, and a rerun replaces its files.
+    let force = args.force || args.out.is_none();
+    OutputDir::check(&out, force)?;
     let series = args.series.unwrap_or(series_default);
     let oopts = OutputOptions { format: args.format, series, plots: !args.no_plots, ..Default::default() };
     if series {
