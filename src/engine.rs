@@ -2,14 +2,19 @@
 //!
 //! - `reference`: the f64 matrix-form oracle, every model.
 //! - `cpu`: two-qubit models on the f64 CPU twin of the GPU kernel (Pauli basis, rayon);
-//!   cavity-cells on the f64 reference.
+//!   cavity-cells on the structured f64 engine (`twin::rk4_cavity`, rayon over members).
 //! - `gpu`: two-qubit models on the WGSL kernel; the 4x4 eigen-solve measures are computed
-//!   on the host (nalgebra) from the states the kernel returns.
+//!   on the host (nalgebra) from the states the kernel returns. cavity-cells on the
+//!   rk4_cavity kernel, which returns the reduced (cell 1, cell 2) states (and Z's), the
+//!   photon number and the Fock tail; every other measure is computed on the host from the
+//!   reduced states, as the CPU engine does. min_eigenvalue needs the full cavity state and is
+//!   not available there.
 
 use crate::config::Plan;
 use crate::error::{QbatError, Result};
+use crate::gpu::{rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, rk4_cavity::CavityResult};
 use crate::gpu::{rk4_two_qubit::run_two_qubit_gpu_with, GpuContext};
-use crate::job::{Peak, TwoQubitJob, TwoQubitResult, PEAK_MEASURES};
+use crate::job::{CavityJob, CavityPoint, Peak, TwoQubitJob, TwoQubitResult, PEAK_MEASURES};
 use crate::linalg::{CMat, C64};
 use crate::twin::rk4_cavity::{CavityCoeffs, CavityOps, CavityWork, Cx};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
@@ -42,11 +47,33 @@ impl Engine {
 }
 
 pub struct EngineOutput {
+    /// The columns of `values`: the plan's measures, less any the engine cannot give (then
+    /// said in `notes`).
+    pub measures: Vec<Measure>,
     pub values: Vec<f64>,
     pub peaks: Vec<Peak>,
     pub precision: Precision,
     pub ensemble: f64,
     pub host_measures: f64,
+    /// Notes for the run (run.json).
+    pub notes: Vec<String>,
+    /// How the engine laid the job out on the device (GPU cavity engine), for run.json.
+    pub engine_plan: Option<serde_json::Value>,
+}
+
+impl EngineOutput {
+    fn new(plan: &Plan, values: Vec<f64>, peaks: Vec<Peak>, precision: Precision, ensemble: f64, host_measures: f64) -> Self {
+        EngineOutput {
+            measures: plan.measures.clone(),
+            values,
+            peaks,
+            precision,
+            ensemble,
+            host_measures,
+            notes: vec![],
+            engine_plan: None,
+        }
+    }
 }
 
 /// One GPU context per process (instance, adapter, device, pipelines), keyed by the adapter
@@ -156,11 +183,11 @@ fn progress_bar(enabled: bool, total: u64, what: String) -> indicatif::ProgressB
 pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
     if matches!(engine, Engine::Reference) {
         let (values, peaks) = run_reference(plan, opts.progress);
-        return Ok(EngineOutput { values, peaks, precision: Precision::F64, ensemble: 0.0, host_measures: 0.0 });
+        return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0));
     }
     if plan.is_cavity() {
-        if let Engine::Gpu(_) = engine {
-            return Err(QbatError::Device("cavity-cells has no GPU kernel yet; use --backend cpu".into()));
+        if let Engine::Gpu(ctx) = engine {
+            return run_cavity_gpu_engine(plan, opts, ctx);
         }
         return run_cavity_cpu(plan, opts);
     }
@@ -179,7 +206,7 @@ pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
     };
     let peaks = result.peaks.clone();
     let (values, host_measures) = assemble(plan, &job, result);
-    Ok(EngineOutput { values, peaks, precision, ensemble, host_measures })
+    Ok(EngineOutput::new(plan, values, peaks, precision, ensemble, host_measures))
 }
 
 /// Coefficients of a cavity point for the structured engine.
@@ -311,5 +338,125 @@ pub fn run_cavity_cpu(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
         values.extend(v);
         peaks.extend(p);
     }
-    Ok(EngineOutput { values, peaks, precision: Precision::F64, ensemble: 0.0, host_measures: 0.0 })
+    Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0))
+}
+
+/// Measures the cavity CPU engine takes from the full state rather than the reduced one.
+fn full_state_measure(m: Measure) -> bool {
+    matches!(m, Measure::PhotonNumber | Measure::FockTail | Measure::TraceError | Measure::MinEigenvalue)
+}
+
+/// Was `output.measures` given in the config (rather than defaulted)?
+fn measures_explicit(plan: &Plan) -> bool {
+    plan.config_json.get("output").and_then(|o| o.get("measures")).is_some()
+}
+
+/// The GPU cavity job of a plan; `initial` builds member i's initial state.
+pub fn cavity_job<'a>(plan: &Plan, initial: &'a (dyn Fn(usize) -> CMat + Sync), evolve_z: bool) -> Result<CavityJob<'a>> {
+    let crate::model::Space::Cavity { n_fock } = plan.space else {
+        return Err(QbatError::invalid("model", "the cavity engine runs cavity-cells plans only"));
+    };
+    let points = plan
+        .points
+        .iter()
+        .zip(&plan.systems)
+        .map(|(p, sys)| {
+            let h = &sys.h_battery;
+            Ok(CavityPoint { coeffs: cavity_coeffs(p)?, h_battery: [h[(0, 0)], h[(0, 1)], h[(1, 0)], h[(1, 1)]] })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CavityJob {
+        n_fock,
+        points,
+        member_point: plan.members.iter().map(|m| m.point as u32).collect(),
+        initial,
+        schedule: plan.schedule.clone(),
+        evolve_z,
+    })
+}
+
+/// The measures of every member and sample from what the cavity kernel returns, computed as
+/// `cavity_member` computes them: the two-qubit measures from the reduced state (and Z's) in
+/// a TwoQubit-space context, photon_number and fock_tail as the kernel gives them,
+/// trace_error = |Tr rho - 1| from the reduced state's trace (the same trace).
+fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &CavityResult) -> (Vec<f64>, Vec<Peak>) {
+    let ns = plan.schedule.times.len();
+    let two_qubit_list: Vec<Measure> = measures.iter().copied().filter(|m| !full_state_measure(*m)).chain(PEAK_MEASURES).collect();
+    let per: Vec<(Vec<f64>, [Peak; 4])> = (0..plan.members.len())
+        .into_par_iter()
+        .map(|i| {
+            let m = &plan.members[i];
+            let rho0 = plan.initial_state(m);
+            let mut ctx = MeasureContext::new(&plan.systems[m.point], &rho0);
+            ctx.space = crate::model::Space::TwoQubit;
+            let mut values = Vec::with_capacity(ns * measures.len());
+            let mut peaks = [Peak::default(); 4];
+            for (s, &t) in plan.schedule.times.iter().enumerate() {
+                let rho_q = r.state(i, s);
+                let z_q = r.z_state(i, s);
+                let v = evaluate(&two_qubit_list, &ctx, &Sample { t, rho: &rho_q, y: z_q.as_ref() });
+                let mut k2 = 0;
+                for meas in measures {
+                    values.push(match meas {
+                        Measure::PhotonNumber => r.photon_number[i * ns + s],
+                        Measure::FockTail => r.fock_tail[i * ns + s],
+                        Measure::TraceError => (rho_q.trace().re - 1.0).abs(),
+                        Measure::MinEigenvalue => f64::NAN,
+                        _ => {
+                            k2 += 1;
+                            v[k2 - 1]
+                        }
+                    });
+                }
+                crate::run::update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
+            }
+            (values, peaks)
+        })
+        .collect();
+    let mut values = Vec::with_capacity(plan.members.len() * ns * measures.len());
+    let mut peaks = Vec::with_capacity(plan.members.len() * 4);
+    for (v, p) in per {
+        values.extend(v);
+        peaks.extend(p);
+    }
+    (values, peaks)
+}
+
+/// cavity-cells on the GPU kernel, the measures on the host from the reduced states.
+fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Result<EngineOutput> {
+    let mut notes = vec![];
+    let mut measures = plan.measures.clone();
+    if measures.contains(&Measure::MinEigenvalue) {
+        if measures_explicit(plan) {
+            return Err(QbatError::invalid(
+                "output.measures",
+                "min_eigenvalue needs the full cavity state, which the GPU engine does not keep (it returns the reduced cell state); use --backend cpu, or leave min_eigenvalue out",
+            ));
+        }
+        measures.retain(|m| *m != Measure::MinEigenvalue);
+        let note = "min_eigenvalue needs the full cavity state, which the GPU engine does not keep: left out of the default measures (--backend cpu gives it)".to_string();
+        eprintln!("note: {note}");
+        notes.push(note);
+    }
+    let t = Instant::now();
+    let initial = |i: usize| plan.initial_state(&plan.members[i]);
+    let job = cavity_job(plan, &initial, measures.contains(&Measure::EnergyFluctuationB))?;
+    let ensemble = t.elapsed().as_secs_f64();
+    let pb = progress_bar(opts.progress, plan.members.len() as u64, format!("gpu {:?} (cavity)", opts.precision).to_lowercase());
+    let gopts = CavityGpuOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
+    let r = run_cavity_gpu(ctx, &job, opts.precision, &gopts, &|done| pb.set_position(done))?;
+    pb.finish_and_clear();
+    let th = Instant::now();
+    let (values, peaks) = cavity_assemble(plan, &measures, &r);
+    let host_measures = th.elapsed().as_secs_f64();
+    Ok(EngineOutput {
+        measures,
+        values,
+        peaks,
+        precision: opts.precision,
+        ensemble,
+        host_measures,
+        notes,
+        engine_plan: serde_json::to_value(&r.plan).ok(),
+    })
 }

@@ -102,3 +102,39 @@ pub struct TwoQubitResult {
     /// peaks[member * 4 + k], k over PEAK_MEASURES.
     pub peaks: Vec<Peak>,
 }
+
+/// One parameter point of a cavity ensemble: the structured engine's coefficients and the
+/// battery Hamiltonian (2x2, row-major, on cell 2) for Z(0) = {H_B, rho0}/2.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CavityPoint {
+    pub coeffs: crate::twin::rk4_cavity::CavityCoeffs,
+    pub h_battery: [crate::linalg::C64; 4],
+}
+
+/// A cavity-cells ensemble for the GPU engine. Every point has the same cutoff `n_fock`.
+/// Initial states are built on demand, chunk by chunk (a full state is dim^2 complex numbers,
+/// too many to hold for a whole large ensemble).
+pub struct CavityJob<'a> {
+    pub n_fock: usize,
+    pub points: Vec<CavityPoint>,
+    /// Parameter point of each member (index into `points`); its length is the member count.
+    pub member_point: Vec<u32>,
+    /// Member i's initial density matrix, dim x dim, dim = 4 (n_fock + 1), Hermitian (the
+    /// engine takes its upper triangle).
+    pub initial: &'a (dyn Fn(usize) -> crate::linalg::CMat + Sync),
+    pub schedule: Schedule,
+    /// Also evolve Z(t) = e^{Lt}[{H_B, rho0}/2] (for energy_fluctuation_b).
+    pub evolve_z: bool,
+}
+
+impl std::fmt::Debug for CavityJob<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CavityJob")
+            .field("n_fock", &self.n_fock)
+            .field("points", &self.points.len())
+            .field("members", &self.member_point.len())
+            .field("samples", &self.schedule.times.len())
+            .field("evolve_z", &self.evolve_z)
+            .finish_non_exhaustive()
+    }
+}

@@ -86,6 +86,9 @@ pub struct RunResult {
     pub member_steps: f64,
     pub verify: Option<VerifyReport>,
     pub notes: Vec<String>,
+    /// How the engine laid the job out on the device (the GPU cavity engine: bytes per
+    /// member, chunks), for run.json; None for the other engines.
+    pub engine_plan: Option<serde_json::Value>,
 }
 
 impl RunResult {
@@ -187,7 +190,8 @@ pub fn measure_tolerance(m: Measure, base: f64) -> f64 {
     if m.sqrt_sensitive() { (10.0 * base).max(1e-7) } else { base }
 }
 
-/// Re-integrate `k` members chosen by the seed on the f64 reference and compare.
+/// Re-integrate `k` members chosen by the seed on the f64 reference and compare (the
+/// result's measures, which may be fewer than the plan's).
 pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
     let n = plan.members.len();
     let k = k.min(n);
@@ -195,10 +199,10 @@ pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
     let mut idx: Vec<usize> = sample_indices(&mut rng, n, k).into_vec();
     idx.sort_unstable();
     let ns = plan.schedule.times.len();
-    let nm = plan.measures.len();
-    let refs: Vec<Vec<f64>> = idx.par_iter().map(|&i| reference_member(plan, &plan.members[i], &plan.measures).0).collect();
+    let nm = result.measures.len();
+    let refs: Vec<Vec<f64>> = idx.par_iter().map(|&i| reference_member(plan, &plan.members[i], &result.measures).0).collect();
     let mut deviations = vec![];
-    for (kk, &m) in plan.measures.iter().enumerate() {
+    for (kk, &m) in result.measures.iter().enumerate() {
         let mut max_abs: f64 = 0.0;
         for (r, &i) in refs.iter().zip(&idx) {
             for s in 0..ns {
@@ -214,16 +218,16 @@ pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
 }
 
 /// Check the results for NaN/Inf: never hand back silent NaN output.
-fn check_finite(plan: &Plan, values: &[f64]) -> Result<()> {
+fn check_finite(plan: &Plan, measures: &[Measure], values: &[f64]) -> Result<()> {
     let ns = plan.schedule.times.len();
-    let nm = plan.measures.len();
+    let nm = measures.len();
     if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
         let member = pos / (ns * nm);
         let sample = (pos / nm) % ns;
         return Err(QbatError::Numerics(format!(
             "member {} produced a non-finite {} at t = {}; the step dt = {} may be too large for its parameters",
             plan.members[member].id,
-            plan.measures[pos % nm].name(),
+            measures[pos % nm].name(),
             plan.schedule.times[sample],
             plan.schedule.dt
         )));
@@ -240,9 +244,10 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
     let t1 = Instant::now();
     let out = crate::engine::integrate(plan, opts, &backend)?;
     let integrate = t1.elapsed().as_secs_f64() - out.host_measures;
-    check_finite(plan, &out.values)?;
+    check_finite(plan, &out.measures, &out.values)?;
+    notes.extend(out.notes);
     let mut result = RunResult {
-        measures: plan.measures.clone(),
+        measures: out.measures,
         times: plan.schedule.times.clone(),
         member_ids: plan.members.iter().map(|m| m.id).collect(),
         values: out.values,
@@ -254,6 +259,7 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
         member_steps: plan.members.len() as f64 * plan.schedule.total_steps() as f64,
         verify: None,
         notes,
+        engine_plan: out.engine_plan,
     };
     if opts.verify > 0 && !matches!(backend, crate::engine::Engine::Reference) {
         let tv = Instant::now();

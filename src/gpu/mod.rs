@@ -1,10 +1,13 @@
 //! GPU engines (wgpu + WGSL). One host module per kernel, named after its shader:
-//! `rk4_two_qubit.rs` <-> `shaders/rk4_two_qubit.wgsl`, with the CPU twin in `crate::twin`.
+//! `rk4_two_qubit.rs` <-> `shaders/rk4_two_qubit.wgsl`, `rk4_cavity.rs` <->
+//! `shaders/rk4_cavity.wgsl`, with the CPU twins in `crate::twin`.
 
 pub mod context;
+pub mod rk4_cavity;
 pub mod rk4_two_qubit;
 
 pub use context::{GpuContext, GpuInfo, KernelPipeline};
+pub use rk4_cavity::{plan_cavity, run_cavity_gpu, CavityGpuOptions, CavityGpuPlan, CavityResult};
 pub use rk4_two_qubit::{plan_chunks, run_two_qubit_gpu, run_two_qubit_gpu_with, GpuRunOptions};
 
 use crate::error::{QbatError, Result};
@@ -43,7 +46,10 @@ impl Precision {
 }
 
 /// The kernels, by name, with their WGSL source (files in shaders/).
-pub const SHADERS: &[(&str, &str)] = &[("rk4_two_qubit", include_str!("../../shaders/rk4_two_qubit.wgsl"))];
+pub const SHADERS: &[(&str, &str)] = &[
+    ("rk4_two_qubit", include_str!("../../shaders/rk4_two_qubit.wgsl")),
+    ("rk4_cavity", include_str!("../../shaders/rk4_cavity.wgsl")),
+];
 
 /// The prelude that fixes the working precision: the kernels are written once over `real`.
 pub fn prelude(precision: Precision) -> &'static str {

@@ -96,19 +96,124 @@ pub struct CavityOps<R: Real> {
     gamma: R,
 }
 
+/// K's diagonal in f64, kd(q, n) = (-loss, -energy) at r = q (N+1) + n: what `CavityOps`
+/// rounds to the working precision and what the GPU host uploads per member.
+pub fn k_diagonal(c: &CavityCoeffs) -> Vec<Cx<f64>> {
+    let d = c.n_fock + 1;
+    let mut kd = Vec::with_capacity(4 * d);
+    for q in 0..4 {
+        let (e1, e2) = ((q >> 1) as f64, (q & 1) as f64);
+        let (z1, z2) = (2.0 * e1 - 1.0, 2.0 * e2 - 1.0);
+        for n in 0..d {
+            let energy = c.wc * n as f64 + 0.5 * c.wq * (z1 + z2);
+            let loss = 0.5 * (c.kappa * n as f64 + c.gamma * (e1 + e2));
+            kd.push(Cx::new(-loss, -energy));
+        }
+    }
+    kd
+}
+
+/// Bits of the kernel's row table (ROW_* in shaders/rk4_cavity.wgsl): the partner coefficient
+/// is g zeta (else g); i_1 = 0; i_2 = 0; n < N; the Fock index n from bit ROW_N_SHIFT.
+pub const ROW_FLIP: u32 = 1;
+pub const ROW_E1_ZERO: u32 = 2;
+pub const ROW_E2_ZERO: u32 = 4;
+pub const ROW_TOP: u32 = 8;
+pub const ROW_N_SHIFT: u32 = 16;
+
+/// The kernel's row table, shared by every member of a cutoff: per row r = (q, n),
+/// [partner row, band row (r itself where there is none), index into sqrt(0..=N+1) of the band
+/// coefficient (0, so lambda sqrt(0) = 0, where there is none), bits]. It encodes
+/// `CavityOps::kx_rows` and the conditions of the jump terms.
+pub fn row_table(n_fock: usize) -> Vec<[u32; 4]> {
+    let d = n_fock + 1;
+    let mut rows = Vec::with_capacity(4 * d);
+    for q in 0..4usize {
+        for n in 0..d {
+            let r = q * d + n;
+            let partner = [3, 2, 1, 0][q] * d + n;
+            let (band, sidx) = if q >= 2 {
+                if n < n_fock { ((q - 2) * d + n + 1, n + 1) } else { (r, 0) }
+            } else if n > 0 {
+                ((q + 2) * d + n - 1, n)
+            } else {
+                (r, 0)
+            };
+            let mut bits = (n as u32) << ROW_N_SHIFT;
+            if q == 0 || q == 3 {
+                bits |= ROW_FLIP;
+            }
+            if q < 2 {
+                bits |= ROW_E1_ZERO;
+            }
+            if q & 1 == 0 {
+                bits |= ROW_E2_ZERO;
+            }
+            if n < n_fock {
+                bits |= ROW_TOP;
+            }
+            rows.push([partner as u32, band as u32, sidx as u32, bits]);
+        }
+    }
+    rows
+}
+
+/// The kernel's sample of a full-storage Hermitian state x: the Pauli coefficients of the
+/// reduced (cell 1, cell 2) matrix, x[4a + b] = Re Tr(rho_q sigma_a (x) sigma_b) (src/pauli.rs
+/// convention), the photon number and the Fock tail, formed as the kernel forms them: each
+/// sum (a reduced upper entry over n, the photon number over r, the tail over q) as `parts`
+/// strided partial sums added in order, then x[4a + b] = sum_{a,b} Re(R[a, b] P[b, a]).
+pub fn sample_outputs<R: Real>(x: &[Cx<R>], n_fock: usize, parts: usize) -> ([R; 16], R, R) {
+    let d = n_fock + 1;
+    let dim = 4 * d;
+    let strided = |count: usize, term: &dyn Fn(usize) -> Cx<R>| -> Cx<R> {
+        let mut total = Cx::ZERO;
+        for part in 0..parts {
+            let mut s = Cx::ZERO;
+            for n in (part..count).step_by(parts) {
+                s = s.add(term(n));
+            }
+            total = total.add(s);
+        }
+        total
+    };
+    let entry = |a: usize, b: usize| -> Cx<R> {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let s = strided(d, &|n| x[(lo * d + n) * dim + hi * d + n]);
+        if a > b { s.conj() } else { s }
+    };
+    // sigma_i[b, a]: sx = [[0,1],[1,0]], sy = [[0,i],[-i,0]], sz = diag(-1, 1).
+    let sig = |i: usize, b: usize, a: usize| -> Cx<R> {
+        let (one, zero) = (Cx::new(R::ONE, R::ZERO), Cx::ZERO);
+        match (i, a == b) {
+            (0, true) | (1, false) => one,
+            (2, false) => Cx::new(R::ZERO, if b == 0 { R::ONE } else { -R::ONE }),
+            (3, true) => Cx::new(if a == 0 { -R::ONE } else { R::ONE }, R::ZERO),
+            _ => zero,
+        }
+    };
+    let mut coeffs = [R::ZERO; 16];
+    for (k, out) in coeffs.iter_mut().enumerate() {
+        let (i, j) = (k >> 2, k & 3);
+        let mut s = R::ZERO;
+        for a in 0..4 {
+            for b in 0..4 {
+                let rab = entry(a, b);
+                let p = sig(i, b >> 1, a >> 1).mul(sig(j, b & 1, a & 1));
+                s = s + (rab.re * p.re - rab.im * p.im);
+            }
+        }
+        *out = s;
+    }
+    let photons = strided(dim, &|r| Cx::new(R::from_f64((r % d) as f64) * x[r * dim + r].re, R::ZERO)).re;
+    let tail = strided(4, &|q| Cx::new(x[(q * d + n_fock) * (dim + 1)].re, R::ZERO)).re;
+    (coeffs, photons, tail)
+}
+
 impl<R: Real> CavityOps<R> {
     pub fn new(c: &CavityCoeffs) -> Self {
         let d = c.n_fock + 1;
-        let mut kd = Vec::with_capacity(4 * d);
-        for q in 0..4 {
-            let (e1, e2) = ((q >> 1) as f64, (q & 1) as f64);
-            let (z1, z2) = (2.0 * e1 - 1.0, 2.0 * e2 - 1.0);
-            for n in 0..d {
-                let energy = c.wc * n as f64 + 0.5 * c.wq * (z1 + z2);
-                let loss = 0.5 * (c.kappa * n as f64 + c.gamma * (e1 + e2));
-                kd.push(Cx::new(R::from_f64(-loss), R::from_f64(-energy)));
-            }
-        }
+        let kd = k_diagonal(c).into_iter().map(|z| Cx::new(R::from_f64(z.re), R::from_f64(z.im))).collect();
         CavityOps {
             n_fock: c.n_fock,
             dim: 4 * d,
@@ -229,6 +334,62 @@ impl<R: Real> CavityWork<R> {
         let sixth = h / R::from_f64(6.0);
         for i in 0..x.len() {
             x[i] = x[i].add(self.acc[i].add(self.k[i]).scale(sixth));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coeffs(n_fock: usize) -> CavityCoeffs {
+        CavityCoeffs { n_fock, wc: 1.1, wq: 0.9, lambda: 0.7, g: 0.3, zeta: -0.4, kappa: 0.2, gamma: 0.05 }
+    }
+
+    #[test]
+    fn row_table_encodes_kx_rows_and_the_jump_conditions() {
+        for n_fock in [1, 4, 9] {
+            let c = coeffs(n_fock);
+            let ops = CavityOps::<f64>::new(&c);
+            let d = n_fock + 1;
+            let sqrt_n: Vec<f64> = (0..=d).map(|n| (n as f64).sqrt()).collect();
+            for (r, row) in row_table(n_fock).iter().enumerate() {
+                let (q, n) = (r / d, r % d);
+                let (p, g, b, l) = ops.kx_rows(q, n);
+                assert_eq!(row[0] as usize, p);
+                let g_table = if row[3] & ROW_FLIP != 0 { c.g * c.zeta } else { c.g };
+                assert_eq!(g_table, g);
+                assert_eq!(c.lambda * sqrt_n[row[2] as usize], l, "row {r}");
+                if l != 0.0 {
+                    assert_eq!(row[1] as usize, b);
+                }
+                assert_eq!((row[3] >> ROW_N_SHIFT) as usize, n);
+                assert_eq!(row[3] & ROW_E1_ZERO != 0, q < 2);
+                assert_eq!(row[3] & ROW_E2_ZERO != 0, q & 1 == 0);
+                assert_eq!(row[3] & ROW_TOP != 0, n < n_fock);
+            }
+        }
+    }
+
+    #[test]
+    fn sample_outputs_match_the_partial_trace() {
+        use crate::linalg::{c as cx, CMat};
+        let n_fock = 3;
+        let dim = 4 * (n_fock + 1);
+        // a Hermitian, non-trivial matrix
+        let a = CMat::from_fn(dim, dim, |r, c| cx(((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4, ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5));
+        let h = crate::linalg::hermitian_part(&a);
+        let x: Vec<Cx<f64>> = (0..dim * dim).map(|i| Cx::new(h[(i / dim, i % dim)].re, h[(i / dim, i % dim)].im)).collect();
+        let want = crate::pauli::to_pauli(&crate::model::cavity_cells::reduced_qubits(&h, n_fock));
+        let nop = (0..dim).map(|r| (r % (n_fock + 1)) as f64 * h[(r, r)].re).sum::<f64>();
+        let t = (0..4).map(|q| h[(q * (n_fock + 1) + n_fock, q * (n_fock + 1) + n_fock)].re).sum::<f64>();
+        for parts in [1, 2, 11] {
+            let (coeffs, photons, tail) = sample_outputs(&x, n_fock, parts);
+            for k in 0..16 {
+                assert!((coeffs[k] - want[k]).abs() < 1e-12, "coefficient {k}: {} vs {}", coeffs[k], want[k]);
+            }
+            assert!((photons - nop).abs() < 1e-12);
+            assert!((tail - t).abs() < 1e-12);
         }
     }
 }
