@@ -407,6 +407,10 @@ fn run_member(member: u32, pbase: u32) {
     var z: Acc;
     var pmax: vec4<real>;
     var pidx: vec4<real>;
+    // Steps completed over all dispatches, as (lo < 65536, hi): exact in f32 to ~1e12 steps.
+    // The host checks it against the schedule: a driver that cuts loops short (lavapipe stops
+    // an invocation's loops after ~65k iterations) is then an error, never silent output.
+    var done = vec2<real>(0.0);
     if ((flags & F_FIRST) != 0u) {
         x.x = x0;
         if (ez) {
@@ -423,7 +427,9 @@ fn run_member(member: u32, pbase: u32) {
         }
         pmax = work[wbase + pk];
         pidx = work[wbase + pk + 1u];
+        done = work[wbase + pk + 2u].xy;
     }
+    var steps = 0u;
 
     // t = 0 references: battery rows of the sample copies of rho0 and Z(0).
     let outer = vec4<real>(1.0, q, q, 1.0);
@@ -437,10 +443,12 @@ fn run_member(member: u32, pbase: u32) {
             for (var k = 0u; k < n_full; k++) {
                 x = full_step(dbase, x, one);
                 z = full_step(dbase, z, one);
+                steps += 1u;
             }
         } else {
             for (var k = 0u; k < n_full; k++) {
                 x = full_step(dbase, x, one);
+                steps += 1u;
             }
         }
         let h = const_scalar(off_hlast + p);
@@ -449,6 +457,7 @@ fn run_member(member: u32, pbase: u32) {
             if (ez) {
                 z = rk4_step(gbase, z, h, one);
             }
+            steps += 1u;
         }
         if (s != NO_SAMPLE) {
             let t = const_scalar(off_times + s);
@@ -492,4 +501,11 @@ fn run_member(member: u32, pbase: u32) {
     }
     work[wbase + pk] = pmax;
     work[wbase + pk + 1u] = pidx;
+    // steps < 65536 per dispatch (the host caps it), so one carry suffices
+    done.x = done.x + real(steps);
+    if (done.x >= 65536.0) {
+        done.x = done.x - 65536.0;
+        done.y = done.y + 1.0;
+    }
+    work[wbase + pk + 2u] = vec4<real>(done, 0.0, 0.0);
 }

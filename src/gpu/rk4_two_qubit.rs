@@ -86,10 +86,16 @@ pub struct GpuRunOptions {
     pub member_steps_per_dispatch: Option<u64>,
 }
 
-/// vec4s per member in `work`: x and its compensation, the same for Z, two of peaks.
+/// vec4s per member in `work`: x and its compensation, the same for Z, two of peaks, and the
+/// count of completed steps. Keep in sync with run_member in shaders/rk4_two_qubit.wgsl.
 fn work_stride(evolve_z: bool) -> u64 {
-    8 + if evolve_z { 8 } else { 0 } + 2
+    8 + if evolve_z { 8 } else { 0 } + 3
 }
+
+/// Most full steps one invocation takes in one dispatch. Software Vulkan (lavapipe) stops an
+/// invocation's loops after about 65k iterations without any error; 4,096 steps stay far below
+/// that, and the completed-steps count catches any driver that still cuts a dispatch short.
+pub const MAX_STEPS_PER_DISPATCH: u64 = 4096;
 
 fn pad4(n: u64) -> u64 {
     n.div_ceil(4) * 4
@@ -441,7 +447,7 @@ impl ChunkRunner<'_> {
 
         // One Params per dispatch, at dynamic offsets.
         let wg = (m as u64).div_ceil(WORKGROUP_SIZE as u64);
-        let budget = (self.member_steps / (wg * WORKGROUP_SIZE as u64)).max(1);
+        let budget = (self.member_steps / (wg * WORKGROUP_SIZE as u64)).clamp(1, MAX_STEPS_PER_DISPATCH);
         let dispatches = plan_dispatches(self.pieces, budget);
         let align = ctx.info.limits.min_uniform_buffer_offset_alignment as u64;
         let ustride = (std::mem::size_of::<Params>() as u64).div_ceil(align) * align;
@@ -546,8 +552,19 @@ impl ChunkRunner<'_> {
         let values = read(1, m * n_samples * n_cols)?;
         let states = if job.keep_states { Some(read(2, m * n_samples * 16)?) } else { None };
 
-        let pk = (stride as usize - 2) * 4;
+        let pk = (stride as usize - 3) * 4;
         let times = &job.schedule.times;
+        // Every member must have taken every step of the schedule.
+        let expected = job.schedule.total_steps();
+        for i in 0..m {
+            let base = i * stride as usize * 4 + pk + 8;
+            let done = work[base] as u64 + 65536 * work[base + 1] as u64;
+            if done != expected {
+                return Err(QbatError::Device(format!(
+                    "the GPU kernel stopped early: a member completed {done} of {expected} RK4 steps (the driver cut the shader's loops); no results were kept"
+                )));
+            }
+        }
         let mut peaks = Vec::with_capacity(4 * m);
         for i in 0..m {
             let base = i * stride as usize * 4 + pk;

@@ -196,6 +196,7 @@ pub fn run_json(plan: &Plan, r: &RunResult, opts: &crate::run::RunOptions) -> se
         "member_steps": r.member_steps,
         "member_steps_per_second": r.member_steps_per_second(),
         "verify": r.verify,
+        "engine_plan": r.engine_plan,
         "notes": r.notes,
     })
 }

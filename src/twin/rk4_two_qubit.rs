@@ -29,6 +29,9 @@
 //! working precision, also in f64 where WGSL's f64 `log` is unusable on some drivers).
 //! `bell_chsh` takes the eigenvalues of T T^T by six cyclic Jacobi sweeps.
 //!
+//! The shader also counts the steps each member completed (the host checks the count against
+//! the schedule, so a driver that cuts loops short is an error); the CPU needs no such guard.
+//!
 //! Measures that the kernel does not compute (those that need an eigensolve, and the cavity
 //! ones) come back as NaN columns; the host fills them from states.
 
