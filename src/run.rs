@@ -139,7 +139,7 @@ pub fn reference_member(plan: &Plan, m: &Member, measures: &[Measure]) -> (Vec<f
     (values, peaks)
 }
 
-fn progress_bar(enabled: bool, total: u64, what: &str) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(enabled: bool, total: u64, what: &str) -> indicatif::ProgressBar {
     if !enabled {
         return indicatif::ProgressBar::hidden();
     }
