@@ -80,11 +80,12 @@ pub fn floor(plan: &Plan, device: &str, precision_bytes: f64) -> Floor {
     let steps = plan.schedule.total_steps().max(1) as f64;
     let samples = plan.schedule.times.len() as f64;
     let (flop, bytes) = if plan.is_cavity() {
-        // structured RHS: about 10 complex multiply-adds (8 flop) per upper-triangle element,
-        // 4 stages, plus the stage updates; state, stage, acc and k read and written per stage.
+        // rk4_cavity.wgsl: packed upper triangle, dim (dim + 1)/2 elements; about 40 flop per
+        // element per stage (gather, jumps and the folded stage update), 4 stages; each matrix
+        // read once per stage, about 34 reals moved per element per step.
         let dim = plan.dim() as f64;
         let elems = dim * (dim + 1.0) / 2.0;
-        (4.0 * (elems * 10.0 * 8.0 + dim * dim * 12.0), 4.0 * 4.0 * dim * dim * 2.0 * precision_bytes)
+        (4.0 * 40.0 * elems, 34.0 * precision_bytes * elems)
     } else {
         let out = plan.measures.len() as f64 + if plan.measures.iter().any(|m| m.needs_eigensolve()) { 16.0 } else { 0.0 };
         (576.0, out * precision_bytes * samples / steps)
