@@ -175,3 +175,24 @@ fn sliced_gpu_runs_overlap_host_measures_and_keep_members_in_place() {
         assert!((gpu.peaks[4 * i].max - cpu.peaks[4 * i].max).abs() < 1e-4);
     }
 }
+
+#[test]
+fn sampling_every_step_with_every_kernel_measure_completes() {
+    // Each sample runs the measure loops (Jacobi sweeps, log2 reduction): 3,000 steps sampled
+    // every step once overran software Vulkan's loop limit inside one dispatch.
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let text = qbat_gpu::bench::job_config_with_members("bloch-100k", Some(8)).unwrap().replace("t_end = 20.0\nsamples = 2001", "t_end = 30.0\nsamples = 3001");
+    let plan = parse_plan(&text, &Overrides::default()).unwrap();
+    let cpu = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+    let gpu = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 0, ..Default::default() }).unwrap();
+    for (k, m) in plan.measures.iter().enumerate() {
+        let tol = qbat_gpu::run::measure_tolerance(*m, 1e-4);
+        for i in 0..8 {
+            let d = (gpu.value(i, 3000, k) - cpu.value(i, 3000, k)).abs();
+            assert!(d <= tol, "{} member {i} at t = 30: |dev| {d:e}", m.name());
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! `rk4_two_qubit.rs` <-> `shaders/rk4_two_qubit.wgsl`, `rk4_cavity.rs` <->
 //! `shaders/rk4_cavity.wgsl`, with the CPU twins in `crate::twin`.
 
+pub mod buffers;
 pub mod context;
 pub mod rk4_cavity;
 pub mod rk4_two_qubit;

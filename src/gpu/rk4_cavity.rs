@@ -58,6 +58,7 @@
 //! invocation that completed fewer steps than its dispatch holds; the host turns a shortfall
 //! into an error.
 
+use super::buffers::{layout_entries, pad32, pad4, read_reals, real_bytes, u32_bytes};
 use super::context::GpuContext;
 use super::Precision;
 use crate::error::{QbatError, Result};
@@ -286,14 +287,7 @@ impl CavityResult {
     }
 }
 
-fn pad4(n: u64) -> u64 {
-    n.div_ceil(4) * 4
-}
 
-/// Buffer size: a multiple of 32 bytes (one vec4<f64>), at least 32.
-fn pad32(bytes: u64) -> u64 {
-    bytes.div_ceil(32).max(1) * 32
-}
 
 pub fn member_bytes(layout: &Layout, n_samples: usize, precision: Precision) -> MemberBytes {
     let rs = precision.bytes();
@@ -469,36 +463,6 @@ pub fn plan_cavity(job: &CavityJob, precision: Precision, limits: &wgpu::Limits,
     })
 }
 
-fn layout_entries() -> Vec<wgpu::BindGroupLayoutEntry> {
-    let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    };
-    vec![
-        wgpu::BindGroupLayoutEntry {
-            binding: 0,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: true,
-                min_binding_size: NonZeroU64::new(std::mem::size_of::<Params>() as u64),
-            },
-            count: None,
-        },
-        storage(1, true),
-        storage(2, true),
-        storage(3, true),
-        storage(4, false),
-        storage(5, false),
-        storage(6, false),
-    ]
-}
 
 /// Store real `v` at real index `i` of a byte buffer in the working precision.
 #[inline]
@@ -509,28 +473,8 @@ fn put(dst: &mut [u8], i: usize, v: f64, precision: Precision) {
     }
 }
 
-/// Reals -> bytes in the working precision, padded to a multiple of 32.
-fn real_bytes(v: &[f64], precision: Precision) -> Vec<u8> {
-    let mut out = vec![0u8; pad32(v.len() as u64 * precision.bytes()) as usize];
-    for (i, &x) in v.iter().enumerate() {
-        put(&mut out, i, x, precision);
-    }
-    out
-}
 
-fn u32_bytes(v: &[u32]) -> Vec<u8> {
-    let mut out: Vec<u8> = bytemuck::cast_slice(v).to_vec();
-    out.resize(pad32(out.len() as u64) as usize, 0);
-    out
-}
 
-/// The first `n` reals of a mapped buffer, as f64.
-fn read_reals(bytes: &[u8], n: usize, precision: Precision) -> Vec<f64> {
-    match precision {
-        Precision::F32 => bytes.chunks_exact(4).take(n).map(|c| f32::from_ne_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
-        Precision::F64 => bytes.chunks_exact(8).take(n).map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect(),
-    }
-}
 
 /// Z(0) = (Y + Y^+)/2, Y = (I (x) h_B (x) I) rho0, at (r, c); h row-major 2x2 on cell 2.
 fn z0_entry(rho0: &CMat, h: &[C64; 4], d: usize, r: usize, c: usize) -> C64 {
@@ -608,7 +552,7 @@ pub fn run_cavity_gpu(
     if n_members == 0 || pieces.is_empty() {
         return Ok(CavityResult { initial: vec![], z_initial: job.evolve_z.then(Vec::new), ..result });
     }
-    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries())?;
+    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries(std::mem::size_of::<Params>() as u64))?;
     let layout = plan.layout;
 
     // Shared tables.

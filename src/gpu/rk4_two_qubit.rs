@@ -19,6 +19,7 @@
 //! point (528 reals) per member counts too. Members are independent, so the results do not
 //! depend on the chunking, bit for bit.
 
+use super::buffers::{layout_entries, pad32, pad4, read_reals, real_bytes, u32_bytes};
 use super::context::{GpuContext, WORKGROUP_SIZE};
 use super::Precision;
 use crate::error::{QbatError, Result};
@@ -97,14 +98,7 @@ fn work_stride(evolve_z: bool) -> u64 {
 /// that, and the completed-steps count catches any driver that still cuts a dispatch short.
 pub const MAX_STEPS_PER_DISPATCH: u64 = 4096;
 
-fn pad4(n: u64) -> u64 {
-    n.div_ceil(4) * 4
-}
 
-/// Buffer size: a multiple of 32 bytes (one vec4<f64>), at least 32.
-fn pad32(bytes: u64) -> u64 {
-    bytes.div_ceil(32).max(1) * 32
-}
 
 /// Bytes per member of each per-member buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,80 +204,44 @@ fn validate(job: &TwoQubitJob) -> Result<()> {
     Ok(())
 }
 
-fn layout_entries() -> Vec<wgpu::BindGroupLayoutEntry> {
-    let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    };
-    vec![
-        wgpu::BindGroupLayoutEntry {
-            binding: 0,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: true,
-                min_binding_size: NonZeroU64::new(std::mem::size_of::<Params>() as u64),
-            },
-            count: None,
-        },
-        storage(1, true),
-        storage(2, true),
-        storage(3, true),
-        storage(4, false),
-        storage(5, false),
-        storage(6, false),
-    ]
-}
 
-/// Reals -> bytes in the working precision, padded to a multiple of 32.
-fn real_bytes(v: &[f64], precision: Precision) -> Vec<u8> {
-    let mut out: Vec<u8> = match precision {
-        Precision::F32 => v.iter().flat_map(|x| (*x as f32).to_ne_bytes()).collect(),
-        Precision::F64 => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
-    };
-    out.resize(pad32(out.len() as u64) as usize, 0);
-    out
-}
 
-fn u32_bytes(v: &[u32]) -> Vec<u8> {
-    let mut out: Vec<u8> = bytemuck::cast_slice(v).to_vec();
-    out.resize(pad32(out.len() as u64) as usize, 0);
-    out
-}
 
-/// The first `n` reals of a mapped buffer, as f64.
-fn read_reals(bytes: &[u8], n: usize, precision: Precision) -> Vec<f64> {
-    match precision {
-        Precision::F32 => bytes.chunks_exact(4).take(n).map(|c| f32::from_ne_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
-        Precision::F64 => bytes.chunks_exact(8).take(n).map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect(),
-    }
-}
 
 /// Group pieces into dispatches of about `budget` steps each (at least one piece each).
 fn plan_dispatches(pieces: &[Piece], budget: u64) -> Vec<(u32, u32)> {
     let mut out = vec![];
     let mut begin = 0usize;
     let mut steps = 0u64;
+    let mut cost = 0u64;
     for (i, p) in pieces.iter().enumerate() {
         let s = p.n_full as u64 + u64::from(p.h_last > 0.0);
-        if i > begin && steps + s > budget {
+        let c = loop_cost(p);
+        if i > begin && (steps + s > budget || cost + c > LOOP_BUDGET) {
             out.push((begin as u32, i as u32));
             begin = i;
             steps = 0;
+            cost = 0;
         }
         steps += s;
+        cost += c;
     }
     if begin < pieces.len() {
         out.push((begin as u32, pieces.len() as u32));
     }
     out
 }
+
+/// Loop iterations one piece costs an invocation, counted generously: a full step is one
+/// iteration of the step loop (its matvec is unrolled), a shortened step a few, and a sample
+/// runs the measure loops (Jacobi sweeps, the log2 range reduction, the column writes).
+fn loop_cost(p: &Piece) -> u64 {
+    2 * p.n_full as u64 + if p.h_last > 0.0 { 16 } else { 0 } + if p.sample != crate::twin::rk4_two_qubit::NO_SAMPLE { 512 } else { 0 }
+}
+
+/// Loop iterations per invocation per dispatch: software Vulkan (lavapipe) stops an
+/// invocation's loops after about 65k, so dispatches stay at half that.
+const LOOP_BUDGET: u64 = 32_768;
 
 /// Run a two-qubit job on the GPU. `progress` gets the number of members done after each chunk.
 pub fn run_two_qubit_gpu(ctx: &GpuContext, job: &TwoQubitJob, precision: Precision, progress: &dyn Fn(u64)) -> Result<TwoQubitResult> {
@@ -314,7 +272,7 @@ pub fn run_two_qubit_gpu_with(
     if n_members == 0 || pieces.is_empty() {
         return Ok(result);
     }
-    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries())?;
+    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries(std::mem::size_of::<Params>() as u64))?;
     let chunks = plan_chunks(job, precision, &ctx.info.limits, opts.max_members_per_chunk)?;
     let codes: Vec<Option<u32>> = job.measures.iter().map(|&m| kernel_code(m)).collect();
     let mut cols = [[0u32; 4]; 8];

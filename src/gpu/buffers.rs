@@ -1,0 +1,73 @@
+//! Buffer helpers shared by the kernels' host modules: padding, packing reals in the working
+//! precision, reading them back, and the bind-group layout every kernel uses (binding 0 a
+//! uniform at dynamic offsets, 1-3 read-only storage, 4-6 read-write storage).
+
+use super::Precision;
+use std::num::NonZeroU64;
+
+/// Round up to a whole number of vec4s.
+pub fn pad4(n: u64) -> u64 {
+    n.div_ceil(4) * 4
+}
+
+/// Buffer size: a multiple of 32 bytes (one vec4<f64>), at least 32.
+pub fn pad32(bytes: u64) -> u64 {
+    bytes.div_ceil(32).max(1) * 32
+}
+
+/// Reals -> bytes in the working precision, padded to a multiple of 32.
+pub fn real_bytes(v: &[f64], precision: Precision) -> Vec<u8> {
+    let mut out: Vec<u8> = match precision {
+        Precision::F32 => v.iter().flat_map(|x| (*x as f32).to_ne_bytes()).collect(),
+        Precision::F64 => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+    };
+    out.resize(pad32(out.len() as u64) as usize, 0);
+    out
+}
+
+/// u32s -> bytes, padded to a multiple of 32.
+pub fn u32_bytes(v: &[u32]) -> Vec<u8> {
+    let mut out: Vec<u8> = bytemuck::cast_slice(v).to_vec();
+    out.resize(pad32(out.len() as u64) as usize, 0);
+    out
+}
+
+/// The first n reals of a mapped buffer, as f64.
+pub fn read_reals(bytes: &[u8], n: usize, precision: Precision) -> Vec<f64> {
+    match precision {
+        Precision::F32 => bytes.chunks_exact(4).take(n).map(|c| f32::from_ne_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
+        Precision::F64 => bytes.chunks_exact(8).take(n).map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect(),
+    }
+}
+
+/// The kernels' bind-group layout; `params_size` is the size of the uniform Params struct.
+pub fn layout_entries(params_size: u64) -> Vec<wgpu::BindGroupLayoutEntry> {
+    let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    vec![
+        wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: NonZeroU64::new(params_size),
+            },
+            count: None,
+        },
+        storage(1, true),
+        storage(2, true),
+        storage(3, true),
+        storage(4, false),
+        storage(5, false),
+        storage(6, false),
+    ]
+}
