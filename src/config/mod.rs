@@ -527,7 +527,8 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     }
     // Refuse what cannot fit before allocating any member.
     let n_points = if drawn.is_empty() { n_grid } else { size as usize };
-    check_memory(space, size as usize, n_points, schedule.times.len(), measures.len(), size_field)?;
+    let keeps_states = measures.iter().any(|m| m.needs_eigensolve());
+    check_memory(space, size as usize, n_points, schedule.times.len(), measures.len(), keeps_states, size_field)?;
 
     // --- points and members
     let n_param_axes = axes.len();
@@ -640,9 +641,9 @@ pub fn check_state(rho: &CMat, field: &str) -> Result<()> {
 
 /// Refuse runs whose members, parameter points, results or per-thread work space cannot fit in
 /// this machine's memory. Costs: a member about 256 B plus its results (samples x measures
-/// f64, and 16 state reals per sample for two-qubit models); a point its operators (about
+/// f64, and 16 state reals per sample when two-qubit eigen-solve measures are on); a point its operators (about
 /// 8 dim x dim complex matrices) plus 4 KiB (parameters, the Pauli-basis generator).
-fn check_memory(space: Space, members: usize, points: usize, samples: usize, measures: usize, size_field: &str) -> Result<()> {
+fn check_memory(space: Space, members: usize, points: usize, samples: usize, measures: usize, keeps_states: bool, size_field: &str) -> Result<()> {
     let available = available_memory_bytes();
     let gib = |b: f64| b / 2f64.powi(30);
     let dim = space.dim() as f64;
@@ -655,7 +656,8 @@ fn check_memory(space: Space, members: usize, points: usize, samples: usize, mea
             reason: format!("a {dim}x{dim} state needs {:.1} GiB of work space, more than the {:.1} GiB available", gib(per_thread * threads), gib(available)),
         });
     }
-    let states = if space == Space::TwoQubit { 16.0 } else { 0.0 };
+    // two-qubit engines keep 16 state reals per sample only for the eigen-solve measures
+    let states = if space == Space::TwoQubit && keeps_states { 16.0 } else { 0.0 };
     let per_member = 256.0 + samples as f64 * (measures as f64 + states) * 8.0;
     let per_point = 8.0 * dim * dim * 16.0 + 4096.0;
     let total = members as f64 * per_member + points as f64 * per_point;

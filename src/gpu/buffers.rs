@@ -71,3 +71,38 @@ pub fn layout_entries(params_size: u64) -> Vec<wgpu::BindGroupLayoutEntry> {
         storage(6, false),
     ]
 }
+
+/// One uniform struct per dispatch, packed at the adapter's dynamic-offset alignment into one
+/// buffer; returns the buffer and the stride between dispatches.
+pub fn dispatch_uniforms<P: bytemuck::Pod>(device: &wgpu::Device, align: u64, params: &[P]) -> (wgpu::Buffer, u64) {
+    use wgpu::util::DeviceExt;
+    let size = std::mem::size_of::<P>();
+    let stride = (size as u64).div_ceil(align.max(1)) * align.max(1);
+    let mut bytes = vec![0u8; (stride * params.len().max(1) as u64) as usize];
+    for (i, p) in params.iter().enumerate() {
+        let at = i * stride as usize;
+        bytes[at..at + size].copy_from_slice(bytemuck::bytes_of(p));
+    }
+    let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("params"), contents: &bytes, usage: wgpu::BufferUsages::UNIFORM });
+    (buffer, stride)
+}
+
+/// The bind group of `layout_entries`: the per-dispatch uniform (`params_size` bytes at dynamic
+/// offsets) and six storage buffers at bindings 1-6.
+pub fn kernel_bind_group(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    label: &str,
+    uniforms: &wgpu::Buffer,
+    params_size: u64,
+    storage: [&wgpu::Buffer; 6],
+) -> wgpu::BindGroup {
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: uniforms, offset: 0, size: NonZeroU64::new(params_size) }),
+    }];
+    for (k, b) in storage.iter().enumerate() {
+        entries.push(wgpu::BindGroupEntry { binding: k as u32 + 1, resource: b.as_entire_binding() });
+    }
+    device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries })
+}

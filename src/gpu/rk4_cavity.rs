@@ -58,7 +58,7 @@
 //! invocation that completed fewer steps than its dispatch holds; the host turns a shortfall
 //! into an error.
 
-use super::buffers::{layout_entries, pad32, pad4, read_reals, real_bytes, u32_bytes};
+use super::buffers::{dispatch_uniforms, kernel_bind_group, layout_entries, pad32, pad4, read_reals, real_bytes, u32_bytes};
 use super::context::GpuContext;
 use super::Precision;
 use crate::error::{QbatError, Result};
@@ -69,7 +69,6 @@ use crate::twin::rk4_two_qubit::{plan_pieces, Piece, NO_SAMPLE};
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::num::NonZeroU64;
 use std::ops::Range;
 use wgpu::util::DeviceExt;
 
@@ -731,56 +730,32 @@ impl ChunkRunner<'_> {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let align = ctx.info.limits.min_uniform_buffer_offset_alignment as u64;
-        let ustride = (std::mem::size_of::<Params>() as u64).div_ceil(align) * align;
-        let mut ubytes = vec![0u8; (ustride * dispatches.len() as u64) as usize];
-        for (i, &(begin, end)) in dispatches.iter().enumerate() {
-            let p = Params {
-                n_members: m as u32,
-                n_fock: layout.n_fock as u32,
-                dim: layout.dim as u32,
-                n_elem: layout.n_elem as u32,
-                n_samples: ns as u32,
-                piece_begin: begin,
-                piece_end: end,
-                flags: if job.evolve_z { F_Z } else { 0 } | if i == 0 { F_FIRST } else { 0 },
-                member_stride: layout.member_stride as u32,
-                param_stride: layout.param_stride as u32,
-                out_stride: layout.out_stride as u32,
-                off_rows: self.shared.off_rows,
-                off_pieces: self.shared.off_pieces,
-                off_sqrt: self.shared.off_sqrt,
-                off_steps: self.shared.off_steps,
-                steps_expected: self.pieces[begin as usize..end as usize].iter().map(piece_steps).sum::<u64>() as u32,
-            };
-            let at = i * ustride as usize;
-            ubytes[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(&p));
-        }
-        let params_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: &ubytes,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(KERNEL),
-            layout: &self.pipeline.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &params_buf,
-                        offset: 0,
-                        size: NonZeroU64::new(std::mem::size_of::<Params>() as u64),
-                    }),
-                },
-                wgpu::BindGroupEntry { binding: 1, resource: self.shared.consts.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 2, resource: self.shared.lookup.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 3, resource: mparams.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 4, resource: work.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 5, resource: out.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 6, resource: status.as_entire_binding() },
-            ],
-        });
+        let params: Vec<Params> = dispatches
+            .iter()
+            .enumerate()
+            .map(|(i, &(begin, end))| {
+                Params {
+                    n_members: m as u32,
+                    n_fock: layout.n_fock as u32,
+                    dim: layout.dim as u32,
+                    n_elem: layout.n_elem as u32,
+                    n_samples: ns as u32,
+                    piece_begin: begin,
+                    piece_end: end,
+                    flags: if job.evolve_z { F_Z } else { 0 } | if i == 0 { F_FIRST } else { 0 },
+                    member_stride: layout.member_stride as u32,
+                    param_stride: layout.param_stride as u32,
+                    out_stride: layout.out_stride as u32,
+                    off_rows: self.shared.off_rows,
+                    off_pieces: self.shared.off_pieces,
+                    off_sqrt: self.shared.off_sqrt,
+                    off_steps: self.shared.off_steps,
+                    steps_expected: self.pieces[begin as usize..end as usize].iter().map(piece_steps).sum::<u64>() as u32,
+                }
+            })
+            .collect();
+        let (params_buf, ustride) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &params);
+        let bind_group = kernel_bind_group(device, &self.pipeline.layout, KERNEL, &params_buf, std::mem::size_of::<Params>() as u64, [&self.shared.consts, &self.shared.lookup, &mparams, &work, &out, &status]);
 
         for group in (0..dispatches.len()).collect::<Vec<_>>().chunks(DISPATCHES_PER_SUBMIT) {
             let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(KERNEL) });

@@ -19,14 +19,13 @@
 //! point (528 reals) per member counts too. Members are independent, so the results do not
 //! depend on the chunking, bit for bit.
 
-use super::buffers::{layout_entries, pad32, pad4, read_reals, real_bytes, u32_bytes};
+use super::buffers::{dispatch_uniforms, kernel_bind_group, layout_entries, pad32, pad4, read_reals, real_bytes, u32_bytes};
 use super::context::{GpuContext, WORKGROUP_SIZE};
 use super::Precision;
 use crate::error::{QbatError, Result};
 use crate::job::{Peak, TwoQubitJob, TwoQubitResult};
 use crate::twin::rk4_two_qubit::{kernel_code, plan_pieces, KernelFlags, KernelPoint, Piece, F_FIRST};
 use bytemuck::{Pod, Zeroable};
-use std::num::NonZeroU64;
 use std::ops::Range;
 use wgpu::util::DeviceExt;
 
@@ -407,53 +406,29 @@ impl ChunkRunner<'_> {
         let wg = (m as u64).div_ceil(WORKGROUP_SIZE as u64);
         let budget = (self.member_steps / (wg * WORKGROUP_SIZE as u64)).clamp(1, MAX_STEPS_PER_DISPATCH);
         let dispatches = plan_dispatches(self.pieces, budget);
-        let align = ctx.info.limits.min_uniform_buffer_offset_alignment as u64;
-        let ustride = (std::mem::size_of::<Params>() as u64).div_ceil(align) * align;
-        let mut ubytes = vec![0u8; (ustride * dispatches.len() as u64) as usize];
-        for (i, &(begin, end)) in dispatches.iter().enumerate() {
-            let p = Params {
-                n_members: m as u32,
-                n_samples: n_samples as u32,
-                n_cols: n_cols as u32,
-                piece_begin: begin,
-                piece_end: end,
-                flags: self.flags.bits() | if i == 0 { F_FIRST } else { 0 },
-                work_stride: stride as u32,
-                off_pieces,
-                off_times,
-                off_hlast,
-                off_wg_point,
-                _pad1: 0,
-                cols: self.cols,
-            };
-            let at = i * ustride as usize;
-            ubytes[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(&p));
-        }
-        let params_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: &ubytes,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(KERNEL),
-            layout: &self.pipeline.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &params_buf,
-                        offset: 0,
-                        size: NonZeroU64::new(std::mem::size_of::<Params>() as u64),
-                    }),
-                },
-                wgpu::BindGroupEntry { binding: 1, resource: consts_buf.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 2, resource: lookup_buf.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 3, resource: init_buf.as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 4, resource: rw[0].as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 5, resource: rw[1].as_entire_binding() },
-                wgpu::BindGroupEntry { binding: 6, resource: rw[2].as_entire_binding() },
-            ],
-        });
+        let params: Vec<Params> = dispatches
+            .iter()
+            .enumerate()
+            .map(|(i, &(begin, end))| {
+                Params {
+                    n_members: m as u32,
+                    n_samples: n_samples as u32,
+                    n_cols: n_cols as u32,
+                    piece_begin: begin,
+                    piece_end: end,
+                    flags: self.flags.bits() | if i == 0 { F_FIRST } else { 0 },
+                    work_stride: stride as u32,
+                    off_pieces,
+                    off_times,
+                    off_hlast,
+                    off_wg_point,
+                    _pad1: 0,
+                    cols: self.cols,
+                }
+            })
+            .collect();
+        let (params_buf, ustride) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &params);
+        let bind_group = kernel_bind_group(device, &self.pipeline.layout, KERNEL, &params_buf, std::mem::size_of::<Params>() as u64, [&consts_buf, &lookup_buf, &init_buf, &rw[0], &rw[1], &rw[2]]);
 
         for group in (0..dispatches.len()).collect::<Vec<_>>().chunks(DISPATCHES_PER_SUBMIT) {
             let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(KERNEL) });
