@@ -106,3 +106,42 @@ pub fn kernel_bind_group(
     }
     device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries })
 }
+
+/// Copy `sources` (label, buffer) into fresh mappable buffers after the work already submitted,
+/// wait for the device, and return them mapped for reading, in order. Device errors raised
+/// meanwhile, and failed mappings, are errors naming the buffer.
+pub fn read_back(ctx: &super::GpuContext, sources: &[(&str, &wgpu::Buffer)]) -> crate::error::Result<Vec<wgpu::Buffer>> {
+    use crate::error::QbatError;
+    let device = &ctx.device;
+    let staging: Vec<wgpu::Buffer> = sources
+        .iter()
+        .map(|(label, b)| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: b.size(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })
+        .collect();
+    let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+    for ((_, src), dst) in sources.iter().zip(&staging) {
+        enc.copy_buffer_to_buffer(src, 0, dst, 0, src.size());
+    }
+    ctx.queue.submit(Some(enc.finish()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (k, s) in staging.iter().enumerate() {
+        let tx = tx.clone();
+        s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send((k, r));
+        });
+    }
+    drop(tx);
+    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| QbatError::Device(format!("waiting for the kernel: {e}")))?;
+    ctx.take_uncaptured_error()?;
+    for _ in 0..staging.len() {
+        let (k, r) = rx.recv().map_err(|_| QbatError::Device("a readback never completed".into()))?;
+        r.map_err(|e| QbatError::Device(format!("reading back the {}: {e}", sources[k].0)))?;
+    }
+    Ok(staging)
+}

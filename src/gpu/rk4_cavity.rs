@@ -58,7 +58,7 @@
 //! invocation that completed fewer steps than its dispatch holds; the host turns a shortfall
 //! into an error.
 
-use super::buffers::{dispatch_uniforms, kernel_bind_group, layout_entries, pad32, pad4, read_reals, real_bytes, u32_bytes};
+use super::buffers::{dispatch_uniforms, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
 use super::context::GpuContext;
 use super::Precision;
 use crate::error::{QbatError, Result};
@@ -772,36 +772,7 @@ impl ChunkRunner<'_> {
 
         // Read back the samples and the status once.
         let sources = [("samples", &out), ("status", &status)];
-        let staging: Vec<wgpu::Buffer> = sources
-            .iter()
-            .map(|(label, b)| {
-                device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(label),
-                    size: b.size(),
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
-            })
-            .collect();
-        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
-        for ((_, src), dst) in sources.iter().zip(&staging) {
-            enc.copy_buffer_to_buffer(src, 0, dst, 0, src.size());
-        }
-        ctx.queue.submit(Some(enc.finish()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        for (k, s) in staging.iter().enumerate() {
-            let tx = tx.clone();
-            s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send((k, r));
-            });
-        }
-        drop(tx);
-        device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| QbatError::Device(format!("waiting for the kernel: {e}")))?;
-        ctx.take_uncaptured_error()?;
-        for _ in 0..staging.len() {
-            let (k, r) = rx.recv().map_err(|_| QbatError::Device("a readback never completed".into()))?;
-            r.map_err(|e| QbatError::Device(format!("reading back the {}: {e}", sources[k].0)))?;
-        }
+        let staging = read_back(ctx, &sources)?;
         let view = staging[0].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the samples: {e}")))?;
         let values = read_reals(&view, out_len, precision);
         drop(view);

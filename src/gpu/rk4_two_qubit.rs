@@ -19,7 +19,7 @@
 //! point (528 reals) per member counts too. Members are independent, so the results do not
 //! depend on the chunking, bit for bit.
 
-use super::buffers::{dispatch_uniforms, kernel_bind_group, layout_entries, pad32, pad4, read_reals, real_bytes, u32_bytes};
+use super::buffers::{dispatch_uniforms, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
 use super::context::{GpuContext, WORKGROUP_SIZE};
 use super::Precision;
 use crate::error::{QbatError, Result};
@@ -444,36 +444,8 @@ impl ChunkRunner<'_> {
         }
 
         // Read back work (peaks), values and states once.
-        let staging: Vec<wgpu::Buffer> = rw
-            .iter()
-            .map(|b| {
-                device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("staging"),
-                    size: b.size(),
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                })
-            })
-            .collect();
-        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
-        for (src, dst) in rw.iter().zip(&staging) {
-            enc.copy_buffer_to_buffer(src, 0, dst, 0, src.size());
-        }
-        ctx.queue.submit(Some(enc.finish()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        for (k, s) in staging.iter().enumerate() {
-            let tx = tx.clone();
-            s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send((k, r));
-            });
-        }
-        drop(tx);
-        device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| QbatError::Device(format!("waiting for the kernel: {e}")))?;
-        ctx.take_uncaptured_error()?;
-        for _ in 0..staging.len() {
-            let (k, r) = rx.recv().map_err(|_| QbatError::Device("a readback never completed".into()))?;
-            r.map_err(|e| QbatError::Device(format!("reading back buffer {}: {e}", sizes[k].0)))?;
-        }
+        let sources: Vec<(&str, &wgpu::Buffer)> = sizes.iter().zip(&rw).map(|((label, _), b)| (*label, b)).collect();
+        let staging = read_back(ctx, &sources)?;
         let read = |k: usize, n: usize| -> Result<Vec<f64>> {
             let view = staging[k].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping {}: {e}", sizes[k].0)))?;
             let out = read_reals(&view, n, precision);
