@@ -10,22 +10,9 @@ use qbat_gpu::engine::gpu_context;
 use qbat_gpu::error::QbatError;
 use qbat_gpu::measures::Measure;
 use qbat_gpu::run::{measure_tolerance, run_plan, Backend, Precision, RunOptions, RunResult};
-use std::sync::Mutex;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn have_gpu(need_f64: bool) -> bool {
-    match gpu_context(None, need_f64) {
-        Ok(_) => true,
-        Err(e) => {
-            if std::env::var("QBAT_REQUIRE_GPU").as_deref() == Ok("1") {
-                panic!("QBAT_REQUIRE_GPU=1 but no usable GPU adapter{}: {e}", if need_f64 { " with f64" } else { "" });
-            }
-            eprintln!("skipping: no GPU adapter ({e})");
-            false
-        }
-    }
-}
+mod common;
+use common::{have_gpu, SERIAL};
 
 /// Random members: detuning through wc, zeta, kappa, gamma drawn per member; complex alpha;
 /// Haar-random cell states.

@@ -5,22 +5,9 @@
 use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::engine::gpu_context;
 use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions};
-use std::sync::Mutex;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn have_gpu(need_f64: bool) -> bool {
-    match gpu_context(None, need_f64) {
-        Ok(_) => true,
-        Err(e) => {
-            if std::env::var("QBAT_REQUIRE_GPU").as_deref() == Ok("1") {
-                panic!("QBAT_REQUIRE_GPU=1 but no usable GPU adapter: {e}");
-            }
-            eprintln!("skipping: no GPU adapter ({e})");
-            false
-        }
-    }
-}
+mod common;
+use common::{have_gpu, SERIAL};
 
 const STUDY: &str = "model = \"driven-pair\"\n[params]\ng = 1.0\nf = { uniform = [0.2, 1.5] }\ngamma = { uniform = [0.1, 1.0] }\nn_th = 0.3\ndelta = 0.2\n[initial]\nrandom = \"mixed-bures\"\n[time]\ndt = 0.01\nt_end = 20.0\nsamples = 41\n[ensemble]\nsize = 64\nseed = 11\n";
 
