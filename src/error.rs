@@ -13,6 +13,13 @@ pub enum QbatError {
     /// No usable GPU adapter, or the adapter lacks a feature.
     #[error("gpu: {0}")]
     Device(String),
+    /// The device ran out of memory (or could not create a buffer): the run re-chunks smaller.
+    #[error("gpu out of memory: {0}")]
+    DeviceOutOfMemory(String),
+    /// The device was lost mid-run: the run goes on on the CPU or stops resumable
+    /// (`--on-device-loss`).
+    #[error("gpu device lost: {0}")]
+    DeviceLost(String),
     /// The run would not fit in memory.
     #[error("{field}: {reason}")]
     TooLarge { field: String, reason: String },
@@ -33,8 +40,8 @@ impl QbatError {
     /// Exit code for the CLI: 2 for bad input or missing device, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            QbatError::Invalid { .. } | QbatError::Parse(_) | QbatError::Device(_) | QbatError::TooLarge { .. } => 2,
-            QbatError::Io { .. } | QbatError::Numerics(_) => 1,
+            QbatError::Invalid { .. } | QbatError::Parse(_) | QbatError::Device(_) | QbatError::DeviceOutOfMemory(_) | QbatError::TooLarge { .. } => 2,
+            QbatError::Io { .. } | QbatError::Numerics(_) | QbatError::DeviceLost(_) => 1,
         }
     }
 }

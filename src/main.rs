@@ -1,11 +1,11 @@
 //! qbat-gpu command line: clap parsing -> run() -> ExitCode. The only place anyhow is used.
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::error::QbatError;
-use qbat_gpu::output::{series_size_estimate, write_all, Format, OutputDir, OutputOptions};
-use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions};
+use qbat_gpu::output::{series_size_estimate, Format, OutputOptions};
+use qbat_gpu::run::{Backend, Precision, RunOptions};
+use qbat_gpu::study::{run_study as run_study_streamed, OnDeviceLoss, Shard, StudyOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -58,6 +58,19 @@ enum Command {
         #[arg(long, default_value = "bench-scaling")]
         out: PathBuf,
     },
+    /// Combine the outputs of `--shard K/N` runs into the output of the whole run.
+    Merge {
+        /// The shard output directories (all N of them, in any order).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace the qbat-gpu files of an existing --out directory.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        no_plots: bool,
+    },
     /// List the models, their parameters and defaults.
     Models,
     /// List the measures.
@@ -100,6 +113,19 @@ struct RunArgs {
     /// cavity-cells: choose n_fock so the initial coherent state's tail is below 1e-12 (+2 levels).
     #[arg(long)]
     auto_fock: bool,
+    /// Run only shard K of N (0-based): members [K M / N, (K + 1) M / N), with the seeds of the
+    /// whole run; combine the shards with `qbat-gpu merge`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// Continue the interrupted run whose output directory is DIR (same config and options).
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    /// When the GPU is lost mid-run: finish on the CPU engine, or stop (resumable).
+    #[arg(long, value_enum, default_value = "cpu")]
+    on_device_loss: OnDeviceLoss,
+    /// Members per checkpointed block (default: from a memory budget).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    block_members: Option<u64>,
 }
 
 /// The default study's config (INTERFACE.md): spin pair of paper 000 from Haar-random states.
@@ -124,14 +150,20 @@ seed = 0
 fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_default: bool, study: bool) -> anyhow::Result<()> {
     let ov = Overrides { ensemble: args.ensemble, seed: args.seed, auto_fock: args.auto_fock };
     let plan = parse_plan(config_text, &ov)?;
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(default_out));
+    let (out, resume) = match (&args.resume, &args.out) {
+        (Some(r), Some(o)) if r != o => {
+            return Err(QbatError::invalid("--resume", format!("--resume {} and --out {} name different directories", r.display(), o.display())).into())
+        }
+        (Some(r), _) => (r.clone(), true),
+        (None, Some(o)) => (o.clone(), false),
+        (None, None) => (PathBuf::from(default_out), false),
+    };
     // Without --out the directory is qbat-gpu's own default, and a rerun replaces its files.
-    let force = args.force || args.out.is_none();
-    OutputDir::check(&out, force)?;
+    let force = args.force || (args.out.is_none() && !resume);
     let series = args.series.unwrap_or(series_default);
     let oopts = OutputOptions { format: args.format, series, plots: !args.no_plots, ..Default::default() };
     if series {
-        let bytes = series_size_estimate(&plan, args.format);
+        let bytes = series_size_estimate(&plan, args.format) / args.shard.map(|s| s.count as u64).unwrap_or(1);
         if bytes > oopts.series_limit && !args.force {
             return Err(QbatError::TooLarge {
                 field: "--series".into(),
@@ -148,26 +180,24 @@ fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_defaul
         progress: !args.no_progress,
         max_chunk: None,
     };
-    let mut result = run_plan(&plan, &ropts)?;
-    let st = qbat_gpu::output::stats::compute(&result);
-    qbat_gpu::report::print_report(&result, plan.members.len());
-    qbat_gpu::report::print_final_stats(&st);
-    for w in qbat_gpu::report::fock_tail_warnings(&plan, &result) {
-        eprintln!("WARNING: {w}");
-        result.notes.push(w);
+    let sopts = StudyOptions {
+        run: ropts,
+        output: oopts,
+        out,
+        force,
+        resume,
+        shard: args.shard,
+        block_members: args.block_members.map(|b| b as usize),
+        on_device_loss: args.on_device_loss,
+    };
+    let outcome = run_study_streamed(&plan, &sopts)?;
+    qbat_gpu::report::print_report(&outcome.info, outcome.members);
+    if outcome.blocks > 1 {
+        println!("blocks      : {} ({} resumed from the checkpoint)", outcome.blocks, outcome.resumed_blocks);
     }
-    if study {
-        println!("Spearman correlation of capacity_b with each resource (pooled over members and times):");
-        for m in qbat_gpu::report::RESOURCES {
-            if let Some(rho) = qbat_gpu::report::pooled_spearman(&result, qbat_gpu::measures::Measure::CapacityB, m) {
-                println!("  {:<16} {:+.4}", m.name(), rho);
-            }
-        }
-    }
-    let t_out = std::time::Instant::now();
-    let run_json = qbat_gpu::output::run_json(&plan, &result, &ropts);
-    let dir = write_all(&out, &plan, &result, &st, run_json, &oopts).context("writing the output directory")?;
-    println!("output      : {} ({:.2} s)", dir.display(), t_out.elapsed().as_secs_f64());
+    qbat_gpu::report::print_final_stats(&outcome.stats);
+    let _ = study;
+    println!("output      : {} ({:.2} s)", outcome.dir.display(), outcome.info.timings.output);
     Ok(())
 }
 
@@ -190,6 +220,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 qbat_gpu::bench::run_bench(&jobs, backend, json.as_deref(), repeat)?;
             }
+            Ok(())
+        }
+        Some(Command::Merge { dirs, out, force, no_plots }) => {
+            let dir = qbat_gpu::output::merge::merge(&dirs, &out, force, !no_plots)?;
+            println!("merged {} shards into {}", dirs.len(), dir.display());
             Ok(())
         }
         Some(Command::Models) => {

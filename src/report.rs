@@ -61,7 +61,7 @@ pub const RESOURCES: [Measure; 7] = [
     Measure::TextureB,
 ];
 
-pub fn print_report(r: &RunResult, members: usize) {
+pub fn print_report(r: &crate::run::RunInfo, members: usize) {
     println!("device      : {} ({} backend, {:?})", r.device, r.backend, r.precision);
     println!(
         "members     : {members}, {} samples, {:.3e} member-steps",
@@ -109,30 +109,18 @@ pub fn print_final_stats(st: &crate::output::stats::Stats) {
     }
 }
 
-/// Cavity runs: members whose fock_tail exceeds the plan's threshold at any sample, with the
-/// cutoff to use (from the largest photon number the member reached, when it was measured).
-pub fn fock_tail_warnings(plan: &crate::config::Plan, r: &RunResult) -> Vec<String> {
+/// Cavity runs: the warning for members whose fock_tail exceeded the plan's threshold, with
+/// the cutoff to use (from the largest photon number a flagged member reached, when measured).
+pub fn fock_tail_warnings(plan: &crate::config::Plan, measures: &[Measure], flags: &crate::study::FockTailFlags) -> Vec<String> {
     let crate::model::Space::Cavity { n_fock } = plan.space else { return vec![] };
-    let Some(kt) = r.measures.iter().position(|m| *m == Measure::FockTail) else {
+    if !measures.contains(&Measure::FockTail) {
         return vec![format!("fock_tail was not among the measures: the cutoff n_fock = {n_fock} was not checked")];
-    };
-    let kn = r.measures.iter().position(|m| *m == Measure::PhotonNumber);
-    let ns = r.times.len();
-    let mut bad = vec![];
-    let mut worst_nbar: f64 = 0.0;
-    for i in 0..r.member_ids.len() {
-        let tail = (0..ns).map(|s| r.value(i, s, kt)).fold(0.0, f64::max);
-        if tail > plan.fock_tail_threshold {
-            bad.push((r.member_ids[i], tail));
-            if let Some(kn) = kn {
-                worst_nbar = worst_nbar.max((0..ns).map(|s| r.value(i, s, kn)).fold(0.0, f64::max));
-            }
-        }
     }
-    if bad.is_empty() {
+    if flags.count == 0 {
         return vec![];
     }
-    let listed: Vec<String> = bad.iter().take(10).map(|(id, t)| format!("{id} ({t:.1e})")).collect();
+    let worst_nbar = flags.worst_photon_number;
+    let listed: Vec<String> = flags.first.iter().map(|(id, t)| format!("{id} ({t:.1e})")).collect();
     let suggestion = if worst_nbar > 0.0 {
         let n = crate::config::auto_n_fock(worst_nbar.sqrt()).max(n_fock + 1);
         format!("; use n_fock >= {n} (from the largest photon number reached, {worst_nbar:.2}), or --auto-fock")
@@ -142,9 +130,9 @@ pub fn fock_tail_warnings(plan: &crate::config::Plan, r: &RunResult) -> Vec<Stri
     vec![format!(
         "fock_tail exceeds {:.0e} for {} member(s): {}{}{}",
         plan.fock_tail_threshold,
-        bad.len(),
+        flags.count,
         listed.join(", "),
-        if bad.len() > 10 { ", ..." } else { "" },
+        if flags.count as usize > listed.len() { ", ..." } else { "" },
         suggestion
     )]
 }

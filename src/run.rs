@@ -91,7 +91,42 @@ pub struct RunResult {
     pub engine_plan: Option<serde_json::Value>,
 }
 
+/// A run's description without its values: what the report and run.json need.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    pub measures: Vec<Measure>,
+    pub times: Vec<f64>,
+    pub backend: String,
+    pub device: String,
+    pub precision: Precision,
+    pub timings: Timings,
+    pub member_steps: f64,
+    pub verify: Option<VerifyReport>,
+    pub notes: Vec<String>,
+    pub engine_plan: Option<serde_json::Value>,
+}
+
+impl RunInfo {
+    pub fn member_steps_per_second(&self) -> f64 {
+        self.member_steps / self.timings.integrate.max(1e-12)
+    }
+}
+
 impl RunResult {
+    pub fn info(&self) -> RunInfo {
+        RunInfo {
+            measures: self.measures.clone(),
+            times: self.times.clone(),
+            backend: self.backend.clone(),
+            device: self.device.clone(),
+            precision: self.precision,
+            timings: self.timings.clone(),
+            member_steps: self.member_steps,
+            verify: self.verify.clone(),
+            notes: self.notes.clone(),
+            engine_plan: self.engine_plan.clone(),
+        }
+    }
     pub fn value(&self, member: usize, sample: usize, k: usize) -> f64 {
         self.values[(member * self.times.len() + sample) * self.measures.len() + k]
     }

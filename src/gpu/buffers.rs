@@ -137,7 +137,7 @@ pub fn read_back(ctx: &super::GpuContext, sources: &[(&str, &wgpu::Buffer)]) -> 
         });
     }
     drop(tx);
-    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| QbatError::Device(format!("waiting for the kernel: {e}")))?;
+    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| QbatError::DeviceLost(format!("waiting for the kernel: {e}")))?;
     ctx.take_uncaptured_error()?;
     for _ in 0..staging.len() {
         let (k, r) = rx.recv().map_err(|_| QbatError::Device("a readback never completed".into()))?;

@@ -156,7 +156,9 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
             if s.is_none() {
-                *s = Some(e.to_string());
+                // Out-of-memory is kept apart: the run driver re-chunks smaller on it.
+                let oom = matches!(e, wgpu::Error::OutOfMemory { .. });
+                *s = Some(if oom { format!("{OOM_TAG}{e}") } else { e.to_string() });
             }
         }));
         let info = GpuInfo {
@@ -174,7 +176,10 @@ impl GpuContext {
     pub fn take_uncaptured_error(&self) -> Result<()> {
         let mut s = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner());
         match s.take() {
-            Some(e) => Err(QbatError::Device(e)),
+            Some(e) => match e.strip_prefix(OOM_TAG) {
+                Some(e) => Err(QbatError::DeviceOutOfMemory(e.to_string())),
+                None => Err(QbatError::Device(e)),
+            },
             None => Ok(()),
         }
     }
@@ -222,3 +227,6 @@ impl GpuContext {
         Ok(p)
     }
 }
+
+/// Marks an out-of-memory error in the uncaptured-error slot.
+const OOM_TAG: &str = "\u{1}oom:";

@@ -14,7 +14,7 @@ pub use rk4_two_qubit::{plan_chunks, run_two_qubit_gpu, run_two_qubit_gpu_with, 
 use crate::error::{QbatError, Result};
 
 /// Working precision of a kernel (`real` in WGSL), and of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Precision {
     F32,

@@ -3,13 +3,13 @@
 //! assembled beside its final path and renamed into place, so a failed run leaves nothing
 //! under a final name.
 
+pub mod accumulate;
+pub mod merge;
 pub mod plots;
 pub mod stats;
 
 use crate::config::Plan;
 use crate::error::{QbatError, Result};
-use crate::job::PEAK_MEASURES;
-use crate::run::RunResult;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,8 +51,8 @@ fn io(path: &Path, e: std::io::Error) -> QbatError {
 
 /// Files a run writes (plots are plot_*.svg); `--force` replaces these and nothing else.
 fn is_output_file(name: &str) -> bool {
-    matches!(name, "run.json" | "series.csv" | "series.npy" | "series.json" | "summary.csv" | "stats.csv")
-        || (name.starts_with("plot_") && name.ends_with(".svg"))
+    matches!(name, "run.json" | "series.csv" | "series.npy" | "series.json" | "summary.csv" | "stats.csv" | "stats-state.bin" | "analysis.csv")
+        || (name.starts_with("plot_") && (name.ends_with(".svg") || name.ends_with(".png")))
 }
 
 fn staging_path(final_dir: &Path) -> PathBuf {
@@ -84,6 +84,11 @@ impl OutputDir {
         std::fs::create_dir(&probe).map_err(|e| QbatError::invalid("--out", format!("cannot write in {}: {e}", parent.display())))?;
         let _ = std::fs::remove_dir(&probe);
         Ok(())
+    }
+
+    /// An output directory assembled in an existing `staging` directory.
+    pub fn at(final_dir: &Path, staging: &Path) -> OutputDir {
+        OutputDir { final_dir: final_dir.into(), staging: staging.into() }
     }
 
     pub fn begin(final_dir: &Path) -> Result<OutputDir> {
@@ -143,7 +148,7 @@ pub fn series_size_estimate(plan: &Plan, format: Format) -> u64 {
 
 /// Round-trip float text (17 significant digits are never needed beyond what `{}` prints:
 /// Rust's shortest representation round-trips exactly).
-fn num(x: f64) -> String {
+pub fn num(x: f64) -> String {
     format!("{x:?}")
 }
 
@@ -167,7 +172,7 @@ fn params_json(p: &crate::model::Params) -> serde_json::Value {
 }
 
 /// run.json: enough to reproduce and to trust the run.
-pub fn run_json(plan: &Plan, r: &RunResult, opts: &crate::run::RunOptions) -> serde_json::Value {
+pub fn run_json(plan: &Plan, r: &crate::run::RunInfo, opts: &crate::run::RunOptions) -> serde_json::Value {
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "model": plan.model.name(),
@@ -199,95 +204,4 @@ pub fn run_json(plan: &Plan, r: &RunResult, opts: &crate::run::RunOptions) -> se
         "engine_plan": r.engine_plan,
         "notes": r.notes,
     })
-}
-
-/// Write every output file of a run.
-pub fn write_all(dir: &Path, plan: &Plan, result: &RunResult, st: &stats::Stats, run_json: serde_json::Value, opts: &OutputOptions) -> Result<PathBuf> {
-    let out = OutputDir::begin(dir)?;
-    match write_files(&out, plan, result, st, run_json, opts) {
-        Ok(()) => out.commit(),
-        Err(e) => {
-            out.abort();
-            Err(e)
-        }
-    }
-}
-
-fn write_files(out: &OutputDir, plan: &Plan, r: &RunResult, st: &stats::Stats, run_json: serde_json::Value, opts: &OutputOptions) -> Result<()> {
-    let t_out = std::time::Instant::now();
-    let ns = r.times.len();
-    let nm = r.measures.len();
-    let names: Vec<&str> = r.measures.iter().map(|m| m.name()).collect();
-    if opts.series {
-        match opts.format {
-            Format::Csv => out.write("series.csv", |w| {
-                write!(w, "member,t")?;
-                for n in &names {
-                    write!(w, ",{n}")?;
-                }
-                writeln!(w)?;
-                for (i, id) in r.member_ids.iter().enumerate() {
-                    for (s, t) in r.times.iter().enumerate() {
-                        write!(w, "{id},{}", num(*t))?;
-                        for k in 0..nm {
-                            write!(w, ",{}", num(r.value(i, s, k)))?;
-                        }
-                        writeln!(w)?;
-                    }
-                }
-                Ok(())
-            })?,
-            Format::Npy => {
-                out.write("series.npy", |w| {
-                    let shape = [r.member_ids.len() as u64, ns as u64, nm as u64];
-                    use npyz::WriterBuilder;
-                    let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
-                    npy.extend(r.values.iter().copied())?;
-                    npy.finish()
-                })?;
-                let axes = json!({"members": r.member_ids, "times": r.times, "measures": names});
-                out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
-            }
-        }
-    }
-    // summary.csv: one row per member
-    out.write("summary.csv", |w| {
-        write!(w, "member")?;
-        for c in &plan.param_columns {
-            write!(w, ",{c}")?;
-        }
-        let angles = plan.members.iter().any(|m| m.theta_phi.is_some());
-        if angles {
-            write!(w, ",theta,phi")?;
-        }
-        for m in PEAK_MEASURES {
-            write!(w, ",max_{0},t_max_{0}", m.name())?;
-        }
-        writeln!(w)?;
-        for (i, m) in plan.members.iter().enumerate() {
-            write!(w, "{}", m.id)?;
-            for v in &m.param_values {
-                write!(w, ",{}", num(*v))?;
-            }
-            if angles {
-                let (th, ph) = m.theta_phi.unwrap_or((f64::NAN, f64::NAN));
-                write!(w, ",{},{}", num(th), num(ph))?;
-            }
-            for k in 0..4 {
-                let p = r.peaks[i * 4 + k];
-                write!(w, ",{},{}", num(p.max), num(p.t_max))?;
-            }
-            writeln!(w)?;
-        }
-        Ok(())
-    })?;
-    out.write("stats.csv", |w| stats::write_csv(st, w))?;
-    if opts.plots {
-        plots::write_plots(out, r, st)?;
-    }
-    // run.json last, with the time the other files took
-    let mut run_json = run_json;
-    run_json["timings"]["output"] = json!(t_out.elapsed().as_secs_f64());
-    out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run_json).map_err(std::io::Error::other))?;
-    Ok(())
 }

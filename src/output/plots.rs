@@ -3,7 +3,6 @@
 use super::stats::Stats;
 use super::OutputDir;
 use crate::error::{QbatError, Result};
-use crate::run::RunResult;
 use plotters::prelude::*;
 
 /// Render the mean and 5-95% band of `measure` into an SVG string.
@@ -46,13 +45,13 @@ pub fn band_svg(st: &Stats, measure: usize) -> std::result::Result<String, Strin
     Ok(svg)
 }
 
-pub fn write_plots(out: &OutputDir, r: &RunResult, st: &Stats) -> Result<()> {
-    if r.times.len() < 2 {
+pub fn write_plots(out: &OutputDir, st: &Stats) -> Result<()> {
+    if st.times.len() < 2 {
         return Ok(());
     }
-    for (k, m) in r.measures.iter().enumerate() {
-        let svg = band_svg(st, k).map_err(|e| QbatError::Numerics(format!("plot of {}: {e}", m.name())))?;
-        out.write(&format!("plot_{}.svg", m.name()), |w| w.write_all(svg.as_bytes()))?;
+    for (k, m) in st.measures.iter().enumerate() {
+        let svg = band_svg(st, k).map_err(|e| QbatError::Numerics(format!("plot of {m}: {e}")))?;
+        out.write(&format!("plot_{m}.svg"), |w| w.write_all(svg.as_bytes()))?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Ensemble statistics per sample time and measure: mean, std (population), min, max and the
 //! 5/50/95% quantiles (linear interpolation between order statistics, numpy's default).
-//! Computed exactly from the in-memory results.
+//! `compute` works exactly from in-memory results (the reference for tests); runs stream
+//! their statistics through `accumulate::StatsAccumulator` and `Stats::from_accumulator`.
 
 use crate::run::RunResult;
 use rayon::prelude::*;
@@ -8,6 +9,8 @@ use std::io::Write;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stat {
+    /// Members in the statistic (the healthy ones).
+    pub n: u64,
     pub sample: usize,
     pub measure: usize,
     pub mean: f64,
@@ -51,6 +54,7 @@ pub fn column_stat(sample: usize, measure: usize, mut v: Vec<f64>) -> Stat {
     let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
     v.sort_unstable_by(|a, b| a.total_cmp(b));
     Stat {
+        n: v.len() as u64,
         sample,
         measure,
         mean,
@@ -78,13 +82,38 @@ pub fn compute(r: &RunResult) -> Stats {
     Stats { times: r.times.clone(), measures: r.measures.iter().map(|m| m.name()).collect(), stats }
 }
 
+impl Stats {
+    /// The statistics of a streamed accumulator (quantiles within its stated resolution).
+    pub fn from_accumulator(acc: &super::accumulate::StatsAccumulator, times: Vec<f64>, measures: Vec<&'static str>) -> Stats {
+        let nm = acc.n_measures;
+        let stats = acc
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(cell, c)| Stat {
+                n: c.n,
+                sample: cell / nm,
+                measure: cell % nm,
+                mean: c.mean(),
+                std: c.std(),
+                min: if c.n == 0 { f64::NAN } else { c.min },
+                max: if c.n == 0 { f64::NAN } else { c.max },
+                q05: c.quantile(0.05),
+                q50: c.quantile(0.50),
+                q95: c.quantile(0.95),
+            })
+            .collect();
+        Stats { times, measures, stats }
+    }
+}
+
 pub fn write_csv(st: &Stats, w: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(w, "t,measure,mean,std,min,max,q05,q50,q95")?;
+    writeln!(w, "t,measure,mean,std,min,max,q05,q50,q95,n")?;
     for s in &st.stats {
         writeln!(
             w,
-            "{:?},{},{:?},{:?},{:?},{:?},{:?},{:?},{:?}",
-            st.times[s.sample], st.measures[s.measure], s.mean, s.std, s.min, s.max, s.q05, s.q50, s.q95
+            "{:?},{},{:?},{:?},{:?},{:?},{:?},{:?},{:?},{}",
+            st.times[s.sample], st.measures[s.measure], s.mean, s.std, s.min, s.max, s.q05, s.q50, s.q95, s.n
         )?;
     }
     Ok(())

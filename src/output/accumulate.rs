@@ -1,0 +1,472 @@
+//! Streamed, exactly mergeable ensemble statistics.
+//!
+//! Each (sample time, measure) cell keeps
+//! - n, min, max;
+//! - S1 = sum x and S2 = sum x^2 as exact floating-point expansions (Shewchuk; the algorithm
+//!   behind Python's math.fsum), so that the mean S1/n and the variance (n S2 - S1^2)/n^2 are
+//!   correctly rounded whatever the order, chunking or sharding of the members;
+//! - a log-bucket quantile sketch (integer counts, so merges are exact): |x| falls in bucket
+//!   i = ceil(ln|x| / ln gamma) with gamma = (1 + a)/(1 - a), a = `QUANTILE_REL_RESOLUTION`,
+//!   represented by 2 gamma^i / (gamma + 1), within a relative `a` of every value in the
+//!   bucket; |x| < `QUANTILE_ZERO` goes to a zero bucket represented by 0.
+//!
+//! Quantiles follow numpy's default (linear interpolation between order statistics) applied
+//! to the bucket representatives, clamped to [min, max]: each is within
+//! max(a |q|, QUANTILE_ZERO) of numpy's value on the full data.
+//!
+//! Memory per cell does not grow with the ensemble: the sketch spans ln(max/min)/ln(gamma)
+//! buckets (about 1,150 per decade of |x| covered, 4 bytes each), whatever the member count.
+
+use crate::error::{QbatError, Result};
+use rayon::prelude::*;
+use std::io::{Read, Write};
+
+/// Relative resolution a of the quantiles.
+pub const QUANTILE_REL_RESOLUTION: f64 = 1e-3;
+/// Values with |x| below this go to the zero bucket.
+pub const QUANTILE_ZERO: f64 = 1e-12;
+
+fn ln_gamma() -> f64 {
+    ((1.0 + QUANTILE_REL_RESOLUTION) / (1.0 - QUANTILE_REL_RESOLUTION)).ln()
+}
+
+/// An exact sum of f64 values as a non-overlapping expansion (increasing magnitude).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExactSum {
+    partials: Vec<f64>,
+}
+
+impl ExactSum {
+    /// Add x exactly (Shewchuk's grow-expansion with zero elimination).
+    pub fn add(&mut self, mut x: f64) {
+        let mut i = 0;
+        for j in 0..self.partials.len() {
+            let mut y = self.partials[j];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                self.partials[i] = lo;
+                i += 1;
+            }
+            x = hi;
+        }
+        self.partials.truncate(i);
+        self.partials.push(x);
+    }
+
+    pub fn merge(&mut self, other: &ExactSum) {
+        for &p in &other.partials {
+            self.add(p);
+        }
+    }
+
+    /// The exact sum, correctly rounded to f64 (math.fsum's final step).
+    pub fn value(&self) -> f64 {
+        let p = &self.partials;
+        let Some(mut n) = p.len().checked_sub(1) else { return 0.0 };
+        let mut hi = p[n];
+        let mut lo = 0.0;
+        while n > 0 {
+            n -= 1;
+            let x = hi;
+            let y = p[n];
+            hi = x + y;
+            let yr = hi - x;
+            lo = y - yr;
+            if lo != 0.0 {
+                break;
+            }
+        }
+        // Round half-even correction when the rest of the expansion decides the tie.
+        if n > 0 && ((lo < 0.0 && p[n - 1] < 0.0) || (lo > 0.0 && p[n - 1] > 0.0)) {
+            let y = lo * 2.0;
+            let x = hi + y;
+            if y == x - hi {
+                hi = x;
+            }
+        }
+        hi
+    }
+
+    /// Add a * b exactly (Dekker's two-product; no overflow for |a b| < 1e300).
+    pub fn add_product(&mut self, a: f64, b: f64) {
+        let p = a * b;
+        let (ah, al) = split(a);
+        let (bh, bl) = split(b);
+        let err = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+        self.add(p);
+        self.add(err);
+    }
+}
+
+/// Veltkamp split: a = hi + lo with hi holding the top 26 bits.
+fn split(a: f64) -> (f64, f64) {
+    let c = 134_217_729.0 * a; // 2^27 + 1
+    let hi = c - (c - a);
+    (hi, a - hi)
+}
+
+/// Dense counts over a contiguous run of bucket indices.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Buckets {
+    first: i32,
+    counts: Vec<u32>,
+}
+
+impl Buckets {
+    fn add(&mut self, index: i32, count: u32) {
+        if self.counts.is_empty() {
+            self.first = index;
+            self.counts.push(0);
+        } else if index < self.first {
+            let grow = (self.first - index) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.first = index;
+        } else if index >= self.first + self.counts.len() as i32 {
+            self.counts.resize((index - self.first) as usize + 1, 0);
+        }
+        let c = &mut self.counts[(index - self.first) as usize];
+        *c = c.saturating_add(count);
+    }
+    fn merge(&mut self, other: &Buckets) {
+        for (k, &c) in other.counts.iter().enumerate() {
+            if c > 0 {
+                self.add(other.first + k as i32, c);
+            }
+        }
+    }
+}
+
+/// Statistics of one (sample, measure) cell.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    pub n: u64,
+    pub min: f64,
+    pub max: f64,
+    s1: ExactSum,
+    s2: ExactSum,
+    zero: u64,
+    pos: Buckets,
+    neg: Buckets,
+}
+
+impl Default for Cell {
+    fn default() -> Self {
+        Cell { n: 0, min: f64::INFINITY, max: f64::NEG_INFINITY, s1: ExactSum::default(), s2: ExactSum::default(), zero: 0, pos: Buckets::default(), neg: Buckets::default() }
+    }
+}
+
+fn bucket_of(abs: f64, ln_g: f64) -> i32 {
+    (abs.ln() / ln_g).ceil() as i32
+}
+
+fn representative(index: i32, ln_g: f64) -> f64 {
+    let g = ln_g.exp();
+    2.0 * (index as f64 * ln_g).exp() / (g + 1.0)
+}
+
+impl Cell {
+    /// Add a finite value (the caller excludes non-finite ones).
+    pub fn add(&mut self, x: f64, ln_g: f64) {
+        self.n += 1;
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+        self.s1.add(x);
+        self.s2.add_product(x, x);
+        let a = x.abs();
+        if a < QUANTILE_ZERO {
+            self.zero += 1;
+        } else if x > 0.0 {
+            self.pos.add(bucket_of(a, ln_g), 1);
+        } else {
+            self.neg.add(bucket_of(a, ln_g), 1);
+        }
+    }
+
+    pub fn merge(&mut self, o: &Cell) {
+        self.n += o.n;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.s1.merge(&o.s1);
+        self.s2.merge(&o.s2);
+        self.zero += o.zero;
+        self.pos.merge(&o.pos);
+        self.neg.merge(&o.neg);
+    }
+
+    pub fn mean(&self) -> f64 {
+        if self.n == 0 { f64::NAN } else { self.s1.value() / self.n as f64 }
+    }
+
+    /// Population standard deviation: sqrt((n S2 - S1^2) / n^2), the numerator exact.
+    pub fn std(&self) -> f64 {
+        if self.n == 0 {
+            return f64::NAN;
+        }
+        let n = self.n as f64;
+        let mut num = ExactSum::default();
+        for &p in &self.s2.partials {
+            num.add_product(n, p);
+        }
+        for &a in &self.s1.partials {
+            for &b in &self.s1.partials {
+                num.add_product(-a, b);
+            }
+        }
+        (num.value().max(0.0) / (n * n)).sqrt()
+    }
+
+    /// The k-th order statistic (0-based) as its bucket representative.
+    fn order_stat(&self, k: u64, ln_g: f64) -> f64 {
+        let mut seen = 0u64;
+        // negative values: largest magnitude first
+        for (j, &c) in self.neg.counts.iter().enumerate().rev() {
+            seen += c as u64;
+            if k < seen {
+                return -representative(self.neg.first + j as i32, ln_g);
+            }
+        }
+        seen += self.zero;
+        if k < seen {
+            return 0.0;
+        }
+        for (j, &c) in self.pos.counts.iter().enumerate() {
+            seen += c as u64;
+            if k < seen {
+                return representative(self.pos.first + j as i32, ln_g);
+            }
+        }
+        self.max
+    }
+
+    /// Quantile q (numpy's linear interpolation on the bucket representatives), in [min, max].
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.n == 0 {
+            return f64::NAN;
+        }
+        if self.min == self.max {
+            return self.min;
+        }
+        let ln_g = ln_gamma();
+        let pos = q * (self.n - 1) as f64;
+        let lo = pos.floor() as u64;
+        let hi = (lo + 1).min(self.n - 1);
+        let (a, b) = (self.order_stat(lo, ln_g), self.order_stat(hi, ln_g));
+        (a + (b - a) * (pos - lo as f64)).clamp(self.min, self.max)
+    }
+}
+
+/// Streamed statistics of a run: one `Cell` per (sample, measure).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatsAccumulator {
+    pub n_samples: usize,
+    pub n_measures: usize,
+    /// cells[sample * n_measures + measure]
+    pub cells: Vec<Cell>,
+}
+
+impl StatsAccumulator {
+    pub fn new(n_samples: usize, n_measures: usize) -> Self {
+        StatsAccumulator { n_samples, n_measures, cells: vec![Cell::default(); n_samples * n_measures] }
+    }
+
+    /// Add a block of members: values[(member * n_samples + sample) * n_measures + measure];
+    /// members with `include[member] == false` are left out (unhealthy members).
+    pub fn add_block(&mut self, values: &[f64], include: &[bool]) {
+        let (ns, nm) = (self.n_samples, self.n_measures);
+        let ln_g = ln_gamma();
+        self.cells.par_iter_mut().enumerate().for_each(|(cell, acc)| {
+            let (s, k) = (cell / nm, cell % nm);
+            for (i, _) in include.iter().enumerate().filter(|(_, &ok)| ok) {
+                let x = values[(i * ns + s) * nm + k];
+                if x.is_finite() {
+                    acc.add(x, ln_g);
+                }
+            }
+        });
+    }
+
+    pub fn merge(&mut self, other: &StatsAccumulator) -> Result<()> {
+        if (self.n_samples, self.n_measures) != (other.n_samples, other.n_measures) {
+            return Err(QbatError::invalid("stats-state.bin", "the runs have different sample times or measures"));
+        }
+        self.cells.par_iter_mut().zip(&other.cells).for_each(|(a, b)| a.merge(b));
+        Ok(())
+    }
+
+    pub fn cell(&self, sample: usize, measure: usize) -> &Cell {
+        &self.cells[sample * self.n_measures + measure]
+    }
+
+    /// Binary form (little-endian), for checkpoints and shard merging.
+    pub fn write_to(&self, w: &mut dyn Write) -> std::io::Result<()> {
+        w.write_all(MAGIC)?;
+        put_u64(w, self.n_samples as u64)?;
+        put_u64(w, self.n_measures as u64)?;
+        for c in &self.cells {
+            put_u64(w, c.n)?;
+            put_f64(w, c.min)?;
+            put_f64(w, c.max)?;
+            for s in [&c.s1, &c.s2] {
+                put_u64(w, s.partials.len() as u64)?;
+                for &p in &s.partials {
+                    put_f64(w, p)?;
+                }
+            }
+            put_u64(w, c.zero)?;
+            for b in [&c.pos, &c.neg] {
+                put_u64(w, b.first as i64 as u64)?;
+                put_u64(w, b.counts.len() as u64)?;
+                for &k in &b.counts {
+                    w.write_all(&k.to_le_bytes())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn read_from(r: &mut dyn Read) -> std::io::Result<StatsAccumulator> {
+        let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not a qbat-gpu stats state ({what})"));
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(bad("magic"));
+        }
+        let ns = get_u64(r)? as usize;
+        let nm = get_u64(r)? as usize;
+        if ns.checked_mul(nm).is_none_or(|c| c > 1 << 28) {
+            return Err(bad("size"));
+        }
+        let mut acc = StatsAccumulator::new(ns, nm);
+        for c in acc.cells.iter_mut() {
+            c.n = get_u64(r)?;
+            c.min = get_f64(r)?;
+            c.max = get_f64(r)?;
+            for s in [&mut c.s1, &mut c.s2] {
+                let len = get_u64(r)? as usize;
+                if len > 4096 {
+                    return Err(bad("expansion length"));
+                }
+                s.partials = (0..len).map(|_| get_f64(r)).collect::<std::io::Result<_>>()?;
+            }
+            c.zero = get_u64(r)?;
+            for b in [&mut c.pos, &mut c.neg] {
+                b.first = get_u64(r)? as i64 as i32;
+                let len = get_u64(r)? as usize;
+                if len > 1 << 24 {
+                    return Err(bad("bucket count"));
+                }
+                let mut bytes = vec![0u8; len * 4];
+                r.read_exact(&mut bytes)?;
+                b.counts = bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+            }
+        }
+        Ok(acc)
+    }
+}
+
+const MAGIC: &[u8; 8] = b"QBSTATS1";
+
+fn put_u64(w: &mut dyn Write, x: u64) -> std::io::Result<()> {
+    w.write_all(&x.to_le_bytes())
+}
+fn put_f64(w: &mut dyn Write, x: f64) -> std::io::Result<()> {
+    w.write_all(&x.to_le_bytes())
+}
+fn get_u64(r: &mut dyn Read) -> std::io::Result<u64> {
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+fn get_f64(r: &mut dyn Read) -> std::io::Result<f64> {
+    Ok(f64::from_bits(get_u64(r)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn exact_sum_is_order_independent_and_correctly_rounded() {
+        // 1e16 + 1 - 1e16 loses the 1 in naive summation.
+        let mut s = ExactSum::default();
+        for x in [1e16, 1.0, -1e16, 1e-20] {
+            s.add(x);
+        }
+        assert_eq!(s.value(), 1.0 + 1e-20);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let xs: Vec<f64> = (0..5000).map(|_| rng.random::<f64>() * 10f64.powi(rng.random_range(-8..8))).collect();
+        let mut fwd = ExactSum::default();
+        xs.iter().for_each(|&x| fwd.add(x));
+        let mut rev = ExactSum::default();
+        xs.iter().rev().for_each(|&x| rev.add(x));
+        assert_eq!(fwd.value().to_bits(), rev.value().to_bits());
+    }
+
+    #[test]
+    fn two_product_is_exact() {
+        let a = 0.1f64 + 1e-9;
+        let mut s = ExactSum::default();
+        s.add_product(a, a);
+        s.add(-(a * a));
+        // the rounding error of a*a, recovered exactly: compare with f64::mul_add
+        assert_eq!(s.value(), a.mul_add(a, -(a * a)));
+    }
+
+    #[test]
+    fn std_of_constant_column_is_zero_and_mean_exact() {
+        let mut c = Cell::default();
+        for _ in 0..1000 {
+            c.add(0.1, ln_gamma());
+        }
+        assert_eq!(c.std(), 0.0);
+        assert_eq!(c.mean(), 0.1);
+        assert_eq!(c.quantile(0.05), 0.1);
+    }
+
+    #[test]
+    fn quantiles_within_stated_resolution() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let xs: Vec<f64> = (0..20001).map(|_| rng.random::<f64>() * 4.0 - 1.0).collect();
+        let mut c = Cell::default();
+        xs.iter().for_each(|&x| c.add(x, ln_gamma()));
+        let mut sorted = xs.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        for q in [0.05, 0.5, 0.95] {
+            let exact = crate::output::stats::quantile_sorted(&sorted, q);
+            let tol = (QUANTILE_REL_RESOLUTION * exact.abs()).max(QUANTILE_ZERO) * 1.0001;
+            assert!((c.quantile(q) - exact).abs() <= tol, "q{q}: {} vs {exact}", c.quantile(q));
+        }
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        assert!((c.mean() - mean).abs() < 1e-15);
+    }
+
+    #[test]
+    fn merge_equals_single_pass_and_round_trips() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let (ns, nm, n) = (3, 2, 100);
+        let values: Vec<f64> = (0..n * ns * nm).map(|_| rng.random::<f64>() - 0.3).collect();
+        let all = vec![true; n];
+        let mut one = StatsAccumulator::new(ns, nm);
+        one.add_block(&values, &all);
+        let mut parts = StatsAccumulator::new(ns, nm);
+        for chunk in [(60, 100), (0, 25), (25, 60)] {
+            let mut a = StatsAccumulator::new(ns, nm);
+            a.add_block(&values[chunk.0 * ns * nm..chunk.1 * ns * nm], &all[chunk.0..chunk.1]);
+            parts.merge(&a).unwrap();
+        }
+        for (a, b) in one.cells.iter().zip(&parts.cells) {
+            assert_eq!(a.mean().to_bits(), b.mean().to_bits());
+            assert_eq!(a.std().to_bits(), b.std().to_bits());
+            assert_eq!(a.quantile(0.5).to_bits(), b.quantile(0.5).to_bits());
+        }
+        let mut bytes = vec![];
+        parts.write_to(&mut bytes).unwrap();
+        let back = StatsAccumulator::read_from(&mut bytes.as_slice()).unwrap();
+        assert_eq!(back, parts);
+    }
+}

@@ -1,0 +1,219 @@
+//! `qbat-gpu merge DIR... --out DIR`: combine the outputs of `--shard K/N` runs into the
+//! output of the whole run. Series and summaries are concatenated in member order; the
+//! statistics are merged from each shard's exact accumulator (`stats-state.bin`), so the result
+//! equals the unsharded run's bit for bit. Shards that don't belong together (another config,
+//! seed, version or option; a shard missing or given twice) are refused.
+
+use super::accumulate::StatsAccumulator;
+use super::stats::Stats;
+use super::{Format, OutputDir};
+use crate::error::{QbatError, Result};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+struct ShardDir {
+    dir: PathBuf,
+    run: Value,
+    index: usize,
+    count: usize,
+}
+
+fn io(path: &Path, e: std::io::Error) -> QbatError {
+    QbatError::io(path.display().to_string(), e)
+}
+
+fn read_shard(dir: &Path) -> Result<ShardDir> {
+    let rp = dir.join("run.json");
+    let text = std::fs::read_to_string(&rp).map_err(|e| QbatError::invalid("DIR", format!("{} is not a finished qbat-gpu output ({}: {e})", dir.display(), rp.display())))?;
+    let run: Value = serde_json::from_str(&text).map_err(|e| QbatError::invalid("DIR", format!("{}: damaged run.json: {e}", dir.display())))?;
+    let shard = run.get("shard").filter(|s| s.is_object()).ok_or_else(|| QbatError::invalid("DIR", format!("{} is not the output of a --shard run", dir.display())))?;
+    let get = |k: &str| shard.get(k).and_then(Value::as_u64).map(|v| v as usize);
+    let (Some(index), Some(count)) = (get("index"), get("count")) else {
+        return Err(QbatError::invalid("DIR", format!("{}: run.json has no shard index/count", dir.display())));
+    };
+    Ok(ShardDir { dir: dir.to_path_buf(), run, index, count })
+}
+
+/// The fingerprint of a shard without its own index (what all shards of a run share).
+fn shared_fingerprint(s: &ShardDir) -> Value {
+    let mut fp = s.run["shard"]["fingerprint"].clone();
+    if let Some(o) = fp.as_object_mut() {
+        o.remove("shard");
+    }
+    fp
+}
+
+/// Check that `dirs` are the N shards of one run, and order them by index.
+fn check_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>> {
+    if dirs.is_empty() {
+        return Err(QbatError::invalid("DIR", "no shard directories given"));
+    }
+    let mut shards: Vec<ShardDir> = dirs.iter().map(|d| read_shard(d)).collect::<Result<_>>()?;
+    let first = shared_fingerprint(&shards[0]);
+    let count = shards[0].count;
+    for s in &shards[1..] {
+        if s.count != count {
+            return Err(QbatError::invalid("DIR", format!("{} is shard {} of {}, but {} is of {count}", s.dir.display(), s.index, s.count, shards[0].dir.display())));
+        }
+        if let Some(field) = crate::study::fingerprint_difference(&shared_fingerprint(s), &first) {
+            return Err(QbatError::invalid(
+                "DIR",
+                format!("{} and {} are not shards of the same run: they differ in '{field}'", s.dir.display(), shards[0].dir.display()),
+            ));
+        }
+    }
+    shards.sort_by_key(|s| s.index);
+    for w in shards.windows(2) {
+        if w[0].index == w[1].index {
+            return Err(QbatError::invalid("DIR", format!("shard {} is given twice ({} and {})", w[0].index, w[0].dir.display(), w[1].dir.display())));
+        }
+    }
+    let missing: Vec<String> = (0..count).filter(|k| !shards.iter().any(|s| s.index == *k)).map(|k| k.to_string()).collect();
+    if !missing.is_empty() {
+        return Err(QbatError::invalid("DIR", format!("shard(s) {} of {count} are missing", missing.join(", "))));
+    }
+    Ok(shards)
+}
+
+/// Times and measure names of a run, from its stats.csv (rows are sample-major).
+fn stats_axes(dir: &Path) -> Result<(Vec<f64>, Vec<String>)> {
+    let p = dir.join("stats.csv");
+    let f = std::fs::File::open(&p).map_err(|e| io(&p, e))?;
+    let mut times: Vec<f64> = vec![];
+    let mut names: Vec<String> = vec![];
+    for (i, line) in BufReader::new(f).lines().enumerate().skip(1) {
+        let line = line.map_err(|e| io(&p, e))?;
+        let mut cols = line.splitn(3, ',');
+        let t: f64 = cols.next().and_then(|t| t.parse().ok()).ok_or_else(|| QbatError::invalid("DIR", format!("{}: bad row {i}", p.display())))?;
+        let m = cols.next().unwrap_or_default().to_string();
+        if times.last().is_none_or(|x| x.to_bits() != t.to_bits()) {
+            times.push(t);
+        }
+        if times.len() == 1 {
+            names.push(m);
+        }
+    }
+    Ok((times, names))
+}
+
+fn copy_skipping_header(path: &Path, w: &mut dyn Write, keep_header: bool) -> std::io::Result<()> {
+    let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let mut header = String::new();
+    r.read_line(&mut header)?;
+    if keep_header {
+        w.write_all(header.as_bytes())?;
+    }
+    std::io::copy(&mut r, w)?;
+    Ok(())
+}
+
+/// Merge shard outputs into `out` (which must not exist, or be empty, unless `force`).
+pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<PathBuf> {
+    let shards = check_shards(dirs)?;
+    OutputDir::check(out, force)?;
+    let (times, names) = stats_axes(&shards[0].dir)?;
+    let mut acc: Option<StatsAccumulator> = None;
+    for s in &shards {
+        let p = s.dir.join("stats-state.bin");
+        let mut f = BufReader::new(std::fs::File::open(&p).map_err(|e| io(&p, e))?);
+        let a = StatsAccumulator::read_from(&mut f).map_err(|e| io(&p, e))?;
+        match acc.as_mut() {
+            None => acc = Some(a),
+            Some(m) => m.merge(&a)?,
+        }
+    }
+    let acc = acc.expect("at least one shard");
+    let measures: Vec<&'static str> = names.iter().map(|n| crate::measures::Measure::from_name(n).map(|m| m.name())).collect::<Result<_>>()?;
+    let stats = Stats::from_accumulator(&acc, times, measures);
+    let fp = shared_fingerprint(&shards[0]);
+    let series = fp["series"].as_bool().unwrap_or(false);
+    let format = if fp["format"] == json!("npy") { Format::Npy } else { Format::Csv };
+    let dir = OutputDir::begin(out)?;
+    let result = (|| -> Result<()> {
+        if series && format == Format::Csv {
+            dir.write("series.csv", |w| {
+                for (k, s) in shards.iter().enumerate() {
+                    copy_skipping_header(&s.dir.join("series.csv"), w, k == 0)?;
+                }
+                Ok(())
+            })?;
+        }
+        if series && format == Format::Npy {
+            let mut ids: Vec<Value> = vec![];
+            let mut axes = Value::Null;
+            let mut rows = 0u64;
+            let mut inner: Vec<u64> = vec![];
+            for s in &shards {
+                let p = s.dir.join("series.json");
+                let a: Value = serde_json::from_slice(&std::fs::read(&p).map_err(|e| io(&p, e))?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
+                ids.extend(a["members"].as_array().cloned().unwrap_or_default());
+                axes = a;
+                let p = s.dir.join("series.npy");
+                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| io(&p, e))?)).map_err(|e| io(&p, e))?;
+                let shape = npy.shape().to_vec();
+                rows += shape[0];
+                inner = shape[1..].to_vec();
+            }
+            axes["members"] = Value::Array(ids);
+            dir.write("series.npy", |w| {
+                use npyz::WriterBuilder;
+                let shape: Vec<u64> = std::iter::once(rows).chain(inner.iter().copied()).collect();
+                let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+                for s in &shards {
+                    let f = BufReader::with_capacity(1 << 20, std::fs::File::open(s.dir.join("series.npy"))?);
+                    let data = npyz::NpyFile::new(f)?.data::<f64>().map_err(std::io::Error::other)?;
+                    for v in data {
+                        npy.push(&v?)?;
+                    }
+                }
+                npy.finish()
+            })?;
+            dir.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
+        }
+        dir.write("summary.csv", |w| {
+            for (k, s) in shards.iter().enumerate() {
+                copy_skipping_header(&s.dir.join("summary.csv"), w, k == 0)?;
+            }
+            Ok(())
+        })?;
+        dir.write("stats.csv", |w| super::stats::write_csv(&stats, w))?;
+        if plots {
+            super::plots::write_plots(&dir, &stats)?;
+        }
+        let mut run = shards[0].run.clone();
+        let members: u64 = shards.iter().map(|s| s.run["members"].as_u64().unwrap_or(0)).sum();
+        run["members"] = json!(members);
+        run["shard"] = Value::Null;
+        let mut health = crate::study::HealthCounts::default();
+        for s in &shards {
+            if let Ok(h) = serde_json::from_value::<crate::study::HealthCounts>(s.run["health"].clone()) {
+                health.merge(&h);
+            }
+        }
+        run["health"] = json!(health);
+        run["merged_from"] = json!(shards
+            .iter()
+            .map(|s| json!({
+                "dir": s.dir.display().to_string(),
+                "shard": s.run["shard"]["index"],
+                "members": s.run["shard"]["members"],
+                "backend": s.run["backend"],
+                "device": s.run["device"],
+                "timings": s.run["timings"],
+                "verify": s.run["verify"],
+                "health": s.run["health"],
+                "notes": s.run["notes"],
+            }))
+            .collect::<Vec<_>>());
+        dir.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other))?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => dir.commit(),
+        Err(e) => {
+            dir.abort();
+            Err(e)
+        }
+    }
+}

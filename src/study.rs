@@ -1,0 +1,819 @@
+//! The streamed run driver behind `qbat-gpu run` and the default study.
+//!
+//! Members are integrated block by block (a block is the unit of checkpointing, not of the
+//! device: each engine chunks a block as its limits require). After each block
+//! - the ensemble statistics are folded into an exactly mergeable accumulator
+//!   (`output::accumulate`), leaving out members flagged unhealthy;
+//! - the block's series (raw f64) and summary rows are written durably under the staging
+//!   directory `.DIR.partial/blocks/`;
+//! - the checkpoint (done blocks, the accumulator, verify deviations, timings) is replaced
+//!   atomically, so a killed run continues with `--resume DIR`.
+//!
+//! Host memory is bounded by one block (its results and the engine's work space) plus the
+//! accumulator, whatever the ensemble size; the block size comes from a memory budget.
+//! At the end the final files are assembled from the blocks in member order, and the staging
+//! directory is renamed into place. A shard (`--shard K/N`) runs members
+//! [K M / N, (K + 1) M / N) with the same per-member seeds, and keeps `stats-state.bin` so
+//! that `qbat-gpu merge` can combine shards exactly.
+
+use crate::config::Plan;
+use crate::engine::{integrate, resolve_backend, Engine};
+use crate::error::{QbatError, Result};
+use crate::job::{Peak, PEAK_MEASURES};
+use crate::measures::Measure;
+use crate::output::accumulate::StatsAccumulator;
+use crate::output::{self, Format, OutputDir, OutputOptions};
+use crate::run::{reference_member, verify_tolerance, Deviation, RunOptions, Timings, VerifyReport};
+use rand::seq::index::sample as sample_indices;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// `--shard K/N`: shard K (0-based) of N.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (k, n) = s.split_once('/').ok_or_else(|| format!("'{s}' is not K/N (e.g. 0/4)"))?;
+        let index: usize = k.trim().parse().map_err(|_| format!("'{k}' is not a shard index"))?;
+        let count: usize = n.trim().parse().map_err(|_| format!("'{n}' is not a shard count"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard index must be in 0..{count} (0-based), got {index}"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Member indices of this shard: [K M / N, (K + 1) M / N).
+    pub fn range(&self, members: usize) -> std::ops::Range<usize> {
+        let at = |k: usize| ((k as u128 * members as u128) / self.count as u128) as usize;
+        at(self.index)..at(self.index + 1)
+    }
+}
+
+/// What to do when the GPU is lost mid-run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDeviceLoss {
+    /// Finish the unfinished blocks on the CPU engine (f64).
+    Cpu,
+    /// Stop, keeping the checkpoint: continue later with --resume.
+    Stop,
+}
+
+#[derive(Clone, Debug)]
+pub struct StudyOptions {
+    pub run: RunOptions,
+    pub output: OutputOptions,
+    pub out: PathBuf,
+    /// Replace the qbat-gpu files of an existing `out`, and discard an interrupted run's
+    /// checkpoint there.
+    pub force: bool,
+    /// Continue the interrupted run of `out`.
+    pub resume: bool,
+    pub shard: Option<Shard>,
+    /// Members per block (None: from the memory budget).
+    pub block_members: Option<usize>,
+    pub on_device_loss: OnDeviceLoss,
+}
+
+/// Health of a member's trajectory (summary.csv `health`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    Ok,
+    /// A value went NaN or infinite.
+    NonFinite,
+    /// |Tr rho - 1| beyond tolerance.
+    Trace,
+    /// The state turned clearly non-positive (min_eigenvalue below -tolerance).
+    NonPositive,
+}
+
+impl Health {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Health::Ok => "ok",
+            Health::NonFinite => "nonfinite",
+            Health::Trace => "trace",
+            Health::NonPositive => "nonpositive",
+        }
+    }
+}
+
+/// Trace and positivity tolerances of the health check for a run's precision.
+pub fn health_tolerance(precision: crate::run::Precision) -> (f64, f64) {
+    match precision {
+        crate::run::Precision::F32 => (1e-3, 1e-3),
+        crate::run::Precision::F64 => (1e-8, 1e-6),
+    }
+}
+
+/// Health of one member from its values [sample][measure].
+pub fn member_health(values: &[f64], measures: &[Measure], precision: crate::run::Precision) -> Health {
+    if values.iter().any(|v| !v.is_finite()) {
+        return Health::NonFinite;
+    }
+    let nm = measures.len();
+    let (trace_tol, pos_tol) = health_tolerance(precision);
+    let col = |m: Measure| measures.iter().position(|x| *x == m);
+    if let Some(k) = col(Measure::TraceError) {
+        if values.iter().skip(k).step_by(nm).any(|v| v.abs() > trace_tol) {
+            return Health::Trace;
+        }
+    }
+    if let Some(k) = col(Measure::MinEigenvalue) {
+        if values.iter().skip(k).step_by(nm).any(|v| *v < -pos_tol) {
+            return Health::NonPositive;
+        }
+    }
+    Health::Ok
+}
+
+/// Health counts of a run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct HealthCounts {
+    pub ok: u64,
+    pub nonfinite: u64,
+    pub trace: u64,
+    pub nonpositive: u64,
+    /// Ids of the first flagged members.
+    pub flagged_ids: Vec<u64>,
+}
+
+impl HealthCounts {
+    fn add(&mut self, id: u64, h: Health) {
+        match h {
+            Health::Ok => self.ok += 1,
+            Health::NonFinite => self.nonfinite += 1,
+            Health::Trace => self.trace += 1,
+            Health::NonPositive => self.nonpositive += 1,
+        }
+        if h != Health::Ok && self.flagged_ids.len() < 20 {
+            self.flagged_ids.push(id);
+        }
+    }
+    pub fn flagged(&self) -> u64 {
+        self.nonfinite + self.trace + self.nonpositive
+    }
+    pub fn merge(&mut self, o: &HealthCounts) {
+        self.ok += o.ok;
+        self.nonfinite += o.nonfinite;
+        self.trace += o.trace;
+        self.nonpositive += o.nonpositive;
+        for id in &o.flagged_ids {
+            if self.flagged_ids.len() < 20 {
+                self.flagged_ids.push(*id);
+            }
+        }
+    }
+    /// One line for the report, with the likely cause.
+    pub fn warning(&self, dt: f64) -> Option<String> {
+        if self.flagged() == 0 {
+            return None;
+        }
+        let ids: Vec<String> = self.flagged_ids.iter().map(|i| i.to_string()).collect();
+        let mut s = format!(
+            "{} member(s) flagged unhealthy and left out of the statistics ({} non-finite, {} lost trace, {} non-positive; first ids: {})",
+            self.flagged(),
+            self.nonfinite,
+            self.trace,
+            self.nonpositive,
+            ids.join(", ")
+        );
+        if self.nonfinite + self.trace > 0 {
+            s += &format!("; this is RK4 instability or f32 rounding: try a smaller dt than {dt} or --precision f64");
+        }
+        Some(s)
+    }
+}
+
+/// Members whose fock_tail passed the plan's threshold.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct FockTailFlags {
+    pub count: u64,
+    /// (member id, largest tail) of the first few.
+    pub first: Vec<(u64, f64)>,
+    /// Largest photon number reached by a flagged member (0 when not measured).
+    pub worst_photon_number: f64,
+}
+
+/// Everything the checkpoint must carry besides the accumulator.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Progress {
+    fingerprint: serde_json::Value,
+    done: Vec<usize>,
+    generation: u64,
+    measures: Vec<String>,
+    precision: Option<crate::run::Precision>,
+    backend: String,
+    device: String,
+    timings: TimingsAcc,
+    verify_members: Vec<u64>,
+    verify_max: Vec<f64>,
+    health: HealthCounts,
+    fock: FockTailFlags,
+    notes: Vec<String>,
+    engine_plan: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct TimingsAcc {
+    ensemble: f64,
+    integrate: f64,
+    host_measures: f64,
+    verify: f64,
+    member_steps: f64,
+}
+
+/// What a finished study hands back for the report.
+pub struct StudyOutcome {
+    pub dir: PathBuf,
+    pub info: crate::run::RunInfo,
+    pub stats: output::stats::Stats,
+    pub health: HealthCounts,
+    pub fock: FockTailFlags,
+    pub members: usize,
+    pub blocks: usize,
+    pub resumed_blocks: usize,
+}
+
+/// The staging directory of `out`: `.NAME.partial` beside it (fixed, so a resume finds it).
+pub fn staging_dir(out: &Path) -> PathBuf {
+    let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    parent.join(format!(".{name}.partial"))
+}
+
+fn io(path: &Path, e: std::io::Error) -> QbatError {
+    QbatError::io(path.display().to_string(), e)
+}
+
+/// Write a file atomically and durably: temporary name, fsync, rename.
+pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(|e| io(path, e))?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        f(&mut w).map_err(|e| io(path, e))?;
+        w.flush().map_err(|e| io(path, e))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| io(path, e))?;
+    tmp.persist(path).map_err(|e| io(path, e.error))?;
+    Ok(())
+}
+
+/// What must match for a checkpoint or shard to belong to this run.
+pub fn fingerprint(plan: &Plan, opts: &StudyOptions, members_total: usize) -> serde_json::Value {
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "config": plan.config_json,
+        "seed": plan.seed,
+        "members": members_total,
+        "samples": plan.schedule.times.len(),
+        "measures": plan.measures.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "precision": opts.run.precision,
+        "format": opts.output.format,
+        "series": opts.output.series,
+    })
+}
+
+/// Which field of two fingerprints differs first.
+pub fn fingerprint_difference(a: &serde_json::Value, b: &serde_json::Value) -> Option<String> {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else { return Some("fingerprint".into()) };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().find(|k| a.get(*k) != b.get(*k)).cloned()
+}
+
+/// Members per block: results (and two-qubit states for the eigen measures) of a block stay
+/// within `budget` bytes.
+pub fn block_members(plan: &Plan, members: usize, budget: f64) -> usize {
+    let states = if !plan.is_cavity() && plan.measures.iter().any(|m| m.needs_eigensolve()) { 16.0 } else { 0.0 };
+    let per_member = 512.0 + plan.schedule.times.len() as f64 * (plan.measures.len() as f64 + states) * 8.0 * 2.0;
+    ((budget / per_member) as usize).clamp(1, members.max(1))
+}
+
+/// The memory budget of one block: a quarter of the available memory, at most 1 GiB.
+pub fn block_budget() -> f64 {
+    (0.25 * crate::config::available_memory_bytes()).min(2f64.powi(30))
+}
+
+/// Test-only fault injection (`QBAT_INJECT_FAULT`): `oom-once` makes the first GPU block
+/// fail as out of memory; `lost-at=K` makes block K fail as a lost device.
+fn injected_fault(block: usize, attempt: usize) -> Option<QbatError> {
+    let spec = std::env::var("QBAT_INJECT_FAULT").ok()?;
+    for part in spec.split(',') {
+        if part == "oom-once" && block == 0 && attempt == 0 {
+            return Some(QbatError::DeviceOutOfMemory("injected by QBAT_INJECT_FAULT".into()));
+        }
+        if let Some(k) = part.strip_prefix("lost-at=").and_then(|k| k.parse::<usize>().ok()) {
+            if k == block {
+                return Some(QbatError::DeviceLost("injected by QBAT_INJECT_FAULT".into()));
+            }
+        }
+    }
+    None
+}
+
+struct Staging {
+    dir: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl Staging {
+    fn blocks(&self) -> PathBuf {
+        self.dir.join("blocks")
+    }
+}
+
+fn take_lock(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join("lock");
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(QbatError::invalid("--out", format!("another qbat-gpu run is writing {} (its lock is held)", dir.display()))),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(&path, e)),
+    }
+}
+
+/// Open (resume) or create the staging directory of `opts.out`.
+fn open_staging(opts: &StudyOptions, fp: &serde_json::Value, notes: &mut Vec<String>) -> Result<(Staging, Option<(Progress, StatsAccumulator)>)> {
+    let dir = staging_dir(&opts.out);
+    let shown = opts.out.display();
+    if opts.resume {
+        if !dir.is_dir() {
+            let why = if opts.out.join("run.json").is_file() { "it has finished already" } else { "no interrupted run was found there" };
+            return Err(QbatError::invalid("--resume", format!("cannot resume {shown}: {why} (looked for {})", dir.display())));
+        }
+        let lock = take_lock(&dir)?;
+        let ck = dir.join("checkpoint.json");
+        let progress: Option<Progress> = match std::fs::read(&ck) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| QbatError::invalid("--resume", format!("the checkpoint {} is damaged: {e}", ck.display())))?),
+            Err(_) => None,
+        };
+        let loaded = match progress {
+            None => None, // killed before the first block finished: start from scratch
+            Some(p) => {
+                if let Some(field) = fingerprint_difference(&p.fingerprint, fp) {
+                    return Err(QbatError::invalid(
+                        "--resume",
+                        format!("the interrupted run in {shown} differs from this one in '{field}'; run it with the same config and options, or pass --force without --resume to start over"),
+                    ));
+                }
+                let sp = dir.join(format!("stats-state-{}.bin", p.generation));
+                let mut f = std::io::BufReader::new(std::fs::File::open(&sp).map_err(|e| io(&sp, e))?);
+                let acc = StatsAccumulator::read_from(&mut f).map_err(|e| io(&sp, e))?;
+                Some((p, acc))
+            }
+        };
+        notes.push(format!("resumed from the checkpoint in {}", dir.display()));
+        return Ok((Staging { dir, _lock: lock }, loaded));
+    }
+    OutputDir::check(&opts.out, opts.force)?;
+    if dir.exists() {
+        // An interrupted run, or one still going.
+        let lock = take_lock(&dir)?;
+        drop(lock);
+        if !opts.force {
+            return Err(QbatError::invalid(
+                "--out",
+                format!("{shown} has an interrupted run ({}); continue it with --resume {shown}, or pass --force to start over", dir.display()),
+            ));
+        }
+        eprintln!("note: discarding the interrupted run in {} (use --resume to continue one)", dir.display());
+        std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    }
+    std::fs::create_dir_all(dir.join("blocks")).map_err(|e| io(&dir, e))?;
+    let lock = take_lock(&dir)?;
+    Ok((Staging { dir, _lock: lock }, None))
+}
+
+/// Run a plan, streamed, into `opts.out`.
+pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
+    let t0 = Instant::now();
+    let total = plan.members.len();
+    let range = opts.shard.map(|s| s.range(total)).unwrap_or(0..total);
+    if range.is_empty() {
+        return Err(QbatError::invalid("--shard", format!("shard {:?} of {total} members is empty; use fewer shards", opts.shard)));
+    }
+    let local = plan.slice(range.clone());
+    let fp = {
+        let mut f = fingerprint(plan, opts, total);
+        f["shard"] = json!(opts.shard);
+        f
+    };
+    let mut notes = vec![];
+    let (staging, loaded) = open_staging(opts, &fp, &mut notes)?;
+    match drive(plan, &local, opts, &staging, loaded, fp, notes, t0) {
+        Ok(outcome) => Ok(outcome),
+        Err(e @ QbatError::DeviceLost(_)) => Err(QbatError::DeviceLost(format!(
+            "{e}; the finished blocks are kept: continue with --resume {} (add --backend cpu to finish on the CPU)",
+            opts.out.display()
+        ))),
+        Err(e) => {
+            // Keep a checkpoint only when it can be resumed; a failed run leaves nothing else.
+            if !staging.dir.join("checkpoint.json").exists() || matches!(e, QbatError::Numerics(_) | QbatError::Invalid { .. } | QbatError::TooLarge { .. }) {
+                let _ = std::fs::remove_dir_all(&staging.dir);
+            } else {
+                eprintln!("note: the finished blocks are kept in {}: continue with --resume {}", staging.dir.display(), opts.out.display());
+            }
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    plan: &Plan,
+    local: &Plan,
+    opts: &StudyOptions,
+    staging: &Staging,
+    loaded: Option<(Progress, StatsAccumulator)>,
+    fp: serde_json::Value,
+    notes: Vec<String>,
+    t0: Instant,
+) -> Result<StudyOutcome> {
+    let n = local.members.len();
+    let ns = local.schedule.times.len();
+    let mut run_notes = notes;
+    let mut engine = resolve_backend(&opts.run, &mut run_notes)?;
+    let setup = t0.elapsed().as_secs_f64();
+    let block = opts.block_members.unwrap_or_else(|| block_members(local, n, block_budget())).max(1);
+    let n_blocks = n.div_ceil(block);
+    let resumed;
+    let (mut progress, mut acc) = match loaded {
+        Some((p, a)) => {
+            resumed = p.done.len();
+            (p, Some(a))
+        }
+        None => {
+            resumed = 0;
+            (Progress { fingerprint: fp, ..Default::default() }, None)
+        }
+    };
+    progress.notes.extend(run_notes);
+    // The members --verify re-runs: chosen by the seed among this run's members.
+    let verify_idx: Vec<usize> = if opts.run.verify > 0 && !matches!(engine, Engine::Reference) && !local.steady_like() {
+        let k = opts.run.verify.min(n);
+        let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(plan.seed ^ 0x5eed_0f_7e51f1);
+        let mut idx = sample_indices(&mut rng, n, k).into_vec();
+        idx.sort_unstable();
+        idx
+    } else {
+        vec![]
+    };
+    let pb = crate::run::progress_bar(opts.run.progress && n_blocks > 1, n as u64, "blocks");
+    pb.set_position(progress.done.iter().map(|&b| (b * block..((b + 1) * block).min(n)).len() as u64).sum());
+    let mut run_opts = opts.run.clone();
+    run_opts.progress = opts.run.progress && n_blocks == 1;
+    for b in 0..n_blocks {
+        if progress.done.contains(&b) {
+            continue;
+        }
+        let lo = b * block;
+        let hi = (lo + block).min(n);
+        let sub = local.slice(lo..hi);
+        let t_block = Instant::now();
+        let mut attempt = 0;
+        let out = loop {
+            let res = match injected_fault(b, attempt).filter(|_| matches!(engine, Engine::Gpu(_))) {
+                Some(e) => Err(e),
+                None => integrate(&sub, &run_opts, &engine),
+            };
+            match res {
+                Ok(out) => break out,
+                Err(QbatError::DeviceOutOfMemory(why)) => {
+                    let current = run_opts.max_chunk.unwrap_or(sub.members.len());
+                    if current <= 1 {
+                        return Err(QbatError::DeviceOutOfMemory(format!("{why}, even one member at a time")));
+                    }
+                    run_opts.max_chunk = Some(current / 2);
+                    let note = format!("device out of memory in block {b} ({why}); re-chunked to at most {} members per dispatch and retried", current / 2);
+                    eprintln!("note: {note}");
+                    progress.notes.push(note);
+                }
+                Err(QbatError::DeviceLost(why)) if opts.on_device_loss == OnDeviceLoss::Cpu && matches!(engine, Engine::Gpu(_)) => {
+                    let note = format!("the GPU was lost in block {b} ({why}); blocks {b}.. were finished on the CPU engine (f64)");
+                    eprintln!("note: {note}");
+                    progress.notes.push(note);
+                    engine = Engine::Cpu;
+                }
+                Err(e) => return Err(e),
+            }
+            attempt += 1;
+        };
+        let wall = t_block.elapsed().as_secs_f64();
+        // The measure columns are fixed by the first block.
+        let names: Vec<String> = out.measures.iter().map(|m| m.name().to_string()).collect();
+        if progress.measures.is_empty() {
+            progress.measures = names.clone();
+            progress.engine_plan = out.engine_plan.clone();
+            progress.backend = engine.name().into();
+            progress.device = engine.device_name();
+            for note in &out.notes {
+                if !progress.notes.contains(note) {
+                    progress.notes.push(note.clone());
+                }
+            }
+        } else if progress.measures != names {
+            return Err(QbatError::Numerics(format!("block {b} returned the measures {names:?}, not {:?}", progress.measures)));
+        }
+        progress.precision = Some(out.precision);
+        let nm = out.measures.len();
+        let nb = hi - lo;
+        // health
+        let health: Vec<Health> = (0..nb).map(|i| member_health(&out.values[i * ns * nm..(i + 1) * ns * nm], &out.measures, out.precision)).collect();
+        for (i, h) in health.iter().enumerate() {
+            progress.health.add(sub.members[i].id, *h);
+        }
+        fock_flags(local, &out.measures, &out.values, &sub, ns, &mut progress.fock);
+        // stats
+        let a = acc.get_or_insert_with(|| StatsAccumulator::new(ns, nm));
+        let include: Vec<bool> = health.iter().map(|h| *h == Health::Ok).collect();
+        a.add_block(&out.values, &include);
+        // verify the chosen members of this block
+        let tv = Instant::now();
+        for &i in verify_idx.iter().filter(|&&i| (lo..hi).contains(&i)) {
+            let m = &local.members[i];
+            let (r, _) = reference_member(local, m, &out.measures);
+            if progress.verify_max.is_empty() {
+                progress.verify_max = vec![0.0; nm];
+            }
+            for k in 0..nm {
+                for s in 0..ns {
+                    let d = (out.values[((i - lo) * ns + s) * nm + k] - r[s * nm + k]).abs();
+                    let d = if d.is_nan() { f64::INFINITY } else { d };
+                    progress.verify_max[k] = progress.verify_max[k].max(d);
+                }
+            }
+            progress.verify_members.push(m.id);
+        }
+        let t_verify = tv.elapsed().as_secs_f64();
+        // durable block files, then the checkpoint that names them
+        let tag = format!("{b:06}");
+        if opts.output.series {
+            write_atomic(&staging.blocks().join(format!("{tag}.values")), |w| {
+                for v in &out.values {
+                    w.write_all(&v.to_le_bytes())?;
+                }
+                Ok(())
+            })?;
+        }
+        write_atomic(&staging.blocks().join(format!("{tag}.summary")), |w| summary_rows(w, local, &sub, &out.peaks, &health))?;
+        progress.timings.ensemble += out.ensemble;
+        progress.timings.integrate += (wall - out.host_measures).max(0.0);
+        progress.timings.host_measures += out.host_measures;
+        progress.timings.verify += t_verify;
+        progress.timings.member_steps += nb as f64 * local.schedule.total_steps() as f64;
+        progress.done.push(b);
+        save_checkpoint(staging, &mut progress, a)?;
+        pb.inc(nb as u64);
+    }
+    pb.finish_and_clear();
+    let acc = acc.ok_or_else(|| QbatError::Numerics("no member was integrated".into()))?;
+    if progress.health.ok == 0 {
+        return Err(QbatError::Numerics(format!(
+            "every member was flagged unhealthy; {}",
+            progress.health.warning(local.schedule.dt).unwrap_or_default()
+        )));
+    }
+    finish(plan, local, opts, staging, progress, acc, block, n_blocks, resumed, setup, t0)
+}
+
+impl Plan {
+    /// Steady-state runs have no trajectory to verify (set by the config's `time.steady`).
+    fn steady_like(&self) -> bool {
+        self.schedule.times.iter().any(|t| t.is_infinite())
+    }
+}
+
+/// Flag cavity members whose fock_tail passed the threshold.
+fn fock_flags(plan: &Plan, measures: &[Measure], values: &[f64], sub: &Plan, ns: usize, flags: &mut FockTailFlags) {
+    if !plan.is_cavity() {
+        return;
+    }
+    let nm = measures.len();
+    let Some(kt) = measures.iter().position(|m| *m == Measure::FockTail) else { return };
+    let kn = measures.iter().position(|m| *m == Measure::PhotonNumber);
+    for (i, m) in sub.members.iter().enumerate() {
+        let col = |k: usize| (0..ns).map(|s| values[(i * ns + s) * nm + k]).fold(0.0, f64::max);
+        let tail = col(kt);
+        if tail > plan.fock_tail_threshold {
+            flags.count += 1;
+            if flags.first.len() < 10 {
+                flags.first.push((m.id, tail));
+            }
+            if let Some(kn) = kn {
+                flags.worst_photon_number = flags.worst_photon_number.max(col(kn));
+            }
+        }
+    }
+}
+
+fn save_checkpoint(staging: &Staging, progress: &mut Progress, acc: &StatsAccumulator) -> Result<()> {
+    let old = progress.generation;
+    progress.generation += 1;
+    let sp = staging.dir.join(format!("stats-state-{}.bin", progress.generation));
+    write_atomic(&sp, |w| acc.write_to(w))?;
+    let ck = staging.dir.join("checkpoint.json");
+    write_atomic(&ck, |w| serde_json::to_writer(&mut *w, &progress).map_err(std::io::Error::other))?;
+    let _ = std::fs::remove_file(staging.dir.join(format!("stats-state-{old}.bin")));
+    Ok(())
+}
+
+use crate::output::num;
+
+/// The summary.csv header of a plan.
+pub fn summary_header(plan: &Plan) -> String {
+    let mut h = String::from("member");
+    for c in &plan.param_columns {
+        h += &format!(",{c}");
+    }
+    if plan.members.iter().any(|m| m.theta_phi.is_some()) {
+        h += ",theta,phi";
+    }
+    for m in PEAK_MEASURES {
+        h += &format!(",max_{0},t_max_{0}", m.name());
+    }
+    h += ",health";
+    h
+}
+
+fn summary_rows(w: &mut dyn Write, plan: &Plan, sub: &Plan, peaks: &[Peak], health: &[Health]) -> std::io::Result<()> {
+    let angles = plan.members.iter().any(|m| m.theta_phi.is_some());
+    for (i, m) in sub.members.iter().enumerate() {
+        write!(w, "{}", m.id)?;
+        for v in &m.param_values {
+            write!(w, ",{}", num(*v))?;
+        }
+        if angles {
+            let (th, ph) = m.theta_phi.unwrap_or((f64::NAN, f64::NAN));
+            write!(w, ",{},{}", num(th), num(ph))?;
+        }
+        for k in 0..4 {
+            let p = peaks[i * 4 + k];
+            write!(w, ",{},{}", num(p.max), num(p.t_max))?;
+        }
+        writeln!(w, ",{}", health[i].name())?;
+    }
+    Ok(())
+}
+
+/// Read block b's raw series values.
+fn read_block_values(staging: &Staging, b: usize) -> Result<Vec<f64>> {
+    let p = staging.blocks().join(format!("{b:06}.values"));
+    let bytes = std::fs::read(&p).map_err(|e| io(&p, e))?;
+    Ok(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    plan: &Plan,
+    local: &Plan,
+    opts: &StudyOptions,
+    staging: &Staging,
+    progress: Progress,
+    acc: StatsAccumulator,
+    block: usize,
+    n_blocks: usize,
+    resumed: usize,
+    setup: f64,
+    t0: Instant,
+) -> Result<StudyOutcome> {
+    let t_out = Instant::now();
+    let out = OutputDir::at(&opts.out, &staging.dir);
+    let ns = local.schedule.times.len();
+    let measures: Vec<&str> = progress.measures.iter().map(|s| s.as_str()).collect();
+    let nm = measures.len();
+    let ids: Vec<u64> = local.members.iter().map(|m| m.id).collect();
+    if opts.output.series {
+        match opts.output.format {
+            Format::Csv => out.write("series.csv", |w| {
+                write!(w, "member,t")?;
+                for name in &measures {
+                    write!(w, ",{name}")?;
+                }
+                writeln!(w)?;
+                for b in 0..n_blocks {
+                    let values = read_block_values(staging, b).map_err(std::io::Error::other)?;
+                    for (i, id) in ids[b * block..((b + 1) * block).min(ids.len())].iter().enumerate() {
+                        for (s, t) in local.schedule.times.iter().enumerate() {
+                            write!(w, "{id},{}", num(*t))?;
+                            for v in &values[(i * ns + s) * nm..(i * ns + s + 1) * nm] {
+                                write!(w, ",{}", num(*v))?;
+                            }
+                            writeln!(w)?;
+                        }
+                    }
+                }
+                Ok(())
+            })?,
+            Format::Npy => {
+                out.write("series.npy", |w| {
+                    use npyz::WriterBuilder;
+                    let shape = [ids.len() as u64, ns as u64, nm as u64];
+                    let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+                    for b in 0..n_blocks {
+                        let values = read_block_values(staging, b).map_err(std::io::Error::other)?;
+                        npy.extend(values.iter().copied())?;
+                    }
+                    npy.finish()
+                })?;
+                let axes = json!({"members": ids, "times": local.schedule.times, "measures": measures});
+                out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
+            }
+        }
+    }
+    out.write("summary.csv", |w| {
+        writeln!(w, "{}", summary_header(local))?;
+        for b in 0..n_blocks {
+            let p = staging.blocks().join(format!("{b:06}.summary"));
+            let mut f = std::fs::File::open(&p)?;
+            std::io::copy(&mut f, w)?;
+        }
+        Ok(())
+    })?;
+    let names: Vec<&'static str> = progress.measures.iter().map(|s| Measure::from_name(s).map(|m| m.name()).unwrap_or("?")).collect();
+    let stats = output::stats::Stats::from_accumulator(&acc, local.schedule.times.clone(), names);
+    out.write("stats.csv", |w| output::stats::write_csv(&stats, w))?;
+    if opts.shard.is_some() {
+        out.write("stats-state.bin", |w| acc.write_to(w))?;
+    }
+    if opts.output.plots {
+        output::plots::write_plots(&out, &stats)?;
+    }
+    let mut progress = progress;
+    for w in crate::report::fock_tail_warnings(local, &stats_measures(&progress), &progress.fock).into_iter().chain(progress.health.warning(local.schedule.dt)) {
+        eprintln!("WARNING: {w}");
+        progress.notes.push(w);
+    }
+    let info = run_info(local, &progress, setup, t_out.elapsed().as_secs_f64(), t0);
+    let mut rj = output::run_json(plan, &info, &opts.run);
+    rj["members"] = json!(local.members.len());
+    rj["health"] = json!(progress.health);
+    rj["blocks"] = json!({"members_per_block": block, "count": n_blocks, "resumed": resumed});
+    if let Some(s) = opts.shard {
+        let r = s.range(plan.members.len());
+        rj["shard"] = json!({"index": s.index, "count": s.count, "members": [r.start, r.end], "fingerprint": progress.fingerprint});
+    }
+    out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other))?;
+    // Drop the checkpoint and blocks, then move the staging directory into place.
+    let _ = std::fs::remove_dir_all(staging.blocks());
+    let _ = std::fs::remove_file(staging.dir.join("checkpoint.json"));
+    let _ = std::fs::remove_file(staging.dir.join(format!("stats-state-{}.bin", progress.generation)));
+    let _ = std::fs::remove_file(staging.dir.join("lock"));
+    let dir = out.commit()?;
+    Ok(StudyOutcome { dir, info, stats, health: progress.health, fock: progress.fock, members: local.members.len(), blocks: n_blocks, resumed_blocks: resumed })
+}
+
+fn stats_measures(p: &Progress) -> Vec<Measure> {
+    p.measures.iter().filter_map(|s| Measure::from_name(s).ok()).collect()
+}
+
+fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64, t0: Instant) -> crate::run::RunInfo {
+    let measures = stats_measures(p);
+    let precision = p.precision.unwrap_or(crate::run::Precision::F64);
+    let verify = (!p.verify_members.is_empty()).then(|| {
+        let deviations: Vec<Deviation> = measures
+            .iter()
+            .zip(&p.verify_max)
+            .map(|(m, &max_abs)| {
+                let tolerance = verify_tolerance(*m, precision);
+                Deviation { measure: m.name().into(), max_abs, tolerance, pass: max_abs <= tolerance }
+            })
+            .collect();
+        let pass = deviations.iter().all(|d| d.pass);
+        VerifyReport { members: p.verify_members.clone(), deviations, pass }
+    });
+    let _ = t0;
+    crate::run::RunInfo {
+        measures,
+        times: local.schedule.times.clone(),
+        backend: p.backend.clone(),
+        device: p.device.clone(),
+        precision,
+        timings: Timings {
+            setup,
+            ensemble: p.timings.ensemble,
+            integrate: p.timings.integrate,
+            host_measures: p.timings.host_measures,
+            verify: p.timings.verify,
+            output,
+        },
+        member_steps: p.timings.member_steps,
+        verify,
+        notes: p.notes.clone(),
+        engine_plan: p.engine_plan.clone(),
+    }
+}
