@@ -309,8 +309,20 @@ pub fn block_budget() -> f64 {
     (0.25 * crate::config::available_memory_bytes()).min(2f64.powi(30))
 }
 
-/// Test-only fault injection (`QBAT_INJECT_FAULT`): `oom-once` makes the first GPU block
-/// fail as out of memory; `lost-at=K` makes block K fail as a lost device.
+/// Test-only fault injection (`QBAT_INJECT_FAULT`, comma-separated): `oom-once` makes the
+/// first GPU block fail as out of memory; `lost-at=K` makes GPU block K fail as a lost device;
+/// `nan-member=ID` turns member ID's values into NaN after integration (an instability);
+/// `slow-blocks=MS` sleeps MS milliseconds after each block (to kill a run mid-way).
+fn injected_nan_member() -> Option<u64> {
+    let spec = std::env::var("QBAT_INJECT_FAULT").ok()?;
+    spec.split(',').find_map(|p| p.strip_prefix("nan-member=").and_then(|id| id.parse().ok()))
+}
+
+fn injected_block_delay() -> Option<std::time::Duration> {
+    let spec = std::env::var("QBAT_INJECT_FAULT").ok()?;
+    spec.split(',').find_map(|p| p.strip_prefix("slow-blocks=").and_then(|ms| ms.parse().ok())).map(std::time::Duration::from_millis)
+}
+
 fn injected_fault(block: usize, attempt: usize) -> Option<QbatError> {
     let spec = std::env::var("QBAT_INJECT_FAULT").ok()?;
     for part in spec.split(',') {
@@ -532,6 +544,10 @@ fn drive(
         progress.precision = Some(out.precision);
         let nm = out.measures.len();
         let nb = hi - lo;
+        let mut out = out;
+        if let Some(i) = injected_nan_member().and_then(|id| sub.members.iter().position(|m| m.id == id)) {
+            out.values[(i * ns + ns / 2) * nm..(i + 1) * ns * nm].fill(f64::NAN);
+        }
         // health
         let health: Vec<Health> = (0..nb).map(|i| member_health(&out.values[i * ns * nm..(i + 1) * ns * nm], &out.measures, out.precision)).collect();
         for (i, h) in health.iter().enumerate() {
@@ -579,6 +595,9 @@ fn drive(
         progress.done.push(b);
         save_checkpoint(staging, &mut progress, a)?;
         pb.inc(nb as u64);
+        if let Some(d) = injected_block_delay() {
+            std::thread::sleep(d);
+        }
     }
     pb.finish_and_clear();
     let acc = acc.ok_or_else(|| QbatError::Numerics("no member was integrated".into()))?;
@@ -762,6 +781,7 @@ fn finish(
     let mut rj = output::run_json(plan, &info, &opts.run);
     rj["members"] = json!(local.members.len());
     rj["health"] = json!(progress.health);
+    rj["peak_rss_bytes"] = json!(peak_rss_bytes());
     rj["blocks"] = json!({"members_per_block": block, "count": n_blocks, "resumed": resumed});
     if let Some(s) = opts.shard {
         let r = s.range(plan.members.len());
@@ -816,4 +836,11 @@ fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64, t0: Instant) ->
         notes: p.notes.clone(),
         engine_plan: p.engine_plan.clone(),
     }
+}
+
+/// Peak resident memory of this process (VmHWM, Linux), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

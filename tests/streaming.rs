@@ -1,0 +1,322 @@
+//! Streamed runs through the real binary: statistics against the stored series, chunk-count
+//! independence, shards merged against the unsharded run, resume after SIGKILL, health flags,
+//! injected device faults, and bounded host memory.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"));
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env_remove("QBAT_INJECT_FAULT");
+    c
+}
+
+fn ok(c: &mut Command) -> String {
+    let o = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", o.status.code());
+    stdout + &stderr
+}
+
+const BLOCH: &str = r#"
+model = "bloch-charger"
+[params]
+wb = 1.0
+j = { linspace = [0.5, 1.5, 5] }
+gamma = 0.05
+[initial]
+random = "bloch"
+[time]
+dt = 0.01
+t_end = 6.0
+samples = 13
+[ensemble]
+size = 600
+seed = 11
+"#;
+
+fn config(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("c.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn run(cfg: &Path, out: &Path, extra: &[&str]) -> String {
+    ok(bin().arg("run").arg(cfg).args(["--backend", "cpu", "--no-progress", "--out"]).arg(out).args(extra))
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// stats.csv rows: (t, measure) -> [mean, std, min, max, q05, q50, q95, n]
+fn stats(p: &Path) -> Vec<(String, Vec<f64>)> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (format!("{}|{}", c[0], c[1]), c[2..].iter().map(|x| x.parse::<f64>().unwrap()).collect())
+        })
+        .collect()
+}
+
+/// series.npy -> (shape, values)
+fn npy(p: &Path) -> (Vec<u64>, Vec<f64>) {
+    let f = npyz::NpyFile::new(std::io::BufReader::new(std::fs::File::open(p).unwrap())).unwrap();
+    let shape = f.shape().to_vec();
+    (shape, f.into_vec::<f64>().unwrap())
+}
+
+#[test]
+fn streamed_stats_equal_the_stats_of_the_stored_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let out = dir.path().join("o");
+    run(&cfg, &out, &["--format", "npy", "--block-members", "77"]);
+    let (shape, values) = npy(&out.join("series.npy"));
+    let (n, ns, nm) = (shape[0] as usize, shape[1] as usize, shape[2] as usize);
+    assert_eq!(n, 600);
+    let st = stats(&out.join("stats.csv"));
+    assert_eq!(st.len(), ns * nm);
+    let resolution = qbat_gpu::output::accumulate::QUANTILE_REL_RESOLUTION;
+    for s in 0..ns {
+        for k in 0..nm {
+            let col: Vec<f64> = (0..n).map(|i| values[(i * ns + s) * nm + k]).collect();
+            let exact = qbat_gpu::output::stats::column_stat(s, k, col);
+            let got = &st[s * nm + k].1;
+            let scale = exact.mean.abs().max(exact.std).max(1e-300);
+            assert!((got[0] - exact.mean).abs() <= 1e-14 * scale, "{} mean {} vs {}", st[s * nm + k].0, got[0], exact.mean);
+            assert!((got[1] - exact.std).abs() <= 1e-12 * scale.max(exact.std), "{} std {} vs {}", st[s * nm + k].0, got[1], exact.std);
+            assert_eq!((got[2], got[3]), (exact.min, exact.max));
+            for (q, e) in [(got[4], exact.q05), (got[5], exact.q50), (got[6], exact.q95)] {
+                let tol = (resolution * e.abs()).max(qbat_gpu::output::accumulate::QUANTILE_ZERO) * 1.001 + 1e-15;
+                assert!((q - e).abs() <= tol, "{} quantile {q} vs {e}", st[s * nm + k].0);
+            }
+            assert_eq!(got[7], n as f64);
+        }
+    }
+}
+
+#[test]
+fn outputs_do_not_depend_on_the_block_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    run(&cfg, &a, &["--block-members", "600"]);
+    run(&cfg, &b, &["--block-members", "41"]);
+    for f in ["series.csv", "summary.csv", "stats.csv"] {
+        assert!(read(&a.join(f)) == read(&b.join(f)), "{f} differs between 1 and 15 blocks");
+    }
+}
+
+#[test]
+fn four_shards_merged_equal_the_unsharded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    for format in ["csv", "npy"] {
+        let full = dir.path().join(format!("full-{format}"));
+        run(&cfg, &full, &["--format", format]);
+        let shards: Vec<PathBuf> = (0..4).map(|k| dir.path().join(format!("s{k}-{format}"))).collect();
+        for (k, s) in shards.iter().enumerate() {
+            run(&cfg, s, &["--format", format, "--shard", &format!("{k}/4"), "--block-members", "50"]);
+        }
+        let merged = dir.path().join(format!("m-{format}"));
+        // given out of order on purpose
+        ok(bin().arg("merge").args([&shards[2], &shards[0], &shards[3], &shards[1]]).arg("--out").arg(&merged));
+        let files: &[&str] = if format == "csv" { &["series.csv", "summary.csv", "stats.csv"] } else { &["series.npy", "series.json", "summary.csv", "stats.csv"] };
+        for f in files {
+            assert!(read(&full.join(f)) == read(&merged.join(f)), "{format}: merged {f} differs from the unsharded run");
+        }
+        let run_json: serde_json::Value = serde_json::from_slice(&read(&merged.join("run.json"))).unwrap();
+        assert_eq!(run_json["members"], 600);
+        assert_eq!(run_json["merged_from"].as_array().unwrap().len(), 4);
+        // a shard missing, or given twice, is refused, and nothing is written
+        for (args, why) in [(vec![&shards[0], &shards[1], &shards[2]], "missing"), (vec![&shards[0], &shards[1], &shards[1], &shards[2], &shards[3]], "twice")] {
+            let bad = dir.path().join(format!("bad-{format}"));
+            let o = bin().arg("merge").args(args).arg("--out").arg(&bad).output().unwrap();
+            assert_eq!(o.status.code(), Some(2));
+            assert!(String::from_utf8_lossy(&o.stderr).contains(why), "{}", String::from_utf8_lossy(&o.stderr));
+            assert!(!bad.exists());
+        }
+    }
+    // shards of different runs (another seed) are refused, naming the field
+    let other = dir.path().join("other");
+    run(&cfg, &other, &["--shard", "3/4", "--seed", "12"]);
+    let o = bin().arg("merge").args([dir.path().join("s0-csv"), dir.path().join("s1-csv"), dir.path().join("s2-csv"), other]).arg("--out").arg(dir.path().join("bad")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("'seed'"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_run_killed_mid_way_resumes_to_the_same_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &BLOCH.replace("size = 600", "size = 1000"));
+    let full = dir.path().join("full");
+    let args = ["--format", "npy", "--block-members", "100"];
+    run(&cfg, &full, &args);
+    let out = dir.path().join("r");
+    let staging = dir.path().join(".r.partial");
+    // each block sleeps 300 ms after its checkpoint, so the kill lands mid-run
+    let mut child = bin()
+        .arg("run")
+        .arg(&cfg)
+        .args(["--backend", "cpu", "--no-progress", "--out"])
+        .arg(&out)
+        .args(args)
+        .env("QBAT_INJECT_FAULT", "slow-blocks=300")
+        .spawn()
+        .unwrap();
+    // kill it once at least two blocks are checkpointed
+    let t0 = std::time::Instant::now();
+    loop {
+        let done = std::fs::read(staging.join("checkpoint.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|v| v["done"].as_array().map_or(0, |a| a.len()))
+            .unwrap_or(0);
+        if done >= 2 || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = child.try_wait().unwrap().is_none();
+    child.kill().unwrap_or(()); // SIGKILL on Unix
+    child.wait().unwrap();
+    assert!(killed, "the run finished before it could be killed; make it longer");
+    assert!(!out.exists(), "a killed run left a final directory");
+    // a plain rerun refuses to overwrite the interrupted run
+    let o = bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--out"]).arg(&out).args(args).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
+    // resuming with another seed is refused, naming the field
+    let o = bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--seed", "5", "--resume"]).arg(&out).args(args).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("'seed'"), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--resume"]).arg(&out).args(args));
+    assert!(log.contains("resumed from the checkpoint"), "{log}");
+    for f in ["series.npy", "series.json", "summary.csv", "stats.csv"] {
+        assert!(read(&full.join(f)) == read(&out.join(f)), "resumed {f} differs from the uninterrupted run");
+    }
+    assert!(!staging.exists(), "the checkpoint was not cleaned up");
+    let run_json: serde_json::Value = serde_json::from_slice(&read(&out.join("run.json"))).unwrap();
+    assert!(run_json["blocks"]["resumed"].as_u64().unwrap() >= 2);
+}
+
+#[test]
+fn an_unstable_member_is_flagged_and_left_out_of_the_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let (clean, flagged) = (dir.path().join("clean"), dir.path().join("flagged"));
+    run(&cfg, &clean, &["--format", "npy"]);
+    let log = ok(bin()
+        .arg("run")
+        .arg(&cfg)
+        .args(["--backend", "cpu", "--no-progress", "--format", "npy", "--out"])
+        .arg(&flagged)
+        .env("QBAT_INJECT_FAULT", "nan-member=17"));
+    assert!(log.contains("flagged unhealthy") && log.contains("smaller dt"), "{log}");
+    let summary = std::fs::read_to_string(flagged.join("summary.csv")).unwrap();
+    let rows: Vec<&str> = summary.lines().collect();
+    assert!(rows[0].ends_with(",health"));
+    assert!(rows[18].starts_with("17,") && rows[18].ends_with(",nonfinite"), "{}", rows[18]);
+    assert_eq!(rows.iter().filter(|r| r.ends_with(",ok")).count(), 599);
+    // The statistics are those of the 599 healthy members: recompute them from the clean run's series.
+    let (shape, values) = npy(&clean.join("series.npy"));
+    let (n, ns, nm) = (shape[0] as usize, shape[1] as usize, shape[2] as usize);
+    let st = stats(&flagged.join("stats.csv"));
+    for s in 0..ns {
+        for k in 0..nm {
+            let col: Vec<f64> = (0..n).filter(|&i| i != 17).map(|i| values[(i * ns + s) * nm + k]).collect();
+            let exact = qbat_gpu::output::stats::column_stat(s, k, col);
+            let got = &st[s * nm + k].1;
+            assert!(got.iter().all(|v| v.is_finite()), "NaN reached the statistics");
+            assert!((got[0] - exact.mean).abs() <= 1e-14 * exact.mean.abs().max(1e-300) + 1e-300);
+            assert_eq!((got[2], got[3], got[7]), (exact.min, exact.max, 599.0));
+        }
+    }
+    let run_json: serde_json::Value = serde_json::from_slice(&read(&flagged.join("run.json"))).unwrap();
+    assert_eq!(run_json["health"]["nonfinite"], 1);
+}
+
+#[test]
+fn host_memory_stays_bounded_without_series() {
+    // Same block size, 10x the members: without a series the peak memory may grow only by the
+    // member list (a few hundred bytes a member), not by the results (here 61 x 6 f64 = 2.9 KB a
+    // member, 590 MB for the larger run if they were held).
+    let dir = tempfile::tempdir().unwrap();
+    let text = BLOCH.replace("samples = 13", "samples = 61").replace("t_end = 6.0", "t_end = 3.0")
+        + "[output]\nmeasures = [\"energy_b\", \"ergotropy_b\", \"capacity_b\", \"coherence_l1\", \"purity\", \"trace_error\"]\n";
+    let peak = |members: &str| -> f64 {
+        let cfg = config(dir.path(), &text.replace("size = 600", &format!("size = {members}")));
+        let out = dir.path().join(format!("m{members}"));
+        run(&cfg, &out, &["--series", "false", "--no-plots", "--verify", "0", "--block-members", "5000"]);
+        let run_json: serde_json::Value = serde_json::from_slice(&read(&out.join("run.json"))).unwrap();
+        run_json["peak_rss_bytes"].as_f64().expect("peak_rss_bytes in run.json")
+    };
+    let (small, large) = (peak("20000"), peak("200000"));
+    let growth = large - small;
+    eprintln!("peak RSS: {:.1} MB for 20k members, {:.1} MB for 200k", small / 1e6, large / 1e6);
+    assert!(growth < 180_000.0 * 1024.0, "peak memory grew by {:.1} MB for 180k more members", growth / 1e6);
+}
+
+#[test]
+fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
+    let _g = common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !common::have_gpu(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let gpu = |out: &Path, fault: Option<&str>, extra: &[&str]| -> std::process::Output {
+        let mut c = bin();
+        c.arg("run").arg(&cfg).args(["--backend", "gpu", "--no-progress", "--block-members", "200", "--format", "npy", "--out"]).arg(out).args(extra);
+        if let Some(f) = fault {
+            c.env("QBAT_INJECT_FAULT", f);
+        }
+        c.output().unwrap()
+    };
+    let plain = dir.path().join("plain");
+    assert!(gpu(&plain, None, &[]).status.success());
+    // out of memory: the block is re-chunked smaller and retried; the result is unchanged
+    let oom = dir.path().join("oom");
+    let o = gpu(&oom, Some("oom-once"), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("re-chunked"));
+    for f in ["series.npy", "summary.csv", "stats.csv"] {
+        assert!(read(&plain.join(f)) == read(&oom.join(f)), "{f} changed after re-chunking");
+    }
+    // device lost at block 1: blocks 1.. finish on the CPU engine (f64), block 0 stays the GPU's
+    let lost = dir.path().join("lost");
+    let o = gpu(&lost, Some("lost-at=1"), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("finished on the CPU engine"));
+    let cpu = dir.path().join("cpu");
+    run(&cfg, &cpu, &["--format", "npy"]);
+    let (shape, on_gpu) = npy(&plain.join("series.npy"));
+    let (_, on_cpu) = npy(&cpu.join("series.npy"));
+    let (_, mixed) = npy(&lost.join("series.npy"));
+    let per_member = (shape[1] * shape[2]) as usize;
+    assert!(mixed[..200 * per_member] == on_gpu[..200 * per_member], "block 0 should be the GPU's");
+    assert!(mixed[200 * per_member..] == on_cpu[200 * per_member..], "blocks 1.. should be the CPU engine's");
+    // --on-device-loss stop: exit 1 with a resumable checkpoint; --resume on the CPU finishes it
+    let stop = dir.path().join("stop");
+    let o = gpu(&stop, Some("lost-at=2"), &["--on-device-loss", "stop"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!stop.exists() && dir.path().join(".stop.partial").is_dir());
+    let log = ok(bin()
+        .arg("run")
+        .arg(&cfg)
+        .args(["--backend", "cpu", "--no-progress", "--block-members", "200", "--format", "npy", "--resume"])
+        .arg(&stop));
+    assert!(log.contains("resumed"));
+    let (_, resumed) = npy(&stop.join("series.npy"));
+    assert!(resumed[..400 * per_member] == on_gpu[..400 * per_member]);
+    assert!(resumed[400 * per_member..] == on_cpu[400 * per_member..]);
+}
