@@ -123,6 +123,11 @@ struct RunArgs {
     /// When the GPU is lost mid-run: finish on the CPU engine, or stop (resumable).
     #[arg(long, value_enum, default_value = "cpu")]
     on_device_loss: OnDeviceLoss,
+    /// Spread the blocks across several GPUs: `all`, or adapter names (comma-separated; a
+    /// name may repeat to open one adapter twice). Balanced by throughput: each device takes
+    /// the next block when it finishes one.
+    #[arg(long, value_name = "all|NAME,NAME")]
+    devices: Option<String>,
     /// Members per checkpointed block (default: from a memory budget).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     block_members: Option<u64>,
@@ -189,6 +194,7 @@ fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_defaul
         shard: args.shard,
         block_members: args.block_members.map(|b| b as usize),
         on_device_loss: args.on_device_loss,
+        devices: args.devices.clone(),
     };
     let outcome = run_study_streamed(&plan, &sopts)?;
     qbat_gpu::report::print_report(&outcome.info, outcome.members);

@@ -320,3 +320,31 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
     assert!(resumed[..400 * per_member] == on_gpu[..400 * per_member]);
     assert!(resumed[400 * per_member..] == on_cpu[400 * per_member..]);
 }
+
+#[test]
+fn two_devices_give_the_single_device_result() {
+    let _g = common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !common::have_gpu(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let adapter = qbat_gpu::engine::gpu_context(None, false).unwrap().info.name.clone();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    let gpu = |out: &Path, extra: &[&str]| ok(bin().arg("run").arg(&cfg).args(["--backend", "gpu", "--no-progress", "--format", "npy", "--out"]).arg(out).args(extra));
+    gpu(&one, &[]);
+    // the same adapter opened twice: two devices, two queues, blocks shared between them
+    gpu(&two, &["--devices", &format!("{adapter},{adapter}")]);
+    for f in ["series.npy", "summary.csv", "stats.csv"] {
+        assert!(read(&one.join(f)) == read(&two.join(f)), "{f} differs between one and two devices");
+    }
+    let run_json: serde_json::Value = serde_json::from_slice(&read(&two.join("run.json"))).unwrap();
+    let devices = run_json["engine_plan"]["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 2);
+    let members: u64 = devices.iter().map(|d| d["members"].as_u64().unwrap()).sum();
+    assert_eq!(members, 600);
+    // an adapter that does not exist is an input error naming the option
+    let o = bin().arg("run").arg(&cfg).args(["--backend", "gpu", "--no-progress", "--devices", "no-such-gpu", "--out"]).arg(dir.path().join("x")).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--devices"));
+}

@@ -78,6 +78,15 @@ fn rank(t: wgpu::DeviceType) -> u8 {
 }
 
 impl GpuContext {
+    /// Names of the adapters wgpu finds (for `--devices all`).
+    pub fn adapter_names() -> Vec<String> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+        desc.backends &= BACKENDS;
+        let backends = desc.backends;
+        let instance = wgpu::Instance::new(desc);
+        pollster::block_on(instance.enumerate_adapters(backends)).iter().map(|a| a.get_info().name).collect()
+    }
+
     /// Open a device. `adapter_name` picks the first adapter whose name contains it
     /// (case-insensitive); a name that matches nothing is an error listing the adapters found.
     /// Without a name, a discrete GPU is preferred, a software adapter taken last, and with
