@@ -70,27 +70,6 @@ pub struct VerifyReport {
     pub pass: bool,
 }
 
-#[derive(Clone, Debug)]
-pub struct RunResult {
-    pub measures: Vec<Measure>,
-    pub times: Vec<f64>,
-    pub member_ids: Vec<u64>,
-    /// values[(member * n_samples + sample) * n_measures + k]
-    pub values: Vec<f64>,
-    /// peaks[member * 4 + k], k over PEAK_MEASURES
-    pub peaks: Vec<Peak>,
-    pub backend: String,
-    pub device: String,
-    pub precision: Precision,
-    pub timings: Timings,
-    pub member_steps: f64,
-    pub verify: Option<VerifyReport>,
-    pub notes: Vec<String>,
-    /// How the engine laid the job out on the device (the GPU cavity engine: bytes per
-    /// member, chunks), for run.json; None for the other engines.
-    pub engine_plan: Option<serde_json::Value>,
-}
-
 /// A run's description without its values: what the report and run.json need.
 #[derive(Clone, Debug)]
 pub struct RunInfo {
@@ -103,6 +82,8 @@ pub struct RunInfo {
     pub member_steps: f64,
     pub verify: Option<VerifyReport>,
     pub notes: Vec<String>,
+    /// How the engine laid the job out on the device (the GPU cavity engine: bytes per
+    /// member, chunks), for run.json; None for the other engines.
     pub engine_plan: Option<serde_json::Value>,
 }
 
@@ -112,26 +93,33 @@ impl RunInfo {
     }
 }
 
-impl RunResult {
-    pub fn info(&self) -> RunInfo {
-        RunInfo {
-            measures: self.measures.clone(),
-            times: self.times.clone(),
-            backend: self.backend.clone(),
-            device: self.device.clone(),
-            precision: self.precision,
-            timings: self.timings.clone(),
-            member_steps: self.member_steps,
-            verify: self.verify.clone(),
-            notes: self.notes.clone(),
-            engine_plan: self.engine_plan.clone(),
-        }
+/// An in-memory run: its description (`info`, also reached through Deref) and every value.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    pub info: RunInfo,
+    pub member_ids: Vec<u64>,
+    /// values[(member * n_samples + sample) * n_measures + k]
+    pub values: Vec<f64>,
+    /// peaks[member * 4 + k], k over PEAK_MEASURES
+    pub peaks: Vec<Peak>,
+}
+
+impl std::ops::Deref for RunResult {
+    type Target = RunInfo;
+    fn deref(&self) -> &RunInfo {
+        &self.info
     }
+}
+
+impl std::ops::DerefMut for RunResult {
+    fn deref_mut(&mut self) -> &mut RunInfo {
+        &mut self.info
+    }
+}
+
+impl RunResult {
     pub fn value(&self, member: usize, sample: usize, k: usize) -> f64 {
         self.values[(member * self.times.len() + sample) * self.measures.len() + k]
-    }
-    pub fn member_steps_per_second(&self) -> f64 {
-        self.member_steps / self.timings.integrate.max(1e-12)
     }
 }
 
@@ -282,19 +270,21 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
     check_finite(plan, &out.measures, &out.values)?;
     notes.extend(out.notes);
     let mut result = RunResult {
-        measures: out.measures,
-        times: plan.schedule.times.clone(),
+        info: RunInfo {
+            measures: out.measures,
+            times: plan.schedule.times.clone(),
+            backend: backend.name().into(),
+            device: backend.device_name(),
+            precision: out.precision,
+            timings: Timings { setup, ensemble: out.ensemble, integrate, host_measures: out.host_measures, ..Default::default() },
+            member_steps: plan.members.len() as f64 * plan.schedule.total_steps() as f64,
+            verify: None,
+            notes,
+            engine_plan: out.engine_plan,
+        },
         member_ids: plan.members.iter().map(|m| m.id).collect(),
         values: out.values,
         peaks: out.peaks,
-        backend: backend.name().into(),
-        device: backend.device_name(),
-        precision: out.precision,
-        timings: Timings { setup, ensemble: out.ensemble, integrate, host_measures: out.host_measures, ..Default::default() },
-        member_steps: plan.members.len() as f64 * plan.schedule.total_steps() as f64,
-        verify: None,
-        notes,
-        engine_plan: out.engine_plan,
     };
     if opts.verify > 0 && !matches!(backend, crate::engine::Engine::Reference) {
         let tv = Instant::now();
