@@ -40,6 +40,7 @@ pub fn measures_text() -> String {
     let mut s = String::new();
     for m in Measure::ALL {
         let scope = match (m.applies(false), m.applies(true)) {
+            _ if m.steady_only() => "steady runs",
             (true, true) => "all models",
             (true, false) => "two-qubit models",
             (false, true) => "cavity-cells",

@@ -20,5 +20,6 @@ pub mod pauli;
 pub mod reference;
 pub mod report;
 pub mod run;
+pub mod steady;
 pub mod twin;
 pub mod validate;
