@@ -319,3 +319,32 @@ fn a_steady_run_writes_one_sample_at_infinity() {
     let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert!(summary.lines().nth(1).unwrap().contains(",inf"), "{summary}");
 }
+
+#[test]
+fn paper002_example_maps_run_and_match_eq8() {
+    // Fig. 2(b): g = 1, Delta = T = 0, so every member is eq. 8 at k = f, l = gamma.
+    let (p, r) = run(include_str!("../examples/papers/002-fig2b.toml"), Backend::Cpu);
+    assert!(p.steady && p.members.len() == 81 * 80 && p.param_columns == ["f", "gamma"]);
+    let mut worst: f64 = 0.0;
+    for (i, m) in p.members.iter().enumerate() {
+        let (e_b, _) = eq8(m.param_values[0], m.param_values[1]);
+        let got = r.value(i, 0, col(&r, Measure::EnergyB));
+        // f = 0: nothing drives the pair, E_B = 0 (the closed form is 0/alpha)
+        let dev = if e_b == 0.0 { got.abs() } else { (got - e_b).abs() / e_b };
+        assert!(dev < 1e-9, "f = {}, gamma = {}: {got} vs {e_b}", m.param_values[0], m.param_values[1]);
+        worst = worst.max(dev);
+        assert!(r.value(i, 0, col(&r, Measure::SteadyResidual)) < 1e-12);
+    }
+    eprintln!("002-fig2b: largest deviation from eq. 8 over {} members: {worst:.3e}", p.members.len());
+    // Fig. 3: F = Gamma = g = 1; its Delta = 0, n_th = 0 member is eq. 8 at k = l = 1.
+    let (p, r) = run(include_str!("../examples/papers/002-fig3.toml"), Backend::Cpu);
+    assert!(p.steady && p.members.len() == 41 * 61 && p.param_columns == ["delta", "n_th"]);
+    let i = p.members.iter().position(|m| m.param_values == [0.0, 0.0]).expect("a Delta = 0, n = 0 member");
+    let (e_b, e_a) = eq8(1.0, 1.0);
+    assert!((r.value(i, 0, col(&r, Measure::EnergyB)) - e_b).abs() < 1e-12 && (r.value(i, 0, col(&r, Measure::EnergyC)) - e_a).abs() < 1e-12);
+    // and switching to the fermion reservoir is the one line the comment names
+    let fermion = include_str!("../examples/papers/002-fig3.toml").replace("reservoir = \"boson\"", "reservoir = \"fermion\"");
+    let (_, rf) = run(&fermion, Backend::Cpu);
+    assert_eq!(rf.value(i, 0, col(&rf, Measure::EnergyB)), r.value(i, 0, col(&r, Measure::EnergyB))); // n = 0: same reservoir
+    assert!(rf.values != r.values, "the fermion reservoir differs at n > 0");
+}
