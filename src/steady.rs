@@ -81,9 +81,12 @@ pub fn steady_state(sys: &OpenSystem) -> Result<(CMat, f64)> {
     solve(sys).map_err(QbatError::Numerics)
 }
 
-/// `steady_state` with the reason as a plain message (shared between members, then prefixed
-/// with the member that hit it).
-fn solve(sys: &OpenSystem) -> std::result::Result<(CMat, f64), String> {
+/// A solved point: (rho, residual), or why it has no steady state (a plain message, shared by
+/// the members of the point, then prefixed with the member that hit it).
+type Solved = std::result::Result<(CMat, f64), String>;
+
+/// `steady_state` with the reason as a plain message.
+fn solve(sys: &OpenSystem) -> Solved {
     if sys.space != Space::TwoQubit {
         return Err("the direct steady-state solver is for two-qubit models only; integrate instead".into());
     }
@@ -98,7 +101,7 @@ fn solve(sys: &OpenSystem) -> std::result::Result<(CMat, f64), String> {
     let sv = &svd.singular_values;
     let m = sv.len();
     let scale = sv[0];
-    if !(scale > 0.0) {
+    if scale.is_nan() || scale <= 0.0 {
         return Err("the Liouvillian is zero: every state is stationary, so no steady state is singled out; integrate instead".into());
     }
     let zeros = sv.iter().filter(|&&x| x <= ZERO_REL * scale).count();
@@ -126,7 +129,7 @@ fn solve(sys: &OpenSystem) -> std::result::Result<(CMat, f64), String> {
     }
     let rho = hermitian_part(&(x / tr));
     let lam = eigvals_hermitian(&rho)[0];
-    if !(lam >= -PSD_TOL) {
+    if lam.is_nan() || lam < -PSD_TOL {
         return Err(format!("the solved steady state is not positive semidefinite: smallest eigenvalue {lam:.3e} (tolerance {PSD_TOL:.0e})"));
     }
     let residual = LindbladRhs::new(sys).eval(&rho).norm();
@@ -162,9 +165,8 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
     let mut used: Vec<usize> = plan.members.iter().map(|m| m.point).collect();
     used.sort_unstable();
     used.dedup();
-    let solved: Vec<(usize, std::result::Result<(CMat, f64), String>)> =
-        used.par_iter().map(|&p| (p, solve(&plan.systems[p]))).collect();
-    let mut by_point: Vec<Option<&std::result::Result<(CMat, f64), String>>> = vec![None; plan.points.len()];
+    let solved: Vec<(usize, Solved)> = used.par_iter().map(|&p| (p, solve(&plan.systems[p]))).collect();
+    let mut by_point: Vec<Option<&Solved>> = vec![None; plan.points.len()];
     for (p, r) in &solved {
         by_point[*p] = Some(r);
     }

@@ -244,7 +244,7 @@ fn closed_and_decoherence_free_systems_are_refused() {
         // through the pipeline: the member and its parameters are named
         let p = plan(&format!("{model}[time]\nsteady = true\n"));
         let opts = RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() };
-        let e = run_plan(&p, &opts).err().expect("refused").to_string();
+        let e = run_plan(&p, &opts).expect_err("refused").to_string();
         assert!(e.contains("member 0") && e.contains(named) && e.contains("not unique"), "{model}: {e}");
     }
 }
