@@ -32,6 +32,7 @@ pub fn models_text() -> String {
     }
     let kinds: Vec<_> = RandomKind::ALL.iter().map(|k| k.name()).collect();
     let _ = writeln!(s, "[initial] also takes ket, dm, or random = {} (seeded per member).", kinds.join(" | "));
+    let _ = writeln!(s, "[time] steady = true (instead of dt, t_end, samples, times): each member's steady state from the null space of its Liouvillian, no integration; two-qubit models with a unique steady state (not spin-pair, which is closed, nor gamma = 0).");
     let _ = writeln!(s, "Units: hbar = k_B = 1; times in inverse energy units. Complex numbers are [re, im].");
     s
 }
@@ -40,6 +41,7 @@ pub fn measures_text() -> String {
     let mut s = String::new();
     for m in Measure::ALL {
         let scope = match (m.applies(false), m.applies(true)) {
+            _ if m.steady_only() => "steady runs",
             (true, true) => "all models",
             (true, false) => "two-qubit models",
             (false, true) => "cavity-cells",

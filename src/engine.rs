@@ -9,6 +9,8 @@
 //!   photon number and the Fock tail; every other measure is computed on the host from the
 //!   reduced states, as the CPU engine does. min_eigenvalue needs the full cavity state and is
 //!   not available there.
+//! - `[time] steady = true` (every backend): each member's steady state from the null space of
+//!   its Liouvillian, on the CPU in f64 (`steady.rs`), with no integration.
 
 use crate::config::Plan;
 use crate::error::{QbatError, Result};
@@ -171,6 +173,10 @@ fn assemble(plan: &Plan, offset: usize, job: &TwoQubitJob, r: TwoQubitResult) ->
 
 
 pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
+    // Steady states are solved for directly, on the CPU in f64, whatever the backend.
+    if plan.steady {
+        return crate::steady::integrate_steady(plan);
+    }
     if matches!(engine, Engine::Reference) {
         let (values, peaks) = run_reference(plan, opts.progress);
         return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0));

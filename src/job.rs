@@ -42,6 +42,17 @@ impl Schedule {
         Schedule { dt, times: times.to_vec(), segments }
     }
 
+    /// The schedule of a steady-state run (`[time] steady = true`): one sample at t = inf and
+    /// no RK4 step (dt = 0 is never stepped with; `total_steps()` is 0).
+    pub fn steady() -> Schedule {
+        Schedule { dt: 0.0, times: vec![f64::INFINITY], segments: vec![Segment { n_full: 0, h_last: 0.0 }] }
+    }
+
+    /// Is this the one-sample t = inf schedule of a steady-state run?
+    pub fn is_steady(&self) -> bool {
+        self.times.len() == 1 && self.times[0] == f64::INFINITY && self.total_steps() == 0
+    }
+
     /// Total RK4 steps per member (full and shortened).
     pub fn total_steps(&self) -> u64 {
         self.segments.iter().map(|s| s.n_full + u64::from(s.h_last > 0.0)).sum()

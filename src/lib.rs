@@ -20,6 +20,7 @@ pub mod pauli;
 pub mod reference;
 pub mod report;
 pub mod run;
+pub mod steady;
 pub mod study;
 pub mod twin;
 pub mod validate;

@@ -286,7 +286,10 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
         values: out.values,
         peaks: out.peaks,
     };
-    if opts.verify > 0 && !matches!(backend, crate::engine::Engine::Reference) {
+    if opts.verify > 0 && plan.steady {
+        // No integration to re-run: the residual ||L rho||_F of each state is the check.
+        result.notes.push("--verify skipped: steady states are solved for, not integrated; steady_residual = ||L rho||_F is their check".into());
+    } else if opts.verify > 0 && !matches!(backend, crate::engine::Engine::Reference) {
         let tv = Instant::now();
         result.verify = Some(verify(plan, &result, opts.verify));
         result.timings.verify = tv.elapsed().as_secs_f64();

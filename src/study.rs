@@ -480,8 +480,11 @@ fn drive(
         }
     };
     progress.notes.extend(run_notes);
+    if local.steady && opts.run.verify > 0 && !progress.notes.iter().any(|n| n.starts_with("--verify skipped")) {
+        progress.notes.push("--verify skipped: steady states are solved for, not integrated; steady_residual = ||L rho||_F is their check".into());
+    }
     // The members --verify re-runs: chosen by the seed among this run's members.
-    let verify_idx: Vec<usize> = if opts.run.verify > 0 && !matches!(engines[0], Engine::Reference) && !local.steady_like() {
+    let verify_idx: Vec<usize> = if opts.run.verify > 0 && !matches!(engines[0], Engine::Reference) && !local.steady {
         let k = opts.run.verify.min(n);
         let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(plan.seed ^ 0x5eed_0f_7e51f1);
         let mut idx = sample_indices(&mut rng, n, k).into_vec();
@@ -741,13 +744,6 @@ impl Absorber<'_> {
                 std::thread::sleep(d);
             }
         Ok(())
-    }
-}
-
-impl Plan {
-    /// Steady-state runs have no trajectory to verify (set by the config's `time.steady`).
-    fn steady_like(&self) -> bool {
-        self.schedule.times.iter().any(|t| t.is_infinite())
     }
 }
 

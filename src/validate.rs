@@ -124,6 +124,32 @@ pub fn paper002_steady_state(b: Backend, p: Precision) -> Result<Vec<Check>> {
     Ok(out)
 }
 
+/// Paper 002 eq. 8 again, from the Liouvillian null space (`[time] steady = true`, src/steady.rs)
+/// instead of a long integration: the largest relative deviation of energy_b and energy_c over a
+/// 4x4 (k, l) grid, and the largest residual ||L rho||_F. Steady states are always solved on the
+/// CPU in f64, whatever the backend, so the tolerances are the f64 ones.
+pub fn paper002_steady_null_space(b: Backend, p: Precision) -> Result<Vec<Check>> {
+    let ks = [0.5, 1.0, 2.0, 3.0];
+    let ls = [0.25, 1.0, 2.0, 4.0];
+    let cfg = format!(
+        "model = \"driven-pair\"\n[params]\ng = 1.0\nf = {{ values = {ks:?} }}\ngamma = {{ values = {ls:?} }}\nn_th = 0.0\ndelta = 0.0\n[time]\nsteady = true\n[output]\nmeasures = [\"energy_b\", \"energy_c\", \"steady_residual\"]\n"
+    );
+    let ran = run_config(&cfg, b, p)?;
+    let (mut rel_b, mut rel_c, mut residual) = (0.0f64, 0.0f64, 0.0f64);
+    for (i, m) in ran.plan.members.iter().enumerate() {
+        let (eb, ec) = eq8(m.param_values[0], m.param_values[1]);
+        rel_b = rel_b.max((ran.v(i, 0, Measure::EnergyB) - eb).abs() / eb);
+        rel_c = rel_c.max((ran.v(i, 0, Measure::EnergyC) - ec).abs() / ec);
+        residual = residual.max(ran.v(i, 0, Measure::SteadyResidual));
+    }
+    let group = "paper 002 eq. 8 (null space)";
+    Ok(vec![
+        Check { group, name: "max rel dev steady energy_b, 4x4 (k, l) grid".into(), expected: 0.0, got: rel_b, tolerance: 1e-9 },
+        Check { group, name: "max rel dev steady energy_c, 4x4 (k, l) grid".into(), expected: 0.0, got: rel_c, tolerance: 1e-9 },
+        Check { group, name: "max residual ||L rho||_F".into(), expected: 0.0, got: residual, tolerance: 1e-12 },
+    ])
+}
+
 /// Eq. 8 of paper 002: (energy_b, energy_c)/w0 in the steady state.
 pub fn eq8(k: f64, l: f64) -> (f64, f64) {
     let (k2, l2) = (k * k, l * l);
@@ -229,13 +255,14 @@ pub fn paper004_optimal_powers(b: Backend, p: Precision) -> Result<Vec<Check>> {
 
 pub type CheckFn = fn(Backend, Precision) -> Result<Vec<Check>>;
 
-pub const ALL_CHECKS: [(&str, CheckFn); 6] = [
+pub const ALL_CHECKS: [(&str, CheckFn); 7] = [
     ("paper000_table1", paper000_table1),
     ("paper000_relations", paper000_relations),
     ("paper002_steady_state", paper002_steady_state),
     ("paper004_closed_forms", paper004_closed_forms),
     ("paper004_decay", paper004_decay),
     ("paper004_optimal_powers", paper004_optimal_powers),
+    ("paper002_steady_null_space", paper002_steady_null_space),
 ];
 
 /// Run every check, print the table, and return whether all passed.

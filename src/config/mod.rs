@@ -56,6 +56,9 @@ pub struct Plan {
     pub members: Vec<Member>,
     pub initial: InitialSpec,
     pub schedule: Schedule,
+    /// `[time] steady = true`: each member's steady state is solved for directly (the null
+    /// space of its Liouvillian, `steady.rs`); the schedule is then one sample at t = inf.
+    pub steady: bool,
     pub measures: Vec<Measure>,
     pub seed: u64,
     /// Swept (or drawn) parameter names, columns of summary.csv.
@@ -387,62 +390,31 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         }
     }
 
-    // --- time grid
-    let time_t = section(root, "time")?.ok_or_else(|| invalid("time", "missing [time] section (dt with t_end + samples, or times)"))?;
-    check_keys(time_t, &["dt", "t_end", "samples", "times"], "time")?;
-    let dt = as_f64(time_t.get("dt").ok_or_else(|| invalid("time.dt", "missing"))?, "time.dt")?;
-    if dt <= 0.0 {
-        return Err(invalid("time.dt", format!("must be > 0, got {dt}")));
-    }
-    let times: Vec<f64> = match (time_t.get("times"), time_t.get("t_end"), time_t.get("samples")) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            return Err(invalid("time.times", "give either times, or t_end with samples, not both"));
-        }
-        (Some(v), None, None) => {
-            let ts: Vec<f64> = as_array(v, "time.times")?.iter().map(|x| as_f64(x, "time.times")).collect::<Result<_>>()?;
-            if ts.is_empty() {
-                return Err(invalid("time.times", "must not be empty"));
-            }
-            ts
-        }
-        (None, Some(te), Some(ns)) => {
-            let t_end = as_f64(te, "time.t_end")?;
-            let ns = as_f64(ns, "time.samples")?;
-            if t_end < 0.0 {
-                return Err(invalid("time.t_end", format!("must be >= 0, got {t_end}")));
-            }
-            if ns.fract() != 0.0 || !(1.0..=1e7).contains(&ns) {
-                return Err(invalid("time.samples", format!("must be an integer in [1, 1e7], got {ns}")));
-            }
-            if t_end == 0.0 && ns > 1.0 {
-                return Err(invalid("time.t_end", format!("must be > 0 for {ns} samples (or use samples = 1)")));
-            }
-            let n = ns as usize;
-            if n == 1 { vec![t_end] } else { (0..n).map(|k| t_end * k as f64 / (n - 1) as f64).collect() }
-        }
-        (None, Some(_), None) => return Err(invalid("time.samples", "missing (t_end needs samples)")),
-        (None, None, _) => return Err(invalid("time.t_end", "missing (give t_end with samples, or times)")),
+    // --- time grid: integrated, or steady states (no time grid at all)
+    let time_t = section(root, "time")?.ok_or_else(|| invalid("time", "missing [time] section (dt with t_end + samples, dt with times, or steady = true)"))?;
+    check_keys(time_t, &["dt", "t_end", "samples", "times", "steady"], "time")?;
+    let steady = match time_t.get("steady") {
+        None => false,
+        Some(Value::Boolean(b)) => *b,
+        Some(v) => return Err(invalid("time.steady", format!("must be true or false, got {}", v.type_str()))),
     };
-    if times[0] < 0.0 {
-        return Err(invalid("time.times", format!("sample times must be >= 0, got {}", times[0])));
-    }
-    if let Some(w) = times.windows(2).position(|w| w[1] <= w[0]) {
-        return Err(invalid("time.times", format!("sample times must be strictly increasing: t[{}] = {} then t[{}] = {}", w, times[w], w + 1, times[w + 1])));
-    }
-    // Steps per gap in f64, before any integer cast can saturate or wrap.
-    let mut prev = 0.0;
-    let mut total_steps = 0.0;
-    for &t in &times {
-        total_steps += ((t - prev) / dt).ceil();
-        prev = t;
-    }
-    if total_steps > 1e9 {
-        return Err(QbatError::TooLarge {
-            field: "time.dt".into(),
-            reason: format!("dt = {dt:e} needs {total_steps:.3e} RK4 steps per member (limit 1e9)"),
-        });
-    }
-    let schedule = Schedule::new(dt, &times);
+    let schedule = if steady {
+        if cavity {
+            return Err(invalid(
+                "time.steady",
+                "cavity-cells has no direct steady-state solver: its Liouvillian is (4(n_fock + 1))^2 square, too large to factorise; integrate to a long t_end instead",
+            ));
+        }
+        for k in ["dt", "t_end", "samples", "times"] {
+            if time_t.contains_key(k) {
+                return Err(invalid(&format!("time.{k}"), "not used with time.steady = true (the steady state is solved for directly, without integrating); remove it"));
+            }
+        }
+        Schedule::steady()
+    } else {
+        integration_schedule(time_t)?
+    };
+    let dt = schedule.dt;
 
     // --- ensemble
     let ens_t = section(root, "ensemble")?.unwrap_or(&empty);
@@ -499,7 +471,13 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         None => 1e-6,
     };
     let mut measures = match out_t.get("measures") {
-        None => crate::measures::default_measures(cavity),
+        None => {
+            let mut ms = crate::measures::default_measures(cavity);
+            if steady {
+                ms.push(Measure::SteadyResidual);
+            }
+            ms
+        }
         Some(v) => {
             let arr = as_array(v, "output.measures")?;
             if arr.is_empty() {
@@ -511,6 +489,9 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
                 let m = Measure::from_name(name)?;
                 if !m.applies(cavity) {
                     return Err(invalid("output.measures", format!("'{name}' does not apply to model '{model_name}'")));
+                }
+                if m.steady_only() && !steady {
+                    return Err(invalid("output.measures", format!("'{name}' applies to steady-state runs only ([time] steady = true)")));
                 }
                 if ms.contains(&m) {
                     return Err(invalid("output.measures", format!("'{name}' is listed twice")));
@@ -591,7 +572,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         if !bound.is_finite() {
             return Err(invalid("params", "the parameters are too large: the generator's spectral bound is not finite"));
         }
-        if dt * bound > RK4_STABILITY {
+        if !steady && dt * bound > RK4_STABILITY {
             return Err(invalid(
                 "time.dt",
                 format!(
@@ -605,7 +586,64 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let points: Vec<Params> = points.iter().map(|p| resolve_params(model, p)).collect::<Result<_>>()?;
 
     let config_json = serde_json::to_value(root).unwrap_or(serde_json::Value::Null);
-    Ok(Plan { model, space, points, systems, members, initial, schedule, measures, seed, param_columns, config_json, fock_tail_threshold })
+    Ok(Plan { model, space, points, systems, members, initial, schedule, steady, measures, seed, param_columns, config_json, fock_tail_threshold })
+}
+
+/// `[time]` of an integrated run: dt with t_end + samples, or dt with times.
+fn integration_schedule(time_t: &Table) -> Result<Schedule> {
+    let dt = as_f64(time_t.get("dt").ok_or_else(|| invalid("time.dt", "missing"))?, "time.dt")?;
+    if dt <= 0.0 {
+        return Err(invalid("time.dt", format!("must be > 0, got {dt}")));
+    }
+    let times: Vec<f64> = match (time_t.get("times"), time_t.get("t_end"), time_t.get("samples")) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(invalid("time.times", "give either times, or t_end with samples, not both"));
+        }
+        (Some(v), None, None) => {
+            let ts: Vec<f64> = as_array(v, "time.times")?.iter().map(|x| as_f64(x, "time.times")).collect::<Result<_>>()?;
+            if ts.is_empty() {
+                return Err(invalid("time.times", "must not be empty"));
+            }
+            ts
+        }
+        (None, Some(te), Some(ns)) => {
+            let t_end = as_f64(te, "time.t_end")?;
+            let ns = as_f64(ns, "time.samples")?;
+            if t_end < 0.0 {
+                return Err(invalid("time.t_end", format!("must be >= 0, got {t_end}")));
+            }
+            if ns.fract() != 0.0 || !(1.0..=1e7).contains(&ns) {
+                return Err(invalid("time.samples", format!("must be an integer in [1, 1e7], got {ns}")));
+            }
+            if t_end == 0.0 && ns > 1.0 {
+                return Err(invalid("time.t_end", format!("must be > 0 for {ns} samples (or use samples = 1)")));
+            }
+            let n = ns as usize;
+            if n == 1 { vec![t_end] } else { (0..n).map(|k| t_end * k as f64 / (n - 1) as f64).collect() }
+        }
+        (None, Some(_), None) => return Err(invalid("time.samples", "missing (t_end needs samples)")),
+        (None, None, _) => return Err(invalid("time.t_end", "missing (give t_end with samples, or times)")),
+    };
+    if times[0] < 0.0 {
+        return Err(invalid("time.times", format!("sample times must be >= 0, got {}", times[0])));
+    }
+    if let Some(w) = times.windows(2).position(|w| w[1] <= w[0]) {
+        return Err(invalid("time.times", format!("sample times must be strictly increasing: t[{}] = {} then t[{}] = {}", w, times[w], w + 1, times[w + 1])));
+    }
+    // Steps per gap in f64, before any integer cast can saturate or wrap.
+    let mut prev = 0.0;
+    let mut total_steps = 0.0;
+    for &t in &times {
+        total_steps += ((t - prev) / dt).ceil();
+        prev = t;
+    }
+    if total_steps > 1e9 {
+        return Err(QbatError::TooLarge {
+            field: "time.dt".into(),
+            reason: format!("dt = {dt:e} needs {total_steps:.3e} RK4 steps per member (limit 1e9)"),
+        });
+    }
+    Ok(Schedule::new(dt, &times))
 }
 
 /// An explicit state: full-space, or (cavity) a two-qubit state to tensor with |alpha>.

@@ -45,16 +45,17 @@ pub enum Measure {
     TraceError,
     MinEigenvalue,
     FockTail,
+    SteadyResidual,
 }
 
 use Measure::*;
 
 impl Measure {
-    pub const ALL: [Measure; 27] = [
+    pub const ALL: [Measure; 28] = [
         EnergyB, EnergyC, StoredEnergyB, ErgotropyB, AntiergotropyB, CapacityB, CapacityC, CapacityTotal,
         ResidualCapacity, PowerB, ErgotropicPowerB, EnergyVarianceB, EnergyFluctuationB, Concurrence, SteeringF3,
         SteeringAb, SteeringBa, BellChsh, CoherenceL1, ImaginarityL1, TextureB, Purity, EntropyB, PhotonNumber,
-        TraceError, MinEigenvalue, FockTail,
+        TraceError, MinEigenvalue, FockTail, SteadyResidual,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -86,6 +87,7 @@ impl Measure {
             TraceError => "trace_error",
             MinEigenvalue => "min_eigenvalue",
             FockTail => "fock_tail",
+            SteadyResidual => "steady_residual",
         }
     }
 
@@ -96,13 +98,20 @@ impl Measure {
     }
 
     /// Does the measure apply to a model? capacity_total/residual_capacity are two-qubit only;
-    /// photon_number and fock_tail are cavity only.
+    /// photon_number and fock_tail are cavity only; steady_residual is two-qubit only (and
+    /// steady runs only, `steady_only`).
     pub fn applies(&self, cavity: bool) -> bool {
         match self {
-            CapacityTotal | ResidualCapacity => !cavity,
+            CapacityTotal | ResidualCapacity | SteadyResidual => !cavity,
             PhotonNumber | FockTail => cavity,
             _ => true,
         }
+    }
+
+    /// Measures of steady-state runs only (`[time] steady = true`): the residual ||L rho||_F
+    /// of the solved state is not a function of a sampled state, and no integrator gives it.
+    pub fn steady_only(&self) -> bool {
+        matches!(self, SteadyResidual)
     }
 
     /// Measures that need a 4x4 eigen-solve (or a full-state one); the GPU engines leave
@@ -129,8 +138,8 @@ impl Measure {
             CapacityC => "sum_i eps_i (lam_i - lam_{d-1-i}) of rho_c against H_C",
             CapacityTotal => "capacity of the two-qubit state against the full H (two-qubit models)",
             ResidualCapacity => "capacity_total - capacity_b - capacity_c (two-qubit models)",
-            PowerB => "stored_energy_b / t (0 at t = 0)",
-            ErgotropicPowerB => "ergotropy_b / t (0 at t = 0)",
+            PowerB => "stored_energy_b / t (0 at t = 0; 0 at t = inf, its limit, in steady runs)",
+            ErgotropicPowerB => "ergotropy_b / t (0 at t = 0; 0 at t = inf, its limit, in steady runs)",
             EnergyVarianceB => "Tr(rho_b H_B^2) - Tr(rho_b H_B)^2",
             EnergyFluctuationB => "Sigma(t) of paper 003 eq. 6 (two-time, regression theorem): sqrt of Sigma^2",
             Concurrence => "Wootters concurrence of the two-qubit state",
@@ -147,13 +156,15 @@ impl Measure {
             TraceError => "|Tr rho - 1|",
             MinEigenvalue => "smallest eigenvalue of the full state (positivity)",
             FockTail => "population of the top Fock state |N> (cavity-cells)",
+            SteadyResidual => "||L rho||_F of the solved steady state (steady runs only, [time] steady = true)",
         }
     }
 }
 
-/// The default measure list for a model: every measure that applies.
+/// The default measure list of an integrated run: every measure that applies (steady runs add
+/// steady_residual).
 pub fn default_measures(cavity: bool) -> Vec<Measure> {
-    Measure::ALL.iter().copied().filter(|m| m.applies(cavity)).collect()
+    Measure::ALL.iter().copied().filter(|m| m.applies(cavity) && !m.steady_only()).collect()
 }
 
 /// Two-qubit phase-flip channel of paper 000 app. B with probability p (the product of one
@@ -281,9 +292,10 @@ pub fn evaluate(list: &[Measure], ctx: &MeasureContext, s: &Sample) -> Vec<f64> 
     list.iter().map(|m| value(*m, ctx, s, &st)).collect()
 }
 
-/// x / t, 0 at t = 0.
+/// x / t, 0 at t = 0, and 0 at t = inf (a steady run's one sample: x is bounded, so x / t
+/// tends to 0; written as +0, not the -0 of a negative x / inf).
 fn rate_per_time(x: f64, t: f64) -> f64 {
-    if t == 0.0 {
+    if t == 0.0 || t == f64::INFINITY {
         0.0
     } else {
         x / t
@@ -330,6 +342,8 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
             Space::Cavity { .. } => health::min_eigenvalue(s.rho),
         },
         FockTail => n_fock.map_or(f64::NAN, |n| health::fock_tail(s.rho, n)),
+        // Not a function of the state: the steady solver fills it in (steady.rs).
+        SteadyResidual => f64::NAN,
     }
 }
 
