@@ -192,6 +192,23 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             }
         }
         run["health"] = json!(health);
+        // Shards may have run on different backends (a mixed cluster, or --on-device-loss cpu):
+        // say so rather than report the first shard's.
+        for key in ["backend", "device", "precision"] {
+            let mut seen: Vec<Value> = vec![];
+            for s in &shards {
+                if !seen.contains(&s.run[key]) {
+                    seen.push(s.run[key].clone());
+                }
+            }
+            if seen.len() > 1 {
+                let list: Vec<String> = seen.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
+                run[key] = json!(format!("mixed: {}", list.join(" | ")));
+                if let Some(notes) = run["notes"].as_array_mut() {
+                    notes.push(json!(format!("the shards ran with different {key}s ({}); see merged_from", list.join(", "))));
+                }
+            }
+        }
         run["merged_from"] = json!(shards
             .iter()
             .map(|s| json!({
