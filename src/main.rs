@@ -58,6 +58,25 @@ enum Command {
         #[arg(long, default_value = "bench-scaling")]
         out: PathBuf,
     },
+    /// Correlations and monotone relations between measures of a run's series (analysis.csv).
+    Analyze {
+        /// A run's output directory (with series.csv or series.npy).
+        dir: PathBuf,
+        /// Analyse every pair among these measures (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        measures: Vec<String>,
+        /// Pairs a:b (comma-separated), e.g. capacity_b:concurrence.
+        #[arg(long, value_delimiter = ',')]
+        pairs: Vec<String>,
+        #[arg(long)]
+        no_plots: bool,
+        /// Members in the correlation set (an evenly strided subset past this).
+        #[arg(long, default_value_t = qbat_gpu::analyze::DEFAULT_MAX_MEMBERS)]
+        max_members: usize,
+        /// Relative tolerance of the monotone test (default: 1e-9 for f64 runs, 1e-5 for f32).
+        #[arg(long)]
+        monotone_tol: Option<f64>,
+    },
     /// List the models, their parameters and defaults.
     Models,
     /// List the measures.
@@ -190,6 +209,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 qbat_gpu::bench::run_bench(&jobs, backend, json.as_deref(), repeat)?;
             }
+            Ok(())
+        }
+        Some(Command::Analyze { dir, measures, pairs, no_plots, max_members, monotone_tol }) => {
+            let pairs = pairs
+                .iter()
+                .map(|p| match p.split_once(':') {
+                    Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
+                    _ => Err(QbatError::invalid("--pairs", format!("{p:?} is not of the form a:b"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let opts = qbat_gpu::analyze::AnalyzeOptions { measures, pairs, plots: !no_plots, max_members, monotone_tol };
+            let analysis = qbat_gpu::analyze::analyze_dir(&dir, &opts)?;
+            qbat_gpu::analyze::print_table(&analysis);
+            println!("wrote       : {}", analysis.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
             Ok(())
         }
         Some(Command::Models) => {

@@ -49,10 +49,10 @@ fn io(path: &Path, e: std::io::Error) -> QbatError {
     QbatError::io(path.display().to_string(), e)
 }
 
-/// Files a run writes (plots are plot_*.svg); `--force` replaces these and nothing else.
+/// Files a run writes (plots are plot_*.svg and plot_*.png); `--force` replaces these and nothing else.
 fn is_output_file(name: &str) -> bool {
-    matches!(name, "run.json" | "series.csv" | "series.npy" | "series.json" | "summary.csv" | "stats.csv")
-        || (name.starts_with("plot_") && name.ends_with(".svg"))
+    matches!(name, "run.json" | "series.csv" | "series.npy" | "series.json" | "summary.csv" | "stats.csv" | "analysis.csv")
+        || (name.starts_with("plot_") && (name.ends_with(".svg") || name.ends_with(".png")))
 }
 
 fn staging_path(final_dir: &Path) -> PathBuf {
@@ -205,7 +205,14 @@ pub fn run_json(plan: &Plan, r: &RunResult, opts: &crate::run::RunOptions) -> se
 pub fn write_all(dir: &Path, plan: &Plan, result: &RunResult, st: &stats::Stats, run_json: serde_json::Value, opts: &OutputOptions) -> Result<PathBuf> {
     let out = OutputDir::begin(dir)?;
     match write_files(&out, plan, result, st, run_json, opts) {
-        Ok(()) => out.commit(),
+        Ok(()) => {
+            let dir = out.commit()?;
+            // Plots read the committed files (each plot is itself written atomically).
+            if opts.plots {
+                plots::write_run_plots(&dir)?;
+            }
+            Ok(dir)
+        }
         Err(e) => {
             out.abort();
             Err(e)
@@ -282,9 +289,6 @@ fn write_files(out: &OutputDir, plan: &Plan, r: &RunResult, st: &stats::Stats, r
         Ok(())
     })?;
     out.write("stats.csv", |w| stats::write_csv(st, w))?;
-    if opts.plots {
-        plots::write_plots(out, r, st)?;
-    }
     // run.json last, with the time the other files took
     let mut run_json = run_json;
     run_json["timings"]["output"] = json!(t_out.elapsed().as_secs_f64());
