@@ -372,7 +372,8 @@ pub fn hist2d_data(dir: &Path, pairs: &[(String, String)], bins: usize) -> Resul
     }
     let needed: Vec<usize> = ks.iter().flat_map(|&(a, b)| [a, b]).collect();
     let mut block = vec![];
-    if needed.iter().any(|&k| !(range[k].0 <= range[k].1)) {
+    // an unset range (no stats.csv row) is (inf, -inf)
+    if needed.iter().any(|&k| range[k].0 > range[k].1 || range[k].0.is_nan() || range[k].1.is_nan()) {
         let mut first = SeriesReader::open(dir)?.expect("opened above");
         while first.next_member(&mut block)?.is_some() {
             for s in 0..nt {
@@ -451,7 +452,16 @@ fn heat(f: f64) -> RGBColor {
 }
 
 /// Peaks and their times against theta (paper 004 fig. 3e/3f); members sorted by theta.
-pub fn theta_plot_data(sm: &Summary) -> Option<(Vec<f64>, Vec<(String, Vec<f64>)>, Vec<(String, Vec<f64>)>)> {
+/// A labelled curve over a shared x axis.
+pub type Curve = (String, Vec<f64>);
+/// A labelled curve of (x, y) points.
+pub type XyCurve = (String, Vec<(f64, f64)>);
+/// One panel: the measure it shows and its curves.
+pub type Panel = (String, Vec<XyCurve>);
+/// A steady-state grid: x name, y name, x and y of each member, the measure of each member.
+pub type Heatmap = (String, String, Vec<f64>, Vec<f64>, Vec<f64>);
+
+pub fn theta_plot_data(sm: &Summary) -> Option<(Vec<f64>, Vec<Curve>, Vec<Curve>)> {
     let theta = sm.col("theta")?;
     let mut order: Vec<usize> = (0..theta.len()).filter(|&i| theta[i].is_finite()).collect();
     order.sort_by(|&a, &b| theta[a].total_cmp(&theta[b]));
@@ -498,7 +508,7 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
 
 /// Curves of stored_energy_b and concurrence against lambda t, one per member (at most 12,
 /// evenly strided), labelled by the swept parameters. Returns (panel measure, curves).
-pub fn cavity_plot_data(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) -> Result<Vec<(String, Vec<(String, Vec<(f64, f64)>)>)>> {
+pub fn cavity_plot_data(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) -> Result<Vec<Panel>> {
     let Some(mut rd) = SeriesReader::open(dir)? else { return Ok(vec![]) };
     let (nt, nm, n) = (rd.n_times(), rd.n_measures(), rd.members_total);
     let times = rd.times.clone();
@@ -506,7 +516,7 @@ pub fn cavity_plot_data(dir: &Path, run: &serde_json::Value, sm: Option<&Summary
     let fixed_lambda = run["resolved"]["params"]["lambda"].as_f64();
     let lambda_col = sm.and_then(|s| s.col("lambda"));
     let label_cols: Vec<String> = sm.map(|s| s.param_columns()).unwrap_or_default();
-    let mut out: Vec<(String, Vec<(String, Vec<(f64, f64)>)>)> = panels.iter().map(|(m, _)| (m.clone(), vec![])).collect();
+    let mut out: Vec<Panel> = panels.iter().map(|(m, _)| (m.clone(), vec![])).collect();
     let mut block = vec![];
     let mut i = 0;
     while rd.next_member(&mut block)?.is_some() {
@@ -561,19 +571,17 @@ fn write_cavity_plot(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) 
 }
 
 /// Heatmap data of a steady-state grid: (x name, y name, x values, y values, cell values per member).
-pub fn steady_heatmap_data(dir: &Path, sm: &Summary, measure: &str) -> Result<Option<(String, String, Vec<f64>, Vec<f64>, Vec<f64>)>> {
+pub fn steady_heatmap_data(dir: &Path, sm: &Summary, measure: &str) -> Result<Option<Heatmap>> {
     let params: Vec<String> = sm.param_columns().into_iter().filter(|c| sm.col(c).is_some_and(|v| v.iter().any(|x| *x != v[0]))).collect();
     if params.len() != 2 {
         return Ok(None);
     }
     let Some(mut rd) = SeriesReader::open(dir)? else { return Ok(None) };
     let Some(k) = rd.measure_index(measure) else { return Ok(None) };
-    let nm = rd.n_measures();
     let mut vals = vec![];
     let mut block = vec![];
     while rd.next_member(&mut block)?.is_some() {
-        vals.push(block[k]);
-        let _ = nm;
+        vals.push(block[k]); // the single sample time
     }
     let (xs, ys) = (sm.col(&params[0]).expect("present"), sm.col(&params[1]).expect("present"));
     if vals.len() != xs.len() {
