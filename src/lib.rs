@@ -4,6 +4,7 @@
 //!
 //! Data path: config -> Plan -> ensemble -> backend (reference, twin or gpu) -> measures -> output.
 
+pub mod analyze;
 pub mod bench;
 pub mod config;
 pub mod describe;

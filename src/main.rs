@@ -71,6 +71,25 @@ enum Command {
         #[arg(long)]
         no_plots: bool,
     },
+    /// Correlations and monotone relations between measures of a run's series (analysis.csv).
+    Analyze {
+        /// A run's output directory (with series.csv or series.npy).
+        dir: PathBuf,
+        /// Analyse every pair among these measures (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        measures: Vec<String>,
+        /// Pairs a:b (comma-separated), e.g. capacity_b:concurrence.
+        #[arg(long, value_delimiter = ',')]
+        pairs: Vec<String>,
+        #[arg(long)]
+        no_plots: bool,
+        /// Members in the correlation set (an evenly strided subset past this).
+        #[arg(long, default_value_t = qbat_gpu::analyze::DEFAULT_MAX_MEMBERS)]
+        max_members: usize,
+        /// Relative tolerance of the monotone test (default: 1e-9 for f64 runs, 1e-5 for f32).
+        #[arg(long)]
+        monotone_tol: Option<f64>,
+    },
     /// List the models, their parameters and defaults.
     Models,
     /// List the measures.
@@ -86,8 +105,9 @@ struct RunArgs {
     /// Output directory (default: qbat-out for the default study).
     #[arg(long)]
     out: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "csv")]
-    format: Format,
+    /// Series format (default: csv for `run`, npy for the default study).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Ensemble size (overrides ensemble.size).
     #[arg(long)]
     ensemble: Option<u64>,
@@ -100,7 +120,7 @@ struct RunArgs {
     /// GPU adapter to use, by (part of) its name.
     #[arg(long)]
     adapter: Option<String>,
-    /// Write the per-sample series (default: yes for `run`, no for the default study).
+    /// Write the per-sample series (default: yes; the default study analyses it).
     #[arg(long)]
     series: Option<bool>,
     /// Replace the qbat-gpu files of an existing --out directory, and allow a series over 4 GiB.
@@ -166,9 +186,10 @@ fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_defaul
     // Without --out the directory is qbat-gpu's own default, and a rerun replaces its files.
     let force = args.force || (args.out.is_none() && !resume);
     let series = args.series.unwrap_or(series_default);
-    let oopts = OutputOptions { format: args.format, series, plots: !args.no_plots, ..Default::default() };
+    let format = args.format.unwrap_or(if study { Format::Npy } else { Format::Csv });
+    let oopts = OutputOptions { format, series, plots: !args.no_plots, ..Default::default() };
     if series {
-        let bytes = series_size_estimate(&plan, args.format) / args.shard.map(|s| s.count as u64).unwrap_or(1);
+        let bytes = series_size_estimate(&plan, format) / args.shard.map(|s| s.count as u64).unwrap_or(1);
         if bytes > oopts.series_limit && !args.force {
             return Err(QbatError::TooLarge {
                 field: "--series".into(),
@@ -202,14 +223,22 @@ fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_defaul
         println!("blocks      : {} ({} resumed from the checkpoint)", outcome.blocks, outcome.resumed_blocks);
     }
     qbat_gpu::report::print_final_stats(&outcome.stats);
-    let _ = study;
+    // The default study relates capacity_b to each resource (analyze, on the series it wrote).
+    if study && !series {
+        println!("note        : no series was written (--series false), so the capacity_b correlations were not computed");
+    }
+    if study && series {
+        println!("Spearman and Pearson correlation of capacity_b with each resource (pooled over members and times), and the fraction of members along whose trajectory it is monotone:");
+        let analysis = qbat_gpu::analyze::analyze_dir(&outcome.dir, &qbat_gpu::analyze::AnalyzeOptions { plots: false, ..Default::default() })?;
+        qbat_gpu::analyze::print_table(&analysis);
+    }
     println!("output      : {} ({:.2} s)", outcome.dir.display(), outcome.info.timings.output);
     Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        None => run_study(DEFAULT_STUDY, &cli.run, "qbat-out", false, true),
+        None => run_study(DEFAULT_STUDY, &cli.run, "qbat-out", true, true),
         Some(Command::Run { config, run }) => {
             let text = std::fs::read_to_string(&config).map_err(|e| QbatError::invalid("CONFIG", format!("cannot read {}: {e}", config.display())))?;
             let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
@@ -231,6 +260,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Merge { dirs, out, force, no_plots }) => {
             let dir = qbat_gpu::output::merge::merge(&dirs, &out, force, !no_plots)?;
             println!("merged {} shards into {}", dirs.len(), dir.display());
+            Ok(())
+        }
+        Some(Command::Analyze { dir, measures, pairs, no_plots, max_members, monotone_tol }) => {
+            let pairs = pairs
+                .iter()
+                .map(|p| match p.split_once(':') {
+                    Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
+                    _ => Err(QbatError::invalid("--pairs", format!("{p:?} is not of the form a:b"))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let opts = qbat_gpu::analyze::AnalyzeOptions { measures, pairs, plots: !no_plots, max_members, monotone_tol };
+            let analysis = qbat_gpu::analyze::analyze_dir(&dir, &opts)?;
+            qbat_gpu::analyze::print_table(&analysis);
+            println!("wrote       : {}", analysis.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
             Ok(())
         }
         Some(Command::Models) => {

@@ -899,9 +899,6 @@ fn finish(
     if opts.shard.is_some() {
         out.write("stats-state.bin", |w| acc.write_to(w))?;
     }
-    if opts.output.plots {
-        output::plots::write_plots(&out, &stats)?;
-    }
     let mut progress = progress;
     for w in crate::report::fock_tail_warnings(local, &stats_measures(&progress), &progress.fock).into_iter().chain(progress.health.warning(local.schedule.dt)) {
         eprintln!("WARNING: {w}");
@@ -924,6 +921,10 @@ fn finish(
     let _ = std::fs::remove_file(staging.dir.join(format!("stats-state-{}.bin", progress.generation)));
     let _ = std::fs::remove_file(staging.dir.join("lock"));
     let dir = out.commit()?;
+    // Plots read the committed files (each plot is itself written atomically).
+    if opts.output.plots {
+        output::plots::write_run_plots(&dir)?;
+    }
     Ok(StudyOutcome { dir, info, stats, health: progress.health, fock: progress.fock, members: local.members.len(), blocks: n_blocks, resumed_blocks: resumed })
 }
 

@@ -25,7 +25,8 @@ fn default_study_writes_its_outputs() {
     for f in ["run.json", "summary.csv", "stats.csv", "plot_capacity_b.svg"] {
         assert!(out.join(f).metadata().unwrap().len() > 0, "{f} missing or empty");
     }
-    assert!(!out.join("series.csv").exists(), "the default study writes no series unless asked");
+    // the default study writes its series as npy, and analyses it (analysis.csv)
+    assert!(out.join("series.npy").metadata().unwrap().len() > 0 && out.join("analysis.csv").is_file());
     let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["members"], 40);
     assert_eq!(run["model"], "spin-pair");

@@ -178,9 +178,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             Ok(())
         })?;
         dir.write("stats.csv", |w| super::stats::write_csv(&stats, w))?;
-        if plots {
-            super::plots::write_plots(&dir, &stats)?;
-        }
         let mut run = shards[0].run.clone();
         let members: u64 = shards.iter().map(|s| s.run["members"].as_u64().unwrap_or(0)).sum();
         run["members"] = json!(members);
@@ -227,7 +224,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         Ok(())
     })();
     match result {
-        Ok(()) => dir.commit(),
+        Ok(()) => {
+            let dir = dir.commit()?;
+            if plots {
+                super::plots::write_run_plots(&dir)?;
+            }
+            Ok(dir)
+        }
         Err(e) => {
             dir.abort();
             Err(e)

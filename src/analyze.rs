@@ -1,0 +1,719 @@
+//! `qbat-gpu analyze DIR`: how the measures of a finished run relate to each other, read from
+//! the run's output files (never from in-memory results), with bounded memory.
+//!
+//! For each pair (a, b) of measures it writes `analysis.csv`:
+//! - `scope = pooled`: Pearson and Spearman correlation of a and b over every (member, time)
+//!   sample of the correlation set;
+//! - `scope = per_time`: the same over the members of the correlation set at each sample time;
+//! - on the pooled row, the monotone fractions over ALL members of the run: for one member,
+//!   order its samples by a (ties in a broken by b); b is *monotone non-decreasing* in a when
+//!   every sample's b is >= the largest b before it minus `tol`, *non-increasing* when every
+//!   b is <= the smallest b before it plus `tol`, with `tol` = rel_tol * max_t |b| of that member
+//!   (rel_tol = 1e-9 for f64 runs, 1e-5 for f32 runs: the rounding of a single-precision state).
+//!   `monotone_fraction` counts members that are either, `monotone_increasing` and
+//!   `monotone_decreasing` each kind (a member with b constant to `tol` counts in both).
+//!
+//! The correlation set is every member, or, past `max_members` (or past
+//! `MAX_POOLED_SAMPLES` samples per measure), an evenly strided subset: member i of n is kept
+//! when (i * cap) mod n < cap, which keeps exactly `cap` members spread over the whole file
+//! (a swept grid is sampled across all its axes, not just its first rows). The table and the
+//! csv (`members`, `members_total`, `capped`) say when the cap applied.
+//!
+//! Spearman = Pearson of the ranks, ties given their average rank. A correlation over a set
+//! where a or b is constant is undefined and left empty in the csv.
+
+use crate::error::{QbatError, Result};
+use crate::report::{pearson, ranks};
+use rayon::prelude::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Default cap on the members of the correlation set.
+pub const DEFAULT_MAX_MEMBERS: usize = 20_000;
+/// Cap on the (member, time) samples per measure held for the pooled correlations
+/// (4e6 samples = 32 MB per measure, plus as much again for its ranks).
+pub const MAX_POOLED_SAMPLES: usize = 4_000_000;
+
+/// The resources capacity_b is compared with by default (paper 000), in table order.
+pub const DEFAULT_RESOURCES: [&str; 9] = [
+    "concurrence",
+    "steering_f3",
+    "steering_ab",
+    "steering_ba",
+    "bell_chsh",
+    "coherence_l1",
+    "imaginarity_l1",
+    "texture_b",
+    "ergotropy_b",
+];
+
+#[derive(Clone, Debug)]
+pub struct AnalyzeOptions {
+    /// Every pair among these measures (in addition to `pairs`).
+    pub measures: Vec<String>,
+    /// Explicit (a, b) pairs.
+    pub pairs: Vec<(String, String)>,
+    /// Also write the 2-D histograms of each pair (plot_hist2d_<a>_<b>.png/svg).
+    pub plots: bool,
+    pub max_members: usize,
+    /// Relative tolerance of the monotone test; None = from run.json's precision.
+    pub monotone_tol: Option<f64>,
+}
+
+impl Default for AnalyzeOptions {
+    fn default() -> Self {
+        AnalyzeOptions { measures: vec![], pairs: vec![], plots: true, max_members: DEFAULT_MAX_MEMBERS, monotone_tol: None }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Pooled,
+    PerTime,
+}
+
+impl Scope {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scope::Pooled => "pooled",
+            Scope::PerTime => "per_time",
+        }
+    }
+}
+
+/// One row of analysis.csv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairRow {
+    pub a: String,
+    pub b: String,
+    pub scope: Scope,
+    /// Sample time (per_time rows).
+    pub t: Option<f64>,
+    /// (a, b) samples the correlations used.
+    pub n: usize,
+    pub pearson: Option<f64>,
+    pub spearman: Option<f64>,
+    /// Pooled rows, runs with at least two sample times: fractions over all members.
+    pub monotone_fraction: Option<f64>,
+    pub monotone_increasing: Option<f64>,
+    pub monotone_decreasing: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    pub dir: PathBuf,
+    pub members_total: usize,
+    /// Members of the correlation set.
+    pub members_used: usize,
+    pub capped: bool,
+    pub times: Vec<f64>,
+    pub monotone_tol: f64,
+    pub rows: Vec<PairRow>,
+    /// analysis.csv and the plots written.
+    pub files: Vec<PathBuf>,
+}
+
+impl Analysis {
+    pub fn pooled(&self, a: &str, b: &str) -> Option<&PairRow> {
+        self.rows.iter().find(|r| r.scope == Scope::Pooled && r.a == a && r.b == b)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the series, member by member.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesFormat {
+    Csv,
+    Npy,
+}
+
+enum Source {
+    Npy(npyz::NpyReader<f64, BufReader<std::fs::File>>),
+    Csv { rows: csv::StringRecordsIntoIter<BufReader<std::fs::File>>, line: u64 },
+}
+
+/// A run's series, read one member's block (times x measures, row-major) at a time.
+pub struct SeriesReader {
+    pub format: SeriesFormat,
+    pub path: PathBuf,
+    pub members_total: usize,
+    pub times: Vec<f64>,
+    pub measures: Vec<String>,
+    /// Member ids in file order when known up front (npy: from series.json).
+    ids: Option<Vec<u64>>,
+    next_index: usize,
+    source: Source,
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> QbatError {
+    QbatError::io(path.display().to_string(), e)
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
+    QbatError::invalid(path.display().to_string(), reason)
+}
+
+/// serde_json writes a non-finite float as null; the only non-finite sample time a run writes
+/// is the steady state's t = inf.
+fn json_time(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Null => Some(f64::INFINITY),
+        v => v.as_f64(),
+    }
+}
+
+impl SeriesReader {
+    /// Open DIR's series (series.npy + series.json, or series.csv); None when the run wrote none.
+    pub fn open(dir: &Path) -> Result<Option<SeriesReader>> {
+        let npy = dir.join("series.npy");
+        let csv_path = dir.join("series.csv");
+        if npy.is_file() {
+            Self::open_npy(dir, &npy).map(Some)
+        } else if csv_path.is_file() {
+            Self::open_csv(&csv_path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn open_npy(dir: &Path, npy: &Path) -> Result<SeriesReader> {
+        let axes_path = dir.join("series.json");
+        let text = std::fs::read_to_string(&axes_path).map_err(|e| io_err(&axes_path, e))?;
+        let axes: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&axes_path, format!("not JSON: {e}")))?;
+        let list = |k: &str| axes[k].as_array().cloned().ok_or_else(|| bad(&axes_path, format!("no \"{k}\" list")));
+        let ids: Vec<u64> = list("members")?.iter().map(|v| v.as_u64().ok_or_else(|| bad(&axes_path, "member ids must be integers"))).collect::<Result<_>>()?;
+        let times: Vec<f64> = list("times")?.iter().map(|v| json_time(v).ok_or_else(|| bad(&axes_path, "times must be numbers"))).collect::<Result<_>>()?;
+        let measures: Vec<String> = list("measures")?.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| bad(&axes_path, "measures must be names"))).collect::<Result<_>>()?;
+        let file = std::fs::File::open(npy).map_err(|e| io_err(npy, e))?;
+        let npy_file = npyz::NpyFile::new(BufReader::with_capacity(1 << 20, file)).map_err(|e| io_err(npy, e))?;
+        let shape = npy_file.shape().to_vec();
+        if npy_file.order() != npyz::Order::C {
+            return Err(bad(npy, "expected C (row-major) order"));
+        }
+        let want = [ids.len() as u64, times.len() as u64, measures.len() as u64];
+        if shape != want {
+            return Err(bad(npy, format!("shape {shape:?} does not match series.json's axes {want:?}")));
+        }
+        let reader = npy_file.data::<f64>().map_err(|e| bad(npy, format!("expected little-endian f64 data: {e}")))?;
+        Ok(SeriesReader { format: SeriesFormat::Npy, path: npy.into(), members_total: ids.len(), times, measures, ids: Some(ids), next_index: 0, source: Source::Npy(reader) })
+    }
+
+    fn open_csv(path: &Path) -> Result<SeriesReader> {
+        // Rows per member come from the first member's rows; the member count from the line count.
+        let lines = count_lines(path)?;
+        let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+        let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file));
+        let header = rdr.headers().map_err(|e| bad(path, format!("header: {e}")))?.clone();
+        if header.len() < 3 || &header[0] != "member" || &header[1] != "t" {
+            return Err(bad(path, "expected the columns member,t,<measure>..."));
+        }
+        let measures: Vec<String> = header.iter().skip(2).map(String::from).collect();
+        let mut rows = rdr.into_records();
+        let mut times = vec![];
+        let mut first_id = None;
+        let mut line = 1u64;
+        for rec in rows.by_ref() {
+            line += 1;
+            let rec = rec.map_err(|e| bad(path, format!("line {line}: {e}")))?;
+            let id = parse_u64(path, line, &rec, 0)?;
+            if first_id.is_some_and(|f| f != id) {
+                break;
+            }
+            first_id = Some(id);
+            times.push(parse_f64(path, line, &rec, 1)?);
+        }
+        if times.is_empty() {
+            return Err(bad(path, "the series has no rows"));
+        }
+        let data_rows = lines.saturating_sub(1);
+        if data_rows % times.len() as u64 != 0 {
+            return Err(bad(path, format!("{data_rows} rows are not a whole number of members of {} sample times each", times.len())));
+        }
+        let members_total = (data_rows / times.len() as u64) as usize;
+        // Re-open to read from the first member again.
+        let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+        let rows = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file)).into_records();
+        Ok(SeriesReader { format: SeriesFormat::Csv, path: path.into(), members_total, times, measures, ids: None, next_index: 0, source: Source::Csv { rows, line: 1 } })
+    }
+
+    pub fn n_times(&self) -> usize {
+        self.times.len()
+    }
+
+    pub fn n_measures(&self) -> usize {
+        self.measures.len()
+    }
+
+    pub fn measure_index(&self, name: &str) -> Option<usize> {
+        self.measures.iter().position(|m| m == name)
+    }
+
+    /// Read the next member into `block` (times x measures, row-major); returns its id, or
+    /// None after the last member.
+    pub fn next_member(&mut self, block: &mut Vec<f64>) -> Result<Option<u64>> {
+        let (nt, nm) = (self.times.len(), self.measures.len());
+        block.clear();
+        if self.next_index >= self.members_total {
+            return Ok(None);
+        }
+        let index = self.next_index;
+        let id = match &mut self.source {
+            Source::Npy(reader) => {
+                for _ in 0..nt * nm {
+                    match reader.next() {
+                        Some(v) => block.push(v.map_err(|e| io_err(&self.path, e))?),
+                        None => return Err(bad(&self.path, "the file ends before its shape says")),
+                    }
+                }
+                self.ids.as_ref().expect("npy ids")[index]
+            }
+            Source::Csv { rows, line } => {
+                let mut id = None;
+                for s in 0..nt {
+                    *line += 1;
+                    let rec = match rows.next() {
+                        Some(r) => r.map_err(|e| bad(&self.path, format!("line {line}: {e}")))?,
+                        None => return Err(bad(&self.path, format!("line {line}: the file ends inside member {index}"))),
+                    };
+                    if rec.len() != nm + 2 {
+                        return Err(bad(&self.path, format!("line {line}: {} fields, expected {}", rec.len(), nm + 2)));
+                    }
+                    let this = parse_u64(&self.path, *line, &rec, 0)?;
+                    if *id.get_or_insert(this) != this {
+                        return Err(bad(&self.path, format!("line {line}: member {this} has fewer than {nt} sample times")));
+                    }
+                    let t = parse_f64(&self.path, *line, &rec, 1)?;
+                    if t != self.times[s] && !(t.is_nan() && self.times[s].is_nan()) {
+                        return Err(bad(&self.path, format!("line {line}: t = {t}, expected {} (every member has the same sample times)", self.times[s])));
+                    }
+                    for k in 0..nm {
+                        block.push(parse_f64(&self.path, *line, &rec, k + 2)?);
+                    }
+                }
+                id.expect("nt > 0")
+            }
+        };
+        self.next_index += 1;
+        Ok(Some(id))
+    }
+}
+
+fn count_lines(path: &Path) -> Result<u64> {
+    let mut f = BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(|e| io_err(path, e))?);
+    let mut n = 0u64;
+    let mut last = b'\n';
+    loop {
+        let buf = f.fill_buf().map_err(|e| io_err(path, e))?;
+        if buf.is_empty() {
+            break;
+        }
+        n += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        last = buf[buf.len() - 1];
+        let len = buf.len();
+        f.consume(len);
+    }
+    Ok(n + u64::from(last != b'\n'))
+}
+
+fn parse_u64(path: &Path, line: u64, rec: &csv::StringRecord, i: usize) -> Result<u64> {
+    rec[i].trim().parse().map_err(|_| bad(path, format!("line {line}: column {} is not a member id: {:?}", i + 1, &rec[i])))
+}
+
+fn parse_f64(path: &Path, line: u64, rec: &csv::StringRecord, i: usize) -> Result<f64> {
+    rec[i].trim().parse().map_err(|_| bad(path, format!("line {line}: column {} is not a number: {:?}", i + 1, &rec[i])))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics.
+
+/// Member i of n is in the evenly strided subset of `cap` members.
+pub fn in_subset(i: usize, n: usize, cap: usize) -> bool {
+    n <= cap || ((i as u128 * cap as u128) % n as u128) < cap as u128
+}
+
+/// Pearson correlation; None when either side is constant (or there are < 2 points).
+pub fn pearson_checked(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() < 2 || is_constant(x) || is_constant(y) {
+        return None;
+    }
+    let r = pearson(x, y);
+    r.is_finite().then(|| r.clamp(-1.0, 1.0))
+}
+
+/// Spearman rank correlation (ties get their average rank); None when either side is constant.
+pub fn spearman_checked(x: &[f64], y: &[f64]) -> Option<f64> {
+    if x.len() < 2 || is_constant(x) || is_constant(y) {
+        return None;
+    }
+    pearson_checked(&ranks(x), &ranks(y))
+}
+
+fn is_constant(v: &[f64]) -> bool {
+    v.iter().all(|x| *x == v[0])
+}
+
+/// Is b monotone along a? Returns (non-decreasing, non-increasing), see the module doc.
+/// `order` is the sample order sorted by a (ties in any order).
+pub fn monotone_along(a: &[f64], b: &[f64], order: &[usize], rel_tol: f64) -> (bool, bool) {
+    let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let tol = rel_tol * scale;
+    let (mut inc, mut dec) = (true, true);
+    let (mut run_max, mut run_min) = (f64::NEG_INFINITY, f64::INFINITY);
+    let mut i = 0;
+    while i < order.len() && (inc || dec) {
+        // A group of samples with the same a: ordering them by b makes the group as monotone
+        // as it can be, so only its extremes meet the running extremes before it.
+        let mut j = i;
+        let (mut gmin, mut gmax) = (b[order[i]], b[order[i]]);
+        while j + 1 < order.len() && a[order[j + 1]] == a[order[i]] {
+            j += 1;
+            gmin = gmin.min(b[order[j]]);
+            gmax = gmax.max(b[order[j]]);
+        }
+        inc &= gmin >= run_max - tol;
+        dec &= gmax <= run_min + tol;
+        run_max = run_max.max(gmax);
+        run_min = run_min.min(gmin);
+        i = j + 1;
+    }
+    (inc, dec)
+}
+
+fn sort_order(a: &[f64]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..a.len()).collect();
+    idx.sort_by(|&x, &y| a[x].total_cmp(&a[y]));
+    idx
+}
+
+/// The pairs to analyse: explicit pairs, every pair among `measures`, or (neither given)
+/// capacity_b against each default resource present. Every name must be in the series.
+pub fn resolve_pairs(present: &[String], opts: &AnalyzeOptions) -> Result<Vec<(String, String)>> {
+    let has = |m: &str| present.iter().any(|p| p == m);
+    let check = |field: &str, m: &str| -> Result<()> {
+        if has(m) {
+            Ok(())
+        } else {
+            Err(QbatError::invalid(field, format!("{m} is not in the series (it has: {})", present.join(", "))))
+        }
+    };
+    let mut pairs: Vec<(String, String)> = vec![];
+    for (a, b) in &opts.pairs {
+        check("--pairs", a)?;
+        check("--pairs", b)?;
+        if a == b {
+            return Err(QbatError::invalid("--pairs", format!("{a}:{b} pairs a measure with itself")));
+        }
+        pairs.push((a.clone(), b.clone()));
+    }
+    for (i, a) in opts.measures.iter().enumerate() {
+        check("--measures", a)?;
+        for b in &opts.measures[i + 1..] {
+            if a != b {
+                pairs.push((a.clone(), b.clone()));
+            }
+        }
+    }
+    if opts.pairs.is_empty() && opts.measures.is_empty() {
+        if !has("capacity_b") {
+            return Err(QbatError::invalid("--pairs", format!("the series has no capacity_b to compare with the resources; name pairs with --pairs a:b (it has: {})", present.join(", "))));
+        }
+        pairs = DEFAULT_RESOURCES.iter().filter(|r| has(r)).map(|r| ("capacity_b".to_string(), r.to_string())).collect();
+        if pairs.is_empty() {
+            return Err(QbatError::invalid("--pairs", format!("the series has none of the resources {}; name pairs with --pairs a:b", DEFAULT_RESOURCES.join(", "))));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    pairs.retain(|p| seen.insert(p.clone()));
+    if pairs.is_empty() {
+        return Err(QbatError::invalid("--measures", "name at least two different measures"));
+    }
+    Ok(pairs)
+}
+
+/// The monotone test's tolerance for a run: 1e-9 relative for f64 runs, 1e-5 for f32 runs.
+fn default_tol(dir: &Path) -> f64 {
+    let precision = std::fs::read_to_string(dir.join("run.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["precision"].as_str().map(|s| s.to_ascii_lowercase()));
+    match precision.as_deref() {
+        Some("f64") => 1e-9,
+        Some(_) => 1e-5,
+        None => 1e-9,
+    }
+}
+
+/// Analyse DIR's series: correlations and monotone fractions of each pair; writes
+/// DIR/analysis.csv (and the pairs' 2-D histograms when `opts.plots`).
+pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
+    if opts.max_members == 0 {
+        return Err(QbatError::invalid("--max-members", "must be at least 1"));
+    }
+    if !dir.is_dir() {
+        return Err(QbatError::invalid("DIR", format!("{} is not a directory", dir.display())));
+    }
+    let mut reader = SeriesReader::open(dir)?.ok_or_else(|| {
+        QbatError::invalid("DIR", format!("{} has no series.csv or series.npy (run with --series true to write one)", dir.display()))
+    })?;
+    let pairs = resolve_pairs(&reader.measures, opts)?;
+    let monotone_tol = match opts.monotone_tol {
+        Some(t) if t.is_finite() && t >= 0.0 => t,
+        Some(t) => return Err(QbatError::invalid("--monotone-tol", format!("{t} must be a finite number >= 0"))),
+        None => default_tol(dir),
+    };
+    let (n, nt, nm) = (reader.members_total, reader.n_times(), reader.n_measures());
+    if n == 0 {
+        return Err(bad(&reader.path, "the series has no members"));
+    }
+    // The measures the pairs need, as columns of the pooled set.
+    let mut used: Vec<usize> = vec![];
+    for (a, b) in &pairs {
+        for m in [a, b] {
+            let k = reader.measure_index(m).expect("resolved");
+            if !used.contains(&k) {
+                used.push(k);
+            }
+        }
+    }
+    let pair_k: Vec<(usize, usize)> = pairs.iter().map(|(a, b)| (reader.measure_index(a).expect("resolved"), reader.measure_index(b).expect("resolved"))).collect();
+    let col_of = |k: usize| used.iter().position(|&u| u == k).expect("used");
+    let pair_cols: Vec<(usize, usize)> = pair_k.iter().map(|&(ka, kb)| (col_of(ka), col_of(kb))).collect();
+    let cap = opts.max_members.min((MAX_POOLED_SAMPLES / nt).max(1));
+    let capped = n > cap;
+    let members_used = n.min(cap);
+    // pooled[c][u * nt + s]: column c of correlation-set member u at sample s.
+    let mut pooled: Vec<Vec<f64>> = vec![Vec::with_capacity(members_used * nt); used.len()];
+    // Monotone counts per pair: (increasing, decreasing, either).
+    let mut counts = vec![(0usize, 0usize, 0usize); pairs.len()];
+    let chunk = ((1usize << 24) / (nt * nm).max(1)).clamp(1, 4096);
+    let mut blocks: Vec<Vec<f64>> = vec![];
+    let mut index = 0usize;
+    loop {
+        blocks.clear();
+        let mut block = vec![];
+        while blocks.len() < chunk {
+            match reader.next_member(&mut block)? {
+                Some(id) => {
+                    if let Some(bad_k) = block.iter().position(|v| !v.is_finite()) {
+                        let (s, k) = (bad_k / nm, bad_k % nm);
+                        return Err(QbatError::Numerics(format!("{}: member {id}, t = {}: {} is {}", reader.path.display(), reader.times[s], reader.measures[k], block[bad_k])));
+                    }
+                    if in_subset(index, n, cap) {
+                        for (c, &k) in used.iter().enumerate() {
+                            pooled[c].extend((0..nt).map(|s| block[s * nm + k]));
+                        }
+                    }
+                    index += 1;
+                    blocks.push(std::mem::take(&mut block));
+                }
+                None => break,
+            }
+        }
+        if blocks.is_empty() {
+            break;
+        }
+        if nt >= 2 {
+            let chunk_counts: Vec<Vec<(bool, bool)>> = blocks
+                .par_iter()
+                .map(|blk| {
+                    let col = |k: usize| -> Vec<f64> { (0..nt).map(|s| blk[s * nm + k]).collect() };
+                    let mut orders: Vec<(usize, Vec<f64>, Vec<usize>)> = vec![];
+                    pair_k
+                        .iter()
+                        .map(|&(ka, kb)| {
+                            if !orders.iter().any(|(k, _, _)| *k == ka) {
+                                let va = col(ka);
+                                let o = sort_order(&va);
+                                orders.push((ka, va, o));
+                            }
+                            let (_, va, order) = orders.iter().find(|(k, _, _)| *k == ka).expect("just added");
+                            let vb = col(kb);
+                            monotone_along(va, &vb, order, monotone_tol)
+                        })
+                        .collect()
+                })
+                .collect();
+            for member in chunk_counts {
+                for (p, (inc, dec)) in member.into_iter().enumerate() {
+                    counts[p].0 += usize::from(inc);
+                    counts[p].1 += usize::from(dec);
+                    counts[p].2 += usize::from(inc || dec);
+                }
+            }
+        }
+    }
+    if index != n {
+        return Err(bad(&reader.path, format!("read {index} members, expected {n}")));
+    }
+    // Ranks per column (pooled) and per column and time (per_time), each computed once.
+    let pooled_ranks: Vec<Vec<f64>> = pooled.par_iter().map(|c| ranks(c)).collect();
+    let at_time = |c: usize, s: usize| -> Vec<f64> { (0..members_used).map(|u| pooled[c][u * nt + s]).collect() };
+    let mut rows = vec![];
+    for (p, (a, b)) in pairs.iter().enumerate() {
+        let (ca, cb) = pair_cols[p];
+        let (x, y) = (&pooled[ca], &pooled[cb]);
+        let spearman = if is_constant(x) || is_constant(y) { None } else { pearson_checked(&pooled_ranks[ca], &pooled_ranks[cb]) };
+        let frac = |c: usize| (nt >= 2).then(|| c as f64 / n as f64);
+        rows.push(PairRow {
+            a: a.clone(),
+            b: b.clone(),
+            scope: Scope::Pooled,
+            t: None,
+            n: x.len(),
+            pearson: pearson_checked(x, y),
+            spearman,
+            monotone_fraction: frac(counts[p].2),
+            monotone_increasing: frac(counts[p].0),
+            monotone_decreasing: frac(counts[p].1),
+        });
+        let per_time: Vec<PairRow> = (0..nt)
+            .into_par_iter()
+            .map(|s| {
+                let (xs, ys) = (at_time(ca, s), at_time(cb, s));
+                PairRow {
+                    a: a.clone(),
+                    b: b.clone(),
+                    scope: Scope::PerTime,
+                    t: Some(reader.times[s]),
+                    n: members_used,
+                    pearson: pearson_checked(&xs, &ys),
+                    spearman: spearman_checked(&xs, &ys),
+                    monotone_fraction: None,
+                    monotone_increasing: None,
+                    monotone_decreasing: None,
+                }
+            })
+            .collect();
+        rows.extend(per_time);
+    }
+    drop(pooled_ranks);
+    drop(pooled);
+    let mut analysis = Analysis { dir: dir.into(), members_total: n, members_used, capped, times: reader.times.clone(), monotone_tol, rows, files: vec![] };
+    let csv_path = dir.join("analysis.csv");
+    write_atomic(dir, "analysis.csv", |w| write_csv(&analysis, w))?;
+    analysis.files.push(csv_path);
+    if opts.plots {
+        let files = crate::output::plots::write_hist2d_plots(dir, &pairs)?;
+        analysis.files.extend(files);
+    }
+    Ok(analysis)
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:?}")).unwrap_or_default()
+}
+
+/// analysis.csv: one row per pair and scope.
+pub fn write_csv(an: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(w, "a,b,scope,t,n,members,members_total,capped,pearson,spearman,monotone_fraction,monotone_increasing,monotone_decreasing")?;
+    for r in &an.rows {
+        writeln!(
+            w,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.a,
+            r.b,
+            r.scope.name(),
+            opt(r.t),
+            r.n,
+            an.members_used,
+            an.members_total,
+            an.capped,
+            opt(r.pearson),
+            opt(r.spearman),
+            opt(r.monotone_fraction),
+            opt(r.monotone_increasing),
+            opt(r.monotone_decreasing)
+        )?;
+    }
+    Ok(())
+}
+
+/// Write DIR/name under a temporary name, then rename it into place.
+pub fn write_atomic(dir: &Path, name: &str, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let target = dir.join(name);
+    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(|e| io_err(&target, e))?;
+    {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        f(&mut w).map_err(|e| io_err(&target, e))?;
+        w.flush().map_err(|e| io_err(&target, e))?;
+    }
+    tmp.persist(&target).map_err(|e| io_err(&target, e.error))?;
+    Ok(())
+}
+
+/// The pooled rows as a table.
+pub fn print_table(an: &Analysis) {
+    let set = if an.capped {
+        format!("{} of {} members (evenly strided; cap --max-members / {} samples)", an.members_used, an.members_total, MAX_POOLED_SAMPLES)
+    } else {
+        format!("all {} members", an.members_total)
+    };
+    println!("analysis of {}: {} members x {} sample times", an.dir.display(), an.members_total, an.times.len());
+    println!("  correlations pooled over {set} and every sample time; monotone fractions over all {} members (tolerance {:.0e} relative)", an.members_total, an.monotone_tol);
+    println!("  {:<14} {:<16} {:>9} {:>9}  {:>9} {:>9} {:>9}", "a", "b", "pearson", "spearman", "monotone", "incr", "decr");
+    let f = |x: Option<f64>, w: usize| x.map(|v| format!("{v:>+w$.4}")).unwrap_or_else(|| format!("{:>w$}", "n/a"));
+    let g = |x: Option<f64>| x.map(|v| format!("{v:>9.4}")).unwrap_or_else(|| format!("{:>9}", "n/a"));
+    for r in an.rows.iter().filter(|r| r.scope == Scope::Pooled) {
+        println!("  {:<14} {:<16} {} {}  {} {} {}", r.a, r.b, f(r.pearson, 9), f(r.spearman, 9), g(r.monotone_fraction), g(r.monotone_increasing), g(r.monotone_decreasing));
+    }
+    if an.capped {
+        println!("  (capped: correlations use {} of {} members; raise --max-members for more)", an.members_used, an.members_total);
+    }
+}
+
+/// Read `path` fully (small helper for tests and plots).
+pub fn read_text(path: &Path) -> Result<String> {
+    let mut s = String::new();
+    std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut s)).map_err(|e| io_err(path, e))?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strided_subset_has_exactly_cap_members() {
+        for (n, cap) in [(10, 3), (100, 7), (7, 7), (5, 9), (1000, 999)] {
+            let k = (0..n).filter(|&i| in_subset(i, n, cap)).count();
+            assert_eq!(k, n.min(cap), "n = {n}, cap = {cap}");
+        }
+        // evenly spread: with n = 100, cap = 10 every tenth member
+        let picked: Vec<usize> = (0..100).filter(|&i| in_subset(i, 100, 10)).collect();
+        assert_eq!(picked, (0..10).map(|i| 10 * i).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn monotone_definition() {
+        let a = [0.0, 1.0, 2.0, 3.0];
+        let o = sort_order(&a);
+        assert_eq!(monotone_along(&a, &[0.0, 1.0, 1.0, 2.0], &o, 1e-9), (true, false));
+        assert_eq!(monotone_along(&a, &[3.0, 2.0, 2.0, 0.0], &o, 1e-9), (false, true));
+        assert_eq!(monotone_along(&a, &[1.0, 1.0, 1.0, 1.0], &o, 1e-9), (true, true));
+        assert_eq!(monotone_along(&a, &[0.0, 2.0, 1.0, 3.0], &o, 1e-9), (false, false));
+        // a tie in a: b may take both values there
+        let a2 = [0.0, 1.0, 1.0, 2.0];
+        let o2 = sort_order(&a2);
+        assert_eq!(monotone_along(&a2, &[0.0, 2.0, 1.0, 3.0], &o2, 1e-9), (true, false));
+        // rounding below the tolerance is not a decrease; above it is
+        assert_eq!(monotone_along(&a, &[0.0, 1.0, 1.0 - 1e-12, 2.0], &o, 1e-9).0, true);
+        assert_eq!(monotone_along(&a, &[0.0, 1.0, 1.0 - 1e-6, 2.0], &o, 1e-9).0, false);
+        // drift: many small steps down add up and are caught (running max, not neighbours)
+        let a3: Vec<f64> = (0..100).map(f64::from).collect();
+        let b3: Vec<f64> = (0..100).map(|i| 1.0 - 5e-10 * f64::from(i)).collect();
+        assert_eq!(monotone_along(&a3, &b3, &sort_order(&a3), 1e-9).0, false);
+    }
+
+    #[test]
+    fn correlations_of_a_hand_case() {
+        // x = 1..5, y = x^2: Spearman = 1 (same order), Pearson < 1 (not linear)
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let y = [1.0, 4.0, 9.0, 16.0, 25.0];
+        // Pearson by hand: mean x 3, mean y 11; sxy = 60, sxx = 10, syy = 374
+        let want = 60.0 / (10.0f64 * 374.0).sqrt();
+        assert!((pearson_checked(&x, &y).unwrap() - want).abs() < 1e-14);
+        assert_eq!(spearman_checked(&x, &y), Some(1.0));
+        assert_eq!(pearson_checked(&x, &[2.0; 5]), None);
+    }
+}
