@@ -231,7 +231,7 @@ fn as_sweep(v: &Value, field: &str) -> Result<Sweep> {
     }
 }
 
-const TOP_KEYS: [&str; 6] = ["model", "params", "initial", "time", "ensemble", "output"];
+const TOP_KEYS: [&str; 7] = ["model", "params", "initial", "time", "ensemble", "output", "protocol"];
 
 fn check_keys(t: &Table, allowed: &[&str], section: &str) -> Result<()> {
     for k in t.keys() {
@@ -442,7 +442,24 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
             reason: format!("dt = {dt:e} needs {total_steps:.3e} RK4 steps per member (limit 1e9)"),
         });
     }
-    let schedule = Schedule::new(dt, &times);
+    // --- protocol: the charger-battery coupling goes off at switch_off = T
+    let switch_off = match section(root, "protocol")? {
+        None => None,
+        Some(t) => {
+            check_keys(t, &["switch_off"], "protocol")?;
+            match t.get("switch_off") {
+                None => return Err(invalid("protocol.switch_off", "missing ([protocol] needs switch_off = T, the time the coupling goes off)")),
+                Some(v) => {
+                    let t_off = as_f64(v, "protocol.switch_off")?;
+                    if t_off <= 0.0 {
+                        return Err(invalid("protocol.switch_off", format!("must be > 0, got {t_off}")));
+                    }
+                    Some(t_off)
+                }
+            }
+        }
+    };
+    let schedule = Schedule::with_switch_off(dt, &times, switch_off);
 
     // --- ensemble
     let ens_t = section(root, "ensemble")?.unwrap_or(&empty);
@@ -600,7 +617,23 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
                 ),
             ));
         }
+        if switch_off.is_some() {
+            // After T the model runs without its coupling: that generator must be stable too.
+            let off = sys.uncoupled().generator_norm_bound();
+            if !off.is_finite() || dt * off > RK4_STABILITY {
+                return Err(invalid(
+                    "time.dt",
+                    format!("dt = {dt} is beyond RK4 stability for this model after protocol.switch_off: the uncoupled generator's spectral radius is up to {off:.4e}"),
+                ));
+            }
+        }
         systems.push(Arc::new(sys));
+    }
+    if switch_off.is_some() && !systems.iter().any(|s| s.has_coupling()) {
+        return Err(invalid(
+            "protocol.switch_off",
+            format!("model '{model_name}' has no charger-battery coupling to switch off at any parameter point (its coupling is {})", model.coupling_doc()),
+        ));
     }
     let points: Vec<Params> = points.iter().map(|p| resolve_params(model, p)).collect::<Result<_>>()?;
 
