@@ -399,3 +399,22 @@ fn example_charges_then_stores_and_run_json_records_the_protocol() {
     let run_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run_json["config"]["protocol"]["switch_off"].as_f64(), Some(1.5), "run.json: {run_json}");
 }
+
+#[test]
+fn validate_protocol_storage_passes_on_the_cpu_engines() {
+    use qbat_gpu::validate::protocol_storage;
+    for backend in [Backend::Reference, Backend::Cpu] {
+        let checks = protocol_storage(backend, Precision::F64).unwrap();
+        assert_eq!(checks.len(), 12);
+        let failed: Vec<_> = checks.iter().filter(|c| !c.pass()).collect();
+        assert!(failed.is_empty(), "{backend:?}: {failed:#?}");
+    }
+}
+
+#[test]
+fn models_text_names_what_switch_off_turns_off() {
+    let text = qbat_gpu::describe::models_text();
+    for m in qbat_gpu::model::ModelKind::ALL {
+        assert!(text.contains(&format!("[protocol] switch_off turns off: {}", m.coupling_doc())), "{}", m.name());
+    }
+}

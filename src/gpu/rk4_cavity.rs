@@ -37,6 +37,10 @@
 //!   minus those at t = 0), 16 more for Z with `evolve_z`, then photon_number and fock_tail;
 //! - `status`  (rw): 2 u32 per member, the pieces completed and the invocations that fell short.
 //!
+//! `[protocol] switch_off`: no dispatch spans the switch-off piece, and the dispatches after it
+//! carry F_UNCOUPLED, under which the kernel zeroes the cell-cell coupling g (what
+//! `CavityCoeffs::uncoupled` does for the twin).
+//!
 //! The kernel returns differences from t = 0 so that nothing relative to the start (stored
 //! energy, the two-time fluctuation, the trace error) suffers an O(1) cancellation in f32; the
 //! host adds them to the f64 reduced states at t = 0, which it computes from the initial state

@@ -66,13 +66,15 @@ impl OpenSystem {
         OpenSystem { hamiltonian: &self.hamiltonian - &self.coupling, coupling: CMat::zeros(self.dim(), self.dim()), ..self.clone() }
     }
 
-    /// Whether the coupling acts at all: its traceless part is non-zero (a multiple of the
-    /// identity commutes with everything and changes no dynamics).
+    /// Whether the coupling acts at all: its traceless part is non-zero beyond rounding
+    /// relative to H (a multiple of the identity commutes with everything and changes no
+    /// dynamics; a custom H written as the sum of its local parts leaves ~1e-17).
     pub fn has_coupling(&self) -> bool {
         let n = self.dim();
         let shift = self.coupling.trace() / n as f64;
         let traceless = &self.coupling - CMat::identity(n, n) * shift;
-        traceless.iter().any(|z| z.norm() > 1e-300)
+        let scale = self.hamiltonian.iter().map(|z| z.norm()).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+        traceless.iter().any(|z| z.norm() > 1e-14 * scale)
     }
     /// Bound on |eigenvalue| of the Lindblad generator, for the RK4 stability check:
     /// -i[H, .] has eigenvalues -i(eps_i - eps_j), so |.| <= eps_max - eps_min, and

@@ -29,6 +29,11 @@
 //! working precision, also in f64 where WGSL's f64 `log` is unusable on some drivers).
 //! `bell_chsh` takes the eigenvalues of T T^T by six cyclic Jacobi sweeps.
 //!
+//! `[protocol] switch_off`: the schedule's switch-off segment ends in a piece without a sample,
+//! and the pieces after it are `uncoupled`: they step with the point's uncoupled generator
+//! (`TwoQubitPoint::generator_off`). The kernel gets the same by running those pieces in their
+//! own dispatches with a point offset into the uncoupled copies of the points.
+//!
 //! The shader also counts the steps each member completed (the host checks the count against
 //! the schedule, so a driver that cuts loops short is an error); the CPU needs no such guard.
 //!
@@ -582,8 +587,10 @@ struct TwinPlan<R> {
     flags: u32,
 }
 
-/// One member: steps, samples and peaks, written into its slices of the result.
+/// One member: steps, samples and peaks, written into its slices of the result. `p_off`
+/// steps the pieces after `[protocol] switch_off` (the kernel's uncoupled point copies).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn run_member<R: Real>(
     plan: &TwinPlan<R>,
     p: &PointR<R>,
@@ -663,6 +670,7 @@ fn run_member<R: Real>(
 /// operations, so this gives the same bits as the baseline build, only with wider vectors.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
 fn run_member_avx2<R: Real>(
     plan: &TwinPlan<R>,
     p: &PointR<R>,
