@@ -88,6 +88,10 @@ const REF_LEN: u32 = 32u;
 
 const F_FIRST: u32 = 1u;
 const F_Z: u32 = 2u;
+// The dispatch lies after [protocol] switch_off: the cell-cell coupling g (the charger-battery
+// coupling of cavity-cells) is off; lambda and the dissipators stay. A dispatch never spans
+// the switch.
+const F_UNCOUPLED: u32 = 4u;
 
 const ROW_FLIP: u32 = 1u;
 const ROW_E1_ZERO: u32 = 2u;
@@ -350,6 +354,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     c_gswap = m1.x;
     c_kappa = m1.y;
     c_gamma = m2.x;
+    if ((flags & F_UNCOUPLED) != 0u) {
+        c_gflip = 0.0;
+        c_gswap = 0.0;
+    }
 
     let mbase = member * params.member_stride;
     let xb = mbase;

@@ -18,6 +18,8 @@
 //   129        h_C
 //   130        (q, q^2, |h_B|, |h_C|), q = 1 - 2p (dephasing)
 //   131        (h0^2 + |h_B|^2, 1, 0, 0): the 1 is the `one` of acc_add4
+// With [protocol] switch_off the used points are followed by their uncoupled copies (the
+// generator without the charger-battery coupling, everything else the same).
 // then the sample times (scalar offset off_times) and the h_last of each piece (off_hlast).
 // lookup (u32): member -> chunk-local point for each member; (n_full, sample) per piece at
 // off_pieces; at off_wg_point, per workgroup, the point all its members share, or NO_POINT.
@@ -40,7 +42,9 @@ struct Params {
     off_times: u32,
     off_hlast: u32,
     off_wg_point: u32,
-    _pad1: u32,
+    // Added to every point index: the uncoupled copies of the points follow them in `consts`
+    // (dispatches after [protocol] switch_off; a dispatch never spans the switch).
+    point_offset: u32,
     // Kernel measure code of each output column, 4 per vec4.
     cols: array<vec4<u32>, 8>,
 }
@@ -366,10 +370,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     // point), the point's base is workgroup-uniform: the matrix reads in the step loop are
     // then uniform loads (scalar loads and broadcasts) instead of per-invocation gathers.
     let wg_point = lookup[params.off_wg_point + wid.x];
+    let off = params.point_offset;
     if (wg_point != NO_POINT) {
-        run_member(member, wg_point * POINT_VEC4);
+        run_member(member, (wg_point + off) * POINT_VEC4);
     } else {
-        run_member(member, lookup[member] * POINT_VEC4);
+        run_member(member, (lookup[member] + off) * POINT_VEC4);
     }
 }
 

@@ -28,11 +28,16 @@ pub fn models_text() -> String {
             ModelKind::CavityCells => "|g g> x |alpha> (truncated to n_fock and renormalised); ket/dm of dimension 4 are tensored with |alpha>",
             ModelKind::TwoQubit => "default |gg>",
         };
-        let _ = writeln!(s, "  initial: {init}\n");
+        let _ = writeln!(s, "  initial: {init}");
+        let _ = writeln!(s, "  [protocol] switch_off turns off: {}\n", m.coupling_doc());
     }
     let kinds: Vec<_> = RandomKind::ALL.iter().map(|k| k.name()).collect();
     let _ = writeln!(s, "[initial] also takes ket, dm, or random = {} (seeded per member).", kinds.join(" | "));
     let _ = writeln!(s, "[time] steady = true (instead of dt, t_end, samples, times): each member's steady state from the null space of its Liouvillian, no integration; two-qubit models with a unique steady state (not spin-pair, which is closed, nor gamma = 0).");
+    let _ = writeln!(
+        s,
+        "[protocol] switch_off = T (> 0): the charger-battery coupling above goes off at T (the integrator lands on T exactly);\n  after T the battery stores. Dissipators and drives stay on; the measures keep the model's H, H_B and H_C."
+    );
     let _ = writeln!(s, "Units: hbar = k_B = 1; times in inverse energy units. Complex numbers are [re, im].");
     s
 }

@@ -16,7 +16,7 @@ use crate::config::Plan;
 use crate::error::{QbatError, Result};
 use crate::gpu::{rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, rk4_cavity::CavityResult};
 use crate::gpu::{rk4_two_qubit::run_two_qubit_gpu_with, GpuContext};
-use crate::job::{CavityJob, CavityPoint, Peak, TwoQubitJob, TwoQubitResult, PEAK_MEASURES};
+use crate::job::{CavityJob, CavityPoint, Peak, SegmentEnd, TwoQubitJob, TwoQubitResult, PEAK_MEASURES};
 use crate::linalg::{CMat, C64};
 use crate::twin::rk4_cavity::{CavityCoeffs, CavityOps, CavityWork, Cx};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
@@ -120,7 +120,19 @@ pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Eng
 
 /// The two-qubit job of a plan: Pauli-basis generators, member initial states, closed-form measures.
 pub fn two_qubit_job(plan: &Plan) -> TwoQubitJob {
-    let points = plan.systems.iter().map(|s| crate::pauli::point(s)).collect();
+    let switched = plan.schedule.switch_segment().is_some();
+    let points = plan
+        .systems
+        .iter()
+        .map(|s| {
+            let mut p = crate::pauli::point(s);
+            // `[protocol] switch_off`: the generator of the uncoupled model for the steps after T.
+            if switched {
+                p.generator_off = Some(Box::new(crate::pauli::generator(&s.uncoupled())));
+            }
+            p
+        })
+        .collect();
     let member_point = plan.members.iter().map(|m| m.point as u32).collect();
     let initial = plan.members.par_iter().map(|m| crate::pauli::to_pauli(&plan.initial_state(m))).collect();
     let measures: Vec<Measure> = plan.measures.iter().copied().filter(|m| !m.needs_eigensolve()).collect();
@@ -177,6 +189,16 @@ pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
     if plan.steady {
         return crate::steady::integrate_steady(plan);
     }
+    let mut out = integrate_engine(plan, opts, engine)?;
+    if let (Some(t_off), None) = (plan.schedule.switch_off, plan.schedule.switch_segment()) {
+        let note = format!("protocol.switch_off = {t_off} lies after the last sample time: the coupling stays on for the whole run");
+        eprintln!("note: {note}");
+        out.notes.push(note);
+    }
+    Ok(out)
+}
+
+fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
     if matches!(engine, Engine::Reference) {
         let (values, peaks) = run_reference(plan, opts.progress);
         return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0));
@@ -276,22 +298,33 @@ pub fn cavity_member(plan: &Plan, m: &crate::config::Member) -> Result<(Vec<f64>
         to_cx(&crate::linalg::hermitian_part(&y0))
     });
     let mut work = CavityWork::<f64>::new(dim);
+    // `[protocol] switch_off`: the cell-cell coupling g is off after T.
+    let ops_off = plan.schedule.switch_segment().map(|_| CavityOps::<f64>::new(&coeffs.uncoupled()));
+    let mut gen = &ops;
     let nm = list.len();
     let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
     let mut peaks = [Peak::default(); 4];
-    for (s, (seg, &t)) in plan.schedule.segments.iter().zip(&plan.schedule.times).enumerate() {
+    for seg in &plan.schedule.segments {
         for _ in 0..seg.n_full {
-            work.step(&ops, &mut x, plan.schedule.dt);
+            work.step(gen, &mut x, plan.schedule.dt);
             if let Some(z) = z.as_mut() {
-                work.step(&ops, z, plan.schedule.dt);
+                work.step(gen, z, plan.schedule.dt);
             }
         }
         if seg.h_last > 0.0 {
-            work.step(&ops, &mut x, seg.h_last);
+            work.step(gen, &mut x, seg.h_last);
             if let Some(z) = z.as_mut() {
-                work.step(&ops, z, seg.h_last);
+                work.step(gen, z, seg.h_last);
             }
         }
+        let s = match seg.end {
+            SegmentEnd::Sample(s) => s,
+            SegmentEnd::SwitchOff => {
+                gen = ops_off.as_ref().unwrap_or(&ops);
+                continue;
+            }
+        };
+        let t = plan.schedule.times[s];
         let rho_q = reduce_cells(&x, n_fock);
         let z_q = z.as_ref().map(|z| reduce_cells(z, n_fock));
         let v = evaluate(&two_qubit_list, &ctx, &Sample { t, rho: &rho_q, y: z_q.as_ref() });

@@ -85,6 +85,7 @@ pub fn generator(sys: &OpenSystem) -> [f64; 256] {
 pub fn point(sys: &OpenSystem) -> TwoQubitPoint {
     TwoQubitPoint {
         generator: generator(sys),
+        generator_off: None,
         h_battery: pauli2(&sys.h_battery),
         h_charger: pauli2(&sys.h_charger),
         dephasing: sys.dephasing,

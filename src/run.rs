@@ -6,7 +6,7 @@ use crate::error::{QbatError, Result};
 use crate::job::{Peak, PEAK_MEASURES};
 use crate::linalg::CMat;
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
-use crate::reference::{rk4::integrate_with, LindbladRhs};
+use crate::reference::{rk4::integrate_switched_with, LindbladRhs};
 use rand::seq::index::sample as sample_indices;
 use rand::SeedableRng;
 use rayon::prelude::*;
@@ -148,13 +148,15 @@ pub fn reference_member(plan: &Plan, m: &Member, measures: &[Measure]) -> (Vec<f
     let rho0 = plan.initial_state(m);
     let ctx = MeasureContext::new(sys, &rho0);
     let rhs = LindbladRhs::new(sys);
+    // `[protocol] switch_off`: the uncoupled generator after T.
+    let rhs_off = plan.schedule.switch_segment().map(|_| LindbladRhs::new(&sys.uncoupled()));
     let y0 = measures.contains(&Measure::EnergyFluctuationB).then(|| battery_times_state(plan, sys, &rho0));
     let mut list: Vec<Measure> = measures.to_vec();
     list.extend(PEAK_MEASURES);
     let nm = measures.len();
     let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
     let mut peaks = [Peak::default(); 4];
-    integrate_with(&rhs, &rho0, y0.as_ref(), &plan.schedule, |s, t, rho, y| {
+    integrate_switched_with(&rhs, rhs_off.as_ref().unwrap_or(&rhs), &rho0, y0.as_ref(), &plan.schedule, |s, t, rho, y| {
         let v = evaluate(&list, &ctx, &Sample { t, rho, y });
         values.extend_from_slice(&v[..nm]);
         update_peaks(&mut peaks, s, t, &v[nm..]);

@@ -253,9 +253,45 @@ pub fn paper004_optimal_powers(b: Backend, p: Precision) -> Result<Vec<Check>> {
     Ok(out)
 }
 
+/// Paper 004 with `[protocol] switch_off = T` (T = 1.2345, neither a sample time nor a multiple
+/// of dt): up to T the closed forms above; after T the battery of bloch-charger has neither
+/// coupling nor dissipator, so energy_b stays at its value at T,
+/// wb s^2 (j/G)^2 sin^2(G T) e^{-gamma T/2} (G = j at gamma = 0), and so does ergotropy_b.
+pub fn protocol_storage(b: Backend, p: Precision) -> Result<Vec<Check>> {
+    let (wb, j, t_off) = (1.0, 1.0, 1.2345);
+    let cfg = format!(
+        "model = \"bloch-charger\"\n[params]\nwb = {wb}\nj = {j}\ngamma = {{ values = [0.0, 0.4] }}\n[initial]\ntheta = {{ values = [3.141592653589793, 1.5707963267948966] }}\n[time]\ndt = 0.001\nt_end = 3.0\nsamples = 31\n[output]\nmeasures = [\"energy_b\", \"ergotropy_b\"]\n[protocol]\nswitch_off = {t_off}\n"
+    );
+    let ran = run_config(&cfg, b, p)?;
+    let times = &ran.result.times;
+    let first_after = times.iter().position(|&t| t > t_off).expect("samples after T");
+    let mut out = vec![];
+    for (i, m) in ran.plan.members.iter().enumerate() {
+        let gamma = crate::model::real(&ran.plan.points[m.point], "gamma")?;
+        let theta = m.theta_phi.map(|(th, _)| th).unwrap_or(std::f64::consts::PI);
+        let s2 = (theta / 2.0).sin().powi(2);
+        let g = (j * j - gamma * gamma / 16.0f64).sqrt();
+        let energy = |t: f64| wb * s2 * (j / g).powi(2) * (g * t).sin().powi(2) * (-gamma * t / 2.0).exp();
+        let (mut closed, mut frozen_e, mut frozen_w) = (0.0f64, 0.0f64, 0.0f64);
+        for (k, &t) in times.iter().enumerate() {
+            closed = closed.max((ran.v(i, k, Measure::EnergyB) - energy(t.min(t_off))).abs());
+            if k > first_after {
+                frozen_e = frozen_e.max((ran.v(i, k, Measure::EnergyB) - ran.v(i, first_after, Measure::EnergyB)).abs());
+                frozen_w = frozen_w.max((ran.v(i, k, Measure::ErgotropyB) - ran.v(i, first_after, Measure::ErgotropyB)).abs());
+            }
+        }
+        let case = format!("theta={theta:.4}, gamma={gamma}");
+        let group = "protocol switch_off (004)";
+        out.push(Check { group, name: format!("max |dev| energy_b, closed form to T ({case})"), expected: 0.0, got: closed, tolerance: tol(p, b, 1e-9, 2e-4) });
+        out.push(Check { group, name: format!("energy_b frozen after T ({case})"), expected: 0.0, got: frozen_e, tolerance: tol(p, b, 1e-12, 1e-5) });
+        out.push(Check { group, name: format!("ergotropy_b frozen after T ({case})"), expected: 0.0, got: frozen_w, tolerance: tol(p, b, 1e-12, 1e-5) });
+    }
+    Ok(out)
+}
+
 pub type CheckFn = fn(Backend, Precision) -> Result<Vec<Check>>;
 
-pub const ALL_CHECKS: [(&str, CheckFn); 7] = [
+pub const ALL_CHECKS: [(&str, CheckFn); 8] = [
     ("paper000_table1", paper000_table1),
     ("paper000_relations", paper000_relations),
     ("paper002_steady_state", paper002_steady_state),
@@ -263,6 +299,7 @@ pub const ALL_CHECKS: [(&str, CheckFn); 7] = [
     ("paper004_decay", paper004_decay),
     ("paper004_optimal_powers", paper004_optimal_powers),
     ("paper002_steady_null_space", paper002_steady_null_space),
+    ("protocol_storage", protocol_storage),
 ];
 
 /// Run every check, print the table, and return whether all passed.

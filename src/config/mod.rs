@@ -234,7 +234,7 @@ fn as_sweep(v: &Value, field: &str) -> Result<Sweep> {
     }
 }
 
-const TOP_KEYS: [&str; 6] = ["model", "params", "initial", "time", "ensemble", "output"];
+const TOP_KEYS: [&str; 7] = ["model", "params", "initial", "time", "ensemble", "output", "protocol"];
 
 fn check_keys(t: &Table, allowed: &[&str], section: &str) -> Result<()> {
     for k in t.keys() {
@@ -398,7 +398,27 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         Some(Value::Boolean(b)) => *b,
         Some(v) => return Err(invalid("time.steady", format!("must be true or false, got {}", v.type_str()))),
     };
+    // --- protocol: the charger-battery coupling goes off at switch_off = T
+    let switch_off = match section(root, "protocol")? {
+        None => None,
+        Some(t) => {
+            check_keys(t, &["switch_off"], "protocol")?;
+            match t.get("switch_off") {
+                None => return Err(invalid("protocol.switch_off", "missing ([protocol] needs switch_off = T, the time the coupling goes off)")),
+                Some(v) => {
+                    let t_off = as_f64(v, "protocol.switch_off")?;
+                    if t_off <= 0.0 {
+                        return Err(invalid("protocol.switch_off", format!("must be > 0, got {t_off}")));
+                    }
+                    Some(t_off)
+                }
+            }
+        }
+    };
     let schedule = if steady {
+        if switch_off.is_some() {
+            return Err(invalid("protocol.switch_off", "not used with time.steady = true (a steady state has no time at which to switch)"));
+        }
         if cavity {
             return Err(invalid(
                 "time.steady",
@@ -412,7 +432,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         }
         Schedule::steady()
     } else {
-        integration_schedule(time_t)?
+        integration_schedule(time_t, switch_off)?
     };
     let dt = schedule.dt;
 
@@ -581,7 +601,23 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
                 ),
             ));
         }
+        if switch_off.is_some() {
+            // After T the model runs without its coupling: that generator must be stable too.
+            let off = sys.uncoupled().generator_norm_bound();
+            if !off.is_finite() || dt * off > RK4_STABILITY {
+                return Err(invalid(
+                    "time.dt",
+                    format!("dt = {dt} is beyond RK4 stability for this model after protocol.switch_off: the uncoupled generator's spectral radius is up to {off:.4e}"),
+                ));
+            }
+        }
         systems.push(Arc::new(sys));
+    }
+    if switch_off.is_some() && !systems.iter().any(|s| s.has_coupling()) {
+        return Err(invalid(
+            "protocol.switch_off",
+            format!("model '{model_name}' has no charger-battery coupling to switch off at any parameter point (its coupling is {})", model.coupling_doc()),
+        ));
     }
     let points: Vec<Params> = points.iter().map(|p| resolve_params(model, p)).collect::<Result<_>>()?;
 
@@ -590,7 +626,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
 }
 
 /// `[time]` of an integrated run: dt with t_end + samples, or dt with times.
-fn integration_schedule(time_t: &Table) -> Result<Schedule> {
+fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Schedule> {
     let dt = as_f64(time_t.get("dt").ok_or_else(|| invalid("time.dt", "missing"))?, "time.dt")?;
     if dt <= 0.0 {
         return Err(invalid("time.dt", format!("must be > 0, got {dt}")));
@@ -643,7 +679,7 @@ fn integration_schedule(time_t: &Table) -> Result<Schedule> {
             reason: format!("dt = {dt:e} needs {total_steps:.3e} RK4 steps per member (limit 1e9)"),
         });
     }
-    Ok(Schedule::new(dt, &times))
+    Ok(Schedule::with_switch_off(dt, &times, switch_off))
 }
 
 /// An explicit state: full-space, or (cavity) a two-qubit state to tensor with |alpha>.

@@ -37,6 +37,10 @@
 //!   minus those at t = 0), 16 more for Z with `evolve_z`, then photon_number and fock_tail;
 //! - `status`  (rw): 2 u32 per member, the pieces completed and the invocations that fell short.
 //!
+//! `[protocol] switch_off`: no dispatch spans the switch-off piece, and the dispatches after it
+//! carry F_UNCOUPLED, under which the kernel zeroes the cell-cell coupling g (what
+//! `CavityCoeffs::uncoupled` does for the twin).
+//!
 //! The kernel returns differences from t = 0 so that nothing relative to the start (stored
 //! energy, the two-time fluctuation, the trace error) suffers an O(1) cancellation in f32; the
 //! host adds them to the f64 reduced states at t = 0, which it computes from the initial state
@@ -106,6 +110,9 @@ pub const REF_LEN: u64 = 32;
 
 const F_FIRST: u32 = 1;
 const F_Z: u32 = 2;
+/// The dispatch lies after `[protocol] switch_off`: the cell-cell coupling g is off
+/// (`CavityCoeffs::uncoupled`).
+const F_UNCOUPLED: u32 = 4;
 
 /// The kernel's uniform block, one per dispatch (dynamic offset).
 /// Keep in sync with `struct Params` in shaders/rk4_cavity.wgsl.
@@ -341,7 +348,8 @@ fn plan_cavity_dispatches(pieces: &[Piece], costs: &LoopCosts, loop_budget: u64,
         let steps = piece_steps(p);
         let l = steps * costs.step + if p.sample != NO_SAMPLE { costs.sample } else { 0 } + costs.piece;
         let e = steps * element_per_step;
-        if i > begin && (loops + l > loop_budget || elements + e > element_budget) {
+        // A dispatch never spans the switch-off: the coupling is a per-dispatch flag.
+        if i > begin && (loops + l > loop_budget || elements + e > element_budget || p.uncoupled != pieces[begin].uncoupled) {
             out.push((begin as u32, i as u32));
             begin = i;
             loops = 0;
@@ -373,7 +381,7 @@ fn validate(job: &CavityJob) -> Result<()> {
     if let Some(p) = job.member_point.iter().find(|&&p| p as usize >= job.points.len()) {
         return Err(QbatError::invalid("ensemble", format!("member point {p} out of range ({} points)", job.points.len())));
     }
-    if job.schedule.segments.len() != job.schedule.times.len() {
+    if job.schedule.sample_segments() != job.schedule.times.len() {
         return Err(QbatError::invalid("time", "schedule has a segment count different from its sample count"));
     }
     if job.schedule.times.len() >= u32::MAX as usize {
@@ -742,7 +750,9 @@ impl ChunkRunner<'_> {
                     n_samples: ns as u32,
                     piece_begin: begin,
                     piece_end: end,
-                    flags: if job.evolve_z { F_Z } else { 0 } | if i == 0 { F_FIRST } else { 0 },
+                    flags: if job.evolve_z { F_Z } else { 0 }
+                        | if i == 0 { F_FIRST } else { 0 }
+                        | if self.pieces[begin as usize].uncoupled { F_UNCOUPLED } else { 0 },
                     member_stride: layout.member_stride as u32,
                     param_stride: layout.param_stride as u32,
                     out_stride: layout.out_stride as u32,

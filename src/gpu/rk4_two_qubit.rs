@@ -2,8 +2,10 @@
 //! members to fit the device, records the dispatches and reads the results back.
 //!
 //! Buffers per chunk of M members (`real` = 4 or 8 bytes; keep in sync with the shader):
-//! - `consts`  (read):  per used point 132 vec4 (D, G, h_B, h_C, dephasing, |h|), then the
-//!   sample times and each piece's shortened step;
+//! - `consts`  (read):  per used point 132 vec4 (D, G, h_B, h_C, dephasing, |h|), with
+//!   `[protocol] switch_off` followed by the same for each used point uncoupled (dispatches
+//!   after the switch add `point_offset` to every point index), then the sample times and each
+//!   piece's shortened step;
 //! - `lookup`  (read):  member -> chunk-local point (u32), then (n_full, sample) per piece,
 //!   then per workgroup the point all its members share (or NO_POINT);
 //! - `init`    (read):  16 reals per member;
@@ -70,7 +72,9 @@ pub struct Params {
     pub off_hlast: u32,
     /// Offset in `lookup` of the per-workgroup shared point (or NO_POINT).
     pub off_wg_point: u32,
-    pub _pad1: u32,
+    /// Added to every point index: 0, or the number of used points for dispatches after
+    /// `[protocol] switch_off` (their uncoupled copies follow the points in `consts`).
+    pub point_offset: u32,
     /// Kernel measure code of each column, 4 per row.
     pub cols: [[u32; 4]; 8],
 }
@@ -121,7 +125,8 @@ pub fn member_bytes(job: &TwoQubitJob, precision: Precision) -> MemberBytes {
         work: work_stride(flags.evolve_z) * 4 * rs,
         init: 16 * rs,
         lookup: 4 + 1,
-        point: POINT_VEC4 * 4 * rs,
+        // with a switch-off, each point also brings its uncoupled copy
+        point: POINT_VEC4 * 4 * rs * (1 + u64::from(job.schedule.switch_segment().is_some())),
     }
 }
 
@@ -197,8 +202,11 @@ fn validate(job: &TwoQubitJob) -> Result<()> {
             format!("at most {MAX_SAMPLES} samples per GPU run, got {}", job.schedule.times.len()),
         ));
     }
-    if job.schedule.segments.len() != job.schedule.times.len() {
+    if job.schedule.sample_segments() != job.schedule.times.len() {
         return Err(QbatError::invalid("time", "schedule has a segment count different from its sample count"));
+    }
+    if job.schedule.switch_segment().is_some() && job.points.iter().any(|p| p.generator_off.is_none()) {
+        return Err(QbatError::invalid("protocol.switch_off", "the schedule switches the coupling off but a point has no uncoupled generator"));
     }
     Ok(())
 }
@@ -216,7 +224,8 @@ fn plan_dispatches(pieces: &[Piece], budget: u64) -> Vec<(u32, u32)> {
     for (i, p) in pieces.iter().enumerate() {
         let s = p.n_full as u64 + u64::from(p.h_last > 0.0);
         let c = loop_cost(p);
-        if i > begin && (steps + s > budget || cost + c > LOOP_BUDGET) {
+        // A dispatch never spans the switch-off: its point offset is per dispatch.
+        if i > begin && (steps + s > budget || cost + c > LOOP_BUDGET || p.uncoupled != pieces[begin].uncoupled) {
             out.push((begin as u32, i as u32));
             begin = i;
             steps = 0;
@@ -357,9 +366,13 @@ impl ChunkRunner<'_> {
             let first = members[0];
             lookup.push(if members.iter().all(|&p| p == first) { first } else { NO_POINT });
         }
-        let mut consts: Vec<f64> = Vec::with_capacity(used.len() * 528 + consts_tail(n_samples as u64, self.pieces.len() as u64) as usize);
-        for &g in &used {
-            let k = KernelPoint::new(&job.points[g], job.schedule.dt);
+        // The used points; with a switch-off, then the same points uncoupled (point + n_used).
+        let switched = self.pieces.iter().any(|p| p.uncoupled);
+        let phases = 1 + usize::from(switched);
+        let mut consts: Vec<f64> = Vec::with_capacity(phases * used.len() * 528 + consts_tail(n_samples as u64, self.pieces.len() as u64) as usize);
+        let coupled = used.iter().map(|&g| KernelPoint::new(&job.points[g], job.schedule.dt));
+        let uncoupled = used.iter().filter(|_| switched).map(|&g| KernelPoint::uncoupled(&job.points[g], job.schedule.dt));
+        for k in coupled.chain(uncoupled) {
             consts.extend_from_slice(&k.d);
             consts.extend_from_slice(&k.g);
             consts.extend_from_slice(&k.hb);
@@ -422,7 +435,7 @@ impl ChunkRunner<'_> {
                     off_times,
                     off_hlast,
                     off_wg_point,
-                    _pad1: 0,
+                    point_offset: if self.pieces[begin as usize].uncoupled { used.len() as u32 } else { 0 },
                     cols: self.cols,
                 }
             })
@@ -490,7 +503,7 @@ mod tests {
 
     fn job(members: usize, points: usize, samples: usize) -> TwoQubitJob {
         let times: Vec<f64> = (0..samples).map(|i| i as f64 * 0.1).collect();
-        let p = TwoQubitPoint { generator: [0.0; 256], h_battery: [0.0, 0.0, 0.0, 1.0], h_charger: [0.0; 4], dephasing: 0.0 };
+        let p = TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: [0.0, 0.0, 0.0, 1.0], h_charger: [0.0; 4], dephasing: 0.0 };
         TwoQubitJob {
             points: vec![p; points],
             member_point: (0..members).map(|i| (i % points) as u32).collect(),

@@ -50,13 +50,31 @@ pub struct OpenSystem {
     pub h_charger: CMat,
     /// Phase-flip probability applied to each sample before the measures (spin-pair only).
     pub dephasing: f64,
-    /// The charger-battery coupling part of `hamiltonian` (switched off by protocols).
+    /// The charger-battery coupling part of `hamiltonian`: what `[protocol] switch_off` turns
+    /// off (`ModelKind::coupling_doc` says which term it is for each model).
     pub coupling: CMat,
 }
 
 impl OpenSystem {
     pub fn dim(&self) -> usize {
         self.space.dim()
+    }
+
+    /// The system after `[protocol] switch_off`: H - coupling, the same jumps (dissipators stay
+    /// on), the same H_B, H_C and dephasing (the measures do not change).
+    pub fn uncoupled(&self) -> OpenSystem {
+        OpenSystem { hamiltonian: &self.hamiltonian - &self.coupling, coupling: CMat::zeros(self.dim(), self.dim()), ..self.clone() }
+    }
+
+    /// Whether the coupling acts at all: its traceless part is non-zero beyond rounding
+    /// relative to H (a multiple of the identity commutes with everything and changes no
+    /// dynamics; a custom H written as the sum of its local parts leaves ~1e-17).
+    pub fn has_coupling(&self) -> bool {
+        let n = self.dim();
+        let shift = self.coupling.trace() / n as f64;
+        let traceless = &self.coupling - CMat::identity(n, n) * shift;
+        let scale = self.hamiltonian.iter().map(|z| z.norm()).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+        traceless.iter().any(|z| z.norm() > 1e-14 * scale)
     }
     /// Bound on |eigenvalue| of the Lindblad generator, for the RK4 stability check:
     /// -i[H, .] has eigenvalues -i(eps_i - eps_j), so |.| <= eps_max - eps_min, and
@@ -164,6 +182,19 @@ impl ModelKind {
             ModelKind::BlochCharger => "H = wb (s+_c s-_c + s+_b s-_b) + j (s+_c s-_b + s-_c s+_b); gamma D[s-_c]; H_B = wb s+_b s-_b",
             ModelKind::CavityCells => "H = wc a^+a + (wq/2)(sz_1 + sz_2) + lambda (s+_1 a + s-_1 a^+) + (g/2)[(1+zeta) sx_1 sx_2 + (1-zeta) sy_1 sy_2]; kappa D[a] + gamma (D[s-_1] + D[s-_2]); H_B = (wq/2) sz_2",
             ModelKind::TwoQubit => "H = hamiltonian (4x4, Hermitian); sum_k rate_k D[op_k]; H_B = h_battery, H_C = h_charger (2x2)",
+        }
+    }
+
+    /// The charger-battery coupling that `[protocol] switch_off` turns off.
+    pub fn coupling_doc(&self) -> &'static str {
+        match self {
+            ModelKind::SpinPair => "j1 (s+_b s-_c + s-_b s+_c) + j2 sz_b sz_c",
+            ModelKind::DrivenPair => "g (s+_c s-_b + s-_c s+_b); the pump f on the charger and the reservoir stay on",
+            ModelKind::BlochCharger => "j (s+_c s-_b + s-_c s+_b); the charger decay gamma stays on",
+            ModelKind::CavityCells => {
+                "(g/2)[(1+zeta) sx_1 sx_2 + (1-zeta) sy_1 sy_2], the only term that couples cell 1 (charger side) to cell 2 (the battery); the cavity keeps pumping cell 1 through lambda, like driven-pair's f"
+            }
+            ModelKind::TwoQubit => "H - (h_charger (x) I + I (x) h_battery): whatever is not the given local Hamiltonians, so that after T each qubit evolves under its own h",
         }
     }
 

@@ -60,10 +60,11 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
             list.push((op.clone(), *r));
         }
     }
-    // The coupling is whatever is not local: H - (Tr_b H/2) (x) I - I (x) (Tr_c H/2) + Tr H/4.
-    let local_c = kron(&trace_out_second(&h, 2, 2), &identity(2)) * c(0.5, 0.0);
-    let local_b = kron(&identity(2), &trace_out_first(&h, 2, 2)) * c(0.5, 0.0);
-    let coupling = &h - local_c - local_b + identity(4) * (h.trace() * 0.25);
+    // The coupling is whatever the given local Hamiltonians do not account for:
+    // H - (H_C (x) I + I (x) H_B). After `[protocol] switch_off` each qubit then evolves under
+    // its own h (H_B commutes with the battery's free evolution, so a closed battery keeps its
+    // energy).
+    let coupling = &h - kron(&h_charger, &identity(2)) - kron(&identity(2), &h_battery);
     Ok(OpenSystem {
         space: Space::TwoQubit,
         hamiltonian: h,

@@ -5,7 +5,7 @@
 //! integrator lands exactly on every sample time.
 
 use super::lindblad::LindbladRhs;
-use crate::job::Schedule;
+use crate::job::{Schedule, SegmentEnd};
 use crate::linalg::{CMat, C64};
 
 /// The state at one sample time: rho(t), and Y(t) when it was evolved alongside.
@@ -62,9 +62,24 @@ impl Rk4Work {
 }
 
 /// Integrate rho0 (and y0 = H_B rho0 when given) over the schedule, calling `on_sample`
-/// at each sample time with the state there.
+/// at each sample time with the state there. One generator throughout: a switch-off segment
+/// of the schedule changes nothing here (see `integrate_switched_with`).
 pub fn integrate_with(
     rhs: &LindbladRhs,
+    rho0: &CMat,
+    y0: Option<&CMat>,
+    schedule: &Schedule,
+    on_sample: impl FnMut(usize, f64, &CMat, Option<&CMat>),
+) {
+    integrate_switched_with(rhs, rhs, rho0, y0, schedule, on_sample)
+}
+
+/// As `integrate_with`, with `rhs` up to the schedule's switch-off segment (`[protocol]
+/// switch_off`, where the integrator lands exactly) and `rhs_off`, the uncoupled generator,
+/// after it. Y(t) follows the same generators as rho.
+pub fn integrate_switched_with(
+    rhs: &LindbladRhs,
+    rhs_off: &LindbladRhs,
     rho0: &CMat,
     y0: Option<&CMat>,
     schedule: &Schedule,
@@ -73,20 +88,24 @@ pub fn integrate_with(
     let mut work = Rk4Work::new(rhs.dim);
     let mut rho = rho0.clone();
     let mut y = y0.cloned();
-    for (s, (seg, &t)) in schedule.segments.iter().zip(&schedule.times).enumerate() {
+    let mut gen = rhs;
+    for seg in &schedule.segments {
         for _ in 0..seg.n_full {
-            work.step(rhs, &mut rho, schedule.dt);
+            work.step(gen, &mut rho, schedule.dt);
             if let Some(y) = y.as_mut() {
-                work.step(rhs, y, schedule.dt);
+                work.step(gen, y, schedule.dt);
             }
         }
         if seg.h_last > 0.0 {
-            work.step(rhs, &mut rho, seg.h_last);
+            work.step(gen, &mut rho, seg.h_last);
             if let Some(y) = y.as_mut() {
-                work.step(rhs, y, seg.h_last);
+                work.step(gen, y, seg.h_last);
             }
         }
-        on_sample(s, t, &rho, y.as_ref());
+        match seg.end {
+            SegmentEnd::Sample(s) => on_sample(s, schedule.times[s], &rho, y.as_ref()),
+            SegmentEnd::SwitchOff => gen = rhs_off,
+        }
     }
 }
 

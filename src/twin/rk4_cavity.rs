@@ -78,6 +78,13 @@ impl CavityCoeffs {
     pub fn dim(&self) -> usize {
         4 * (self.n_fock + 1)
     }
+
+    /// The coefficients after `[protocol] switch_off`: the cell-cell coupling (g, and with it
+    /// zeta's term) off; the cavity pump lambda and the dissipators stay (`OpenSystem::coupling`
+    /// of cavity-cells).
+    pub fn uncoupled(&self) -> CavityCoeffs {
+        CavityCoeffs { g: 0.0, zeta: 0.0, ..*self }
+    }
 }
 
 /// Precomputed per-member tables in the working precision.

@@ -29,6 +29,11 @@
 //! working precision, also in f64 where WGSL's f64 `log` is unusable on some drivers).
 //! `bell_chsh` takes the eigenvalues of T T^T by six cyclic Jacobi sweeps.
 //!
+//! `[protocol] switch_off`: the schedule's switch-off segment ends in a piece without a sample,
+//! and the pieces after it are `uncoupled`: they step with the point's uncoupled generator
+//! (`TwoQubitPoint::generator_off`). The kernel gets the same by running those pieces in their
+//! own dispatches with a point offset into the uncoupled copies of the points.
+//!
 //! The shader also counts the steps each member completed (the host checks the count against
 //! the schedule, so a driver that cuts loops short is an error); the CPU needs no such guard.
 //!
@@ -36,7 +41,7 @@
 //! ones) come back as NaN columns; the host fills them from states.
 
 use super::Real;
-use crate::job::{Peak, Schedule, TwoQubitJob, TwoQubitPoint, TwoQubitResult};
+use crate::job::{Peak, Schedule, SegmentEnd, TwoQubitJob, TwoQubitPoint, TwoQubitResult};
 use crate::measures::Measure::{self, *};
 use rayon::prelude::*;
 
@@ -134,20 +139,32 @@ pub struct Piece {
     pub sample: u32,
     /// Shortened last step (0 = none).
     pub h_last: f64,
+    /// The piece steps with the uncoupled generator (it lies after `[protocol] switch_off`).
+    pub uncoupled: bool,
 }
 
 /// Split the schedule into pieces of at most `max_steps` full steps. Splitting changes no
-/// arithmetic: the state goes through storage at full working precision between pieces.
+/// arithmetic: the state goes through storage at full working precision between pieces. The
+/// switch-off segment becomes a piece that ends without a sample; the pieces after it are
+/// `uncoupled`.
 pub fn plan_pieces(schedule: &Schedule, max_steps: u64) -> Vec<Piece> {
     let max_steps = max_steps.clamp(1, u32::MAX as u64);
     let mut out = Vec::with_capacity(schedule.segments.len());
-    for (s, seg) in schedule.segments.iter().enumerate() {
+    let mut uncoupled = false;
+    for seg in &schedule.segments {
         let mut left = seg.n_full;
         while left > max_steps {
-            out.push(Piece { n_full: max_steps as u32, sample: NO_SAMPLE, h_last: 0.0 });
+            out.push(Piece { n_full: max_steps as u32, sample: NO_SAMPLE, h_last: 0.0, uncoupled });
             left -= max_steps;
         }
-        out.push(Piece { n_full: left as u32, sample: s as u32, h_last: seg.h_last });
+        let sample = match seg.end {
+            SegmentEnd::Sample(s) => s as u32,
+            SegmentEnd::SwitchOff => NO_SAMPLE,
+        };
+        out.push(Piece { n_full: left as u32, sample, h_last: seg.h_last, uncoupled });
+        if seg.end == SegmentEnd::SwitchOff {
+            uncoupled = true;
+        }
     }
     out
 }
@@ -204,6 +221,17 @@ pub struct KernelPoint {
 }
 
 impl KernelPoint {
+    /// The constants of a point after `[protocol] switch_off`: the uncoupled generator (the
+    /// same one where the point has none), everything else as `new`.
+    pub fn uncoupled(p: &TwoQubitPoint, dt: f64) -> KernelPoint {
+        let mut k = KernelPoint::new(p, dt);
+        if let Some(g) = &p.generator_off {
+            k.d = rk4_increment(g, dt);
+            k.g = **g;
+        }
+        k
+    }
+
     pub fn new(p: &TwoQubitPoint, dt: f64) -> KernelPoint {
         let q = 1.0 - 2.0 * p.dephasing;
         let norm3 = |h: &[f64; 4]| (h[1] * h[1] + h[2] * h[2] + h[3] * h[3]).sqrt();
@@ -550,6 +578,8 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
 /// The kernel's per-member data in the working precision, shared by all members.
 struct TwinPlan<R> {
     points: Vec<PointR<R>>,
+    /// The points after the switch-off (empty where the schedule has none).
+    points_off: Vec<PointR<R>>,
     pieces: Vec<(Piece, R)>,
     times: Vec<R>,
     /// Kernel code of each output column (None: not a kernel measure, NaN).
@@ -557,11 +587,14 @@ struct TwinPlan<R> {
     flags: u32,
 }
 
-/// One member: steps, samples and peaks, written into its slices of the result.
+/// One member: steps, samples and peaks, written into its slices of the result. `p_off`
+/// steps the pieces after `[protocol] switch_off` (the kernel's uncoupled point copies).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn run_member<R: Real>(
     plan: &TwinPlan<R>,
     p: &PointR<R>,
+    p_off: &PointR<R>,
     x0: &[f64; 16],
     values: &mut [f64],
     states: &mut [f64],
@@ -579,20 +612,23 @@ fn run_member<R: Real>(
     let mut pmax = [R::ZERO; 4];
     let mut pidx = [R::ZERO; 4];
     for &(piece, h) in &plan.pieces {
+        // The kernel runs uncoupled pieces in their own dispatches, with the uncoupled point's
+        // constants (whose h_B, h_C and mask are the coupled point's).
+        let ps = if piece.uncoupled { p_off } else { p };
         if ez {
             for _ in 0..piece.n_full {
-                full_step(&p.d, &mut x);
-                full_step(&p.d, &mut z);
+                full_step(&ps.d, &mut x);
+                full_step(&ps.d, &mut z);
             }
         } else {
             for _ in 0..piece.n_full {
-                full_step(&p.d, &mut x);
+                full_step(&ps.d, &mut x);
             }
         }
         if h > R::ZERO {
-            rk4_step(&p.g, &mut x, h);
+            rk4_step(&ps.g, &mut x, h);
             if ez {
-                rk4_step(&p.g, &mut z, h);
+                rk4_step(&ps.g, &mut z, h);
             }
         }
         if piece.sample != NO_SAMPLE {
@@ -634,16 +670,18 @@ fn run_member<R: Real>(
 /// operations, so this gives the same bits as the baseline build, only with wider vectors.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
 fn run_member_avx2<R: Real>(
     plan: &TwinPlan<R>,
     p: &PointR<R>,
+    p_off: &PointR<R>,
     x0: &[f64; 16],
     values: &mut [f64],
     states: &mut [f64],
     peaks: &mut [Peak],
     times: &[f64],
 ) {
-    run_member(plan, p, x0, values, states, peaks, times)
+    run_member(plan, p, p_off, x0, values, states, peaks, times)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -651,6 +689,7 @@ fn run_member_dispatch<R: Real>(
     avx2: bool,
     plan: &TwinPlan<R>,
     p: &PointR<R>,
+    p_off: &PointR<R>,
     x0: &[f64; 16],
     values: &mut [f64],
     states: &mut [f64],
@@ -660,10 +699,10 @@ fn run_member_dispatch<R: Real>(
     #[cfg(target_arch = "x86_64")]
     if avx2 {
         // SAFETY: only called where the CPU reports AVX2.
-        return unsafe { run_member_avx2(plan, p, x0, values, states, peaks, times) };
+        return unsafe { run_member_avx2(plan, p, p_off, x0, values, states, peaks, times) };
     }
     let _ = avx2;
-    run_member(plan, p, x0, values, states, peaks, times)
+    run_member(plan, p, p_off, x0, values, states, peaks, times)
 }
 
 fn has_avx2() -> bool {
@@ -689,6 +728,11 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool) -> TwoQubitResult {
     let n_members = job.initial.len();
     let plan = TwinPlan::<R> {
         points: job.points.iter().map(|p| PointR::new(&KernelPoint::new(p, dt))).collect(),
+        points_off: if job.schedule.switch_segment().is_some() {
+            job.points.iter().map(|p| PointR::new(&KernelPoint::uncoupled(p, dt))).collect()
+        } else {
+            vec![]
+        },
         pieces: plan_pieces(&job.schedule, u64::MAX).into_iter().map(|p| (p, R::from_f64(p.h_last))).collect(),
         times: job.schedule.times.iter().map(|&t| R::from_f64(t)).collect(),
         cols: job.measures.iter().map(|&m| kernel_code(m).map(|c| c as usize)).collect(),
@@ -704,8 +748,10 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool) -> TwoQubitResult {
     let avx2 = allow_avx2 && has_avx2();
     values.par_chunks_mut(vstride.max(1)).zip(states.par_chunks_mut(sstride.max(1))).zip(peaks.par_chunks_mut(4)).enumerate().for_each(
         |(m, ((v, s), pk))| {
-            let p = &plan.points[job.member_point[m] as usize];
-            run_member_dispatch(avx2, &plan, p, &job.initial[m], v, s, pk, &job.schedule.times);
+            let k = job.member_point[m] as usize;
+            let p = &plan.points[k];
+            let p_off = plan.points_off.get(k).unwrap_or(p);
+            run_member_dispatch(avx2, &plan, p, p_off, &job.initial[m], v, s, pk, &job.schedule.times);
         },
     );
     if vstride == 0 {
@@ -743,7 +789,7 @@ mod tests {
             *v = ((i * 37 % 23) as f64 - 11.0) * 0.05;
         }
         g[..16].fill(0.0);
-        let point = TwoQubitPoint { generator: g, h_battery: [0.1, 0.2, -0.3, 0.5], h_charger: [0.0, 0.0, 0.4, 0.6], dephasing: 0.05 };
+        let point = TwoQubitPoint { generator: g, generator_off: None, h_battery: [0.1, 0.2, -0.3, 0.5], h_charger: [0.0, 0.0, 0.4, 0.6], dephasing: 0.05 };
         let job = TwoQubitJob {
             points: vec![point],
             member_point: vec![0; 5],
