@@ -17,6 +17,9 @@ run 000-fig2
 "$BIN" analyze "$WORK/000-fig2" --no-plots | tee "$WORK/000-analysis.txt"
 cp "$WORK/000-fig2/plot_series.png" docs/000-fig2.png
 
+run 002-fig2b
+cp "$WORK/002-fig2b/plot_steady_energy_b.png" docs/002-fig2b.png
+
 run 002-fig4a
 cp "$WORK/002-fig4a/plot_series.png" docs/002-fig4a.png
 
