@@ -629,17 +629,9 @@ pub fn write_csv(an: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Write DIR/name under a temporary name, then rename it into place.
+/// Write DIR/name atomically (`output::write_atomic`).
 pub fn write_atomic(dir: &Path, name: &str, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let target = dir.join(name);
-    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(|e| io_err(&target, e))?;
-    {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        f(&mut w).map_err(|e| io_err(&target, e))?;
-        w.flush().map_err(|e| io_err(&target, e))?;
-    }
-    tmp.persist(&target).map_err(|e| io_err(&target, e.error))?;
-    Ok(())
+    crate::output::write_atomic(&dir.join(name), f)
 }
 
 /// The pooled rows as a table.

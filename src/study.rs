@@ -22,7 +22,7 @@ use crate::error::{QbatError, Result};
 use crate::job::{Peak, PEAK_MEASURES};
 use crate::measures::Measure;
 use crate::output::accumulate::StatsAccumulator;
-use crate::output::{self, Format, OutputDir, OutputOptions};
+use crate::output::{self, write_atomic, Format, OutputDir, OutputOptions};
 use crate::run::{reference_member, verify_tolerance, Deviation, RunOptions, Timings, VerifyReport};
 use rand::seq::index::sample as sample_indices;
 use rand::SeedableRng;
@@ -257,21 +257,6 @@ pub fn staging_dir(out: &Path) -> PathBuf {
 
 fn io(path: &Path, e: std::io::Error) -> QbatError {
     QbatError::io(path.display().to_string(), e)
-}
-
-/// Write a file atomically and durably: temporary name, fsync, rename.
-pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(|e| io(path, e))?;
-    {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        f(&mut w).map_err(|e| io(path, e))?;
-        w.flush().map_err(|e| io(path, e))?;
-    }
-    tmp.as_file().sync_all().map_err(|e| io(path, e))?;
-    tmp.persist(path).map_err(|e| io(path, e.error))?;
-    Ok(())
 }
 
 /// What must match for a checkpoint or shard to belong to this run.

@@ -349,3 +349,33 @@ fn two_devices_give_the_single_device_result() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--devices"));
 }
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_leaves_no_final_file() {
+    // RLIMIT_FSIZE stands in for a full disk: with SIGXFSZ ignored, a write past 100 KiB fails
+    // with EFBIG, as a write to a full file system fails with ENOSPC.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let out = dir.path().join("o");
+    let cmd = format!(
+        "trap '' XFSZ; ulimit -f 200; exec '{}' run '{}' --backend cpu --no-progress --no-plots --out '{}'",
+        env!("CARGO_BIN_EXE_qbat-gpu"),
+        cfg.display(),
+        out.display()
+    );
+    let o = Command::new("sh").arg("-c").arg(&cmd).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("i/o:") && (stderr.contains("series.csv") || stderr.contains(".values")), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!out.exists(), "a failed write left the final directory");
+    // the blocks written before the failure are kept for --resume, under the staging name only
+    let staging = dir.path().join(".o.partial");
+    if staging.exists() {
+        assert!(stderr.contains("--resume"), "{stderr}");
+        for e in std::fs::read_dir(&staging).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            assert!(!["series.csv", "summary.csv", "stats.csv", "run.json"].contains(&name.as_str()), "{name} left in the staging directory");
+        }
+    }
+}

@@ -97,18 +97,9 @@ impl OutputDir {
         Ok(OutputDir { final_dir: final_dir.into(), staging })
     }
 
-    /// Write one file atomically (temporary name in the same directory, then rename).
+    /// Write one file atomically (see `write_atomic`).
     pub fn write(&self, name: &str, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-        let target = self.staging.join(name);
-        let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(&self.staging).map_err(|e| io(&target, e))?;
-        {
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-            f(&mut w).map_err(|e| io(&target, e))?;
-            w.flush().map_err(|e| io(&target, e))?;
-        }
-        tmp.as_file().sync_all().map_err(|e| io(&target, e))?;
-        tmp.persist(&target).map_err(|e| io(&target, e.error))?;
-        Ok(())
+        write_atomic(&self.staging.join(name), f)
     }
 
     pub fn commit(self) -> Result<PathBuf> {
@@ -134,6 +125,29 @@ impl OutputDir {
     pub fn abort(self) {
         let _ = std::fs::remove_dir_all(&self.staging);
     }
+}
+
+/// Write a file atomically and durably: a temporary name in the same directory, fsync, then
+/// rename; readable by others (0644, as a plain file would be under the usual umask). A failure
+/// (full disk, unwritable directory) is an error naming the file, and leaves nothing under
+/// its final name.
+pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(|e| io(path, e))?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        f(&mut w).map_err(|e| io(path, e))?;
+        w.flush().map_err(|e| io(path, e))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    tmp.as_file().sync_all().map_err(|e| io(path, e))?;
+    tmp.persist(path).map_err(|e| io(path, e.error))?;
+    Ok(())
 }
 
 /// Bytes the series would take in the chosen format (csv: about 24 bytes a number).
