@@ -804,6 +804,36 @@ fn summary_rows(w: &mut dyn Write, plan: &Plan, sub: &Plan, peaks: &[Peak], heal
     Ok(())
 }
 
+/// Health codes of summary.npy's `health` column.
+pub const HEALTH_CODES: [(f64, Health); 4] = [(0.0, Health::Ok), (1.0, Health::NonFinite), (2.0, Health::Trace), (3.0, Health::NonPositive)];
+
+/// `--format npy`: summary.npy (members x columns, f64; health as its code) and summary.json
+/// naming the columns, from the block summary rows.
+fn write_summary_npy(out: &OutputDir, local: &Plan, staging: &Staging, n_blocks: usize) -> Result<()> {
+    let header = summary_header(local);
+    let columns: Vec<&str> = header.split(',').collect();
+    let code = |h: &str| HEALTH_CODES.iter().find(|(_, x)| x.name() == h).map(|(c, _)| *c).unwrap_or(f64::NAN);
+    out.write("summary.npy", |w| {
+        use npyz::WriterBuilder;
+        let shape = [local.members.len() as u64, columns.len() as u64];
+        let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+        for b in 0..n_blocks {
+            let text = std::fs::read_to_string(staging.blocks().join(format!("{b:06}.summary")))?;
+            for line in text.lines() {
+                let cells: Vec<&str> = line.split(',').collect();
+                for (k, c) in cells.iter().enumerate() {
+                    let v = if k + 1 == cells.len() { code(c) } else { c.parse::<f64>().map_err(std::io::Error::other)? };
+                    npy.push(&v)?;
+                }
+            }
+        }
+        npy.finish()
+    })?;
+    let health: serde_json::Map<String, serde_json::Value> = HEALTH_CODES.iter().map(|(c, h)| (format!("{c}"), json!(h.name()))).collect();
+    let meta = json!({"columns": columns, "health_codes": health});
+    out.write("summary.json", |w| serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other))
+}
+
 /// Read block b's raw series values.
 fn read_block_values(staging: &Staging, b: usize) -> Result<Vec<f64>> {
     let p = staging.blocks().join(format!("{b:06}.values"));
@@ -868,6 +898,9 @@ fn finish(
                 out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
             }
         }
+    }
+    if opts.output.format == Format::Npy {
+        write_summary_npy(&out, local, staging, n_blocks)?;
     }
     out.write("summary.csv", |w| {
         writeln!(w, "{}", summary_header(local))?;

@@ -128,7 +128,7 @@ fn four_shards_merged_equal_the_unsharded_run() {
         let merged = dir.path().join(format!("m-{format}"));
         // given out of order on purpose
         ok(bin().arg("merge").args([&shards[2], &shards[0], &shards[3], &shards[1]]).arg("--out").arg(&merged));
-        let files: &[&str] = if format == "csv" { &["series.csv", "summary.csv", "stats.csv"] } else { &["series.npy", "series.json", "summary.csv", "stats.csv"] };
+        let files: &[&str] = if format == "csv" { &["series.csv", "summary.csv", "stats.csv"] } else { &["series.npy", "series.json", "summary.csv", "summary.npy", "summary.json", "stats.csv"] };
         for f in files {
             assert!(read(&full.join(f)) == read(&merged.join(f)), "{format}: merged {f} differs from the unsharded run");
         }

@@ -108,6 +108,23 @@ fn copy_skipping_header(path: &Path, w: &mut dyn Write, keep_header: bool) -> st
     Ok(())
 }
 
+/// Concatenate the shards' NAME.npy along the first axis (streamed).
+fn concat_npy(dir: &OutputDir, shards: &[ShardDir], name: &str, rows: u64, inner: &[u64]) -> Result<()> {
+    dir.write(name, |w| {
+        use npyz::WriterBuilder;
+        let shape: Vec<u64> = std::iter::once(rows).chain(inner.iter().copied()).collect();
+        let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+        for s in shards {
+            let f = BufReader::with_capacity(1 << 20, std::fs::File::open(s.dir.join(name))?);
+            let data = npyz::NpyFile::new(f)?.data::<f64>().map_err(std::io::Error::other)?;
+            for v in data {
+                npy.push(&v?)?;
+            }
+        }
+        npy.finish()
+    })
+}
+
 /// Merge shard outputs into `out` (which must not exist, or be empty, unless `force`).
 pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<PathBuf> {
     let shards = check_shards(dirs)?;
@@ -156,20 +173,22 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
                 inner = shape[1..].to_vec();
             }
             axes["members"] = Value::Array(ids);
-            dir.write("series.npy", |w| {
-                use npyz::WriterBuilder;
-                let shape: Vec<u64> = std::iter::once(rows).chain(inner.iter().copied()).collect();
-                let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
-                for s in &shards {
-                    let f = BufReader::with_capacity(1 << 20, std::fs::File::open(s.dir.join("series.npy"))?);
-                    let data = npyz::NpyFile::new(f)?.data::<f64>().map_err(std::io::Error::other)?;
-                    for v in data {
-                        npy.push(&v?)?;
-                    }
-                }
-                npy.finish()
-            })?;
+            concat_npy(&dir, &shards, "series.npy", rows, &inner)?;
             dir.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
+        }
+        if format == Format::Npy {
+            let mut rows = 0u64;
+            let mut cols = vec![];
+            for s in &shards {
+                let p = s.dir.join("summary.npy");
+                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| io(&p, e))?)).map_err(|e| io(&p, e))?;
+                rows += npy.shape()[0];
+                cols = npy.shape()[1..].to_vec();
+            }
+            concat_npy(&dir, &shards, "summary.npy", rows, &cols)?;
+            let p = shards[0].dir.join("summary.json");
+            let meta = std::fs::read(&p).map_err(|e| io(&p, e))?;
+            dir.write("summary.json", |w| w.write_all(&meta))?;
         }
         dir.write("summary.csv", |w| {
             for (k, s) in shards.iter().enumerate() {

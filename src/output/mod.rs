@@ -51,7 +51,7 @@ fn io(path: &Path, e: std::io::Error) -> QbatError {
 
 /// Files a run writes (plots are plot_*.svg and plot_*.png); `--force` replaces these and nothing else.
 fn is_output_file(name: &str) -> bool {
-    matches!(name, "run.json" | "series.csv" | "series.npy" | "series.json" | "summary.csv" | "stats.csv" | "stats-state.bin" | "analysis.csv")
+    matches!(name, "run.json" | "series.csv" | "series.npy" | "series.json" | "summary.csv" | "stats.csv" | "stats-state.bin" | "analysis.csv" | "summary.npy" | "summary.json")
         || (name.starts_with("plot_") && (name.ends_with(".svg") || name.ends_with(".png")))
 }
 
