@@ -21,7 +21,7 @@ impl Sweep {
         }
         // Each grid point builds its own operators (tens of KiB): beyond 1e7 points no run fits
         // in memory, and refusing here avoids allocating the axis first.
-        if n.fract() != 0.0 || n < 1.0 || n > MAX_LINSPACE {
+        if n.fract() != 0.0 || !(1.0..=MAX_LINSPACE).contains(&n) {
             return Err(QbatError::invalid(field, format!("linspace count must be an integer in [1, {MAX_LINSPACE:e}], got {n}")));
         }
         let n = n as usize;
