@@ -266,9 +266,11 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
         }
         other => vec![other],
     };
+    // every name is checked before any job runs
+    let configs: Vec<String> = jobs.iter().map(|job| job_config(job)).collect::<Result<_>>()?;
     let mut all = vec![];
-    for job in &jobs {
-        let plan = parse_plan(&job_config(job)?, &Overrides::default())?;
+    for (job, config) in jobs.iter().zip(&configs) {
+        let plan = parse_plan(config, &Overrides::default())?;
         println!("job {job}: {} members x {} RK4 steps", plan.members.len(), plan.schedule.total_steps());
         let mut figs = vec![];
         for &b in &backends {
@@ -346,12 +348,20 @@ pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) ->
         }
         b => vec![b],
     };
+    let field = "--scaling-max-members";
+    if max_members < 100 {
+        return Err(QbatError::invalid(field, format!("the curve starts at 100 members, got {max_members}")));
+    }
     let mut members = vec![];
     let mut m = 100u64;
     while m <= max_members {
         members.push(m);
-        m *= 10;
+        let Some(next) = m.checked_mul(10) else { break };
+        m = next;
     }
+    // The largest point must be a valid plan (size and memory limits) before any point runs.
+    let largest = *members.last().expect("max_members >= 100");
+    parse_plan(&scaling_config("members", largest), &Overrides::default()).map_err(|e| QbatError::invalid(field, format!("{largest} members: {e}")))?;
     let curves: Vec<(&str, Vec<u64>)> = vec![("members", members), ("n_fock", vec![4, 8, 12, 16, 20, 28, 40])];
     let mut points = vec![];
     for (curve, xs) in &curves {

@@ -46,13 +46,13 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
         /// Timed repetitions per job and backend (after one warm-up).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
         repeat: usize,
         /// Instead of the jobs: throughput against ensemble size and n_fock (CSV + SVG).
         #[arg(long)]
         scaling: bool,
         /// Largest ensemble of the scaling curve.
-        #[arg(long, default_value_t = 100_000)]
+        #[arg(long, default_value_t = 100_000, allow_negative_numbers = true)]
         scaling_max_members: u64,
         /// Folder for the scaling curve's files.
         #[arg(long, default_value = "bench-scaling")]
@@ -109,13 +109,13 @@ struct RunArgs {
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Ensemble size (overrides ensemble.size).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     ensemble: Option<u64>,
     /// Seed (overrides ensemble.seed).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
     /// Members re-integrated on the f64 reference after the run.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, allow_negative_numbers = true)]
     verify: usize,
     /// GPU adapter to use, by (part of) its name.
     #[arg(long)]

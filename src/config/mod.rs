@@ -529,7 +529,9 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     // Refuse what cannot fit before allocating any member.
     let n_points = if drawn.is_empty() { n_grid } else { size as usize };
     let keeps_states = measures.iter().any(|m| m.needs_eigensolve());
-    check_memory(space, size as usize, n_points, schedule.times.len(), measures.len(), keeps_states, size_field)?;
+    // a grid's points are set by the sweeps, drawn points by the ensemble size
+    let points_field = if drawn.is_empty() { "params" } else { size_field };
+    check_memory(space, size as usize, n_points, schedule.times.len(), measures.len(), keeps_states, size_field, points_field)?;
 
     // --- points and members
     let n_param_axes = axes.len();
@@ -717,7 +719,8 @@ pub fn check_state(rho: &CMat, field: &str) -> Result<()> {
 /// this machine's memory. Costs: a member about 256 B plus its results (samples x measures
 /// f64, and 16 state reals per sample when two-qubit eigen-solve measures are on); a point its operators (about
 /// 8 dim x dim complex matrices) plus 4 KiB (parameters, the Pauli-basis generator).
-fn check_memory(space: Space, members: usize, points: usize, samples: usize, measures: usize, keeps_states: bool, size_field: &str) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn check_memory(space: Space, members: usize, points: usize, samples: usize, measures: usize, keeps_states: bool, size_field: &str, points_field: &str) -> Result<()> {
     let available = available_memory_bytes();
     let gib = |b: f64| b / 2f64.powi(30);
     let dim = space.dim() as f64;
@@ -734,14 +737,20 @@ fn check_memory(space: Space, members: usize, points: usize, samples: usize, mea
     let states = if space == Space::TwoQubit && keeps_states { 16.0 } else { 0.0 };
     let per_member = 256.0 + samples as f64 * (measures as f64 + states) * 8.0;
     let per_point = 8.0 * dim * dim * 16.0 + 4096.0;
-    let total = members as f64 * per_member + points as f64 * per_point;
+    let (members_bytes, points_bytes) = (members as f64 * per_member, points as f64 * per_point);
+    let total = members_bytes + points_bytes;
     if total > 0.6 * available {
         return Err(QbatError::TooLarge {
-            field: size_field.into(),
+            field: if points_bytes > members_bytes { points_field.into() } else { size_field.into() },
             reason: format!(
-                "{members} members x {samples} samples x {measures} measures ({points} parameter points) need about {:.1} GiB in memory, more than 60% of the {:.1} GiB available; select fewer measures (output.measures) or samples, or split the run",
+                "{members} members x {samples} samples x {measures} measures ({points} parameter points) need about {:.1} GiB in memory, more than 60% of the {:.1} GiB available; {}",
                 gib(total),
-                gib(available)
+                gib(available),
+                if points_bytes > members_bytes {
+                    "use fewer parameter points (each builds its own operators)"
+                } else {
+                    "select fewer measures (output.measures) or samples, or split the run"
+                }
             ),
         });
     }

@@ -4,6 +4,9 @@
 
 use crate::error::{QbatError, Result};
 
+/// Most points of one linspace axis.
+pub const MAX_LINSPACE: f64 = 1e7;
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Sweep {
     Fixed(f64),
@@ -16,8 +19,10 @@ impl Sweep {
         if !(lo.is_finite() && hi.is_finite()) {
             return Err(QbatError::invalid(field, "linspace bounds must be finite"));
         }
-        if n.fract() != 0.0 || n < 1.0 || n > 1e8 {
-            return Err(QbatError::invalid(field, format!("linspace count must be an integer in [1, 1e8], got {n}")));
+        // Each grid point builds its own operators (tens of KiB): beyond 1e7 points no run fits
+        // in memory, and refusing here avoids allocating the axis first.
+        if n.fract() != 0.0 || !(1.0..=MAX_LINSPACE).contains(&n) {
+            return Err(QbatError::invalid(field, format!("linspace count must be an integer in [1, {MAX_LINSPACE:e}], got {n}")));
         }
         let n = n as usize;
         let v = if n == 1 { vec![lo] } else { (0..n).map(|k| lo + (hi - lo) * k as f64 / (n - 1) as f64).collect() };
