@@ -715,10 +715,11 @@ pub fn check_state(rho: &CMat, field: &str) -> Result<()> {
     Ok(())
 }
 
-/// Refuse runs whose members, parameter points, results or per-thread work space cannot fit in
-/// this machine's memory. Costs: a member about 256 B plus its results (samples x measures
-/// f64, and 16 state reals per sample when two-qubit eigen-solve measures are on); a point its operators (about
-/// 8 dim x dim complex matrices) plus 4 KiB (parameters, the Pauli-basis generator).
+/// Refuse runs whose members, parameter points, smallest result block or per-thread work space
+/// cannot fit in this machine's memory. Costs: a member about 256 B in the member list; a block
+/// of 1,024 members its results (samples x measures f64, and 16 state reals per sample when
+/// two-qubit eigen-solve measures are on), twice over; a point its operators (about 8 dim x dim
+/// complex matrices) plus 4 KiB (parameters, the Pauli-basis generator).
 #[allow(clippy::too_many_arguments)]
 fn check_memory(space: Space, members: usize, points: usize, samples: usize, measures: usize, keeps_states: bool, size_field: &str, points_field: &str) -> Result<()> {
     let available = available_memory_bytes();
@@ -733,11 +734,14 @@ fn check_memory(space: Space, members: usize, points: usize, samples: usize, mea
             reason: format!("a {dim}x{dim} state needs {:.1} GiB of work space, more than the {:.1} GiB available", gib(per_thread * threads), gib(available)),
         });
     }
-    // two-qubit engines keep 16 state reals per sample only for the eigen-solve measures
+    // Runs stream their results block by block (study.rs), so a member costs its entry in the
+    // member list, and the results of one smallest block (1,024 members) must fit; the
+    // two-qubit engines keep 16 state reals per sample only for the eigen-solve measures.
     let states = if space == Space::TwoQubit && keeps_states { 16.0 } else { 0.0 };
-    let per_member = 256.0 + samples as f64 * (measures as f64 + states) * 8.0;
+    let results_per_member = samples as f64 * (measures as f64 + states) * 8.0 * 2.0;
     let per_point = 8.0 * dim * dim * 16.0 + 4096.0;
-    let (members_bytes, points_bytes) = (members as f64 * per_member, points as f64 * per_point);
+    let members_bytes = members as f64 * 256.0 + members.min(1024) as f64 * results_per_member;
+    let points_bytes = points as f64 * per_point;
     let total = members_bytes + points_bytes;
     if total > 0.6 * available {
         return Err(QbatError::TooLarge {
