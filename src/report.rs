@@ -70,8 +70,8 @@ pub fn print_report(r: &crate::run::RunInfo, members: usize) {
     );
     let t = &r.timings;
     println!(
-        "time        : setup {:.3} s, integrate {:.3} s, host measures {:.3} s, verify {:.3} s",
-        t.setup, t.integrate, t.host_measures, t.verify
+        "time        : setup {:.3} s, integrate {:.3} s, host measures {:.3} s, verify {:.3} s, statistics and checkpoints {:.3} s",
+        t.setup, t.integrate, t.host_measures, t.verify, t.streaming
     );
     println!("throughput  : {:.3e} member-steps/s", r.member_steps_per_second());
     for n in &r.notes {

@@ -51,6 +51,8 @@ pub struct Timings {
     pub integrate: f64,
     pub host_measures: f64,
     pub verify: f64,
+    /// Streamed runs: health, statistics, block files and checkpoints after each block.
+    pub streaming: f64,
     pub output: f64,
 }
 

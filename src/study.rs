@@ -233,6 +233,8 @@ struct TimingsAcc {
     integrate: f64,
     host_measures: f64,
     verify: f64,
+    #[serde(default)]
+    streaming: f64,
     member_steps: f64,
 }
 
@@ -654,6 +656,7 @@ struct Absorber<'a> {
 impl Absorber<'_> {
     fn absorb(&mut self, b: usize, lo: usize, sub: &Plan, out: crate::engine::EngineOutput, wall: f64, backend: &str, device: &str) -> Result<()> {
         let (local, opts, staging, ns) = (self.local, self.opts, self.staging, self.ns);
+        let t_absorb = Instant::now();
         let progress = &mut *self.progress;
         let hi = lo + sub.members.len();
             // The measure columns are fixed by the first block.
@@ -723,6 +726,7 @@ impl Absorber<'_> {
             progress.timings.verify += t_verify;
             progress.timings.member_steps += nb as f64 * local.schedule.total_steps() as f64;
             progress.done.push(b);
+            progress.timings.streaming += (t_absorb.elapsed().as_secs_f64() - t_verify).max(0.0);
             save_checkpoint(staging, progress, a)?;
             self.pb.inc(nb as u64);
             if let Some(d) = injected_block_delay() {
@@ -978,6 +982,7 @@ fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64, t0: Instant) ->
             integrate: p.timings.integrate,
             host_measures: p.timings.host_measures,
             verify: p.timings.verify,
+            streaming: p.timings.streaming,
             output,
         },
         member_steps: p.timings.member_steps,

@@ -1,23 +1,12 @@
 //! `qbat-gpu analyze` and the run plots, checked against hand-computed cases, values recomputed
 //! here directly from the files, and paper 000's closed-form relations.
 
+mod common;
+use common::{bin, ok};
+
 use qbat_gpu::analyze::{analyze_dir, AnalyzeOptions, Scope};
 use qbat_gpu::output::plots;
 use std::path::Path;
-use std::process::Command;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"));
-    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stderr));
-    stdout
-}
 
 /// Run `config` through the binary on the f64 CPU engine into `out`.
 fn run_config(dir: &Path, name: &str, config: &str, extra: &[&str]) -> std::path::PathBuf {

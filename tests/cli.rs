@@ -1,19 +1,7 @@
 //! End-to-end: the real binary, its output files, and reproducibility across thread counts.
 
-use std::process::Command;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"));
-    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stderr));
-    stdout
-}
+mod common;
+use common::{bin, ok};
 
 #[test]
 fn default_study_writes_its_outputs() {

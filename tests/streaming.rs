@@ -3,23 +3,10 @@
 //! injected device faults, and bounded host memory.
 
 mod common;
+use common::{bin, ok};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"));
-    c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env_remove("QBAT_INJECT_FAULT");
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", o.status.code());
-    stdout + &stderr
-}
 
 const BLOCH: &str = r#"
 model = "bloch-charger"

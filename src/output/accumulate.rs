@@ -276,14 +276,19 @@ impl StatsAccumulator {
     /// Add a block of members: values[(member * n_samples + sample) * n_measures + measure];
     /// members with `include[member] == false` are left out (unhealthy members).
     pub fn add_block(&mut self, values: &[f64], include: &[bool]) {
-        let (ns, nm) = (self.n_samples, self.n_measures);
+        let row = self.n_samples * self.n_measures;
         let ln_g = ln_gamma();
-        self.cells.par_iter_mut().enumerate().for_each(|(cell, acc)| {
-            let (s, k) = (cell / nm, cell % nm);
+        // Each task owns a run of cells and walks the members in order, so it reads each
+        // member's row contiguously (a cell-major walk would stride through the block).
+        let per_task = row.div_ceil(4 * rayon::current_num_threads()).max(1);
+        self.cells.par_chunks_mut(per_task).enumerate().for_each(|(task, cells)| {
+            let first = task * per_task;
             for (i, _) in include.iter().enumerate().filter(|(_, &ok)| ok) {
-                let x = values[(i * ns + s) * nm + k];
-                if x.is_finite() {
-                    acc.add(x, ln_g);
+                let member_row = &values[i * row + first..i * row + first + cells.len()];
+                for (acc, &x) in cells.iter_mut().zip(member_row) {
+                    if x.is_finite() {
+                        acc.add(x, ln_g);
+                    }
                 }
             }
         });

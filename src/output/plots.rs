@@ -217,6 +217,24 @@ fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     Some((lo - pad, hi + pad))
 }
 
+/// Labelled line curves, one colour each, with the legend in the upper right.
+fn draw_curves<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    curves: &[(String, Vec<(f64, f64)>)],
+    font: u32,
+) -> DrawResult {
+    for (i, (label, pts)) in curves.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+            .map_err(s)?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    }
+    chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).label_font(("sans-serif", font)).border_style(BLACK).background_style(WHITE.mix(0.85)).draw().map_err(s)?;
+    Ok(())
+}
+
 fn color(i: usize) -> RGBColor {
     const C: [RGBColor; 8] = [
         RGBColor(31, 119, 180),
@@ -337,15 +355,7 @@ fn write_series_plot(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
             .map_err(s)?;
         let ydesc = format!("value (energies in {eunit})");
         chart.configure_mesh().x_desc(tlabel).y_desc(ydesc.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
-        for (i, (label, pts)) in curves.iter().enumerate() {
-            let c = color(i);
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-                .map_err(s)?
-                .label(label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-        }
-        chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).label_font(("sans-serif", 15)).border_style(BLACK).background_style(WHITE.mix(0.85)).draw().map_err(s)?;
+        draw_curves(&mut chart, &curves, 15)?;
         Ok(())
     })
 }
@@ -564,15 +574,7 @@ fn write_cavity_plot(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) 
                 .build_cartesian_2d(x0..x1, y0..y1)
                 .map_err(s)?;
             chart.configure_mesh().x_desc("lambda t (dimensionless)").y_desc(ylabel).label_style(("sans-serif", 14)).draw().map_err(s)?;
-            for (i, (label, pts)) in curves.iter().enumerate() {
-                let c = color(i);
-                chart
-                    .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-                    .map_err(s)?
-                    .label(label.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-            }
-            chart.configure_series_labels().position(SeriesLabelPosition::UpperRight).label_font(("sans-serif", 13)).border_style(BLACK).background_style(WHITE.mix(0.85)).draw().map_err(s)?;
+            draw_curves(&mut chart, curves, 13)?;
         }
         Ok(())
     })
