@@ -87,6 +87,19 @@ fn streamed_stats_equal_the_stats_of_the_stored_series() {
             assert_eq!(got[7], n as f64);
         }
     }
+    // summary.npy holds summary.csv's numbers (health as its code, 0 = ok), columns in summary.json
+    let (sshape, summary) = npy(&out.join("summary.npy"));
+    let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&read(&out.join("summary.json"))).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(meta["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect::<Vec<_>>(), header);
+    assert_eq!(sshape, vec![n as u64, header.len() as u64]);
+    for (i, line) in csv.lines().skip(1).enumerate() {
+        for (k, cell) in line.split(',').enumerate() {
+            let want = if header[k] == "health" { assert_eq!(cell, "ok"); 0.0 } else { cell.parse::<f64>().unwrap() };
+            assert_eq!(summary[i * header.len() + k].to_bits(), want.to_bits(), "summary.npy row {i} column {}", header[k]);
+        }
+    }
 }
 
 #[test]
