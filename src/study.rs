@@ -212,6 +212,9 @@ pub struct FockTailFlags {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Progress {
     fingerprint: serde_json::Value,
+    /// Members per block: fixed when the run starts, kept by a resume.
+    #[serde(default)]
+    members_per_block: usize,
     done: Vec<usize>,
     generation: u64,
     measures: Vec<String>,
@@ -349,7 +352,7 @@ fn take_lock(dir: &Path) -> Result<std::fs::File> {
 }
 
 /// Open (resume) or create the staging directory of `opts.out`.
-fn open_staging(opts: &StudyOptions, fp: &serde_json::Value, notes: &mut Vec<String>) -> Result<(Staging, Option<(Progress, StatsAccumulator)>)> {
+fn open_staging(opts: &StudyOptions, fp: &serde_json::Value, n_samples: usize, notes: &mut Vec<String>) -> Result<(Staging, Option<(Progress, StatsAccumulator)>)> {
     let dir = staging_dir(&opts.out);
     let shown = opts.out.display();
     if opts.resume {
@@ -373,8 +376,13 @@ fn open_staging(opts: &StudyOptions, fp: &serde_json::Value, notes: &mut Vec<Str
                     ));
                 }
                 let sp = dir.join(format!("stats-state-{}.bin", p.generation));
-                let mut f = std::io::BufReader::new(std::fs::File::open(&sp).map_err(|e| io(&sp, e))?);
-                let acc = StatsAccumulator::read_from(&mut f).map_err(|e| io(&sp, e))?;
+                let damaged = |why: String| QbatError::invalid("--resume", format!("the checkpoint's {} is damaged ({why}); pass --force without --resume to start over", sp.display()));
+                let mut f = std::io::BufReader::new(std::fs::File::open(&sp).map_err(|e| damaged(e.to_string()))?);
+                let acc = StatsAccumulator::read_from(&mut f, (n_samples, p.measures.len())).map_err(|e| damaged(e.to_string()))?;
+                // no cell may count more members than the finished blocks hold
+                if acc.cells.iter().any(|c| c.n > p.health.ok) {
+                    return Err(damaged(format!("a cell counts more than the {} healthy members finished", p.health.ok)));
+                }
                 Some((p, acc))
             }
         };
@@ -414,17 +422,24 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
         f["shard"] = json!(opts.shard);
         f
     };
+    // Backend and devices first: a bad option must fail before any staging directory is
+    // touched (and never cost an interrupted run its checkpoint).
     let mut notes = vec![];
-    let (staging, loaded) = open_staging(opts, &fp, &mut notes)?;
-    match drive(plan, &local, opts, &staging, loaded, fp, notes, t0) {
+    let engine = resolve_backend(&opts.run, &mut notes)?;
+    let engines = engines_for(opts, engine, &mut notes)?;
+    let (staging, loaded) = open_staging(opts, &fp, local.schedule.times.len(), &mut notes)?;
+    match drive(plan, &local, opts, &staging, loaded, fp, notes, engines, t0) {
         Ok(outcome) => Ok(outcome),
         Err(e @ QbatError::DeviceLost(_)) => Err(QbatError::DeviceLost(format!(
             "{e}; the finished blocks are kept: continue with --resume {} (add --backend cpu to finish on the CPU)",
             opts.out.display()
         ))),
         Err(e) => {
-            // Keep a checkpoint only when it can be resumed; a failed run leaves nothing else.
-            if !staging.dir.join("checkpoint.json").exists() || matches!(e, QbatError::Numerics(_) | QbatError::Invalid { .. } | QbatError::TooLarge { .. }) {
+            // A run that failed before its first checkpoint, or for a reason a resume would only
+            // repeat (numerics), leaves nothing; otherwise the checkpoint is kept. A resumed run's
+            // checkpoint is never removed here.
+            let checkpointed = staging.dir.join("checkpoint.json").exists();
+            if !opts.resume && (!checkpointed || matches!(e, QbatError::Numerics(_))) {
                 let _ = std::fs::remove_dir_all(&staging.dir);
             } else {
                 eprintln!("note: the finished blocks are kept in {}: continue with --resume {}", staging.dir.display(), opts.out.display());
@@ -443,29 +458,39 @@ fn drive(
     loaded: Option<(Progress, StatsAccumulator)>,
     fp: serde_json::Value,
     notes: Vec<String>,
+    engines: Vec<Engine>,
     t0: Instant,
 ) -> Result<StudyOutcome> {
     let n = local.members.len();
     let ns = local.schedule.times.len();
-    let mut run_notes = notes;
-    let engine = resolve_backend(&opts.run, &mut run_notes)?;
-    let engines = engines_for(opts, engine, &mut run_notes)?;
+    let run_notes = notes;
     let setup = t0.elapsed().as_secs_f64();
     // Several devices balance by taking blocks as they finish: give each a few.
     let for_balance = if engines.len() > 1 { n.div_ceil(4 * engines.len()) } else { n };
-    let block = opts.block_members.unwrap_or_else(|| block_members(local, n, block_budget()).min(for_balance)).max(1);
-    let n_blocks = n.div_ceil(block);
+    let fresh_block = || opts.block_members.unwrap_or_else(|| block_members(local, n, block_budget()).min(for_balance)).max(1);
     let resumed;
     let (mut progress, mut acc) = match loaded {
         Some((p, a)) => {
+            // A resumed run keeps the blocks it was cut into.
+            if let Some(b) = opts.block_members.filter(|b| *b != p.members_per_block) {
+                return Err(QbatError::invalid("--block-members", format!("the interrupted run uses blocks of {} members, not {b}; leave --block-members out (or give {}) to resume it", p.members_per_block, p.members_per_block)));
+            }
+            if p.members_per_block == 0 {
+                return Err(QbatError::invalid("--resume", "the checkpoint has no block size (written by another version?); pass --force without --resume to start over"));
+            }
             resumed = p.done.len();
             (p, Some(a))
         }
         None => {
             resumed = 0;
-            (Progress { fingerprint: fp, ..Default::default() }, None)
+            (Progress { fingerprint: fp, members_per_block: fresh_block(), ..Default::default() }, None)
         }
     };
+    let block = progress.members_per_block;
+    let n_blocks = n.div_ceil(block);
+    if progress.done.iter().any(|&b| b >= n_blocks) {
+        return Err(QbatError::invalid("--resume", "the checkpoint names blocks beyond this run's members; it belongs to another run"));
+    }
     progress.notes.extend(run_notes);
     if local.steady && opts.run.verify > 0 && !progress.notes.iter().any(|n| n.starts_with("--verify skipped")) {
         progress.notes.push("--verify skipped: steady states are solved for, not integrated; steady_residual = ||L rho||_F is their check".into());
@@ -839,9 +864,13 @@ fn write_summary_npy(out: &OutputDir, local: &Plan, staging: &Staging, n_blocks:
 }
 
 /// Read block b's raw series values.
-fn read_block_values(staging: &Staging, b: usize) -> Result<Vec<f64>> {
+/// Read block b's raw series values: exactly `count` of them, or an error naming the file.
+fn read_block_values(staging: &Staging, b: usize, count: usize) -> Result<Vec<f64>> {
     let p = staging.blocks().join(format!("{b:06}.values"));
     let bytes = std::fs::read(&p).map_err(|e| io(&p, e))?;
+    if bytes.len() != count * 8 {
+        return Err(QbatError::invalid("--resume", format!("{} holds {} bytes, not the {} of its block; the checkpoint is damaged", p.display(), bytes.len(), count * 8)));
+    }
     Ok(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }
 
@@ -860,7 +889,13 @@ fn finish(
     t0: Instant,
 ) -> Result<StudyOutcome> {
     let t_out = Instant::now();
-    let out = OutputDir::at(&opts.out, &staging.dir);
+    // The outputs are assembled in a clean subdirectory, which alone is moved into place: no
+    // checkpoint, block or stray temporary file can reach the final directory, and the
+    // checkpoint stays until the commit has succeeded.
+    let assembled = staging.dir.join("final");
+    let _ = std::fs::remove_dir_all(&assembled);
+    std::fs::create_dir(&assembled).map_err(|e| io(&assembled, e))?;
+    let out = OutputDir::at(&opts.out, &assembled);
     let ns = local.schedule.times.len();
     let measures: Vec<&str> = progress.measures.iter().map(|s| s.as_str()).collect();
     let nm = measures.len();
@@ -874,8 +909,9 @@ fn finish(
                 }
                 writeln!(w)?;
                 for b in 0..n_blocks {
-                    let values = read_block_values(staging, b).map_err(std::io::Error::other)?;
-                    for (i, id) in ids[b * block..((b + 1) * block).min(ids.len())].iter().enumerate() {
+                    let block_ids = &ids[b * block..((b + 1) * block).min(ids.len())];
+                    let values = read_block_values(staging, b, block_ids.len() * ns * nm).map_err(std::io::Error::other)?;
+                    for (i, id) in block_ids.iter().enumerate() {
                         for (s, t) in local.schedule.times.iter().enumerate() {
                             write!(w, "{id},{}", num(*t))?;
                             for v in &values[(i * ns + s) * nm..(i * ns + s + 1) * nm] {
@@ -893,7 +929,8 @@ fn finish(
                     let shape = [ids.len() as u64, ns as u64, nm as u64];
                     let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
                     for b in 0..n_blocks {
-                        let values = read_block_values(staging, b).map_err(std::io::Error::other)?;
+                        let members = ((b + 1) * block).min(ids.len()) - b * block;
+                        let values = read_block_values(staging, b, members * ns * nm).map_err(std::io::Error::other)?;
                         npy.extend(values.iter().copied())?;
                     }
                     npy.finish()
@@ -922,6 +959,9 @@ fn finish(
         out.write("stats-state.bin", |w| acc.write_to(w))?;
     }
     let mut progress = progress;
+    // Several devices finish blocks in any order: list ids in member order.
+    progress.health.flagged_ids.sort_unstable();
+    progress.verify_members.sort_unstable();
     for w in crate::report::fock_tail_warnings(local, &stats_measures(&progress), &progress.fock).into_iter().chain(progress.health.warning(local.schedule.dt)) {
         eprintln!("WARNING: {w}");
         progress.notes.push(w);
@@ -937,12 +977,9 @@ fn finish(
         rj["shard"] = json!({"index": s.index, "count": s.count, "members": [r.start, r.end], "fingerprint": progress.fingerprint});
     }
     out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other))?;
-    // Drop the checkpoint and blocks, then move the staging directory into place.
-    let _ = std::fs::remove_dir_all(staging.blocks());
-    let _ = std::fs::remove_file(staging.dir.join("checkpoint.json"));
-    let _ = std::fs::remove_file(staging.dir.join(format!("stats-state-{}.bin", progress.generation)));
-    let _ = std::fs::remove_file(staging.dir.join("lock"));
     let dir = out.commit()?;
+    // Committed: the checkpoint, blocks and lock go.
+    let _ = std::fs::remove_dir_all(&staging.dir);
     // Plots read the committed files (each plot is itself written atomically).
     if opts.output.plots {
         output::plots::write_run_plots(&dir)?;

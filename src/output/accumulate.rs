@@ -10,9 +10,10 @@
 //!   represented by 2 gamma^i / (gamma + 1), within a relative `a` of every value in the
 //!   bucket; |x| < `QUANTILE_ZERO` goes to a zero bucket represented by 0.
 //!
-//! Quantiles follow numpy's default (linear interpolation between order statistics) applied
-//! to the bucket representatives, clamped to [min, max]: each is within
-//! max(a |q|, QUANTILE_ZERO) of numpy's value on the full data.
+//! Quantiles follow numpy's default (linear interpolation between the order statistics x_lo,
+//! x_hi around the rank) applied to the bucket representatives, clamped to [min, max]: each is
+//! within max(a max(|x_lo|, |x_hi|), QUANTILE_ZERO) of numpy's value on the full data (a |q|
+//! when x_lo and x_hi have the same sign; near a sign change the larger neighbour sets it).
 //!
 //! Memory per cell does not grow with the ensemble: the sketch spans ln(max/min)/ln(gamma)
 //! buckets (about 1,150 per decade of |x| covered, 4 bytes each), whatever the member count.
@@ -333,17 +334,19 @@ impl StatsAccumulator {
         Ok(())
     }
 
-    pub fn read_from(r: &mut dyn Read) -> std::io::Result<StatsAccumulator> {
-        let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not a qbat-gpu stats state ({what})"));
+    /// Read a state written by `write_to` for a run of `expect` = (samples, measures); another
+    /// shape is an error, found before anything is allocated.
+    pub fn read_from(r: &mut dyn Read, expect: (usize, usize)) -> std::io::Result<StatsAccumulator> {
+        let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not this run's statistics state ({what})"));
         let mut magic = [0u8; 8];
         r.read_exact(&mut magic)?;
         if &magic != MAGIC {
-            return Err(bad("magic"));
+            return Err(bad("no QBSTATS1 header".into()));
         }
         let ns = get_u64(r)? as usize;
         let nm = get_u64(r)? as usize;
-        if ns.checked_mul(nm).is_none_or(|c| c > 1 << 28) {
-            return Err(bad("size"));
+        if (ns, nm) != expect {
+            return Err(bad(format!("{ns} samples x {nm} measures, expected {} x {}", expect.0, expect.1)));
         }
         let mut acc = StatsAccumulator::new(ns, nm);
         for c in acc.cells.iter_mut() {
@@ -353,7 +356,7 @@ impl StatsAccumulator {
             for s in [&mut c.s1, &mut c.s2] {
                 let len = get_u64(r)? as usize;
                 if len > 4096 {
-                    return Err(bad("expansion length"));
+                    return Err(bad("expansion length".into()));
                 }
                 s.partials = (0..len).map(|_| get_f64(r)).collect::<std::io::Result<_>>()?;
             }
@@ -362,7 +365,7 @@ impl StatsAccumulator {
                 b.first = get_u64(r)? as i64 as i32;
                 let len = get_u64(r)? as usize;
                 if len > 1 << 24 {
-                    return Err(bad("bucket count"));
+                    return Err(bad("bucket count".into()));
                 }
                 let mut bytes = vec![0u8; len * 4];
                 r.read_exact(&mut bytes)?;
@@ -455,6 +458,17 @@ mod tests {
     }
 
     #[test]
+    fn quantile_across_a_sign_change_keeps_the_neighbour_bound() {
+        // numpy: quantile([-1, 1.0015], 0.5) = 0.00075, between x_lo = -1 and x_hi = 1.0015
+        let mut c = Cell::default();
+        for x in [-1.0, 1.0015] {
+            c.add(x, ln_gamma());
+        }
+        let bound = QUANTILE_REL_RESOLUTION * 1.0015 * 1.0001;
+        assert!((c.quantile(0.5) - 0.00075).abs() <= bound, "{}", c.quantile(0.5));
+    }
+
+    #[test]
     fn merge_equals_single_pass_and_round_trips() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let (ns, nm, n) = (3, 2, 100);
@@ -475,7 +489,9 @@ mod tests {
         }
         let mut bytes = vec![];
         parts.write_to(&mut bytes).unwrap();
-        let back = StatsAccumulator::read_from(&mut bytes.as_slice()).unwrap();
+        let back = StatsAccumulator::read_from(&mut bytes.as_slice(), (ns, nm)).unwrap();
         assert_eq!(back, parts);
+        // another run's shape is refused before allocating
+        assert!(StatsAccumulator::read_from(&mut bytes.as_slice(), (ns + 1, nm)).is_err());
     }
 }

@@ -134,7 +134,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     for s in &shards {
         let p = s.dir.join("stats-state.bin");
         let mut f = BufReader::new(std::fs::File::open(&p).map_err(|e| io(&p, e))?);
-        let a = StatsAccumulator::read_from(&mut f).map_err(|e| io(&p, e))?;
+        let a = StatsAccumulator::read_from(&mut f, (times.len(), names.len())).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
         match acc.as_mut() {
             None => acc = Some(a),
             Some(m) => m.merge(&a)?,
@@ -208,6 +208,32 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             }
         }
         run["health"] = json!(health);
+        // verify over all shards: every member re-run, each measure's worst deviation, and a
+        // pass only when every shard passed
+        let verifies: Vec<&Value> = shards.iter().map(|s| &s.run["verify"]).filter(|v| v.is_object()).collect();
+        if !verifies.is_empty() {
+            let mut merged = verifies[0].clone();
+            merged["members"] = json!(verifies.iter().flat_map(|v| v["members"].as_array().cloned().unwrap_or_default()).collect::<Vec<_>>());
+            merged["pass"] = json!(verifies.iter().all(|v| v["pass"] == json!(true)));
+            if let Some(devs) = merged["deviations"].as_array_mut() {
+                for d in devs.iter_mut() {
+                    let worst = verifies
+                        .iter()
+                        .flat_map(|v| v["deviations"].as_array().cloned().unwrap_or_default())
+                        .filter(|x| x["measure"] == d["measure"])
+                        .filter_map(|x| x["max_abs"].as_f64())
+                        .fold(0.0, f64::max);
+                    d["max_abs"] = json!(worst);
+                    let tol = d["tolerance"].as_f64().unwrap_or(f64::INFINITY);
+                    d["pass"] = json!(worst <= tol);
+                }
+            }
+            run["verify"] = merged;
+        }
+        // per-run figures of one shard would mislead at the top level: they are in merged_from
+        for key in ["timings", "member_steps_per_second", "peak_rss_bytes", "blocks"] {
+            run[key] = Value::Null;
+        }
         // Shards may have run on different backends (a mixed cluster, or --on-device-loss cpu):
         // say so rather than report the first shard's.
         for key in ["backend", "device", "precision"] {
