@@ -718,8 +718,10 @@ pub fn check_state(rho: &CMat, field: &str) -> Result<()> {
 /// Refuse runs whose members, parameter points, smallest result block or per-thread work space
 /// cannot fit in this machine's memory. Costs: a member about 256 B in the member list; a block
 /// of 1,024 members its results (samples x measures f64, and 16 state reals per sample when
-/// two-qubit eigen-solve measures are on), twice over; a point its operators (about 8 dim x dim
-/// complex matrices) plus 4 KiB (parameters, the Pauli-basis generator).
+/// two-qubit eigen-solve measures are on), twice over; the streamed statistics a cell per
+/// (sample, measure) with its quantile sketch, twice over (the accumulator and its checkpoint);
+/// a point its operators (about 8 dim x dim complex matrices) plus 4 KiB (parameters, the
+/// Pauli-basis generator).
 #[allow(clippy::too_many_arguments)]
 fn check_memory(space: Space, members: usize, points: usize, samples: usize, measures: usize, keeps_states: bool, size_field: &str, points_field: &str) -> Result<()> {
     let available = available_memory_bytes();
@@ -742,6 +744,13 @@ fn check_memory(space: Space, members: usize, points: usize, samples: usize, mea
     let per_point = 8.0 * dim * dim * 16.0 + 4096.0;
     let members_bytes = members as f64 * 256.0 + members.min(1024) as f64 * results_per_member;
     let points_bytes = points as f64 * per_point;
+    // The streamed statistics: a cell per (sample, measure), about 200 B plus its quantile
+    // sketch, which holds at most one 4-byte bucket per member (about 4,000 in practice).
+    let cells = samples as f64 * measures as f64;
+    let stats_bytes = cells * (200.0 + 4.0 * members.min(4000) as f64) * 2.0;
+    let per_sample_bytes = stats_bytes + members.min(1024) as f64 * results_per_member;
+    // the field to name: whichever of samples, members and points costs most
+    let (members_bytes, size_field) = if per_sample_bytes > members as f64 * 256.0 { (members_bytes + stats_bytes, "time.samples") } else { (members_bytes + stats_bytes, size_field) };
     let total = members_bytes + points_bytes;
     if total > 0.6 * available {
         return Err(QbatError::TooLarge {
