@@ -1,7 +1,6 @@
-//! The printed report of a run, and rank correlations for the default study.
+//! The printed report of a run, and the rank and Pearson correlations `analyze` uses.
 
 use crate::measures::Measure;
-use crate::run::RunResult;
 
 /// Ranks with ties averaged (1-based).
 pub fn ranks(v: &[f64]) -> Vec<f64> {
@@ -34,32 +33,6 @@ pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
     }
     sxy / (sxx * syy).sqrt()
 }
-
-/// Spearman rank correlation.
-pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
-    pearson(&ranks(x), &ranks(y))
-}
-
-/// Spearman of `a` against `b`, pooled over members and sample times.
-pub fn pooled_spearman(r: &RunResult, a: Measure, b: Measure) -> Option<f64> {
-    let ka = r.measures.iter().position(|m| *m == a)?;
-    let kb = r.measures.iter().position(|m| *m == b)?;
-    let nm = r.measures.len();
-    let n = r.values.len() / nm;
-    let x: Vec<f64> = (0..n).map(|c| r.values[c * nm + ka]).collect();
-    let y: Vec<f64> = (0..n).map(|c| r.values[c * nm + kb]).collect();
-    Some(spearman(&x, &y))
-}
-
-pub const RESOURCES: [Measure; 7] = [
-    Measure::Concurrence,
-    Measure::SteeringF3,
-    Measure::SteeringAb,
-    Measure::BellChsh,
-    Measure::CoherenceL1,
-    Measure::ImaginarityL1,
-    Measure::TextureB,
-];
 
 pub fn print_report(r: &crate::run::RunInfo, members: usize) {
     println!("device      : {} ({} backend, {:?})", r.device, r.backend, r.precision);

@@ -220,28 +220,46 @@ pub fn measure_tolerance(m: Measure, base: f64) -> f64 {
 /// Re-integrate `k` members chosen by the seed on the f64 reference and compare (the
 /// result's measures, which may be fewer than the plan's).
 pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
-    let n = plan.members.len();
-    let k = k.min(n);
-    let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(plan.seed ^ 0x5eed_0f_7e51f1);
-    let mut idx: Vec<usize> = sample_indices(&mut rng, n, k).into_vec();
-    idx.sort_unstable();
-    let ns = plan.schedule.times.len();
-    let nm = result.measures.len();
+    let idx = verify_indices(plan.seed, plan.members.len(), k);
+    let row = plan.schedule.times.len() * result.measures.len();
     let refs: Vec<Vec<f64>> = idx.par_iter().map(|&i| reference_member(plan, &plan.members[i], &result.measures).0).collect();
-    let mut deviations = vec![];
-    for (kk, &m) in result.measures.iter().enumerate() {
-        let mut max_abs: f64 = 0.0;
-        for (r, &i) in refs.iter().zip(&idx) {
-            for s in 0..ns {
-                let d = (result.value(i, s, kk) - r[s * nm + kk]).abs();
-                max_abs = if d.is_nan() { f64::INFINITY } else { max_abs.max(d) };
-            }
-        }
-        let tolerance = verify_tolerance(m, result.precision);
-        deviations.push(Deviation { measure: m.name().into(), max_abs, tolerance, pass: max_abs <= tolerance });
+    let mut max_abs = vec![0.0; result.measures.len()];
+    for (r, &i) in refs.iter().zip(&idx) {
+        fold_deviations(&mut max_abs, &result.values[i * row..(i + 1) * row], r);
     }
+    verify_report(&result.measures, &max_abs, result.precision, idx.iter().map(|&i| plan.members[i].id).collect())
+}
+
+/// The members `--verify` re-runs: `k` of `n`, chosen by the seed, in index order.
+pub fn verify_indices(seed: u64, n: usize, k: usize) -> Vec<usize> {
+    let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(seed ^ 0x5eed_0f_7e51f1);
+    let mut idx: Vec<usize> = sample_indices(&mut rng, n, k.min(n)).into_vec();
+    idx.sort_unstable();
+    idx
+}
+
+/// Fold one member's deviation from the reference into each measure's largest one; both are
+/// [sample][measure] with `max_abs.len()` measures, and a NaN counts as an infinite deviation.
+pub fn fold_deviations(max_abs: &mut [f64], got: &[f64], reference: &[f64]) {
+    let nm = max_abs.len();
+    for (c, (a, b)) in got.iter().zip(reference).enumerate() {
+        let d = (a - b).abs();
+        max_abs[c % nm] = max_abs[c % nm].max(if d.is_nan() { f64::INFINITY } else { d });
+    }
+}
+
+/// The verify report from each measure's largest deviation.
+pub fn verify_report(measures: &[Measure], max_abs: &[f64], precision: Precision, members: Vec<u64>) -> VerifyReport {
+    let deviations: Vec<Deviation> = measures
+        .iter()
+        .zip(max_abs)
+        .map(|(m, &max_abs)| {
+            let tolerance = verify_tolerance(*m, precision);
+            Deviation { measure: m.name().into(), max_abs, tolerance, pass: max_abs <= tolerance }
+        })
+        .collect();
     let pass = deviations.iter().all(|d| d.pass);
-    VerifyReport { members: idx.iter().map(|&i| plan.members[i].id).collect(), deviations, pass }
+    VerifyReport { members, deviations, pass }
 }
 
 /// Check the results for NaN/Inf: never hand back silent NaN output.

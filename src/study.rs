@@ -23,9 +23,7 @@ use crate::job::{Peak, PEAK_MEASURES};
 use crate::measures::Measure;
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::{self, write_atomic, Format, OutputDir, OutputOptions};
-use crate::run::{reference_member, verify_tolerance, Deviation, RunOptions, Timings, VerifyReport};
-use rand::seq::index::sample as sample_indices;
-use rand::SeedableRng;
+use crate::run::{fold_deviations, reference_member, verify_indices, verify_report, RunOptions, Timings};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::io::Write;
@@ -291,8 +289,8 @@ pub fn fingerprint_difference(a: &serde_json::Value, b: &serde_json::Value) -> O
 /// Members per block: results (and two-qubit states for the eigen measures) of a block stay
 /// within `budget` bytes.
 pub fn block_members(plan: &Plan, members: usize, budget: f64) -> usize {
-    let states = if !plan.is_cavity() && plan.measures.iter().any(|m| m.needs_eigensolve()) { 16.0 } else { 0.0 };
-    let per_member = 512.0 + plan.schedule.times.len() as f64 * (plan.measures.len() as f64 + states) * 8.0 * 2.0;
+    let keeps_states = plan.measures.iter().any(|m| m.needs_eigensolve());
+    let per_member = 512.0 + crate::config::result_bytes_per_member(plan.space, plan.schedule.times.len(), plan.measures.len(), keeps_states);
     ((budget / per_member) as usize).clamp(1, members.max(1))
 }
 
@@ -497,11 +495,7 @@ fn drive(
     }
     // The members --verify re-runs: chosen by the seed among this run's members.
     let verify_idx: Vec<usize> = if opts.run.verify > 0 && !matches!(engines[0], Engine::Reference) && !local.steady {
-        let k = opts.run.verify.min(n);
-        let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(plan.seed ^ 0x5eed_0f_7e51f1);
-        let mut idx = sample_indices(&mut rng, n, k).into_vec();
-        idx.sort_unstable();
-        idx
+        verify_indices(plan.seed, n, opts.run.verify)
     } else {
         vec![]
     };
@@ -588,7 +582,7 @@ fn drive(
             progress.health.warning(local.schedule.dt).unwrap_or_default()
         )));
     }
-    finish(plan, local, opts, staging, progress, acc, block, n_blocks, resumed, setup, t0)
+    finish(plan, local, opts, staging, progress, acc, block, n_blocks, resumed, setup)
 }
 
 /// One device (or the CPU) working through blocks.
@@ -724,13 +718,8 @@ impl Absorber<'_> {
                 if progress.verify_max.is_empty() {
                     progress.verify_max = vec![0.0; nm];
                 }
-                for k in 0..nm {
-                    for s in 0..ns {
-                        let d = (out.values[((i - lo) * ns + s) * nm + k] - r[s * nm + k]).abs();
-                        let d = if d.is_nan() { f64::INFINITY } else { d };
-                        progress.verify_max[k] = progress.verify_max[k].max(d);
-                    }
-                }
+                let row = ns * nm;
+                fold_deviations(&mut progress.verify_max, &out.values[(i - lo) * row..(i - lo + 1) * row], &r);
                 progress.verify_members.push(m.id);
             }
             let t_verify = tv.elapsed().as_secs_f64();
@@ -886,7 +875,6 @@ fn finish(
     n_blocks: usize,
     resumed: usize,
     setup: f64,
-    t0: Instant,
 ) -> Result<StudyOutcome> {
     let t_out = Instant::now();
     // The outputs are assembled in a clean subdirectory, which alone is moved into place: no
@@ -952,7 +940,7 @@ fn finish(
         }
         Ok(())
     })?;
-    let names: Vec<&'static str> = progress.measures.iter().map(|s| Measure::from_name(s).map(|m| m.name()).unwrap_or("?")).collect();
+    let names: Vec<&'static str> = stats_measures(&progress).iter().map(|m| m.name()).collect();
     let stats = output::stats::Stats::from_accumulator(&acc, local.schedule.times.clone(), names);
     out.write("stats.csv", |w| output::stats::write_csv(&stats, w))?;
     if opts.shard.is_some() {
@@ -966,7 +954,7 @@ fn finish(
         eprintln!("WARNING: {w}");
         progress.notes.push(w);
     }
-    let info = run_info(local, &progress, setup, t_out.elapsed().as_secs_f64(), t0);
+    let info = run_info(local, &progress, setup, t_out.elapsed().as_secs_f64());
     let mut rj = output::run_json(plan, &info, &opts.run);
     rj["members"] = json!(local.members.len());
     rj["health"] = json!(progress.health);
@@ -991,22 +979,10 @@ fn stats_measures(p: &Progress) -> Vec<Measure> {
     p.measures.iter().filter_map(|s| Measure::from_name(s).ok()).collect()
 }
 
-fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64, t0: Instant) -> crate::run::RunInfo {
+fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64) -> crate::run::RunInfo {
     let measures = stats_measures(p);
     let precision = p.precision.unwrap_or(crate::run::Precision::F64);
-    let verify = (!p.verify_members.is_empty()).then(|| {
-        let deviations: Vec<Deviation> = measures
-            .iter()
-            .zip(&p.verify_max)
-            .map(|(m, &max_abs)| {
-                let tolerance = verify_tolerance(*m, precision);
-                Deviation { measure: m.name().into(), max_abs, tolerance, pass: max_abs <= tolerance }
-            })
-            .collect();
-        let pass = deviations.iter().all(|d| d.pass);
-        VerifyReport { members: p.verify_members.clone(), deviations, pass }
-    });
-    let _ = t0;
+    let verify = (!p.verify_members.is_empty()).then(|| verify_report(&measures, &p.verify_max, precision, p.verify_members.clone()));
     crate::run::RunInfo {
         measures,
         times: local.schedule.times.clone(),

@@ -739,8 +739,7 @@ fn check_memory(space: Space, members: usize, points: usize, samples: usize, mea
     // Runs stream their results block by block (study.rs), so a member costs its entry in the
     // member list, and the results of one smallest block (1,024 members) must fit; the
     // two-qubit engines keep 16 state reals per sample only for the eigen-solve measures.
-    let states = if space == Space::TwoQubit && keeps_states { 16.0 } else { 0.0 };
-    let results_per_member = samples as f64 * (measures as f64 + states) * 8.0 * 2.0;
+    let results_per_member = result_bytes_per_member(space, samples, measures, keeps_states);
     let per_point = 8.0 * dim * dim * 16.0 + 4096.0;
     let members_bytes = members as f64 * 256.0 + members.min(1024) as f64 * results_per_member;
     let points_bytes = points as f64 * per_point;
@@ -768,6 +767,14 @@ fn check_memory(space: Space, members: usize, points: usize, samples: usize, mea
         });
     }
     Ok(())
+}
+
+/// Bytes a member's results take while its block is processed: samples x measures f64, plus 16
+/// state reals per sample when two-qubit eigen-solve measures are on, twice over (the engine's
+/// output and its assembly). Sizes blocks (study.rs) and the memory check.
+pub fn result_bytes_per_member(space: Space, samples: usize, measures: usize, keeps_states: bool) -> f64 {
+    let states = if space == Space::TwoQubit && keeps_states { 16.0 } else { 0.0 };
+    samples as f64 * (measures as f64 + states) * 8.0 * 2.0
 }
 
 /// MemAvailable from /proc/meminfo (Linux); 16 GiB where it cannot be read.

@@ -1,10 +1,8 @@
 //! Ensemble statistics per sample time and measure: mean, std (population), min, max and the
 //! 5/50/95% quantiles (linear interpolation between order statistics, numpy's default).
-//! `compute` works exactly from in-memory results (the reference for tests); runs stream
+//! `column_stat` works exactly from one stored column (the reference for tests); runs stream
 //! their statistics through `accumulate::StatsAccumulator` and `Stats::from_accumulator`.
 
-use crate::run::RunResult;
-use rayon::prelude::*;
 use std::io::Write;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -65,21 +63,6 @@ pub fn column_stat(sample: usize, measure: usize, mut v: Vec<f64>) -> Stat {
         q50: quantile_sorted(&v, 0.50),
         q95: quantile_sorted(&v, 0.95),
     }
-}
-
-pub fn compute(r: &RunResult) -> Stats {
-    let ns = r.times.len();
-    let nm = r.measures.len();
-    let nmem = r.member_ids.len();
-    let stats = (0..ns * nm)
-        .into_par_iter()
-        .map(|cell| {
-            let (s, k) = (cell / nm, cell % nm);
-            let col: Vec<f64> = (0..nmem).map(|i| r.value(i, s, k)).collect();
-            column_stat(s, k, col)
-        })
-        .collect();
-    Stats { times: r.times.clone(), measures: r.measures.iter().map(|m| m.name()).collect(), stats }
 }
 
 impl Stats {
