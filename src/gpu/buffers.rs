@@ -145,3 +145,33 @@ pub fn read_back(ctx: &super::GpuContext, sources: &[(&str, &wgpu::Buffer)]) -> 
     }
     Ok(staging)
 }
+
+/// RK4 steps of a piece: its full steps and the shortened one, if any.
+pub fn piece_steps(p: &crate::twin::rk4_two_qubit::Piece) -> u64 {
+    p.n_full as u64 + u64::from(p.h_last > 0.0)
+}
+
+/// Group a schedule's pieces into dispatches, greedily and in order: a dispatch takes pieces
+/// while both running costs (`cost` of each piece, plus `first` on the very first dispatch) stay
+/// within `budgets`, holds at least one piece, and never spans the switch-off (the coupling is
+/// chosen per dispatch). Returns [begin, end) pairs of piece indices.
+pub fn group_pieces(pieces: &[crate::twin::rk4_two_qubit::Piece], cost: impl Fn(&crate::twin::rk4_two_qubit::Piece) -> (u64, u64), budgets: (u64, u64), first: (u64, u64)) -> Vec<(u32, u32)> {
+    let mut out = vec![];
+    let mut begin = 0usize;
+    let (mut a, mut b) = first;
+    for (i, p) in pieces.iter().enumerate() {
+        let (ca, cb) = cost(p);
+        if i > begin && (a + ca > budgets.0 || b + cb > budgets.1 || p.uncoupled != pieces[begin].uncoupled) {
+            out.push((begin as u32, i as u32));
+            begin = i;
+            a = 0;
+            b = 0;
+        }
+        a += ca;
+        b += cb;
+    }
+    if begin < pieces.len() {
+        out.push((begin as u32, pieces.len() as u32));
+    }
+    out
+}

@@ -62,7 +62,7 @@
 //! invocation that completed fewer steps than its dispatch holds; the host turns a shortfall
 //! into an error.
 
-use super::buffers::{dispatch_uniforms, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
+use super::buffers::{dispatch_uniforms, group_pieces, piece_steps, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
 use super::context::GpuContext;
 use super::Precision;
 use crate::error::{QbatError, Result};
@@ -326,10 +326,6 @@ pub fn loop_costs(layout: &Layout, evolve_z: bool) -> LoopCosts {
     }
 }
 
-fn piece_steps(p: &Piece) -> u64 {
-    p.n_full as u64 + u64::from(p.h_last > 0.0)
-}
-
 /// The pieces of a schedule for this kernel: at most STEPS_PER_PIECE full steps, and few
 /// enough that a piece fits a dispatch's loop budget.
 fn cavity_pieces(job: &CavityJob, costs: &LoopCosts, loop_budget: u64) -> Vec<Piece> {
@@ -341,27 +337,11 @@ fn cavity_pieces(job: &CavityJob, costs: &LoopCosts, loop_budget: u64) -> Vec<Pi
 /// (the t = 0 reference sample counted on the first) and `element_budget` element-steps
 /// (`element_per_step` per RK4 step), at least one piece each. Returns [begin, end) pairs.
 fn plan_cavity_dispatches(pieces: &[Piece], costs: &LoopCosts, loop_budget: u64, element_per_step: u64, element_budget: u64) -> Vec<(u32, u32)> {
-    let mut out = vec![];
-    let mut begin = 0usize;
-    let (mut loops, mut elements) = (costs.sample, 0u64);
-    for (i, p) in pieces.iter().enumerate() {
+    let cost = |p: &Piece| {
         let steps = piece_steps(p);
-        let l = steps * costs.step + if p.sample != NO_SAMPLE { costs.sample } else { 0 } + costs.piece;
-        let e = steps * element_per_step;
-        // A dispatch never spans the switch-off: the coupling is a per-dispatch flag.
-        if i > begin && (loops + l > loop_budget || elements + e > element_budget || p.uncoupled != pieces[begin].uncoupled) {
-            out.push((begin as u32, i as u32));
-            begin = i;
-            loops = 0;
-            elements = 0;
-        }
-        loops += l;
-        elements += e;
-    }
-    if begin < pieces.len() {
-        out.push((begin as u32, pieces.len() as u32));
-    }
-    out
+        (steps * costs.step + if p.sample != NO_SAMPLE { costs.sample } else { 0 } + costs.piece, steps * element_per_step)
+    };
+    group_pieces(pieces, cost, (loop_budget, element_budget), (costs.sample, 0))
 }
 
 /// Sizes of the shared tables: (lookup u32s, consts reals).

@@ -21,7 +21,7 @@
 //! point (528 reals) per member counts too. Members are independent, so the results do not
 //! depend on the chunking, bit for bit.
 
-use super::buffers::{dispatch_uniforms, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
+use super::buffers::{dispatch_uniforms, group_pieces, piece_steps, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
 use super::context::{GpuContext, WORKGROUP_SIZE};
 use super::Precision;
 use crate::error::{QbatError, Result};
@@ -211,33 +211,10 @@ fn validate(job: &TwoQubitJob) -> Result<()> {
     Ok(())
 }
 
-
-
-
-
-/// Group pieces into dispatches of about `budget` steps each (at least one piece each).
+/// Group pieces into dispatches of about `budget` steps each and at most LOOP_BUDGET loop
+/// iterations (at least one piece each).
 fn plan_dispatches(pieces: &[Piece], budget: u64) -> Vec<(u32, u32)> {
-    let mut out = vec![];
-    let mut begin = 0usize;
-    let mut steps = 0u64;
-    let mut cost = 0u64;
-    for (i, p) in pieces.iter().enumerate() {
-        let s = p.n_full as u64 + u64::from(p.h_last > 0.0);
-        let c = loop_cost(p);
-        // A dispatch never spans the switch-off: its point offset is per dispatch.
-        if i > begin && (steps + s > budget || cost + c > LOOP_BUDGET || p.uncoupled != pieces[begin].uncoupled) {
-            out.push((begin as u32, i as u32));
-            begin = i;
-            steps = 0;
-            cost = 0;
-        }
-        steps += s;
-        cost += c;
-    }
-    if begin < pieces.len() {
-        out.push((begin as u32, pieces.len() as u32));
-    }
-    out
+    group_pieces(pieces, |p| (piece_steps(p), loop_cost(p)), (budget, LOOP_BUDGET), (0, 0))
 }
 
 /// Loop iterations one piece costs an invocation, counted generously: a full step is one
