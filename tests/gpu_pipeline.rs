@@ -25,7 +25,7 @@ fn compare_config(cfg: &str, precision: Precision, tol: f64) {
     assert_eq!(gpu.backend, "gpu");
     assert!(gpu.verify.as_ref().unwrap().pass, "{:#?}", gpu.verify);
     for (k, m) in plan.measures.iter().enumerate() {
-        let t = qbat_gpu::run::measure_tolerance(*m, tol);
+        let t = qbat_gpu::verify::measure_tolerance(*m, tol);
         let mut worst = 0.0f64;
         for i in 0..plan.members.len() {
             for s in 0..plan.schedule.times.len() {
@@ -155,7 +155,7 @@ fn sliced_gpu_runs_overlap_host_measures_and_keep_members_in_place() {
     for i in 0..plan.members.len() {
         for s in 0..3 {
             for (k, m) in plan.measures.iter().enumerate() {
-                let tol = qbat_gpu::run::measure_tolerance(*m, 1e-4);
+                let tol = qbat_gpu::verify::measure_tolerance(*m, 1e-4);
                 assert!((gpu.value(i, s, k) - cpu.value(i, s, k)).abs() <= tol, "member {i}, {}", m.name());
             }
         }
@@ -171,12 +171,12 @@ fn sampling_every_step_with_every_kernel_measure_completes() {
     if !have_gpu(false) {
         return;
     }
-    let text = qbat_gpu::bench::job_config_with_members("bloch-100k", Some(8)).unwrap().replace("t_end = 20.0\nsamples = 2001", "t_end = 30.0\nsamples = 3001");
+    let text = qbat_gpu::config::jobs::job_config_with_members("bloch-100k", Some(8)).unwrap().replace("t_end = 20.0\nsamples = 2001", "t_end = 30.0\nsamples = 3001");
     let plan = parse_plan(&text, &Overrides::default()).unwrap();
     let cpu = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
     let gpu = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 0, ..Default::default() }).unwrap();
     for (k, m) in plan.measures.iter().enumerate() {
-        let tol = qbat_gpu::run::measure_tolerance(*m, 1e-4);
+        let tol = qbat_gpu::verify::measure_tolerance(*m, 1e-4);
         for i in 0..8 {
             let d = (gpu.value(i, 3000, k) - cpu.value(i, 3000, k)).abs();
             assert!(d <= tol, "{} member {i} at t = 30: |dev| {d:e}", m.name());

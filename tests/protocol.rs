@@ -7,7 +7,8 @@ mod common;
 
 use qbat_gpu::config::{parse_plan, Overrides, Plan};
 use qbat_gpu::measures::Measure;
-use qbat_gpu::run::{measure_tolerance, run_plan, Backend, Precision, RunOptions, RunResult};
+use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions, RunResult};
+use qbat_gpu::verify::measure_tolerance;
 use std::process::Command;
 
 fn run(cfg: &str, backend: Backend, precision: Precision) -> (Plan, RunResult) {

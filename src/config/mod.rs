@@ -1,6 +1,8 @@
 //! TOML config -> validated `Plan`. Raw values are checked here, once; every error names
 //! the offending field (`params.j`, `time.dt`, `initial.ket`, ...) and the reason.
 
+pub mod jobs;
+
 use crate::ensemble::random::{two_qubit_state, RandomKind};
 use crate::ensemble::sweep::{grid_index, grid_size, Sweep};
 use crate::ensemble::{param_rng, state_rng};

@@ -147,7 +147,7 @@ pub fn read_back(ctx: &super::GpuContext, sources: &[(&str, &wgpu::Buffer)]) -> 
 }
 
 /// RK4 steps of a piece: its full steps and the shortened one, if any.
-pub fn piece_steps(p: &crate::twin::rk4_two_qubit::Piece) -> u64 {
+pub fn piece_steps(p: &crate::job::Piece) -> u64 {
     p.n_full as u64 + u64::from(p.h_last > 0.0)
 }
 
@@ -155,7 +155,7 @@ pub fn piece_steps(p: &crate::twin::rk4_two_qubit::Piece) -> u64 {
 /// while both running costs (`cost` of each piece, plus `first` on the very first dispatch) stay
 /// within `budgets`, holds at least one piece, and never spans the switch-off (the coupling is
 /// chosen per dispatch). Returns [begin, end) pairs of piece indices.
-pub fn group_pieces(pieces: &[crate::twin::rk4_two_qubit::Piece], cost: impl Fn(&crate::twin::rk4_two_qubit::Piece) -> (u64, u64), budgets: (u64, u64), first: (u64, u64)) -> Vec<(u32, u32)> {
+pub fn group_pieces(pieces: &[crate::job::Piece], cost: impl Fn(&crate::job::Piece) -> (u64, u64), budgets: (u64, u64), first: (u64, u64)) -> Vec<(u32, u32)> {
     let mut out = vec![];
     let mut begin = 0usize;
     let (mut a, mut b) = first;

@@ -27,7 +27,7 @@
 //! - `consts`  (read, shared): sqrt(0..=N+1), then (h, h/2, h/6, 0) for dt and for each piece's
 //!   shortened step;
 //! - `lookup`  (read, shared): the element table (r | c << 16 per packed element), the row table
-//!   (`twin::rk4_cavity::row_table`), (n_full, sample) per piece;
+//!   (`job::cavity::row_table`), (n_full, sample) per piece;
 //! - `mparams` (read): per member K's diagonal (dim complex) and (lambda, g zeta), (g, kappa),
 //!   (gamma, 0): (dim + 3) vec2;
 //! - `work`    (rw): per member X, S_A, S_B, acc, [Z], each n_elem vec2, then 32 vec2 of t = 0
@@ -68,8 +68,8 @@ use super::Precision;
 use crate::error::{QbatError, Result};
 use crate::job::CavityJob;
 use crate::linalg::{CMat, C64};
-use crate::twin::rk4_cavity::{k_diagonal, row_table};
-use crate::twin::rk4_two_qubit::{plan_pieces, Piece, NO_SAMPLE};
+use crate::job::cavity::{k_diagonal, row_table};
+use crate::job::{plan_pieces, Piece, NO_SAMPLE};
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -273,7 +273,7 @@ pub struct CavityResult {
 
 fn state_at(initial: &[C64; 16], delta: &[f64]) -> CMat {
     let x: [f64; 16] = delta.try_into().expect("16 Pauli coefficients");
-    CMat::from_row_slice(4, 4, initial) + crate::pauli::from_pauli(&x)
+    CMat::from_row_slice(4, 4, initial) + crate::job::pauli::from_pauli(&x)
 }
 
 impl CavityResult {
@@ -789,7 +789,7 @@ impl ChunkRunner<'_> {
 mod tests {
     use super::*;
     use crate::job::{CavityPoint, Schedule};
-    use crate::twin::rk4_cavity::CavityCoeffs;
+    use crate::job::CavityCoeffs;
 
     fn init(_: usize) -> CMat {
         CMat::zeros(4, 4)

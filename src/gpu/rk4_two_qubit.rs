@@ -26,7 +26,8 @@ use super::context::{GpuContext, WORKGROUP_SIZE};
 use super::Precision;
 use crate::error::{QbatError, Result};
 use crate::job::{Peak, TwoQubitJob, TwoQubitResult};
-use crate::twin::rk4_two_qubit::{kernel_code, plan_pieces, KernelFlags, KernelPoint, Piece, F_FIRST};
+use crate::job::two_qubit::{kernel_code, KernelFlags, KernelPoint, F_FIRST};
+use crate::job::{plan_pieces, Piece};
 use bytemuck::{Pod, Zeroable};
 use std::ops::Range;
 use wgpu::util::DeviceExt;
@@ -221,7 +222,7 @@ fn plan_dispatches(pieces: &[Piece], budget: u64) -> Vec<(u32, u32)> {
 /// iteration of the step loop (its matvec is unrolled), a shortened step a few, and a sample
 /// runs the measure loops (Jacobi sweeps, the log2 range reduction, the column writes).
 fn loop_cost(p: &Piece) -> u64 {
-    2 * p.n_full as u64 + if p.h_last > 0.0 { 16 } else { 0 } + if p.sample != crate::twin::rk4_two_qubit::NO_SAMPLE { 512 } else { 0 }
+    2 * p.n_full as u64 + if p.h_last > 0.0 { 16 } else { 0 } + if p.sample != crate::job::NO_SAMPLE { 512 } else { 0 }
 }
 
 /// Loop iterations per invocation per dispatch: software Vulkan (lavapipe) stops an

@@ -361,6 +361,19 @@ fn energy_fluctuation(ctx: &MeasureContext, st: &Reduced, y: &CMat, stored: f64)
     sigma + 0.0 // turns -0.0 into 0.0
 }
 
+/// The resources capacity_b is compared with by default (paper 000), in table order.
+pub const DEFAULT_RESOURCES: [&str; 9] = [
+    "concurrence",
+    "steering_f3",
+    "steering_ab",
+    "steering_ba",
+    "bell_chsh",
+    "coherence_l1",
+    "imaginarity_l1",
+    "texture_b",
+    "ergotropy_b",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,13 +4,15 @@
 //! under a final name.
 
 pub mod accumulate;
-pub mod merge;
+
 pub mod plots;
+pub mod series;
 pub mod stats;
+pub mod summary;
 
 use crate::config::Plan;
 use crate::error::{QbatError, Result};
-use serde_json::json;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -45,9 +47,6 @@ pub struct OutputDir {
     staging: PathBuf,
 }
 
-fn io(path: &Path, e: std::io::Error) -> QbatError {
-    QbatError::io(path.display().to_string(), e)
-}
 
 /// Files a run writes (plots are plot_*.svg and plot_*.png); `--force` replaces these and nothing else.
 fn is_output_file(name: &str) -> bool {
@@ -93,7 +92,7 @@ impl OutputDir {
 
     pub fn begin(final_dir: &Path) -> Result<OutputDir> {
         let staging = staging_path(final_dir);
-        std::fs::create_dir_all(&staging).map_err(|e| io(&staging, e))?;
+        std::fs::create_dir_all(&staging).map_err(|e| QbatError::io(&staging, e))?;
         Ok(OutputDir { final_dir: final_dir.into(), staging })
     }
 
@@ -104,19 +103,19 @@ impl OutputDir {
 
     pub fn commit(self) -> Result<PathBuf> {
         if !self.final_dir.exists() {
-            std::fs::rename(&self.staging, &self.final_dir).map_err(|e| io(&self.final_dir, e))?;
+            std::fs::rename(&self.staging, &self.final_dir).map_err(|e| QbatError::io(&self.final_dir, e))?;
             return Ok(self.final_dir);
         }
         // --force into an existing directory: drop the old run's files, move the new ones in.
-        for entry in std::fs::read_dir(&self.final_dir).map_err(|e| io(&self.final_dir, e))?.flatten() {
+        for entry in std::fs::read_dir(&self.final_dir).map_err(|e| QbatError::io(&self.final_dir, e))?.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             if is_output_file(&name) {
-                std::fs::remove_file(entry.path()).map_err(|e| io(&entry.path(), e))?;
+                std::fs::remove_file(entry.path()).map_err(|e| QbatError::io(&entry.path(), e))?;
             }
         }
-        for entry in std::fs::read_dir(&self.staging).map_err(|e| io(&self.staging, e))?.flatten() {
+        for entry in std::fs::read_dir(&self.staging).map_err(|e| QbatError::io(&self.staging, e))?.flatten() {
             let to = self.final_dir.join(entry.file_name());
-            std::fs::rename(entry.path(), &to).map_err(|e| io(&to, e))?;
+            std::fs::rename(entry.path(), &to).map_err(|e| QbatError::io(&to, e))?;
         }
         let _ = std::fs::remove_dir(&self.staging);
         Ok(self.final_dir)
@@ -134,19 +133,19 @@ impl OutputDir {
 pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(|e| io(path, e))?;
+    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(|e| QbatError::io(path, e))?;
     {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        f(&mut w).map_err(|e| io(path, e))?;
-        w.flush().map_err(|e| io(path, e))?;
+        f(&mut w).map_err(|e| QbatError::io(path, e))?;
+        w.flush().map_err(|e| QbatError::io(path, e))?;
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
     }
-    tmp.as_file().sync_all().map_err(|e| io(path, e))?;
-    tmp.persist(path).map_err(|e| io(path, e.error))?;
+    tmp.as_file().sync_all().map_err(|e| QbatError::io(path, e))?;
+    tmp.persist(path).map_err(|e| QbatError::io(path, e.error))?;
     Ok(())
 }
 
@@ -164,58 +163,4 @@ pub fn series_size_estimate(plan: &Plan, format: Format) -> u64 {
 /// Rust's shortest representation round-trips exactly).
 pub fn num(x: f64) -> String {
     format!("{x:?}")
-}
-
-/// Resolved parameters of a point (defaults filled in) as JSON; matrices as [re, im] rows.
-fn params_json(p: &crate::model::Params) -> serde_json::Value {
-    use crate::model::ParamValue;
-    let cx = |z: &crate::linalg::C64| json!([z.re, z.im]);
-    let mat = |m: &crate::linalg::CMat| json!((0..m.nrows()).map(|i| (0..m.ncols()).map(|j| cx(&m[(i, j)])).collect::<Vec<_>>()).collect::<Vec<_>>());
-    let mut out = serde_json::Map::new();
-    for (k, v) in p {
-        let val = match v {
-            ParamValue::Real(x) => json!(x),
-            ParamValue::Complex(z) => cx(z),
-            ParamValue::Text(t) => json!(t),
-            ParamValue::Matrix(m) => mat(m),
-            ParamValue::Jumps(js) => json!(js.iter().map(|(op, r)| json!({"op": mat(op), "rate": r})).collect::<Vec<_>>()),
-        };
-        out.insert(k.clone(), val);
-    }
-    serde_json::Value::Object(out)
-}
-
-/// run.json: enough to reproduce and to trust the run.
-pub fn run_json(plan: &Plan, r: &crate::run::RunInfo, opts: &crate::run::RunOptions) -> serde_json::Value {
-    json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "model": plan.model.name(),
-        "config": plan.config_json,
-        "resolved": {
-            "params": plan.points.first().map(params_json),
-            "swept": plan.param_columns,
-            "size": plan.members.len(),
-            "seed": plan.seed,
-            "t_first": r.times.first(),
-            "t_last": r.times.last(),
-            "fock_tail_threshold": plan.fock_tail_threshold,
-        },
-        "seed": plan.seed,
-        "n_fock": match plan.space { crate::model::Space::Cavity { n_fock } => Some(n_fock), _ => None },
-        "members": plan.members.len(),
-        "samples": r.times.len(),
-        "dt": plan.schedule.dt,
-        "steps_per_member": plan.schedule.total_steps(),
-        "measures": r.measures.iter().map(|m| m.name()).collect::<Vec<_>>(),
-        "backend": r.backend,
-        "requested_backend": opts.backend,
-        "device": r.device,
-        "precision": r.precision,
-        "timings": r.timings,
-        "member_steps": r.member_steps,
-        "member_steps_per_second": r.member_steps_per_second(),
-        "verify": r.verify,
-        "engine_plan": r.engine_plan,
-        "notes": r.notes,
-    })
 }

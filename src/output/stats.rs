@@ -3,7 +3,9 @@
 //! `column_stat` works exactly from one stored column (the reference for tests); runs stream
 //! their statistics through `accumulate::StatsAccumulator` and `Stats::from_accumulator`.
 
+use crate::error::{QbatError, Result};
 use std::io::Write;
+use std::path::Path;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stat {
@@ -100,6 +102,36 @@ pub fn write_csv(st: &Stats, w: &mut dyn Write) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// One row of stats.csv.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatRow {
+    pub t: f64,
+    pub measure: String,
+    pub mean: f64,
+    pub std: f64,
+    pub min: f64,
+    pub max: f64,
+    pub q05: f64,
+    pub q50: f64,
+    pub q95: f64,
+}
+
+pub fn read_stats(dir: &Path) -> Result<Vec<StatRow>> {
+    let path = dir.join("stats.csv");
+    let mut rdr = csv::Reader::from_path(&path).map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?;
+    let mut out = vec![];
+    for (i, rec) in rdr.records().enumerate() {
+        let bad = |why: String| QbatError::invalid(path.display().to_string(), format!("line {}: {why}", i + 2));
+        let rec = rec.map_err(|e| bad(e.to_string()))?;
+        if rec.len() < 9 {
+            return Err(bad(format!("{} fields, expected at least 9", rec.len())));
+        }
+        let f = |k: usize| rec[k].trim().parse::<f64>().map_err(|_| bad(format!("not a number: {:?}", &rec[k])));
+        out.push(StatRow { t: f(0)?, measure: rec[1].to_string(), mean: f(2)?, std: f(3)?, min: f(4)?, max: f(5)?, q05: f(6)?, q50: f(7)?, q95: f(8)? });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

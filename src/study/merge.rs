@@ -4,9 +4,9 @@
 //! equals the unsharded run's bit for bit. Shards that don't belong together (another config,
 //! seed, version or option; a shard missing or given twice) are refused.
 
-use super::accumulate::StatsAccumulator;
-use super::stats::Stats;
-use super::{Format, OutputDir};
+use crate::output::accumulate::StatsAccumulator;
+use crate::output::stats::Stats;
+use crate::output::{Format, OutputDir};
 use crate::error::{QbatError, Result};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -19,9 +19,6 @@ struct ShardDir {
     count: usize,
 }
 
-fn io(path: &Path, e: std::io::Error) -> QbatError {
-    QbatError::io(path.display().to_string(), e)
-}
 
 fn read_shard(dir: &Path) -> Result<ShardDir> {
     let rp = dir.join("run.json");
@@ -56,7 +53,7 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>> {
         if s.count != count {
             return Err(QbatError::invalid("DIR", format!("{} is shard {} of {}, but {} is of {count}", s.dir.display(), s.index, s.count, shards[0].dir.display())));
         }
-        if let Some(field) = crate::study::fingerprint_difference(&shared_fingerprint(s), &first) {
+        if let Some(field) = super::fingerprint_difference(&shared_fingerprint(s), &first) {
             return Err(QbatError::invalid(
                 "DIR",
                 format!("{} and {} are not shards of the same run: they differ in '{field}'", s.dir.display(), shards[0].dir.display()),
@@ -79,11 +76,11 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>> {
 /// Times and measure names of a run, from its stats.csv (rows are sample-major).
 fn stats_axes(dir: &Path) -> Result<(Vec<f64>, Vec<String>)> {
     let p = dir.join("stats.csv");
-    let f = std::fs::File::open(&p).map_err(|e| io(&p, e))?;
+    let f = std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?;
     let mut times: Vec<f64> = vec![];
     let mut names: Vec<String> = vec![];
     for (i, line) in BufReader::new(f).lines().enumerate().skip(1) {
-        let line = line.map_err(|e| io(&p, e))?;
+        let line = line.map_err(|e| QbatError::io(&p, e))?;
         let mut cols = line.splitn(3, ',');
         let t: f64 = cols.next().and_then(|t| t.parse().ok()).ok_or_else(|| QbatError::invalid("DIR", format!("{}: bad row {i}", p.display())))?;
         let m = cols.next().unwrap_or_default().to_string();
@@ -133,7 +130,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let mut acc: Option<StatsAccumulator> = None;
     for s in &shards {
         let p = s.dir.join("stats-state.bin");
-        let mut f = BufReader::new(std::fs::File::open(&p).map_err(|e| io(&p, e))?);
+        let mut f = BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?);
         let a = StatsAccumulator::read_from(&mut f, (times.len(), names.len())).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
         match acc.as_mut() {
             None => acc = Some(a),
@@ -163,11 +160,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             let mut inner: Vec<u64> = vec![];
             for s in &shards {
                 let p = s.dir.join("series.json");
-                let a: Value = serde_json::from_slice(&std::fs::read(&p).map_err(|e| io(&p, e))?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
+                let a: Value = serde_json::from_slice(&std::fs::read(&p).map_err(|e| QbatError::io(&p, e))?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
                 ids.extend(a["members"].as_array().cloned().unwrap_or_default());
                 axes = a;
                 let p = s.dir.join("series.npy");
-                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| io(&p, e))?)).map_err(|e| io(&p, e))?;
+                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?)).map_err(|e| QbatError::io(&p, e))?;
                 let shape = npy.shape().to_vec();
                 rows += shape[0];
                 inner = shape[1..].to_vec();
@@ -181,13 +178,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             let mut cols = vec![];
             for s in &shards {
                 let p = s.dir.join("summary.npy");
-                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| io(&p, e))?)).map_err(|e| io(&p, e))?;
+                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?)).map_err(|e| QbatError::io(&p, e))?;
                 rows += npy.shape()[0];
                 cols = npy.shape()[1..].to_vec();
             }
             concat_npy(&dir, &shards, "summary.npy", rows, &cols)?;
             let p = shards[0].dir.join("summary.json");
-            let meta = std::fs::read(&p).map_err(|e| io(&p, e))?;
+            let meta = std::fs::read(&p).map_err(|e| QbatError::io(&p, e))?;
             dir.write("summary.json", |w| w.write_all(&meta))?;
         }
         dir.write("summary.csv", |w| {
@@ -196,14 +193,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             }
             Ok(())
         })?;
-        dir.write("stats.csv", |w| super::stats::write_csv(&stats, w))?;
+        dir.write("stats.csv", |w| crate::output::stats::write_csv(&stats, w))?;
         let mut run = shards[0].run.clone();
         let members: u64 = shards.iter().map(|s| s.run["members"].as_u64().unwrap_or(0)).sum();
         run["members"] = json!(members);
         run["shard"] = Value::Null;
-        let mut health = crate::study::HealthCounts::default();
+        let mut health = super::HealthCounts::default();
         for s in &shards {
-            if let Ok(h) = serde_json::from_value::<crate::study::HealthCounts>(s.run["health"].clone()) {
+            if let Ok(h) = serde_json::from_value::<super::HealthCounts>(s.run["health"].clone()) {
                 health.merge(&h);
             }
         }
@@ -272,7 +269,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         Ok(()) => {
             let dir = dir.commit()?;
             if plots {
-                super::plots::write_run_plots(&dir)?;
+                crate::output::plots::write_run_plots(&dir)?;
             }
             Ok(dir)
         }
