@@ -22,20 +22,17 @@
 //! depend on the chunking, bit for bit.
 
 use super::buffers::{dispatch_uniforms, group_pieces, piece_steps, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
-use super::context::{GpuContext, WORKGROUP_SIZE};
+use super::context::GpuContext;
 use super::Precision;
 use crate::error::{QbatError, Result};
 use crate::job::{Peak, TwoQubitJob, TwoQubitResult};
-use crate::job::two_qubit::{kernel_code, KernelFlags, KernelPoint, F_FIRST};
+use crate::job::two_qubit::{kernel_code, KernelFlags, KernelPoint, Params, F_FIRST, MAX_COLS, NO_POINT, POINT_VEC4, WORKGROUP_SIZE};
 use crate::job::{plan_pieces, Piece};
-use bytemuck::{Pod, Zeroable};
 use std::ops::Range;
 use wgpu::util::DeviceExt;
 
 /// The kernel's name (its file in shaders/).
 pub const KERNEL: &str = "rk4_two_qubit";
-/// vec4s per point in `consts` (POINT_VEC4 in the shader).
-pub const POINT_VEC4: u64 = 132;
 /// Full steps per piece: long segments are split so that a dispatch can end inside one.
 pub const STEPS_PER_PIECE: u64 = 1024;
 /// Member-steps per dispatch, so that each dispatch stays short (about a second on a software
@@ -45,42 +42,8 @@ pub const MEMBER_STEPS_PER_DISPATCH: u64 = 1 << 25;
 pub const DISPATCHES_PER_SUBMIT: usize = 16;
 /// The largest buffer created whatever the adapter allows (u32 element indices stay exact).
 pub const MAX_BUFFER_BYTES: u64 = 1 << 31;
-/// A workgroup whose members do not all share one point (the `lookup` table).
-pub const NO_POINT: u32 = u32::MAX;
-/// Output columns the Params uniform has room for.
-pub const MAX_COLS: usize = 32;
 /// Sample indices are carried in `real` (peaks): exact in f32 up to 2^24.
 pub const MAX_SAMPLES: usize = 1 << 24;
-
-/// The kernel's uniform block, one per dispatch (dynamic offset).
-/// Keep in sync with `struct Params` in shaders/rk4_two_qubit.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct Params {
-    pub n_members: u32,
-    pub n_samples: u32,
-    pub n_cols: u32,
-    pub piece_begin: u32,
-    pub piece_end: u32,
-    pub flags: u32,
-    /// vec4s per member in `work`.
-    pub work_stride: u32,
-    /// Offset of the pieces in `lookup` (u32 units).
-    pub off_pieces: u32,
-    /// Offset of the sample times in `consts` (scalar units).
-    pub off_times: u32,
-    /// Offset of the pieces' shortened steps in `consts` (scalar units).
-    pub off_hlast: u32,
-    /// Offset in `lookup` of the per-workgroup shared point (or NO_POINT).
-    pub off_wg_point: u32,
-    /// Added to every point index: 0, or the number of used points for dispatches after
-    /// `[protocol] switch_off` (their uncoupled copies follow the points in `consts`).
-    pub point_offset: u32,
-    /// Kernel measure code of each column, 4 per row.
-    pub cols: [[u32; 4]; 8],
-}
-const _: () = assert!(std::mem::size_of::<Params>() == 176);
-const _: () = assert!(MAX_COLS == 4 * 8);
 
 /// Knobs for tests and benchmarks; the defaults are what runs use.
 #[derive(Clone, Debug, Default)]

@@ -5,6 +5,7 @@
 
 use super::Schedule;
 use crate::linalg::{CMat, C64};
+use bytemuck::{Pod, Zeroable};
 
 /// One parameter point of a cavity ensemble: the structured engine's coefficients and the
 /// battery Hamiltonian (2x2, row-major, on cell 2) for Z(0) = {H_B, rho0}/2.
@@ -129,4 +130,53 @@ pub fn row_table(n_fock: usize) -> Vec<[u32; 4]> {
     }
     rows
 }
+
+// ---- the kernel's own layouts (shaders/rk4_cavity.wgsl) ------------------------------------
+
+/// Invocations per workgroup (one workgroup per member). Mirrors WG and
+/// `@workgroup_size` in the shader.
+pub const WORKGROUP_SIZE: u32 = 256;
+/// Sample quantities (10 reduced entries of X and of Z, photon number, Fock tail) and the
+/// invocations that share each sum (NQ and NPART in the shader; the twin's
+/// `sample_outputs(.., SAMPLE_PARTS)`).
+pub const SAMPLE_QUANTITIES: usize = 22;
+pub const SAMPLE_PARTS: usize = WORKGROUP_SIZE as usize / SAMPLE_QUANTITIES;
+/// vec2 per member at the end of `work`: the t = 0 coefficients of X and Z (REF_LEN).
+pub const REF_LEN: u64 = 32;
+
+pub const F_FIRST: u32 = 1;
+pub const F_Z: u32 = 2;
+/// The dispatch lies after `[protocol] switch_off`: the cell-cell coupling g is off
+/// (`CavityCoeffs::uncoupled`).
+pub const F_UNCOUPLED: u32 = 4;
+
+/// The kernel's uniform block, one per dispatch (dynamic offset).
+/// Mirrors `struct Params` in shaders/rk4_cavity.wgsl (checked by tests/layouts.rs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Params {
+    pub n_members: u32,
+    pub n_fock: u32,
+    pub dim: u32,
+    pub n_elem: u32,
+    pub n_samples: u32,
+    pub piece_begin: u32,
+    pub piece_end: u32,
+    pub flags: u32,
+    /// vec2 per member in `work`.
+    pub member_stride: u32,
+    /// vec2 per member in `mparams`.
+    pub param_stride: u32,
+    /// reals per (member, sample) in `out`.
+    pub out_stride: u32,
+    /// Offsets in `lookup` (u32 units) of the row table and the pieces.
+    pub off_rows: u32,
+    pub off_pieces: u32,
+    /// Offsets in `consts` (real units) of the sqrt table and the step constants.
+    pub off_sqrt: u32,
+    pub off_steps: u32,
+    /// RK4 steps of X in this dispatch.
+    pub steps_expected: u32,
+}
+const _: () = assert!(std::mem::size_of::<Params>() == 64);
 

@@ -8,6 +8,7 @@
 
 use super::{Peak, Schedule};
 use crate::measures::Measure::{self, *};
+use bytemuck::{Pod, Zeroable};
 
 /// Pauli coefficients of a 2x2 Hermitian H = h0 I + hx sx + hy sy + hz sz (project convention).
 pub type Pauli2 = [f64; 4];
@@ -233,4 +234,44 @@ impl KernelPoint {
         m
     }
 }
+
+// ---- the kernel's own layouts (shaders/rk4_two_qubit.wgsl) -------------------------------
+
+/// Invocations per workgroup (`@workgroup_size` of the shader's entry point).
+pub const WORKGROUP_SIZE: u32 = 64;
+/// vec4s per point in `consts` (POINT_VEC4 in the shader).
+pub const POINT_VEC4: u64 = 132;
+/// A workgroup whose members do not all share one point (the `lookup` table).
+pub const NO_POINT: u32 = u32::MAX;
+/// Output columns the Params uniform has room for.
+pub const MAX_COLS: usize = 32;
+/// The kernel's uniform block, one per dispatch (dynamic offset).
+/// Mirrors `struct Params` in shaders/rk4_two_qubit.wgsl (checked by tests/layouts.rs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Params {
+    pub n_members: u32,
+    pub n_samples: u32,
+    pub n_cols: u32,
+    pub piece_begin: u32,
+    pub piece_end: u32,
+    pub flags: u32,
+    /// vec4s per member in `work`.
+    pub work_stride: u32,
+    /// Offset of the pieces in `lookup` (u32 units).
+    pub off_pieces: u32,
+    /// Offset of the sample times in `consts` (scalar units).
+    pub off_times: u32,
+    /// Offset of the pieces' shortened steps in `consts` (scalar units).
+    pub off_hlast: u32,
+    /// Offset in `lookup` of the per-workgroup shared point (or NO_POINT).
+    pub off_wg_point: u32,
+    /// Added to every point index: 0, or the number of used points for dispatches after
+    /// `[protocol] switch_off` (their uncoupled copies follow the points in `consts`).
+    pub point_offset: u32,
+    /// Kernel measure code of each column, 4 per row.
+    pub cols: [[u32; 4]; 8],
+}
+const _: () = assert!(std::mem::size_of::<Params>() == 176);
+const _: () = assert!(MAX_COLS == 4 * 8);
 
