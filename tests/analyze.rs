@@ -1,8 +1,7 @@
 //! `qbat-gpu analyze` and the run plots, checked against hand-computed cases, values recomputed
 //! here directly from the files, and paper 000's closed-form relations.
 
-mod common;
-use common::{bin, ok};
+use crate::common::{bin, ok};
 
 use qbat_gpu::analyze::{analyze_dir, AnalyzeOptions, Scope};
 use qbat_gpu::output::plots;

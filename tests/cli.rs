@@ -1,7 +1,6 @@
 //! End-to-end: the real binary, its output files, and reproducibility across thread counts.
 
-mod common;
-use common::{bin, ok};
+use crate::common::{bin, ok};
 
 #[test]
 fn default_study_writes_its_outputs() {

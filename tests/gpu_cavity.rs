@@ -12,8 +12,7 @@ use qbat_gpu::measures::Measure;
 use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions, RunResult};
 use qbat_gpu::verify::measure_tolerance;
 
-mod common;
-use common::{have_gpu, SERIAL};
+use crate::common::{have_gpu, SERIAL};
 
 /// Random members: detuning through wc, zeta, kappa, gamma drawn per member; complex alpha;
 /// Haar-random cell states.

@@ -6,8 +6,7 @@ use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::engine::gpu_context;
 use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions};
 
-mod common;
-use common::{have_gpu, SERIAL};
+use crate::common::{have_gpu, SERIAL};
 
 const STUDY: &str = "model = \"driven-pair\"\n[params]\ng = 1.0\nf = { uniform = [0.2, 1.5] }\ngamma = { uniform = [0.1, 1.0] }\nn_th = 0.3\ndelta = 0.2\n[initial]\nrandom = \"mixed-bures\"\n[time]\ndt = 0.01\nt_end = 20.0\nsamples = 41\n[ensemble]\nsize = 64\nseed = 11\n";
 
@@ -90,7 +89,7 @@ fn auto_falls_back_and_gpu_errors_without_an_adapter() {
     // No Vulkan driver: auto runs the CPU engine with a note; gpu is a clear error, exit 2.
     let dir = tempfile::tempdir().unwrap();
     let run = |backend: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+        crate::common::bin()
             .env("VK_DRIVER_FILES", "/nonexistent.json")
             .env("VK_ICD_FILENAMES", "/nonexistent.json")
             .args(["--ensemble", "5", "--no-progress", "--backend", backend, "--out"])
@@ -108,7 +107,7 @@ fn auto_falls_back_and_gpu_errors_without_an_adapter() {
 
 #[test]
 fn unknown_adapter_name_is_an_error_not_a_panic() {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+    let o = crate::common::bin()
         .args(["--ensemble", "5", "--no-progress", "--backend", "gpu", "--adapter", "no-such-adapter-xyz"])
         .output()
         .unwrap();

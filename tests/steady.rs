@@ -10,7 +10,6 @@ use qbat_gpu::engine::reference_member;
 use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions, RunResult};
 use qbat_gpu::verify::measure_tolerance;
 use qbat_gpu::engine::steady::{relaxation_rate, steady_state, superoperator};
-use std::process::Command;
 
 fn plan(text: &str) -> Plan {
     parse_plan(text, &Overrides::default()).unwrap_or_else(|e| panic!("{e}\n{text}"))
@@ -258,7 +257,7 @@ fn run_binary(text: &str) -> (i32, String, std::path::PathBuf, tempfile::TempDir
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, text).unwrap();
     let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+    let o = crate::common::bin()
         .args(["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--out", out.to_str().unwrap()])
         .output()
         .unwrap();

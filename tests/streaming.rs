@@ -2,8 +2,7 @@
 //! independence, shards merged against the unsharded run, resume after SIGKILL, health flags,
 //! injected device faults, and bounded host memory.
 
-mod common;
-use common::{bin, ok};
+use crate::common::{bin, ok};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -294,8 +293,8 @@ fn host_memory_stays_bounded_without_series() {
 
 #[test]
 fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
-    let _g = common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if !common::have_gpu(false) {
+    let _g = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !crate::common::have_gpu(false) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -350,8 +349,8 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
 
 #[test]
 fn two_devices_give_the_single_device_result() {
-    let _g = common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if !common::have_gpu(false) {
+    let _g = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !crate::common::have_gpu(false) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
