@@ -1,4 +1,4 @@
-//! Criterion benches of the CPU engines on the standard jobs (INTERFACE.md).
+//! Criterion benches of the CPU engines on the standard jobs (docs/interface.md).
 //! `QBAT_BENCH_QUICK=1` shrinks the ensembles for a short CI-sized run.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

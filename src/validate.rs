@@ -1,4 +1,4 @@
-//! `qbat-gpu validate`: the closed-form checks of PHYSICS.md, each run through the normal
+//! `qbat-gpu validate`: the closed-form checks of docs/physics.md, each run through the normal
 //! pipeline on the chosen backend and compared with the papers' formulas and tables.
 
 use crate::config::{parse_plan, Overrides, Plan};

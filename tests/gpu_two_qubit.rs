@@ -1,6 +1,6 @@
 //! The two-qubit GPU kernel against its CPU twin and against an independent f64 reference:
 //! a matrix-form RK4 of the full 4x4 Lindblad equation with the measures taken from 4x4
-//! matrices (eigen-solves, partial traces), written here from PHYSICS.md.
+//! matrices (eigen-solves, partial traces), written here from docs/physics.md.
 //!
 //! Without a GPU adapter the GPU tests print "skipping: no GPU adapter (...)" and pass, unless
 //! QBAT_REQUIRE_GPU=1, where they fail. The twin-vs-reference checks always run.

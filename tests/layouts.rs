@@ -52,7 +52,7 @@ macro_rules! rust_layout {
 fn two_qubit_params_match_the_shader() {
     let m = module("rk4_two_qubit");
     let rust = rust_layout!(two_qubit::Params {
-        n_members, n_samples, n_cols, piece_begin, piece_end, flags, work_stride, off_pieces, off_times, off_hlast, off_wg_point, point_offset, cols
+        n_members, n_samples, n_cols, piece_begin, piece_end, flags, work_stride, off_pieces, off_times, off_hlast, off_wg_point, point_offset, steps_expected, cols
     });
     assert_eq!(struct_layout(&m, "Params"), rust);
 }

@@ -107,6 +107,24 @@ pub fn kernel_bind_group(
     device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries })
 }
 
+/// Record `n` dispatches of `workgroups` workgroups each, dispatch i reading its uniform at
+/// dynamic offset i * `ustride`, `per_submit` to a command buffer, and submit them in order.
+#[allow(clippy::too_many_arguments)]
+pub fn submit_dispatches(ctx: &super::GpuContext, kernel: &super::KernelPipeline, bind_group: &wgpu::BindGroup, n: usize, ustride: u64, workgroups: u32, per_submit: usize, label: &str) {
+    for group in (0..n).collect::<Vec<_>>().chunks(per_submit) {
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+            pass.set_pipeline(&kernel.pipeline);
+            for &i in group {
+                pass.set_bind_group(0, bind_group, &[(i as u64 * ustride) as u32]);
+                pass.dispatch_workgroups(workgroups, 1, 1);
+            }
+        }
+        ctx.queue.submit(Some(enc.finish()));
+    }
+}
+
 /// Copy `sources` (label, buffer) into fresh mappable buffers after the work already submitted,
 /// wait for the device, and return them mapped for reading, in order. Device errors raised
 /// meanwhile, and failed mappings, are errors naming the buffer.
@@ -144,6 +162,18 @@ pub fn read_back(ctx: &super::GpuContext, sources: &[(&str, &wgpu::Buffer)]) -> 
         r.map_err(|e| QbatError::Device(format!("reading back the {}: {e}", sources[k].0)))?;
     }
     Ok(staging)
+}
+
+/// The step count both kernels keep per member: the pieces it completed over all dispatches,
+/// and the dispatches (two-qubit) or invocations (cavity) that completed fewer steps or pieces
+/// than they held. Anything short is an error, never silent output.
+pub fn check_completed(kernel: &str, member: usize, pieces_done: usize, pieces: usize, short: u32) -> crate::error::Result<()> {
+    if pieces_done != pieces || short != 0 {
+        return Err(crate::error::QbatError::Device(format!(
+            "the {kernel} kernel stopped early on this adapter: member {member} completed {pieces_done} of {pieces} pieces ({short} fell short of their steps); no results were kept"
+        )));
+    }
+    Ok(())
 }
 
 /// RK4 steps of a piece: its full steps and the shortened one, if any.

@@ -21,7 +21,7 @@
 //! point (528 reals) per member counts too. Members are independent, so the results do not
 //! depend on the chunking, bit for bit.
 
-use super::buffers::{dispatch_uniforms, group_pieces, piece_steps, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
+use super::buffers::{check_completed, dispatch_uniforms, submit_dispatches, group_pieces, piece_steps, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
 use super::context::GpuContext;
 use super::Precision;
 use crate::error::{QbatError, Result};
@@ -55,7 +55,7 @@ pub struct GpuRunOptions {
 }
 
 /// vec4s per member in `work`: x and its compensation, the same for Z, two of peaks, and the
-/// count of completed steps. Keep in sync with run_member in shaders/rk4_two_qubit.wgsl.
+/// step count (pieces completed, dispatches that fell short). Keep in sync with run_member in shaders/rk4_two_qubit.wgsl.
 fn work_stride(evolve_z: bool) -> u64 {
     8 + if evolve_z { 8 } else { 0 } + 3
 }
@@ -377,6 +377,8 @@ impl ChunkRunner<'_> {
                     off_hlast,
                     off_wg_point,
                     point_offset: if self.pieces[begin as usize].uncoupled { used.len() as u32 } else { 0 },
+                    steps_expected: self.pieces[begin as usize..end as usize].iter().map(piece_steps).sum::<u64>() as u32,
+                    _pad: [0; 3],
                     cols: self.cols,
                 }
             })
@@ -384,18 +386,7 @@ impl ChunkRunner<'_> {
         let (params_buf, ustride) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &params);
         let bind_group = kernel_bind_group(device, &self.pipeline.layout, KERNEL, &params_buf, std::mem::size_of::<Params>() as u64, [&consts_buf, &lookup_buf, &init_buf, &rw[0], &rw[1], &rw[2]]);
 
-        for group in (0..dispatches.len()).collect::<Vec<_>>().chunks(DISPATCHES_PER_SUBMIT) {
-            let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(KERNEL) });
-            {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(KERNEL), timestamp_writes: None });
-                pass.set_pipeline(&self.pipeline.pipeline);
-                for &i in group {
-                    pass.set_bind_group(0, &bind_group, &[(i as u64 * ustride) as u32]);
-                    pass.dispatch_workgroups(wg as u32, 1, 1);
-                }
-            }
-            ctx.queue.submit(Some(enc.finish()));
-        }
+        submit_dispatches(ctx, &self.pipeline, &bind_group, dispatches.len(), ustride, wg as u32, DISPATCHES_PER_SUBMIT, KERNEL);
 
         // Read back work (peaks), values and states once.
         let sources: Vec<(&str, &wgpu::Buffer)> = sizes.iter().zip(&rw).map(|((label, _), b)| (*label, b)).collect();
@@ -413,16 +404,10 @@ impl ChunkRunner<'_> {
 
         let pk = (stride as usize - 3) * 4;
         let times = &job.schedule.times;
-        // Every member must have taken every step of the schedule.
-        let expected = job.schedule.total_steps();
+        // Every member must have completed every piece, and every dispatch all its steps.
         for i in 0..m {
             let base = i * stride as usize * 4 + pk + 8;
-            let done = work[base] as u64 + 65536 * work[base + 1] as u64;
-            if done != expected {
-                return Err(QbatError::Device(format!(
-                    "the GPU kernel stopped early: a member completed {done} of {expected} RK4 steps (the driver cut the shader's loops); no results were kept"
-                )));
-            }
+            check_completed(KERNEL, chunk.start + i, work[base] as usize, self.pieces.len(), work[base + 1] as u32)?;
         }
         let mut peaks = Vec::with_capacity(4 * m);
         for i in 0..m {

@@ -269,9 +269,13 @@ pub struct Params {
     /// Added to every point index: 0, or the number of used points for dispatches after
     /// `[protocol] switch_off` (their uncoupled copies follow the points in `consts`).
     pub point_offset: u32,
+    /// RK4 steps of x in this dispatch (the kernel counts the steps it completed against it).
+    pub steps_expected: u32,
+    /// `cols` starts at a 16-byte boundary in a uniform block.
+    pub _pad: [u32; 3],
     /// Kernel measure code of each column, 4 per row.
     pub cols: [[u32; 4]; 8],
 }
-const _: () = assert!(std::mem::size_of::<Params>() == 176);
+const _: () = assert!(std::mem::size_of::<Params>() == 192);
 const _: () = assert!(MAX_COLS == 4 * 8);
 

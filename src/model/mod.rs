@@ -1,4 +1,4 @@
-//! Models build their operators from named parameters (PHYSICS.md). They do not step anything.
+//! Models build their operators from named parameters (docs/physics.md). They do not step anything.
 
 pub mod bloch_charger;
 pub mod cavity_cells;
@@ -129,7 +129,7 @@ pub enum ParamValue {
 /// Parameter values for one member, by name.
 pub type Params = BTreeMap<String, ParamValue>;
 
-/// The models of PHYSICS.md.
+/// The models of docs/physics.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ModelKind {
     SpinPair,

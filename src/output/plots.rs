@@ -15,7 +15,7 @@
 //! Text is drawn with DejaVu Sans, compiled in (assets/fonts), so PNGs need no system font.
 
 use super::series::{in_subset, SeriesReader};
-use super::stats::{read_stats, StatRow};
+use super::stats::{read_stats, Stats};
 use super::summary::{read_run_json, read_summary, Summary};
 use super::write_atomic;
 use crate::error::{QbatError, Result};
@@ -91,18 +91,11 @@ pub struct BandData {
 }
 
 /// Band data of every measure, in stats.csv's order, times ascending.
-pub fn band_plot_data(stats: &[StatRow]) -> Vec<BandData> {
-    let mut out: Vec<BandData> = vec![];
-    for r in stats {
-        let i = match out.iter().position(|b| b.measure == r.measure) {
-            Some(i) => i,
-            None => {
-                out.push(BandData { measure: r.measure.clone(), t: vec![], mean: vec![], q05: vec![], q95: vec![] });
-                out.len() - 1
-            }
-        };
-        let b = &mut out[i];
-        b.t.push(r.t);
+pub fn band_plot_data(stats: &Stats) -> Vec<BandData> {
+    let mut out: Vec<BandData> = stats.measures.iter().map(|m| BandData { measure: m.clone(), t: vec![], mean: vec![], q05: vec![], q95: vec![] }).collect();
+    for r in &stats.stats {
+        let b = &mut out[r.measure];
+        b.t.push(stats.times[r.sample]);
         b.mean.push(r.mean);
         b.q05.push(r.q05);
         b.q95.push(r.q95);
@@ -110,7 +103,7 @@ pub fn band_plot_data(stats: &[StatRow]) -> Vec<BandData> {
     out
 }
 
-/// Axis units per model (PHYSICS.md: hbar = 1, energies in the model's frequency unit,
+/// Axis units per model (docs/physics.md: hbar = 1, energies in the model's frequency unit,
 /// times in its inverse).
 fn units(model: &str) -> (&'static str, &'static str) {
     match model {
@@ -304,10 +297,10 @@ pub fn hist2d_data(dir: &Path, pairs: &[(String, String)], bins: usize) -> Resul
     let idx = |m: &str| rd.measure_index(m).ok_or_else(|| QbatError::invalid("pairs", format!("{m} is not in the series")));
     let ks: Vec<(usize, usize)> = pairs.iter().map(|(a, b)| Ok((idx(a)?, idx(b)?))).collect::<Result<_>>()?;
     let mut range = vec![(f64::INFINITY, f64::NEG_INFINITY); nm];
-    let stats = if dir.join("stats.csv").is_file() { read_stats(dir)? } else { vec![] };
-    if !stats.is_empty() {
-        for r in &stats {
-            if let Some(k) = rd.measure_index(&r.measure) {
+    if dir.join("stats.csv").is_file() {
+        let stats = read_stats(dir)?;
+        for r in &stats.stats {
+            if let Some(k) = rd.measure_index(&stats.measures[r.measure]) {
                 range[k] = (range[k].0.min(r.min), range[k].1.max(r.max));
             }
         }

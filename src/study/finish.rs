@@ -160,7 +160,7 @@ pub(super) fn finish(
         }
         Ok(())
     })?;
-    let names: Vec<&'static str> = stats_measures(&progress).iter().map(|m| m.name()).collect();
+    let names: Vec<String> = stats_measures(&progress).iter().map(|m| m.name().to_string()).collect();
     let stats = output::stats::Stats::from_accumulator(&acc, local.schedule.times.clone(), names);
     out.write("stats.csv", |w| output::stats::write_csv(&stats, w))?;
     if opts.shard.is_some() {

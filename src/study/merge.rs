@@ -73,27 +73,6 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>> {
     Ok(shards)
 }
 
-/// Times and measure names of a run, from its stats.csv (rows are sample-major).
-fn stats_axes(dir: &Path) -> Result<(Vec<f64>, Vec<String>)> {
-    let p = dir.join("stats.csv");
-    let f = std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?;
-    let mut times: Vec<f64> = vec![];
-    let mut names: Vec<String> = vec![];
-    for (i, line) in BufReader::new(f).lines().enumerate().skip(1) {
-        let line = line.map_err(|e| QbatError::io(&p, e))?;
-        let mut cols = line.splitn(3, ',');
-        let t: f64 = cols.next().and_then(|t| t.parse().ok()).ok_or_else(|| QbatError::invalid("DIR", format!("{}: bad row {i}", p.display())))?;
-        let m = cols.next().unwrap_or_default().to_string();
-        if times.last().is_none_or(|x| x.to_bits() != t.to_bits()) {
-            times.push(t);
-        }
-        if times.len() == 1 {
-            names.push(m);
-        }
-    }
-    Ok((times, names))
-}
-
 fn copy_skipping_header(path: &Path, w: &mut dyn Write, keep_header: bool) -> std::io::Result<()> {
     let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
     let mut header = String::new();
@@ -126,7 +105,7 @@ fn concat_npy(dir: &OutputDir, shards: &[ShardDir], name: &str, rows: u64, inner
 pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<PathBuf> {
     let shards = check_shards(dirs)?;
     OutputDir::check(out, force)?;
-    let (times, names) = stats_axes(&shards[0].dir)?;
+    let Stats { times, measures: names, .. } = crate::output::stats::read_stats(&shards[0].dir)?;
     let mut acc: Option<StatsAccumulator> = None;
     for s in &shards {
         let p = s.dir.join("stats-state.bin");
@@ -138,7 +117,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         }
     }
     let acc = acc.expect("at least one shard");
-    let measures: Vec<&'static str> = names.iter().map(|n| crate::measures::Measure::from_name(n).map(|m| m.name())).collect::<Result<_>>()?;
+    for n in &names {
+        crate::measures::Measure::from_name(n)?;
+    }
+    let measures = names;
     let stats = Stats::from_accumulator(&acc, times, measures);
     let fp = shared_fingerprint(&shards[0]);
     let series = fp["series"].as_bool().unwrap_or(false);

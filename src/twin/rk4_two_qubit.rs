@@ -34,8 +34,9 @@
 //! (`TwoQubitPoint::generator_off`). The kernel gets the same by running those pieces in their
 //! own dispatches with a point offset into the uncoupled copies of the points.
 //!
-//! The shader also counts the steps each member completed (the host checks the count against
-//! the schedule, so a driver that cuts loops short is an error); the CPU needs no such guard.
+//! The shader also keeps a step count per member (pieces completed, dispatches that fell short),
+//! which the host checks, so that a driver that cuts loops short is an error; the CPU needs no
+//! such guard.
 //!
 //! Measures that the kernel does not compute (those that need an eigensolve, and the cavity
 //! ones) come back as NaN columns; the host fills them from states.

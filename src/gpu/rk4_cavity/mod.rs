@@ -62,7 +62,7 @@
 //! invocation that completed fewer steps than its dispatch holds; the host turns a shortfall
 //! into an error.
 
-use super::buffers::{dispatch_uniforms, piece_steps, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
+use super::buffers::{check_completed, dispatch_uniforms, submit_dispatches, piece_steps, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
 use super::context::GpuContext;
 use super::Precision;
 use crate::error::{QbatError, Result};
@@ -361,18 +361,7 @@ impl ChunkRunner<'_> {
         let (params_buf, ustride) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &params);
         let bind_group = kernel_bind_group(device, &self.pipeline.layout, KERNEL, &params_buf, std::mem::size_of::<Params>() as u64, [&self.shared.consts, &self.shared.lookup, &mparams, &work, &out, &status]);
 
-        for group in (0..dispatches.len()).collect::<Vec<_>>().chunks(DISPATCHES_PER_SUBMIT) {
-            let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(KERNEL) });
-            {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(KERNEL), timestamp_writes: None });
-                pass.set_pipeline(&self.pipeline.pipeline);
-                for &i in group {
-                    pass.set_bind_group(0, &bind_group, &[(i as u64 * ustride) as u32]);
-                    pass.dispatch_workgroups(m as u32, 1, 1);
-                }
-            }
-            ctx.queue.submit(Some(enc.finish()));
-        }
+        submit_dispatches(ctx, &self.pipeline, &bind_group, dispatches.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL);
 
         // Read back the samples and the status once.
         let sources = [("samples", &out), ("status", &status)];
@@ -386,14 +375,7 @@ impl ChunkRunner<'_> {
         drop(view);
         staging[1].unmap();
         for k in 0..m {
-            let (pieces_done, short) = (st[2 * k] as usize, st[2 * k + 1]);
-            if pieces_done != self.pieces.len() || short != 0 {
-                return Err(QbatError::Device(format!(
-                    "the {KERNEL} kernel stopped early on this adapter: member {} completed {pieces_done} of {} pieces ({short} invocations fell short); no results were kept",
-                    chunk.start + k,
-                    self.pieces.len()
-                )));
-            }
+            check_completed(KERNEL, chunk.start + k, st[2 * k] as usize, self.pieces.len(), st[2 * k + 1])?;
         }
         Ok(ChunkOut { values, refs })
     }
