@@ -94,6 +94,8 @@ pub struct Analysis {
     pub members_total: usize,
     /// Members of the correlation set.
     pub members_used: usize,
+    /// Members left out as flagged unhealthy (summary.csv `health`, or non-finite values).
+    pub skipped: usize,
     pub capped: bool,
     pub times: Vec<f64>,
     pub monotone_tol: f64,
@@ -110,6 +112,27 @@ impl Analysis {
 
 // ---------------------------------------------------------------------------------------------
 // Statistics.
+
+/// Ids of the members summary.csv flags unhealthy (its `health` column is not `ok`); none
+/// when the run has no summary.csv or no health column.
+fn flagged_members(dir: &Path) -> Result<std::collections::HashSet<u64>> {
+    let path = dir.join("summary.csv");
+    let mut out = std::collections::HashSet::new();
+    if !path.is_file() {
+        return Ok(out);
+    }
+    let mut rdr = csv::Reader::from_path(&path).map_err(|e| bad(&path, e.to_string()))?;
+    let header = rdr.headers().map_err(|e| bad(&path, e.to_string()))?.clone();
+    let Some(k) = header.iter().position(|h| h == "health") else { return Ok(out) };
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| bad(&path, format!("line {}: {e}", i + 2)))?;
+        if rec.get(k).is_some_and(|h| h != "ok") {
+            let id = rec[0].trim().parse().map_err(|_| bad(&path, format!("line {}: not a member id: {:?}", i + 2, &rec[0])))?;
+            out.insert(id);
+        }
+    }
+    Ok(out)
+}
 
 fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
     QbatError::invalid(path.display().to_string(), reason)
@@ -248,7 +271,7 @@ pub fn resolve_pairs(present: &[String], opts: &AnalyzeOptions) -> Result<Vec<(S
 
 /// The monotone test's tolerance for a run: 1e-9 relative for f64 runs, 1e-5 for f32 runs.
 fn default_tol(dir: &Path) -> f64 {
-    let precision = std::fs::read_to_string(dir.join("run.json"))
+    let precision = crate::output::read_text_bounded(&dir.join("run.json"), crate::output::SMALL_FILE_LIMIT)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["precision"].as_str().map(|s| s.to_ascii_lowercase()));
@@ -297,6 +320,8 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let cap = opts.max_members.min((MAX_POOLED_SAMPLES / nt).max(1));
     let capped = n > cap;
     let members_used = n.min(cap);
+    let flagged = flagged_members(dir)?;
+    let mut skipped = 0usize;
     // pooled[c][u * nt + s]: column c of correlation-set member u at sample s.
     let mut pooled: Vec<Vec<f64>> = vec![Vec::with_capacity(members_used * nt); used.len()];
     // Monotone counts per pair: (increasing, decreasing, either).
@@ -310,9 +335,12 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
         while blocks.len() < chunk {
             match reader.next_member(&mut block)? {
                 Some(id) => {
-                    if let Some(bad_k) = block.iter().position(|v| !v.is_finite()) {
-                        let (s, k) = (bad_k / nm, bad_k % nm);
-                        return Err(QbatError::Numerics(format!("{}: member {id}, t = {}: {} is {}", reader.path.display(), reader.times[s], reader.measures[k], block[bad_k])));
+                    // Members flagged unhealthy (summary.csv `health`, or a non-finite value)
+                    // are left out, as stats.csv leaves them out, and counted.
+                    if flagged.contains(&id) || block.iter().any(|v| !v.is_finite()) {
+                        skipped += 1;
+                        index += 1;
+                        continue;
                     }
                     if in_subset(index, n, cap) {
                         for (c, &k) in used.iter().enumerate() {
@@ -361,6 +389,12 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     if index != n {
         return Err(bad(&reader.path, format!("read {index} members, expected {n}")));
     }
+    if skipped == n {
+        return Err(QbatError::Numerics(format!("{}: every member is flagged unhealthy; there is nothing to analyse", reader.path.display())));
+    }
+    // The correlation set without the flagged members it would have held.
+    let members_used = pooled.first().map_or(0, |c| c.len() / nt);
+    let healthy = n - skipped;
     // Ranks per column (pooled) and per column and time (per_time), each computed once.
     let pooled_ranks: Vec<Vec<f64>> = pooled.par_iter().map(|c| ranks(c)).collect();
     let at_time = |c: usize, s: usize| -> Vec<f64> { (0..members_used).map(|u| pooled[c][u * nt + s]).collect() };
@@ -369,7 +403,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
         let (ca, cb) = pair_cols[p];
         let (x, y) = (&pooled[ca], &pooled[cb]);
         let spearman = if is_constant(x) || is_constant(y) { None } else { pearson_checked(&pooled_ranks[ca], &pooled_ranks[cb]) };
-        let frac = |c: usize| (nt >= 2).then(|| c as f64 / n as f64);
+        let frac = |c: usize| (nt >= 2).then(|| c as f64 / healthy as f64);
         rows.push(PairRow {
             a: a.clone(),
             b: b.clone(),
@@ -404,7 +438,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     }
     drop(pooled_ranks);
     drop(pooled);
-    let mut analysis = Analysis { dir: dir.into(), members_total: n, members_used, capped, times: reader.times.clone(), monotone_tol, rows, files: vec![] };
+    let mut analysis = Analysis { dir: dir.into(), members_total: n, members_used, skipped, capped, times: reader.times.clone(), monotone_tol, rows, files: vec![] };
     let csv_path = dir.join("analysis.csv");
     write_atomic(&dir.join("analysis.csv"), |w| write_csv(&analysis, w))?;
     analysis.files.push(csv_path);
@@ -412,6 +446,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
         let files = crate::output::plots::write_hist2d_plots(dir, &pairs)?;
         analysis.files.extend(files);
     }
+    crate::output::manifest::Manifest::record(dir, &analysis.files)?;
     Ok(analysis)
 }
 

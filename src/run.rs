@@ -179,7 +179,7 @@ pub fn run_json(plan: &Plan, r: &RunInfo, opts: &RunOptions) -> serde_json::Valu
         "resolved": {
             "params": plan.points.first().map(params_json),
             "swept": plan.param_columns,
-            "size": plan.members.len(),
+            "size": plan.ensemble_size,
             "seed": plan.seed,
             "t_first": r.times.first(),
             "t_last": r.times.last(),

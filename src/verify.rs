@@ -15,6 +15,10 @@ pub struct Deviation {
     pub max_abs: f64,
     pub tolerance: f64,
     pub pass: bool,
+    /// The precision of the members this deviation covers, in a run whose blocks ran at more
+    /// than one (each group has its own tolerance); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -65,10 +69,27 @@ pub fn verify_report(measures: &[Measure], max_abs: &[f64], precision: Precision
         .zip(max_abs)
         .map(|(m, &max_abs)| {
             let tolerance = verify_tolerance(*m, precision);
-            Deviation { measure: m.name().into(), max_abs, tolerance, pass: max_abs <= tolerance }
+            Deviation { measure: m.name().into(), max_abs, tolerance, pass: max_abs <= tolerance, precision: None }
         })
         .collect();
     let pass = deviations.iter().all(|d| d.pass);
     VerifyReport { members, deviations, pass }
 }
 
+/// The verify report of members verified at several precisions: each group's deviations with
+/// its own tolerance, labelled with its precision; it passes when every group passes.
+pub fn verify_report_mixed(measures: &[Measure], groups: &[(Precision, Vec<f64>, Vec<u64>)]) -> VerifyReport {
+    if let [(precision, max_abs, members)] = groups {
+        return verify_report(measures, max_abs, *precision, members.clone());
+    }
+    let mut members = vec![];
+    let mut deviations = vec![];
+    for (precision, max_abs, ids) in groups {
+        let r = verify_report(measures, max_abs, *precision, ids.clone());
+        members.extend(r.members);
+        deviations.extend(r.deviations.into_iter().map(|d| Deviation { precision: Some(*precision), ..d }));
+    }
+    members.sort_unstable();
+    let pass = deviations.iter().all(|d| d.pass);
+    VerifyReport { members, deviations, pass }
+}

@@ -182,7 +182,7 @@ fn a_run_killed_mid_way_resumes_to_the_same_output() {
         let done = std::fs::read(staging.join("checkpoint.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map(|v| v["done"].as_array().map_or(0, |a| a.len()))
+            .map(|v| v["progress"]["done"].as_array().map_or(0, |a| a.len()))
             .unwrap_or(0);
         if done >= 2 || child.try_wait().unwrap().is_some() {
             break;

@@ -147,6 +147,10 @@ pub struct RunArgs {
     /// the next block when it finishes one.
     #[arg(long, value_name = "all|NAME,NAME")]
     pub devices: Option<String>,
+    /// With --resume: allow finishing the run on another --backend than it was started with
+    /// (each block's engine is recorded, and verify compares each member at its own precision).
+    #[arg(long)]
+    pub allow_mixed_backends: bool,
     /// Members per checkpointed block (default: from a memory budget).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub block_members: Option<u64>,

@@ -12,6 +12,9 @@ use qbat_gpu::error::{QbatError, Result};
 use run::{run_study, DEFAULT_STUDY};
 use std::process::ExitCode;
 
+/// Largest config file read: far beyond any real config (the largest example is a few KB).
+const CONFIG_LIMIT: u64 = 4 << 20;
+
 /// How a command that ran to the end came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -64,7 +67,7 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
     match cli.command {
         None => Ok(run_study(DEFAULT_STUDY, &cli.run, "qbat-out", true, true)?),
         Some(Command::Run { config, run }) => {
-            let text = std::fs::read_to_string(&config).map_err(|e| QbatError::invalid("CONFIG", format!("cannot read {}: {e}", config.display())))?;
+            let text = qbat_gpu::output::read_text_bounded(&config, CONFIG_LIMIT)?;
             let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
             Ok(run_study(&text, &run, &format!("{stem}-out"), true, false)?)
         }

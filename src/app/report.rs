@@ -73,6 +73,9 @@ pub fn print_table(an: &Analysis) {
     if an.capped {
         println!("  (capped: correlations use {} of {} members; raise --max-members for more)", an.members_used, an.members_total);
     }
+    if an.skipped > 0 {
+        println!("  ({} member(s) flagged unhealthy were left out, as in stats.csv)", an.skipped);
+    }
 }
 
 /// The validate table; returns whether every check passed.

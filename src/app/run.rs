@@ -30,7 +30,8 @@ seed = 0
 "#;
 
 pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_default: bool, study: bool) -> Result<()> {
-    let ov = Overrides { ensemble: args.ensemble, seed: args.seed, auto_fock: args.auto_fock };
+    // A shard builds (and is memory-checked for) its own members only.
+    let ov = Overrides { ensemble: args.ensemble, seed: args.seed, auto_fock: args.auto_fock, shard: args.shard.map(|s| (s.index, s.count)) };
     let plan = parse_plan(config_text, &ov)?;
     let (out, resume) = match (&args.resume, &args.out) {
         (Some(r), Some(o)) if r != o => {
@@ -46,7 +47,7 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
     let format = args.format.unwrap_or(if study { Format::Npy } else { Format::Csv });
     let oopts = OutputOptions { format, series, plots: !args.no_plots, ..Default::default() };
     if series {
-        let bytes = series_size_estimate(&plan, format) / args.shard.map(|s| s.count as u64).unwrap_or(1);
+        let bytes = series_size_estimate(&plan, format);
         if bytes > oopts.series_limit && !args.force {
             return Err(QbatError::TooLarge {
                 field: "--series".into(),
@@ -72,6 +73,7 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         block_members: args.block_members.map(|b| b as usize),
         on_device_loss: args.on_device_loss,
         devices: args.devices.clone(),
+        allow_mixed_backends: args.allow_mixed_backends,
     };
     let outcome = run_study_streamed(&plan, &sopts)?;
     report::print_report(&outcome.info, outcome.members);

@@ -66,9 +66,15 @@ pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Res
     Ok(EnsembleSection { zip, seed, size, n_grid, size_field })
 }
 
-/// The parameter points and members of a run: one point per grid point, or one per member
-/// when parameters are drawn. `base` is the validated base point.
-pub fn expand_members(model: ModelKind, base: &Params, params: &ParamSection, init: &InitialSection, ens: &EnsembleSection) -> (Vec<Params>, Vec<Member>) {
+/// Members [K M / N, (K + 1) M / N) of M: shard K of N (0-based).
+pub fn shard_range(k: usize, n: usize, members: usize) -> std::ops::Range<usize> {
+    let at = |k: usize| ((k as u128 * members as u128) / n.max(1) as u128) as usize;
+    at(k)..at(k + 1)
+}
+
+/// The parameter points and members `range` of a run: one point per grid point, or one per
+/// member when parameters are drawn. `base` is the validated base point.
+pub fn expand_members(model: ModelKind, base: &Params, params: &ParamSection, init: &InitialSection, ens: &EnsembleSection, range: std::ops::Range<usize>) -> (Vec<Params>, Vec<Member>) {
     let all_axes: Vec<(String, Vec<f64>)> = params.axes.iter().cloned().chain(init.angle_axes.iter().cloned()).collect();
     let axis_lens: Vec<usize> = all_axes.iter().map(|(_, v)| v.len()).collect();
     let n_param_axes = params.axes.len();
@@ -97,8 +103,8 @@ pub fn expand_members(model: ModelKind, base: &Params, params: &ParamSection, in
             points.push(grid_point(k).0);
         }
     }
-    let mut members = Vec::with_capacity(ens.size as usize);
-    for id in 0..ens.size {
+    let mut members = Vec::with_capacity(range.len());
+    for id in range.start as u64..range.end as u64 {
         let k = (id % ens.n_grid as u64) as usize;
         let (mut p, mut vals, mut ang) = grid_point(k);
         let point = if per_member_points {

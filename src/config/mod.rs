@@ -11,6 +11,7 @@ mod systems;
 mod time;
 pub mod values;
 
+pub use ensemble::shard_range;
 pub use initial::check_state;
 pub use memory::{available_memory_bytes, result_bytes_per_member};
 pub use params::{auto_n_fock, AUTO_FOCK_TAIL};
@@ -69,6 +70,8 @@ pub struct Plan {
     /// Built operators of each point.
     pub systems: Vec<Arc<OpenSystem>>,
     pub members: Vec<Member>,
+    /// Members of the whole run (`members` holds only a shard's when one was asked for).
+    pub ensemble_size: usize,
     pub initial: InitialSpec,
     pub schedule: Schedule,
     /// `[time] steady = true`: each member's steady state is solved for directly (the null
@@ -131,6 +134,9 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// Choose n_fock from the initial coherent states (`--auto-fock`, cavity-cells only).
     pub auto_fock: bool,
+    /// `--shard K/N` as (K, N): only that shard's members are built (and counted by the
+    /// memory check); their ids and seeds are those of the whole run.
+    pub shard: Option<(usize, usize)>,
 }
 
 /// Parse and validate a TOML config.
@@ -158,12 +164,16 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let out = output::parse_output(section(root, "output")?.unwrap_or(&empty), model_name, cavity, time.steady)?;
     // Refuse what cannot fit before allocating any member: a grid's points are set by the
     // sweeps, drawn points by the ensemble size.
+    let range = match ov.shard {
+        Some((k, n)) => ensemble::shard_range(k, n, ens.size as usize),
+        None => 0..ens.size as usize,
+    };
     let drawn = !params.drawn.is_empty();
-    let n_points = if drawn { ens.size as usize } else { ens.n_grid };
+    let n_points = if drawn { range.len() } else { ens.n_grid };
     let keeps_states = out.measures.iter().any(|m| m.needs_eigensolve());
     let points_field = if drawn { ens.size_field } else { "params" };
-    memory::check_memory(space, ens.size as usize, n_points, time.schedule.times.len(), out.measures.len(), keeps_states, ens.size_field, points_field)?;
-    let (points, members) = ensemble::expand_members(model, &base, &params, &init, &ens);
+    memory::check_memory(space, range.len(), n_points, time.schedule.times.len(), out.measures.len(), keeps_states, ens.size_field, points_field)?;
+    let (points, members) = ensemble::expand_members(model, &base, &params, &init, &ens, range);
     let systems = systems::build_systems(model, model_name, &points, time.schedule.dt, time.steady, time.switch_off)?;
     let points: Vec<Params> = points.iter().map(|p| resolve_params(model, p)).collect::<Result<_>>()?;
     let param_columns = params.axes.iter().map(|(k, _)| k.clone()).chain(params.drawn.iter().map(|(k, _, _)| k.clone())).collect();
@@ -174,6 +184,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         points,
         systems,
         members,
+        ensemble_size: ens.size as usize,
         initial: init.spec,
         schedule: time.schedule,
         steady: time.steady,

@@ -40,7 +40,16 @@ pub fn parse_params(root: &Table, model: ModelKind, model_name: &str, ov: &Overr
         if model != ModelKind::CavityCells {
             return Err(invalid("--auto-fock", format!("applies to cavity-cells only, not '{model_name}'")));
         }
-        let n = auto_n_fock(sec.largest_alpha());
+        let amax = sec.largest_alpha();
+        let n = auto_n_fock(amax).ok_or_else(|| {
+            invalid(
+                "--auto-fock",
+                format!("|alpha| = {amax} needs a cutoff beyond the largest supported, n_fock = {}, for a Fock tail below {AUTO_FOCK_TAIL:e}: such a state cannot be truncated well; use a smaller alpha", cavity_cells::MAX_N_FOCK),
+            )
+        })?;
+        if let Some(ParamValue::Real(given)) = sec.base.get("n_fock") {
+            eprintln!("note: --auto-fock sets n_fock = {n}, overriding params.n_fock = {given}");
+        }
         sec.base.insert("n_fock".into(), ParamValue::Real(n as f64));
     }
     Ok(sec)
@@ -107,12 +116,16 @@ pub const AUTO_FOCK_TAIL: f64 = 1e-12;
 
 /// Smallest n_fock for which P(n >= N) of the Poisson distribution of |alpha|^2 is below
 /// AUTO_FOCK_TAIL, plus 2.
-pub fn auto_n_fock(alpha_abs_max: f64) -> usize {
+/// None when no supported cutoff (n_fock <= MAX_N_FOCK) is large enough.
+pub fn auto_n_fock(alpha_abs_max: f64) -> Option<usize> {
     let a = C64::new(alpha_abs_max, 0.0);
     let mut n = 1;
-    while cavity_cells::coherent_tail(a, n) >= AUTO_FOCK_TAIL && n < cavity_cells::MAX_N_FOCK {
+    while cavity_cells::coherent_tail(a, n) >= AUTO_FOCK_TAIL {
+        if n + 2 >= cavity_cells::MAX_N_FOCK {
+            return None;
+        }
         n += 1;
     }
-    (n + 2).min(cavity_cells::MAX_N_FOCK)
+    Some(n + 2)
 }
 

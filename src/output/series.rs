@@ -2,7 +2,7 @@
 //! block at a time with bounded memory, for `analyze` and the plots.
 
 use crate::error::{QbatError, Result};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ impl SeriesReader {
 
     fn open_npy(dir: &Path, npy: &Path) -> Result<SeriesReader> {
         let axes_path = dir.join("series.json");
-        let text = std::fs::read_to_string(&axes_path).map_err(|e| QbatError::io(&axes_path, e))?;
+        let text = super::read_text_bounded(&axes_path, super::SMALL_FILE_LIMIT)?;
         let axes: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&axes_path, format!("not JSON: {e}")))?;
         let list = |k: &str| axes[k].as_array().cloned().ok_or_else(|| bad(&axes_path, format!("no \"{k}\" list")));
         let ids: Vec<u64> = list("members")?.iter().map(|v| v.as_u64().ok_or_else(|| bad(&axes_path, "member ids must be integers"))).collect::<Result<_>>()?;
@@ -179,7 +179,7 @@ impl SeriesReader {
     }
 }
 
-fn count_lines(path: &Path) -> Result<u64> {
+pub fn count_lines(path: &Path) -> Result<u64> {
     let mut f = BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?);
     let mut n = 0u64;
     let mut last = b'\n';
@@ -209,10 +209,8 @@ pub fn in_subset(i: usize, n: usize, cap: usize) -> bool {
     n <= cap || ((i as u128 * cap as u128) % n as u128) < cap as u128
 }
 
-/// Read `path` fully (small helper for tests and plots).
+/// Read a small file (run.json, series.json) fully, bounded (`read_text_bounded`).
 pub fn read_text(path: &Path) -> Result<String> {
-    let mut s = String::new();
-    std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut s)).map_err(|e| QbatError::io(path, e))?;
-    Ok(s)
+    super::read_text_bounded(path, super::SMALL_FILE_LIMIT)
 }
 

@@ -3,7 +3,7 @@
 //! folds each finished block into the health counts, statistics, verify deviations, block
 //! files and checkpoint.
 
-use super::checkpoint::{save_checkpoint, Progress, Staging};
+use super::checkpoint::{save_checkpoint, BlockRecord, Progress, Staging, VerifyGroup};
 use super::faults::{injected_block_delay, injected_fault, injected_nan_member};
 use super::finish::{finish, summary_rows};
 use super::health::{fock_flags, member_health, Health};
@@ -12,7 +12,7 @@ use crate::config::Plan;
 use crate::engine::{integrate, reference_member, Engine, EngineOutput, Precision, RunOptions};
 use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
-use crate::output::write_atomic;
+use crate::output::manifest::write_atomic_hashed;
 use crate::verify::{fold_deviations, verify_indices};
 use serde_json::json;
 use std::time::Instant;
@@ -46,12 +46,19 @@ pub(super) fn drive(
             if p.members_per_block == 0 {
                 return Err(QbatError::invalid("--resume", "the checkpoint has no block size (written by another version?); pass --force without --resume to start over"));
             }
+            let asked = backend_name(opts);
+            if p.requested_backend != asked && !opts.allow_mixed_backends {
+                return Err(QbatError::invalid(
+                    "--backend",
+                    format!("the interrupted run was started with --backend {}, not {asked}; resume it with the same, or add --allow-mixed-backends to finish it on another engine (run.json then lists the engines)", p.requested_backend),
+                ));
+            }
             resumed = p.done.len();
             (p, Some(a))
         }
         None => {
             resumed = 0;
-            (Progress { fingerprint: fp, members_per_block: fresh_block(), ..Default::default() }, None)
+            (Progress { fingerprint: fp, members_per_block: fresh_block(), requested_backend: backend_name(opts), ..Default::default() }, None)
         }
     };
     let block = progress.members_per_block;
@@ -59,7 +66,17 @@ pub(super) fn drive(
     if progress.done.iter().any(|&b| b >= n_blocks) {
         return Err(QbatError::invalid("--resume", "the checkpoint names blocks beyond this run's members; it belongs to another run"));
     }
-    progress.notes.extend(run_notes);
+    if progress.requested_backend != backend_name(opts) {
+        let note = format!("resumed with --backend {} after --backend {} (--allow-mixed-backends): see run.json engines", backend_name(opts), progress.requested_backend);
+        progress.requested_backend = backend_name(opts);
+        progress.notes.push(note);
+    }
+    // A note is said once, however often the run was resumed.
+    for note in run_notes {
+        if !progress.notes.contains(&note) {
+            progress.notes.push(note);
+        }
+    }
     if local.steady && opts.run.verify > 0 && !progress.notes.iter().any(|n| n.starts_with("--verify skipped")) {
         progress.notes.push("--verify skipped: steady states are solved for, not integrated; steady_residual = ||L rho||_F is their check".into());
     }
@@ -285,25 +302,32 @@ impl Absorber<'_> {
             for &i in self.verify_idx.iter().filter(|&&i| (lo..hi).contains(&i)) {
                 let m = &local.members[i];
                 let (r, _) = reference_member(local, m, &out.measures);
-                if progress.verify_max.is_empty() {
-                    progress.verify_max = vec![0.0; nm];
-                }
+                let g = match progress.verify.iter().position(|g| g.precision == out.precision) {
+                    Some(g) => g,
+                    None => {
+                        progress.verify.push(VerifyGroup { precision: out.precision, members: vec![], max: vec![0.0; nm] });
+                        progress.verify.len() - 1
+                    }
+                };
                 let row = ns * nm;
-                fold_deviations(&mut progress.verify_max, &out.values[(i - lo) * row..(i - lo + 1) * row], &r);
-                progress.verify_members.push(m.id);
+                fold_deviations(&mut progress.verify[g].max, &out.values[(i - lo) * row..(i - lo + 1) * row], &r);
+                progress.verify[g].members.push(m.id);
             }
             let t_verify = tv.elapsed().as_secs_f64();
             // durable block files, then the checkpoint that names them
             let tag = format!("{b:06}");
-            if opts.output.series {
-                write_atomic(&staging.blocks().join(format!("{tag}.values")), |w| {
+            let values = if opts.output.series {
+                Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.values")), |w| {
                     for v in &out.values {
                         w.write_all(&v.to_le_bytes())?;
                     }
                     Ok(())
-                })?;
-            }
-            write_atomic(&staging.blocks().join(format!("{tag}.summary")), |w| summary_rows(w, local, &sub, &out.peaks, &health))?;
+                })?)
+            } else {
+                None
+            };
+            let summary = write_atomic_hashed(&staging.blocks().join(format!("{tag}.summary")), |w| summary_rows(w, local, &sub, &out.peaks, &health))?;
+            progress.blocks.push(BlockRecord { block: b, members: nb, values, summary, backend: backend.into(), precision: out.precision });
             progress.timings.ensemble += out.ensemble;
             progress.timings.integrate += (wall - out.host_measures).max(0.0);
             progress.timings.host_measures += out.host_measures;
@@ -320,3 +344,7 @@ impl Absorber<'_> {
     }
 }
 
+/// `--backend` as named on the command line.
+fn backend_name(opts: &StudyOptions) -> String {
+    serde_json::to_value(opts.run.backend).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}

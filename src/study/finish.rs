@@ -1,6 +1,6 @@
 //! The end of a streamed run: the final files (series, summary, stats, run.json) assembled
-//! from the block files in member order in a clean subdirectory, committed into place, then
-//! the plots drawn from the committed files.
+//! from the block files in member order in a clean subdirectory with the plots drawn from them,
+//! and committed into place with their manifest.
 
 use super::checkpoint::{read_block_values, Progress, Staging};
 use super::health::{fock_tail_warnings, Health, HEALTH_CODES};
@@ -13,7 +13,7 @@ use crate::measures::Measure;
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::{self, num, Format, OutputDir};
 use crate::run::{RunInfo, Timings};
-use crate::verify::verify_report;
+use crate::verify::verify_report_mixed;
 use serde_json::json;
 use std::io::Write;
 use std::time::Instant;
@@ -169,7 +169,9 @@ pub(super) fn finish(
     let mut progress = progress;
     // Several devices finish blocks in any order: list ids in member order.
     progress.health.flagged_ids.sort_unstable();
-    progress.verify_members.sort_unstable();
+    for g in progress.verify.iter_mut() {
+        g.members.sort_unstable();
+    }
     for w in fock_tail_warnings(local, &stats_measures(&progress), &progress.fock).into_iter().chain(progress.health.warning(local.schedule.dt)) {
         eprintln!("WARNING: {w}");
         progress.notes.push(w);
@@ -180,19 +182,33 @@ pub(super) fn finish(
     rj["health"] = json!(progress.health);
     rj["peak_rss_bytes"] = json!(peak_rss_bytes());
     rj["blocks"] = json!({"members_per_block": block, "count": n_blocks, "resumed": resumed});
+    rj["engines"] = json!(engines_used(&progress));
     if let Some(s) = opts.shard {
-        let r = s.range(plan.members.len());
+        let r = s.range(plan.ensemble_size);
         rj["shard"] = json!({"index": s.index, "count": s.count, "members": [r.start, r.end], "fingerprint": progress.fingerprint});
     }
     out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other))?;
+    // The plots are drawn from the assembled files and committed with them, so that a run
+    // killed at any point has either no output or all of it.
+    if opts.output.plots {
+        output::plots::write_run_plots(out.staging())?;
+    }
     let dir = out.commit()?;
     // Committed: the checkpoint, blocks and lock go.
     let _ = std::fs::remove_dir_all(&staging.dir);
-    // Plots read the committed files (each plot is itself written atomically).
-    if opts.output.plots {
-        output::plots::write_run_plots(&dir)?;
-    }
     Ok(StudyOutcome { dir, info, stats, health: progress.health, fock: progress.fock, members: local.members.len(), blocks: n_blocks, resumed_blocks: resumed })
+}
+
+/// The engines that computed the blocks: backend, precision and how many blocks each.
+fn engines_used(p: &Progress) -> Vec<serde_json::Value> {
+    let mut used: Vec<(String, Precision, usize)> = vec![];
+    for b in &p.blocks {
+        match used.iter_mut().find(|(name, prec, _)| *name == b.backend && *prec == b.precision) {
+            Some(u) => u.2 += 1,
+            None => used.push((b.backend.clone(), b.precision, 1)),
+        }
+    }
+    used.into_iter().map(|(backend, precision, blocks)| json!({"backend": backend, "precision": precision, "blocks": blocks})).collect()
 }
 
 fn stats_measures(p: &Progress) -> Vec<Measure> {
@@ -202,7 +218,8 @@ fn stats_measures(p: &Progress) -> Vec<Measure> {
 fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64) -> RunInfo {
     let measures = stats_measures(p);
     let precision = p.precision.unwrap_or(Precision::F64);
-    let verify = (!p.verify_members.is_empty()).then(|| verify_report(&measures, &p.verify_max, precision, p.verify_members.clone()));
+    let groups: Vec<(Precision, Vec<f64>, Vec<u64>)> = p.verify.iter().map(|g| (g.precision, g.max.clone(), g.members.clone())).collect();
+    let verify = (!groups.is_empty()).then(|| verify_report_mixed(&measures, &groups));
     RunInfo {
         measures,
         times: local.schedule.times.clone(),

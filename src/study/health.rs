@@ -169,8 +169,10 @@ pub fn fock_tail_warnings(plan: &Plan, measures: &[Measure], flags: &FockTailFla
     let worst_nbar = flags.worst_photon_number;
     let listed: Vec<String> = flags.first.iter().map(|(id, t)| format!("{id} ({t:.1e})")).collect();
     let suggestion = if worst_nbar > 0.0 {
-        let n = crate::config::auto_n_fock(worst_nbar.sqrt()).max(n_fock + 1);
-        format!("; use n_fock >= {n} (from the largest photon number reached, {worst_nbar:.2}), or --auto-fock")
+        match crate::config::auto_n_fock(worst_nbar.sqrt()) {
+            Some(n) => format!("; use n_fock >= {} (from the largest photon number reached, {worst_nbar:.2}), or --auto-fock", n.max(n_fock + 1)),
+            None => format!("; the largest photon number reached, {worst_nbar:.2}, needs a cutoff beyond the largest supported (n_fock = {}): this run cannot be truncated well", crate::model::cavity_cells::MAX_N_FOCK),
+        }
     } else {
         format!("; raise n_fock above {n_fock}")
     };

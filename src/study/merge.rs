@@ -6,7 +6,9 @@
 
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::stats::Stats;
-use crate::output::{Format, OutputDir};
+use crate::output::manifest::{Manifest, MANIFEST};
+use crate::output::series::count_lines;
+use crate::output::{read_bounded, read_text_bounded, Format, OutputDir, SMALL_FILE_LIMIT};
 use crate::error::{QbatError, Result};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -20,9 +22,15 @@ struct ShardDir {
 }
 
 
+/// Read a shard's run.json after checking every file of the shard against its manifest.
 fn read_shard(dir: &Path) -> Result<ShardDir> {
+    let manifest = Manifest::read(dir)?.ok_or_else(|| QbatError::invalid("DIR", format!("{} is not a finished qbat-gpu output (it has no {MANIFEST})", dir.display())))?;
+    manifest.verify(dir)?;
     let rp = dir.join("run.json");
-    let text = std::fs::read_to_string(&rp).map_err(|e| QbatError::invalid("DIR", format!("{} is not a finished qbat-gpu output ({}: {e})", dir.display(), rp.display())))?;
+    if !manifest.contains("run.json") {
+        return Err(QbatError::invalid(rp.display().to_string(), "is not in the shard's manifest"));
+    }
+    let text = read_text_bounded(&rp, SMALL_FILE_LIMIT)?;
     let run: Value = serde_json::from_str(&text).map_err(|e| QbatError::invalid("DIR", format!("{}: damaged run.json: {e}", dir.display())))?;
     let shard = run.get("shard").filter(|s| s.is_object()).ok_or_else(|| QbatError::invalid("DIR", format!("{} is not the output of a --shard run", dir.display())))?;
     let get = |k: &str| shard.get(k).and_then(Value::as_u64).map(|v| v as usize);
@@ -70,7 +78,66 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>> {
     if !missing.is_empty() {
         return Err(QbatError::invalid("DIR", format!("shard(s) {} of {count} are missing", missing.join(", "))));
     }
+    check_member_ranges(&shards, first["members"].as_u64().unwrap_or(0) as usize)?;
+    for s in &shards {
+        check_counts(s, first["samples"].as_u64().unwrap_or(0) as usize)?;
+    }
     Ok(shards)
+}
+
+/// The member range [start, end) a shard ran (run.json `shard.members`).
+fn member_range(s: &ShardDir) -> Result<std::ops::Range<usize>> {
+    let r = &s.run["shard"]["members"];
+    match (r[0].as_u64(), r[1].as_u64()) {
+        (Some(a), Some(b)) if a <= b => Ok(a as usize..b as usize),
+        _ => Err(QbatError::invalid(s.dir.join("run.json").display().to_string(), "shard.members is not a member range [start, end)")),
+    }
+}
+
+/// The shards' member ranges tile [0, members) in order: the merged output lacks no member
+/// and holds none twice.
+fn check_member_ranges(shards: &[ShardDir], members: usize) -> Result<()> {
+    let mut next = 0;
+    for s in shards {
+        let r = member_range(s)?;
+        if r.start != next {
+            return Err(QbatError::invalid(s.dir.join("run.json").display().to_string(), format!("shard {} runs members from {}, but the shards before it end at {next}", s.index, r.start)));
+        }
+        next = r.end;
+    }
+    if next != members {
+        return Err(QbatError::invalid("DIR", format!("the shards hold members [0, {next}), the run has {members}")));
+    }
+    Ok(())
+}
+
+/// Rows of a shard's files against its member range: summary.csv one row a member, the series
+/// one row (csv) or one slab (npy) a member and sample.
+fn check_counts(s: &ShardDir, samples: usize) -> Result<()> {
+    let members = member_range(s)?.len();
+    let expect = |name: &str, got: u64, want: u64| -> Result<()> {
+        if got != want {
+            return Err(QbatError::invalid(s.dir.join(name).display().to_string(), format!("holds {got} rows, the shard's {members} members need {want}")));
+        }
+        Ok(())
+    };
+    expect("summary.csv", count_lines(&s.dir.join("summary.csv"))?.saturating_sub(1), members as u64)?;
+    let series_csv = s.dir.join("series.csv");
+    if series_csv.is_file() {
+        expect("series.csv", count_lines(&series_csv)?.saturating_sub(1), (members * samples) as u64)?;
+    }
+    for name in ["series.npy", "summary.npy"] {
+        let p = s.dir.join(name);
+        if p.is_file() {
+            let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?)).map_err(|e| QbatError::invalid(p.display().to_string(), e.to_string()))?;
+            let shape = npy.shape().to_vec();
+            expect(name, shape.first().copied().unwrap_or(0), members as u64)?;
+            if name == "series.npy" && shape.get(1).copied() != Some(samples as u64) {
+                return Err(QbatError::invalid(p.display().to_string(), format!("has shape {shape:?}, the run has {samples} samples")));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn copy_skipping_header(path: &Path, w: &mut dyn Write, keep_header: bool) -> std::io::Result<()> {
@@ -142,7 +209,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             let mut inner: Vec<u64> = vec![];
             for s in &shards {
                 let p = s.dir.join("series.json");
-                let a: Value = serde_json::from_slice(&std::fs::read(&p).map_err(|e| QbatError::io(&p, e))?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
+                let a: Value = serde_json::from_slice(&read_bounded(&p, SMALL_FILE_LIMIT)?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
                 ids.extend(a["members"].as_array().cloned().unwrap_or_default());
                 axes = a;
                 let p = s.dir.join("series.npy");
@@ -166,7 +233,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             }
             concat_npy(&dir, &shards, "summary.npy", rows, &cols)?;
             let p = shards[0].dir.join("summary.json");
-            let meta = std::fs::read(&p).map_err(|e| QbatError::io(&p, e))?;
+            let meta = read_bounded(&p, SMALL_FILE_LIMIT)?;
             dir.write("summary.json", |w| w.write_all(&meta))?;
         }
         dir.write("summary.csv", |w| {
@@ -245,16 +312,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             }))
             .collect::<Vec<_>>());
         dir.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other))?;
+        if plots {
+            crate::output::plots::write_run_plots(dir.staging())?;
+        }
         Ok(())
     })();
     match result {
-        Ok(()) => {
-            let dir = dir.commit()?;
-            if plots {
-                crate::output::plots::write_run_plots(&dir)?;
-            }
-            Ok(dir)
-        }
+        Ok(()) => dir.commit(),
         Err(e) => {
             dir.abort();
             Err(e)

@@ -61,8 +61,7 @@ impl std::str::FromStr for Shard {
 impl Shard {
     /// Member indices of this shard: [K M / N, (K + 1) M / N).
     pub fn range(&self, members: usize) -> std::ops::Range<usize> {
-        let at = |k: usize| ((k as u128 * members as u128) / self.count as u128) as usize;
-        at(self.index)..at(self.index + 1)
+        crate::config::shard_range(self.index, self.count, members)
     }
 }
 
@@ -92,6 +91,8 @@ pub struct StudyOptions {
     pub on_device_loss: OnDeviceLoss,
     /// `--devices all` or adapter names (comma-separated): blocks spread across the devices.
     pub devices: Option<String>,
+    /// `--allow-mixed-backends`: a resume may finish the run on another engine.
+    pub allow_mixed_backends: bool,
 }
 
 /// What a finished study hands back for the report.
@@ -147,12 +148,20 @@ pub fn block_budget() -> f64 {
 /// Run a plan, streamed, into `opts.out`.
 pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     let t0 = Instant::now();
-    let total = plan.members.len();
+    let total = plan.ensemble_size;
     let range = opts.shard.map(|s| s.range(total)).unwrap_or(0..total);
     if range.is_empty() {
-        return Err(QbatError::invalid("--shard", format!("shard {:?} of {total} members is empty; use fewer shards", opts.shard)));
+        let k = opts.shard.map_or(0, |s| s.index);
+        return Err(QbatError::invalid("--shard", format!("shard {k} of {total} members is empty; use fewer shards")));
     }
-    let local = plan.slice(range.clone());
+    // The plan holds every member, or (parsed with the shard) only this shard's.
+    let local = if plan.members.len() == total {
+        plan.slice(range.clone())
+    } else if plan.members.first().map(|m| m.id as usize) == Some(range.start) && plan.members.len() == range.len() {
+        plan.clone()
+    } else {
+        return Err(QbatError::invalid("--shard", "the plan was built for another shard"));
+    };
     let fp = {
         let mut f = fingerprint(plan, opts, total);
         f["shard"] = json!(opts.shard);
