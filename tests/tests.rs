@@ -25,6 +25,8 @@ mod papers;
 mod protocol;
 /// reference values computed with QuTiP
 mod qutip_crosscheck;
+/// damaged shards and checkpoints, manifests, locks, mixed engines, bounded reads
+mod integrity;
 /// every shader parses and validates with naga in f32 and f64
 mod shaders_validate;
 /// steady states from the null space of the Liouvillian

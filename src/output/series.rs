@@ -48,6 +48,12 @@ impl SeriesReader {
     pub fn open(dir: &Path) -> Result<Option<SeriesReader>> {
         let npy = dir.join("series.npy");
         let csv_path = dir.join("series.csv");
+        for p in [&npy, &csv_path] {
+            // a symbolic link to a device (/dev/zero) is not a series: never read it
+            if p.exists() && !std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
+                return Err(QbatError::invalid(p.display().to_string(), "is not a regular file"));
+            }
+        }
         if npy.is_file() {
             Self::open_npy(dir, &npy).map(Some)
         } else if csv_path.is_file() {
