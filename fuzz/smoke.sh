@@ -15,7 +15,7 @@ fi
 export RUSTC_BOOTSTRAP=1
 flags=(-O --sanitizer none)
 cargo fuzz build "${flags[@]}"
-for target in config_parser ensemble_expansion; do
+for target in config_parser ensemble_expansion damaged_outputs; do
     scratch="$(mktemp -d)"
     trap 'rm -rf "$scratch"' EXIT
     echo "== $target: ${secs} s"

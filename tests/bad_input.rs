@@ -246,11 +246,19 @@ fn unwritable_or_occupied_out_directory() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
     assert_eq!(std::fs::read_to_string(occupied.join("series.csv")).unwrap(), "old");
-    // --force replaces the run's files and keeps the user's
+    // --force does not make a directory qbat-gpu did not write its own: refused, untouched
     let o = run(&occupied, &["--force"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a qbat-gpu output"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(occupied.join("series.csv")).unwrap(), "old");
+    // in a qbat-gpu output, --force replaces the run's files and keeps the user's
+    let own = dir.path().join("own");
+    assert!(run(&own, &[]).status.success());
+    std::fs::write(own.join("notes.txt"), "mine").unwrap();
+    let o = run(&own, &["--force"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(std::fs::read_to_string(occupied.join("series.csv")).unwrap().starts_with("member,t,"));
-    assert_eq!(std::fs::read_to_string(occupied.join("notes.txt")).unwrap(), "mine");
+    assert!(std::fs::read_to_string(own.join("series.csv")).unwrap().starts_with("member,t,"));
+    assert_eq!(std::fs::read_to_string(own.join("notes.txt")).unwrap(), "mine");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("partial")).count(), 0);
 }
 

@@ -330,7 +330,8 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
     let per_member = (shape[1] * shape[2]) as usize;
     assert!(mixed[..200 * per_member] == on_gpu[..200 * per_member], "block 0 should be the GPU's");
     assert!(mixed[200 * per_member..] == on_cpu[200 * per_member..], "blocks 1.. should be the CPU engine's");
-    // --on-device-loss stop: exit 1 with a resumable checkpoint; --resume on the CPU finishes it
+    // --on-device-loss stop: exit 1 with a resumable checkpoint; --resume on the CPU is refused
+    // unless asked for (--allow-mixed-backends), and then finishes it
     let stop = dir.path().join("stop");
     let o = gpu(&stop, Some("lost-at=2"), &["--on-device-loss", "stop"]);
     assert_eq!(o.status.code(), Some(1));
@@ -339,9 +340,12 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
     let log = ok(bin()
         .arg("run")
         .arg(&cfg)
-        .args(["--backend", "cpu", "--no-progress", "--block-members", "200", "--format", "npy", "--resume"])
+        .args(["--backend", "cpu", "--no-progress", "--block-members", "200", "--format", "npy", "--allow-mixed-backends", "--resume"])
         .arg(&stop));
     assert!(log.contains("resumed"));
+    let run_json: serde_json::Value = serde_json::from_slice(&read(&stop.join("run.json"))).unwrap();
+    let engines: Vec<&str> = run_json["engines"].as_array().unwrap().iter().map(|e| e["backend"].as_str().unwrap()).collect();
+    assert_eq!(engines, ["gpu", "cpu"], "{}", run_json["engines"]);
     let (_, resumed) = npy(&stop.join("series.npy"));
     assert!(resumed[..400 * per_member] == on_gpu[..400 * per_member]);
     assert!(resumed[400 * per_member..] == on_cpu[400 * per_member..]);

@@ -67,7 +67,7 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
     match cli.command {
         None => Ok(run_study(DEFAULT_STUDY, &cli.run, "qbat-out", true, true)?),
         Some(Command::Run { config, run }) => {
-            let text = qbat_gpu::output::read_text_bounded(&config, CONFIG_LIMIT)?;
+            let text = qbat_gpu::output::read_text_bounded(&config, CONFIG_LIMIT).map_err(|e| QbatError::invalid("CONFIG", message(&e)))?;
             let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
             Ok(run_study(&text, &run, &format!("{stem}-out"), true, false)?)
         }

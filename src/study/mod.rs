@@ -176,7 +176,7 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     match drive(plan, &local, opts, &staging, loaded, fp, notes, engines, t0) {
         Ok(outcome) => Ok(outcome),
         Err(e @ QbatError::DeviceLost(_)) => Err(QbatError::DeviceLost(format!(
-            "{e}; the finished blocks are kept: continue with --resume {} (add --backend cpu to finish on the CPU)",
+            "{e}; the finished blocks are kept: continue with --resume {} (add --backend cpu --allow-mixed-backends to finish on the CPU)",
             opts.out.display()
         ))),
         Err(e) => {
