@@ -5,7 +5,7 @@
 //! reads are bounded; --auto-fock refuses what it cannot truncate; shards are memory-checked
 //! as shards; a resumed run's run.json says each note once.
 
-use crate::common::{bin, ok};
+use crate::common::{bin, config, ok};
 use std::path::{Path, PathBuf};
 
 const BLOCH: &str = r#"
@@ -25,11 +25,6 @@ size = 60
 seed = 3
 "#;
 
-fn config(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("c.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 fn run_args(cfg: &Path, out: &Path) -> std::process::Command {
     let mut c = bin();

@@ -2,7 +2,7 @@
 //! independence, shards merged against the unsharded run, resume after SIGKILL, health flags,
 //! injected device faults, and bounded host memory.
 
-use crate::common::{bin, ok};
+use crate::common::{bin, config, ok};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,11 +24,6 @@ size = 600
 seed = 11
 "#;
 
-fn config(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("c.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 fn run(cfg: &Path, out: &Path, extra: &[&str]) -> String {
     ok(bin().arg("run").arg(cfg).args(["--backend", "cpu", "--no-progress", "--out"]).arg(out).args(extra))

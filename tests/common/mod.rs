@@ -55,3 +55,10 @@ pub fn run_config_text(text: &str, extra: &[&str]) -> Refusal {
     let others = std::fs::read_dir(dir.path()).unwrap().count() > 1;
     Refusal { code: o.status.code().unwrap_or(-1), stderr: String::from_utf8_lossy(&o.stderr).to_string(), left_behind: out.exists() || others }
 }
+
+/// Write `text` as DIR/c.toml.
+pub fn config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let p = dir.join("c.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
