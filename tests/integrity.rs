@@ -420,6 +420,7 @@ fn a_shard_is_memory_checked_as_a_shard() {
     let cfg = config(dir.path(), &BLOCH.replace("size = 60", "size = 60000000").replace("samples = 6", "samples = 2"));
     let (code, stderr) = outcome(run_args(&cfg, &dir.path().join("all")).arg("--series").arg("false"));
     assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("ensemble.size") && stderr.contains("--shard K/N"), "the refusal gives the advice that helps: {stderr}");
     let log = ok(run_args(&cfg, &dir.path().join("s")).args(["--shard", "0/100000", "--series", "false", "--verify", "0"]));
     let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("s").join("run.json")).unwrap()).unwrap();
     assert_eq!(run_json["members"], 600, "{log}");

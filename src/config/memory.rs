@@ -49,9 +49,11 @@ pub fn check_memory(space: Space, members: usize, points: usize, samples: usize,
                 gib(total),
                 gib(available),
                 if points_bytes > members_bytes {
-                    "use fewer parameter points (each builds its own operators)"
+                    format!("each parameter point builds its own operators ({:.0} KiB): use fewer points, or split the run with --shard K/N (a shard builds only its members' points)", per_point / 1024.0)
+                } else if size_field == "time.samples" {
+                    "the streamed statistics and one block's results grow with samples x measures: select fewer samples or measures (output.measures)".to_string()
                 } else {
-                    "select fewer measures (output.measures) or samples, or split the run"
+                    "a member costs about 256 B in the member list: split the run with --shard K/N (a shard builds and checks only its own members) and merge the shards, or run fewer members".to_string()
                 }
             ),
         });
