@@ -41,6 +41,18 @@ pub enum Backend {
     Reference,
 }
 
+impl Backend {
+    /// As the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Gpu => "gpu",
+            Backend::Cpu => "cpu",
+            Backend::Reference => "reference",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub backend: Backend,
@@ -91,6 +103,9 @@ impl Engine {
     }
     pub fn device_name(&self) -> String {
         match self {
+            Engine::Gpu(ctx) if !ctx.info.pci_bus_id.is_empty() => {
+                format!("{} ({}, {}, PCI {})", ctx.info.name, ctx.info.backend, ctx.info.device_type, ctx.info.pci_bus_id)
+            }
             Engine::Gpu(ctx) => format!("{} ({}, {})", ctx.info.name, ctx.info.backend, ctx.info.device_type),
             _ => format!("CPU ({} threads)", rayon::current_num_threads()),
         }
@@ -151,6 +166,11 @@ pub fn gpu_available() -> bool {
 
 pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Engine> {
     let need_f64 = opts.precision == Precision::F64;
+    if let (Some(a), Backend::Reference | Backend::Cpu) = (&opts.adapter, opts.backend) {
+        let note = format!("--adapter {a} ignored: --backend {} does not use a GPU", opts.backend.name());
+        eprintln!("note: {note}");
+        notes.push(note);
+    }
     match opts.backend {
         Backend::Reference => Ok(Engine::Reference),
         Backend::Cpu => Ok(Engine::Cpu),
