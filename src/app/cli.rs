@@ -116,8 +116,10 @@ pub struct RunArgs {
     /// Members re-integrated on the f64 reference after the run.
     #[arg(long, default_value_t = 8, allow_negative_numbers = true)]
     pub verify: usize,
-    /// GPU adapter to use, by (part of) its name.
-    #[arg(long)]
+    /// GPU adapter to use: its index as listed, its PCI bus id (0000:17:00.0), or (part of) its
+    /// name. Without it, the GPU the scheduler assigned (CUDA_VISIBLE_DEVICES, SLURM_JOB_GPUS,
+    /// NVIDIA_VISIBLE_DEVICES), else the best adapter found.
+    #[arg(long, value_name = "NAME|N|BUS")]
     pub adapter: Option<String>,
     /// Write the per-sample series (default: yes; the default study analyses it).
     #[arg(long)]
