@@ -244,3 +244,28 @@ fn a_task_given_no_gpu_does_not_take_one() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("no adapter 99") || stderr.contains("no GPU adapter found"), "{stderr}");
 }
+
+/// A pinning that cannot be followed (a MIG instance UUID names no GPU by itself): one note on
+/// stderr, kept in run.json, and the run goes on on the default adapter.
+#[test]
+fn a_pinning_that_cannot_be_followed_is_noted_in_run_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = good_toml(dir.path());
+    let o = bin()
+        .env("CUDA_VISIBLE_DEVICES", "MIG-12345678-aaaa-bbbb-cccc-000000000000")
+        .args(["run", &cfg, "--backend", "gpu", "--no-progress", "--no-plots", "--verify", "0", "--out", "out"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if o.status.code() == Some(2) && stderr.contains("no GPU adapter found") && std::env::var("QBAT_REQUIRE_GPU").as_deref() != Ok("1") {
+        eprintln!("skipping: no GPU adapter");
+        return;
+    }
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.contains("CUDA_VISIBLE_DEVICES=MIG-")).collect();
+    assert_eq!(notes.len(), 1, "{stderr}");
+    assert!(notes[0].starts_with("note: ") && notes[0].contains("MIG instance"), "{stderr}");
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/run.json")).unwrap()).unwrap();
+    assert!(run["notes"].to_string().contains("CUDA_VISIBLE_DEVICES=MIG-"), "{}", run["notes"]);
+}

@@ -164,6 +164,14 @@ pub fn gpu_available() -> bool {
     gpu_context(None, false).is_ok()
 }
 
+/// The context, its pinning note (already printed when it was opened) kept for run.json.
+fn with_pinning_note(ctx: Arc<GpuContext>, notes: &mut Vec<String>) -> Arc<GpuContext> {
+    if let Some(n) = &ctx.info.pinning_note {
+        notes.push(n.clone());
+    }
+    ctx
+}
+
 pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Engine> {
     let need_f64 = opts.precision == Precision::F64;
     if let (Some(a), Backend::Reference | Backend::Cpu) = (&opts.adapter, opts.backend) {
@@ -174,9 +182,9 @@ pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Eng
     match opts.backend {
         Backend::Reference => Ok(Engine::Reference),
         Backend::Cpu => Ok(Engine::Cpu),
-        Backend::Gpu => Ok(Engine::Gpu(gpu_context(opts.adapter.as_deref(), need_f64)?)),
+        Backend::Gpu => Ok(Engine::Gpu(with_pinning_note(gpu_context(opts.adapter.as_deref(), need_f64)?, notes))),
         Backend::Auto => match gpu_context(opts.adapter.as_deref(), need_f64) {
-            Ok(ctx) => Ok(Engine::Gpu(ctx)),
+            Ok(ctx) => Ok(Engine::Gpu(with_pinning_note(ctx, notes))),
             Err(e) => {
                 let note = format!("no usable GPU adapter ({e}); running on the CPU engine");
                 eprintln!("note: {note}");

@@ -30,6 +30,8 @@ pub struct GpuInfo {
     pub has_f64: bool,
     /// The adapter's PCI bus id (`0000:17:00.0`), empty when the driver does not report one.
     pub pci_bus_id: String,
+    /// Why the scheduler's GPU pinning could not be followed (printed once as a note), else None.
+    pub pinning_note: Option<String>,
     /// The limits granted to the device (what the chunk planner must respect).
     pub limits: wgpu::Limits,
 }
@@ -146,6 +148,7 @@ impl GpuContext {
             driver: format!("{} {}", ainfo.driver, ainfo.driver_info).trim().to_string(),
             has_f64,
             pci_bus_id: pinning::normalize_bus_id(&ainfo.device_pci_bus_id).unwrap_or_default(),
+            pinning_note: choice.note.clone(),
             limits: device.limits(),
         };
         Ok(GpuContext { instance, adapter, device, queue, info, pipelines: Mutex::new(HashMap::new()), uncaptured })
