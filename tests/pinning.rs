@@ -3,7 +3,7 @@
 //! with fake adapters and fake driver output, so that CI needs no GPU.
 
 use qbat_gpu::gpu::pinning::{
-    choose, normalize_bus_id, parse_assignment, parse_nvidia_smi, parse_proc_gpus, pick_named, pin_from, resolve_bus_id, AdapterFacts, Assignment,
+    choose, device_keys, normalize_bus_id, parse_assignment, parse_nvidia_smi, parse_proc_gpus, pick_named, pin_from, resolve_bus_id, AdapterFacts, Assignment,
     DeviceRef, DriverGpu,
 };
 use wgpu::DeviceType;
@@ -201,4 +201,19 @@ fn adapter_option_takes_an_index_a_bus_id_or_a_name() {
     // --adapter wins over the scheduler's pinning
     let pin = pin_from(env(&[("CUDA_VISIBLE_DEVICES", "0")]));
     assert_eq!(choose(&a, Some("2"), false, pin.as_ref(), smi).unwrap().index, 2);
+}
+
+/// `--devices all` on a node of identical GPUs opens each of them once (not the first one N
+/// times, as names would), and leaves the software adapter out.
+#[test]
+fn devices_all_names_each_gpu_uniquely() {
+    let a = node();
+    let keys = device_keys(&a);
+    assert_eq!(keys, ["0000:3a:00.0", "0000:18:00.0", "0000:bb:00.0", "0000:9a:00.0"]);
+    let opened: Vec<usize> = keys.iter().map(|k| pick_named(&a, k).unwrap()).collect();
+    assert_eq!(opened, [1, 2, 3, 4]);
+    // no bus ids: indices; only software adapters: they are used
+    let blind: Vec<AdapterFacts> = node().into_iter().map(|mut f| { f.bus_id.clear(); f }).collect();
+    assert_eq!(device_keys(&blind), ["1", "2", "3", "4"]);
+    assert_eq!(device_keys(&[llvmpipe()]), ["0"]);
 }

@@ -61,13 +61,16 @@ impl std::fmt::Debug for GpuContext {
 }
 
 impl GpuContext {
-    /// Names of the adapters wgpu finds (for `--devices all`).
+    /// The adapters `--devices all` opens, each as `--adapter` names it uniquely (a PCI bus id,
+    /// else an index: identical GPUs share a name); software adapters only when there is no
+    /// hardware one (`pinning::device_keys`).
     pub fn adapter_names() -> Vec<String> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
         desc.backends &= BACKENDS;
         let backends = desc.backends;
         let instance = wgpu::Instance::new(desc);
-        pollster::block_on(instance.enumerate_adapters(backends)).iter().map(|a| a.get_info().name).collect()
+        let facts: Vec<AdapterFacts> = pollster::block_on(instance.enumerate_adapters(backends)).iter().map(AdapterFacts::of).collect();
+        pinning::device_keys(&facts)
     }
 
     /// Open a device. `adapter` is `--adapter`: an index as the adapters are listed, a PCI bus

@@ -332,6 +332,23 @@ fn by_bus_id(adapters: &[AdapterFacts], bus: &str) -> Option<usize> {
     hits().find(|(_, a)| a.device_type != wgpu::DeviceType::Cpu).or_else(|| hits().next()).map(|(k, _)| k)
 }
 
+/// How `--devices all` names each adapter, so that `pick_named` opens exactly that one: its
+/// PCI bus id where the driver reports one (identical GPUs share a name), else its index. A
+/// software adapter is left out when there is a hardware one.
+pub fn device_keys(adapters: &[AdapterFacts]) -> Vec<String> {
+    let hardware = adapters.iter().any(|a| a.device_type != wgpu::DeviceType::Cpu);
+    adapters
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| !hardware || a.device_type != wgpu::DeviceType::Cpu)
+        .map(|(k, a)| {
+            normalize_bus_id(&a.bus_id)
+                .filter(|b| adapters.iter().filter(|o| normalize_bus_id(&o.bus_id).as_deref() == Some(b)).count() == 1)
+                .unwrap_or_else(|| k.to_string())
+        })
+        .collect()
+}
+
 /// Without a name or a pinning: a discrete GPU first, a software adapter last, and with
 /// `need_f64` the adapters with SHADER_F64 before the others.
 pub fn pick_default(adapters: &[AdapterFacts], need_f64: bool) -> Option<usize> {
