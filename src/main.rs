@@ -7,6 +7,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before any thread starts: a runtime dir for the Vulkan drivers' probe (gpu/runtime_dir.rs).
+    qbat_gpu::gpu::runtime_dir::ensure_runtime_dir();
     let cli = app::cli::Cli::parse();
     match app::run(cli) {
         Ok(outcome) => outcome.exit_code(),

@@ -292,10 +292,11 @@ fn forbidden_combinations_exit_2_naming_the_field() {
     let text = "model = \"driven-pair\"\n[time]\nsteady = false\ndt = 0.01\nt_end = 1.0\nsamples = 2\n";
     let (code, stderr, _, _dir) = run_binary(text);
     assert_eq!(code, 0, "{stderr}");
-    // a closed system: a numerics error (exit 1) naming the member, and no output
+    // a closed system has no unique steady state: bad input (exit 2) naming time.steady and the
+    // member, and no output
     let (code, stderr, out, _dir) = run_binary("model = \"spin-pair\"\n[time]\nsteady = true\n");
-    assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("not unique") && stderr.contains("member 0") && !out.exists(), "{stderr}");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("time.steady") && stderr.contains("not unique") && stderr.contains("member 0") && !out.exists(), "{stderr}");
 }
 
 #[test]

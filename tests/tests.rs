@@ -19,8 +19,12 @@ mod engines;
 mod invariants;
 /// the layouts of job/ against the shaders, parsed with naga
 mod layouts;
+/// what the user reads: one-line TOML errors naming the key, options named, no Debug text
+mod messages;
 /// the papers' closed-form checks (`qbat-gpu validate`)
 mod papers;
+/// the scheduler's GPU (CUDA_VISIBLE_DEVICES, SLURM_JOB_GPUS, ...) mapped to its adapter
+mod pinning;
 /// `[protocol] switch_off` on every engine
 mod protocol;
 /// reference values computed with QuTiP

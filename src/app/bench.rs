@@ -218,6 +218,9 @@ fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Resul
 }
 
 pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Path>, repeat: usize) -> Result<Vec<JobFigures>> {
+    if let Some(path) = json {
+        check_json_path(path)?;
+    }
     let jobs: Vec<String> = if jobs.is_empty() { vec!["bloch-1k".into(), "cavity-100".into()] } else { jobs.to_vec() };
     let backends: Vec<Backend> = match backend {
         Backend::Auto => {
@@ -243,7 +246,7 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
             let f = match one_backend(&plan, job, b, repeat) {
                 Ok(f) => f,
                 Err(QbatError::Device(why)) => {
-                    println!("  {:<9} skipped: {why}", format!("{b:?}").to_lowercase());
+                    println!("  {:<9} skipped: {why}", b.name());
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -284,6 +287,23 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
         std::fs::write(path, text).map_err(|e| QbatError::io(&path, e))?;
     }
     Ok(all)
+}
+
+/// `--json PATH` must name a file that can be written: refused before any job runs when it
+/// is a directory or its folder does not exist.
+fn check_json_path(path: &std::path::Path) -> Result<()> {
+    let shown = path.display();
+    if path.as_os_str().is_empty() || path.is_dir() || path.as_os_str().to_string_lossy().ends_with(std::path::MAIN_SEPARATOR) {
+        return Err(QbatError::invalid("--json", format!("{shown} is a directory; give a file name, e.g. {}", path.join("bench.json").display())));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(QbatError::invalid("--json", format!("{shown}: the folder {} does not exist", parent.display())));
+    }
+    Ok(())
 }
 
 /// One point of a scaling curve.
@@ -338,7 +358,7 @@ pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) ->
                 let (_, _) = match run_pass(&plan, "scaling", &opts, false) {
                     Ok(p) => p,
                     Err(QbatError::Device(why)) => {
-                        println!("scaling {curve}: {b:?} skipped: {why}");
+                        println!("scaling {curve}: {} skipped: {why}", b.name());
                         break;
                     }
                     Err(e) => return Err(e),

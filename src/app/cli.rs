@@ -83,10 +83,10 @@ pub enum Command {
         #[arg(long)]
         no_plots: bool,
         /// Members in the correlation set (an evenly strided subset past this).
-        #[arg(long, default_value_t = DEFAULT_MAX_MEMBERS)]
+        #[arg(long, default_value_t = DEFAULT_MAX_MEMBERS, allow_negative_numbers = true)]
         max_members: usize,
         /// Relative tolerance of the monotone test (default: 1e-9 for f64 runs, 1e-5 for f32).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = non_negative)]
         monotone_tol: Option<f64>,
     },
     /// List the models, their parameters and defaults.
@@ -116,8 +116,10 @@ pub struct RunArgs {
     /// Members re-integrated on the f64 reference after the run.
     #[arg(long, default_value_t = 8, allow_negative_numbers = true)]
     pub verify: usize,
-    /// GPU adapter to use, by (part of) its name.
-    #[arg(long)]
+    /// GPU adapter to use: its index as listed, its PCI bus id (0000:17:00.0), or (part of) its
+    /// name. Without it, the GPU the scheduler assigned (CUDA_VISIBLE_DEVICES, SLURM_JOB_GPUS,
+    /// NVIDIA_VISIBLE_DEVICES), else the best adapter found.
+    #[arg(long, value_name = "NAME|N|BUS")]
     pub adapter: Option<String>,
     /// Write the per-sample series (default: yes; the default study analyses it).
     #[arg(long)]
@@ -152,7 +154,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_mixed_backends: bool,
     /// Members per checkpointed block (default: from a memory budget).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub block_members: Option<u64>,
+}
+
+/// A finite number >= 0 (a tolerance).
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        Ok(x) => Err(format!("{x} is not a finite number >= 0")),
+        Err(_) => Err(format!("'{s}' is not a number")),
+    }
 }
 

@@ -94,7 +94,7 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
                 .iter()
                 .map(|p| match p.split_once(':') {
                     Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
-                    _ => Err(QbatError::invalid("--pairs", format!("{p:?} is not of the form a:b"))),
+                    _ => Err(QbatError::invalid("--pairs", format!("'{p}' is not of the form a:b"))),
                 })
                 .collect::<Result<Vec<_>>>()?;
             let opts = qbat_gpu::analyze::AnalyzeOptions { measures, pairs, plots: !no_plots, max_members, monotone_tol };

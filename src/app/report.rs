@@ -8,7 +8,7 @@ use qbat_gpu::validate::Check;
 
 
 pub fn print_report(r: &RunInfo, members: usize) {
-    println!("device      : {} ({} backend, {:?})", r.device, r.backend, r.precision);
+    println!("device      : {} ({} backend, {})", r.device, r.backend, r.precision.name());
     println!(
         "members     : {members}, {} samples, {:.3e} member-steps",
         r.times.len(),

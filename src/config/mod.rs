@@ -141,8 +141,59 @@ pub struct Overrides {
 
 /// Parse and validate a TOML config.
 pub fn parse_plan(text: &str, ov: &Overrides) -> Result<Plan> {
-    let root: Table = text.parse::<Table>().map_err(|e| QbatError::Parse(e.to_string().trim().to_string()))?;
+    let root: Table = text.parse::<Table>().map_err(|e| parse_error(text, &e))?;
     plan_from_table(&root, ov)
+}
+
+/// A TOML syntax error on one line, naming the key where the error's span shows it:
+/// `params.j: <reason> (line 4)`; `<reason> (line 4)` when no key can be told.
+pub fn parse_error(text: &str, e: &toml::de::Error) -> QbatError {
+    let reason = e.message().split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    let Some(at) = e.span().map(|s| s.start.min(text.len())) else { return QbatError::Parse(reason) };
+    let line_no = text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+    match key_at(text, line_no) {
+        Some(key) => QbatError::Parse(format!("{key}: {reason} (line {line_no})")),
+        None => QbatError::Parse(format!("{reason} (line {line_no})")),
+    }
+}
+
+/// The dotted key written on line `line_no` (1-based), under the nearest `[table]` above it;
+/// on a header line, the table itself.
+fn key_at(text: &str, line_no: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let line = lines.get(line_no.checked_sub(1)?)?.trim();
+    // `[table]` or `[[table]]` with a comment at most after it (a matrix row `[0.0, 1.0],` is not).
+    let header = |l: &str| -> Option<String> {
+        let l = l.trim();
+        let (inner, rest) = match l.strip_prefix("[[") {
+            Some(r) => r.split_once("]]")?,
+            None => l.strip_prefix('[')?.split_once(']')?,
+        };
+        let rest = rest.trim();
+        let parts: Vec<&str> = inner.split('.').map(|p| p.trim().trim_matches('"').trim_matches('\'')).collect();
+        let bare = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        ((rest.is_empty() || rest.starts_with('#')) && parts.iter().all(bare)).then(|| parts.join("."))
+    };
+    if let Some(h) = header(line) {
+        return Some(h);
+    }
+    // A continuation line of a multi-line array or string: the key that opened it, above.
+    let opened = |l: &&&str| l.split_once('=').is_some_and(|(_, v)| v.contains('[') || v.contains('{') || v.contains("\"\"\"") || v.contains("'''"));
+    let line = match line.split_once('=') {
+        Some(_) => line,
+        None => lines[..line_no - 1].iter().rev().take_while(|l| header(l).is_none()).find(opened)?.trim(),
+    };
+    let (k, _) = line.split_once('=')?;
+    let key: String = k.split('.').map(|p| p.trim().trim_matches('"').trim_matches('\'')).collect::<Vec<_>>().join(".");
+    let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
+    if key.is_empty() || !key.chars().all(bare) {
+        return None;
+    }
+    let table = lines[..line_no - 1].iter().rev().find_map(|l| header(l));
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key,
+    })
 }
 
 /// Validate a parsed config table, section by section, in the order the errors are reported.

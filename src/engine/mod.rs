@@ -41,6 +41,18 @@ pub enum Backend {
     Reference,
 }
 
+impl Backend {
+    /// As the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Gpu => "gpu",
+            Backend::Cpu => "cpu",
+            Backend::Reference => "reference",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub backend: Backend,
@@ -91,6 +103,9 @@ impl Engine {
     }
     pub fn device_name(&self) -> String {
         match self {
+            Engine::Gpu(ctx) if !ctx.info.pci_bus_id.is_empty() => {
+                format!("{} ({}, {}, PCI {})", ctx.info.name, ctx.info.backend, ctx.info.device_type, ctx.info.pci_bus_id)
+            }
             Engine::Gpu(ctx) => format!("{} ({}, {})", ctx.info.name, ctx.info.backend, ctx.info.device_type),
             _ => format!("CPU ({} threads)", rayon::current_num_threads()),
         }
@@ -149,14 +164,27 @@ pub fn gpu_available() -> bool {
     gpu_context(None, false).is_ok()
 }
 
+/// The context, its pinning note (already printed when it was opened) kept for run.json.
+fn with_pinning_note(ctx: Arc<GpuContext>, notes: &mut Vec<String>) -> Arc<GpuContext> {
+    if let Some(n) = &ctx.info.pinning_note {
+        notes.push(n.clone());
+    }
+    ctx
+}
+
 pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Engine> {
     let need_f64 = opts.precision == Precision::F64;
+    if let (Some(a), Backend::Reference | Backend::Cpu) = (&opts.adapter, opts.backend) {
+        let note = format!("--adapter {a} ignored: --backend {} does not use a GPU", opts.backend.name());
+        eprintln!("note: {note}");
+        notes.push(note);
+    }
     match opts.backend {
         Backend::Reference => Ok(Engine::Reference),
         Backend::Cpu => Ok(Engine::Cpu),
-        Backend::Gpu => Ok(Engine::Gpu(gpu_context(opts.adapter.as_deref(), need_f64)?)),
+        Backend::Gpu => Ok(Engine::Gpu(with_pinning_note(gpu_context(opts.adapter.as_deref(), need_f64)?, notes))),
         Backend::Auto => match gpu_context(opts.adapter.as_deref(), need_f64) {
-            Ok(ctx) => Ok(Engine::Gpu(ctx)),
+            Ok(ctx) => Ok(Engine::Gpu(with_pinning_note(ctx, notes))),
             Err(e) => {
                 let note = format!("no usable GPU adapter ({e}); running on the CPU engine");
                 eprintln!("note: {note}");

@@ -73,18 +73,50 @@ pub fn relaxation_rate(sys: &OpenSystem) -> Result<f64> {
     Ok(-ev[1..].iter().map(|z| z.re).fold(f64::NEG_INFINITY, f64::max))
 }
 
-/// The steady state of a two-qubit open system and its residual ||L rho||_F. An error
-/// (`QbatError::Numerics`) when it is not unique, when some oscillation never decays (no
-/// t -> inf limit), or when the solved state is not a density matrix to PSD_TOL.
+/// The steady state of a two-qubit open system and its residual ||L rho||_F. Bad input
+/// (`time.steady`) when it is not unique or some oscillation never decays (no t -> inf
+/// limit); `QbatError::Numerics` when the solve fails or the solved state is not a density
+/// matrix to PSD_TOL.
 pub fn steady_state(sys: &OpenSystem) -> Result<(CMat, f64)> {
-    solve(sys).map_err(QbatError::Numerics)
+    solve(sys).map_err(|e| e.into_error(String::new()))
 }
 
-/// A solved point: (rho, residual), or why it has no steady state (a plain message, shared by
-/// the members of the point, then prefixed with the member that hit it).
-type Solved = std::result::Result<(CMat, f64), String>;
+/// Why a point has no steady state: a property of the input (a closed system, a
+/// decoherence-free subspace, an undamped oscillation: bad input, exit 2, naming
+/// `time.steady`), or a numerical failure of the solve.
+#[derive(Clone)]
+enum Unsolved {
+    Input(String),
+    Numerics(String),
+}
 
-/// `steady_state` with the reason as a plain message.
+impl From<String> for Unsolved {
+    fn from(s: String) -> Self {
+        Unsolved::Numerics(s)
+    }
+}
+
+impl From<&str> for Unsolved {
+    fn from(s: &str) -> Self {
+        Unsolved::Numerics(s.to_string())
+    }
+}
+
+impl Unsolved {
+    /// The error, its reason prefixed with `who` (the member that hit it).
+    fn into_error(self, who: String) -> QbatError {
+        match self {
+            Unsolved::Input(r) => QbatError::invalid("time.steady", format!("{who}{r}")),
+            Unsolved::Numerics(r) => QbatError::Numerics(format!("{who}{r}")),
+        }
+    }
+}
+
+/// A solved point: (rho, residual), or why it has no steady state (shared by the members of
+/// the point, then prefixed with the member that hit it).
+type Solved = std::result::Result<(CMat, f64), Unsolved>;
+
+/// `steady_state` with the reason kept apart from the error.
 fn solve(sys: &OpenSystem) -> Solved {
     if sys.space != Space::TwoQubit {
         return Err("the direct steady-state solver is for two-qubit models only; integrate instead".into());
@@ -101,20 +133,20 @@ fn solve(sys: &OpenSystem) -> Solved {
     let m = sv.len();
     let scale = sv[0];
     if scale.is_nan() || scale <= 0.0 {
-        return Err("the Liouvillian is zero: every state is stationary, so no steady state is singled out; integrate instead".into());
+        return Err(Unsolved::Input("the Liouvillian is zero: every state is stationary, so no steady state is singled out; integrate instead".into()));
     }
     let zeros = sv.iter().filter(|&&x| x <= ZERO_REL * scale).count();
     if sv[m - 2] <= ZERO_REL * scale {
-        return Err(format!(
+        return Err(Unsolved::Input(format!(
             "the steady state is not unique: the Liouvillian's null space is {zeros}-dimensional (singular values below {ZERO_REL:.0e} of the largest, {scale:.3e}), as in a closed system (no dissipation) or one with a decoherence-free subspace, whose long-time state depends on the initial state; integrate instead ([time] dt, t_end, samples)"
-        ));
+        )));
     }
     let rate = relaxation_rate(sys).map_err(|e| e.to_string())?;
     if rate <= ZERO_REL * scale {
-        return Err(format!(
+        return Err(Unsolved::Input(format!(
             "the state has no t -> inf limit: an eigenvalue of the Liouvillian other than 0 has real part {:.3e} (an undamped oscillation), so the long-time state depends on the initial state and on t; integrate instead ([time] dt, t_end, samples)",
             -rate
-        ));
+        )));
     }
     // Row m-1 of V^+ is the conjugate of the null vector.
     let v_t = svd.v_t.as_ref().ok_or_else(|| "the SVD returned no right singular vectors".to_string())?;
@@ -124,12 +156,12 @@ fn solve(sys: &OpenSystem) -> Solved {
     // A unique steady state of a trace-preserving L has Tr = 1 after scaling; a null vector of
     // trace ~0 would mean the solve went wrong.
     if tr.norm() < 1e-6 {
-        return Err(format!("the Liouvillian's null vector has trace {:.3e}, not a state", tr.norm()));
+        return Err(format!("the Liouvillian's null vector has trace {:.3e}, not a state", tr.norm()).into());
     }
     let rho = hermitian_part(&(x / tr));
     let lam = eigvals_hermitian(&rho)[0];
     if lam.is_nan() || lam < -PSD_TOL {
-        return Err(format!("the solved steady state is not positive semidefinite: smallest eigenvalue {lam:.3e} (tolerance {PSD_TOL:.0e})"));
+        return Err(format!("the solved steady state is not positive semidefinite: smallest eigenvalue {lam:.3e} (tolerance {PSD_TOL:.0e})").into());
     }
     let residual = LindbladRhs::new(sys).eval(&rho).norm();
     Ok((rho, residual))
@@ -171,12 +203,8 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
     }
     // The first member (in member order) whose point has no steady state names the error.
     for m in &plan.members {
-        if let Some(Err(reason)) = by_point[m.point] {
-            return Err(QbatError::Numerics(format!(
-                "member {} ({}): {reason}",
-                m.id,
-                describe_point(&plan.points[m.point])
-            )));
+        if let Some(Err(why)) = by_point[m.point] {
+            return Err(why.clone().into_error(format!("member {} ({}): ", m.id, describe_point(&plan.points[m.point]))));
         }
     }
     let solve_time = t_solve.elapsed().as_secs_f64();

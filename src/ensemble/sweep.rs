@@ -39,6 +39,11 @@ impl Sweep {
     }
 }
 
+/// `3, 4, 5`.
+fn lengths(axes: &[usize]) -> String {
+    axes.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+}
+
 /// Grid shape of the axes: number of grid points, and the index into each axis of point k.
 pub fn grid_size(axes: &[usize], zip: bool) -> Result<usize> {
     if axes.is_empty() {
@@ -47,13 +52,13 @@ pub fn grid_size(axes: &[usize], zip: bool) -> Result<usize> {
     if zip {
         let n = axes[0];
         if axes.iter().any(|&a| a != n) {
-            return Err(QbatError::invalid("ensemble.mode", format!("zip needs sweeps of equal length, got {axes:?}")));
+            return Err(QbatError::invalid("ensemble.mode", format!("zip needs sweeps of equal length, got lengths {}", lengths(axes))));
         }
         Ok(n)
     } else {
         axes.iter().try_fold(1usize, |acc, &a| acc.checked_mul(a))
             .filter(|&n| n <= 100_000_000)
-            .ok_or_else(|| QbatError::TooLarge { field: "params".into(), reason: format!("the sweep grid {axes:?} has more than 1e8 points") })
+            .ok_or_else(|| QbatError::TooLarge { field: "params".into(), reason: format!("the sweep grid {} has more than 1e8 points", axes.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" x ")) })
     }
 }
 

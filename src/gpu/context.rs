@@ -1,6 +1,7 @@
 //! The GPU context: one instance, adapter, device and queue per process, with the compiled
 //! pipelines cached per (kernel, precision).
 
+use super::pinning::{self, device_type_name, AdapterFacts};
 use super::{shader_source, Precision};
 use crate::error::{QbatError, Result};
 use std::collections::HashMap;
@@ -27,6 +28,10 @@ pub struct GpuInfo {
     pub device_type: String,
     pub driver: String,
     pub has_f64: bool,
+    /// The adapter's PCI bus id (`0000:17:00.0`), empty when the driver does not report one.
+    pub pci_bus_id: String,
+    /// Why the scheduler's GPU pinning could not be followed (printed once as a note), else None.
+    pub pinning_note: Option<String>,
     /// The limits granted to the device (what the chunk planner must respect).
     pub limits: wgpu::Limits,
 }
@@ -55,41 +60,25 @@ impl std::fmt::Debug for GpuContext {
     }
 }
 
-fn device_type_name(t: wgpu::DeviceType) -> &'static str {
-    match t {
-        wgpu::DeviceType::DiscreteGpu => "discrete GPU",
-        wgpu::DeviceType::IntegratedGpu => "integrated GPU",
-        wgpu::DeviceType::VirtualGpu => "virtual GPU",
-        wgpu::DeviceType::Cpu => "CPU (software)",
-        wgpu::DeviceType::Other => "other",
-    }
-}
-
-/// Preference among adapters when none is named: real GPUs first, software last.
-fn rank(t: wgpu::DeviceType) -> u8 {
-    match t {
-        wgpu::DeviceType::DiscreteGpu => 0,
-        wgpu::DeviceType::IntegratedGpu => 1,
-        wgpu::DeviceType::VirtualGpu => 2,
-        wgpu::DeviceType::Other => 3,
-        wgpu::DeviceType::Cpu => 4,
-    }
-}
-
 impl GpuContext {
-    /// Names of the adapters wgpu finds (for `--devices all`).
+    /// The adapters `--devices all` opens, each as `--adapter` names it uniquely (a PCI bus id,
+    /// else an index: identical GPUs share a name); software adapters only when there is no
+    /// hardware one (`pinning::device_keys`).
     pub fn adapter_names() -> Vec<String> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
         desc.backends &= BACKENDS;
         let backends = desc.backends;
         let instance = wgpu::Instance::new(desc);
-        pollster::block_on(instance.enumerate_adapters(backends)).iter().map(|a| a.get_info().name).collect()
+        let facts: Vec<AdapterFacts> = pollster::block_on(instance.enumerate_adapters(backends)).iter().map(AdapterFacts::of).collect();
+        pinning::device_keys(&facts)
     }
 
-    /// Open a device. `adapter_name` picks the first adapter whose name contains it
-    /// (case-insensitive); a name that matches nothing is an error listing the adapters found.
-    /// Without a name, a discrete GPU is preferred, a software adapter taken last, and with
-    /// `need_f64` adapters with SHADER_F64 come first. No adapter is an error (fast, no panic).
+    /// Open a device. `adapter` is `--adapter`: an index as the adapters are listed, a PCI bus
+    /// id, or (part of) a name, case-insensitive; one that matches nothing is an error listing
+    /// the adapters found. Without it, the GPU a scheduler assigned (CUDA_VISIBLE_DEVICES,
+    /// SLURM_JOB_GPUS, NVIDIA_VISIBLE_DEVICES; `pinning.rs`) is taken, else a discrete GPU is
+    /// preferred, a software adapter taken last, and with `need_f64` adapters with SHADER_F64
+    /// come first. No adapter is an error (fast, no panic).
     pub fn new(adapter_name: Option<&str>, need_f64: bool) -> Result<GpuContext> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
         // WGPU_BACKEND may narrow the choice, never widen it past the explicit backends.
@@ -98,32 +87,18 @@ impl GpuContext {
         let instance = wgpu::Instance::new(desc);
         let adapters = pollster::block_on(instance.enumerate_adapters(backends));
         if adapters.is_empty() {
-            return Err(QbatError::Device(format!("no GPU adapter found (backends {backends:?}); use --backend cpu")));
+            let names: Vec<String> = backends.iter_names().map(|(n, _)| n.to_lowercase()).collect();
+            return Err(QbatError::Device(format!("no GPU adapter found (backends: {}); use --backend cpu", names.join(", "))));
         }
-        let describe = |a: &wgpu::Adapter| {
-            let i = a.get_info();
-            format!("'{}' ({:?}, {})", i.name, i.backend, device_type_name(i.device_type))
-        };
-        let adapter = match adapter_name {
-            Some(want) => {
-                let w = want.to_lowercase();
-                let found = adapters.iter().position(|a| a.get_info().name.to_lowercase().contains(&w));
-                match found {
-                    Some(k) => adapters.into_iter().nth(k).expect("index from position"),
-                    None => {
-                        let names: Vec<String> = adapters.iter().map(describe).collect();
-                        return Err(QbatError::Device(format!("no adapter name contains '{want}'; adapters found: {}", names.join(", "))));
-                    }
-                }
-            }
-            None => {
-                let mut adapters = adapters;
-                adapters.sort_by_key(|a| {
-                    let f64_first = need_f64 && !a.features().contains(wgpu::Features::SHADER_F64);
-                    (f64_first, rank(a.get_info().device_type))
-                });
-                adapters.into_iter().next().expect("non-empty")
-            }
+        let facts: Vec<AdapterFacts> = adapters.iter().map(AdapterFacts::of).collect();
+        let pin = if adapter_name.is_none() { pinning::read_pin() } else { None };
+        let choice = pinning::choose(&facts, adapter_name, need_f64, pin.as_ref(), pinning::read_driver_gpus).map_err(QbatError::Device)?;
+        if let Some(note) = &choice.note {
+            eprintln!("note: {note}");
+        }
+        let describe = |a: &wgpu::Adapter| AdapterFacts::of(a).describe();
+        let Some(adapter) = adapters.into_iter().nth(choice.index) else {
+            return Err(QbatError::Device("the chosen adapter went away".into()));
         };
         let ainfo = adapter.get_info();
         let has_f64 = adapter.features().contains(wgpu::Features::SHADER_F64);
@@ -175,6 +150,8 @@ impl GpuContext {
             device_type: device_type_name(ainfo.device_type).to_string(),
             driver: format!("{} {}", ainfo.driver, ainfo.driver_info).trim().to_string(),
             has_f64,
+            pci_bus_id: pinning::normalize_bus_id(&ainfo.device_pci_bus_id).unwrap_or_default(),
+            pinning_note: choice.note.clone(),
             limits: device.limits(),
         };
         Ok(GpuContext { instance, adapter, device, queue, info, pipelines: Mutex::new(HashMap::new()), uncaptured })

@@ -5,8 +5,10 @@
 
 pub mod buffers;
 pub mod context;
+pub mod pinning;
 pub mod rk4_cavity;
 pub mod rk4_two_qubit;
+pub mod runtime_dir;
 
 pub use context::{GpuContext, GpuInfo, KernelPipeline};
 pub use rk4_cavity::{plan_cavity, run_cavity_gpu, CavityGpuOptions, CavityGpuPlan, CavityResult};

@@ -51,10 +51,20 @@ impl std::str::FromStr for Shard {
         let (k, n) = s.split_once('/').ok_or_else(|| format!("'{s}' is not K/N (e.g. 0/4)"))?;
         let index: usize = k.trim().parse().map_err(|_| format!("'{k}' is not a shard index"))?;
         let count: usize = n.trim().parse().map_err(|_| format!("'{n}' is not a shard count"))?;
-        if count == 0 || index >= count {
-            return Err(format!("shard index must be in 0..{count} (0-based), got {index}"));
+        if count == 0 {
+            return Err(format!("the shard count N of K/N must be at least 1, got {s}"));
+        }
+        if index >= count {
+            return Err(format!("the shard index K of K/N must be in 0..{count} (0-based), got {index}"));
         }
         Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    /// As `--shard` takes it: `K/N`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
     }
 }
 
@@ -151,8 +161,7 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     let total = plan.ensemble_size;
     let range = opts.shard.map(|s| s.range(total)).unwrap_or(0..total);
     if range.is_empty() {
-        let k = opts.shard.map_or(0, |s| s.index);
-        return Err(QbatError::invalid("--shard", format!("shard {k} of {total} members is empty; use fewer shards")));
+        return Err(QbatError::invalid("--shard", format!("shard {} of {total} members is empty; use fewer shards", opts.shard.map(|s| s.to_string()).unwrap_or_default())));
     }
     // The plan holds every member, or (parsed with the shard) only this shard's.
     let local = if plan.members.len() == total {

@@ -1,0 +1,78 @@
+//! A usable `XDG_RUNTIME_DIR` before the adapters are probed. Without one, Mesa's Vulkan
+//! drivers print `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` once per
+//! probe (batch jobs, containers and `ssh host cmd` often have none), which reads like a
+//! failure of the run. qbat-gpu draws nothing on screen, so a private directory will do.
+
+use std::path::{Path, PathBuf};
+
+/// Is `dir` a directory this process may use as its runtime directory: absolute, a real
+/// directory (not a link), and on Unix owned by this user with no access for others?
+pub fn usable_runtime_dir(dir: &Path) -> bool {
+    if !dir.is_absolute() {
+        return false;
+    }
+    let Ok(meta) = std::fs::symlink_metadata(dir) else { return false };
+    if !meta.is_dir() {
+        return false;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if let Some(uid) = current_uid() {
+            if meta.uid() != uid {
+                return false;
+            }
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            return false;
+        }
+    }
+    true
+}
+
+/// This process's user id (the owner of /proc/self), where the system says.
+#[cfg(unix)]
+fn current_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// Make (or reuse) a private directory (mode 0700) under `base`; None when none can be made.
+pub fn private_runtime_dir(base: &Path) -> Option<PathBuf> {
+    #[cfg(unix)]
+    let tag = current_uid().map(|u| u.to_string()).unwrap_or_else(|| std::process::id().to_string());
+    #[cfg(not(unix))]
+    let tag = std::process::id().to_string();
+    // The per-user name first (reused across runs); if someone else holds it, a per-process one.
+    for name in [format!("qbat-gpu-runtime-{tag}"), format!("qbat-gpu-runtime-{tag}-{}", std::process::id())] {
+        let dir = base.join(name);
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        match builder.create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) => continue,
+        }
+        if usable_runtime_dir(&dir) {
+            return Some(dir);
+        }
+    }
+    None
+}
+
+/// Set `XDG_RUNTIME_DIR` to a private directory under the temp dir when it is unset or not
+/// usable. Call it first thing in `main`, before any thread starts: it changes the
+/// environment of the process.
+pub fn ensure_runtime_dir() {
+    let current = std::env::var_os("XDG_RUNTIME_DIR");
+    if current.as_deref().is_some_and(|d| usable_runtime_dir(Path::new(d))) {
+        return;
+    }
+    if let Some(dir) = private_runtime_dir(&std::env::temp_dir()) {
+        std::env::set_var("XDG_RUNTIME_DIR", dir);
+    }
+}
