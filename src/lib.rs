@@ -18,6 +18,7 @@ pub mod measures;
 pub mod model;
 pub mod output;
 pub mod pauli;
+pub mod pyapi;
 pub mod reference;
 pub mod report;
 pub mod run;
