@@ -1,0 +1,75 @@
+"""Progress display. In a terminal the Rust side draws its own bar on stderr; in Jupyter (no
+terminal) this ticker shows the elapsed time in the cell's output, updated while the run goes."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional
+
+
+def _in_notebook() -> bool:
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        return ip is not None and ip.__class__.__name__ == "ZMQInteractiveShell"
+    except Exception:
+        return False
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except Exception:
+        return False
+
+
+class Ticker:
+    """Called with the elapsed seconds about every 100 ms while a run goes; redraws every 0.5 s."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self.handle = None
+        self.last = -1.0
+        self.t0 = time.monotonic()
+
+    def _text(self, elapsed: float, done: bool = False) -> str:
+        return f"qbat-gpu: {self.what} {'done in' if done else 'running,'} {elapsed:.1f} s"
+
+    def __call__(self, elapsed: float) -> None:
+        if elapsed - self.last < 0.5:
+            return
+        self.last = elapsed
+        try:
+            from IPython.display import display
+
+            if self.handle is None:
+                self.handle = display({"text/plain": self._text(elapsed)}, raw=True, display_id=True)
+            else:
+                self.handle.update({"text/plain": self._text(elapsed)}, raw=True)
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        if self.handle is not None:
+            try:
+                self.handle.update({"text/plain": self._text(time.monotonic() - self.t0, done=True)}, raw=True)
+            except Exception:
+                pass
+
+
+def progress_for(progress: bool, what: str):
+    """(rust_progress, ticker): the Rust bar in a terminal, the ticker in Jupyter, else none."""
+    if not progress:
+        return False, None
+    if _in_notebook():
+        return False, Ticker(what)
+    return _stderr_is_terminal(), None
+
+
+def finish(ticker: Optional[Ticker]) -> None:
+    if ticker is not None:
+        ticker.close()
