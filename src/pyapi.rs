@@ -378,7 +378,7 @@ pub fn battery_measure_batch(name: &str, states: &[C64], hamiltonians: &[C64], d
     if d == 0 || states.len() % dd != 0 || (!shared && hamiltonians.len() != states.len()) {
         return Err(QbatError::invalid("h", "the states and Hamiltonians must be (..., d, d) with matching leading dimensions"));
     }
-    let h0 = mat(hamiltonians, d);
+    let h0 = if shared { mat(hamiltonians, d) } else { CMat::zeros(d, d) };
     if shared {
         check_hermitian(&h0, "h")?;
     }
