@@ -1,5 +1,6 @@
-"""Progress display. In a terminal the Rust side draws its own bar on stderr; in Jupyter (no
-terminal) this ticker shows the elapsed time in the cell's output, updated while the run goes."""
+"""Progress display: an elapsed-time line, redrawn while a run goes, on stderr in a terminal and
+in the cell's output in Jupyter. (The library's own bars cover some engines only, and not
+Jupyter, where stderr is not a terminal.)"""
 
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ def _stderr_is_terminal() -> bool:
 class Ticker:
     """Called with the elapsed seconds about every 100 ms while a run goes; redraws every 0.5 s."""
 
-    def __init__(self, what: str):
+    def __init__(self, what: str, terminal: bool = False):
         self.what = what
+        self.terminal = terminal
         self.handle = None
         self.last = -1.0
         self.t0 = time.monotonic()
@@ -43,6 +45,10 @@ class Ticker:
         if elapsed - self.last < 0.5:
             return
         self.last = elapsed
+        if self.terminal:
+            sys.stderr.write("\r" + self._text(elapsed))
+            sys.stderr.flush()
+            return
         try:
             from IPython.display import display
 
@@ -54,6 +60,11 @@ class Ticker:
             pass
 
     def close(self) -> None:
+        if self.terminal:
+            if self.last >= 0:
+                sys.stderr.write("\r" + " " * (len(self._text(self.last)) + 8) + "\r")
+                sys.stderr.flush()
+            return
         if self.handle is not None:
             try:
                 self.handle.update({"text/plain": self._text(time.monotonic() - self.t0, done=True)}, raw=True)
@@ -62,12 +73,14 @@ class Ticker:
 
 
 def progress_for(progress: bool, what: str):
-    """(rust_progress, ticker): the Rust bar in a terminal, the ticker in Jupyter, else none."""
+    """(rust_progress, ticker): the ticker in Jupyter and in a terminal, else nothing."""
     if not progress:
         return False, None
     if _in_notebook():
         return False, Ticker(what)
-    return _stderr_is_terminal(), None
+    if _stderr_is_terminal():
+        return False, Ticker(what, terminal=True)
+    return False, None
 
 
 def finish(ticker: Optional[Ticker]) -> None:
