@@ -63,7 +63,8 @@ def run(
     adapter : str, optional
         GPU adapter by part of its name.
     progress : bool
-        A progress bar in a terminal; an elapsed-time line in Jupyter.
+        An elapsed-time line, redrawn while the run goes: on stderr in a terminal, in the cell's
+        output in Jupyter (the library reports no fraction done to Python, so it is not a bar).
 
     The GIL is released while the run goes; Ctrl-C raises KeyboardInterrupt at once (the
     abandoned computation finishes in the background and is dropped). The series equals, bit
