@@ -1,8 +1,8 @@
-//! Criterion benches of the CPU engines on the standard jobs (INTERFACE.md).
+//! Criterion benches of the CPU engines on the standard jobs (docs/interface.md).
 //! `QBAT_BENCH_QUICK=1` shrinks the ensembles for a short CI-sized run.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use qbat_gpu::bench::job_config_with_members;
+use qbat_gpu::config::jobs::job_config_with_members;
 use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions};
 

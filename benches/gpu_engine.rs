@@ -2,7 +2,7 @@
 //! they print why and measure nothing. `QBAT_BENCH_QUICK=1` shrinks the ensembles.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use qbat_gpu::bench::job_config_with_members;
+use qbat_gpu::config::jobs::job_config_with_members;
 use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::engine::gpu_context;
 use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions};

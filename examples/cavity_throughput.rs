@@ -8,7 +8,7 @@
 //! work). Times are the pipeline's integrate phase (GPU: upload, dispatches, readback; the
 //! pipeline is compiled in a warm-up run first); host measures are reported apart.
 
-use qbat_gpu::bench::job_config_with_members;
+use qbat_gpu::config::jobs::job_config_with_members;
 use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions};
 

@@ -11,8 +11,9 @@ use qbat_gpu::gpu::{run_two_qubit_gpu, GpuContext, Precision};
 use qbat_gpu::job::{Schedule, TwoQubitJob};
 use qbat_gpu::measures::Measure;
 use qbat_gpu::model::{resolve_params, ModelKind, ParamValue, Params};
-use qbat_gpu::pauli::{point, to_pauli};
-use qbat_gpu::twin::rk4_two_qubit::{run_two_qubit_twin, KERNEL_MEASURES};
+use qbat_gpu::job::pauli::{point, to_pauli};
+use qbat_gpu::job::two_qubit::KERNEL_MEASURES;
+use qbat_gpu::twin::rk4_two_qubit::run_two_qubit_twin;
 use std::time::Instant;
 
 fn main() {

@@ -45,6 +45,8 @@ struct Params {
     // Added to every point index: the uncoupled copies of the points follow them in `consts`
     // (dispatches after [protocol] switch_off; a dispatch never spans the switch).
     point_offset: u32,
+    // RK4 steps of x in this dispatch (what the invocation must complete).
+    steps_expected: u32,
     // Kernel measure code of each output column, 4 per vec4.
     cols: array<vec4<u32>, 8>,
 }
@@ -412,10 +414,12 @@ fn run_member(member: u32, pbase: u32) {
     var z: Acc;
     var pmax: vec4<real>;
     var pidx: vec4<real>;
-    // Steps completed over all dispatches, as (lo < 65536, hi): exact in f32 to ~1e12 steps.
-    // The host checks it against the schedule: a driver that cuts loops short (lavapipe stops
-    // an invocation's loops after ~65k iterations) is then an error, never silent output.
-    var done = vec2<real>(0.0);
+    // The step count, as in rk4_cavity.wgsl: (pieces completed, dispatches that fell short),
+    // summed over dispatches (exact in f32 to 2^24). A dispatch falls short when it completed
+    // fewer steps than steps_expected or fewer pieces than it holds. The host checks both: a
+    // driver that cuts loops short (lavapipe stops an invocation's loops after ~65k
+    // iterations) is then an error, never silent output.
+    var counts = vec2<real>(0.0);
     if ((flags & F_FIRST) != 0u) {
         x.x = x0;
         if (ez) {
@@ -432,9 +436,10 @@ fn run_member(member: u32, pbase: u32) {
         }
         pmax = work[wbase + pk];
         pidx = work[wbase + pk + 1u];
-        done = work[wbase + pk + 2u].xy;
+        counts = work[wbase + pk + 2u].xy;
     }
     var steps = 0u;
+    var pieces = 0u;
 
     // t = 0 references: battery rows of the sample copies of rho0 and Z(0).
     let outer = vec4<real>(1.0, q, q, 1.0);
@@ -484,6 +489,7 @@ fn run_member(member: u32, pbase: u32) {
             pmax = select(pmax, v, upd);
             pidx = select(pidx, vec4<real>(real(s)), upd);
         }
+        pieces += 1u;
     }
 
     work[wbase] = x.x.a;
@@ -506,11 +512,9 @@ fn run_member(member: u32, pbase: u32) {
     }
     work[wbase + pk] = pmax;
     work[wbase + pk + 1u] = pidx;
-    // steps < 65536 per dispatch (the host caps it), so one carry suffices
-    done.x = done.x + real(steps);
-    if (done.x >= 65536.0) {
-        done.x = done.x - 65536.0;
-        done.y = done.y + 1.0;
+    counts.x = counts.x + real(pieces);
+    if (steps != params.steps_expected || pieces != piece_end - piece_begin) {
+        counts.y = counts.y + 1.0;
     }
-    work[wbase + pk + 2u] = vec4<real>(done, 0.0, 0.0);
+    work[wbase + pk + 2u] = vec4<real>(counts, 0.0, 0.0);
 }

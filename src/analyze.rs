@@ -23,9 +23,11 @@
 //! where a or b is constant is undefined and left empty in the csv.
 
 use crate::error::{QbatError, Result};
-use crate::report::{pearson, ranks};
+use crate::measures::DEFAULT_RESOURCES;
+use crate::output::series::{in_subset, SeriesReader};
+use crate::output::write_atomic;
 use rayon::prelude::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Default cap on the members of the correlation set.
@@ -33,19 +35,6 @@ pub const DEFAULT_MAX_MEMBERS: usize = 20_000;
 /// Cap on the (member, time) samples per measure held for the pooled correlations
 /// (4e6 samples = 32 MB per measure, plus as much again for its ranks).
 pub const MAX_POOLED_SAMPLES: usize = 4_000_000;
-
-/// The resources capacity_b is compared with by default (paper 000), in table order.
-pub const DEFAULT_RESOURCES: [&str; 9] = [
-    "concurrence",
-    "steering_f3",
-    "steering_ab",
-    "steering_ba",
-    "bell_chsh",
-    "coherence_l1",
-    "imaginarity_l1",
-    "texture_b",
-    "ergotropy_b",
-];
 
 #[derive(Clone, Debug)]
 pub struct AnalyzeOptions {
@@ -105,6 +94,8 @@ pub struct Analysis {
     pub members_total: usize,
     /// Members of the correlation set.
     pub members_used: usize,
+    /// Members left out as flagged unhealthy (summary.csv `health`, or non-finite values).
+    pub skipped: usize,
     pub capped: bool,
     pub times: Vec<f64>,
     pub monotone_tol: f64,
@@ -120,216 +111,63 @@ impl Analysis {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading the series, member by member.
+// Statistics.
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SeriesFormat {
-    Csv,
-    Npy,
-}
-
-enum Source {
-    Npy(npyz::NpyReader<f64, BufReader<std::fs::File>>),
-    Csv { rows: csv::StringRecordsIntoIter<BufReader<std::fs::File>>, line: u64 },
-}
-
-/// A run's series, read one member's block (times x measures, row-major) at a time.
-pub struct SeriesReader {
-    pub format: SeriesFormat,
-    pub path: PathBuf,
-    pub members_total: usize,
-    pub times: Vec<f64>,
-    pub measures: Vec<String>,
-    /// Member ids in file order when known up front (npy: from series.json).
-    ids: Option<Vec<u64>>,
-    next_index: usize,
-    source: Source,
-}
-
-fn io_err(path: &Path, e: std::io::Error) -> QbatError {
-    QbatError::io(path.display().to_string(), e)
+/// Ids of the members summary.csv flags unhealthy (its `health` column is not `ok`); none
+/// when the run has no summary.csv or no health column.
+fn flagged_members(dir: &Path) -> Result<std::collections::HashSet<u64>> {
+    let path = dir.join("summary.csv");
+    let mut out = std::collections::HashSet::new();
+    if !path.is_file() {
+        return Ok(out);
+    }
+    let mut rdr = csv::Reader::from_path(&path).map_err(|e| bad(&path, e.to_string()))?;
+    let header = rdr.headers().map_err(|e| bad(&path, e.to_string()))?.clone();
+    let Some(k) = header.iter().position(|h| h == "health") else { return Ok(out) };
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| bad(&path, format!("line {}: {e}", i + 2)))?;
+        if rec.get(k).is_some_and(|h| h != "ok") {
+            let id = rec[0].trim().parse().map_err(|_| bad(&path, format!("line {}: not a member id: {:?}", i + 2, &rec[0])))?;
+            out.insert(id);
+        }
+    }
+    Ok(out)
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
     QbatError::invalid(path.display().to_string(), reason)
 }
 
-/// serde_json writes a non-finite float as null; the only non-finite sample time a run writes
-/// is the steady state's t = inf.
-fn json_time(v: &serde_json::Value) -> Option<f64> {
-    match v {
-        serde_json::Value::Null => Some(f64::INFINITY),
-        v => v.as_f64(),
+/// Ranks with ties averaged (1-based).
+pub fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_unstable_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            r[idx[k]] = avg;
+        }
+        i = j + 1;
     }
+    r
 }
 
-impl SeriesReader {
-    /// Open DIR's series (series.npy + series.json, or series.csv); None when the run wrote none.
-    pub fn open(dir: &Path) -> Result<Option<SeriesReader>> {
-        let npy = dir.join("series.npy");
-        let csv_path = dir.join("series.csv");
-        if npy.is_file() {
-            Self::open_npy(dir, &npy).map(Some)
-        } else if csv_path.is_file() {
-            Self::open_csv(&csv_path).map(Some)
-        } else {
-            Ok(None)
-        }
+pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
     }
-
-    fn open_npy(dir: &Path, npy: &Path) -> Result<SeriesReader> {
-        let axes_path = dir.join("series.json");
-        let text = std::fs::read_to_string(&axes_path).map_err(|e| io_err(&axes_path, e))?;
-        let axes: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&axes_path, format!("not JSON: {e}")))?;
-        let list = |k: &str| axes[k].as_array().cloned().ok_or_else(|| bad(&axes_path, format!("no \"{k}\" list")));
-        let ids: Vec<u64> = list("members")?.iter().map(|v| v.as_u64().ok_or_else(|| bad(&axes_path, "member ids must be integers"))).collect::<Result<_>>()?;
-        let times: Vec<f64> = list("times")?.iter().map(|v| json_time(v).ok_or_else(|| bad(&axes_path, "times must be numbers"))).collect::<Result<_>>()?;
-        let measures: Vec<String> = list("measures")?.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| bad(&axes_path, "measures must be names"))).collect::<Result<_>>()?;
-        let file = std::fs::File::open(npy).map_err(|e| io_err(npy, e))?;
-        let npy_file = npyz::NpyFile::new(BufReader::with_capacity(1 << 20, file)).map_err(|e| io_err(npy, e))?;
-        let shape = npy_file.shape().to_vec();
-        if npy_file.order() != npyz::Order::C {
-            return Err(bad(npy, "expected C (row-major) order"));
-        }
-        let want = [ids.len() as u64, times.len() as u64, measures.len() as u64];
-        if shape != want {
-            return Err(bad(npy, format!("shape {shape:?} does not match series.json's axes {want:?}")));
-        }
-        let reader = npy_file.data::<f64>().map_err(|e| bad(npy, format!("expected little-endian f64 data: {e}")))?;
-        Ok(SeriesReader { format: SeriesFormat::Npy, path: npy.into(), members_total: ids.len(), times, measures, ids: Some(ids), next_index: 0, source: Source::Npy(reader) })
-    }
-
-    fn open_csv(path: &Path) -> Result<SeriesReader> {
-        // Rows per member come from the first member's rows; the member count from the line count.
-        let lines = count_lines(path)?;
-        let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
-        let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file));
-        let header = rdr.headers().map_err(|e| bad(path, format!("header: {e}")))?.clone();
-        if header.len() < 3 || &header[0] != "member" || &header[1] != "t" {
-            return Err(bad(path, "expected the columns member,t,<measure>..."));
-        }
-        let measures: Vec<String> = header.iter().skip(2).map(String::from).collect();
-        let mut rows = rdr.into_records();
-        let mut times = vec![];
-        let mut first_id = None;
-        let mut line = 1u64;
-        for rec in rows.by_ref() {
-            line += 1;
-            let rec = rec.map_err(|e| bad(path, format!("line {line}: {e}")))?;
-            let id = parse_u64(path, line, &rec, 0)?;
-            if first_id.is_some_and(|f| f != id) {
-                break;
-            }
-            first_id = Some(id);
-            times.push(parse_f64(path, line, &rec, 1)?);
-        }
-        if times.is_empty() {
-            return Err(bad(path, "the series has no rows"));
-        }
-        let data_rows = lines.saturating_sub(1);
-        if data_rows % times.len() as u64 != 0 {
-            return Err(bad(path, format!("{data_rows} rows are not a whole number of members of {} sample times each", times.len())));
-        }
-        let members_total = (data_rows / times.len() as u64) as usize;
-        // Re-open to read from the first member again.
-        let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
-        let rows = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file)).into_records();
-        Ok(SeriesReader { format: SeriesFormat::Csv, path: path.into(), members_total, times, measures, ids: None, next_index: 0, source: Source::Csv { rows, line: 1 } })
-    }
-
-    pub fn n_times(&self) -> usize {
-        self.times.len()
-    }
-
-    pub fn n_measures(&self) -> usize {
-        self.measures.len()
-    }
-
-    pub fn measure_index(&self, name: &str) -> Option<usize> {
-        self.measures.iter().position(|m| m == name)
-    }
-
-    /// Read the next member into `block` (times x measures, row-major); returns its id, or
-    /// None after the last member.
-    pub fn next_member(&mut self, block: &mut Vec<f64>) -> Result<Option<u64>> {
-        let (nt, nm) = (self.times.len(), self.measures.len());
-        block.clear();
-        if self.next_index >= self.members_total {
-            return Ok(None);
-        }
-        let index = self.next_index;
-        let id = match &mut self.source {
-            Source::Npy(reader) => {
-                for _ in 0..nt * nm {
-                    match reader.next() {
-                        Some(v) => block.push(v.map_err(|e| io_err(&self.path, e))?),
-                        None => return Err(bad(&self.path, "the file ends before its shape says")),
-                    }
-                }
-                self.ids.as_ref().expect("npy ids")[index]
-            }
-            Source::Csv { rows, line } => {
-                let mut id = None;
-                for s in 0..nt {
-                    *line += 1;
-                    let rec = match rows.next() {
-                        Some(r) => r.map_err(|e| bad(&self.path, format!("line {line}: {e}")))?,
-                        None => return Err(bad(&self.path, format!("line {line}: the file ends inside member {index}"))),
-                    };
-                    if rec.len() != nm + 2 {
-                        return Err(bad(&self.path, format!("line {line}: {} fields, expected {}", rec.len(), nm + 2)));
-                    }
-                    let this = parse_u64(&self.path, *line, &rec, 0)?;
-                    if *id.get_or_insert(this) != this {
-                        return Err(bad(&self.path, format!("line {line}: member {this} has fewer than {nt} sample times")));
-                    }
-                    let t = parse_f64(&self.path, *line, &rec, 1)?;
-                    if t != self.times[s] && !(t.is_nan() && self.times[s].is_nan()) {
-                        return Err(bad(&self.path, format!("line {line}: t = {t}, expected {} (every member has the same sample times)", self.times[s])));
-                    }
-                    for k in 0..nm {
-                        block.push(parse_f64(&self.path, *line, &rec, k + 2)?);
-                    }
-                }
-                id.expect("nt > 0")
-            }
-        };
-        self.next_index += 1;
-        Ok(Some(id))
-    }
-}
-
-fn count_lines(path: &Path) -> Result<u64> {
-    let mut f = BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(|e| io_err(path, e))?);
-    let mut n = 0u64;
-    let mut last = b'\n';
-    loop {
-        let buf = f.fill_buf().map_err(|e| io_err(path, e))?;
-        if buf.is_empty() {
-            break;
-        }
-        n += buf.iter().filter(|&&b| b == b'\n').count() as u64;
-        last = buf[buf.len() - 1];
-        let len = buf.len();
-        f.consume(len);
-    }
-    Ok(n + u64::from(last != b'\n'))
-}
-
-fn parse_u64(path: &Path, line: u64, rec: &csv::StringRecord, i: usize) -> Result<u64> {
-    rec[i].trim().parse().map_err(|_| bad(path, format!("line {line}: column {} is not a member id: {:?}", i + 1, &rec[i])))
-}
-
-fn parse_f64(path: &Path, line: u64, rec: &csv::StringRecord, i: usize) -> Result<f64> {
-    rec[i].trim().parse().map_err(|_| bad(path, format!("line {line}: column {} is not a number: {:?}", i + 1, &rec[i])))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Statistics.
-
-/// Member i of n is in the evenly strided subset of `cap` members.
-pub fn in_subset(i: usize, n: usize, cap: usize) -> bool {
-    n <= cap || ((i as u128 * cap as u128) % n as u128) < cap as u128
+    sxy / (sxx * syy).sqrt()
 }
 
 /// Pearson correlation; None when either side is constant (or there are < 2 points).
@@ -433,7 +271,7 @@ pub fn resolve_pairs(present: &[String], opts: &AnalyzeOptions) -> Result<Vec<(S
 
 /// The monotone test's tolerance for a run: 1e-9 relative for f64 runs, 1e-5 for f32 runs.
 fn default_tol(dir: &Path) -> f64 {
-    let precision = std::fs::read_to_string(dir.join("run.json"))
+    let precision = crate::output::read_text_bounded(&dir.join("run.json"), crate::output::SMALL_FILE_LIMIT)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v["precision"].as_str().map(|s| s.to_ascii_lowercase()));
@@ -482,6 +320,8 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let cap = opts.max_members.min((MAX_POOLED_SAMPLES / nt).max(1));
     let capped = n > cap;
     let members_used = n.min(cap);
+    let flagged = flagged_members(dir)?;
+    let mut skipped = 0usize;
     // pooled[c][u * nt + s]: column c of correlation-set member u at sample s.
     let mut pooled: Vec<Vec<f64>> = vec![Vec::with_capacity(members_used * nt); used.len()];
     // Monotone counts per pair: (increasing, decreasing, either).
@@ -495,9 +335,12 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
         while blocks.len() < chunk {
             match reader.next_member(&mut block)? {
                 Some(id) => {
-                    if let Some(bad_k) = block.iter().position(|v| !v.is_finite()) {
-                        let (s, k) = (bad_k / nm, bad_k % nm);
-                        return Err(QbatError::Numerics(format!("{}: member {id}, t = {}: {} is {}", reader.path.display(), reader.times[s], reader.measures[k], block[bad_k])));
+                    // Members flagged unhealthy (summary.csv `health`, or a non-finite value)
+                    // are left out, as stats.csv leaves them out, and counted.
+                    if flagged.contains(&id) || block.iter().any(|v| !v.is_finite()) {
+                        skipped += 1;
+                        index += 1;
+                        continue;
                     }
                     if in_subset(index, n, cap) {
                         for (c, &k) in used.iter().enumerate() {
@@ -546,6 +389,12 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     if index != n {
         return Err(bad(&reader.path, format!("read {index} members, expected {n}")));
     }
+    if skipped == n {
+        return Err(QbatError::Numerics(format!("{}: every member is flagged unhealthy; there is nothing to analyse", reader.path.display())));
+    }
+    // The correlation set without the flagged members it would have held.
+    let members_used = pooled.first().map_or(0, |c| c.len() / nt);
+    let healthy = n - skipped;
     // Ranks per column (pooled) and per column and time (per_time), each computed once.
     let pooled_ranks: Vec<Vec<f64>> = pooled.par_iter().map(|c| ranks(c)).collect();
     let at_time = |c: usize, s: usize| -> Vec<f64> { (0..members_used).map(|u| pooled[c][u * nt + s]).collect() };
@@ -554,7 +403,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
         let (ca, cb) = pair_cols[p];
         let (x, y) = (&pooled[ca], &pooled[cb]);
         let spearman = if is_constant(x) || is_constant(y) { None } else { pearson_checked(&pooled_ranks[ca], &pooled_ranks[cb]) };
-        let frac = |c: usize| (nt >= 2).then(|| c as f64 / n as f64);
+        let frac = |c: usize| (nt >= 2).then(|| c as f64 / healthy as f64);
         rows.push(PairRow {
             a: a.clone(),
             b: b.clone(),
@@ -589,14 +438,15 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     }
     drop(pooled_ranks);
     drop(pooled);
-    let mut analysis = Analysis { dir: dir.into(), members_total: n, members_used, capped, times: reader.times.clone(), monotone_tol, rows, files: vec![] };
+    let mut analysis = Analysis { dir: dir.into(), members_total: n, members_used, skipped, capped, times: reader.times.clone(), monotone_tol, rows, files: vec![] };
     let csv_path = dir.join("analysis.csv");
-    write_atomic(dir, "analysis.csv", |w| write_csv(&analysis, w))?;
+    write_atomic(&dir.join("analysis.csv"), |w| write_csv(&analysis, w))?;
     analysis.files.push(csv_path);
     if opts.plots {
         let files = crate::output::plots::write_hist2d_plots(dir, &pairs)?;
         analysis.files.extend(files);
     }
+    crate::output::manifest::Manifest::record(dir, &analysis.files)?;
     Ok(analysis)
 }
 
@@ -627,38 +477,6 @@ pub fn write_csv(an: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
         )?;
     }
     Ok(())
-}
-
-/// Write DIR/name atomically (`output::write_atomic`).
-pub fn write_atomic(dir: &Path, name: &str, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    crate::output::write_atomic(&dir.join(name), f)
-}
-
-/// The pooled rows as a table.
-pub fn print_table(an: &Analysis) {
-    let set = if an.capped {
-        format!("{} of {} members (evenly strided; cap --max-members / {} samples)", an.members_used, an.members_total, MAX_POOLED_SAMPLES)
-    } else {
-        format!("all {} members", an.members_total)
-    };
-    println!("analysis of {}: {} members x {} sample times", an.dir.display(), an.members_total, an.times.len());
-    println!("  correlations pooled over {set} and every sample time; monotone fractions over all {} members (tolerance {:.0e} relative)", an.members_total, an.monotone_tol);
-    println!("  {:<14} {:<16} {:>9} {:>9}  {:>9} {:>9} {:>9}", "a", "b", "pearson", "spearman", "monotone", "incr", "decr");
-    let f = |x: Option<f64>, w: usize| x.map(|v| format!("{v:>+w$.4}")).unwrap_or_else(|| format!("{:>w$}", "n/a"));
-    let g = |x: Option<f64>| x.map(|v| format!("{v:>9.4}")).unwrap_or_else(|| format!("{:>9}", "n/a"));
-    for r in an.rows.iter().filter(|r| r.scope == Scope::Pooled) {
-        println!("  {:<14} {:<16} {} {}  {} {} {}", r.a, r.b, f(r.pearson, 9), f(r.spearman, 9), g(r.monotone_fraction), g(r.monotone_increasing), g(r.monotone_decreasing));
-    }
-    if an.capped {
-        println!("  (capped: correlations use {} of {} members; raise --max-members for more)", an.members_used, an.members_total);
-    }
-}
-
-/// Read `path` fully (small helper for tests and plots).
-pub fn read_text(path: &Path) -> Result<String> {
-    let mut s = String::new();
-    std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut s)).map_err(|e| io_err(path, e))?;
-    Ok(s)
 }
 
 #[cfg(test)]

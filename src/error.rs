@@ -34,8 +34,9 @@ impl QbatError {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         QbatError::Invalid { field: field.into(), reason: reason.into() }
     }
-    pub fn io(path: impl Into<String>, source: std::io::Error) -> Self {
-        QbatError::Io { path: path.into(), source }
+    /// An i/o failure on `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        QbatError::Io { path: path.display().to_string(), source }
     }
     /// Exit code for the CLI: 2 for bad input or missing device, 1 otherwise.
     pub fn exit_code(&self) -> u8 {

@@ -2,10 +2,11 @@
 //! mode), stepped with fixed-step RK4 under the Lindblad equation, on the GPU (WGSL through wgpu)
 //! and on an f64 CPU reference (nalgebra) that validates it.
 //!
-//! Data path: config -> Plan -> ensemble -> backend (reference, twin or gpu) -> measures -> output.
+//! Data path: config -> Plan -> engine (reference, twin or gpu, through the layouts of `job`)
+//! -> measures -> run (in memory) or study (streamed to files by `output`). ARCHITECTURE.md
+//! draws the layers and the rules between them.
 
 pub mod analyze;
-pub mod bench;
 pub mod config;
 pub mod describe;
 pub mod engine;
@@ -17,12 +18,10 @@ pub mod linalg;
 pub mod measures;
 pub mod model;
 pub mod output;
-pub mod pauli;
 pub mod pyapi;
 pub mod reference;
-pub mod report;
 pub mod run;
-pub mod steady;
 pub mod study;
 pub mod twin;
 pub mod validate;
+pub mod verify;

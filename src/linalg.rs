@@ -1,6 +1,6 @@
 //! Small complex linear-algebra helpers shared by every module (f64, nalgebra).
 //!
-//! Conventions (PHYSICS.md): basis |0> = |g>, |1> = |e>;
+//! Conventions (docs/physics.md): basis |0> = |g>, |1> = |e>;
 //! sigma_z = |e><e| - |g><g|, sigma_- = |g><e|, sigma_+ = |e><g|,
 //! sigma_x = sigma_+ + sigma_-, sigma_y = -i (sigma_+ - sigma_-).
 //! Two-qubit index = 2*i_charger + i_battery (charger is the left factor).

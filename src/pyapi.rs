@@ -10,7 +10,7 @@
 
 pub use crate::config::{parse_plan, Overrides, Plan};
 pub use crate::error::QbatError;
-pub use crate::output::merge::merge;
+pub use crate::study::merge::merge;
 pub use crate::output::{Format, OutputOptions};
 pub use crate::run::{run_plan, Backend, Precision, RunOptions, RunResult};
 pub use crate::study::{run_study, OnDeviceLoss, Shard, StudyOptions, StudyOutcome, HEALTH_CODES};
@@ -61,15 +61,7 @@ impl InMemory {
     pub fn health_counts(&self) -> HealthCounts {
         let mut c = HealthCounts::default();
         for (id, h) in self.member_ids.iter().zip(&self.health) {
-            match h {
-                Health::Ok => c.ok += 1,
-                Health::NonFinite => c.nonfinite += 1,
-                Health::Trace => c.trace += 1,
-                Health::NonPositive => c.nonpositive += 1,
-            }
-            if *h != Health::Ok && c.flagged_ids.len() < 20 {
-                c.flagged_ids.push(*id);
-            }
+            c.add(*id, *h);
         }
         c
     }
@@ -93,7 +85,7 @@ impl InMemory {
         let mut acc = StatsAccumulator::new(ns, nm);
         let include: Vec<bool> = self.health.iter().map(|h| *h == Health::Ok).collect();
         acc.add_block(values, &include);
-        let names: Vec<&'static str> = self.info.measures.iter().map(|m| m.name()).collect();
+        let names: Vec<String> = self.info.measures.iter().map(|m| m.name().to_string()).collect();
         let stats = crate::output::stats::Stats::from_accumulator(&acc, self.info.times.clone(), names);
         let mut w: Vec<u8> = vec![];
         let _ = crate::output::stats::write_csv(&stats, &mut w);
@@ -102,7 +94,7 @@ impl InMemory {
 
     /// run.json of the run (as the CLI's, without the streamed run's block and memory fields).
     pub fn run_json(&self) -> serde_json::Value {
-        let mut rj = crate::output::run_json(&self.plan, &self.info, &self.options);
+        let mut rj = crate::run::run_json(&self.plan, &self.info, &self.options);
         rj["health"] = json!(self.health_counts());
         rj
     }
@@ -117,18 +109,13 @@ impl InMemory {
         }
         OutputDir::check(dir, force)?;
         let out = OutputDir::begin(dir)?;
-        match self.write_files(&out, values, format, series) {
-            Ok(()) => {}
-            Err(e) => {
-                out.abort();
-                return Err(e);
-            }
+        // The plots are drawn from the assembled files and committed with them (as the CLI does).
+        let written = self.write_files(&out, values, format, series).and_then(|()| if plots { crate::output::plots::write_run_plots(out.staging()).map(|_| ()) } else { Ok(()) });
+        if let Err(e) = written {
+            out.abort();
+            return Err(e);
         }
-        let dir = out.commit()?;
-        if plots {
-            crate::output::plots::write_run_plots(&dir)?;
-        }
-        Ok(dir)
+        out.commit()
     }
 
     fn write_files(&self, out: &OutputDir, values: &[f64], format: Format, series: bool) -> Result<()> {
@@ -302,6 +289,7 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
     let mut plan = plans[0].clone();
     plan.points = plans.iter().map(|p| p.points[0].clone()).collect();
     plan.systems = plans.iter().map(|p| p.systems[0].clone()).collect();
+    plan.ensemble_size = n;
     plan.members = b.member_point.iter().enumerate().map(|(i, &p)| Member { id: i as u64, point: p, param_values: vec![], theta_phi: None }).collect();
     plan.initial = InitialSpec::PerMember(Arc::new(rhos));
     plan.param_columns = vec![];

@@ -1,47 +1,19 @@
 //! The run pipeline: Plan -> backend (f64 reference, CPU twin engine, or GPU) -> measures and
 //! peaks per member -> `RunResult`. Output files are written by `output`.
 
-use crate::config::{Member, Plan};
+use crate::config::Plan;
 use crate::error::{QbatError, Result};
-use crate::job::{Peak, PEAK_MEASURES};
-use crate::linalg::CMat;
-use crate::measures::{evaluate, Measure, MeasureContext, Sample};
-use crate::reference::{rk4::integrate_switched_with, LindbladRhs};
-use rand::seq::index::sample as sample_indices;
-use rand::SeedableRng;
+use crate::job::Peak;
+use crate::measures::Measure;
+use crate::engine::reference_member;
+use crate::verify::{fold_deviations, verify_indices, verify_report, VerifyReport};
 use rayon::prelude::*;
 use serde::Serialize;
+use serde_json::json;
 use std::time::Instant;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Backend {
-    /// A GPU adapter when there is one, else the CPU engine (with a one-line note).
-    Auto,
-    Gpu,
-    Cpu,
-    /// The f64 matrix-form oracle itself (slow; for cross-checks).
-    Reference,
-}
+pub use crate::engine::{Backend, Precision, RunOptions};
 
-pub use crate::gpu::Precision;
-
-#[derive(Clone, Debug)]
-pub struct RunOptions {
-    pub backend: Backend,
-    pub precision: Precision,
-    pub verify: usize,
-    pub adapter: Option<String>,
-    pub progress: bool,
-    /// Largest members per GPU chunk (None: as large as the limits allow).
-    pub max_chunk: Option<usize>,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions { backend: Backend::Auto, precision: Precision::F32, verify: 8, adapter: None, progress: false, max_chunk: None }
-    }
-}
 
 /// Wall time of each phase, in seconds.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -54,22 +26,6 @@ pub struct Timings {
     /// Streamed runs: health, statistics, block files and checkpoints after each block.
     pub streaming: f64,
     pub output: f64,
-}
-
-/// Largest deviation of one measure between the run and the f64 reference.
-#[derive(Clone, Debug, Serialize)]
-pub struct Deviation {
-    pub measure: String,
-    pub max_abs: f64,
-    pub tolerance: f64,
-    pub pass: bool,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct VerifyReport {
-    pub members: Vec<u64>,
-    pub deviations: Vec<Deviation>,
-    pub pass: bool,
 }
 
 /// A run's description without its values: what the report and run.json need.
@@ -125,98 +81,6 @@ impl RunResult {
     }
 }
 
-/// Fold a sample into the peaks: max and the first time it is reached.
-pub fn update_peaks(peaks: &mut [Peak], sample: usize, t: f64, vals: &[f64]) {
-    for (p, &v) in peaks.iter_mut().zip(vals) {
-        if sample == 0 || v > p.max {
-            *p = Peak { max: v, t_max: t };
-        }
-    }
-}
-
-/// Y(0) = H_B rho0 with H_B embedded in the full space (battery = right qubit / cell 2).
-pub fn battery_times_state(plan: &Plan, sys: &crate::model::OpenSystem, rho0: &CMat) -> CMat {
-    use crate::linalg::{identity, kron};
-    let hb_full = match plan.space {
-        crate::model::Space::TwoQubit => kron(&identity(2), &sys.h_battery),
-        crate::model::Space::Cavity { n_fock } => kron(&kron(&identity(2), &sys.h_battery), &identity(n_fock + 1)),
-    };
-    hb_full * rho0
-}
-
-/// Integrate one member with the f64 reference; values [sample][measure] and its peaks.
-pub fn reference_member(plan: &Plan, m: &Member, measures: &[Measure]) -> (Vec<f64>, [Peak; 4]) {
-    let sys = &plan.systems[m.point];
-    let rho0 = plan.initial_state(m);
-    let ctx = MeasureContext::new(sys, &rho0);
-    let rhs = LindbladRhs::new(sys);
-    // `[protocol] switch_off`: the uncoupled generator after T.
-    let rhs_off = plan.schedule.switch_segment().map(|_| LindbladRhs::new(&sys.uncoupled()));
-    let y0 = measures.contains(&Measure::EnergyFluctuationB).then(|| battery_times_state(plan, sys, &rho0));
-    let mut list: Vec<Measure> = measures.to_vec();
-    list.extend(PEAK_MEASURES);
-    let nm = measures.len();
-    let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
-    let mut peaks = [Peak::default(); 4];
-    integrate_switched_with(&rhs, rhs_off.as_ref().unwrap_or(&rhs), &rho0, y0.as_ref(), &plan.schedule, |s, t, rho, y| {
-        let v = evaluate(&list, &ctx, &Sample { t, rho, y });
-        values.extend_from_slice(&v[..nm]);
-        update_peaks(&mut peaks, s, t, &v[nm..]);
-    });
-    (values, peaks)
-}
-
-pub(crate) fn progress_bar(enabled: bool, total: u64, what: &str) -> indicatif::ProgressBar {
-    if !enabled {
-        return indicatif::ProgressBar::hidden();
-    }
-    let pb = indicatif::ProgressBar::new(total);
-    pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} members (ETA {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    pb.set_message(what.to_string());
-    pb
-}
-
-/// Run every member on the f64 reference, in parallel over members.
-pub fn run_reference(plan: &Plan, progress: bool) -> (Vec<f64>, Vec<Peak>) {
-    let pb = progress_bar(progress, plan.members.len() as u64, "reference f64");
-    let per: Vec<(Vec<f64>, [Peak; 4])> = plan
-        .members
-        .par_iter()
-        .map(|m| {
-            let r = reference_member(plan, m, &plan.measures);
-            pb.inc(1);
-            r
-        })
-        .collect();
-    pb.finish_and_clear();
-    let mut values = Vec::with_capacity(per.len() * plan.schedule.times.len() * plan.measures.len());
-    let mut peaks = Vec::with_capacity(per.len() * 4);
-    for (v, p) in per {
-        values.extend(v);
-        peaks.extend(p);
-    }
-    (values, peaks)
-}
-
-/// Tolerance of the verify check for a measure at a precision.
-pub fn verify_tolerance(m: Measure, precision: Precision) -> f64 {
-    let base = match precision {
-        Precision::F32 => 1e-4,
-        Precision::F64 => 1e-9,
-    };
-    measure_tolerance(m, base)
-}
-
-/// Tolerance for comparing measure m between engines, given the base tolerance of the states.
-/// Square-root-sensitive measures (`Measure::sqrt_sensitive`) get 10x the base, and never less
-/// than sqrt(1e-14) = 1e-7, the square root of f64 rounding accumulated over a run.
-pub fn measure_tolerance(m: Measure, base: f64) -> f64 {
-    if m.sqrt_sensitive() { (10.0 * base).max(1e-7) } else { base }
-}
-
 /// Re-integrate `k` members chosen by the seed on the f64 reference and compare (the
 /// result's measures, which may be fewer than the plan's).
 pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
@@ -228,38 +92,6 @@ pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
         fold_deviations(&mut max_abs, &result.values[i * row..(i + 1) * row], r);
     }
     verify_report(&result.measures, &max_abs, result.precision, idx.iter().map(|&i| plan.members[i].id).collect())
-}
-
-/// The members `--verify` re-runs: `k` of `n`, chosen by the seed, in index order.
-pub fn verify_indices(seed: u64, n: usize, k: usize) -> Vec<usize> {
-    let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(seed ^ 0x5eed_0f_7e51f1);
-    let mut idx: Vec<usize> = sample_indices(&mut rng, n, k.min(n)).into_vec();
-    idx.sort_unstable();
-    idx
-}
-
-/// Fold one member's deviation from the reference into each measure's largest one; both are
-/// [sample][measure] with `max_abs.len()` measures, and a NaN counts as an infinite deviation.
-pub fn fold_deviations(max_abs: &mut [f64], got: &[f64], reference: &[f64]) {
-    let nm = max_abs.len();
-    for (c, (a, b)) in got.iter().zip(reference).enumerate() {
-        let d = (a - b).abs();
-        max_abs[c % nm] = max_abs[c % nm].max(if d.is_nan() { f64::INFINITY } else { d });
-    }
-}
-
-/// The verify report from each measure's largest deviation.
-pub fn verify_report(measures: &[Measure], max_abs: &[f64], precision: Precision, members: Vec<u64>) -> VerifyReport {
-    let deviations: Vec<Deviation> = measures
-        .iter()
-        .zip(max_abs)
-        .map(|(m, &max_abs)| {
-            let tolerance = verify_tolerance(*m, precision);
-            Deviation { measure: m.name().into(), max_abs, tolerance, pass: max_abs <= tolerance }
-        })
-        .collect();
-    let pass = deviations.iter().all(|d| d.pass);
-    VerifyReport { members, deviations, pass }
 }
 
 /// Check the results for NaN/Inf: never hand back silent NaN output.
@@ -317,4 +149,58 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
         result.timings.verify = tv.elapsed().as_secs_f64();
     }
     Ok(result)
+}
+
+/// Resolved parameters of a point (defaults filled in) as JSON; matrices as [re, im] rows.
+fn params_json(p: &crate::model::Params) -> serde_json::Value {
+    use crate::model::ParamValue;
+    let cx = |z: &crate::linalg::C64| json!([z.re, z.im]);
+    let mat = |m: &crate::linalg::CMat| json!((0..m.nrows()).map(|i| (0..m.ncols()).map(|j| cx(&m[(i, j)])).collect::<Vec<_>>()).collect::<Vec<_>>());
+    let mut out = serde_json::Map::new();
+    for (k, v) in p {
+        let val = match v {
+            ParamValue::Real(x) => json!(x),
+            ParamValue::Complex(z) => cx(z),
+            ParamValue::Text(t) => json!(t),
+            ParamValue::Matrix(m) => mat(m),
+            ParamValue::Jumps(js) => json!(js.iter().map(|(op, r)| json!({"op": mat(op), "rate": r})).collect::<Vec<_>>()),
+        };
+        out.insert(k.clone(), val);
+    }
+    serde_json::Value::Object(out)
+}
+
+/// run.json: enough to reproduce and to trust the run.
+pub fn run_json(plan: &Plan, r: &RunInfo, opts: &RunOptions) -> serde_json::Value {
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "model": plan.model.name(),
+        "config": plan.config_json,
+        "resolved": {
+            "params": plan.points.first().map(params_json),
+            "swept": plan.param_columns,
+            "size": plan.ensemble_size,
+            "seed": plan.seed,
+            "t_first": r.times.first(),
+            "t_last": r.times.last(),
+            "fock_tail_threshold": plan.fock_tail_threshold,
+        },
+        "seed": plan.seed,
+        "n_fock": match plan.space { crate::model::Space::Cavity { n_fock } => Some(n_fock), _ => None },
+        "members": plan.members.len(),
+        "samples": r.times.len(),
+        "dt": plan.schedule.dt,
+        "steps_per_member": plan.schedule.total_steps(),
+        "measures": r.measures.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "backend": r.backend,
+        "requested_backend": opts.backend,
+        "device": r.device,
+        "precision": r.precision,
+        "timings": r.timings,
+        "member_steps": r.member_steps,
+        "member_steps_per_second": r.member_steps_per_second(),
+        "verify": r.verify,
+        "engine_plan": r.engine_plan,
+        "notes": r.notes,
+    })
 }

@@ -1,4 +1,4 @@
-//! `qbat-gpu validate`: the closed-form checks of PHYSICS.md, each run through the normal
+//! `qbat-gpu validate`: the closed-form checks of docs/physics.md, each run through the normal
 //! pipeline on the chosen backend and compared with the papers' formulas and tables.
 
 use crate::config::{parse_plan, Overrides, Plan};
@@ -302,25 +302,11 @@ pub const ALL_CHECKS: [(&str, CheckFn); 8] = [
     ("protocol_storage", protocol_storage),
 ];
 
-/// Run every check, print the table, and return whether all passed.
-pub fn run_validate(backend: Backend, precision: Precision) -> Result<bool> {
+/// Run every check of `ALL_CHECKS`.
+pub fn all_checks(backend: Backend, precision: Precision) -> Result<Vec<Check>> {
     let mut all = vec![];
     for (_, f) in ALL_CHECKS {
         all.extend(f(backend, precision)?);
     }
-    println!("{:<26} {:<62} {:>14} {:>14} {:>9}  result", "group", "check", "expected", "got", "tol");
-    for c in &all {
-        println!(
-            "{:<26} {:<62} {:>14.8} {:>14.8} {:>9.1e}  {}",
-            c.group,
-            c.name,
-            c.expected,
-            c.got,
-            c.tolerance,
-            if c.pass() { "pass" } else { "FAIL" }
-        );
-    }
-    let failed = all.iter().filter(|c| !c.pass()).count();
-    println!("validate: {} passed, {} failed", all.len() - failed, failed);
-    Ok(failed == 0)
+    Ok(all)
 }

@@ -1,8 +1,7 @@
 //! `qbat-gpu analyze` and the run plots, checked against hand-computed cases, values recomputed
 //! here directly from the files, and paper 000's closed-form relations.
 
-mod common;
-use common::{bin, ok};
+use crate::common::{bin, ok};
 
 use qbat_gpu::analyze::{analyze_dir, AnalyzeOptions, Scope};
 use qbat_gpu::output::plots;
@@ -254,7 +253,7 @@ fn run_plots_are_valid_and_match_the_files() {
 
     // The band data is stats.csv's mean, q05 and q95, parsed here independently.
     let stats_text = std::fs::read_to_string(out.join("stats.csv")).unwrap();
-    let bands = plots::band_plot_data(&plots::read_stats(&out).unwrap());
+    let bands = plots::band_plot_data(&qbat_gpu::output::stats::read_stats(&out).unwrap());
     assert_eq!(bands.len(), 4);
     let mut checked = 0;
     for line in stats_text.lines().skip(1) {
@@ -292,7 +291,7 @@ fn theta_sweep_peaks_match_paper004() {
     let out = run_config(tmp.path(), "bloch", cfg, &["--series", "false"]);
     let names = check_plots(&out);
     assert!(names.contains(&"plot_peaks_theta.png".to_string()) && names.contains(&"plot_peak_times_theta.svg".to_string()), "{names:?}");
-    let sm = plots::read_summary(&out).unwrap().unwrap();
+    let sm = qbat_gpu::output::summary::read_summary(&out).unwrap().unwrap();
     let (theta, peaks, times) = plots::theta_plot_data(&sm).unwrap();
     assert_eq!(theta.len(), 5);
     for (i, th) in theta.iter().enumerate() {
@@ -315,7 +314,7 @@ fn cavity_curves_are_against_lambda_t() {
     let names = check_plots(&out);
     assert!(names.contains(&"plot_cavity_lambda_t.png".to_string()), "{names:?}");
     let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
-    let sm = plots::read_summary(&out).unwrap().unwrap();
+    let sm = qbat_gpu::output::summary::read_summary(&out).unwrap().unwrap();
     let panels = plots::cavity_plot_data(&out, &run, Some(&sm)).unwrap();
     assert_eq!(panels.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["stored_energy_b", "concurrence"]);
     let (names_s, rows) = read_series_csv(&out.join("series.csv"));
@@ -350,7 +349,7 @@ fn steady_grid_heatmap() {
     let files = plots::write_run_plots(dir).unwrap();
     assert!(files.iter().any(|f| f.ends_with("plot_steady_energy_b.png")), "{files:?}");
     check_plots(dir);
-    let sm = plots::read_summary(dir).unwrap().unwrap();
+    let sm = qbat_gpu::output::summary::read_summary(dir).unwrap().unwrap();
     let (x, y, xs, ys, vals) = plots::steady_heatmap_data(dir, &sm, "energy_b").unwrap().unwrap();
     assert_eq!((x.as_str(), y.as_str()), ("f", "gamma"));
     assert_eq!((xs.len(), ys.len()), (6, 6));

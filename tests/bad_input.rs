@@ -2,7 +2,6 @@
 //! output directory. Runs the real binary.
 
 use std::path::Path;
-use std::process::Command;
 
 const GOOD: &str = r#"
 model = "bloch-charger"
@@ -17,18 +16,8 @@ samples = 11
 "#;
 
 fn run_config(text: &str, extra: &[&str]) -> (i32, String, bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
-        .args(["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--out", out.to_str().unwrap()])
-        .args(extra)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    let leftovers = std::fs::read_dir(dir.path()).unwrap().count() > 1;
-    (o.status.code().unwrap_or(-1), stderr, Path::new(&out).exists() || leftovers)
+    let r = crate::common::run_config_text(text, extra);
+    (r.code, r.stderr, r.left_behind)
 }
 
 /// Assert a config is refused with exit 2, naming `field`, with no output left behind.
@@ -197,9 +186,9 @@ fn non_hermitian_custom_hamiltonian() {
 
 #[test]
 fn bad_cli_values_exit_2() {
-    let o = Command::new(env!("CARGO_BIN_EXE_qbat-gpu")).args(["--backend", "tpu"]).output().unwrap();
+    let o = crate::common::bin().args(["--backend", "tpu"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    let o = Command::new(env!("CARGO_BIN_EXE_qbat-gpu")).args(["run", "/nonexistent/x.toml", "--backend", "cpu"]).output().unwrap();
+    let o = crate::common::bin().args(["run", "/nonexistent/x.toml", "--backend", "cpu"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("CONFIG"));
 }
@@ -239,7 +228,7 @@ fn unwritable_or_occupied_out_directory() {
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, GOOD).unwrap();
     let run = |out: &Path, extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+        crate::common::bin()
             .args(["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--no-plots", "--out", out.to_str().unwrap()])
             .args(extra)
             .output()
@@ -273,7 +262,7 @@ fn seeds_above_2_pow_53_stay_distinct() {
         let c = dir.path().join(format!("{name}.toml"));
         std::fs::write(&c, cfg(seed)).unwrap();
         let out = dir.path().join(name);
-        let o = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+        let o = crate::common::bin()
             .args(["run", c.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--no-plots", "--out", out.to_str().unwrap()])
             .output()
             .unwrap();

@@ -10,7 +10,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// Fewer cases than this means the corpus was not found or not read.
@@ -110,7 +110,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 
 /// Run the binary with `args` in `cwd`; (exit code, stdout, stderr), or Err on timeout.
 fn run_binary(args: &[OsString], cwd: &Path) -> Result<(Option<i32>, String, String), String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+    let mut child = crate::common::bin()
         .args(args)
         .current_dir(cwd)
         .env_remove("RUST_BACKTRACE")

@@ -1,7 +1,6 @@
 //! End-to-end: the real binary, its output files, and reproducibility across thread counts.
 
-mod common;
-use common::{bin, ok};
+use crate::common::{bin, ok};
 
 #[test]
 fn default_study_writes_its_outputs() {
@@ -111,11 +110,11 @@ fn fock_tail_warning_names_members_and_a_cutoff() {
 fn auto_fock_picks_a_cutoff_with_a_negligible_tail() {
     use qbat_gpu::config::{auto_n_fock, parse_plan, Overrides};
     use qbat_gpu::model::cavity_cells::coherent_tail;
-    let n = auto_n_fock(2.0);
+    let n = auto_n_fock(2.0).unwrap();
     assert!(coherent_tail(qbat_gpu::linalg::c(2.0, 0.0), n - 2) < 1e-12);
     assert!(coherent_tail(qbat_gpu::linalg::c(2.0, 0.0), n - 3) >= 1e-12);
     let ov = Overrides { auto_fock: true, ..Default::default() };
     let plan = parse_plan("model = \"cavity-cells\"\n[params]\nalpha = { values = [1.0, 3.0] }\n[time]\ndt = 0.005\nt_end = 1.0\nsamples = 3\n", &ov).unwrap();
-    assert_eq!(plan.space, qbat_gpu::model::Space::Cavity { n_fock: auto_n_fock(3.0) });
+    assert_eq!(plan.space, qbat_gpu::model::Space::Cavity { n_fock: auto_n_fock(3.0).unwrap() });
     assert!(parse_plan("model = \"spin-pair\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n", &ov).unwrap_err().to_string().contains("--auto-fock"));
 }

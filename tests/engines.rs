@@ -12,7 +12,7 @@ fn engines_agree(cfg: &str, tol: f64) {
     assert_eq!(fast.backend, "cpu");
     assert_eq!(refr.backend, "reference");
     for (k, m) in plan.measures.iter().enumerate() {
-        let t = qbat_gpu::run::measure_tolerance(*m, tol);
+        let t = qbat_gpu::verify::measure_tolerance(*m, tol);
         let mut worst = 0.0f64;
         for i in 0..plan.members.len() {
             for s in 0..plan.schedule.times.len() {

@@ -9,10 +9,10 @@ use qbat_gpu::config::{parse_plan, Overrides, Plan};
 use qbat_gpu::engine::gpu_context;
 use qbat_gpu::error::QbatError;
 use qbat_gpu::measures::Measure;
-use qbat_gpu::run::{measure_tolerance, run_plan, Backend, Precision, RunOptions, RunResult};
+use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions, RunResult};
+use qbat_gpu::verify::measure_tolerance;
 
-mod common;
-use common::{have_gpu, SERIAL};
+use crate::common::{have_gpu, SERIAL};
 
 /// Random members: detuning through wc, zeta, kappa, gamma drawn per member; complex alpha;
 /// Haar-random cell states.

@@ -6,8 +6,7 @@ use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::engine::gpu_context;
 use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions};
 
-mod common;
-use common::{have_gpu, SERIAL};
+use crate::common::{have_gpu, SERIAL};
 
 const STUDY: &str = "model = \"driven-pair\"\n[params]\ng = 1.0\nf = { uniform = [0.2, 1.5] }\ngamma = { uniform = [0.1, 1.0] }\nn_th = 0.3\ndelta = 0.2\n[initial]\nrandom = \"mixed-bures\"\n[time]\ndt = 0.01\nt_end = 20.0\nsamples = 41\n[ensemble]\nsize = 64\nseed = 11\n";
 
@@ -25,7 +24,7 @@ fn compare_config(cfg: &str, precision: Precision, tol: f64) {
     assert_eq!(gpu.backend, "gpu");
     assert!(gpu.verify.as_ref().unwrap().pass, "{:#?}", gpu.verify);
     for (k, m) in plan.measures.iter().enumerate() {
-        let t = qbat_gpu::run::measure_tolerance(*m, tol);
+        let t = qbat_gpu::verify::measure_tolerance(*m, tol);
         let mut worst = 0.0f64;
         for i in 0..plan.members.len() {
             for s in 0..plan.schedule.times.len() {
@@ -90,7 +89,7 @@ fn auto_falls_back_and_gpu_errors_without_an_adapter() {
     // No Vulkan driver: auto runs the CPU engine with a note; gpu is a clear error, exit 2.
     let dir = tempfile::tempdir().unwrap();
     let run = |backend: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+        crate::common::bin()
             .env("VK_DRIVER_FILES", "/nonexistent.json")
             .env("VK_ICD_FILENAMES", "/nonexistent.json")
             .args(["--ensemble", "5", "--no-progress", "--backend", backend, "--out"])
@@ -108,7 +107,7 @@ fn auto_falls_back_and_gpu_errors_without_an_adapter() {
 
 #[test]
 fn unknown_adapter_name_is_an_error_not_a_panic() {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+    let o = crate::common::bin()
         .args(["--ensemble", "5", "--no-progress", "--backend", "gpu", "--adapter", "no-such-adapter-xyz"])
         .output()
         .unwrap();
@@ -155,7 +154,7 @@ fn sliced_gpu_runs_overlap_host_measures_and_keep_members_in_place() {
     for i in 0..plan.members.len() {
         for s in 0..3 {
             for (k, m) in plan.measures.iter().enumerate() {
-                let tol = qbat_gpu::run::measure_tolerance(*m, 1e-4);
+                let tol = qbat_gpu::verify::measure_tolerance(*m, 1e-4);
                 assert!((gpu.value(i, s, k) - cpu.value(i, s, k)).abs() <= tol, "member {i}, {}", m.name());
             }
         }
@@ -171,12 +170,12 @@ fn sampling_every_step_with_every_kernel_measure_completes() {
     if !have_gpu(false) {
         return;
     }
-    let text = qbat_gpu::bench::job_config_with_members("bloch-100k", Some(8)).unwrap().replace("t_end = 20.0\nsamples = 2001", "t_end = 30.0\nsamples = 3001");
+    let text = qbat_gpu::config::jobs::job_config_with_members("bloch-100k", Some(8)).unwrap().replace("t_end = 20.0\nsamples = 2001", "t_end = 30.0\nsamples = 3001");
     let plan = parse_plan(&text, &Overrides::default()).unwrap();
     let cpu = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
     let gpu = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 0, ..Default::default() }).unwrap();
     for (k, m) in plan.measures.iter().enumerate() {
-        let tol = qbat_gpu::run::measure_tolerance(*m, 1e-4);
+        let tol = qbat_gpu::verify::measure_tolerance(*m, 1e-4);
         for i in 0..8 {
             let d = (gpu.value(i, 3000, k) - cpu.value(i, 3000, k)).abs();
             assert!(d <= tol, "{} member {i} at t = 30: |dev| {d:e}", m.name());

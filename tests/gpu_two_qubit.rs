@@ -1,6 +1,6 @@
 //! The two-qubit GPU kernel against its CPU twin and against an independent f64 reference:
 //! a matrix-form RK4 of the full 4x4 Lindblad equation with the measures taken from 4x4
-//! matrices (eigen-solves, partial traces), written here from PHYSICS.md.
+//! matrices (eigen-solves, partial traces), written here from docs/physics.md.
 //!
 //! Without a GPU adapter the GPU tests print "skipping: no GPU adapter (...)" and pass, unless
 //! QBAT_REQUIRE_GPU=1, where they fail. The twin-vs-reference checks always run.
@@ -12,8 +12,9 @@ use qbat_gpu::job::{Schedule, TwoQubitJob, TwoQubitResult, PEAK_MEASURES};
 use qbat_gpu::linalg::{c, eigvals_hermitian, kron, pauli, reduced_battery, reduced_charger, sigma_z, CMat, C64};
 use qbat_gpu::measures::Measure::{self, *};
 use qbat_gpu::model::{resolve_params, ModelKind, OpenSystem, ParamValue, Params};
-use qbat_gpu::pauli::{point, to_pauli};
-use qbat_gpu::twin::rk4_two_qubit::{run_two_qubit_twin, KERNEL_MEASURES};
+use qbat_gpu::job::pauli::{point, to_pauli};
+use qbat_gpu::job::two_qubit::KERNEL_MEASURES;
+use qbat_gpu::twin::rk4_two_qubit::run_two_qubit_twin;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;

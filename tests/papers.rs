@@ -1,4 +1,4 @@
-//! Every closed-form check of PHYSICS.md (`qbat-gpu validate`), on the CPU engines.
+//! Every closed-form check of docs/physics.md (`qbat-gpu validate`), on the CPU engines.
 
 use qbat_gpu::run::{Backend, Precision};
 use qbat_gpu::validate::*;

@@ -3,12 +3,11 @@
 //! the free relaxation of a dissipative battery), against runs without the protocol (bit for
 //! bit before T), and engine against engine (reference, CPU, GPU f32 and f64).
 
-mod common;
 
 use qbat_gpu::config::{parse_plan, Overrides, Plan};
 use qbat_gpu::measures::Measure;
-use qbat_gpu::run::{measure_tolerance, run_plan, Backend, Precision, RunOptions, RunResult};
-use std::process::Command;
+use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions, RunResult};
+use qbat_gpu::verify::measure_tolerance;
 
 fn run(cfg: &str, backend: Backend, precision: Precision) -> (Plan, RunResult) {
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
@@ -240,11 +239,11 @@ fn dissipative_batteries_relax_freely_after_switch_off() {
 
 #[test]
 fn gpu_engines_agree_with_the_reference() {
-    let _lock = common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if !common::have_gpu(false) {
+    let _lock = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !crate::common::have_gpu(false) {
         return;
     }
-    let f64_ok = common::have_gpu(true);
+    let f64_ok = crate::common::have_gpu(true);
     for (name, cfg, t_off) in model_cfgs() {
         let (_, r) = run(&cfg, Backend::Reference, Precision::F64);
         let (_, g32) = run(&cfg, Backend::Gpu, Precision::F32);
@@ -262,13 +261,13 @@ fn gpu_engines_agree_with_the_reference() {
 
 #[test]
 fn gpu_bloch_charger_follows_paper_004_then_stores() {
-    let _lock = common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if !common::have_gpu(false) {
+    let _lock = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !crate::common::have_gpu(false) {
         return;
     }
     let (_, r) = run(&bloch_cfg(0.0, true), Backend::Gpu, Precision::F32);
     check_bloch_closed(&r, 2e-4, 1e-5);
-    if common::have_gpu(true) {
+    if crate::common::have_gpu(true) {
         let (_, r) = run(&bloch_cfg(0.0, true), Backend::Gpu, Precision::F64);
         check_bloch_closed(&r, 1e-9, 1e-12);
     }
@@ -280,8 +279,8 @@ fn gpu_switch_off_survives_many_short_dispatches() {
     // point offset changes at the switch dispatch and every later one must keep it, and the
     // completed-step count still covers the whole schedule.
     use qbat_gpu::gpu::rk4_two_qubit::{run_two_qubit_gpu_with, GpuRunOptions};
-    let _lock = common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if !common::have_gpu(false) {
+    let _lock = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !crate::common::have_gpu(false) {
         return;
     }
     let (name, cfg, _) = model_cfgs().into_iter().find(|c| c.0 == "spin-pair").unwrap();
@@ -302,15 +301,8 @@ fn gpu_switch_off_survives_many_short_dispatches() {
 // ---- config errors: exit 2, the field named, no output left behind ----------------------
 
 fn run_binary(text: &str) -> (i32, String, bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, text).unwrap();
-    let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
-        .args(["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--no-plots", "--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).to_string(), out.exists())
+    let r = crate::common::run_config_text(text, &["--no-plots"]);
+    (r.code, r.stderr, r.left_behind)
 }
 
 const GOOD: &str = "model = \"bloch-charger\"\n[params]\nj = 1.0\ngamma = 0.1\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 11\n";
@@ -391,7 +383,7 @@ fn example_charges_then_stores_and_run_json_records_the_protocol() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+    let o = crate::common::bin()
         .args(["run", "examples/protocol-switch-off.toml", "--backend", "cpu", "--no-progress", "--no-plots", "--out", out.to_str().unwrap()])
         .output()
         .unwrap();

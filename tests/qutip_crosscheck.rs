@@ -1,7 +1,7 @@
 //! Cross-check of the cavity-cells model against an independent implementation: QuTiP 5.3.1
 //! `mesolve` (adams, atol 1e-10, rtol 1e-8) on the cavity-100 job's first member
 //! (lambda = 0.5), produced by `benches/qutip/bench_qutip.py --job cavity-100`, which builds
-//! its operators from PHYSICS.md independently of this crate. A numpy/scipy `expm_multiply`
+//! its operators from docs/physics.md independently of this crate. A numpy/scipy `expm_multiply`
 //! run of a hand-built Liouvillian agreed with QuTiP to about 1e-10.
 
 use qbat_gpu::config::{parse_plan, Overrides};

@@ -6,9 +6,10 @@ use qbat_gpu::config::{parse_plan, Overrides, Plan};
 use qbat_gpu::linalg::{c, max_abs_diff, CMat, C64};
 use qbat_gpu::measures::Measure;
 use qbat_gpu::reference::{integrate, LindbladRhs};
-use qbat_gpu::run::{measure_tolerance, reference_member, run_plan, Backend, Precision, RunOptions, RunResult};
-use qbat_gpu::steady::{relaxation_rate, steady_state, superoperator};
-use std::process::Command;
+use qbat_gpu::engine::reference_member;
+use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions, RunResult};
+use qbat_gpu::verify::measure_tolerance;
+use qbat_gpu::engine::steady::{relaxation_rate, steady_state, superoperator};
 
 fn plan(text: &str) -> Plan {
     parse_plan(text, &Overrides::default()).unwrap_or_else(|e| panic!("{e}\n{text}"))
@@ -194,14 +195,14 @@ fn superoperator_is_the_matrix_form_lindbladian_and_shares_the_pauli_null_space(
             assert!(d < 1e-13, "{name}: S vec(X) vs L[X]: {d:.2e}");
         }
         // The null vector of the real Pauli-basis generator G (its own SVD), x[0] = Tr rho = 1.
-        let g = nalgebra::DMatrix::<f64>::from_row_slice(16, 16, &qbat_gpu::pauli::generator(&sys));
+        let g = nalgebra::DMatrix::<f64>::from_row_slice(16, 16, &qbat_gpu::job::pauli::generator(&sys));
         let svd = g.svd(false, true);
         let v_t = svd.v_t.unwrap();
         let mut x = [0.0; 16];
         for (i, xi) in x.iter_mut().enumerate() {
             *xi = v_t[(15, i)] / v_t[(15, 0)];
         }
-        let rho_pauli = qbat_gpu::pauli::from_pauli(&x);
+        let rho_pauli = qbat_gpu::job::pauli::from_pauli(&x);
         let (rho, _) = steady_state(&sys).unwrap();
         let d = max_abs_diff(&rho, &rho_pauli);
         assert!(d < 1e-12, "{name}: complex-superoperator vs Pauli-generator null space: {d:.2e}");
@@ -256,7 +257,7 @@ fn run_binary(text: &str) -> (i32, String, std::path::PathBuf, tempfile::TempDir
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, text).unwrap();
     let out = dir.path().join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_qbat-gpu"))
+    let o = crate::common::bin()
         .args(["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--out", out.to_str().unwrap()])
         .output()
         .unwrap();

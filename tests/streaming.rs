@@ -2,8 +2,7 @@
 //! independence, shards merged against the unsharded run, resume after SIGKILL, health flags,
 //! injected device faults, and bounded host memory.
 
-mod common;
-use common::{bin, ok};
+use crate::common::{bin, ok};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -183,7 +182,7 @@ fn a_run_killed_mid_way_resumes_to_the_same_output() {
         let done = std::fs::read(staging.join("checkpoint.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map(|v| v["done"].as_array().map_or(0, |a| a.len()))
+            .map(|v| v["progress"]["done"].as_array().map_or(0, |a| a.len()))
             .unwrap_or(0);
         if done >= 2 || child.try_wait().unwrap().is_some() {
             break;
@@ -294,8 +293,8 @@ fn host_memory_stays_bounded_without_series() {
 
 #[test]
 fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
-    let _g = common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if !common::have_gpu(false) {
+    let _g = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !crate::common::have_gpu(false) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -350,8 +349,8 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
 
 #[test]
 fn two_devices_give_the_single_device_result() {
-    let _g = common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if !common::have_gpu(false) {
+    let _g = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !crate::common::have_gpu(false) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

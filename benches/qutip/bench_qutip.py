@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""QuTiP 5 side of the qbat-gpu standard benchmark jobs (INTERFACE.md).
+"""QuTiP 5 side of the qbat-gpu standard benchmark jobs (docs/interface.md).
 
 Each ensemble member is one `qutip.mesolve` call; members are spread over worker
 processes with `qutip.parallel_map`. Operators are built explicitly in the
-project's convention (PHYSICS.md): basis |0> = |g>, |1> = |e>,
+project's convention (docs/physics.md): basis |0> = |g>, |1> = |e>,
 sigma_- = |g><e|, sigma_z = |e><e| - |g><g|, sigma_y = -i(sigma_+ - sigma_-);
 two-qubit order (charger, battery); cavity order (cell 1, cell 2, Fock n).
 
@@ -38,7 +38,7 @@ JOBS = ("bloch-1k", "cavity-100", "cavity-10k")
 
 # Integrator settings: scipy zvode 'adams' (mesolve's default method) with
 # tolerances tightened so that bloch-1k meets the 1e-6 closed-form bound of
-# INTERFACE.md with margin.
+# docs/interface.md with margin.
 DEFAULT_ATOL = 1e-10
 DEFAULT_RTOL = 1e-8
 # The accuracy reference for the cavity jobs (no closed form): the same

@@ -97,6 +97,7 @@ def study(
     force: bool = False,
     plots: bool = True,
     on_device_loss: str = "cpu",
+    allow_mixed_backends: bool = False,
     backend: str = "auto",
     precision: str = "f32",
     ensemble: Optional[int] = None,
@@ -112,7 +113,8 @@ def study(
     of the whole run; combine the shards with `merge`. resume=True continues the interrupted
     run of `out` from its checkpoint (same config and options). devices="all" or a list of
     adapter names spreads the blocks across several GPUs. The other options are those of `run`
-    and of the CLI (format "npy" or "csv", block_members, force, plots, on_device_loss).
+    and of the CLI (format "npy" or "csv", block_members, force, plots, on_device_loss,
+    allow_mixed_backends).
     """
     text = config_text(config)
     if devices is not None and not isinstance(devices, str):
@@ -122,7 +124,7 @@ def study(
         d = _native.study(
             text, os.fspath(out), shard=tuple(shard) if shard is not None else None, resume=resume, series=series,
             format=format, devices=devices, block_members=block_members, force=force, plots=plots,
-            on_device_loss=on_device_loss, backend=backend, precision=precision, ensemble=ensemble, seed=seed,
+            on_device_loss=on_device_loss, allow_mixed_backends=allow_mixed_backends, backend=backend, precision=precision, ensemble=ensemble, seed=seed,
             verify=verify, adapter=adapter, progress=rust_bar, ticker=ticker,
         )
     finally:

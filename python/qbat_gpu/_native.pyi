@@ -58,7 +58,7 @@ def mesolve(
 def study(
     config: str, out: str, *, shard: Optional[Tuple[int, int]] = None, resume: bool = False, series: bool = True,
     format: str = "npy", devices: Optional[str] = None, block_members: Optional[int] = None, force: bool = False,
-    plots: bool = True, on_device_loss: str = "cpu", backend: str = "auto", precision: str = "f32",
+    plots: bool = True, on_device_loss: str = "cpu", allow_mixed_backends: bool = False, backend: str = "auto", precision: str = "f32",
     ensemble: Optional[int] = None, seed: Optional[int] = None, verify: int = 8, adapter: Optional[str] = None,
     progress: bool = False, ticker: Optional[Callable[[float], None]] = None,
 ) -> str: ...

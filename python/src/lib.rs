@@ -187,7 +187,7 @@ fn run<'py>(
     ticker: Option<Bound<'py, PyAny>>,
 ) -> PyResult<(NativeRun, Bound<'py, PyAny>)> {
     let opts = run_options(backend, precision, verify, adapter, progress).map_err(|e| to_py(py, e))?;
-    let ov = Overrides { ensemble, seed, auto_fock: false };
+    let ov = Overrides { ensemble, seed, auto_fock: false, shard: None };
     let plan = parse_plan(&config, &ov).map_err(|e| to_py(py, e))?;
     let (run, values) = interruptible(py, ticker, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
     new_run(py, run, values)
@@ -240,7 +240,7 @@ fn mesolve<'py>(
 
 /// The streamed, checkpointed run into a directory (`qbat-gpu run --out`); returns the directory.
 #[pyfunction]
-#[pyo3(signature = (config, out, *, shard=None, resume=false, series=true, format="npy", devices=None, block_members=None, force=false, plots=true, on_device_loss="cpu", backend="auto", precision="f32", ensemble=None, seed=None, verify=8, adapter=None, progress=false, ticker=None))]
+#[pyo3(signature = (config, out, *, shard=None, resume=false, series=true, format="npy", devices=None, block_members=None, force=false, plots=true, on_device_loss="cpu", allow_mixed_backends=false, backend="auto", precision="f32", ensemble=None, seed=None, verify=8, adapter=None, progress=false, ticker=None))]
 #[allow(clippy::too_many_arguments)]
 fn study<'py>(
     py: Python<'py>,
@@ -255,6 +255,7 @@ fn study<'py>(
     force: bool,
     plots: bool,
     on_device_loss: &str,
+    allow_mixed_backends: bool,
     backend: &str,
     precision: &str,
     ensemble: Option<u64>,
@@ -279,7 +280,9 @@ fn study<'py>(
         "stop" => OnDeviceLoss::Stop,
         other => return Err(to_py(py, QbatError::invalid("on_device_loss", format!("must be cpu or stop, got '{other}'")))),
     };
-    let plan = parse_plan(&config, &Overrides { ensemble, seed, auto_fock: false }).map_err(map)?;
+    // The shard's members only (ids and seeds of the whole run), as the CLI builds them.
+    let ov = Overrides { ensemble, seed, auto_fock: false, shard: shard.map(|s| (s.index, s.count)) };
+    let plan = parse_plan(&config, &ov).map_err(map)?;
     let opts = StudyOptions {
         run,
         output: OutputOptions { format: fmt, series, plots, ..Default::default() },
@@ -290,6 +293,7 @@ fn study<'py>(
         block_members,
         on_device_loss,
         devices,
+        allow_mixed_backends,
     };
     let outcome = interruptible(py, ticker, move || run_study(&plan, &opts).map(|o| o.dir))?.map_err(|e| to_py(py, e))?;
     Ok(outcome.display().to_string())

@@ -107,6 +107,24 @@ pub fn kernel_bind_group(
     device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries })
 }
 
+/// Record `n` dispatches of `workgroups` workgroups each, dispatch i reading its uniform at
+/// dynamic offset i * `ustride`, `per_submit` to a command buffer, and submit them in order.
+#[allow(clippy::too_many_arguments)]
+pub fn submit_dispatches(ctx: &super::GpuContext, kernel: &super::KernelPipeline, bind_group: &wgpu::BindGroup, n: usize, ustride: u64, workgroups: u32, per_submit: usize, label: &str) {
+    for group in (0..n).collect::<Vec<_>>().chunks(per_submit) {
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+            pass.set_pipeline(&kernel.pipeline);
+            for &i in group {
+                pass.set_bind_group(0, bind_group, &[(i as u64 * ustride) as u32]);
+                pass.dispatch_workgroups(workgroups, 1, 1);
+            }
+        }
+        ctx.queue.submit(Some(enc.finish()));
+    }
+}
+
 /// Copy `sources` (label, buffer) into fresh mappable buffers after the work already submitted,
 /// wait for the device, and return them mapped for reading, in order. Device errors raised
 /// meanwhile, and failed mappings, are errors naming the buffer.
@@ -146,8 +164,20 @@ pub fn read_back(ctx: &super::GpuContext, sources: &[(&str, &wgpu::Buffer)]) -> 
     Ok(staging)
 }
 
+/// The step count both kernels keep per member: the pieces it completed over all dispatches,
+/// and the dispatches (two-qubit) or invocations (cavity) that completed fewer steps or pieces
+/// than they held. Anything short is an error, never silent output.
+pub fn check_completed(kernel: &str, member: usize, pieces_done: usize, pieces: usize, short: u32) -> crate::error::Result<()> {
+    if pieces_done != pieces || short != 0 {
+        return Err(crate::error::QbatError::Device(format!(
+            "the {kernel} kernel stopped early on this adapter: member {member} completed {pieces_done} of {pieces} pieces ({short} fell short of their steps); no results were kept"
+        )));
+    }
+    Ok(())
+}
+
 /// RK4 steps of a piece: its full steps and the shortened one, if any.
-pub fn piece_steps(p: &crate::twin::rk4_two_qubit::Piece) -> u64 {
+pub fn piece_steps(p: &crate::job::Piece) -> u64 {
     p.n_full as u64 + u64::from(p.h_last > 0.0)
 }
 
@@ -155,7 +185,7 @@ pub fn piece_steps(p: &crate::twin::rk4_two_qubit::Piece) -> u64 {
 /// while both running costs (`cost` of each piece, plus `first` on the very first dispatch) stay
 /// within `budgets`, holds at least one piece, and never spans the switch-off (the coupling is
 /// chosen per dispatch). Returns [begin, end) pairs of piece indices.
-pub fn group_pieces(pieces: &[crate::twin::rk4_two_qubit::Piece], cost: impl Fn(&crate::twin::rk4_two_qubit::Piece) -> (u64, u64), budgets: (u64, u64), first: (u64, u64)) -> Vec<(u32, u32)> {
+pub fn group_pieces(pieces: &[crate::job::Piece], cost: impl Fn(&crate::job::Piece) -> (u64, u64), budgets: (u64, u64), first: (u64, u64)) -> Vec<(u32, u32)> {
     let mut out = vec![];
     let mut begin = 0usize;
     let (mut a, mut b) = first;

@@ -17,8 +17,7 @@ pub const BACKENDS: wgpu::Backends = wgpu::Backends::VULKAN;
 
 /// Storage buffers the kernels bind per shader stage (rk4_two_qubit: 6, rk4_cavity: 6).
 const NEEDED_STORAGE_BUFFERS: u32 = 6;
-/// Workgroup size of the two-qubit kernel (rk4_cavity has its own, `rk4_cavity::WORKGROUP_SIZE`).
-pub const WORKGROUP_SIZE: u32 = 64;
+
 
 /// What the run reports about the device.
 #[derive(Clone, Debug)]

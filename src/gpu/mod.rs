@@ -1,6 +1,7 @@
 //! GPU engines (wgpu + WGSL). One host module per kernel, named after its shader:
 //! `rk4_two_qubit.rs` <-> `shaders/rk4_two_qubit.wgsl`, `rk4_cavity.rs` <->
-//! `shaders/rk4_cavity.wgsl`, with the CPU twins in `crate::twin`.
+//! `shaders/rk4_cavity.wgsl`, with the CPU twins in `crate::twin`; the layouts they share
+//! with the kernels and the twins live in `crate::job`. Hosts never import the twins.
 
 pub mod buffers;
 pub mod context;
@@ -11,40 +12,8 @@ pub use context::{GpuContext, GpuInfo, KernelPipeline};
 pub use rk4_cavity::{plan_cavity, run_cavity_gpu, CavityGpuOptions, CavityGpuPlan, CavityResult};
 pub use rk4_two_qubit::{plan_chunks, run_two_qubit_gpu, run_two_qubit_gpu_with, GpuRunOptions};
 
+pub use crate::job::Precision;
 use crate::error::{QbatError, Result};
-
-/// Working precision of a kernel (`real` in WGSL), and of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Precision {
-    F32,
-    F64,
-}
-
-impl Precision {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Precision::F32 => "f32",
-            Precision::F64 => "f64",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Result<Precision> {
-        match name {
-            "f32" => Ok(Precision::F32),
-            "f64" => Ok(Precision::F64),
-            other => Err(QbatError::invalid("precision", format!("must be 'f32' or 'f64', got '{other}'"))),
-        }
-    }
-
-    /// Bytes of one `real`.
-    pub fn bytes(&self) -> u64 {
-        match self {
-            Precision::F32 => 4,
-            Precision::F64 => 8,
-        }
-    }
-}
 
 /// The kernels, by name, with their WGSL source (files in shaders/).
 pub const SHADERS: &[(&str, &str)] = &[

@@ -21,20 +21,18 @@
 //! point (528 reals) per member counts too. Members are independent, so the results do not
 //! depend on the chunking, bit for bit.
 
-use super::buffers::{dispatch_uniforms, group_pieces, piece_steps, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
-use super::context::{GpuContext, WORKGROUP_SIZE};
+use super::buffers::{check_completed, dispatch_uniforms, submit_dispatches, group_pieces, piece_steps, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
+use super::context::GpuContext;
 use super::Precision;
 use crate::error::{QbatError, Result};
 use crate::job::{Peak, TwoQubitJob, TwoQubitResult};
-use crate::twin::rk4_two_qubit::{kernel_code, plan_pieces, KernelFlags, KernelPoint, Piece, F_FIRST};
-use bytemuck::{Pod, Zeroable};
+use crate::job::two_qubit::{kernel_code, KernelFlags, KernelPoint, Params, F_FIRST, MAX_COLS, NO_POINT, POINT_VEC4, WORKGROUP_SIZE};
+use crate::job::{plan_pieces, Piece};
 use std::ops::Range;
 use wgpu::util::DeviceExt;
 
 /// The kernel's name (its file in shaders/).
 pub const KERNEL: &str = "rk4_two_qubit";
-/// vec4s per point in `consts` (POINT_VEC4 in the shader).
-pub const POINT_VEC4: u64 = 132;
 /// Full steps per piece: long segments are split so that a dispatch can end inside one.
 pub const STEPS_PER_PIECE: u64 = 1024;
 /// Member-steps per dispatch, so that each dispatch stays short (about a second on a software
@@ -44,42 +42,8 @@ pub const MEMBER_STEPS_PER_DISPATCH: u64 = 1 << 25;
 pub const DISPATCHES_PER_SUBMIT: usize = 16;
 /// The largest buffer created whatever the adapter allows (u32 element indices stay exact).
 pub const MAX_BUFFER_BYTES: u64 = 1 << 31;
-/// A workgroup whose members do not all share one point (the `lookup` table).
-pub const NO_POINT: u32 = u32::MAX;
-/// Output columns the Params uniform has room for.
-pub const MAX_COLS: usize = 32;
 /// Sample indices are carried in `real` (peaks): exact in f32 up to 2^24.
 pub const MAX_SAMPLES: usize = 1 << 24;
-
-/// The kernel's uniform block, one per dispatch (dynamic offset).
-/// Keep in sync with `struct Params` in shaders/rk4_two_qubit.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct Params {
-    pub n_members: u32,
-    pub n_samples: u32,
-    pub n_cols: u32,
-    pub piece_begin: u32,
-    pub piece_end: u32,
-    pub flags: u32,
-    /// vec4s per member in `work`.
-    pub work_stride: u32,
-    /// Offset of the pieces in `lookup` (u32 units).
-    pub off_pieces: u32,
-    /// Offset of the sample times in `consts` (scalar units).
-    pub off_times: u32,
-    /// Offset of the pieces' shortened steps in `consts` (scalar units).
-    pub off_hlast: u32,
-    /// Offset in `lookup` of the per-workgroup shared point (or NO_POINT).
-    pub off_wg_point: u32,
-    /// Added to every point index: 0, or the number of used points for dispatches after
-    /// `[protocol] switch_off` (their uncoupled copies follow the points in `consts`).
-    pub point_offset: u32,
-    /// Kernel measure code of each column, 4 per row.
-    pub cols: [[u32; 4]; 8],
-}
-const _: () = assert!(std::mem::size_of::<Params>() == 176);
-const _: () = assert!(MAX_COLS == 4 * 8);
 
 /// Knobs for tests and benchmarks; the defaults are what runs use.
 #[derive(Clone, Debug, Default)]
@@ -91,7 +55,7 @@ pub struct GpuRunOptions {
 }
 
 /// vec4s per member in `work`: x and its compensation, the same for Z, two of peaks, and the
-/// count of completed steps. Keep in sync with run_member in shaders/rk4_two_qubit.wgsl.
+/// step count (pieces completed, dispatches that fell short). Keep in sync with run_member in shaders/rk4_two_qubit.wgsl.
 fn work_stride(evolve_z: bool) -> u64 {
     8 + if evolve_z { 8 } else { 0 } + 3
 }
@@ -221,7 +185,7 @@ fn plan_dispatches(pieces: &[Piece], budget: u64) -> Vec<(u32, u32)> {
 /// iteration of the step loop (its matvec is unrolled), a shortened step a few, and a sample
 /// runs the measure loops (Jacobi sweeps, the log2 range reduction, the column writes).
 fn loop_cost(p: &Piece) -> u64 {
-    2 * p.n_full as u64 + if p.h_last > 0.0 { 16 } else { 0 } + if p.sample != crate::twin::rk4_two_qubit::NO_SAMPLE { 512 } else { 0 }
+    2 * p.n_full as u64 + if p.h_last > 0.0 { 16 } else { 0 } + if p.sample != crate::job::NO_SAMPLE { 512 } else { 0 }
 }
 
 /// Loop iterations per invocation per dispatch: software Vulkan (lavapipe) stops an
@@ -413,6 +377,8 @@ impl ChunkRunner<'_> {
                     off_hlast,
                     off_wg_point,
                     point_offset: if self.pieces[begin as usize].uncoupled { used.len() as u32 } else { 0 },
+                    steps_expected: self.pieces[begin as usize..end as usize].iter().map(piece_steps).sum::<u64>() as u32,
+                    _pad: [0; 3],
                     cols: self.cols,
                 }
             })
@@ -420,18 +386,7 @@ impl ChunkRunner<'_> {
         let (params_buf, ustride) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &params);
         let bind_group = kernel_bind_group(device, &self.pipeline.layout, KERNEL, &params_buf, std::mem::size_of::<Params>() as u64, [&consts_buf, &lookup_buf, &init_buf, &rw[0], &rw[1], &rw[2]]);
 
-        for group in (0..dispatches.len()).collect::<Vec<_>>().chunks(DISPATCHES_PER_SUBMIT) {
-            let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(KERNEL) });
-            {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(KERNEL), timestamp_writes: None });
-                pass.set_pipeline(&self.pipeline.pipeline);
-                for &i in group {
-                    pass.set_bind_group(0, &bind_group, &[(i as u64 * ustride) as u32]);
-                    pass.dispatch_workgroups(wg as u32, 1, 1);
-                }
-            }
-            ctx.queue.submit(Some(enc.finish()));
-        }
+        submit_dispatches(ctx, &self.pipeline, &bind_group, dispatches.len(), ustride, wg as u32, DISPATCHES_PER_SUBMIT, KERNEL);
 
         // Read back work (peaks), values and states once.
         let sources: Vec<(&str, &wgpu::Buffer)> = sizes.iter().zip(&rw).map(|((label, _), b)| (*label, b)).collect();
@@ -449,16 +404,10 @@ impl ChunkRunner<'_> {
 
         let pk = (stride as usize - 3) * 4;
         let times = &job.schedule.times;
-        // Every member must have taken every step of the schedule.
-        let expected = job.schedule.total_steps();
+        // Every member must have completed every piece, and every dispatch all its steps.
         for i in 0..m {
             let base = i * stride as usize * 4 + pk + 8;
-            let done = work[base] as u64 + 65536 * work[base + 1] as u64;
-            if done != expected {
-                return Err(QbatError::Device(format!(
-                    "the GPU kernel stopped early: a member completed {done} of {expected} RK4 steps (the driver cut the shader's loops); no results were kept"
-                )));
-            }
+            check_completed(KERNEL, chunk.start + i, work[base] as usize, self.pieces.len(), work[base + 1] as u32)?;
         }
         let mut peaks = Vec::with_capacity(4 * m);
         for i in 0..m {

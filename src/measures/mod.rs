@@ -1,4 +1,4 @@
-//! Battery measures (PHYSICS.md "Measures"). Pure functions of states and Hamiltonians, f64.
+//! Battery measures (docs/physics.md "Measures"). Pure functions of states and Hamiltonians, f64.
 //!
 //! energy.rs (energy, ergotropy, capacity, variance), entanglement.rs (concurrence),
 //! correlations.rs (T matrix, steering, Bell), coherence.rs (l1, imaginarity, texture, purity,
@@ -15,7 +15,7 @@ use crate::error::{QbatError, Result};
 use crate::linalg::{re_trace_product, reduced_battery, reduced_charger, CMat};
 use crate::model::{cavity_cells, OpenSystem, Space};
 
-/// Every output measure, by its PHYSICS.md column name.
+/// Every output measure, by its docs/physics.md column name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Measure {
     EnergyB,
@@ -121,7 +121,7 @@ impl Measure {
     }
 
     /// Measures whose error near rank-deficient (pure) states grows like the square root of
-    /// the state's error: the concurrence (PHYSICS.md), and the LOO steerings through
+    /// the state's error: the concurrence (docs/physics.md), and the LOO steerings through
     /// sqrt((2 - Tr rho_c^2)(1 - Tr rho_b^2)) at a pure reduced state.
     pub fn sqrt_sensitive(&self) -> bool {
         matches!(self, Concurrence | SteeringAb | SteeringBa | EnergyFluctuationB)
@@ -336,7 +336,7 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
         PhotonNumber => n_fock.map_or(f64::NAN, |n| health::photon_number(s.rho, n)),
         TraceError => health::trace_error(s.rho),
         // Two-qubit models: the sampled state (after the spin-pair dephasing channel, which
-        // PHYSICS.md applies before every measure); cavity: the full state.
+        // docs/physics.md applies before every measure); cavity: the full state.
         MinEigenvalue => match ctx.space {
             Space::TwoQubit => st.eigs()[0],
             Space::Cavity { .. } => health::min_eigenvalue(s.rho),
@@ -347,7 +347,7 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
     }
 }
 
-/// Sigma of paper 003 eq. 6 from the regression theorem (PHYSICS.md):
+/// Sigma of paper 003 eq. 6 from the regression theorem (docs/physics.md):
 ///   Sigma^2 = Tr(H_B^2 rho_b(t)) - 2 Re Tr(H_B Y_b(t)) + Tr(H_B^2 rho0_b) - stored^2,
 /// Y_b the battery part of Y(t) = e^{Lt}[H_B rho0] (dephased like the state: the channel
 /// applied at t acts on Y in Tr(H_B E(Y))). Returned sign-preserving, not clamped:
@@ -360,6 +360,19 @@ fn energy_fluctuation(ctx: &MeasureContext, st: &Reduced, y: &CMat, stored: f64)
     let sigma = if s2 >= 0.0 { s2.sqrt() } else { -(-s2).sqrt() };
     sigma + 0.0 // turns -0.0 into 0.0
 }
+
+/// The resources capacity_b is compared with by default (paper 000), in table order.
+pub const DEFAULT_RESOURCES: [&str; 9] = [
+    "concurrence",
+    "steering_f3",
+    "steering_ab",
+    "steering_ba",
+    "bell_chsh",
+    "coherence_l1",
+    "imaginarity_l1",
+    "texture_b",
+    "ergotropy_b",
+];
 
 #[cfg(test)]
 mod tests {

@@ -78,7 +78,7 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     let sz2 = tri(&i2, &sz, &ic);
     let sp1 = tri(&sp, &i2, &ic);
     let sm1 = tri(&sm, &i2, &ic);
-    // Charger side = cell 1, battery = cell 2 (PHYSICS.md): the cell-cell term is the only one
+    // Charger side = cell 1, battery = cell 2 (docs/physics.md): the cell-cell term is the only one
     // that couples them, and what `[protocol] switch_off` turns off. The cavity-cell term
     // lambda pumps the charger side, as the drive f does in driven-pair, and stays.
     let coupling = tri(&sx, &sx, &ic) * c((1.0 + zeta) * g / 2.0, 0.0) + tri(&sy, &sy, &ic) * c((1.0 - zeta) * g / 2.0, 0.0);

@@ -95,9 +95,3 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     })
 }
 
-/// |gg>
-pub fn default_state() -> CMat {
-    let mut psi = vec![ZERO; 4];
-    psi[0] = ONE;
-    projector(&psi)
-}

@@ -1,4 +1,4 @@
-//! Models build their operators from named parameters (PHYSICS.md). They do not step anything.
+//! Models build their operators from named parameters (docs/physics.md). They do not step anything.
 
 pub mod bloch_charger;
 pub mod cavity_cells;
@@ -129,7 +129,7 @@ pub enum ParamValue {
 /// Parameter values for one member, by name.
 pub type Params = BTreeMap<String, ParamValue>;
 
-/// The models of PHYSICS.md.
+/// The models of docs/physics.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ModelKind {
     SpinPair,
@@ -230,20 +230,28 @@ impl ModelKind {
     /// the `theta`/`phi` of `[initial]` for bloch-charger.
     pub fn default_state(&self, params: &Params, theta_phi: Option<(f64, f64)>) -> Result<CMat> {
         match self {
-            ModelKind::SpinPair => Ok(spin_pair::default_state()),
-            ModelKind::DrivenPair => Ok(driven_pair::default_state()),
+            // spin-pair: |eg>, charger excited and battery ground
+            ModelKind::SpinPair => Ok(basis_state(2)),
+            ModelKind::DrivenPair => Ok(basis_state(0)),
             ModelKind::BlochCharger => {
                 let (theta, phi) = theta_phi.unwrap_or((std::f64::consts::PI, 0.0));
                 Ok(bloch_charger::initial_state(theta, phi))
             }
             ModelKind::CavityCells => cavity_cells::default_state(params),
-            ModelKind::TwoQubit => Ok(two_qubit::default_state()),
+            ModelKind::TwoQubit => Ok(basis_state(0)),
         }
     }
 
     pub fn is_two_qubit(&self) -> bool {
         !matches!(self, ModelKind::CavityCells)
     }
+}
+
+/// |i><i| of the two-qubit basis (|gg>, |ge>, |eg>, |ee>; charger first).
+pub fn basis_state(i: usize) -> CMat {
+    let mut psi = vec![C64::new(0.0, 0.0); 4];
+    psi[i] = C64::new(1.0, 0.0);
+    crate::linalg::projector(&psi)
 }
 
 /// Fill in defaults and reject unknown names, NaN and out-of-range values.

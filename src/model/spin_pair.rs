@@ -36,9 +36,3 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     })
 }
 
-/// |eg>: charger excited, battery ground (index 2*1 + 0).
-pub fn default_state() -> CMat {
-    let mut psi = vec![ZERO; 4];
-    psi[2] = ONE;
-    projector(&psi)
-}

@@ -4,13 +4,16 @@
 //! under a final name.
 
 pub mod accumulate;
-pub mod merge;
+pub mod manifest;
 pub mod plots;
+pub mod series;
 pub mod stats;
+pub mod summary;
 
 use crate::config::Plan;
 use crate::error::{QbatError, Result};
-use serde_json::json;
+use manifest::{Manifest, MANIFEST};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -45,14 +48,35 @@ pub struct OutputDir {
     staging: PathBuf,
 }
 
-fn io(path: &Path, e: std::io::Error) -> QbatError {
-    QbatError::io(path.display().to_string(), e)
+
+/// Largest file of metadata (run.json, series.json, a checkpoint, a manifest) read back.
+pub const SMALL_FILE_LIMIT: u64 = 64 << 20;
+
+/// Read a whole file of at most `limit` bytes. Anything but a regular file (a device such as
+/// /dev/zero, a pipe, a directory) and anything larger is refused, naming the file, before
+/// it is read: no read grows without bound.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| QbatError::invalid(shown.clone(), format!("cannot read it: {e}")))?;
+    if !meta.is_file() {
+        return Err(QbatError::invalid(shown, "is not a regular file"));
+    }
+    if meta.len() > limit {
+        return Err(QbatError::invalid(shown, format!("is {} bytes, more than the {limit} this file may have", meta.len())));
+    }
+    let f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(limit + 1).read_to_end(&mut bytes).map_err(|e| QbatError::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(QbatError::invalid(shown, format!("grew past the {limit} bytes this file may have while it was read")));
+    }
+    Ok(bytes)
 }
 
-/// Files a run writes (plots are plot_*.svg and plot_*.png); `--force` replaces these and nothing else.
-fn is_output_file(name: &str) -> bool {
-    matches!(name, "run.json" | "series.csv" | "series.npy" | "series.json" | "summary.csv" | "stats.csv" | "stats-state.bin" | "analysis.csv" | "summary.npy" | "summary.json")
-        || (name.starts_with("plot_") && (name.ends_with(".svg") || name.ends_with(".png")))
+/// `read_bounded` as UTF-8 text.
+pub fn read_text_bounded(path: &Path, limit: u64) -> Result<String> {
+    String::from_utf8(read_bounded(path, limit)?).map_err(|_| QbatError::invalid(path.display().to_string(), "is not UTF-8 text"))
 }
 
 fn staging_path(final_dir: &Path) -> PathBuf {
@@ -70,10 +94,19 @@ impl OutputDir {
         if final_dir.exists() && !final_dir.is_dir() {
             return Err(QbatError::invalid("--out", format!("{shown} exists and is not a directory")));
         }
-        if final_dir.is_dir() && !force {
+        if final_dir.is_dir() {
             let entries = std::fs::read_dir(final_dir).map_err(|e| QbatError::invalid("--out", format!("cannot read {shown}: {e}")))?;
             if entries.count() > 0 {
-                return Err(QbatError::invalid("--out", format!("{shown} exists and is not empty; choose a new directory, or pass --force to replace the qbat-gpu files in it")));
+                if !force {
+                    return Err(QbatError::invalid("--out", format!("{shown} exists and is not empty; choose a new directory, or pass --force to replace the qbat-gpu files in it")));
+                }
+                // --force replaces a run's own files, listed in its manifest, and nothing else.
+                if Manifest::read(final_dir)?.is_none() {
+                    return Err(QbatError::invalid(
+                        "--out",
+                        format!("{shown} is not empty and is not a qbat-gpu output (it has no {MANIFEST}): qbat-gpu replaces only files it wrote; choose another directory"),
+                    ));
+                }
             }
         }
         let parent = final_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -93,7 +126,7 @@ impl OutputDir {
 
     pub fn begin(final_dir: &Path) -> Result<OutputDir> {
         let staging = staging_path(final_dir);
-        std::fs::create_dir_all(&staging).map_err(|e| io(&staging, e))?;
+        std::fs::create_dir_all(&staging).map_err(|e| QbatError::io(&staging, e))?;
         Ok(OutputDir { final_dir: final_dir.into(), staging })
     }
 
@@ -102,21 +135,38 @@ impl OutputDir {
         write_atomic(&self.staging.join(name), f)
     }
 
+    /// The directory being assembled.
+    pub fn staging(&self) -> &Path {
+        &self.staging
+    }
+
+    /// Write the manifest of what was assembled and move it into place: a new directory is
+    /// renamed; into an existing qbat-gpu output (`--force`), the files of its manifest are
+    /// replaced and no other file is touched (a name clash with a file qbat-gpu did not write
+    /// is an error, before anything moves).
     pub fn commit(self) -> Result<PathBuf> {
+        let manifest = Manifest::of_dir(&self.staging)?;
+        manifest.write(&self.staging)?;
         if !self.final_dir.exists() {
-            std::fs::rename(&self.staging, &self.final_dir).map_err(|e| io(&self.final_dir, e))?;
+            std::fs::rename(&self.staging, &self.final_dir).map_err(|e| QbatError::io(&self.final_dir, e))?;
             return Ok(self.final_dir);
         }
-        // --force into an existing directory: drop the old run's files, move the new ones in.
-        for entry in std::fs::read_dir(&self.final_dir).map_err(|e| io(&self.final_dir, e))?.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            if is_output_file(&name) {
-                std::fs::remove_file(entry.path()).map_err(|e| io(&entry.path(), e))?;
+        let old = Manifest::read(&self.final_dir)?.unwrap_or_default();
+        for f in &manifest.files {
+            let to = self.final_dir.join(&f.name);
+            if to.exists() && !old.contains(&f.name) {
+                return Err(QbatError::invalid(to.display().to_string(), "exists and was not written by qbat-gpu (it is not in the manifest); move it away, or choose another --out"));
             }
         }
-        for entry in std::fs::read_dir(&self.staging).map_err(|e| io(&self.staging, e))?.flatten() {
-            let to = self.final_dir.join(entry.file_name());
-            std::fs::rename(entry.path(), &to).map_err(|e| io(&to, e))?;
+        for f in &old.files {
+            let path = self.final_dir.join(&f.name);
+            if path.is_file() {
+                std::fs::remove_file(&path).map_err(|e| QbatError::io(&path, e))?;
+            }
+        }
+        for name in manifest.files.iter().map(|f| f.name.as_str()).chain([MANIFEST]) {
+            let to = self.final_dir.join(name);
+            std::fs::rename(self.staging.join(name), &to).map_err(|e| QbatError::io(&to, e))?;
         }
         let _ = std::fs::remove_dir(&self.staging);
         Ok(self.final_dir)
@@ -134,19 +184,19 @@ impl OutputDir {
 pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(|e| io(path, e))?;
+    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(|e| QbatError::io(path, e))?;
     {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        f(&mut w).map_err(|e| io(path, e))?;
-        w.flush().map_err(|e| io(path, e))?;
+        f(&mut w).map_err(|e| QbatError::io(path, e))?;
+        w.flush().map_err(|e| QbatError::io(path, e))?;
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
     }
-    tmp.as_file().sync_all().map_err(|e| io(path, e))?;
-    tmp.persist(path).map_err(|e| io(path, e.error))?;
+    tmp.as_file().sync_all().map_err(|e| QbatError::io(path, e))?;
+    tmp.persist(path).map_err(|e| QbatError::io(path, e.error))?;
     Ok(())
 }
 
@@ -164,58 +214,4 @@ pub fn series_size_estimate(plan: &Plan, format: Format) -> u64 {
 /// Rust's shortest representation round-trips exactly).
 pub fn num(x: f64) -> String {
     format!("{x:?}")
-}
-
-/// Resolved parameters of a point (defaults filled in) as JSON; matrices as [re, im] rows.
-fn params_json(p: &crate::model::Params) -> serde_json::Value {
-    use crate::model::ParamValue;
-    let cx = |z: &crate::linalg::C64| json!([z.re, z.im]);
-    let mat = |m: &crate::linalg::CMat| json!((0..m.nrows()).map(|i| (0..m.ncols()).map(|j| cx(&m[(i, j)])).collect::<Vec<_>>()).collect::<Vec<_>>());
-    let mut out = serde_json::Map::new();
-    for (k, v) in p {
-        let val = match v {
-            ParamValue::Real(x) => json!(x),
-            ParamValue::Complex(z) => cx(z),
-            ParamValue::Text(t) => json!(t),
-            ParamValue::Matrix(m) => mat(m),
-            ParamValue::Jumps(js) => json!(js.iter().map(|(op, r)| json!({"op": mat(op), "rate": r})).collect::<Vec<_>>()),
-        };
-        out.insert(k.clone(), val);
-    }
-    serde_json::Value::Object(out)
-}
-
-/// run.json: enough to reproduce and to trust the run.
-pub fn run_json(plan: &Plan, r: &crate::run::RunInfo, opts: &crate::run::RunOptions) -> serde_json::Value {
-    json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "model": plan.model.name(),
-        "config": plan.config_json,
-        "resolved": {
-            "params": plan.points.first().map(params_json),
-            "swept": plan.param_columns,
-            "size": plan.members.len(),
-            "seed": plan.seed,
-            "t_first": r.times.first(),
-            "t_last": r.times.last(),
-            "fock_tail_threshold": plan.fock_tail_threshold,
-        },
-        "seed": plan.seed,
-        "n_fock": match plan.space { crate::model::Space::Cavity { n_fock } => Some(n_fock), _ => None },
-        "members": plan.members.len(),
-        "samples": r.times.len(),
-        "dt": plan.schedule.dt,
-        "steps_per_member": plan.schedule.total_steps(),
-        "measures": r.measures.iter().map(|m| m.name()).collect::<Vec<_>>(),
-        "backend": r.backend,
-        "requested_backend": opts.backend,
-        "device": r.device,
-        "precision": r.precision,
-        "timings": r.timings,
-        "member_steps": r.member_steps,
-        "member_steps_per_second": r.member_steps_per_second(),
-        "verify": r.verify,
-        "engine_plan": r.engine_plan,
-        "notes": r.notes,
-    })
 }

@@ -14,7 +14,10 @@
 //!
 //! Text is drawn with DejaVu Sans, compiled in (assets/fonts), so PNGs need no system font.
 
-use crate::analyze::{read_text, write_atomic, SeriesReader};
+use super::series::{in_subset, SeriesReader};
+use super::stats::{read_stats, Stats};
+use super::summary::{read_run_json, read_summary, Summary};
+use super::write_atomic;
 use crate::error::{QbatError, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -61,8 +64,8 @@ macro_rules! render_both {
 }
 
 fn write_pair(dir: &Path, stem: &str, svg: &str, rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<PathBuf>> {
-    write_atomic(dir, &format!("{stem}.svg"), |out| out.write_all(svg.as_bytes()))?;
-    write_atomic(dir, &format!("{stem}.png"), |out| {
+    write_atomic(&dir.join(format!("{stem}.svg")), |out| out.write_all(svg.as_bytes()))?;
+    write_atomic(&dir.join(format!("{stem}.png")), |out| {
         let mut enc = png::Encoder::new(out, w, h);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
@@ -77,36 +80,6 @@ fn write_pair(dir: &Path, stem: &str, svg: &str, rgb: &[u8], (w, h): (u32, u32))
 // ---------------------------------------------------------------------------------------------
 // Reading the run's files.
 
-/// One row of stats.csv.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StatRow {
-    pub t: f64,
-    pub measure: String,
-    pub mean: f64,
-    pub std: f64,
-    pub min: f64,
-    pub max: f64,
-    pub q05: f64,
-    pub q50: f64,
-    pub q95: f64,
-}
-
-pub fn read_stats(dir: &Path) -> Result<Vec<StatRow>> {
-    let path = dir.join("stats.csv");
-    let mut rdr = csv::Reader::from_path(&path).map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?;
-    let mut out = vec![];
-    for (i, rec) in rdr.records().enumerate() {
-        let bad = |why: String| QbatError::invalid(path.display().to_string(), format!("line {}: {why}", i + 2));
-        let rec = rec.map_err(|e| bad(e.to_string()))?;
-        if rec.len() < 9 {
-            return Err(bad(format!("{} fields, expected at least 9", rec.len())));
-        }
-        let f = |k: usize| rec[k].trim().parse::<f64>().map_err(|_| bad(format!("not a number: {:?}", &rec[k])));
-        out.push(StatRow { t: f(0)?, measure: rec[1].to_string(), mean: f(2)?, std: f(3)?, min: f(4)?, max: f(5)?, q05: f(6)?, q50: f(7)?, q95: f(8)? });
-    }
-    Ok(out)
-}
-
 /// The mean and 5-95% band of one measure over time: what `plot_<measure>` draws.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BandData {
@@ -118,18 +91,11 @@ pub struct BandData {
 }
 
 /// Band data of every measure, in stats.csv's order, times ascending.
-pub fn band_plot_data(stats: &[StatRow]) -> Vec<BandData> {
-    let mut out: Vec<BandData> = vec![];
-    for r in stats {
-        let i = match out.iter().position(|b| b.measure == r.measure) {
-            Some(i) => i,
-            None => {
-                out.push(BandData { measure: r.measure.clone(), t: vec![], mean: vec![], q05: vec![], q95: vec![] });
-                out.len() - 1
-            }
-        };
-        let b = &mut out[i];
-        b.t.push(r.t);
+pub fn band_plot_data(stats: &Stats) -> Vec<BandData> {
+    let mut out: Vec<BandData> = stats.measures.iter().map(|m| BandData { measure: m.clone(), t: vec![], mean: vec![], q05: vec![], q95: vec![] }).collect();
+    for r in &stats.stats {
+        let b = &mut out[r.measure];
+        b.t.push(stats.times[r.sample]);
         b.mean.push(r.mean);
         b.q05.push(r.q05);
         b.q95.push(r.q95);
@@ -137,56 +103,7 @@ pub fn band_plot_data(stats: &[StatRow]) -> Vec<BandData> {
     out
 }
 
-/// summary.csv as columns of numbers (theta/phi may be NaN).
-#[derive(Clone, Debug, Default)]
-pub struct Summary {
-    pub columns: Vec<String>,
-    /// rows[member][column]
-    pub rows: Vec<Vec<f64>>,
-}
-
-impl Summary {
-    pub fn col(&self, name: &str) -> Option<Vec<f64>> {
-        let k = self.columns.iter().position(|c| c == name)?;
-        Some(self.rows.iter().map(|r| r[k]).collect())
-    }
-    /// The swept parameter columns (between `member` and the angles / peaks).
-    pub fn param_columns(&self) -> Vec<String> {
-        self.columns.iter().skip(1).take_while(|c| *c != "theta" && !c.starts_with("max_")).cloned().collect()
-    }
-}
-
-pub fn read_summary(dir: &Path) -> Result<Option<Summary>> {
-    let path = dir.join("summary.csv");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let mut rdr = csv::Reader::from_path(&path).map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?;
-    let header: Vec<String> = rdr.headers().map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?.iter().map(String::from).collect();
-    // the `health` column is text (ok, nonfinite, ...): the plots use the numeric ones
-    let numeric = |k: usize| header[k] != "health";
-    let columns: Vec<String> = header.iter().enumerate().filter(|(k, _)| numeric(*k)).map(|(_, c)| c.clone()).collect();
-    let mut rows = vec![];
-    for (i, rec) in rdr.records().enumerate() {
-        let bad = |why: String| QbatError::invalid(path.display().to_string(), format!("line {}: {why}", i + 2));
-        let rec = rec.map_err(|e| bad(e.to_string()))?;
-        let row: Vec<f64> = rec
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| numeric(*k))
-            .map(|(_, v)| v.trim().parse::<f64>().map_err(|_| bad(format!("not a number: {v:?}"))))
-            .collect::<Result<_>>()?;
-        rows.push(row);
-    }
-    Ok(Some(Summary { columns, rows }))
-}
-
-fn read_run_json(dir: &Path) -> Option<serde_json::Value> {
-    let text = read_text(&dir.join("run.json")).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-/// Axis units per model (PHYSICS.md: hbar = 1, energies in the model's frequency unit,
+/// Axis units per model (docs/physics.md: hbar = 1, energies in the model's frequency unit,
 /// times in its inverse).
 fn units(model: &str) -> (&'static str, &'static str) {
     match model {
@@ -271,7 +188,7 @@ pub fn write_run_plots(dir: &Path) -> Result<Vec<PathBuf>> {
             files.extend(write_series_plot(dir, &model)?);
         }
         if measures.iter().any(|m| m == "capacity_b") {
-            let pairs: Vec<(String, String)> = crate::analyze::DEFAULT_RESOURCES.iter().filter(|r| measures.iter().any(|m| m == *r)).map(|r| ("capacity_b".to_string(), r.to_string())).collect();
+            let pairs: Vec<(String, String)> = crate::measures::DEFAULT_RESOURCES.iter().filter(|r| measures.iter().any(|m| m == *r)).map(|r| ("capacity_b".to_string(), r.to_string())).collect();
             files.extend(write_hist2d_plots(dir, &pairs)?);
         }
         if model == "cavity-cells" && times.len() >= 2 && measures.iter().any(|m| m == "stored_energy_b" || m == "concurrence") {
@@ -380,10 +297,10 @@ pub fn hist2d_data(dir: &Path, pairs: &[(String, String)], bins: usize) -> Resul
     let idx = |m: &str| rd.measure_index(m).ok_or_else(|| QbatError::invalid("pairs", format!("{m} is not in the series")));
     let ks: Vec<(usize, usize)> = pairs.iter().map(|(a, b)| Ok((idx(a)?, idx(b)?))).collect::<Result<_>>()?;
     let mut range = vec![(f64::INFINITY, f64::NEG_INFINITY); nm];
-    let stats = if dir.join("stats.csv").is_file() { read_stats(dir)? } else { vec![] };
-    if !stats.is_empty() {
-        for r in &stats {
-            if let Some(k) = rd.measure_index(&r.measure) {
+    if dir.join("stats.csv").is_file() {
+        let stats = read_stats(dir)?;
+        for r in &stats.stats {
+            if let Some(k) = rd.measure_index(&stats.measures[r.measure]) {
                 range[k] = (range[k].0.min(r.min), range[k].1.max(r.max));
             }
         }
@@ -538,7 +455,7 @@ pub fn cavity_plot_data(dir: &Path, run: &serde_json::Value, sm: Option<&Summary
     let mut block = vec![];
     let mut i = 0;
     while rd.next_member(&mut block)?.is_some() {
-        if crate::analyze::in_subset(i, n, 12) {
+        if in_subset(i, n, 12) {
             let lambda = lambda_col.as_ref().map(|c| c[i]).or(fixed_lambda).ok_or_else(|| QbatError::invalid("run.json", "no lambda in resolved.params or summary.csv"))?;
             let label = match sm {
                 Some(s) if !label_cols.is_empty() => label_cols.iter().map(|c| format!("{c} = {}", s.col(c).map(|v| v[i]).unwrap_or(f64::NAN))).collect::<Vec<_>>().join(", "),
@@ -643,44 +560,4 @@ fn write_steady_heatmap(dir: &Path, sm: &Summary, measure: &str, model: &str) ->
             .map_err(s)?;
         Ok(())
     })
-}
-
-/// Log-log throughput curve per backend (bench --scaling).
-pub fn scaling_svg(points: &[crate::bench::ScalingPoint], curve: &str, x_label: &str) -> std::result::Result<String, String> {
-    ensure_font();
-    let pts: Vec<_> = points.iter().filter(|p| p.curve == curve && p.member_steps_per_s > 0.0).collect();
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        if pts.is_empty() {
-            return Err(format!("no points for the {curve} curve"));
-        }
-        let (x0, x1) = pts.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.x), b.max(p.x)));
-        let (y0, y1) = pts.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.member_steps_per_s), b.max(p.member_steps_per_s)));
-        let mut chart = ChartBuilder::on(&root)
-            .caption(format!("throughput against {x_label}"), ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(80)
-            .build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), (y0 * 0.5..y1 * 2.0).log_scale())
-            .map_err(|e| e.to_string())?;
-        chart.configure_mesh().x_desc(x_label).y_desc("RK4 member-steps per second").draw().map_err(|e| e.to_string())?;
-        let mut backends: Vec<&str> = pts.iter().map(|p| p.backend.as_str()).collect();
-        backends.sort();
-        backends.dedup();
-        for (i, b) in backends.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let series: Vec<(f64, f64)> = pts.iter().filter(|p| p.backend == *b).map(|p| (p.x, p.member_steps_per_s)).collect();
-            chart
-                .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(b.to_string())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
-            chart.draw_series(series.iter().map(|&(x, y)| Circle::new((x, y), 3, color.filled()))).map_err(|e| e.to_string())?;
-        }
-        chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
 }

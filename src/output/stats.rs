@@ -3,7 +3,9 @@
 //! `column_stat` works exactly from one stored column (the reference for tests); runs stream
 //! their statistics through `accumulate::StatsAccumulator` and `Stats::from_accumulator`.
 
+use crate::error::{QbatError, Result};
 use std::io::Write;
+use std::path::Path;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stat {
@@ -22,7 +24,7 @@ pub struct Stat {
 
 pub struct Stats {
     pub times: Vec<f64>,
-    pub measures: Vec<&'static str>,
+    pub measures: Vec<String>,
     /// stats[sample * n_measures + measure]
     pub stats: Vec<Stat>,
 }
@@ -67,7 +69,7 @@ pub fn column_stat(sample: usize, measure: usize, mut v: Vec<f64>) -> Stat {
 
 impl Stats {
     /// The statistics of a streamed accumulator (quantiles within its stated resolution).
-    pub fn from_accumulator(acc: &super::accumulate::StatsAccumulator, times: Vec<f64>, measures: Vec<&'static str>) -> Stats {
+    pub fn from_accumulator(acc: &super::accumulate::StatsAccumulator, times: Vec<f64>, measures: Vec<String>) -> Stats {
         let nm = acc.n_measures;
         let stats = acc
             .cells
@@ -100,6 +102,38 @@ pub fn write_csv(st: &Stats, w: &mut dyn Write) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// stats.csv read back (the inverse of `write_csv`): its times and measures in file order.
+pub fn read_stats(dir: &Path) -> Result<Stats> {
+    let path = dir.join("stats.csv");
+    let mut rdr = csv::Reader::from_path(&path).map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?;
+    let mut st = Stats { times: vec![], measures: vec![], stats: vec![] };
+    for (i, rec) in rdr.records().enumerate() {
+        let bad = |why: String| QbatError::invalid(path.display().to_string(), format!("line {}: {why}", i + 2));
+        let rec = rec.map_err(|e| bad(e.to_string()))?;
+        if rec.len() < 9 {
+            return Err(bad(format!("{} fields, expected at least 9", rec.len())));
+        }
+        let f = |k: usize| rec[k].trim().parse::<f64>().map_err(|_| bad(format!("not a number: {:?}", &rec[k])));
+        let t = f(0)?;
+        if st.times.last().is_none_or(|x| x.to_bits() != t.to_bits()) {
+            st.times.push(t);
+        }
+        let measure = match st.measures.iter().position(|m| m == &rec[1]) {
+            Some(k) => k,
+            None => {
+                st.measures.push(rec[1].to_string());
+                st.measures.len() - 1
+            }
+        };
+        let n = match rec.get(9) {
+            Some(n) => n.trim().parse::<u64>().map_err(|_| bad(format!("not a count: {n:?}")))?,
+            None => 0,
+        };
+        st.stats.push(Stat { n, sample: st.times.len() - 1, measure, mean: f(2)?, std: f(3)?, min: f(4)?, max: f(5)?, q05: f(6)?, q50: f(7)?, q95: f(8)? });
+    }
+    Ok(st)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! the CPU engine for cavity-cells, checked against the matrix-form reference.
 
 use super::Real;
+use crate::job::cavity::*;
 
 /// A complex number as two reals (vec2 in WGSL).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,32 +62,6 @@ impl<R: Real> Cx<R> {
     }
 }
 
-/// The parameters of one cavity member, as the kernel holds them.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CavityCoeffs {
-    pub n_fock: usize,
-    pub wc: f64,
-    pub wq: f64,
-    pub lambda: f64,
-    pub g: f64,
-    pub zeta: f64,
-    pub kappa: f64,
-    pub gamma: f64,
-}
-
-impl CavityCoeffs {
-    pub fn dim(&self) -> usize {
-        4 * (self.n_fock + 1)
-    }
-
-    /// The coefficients after `[protocol] switch_off`: the cell-cell coupling (g, and with it
-    /// zeta's term) off; the cavity pump lambda and the dissipators stay (`OpenSystem::coupling`
-    /// of cavity-cells).
-    pub fn uncoupled(&self) -> CavityCoeffs {
-        CavityCoeffs { g: 0.0, zeta: 0.0, ..*self }
-    }
-}
-
 /// Precomputed per-member tables in the working precision.
 pub struct CavityOps<R: Real> {
     pub n_fock: usize,
@@ -101,68 +76,6 @@ pub struct CavityOps<R: Real> {
     g_swap: R,
     kappa: R,
     gamma: R,
-}
-
-/// K's diagonal in f64, kd(q, n) = (-loss, -energy) at r = q (N+1) + n: what `CavityOps`
-/// rounds to the working precision and what the GPU host uploads per member.
-pub fn k_diagonal(c: &CavityCoeffs) -> Vec<Cx<f64>> {
-    let d = c.n_fock + 1;
-    let mut kd = Vec::with_capacity(4 * d);
-    for q in 0..4 {
-        let (e1, e2) = ((q >> 1) as f64, (q & 1) as f64);
-        let (z1, z2) = (2.0 * e1 - 1.0, 2.0 * e2 - 1.0);
-        for n in 0..d {
-            let energy = c.wc * n as f64 + 0.5 * c.wq * (z1 + z2);
-            let loss = 0.5 * (c.kappa * n as f64 + c.gamma * (e1 + e2));
-            kd.push(Cx::new(-loss, -energy));
-        }
-    }
-    kd
-}
-
-/// Bits of the kernel's row table (ROW_* in shaders/rk4_cavity.wgsl): the partner coefficient
-/// is g zeta (else g); i_1 = 0; i_2 = 0; n < N; the Fock index n from bit ROW_N_SHIFT.
-pub const ROW_FLIP: u32 = 1;
-pub const ROW_E1_ZERO: u32 = 2;
-pub const ROW_E2_ZERO: u32 = 4;
-pub const ROW_TOP: u32 = 8;
-pub const ROW_N_SHIFT: u32 = 16;
-
-/// The kernel's row table, shared by every member of a cutoff: per row r = (q, n),
-/// [partner row, band row (r itself where there is none), index into sqrt(0..=N+1) of the band
-/// coefficient (0, so lambda sqrt(0) = 0, where there is none), bits]. It encodes
-/// `CavityOps::kx_rows` and the conditions of the jump terms.
-pub fn row_table(n_fock: usize) -> Vec<[u32; 4]> {
-    let d = n_fock + 1;
-    let mut rows = Vec::with_capacity(4 * d);
-    for q in 0..4usize {
-        for n in 0..d {
-            let r = q * d + n;
-            let partner = [3, 2, 1, 0][q] * d + n;
-            let (band, sidx) = if q >= 2 {
-                if n < n_fock { ((q - 2) * d + n + 1, n + 1) } else { (r, 0) }
-            } else if n > 0 {
-                ((q + 2) * d + n - 1, n)
-            } else {
-                (r, 0)
-            };
-            let mut bits = (n as u32) << ROW_N_SHIFT;
-            if q == 0 || q == 3 {
-                bits |= ROW_FLIP;
-            }
-            if q < 2 {
-                bits |= ROW_E1_ZERO;
-            }
-            if q & 1 == 0 {
-                bits |= ROW_E2_ZERO;
-            }
-            if n < n_fock {
-                bits |= ROW_TOP;
-            }
-            rows.push([partner as u32, band as u32, sidx as u32, bits]);
-        }
-    }
-    rows
 }
 
 /// The kernel's sample of a full-storage Hermitian state x: the Pauli coefficients of the
@@ -387,7 +300,7 @@ mod tests {
         let a = CMat::from_fn(dim, dim, |r, c| cx(((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4, ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5));
         let h = crate::linalg::hermitian_part(&a);
         let x: Vec<Cx<f64>> = (0..dim * dim).map(|i| Cx::new(h[(i / dim, i % dim)].re, h[(i / dim, i % dim)].im)).collect();
-        let want = crate::pauli::to_pauli(&crate::model::cavity_cells::reduced_qubits(&h, n_fock));
+        let want = crate::job::pauli::to_pauli(&crate::model::cavity_cells::reduced_qubits(&h, n_fock));
         let nop = (0..dim).map(|r| (r % (n_fock + 1)) as f64 * h[(r, r)].re).sum::<f64>();
         let t = (0..4).map(|q| h[(q * (n_fock + 1) + n_fock, q * (n_fock + 1) + n_fock)].re).sum::<f64>();
         for parts in [1, 2, 11] {

@@ -34,233 +34,17 @@
 //! (`TwoQubitPoint::generator_off`). The kernel gets the same by running those pieces in their
 //! own dispatches with a point offset into the uncoupled copies of the points.
 //!
-//! The shader also counts the steps each member completed (the host checks the count against
-//! the schedule, so a driver that cuts loops short is an error); the CPU needs no such guard.
+//! The shader also keeps a step count per member (pieces completed, dispatches that fell short),
+//! which the host checks, so that a driver that cuts loops short is an error; the CPU needs no
+//! such guard.
 //!
 //! Measures that the kernel does not compute (those that need an eigensolve, and the cavity
 //! ones) come back as NaN columns; the host fills them from states.
 
 use super::Real;
-use crate::job::{Peak, Schedule, SegmentEnd, TwoQubitJob, TwoQubitPoint, TwoQubitResult};
-use crate::measures::Measure::{self, *};
+use crate::job::two_qubit::*;
+use crate::job::{plan_pieces, Peak, Piece, TwoQubitJob, TwoQubitResult, NO_SAMPLE};
 use rayon::prelude::*;
-
-/// The measures the kernel computes; a measure's kernel code is its index here.
-/// Keep in sync with the `M_*` constants in shaders/rk4_two_qubit.wgsl.
-pub const KERNEL_MEASURES: [Measure; 19] = [
-    EnergyB,
-    EnergyC,
-    StoredEnergyB,
-    ErgotropyB,
-    AntiergotropyB,
-    CapacityB,
-    CapacityC,
-    PowerB,
-    ErgotropicPowerB,
-    EnergyVarianceB,
-    EnergyFluctuationB,
-    SteeringF3,
-    BellChsh,
-    CoherenceL1,
-    ImaginarityL1,
-    TextureB,
-    Purity,
-    EntropyB,
-    TraceError,
-];
-pub const N_CODES: usize = KERNEL_MEASURES.len();
-
-/// The kernel code of a measure, or None if the kernel does not compute it.
-pub fn kernel_code(m: Measure) -> Option<u32> {
-    KERNEL_MEASURES.iter().position(|&k| k == m).map(|i| i as u32)
-}
-
-/// Sample index of a piece that ends without a sample.
-pub const NO_SAMPLE: u32 = u32::MAX;
-
-/// Kernel flag bits (keep in sync with the `F_*` constants in shaders/rk4_two_qubit.wgsl).
-pub const F_FIRST: u32 = 1;
-pub const F_Z: u32 = 2;
-pub const F_STATES: u32 = 4;
-pub const F_BELL: u32 = 8;
-pub const F_COHERENCE: u32 = 16;
-pub const F_ENTROPY: u32 = 32;
-
-/// What a job asks the kernel to do beyond stepping x.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KernelFlags {
-    /// Evolve Z(t) = e^{Lt}[{H_B, rho0}/2] (only for energy_fluctuation_b).
-    pub evolve_z: bool,
-    pub keep_states: bool,
-    pub bell: bool,
-    pub coherence: bool,
-    pub entropy: bool,
-}
-
-impl KernelFlags {
-    pub fn for_job(job: &TwoQubitJob) -> KernelFlags {
-        let has = |m: Measure| job.measures.contains(&m);
-        KernelFlags {
-            evolve_z: has(EnergyFluctuationB),
-            keep_states: job.keep_states,
-            bell: has(BellChsh),
-            coherence: has(CoherenceL1) || has(ImaginarityL1),
-            entropy: has(EntropyB),
-        }
-    }
-
-    /// The flag word of the kernel's Params (without F_FIRST).
-    pub fn bits(&self) -> u32 {
-        let mut b = 0;
-        if self.evolve_z {
-            b |= F_Z;
-        }
-        if self.keep_states {
-            b |= F_STATES;
-        }
-        if self.bell {
-            b |= F_BELL;
-        }
-        if self.coherence {
-            b |= F_COHERENCE;
-        }
-        if self.entropy {
-            b |= F_ENTROPY;
-        }
-        b
-    }
-}
-
-/// A run of full steps followed by an optional shortened step and an optional sample.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Piece {
-    pub n_full: u32,
-    /// Sample index written at the end of the piece, or NO_SAMPLE.
-    pub sample: u32,
-    /// Shortened last step (0 = none).
-    pub h_last: f64,
-    /// The piece steps with the uncoupled generator (it lies after `[protocol] switch_off`).
-    pub uncoupled: bool,
-}
-
-/// Split the schedule into pieces of at most `max_steps` full steps. Splitting changes no
-/// arithmetic: the state goes through storage at full working precision between pieces. The
-/// switch-off segment becomes a piece that ends without a sample; the pieces after it are
-/// `uncoupled`.
-pub fn plan_pieces(schedule: &Schedule, max_steps: u64) -> Vec<Piece> {
-    let max_steps = max_steps.clamp(1, u32::MAX as u64);
-    let mut out = Vec::with_capacity(schedule.segments.len());
-    let mut uncoupled = false;
-    for seg in &schedule.segments {
-        let mut left = seg.n_full;
-        while left > max_steps {
-            out.push(Piece { n_full: max_steps as u32, sample: NO_SAMPLE, h_last: 0.0, uncoupled });
-            left -= max_steps;
-        }
-        let sample = match seg.end {
-            SegmentEnd::Sample(s) => s as u32,
-            SegmentEnd::SwitchOff => NO_SAMPLE,
-        };
-        out.push(Piece { n_full: left as u32, sample, h_last: seg.h_last, uncoupled });
-        if seg.end == SegmentEnd::SwitchOff {
-            uncoupled = true;
-        }
-    }
-    out
-}
-
-/// RK4 increment matrix D = P - I = A + A^2/2 + A^3/6 + A^4/24, A = hG (row-major, f64).
-pub fn rk4_increment(g: &[f64; 256], h: f64) -> [f64; 256] {
-    let a: [f64; 256] = g.map(|v| v * h);
-    let mul = |x: &[f64; 256], y: &[f64; 256]| {
-        let mut out = [0.0; 256];
-        for i in 0..16 {
-            for k in 0..16 {
-                let xik = x[16 * i + k];
-                if xik != 0.0 {
-                    for j in 0..16 {
-                        out[16 * i + j] += xik * y[16 * k + j];
-                    }
-                }
-            }
-        }
-        out
-    };
-    // Horner: D = A (I + A/2 (I + A/3 (I + A/4))).
-    let mut t = a.map(|v| v / 4.0);
-    for div in [3.0, 2.0] {
-        for i in 0..16 {
-            t[17 * i] += 1.0;
-        }
-        t = mul(&a, &t).map(|v| v / div);
-    }
-    for i in 0..16 {
-        t[17 * i] += 1.0;
-    }
-    mul(&a, &t)
-}
-
-/// Per-point constants of the kernel, in f64 (cast to the working precision by the GPU host
-/// and the twin alike).
-#[derive(Clone, Debug, PartialEq)]
-pub struct KernelPoint {
-    /// RK4 increment for a full step dt.
-    pub d: [f64; 256],
-    /// Generator (for shortened steps).
-    pub g: [f64; 256],
-    pub hb: [f64; 4],
-    pub hc: [f64; 4],
-    /// Dephasing factors q = 1 - 2p and q^2.
-    pub q: f64,
-    pub q2: f64,
-    /// |h_B| and |h_C| (Bloch-vector norms of the Hamiltonians).
-    pub nhb: f64,
-    pub nhc: f64,
-    /// h0^2 + |h|^2 of H_B: Tr(H_B^2 rho_b) = hb2 x_00 + 2 h0 h.r_b.
-    pub hb2: f64,
-}
-
-impl KernelPoint {
-    /// The constants of a point after `[protocol] switch_off`: the uncoupled generator (the
-    /// same one where the point has none), everything else as `new`.
-    pub fn uncoupled(p: &TwoQubitPoint, dt: f64) -> KernelPoint {
-        let mut k = KernelPoint::new(p, dt);
-        if let Some(g) = &p.generator_off {
-            k.d = rk4_increment(g, dt);
-            k.g = **g;
-        }
-        k
-    }
-
-    pub fn new(p: &TwoQubitPoint, dt: f64) -> KernelPoint {
-        let q = 1.0 - 2.0 * p.dephasing;
-        let norm3 = |h: &[f64; 4]| (h[1] * h[1] + h[2] * h[2] + h[3] * h[3]).sqrt();
-        let nhb = norm3(&p.h_battery);
-        KernelPoint {
-            d: rk4_increment(&p.generator, dt),
-            g: p.generator,
-            hb: p.h_battery,
-            hc: p.h_charger,
-            q,
-            q2: q * q,
-            nhb,
-            nhc: norm3(&p.h_charger),
-            hb2: p.h_battery[0] * p.h_battery[0] + nhb * nhb,
-        }
-    }
-
-    /// Dephasing mask: x_ab is scaled by q^(number of a, b in {x, y}).
-    pub fn mask(&self) -> [f64; 16] {
-        let row_outer = [1.0, self.q, self.q, 1.0];
-        let row_inner = [self.q, self.q2, self.q2, self.q];
-        let mut m = [0.0; 16];
-        for a in 0..4 {
-            let row = if a == 1 || a == 2 { row_inner } else { row_outer };
-            m[4 * a..4 * a + 4].copy_from_slice(&row);
-        }
-        m
-    }
-}
 
 /// A point's constants in the working precision.
 struct PointR<R> {
@@ -763,6 +547,7 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool) -> TwoQubitResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::{Schedule, TwoQubitPoint};
 
     #[test]
     fn increment_is_the_rk4_update() {

@@ -36,3 +36,22 @@ pub fn ok(c: &mut std::process::Command) -> String {
     assert!(o.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", o.status.code());
     stdout + &stderr
 }
+
+/// What a refused run left: its exit code, stderr, and whether anything was left behind.
+pub struct Refusal {
+    pub code: i32,
+    pub stderr: String,
+    pub left_behind: bool,
+}
+
+/// Run the config `text` on the CPU engine into a fresh temporary directory (`run CONFIG
+/// --backend cpu --no-progress --out DIR`, then `extra`), for the tests of refused input.
+pub fn run_config_text(text: &str, extra: &[&str]) -> Refusal {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = dir.path().join("out");
+    let o = bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--out"]).arg(&out).args(extra).output().unwrap();
+    let others = std::fs::read_dir(dir.path()).unwrap().count() > 1;
+    Refusal { code: o.status.code().unwrap_or(-1), stderr: String::from_utf8_lossy(&o.stderr).to_string(), left_behind: out.exists() || others }
+}

@@ -4,9 +4,11 @@
 //! equals the unsharded run's bit for bit. Shards that don't belong together (another config,
 //! seed, version or option; a shard missing or given twice) are refused.
 
-use super::accumulate::StatsAccumulator;
-use super::stats::Stats;
-use super::{Format, OutputDir};
+use crate::output::accumulate::StatsAccumulator;
+use crate::output::stats::Stats;
+use crate::output::manifest::{Manifest, MANIFEST};
+use crate::output::series::count_lines;
+use crate::output::{read_bounded, read_text_bounded, Format, OutputDir, SMALL_FILE_LIMIT};
 use crate::error::{QbatError, Result};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -19,13 +21,16 @@ struct ShardDir {
     count: usize,
 }
 
-fn io(path: &Path, e: std::io::Error) -> QbatError {
-    QbatError::io(path.display().to_string(), e)
-}
 
+/// Read a shard's run.json after checking every file of the shard against its manifest.
 fn read_shard(dir: &Path) -> Result<ShardDir> {
+    let manifest = Manifest::read(dir)?.ok_or_else(|| QbatError::invalid("DIR", format!("{} is not a finished qbat-gpu output (it has no {MANIFEST})", dir.display())))?;
+    manifest.verify(dir)?;
     let rp = dir.join("run.json");
-    let text = std::fs::read_to_string(&rp).map_err(|e| QbatError::invalid("DIR", format!("{} is not a finished qbat-gpu output ({}: {e})", dir.display(), rp.display())))?;
+    if !manifest.contains("run.json") {
+        return Err(QbatError::invalid(rp.display().to_string(), "is not in the shard's manifest"));
+    }
+    let text = read_text_bounded(&rp, SMALL_FILE_LIMIT)?;
     let run: Value = serde_json::from_str(&text).map_err(|e| QbatError::invalid("DIR", format!("{}: damaged run.json: {e}", dir.display())))?;
     let shard = run.get("shard").filter(|s| s.is_object()).ok_or_else(|| QbatError::invalid("DIR", format!("{} is not the output of a --shard run", dir.display())))?;
     let get = |k: &str| shard.get(k).and_then(Value::as_u64).map(|v| v as usize);
@@ -56,7 +61,7 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>> {
         if s.count != count {
             return Err(QbatError::invalid("DIR", format!("{} is shard {} of {}, but {} is of {count}", s.dir.display(), s.index, s.count, shards[0].dir.display())));
         }
-        if let Some(field) = crate::study::fingerprint_difference(&shared_fingerprint(s), &first) {
+        if let Some(field) = super::fingerprint_difference(&shared_fingerprint(s), &first) {
             return Err(QbatError::invalid(
                 "DIR",
                 format!("{} and {} are not shards of the same run: they differ in '{field}'", s.dir.display(), shards[0].dir.display()),
@@ -73,28 +78,66 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>> {
     if !missing.is_empty() {
         return Err(QbatError::invalid("DIR", format!("shard(s) {} of {count} are missing", missing.join(", "))));
     }
+    check_member_ranges(&shards, first["members"].as_u64().unwrap_or(0) as usize)?;
+    for s in &shards {
+        check_counts(s, first["samples"].as_u64().unwrap_or(0) as usize)?;
+    }
     Ok(shards)
 }
 
-/// Times and measure names of a run, from its stats.csv (rows are sample-major).
-fn stats_axes(dir: &Path) -> Result<(Vec<f64>, Vec<String>)> {
-    let p = dir.join("stats.csv");
-    let f = std::fs::File::open(&p).map_err(|e| io(&p, e))?;
-    let mut times: Vec<f64> = vec![];
-    let mut names: Vec<String> = vec![];
-    for (i, line) in BufReader::new(f).lines().enumerate().skip(1) {
-        let line = line.map_err(|e| io(&p, e))?;
-        let mut cols = line.splitn(3, ',');
-        let t: f64 = cols.next().and_then(|t| t.parse().ok()).ok_or_else(|| QbatError::invalid("DIR", format!("{}: bad row {i}", p.display())))?;
-        let m = cols.next().unwrap_or_default().to_string();
-        if times.last().is_none_or(|x| x.to_bits() != t.to_bits()) {
-            times.push(t);
+/// The member range [start, end) a shard ran (run.json `shard.members`).
+fn member_range(s: &ShardDir) -> Result<std::ops::Range<usize>> {
+    let r = &s.run["shard"]["members"];
+    match (r[0].as_u64(), r[1].as_u64()) {
+        (Some(a), Some(b)) if a <= b => Ok(a as usize..b as usize),
+        _ => Err(QbatError::invalid(s.dir.join("run.json").display().to_string(), "shard.members is not a member range [start, end)")),
+    }
+}
+
+/// The shards' member ranges tile [0, members) in order: the merged output lacks no member
+/// and holds none twice.
+fn check_member_ranges(shards: &[ShardDir], members: usize) -> Result<()> {
+    let mut next = 0;
+    for s in shards {
+        let r = member_range(s)?;
+        if r.start != next {
+            return Err(QbatError::invalid(s.dir.join("run.json").display().to_string(), format!("shard {} runs members from {}, but the shards before it end at {next}", s.index, r.start)));
         }
-        if times.len() == 1 {
-            names.push(m);
+        next = r.end;
+    }
+    if next != members {
+        return Err(QbatError::invalid("DIR", format!("the shards hold members [0, {next}), the run has {members}")));
+    }
+    Ok(())
+}
+
+/// Rows of a shard's files against its member range: summary.csv one row a member, the series
+/// one row (csv) or one slab (npy) a member and sample.
+fn check_counts(s: &ShardDir, samples: usize) -> Result<()> {
+    let members = member_range(s)?.len();
+    let expect = |name: &str, got: u64, want: u64| -> Result<()> {
+        if got != want {
+            return Err(QbatError::invalid(s.dir.join(name).display().to_string(), format!("holds {got} rows, the shard's {members} members need {want}")));
+        }
+        Ok(())
+    };
+    expect("summary.csv", count_lines(&s.dir.join("summary.csv"))?.saturating_sub(1), members as u64)?;
+    let series_csv = s.dir.join("series.csv");
+    if series_csv.is_file() {
+        expect("series.csv", count_lines(&series_csv)?.saturating_sub(1), (members * samples) as u64)?;
+    }
+    for name in ["series.npy", "summary.npy"] {
+        let p = s.dir.join(name);
+        if p.is_file() {
+            let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?)).map_err(|e| QbatError::invalid(p.display().to_string(), e.to_string()))?;
+            let shape = npy.shape().to_vec();
+            expect(name, shape.first().copied().unwrap_or(0), members as u64)?;
+            if name == "series.npy" && shape.get(1).copied() != Some(samples as u64) {
+                return Err(QbatError::invalid(p.display().to_string(), format!("has shape {shape:?}, the run has {samples} samples")));
+            }
         }
     }
-    Ok((times, names))
+    Ok(())
 }
 
 fn copy_skipping_header(path: &Path, w: &mut dyn Write, keep_header: bool) -> std::io::Result<()> {
@@ -129,11 +172,11 @@ fn concat_npy(dir: &OutputDir, shards: &[ShardDir], name: &str, rows: u64, inner
 pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<PathBuf> {
     let shards = check_shards(dirs)?;
     OutputDir::check(out, force)?;
-    let (times, names) = stats_axes(&shards[0].dir)?;
+    let Stats { times, measures: names, .. } = crate::output::stats::read_stats(&shards[0].dir)?;
     let mut acc: Option<StatsAccumulator> = None;
     for s in &shards {
         let p = s.dir.join("stats-state.bin");
-        let mut f = BufReader::new(std::fs::File::open(&p).map_err(|e| io(&p, e))?);
+        let mut f = BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?);
         let a = StatsAccumulator::read_from(&mut f, (times.len(), names.len())).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
         match acc.as_mut() {
             None => acc = Some(a),
@@ -141,7 +184,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         }
     }
     let acc = acc.expect("at least one shard");
-    let measures: Vec<&'static str> = names.iter().map(|n| crate::measures::Measure::from_name(n).map(|m| m.name())).collect::<Result<_>>()?;
+    for n in &names {
+        crate::measures::Measure::from_name(n)?;
+    }
+    let measures = names;
     let stats = Stats::from_accumulator(&acc, times, measures);
     let fp = shared_fingerprint(&shards[0]);
     let series = fp["series"].as_bool().unwrap_or(false);
@@ -163,11 +209,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             let mut inner: Vec<u64> = vec![];
             for s in &shards {
                 let p = s.dir.join("series.json");
-                let a: Value = serde_json::from_slice(&std::fs::read(&p).map_err(|e| io(&p, e))?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
+                let a: Value = serde_json::from_slice(&read_bounded(&p, SMALL_FILE_LIMIT)?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
                 ids.extend(a["members"].as_array().cloned().unwrap_or_default());
                 axes = a;
                 let p = s.dir.join("series.npy");
-                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| io(&p, e))?)).map_err(|e| io(&p, e))?;
+                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?)).map_err(|e| QbatError::io(&p, e))?;
                 let shape = npy.shape().to_vec();
                 rows += shape[0];
                 inner = shape[1..].to_vec();
@@ -181,13 +227,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             let mut cols = vec![];
             for s in &shards {
                 let p = s.dir.join("summary.npy");
-                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| io(&p, e))?)).map_err(|e| io(&p, e))?;
+                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?)).map_err(|e| QbatError::io(&p, e))?;
                 rows += npy.shape()[0];
                 cols = npy.shape()[1..].to_vec();
             }
             concat_npy(&dir, &shards, "summary.npy", rows, &cols)?;
             let p = shards[0].dir.join("summary.json");
-            let meta = std::fs::read(&p).map_err(|e| io(&p, e))?;
+            let meta = read_bounded(&p, SMALL_FILE_LIMIT)?;
             dir.write("summary.json", |w| w.write_all(&meta))?;
         }
         dir.write("summary.csv", |w| {
@@ -196,14 +242,14 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             }
             Ok(())
         })?;
-        dir.write("stats.csv", |w| super::stats::write_csv(&stats, w))?;
+        dir.write("stats.csv", |w| crate::output::stats::write_csv(&stats, w))?;
         let mut run = shards[0].run.clone();
         let members: u64 = shards.iter().map(|s| s.run["members"].as_u64().unwrap_or(0)).sum();
         run["members"] = json!(members);
         run["shard"] = Value::Null;
-        let mut health = crate::study::HealthCounts::default();
+        let mut health = super::HealthCounts::default();
         for s in &shards {
-            if let Ok(h) = serde_json::from_value::<crate::study::HealthCounts>(s.run["health"].clone()) {
+            if let Ok(h) = serde_json::from_value::<super::HealthCounts>(s.run["health"].clone()) {
                 health.merge(&h);
             }
         }
@@ -266,16 +312,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             }))
             .collect::<Vec<_>>());
         dir.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other))?;
+        if plots {
+            crate::output::plots::write_run_plots(dir.staging())?;
+        }
         Ok(())
     })();
     match result {
-        Ok(()) => {
-            let dir = dir.commit()?;
-            if plots {
-                super::plots::write_run_plots(&dir)?;
-            }
-            Ok(dir)
-        }
+        Ok(()) => dir.commit(),
         Err(e) => {
             dir.abort();
             Err(e)

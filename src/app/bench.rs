@@ -1,51 +1,17 @@
-//! `qbat-gpu bench`: the standard jobs of INTERFACE.md, on each available backend in the same
+//! `qbat-gpu bench`: the standard jobs (`config::jobs`, docs/interface.md), on each available backend in the same
 //! invocation, after a warm-up, repeated; median and spread of the wall time, member-steps/s,
 //! accuracy against the closed form (bloch jobs) or the f64 reference (cavity jobs), and the
 //! GPU/CPU ratio measured in that same run.
 
-use crate::config::{parse_plan, Overrides, Plan};
-use crate::error::{QbatError, Result};
-use crate::measures::Measure;
-use crate::run::{run_plan, verify, Backend, Precision, RunOptions, RunResult};
+use plotters::prelude::*;
+use qbat_gpu::config::jobs::job_config;
+use qbat_gpu::config::{parse_plan, Overrides, Plan};
+use qbat_gpu::error::{QbatError, Result};
+use qbat_gpu::measures::Measure;
+use qbat_gpu::output::plots::ensure_font;
+use qbat_gpu::run::{run_plan, verify, Backend, Precision, RunOptions, RunResult};
 use serde::Serialize;
 use std::time::Instant;
-
-pub const JOBS: [&str; 4] = ["bloch-1k", "bloch-100k", "cavity-100", "cavity-10k"];
-
-/// The config of a standard job.
-pub fn job_config(name: &str) -> Result<String> {
-    job_config_with_members(name, None)
-}
-
-/// The config of a standard job, optionally with another member count (for scaling curves
-/// and short CI runs): bloch jobs draw that many charger states, cavity jobs that many lambdas.
-pub fn job_config_with_members(name: &str, members: Option<u64>) -> Result<String> {
-    let bloch = |n: u64, measures: &str| {
-        format!("model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\ngamma = 0.05\n[initial]\nrandom = \"bloch\"\n[time]\ndt = 0.01\nt_end = 20.0\nsamples = 2001\n[ensemble]\nsize = {n}\nseed = 1\n{measures}")
-    };
-    let cavity = |n: u64| {
-        format!("model = \"cavity-cells\"\n[params]\nwc = 1.0\nwq = 1.0\ng = 0.2\nzeta = 0.5\nalpha = 2.0\nkappa = 0.1\ngamma = 0.05\nn_fock = 20\nlambda = {{ linspace = [0.5, 1.5, {n}] }}\n[time]\ndt = 0.01\nt_end = 10.0\nsamples = 1001\n[output]\nmeasures = [\"stored_energy_b\"]\n")
-    };
-    Ok(match name {
-        "bloch-1k" => bloch(members.unwrap_or(1_000), "[output]\nmeasures = [\"energy_b\"]\n"),
-        "bloch-100k" => bloch(members.unwrap_or(100_000), &kernel_measures_section()),
-        "cavity-100" => cavity(members.unwrap_or(100)),
-        "cavity-10k" => cavity(members.unwrap_or(10_000)),
-        other => return Err(QbatError::invalid("JOB", format!("unknown job '{other}'; jobs: {}", JOBS.join(", ")))),
-    })
-}
-
-/// `[output]` listing every two-qubit measure that needs no eigen-solve (what the GPU kernel
-/// computes itself). bloch-100k uses it: the eigen-solve measures run on the host, 2e8
-/// samples of them would take the 2-core host an hour, and they are timed in the default study.
-fn kernel_measures_section() -> String {
-    let names: Vec<String> = Measure::ALL
-        .iter()
-        .filter(|m| m.applies(false) && !m.needs_eigensolve() && !m.steady_only())
-        .map(|m| format!("\"{}\"", m.name()))
-        .collect();
-    format!("[output]\nmeasures = [{}]\n", names.join(", "))
-}
 
 /// Bytes of in-memory results one slice of a benchmark may hold; larger jobs run slice by slice.
 const SLICE_BYTES: f64 = 1.0 * (1u64 << 30) as f64;
@@ -256,7 +222,7 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
     let backends: Vec<Backend> = match backend {
         Backend::Auto => {
             let mut b = vec![];
-            if crate::engine::gpu_available() {
+            if qbat_gpu::engine::gpu_available() {
                 b.push(Backend::Gpu);
             } else {
                 println!("note: no GPU adapter found; benchmarking the CPU engine only");
@@ -315,7 +281,7 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
     }
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&all).map_err(|e| QbatError::Numerics(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| QbatError::io(path.display().to_string(), e))?;
+        std::fs::write(path, text).map_err(|e| QbatError::io(&path, e))?;
     }
     Ok(all)
 }
@@ -344,7 +310,7 @@ fn scaling_config(curve: &str, x: u64) -> String {
 pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) -> Result<Vec<ScalingPoint>> {
     let backends: Vec<Backend> = match backend {
         Backend::Auto => {
-            if crate::engine::gpu_available() { vec![Backend::Gpu, Backend::Cpu] } else { vec![Backend::Cpu] }
+            if qbat_gpu::engine::gpu_available() { vec![Backend::Gpu, Backend::Cpu] } else { vec![Backend::Cpu] }
         }
         b => vec![b],
     };
@@ -384,20 +350,60 @@ pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) ->
             }
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| QbatError::io(out.display().to_string(), e))?;
+    std::fs::create_dir_all(out).map_err(|e| QbatError::io(&out, e))?;
     let mut csv = String::from("curve,backend,x,member_steps_per_s,wall_s\n");
     for p in &points {
         csv.push_str(&format!("{},{},{},{:?},{:?}\n", p.curve, p.backend, p.x, p.member_steps_per_s, p.wall_s));
     }
     let path = out.join("scaling.csv");
-    std::fs::write(&path, csv).map_err(|e| QbatError::io(path.display().to_string(), e))?;
+    std::fs::write(&path, csv).map_err(|e| QbatError::io(&path, e))?;
     for (curve, label) in [("members", "ensemble size (members)"), ("n_fock", "n_fock (cavity cutoff N)")] {
         if !points.iter().any(|p| p.curve == curve) {
             continue;
         }
-        let svg = crate::output::plots::scaling_svg(&points, curve, label).map_err(QbatError::Numerics)?;
+        let svg = scaling_svg(&points, curve, label).map_err(QbatError::Numerics)?;
         let path = out.join(format!("scaling_{curve}.svg"));
-        std::fs::write(&path, svg).map_err(|e| QbatError::io(path.display().to_string(), e))?;
+        std::fs::write(&path, svg).map_err(|e| QbatError::io(&path, e))?;
     }
     Ok(points)
+}
+
+/// Log-log throughput curve per backend (bench --scaling).
+pub fn scaling_svg(points: &[ScalingPoint], curve: &str, x_label: &str) -> std::result::Result<String, String> {
+    ensure_font();
+    let pts: Vec<_> = points.iter().filter(|p| p.curve == curve && p.member_steps_per_s > 0.0).collect();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        if pts.is_empty() {
+            return Err(format!("no points for the {curve} curve"));
+        }
+        let (x0, x1) = pts.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.x), b.max(p.x)));
+        let (y0, y1) = pts.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.member_steps_per_s), b.max(p.member_steps_per_s)));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("throughput against {x_label}"), ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), (y0 * 0.5..y1 * 2.0).log_scale())
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc(x_label).y_desc("RK4 member-steps per second").draw().map_err(|e| e.to_string())?;
+        let mut backends: Vec<&str> = pts.iter().map(|p| p.backend.as_str()).collect();
+        backends.sort();
+        backends.dedup();
+        for (i, b) in backends.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let series: Vec<(f64, f64)> = pts.iter().filter(|p| p.backend == *b).map(|p| (p.x, p.member_steps_per_s)).collect();
+            chart
+                .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(b.to_string())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            chart.draw_series(series.iter().map(|&(x, y)| Circle::new((x, y), 3, color.filled()))).map_err(|e| e.to_string())?;
+        }
+        chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
 }

@@ -18,14 +18,13 @@
 //! residual ||L rho||_F is evaluated with the reference's matrix-form right-hand side.
 
 use crate::config::Plan;
-use crate::engine::EngineOutput;
 use crate::error::{QbatError, Result};
 use crate::job::{Peak, PEAK_MEASURES};
 use crate::linalg::{c, eigvals_hermitian, hermitian_part, identity, is_finite, kron, CMat, C64};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
 use crate::model::{OpenSystem, ParamValue, Params, Space};
 use crate::reference::LindbladRhs;
-use crate::run::{update_peaks, Precision};
+use super::{battery_times_state, update_peaks, EngineOutput, Precision};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -63,7 +62,7 @@ pub fn relaxation_rate(sys: &OpenSystem) -> Result<f64> {
     if sys.space != Space::TwoQubit {
         return Err(QbatError::Numerics("the relaxation rate is computed for two-qubit systems only".into()));
     }
-    let g = nalgebra::DMatrix::<f64>::from_row_slice(16, 16, &crate::pauli::generator(sys));
+    let g = nalgebra::DMatrix::<f64>::from_row_slice(16, 16, &crate::job::pauli::generator(sys));
     if g.iter().any(|x| !x.is_finite()) {
         return Err(QbatError::Numerics("the generator has a non-finite entry".into()));
     }
@@ -201,7 +200,7 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
             let ctx = MeasureContext::new(sys, &rho0);
             // Y(t) = e^{Lt}[H_B rho0] tends to rho_ss Tr(H_B rho0) when the steady state is
             // unique and every other mode decays (checked by the solve).
-            let y = want_y.then(|| rho * crate::run::battery_times_state(plan, sys, &rho0).trace());
+            let y = want_y.then(|| rho * battery_times_state(plan, sys, &rho0).trace());
             let v = evaluate(&list, &ctx, &Sample { t: f64::INFINITY, rho, y: y.as_ref() });
             let mut values = Vec::with_capacity(nm);
             let mut k = 0;

@@ -1,7 +1,50 @@
-//! The contract between the run pipeline and the two-qubit engines (GPU kernel and its CPU twin).
-//! Everything here is already validated; engines only step and measure.
+//! Contracts and layouts shared by the kernels (`shaders/`), their hosts (`gpu/`) and their
+//! CPU twins (`twin/`): the time grid, the working precision, the peaks, and one file per
+//! kernel (`two_qubit.rs`, `cavity.rs`). `gpu/` and `twin/` meet here and never import each
+//! other. Everything here is already validated; engines only step and measure.
 
+pub mod cavity;
+pub mod pauli;
+pub mod two_qubit;
+
+pub use cavity::{CavityCoeffs, CavityJob, CavityPoint};
+pub use two_qubit::{Pauli2, Pauli4, TwoQubitJob, TwoQubitPoint, TwoQubitResult};
+
+use crate::error::{QbatError, Result};
 use crate::measures::Measure;
+
+/// Working precision of a kernel (`real` in WGSL), and of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+impl Precision {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Precision> {
+        match name {
+            "f32" => Ok(Precision::F32),
+            "f64" => Ok(Precision::F64),
+            other => Err(QbatError::invalid("precision", format!("must be 'f32' or 'f64', got '{other}'"))),
+        }
+    }
+
+    /// Bytes of one `real`.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        }
+    }
+}
 
 /// One segment of the time grid: from the previous boundary (a sample time, the switch-off
 /// time, or t = 0) to the next, `n_full` RK4 steps of `dt` followed by one shortened step of
@@ -110,40 +153,45 @@ impl Schedule {
     }
 }
 
-/// Pauli coefficients of a 2x2 Hermitian H = h0 I + hx sx + hy sy + hz sz (project convention).
-pub type Pauli2 = [f64; 4];
+/// Sample index of a piece that ends without a sample.
+pub const NO_SAMPLE: u32 = u32::MAX;
 
-/// Two-qubit state in the Pauli basis: x[4a + b] = Tr(rho sigma_a (x) sigma_b),
-/// a = charger, b = battery, sigma = (I, sx, sy, sz) in the project convention;
-/// rho = (1/4) sum_ab x[4a + b] sigma_a (x) sigma_b, so x[0] = Tr rho.
-pub type Pauli4 = [f64; 16];
-
-/// One parameter point of a two-qubit ensemble.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TwoQubitPoint {
-    /// Row-major real generator: dx/dt = G x (the Lindblad equation in the Pauli basis).
-    pub generator: [f64; 256],
-    /// The generator with the charger-battery coupling off (`[protocol] switch_off`), for the
-    /// steps after the schedule's switch-off segment; None where the run has no switch.
-    pub generator_off: Option<Box<[f64; 256]>>,
-    pub h_battery: Pauli2,
-    pub h_charger: Pauli2,
-    /// Phase-flip probability applied to each sample before the measures (spin-pair).
-    pub dephasing: f64,
+/// A run of full steps followed by an optional shortened step and an optional sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Piece {
+    pub n_full: u32,
+    /// Sample index written at the end of the piece, or NO_SAMPLE.
+    pub sample: u32,
+    /// Shortened last step (0 = none).
+    pub h_last: f64,
+    /// The piece steps with the uncoupled generator (it lies after `[protocol] switch_off`).
+    pub uncoupled: bool,
 }
 
-#[derive(Clone, Debug)]
-pub struct TwoQubitJob {
-    pub points: Vec<TwoQubitPoint>,
-    /// Parameter point of each member (index into `points`).
-    pub member_point: Vec<u32>,
-    /// Initial state of each member.
-    pub initial: Vec<Pauli4>,
-    pub schedule: Schedule,
-    /// The closed-form measures the engine is asked for, in column order.
-    pub measures: Vec<Measure>,
-    /// Also return each member's state at every sample (for host-side eigen measures).
-    pub keep_states: bool,
+/// Split the schedule into pieces of at most `max_steps` full steps. Splitting changes no
+/// arithmetic: the state goes through storage at full working precision between pieces. The
+/// switch-off segment becomes a piece that ends without a sample; the pieces after it are
+/// `uncoupled`.
+pub fn plan_pieces(schedule: &Schedule, max_steps: u64) -> Vec<Piece> {
+    let max_steps = max_steps.clamp(1, u32::MAX as u64);
+    let mut out = Vec::with_capacity(schedule.segments.len());
+    let mut uncoupled = false;
+    for seg in &schedule.segments {
+        let mut left = seg.n_full;
+        while left > max_steps {
+            out.push(Piece { n_full: max_steps as u32, sample: NO_SAMPLE, h_last: 0.0, uncoupled });
+            left -= max_steps;
+        }
+        let sample = match seg.end {
+            SegmentEnd::Sample(s) => s as u32,
+            SegmentEnd::SwitchOff => NO_SAMPLE,
+        };
+        out.push(Piece { n_full: left as u32, sample, h_last: seg.h_last, uncoupled });
+        if seg.end == SegmentEnd::SwitchOff {
+            uncoupled = true;
+        }
+    }
+    out
 }
 
 /// The four per-member peaks of paper 004: t_E, t_erg, t_P, t_ergP.
@@ -154,54 +202,6 @@ pub const PEAK_MEASURES: [Measure; 4] = [Measure::EnergyB, Measure::ErgotropyB, 
 pub struct Peak {
     pub max: f64,
     pub t_max: f64,
-}
-
-#[derive(Clone, Debug)]
-pub struct TwoQubitResult {
-    /// Column order of `values` (= the job's `measures`).
-    pub measures: Vec<Measure>,
-    /// values[(member * n_samples + sample) * n_measures + k]
-    pub values: Vec<f64>,
-    /// states[(member * n_samples + sample) * 16 + i], when asked for.
-    pub states: Option<Vec<f64>>,
-    /// peaks[member * 4 + k], k over PEAK_MEASURES.
-    pub peaks: Vec<Peak>,
-}
-
-/// One parameter point of a cavity ensemble: the structured engine's coefficients and the
-/// battery Hamiltonian (2x2, row-major, on cell 2) for Z(0) = {H_B, rho0}/2.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CavityPoint {
-    pub coeffs: crate::twin::rk4_cavity::CavityCoeffs,
-    pub h_battery: [crate::linalg::C64; 4],
-}
-
-/// A cavity-cells ensemble for the GPU engine. Every point has the same cutoff `n_fock`.
-/// Initial states are built on demand, chunk by chunk (a full state is dim^2 complex numbers,
-/// too many to hold for a whole large ensemble).
-pub struct CavityJob<'a> {
-    pub n_fock: usize,
-    pub points: Vec<CavityPoint>,
-    /// Parameter point of each member (index into `points`); its length is the member count.
-    pub member_point: Vec<u32>,
-    /// Member i's initial density matrix, dim x dim, dim = 4 (n_fock + 1), Hermitian (the
-    /// engine takes its upper triangle).
-    pub initial: &'a (dyn Fn(usize) -> crate::linalg::CMat + Sync),
-    pub schedule: Schedule,
-    /// Also evolve Z(t) = e^{Lt}[{H_B, rho0}/2] (for energy_fluctuation_b).
-    pub evolve_z: bool,
-}
-
-impl std::fmt::Debug for CavityJob<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CavityJob")
-            .field("n_fock", &self.n_fock)
-            .field("points", &self.points.len())
-            .field("members", &self.member_point.len())
-            .field("samples", &self.schedule.times.len())
-            .field("evolve_z", &self.evolve_z)
-            .finish_non_exhaustive()
-    }
 }
 
 #[cfg(test)]

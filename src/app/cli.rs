@@ -1,0 +1,158 @@
+//! The command line as clap sees it: commands, options and their help. Policy (what an option
+//! means for the library) lives in `run.rs`.
+
+use clap::{Args, Parser, Subcommand};
+use qbat_gpu::analyze::DEFAULT_MAX_MEMBERS;
+use qbat_gpu::output::Format;
+use qbat_gpu::run::{Backend, Precision};
+use qbat_gpu::study::{OnDeviceLoss, Shard};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "qbat-gpu", version, about = "Large ensembles of open quantum batteries: RK4 Lindblad on the GPU, checked against an f64 CPU reference")]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The default study (paper 000 spin pair from Haar-random states) when no command is given.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a configured study.
+    Run {
+        /// Config file (TOML), see the README.
+        config: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Run the papers' closed-form checks; exit 1 if any fails.
+    Validate {
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: Backend,
+        #[arg(long, value_enum, default_value = "f32")]
+        precision: Precision,
+    },
+    /// Run the standard benchmark jobs.
+    Bench {
+        /// Jobs: bloch-1k, bloch-100k, cavity-100, cavity-10k (default: bloch-1k cavity-100).
+        jobs: Vec<String>,
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: Backend,
+        /// Write the figures as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Timed repetitions per job and backend (after one warm-up).
+        #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+        repeat: usize,
+        /// Instead of the jobs: throughput against ensemble size and n_fock (CSV + SVG).
+        #[arg(long)]
+        scaling: bool,
+        /// Largest ensemble of the scaling curve.
+        #[arg(long, default_value_t = 100_000, allow_negative_numbers = true)]
+        scaling_max_members: u64,
+        /// Folder for the scaling curve's files.
+        #[arg(long, default_value = "bench-scaling")]
+        out: PathBuf,
+    },
+    /// Combine the outputs of `--shard K/N` runs into the output of the whole run.
+    Merge {
+        /// The shard output directories (all N of them, in any order).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace the qbat-gpu files of an existing --out directory.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        no_plots: bool,
+    },
+    /// Correlations and monotone relations between measures of a run's series (analysis.csv).
+    Analyze {
+        /// A run's output directory (with series.csv or series.npy).
+        dir: PathBuf,
+        /// Analyse every pair among these measures (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        measures: Vec<String>,
+        /// Pairs a:b (comma-separated), e.g. capacity_b:concurrence.
+        #[arg(long, value_delimiter = ',')]
+        pairs: Vec<String>,
+        #[arg(long)]
+        no_plots: bool,
+        /// Members in the correlation set (an evenly strided subset past this).
+        #[arg(long, default_value_t = DEFAULT_MAX_MEMBERS)]
+        max_members: usize,
+        /// Relative tolerance of the monotone test (default: 1e-9 for f64 runs, 1e-5 for f32).
+        #[arg(long)]
+        monotone_tol: Option<f64>,
+    },
+    /// List the models, their parameters and defaults.
+    Models,
+    /// List the measures.
+    Measures,
+}
+
+#[derive(Args, Clone)]
+pub struct RunArgs {
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: Backend,
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: Precision,
+    /// Output directory (default: qbat-out for the default study).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Series format (default: csv for `run`, npy for the default study).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Ensemble size (overrides ensemble.size).
+    #[arg(long, allow_negative_numbers = true)]
+    pub ensemble: Option<u64>,
+    /// Seed (overrides ensemble.seed).
+    #[arg(long, allow_negative_numbers = true)]
+    pub seed: Option<u64>,
+    /// Members re-integrated on the f64 reference after the run.
+    #[arg(long, default_value_t = 8, allow_negative_numbers = true)]
+    pub verify: usize,
+    /// GPU adapter to use, by (part of) its name.
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Write the per-sample series (default: yes; the default study analyses it).
+    #[arg(long)]
+    pub series: Option<bool>,
+    /// Replace the qbat-gpu files of an existing --out directory, and allow a series over 4 GiB.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub no_plots: bool,
+    #[arg(long)]
+    pub no_progress: bool,
+    /// cavity-cells: choose n_fock so the initial coherent state's tail is below 1e-12 (+2 levels).
+    #[arg(long)]
+    pub auto_fock: bool,
+    /// Run only shard K of N (0-based): members [K M / N, (K + 1) M / N), with the seeds of the
+    /// whole run; combine the shards with `qbat-gpu merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// Continue the interrupted run whose output directory is DIR (same config and options).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// When the GPU is lost mid-run: finish on the CPU engine, or stop (resumable).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub on_device_loss: OnDeviceLoss,
+    /// Spread the blocks across several GPUs: `all`, or adapter names (comma-separated; a
+    /// name may repeat to open one adapter twice). Balanced by throughput: each device takes
+    /// the next block when it finishes one.
+    #[arg(long, value_name = "all|NAME,NAME")]
+    pub devices: Option<String>,
+    /// With --resume: allow finishing the run on another --backend than it was started with
+    /// (each block's engine is recorded, and verify compares each member at its own precision).
+    #[arg(long)]
+    pub allow_mixed_backends: bool,
+    /// Members per checkpointed block (default: from a memory budget).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub block_members: Option<u64>,
+}
+

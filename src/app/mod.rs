@@ -1,0 +1,116 @@
+//! The binary's own layer: the command line (`cli.rs`), argument policy (`run.rs`), the
+//! commands' printed reports (`report.rs`) and the bench command (`bench.rs`). It sits on the
+//! library (`qbat_gpu`) and nothing in the library imports it.
+
+pub mod bench;
+pub mod cli;
+pub mod report;
+pub mod run;
+
+use cli::{Cli, Command};
+use qbat_gpu::error::{QbatError, Result};
+use run::{run_study, DEFAULT_STUDY};
+use std::process::ExitCode;
+
+/// Largest config file read: far beyond any real config (the largest example is a few KB).
+const CONFIG_LIMIT: u64 = 4 << 20;
+
+/// How a command that ran to the end came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// `validate` ran every check and at least one failed.
+    ChecksFailed,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::ChecksFailed => ExitCode::from(1),
+        }
+    }
+}
+
+/// The one-line message of an error with its causes (`i/o: out/run.json: No space left`).
+pub fn message(e: &QbatError) -> String {
+    let mut s = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        s += &format!(": {c}");
+        cause = c.source();
+    }
+    s
+}
+
+/// Run the parsed command line; the outcome decides the exit code (`Outcome::exit_code`).
+pub fn run(cli: Cli) -> Result<Outcome> {
+    dispatch(cli).map(|()| Outcome::Success).or_else(|e| match e {
+        Failure::ChecksFailed => Ok(Outcome::ChecksFailed),
+        Failure::Error(e) => Err(e),
+    })
+}
+
+/// A command that did not succeed: checks that ran and failed, or an error.
+enum Failure {
+    ChecksFailed,
+    Error(QbatError),
+}
+
+impl From<QbatError> for Failure {
+    fn from(e: QbatError) -> Self {
+        Failure::Error(e)
+    }
+}
+
+fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
+    match cli.command {
+        None => Ok(run_study(DEFAULT_STUDY, &cli.run, "qbat-out", true, true)?),
+        Some(Command::Run { config, run }) => {
+            let text = qbat_gpu::output::read_text_bounded(&config, CONFIG_LIMIT)?;
+            let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
+            Ok(run_study(&text, &run, &format!("{stem}-out"), true, false)?)
+        }
+        Some(Command::Validate { backend, precision }) => {
+            let checks = qbat_gpu::validate::all_checks(backend, precision)?;
+            if report::print_checks(&checks) { Ok(()) } else { Err(Failure::ChecksFailed) }
+        }
+        Some(Command::Bench { jobs, backend, json, repeat, scaling, scaling_max_members, out }) => {
+            if scaling {
+                bench::run_scaling(backend, &out, scaling_max_members)?;
+                println!("scaling curves: {}/scaling.csv, scaling_members.svg, scaling_n_fock.svg", out.display());
+            } else {
+                bench::run_bench(&jobs, backend, json.as_deref(), repeat)?;
+            }
+            Ok(())
+        }
+        Some(Command::Merge { dirs, out, force, no_plots }) => {
+            let dir = qbat_gpu::study::merge::merge(&dirs, &out, force, !no_plots)?;
+            println!("merged {} shards into {}", dirs.len(), dir.display());
+            Ok(())
+        }
+        Some(Command::Analyze { dir, measures, pairs, no_plots, max_members, monotone_tol }) => {
+            let pairs = pairs
+                .iter()
+                .map(|p| match p.split_once(':') {
+                    Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
+                    _ => Err(QbatError::invalid("--pairs", format!("{p:?} is not of the form a:b"))),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let opts = qbat_gpu::analyze::AnalyzeOptions { measures, pairs, plots: !no_plots, max_members, monotone_tol };
+            let analysis = qbat_gpu::analyze::analyze_dir(&dir, &opts)?;
+            report::print_table(&analysis);
+            println!("wrote       : {}", analysis.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+            Ok(())
+        }
+        Some(Command::Models) => {
+            print!("{}", qbat_gpu::describe::models_text());
+            Ok(())
+        }
+        Some(Command::Measures) => {
+            print!("{}", qbat_gpu::describe::measures_text());
+            Ok(())
+        }
+    }
+}
+

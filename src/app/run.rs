@@ -1,0 +1,96 @@
+//! Argument policy: what the run options mean for the library (defaults that depend on the
+//! command, the output directory, the series guard), then the streamed study and its report.
+
+use super::cli::RunArgs;
+use super::report;
+use qbat_gpu::config::{parse_plan, Overrides};
+use qbat_gpu::error::{QbatError, Result};
+use qbat_gpu::output::{series_size_estimate, Format, OutputOptions};
+use qbat_gpu::run::RunOptions;
+use qbat_gpu::study::{run_study as run_study_streamed, StudyOptions};
+use std::path::PathBuf;
+
+/// The default study's config (docs/interface.md): spin pair of paper 000 from Haar-random states.
+pub const DEFAULT_STUDY: &str = r#"
+model = "spin-pair"
+[params]
+wb = 1.0
+wc = 1.0
+j1 = 0.1
+j2 = 0.1
+[initial]
+random = "haar"
+[time]
+dt = 0.01
+t_end = 50.0
+samples = 101
+[ensemble]
+size = 1000
+seed = 0
+"#;
+
+pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_default: bool, study: bool) -> Result<()> {
+    // A shard builds (and is memory-checked for) its own members only.
+    let ov = Overrides { ensemble: args.ensemble, seed: args.seed, auto_fock: args.auto_fock, shard: args.shard.map(|s| (s.index, s.count)) };
+    let plan = parse_plan(config_text, &ov)?;
+    let (out, resume) = match (&args.resume, &args.out) {
+        (Some(r), Some(o)) if r != o => {
+            return Err(QbatError::invalid("--resume", format!("--resume {} and --out {} name different directories", r.display(), o.display())))
+        }
+        (Some(r), _) => (r.clone(), true),
+        (None, Some(o)) => (o.clone(), false),
+        (None, None) => (PathBuf::from(default_out), false),
+    };
+    // Without --out the directory is qbat-gpu's own default, and a rerun replaces its files.
+    let force = args.force || (args.out.is_none() && !resume);
+    let series = args.series.unwrap_or(series_default);
+    let format = args.format.unwrap_or(if study { Format::Npy } else { Format::Csv });
+    let oopts = OutputOptions { format, series, plots: !args.no_plots, ..Default::default() };
+    if series {
+        let bytes = series_size_estimate(&plan, format);
+        if bytes > oopts.series_limit && !args.force {
+            return Err(QbatError::TooLarge {
+                field: "--series".into(),
+                reason: format!("the series would take about {:.1} GiB (limit {:.1} GiB); pass --force, or --format npy, fewer samples or --series false", bytes as f64 / 2f64.powi(30), oopts.series_limit as f64 / 2f64.powi(30)),
+            });
+        }
+    }
+    let ropts = RunOptions {
+        backend: args.backend,
+        precision: args.precision,
+        verify: args.verify,
+        adapter: args.adapter.clone(),
+        progress: !args.no_progress,
+        max_chunk: None,
+    };
+    let sopts = StudyOptions {
+        run: ropts,
+        output: oopts,
+        out,
+        force,
+        resume,
+        shard: args.shard,
+        block_members: args.block_members.map(|b| b as usize),
+        on_device_loss: args.on_device_loss,
+        devices: args.devices.clone(),
+        allow_mixed_backends: args.allow_mixed_backends,
+    };
+    let outcome = run_study_streamed(&plan, &sopts)?;
+    report::print_report(&outcome.info, outcome.members);
+    if outcome.blocks > 1 {
+        println!("blocks      : {} ({} resumed from the checkpoint)", outcome.blocks, outcome.resumed_blocks);
+    }
+    report::print_final_stats(&outcome.stats);
+    // The default study relates capacity_b to each resource (analyze, on the series it wrote).
+    if study && !series {
+        println!("note        : no series was written (--series false), so the capacity_b correlations were not computed");
+    }
+    if study && series {
+        println!("Spearman and Pearson correlation of capacity_b with each resource (pooled over members and times), and the fraction of members along whose trajectory it is monotone:");
+        let analysis = qbat_gpu::analyze::analyze_dir(&outcome.dir, &qbat_gpu::analyze::AnalyzeOptions { plots: false, ..Default::default() })?;
+        report::print_table(&analysis);
+    }
+    println!("output      : {} ({:.2} s)", outcome.dir.display(), outcome.info.timings.output);
+    Ok(())
+}
+

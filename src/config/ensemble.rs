@@ -1,0 +1,130 @@
+//! `[ensemble]` and the expansion of a config into members: the grid of swept axes (`grid`
+//! or `zip` mode), the ensemble size (a multiple of the grid), the seed, per-member parameter
+//! draws, and each member's charger angles.
+
+use super::initial::InitialSection;
+use super::params::ParamSection;
+use super::values::{as_f64, check_keys, invalid};
+use super::{InitialSpec, Member, Overrides};
+use crate::ensemble::random::{two_qubit_state, RandomKind};
+use crate::ensemble::sweep::{grid_index, grid_size};
+use crate::ensemble::{param_rng, state_rng};
+use crate::error::{QbatError, Result};
+use crate::model::{ModelKind, ParamValue, Params};
+use rand::Rng;
+use toml::{Table, Value};
+
+/// The ensemble of a config.
+pub struct EnsembleSection {
+    pub zip: bool,
+    pub seed: u64,
+    pub size: u64,
+    /// Grid points (the product of the axes, or their common length with `zip`).
+    pub n_grid: usize,
+    /// The field the size came from (`--ensemble` or `ensemble.size`), for messages.
+    pub size_field: &'static str,
+}
+
+/// Read `[ensemble]`; `axis_lens` are the lengths of every grid axis (parameters, then angles).
+pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Result<EnsembleSection> {
+    check_keys(ens_t, &["size", "seed", "mode"], "ensemble")?;
+    let zip = match ens_t.get("mode").map(|v| v.as_str()) {
+        None | Some(Some("grid")) => false,
+        Some(Some("zip")) => true,
+        Some(_) => return Err(invalid("ensemble.mode", "must be \"grid\" or \"zip\"")),
+    };
+    let seed = match (ov.seed, ens_t.get("seed")) {
+        (Some(s), _) => s,
+        (None, Some(v)) => match v {
+            // read as an integer: every u63 seed is distinct (an f64 would merge seeds above 2^53)
+            Value::Integer(i) if *i >= 0 => *i as u64,
+            _ => return Err(invalid("ensemble.seed", format!("must be a non-negative integer, got {v}"))),
+        },
+        (None, None) => 0,
+    };
+    let n_grid = grid_size(axis_lens, zip)?;
+    let size_cfg = match ens_t.get("size") {
+        Some(v) => Some(as_f64(v, "ensemble.size")?),
+        None => None,
+    };
+    let size = match (ov.ensemble, size_cfg) {
+        (Some(n), _) => n as f64,
+        (None, Some(s)) => s,
+        (None, None) => n_grid as f64,
+    };
+    let size_field = if ov.ensemble.is_some() { "--ensemble" } else { "ensemble.size" };
+    if size.fract() != 0.0 || size < 1.0 {
+        return Err(invalid(size_field, format!("must be an integer >= 1, got {size}")));
+    }
+    if size > 1e9 {
+        return Err(QbatError::TooLarge { field: size_field.into(), reason: format!("{size} members is more than 1e9") });
+    }
+    let size = size as u64;
+    if size % n_grid as u64 != 0 {
+        return Err(invalid(size_field, format!("must be a multiple of the sweep grid size {n_grid} (each grid point gets size/{n_grid} members)")));
+    }
+    Ok(EnsembleSection { zip, seed, size, n_grid, size_field })
+}
+
+/// Members [K M / N, (K + 1) M / N) of M: shard K of N (0-based).
+pub fn shard_range(k: usize, n: usize, members: usize) -> std::ops::Range<usize> {
+    let at = |k: usize| ((k as u128 * members as u128) / n.max(1) as u128) as usize;
+    at(k)..at(k + 1)
+}
+
+/// The parameter points and members `range` of a run: one point per grid point, or one per
+/// member when parameters are drawn. `base` is the validated base point.
+pub fn expand_members(model: ModelKind, base: &Params, params: &ParamSection, init: &InitialSection, ens: &EnsembleSection, range: std::ops::Range<usize>) -> (Vec<Params>, Vec<Member>) {
+    let all_axes: Vec<(String, Vec<f64>)> = params.axes.iter().cloned().chain(init.angle_axes.iter().cloned()).collect();
+    let axis_lens: Vec<usize> = all_axes.iter().map(|(_, v)| v.len()).collect();
+    let n_param_axes = params.axes.len();
+    let per_member_points = !params.drawn.is_empty();
+    let grid_point = |k: usize| -> (Params, Vec<f64>, Option<(f64, f64)>) {
+        let idx = grid_index(&axis_lens, ens.zip, k);
+        let mut p = base.clone();
+        let mut vals = vec![];
+        let mut ang = init.angle_fixed;
+        for (a, (name, values)) in all_axes.iter().enumerate() {
+            let x = values[idx[a]];
+            if a < n_param_axes {
+                p.insert(name.clone(), ParamValue::Real(x));
+                vals.push(x);
+            } else if name == "theta" {
+                ang.0 = x;
+            } else {
+                ang.1 = x;
+            }
+        }
+        (p, vals, if model == ModelKind::BlochCharger { Some(ang) } else { None })
+    };
+    let mut points = vec![];
+    if !per_member_points {
+        for k in 0..ens.n_grid {
+            points.push(grid_point(k).0);
+        }
+    }
+    let mut members = Vec::with_capacity(range.len());
+    for id in range.start as u64..range.end as u64 {
+        let k = (id % ens.n_grid as u64) as usize;
+        let (mut p, mut vals, mut ang) = grid_point(k);
+        let point = if per_member_points {
+            let mut rng = param_rng(ens.seed, id);
+            for (name, lo, hi) in &params.drawn {
+                let x = lo + (hi - lo) * rng.random::<f64>();
+                p.insert(name.clone(), ParamValue::Real(x));
+                vals.push(x);
+            }
+            points.push(p);
+            points.len() - 1
+        } else {
+            k
+        };
+        if let InitialSpec::Random(kind) = init.spec {
+            ang = if kind == RandomKind::Bloch { two_qubit_state(kind, &mut state_rng(ens.seed, id)).1 } else { None };
+        } else if !matches!(init.spec, InitialSpec::Default) {
+            ang = None;
+        }
+        members.push(Member { id, point, param_values: std::mem::take(&mut vals), theta_phi: ang });
+    }
+    (points, members)
+}

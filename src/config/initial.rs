@@ -1,0 +1,100 @@
+//! `[initial]`: the members' initial state: the model's default, an explicit ket or density
+//! matrix, a seeded random kind, or bloch-charger's charger angles (fixed or swept).
+
+use super::values::{as_ket, as_matrix, as_sweep, check_keys, invalid};
+use super::{InitialSpec, STATE_TOL};
+use crate::ensemble::random::RandomKind;
+use crate::ensemble::sweep::Sweep;
+use crate::error::Result;
+use crate::linalg::{eigvals_hermitian, hermiticity_error, projector, CMat};
+use crate::model::{ModelKind, Space};
+use std::sync::Arc;
+use toml::Table;
+
+/// The initial state of a config, with the charger angles: fixed (theta, phi) and swept axes.
+pub struct InitialSection {
+    pub spec: InitialSpec,
+    pub angle_fixed: (f64, f64),
+    pub angle_axes: Vec<(String, Vec<f64>)>,
+}
+
+/// Read `[initial]` for `model` in `space`.
+pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: Space) -> Result<InitialSection> {
+    check_keys(init_t, &["ket", "dm", "random", "theta", "phi"], "initial")?;
+    let given: Vec<&str> = ["ket", "dm", "random"].into_iter().filter(|k| init_t.contains_key(*k)).collect();
+    let angles = init_t.contains_key("theta") || init_t.contains_key("phi");
+    if given.len() + usize::from(angles) > 1 {
+        let mut got = given.clone();
+        if angles {
+            got.push("theta/phi");
+        }
+        return Err(invalid("initial", format!("give exactly one of ket, dm, random or theta/phi; got {}", got.join(", "))));
+    }
+    if angles && model != ModelKind::BlochCharger {
+        return Err(invalid("initial.theta", format!("theta/phi apply to bloch-charger only, not '{model_name}'")));
+    }
+    let (dim, cavity) = (space.dim(), model == ModelKind::CavityCells);
+    let spec = if let Some(v) = init_t.get("ket") {
+        let ket = as_ket(v, "initial.ket")?;
+        let norm2: f64 = ket.iter().map(|z| z.norm_sqr()).sum();
+        if (norm2 - 1.0).abs() > STATE_TOL {
+            return Err(invalid("initial.ket", format!("must be normalised: |psi|^2 = {norm2:.12} (tolerance {STATE_TOL:e})")));
+        }
+        qubits_or_full(projector(&ket), dim, cavity, "initial.ket")?
+    } else if let Some(v) = init_t.get("dm") {
+        let rho = as_matrix(v, "initial.dm")?;
+        check_state(&rho, "initial.dm")?;
+        qubits_or_full(rho, dim, cavity, "initial.dm")?
+    } else if let Some(v) = init_t.get("random") {
+        let name = v.as_str().ok_or_else(|| invalid("initial.random", "must be a string"))?;
+        InitialSpec::Random(RandomKind::from_name(name)?)
+    } else {
+        InitialSpec::Default
+    };
+    let mut sec = InitialSection { spec, angle_fixed: (std::f64::consts::PI, 0.0), angle_axes: vec![] };
+    for (k, slot) in [("theta", 0), ("phi", 1)] {
+        if let Some(v) = init_t.get(k) {
+            let field = format!("initial.{k}");
+            match as_sweep(v, &field)? {
+                Sweep::Fixed(x) => {
+                    if slot == 0 { sec.angle_fixed.0 = x } else { sec.angle_fixed.1 = x }
+                }
+                Sweep::Values(vals) => sec.angle_axes.push((k.to_string(), vals)),
+                Sweep::Uniform(..) => return Err(invalid(&field, "use random = \"bloch\" for random angles; uniform is not supported here")),
+            }
+        }
+    }
+    Ok(sec)
+}
+
+/// An explicit state: full-space, or (cavity) a two-qubit state to tensor with |alpha>.
+fn qubits_or_full(rho: CMat, dim: usize, cavity: bool, field: &str) -> Result<InitialSpec> {
+    if rho.nrows() == dim {
+        check_state(&rho, field)?;
+        return Ok(if cavity { InitialSpec::Full(Arc::new(rho)) } else { InitialSpec::Qubits(Arc::new(rho)) });
+    }
+    if cavity && rho.nrows() == 4 {
+        check_state(&rho, field)?;
+        return Ok(InitialSpec::Qubits(Arc::new(rho)));
+    }
+    let expect = if cavity { format!("{dim} (or 4 for the two cells, tensored with |alpha>)") } else { dim.to_string() };
+    Err(invalid(field, format!("has dimension {}, the model needs {expect}", rho.nrows())))
+}
+
+/// Normalised, Hermitian and positive to STATE_TOL.
+pub fn check_state(rho: &CMat, field: &str) -> Result<()> {
+    let herm = hermiticity_error(rho);
+    if herm > STATE_TOL {
+        return Err(invalid(field, format!("must be Hermitian: largest |rho_ij - conj rho_ji| = {herm:.3e}")));
+    }
+    let tr = rho.trace();
+    if (tr.re - 1.0).abs() > STATE_TOL || tr.im.abs() > STATE_TOL {
+        return Err(invalid(field, format!("must have unit trace, got {:.12}", tr.re)));
+    }
+    let lam = eigvals_hermitian(rho)[0];
+    if lam < -STATE_TOL {
+        return Err(invalid(field, format!("must be positive semidefinite: smallest eigenvalue {lam:.3e}")));
+    }
+    Ok(())
+}
+

@@ -1,0 +1,79 @@
+//! The memory check: a run is refused, naming the field that costs most, before any member
+//! is allocated when its member list, parameter points, smallest result block, streamed
+//! statistics or per-thread work space cannot fit in this machine's memory.
+
+use crate::error::{QbatError, Result};
+use crate::model::Space;
+
+/// Refuse runs whose members, parameter points, smallest result block or per-thread work space
+/// cannot fit in this machine's memory. Costs: a member about 256 B in the member list; a block
+/// of 1,024 members its results (samples x measures f64, and 16 state reals per sample when
+/// two-qubit eigen-solve measures are on), twice over; the streamed statistics a cell per
+/// (sample, measure) with its quantile sketch, twice over (the accumulator and its checkpoint);
+/// a point its operators (about 8 dim x dim complex matrices) plus 4 KiB (parameters, the
+/// Pauli-basis generator).
+#[allow(clippy::too_many_arguments)]
+pub fn check_memory(space: Space, members: usize, points: usize, samples: usize, measures: usize, keeps_states: bool, size_field: &str, points_field: &str) -> Result<()> {
+    let available = available_memory_bytes();
+    let gib = |b: f64| b / 2f64.powi(30);
+    let dim = space.dim() as f64;
+    // Reference work space: about 10 dim x dim complex matrices per worker thread.
+    let per_thread = 10.0 * dim * dim * 16.0;
+    let threads = rayon::current_num_threads() as f64;
+    if per_thread * threads > available {
+        return Err(QbatError::TooLarge {
+            field: "params.n_fock".into(),
+            reason: format!("a {dim}x{dim} state needs {:.1} GiB of work space, more than the {:.1} GiB available", gib(per_thread * threads), gib(available)),
+        });
+    }
+    // Runs stream their results block by block (study.rs), so a member costs its entry in the
+    // member list, and the results of one smallest block (1,024 members) must fit; the
+    // two-qubit engines keep 16 state reals per sample only for the eigen-solve measures.
+    let results_per_member = result_bytes_per_member(space, samples, measures, keeps_states);
+    let per_point = 8.0 * dim * dim * 16.0 + 4096.0;
+    let members_bytes = members as f64 * 256.0 + members.min(1024) as f64 * results_per_member;
+    let points_bytes = points as f64 * per_point;
+    // The streamed statistics: a cell per (sample, measure), about 200 B plus its quantile
+    // sketch, which holds at most one 4-byte bucket per member (about 4,000 in practice).
+    let cells = samples as f64 * measures as f64;
+    let stats_bytes = cells * (200.0 + 4.0 * members.min(4000) as f64) * 2.0;
+    let per_sample_bytes = stats_bytes + members.min(1024) as f64 * results_per_member;
+    // the field to name: whichever of samples, members and points costs most
+    let (members_bytes, size_field) = if per_sample_bytes > members as f64 * 256.0 { (members_bytes + stats_bytes, "time.samples") } else { (members_bytes + stats_bytes, size_field) };
+    let total = members_bytes + points_bytes;
+    if total > 0.6 * available {
+        return Err(QbatError::TooLarge {
+            field: if points_bytes > members_bytes { points_field.into() } else { size_field.into() },
+            reason: format!(
+                "{members} members x {samples} samples x {measures} measures ({points} parameter points) need about {:.1} GiB in memory, more than 60% of the {:.1} GiB available; {}",
+                gib(total),
+                gib(available),
+                if points_bytes > members_bytes {
+                    "use fewer parameter points (each builds its own operators)"
+                } else {
+                    "select fewer measures (output.measures) or samples, or split the run"
+                }
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Bytes a member's results take while its block is processed: samples x measures f64, plus 16
+/// state reals per sample when two-qubit eigen-solve measures are on, twice over (the engine's
+/// output and its assembly). Sizes blocks (study.rs) and the memory check.
+pub fn result_bytes_per_member(space: Space, samples: usize, measures: usize, keeps_states: bool) -> f64 {
+    let states = if space == Space::TwoQubit && keeps_states { 16.0 } else { 0.0 };
+    samples as f64 * (measures as f64 + states) * 8.0 * 2.0
+}
+
+/// MemAvailable from /proc/meminfo (Linux); 16 GiB where it cannot be read.
+pub fn available_memory_bytes() -> f64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb * 1024.0)
+        .unwrap_or(16.0 * 2f64.powi(30))
+}

@@ -1,0 +1,131 @@
+//! `[params]`: each parameter fixed, swept on a grid axis (`values`, `linspace`) or drawn per
+//! member (`uniform`), checked against the model's parameter list; `--auto-fock` picks n_fock.
+
+use super::values::{as_array, as_complex, as_f64, as_matrix, as_sweep, check_keys, invalid, section};
+use super::Overrides;
+use crate::ensemble::sweep::Sweep;
+use crate::error::Result;
+use crate::linalg::C64;
+use crate::model::{cavity_cells, ModelKind, ParamValue, Params};
+use toml::{Table, Value};
+
+/// The parameters of a config: the base point, the grid axes and the per-member draws.
+pub struct ParamSection {
+    pub base: Params,
+    /// (name, values) of each grid axis, in the config's (sorted) key order.
+    pub axes: Vec<(String, Vec<f64>)>,
+    /// (name, lo, hi) of each parameter drawn uniformly per member.
+    pub drawn: Vec<(String, f64, f64)>,
+}
+
+/// Read `[params]` for `model`.
+pub fn parse_params(root: &Table, model: ModelKind, model_name: &str, ov: &Overrides) -> Result<ParamSection> {
+    let empty = Table::new();
+    let params_t = section(root, "params")?.unwrap_or(&empty);
+    let specs = model.params();
+    let mut sec = ParamSection { base: Params::new(), axes: vec![], drawn: vec![] };
+    for (k, v) in params_t {
+        let field = format!("params.{k}");
+        if !specs.iter().any(|s| s.name == k) {
+            let names: Vec<_> = specs.iter().map(|s| s.name).collect();
+            return Err(invalid(&field, format!("unknown parameter for model '{model_name}'; known: {}", names.join(", "))));
+        }
+        let value = param_value(model, k, v, &field, &mut sec)?;
+        sec.base.insert(k.clone(), value);
+    }
+    if sec.axes.iter().any(|(k, _)| k == "n_fock") || sec.drawn.iter().any(|(k, _, _)| k == "n_fock") {
+        return Err(invalid("params.n_fock", "all members share one n_fock: it cannot be swept"));
+    }
+    if ov.auto_fock {
+        if model != ModelKind::CavityCells {
+            return Err(invalid("--auto-fock", format!("applies to cavity-cells only, not '{model_name}'")));
+        }
+        let amax = sec.largest_alpha();
+        let n = auto_n_fock(amax).ok_or_else(|| {
+            invalid(
+                "--auto-fock",
+                format!("|alpha| = {amax} needs a cutoff beyond the largest supported, n_fock = {}, for a Fock tail below {AUTO_FOCK_TAIL:e}: such a state cannot be truncated well; use a smaller alpha", cavity_cells::MAX_N_FOCK),
+            )
+        })?;
+        if let Some(ParamValue::Real(given)) = sec.base.get("n_fock") {
+            eprintln!("note: --auto-fock sets n_fock = {n}, overriding params.n_fock = {given}");
+        }
+        sec.base.insert("n_fock".into(), ParamValue::Real(n as f64));
+    }
+    Ok(sec)
+}
+
+/// One parameter's value; a sweep also records its axis or draw in `sec`.
+fn param_value(model: ModelKind, k: &str, v: &Value, field: &str, sec: &mut ParamSection) -> Result<ParamValue> {
+    Ok(match (model, k) {
+        (ModelKind::TwoQubit, "hamiltonian" | "h_battery" | "h_charger") => ParamValue::Matrix(as_matrix(v, field)?),
+        (ModelKind::TwoQubit, "jumps") => {
+            let mut list = vec![];
+            for (i, j) in as_array(v, field)?.iter().enumerate() {
+                let f = format!("{field}[{i}]");
+                let t = j.as_table().ok_or_else(|| invalid(&f, "must be a table { op = matrix, rate = r }"))?;
+                check_keys(t, &["op", "rate"], &f)?;
+                let op = as_matrix(t.get("op").ok_or_else(|| invalid(&format!("{f}.op"), "missing"))?, &format!("{f}.op"))?;
+                let rate = as_f64(t.get("rate").ok_or_else(|| invalid(&format!("{f}.rate"), "missing"))?, &format!("{f}.rate"))?;
+                list.push((op, rate));
+            }
+            ParamValue::Jumps(list)
+        }
+        (ModelKind::DrivenPair, "reservoir") => ParamValue::Text(v.as_str().ok_or_else(|| invalid(field, "must be \"boson\" or \"fermion\""))?.to_string()),
+        (ModelKind::CavityCells, "alpha") if v.is_array() => ParamValue::Complex(as_complex(v, field)?),
+        _ => match as_sweep(v, field)? {
+            Sweep::Fixed(x) => ParamValue::Real(x),
+            Sweep::Values(vals) => {
+                sec.axes.push((k.to_string(), vals.clone()));
+                ParamValue::Real(vals[0])
+            }
+            Sweep::Uniform(lo, hi) => {
+                sec.drawn.push((k.to_string(), lo, hi));
+                ParamValue::Real(lo)
+            }
+        },
+    })
+}
+
+impl ParamSection {
+    /// The largest |alpha| any member can start from (2 when alpha is left at its default).
+    fn largest_alpha(&self) -> f64 {
+        let mut amax = match self.base.get("alpha") {
+            Some(ParamValue::Complex(z)) => z.norm(),
+            Some(ParamValue::Real(x)) => x.abs(),
+            _ => 2.0,
+        };
+        for (k, vals) in &self.axes {
+            if k == "alpha" {
+                amax = vals.iter().fold(amax, |m, v| m.max(v.abs()));
+            }
+        }
+        for (k, lo, hi) in &self.drawn {
+            if k == "alpha" {
+                amax = amax.max(lo.abs()).max(hi.abs());
+            }
+        }
+        amax
+    }
+}
+
+/// `--auto-fock`: the initial coherent state's tail beyond the cutoff must be below
+/// AUTO_FOCK_TAIL = 1e-10 times a safety margin of 1e-2, and the cutoff gets 2 more levels
+/// because the two cells can hand their two excitations to the mode.
+pub const AUTO_FOCK_TAIL: f64 = 1e-12;
+
+/// Smallest n_fock for which P(n >= N) of the Poisson distribution of |alpha|^2 is below
+/// AUTO_FOCK_TAIL, plus 2.
+/// None when no supported cutoff (n_fock <= MAX_N_FOCK) is large enough.
+pub fn auto_n_fock(alpha_abs_max: f64) -> Option<usize> {
+    let a = C64::new(alpha_abs_max, 0.0);
+    let mut n = 1;
+    while cavity_cells::coherent_tail(a, n) >= AUTO_FOCK_TAIL {
+        if n + 2 >= cavity_cells::MAX_N_FOCK {
+            return None;
+        }
+        n += 1;
+    }
+    Some(n + 2)
+}
+

@@ -1,0 +1,278 @@
+//! cavity-cells on the structured f64 engine (`twin::rk4_cavity`, rayon over members) or on
+//! the GPU kernel, with the measures taken from the reduced (cell 1, cell 2) state as the
+//! kernel returns it.
+
+use super::{progress_bar, update_peaks, battery_times_state, EngineOutput, RunOptions};
+use crate::config::{Member, Plan};
+use crate::error::{QbatError, Result};
+use crate::gpu::{rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, rk4_cavity::CavityResult, GpuContext};
+use crate::job::{CavityCoeffs, CavityJob, CavityPoint, Peak, Precision, SegmentEnd, PEAK_MEASURES};
+use crate::linalg::{CMat, C64};
+use crate::measures::{evaluate, Measure, MeasureContext, Sample};
+use crate::twin::rk4_cavity::{CavityOps, CavityWork, Cx};
+use rayon::prelude::*;
+use std::time::Instant;
+
+/// Coefficients of a cavity point for the structured engine.
+pub fn cavity_coeffs(params: &crate::model::Params) -> Result<CavityCoeffs> {
+    use crate::model::{cavity_cells::n_fock, real};
+    Ok(CavityCoeffs {
+        n_fock: n_fock(params)?,
+        wc: real(params, "wc")?,
+        wq: real(params, "wq")?,
+        lambda: real(params, "lambda")?,
+        g: real(params, "g")?,
+        zeta: real(params, "zeta")?,
+        kappa: real(params, "kappa")?,
+        gamma: real(params, "gamma")?,
+    })
+}
+
+fn to_cx(m: &CMat) -> Vec<Cx<f64>> {
+    let n = m.nrows();
+    let mut v = Vec::with_capacity(n * n);
+    for r in 0..n {
+        for c in 0..n {
+            let z = m[(r, c)];
+            v.push(Cx::new(z.re, z.im));
+        }
+    }
+    v
+}
+
+fn from_cx(v: &[Cx<f64>], n: usize) -> CMat {
+    CMat::from_fn(n, n, |r, c| C64::new(v[r * n + c].re, v[r * n + c].im))
+}
+
+/// Reduced (cell 1, cell 2) state: sum over the cavity index.
+fn reduce_cells(v: &[Cx<f64>], n_fock: usize) -> CMat {
+    let d = n_fock + 1;
+    let dim = 4 * d;
+    CMat::from_fn(4, 4, |a, b| {
+        let mut s = C64::new(0.0, 0.0);
+        for n in 0..d {
+            let z = v[(a * d + n) * dim + b * d + n];
+            s += C64::new(z.re, z.im);
+        }
+        s
+    })
+}
+
+/// Integrate one cavity member on the structured f64 engine; values [sample][measure], peaks.
+pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
+    let sys = &plan.systems[m.point];
+    let coeffs = cavity_coeffs(&plan.points[m.point])?;
+    let n_fock = coeffs.n_fock;
+    let dim = coeffs.dim();
+    let ops = CavityOps::<f64>::new(&coeffs);
+    let rho0 = plan.initial_state(m);
+    let full_ctx = MeasureContext::new(sys, &rho0);
+    // The two-qubit measures take the reduced state; the context is the same but for its space.
+    let mut ctx = full_ctx.clone();
+    ctx.space = crate::model::Space::TwoQubit;
+    let list: Vec<Measure> = plan.measures.clone();
+    let two_qubit_list: Vec<Measure> = list.iter().copied().filter(|m| !matches!(m, Measure::PhotonNumber | Measure::FockTail | Measure::TraceError | Measure::MinEigenvalue)).chain(PEAK_MEASURES).collect();
+    let want_z = list.contains(&Measure::EnergyFluctuationB);
+    let mut x = to_cx(&rho0);
+    // Z(0) = {H_B, rho0}/2, whose evolution gives Re Tr(H_B Y(t)).
+    let mut z = want_z.then(|| {
+        let y0 = battery_times_state(plan, sys, &rho0);
+        to_cx(&crate::linalg::hermitian_part(&y0))
+    });
+    let mut work = CavityWork::<f64>::new(dim);
+    // `[protocol] switch_off`: the cell-cell coupling g is off after T.
+    let ops_off = plan.schedule.switch_segment().map(|_| CavityOps::<f64>::new(&coeffs.uncoupled()));
+    let mut gen = &ops;
+    let nm = list.len();
+    let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
+    let mut peaks = [Peak::default(); 4];
+    for seg in &plan.schedule.segments {
+        for _ in 0..seg.n_full {
+            work.step(gen, &mut x, plan.schedule.dt);
+            if let Some(z) = z.as_mut() {
+                work.step(gen, z, plan.schedule.dt);
+            }
+        }
+        if seg.h_last > 0.0 {
+            work.step(gen, &mut x, seg.h_last);
+            if let Some(z) = z.as_mut() {
+                work.step(gen, z, seg.h_last);
+            }
+        }
+        let s = match seg.end {
+            SegmentEnd::Sample(s) => s,
+            SegmentEnd::SwitchOff => {
+                gen = ops_off.as_ref().unwrap_or(&ops);
+                continue;
+            }
+        };
+        let t = plan.schedule.times[s];
+        let rho_q = reduce_cells(&x, n_fock);
+        let z_q = z.as_ref().map(|z| reduce_cells(z, n_fock));
+        let v = evaluate(&two_qubit_list, &ctx, &Sample { t, rho: &rho_q, y: z_q.as_ref() });
+        let mut full: Option<CMat> = None;
+        let mut k2 = 0;
+        for meas in &list {
+            let value = match meas {
+                Measure::PhotonNumber => (0..dim).map(|r| (r % (n_fock + 1)) as f64 * x[r * dim + r].re).sum(),
+                Measure::FockTail => (0..4).map(|q| x[(q * (n_fock + 1) + n_fock) * (dim + 1)].re).sum(),
+                Measure::TraceError => ((0..dim).map(|r| x[r * dim + r].re).sum::<f64>() - 1.0).abs(),
+                Measure::MinEigenvalue => {
+                    let f = full.get_or_insert_with(|| from_cx(&x, dim));
+                    crate::measures::health::min_eigenvalue(f)
+                }
+                _ => {
+                    k2 += 1;
+                    v[k2 - 1]
+                }
+            };
+            values.push(value);
+        }
+        update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
+    }
+    Ok((values, peaks))
+}
+
+/// cavity-cells on the structured f64 engine, in parallel over members.
+pub fn run_cavity_cpu(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
+    let pb = progress_bar(opts.progress, plan.members.len() as u64, "cpu f64 (cavity)");
+    let per: Vec<Result<(Vec<f64>, [Peak; 4])>> = plan
+        .members
+        .par_iter()
+        .map(|m| {
+            let r = cavity_member(plan, m);
+            pb.inc(1);
+            r
+        })
+        .collect();
+    pb.finish_and_clear();
+    let mut values = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
+    let mut peaks = Vec::with_capacity(plan.members.len() * 4);
+    for r in per {
+        let (v, p) = r?;
+        values.extend(v);
+        peaks.extend(p);
+    }
+    Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0))
+}
+
+/// Measures the cavity CPU engine takes from the full state rather than the reduced one.
+fn full_state_measure(m: Measure) -> bool {
+    matches!(m, Measure::PhotonNumber | Measure::FockTail | Measure::TraceError | Measure::MinEigenvalue)
+}
+
+/// Was `output.measures` given in the config (rather than defaulted)?
+fn measures_explicit(plan: &Plan) -> bool {
+    plan.config_json.get("output").and_then(|o| o.get("measures")).is_some()
+}
+
+/// The GPU cavity job of a plan; `initial` builds member i's initial state.
+pub fn cavity_job<'a>(plan: &Plan, initial: &'a (dyn Fn(usize) -> CMat + Sync), evolve_z: bool) -> Result<CavityJob<'a>> {
+    let crate::model::Space::Cavity { n_fock } = plan.space else {
+        return Err(QbatError::invalid("model", "the cavity engine runs cavity-cells plans only"));
+    };
+    let points = plan
+        .points
+        .iter()
+        .zip(&plan.systems)
+        .map(|(p, sys)| {
+            let h = &sys.h_battery;
+            Ok(CavityPoint { coeffs: cavity_coeffs(p)?, h_battery: [h[(0, 0)], h[(0, 1)], h[(1, 0)], h[(1, 1)]] })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CavityJob {
+        n_fock,
+        points,
+        member_point: plan.members.iter().map(|m| m.point as u32).collect(),
+        initial,
+        schedule: plan.schedule.clone(),
+        evolve_z,
+    })
+}
+
+/// The measures of every member and sample from what the cavity kernel returns, computed as
+/// `cavity_member` computes them: the two-qubit measures from the reduced state (and Z's) in
+/// a TwoQubit-space context, photon_number and fock_tail as the kernel gives them,
+/// trace_error = |Tr rho - 1| from the reduced state's trace (the same trace).
+fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &CavityResult) -> (Vec<f64>, Vec<Peak>) {
+    let ns = plan.schedule.times.len();
+    let two_qubit_list: Vec<Measure> = measures.iter().copied().filter(|m| !full_state_measure(*m)).chain(PEAK_MEASURES).collect();
+    let per: Vec<(Vec<f64>, [Peak; 4])> = (0..plan.members.len())
+        .into_par_iter()
+        .map(|i| {
+            let m = &plan.members[i];
+            let rho0 = plan.initial_state(m);
+            let mut ctx = MeasureContext::new(&plan.systems[m.point], &rho0);
+            ctx.space = crate::model::Space::TwoQubit;
+            let mut values = Vec::with_capacity(ns * measures.len());
+            let mut peaks = [Peak::default(); 4];
+            for (s, &t) in plan.schedule.times.iter().enumerate() {
+                let rho_q = r.state(i, s);
+                let z_q = r.z_state(i, s);
+                let v = evaluate(&two_qubit_list, &ctx, &Sample { t, rho: &rho_q, y: z_q.as_ref() });
+                let mut k2 = 0;
+                for meas in measures {
+                    values.push(match meas {
+                        Measure::PhotonNumber => r.photon_number[i * ns + s],
+                        Measure::FockTail => r.fock_tail[i * ns + s],
+                        Measure::TraceError => (rho_q.trace().re - 1.0).abs(),
+                        Measure::MinEigenvalue => f64::NAN,
+                        _ => {
+                            k2 += 1;
+                            v[k2 - 1]
+                        }
+                    });
+                }
+                update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
+            }
+            (values, peaks)
+        })
+        .collect();
+    let mut values = Vec::with_capacity(plan.members.len() * ns * measures.len());
+    let mut peaks = Vec::with_capacity(plan.members.len() * 4);
+    for (v, p) in per {
+        values.extend(v);
+        peaks.extend(p);
+    }
+    (values, peaks)
+}
+
+/// cavity-cells on the GPU kernel, the measures on the host from the reduced states.
+pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Result<EngineOutput> {
+    let mut notes = vec![];
+    let mut measures = plan.measures.clone();
+    if measures.contains(&Measure::MinEigenvalue) {
+        if measures_explicit(plan) {
+            return Err(QbatError::invalid(
+                "output.measures",
+                "min_eigenvalue needs the full cavity state, which the GPU engine does not keep (it returns the reduced cell state); use --backend cpu, or leave min_eigenvalue out",
+            ));
+        }
+        measures.retain(|m| *m != Measure::MinEigenvalue);
+        let note = "min_eigenvalue needs the full cavity state, which the GPU engine does not keep: left out of the default measures (--backend cpu gives it)".to_string();
+        eprintln!("note: {note}");
+        notes.push(note);
+    }
+    let t = Instant::now();
+    let initial = |i: usize| plan.initial_state(&plan.members[i]);
+    let job = cavity_job(plan, &initial, measures.contains(&Measure::EnergyFluctuationB))?;
+    let ensemble = t.elapsed().as_secs_f64();
+    let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {} (cavity)", opts.precision.name()));
+    let gopts = CavityGpuOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
+    let r = run_cavity_gpu(ctx, &job, opts.precision, &gopts, &|done| pb.set_position(done))?;
+    pb.finish_and_clear();
+    let th = Instant::now();
+    let (values, peaks) = cavity_assemble(plan, &measures, &r);
+    let host_measures = th.elapsed().as_secs_f64();
+    Ok(EngineOutput {
+        measures,
+        values,
+        peaks,
+        precision: opts.precision,
+        ensemble,
+        host_measures,
+        notes,
+        engine_plan: serde_json::to_value(&r.plan).ok(),
+    })
+}
+

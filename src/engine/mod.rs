@@ -1,0 +1,198 @@
+//! Backend selection and dispatch: which engine integrates which model.
+//!
+//! - `reference`: the f64 matrix-form oracle, every model.
+//! - `cpu`: two-qubit models on the f64 CPU twin of the GPU kernel (Pauli basis, rayon);
+//!   cavity-cells on the structured f64 engine (`twin::rk4_cavity`, rayon over members).
+//! - `gpu`: two-qubit models on the WGSL kernel; the 4x4 eigen-solve measures are computed
+//!   on the host (nalgebra) from the states the kernel returns. cavity-cells on the
+//!   rk4_cavity kernel, which returns the reduced (cell 1, cell 2) states (and Z's), the
+//!   photon number and the Fock tail; every other measure is computed on the host from the
+//!   reduced states, as the CPU engine does. min_eigenvalue needs the full cavity state and is
+//!   not available there.
+//! - `[time] steady = true` (every backend): each member's steady state from the null space of
+//!   its Liouvillian, on the CPU in f64 (`steady.rs`), with no integration.
+
+pub mod cavity;
+pub mod reference;
+pub mod steady;
+pub mod two_qubit;
+
+pub use crate::job::Precision;
+pub use cavity::{cavity_coeffs, cavity_job, cavity_member, run_cavity_cpu};
+pub use reference::{battery_times_state, reference_member, run_reference, update_peaks};
+pub use two_qubit::two_qubit_job;
+
+use crate::config::Plan;
+use crate::error::Result;
+use crate::gpu::GpuContext;
+use crate::job::Peak;
+use crate::measures::Measure;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// A GPU adapter when there is one, else the CPU engine (with a one-line note).
+    Auto,
+    Gpu,
+    Cpu,
+    /// The f64 matrix-form oracle itself (slow; for cross-checks).
+    Reference,
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub backend: Backend,
+    pub precision: Precision,
+    pub verify: usize,
+    pub adapter: Option<String>,
+    pub progress: bool,
+    /// Largest members per GPU chunk (None: as large as the limits allow).
+    pub max_chunk: Option<usize>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { backend: Backend::Auto, precision: Precision::F32, verify: 8, adapter: None, progress: false, max_chunk: None }
+    }
+}
+
+
+/// A progress bar of members (hidden when disabled or not a terminal).
+pub fn progress_bar(enabled: bool, total: u64, what: &str) -> indicatif::ProgressBar {
+    if !enabled {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} members (ETA {eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+
+/// The engine chosen for a run.
+pub enum Engine {
+    Reference,
+    Cpu,
+    Gpu(Arc<GpuContext>),
+}
+
+impl Engine {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Reference => "reference",
+            Engine::Cpu => "cpu",
+            Engine::Gpu(_) => "gpu",
+        }
+    }
+    pub fn device_name(&self) -> String {
+        match self {
+            Engine::Gpu(ctx) => format!("{} ({}, {})", ctx.info.name, ctx.info.backend, ctx.info.device_type),
+            _ => format!("CPU ({} threads)", rayon::current_num_threads()),
+        }
+    }
+}
+
+pub struct EngineOutput {
+    /// The columns of `values`: the plan's measures, less any the engine cannot give (then
+    /// said in `notes`).
+    pub measures: Vec<Measure>,
+    pub values: Vec<f64>,
+    pub peaks: Vec<Peak>,
+    pub precision: Precision,
+    pub ensemble: f64,
+    pub host_measures: f64,
+    /// Notes for the run (run.json).
+    pub notes: Vec<String>,
+    /// How the engine laid the job out on the device (GPU cavity engine), for run.json.
+    pub engine_plan: Option<serde_json::Value>,
+}
+
+impl EngineOutput {
+    pub(crate) fn new(plan: &Plan, values: Vec<f64>, peaks: Vec<Peak>, precision: Precision, ensemble: f64, host_measures: f64) -> Self {
+        EngineOutput {
+            measures: plan.measures.clone(),
+            values,
+            peaks,
+            precision,
+            ensemble,
+            host_measures,
+            notes: vec![],
+            engine_plan: None,
+        }
+    }
+}
+
+/// One GPU context per process (instance, adapter, device, pipelines), keyed by the adapter
+/// request and whether f64 was asked for.
+static CONTEXT: Mutex<Option<((Option<String>, bool), Arc<GpuContext>)>> = Mutex::new(None);
+
+pub fn gpu_context(adapter: Option<&str>, need_f64: bool) -> Result<Arc<GpuContext>> {
+    let key = (adapter.map(str::to_string), need_f64);
+    let mut slot = CONTEXT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((k, ctx)) = slot.as_ref() {
+        if *k == key {
+            return Ok(ctx.clone());
+        }
+    }
+    let ctx = Arc::new(GpuContext::new(adapter, need_f64)?);
+    *slot = Some((key, ctx.clone()));
+    Ok(ctx)
+}
+
+/// Is there a usable GPU adapter?
+pub fn gpu_available() -> bool {
+    gpu_context(None, false).is_ok()
+}
+
+pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Engine> {
+    let need_f64 = opts.precision == Precision::F64;
+    match opts.backend {
+        Backend::Reference => Ok(Engine::Reference),
+        Backend::Cpu => Ok(Engine::Cpu),
+        Backend::Gpu => Ok(Engine::Gpu(gpu_context(opts.adapter.as_deref(), need_f64)?)),
+        Backend::Auto => match gpu_context(opts.adapter.as_deref(), need_f64) {
+            Ok(ctx) => Ok(Engine::Gpu(ctx)),
+            Err(e) => {
+                let note = format!("no usable GPU adapter ({e}); running on the CPU engine");
+                eprintln!("note: {note}");
+                notes.push(note);
+                Ok(Engine::Cpu)
+            }
+        },
+    }
+}
+
+
+pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
+    // Steady states are solved for directly, on the CPU in f64, whatever the backend.
+    if plan.steady {
+        return steady::integrate_steady(plan);
+    }
+    let mut out = integrate_engine(plan, opts, engine)?;
+    if let (Some(t_off), None) = (plan.schedule.switch_off, plan.schedule.switch_segment()) {
+        let note = format!("protocol.switch_off = {t_off} lies after the last sample time: the coupling stays on for the whole run");
+        eprintln!("note: {note}");
+        out.notes.push(note);
+    }
+    Ok(out)
+}
+
+fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
+    if matches!(engine, Engine::Reference) {
+        let (values, peaks) = run_reference(plan, opts.progress);
+        return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0));
+    }
+    if plan.is_cavity() {
+        if let Engine::Gpu(ctx) = engine {
+            return cavity::run_cavity_gpu_engine(plan, opts, ctx);
+        }
+        return run_cavity_cpu(plan, opts);
+    }
+    two_qubit::run_two_qubit(plan, opts, engine)
+}
+

@@ -1,0 +1,75 @@
+//! The f64 oracle as an engine: every member integrated by `crate::reference` (matrix-form
+//! RK4 of the Lindblad equation) and measured with `crate::measures`, in parallel over
+//! members. `--backend reference` runs it, and `crate::verify` re-runs chosen members with it.
+
+use super::progress_bar;
+use crate::config::{Member, Plan};
+use crate::job::{Peak, PEAK_MEASURES};
+use crate::linalg::{identity, kron, CMat};
+use crate::measures::{evaluate, Measure, MeasureContext, Sample};
+use crate::model::{OpenSystem, Space};
+use crate::reference::{rk4::integrate_switched_with, LindbladRhs};
+use rayon::prelude::*;
+
+/// Fold a sample into the peaks: max and the first time it is reached.
+pub fn update_peaks(peaks: &mut [Peak], sample: usize, t: f64, vals: &[f64]) {
+    for (p, &v) in peaks.iter_mut().zip(vals) {
+        if sample == 0 || v > p.max {
+            *p = Peak { max: v, t_max: t };
+        }
+    }
+}
+
+/// Y(0) = H_B rho0 with H_B embedded in the full space (battery = right qubit / cell 2).
+pub fn battery_times_state(plan: &Plan, sys: &OpenSystem, rho0: &CMat) -> CMat {
+    let hb_full = match plan.space {
+        Space::TwoQubit => kron(&identity(2), &sys.h_battery),
+        Space::Cavity { n_fock } => kron(&kron(&identity(2), &sys.h_battery), &identity(n_fock + 1)),
+    };
+    hb_full * rho0
+}
+
+/// Integrate one member with the f64 reference; values [sample][measure] and its peaks.
+pub fn reference_member(plan: &Plan, m: &Member, measures: &[Measure]) -> (Vec<f64>, [Peak; 4]) {
+    let sys = &plan.systems[m.point];
+    let rho0 = plan.initial_state(m);
+    let ctx = MeasureContext::new(sys, &rho0);
+    let rhs = LindbladRhs::new(sys);
+    // `[protocol] switch_off`: the uncoupled generator after T.
+    let rhs_off = plan.schedule.switch_segment().map(|_| LindbladRhs::new(&sys.uncoupled()));
+    let y0 = measures.contains(&Measure::EnergyFluctuationB).then(|| battery_times_state(plan, sys, &rho0));
+    let mut list: Vec<Measure> = measures.to_vec();
+    list.extend(PEAK_MEASURES);
+    let nm = measures.len();
+    let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
+    let mut peaks = [Peak::default(); 4];
+    integrate_switched_with(&rhs, rhs_off.as_ref().unwrap_or(&rhs), &rho0, y0.as_ref(), &plan.schedule, |s, t, rho, y| {
+        let v = evaluate(&list, &ctx, &Sample { t, rho, y });
+        values.extend_from_slice(&v[..nm]);
+        update_peaks(&mut peaks, s, t, &v[nm..]);
+    });
+    (values, peaks)
+}
+
+/// Run every member on the f64 reference, in parallel over members.
+pub fn run_reference(plan: &Plan, progress: bool) -> (Vec<f64>, Vec<Peak>) {
+    let pb = progress_bar(progress, plan.members.len() as u64, "reference f64");
+    let per: Vec<(Vec<f64>, [Peak; 4])> = plan
+        .members
+        .par_iter()
+        .map(|m| {
+            let r = reference_member(plan, m, &plan.measures);
+            pb.inc(1);
+            r
+        })
+        .collect();
+    pb.finish_and_clear();
+    let mut values = Vec::with_capacity(per.len() * plan.schedule.times.len() * plan.measures.len());
+    let mut peaks = Vec::with_capacity(per.len() * 4);
+    for (v, p) in per {
+        values.extend(v);
+        peaks.extend(p);
+    }
+    (values, peaks)
+}
+

@@ -1,0 +1,383 @@
+//! Host side of `shaders/rk4_cavity.wgsl`: packs a [`CavityJob`] into buffers, chunks the
+//! members to fit the device, records the dispatches and reads the reduced states back.
+//!
+//! Design: one workgroup of [`WORKGROUP_SIZE`] invocations per member; each invocation owns a
+//! strided set of the dim (dim + 1) / 2 upper-triangle elements and applies the generator to
+//! them in gather form (the CPU twin's loop body, `crate::twin::rk4_cavity`), with one
+//! `storageBarrier()` per RK4 stage. Every matrix (the state X, the two stage buffers, the
+//! accumulator, and Z) is Hermitian and stored as its packed upper triangle. One RHS costs
+//! O(dim^2); nothing scales as dim^4.
+//!
+//! Choices, measured on lavapipe (2 cores, cavity-100 shape, 4 members): a workgroup of 64
+//! ran about 1.5x faster than 256 there (fewer lanes to switch at each barrier), but 256 keeps
+//! a small ensemble busy on a real GPU (cavity-100: 100 workgroups of 256 threads) and costs a
+//! large one nothing, so 256 it is. The RK4 stage update is fused into the RHS pass (no
+//! separate elementwise pass, one barrier per stage), and the accumulator is indexed by the
+//! packed element, so it is touched only by its owner.
+//!
+//! Cost per member and RK4 step (N = 20: dim 84, 3,570 packed elements, 4 stages): about 40
+//! flops per element and stage (the K and band gathers, the diagonal product, the jumps, the
+//! stage update), 0.57 MFLOP per member-step; memory traffic, each matrix read once per stage
+//! (the gathers hit the cache): 136 bytes per element and step in f32 (stage 1: 24, stages
+//! 2-3: 40, stage 4: 32), 0.49 MB per member-step (0.97 MB in f64): about 1.2 flop/byte in
+//! f32, so the kernel is memory-bound on any GPU (H100, 3 TB/s: a floor of 6e6 member-steps/s
+//! in f32, 3e6 in f64). Z doubles both.
+//!
+//! Buffers (keep in sync with the shader's layout comment; `real` = 4 or 8 bytes):
+//! - `consts`  (read, shared): sqrt(0..=N+1), then (h, h/2, h/6, 0) for dt and for each piece's
+//!   shortened step;
+//! - `lookup`  (read, shared): the element table (r | c << 16 per packed element), the row table
+//!   (`job::cavity::row_table`), (n_full, sample) per piece;
+//! - `mparams` (read): per member K's diagonal (dim complex) and (lambda, g zeta), (g, kappa),
+//!   (gamma, 0): (dim + 3) vec2;
+//! - `work`    (rw): per member X, S_A, S_B, acc, [Z], each n_elem vec2, then 32 vec2 of t = 0
+//!   reduced coefficients: (4 [+1]) n_elem + 32 vec2. X and Z are uploaded (the members'
+//!   initial states), the rest is zero;
+//! - `out`     (rw): per member and sample, 16 reals (the reduced state's Pauli coefficients
+//!   minus those at t = 0), 16 more for Z with `evolve_z`, then photon_number and fock_tail;
+//! - `status`  (rw): 2 u32 per member, the pieces completed and the invocations that fell short.
+//!
+//! `[protocol] switch_off`: no dispatch spans the switch-off piece, and the dispatches after it
+//! carry F_UNCOUPLED, under which the kernel zeroes the cell-cell coupling g (what
+//! `CavityCoeffs::uncoupled` does for the twin).
+//!
+//! The kernel returns differences from t = 0 so that nothing relative to the start (stored
+//! energy, the two-time fluctuation, the trace error) suffers an O(1) cancellation in f32; the
+//! host adds them to the f64 reduced states at t = 0, which it computes from the initial state
+//! as the CPU engine does (so a t = 0 sample is the CPU engine's, bit for bit).
+//!
+//! Chunking: every per-chunk buffer (and the readback copy of `out`) must fit the device's
+//! max_storage_buffer_binding_size and max_buffer_size (and 2 GiB, so that u32 element indices
+//! stay exact); one workgroup per member, so a chunk has at most
+//! max_compute_workgroups_per_dimension members; and a chunk's buffers together stay within a
+//! device-memory budget (`CavityGpuOptions::max_chunk_bytes`, default [`DEFAULT_CHUNK_BYTES`]).
+//! The members are split into equal chunks (sizes differ by at most one). Members are
+//! independent, so the results do not depend on the chunking, bit for bit.
+//!
+//! Dispatches: Mesa's llvmpipe (lavapipe, the software adapter of CI) ends every loop of a
+//! shader invocation, silently, once 65,535 loop iterations are spent in it. A dispatch is
+//! therefore sized by the loop iterations its worst invocation runs ([`LoopCosts`]), at most
+//! [`LOOP_ITERATIONS_PER_DISPATCH`], and by [`ELEMENT_STEPS_PER_DISPATCH`] (short dispatches on
+//! GPUs with a watchdog). The kernel reports the pieces each member completed and any
+//! invocation that completed fewer steps than its dispatch holds; the host turns a shortfall
+//! into an error.
+
+use super::buffers::{check_completed, dispatch_uniforms, submit_dispatches, piece_steps, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
+use super::context::GpuContext;
+use super::Precision;
+use crate::error::{QbatError, Result};
+use crate::job::CavityJob;
+use crate::linalg::{CMat, C64};
+use crate::job::cavity::{k_diagonal, row_table, Params, F_FIRST, F_UNCOUPLED, F_Z};
+use crate::job::Piece;
+use rayon::prelude::*;
+use std::ops::Range;
+use wgpu::util::DeviceExt;
+
+/// The kernel's name (its file in shaders/).
+pub const KERNEL: &str = "rk4_cavity";
+mod pack;
+mod plan;
+
+pub use plan::*;
+use pack::pack_member;
+
+/// What the kernel returns, with the reduced states at t = 0 (f64, from the initial states).
+/// The reduced (cell 1, cell 2) state of member i at sample s is
+/// `initial[i] + from_pauli(deltas[(i * n_samples + s) * 16..][..16])` ([`CavityResult::state`]).
+#[derive(Clone, Debug)]
+pub struct CavityResult {
+    pub n_samples: usize,
+    /// Reduced state at t = 0 per member, 4x4 row-major: sum_n rho0[(a, n), (b, n)].
+    pub initial: Vec<[C64; 16]>,
+    /// The same for Z(0) = {H_B, rho0}/2, with `evolve_z`.
+    pub z_initial: Option<Vec<[C64; 16]>>,
+    /// deltas[(member * n_samples + sample) * 16 + k]: Pauli coefficients of
+    /// rho_q(t) - rho_q(0), x[4a + b] = Re Tr(. sigma_a (x) sigma_b) (src/pauli.rs, a = cell 1).
+    pub deltas: Vec<f64>,
+    /// The same for Z(t) - Z(0), with `evolve_z`.
+    pub z_deltas: Option<Vec<f64>>,
+    /// photon_number[member * n_samples + sample] = Tr(rho a^+ a)
+    pub photon_number: Vec<f64>,
+    /// fock_tail[member * n_samples + sample] = population of |N>
+    pub fock_tail: Vec<f64>,
+    pub plan: CavityGpuPlan,
+}
+
+fn state_at(initial: &[C64; 16], delta: &[f64]) -> CMat {
+    let x: [f64; 16] = delta.try_into().expect("16 Pauli coefficients");
+    CMat::from_row_slice(4, 4, initial) + crate::job::pauli::from_pauli(&x)
+}
+
+impl CavityResult {
+    /// The reduced (cell 1, cell 2) state of `member` at `sample`.
+    pub fn state(&self, member: usize, sample: usize) -> CMat {
+        let off = (member * self.n_samples + sample) * 16;
+        state_at(&self.initial[member], &self.deltas[off..off + 16])
+    }
+
+    /// The reduced Z of `member` at `sample`, with `evolve_z`.
+    pub fn z_state(&self, member: usize, sample: usize) -> Option<CMat> {
+        let off = (member * self.n_samples + sample) * 16;
+        match (&self.z_initial, &self.z_deltas) {
+            (Some(z0), Some(dz)) => Some(state_at(&z0[member], &dz[off..off + 16])),
+            _ => None,
+        }
+    }
+}
+
+
+
+/// Run a cavity job on the GPU. `progress` gets the number of members done after each chunk.
+pub fn run_cavity_gpu(
+    ctx: &GpuContext,
+    job: &CavityJob,
+    precision: Precision,
+    opts: &CavityGpuOptions,
+    progress: &dyn Fn(u64),
+) -> Result<CavityResult> {
+    let plan = plan_cavity(job, precision, &ctx.info.limits, opts)?;
+    let n_members = plan.members;
+    let ns = plan.samples;
+    let mut result = CavityResult {
+        n_samples: ns,
+        initial: Vec::with_capacity(n_members),
+        z_initial: job.evolve_z.then(|| Vec::with_capacity(n_members)),
+        deltas: vec![0.0; n_members * ns * 16],
+        z_deltas: job.evolve_z.then(|| vec![0.0; n_members * ns * 16]),
+        photon_number: vec![0.0; n_members * ns],
+        fock_tail: vec![0.0; n_members * ns],
+        plan: plan.clone(),
+    };
+    let pieces = cavity_pieces(job, &plan.loop_costs, plan.loop_budget);
+    if n_members == 0 || pieces.is_empty() {
+        return Ok(CavityResult { initial: vec![], z_initial: job.evolve_z.then(Vec::new), ..result });
+    }
+    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries(std::mem::size_of::<Params>() as u64))?;
+    let layout = plan.layout;
+
+    // Shared tables.
+    let mut lookup: Vec<u32> = Vec::with_capacity(shared_len(&layout, pieces.len()).0 as usize);
+    for r in 0..layout.dim as u32 {
+        for c in r..layout.dim as u32 {
+            lookup.push(r | (c << 16));
+        }
+    }
+    let off_rows = lookup.len() as u32;
+    lookup.extend(row_table(layout.n_fock).iter().flatten());
+    let off_pieces = lookup.len() as u32;
+    for p in &pieces {
+        lookup.push(p.n_full);
+        lookup.push(p.sample);
+    }
+    let mut consts: Vec<f64> = (0..=layout.n_fock + 1).map(|n| (n as f64).sqrt()).collect();
+    consts.resize(pad4(consts.len() as u64) as usize, 0.0);
+    let off_steps = consts.len() as u32;
+    // (h, h/2, h/6) rounded as the twin rounds them: h in the working precision, then
+    // h * 0.5 and h / 6 in it.
+    let step_consts = |h: f64| -> [f64; 4] {
+        match precision {
+            Precision::F32 => {
+                let h = h as f32;
+                [h as f64, (h * 0.5) as f64, (h / 6.0) as f64, 0.0]
+            }
+            Precision::F64 => [h, h * 0.5, h / 6.0, 0.0],
+        }
+    };
+    consts.extend(step_consts(job.schedule.dt));
+    for p in &pieces {
+        consts.extend(if p.h_last > 0.0 { step_consts(p.h_last) } else { [0.0; 4] });
+    }
+    let device = &ctx.device;
+    let storage_init = |label: &str, contents: &[u8]| {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage: wgpu::BufferUsages::STORAGE })
+    };
+    let shared = Shared {
+        consts: storage_init("consts", &real_bytes(&consts, precision)),
+        lookup: storage_init("lookup", &u32_bytes(&lookup)),
+        off_rows,
+        off_pieces,
+        off_sqrt: 0,
+        off_steps,
+    };
+    let runner = ChunkRunner {
+        ctx,
+        job,
+        precision,
+        pipeline: &pipeline,
+        pieces: &pieces,
+        layout,
+        shared: &shared,
+        costs: plan.loop_costs,
+        loop_budget: plan.loop_budget,
+        element_steps: opts.element_steps_per_dispatch.unwrap_or(ELEMENT_STEPS_PER_DISPATCH).max(1),
+    };
+    for chunk in plan.chunk_ranges() {
+        let out = runner.run(chunk.clone())?;
+        for (k, i) in chunk.clone().enumerate() {
+            let (x0, z0) = out.refs[k];
+            result.initial.push(x0);
+            if let (Some(zi), Some(z0)) = (result.z_initial.as_mut(), z0) {
+                zi.push(z0);
+            }
+            for s in 0..ns {
+                let o = &out.values[(k * ns + s) * layout.out_stride..(k * ns + s + 1) * layout.out_stride];
+                result.deltas[(i * ns + s) * 16..(i * ns + s + 1) * 16].copy_from_slice(&o[..16]);
+                let mut tail = 16;
+                if let Some(dz) = result.z_deltas.as_mut() {
+                    dz[(i * ns + s) * 16..(i * ns + s + 1) * 16].copy_from_slice(&o[16..32]);
+                    tail = 32;
+                }
+                result.photon_number[i * ns + s] = o[tail];
+                result.fock_tail[i * ns + s] = o[tail + 1];
+            }
+        }
+        progress(chunk.end as u64);
+    }
+    Ok(result)
+}
+
+struct Shared {
+    consts: wgpu::Buffer,
+    lookup: wgpu::Buffer,
+    off_rows: u32,
+    off_pieces: u32,
+    off_sqrt: u32,
+    off_steps: u32,
+}
+
+struct ChunkOut {
+    /// out_stride reals per (member, sample), chunk-local members
+    values: Vec<f64>,
+    /// f64 reduced X and Z at t = 0 per chunk-local member
+    refs: Vec<([C64; 16], Option<[C64; 16]>)>,
+}
+
+struct ChunkRunner<'a> {
+    ctx: &'a GpuContext,
+    job: &'a CavityJob<'a>,
+    precision: Precision,
+    pipeline: &'a super::KernelPipeline,
+    pieces: &'a [Piece],
+    layout: Layout,
+    shared: &'a Shared,
+    costs: LoopCosts,
+    loop_budget: u64,
+    element_steps: u64,
+}
+
+impl ChunkRunner<'_> {
+    fn run(&self, chunk: Range<usize>) -> Result<ChunkOut> {
+        let (ctx, job, precision, layout) = (self.ctx, self.job, self.precision, self.layout);
+        let device = &ctx.device;
+        let m = chunk.len();
+        let ns = job.schedule.times.len();
+        let rs = precision.bytes() as usize;
+
+        // Per-member parameters: K's diagonal, then (lambda, g zeta), (g, kappa), (gamma, 0).
+        let mut mp: Vec<f64> = Vec::with_capacity(m * layout.param_stride * 2);
+        for i in chunk.clone() {
+            let c = &job.points[job.member_point[i] as usize].coeffs;
+            for z in k_diagonal(c) {
+                mp.push(z.re);
+                mp.push(z.im);
+            }
+            mp.extend_from_slice(&[c.lambda, c.g * c.zeta, c.g, c.kappa, c.gamma, 0.0]);
+        }
+        let mparams = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("mparams"),
+            contents: &real_bytes(&mp, precision),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        drop(mp);
+
+        // The state buffer, filled with the initial states batch by batch.
+        let slot = layout.member_stride * 2 * rs;
+        let work = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("work"),
+            size: pad32((m * slot) as u64),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let batch = ((UPLOAD_BATCH_BYTES as usize) / slot).max(1);
+        let mut refs = Vec::with_capacity(m);
+        let mut host = vec![0u8; batch.min(m) * slot];
+        for start in (0..m).step_by(batch) {
+            let len = batch.min(m - start);
+            let part = &mut host[..len * slot];
+            let r: Vec<_> = part
+                .par_chunks_mut(slot)
+                .enumerate()
+                .map(|(k, dst)| pack_member(job, &layout, chunk.start + start + k, dst, precision))
+                .collect();
+            refs.extend(r);
+            ctx.queue.write_buffer(&work, (start * slot) as u64, part);
+        }
+        drop(host);
+
+        let out_len = m * ns * layout.out_stride;
+        let out = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("out"),
+            size: pad32((out_len * rs) as u64),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+
+        // One Params per dispatch, at dynamic offsets.
+        let per_step = (m * layout.n_elem * (1 + usize::from(job.evolve_z))) as u64;
+        let dispatches = plan_cavity_dispatches(self.pieces, &self.costs, self.loop_budget, per_step, self.element_steps);
+        let status = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("status"),
+            size: pad32(m as u64 * 8),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let params: Vec<Params> = dispatches
+            .iter()
+            .enumerate()
+            .map(|(i, &(begin, end))| {
+                Params {
+                    n_members: m as u32,
+                    n_fock: layout.n_fock as u32,
+                    dim: layout.dim as u32,
+                    n_elem: layout.n_elem as u32,
+                    n_samples: ns as u32,
+                    piece_begin: begin,
+                    piece_end: end,
+                    flags: if job.evolve_z { F_Z } else { 0 }
+                        | if i == 0 { F_FIRST } else { 0 }
+                        | if self.pieces[begin as usize].uncoupled { F_UNCOUPLED } else { 0 },
+                    member_stride: layout.member_stride as u32,
+                    param_stride: layout.param_stride as u32,
+                    out_stride: layout.out_stride as u32,
+                    off_rows: self.shared.off_rows,
+                    off_pieces: self.shared.off_pieces,
+                    off_sqrt: self.shared.off_sqrt,
+                    off_steps: self.shared.off_steps,
+                    steps_expected: self.pieces[begin as usize..end as usize].iter().map(piece_steps).sum::<u64>() as u32,
+                }
+            })
+            .collect();
+        let (params_buf, ustride) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &params);
+        let bind_group = kernel_bind_group(device, &self.pipeline.layout, KERNEL, &params_buf, std::mem::size_of::<Params>() as u64, [&self.shared.consts, &self.shared.lookup, &mparams, &work, &out, &status]);
+
+        submit_dispatches(ctx, &self.pipeline, &bind_group, dispatches.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL);
+
+        // Read back the samples and the status once.
+        let sources = [("samples", &out), ("status", &status)];
+        let staging = read_back(ctx, &sources)?;
+        let view = staging[0].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the samples: {e}")))?;
+        let values = read_reals(&view, out_len, precision);
+        drop(view);
+        staging[0].unmap();
+        let view = staging[1].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the status: {e}")))?;
+        let st: Vec<u32> = view.chunks_exact(4).take(2 * m).map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes"))).collect();
+        drop(view);
+        staging[1].unmap();
+        for k in 0..m {
+            check_completed(KERNEL, chunk.start + k, st[2 * k] as usize, self.pieces.len(), st[2 * k + 1])?;
+        }
+        Ok(ChunkOut { values, refs })
+    }
+}
+

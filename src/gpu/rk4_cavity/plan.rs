@@ -1,0 +1,391 @@
+//! Sizing a cavity job for a device: the layout, bytes per member of each buffer, loop costs,
+//! the pieces and their grouping into dispatches, and chunks that fit the adapter's limits.
+
+use super::super::buffers::{group_pieces, pad32, pad4, piece_steps};
+use super::KERNEL;
+use super::super::Precision;
+use crate::error::{QbatError, Result};
+use crate::job::cavity::{REF_LEN, SAMPLE_PARTS, WORKGROUP_SIZE};
+use crate::job::{plan_pieces, CavityJob, Piece, NO_SAMPLE};
+use std::ops::Range;
+use serde::Serialize;
+
+/// Full steps per piece at most: long segments are split so that a dispatch can end inside one.
+pub const STEPS_PER_PIECE: u64 = 256;
+/// Element-steps (members x elements x RK4 steps, Z's counted) per dispatch: about 0.1 s on
+/// a data-centre GPU, so no dispatch runs into a watchdog.
+pub const ELEMENT_STEPS_PER_DISPATCH: u64 = 1 << 28;
+/// Loop iterations one invocation runs per dispatch at most: a quarter of
+/// [`LOOP_ITERATION_CAP`].
+pub const LOOP_ITERATIONS_PER_DISPATCH: u64 = 16_384;
+/// Loop iterations after which llvmpipe ends every loop of an invocation (its
+/// LP_MAX_TGSI_LOOP_ITERATIONS).
+pub const LOOP_ITERATION_CAP: u64 = 65_535;
+/// Dispatches recorded per submit.
+pub const DISPATCHES_PER_SUBMIT: usize = 8;
+/// The largest buffer created whatever the adapter allows (u32 element indices stay exact).
+pub const MAX_BUFFER_BYTES: u64 = 1 << 31;
+/// Device memory one chunk may use by default (all its buffers, the readback copy included).
+pub const DEFAULT_CHUNK_BYTES: u64 = 2 << 30;
+/// Host bytes of initial states packed per upload.
+pub(super) const UPLOAD_BATCH_BYTES: u64 = 64 << 20;
+/// Knobs for tests and benchmarks; the defaults are what runs use.
+#[derive(Clone, Debug, Default)]
+pub struct CavityGpuOptions {
+    /// Cap on members per chunk (below what the device limits allow).
+    pub max_members_per_chunk: Option<usize>,
+    /// Device memory per chunk (default DEFAULT_CHUNK_BYTES).
+    pub max_chunk_bytes: Option<u64>,
+    /// Element-steps per dispatch (default ELEMENT_STEPS_PER_DISPATCH).
+    pub element_steps_per_dispatch: Option<u64>,
+    /// Loop iterations per invocation and dispatch (default LOOP_ITERATIONS_PER_DISPATCH;
+    /// more than LOOP_ITERATION_CAP makes llvmpipe cut the run short, which the status check
+    /// reports).
+    pub loop_iterations_per_dispatch: Option<u64>,
+}
+
+/// The sizes the kernel works with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Layout {
+    pub n_fock: usize,
+    pub dim: usize,
+    /// Upper-triangle elements per matrix, dim (dim + 1) / 2.
+    pub n_elem: usize,
+    /// Matrices per member in `work`: X, S_A, S_B, acc (+ Z).
+    pub matrices: usize,
+    /// vec2 per member in `work`, `mparams`; reals per sample in `out`.
+    pub member_stride: usize,
+    pub param_stride: usize,
+    pub out_stride: usize,
+}
+
+impl Layout {
+    pub fn new(n_fock: usize, evolve_z: bool) -> Layout {
+        let dim = 4 * (n_fock + 1);
+        let n_elem = dim * (dim + 1) / 2;
+        let matrices = 4 + usize::from(evolve_z);
+        Layout {
+            n_fock,
+            dim,
+            n_elem,
+            matrices,
+            member_stride: matrices * n_elem + REF_LEN as usize,
+            param_stride: dim + 3,
+            out_stride: if evolve_z { 34 } else { 18 },
+        }
+    }
+}
+
+/// Bytes per member of each per-chunk buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct MemberBytes {
+    pub work: u64,
+    pub params: u64,
+    pub out: u64,
+    /// The readback copy of `out`.
+    pub staging: u64,
+    pub total: u64,
+}
+
+/// How a job runs on a device: sizes, bytes per member, chunks. Goes into run.json.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CavityGpuPlan {
+    pub kernel: &'static str,
+    pub precision: Precision,
+    pub workgroup_size: u32,
+    pub layout: Layout,
+    pub members: usize,
+    pub samples: usize,
+    pub steps_per_member: u64,
+    pub bytes_per_member: MemberBytes,
+    /// `consts` and `lookup`, shared by the members of a chunk.
+    pub shared_bytes: u64,
+    /// The largest buffer allowed: min(max_storage_buffer_binding_size, max_buffer_size, 2 GiB).
+    pub buffer_cap_bytes: u64,
+    pub chunk_budget_bytes: u64,
+    /// The largest chunk the limits allow, and what sets it.
+    pub max_members_per_chunk: usize,
+    pub bound_by: String,
+    pub members_per_chunk: usize,
+    pub chunks: usize,
+    /// Loop iterations per invocation (see the module doc) and the budget per dispatch.
+    pub loop_costs: LoopCosts,
+    pub loop_budget: u64,
+    /// Pieces of the time grid and the dispatches of the largest chunk.
+    pub pieces: usize,
+    pub dispatches_per_chunk: usize,
+}
+
+impl CavityGpuPlan {
+    /// The chunks: `chunks` consecutive ranges whose sizes differ by at most one.
+    pub fn chunk_ranges(&self) -> Vec<Range<usize>> {
+        let (n, k) = (self.members, self.chunks.max(1));
+        let (base, extra) = (n / k, n % k);
+        let mut out = Vec::with_capacity(k);
+        let mut start = 0;
+        for i in 0..k {
+            let len = base + usize::from(i < extra);
+            if len > 0 {
+                out.push(start..start + len);
+            }
+            start += len;
+        }
+        out
+    }
+}
+
+pub fn member_bytes(layout: &Layout, n_samples: usize, precision: Precision) -> MemberBytes {
+    let rs = precision.bytes();
+    let work = layout.member_stride as u64 * 2 * rs;
+    let params = layout.param_stride as u64 * 2 * rs;
+    let out = n_samples as u64 * layout.out_stride as u64 * rs;
+    MemberBytes { work, params, out, staging: out, total: work + params + 2 * out }
+}
+
+/// Upper bounds of the loop iterations one invocation runs (a SIMD lane group runs every
+/// branch any of its lanes takes, so the branches of a sample are summed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LoopCosts {
+    /// One RK4 step (X, and Z with it): 4 stages over the owned elements, plus the step loop.
+    pub step: u64,
+    /// One sample (also the t = 0 reference on the first dispatch): the strided partial sums
+    /// (the photon number's dim terms are the most), their totals, the Pauli sums of X and Z.
+    pub sample: u64,
+    /// Per piece: the pieces loop and the steps loop's exit.
+    pub piece: u64,
+}
+
+pub fn loop_costs(layout: &Layout, evolve_z: bool) -> LoopCosts {
+    let per_stage = layout.n_elem.div_ceil(WORKGROUP_SIZE as usize) as u64 + 1;
+    let d = layout.n_fock as u64 + 1;
+    LoopCosts {
+        step: (4 * per_stage + 1) * (1 + u64::from(evolve_z)),
+        sample: (layout.dim as u64).max(d).div_ceil(SAMPLE_PARTS as u64) + 1 + SAMPLE_PARTS as u64 + 1 + 2 * 21 + 8,
+        piece: 2,
+    }
+}
+
+/// The pieces of a schedule for this kernel: at most STEPS_PER_PIECE full steps, and few
+/// enough that a piece fits a dispatch's loop budget.
+pub(super) fn cavity_pieces(job: &CavityJob, costs: &LoopCosts, loop_budget: u64) -> Vec<Piece> {
+    let room = loop_budget.saturating_sub(2 * costs.sample + costs.piece + costs.step);
+    plan_pieces(&job.schedule, (room / costs.step).clamp(1, STEPS_PER_PIECE))
+}
+
+/// Group pieces into dispatches: each within `loop_budget` loop iterations per invocation
+/// (the t = 0 reference sample counted on the first) and `element_budget` element-steps
+/// (`element_per_step` per RK4 step), at least one piece each. Returns [begin, end) pairs.
+pub(super) fn plan_cavity_dispatches(pieces: &[Piece], costs: &LoopCosts, loop_budget: u64, element_per_step: u64, element_budget: u64) -> Vec<(u32, u32)> {
+    let cost = |p: &Piece| {
+        let steps = piece_steps(p);
+        (steps * costs.step + if p.sample != NO_SAMPLE { costs.sample } else { 0 } + costs.piece, steps * element_per_step)
+    };
+    group_pieces(pieces, cost, (loop_budget, element_budget), (costs.sample, 0))
+}
+
+/// Sizes of the shared tables: (lookup u32s, consts reals).
+pub(super) fn shared_len(layout: &Layout, n_pieces: usize) -> (u64, u64) {
+    let lookup = layout.n_elem as u64 + 4 * layout.dim as u64 + 2 * n_pieces as u64;
+    let consts = pad4(layout.n_fock as u64 + 2) + 4 * (1 + n_pieces as u64);
+    (lookup, consts)
+}
+
+pub(super) fn validate(job: &CavityJob) -> Result<()> {
+    if job.n_fock == 0 || 4 * (job.n_fock + 1) >= 1 << 16 {
+        return Err(QbatError::invalid("params.n_fock", format!("{} is outside what the GPU kernel indexes (1..16382)", job.n_fock)));
+    }
+    if let Some(p) = job.points.iter().find(|p| p.coeffs.n_fock != job.n_fock) {
+        return Err(QbatError::invalid("params.n_fock", format!("every point must share n_fock = {}, one has {}", job.n_fock, p.coeffs.n_fock)));
+    }
+    if let Some(p) = job.member_point.iter().find(|&&p| p as usize >= job.points.len()) {
+        return Err(QbatError::invalid("ensemble", format!("member point {p} out of range ({} points)", job.points.len())));
+    }
+    if job.schedule.sample_segments() != job.schedule.times.len() {
+        return Err(QbatError::invalid("time", "schedule has a segment count different from its sample count"));
+    }
+    if job.schedule.times.len() >= u32::MAX as usize {
+        return Err(QbatError::invalid("time.samples", "too many samples for one GPU run"));
+    }
+    Ok(())
+}
+
+/// Plan a job on a device with these limits: bytes per member, chunks, dispatches.
+pub fn plan_cavity(job: &CavityJob, precision: Precision, limits: &wgpu::Limits, opts: &CavityGpuOptions) -> Result<CavityGpuPlan> {
+    validate(job)?;
+    let layout = Layout::new(job.n_fock, job.evolve_z);
+    let n = job.member_point.len();
+    let n_samples = job.schedule.times.len();
+    let rs = precision.bytes();
+    let b = member_bytes(&layout, n_samples, precision);
+    let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
+    let loop_budget = opts.loop_iterations_per_dispatch.unwrap_or(LOOP_ITERATIONS_PER_DISPATCH);
+    let pieces = cavity_pieces(job, &loop_costs(&layout, job.evolve_z), loop_budget);
+    let (lookup_len, consts_len) = shared_len(&layout, pieces.len());
+    let shared_bytes = pad32(lookup_len * 4) + pad32(consts_len * rs);
+    let too_large = |what: &str, need: u64| QbatError::TooLarge {
+        field: "ensemble".into(),
+        reason: format!("{what} needs {need} bytes, more than the adapter's largest buffer ({cap} bytes)"),
+    };
+    if lookup_len * 4 > cap || consts_len * rs > cap {
+        return Err(too_large("the element table and the time grid", (lookup_len * 4).max(consts_len * rs)));
+    }
+    let mut m_max = limits.max_compute_workgroups_per_dimension as u64;
+    let mut bound_by = "max_compute_workgroups_per_dimension (one workgroup per member)".to_string();
+    for (what, per) in [("one member's state and RK4 scratch", b.work), ("one member's parameters", b.params), ("one member's samples", b.out)]
+    {
+        if per > cap {
+            return Err(too_large(what, per));
+        }
+        if cap / per < m_max {
+            m_max = cap / per;
+            bound_by = format!("buffer size ({what}: {per} bytes per member, {cap} bytes per buffer)");
+        }
+    }
+    let costs = loop_costs(&layout, job.evolve_z);
+    if costs.step + 2 * costs.sample + costs.piece > LOOP_ITERATION_CAP {
+        return Err(QbatError::TooLarge {
+            field: "params.n_fock".into(),
+            reason: format!("n_fock = {} needs {} loop iterations per invocation for one RK4 step, more than a dispatch may run", job.n_fock, costs.step),
+        });
+    }
+    let budget = opts.max_chunk_bytes.unwrap_or(DEFAULT_CHUNK_BYTES);
+    let fit = budget.saturating_sub(shared_bytes) / b.total;
+    if fit < m_max {
+        m_max = fit;
+        bound_by = format!("device memory budget ({budget} bytes per chunk, {} bytes per member)", b.total);
+    }
+    if let Some(f) = opts.max_members_per_chunk {
+        if (f as u64) < m_max {
+            m_max = f as u64;
+            bound_by = "max_members_per_chunk option".into();
+        }
+    }
+    let m_max = m_max.max(1) as usize;
+    let chunks = n.div_ceil(m_max);
+    let members_per_chunk = if chunks == 0 { 0 } else { n.div_ceil(chunks) };
+    let per_step = (members_per_chunk.max(1) * layout.n_elem * (1 + usize::from(job.evolve_z))) as u64;
+    let element_budget = opts.element_steps_per_dispatch.unwrap_or(ELEMENT_STEPS_PER_DISPATCH);
+    let dispatches = plan_cavity_dispatches(&pieces, &costs, loop_budget, per_step, element_budget);
+    Ok(CavityGpuPlan {
+        kernel: KERNEL,
+        precision,
+        workgroup_size: WORKGROUP_SIZE,
+        layout,
+        members: n,
+        samples: n_samples,
+        steps_per_member: job.schedule.total_steps(),
+        bytes_per_member: b,
+        shared_bytes,
+        buffer_cap_bytes: cap,
+        chunk_budget_bytes: budget,
+        max_members_per_chunk: m_max,
+        bound_by,
+        members_per_chunk,
+        chunks,
+        loop_costs: costs,
+        loop_budget,
+        pieces: pieces.len(),
+        dispatches_per_chunk: dispatches.len(),
+    })
+}
+
+
+/// Store real `v` at real index `i` of a byte buffer in the working precision.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linalg::{CMat, C64};
+    use crate::job::{CavityPoint, Schedule};
+    use crate::job::CavityCoeffs;
+
+    fn init(_: usize) -> CMat {
+        CMat::zeros(4, 4)
+    }
+
+    fn job(members: usize, n_fock: usize, samples: usize, evolve_z: bool) -> CavityJob<'static> {
+        let coeffs = CavityCoeffs { n_fock, wc: 1.0, wq: 1.0, lambda: 1.0, g: 0.2, zeta: 0.5, kappa: 0.1, gamma: 0.05 };
+        let times: Vec<f64> = (0..samples).map(|i| i as f64 * 0.01).collect();
+        CavityJob {
+            n_fock,
+            points: vec![CavityPoint { coeffs, h_battery: [C64::new(0.0, 0.0); 4] }],
+            member_point: vec![0; members],
+            initial: &init,
+            schedule: Schedule::new(0.01, &times),
+            evolve_z,
+        }
+    }
+
+    fn lavapipe_limits() -> wgpu::Limits {
+        wgpu::Limits { max_storage_buffer_binding_size: 128 << 20, max_buffer_size: 2 << 30, ..wgpu::Limits::default() }
+    }
+
+    #[test]
+    fn bytes_per_member_for_the_cavity_100_shape() {
+        // N = 20: dim 84, 3570 upper elements; f32: X, S_A, S_B, acc = 4 x 3570 x 8 bytes + 256.
+        let l = Layout::new(20, false);
+        assert_eq!((l.dim, l.n_elem), (84, 3570));
+        let b = member_bytes(&l, 1001, Precision::F32);
+        assert_eq!(b.work, (4 * 3570 + 32) * 8);
+        assert_eq!(b.params, 87 * 8);
+        assert_eq!(b.out, 1001 * 18 * 4);
+        let lz = Layout::new(20, true);
+        assert_eq!(member_bytes(&lz, 1, Precision::F64).work, (5 * 3570 + 32) * 16);
+    }
+
+    #[test]
+    fn chunks_fit_the_limits_and_are_balanced() {
+        let limits = lavapipe_limits();
+        for (members, z, precision) in [(10_000, false, Precision::F32), (3_000, true, Precision::F64), (7, false, Precision::F32)] {
+            let j = job(members, 20, 1001, z);
+            let p = plan_cavity(&j, precision, &limits, &CavityGpuOptions::default()).unwrap();
+            let ranges = p.chunk_ranges();
+            assert_eq!(ranges.len(), p.chunks);
+            assert_eq!(ranges.first().unwrap().start, 0);
+            assert_eq!(ranges.last().unwrap().end, members);
+            for w in ranges.windows(2) {
+                assert_eq!(w[0].end, w[1].start);
+                assert!(w[0].len().abs_diff(w[1].len()) <= 1);
+            }
+            for r in &ranges {
+                let m = r.len() as u64;
+                assert!(m <= p.max_members_per_chunk as u64);
+                let b = p.bytes_per_member;
+                for per in [b.work, b.params, b.out] {
+                    assert!(pad32(m * per) <= p.buffer_cap_bytes);
+                }
+                assert!(m * b.total + p.shared_bytes <= DEFAULT_CHUNK_BYTES);
+                assert!(m <= limits.max_compute_workgroups_per_dimension as u64);
+            }
+        }
+        // Forced cap: 8 members at most 3 per chunk -> 3, 3, 2.
+        let j = job(8, 4, 5, false);
+        let opts = CavityGpuOptions { max_members_per_chunk: Some(3), ..Default::default() };
+        let p = plan_cavity(&j, Precision::F32, &limits, &opts).unwrap();
+        assert_eq!(p.chunk_ranges(), vec![0..3, 3..6, 6..8]);
+        // The workgroup count binds for tiny members on a roomy device.
+        let big = wgpu::Limits { max_storage_buffer_binding_size: 1 << 31, max_buffer_size: 1 << 40, ..limits };
+        let j = job(100_000, 1, 1, false);
+        let opts = CavityGpuOptions { max_chunk_bytes: Some(1 << 40), ..Default::default() };
+        let p = plan_cavity(&j, Precision::F32, &big, &opts).unwrap();
+        assert_eq!(p.max_members_per_chunk, 65_535);
+        assert!(p.bound_by.contains("workgroups"));
+    }
+
+    #[test]
+    fn a_member_larger_than_a_buffer_is_an_error() {
+        let limits = wgpu::Limits { max_storage_buffer_binding_size: 1 << 20, ..lavapipe_limits() };
+        let j = job(4, 100, 2, false);
+        assert!(matches!(plan_cavity(&j, Precision::F64, &limits, &CavityGpuOptions::default()), Err(QbatError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn mixed_cutoffs_are_an_error() {
+        let mut j = job(2, 4, 2, false);
+        let mut p = j.points[0].clone();
+        p.coeffs.n_fock = 5;
+        j.points.push(p);
+        j.member_point[1] = 1;
+        assert!(plan_cavity(&j, Precision::F32, &lavapipe_limits(), &CavityGpuOptions::default()).is_err());
+    }
+}
+

@@ -1,0 +1,182 @@
+//! The cavity kernel's contract, shared by its host (`gpu::rk4_cavity`), its CPU twin
+//! (`twin::rk4_cavity`) and the engine: the job and point types, each member's coefficients,
+//! K's diagonal and the row table. Mirrored by `shaders/rk4_cavity.wgsl` (the `ROW_*` bits);
+//! `tests/layouts.rs` checks them against the shader with naga.
+
+use super::Schedule;
+use crate::linalg::{CMat, C64};
+use bytemuck::{Pod, Zeroable};
+
+/// One parameter point of a cavity ensemble: the structured engine's coefficients and the
+/// battery Hamiltonian (2x2, row-major, on cell 2) for Z(0) = {H_B, rho0}/2.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CavityPoint {
+    pub coeffs: CavityCoeffs,
+    pub h_battery: [C64; 4],
+}
+
+/// A cavity-cells ensemble for the GPU engine. Every point has the same cutoff `n_fock`.
+/// Initial states are built on demand, chunk by chunk (a full state is dim^2 complex numbers,
+/// too many to hold for a whole large ensemble).
+pub struct CavityJob<'a> {
+    pub n_fock: usize,
+    pub points: Vec<CavityPoint>,
+    /// Parameter point of each member (index into `points`); its length is the member count.
+    pub member_point: Vec<u32>,
+    /// Member i's initial density matrix, dim x dim, dim = 4 (n_fock + 1), Hermitian (the
+    /// engine takes its upper triangle).
+    pub initial: &'a (dyn Fn(usize) -> CMat + Sync),
+    pub schedule: Schedule,
+    /// Also evolve Z(t) = e^{Lt}[{H_B, rho0}/2] (for energy_fluctuation_b).
+    pub evolve_z: bool,
+}
+
+impl std::fmt::Debug for CavityJob<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CavityJob")
+            .field("n_fock", &self.n_fock)
+            .field("points", &self.points.len())
+            .field("members", &self.member_point.len())
+            .field("samples", &self.schedule.times.len())
+            .field("evolve_z", &self.evolve_z)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The parameters of one cavity member, as the kernel holds them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CavityCoeffs {
+    pub n_fock: usize,
+    pub wc: f64,
+    pub wq: f64,
+    pub lambda: f64,
+    pub g: f64,
+    pub zeta: f64,
+    pub kappa: f64,
+    pub gamma: f64,
+}
+
+impl CavityCoeffs {
+    pub fn dim(&self) -> usize {
+        4 * (self.n_fock + 1)
+    }
+
+    /// The coefficients after `[protocol] switch_off`: the cell-cell coupling (g, and with it
+    /// zeta's term) off; the cavity pump lambda and the dissipators stay (`OpenSystem::coupling`
+    /// of cavity-cells).
+    pub fn uncoupled(&self) -> CavityCoeffs {
+        CavityCoeffs { g: 0.0, zeta: 0.0, ..*self }
+    }
+}
+
+/// K's diagonal in f64, kd(q, n) = (-loss, -energy) at r = q (N+1) + n: what `CavityOps`
+/// rounds to the working precision and what the GPU host uploads per member.
+pub fn k_diagonal(c: &CavityCoeffs) -> Vec<C64> {
+    let d = c.n_fock + 1;
+    let mut kd = Vec::with_capacity(4 * d);
+    for q in 0..4 {
+        let (e1, e2) = ((q >> 1) as f64, (q & 1) as f64);
+        let (z1, z2) = (2.0 * e1 - 1.0, 2.0 * e2 - 1.0);
+        for n in 0..d {
+            let energy = c.wc * n as f64 + 0.5 * c.wq * (z1 + z2);
+            let loss = 0.5 * (c.kappa * n as f64 + c.gamma * (e1 + e2));
+            kd.push(C64::new(-loss, -energy));
+        }
+    }
+    kd
+}
+
+/// Bits of the kernel's row table (ROW_* in shaders/rk4_cavity.wgsl): the partner coefficient
+/// is g zeta (else g); i_1 = 0; i_2 = 0; n < N; the Fock index n from bit ROW_N_SHIFT.
+pub const ROW_FLIP: u32 = 1;
+pub const ROW_E1_ZERO: u32 = 2;
+pub const ROW_E2_ZERO: u32 = 4;
+pub const ROW_TOP: u32 = 8;
+pub const ROW_N_SHIFT: u32 = 16;
+
+/// The kernel's row table, shared by every member of a cutoff: per row r = (q, n),
+/// [partner row, band row (r itself where there is none), index into sqrt(0..=N+1) of the band
+/// coefficient (0, so lambda sqrt(0) = 0, where there is none), bits]. It encodes
+/// `CavityOps::kx_rows` and the conditions of the jump terms.
+pub fn row_table(n_fock: usize) -> Vec<[u32; 4]> {
+    let d = n_fock + 1;
+    let mut rows = Vec::with_capacity(4 * d);
+    for q in 0..4usize {
+        for n in 0..d {
+            let r = q * d + n;
+            let partner = [3, 2, 1, 0][q] * d + n;
+            let (band, sidx) = if q >= 2 {
+                if n < n_fock { ((q - 2) * d + n + 1, n + 1) } else { (r, 0) }
+            } else if n > 0 {
+                ((q + 2) * d + n - 1, n)
+            } else {
+                (r, 0)
+            };
+            let mut bits = (n as u32) << ROW_N_SHIFT;
+            if q == 0 || q == 3 {
+                bits |= ROW_FLIP;
+            }
+            if q < 2 {
+                bits |= ROW_E1_ZERO;
+            }
+            if q & 1 == 0 {
+                bits |= ROW_E2_ZERO;
+            }
+            if n < n_fock {
+                bits |= ROW_TOP;
+            }
+            rows.push([partner as u32, band as u32, sidx as u32, bits]);
+        }
+    }
+    rows
+}
+
+// ---- the kernel's own layouts (shaders/rk4_cavity.wgsl) ------------------------------------
+
+/// Invocations per workgroup (one workgroup per member). Mirrors WG and
+/// `@workgroup_size` in the shader.
+pub const WORKGROUP_SIZE: u32 = 256;
+/// Sample quantities (10 reduced entries of X and of Z, photon number, Fock tail) and the
+/// invocations that share each sum (NQ and NPART in the shader; the twin's
+/// `sample_outputs(.., SAMPLE_PARTS)`).
+pub const SAMPLE_QUANTITIES: usize = 22;
+pub const SAMPLE_PARTS: usize = WORKGROUP_SIZE as usize / SAMPLE_QUANTITIES;
+/// vec2 per member at the end of `work`: the t = 0 coefficients of X and Z (REF_LEN).
+pub const REF_LEN: u64 = 32;
+
+pub const F_FIRST: u32 = 1;
+pub const F_Z: u32 = 2;
+/// The dispatch lies after `[protocol] switch_off`: the cell-cell coupling g is off
+/// (`CavityCoeffs::uncoupled`).
+pub const F_UNCOUPLED: u32 = 4;
+
+/// The kernel's uniform block, one per dispatch (dynamic offset).
+/// Mirrors `struct Params` in shaders/rk4_cavity.wgsl (checked by tests/layouts.rs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Params {
+    pub n_members: u32,
+    pub n_fock: u32,
+    pub dim: u32,
+    pub n_elem: u32,
+    pub n_samples: u32,
+    pub piece_begin: u32,
+    pub piece_end: u32,
+    pub flags: u32,
+    /// vec2 per member in `work`.
+    pub member_stride: u32,
+    /// vec2 per member in `mparams`.
+    pub param_stride: u32,
+    /// reals per (member, sample) in `out`.
+    pub out_stride: u32,
+    /// Offsets in `lookup` (u32 units) of the row table and the pieces.
+    pub off_rows: u32,
+    pub off_pieces: u32,
+    /// Offsets in `consts` (real units) of the sqrt table and the step constants.
+    pub off_sqrt: u32,
+    pub off_steps: u32,
+    /// RK4 steps of X in this dispatch.
+    pub steps_expected: u32,
+}
+const _: () = assert!(std::mem::size_of::<Params>() == 64);
+

@@ -1,0 +1,281 @@
+//! The two-qubit kernel's contract, shared by its host (`gpu::rk4_two_qubit`), its CPU twin
+//! (`twin::rk4_two_qubit`) and the engine that builds its jobs: the job and result types, the
+//! per-point constants, the measure codes and flag bits, and the piece schedule.
+//!
+//! Mirrored by `shaders/rk4_two_qubit.wgsl`: `KERNEL_MEASURES` is the shader's `M_*` list,
+//! the `F_*` bits its flags, and `KernelPoint` its per-point constants. The test
+//! `tests/layouts.rs` parses the shader with naga and checks both against this file.
+
+use super::{Peak, Schedule};
+use crate::measures::Measure::{self, *};
+use bytemuck::{Pod, Zeroable};
+
+/// Pauli coefficients of a 2x2 Hermitian H = h0 I + hx sx + hy sy + hz sz (project convention).
+pub type Pauli2 = [f64; 4];
+
+/// Two-qubit state in the Pauli basis: x[4a + b] = Tr(rho sigma_a (x) sigma_b),
+/// a = charger, b = battery, sigma = (I, sx, sy, sz) in the project convention;
+/// rho = (1/4) sum_ab x[4a + b] sigma_a (x) sigma_b, so x[0] = Tr rho.
+pub type Pauli4 = [f64; 16];
+
+/// One parameter point of a two-qubit ensemble.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TwoQubitPoint {
+    /// Row-major real generator: dx/dt = G x (the Lindblad equation in the Pauli basis).
+    pub generator: [f64; 256],
+    /// The generator with the charger-battery coupling off (`[protocol] switch_off`), for the
+    /// steps after the schedule's switch-off segment; None where the run has no switch.
+    pub generator_off: Option<Box<[f64; 256]>>,
+    pub h_battery: Pauli2,
+    pub h_charger: Pauli2,
+    /// Phase-flip probability applied to each sample before the measures (spin-pair).
+    pub dephasing: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct TwoQubitJob {
+    pub points: Vec<TwoQubitPoint>,
+    /// Parameter point of each member (index into `points`).
+    pub member_point: Vec<u32>,
+    /// Initial state of each member.
+    pub initial: Vec<Pauli4>,
+    pub schedule: Schedule,
+    /// The closed-form measures the engine is asked for, in column order.
+    pub measures: Vec<Measure>,
+    /// Also return each member's state at every sample (for host-side eigen measures).
+    pub keep_states: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct TwoQubitResult {
+    /// Column order of `values` (= the job's `measures`).
+    pub measures: Vec<Measure>,
+    /// values[(member * n_samples + sample) * n_measures + k]
+    pub values: Vec<f64>,
+    /// states[(member * n_samples + sample) * 16 + i], when asked for.
+    pub states: Option<Vec<f64>>,
+    /// peaks[member * 4 + k], k over PEAK_MEASURES.
+    pub peaks: Vec<Peak>,
+}
+
+
+/// The measures the kernel computes; a measure's kernel code is its index here.
+/// Keep in sync with the `M_*` constants in shaders/rk4_two_qubit.wgsl.
+pub const KERNEL_MEASURES: [Measure; 19] = [
+    EnergyB,
+    EnergyC,
+    StoredEnergyB,
+    ErgotropyB,
+    AntiergotropyB,
+    CapacityB,
+    CapacityC,
+    PowerB,
+    ErgotropicPowerB,
+    EnergyVarianceB,
+    EnergyFluctuationB,
+    SteeringF3,
+    BellChsh,
+    CoherenceL1,
+    ImaginarityL1,
+    TextureB,
+    Purity,
+    EntropyB,
+    TraceError,
+];
+pub const N_CODES: usize = KERNEL_MEASURES.len();
+
+/// The kernel code of a measure, or None if the kernel does not compute it.
+pub fn kernel_code(m: Measure) -> Option<u32> {
+    KERNEL_MEASURES.iter().position(|&k| k == m).map(|i| i as u32)
+}
+
+/// Kernel flag bits (keep in sync with the `F_*` constants in shaders/rk4_two_qubit.wgsl).
+pub const F_FIRST: u32 = 1;
+pub const F_Z: u32 = 2;
+pub const F_STATES: u32 = 4;
+pub const F_BELL: u32 = 8;
+pub const F_COHERENCE: u32 = 16;
+pub const F_ENTROPY: u32 = 32;
+
+/// What a job asks the kernel to do beyond stepping x.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelFlags {
+    /// Evolve Z(t) = e^{Lt}[{H_B, rho0}/2] (only for energy_fluctuation_b).
+    pub evolve_z: bool,
+    pub keep_states: bool,
+    pub bell: bool,
+    pub coherence: bool,
+    pub entropy: bool,
+}
+
+impl KernelFlags {
+    pub fn for_job(job: &TwoQubitJob) -> KernelFlags {
+        let has = |m: Measure| job.measures.contains(&m);
+        KernelFlags {
+            evolve_z: has(EnergyFluctuationB),
+            keep_states: job.keep_states,
+            bell: has(BellChsh),
+            coherence: has(CoherenceL1) || has(ImaginarityL1),
+            entropy: has(EntropyB),
+        }
+    }
+
+    /// The flag word of the kernel's Params (without F_FIRST).
+    pub fn bits(&self) -> u32 {
+        let mut b = 0;
+        if self.evolve_z {
+            b |= F_Z;
+        }
+        if self.keep_states {
+            b |= F_STATES;
+        }
+        if self.bell {
+            b |= F_BELL;
+        }
+        if self.coherence {
+            b |= F_COHERENCE;
+        }
+        if self.entropy {
+            b |= F_ENTROPY;
+        }
+        b
+    }
+}
+
+/// RK4 increment matrix D = P - I = A + A^2/2 + A^3/6 + A^4/24, A = hG (row-major, f64).
+pub fn rk4_increment(g: &[f64; 256], h: f64) -> [f64; 256] {
+    let a: [f64; 256] = g.map(|v| v * h);
+    let mul = |x: &[f64; 256], y: &[f64; 256]| {
+        let mut out = [0.0; 256];
+        for i in 0..16 {
+            for k in 0..16 {
+                let xik = x[16 * i + k];
+                if xik != 0.0 {
+                    for j in 0..16 {
+                        out[16 * i + j] += xik * y[16 * k + j];
+                    }
+                }
+            }
+        }
+        out
+    };
+    // Horner: D = A (I + A/2 (I + A/3 (I + A/4))).
+    let mut t = a.map(|v| v / 4.0);
+    for div in [3.0, 2.0] {
+        for i in 0..16 {
+            t[17 * i] += 1.0;
+        }
+        t = mul(&a, &t).map(|v| v / div);
+    }
+    for i in 0..16 {
+        t[17 * i] += 1.0;
+    }
+    mul(&a, &t)
+}
+
+/// Per-point constants of the kernel, in f64 (cast to the working precision by the GPU host
+/// and the twin alike).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelPoint {
+    /// RK4 increment for a full step dt.
+    pub d: [f64; 256],
+    /// Generator (for shortened steps).
+    pub g: [f64; 256],
+    pub hb: [f64; 4],
+    pub hc: [f64; 4],
+    /// Dephasing factors q = 1 - 2p and q^2.
+    pub q: f64,
+    pub q2: f64,
+    /// |h_B| and |h_C| (Bloch-vector norms of the Hamiltonians).
+    pub nhb: f64,
+    pub nhc: f64,
+    /// h0^2 + |h|^2 of H_B: Tr(H_B^2 rho_b) = hb2 x_00 + 2 h0 h.r_b.
+    pub hb2: f64,
+}
+
+impl KernelPoint {
+    /// The constants of a point after `[protocol] switch_off`: the uncoupled generator (the
+    /// same one where the point has none), everything else as `new`.
+    pub fn uncoupled(p: &TwoQubitPoint, dt: f64) -> KernelPoint {
+        let mut k = KernelPoint::new(p, dt);
+        if let Some(g) = &p.generator_off {
+            k.d = rk4_increment(g, dt);
+            k.g = **g;
+        }
+        k
+    }
+
+    pub fn new(p: &TwoQubitPoint, dt: f64) -> KernelPoint {
+        let q = 1.0 - 2.0 * p.dephasing;
+        let norm3 = |h: &[f64; 4]| (h[1] * h[1] + h[2] * h[2] + h[3] * h[3]).sqrt();
+        let nhb = norm3(&p.h_battery);
+        KernelPoint {
+            d: rk4_increment(&p.generator, dt),
+            g: p.generator,
+            hb: p.h_battery,
+            hc: p.h_charger,
+            q,
+            q2: q * q,
+            nhb,
+            nhc: norm3(&p.h_charger),
+            hb2: p.h_battery[0] * p.h_battery[0] + nhb * nhb,
+        }
+    }
+
+    /// Dephasing mask: x_ab is scaled by q^(number of a, b in {x, y}).
+    pub fn mask(&self) -> [f64; 16] {
+        let row_outer = [1.0, self.q, self.q, 1.0];
+        let row_inner = [self.q, self.q2, self.q2, self.q];
+        let mut m = [0.0; 16];
+        for a in 0..4 {
+            let row = if a == 1 || a == 2 { row_inner } else { row_outer };
+            m[4 * a..4 * a + 4].copy_from_slice(&row);
+        }
+        m
+    }
+}
+
+// ---- the kernel's own layouts (shaders/rk4_two_qubit.wgsl) -------------------------------
+
+/// Invocations per workgroup (`@workgroup_size` of the shader's entry point).
+pub const WORKGROUP_SIZE: u32 = 64;
+/// vec4s per point in `consts` (POINT_VEC4 in the shader).
+pub const POINT_VEC4: u64 = 132;
+/// A workgroup whose members do not all share one point (the `lookup` table).
+pub const NO_POINT: u32 = u32::MAX;
+/// Output columns the Params uniform has room for.
+pub const MAX_COLS: usize = 32;
+/// The kernel's uniform block, one per dispatch (dynamic offset).
+/// Mirrors `struct Params` in shaders/rk4_two_qubit.wgsl (checked by tests/layouts.rs).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Params {
+    pub n_members: u32,
+    pub n_samples: u32,
+    pub n_cols: u32,
+    pub piece_begin: u32,
+    pub piece_end: u32,
+    pub flags: u32,
+    /// vec4s per member in `work`.
+    pub work_stride: u32,
+    /// Offset of the pieces in `lookup` (u32 units).
+    pub off_pieces: u32,
+    /// Offset of the sample times in `consts` (scalar units).
+    pub off_times: u32,
+    /// Offset of the pieces' shortened steps in `consts` (scalar units).
+    pub off_hlast: u32,
+    /// Offset in `lookup` of the per-workgroup shared point (or NO_POINT).
+    pub off_wg_point: u32,
+    /// Added to every point index: 0, or the number of used points for dispatches after
+    /// `[protocol] switch_off` (their uncoupled copies follow the points in `consts`).
+    pub point_offset: u32,
+    /// RK4 steps of x in this dispatch (the kernel counts the steps it completed against it).
+    pub steps_expected: u32,
+    /// `cols` starts at a 16-byte boundary in a uniform block.
+    pub _pad: [u32; 3],
+    /// Kernel measure code of each column, 4 per row.
+    pub cols: [[u32; 4]; 8],
+}
+const _: () = assert!(std::mem::size_of::<Params>() == 192);
+const _: () = assert!(MAX_COLS == 4 * 8);
+

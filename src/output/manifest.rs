@@ -1,0 +1,134 @@
+//! The manifest of an output directory, `.qbat-manifest.json`: every file a qbat-gpu run wrote
+//! there, with its size and BLAKE3 hash. It marks a directory as a qbat-gpu output; `--force`
+//! replaces exactly the files it lists and never another; `merge` checks every listed file
+//! before any work, so that a damaged or edited shard is refused rather than copied through.
+
+use super::{read_bounded, write_atomic, SMALL_FILE_LIMIT};
+use crate::error::{QbatError, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The manifest's file name (hidden, so that listings of results stay clean).
+pub const MANIFEST: &str = ".qbat-manifest.json";
+
+/// One file: its name in the directory, its size and its BLAKE3 hash (hex).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub bytes: u64,
+    pub blake3: String,
+}
+
+/// The files of one output directory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub files: Vec<FileEntry>,
+}
+
+/// Size and BLAKE3 hash of a file, read once in 1 MiB pieces.
+pub fn hash_file(path: &Path) -> Result<FileEntry> {
+    let f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
+    let mut hasher = blake3::Hasher::new();
+    let bytes = std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, f), &mut hasher).map_err(|e| QbatError::io(path, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    Ok(FileEntry { name, bytes, blake3: hasher.finalize().to_hex().to_string() })
+}
+
+impl Manifest {
+    /// The manifest of every plain file in `dir` (in name order), the manifest itself and
+    /// hidden temporary files left out.
+    pub fn of_dir(dir: &Path) -> Result<Manifest> {
+        let mut names: Vec<String> = vec![];
+        for entry in std::fs::read_dir(dir).map_err(|e| QbatError::io(dir, e))? {
+            let entry = entry.map_err(|e| QbatError::io(dir, e))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if entry.file_type().map_err(|e| QbatError::io(&entry.path(), e))?.is_file() && !name.starts_with('.') {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(Manifest { files: names.iter().map(|n| hash_file(&dir.join(n))).collect::<Result<_>>()? })
+    }
+
+    /// The manifest of `dir`, or None where it has none (not a qbat-gpu output). A manifest
+    /// that cannot be read or parsed is an error naming it.
+    pub fn read(dir: &Path) -> Result<Option<Manifest>> {
+        let path = dir.join(MANIFEST);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let bytes = read_bounded(&path, SMALL_FILE_LIMIT)?;
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| QbatError::invalid(path.display().to_string(), format!("damaged manifest: {e}")))
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join(MANIFEST), |w| serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other))
+    }
+
+    /// Add (or update) `files` of `dir` in its manifest, for files written into a finished
+    /// output (`analyze`). A directory without a manifest is left without one.
+    pub fn record(dir: &Path, files: &[std::path::PathBuf]) -> Result<()> {
+        let Some(mut m) = Manifest::read(dir)? else { return Ok(()) };
+        for path in files {
+            let entry = hash_file(path)?;
+            match m.files.iter_mut().find(|f| f.name == entry.name) {
+                Some(f) => *f = entry,
+                None => m.files.push(entry),
+            }
+        }
+        m.files.sort_by(|a, b| a.name.cmp(&b.name));
+        m.write(dir)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.files.iter().any(|f| f.name == name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&FileEntry> {
+        self.files.iter().find(|f| f.name == name)
+    }
+
+    /// Check every listed file of `dir`: present, of its size and hash. The first difference
+    /// is an error naming the file and what differs.
+    pub fn verify(&self, dir: &Path) -> Result<()> {
+        for want in &self.files {
+            let path = dir.join(&want.name);
+            let shown = path.display().to_string();
+            if !path.is_file() {
+                return Err(QbatError::invalid(shown, "listed in the manifest but missing"));
+            }
+            let got = hash_file(&path)?;
+            if got.bytes != want.bytes {
+                return Err(QbatError::invalid(shown, format!("holds {} bytes, the manifest says {}: the file was truncated or edited", got.bytes, want.bytes)));
+            }
+            if got.blake3 != want.blake3 {
+                return Err(QbatError::invalid(shown, "its content differs from the manifest's hash: the file was edited or damaged"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `write_atomic` that also returns the file's size and BLAKE3 hash, taken as it is written.
+pub fn write_atomic_hashed(path: &Path, f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> Result<FileEntry> {
+    struct Tee<'a> {
+        inner: &'a mut dyn std::io::Write,
+        hasher: &'a mut blake3::Hasher,
+        bytes: &'a mut u64,
+    }
+    impl std::io::Write for Tee<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = self.inner.write(buf)?;
+            self.hasher.update(&buf[..n]);
+            *self.bytes += n as u64;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush()
+        }
+    }
+    let (mut hasher, mut bytes) = (blake3::Hasher::new(), 0u64);
+    write_atomic(path, |w| f(&mut Tee { inner: w, hasher: &mut hasher, bytes: &mut bytes }))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    Ok(FileEntry { name, bytes, blake3: hasher.finalize().to_hex().to_string() })
+}

@@ -1,0 +1,222 @@
+//! A run's series files read back (series.npy + series.json, or series.csv), one member's
+//! block at a time with bounded memory, for `analyze` and the plots.
+
+use crate::error::{QbatError, Result};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeriesFormat {
+    Csv,
+    Npy,
+}
+
+enum Source {
+    Npy(npyz::NpyReader<f64, BufReader<std::fs::File>>),
+    Csv { rows: csv::StringRecordsIntoIter<BufReader<std::fs::File>>, line: u64 },
+}
+
+/// A run's series, read one member's block (times x measures, row-major) at a time.
+pub struct SeriesReader {
+    pub format: SeriesFormat,
+    pub path: PathBuf,
+    pub members_total: usize,
+    pub times: Vec<f64>,
+    pub measures: Vec<String>,
+    /// Member ids in file order when known up front (npy: from series.json).
+    ids: Option<Vec<u64>>,
+    next_index: usize,
+    source: Source,
+}
+
+
+fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
+    QbatError::invalid(path.display().to_string(), reason)
+}
+
+/// serde_json writes a non-finite float as null; the only non-finite sample time a run writes
+/// is the steady state's t = inf.
+fn json_time(v: &serde_json::Value) -> Option<f64> {
+    match v {
+        serde_json::Value::Null => Some(f64::INFINITY),
+        v => v.as_f64(),
+    }
+}
+
+impl SeriesReader {
+    /// Open DIR's series (series.npy + series.json, or series.csv); None when the run wrote none.
+    pub fn open(dir: &Path) -> Result<Option<SeriesReader>> {
+        let npy = dir.join("series.npy");
+        let csv_path = dir.join("series.csv");
+        for p in [&npy, &csv_path] {
+            // a symbolic link to a device (/dev/zero) is not a series: never read it
+            if p.exists() && !std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
+                return Err(QbatError::invalid(p.display().to_string(), "is not a regular file"));
+            }
+        }
+        if npy.is_file() {
+            Self::open_npy(dir, &npy).map(Some)
+        } else if csv_path.is_file() {
+            Self::open_csv(&csv_path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn open_npy(dir: &Path, npy: &Path) -> Result<SeriesReader> {
+        let axes_path = dir.join("series.json");
+        let text = super::read_text_bounded(&axes_path, super::SMALL_FILE_LIMIT)?;
+        let axes: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&axes_path, format!("not JSON: {e}")))?;
+        let list = |k: &str| axes[k].as_array().cloned().ok_or_else(|| bad(&axes_path, format!("no \"{k}\" list")));
+        let ids: Vec<u64> = list("members")?.iter().map(|v| v.as_u64().ok_or_else(|| bad(&axes_path, "member ids must be integers"))).collect::<Result<_>>()?;
+        let times: Vec<f64> = list("times")?.iter().map(|v| json_time(v).ok_or_else(|| bad(&axes_path, "times must be numbers"))).collect::<Result<_>>()?;
+        let measures: Vec<String> = list("measures")?.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| bad(&axes_path, "measures must be names"))).collect::<Result<_>>()?;
+        let file = std::fs::File::open(npy).map_err(|e| QbatError::io(npy, e))?;
+        let npy_file = npyz::NpyFile::new(BufReader::with_capacity(1 << 20, file)).map_err(|e| QbatError::io(npy, e))?;
+        let shape = npy_file.shape().to_vec();
+        if npy_file.order() != npyz::Order::C {
+            return Err(bad(npy, "expected C (row-major) order"));
+        }
+        let want = [ids.len() as u64, times.len() as u64, measures.len() as u64];
+        if shape != want {
+            return Err(bad(npy, format!("shape {shape:?} does not match series.json's axes {want:?}")));
+        }
+        let reader = npy_file.data::<f64>().map_err(|e| bad(npy, format!("expected little-endian f64 data: {e}")))?;
+        Ok(SeriesReader { format: SeriesFormat::Npy, path: npy.into(), members_total: ids.len(), times, measures, ids: Some(ids), next_index: 0, source: Source::Npy(reader) })
+    }
+
+    fn open_csv(path: &Path) -> Result<SeriesReader> {
+        // Rows per member come from the first member's rows; the member count from the line count.
+        let lines = count_lines(path)?;
+        let file = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
+        let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file));
+        let header = rdr.headers().map_err(|e| bad(path, format!("header: {e}")))?.clone();
+        if header.len() < 3 || &header[0] != "member" || &header[1] != "t" {
+            return Err(bad(path, "expected the columns member,t,<measure>..."));
+        }
+        let measures: Vec<String> = header.iter().skip(2).map(String::from).collect();
+        let mut rows = rdr.into_records();
+        let mut times = vec![];
+        let mut first_id = None;
+        let mut line = 1u64;
+        for rec in rows.by_ref() {
+            line += 1;
+            let rec = rec.map_err(|e| bad(path, format!("line {line}: {e}")))?;
+            let id = parse_u64(path, line, &rec, 0)?;
+            if first_id.is_some_and(|f| f != id) {
+                break;
+            }
+            first_id = Some(id);
+            times.push(parse_f64(path, line, &rec, 1)?);
+        }
+        if times.is_empty() {
+            return Err(bad(path, "the series has no rows"));
+        }
+        let data_rows = lines.saturating_sub(1);
+        if data_rows % times.len() as u64 != 0 {
+            return Err(bad(path, format!("{data_rows} rows are not a whole number of members of {} sample times each", times.len())));
+        }
+        let members_total = (data_rows / times.len() as u64) as usize;
+        // Re-open to read from the first member again.
+        let file = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
+        let rows = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file)).into_records();
+        Ok(SeriesReader { format: SeriesFormat::Csv, path: path.into(), members_total, times, measures, ids: None, next_index: 0, source: Source::Csv { rows, line: 1 } })
+    }
+
+    pub fn n_times(&self) -> usize {
+        self.times.len()
+    }
+
+    pub fn n_measures(&self) -> usize {
+        self.measures.len()
+    }
+
+    pub fn measure_index(&self, name: &str) -> Option<usize> {
+        self.measures.iter().position(|m| m == name)
+    }
+
+    /// Read the next member into `block` (times x measures, row-major); returns its id, or
+    /// None after the last member.
+    pub fn next_member(&mut self, block: &mut Vec<f64>) -> Result<Option<u64>> {
+        let (nt, nm) = (self.times.len(), self.measures.len());
+        block.clear();
+        if self.next_index >= self.members_total {
+            return Ok(None);
+        }
+        let index = self.next_index;
+        let id = match &mut self.source {
+            Source::Npy(reader) => {
+                for _ in 0..nt * nm {
+                    match reader.next() {
+                        Some(v) => block.push(v.map_err(|e| QbatError::io(&self.path, e))?),
+                        None => return Err(bad(&self.path, "the file ends before its shape says")),
+                    }
+                }
+                self.ids.as_ref().expect("npy ids")[index]
+            }
+            Source::Csv { rows, line } => {
+                let mut id = None;
+                for s in 0..nt {
+                    *line += 1;
+                    let rec = match rows.next() {
+                        Some(r) => r.map_err(|e| bad(&self.path, format!("line {line}: {e}")))?,
+                        None => return Err(bad(&self.path, format!("line {line}: the file ends inside member {index}"))),
+                    };
+                    if rec.len() != nm + 2 {
+                        return Err(bad(&self.path, format!("line {line}: {} fields, expected {}", rec.len(), nm + 2)));
+                    }
+                    let this = parse_u64(&self.path, *line, &rec, 0)?;
+                    if *id.get_or_insert(this) != this {
+                        return Err(bad(&self.path, format!("line {line}: member {this} has fewer than {nt} sample times")));
+                    }
+                    let t = parse_f64(&self.path, *line, &rec, 1)?;
+                    if t != self.times[s] && !(t.is_nan() && self.times[s].is_nan()) {
+                        return Err(bad(&self.path, format!("line {line}: t = {t}, expected {} (every member has the same sample times)", self.times[s])));
+                    }
+                    for k in 0..nm {
+                        block.push(parse_f64(&self.path, *line, &rec, k + 2)?);
+                    }
+                }
+                id.expect("nt > 0")
+            }
+        };
+        self.next_index += 1;
+        Ok(Some(id))
+    }
+}
+
+pub fn count_lines(path: &Path) -> Result<u64> {
+    let mut f = BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?);
+    let mut n = 0u64;
+    let mut last = b'\n';
+    loop {
+        let buf = f.fill_buf().map_err(|e| QbatError::io(path, e))?;
+        if buf.is_empty() {
+            break;
+        }
+        n += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        last = buf[buf.len() - 1];
+        let len = buf.len();
+        f.consume(len);
+    }
+    Ok(n + u64::from(last != b'\n'))
+}
+
+fn parse_u64(path: &Path, line: u64, rec: &csv::StringRecord, i: usize) -> Result<u64> {
+    rec[i].trim().parse().map_err(|_| bad(path, format!("line {line}: column {} is not a member id: {:?}", i + 1, &rec[i])))
+}
+
+fn parse_f64(path: &Path, line: u64, rec: &csv::StringRecord, i: usize) -> Result<f64> {
+    rec[i].trim().parse().map_err(|_| bad(path, format!("line {line}: column {} is not a number: {:?}", i + 1, &rec[i])))
+}
+
+/// Member i of n is in the evenly strided subset of `cap` members.
+pub fn in_subset(i: usize, n: usize, cap: usize) -> bool {
+    n <= cap || ((i as u128 * cap as u128) % n as u128) < cap as u128
+}
+
+/// Read a small file (run.json, series.json) fully, bounded (`read_text_bounded`).
+pub fn read_text(path: &Path) -> Result<String> {
+    super::read_text_bounded(path, super::SMALL_FILE_LIMIT)
+}
+

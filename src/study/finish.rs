@@ -1,0 +1,245 @@
+//! The end of a streamed run: the final files (series, summary, stats, run.json) assembled
+//! from the block files in member order in a clean subdirectory with the plots drawn from them,
+//! and committed into place with their manifest.
+
+use super::checkpoint::{read_block_values, Progress, Staging};
+use super::health::{fock_tail_warnings, Health, HEALTH_CODES};
+use super::{peak_rss_bytes, StudyOptions, StudyOutcome};
+use crate::config::Plan;
+use crate::engine::Precision;
+use crate::error::{QbatError, Result};
+use crate::job::{Peak, PEAK_MEASURES};
+use crate::measures::Measure;
+use crate::output::accumulate::StatsAccumulator;
+use crate::output::{self, num, Format, OutputDir};
+use crate::run::{RunInfo, Timings};
+use crate::verify::verify_report_mixed;
+use serde_json::json;
+use std::io::Write;
+use std::time::Instant;
+
+/// The summary.csv header of a plan.
+pub fn summary_header(plan: &Plan) -> String {
+    let mut h = String::from("member");
+    for c in &plan.param_columns {
+        h += &format!(",{c}");
+    }
+    if plan.members.iter().any(|m| m.theta_phi.is_some()) {
+        h += ",theta,phi";
+    }
+    for m in PEAK_MEASURES {
+        h += &format!(",max_{0},t_max_{0}", m.name());
+    }
+    h += ",health";
+    h
+}
+
+/// The summary.csv rows of `sub`'s members (columns of `plan`, see `summary_header`).
+pub fn summary_rows(w: &mut dyn Write, plan: &Plan, sub: &Plan, peaks: &[Peak], health: &[Health]) -> std::io::Result<()> {
+    let angles = plan.members.iter().any(|m| m.theta_phi.is_some());
+    for (i, m) in sub.members.iter().enumerate() {
+        write!(w, "{}", m.id)?;
+        for v in &m.param_values {
+            write!(w, ",{}", num(*v))?;
+        }
+        if angles {
+            let (th, ph) = m.theta_phi.unwrap_or((f64::NAN, f64::NAN));
+            write!(w, ",{},{}", num(th), num(ph))?;
+        }
+        for k in 0..4 {
+            let p = peaks[i * 4 + k];
+            write!(w, ",{},{}", num(p.max), num(p.t_max))?;
+        }
+        writeln!(w, ",{}", health[i].name())?;
+    }
+    Ok(())
+}
+
+
+/// `--format npy`: summary.npy (members x columns, f64; health as its code) and summary.json
+/// naming the columns, from the block summary rows.
+fn write_summary_npy(out: &OutputDir, local: &Plan, staging: &Staging, n_blocks: usize) -> Result<()> {
+    let header = summary_header(local);
+    let columns: Vec<&str> = header.split(',').collect();
+    let code = |h: &str| HEALTH_CODES.iter().find(|(_, x)| x.name() == h).map(|(c, _)| *c).unwrap_or(f64::NAN);
+    out.write("summary.npy", |w| {
+        use npyz::WriterBuilder;
+        let shape = [local.members.len() as u64, columns.len() as u64];
+        let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+        for b in 0..n_blocks {
+            let text = std::fs::read_to_string(staging.blocks().join(format!("{b:06}.summary")))?;
+            for line in text.lines() {
+                let cells: Vec<&str> = line.split(',').collect();
+                for (k, c) in cells.iter().enumerate() {
+                    let v = if k + 1 == cells.len() { code(c) } else { c.parse::<f64>().map_err(std::io::Error::other)? };
+                    npy.push(&v)?;
+                }
+            }
+        }
+        npy.finish()
+    })?;
+    let health: serde_json::Map<String, serde_json::Value> = HEALTH_CODES.iter().map(|(c, h)| (format!("{c}"), json!(h.name()))).collect();
+    let meta = json!({"columns": columns, "health_codes": health});
+    out.write("summary.json", |w| serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other))
+}
+
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn finish(
+    plan: &Plan,
+    local: &Plan,
+    opts: &StudyOptions,
+    staging: &Staging,
+    progress: Progress,
+    acc: StatsAccumulator,
+    block: usize,
+    n_blocks: usize,
+    resumed: usize,
+    setup: f64,
+) -> Result<StudyOutcome> {
+    let t_out = Instant::now();
+    // The outputs are assembled in a clean subdirectory, which alone is moved into place: no
+    // checkpoint, block or stray temporary file can reach the final directory, and the
+    // checkpoint stays until the commit has succeeded.
+    let assembled = staging.dir.join("final");
+    let _ = std::fs::remove_dir_all(&assembled);
+    std::fs::create_dir(&assembled).map_err(|e| QbatError::io(&assembled, e))?;
+    let out = OutputDir::at(&opts.out, &assembled);
+    let ns = local.schedule.times.len();
+    let measures: Vec<&str> = progress.measures.iter().map(|s| s.as_str()).collect();
+    let nm = measures.len();
+    let ids: Vec<u64> = local.members.iter().map(|m| m.id).collect();
+    if opts.output.series {
+        match opts.output.format {
+            Format::Csv => out.write("series.csv", |w| {
+                write!(w, "member,t")?;
+                for name in &measures {
+                    write!(w, ",{name}")?;
+                }
+                writeln!(w)?;
+                for b in 0..n_blocks {
+                    let block_ids = &ids[b * block..((b + 1) * block).min(ids.len())];
+                    let values = read_block_values(staging, b, block_ids.len() * ns * nm).map_err(std::io::Error::other)?;
+                    for (i, id) in block_ids.iter().enumerate() {
+                        for (s, t) in local.schedule.times.iter().enumerate() {
+                            write!(w, "{id},{}", num(*t))?;
+                            for v in &values[(i * ns + s) * nm..(i * ns + s + 1) * nm] {
+                                write!(w, ",{}", num(*v))?;
+                            }
+                            writeln!(w)?;
+                        }
+                    }
+                }
+                Ok(())
+            })?,
+            Format::Npy => {
+                out.write("series.npy", |w| {
+                    use npyz::WriterBuilder;
+                    let shape = [ids.len() as u64, ns as u64, nm as u64];
+                    let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+                    for b in 0..n_blocks {
+                        let members = ((b + 1) * block).min(ids.len()) - b * block;
+                        let values = read_block_values(staging, b, members * ns * nm).map_err(std::io::Error::other)?;
+                        npy.extend(values.iter().copied())?;
+                    }
+                    npy.finish()
+                })?;
+                let axes = json!({"members": ids, "times": local.schedule.times, "measures": measures});
+                out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
+            }
+        }
+    }
+    if opts.output.format == Format::Npy {
+        write_summary_npy(&out, local, staging, n_blocks)?;
+    }
+    out.write("summary.csv", |w| {
+        writeln!(w, "{}", summary_header(local))?;
+        for b in 0..n_blocks {
+            let p = staging.blocks().join(format!("{b:06}.summary"));
+            let mut f = std::fs::File::open(&p)?;
+            std::io::copy(&mut f, w)?;
+        }
+        Ok(())
+    })?;
+    let names: Vec<String> = stats_measures(&progress).iter().map(|m| m.name().to_string()).collect();
+    let stats = output::stats::Stats::from_accumulator(&acc, local.schedule.times.clone(), names);
+    out.write("stats.csv", |w| output::stats::write_csv(&stats, w))?;
+    if opts.shard.is_some() {
+        out.write("stats-state.bin", |w| acc.write_to(w))?;
+    }
+    let mut progress = progress;
+    // Several devices finish blocks in any order: list ids in member order.
+    progress.health.flagged_ids.sort_unstable();
+    for g in progress.verify.iter_mut() {
+        g.members.sort_unstable();
+    }
+    for w in fock_tail_warnings(local, &stats_measures(&progress), &progress.fock).into_iter().chain(progress.health.warning(local.schedule.dt)) {
+        eprintln!("WARNING: {w}");
+        progress.notes.push(w);
+    }
+    let info = run_info(local, &progress, setup, t_out.elapsed().as_secs_f64());
+    let mut rj = crate::run::run_json(plan, &info, &opts.run);
+    rj["members"] = json!(local.members.len());
+    rj["health"] = json!(progress.health);
+    rj["peak_rss_bytes"] = json!(peak_rss_bytes());
+    rj["blocks"] = json!({"members_per_block": block, "count": n_blocks, "resumed": resumed});
+    rj["engines"] = json!(engines_used(&progress));
+    if let Some(s) = opts.shard {
+        let r = s.range(plan.ensemble_size);
+        rj["shard"] = json!({"index": s.index, "count": s.count, "members": [r.start, r.end], "fingerprint": progress.fingerprint});
+    }
+    out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other))?;
+    // The plots are drawn from the assembled files and committed with them, so that a run
+    // killed at any point has either no output or all of it.
+    if opts.output.plots {
+        output::plots::write_run_plots(out.staging())?;
+    }
+    let dir = out.commit()?;
+    // Committed: the checkpoint, blocks and lock go.
+    let _ = std::fs::remove_dir_all(&staging.dir);
+    Ok(StudyOutcome { dir, info, stats, health: progress.health, fock: progress.fock, members: local.members.len(), blocks: n_blocks, resumed_blocks: resumed })
+}
+
+/// The engines that computed the blocks: backend, precision and how many blocks each.
+fn engines_used(p: &Progress) -> Vec<serde_json::Value> {
+    let mut used: Vec<(String, Precision, usize)> = vec![];
+    for b in &p.blocks {
+        match used.iter_mut().find(|(name, prec, _)| *name == b.backend && *prec == b.precision) {
+            Some(u) => u.2 += 1,
+            None => used.push((b.backend.clone(), b.precision, 1)),
+        }
+    }
+    used.into_iter().map(|(backend, precision, blocks)| json!({"backend": backend, "precision": precision, "blocks": blocks})).collect()
+}
+
+fn stats_measures(p: &Progress) -> Vec<Measure> {
+    p.measures.iter().filter_map(|s| Measure::from_name(s).ok()).collect()
+}
+
+fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64) -> RunInfo {
+    let measures = stats_measures(p);
+    let precision = p.precision.unwrap_or(Precision::F64);
+    let groups: Vec<(Precision, Vec<f64>, Vec<u64>)> = p.verify.iter().map(|g| (g.precision, g.max.clone(), g.members.clone())).collect();
+    let verify = (!groups.is_empty()).then(|| verify_report_mixed(&measures, &groups));
+    RunInfo {
+        measures,
+        times: local.schedule.times.clone(),
+        backend: p.backend.clone(),
+        device: p.device.clone(),
+        precision,
+        timings: Timings {
+            setup,
+            ensemble: p.timings.ensemble,
+            integrate: p.timings.integrate,
+            host_measures: p.timings.host_measures,
+            verify: p.timings.verify,
+            streaming: p.timings.streaming,
+            output,
+        },
+        member_steps: p.timings.member_steps,
+        verify,
+        notes: p.notes.clone(),
+        engine_plan: p.engine_plan.clone(),
+    }
+}
+

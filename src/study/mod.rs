@@ -1,0 +1,204 @@
+//! The streamed run driver behind `qbat-gpu run` and the default study.
+//!
+//! Members are integrated block by block (a block is the unit of checkpointing, not of the
+//! device: each engine chunks a block as its limits require). After each block
+//! - the ensemble statistics are folded into an exactly mergeable accumulator
+//!   (`output::accumulate`), leaving out members flagged unhealthy;
+//! - the block's series (raw f64) and summary rows are written durably under the staging
+//!   directory `.DIR.partial/blocks/`;
+//! - the checkpoint (done blocks, the accumulator, verify deviations, timings) is replaced
+//!   atomically, so a killed run continues with `--resume DIR`.
+//!
+//! Host memory is bounded by one block (its results and the engine's work space) plus the
+//! accumulator, whatever the ensemble size; the block size comes from a memory budget.
+//! At the end the final files are assembled from the blocks in member order, and the staging
+//! directory is renamed into place. A shard (`--shard K/N`) runs members
+//! [K M / N, (K + 1) M / N) with the same per-member seeds, and keeps `stats-state.bin` so
+//! that `qbat-gpu merge` can combine shards exactly.
+
+mod checkpoint;
+mod drive;
+mod faults;
+mod finish;
+pub mod health;
+pub mod merge;
+
+pub use checkpoint::staging_dir;
+pub use finish::{summary_header, summary_rows};
+pub use health::{health_tolerance, member_health, FockTailFlags, Health, HealthCounts, HEALTH_CODES};
+
+use crate::config::Plan;
+use crate::engine::{resolve_backend, RunOptions};
+use crate::error::{QbatError, Result};
+use crate::output::{self, OutputOptions};
+use checkpoint::open_staging;
+use drive::{drive, engines_for};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// `--shard K/N`: shard K (0-based) of N.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (k, n) = s.split_once('/').ok_or_else(|| format!("'{s}' is not K/N (e.g. 0/4)"))?;
+        let index: usize = k.trim().parse().map_err(|_| format!("'{k}' is not a shard index"))?;
+        let count: usize = n.trim().parse().map_err(|_| format!("'{n}' is not a shard count"))?;
+        if count == 0 || index >= count {
+            return Err(format!("shard index must be in 0..{count} (0-based), got {index}"));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Member indices of this shard: [K M / N, (K + 1) M / N).
+    pub fn range(&self, members: usize) -> std::ops::Range<usize> {
+        crate::config::shard_range(self.index, self.count, members)
+    }
+}
+
+/// What to do when the GPU is lost mid-run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnDeviceLoss {
+    /// Finish the unfinished blocks on the CPU engine (f64).
+    Cpu,
+    /// Stop, keeping the checkpoint: continue later with --resume.
+    Stop,
+}
+
+#[derive(Clone, Debug)]
+pub struct StudyOptions {
+    pub run: RunOptions,
+    pub output: OutputOptions,
+    pub out: PathBuf,
+    /// Replace the qbat-gpu files of an existing `out`, and discard an interrupted run's
+    /// checkpoint there.
+    pub force: bool,
+    /// Continue the interrupted run of `out`.
+    pub resume: bool,
+    pub shard: Option<Shard>,
+    /// Members per block (None: from the memory budget).
+    pub block_members: Option<usize>,
+    pub on_device_loss: OnDeviceLoss,
+    /// `--devices all` or adapter names (comma-separated): blocks spread across the devices.
+    pub devices: Option<String>,
+    /// `--allow-mixed-backends`: a resume may finish the run on another engine.
+    pub allow_mixed_backends: bool,
+}
+
+/// What a finished study hands back for the report.
+pub struct StudyOutcome {
+    pub dir: PathBuf,
+    pub info: crate::run::RunInfo,
+    pub stats: output::stats::Stats,
+    pub health: HealthCounts,
+    pub fock: FockTailFlags,
+    pub members: usize,
+    pub blocks: usize,
+    pub resumed_blocks: usize,
+}
+
+
+/// What must match for a checkpoint or shard to belong to this run.
+pub fn fingerprint(plan: &Plan, opts: &StudyOptions, members_total: usize) -> serde_json::Value {
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "config": plan.config_json,
+        "seed": plan.seed,
+        "members": members_total,
+        "samples": plan.schedule.times.len(),
+        "measures": plan.measures.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "precision": opts.run.precision,
+        "format": opts.output.format,
+        "series": opts.output.series,
+    })
+}
+
+/// Which field of two fingerprints differs first.
+pub fn fingerprint_difference(a: &serde_json::Value, b: &serde_json::Value) -> Option<String> {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else { return Some("fingerprint".into()) };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().find(|k| a.get(*k) != b.get(*k)).cloned()
+}
+
+/// Members per block: results (and two-qubit states for the eigen measures) of a block stay
+/// within `budget` bytes.
+pub fn block_members(plan: &Plan, members: usize, budget: f64) -> usize {
+    let keeps_states = plan.measures.iter().any(|m| m.needs_eigensolve());
+    let per_member = 512.0 + crate::config::result_bytes_per_member(plan.space, plan.schedule.times.len(), plan.measures.len(), keeps_states);
+    ((budget / per_member) as usize).clamp(1, members.max(1))
+}
+
+/// The memory budget of one block: a quarter of the available memory, at most 1 GiB.
+pub fn block_budget() -> f64 {
+    (0.25 * crate::config::available_memory_bytes()).min(2f64.powi(30))
+}
+
+/// Run a plan, streamed, into `opts.out`.
+pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
+    let t0 = Instant::now();
+    let total = plan.ensemble_size;
+    let range = opts.shard.map(|s| s.range(total)).unwrap_or(0..total);
+    if range.is_empty() {
+        let k = opts.shard.map_or(0, |s| s.index);
+        return Err(QbatError::invalid("--shard", format!("shard {k} of {total} members is empty; use fewer shards")));
+    }
+    // The plan holds every member, or (parsed with the shard) only this shard's.
+    let local = if plan.members.len() == total {
+        plan.slice(range.clone())
+    } else if plan.members.first().map(|m| m.id as usize) == Some(range.start) && plan.members.len() == range.len() {
+        plan.clone()
+    } else {
+        return Err(QbatError::invalid("--shard", "the plan was built for another shard"));
+    };
+    let fp = {
+        let mut f = fingerprint(plan, opts, total);
+        f["shard"] = json!(opts.shard);
+        f
+    };
+    // Backend and devices first: a bad option must fail before any staging directory is
+    // touched (and never cost an interrupted run its checkpoint).
+    let mut notes = vec![];
+    let engine = resolve_backend(&opts.run, &mut notes)?;
+    let engines = engines_for(opts, engine, &mut notes)?;
+    let (staging, loaded) = open_staging(opts, &fp, local.schedule.times.len(), &mut notes)?;
+    match drive(plan, &local, opts, &staging, loaded, fp, notes, engines, t0) {
+        Ok(outcome) => Ok(outcome),
+        Err(e @ QbatError::DeviceLost(_)) => Err(QbatError::DeviceLost(format!(
+            "{e}; the finished blocks are kept: continue with --resume {} (add --backend cpu to finish on the CPU)",
+            opts.out.display()
+        ))),
+        Err(e) => {
+            // A run that failed before its first checkpoint, or for a reason a resume would only
+            // repeat (numerics), leaves nothing; otherwise the checkpoint is kept. A resumed run's
+            // checkpoint is never removed here.
+            let checkpointed = staging.dir.join("checkpoint.json").exists();
+            if !opts.resume && (!checkpointed || matches!(e, QbatError::Numerics(_))) {
+                let _ = std::fs::remove_dir_all(&staging.dir);
+            } else if !(opts.resume && e.exit_code() == 2) {
+                // (a resume refused as bad input touched nothing: its error says it all)
+                eprintln!("note: the finished blocks are kept in {}: continue with --resume {}", staging.dir.display(), opts.out.display());
+            }
+            Err(e)
+        }
+    }
+}
+
+
+/// Peak resident memory of this process (VmHWM, Linux), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,95 @@
+//! `--verify`: re-integrate members chosen by the seed on the f64 reference and compare each
+//! measure with its tolerance. The in-memory run and the streamed study share the member
+//! choice, the folding of deviations and the report.
+
+use crate::engine::Precision;
+use crate::measures::Measure;
+use rand::seq::index::sample as sample_indices;
+use rand::SeedableRng;
+use serde::Serialize;
+
+/// Largest deviation of one measure between the run and the f64 reference.
+#[derive(Clone, Debug, Serialize)]
+pub struct Deviation {
+    pub measure: String,
+    pub max_abs: f64,
+    pub tolerance: f64,
+    pub pass: bool,
+    /// The precision of the members this deviation covers, in a run whose blocks ran at more
+    /// than one (each group has its own tolerance); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyReport {
+    pub members: Vec<u64>,
+    pub deviations: Vec<Deviation>,
+    pub pass: bool,
+}
+
+/// Tolerance of the verify check for a measure at a precision.
+pub fn verify_tolerance(m: Measure, precision: Precision) -> f64 {
+    let base = match precision {
+        Precision::F32 => 1e-4,
+        Precision::F64 => 1e-9,
+    };
+    measure_tolerance(m, base)
+}
+
+/// Tolerance for comparing measure m between engines, given the base tolerance of the states.
+/// Square-root-sensitive measures (`Measure::sqrt_sensitive`) get 10x the base, and never less
+/// than sqrt(1e-14) = 1e-7, the square root of f64 rounding accumulated over a run.
+pub fn measure_tolerance(m: Measure, base: f64) -> f64 {
+    if m.sqrt_sensitive() { (10.0 * base).max(1e-7) } else { base }
+}
+
+/// The members `--verify` re-runs: `k` of `n`, chosen by the seed, in index order.
+pub fn verify_indices(seed: u64, n: usize, k: usize) -> Vec<usize> {
+    let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(seed ^ 0x5eed_0f_7e51f1);
+    let mut idx: Vec<usize> = sample_indices(&mut rng, n, k.min(n)).into_vec();
+    idx.sort_unstable();
+    idx
+}
+
+/// Fold one member's deviation from the reference into each measure's largest one; both are
+/// [sample][measure] with `max_abs.len()` measures, and a NaN counts as an infinite deviation.
+pub fn fold_deviations(max_abs: &mut [f64], got: &[f64], reference: &[f64]) {
+    let nm = max_abs.len();
+    for (c, (a, b)) in got.iter().zip(reference).enumerate() {
+        let d = (a - b).abs();
+        max_abs[c % nm] = max_abs[c % nm].max(if d.is_nan() { f64::INFINITY } else { d });
+    }
+}
+
+/// The verify report from each measure's largest deviation.
+pub fn verify_report(measures: &[Measure], max_abs: &[f64], precision: Precision, members: Vec<u64>) -> VerifyReport {
+    let deviations: Vec<Deviation> = measures
+        .iter()
+        .zip(max_abs)
+        .map(|(m, &max_abs)| {
+            let tolerance = verify_tolerance(*m, precision);
+            Deviation { measure: m.name().into(), max_abs, tolerance, pass: max_abs <= tolerance, precision: None }
+        })
+        .collect();
+    let pass = deviations.iter().all(|d| d.pass);
+    VerifyReport { members, deviations, pass }
+}
+
+/// The verify report of members verified at several precisions: each group's deviations with
+/// its own tolerance, labelled with its precision; it passes when every group passes.
+pub fn verify_report_mixed(measures: &[Measure], groups: &[(Precision, Vec<f64>, Vec<u64>)]) -> VerifyReport {
+    if let [(precision, max_abs, members)] = groups {
+        return verify_report(measures, max_abs, *precision, members.clone());
+    }
+    let mut members = vec![];
+    let mut deviations = vec![];
+    for (precision, max_abs, ids) in groups {
+        let r = verify_report(measures, max_abs, *precision, ids.clone());
+        members.extend(r.members);
+        deviations.extend(r.deviations.into_iter().map(|d| Deviation { precision: Some(*precision), ..d }));
+    }
+    members.sort_unstable();
+    let pass = deviations.iter().all(|d| d.pass);
+    VerifyReport { members, deviations, pass }
+}

@@ -1,0 +1,122 @@
+//! The layouts of `job/` against the shaders, parsed with naga: the uniform `Params` structs
+//! (member names, offsets and size), the flag bits, the measure codes, the row-table bits and
+//! the workgroup sizes. A layout changed on one side only fails here, on any machine.
+
+use qbat_gpu::gpu::{shader_source, Precision};
+use qbat_gpu::job::{cavity, two_qubit, NO_SAMPLE};
+use qbat_gpu::measures::Measure;
+use std::collections::BTreeMap;
+
+fn module(kernel: &str) -> naga::Module {
+    let source = shader_source(kernel, Precision::F32).unwrap();
+    naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| panic!("{kernel}: {}", e.emit_to_string(&source)))
+}
+
+/// Every named `u32` constant of the module, folded to its value.
+fn constants(m: &naga::Module) -> BTreeMap<String, u32> {
+    m.constants
+        .iter()
+        .filter_map(|(_, c)| match (&c.name, &m.global_expressions[c.init]) {
+            (Some(name), naga::Expression::Literal(naga::Literal::U32(v))) => Some((name.clone(), *v)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (member name, byte offset) of a struct, and its size.
+fn struct_layout(m: &naga::Module, name: &str) -> (Vec<(String, u32)>, u32) {
+    let ty = m.types.iter().find(|(_, t)| t.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("no struct {name}")).1;
+    let naga::TypeInner::Struct { members, span } = &ty.inner else { panic!("{name} is not a struct") };
+    (members.iter().map(|mb| (mb.name.clone().unwrap_or_default(), mb.offset)).collect(), *span)
+}
+
+fn workgroup_size(m: &naga::Module) -> u32 {
+    assert_eq!(m.entry_points.len(), 1, "one entry point per kernel");
+    let [x, y, z] = m.entry_points[0].workgroup_size;
+    assert_eq!((y, z), (1, 1));
+    x
+}
+
+/// Expect `name` to be a constant of the shader equal to `value`.
+fn expect_const(consts: &BTreeMap<String, u32>, kernel: &str, name: &str, value: u32) {
+    assert_eq!(consts.get(name).copied(), Some(value), "{kernel}: const {name} differs from job/ ({value})");
+}
+
+macro_rules! rust_layout {
+    ($t:ty { $($f:ident),* $(,)? }) => {
+        (vec![$((stringify!($f).to_string(), std::mem::offset_of!($t, $f) as u32)),*], std::mem::size_of::<$t>() as u32)
+    };
+}
+
+#[test]
+fn two_qubit_params_match_the_shader() {
+    let m = module("rk4_two_qubit");
+    let rust = rust_layout!(two_qubit::Params {
+        n_members, n_samples, n_cols, piece_begin, piece_end, flags, work_stride, off_pieces, off_times, off_hlast, off_wg_point, point_offset, steps_expected, cols
+    });
+    assert_eq!(struct_layout(&m, "Params"), rust);
+}
+
+#[test]
+fn cavity_params_match_the_shader() {
+    let m = module("rk4_cavity");
+    let rust = rust_layout!(cavity::Params {
+        n_members, n_fock, dim, n_elem, n_samples, piece_begin, piece_end, flags, member_stride, param_stride, out_stride, off_rows, off_pieces, off_sqrt, off_steps, steps_expected
+    });
+    assert_eq!(struct_layout(&m, "Params"), rust);
+}
+
+#[test]
+fn two_qubit_constants_match_the_shader() {
+    let k = "rk4_two_qubit";
+    let m = module(k);
+    let c = constants(&m);
+    for (name, v) in [
+        ("F_FIRST", two_qubit::F_FIRST),
+        ("F_Z", two_qubit::F_Z),
+        ("F_STATES", two_qubit::F_STATES),
+        ("F_BELL", two_qubit::F_BELL),
+        ("F_COHERENCE", two_qubit::F_COHERENCE),
+        ("F_ENTROPY", two_qubit::F_ENTROPY),
+        ("NO_SAMPLE", NO_SAMPLE),
+        ("NO_POINT", two_qubit::NO_POINT),
+        ("POINT_VEC4", two_qubit::POINT_VEC4 as u32),
+        ("N_CODES", two_qubit::N_CODES as u32),
+    ] {
+        expect_const(&c, k, name, v);
+    }
+    // Each kernel measure's code is M_<NAME> in the shader, and the shader has no other M_.
+    for m in two_qubit::KERNEL_MEASURES {
+        let name = format!("M_{}", m.name().to_uppercase());
+        expect_const(&c, k, &name, two_qubit::kernel_code(m).unwrap());
+    }
+    let shader_codes = c.keys().filter(|n| n.starts_with("M_")).count();
+    assert_eq!(shader_codes, two_qubit::KERNEL_MEASURES.len());
+    assert!(Measure::ALL.iter().filter(|m| two_qubit::kernel_code(**m).is_some()).count() == two_qubit::N_CODES);
+    assert_eq!(workgroup_size(&m), two_qubit::WORKGROUP_SIZE);
+}
+
+#[test]
+fn cavity_constants_match_the_shader() {
+    let k = "rk4_cavity";
+    let m = module(k);
+    let c = constants(&m);
+    for (name, v) in [
+        ("WG", cavity::WORKGROUP_SIZE),
+        ("NO_SAMPLE", NO_SAMPLE),
+        ("REF_LEN", cavity::REF_LEN as u32),
+        ("F_FIRST", cavity::F_FIRST),
+        ("F_Z", cavity::F_Z),
+        ("F_UNCOUPLED", cavity::F_UNCOUPLED),
+        ("ROW_FLIP", cavity::ROW_FLIP),
+        ("ROW_E1_ZERO", cavity::ROW_E1_ZERO),
+        ("ROW_E2_ZERO", cavity::ROW_E2_ZERO),
+        ("ROW_TOP", cavity::ROW_TOP),
+        ("ROW_N_SHIFT", cavity::ROW_N_SHIFT),
+        ("NQ", cavity::SAMPLE_QUANTITIES as u32),
+        ("NPART", cavity::SAMPLE_PARTS as u32),
+    ] {
+        expect_const(&c, k, name, v);
+    }
+    assert_eq!(workgroup_size(&m), cavity::WORKGROUP_SIZE);
+}

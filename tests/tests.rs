@@ -1,0 +1,35 @@
+//! The integration tests, one binary with a module per topic (a single link step).
+//! The kernel tests that drive a GPU adapter live in `tests/gpu.rs`.
+
+mod common;
+
+/// `qbat-gpu analyze` and the plots, against statistics computed here from the files
+mod analyze;
+/// the layers of ARCHITECTURE.md: no import circles, no upward imports
+mod architecture;
+/// bad configs and options: exit 2, the field named, nothing left behind
+mod bad_input;
+/// the bad-input corpus (tests/bad_inputs/): every case refused cleanly
+mod bad_inputs;
+/// the command line end to end: outputs, formats, round-trip floats
+mod cli;
+/// the CPU engine and the f64 reference agree on every model
+mod engines;
+/// conservation laws and positivity along trajectories
+mod invariants;
+/// the layouts of job/ against the shaders, parsed with naga
+mod layouts;
+/// the papers' closed-form checks (`qbat-gpu validate`)
+mod papers;
+/// `[protocol] switch_off` on every engine
+mod protocol;
+/// reference values computed with QuTiP
+mod qutip_crosscheck;
+/// damaged shards and checkpoints, manifests, locks, mixed engines, bounded reads
+mod integrity;
+/// every shader parses and validates with naga in f32 and f64
+mod shaders_validate;
+/// steady states from the null space of the Liouvillian
+mod steady;
+/// streamed studies: blocks, checkpoints, resume, shards, merge, faults
+mod streaming;
