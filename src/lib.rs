@@ -18,6 +18,7 @@ pub mod linalg;
 pub mod measures;
 pub mod model;
 pub mod output;
+pub mod pyapi;
 pub mod reference;
 pub mod run;
 pub mod study;

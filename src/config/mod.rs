@@ -47,6 +47,8 @@ pub enum InitialSpec {
     Qubits(Arc<CMat>),
     /// A seeded random state of the two qubits.
     Random(RandomKind),
+    /// One full-space density matrix per member, indexed by member id (`pyapi::batch_plan`).
+    PerMember(Arc<Vec<CMat>>),
 }
 
 /// One ensemble member: its parameter point and initial state.
@@ -109,6 +111,7 @@ impl Plan {
         match &self.initial {
             InitialSpec::Default => self.model.default_state(params, m.theta_phi).expect("validated"),
             InitialSpec::Full(rho) => (**rho).clone(),
+            InitialSpec::PerMember(rhos) => rhos[m.id as usize].clone(),
             InitialSpec::Qubits(q) => self.with_cavity(q, params),
             InitialSpec::Random(kind) => {
                 let (q, _) = two_qubit_state(*kind, &mut state_rng(self.seed, m.id));

@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 /// The backends we ask wgpu for. Selected explicitly: with wgpu's defaults a missing Vulkan
 /// driver would silently fall back to a software OpenGL adapter without f64.
 #[cfg(target_os = "macos")]
-const BACKENDS: wgpu::Backends = wgpu::Backends::METAL;
+pub const BACKENDS: wgpu::Backends = wgpu::Backends::METAL;
 #[cfg(windows)]
-const BACKENDS: wgpu::Backends = wgpu::Backends::DX12.union(wgpu::Backends::VULKAN);
+pub const BACKENDS: wgpu::Backends = wgpu::Backends::DX12.union(wgpu::Backends::VULKAN);
 #[cfg(not(any(target_os = "macos", windows)))]
-const BACKENDS: wgpu::Backends = wgpu::Backends::VULKAN;
+pub const BACKENDS: wgpu::Backends = wgpu::Backends::VULKAN;
 
 /// Storage buffers the kernels bind per shader stage (rk4_two_qubit: 6, rk4_cavity: 6).
 const NEEDED_STORAGE_BUFFERS: u32 = 6;

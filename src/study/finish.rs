@@ -34,7 +34,8 @@ pub fn summary_header(plan: &Plan) -> String {
     h
 }
 
-pub(super) fn summary_rows(w: &mut dyn Write, plan: &Plan, sub: &Plan, peaks: &[Peak], health: &[Health]) -> std::io::Result<()> {
+/// The summary.csv rows of `sub`'s members (columns of `plan`, see `summary_header`).
+pub fn summary_rows(w: &mut dyn Write, plan: &Plan, sub: &Plan, peaks: &[Peak], health: &[Health]) -> std::io::Result<()> {
     let angles = plan.members.iter().any(|m| m.theta_phi.is_some());
     for (i, m) in sub.members.iter().enumerate() {
         write!(w, "{}", m.id)?;

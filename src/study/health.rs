@@ -71,7 +71,7 @@ pub struct HealthCounts {
 }
 
 impl HealthCounts {
-    pub(super) fn add(&mut self, id: u64, h: Health) {
+    pub fn add(&mut self, id: u64, h: Health) {
         match h {
             Health::Ok => self.ok += 1,
             Health::NonFinite => self.nonfinite += 1,

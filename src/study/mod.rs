@@ -24,7 +24,7 @@ pub mod health;
 pub mod merge;
 
 pub use checkpoint::staging_dir;
-pub use finish::summary_header;
+pub use finish::{summary_header, summary_rows};
 pub use health::{health_tolerance, member_health, FockTailFlags, Health, HealthCounts, HEALTH_CODES};
 
 use crate::config::Plan;

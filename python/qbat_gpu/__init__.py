@@ -1,0 +1,265 @@
+"""qbat-gpu from Python: large ensembles of open quantum batteries (two qubits, and two cells
+with a cavity mode), RK4 Lindblad on the GPU (wgpu) or a fast f64 CPU engine.
+
+>>> import qbat_gpu as qb
+>>> r = qb.run("examples/bloch-charger.toml", backend="cpu")     # or a dict, or TOML text
+>>> ds = r.to_xarray()                                           # dims ("member", "time")
+>>> ds.ergotropy_b.max("time").plot.line(x="theta")              # doctest: +SKIP
+
+Main entry points: `run`, `study`, `open`, `merge`, `mesolve`, `measures` (batched measures of
+given states), `models`, `measures_list`, `devices`. Errors: `ConfigError` (a ValueError whose
+message names the field, as the CLI's), `DeviceError` (a RuntimeError), `RunError`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _native
+from . import measures
+from ._config import ConfigLike, config_text, dict_to_toml
+from ._native import ConfigError, DeviceError, RunError
+from ._progress import finish, progress_for
+from .result import Result
+
+__version__ = _native.VERSION
+__all__ = [
+    "run", "study", "open", "merge", "mesolve", "measures", "models", "measures_list", "devices",
+    "Result", "ConfigError", "DeviceError", "RunError", "dict_to_toml", "__version__",
+]
+
+
+def run(
+    config: ConfigLike,
+    *,
+    backend: str = "auto",
+    precision: str = "f32",
+    ensemble: Optional[int] = None,
+    seed: Optional[int] = None,
+    verify: int = 8,
+    adapter: Optional[str] = None,
+    progress: bool = True,
+) -> Result:
+    """Run a config in memory (no output directory) and return its `Result`.
+
+    Parameters
+    ----------
+    config : dict, str or path
+        A dict with the TOML's structure (``{"model": "bloch-charger", "params": {...},
+        "time": {...}}``), a TOML string, or the path of a TOML file. See the README's config
+        reference; ``qb.models()`` lists the parameters.
+    backend : "auto" | "gpu" | "cpu" | "reference"
+        "auto" takes a GPU adapter when there is one, else the CPU engine (f64).
+    precision : "f32" | "f64"
+        GPU precision (f64 needs an adapter with SHADER_F64). The CPU engine is f64.
+    ensemble, seed : int, optional
+        Override ``ensemble.size`` and ``ensemble.seed``.
+    verify : int
+        Members re-integrated on the f64 reference after a GPU run (deviations in ``info["verify"]``).
+    adapter : str, optional
+        GPU adapter by part of its name.
+    progress : bool
+        An elapsed-time line, redrawn while the run goes: on stderr in a terminal, in the cell's
+        output in Jupyter (the library reports no fraction done to Python, so it is not a bar).
+
+    The GIL is released while the run goes; Ctrl-C raises KeyboardInterrupt at once (the
+    abandoned computation finishes in the background and is dropped). The series equals, bit
+    for bit, that of ``qbat-gpu run`` with the same config and options.
+
+    Raises ConfigError (bad config, naming the field), DeviceError (GPU), RunError (numerics).
+    """
+    text = config_text(config)
+    rust_bar, ticker = progress_for(progress, "run")
+    try:
+        native, series = _native.run(
+            text, backend=backend, precision=precision, ensemble=ensemble, seed=seed, verify=verify,
+            adapter=adapter, progress=rust_bar, ticker=ticker,
+        )
+    finally:
+        finish(ticker)
+    return Result._from_native(native, series)
+
+
+def study(
+    config: ConfigLike,
+    out: Union[str, "os.PathLike[str]"],
+    *,
+    shard: Optional[Tuple[int, int]] = None,
+    resume: bool = False,
+    series: bool = True,
+    devices: Union[None, str, Sequence[str]] = None,
+    format: str = "npy",
+    block_members: Optional[int] = None,
+    force: bool = False,
+    plots: bool = True,
+    on_device_loss: str = "cpu",
+    allow_mixed_backends: bool = False,
+    backend: str = "auto",
+    precision: str = "f32",
+    ensemble: Optional[int] = None,
+    seed: Optional[int] = None,
+    verify: int = 8,
+    adapter: Optional[str] = None,
+    progress: bool = True,
+) -> Result:
+    """The streamed, checkpointed run into the directory `out` (``qbat-gpu run --out``), for runs
+    that do not fit in memory; returns ``qb.open(out)`` (the series memory-mapped).
+
+    shard=(k, n) runs shard k of n (0-based): members [k M / n, (k + 1) M / n) with the seeds
+    of the whole run; combine the shards with `merge`. resume=True continues the interrupted
+    run of `out` from its checkpoint (same config and options). devices="all" or a list of
+    adapter names spreads the blocks across several GPUs. The other options are those of `run`
+    and of the CLI (format "npy" or "csv", block_members, force, plots, on_device_loss,
+    allow_mixed_backends).
+    """
+    text = config_text(config)
+    if devices is not None and not isinstance(devices, str):
+        devices = ",".join(devices)
+    rust_bar, ticker = progress_for(progress, "study")
+    try:
+        d = _native.study(
+            text, os.fspath(out), shard=tuple(shard) if shard is not None else None, resume=resume, series=series,
+            format=format, devices=devices, block_members=block_members, force=force, plots=plots,
+            on_device_loss=on_device_loss, allow_mixed_backends=allow_mixed_backends, backend=backend, precision=precision, ensemble=ensemble, seed=seed,
+            verify=verify, adapter=adapter, progress=rust_bar, ticker=ticker,
+        )
+    finally:
+        finish(ticker)
+    return Result._from_dir(d)
+
+
+def open(dir: Union[str, "os.PathLike[str]"]) -> Result:  # noqa: A001 - the API's name
+    """Read a run directory (written by the CLI, `study`, `merge` or `Result.save`; csv or npy).
+    A series.npy is memory-mapped."""
+    return Result._from_dir(dir)
+
+
+def merge(dirs: Iterable[Union[str, "os.PathLike[str]"]], out: Union[str, "os.PathLike[str]"], *, force: bool = False, plots: bool = True) -> Result:
+    """Combine the N shard directories of a run (``study(..., shard=(k, N))``) into `out`
+    (``qbat-gpu merge``): series, summary and statistics equal those of the unsharded run bit for
+    bit. Missing, duplicated or foreign shards are refused. Returns ``qb.open(out)``."""
+    d = _native.merge([os.fspath(x) for x in dirs], os.fspath(out), force=force, plots=plots)
+    return Result._from_dir(d)
+
+
+_SZ = np.diag([-1.0, 1.0]).astype(np.complex128)
+
+
+def _ket_or_dm(a: np.ndarray) -> np.ndarray:
+    if a.ndim >= 2 and a.shape[-2:] == (4, 1):
+        a = a[..., 0]
+    elif a.ndim >= 2 and a.shape[-2:] == (4, 4):
+        return a
+    if a.shape[-1:] != (4,):
+        raise ConfigError(f"rho0: must be density matrices (..., 4, 4) or kets (..., 4), got shape {a.shape}")
+    return a[..., :, None] * np.conj(a[..., None, :])
+
+
+def mesolve(
+    H: Any,
+    jump_ops: Sequence[Any],
+    rho0: Any,
+    tsave: Any,
+    *,
+    dt: float,
+    h_battery: Any = None,
+    h_charger: Any = None,
+    measures: Optional[Sequence[str]] = None,
+    backend: str = "auto",
+    precision: Optional[str] = None,
+    verify: int = 8,
+    progress: bool = False,
+) -> Result:
+    """Integrate batches of custom two-qubit open systems, straight from arrays (the
+    ``two-qubit`` model without a config), with fixed-step RK4 of step `dt`.
+
+    Parameters
+    ----------
+    H : array (..., 4, 4) or qutip.Qobj
+        Hamiltonians, basis |gg>, |ge>, |eg>, |ee> (charger left, battery right, |g> = 0).
+    jump_ops : list of arrays (..., 4, 4)
+        Jump operators already scaled by sqrt(rate) (the QuTiP/dynamiqs convention):
+        each adds D[L] rho = L rho L^+ - {L^+ L, rho}/2.
+    rho0 : array (..., 4, 4) density matrices, or kets (..., 4) / (..., 4, 1)
+        Initial states at t = 0.
+    tsave : array (T,)
+        Increasing sample times >= 0; the integration starts at t = 0 and lands on each exactly.
+    dt : float
+        RK4 step (checked against RK4 stability for each Hamiltonian and jump set).
+    h_battery, h_charger : array (2, 2), optional
+        The local Hamiltonians the battery measures use (default: sigma_z = diag(-1, 1)).
+    measures : list of str, optional
+        Measure names (default: every two-qubit measure; ``qb.measures_list()``).
+    backend : "auto" | "gpu" | "cpu" | "reference"
+    precision : "f32" | "f64", optional
+        GPU precision (default f32 on a GPU; the CPU engine and the reference are f64).
+
+    Leading dimensions of H, each jump operator and rho0 broadcast together (as dynamiqs does
+    with ``cartesian_batching=False``); the members are the broadcast batch in C order, and
+    ``Result.batch_shape`` holds its shape. A ``qutip.Qobj`` (or a list of them) is accepted
+    wherever an array is.
+    """
+    from .measures import as_array
+
+    h = as_array(H).astype(np.complex128)
+    if h.ndim < 2 or h.shape[-2:] != (4, 4):
+        raise ConfigError(f"H: must have shape (..., 4, 4), got {h.shape}")
+    jumps = [as_array(L).astype(np.complex128) for L in jump_ops]
+    for k, L in enumerate(jumps):
+        if L.ndim < 2 or L.shape[-2:] != (4, 4):
+            raise ConfigError(f"jump_ops[{k}]: must have shape (..., 4, 4), got {L.shape}")
+    rho = _ket_or_dm(as_array(rho0).astype(np.complex128))
+    # parameter points: the broadcast of H and the jump operators; members: that with rho0
+    try:
+        point_shape = np.broadcast_shapes(h.shape[:-2], *[L.shape[:-2] for L in jumps])
+        batch_shape = np.broadcast_shapes(point_shape, rho.shape[:-2])
+    except ValueError as e:
+        raise ConfigError(f"H: the leading dimensions of H, jump_ops and rho0 do not broadcast ({e})") from None
+    n_points = int(np.prod(point_shape, dtype=np.int64))
+    hs = np.ascontiguousarray(np.broadcast_to(h, point_shape + (4, 4)).reshape(n_points, 16))
+    if jumps:
+        js = np.stack([np.broadcast_to(L, point_shape + (4, 4)).reshape(n_points, 16) for L in jumps], axis=1)
+    else:
+        js = np.zeros((n_points, 0, 16), dtype=np.complex128)
+    js = np.ascontiguousarray(js)
+    member_point = np.ascontiguousarray(np.broadcast_to(np.arange(n_points, dtype=np.uint64).reshape(point_shape), batch_shape).reshape(-1))
+    rhos = np.ascontiguousarray(np.broadcast_to(rho, batch_shape + (4, 4)).reshape(-1, 16))
+    hb = np.ascontiguousarray(_SZ if h_battery is None else as_array(h_battery).astype(np.complex128))
+    hc = np.ascontiguousarray(_SZ if h_charger is None else as_array(h_charger).astype(np.complex128))
+    for name, m in (("h_battery", hb), ("h_charger", hc)):
+        if m.shape != (2, 2):
+            raise ConfigError(f"{name}: must be 2x2, got shape {m.shape}")
+    t = np.ascontiguousarray(np.asarray(tsave, dtype=np.float64).reshape(-1))
+    if precision is None:
+        precision = "f64" if backend in ("cpu", "reference") else "f32"
+    rust_bar, ticker = progress_for(progress, "mesolve")
+    try:
+        native, series = _native.mesolve(
+            hs, js, len(jumps), member_point, rhos, t, float(dt), hb, hc,
+            measures=list(measures) if measures is not None else None, backend=backend, precision=precision,
+            verify=verify, progress=rust_bar, ticker=ticker,
+        )
+    finally:
+        finish(ticker)
+    return Result._from_native(native, series, batch_shape=tuple(batch_shape))
+
+
+def models() -> List[Dict[str, Any]]:
+    """Every model: name, paper, hamiltonian, coupling (what [protocol] switch_off turns off),
+    and params (name, default, doc), as ``qbat-gpu models``."""
+    return _native.models()
+
+
+def measures_list() -> List[Dict[str, str]]:
+    """Every output measure: name, scope (which models) and doc, as ``qbat-gpu measures``."""
+    return _native.measures_list()
+
+
+def devices() -> List[Dict[str, Any]]:
+    """The GPU adapters found: name, type, backend, driver and f64 (SHADER_F64 support).
+    An empty list means runs with backend="auto" go to the CPU engine."""
+    return _native.devices()

@@ -1,0 +1,95 @@
+"""Config normalisation: a dict with the TOML's structure, a TOML string, or a path -> TOML text."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import numpy as np
+
+from ._native import ConfigError
+
+ConfigLike = Union[Mapping[str, Any], str, "os.PathLike[str]"]
+
+
+def _scalar(v: Any, where: str) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        x = float(v)
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return repr(x)  # shortest round-trip text: the same f64 after parsing
+    if isinstance(v, (complex, np.complexfloating)):
+        return f"[{_scalar(float(v.real), where)}, {_scalar(float(v.imag), where)}]"
+    if isinstance(v, str):
+        return json.dumps(v)  # a TOML basic string
+    if isinstance(v, os.PathLike):
+        return json.dumps(os.fspath(v))
+    raise ConfigError(f"{where}: cannot write a {type(v).__name__} into the config")
+
+
+def _value(v: Any, where: str) -> str:
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    if isinstance(v, Mapping):
+        items = ", ".join(f"{_key(k)} = {_value(x, f'{where}.{k}')}" for k, x in v.items())
+        return "{ " + items + " }" if items else "{}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x, f"{where}[{i}]") for i, x in enumerate(v)) + "]"
+    if hasattr(v, "full") and callable(v.full):  # a qutip.Qobj
+        return _value(np.asarray(v.full()), where)
+    return _scalar(v, where)
+
+
+def _key(k: Any) -> str:
+    k = str(k)
+    if k and all(c.isalnum() or c in "_-" for c in k):
+        return k
+    return json.dumps(k)
+
+
+def dict_to_toml(config: Mapping[str, Any]) -> str:
+    """TOML text of a config dict: top-level tables become [sections], deeper ones inline tables.
+
+    Floats are written with their shortest round-trip text, so the parsed values are exactly
+    those of the dict.
+    """
+    lines = []
+    for k, v in config.items():
+        if not isinstance(v, Mapping):
+            lines.append(f"{_key(k)} = {_value(v, str(k))}")
+    for k, v in config.items():
+        if isinstance(v, Mapping):
+            lines.append(f"[{_key(k)}]")
+            for kk, vv in v.items():
+                lines.append(f"{_key(kk)} = {_value(vv, f'{k}.{kk}')}")
+    return "\n".join(lines) + "\n"
+
+
+def config_text(config: ConfigLike) -> str:
+    """The TOML text of `config`: a dict, a TOML string, or a path to a TOML file.
+
+    A string that contains a newline or '=' is TOML text; any other string is a path.
+    """
+    if isinstance(config, Mapping):
+        return dict_to_toml(config)
+    if isinstance(config, (str, os.PathLike)):
+        if isinstance(config, str) and ("\n" in config or "=" in config):
+            return config
+        path = Path(config)
+        try:
+            return path.read_text()
+        except OSError as e:
+            err = ConfigError(f"CONFIG: cannot read {path}: {e.strerror or e}")
+            err.field = "CONFIG"
+            err.exit_code = 2
+            raise err from None
+    raise TypeError(f"config must be a dict, a TOML string or a path, not {type(config).__name__}")

@@ -1,0 +1,230 @@
+"""`qb.Result`: a run's values and tables, in memory (`qb.run`, `qb.mesolve`) or read from a
+run directory (`qb.open`, `qb.study`, `qb.merge`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+HEALTH_NAMES = {0.0: "ok", 1.0: "nonfinite", 2.0: "trace", 3.0: "nonpositive"}
+
+
+def _pandas():
+    try:
+        import pandas as pd
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("Result.summary and Result.stats need pandas: pip install pandas") from e
+    return pd
+
+
+class Result:
+    """The values of a run and its description.
+
+    Attributes
+    ----------
+    times : numpy.ndarray, shape (T,)
+        Sample times.
+    measures : tuple of str
+        Measure names, the last axis of ``series``.
+    series : numpy.ndarray, shape (members, T, K), float64
+        Every measure of every member at every sample. For in-memory runs it is the Rust
+        buffer itself (no copy); for run directories it is memory-mapped from series.npy
+        (or read from series.csv). None when the run wrote no series.
+    expect : numpy.ndarray, shape (members, K, T)
+        ``series`` in the QuTiP/dynamiqs order (a view, no copy).
+    member_ids : numpy.ndarray, shape (members,)
+        Member ids (the seeds' index; a shard holds a contiguous range).
+    params : dict of str to numpy.ndarray (members,)
+        The swept or drawn parameters of each member (and theta/phi where they apply).
+    summary, stats : pandas.DataFrame
+        summary.csv and stats.csv, exactly as the CLI writes them (pandas required).
+    health : numpy.ndarray of str, shape (members,)
+        "ok", "nonfinite", "trace" or "nonpositive" per member.
+    info : dict
+        The run.json content.
+    dir : pathlib.Path or None
+        The run directory this result was read from (None in memory).
+    batch_shape : tuple or None
+        For `qb.mesolve`: the broadcast batch shape of the members (series.reshape(batch_shape + (T, K))).
+    """
+
+    def __init__(self) -> None:
+        self._native = None
+        self.dir: Optional[Path] = None
+        self.batch_shape: Optional[Tuple[int, ...]] = None
+        self._summary_text: Optional[str] = None
+        self._stats_text: Optional[str] = None
+        self._summary_path: Optional[Path] = None
+        self._stats_path: Optional[Path] = None
+
+    # ----- construction
+    @classmethod
+    def _from_native(cls, native, series: np.ndarray, batch_shape=None) -> "Result":
+        r = cls()
+        r._native = native
+        r.series = series
+        r.times = native.times
+        r.measures = tuple(native.measures)
+        r.member_ids = native.member_ids
+        r.params = _params(native.param_columns, native.param_values, native.theta_phi)
+        r.health = np.array([HEALTH_NAMES.get(float(c), "?") for c in native.health_codes], dtype=object)
+        r.info = json.loads(native.run_json())
+        r.batch_shape = batch_shape
+        return r
+
+    @classmethod
+    def _from_dir(cls, path) -> "Result":
+        d = Path(path)
+        if not (d / "run.json").is_file():
+            hint = ""
+            partial = d.parent / f".{d.name}.partial"
+            if partial.is_dir():
+                hint = f"; it has an interrupted run ({partial}): continue it with qb.study(..., resume=True)"
+            raise FileNotFoundError(f"{d} is not a qbat-gpu run directory (no run.json){hint}")
+        r = cls()
+        r.dir = d
+        r.info = json.loads((d / "run.json").read_text())
+        r.measures = tuple(r.info.get("measures", []))
+        r._summary_path = d / "summary.csv"
+        r._stats_path = d / "stats.csv"
+        header, cols = _read_csv_columns(r._summary_path)
+        r.member_ids = np.array(cols["member"], dtype=np.uint64)
+        r.health = np.array(cols["health"], dtype=object)
+        swept = (r.info.get("resolved") or {}).get("swept") or []
+        r.params = {k: np.array(cols[k], dtype=float) for k in swept if k in cols}
+        for k in ("theta", "phi"):
+            if k in cols:
+                r.params[k] = np.array(cols[k], dtype=float)
+        nm = len(r.measures)
+        if (d / "series.npy").is_file():
+            r.series = np.load(d / "series.npy", mmap_mode="r")
+            axes = json.loads((d / "series.json").read_text())
+            r.times = np.array([np.inf if t is None else t for t in axes["times"]], dtype=float)
+        elif (d / "series.csv").is_file():
+            data = _read_series_csv(d / "series.csv", nm)
+            n = len(r.member_ids)
+            ns = data.shape[0] // max(n, 1)
+            r.times = data[:ns, 1].copy()
+            r.series = data[:, 2:].reshape(n, ns, nm)
+        else:
+            r.series = None
+            _, st = _read_csv_columns(r._stats_path)
+            seen = []
+            for t in st["t"]:
+                x = float(t)
+                if not seen or seen[-1] != x:
+                    seen.append(x)
+            r.times = np.array(seen)
+        return r
+
+    # ----- views and tables
+    @property
+    def expect(self) -> np.ndarray:
+        """(members, K, T): the series in the QuTiP/dynamiqs order (a view)."""
+        if self.series is None:
+            raise ValueError("this run wrote no series (series=False)")
+        return np.swapaxes(self.series, 1, 2)
+
+    def __getitem__(self, measure: str) -> np.ndarray:
+        """(members, T) values of one measure."""
+        if self.series is None:
+            raise ValueError("this run wrote no series (series=False)")
+        try:
+            k = self.measures.index(measure)
+        except ValueError:
+            raise KeyError(f"'{measure}' is not among this run's measures: {', '.join(self.measures)}") from None
+        return self.series[:, :, k]
+
+    @property
+    def summary(self):
+        """summary.csv as a pandas DataFrame (one row per member)."""
+        pd = _pandas()
+        if self._summary_path is not None:
+            return pd.read_csv(self._summary_path)
+        if self._summary_text is None:
+            self._summary_text = self._native.summary_csv()
+        return pd.read_csv(io.StringIO(self._summary_text))
+
+    @property
+    def stats(self):
+        """stats.csv as a pandas DataFrame (long format: t, measure, mean, std, min, max, q05, q50, q95, n)."""
+        pd = _pandas()
+        if self._stats_path is not None:
+            return pd.read_csv(self._stats_path)
+        if self._stats_text is None:
+            self._stats_text = self._native.stats_csv(self.series)
+        return pd.read_csv(io.StringIO(self._stats_text))
+
+    def to_xarray(self):
+        """An xarray.Dataset: dims ("member", "time"), one variable per measure, the swept
+        parameters (and theta/phi) as member coordinates, run.json in attrs."""
+        import xarray as xr
+
+        if self.series is None:
+            raise ValueError("this run wrote no series (series=False)")
+        coords: Dict[str, Any] = {"member": np.asarray(self.member_ids), "time": np.asarray(self.times)}
+        for k, v in self.params.items():
+            coords[k] = ("member", np.asarray(v))
+        data = {m: (("member", "time"), np.asarray(self.series[:, :, k])) for k, m in enumerate(self.measures)}
+        attrs: Dict[str, Any] = {"run_json": json.dumps(self.info)}
+        for k, v in self.info.items():
+            if isinstance(v, (str, int, float, bool)):
+                attrs[k] = v
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+    def save(self, out, format: str = "npy", *, series: bool = True, plots: bool = True, force: bool = False) -> Path:
+        """Write the run's files into `out`, as the CLI does: run.json, series.npy + series.json
+        (or series.csv), summary.csv (and summary.npy + summary.json with npy), stats.csv, and
+        the plots. `out` must be new or empty unless `force`."""
+        if self._native is not None:
+            arr = np.ascontiguousarray(self.series, dtype=np.float64)
+            return Path(self._native.save(arr, os.fspath(out), format, series, plots, force))
+        # A run directory: copy its files (the format on disk is kept).
+        on_disk = "npy" if (self.dir / "series.npy").is_file() else "csv"
+        if series and self.series is not None and format != on_disk:
+            raise ValueError(f"{self.dir} holds a {on_disk} series; save it with format='{on_disk}'")
+        out = Path(out)
+        if out.exists() and any(out.iterdir()) and not force:
+            raise FileExistsError(f"{out} exists and is not empty; pass force=True")
+        out.mkdir(parents=True, exist_ok=True)
+        for f in self.dir.iterdir():
+            if f.is_file() and (series or not f.name.startswith("series.")) and (plots or not f.name.startswith("plot_")):
+                shutil.copy2(f, out / f.name)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.member_ids)
+
+    def __repr__(self) -> str:
+        where = f" dir={str(self.dir)!r}" if self.dir is not None else ""
+        return (
+            f"<qbat_gpu.Result {self.info.get('model', '?')}: {len(self.member_ids)} members x {len(self.times)} samples x "
+            f"{len(self.measures)} measures, backend={self.info.get('backend')}, precision={self.info.get('precision')}{where}>"
+        )
+
+
+def _params(columns, values, theta_phi) -> Dict[str, np.ndarray]:
+    out = {c: np.array(values[:, i]) for i, c in enumerate(columns)}
+    if theta_phi is not None:
+        out["theta"] = np.array(theta_phi[:, 0])
+        out["phi"] = np.array(theta_phi[:, 1])
+    return out
+
+
+def _read_csv_columns(path: Path):
+    with open(path) as f:
+        header = f.readline().strip().split(",")
+        rows = [line.rstrip("\n").split(",") for line in f if line.strip()]
+    cols = {h: [r[i] for r in rows] for i, h in enumerate(header)}
+    return header, cols
+
+
+def _read_series_csv(path: Path, nm: int) -> np.ndarray:
+    data = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
+    return data.reshape(-1, nm + 2)

@@ -1,0 +1,399 @@
+//! `qbat_gpu._native`: the PyO3 extension behind the `qbat_gpu` Python package.
+//!
+//! A thin layer: every computation is the library's (`qbat_gpu::config::parse_plan`,
+//! `qbat_gpu::run::run_plan`, `qbat_gpu::study::run_study`, `qbat_gpu::pyapi`). Here are only
+//! the conversions between numpy/Python objects and the library's types, the GIL release and
+//! Ctrl-C handling, and the mapping of `QbatError` onto Python exceptions.
+
+use num_complex::Complex64;
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use qbat_gpu::config::{parse_plan, Overrides};
+use qbat_gpu::error::QbatError;
+use qbat_gpu::pyapi::{self, Format, InMemory, OnDeviceLoss, OutputOptions};
+use qbat_gpu::run::{Backend, Precision, RunOptions};
+use qbat_gpu::study::{run_study, Shard, StudyOptions};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+create_exception!(_native, ConfigError, PyValueError, "A bad config, option or input; the message names the field, as the CLI's does.");
+create_exception!(_native, DeviceError, PyRuntimeError, "The GPU device is missing, lacks a feature, ran out of memory or was lost.");
+create_exception!(_native, RunError, PyRuntimeError, "A numerical failure during a run (NaN, lost trace).");
+
+/// A `QbatError` as the Python exception of its kind, with `field` (where there is one) and
+/// `exit_code` (the CLI's) as attributes.
+fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
+    let msg = e.to_string();
+    let field = match &e {
+        QbatError::Invalid { field, .. } | QbatError::TooLarge { field, .. } => Some(field.clone()),
+        QbatError::Parse(_) => Some("config".to_string()),
+        _ => None,
+    };
+    let err = match &e {
+        QbatError::Invalid { .. } | QbatError::Parse(_) | QbatError::TooLarge { .. } => ConfigError::new_err(msg),
+        QbatError::Device(_) | QbatError::DeviceOutOfMemory(_) | QbatError::DeviceLost(_) => DeviceError::new_err(msg),
+        QbatError::Io { .. } => PyOSError::new_err(format!("{msg}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default())),
+        QbatError::Numerics(_) => RunError::new_err(msg),
+    };
+    let v = err.value(py);
+    let _ = v.setattr("field", field);
+    let _ = v.setattr("exit_code", e.exit_code());
+    err
+}
+
+/// Run `f` on a worker thread with the GIL released; every 100 ms check for signals (Ctrl-C
+/// raises KeyboardInterrupt at once; the abandoned computation finishes on its own and its
+/// result is dropped) and call `ticker(elapsed_seconds)` if given (a progress display).
+fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyAny>>, f: impl FnOnce() -> T + Send + 'static) -> PyResult<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("qbat-run".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the run thread: {e}")))?;
+    let rx = std::sync::Mutex::new(rx);
+    let t0 = Instant::now();
+    loop {
+        match py.detach(|| rx.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(Duration::from_millis(100))) {
+            Ok(v) => return Ok(v),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                py.check_signals()?;
+                if let Some(t) = &ticker {
+                    t.call1((t0.elapsed().as_secs_f64(),))?;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(PyRuntimeError::new_err("the run thread panicked")),
+        }
+    }
+}
+
+fn backend(name: &str) -> Result<Backend, QbatError> {
+    Ok(match name {
+        "auto" => Backend::Auto,
+        "gpu" => Backend::Gpu,
+        "cpu" => Backend::Cpu,
+        "reference" => Backend::Reference,
+        _ => return Err(QbatError::invalid("backend", format!("must be auto, gpu, cpu or reference, got '{name}'"))),
+    })
+}
+
+fn precision(name: &str) -> Result<Precision, QbatError> {
+    Precision::from_name(name).map_err(|_| QbatError::invalid("precision", format!("must be f32 or f64, got '{name}'")))
+}
+
+fn format(name: &str) -> Result<Format, QbatError> {
+    match name {
+        "csv" => Ok(Format::Csv),
+        "npy" => Ok(Format::Npy),
+        _ => Err(QbatError::invalid("format", format!("must be csv or npy, got '{name}'"))),
+    }
+}
+
+fn run_options(backend_name: &str, precision_name: &str, verify: usize, adapter: Option<String>, progress: bool) -> Result<RunOptions, QbatError> {
+    Ok(RunOptions { backend: backend(backend_name)?, precision: precision(precision_name)?, verify, adapter, progress, max_chunk: None })
+}
+
+/// An in-memory run (everything but its values, which Python holds as the `series` array).
+#[pyclass(module = "qbat_gpu._native", frozen)]
+struct NativeRun {
+    run: InMemory,
+}
+
+fn new_run<'py>(py: Python<'py>, run: InMemory, values: Vec<f64>) -> PyResult<(NativeRun, Bound<'py, PyAny>)> {
+    let shape = [run.member_ids.len(), run.info.times.len(), run.info.measures.len()];
+    // Zero-copy: numpy takes the Rust buffer, and the (M, T, K) array is a view of it.
+    let flat = PyArray1::from_vec(py, values);
+    let series = flat.reshape(shape)?;
+    Ok((NativeRun { run }, series.into_any()))
+}
+
+#[pymethods]
+impl NativeRun {
+    #[getter]
+    fn times<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        PyArray1::from_slice(py, &self.run.info.times)
+    }
+    #[getter]
+    fn measures(&self) -> Vec<&'static str> {
+        self.run.info.measures.iter().map(|m| m.name()).collect()
+    }
+    #[getter]
+    fn member_ids<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<u64>> {
+        PyArray1::from_slice(py, &self.run.member_ids)
+    }
+    #[getter]
+    fn param_columns(&self) -> Vec<String> {
+        self.run.plan.param_columns.clone()
+    }
+    /// (members, parameters) values of the swept or drawn parameters.
+    #[getter]
+    fn param_values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let p = self.run.plan.param_columns.len();
+        let flat: Vec<f64> = self.run.plan.members.iter().flat_map(|m| m.param_values.iter().copied()).collect();
+        Ok(PyArray1::from_vec(py, flat).reshape([self.run.plan.members.len(), p])?)
+    }
+    /// (members, 2) Bloch angles of the charger where they apply, else None.
+    #[getter]
+    fn theta_phi<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray2<f64>>>> {
+        let ms = &self.run.plan.members;
+        if !ms.iter().any(|m| m.theta_phi.is_some()) {
+            return Ok(None);
+        }
+        let flat: Vec<f64> = ms.iter().flat_map(|m| { let (a, b) = m.theta_phi.unwrap_or((f64::NAN, f64::NAN)); [a, b] }).collect();
+        Ok(Some(PyArray1::from_vec(py, flat).reshape([ms.len(), 2])?))
+    }
+    /// Health code per member (0 ok, 1 nonfinite, 2 trace, 3 nonpositive).
+    #[getter]
+    fn health_codes<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f64>> {
+        PyArray1::from_vec(py, self.run.health_codes())
+    }
+    fn summary_csv(&self) -> String {
+        self.run.summary_csv()
+    }
+    fn stats_csv(&self, series: PyReadonlyArrayDyn<'_, f64>) -> PyResult<String> {
+        Ok(self.run.stats_csv(series.as_slice()?))
+    }
+    fn run_json(&self) -> String {
+        serde_json::to_string_pretty(&self.run.run_json()).unwrap_or_default()
+    }
+    #[pyo3(signature = (series, out, format, write_series, plots, force))]
+    fn save(&self, py: Python<'_>, series: PyReadonlyArrayDyn<'_, f64>, out: PathBuf, format: &str, write_series: bool, plots: bool, force: bool) -> PyResult<String> {
+        let fmt = self::format(format).map_err(|e| to_py(py, e))?;
+        let values = series.as_slice()?;
+        let run = &self.run;
+        let r = py.detach(|| run.save(values, &out, fmt, write_series, plots, force));
+        r.map(|d| d.display().to_string()).map_err(|e| to_py(py, e))
+    }
+}
+
+/// Run a config (TOML text) in memory: (NativeRun, series (members, T, K)).
+#[pyfunction]
+#[pyo3(signature = (config, *, backend="auto", precision="f32", ensemble=None, seed=None, verify=8, adapter=None, progress=false, ticker=None))]
+#[allow(clippy::too_many_arguments)]
+fn run<'py>(
+    py: Python<'py>,
+    config: String,
+    backend: &str,
+    precision: &str,
+    ensemble: Option<u64>,
+    seed: Option<u64>,
+    verify: usize,
+    adapter: Option<String>,
+    progress: bool,
+    ticker: Option<Bound<'py, PyAny>>,
+) -> PyResult<(NativeRun, Bound<'py, PyAny>)> {
+    let opts = run_options(backend, precision, verify, adapter, progress).map_err(|e| to_py(py, e))?;
+    let ov = Overrides { ensemble, seed, auto_fock: false, shard: None };
+    let plan = parse_plan(&config, &ov).map_err(|e| to_py(py, e))?;
+    let (run, values) = interruptible(py, ticker, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
+    new_run(py, run, values)
+}
+
+fn complex_slice<'a>(a: &'a PyReadonlyArrayDyn<'_, Complex64>, name: &str) -> PyResult<&'a [Complex64]> {
+    a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be a C-contiguous complex128 array")))
+}
+
+/// An explicit two-qubit batch (see `qbat_gpu.mesolve`): (NativeRun, series (members, T, K)).
+#[pyfunction]
+#[pyo3(signature = (h, jumps, n_jumps, member_point, rho0, tsave, dt, h_battery, h_charger, measures=None, backend="auto", precision="f32", verify=8, progress=false, ticker=None))]
+#[allow(clippy::too_many_arguments)]
+fn mesolve<'py>(
+    py: Python<'py>,
+    h: PyReadonlyArrayDyn<'py, Complex64>,
+    jumps: PyReadonlyArrayDyn<'py, Complex64>,
+    n_jumps: usize,
+    member_point: PyReadonlyArray1<'py, u64>,
+    rho0: PyReadonlyArrayDyn<'py, Complex64>,
+    tsave: PyReadonlyArray1<'py, f64>,
+    dt: f64,
+    h_battery: PyReadonlyArrayDyn<'py, Complex64>,
+    h_charger: PyReadonlyArrayDyn<'py, Complex64>,
+    measures: Option<Vec<String>>,
+    backend: &str,
+    precision: &str,
+    verify: usize,
+    progress: bool,
+    ticker: Option<Bound<'py, PyAny>>,
+) -> PyResult<(NativeRun, Bound<'py, PyAny>)> {
+    let opts = run_options(backend, precision, verify, None, progress).map_err(|e| to_py(py, e))?;
+    let points: Vec<usize> = member_point.as_slice()?.iter().map(|&p| p as usize).collect();
+    let batch = pyapi::Batch {
+        hamiltonians: complex_slice(&h, "H")?,
+        jumps: complex_slice(&jumps, "jump_ops")?,
+        n_jumps,
+        member_point: &points,
+        rho0: complex_slice(&rho0, "rho0")?,
+        times: tsave.as_slice()?,
+        dt,
+        h_battery: complex_slice(&h_battery, "h_battery")?,
+        h_charger: complex_slice(&h_charger, "h_charger")?,
+        measures,
+    };
+    let plan = py.detach(|| pyapi::batch_plan(&batch)).map_err(|e| to_py(py, e))?;
+    let (run, values) = interruptible(py, ticker, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
+    new_run(py, run, values)
+}
+
+/// The streamed, checkpointed run into a directory (`qbat-gpu run --out`); returns the directory.
+#[pyfunction]
+#[pyo3(signature = (config, out, *, shard=None, resume=false, series=true, format="npy", devices=None, block_members=None, force=false, plots=true, on_device_loss="cpu", allow_mixed_backends=false, backend="auto", precision="f32", ensemble=None, seed=None, verify=8, adapter=None, progress=false, ticker=None))]
+#[allow(clippy::too_many_arguments)]
+fn study<'py>(
+    py: Python<'py>,
+    config: String,
+    out: PathBuf,
+    shard: Option<(usize, usize)>,
+    resume: bool,
+    series: bool,
+    format: &str,
+    devices: Option<String>,
+    block_members: Option<usize>,
+    force: bool,
+    plots: bool,
+    on_device_loss: &str,
+    allow_mixed_backends: bool,
+    backend: &str,
+    precision: &str,
+    ensemble: Option<u64>,
+    seed: Option<u64>,
+    verify: usize,
+    adapter: Option<String>,
+    progress: bool,
+    ticker: Option<Bound<'py, PyAny>>,
+) -> PyResult<String> {
+    let map = |e| to_py(py, e);
+    let run = run_options(backend, precision, verify, adapter, progress).map_err(map)?;
+    let fmt = self::format(format).map_err(map)?;
+    let shard = match shard {
+        None => None,
+        Some((k, n)) => Some(format!("{k}/{n}").parse::<Shard>().map_err(|why| to_py(py, QbatError::invalid("shard", why)))?),
+    };
+    if block_members == Some(0) {
+        return Err(to_py(py, QbatError::invalid("block_members", "must be >= 1")));
+    }
+    let on_device_loss = match on_device_loss {
+        "cpu" => OnDeviceLoss::Cpu,
+        "stop" => OnDeviceLoss::Stop,
+        other => return Err(to_py(py, QbatError::invalid("on_device_loss", format!("must be cpu or stop, got '{other}'")))),
+    };
+    // The shard's members only (ids and seeds of the whole run), as the CLI builds them.
+    let ov = Overrides { ensemble, seed, auto_fock: false, shard: shard.map(|s| (s.index, s.count)) };
+    let plan = parse_plan(&config, &ov).map_err(map)?;
+    let opts = StudyOptions {
+        run,
+        output: OutputOptions { format: fmt, series, plots, ..Default::default() },
+        out,
+        force,
+        resume,
+        shard,
+        block_members,
+        on_device_loss,
+        devices,
+        allow_mixed_backends,
+    };
+    let outcome = interruptible(py, ticker, move || run_study(&plan, &opts).map(|o| o.dir))?.map_err(|e| to_py(py, e))?;
+    Ok(outcome.display().to_string())
+}
+
+/// Merge shard directories into `out` (`qbat-gpu merge`); returns the directory.
+#[pyfunction]
+#[pyo3(signature = (dirs, out, force=false, plots=true))]
+fn merge(py: Python<'_>, dirs: Vec<PathBuf>, out: PathBuf, force: bool, plots: bool) -> PyResult<String> {
+    let r = py.detach(|| pyapi::merge(&dirs, &out, force, plots));
+    r.map(|d| d.display().to_string()).map_err(|e| to_py(py, e))
+}
+
+/// Apply a two-qubit state measure to states (N, 16) complex; returns (N,).
+#[pyfunction]
+fn state_measure<'py>(py: Python<'py>, name: &str, states: PyReadonlyArrayDyn<'py, Complex64>) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let s = complex_slice(&states, "rho")?;
+    let v = py.detach(|| pyapi::state_measure_batch(name, s)).map_err(|e| to_py(py, e))?;
+    Ok(PyArray1::from_vec(py, v))
+}
+
+/// ergotropy / antiergotropy / capacity of battery states (N, d*d) against (N, d*d) or (d*d,) Hamiltonians.
+#[pyfunction]
+fn battery_measure<'py>(py: Python<'py>, name: &str, states: PyReadonlyArrayDyn<'py, Complex64>, h: PyReadonlyArrayDyn<'py, Complex64>, d: usize) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let s = complex_slice(&states, "rho_b")?;
+    let hs = complex_slice(&h, "h")?;
+    let v = py.detach(|| pyapi::battery_measure_batch(name, s, hs, d)).map_err(|e| to_py(py, e))?;
+    Ok(PyArray1::from_vec(py, v))
+}
+
+#[pyfunction]
+fn models<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for m in pyapi::models() {
+        let d = PyDict::new(py);
+        d.set_item("name", m.name)?;
+        d.set_item("paper", m.paper)?;
+        d.set_item("hamiltonian", m.hamiltonian)?;
+        d.set_item("coupling", m.coupling)?;
+        let ps = PyList::empty(py);
+        for p in m.params {
+            let pd = PyDict::new(py);
+            pd.set_item("name", p.name)?;
+            pd.set_item("default", p.default)?;
+            pd.set_item("doc", p.doc)?;
+            ps.append(pd)?;
+        }
+        d.set_item("params", ps)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+#[pyfunction]
+fn measures_list<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for m in pyapi::measures_list() {
+        let d = PyDict::new(py);
+        d.set_item("name", m.name)?;
+        d.set_item("scope", m.scope)?;
+        d.set_item("doc", m.doc)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+#[pyfunction]
+fn devices<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    let list = py.detach(pyapi::devices);
+    let out = PyList::empty(py);
+    for a in list {
+        let d = PyDict::new(py);
+        d.set_item("name", a.name)?;
+        d.set_item("type", a.device_type)?;
+        d.set_item("backend", a.backend)?;
+        d.set_item("driver", a.driver)?;
+        d.set_item("f64", a.f64)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("DeviceError", py.get_type::<DeviceError>())?;
+    m.add("RunError", py.get_type::<RunError>())?;
+    m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
+    m.add("STATE_MEASURES", pyapi::STATE_MEASURES.to_vec())?;
+    m.add("BATTERY_MEASURES", pyapi::BATTERY_MEASURES.to_vec())?;
+    m.add_class::<NativeRun>()?;
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(mesolve, m)?)?;
+    m.add_function(wrap_pyfunction!(study, m)?)?;
+    m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add_function(wrap_pyfunction!(state_measure, m)?)?;
+    m.add_function(wrap_pyfunction!(battery_measure, m)?)?;
+    m.add_function(wrap_pyfunction!(models, m)?)?;
+    m.add_function(wrap_pyfunction!(measures_list, m)?)?;
+    m.add_function(wrap_pyfunction!(devices, m)?)?;
+    Ok(())
+}

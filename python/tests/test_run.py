@@ -1,0 +1,233 @@
+"""qb.run against the CLI's own output files; Result views, xarray, save/open, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import qbat_gpu as qb
+from conftest import BLOCH, SPIN_PAIR, run_cli, same_bits
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def cli_npy(qbat_bin, config_path, out, *extra):
+    run_cli(qbat_bin, "run", str(config_path), "--out", str(out), "--format", "npy", "--no-plots", "--no-progress", *extra)
+    return np.load(out / "series.npy"), json.loads((out / "series.json").read_text())
+
+
+@pytest.mark.parametrize("text", [BLOCH, SPIN_PAIR], ids=["bloch-charger", "spin-pair"])
+def test_run_equals_cli_bit_for_bit_path_string_dict(tmp_path, qbat_bin, text):
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(text)
+    want, axes = cli_npy(qbat_bin, cfg, tmp_path / "cli", "--backend", "cpu")
+    as_dict = tomllib.loads(text)
+    for config in (cfg, str(cfg), text, as_dict):
+        r = qb.run(config, backend="cpu", progress=False)
+        assert r.series.shape == want.shape
+        assert same_bits(r.series, want), f"series differs from the CLI's for config given as {type(config).__name__}"
+        assert list(r.measures) == axes["measures"]
+        assert same_bits(r.times, np.array(axes["times"]))
+        assert r.member_ids.tolist() == axes["members"]
+
+
+def test_run_equals_cli_csv_and_overrides(tmp_path, qbat_bin):
+    cfg = tmp_path / "sp.toml"
+    cfg.write_text(SPIN_PAIR)
+    out = tmp_path / "cli"
+    run_cli(qbat_bin, "run", str(cfg), "--out", str(out), "--backend", "cpu", "--ensemble", "12", "--seed", "5", "--no-plots", "--no-progress")
+    data = np.loadtxt(out / "series.csv", delimiter=",", skiprows=1)
+    r = qb.run(cfg, backend="cpu", ensemble=12, seed=5, progress=False)
+    m, t, k = r.series.shape
+    assert m == 12
+    assert same_bits(r.series.reshape(m * t, k), data[:, 2:])
+    assert same_bits(np.repeat(r.member_ids.astype(float), t), data[:, 0])
+
+
+def test_run_auto_backend_equals_cli(tmp_path, qbat_bin):
+    """backend="auto": a GPU adapter (lavapipe in CI) when there is one, else the CPU engine;
+    either way the same as the CLI with the same options."""
+    cfg = tmp_path / "b.toml"
+    cfg.write_text(BLOCH)
+    want, _ = cli_npy(qbat_bin, cfg, tmp_path / "cli", "--verify", "2")
+    r = qb.run(cfg, verify=2, progress=False)
+    assert same_bits(r.series, want)
+    assert r.info["backend"] in ("gpu", "cpu")
+
+
+def test_result_views_and_tables(tmp_path, qbat_bin):
+    r = qb.run(BLOCH, backend="cpu", progress=False)
+    m, t, k = r.series.shape
+    assert (m, t, k) == (10, 41, len(r.measures))
+    assert r.series.dtype == np.float64
+    # zero-copy: the (M, T, K) array is a view of the buffer Rust filled
+    assert not r.series.flags["OWNDATA"] and r.series.base is not None
+    assert r.expect.shape == (m, k, t) and np.shares_memory(r.expect, r.series)
+    assert same_bits(r.expect[:, 2, :], r.series[:, :, 2])
+    assert same_bits(r["energy_b"], r.series[:, :, r.measures.index("energy_b")])
+    assert set(r.params) == {"j", "theta", "phi"}
+    assert all(v.shape == (m,) for v in r.params.values())
+    # the grid: theta varies fastest? whatever the order, it is the CLI's summary.csv
+    cfg = tmp_path / "b.toml"
+    cfg.write_text(BLOCH)
+    run_cli(qbat_bin, "run", str(cfg), "--out", str(tmp_path / "cli"), "--backend", "cpu", "--no-plots", "--no-progress")
+    import pandas as pd
+
+    cli_summary = pd.read_csv(tmp_path / "cli" / "summary.csv")
+    pd.testing.assert_frame_equal(r.summary, cli_summary)
+    for name in ("j", "theta", "phi"):
+        assert same_bits(r.params[name], cli_summary[name].to_numpy())
+    pd.testing.assert_frame_equal(r.stats, pd.read_csv(tmp_path / "cli" / "stats.csv"))
+    assert (r.health == "ok").all()
+    cli_info = json.loads((tmp_path / "cli" / "run.json").read_text())
+    for key in ("model", "config", "resolved", "seed", "measures", "backend", "precision", "dt", "samples"):
+        assert r.info[key] == cli_info[key], key
+
+
+def test_to_xarray(tmp_path):
+    r = qb.run(BLOCH, backend="cpu", progress=False)
+    ds = r.to_xarray()
+    assert tuple(ds.sizes) == ("member", "time") or set(ds.sizes) == {"member", "time"}
+    assert ds.sizes["member"] == 10 and ds.sizes["time"] == 41
+    assert list(ds.data_vars) == list(r.measures)
+    for k, name in enumerate(r.measures):
+        assert ds[name].dims == ("member", "time")
+        assert same_bits(ds[name].values, r.series[:, :, k])
+    assert same_bits(ds["time"].values, r.times)
+    assert ds["member"].values.tolist() == r.member_ids.tolist()
+    for p in ("j", "theta", "phi"):
+        assert ds[p].dims == ("member",)
+        assert same_bits(ds[p].values, r.params[p])
+    assert json.loads(ds.attrs["run_json"]) == r.info
+    assert ds.attrs["model"] == "bloch-charger"
+    # swept coordinates select members
+    best = ds.ergotropy_b.max("time")
+    assert best.dims == ("member",)
+
+
+@pytest.mark.parametrize("fmt", ["npy", "csv"])
+def test_save_writes_the_cli_files_and_open_reads_them_back(tmp_path, qbat_bin, fmt):
+    cfg = tmp_path / "sp.toml"
+    cfg.write_text(SPIN_PAIR)
+    cli = tmp_path / "cli"
+    run_cli(qbat_bin, "run", str(cfg), "--out", str(cli), "--backend", "cpu", "--format", fmt, "--no-plots", "--no-progress")
+    r = qb.run(cfg, backend="cpu", progress=False)
+    out = r.save(tmp_path / "saved", format=fmt, plots=False)
+    names = ["summary.csv", "stats.csv"] + (["series.npy", "series.json", "summary.npy", "summary.json"] if fmt == "npy" else ["series.csv"])
+    for name in names:
+        assert (out / name).read_bytes() == (cli / name).read_bytes(), f"{name} differs from the CLI's"
+    assert (out / "run.json").is_file()
+    for d in (out, cli):
+        o = qb.open(d)
+        assert o.dir == d
+        assert same_bits(o.series, r.series)
+        assert same_bits(o.times, r.times)
+        assert o.measures == r.measures
+        assert o.member_ids.tolist() == r.member_ids.tolist()
+        assert o.params.keys() == r.params.keys()
+        for k in r.params:
+            assert same_bits(o.params[k], r.params[k])
+        assert (o.health == r.health).all()
+        import pandas as pd
+
+        pd.testing.assert_frame_equal(o.summary, r.summary)
+        pd.testing.assert_frame_equal(o.stats, r.stats)
+        assert o.info["config"] == r.info["config"]
+        ds_o, ds_r = o.to_xarray(), r.to_xarray()
+        assert same_bits(ds_o["energy_b"].values, ds_r["energy_b"].values)
+    if fmt == "npy":
+        assert isinstance(qb.open(out).series, np.memmap)
+    # a non-empty directory is refused unless force
+    with pytest.raises(qb.ConfigError, match="--out"):
+        r.save(out, format=fmt, plots=False)
+    r.save(out, format=fmt, plots=False, force=True)
+
+
+def test_save_with_plots(tmp_path):
+    r = qb.run(BLOCH, backend="cpu", progress=False)
+    out = r.save(tmp_path / "p", format="npy")
+    assert any(p.name.startswith("plot_") and p.suffix == ".png" for p in out.iterdir())
+
+
+def test_config_error_names_the_field_like_the_cli(tmp_path, qbat_bin):
+    bad = tomllib.loads(BLOCH)
+    bad["params"]["gama"] = 0.1
+    with pytest.raises(qb.ConfigError) as e:
+        qb.run(bad, backend="cpu", progress=False)
+    assert isinstance(e.value, ValueError)
+    assert str(e.value).startswith("params.gama: unknown parameter")
+    assert e.value.field == "params.gama" and e.value.exit_code == 2
+    # the same one-line message as the CLI
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(qb.dict_to_toml(bad))
+    p = run_cli(qbat_bin, "run", str(cfg), "--out", str(tmp_path / "o"), "--no-progress", check=False)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines()[-1] == f"error: {e.value}"
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda c: c["time"].__setitem__("dt", -1.0), "time.dt"),
+        (lambda c: c.__setitem__("model", "nope"), "model"),
+        (lambda c: c["output"].__setitem__("measures", ["energy_b", "wat"]) if "output" in c else c.__setitem__("output", {"measures": ["wat"]}), "output.measures"),
+    ],
+)
+def test_config_errors(mutate, field):
+    c = tomllib.loads(BLOCH)
+    mutate(c)
+    with pytest.raises(ValueError) as e:
+        qb.run(c, backend="cpu", progress=False)
+    assert isinstance(e.value, qb.ConfigError)
+    assert str(e.value).startswith(field + ":")
+
+
+def test_toml_syntax_error_and_missing_file(tmp_path):
+    with pytest.raises(qb.ConfigError, match="^config: "):
+        qb.run("model = \n[params", backend="cpu", progress=False)
+    with pytest.raises(qb.ConfigError, match="^CONFIG: cannot read"):
+        qb.run(tmp_path / "missing.toml", backend="cpu", progress=False)
+    with pytest.raises(qb.ConfigError, match="^backend: "):
+        qb.run(BLOCH, backend="tpu", progress=False)
+
+
+def test_device_error_is_a_runtime_error():
+    assert issubclass(qb.DeviceError, RuntimeError)
+    if qb.devices():
+        with pytest.raises(qb.DeviceError):
+            qb.run(BLOCH, backend="gpu", adapter="no-such-adapter-xyz", progress=False)
+    else:
+        with pytest.raises(qb.DeviceError):
+            qb.run(BLOCH, backend="gpu", progress=False)
+
+
+def test_listings(qbat_bin):
+    models = qb.models()
+    names = [m["name"] for m in models]
+    cli = run_cli(qbat_bin, "models").stdout
+    for n in names:
+        assert n in cli
+    assert "two-qubit" in names
+    ms = [m["name"] for m in qb.measures_list()]
+    cli_ms = [line.split()[0] for line in run_cli(qbat_bin, "measures").stdout.splitlines() if line and not line.startswith(("summary", " "))]
+    assert ms == cli_ms[: len(ms)]
+    for d in qb.devices():
+        assert set(d) == {"name", "type", "backend", "driver", "f64"}
+
+
+def test_steady_run_and_open(tmp_path, qbat_bin, repo):
+    cfg = repo / "examples" / "papers" / "002-fig3.toml"
+    if not cfg.is_file():
+        pytest.skip("no steady example")
+    r = qb.run(cfg, backend="cpu", progress=False)
+    assert np.isinf(r.times).all()
+    out = r.save(tmp_path / "s", format="npy", plots=False)
+    o = qb.open(out)
+    assert same_bits(o.series, r.series) and np.isinf(o.times).all()

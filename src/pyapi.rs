@@ -1,0 +1,489 @@
+//! Entry points for the Python bindings (`python/`): what they need beyond `config`, `run` and
+//! `study`, gathered in one module so that the bindings follow one file when the library moves.
+//!
+//! - `InMemory`: an in-memory run (`run_plan`) with its health, summary.csv and stats.csv text
+//!   and run.json, and `save` into the output files the CLI writes.
+//! - `batch_plan`: a `two-qubit` plan from explicit per-point 4x4 Hamiltonians and jump
+//!   operators and per-member initial states (what `qb.mesolve` takes; TOML cannot say it).
+//! - `state_measure_batch`, `battery_measure_batch`: the measures applied to given states.
+//! - `models`, `measures_list`, `devices`: descriptions for listings.
+
+pub use crate::config::{parse_plan, Overrides, Plan};
+pub use crate::error::QbatError;
+pub use crate::study::merge::merge;
+pub use crate::output::{Format, OutputOptions};
+pub use crate::run::{run_plan, Backend, Precision, RunOptions, RunResult};
+pub use crate::study::{run_study, OnDeviceLoss, Shard, StudyOptions, StudyOutcome, HEALTH_CODES};
+
+use crate::config::{check_state, InitialSpec, Member};
+use crate::error::Result;
+use crate::job::Peak;
+use crate::linalg::{reduced_battery, CMat, C64};
+use crate::measures::{coherence, correlations, energy, entanglement, Measure};
+use crate::output::accumulate::StatsAccumulator;
+use crate::output::{num, OutputDir};
+use crate::run::RunInfo;
+use crate::study::{member_health, summary_header, summary_rows, Health, HealthCounts};
+use rayon::prelude::*;
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use toml::{Table, Value};
+
+/// An in-memory run without its values (the caller owns them, e.g. as a numpy array):
+/// `values[(member * n_samples + sample) * n_measures + k]`, as in `RunResult`.
+pub struct InMemory {
+    pub plan: Plan,
+    pub options: RunOptions,
+    pub info: RunInfo,
+    pub member_ids: Vec<u64>,
+    /// peaks[member * 4 + k], k over `job::PEAK_MEASURES`.
+    pub peaks: Vec<Peak>,
+    pub health: Vec<Health>,
+}
+
+/// Run a plan in memory (`run_plan`) and judge each member's health as a streamed run does.
+/// A run where every member is unhealthy is an error, as for the CLI.
+pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f64>)> {
+    let mut r = run_plan(&plan, &options)?;
+    let values = std::mem::take(&mut r.values);
+    let (ns, nm) = (r.info.times.len(), r.info.measures.len());
+    let health: Vec<Health> = (0..r.member_ids.len()).map(|i| member_health(&values[i * ns * nm..(i + 1) * ns * nm], &r.info.measures, r.info.precision)).collect();
+    let run = InMemory { plan, options, info: r.info, member_ids: r.member_ids, peaks: r.peaks, health };
+    if !run.health.is_empty() && run.health.iter().all(|h| *h != Health::Ok) {
+        return Err(QbatError::Numerics(format!("every member was flagged unhealthy; {}", run.health_counts().warning(run.plan.schedule.dt).unwrap_or_default())));
+    }
+    Ok((run, values))
+}
+
+impl InMemory {
+    pub fn health_counts(&self) -> HealthCounts {
+        let mut c = HealthCounts::default();
+        for (id, h) in self.member_ids.iter().zip(&self.health) {
+            c.add(*id, *h);
+        }
+        c
+    }
+
+    /// Health codes of summary.npy (0 ok, 1 nonfinite, 2 trace, 3 nonpositive).
+    pub fn health_codes(&self) -> Vec<f64> {
+        self.health.iter().map(|h| HEALTH_CODES.iter().find(|(_, x)| x == h).map(|(c, _)| *c).unwrap_or(f64::NAN)).collect()
+    }
+
+    /// summary.csv, byte for byte as the CLI writes it.
+    pub fn summary_csv(&self) -> String {
+        let mut w: Vec<u8> = vec![];
+        let _ = writeln!(w, "{}", summary_header(&self.plan));
+        let _ = summary_rows(&mut w, &self.plan, &self.plan, &self.peaks, &self.health);
+        String::from_utf8(w).expect("summary rows are ASCII")
+    }
+
+    /// stats.csv over the healthy members, byte for byte as the CLI writes it.
+    pub fn stats_csv(&self, values: &[f64]) -> String {
+        let (ns, nm) = (self.info.times.len(), self.info.measures.len());
+        let mut acc = StatsAccumulator::new(ns, nm);
+        let include: Vec<bool> = self.health.iter().map(|h| *h == Health::Ok).collect();
+        acc.add_block(values, &include);
+        let names: Vec<String> = self.info.measures.iter().map(|m| m.name().to_string()).collect();
+        let stats = crate::output::stats::Stats::from_accumulator(&acc, self.info.times.clone(), names);
+        let mut w: Vec<u8> = vec![];
+        let _ = crate::output::stats::write_csv(&stats, &mut w);
+        String::from_utf8(w).expect("stats are ASCII")
+    }
+
+    /// run.json of the run (as the CLI's, without the streamed run's block and memory fields).
+    pub fn run_json(&self) -> serde_json::Value {
+        let mut rj = crate::run::run_json(&self.plan, &self.info, &self.options);
+        rj["health"] = json!(self.health_counts());
+        rj
+    }
+
+    /// Write the run's output files into `dir` (a new or empty directory, or any with
+    /// `force`), as `qbat-gpu run` does: series (csv, or npy + series.json), summary.csv (and
+    /// summary.npy + summary.json with npy), stats.csv, run.json, and the plots if asked.
+    pub fn save(&self, values: &[f64], dir: &Path, format: Format, series: bool, plots: bool, force: bool) -> Result<PathBuf> {
+        let (ns, nm) = (self.info.times.len(), self.info.measures.len());
+        if values.len() != self.member_ids.len() * ns * nm {
+            return Err(QbatError::invalid("series", format!("holds {} values, not the run's {}", values.len(), self.member_ids.len() * ns * nm)));
+        }
+        OutputDir::check(dir, force)?;
+        let out = OutputDir::begin(dir)?;
+        // The plots are drawn from the assembled files and committed with them (as the CLI does).
+        let written = self.write_files(&out, values, format, series).and_then(|()| if plots { crate::output::plots::write_run_plots(out.staging()).map(|_| ()) } else { Ok(()) });
+        if let Err(e) = written {
+            out.abort();
+            return Err(e);
+        }
+        out.commit()
+    }
+
+    fn write_files(&self, out: &OutputDir, values: &[f64], format: Format, series: bool) -> Result<()> {
+        let (ns, nm) = (self.info.times.len(), self.info.measures.len());
+        let names: Vec<&str> = self.info.measures.iter().map(|m| m.name()).collect();
+        let times = &self.info.times;
+        if series {
+            match format {
+                Format::Csv => out.write("series.csv", |w| {
+                    write!(w, "member,t")?;
+                    for n in &names {
+                        write!(w, ",{n}")?;
+                    }
+                    writeln!(w)?;
+                    for (i, id) in self.member_ids.iter().enumerate() {
+                        for (s, t) in times.iter().enumerate() {
+                            write!(w, "{id},{}", num(*t))?;
+                            for v in &values[(i * ns + s) * nm..(i * ns + s + 1) * nm] {
+                                write!(w, ",{}", num(*v))?;
+                            }
+                            writeln!(w)?;
+                        }
+                    }
+                    Ok(())
+                })?,
+                Format::Npy => {
+                    out.write("series.npy", |w| {
+                        use npyz::WriterBuilder;
+                        let shape = [self.member_ids.len() as u64, ns as u64, nm as u64];
+                        let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+                        npy.extend(values.iter().copied())?;
+                        npy.finish()
+                    })?;
+                    let axes = json!({"members": self.member_ids, "times": times, "measures": names});
+                    out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
+                }
+            }
+        }
+        let summary = self.summary_csv();
+        if format == Format::Npy {
+            let columns: Vec<&str> = summary.lines().next().unwrap_or("").split(',').collect();
+            let codes = self.health_codes();
+            out.write("summary.npy", |w| {
+                use npyz::WriterBuilder;
+                let shape = [self.member_ids.len() as u64, columns.len() as u64];
+                let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+                for (line, code) in summary.lines().skip(1).zip(&codes) {
+                    let cells: Vec<&str> = line.split(',').collect();
+                    for (k, c) in cells.iter().enumerate() {
+                        let v = if k + 1 == cells.len() { *code } else { c.parse::<f64>().map_err(std::io::Error::other)? };
+                        npy.push(&v)?;
+                    }
+                }
+                npy.finish()
+            })?;
+            let health: serde_json::Map<String, serde_json::Value> = HEALTH_CODES.iter().map(|(c, h)| (format!("{c}"), json!(h.name()))).collect();
+            let meta = json!({"columns": columns, "health_codes": health});
+            out.write("summary.json", |w| serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other))?;
+        }
+        out.write("summary.csv", |w| w.write_all(summary.as_bytes()))?;
+        let stats = self.stats_csv(values);
+        out.write("stats.csv", |w| w.write_all(stats.as_bytes()))?;
+        let rj = self.run_json();
+        out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Explicit two-qubit batches (qb.mesolve)
+
+/// A batch of `two-qubit` members given as arrays (row-major complex 4x4 matrices):
+/// `hamiltonians` P x 16, `jumps` P x J x 16 (already scaled by sqrt(rate)), `member_point`
+/// the point of each of the N members, `rho0` N x 16 density matrices.
+pub struct Batch<'a> {
+    pub hamiltonians: &'a [C64],
+    pub jumps: &'a [C64],
+    pub n_jumps: usize,
+    pub member_point: &'a [usize],
+    pub rho0: &'a [C64],
+    pub times: &'a [f64],
+    pub dt: f64,
+    pub h_battery: &'a [C64],
+    pub h_charger: &'a [C64],
+    pub measures: Option<Vec<String>>,
+}
+
+fn mat(entries: &[C64], n: usize) -> CMat {
+    CMat::from_row_slice(n, n, entries)
+}
+
+fn toml_matrix(entries: &[C64], n: usize) -> Value {
+    Value::Array((0..n).map(|i| Value::Array((0..n).map(|j| { let z = entries[i * n + j]; Value::Array(vec![Value::Float(z.re), Value::Float(z.im)]) }).collect())).collect())
+}
+
+/// The config field of a batch error, in the names of `qb.mesolve`'s arguments.
+fn batch_field(field: &str, point: usize) -> String {
+    if let Some(rest) = field.strip_prefix("params.jumps[") {
+        if let Some((k, tail)) = rest.split_once(']') {
+            return format!("jump_ops[{k}][{point}]{}", tail.trim_start_matches(".op"));
+        }
+    }
+    match field {
+        "params.hamiltonian" | "params" => format!("H[{point}]"),
+        "params.h_battery" => "h_battery".into(),
+        "params.h_charger" => "h_charger".into(),
+        "time.dt" => "dt".into(),
+        "time.times" => "tsave".into(),
+        "output.measures" => "measures".into(),
+        f => f.into(),
+    }
+}
+
+/// A validated `two-qubit` plan of the batch: each point is checked as a config's would be
+/// (Hermiticity, RK4 stability of dt, measures, times), and each member's initial state as
+/// `initial.dm` is.
+pub fn batch_plan(b: &Batch) -> Result<Plan> {
+    let n_points = b.hamiltonians.len() / 16;
+    let n = b.member_point.len();
+    if n == 0 || n_points == 0 {
+        return Err(QbatError::invalid("H", "the batch is empty"));
+    }
+    if b.rho0.len() != n * 16 || b.jumps.len() != n_points * b.n_jumps * 16 || b.h_battery.len() != 4 || b.h_charger.len() != 4 {
+        return Err(QbatError::invalid("H", "inconsistent batch shapes"));
+    }
+    if let Some(&p) = b.member_point.iter().find(|&&p| p >= n_points) {
+        return Err(QbatError::invalid("H", format!("member point {p} is out of range (0..{n_points})")));
+    }
+    let mut time = Table::new();
+    time.insert("dt".into(), Value::Float(b.dt));
+    time.insert("times".into(), Value::Array(b.times.iter().map(|t| Value::Float(*t)).collect()));
+    let mut output = Table::new();
+    if let Some(ms) = &b.measures {
+        output.insert("measures".into(), Value::Array(ms.iter().map(|m| Value::String(m.clone())).collect()));
+    }
+    let build_point = |p: usize| -> Result<Plan> {
+        let mut params = Table::new();
+        params.insert("hamiltonian".into(), toml_matrix(&b.hamiltonians[p * 16..(p + 1) * 16], 4));
+        params.insert("h_battery".into(), toml_matrix(b.h_battery, 2));
+        params.insert("h_charger".into(), toml_matrix(b.h_charger, 2));
+        let jumps: Vec<Value> = (0..b.n_jumps)
+            .map(|k| {
+                let off = (p * b.n_jumps + k) * 16;
+                let mut t = Table::new();
+                t.insert("op".into(), toml_matrix(&b.jumps[off..off + 16], 4));
+                t.insert("rate".into(), Value::Float(1.0));
+                Value::Table(t)
+            })
+            .collect();
+        params.insert("jumps".into(), Value::Array(jumps));
+        let mut root = Table::new();
+        root.insert("model".into(), Value::String("two-qubit".into()));
+        root.insert("params".into(), Value::Table(params));
+        root.insert("time".into(), Value::Table(time.clone()));
+        if !output.is_empty() {
+            root.insert("output".into(), Value::Table(output.clone()));
+        }
+        crate::config::plan_from_table(&root, &Overrides::default()).map_err(|e| match e {
+            QbatError::Invalid { field, reason } => QbatError::Invalid { field: batch_field(&field, p), reason },
+            e => e,
+        })
+    };
+    let plans: Vec<Plan> = (0..n_points).into_par_iter().map(build_point).collect::<Result<_>>()?;
+    let rhos: Vec<CMat> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let rho = mat(&b.rho0[i * 16..(i + 1) * 16], 4);
+            check_state(&rho, &format!("rho0[{i}]"))?;
+            Ok(rho)
+        })
+        .collect::<Result<_>>()?;
+    let mut plan = plans[0].clone();
+    plan.points = plans.iter().map(|p| p.points[0].clone()).collect();
+    plan.systems = plans.iter().map(|p| p.systems[0].clone()).collect();
+    plan.ensemble_size = n;
+    plan.members = b.member_point.iter().enumerate().map(|(i, &p)| Member { id: i as u64, point: p, param_values: vec![], theta_phi: None }).collect();
+    plan.initial = InitialSpec::PerMember(Arc::new(rhos));
+    plan.param_columns = vec![];
+    plan.config_json = json!({
+        "mesolve": {"members": n, "points": n_points, "jump_ops": b.n_jumps, "dt": b.dt, "tsave": b.times, "measures": b.measures},
+    });
+    Ok(plan)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measures of given states
+
+/// The measures of a two-qubit state (4x4, charger left) that `state_measure_batch` takes.
+pub const STATE_MEASURES: [&str; 10] = ["concurrence", "steering_f3", "steering_ab", "steering_ba", "bell_chsh", "coherence_l1", "imaginarity_l1", "purity", "entropy_b", "texture_b"];
+/// The measures of a battery state against its Hamiltonian (d x d) that
+/// `battery_measure_batch` takes.
+pub const BATTERY_MEASURES: [&str; 3] = ["ergotropy", "antiergotropy", "capacity"];
+
+fn state_measure_fn(name: &str) -> Result<fn(&CMat) -> f64> {
+    Ok(match name {
+        "concurrence" => entanglement::concurrence,
+        "steering_f3" => correlations::steering_f3,
+        "steering_ab" => |r| correlations::steering_loo(r).0,
+        "steering_ba" => |r| correlations::steering_loo(r).1,
+        "bell_chsh" => correlations::bell_chsh,
+        "coherence_l1" => coherence::coherence_l1,
+        "imaginarity_l1" => coherence::imaginarity_l1,
+        "purity" => coherence::purity,
+        "entropy_b" => |r| coherence::entropy_bits(&reduced_battery(r)),
+        "texture_b" => |r| coherence::texture(&reduced_battery(r)),
+        _ => return Err(QbatError::invalid("measure", format!("unknown state measure '{name}'; known: {}", STATE_MEASURES.join(", ")))),
+    })
+}
+
+/// Check that a matrix is a finite, Hermitian (to 1e-10 relative) square matrix.
+fn check_hermitian(m: &CMat, field: &str) -> Result<()> {
+    if !crate::linalg::is_finite(m) {
+        return Err(QbatError::invalid(field, "has a non-finite entry"));
+    }
+    let scale = m.iter().map(|z| z.norm()).fold(1.0, f64::max);
+    let e = crate::linalg::hermiticity_error(m);
+    if e > 1e-10 * scale {
+        return Err(QbatError::invalid(field, format!("must be Hermitian (largest |m_ij - conj m_ji| = {e:.3e})")));
+    }
+    Ok(())
+}
+
+/// A state measure over `states` (n x 16, row-major 4x4 two-qubit density matrices), in
+/// parallel; each state must be Hermitian.
+pub fn state_measure_batch(name: &str, states: &[C64]) -> Result<Vec<f64>> {
+    let f = state_measure_fn(name)?;
+    states
+        .par_chunks(16)
+        .enumerate()
+        .map(|(i, s)| {
+            let rho = mat(s, 4);
+            check_hermitian(&rho, &format!("rho[{i}]"))?;
+            Ok(f(&rho))
+        })
+        .collect()
+}
+
+/// ergotropy, antiergotropy or capacity of battery states (n x d x d) against Hamiltonians
+/// (n x d x d, or one d x d shared when `hamiltonians.len() == d * d`).
+pub fn battery_measure_batch(name: &str, states: &[C64], hamiltonians: &[C64], d: usize) -> Result<Vec<f64>> {
+    let f: fn(&CMat, &CMat) -> f64 = match name {
+        "ergotropy" => energy::ergotropy,
+        "antiergotropy" => energy::antiergotropy,
+        "capacity" => energy::capacity,
+        _ => return Err(QbatError::invalid("measure", format!("unknown battery measure '{name}'; known: {}", BATTERY_MEASURES.join(", ")))),
+    };
+    let dd = d * d;
+    let shared = hamiltonians.len() == dd;
+    if d == 0 || states.len() % dd != 0 || (!shared && hamiltonians.len() != states.len()) {
+        return Err(QbatError::invalid("h", "the states and Hamiltonians must be (..., d, d) with matching leading dimensions"));
+    }
+    let h0 = if shared { mat(hamiltonians, d) } else { CMat::zeros(d, d) };
+    if shared {
+        check_hermitian(&h0, "h")?;
+    }
+    states
+        .par_chunks(dd)
+        .enumerate()
+        .map(|(i, s)| {
+            let rho = mat(s, d);
+            check_hermitian(&rho, &format!("rho_b[{i}]"))?;
+            if shared {
+                Ok(f(&rho, &h0))
+            } else {
+                let h = mat(&hamiltonians[i * dd..(i + 1) * dd], d);
+                check_hermitian(&h, &format!("h[{i}]"))?;
+                Ok(f(&rho, &h))
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listings
+
+pub struct ParamInfo {
+    pub name: &'static str,
+    pub default: String,
+    pub doc: &'static str,
+}
+
+pub struct ModelInfo {
+    pub name: &'static str,
+    pub paper: &'static str,
+    pub hamiltonian: &'static str,
+    pub coupling: &'static str,
+    pub params: Vec<ParamInfo>,
+}
+
+/// Every model with its parameters and defaults (as `qbat-gpu models`).
+pub fn models() -> Vec<ModelInfo> {
+    use crate::model::{ModelKind, ParamDefault};
+    ModelKind::ALL
+        .iter()
+        .map(|m| ModelInfo {
+            name: m.name(),
+            paper: m.paper(),
+            hamiltonian: m.hamiltonian_doc(),
+            coupling: m.coupling_doc(),
+            params: m
+                .params()
+                .into_iter()
+                .map(|p| ParamInfo {
+                    name: p.name,
+                    default: match p.default {
+                        ParamDefault::Real(x) => format!("{x}"),
+                        ParamDefault::Complex(re, im) => format!("[{re}, {im}]"),
+                        ParamDefault::Int(i) => format!("{i}"),
+                        ParamDefault::Text(t) => format!("\"{t}\""),
+                        ParamDefault::Required => "required".into(),
+                        ParamDefault::Optional => "optional".into(),
+                    },
+                    doc: p.doc,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+pub struct MeasureInfo {
+    pub name: &'static str,
+    /// "all models", "two-qubit models", "cavity-cells" or "steady runs".
+    pub scope: &'static str,
+    pub doc: &'static str,
+}
+
+/// Every output measure (as `qbat-gpu measures`).
+pub fn measures_list() -> Vec<MeasureInfo> {
+    Measure::ALL
+        .iter()
+        .map(|m| MeasureInfo {
+            name: m.name(),
+            scope: match (m.applies(false), m.applies(true)) {
+                _ if m.steady_only() => "steady runs",
+                (true, true) => "all models",
+                (true, false) => "two-qubit models",
+                (false, true) => "cavity-cells",
+                _ => "",
+            },
+            doc: m.doc(),
+        })
+        .collect()
+}
+
+pub struct DeviceInfo {
+    pub name: String,
+    pub device_type: String,
+    pub backend: String,
+    pub driver: String,
+    pub f64: bool,
+}
+
+/// The GPU adapters wgpu finds on the backends qbat-gpu uses (none is an empty list).
+pub fn devices() -> Vec<DeviceInfo> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+    desc.backends &= crate::gpu::context::BACKENDS;
+    let backends = desc.backends;
+    let instance = wgpu::Instance::new(desc);
+    pollster::block_on(instance.enumerate_adapters(backends))
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            DeviceInfo {
+                name: i.name,
+                device_type: format!("{:?}", i.device_type),
+                backend: format!("{:?}", i.backend),
+                driver: format!("{} {}", i.driver, i.driver_info).trim().to_string(),
+                f64: a.features().contains(wgpu::Features::SHADER_F64),
+            }
+        })
+        .collect()
+}
