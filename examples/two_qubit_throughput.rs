@@ -60,9 +60,9 @@ fn main() {
                 let mut warm = job.clone();
                 warm.initial.truncate(64);
                 warm.member_point.truncate(64);
-                run_two_qubit_gpu(&ctx, &warm, precision, &|_| {}).expect("warm-up");
+                run_two_qubit_gpu(&ctx, &warm, precision, &|_| Ok(())).expect("warm-up");
                 let t0 = Instant::now();
-                let r = run_two_qubit_gpu(&ctx, &job, precision, &|_| {}).expect("gpu run");
+                let r = run_two_qubit_gpu(&ctx, &job, precision, &|_| Ok(())).expect("gpu run");
                 let s = t0.elapsed().as_secs_f64();
                 println!(
                     "gpu  {:<4} {s:8.3} s  {:10.3e} member-steps/s  (energy_b(t_end) of member 0: {:.6})",

@@ -28,6 +28,9 @@ pub enum QbatError {
     /// A numerical failure found during a run (NaN, lost trace).
     #[error("numerics: {0}")]
     Numerics(String),
+    /// The caller cancelled the run (`engine::Control::cancel`, Ctrl-C in Python).
+    #[error("the run was cancelled")]
+    Cancelled,
 }
 
 impl QbatError {
@@ -42,7 +45,7 @@ impl QbatError {
     pub fn exit_code(&self) -> u8 {
         match self {
             QbatError::Invalid { .. } | QbatError::Parse(_) | QbatError::Device(_) | QbatError::DeviceOutOfMemory(_) | QbatError::TooLarge { .. } => 2,
-            QbatError::Io { .. } | QbatError::Numerics(_) | QbatError::DeviceLost(_) => 1,
+            QbatError::Io { .. } | QbatError::Numerics(_) | QbatError::DeviceLost(_) | QbatError::Cancelled => 1,
         }
     }
 }

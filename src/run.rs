@@ -118,8 +118,16 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
     let mut notes = vec![];
     let backend = crate::engine::resolve_backend(opts, &mut notes)?;
     let setup = t0.elapsed().as_secs_f64();
+    if let Some(c) = &opts.control {
+        c.set_total(plan.members.len() as u64);
+        c.set_done(0);
+    }
     let t1 = Instant::now();
     let out = crate::engine::integrate(plan, opts, &backend)?;
+    // Every member is done (also for the engines that do not count, as the steady solver).
+    if let Some(c) = &opts.control {
+        c.set_done(plan.members.len() as u64);
+    }
     let integrate = t1.elapsed().as_secs_f64() - out.host_measures;
     check_finite(plan, &out.measures, &out.values)?;
     notes.extend(out.notes);
@@ -144,6 +152,7 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
         // No integration to re-run: the residual ||L rho||_F of each state is the check.
         result.notes.push("--verify skipped: steady states are solved for, not integrated; steady_residual = ||L rho||_F is their check".into());
     } else if opts.verify > 0 && !matches!(backend, crate::engine::Engine::Reference) {
+        opts.check_cancelled()?;
         let tv = Instant::now();
         result.verify = Some(verify(plan, &result, opts.verify));
         result.timings.verify = tv.elapsed().as_secs_f64();

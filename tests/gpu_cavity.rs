@@ -267,7 +267,7 @@ fn long_runs_complete_and_a_cut_short_run_is_an_error() {
     let initial = |i: usize| p.initial_state(&p.members[i]);
     let job = qbat_gpu::engine::cavity_job(&p, &initial, false).unwrap();
     let one_dispatch = CavityGpuOptions { loop_iterations_per_dispatch: Some(u64::MAX / 4), ..Default::default() };
-    let r = run_cavity_gpu(&ctx, &job, Precision::F32, &one_dispatch, &|_| {});
+    let r = run_cavity_gpu(&ctx, &job, Precision::F32, &one_dispatch, &|_| Ok(()));
     if ctx.info.name.to_lowercase().contains("llvmpipe") {
         let e = r.expect_err("llvmpipe cuts a dispatch this long short, and the engine must say so");
         assert!(e.to_string().contains("stopped early"), "{e}");

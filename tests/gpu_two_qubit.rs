@@ -451,10 +451,10 @@ fn gpu_matches_twin_and_reference() {
     let Some((ctx, _guard)) = gpu() else { return };
     eprintln!("adapter: {} ({}, {}), f64: {}", ctx.info.name, ctx.info.backend, ctx.info.device_type, ctx.info.has_f64);
     for case in cases() {
-        let f32_res = run_two_qubit_gpu(ctx, &case.job, Precision::F32, &|_| {}).expect("f32 run");
+        let f32_res = run_two_qubit_gpu(ctx, &case.job, Precision::F32, &|_| Ok(())).expect("f32 run");
         assert_within("gpu f32 vs reference", case, &f32_res, 1e-4);
         if ctx.info.has_f64 {
-            let f64_res = run_two_qubit_gpu(ctx, &case.job, Precision::F64, &|_| {}).expect("f64 run");
+            let f64_res = run_two_qubit_gpu(ctx, &case.job, Precision::F64, &|_| Ok(())).expect("f64 run");
             assert_within("gpu f64 vs reference", case, &f64_res, 1e-9);
             let twin = run_two_qubit_twin::<f64>(&case.job);
             let worst = column_deviation(&f64_res, &twin).iter().map(|d| d.1).fold(0.0, f64::max);
@@ -470,7 +470,7 @@ fn gpu_matches_twin_and_reference() {
 fn gpu_f32_matches_twin_f32() {
     let Some((ctx, _guard)) = gpu() else { return };
     for case in cases() {
-        let g = run_two_qubit_gpu(ctx, &case.job, Precision::F32, &|_| {}).expect("f32 run");
+        let g = run_two_qubit_gpu(ctx, &case.job, Precision::F32, &|_| Ok(())).expect("f32 run");
         let t = run_two_qubit_twin::<f32>(&case.job);
         let dev = column_deviation(&g, &t);
         let worst = dev.iter().map(|d| d.1).fold(0.0, f64::max);
@@ -499,10 +499,13 @@ fn chunked_runs_are_bit_identical() {
         precisions.push(Precision::F64);
     }
     for precision in precisions {
-        let one = run_two_qubit_gpu(ctx, &job, precision, &|_| {}).expect("one chunk");
+        let one = run_two_qubit_gpu(ctx, &job, precision, &|_| Ok(())).expect("one chunk");
         let done = std::sync::Mutex::new(vec![]);
         let opts = GpuRunOptions { max_members_per_chunk: Some(24), member_steps_per_dispatch: Some(64 * 700) };
-        let three = run_two_qubit_gpu_with(ctx, &job, precision, &opts, &|n| done.lock().unwrap().push(n)).expect("three chunks");
+        let three = run_two_qubit_gpu_with(ctx, &job, precision, &opts, &|n| {
+            done.lock().unwrap().push(n);
+            Ok(())
+        }).expect("three chunks");
         assert_eq!(*done.lock().unwrap(), vec![24, 48, 64], "progress after each chunk");
         let same_bits = |a: &[f64], b: &[f64], what: &str| {
             assert_eq!(a.len(), b.len());
@@ -538,11 +541,11 @@ fn empty_and_sampleless_jobs() {
     let mut job = cases()[0].job.clone();
     job.initial.clear();
     job.member_point.clear();
-    let r = run_two_qubit_gpu(ctx, &job, Precision::F32, &|_| {}).unwrap();
+    let r = run_two_qubit_gpu(ctx, &job, Precision::F32, &|_| Ok(())).unwrap();
     assert!(r.values.is_empty() && r.peaks.is_empty());
     let mut job = cases()[0].job.clone();
     job.schedule = Schedule::new(1e-3, &[]);
-    let r = run_two_qubit_gpu(ctx, &job, Precision::F32, &|_| {}).unwrap();
+    let r = run_two_qubit_gpu(ctx, &job, Precision::F32, &|_| Ok(())).unwrap();
     assert!(r.values.is_empty());
     assert_eq!(r.peaks.len(), 4 * MEMBERS);
 }

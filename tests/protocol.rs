@@ -287,9 +287,9 @@ fn gpu_switch_off_survives_many_short_dispatches() {
     let plan = parse_plan(&cfg, &Overrides::default()).unwrap();
     let job = qbat_gpu::engine::two_qubit_job(&plan);
     let ctx = qbat_gpu::engine::gpu_context(None, false).unwrap();
-    let one = run_two_qubit_gpu_with(&ctx, &job, Precision::F32, &GpuRunOptions::default(), &|_| {}).unwrap();
+    let one = run_two_qubit_gpu_with(&ctx, &job, Precision::F32, &GpuRunOptions::default(), &|_| Ok(())).unwrap();
     let opts = GpuRunOptions { member_steps_per_dispatch: Some(64 * 37), max_members_per_chunk: Some(2) };
-    let many = run_two_qubit_gpu_with(&ctx, &job, Precision::F32, &opts, &|_| {}).unwrap();
+    let many = run_two_qubit_gpu_with(&ctx, &job, Precision::F32, &opts, &|_| Ok(())).unwrap();
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&one.values), bits(&many.values), "{name}: dispatch sizes changed the results");
     let twin = qbat_gpu::twin::rk4_two_qubit::run_two_qubit_twin::<f32>(&job);

@@ -11,6 +11,8 @@ mod architecture;
 mod bad_input;
 /// the bad-input corpus (tests/bad_inputs/): every case refused cleanly
 mod bad_inputs;
+/// `engine::Control`: cancellation and members done, on every CPU engine and a study
+mod control;
 /// the command line end to end: outputs, formats, round-trip floats
 mod cli;
 /// the CPU engine and the f64 reference agree on every model

@@ -63,11 +63,12 @@ def run(
     adapter : str, optional
         GPU adapter by part of its name.
     progress : bool
-        An elapsed-time line, redrawn while the run goes: on stderr in a terminal, in the cell's
-        output in Jupyter (the library reports no fraction done to Python, so it is not a bar).
+        A progress bar of members done (with the elapsed time and an estimate of the time
+        left): on stderr in a terminal, in the cell's output in Jupyter.
 
-    The GIL is released while the run goes; Ctrl-C raises KeyboardInterrupt at once (the
-    abandoned computation finishes in the background and is dropped). The series equals, bit
+    The GIL is released while the run goes. Ctrl-C cancels the run (the engines stop at their
+    next member, slice of members, GPU chunk or block, within moments) and then raises
+    KeyboardInterrupt; a second Ctrl-C raises at once without waiting. The series equals, bit
     for bit, that of ``qbat-gpu run`` with the same config and options.
 
     Raises ConfigError (bad config, naming the field), DeviceError (GPU), RunError (numerics).

@@ -47,20 +47,20 @@ class NativeRun:
 
 def run(
     config: str, *, backend: str = "auto", precision: str = "f32", ensemble: Optional[int] = None, seed: Optional[int] = None,
-    verify: int = 8, adapter: Optional[str] = None, progress: bool = False, ticker: Optional[Callable[[float], None]] = None,
+    verify: int = 8, adapter: Optional[str] = None, progress: bool = False, ticker: Optional[Callable[[float, int, int], None]] = None,
 ) -> Tuple[NativeRun, npt.NDArray[np.float64]]: ...
 def mesolve(
     h: npt.NDArray[np.complex128], jumps: npt.NDArray[np.complex128], n_jumps: int, member_point: npt.NDArray[np.uint64],
     rho0: npt.NDArray[np.complex128], tsave: npt.NDArray[np.float64], dt: float, h_battery: npt.NDArray[np.complex128],
     h_charger: npt.NDArray[np.complex128], measures: Optional[Sequence[str]] = None, backend: str = "auto",
-    precision: str = "f32", verify: int = 8, progress: bool = False, ticker: Optional[Callable[[float], None]] = None,
+    precision: str = "f32", verify: int = 8, progress: bool = False, ticker: Optional[Callable[[float, int, int], None]] = None,
 ) -> Tuple[NativeRun, npt.NDArray[np.float64]]: ...
 def study(
     config: str, out: str, *, shard: Optional[Tuple[int, int]] = None, resume: bool = False, series: bool = True,
     format: str = "npy", devices: Optional[str] = None, block_members: Optional[int] = None, force: bool = False,
     plots: bool = True, on_device_loss: str = "cpu", allow_mixed_backends: bool = False, backend: str = "auto", precision: str = "f32",
     ensemble: Optional[int] = None, seed: Optional[int] = None, verify: int = 8, adapter: Optional[str] = None,
-    progress: bool = False, ticker: Optional[Callable[[float], None]] = None,
+    progress: bool = False, ticker: Optional[Callable[[float, int, int], None]] = None,
 ) -> str: ...
 def merge(dirs: Sequence[str], out: str, force: bool = False, plots: bool = True) -> str: ...
 def state_measure(name: str, states: npt.NDArray[np.complex128]) -> npt.NDArray[np.float64]: ...

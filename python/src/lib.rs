@@ -3,7 +3,7 @@
 //! A thin layer: every computation is the library's (`qbat_gpu::config::parse_plan`,
 //! `qbat_gpu::run::run_plan`, `qbat_gpu::study::run_study`, `qbat_gpu::pyapi`). Here are only
 //! the conversions between numpy/Python objects and the library's types, the GIL release and
-//! Ctrl-C handling, and the mapping of `QbatError` onto Python exceptions.
+//! Ctrl-C handling (through the library's `engine::Control`), and the mapping of `QbatError` onto Python exceptions.
 
 use num_complex::Complex64;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
@@ -12,11 +12,13 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use qbat_gpu::config::{parse_plan, Overrides};
+use qbat_gpu::engine::Control;
 use qbat_gpu::error::QbatError;
 use qbat_gpu::pyapi::{self, Format, InMemory, OnDeviceLoss, OutputOptions};
 use qbat_gpu::run::{Backend, Precision, RunOptions};
 use qbat_gpu::study::{run_study, Shard, StudyOptions};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 create_exception!(_native, ConfigError, PyValueError, "A bad config, option or input; the message names the field, as the CLI's does.");
@@ -37,6 +39,8 @@ fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
         QbatError::Device(_) | QbatError::DeviceOutOfMemory(_) | QbatError::DeviceLost(_) => DeviceError::new_err(msg),
         QbatError::Io { .. } => PyOSError::new_err(format!("{msg}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default())),
         QbatError::Numerics(_) => RunError::new_err(msg),
+        // Only a cancelled control gives it, and `interruptible` raises KeyboardInterrupt then.
+        QbatError::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
     };
     let v = err.value(py);
     let _ = v.setattr("field", field);
@@ -44,26 +48,51 @@ fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
     err
 }
 
-/// Run `f` on a worker thread with the GIL released; every 100 ms check for signals (Ctrl-C
-/// raises KeyboardInterrupt at once; the abandoned computation finishes on its own and its
-/// result is dropped) and call `ticker(elapsed_seconds)` if given (a progress display).
-fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyAny>>, f: impl FnOnce() -> T + Send + 'static) -> PyResult<T> {
+/// Run `f` on a worker thread with the GIL released. Every 100 ms: check for signals and
+/// call `ticker(elapsed_seconds, members_done, members_total)` if given (a progress display),
+/// from the run's `control`, which `f`'s run options hold. On Ctrl-C the run is cancelled
+/// through `control`; the worker stops at the engine's next cancellation point (a member, a
+/// slice, a GPU chunk or a block) and returns, and then KeyboardInterrupt is raised. A second
+/// Ctrl-C while waiting raises at once. When the run ends, the ticker is called once more.
+fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyAny>>, control: Arc<Control>, f: impl FnOnce() -> T + Send + 'static) -> PyResult<T> {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
+    let worker = std::thread::Builder::new()
         .name("qbat-run".into())
         .spawn(move || {
             let _ = tx.send(f());
         })
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start the run thread: {e}")))?;
     let rx = std::sync::Mutex::new(rx);
+    let recv = |py: Python<'_>| py.detach(|| rx.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(Duration::from_millis(100)));
     let t0 = Instant::now();
+    let tick = |t: &Bound<'_, PyAny>| t.call1((t0.elapsed().as_secs_f64(), control.done(), control.total())).map(|_| ());
     loop {
-        match py.detach(|| rx.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(Duration::from_millis(100))) {
-            Ok(v) => return Ok(v),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                py.check_signals()?;
+        match recv(py) {
+            Ok(v) => {
+                let _ = py.detach(|| worker.join());
                 if let Some(t) = &ticker {
-                    t.call1((t0.elapsed().as_secs_f64(),))?;
+                    tick(t)?;
+                }
+                return Ok(v);
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(interrupt) = py.check_signals() {
+                    control.cancel();
+                    // The worker returns Err(Cancelled) at its next cancellation point.
+                    loop {
+                        match recv(py) {
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if py.check_signals().is_ok() => continue,
+                            Ok(_) => {
+                                let _ = py.detach(|| worker.join());
+                                break;
+                            }
+                            _ => break,
+                        }
+                    }
+                    return Err(interrupt);
+                }
+                if let Some(t) = &ticker {
+                    tick(t)?;
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(PyRuntimeError::new_err("the run thread panicked")),
@@ -93,8 +122,11 @@ fn format(name: &str) -> Result<Format, QbatError> {
     }
 }
 
-fn run_options(backend_name: &str, precision_name: &str, verify: usize, adapter: Option<String>, progress: bool) -> Result<RunOptions, QbatError> {
-    Ok(RunOptions { backend: backend(backend_name)?, precision: precision(precision_name)?, verify, adapter, progress, max_chunk: None })
+/// Run options with a fresh control (cancellation and members done) for `interruptible`.
+fn run_options(backend_name: &str, precision_name: &str, verify: usize, adapter: Option<String>, progress: bool) -> Result<(RunOptions, Arc<Control>), QbatError> {
+    let control = Arc::new(Control::default());
+    let opts = RunOptions { backend: backend(backend_name)?, precision: precision(precision_name)?, verify, adapter, progress, max_chunk: None, control: Some(control.clone()) };
+    Ok((opts, control))
 }
 
 /// An in-memory run (everything but its values, which Python holds as the `series` array).
@@ -186,10 +218,10 @@ fn run<'py>(
     progress: bool,
     ticker: Option<Bound<'py, PyAny>>,
 ) -> PyResult<(NativeRun, Bound<'py, PyAny>)> {
-    let opts = run_options(backend, precision, verify, adapter, progress).map_err(|e| to_py(py, e))?;
+    let (opts, control) = run_options(backend, precision, verify, adapter, progress).map_err(|e| to_py(py, e))?;
     let ov = Overrides { ensemble, seed, auto_fock: false, shard: None };
     let plan = parse_plan(&config, &ov).map_err(|e| to_py(py, e))?;
-    let (run, values) = interruptible(py, ticker, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
+    let (run, values) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
     new_run(py, run, values)
 }
 
@@ -219,7 +251,7 @@ fn mesolve<'py>(
     progress: bool,
     ticker: Option<Bound<'py, PyAny>>,
 ) -> PyResult<(NativeRun, Bound<'py, PyAny>)> {
-    let opts = run_options(backend, precision, verify, None, progress).map_err(|e| to_py(py, e))?;
+    let (opts, control) = run_options(backend, precision, verify, None, progress).map_err(|e| to_py(py, e))?;
     let points: Vec<usize> = member_point.as_slice()?.iter().map(|&p| p as usize).collect();
     let batch = pyapi::Batch {
         hamiltonians: complex_slice(&h, "H")?,
@@ -234,7 +266,7 @@ fn mesolve<'py>(
         measures,
     };
     let plan = py.detach(|| pyapi::batch_plan(&batch)).map_err(|e| to_py(py, e))?;
-    let (run, values) = interruptible(py, ticker, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
+    let (run, values) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
     new_run(py, run, values)
 }
 
@@ -266,7 +298,7 @@ fn study<'py>(
     ticker: Option<Bound<'py, PyAny>>,
 ) -> PyResult<String> {
     let map = |e| to_py(py, e);
-    let run = run_options(backend, precision, verify, adapter, progress).map_err(map)?;
+    let (run, control) = run_options(backend, precision, verify, adapter, progress).map_err(map)?;
     let fmt = self::format(format).map_err(map)?;
     let shard = match shard {
         None => None,
@@ -295,7 +327,7 @@ fn study<'py>(
         devices,
         allow_mixed_backends,
     };
-    let outcome = interruptible(py, ticker, move || run_study(&plan, &opts).map(|o| o.dir))?.map_err(|e| to_py(py, e))?;
+    let outcome = interruptible(py, ticker, control, move || run_study(&plan, &opts).map(|o| o.dir))?.map_err(|e| to_py(py, e))?;
     Ok(outcome.display().to_string())
 }
 

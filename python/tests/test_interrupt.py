@@ -1,4 +1,5 @@
-"""The GIL is released during a run, and Ctrl-C raises KeyboardInterrupt promptly."""
+"""The GIL is released during a run; Ctrl-C stops the computation and raises KeyboardInterrupt
+promptly; the progress ticker sees the fraction of members done grow to 1."""
 
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ def test_gil_is_released_during_a_run():
     assert len([x for x in ticks if x >= t0]) >= 0.5 * elapsed / 0.01 * 0.5
 
 
-def test_ctrl_c_raises_keyboard_interrupt_promptly(tmp_path):
+def test_ctrl_c_stops_the_run_and_raises_keyboard_interrupt_promptly(tmp_path):
+    # The child reports how long KeyboardInterrupt took, and the CPU time the process used in
+    # the 1.5 s after it: a computation left running would keep the cores busy.
     script = tmp_path / "long.py"
     script.write_text(textwrap.dedent(f"""
         import time, qbat_gpu as qb
@@ -57,15 +60,55 @@ def test_ctrl_c_raises_keyboard_interrupt_promptly(tmp_path):
             print("finished", flush=True)
         except KeyboardInterrupt:
             print(f"interrupted {{time.monotonic() - t0:.2f}}", flush=True)
+            c0 = time.process_time()
+            time.sleep(1.5)
+            print(f"cpu {{time.process_time() - c0:.3f}}", flush=True)
     """))
     p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    assert p.stdout.readline().strip() == "start"
-    time.sleep(1.0)
-    sent = time.monotonic()
-    p.send_signal(signal.SIGINT)
-    out = p.stdout.readline().strip()
-    waited = time.monotonic() - sent
-    p.kill()
-    p.wait()
+    try:
+        assert p.stdout.readline().strip() == "start"
+        time.sleep(1.0)
+        sent = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out = p.stdout.readline().strip()
+        waited = time.monotonic() - sent
+        cpu = p.stdout.readline().strip()
+    finally:
+        p.kill()
+        p.wait()
     assert out.startswith("interrupted"), out
     assert waited < 2.0, f"KeyboardInterrupt took {waited:.2f} s"
+    assert cpu.startswith("cpu"), cpu
+    busy = float(cpu.split()[1])
+    assert busy < 0.3, f"the computation went on after KeyboardInterrupt: {busy:.2f} s of CPU in 1.5 s"
+
+
+def test_the_ticker_sees_the_fraction_grow_to_one():
+    from qbat_gpu import _native
+
+    calls = []
+    _native.run(LONG.replace("4000", "400"), backend="cpu", verify=0, ticker=lambda *a: calls.append(a))
+    assert calls, "the ticker was never called"
+    assert all(len(c) == 3 for c in calls)
+    totals = {c[2] for c in calls if c[2] > 0}
+    assert totals == {400}, totals
+    done = [c[1] for c in calls]
+    assert done == sorted(done), done
+    assert done[-1] == 400  # the last call, when the run has ended, is at 100 %
+    assert len(calls) >= 2 and any(0 < d < 400 for d in done), f"no intermediate progress: {calls}"
+
+
+def test_the_progress_bar_draws_the_fraction():
+    import io
+
+    from qbat_gpu._progress import Ticker
+
+    out = io.StringIO()
+    t = Ticker("run", terminal=True, stream=out)
+    t(0.5, 100, 400)
+    assert t.fraction == 0.25
+    t(1.0, 400, 400)
+    text = out.getvalue()
+    assert " 25% 100/400 members" in text and "100% 400/400 members, done in 1.0 s" in text, text
+    assert "[=======>" in text
+    t.close()

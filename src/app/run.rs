@@ -62,6 +62,7 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         adapter: args.adapter.clone(),
         progress: !args.no_progress,
         max_chunk: None,
+        control: None,
     };
     let sopts = StudyOptions {
         run: ropts,

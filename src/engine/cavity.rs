@@ -2,7 +2,7 @@
 //! the GPU kernel, with the measures taken from the reduced (cell 1, cell 2) state as the
 //! kernel returns it.
 
-use super::{progress_bar, update_peaks, battery_times_state, EngineOutput, RunOptions};
+use super::{progress_bar, update_peaks, battery_times_state, ChunkProgress, EngineOutput, RunOptions};
 use crate::config::{Member, Plan};
 use crate::error::{QbatError, Result};
 use crate::gpu::{rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, rk4_cavity::CavityResult, GpuContext};
@@ -136,16 +136,21 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
 /// cavity-cells on the structured f64 engine, in parallel over members.
 pub fn run_cavity_cpu(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
     let pb = progress_bar(opts.progress, plan.members.len() as u64, "cpu f64 (cavity)");
+    // With a control: each member counts as done, and a cancelled run skips the members not
+    // yet begun (their Err(Cancelled) is returned below).
     let per: Vec<Result<(Vec<f64>, [Peak; 4])>> = plan
         .members
         .par_iter()
         .map(|m| {
+            opts.check_cancelled()?;
             let r = cavity_member(plan, m);
             pb.inc(1);
+            opts.add_done(1);
             r
         })
         .collect();
     pb.finish_and_clear();
+    opts.check_cancelled()?;
     let mut values = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
     let mut peaks = Vec::with_capacity(plan.members.len() * 4);
     for r in per {
@@ -259,7 +264,11 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
     let ensemble = t.elapsed().as_secs_f64();
     let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {} (cavity)", opts.precision.name()));
     let gopts = CavityGpuOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
-    let r = run_cavity_gpu(ctx, &job, opts.precision, &gopts, &|done| pb.set_position(done))?;
+    let chunks = ChunkProgress::new(opts);
+    let r = run_cavity_gpu(ctx, &job, opts.precision, &gopts, &|done| {
+        pb.set_position(done);
+        chunks.report(done)
+    })?;
     pb.finish_and_clear();
     let th = Instant::now();
     let (values, peaks) = cavity_assemble(plan, &measures, &r);

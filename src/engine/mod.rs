@@ -13,11 +13,14 @@
 //!   its Liouvillian, on the CPU in f64 (`steady.rs`), with no integration.
 
 pub mod cavity;
+mod control;
 pub mod reference;
 pub mod steady;
 pub mod two_qubit;
 
 pub use crate::job::Precision;
+pub use control::Control;
+pub(crate) use control::ChunkProgress;
 pub use cavity::{cavity_coeffs, cavity_job, cavity_member, run_cavity_cpu};
 pub use reference::{battery_times_state, reference_member, run_reference, update_peaks};
 pub use two_qubit::two_qubit_job;
@@ -62,11 +65,13 @@ pub struct RunOptions {
     pub progress: bool,
     /// Largest members per GPU chunk (None: as large as the limits allow).
     pub max_chunk: Option<usize>,
+    /// Cancellation and members done, shared with the caller (None: not cancellable).
+    pub control: Option<Arc<Control>>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { backend: Backend::Auto, precision: Precision::F32, verify: 8, adapter: None, progress: false, max_chunk: None }
+        RunOptions { backend: Backend::Auto, precision: Precision::F32, verify: 8, adapter: None, progress: false, max_chunk: None, control: None }
     }
 }
 
@@ -212,7 +217,7 @@ pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
 
 fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
     if matches!(engine, Engine::Reference) {
-        let (values, peaks) = run_reference(plan, opts.progress);
+        let (values, peaks) = run_reference(plan, opts)?;
         return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0));
     }
     if plan.is_cavity() {

@@ -2,8 +2,9 @@
 //! RK4 of the Lindblad equation) and measured with `crate::measures`, in parallel over
 //! members. `--backend reference` runs it, and `crate::verify` re-runs chosen members with it.
 
-use super::progress_bar;
+use super::{progress_bar, RunOptions};
 use crate::config::{Member, Plan};
+use crate::error::Result;
 use crate::job::{Peak, PEAK_MEASURES};
 use crate::linalg::{identity, kron, CMat};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
@@ -51,25 +52,31 @@ pub fn reference_member(plan: &Plan, m: &Member, measures: &[Measure]) -> (Vec<f
     (values, peaks)
 }
 
-/// Run every member on the f64 reference, in parallel over members.
-pub fn run_reference(plan: &Plan, progress: bool) -> (Vec<f64>, Vec<Peak>) {
-    let pb = progress_bar(progress, plan.members.len() as u64, "reference f64");
-    let per: Vec<(Vec<f64>, [Peak; 4])> = plan
+/// Run every member on the f64 reference, in parallel over members. With a control, each
+/// member counts as done, and a cancelled run skips the members not yet begun and returns
+/// `Err(Cancelled)`.
+pub fn run_reference(plan: &Plan, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Peak>)> {
+    let pb = progress_bar(opts.progress, plan.members.len() as u64, "reference f64");
+    let per: Vec<Option<(Vec<f64>, [Peak; 4])>> = plan
         .members
         .par_iter()
         .map(|m| {
+            if opts.check_cancelled().is_err() {
+                return None;
+            }
             let r = reference_member(plan, m, &plan.measures);
             pb.inc(1);
-            r
+            opts.add_done(1);
+            Some(r)
         })
         .collect();
     pb.finish_and_clear();
+    opts.check_cancelled()?;
     let mut values = Vec::with_capacity(per.len() * plan.schedule.times.len() * plan.measures.len());
     let mut peaks = Vec::with_capacity(per.len() * 4);
-    for (v, p) in per {
+    for (v, p) in per.into_iter().flatten() {
         values.extend(v);
         peaks.extend(p);
     }
-    (values, peaks)
+    Ok((values, peaks))
 }
-

@@ -2,7 +2,7 @@
 //! host's eigen-solve measures merged into the kernel's columns, and the GPU run in slices so
 //! that the host measures of one slice overlap the kernel of the next.
 
-use super::{progress_bar, Engine, EngineOutput, RunOptions};
+use super::{progress_bar, ChunkProgress, Engine, EngineOutput, RunOptions};
 use crate::config::Plan;
 use crate::error::Result;
 use crate::gpu::{rk4_two_qubit::run_two_qubit_gpu_with, GpuContext};
@@ -52,10 +52,43 @@ pub fn run_two_qubit(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<
         }
         return Ok(out);
     }
+    if opts.control.is_some() {
+        let (values, peaks, host_measures) = run_two_qubit_twin_sliced(plan, &job, opts)?;
+        return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures));
+    }
     let result = run_two_qubit_twin::<f64>(&job);
     let peaks = result.peaks.clone();
     let (values, host_measures) = assemble(plan, 0, &job, result);
     Ok(EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures))
+}
+
+/// The CPU twin on slices of members, for a run with a control: the flag is checked and
+/// `done` advanced between slices. Bit-identical to one call on every member (members are
+/// independent); the run without a control keeps the one call.
+fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Peak>, f64)> {
+    let n = plan.members.len();
+    // About 100 slices, each enough members to keep every thread busy.
+    let slice = n.div_ceil(100).max(4 * rayon::current_num_threads()).max(1);
+    let pb = progress_bar(opts.progress, n as u64, "cpu f64");
+    let (ns, nm) = (plan.schedule.times.len(), plan.measures.len());
+    let mut values = Vec::with_capacity(n * ns * nm);
+    let mut peaks = Vec::with_capacity(n * 4);
+    let mut host = 0.0;
+    for lo in (0..n).step_by(slice) {
+        opts.check_cancelled()?;
+        let hi = (lo + slice).min(n);
+        let sub = job_slice(job, lo..hi);
+        let result = run_two_qubit_twin::<f64>(&sub);
+        peaks.extend_from_slice(&result.peaks);
+        let (v, h) = assemble(plan, lo, &sub, result);
+        values.extend(v);
+        host += h;
+        pb.inc((hi - lo) as u64);
+        opts.add_done((hi - lo) as u64);
+    }
+    pb.finish_and_clear();
+    opts.check_cancelled()?;
+    Ok((values, peaks, host))
 }
 
 /// Merge the engine's closed-form columns with the eigen-solve measures computed here, in
@@ -152,7 +185,11 @@ fn run_two_qubit_gpu_overlapped(
             for r in ranges {
                 let sub = job_slice(job, r.clone());
                 let offset = r.start as u64;
-                let res = run_two_qubit_gpu_with(ctx, &sub, opts.precision, &gopts, &|done| pb.set_position(offset + done));
+                let chunks = ChunkProgress::new(opts);
+                let res = run_two_qubit_gpu_with(ctx, &sub, opts.precision, &gopts, &|done| {
+                    pb.set_position(offset + done);
+                    chunks.report(done)
+                });
                 let failed = res.is_err();
                 if tx.send(res.map(|x| (r, sub, x))).is_err() || failed {
                     break;

@@ -192,8 +192,9 @@ fn loop_cost(p: &Piece) -> u64 {
 /// invocation's loops after about 65k, so dispatches stay at half that.
 const LOOP_BUDGET: u64 = 32_768;
 
-/// Run a two-qubit job on the GPU. `progress` gets the number of members done after each chunk.
-pub fn run_two_qubit_gpu(ctx: &GpuContext, job: &TwoQubitJob, precision: Precision, progress: &dyn Fn(u64)) -> Result<TwoQubitResult> {
+/// Run a two-qubit job on the GPU. `progress` gets the number of members done after each chunk;
+/// an Err from it (a cancelled run) stops the run there and is returned.
+pub fn run_two_qubit_gpu(ctx: &GpuContext, job: &TwoQubitJob, precision: Precision, progress: &dyn Fn(u64) -> Result<()>) -> Result<TwoQubitResult> {
     run_two_qubit_gpu_with(ctx, job, precision, &GpuRunOptions::default(), progress)
 }
 
@@ -203,7 +204,7 @@ pub fn run_two_qubit_gpu_with(
     job: &TwoQubitJob,
     precision: Precision,
     opts: &GpuRunOptions,
-    progress: &dyn Fn(u64),
+    progress: &dyn Fn(u64) -> Result<()>,
 ) -> Result<TwoQubitResult> {
     validate(job)?;
     let n_members = job.initial.len();
@@ -252,7 +253,7 @@ pub fn run_two_qubit_gpu_with(
             all[a * sstride..b * sstride].copy_from_slice(&st);
         }
         result.peaks[4 * a..4 * b].copy_from_slice(&out.peaks);
-        progress(b as u64);
+        progress(b as u64)?;
     }
     Ok(result)
 }

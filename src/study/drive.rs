@@ -88,6 +88,10 @@ pub(super) fn drive(
     };
     let pb = crate::engine::progress_bar(opts.run.progress && n_blocks > 1, n as u64, "blocks");
     pb.set_position(progress.done.iter().map(|&b| (b * block..((b + 1) * block).min(n)).len() as u64).sum());
+    if let Some(c) = &opts.run.control {
+        c.set_total(n as u64);
+        c.set_done(pb.position());
+    }
     let mut run_opts = opts.run.clone();
     run_opts.progress = opts.run.progress && n_blocks == 1;
     let mut workers: Vec<Worker> = engines
@@ -103,6 +107,7 @@ pub(super) fn drive(
     if workers.len() == 1 {
         let w = &mut workers[0];
         for &b in &pending {
+            opts.run.check_cancelled()?;
             let (lo, sub) = slice(b);
             let t = Instant::now();
             let out = w.compute(&sub, b, opts.on_device_loss)?;
@@ -121,7 +126,7 @@ pub(super) fn drive(
                 let (tx, next, stop, pending, slice) = (tx.clone(), &next, &stop, &pending, &slice);
                 scope.spawn(move || loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if i >= pending.len() || stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if i >= pending.len() || stop.load(std::sync::atomic::Ordering::SeqCst) || opts.run.check_cancelled().is_err() {
                         break;
                     }
                     let b = pending[i];
@@ -152,6 +157,8 @@ pub(super) fn drive(
             }
             Ok(())
         })?;
+        // Workers stop taking blocks once the run is cancelled.
+        opts.run.check_cancelled()?;
     }
     if workers.len() > 1 {
         let per: Vec<serde_json::Value> = workers

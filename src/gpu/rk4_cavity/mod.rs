@@ -128,13 +128,14 @@ impl CavityResult {
 
 
 
-/// Run a cavity job on the GPU. `progress` gets the number of members done after each chunk.
+/// Run a cavity job on the GPU. `progress` gets the number of members done after each chunk;
+/// an Err from it (a cancelled run) stops the run there and is returned.
 pub fn run_cavity_gpu(
     ctx: &GpuContext,
     job: &CavityJob,
     precision: Precision,
     opts: &CavityGpuOptions,
-    progress: &dyn Fn(u64),
+    progress: &dyn Fn(u64) -> Result<()>,
 ) -> Result<CavityResult> {
     let plan = plan_cavity(job, precision, &ctx.info.limits, opts)?;
     let n_members = plan.members;
@@ -232,7 +233,7 @@ pub fn run_cavity_gpu(
                 result.fock_tail[i * ns + s] = o[tail + 1];
             }
         }
-        progress(chunk.end as u64);
+        progress(chunk.end as u64)?;
     }
     Ok(result)
 }

@@ -1,0 +1,90 @@
+//! A run's shared control: a cancel flag the caller sets (the Python bindings on Ctrl-C) and
+//! the members done out of a total, which the engines advance at their natural granularity
+//! (a member on the reference and the cavity CPU engine, a slice of members on the two-qubit
+//! CPU engine, a chunk on the GPU, a block in a streamed study). The engines check the flag at
+//! the same points and stop with `QbatError::Cancelled`.
+
+use super::RunOptions;
+use crate::error::{QbatError, Result};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct Control {
+    cancel: AtomicBool,
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Control {
+    /// Ask the run to stop at its next cancellation point.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+    /// `Err(Cancelled)` once the run was asked to stop.
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(QbatError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+    pub fn add_done(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::SeqCst);
+    }
+    pub fn set_done(&self, n: u64) {
+        self.done.store(n, Ordering::SeqCst);
+    }
+    pub fn set_total(&self, n: u64) {
+        self.total.store(n, Ordering::SeqCst);
+    }
+    /// Members done so far.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::SeqCst)
+    }
+    /// Members in the run (0 until the run has started).
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::SeqCst)
+    }
+    /// done / total in [0, 1] (0 while the total is unknown).
+    pub fn fraction(&self) -> f64 {
+        match self.total() {
+            0 => 0.0,
+            t => (self.done() as f64 / t as f64).min(1.0),
+        }
+    }
+}
+
+impl RunOptions {
+    /// `Err(Cancelled)` when the run's control was cancelled; Ok without a control.
+    pub fn check_cancelled(&self) -> Result<()> {
+        self.control.as_deref().map_or(Ok(()), Control::check)
+    }
+    /// Count `n` more members done, when there is a control.
+    pub fn add_done(&self, n: u64) {
+        if let Some(c) = &self.control {
+            c.add_done(n);
+        }
+    }
+}
+
+/// Turns a GPU host's progress ("members of this job done so far", after each chunk) into
+/// increments of the control's `done` (several jobs, and several devices, may share one
+/// control), and stops the job at the next chunk once the run is cancelled.
+pub(crate) struct ChunkProgress<'a> {
+    opts: &'a RunOptions,
+    last: AtomicU64,
+}
+
+impl<'a> ChunkProgress<'a> {
+    pub(crate) fn new(opts: &'a RunOptions) -> Self {
+        ChunkProgress { opts, last: AtomicU64::new(0) }
+    }
+    pub(crate) fn report(&self, done_in_job: u64) -> Result<()> {
+        let prev = self.last.swap(done_in_job, Ordering::SeqCst);
+        self.opts.add_done(done_in_job.saturating_sub(prev));
+        self.opts.check_cancelled()
+    }
+}
