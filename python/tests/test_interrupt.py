@@ -87,7 +87,7 @@ def test_the_ticker_sees_the_fraction_grow_to_one():
     from qbat_gpu import _native
 
     calls = []
-    _native.run(LONG.replace("4000", "400"), backend="cpu", verify=0, ticker=lambda *a: calls.append(a))
+    _native.run(LONG.replace("4000", "400").replace("200.0", "50.0"), backend="cpu", verify=0, ticker=lambda *a: calls.append(a))
     assert calls, "the ticker was never called"
     assert all(len(c) == 3 for c in calls)
     totals = {c[2] for c in calls if c[2] > 0}
