@@ -53,7 +53,8 @@ fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
 /// from the run's `control`, which `f`'s run options hold. On Ctrl-C the run is cancelled
 /// through `control`; the worker stops at the engine's next cancellation point (a member, a
 /// slice, a GPU chunk or a block) and returns, and then KeyboardInterrupt is raised. A second
-/// Ctrl-C while waiting raises at once. When the run ends, the ticker is called once more.
+/// Ctrl-C while waiting raises at once. When the run ends, the ticker is called once more; an
+/// exception from it cancels the run as Ctrl-C does.
 fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyAny>>, control: Arc<Control>, f: impl FnOnce() -> T + Send + 'static) -> PyResult<T> {
     let (tx, rx) = std::sync::mpsc::channel();
     let worker = std::thread::Builder::new()
@@ -76,23 +77,17 @@ fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyA
                 return Ok(v);
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(interrupt) = py.check_signals() {
+                // Ctrl-C (or a failing ticker): cancel the run and wait for the worker, which
+                // returns Err(Cancelled) at its next cancellation point; a second Ctrl-C stops
+                // the wait.
+                if let Err(e) = py.check_signals().and_then(|_| ticker.as_ref().map_or(Ok(()), tick)) {
                     control.cancel();
-                    // The worker returns Err(Cancelled) at its next cancellation point.
-                    loop {
-                        match recv(py) {
-                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if py.check_signals().is_ok() => continue,
-                            Ok(_) => {
-                                let _ = py.detach(|| worker.join());
-                                break;
-                            }
-                            _ => break,
+                    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = recv(py) {
+                        if py.check_signals().is_err() {
+                            break;
                         }
                     }
-                    return Err(interrupt);
-                }
-                if let Some(t) = &ticker {
-                    tick(t)?;
+                    return Err(e);
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(PyRuntimeError::new_err("the run thread panicked")),

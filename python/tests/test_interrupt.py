@@ -10,6 +10,8 @@ import textwrap
 import threading
 import time
 
+import pytest
+
 import qbat_gpu as qb
 
 LONG = """
@@ -112,3 +114,16 @@ def test_the_progress_bar_draws_the_fraction():
     assert " 25% 100/400 members" in text and "100% 400/400 members, done in 1.0 s" in text, text
     assert "[=======>" in text
     t.close()
+
+
+def test_an_exception_in_the_ticker_stops_the_run():
+    from qbat_gpu import _native
+
+    def boom(elapsed, done, total):
+        if elapsed > 0.3:
+            raise ValueError("ticker failed")
+
+    t0 = time.monotonic()
+    with pytest.raises(ValueError, match="ticker failed"):
+        _native.run(LONG, backend="cpu", verify=0, ticker=boom)  # a minute or more if it ran on
+    assert time.monotonic() - t0 < 5.0
