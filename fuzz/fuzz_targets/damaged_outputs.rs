@@ -54,11 +54,13 @@ fn base() -> &'static Base {
         let merged = merge(&shards, &dir.path().join("merged"), false, false).unwrap();
         let full = dir.path().join("full");
         run_study(&plan, &options(&full, None, false, false)).unwrap();
-        // a finished run, then a rerun whose commit meets a file of the user's: it stops with
-        // every block checkpointed
+        // a finished run without a series, then a file of the user's named series.csv, then a
+        // rerun with a series: its commit meets the user's file and stops with every block
+        // checkpointed (the manifest lists no series.csv)
         let interrupted = dir.path().join("r");
-        run_study(&plan, &options(&interrupted, None, false, false)).unwrap();
-        std::fs::remove_file(interrupted.join("series.csv")).unwrap();
+        let mut first = options(&interrupted, None, false, false);
+        first.output.series = false;
+        run_study(&plan, &first).unwrap();
         std::fs::write(interrupted.join("series.csv"), b"the user's").unwrap();
         assert!(run_study(&plan, &options(&interrupted, None, false, true)).is_err());
         std::fs::remove_file(interrupted.join("series.csv")).unwrap();
