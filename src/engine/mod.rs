@@ -13,6 +13,7 @@
 //!   its Liouvillian, on the CPU in f64 (`steady.rs`), with no integration.
 
 pub mod cavity;
+pub mod dicke;
 pub mod reference;
 pub mod steady;
 pub mod two_qubit;
@@ -186,6 +187,9 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
     if matches!(engine, Engine::Reference) {
         let (values, peaks) = run_reference(plan, opts.progress);
         return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0));
+    }
+    if plan.is_dicke() {
+        return dicke::run_dicke(plan, opts, engine);
     }
     if plan.is_cavity() {
         if let Engine::Gpu(ctx) = engine {
