@@ -331,3 +331,36 @@ fn structured_engine_agrees_with_the_reference_and_verify_covers_it() {
     }
 }
 
+
+#[test]
+fn example_config_is_ten_thousand_members_and_its_members_verify() {
+    let plan = parse_plan(include_str!("../examples/dicke.toml"), &Overrides::default()).unwrap();
+    assert_eq!(plan.members.len(), 10_000);
+    assert_eq!(plan.space, Space::Dicke { n_cells: 4, n_fock: 8 });
+    // every member its own parameter point
+    assert_eq!(plan.points.len(), 10_000);
+    let mut slice = plan.slice(9_990..9_992);
+    // the same steps over a shorter run
+    slice.schedule = parse_plan("model = \"dicke\"\n[time]\ndt = 0.02\nt_end = 2.0\nsamples = 5\n", &Overrides::default()).unwrap().schedule;
+    let r = run_plan(&slice, &RunOptions { backend: Backend::Cpu, verify: 2, ..Default::default() }).unwrap();
+    assert!(r.verify.as_ref().unwrap().pass, "{:?}", r.verify);
+}
+
+#[test]
+fn shards_of_a_dicke_run_merge_to_the_unsharded_run() {
+    use crate::common::{bin, ok};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("d.toml");
+    std::fs::write(&cfg, "model = \"dicke\"\n[params]\nn_cells = 2\nn_fock = 5\ng = { linspace = [0.1, 0.4, 6] }\nkappa = 0.05\n[time]\ndt = 0.01\nt_end = 2.0\nsamples = 5\n").unwrap();
+    let out = |name: &str| dir.path().join(name);
+    let run = |extra: &[&str], name: &str| ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(out(name)).args(extra));
+    run(&[], "full");
+    run(&["--shard", "0/2"], "s0");
+    run(&["--shard", "1/2"], "s1");
+    ok(bin().arg("merge").arg(out("s0")).arg(out("s1")).arg("--no-plots").arg("--out").arg(out("merged")));
+    for f in ["stats.csv", "summary.csv"] {
+        let a = std::fs::read_to_string(out("full").join(f)).unwrap();
+        let b = std::fs::read_to_string(out("merged").join(f)).unwrap();
+        assert!(a.lines().count() > 2 && a == b, "{f} differs after merge");
+    }
+}
