@@ -27,6 +27,10 @@ pub struct DickeOps {
     rows: Vec<Vec<(usize, f64)>>,
     sqrt_n: Vec<f64>,
     ladder: Vec<f64>,
+    /// Per column j: sqrt(n_j + 1) where n_j < n_fock, else 0 (the a X a^+ factor), and
+    /// s_{k_j} where k_j < N, else 0 (the J_- X J_+ factor).
+    col_a: Vec<f64>,
+    col_j: Vec<f64>,
     n_cells: usize,
     kappa: f64,
     gamma: f64,
@@ -59,8 +63,12 @@ impl DickeOps {
                 }
             }
         }
+        let col_a = (0..c.dim()).map(|j| if j % d + 1 < d { sqrt_n[j % d + 1] } else { 0.0 }).collect();
+        let col_j = (0..c.dim()).map(|j| if j / d < n { ladder[j / d] } else { 0.0 }).collect();
         DickeOps {
             dim: c.dim(),
+            col_a,
+            col_j,
             d,
             kd: c.k_diagonal().into_iter().map(|(re, im)| C::new(re, im)).collect(),
             rows,
@@ -79,31 +87,30 @@ impl DickeOps {
             let (ki, ni) = (i / d, i % d);
             let row = &mut m[i * dim..(i + 1) * dim];
             let kd = self.kd[i];
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = kd * x[i * dim + j];
+            for (v, xs) in row.iter_mut().zip(&x[i * dim..(i + 1) * dim]) {
+                *v = kd * xs;
             }
             for &(col, h) in &self.rows[i] {
                 // -i h X[col, j]
                 let f = C::new(0.0, -h);
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v += f * x[col * dim + j];
+                for (v, xs) in row.iter_mut().zip(&x[col * dim..(col + 1) * dim]) {
+                    *v += f * xs;
                 }
             }
             if self.kappa > 0.0 && ni + 1 < d {
-                let src = i + 1;
+                // row j += (kappa/2) sqrt(n_i + 1) sqrt(n_j + 1) X[i + 1, j + 1]
                 let fi = 0.5 * self.kappa * self.sqrt_n[ni + 1];
-                for j in 0..dim {
-                    let nj = j % d;
-                    if nj + 1 < d {
-                        row[j] += x[src * dim + j + 1] * (fi * self.sqrt_n[nj + 1]);
-                    }
+                let src = &x[(i + 1) * dim + 1..(i + 2) * dim];
+                for ((v, xs), ca) in row[..dim - 1].iter_mut().zip(src).zip(&self.col_a) {
+                    *v += xs * (fi * ca);
                 }
             }
             if self.gamma > 0.0 && ki < self.n_cells {
-                let src = i + d;
+                // row j += (gamma/2) s_{k_i} s_{k_j} X[i + d, j + d]
                 let fi = 0.5 * self.gamma * self.ladder[ki];
-                for j in 0..dim - d {
-                    row[j] += x[src * dim + j + d] * (fi * self.ladder[j / d]);
+                let src = &x[(i + d) * dim + d..(i + d + 1) * dim];
+                for ((v, xs), cj) in row[..dim - d].iter_mut().zip(src).zip(&self.col_j) {
+                    *v += xs * (fi * cj);
                 }
             }
         }
