@@ -364,3 +364,26 @@ fn shards_of_a_dicke_run_merge_to_the_unsharded_run() {
         assert!(a.lines().count() > 2 && a == b, "{f} differs after merge");
     }
 }
+
+#[test]
+fn auto_fock_covers_the_tavis_cummings_excitations_and_the_coherent_tail() {
+    let auto = Overrides { auto_fock: true, ..Default::default() };
+    // Fock start |photons>, cells in |j, m>: at most photons + (cells excited) + N photons ever;
+    // n_fock = photons + N + 2, and under Tavis-Cummings the top level is never populated.
+    let cfg = "model = \"dicke\"\n[params]\nn_cells = 3\nphotons = 2\ndicke_m = 1.5\ng = 0.3\ncoupling = \"tavis-cummings\"\n[time]\ndt = 0.01\nt_end = 6.0\nsamples = 13\n[output]\nmeasures = [\"fock_tail\", \"photon_number\"]\n";
+    let plan = parse_plan(cfg, &auto).unwrap();
+    assert_eq!(plan.space, Space::Dicke { n_cells: 3, n_fock: 7 });
+    let r = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+    let most = (0..r.times.len()).map(|s| r.value(0, s, 1)).fold(0.0, f64::max);
+    assert!(most > 2.5, "the cells gave photons to the cavity ({most})");
+    assert!((0..r.times.len()).all(|s| r.value(0, s, 0).abs() < 1e-20));
+    // coherent start: the smallest cutoff whose Poisson tail P(n >= c) is below 1e-12, + 2 + N
+    let plan = parse_plan("model = \"dicke\"\n[params]\nn_cells = 5\nalpha = { values = [1.0, 2.5] }\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 2\n", &auto).unwrap();
+    let Space::Dicke { n_fock, .. } = plan.space else { panic!() };
+    let tail = |c: usize| {
+        let mean: f64 = 6.25;
+        1.0 - (0..c).map(|k| (-mean).exp() * mean.powi(k as i32) / (1..=k).map(|x| x as f64).product::<f64>()).sum::<f64>()
+    };
+    let c = n_fock - 2 - 5;
+    assert!(tail(c) < 1e-12 && tail(c - 1) >= 1e-12, "cutoff {n_fock}: tails {} {}", tail(c), tail(c - 1));
+}
