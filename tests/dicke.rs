@@ -287,6 +287,7 @@ fn bad_dicke_inputs_name_their_field() {
         ("[params]\nn_cells = 16\nn_fock = 200\n", "params.n_fock"),
         ("[params]\nwc = 400.0\n", "time.dt"),
         ("[params]\ncoupling = 1.0\n", "params.coupling"),
+        ("[params]\nn_cells = 1\ndicke_m = 0.5\n[initial]\nket = [1.0, 0.0]\n", "params.dicke_m"),
     ];
     for (extra, field) in cases {
         let text = base.replacen("[time]", &format!("{extra}[time]"), 1);

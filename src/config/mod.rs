@@ -128,6 +128,20 @@ impl Plan {
     }
 }
 
+/// dicke: an explicit `[initial]` state replaces the cells' `dicke_m`, and a full-space one also
+/// the cavity start (`photons`, `alpha`); giving both would silently drop one.
+fn dicke_start_given_once(base: &Params, spec: &InitialSpec) -> Result<()> {
+    let replaced: &[&str] = match spec {
+        InitialSpec::Default | InitialSpec::Random(_) => &[],
+        InitialSpec::Qubits(_) => &["dicke_m"],
+        InitialSpec::Full(_) => &["dicke_m", "photons", "alpha"],
+    };
+    match replaced.iter().find(|k| base.contains_key(**k)) {
+        Some(k) => Err(invalid(&format!("params.{k}"), "the [initial] state already fixes it: give one or the other")),
+        None => Ok(()),
+    }
+}
+
 /// Overrides from the command line.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -156,6 +170,9 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let space = model.space_for(&base)?;
     let empty = Table::new();
     let init = initial::parse_initial(section(root, "initial")?.unwrap_or(&empty), model, model_name, space)?;
+    if model == ModelKind::Dicke {
+        dicke_start_given_once(&params.base, &init.spec)?;
+    }
     let time = time::parse_time(root, cavity)?;
     let axis_lens: Vec<usize> = params.axes.iter().chain(&init.angle_axes).map(|(_, v)| v.len()).collect();
     let ens = ensemble::parse_ensemble(section(root, "ensemble")?.unwrap_or(&empty), ov, &axis_lens)?;
