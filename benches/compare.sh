@@ -8,7 +8,7 @@
 #   --workers N         QuTiP parallel_map workers (default 2)
 #   --qutip-members N   time N QuTiP members and extrapolate to the full job
 #                       (default: all members; 200 for cavity-10k)
-#   JOB                 bloch-1k | cavity-100 | cavity-10k  (default: bloch-1k cavity-100)
+#   JOB                 bloch-1k | cavity-100 | cavity-10k | dicke-1k  (default: bloch-1k cavity-100)
 #
 # The Python used is $QUTIP_PYTHON if set, else ./.venv-qutip/bin/python if it
 # exists, else python3. Results: /tmp/qbat-JOB.json and /tmp/qutip-JOB.json.
@@ -28,8 +28,8 @@ while [[ $# -gt 0 ]]; do
     --workers) WORKERS="$2"; shift ;;
     --qutip-members) QMEMBERS="$2"; shift ;;
     -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    bloch-1k|cavity-100|cavity-10k) JOBS+=("$1") ;;
-    *) echo "compare.sh: unknown argument '$1' (jobs: bloch-1k cavity-100 cavity-10k)" >&2; exit 2 ;;
+    bloch-1k|cavity-100|cavity-10k|dicke-1k) JOBS+=("$1") ;;
+    *) echo "compare.sh: unknown argument '$1' (jobs: bloch-1k cavity-100 cavity-10k dicke-1k)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -70,6 +70,7 @@ for JOB in "${JOBS[@]}"; do
   echo "== $JOB: QuTiP"
   M="$QMEMBERS"
   [[ -z "$M" && "$JOB" == cavity-10k ]] && M=200
+  [[ -z "$M" && "$JOB" == dicke-1k ]] && M=20
   QARGS=(--job "$JOB" --workers "$WORKERS" --json "$QT")
   [[ -n "$M" ]] && QARGS+=(--members "$M")
   "$PY" -W ignore "$ROOT/benches/qutip/bench_qutip.py" "${QARGS[@]}"

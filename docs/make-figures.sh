@@ -32,5 +32,8 @@ run 004-fig3ef
 cp "$WORK/004-fig3ef/plot_peak_times_theta.png" docs/004-fig3e.png
 cp "$WORK/004-fig3ef/plot_peaks_theta.png" docs/004-fig3f.png
 
+# The Dicke battery's collective charging (Ferraro et al. 2018): about 12 minutes on 2 cores.
+cargo run --release --quiet --example dicke_ferraro -- 16 docs/dicke-ferraro.png
+
 chmod 644 docs/*.png
 ls -l docs/*.png

@@ -27,6 +27,7 @@ pub fn models_text() -> String {
             ModelKind::BlochCharger => "charger cos(theta/2)|g> + e^{i phi} sin(theta/2)|e>, battery |g>; [initial] theta, phi (default pi, 0; sweeps allowed)",
             ModelKind::CavityCells => "|g g> x |alpha> (truncated to n_fock and renormalised); ket/dm of dimension 4 are tensored with |alpha>",
             ModelKind::TwoQubit => "default |gg>",
+            ModelKind::Dicke => "|j, dicke_m> x |photons> (default: every cell in |g>, cavity in |N>) or x |alpha>; ket/dm of dimension N + 1 are the cells, tensored with the cavity state",
         };
         let _ = writeln!(s, "  initial: {init}");
         let _ = writeln!(s, "  [protocol] switch_off turns off: {}\n", m.coupling_doc());
@@ -45,11 +46,15 @@ pub fn models_text() -> String {
 pub fn measures_text() -> String {
     let mut s = String::new();
     for m in Measure::ALL {
+        let dicke = m.applies_to(ModelKind::Dicke);
         let scope = match (m.applies(false), m.applies(true)) {
             _ if m.steady_only() => "steady runs",
-            (true, true) => "all models",
+            (true, true) if dicke => "all models",
+            (true, true) => "all but dicke",
             (true, false) => "two-qubit models",
+            (false, true) if dicke => "cavity models",
             (false, true) => "cavity-cells",
+            _ if dicke => "dicke",
             _ => "",
         };
         let _ = writeln!(s, "{:<22} {:<17} {}", m.name(), scope, m.doc());

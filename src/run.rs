@@ -195,7 +195,7 @@ pub fn run_json(plan: &Plan, r: &RunInfo, opts: &RunOptions) -> serde_json::Valu
             "fock_tail_threshold": plan.fock_tail_threshold,
         },
         "seed": plan.seed,
-        "n_fock": match plan.space { crate::model::Space::Cavity { n_fock } => Some(n_fock), _ => None },
+        "n_fock": match plan.space { crate::model::Space::Cavity { n_fock } | crate::model::Space::Dicke { n_fock, .. } => Some(n_fock), _ => None },
         "members": plan.members.len(),
         "samples": r.times.len(),
         "dt": plan.schedule.dt,

@@ -145,7 +145,7 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ("gpu", &["twin", "engine", "run", "study", "reference"], "gpu/ and twin/ meet only in job/"),
     ("twin", &["gpu", "engine", "run", "study", "reference"], "gpu/ and twin/ meet only in job/"),
     ("job", &["gpu", "twin", "engine", "run", "study", "output", "config"], "job/ holds layouts and imports no engine"),
-    ("reference", &["gpu", "twin", "engine", "run", "study", "job::two_qubit", "job::cavity", "job::pauli"], "the f64 oracle imports no kernel code"),
+    ("reference", &["gpu", "twin", "engine", "run", "study", "job::two_qubit", "job::cavity", "job::dicke", "job::pauli"], "the f64 oracle imports no kernel code"),
     ("model", &["config", "engine", "run", "study", "output", "gpu", "twin"], "models sit below the configs and the engines"),
     ("measures", &["config", "engine", "run", "study", "output", "gpu", "twin"], "measures sit below the engines"),
     ("config", &["engine", "run", "study", "output", "gpu", "twin", "verify"], "config builds plans and runs nothing"),

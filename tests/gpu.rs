@@ -6,6 +6,8 @@ mod common;
 
 /// the cavity kernel
 mod gpu_cavity;
+/// dicke on --backend gpu (no kernel yet: the CPU engine, with a note)
+mod gpu_dicke;
 /// the GPU engine through run_plan and the binary
 mod gpu_pipeline;
 /// the two-qubit kernel

@@ -89,7 +89,7 @@ fn random_system(kind: ModelKind, rng: &mut ChaCha8Rng) -> OpenSystem {
             p.insert("h_battery".into(), ParamValue::Matrix(random_hermitian(rng, 2, 1.0)));
             p.insert("h_charger".into(), ParamValue::Matrix(random_hermitian(rng, 2, 1.0)));
         }
-        ModelKind::CavityCells => unreachable!("not a two-qubit model"),
+        ModelKind::CavityCells | ModelKind::Dicke => unreachable!("not a two-qubit model"),
     }
     let mut sys = kind.build(&resolve_params(kind, &p).expect("valid params")).expect("model builds");
     if kind == ModelKind::TwoQubit {

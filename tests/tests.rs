@@ -15,6 +15,8 @@ mod bad_inputs;
 mod control;
 /// the command line end to end: outputs, formats, round-trip floats
 mod cli;
+/// the dicke model: 2^N ergotropy, N = 1 and N = 2 against explicit models, conservation
+mod dicke;
 /// the CPU engine and the f64 reference agree on every model
 mod engines;
 /// conservation laws and positivity along trajectories

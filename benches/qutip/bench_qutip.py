@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - reported to the user
     )
     sys.exit(2)
 
-JOBS = ("bloch-1k", "cavity-100", "cavity-10k")
+JOBS = ("bloch-1k", "cavity-100", "cavity-10k", "dicke-1k")
 
 # Integrator settings: scipy zvode 'adams' (mesolve's default method) with
 # tolerances tightened so that bloch-1k meets the 1e-6 closed-form bound of
@@ -131,6 +131,36 @@ def cavity_setup(args, total):
     return values, shared, tlist, meta
 
 
+def dicke_setup(args, total):
+    """dicke-1k: N = 8 cells in the symmetric subspace (index k = excited cells, J_+ |k> =
+    sqrt((k+1)(N-k)) |k+1>), cavity cut at n_fock = 24, H = wc a^+a + wa (J_z + N/2)
+    + 2 g J_x (a + a^+), kappa D[a] + gamma D[J_-]; start |k = 0> x |8>; g swept."""
+    n, n_fock, wc, wa, kappa, gamma = 8, 24, 1.0, 1.0, 0.05, 0.02
+    nf = n_fock + 1
+    jp = np.zeros((n + 1, n + 1), dtype=complex)
+    for k in range(n):
+        jp[k + 1, k] = math.sqrt((k + 1) * (n - k))
+    Jp = tensor(Qobj(jp), Qobj(np.eye(nf, dtype=complex))).to(args.dtype)
+    Jm = Jp.dag()
+    nb = tensor(Qobj(np.diag(np.arange(n + 1)).astype(complex)), Qobj(np.eye(nf, dtype=complex))).to(args.dtype)
+    A = tensor(Qobj(np.eye(n + 1, dtype=complex)), destroy_op(nf, "Dense")).to(args.dtype)
+    h0 = wc * A.dag() * A + wa * nb
+    h_int = (Jp + Jm) * (A + A.dag())  # 2 J_x (a + a^+), multiplied by g per member
+    c_ops = [math.sqrt(kappa) * A, math.sqrt(gamma) * Jm]
+    h_b = wa * nb
+    psi0 = np.zeros((n + 1) * nf, dtype=complex)
+    psi0[n] = 1.0  # k = 0, n = N photons: index k (n_fock + 1) + n
+    rho0 = Qobj(np.outer(psi0, psi0.conj()), dims=[[n + 1, nf], [n + 1, nf]]).to(args.dtype)
+    gs_all = np.linspace(0.02, 0.2, total)
+    idx = member_indices(total, args.members)
+    tlist = np.linspace(0.0, 10.0, 101)
+    values = [(int(i), float(gs_all[i])) for i in idx]
+    shared = dict(h0=h0, h_int=h_int, c_ops=c_ops, e_ops=[h_b], rho0=rho0, e_b0=0.0)
+    meta = dict(params=dict(n_cells=n, n_fock=n_fock, wc=wc, wa=wa, kappa=kappa, gamma=gamma),
+                total_members=total, lambdas=gs_all[idx].tolist(), energy_b0=0.0)
+    return values, shared, tlist, meta
+
+
 def member_indices(total, members):
     """All members, or an evenly spread subset of `members` of them (first and last included)."""
     if members is None or members >= total:
@@ -183,6 +213,10 @@ def main(argv=None):
     if args.job == "bloch-1k":
         values, shared, tlist, meta = bloch_setup(args)
         task = bloch_task
+    elif args.job == "dicke-1k":
+        # the cavity task: h0 + value * h_int, energy_b - energy_b0 (= energy_b: cells start in |g>)
+        values, shared, tlist, meta = dicke_setup(args, 1_000)
+        task = cavity_task
     else:
         total = 100 if args.job == "cavity-100" else 10_000
         values, shared, tlist, meta = cavity_setup(args, total)
@@ -228,7 +262,8 @@ def main(argv=None):
         k = min(4, m)
         out["measure"] = "stored_energy_b"
         out["energy_b0"] = meta["energy_b0"]
-        out["lambdas"] = meta["lambdas"]
+        out["lambdas"] = meta["lambdas"]  # dicke-1k: the couplings g
+        out["sweep"] = "g" if args.job == "dicke-1k" else "lambda"
         out["times"] = tlist.tolist()
         out["series_first4"] = {"lambda": meta["lambdas"][:k], "stored_energy_b": series[:k].tolist()}
         if not args.no_check:

@@ -45,7 +45,8 @@ pub fn device_peak(name: &str) -> Option<(f64, f64)> {
 pub fn floor(plan: &Plan, device: &str, precision_bytes: f64) -> Floor {
     let steps = plan.schedule.total_steps().max(1) as f64;
     let samples = plan.schedule.times.len() as f64;
-    let (flop, bytes) = if plan.is_cavity() {
+    // dicke has no kernel yet: it is costed as the cavity kernel's element model at its dim.
+    let (flop, bytes) = if plan.is_cavity() || plan.is_dicke() {
         // rk4_cavity.wgsl: packed upper triangle, dim (dim + 1)/2 elements; about 40 flop per
         // element per stage (gather, jumps and the folded stage update), 4 stages; each matrix
         // read once per stage, about 34 reals moved per element per step.

@@ -33,20 +33,29 @@ pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: 
     if angles && model != ModelKind::BlochCharger {
         return Err(invalid("initial.theta", format!("theta/phi apply to bloch-charger only, not '{model_name}'")));
     }
-    let (dim, cavity) = (space.dim(), model == ModelKind::CavityCells);
+    let dim = space.dim();
+    // The cavity models also take a state of their cells alone, tensored with the cavity start.
+    let cells = match space {
+        Space::Cavity { .. } => Some(4),
+        Space::Dicke { n_cells, .. } => Some(n_cells + 1),
+        Space::TwoQubit => None,
+    };
     let spec = if let Some(v) = init_t.get("ket") {
         let ket = as_ket(v, "initial.ket")?;
         let norm2: f64 = ket.iter().map(|z| z.norm_sqr()).sum();
         if (norm2 - 1.0).abs() > STATE_TOL {
             return Err(invalid("initial.ket", format!("must be normalised: |psi|^2 = {norm2:.12} (tolerance {STATE_TOL:e})")));
         }
-        qubits_or_full(projector(&ket), dim, cavity, "initial.ket")?
+        qubits_or_full(projector(&ket), dim, cells, "initial.ket")?
     } else if let Some(v) = init_t.get("dm") {
         let rho = as_matrix(v, "initial.dm")?;
         check_state(&rho, "initial.dm")?;
-        qubits_or_full(rho, dim, cavity, "initial.dm")?
+        qubits_or_full(rho, dim, cells, "initial.dm")?
     } else if let Some(v) = init_t.get("random") {
         let name = v.as_str().ok_or_else(|| invalid("initial.random", "must be a string"))?;
+        if model == ModelKind::Dicke {
+            return Err(invalid("initial.random", "the random kinds are two-qubit states; dicke takes ket or dm (cells or full space), or photons/alpha/dicke_m in [params]"));
+        }
         InitialSpec::Random(RandomKind::from_name(name)?)
     } else {
         InitialSpec::Default
@@ -67,17 +76,21 @@ pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: 
     Ok(sec)
 }
 
-/// An explicit state: full-space, or (cavity) a two-qubit state to tensor with |alpha>.
-fn qubits_or_full(rho: CMat, dim: usize, cavity: bool, field: &str) -> Result<InitialSpec> {
+/// An explicit state: full-space, or (cavity models) a state of the cells (dimension `cells`:
+/// 4 for cavity-cells, N + 1 for dicke) to tensor with the cavity start.
+fn qubits_or_full(rho: CMat, dim: usize, cells: Option<usize>, field: &str) -> Result<InitialSpec> {
     if rho.nrows() == dim {
         check_state(&rho, field)?;
-        return Ok(if cavity { InitialSpec::Full(Arc::new(rho)) } else { InitialSpec::Qubits(Arc::new(rho)) });
+        return Ok(if cells.is_some() { InitialSpec::Full(Arc::new(rho)) } else { InitialSpec::Qubits(Arc::new(rho)) });
     }
-    if cavity && rho.nrows() == 4 {
+    if cells == Some(rho.nrows()) {
         check_state(&rho, field)?;
         return Ok(InitialSpec::Qubits(Arc::new(rho)));
     }
-    let expect = if cavity { format!("{dim} (or 4 for the two cells, tensored with |alpha>)") } else { dim.to_string() };
+    let expect = match cells {
+        Some(k) => format!("{dim} (or {k} for the cells, tensored with the cavity state)"),
+        None => dim.to_string(),
+    };
     Err(invalid(field, format!("has dimension {}, the model needs {expect}", rho.nrows())))
 }
 

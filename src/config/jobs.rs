@@ -1,10 +1,10 @@
 //! The standard benchmark jobs (`qbat-gpu bench`), as configs: bloch-1k, bloch-100k,
-//! cavity-100 and cavity-10k.
+//! cavity-100, cavity-10k and dicke-1k.
 
 use crate::error::{QbatError, Result};
 use crate::measures::Measure;
 
-pub const JOBS: [&str; 4] = ["bloch-1k", "bloch-100k", "cavity-100", "cavity-10k"];
+pub const JOBS: [&str; 5] = ["bloch-1k", "bloch-100k", "cavity-100", "cavity-10k", "dicke-1k"];
 
 /// The config of a standard job.
 pub fn job_config(name: &str) -> Result<String> {
@@ -12,7 +12,9 @@ pub fn job_config(name: &str) -> Result<String> {
 }
 
 /// The config of a standard job, optionally with another member count (for scaling curves
-/// and short CI runs): bloch jobs draw that many charger states, cavity jobs that many lambdas.
+/// and short CI runs): bloch jobs draw that many charger states, cavity jobs that many lambdas,
+/// dicke-1k that many couplings g (N = 8 cells from |8> photons, n_fock = 24, dt = 0.01, 1,000
+/// steps, dissipative).
 pub fn job_config_with_members(name: &str, members: Option<u64>) -> Result<String> {
     let bloch = |n: u64, measures: &str| {
         format!("model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\ngamma = 0.05\n[initial]\nrandom = \"bloch\"\n[time]\ndt = 0.01\nt_end = 20.0\nsamples = 2001\n[ensemble]\nsize = {n}\nseed = 1\n{measures}")
@@ -25,6 +27,10 @@ pub fn job_config_with_members(name: &str, members: Option<u64>) -> Result<Strin
         "bloch-100k" => bloch(members.unwrap_or(100_000), &kernel_measures_section()),
         "cavity-100" => cavity(members.unwrap_or(100)),
         "cavity-10k" => cavity(members.unwrap_or(10_000)),
+        "dicke-1k" => format!(
+            "model = \"dicke\"\n[params]\nn_cells = 8\nn_fock = 24\nwc = 1.0\nwa = 1.0\nkappa = 0.05\ngamma = 0.02\ng = {{ linspace = [0.02, 0.2, {}] }}\n[time]\ndt = 0.01\nt_end = 10.0\nsamples = 101\n[output]\nmeasures = [\"energy_b\"]\n",
+            members.unwrap_or(1_000)
+        ),
         other => return Err(QbatError::invalid("JOB", format!("unknown job '{other}'; jobs: {}", JOBS.join(", ")))),
     })
 }

@@ -24,7 +24,7 @@ use crate::error::{QbatError, Result};
 use crate::job::Schedule;
 use crate::linalg::CMat;
 use crate::measures::Measure;
-use crate::model::{cavity_cells, resolve_params, ModelKind, OpenSystem, Params, Space};
+use crate::model::{cavity_cells, dicke, resolve_params, ModelKind, OpenSystem, Params, Space};
 use std::sync::Arc;
 use toml::Table;
 use values::{check_keys, invalid, section, TOP_KEYS};
@@ -96,6 +96,9 @@ impl Plan {
     pub fn is_cavity(&self) -> bool {
         matches!(self.space, Space::Cavity { .. })
     }
+    pub fn is_dicke(&self) -> bool {
+        matches!(self.space, Space::Dicke { .. })
+    }
 
     /// The plan restricted to members[range] (ids, points and seeds unchanged), so that a
     /// large ensemble can be run slice by slice with results identical to a single run.
@@ -126,7 +129,22 @@ impl Plan {
             Space::Cavity { n_fock } => {
                 cavity_cells::product_state(q, cavity_cells::alpha(params).expect("validated"), n_fock)
             }
+            Space::Dicke { .. } => dicke::with_cavity(q, params).expect("validated"),
         }
+    }
+}
+
+/// dicke: an explicit `[initial]` state replaces the cells' `dicke_m`, and a full-space one also
+/// the cavity start (`photons`, `alpha`); giving both would silently drop one.
+fn dicke_start_given_once(base: &Params, spec: &InitialSpec) -> Result<()> {
+    let replaced: &[&str] = match spec {
+        InitialSpec::Default | InitialSpec::Random(_) => &[],
+        InitialSpec::Qubits(_) => &["dicke_m"],
+        InitialSpec::Full(_) | InitialSpec::PerMember(_) => &["dicke_m", "photons", "alpha"],
+    };
+    match replaced.iter().find(|k| base.contains_key(**k)) {
+        Some(k) => Err(invalid(&format!("params.{k}"), "the [initial] state already fixes it: give one or the other")),
+        None => Ok(()),
     }
 }
 
@@ -205,17 +223,20 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let model_name = root.get("model").ok_or_else(|| invalid("model", "missing; `qbat-gpu models` lists them"))?;
     let model_name = model_name.as_str().ok_or_else(|| invalid("model", "must be a string"))?;
     let model = ModelKind::from_name(model_name)?;
-    let cavity = model == ModelKind::CavityCells;
+    let cavity = matches!(model, ModelKind::CavityCells | ModelKind::Dicke);
     let params = params::parse_params(root, model, model_name, ov)?;
     // Validate the base point fully (names, NaN, ranges) before expanding.
     let base = resolve_params(model, &params.base)?;
     let space = model.space_for(&base)?;
     let empty = Table::new();
     let init = initial::parse_initial(section(root, "initial")?.unwrap_or(&empty), model, model_name, space)?;
+    if model == ModelKind::Dicke {
+        dicke_start_given_once(&params.base, &init.spec)?;
+    }
     let time = time::parse_time(root, cavity)?;
     let axis_lens: Vec<usize> = params.axes.iter().chain(&init.angle_axes).map(|(_, v)| v.len()).collect();
     let ens = ensemble::parse_ensemble(section(root, "ensemble")?.unwrap_or(&empty), ov, &axis_lens)?;
-    let out = output::parse_output(section(root, "output")?.unwrap_or(&empty), model_name, cavity, time.steady)?;
+    let out = output::parse_output(section(root, "output")?.unwrap_or(&empty), model, time.steady)?;
     // Refuse what cannot fit before allocating any member: a grid's points are set by the
     // sweeps, drawn points by the ensemble size.
     let range = match ov.shard {

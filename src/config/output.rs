@@ -4,6 +4,7 @@
 use super::values::{as_array, as_f64, check_keys, invalid};
 use crate::error::Result;
 use crate::measures::Measure;
+use crate::model::ModelKind;
 use toml::Table;
 
 /// The output section of a config.
@@ -12,8 +13,9 @@ pub struct OutputSection {
     pub fock_tail_threshold: f64,
 }
 
-/// Read `[output]` for a model (`cavity`), integrated or `steady`.
-pub fn parse_output(out_t: &Table, model_name: &str, cavity: bool, steady: bool) -> Result<OutputSection> {
+/// Read `[output]` for a model, integrated or `steady`.
+pub fn parse_output(out_t: &Table, model: ModelKind, steady: bool) -> Result<OutputSection> {
+    let (model_name, cavity) = (model.name(), matches!(model, ModelKind::CavityCells | ModelKind::Dicke));
     check_keys(out_t, &["measures", "fock_tail_threshold"], "output")?;
     let fock_tail_threshold = match out_t.get("fock_tail_threshold") {
         Some(v) => {
@@ -27,7 +29,7 @@ pub fn parse_output(out_t: &Table, model_name: &str, cavity: bool, steady: bool)
     };
     let mut measures = match out_t.get("measures") {
         None => {
-            let mut ms = crate::measures::default_measures(cavity);
+            let mut ms = crate::measures::default_measures(model);
             if steady {
                 ms.push(Measure::SteadyResidual);
             }
@@ -42,7 +44,7 @@ pub fn parse_output(out_t: &Table, model_name: &str, cavity: bool, steady: bool)
             for x in arr {
                 let name = x.as_str().ok_or_else(|| invalid("output.measures", "entries must be strings"))?;
                 let m = Measure::from_name(name)?;
-                if !m.applies(cavity) {
+                if !m.applies_to(model) {
                     return Err(invalid("output.measures", format!("'{name}' does not apply to model '{model_name}'")));
                 }
                 if m.steady_only() && !steady {

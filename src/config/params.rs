@@ -33,20 +33,20 @@ pub fn parse_params(root: &Table, model: ModelKind, model_name: &str, ov: &Overr
         let value = param_value(model, k, v, &field, &mut sec)?;
         sec.base.insert(k.clone(), value);
     }
-    if sec.axes.iter().any(|(k, _)| k == "n_fock") || sec.drawn.iter().any(|(k, _, _)| k == "n_fock") {
-        return Err(invalid("params.n_fock", "all members share one n_fock: it cannot be swept"));
+    for name in ["n_fock", "n_cells"] {
+        if sec.axes.iter().any(|(k, _)| k == name) || sec.drawn.iter().any(|(k, _, _)| k == name) {
+            return Err(invalid(&format!("params.{name}"), format!("all members share one {name}: it cannot be swept")));
+        }
     }
     if ov.auto_fock {
-        if model != ModelKind::CavityCells {
-            return Err(invalid("--auto-fock", format!("applies to cavity-cells only, not '{model_name}'")));
-        }
-        let amax = sec.largest_alpha();
-        let n = auto_n_fock(amax).ok_or_else(|| {
-            invalid(
-                "--auto-fock",
-                format!("|alpha| = {amax} needs a cutoff beyond the largest supported, n_fock = {}, for a Fock tail below {AUTO_FOCK_TAIL:e}: such a state cannot be truncated well; use a smaller alpha", cavity_cells::MAX_N_FOCK),
-            )
-        })?;
+        let n = match model {
+            ModelKind::CavityCells => {
+                let amax = sec.largest("alpha", 2.0);
+                auto_n_fock(amax).ok_or_else(|| fock_too_large(amax))?
+            }
+            ModelKind::Dicke => sec.dicke_auto_n_fock()?,
+            _ => return Err(invalid("--auto-fock", format!("applies to cavity-cells and dicke only, not '{model_name}'"))),
+        };
         if let Some(ParamValue::Real(given)) = sec.base.get("n_fock") {
             eprintln!("note: --auto-fock sets n_fock = {n}, overriding params.n_fock = {given}");
         }
@@ -72,7 +72,8 @@ fn param_value(model: ModelKind, k: &str, v: &Value, field: &str, sec: &mut Para
             ParamValue::Jumps(list)
         }
         (ModelKind::DrivenPair, "reservoir") => ParamValue::Text(v.as_str().ok_or_else(|| invalid(field, "must be \"boson\" or \"fermion\""))?.to_string()),
-        (ModelKind::CavityCells, "alpha") if v.is_array() => ParamValue::Complex(as_complex(v, field)?),
+        (ModelKind::Dicke, "coupling") => ParamValue::Text(v.as_str().ok_or_else(|| invalid(field, "must be \"dicke\" or \"tavis-cummings\""))?.to_string()),
+        (ModelKind::CavityCells | ModelKind::Dicke, "alpha") if v.is_array() => ParamValue::Complex(as_complex(v, field)?),
         _ => match as_sweep(v, field)? {
             Sweep::Fixed(x) => ParamValue::Real(x),
             Sweep::Values(vals) => {
@@ -88,25 +89,54 @@ fn param_value(model: ModelKind, k: &str, v: &Value, field: &str, sec: &mut Para
 }
 
 impl ParamSection {
-    /// The largest |alpha| any member can start from (2 when alpha is left at its default).
-    fn largest_alpha(&self) -> f64 {
-        let mut amax = match self.base.get("alpha") {
+    /// The largest |value| of parameter `name` any member can take (`default` when it is not
+    /// given), e.g. the largest |alpha| any member can start from.
+    fn largest(&self, name: &str, default: f64) -> f64 {
+        let mut amax = match self.base.get(name) {
             Some(ParamValue::Complex(z)) => z.norm(),
             Some(ParamValue::Real(x)) => x.abs(),
-            _ => 2.0,
+            _ => default,
         };
         for (k, vals) in &self.axes {
-            if k == "alpha" {
+            if k == name {
                 amax = vals.iter().fold(amax, |m, v| m.max(v.abs()));
             }
         }
         for (k, lo, hi) in &self.drawn {
-            if k == "alpha" {
+            if k == name {
                 amax = amax.max(lo.abs()).max(hi.abs());
             }
         }
         amax
     }
+
+    /// `--auto-fock` for dicke: the excitations a^+a + J_z + N/2 are conserved by the
+    /// Tavis-Cummings coupling, so the photon number never exceeds the cavity's start plus N:
+    /// n_fock = photons + N + 2 for a Fock start (photons defaults to N), and the coherent
+    /// cutoff above (with its 2 levels of margin) + N for |alpha>. The Dicke coupling's
+    /// counter-rotating terms are not bounded by this; fock_tail reports what is lost.
+    fn dicke_auto_n_fock(&self) -> Result<usize> {
+        let n = match self.base.get("n_cells") {
+            Some(ParamValue::Real(x)) if x.fract() == 0.0 && *x >= 1.0 => *x as usize,
+            Some(_) => return Err(invalid("params.n_cells", "must be an integer >= 1")),
+            None => 4,
+        };
+        let n = n.min(crate::model::dicke::MAX_N_CELLS);
+        Ok(if self.base.contains_key("alpha") {
+            let amax = self.largest("alpha", 0.0);
+            auto_n_fock(amax).ok_or_else(|| fock_too_large(amax))? + n
+        } else {
+            self.largest("photons", n as f64) as usize + n + 2
+        })
+    }
+}
+
+/// The refusal of a coherent state that no supported cutoff truncates well.
+fn fock_too_large(amax: f64) -> crate::error::QbatError {
+    invalid(
+        "--auto-fock",
+        format!("|alpha| = {amax} needs a cutoff beyond the largest supported, n_fock = {}, for a Fock tail below {AUTO_FOCK_TAIL:e}: such a state cannot be truncated well; use a smaller alpha", cavity_cells::MAX_N_FOCK),
+    )
 }
 
 /// `--auto-fock`: the initial coherent state's tail beyond the cutoff must be below

@@ -30,7 +30,7 @@ pub fn parse_time(root: &Table, cavity: bool) -> Result<TimeSection> {
         if cavity {
             return Err(invalid(
                 "time.steady",
-                "cavity-cells has no direct steady-state solver: its Liouvillian is (4(n_fock + 1))^2 square, too large to factorise; integrate to a long t_end instead",
+                "the cavity models (cavity-cells, dicke) have no direct steady-state solver: the Liouvillian is dim^2 square, dim = 4(n_fock + 1) or (N + 1)(n_fock + 1), too large to factorise; integrate to a long t_end instead",
             ));
         }
         for k in ["dt", "t_end", "samples", "times"] {

@@ -14,6 +14,7 @@
 
 pub mod cavity;
 mod control;
+pub mod dicke;
 pub mod reference;
 pub mod steady;
 pub mod two_qubit;
@@ -219,6 +220,9 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
     if matches!(engine, Engine::Reference) {
         let (values, peaks) = run_reference(plan, opts)?;
         return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0));
+    }
+    if plan.is_dicke() {
+        return dicke::run_dicke(plan, opts, engine);
     }
     if plan.is_cavity() {
         if let Engine::Gpu(ctx) = engine {

@@ -26,6 +26,7 @@ pub fn battery_times_state(plan: &Plan, sys: &OpenSystem, rho0: &CMat) -> CMat {
     let hb_full = match plan.space {
         Space::TwoQubit => kron(&identity(2), &sys.h_battery),
         Space::Cavity { n_fock } => kron(&kron(&identity(2), &sys.h_battery), &identity(n_fock + 1)),
+        Space::Dicke { n_fock, .. } => kron(&sys.h_battery, &identity(n_fock + 1)),
     };
     hb_full * rho0
 }

@@ -4,6 +4,7 @@
 //! other. Everything here is already validated; engines only step and measure.
 
 pub mod cavity;
+pub mod dicke;
 pub mod pauli;
 pub mod two_qubit;
 

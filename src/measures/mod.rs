@@ -7,13 +7,14 @@
 
 pub mod coherence;
 pub mod correlations;
+pub mod dicke;
 pub mod energy;
 pub mod entanglement;
 pub mod health;
 
 use crate::error::{QbatError, Result};
 use crate::linalg::{re_trace_product, reduced_battery, reduced_charger, CMat};
-use crate::model::{cavity_cells, OpenSystem, Space};
+use crate::model::{cavity_cells, ModelKind, OpenSystem, Space};
 
 /// Every output measure, by its docs/physics.md column name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,16 +47,17 @@ pub enum Measure {
     MinEigenvalue,
     FockTail,
     SteadyResidual,
+    EnergyPerCell,
 }
 
 use Measure::*;
 
 impl Measure {
-    pub const ALL: [Measure; 28] = [
+    pub const ALL: [Measure; 29] = [
         EnergyB, EnergyC, StoredEnergyB, ErgotropyB, AntiergotropyB, CapacityB, CapacityC, CapacityTotal,
         ResidualCapacity, PowerB, ErgotropicPowerB, EnergyVarianceB, EnergyFluctuationB, Concurrence, SteeringF3,
         SteeringAb, SteeringBa, BellChsh, CoherenceL1, ImaginarityL1, TextureB, Purity, EntropyB, PhotonNumber,
-        TraceError, MinEigenvalue, FockTail, SteadyResidual,
+        TraceError, MinEigenvalue, FockTail, SteadyResidual, EnergyPerCell,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -88,6 +90,7 @@ impl Measure {
             MinEigenvalue => "min_eigenvalue",
             FockTail => "fock_tail",
             SteadyResidual => "steady_residual",
+            EnergyPerCell => "energy_per_cell",
         }
     }
 
@@ -104,7 +107,18 @@ impl Measure {
         match self {
             CapacityTotal | ResidualCapacity | SteadyResidual => !cavity,
             PhotonNumber | FockTail => cavity,
+            EnergyPerCell => false,
             _ => true,
+        }
+    }
+
+    /// Does the measure apply to `model`? dicke has its own list (`dicke::APPLIES`); the
+    /// others as `applies`.
+    pub fn applies_to(&self, model: ModelKind) -> bool {
+        match model {
+            ModelKind::Dicke => dicke::APPLIES.contains(self),
+            ModelKind::CavityCells => self.applies(true),
+            _ => self.applies(false),
         }
     }
 
@@ -157,14 +171,15 @@ impl Measure {
             MinEigenvalue => "smallest eigenvalue of the full state (positivity)",
             FockTail => "population of the top Fock state |N> (cavity-cells)",
             SteadyResidual => "||L rho||_F of the solved steady state (steady runs only, [time] steady = true)",
+            EnergyPerCell => "energy_b / N (dicke)",
         }
     }
 }
 
 /// The default measure list of an integrated run: every measure that applies (steady runs add
 /// steady_residual).
-pub fn default_measures(cavity: bool) -> Vec<Measure> {
-    Measure::ALL.iter().copied().filter(|m| m.applies(cavity) && !m.steady_only()).collect()
+pub fn default_measures(model: ModelKind) -> Vec<Measure> {
+    Measure::ALL.iter().copied().filter(|m| m.applies_to(model) && !m.steady_only()).collect()
 }
 
 /// Two-qubit phase-flip channel of paper 000 app. B with probability p (the product of one
@@ -188,6 +203,7 @@ pub fn two_qubit_part(space: Space, m: &CMat, dephasing: f64) -> CMat {
     let q = match space {
         Space::TwoQubit => m.clone(),
         Space::Cavity { n_fock } => cavity_cells::reduced_qubits(m, n_fock),
+        Space::Dicke { .. } => panic!("the dicke model has no two-qubit part (measures::dicke)"),
     };
     if dephasing > 0.0 {
         dephase(&q, dephasing)
@@ -218,17 +234,20 @@ impl MeasureContext {
     /// The initial-state quantities are taken from the same (dephased) battery state the
     /// measures see at a t = 0 sample, so stored_energy_b(0) = 0 exactly.
     pub fn new(sys: &OpenSystem, rho0: &CMat) -> MeasureContext {
-        let rb0 = reduced_battery(&two_qubit_part(sys.space, rho0, sys.dephasing));
+        let rb0 = match sys.space {
+            Space::Dicke { n_cells, n_fock } => crate::model::dicke::reduced_cells(rho0, n_cells, n_fock),
+            _ => reduced_battery(&two_qubit_part(sys.space, rho0, sys.dephasing)),
+        };
         let hb = &sys.h_battery;
         MeasureContext {
             space: sys.space,
             h_total: match sys.space {
                 Space::TwoQubit => Some(sys.hamiltonian.clone()),
-                Space::Cavity { .. } => None,
+                Space::Cavity { .. } | Space::Dicke { .. } => None,
             },
             h_total_eigs: match sys.space {
                 Space::TwoQubit => Some(energy::eigvals_asc(&sys.hamiltonian)),
-                Space::Cavity { .. } => None,
+                Space::Cavity { .. } | Space::Dicke { .. } => None,
             },
             h_battery: hb.clone(),
             h_charger: sys.h_charger.clone(),
@@ -276,6 +295,9 @@ impl Reduced {
 /// channel; diagnostics (trace_error, min_eigenvalue, photon_number, fock_tail) see the full,
 /// undephased state.
 pub fn evaluate(list: &[Measure], ctx: &MeasureContext, s: &Sample) -> Vec<f64> {
+    if let Space::Dicke { n_cells, n_fock } = ctx.space {
+        return dicke::evaluate(list, ctx, s, n_cells, n_fock);
+    }
     let rho2 = two_qubit_part(ctx.space, s.rho, ctx.dephasing);
     // A non-finite state gives NaN for every measure (the run reports it as an error); the
     // eigen-solvers and SVDs would not return on it.
@@ -307,7 +329,7 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
     let stored = || energy::energy(&st.rb, hb) - ctx.energy_b0;
     let n_fock = match ctx.space {
         Space::Cavity { n_fock } => Some(n_fock),
-        Space::TwoQubit => None,
+        Space::TwoQubit | Space::Dicke { .. } => None,
     };
     match m {
         EnergyB => energy::energy(&st.rb, hb),
@@ -339,11 +361,11 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
         // docs/physics.md applies before every measure); cavity: the full state.
         MinEigenvalue => match ctx.space {
             Space::TwoQubit => st.eigs()[0],
-            Space::Cavity { .. } => health::min_eigenvalue(s.rho),
+            Space::Cavity { .. } | Space::Dicke { .. } => health::min_eigenvalue(s.rho),
         },
         FockTail => n_fock.map_or(f64::NAN, |n| health::fock_tail(s.rho, n)),
         // Not a function of the state: the steady solver fills it in (steady.rs).
-        SteadyResidual => f64::NAN,
+        SteadyResidual | EnergyPerCell => f64::NAN,
     }
 }
 

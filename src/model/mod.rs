@@ -2,6 +2,7 @@
 
 pub mod bloch_charger;
 pub mod cavity_cells;
+pub mod dicke;
 pub mod driven_pair;
 pub mod spin_pair;
 pub mod two_qubit;
@@ -25,6 +26,9 @@ pub enum Space {
     /// Two cells and a cavity mode truncated at n_fock: dimension 4 (n_fock + 1),
     /// index = (2 i_1 + i_2)(n_fock + 1) + n.
     Cavity { n_fock: usize },
+    /// N cells in their symmetric subspace and a cavity mode (`dicke`): dimension
+    /// (N + 1)(n_fock + 1), index = k (n_fock + 1) + n, k = m + N/2 the excited cells.
+    Dicke { n_cells: usize, n_fock: usize },
 }
 
 impl Space {
@@ -32,6 +36,7 @@ impl Space {
         match self {
             Space::TwoQubit => 4,
             Space::Cavity { n_fock } => 4 * (n_fock + 1),
+            Space::Dicke { n_cells, n_fock } => (n_cells + 1) * (n_fock + 1),
         }
     }
 }
@@ -137,15 +142,17 @@ pub enum ModelKind {
     BlochCharger,
     CavityCells,
     TwoQubit,
+    Dicke,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 5] = [
+    pub const ALL: [ModelKind; 6] = [
         ModelKind::SpinPair,
         ModelKind::DrivenPair,
         ModelKind::BlochCharger,
         ModelKind::CavityCells,
         ModelKind::TwoQubit,
+        ModelKind::Dicke,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -155,6 +162,7 @@ impl ModelKind {
             ModelKind::BlochCharger => "bloch-charger",
             ModelKind::CavityCells => "cavity-cells",
             ModelKind::TwoQubit => "two-qubit",
+            ModelKind::Dicke => "dicke",
         }
     }
 
@@ -172,6 +180,7 @@ impl ModelKind {
             ModelKind::BlochCharger => "paper 004: charger prepared anywhere on the Bloch sphere, optional charger decay",
             ModelKind::CavityCells => "paper 003: two cells charged by a cavity mode truncated at n_fock",
             ModelKind::TwoQubit => "custom: any 4x4 Hamiltonian, jump operators, H_B and H_C",
+            ModelKind::Dicke => "issue 16 (Ferraro et al. 2018): N cells in one cavity mode, symmetric subspace, battery = the N cells",
         }
     }
 
@@ -182,6 +191,7 @@ impl ModelKind {
             ModelKind::BlochCharger => "H = wb (s+_c s-_c + s+_b s-_b) + j (s+_c s-_b + s-_c s+_b); gamma D[s-_c]; H_B = wb s+_b s-_b",
             ModelKind::CavityCells => "H = wc a^+a + (wq/2)(sz_1 + sz_2) + lambda (s+_1 a + s-_1 a^+) + (g/2)[(1+zeta) sx_1 sx_2 + (1-zeta) sy_1 sy_2]; kappa D[a] + gamma (D[s-_1] + D[s-_2]); H_B = (wq/2) sz_2",
             ModelKind::TwoQubit => "H = hamiltonian (4x4, Hermitian); sum_k rate_k D[op_k]; H_B = h_battery, H_C = h_charger (2x2)",
+            ModelKind::Dicke => "H = wc a^+a + wa (J_z + N/2) + 2 g J_x (a + a^+)  [coupling = \"tavis-cummings\": g (J_+ a + J_- a^+)]; kappa D[a] + gamma D[J_-]; H_B = wa (J_z + N/2)",
         }
     }
 
@@ -195,6 +205,7 @@ impl ModelKind {
                 "(g/2)[(1+zeta) sx_1 sx_2 + (1-zeta) sy_1 sy_2], the only term that couples cell 1 (charger side) to cell 2 (the battery); the cavity keeps pumping cell 1 through lambda, like driven-pair's f"
             }
             ModelKind::TwoQubit => "H - (h_charger (x) I + I (x) h_battery): whatever is not the given local Hamiltonians, so that after T each qubit evolves under its own h",
+            ModelKind::Dicke => "the cavity-cell term, 2 g J_x (a + a^+) or g (J_+ a + J_- a^+); the cells then keep their energy, the dissipators stay on",
         }
     }
 
@@ -205,12 +216,14 @@ impl ModelKind {
             ModelKind::BlochCharger => bloch_charger::params(),
             ModelKind::CavityCells => cavity_cells::params(),
             ModelKind::TwoQubit => two_qubit::params(),
+            ModelKind::Dicke => dicke::params(),
         }
     }
 
     pub fn space_for(&self, params: &Params) -> Result<Space> {
         match self {
             ModelKind::CavityCells => Ok(Space::Cavity { n_fock: cavity_cells::n_fock(params)? }),
+            ModelKind::Dicke => dicke::sizes(params).map(|(n_cells, n_fock)| Space::Dicke { n_cells, n_fock }),
             _ => Ok(Space::TwoQubit),
         }
     }
@@ -223,6 +236,7 @@ impl ModelKind {
             ModelKind::BlochCharger => bloch_charger::build(params),
             ModelKind::CavityCells => cavity_cells::build(params),
             ModelKind::TwoQubit => two_qubit::build(params),
+            ModelKind::Dicke => dicke::build(params),
         }
     }
 
@@ -239,11 +253,12 @@ impl ModelKind {
             }
             ModelKind::CavityCells => cavity_cells::default_state(params),
             ModelKind::TwoQubit => Ok(basis_state(0)),
+            ModelKind::Dicke => dicke::default_state(params),
         }
     }
 
     pub fn is_two_qubit(&self) -> bool {
-        !matches!(self, ModelKind::CavityCells)
+        !matches!(self, ModelKind::CavityCells | ModelKind::Dicke)
     }
 }
 

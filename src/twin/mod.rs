@@ -3,6 +3,7 @@
 //! f32 tells kernel bugs from rounding; in f64 it is also the fast CPU engine.
 
 pub mod rk4_cavity;
+pub mod rk4_dicke;
 pub mod rk4_two_qubit;
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
