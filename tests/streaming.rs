@@ -341,6 +341,12 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
     let run_json: serde_json::Value = serde_json::from_slice(&read(&stop.join("run.json"))).unwrap();
     let engines: Vec<&str> = run_json["engines"].as_array().unwrap().iter().map(|e| e["backend"].as_str().unwrap()).collect();
     assert_eq!(engines, ["gpu", "cpu"], "{}", run_json["engines"]);
+    // verify compares each member at its own engine's precision: the f32 members with the f32
+    // tolerance, the f64 ones with the f64 tolerance, and the mixed run passes
+    let verify = &run_json["verify"];
+    assert_eq!(verify["pass"], true, "{verify}");
+    let precisions: Vec<&str> = verify["deviations"].as_array().unwrap().iter().map(|d| d["precision"].as_str().unwrap()).collect();
+    assert!(precisions.contains(&"f32") && precisions.contains(&"f64"), "{verify}");
     let (_, resumed) = npy(&stop.join("series.npy"));
     assert!(resumed[..400 * per_member] == on_gpu[..400 * per_member]);
     assert!(resumed[400 * per_member..] == on_cpu[400 * per_member..]);
