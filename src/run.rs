@@ -135,8 +135,8 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
         info: RunInfo {
             measures: out.measures,
             times: plan.schedule.times.clone(),
-            backend: backend.name().into(),
-            device: backend.device_name(),
+            backend: out.ran_on.as_ref().map_or(backend.name(), |r| r.0).into(),
+            device: out.ran_on.as_ref().map_or_else(|| backend.device_name(), |r| r.1.clone()),
             precision: out.precision,
             timings: Timings { setup, ensemble: out.ensemble, integrate, host_measures: out.host_measures, ..Default::default() },
             member_steps: plan.members.len() as f64 * plan.schedule.total_steps() as f64,

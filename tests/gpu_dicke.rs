@@ -18,5 +18,8 @@ fn dicke_on_the_gpu_backend_runs_the_cpu_engine_with_a_note() {
     let cpu = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
     assert!(gpu.notes.iter().any(|n| n.contains("no GPU kernel yet")), "{:?}", gpu.notes);
     assert_eq!(gpu.values, cpu.values);
+    // the report and run.json name the engine that ran, not the one asked for
+    assert_eq!(gpu.backend, "cpu");
+    assert_eq!(gpu.device, cpu.device);
     assert!(gpu.verify.as_ref().unwrap().pass);
 }

@@ -282,6 +282,7 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
         host_measures,
         notes,
         engine_plan: serde_json::to_value(&r.plan).ok(),
+        ran_on: None,
     })
 }
 

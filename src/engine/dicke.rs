@@ -105,6 +105,7 @@ pub fn run_dicke(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
         let note = "dicke has no GPU kernel yet: it ran on the structured f64 CPU engine".to_string();
         eprintln!("note: {note}");
         out.notes.push(note);
+        out.ran_on = Some(("cpu", Engine::Cpu.device_name()));
     }
     Ok(out)
 }

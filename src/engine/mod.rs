@@ -131,6 +131,9 @@ pub struct EngineOutput {
     pub notes: Vec<String>,
     /// How the engine laid the job out on the device (GPU cavity engine), for run.json.
     pub engine_plan: Option<serde_json::Value>,
+    /// The engine that actually ran, where it is not the one chosen (a model without a GPU
+    /// kernel runs on the CPU engine): its (backend, device) for run.json and the report.
+    pub ran_on: Option<(&'static str, String)>,
 }
 
 impl EngineOutput {
@@ -144,6 +147,7 @@ impl EngineOutput {
             host_measures,
             notes: vec![],
             engine_plan: None,
+            ran_on: None,
         }
     }
 }

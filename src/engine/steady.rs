@@ -271,5 +271,6 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
         host_measures: t_measures.elapsed().as_secs_f64(),
         notes: vec![note],
         engine_plan: None,
+        ran_on: None,
     })
 }

@@ -268,6 +268,12 @@ struct Absorber<'a> {
 
 impl Absorber<'_> {
     fn absorb(&mut self, b: usize, lo: usize, sub: &Plan, out: EngineOutput, wall: f64, backend: &str, device: &str) -> Result<()> {
+        // the engine that actually ran the block, where it is not the one chosen
+        let ran_on = out.ran_on.clone();
+        let (backend, device) = match &ran_on {
+            Some((b, d)) => (*b, d.as_str()),
+            None => (backend, device),
+        };
         let (local, opts, staging, ns) = (self.local, self.opts, self.staging, self.ns);
         let t_absorb = Instant::now();
         let progress = &mut *self.progress;
