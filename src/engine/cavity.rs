@@ -135,29 +135,7 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
 
 /// cavity-cells on the structured f64 engine, in parallel over members.
 pub fn run_cavity_cpu(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
-    let pb = progress_bar(opts.progress, plan.members.len() as u64, "cpu f64 (cavity)");
-    // With a control: each member counts as done, and a cancelled run skips the members not
-    // yet begun (their Err(Cancelled) is returned below).
-    let per: Vec<Result<(Vec<f64>, [Peak; 4])>> = plan
-        .members
-        .par_iter()
-        .map(|m| {
-            opts.check_cancelled()?;
-            let r = cavity_member(plan, m);
-            pb.inc(1);
-            opts.add_done(1);
-            r
-        })
-        .collect();
-    pb.finish_and_clear();
-    opts.check_cancelled()?;
-    let mut values = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
-    let mut peaks = Vec::with_capacity(plan.members.len() * 4);
-    for r in per {
-        let (v, p) = r?;
-        values.extend(v);
-        peaks.extend(p);
-    }
+    let (values, peaks) = super::per_member(plan, opts, "cpu f64 (cavity)", |m| cavity_member(plan, m))?;
     Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0))
 }
 

@@ -3,7 +3,7 @@
 //! kernel exists (with a note); the f64 reference for `--backend reference`. The measures are
 //! `measures::dicke`'s, from the full state at each sample.
 
-use super::{progress_bar, reference::run_reference, update_peaks, Engine, EngineOutput, RunOptions};
+use super::{reference::run_reference, update_peaks, Engine, EngineOutput, RunOptions};
 use crate::config::{Member, Plan};
 use crate::error::Result;
 use crate::job::dicke::DickeCoeffs;
@@ -12,8 +12,6 @@ use crate::linalg::{CMat, C64};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
 use crate::model::{dicke, real, Params};
 use crate::twin::rk4_dicke::{DickeOps, DickeWork};
-use rayon::prelude::*;
-use std::time::Instant;
 
 /// Coefficients of a dicke point for the structured engine.
 pub fn dicke_coeffs(p: &Params) -> Result<DickeCoeffs> {
@@ -74,33 +72,12 @@ pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
 /// Run a dicke plan: the reference engine for `--backend reference`, else the structured
 /// f64 engine in parallel over members.
 pub fn run_dicke(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
-    let t0 = Instant::now();
     if matches!(engine, Engine::Reference) {
         let (values, peaks) = run_reference(plan, opts)?;
-        return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, t0.elapsed().as_secs_f64(), 0.0));
+        return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0));
     }
-    let pb = progress_bar(opts.progress, plan.members.len() as u64, "cpu f64 (dicke)");
-    let per: Vec<Result<(Vec<f64>, [Peak; 4])>> = plan
-        .members
-        .par_iter()
-        .map(|m| {
-            opts.check_cancelled()?;
-            let r = dicke_member(plan, m);
-            pb.inc(1);
-            opts.add_done(1);
-            r
-        })
-        .collect();
-    pb.finish_and_clear();
-    opts.check_cancelled()?;
-    let mut values = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
-    let mut peaks = Vec::with_capacity(plan.members.len() * 4);
-    for r in per {
-        let (v, p) = r?;
-        values.extend(v);
-        peaks.extend(p);
-    }
-    let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, t0.elapsed().as_secs_f64(), 0.0);
+    let (values, peaks) = super::per_member(plan, opts, "cpu f64 (dicke)", |m| dicke_member(plan, m))?;
+    let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
     if matches!(engine, Engine::Gpu(_)) {
         let note = "dicke has no GPU kernel yet: it ran on the structured f64 CPU engine".to_string();
         eprintln!("note: {note}");

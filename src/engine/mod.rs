@@ -237,3 +237,34 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
     two_qubit::run_two_qubit(plan, opts, engine)
 }
 
+/// Every member of `plan` through `member` (its values [sample][measure] and peaks), in
+/// parallel over members, with a progress bar and the run control (a cancelled run skips the
+/// members not yet begun): the CPU engines of cavity-cells and dicke.
+pub(crate) fn per_member<F>(plan: &Plan, opts: &RunOptions, label: &str, member: F) -> Result<(Vec<f64>, Vec<Peak>)>
+where
+    F: Fn(&crate::config::Member) -> Result<(Vec<f64>, [Peak; 4])> + Sync,
+{
+    use rayon::prelude::*;
+    let pb = progress_bar(opts.progress, plan.members.len() as u64, label);
+    let per: Vec<Result<(Vec<f64>, [Peak; 4])>> = plan
+        .members
+        .par_iter()
+        .map(|m| {
+            opts.check_cancelled()?;
+            let r = member(m);
+            pb.inc(1);
+            opts.add_done(1);
+            r
+        })
+        .collect();
+    pb.finish_and_clear();
+    opts.check_cancelled()?;
+    let mut values = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
+    let mut peaks = Vec::with_capacity(plan.members.len() * 4);
+    for r in per {
+        let (v, p) = r?;
+        values.extend(v);
+        peaks.extend(p);
+    }
+    Ok((values, peaks))
+}
