@@ -21,7 +21,8 @@ use crate::job::Peak;
 use crate::linalg::{reduced_battery, CMat, C64};
 use crate::measures::{coherence, correlations, energy, entanglement, Measure};
 use crate::output::accumulate::StatsAccumulator;
-use crate::output::{num, OutputDir};
+use crate::output::series::{write_csv_header, write_csv_rows};
+use crate::output::OutputDir;
 use crate::run::RunInfo;
 use crate::study::{member_health, summary_header, summary_rows, Health, HealthCounts};
 use rayon::prelude::*;
@@ -125,21 +126,8 @@ impl InMemory {
         if series {
             match format {
                 Format::Csv => out.write("series.csv", |w| {
-                    write!(w, "member,t")?;
-                    for n in &names {
-                        write!(w, ",{n}")?;
-                    }
-                    writeln!(w)?;
-                    for (i, id) in self.member_ids.iter().enumerate() {
-                        for (s, t) in times.iter().enumerate() {
-                            write!(w, "{id},{}", num(*t))?;
-                            for v in &values[(i * ns + s) * nm..(i * ns + s + 1) * nm] {
-                                write!(w, ",{}", num(*v))?;
-                            }
-                            writeln!(w)?;
-                        }
-                    }
-                    Ok(())
+                    write_csv_header(w, &names)?;
+                    write_csv_rows(w, &self.member_ids, times, values, nm)
                 })?,
                 Format::Npy => {
                     out.write("series.npy", |w| {

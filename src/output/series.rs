@@ -220,3 +220,27 @@ pub fn read_text(path: &Path) -> Result<String> {
     super::read_text_bounded(path, super::SMALL_FILE_LIMIT)
 }
 
+/// series.csv's header: `member,t,<measure>...`.
+pub fn write_csv_header(w: &mut dyn std::io::Write, measures: &[&str]) -> std::io::Result<()> {
+    write!(w, "member,t")?;
+    for name in measures {
+        write!(w, ",{name}")?;
+    }
+    writeln!(w)
+}
+
+/// series.csv rows of the members `ids`, whose `values` are [member][sample][measure] with
+/// `nm` measures: one row per member and sample time, numbers in round-trip form.
+pub fn write_csv_rows(w: &mut dyn std::io::Write, ids: &[u64], times: &[f64], values: &[f64], nm: usize) -> std::io::Result<()> {
+    let ns = times.len();
+    for (i, id) in ids.iter().enumerate() {
+        for (s, t) in times.iter().enumerate() {
+            write!(w, "{id},{}", super::num(*t))?;
+            for v in &values[(i * ns + s) * nm..(i * ns + s + 1) * nm] {
+                write!(w, ",{}", super::num(*v))?;
+            }
+            writeln!(w)?;
+        }
+    }
+    Ok(())
+}

@@ -11,6 +11,7 @@ use crate::error::{QbatError, Result};
 use crate::job::{Peak, PEAK_MEASURES};
 use crate::measures::Measure;
 use crate::output::accumulate::StatsAccumulator;
+use crate::output::series::{write_csv_header, write_csv_rows};
 use crate::output::{self, num, Format, OutputDir};
 use crate::run::{RunInfo, Timings};
 use crate::verify::verify_report_mixed;
@@ -112,23 +113,11 @@ pub(super) fn finish(
     if opts.output.series {
         match opts.output.format {
             Format::Csv => out.write("series.csv", |w| {
-                write!(w, "member,t")?;
-                for name in &measures {
-                    write!(w, ",{name}")?;
-                }
-                writeln!(w)?;
+                write_csv_header(w, &measures)?;
                 for b in 0..n_blocks {
                     let block_ids = &ids[b * block..((b + 1) * block).min(ids.len())];
                     let values = read_block_values(staging, b, block_ids.len() * ns * nm).map_err(std::io::Error::other)?;
-                    for (i, id) in block_ids.iter().enumerate() {
-                        for (s, t) in local.schedule.times.iter().enumerate() {
-                            write!(w, "{id},{}", num(*t))?;
-                            for v in &values[(i * ns + s) * nm..(i * ns + s + 1) * nm] {
-                                write!(w, ",{}", num(*v))?;
-                            }
-                            writeln!(w)?;
-                        }
-                    }
+                    write_csv_rows(w, block_ids, &local.schedule.times, &values, nm)?;
                 }
                 Ok(())
             })?,
