@@ -105,6 +105,41 @@ fn auto_falls_back_and_gpu_errors_without_an_adapter() {
     assert!(!dir.path().join("gpu").exists());
 }
 
+/// `--backend auto` never prefers a software adapter (lavapipe: the kernels on the same cores,
+/// slower than the CPU engine) to the CPU engine: it says so in one note; `--backend gpu` still
+/// runs it, and naming it with `--adapter` makes auto take it. With a hardware GPU, auto takes it.
+#[test]
+fn auto_prefers_the_cpu_engine_over_a_software_adapter() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let software = qbat_gpu::engine::gpu_context(None, false).unwrap().info.software;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let o = crate::common::bin()
+            .args(["--ensemble", "4", "--no-progress", "--no-plots", "--verify", "0", "--series", "false", "--out"])
+            .arg(dir.path().join(name))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(name).join("run.json")).unwrap()).unwrap();
+        (run_json["backend"].as_str().unwrap().to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (auto, notes) = run("auto", &["--backend", "auto"]);
+    let (gpu, _) = run("gpu", &["--backend", "gpu"]);
+    assert_eq!(gpu, "gpu");
+    if software {
+        assert_eq!(auto, "cpu", "{notes}");
+        assert_eq!(notes.matches("is software").count(), 1, "one note: {notes}");
+        let (named, _) = run("named", &["--backend", "auto", "--adapter", "0"]);
+        assert_eq!(named, "gpu");
+    } else {
+        assert_eq!(auto, "gpu", "{notes}");
+    }
+}
+
 #[test]
 fn unknown_adapter_name_is_an_error_not_a_panic() {
     let o = crate::common::bin()

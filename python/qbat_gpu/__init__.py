@@ -53,7 +53,8 @@ def run(
         "time": {...}}``), a TOML string, or the path of a TOML file. See the README's config
         reference; ``qb.models()`` lists the parameters.
     backend : "auto" | "gpu" | "cpu" | "reference"
-        "auto" takes a GPU adapter when there is one, else the CPU engine (f64).
+        "auto" takes a hardware GPU adapter when there is one, else the CPU engine (f64);
+        a software adapter (lavapipe) only with backend="gpu".
     precision : "f32" | "f64"
         GPU precision (f64 needs an adapter with SHADER_F64). The CPU engine is f64.
     ensemble, seed : int, optional
@@ -262,5 +263,6 @@ def measures_list() -> List[Dict[str, str]]:
 
 def devices() -> List[Dict[str, Any]]:
     """The GPU adapters found: name, type, backend, driver and f64 (SHADER_F64 support).
-    An empty list means runs with backend="auto" go to the CPU engine."""
+    Runs with backend="auto" go to the CPU engine unless one is a hardware adapter
+    (type other than "Cpu")."""
     return _native.devices()

@@ -51,8 +51,8 @@ def test_run_equals_cli_csv_and_overrides(tmp_path, qbat_bin):
 
 
 def test_run_auto_backend_equals_cli(tmp_path, qbat_bin):
-    """backend="auto": a GPU adapter (lavapipe in CI) when there is one, else the CPU engine;
-    either way the same as the CLI with the same options."""
+    """backend="auto": a hardware GPU adapter when there is one, else the CPU engine (also where
+    lavapipe is the only adapter, as in CI); either way the same as the CLI with the same options."""
     cfg = tmp_path / "b.toml"
     cfg.write_text(BLOCH)
     want, _ = cli_npy(qbat_bin, cfg, tmp_path / "cli", "--verify", "2")

@@ -4,7 +4,7 @@
 //! GPU/CPU ratio measured in that same run.
 
 use plotters::prelude::*;
-use qbat_gpu::config::jobs::job_config;
+use qbat_gpu::config::jobs::job_config_with_members;
 use qbat_gpu::config::{parse_plan, Overrides, Plan};
 use qbat_gpu::error::{QbatError, Result};
 use qbat_gpu::measures::Measure;
@@ -90,6 +90,9 @@ pub struct BackendFigures {
     pub floor: Floor,
     /// Achieved member-steps/s over the lower of the compute and bandwidth bounds.
     pub achieved_over_bound: Option<f64>,
+    /// Wall time over integration time (integrate+host less the host measures): what the run
+    /// around the integrator costs.
+    pub wall_over_integration: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -215,19 +218,36 @@ fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Resul
         slices,
         floor: fl,
         achieved_over_bound,
+        wall_over_integration: median(&mut walls.clone()) / (im - last.host).max(1e-12),
     })
 }
 
-pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Path>, repeat: usize) -> Result<Vec<JobFigures>> {
+/// The jobs asked for (bloch-1k and cavity-100 when none), their names checked.
+fn job_list(jobs: &[String]) -> Vec<String> {
+    if jobs.is_empty() { vec!["bloch-1k".into(), "cavity-100".into()] } else { jobs.to_vec() }
+}
+
+/// Each job's config text, with `members` applied; every name is checked first.
+pub fn job_configs(jobs: &[String], members: Option<u64>) -> Result<Vec<String>> {
+    if members == Some(0) {
+        return Err(QbatError::invalid("--members", "must be at least 1"));
+    }
+    job_list(jobs).iter().map(|job| job_config_with_members(job, members)).collect()
+}
+
+pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Path>, repeat: usize, members: Option<u64>) -> Result<Vec<JobFigures>> {
     if let Some(path) = json {
         check_json_path(path)?;
     }
-    let jobs: Vec<String> = if jobs.is_empty() { vec!["bloch-1k".into(), "cavity-100".into()] } else { jobs.to_vec() };
+    let configs = job_configs(jobs, members)?;
+    let jobs = job_list(jobs);
     let backends: Vec<Backend> = match backend {
         Backend::Auto => {
             let mut b = vec![];
-            if qbat_gpu::engine::gpu_available() {
+            if qbat_gpu::engine::hardware_gpu_available() {
                 b.push(Backend::Gpu);
+            } else if qbat_gpu::engine::gpu_available() {
+                println!("note: the only GPU adapter is software; benchmarking the CPU engine only (--backend gpu times it)");
             } else {
                 println!("note: no GPU adapter found; benchmarking the CPU engine only");
             }
@@ -236,8 +256,6 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
         }
         other => vec![other],
     };
-    // every name is checked before any job runs
-    let configs: Vec<String> = jobs.iter().map(|job| job_config(job)).collect::<Result<_>>()?;
     let mut all = vec![];
     for (job, config) in jobs.iter().zip(&configs) {
         let plan = parse_plan(config, &Overrides::default())?;
@@ -257,11 +275,12 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
                 f.backend, f.device, f.wall_median_s, f.wall_min_s, f.wall_max_s, f.repeats, f.integrate_median_s, f.member_steps_per_s, f.max_abs_error
             );
             println!(
-                "            phases: setup {:.3} s, ensemble {:.3} s, integrate+host {:.3} s (host measures {:.3} s), {} slice(s); floor {:.0} flop and {:.1} B per member-step{}",
+                "            phases: setup {:.3} s, ensemble {:.3} s, integrate+host {:.3} s (host measures {:.3} s), wall/integration {:.2}x, {} slice(s); floor {:.0} flop and {:.1} B per member-step{}",
                 f.setup_s,
                 f.ensemble_s,
                 f.integrate_median_s,
                 f.host_measures_s,
+                f.wall_over_integration,
                 f.slices,
                 f.floor.flop_per_member_step,
                 f.floor.bytes_per_member_step,
@@ -331,7 +350,7 @@ fn scaling_config(curve: &str, x: u64) -> String {
 pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) -> Result<Vec<ScalingPoint>> {
     let backends: Vec<Backend> = match backend {
         Backend::Auto => {
-            if qbat_gpu::engine::gpu_available() { vec![Backend::Gpu, Backend::Cpu] } else { vec![Backend::Cpu] }
+            if qbat_gpu::engine::hardware_gpu_available() { vec![Backend::Gpu, Backend::Cpu] } else { vec![Backend::Cpu] }
         }
         b => vec![b],
     };

@@ -37,7 +37,7 @@ pub enum Command {
     },
     /// Run the standard benchmark jobs.
     Bench {
-        /// Jobs: bloch-1k, bloch-100k, cavity-100, cavity-10k (default: bloch-1k cavity-100).
+        /// Jobs: bloch-1k, bloch-100k, cavity-100, cavity-10k, dicke-1k (default: bloch-1k cavity-100).
         jobs: Vec<String>,
         #[arg(long, value_enum, default_value = "auto")]
         backend: Backend,
@@ -56,6 +56,13 @@ pub enum Command {
         /// Folder for the scaling curve's files.
         #[arg(long, default_value = "bench-scaling")]
         out: PathBuf,
+        /// Run each job with this many members instead of its own (short runs, device checks).
+        #[arg(long, allow_negative_numbers = true)]
+        members: Option<u64>,
+        /// Print each job's config (TOML, with --members applied) and exit: `qbat-gpu run` of
+        /// that file is the job as a whole CLI run.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Combine the outputs of `--shard K/N` runs into the output of the whole run.
     Merge {

@@ -75,12 +75,16 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
             let checks = qbat_gpu::validate::all_checks(backend, precision)?;
             if report::print_checks(&checks) { Ok(()) } else { Err(Failure::ChecksFailed) }
         }
-        Some(Command::Bench { jobs, backend, json, repeat, scaling, scaling_max_members, out }) => {
-            if scaling {
+        Some(Command::Bench { jobs, backend, json, repeat, scaling, scaling_max_members, out, members, print_config }) => {
+            if print_config {
+                for text in bench::job_configs(&jobs, members)? {
+                    print!("{text}");
+                }
+            } else if scaling {
                 bench::run_scaling(backend, &out, scaling_max_members)?;
                 println!("scaling curves: {}/scaling.csv, scaling_members.svg, scaling_n_fock.svg", out.display());
             } else {
-                bench::run_bench(&jobs, backend, json.as_deref(), repeat)?;
+                bench::run_bench(&jobs, backend, json.as_deref(), repeat, members)?;
             }
             Ok(())
         }

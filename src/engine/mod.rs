@@ -169,9 +169,14 @@ pub fn gpu_context(adapter: Option<&str>, need_f64: bool) -> Result<Arc<GpuConte
     Ok(ctx)
 }
 
-/// Is there a usable GPU adapter?
+/// Is there a usable GPU adapter (software ones included)?
 pub fn gpu_available() -> bool {
     gpu_context(None, false).is_ok()
+}
+
+/// Is there a usable hardware GPU adapter (what `--backend auto` takes)?
+pub fn hardware_gpu_available() -> bool {
+    gpu_context(None, false).map(|c| !c.info.software).unwrap_or(false)
 }
 
 /// The context, its pinning note (already printed when it was opened) kept for run.json.
@@ -194,6 +199,17 @@ pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Eng
         Backend::Cpu => Ok(Engine::Cpu),
         Backend::Gpu => Ok(Engine::Gpu(with_pinning_note(gpu_context(opts.adapter.as_deref(), need_f64)?, notes))),
         Backend::Auto => match gpu_context(opts.adapter.as_deref(), need_f64) {
+            // A software adapter runs the kernels on the same cores about 10x slower than the
+            // CPU engine: auto takes it only when the user named it with --adapter.
+            Ok(ctx) if ctx.info.software && opts.adapter.is_none() => {
+                let note = format!(
+                    "the only GPU adapter is software ('{}', {}); running on the CPU engine, which is faster on the same cores (--backend gpu runs it)",
+                    ctx.info.name, ctx.info.device_type
+                );
+                eprintln!("note: {note}");
+                notes.push(note);
+                Ok(Engine::Cpu)
+            }
             Ok(ctx) => Ok(Engine::Gpu(with_pinning_note(ctx, notes))),
             Err(e) => {
                 let note = format!("no usable GPU adapter ({e}); running on the CPU engine");

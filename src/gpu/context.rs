@@ -26,6 +26,9 @@ pub struct GpuInfo {
     pub name: String,
     pub backend: String,
     pub device_type: String,
+    /// A software rasteriser (CPU-type adapter, e.g. Mesa lavapipe): a fallback, never preferred
+    /// by `--backend auto` over the CPU engine.
+    pub software: bool,
     pub driver: String,
     pub has_f64: bool,
     /// The adapter's PCI bus id (`0000:17:00.0`), empty when the driver does not report one.
@@ -148,6 +151,7 @@ impl GpuContext {
             name: ainfo.name.clone(),
             backend: ainfo.backend.to_string(),
             device_type: device_type_name(ainfo.device_type).to_string(),
+            software: ainfo.device_type == wgpu::DeviceType::Cpu,
             driver: format!("{} {}", ainfo.driver, ainfo.driver_info).trim().to_string(),
             has_f64,
             pci_bus_id: pinning::normalize_bus_id(&ainfo.device_pci_bus_id).unwrap_or_default(),

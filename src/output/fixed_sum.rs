@@ -1,0 +1,226 @@
+//! An exact sum of f64 values in fixed point (a "small superaccumulator", after R. M. Neal,
+//! "Fast exact summation using small and large superaccumulators", 2015).
+//!
+//! Every finite f64 is an integer multiple of 2^-1074: x = m 2^(p - 1074) with m < 2^53 and
+//! 0 <= p <= 2045. The sum is kept as sum_k c_k 2^(32 k - 1074) over 66 signed 64-bit chunks
+//! c_k. Adding x adds the three 32-bit pieces of m 2^(p mod 32) to chunks p/32 .. p/32 + 2, with
+//! no carry: each piece is below 2^32, so 2^30 additions fit before the chunks are
+//! renormalised (carries moved up so that 0 <= c_k < 2^32 below the top chunk). Integer
+//! additions commute, so the state after any set of values is the same whatever their order,
+//! and the canonical (normalised) chunks are the same for any grouping into blocks or shards.
+//!
+//! Costs an add about what two floating-point two-sums cost, against a Shewchuk expansion's
+//! loop over its partials; converts to an `ExactSum` expansion for rounding and storage.
+
+use super::accumulate::ExactSum;
+
+const CHUNK_BITS: u32 = 32;
+const CHUNKS: usize = 66;
+/// Additions between renormalisations (each adds < 2^32 to a chunk; chunks hold +-2^63).
+const ADDS_BEFORE_CARRY: u32 = 1 << 30;
+
+#[derive(Clone, Debug)]
+pub struct FixedSum {
+    chunks: [i64; CHUNKS],
+    adds: u32,
+    /// An infinite or NaN term was added (x^2 of a huge x): the sum is not finite.
+    nonfinite: bool,
+}
+
+impl Default for FixedSum {
+    fn default() -> Self {
+        FixedSum { chunks: [0; CHUNKS], adds: 0, nonfinite: false }
+    }
+}
+
+impl PartialEq for FixedSum {
+    fn eq(&self, other: &Self) -> bool {
+        let (mut a, mut b) = (self.clone(), other.clone());
+        a.normalize();
+        b.normalize();
+        a.chunks == b.chunks && a.nonfinite == b.nonfinite
+    }
+}
+
+impl FixedSum {
+    #[inline]
+    pub fn add(&mut self, x: f64) {
+        let bits = x.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as u32;
+        if biased == 0x7ff {
+            self.nonfinite = true;
+            return;
+        }
+        let frac = bits & ((1u64 << 52) - 1);
+        // x = m 2^(p - 1074): subnormals have p = 0 and no hidden bit
+        let (m, p) = if biased == 0 { (frac, 0) } else { (frac | (1u64 << 52), biased - 1) };
+        let wide = (m as u128) << (p % CHUNK_BITS);
+        let k = (p / CHUNK_BITS) as usize;
+        let pieces = [(wide & 0xffff_ffff) as i64, ((wide >> 32) & 0xffff_ffff) as i64, (wide >> 64) as i64];
+        if bits >> 63 == 0 {
+            self.chunks[k] += pieces[0];
+            self.chunks[k + 1] += pieces[1];
+            self.chunks[k + 2] += pieces[2];
+        } else {
+            self.chunks[k] -= pieces[0];
+            self.chunks[k + 1] -= pieces[1];
+            self.chunks[k + 2] -= pieces[2];
+        }
+        self.adds += 1;
+        if self.adds == ADDS_BEFORE_CARRY {
+            self.normalize();
+        }
+    }
+
+    /// Add a * b exactly: the rounded product and its rounding error (Dekker's two-product,
+    /// exact while |a b| < 1e300).
+    #[inline]
+    pub fn add_product(&mut self, a: f64, b: f64) {
+        let p = a * b;
+        let (ah, al) = split(a);
+        let (bh, bl) = split(b);
+        let err = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+        self.add(p);
+        self.add(err);
+    }
+
+    /// Move the carries up: 0 <= c_k < 2^32 for every chunk below the top one.
+    pub fn normalize(&mut self) {
+        for k in 0..CHUNKS - 1 {
+            let carry = self.chunks[k] >> CHUNK_BITS;
+            self.chunks[k] -= carry << CHUNK_BITS;
+            self.chunks[k + 1] += carry;
+        }
+        self.adds = 0;
+    }
+
+    pub fn merge(&mut self, other: &FixedSum) {
+        let mut o = other.clone();
+        o.normalize();
+        self.normalize();
+        for (a, b) in self.chunks.iter_mut().zip(o.chunks) {
+            *a += b;
+        }
+        self.nonfinite |= o.nonfinite;
+        self.normalize();
+    }
+
+    /// The same exact value as a Shewchuk expansion.
+    pub fn to_exact(&self) -> ExactSum {
+        let mut out = ExactSum::default();
+        if self.nonfinite {
+            out.add(f64::INFINITY);
+            return out;
+        }
+        let mut n = self.clone();
+        n.normalize();
+        for (k, &c) in n.chunks.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            // c = hi 2^32 + lo with |lo| < 2^32, both of c's sign (the top chunk may be
+            // negative): each piece times a power of two is exact
+            let (hi, lo) = (c / (1i64 << CHUNK_BITS), c % (1i64 << CHUNK_BITS));
+            for (piece, shift) in [(lo, 0), (hi, CHUNK_BITS)] {
+                if piece != 0 {
+                    out.add(scaled(piece as f64, CHUNK_BITS as i32 * k as i32 + shift as i32 - 1074));
+                }
+            }
+        }
+        out
+    }
+
+    /// Add every partial of an expansion (a stored state read back).
+    pub fn from_exact(e: &ExactSum) -> FixedSum {
+        let mut f = FixedSum::default();
+        for &p in e.partials() {
+            f.add(p);
+        }
+        f
+    }
+}
+
+/// v 2^e for an integer-valued v with at most 33 significant bits, exactly (the result is a
+/// multiple of 2^-1074 with few bits, so it is representable unless it overflows, and then
+/// the whole sum does).
+fn scaled(v: f64, e: i32) -> f64 {
+    if e > 1023 {
+        v * f64::INFINITY
+    } else if e >= -1022 {
+        v * pow2(e)
+    } else {
+        // e + 1074 >= 0: v 2^(e + 1074) is an exact integer, then one multiply by 2^-1074
+        v * pow2(e + 1074) * f64::from_bits(1)
+    }
+}
+
+/// 2^e for -1022 <= e <= 1023.
+fn pow2(e: i32) -> f64 {
+    f64::from_bits(((e + 1023) as u64) << 52)
+}
+
+/// Veltkamp split: a = hi + lo with hi holding the top 26 bits.
+pub(super) fn split(a: f64) -> (f64, f64) {
+    let c = 134_217_729.0 * a; // 2^27 + 1
+    let hi = c - (c - a);
+    (hi, a - hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Against the Shewchuk expansion (an independent exact method) on values over the whole
+    /// exponent range, subnormals and signed zeros included, in two orders and two groupings.
+    #[test]
+    fn fixed_sum_equals_the_expansion_whatever_the_order() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut xs: Vec<f64> = (0..20000)
+            .map(|i| match i % 5 {
+                0 => f64::from_bits(rng.random::<u64>() & !(0x7ffu64 << 52) | ((rng.random_range(0..0x7ffu64)) << 52)),
+                1 => f64::from_bits(rng.random_range(0..1u64 << 52)), // subnormal
+                2 => rng.random::<f64>() * 10f64.powi(rng.random_range(-30..30)),
+                3 => -(rng.random::<f64>()),
+                _ => if rng.random::<bool>() { 0.0 } else { -0.0 },
+            })
+            .collect();
+        xs.retain(|x| x.is_finite() && x.abs() < 1e300);
+        let mut exact = ExactSum::default();
+        let mut fixed = FixedSum::default();
+        for &x in &xs {
+            exact.add(x);
+            fixed.add(x);
+        }
+        assert_eq!(fixed.to_exact().value().to_bits(), exact.value().to_bits());
+        let mut rev = FixedSum::default();
+        xs.iter().rev().for_each(|&x| rev.add(x));
+        let (mut a, mut b) = (FixedSum::default(), FixedSum::default());
+        xs[..7000].iter().for_each(|&x| a.add(x));
+        xs[7000..].iter().for_each(|&x| b.add(x));
+        b.merge(&a);
+        assert_eq!(rev, fixed);
+        assert_eq!(b, fixed);
+        assert_eq!(FixedSum::from_exact(&fixed.to_exact()), fixed);
+        // cancellation: 1e16 + 1 - 1e16 keeps the 1
+        let mut c = FixedSum::default();
+        [1e16, 1.0, -1e16, 1e-300].iter().for_each(|&x| c.add(x));
+        assert_eq!(c.to_exact().value(), 1.0 + 1e-300);
+    }
+
+    #[test]
+    fn the_carry_path_keeps_the_sum() {
+        let mut f = FixedSum::default();
+        // force renormalisations often: a chunk at its bound after many additions
+        for _ in 0..(3 * 1000) {
+            f.add(f64::from_bits(0x000f_ffff_ffff_ffff)); // the largest subnormal
+            f.adds = f.adds.max(ADDS_BEFORE_CARRY - 2);
+        }
+        let mut e = ExactSum::default();
+        (0..3000).for_each(|_| e.add(f64::from_bits(0x000f_ffff_ffff_ffff)));
+        assert_eq!(f.to_exact().value().to_bits(), e.value().to_bits());
+        let mut inf = FixedSum::default();
+        inf.add(f64::INFINITY);
+        assert!(inf.to_exact().value().is_infinite());
+    }
+}
