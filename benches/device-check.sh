@@ -75,7 +75,7 @@ PY
 if [ "$QUICK" = 1 ]; then
   M_BLOCH=2000; M_RUN_BLOCH=200; M_CAV=20; M_DICKE=4; M_MAIN=2000; M_MAIN_CPU=2000
 else
-  M_BLOCH=100000; M_RUN_BLOCH=5000; M_CAV=10000; M_DICKE=64; M_MAIN=100000; M_MAIN_CPU=20000
+  M_BLOCH=20000; M_RUN_BLOCH=5000; M_CAV=10000; M_DICKE=1000; M_MAIN=100000; M_MAIN_CPU=20000
 fi
 
 # 1. bench: kernel-only (integrate) and in-memory end to end, GPU and CPU in the same run.

@@ -33,10 +33,11 @@ pub fn check_memory(space: Space, members: usize, points: usize, samples: usize,
     let per_point = 8.0 * dim * dim * 16.0 + 4096.0;
     let members_bytes = members as f64 * 256.0 + members.min(1024) as f64 * results_per_member;
     let points_bytes = points as f64 * per_point;
-    // The streamed statistics: a cell per (sample, measure), about 200 B plus its quantile
-    // sketch, which holds at most one 4-byte bucket per member (about 4,000 in practice).
+    // The streamed statistics: a cell per (sample, measure), about 1.1 KiB (the two fixed-point
+    // sums) plus its quantile sketch, which holds at most one 8-byte bucket per member (about
+    // 4,000 in practice).
     let cells = samples as f64 * measures as f64;
-    let stats_bytes = cells * (200.0 + 4.0 * members.min(4000) as f64) * 2.0;
+    let stats_bytes = cells * (1100.0 + 8.0 * members.min(4000) as f64) * 2.0;
     let per_sample_bytes = stats_bytes + members.min(1024) as f64 * results_per_member;
     // the field to name: whichever of samples, members and points costs most
     let (members_bytes, size_field) = if per_sample_bytes > members as f64 * 256.0 { (members_bytes + stats_bytes, "time.samples") } else { (members_bytes + stats_bytes, size_field) };

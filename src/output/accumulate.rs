@@ -17,7 +17,7 @@
 //! when x_lo and x_hi have the same sign; near a sign change the larger neighbour sets it).
 //!
 //! Memory per cell does not grow with the ensemble beyond the buckets its values occupy: at
-//! most 512 per binade of |x| covered (about 1,700 per decade), 12 bytes each, stored sparsely.
+//! most 512 per binade of |x| covered (about 1,700 per decade), 8 bytes each, stored sparsely.
 //! A block's sketch keys are sorted and merged once per cell, so adding a value costs its two
 //! exact sums and one key, with no logarithm.
 
@@ -114,12 +114,13 @@ impl ExactSum {
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Buckets {
     keys: Vec<u32>,
-    counts: Vec<u64>,
+    /// u32: runs hold at most 1e9 members
+    counts: Vec<u32>,
 }
 
 impl Buckets {
     /// Merge sorted, distinct (key, count) runs into self (a linear merge).
-    fn merge_sorted(&mut self, keys: &[u32], counts: &[u64]) {
+    fn merge_sorted(&mut self, keys: &[u32], counts: &[u32]) {
         if keys.is_empty() {
             return;
         }
@@ -143,7 +144,7 @@ impl Buckets {
                 j += 1;
             } else {
                 mk.push(keys[j]);
-                mc.push(self.counts[i] + counts[j]);
+                mc.push(self.counts[i].saturating_add(counts[j]));
                 i += 1;
                 j += 1;
             }
@@ -157,7 +158,7 @@ impl Buckets {
     }
 
     fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts.iter().map(|&c| c as u64).sum()
     }
 }
 
@@ -206,7 +207,7 @@ const ZERO_KEY: u32 = u32::MAX;
 
 /// Fold one block's pending keys (any order) into the cell's buckets: sorted and counted in
 /// the scratch buffers, then merged once.
-fn fold_keys(cell: &mut Cell, pending: &mut [u32], keys: &mut Vec<u32>, counts: &mut Vec<u64>) {
+fn fold_keys(cell: &mut Cell, pending: &mut [u32], keys: &mut Vec<u32>, counts: &mut Vec<u32>) {
     pending.sort_unstable();
     for neg in [false, true] {
         keys.clear();
@@ -289,7 +290,7 @@ impl Cell {
         let mut seen = 0u64;
         // negative values: largest magnitude first
         for (&key, &c) in self.neg.keys.iter().zip(&self.neg.counts).rev() {
-            seen += c;
+            seen += c as u64;
             if k < seen {
                 return -representative(key);
             }
@@ -299,7 +300,7 @@ impl Cell {
             return 0.0;
         }
         for (&key, &c) in self.pos.keys.iter().zip(&self.pos.counts) {
-            seen += c;
+            seen += c as u64;
             if k < seen {
                 return representative(key);
             }
@@ -396,7 +397,7 @@ impl StatsAccumulator {
             put_u64(w, c.zero)?;
             for b in [&c.pos, &c.neg] {
                 put_u64(w, b.keys.len() as u64)?;
-                let mut bytes = Vec::with_capacity(b.keys.len() * 12);
+                let mut bytes = Vec::with_capacity(b.keys.len() * 8);
                 for (&k, &n) in b.keys.iter().zip(&b.counts) {
                     bytes.extend_from_slice(&k.to_le_bytes());
                     bytes.extend_from_slice(&n.to_le_bytes());
@@ -444,11 +445,11 @@ impl StatsAccumulator {
                 if len > 1 << 21 {
                     return Err(bad("bucket count".into()));
                 }
-                let mut bytes = vec![0u8; len * 12];
+                let mut bytes = vec![0u8; len * 8];
                 r.read_exact(&mut bytes)?;
-                for e in bytes.chunks_exact(12) {
+                for e in bytes.chunks_exact(8) {
                     b.keys.push(u32::from_le_bytes(e[..4].try_into().expect("4 bytes")));
-                    b.counts.push(u64::from_le_bytes(e[4..].try_into().expect("8 bytes")));
+                    b.counts.push(u32::from_le_bytes(e[4..].try_into().expect("4 bytes")));
                 }
                 if b.keys.windows(2).any(|w| w[0] >= w[1]) || b.counts.contains(&0) {
                     return Err(bad("bucket keys out of order".into()));

@@ -104,24 +104,18 @@ pub(super) fn drive(
         let lo = b * block;
         (lo, local.slice(lo..(lo + block).min(n)))
     };
-    if workers.len() == 1 {
-        let w = &mut workers[0];
-        for &b in &pending {
-            opts.run.check_cancelled()?;
-            let (lo, sub) = slice(b);
-            let t = Instant::now();
-            let out = w.compute(&sub, b, opts.on_device_loss)?;
-            sink.progress.notes.append(&mut w.notes);
-            sink.absorb(b, lo, &sub, out, t.elapsed().as_secs_f64(), w.engine.name(), &w.engine.device_name())?;
-        }
-    } else {
-        // One thread per device pulls the next pending block; results are absorbed here, in
-        // completion order (the accumulator is exact and order-independent, and the block files
-        // are assembled in member order at the end, so the output does not depend on it).
+    // One thread per device pulls the next pending block; results are absorbed here, in
+    // completion order (the accumulator is exact and order-independent, and the block files
+    // are assembled in member order at the end, so the output does not depend on it). With one
+    // device this overlaps the next block's integration with this block's statistics, block
+    // files and checkpoint. The channel has no buffer: a worker hands its block over only when
+    // the absorber takes it, so at most one block per device waits beside the one absorbed.
+    let single_device = (workers.len() == 1).then(|| workers[0].engine.device_name());
+    {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| -> Result<()> {
-            let (tx, rx) = std::sync::mpsc::channel();
+            let (tx, rx) = std::sync::mpsc::sync_channel(0);
             for w in workers.iter_mut() {
                 let (tx, next, stop, pending, slice) = (tx.clone(), &next, &stop, &pending, &slice);
                 scope.spawn(move || loop {
@@ -134,14 +128,13 @@ pub(super) fn drive(
                     let t = Instant::now();
                     let r = w.compute(&sub, b, opts.on_device_loss);
                     let failed = r.is_err();
-                    let _ = tx.send((b, lo, sub, r, t.elapsed().as_secs_f64(), w.engine.name(), std::mem::take(&mut w.notes)));
-                    if failed {
+                    if tx.send((b, lo, sub, r, t.elapsed().as_secs_f64(), w.engine.name(), std::mem::take(&mut w.notes))).is_err() || failed {
                         break;
                     }
                 });
             }
             drop(tx);
-            for (b, lo, sub, r, wall, name, mut notes) in rx {
+            for (b, lo, sub, r, wall, name, mut notes) in rx.iter() {
                 sink.progress.notes.append(&mut notes);
                 let out = match r {
                     Ok(out) => out,
@@ -150,7 +143,8 @@ pub(super) fn drive(
                         return Err(e);
                     }
                 };
-                if let Err(e) = sink.absorb(b, lo, &sub, out, wall, name, "several devices") {
+                let device = single_device.as_deref().unwrap_or("several devices");
+                if let Err(e) = sink.absorb(b, lo, &sub, out, wall, name, device) {
                     stop.store(true, std::sync::atomic::Ordering::SeqCst);
                     return Err(e);
                 }
