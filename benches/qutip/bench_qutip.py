@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 
+sys.dont_write_bytecode = True  # no __pycache__ left in benches/
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import bloch_job  # noqa: E402  (bloch-1k's operators, members and closed form)
 
