@@ -24,6 +24,10 @@ import time
 
 import numpy as np
 
+sys.dont_write_bytecode = True  # no __pycache__ left in benches/
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import bloch_job  # noqa: E402  (bloch-1k's operators, members and closed form)
+
 try:
     import qutip
     from qutip import Qobj, mesolve, parallel_map, tensor, qeye
@@ -69,30 +73,26 @@ def destroy_op(nf, dtype):
 
 
 def bloch_setup(args):
-    wb, j, gamma = 1.0, 1.0, 0.05
-    sm, sp, sz, sx, sy, i2 = qubit_ops(args.dtype)
-    sm_c, sm_b = tensor(sm, i2), tensor(i2, sm)  # (charger, battery), charger left
-    sp_c, sp_b = sm_c.dag(), sm_b.dag()
-    h = wb * (sp_c * sm_c + sp_b * sm_b) + j * (sp_c * sm_b + sm_c * sp_b)
-    c_ops = [math.sqrt(gamma) * sm_c]
-    h_b = wb * sp_b * sm_b  # H_B on the full space: Tr(rho H_B) = Tr(rho_b H_B)
-    rng = np.random.default_rng(args.seed)
-    total = 1_000
-    u, v = rng.random(total), rng.random(total)
-    theta = np.arccos(1.0 - 2.0 * u)
-    phi = 2.0 * np.pi * v
+    # operators, members and closed form shared with the dynamiqs bench (../bloch_job.py)
+    cfg = bloch_job.read_config(args.config)
+    h, jump, h_b = (Qobj(o, dims=[[2, 2], [2, 2]]).to(args.dtype) for o in bloch_job.operators(cfg))
+    c_ops = [jump]  # H_B on the full space: Tr(rho H_B) = Tr(rho_b H_B)
+    if args.qbat_out:
+        theta, phi, qbat_energy, _ = bloch_job.qbat_members(args.qbat_out)
+    else:
+        theta, phi = bloch_job.numpy_angles(cfg["size"], args.seed)
+        qbat_energy = None
+    total = len(theta)
     idx = member_indices(total, args.members)
-    g_ket, e_ket = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-    states = []
-    for i in idx:
-        c = math.cos(theta[i] / 2) * g_ket + np.exp(1j * phi[i]) * math.sin(theta[i] / 2) * e_ket
-        psi = np.kron(c, g_ket)  # battery |g>
-        states.append(Qobj(psi.reshape(4, 1), dims=[[2, 2], [1, 1]]).to(args.dtype))
-    tlist = np.linspace(0.0, 20.0, 2001)
+    psis = bloch_job.kets(theta[idx], phi[idx])
+    states = [Qobj(psi, dims=[[2, 2], [1, 1]]).to(args.dtype) for psi in psis]
+    tlist = bloch_job.times(cfg)
     values = [(int(i), s) for i, s in zip(idx, states)]
     shared = dict(h=h, c_ops=c_ops, e_ops=[h_b])
-    meta = dict(params=dict(wb=wb, j=j, gamma=gamma), seed=args.seed, total_members=total,
-                theta=theta[idx].tolist(), phi=phi[idx].tolist())
+    meta = dict(params={k: cfg[k] for k in ("wb", "j", "gamma")}, seed=args.seed, total_members=total,
+                theta=theta[idx].tolist(), phi=phi[idx].tolist(), cfg=cfg,
+                qbat_energy=None if qbat_energy is None else qbat_energy[idx],
+                members_from=f"qbat-gpu run {args.qbat_out}" if args.qbat_out else f"numpy.random.default_rng({args.seed})")
     return values, shared, tlist, meta
 
 
@@ -161,13 +161,7 @@ def dicke_setup(args, total):
     return values, shared, tlist, meta
 
 
-def member_indices(total, members):
-    """All members, or an evenly spread subset of `members` of them (first and last included)."""
-    if members is None or members >= total:
-        return np.arange(total)
-    if members < 1:
-        raise SystemExit("error: --members must be >= 1")
-    return np.unique(np.round(np.linspace(0, total - 1, members)).astype(int))
+member_indices = bloch_job.member_indices
 
 
 # ---------------------------------------------------------------- tasks (run in workers)
@@ -189,12 +183,6 @@ def cavity_task(value, shared, tlist, options):
 
 # ---------------------------------------------------------------- driver
 
-def bloch_closed_form(theta, tlist, wb=1.0, j=1.0, gamma=0.05):
-    G = math.sqrt(j * j - gamma * gamma / 16)
-    s2 = np.sin(np.asarray(theta) / 2) ** 2
-    return wb * s2[:, None] * (j / G) ** 2 * np.sin(G * tlist)[None, :] ** 2 * np.exp(-gamma * tlist / 2)[None, :]
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--job", required=True, choices=JOBS)
@@ -207,6 +195,10 @@ def main(argv=None):
     p.add_argument("--method", default="adams", help="mesolve integrator (default: adams, mesolve's default)")
     p.add_argument("--dtype", default="CSR", help="QuTiP data layer of the operators: CSR (default) or Dense")
     p.add_argument("--seed", type=int, default=1, help="numpy RNG seed of the bloch states (default 1)")
+    p.add_argument("--config", default=None,
+                   help="bloch-1k: the job's TOML (`qbat-gpu bench bloch-1k --print-config`); default: its values")
+    p.add_argument("--qbat-out", default=None,
+                   help="bloch-1k: take the members (theta, phi) from this `qbat-gpu run --format npy` directory")
     p.add_argument("--no-check", action="store_true", help="skip the cavity accuracy re-run")
     args = p.parse_args(argv)
 
@@ -253,10 +245,13 @@ def main(argv=None):
         "params": meta["params"],
     }
     if args.job == "bloch-1k":
-        exact = bloch_closed_form(meta["theta"], tlist)
+        exact = bloch_job.closed_form(meta["theta"], tlist, meta["cfg"])
         out["max_abs_error"] = float(np.max(np.abs(series - exact)))
         out["error_reference"] = "closed form energy_b (paper 004, with decay), all members, all samples"
         out["seed"] = meta["seed"]
+        out["members_from"] = meta["members_from"]
+        if meta["qbat_energy"] is not None:
+            out["max_abs_dev_qbat"] = float(np.max(np.abs(series - meta["qbat_energy"])))
         out["measure"] = "energy_b"
     else:
         k = min(4, m)
@@ -286,6 +281,8 @@ def main(argv=None):
     print(f"per member    : {wall / m * 1e3:.3f} ms" + (f"  -> full job ~{out['extrapolated_wall_s']:.1f} s" if m < total else ""))
     err = out["max_abs_error"]
     print(f"max abs error : {err:.3e}  [{out['error_reference']}]" if err is not None else "max abs error : n/a")
+    if out.get("max_abs_dev_qbat") is not None:
+        print(f"vs qbat-gpu   : {out['max_abs_dev_qbat']:.3e}  [max |energy_b - qbat-gpu's series.npy|]")
     print(f"integrator    : mesolve {args.method}, atol={args.atol:g}, rtol={args.rtol:g}, data {args.dtype}")
     if "first_member_stored_energy_b" in out:
         pk = out["first_member_stored_energy_b"]
