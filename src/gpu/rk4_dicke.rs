@@ -345,3 +345,44 @@ pub fn run_dicke_gpu(ctx: &GpuContext, job: &DickeJob, precision: Precision, opt
     }
     Ok(result)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::dicke::DickeCoeffs;
+    use crate::job::Schedule;
+    use crate::linalg::CMat;
+
+    fn init(_: usize) -> CMat {
+        CMat::zeros(1, 1)
+    }
+
+    fn job(members: usize, n_cells: usize, n_fock: usize, samples: usize) -> DickeJob<'static> {
+        let c = DickeCoeffs { n_cells, n_fock, wc: 1.0, wa: 1.0, g: 0.1, tavis_cummings: false, kappa: 0.05, gamma: 0.02 };
+        let times: Vec<f64> = (0..samples).map(|i| i as f64 * 0.1).collect();
+        DickeJob { n_cells, n_fock, points: vec![c], member_point: vec![0; members], initial: &init, schedule: Schedule::new(0.01, &times), parity_only: true }
+    }
+
+    #[test]
+    fn dicke_1k_chunks_fit_the_buffer_limit_and_the_budget() {
+        // lavapipe-like limits: 128 MiB per binding
+        let limits = wgpu::Limits { max_storage_buffer_binding_size: 128 << 20, max_buffer_size: 2 << 30, ..wgpu::Limits::default() };
+        let j = job(1000, 8, 24, 101);
+        let p = plan_dicke(&j, Precision::F32, &limits, &CavityGpuOptions::default()).unwrap();
+        // dim 225: 25,425 packed entries, 4 matrices of vec2<f32>
+        assert_eq!((p.layout.dim, p.layout.n_packed), (225, 25_425));
+        let work = 4 * 25_425 * 8u64;
+        assert_eq!(p.max_members_per_chunk as u64, (128u64 << 20) / work);
+        assert!(p.bound_by.contains("state"), "{}", p.bound_by);
+        let ranges = p.chunk_ranges();
+        assert_eq!((ranges.first().unwrap().start, ranges.last().unwrap().end), (0, 1000));
+        assert!(ranges.iter().all(|r| r.len() <= p.max_members_per_chunk && r.len() as u64 * work <= p.buffer_cap_bytes));
+        // a small budget binds instead
+        let opts = CavityGpuOptions { max_chunk_bytes: Some(64 << 20), ..Default::default() };
+        let p = plan_dicke(&j, Precision::F32, &limits, &opts).unwrap();
+        assert!(p.bound_by.contains("budget") && p.max_members_per_chunk as u64 * p.bytes_per_member + p.shared_bytes <= 64 << 20);
+        // the loop costs of a step and a sample fit a dispatch
+        let (step, sample) = p.layout.loop_costs();
+        assert!(step + sample < LOOP_ITERATIONS_PER_DISPATCH);
+    }
+}
