@@ -388,3 +388,68 @@ fn auto_fock_covers_the_tavis_cummings_excitations_and_the_coherent_tail() {
     let c = n_fock - 2 - 5;
     assert!(tail(c) < 1e-12 && tail(c - 1) >= 1e-12, "cutoff {n_fock}: tails {} {}", tail(c), tail(c - 1));
 }
+
+/// The twin's state after `steps` RK4 steps of dt from the plan's member 0, unpacked.
+fn twin_state<R: qbat_gpu::twin::Real>(plan: &Plan, parity_only: bool, steps: usize, dt: f64) -> CMat {
+    use qbat_gpu::engine::dicke::{dicke_coeffs, pack_state};
+    use qbat_gpu::twin::rk4_dicke::{DickeOps, DickeWork};
+    let coeffs = dicke_coeffs(&plan.points[plan.members[0].point]).unwrap();
+    let ops = DickeOps::<R>::new(&coeffs, parity_only);
+    let mut x = pack_state::<R>(&plan.initial_state(&plan.members[0]));
+    let mut w = DickeWork::new(ops.n_packed());
+    for _ in 0..steps {
+        w.step(&ops, &mut x, dt);
+    }
+    let x64: Vec<_> = x.iter().map(|z| qbat_gpu::twin::rk4_cavity::Cx::new(z.re.to_f64(), z.im.to_f64())).collect();
+    qbat_gpu::engine::dicke::unpack_state(&x64, coeffs.dim())
+}
+
+/// The reference's state after `steps` steps of dt from member 0.
+fn reference_state(plan: &Plan, steps: usize, dt: f64) -> CMat {
+    let sys = &plan.systems[plan.members[0].point];
+    let sched = qbat_gpu::job::Schedule::new(dt, &[steps as f64 * dt]);
+    let st = qbat_gpu::reference::integrate(&qbat_gpu::reference::LindbladRhs::new(sys), &plan.initial_state(&plan.members[0]), None, &sched);
+    st.last().unwrap().rho.clone()
+}
+
+fn max_diff(a: &CMat, b: &CMat) -> f64 {
+    (a - b).iter().map(|z| z.norm()).fold(0.0, f64::max)
+}
+
+#[test]
+fn parity_superselection_holds_and_the_structured_twin_uses_it_only_where_valid() {
+    use qbat_gpu::job::dicke::{parity, parity_definite};
+    let (steps, dt) = (300, 0.01);
+    let base = "model = \"dicke\"\n[params]\nn_cells = 3\nn_fock = 6\nwc = 1.1\nwa = 0.9\ng = 0.35\nkappa = 0.15\ngamma = 0.1\n";
+    for coupling in ["dicke", "tavis-cummings"] {
+        // Fock and Dicke starts (parity-definite), a coherent start (parity-mixed)
+        for (start, definite) in [("photons = 3\n", true), ("photons = 2\ndicke_m = 0.5\n", true), ("alpha = [0.8, 0.3]\n", false)] {
+            let cfg = format!("{base}coupling = \"{coupling}\"\n{start}[time]\ndt = {dt}\nt_end = 3.0\nsamples = 2\n");
+            let plan = parse_plan(&cfg, &Overrides::default()).unwrap();
+            let rho0 = plan.initial_state(&plan.members[0]);
+            assert_eq!(parity_definite(&rho0, 6), definite, "{coupling} {start}");
+            let want = reference_state(&plan, steps, dt);
+            // the claim, on the reference: a parity-definite start keeps every cross-parity
+            // entry at 0 under both couplings and both dissipators
+            let cross = (0..want.nrows()).flat_map(|i| (0..want.nrows()).map(move |j| (i, j))).filter(|&(i, j)| parity(i, 6) != parity(j, 6)).map(|(i, j)| want[(i, j)].norm()).fold(0.0, f64::max);
+            if definite {
+                assert!(cross < 1e-15, "{coupling} {start}: cross-parity entry {cross:e}");
+            } else {
+                assert!(cross > 1e-3, "{coupling} {start}: the coherent start should mix parities ({cross:e})");
+            }
+            // the structured twin in f64: the general path always, the parity path where valid
+            let general = twin_state::<f64>(&plan, false, steps, dt);
+            assert!(max_diff(&general, &want) < 1e-10, "{coupling} {start}: general path {:e}", max_diff(&general, &want));
+            let fast = twin_state::<f64>(&plan, true, steps, dt);
+            let dev = max_diff(&fast, &want);
+            if definite {
+                assert!(dev < 1e-10, "{coupling} {start}: parity path {dev:e}");
+            } else {
+                assert!(dev > 1e-3, "{coupling} {start}: the parity path must not fit a parity-mixed state ({dev:e})");
+            }
+            // in f32 the same loops, to f32 rounding
+            let f32s = twin_state::<f32>(&plan, definite, steps, dt);
+            assert!(max_diff(&f32s, &want) < 2e-5, "{coupling} {start}: f32 twin {:e}", max_diff(&f32s, &want));
+        }
+    }
+}

@@ -6,7 +6,7 @@ mod common;
 
 /// the cavity kernel
 mod gpu_cavity;
-/// dicke on --backend gpu (no kernel yet: the CPU engine, with a note)
+/// the dicke kernel
 mod gpu_dicke;
 /// the GPU engine through run_plan and the binary
 mod gpu_pipeline;

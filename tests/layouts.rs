@@ -120,3 +120,33 @@ fn cavity_constants_match_the_shader() {
     }
     assert_eq!(workgroup_size(&m), cavity::WORKGROUP_SIZE);
 }
+
+#[test]
+fn dicke_params_match_the_shader() {
+    use qbat_gpu::job::dicke;
+    let m = module("rk4_dicke");
+    let rust = rust_layout!(dicke::Params {
+        n_members, n_cells, n_fock, dim, n_list, n_packed, n_samples, piece_begin, piece_end, flags, member_stride, param_stride, out_stride, off_rows, off_pieces, off_weights, off_steps, steps_expected, _pad0, _pad1
+    });
+    assert_eq!(struct_layout(&m, "Params"), rust);
+}
+
+#[test]
+fn dicke_constants_match_the_shader() {
+    use qbat_gpu::job::dicke;
+    let k = "rk4_dicke";
+    let m = module(k);
+    let c = constants(&m);
+    for (name, v) in [
+        ("WG", dicke::WORKGROUP_SIZE),
+        ("NO_SAMPLE", NO_SAMPLE),
+        ("ROW_U32", dicke::ROW_U32 as u32),
+        ("ROW_REALS", dicke::ROW_REALS as u32),
+        ("F_UNCOUPLED", dicke::F_UNCOUPLED),
+    ] {
+        expect_const(&c, k, name, v);
+    }
+    assert_eq!(workgroup_size(&m), dicke::WORKGROUP_SIZE);
+    // the kernel writes out_stride reals per sample: (N + 1)^2 complex and 4 sums
+    assert_eq!(dicke::out_stride(3), 2 * 16 + dicke::SAMPLE_EXTRA);
+}

@@ -45,8 +45,16 @@ pub fn device_peak(name: &str) -> Option<(f64, f64)> {
 pub fn floor(plan: &Plan, device: &str, precision_bytes: f64) -> Floor {
     let steps = plan.schedule.total_steps().max(1) as f64;
     let samples = plan.schedule.times.len() as f64;
-    // dicke has no kernel yet: it is costed as the cavity kernel's element model at its dim.
-    let (flop, bytes) = if plan.is_cavity() || plan.is_dicke() {
+    let (flop, bytes) = if plan.is_dicke() {
+        // rk4_dicke.wgsl: the element table (same-parity pairs for a parity-definite start);
+        // about 70 flop per element per stage (10 gathers, 8 coupling products, the diagonal,
+        // two jumps, the stage update), 4 stages; per element and stage about 10 reals moved
+        // (the source read once, X, acc in and out, the stage output).
+        let qbat_gpu::model::Space::Dicke { n_cells, n_fock } = plan.space else { unreachable!("a dicke plan") };
+        let parity = plan.members.first().is_some_and(|m| qbat_gpu::job::dicke::parity_definite(&plan.initial_state(m), n_fock));
+        let elems = qbat_gpu::job::dicke::element_table(n_cells, n_fock, parity).len() as f64;
+        (4.0 * 70.0 * elems, 4.0 * 10.0 * precision_bytes * elems)
+    } else if plan.is_cavity() {
         // rk4_cavity.wgsl: packed upper triangle, dim (dim + 1)/2 elements; about 40 flop per
         // element per stage (gather, jumps and the folded stage update), 4 stages; each matrix
         // read once per stage, about 34 reals moved per element per step.

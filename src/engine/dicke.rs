@@ -1,16 +1,28 @@
 //! The `dicke` model on the engines (docs/physics.md "dicke"): the structured f64 engine
-//! (`twin::rk4_dicke`, rayon over members) for `--backend cpu`, and for `--backend gpu` until a
-//! kernel exists (with a note); the f64 reference for `--backend reference`. The measures are
-//! `measures::dicke`'s, from the full state at each sample.
+//! (`twin::rk4_dicke`, rayon over members) for `--backend cpu`, the `rk4_dicke` kernel for
+//! `--backend gpu`, the f64 reference for `--backend reference`. The measures are
+//! `measures::dicke`'s, from the reduced cell state and four sums over the full state at each
+//! sample (`DickeSample`), as the kernel returns them.
 
-use super::{reference::run_reference, update_peaks, Engine, EngineOutput, RunOptions};
+use super::{progress_bar, reference::run_reference, update_peaks, ChunkProgress, Engine, EngineOutput, RunOptions};
+use crate::error::QbatError;
+use crate::gpu::rk4_cavity::CavityGpuOptions;
+use crate::gpu::rk4_dicke::run_dicke_gpu;
+use crate::gpu::GpuContext;
+use crate::job::dicke::DickeJob;
+use crate::model::Space;
+use rayon::prelude::*;
+use std::time::Instant;
 use crate::config::{Member, Plan};
 use crate::error::Result;
 use crate::job::dicke::DickeCoeffs;
 use crate::job::{Peak, Precision, SegmentEnd, PEAK_MEASURES};
 use crate::linalg::{CMat, C64};
-use crate::measures::{evaluate, Measure, MeasureContext, Sample};
+use crate::job::dicke::{packed, parity_definite};
+use crate::measures::dicke::{evaluate_sample, DickeSample};
+use crate::measures::{Measure, MeasureContext};
 use crate::model::{dicke, real, Params};
+use crate::twin::rk4_cavity::Cx;
 use crate::twin::rk4_dicke::{DickeOps, DickeWork};
 
 /// Coefficients of a dicke point for the structured engine.
@@ -28,21 +40,52 @@ pub fn dicke_coeffs(p: &Params) -> Result<DickeCoeffs> {
     })
 }
 
+/// The packed upper triangle of a dim-square matrix (`job::dicke::packed`).
+pub fn pack_state<R: crate::twin::Real>(rho: &CMat) -> Vec<Cx<R>> {
+    let dim = rho.nrows();
+    let mut x = Vec::with_capacity(dim * (dim + 1) / 2);
+    for r in 0..dim {
+        for c in r..dim {
+            x.push(Cx::new(R::from_f64(rho[(r, c)].re), R::from_f64(rho[(r, c)].im)));
+        }
+    }
+    x
+}
+
+/// The full Hermitian matrix of a packed upper triangle.
+pub fn unpack_state(x: &[Cx<f64>], dim: usize) -> CMat {
+    CMat::from_fn(dim, dim, |r, c| {
+        let z = x[packed(r.min(c), r.max(c), dim)];
+        C64::new(z.re, if r <= c { z.im } else { -z.im })
+    })
+}
+
+/// A sample's sums (`DickeOps::sample`, or the kernel's `out`) as the measures' input.
+pub fn dicke_sample(o: &[f64], n_cells: usize, min_eigenvalue: Option<f64>) -> DickeSample {
+    let q = n_cells + 1;
+    let rb = CMat::from_fn(q, q, |a, b| C64::new(o[2 * (a * q + b)], o[2 * (a * q + b) + 1]));
+    let e = &o[2 * q * q..];
+    DickeSample { rb, trace: e[0], photon_number: e[1], fock_tail: e[2], purity: e[3], min_eigenvalue }
+}
+
 /// Integrate one member on the structured f64 engine; values [sample][measure], peaks.
 pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
     let sys = &plan.systems[m.point];
     let coeffs = dicke_coeffs(&plan.points[m.point])?;
     let dim = coeffs.dim();
-    let ops = DickeOps::new(&coeffs);
-    // `[protocol] switch_off`: the cavity-cell coupling g is off after T.
-    let ops_off = plan.schedule.switch_segment().map(|_| DickeOps::new(&coeffs.uncoupled()));
     let rho0 = plan.initial_state(m);
+    // A parity-definite start stays so: step the same-parity pairs only.
+    let parity_only = parity_definite(&rho0, coeffs.n_fock);
+    let ops = DickeOps::<f64>::new(&coeffs, parity_only);
+    // `[protocol] switch_off`: the cavity-cell coupling g is off after T.
+    let ops_off = plan.schedule.switch_segment().map(|_| DickeOps::new(&coeffs.uncoupled(), parity_only));
     let ctx = MeasureContext::new(sys, &rho0);
-    let mut x: Vec<C64> = (0..dim * dim).map(|i| rho0[(i / dim, i % dim)]).collect();
-    let mut work = DickeWork::new(dim);
+    let mut x = pack_state::<f64>(&rho0);
+    let mut work = DickeWork::new(ops.n_packed());
     let mut list: Vec<Measure> = plan.measures.clone();
     list.extend(PEAK_MEASURES);
     let nm = plan.measures.len();
+    let want_min_eig = list.contains(&Measure::MinEigenvalue);
     let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
     let mut peaks = [Peak::default(); 4];
     let mut gen = &ops;
@@ -61,28 +104,116 @@ pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
             }
         };
         let t = plan.schedule.times[s];
-        let rho = CMat::from_fn(dim, dim, |r, c| x[r * dim + c]);
-        let v = evaluate(&list, &ctx, &Sample { t, rho: &rho, y: None });
+        // min_eigenvalue alone needs the full state
+        let min_eig = want_min_eig.then(|| crate::measures::health::min_eigenvalue(&unpack_state(&x, dim)));
+        let v = evaluate_sample(&list, &ctx, t, &dicke_sample(&ops.sample(&x), coeffs.n_cells, min_eig), coeffs.n_cells);
         values.extend_from_slice(&v[..nm]);
         update_peaks(&mut peaks, s, t, &v[nm..]);
     }
     Ok((values, peaks))
 }
 
-/// Run a dicke plan: the reference engine for `--backend reference`, else the structured
-/// f64 engine in parallel over members.
+/// Run a dicke plan: the reference engine for `--backend reference`, the GPU kernel for
+/// `--backend gpu` (and `auto` with an adapter), else the structured f64 engine in parallel
+/// over members.
 pub fn run_dicke(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
-    if matches!(engine, Engine::Reference) {
-        let (values, peaks) = run_reference(plan, opts)?;
-        return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0));
+    match engine {
+        Engine::Reference => {
+            let (values, peaks) = run_reference(plan, opts)?;
+            Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0))
+        }
+        Engine::Gpu(ctx) => run_dicke_gpu_engine(plan, opts, ctx),
+        Engine::Cpu => {
+            let (values, peaks) = super::per_member(plan, opts, "cpu f64 (dicke)", |m| dicke_member(plan, m))?;
+            Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0))
+        }
     }
-    let (values, peaks) = super::per_member(plan, opts, "cpu f64 (dicke)", |m| dicke_member(plan, m))?;
-    let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
-    if matches!(engine, Engine::Gpu(_)) {
-        let note = "dicke has no GPU kernel yet: it ran on the structured f64 CPU engine".to_string();
+}
+
+/// The GPU job of a dicke plan; `initial` builds member i's initial state. The parity path
+/// is taken when every member starts parity-definite.
+pub fn dicke_job<'a>(plan: &Plan, initial: &'a (dyn Fn(usize) -> CMat + Sync)) -> Result<DickeJob<'a>> {
+    let Space::Dicke { n_cells, n_fock } = plan.space else {
+        return Err(QbatError::invalid("model", "the dicke engine runs dicke plans only"));
+    };
+    let points = plan.points.iter().map(dicke_coeffs).collect::<Result<Vec<_>>>()?;
+    let parity_only = (0..plan.members.len()).into_par_iter().all(|i| parity_definite(&initial(i), n_fock));
+    Ok(DickeJob {
+        n_cells,
+        n_fock,
+        points,
+        member_point: plan.members.iter().map(|m| m.point as u32).collect(),
+        initial,
+        schedule: plan.schedule.clone(),
+        parity_only,
+    })
+}
+
+/// dicke on the GPU kernel, the measures on the host from the reduced cell state and the
+/// kernel's sums. min_eigenvalue needs the full state, which the kernel never returns: asked
+/// for, it is an error; among the default measures, it is left out with a note.
+fn run_dicke_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Result<EngineOutput> {
+    let mut notes = vec![];
+    let mut measures = plan.measures.clone();
+    if measures.contains(&Measure::MinEigenvalue) {
+        if plan.config_json.get("output").and_then(|o| o.get("measures")).is_some() {
+            return Err(QbatError::invalid(
+                "output.measures",
+                "min_eigenvalue needs the full dicke state, which the GPU engine does not keep (it returns the reduced cell state); use --backend cpu, or leave min_eigenvalue out",
+            ));
+        }
+        measures.retain(|m| *m != Measure::MinEigenvalue);
+        let note = "min_eigenvalue needs the full dicke state, which the GPU engine does not keep: left out of the default measures (--backend cpu gives it)".to_string();
         eprintln!("note: {note}");
-        out.notes.push(note);
-        out.ran_on = Some(("cpu", Engine::Cpu.device_name()));
+        notes.push(note);
     }
-    Ok(out)
+    let t = Instant::now();
+    let initial = |i: usize| plan.initial_state(&plan.members[i]);
+    let job = dicke_job(plan, &initial)?;
+    let ensemble = t.elapsed().as_secs_f64();
+    let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {} (dicke)", opts.precision.name()));
+    let gopts = CavityGpuOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
+    let chunks = ChunkProgress::new(opts);
+    let r = run_dicke_gpu(ctx, &job, opts.precision, &gopts, &|done| {
+        pb.set_position(done);
+        chunks.report(done)
+    })?;
+    pb.finish_and_clear();
+    let th = Instant::now();
+    let n = job.n_cells;
+    let mut list = measures.clone();
+    list.extend(PEAK_MEASURES);
+    let nm = measures.len();
+    let per: Vec<(Vec<f64>, [Peak; 4])> = (0..plan.members.len())
+        .into_par_iter()
+        .map(|i| {
+            let m = &plan.members[i];
+            let ctx = MeasureContext::new(&plan.systems[m.point], &initial(i));
+            let mut values = Vec::with_capacity(r.n_samples * nm);
+            let mut peaks = [Peak::default(); 4];
+            for (s, &t) in plan.schedule.times.iter().enumerate() {
+                let v = evaluate_sample(&list, &ctx, t, &dicke_sample(r.sample(i, s), n, None), n);
+                values.extend_from_slice(&v[..nm]);
+                update_peaks(&mut peaks, s, t, &v[nm..]);
+            }
+            (values, peaks)
+        })
+        .collect();
+    let mut values = Vec::with_capacity(plan.members.len() * r.n_samples * nm);
+    let mut peaks = Vec::with_capacity(plan.members.len() * 4);
+    for (v, p) in per {
+        values.extend(v);
+        peaks.extend(p);
+    }
+    Ok(EngineOutput {
+        measures,
+        values,
+        peaks,
+        precision: opts.precision,
+        ensemble,
+        host_measures: th.elapsed().as_secs_f64(),
+        notes,
+        engine_plan: serde_json::to_value(&r.plan).ok(),
+        ran_on: None,
+    })
 }

@@ -7,6 +7,7 @@ pub mod buffers;
 pub mod context;
 pub mod pinning;
 pub mod rk4_cavity;
+pub mod rk4_dicke;
 pub mod rk4_two_qubit;
 pub mod runtime_dir;
 
@@ -21,6 +22,7 @@ use crate::error::{QbatError, Result};
 pub const SHADERS: &[(&str, &str)] = &[
     ("rk4_two_qubit", include_str!("../../shaders/rk4_two_qubit.wgsl")),
     ("rk4_cavity", include_str!("../../shaders/rk4_cavity.wgsl")),
+    ("rk4_dicke", include_str!("../../shaders/rk4_dicke.wgsl")),
 ];
 
 /// The prelude that fixes the working precision: the kernels are written once over `real`.

@@ -99,12 +99,48 @@ impl Cells {
     }
 }
 
+/// What the dicke measures need of a sample: the reduced cell state and four sums over the
+/// full state (what the GPU kernel returns per sample); `min_eigenvalue` only where asked
+/// for (it needs the full state).
+pub struct DickeSample {
+    pub rb: CMat,
+    pub trace: f64,
+    pub photon_number: f64,
+    pub fock_tail: f64,
+    /// Tr rho^2 = sum_ij |rho_ij|^2 of the full state.
+    pub purity: f64,
+    pub min_eigenvalue: Option<f64>,
+}
+
+impl DickeSample {
+    /// From the full state, every measure's input.
+    pub fn from_full(rho: &CMat, n: usize, n_fock: usize, with_min_eigenvalue: bool) -> DickeSample {
+        DickeSample {
+            rb: reduced_cells(rho, n, n_fock),
+            trace: rho.trace().re,
+            photon_number: photon_number(rho, n + 1, n_fock),
+            fock_tail: fock_tail(rho, n + 1, n_fock),
+            purity: coherence::purity(rho),
+            min_eigenvalue: with_min_eigenvalue.then(|| health::min_eigenvalue(rho)),
+        }
+    }
+}
+
 /// Values in the order of `list` for the dicke space; NaN for a measure that does not apply.
 pub fn evaluate(list: &[Measure], ctx: &MeasureContext, s: &Sample, n: usize, n_fock: usize) -> Vec<f64> {
     if !is_finite(s.rho) {
         return vec![f64::NAN; list.len()];
     }
-    let st = Cells { rb: reduced_cells(s.rho, n, n_fock), lam: Default::default() };
+    let d = DickeSample::from_full(s.rho, n, n_fock, list.contains(&MinEigenvalue));
+    evaluate_sample(list, ctx, s.t, &d, n)
+}
+
+/// The measures from a [`DickeSample`] at time t (NaN for min_eigenvalue without it).
+pub fn evaluate_sample(list: &[Measure], ctx: &MeasureContext, t: f64, d: &DickeSample, n: usize) -> Vec<f64> {
+    if !is_finite(&d.rb) || ![d.trace, d.photon_number, d.fock_tail, d.purity].iter().all(|x| x.is_finite()) {
+        return vec![f64::NAN; list.len()];
+    }
+    let st = Cells { rb: d.rb.clone(), lam: Default::default() };
     let hb = &ctx.h_battery;
     let wa = if n > 0 { hb[(1, 1)].re } else { 0.0 };
     let e = energy::energy(&st.rb, hb);
@@ -117,15 +153,15 @@ pub fn evaluate(list: &[Measure], ctx: &MeasureContext, s: &Sample, n: usize, n_
             ErgotropyB => e - pa().0,
             AntiergotropyB => e - pa().1,
             CapacityB => pa().1 - pa().0,
-            PowerB => rate_per_time(e - ctx.energy_b0, s.t),
-            ErgotropicPowerB => rate_per_time(e - pa().0, s.t),
+            PowerB => rate_per_time(e - ctx.energy_b0, t),
+            ErgotropicPowerB => rate_per_time(e - pa().0, t),
             EnergyVarianceB => energy::variance(&st.rb, hb),
-            Purity => coherence::purity(s.rho),
+            Purity => d.purity,
             EntropyB => coherence::entropy_bits(&st.rb),
-            PhotonNumber => photon_number(s.rho, n + 1, n_fock),
-            FockTail => fock_tail(s.rho, n + 1, n_fock),
-            TraceError => health::trace_error(s.rho),
-            MinEigenvalue => health::min_eigenvalue(s.rho),
+            PhotonNumber => d.photon_number,
+            FockTail => d.fock_tail,
+            TraceError => (d.trace - 1.0).abs(),
+            MinEigenvalue => d.min_eigenvalue.unwrap_or(f64::NAN),
             _ => f64::NAN,
         })
         .collect()

@@ -1,163 +1,245 @@
-//! The structured f64 engine of the `dicke` model: RK4 of the Lindblad equation with the
-//! operators applied as the bands they are (J_z, a^+a and the loss terms diagonal; J_+-, a and
-//! a^+ one band each), never as matrices. No kernel mirrors it yet; it is the CPU engine.
+//! The CPU twin of shaders/rk4_dicke.wgsl, generic over f32/f64; in f64 it is the structured
+//! CPU engine of the `dicke` model. RK4 of the Lindblad equation with the operators applied as
+//! the bands they are (J_z, a^+a and the loss terms diagonal; J_+-, a and a^+ one band each),
+//! element by element in gather form, never as matrices.
 //!
-//! State X: dense dim x dim, row-major, index r = k (n_fock + 1) + n (docs/physics.md).
+//! State X: Hermitian, dim x dim, index r = k (n_fock + 1) + n (docs/physics.md), stored as its
+//! packed upper triangle (`job::dicke::packed`); X[a, b] with a > b is conj(X[b, a]).
 //!   L[X] = M + M^+,   M = K X + (1/2)(kappa a X a^+ + gamma J_- X J_+),
 //!   K = -i H - (1/2)(kappa a^+a + gamma J_+J_-)    (diagonal part: `DickeCoeffs::k_diagonal`)
-//! so that M + M^+ = -i[H, X] + kappa D[a]X + gamma D[J_-]X (H Hermitian).
-//! The off-diagonal part of K is -i H_c, H_c the coupling:
-//!   dicke:           H_c = g (J_+ + J_-)(a + a^+):  <k', n'|H_c|k, n> = g s (sqrt n or sqrt(n+1))
-//!                    for k' = k +- 1, n' = n +- 1 (all four);
-//!   tavis-cummings:  H_c = g (J_+ a + J_- a^+):     (k + 1, n - 1) and (k - 1, n + 1) only.
-//! with s = s_min(k, k') = sqrt((min + 1)(N - min)). Jump terms:
-//!   (a X a^+)_{ij}   = sqrt(n_i + 1) sqrt(n_j + 1) X[(k_i, n_i + 1), (k_j, n_j + 1)]
-//!   (J_- X J_+)_{ij} = s_{k_i} s_{k_j} X[(k_i + 1, n_i), (k_j + 1, n_j)]
-//! RK4: k1 = L[X], k2 = L[X + h/2 k1], k3 = L[X + h/2 k2], k4 = L[X + h k3],
-//!      X <- X + h/6 (k1 + 2 k2 + 2 k3 + k4), as the reference.
+//! so that M + M^+ = -i[H, X] + kappa D[a]X + gamma D[J_-]X (H Hermitian). For r <= c, with
+//! H_c the coupling (off-diagonal part of H, real symmetric, `job::dicke::row_tables`):
+//!   L[X]_rc = (kd_r + conj kd_c) X_rc - i (H_c X)_rc + i (X H_c)_rc
+//!             + kappa sqrt(n_r + 1) sqrt(n_c + 1) X[r + 1, c + 1]
+//!             + gamma s_{k_r} s_{k_c} X[r + d, c + d]
+//! (the jump terms of M and M^+ are equal on a Hermitian X, hence no 1/2). H_c has at most 4
+//! entries per row: (k +- 1, n -+ 1) with weight g (rotating) and (k +- 1, n +- 1) with weight
+//! g (counter-rotating, 0 under Tavis-Cummings), times s_min(k, k') sqrt(max(n, n')).
+//!
+//! Only the elements of the element table are stepped: all r <= c, or, for a state
+//! block-diagonal in the parity (-1)^(n + k) (`job::dicke::parity_definite`), the same-parity
+//! pairs only, which L never leaves (the other entries stay exactly 0). That is a quarter of
+//! the dense work.
+//!
+//! RK4, fused as the kernel: stage 1 reads X, writes acc = k1, S_A = X + h/2 k1; stage 2 reads
+//! S_A, acc += 2 k2, S_B = X + h/2 k2; stage 3 reads S_B, acc += 2 k3, S_A = X + h k3; stage 4
+//! reads S_A, X += h/6 (acc + k4). Classical RK4 as the reference.
 
-use crate::job::dicke::DickeCoeffs;
-use num_complex::Complex64 as C;
+use super::rk4_cavity::Cx;
+use super::Real;
+use crate::job::dicke::{out_stride, packed, param_tail, row_tables, DickeCoeffs, ROW_REALS, ROW_U32, SLOTS, WORKGROUP_SIZE};
 
-/// The coupling H_c as rows: for each row r, (column, coefficient of H_c).
-pub struct DickeOps {
+#[inline(always)]
+fn add<R: Real>(a: Cx<R>, b: Cx<R>) -> Cx<R> {
+    Cx::new(a.re + b.re, a.im + b.im)
+}
+
+#[inline(always)]
+fn scale<R: Real>(a: Cx<R>, s: R) -> Cx<R> {
+    Cx::new(a.re * s, a.im * s)
+}
+
+/// X[a, b] of a packed Hermitian matrix, either side of the diagonal.
+#[inline(always)]
+fn rd<R: Real>(x: &[Cx<R>], a: usize, b: usize, dim: usize) -> Cx<R> {
+    if a <= b {
+        x[packed(a, b, dim)]
+    } else {
+        let z = x[packed(b, a, dim)];
+        Cx::new(z.re, -z.im)
+    }
+}
+
+/// One member's generator in the working precision: the shared tables and its coefficients.
+pub struct DickeOps<R: Real> {
+    pub n_cells: usize,
+    pub n_fock: usize,
     pub dim: usize,
-    d: usize,
-    kd: Vec<C>,
-    rows: Vec<Vec<(usize, f64)>>,
-    sqrt_n: Vec<f64>,
-    ladder: Vec<f64>,
-    /// Per column j: sqrt(n_j + 1) where n_j < n_fock, else 0 (the a X a^+ factor), and
-    /// s_{k_j} where k_j < N, else 0 (the J_- X J_+ factor).
-    col_a: Vec<f64>,
-    col_j: Vec<f64>,
-    n_cells: usize,
-    kappa: f64,
-    gamma: f64,
+    /// The element table (`job::dicke::element_table`).
+    pub elems: Vec<u32>,
+    rows: Vec<[u32; ROW_U32]>,
+    /// Per row: the slot weights times g_rot or g_counter, kappa sqrt(n + 1), gamma s_k
+    /// (the kernel forms the same products in the same order).
+    gw: Vec<[R; SLOTS]>,
+    ka: Vec<R>,
+    ga: Vec<R>,
+    /// Raw jump factors sqrt(n + 1) and s_k (0 at the top).
+    ja: Vec<R>,
+    jb: Vec<R>,
+    kd: Vec<Cx<R>>,
+    /// packed(a, 0) per row a: packed(a, b) = row_off[a] + b.
+    row_off: Vec<usize>,
+    /// Row r's elements are elems[row_start[r]..row_start[r + 1]] (the table is row-major).
+    row_start: Vec<usize>,
 }
 
-impl DickeOps {
-    pub fn new(c: &DickeCoeffs) -> DickeOps {
-        let (n, d) = (c.n_cells, c.n_fock + 1);
-        let ladder = c.spin_ladder();
-        let sqrt_n: Vec<f64> = (0..=d).map(|m| (m as f64).sqrt()).collect();
-        let mut rows = vec![vec![]; c.dim()];
-        if c.g != 0.0 {
-            for k in 0..=n {
-                for m in 0..d {
-                    let r = k * d + m;
-                    // (k', n') neighbours and whether the coupling has them
-                    for (dk, dn) in [(1i64, -1i64), (-1, 1), (1, 1), (-1, -1)] {
-                        let counter = dk == dn;
-                        if counter && c.tavis_cummings {
-                            continue;
-                        }
-                        let (k2, m2) = (k as i64 + dk, m as i64 + dn);
-                        if k2 < 0 || k2 > n as i64 || m2 < 0 || m2 >= d as i64 {
-                            continue;
-                        }
-                        let s = ladder[k.min(k2 as usize)];
-                        let a = sqrt_n[m.max(m2 as usize)];
-                        rows[r].push((k2 as usize * d + m2 as usize, c.g * s * a));
-                    }
-                }
-            }
+impl<R: Real> DickeOps<R> {
+    /// The generator of `c`; `parity_only` steps the same-parity pairs only (valid for a
+    /// parity-definite state).
+    pub fn new(c: &DickeCoeffs, parity_only: bool) -> DickeOps<R> {
+        let (rows, w) = row_tables(c.n_cells, c.n_fock);
+        let t = param_tail(c);
+        let (g, kappa, gamma) = ([R::from_f64(t[0]), R::from_f64(t[1])], R::from_f64(t[2]), R::from_f64(t[3]));
+        let wr = |r: &[f64; ROW_REALS], i: usize| R::from_f64(r[i]);
+        let elems = crate::job::dicke::element_table(c.n_cells, c.n_fock, parity_only);
+        let mut row_start = vec![0; c.dim() + 1];
+        for &rc in &elems {
+            row_start[(rc & 0xffff) as usize + 1] += 1;
         }
-        let col_a = (0..c.dim()).map(|j| if j % d + 1 < d { sqrt_n[j % d + 1] } else { 0.0 }).collect();
-        let col_j = (0..c.dim()).map(|j| if j / d < n { ladder[j / d] } else { 0.0 }).collect();
+        for r in 0..c.dim() {
+            row_start[r + 1] += row_start[r];
+        }
         DickeOps {
+            n_cells: c.n_cells,
+            n_fock: c.n_fock,
             dim: c.dim(),
-            col_a,
-            col_j,
-            d,
-            kd: c.k_diagonal().into_iter().map(|(re, im)| C::new(re, im)).collect(),
+            elems,
+            row_start,
+            gw: w.iter().map(|r| std::array::from_fn(|s| g[s / 2] * wr(r, s))).collect(),
+            ka: w.iter().map(|r| kappa * wr(r, 4)).collect(),
+            ga: w.iter().map(|r| gamma * wr(r, 5)).collect(),
+            ja: w.iter().map(|r| wr(r, 4)).collect(),
+            jb: w.iter().map(|r| wr(r, 5)).collect(),
             rows,
-            sqrt_n,
-            ladder,
-            n_cells: n,
-            kappa: c.kappa,
-            gamma: c.gamma,
+            row_off: (0..c.dim()).map(|a| packed(a, 0, c.dim())).collect(),
+            kd: c.k_diagonal().into_iter().map(|(re, im)| Cx::new(R::from_f64(re), R::from_f64(im))).collect(),
         }
     }
 
-    /// M = K X + (1/2)(kappa a X a^+ + gamma J_- X J_+), row by row.
-    fn apply_m(&self, x: &[C], m: &mut [C]) {
-        let (dim, d) = (self.dim, self.d);
-        for i in 0..dim {
-            let (ki, ni) = (i / d, i % d);
-            let row = &mut m[i * dim..(i + 1) * dim];
-            let kd = self.kd[i];
-            for (v, xs) in row.iter_mut().zip(&x[i * dim..(i + 1) * dim]) {
-                *v = kd * xs;
-            }
-            for &(col, h) in &self.rows[i] {
-                // -i h X[col, j]
-                let f = C::new(0.0, -h);
-                for (v, xs) in row.iter_mut().zip(&x[col * dim..(col + 1) * dim]) {
-                    *v += f * xs;
-                }
-            }
-            if self.kappa > 0.0 && ni + 1 < d {
-                // row j += (kappa/2) sqrt(n_i + 1) sqrt(n_j + 1) X[i + 1, j + 1]
-                let fi = 0.5 * self.kappa * self.sqrt_n[ni + 1];
-                let src = &x[(i + 1) * dim + 1..(i + 2) * dim];
-                for ((v, xs), ca) in row[..dim - 1].iter_mut().zip(src).zip(&self.col_a) {
-                    *v += xs * (fi * ca);
-                }
-            }
-            if self.gamma > 0.0 && ki < self.n_cells {
-                // row j += (gamma/2) s_{k_i} s_{k_j} X[i + d, j + d]
-                let fi = 0.5 * self.gamma * self.ladder[ki];
-                let src = &x[(i + d) * dim + d..(i + d + 1) * dim];
-                for ((v, xs), cj) in row[..dim - d].iter_mut().zip(src).zip(&self.col_j) {
-                    *v += xs * (fi * cj);
-                }
-            }
+    /// Entries of a packed matrix, dim (dim + 1) / 2.
+    pub fn n_packed(&self) -> usize {
+        self.dim * (self.dim + 1) / 2
+    }
+
+    /// L[X]_rc, r <= c, for every c of row r's run of the element table at once (the kernel's
+    /// `element`, one element per call there); `put(p, c, v)` takes each value, p its packed
+    /// index. Where c > r + d every gather lies in the upper triangle (the neighbour rows are
+    /// within d + 1 of r and c) and is read directly, else through conj.
+    #[inline(always)]
+    fn row(&self, x: &[Cx<R>], r: usize, mut put: impl FnMut(usize, Cx<R>)) {
+        let off = &self.row_off;
+        let (ur, wr, kr) = (&self.rows[r], &self.gw[r], self.kd[r]);
+        let (kar, gar) = (self.ka[r], self.ga[r]);
+        let far = r + self.n_fock + 1;
+        for &rc in &self.elems[self.row_start[r]..self.row_start[r + 1]] {
+            let c = (rc >> 16) as usize;
+            let direct = |a: usize, b: usize| x[off[a] + b];
+            let either = |a: usize, b: usize| {
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                let z = x[off[lo] + hi];
+                if a <= b { z } else { Cx::new(z.re, -z.im) }
+            };
+            let v = if c > far { self.element_with(ur, wr, kr, kar, gar, r, c, direct) } else { self.element_with(ur, wr, kr, kar, gar, r, c, either) };
+            put(off[r] + c, v);
         }
     }
 
-    /// out = L[X] = M + M^+.
-    pub fn apply(&self, x: &[C], out: &mut [C], m: &mut [C]) {
-        self.apply_m(x, m);
-        let dim = self.dim;
-        for i in 0..dim {
-            for j in 0..dim {
-                out[i * dim + j] = m[i * dim + j] + m[j * dim + i].conj();
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn element_with(&self, ur: &[u32; ROW_U32], wr: &[R; SLOTS], kr: Cx<R>, kar: R, gar: R, r: usize, c: usize, rd: impl Fn(usize, usize) -> Cx<R>) -> Cx<R> {
+        let (uc, wc, kc) = (&self.rows[c], &self.gw[c], self.kd[c]);
+        let diag = Cx::new(kr.re + kc.re, kr.im - kc.im);
+        let z = rd(r, c);
+        // (H_c X)_rc and (X H_c)_rc
+        let mut hr = Cx::new(R::ZERO, R::ZERO);
+        let mut hc = Cx::new(R::ZERO, R::ZERO);
+        for s in 0..SLOTS {
+            hr = add(hr, scale(rd(ur[s] as usize, c), wr[s]));
+            hc = add(hc, scale(rd(r, uc[s] as usize), wc[s]));
+        }
+        // diag z - i hr + i hc, then the jumps
+        let mut v = Cx::new(diag.re * z.re - diag.im * z.im + hr.im - hc.im, diag.re * z.im + diag.im * z.re - hr.re + hc.re);
+        v = add(v, scale(rd(ur[4] as usize, uc[4] as usize), kar * self.ja[c]));
+        v = add(v, scale(rd(ur[5] as usize, uc[5] as usize), gar * self.jb[c]));
+        v
+    }
+
+    /// The sums of a sample, `job::dicke::out_stride` reals: the reduced cell state
+    /// rb[k][k'] = sum_n X[(k, n), (k', n)] (re, im, row-major), then trace, photon number,
+    /// Fock tail and purity sum_ij |X_ij|^2 (over the stepped elements, off-diagonal ones
+    /// twice, in WORKGROUP_SIZE strided partial sums added in order, as the kernel).
+    pub fn sample(&self, x: &[Cx<R>]) -> Vec<R> {
+        let (n, d, dim) = (self.n_cells, self.n_fock + 1, self.dim);
+        let mut out = Vec::with_capacity(out_stride(n));
+        for k in 0..=n {
+            for k2 in 0..=n {
+                let mut s = Cx::new(R::ZERO, R::ZERO);
+                for m in 0..d {
+                    s = add(s, rd(x, k * d + m, k2 * d + m, dim));
+                }
+                out.push(s.re);
+                out.push(s.im);
             }
         }
+        let (mut tr, mut ph, mut tail) = (R::ZERO, R::ZERO, R::ZERO);
+        for r in 0..dim {
+            let p = x[packed(r, r, dim)].re;
+            tr = tr + p;
+            ph = ph + R::from_f64((r % d) as f64) * p;
+            if r % d == d - 1 {
+                tail = tail + p;
+            }
+        }
+        let wg = WORKGROUP_SIZE as usize;
+        let mut part = vec![R::ZERO; wg];
+        for (e, &rc) in self.elems.iter().enumerate() {
+            let (r, c) = ((rc & 0xffff) as usize, (rc >> 16) as usize);
+            let z = x[packed(r, c, dim)];
+            let a = z.re * z.re + z.im * z.im;
+            part[e % wg] = part[e % wg] + if r == c { a } else { a + a };
+        }
+        let pur = part.into_iter().fold(R::ZERO, |s, p| s + p);
+        out.extend([tr, ph, tail, pur]);
+        out
     }
 }
 
-/// Work arrays for one RK4 step.
-pub struct DickeWork {
-    k: Vec<C>,
-    acc: Vec<C>,
-    stage: Vec<C>,
-    m: Vec<C>,
+/// Work arrays for one RK4 step: the stage matrices S_A, S_B and the accumulator, packed.
+pub struct DickeWork<R: Real> {
+    sa: Vec<Cx<R>>,
+    sb: Vec<Cx<R>>,
+    acc: Vec<Cx<R>>,
 }
 
-impl DickeWork {
-    pub fn new(dim: usize) -> DickeWork {
-        let z = vec![C::new(0.0, 0.0); dim * dim];
-        DickeWork { k: z.clone(), acc: z.clone(), stage: z.clone(), m: z }
+const FIRST: u8 = 0;
+const MID: u8 = 1;
+const LAST: u8 = 2;
+
+impl<R: Real> DickeWork<R> {
+    pub fn new(n_packed: usize) -> DickeWork<R> {
+        let z = vec![Cx::new(R::ZERO, R::ZERO); n_packed];
+        DickeWork { sa: z.clone(), sb: z.clone(), acc: z }
     }
 
-    /// One classical RK4 step of length h.
-    pub fn step(&mut self, ops: &DickeOps, x: &mut [C], h: f64) {
-        let stages = [(0.5 * h, 2.0), (0.5 * h, 2.0), (h, 1.0)];
-        ops.apply(x, &mut self.k, &mut self.m);
-        self.acc.copy_from_slice(&self.k);
-        for (a, w) in stages {
-            for ((s, xi), ki) in self.stage.iter_mut().zip(x.iter()).zip(&self.k) {
-                *s = xi + ki * a;
-            }
-            ops.apply(&self.stage, &mut self.k, &mut self.m);
-            for (acc, ki) in self.acc.iter_mut().zip(&self.k) {
-                *acc += ki * w;
-            }
-        }
-        for (xi, acc) in x.iter_mut().zip(&self.acc) {
-            *xi += acc * (h / 6.0);
+    /// One classical RK4 step of length h (rounded to the working precision, then h * 0.5 and
+    /// h / 6 in it, as the host does for the kernel).
+    pub fn step(&mut self, ops: &DickeOps<R>, x: &mut [Cx<R>], h: f64) {
+        let h = R::from_f64(h);
+        let (hh, h6) = (h * R::from_f64(0.5), h / R::from_f64(6.0));
+        let DickeWork { sa, sb, acc } = self;
+        stage::<R, FIRST>(ops, None, x, sa, acc, hh);
+        stage::<R, MID>(ops, Some(sa), x, sb, acc, hh);
+        stage::<R, MID>(ops, Some(sb), x, sa, acc, h);
+        stage::<R, LAST>(ops, Some(sa), x, &mut [], acc, h6);
+    }
+}
+
+/// One stage over the element table: k = L[src] (src = X where None), then
+///   FIRST: acc = k; dst = X + a k.   MID: acc += 2 k; dst = X + a k.   LAST: X += a (acc + k).
+fn stage<R: Real, const MODE: u8>(ops: &DickeOps<R>, src: Option<&[Cx<R>]>, x: &mut [Cx<R>], dst: &mut [Cx<R>], acc: &mut [Cx<R>], a: R) {
+    let two = R::from_f64(2.0);
+    for r in 0..ops.dim {
+        match (MODE, src) {
+            (FIRST, None) => ops.row(x, r, |p, v| {
+                acc[p] = v;
+                dst[p] = add(x[p], scale(v, a));
+            }),
+            (MID, Some(src)) => ops.row(src, r, |p, v| {
+                acc[p] = add(acc[p], scale(v, two));
+                dst[p] = add(x[p], scale(v, a));
+            }),
+            (LAST, Some(src)) => ops.row(src, r, |p, v| x[p] = add(x[p], scale(add(acc[p], v), a))),
+            _ => unreachable!("stage mode and source"),
         }
     }
 }
