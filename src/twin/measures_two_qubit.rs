@@ -342,11 +342,11 @@ pub fn run_measures_twin<R: Real>(eigen: &EigenJob, points: &[TwoQubitPoint], me
     let flags = eigen_flags(&eigen.measures);
     let cols: Vec<usize> = eigen.measures.iter().map(|&m| eigen_code(m).expect("an eigen-solve measure") as usize).collect();
     let consts: Vec<[R; 8]> = points.iter().zip(&eigen.h_total_eigs).map(|(p, e)| eigen_point(p, e).map(R::from_f64)).collect();
+    if n_cols == 0 || n_samples == 0 {
+        return vec![];
+    }
     let n = states.len() / 16;
     let mut out = vec![0.0; n * n_cols];
-    if n_cols == 0 {
-        return out;
-    }
     out.par_chunks_mut(n_cols).zip(states.par_chunks(16)).enumerate().for_each(|(idx, (row, s))| {
         let member = idx / n_samples;
         let pt = &consts[member_point[member] as usize];
