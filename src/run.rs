@@ -91,7 +91,9 @@ pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
     for (r, &i) in refs.iter().zip(&idx) {
         fold_deviations(&mut max_abs, &result.values[i * row..(i + 1) * row], r);
     }
-    verify_report(&result.measures, &max_abs, result.precision, idx.iter().map(|&i| plan.members[i].id).collect())
+    let mut report = verify_report(&result.measures, &max_abs, result.precision, idx.iter().map(|&i| plan.members[i].id).collect());
+    report.concurrence = crate::verify::concurrence_route(&result.measures, plan.model, &result.backend, result.precision);
+    report
 }
 
 /// Check the results for NaN/Inf: never hand back silent NaN output.

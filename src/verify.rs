@@ -26,6 +26,26 @@ pub struct VerifyReport {
     pub members: Vec<u64>,
     pub deviations: Vec<Deviation>,
     pub pass: bool,
+    /// How and in which precision the concurrence was computed (square-root sensitive near
+    /// pure states), when the run has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrence: Option<String>,
+}
+
+/// The route of the concurrence in a run of `model` on `backend` ("gpu" or "cpu") at
+/// `precision`: the two-qubit models compute it with the measures kernel (on the device, in
+/// the run's precision) or its CPU twin (f64); the cavity model on the host with nalgebra.
+pub fn concurrence_route(measures: &[Measure], model: crate::model::ModelKind, backend: &str, precision: Precision) -> Option<String> {
+    use crate::model::ModelKind;
+    if !measures.contains(&Measure::Concurrence) {
+        return None;
+    }
+    let two_qubit = matches!(model, ModelKind::SpinPair | ModelKind::DrivenPair | ModelKind::BlochCharger | ModelKind::TwoQubit);
+    Some(match (two_qubit, backend) {
+        (true, "gpu") => format!("{} on the device (singular values of X^T S X by one-sided Jacobi)", precision.name()),
+        (true, _) => "f64 on the CPU (measures twin: singular values of X^T S X by one-sided Jacobi)".into(),
+        (false, _) => "f64 on the host (nalgebra SVD of X^T S X)".into(),
+    })
 }
 
 /// Tolerance of the verify check for a measure at a precision.
@@ -73,7 +93,7 @@ pub fn verify_report(measures: &[Measure], max_abs: &[f64], precision: Precision
         })
         .collect();
     let pass = deviations.iter().all(|d| d.pass);
-    VerifyReport { members, deviations, pass }
+    VerifyReport { members, deviations, pass, concurrence: None }
 }
 
 /// The verify report of members verified at several precisions: each group's deviations with
@@ -91,5 +111,5 @@ pub fn verify_report_mixed(measures: &[Measure], groups: &[(Precision, Vec<f64>,
     }
     members.sort_unstable();
     let pass = deviations.iter().all(|d| d.pass);
-    VerifyReport { members, deviations, pass }
+    VerifyReport { members, deviations, pass, concurrence: None }
 }

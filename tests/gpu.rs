@@ -10,5 +10,7 @@ mod gpu_cavity;
 mod gpu_dicke;
 /// the GPU engine through run_plan and the binary
 mod gpu_pipeline;
+/// the eigen-solve measures kernel
+mod gpu_measures_two_qubit;
 /// the two-qubit kernel
 mod gpu_two_qubit;

@@ -150,3 +150,33 @@ fn dicke_constants_match_the_shader() {
     // the kernel writes out_stride reals per sample: (N + 1)^2 complex and 4 sums
     assert_eq!(dicke::out_stride(3), 2 * 16 + dicke::SAMPLE_EXTRA);
 }
+
+#[test]
+fn measures_two_qubit_layout_matches_the_shader() {
+    use qbat_gpu::job::measures_two_qubit as mq;
+    let k = "measures_two_qubit";
+    let m = module(k);
+    let rust = rust_layout!(mq::MeasureParams { n_members, n_samples, n_cols, flags, groups_x, cols });
+    assert_eq!(struct_layout(&m, "MeasureParams"), rust);
+    let c = constants(&m);
+    for (name, v) in [
+        ("G_SPECTRUM", mq::G_SPECTRUM),
+        ("G_CONCURRENCE", mq::G_CONCURRENCE),
+        ("G_LOO", mq::G_LOO),
+        ("MAX_SWEEPS", mq::MAX_SWEEPS),
+        ("EIGEN_POINT_VEC4", mq::EIGEN_POINT_VEC4 as u32),
+        ("EIGEN_WORKGROUP_SIZE", mq::EIGEN_WORKGROUP_SIZE),
+        ("N_EIGEN_CODES", mq::N_EIGEN_CODES as u32),
+    ] {
+        expect_const(&c, k, name, v);
+    }
+    // Each measure's code is E_<NAME> in the shader, the shader has no other E_, and the list
+    // is exactly the measures that need an eigen-solve.
+    for m in mq::EIGEN_MEASURES {
+        expect_const(&c, k, &format!("E_{}", m.name().to_uppercase()), mq::eigen_code(m).unwrap());
+    }
+    assert_eq!(c.keys().filter(|n| n.starts_with("E_")).count(), mq::EIGEN_MEASURES.len());
+    let needs: Vec<Measure> = Measure::ALL.iter().copied().filter(|m| m.needs_eigensolve()).collect();
+    assert_eq!(needs, mq::EIGEN_MEASURES.to_vec());
+    assert_eq!(workgroup_size(&m), mq::EIGEN_WORKGROUP_SIZE);
+}

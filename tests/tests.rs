@@ -23,6 +23,8 @@ mod engines;
 mod invariants;
 /// the layouts of job/ against the shaders, parsed with naga
 mod layouts;
+/// the eigen-solve measures twin (4x4 Jacobi) against nalgebra and the f64 reference measures
+mod measures_twin;
 /// what the user reads: one-line TOML errors naming the key, options named, no Debug text
 mod messages;
 /// the papers' closed-form checks (`qbat-gpu validate`)

@@ -33,6 +33,9 @@ pub fn print_report(r: &RunInfo, members: usize) {
         );
         let line: Vec<String> = v.deviations.iter().map(|d| format!("{} {:.1e}", d.measure, d.max_abs)).collect();
         println!("  largest |dev| per measure: {}", line.join(", "));
+        if let Some(c) = &v.concurrence {
+            println!("  concurrence computed in {c}");
+        }
         if !v.pass {
             eprintln!("WARNING: --verify found deviations beyond tolerance:");
             for d in v.deviations.iter().filter(|d| !d.pass) {

@@ -5,6 +5,7 @@
 
 pub mod buffers;
 pub mod context;
+pub mod measures_two_qubit;
 pub mod pinning;
 pub mod rk4_cavity;
 pub mod rk4_dicke;
@@ -13,7 +14,7 @@ pub mod runtime_dir;
 
 pub use context::{GpuContext, GpuInfo, KernelPipeline};
 pub use rk4_cavity::{plan_cavity, run_cavity_gpu, CavityGpuOptions, CavityGpuPlan, CavityResult};
-pub use rk4_two_qubit::{plan_chunks, run_two_qubit_gpu, run_two_qubit_gpu_with, GpuRunOptions};
+pub use rk4_two_qubit::{plan_chunks, run_two_qubit_gpu, run_two_qubit_gpu_measured, run_two_qubit_gpu_with, GpuRunOptions};
 
 pub use crate::job::Precision;
 use crate::error::{QbatError, Result};
@@ -23,6 +24,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("rk4_two_qubit", include_str!("../../shaders/rk4_two_qubit.wgsl")),
     ("rk4_cavity", include_str!("../../shaders/rk4_cavity.wgsl")),
     ("rk4_dicke", include_str!("../../shaders/rk4_dicke.wgsl")),
+    ("measures_two_qubit", include_str!("../../shaders/measures_two_qubit.wgsl")),
 ];
 
 /// The prelude that fixes the working precision: the kernels are written once over `real`.

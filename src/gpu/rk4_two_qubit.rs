@@ -12,7 +12,10 @@
 //! - `work`    (rw):    x and its compensation term, the same for Z (only for
 //!   energy_fluctuation_b), peak maxima and peak sample indices: 8 (+ 8) + 2 vec4 per member;
 //! - `values`  (rw):    n_samples x n_cols reals per member;
-//! - `states`  (rw):    n_samples x 16 reals per member, with keep_states.
+//! - `states`  (rw):    n_samples x 16 reals per member, with keep_states or eigen-solve
+//!   measures (then read by `measures_two_qubit`'s kernel on the device, and read back only
+//!   with keep_states);
+//! - the measures kernel's output (`gpu::measures_two_qubit`), with eigen-solve measures.
 //!
 //! Chunking: every buffer (and its staging copy) must fit the device's
 //! max_storage_buffer_binding_size and max_buffer_size (and 2 GiB, so that u32 element indices
@@ -27,6 +30,7 @@ use super::Precision;
 use crate::error::{QbatError, Result};
 use crate::job::{Peak, TwoQubitJob, TwoQubitResult};
 use crate::job::two_qubit::{kernel_code, KernelFlags, KernelPoint, Params, F_FIRST, MAX_COLS, NO_POINT, POINT_VEC4, WORKGROUP_SIZE};
+use crate::job::measures_two_qubit::EigenJob;
 use crate::job::{plan_pieces, Piece};
 use std::ops::Range;
 use wgpu::util::DeviceExt;
@@ -80,12 +84,18 @@ pub struct MemberBytes {
 }
 
 pub fn member_bytes(job: &TwoQubitJob, precision: Precision) -> MemberBytes {
+    member_bytes_with(job, precision, false)
+}
+
+/// `member_bytes` where the states also live on the device for the measures kernel
+/// (`device_states`), read back or not.
+fn member_bytes_with(job: &TwoQubitJob, precision: Precision, device_states: bool) -> MemberBytes {
     let rs = precision.bytes();
     let n_samples = job.schedule.times.len() as u64;
     let flags = KernelFlags::for_job(job);
     MemberBytes {
         values: n_samples * job.measures.len() as u64 * rs,
-        states: if job.keep_states { n_samples * 16 * rs } else { 0 },
+        states: if job.keep_states || device_states { n_samples * 16 * rs } else { 0 },
         work: work_stride(flags.evolve_z) * 4 * rs,
         init: 16 * rs,
         lookup: 4 + 1,
@@ -107,9 +117,22 @@ pub fn plan_chunks(
     limits: &wgpu::Limits,
     max_members_per_chunk: Option<usize>,
 ) -> Result<Vec<Range<usize>>> {
+    plan_chunks_with(job, None, precision, limits, max_members_per_chunk)
+}
+
+/// `plan_chunks` with the eigen-solve measures on the device: the states stay there and the
+/// measures kernel's output counts as one more per-member buffer.
+fn plan_chunks_with(
+    job: &TwoQubitJob,
+    eigen: Option<&EigenJob>,
+    precision: Precision,
+    limits: &wgpu::Limits,
+    max_members_per_chunk: Option<usize>,
+) -> Result<Vec<Range<usize>>> {
     let n = job.initial.len();
     let rs = precision.bytes();
-    let b = member_bytes(job, precision);
+    let b = member_bytes_with(job, precision, eigen.is_some());
+    let eigen_out = eigen.map_or(0, |e| super::measures_two_qubit::out_bytes_per_member(e, job.schedule.times.len(), precision));
     let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
     let n_pieces = plan_pieces(&job.schedule, STEPS_PER_PIECE).len() as u64;
     let too_large = |what: &str, need: u64| QbatError::TooLarge {
@@ -118,7 +141,7 @@ pub fn plan_chunks(
     };
     let mut m_max = limits.max_compute_workgroups_per_dimension as u64 * WORKGROUP_SIZE as u64;
     for (what, per) in
-        [("one member's values (samples x measures)", b.values), ("one member's states", b.states), ("work", b.work), ("init", b.init)]
+        [("one member's values (samples x measures)", b.values), ("one member's states", b.states), ("work", b.work), ("init", b.init), ("one member's eigen-solve measures", eigen_out)]
     {
         if per > cap {
             return Err(too_large(what, per));
@@ -206,7 +229,26 @@ pub fn run_two_qubit_gpu_with(
     opts: &GpuRunOptions,
     progress: &dyn Fn(u64) -> Result<()>,
 ) -> Result<TwoQubitResult> {
+    Ok(run_two_qubit_gpu_measured(ctx, job, None, precision, opts, progress)?.0)
+}
+
+/// [`run_two_qubit_gpu_with`], and with `eigen` the eigen-solve measures computed on the
+/// device by the measures kernel from the states the integrator left there (read back only
+/// with `job.keep_states`). Returns the result and, with `eigen`, its values
+/// [(member * n_samples + sample) * n_eigen + k], column k = `eigen.measures[k]`.
+pub fn run_two_qubit_gpu_measured(
+    ctx: &GpuContext,
+    job: &TwoQubitJob,
+    eigen: Option<&EigenJob>,
+    precision: Precision,
+    opts: &GpuRunOptions,
+    progress: &dyn Fn(u64) -> Result<()>,
+) -> Result<(TwoQubitResult, Option<Vec<f64>>)> {
     validate(job)?;
+    let eigen = eigen.filter(|e| !e.is_empty());
+    if let Some(e) = eigen {
+        super::measures_two_qubit::validate(e, job.points.len())?;
+    }
     let n_members = job.initial.len();
     let n_samples = job.schedule.times.len();
     let n_cols = job.measures.len();
@@ -218,12 +260,14 @@ pub fn run_two_qubit_gpu_with(
         states: if job.keep_states { Some(vec![0.0; n_members * sstride]) } else { None },
         peaks: vec![Peak::default(); n_members * 4],
     };
+    let n_eigen = eigen.map_or(0, |e| e.measures.len());
+    let mut eigen_values = eigen.map(|_| vec![0.0; n_members * n_samples * n_eigen]);
     let pieces = plan_pieces(&job.schedule, STEPS_PER_PIECE);
     if n_members == 0 || pieces.is_empty() {
-        return Ok(result);
+        return Ok((result, eigen_values));
     }
     let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries(std::mem::size_of::<Params>() as u64))?;
-    let chunks = plan_chunks(job, precision, &ctx.info.limits, opts.max_members_per_chunk)?;
+    let chunks = plan_chunks_with(job, eigen, precision, &ctx.info.limits, opts.max_members_per_chunk)?;
     let codes: Vec<Option<u32>> = job.measures.iter().map(|&m| kernel_code(m)).collect();
     let mut cols = [[0u32; 4]; 8];
     for (k, c) in codes.iter().enumerate() {
@@ -235,7 +279,9 @@ pub fn run_two_qubit_gpu_with(
         precision,
         pipeline: &pipeline,
         pieces: &pieces,
-        flags: KernelFlags::for_job(job),
+        // The states are written on the device for the measures kernel too.
+        flags: KernelFlags { keep_states: job.keep_states || eigen.is_some(), ..KernelFlags::for_job(job) },
+        eigen,
         cols,
         member_steps: opts.member_steps_per_dispatch.unwrap_or(MEMBER_STEPS_PER_DISPATCH).max(1),
     };
@@ -252,15 +298,19 @@ pub fn run_two_qubit_gpu_with(
         if let (Some(all), Some(st)) = (result.states.as_mut(), out.states) {
             all[a * sstride..b * sstride].copy_from_slice(&st);
         }
+        if let (Some(all), Some(ev)) = (eigen_values.as_mut(), out.eigen) {
+            all[a * n_samples * n_eigen..b * n_samples * n_eigen].copy_from_slice(&ev);
+        }
         result.peaks[4 * a..4 * b].copy_from_slice(&out.peaks);
         progress(b as u64)?;
     }
-    Ok(result)
+    Ok((result, eigen_values))
 }
 
 struct ChunkOut {
     values: Vec<f64>,
     states: Option<Vec<f64>>,
+    eigen: Option<Vec<f64>>,
     peaks: Vec<Peak>,
 }
 
@@ -271,6 +321,7 @@ struct ChunkRunner<'a> {
     pipeline: &'a super::KernelPipeline,
     pieces: &'a [Piece],
     flags: KernelFlags,
+    eigen: Option<&'a EigenJob>,
     cols: [[u32; 4]; 8],
     member_steps: u64,
 }
@@ -343,7 +394,7 @@ impl ChunkRunner<'_> {
         let sizes = [
             ("work", m as u64 * stride * 4 * rs),
             ("values", (m * n_samples * n_cols) as u64 * rs),
-            ("states", if job.keep_states { (m * n_samples * 16) as u64 * rs } else { 0 }),
+            ("states", if self.flags.keep_states { (m * n_samples * 16) as u64 * rs } else { 0 }),
         ];
         let rw: Vec<wgpu::Buffer> = sizes
             .iter()
@@ -389,11 +440,28 @@ impl ChunkRunner<'_> {
 
         submit_dispatches(ctx, &self.pipeline, &bind_group, dispatches.len(), ustride, wg as u32, DISPATCHES_PER_SUBMIT, KERNEL);
 
-        // Read back work (peaks), values and states once.
-        let sources: Vec<(&str, &wgpu::Buffer)> = sizes.iter().zip(&rw).map(|((label, _), b)| (*label, b)).collect();
+        // The eigen-solve measures from the states on the device, queued after the integrator.
+        let eigen_buf = match self.eigen {
+            Some(e) => {
+                let pts: Vec<&crate::job::TwoQubitPoint> = used.iter().map(|&g| &job.points[g]).collect();
+                let used32: Vec<u32> = used.iter().map(|&g| g as u32).collect();
+                Some(super::measures_two_qubit::record_measures(ctx, precision, &e.select(&used32), &pts, &lookup_buf, &rw[2], m, n_samples)?)
+            }
+            None => None,
+        };
+
+        // Read back work (peaks), values, the states only when asked for, and the eigen-solve
+        // measures, once.
+        let mut sources: Vec<(&str, &wgpu::Buffer)> = vec![("work", &rw[0]), ("values", &rw[1])];
+        if job.keep_states {
+            sources.push(("states", &rw[2]));
+        }
+        if let Some(b) = &eigen_buf {
+            sources.push(("eigen values", b));
+        }
         let staging = read_back(ctx, &sources)?;
         let read = |k: usize, n: usize| -> Result<Vec<f64>> {
-            let view = staging[k].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping {}: {e}", sizes[k].0)))?;
+            let view = staging[k].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping {}: {e}", sources[k].0)))?;
             let out = read_reals(&view, n, precision);
             drop(view);
             staging[k].unmap();
@@ -402,6 +470,8 @@ impl ChunkRunner<'_> {
         let work = read(0, m * stride as usize * 4)?;
         let values = read(1, m * n_samples * n_cols)?;
         let states = if job.keep_states { Some(read(2, m * n_samples * 16)?) } else { None };
+        let n_eigen = self.eigen.map_or(0, |e| e.measures.len());
+        let eigen = if eigen_buf.is_some() { Some(read(sources.len() - 1, m * n_samples * n_eigen)?) } else { None };
 
         let pk = (stride as usize - 3) * 4;
         let times = &job.schedule.times;
@@ -418,7 +488,7 @@ impl ChunkRunner<'_> {
                 peaks.push(Peak { max: work[base + k], t_max: times.get(idx).copied().unwrap_or(0.0) });
             }
         }
-        Ok(ChunkOut { values, states, peaks })
+        Ok(ChunkOut { values, states, eigen, peaks })
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod cavity;
 pub mod dicke;
+pub mod measures_two_qubit;
 pub mod pauli;
 pub mod two_qubit;
 

@@ -209,7 +209,11 @@ fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64) -> RunInfo {
     let measures = stats_measures(p);
     let precision = p.precision.unwrap_or(Precision::F64);
     let groups: Vec<(Precision, Vec<f64>, Vec<u64>)> = p.verify.iter().map(|g| (g.precision, g.max.clone(), g.members.clone())).collect();
-    let verify = (!groups.is_empty()).then(|| verify_report_mixed(&measures, &groups));
+    let verify = (!groups.is_empty()).then(|| {
+        let mut r = verify_report_mixed(&measures, &groups);
+        r.concurrence = crate::verify::concurrence_route(&measures, local.model, &p.backend, precision);
+        r
+    });
     RunInfo {
         measures,
         times: local.schedule.times.clone(),

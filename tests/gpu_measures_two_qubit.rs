@@ -1,0 +1,215 @@
+//! The eigen-solve measures kernel (shaders/measures_two_qubit.wgsl) against the f64
+//! reference measures (`measures::evaluate`, nalgebra) and against its CPU twin:
+//! - chosen states held fixed by a zero generator (pure, near-pure, rank 2 and 3, mixed,
+//!   Werner, maximally mixed, product, dephased), in f32 and, where the adapter has it, f64;
+//! - random members of every two-qubit model through the whole pipeline, with `--verify`.
+
+use qbat_gpu::config::{parse_plan, Overrides};
+use qbat_gpu::engine::Precision;
+use qbat_gpu::gpu::{run_two_qubit_gpu_measured, GpuContext, GpuRunOptions};
+use qbat_gpu::job::measures_two_qubit::{EigenJob, EIGEN_MEASURES};
+use qbat_gpu::job::pauli::{pauli2, to_pauli};
+use qbat_gpu::job::{Schedule, TwoQubitJob, TwoQubitPoint};
+use qbat_gpu::linalg::{c, eigvals_hermitian, hermitian_part, kron, projector, CMat, C64};
+use qbat_gpu::measures::{dephase, evaluate, Measure, MeasureContext, Sample};
+use qbat_gpu::model::Space;
+use qbat_gpu::run::{run_plan, Backend, RunOptions};
+use qbat_gpu::twin::measures_two_qubit::run_measures_twin;
+use qbat_gpu::verify::verify_tolerance;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::common::{have_gpu, SERIAL};
+
+fn u(rng: &mut ChaCha8Rng) -> f64 {
+    rng.random::<f64>() * 2.0 - 1.0
+}
+
+fn random_complex(rng: &mut ChaCha8Rng, n: usize) -> CMat {
+    CMat::from_fn(n, n, |_, _| c(u(rng), u(rng)))
+}
+
+fn random_ket(rng: &mut ChaCha8Rng) -> Vec<C64> {
+    let v: Vec<C64> = (0..4).map(|_| c(u(rng), u(rng))).collect();
+    let n = v.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
+    v.into_iter().map(|z| z / n).collect()
+}
+
+/// State k: the classes of the twin's checks (tests/measures_twin.rs), built here again.
+fn state(rng: &mut ChaCha8Rng, k: usize) -> CMat {
+    let pure = |rng: &mut ChaCha8Rng| projector(&random_ket(rng));
+    let mix = |rng: &mut ChaCha8Rng, r: usize| {
+        let mut m = CMat::zeros(4, 4);
+        let mut w = 0.0;
+        for _ in 0..r {
+            let p = rng.random::<f64>();
+            m += pure(rng) * c(p, 0.0);
+            w += p;
+        }
+        m / c(w, 0.0)
+    };
+    match k % 9 {
+        0 => mix(rng, 6),
+        1 => pure(rng),
+        2 => {
+            let e = [1e-6, 1e-9, 1e-12][(k / 9) % 3];
+            pure(rng) * c(1.0 - e, 0.0) + CMat::identity(4, 4) * c(e / 4.0, 0.0)
+        }
+        3 => mix(rng, 2),
+        4 => mix(rng, 3),
+        5 => {
+            let (a, b) = (random_ket(rng), random_ket(rng));
+            let qa = projector(&[a[0], a[1]]) / c(a[0].norm_sqr() + a[1].norm_sqr(), 0.0);
+            let qb = projector(&[b[2], b[3]]) / c(b[2].norm_sqr() + b[3].norm_sqr(), 0.0);
+            kron(&qa, &qb)
+        }
+        6 => {
+            let p = rng.random::<f64>();
+            let h = c(std::f64::consts::FRAC_1_SQRT_2, 0.0);
+            projector(&[h, c(0.0, 0.0), c(0.0, 0.0), h]) * c(p, 0.0) + CMat::identity(4, 4) * c((1.0 - p) / 4.0, 0.0)
+        }
+        7 => CMat::identity(4, 4) * c(0.25, 0.0),
+        _ => dephase(&pure(rng), 0.3 * rng.random::<f64>()),
+    }
+}
+
+fn gpu_context() -> Option<&'static GpuContext> {
+    static CTX: std::sync::OnceLock<Option<GpuContext>> = std::sync::OnceLock::new();
+    CTX.get_or_init(|| GpuContext::new(None, false).ok()).as_ref()
+}
+
+#[test]
+fn device_measures_of_fixed_states_match_the_reference_and_the_twin() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let ctx = gpu_context().expect("an adapter");
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    let (n_points, n_members) = (5, 135);
+    // A zero generator keeps every member at its initial state: the samples are the chosen states.
+    let mut points = vec![];
+    let mut ctxs = vec![];
+    let mut eigs = vec![];
+    for _ in 0..n_points {
+        let h = hermitian_part(&random_complex(&mut rng, 4));
+        let (hb, hc) = (hermitian_part(&random_complex(&mut rng, 2)), hermitian_part(&random_complex(&mut rng, 2)));
+        let eps = eigvals_hermitian(&h);
+        points.push(TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: pauli2(&hb), h_charger: pauli2(&hc), dephasing: 0.0 });
+        eigs.push([eps[0], eps[1], eps[2], eps[3]]);
+        ctxs.push(MeasureContext {
+            space: Space::TwoQubit,
+            h_total: Some(h),
+            h_total_eigs: Some(eps),
+            h_battery: hb,
+            h_charger: hc,
+            dephasing: 0.0,
+            energy_b0: 0.0,
+            h_b_sq0: 0.0,
+        });
+    }
+    let states: Vec<CMat> = (0..n_members).map(|k| state(&mut rng, k)).collect();
+    let member_point: Vec<u32> = (0..n_members).map(|i| (i % n_points) as u32).collect();
+    let job = TwoQubitJob {
+        points: points.clone(),
+        member_point: member_point.clone(),
+        initial: states.iter().map(to_pauli).collect(),
+        schedule: Schedule::new(0.05, &[0.0, 0.1]),
+        measures: vec![Measure::Purity],
+        keep_states: false,
+    };
+    // every eigen measure, in an order other than the codes'
+    let measures: Vec<Measure> = EIGEN_MEASURES.iter().rev().copied().collect();
+    let eigen = EigenJob { measures: measures.clone(), h_total_eigs: eigs };
+    let mut precisions = vec![Precision::F32];
+    if ctx.info.has_f64 {
+        precisions.push(Precision::F64);
+    } else {
+        eprintln!("adapter without SHADER_F64: f32 only");
+    }
+    for precision in precisions {
+        let (res, ev) = run_two_qubit_gpu_measured(ctx, &job, Some(&eigen), precision, &GpuRunOptions::default(), &|_| Ok(())).unwrap();
+        assert!(res.states.is_none(), "states are not read back unless asked for");
+        let ev = ev.expect("eigen values");
+        let nm = measures.len();
+        assert_eq!(ev.len(), n_members * 2 * nm);
+        // The twin in the same precision, on the states rounded as the device holds them.
+        let rounded: Vec<f64> = states
+            .iter()
+            .flat_map(|r| to_pauli(r))
+            .map(|x| if precision == Precision::F32 { x as f32 as f64 } else { x })
+            .flat_map(|x| [x, x])
+            .collect();
+        // (each member's state twice: two samples; interleave per member)
+        let mut twin_states = vec![0.0; n_members * 2 * 16];
+        for i in 0..n_members {
+            for s in 0..2 {
+                for k in 0..16 {
+                    twin_states[(i * 2 + s) * 16 + k] = rounded[(i * 16 + k) * 2];
+                }
+            }
+        }
+        let twin = match precision {
+            Precision::F32 => run_measures_twin::<f32>(&eigen, &points, &member_point, &twin_states, 2),
+            Precision::F64 => run_measures_twin::<f64>(&eigen, &points, &member_point, &twin_states, 2),
+        };
+        let mut worst_ref = vec![0.0f64; nm];
+        let mut worst_twin = vec![0.0f64; nm];
+        for (i, rho) in states.iter().enumerate() {
+            let want = evaluate(&measures, &ctxs[i % n_points], &Sample { t: 0.0, rho, y: None });
+            for s in 0..2 {
+                for k in 0..nm {
+                    let got = ev[(i * 2 + s) * nm + k];
+                    assert!(got.is_finite(), "member {i}: {} not finite", measures[k].name());
+                    worst_ref[k] = worst_ref[k].max((got - want[k]).abs());
+                    worst_twin[k] = worst_twin[k].max((got - twin[(i * 2 + s) * nm + k]).abs());
+                }
+            }
+        }
+        let twin_tol = match precision {
+            Precision::F32 => 1e-5,
+            Precision::F64 => 1e-12,
+        };
+        for (k, m) in measures.iter().enumerate() {
+            let tol = verify_tolerance(*m, precision);
+            eprintln!("{precision:?} device {}: vs reference {:.1e} (tolerance {tol:.0e}), vs twin {:.1e}", m.name(), worst_ref[k], worst_twin[k]);
+            assert!(worst_ref[k] <= tol, "{precision:?} {}: device vs f64 reference {:e} > {tol:e}", m.name(), worst_ref[k]);
+            assert!(worst_twin[k] <= twin_tol, "{precision:?} {}: device vs twin {:e}", m.name(), worst_twin[k]);
+        }
+    }
+}
+
+/// Random members of a two-qubit model on the GPU with every measure: `--verify` passes
+/// against the f64 reference, it names the concurrence's precision, and the eigen-solve
+/// measures match the CPU engine.
+fn pipeline_case(cfg: &str) {
+    let plan = parse_plan(cfg, &Overrides::default()).unwrap();
+    let cpu = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+    let gpu = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 4, ..Default::default() }).unwrap();
+    let v = gpu.verify.as_ref().unwrap();
+    assert!(v.pass, "{v:#?}");
+    assert!(v.concurrence.as_deref().is_some_and(|c| c.starts_with("f32 on the device")), "{:?}", v.concurrence);
+    for (k, m) in plan.measures.iter().enumerate().filter(|(_, m)| m.needs_eigensolve()) {
+        let tol = verify_tolerance(*m, Precision::F32);
+        let mut worst = 0.0f64;
+        for i in 0..plan.members.len() {
+            for s in 0..plan.schedule.times.len() {
+                worst = worst.max((gpu.value(i, s, k) - cpu.value(i, s, k)).abs());
+            }
+        }
+        assert!(worst <= tol, "{}: GPU vs CPU engine {worst:e} > {tol:e}", m.name());
+    }
+}
+
+#[test]
+fn device_measures_of_every_two_qubit_model_pass_verify() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let tail = "[time]\ndt = 0.01\nt_end = 4.0\nsamples = 9\n[ensemble]\nsize = 24\nseed = 9\n";
+    // closed bloch-charger: pure states all along (rank 1, the concurrence's hard case)
+    pipeline_case(&format!("model = \"bloch-charger\"\n[params]\nj = {{ uniform = [0.3, 1.2] }}\n{tail}"));
+    pipeline_case(&format!("model = \"spin-pair\"\n[params]\nj1 = {{ uniform = [0.05, 0.5] }}\ndephasing = 0.1\n[initial]\nrandom = \"haar\"\n{tail}"));
+    pipeline_case(&format!("model = \"driven-pair\"\n[params]\nf = {{ uniform = [0.2, 1.5] }}\nn_th = 0.2\n[initial]\nrandom = \"mixed-bures\"\n{tail}"));
+}

@@ -1,0 +1,291 @@
+//! The measures twin (`twin::measures_two_qubit`, the CPU mirror of the eigen-solve measures
+//! kernel) against nalgebra and the f64 reference measures (`measures::evaluate`):
+//! the 4x4 Hermitian Jacobi on 10^5 random matrices with generic, degenerate and
+//! rank-deficient spectra, the one-sided Jacobi singular values, and every eigen-solve
+//! measure on random, pure, near-pure, rank-deficient and dephased two-qubit states.
+
+use nalgebra::DMatrix;
+use qbat_gpu::job::measures_two_qubit::{eigen_code, eigen_flags, eigen_point, EIGEN_MEASURES};
+use qbat_gpu::job::pauli::{pauli2, to_pauli};
+use qbat_gpu::job::TwoQubitPoint;
+use qbat_gpu::linalg::{c, eigvals_hermitian, hermitian_part, kron, projector, CMat, C64};
+use qbat_gpu::measures::{dephase, evaluate, Measure, MeasureContext, Sample};
+use qbat_gpu::model::Space;
+use qbat_gpu::twin::measures_two_qubit::{eigen_measures, jacobi_eigh, rho_from_pauli, singular_values, C4};
+use qbat_gpu::twin::Real;
+use qbat_gpu::verify::verify_tolerance;
+use qbat_gpu::engine::Precision;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn u(rng: &mut ChaCha8Rng) -> f64 {
+    rng.random::<f64>() * 2.0 - 1.0
+}
+
+fn random_complex(rng: &mut ChaCha8Rng, n: usize) -> CMat {
+    CMat::from_fn(n, n, |_, _| c(u(rng), u(rng)))
+}
+
+/// A random unitary: the eigenvectors of a random Hermitian matrix (nalgebra).
+fn random_unitary(rng: &mut ChaCha8Rng) -> CMat {
+    hermitian_part(&random_complex(rng, 4)).symmetric_eigen().eigenvectors
+}
+
+fn with_spectrum(u4: &CMat, lam: &[f64; 4]) -> CMat {
+    let d = CMat::from_fn(4, 4, |i, j| if i == j { c(lam[i], 0.0) } else { c(0.0, 0.0) });
+    u4 * d * u4.adjoint()
+}
+
+fn to_c4<R: Real>(m: &CMat) -> C4<R> {
+    let mut out = C4::zero();
+    for i in 0..4 {
+        for j in 0..4 {
+            out.re[4 * i + j] = R::from_f64(m[(i, j)].re);
+            out.im[4 * i + j] = R::from_f64(m[(i, j)].im);
+        }
+    }
+    out
+}
+
+fn from_c4(m: &C4<f64>) -> CMat {
+    CMat::from_fn(4, 4, |i, j| c(m.re[4 * i + j], m.im[4 * i + j]))
+}
+
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s
+}
+
+/// Matrix k of the 10^5: generic, degenerate (repeated eigenvalues, also all four equal),
+/// rank-deficient PSD (rank 0..3), or with widely spread eigenvalues.
+fn test_matrix(rng: &mut ChaCha8Rng, k: usize) -> CMat {
+    let u4 = random_unitary(rng);
+    match k % 5 {
+        0 => hermitian_part(&random_complex(rng, 4)),
+        1 => {
+            let (a, b) = (u(rng), u(rng));
+            let lam = match (k / 5) % 4 {
+                0 => [a, a, b, b],
+                1 => [a, a, a, b],
+                2 => [a, a, a, a],
+                _ => [a, b, b, u(rng)],
+            };
+            with_spectrum(&u4, &lam)
+        }
+        2 => {
+            let rank = (k / 5) % 4;
+            let mut lam = [0.0; 4];
+            for l in lam.iter_mut().take(rank) {
+                *l = rng.random::<f64>();
+            }
+            with_spectrum(&u4, &lam)
+        }
+        3 => with_spectrum(&u4, &[1.0, 1e-3 * u(rng), 1e-9 * u(rng), 1e-14 * u(rng)]),
+        _ => {
+            // a random density matrix G G^+ / Tr
+            let g = random_complex(rng, 4);
+            let r = &g * g.adjoint();
+            let t = r.trace();
+            r / t
+        }
+    }
+}
+
+#[test]
+fn jacobi_matches_nalgebra_on_1e5_hermitian_matrices() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2024);
+    let mut worst = [0.0f64; 5];
+    for k in 0..100_000 {
+        let a = test_matrix(&mut rng, k);
+        let want = eigvals_hermitian(&a);
+        let (lam, v) = jacobi_eigh::<f64>(&to_c4(&a), true);
+        let got = sorted(&lam);
+        let scale = a.norm().max(1.0);
+        for i in 0..4 {
+            let d = (got[i] - want[i]).abs() / scale;
+            worst[k % 5] = worst[k % 5].max(d);
+            assert!(d < 1e-12, "matrix {k}: eigenvalue {i}: Jacobi {} vs nalgebra {}", got[i], want[i]);
+        }
+        // The vectors: V unitary and A V = V diag(lam).
+        if k % 10 == 0 {
+            let vm = from_c4(&v);
+            let unit = (vm.adjoint() * &vm - CMat::identity(4, 4)).norm();
+            let d = CMat::from_fn(4, 4, |i, j| if i == j { c(lam[i], 0.0) } else { c(0.0, 0.0) });
+            let resid = (&a * &vm - &vm * d).norm() / scale;
+            assert!(unit < 1e-12 && resid < 1e-12, "matrix {k}: |V^+V - I| {unit:e}, |AV - V lam| {resid:e}");
+        }
+    }
+    eprintln!("Jacobi vs nalgebra, worst |dev| / max(1, |A|) by class: {worst:?}");
+}
+
+#[test]
+fn jacobi_in_f32_is_accurate_to_f32_rounding() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for k in 0..5_000 {
+        let a = test_matrix(&mut rng, k);
+        let want = eigvals_hermitian(&a);
+        let (lam, _) = jacobi_eigh::<f32>(&to_c4(&a), false);
+        let got = sorted(&lam.map(|x| x as f64));
+        for i in 0..4 {
+            assert!((got[i] - want[i]).abs() < 2e-6 * a.norm().max(1.0), "matrix {k}: {} vs {}", got[i], want[i]);
+        }
+    }
+}
+
+#[test]
+fn singular_values_match_nalgebra() {
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    for k in 0..20_000 {
+        // general, rank-deficient (a product of thin factors), and complex symmetric
+        let m = match k % 3 {
+            0 => random_complex(&mut rng, 4),
+            1 => {
+                let r = 1 + (k / 3) % 3;
+                DMatrix::from_fn(4, r, |_, _| c(u(&mut rng), u(&mut rng))) * DMatrix::from_fn(r, 4, |_, _| c(u(&mut rng), u(&mut rng)))
+            }
+            _ => {
+                let g = random_complex(&mut rng, 4);
+                &g + g.transpose()
+            }
+        };
+        let want = sorted(m.singular_values().as_slice());
+        let got = sorted(&singular_values::<f64>(&to_c4(&m)));
+        for i in 0..4 {
+            assert!((got[i] - want[i]).abs() < 1e-12 * m.norm().max(1.0), "matrix {k}: sv {i}: {} vs {}", got[i], want[i]);
+        }
+    }
+}
+
+#[test]
+fn rho_from_pauli_inverts_to_pauli() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for _ in 0..200 {
+        let a = hermitian_part(&random_complex(&mut rng, 4));
+        let back = from_c4(&rho_from_pauli::<f64>(&to_pauli(&a)));
+        assert!((back - &a).norm() < 1e-14);
+    }
+}
+
+fn random_ket(rng: &mut ChaCha8Rng) -> Vec<C64> {
+    let v: Vec<C64> = (0..4).map(|_| c(u(rng), u(rng))).collect();
+    let n = v.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
+    v.into_iter().map(|z| z / n).collect()
+}
+
+/// Two-qubit state k of the measure checks: Hilbert-Schmidt mixed, pure, near-pure,
+/// rank 2 and 3, product, Werner, the maximally mixed, dephased versions.
+fn test_state(rng: &mut ChaCha8Rng, k: usize) -> CMat {
+    let pure = |rng: &mut ChaCha8Rng| projector(&random_ket(rng));
+    let mix = |rng: &mut ChaCha8Rng, r: usize| {
+        let mut m = CMat::zeros(4, 4);
+        let mut w = 0.0;
+        for _ in 0..r {
+            let p = rng.random::<f64>();
+            m += pure(rng) * c(p, 0.0);
+            w += p;
+        }
+        m / c(w, 0.0)
+    };
+    match k % 9 {
+        0 => mix(rng, 6),
+        1 => pure(rng),
+        2 => {
+            let e = [1e-6, 1e-9, 1e-12, 1e-15][(k / 9) % 4];
+            pure(rng) * c(1.0 - e, 0.0) + CMat::identity(4, 4) * c(e / 4.0, 0.0)
+        }
+        3 => mix(rng, 2),
+        4 => mix(rng, 3),
+        5 => {
+            let a = random_ket(rng);
+            let b = random_ket(rng);
+            let qa = projector(&[a[0], a[1]]) / c(a[0].norm_sqr() + a[1].norm_sqr(), 0.0);
+            let qb = projector(&[b[2], b[3]]) / c(b[2].norm_sqr() + b[3].norm_sqr(), 0.0);
+            kron(&qa, &qb)
+        }
+        6 => {
+            let p = rng.random::<f64>();
+            let h = c(std::f64::consts::FRAC_1_SQRT_2, 0.0);
+            projector(&[h, c(0.0, 0.0), c(0.0, 0.0), h]) * c(p, 0.0) + CMat::identity(4, 4) * c((1.0 - p) / 4.0, 0.0)
+        }
+        7 => CMat::identity(4, 4) * c(0.25, 0.0),
+        _ => dephase(&pure(rng), 0.3 * rng.random::<f64>()),
+    }
+}
+
+struct Point {
+    ctx: MeasureContext,
+    consts: [f64; 8],
+}
+
+fn random_point(rng: &mut ChaCha8Rng) -> Point {
+    let h = hermitian_part(&random_complex(rng, 4));
+    let (hb, hc) = (hermitian_part(&random_complex(rng, 2)), hermitian_part(&random_complex(rng, 2)));
+    let eps = eigvals_hermitian(&h);
+    let p = TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: pauli2(&hb), h_charger: pauli2(&hc), dephasing: 0.0 };
+    let consts = eigen_point(&p, &[eps[0], eps[1], eps[2], eps[3]]);
+    let ctx = MeasureContext {
+        space: Space::TwoQubit,
+        h_total: Some(h),
+        h_total_eigs: Some(eps),
+        h_battery: hb,
+        h_charger: hc,
+        dephasing: 0.0,
+        energy_b0: 0.0,
+        h_b_sq0: 0.0,
+    };
+    Point { ctx, consts }
+}
+
+/// Largest deviation per eigen measure of the twin in R from the f64 reference measures.
+fn twin_vs_reference<R: Real>(n: usize, seed: u64) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let flags = eigen_flags(&EIGEN_MEASURES);
+    let mut worst = vec![0.0f64; EIGEN_MEASURES.len()];
+    for k in 0..n {
+        let pt = random_point(&mut rng);
+        let rho = test_state(&mut rng, k);
+        let want = evaluate(&EIGEN_MEASURES, &pt.ctx, &Sample { t: 1.0, rho: &rho, y: None });
+        let x = to_pauli(&rho).map(R::from_f64);
+        let got = eigen_measures(&x, &pt.consts.map(R::from_f64), flags);
+        for (i, m) in EIGEN_MEASURES.iter().enumerate() {
+            let g = got[eigen_code(*m).unwrap() as usize].to_f64();
+            worst[i] = worst[i].max((g - want[i]).abs());
+            assert!(!g.is_nan(), "state {k}: {} is NaN", m.name());
+        }
+    }
+    worst
+}
+
+#[test]
+fn twin_measures_match_the_f64_reference_measures() {
+    // The LOO steerings carry sqrt((2 - Tr rho_c^2)(1 - Tr rho_b^2)): at a pure reduced
+    // state, rounding of the purity (1e-16) becomes 1e-8 (Measure::sqrt_sensitive), in the
+    // reference as here; the f64 verify tolerance of such measures (1e-7) applies to them.
+    let worst = twin_vs_reference::<f64>(20_000, 11);
+    for (m, w) in EIGEN_MEASURES.iter().zip(&worst) {
+        let tol = if matches!(m, Measure::SteeringAb | Measure::SteeringBa) { verify_tolerance(*m, Precision::F64) } else { 1e-11 };
+        eprintln!("f64 twin vs reference: {} {w:.1e} (tolerance {tol:.0e})", m.name());
+        assert!(*w < tol, "{}: max |dev| {w:e}", m.name());
+    }
+}
+
+#[test]
+fn twin_measures_in_f32_hold_the_f32_verify_tolerance() {
+    // The state itself rounded to f32 included: what the f32 kernel sees.
+    let worst = twin_vs_reference::<f32>(20_000, 12);
+    for (m, w) in EIGEN_MEASURES.iter().zip(&worst) {
+        let tol = verify_tolerance(*m, Precision::F32);
+        eprintln!("f32 twin vs reference: {} {w:.1e} (tolerance {tol:.0e})", m.name());
+        assert!(*w <= tol, "{}: max |dev| {w:e} > {tol:e}", m.name());
+    }
+}
+
+#[test]
+fn twin_measures_of_a_non_finite_state_are_nan() {
+    let mut x = [0.0f64; 16];
+    x[0] = 1.0;
+    x[5] = f64::NAN;
+    let m = eigen_measures(&x, &[0.0, 1.0, 2.0, 3.0, 1.0, 1.0, 0.0, 0.0], eigen_flags(&EIGEN_MEASURES));
+    assert!(m.iter().all(|v| v.is_nan()), "{m:?}");
+}
