@@ -11,6 +11,8 @@ mod architecture;
 mod bad_input;
 /// the bad-input corpus (tests/bad_inputs/): every case refused cleanly
 mod bad_inputs;
+/// the charger-side measures and <s-> against swapped states and explicit Tr(rho s-)
+mod charger;
 /// `engine::Control`: cancellation and members done, on every CPU engine and a study
 mod control;
 /// the command line end to end: outputs, formats, round-trip floats
