@@ -39,6 +39,8 @@ mod qutip_crosscheck;
 mod integrity;
 /// every shader parses and validates with naga in f32 and f64
 mod shaders_validate;
+/// `--save-states` (states.npy) and complex sweeps
+mod states;
 /// steady states from the null space of the Liouvillian
 mod steady;
 /// streamed studies: blocks, checkpoints, resume, shards, merge, faults

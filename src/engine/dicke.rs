@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::job::dicke::DickeCoeffs;
 use crate::job::{Peak, Precision, SegmentEnd, PEAK_MEASURES};
 use crate::linalg::{CMat, C64};
+use crate::measures::saved::{push_row_major, saved_state};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
 use crate::model::{dicke, real, Params};
 use crate::twin::rk4_dicke::{DickeOps, DickeWork};
@@ -28,8 +29,9 @@ pub fn dicke_coeffs(p: &Params) -> Result<DickeCoeffs> {
     })
 }
 
-/// Integrate one member on the structured f64 engine; values [sample][measure], peaks.
-pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
+/// Integrate one member on the structured f64 engine; values [sample][measure], peaks, and
+/// the saved states (`--save-states`, `measures::saved`; empty without).
+pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Vec<C64>)> {
     let sys = &plan.systems[m.point];
     let coeffs = dicke_coeffs(&plan.points[m.point])?;
     let dim = coeffs.dim();
@@ -45,6 +47,7 @@ pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
     let nm = plan.measures.len();
     let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
     let mut peaks = [Peak::default(); 4];
+    let mut states = vec![];
     let mut gen = &ops;
     for seg in &plan.schedule.segments {
         for _ in 0..seg.n_full {
@@ -65,19 +68,25 @@ pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
         let v = evaluate(&list, &ctx, &Sample { t, rho: &rho, y: None });
         values.extend_from_slice(&v[..nm]);
         update_peaks(&mut peaks, s, t, &v[nm..]);
+        if let Some(save) = plan.save_states {
+            push_row_major(&mut states, &saved_state(plan.space, &rho, 0.0, save));
+        }
     }
-    Ok((values, peaks))
+    Ok((values, peaks, states))
 }
 
 /// Run a dicke plan: the reference engine for `--backend reference`, else the structured
 /// f64 engine in parallel over members.
 pub fn run_dicke(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
     if matches!(engine, Engine::Reference) {
-        let (values, peaks) = run_reference(plan, opts)?;
-        return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0));
+        let (values, peaks, states) = run_reference(plan, opts)?;
+        let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
+        out.states = plan.save_states.map(|_| states);
+        return Ok(out);
     }
-    let (values, peaks) = super::per_member(plan, opts, "cpu f64 (dicke)", |m| dicke_member(plan, m))?;
+    let (values, peaks, states) = super::per_member(plan, opts, "cpu f64 (dicke)", |m| dicke_member(plan, m))?;
     let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
+    out.states = states;
     if matches!(engine, Engine::Gpu(_)) {
         let note = "dicke has no GPU kernel yet: it ran on the structured f64 CPU engine".to_string();
         eprintln!("note: {note}");

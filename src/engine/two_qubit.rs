@@ -7,6 +7,8 @@ use crate::config::Plan;
 use crate::error::Result;
 use crate::gpu::{rk4_two_qubit::run_two_qubit_gpu_with, GpuContext};
 use crate::job::{pauli, Peak, Precision, TwoQubitJob, TwoQubitResult};
+use crate::linalg::C64;
+use crate::measures::saved::push_row_major;
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
 use crate::twin::rk4_two_qubit::run_two_qubit_twin;
 use rayon::prelude::*;
@@ -30,7 +32,8 @@ pub fn two_qubit_job(plan: &Plan) -> TwoQubitJob {
     let member_point = plan.members.iter().map(|m| m.point as u32).collect();
     let initial = plan.members.par_iter().map(|m| pauli::to_pauli(&plan.initial_state(m))).collect();
     let measures: Vec<Measure> = plan.measures.iter().copied().filter(|m| !m.needs_eigensolve()).collect();
-    let keep_states = plan.measures.iter().any(|m| m.needs_eigensolve());
+    // States come back for the host's eigen-solve measures and for `--save-states`.
+    let keep_states = plan.measures.iter().any(|m| m.needs_eigensolve()) || plan.save_states.is_some();
     TwoQubitJob { points, member_point, initial, schedule: plan.schedule.clone(), measures, keep_states }
 }
 
@@ -42,30 +45,49 @@ pub fn run_two_qubit(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<
     if let Engine::Gpu(ctx) = engine {
         let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {}", opts.precision.name()));
         let t = Instant::now();
-        let (values, peaks, gpu_busy, host_busy) = run_two_qubit_gpu_overlapped(plan, &job, ctx, opts, &pb)?;
+        let (values, peaks, states, gpu_busy, host_busy) = run_two_qubit_gpu_overlapped(plan, &job, ctx, opts, &pb)?;
         pb.finish_and_clear();
         // The host time not hidden behind the GPU is what the eigen-solve measures added.
         let exposed = (t.elapsed().as_secs_f64() - gpu_busy).max(0.0);
         let mut out = EngineOutput::new(plan, values, peaks, opts.precision, ensemble, exposed);
-        if job.keep_states {
+        out.states = states;
+        if plan.measures.iter().any(|m| m.needs_eigensolve()) {
             out.notes.push(format!("host eigen-solve measures: {host_busy:.3} s, {:.3} s of it overlapped with the GPU", (host_busy - exposed).max(0.0)));
         }
         return Ok(out);
     }
     if opts.control.is_some() {
-        let (values, peaks, host_measures) = run_two_qubit_twin_sliced(plan, &job, opts)?;
-        return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures));
+        let (values, peaks, states, host_measures) = run_two_qubit_twin_sliced(plan, &job, opts)?;
+        let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures);
+        out.states = states;
+        return Ok(out);
     }
     let result = run_two_qubit_twin::<f64>(&job);
     let peaks = result.peaks.clone();
+    let states = saved_states(plan, &result);
     let (values, host_measures) = assemble(plan, 0, &job, result);
-    Ok(EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures))
+    let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures);
+    out.states = states;
+    Ok(out)
+}
+
+/// `--save-states`: the engine's sampled states (Pauli basis, after the dephasing channel, as
+/// the measures see them) as 4x4 matrices, row-major.
+fn saved_states(plan: &Plan, r: &TwoQubitResult) -> Option<Vec<C64>> {
+    plan.save_states?;
+    let x = r.states.as_ref()?;
+    let mut out = Vec::with_capacity(x.len());
+    for chunk in x.chunks_exact(16) {
+        let p: [f64; 16] = chunk.try_into().expect("16 Pauli coefficients");
+        push_row_major(&mut out, &pauli::from_pauli(&p));
+    }
+    Some(out)
 }
 
 /// The CPU twin on slices of members, for a run with a control: the flag is checked and
 /// `done` advanced between slices. Bit-identical to one call on every member (members are
 /// independent); the run without a control keeps the one call.
-fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Peak>, f64)> {
+fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<C64>>, f64)> {
     let n = plan.members.len();
     // About 100 slices, each enough members to keep every thread busy.
     let slice = n.div_ceil(100).max(4 * rayon::current_num_threads()).max(1);
@@ -73,6 +95,7 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, opts: &RunOptions) 
     let (ns, nm) = (plan.schedule.times.len(), plan.measures.len());
     let mut values = Vec::with_capacity(n * ns * nm);
     let mut peaks = Vec::with_capacity(n * 4);
+    let mut states = plan.save_states.map(|_| vec![]);
     let mut host = 0.0;
     for lo in (0..n).step_by(slice) {
         opts.check_cancelled()?;
@@ -80,6 +103,9 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, opts: &RunOptions) 
         let sub = job_slice(job, lo..hi);
         let result = run_two_qubit_twin::<f64>(&sub);
         peaks.extend_from_slice(&result.peaks);
+        if let (Some(all), Some(st)) = (states.as_mut(), saved_states(plan, &result)) {
+            all.extend(st);
+        }
         let (v, h) = assemble(plan, lo, &sub, result);
         values.extend(v);
         host += h;
@@ -88,7 +114,7 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, opts: &RunOptions) 
     }
     pb.finish_and_clear();
     opts.check_cancelled()?;
-    Ok((values, peaks, host))
+    Ok((values, peaks, states, host))
 }
 
 /// Merge the engine's closed-form columns with the eigen-solve measures computed here, in
@@ -160,14 +186,14 @@ fn job_slice(job: &TwoQubitJob, range: std::ops::Range<usize>) -> TwoQubitJob {
 /// Two-qubit members on the GPU in slices, so that the host's eigen-solve measures of slice k
 /// run while the GPU integrates slice k + 1. Results are identical to one slice (members are
 /// independent and GPU chunking is bit-exact). Returns values, peaks, and the GPU and host
-/// busy times.
+/// busy times (and the saved states, `--save-states`).
 fn run_two_qubit_gpu_overlapped(
     plan: &Plan,
     job: &TwoQubitJob,
     ctx: &GpuContext,
     opts: &RunOptions,
     pb: &indicatif::ProgressBar,
-) -> Result<(Vec<f64>, Vec<Peak>, f64, f64)> {
+) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<C64>>, f64, f64)> {
     let n = plan.members.len();
     // Overlap only pays when there is host work; then about 8 slices of at least 4,096 members.
     let slice = if job.keep_states { n.div_ceil(8).max(4096) } else { n.max(1) };
@@ -177,6 +203,7 @@ fn run_two_qubit_gpu_overlapped(
     let nm = plan.measures.len();
     let mut values = vec![0.0; n * ns * nm];
     let mut peaks = vec![Peak::default(); n * 4];
+    let mut states = plan.save_states.map(|_| vec![C64::default(); n * ns * 16]);
     let mut host = 0.0;
     let gpu_time = std::thread::scope(|scope| -> Result<f64> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(std::ops::Range<usize>, TwoQubitJob, TwoQubitResult)>>(1);
@@ -200,11 +227,14 @@ fn run_two_qubit_gpu_overlapped(
         for msg in rx {
             let (r, sub, res) = msg?;
             peaks[r.start * 4..r.end * 4].copy_from_slice(&res.peaks);
+            if let (Some(all), Some(st)) = (states.as_mut(), saved_states(plan, &res)) {
+                all[r.start * ns * 16..r.end * ns * 16].copy_from_slice(&st);
+            }
             let (v, h) = assemble(plan, r.start, &sub, res);
             values[r.start * ns * nm..r.end * ns * nm].copy_from_slice(&v);
             host += h;
         }
         Ok(producer.join().unwrap_or(0.0))
     })?;
-    Ok((values, peaks, gpu_time, host))
+    Ok((values, peaks, states, gpu_time, host))
 }
