@@ -121,3 +121,34 @@ fn swapped_runs_trade_charger_and_battery_columns_on_every_cpu_engine() {
         assert!(moved > 1e-2, "{backend:?}: nothing moved ({moved})");
     }
 }
+
+/// The charger measures are opt-in: listed, every f64 engine agrees with the reference on
+/// every model they apply to; left out, the default list does not hold them.
+#[test]
+fn listed_charger_measures_agree_between_the_cpu_engine_and_the_reference() {
+    let list = "[output]\nmeasures = [\"texture_c\", \"ergotropy_c\", \"antiergotropy_c\", \"energy_variance_c\", \"sm_b_re\", \"sm_b_im\", \"sm_c_re\", \"sm_c_im\"]\n";
+    let cfgs = [
+        "model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 0.8\nj1 = 0.3\ndephasing = 0.2\n[initial]\nrandom = \"mixed-bures\"\n[time]\ndt = 0.01\nt_end = 3.0\nsamples = 7\n[ensemble]\nsize = 4\nseed = 1\n",
+        "model = \"driven-pair\"\n[params]\nf = 0.7\ngamma = 0.4\ndelta = 0.3\nn_th = 0.2\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.01\nt_end = 3.0\nsamples = 7\n[ensemble]\nsize = 4\nseed = 2\n",
+        "model = \"cavity-cells\"\n[params]\nlambda = 0.8\ng = 0.3\nzeta = 0.4\nkappa = 0.1\ngamma = 0.05\nalpha = [0.9, -0.4]\nn_fock = 8\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.01\nt_end = 2.0\nsamples = 5\n[ensemble]\nsize = 2\nseed = 3\n",
+    ];
+    for cfg in cfgs {
+        let plan = parse_plan(&format!("{cfg}{list}"), &Overrides::default()).unwrap();
+        let fast = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+        let refr = run_plan(&plan, &RunOptions { backend: Backend::Reference, verify: 0, ..Default::default() }).unwrap();
+        for (k, m) in plan.measures.iter().enumerate() {
+            let mut worst = 0.0f64;
+            let mut size = 0.0f64;
+            for i in 0..plan.members.len() {
+                for s in 0..plan.schedule.times.len() {
+                    worst = worst.max((fast.value(i, s, k) - refr.value(i, s, k)).abs());
+                    size = size.max(refr.value(i, s, k).abs());
+                }
+            }
+            assert!(worst < 1e-9, "{}: CPU engine vs reference {worst:e}\n{cfg}", m.name());
+            assert!(size > 1e-3, "{}: zero along the whole run, nothing compared\n{cfg}", m.name());
+        }
+        let plain = parse_plan(cfg, &Overrides::default()).unwrap();
+        assert!(plain.measures.iter().all(|m| !m.opt_in()), "{:?}", plain.measures);
+    }
+}

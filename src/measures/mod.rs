@@ -140,6 +140,12 @@ impl Measure {
         }
     }
 
+    /// Measures that are written only when `output.measures` lists them: the charger-side
+    /// mirrors and <s->, so that the default outputs (and the default study) keep their columns.
+    pub fn opt_in(&self) -> bool {
+        matches!(self, TextureC | ErgotropyC | AntiergotropyC | EnergyVarianceC | SmBRe | SmBIm | SmCRe | SmCIm)
+    }
+
     /// Measures of steady-state runs only (`[time] steady = true`): the residual ||L rho||_F
     /// of the solved state is not a function of a sampled state, and no integrator gives it.
     pub fn steady_only(&self) -> bool {
@@ -202,10 +208,10 @@ impl Measure {
     }
 }
 
-/// The default measure list of an integrated run: every measure that applies (steady runs add
-/// steady_residual).
+/// The default measure list of an integrated run: every measure that applies but the opt-in
+/// ones (steady runs add steady_residual).
 pub fn default_measures(model: ModelKind) -> Vec<Measure> {
-    Measure::ALL.iter().copied().filter(|m| m.applies_to(model) && !m.steady_only()).collect()
+    Measure::ALL.iter().copied().filter(|m| m.applies_to(model) && !m.steady_only() && !m.opt_in()).collect()
 }
 
 /// Two-qubit phase-flip channel of paper 000 app. B with probability p (the product of one
