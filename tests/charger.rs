@@ -136,7 +136,8 @@ fn listed_charger_measures_agree_between_the_cpu_engine_and_the_reference() {
         let plan = parse_plan(&format!("{cfg}{list}"), &Overrides::default()).unwrap();
         let fast = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
         let refr = run_plan(&plan, &RunOptions { backend: Backend::Reference, verify: 0, ..Default::default() }).unwrap();
-        for (k, m) in plan.measures.iter().enumerate() {
+        // (a cavity run also appends fock_tail, which other tests cover)
+        for (k, m) in plan.measures.iter().enumerate().filter(|(_, m)| m.opt_in()) {
             let mut worst = 0.0f64;
             let mut size = 0.0f64;
             for i in 0..plan.members.len() {
