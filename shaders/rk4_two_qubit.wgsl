@@ -82,7 +82,16 @@ const M_TEXTURE_B: u32 = 15u;
 const M_PURITY: u32 = 16u;
 const M_ENTROPY_B: u32 = 17u;
 const M_TRACE_ERROR: u32 = 18u;
-const N_CODES: u32 = 19u;
+// Charger-side mirrors and <s-> (charger_measures below).
+const M_TEXTURE_C: u32 = 19u;
+const M_ERGOTROPY_C: u32 = 20u;
+const M_ANTIERGOTROPY_C: u32 = 21u;
+const M_ENERGY_VARIANCE_C: u32 = 22u;
+const M_SM_B_RE: u32 = 23u;
+const M_SM_B_IM: u32 = 24u;
+const M_SM_C_RE: u32 = 25u;
+const M_SM_C_IM: u32 = 26u;
+const N_CODES: u32 = 27u;
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> consts: array<vec4<real>>;
@@ -359,6 +368,28 @@ fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t:
         m[M_ENTROPY_B] = neg_plogp(lp) + neg_plogp(lm);
     }
     m[M_TRACE_ERROR] = tr_dev;
+    return charger_measures(m, y, pt, e_c, nrc, tr_dev);
+}
+
+// The charger's mirrors of the battery measures, and <s-> of both qubits. rho_c =
+// (1/2)(x_00 I + r_c.sigma), r_c = (x_10, x_20, x_30); <s-> = rho[(e, g)] = (x_1 - i x_2)/2 of
+// the qubit's Bloch vector. Twin: charger_measures in src/twin/rk4_two_qubit.rs.
+fn charger_measures(m_in: array<real, N_CODES>, y: V16, pt: PointInfo, e_c: real, nrc: real, tr_dev: real) -> array<real, N_CODES> {
+    var m = m_in;
+    let rc = vec3<real>(y.b.x, y.c.x, y.d.x);
+    let hr = dot(pt.hc.yzw, rc);
+    let dx = rc.x - 1.0;
+    let dtex = sqrt(dx * dx + rc.y * rc.y + rc.z * rc.z);
+    m[M_TEXTURE_C] = 0.5 * max(tr_dev, dtex);
+    m[M_ERGOTROPY_C] = hr + pt.nhc * nrc;
+    m[M_ANTIERGOTROPY_C] = hr - pt.nhc * nrc;
+    // Tr(rho_c H_C^2) = (h0^2 + |h|^2) x_00 + 2 h0 h.r_c
+    let trh2 = (pt.hc.x * pt.hc.x + pt.nhc * pt.nhc) * y.a.x + 2.0 * pt.hc.x * hr;
+    m[M_ENERGY_VARIANCE_C] = trh2 - e_c * e_c;
+    m[M_SM_B_RE] = 0.5 * y.a.y;
+    m[M_SM_B_IM] = -0.5 * y.a.z;
+    m[M_SM_C_RE] = 0.5 * y.b.x;
+    m[M_SM_C_IM] = -0.5 * y.c.x;
     return m;
 }
 

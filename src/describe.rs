@@ -49,6 +49,7 @@ pub fn measures_text() -> String {
         let dicke = m.applies_to(ModelKind::Dicke);
         let scope = match (m.applies(false), m.applies(true)) {
             _ if m.steady_only() => "steady runs",
+            (true, true) if m.opt_in() => "listed, not dicke",
             (true, true) if dicke => "all models",
             (true, true) => "all but dicke",
             (true, false) => "two-qubit models",
@@ -59,6 +60,7 @@ pub fn measures_text() -> String {
         };
         let _ = writeln!(s, "{:<22} {:<17} {}", m.name(), scope, m.doc());
     }
-    let _ = writeln!(s, "\nsummary.csv also has max_<m> and t_max_<m> for energy_b, ergotropy_b, power_b, ergotropic_power_b.");
+    let _ = writeln!(s, "\n\"listed\": written only when output.measures names it (not in the default list).");
+    let _ = writeln!(s, "summary.csv also has max_<m> and t_max_<m> for energy_b, ergotropy_b, power_b, ergotropic_power_b.");
     s
 }

@@ -225,6 +225,14 @@ fn reference_measures(rho: &M4, y: &M4, rho0: &M4, y0: &M4, t: f64, sys: &OpenSy
     let plus = CMat::from_element(2, 2, c(0.5, 0.0));
     let texture = 0.5 * eigvals_hermitian(&(&rb - plus)).iter().map(|l| l.abs()).sum::<f64>();
     let entropy: f64 = eigvals_hermitian(&rb).iter().filter(|&&l| l > 1e-30).map(|&l| -l * l.log2()).sum();
+    // Charger mirrors from rho_c and H_C; <s-> = Tr(rho s-) with s- = |g><e| on one qubit.
+    let hc = &sys.h_charger;
+    let (_, ergo_c, anti_c, _) = battery_resources(&rc, hc);
+    let plus_c = CMat::from_element(2, 2, c(0.5, 0.0));
+    let texture_c = 0.5 * eigvals_hermitian(&(&rc - plus_c)).iter().map(|l| l.abs()).sum::<f64>();
+    let sm = CMat::from_row_slice(2, 2, &[c(0.0, 0.0), c(1.0, 0.0), c(0.0, 0.0), c(0.0, 0.0)]);
+    let sm_b = (&r * kron(&pauli(0), &sm)).trace();
+    let sm_c = (&r * kron(&sm, &pauli(0))).trace();
     KERNEL_MEASURES
         .iter()
         .map(|m| match m {
@@ -265,12 +273,20 @@ fn reference_measures(rho: &M4, y: &M4, rho0: &M4, y0: &M4, t: f64, sys: &OpenSy
             Purity => (rho * rho).trace().re,
             EntropyB => entropy,
             TraceError => (rho.trace().re - 1.0).abs(),
+            TextureC => texture_c,
+            ErgotropyC => ergo_c,
+            AntiergotropyC => anti_c,
+            EnergyVarianceC => re_tr(&rc, &(hc * hc)) - e_c * e_c,
+            SmBRe => sm_b.re,
+            SmBIm => sm_b.im,
+            SmCRe => sm_c.re,
+            SmCIm => sm_c.im,
             other => panic!("{other:?} is not a kernel measure"),
         })
         .collect()
 }
 
-/// values[(member * n_samples + sample) * 19 + code] and the sample states (Pauli basis).
+/// values[(member * n_samples + sample) * KERNEL_MEASURES.len() + code] and the sample states (Pauli basis).
 struct Reference {
     values: Vec<f64>,
     states: Vec<[f64; 16]>,

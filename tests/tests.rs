@@ -11,6 +11,8 @@ mod architecture;
 mod bad_input;
 /// the bad-input corpus (tests/bad_inputs/): every case refused cleanly
 mod bad_inputs;
+/// the charger-side measures and <s-> against swapped states and explicit Tr(rho s-)
+mod charger;
 /// `engine::Control`: cancellation and members done, on every CPU engine and a study
 mod control;
 /// the command line end to end: outputs, formats, round-trip floats
@@ -39,6 +41,8 @@ mod qutip_crosscheck;
 mod integrity;
 /// every shader parses and validates with naga in f32 and f64
 mod shaders_validate;
+/// `--save-states` (states.npy) and complex sweeps
+mod states;
 /// steady states from the null space of the Liouvillian
 mod steady;
 /// streamed studies: blocks, checkpoints, resume, shards, merge, faults

@@ -214,7 +214,7 @@ fn run<'py>(
     ticker: Option<Bound<'py, PyAny>>,
 ) -> PyResult<(NativeRun, Bound<'py, PyAny>)> {
     let (opts, control) = run_options(backend, precision, verify, adapter, progress).map_err(|e| to_py(py, e))?;
-    let ov = Overrides { ensemble, seed, auto_fock: false, shard: None };
+    let ov = Overrides { ensemble, seed, auto_fock: false, shard: None, save_states: None };
     let plan = parse_plan(&config, &ov).map_err(|e| to_py(py, e))?;
     let (run, values) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
     new_run(py, run, values)
@@ -308,7 +308,7 @@ fn study<'py>(
         other => return Err(to_py(py, QbatError::invalid("on_device_loss", format!("must be cpu or stop, got '{other}'")))),
     };
     // The shard's members only (ids and seeds of the whole run), as the CLI builds them.
-    let ov = Overrides { ensemble, seed, auto_fock: false, shard: shard.map(|s| (s.index, s.count)) };
+    let ov = Overrides { ensemble, seed, auto_fock: false, shard: shard.map(|s| (s.index, s.count)), save_states: None };
     let plan = parse_plan(&config, &ov).map_err(map)?;
     let opts = StudyOptions {
         run,

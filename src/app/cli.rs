@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use qbat_gpu::analyze::DEFAULT_MAX_MEMBERS;
+use qbat_gpu::config::StateSave;
 use qbat_gpu::output::Format;
 use qbat_gpu::run::{Backend, Precision};
 use qbat_gpu::study::{OnDeviceLoss, Shard};
@@ -163,6 +164,10 @@ pub struct RunArgs {
     /// Members per checkpointed block (default: from a memory budget).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub block_members: Option<u64>,
+    /// Also write each sampled state to states.npy (complex128, members x times x d x d) and
+    /// states.json: `reduced` (the default: the two-qubit or cell state) or `full`.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "reduced", value_name = "reduced|full")]
+    pub save_states: Option<StateSave>,
 }
 
 /// A finite number >= 0 (a tolerance).

@@ -5,7 +5,7 @@ use super::cli::RunArgs;
 use super::report;
 use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::error::{QbatError, Result};
-use qbat_gpu::output::{series_size_estimate, Format, OutputOptions};
+use qbat_gpu::output::{series_size_estimate, states_size_estimate, Format, OutputOptions};
 use qbat_gpu::run::RunOptions;
 use qbat_gpu::study::{run_study as run_study_streamed, StudyOptions};
 use std::path::PathBuf;
@@ -31,7 +31,7 @@ seed = 0
 
 pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_default: bool, study: bool) -> Result<()> {
     // A shard builds (and is memory-checked for) its own members only.
-    let ov = Overrides { ensemble: args.ensemble, seed: args.seed, auto_fock: args.auto_fock, shard: args.shard.map(|s| (s.index, s.count)) };
+    let ov = Overrides { ensemble: args.ensemble, seed: args.seed, auto_fock: args.auto_fock, shard: args.shard.map(|s| (s.index, s.count)), save_states: args.save_states };
     let plan = parse_plan(config_text, &ov)?;
     let (out, resume) = match (&args.resume, &args.out) {
         (Some(r), Some(o)) if r != o => {
@@ -54,6 +54,20 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
                 reason: format!("the series would take about {:.1} GiB (limit {:.1} GiB); pass --force, or --format npy, fewer samples or --series false", bytes as f64 / 2f64.powi(30), oopts.series_limit as f64 / 2f64.powi(30)),
             });
         }
+    }
+    // The same guard counts the saved states with the series.
+    let states = states_size_estimate(&plan);
+    let total = states + if series { series_size_estimate(&plan, format) } else { 0 };
+    if states > 0 && total > oopts.series_limit && !args.force {
+        return Err(QbatError::TooLarge {
+            field: "--save-states".into(),
+            reason: format!(
+                "states.npy would take about {:.1} GiB, {:.1} GiB with the series (limit {:.1} GiB); pass --force, or fewer samples or members",
+                states as f64 / 2f64.powi(30),
+                total as f64 / 2f64.powi(30),
+                oopts.series_limit as f64 / 2f64.powi(30)
+            ),
+        });
     }
     let ropts = RunOptions {
         backend: args.backend,

@@ -75,7 +75,8 @@ pub fn shard_range(k: usize, n: usize, members: usize) -> std::ops::Range<usize>
 /// The parameter points and members `range` of a run: one point per grid point, or one per
 /// member when parameters are drawn. `base` is the validated base point.
 pub fn expand_members(model: ModelKind, base: &Params, params: &ParamSection, init: &InitialSection, ens: &EnsembleSection, range: std::ops::Range<usize>) -> (Vec<Params>, Vec<Member>) {
-    let all_axes: Vec<(String, Vec<f64>)> = params.axes.iter().cloned().chain(init.angle_axes.iter().cloned()).collect();
+    let angle_axes = init.angle_axes.iter().map(|(k, v)| (k.clone(), v.iter().map(|x| ParamValue::Real(*x)).collect()));
+    let all_axes: Vec<(String, Vec<ParamValue>)> = params.axes.iter().cloned().chain(angle_axes).collect();
     let axis_lens: Vec<usize> = all_axes.iter().map(|(_, v)| v.len()).collect();
     let n_param_axes = params.axes.len();
     let per_member_points = !params.drawn.is_empty();
@@ -85,9 +86,18 @@ pub fn expand_members(model: ModelKind, base: &Params, params: &ParamSection, in
         let mut vals = vec![];
         let mut ang = init.angle_fixed;
         for (a, (name, values)) in all_axes.iter().enumerate() {
-            let x = values[idx[a]];
+            let v = &values[idx[a]];
+            // A complex axis gives two summary values, re and im (ParamSection::columns).
+            let x = match v {
+                ParamValue::Complex(z) => {
+                    vals.push(z.re);
+                    z.im
+                }
+                ParamValue::Real(x) => *x,
+                _ => unreachable!("sweep axes are real or complex"),
+            };
             if a < n_param_axes {
-                p.insert(name.clone(), ParamValue::Real(x));
+                p.insert(name.clone(), v.clone());
                 vals.push(x);
             } else if name == "theta" {
                 ang.0 = x;

@@ -41,7 +41,7 @@ pub fn job_config_with_members(name: &str, members: Option<u64>) -> Result<Strin
 fn kernel_measures_section() -> String {
     let names: Vec<String> = Measure::ALL
         .iter()
-        .filter(|m| m.applies(false) && !m.needs_eigensolve() && !m.steady_only())
+        .filter(|m| m.applies(false) && !m.needs_eigensolve() && !m.steady_only() && !m.opt_in())
         .map(|m| format!("\"{}\"", m.name()))
         .collect();
     format!("[output]\nmeasures = [{}]\n", names.join(", "))

@@ -13,7 +13,7 @@ use crate::model::Space;
 /// a point its operators (about 8 dim x dim complex matrices) plus 4 KiB (parameters, the
 /// Pauli-basis generator).
 #[allow(clippy::too_many_arguments)]
-pub fn check_memory(space: Space, members: usize, points: usize, samples: usize, measures: usize, keeps_states: bool, size_field: &str, points_field: &str) -> Result<()> {
+pub fn check_memory(space: Space, members: usize, points: usize, samples: usize, measures: usize, keeps_states: bool, saved_dim: usize, size_field: &str, points_field: &str) -> Result<()> {
     let available = available_memory_bytes();
     let gib = |b: f64| b / 2f64.powi(30);
     let dim = space.dim() as f64;
@@ -29,16 +29,20 @@ pub fn check_memory(space: Space, members: usize, points: usize, samples: usize,
     // Runs stream their results block by block (study.rs), so a member costs its entry in the
     // member list, and the results of one smallest block (1,024 members) must fit; the
     // two-qubit engines keep 16 state reals per sample only for the eigen-solve measures.
-    let results_per_member = result_bytes_per_member(space, samples, measures, keeps_states);
+    let results_per_member = result_bytes_per_member(space, samples, measures, keeps_states, 0);
+    // `--save-states`: blocks are sized to keep their results within the 1 GiB block budget
+    // (study::block_members), so the saved states of a block count up to that, or one member's.
+    let saved_member = result_bytes_per_member(space, samples, measures, keeps_states, saved_dim) - results_per_member;
+    let saved_block = (members.min(1024) as f64 * saved_member).min(saved_member.max(2f64.powi(30)));
     let per_point = 8.0 * dim * dim * 16.0 + 4096.0;
-    let members_bytes = members as f64 * 256.0 + members.min(1024) as f64 * results_per_member;
+    let members_bytes = members as f64 * 256.0 + members.min(1024) as f64 * results_per_member + saved_block;
     let points_bytes = points as f64 * per_point;
     // The streamed statistics: a cell per (sample, measure), about 1.1 KiB (the two fixed-point
     // sums) plus its quantile sketch, which holds at most one 8-byte bucket per member (about
     // 4,000 in practice).
     let cells = samples as f64 * measures as f64;
     let stats_bytes = cells * (1100.0 + 8.0 * members.min(4000) as f64) * 2.0;
-    let per_sample_bytes = stats_bytes + members.min(1024) as f64 * results_per_member;
+    let per_sample_bytes = stats_bytes + members.min(1024) as f64 * results_per_member + saved_block;
     // the field to name: whichever of samples, members and points costs most
     let (members_bytes, size_field) = if per_sample_bytes > members as f64 * 256.0 { (members_bytes + stats_bytes, "time.samples") } else { (members_bytes + stats_bytes, size_field) };
     let total = members_bytes + points_bytes;
@@ -63,11 +67,13 @@ pub fn check_memory(space: Space, members: usize, points: usize, samples: usize,
 }
 
 /// Bytes a member's results take while its block is processed: samples x measures f64, plus 16
-/// state reals per sample when two-qubit eigen-solve measures are on, twice over (the engine's
+/// state reals per sample when two-qubit eigen-solve measures are on, plus the saved d x d
+/// complex states of `--save-states` (`saved_dim` d, 0 without), twice over (the engine's
 /// output and its assembly). Sizes blocks (study.rs) and the memory check.
-pub fn result_bytes_per_member(space: Space, samples: usize, measures: usize, keeps_states: bool) -> f64 {
-    let states = if space == Space::TwoQubit && keeps_states { 16.0 } else { 0.0 };
-    samples as f64 * (measures as f64 + states) * 8.0 * 2.0
+pub fn result_bytes_per_member(space: Space, samples: usize, measures: usize, keeps_states: bool, saved_dim: usize) -> f64 {
+    let states = if space == Space::TwoQubit && (keeps_states || saved_dim > 0) { 16.0 } else { 0.0 };
+    let saved = 2.0 * (saved_dim * saved_dim) as f64;
+    samples as f64 * (measures as f64 + states + saved) * 8.0 * 2.0
 }
 
 /// MemAvailable from /proc/meminfo (Linux); 16 GiB where it cannot be read.

@@ -24,6 +24,7 @@ use crate::error::{QbatError, Result};
 use crate::job::Schedule;
 use crate::linalg::CMat;
 use crate::measures::Measure;
+pub use crate::measures::saved::StateSave;
 use crate::model::{cavity_cells, dicke, resolve_params, ModelKind, OpenSystem, Params, Space};
 use std::sync::Arc;
 use toml::Table;
@@ -87,6 +88,8 @@ pub struct Plan {
     pub config_json: serde_json::Value,
     /// Warn when a cavity member's fock_tail exceeds this.
     pub fock_tail_threshold: f64,
+    /// `--save-states`: the engines also return each sampled state (states.npy).
+    pub save_states: Option<StateSave>,
 }
 
 impl Plan {
@@ -158,6 +161,8 @@ pub struct Overrides {
     /// `--shard K/N` as (K, N): only that shard's members are built (and counted by the
     /// memory check); their ids and seeds are those of the whole run.
     pub shard: Option<(usize, usize)>,
+    /// `--save-states`: keep each sampled state (counted by the memory check).
+    pub save_states: Option<StateSave>,
 }
 
 /// Parse and validate a TOML config.
@@ -234,7 +239,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         dicke_start_given_once(&params.base, &init.spec)?;
     }
     let time = time::parse_time(root, cavity)?;
-    let axis_lens: Vec<usize> = params.axes.iter().chain(&init.angle_axes).map(|(_, v)| v.len()).collect();
+    let axis_lens: Vec<usize> = params.axes.iter().map(|(_, v)| v.len()).chain(init.angle_axes.iter().map(|(_, v)| v.len())).collect();
     let ens = ensemble::parse_ensemble(section(root, "ensemble")?.unwrap_or(&empty), ov, &axis_lens)?;
     let out = output::parse_output(section(root, "output")?.unwrap_or(&empty), model, time.steady)?;
     // Refuse what cannot fit before allocating any member: a grid's points are set by the
@@ -247,11 +252,12 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let n_points = if drawn { range.len() } else { ens.n_grid };
     let keeps_states = out.measures.iter().any(|m| m.needs_eigensolve());
     let points_field = if drawn { ens.size_field } else { "params" };
-    memory::check_memory(space, range.len(), n_points, time.schedule.times.len(), out.measures.len(), keeps_states, ens.size_field, points_field)?;
+    let saved_dim = ov.save_states.map_or(0, |s| crate::measures::saved::saved_dim(space, s));
+    memory::check_memory(space, range.len(), n_points, time.schedule.times.len(), out.measures.len(), keeps_states, saved_dim, ens.size_field, points_field)?;
     let (points, members) = ensemble::expand_members(model, &base, &params, &init, &ens, range);
     let systems = systems::build_systems(model, model_name, &points, time.schedule.dt, time.steady, time.switch_off)?;
     let points: Vec<Params> = points.iter().map(|p| resolve_params(model, p)).collect::<Result<_>>()?;
-    let param_columns = params.axes.iter().map(|(k, _)| k.clone()).chain(params.drawn.iter().map(|(k, _, _)| k.clone())).collect();
+    let param_columns = params.columns();
     let config_json = serde_json::to_value(root).unwrap_or(serde_json::Value::Null);
     Ok(Plan {
         model,
@@ -268,5 +274,6 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         param_columns,
         config_json,
         fock_tail_threshold: out.fock_tail_threshold,
+        save_states: ov.save_states,
     })
 }

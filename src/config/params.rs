@@ -12,8 +12,9 @@ use toml::{Table, Value};
 /// The parameters of a config: the base point, the grid axes and the per-member draws.
 pub struct ParamSection {
     pub base: Params,
-    /// (name, values) of each grid axis, in the config's (sorted) key order.
-    pub axes: Vec<(String, Vec<f64>)>,
+    /// (name, values) of each grid axis, in the config's (sorted) key order: real values, or
+    /// complex ones for a complex parameter swept as `values = [[re, im], ...]`.
+    pub axes: Vec<(String, Vec<ParamValue>)>,
     /// (name, lo, hi) of each parameter drawn uniformly per member.
     pub drawn: Vec<(String, f64, f64)>,
 }
@@ -74,10 +75,17 @@ fn param_value(model: ModelKind, k: &str, v: &Value, field: &str, sec: &mut Para
         (ModelKind::DrivenPair, "reservoir") => ParamValue::Text(v.as_str().ok_or_else(|| invalid(field, "must be \"boson\" or \"fermion\""))?.to_string()),
         (ModelKind::Dicke, "coupling") => ParamValue::Text(v.as_str().ok_or_else(|| invalid(field, "must be \"dicke\" or \"tavis-cummings\""))?.to_string()),
         (ModelKind::CavityCells | ModelKind::Dicke, "alpha") if v.is_array() => ParamValue::Complex(as_complex(v, field)?),
+        (ModelKind::CavityCells | ModelKind::Dicke, "alpha") if complex_values(v).is_some() => {
+            let arr = complex_values(v).expect("checked by the guard");
+            let f = format!("{field}.values");
+            let vals: Vec<ParamValue> = arr.iter().enumerate().map(|(i, z)| as_complex(z, &format!("{f}[{i}]")).map(ParamValue::Complex)).collect::<Result<_>>()?;
+            sec.axes.push((k.to_string(), vals.clone()));
+            vals[0].clone()
+        }
         _ => match as_sweep(v, field)? {
             Sweep::Fixed(x) => ParamValue::Real(x),
             Sweep::Values(vals) => {
-                sec.axes.push((k.to_string(), vals.clone()));
+                sec.axes.push((k.to_string(), vals.iter().map(|x| ParamValue::Real(*x)).collect()));
                 ParamValue::Real(vals[0])
             }
             Sweep::Uniform(lo, hi) => {
@@ -88,7 +96,30 @@ fn param_value(model: ModelKind, k: &str, v: &Value, field: &str, sec: &mut Para
     })
 }
 
+/// A complex sweep `{ values = [...] }` with at least one `[re, im]` entry: its entries. A list of plain numbers stays a real sweep (the same columns as before).
+fn complex_values(v: &Value) -> Option<&Vec<Value>> {
+    let t = v.as_table()?;
+    let arr = t.get("values")?.as_array()?;
+    (t.len() == 1 && arr.iter().any(|z| z.is_array())).then_some(arr)
+}
+
 impl ParamSection {
+    /// The summary columns of the swept and drawn parameters: a complex axis gives two,
+    /// `<name>_re` and `<name>_im`, in the order of `expand_members`' values.
+    pub fn columns(&self) -> Vec<String> {
+        let mut cols = vec![];
+        for (k, vals) in &self.axes {
+            if matches!(vals[0], ParamValue::Complex(_)) {
+                cols.push(format!("{k}_re"));
+                cols.push(format!("{k}_im"));
+            } else {
+                cols.push(k.clone());
+            }
+        }
+        cols.extend(self.drawn.iter().map(|(k, _, _)| k.clone()));
+        cols
+    }
+
     /// The largest |value| of parameter `name` any member can take (`default` when it is not
     /// given), e.g. the largest |alpha| any member can start from.
     fn largest(&self, name: &str, default: f64) -> f64 {
@@ -99,7 +130,11 @@ impl ParamSection {
         };
         for (k, vals) in &self.axes {
             if k == name {
-                amax = vals.iter().fold(amax, |m, v| m.max(v.abs()));
+                amax = vals.iter().fold(amax, |m, v| match v {
+                    ParamValue::Real(x) => m.max(x.abs()),
+                    ParamValue::Complex(z) => m.max(z.norm()),
+                    _ => m,
+                });
             }
         }
         for (k, lo, hi) in &self.drawn {

@@ -8,6 +8,7 @@ use crate::error::{QbatError, Result};
 use crate::gpu::{rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, rk4_cavity::CavityResult, GpuContext};
 use crate::job::{CavityCoeffs, CavityJob, CavityPoint, Peak, Precision, SegmentEnd, PEAK_MEASURES};
 use crate::linalg::{CMat, C64};
+use crate::measures::saved::{push_row_major, StateSave};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
 use crate::twin::rk4_cavity::{CavityOps, CavityWork, Cx};
 use rayon::prelude::*;
@@ -58,8 +59,9 @@ fn reduce_cells(v: &[Cx<f64>], n_fock: usize) -> CMat {
     })
 }
 
-/// Integrate one cavity member on the structured f64 engine; values [sample][measure], peaks.
-pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
+/// Integrate one cavity member on the structured f64 engine; values [sample][measure], peaks,
+/// and the saved states (`--save-states`, `measures::saved`; empty without).
+pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Vec<C64>)> {
     let sys = &plan.systems[m.point];
     let coeffs = cavity_coeffs(&plan.points[m.point])?;
     let n_fock = coeffs.n_fock;
@@ -86,6 +88,7 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
     let nm = list.len();
     let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
     let mut peaks = [Peak::default(); 4];
+    let mut states = vec![];
     for seg in &plan.schedule.segments {
         for _ in 0..seg.n_full {
             work.step(gen, &mut x, plan.schedule.dt);
@@ -129,14 +132,21 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
             values.push(value);
         }
         update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
+        match plan.save_states {
+            Some(StateSave::Full) => push_row_major(&mut states, full.get_or_insert_with(|| from_cx(&x, dim))),
+            Some(StateSave::Reduced) => push_row_major(&mut states, &rho_q),
+            None => {}
+        }
     }
-    Ok((values, peaks))
+    Ok((values, peaks, states))
 }
 
 /// cavity-cells on the structured f64 engine, in parallel over members.
 pub fn run_cavity_cpu(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
-    let (values, peaks) = super::per_member(plan, opts, "cpu f64 (cavity)", |m| cavity_member(plan, m))?;
-    Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0))
+    let (values, peaks, states) = super::per_member(plan, opts, "cpu f64 (cavity)", |m| cavity_member(plan, m))?;
+    let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
+    out.states = states;
+    Ok(out)
 }
 
 /// Measures the cavity CPU engine takes from the full state rather than the reduced one.
@@ -223,6 +233,12 @@ fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &CavityResult) -> (Vec<
 /// cavity-cells on the GPU kernel, the measures on the host from the reduced states.
 pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Result<EngineOutput> {
     let mut notes = vec![];
+    if plan.save_states == Some(StateSave::Full) {
+        return Err(QbatError::invalid(
+            "--save-states",
+            "full cavity states are not kept by the GPU cavity engine (it returns the reduced cell state); use --save-states (the reduced state), or --backend cpu for the full one",
+        ));
+    }
     let mut measures = plan.measures.clone();
     if measures.contains(&Measure::MinEigenvalue) {
         if measures_explicit(plan) {
@@ -250,6 +266,16 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
     pb.finish_and_clear();
     let th = Instant::now();
     let (values, peaks) = cavity_assemble(plan, &measures, &r);
+    // `--save-states` (reduced): the cell states the kernel returned, as the measures saw them.
+    let states = plan.save_states.map(|_| {
+        let mut st = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * 16);
+        for i in 0..plan.members.len() {
+            for s in 0..plan.schedule.times.len() {
+                push_row_major(&mut st, &r.state(i, s));
+            }
+        }
+        st
+    });
     let host_measures = th.elapsed().as_secs_f64();
     Ok(EngineOutput {
         measures,
@@ -261,6 +287,7 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
         notes,
         engine_plan: serde_json::to_value(&r.plan).ok(),
         ran_on: None,
+        states,
     })
 }
 

@@ -20,6 +20,7 @@ use crate::job::{Peak, Precision, SegmentEnd, PEAK_MEASURES};
 use crate::linalg::{CMat, C64};
 use crate::job::dicke::{packed, parity_definite};
 use crate::measures::dicke::{evaluate_sample, DickeSample};
+use crate::measures::saved::{push_row_major, saved_state};
 use crate::measures::{Measure, MeasureContext};
 use crate::model::{dicke, real, Params};
 use crate::twin::rk4_cavity::Cx;
@@ -68,8 +69,9 @@ pub fn dicke_sample(o: &[f64], n_cells: usize, min_eigenvalue: Option<f64>) -> D
     DickeSample { rb, trace: e[0], photon_number: e[1], fock_tail: e[2], purity: e[3], min_eigenvalue }
 }
 
-/// Integrate one member on the structured f64 engine; values [sample][measure], peaks.
-pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
+/// Integrate one member on the structured f64 engine; values [sample][measure], peaks, and
+/// the saved states (`--save-states`, `measures::saved`; empty without).
+pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Vec<C64>)> {
     let sys = &plan.systems[m.point];
     let coeffs = dicke_coeffs(&plan.points[m.point])?;
     let dim = coeffs.dim();
@@ -88,6 +90,7 @@ pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
     let want_min_eig = list.contains(&Measure::MinEigenvalue);
     let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
     let mut peaks = [Peak::default(); 4];
+    let mut states = vec![];
     let mut gen = &ops;
     for seg in &plan.schedule.segments {
         for _ in 0..seg.n_full {
@@ -109,8 +112,11 @@ pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
         let v = evaluate_sample(&list, &ctx, t, &dicke_sample(&ops.sample(&x), coeffs.n_cells, min_eig), coeffs.n_cells);
         values.extend_from_slice(&v[..nm]);
         update_peaks(&mut peaks, s, t, &v[nm..]);
+        if let Some(save) = plan.save_states {
+            push_row_major(&mut states, &saved_state(plan.space, &unpack_state(&x, dim), 0.0, save));
+        }
     }
-    Ok((values, peaks))
+    Ok((values, peaks, states))
 }
 
 /// Run a dicke plan: the reference engine for `--backend reference`, the GPU kernel for
@@ -119,13 +125,17 @@ pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4])> {
 pub fn run_dicke(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
     match engine {
         Engine::Reference => {
-            let (values, peaks) = run_reference(plan, opts)?;
-            Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0))
+            let (values, peaks, states) = run_reference(plan, opts)?;
+            let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
+            out.states = plan.save_states.map(|_| states);
+            Ok(out)
         }
         Engine::Gpu(ctx) => run_dicke_gpu_engine(plan, opts, ctx),
         Engine::Cpu => {
-            let (values, peaks) = super::per_member(plan, opts, "cpu f64 (dicke)", |m| dicke_member(plan, m))?;
-            Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0))
+            let (values, peaks, states) = super::per_member(plan, opts, "cpu f64 (dicke)", |m| dicke_member(plan, m))?;
+            let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
+            out.states = states;
+            Ok(out)
         }
     }
 }
@@ -153,6 +163,12 @@ pub fn dicke_job<'a>(plan: &Plan, initial: &'a (dyn Fn(usize) -> CMat + Sync)) -
 /// kernel's sums. min_eigenvalue needs the full state, which the kernel never returns: asked
 /// for, it is an error; among the default measures, it is left out with a note.
 fn run_dicke_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Result<EngineOutput> {
+    if plan.save_states.is_some() {
+        return Err(QbatError::invalid(
+            "--save-states",
+            "the dicke GPU kernel keeps no states on the host; run with --backend cpu to save them",
+        ));
+    }
     let mut notes = vec![];
     let mut measures = plan.measures.clone();
     if measures.contains(&Measure::MinEigenvalue) {
@@ -215,5 +231,6 @@ fn run_dicke_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Res
         notes,
         engine_plan: serde_json::to_value(&r.plan).ok(),
         ran_on: None,
+        states: None,
     })
 }

@@ -134,6 +134,9 @@ pub struct EngineOutput {
     /// The engine that actually ran, where it is not the one chosen (a model without a GPU
     /// kernel runs on the CPU engine): its (backend, device) for run.json and the report.
     pub ran_on: Option<(&'static str, String)>,
+    /// `--save-states`: each member's saved state at each sample (`measures::saved`), d x d
+    /// row-major, states[((member * n_samples + sample) * d + i) * d + j].
+    pub states: Option<Vec<crate::linalg::C64>>,
 }
 
 impl EngineOutput {
@@ -148,6 +151,7 @@ impl EngineOutput {
             notes: vec![],
             engine_plan: None,
             ran_on: None,
+            states: None,
         }
     }
 }
@@ -238,8 +242,10 @@ pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
 
 fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
     if matches!(engine, Engine::Reference) {
-        let (values, peaks) = run_reference(plan, opts)?;
-        return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0));
+        let (values, peaks, states) = run_reference(plan, opts)?;
+        let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
+        out.states = plan.save_states.map(|_| states);
+        return Ok(out);
     }
     if plan.is_dicke() {
         return dicke::run_dicke(plan, opts, engine);
@@ -256,13 +262,14 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
 /// Every member of `plan` through `member` (its values [sample][measure] and peaks), in
 /// parallel over members, with a progress bar and the run control (a cancelled run skips the
 /// members not yet begun): the CPU engines of cavity-cells and dicke.
-pub(crate) fn per_member<F>(plan: &Plan, opts: &RunOptions, label: &str, member: F) -> Result<(Vec<f64>, Vec<Peak>)>
+/// The third part of a member's result is its saved states (`--save-states`; empty without).
+pub(crate) fn per_member<F>(plan: &Plan, opts: &RunOptions, label: &str, member: F) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<crate::linalg::C64>>)>
 where
-    F: Fn(&crate::config::Member) -> Result<(Vec<f64>, [Peak; 4])> + Sync,
+    F: Fn(&crate::config::Member) -> Result<(Vec<f64>, [Peak; 4], Vec<crate::linalg::C64>)> + Sync,
 {
     use rayon::prelude::*;
     let pb = progress_bar(opts.progress, plan.members.len() as u64, label);
-    let per: Vec<Result<(Vec<f64>, [Peak; 4])>> = plan
+    let per: Vec<Result<(Vec<f64>, [Peak; 4], Vec<crate::linalg::C64>)>> = plan
         .members
         .par_iter()
         .map(|m| {
@@ -277,10 +284,14 @@ where
     opts.check_cancelled()?;
     let mut values = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
     let mut peaks = Vec::with_capacity(plan.members.len() * 4);
+    let mut states = plan.save_states.map(|_| vec![]);
     for r in per {
-        let (v, p) = r?;
+        let (v, p, st) = r?;
         values.extend(v);
         peaks.extend(p);
+        if let Some(all) = states.as_mut() {
+            all.extend(st);
+        }
     }
-    Ok((values, peaks))
+    Ok((values, peaks, states))
 }

@@ -6,7 +6,8 @@ use super::{progress_bar, RunOptions};
 use crate::config::{Member, Plan};
 use crate::error::Result;
 use crate::job::{Peak, PEAK_MEASURES};
-use crate::linalg::{identity, kron, CMat};
+use crate::linalg::{identity, kron, CMat, C64};
+use crate::measures::saved::{push_row_major, saved_state, StateSave};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
 use crate::model::{OpenSystem, Space};
 use crate::reference::{rk4::integrate_switched_with, LindbladRhs};
@@ -33,6 +34,13 @@ pub fn battery_times_state(plan: &Plan, sys: &OpenSystem, rho0: &CMat) -> CMat {
 
 /// Integrate one member with the f64 reference; values [sample][measure] and its peaks.
 pub fn reference_member(plan: &Plan, m: &Member, measures: &[Measure]) -> (Vec<f64>, [Peak; 4]) {
+    let (values, peaks, _) = reference_member_states(plan, m, measures, None);
+    (values, peaks)
+}
+
+/// `reference_member`, also returning the saved state of each sample when `save` is given
+/// (`measures::saved`, row-major), else an empty list.
+pub fn reference_member_states(plan: &Plan, m: &Member, measures: &[Measure], save: Option<StateSave>) -> (Vec<f64>, [Peak; 4], Vec<C64>) {
     let sys = &plan.systems[m.point];
     let rho0 = plan.initial_state(m);
     let ctx = MeasureContext::new(sys, &rho0);
@@ -45,27 +53,31 @@ pub fn reference_member(plan: &Plan, m: &Member, measures: &[Measure]) -> (Vec<f
     let nm = measures.len();
     let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
     let mut peaks = [Peak::default(); 4];
+    let mut states = vec![];
     integrate_switched_with(&rhs, rhs_off.as_ref().unwrap_or(&rhs), &rho0, y0.as_ref(), &plan.schedule, |s, t, rho, y| {
         let v = evaluate(&list, &ctx, &Sample { t, rho, y });
         values.extend_from_slice(&v[..nm]);
         update_peaks(&mut peaks, s, t, &v[nm..]);
+        if let Some(save) = save {
+            push_row_major(&mut states, &saved_state(plan.space, rho, sys.dephasing, save));
+        }
     });
-    (values, peaks)
+    (values, peaks, states)
 }
 
 /// Run every member on the f64 reference, in parallel over members. With a control, each
 /// member counts as done, and a cancelled run skips the members not yet begun and returns
 /// `Err(Cancelled)`.
-pub fn run_reference(plan: &Plan, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Peak>)> {
+pub fn run_reference(plan: &Plan, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Peak>, Vec<C64>)> {
     let pb = progress_bar(opts.progress, plan.members.len() as u64, "reference f64");
-    let per: Vec<Option<(Vec<f64>, [Peak; 4])>> = plan
+    let per: Vec<Option<(Vec<f64>, [Peak; 4], Vec<C64>)>> = plan
         .members
         .par_iter()
         .map(|m| {
             if opts.check_cancelled().is_err() {
                 return None;
             }
-            let r = reference_member(plan, m, &plan.measures);
+            let r = reference_member_states(plan, m, &plan.measures, plan.save_states);
             pb.inc(1);
             opts.add_done(1);
             Some(r)
@@ -75,9 +87,11 @@ pub fn run_reference(plan: &Plan, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Pe
     opts.check_cancelled()?;
     let mut values = Vec::with_capacity(per.len() * plan.schedule.times.len() * plan.measures.len());
     let mut peaks = Vec::with_capacity(per.len() * 4);
-    for (v, p) in per.into_iter().flatten() {
+    let mut states = vec![];
+    for (v, p, st) in per.into_iter().flatten() {
         values.extend(v);
         peaks.extend(p);
+        states.extend(st);
     }
-    Ok((values, peaks))
+    Ok((values, peaks, states))
 }

@@ -251,6 +251,17 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
         values.extend(v);
         peaks.extend(p);
     }
+    // `--save-states`: the steady state of each member's point, its one sample.
+    let states = plan.save_states.map(|save| {
+        let mut st = vec![];
+        for m in &plan.members {
+            if let Some(Ok((rho, _))) = by_point[m.point] {
+                let sys = &plan.systems[m.point];
+                crate::measures::saved::push_row_major(&mut st, &crate::measures::saved::saved_state(plan.space, rho, sys.dephasing, save));
+            }
+        }
+        st
+    });
     let worst = used
         .iter()
         .filter_map(|&p| match by_point[p] {
@@ -272,5 +283,6 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
         notes: vec![note],
         engine_plan: None,
         ran_on: None,
+        states,
     })
 }

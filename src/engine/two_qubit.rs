@@ -10,6 +10,8 @@ use crate::error::Result;
 use crate::gpu::{rk4_two_qubit::run_two_qubit_gpu_measured, GpuContext};
 use crate::job::measures_two_qubit::EigenJob;
 use crate::job::{pauli, Peak, Precision, TwoQubitJob, TwoQubitResult};
+use crate::linalg::C64;
+use crate::measures::saved::push_row_major;
 use crate::measures::{energy::eigvals_asc, Measure};
 use crate::twin::measures_two_qubit::run_measures_twin;
 use crate::twin::rk4_two_qubit::run_two_qubit_twin;
@@ -34,7 +36,8 @@ pub fn two_qubit_job(plan: &Plan) -> TwoQubitJob {
     let member_point = plan.members.iter().map(|m| m.point as u32).collect();
     let initial = plan.members.par_iter().map(|m| pauli::to_pauli(&plan.initial_state(m))).collect();
     let measures: Vec<Measure> = plan.measures.iter().copied().filter(|m| !m.needs_eigensolve()).collect();
-    let keep_states = plan.measures.iter().any(|m| m.needs_eigensolve());
+    // States come back for the eigen-solve measures (the CPU engine's twin) and for `--save-states`.
+    let keep_states = plan.measures.iter().any(|m| m.needs_eigensolve()) || plan.save_states.is_some();
     TwoQubitJob { points, member_point, initial, schedule: plan.schedule.clone(), measures, keep_states }
 }
 
@@ -65,31 +68,51 @@ pub fn run_two_qubit(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<
     if let Engine::Gpu(ctx) = engine {
         let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {}", opts.precision.name()));
         let t = Instant::now();
-        // The eigen-solve measures run on the device: the states are not read back.
-        let job = TwoQubitJob { keep_states: false, ..job };
-        let (values, peaks, gpu_busy, _) = run_two_qubit_gpu_overlapped(plan, &job, &eigen, ctx, opts, &pb)?;
+        // The eigen-solve measures run on the device: the states are read back only for
+        // `--save-states`.
+        let job = TwoQubitJob { keep_states: plan.save_states.is_some(), ..job };
+        let (values, peaks, states, gpu_busy, _) = run_two_qubit_gpu_overlapped(plan, &job, &eigen, ctx, opts, &pb)?;
         pb.finish_and_clear();
         let exposed = (t.elapsed().as_secs_f64() - gpu_busy).max(0.0);
         let mut out = EngineOutput::new(plan, values, peaks, opts.precision, ensemble, exposed);
+        out.states = states;
         if !eigen.is_empty() {
             out.notes.push(format!("eigen-solve measures on the device in {} (Jacobi; concurrence from singular values of X^T S X)", opts.precision.name()));
         }
         return Ok(out);
     }
     if opts.control.is_some() {
-        let (values, peaks, host_measures) = run_two_qubit_twin_sliced(plan, &job, &eigen, opts)?;
-        return Ok(EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures));
+        let (values, peaks, states, host_measures) = run_two_qubit_twin_sliced(plan, &job, &eigen, opts)?;
+        let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures);
+        out.states = states;
+        return Ok(out);
     }
     let result = run_two_qubit_twin::<f64>(&job);
     let peaks = result.peaks.clone();
+    let states = saved_states(plan, &result);
     let (values, host_measures) = assemble(plan, &job, &eigen, result, None);
-    Ok(EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures))
+    let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures);
+    out.states = states;
+    Ok(out)
+}
+
+/// `--save-states`: the engine's sampled states (Pauli basis, after the dephasing channel, as
+/// the measures see them) as 4x4 matrices, row-major.
+fn saved_states(plan: &Plan, r: &TwoQubitResult) -> Option<Vec<C64>> {
+    plan.save_states?;
+    let x = r.states.as_ref()?;
+    let mut out = Vec::with_capacity(x.len());
+    for chunk in x.chunks_exact(16) {
+        let p: [f64; 16] = chunk.try_into().expect("16 Pauli coefficients");
+        push_row_major(&mut out, &pauli::from_pauli(&p));
+    }
+    Some(out)
 }
 
 /// The CPU twin on slices of members, for a run with a control: the flag is checked and
 /// `done` advanced between slices. Bit-identical to one call on every member (members are
 /// independent); the run without a control keeps the one call.
-fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Peak>, f64)> {
+fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<C64>>, f64)> {
     let n = plan.members.len();
     // About 100 slices, each enough members to keep every thread busy.
     let slice = n.div_ceil(100).max(4 * rayon::current_num_threads()).max(1);
@@ -97,6 +120,7 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
     let (ns, nm) = (plan.schedule.times.len(), plan.measures.len());
     let mut values = Vec::with_capacity(n * ns * nm);
     let mut peaks = Vec::with_capacity(n * 4);
+    let mut states = plan.save_states.map(|_| vec![]);
     let mut host = 0.0;
     for lo in (0..n).step_by(slice) {
         opts.check_cancelled()?;
@@ -104,6 +128,9 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
         let (sub, used) = job_slice(job, lo..hi);
         let result = run_two_qubit_twin::<f64>(&sub);
         peaks.extend_from_slice(&result.peaks);
+        if let (Some(all), Some(st)) = (states.as_mut(), saved_states(plan, &result)) {
+            all.extend(st);
+        }
         let (v, h) = assemble(plan, &sub, &eigen.select(&used), result, None);
         values.extend(v);
         host += h;
@@ -112,7 +139,7 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
     }
     pb.finish_and_clear();
     opts.check_cancelled()?;
-    Ok((values, peaks, host))
+    Ok((values, peaks, states, host))
 }
 
 /// Merge the engine's closed-form columns with the eigen-solve measures, columns in the
@@ -179,7 +206,8 @@ fn job_slice(job: &TwoQubitJob, range: std::ops::Range<usize>) -> (TwoQubitJob, 
 /// Two-qubit members on the GPU in slices, so that the host's assembly of slice k runs while
 /// the GPU integrates slice k + 1 (with every measure on the device there is one slice).
 /// Results are identical to one slice (members are independent and GPU chunking is
-/// bit-exact). Returns values, peaks, and the GPU and host busy times.
+/// bit-exact). Returns values, peaks, the saved states (`--save-states`), and the GPU and host
+/// busy times.
 fn run_two_qubit_gpu_overlapped(
     plan: &Plan,
     job: &TwoQubitJob,
@@ -187,7 +215,7 @@ fn run_two_qubit_gpu_overlapped(
     ctx: &GpuContext,
     opts: &RunOptions,
     pb: &indicatif::ProgressBar,
-) -> Result<(Vec<f64>, Vec<Peak>, f64, f64)> {
+) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<C64>>, f64, f64)> {
     let n = plan.members.len();
     // Overlap only pays when there is host work; then about 8 slices of at least 4,096 members.
     let slice = if job.keep_states { n.div_ceil(8).max(4096) } else { n.max(1) };
@@ -198,6 +226,7 @@ fn run_two_qubit_gpu_overlapped(
     let nm = plan.measures.len();
     let mut values = vec![0.0; n * ns * nm];
     let mut peaks = vec![Peak::default(); n * 4];
+    let mut states = plan.save_states.map(|_| vec![C64::default(); n * ns * 16]);
     let mut host = 0.0;
     let gpu_time = std::thread::scope(|scope| -> Result<f64> {
         type Slice = (std::ops::Range<usize>, TwoQubitJob, EigenJob, (TwoQubitResult, Option<Vec<f64>>));
@@ -223,11 +252,14 @@ fn run_two_qubit_gpu_overlapped(
         for msg in rx {
             let (r, sub, sub_eigen, (res, ev)) = msg?;
             peaks[r.start * 4..r.end * 4].copy_from_slice(&res.peaks);
+            if let (Some(all), Some(st)) = (states.as_mut(), saved_states(plan, &res)) {
+                all[r.start * ns * 16..r.end * ns * 16].copy_from_slice(&st);
+            }
             let (v, h) = assemble(plan, &sub, &sub_eigen, res, ev);
             values[r.start * ns * nm..r.end * ns * nm].copy_from_slice(&v);
             host += h;
         }
         Ok(producer.join().unwrap_or(0.0))
     })?;
-    Ok((values, peaks, gpu_time, host))
+    Ok((values, peaks, states, gpu_time, host))
 }

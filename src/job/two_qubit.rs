@@ -61,7 +61,7 @@ pub struct TwoQubitResult {
 
 /// The measures the kernel computes; a measure's kernel code is its index here.
 /// Keep in sync with the `M_*` constants in shaders/rk4_two_qubit.wgsl.
-pub const KERNEL_MEASURES: [Measure; 19] = [
+pub const KERNEL_MEASURES: [Measure; 27] = [
     EnergyB,
     EnergyC,
     StoredEnergyB,
@@ -81,6 +81,14 @@ pub const KERNEL_MEASURES: [Measure; 19] = [
     Purity,
     EntropyB,
     TraceError,
+    TextureC,
+    ErgotropyC,
+    AntiergotropyC,
+    EnergyVarianceC,
+    SmBRe,
+    SmBIm,
+    SmCRe,
+    SmCIm,
 ];
 pub const N_CODES: usize = KERNEL_MEASURES.len();
 

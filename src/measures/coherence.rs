@@ -1,8 +1,8 @@
 //! Coherence-type measures: l1 coherence and imaginarity (two-qubit state, computational
-//! basis), battery texture, purity, battery von Neumann entropy.
+//! basis), battery and charger texture, purity, battery von Neumann entropy, <s->.
 
 use super::energy::eigvals_asc;
-use crate::linalg::{c, re_trace_product, CMat};
+use crate::linalg::{c, re_trace_product, CMat, C64};
 
 /// sum_{i != j} |rho_ij|
 pub fn coherence_l1(rho: &CMat) -> f64 {
@@ -33,6 +33,11 @@ pub fn texture(rho_b: &CMat) -> f64 {
     let f = CMat::from_element(2, 2, half);
     let ev = eigvals_asc(&(rho_b - f));
     0.5 * ev.iter().map(|x| x.abs()).sum::<f64>()
+}
+
+/// <s-> = Tr(rho s-) = <e|rho|g> = rho[(e, g)] of a qubit state, s- = |g><e| (basis (g, e)).
+pub fn sigma_minus(rho: &CMat) -> C64 {
+    rho[(1, 0)]
 }
 
 /// Tr rho^2

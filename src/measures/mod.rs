@@ -11,6 +11,7 @@ pub mod dicke;
 pub mod energy;
 pub mod entanglement;
 pub mod health;
+pub mod saved;
 
 use crate::error::{QbatError, Result};
 use crate::linalg::{re_trace_product, reduced_battery, reduced_charger, CMat};
@@ -48,16 +49,25 @@ pub enum Measure {
     FockTail,
     SteadyResidual,
     EnergyPerCell,
+    TextureC,
+    ErgotropyC,
+    AntiergotropyC,
+    EnergyVarianceC,
+    SmBRe,
+    SmBIm,
+    SmCRe,
+    SmCIm,
 }
 
 use Measure::*;
 
 impl Measure {
-    pub const ALL: [Measure; 29] = [
+    pub const ALL: [Measure; 37] = [
         EnergyB, EnergyC, StoredEnergyB, ErgotropyB, AntiergotropyB, CapacityB, CapacityC, CapacityTotal,
         ResidualCapacity, PowerB, ErgotropicPowerB, EnergyVarianceB, EnergyFluctuationB, Concurrence, SteeringF3,
         SteeringAb, SteeringBa, BellChsh, CoherenceL1, ImaginarityL1, TextureB, Purity, EntropyB, PhotonNumber,
-        TraceError, MinEigenvalue, FockTail, SteadyResidual, EnergyPerCell,
+        TraceError, MinEigenvalue, FockTail, SteadyResidual, EnergyPerCell, TextureC, ErgotropyC, AntiergotropyC,
+        EnergyVarianceC, SmBRe, SmBIm, SmCRe, SmCIm,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -91,6 +101,14 @@ impl Measure {
             FockTail => "fock_tail",
             SteadyResidual => "steady_residual",
             EnergyPerCell => "energy_per_cell",
+            TextureC => "texture_c",
+            ErgotropyC => "ergotropy_c",
+            AntiergotropyC => "antiergotropy_c",
+            EnergyVarianceC => "energy_variance_c",
+            SmBRe => "sm_b_re",
+            SmBIm => "sm_b_im",
+            SmCRe => "sm_c_re",
+            SmCIm => "sm_c_im",
         }
     }
 
@@ -120,6 +138,12 @@ impl Measure {
             ModelKind::CavityCells => self.applies(true),
             _ => self.applies(false),
         }
+    }
+
+    /// Measures that are written only when `output.measures` lists them: the charger-side
+    /// mirrors and <s->, so that the default outputs (and the default study) keep their columns.
+    pub fn opt_in(&self) -> bool {
+        matches!(self, TextureC | ErgotropyC | AntiergotropyC | EnergyVarianceC | SmBRe | SmBIm | SmCRe | SmCIm)
     }
 
     /// Measures of steady-state runs only (`[time] steady = true`): the residual ||L rho||_F
@@ -172,14 +196,22 @@ impl Measure {
             FockTail => "population of the top Fock state |N> (cavity-cells)",
             SteadyResidual => "||L rho||_F of the solved steady state (steady runs only, [time] steady = true)",
             EnergyPerCell => "energy_b / N (dicke)",
+            TextureC => "(1/2) ||rho_c - |+><+| ||_tr",
+            ErgotropyC => "Tr(rho_c H_C) - sum_i eps_i lam_{d-1-i} (charger's passive energy subtracted)",
+            AntiergotropyC => "Tr(rho_c H_C) - sum_i eps_i lam_i (<= 0)",
+            EnergyVarianceC => "Tr(rho_c H_C^2) - Tr(rho_c H_C)^2",
+            SmBRe => "Re <s-_b> = Re Tr(rho_b |g><e|)",
+            SmBIm => "Im <s-_b> = Im Tr(rho_b |g><e|)",
+            SmCRe => "Re <s-_c> = Re Tr(rho_c |g><e|)",
+            SmCIm => "Im <s-_c> = Im Tr(rho_c |g><e|)",
         }
     }
 }
 
-/// The default measure list of an integrated run: every measure that applies (steady runs add
-/// steady_residual).
+/// The default measure list of an integrated run: every measure that applies but the opt-in
+/// ones (steady runs add steady_residual).
 pub fn default_measures(model: ModelKind) -> Vec<Measure> {
-    Measure::ALL.iter().copied().filter(|m| m.applies_to(model) && !m.steady_only()).collect()
+    Measure::ALL.iter().copied().filter(|m| m.applies_to(model) && !m.steady_only() && !m.opt_in()).collect()
 }
 
 /// Two-qubit phase-flip channel of paper 000 app. B with probability p (the product of one
@@ -366,6 +398,14 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
         FockTail => n_fock.map_or(f64::NAN, |n| health::fock_tail(s.rho, n)),
         // Not a function of the state: the steady solver fills it in (steady.rs).
         SteadyResidual | EnergyPerCell => f64::NAN,
+        TextureC => coherence::texture(&st.rc),
+        ErgotropyC => energy::ergotropy(&st.rc, hc),
+        AntiergotropyC => energy::antiergotropy(&st.rc, hc),
+        EnergyVarianceC => energy::variance(&st.rc, hc),
+        SmBRe => coherence::sigma_minus(&st.rb).re,
+        SmBIm => coherence::sigma_minus(&st.rb).im,
+        SmCRe => coherence::sigma_minus(&st.rc).re,
+        SmCIm => coherence::sigma_minus(&st.rc).im,
     }
 }
 

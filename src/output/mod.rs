@@ -8,6 +8,7 @@ pub mod fixed_sum;
 pub mod manifest;
 pub mod plots;
 pub mod series;
+pub mod states;
 pub mod stats;
 pub mod summary;
 
@@ -209,6 +210,13 @@ pub fn series_size_estimate(plan: &Plan, format: Format) -> u64 {
         Format::Npy => 8 * plan.measures.len() as u64,
     };
     cells * per_cell
+}
+
+/// Bytes states.npy would take (`--save-states`; 0 without): complex128 d x d per member and sample.
+pub fn states_size_estimate(plan: &Plan) -> u64 {
+    let Some(save) = plan.save_states else { return 0 };
+    let d = crate::measures::saved::saved_dim(plan.space, save) as u64;
+    plan.members.len() as u64 * plan.schedule.times.len() as u64 * d * d * 16
 }
 
 /// Round-trip float text (17 significant digits are never needed beyond what `{}` prints:

@@ -59,6 +59,9 @@ pub(super) struct BlockRecord {
     pub(super) block: usize,
     pub(super) members: usize,
     pub(super) values: Option<FileEntry>,
+    /// `--save-states`: the block's states (complex128 LE, re then im).
+    #[serde(default)]
+    pub(super) states: Option<FileEntry>,
     pub(super) summary: FileEntry,
     pub(super) backend: String,
     pub(super) precision: Precision,
@@ -198,6 +201,9 @@ fn load_checkpoint(dir: &Path, n_samples: usize, fp: &serde_json::Value, shown: 
         let tag = format!("{:06}", b.block);
         if let Some(v) = &b.values {
             check_file(&dir.join("blocks").join(format!("{tag}.values")), v).map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.values")), why))?;
+        }
+        if let Some(v) = &b.states {
+            check_file(&dir.join("blocks").join(format!("{tag}.states")), v).map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.states")), why))?;
         }
         check_file(&dir.join("blocks").join(format!("{tag}.summary")), &b.summary).map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.summary")), why))?;
     }

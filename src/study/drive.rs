@@ -333,8 +333,19 @@ impl Absorber<'_> {
             } else {
                 None
             };
+            let states = match (local.save_states, &out.states) {
+                (None, _) => None,
+                (Some(_), Some(st)) => Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.states")), |w| {
+                    for z in st {
+                        w.write_all(&z.re.to_le_bytes())?;
+                        w.write_all(&z.im.to_le_bytes())?;
+                    }
+                    Ok(())
+                })?),
+                (Some(_), None) => return Err(QbatError::Numerics(format!("block {b}: the {backend} engine returned no states for --save-states"))),
+            };
             let summary = write_atomic_hashed(&staging.blocks().join(format!("{tag}.summary")), |w| summary_rows(w, local, &sub, &out.peaks, &health))?;
-            progress.blocks.push(BlockRecord { block: b, members: nb, values, summary, backend: backend.into(), precision: out.precision });
+            progress.blocks.push(BlockRecord { block: b, members: nb, values, states, summary, backend: backend.into(), precision: out.precision });
             progress.timings.ensemble += out.ensemble;
             progress.timings.integrate += (wall - out.host_measures).max(0.0);
             progress.timings.host_measures += out.host_measures;

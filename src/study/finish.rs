@@ -9,15 +9,52 @@ use crate::config::Plan;
 use crate::engine::Precision;
 use crate::error::{QbatError, Result};
 use crate::job::{Peak, PEAK_MEASURES};
+use crate::measures::saved::{basis, saved_dim, StateSave};
 use crate::measures::Measure;
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::series::{write_csv_header, write_csv_rows};
+use crate::output::states::write_c16_header;
 use crate::output::{self, num, Format, OutputDir};
 use crate::run::{RunInfo, Timings};
 use crate::verify::verify_report_mixed;
 use serde_json::json;
 use std::io::Write;
 use std::time::Instant;
+
+/// states.npy from the blocks' state files, byte for byte in member order, and states.json
+/// naming its axes and basis (`--save-states`).
+fn write_states(out: &OutputDir, local: &Plan, staging: &Staging, save: StateSave, ids: &[u64], n_blocks: usize, block: usize) -> Result<()> {
+    let d = saved_dim(local.space, save) as u64;
+    let ns = local.schedule.times.len() as u64;
+    out.write("states.npy", |w| {
+        write_c16_header(w, &[ids.len() as u64, ns, d, d])?;
+        for b in 0..n_blocks {
+            let members = (((b + 1) * block).min(ids.len()) - b * block) as u64;
+            let p = staging.blocks().join(format!("{b:06}.states"));
+            let mut f = std::fs::File::open(&p)?;
+            let copied = std::io::copy(&mut f, w)?;
+            if copied != members * ns * d * d * 16 {
+                return Err(std::io::Error::other(format!("{} holds {copied} bytes, not the {} of its block", p.display(), members * ns * d * d * 16)));
+            }
+        }
+        Ok(())
+    })?;
+    out.write("states.json", |w| serde_json::to_writer_pretty(&mut *w, &states_axes(local, save, ids)).map_err(std::io::Error::other))
+}
+
+/// What states.json says: the axes of states.npy, the members and times, and the basis.
+pub fn states_axes(plan: &Plan, save: StateSave, ids: &[u64]) -> serde_json::Value {
+    json!({
+        "dtype": "complex128",
+        "axes": ["member", "time", "row", "column"],
+        "kind": save.name(),
+        "dim": saved_dim(plan.space, save),
+        "basis": basis(plan.space, save),
+        "basis_order": "row-major Kronecker order, the first factor varying slowest (docs/physics.md)",
+        "members": ids,
+        "times": plan.schedule.times,
+    })
+}
 
 /// The summary.csv header of a plan.
 pub fn summary_header(plan: &Plan) -> String {
@@ -137,6 +174,9 @@ pub(super) fn finish(
                 out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
             }
         }
+    }
+    if let Some(save) = local.save_states {
+        write_states(&out, local, staging, save, &ids, n_blocks, block)?;
     }
     if opts.output.format == Format::Npy {
         write_summary_npy(&out, local, staging, n_blocks)?;

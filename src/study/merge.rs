@@ -8,6 +8,7 @@ use crate::output::accumulate::StatsAccumulator;
 use crate::output::stats::Stats;
 use crate::output::manifest::{Manifest, MANIFEST};
 use crate::output::series::count_lines;
+use crate::output::states::{copy_c16_data, read_c16_layout, write_c16_header};
 use crate::output::{read_bounded, read_text_bounded, Format, OutputDir, SMALL_FILE_LIMIT};
 use crate::error::{QbatError, Result};
 use serde_json::{json, Value};
@@ -126,6 +127,14 @@ fn check_counts(s: &ShardDir, samples: usize) -> Result<()> {
     if series_csv.is_file() {
         expect("series.csv", count_lines(&series_csv)?.saturating_sub(1), (members * samples) as u64)?;
     }
+    let states = s.dir.join("states.npy");
+    if states.is_file() {
+        let (shape, _) = read_c16_layout(&states)?;
+        expect("states.npy", shape.first().copied().unwrap_or(0), members as u64)?;
+        if shape.get(1).copied() != Some(samples as u64) {
+            return Err(QbatError::invalid(states.display().to_string(), format!("has shape {shape:?}, the run has {samples} samples")));
+        }
+    }
     for name in ["series.npy", "summary.npy"] {
         let p = s.dir.join(name);
         if p.is_file() {
@@ -166,6 +175,37 @@ fn concat_npy(dir: &OutputDir, shards: &[ShardDir], name: &str, rows: u64, inner
         }
         npy.finish()
     })
+}
+
+/// states.npy of the shards, their data concatenated byte for byte under one header, and
+/// states.json with every shard's members (`--save-states`).
+fn merge_states(dir: &OutputDir, shards: &[ShardDir]) -> Result<()> {
+    let mut rows = 0u64;
+    let mut inner: Vec<u64> = vec![];
+    let mut ids: Vec<Value> = vec![];
+    let mut axes = Value::Null;
+    for s in shards {
+        let (shape, _) = read_c16_layout(&s.dir.join("states.npy"))?;
+        if shape.len() != 4 || (!inner.is_empty() && shape[1..] != inner[..]) {
+            return Err(QbatError::invalid(s.dir.join("states.npy").display().to_string(), format!("has shape {shape:?}, the other shards {inner:?} after the members")));
+        }
+        rows += shape[0];
+        inner = shape[1..].to_vec();
+        let p = s.dir.join("states.json");
+        let a: Value = serde_json::from_slice(&read_bounded(&p, SMALL_FILE_LIMIT)?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
+        ids.extend(a["members"].as_array().cloned().unwrap_or_default());
+        axes = a;
+    }
+    dir.write("states.npy", |w| {
+        let shape: Vec<u64> = std::iter::once(rows).chain(inner.iter().copied()).collect();
+        write_c16_header(w, &shape)?;
+        for s in shards {
+            copy_c16_data(&s.dir.join("states.npy"), w)?;
+        }
+        Ok(())
+    })?;
+    axes["members"] = Value::Array(ids);
+    dir.write("states.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))
 }
 
 /// Merge shard outputs into `out` (which must not exist, or be empty, unless `force`).
@@ -221,6 +261,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             axes["members"] = Value::Array(ids);
             concat_npy(&dir, &shards, "series.npy", rows, &inner)?;
             dir.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
+        }
+        if !fp["states"].is_null() {
+            merge_states(&dir, &shards)?;
         }
         if format == Format::Npy {
             let mut rows = 0u64;

@@ -130,6 +130,7 @@ pub fn fingerprint(plan: &Plan, opts: &StudyOptions, members_total: usize) -> se
         "precision": opts.run.precision,
         "format": opts.output.format,
         "series": opts.output.series,
+        "states": plan.save_states.map(|s| s.name()),
     })
 }
 
@@ -146,7 +147,8 @@ pub fn fingerprint_difference(a: &serde_json::Value, b: &serde_json::Value) -> O
 /// within `budget` bytes.
 pub fn block_members(plan: &Plan, members: usize, budget: f64) -> usize {
     let keeps_states = plan.measures.iter().any(|m| m.needs_eigensolve());
-    let per_member = 512.0 + crate::config::result_bytes_per_member(plan.space, plan.schedule.times.len(), plan.measures.len(), keeps_states);
+    let saved_dim = plan.save_states.map_or(0, |s| crate::measures::saved::saved_dim(plan.space, s));
+    let per_member = 512.0 + crate::config::result_bytes_per_member(plan.space, plan.schedule.times.len(), plan.measures.len(), keeps_states, saved_dim);
     ((budget / per_member) as usize).clamp(1, members.max(1))
 }
 

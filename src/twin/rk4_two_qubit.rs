@@ -356,7 +356,30 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
         m[17] = neg_plogp(lp) + neg_plogp(lm);
     }
     m[18] = tr_dev;
+    charger_measures(&mut m, y, p, e_c, nrc, tr_dev);
     m
+}
+
+/// The charger's mirrors of the battery measures and <s-> of both qubits (codes 19..26), as
+/// in the shader's charger block. rho_c = (1/2)(x_00 I + r_c.sigma), r_c = (x_10, x_20, x_30);
+/// <s-> = rho[(e, g)] = (x_1 - i x_2)/2 of the qubit's Bloch vector.
+fn charger_measures<R: Real>(m: &mut [R; N_CODES], y: &[R; 16], p: &PointR<R>, e_c: R, nrc: R, tr_dev: R) {
+    let half = R::from_f64(0.5);
+    let two = R::from_f64(2.0);
+    let rc = [y[4], y[8], y[12]];
+    let hr = dot3(&p.hc[1..4], &rc);
+    let dx = rc[0] - R::ONE;
+    let dtex = (dx * dx + rc[1] * rc[1] + rc[2] * rc[2]).sqrt();
+    m[19] = half * if tr_dev > dtex { tr_dev } else { dtex };
+    m[20] = hr + p.nhc * nrc;
+    m[21] = hr - p.nhc * nrc;
+    // Tr(rho_c H_C^2) = (h0^2 + |h|^2) x_00 + 2 h0 h.r_c
+    let trh2 = (p.hc[0] * p.hc[0] + p.nhc * p.nhc) * y[0] + two * p.hc[0] * hr;
+    m[22] = trh2 - e_c * e_c;
+    m[23] = half * y[1];
+    m[24] = -half * y[2];
+    m[25] = half * y[4];
+    m[26] = -half * y[8];
 }
 
 /// The kernel's per-member data in the working precision, shared by all members.
