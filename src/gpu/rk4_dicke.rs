@@ -248,21 +248,7 @@ pub fn run_dicke_gpu(ctx: &GpuContext, job: &DickeJob, precision: Precision, opt
     let mut consts: Vec<f64> = weights.iter().flatten().copied().collect();
     consts.resize(pad4(consts.len() as u64) as usize, 0.0);
     let off_steps = consts.len() as u32;
-    // (h, h/2, h/6) rounded as the twin rounds them: h in the working precision, then h * 0.5
-    // and h / 6 in it.
-    let step_consts = |h: f64| -> [f64; 4] {
-        match precision {
-            Precision::F32 => {
-                let h = h as f32;
-                [h as f64, (h * 0.5) as f64, (h / 6.0) as f64, 0.0]
-            }
-            Precision::F64 => [h, h * 0.5, h / 6.0, 0.0],
-        }
-    };
-    consts.extend(step_consts(job.schedule.dt));
-    for p in &pieces {
-        consts.extend(if p.h_last > 0.0 { step_consts(p.h_last) } else { [0.0; 4] });
-    }
+    consts.extend(crate::job::step_constants(job.schedule.dt, &pieces, precision));
     let device = &ctx.device;
     let storage_init = |label: &str, contents: &[u8]| device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage: wgpu::BufferUsages::STORAGE });
     let consts_buf = storage_init("consts", &real_bytes(&consts, precision));

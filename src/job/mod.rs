@@ -170,6 +170,26 @@ pub struct Piece {
     pub uncoupled: bool,
 }
 
+/// The step constants (h, h/2, h/6, 0) of the full step dt and of each piece's shortened last
+/// step (zeros where it has none), rounded as the twins round them: h in the working precision,
+/// then h * 0.5 and h / 6 in it. The cavity and dicke kernels read them from their constants.
+pub fn step_constants(dt: f64, pieces: &[Piece], precision: Precision) -> Vec<f64> {
+    let one = |h: f64| -> [f64; 4] {
+        match precision {
+            Precision::F32 => {
+                let h = h as f32;
+                [h as f64, (h * 0.5) as f64, (h / 6.0) as f64, 0.0]
+            }
+            Precision::F64 => [h, h * 0.5, h / 6.0, 0.0],
+        }
+    };
+    let mut out = one(dt).to_vec();
+    for p in pieces {
+        out.extend(if p.h_last > 0.0 { one(p.h_last) } else { [0.0; 4] });
+    }
+    out
+}
+
 /// Split the schedule into pieces of at most `max_steps` full steps. Splitting changes no
 /// arithmetic: the state goes through storage at full working precision between pieces. The
 /// switch-off segment becomes a piece that ends without a sample; the pieces after it are

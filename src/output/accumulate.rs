@@ -21,7 +21,7 @@
 //! A block's sketch keys are sorted and merged once per cell, so adding a value costs its two
 //! exact sums and one key, with no logarithm.
 
-use super::fixed_sum::{split, FixedSum};
+use super::fixed_sum::{two_product, FixedSum};
 use crate::error::{QbatError, Result};
 use rayon::prelude::*;
 use std::io::{Read, Write};
@@ -99,10 +99,7 @@ impl ExactSum {
 
     /// Add a * b exactly (Dekker's two-product; no overflow for |a b| < 1e300).
     pub fn add_product(&mut self, a: f64, b: f64) {
-        let p = a * b;
-        let (ah, al) = split(a);
-        let (bh, bl) = split(b);
-        let err = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+        let (p, err) = two_product(a, b);
         self.add(p);
         self.add(err);
     }

@@ -76,10 +76,7 @@ impl FixedSum {
     /// exact while |a b| < 1e300).
     #[inline]
     pub fn add_product(&mut self, a: f64, b: f64) {
-        let p = a * b;
-        let (ah, al) = split(a);
-        let (bh, bl) = split(b);
-        let err = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+        let (p, err) = two_product(a, b);
         self.add(p);
         self.add(err);
     }
@@ -159,8 +156,17 @@ fn pow2(e: i32) -> f64 {
     f64::from_bits(((e + 1023) as u64) << 52)
 }
 
+/// a * b = p + err exactly, p the rounded product (Dekker; exact while |a b| < 1e300).
+#[inline]
+pub(super) fn two_product(a: f64, b: f64) -> (f64, f64) {
+    let p = a * b;
+    let (ah, al) = split(a);
+    let (bh, bl) = split(b);
+    (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
+}
+
 /// Veltkamp split: a = hi + lo with hi holding the top 26 bits.
-pub(super) fn split(a: f64) -> (f64, f64) {
+fn split(a: f64) -> (f64, f64) {
     let c = 134_217_729.0 * a; // 2^27 + 1
     let hi = c - (c - a);
     (hi, a - hi)
