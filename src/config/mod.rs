@@ -1,6 +1,7 @@
 //! TOML config -> validated `Plan`. Raw values are checked here, once; every error names
 //! the offending field (`params.j`, `time.dt`, `initial.ket`, ...) and the reason.
 
+mod drives;
 mod ensemble;
 mod initial;
 pub mod jobs;
@@ -87,6 +88,9 @@ pub struct Plan {
     pub config_json: serde_json::Value,
     /// Warn when a cavity member's fock_tail exceeds this.
     pub fock_tail_threshold: f64,
+    /// `[[drive]]`: the drives of each parameter point (index as `points`; every entry empty
+    /// for an undriven run).
+    pub drives: Vec<Vec<crate::model::drive::Drive>>,
 }
 
 impl Plan {
@@ -98,6 +102,10 @@ impl Plan {
     }
     pub fn is_dicke(&self) -> bool {
         matches!(self.space, Space::Dicke { .. })
+    }
+    /// Has the run any `[[drive]]`?
+    pub fn is_driven(&self) -> bool {
+        self.drives.iter().any(|d| !d.is_empty())
     }
 
     /// The plan restricted to members[range] (ids, points and seeds unchanged), so that a
@@ -224,7 +232,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let model_name = model_name.as_str().ok_or_else(|| invalid("model", "must be a string"))?;
     let model = ModelKind::from_name(model_name)?;
     let cavity = matches!(model, ModelKind::CavityCells | ModelKind::Dicke);
-    let params = params::parse_params(root, model, model_name, ov)?;
+    let mut params = params::parse_params(root, model, model_name, ov)?;
     // Validate the base point fully (names, NaN, ranges) before expanding.
     let base = resolve_params(model, &params.base)?;
     let space = model.space_for(&base)?;
@@ -234,6 +242,9 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         dicke_start_given_once(&params.base, &init.spec)?;
     }
     let time = time::parse_time(root, cavity)?;
+    let drv = drives::parse_drives(root, space, model_name, time.steady)?;
+    params.axes.extend(drv.axes.iter().cloned());
+    params.drawn.extend(drv.drawn.iter().cloned());
     let axis_lens: Vec<usize> = params.axes.iter().chain(&init.angle_axes).map(|(_, v)| v.len()).collect();
     let ens = ensemble::parse_ensemble(section(root, "ensemble")?.unwrap_or(&empty), ov, &axis_lens)?;
     let out = output::parse_output(section(root, "output")?.unwrap_or(&empty), model, time.steady)?;
@@ -248,8 +259,10 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let keeps_states = out.measures.iter().any(|m| m.needs_eigensolve());
     let points_field = if drawn { ens.size_field } else { "params" };
     memory::check_memory(space, range.len(), n_points, time.schedule.times.len(), out.measures.len(), keeps_states, ens.size_field, points_field)?;
-    let (points, members) = ensemble::expand_members(model, &base, &params, &init, &ens, range);
+    let (mut points, members) = ensemble::expand_members(model, &base, &params, &init, &ens, range);
+    let drives: Vec<_> = points.iter_mut().map(|p| drives::drives_of_point(&drv, p)).collect();
     let systems = systems::build_systems(model, model_name, &points, time.schedule.dt, time.steady, time.switch_off)?;
+    drives::check_stability(&systems, &drives, &time.schedule, time.switch_off.is_some())?;
     let points: Vec<Params> = points.iter().map(|p| resolve_params(model, p)).collect::<Result<_>>()?;
     let param_columns = params.axes.iter().map(|(k, _)| k.clone()).chain(params.drawn.iter().map(|(k, _, _)| k.clone())).collect();
     let config_json = serde_json::to_value(root).unwrap_or(serde_json::Value::Null);
@@ -268,5 +281,6 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         param_columns,
         config_json,
         fock_tail_threshold: out.fock_tail_threshold,
+        drives,
     })
 }

@@ -18,8 +18,10 @@ pub fn two_qubit_job(plan: &Plan) -> TwoQubitJob {
     let points = plan
         .systems
         .iter()
-        .map(|s| {
+        .zip(&plan.drives)
+        .map(|(s, drives)| {
             let mut p = pauli::point(s);
+            p.drives = drives.iter().map(pauli::point_drive).collect();
             // `[protocol] switch_off`: the generator of the uncoupled model for the steps after T.
             if switched {
                 p.generator_off = Some(Box::new(pauli::generator(&s.uncoupled())));
