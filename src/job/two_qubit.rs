@@ -35,15 +35,15 @@ pub struct TwoQubitPoint {
     pub drives: Vec<PointDrive>,
 }
 
-/// Envelope codes of `PointDrive::env` (the shader's `ENV_*`).
+/// Envelope codes of `PointDrive::env`.
 pub const ENV_CONSTANT: u32 = 0;
 pub const ENV_GAUSSIAN: u32 = 1;
 pub const ENV_WINDOW: u32 = 2;
-/// Most drives a two-qubit or cavity job takes (the twins keep the stage coefficients in
-/// fixed arrays of this size).
+/// Most drives a job takes (the twin keeps the stage coefficients in fixed arrays of this
+/// size).
 pub const MAX_DRIVES: usize = 8;
 
-/// One drive of a point in the kernels' form: c(t) = amplitude env(t) cos(frequency t + phase),
+/// One drive of a point in the twin's form: c(t) = amplitude env(t) cos(frequency t + phase),
 /// env by code: ENV_CONSTANT 1, ENV_GAUSSIAN exp(-((t - a)/b)^2 / 2), ENV_WINDOW 1 on [a, b).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PointDrive {

@@ -1,10 +1,10 @@
-//! The drive coefficients of `[[drive]]` as the kernels compute them, per RK4 stage, from
-//! per-point parameters: c(t) = amplitude env(t) cos(frequency t + phase). Mirrored by
-//! `drive_coeff`, `cos_arith` and `exp_arith` in shaders/rk4_two_qubit.wgsl and
-//! shaders/rk4_cavity.wgsl.
+//! The drive coefficients of `[[drive]]` per RK4 stage, from per-point parameters:
+//! c(t) = amplitude env(t) cos(frequency t + phase), written as a kernel would compute them
+//! (the two-qubit kernel takes no drives yet: `--backend gpu` runs driven two-qubit jobs on
+//! the CPU twin, with a note).
 //!
 //! cos and exp are evaluated without transcendentals (WGSL has none for f64, and f32 ones
-//! differ between drivers): Cody-Waite reduction by pi/2 (three parts) and Taylor series on
+//! differ between drivers), so that a kernel can mirror this arithmetic: Cody-Waite reduction by pi/2 (three parts) and Taylor series on
 //! |r| <= pi/4 through r^20 / r^21 (the parts' leading ones exact in f32, so that q * part is
 //! exact or nearly so in either precision); exp by ln 2 (two parts), a Taylor series on |r| <= ln2/2
 //! through r^16, and 2^n by binary powers. exp(x) for x < -80 is taken as 0 (< 2e-35): a
