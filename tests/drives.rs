@@ -131,3 +131,64 @@ fn matrix_operators_switch_off_and_engines_agree() {
     }
     assert!(moved > 1e-2, "the drives changed nothing");
 }
+
+/// cavity-cells: the mode alone (lambda = g = 0), from |0>, driven by c(t) x_a with a gaussian:
+/// a coherent state |beta(t)>, d beta/dt = -i wc beta - i c(t), so photon_number = |beta|^2
+/// (solved here by RK4 on beta). Runs on the reference engine whatever the backend.
+#[test]
+fn cavity_x_a_drive_makes_the_coherent_state_of_the_classical_solution() {
+    let cfg = "model = \"cavity-cells\"\n[params]\nlambda = 0.0\nalpha = 0.0\nn_fock = 12\n[time]\ndt = 0.005\nt_end = 6.0\nsamples = 13\n[output]\nmeasures = [\"photon_number\"]\n[[drive]]\noperator = \"x_a\"\namplitude = 0.3\nfrequency = 1.0\nenvelope = { gaussian = [3.0, 1.0] }\n";
+    let c = |t: f64| 0.3 * (-0.5 * (t - 3.0f64).powi(2)).exp() * t.cos();
+    let (mut br, mut bi, mut t) = (0.0f64, 0.0f64, 0.0f64);
+    let f = |t: f64, (re, im): (f64, f64)| (im, -re - c(t)); // -i (beta + c) with wc = 1
+    let mut want = vec![0.0];
+    for _ in 0..12 {
+        let h = 0.5 / 5000.0;
+        for _ in 0..5000 {
+            let k1 = f(t, (br, bi));
+            let k2 = f(t + h / 2.0, (br + h / 2.0 * k1.0, bi + h / 2.0 * k1.1));
+            let k3 = f(t + h / 2.0, (br + h / 2.0 * k2.0, bi + h / 2.0 * k2.1));
+            let k4 = f(t + h, (br + h * k3.0, bi + h * k3.1));
+            br += h / 6.0 * (k1.0 + 2.0 * k2.0 + 2.0 * k3.0 + k4.0);
+            bi += h / 6.0 * (k1.1 + 2.0 * k2.1 + 2.0 * k3.1 + k4.1);
+            t += h;
+        }
+        want.push(br * br + bi * bi);
+    }
+    assert!(want[12] > 0.1, "the pulse must displace the mode: {}", want[12]);
+    for backend in [Backend::Reference, Backend::Cpu] {
+        let r = run(cfg, backend, Precision::F64);
+        for (s, w) in want.iter().enumerate() {
+            assert!((r.value(0, s, 0) - w).abs() < 1e-8, "{backend:?} t = {}: photon_number {} vs |beta|^2 = {w}", r.times[s], r.value(0, s, 0));
+        }
+    }
+}
+
+/// Bad drive tables: exit 2 with one line naming the field.
+#[test]
+fn bad_drive_tables_exit_2_naming_the_field() {
+    let base = "model = \"bloch-charger\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n";
+    let cases = [
+        ("[[drive]]\noperator = \"sx_q\"\namplitude = 0.1\nfrequency = 1.0\n", "drive[0].operator"),
+        ("[[drive]]\noperator = [[1, 0], [0, 1]]\namplitude = 0.1\nfrequency = 1.0\n", "drive[0].operator"),
+        ("[[drive]]\noperator = [[0, [0, 1], 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]\namplitude = 0.1\nfrequency = 1.0\n", "drive[0].operator"),
+        ("[[drive]]\noperator = \"sx_b\"\namplitude = 0.1\nfrequency = 1.0\nenvelope = { gaussian = [1.0, 0.0] }\n", "drive[0].envelope.gaussian"),
+        ("[[drive]]\noperator = \"sx_b\"\namplitude = 0.1\nfrequency = 1.0\nenvelope = { window = [2.0, 1.0] }\n", "drive[0].envelope.window"),
+        ("[[drive]]\noperator = \"sx_b\"\namplitude = 0.1\nfrequency = 1.0\nenvelope = \"square\"\n", "drive[0].envelope"),
+        ("[[drive]]\noperator = \"sx_b\"\nfrequency = 1.0\n", "drive[0].amplitude"),
+        ("[[drive]]\noperator = \"sx_b\"\namplitude = 0.1\nfrequency = 1.0\nshape = 1\n", "drive[0].shape"),
+        ("[[drive]]\noperator = \"sx_b\"\namplitude = 1e4\nfrequency = 1.0\n", "time.dt"),
+        ("drive = 3\n", "drive"),
+    ];
+    for (extra, field) in cases {
+        let r = crate::common::run_config_text(&format!("{base}{extra}"), &[]);
+        assert_eq!(r.code, 2, "{extra}: {}", r.stderr);
+        assert!(r.stderr.contains(field), "{extra}: stderr does not name {field}: {}", r.stderr);
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{extra}: {}", r.stderr);
+        assert!(!r.left_behind, "{extra}");
+    }
+    let dicke = "model = \"dicke\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n[[drive]]\noperator = \"sx_b\"\namplitude = 0.1\nfrequency = 1.0\n";
+    let r = crate::common::run_config_text(dicke, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("drive"), "{}", r.stderr);
+}
