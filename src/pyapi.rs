@@ -277,6 +277,7 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
     let mut plan = plans[0].clone();
     plan.points = plans.iter().map(|p| p.points[0].clone()).collect();
     plan.systems = plans.iter().map(|p| p.systems[0].clone()).collect();
+    plan.drives = plans.iter().map(|p| p.drives[0].clone()).collect();
     plan.ensemble_size = n;
     plan.members = b.member_point.iter().enumerate().map(|(i, &p)| Member { id: i as u64, point: p, param_values: vec![], theta_phi: None }).collect();
     plan.initial = InitialSpec::PerMember(Arc::new(rhos));

@@ -19,6 +19,8 @@ mod control;
 mod cli;
 /// the dicke model: 2^N ergotropy, N = 1 and N = 2 against explicit models, conservation
 mod dicke;
+/// `[[drive]]`: H(t) against an independent solve, the Rabi formula, windows bit for bit
+mod drives;
 /// the CPU engine and the f64 reference agree on every model
 mod engines;
 /// conservation laws and positivity along trajectories

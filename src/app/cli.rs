@@ -38,7 +38,7 @@ pub enum Command {
     },
     /// Run the standard benchmark jobs.
     Bench {
-        /// Jobs: bloch-1k, bloch-100k, cavity-100, cavity-10k, dicke-1k (default: bloch-1k cavity-100).
+        /// Jobs: bloch-1k, bloch-1k-driven, bloch-100k, cavity-100, cavity-10k, dicke-1k (default: bloch-1k cavity-100).
         jobs: Vec<String>,
         #[arg(long, value_enum, default_value = "auto")]
         backend: Backend,

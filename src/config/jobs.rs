@@ -1,10 +1,10 @@
-//! The standard benchmark jobs (`qbat-gpu bench`), as configs: bloch-1k, bloch-100k,
-//! cavity-100, cavity-10k and dicke-1k.
+//! The standard benchmark jobs (`qbat-gpu bench`), as configs: bloch-1k, bloch-1k-driven,
+//! bloch-100k, cavity-100, cavity-10k and dicke-1k.
 
 use crate::error::{QbatError, Result};
 use crate::measures::Measure;
 
-pub const JOBS: [&str; 5] = ["bloch-1k", "bloch-100k", "cavity-100", "cavity-10k", "dicke-1k"];
+pub const JOBS: [&str; 6] = ["bloch-1k", "bloch-1k-driven", "bloch-100k", "cavity-100", "cavity-10k", "dicke-1k"];
 
 /// The config of a standard job.
 pub fn job_config(name: &str) -> Result<String> {
@@ -24,6 +24,12 @@ pub fn job_config_with_members(name: &str, members: Option<u64>) -> Result<Strin
     };
     Ok(match name {
         "bloch-1k" => bloch(members.unwrap_or(1_000), "[output]\nmeasures = [\"energy_b\"]\n"),
+        // bloch-1k with a resonant constant drive on the battery: every step takes the driven
+        // stages (the cost of [[drive]] per member-step against bloch-1k).
+        "bloch-1k-driven" => bloch(
+            members.unwrap_or(1_000),
+            "[output]\nmeasures = [\"energy_b\"]\n[[drive]]\noperator = \"sx_b\"\namplitude = 0.2\nfrequency = 1.0\n",
+        ),
         "bloch-100k" => bloch(members.unwrap_or(100_000), &kernel_measures_section()),
         "cavity-100" => cavity(members.unwrap_or(100)),
         "cavity-10k" => cavity(members.unwrap_or(10_000)),

@@ -1,6 +1,7 @@
 //! TOML config -> validated `Plan`. Raw values are checked here, once; every error names
 //! the offending field (`params.j`, `time.dt`, `initial.ket`, ...) and the reason.
 
+mod drives;
 mod ensemble;
 mod initial;
 pub mod jobs;
@@ -90,6 +91,9 @@ pub struct Plan {
     pub fock_tail_threshold: f64,
     /// `--save-states`: the engines also return each sampled state (states.npy).
     pub save_states: Option<StateSave>,
+    /// `[[drive]]`: the drives of each parameter point (index as `points`; every entry empty
+    /// for an undriven run).
+    pub drives: Vec<Vec<crate::model::drive::Drive>>,
 }
 
 impl Plan {
@@ -101,6 +105,10 @@ impl Plan {
     }
     pub fn is_dicke(&self) -> bool {
         matches!(self.space, Space::Dicke { .. })
+    }
+    /// Has the run any `[[drive]]`?
+    pub fn is_driven(&self) -> bool {
+        self.drives.iter().any(|d| !d.is_empty())
     }
 
     /// The plan restricted to members[range] (ids, points and seeds unchanged), so that a
@@ -229,7 +237,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let model_name = model_name.as_str().ok_or_else(|| invalid("model", "must be a string"))?;
     let model = ModelKind::from_name(model_name)?;
     let cavity = matches!(model, ModelKind::CavityCells | ModelKind::Dicke);
-    let params = params::parse_params(root, model, model_name, ov)?;
+    let mut params = params::parse_params(root, model, model_name, ov)?;
     // Validate the base point fully (names, NaN, ranges) before expanding.
     let base = resolve_params(model, &params.base)?;
     let space = model.space_for(&base)?;
@@ -239,7 +247,10 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         dicke_start_given_once(&params.base, &init.spec)?;
     }
     let time = time::parse_time(root, cavity)?;
-    let axis_lens: Vec<usize> = params.axes.iter().map(|(_, v)| v.len()).chain(init.angle_axes.iter().map(|(_, v)| v.len())).collect();
+    let drv = drives::parse_drives(root, space, model_name, time.steady)?;
+    params.axes.extend(drv.axes.iter().cloned());
+    params.drawn.extend(drv.drawn.iter().cloned());
+    let axis_lens: Vec<usize> = params.axes.iter().chain(&init.angle_axes).map(|(_, v)| v.len()).collect();
     let ens = ensemble::parse_ensemble(section(root, "ensemble")?.unwrap_or(&empty), ov, &axis_lens)?;
     let out = output::parse_output(section(root, "output")?.unwrap_or(&empty), model, time.steady)?;
     // Refuse what cannot fit before allocating any member: a grid's points are set by the
@@ -254,8 +265,10 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let points_field = if drawn { ens.size_field } else { "params" };
     let saved_dim = ov.save_states.map_or(0, |s| crate::measures::saved::saved_dim(space, s));
     memory::check_memory(space, range.len(), n_points, time.schedule.times.len(), out.measures.len(), keeps_states, saved_dim, ens.size_field, points_field)?;
-    let (points, members) = ensemble::expand_members(model, &base, &params, &init, &ens, range);
+    let (mut points, members) = ensemble::expand_members(model, &base, &params, &init, &ens, range);
+    let drives: Vec<_> = points.iter_mut().map(|p| drives::drives_of_point(&drv, p)).collect();
     let systems = systems::build_systems(model, model_name, &points, time.schedule.dt, time.steady, time.switch_off)?;
+    drives::check_stability(&systems, &drives, &time.schedule, time.switch_off.is_some())?;
     let points: Vec<Params> = points.iter().map(|p| resolve_params(model, p)).collect::<Result<_>>()?;
     let param_columns = params.columns();
     let config_json = serde_json::to_value(root).unwrap_or(serde_json::Value::Null);
@@ -275,5 +288,6 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         config_json,
         fock_tail_threshold: out.fock_tail_threshold,
         save_states: ov.save_states,
+        drives,
     })
 }

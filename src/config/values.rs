@@ -106,7 +106,7 @@ pub fn as_sweep(v: &Value, field: &str) -> Result<Sweep> {
     }
 }
 
-pub const TOP_KEYS: [&str; 7] = ["model", "params", "initial", "time", "ensemble", "output", "protocol"];
+pub const TOP_KEYS: [&str; 8] = ["model", "params", "initial", "time", "ensemble", "output", "protocol", "drive"];
 
 pub fn check_keys(t: &Table, allowed: &[&str], section: &str) -> Result<()> {
     for k in t.keys() {

@@ -250,11 +250,31 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
     if plan.is_dicke() {
         return dicke::run_dicke(plan, opts, engine);
     }
+    if plan.is_cavity() && plan.is_driven() {
+        // The cavity engines take no drives yet: a driven cavity-cells run is integrated by
+        // the f64 oracle, and says so.
+        let (values, peaks) = run_reference(plan, opts)?;
+        let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
+        let note = "cavity-cells with [[drive]] runs on the f64 reference engine (the cavity CPU and GPU engines take no drives yet)".to_string();
+        eprintln!("note: {note}");
+        out.notes.push(note);
+        out.ran_on = Some(("reference", Engine::Reference.device_name()));
+        return Ok(out);
+    }
     if plan.is_cavity() {
         if let Engine::Gpu(ctx) = engine {
             return cavity::run_cavity_gpu_engine(plan, opts, ctx);
         }
         return run_cavity_cpu(plan, opts);
+    }
+    if plan.is_driven() && matches!(engine, Engine::Gpu(_)) {
+        // The two-qubit kernel takes no drives yet: a driven run takes the f64 CPU engine.
+        let mut out = two_qubit::run_two_qubit(plan, opts, &Engine::Cpu)?;
+        let note = "a run with [[drive]] runs on the f64 CPU engine (the two-qubit GPU kernel takes no drives yet)".to_string();
+        eprintln!("note: {note}");
+        out.notes.push(note);
+        out.ran_on = Some(("cpu", Engine::Cpu.device_name()));
+        return Ok(out);
     }
     two_qubit::run_two_qubit(plan, opts, engine)
 }

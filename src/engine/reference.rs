@@ -10,7 +10,7 @@ use crate::linalg::{identity, kron, CMat, C64};
 use crate::measures::saved::{push_row_major, saved_state, StateSave};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
 use crate::model::{OpenSystem, Space};
-use crate::reference::{rk4::integrate_switched_with, LindbladRhs};
+use crate::reference::{rk4::{integrate_driven_with, integrate_switched_with}, DriveTerms, LindbladRhs};
 use rayon::prelude::*;
 
 /// Fold a sample into the peaks: max and the first time it is reached.
@@ -54,14 +54,21 @@ pub fn reference_member_states(plan: &Plan, m: &Member, measures: &[Measure], sa
     let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
     let mut peaks = [Peak::default(); 4];
     let mut states = vec![];
-    integrate_switched_with(&rhs, rhs_off.as_ref().unwrap_or(&rhs), &rho0, y0.as_ref(), &plan.schedule, |s, t, rho, y| {
+    let on_sample = |s: usize, t: f64, rho: &CMat, y: Option<&CMat>| {
         let v = evaluate(&list, &ctx, &Sample { t, rho, y });
         values.extend_from_slice(&v[..nm]);
         update_peaks(&mut peaks, s, t, &v[nm..]);
         if let Some(save) = save {
             push_row_major(&mut states, &saved_state(plan.space, rho, sys.dephasing, save));
         }
-    });
+    };
+    // `[[drive]]`: H(t) on every stage; undriven runs keep the autonomous path.
+    let drives = DriveTerms::new(plan.drives.get(m.point).map(Vec::as_slice).unwrap_or(&[]));
+    if drives.is_empty() {
+        integrate_switched_with(&rhs, rhs_off.as_ref().unwrap_or(&rhs), &rho0, y0.as_ref(), &plan.schedule, on_sample);
+    } else {
+        integrate_driven_with(&rhs, rhs_off.as_ref().unwrap_or(&rhs), &drives, &rho0, y0.as_ref(), &plan.schedule, on_sample);
+    }
     (values, peaks, states)
 }
 

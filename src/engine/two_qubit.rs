@@ -24,8 +24,10 @@ pub fn two_qubit_job(plan: &Plan) -> TwoQubitJob {
     let points = plan
         .systems
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(k, s)| {
             let mut p = pauli::point(s);
+            p.drives = plan.drives.get(k).map(|d| d.iter().map(pauli::point_drive).collect()).unwrap_or_default();
             // `[protocol] switch_off`: the generator of the uncoupled model for the steps after T.
             if switched {
                 p.generator_off = Some(Box::new(pauli::generator(&s.uncoupled())));

@@ -500,7 +500,7 @@ mod tests {
 
     fn job(members: usize, points: usize, samples: usize) -> TwoQubitJob {
         let times: Vec<f64> = (0..samples).map(|i| i as f64 * 0.1).collect();
-        let p = TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: [0.0, 0.0, 0.0, 1.0], h_charger: [0.0; 4], dephasing: 0.0 };
+        let p = TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: [0.0, 0.0, 0.0, 1.0], h_charger: [0.0; 4], dephasing: 0.0, drives: vec![] };
         TwoQubitJob {
             points: vec![p; points],
             member_point: (0..members).map(|i| (i % points) as u32).collect(),

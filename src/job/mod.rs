@@ -216,6 +216,26 @@ pub fn plan_pieces(schedule: &Schedule, max_steps: u64) -> Vec<Piece> {
     out
 }
 
+/// The time at which each piece starts (f64): a piece after a sample starts at that sample's
+/// time, after the switch-off at T, and a piece split off a longer segment where the steps
+/// before it end (segment start + steps * dt). Step j of a piece starts at start + j dt, as the
+/// reference's steps do.
+pub fn piece_starts(schedule: &Schedule, pieces: &[Piece]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(pieces.len());
+    let (mut seg_start, mut done) = (0.0, 0u64);
+    for (i, p) in pieces.iter().enumerate() {
+        out.push(if done == 0 { seg_start } else { seg_start + done as f64 * schedule.dt });
+        if p.sample != NO_SAMPLE {
+            (seg_start, done) = (schedule.times[p.sample as usize], 0);
+        } else if !p.uncoupled && pieces.get(i + 1).is_some_and(|q| q.uncoupled) {
+            (seg_start, done) = (schedule.switch_off.expect("a switch-off piece has its time"), 0);
+        } else {
+            done += p.n_full as u64;
+        }
+    }
+    out
+}
+
 /// The four per-member peaks of paper 004: t_E, t_erg, t_P, t_ergP.
 pub const PEAK_MEASURES: [Measure; 4] = [Measure::EnergyB, Measure::ErgotropyB, Measure::PowerB, Measure::ErgotropicPowerB];
 

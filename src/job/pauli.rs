@@ -89,7 +89,27 @@ pub fn point(sys: &OpenSystem) -> TwoQubitPoint {
         h_battery: pauli2(&sys.h_battery),
         h_charger: pauli2(&sys.h_charger),
         dephasing: sys.dephasing,
+        drives: vec![],
     }
+}
+
+/// Row-major generator of X -> -i[O, X] in the Pauli basis (a drive's term with c = 1).
+pub fn commutator_generator(o: &CMat) -> [f64; 256] {
+    let basis = basis4();
+    let mut g = [0.0; 256];
+    for (col, p) in basis.iter().enumerate() {
+        let lp = (o * p - p * o) * c(0.0, -1.0);
+        for (row, q) in basis.iter().enumerate() {
+            g[16 * row + col] = 0.25 * re_trace_product(q, &lp);
+        }
+    }
+    g
+}
+
+/// A `[[drive]]` in the two-qubit kernel's form.
+pub fn point_drive(d: &crate::model::drive::Drive) -> crate::job::two_qubit::PointDrive {
+    let (env, env_a, env_b) = crate::job::two_qubit::PointDrive::envelope(&d.envelope);
+    crate::job::two_qubit::PointDrive { generator: commutator_generator(&d.op), amplitude: d.amplitude, frequency: d.frequency, phase: d.phase, env, env_a, env_b }
 }
 
 #[cfg(test)]

@@ -30,6 +30,43 @@ pub struct TwoQubitPoint {
     pub h_charger: Pauli2,
     /// Phase-flip probability applied to each sample before the measures (spin-pair).
     pub dephasing: f64,
+    /// `[[drive]]`: dx/dt = (G + sum_k c_k(t) G_k) x; empty for an undriven point. Every point
+    /// of a job has the same number of drives.
+    pub drives: Vec<PointDrive>,
+}
+
+/// Envelope codes of `PointDrive::env`.
+pub const ENV_CONSTANT: u32 = 0;
+pub const ENV_GAUSSIAN: u32 = 1;
+pub const ENV_WINDOW: u32 = 2;
+/// Most drives a job takes (the twin keeps the stage coefficients in fixed arrays of this
+/// size).
+pub const MAX_DRIVES: usize = 8;
+
+/// One drive of a point in the twin's form: c(t) = amplitude env(t) cos(frequency t + phase),
+/// env by code: ENV_CONSTANT 1, ENV_GAUSSIAN exp(-((t - a)/b)^2 / 2), ENV_WINDOW 1 on [a, b).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointDrive {
+    /// Row-major generator of -i[O, .] in the Pauli basis (unit coefficient).
+    pub generator: [f64; 256],
+    pub amplitude: f64,
+    pub frequency: f64,
+    pub phase: f64,
+    pub env: u32,
+    pub env_a: f64,
+    pub env_b: f64,
+}
+
+impl PointDrive {
+    /// The envelope's code and numbers.
+    pub fn envelope(e: &crate::model::drive::Envelope) -> (u32, f64, f64) {
+        use crate::model::drive::Envelope::*;
+        match *e {
+            Constant => (ENV_CONSTANT, 0.0, 0.0),
+            Gaussian { t0, sigma } => (ENV_GAUSSIAN, t0, sigma),
+            Window { t_on, t_off } => (ENV_WINDOW, t_on, t_off),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -3,6 +3,7 @@
 pub mod bloch_charger;
 pub mod cavity_cells;
 pub mod dicke;
+pub mod drive;
 pub mod driven_pair;
 pub mod spin_pair;
 pub mod two_qubit;

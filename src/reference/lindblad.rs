@@ -55,6 +55,44 @@ impl SparseRows {
     }
 }
 
+/// The drives of `[[drive]]` as generator terms: each -i c_k(t) [O_k, .], with K_k = -i O_k
+/// applied as K_k x + x K_k^+ (= -i[O_k, x] since O_k is Hermitian), scaled by c_k(t).
+#[derive(Clone, Debug)]
+pub struct DriveTerms {
+    terms: Vec<(SparseRows, crate::model::drive::Drive)>,
+}
+
+impl DriveTerms {
+    pub fn new(drives: &[crate::model::drive::Drive]) -> DriveTerms {
+        DriveTerms { terms: drives.iter().map(|d| (SparseRows::from_dense(&(&d.op * (-I))), d.clone())).collect() }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// out += sum_k c_k(t) (-i [O_k, x]) at a stage time t of a step with midpoint t_mid.
+    pub fn add(&self, t: f64, t_mid: f64, x: &CMat, out: &mut CMat) {
+        for (k, d) in &self.terms {
+            let s = d.coeff_in_step(t, t_mid);
+            if s == 0.0 {
+                continue;
+            }
+            let n = k.dim;
+            for &(i, j, v) in &k.entries {
+                let a = v * s;
+                let w = a.conj();
+                for r in 0..n {
+                    // (K x)[i, r] += a x[j, r];  (x K^+)[r, i] += conj(a) x[r, j]
+                    let xjr = x[(j, r)];
+                    out[(i, r)] += a * xjr;
+                    let xrj = x[(r, j)];
+                    out[(r, i)] += w * xrj;
+                }
+            }
+        }
+    }
+}
+
 /// The generator L of one parameter point, ready to apply.
 #[derive(Clone, Debug)]
 pub struct LindbladRhs {

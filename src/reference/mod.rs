@@ -5,5 +5,5 @@
 pub mod lindblad;
 pub mod rk4;
 
-pub use lindblad::LindbladRhs;
+pub use lindblad::{DriveTerms, LindbladRhs};
 pub use rk4::{integrate, ReferenceSample};

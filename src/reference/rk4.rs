@@ -4,7 +4,7 @@
 //! Steps follow a `Schedule`, which shortens the last step before each sample so the
 //! integrator lands exactly on every sample time.
 
-use super::lindblad::LindbladRhs;
+use super::lindblad::{DriveTerms, LindbladRhs};
 use crate::job::{Schedule, SegmentEnd};
 use crate::linalg::{CMat, C64};
 
@@ -105,6 +105,74 @@ pub fn integrate_switched_with(
         match seg.end {
             SegmentEnd::Sample(s) => on_sample(s, schedule.times[s], &rho, y.as_ref()),
             SegmentEnd::SwitchOff => gen = rhs_off,
+        }
+    }
+}
+
+impl Rk4Work {
+    /// One classical RK4 step of dx/dt = L(t)[x] = L[x] + sum_k c_k(t)(-i[O_k, x]) from t:
+    /// the stages take the drives at t, t + h/2, t + h/2 and t + h.
+    fn step_driven(&mut self, rhs: &LindbladRhs, drives: &DriveTerms, x: &mut CMat, t: f64, h: f64) {
+        let half = C64::new(h / 2.0, 0.0);
+        let (tm, te) = (t + 0.5 * h, t + h);
+        rhs.apply(x, &mut self.k, &mut self.scratch);
+        drives.add(t, tm, x, &mut self.k);
+        self.acc.copy_from(&self.k);
+        self.stage.copy_from(x);
+        axpy(&mut self.stage, half, &self.k);
+        rhs.apply(&self.stage, &mut self.k, &mut self.scratch);
+        drives.add(tm, tm, &self.stage, &mut self.k);
+        axpy(&mut self.acc, C64::new(2.0, 0.0), &self.k);
+        self.stage.copy_from(x);
+        axpy(&mut self.stage, half, &self.k);
+        rhs.apply(&self.stage, &mut self.k, &mut self.scratch);
+        drives.add(tm, tm, &self.stage, &mut self.k);
+        axpy(&mut self.acc, C64::new(2.0, 0.0), &self.k);
+        self.stage.copy_from(x);
+        axpy(&mut self.stage, C64::new(h, 0.0), &self.k);
+        rhs.apply(&self.stage, &mut self.k, &mut self.scratch);
+        drives.add(te, tm, &self.stage, &mut self.k);
+        self.acc += &self.k;
+        axpy(x, C64::new(h / 6.0, 0.0), &self.acc);
+    }
+}
+
+/// As `integrate_switched_with`, with the `[[drive]]` terms added to both generators: H(t) =
+/// H + sum_k c_k(t) O_k. Step j of a segment that starts at t_s (t = 0, a sample time, or the
+/// switch-off time) starts at t_s + j dt.
+#[allow(clippy::too_many_arguments)]
+pub fn integrate_driven_with(
+    rhs: &LindbladRhs,
+    rhs_off: &LindbladRhs,
+    drives: &DriveTerms,
+    rho0: &CMat,
+    y0: Option<&CMat>,
+    schedule: &Schedule,
+    mut on_sample: impl FnMut(usize, f64, &CMat, Option<&CMat>),
+) {
+    let mut work = Rk4Work::new(rhs.dim);
+    let mut rho = rho0.clone();
+    let mut y = y0.cloned();
+    let mut gen = rhs;
+    let mut t_seg = 0.0;
+    for seg in &schedule.segments {
+        let steps = (0..seg.n_full).map(|j| (t_seg + j as f64 * schedule.dt, schedule.dt));
+        let last = (seg.h_last > 0.0).then_some((t_seg + seg.n_full as f64 * schedule.dt, seg.h_last));
+        for (t, h) in steps.chain(last) {
+            work.step_driven(gen, drives, &mut rho, t, h);
+            if let Some(y) = y.as_mut() {
+                work.step_driven(gen, drives, y, t, h);
+            }
+        }
+        match seg.end {
+            SegmentEnd::Sample(s) => {
+                t_seg = schedule.times[s];
+                on_sample(s, t_seg, &rho, y.as_ref())
+            }
+            SegmentEnd::SwitchOff => {
+                gen = rhs_off;
+                t_seg = schedule.switch_off.expect("a switch-off segment has its time");
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! stage order, same closed-form measures, same peak logic), generic over f32/f64. A twin in
 //! f32 tells kernel bugs from rounding; in f64 it is also the fast CPU engine.
 
+pub mod drive;
 pub mod measures_two_qubit;
 pub mod rk4_cavity;
 pub mod rk4_dicke;

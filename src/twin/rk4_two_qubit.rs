@@ -41,9 +41,10 @@
 //! Measures that the kernel does not compute (those that need an eigensolve, and the cavity
 //! ones) come back as NaN columns; the host fills them from states.
 
+use super::drive::{driven_increment, stage_coeffs, DriveR};
 use super::Real;
 use crate::job::two_qubit::*;
-use crate::job::{plan_pieces, Peak, Piece, TwoQubitJob, TwoQubitResult, NO_SAMPLE};
+use crate::job::{piece_starts, plan_pieces, Peak, Piece, TwoQubitJob, TwoQubitResult, NO_SAMPLE};
 use rayon::prelude::*;
 
 /// A point's constants in the working precision.
@@ -57,6 +58,9 @@ struct PointR<R> {
     nhb: R,
     nhc: R,
     hb2: R,
+    /// `[[drive]]`: each drive's numbers and its generator G_k, transposed.
+    drives: Vec<DriveR<R>>,
+    gd: Vec<[R; 256]>,
 }
 
 impl<R: Real> PointR<R> {
@@ -71,7 +75,16 @@ impl<R: Real> PointR<R> {
             nhb: c(k.nhb),
             nhc: c(k.nhc),
             hb2: c(k.hb2),
+            drives: vec![],
+            gd: vec![],
         }
+    }
+
+    /// With the point's drives (the kernel reads them after the point's constants).
+    fn with_drives(mut self, drives: &[PointDrive]) -> Self {
+        self.drives = drives.iter().map(DriveR::new).collect();
+        self.gd = drives.iter().map(|d| transpose(&d.generator.map(R::from_f64))).collect();
+        self
     }
 }
 
@@ -92,7 +105,7 @@ fn dot3<R: Real>(a: &[R], b: &[R]) -> R {
 /// run over rows innermost, so the compiler vectorises across rows without changing any row's
 /// order of operations.
 #[inline(always)]
-fn matvec<R: Real>(mt: &[R; 256], x: &[R; 16]) -> [R; 16] {
+pub(super) fn matvec<R: Real>(mt: &[R; 256], x: &[R; 16]) -> [R; 16] {
     let mut y = [R::ZERO; 16];
     for blk in 0..4 {
         let mut d = [R::ZERO; 16];
@@ -121,7 +134,7 @@ fn transpose<R: Real>(m: &[R; 256]) -> [R; 256] {
 
 /// x + s y
 #[inline(always)]
-fn axpy<R: Real>(s: R, y: &[R; 16], x: &[R; 16]) -> [R; 16] {
+pub(super) fn axpy<R: Real>(s: R, y: &[R; 16], x: &[R; 16]) -> [R; 16] {
     std::array::from_fn(|i| x[i] + s * y[i])
 }
 
@@ -172,6 +185,24 @@ fn rk4_increment_stages<R: Real>(g: &[R; 256], x: &[R; 16], h: R) -> [R; 16] {
 fn rk4_step<R: Real>(g: &[R; 256], a: &mut Acc<R>, h: R) {
     let dx = rk4_increment_stages(g, &a.x, h);
     a.add(&dx);
+}
+
+/// One step of length h from t of a driven point: where every drive's coefficient is 0 on all
+/// three stage times it is the undriven step (x + D x for a full step, the stages with G for a
+/// shortened one), bit for bit; otherwise the classical stages with the drives at t, t + h/2,
+/// t + h/2 and t + h.
+#[inline(always)]
+fn driven_step<R: Real>(p: &PointR<R>, a: &mut Acc<R>, t: R, h: R, full: bool) {
+    let (c, any) = stage_coeffs(&p.drives, t, h);
+    if !any {
+        if full {
+            full_step(&p.d, a);
+        } else {
+            rk4_step(&p.g, a, h);
+        }
+        return;
+    }
+    a.add(&driven_increment(&p.g, &p.gd, &c, &a.x, h));
 }
 
 /// Z(0) = {I (x) H_B, rho0}/2 in the Pauli basis: z_a0 = h.x_a (with h_0 = h0),
@@ -388,6 +419,9 @@ struct TwinPlan<R> {
     /// The points after the switch-off (empty where the schedule has none).
     points_off: Vec<PointR<R>>,
     pieces: Vec<(Piece, R)>,
+    /// Start time of each piece (`job::piece_starts`), for the drives.
+    starts: Vec<R>,
+    dt: R,
     times: Vec<R>,
     /// Kernel code of each output column (None: not a kernel measure, NaN).
     cols: Vec<Option<usize>>,
@@ -418,11 +452,28 @@ fn run_member<R: Real>(
     let (y0a, z0a) = references(&x0, p);
     let mut pmax = [R::ZERO; 4];
     let mut pidx = [R::ZERO; 4];
-    for &(piece, h) in &plan.pieces {
+    for (pi, &(piece, h)) in plan.pieces.iter().enumerate() {
         // The kernel runs uncoupled pieces in their own dispatches, with the uncoupled point's
         // constants (whose h_B, h_C and mask are the coupled point's).
         let ps = if piece.uncoupled { p_off } else { p };
-        if ez {
+        if !ps.drives.is_empty() {
+            // Step j of the piece starts at t0 + j dt.
+            let t0 = plan.starts[pi];
+            for j in 0..piece.n_full {
+                let t = t0 + R::from_f64(j as f64) * plan.dt;
+                driven_step(ps, &mut x, t, plan.dt, true);
+                if ez {
+                    driven_step(ps, &mut z, t, plan.dt, true);
+                }
+            }
+            if h > R::ZERO {
+                let t = t0 + R::from_f64(piece.n_full as f64) * plan.dt;
+                driven_step(ps, &mut x, t, h, false);
+                if ez {
+                    driven_step(ps, &mut z, t, h, false);
+                }
+            }
+        } else if ez {
             for _ in 0..piece.n_full {
                 full_step(&ps.d, &mut x);
                 full_step(&ps.d, &mut z);
@@ -432,7 +483,7 @@ fn run_member<R: Real>(
                 full_step(&ps.d, &mut x);
             }
         }
-        if h > R::ZERO {
+        if h > R::ZERO && ps.drives.is_empty() {
             rk4_step(&ps.g, &mut x, h);
             if ez {
                 rk4_step(&ps.g, &mut z, h);
@@ -533,14 +584,17 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool) -> TwoQubitResult {
     let n_samples = job.schedule.times.len();
     let n_cols = job.measures.len();
     let n_members = job.initial.len();
+    let pieces = plan_pieces(&job.schedule, u64::MAX);
     let plan = TwinPlan::<R> {
-        points: job.points.iter().map(|p| PointR::new(&KernelPoint::new(p, dt))).collect(),
+        points: job.points.iter().map(|p| PointR::new(&KernelPoint::new(p, dt)).with_drives(&p.drives)).collect(),
         points_off: if job.schedule.switch_segment().is_some() {
-            job.points.iter().map(|p| PointR::new(&KernelPoint::uncoupled(p, dt))).collect()
+            job.points.iter().map(|p| PointR::new(&KernelPoint::uncoupled(p, dt)).with_drives(&p.drives)).collect()
         } else {
             vec![]
         },
-        pieces: plan_pieces(&job.schedule, u64::MAX).into_iter().map(|p| (p, R::from_f64(p.h_last))).collect(),
+        starts: piece_starts(&job.schedule, &pieces).into_iter().map(R::from_f64).collect(),
+        dt: R::from_f64(dt),
+        pieces: pieces.into_iter().map(|p| (p, R::from_f64(p.h_last))).collect(),
         times: job.schedule.times.iter().map(|&t| R::from_f64(t)).collect(),
         cols: job.measures.iter().map(|&m| kernel_code(m).map(|c| c as usize)).collect(),
         flags: KernelFlags::for_job(job).bits(),
@@ -597,7 +651,7 @@ mod tests {
             *v = ((i * 37 % 23) as f64 - 11.0) * 0.05;
         }
         g[..16].fill(0.0);
-        let point = TwoQubitPoint { generator: g, generator_off: None, h_battery: [0.1, 0.2, -0.3, 0.5], h_charger: [0.0, 0.0, 0.4, 0.6], dephasing: 0.05 };
+        let point = TwoQubitPoint { generator: g, generator_off: None, h_battery: [0.1, 0.2, -0.3, 0.5], h_charger: [0.0, 0.0, 0.4, 0.6], dephasing: 0.05, drives: vec![] };
         let job = TwoQubitJob {
             points: vec![point],
             member_point: vec![0; 5],

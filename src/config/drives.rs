@@ -1,0 +1,179 @@
+//! `[[drive]]`: time-dependent terms of the Hamiltonian (`model::drive`). Each table names an
+//! operator (or gives a Hermitian matrix of the model's dimension), an amplitude and a
+//! frequency (both sweepable like a parameter), an optional phase and an envelope. Swept
+//! values become grid axes (or per-member draws) named `drive[k].amplitude` and
+//! `drive[k].frequency`, columns of summary.csv like any swept parameter.
+
+use super::values::{as_array, as_f64, as_matrix, as_sweep, check_keys, invalid};
+use crate::ensemble::sweep::Sweep;
+use crate::error::Result;
+use crate::linalg::{hermiticity_error, CMat};
+use crate::model::drive::{named_operator, Drive, Envelope};
+use crate::model::{ParamValue, Params, Space};
+use toml::{Table, Value};
+
+/// One `[[drive]]` table, validated; amplitude and frequency hold the base values (the first
+/// of a sweep), replaced per point by `drives_of_point`.
+#[derive(Clone, Debug)]
+pub struct DriveSection {
+    pub drives: Vec<Drive>,
+    /// Grid axes and per-member draws of swept amplitudes and frequencies.
+    pub axes: Vec<(String, Vec<f64>)>,
+    pub drawn: Vec<(String, f64, f64)>,
+}
+
+/// The parameter-point key of drive k's amplitude or frequency.
+pub fn key(k: usize, what: &str) -> String {
+    format!("drive[{k}].{what}")
+}
+
+/// Read every `[[drive]]` table for a model in `space`.
+pub fn parse_drives(root: &Table, space: Space, model_name: &str, steady: bool) -> Result<DriveSection> {
+    let mut sec = DriveSection { drives: vec![], axes: vec![], drawn: vec![] };
+    let Some(v) = root.get("drive") else { return Ok(sec) };
+    let list = match v {
+        Value::Array(a) => a,
+        _ => return Err(invalid("drive", "must be [[drive]] tables (an array of tables)")),
+    };
+    if matches!(space, Space::Dicke { .. }) {
+        return Err(invalid("drive", format!("model '{model_name}' takes no drives (drives are supported on the two-qubit models and cavity-cells)")));
+    }
+    if steady && !list.is_empty() {
+        return Err(invalid("drive", "a driven Hamiltonian depends on time: it has no steady state (time.steady = true); integrate instead"));
+    }
+    if list.len() > crate::job::two_qubit::MAX_DRIVES {
+        return Err(invalid("drive", format!("at most {} [[drive]] tables, got {}", crate::job::two_qubit::MAX_DRIVES, list.len())));
+    }
+    for (k, t) in list.iter().enumerate() {
+        let f = format!("drive[{k}]");
+        let t = t.as_table().ok_or_else(|| invalid(&f, "must be a table"))?;
+        check_keys(t, &["operator", "amplitude", "frequency", "phase", "envelope"], &f)?;
+        let (op, name) = operator(t.get("operator"), space, &format!("{f}.operator"))?;
+        let amplitude = sweep(t.get("amplitude"), &format!("{f}.amplitude"), &key(k, "amplitude"), &mut sec)?;
+        let frequency = sweep(t.get("frequency"), &format!("{f}.frequency"), &key(k, "frequency"), &mut sec)?;
+        let phase = match t.get("phase") {
+            Some(v) => as_f64(v, &format!("{f}.phase"))?,
+            None => 0.0,
+        };
+        let envelope = envelope(t.get("envelope"), &format!("{f}.envelope"))?;
+        sec.drives.push(Drive { op, name, amplitude, frequency, phase, envelope });
+    }
+    Ok(sec)
+}
+
+/// A named operator or a Hermitian matrix of the space's dimension.
+fn operator(v: Option<&Value>, space: Space, field: &str) -> Result<(CMat, Option<String>)> {
+    let v = v.ok_or_else(|| invalid(field, "missing (a named operator such as \"sx_b\", or a matrix)"))?;
+    if let Some(name) = v.as_str() {
+        return Ok((named_operator(space, name, field)?, Some(name.to_string())));
+    }
+    let m = as_matrix(v, field)?;
+    let dim = space.dim();
+    if m.nrows() != dim {
+        return Err(invalid(field, format!("must be {dim}x{dim} (the model's dimension), got {}x{}", m.nrows(), m.ncols())));
+    }
+    let scale = m.iter().map(|z| z.norm()).fold(0.0, f64::max).max(1.0);
+    let err = hermiticity_error(&m);
+    if err > 1e-12 * scale {
+        return Err(invalid(field, format!("must be Hermitian (largest |O_ij - conj(O_ji)| = {err:e})")));
+    }
+    Ok((m, None))
+}
+
+/// A sweepable number: a fixed value, or a grid axis / per-member draw named `name`.
+fn sweep(v: Option<&Value>, field: &str, name: &str, sec: &mut DriveSection) -> Result<f64> {
+    let v = v.ok_or_else(|| invalid(field, "missing"))?;
+    Ok(match as_sweep(v, field)? {
+        Sweep::Fixed(x) => x,
+        Sweep::Values(vals) => {
+            let x = vals[0];
+            sec.axes.push((name.to_string(), vals));
+            x
+        }
+        Sweep::Uniform(lo, hi) => {
+            sec.drawn.push((name.to_string(), lo, hi));
+            lo
+        }
+    })
+}
+
+/// "constant", { gaussian = [t0, sigma] } or { window = [t_on, t_off] }.
+fn envelope(v: Option<&Value>, field: &str) -> Result<Envelope> {
+    let Some(v) = v else { return Ok(Envelope::Constant) };
+    const FORMS: &str = "\"constant\", { gaussian = [t0, sigma] } or { window = [t_on, t_off] }";
+    match v {
+        Value::String(s) if s == "constant" => Ok(Envelope::Constant),
+        Value::Table(t) if t.len() == 1 => {
+            let (k, val) = t.iter().next().expect("one entry");
+            let f = format!("{field}.{k}");
+            let pair = |what: &str| -> Result<(f64, f64)> {
+                let a = as_array(val, &f)?;
+                if a.len() != 2 {
+                    return Err(invalid(&f, format!("must be {what}")));
+                }
+                Ok((as_f64(&a[0], &f)?, as_f64(&a[1], &f)?))
+            };
+            match k.as_str() {
+                "gaussian" => {
+                    let (t0, sigma) = pair("[t0, sigma]")?;
+                    if sigma <= 0.0 {
+                        return Err(invalid(&f, format!("sigma must be > 0, got {sigma}")));
+                    }
+                    Ok(Envelope::Gaussian { t0, sigma })
+                }
+                "window" => {
+                    let (t_on, t_off) = pair("[t_on, t_off]")?;
+                    if t_off <= t_on {
+                        return Err(invalid(&f, format!("t_off must be > t_on, got [{t_on}, {t_off}]")));
+                    }
+                    Ok(Envelope::Window { t_on, t_off })
+                }
+                other => Err(invalid(field, format!("unknown envelope '{other}'; use {FORMS}"))),
+            }
+        }
+        _ => Err(invalid(field, format!("must be {FORMS}"))),
+    }
+}
+
+/// The drives of one parameter point: the swept amplitudes and frequencies taken out of
+/// `point` (where the ensemble expansion put them) into copies of the configured drives.
+pub fn drives_of_point(sec: &DriveSection, point: &mut Params) -> Vec<Drive> {
+    let mut take = |name: String, base: f64| match point.remove(&name) {
+        Some(ParamValue::Real(x)) => x,
+        _ => base,
+    };
+    sec.drives
+        .iter()
+        .enumerate()
+        .map(|(k, d)| Drive { amplitude: take(key(k, "amplitude"), d.amplitude), frequency: take(key(k, "frequency"), d.frequency), ..d.clone() })
+        .collect()
+}
+
+/// RK4 stability of dt with the drives at their strongest: the spectral spread of H(t) is at
+/// most spread(H) + sum_k max_t |amplitude_k env_k(t)| spread(O_k), added to the bound of the
+/// undriven generator (and of the uncoupled one after `[protocol] switch_off`).
+pub fn check_stability(systems: &[std::sync::Arc<crate::model::OpenSystem>], drives: &[Vec<Drive>], schedule: &crate::job::Schedule, switched: bool) -> Result<()> {
+    let t_end = schedule.times.last().copied().unwrap_or(0.0);
+    let dt = schedule.dt;
+    for (sys, ds) in systems.iter().zip(drives) {
+        if ds.is_empty() {
+            continue;
+        }
+        let extra: f64 = ds.iter().map(|d| d.amplitude.abs() * d.envelope.max_over(t_end) * crate::model::spectrum_spread(&d.op)).sum();
+        let mut bound = sys.generator_norm_bound();
+        if switched {
+            bound = bound.max(sys.uncoupled().generator_norm_bound());
+        }
+        let bound = bound + extra;
+        if !bound.is_finite() || dt * bound > super::RK4_STABILITY {
+            return Err(invalid(
+                "time.dt",
+                format!(
+                    "dt = {dt} is beyond RK4 stability with the drives at their strongest: the generator's spectral radius is up to {bound:.4e} (drives: {extra:.4e}), so dt must be <= {:.4e}",
+                    super::RK4_STABILITY / bound
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The drive coefficients of `[[drive]]` per RK4 stage, from per-point parameters:
+//! c(t) = amplitude env(t) cos(frequency t + phase), written as a kernel would compute them
+//! (the two-qubit kernel takes no drives yet: `--backend gpu` runs driven two-qubit jobs on
+//! the CPU twin, with a note).
+//!
+//! cos and exp are evaluated without transcendentals (WGSL has none for f64, and f32 ones
+//! differ between drivers), so that a kernel can mirror this arithmetic: Cody-Waite reduction by pi/2 (three parts) and Taylor series on
+//! |r| <= pi/4 through r^20 / r^21 (the parts' leading ones exact in f32, so that q * part is
+//! exact or nearly so in either precision); exp by ln 2 (two parts), a Taylor series on |r| <= ln2/2
+//! through r^16, and 2^n by binary powers. exp(x) for x < -80 is taken as 0 (< 2e-35): a
+//! gaussian's far tails then give exactly 0, and such steps take the undriven path.
+
+use super::rk4_two_qubit::{axpy, matvec};
+use super::Real;
+use crate::job::two_qubit::{PointDrive, ENV_GAUSSIAN, ENV_WINDOW, MAX_DRIVES};
+
+/// A drive's numbers in the working precision.
+#[derive(Clone, Copy, Debug)]
+pub struct DriveR<R> {
+    pub amplitude: R,
+    pub frequency: R,
+    pub phase: R,
+    pub env: u32,
+    pub a: R,
+    pub b: R,
+}
+
+impl<R: Real> DriveR<R> {
+    pub fn new(d: &PointDrive) -> Self {
+        let c = R::from_f64;
+        DriveR { amplitude: c(d.amplitude), frequency: c(d.frequency), phase: c(d.phase), env: d.env, a: c(d.env_a), b: c(d.env_b) }
+    }
+
+    /// c(t) = amplitude env(t) cos(frequency t + phase) at a stage time t of a step with
+    /// midpoint tm (a window takes the step's midpoint: `model::drive::Drive::coeff_in_step`);
+    /// exactly 0 where env is.
+    #[inline(always)]
+    pub fn coeff(&self, t: R, tm: R) -> R {
+        let env = if self.env == ENV_GAUSSIAN {
+            let u = (t - self.a) / self.b;
+            exp_arith(-(R::from_f64(0.5) * u * u))
+        } else if self.env == ENV_WINDOW {
+            if tm >= self.a && tm < self.b {
+                R::ONE
+            } else {
+                R::ZERO
+            }
+        } else {
+            R::ONE
+        };
+        if env == R::ZERO {
+            return R::ZERO;
+        }
+        self.amplitude * env * cos_arith(self.frequency * t + self.phase)
+    }
+}
+
+/// The stage coefficients of one step from t of length h: (c(t), c(t + h/2), c(t + h)) per
+/// drive, and whether any is non-zero (else the step is an undriven one).
+#[inline(always)]
+pub fn stage_coeffs<R: Real>(drives: &[DriveR<R>], t: R, h: R) -> ([[R; MAX_DRIVES]; 3], bool) {
+    let mut c = [[R::ZERO; MAX_DRIVES]; 3];
+    let mut any = false;
+    let tm = t + h * R::from_f64(0.5);
+    let te = t + h;
+    for (k, d) in drives.iter().enumerate() {
+        c[0][k] = d.coeff(t, tm);
+        c[1][k] = d.coeff(tm, tm);
+        c[2][k] = d.coeff(te, tm);
+        any = any || c[0][k] != R::ZERO || c[1][k] != R::ZERO || c[2][k] != R::ZERO;
+    }
+    (c, any)
+}
+
+/// (G + sum_k c_k G_k) x in the Pauli basis, summed as G x, then each c_k (G_k x) in drive
+/// order (matrices transposed, as `rk4_two_qubit::matvec` takes them).
+#[inline(always)]
+fn driven_apply<R: Real>(g: &[R; 256], gd: &[[R; 256]], c: &[R], x: &[R; 16]) -> [R; 16] {
+    let mut y = matvec(g, x);
+    for (gk, &ck) in gd.iter().zip(c) {
+        let d = matvec(gk, x);
+        for i in 0..16 {
+            y[i] = y[i] + ck * d[i];
+        }
+    }
+    y
+}
+
+/// The increment of one classical RK4 step of length h of dx/dt = (G + sum_k c_k(t) G_k) x,
+/// with the stage coefficients `c` of `stage_coeffs`.
+#[inline(always)]
+pub fn driven_increment<R: Real>(g: &[R; 256], gd: &[[R; 256]], c: &[[R; MAX_DRIVES]; 3], x: &[R; 16], h: R) -> [R; 16] {
+    let hh = h * R::from_f64(0.5);
+    let h6 = h / R::from_f64(6.0);
+    let k1 = driven_apply(g, gd, &c[0], x);
+    let k2 = driven_apply(g, gd, &c[1], &axpy(hh, &k1, x));
+    let k3 = driven_apply(g, gd, &c[1], &axpy(hh, &k2, x));
+    let k4 = driven_apply(g, gd, &c[2], &axpy(h, &k3, x));
+    let two = R::from_f64(2.0);
+    std::array::from_fn(|i| h6 * (k1[i] + two * (k2[i] + k3[i]) + k4[i]))
+}
+
+/// floor(x), as WGSL's `floor` (exact in either precision).
+#[inline(always)]
+fn floor<R: Real>(x: R) -> R {
+    R::from_f64(x.to_f64().floor())
+}
+
+/// cos(x) without transcendentals.
+pub fn cos_arith<R: Real>(x: R) -> R {
+    let c = R::from_f64;
+    let q = floor(x * c(std::f64::consts::FRAC_2_PI) + c(0.5));
+    let r = ((x - q * c(1.5703125)) - q * c(0.0004838267923332751)) - q * c(2.563344151594519e-12);
+    let n = q - c(4.0) * floor(q * c(0.25));
+    let r2 = r * r;
+    // cos r = sum (-1)^k r^2k / (2k)!, sin r = r sum (-1)^k r^2k / (2k + 1)!, Horner from the top.
+    let mut cs = c(1.0 / 2432902008176640000.0);
+    let mut sn = c(1.0 / 51090942171709440000.0);
+    let cos_c = [-1.0 / 6402373705728000.0, 1.0 / 20922789888000.0, -1.0 / 87178291200.0, 1.0 / 479001600.0, -1.0 / 3628800.0, 1.0 / 40320.0, -1.0 / 720.0, 1.0 / 24.0, -1.0 / 2.0, 1.0];
+    let sin_c = [-1.0 / 121645100408832000.0, 1.0 / 355687428096000.0, -1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0, 1.0 / 362880.0, -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0, 1.0];
+    for k in 0..10 {
+        cs = c(cos_c[k]) + r2 * cs;
+        sn = c(sin_c[k]) + r2 * sn;
+    }
+    sn = r * sn;
+    if n == R::ZERO {
+        cs
+    } else if n == R::ONE {
+        -sn
+    } else if n == c(2.0) {
+        -cs
+    } else {
+        sn
+    }
+}
+
+/// exp(x) for x <= 0 without transcendentals (0 below -80).
+pub fn exp_arith<R: Real>(x: R) -> R {
+    let c = R::from_f64;
+    if x < c(-80.0) {
+        return R::ZERO;
+    }
+    let n = floor(x * c(std::f64::consts::LOG2_E) + c(0.5));
+    let r = (x - n * c(0.693145751953125)) - n * c(1.4286068203094173e-06);
+    let inv = [1.0 / 20922789888000.0, 1.0 / 1307674368000.0, 1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 1.0 / 2.0, 1.0, 1.0];
+    let mut p = c(inv[0]);
+    for k in inv.iter().skip(1) {
+        p = c(*k) + r * p;
+    }
+    // 2^n, n in [-116, 0]: multiply by 2^-(2^b) for each bit b of -n.
+    let m = (-n).to_f64() as u32;
+    let mut scale = c(0.5);
+    for b in 0..7 {
+        if (m >> b) & 1 == 1 {
+            p = p * scale;
+        }
+        scale = scale * scale;
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_cos_and_exp() {
+        for i in -400..400 {
+            let x = i as f64 * 0.173;
+            let got: f64 = cos_arith(x);
+            assert!((got - x.cos()).abs() < 4e-15, "cos({x}): {got} vs {}", x.cos());
+            let got32: f32 = cos_arith(x as f32);
+            assert!((got32 as f64 - (x as f32 as f64).cos()).abs() < 2e-6, "cos32({x})");
+        }
+        for i in 0..800 {
+            let x = -(i as f64) * 0.1;
+            let got: f64 = exp_arith(x);
+            assert!((got - x.exp()).abs() <= 4e-16 * x.exp(), "exp({x}): {got} vs {}", x.exp());
+            let got32: f32 = exp_arith(x as f32);
+            assert!((got32 as f64 - (x as f32 as f64).exp()).abs() <= 2e-6 * (x as f32 as f64).exp() + 1e-38, "exp32({x})");
+        }
+        assert_eq!(exp_arith(-80.5f64), 0.0);
+    }
+}
