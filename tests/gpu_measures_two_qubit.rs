@@ -95,7 +95,7 @@ fn device_measures_of_fixed_states_match_the_reference_and_the_twin() {
         let h = hermitian_part(&random_complex(&mut rng, 4));
         let (hb, hc) = (hermitian_part(&random_complex(&mut rng, 2)), hermitian_part(&random_complex(&mut rng, 2)));
         let eps = eigvals_hermitian(&h);
-        points.push(TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: pauli2(&hb), h_charger: pauli2(&hc), dephasing: 0.0 });
+        points.push(TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: pauli2(&hb), h_charger: pauli2(&hc), dephasing: 0.0, drives: vec![] });
         eigs.push([eps[0], eps[1], eps[2], eps[3]]);
         ctxs.push(MeasureContext {
             space: Space::TwoQubit,

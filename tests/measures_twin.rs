@@ -222,7 +222,7 @@ fn random_point(rng: &mut ChaCha8Rng) -> Point {
     let h = hermitian_part(&random_complex(rng, 4));
     let (hb, hc) = (hermitian_part(&random_complex(rng, 2)), hermitian_part(&random_complex(rng, 2)));
     let eps = eigvals_hermitian(&h);
-    let p = TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: pauli2(&hb), h_charger: pauli2(&hc), dephasing: 0.0 };
+    let p = TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: pauli2(&hb), h_charger: pauli2(&hc), dephasing: 0.0, drives: vec![] };
     let consts = eigen_point(&p, &[eps[0], eps[1], eps[2], eps[3]]);
     let ctx = MeasureContext {
         space: Space::TwoQubit,

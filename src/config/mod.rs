@@ -248,9 +248,9 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     }
     let time = time::parse_time(root, cavity)?;
     let drv = drives::parse_drives(root, space, model_name, time.steady)?;
-    params.axes.extend(drv.axes.iter().cloned());
+    params.axes.extend(drv.axes.iter().map(|(name, v)| (name.clone(), v.iter().map(|&x| crate::model::ParamValue::Real(x)).collect())));
     params.drawn.extend(drv.drawn.iter().cloned());
-    let axis_lens: Vec<usize> = params.axes.iter().chain(&init.angle_axes).map(|(_, v)| v.len()).collect();
+    let axis_lens: Vec<usize> = params.axes.iter().map(|(_, v)| v.len()).chain(init.angle_axes.iter().map(|(_, v)| v.len())).collect();
     let ens = ensemble::parse_ensemble(section(root, "ensemble")?.unwrap_or(&empty), ov, &axis_lens)?;
     let out = output::parse_output(section(root, "output")?.unwrap_or(&empty), model, time.steady)?;
     // Refuse what cannot fit before allocating any member: a grid's points are set by the

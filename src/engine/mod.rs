@@ -253,8 +253,9 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
     if plan.is_cavity() && plan.is_driven() {
         // The cavity engines take no drives yet: a driven cavity-cells run is integrated by
         // the f64 oracle, and says so.
-        let (values, peaks) = run_reference(plan, opts)?;
+        let (values, peaks, states) = run_reference(plan, opts)?;
         let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
+        out.states = plan.save_states.map(|_| states);
         let note = "cavity-cells with [[drive]] runs on the f64 reference engine (the cavity CPU and GPU engines take no drives yet)".to_string();
         eprintln!("note: {note}");
         out.notes.push(note);
