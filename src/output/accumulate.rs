@@ -2,9 +2,10 @@
 //!
 //! Each (sample time, measure) cell keeps
 //! - n, min, max;
-//! - S1 = sum x and S2 = sum x^2 as exact floating-point expansions (Shewchuk; the algorithm
-//!   behind Python's math.fsum), so that the mean S1/n and the variance (n S2 - S1^2)/n^2 are
-//!   correctly rounded whatever the order, chunking or sharding of the members;
+//! - S1 = sum x and S2 = sum x^2 exactly (`exact_sum.rs`: in fixed point while values are
+//!   added, as Shewchuk expansions when rounded or stored), so that the mean S1/n and the
+//!   variance (n S2 - S1^2)/n^2 are correctly rounded whatever the order, chunking or sharding
+//!   of the members;
 //! - a log-bucket quantile sketch with integer counts, so merges are exact: |x| falls in the
 //!   bucket named by the top 21 bits of its IEEE pattern (exponent and 9 mantissa bits, see
 //!   `bucket_of`), represented by the bucket's midpoint, within 2^-10 < a =
@@ -21,7 +22,7 @@
 //! A block's sketch keys are sorted and merged once per cell, so adding a value costs its two
 //! exact sums and one key, with no logarithm.
 
-use super::fixed_sum::{two_product, FixedSum};
+use super::exact_sum::{ExactSum, FixedSum};
 use crate::error::{QbatError, Result};
 use rayon::prelude::*;
 use std::io::{Read, Write};
@@ -30,81 +31,6 @@ use std::io::{Read, Write};
 pub const QUANTILE_REL_RESOLUTION: f64 = 1e-3;
 /// Values with |x| below this go to the zero bucket.
 pub const QUANTILE_ZERO: f64 = 1e-12;
-
-/// An exact sum of f64 values as a non-overlapping expansion (increasing magnitude).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ExactSum {
-    partials: Vec<f64>,
-}
-
-impl ExactSum {
-    /// Add x exactly (Shewchuk's grow-expansion with zero elimination).
-    pub fn add(&mut self, mut x: f64) {
-        let mut i = 0;
-        for j in 0..self.partials.len() {
-            let mut y = self.partials[j];
-            if x.abs() < y.abs() {
-                std::mem::swap(&mut x, &mut y);
-            }
-            let hi = x + y;
-            let lo = y - (hi - x);
-            if lo != 0.0 {
-                self.partials[i] = lo;
-                i += 1;
-            }
-            x = hi;
-        }
-        self.partials.truncate(i);
-        self.partials.push(x);
-    }
-
-    /// The expansion's partials, in increasing magnitude.
-    pub fn partials(&self) -> &[f64] {
-        &self.partials
-    }
-
-    pub fn merge(&mut self, other: &ExactSum) {
-        for &p in &other.partials {
-            self.add(p);
-        }
-    }
-
-    /// The exact sum, correctly rounded to f64 (math.fsum's final step).
-    pub fn value(&self) -> f64 {
-        let p = &self.partials;
-        let Some(mut n) = p.len().checked_sub(1) else { return 0.0 };
-        let mut hi = p[n];
-        let mut lo = 0.0;
-        while n > 0 {
-            n -= 1;
-            let x = hi;
-            let y = p[n];
-            hi = x + y;
-            let yr = hi - x;
-            lo = y - yr;
-            if lo != 0.0 {
-                break;
-            }
-        }
-        // Round half-even correction when the rest of the expansion decides the tie.
-        if n > 0 && ((lo < 0.0 && p[n - 1] < 0.0) || (lo > 0.0 && p[n - 1] > 0.0)) {
-            let y = lo * 2.0;
-            let x = hi + y;
-            if y == x - hi {
-                hi = x;
-            }
-        }
-        hi
-    }
-
-    /// Add a * b exactly (Dekker's two-product; no overflow for |a b| < 1e300).
-    pub fn add_product(&mut self, a: f64, b: f64) {
-        let (p, err) = two_product(a, b);
-        self.add(p);
-        self.add(err);
-    }
-}
-
 
 /// Occupied buckets only, as (key, count) in increasing key order: memory follows the buckets
 /// the values fall in, never the span between them.

@@ -4,7 +4,7 @@
 //! under a final name.
 
 pub mod accumulate;
-pub mod fixed_sum;
+pub mod exact_sum;
 pub mod manifest;
 pub mod plots;
 pub mod series;

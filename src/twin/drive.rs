@@ -10,8 +10,7 @@
 //! through r^16, and 2^n by binary powers. exp(x) for x < -80 is taken as 0 (< 2e-35): a
 //! gaussian's far tails then give exactly 0, and such steps take the undriven path.
 
-use super::rk4_two_qubit::{axpy, matvec};
-use super::Real;
+use super::{axpy, matvec, Real};
 use crate::job::two_qubit::{PointDrive, ENV_GAUSSIAN, ENV_WINDOW, MAX_DRIVES};
 
 /// A drive's numbers in the working precision.

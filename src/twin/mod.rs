@@ -74,3 +74,39 @@ impl Real for f64 {
         f64::abs(self)
     }
 }
+
+// The 16-vector operations of the two-qubit twin, shared by its undriven and driven steps
+// (`rk4_two_qubit.rs`, `drive.rs`), in the shader's order of operations.
+
+/// y = M x with M given transposed (`mt[16 k + i] = M[i][k]`), in the shader's order for
+/// every row: four vec4 dots (((p0 + p1) + p2) + p3) summed as ((d0 + d1) + d2) + d3. The loops
+/// run over rows innermost, so the compiler vectorises across rows without changing any row's
+/// order of operations.
+#[inline(always)]
+pub(crate) fn matvec<R: Real>(mt: &[R; 256], x: &[R; 16]) -> [R; 16] {
+    let mut y = [R::ZERO; 16];
+    for blk in 0..4 {
+        let mut d = [R::ZERO; 16];
+        let k0 = 4 * blk;
+        let (c0, c1, c2, c3) =
+            (&mt[16 * k0..16 * k0 + 16], &mt[16 * k0 + 16..16 * k0 + 32], &mt[16 * k0 + 32..16 * k0 + 48], &mt[16 * k0 + 48..16 * k0 + 64]);
+        let (x0, x1, x2, x3) = (x[k0], x[k0 + 1], x[k0 + 2], x[k0 + 3]);
+        for i in 0..16 {
+            d[i] = c0[i] * x0 + c1[i] * x1 + c2[i] * x2 + c3[i] * x3;
+        }
+        if blk == 0 {
+            y = d;
+        } else {
+            for i in 0..16 {
+                y[i] = y[i] + d[i];
+            }
+        }
+    }
+    y
+}
+
+/// x + s y
+#[inline(always)]
+pub(crate) fn axpy<R: Real>(s: R, y: &[R; 16], x: &[R; 16]) -> [R; 16] {
+    std::array::from_fn(|i| x[i] + s * y[i])
+}

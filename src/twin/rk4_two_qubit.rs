@@ -42,7 +42,7 @@
 //! ones) come back as NaN columns; the host fills them from states.
 
 use super::drive::{driven_increment, stage_coeffs, DriveR};
-use super::Real;
+use super::{axpy, matvec, Real};
 use crate::job::two_qubit::*;
 use crate::job::{piece_starts, plan_pieces, Peak, Piece, TwoQubitJob, TwoQubitResult, NO_SAMPLE};
 use rayon::prelude::*;
@@ -100,42 +100,9 @@ fn dot3<R: Real>(a: &[R], b: &[R]) -> R {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
-/// y = M x with M given transposed (`mt[16 k + i] = M[i][k]`), in the shader's order for
-/// every row: four vec4 dots (((p0 + p1) + p2) + p3) summed as ((d0 + d1) + d2) + d3. The loops
-/// run over rows innermost, so the compiler vectorises across rows without changing any row's
-/// order of operations.
-#[inline(always)]
-pub(super) fn matvec<R: Real>(mt: &[R; 256], x: &[R; 16]) -> [R; 16] {
-    let mut y = [R::ZERO; 16];
-    for blk in 0..4 {
-        let mut d = [R::ZERO; 16];
-        let k0 = 4 * blk;
-        let (c0, c1, c2, c3) =
-            (&mt[16 * k0..16 * k0 + 16], &mt[16 * k0 + 16..16 * k0 + 32], &mt[16 * k0 + 32..16 * k0 + 48], &mt[16 * k0 + 48..16 * k0 + 64]);
-        let (x0, x1, x2, x3) = (x[k0], x[k0 + 1], x[k0 + 2], x[k0 + 3]);
-        for i in 0..16 {
-            d[i] = c0[i] * x0 + c1[i] * x1 + c2[i] * x2 + c3[i] * x3;
-        }
-        if blk == 0 {
-            y = d;
-        } else {
-            for i in 0..16 {
-                y[i] = y[i] + d[i];
-            }
-        }
-    }
-    y
-}
-
 /// Row-major 16x16 -> transposed.
 fn transpose<R: Real>(m: &[R; 256]) -> [R; 256] {
     std::array::from_fn(|j| m[16 * (j % 16) + j / 16])
-}
-
-/// x + s y
-#[inline(always)]
-pub(super) fn axpy<R: Real>(s: R, y: &[R; 16], x: &[R; 16]) -> [R; 16] {
-    std::array::from_fn(|i| x[i] + s * y[i])
 }
 
 /// A 16-vector with a Kahan compensation term (the shader's `Acc`).

@@ -1,18 +1,95 @@
-//! An exact sum of f64 values in fixed point (a "small superaccumulator", after R. M. Neal,
-//! "Fast exact summation using small and large superaccumulators", 2015).
+//! Exact sums of f64 values, in two forms.
 //!
-//! Every finite f64 is an integer multiple of 2^-1074: x = m 2^(p - 1074) with m < 2^53 and
-//! 0 <= p <= 2045. The sum is kept as sum_k c_k 2^(32 k - 1074) over 66 signed 64-bit chunks
-//! c_k. Adding x adds the three 32-bit pieces of m 2^(p mod 32) to chunks p/32 .. p/32 + 2, with
-//! no carry: each piece is below 2^32, so 2^30 additions fit before the chunks are
-//! renormalised (carries moved up so that 0 <= c_k < 2^32 below the top chunk). Integer
-//! additions commute, so the state after any set of values is the same whatever their order,
-//! and the canonical (normalised) chunks are the same for any grouping into blocks or shards.
+//! `ExactSum`: a Shewchuk expansion (the algorithm behind Python's math.fsum), a few doubles
+//! whose exact sum is the value; it rounds correctly (`value`) and is the stored form.
 //!
-//! Costs an add about what two floating-point two-sums cost, against a Shewchuk expansion's
-//! loop over its partials; converts to an `ExactSum` expansion for rounding and storage.
+//! `FixedSum`: the same exact value in fixed point (a "small superaccumulator", after
+//! R. M. Neal, "Fast exact summation using small and large superaccumulators", 2015), the fast
+//! form for adding many values. Every finite f64 is an integer multiple of 2^-1074:
+//! x = m 2^(p - 1074) with m < 2^53 and 0 <= p <= 2045. The sum is kept as
+//! sum_k c_k 2^(32 k - 1074) over 66 signed 64-bit chunks c_k. Adding x adds the three 32-bit
+//! pieces of m 2^(p mod 32) to chunks p/32 .. p/32 + 2, with no carry: each piece is below
+//! 2^32, so 2^30 additions fit before the chunks are renormalised (carries moved up so that
+//! 0 <= c_k < 2^32 below the top chunk). Integer additions commute, so the state after any
+//! set of values is the same whatever their order, and the canonical (normalised) chunks are
+//! the same for any grouping into blocks or shards. An add costs about what two floating-point
+//! two-sums cost, against an expansion's loop over its partials.
 
-use super::accumulate::ExactSum;
+
+/// An exact sum of f64 values as a non-overlapping expansion (increasing magnitude).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExactSum {
+    pub(super) partials: Vec<f64>,
+}
+
+impl ExactSum {
+    /// Add x exactly (Shewchuk's grow-expansion with zero elimination).
+    pub fn add(&mut self, mut x: f64) {
+        let mut i = 0;
+        for j in 0..self.partials.len() {
+            let mut y = self.partials[j];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                self.partials[i] = lo;
+                i += 1;
+            }
+            x = hi;
+        }
+        self.partials.truncate(i);
+        self.partials.push(x);
+    }
+
+    /// The expansion's partials, in increasing magnitude.
+    pub fn partials(&self) -> &[f64] {
+        &self.partials
+    }
+
+    pub fn merge(&mut self, other: &ExactSum) {
+        for &p in &other.partials {
+            self.add(p);
+        }
+    }
+
+    /// The exact sum, correctly rounded to f64 (math.fsum's final step).
+    pub fn value(&self) -> f64 {
+        let p = &self.partials;
+        let Some(mut n) = p.len().checked_sub(1) else { return 0.0 };
+        let mut hi = p[n];
+        let mut lo = 0.0;
+        while n > 0 {
+            n -= 1;
+            let x = hi;
+            let y = p[n];
+            hi = x + y;
+            let yr = hi - x;
+            lo = y - yr;
+            if lo != 0.0 {
+                break;
+            }
+        }
+        // Round half-even correction when the rest of the expansion decides the tie.
+        if n > 0 && ((lo < 0.0 && p[n - 1] < 0.0) || (lo > 0.0 && p[n - 1] > 0.0)) {
+            let y = lo * 2.0;
+            let x = hi + y;
+            if y == x - hi {
+                hi = x;
+            }
+        }
+        hi
+    }
+
+    /// Add a * b exactly (Dekker's two-product; no overflow for |a b| < 1e300).
+    pub fn add_product(&mut self, a: f64, b: f64) {
+        let (p, err) = two_product(a, b);
+        self.add(p);
+        self.add(err);
+    }
+}
+
 
 const CHUNK_BITS: u32 = 32;
 const CHUNKS: usize = 66;
