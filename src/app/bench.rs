@@ -188,12 +188,14 @@ fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Resul
     let (first, slices) = run_pass(plan, job, &opts, true)?;
     let mut walls = vec![];
     let mut integ = vec![];
+    let mut pure = vec![];
     let mut last = first;
     let max_abs_error = last.max_abs_error;
     for _ in 0..repeat.max(1) {
         let (p, _) = run_pass(plan, job, &opts, false)?;
         walls.push(p.wall);
         integ.push(p.integrate + p.host);
+        pure.push(p.integrate);
         last = p;
     }
     let error_reference = if job.starts_with("bloch") && !plan.is_driven() {
@@ -227,7 +229,7 @@ fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Resul
         slices,
         floor: fl,
         achieved_over_bound,
-        wall_over_integration: median(&mut walls.clone()) / (im - last.host).max(1e-12),
+        wall_over_integration: median(&mut walls.clone()) / median(&mut pure).max(1e-12),
     })
 }
 

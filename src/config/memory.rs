@@ -27,7 +27,8 @@ pub fn check_memory(space: Space, members: usize, points: usize, samples: usize,
         });
     }
     // Runs stream their results block by block (study.rs), so a member costs its entry in the
-    // member list, and the results of one smallest block (1,024 members) must fit; the
+    // member list, and the results of two smallest blocks (1,024 members; one integrated while
+    // the one before is absorbed) must fit; the
     // two-qubit engines keep 16 state reals per sample only for the eigen-solve measures.
     let results_per_member = result_bytes_per_member(space, samples, measures, keeps_states, 0);
     // `--save-states`: blocks are sized to keep their results within the 1 GiB block budget
@@ -35,14 +36,15 @@ pub fn check_memory(space: Space, members: usize, points: usize, samples: usize,
     let saved_member = result_bytes_per_member(space, samples, measures, keeps_states, saved_dim) - results_per_member;
     let saved_block = (members.min(1024) as f64 * saved_member).min(saved_member.max(2f64.powi(30)));
     let per_point = 8.0 * dim * dim * 16.0 + 4096.0;
-    let members_bytes = members as f64 * 256.0 + members.min(1024) as f64 * results_per_member + saved_block;
+    let block_bytes = 2.0 * (members.min(1024) as f64 * results_per_member + saved_block);
+    let members_bytes = members as f64 * 256.0 + block_bytes;
     let points_bytes = points as f64 * per_point;
     // The streamed statistics: a cell per (sample, measure), about 1.1 KiB (the two fixed-point
     // sums) plus its quantile sketch, which holds at most one 8-byte bucket per member (about
     // 4,000 in practice).
     let cells = samples as f64 * measures as f64;
     let stats_bytes = cells * (1100.0 + 8.0 * members.min(4000) as f64) * 2.0;
-    let per_sample_bytes = stats_bytes + members.min(1024) as f64 * results_per_member + saved_block;
+    let per_sample_bytes = stats_bytes + block_bytes;
     // the field to name: whichever of samples, members and points costs most
     let (members_bytes, size_field) = if per_sample_bytes > members as f64 * 256.0 { (members_bytes + stats_bytes, "time.samples") } else { (members_bytes + stats_bytes, size_field) };
     let total = members_bytes + points_bytes;

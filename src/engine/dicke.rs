@@ -130,6 +130,15 @@ pub fn run_dicke(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
             out.states = plan.save_states.map(|_| states);
             Ok(out)
         }
+        // The kernel keeps no states on the host: auto takes the CPU engine for --save-states.
+        Engine::Gpu(_) if plan.save_states.is_some() && opts.backend == super::Backend::Auto => {
+            let note = "--save-states on dicke: the GPU kernel keeps no states on the host, so the run is on the structured CPU engine".to_string();
+            eprintln!("note: {note}");
+            let mut out = run_dicke(plan, opts, &Engine::Cpu)?;
+            out.notes.push(note);
+            out.ran_on = Some(("cpu", Engine::Cpu.device_name()));
+            Ok(out)
+        }
         Engine::Gpu(ctx) => run_dicke_gpu_engine(plan, opts, ctx),
         Engine::Cpu => {
             let (values, peaks, states) = super::per_member(plan, opts, "cpu f64 (dicke)", |m| dicke_member(plan, m))?;

@@ -123,6 +123,9 @@ fn representative(key: u32) -> f64 {
     0.5 * (lo + hi)
 }
 
+/// The first key past the finite floats (exponent 0x7ff).
+const MAX_KEY: u32 = 0x7ff << (52 - BUCKET_SHIFT);
+
 /// A key with the sign in its top bit (a pending sketch entry of one block).
 const NEG: u32 = 1 << 31;
 /// The pending entry of a value in the zero bucket.
@@ -377,9 +380,18 @@ impl StatsAccumulator {
                 if b.keys.windows(2).any(|w| w[0] >= w[1]) || b.counts.contains(&0) {
                     return Err(bad("bucket keys out of order".into()));
                 }
+                // a key of a finite |x| has an exponent below 0x7ff
+                if b.keys.last().is_some_and(|&k| k >= MAX_KEY) {
+                    return Err(bad("a bucket key beyond the finite floats".into()));
+                }
             }
-            if c.pos.total() + c.neg.total() + c.zero != c.n {
+            let counted = c.pos.total().checked_add(c.neg.total()).and_then(|t| t.checked_add(c.zero));
+            if counted != Some(c.n) {
                 return Err(bad("bucket counts do not add up to n".into()));
+            }
+            // quantiles clamp to [min, max]: both finite and ordered once a value was added
+            if c.n > 0 && !(c.min.is_finite() && c.max.is_finite() && c.min <= c.max) {
+                return Err(bad("min and max".into()));
             }
         }
         Ok(acc)
@@ -477,6 +489,47 @@ mod tests {
         }
         let bound = QUANTILE_REL_RESOLUTION * 1.0015 * 1.0001;
         assert!((c.quantile(0.5) - 0.00075).abs() <= bound, "{}", c.quantile(0.5));
+    }
+
+    /// A damaged state is refused, never a panic later: NaN min, a key past the finite floats,
+    /// counts that overflow instead of adding up to n.
+    #[test]
+    fn damaged_states_are_refused() {
+        let mut acc = StatsAccumulator::new(1, 1);
+        acc.add_block(&[0.5, -2.0, 3.0], &[true; 3]);
+        let mut good = vec![];
+        acc.write_to(&mut good).unwrap();
+        assert!(StatsAccumulator::read_from(&mut good.as_slice(), (1, 1)).is_ok());
+        let at = |bytes: &mut Vec<u8>, off: usize, v: u64| bytes[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        // header 8 + 16, then n, min, max
+        let mut nan_min = good.clone();
+        at(&mut nan_min, 32, f64::NAN.to_bits());
+        assert!(StatsAccumulator::read_from(&mut nan_min.as_slice(), (1, 1)).is_err());
+        let mut swapped = good.clone();
+        at(&mut swapped, 32, 10f64.to_bits());
+        assert!(StatsAccumulator::read_from(&mut swapped.as_slice(), (1, 1)).is_err());
+        // the last 8 bytes are the negative bucket (key, count): a key past the finite floats
+        let mut key = good.clone();
+        let k = key.len() - 8;
+        key[k..k + 4].copy_from_slice(&MAX_KEY.to_le_bytes());
+        assert!(StatsAccumulator::read_from(&mut key.as_slice(), (1, 1)).is_err());
+    }
+
+    /// An exact sum past the largest float is infinite with its sign, and the state holding it
+    /// reads back.
+    #[test]
+    fn an_overflowing_sum_is_infinite_and_round_trips() {
+        let mut c = Cell::default();
+        for _ in 0..4 {
+            c.add(1e308);
+        }
+        assert_eq!(c.mean(), f64::INFINITY);
+        let mut acc = StatsAccumulator::new(1, 1);
+        acc.add_block(&[1e308, 1e308, -3.0], &[true; 3]);
+        let mut bytes = vec![];
+        acc.write_to(&mut bytes).unwrap();
+        let back = StatsAccumulator::read_from(&mut bytes.as_slice(), (1, 1)).unwrap();
+        assert_eq!(back.cell(0, 0).mean(), f64::INFINITY);
     }
 
     #[test]

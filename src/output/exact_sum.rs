@@ -86,7 +86,10 @@ impl ExactSum {
     pub fn add_product(&mut self, a: f64, b: f64) {
         let (p, err) = two_product(a, b);
         self.add(p);
-        self.add(err);
+        // an overflowing product has no error term (Dekker's would be NaN)
+        if p.is_finite() {
+            self.add(err);
+        }
     }
 }
 
@@ -100,13 +103,14 @@ const ADDS_BEFORE_CARRY: u32 = 1 << 30;
 pub struct FixedSum {
     chunks: [i64; CHUNKS],
     adds: u32,
-    /// An infinite or NaN term was added (x^2 of a huge x): the sum is not finite.
-    nonfinite: bool,
+    /// The sum of the infinite or NaN terms added (x^2 of a huge x), 0 when there were none:
+    /// then the sum is that, not finite.
+    special: f64,
 }
 
 impl Default for FixedSum {
     fn default() -> Self {
-        FixedSum { chunks: [0; CHUNKS], adds: 0, nonfinite: false }
+        FixedSum { chunks: [0; CHUNKS], adds: 0, special: 0.0 }
     }
 }
 
@@ -115,7 +119,7 @@ impl PartialEq for FixedSum {
         let (mut a, mut b) = (self.clone(), other.clone());
         a.normalize();
         b.normalize();
-        a.chunks == b.chunks && a.nonfinite == b.nonfinite
+        a.chunks == b.chunks && a.special.to_bits() == b.special.to_bits()
     }
 }
 
@@ -125,7 +129,7 @@ impl FixedSum {
         let bits = x.to_bits();
         let biased = ((bits >> 52) & 0x7ff) as u32;
         if biased == 0x7ff {
-            self.nonfinite = true;
+            self.special += x;
             return;
         }
         let frac = bits & ((1u64 << 52) - 1);
@@ -155,7 +159,10 @@ impl FixedSum {
     pub fn add_product(&mut self, a: f64, b: f64) {
         let (p, err) = two_product(a, b);
         self.add(p);
-        self.add(err);
+        // an overflowing product has no error term (Dekker's would be NaN)
+        if p.is_finite() {
+            self.add(err);
+        }
     }
 
     /// Move the carries up: 0 <= c_k < 2^32 for every chunk below the top one.
@@ -175,15 +182,15 @@ impl FixedSum {
         for (a, b) in self.chunks.iter_mut().zip(o.chunks) {
             *a += b;
         }
-        self.nonfinite |= o.nonfinite;
+        self.special += o.special;
         self.normalize();
     }
 
     /// The same exact value as a Shewchuk expansion.
     pub fn to_exact(&self) -> ExactSum {
         let mut out = ExactSum::default();
-        if self.nonfinite {
-            out.add(f64::INFINITY);
+        if self.special != 0.0 || self.special.is_nan() {
+            out.partials.push(self.special);
             return out;
         }
         let mut n = self.clone();
@@ -197,9 +204,19 @@ impl FixedSum {
             let (hi, lo) = (c / (1i64 << CHUNK_BITS), c % (1i64 << CHUNK_BITS));
             for (piece, shift) in [(lo, 0), (hi, CHUNK_BITS)] {
                 if piece != 0 {
-                    out.add(scaled(piece as f64, CHUNK_BITS as i32 * k as i32 + shift as i32 - 1074));
+                    let v = scaled(piece as f64, CHUNK_BITS as i32 * k as i32 + shift as i32 - 1074);
+                    // beyond the largest float: the (exact) sum overflows, with the top's sign
+                    if v.is_infinite() {
+                        return ExactSum { partials: vec![v] };
+                    }
+                    out.add(v);
                 }
             }
+        }
+        // partials that overflow on adding: the exact sum is past the largest float
+        if out.partials.iter().any(|p| !p.is_finite()) {
+            let top = n.chunks.iter().rev().find(|&&c| c != 0).copied().unwrap_or(0);
+            return ExactSum { partials: vec![if top < 0 { f64::NEG_INFINITY } else { f64::INFINITY }] };
         }
         out
     }
@@ -233,7 +250,9 @@ fn pow2(e: i32) -> f64 {
     f64::from_bits(((e + 1023) as u64) << 52)
 }
 
-/// a * b = p + err exactly, p the rounded product (Dekker; exact while |a b| < 1e300).
+/// a * b = p + err exactly, p the rounded product (Dekker; exact while 2^-969 < |a b| < 1e300:
+/// below, the error term underflows, an error under 2^-1021 relative to the statistics'
+/// 1e-12 zero bucket).
 #[inline]
 pub(super) fn two_product(a: f64, b: f64) -> (f64, f64) {
     let p = a * b;

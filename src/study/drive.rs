@@ -110,7 +110,7 @@ pub(super) fn drive(
     // device this overlaps the next block's integration with this block's statistics, block
     // files and checkpoint. The channel has no buffer: a worker hands its block over only when
     // the absorber takes it, so at most one block per device waits beside the one absorbed.
-    let single_device = (workers.len() == 1).then(|| workers[0].engine.device_name());
+    let single_device = workers.len() == 1;
     {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let stop = std::sync::atomic::AtomicBool::new(false);
@@ -128,13 +128,15 @@ pub(super) fn drive(
                     let t = Instant::now();
                     let r = w.compute(&sub, b, opts.on_device_loss);
                     let failed = r.is_err();
-                    if tx.send((b, lo, sub, r, t.elapsed().as_secs_f64(), w.engine.name(), std::mem::take(&mut w.notes))).is_err() || failed {
+                    // the engine's name and device after the block: a lost GPU hands over to the CPU
+                    let sent = (b, lo, sub, r, t.elapsed().as_secs_f64(), w.engine.name(), w.engine.device_name(), std::mem::take(&mut w.notes));
+                    if tx.send(sent).is_err() || failed {
                         break;
                     }
                 });
             }
             drop(tx);
-            for (b, lo, sub, r, wall, name, mut notes) in rx.iter() {
+            for (b, lo, sub, r, wall, name, device, mut notes) in rx.iter() {
                 sink.progress.notes.append(&mut notes);
                 let out = match r {
                     Ok(out) => out,
@@ -143,7 +145,7 @@ pub(super) fn drive(
                         return Err(e);
                     }
                 };
-                let device = single_device.as_deref().unwrap_or("several devices");
+                let device = if single_device { device.as_str() } else { "several devices" };
                 if let Err(e) = sink.absorb(b, lo, &sub, out, wall, name, device) {
                     stop.store(true, std::sync::atomic::Ordering::SeqCst);
                     return Err(e);
