@@ -159,6 +159,26 @@ fn measures_explicit(plan: &Plan) -> bool {
     plan.config_json.get("output").and_then(|o| o.get("measures")).is_some()
 }
 
+/// The measures a GPU engine that returns only the reduced cell state can give (cavity and
+/// dicke kernels): min_eigenvalue needs the full `model` state, so asked for it is an error
+/// naming output.measures; among the default measures it is left out with a note.
+pub(super) fn without_min_eigenvalue(plan: &Plan, model: &str, notes: &mut Vec<String>) -> Result<Vec<Measure>> {
+    let mut measures = plan.measures.clone();
+    if measures.contains(&Measure::MinEigenvalue) {
+        if measures_explicit(plan) {
+            return Err(QbatError::invalid(
+                "output.measures",
+                format!("min_eigenvalue needs the full {model} state, which the GPU engine does not keep (it returns the reduced cell state); use --backend cpu, or leave min_eigenvalue out"),
+            ));
+        }
+        measures.retain(|m| *m != Measure::MinEigenvalue);
+        let note = format!("min_eigenvalue needs the full {model} state, which the GPU engine does not keep: left out of the default measures (--backend cpu gives it)");
+        eprintln!("note: {note}");
+        notes.push(note);
+    }
+    Ok(measures)
+}
+
 /// The GPU cavity job of a plan; `initial` builds member i's initial state.
 pub fn cavity_job<'a>(plan: &Plan, initial: &'a (dyn Fn(usize) -> CMat + Sync), evolve_z: bool) -> Result<CavityJob<'a>> {
     let crate::model::Space::Cavity { n_fock } = plan.space else {
@@ -239,19 +259,7 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
             "full cavity states are not kept by the GPU cavity engine (it returns the reduced cell state); use --save-states (the reduced state), or --backend cpu for the full one",
         ));
     }
-    let mut measures = plan.measures.clone();
-    if measures.contains(&Measure::MinEigenvalue) {
-        if measures_explicit(plan) {
-            return Err(QbatError::invalid(
-                "output.measures",
-                "min_eigenvalue needs the full cavity state, which the GPU engine does not keep (it returns the reduced cell state); use --backend cpu, or leave min_eigenvalue out",
-            ));
-        }
-        measures.retain(|m| *m != Measure::MinEigenvalue);
-        let note = "min_eigenvalue needs the full cavity state, which the GPU engine does not keep: left out of the default measures (--backend cpu gives it)".to_string();
-        eprintln!("note: {note}");
-        notes.push(note);
-    }
+    let measures = without_min_eigenvalue(plan, "cavity", &mut notes)?;
     let t = Instant::now();
     let initial = |i: usize| plan.initial_state(&plan.members[i]);
     let job = cavity_job(plan, &initial, measures.contains(&Measure::EnergyFluctuationB))?;

@@ -179,19 +179,7 @@ fn run_dicke_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Res
         ));
     }
     let mut notes = vec![];
-    let mut measures = plan.measures.clone();
-    if measures.contains(&Measure::MinEigenvalue) {
-        if plan.config_json.get("output").and_then(|o| o.get("measures")).is_some() {
-            return Err(QbatError::invalid(
-                "output.measures",
-                "min_eigenvalue needs the full dicke state, which the GPU engine does not keep (it returns the reduced cell state); use --backend cpu, or leave min_eigenvalue out",
-            ));
-        }
-        measures.retain(|m| *m != Measure::MinEigenvalue);
-        let note = "min_eigenvalue needs the full dicke state, which the GPU engine does not keep: left out of the default measures (--backend cpu gives it)".to_string();
-        eprintln!("note: {note}");
-        notes.push(note);
-    }
+    let measures = super::cavity::without_min_eigenvalue(plan, "dicke", &mut notes)?;
     let t = Instant::now();
     let initial = |i: usize| plan.initial_state(&plan.members[i]);
     let job = dicke_job(plan, &initial)?;

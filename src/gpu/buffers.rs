@@ -205,3 +205,34 @@ pub fn group_pieces(pieces: &[crate::job::Piece], cost: impl Fn(&crate::job::Pie
     }
     out
 }
+
+/// Read back a chunk's `out_len` sample reals and its `m` members' status words (pieces done,
+/// dispatches that fell short), and check that every member completed all `pieces`. Shared by
+/// the hosts whose kernels write one status pair per member (cavity, dicke).
+#[allow(clippy::too_many_arguments)]
+pub fn read_samples_checked(
+    ctx: &super::GpuContext,
+    out: &wgpu::Buffer,
+    status: &wgpu::Buffer,
+    out_len: usize,
+    precision: Precision,
+    kernel: &str,
+    first_member: usize,
+    m: usize,
+    pieces: usize,
+) -> crate::error::Result<Vec<f64>> {
+    use crate::error::QbatError;
+    let staging = read_back(ctx, &[("samples", out), ("status", status)])?;
+    let view = staging[0].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the samples: {e}")))?;
+    let values = read_reals(&view, out_len, precision);
+    drop(view);
+    staging[0].unmap();
+    let view = staging[1].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the status: {e}")))?;
+    let st: Vec<u32> = view.chunks_exact(4).take(2 * m).map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes"))).collect();
+    drop(view);
+    staging[1].unmap();
+    for k in 0..m {
+        check_completed(kernel, first_member + k, st[2 * k] as usize, pieces, st[2 * k + 1])?;
+    }
+    Ok(values)
+}

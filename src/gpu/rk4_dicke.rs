@@ -26,7 +26,7 @@
 //! Chunking, dispatch sizing by llvmpipe's loop limit, and the completion check are those of
 //! the cavity kernel (`gpu::rk4_cavity`, whose constants this host shares).
 
-use super::buffers::{check_completed, dispatch_uniforms, group_pieces, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_back, read_reals, real_bytes, submit_dispatches, u32_bytes};
+use super::buffers::{dispatch_uniforms, group_pieces, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_samples_checked, real_bytes, submit_dispatches, u32_bytes};
 use super::context::GpuContext;
 use super::rk4_cavity::{CavityGpuOptions, DEFAULT_CHUNK_BYTES, DISPATCHES_PER_SUBMIT, ELEMENT_STEPS_PER_DISPATCH, LOOP_ITERATIONS_PER_DISPATCH, LOOP_ITERATION_CAP, MAX_BUFFER_BYTES, STEPS_PER_PIECE};
 use super::Precision;
@@ -313,18 +313,7 @@ pub fn run_dicke_gpu(ctx: &GpuContext, job: &DickeJob, precision: Precision, opt
         let (params_buf, ustride) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &params);
         let bind_group = kernel_bind_group(device, &pipeline.layout, KERNEL, &params_buf, std::mem::size_of::<Params>() as u64, [&consts_buf, &lookup_buf, &mparams, &work, &out, &status]);
         submit_dispatches(ctx, &pipeline, &bind_group, groups.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL);
-        let staging = read_back(ctx, &[("samples", &out), ("status", &status)])?;
-        let view = staging[0].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the samples: {e}")))?;
-        let values = read_reals(&view, out_len, precision);
-        drop(view);
-        staging[0].unmap();
-        let view = staging[1].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the status: {e}")))?;
-        let st: Vec<u32> = view.chunks_exact(4).take(2 * m).map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes"))).collect();
-        drop(view);
-        staging[1].unmap();
-        for k in 0..m {
-            check_completed(KERNEL, chunk.start + k, st[2 * k] as usize, pieces.len(), st[2 * k + 1])?;
-        }
+        let values = read_samples_checked(ctx, &out, &status, out_len, precision, KERNEL, chunk.start, m, pieces.len())?;
         let at = chunk.start * ns * layout.out_stride;
         result.values[at..at + out_len].copy_from_slice(&values);
         progress(chunk.end as u64)?;

@@ -62,10 +62,10 @@
 //! invocation that completed fewer steps than its dispatch holds; the host turns a shortfall
 //! into an error.
 
-use super::buffers::{check_completed, dispatch_uniforms, submit_dispatches, piece_steps, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
+use super::buffers::{dispatch_uniforms, submit_dispatches, piece_steps, kernel_bind_group, layout_entries, pad32, pad4, read_samples_checked, real_bytes, u32_bytes};
 use super::context::GpuContext;
 use super::Precision;
-use crate::error::{QbatError, Result};
+use crate::error::Result;
 use crate::job::CavityJob;
 use crate::linalg::{CMat, C64};
 use crate::job::cavity::{k_diagonal, row_table, Params, F_FIRST, F_UNCOUPLED, F_Z};
@@ -351,19 +351,7 @@ impl ChunkRunner<'_> {
         submit_dispatches(ctx, &self.pipeline, &bind_group, dispatches.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL);
 
         // Read back the samples and the status once.
-        let sources = [("samples", &out), ("status", &status)];
-        let staging = read_back(ctx, &sources)?;
-        let view = staging[0].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the samples: {e}")))?;
-        let values = read_reals(&view, out_len, precision);
-        drop(view);
-        staging[0].unmap();
-        let view = staging[1].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the status: {e}")))?;
-        let st: Vec<u32> = view.chunks_exact(4).take(2 * m).map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes"))).collect();
-        drop(view);
-        staging[1].unmap();
-        for k in 0..m {
-            check_completed(KERNEL, chunk.start + k, st[2 * k] as usize, self.pieces.len(), st[2 * k + 1])?;
-        }
+        let values = read_samples_checked(ctx, &out, &status, out_len, precision, KERNEL, chunk.start, m, self.pieces.len())?;
         Ok(ChunkOut { values, refs })
     }
 }
