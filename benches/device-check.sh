@@ -3,8 +3,9 @@
 # member-steps/s, the phase split, GPU utilisation sampled by nvidia-smi, and the GPU/CPU ratio
 # in the same run, for bloch-100k, cavity-10k, dicke-1k and the main job.
 #
-# Here (builds the binary, fetches the Vulkan loader into .gl/):
-#   ../shared/tools/prepare-device.sh        (or any copy of it)
+# Here: build the release binary and copy it to .device/qbat-gpu; fetch the Vulkan loader's
+# Debian packages (libvulkan1 and the GL/EGL dispatch libraries) into .gl/; keep both folders
+# out of git (.git/info/exclude).
 # There (the device tool's run, carry [".gl", ".device"]):
 #   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; bash benches/device-check.sh
 # Everything lands in $OUT (summary.txt first). QUICK=1 shrinks every job for a smoke test on
