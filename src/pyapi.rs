@@ -10,9 +10,9 @@
 
 pub use crate::config::{parse_plan, Overrides, Plan};
 pub use crate::error::QbatError;
-pub use crate::study::merge::merge;
 pub use crate::output::{Format, OutputOptions};
 pub use crate::run::{run_plan, Backend, Precision, RunOptions, RunResult};
+pub use crate::study::merge::merge;
 pub use crate::study::{run_study, OnDeviceLoss, Shard, StudyOptions, StudyOutcome, HEALTH_CODES};
 
 use crate::config::{check_state, InitialSpec, Member};
@@ -50,10 +50,30 @@ pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f
     let mut r = run_plan(&plan, &options)?;
     let values = std::mem::take(&mut r.values);
     let (ns, nm) = (r.info.times.len(), r.info.measures.len());
-    let health: Vec<Health> = (0..r.member_ids.len()).map(|i| member_health(&values[i * ns * nm..(i + 1) * ns * nm], &r.info.measures, r.info.precision)).collect();
-    let run = InMemory { plan, options, info: r.info, member_ids: r.member_ids, peaks: r.peaks, health };
+    let health: Vec<Health> = (0..r.member_ids.len())
+        .map(|i| {
+            member_health(
+                &values[i * ns * nm..(i + 1) * ns * nm],
+                &r.info.measures,
+                r.info.precision,
+            )
+        })
+        .collect();
+    let run = InMemory {
+        plan,
+        options,
+        info: r.info,
+        member_ids: r.member_ids,
+        peaks: r.peaks,
+        health,
+    };
     if !run.health.is_empty() && run.health.iter().all(|h| *h != Health::Ok) {
-        return Err(QbatError::Numerics(format!("every member was flagged unhealthy; {}", run.health_counts().warning(run.plan.schedule.dt).unwrap_or_default())));
+        return Err(QbatError::Numerics(format!(
+            "every member was flagged unhealthy; {}",
+            run.health_counts()
+                .warning(run.plan.schedule.dt)
+                .unwrap_or_default()
+        )));
     }
     Ok((run, values))
 }
@@ -69,7 +89,16 @@ impl InMemory {
 
     /// Health codes of summary.npy (0 ok, 1 nonfinite, 2 trace, 3 nonpositive).
     pub fn health_codes(&self) -> Vec<f64> {
-        self.health.iter().map(|h| HEALTH_CODES.iter().find(|(_, x)| x == h).map(|(c, _)| *c).unwrap_or(f64::NAN)).collect()
+        self.health
+            .iter()
+            .map(|h| {
+                HEALTH_CODES
+                    .iter()
+                    .find(|(_, x)| x == h)
+                    .map(|(c, _)| *c)
+                    .unwrap_or(f64::NAN)
+            })
+            .collect()
     }
 
     /// summary.csv, byte for byte as the CLI writes it.
@@ -86,8 +115,14 @@ impl InMemory {
         let mut acc = StatsAccumulator::new(ns, nm);
         let include: Vec<bool> = self.health.iter().map(|h| *h == Health::Ok).collect();
         acc.add_block(values, &include);
-        let names: Vec<String> = self.info.measures.iter().map(|m| m.name().to_string()).collect();
-        let stats = crate::output::stats::Stats::from_accumulator(&acc, self.info.times.clone(), names);
+        let names: Vec<String> = self
+            .info
+            .measures
+            .iter()
+            .map(|m| m.name().to_string())
+            .collect();
+        let stats =
+            crate::output::stats::Stats::from_accumulator(&acc, self.info.times.clone(), names);
         let mut w: Vec<u8> = vec![];
         let _ = crate::output::stats::write_csv(&stats, &mut w);
         String::from_utf8(w).expect("stats are ASCII")
@@ -103,15 +138,38 @@ impl InMemory {
     /// Write the run's output files into `dir` (a new or empty directory, or any with
     /// `force`), as `qbat-gpu run` does: series (csv, or npy + series.json), summary.csv (and
     /// summary.npy + summary.json with npy), stats.csv, run.json, and the plots if asked.
-    pub fn save(&self, values: &[f64], dir: &Path, format: Format, series: bool, plots: bool, force: bool) -> Result<PathBuf> {
+    pub fn save(
+        &self,
+        values: &[f64],
+        dir: &Path,
+        format: Format,
+        series: bool,
+        plots: bool,
+        force: bool,
+    ) -> Result<PathBuf> {
         let (ns, nm) = (self.info.times.len(), self.info.measures.len());
         if values.len() != self.member_ids.len() * ns * nm {
-            return Err(QbatError::invalid("series", format!("holds {} values, not the run's {}", values.len(), self.member_ids.len() * ns * nm)));
+            return Err(QbatError::invalid(
+                "series",
+                format!(
+                    "holds {} values, not the run's {}",
+                    values.len(),
+                    self.member_ids.len() * ns * nm
+                ),
+            ));
         }
         OutputDir::check(dir, force)?;
         let out = OutputDir::begin(dir)?;
         // The plots are drawn from the assembled files and committed with them (as the CLI does).
-        let written = self.write_files(&out, values, format, series).and_then(|()| if plots { crate::output::plots::write_run_plots(out.staging()).map(|_| ()) } else { Ok(()) });
+        let written = self
+            .write_files(&out, values, format, series)
+            .and_then(|()| {
+                if plots {
+                    crate::output::plots::write_run_plots(out.staging()).map(|_| ())
+                } else {
+                    Ok(())
+                }
+            });
         if let Err(e) = written {
             out.abort();
             return Err(e);
@@ -119,7 +177,13 @@ impl InMemory {
         out.commit()
     }
 
-    fn write_files(&self, out: &OutputDir, values: &[f64], format: Format, series: bool) -> Result<()> {
+    fn write_files(
+        &self,
+        out: &OutputDir,
+        values: &[f64],
+        format: Format,
+        series: bool,
+    ) -> Result<()> {
         let (ns, nm) = (self.info.times.len(), self.info.measures.len());
         let names: Vec<&str> = self.info.measures.iter().map(|m| m.name()).collect();
         let times = &self.info.times;
@@ -133,12 +197,19 @@ impl InMemory {
                     out.write("series.npy", |w| {
                         use npyz::WriterBuilder;
                         let shape = [self.member_ids.len() as u64, ns as u64, nm as u64];
-                        let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+                        let mut npy = npyz::WriteOptions::<f64>::new()
+                            .default_dtype()
+                            .shape(&shape)
+                            .writer(w)
+                            .begin_nd()?;
                         npy.extend(values.iter().copied())?;
                         npy.finish()
                     })?;
-                    let axes = json!({"members": self.member_ids, "times": times, "measures": names});
-                    out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
+                    let axes =
+                        json!({"members": self.member_ids, "times": times, "measures": names});
+                    out.write("series.json", |w| {
+                        serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other)
+                    })?;
                 }
             }
         }
@@ -149,25 +220,40 @@ impl InMemory {
             out.write("summary.npy", |w| {
                 use npyz::WriterBuilder;
                 let shape = [self.member_ids.len() as u64, columns.len() as u64];
-                let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+                let mut npy = npyz::WriteOptions::<f64>::new()
+                    .default_dtype()
+                    .shape(&shape)
+                    .writer(w)
+                    .begin_nd()?;
                 for (line, code) in summary.lines().skip(1).zip(&codes) {
                     let cells: Vec<&str> = line.split(',').collect();
                     for (k, c) in cells.iter().enumerate() {
-                        let v = if k + 1 == cells.len() { *code } else { c.parse::<f64>().map_err(std::io::Error::other)? };
+                        let v = if k + 1 == cells.len() {
+                            *code
+                        } else {
+                            c.parse::<f64>().map_err(std::io::Error::other)?
+                        };
                         npy.push(&v)?;
                     }
                 }
                 npy.finish()
             })?;
-            let health: serde_json::Map<String, serde_json::Value> = HEALTH_CODES.iter().map(|(c, h)| (format!("{c}"), json!(h.name()))).collect();
+            let health: serde_json::Map<String, serde_json::Value> = HEALTH_CODES
+                .iter()
+                .map(|(c, h)| (format!("{c}"), json!(h.name())))
+                .collect();
             let meta = json!({"columns": columns, "health_codes": health});
-            out.write("summary.json", |w| serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other))?;
+            out.write("summary.json", |w| {
+                serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other)
+            })?;
         }
         out.write("summary.csv", |w| w.write_all(summary.as_bytes()))?;
         let stats = self.stats_csv(values);
         out.write("stats.csv", |w| w.write_all(stats.as_bytes()))?;
         let rj = self.run_json();
-        out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other))
+        out.write("run.json", |w| {
+            serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other)
+        })
     }
 }
 
@@ -195,7 +281,20 @@ fn mat(entries: &[C64], n: usize) -> CMat {
 }
 
 fn toml_matrix(entries: &[C64], n: usize) -> Value {
-    Value::Array((0..n).map(|i| Value::Array((0..n).map(|j| { let z = entries[i * n + j]; Value::Array(vec![Value::Float(z.re), Value::Float(z.im)]) }).collect())).collect())
+    Value::Array(
+        (0..n)
+            .map(|i| {
+                Value::Array(
+                    (0..n)
+                        .map(|j| {
+                            let z = entries[i * n + j];
+                            Value::Array(vec![Value::Float(z.re), Value::Float(z.im)])
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// The config field of a batch error, in the names of `qb.mesolve`'s arguments.
@@ -225,22 +324,38 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
     if n == 0 || n_points == 0 {
         return Err(QbatError::invalid("H", "the batch is empty"));
     }
-    if b.rho0.len() != n * 16 || b.jumps.len() != n_points * b.n_jumps * 16 || b.h_battery.len() != 4 || b.h_charger.len() != 4 {
+    if b.rho0.len() != n * 16
+        || b.jumps.len() != n_points * b.n_jumps * 16
+        || b.h_battery.len() != 4
+        || b.h_charger.len() != 4
+    {
         return Err(QbatError::invalid("H", "inconsistent batch shapes"));
     }
     if let Some(&p) = b.member_point.iter().find(|&&p| p >= n_points) {
-        return Err(QbatError::invalid("H", format!("member point {p} is out of range (0..{n_points})")));
+        return Err(QbatError::invalid(
+            "H",
+            format!("member point {p} is out of range (0..{n_points})"),
+        ));
     }
     let mut time = Table::new();
     time.insert("dt".into(), Value::Float(b.dt));
-    time.insert("times".into(), Value::Array(b.times.iter().map(|t| Value::Float(*t)).collect()));
+    time.insert(
+        "times".into(),
+        Value::Array(b.times.iter().map(|t| Value::Float(*t)).collect()),
+    );
     let mut output = Table::new();
     if let Some(ms) = &b.measures {
-        output.insert("measures".into(), Value::Array(ms.iter().map(|m| Value::String(m.clone())).collect()));
+        output.insert(
+            "measures".into(),
+            Value::Array(ms.iter().map(|m| Value::String(m.clone())).collect()),
+        );
     }
     let build_point = |p: usize| -> Result<Plan> {
         let mut params = Table::new();
-        params.insert("hamiltonian".into(), toml_matrix(&b.hamiltonians[p * 16..(p + 1) * 16], 4));
+        params.insert(
+            "hamiltonian".into(),
+            toml_matrix(&b.hamiltonians[p * 16..(p + 1) * 16], 4),
+        );
         params.insert("h_battery".into(), toml_matrix(b.h_battery, 2));
         params.insert("h_charger".into(), toml_matrix(b.h_charger, 2));
         let jumps: Vec<Value> = (0..b.n_jumps)
@@ -261,11 +376,17 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
             root.insert("output".into(), Value::Table(output.clone()));
         }
         crate::config::plan_from_table(&root, &Overrides::default()).map_err(|e| match e {
-            QbatError::Invalid { field, reason } => QbatError::Invalid { field: batch_field(&field, p), reason },
+            QbatError::Invalid { field, reason } => QbatError::Invalid {
+                field: batch_field(&field, p),
+                reason,
+            },
             e => e,
         })
     };
-    let plans: Vec<Plan> = (0..n_points).into_par_iter().map(build_point).collect::<Result<_>>()?;
+    let plans: Vec<Plan> = (0..n_points)
+        .into_par_iter()
+        .map(build_point)
+        .collect::<Result<_>>()?;
     let rhos: Vec<CMat> = (0..n)
         .into_par_iter()
         .map(|i| {
@@ -279,7 +400,17 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
     plan.systems = plans.iter().map(|p| p.systems[0].clone()).collect();
     plan.drives = plans.iter().map(|p| p.drives[0].clone()).collect();
     plan.ensemble_size = n;
-    plan.members = b.member_point.iter().enumerate().map(|(i, &p)| Member { id: i as u64, point: p, param_values: vec![], theta_phi: None }).collect();
+    plan.members = b
+        .member_point
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| Member {
+            id: i as u64,
+            point: p,
+            param_values: vec![],
+            theta_phi: None,
+        })
+        .collect();
     plan.initial = InitialSpec::PerMember(Arc::new(rhos));
     plan.param_columns = vec![];
     plan.config_json = json!({
@@ -292,7 +423,18 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
 // Measures of given states
 
 /// The measures of a two-qubit state (4x4, charger left) that `state_measure_batch` takes.
-pub const STATE_MEASURES: [&str; 10] = ["concurrence", "steering_f3", "steering_ab", "steering_ba", "bell_chsh", "coherence_l1", "imaginarity_l1", "purity", "entropy_b", "texture_b"];
+pub const STATE_MEASURES: [&str; 10] = [
+    "concurrence",
+    "steering_f3",
+    "steering_ab",
+    "steering_ba",
+    "bell_chsh",
+    "coherence_l1",
+    "imaginarity_l1",
+    "purity",
+    "entropy_b",
+    "texture_b",
+];
 /// The measures of a battery state against its Hamiltonian (d x d) that
 /// `battery_measure_batch` takes.
 pub const BATTERY_MEASURES: [&str; 3] = ["ergotropy", "antiergotropy", "capacity"];
@@ -309,7 +451,15 @@ fn state_measure_fn(name: &str) -> Result<fn(&CMat) -> f64> {
         "purity" => coherence::purity,
         "entropy_b" => |r| coherence::entropy_bits(&reduced_battery(r)),
         "texture_b" => |r| coherence::texture(&reduced_battery(r)),
-        _ => return Err(QbatError::invalid("measure", format!("unknown state measure '{name}'; known: {}", STATE_MEASURES.join(", ")))),
+        _ => {
+            return Err(QbatError::invalid(
+                "measure",
+                format!(
+                    "unknown state measure '{name}'; known: {}",
+                    STATE_MEASURES.join(", ")
+                ),
+            ))
+        }
     })
 }
 
@@ -321,7 +471,10 @@ fn check_hermitian(m: &CMat, field: &str) -> Result<()> {
     let scale = m.iter().map(|z| z.norm()).fold(1.0, f64::max);
     let e = crate::linalg::hermiticity_error(m);
     if e > 1e-10 * scale {
-        return Err(QbatError::invalid(field, format!("must be Hermitian (largest |m_ij - conj m_ji| = {e:.3e})")));
+        return Err(QbatError::invalid(
+            field,
+            format!("must be Hermitian (largest |m_ij - conj m_ji| = {e:.3e})"),
+        ));
     }
     Ok(())
 }
@@ -343,19 +496,39 @@ pub fn state_measure_batch(name: &str, states: &[C64]) -> Result<Vec<f64>> {
 
 /// ergotropy, antiergotropy or capacity of battery states (n x d x d) against Hamiltonians
 /// (n x d x d, or one d x d shared when `hamiltonians.len() == d * d`).
-pub fn battery_measure_batch(name: &str, states: &[C64], hamiltonians: &[C64], d: usize) -> Result<Vec<f64>> {
+pub fn battery_measure_batch(
+    name: &str,
+    states: &[C64],
+    hamiltonians: &[C64],
+    d: usize,
+) -> Result<Vec<f64>> {
     let f: fn(&CMat, &CMat) -> f64 = match name {
         "ergotropy" => energy::ergotropy,
         "antiergotropy" => energy::antiergotropy,
         "capacity" => energy::capacity,
-        _ => return Err(QbatError::invalid("measure", format!("unknown battery measure '{name}'; known: {}", BATTERY_MEASURES.join(", ")))),
+        _ => {
+            return Err(QbatError::invalid(
+                "measure",
+                format!(
+                    "unknown battery measure '{name}'; known: {}",
+                    BATTERY_MEASURES.join(", ")
+                ),
+            ))
+        }
     };
     let dd = d * d;
     let shared = hamiltonians.len() == dd;
     if d == 0 || states.len() % dd != 0 || (!shared && hamiltonians.len() != states.len()) {
-        return Err(QbatError::invalid("h", "the states and Hamiltonians must be (..., d, d) with matching leading dimensions"));
+        return Err(QbatError::invalid(
+            "h",
+            "the states and Hamiltonians must be (..., d, d) with matching leading dimensions",
+        ));
     }
-    let h0 = if shared { mat(hamiltonians, d) } else { CMat::zeros(d, d) };
+    let h0 = if shared {
+        mat(hamiltonians, d)
+    } else {
+        CMat::zeros(d, d)
+    };
     if shared {
         check_hermitian(&h0, "h")?;
     }

@@ -8,9 +8,9 @@ mod common;
 mod gpu_cavity;
 /// the dicke kernel
 mod gpu_dicke;
-/// the GPU engine through run_plan and the binary
-mod gpu_pipeline;
 /// the eigen-solve measures kernel
 mod gpu_measures_two_qubit;
+/// the GPU engine through run_plan and the binary
+mod gpu_pipeline;
 /// the two-qubit kernel
 mod gpu_two_qubit;

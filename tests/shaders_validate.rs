@@ -1,7 +1,7 @@
 //! Every WGSL file in shaders/ must parse and validate with naga in both precisions, so that a
 //! shader error fails `cargo test` on machines without a GPU.
 
-use qbat_gpu::gpu::{shader_source, with_prelude, Precision, SHADERS};
+use qbat_gpu::gpu::{kernel_libraries, shader_source, with_prelude, Precision, LIBRARIES, SHADERS};
 use std::path::{Path, PathBuf};
 
 fn wgsl_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -16,15 +16,24 @@ fn wgsl_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn validate(name: &str, source: &str, precision: Precision) {
-    let module =
-        naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name} ({}): {}", precision.name(), e.emit_to_string(source)));
+    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
+        panic!(
+            "{name} ({}): {}",
+            precision.name(),
+            e.emit_to_string(source)
+        )
+    });
     let caps = match precision {
         Precision::F32 => naga::valid::Capabilities::empty(),
         Precision::F64 => naga::valid::Capabilities::FLOAT64,
     };
     let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
     if let Err(e) = validator.validate(&module) {
-        panic!("{name} ({}): {}", precision.name(), e.emit_to_string(source));
+        panic!(
+            "{name} ({}): {}",
+            precision.name(),
+            e.emit_to_string(source)
+        );
     }
 }
 
@@ -36,7 +45,11 @@ fn every_shader_validates_in_f32_and_f64() {
     assert!(!files.is_empty(), "no .wgsl files in {}", dir.display());
     for path in &files {
         let text = std::fs::read_to_string(path).expect("readable shader");
-        let name = path.strip_prefix(&dir).expect("under shaders/").display().to_string();
+        let name = path
+            .strip_prefix(&dir)
+            .expect("under shaders/")
+            .display()
+            .to_string();
         for precision in [Precision::F32, Precision::F64] {
             validate(&name, &with_prelude(&text, precision), precision);
         }
@@ -45,10 +58,27 @@ fn every_shader_validates_in_f32_and_f64() {
 
 #[test]
 fn runtime_sources_are_the_files() {
-    // What the runtime compiles (embedded at build time) is what is on disk, with the prelude.
+    // What the runtime compiles (embedded at build time) is what is on disk: the prelude, the
+    // kernel's libraries, the kernel.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    for (name, src) in LIBRARIES {
+        assert_eq!(
+            &std::fs::read_to_string(dir.join(format!("{name}.wgsl")))
+                .expect("library file exists"),
+            src
+        );
+    }
     for (name, _) in SHADERS {
-        let text = std::fs::read_to_string(dir.join(format!("{name}.wgsl"))).expect("kernel file exists");
+        let mut text = String::new();
+        for (lib, _) in kernel_libraries(name) {
+            text.push_str(
+                &std::fs::read_to_string(dir.join(format!("{lib}.wgsl")))
+                    .expect("library file exists"),
+            );
+        }
+        text.push_str(
+            &std::fs::read_to_string(dir.join(format!("{name}.wgsl"))).expect("kernel file exists"),
+        );
         for precision in [Precision::F32, Precision::F64] {
             let src = shader_source(name, precision).expect("registered kernel");
             assert_eq!(src, with_prelude(&text, precision));
@@ -63,6 +93,9 @@ fn f64_variant_needs_the_float64_capability() {
     // Guards the test above: without FLOAT64 the f64 variant must be rejected.
     let src = shader_source("rk4_two_qubit", Precision::F64).unwrap();
     let module = naga::front::wgsl::parse_str(&src).unwrap();
-    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    );
     assert!(validator.validate(&module).is_err());
 }

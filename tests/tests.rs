@@ -13,16 +13,18 @@ mod bad_input;
 mod bad_inputs;
 /// the charger-side measures and <s-> against swapped states and explicit Tr(rho s-)
 mod charger;
-/// `engine::Control`: cancellation and members done, on every CPU engine and a study
-mod control;
 /// the command line end to end: outputs, formats, round-trip floats
 mod cli;
+/// `engine::Control`: cancellation and members done, on every CPU engine and a study
+mod control;
 /// the dicke model: 2^N ergotropy, N = 1 and N = 2 against explicit models, conservation
 mod dicke;
 /// `[[drive]]`: H(t) against an independent solve, the Rabi formula, windows bit for bit
 mod drives;
 /// the CPU engine and the f64 reference agree on every model
 mod engines;
+/// damaged shards and checkpoints, manifests, locks, mixed engines, bounded reads
+mod integrity;
 /// conservation laws and positivity along trajectories
 mod invariants;
 /// the layouts of job/ against the shaders, parsed with naga
@@ -39,8 +41,6 @@ mod pinning;
 mod protocol;
 /// reference values computed with QuTiP
 mod qutip_crosscheck;
-/// damaged shards and checkpoints, manifests, locks, mixed engines, bounded reads
-mod integrity;
 /// every shader parses and validates with naga in f32 and f64
 mod shaders_validate;
 /// `--save-states` (states.npy) and complex sweeps

@@ -10,7 +10,11 @@ use qbat_gpu::study::{OnDeviceLoss, Shard};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "qbat-gpu", version, about = "Large ensembles of open quantum batteries: RK4 Lindblad on the GPU, checked against an f64 CPU reference")]
+#[command(
+    name = "qbat-gpu",
+    version,
+    about = "Large ensembles of open quantum batteries: RK4 Lindblad on the GPU, checked against an f64 CPU reference"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
@@ -178,4 +182,3 @@ fn non_negative(s: &str) -> Result<f64, String> {
         Err(_) => Err(format!("'{s}' is not a number")),
     }
 }
-

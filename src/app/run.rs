@@ -29,13 +29,32 @@ size = 1000
 seed = 0
 "#;
 
-pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_default: bool, study: bool) -> Result<()> {
+pub fn run_study(
+    config_text: &str,
+    args: &RunArgs,
+    default_out: &str,
+    series_default: bool,
+    study: bool,
+) -> Result<()> {
     // A shard builds (and is memory-checked for) its own members only.
-    let ov = Overrides { ensemble: args.ensemble, seed: args.seed, auto_fock: args.auto_fock, shard: args.shard.map(|s| (s.index, s.count)), save_states: args.save_states };
+    let ov = Overrides {
+        ensemble: args.ensemble,
+        seed: args.seed,
+        auto_fock: args.auto_fock,
+        shard: args.shard.map(|s| (s.index, s.count)),
+        save_states: args.save_states,
+    };
     let plan = parse_plan(config_text, &ov)?;
     let (out, resume) = match (&args.resume, &args.out) {
         (Some(r), Some(o)) if r != o => {
-            return Err(QbatError::invalid("--resume", format!("--resume {} and --out {} name different directories", r.display(), o.display())))
+            return Err(QbatError::invalid(
+                "--resume",
+                format!(
+                    "--resume {} and --out {} name different directories",
+                    r.display(),
+                    o.display()
+                ),
+            ))
         }
         (Some(r), _) => (r.clone(), true),
         (None, Some(o)) => (o.clone(), false),
@@ -44,8 +63,15 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
     // Without --out the directory is qbat-gpu's own default, and a rerun replaces its files.
     let force = args.force || (args.out.is_none() && !resume);
     let series = args.series.unwrap_or(series_default);
-    let format = args.format.unwrap_or(if study { Format::Npy } else { Format::Csv });
-    let oopts = OutputOptions { format, series, plots: !args.no_plots, ..Default::default() };
+    let format = args
+        .format
+        .unwrap_or(if study { Format::Npy } else { Format::Csv });
+    let oopts = OutputOptions {
+        format,
+        series,
+        plots: !args.no_plots,
+        ..Default::default()
+    };
     if series {
         let bytes = series_size_estimate(&plan, format);
         if bytes > oopts.series_limit && !args.force {
@@ -57,7 +83,12 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
     }
     // The same guard counts the saved states with the series.
     let states = states_size_estimate(&plan);
-    let total = states + if series { series_size_estimate(&plan, format) } else { 0 };
+    let total = states
+        + if series {
+            series_size_estimate(&plan, format)
+        } else {
+            0
+        };
     if states > 0 && total > oopts.series_limit && !args.force {
         return Err(QbatError::TooLarge {
             field: "--save-states".into(),
@@ -93,7 +124,10 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
     let outcome = run_study_streamed(&plan, &sopts)?;
     report::print_report(&outcome.info, outcome.members);
     if outcome.blocks > 1 {
-        println!("blocks      : {} ({} resumed from the checkpoint)", outcome.blocks, outcome.resumed_blocks);
+        println!(
+            "blocks      : {} ({} resumed from the checkpoint)",
+            outcome.blocks, outcome.resumed_blocks
+        );
     }
     report::print_final_stats(&outcome.stats);
     // The default study relates capacity_b to each resource (analyze, on the series it wrote).
@@ -102,10 +136,19 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
     }
     if study && series {
         println!("Spearman and Pearson correlation of capacity_b with each resource (pooled over members and times), and the fraction of members along whose trajectory it is monotone:");
-        let analysis = qbat_gpu::analyze::analyze_dir(&outcome.dir, &qbat_gpu::analyze::AnalyzeOptions { plots: false, ..Default::default() })?;
+        let analysis = qbat_gpu::analyze::analyze_dir(
+            &outcome.dir,
+            &qbat_gpu::analyze::AnalyzeOptions {
+                plots: false,
+                ..Default::default()
+            },
+        )?;
         report::print_table(&analysis);
     }
-    println!("output      : {} ({:.2} s)", outcome.dir.display(), outcome.info.timings.output);
+    println!(
+        "output      : {} ({:.2} s)",
+        outcome.dir.display(),
+        outcome.info.timings.output
+    );
     Ok(())
 }
-

@@ -28,12 +28,28 @@ pub fn key(k: usize, what: &str) -> String {
 }
 
 /// Read every `[[drive]]` table for a model in `space`.
-pub fn parse_drives(root: &Table, space: Space, model_name: &str, steady: bool) -> Result<DriveSection> {
-    let mut sec = DriveSection { drives: vec![], axes: vec![], drawn: vec![] };
-    let Some(v) = root.get("drive") else { return Ok(sec) };
+pub fn parse_drives(
+    root: &Table,
+    space: Space,
+    model_name: &str,
+    steady: bool,
+) -> Result<DriveSection> {
+    let mut sec = DriveSection {
+        drives: vec![],
+        axes: vec![],
+        drawn: vec![],
+    };
+    let Some(v) = root.get("drive") else {
+        return Ok(sec);
+    };
     let list = match v {
         Value::Array(a) => a,
-        _ => return Err(invalid("drive", "must be [[drive]] tables (an array of tables)")),
+        _ => {
+            return Err(invalid(
+                "drive",
+                "must be [[drive]] tables (an array of tables)",
+            ))
+        }
     };
     if matches!(space, Space::Dicke { .. }) {
         return Err(invalid("drive", format!("model '{model_name}' takes no drives (drives are supported on the two-qubit models and cavity-cells)")));
@@ -42,40 +58,83 @@ pub fn parse_drives(root: &Table, space: Space, model_name: &str, steady: bool) 
         return Err(invalid("drive", "a driven Hamiltonian depends on time: it has no steady state (time.steady = true); integrate instead"));
     }
     if list.len() > crate::job::two_qubit::MAX_DRIVES {
-        return Err(invalid("drive", format!("at most {} [[drive]] tables, got {}", crate::job::two_qubit::MAX_DRIVES, list.len())));
+        return Err(invalid(
+            "drive",
+            format!(
+                "at most {} [[drive]] tables, got {}",
+                crate::job::two_qubit::MAX_DRIVES,
+                list.len()
+            ),
+        ));
     }
     for (k, t) in list.iter().enumerate() {
         let f = format!("drive[{k}]");
         let t = t.as_table().ok_or_else(|| invalid(&f, "must be a table"))?;
-        check_keys(t, &["operator", "amplitude", "frequency", "phase", "envelope"], &f)?;
+        check_keys(
+            t,
+            &["operator", "amplitude", "frequency", "phase", "envelope"],
+            &f,
+        )?;
         let (op, name) = operator(t.get("operator"), space, &format!("{f}.operator"))?;
-        let amplitude = sweep(t.get("amplitude"), &format!("{f}.amplitude"), &key(k, "amplitude"), &mut sec)?;
-        let frequency = sweep(t.get("frequency"), &format!("{f}.frequency"), &key(k, "frequency"), &mut sec)?;
+        let amplitude = sweep(
+            t.get("amplitude"),
+            &format!("{f}.amplitude"),
+            &key(k, "amplitude"),
+            &mut sec,
+        )?;
+        let frequency = sweep(
+            t.get("frequency"),
+            &format!("{f}.frequency"),
+            &key(k, "frequency"),
+            &mut sec,
+        )?;
         let phase = match t.get("phase") {
             Some(v) => as_f64(v, &format!("{f}.phase"))?,
             None => 0.0,
         };
         let envelope = envelope(t.get("envelope"), &format!("{f}.envelope"))?;
-        sec.drives.push(Drive { op, name, amplitude, frequency, phase, envelope });
+        sec.drives.push(Drive {
+            op,
+            name,
+            amplitude,
+            frequency,
+            phase,
+            envelope,
+        });
     }
     Ok(sec)
 }
 
 /// A named operator or a Hermitian matrix of the space's dimension.
 fn operator(v: Option<&Value>, space: Space, field: &str) -> Result<(CMat, Option<String>)> {
-    let v = v.ok_or_else(|| invalid(field, "missing (a named operator such as \"sx_b\", or a matrix)"))?;
+    let v = v.ok_or_else(|| {
+        invalid(
+            field,
+            "missing (a named operator such as \"sx_b\", or a matrix)",
+        )
+    })?;
     if let Some(name) = v.as_str() {
         return Ok((named_operator(space, name, field)?, Some(name.to_string())));
     }
     let m = as_matrix(v, field)?;
     let dim = space.dim();
     if m.nrows() != dim {
-        return Err(invalid(field, format!("must be {dim}x{dim} (the model's dimension), got {}x{}", m.nrows(), m.ncols())));
+        return Err(invalid(
+            field,
+            format!(
+                "must be {dim}x{dim} (the model's dimension), got {}x{}",
+                m.nrows(),
+                m.ncols()
+            ),
+        ));
     }
     let scale = m.iter().map(|z| z.norm()).fold(0.0, f64::max).max(1.0);
     let err = hermiticity_error(&m);
     if err > 1e-12 * scale {
-        return Err(invalid(field, format!("must be Hermitian (largest |O_ij - conj(O_ji)| = {err:e})")));
+        return Err(invalid(
+            field,
+            format!("must be Hermitian (largest |O_ij - conj(O_ji)| = {err:e})"),
+        ));
     }
     Ok((m, None))
 }
@@ -99,7 +158,9 @@ fn sweep(v: Option<&Value>, field: &str, name: &str, sec: &mut DriveSection) -> 
 
 /// "constant", { gaussian = [t0, sigma] } or { window = [t_on, t_off] }.
 fn envelope(v: Option<&Value>, field: &str) -> Result<Envelope> {
-    let Some(v) = v else { return Ok(Envelope::Constant) };
+    let Some(v) = v else {
+        return Ok(Envelope::Constant);
+    };
     const FORMS: &str = "\"constant\", { gaussian = [t0, sigma] } or { window = [t_on, t_off] }";
     match v {
         Value::String(s) if s == "constant" => Ok(Envelope::Constant),
@@ -124,11 +185,17 @@ fn envelope(v: Option<&Value>, field: &str) -> Result<Envelope> {
                 "window" => {
                     let (t_on, t_off) = pair("[t_on, t_off]")?;
                     if t_off <= t_on {
-                        return Err(invalid(&f, format!("t_off must be > t_on, got [{t_on}, {t_off}]")));
+                        return Err(invalid(
+                            &f,
+                            format!("t_off must be > t_on, got [{t_on}, {t_off}]"),
+                        ));
                     }
                     Ok(Envelope::Window { t_on, t_off })
                 }
-                other => Err(invalid(field, format!("unknown envelope '{other}'; use {FORMS}"))),
+                other => Err(invalid(
+                    field,
+                    format!("unknown envelope '{other}'; use {FORMS}"),
+                )),
             }
         }
         _ => Err(invalid(field, format!("must be {FORMS}"))),
@@ -145,21 +212,37 @@ pub fn drives_of_point(sec: &DriveSection, point: &mut Params) -> Vec<Drive> {
     sec.drives
         .iter()
         .enumerate()
-        .map(|(k, d)| Drive { amplitude: take(key(k, "amplitude"), d.amplitude), frequency: take(key(k, "frequency"), d.frequency), ..d.clone() })
+        .map(|(k, d)| Drive {
+            amplitude: take(key(k, "amplitude"), d.amplitude),
+            frequency: take(key(k, "frequency"), d.frequency),
+            ..d.clone()
+        })
         .collect()
 }
 
 /// RK4 stability of dt with the drives at their strongest: the spectral spread of H(t) is at
 /// most spread(H) + sum_k max_t |amplitude_k env_k(t)| spread(O_k), added to the bound of the
 /// undriven generator (and of the uncoupled one after `[protocol] switch_off`).
-pub fn check_stability(systems: &[std::sync::Arc<crate::model::OpenSystem>], drives: &[Vec<Drive>], schedule: &crate::job::Schedule, switched: bool) -> Result<()> {
+pub fn check_stability(
+    systems: &[std::sync::Arc<crate::model::OpenSystem>],
+    drives: &[Vec<Drive>],
+    schedule: &crate::job::Schedule,
+    switched: bool,
+) -> Result<()> {
     let t_end = schedule.times.last().copied().unwrap_or(0.0);
     let dt = schedule.dt;
     for (sys, ds) in systems.iter().zip(drives) {
         if ds.is_empty() {
             continue;
         }
-        let extra: f64 = ds.iter().map(|d| d.amplitude.abs() * d.envelope.max_over(t_end) * crate::model::spectrum_spread(&d.op)).sum();
+        let extra: f64 = ds
+            .iter()
+            .map(|d| {
+                d.amplitude.abs()
+                    * d.envelope.max_over(t_end)
+                    * crate::model::spectrum_spread(&d.op)
+            })
+            .sum();
         let mut bound = sys.generator_norm_bound();
         if switched {
             bound = bound.max(sys.uncoupled().generator_norm_bound());

@@ -2,11 +2,17 @@
 //! the GPU kernel, with the measures taken from the reduced (cell 1, cell 2) state as the
 //! kernel returns it.
 
-use super::{progress_bar, update_peaks, battery_times_state, ChunkProgress, EngineOutput, RunOptions};
+use super::{
+    battery_times_state, progress_bar, update_peaks, ChunkProgress, EngineOutput, RunOptions,
+};
 use crate::config::{Member, Plan};
 use crate::error::{QbatError, Result};
-use crate::gpu::{rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, rk4_cavity::CavityResult, GpuContext};
-use crate::job::{CavityCoeffs, CavityJob, CavityPoint, Peak, Precision, SegmentEnd, PEAK_MEASURES};
+use crate::gpu::{
+    rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, rk4_cavity::CavityResult, GpuContext,
+};
+use crate::job::{
+    CavityCoeffs, CavityJob, CavityPoint, Peak, Precision, SegmentEnd, PEAK_MEASURES,
+};
 use crate::linalg::{CMat, C64};
 use crate::measures::saved::{push_row_major, StateSave};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
@@ -73,7 +79,20 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
     let mut ctx = full_ctx.clone();
     ctx.space = crate::model::Space::TwoQubit;
     let list: Vec<Measure> = plan.measures.clone();
-    let two_qubit_list: Vec<Measure> = list.iter().copied().filter(|m| !matches!(m, Measure::PhotonNumber | Measure::FockTail | Measure::TraceError | Measure::MinEigenvalue)).chain(PEAK_MEASURES).collect();
+    let two_qubit_list: Vec<Measure> = list
+        .iter()
+        .copied()
+        .filter(|m| {
+            !matches!(
+                m,
+                Measure::PhotonNumber
+                    | Measure::FockTail
+                    | Measure::TraceError
+                    | Measure::MinEigenvalue
+            )
+        })
+        .chain(PEAK_MEASURES)
+        .collect();
     let want_z = list.contains(&Measure::EnergyFluctuationB);
     let mut x = to_cx(&rho0);
     // Z(0) = {H_B, rho0}/2, whose evolution gives Re Tr(H_B Y(t)).
@@ -83,7 +102,10 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
     });
     let mut work = CavityWork::<f64>::new(dim);
     // `[protocol] switch_off`: the cell-cell coupling g is off after T.
-    let ops_off = plan.schedule.switch_segment().map(|_| CavityOps::<f64>::new(&coeffs.uncoupled()));
+    let ops_off = plan
+        .schedule
+        .switch_segment()
+        .map(|_| CavityOps::<f64>::new(&coeffs.uncoupled()));
     let mut gen = &ops;
     let nm = list.len();
     let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
@@ -112,14 +134,28 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
         let t = plan.schedule.times[s];
         let rho_q = reduce_cells(&x, n_fock);
         let z_q = z.as_ref().map(|z| reduce_cells(z, n_fock));
-        let v = evaluate(&two_qubit_list, &ctx, &Sample { t, rho: &rho_q, y: z_q.as_ref() });
+        let v = evaluate(
+            &two_qubit_list,
+            &ctx,
+            &Sample {
+                t,
+                rho: &rho_q,
+                y: z_q.as_ref(),
+            },
+        );
         let mut full: Option<CMat> = None;
         let mut k2 = 0;
         for meas in &list {
             let value = match meas {
-                Measure::PhotonNumber => (0..dim).map(|r| (r % (n_fock + 1)) as f64 * x[r * dim + r].re).sum(),
-                Measure::FockTail => (0..4).map(|q| x[(q * (n_fock + 1) + n_fock) * (dim + 1)].re).sum(),
-                Measure::TraceError => ((0..dim).map(|r| x[r * dim + r].re).sum::<f64>() - 1.0).abs(),
+                Measure::PhotonNumber => (0..dim)
+                    .map(|r| (r % (n_fock + 1)) as f64 * x[r * dim + r].re)
+                    .sum(),
+                Measure::FockTail => (0..4)
+                    .map(|q| x[(q * (n_fock + 1) + n_fock) * (dim + 1)].re)
+                    .sum(),
+                Measure::TraceError => {
+                    ((0..dim).map(|r| x[r * dim + r].re).sum::<f64>() - 1.0).abs()
+                }
                 Measure::MinEigenvalue => {
                     let f = full.get_or_insert_with(|| from_cx(&x, dim));
                     crate::measures::health::min_eigenvalue(f)
@@ -133,7 +169,9 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
         }
         update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
         match plan.save_states {
-            Some(StateSave::Full) => push_row_major(&mut states, full.get_or_insert_with(|| from_cx(&x, dim))),
+            Some(StateSave::Full) => {
+                push_row_major(&mut states, full.get_or_insert_with(|| from_cx(&x, dim)))
+            }
             Some(StateSave::Reduced) => push_row_major(&mut states, &rho_q),
             None => {}
         }
@@ -143,7 +181,8 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
 
 /// cavity-cells on the structured f64 engine, in parallel over members.
 pub fn run_cavity_cpu(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
-    let (values, peaks, states) = super::per_member(plan, opts, "cpu f64 (cavity)", |m| cavity_member(plan, m))?;
+    let (values, peaks, states) =
+        super::per_member(plan, opts, "cpu f64 (cavity)", |m| cavity_member(plan, m))?;
     let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
     out.states = states;
     Ok(out)
@@ -151,18 +190,28 @@ pub fn run_cavity_cpu(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
 
 /// Measures the cavity CPU engine takes from the full state rather than the reduced one.
 fn full_state_measure(m: Measure) -> bool {
-    matches!(m, Measure::PhotonNumber | Measure::FockTail | Measure::TraceError | Measure::MinEigenvalue)
+    matches!(
+        m,
+        Measure::PhotonNumber | Measure::FockTail | Measure::TraceError | Measure::MinEigenvalue
+    )
 }
 
 /// Was `output.measures` given in the config (rather than defaulted)?
 fn measures_explicit(plan: &Plan) -> bool {
-    plan.config_json.get("output").and_then(|o| o.get("measures")).is_some()
+    plan.config_json
+        .get("output")
+        .and_then(|o| o.get("measures"))
+        .is_some()
 }
 
 /// The measures a GPU engine that returns only the reduced cell state can give (cavity and
 /// dicke kernels): min_eigenvalue needs the full `model` state, so asked for it is an error
 /// naming output.measures; among the default measures it is left out with a note.
-pub(super) fn without_min_eigenvalue(plan: &Plan, model: &str, notes: &mut Vec<String>) -> Result<Vec<Measure>> {
+pub(super) fn without_min_eigenvalue(
+    plan: &Plan,
+    model: &str,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Measure>> {
     let mut measures = plan.measures.clone();
     if measures.contains(&Measure::MinEigenvalue) {
         if measures_explicit(plan) {
@@ -180,9 +229,16 @@ pub(super) fn without_min_eigenvalue(plan: &Plan, model: &str, notes: &mut Vec<S
 }
 
 /// The GPU cavity job of a plan; `initial` builds member i's initial state.
-pub fn cavity_job<'a>(plan: &Plan, initial: &'a (dyn Fn(usize) -> CMat + Sync), evolve_z: bool) -> Result<CavityJob<'a>> {
+pub fn cavity_job<'a>(
+    plan: &Plan,
+    initial: &'a (dyn Fn(usize) -> CMat + Sync),
+    evolve_z: bool,
+) -> Result<CavityJob<'a>> {
     let crate::model::Space::Cavity { n_fock } = plan.space else {
-        return Err(QbatError::invalid("model", "the cavity engine runs cavity-cells plans only"));
+        return Err(QbatError::invalid(
+            "model",
+            "the cavity engine runs cavity-cells plans only",
+        ));
     };
     let points = plan
         .points
@@ -190,7 +246,10 @@ pub fn cavity_job<'a>(plan: &Plan, initial: &'a (dyn Fn(usize) -> CMat + Sync), 
         .zip(&plan.systems)
         .map(|(p, sys)| {
             let h = &sys.h_battery;
-            Ok(CavityPoint { coeffs: cavity_coeffs(p)?, h_battery: [h[(0, 0)], h[(0, 1)], h[(1, 0)], h[(1, 1)]] })
+            Ok(CavityPoint {
+                coeffs: cavity_coeffs(p)?,
+                h_battery: [h[(0, 0)], h[(0, 1)], h[(1, 0)], h[(1, 1)]],
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(CavityJob {
@@ -209,7 +268,12 @@ pub fn cavity_job<'a>(plan: &Plan, initial: &'a (dyn Fn(usize) -> CMat + Sync), 
 /// trace_error = |Tr rho - 1| from the reduced state's trace (the same trace).
 fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &CavityResult) -> (Vec<f64>, Vec<Peak>) {
     let ns = plan.schedule.times.len();
-    let two_qubit_list: Vec<Measure> = measures.iter().copied().filter(|m| !full_state_measure(*m)).chain(PEAK_MEASURES).collect();
+    let two_qubit_list: Vec<Measure> = measures
+        .iter()
+        .copied()
+        .filter(|m| !full_state_measure(*m))
+        .chain(PEAK_MEASURES)
+        .collect();
     let per: Vec<(Vec<f64>, [Peak; 4])> = (0..plan.members.len())
         .into_par_iter()
         .map(|i| {
@@ -222,7 +286,15 @@ fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &CavityResult) -> (Vec<
             for (s, &t) in plan.schedule.times.iter().enumerate() {
                 let rho_q = r.state(i, s);
                 let z_q = r.z_state(i, s);
-                let v = evaluate(&two_qubit_list, &ctx, &Sample { t, rho: &rho_q, y: z_q.as_ref() });
+                let v = evaluate(
+                    &two_qubit_list,
+                    &ctx,
+                    &Sample {
+                        t,
+                        rho: &rho_q,
+                        y: z_q.as_ref(),
+                    },
+                );
                 let mut k2 = 0;
                 for meas in measures {
                     values.push(match meas {
@@ -251,7 +323,11 @@ fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &CavityResult) -> (Vec<
 }
 
 /// cavity-cells on the GPU kernel, the measures on the host from the reduced states.
-pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Result<EngineOutput> {
+pub(crate) fn run_cavity_gpu_engine(
+    plan: &Plan,
+    opts: &RunOptions,
+    ctx: &GpuContext,
+) -> Result<EngineOutput> {
     let mut notes = vec![];
     if plan.save_states == Some(StateSave::Full) {
         return Err(QbatError::invalid(
@@ -262,10 +338,21 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
     let measures = without_min_eigenvalue(plan, "cavity", &mut notes)?;
     let t = Instant::now();
     let initial = |i: usize| plan.initial_state(&plan.members[i]);
-    let job = cavity_job(plan, &initial, measures.contains(&Measure::EnergyFluctuationB))?;
+    let job = cavity_job(
+        plan,
+        &initial,
+        measures.contains(&Measure::EnergyFluctuationB),
+    )?;
     let ensemble = t.elapsed().as_secs_f64();
-    let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {} (cavity)", opts.precision.name()));
-    let gopts = CavityGpuOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
+    let pb = progress_bar(
+        opts.progress,
+        plan.members.len() as u64,
+        &format!("gpu {} (cavity)", opts.precision.name()),
+    );
+    let gopts = CavityGpuOptions {
+        max_members_per_chunk: opts.max_chunk,
+        ..Default::default()
+    };
     let chunks = ChunkProgress::new(opts);
     let r = run_cavity_gpu(ctx, &job, opts.precision, &gopts, &|done| {
         pb.set_position(done);
@@ -298,4 +385,3 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
         states,
     })
 }
-

@@ -4,27 +4,30 @@
 //! `measures::dicke`'s, from the reduced cell state and four sums over the full state at each
 //! sample (`DickeSample`), as the kernel returns them.
 
-use super::{progress_bar, reference::run_reference, update_peaks, ChunkProgress, Engine, EngineOutput, RunOptions};
+use super::{
+    progress_bar, reference::run_reference, update_peaks, ChunkProgress, Engine, EngineOutput,
+    RunOptions,
+};
+use crate::config::{Member, Plan};
 use crate::error::QbatError;
+use crate::error::Result;
 use crate::gpu::rk4_cavity::CavityGpuOptions;
 use crate::gpu::rk4_dicke::run_dicke_gpu;
 use crate::gpu::GpuContext;
-use crate::job::dicke::DickeJob;
-use crate::model::Space;
-use rayon::prelude::*;
-use std::time::Instant;
-use crate::config::{Member, Plan};
-use crate::error::Result;
 use crate::job::dicke::DickeCoeffs;
+use crate::job::dicke::DickeJob;
+use crate::job::dicke::{packed, parity_definite};
 use crate::job::{Peak, Precision, SegmentEnd, PEAK_MEASURES};
 use crate::linalg::{CMat, C64};
-use crate::job::dicke::{packed, parity_definite};
 use crate::measures::dicke::{evaluate_sample, DickeSample};
 use crate::measures::saved::{push_row_major, saved_state};
 use crate::measures::{Measure, MeasureContext};
+use crate::model::Space;
 use crate::model::{dicke, real, Params};
 use crate::twin::rk4_cavity::Cx;
 use crate::twin::rk4_dicke::{DickeOps, DickeWork};
+use rayon::prelude::*;
+use std::time::Instant;
 
 /// Coefficients of a dicke point for the structured engine.
 pub fn dicke_coeffs(p: &Params) -> Result<DickeCoeffs> {
@@ -47,7 +50,10 @@ pub fn pack_state<R: crate::twin::Real>(rho: &CMat) -> Vec<Cx<R>> {
     let mut x = Vec::with_capacity(dim * (dim + 1) / 2);
     for r in 0..dim {
         for c in r..dim {
-            x.push(Cx::new(R::from_f64(rho[(r, c)].re), R::from_f64(rho[(r, c)].im)));
+            x.push(Cx::new(
+                R::from_f64(rho[(r, c)].re),
+                R::from_f64(rho[(r, c)].im),
+            ));
         }
     }
     x
@@ -64,9 +70,18 @@ pub fn unpack_state(x: &[Cx<f64>], dim: usize) -> CMat {
 /// A sample's sums (`DickeOps::sample`, or the kernel's `out`) as the measures' input.
 pub fn dicke_sample(o: &[f64], n_cells: usize, min_eigenvalue: Option<f64>) -> DickeSample {
     let q = n_cells + 1;
-    let rb = CMat::from_fn(q, q, |a, b| C64::new(o[2 * (a * q + b)], o[2 * (a * q + b) + 1]));
+    let rb = CMat::from_fn(q, q, |a, b| {
+        C64::new(o[2 * (a * q + b)], o[2 * (a * q + b) + 1])
+    });
     let e = &o[2 * q * q..];
-    DickeSample { rb, trace: e[0], photon_number: e[1], fock_tail: e[2], purity: e[3], min_eigenvalue }
+    DickeSample {
+        rb,
+        trace: e[0],
+        photon_number: e[1],
+        fock_tail: e[2],
+        purity: e[3],
+        min_eigenvalue,
+    }
 }
 
 /// Integrate one member on the structured f64 engine; values [sample][measure], peaks, and
@@ -80,7 +95,10 @@ pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Vec
     let parity_only = parity_definite(&rho0, coeffs.n_fock);
     let ops = DickeOps::<f64>::new(&coeffs, parity_only);
     // `[protocol] switch_off`: the cavity-cell coupling g is off after T.
-    let ops_off = plan.schedule.switch_segment().map(|_| DickeOps::new(&coeffs.uncoupled(), parity_only));
+    let ops_off = plan
+        .schedule
+        .switch_segment()
+        .map(|_| DickeOps::new(&coeffs.uncoupled(), parity_only));
     let ctx = MeasureContext::new(sys, &rho0);
     let mut x = pack_state::<f64>(&rho0);
     let mut work = DickeWork::new(ops.n_packed());
@@ -108,12 +126,22 @@ pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Vec
         };
         let t = plan.schedule.times[s];
         // min_eigenvalue alone needs the full state
-        let min_eig = want_min_eig.then(|| crate::measures::health::min_eigenvalue(&unpack_state(&x, dim)));
-        let v = evaluate_sample(&list, &ctx, t, &dicke_sample(&ops.sample(&x), coeffs.n_cells, min_eig), coeffs.n_cells);
+        let min_eig =
+            want_min_eig.then(|| crate::measures::health::min_eigenvalue(&unpack_state(&x, dim)));
+        let v = evaluate_sample(
+            &list,
+            &ctx,
+            t,
+            &dicke_sample(&ops.sample(&x), coeffs.n_cells, min_eig),
+            coeffs.n_cells,
+        );
         values.extend_from_slice(&v[..nm]);
         update_peaks(&mut peaks, s, t, &v[nm..]);
         if let Some(save) = plan.save_states {
-            push_row_major(&mut states, &saved_state(plan.space, &unpack_state(&x, dim), 0.0, save));
+            push_row_major(
+                &mut states,
+                &saved_state(plan.space, &unpack_state(&x, dim), 0.0, save),
+            );
         }
     }
     Ok((values, peaks, states))
@@ -141,7 +169,8 @@ pub fn run_dicke(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
         }
         Engine::Gpu(ctx) => run_dicke_gpu_engine(plan, opts, ctx),
         Engine::Cpu => {
-            let (values, peaks, states) = super::per_member(plan, opts, "cpu f64 (dicke)", |m| dicke_member(plan, m))?;
+            let (values, peaks, states) =
+                super::per_member(plan, opts, "cpu f64 (dicke)", |m| dicke_member(plan, m))?;
             let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
             out.states = states;
             Ok(out)
@@ -151,12 +180,24 @@ pub fn run_dicke(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
 
 /// The GPU job of a dicke plan; `initial` builds member i's initial state. The parity path
 /// is taken when every member starts parity-definite.
-pub fn dicke_job<'a>(plan: &Plan, initial: &'a (dyn Fn(usize) -> CMat + Sync)) -> Result<DickeJob<'a>> {
+pub fn dicke_job<'a>(
+    plan: &Plan,
+    initial: &'a (dyn Fn(usize) -> CMat + Sync),
+) -> Result<DickeJob<'a>> {
     let Space::Dicke { n_cells, n_fock } = plan.space else {
-        return Err(QbatError::invalid("model", "the dicke engine runs dicke plans only"));
+        return Err(QbatError::invalid(
+            "model",
+            "the dicke engine runs dicke plans only",
+        ));
     };
-    let points = plan.points.iter().map(dicke_coeffs).collect::<Result<Vec<_>>>()?;
-    let parity_only = (0..plan.members.len()).into_par_iter().all(|i| parity_definite(&initial(i), n_fock));
+    let points = plan
+        .points
+        .iter()
+        .map(dicke_coeffs)
+        .collect::<Result<Vec<_>>>()?;
+    let parity_only = (0..plan.members.len())
+        .into_par_iter()
+        .all(|i| parity_definite(&initial(i), n_fock));
     Ok(DickeJob {
         n_cells,
         n_fock,
@@ -184,8 +225,15 @@ fn run_dicke_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Res
     let initial = |i: usize| plan.initial_state(&plan.members[i]);
     let job = dicke_job(plan, &initial)?;
     let ensemble = t.elapsed().as_secs_f64();
-    let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {} (dicke)", opts.precision.name()));
-    let gopts = CavityGpuOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
+    let pb = progress_bar(
+        opts.progress,
+        plan.members.len() as u64,
+        &format!("gpu {} (dicke)", opts.precision.name()),
+    );
+    let gopts = CavityGpuOptions {
+        max_members_per_chunk: opts.max_chunk,
+        ..Default::default()
+    };
     let chunks = ChunkProgress::new(opts);
     let r = run_dicke_gpu(ctx, &job, opts.precision, &gopts, &|done| {
         pb.set_position(done);

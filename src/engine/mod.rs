@@ -20,9 +20,9 @@ pub mod steady;
 pub mod two_qubit;
 
 pub use crate::job::Precision;
-pub use control::Control;
-pub(crate) use control::ChunkProgress;
 pub use cavity::{cavity_coeffs, cavity_job, cavity_member, run_cavity_cpu};
+pub(crate) use control::ChunkProgress;
+pub use control::Control;
 pub use reference::{battery_times_state, reference_member, run_reference, update_peaks};
 pub use two_qubit::two_qubit_job;
 
@@ -72,10 +72,17 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { backend: Backend::Auto, precision: Precision::F32, verify: 8, adapter: None, progress: false, max_chunk: None, control: None }
+        RunOptions {
+            backend: Backend::Auto,
+            precision: Precision::F32,
+            verify: 8,
+            adapter: None,
+            progress: false,
+            max_chunk: None,
+            control: None,
+        }
     }
 }
-
 
 /// A progress bar of members (hidden when disabled or not a terminal).
 pub fn progress_bar(enabled: bool, total: u64, what: &str) -> indicatif::ProgressBar {
@@ -84,13 +91,14 @@ pub fn progress_bar(enabled: bool, total: u64, what: &str) -> indicatif::Progres
     }
     let pb = indicatif::ProgressBar::new(total);
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} members (ETA {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} members (ETA {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     pb.set_message(what.to_string());
     pb
 }
-
 
 /// The engine chosen for a run.
 pub enum Engine {
@@ -110,9 +118,15 @@ impl Engine {
     pub fn device_name(&self) -> String {
         match self {
             Engine::Gpu(ctx) if !ctx.info.pci_bus_id.is_empty() => {
-                format!("{} ({}, {}, PCI {})", ctx.info.name, ctx.info.backend, ctx.info.device_type, ctx.info.pci_bus_id)
+                format!(
+                    "{} ({}, {}, PCI {})",
+                    ctx.info.name, ctx.info.backend, ctx.info.device_type, ctx.info.pci_bus_id
+                )
             }
-            Engine::Gpu(ctx) => format!("{} ({}, {})", ctx.info.name, ctx.info.backend, ctx.info.device_type),
+            Engine::Gpu(ctx) => format!(
+                "{} ({}, {})",
+                ctx.info.name, ctx.info.backend, ctx.info.device_type
+            ),
             _ => format!("CPU ({} threads)", rayon::current_num_threads()),
         }
     }
@@ -140,7 +154,14 @@ pub struct EngineOutput {
 }
 
 impl EngineOutput {
-    pub(crate) fn new(plan: &Plan, values: Vec<f64>, peaks: Vec<Peak>, precision: Precision, ensemble: f64, host_measures: f64) -> Self {
+    pub(crate) fn new(
+        plan: &Plan,
+        values: Vec<f64>,
+        peaks: Vec<Peak>,
+        precision: Precision,
+        ensemble: f64,
+        host_measures: f64,
+    ) -> Self {
         EngineOutput {
             measures: plan.measures.clone(),
             values,
@@ -180,7 +201,9 @@ pub fn gpu_available() -> bool {
 
 /// Is there a usable hardware GPU adapter (what `--backend auto` takes)?
 pub fn hardware_gpu_available() -> bool {
-    gpu_context(None, false).map(|c| !c.info.software).unwrap_or(false)
+    gpu_context(None, false)
+        .map(|c| !c.info.software)
+        .unwrap_or(false)
 }
 
 /// The context, its pinning note (already printed when it was opened) kept for run.json.
@@ -194,14 +217,20 @@ fn with_pinning_note(ctx: Arc<GpuContext>, notes: &mut Vec<String>) -> Arc<GpuCo
 pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Engine> {
     let need_f64 = opts.precision == Precision::F64;
     if let (Some(a), Backend::Reference | Backend::Cpu) = (&opts.adapter, opts.backend) {
-        let note = format!("--adapter {a} ignored: --backend {} does not use a GPU", opts.backend.name());
+        let note = format!(
+            "--adapter {a} ignored: --backend {} does not use a GPU",
+            opts.backend.name()
+        );
         eprintln!("note: {note}");
         notes.push(note);
     }
     match opts.backend {
         Backend::Reference => Ok(Engine::Reference),
         Backend::Cpu => Ok(Engine::Cpu),
-        Backend::Gpu => Ok(Engine::Gpu(with_pinning_note(gpu_context(opts.adapter.as_deref(), need_f64)?, notes))),
+        Backend::Gpu => Ok(Engine::Gpu(with_pinning_note(
+            gpu_context(opts.adapter.as_deref(), need_f64)?,
+            notes,
+        ))),
         Backend::Auto => match gpu_context(opts.adapter.as_deref(), need_f64) {
             // A software adapter runs the kernels on the same cores about 10x slower than the
             // CPU engine: auto takes it only when the user named it with --adapter.
@@ -224,7 +253,6 @@ pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Eng
         },
     }
 }
-
 
 pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
     // Steady states are solved for directly, on the CPU in f64, whatever the backend.
@@ -284,7 +312,12 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
 /// parallel over members, with a progress bar and the run control (a cancelled run skips the
 /// members not yet begun): the CPU engines of cavity-cells and dicke.
 /// The third part of a member's result is its saved states (`--save-states`; empty without).
-pub(crate) fn per_member<F>(plan: &Plan, opts: &RunOptions, label: &str, member: F) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<crate::linalg::C64>>)>
+pub(crate) fn per_member<F>(
+    plan: &Plan,
+    opts: &RunOptions,
+    label: &str,
+    member: F,
+) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<crate::linalg::C64>>)>
 where
     F: Fn(&crate::config::Member) -> Result<(Vec<f64>, [Peak; 4], Vec<crate::linalg::C64>)> + Sync,
 {
@@ -303,7 +336,8 @@ where
         .collect();
     pb.finish_and_clear();
     opts.check_cancelled()?;
-    let mut values = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
+    let mut values =
+        Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
     let mut peaks = Vec::with_capacity(plan.members.len() * 4);
     let mut states = plan.save_states.map(|_| vec![]);
     for r in per {

@@ -24,14 +24,20 @@
 //! point (528 reals) per member counts too. Members are independent, so the results do not
 //! depend on the chunking, bit for bit.
 
-use super::buffers::{check_completed, dispatch_uniforms, submit_dispatches, group_pieces, piece_steps, kernel_bind_group, layout_entries, read_back, pad32, pad4, read_reals, real_bytes, u32_bytes};
+use super::buffers::{
+    check_completed, dispatch_uniforms, group_pieces, kernel_bind_group, layout_entries, pad32,
+    pad4, piece_steps, read_back, read_reals, real_bytes, submit_dispatches, u32_bytes,
+};
 use super::context::GpuContext;
 use super::Precision;
 use crate::error::{QbatError, Result};
-use crate::job::{Peak, TwoQubitJob, TwoQubitResult};
-use crate::job::two_qubit::{kernel_code, KernelFlags, KernelPoint, Params, F_FIRST, MAX_COLS, NO_POINT, POINT_VEC4, WORKGROUP_SIZE};
 use crate::job::measures_two_qubit::EigenJob;
+use crate::job::two_qubit::{
+    kernel_code, KernelFlags, KernelPoint, Params, F_FIRST, MAX_COLS, NO_POINT, POINT_VEC4,
+    WORKGROUP_SIZE,
+};
 use crate::job::{plan_pieces, Piece};
+use crate::job::{Peak, TwoQubitJob, TwoQubitResult};
 use std::ops::Range;
 use wgpu::util::DeviceExt;
 
@@ -69,8 +75,6 @@ fn work_stride(evolve_z: bool) -> u64 {
 /// that, and the completed-steps count catches any driver that still cuts a dispatch short.
 pub const MAX_STEPS_PER_DISPATCH: u64 = 4096;
 
-
-
 /// Bytes per member of each per-member buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemberBytes {
@@ -95,7 +99,11 @@ fn member_bytes_with(job: &TwoQubitJob, precision: Precision, device_states: boo
     let flags = KernelFlags::for_job(job);
     MemberBytes {
         values: n_samples * job.measures.len() as u64 * rs,
-        states: if job.keep_states || device_states { n_samples * 16 * rs } else { 0 },
+        states: if job.keep_states || device_states {
+            n_samples * 16 * rs
+        } else {
+            0
+        },
         work: work_stride(flags.evolve_z) * 4 * rs,
         init: 16 * rs,
         lookup: 4 + 1,
@@ -132,17 +140,30 @@ fn plan_chunks_with(
     let n = job.initial.len();
     let rs = precision.bytes();
     let b = member_bytes_with(job, precision, eigen.is_some());
-    let eigen_out = eigen.map_or(0, |e| super::measures_two_qubit::out_bytes_per_member(e, job.schedule.times.len(), precision));
-    let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
+    let eigen_out = eigen.map_or(0, |e| {
+        super::measures_two_qubit::out_bytes_per_member(e, job.schedule.times.len(), precision)
+    });
+    let cap = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size)
+        .min(MAX_BUFFER_BYTES)
+        / 32
+        * 32;
     let n_pieces = plan_pieces(&job.schedule, STEPS_PER_PIECE).len() as u64;
     let too_large = |what: &str, need: u64| QbatError::TooLarge {
         field: "ensemble".into(),
-        reason: format!("{what} needs {need} bytes, more than the adapter's largest buffer ({cap} bytes)"),
+        reason: format!(
+            "{what} needs {need} bytes, more than the adapter's largest buffer ({cap} bytes)"
+        ),
     };
     let mut m_max = limits.max_compute_workgroups_per_dimension as u64 * WORKGROUP_SIZE as u64;
-    for (what, per) in
-        [("one member's values (samples x measures)", b.values), ("one member's states", b.states), ("work", b.work), ("init", b.init), ("one member's eigen-solve measures", eigen_out)]
-    {
+    for (what, per) in [
+        ("one member's values (samples x measures)", b.values),
+        ("one member's states", b.states),
+        ("work", b.work),
+        ("init", b.init),
+        ("one member's eigen-solve measures", eigen_out),
+    ] {
         if per > cap {
             return Err(too_large(what, per));
         }
@@ -167,33 +188,67 @@ fn plan_chunks_with(
         m_max = m_max.min(f.max(1) as u64);
     }
     let m_max = m_max.max(1) as usize;
-    Ok((0..n).step_by(m_max).map(|s| s..(s + m_max).min(n)).collect())
+    Ok((0..n)
+        .step_by(m_max)
+        .map(|s| s..(s + m_max).min(n))
+        .collect())
 }
 
 fn validate(job: &TwoQubitJob) -> Result<()> {
     if job.member_point.len() != job.initial.len() {
         return Err(QbatError::invalid(
             "ensemble",
-            format!("{} members have a point but {} have a state", job.member_point.len(), job.initial.len()),
+            format!(
+                "{} members have a point but {} have a state",
+                job.member_point.len(),
+                job.initial.len()
+            ),
         ));
     }
-    if let Some(p) = job.member_point.iter().find(|&&p| p as usize >= job.points.len()) {
-        return Err(QbatError::invalid("ensemble", format!("member point {p} out of range ({} points)", job.points.len())));
+    if let Some(p) = job
+        .member_point
+        .iter()
+        .find(|&&p| p as usize >= job.points.len())
+    {
+        return Err(QbatError::invalid(
+            "ensemble",
+            format!(
+                "member point {p} out of range ({} points)",
+                job.points.len()
+            ),
+        ));
     }
     if job.measures.len() > MAX_COLS {
-        return Err(QbatError::invalid("output.measures", format!("at most {MAX_COLS} measures per GPU run, got {}", job.measures.len())));
+        return Err(QbatError::invalid(
+            "output.measures",
+            format!(
+                "at most {MAX_COLS} measures per GPU run, got {}",
+                job.measures.len()
+            ),
+        ));
     }
     if job.schedule.times.len() > MAX_SAMPLES {
         return Err(QbatError::invalid(
             "time.samples",
-            format!("at most {MAX_SAMPLES} samples per GPU run, got {}", job.schedule.times.len()),
+            format!(
+                "at most {MAX_SAMPLES} samples per GPU run, got {}",
+                job.schedule.times.len()
+            ),
         ));
     }
     if job.schedule.sample_segments() != job.schedule.times.len() {
-        return Err(QbatError::invalid("time", "schedule has a segment count different from its sample count"));
+        return Err(QbatError::invalid(
+            "time",
+            "schedule has a segment count different from its sample count",
+        ));
     }
-    if job.schedule.switch_segment().is_some() && job.points.iter().any(|p| p.generator_off.is_none()) {
-        return Err(QbatError::invalid("protocol.switch_off", "the schedule switches the coupling off but a point has no uncoupled generator"));
+    if job.schedule.switch_segment().is_some()
+        && job.points.iter().any(|p| p.generator_off.is_none())
+    {
+        return Err(QbatError::invalid(
+            "protocol.switch_off",
+            "the schedule switches the coupling off but a point has no uncoupled generator",
+        ));
     }
     Ok(())
 }
@@ -201,14 +256,25 @@ fn validate(job: &TwoQubitJob) -> Result<()> {
 /// Group pieces into dispatches of about `budget` steps each and at most LOOP_BUDGET loop
 /// iterations (at least one piece each).
 fn plan_dispatches(pieces: &[Piece], budget: u64) -> Vec<(u32, u32)> {
-    group_pieces(pieces, |p| (piece_steps(p), loop_cost(p)), (budget, LOOP_BUDGET), (0, 0))
+    group_pieces(
+        pieces,
+        |p| (piece_steps(p), loop_cost(p)),
+        (budget, LOOP_BUDGET),
+        (0, 0),
+    )
 }
 
 /// Loop iterations one piece costs an invocation, counted generously: a full step is one
 /// iteration of the step loop (its matvec is unrolled), a shortened step a few, and a sample
 /// runs the measure loops (Jacobi sweeps, the log2 range reduction, the column writes).
 fn loop_cost(p: &Piece) -> u64 {
-    2 * p.n_full as u64 + if p.h_last > 0.0 { 16 } else { 0 } + if p.sample != crate::job::NO_SAMPLE { 512 } else { 0 }
+    2 * p.n_full as u64
+        + if p.h_last > 0.0 { 16 } else { 0 }
+        + if p.sample != crate::job::NO_SAMPLE {
+            512
+        } else {
+            0
+        }
 }
 
 /// Loop iterations per invocation per dispatch: software Vulkan (lavapipe) stops an
@@ -217,7 +283,12 @@ const LOOP_BUDGET: u64 = 32_768;
 
 /// Run a two-qubit job on the GPU. `progress` gets the number of members done after each chunk;
 /// an Err from it (a cancelled run) stops the run there and is returned.
-pub fn run_two_qubit_gpu(ctx: &GpuContext, job: &TwoQubitJob, precision: Precision, progress: &dyn Fn(u64) -> Result<()>) -> Result<TwoQubitResult> {
+pub fn run_two_qubit_gpu(
+    ctx: &GpuContext,
+    job: &TwoQubitJob,
+    precision: Precision,
+    progress: &dyn Fn(u64) -> Result<()>,
+) -> Result<TwoQubitResult> {
     run_two_qubit_gpu_with(ctx, job, precision, &GpuRunOptions::default(), progress)
 }
 
@@ -257,7 +328,11 @@ pub fn run_two_qubit_gpu_measured(
     let mut result = TwoQubitResult {
         measures: job.measures.clone(),
         values: vec![0.0; n_members * vstride],
-        states: if job.keep_states { Some(vec![0.0; n_members * sstride]) } else { None },
+        states: if job.keep_states {
+            Some(vec![0.0; n_members * sstride])
+        } else {
+            None
+        },
         peaks: vec![Peak::default(); n_members * 4],
     };
     let n_eigen = eigen.map_or(0, |e| e.measures.len());
@@ -266,8 +341,18 @@ pub fn run_two_qubit_gpu_measured(
     if n_members == 0 || pieces.is_empty() {
         return Ok((result, eigen_values));
     }
-    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries(std::mem::size_of::<Params>() as u64))?;
-    let chunks = plan_chunks_with(job, eigen, precision, &ctx.info.limits, opts.max_members_per_chunk)?;
+    let pipeline = ctx.pipeline(
+        KERNEL,
+        precision,
+        &layout_entries(std::mem::size_of::<Params>() as u64),
+    )?;
+    let chunks = plan_chunks_with(
+        job,
+        eigen,
+        precision,
+        &ctx.info.limits,
+        opts.max_members_per_chunk,
+    )?;
     let codes: Vec<Option<u32>> = job.measures.iter().map(|&m| kernel_code(m)).collect();
     let mut cols = [[0u32; 4]; 8];
     for (k, c) in codes.iter().enumerate() {
@@ -280,16 +365,23 @@ pub fn run_two_qubit_gpu_measured(
         pipeline: &pipeline,
         pieces: &pieces,
         // The states are written on the device for the measures kernel too.
-        flags: KernelFlags { keep_states: job.keep_states || eigen.is_some(), ..KernelFlags::for_job(job) },
+        flags: KernelFlags {
+            keep_states: job.keep_states || eigen.is_some(),
+            ..KernelFlags::for_job(job)
+        },
         eigen,
         cols,
-        member_steps: opts.member_steps_per_dispatch.unwrap_or(MEMBER_STEPS_PER_DISPATCH).max(1),
+        member_steps: opts
+            .member_steps_per_dispatch
+            .unwrap_or(MEMBER_STEPS_PER_DISPATCH)
+            .max(1),
     };
     for chunk in chunks {
         let out = run.run(chunk.clone())?;
         let (a, b) = (chunk.start, chunk.end);
-        for (dst, src) in
-            result.values[a * vstride..b * vstride].chunks_exact_mut(n_cols.max(1)).zip(out.values.chunks_exact(n_cols.max(1)))
+        for (dst, src) in result.values[a * vstride..b * vstride]
+            .chunks_exact_mut(n_cols.max(1))
+            .zip(out.values.chunks_exact(n_cols.max(1)))
         {
             for ((d, s), code) in dst.iter_mut().zip(src).zip(&codes) {
                 *d = if code.is_some() { *s } else { f64::NAN };
@@ -355,16 +447,29 @@ impl ChunkRunner<'_> {
         // Per workgroup: the point all its members share, or NO_POINT.
         let off_wg_point = lookup.len() as u32;
         for w in 0..m.div_ceil(WORKGROUP_SIZE as usize) {
-            let members = &lookup[w * WORKGROUP_SIZE as usize..((w + 1) * WORKGROUP_SIZE as usize).min(m)];
+            let members =
+                &lookup[w * WORKGROUP_SIZE as usize..((w + 1) * WORKGROUP_SIZE as usize).min(m)];
             let first = members[0];
-            lookup.push(if members.iter().all(|&p| p == first) { first } else { NO_POINT });
+            lookup.push(if members.iter().all(|&p| p == first) {
+                first
+            } else {
+                NO_POINT
+            });
         }
         // The used points; with a switch-off, then the same points uncoupled (point + n_used).
         let switched = self.pieces.iter().any(|p| p.uncoupled);
         let phases = 1 + usize::from(switched);
-        let mut consts: Vec<f64> = Vec::with_capacity(phases * used.len() * 528 + consts_tail(n_samples as u64, self.pieces.len() as u64) as usize);
-        let coupled = used.iter().map(|&g| KernelPoint::new(&job.points[g], job.schedule.dt));
-        let uncoupled = used.iter().filter(|_| switched).map(|&g| KernelPoint::uncoupled(&job.points[g], job.schedule.dt));
+        let mut consts: Vec<f64> = Vec::with_capacity(
+            phases * used.len() * 528
+                + consts_tail(n_samples as u64, self.pieces.len() as u64) as usize,
+        );
+        let coupled = used
+            .iter()
+            .map(|&g| KernelPoint::new(&job.points[g], job.schedule.dt));
+        let uncoupled = used
+            .iter()
+            .filter(|_| switched)
+            .map(|&g| KernelPoint::uncoupled(&job.points[g], job.schedule.dt));
         for k in coupled.chain(uncoupled) {
             consts.extend_from_slice(&k.d);
             consts.extend_from_slice(&k.g);
@@ -378,7 +483,11 @@ impl ChunkRunner<'_> {
         let off_hlast = consts.len() as u32;
         consts.extend(self.pieces.iter().map(|p| p.h_last));
         consts.resize(pad4(consts.len() as u64) as usize, 0.0);
-        let init: Vec<f64> = job.initial[chunk.clone()].iter().flatten().copied().collect();
+        let init: Vec<f64> = job.initial[chunk.clone()]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
 
         let storage_init = |label: &str, contents: &[u8]| {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -394,7 +503,14 @@ impl ChunkRunner<'_> {
         let sizes = [
             ("work", m as u64 * stride * 4 * rs),
             ("values", (m * n_samples * n_cols) as u64 * rs),
-            ("states", if self.flags.keep_states { (m * n_samples * 16) as u64 * rs } else { 0 }),
+            (
+                "states",
+                if self.flags.keep_states {
+                    (m * n_samples * 16) as u64 * rs
+                } else {
+                    0
+                },
+            ),
         ];
         let rw: Vec<wgpu::Buffer> = sizes
             .iter()
@@ -410,42 +526,78 @@ impl ChunkRunner<'_> {
 
         // One Params per dispatch, at dynamic offsets.
         let wg = (m as u64).div_ceil(WORKGROUP_SIZE as u64);
-        let budget = (self.member_steps / (wg * WORKGROUP_SIZE as u64)).clamp(1, MAX_STEPS_PER_DISPATCH);
+        let budget =
+            (self.member_steps / (wg * WORKGROUP_SIZE as u64)).clamp(1, MAX_STEPS_PER_DISPATCH);
         let dispatches = plan_dispatches(self.pieces, budget);
         let params: Vec<Params> = dispatches
             .iter()
             .enumerate()
-            .map(|(i, &(begin, end))| {
-                Params {
-                    n_members: m as u32,
-                    n_samples: n_samples as u32,
-                    n_cols: n_cols as u32,
-                    piece_begin: begin,
-                    piece_end: end,
-                    flags: self.flags.bits() | if i == 0 { F_FIRST } else { 0 },
-                    work_stride: stride as u32,
-                    off_pieces,
-                    off_times,
-                    off_hlast,
-                    off_wg_point,
-                    point_offset: if self.pieces[begin as usize].uncoupled { used.len() as u32 } else { 0 },
-                    steps_expected: self.pieces[begin as usize..end as usize].iter().map(piece_steps).sum::<u64>() as u32,
-                    _pad: [0; 3],
-                    cols: self.cols,
-                }
+            .map(|(i, &(begin, end))| Params {
+                n_members: m as u32,
+                n_samples: n_samples as u32,
+                n_cols: n_cols as u32,
+                piece_begin: begin,
+                piece_end: end,
+                flags: self.flags.bits() | if i == 0 { F_FIRST } else { 0 },
+                work_stride: stride as u32,
+                off_pieces,
+                off_times,
+                off_hlast,
+                off_wg_point,
+                point_offset: if self.pieces[begin as usize].uncoupled {
+                    used.len() as u32
+                } else {
+                    0
+                },
+                steps_expected: self.pieces[begin as usize..end as usize]
+                    .iter()
+                    .map(piece_steps)
+                    .sum::<u64>() as u32,
+                _pad: [0; 3],
+                cols: self.cols,
             })
             .collect();
-        let (params_buf, ustride) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &params);
-        let bind_group = kernel_bind_group(device, &self.pipeline.layout, KERNEL, &params_buf, std::mem::size_of::<Params>() as u64, [&consts_buf, &lookup_buf, &init_buf, &rw[0], &rw[1], &rw[2]]);
+        let (params_buf, ustride) = dispatch_uniforms(
+            device,
+            ctx.info.limits.min_uniform_buffer_offset_alignment as u64,
+            &params,
+        );
+        let bind_group = kernel_bind_group(
+            device,
+            &self.pipeline.layout,
+            KERNEL,
+            &params_buf,
+            std::mem::size_of::<Params>() as u64,
+            [&consts_buf, &lookup_buf, &init_buf, &rw[0], &rw[1], &rw[2]],
+        );
 
-        submit_dispatches(ctx, &self.pipeline, &bind_group, dispatches.len(), ustride, wg as u32, DISPATCHES_PER_SUBMIT, KERNEL);
+        submit_dispatches(
+            ctx,
+            &self.pipeline,
+            &bind_group,
+            dispatches.len(),
+            ustride,
+            wg as u32,
+            DISPATCHES_PER_SUBMIT,
+            KERNEL,
+        );
 
         // The eigen-solve measures from the states on the device, queued after the integrator.
         let eigen_buf = match self.eigen {
             Some(e) => {
-                let pts: Vec<&crate::job::TwoQubitPoint> = used.iter().map(|&g| &job.points[g]).collect();
+                let pts: Vec<&crate::job::TwoQubitPoint> =
+                    used.iter().map(|&g| &job.points[g]).collect();
                 let used32: Vec<u32> = used.iter().map(|&g| g as u32).collect();
-                Some(super::measures_two_qubit::record_measures(ctx, precision, &e.select(&used32), &pts, &lookup_buf, &rw[2], m, n_samples)?)
+                Some(super::measures_two_qubit::record_measures(
+                    ctx,
+                    precision,
+                    &e.select(&used32),
+                    &pts,
+                    &lookup_buf,
+                    &rw[2],
+                    m,
+                    n_samples,
+                )?)
             }
             None => None,
         };
@@ -461,7 +613,10 @@ impl ChunkRunner<'_> {
         }
         let staging = read_back(ctx, &sources)?;
         let read = |k: usize, n: usize| -> Result<Vec<f64>> {
-            let view = staging[k].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping {}: {e}", sources[k].0)))?;
+            let view = staging[k]
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| QbatError::Device(format!("mapping {}: {e}", sources[k].0)))?;
             let out = read_reals(&view, n, precision);
             drop(view);
             staging[k].unmap();
@@ -469,26 +624,48 @@ impl ChunkRunner<'_> {
         };
         let work = read(0, m * stride as usize * 4)?;
         let values = read(1, m * n_samples * n_cols)?;
-        let states = if job.keep_states { Some(read(2, m * n_samples * 16)?) } else { None };
+        let states = if job.keep_states {
+            Some(read(2, m * n_samples * 16)?)
+        } else {
+            None
+        };
         let n_eigen = self.eigen.map_or(0, |e| e.measures.len());
-        let eigen = if eigen_buf.is_some() { Some(read(sources.len() - 1, m * n_samples * n_eigen)?) } else { None };
+        let eigen = if eigen_buf.is_some() {
+            Some(read(sources.len() - 1, m * n_samples * n_eigen)?)
+        } else {
+            None
+        };
 
         let pk = (stride as usize - 3) * 4;
         let times = &job.schedule.times;
         // Every member must have completed every piece, and every dispatch all its steps.
         for i in 0..m {
             let base = i * stride as usize * 4 + pk + 8;
-            check_completed(KERNEL, chunk.start + i, work[base] as usize, self.pieces.len(), work[base + 1] as u32)?;
+            check_completed(
+                KERNEL,
+                chunk.start + i,
+                work[base] as usize,
+                self.pieces.len(),
+                work[base + 1] as u32,
+            )?;
         }
         let mut peaks = Vec::with_capacity(4 * m);
         for i in 0..m {
             let base = i * stride as usize * 4 + pk;
             for k in 0..4 {
                 let idx = (work[base + 4 + k] as usize).min(times.len().saturating_sub(1));
-                peaks.push(Peak { max: work[base + k], t_max: times.get(idx).copied().unwrap_or(0.0) });
+                peaks.push(Peak {
+                    max: work[base + k],
+                    t_max: times.get(idx).copied().unwrap_or(0.0),
+                });
             }
         }
-        Ok(ChunkOut { values, states, eigen, peaks })
+        Ok(ChunkOut {
+            values,
+            states,
+            eigen,
+            peaks,
+        })
     }
 }
 
@@ -500,7 +677,14 @@ mod tests {
 
     fn job(members: usize, points: usize, samples: usize) -> TwoQubitJob {
         let times: Vec<f64> = (0..samples).map(|i| i as f64 * 0.1).collect();
-        let p = TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: [0.0, 0.0, 0.0, 1.0], h_charger: [0.0; 4], dephasing: 0.0, drives: vec![] };
+        let p = TwoQubitPoint {
+            generator: [0.0; 256],
+            generator_off: None,
+            h_battery: [0.0, 0.0, 0.0, 1.0],
+            h_charger: [0.0; 4],
+            dephasing: 0.0,
+            drives: vec![],
+        };
         TwoQubitJob {
             points: vec![p; points],
             member_point: (0..members).map(|i| (i % points) as u32).collect(),
@@ -512,10 +696,19 @@ mod tests {
     }
 
     fn lavapipe_limits() -> wgpu::Limits {
-        wgpu::Limits { max_storage_buffer_binding_size: 128 << 20, max_buffer_size: 2 << 30, ..wgpu::Limits::default() }
+        wgpu::Limits {
+            max_storage_buffer_binding_size: 128 << 20,
+            max_buffer_size: 2 << 30,
+            ..wgpu::Limits::default()
+        }
     }
 
-    fn check_fits(j: &TwoQubitJob, chunks: &[Range<usize>], limits: &wgpu::Limits, precision: Precision) {
+    fn check_fits(
+        j: &TwoQubitJob,
+        chunks: &[Range<usize>],
+        limits: &wgpu::Limits,
+        precision: Precision,
+    ) {
         let b = member_bytes(j, precision);
         let cap = limits.max_storage_buffer_binding_size;
         assert_eq!(chunks.first().map(|c| c.start), Some(0));
@@ -562,9 +755,15 @@ mod tests {
 
     #[test]
     fn a_member_larger_than_a_buffer_is_an_error() {
-        let limits = wgpu::Limits { max_storage_buffer_binding_size: 1 << 20, ..lavapipe_limits() };
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: 1 << 20,
+            ..lavapipe_limits()
+        };
         let j = job(10, 1, 100_000);
-        assert!(matches!(plan_chunks(&j, Precision::F64, &limits, None), Err(QbatError::TooLarge { .. })));
+        assert!(matches!(
+            plan_chunks(&j, Precision::F64, &limits, None),
+            Err(QbatError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -65,7 +65,11 @@ impl CavityCoeffs {
     /// zeta's term) off; the cavity pump lambda and the dissipators stay (`OpenSystem::coupling`
     /// of cavity-cells).
     pub fn uncoupled(&self) -> CavityCoeffs {
-        CavityCoeffs { g: 0.0, zeta: 0.0, ..*self }
+        CavityCoeffs {
+            g: 0.0,
+            zeta: 0.0,
+            ..*self
+        }
     }
 }
 
@@ -106,7 +110,11 @@ pub fn row_table(n_fock: usize) -> Vec<[u32; 4]> {
             let r = q * d + n;
             let partner = [3, 2, 1, 0][q] * d + n;
             let (band, sidx) = if q >= 2 {
-                if n < n_fock { ((q - 2) * d + n + 1, n + 1) } else { (r, 0) }
+                if n < n_fock {
+                    ((q - 2) * d + n + 1, n + 1)
+                } else {
+                    (r, 0)
+                }
             } else if n > 0 {
                 ((q + 2) * d + n - 1, n)
             } else {
@@ -179,4 +187,3 @@ pub struct Params {
     pub steps_expected: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 64);
-

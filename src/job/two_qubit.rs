@@ -35,13 +35,7 @@ pub struct TwoQubitPoint {
     pub drives: Vec<PointDrive>,
 }
 
-/// Envelope codes of `PointDrive::env`.
-pub const ENV_CONSTANT: u32 = 0;
-pub const ENV_GAUSSIAN: u32 = 1;
-pub const ENV_WINDOW: u32 = 2;
-/// Most drives a job takes (the twin keeps the stage coefficients in fixed arrays of this
-/// size).
-pub const MAX_DRIVES: usize = 8;
+pub use super::drive::{ENV_CONSTANT, ENV_GAUSSIAN, ENV_WINDOW, MAX_DRIVES};
 
 /// One drive of a point in the twin's form: c(t) = amplitude env(t) cos(frequency t + phase),
 /// env by code: ENV_CONSTANT 1, ENV_GAUSSIAN exp(-((t - a)/b)^2 / 2), ENV_WINDOW 1 on [a, b).
@@ -95,7 +89,6 @@ pub struct TwoQubitResult {
     pub peaks: Vec<Peak>,
 }
 
-
 /// The measures the kernel computes; a measure's kernel code is its index here.
 /// Keep in sync with the `M_*` constants in shaders/rk4_two_qubit.wgsl.
 pub const KERNEL_MEASURES: [Measure; 27] = [
@@ -131,7 +124,10 @@ pub const N_CODES: usize = KERNEL_MEASURES.len();
 
 /// The kernel code of a measure, or None if the kernel does not compute it.
 pub fn kernel_code(m: Measure) -> Option<u32> {
-    KERNEL_MEASURES.iter().position(|&k| k == m).map(|i| i as u32)
+    KERNEL_MEASURES
+        .iter()
+        .position(|&k| k == m)
+        .map(|i| i as u32)
 }
 
 /// Kernel flag bits (keep in sync with the `F_*` constants in shaders/rk4_two_qubit.wgsl).
@@ -273,7 +269,11 @@ impl KernelPoint {
         let row_inner = [self.q, self.q2, self.q2, self.q];
         let mut m = [0.0; 16];
         for a in 0..4 {
-            let row = if a == 1 || a == 2 { row_inner } else { row_outer };
+            let row = if a == 1 || a == 2 {
+                row_inner
+            } else {
+                row_outer
+            };
             m[4 * a..4 * a + 4].copy_from_slice(&row);
         }
         m
@@ -323,4 +323,3 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 192);
 const _: () = assert!(MAX_COLS == 4 * 8);
-

@@ -1,7 +1,6 @@
 //! The drive coefficients of `[[drive]]` per RK4 stage, from per-point parameters:
-//! c(t) = amplitude env(t) cos(frequency t + phase), written as a kernel would compute them
-//! (the two-qubit kernel takes no drives yet: `--backend gpu` runs driven two-qubit jobs on
-//! the CPU twin, with a note).
+//! c(t) = amplitude env(t) cos(frequency t + phase). Twin of the WGSL library
+//! `shaders/drive.wgsl` (`drive_cos`, `drive_exp`, `drive_coeff`), operation for operation.
 //!
 //! cos and exp are evaluated without transcendentals (WGSL has none for f64, and f32 ones
 //! differ between drivers), so that a kernel can mirror this arithmetic: Cody-Waite reduction by pi/2 (three parts) and Taylor series on
@@ -11,7 +10,8 @@
 //! gaussian's far tails then give exactly 0, and such steps take the undriven path.
 
 use super::{axpy, matvec, Real};
-use crate::job::two_qubit::{PointDrive, ENV_GAUSSIAN, ENV_WINDOW, MAX_DRIVES};
+use crate::job::drive::{ENV_GAUSSIAN, ENV_WINDOW, MAX_DRIVES};
+use crate::job::two_qubit::PointDrive;
 
 /// A drive's numbers in the working precision.
 #[derive(Clone, Copy, Debug)]
@@ -27,7 +27,14 @@ pub struct DriveR<R> {
 impl<R: Real> DriveR<R> {
     pub fn new(d: &PointDrive) -> Self {
         let c = R::from_f64;
-        DriveR { amplitude: c(d.amplitude), frequency: c(d.frequency), phase: c(d.phase), env: d.env, a: c(d.env_a), b: c(d.env_b) }
+        DriveR {
+            amplitude: c(d.amplitude),
+            frequency: c(d.frequency),
+            phase: c(d.phase),
+            env: d.env,
+            a: c(d.env_a),
+            b: c(d.env_b),
+        }
     }
 
     /// c(t) = amplitude env(t) cos(frequency t + phase) at a stage time t of a step with
@@ -88,7 +95,13 @@ fn driven_apply<R: Real>(g: &[R; 256], gd: &[[R; 256]], c: &[R], x: &[R; 16]) ->
 /// The increment of one classical RK4 step of length h of dx/dt = (G + sum_k c_k(t) G_k) x,
 /// with the stage coefficients `c` of `stage_coeffs`.
 #[inline(always)]
-pub fn driven_increment<R: Real>(g: &[R; 256], gd: &[[R; 256]], c: &[[R; MAX_DRIVES]; 3], x: &[R; 16], h: R) -> [R; 16] {
+pub fn driven_increment<R: Real>(
+    g: &[R; 256],
+    gd: &[[R; 256]],
+    c: &[[R; MAX_DRIVES]; 3],
+    x: &[R; 16],
+    h: R,
+) -> [R; 16] {
     let hh = h * R::from_f64(0.5);
     let h6 = h / R::from_f64(6.0);
     let k1 = driven_apply(g, gd, &c[0], x);
@@ -115,8 +128,30 @@ pub fn cos_arith<R: Real>(x: R) -> R {
     // cos r = sum (-1)^k r^2k / (2k)!, sin r = r sum (-1)^k r^2k / (2k + 1)!, Horner from the top.
     let mut cs = c(1.0 / 2432902008176640000.0);
     let mut sn = c(1.0 / 51090942171709440000.0);
-    let cos_c = [-1.0 / 6402373705728000.0, 1.0 / 20922789888000.0, -1.0 / 87178291200.0, 1.0 / 479001600.0, -1.0 / 3628800.0, 1.0 / 40320.0, -1.0 / 720.0, 1.0 / 24.0, -1.0 / 2.0, 1.0];
-    let sin_c = [-1.0 / 121645100408832000.0, 1.0 / 355687428096000.0, -1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0, 1.0 / 362880.0, -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0, 1.0];
+    let cos_c = [
+        -1.0 / 6402373705728000.0,
+        1.0 / 20922789888000.0,
+        -1.0 / 87178291200.0,
+        1.0 / 479001600.0,
+        -1.0 / 3628800.0,
+        1.0 / 40320.0,
+        -1.0 / 720.0,
+        1.0 / 24.0,
+        -1.0 / 2.0,
+        1.0,
+    ];
+    let sin_c = [
+        -1.0 / 121645100408832000.0,
+        1.0 / 355687428096000.0,
+        -1.0 / 1307674368000.0,
+        1.0 / 6227020800.0,
+        -1.0 / 39916800.0,
+        1.0 / 362880.0,
+        -1.0 / 5040.0,
+        1.0 / 120.0,
+        -1.0 / 6.0,
+        1.0,
+    ];
     for k in 0..10 {
         cs = c(cos_c[k]) + r2 * cs;
         sn = c(sin_c[k]) + r2 * sn;
@@ -141,7 +176,25 @@ pub fn exp_arith<R: Real>(x: R) -> R {
     }
     let n = floor(x * c(std::f64::consts::LOG2_E) + c(0.5));
     let r = (x - n * c(0.693145751953125)) - n * c(1.4286068203094173e-06);
-    let inv = [1.0 / 20922789888000.0, 1.0 / 1307674368000.0, 1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 1.0 / 2.0, 1.0, 1.0];
+    let inv = [
+        1.0 / 20922789888000.0,
+        1.0 / 1307674368000.0,
+        1.0 / 87178291200.0,
+        1.0 / 6227020800.0,
+        1.0 / 479001600.0,
+        1.0 / 39916800.0,
+        1.0 / 3628800.0,
+        1.0 / 362880.0,
+        1.0 / 40320.0,
+        1.0 / 5040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        1.0 / 2.0,
+        1.0,
+        1.0,
+    ];
     let mut p = c(inv[0]);
     for k in inv.iter().skip(1) {
         p = c(*k) + r * p;
@@ -167,16 +220,31 @@ mod tests {
         for i in -400..400 {
             let x = i as f64 * 0.173;
             let got: f64 = cos_arith(x);
-            assert!((got - x.cos()).abs() < 4e-15, "cos({x}): {got} vs {}", x.cos());
+            assert!(
+                (got - x.cos()).abs() < 4e-15,
+                "cos({x}): {got} vs {}",
+                x.cos()
+            );
             let got32: f32 = cos_arith(x as f32);
-            assert!((got32 as f64 - (x as f32 as f64).cos()).abs() < 2e-6, "cos32({x})");
+            assert!(
+                (got32 as f64 - (x as f32 as f64).cos()).abs() < 2e-6,
+                "cos32({x})"
+            );
         }
         for i in 0..800 {
             let x = -(i as f64) * 0.1;
             let got: f64 = exp_arith(x);
-            assert!((got - x.exp()).abs() <= 4e-16 * x.exp(), "exp({x}): {got} vs {}", x.exp());
+            assert!(
+                (got - x.exp()).abs() <= 4e-16 * x.exp(),
+                "exp({x}): {got} vs {}",
+                x.exp()
+            );
             let got32: f32 = exp_arith(x as f32);
-            assert!((got32 as f64 - (x as f32 as f64).exp()).abs() <= 2e-6 * (x as f32 as f64).exp() + 1e-38, "exp32({x})");
+            assert!(
+                (got32 as f64 - (x as f32 as f64).exp()).abs()
+                    <= 2e-6 * (x as f32 as f64).exp() + 1e-38,
+                "exp32({x})"
+            );
         }
         assert_eq!(exp_arith(-80.5f64), 0.0);
     }

@@ -29,7 +29,10 @@ pub struct Cx<R: Real> {
 }
 
 impl<R: Real> Cx<R> {
-    pub const ZERO: Self = Cx { re: R::ZERO, im: R::ZERO };
+    pub const ZERO: Self = Cx {
+        re: R::ZERO,
+        im: R::ZERO,
+    };
     #[inline(always)]
     pub fn new(re: R, im: R) -> Self {
         Cx { re, im }
@@ -40,7 +43,10 @@ impl<R: Real> Cx<R> {
     }
     #[inline(always)]
     fn mul(self, o: Self) -> Self {
-        Cx::new(self.re * o.re - self.im * o.im, self.re * o.im + self.im * o.re)
+        Cx::new(
+            self.re * o.re - self.im * o.im,
+            self.re * o.im + self.im * o.re,
+        )
     }
     #[inline(always)]
     fn scale(self, s: R) -> Self {
@@ -100,7 +106,11 @@ pub fn sample_outputs<R: Real>(x: &[Cx<R>], n_fock: usize, parts: usize) -> ([R;
     let entry = |a: usize, b: usize| -> Cx<R> {
         let (lo, hi) = (a.min(b), a.max(b));
         let s = strided(d, &|n| x[(lo * d + n) * dim + hi * d + n]);
-        if a > b { s.conj() } else { s }
+        if a > b {
+            s.conj()
+        } else {
+            s
+        }
     };
     // sigma_i[b, a]: sx = [[0,1],[1,0]], sy = [[0,i],[-i,0]], sz = diag(-1, 1).
     let sig = |i: usize, b: usize, a: usize| -> Cx<R> {
@@ -125,7 +135,10 @@ pub fn sample_outputs<R: Real>(x: &[Cx<R>], n_fock: usize, parts: usize) -> ([R;
         }
         *out = s;
     }
-    let photons = strided(dim, &|r| Cx::new(R::from_f64((r % d) as f64) * x[r * dim + r].re, R::ZERO)).re;
+    let photons = strided(dim, &|r| {
+        Cx::new(R::from_f64((r % d) as f64) * x[r * dim + r].re, R::ZERO)
+    })
+    .re;
     let tail = strided(4, &|q| Cx::new(x[(q * d + n_fock) * (dim + 1)].re, R::ZERO)).re;
     (coeffs, photons, tail)
 }
@@ -133,7 +146,10 @@ pub fn sample_outputs<R: Real>(x: &[Cx<R>], n_fock: usize, parts: usize) -> ([R;
 impl<R: Real> CavityOps<R> {
     pub fn new(c: &CavityCoeffs) -> Self {
         let d = c.n_fock + 1;
-        let kd = k_diagonal(c).into_iter().map(|z| Cx::new(R::from_f64(z.re), R::from_f64(z.im))).collect();
+        let kd = k_diagonal(c)
+            .into_iter()
+            .map(|z| Cx::new(R::from_f64(z.re), R::from_f64(z.im)))
+            .collect();
         CavityOps {
             n_fock: c.n_fock,
             dim: 4 * d,
@@ -159,7 +175,11 @@ impl<R: Real> CavityOps<R> {
             _ => (1, self.g_swap),
         };
         let (band, lam) = if q >= 2 {
-            if n < self.n_fock { ((q - 2) * d + n + 1, self.lambda * self.sqrt_n[n + 1]) } else { (0, R::ZERO) }
+            if n < self.n_fock {
+                ((q - 2) * d + n + 1, self.lambda * self.sqrt_n[n + 1])
+            } else {
+                (0, R::ZERO)
+            }
         } else if n > 0 {
             ((q + 2) * d + n - 1, self.lambda * self.sqrt_n[n])
         } else {
@@ -197,10 +217,16 @@ impl<R: Real> CavityOps<R> {
                         //   conj(kd[c]) x(r, c) + i (g_c x(r, pc) + l_c x(r, bc))
                         let h_cr = x(r * dim + pc).scale(gc).add(x(r * dim + bc).scale(lc));
                         let diag = self.kd[r].add(self.kd[c].conj());
-                        let mut v = diag.mul(x(r * dim + c)).add(h_rc.mul_minus_i()).add(h_cr.mul_i());
+                        let mut v = diag
+                            .mul(x(r * dim + c))
+                            .add(h_rc.mul_minus_i())
+                            .add(h_cr.mul_i());
                         // kappa a x a^+
                         if n < nf && nc < nf {
-                            v = v.add(x((r + 1) * dim + c + 1).scale(self.kappa * self.sqrt_n[n + 1] * self.sqrt_n[nc + 1]));
+                            v = v.add(
+                                x((r + 1) * dim + c + 1)
+                                    .scale(self.kappa * self.sqrt_n[n + 1] * self.sqrt_n[nc + 1]),
+                            );
                         }
                         // gamma s-_1 x s+_1
                         if q < 2 && qc < 2 {
@@ -228,7 +254,11 @@ pub struct CavityWork<R: Real> {
 
 impl<R: Real> CavityWork<R> {
     pub fn new(dim: usize) -> Self {
-        CavityWork { k: vec![Cx::ZERO; dim * dim], acc: vec![Cx::ZERO; dim * dim], stage: vec![Cx::ZERO; dim * dim] }
+        CavityWork {
+            k: vec![Cx::ZERO; dim * dim],
+            acc: vec![Cx::ZERO; dim * dim],
+            stage: vec![Cx::ZERO; dim * dim],
+        }
     }
 
     /// One classical RK4 step of size h on x (Hermitian).
@@ -263,7 +293,16 @@ mod tests {
     use super::*;
 
     fn coeffs(n_fock: usize) -> CavityCoeffs {
-        CavityCoeffs { n_fock, wc: 1.1, wq: 0.9, lambda: 0.7, g: 0.3, zeta: -0.4, kappa: 0.2, gamma: 0.05 }
+        CavityCoeffs {
+            n_fock,
+            wc: 1.1,
+            wq: 0.9,
+            lambda: 0.7,
+            g: 0.3,
+            zeta: -0.4,
+            kappa: 0.2,
+            gamma: 0.05,
+        }
     }
 
     #[test]
@@ -277,7 +316,11 @@ mod tests {
                 let (q, n) = (r / d, r % d);
                 let (p, g, b, l) = ops.kx_rows(q, n);
                 assert_eq!(row[0] as usize, p);
-                let g_table = if row[3] & ROW_FLIP != 0 { c.g * c.zeta } else { c.g };
+                let g_table = if row[3] & ROW_FLIP != 0 {
+                    c.g * c.zeta
+                } else {
+                    c.g
+                };
                 assert_eq!(g_table, g);
                 assert_eq!(c.lambda * sqrt_n[row[2] as usize], l, "row {r}");
                 if l != 0.0 {
@@ -297,16 +340,33 @@ mod tests {
         let n_fock = 3;
         let dim = 4 * (n_fock + 1);
         // a Hermitian, non-trivial matrix
-        let a = CMat::from_fn(dim, dim, |r, c| cx(((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4, ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5));
+        let a = CMat::from_fn(dim, dim, |r, c| {
+            cx(
+                ((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4,
+                ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5,
+            )
+        });
         let h = crate::linalg::hermitian_part(&a);
-        let x: Vec<Cx<f64>> = (0..dim * dim).map(|i| Cx::new(h[(i / dim, i % dim)].re, h[(i / dim, i % dim)].im)).collect();
-        let want = crate::job::pauli::to_pauli(&crate::model::cavity_cells::reduced_qubits(&h, n_fock));
-        let nop = (0..dim).map(|r| (r % (n_fock + 1)) as f64 * h[(r, r)].re).sum::<f64>();
-        let t = (0..4).map(|q| h[(q * (n_fock + 1) + n_fock, q * (n_fock + 1) + n_fock)].re).sum::<f64>();
+        let x: Vec<Cx<f64>> = (0..dim * dim)
+            .map(|i| Cx::new(h[(i / dim, i % dim)].re, h[(i / dim, i % dim)].im))
+            .collect();
+        let want =
+            crate::job::pauli::to_pauli(&crate::model::cavity_cells::reduced_qubits(&h, n_fock));
+        let nop = (0..dim)
+            .map(|r| (r % (n_fock + 1)) as f64 * h[(r, r)].re)
+            .sum::<f64>();
+        let t = (0..4)
+            .map(|q| h[(q * (n_fock + 1) + n_fock, q * (n_fock + 1) + n_fock)].re)
+            .sum::<f64>();
         for parts in [1, 2, 11] {
             let (coeffs, photons, tail) = sample_outputs(&x, n_fock, parts);
             for k in 0..16 {
-                assert!((coeffs[k] - want[k]).abs() < 1e-12, "coefficient {k}: {} vs {}", coeffs[k], want[k]);
+                assert!(
+                    (coeffs[k] - want[k]).abs() < 1e-12,
+                    "coefficient {k}: {} vs {}",
+                    coeffs[k],
+                    want[k]
+                );
             }
             assert!((photons - nop).abs() < 1e-12);
             assert!((tail - t).abs() < 1e-12);

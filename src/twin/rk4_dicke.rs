@@ -27,7 +27,10 @@
 
 use super::rk4_cavity::Cx;
 use super::Real;
-use crate::job::dicke::{out_stride, packed, param_tail, row_tables, DickeCoeffs, ROW_REALS, ROW_U32, SLOTS, WORKGROUP_SIZE};
+use crate::job::dicke::{
+    out_stride, packed, param_tail, row_tables, DickeCoeffs, ROW_REALS, ROW_U32, SLOTS,
+    WORKGROUP_SIZE,
+};
 
 #[inline(always)]
 fn add<R: Real>(a: Cx<R>, b: Cx<R>) -> Cx<R> {
@@ -79,7 +82,11 @@ impl<R: Real> DickeOps<R> {
     pub fn new(c: &DickeCoeffs, parity_only: bool) -> DickeOps<R> {
         let (rows, w) = row_tables(c.n_cells, c.n_fock);
         let t = param_tail(c);
-        let (g, kappa, gamma) = ([R::from_f64(t[0]), R::from_f64(t[1])], R::from_f64(t[2]), R::from_f64(t[3]));
+        let (g, kappa, gamma) = (
+            [R::from_f64(t[0]), R::from_f64(t[1])],
+            R::from_f64(t[2]),
+            R::from_f64(t[3]),
+        );
         let wr = |r: &[f64; ROW_REALS], i: usize| R::from_f64(r[i]);
         let elems = crate::job::dicke::element_table(c.n_cells, c.n_fock, parity_only);
         let mut row_start = vec![0; c.dim() + 1];
@@ -95,14 +102,21 @@ impl<R: Real> DickeOps<R> {
             dim: c.dim(),
             elems,
             row_start,
-            gw: w.iter().map(|r| std::array::from_fn(|s| g[s / 2] * wr(r, s))).collect(),
+            gw: w
+                .iter()
+                .map(|r| std::array::from_fn(|s| g[s / 2] * wr(r, s)))
+                .collect(),
             ka: w.iter().map(|r| kappa * wr(r, 4)).collect(),
             ga: w.iter().map(|r| gamma * wr(r, 5)).collect(),
             ja: w.iter().map(|r| wr(r, 4)).collect(),
             jb: w.iter().map(|r| wr(r, 5)).collect(),
             rows,
             row_off: (0..c.dim()).map(|a| packed(a, 0, c.dim())).collect(),
-            kd: c.k_diagonal().into_iter().map(|(re, im)| Cx::new(R::from_f64(re), R::from_f64(im))).collect(),
+            kd: c
+                .k_diagonal()
+                .into_iter()
+                .map(|(re, im)| Cx::new(R::from_f64(re), R::from_f64(im)))
+                .collect(),
         }
     }
 
@@ -127,16 +141,34 @@ impl<R: Real> DickeOps<R> {
             let either = |a: usize, b: usize| {
                 let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
                 let z = x[off[lo] + hi];
-                if a <= b { z } else { Cx::new(z.re, -z.im) }
+                if a <= b {
+                    z
+                } else {
+                    Cx::new(z.re, -z.im)
+                }
             };
-            let v = if c > far { self.element_with(ur, wr, kr, kar, gar, r, c, direct) } else { self.element_with(ur, wr, kr, kar, gar, r, c, either) };
+            let v = if c > far {
+                self.element_with(ur, wr, kr, kar, gar, r, c, direct)
+            } else {
+                self.element_with(ur, wr, kr, kar, gar, r, c, either)
+            };
             put(off[r] + c, v);
         }
     }
 
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn element_with(&self, ur: &[u32; ROW_U32], wr: &[R; SLOTS], kr: Cx<R>, kar: R, gar: R, r: usize, c: usize, rd: impl Fn(usize, usize) -> Cx<R>) -> Cx<R> {
+    fn element_with(
+        &self,
+        ur: &[u32; ROW_U32],
+        wr: &[R; SLOTS],
+        kr: Cx<R>,
+        kar: R,
+        gar: R,
+        r: usize,
+        c: usize,
+        rd: impl Fn(usize, usize) -> Cx<R>,
+    ) -> Cx<R> {
         let (uc, wc, kc) = (&self.rows[c], &self.gw[c], self.kd[c]);
         let diag = Cx::new(kr.re + kc.re, kr.im - kc.im);
         let z = rd(r, c);
@@ -148,9 +180,18 @@ impl<R: Real> DickeOps<R> {
             hc = add(hc, scale(rd(r, uc[s] as usize), wc[s]));
         }
         // diag z - i hr + i hc, then the jumps
-        let mut v = Cx::new(diag.re * z.re - diag.im * z.im + hr.im - hc.im, diag.re * z.im + diag.im * z.re - hr.re + hc.re);
-        v = add(v, scale(rd(ur[4] as usize, uc[4] as usize), kar * self.ja[c]));
-        v = add(v, scale(rd(ur[5] as usize, uc[5] as usize), gar * self.jb[c]));
+        let mut v = Cx::new(
+            diag.re * z.re - diag.im * z.im + hr.im - hc.im,
+            diag.re * z.im + diag.im * z.re - hr.re + hc.re,
+        );
+        v = add(
+            v,
+            scale(rd(ur[4] as usize, uc[4] as usize), kar * self.ja[c]),
+        );
+        v = add(
+            v,
+            scale(rd(ur[5] as usize, uc[5] as usize), gar * self.jb[c]),
+        );
         v
     }
 
@@ -208,7 +249,11 @@ const LAST: u8 = 2;
 impl<R: Real> DickeWork<R> {
     pub fn new(n_packed: usize) -> DickeWork<R> {
         let z = vec![Cx::new(R::ZERO, R::ZERO); n_packed];
-        DickeWork { sa: z.clone(), sb: z.clone(), acc: z }
+        DickeWork {
+            sa: z.clone(),
+            sb: z.clone(),
+            acc: z,
+        }
     }
 
     /// One classical RK4 step of length h (rounded to the working precision, then h * 0.5 and
@@ -226,7 +271,14 @@ impl<R: Real> DickeWork<R> {
 
 /// One stage over the element table: k = L[src] (src = X where None), then
 ///   FIRST: acc = k; dst = X + a k.   MID: acc += 2 k; dst = X + a k.   LAST: X += a (acc + k).
-fn stage<R: Real, const MODE: u8>(ops: &DickeOps<R>, src: Option<&[Cx<R>]>, x: &mut [Cx<R>], dst: &mut [Cx<R>], acc: &mut [Cx<R>], a: R) {
+fn stage<R: Real, const MODE: u8>(
+    ops: &DickeOps<R>,
+    src: Option<&[Cx<R>]>,
+    x: &mut [Cx<R>],
+    dst: &mut [Cx<R>],
+    acc: &mut [Cx<R>],
+    a: R,
+) {
     let two = R::from_f64(2.0);
     for r in 0..ops.dim {
         match (MODE, src) {

@@ -62,14 +62,17 @@
 //! invocation that completed fewer steps than its dispatch holds; the host turns a shortfall
 //! into an error.
 
-use super::buffers::{dispatch_uniforms, submit_dispatches, piece_steps, kernel_bind_group, layout_entries, pad32, pad4, read_samples_checked, real_bytes, u32_bytes};
+use super::buffers::{
+    dispatch_uniforms, kernel_bind_group, layout_entries, pad32, pad4, piece_steps,
+    read_samples_checked, real_bytes, submit_dispatches, u32_bytes,
+};
 use super::context::GpuContext;
 use super::Precision;
 use crate::error::Result;
-use crate::job::CavityJob;
-use crate::linalg::{CMat, C64};
 use crate::job::cavity::{k_diagonal, row_table, Params, F_FIRST, F_UNCOUPLED, F_Z};
+use crate::job::CavityJob;
 use crate::job::Piece;
+use crate::linalg::{CMat, C64};
 use rayon::prelude::*;
 use std::ops::Range;
 use wgpu::util::DeviceExt;
@@ -79,8 +82,8 @@ pub const KERNEL: &str = "rk4_cavity";
 mod pack;
 mod plan;
 
-pub use plan::*;
 use pack::pack_member;
+pub use plan::*;
 
 /// What the kernel returns, with the reduced states at t = 0 (f64, from the initial states).
 /// The reduced (cell 1, cell 2) state of member i at sample s is
@@ -126,8 +129,6 @@ impl CavityResult {
     }
 }
 
-
-
 /// Run a cavity job on the GPU. `progress` gets the number of members done after each chunk;
 /// an Err from it (a cancelled run) stops the run there and is returned.
 pub fn run_cavity_gpu(
@@ -152,9 +153,17 @@ pub fn run_cavity_gpu(
     };
     let pieces = cavity_pieces(job, &plan.loop_costs, plan.loop_budget);
     if n_members == 0 || pieces.is_empty() {
-        return Ok(CavityResult { initial: vec![], z_initial: job.evolve_z.then(Vec::new), ..result });
+        return Ok(CavityResult {
+            initial: vec![],
+            z_initial: job.evolve_z.then(Vec::new),
+            ..result
+        });
     }
-    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries(std::mem::size_of::<Params>() as u64))?;
+    let pipeline = ctx.pipeline(
+        KERNEL,
+        precision,
+        &layout_entries(std::mem::size_of::<Params>() as u64),
+    )?;
     let layout = plan.layout;
 
     // Shared tables.
@@ -174,10 +183,18 @@ pub fn run_cavity_gpu(
     let mut consts: Vec<f64> = (0..=layout.n_fock + 1).map(|n| (n as f64).sqrt()).collect();
     consts.resize(pad4(consts.len() as u64) as usize, 0.0);
     let off_steps = consts.len() as u32;
-    consts.extend(crate::job::step_constants(job.schedule.dt, &pieces, precision));
+    consts.extend(crate::job::step_constants(
+        job.schedule.dt,
+        &pieces,
+        precision,
+    ));
     let device = &ctx.device;
     let storage_init = |label: &str, contents: &[u8]| {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage: wgpu::BufferUsages::STORAGE })
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: wgpu::BufferUsages::STORAGE,
+        })
     };
     let shared = Shared {
         consts: storage_init("consts", &real_bytes(&consts, precision)),
@@ -197,7 +214,10 @@ pub fn run_cavity_gpu(
         shared: &shared,
         costs: plan.loop_costs,
         loop_budget: plan.loop_budget,
-        element_steps: opts.element_steps_per_dispatch.unwrap_or(ELEMENT_STEPS_PER_DISPATCH).max(1),
+        element_steps: opts
+            .element_steps_per_dispatch
+            .unwrap_or(ELEMENT_STEPS_PER_DISPATCH)
+            .max(1),
     };
     for chunk in plan.chunk_ranges() {
         let out = runner.run(chunk.clone())?;
@@ -208,7 +228,8 @@ pub fn run_cavity_gpu(
                 zi.push(z0);
             }
             for s in 0..ns {
-                let o = &out.values[(k * ns + s) * layout.out_stride..(k * ns + s + 1) * layout.out_stride];
+                let o = &out.values
+                    [(k * ns + s) * layout.out_stride..(k * ns + s + 1) * layout.out_stride];
                 result.deltas[(i * ns + s) * 16..(i * ns + s + 1) * 16].copy_from_slice(&o[..16]);
                 let mut tail = 16;
                 if let Some(dz) = result.z_deltas.as_mut() {
@@ -312,7 +333,13 @@ impl ChunkRunner<'_> {
 
         // One Params per dispatch, at dynamic offsets.
         let per_step = (m * layout.n_elem * (1 + usize::from(job.evolve_z))) as u64;
-        let dispatches = plan_cavity_dispatches(self.pieces, &self.costs, self.loop_budget, per_step, self.element_steps);
+        let dispatches = plan_cavity_dispatches(
+            self.pieces,
+            &self.costs,
+            self.loop_budget,
+            per_step,
+            self.element_steps,
+        );
         let status = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("status"),
             size: pad32(m as u64 * 8),
@@ -322,37 +349,78 @@ impl ChunkRunner<'_> {
         let params: Vec<Params> = dispatches
             .iter()
             .enumerate()
-            .map(|(i, &(begin, end))| {
-                Params {
-                    n_members: m as u32,
-                    n_fock: layout.n_fock as u32,
-                    dim: layout.dim as u32,
-                    n_elem: layout.n_elem as u32,
-                    n_samples: ns as u32,
-                    piece_begin: begin,
-                    piece_end: end,
-                    flags: if job.evolve_z { F_Z } else { 0 }
-                        | if i == 0 { F_FIRST } else { 0 }
-                        | if self.pieces[begin as usize].uncoupled { F_UNCOUPLED } else { 0 },
-                    member_stride: layout.member_stride as u32,
-                    param_stride: layout.param_stride as u32,
-                    out_stride: layout.out_stride as u32,
-                    off_rows: self.shared.off_rows,
-                    off_pieces: self.shared.off_pieces,
-                    off_sqrt: self.shared.off_sqrt,
-                    off_steps: self.shared.off_steps,
-                    steps_expected: self.pieces[begin as usize..end as usize].iter().map(piece_steps).sum::<u64>() as u32,
-                }
+            .map(|(i, &(begin, end))| Params {
+                n_members: m as u32,
+                n_fock: layout.n_fock as u32,
+                dim: layout.dim as u32,
+                n_elem: layout.n_elem as u32,
+                n_samples: ns as u32,
+                piece_begin: begin,
+                piece_end: end,
+                flags: if job.evolve_z { F_Z } else { 0 }
+                    | if i == 0 { F_FIRST } else { 0 }
+                    | if self.pieces[begin as usize].uncoupled {
+                        F_UNCOUPLED
+                    } else {
+                        0
+                    },
+                member_stride: layout.member_stride as u32,
+                param_stride: layout.param_stride as u32,
+                out_stride: layout.out_stride as u32,
+                off_rows: self.shared.off_rows,
+                off_pieces: self.shared.off_pieces,
+                off_sqrt: self.shared.off_sqrt,
+                off_steps: self.shared.off_steps,
+                steps_expected: self.pieces[begin as usize..end as usize]
+                    .iter()
+                    .map(piece_steps)
+                    .sum::<u64>() as u32,
             })
             .collect();
-        let (params_buf, ustride) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &params);
-        let bind_group = kernel_bind_group(device, &self.pipeline.layout, KERNEL, &params_buf, std::mem::size_of::<Params>() as u64, [&self.shared.consts, &self.shared.lookup, &mparams, &work, &out, &status]);
+        let (params_buf, ustride) = dispatch_uniforms(
+            device,
+            ctx.info.limits.min_uniform_buffer_offset_alignment as u64,
+            &params,
+        );
+        let bind_group = kernel_bind_group(
+            device,
+            &self.pipeline.layout,
+            KERNEL,
+            &params_buf,
+            std::mem::size_of::<Params>() as u64,
+            [
+                &self.shared.consts,
+                &self.shared.lookup,
+                &mparams,
+                &work,
+                &out,
+                &status,
+            ],
+        );
 
-        submit_dispatches(ctx, &self.pipeline, &bind_group, dispatches.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL);
+        submit_dispatches(
+            ctx,
+            &self.pipeline,
+            &bind_group,
+            dispatches.len(),
+            ustride,
+            m as u32,
+            DISPATCHES_PER_SUBMIT,
+            KERNEL,
+        );
 
         // Read back the samples and the status once.
-        let values = read_samples_checked(ctx, &out, &status, out_len, precision, KERNEL, chunk.start, m, self.pieces.len())?;
+        let values = read_samples_checked(
+            ctx,
+            &out,
+            &status,
+            out_len,
+            precision,
+            KERNEL,
+            chunk.start,
+            m,
+            self.pieces.len(),
+        )?;
         Ok(ChunkOut { values, refs })
     }
 }
-
