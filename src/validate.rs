@@ -440,9 +440,55 @@ pub fn protocol_storage(b: Backend, p: Precision) -> Result<Vec<Check>> {
     Ok(out)
 }
 
+/// A circularly driven battery qubit, the one exactly solvable drive. bloch-charger with j = 0
+/// and the charger in |g> (decoupled and idle), no decay, two `[[drive]]` tables:
+///   H(t) = wb s+_b s-_b + Omega (sx_b cos(w t) + sy_b sin(w t))
+///        = wb s+_b s-_b + Omega (s+_b e^{-i w t} + s-_b e^{+i w t}),
+/// (sy_b as `cos(w t - pi/2)`). In the frame rotating at w, H' = (Delta/2) sz_b + Omega sx_b,
+/// Delta = wb - w, so from |g>, with W = sqrt(Omega^2 + Delta^2/4) (the Rabi formula),
+///   energy_b = wb (Omega/W)^2 sin^2(W t),   energy_c = 0.
+/// wb in {1, 1.1} at w = 1: on resonance and detuned, where the peak drops to (Omega/W)^2.
+pub fn drive_rabi(b: Backend, p: Precision) -> Result<Vec<Check>> {
+    let (omega, w) = (0.25, 1.0);
+    let cfg = format!(
+        "model = \"bloch-charger\"\n[params]\nwb = {{ values = [1.0, 1.1] }}\nj = 0.0\ngamma = 0.0\n[initial]\ntheta = 0.0\n[time]\ndt = 0.002\nt_end = 8.0\nsamples = 81\n[output]\nmeasures = [\"energy_b\", \"energy_c\"]\n[[drive]]\noperator = \"sx_b\"\namplitude = {omega}\nfrequency = {w}\n[[drive]]\noperator = \"sy_b\"\namplitude = {omega}\nfrequency = {w}\nphase = -1.5707963267948966\n"
+    );
+    let ran = run_config(&cfg, b, p)?;
+    let times = &ran.result.times;
+    let mut out = vec![];
+    for (i, m) in ran.plan.members.iter().enumerate() {
+        let wb = crate::model::real(&ran.plan.points[m.point], "wb")?;
+        let delta = wb - w;
+        let rabi = (omega * omega + delta * delta / 4.0).sqrt();
+        let energy = |t: f64| wb * (omega / rabi).powi(2) * (rabi * t).sin().powi(2);
+        let (mut dev_b, mut dev_c) = (0.0f64, 0.0f64);
+        for (k, &t) in times.iter().enumerate() {
+            dev_b = dev_b.max((ran.v(i, k, Measure::EnergyB) - energy(t)).abs());
+            dev_c = dev_c.max(ran.v(i, k, Measure::EnergyC).abs());
+        }
+        let case = format!("Omega={omega}, detuning={delta:.1}");
+        let group = "drives (Rabi)";
+        out.push(Check {
+            group,
+            name: format!("max |dev| energy_b, Rabi formula ({case})"),
+            expected: 0.0,
+            got: dev_b,
+            tolerance: tol(p, b, 1e-8, 2e-4),
+        });
+        out.push(Check {
+            group,
+            name: format!("max |energy_c|, idle charger ({case})"),
+            expected: 0.0,
+            got: dev_c,
+            tolerance: tol(p, b, 1e-12, 1e-5),
+        });
+    }
+    Ok(out)
+}
+
 pub type CheckFn = fn(Backend, Precision) -> Result<Vec<Check>>;
 
-pub const ALL_CHECKS: [(&str, CheckFn); 8] = [
+pub const ALL_CHECKS: [(&str, CheckFn); 9] = [
     ("paper000_table1", paper000_table1),
     ("paper000_relations", paper000_relations),
     ("paper002_steady_state", paper002_steady_state),
@@ -451,6 +497,7 @@ pub const ALL_CHECKS: [(&str, CheckFn); 8] = [
     ("paper004_optimal_powers", paper004_optimal_powers),
     ("paper002_steady_null_space", paper002_steady_null_space),
     ("protocol_storage", protocol_storage),
+    ("drive_rabi", drive_rabi),
 ];
 
 /// Run every check of `ALL_CHECKS`.

@@ -163,7 +163,7 @@ fn models_and_measures_list_the_contract_names() {
 #[test]
 fn validate_passes_on_the_cpu() {
     let out = ok(bin().args(["validate", "--backend", "cpu"]));
-    assert!(out.contains("validate: 62 passed, 0 failed"), "{out}");
+    assert!(out.contains("validate: 66 passed, 0 failed"), "{out}");
 }
 
 #[test]

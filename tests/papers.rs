@@ -50,3 +50,9 @@ fn eq8_limits() {
     let (eb, ec) = eq8(1.0, 1.0);
     assert!(eb > 0.0 && ec > 0.0 && eb < 1.0 && ec < 1.0);
 }
+
+#[test]
+fn circular_drive_follows_the_rabi_formula() {
+    assert_all_pass(drive_rabi(Backend::Reference, Precision::F64).unwrap());
+    assert_all_pass(drive_rabi(Backend::Cpu, Precision::F64).unwrap());
+}
