@@ -70,14 +70,22 @@ where
             BLACK.stroke_width(2),
         )))
         .map_err(e)?;
+    // The label ends left of the marker, so that it stays inside the plot wherever the peak is.
+    let label = format!(
+        "pi pulse: max energy_b = {:.4} at t = {:.1}",
+        pi_peak.1, pi_peak.0
+    );
+    let style = TextStyle::from(("sans-serif", 15).into_font()).pos(
+        plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Right,
+            plotters::style::text_anchor::VPos::Bottom,
+        ),
+    );
     chart
         .draw_series(std::iter::once(Text::new(
-            format!(
-                "pi pulse: max energy_b = {:.4} at t = {:.1}",
-                pi_peak.1, pi_peak.0
-            ),
-            (pi_peak.0 + 1.0, pi_peak.1 + 0.06),
-            ("sans-serif", 15),
+            label,
+            (pi_peak.0 - 0.8, pi_peak.1 + 0.03),
+            style,
         )))
         .map_err(e)?;
     chart
