@@ -1,8 +1,9 @@
 //! Entry points for the Python bindings (`python/`): what they need beyond `config`, `run` and
 //! `study`, gathered in one module so that the bindings follow one file when the library moves.
 //!
-//! - `InMemory`: an in-memory run (`run_plan`) with its health, summary.csv and stats.csv text
-//!   and run.json, and `save` into the output files the CLI writes.
+//! - `InMemory`: an in-memory run (`run_plan`) with its health, summary.csv and stats.csv text,
+//!   run.json and states.json (`save_states`), and `save` into the output files the CLI writes.
+//! - `state_save`: the `save_states` option by name.
 //! - `batch_plan`: a `two-qubit` plan from explicit per-point 4x4 Hamiltonians and jump
 //!   operators and per-member initial states (what `qb.mesolve` takes; TOML cannot say it).
 //! - `state_measure_batch`, `battery_measure_batch`: the measures applied to given states.
@@ -10,6 +11,7 @@
 
 pub use crate::config::{parse_plan, Overrides, Plan};
 pub use crate::error::QbatError;
+pub use crate::measures::saved::StateSave;
 pub use crate::output::{Format, OutputOptions};
 pub use crate::run::{run_plan, Backend, Precision, RunOptions, RunResult};
 pub use crate::study::merge::merge;
@@ -19,9 +21,11 @@ use crate::config::{check_state, InitialSpec, Member};
 use crate::error::Result;
 use crate::job::Peak;
 use crate::linalg::{reduced_battery, CMat, C64};
+use crate::measures::saved::{basis, saved_dim};
 use crate::measures::{coherence, correlations, energy, entanglement, Measure};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::series::{write_csv_header, write_csv_rows};
+use crate::output::states::write_c16_header;
 use crate::output::OutputDir;
 use crate::run::RunInfo;
 use crate::study::{member_health, summary_header, summary_rows, Health, HealthCounts};
@@ -32,8 +36,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use toml::{Table, Value};
 
-/// An in-memory run without its values (the caller owns them, e.g. as a numpy array):
-/// `values[(member * n_samples + sample) * n_measures + k]`, as in `RunResult`.
+/// An in-memory run without its values and saved states (the caller owns them, e.g. as numpy
+/// arrays): `values[(member * n_samples + sample) * n_measures + k]` and
+/// `states[((member * n_samples + sample) * d + i) * d + j]`, as in `RunResult`.
 pub struct InMemory {
     pub plan: Plan,
     pub options: RunOptions,
@@ -44,11 +49,45 @@ pub struct InMemory {
     pub health: Vec<Health>,
 }
 
+/// The `save_states` option by name: "reduced" or "full".
+pub fn state_save(name: &str) -> Result<StateSave> {
+    match name {
+        "reduced" => Ok(StateSave::Reduced),
+        "full" => Ok(StateSave::Full),
+        _ => Err(QbatError::invalid(
+            "save_states",
+            format!("must be None, \"reduced\" or \"full\", got '{name}'"),
+        )),
+    }
+}
+
 /// Run a plan in memory (`run_plan`) and judge each member's health as a streamed run does.
-/// A run where every member is unhealthy is an error, as for the CLI.
-pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f64>)> {
+/// Returns the run, its values and, with `plan.save_states`, its saved states. A run where
+/// every member is unhealthy is an error, as for the CLI.
+pub fn run_in_memory(
+    plan: Plan,
+    options: RunOptions,
+) -> Result<(InMemory, Vec<f64>, Option<Vec<C64>>)> {
     let mut r = run_plan(&plan, &options)?;
     let values = std::mem::take(&mut r.values);
+    let states = r.states.take();
+    if let (Some(save), Some(st)) = (plan.save_states, &states) {
+        let d = saved_dim(plan.space, save);
+        if st.len() != r.member_ids.len() * r.info.times.len() * d * d {
+            return Err(QbatError::Numerics(format!(
+                "the engine returned {} state entries, not the {} of {} members x {} samples x {d}x{d}",
+                st.len(),
+                r.member_ids.len() * r.info.times.len() * d * d,
+                r.member_ids.len(),
+                r.info.times.len()
+            )));
+        }
+    } else if plan.save_states.is_some() {
+        return Err(QbatError::Numerics(format!(
+            "the {} engine returned no states for save_states",
+            r.info.backend
+        )));
+    }
     let (ns, nm) = (r.info.times.len(), r.info.measures.len());
     let health: Vec<Health> = (0..r.member_ids.len())
         .map(|i| {
@@ -75,7 +114,7 @@ pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f
                 .unwrap_or_default()
         )));
     }
-    Ok((run, values))
+    Ok((run, values, states))
 }
 
 impl InMemory {
@@ -128,6 +167,27 @@ impl InMemory {
         String::from_utf8(w).expect("stats are ASCII")
     }
 
+    /// d of the saved d x d states (`save_states`), else None.
+    pub fn states_dim(&self) -> Option<usize> {
+        self.plan.save_states.map(|s| saved_dim(self.plan.space, s))
+    }
+
+    /// states.json of the saved states (`save_states`), as the CLI writes it
+    /// (`study::finish::states_axes`; python/tests/test_states.py holds them equal); else None.
+    pub fn states_json(&self) -> Option<serde_json::Value> {
+        let save = self.plan.save_states?;
+        Some(json!({
+            "dtype": "complex128",
+            "axes": ["member", "time", "row", "column"],
+            "kind": save.name(),
+            "dim": saved_dim(self.plan.space, save),
+            "basis": basis(self.plan.space, save),
+            "basis_order": "row-major Kronecker order, the first factor varying slowest (docs/physics.md)",
+            "members": self.member_ids,
+            "times": self.info.times,
+        }))
+    }
+
     /// run.json of the run (as the CLI's, without the streamed run's block and memory fields).
     pub fn run_json(&self) -> serde_json::Value {
         let mut rj = crate::run::run_json(&self.plan, &self.info, &self.options);
@@ -137,10 +197,13 @@ impl InMemory {
 
     /// Write the run's output files into `dir` (a new or empty directory, or any with
     /// `force`), as `qbat-gpu run` does: series (csv, or npy + series.json), summary.csv (and
-    /// summary.npy + summary.json with npy), stats.csv, run.json, and the plots if asked.
+    /// summary.npy + summary.json with npy), stats.csv, run.json, states.npy + states.json
+    /// when `states` are given (a run with `save_states`), and the plots if asked.
+    #[allow(clippy::too_many_arguments)]
     pub fn save(
         &self,
         values: &[f64],
+        states: Option<&[C64]>,
         dir: &Path,
         format: Format,
         series: bool,
@@ -158,11 +221,30 @@ impl InMemory {
                 ),
             ));
         }
+        let saved = match (states, self.states_dim()) {
+            (None, _) => None,
+            (Some(st), Some(d)) if st.len() == self.member_ids.len() * ns * d * d => Some((st, d)),
+            (Some(st), _) => {
+                return Err(QbatError::invalid(
+                    "states",
+                    format!(
+                        "holds {} entries, not the {} the run saved",
+                        st.len(),
+                        self.states_dim()
+                            .map_or(0, |d| self.member_ids.len() * ns * d * d)
+                    ),
+                ))
+            }
+        };
         OutputDir::check(dir, force)?;
         let out = OutputDir::begin(dir)?;
         // The plots are drawn from the assembled files and committed with them (as the CLI does).
         let written = self
             .write_files(&out, values, format, series)
+            .and_then(|()| match saved {
+                Some((st, d)) => self.write_states(&out, st, d),
+                None => Ok(()),
+            })
             .and_then(|()| {
                 if plots {
                     crate::output::plots::write_run_plots(out.staging()).map(|_| ())
@@ -175,6 +257,28 @@ impl InMemory {
             return Err(e);
         }
         out.commit()
+    }
+
+    /// states.npy (complex128, (members, times, d, d)) and states.json, as the CLI writes them.
+    fn write_states(&self, out: &OutputDir, states: &[C64], d: usize) -> Result<()> {
+        let shape = [
+            self.member_ids.len() as u64,
+            self.info.times.len() as u64,
+            d as u64,
+            d as u64,
+        ];
+        out.write("states.npy", |w| {
+            write_c16_header(w, &shape)?;
+            for z in states {
+                w.write_all(&z.re.to_le_bytes())?;
+                w.write_all(&z.im.to_le_bytes())?;
+            }
+            Ok(())
+        })?;
+        let meta = self.states_json().unwrap_or_default();
+        out.write("states.json", |w| {
+            serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other)
+        })
     }
 
     fn write_files(
@@ -518,7 +622,8 @@ pub fn battery_measure_batch(
     };
     let dd = d * d;
     let shared = hamiltonians.len() == dd;
-    if d == 0 || states.len() % dd != 0 || (!shared && hamiltonians.len() != states.len()) {
+    if d == 0 || !states.len().is_multiple_of(dd) || (!shared && hamiltonians.len() != states.len())
+    {
         return Err(QbatError::invalid(
             "h",
             "the states and Hamiltonians must be (..., d, d) with matching leading dimensions",

@@ -59,6 +59,9 @@ pub struct RunResult {
     pub values: Vec<f64>,
     /// peaks[member * 4 + k], k over PEAK_MEASURES
     pub peaks: Vec<Peak>,
+    /// `save_states`: each member's saved state at each sample, as `EngineOutput::states`
+    /// (d x d row-major, states[((member * n_samples + sample) * d + i) * d + j]); else None.
+    pub states: Option<Vec<crate::linalg::C64>>,
 }
 
 impl std::ops::Deref for RunResult {
@@ -170,6 +173,7 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
         member_ids: plan.members.iter().map(|m| m.id).collect(),
         values: out.values,
         peaks: out.peaks,
+        states: out.states,
     };
     if opts.verify > 0 && plan.steady {
         // No integration to re-run: the residual ||L rho||_F of each state is the check.

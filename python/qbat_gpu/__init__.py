@@ -43,6 +43,7 @@ def run(
     verify: int = 8,
     adapter: Optional[str] = None,
     progress: bool = True,
+    save_states: Optional[str] = None,
 ) -> Result:
     """Run a config in memory (no output directory) and return its `Result`.
 
@@ -66,24 +67,31 @@ def run(
     progress : bool
         A progress bar of members done (with the elapsed time and an estimate of the time
         left): on stderr in a terminal, in the cell's output in Jupyter.
+    save_states : None | "reduced" | "full"
+        Also keep every member's state at every sample time, as ``qbat-gpu run --save-states``:
+        ``Result.states`` is then a complex128 array (members, T, d, d) (the Rust buffer, no
+        copy) and ``Result.states_info`` names its basis (what states.json holds). "reduced" is
+        the two-qubit state the measures see (d = 4; cavity-cells: the cells with the cavity
+        traced out; dicke: the cells on the symmetric subspace, d = N + 1); "full" the model's
+        whole state (cavity-cells d = 4 (n_fock + 1); the two-qubit models are 4x4 either way).
 
     The GIL is released while the run goes. Ctrl-C cancels the run (the engines stop at their
     next member, slice of members, GPU chunk or block, within moments) and then raises
-    KeyboardInterrupt; a second Ctrl-C raises at once without waiting. The series equals, bit
-    for bit, that of ``qbat-gpu run`` with the same config and options.
+    KeyboardInterrupt; a second Ctrl-C raises at once without waiting. The series (and the
+    states) equal, bit for bit, those of ``qbat-gpu run`` with the same config and options.
 
     Raises ConfigError (bad config, naming the field), DeviceError (GPU), RunError (numerics).
     """
     text = config_text(config)
     rust_bar, ticker = progress_for(progress, "run")
     try:
-        native, series = _native.run(
+        native, series, states = _native.run(
             text, backend=backend, precision=precision, ensemble=ensemble, seed=seed, verify=verify,
-            adapter=adapter, progress=rust_bar, ticker=ticker,
+            adapter=adapter, progress=rust_bar, ticker=ticker, save_states=save_states,
         )
     finally:
         finish(ticker)
-    return Result._from_native(native, series)
+    return Result._from_native(native, series, states=states)
 
 
 def study(
@@ -107,6 +115,7 @@ def study(
     verify: int = 8,
     adapter: Optional[str] = None,
     progress: bool = True,
+    save_states: Optional[str] = None,
 ) -> Result:
     """The streamed, checkpointed run into the directory `out` (``qbat-gpu run --out``), for runs
     that do not fit in memory; returns ``qb.open(out)`` (the series memory-mapped).
@@ -116,7 +125,9 @@ def study(
     run of `out` from its checkpoint (same config and options). devices="all" or a list of
     adapter names spreads the blocks across several GPUs. The other options are those of `run`
     and of the CLI (format "npy" or "csv", block_members, force, plots, on_device_loss,
-    allow_mixed_backends).
+    allow_mixed_backends). save_states="reduced" or "full" also writes states.npy + states.json
+    (``--save-states``), streamed and checkpointed like the series; the result's ``states`` is
+    states.npy memory-mapped.
     """
     text = config_text(config)
     if devices is not None and not isinstance(devices, str):
@@ -127,7 +138,7 @@ def study(
             text, os.fspath(out), shard=tuple(shard) if shard is not None else None, resume=resume, series=series,
             format=format, devices=devices, block_members=block_members, force=force, plots=plots,
             on_device_loss=on_device_loss, allow_mixed_backends=allow_mixed_backends, backend=backend, precision=precision, ensemble=ensemble, seed=seed,
-            verify=verify, adapter=adapter, progress=rust_bar, ticker=ticker,
+            verify=verify, adapter=adapter, progress=rust_bar, ticker=ticker, save_states=save_states,
         )
     finally:
         finish(ticker)
@@ -136,14 +147,15 @@ def study(
 
 def open(dir: Union[str, "os.PathLike[str]"]) -> Result:  # noqa: A001 - the API's name
     """Read a run directory (written by the CLI, `study`, `merge` or `Result.save`; csv or npy).
-    A series.npy is memory-mapped."""
+    A series.npy is memory-mapped, and so is a states.npy (``--save-states``) as ``states``."""
     return Result._from_dir(dir)
 
 
 def merge(dirs: Iterable[Union[str, "os.PathLike[str]"]], out: Union[str, "os.PathLike[str]"], *, force: bool = False, plots: bool = True) -> Result:
     """Combine the N shard directories of a run (``study(..., shard=(k, N))``) into `out`
     (``qbat-gpu merge``): series, summary and statistics equal those of the unsharded run bit for
-    bit. Missing, duplicated or foreign shards are refused. Returns ``qb.open(out)``."""
+    bit, and so are their saved states (states.npy). Missing, duplicated or foreign shards are
+    refused. Returns ``qb.open(out)``."""
     d = _native.merge([os.fspath(x) for x in dirs], os.fspath(out), force=force, plots=plots)
     return Result._from_dir(d)
 
@@ -240,7 +252,7 @@ def mesolve(
         precision = "f64" if backend in ("cpu", "reference") else "f32"
     rust_bar, ticker = progress_for(progress, "mesolve")
     try:
-        native, series = _native.mesolve(
+        native, series, _ = _native.mesolve(
             hs, js, len(jumps), member_point, rhos, t, float(dt), hb, hc,
             measures=list(measures) if measures is not None else None, backend=backend, precision=precision,
             verify=verify, progress=rust_bar, ticker=ticker,

@@ -52,12 +52,22 @@ class Result:
         The run directory this result was read from (None in memory).
     batch_shape : tuple or None
         For `qb.mesolve`: the broadcast batch shape of the members (series.reshape(batch_shape + (T, K))).
+    states : numpy.ndarray, shape (members, T, d, d), complex128, or None
+        With ``save_states``: every member's density matrix at every sample time. For in-memory
+        runs it is the Rust buffer itself (no copy); for run directories it is memory-mapped
+        from states.npy. None when the run saved no states.
+    states_info : dict or None
+        What states.json says of ``states``: "kind" ("reduced" or "full"), "dim" (d), "basis"
+        (the tensor factors, slowest first, e.g. ["charger (cell 1): g, e", "battery (cell 2):
+        g, e"]: index 2 * charger + battery with g = 0), "axes", "members" and "times".
     """
 
     def __init__(self) -> None:
         self._native = None
         self.dir: Optional[Path] = None
         self.batch_shape: Optional[Tuple[int, ...]] = None
+        self.states: Optional[np.ndarray] = None
+        self.states_info: Optional[Dict[str, Any]] = None
         self._summary_text: Optional[str] = None
         self._stats_text: Optional[str] = None
         self._summary_path: Optional[Path] = None
@@ -65,10 +75,13 @@ class Result:
 
     # ----- construction
     @classmethod
-    def _from_native(cls, native, series: np.ndarray, batch_shape=None) -> "Result":
+    def _from_native(cls, native, series: np.ndarray, batch_shape=None, states: Optional[np.ndarray] = None) -> "Result":
         r = cls()
         r._native = native
         r.series = series
+        r.states = states
+        info = native.states_json()
+        r.states_info = json.loads(info) if info is not None else None
         r.times = native.times
         r.measures = tuple(native.measures)
         r.member_ids = native.member_ids
@@ -121,6 +134,9 @@ class Result:
                 if not seen or seen[-1] != x:
                     seen.append(x)
             r.times = np.array(seen)
+        if (d / "states.npy").is_file():
+            r.states = np.load(d / "states.npy", mmap_mode="r")
+            r.states_info = json.loads((d / "states.json").read_text())
         return r
 
     # ----- views and tables
@@ -180,11 +196,13 @@ class Result:
 
     def save(self, out, format: str = "npy", *, series: bool = True, plots: bool = True, force: bool = False) -> Path:
         """Write the run's files into `out`, as the CLI does: run.json, series.npy + series.json
-        (or series.csv), summary.csv (and summary.npy + summary.json with npy), stats.csv, and
-        the plots. `out` must be new or empty unless `force`."""
+        (or series.csv), summary.csv (and summary.npy + summary.json with npy), stats.csv,
+        states.npy + states.json (a run with ``save_states``), and the plots. `out` must be new
+        or empty unless `force`."""
         if self._native is not None:
             arr = np.ascontiguousarray(self.series, dtype=np.float64)
-            return Path(self._native.save(arr, os.fspath(out), format, series, plots, force))
+            states = None if self.states is None else np.ascontiguousarray(self.states, dtype=np.complex128)
+            return Path(self._native.save(arr, states, os.fspath(out), format, series, plots, force))
         # A run directory: copy its files (the format on disk is kept).
         on_disk = "npy" if (self.dir / "series.npy").is_file() else "csv"
         if series and self.series is not None and format != on_disk:

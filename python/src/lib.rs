@@ -14,7 +14,7 @@ use pyo3::types::{PyDict, PyList};
 use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::engine::Control;
 use qbat_gpu::error::QbatError;
-use qbat_gpu::pyapi::{self, Format, InMemory, OnDeviceLoss, OutputOptions};
+use qbat_gpu::pyapi::{self, Format, InMemory, OnDeviceLoss, OutputOptions, StateSave};
 use qbat_gpu::run::{Backend, Precision, RunOptions};
 use qbat_gpu::study::{run_study, Shard, StudyOptions};
 use std::path::PathBuf;
@@ -117,6 +117,27 @@ fn format(name: &str) -> Result<Format, QbatError> {
     }
 }
 
+/// `save_states`: None, "reduced" or "full" (anything else, a bool included, is a ConfigError
+/// naming the option).
+fn save_states(value: Option<&Bound<'_, PyAny>>) -> Result<Option<StateSave>, QbatError> {
+    match value {
+        None => Ok(None),
+        Some(v) => match v.extract::<String>() {
+            Ok(name) => pyapi::state_save(&name).map(Some),
+            Err(_) => Err(QbatError::invalid("save_states", format!("must be None, \"reduced\" or \"full\", got {}", v.repr().map(|r| r.to_string()).unwrap_or_default()))),
+        },
+    }
+}
+
+/// The library names the option by its CLI flag; Python by its keyword.
+fn save_states_field(e: QbatError) -> QbatError {
+    match e {
+        QbatError::Invalid { field, reason } if field == "--save-states" => QbatError::Invalid { field: "save_states".into(), reason },
+        QbatError::TooLarge { field, reason } if field == "--save-states" => QbatError::TooLarge { field: "save_states".into(), reason },
+        e => e,
+    }
+}
+
 /// Run options with a fresh control (cancellation and members done) for `interruptible`.
 fn run_options(backend_name: &str, precision_name: &str, verify: usize, adapter: Option<String>, progress: bool) -> Result<(RunOptions, Arc<Control>), QbatError> {
     let control = Arc::new(Control::default());
@@ -124,18 +145,26 @@ fn run_options(backend_name: &str, precision_name: &str, verify: usize, adapter:
     Ok((opts, control))
 }
 
-/// An in-memory run (everything but its values, which Python holds as the `series` array).
+/// An in-memory run (everything but its values and saved states, which Python holds as the
+/// `series` and `states` arrays).
 #[pyclass(module = "qbat_gpu._native", frozen)]
 struct NativeRun {
     run: InMemory,
 }
 
-fn new_run<'py>(py: Python<'py>, run: InMemory, values: Vec<f64>) -> PyResult<(NativeRun, Bound<'py, PyAny>)> {
+/// The run, its series (members, T, K) and its saved states (members, T, d, d) or None.
+type RunArrays<'py> = (NativeRun, Bound<'py, PyAny>, Option<Bound<'py, PyAny>>);
+
+fn new_run<'py>(py: Python<'py>, run: InMemory, values: Vec<f64>, states: Option<Vec<Complex64>>) -> PyResult<RunArrays<'py>> {
     let shape = [run.member_ids.len(), run.info.times.len(), run.info.measures.len()];
-    // Zero-copy: numpy takes the Rust buffer, and the (M, T, K) array is a view of it.
+    // Zero-copy: numpy takes the Rust buffers, and the (M, T, K) and (M, T, d, d) arrays are views of them.
     let flat = PyArray1::from_vec(py, values);
     let series = flat.reshape(shape)?;
-    Ok((NativeRun { run }, series.into_any()))
+    let states = match (states, run.states_dim()) {
+        (Some(st), Some(d)) => Some(PyArray1::from_vec(py, st).reshape([run.member_ids.len(), run.info.times.len(), d, d])?.into_any()),
+        _ => None,
+    };
+    Ok((NativeRun { run }, series.into_any(), states))
 }
 
 #[pymethods]
@@ -187,19 +216,28 @@ impl NativeRun {
     fn run_json(&self) -> String {
         serde_json::to_string_pretty(&self.run.run_json()).unwrap_or_default()
     }
-    #[pyo3(signature = (series, out, format, write_series, plots, force))]
-    fn save(&self, py: Python<'_>, series: PyReadonlyArrayDyn<'_, f64>, out: PathBuf, format: &str, write_series: bool, plots: bool, force: bool) -> PyResult<String> {
+    /// states.json of the saved states (as the CLI writes it), or None without save_states.
+    fn states_json(&self) -> Option<String> {
+        self.run.states_json().map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
+    }
+    #[pyo3(signature = (series, states, out, format, write_series, plots, force))]
+    #[allow(clippy::too_many_arguments)]
+    fn save(&self, py: Python<'_>, series: PyReadonlyArrayDyn<'_, f64>, states: Option<PyReadonlyArrayDyn<'_, Complex64>>, out: PathBuf, format: &str, write_series: bool, plots: bool, force: bool) -> PyResult<String> {
         let fmt = self::format(format).map_err(|e| to_py(py, e))?;
         let values = series.as_slice()?;
+        let states = match &states {
+            Some(a) => Some(complex_slice(a, "states")?),
+            None => None,
+        };
         let run = &self.run;
-        let r = py.detach(|| run.save(values, &out, fmt, write_series, plots, force));
+        let r = py.detach(|| run.save(values, states, &out, fmt, write_series, plots, force));
         r.map(|d| d.display().to_string()).map_err(|e| to_py(py, e))
     }
 }
 
-/// Run a config (TOML text) in memory: (NativeRun, series (members, T, K)).
+/// Run a config (TOML text) in memory: (NativeRun, series (members, T, K), states (members, T, d, d) or None).
 #[pyfunction]
-#[pyo3(signature = (config, *, backend="auto", precision="f32", ensemble=None, seed=None, verify=8, adapter=None, progress=false, ticker=None))]
+#[pyo3(signature = (config, *, backend="auto", precision="f32", ensemble=None, seed=None, verify=8, adapter=None, progress=false, ticker=None, save_states=None))]
 #[allow(clippy::too_many_arguments)]
 fn run<'py>(
     py: Python<'py>,
@@ -212,19 +250,21 @@ fn run<'py>(
     adapter: Option<String>,
     progress: bool,
     ticker: Option<Bound<'py, PyAny>>,
-) -> PyResult<(NativeRun, Bound<'py, PyAny>)> {
+    save_states: Option<Bound<'py, PyAny>>,
+) -> PyResult<RunArrays<'py>> {
     let (opts, control) = run_options(backend, precision, verify, adapter, progress).map_err(|e| to_py(py, e))?;
-    let ov = Overrides { ensemble, seed, auto_fock: false, shard: None, save_states: None };
-    let plan = parse_plan(&config, &ov).map_err(|e| to_py(py, e))?;
-    let (run, values) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
-    new_run(py, run, values)
+    let save_states = self::save_states(save_states.as_ref()).map_err(|e| to_py(py, e))?;
+    let ov = Overrides { ensemble, seed, auto_fock: false, shard: None, save_states };
+    let plan = parse_plan(&config, &ov).map_err(|e| to_py(py, save_states_field(e)))?;
+    let (run, values, states) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, save_states_field(e)))?;
+    new_run(py, run, values, states)
 }
 
 fn complex_slice<'a>(a: &'a PyReadonlyArrayDyn<'_, Complex64>, name: &str) -> PyResult<&'a [Complex64]> {
     a.as_slice().map_err(|_| PyValueError::new_err(format!("{name} must be a C-contiguous complex128 array")))
 }
 
-/// An explicit two-qubit batch (see `qbat_gpu.mesolve`): (NativeRun, series (members, T, K)).
+/// An explicit two-qubit batch (see `qbat_gpu.mesolve`): (NativeRun, series (members, T, K), None).
 #[pyfunction]
 #[pyo3(signature = (h, jumps, n_jumps, member_point, rho0, tsave, dt, h_battery, h_charger, measures=None, backend="auto", precision="f32", verify=8, progress=false, ticker=None))]
 #[allow(clippy::too_many_arguments)]
@@ -245,7 +285,7 @@ fn mesolve<'py>(
     verify: usize,
     progress: bool,
     ticker: Option<Bound<'py, PyAny>>,
-) -> PyResult<(NativeRun, Bound<'py, PyAny>)> {
+) -> PyResult<RunArrays<'py>> {
     let (opts, control) = run_options(backend, precision, verify, None, progress).map_err(|e| to_py(py, e))?;
     let points: Vec<usize> = member_point.as_slice()?.iter().map(|&p| p as usize).collect();
     let batch = pyapi::Batch {
@@ -261,13 +301,13 @@ fn mesolve<'py>(
         measures,
     };
     let plan = py.detach(|| pyapi::batch_plan(&batch)).map_err(|e| to_py(py, e))?;
-    let (run, values) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
-    new_run(py, run, values)
+    let (run, values, states) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
+    new_run(py, run, values, states)
 }
 
 /// The streamed, checkpointed run into a directory (`qbat-gpu run --out`); returns the directory.
 #[pyfunction]
-#[pyo3(signature = (config, out, *, shard=None, resume=false, series=true, format="npy", devices=None, block_members=None, force=false, plots=true, on_device_loss="cpu", allow_mixed_backends=false, backend="auto", precision="f32", ensemble=None, seed=None, verify=8, adapter=None, progress=false, ticker=None))]
+#[pyo3(signature = (config, out, *, shard=None, resume=false, series=true, format="npy", devices=None, block_members=None, force=false, plots=true, on_device_loss="cpu", allow_mixed_backends=false, backend="auto", precision="f32", ensemble=None, seed=None, verify=8, adapter=None, progress=false, ticker=None, save_states=None))]
 #[allow(clippy::too_many_arguments)]
 fn study<'py>(
     py: Python<'py>,
@@ -291,9 +331,11 @@ fn study<'py>(
     adapter: Option<String>,
     progress: bool,
     ticker: Option<Bound<'py, PyAny>>,
+    save_states: Option<Bound<'py, PyAny>>,
 ) -> PyResult<String> {
-    let map = |e| to_py(py, e);
+    let map = |e| to_py(py, save_states_field(e));
     let (run, control) = run_options(backend, precision, verify, adapter, progress).map_err(map)?;
+    let save_states = self::save_states(save_states.as_ref()).map_err(map)?;
     let fmt = self::format(format).map_err(map)?;
     let shard = match shard {
         None => None,
@@ -308,7 +350,7 @@ fn study<'py>(
         other => return Err(to_py(py, QbatError::invalid("on_device_loss", format!("must be cpu or stop, got '{other}'")))),
     };
     // The shard's members only (ids and seeds of the whole run), as the CLI builds them.
-    let ov = Overrides { ensemble, seed, auto_fock: false, shard: shard.map(|s| (s.index, s.count)), save_states: None };
+    let ov = Overrides { ensemble, seed, auto_fock: false, shard: shard.map(|s| (s.index, s.count)), save_states };
     let plan = parse_plan(&config, &ov).map_err(map)?;
     let opts = StudyOptions {
         run,
@@ -322,7 +364,7 @@ fn study<'py>(
         devices,
         allow_mixed_backends,
     };
-    let outcome = interruptible(py, ticker, control, move || run_study(&plan, &opts).map(|o| o.dir))?.map_err(|e| to_py(py, e))?;
+    let outcome = interruptible(py, ticker, control, move || run_study(&plan, &opts).map(|o| o.dir))?.map_err(map)?;
     Ok(outcome.display().to_string())
 }
 
