@@ -190,7 +190,7 @@ impl NativeRun {
     fn param_values<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f64>>> {
         let p = self.run.plan.param_columns.len();
         let flat: Vec<f64> = self.run.plan.members.iter().flat_map(|m| m.param_values.iter().copied()).collect();
-        Ok(PyArray1::from_vec(py, flat).reshape([self.run.plan.members.len(), p])?)
+        PyArray1::from_vec(py, flat).reshape([self.run.plan.members.len(), p])
     }
     /// (members, 2) Bloch angles of the charger where they apply, else None.
     #[getter]
