@@ -21,7 +21,7 @@ use crate::config::{check_state, InitialSpec, Member};
 use crate::error::Result;
 use crate::job::Peak;
 use crate::linalg::{reduced_battery, CMat, C64};
-use crate::measures::saved::{basis, saved_dim};
+use crate::measures::saved::saved_dim;
 use crate::measures::{coherence, correlations, energy, entanglement, Measure};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::series::{write_csv_header, write_csv_rows};
@@ -173,19 +173,15 @@ impl InMemory {
     }
 
     /// states.json of the saved states (`save_states`), as the CLI writes it
-    /// (`study::finish::states_axes`; python/tests/test_states.py holds them equal); else None.
+    /// (`output::states::states_axes`, as the CLI writes it); else None.
     pub fn states_json(&self) -> Option<serde_json::Value> {
         let save = self.plan.save_states?;
-        Some(json!({
-            "dtype": "complex128",
-            "axes": ["member", "time", "row", "column"],
-            "kind": save.name(),
-            "dim": saved_dim(self.plan.space, save),
-            "basis": basis(self.plan.space, save),
-            "basis_order": "row-major Kronecker order, the first factor varying slowest (docs/physics.md)",
-            "members": self.member_ids,
-            "times": self.info.times,
-        }))
+        Some(crate::output::states::states_axes(
+            self.plan.space,
+            save,
+            &self.member_ids,
+            &self.info.times,
+        ))
     }
 
     /// run.json of the run (as the CLI's, without the streamed run's block and memory fields).

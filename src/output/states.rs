@@ -3,10 +3,26 @@
 //! that blocks and shards are concatenated byte for byte.
 
 use crate::error::{QbatError, Result};
+use crate::measures::saved::{basis, saved_dim, StateSave};
+use crate::model::Space;
 use std::io::{Read, Write};
 use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// What states.json says: the axes of states.npy, the members and times, and the basis.
+pub fn states_axes(space: Space, save: StateSave, ids: &[u64], times: &[f64]) -> serde_json::Value {
+    serde_json::json!({
+        "dtype": "complex128",
+        "axes": ["member", "time", "row", "column"],
+        "kind": save.name(),
+        "dim": saved_dim(space, save),
+        "basis": basis(space, save),
+        "basis_order": "row-major Kronecker order, the first factor varying slowest (docs/physics.md)",
+        "members": ids,
+        "times": times,
+    })
+}
 
 /// The NPY 1.0 header of a C-order complex128 array of `shape`, padded to 64 bytes.
 pub fn write_c16_header(w: &mut dyn Write, shape: &[u64]) -> std::io::Result<()> {

@@ -9,11 +9,11 @@ use crate::config::Plan;
 use crate::engine::Precision;
 use crate::error::{QbatError, Result};
 use crate::job::{Peak, PEAK_MEASURES};
-use crate::measures::saved::{basis, saved_dim, StateSave};
+use crate::measures::saved::{saved_dim, StateSave};
 use crate::measures::Measure;
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::series::{write_csv_header, write_csv_rows};
-use crate::output::states::write_c16_header;
+use crate::output::states::{states_axes, write_c16_header};
 use crate::output::{self, num, Format, OutputDir};
 use crate::run::{RunInfo, Timings};
 use crate::verify::verify_report_mixed;
@@ -52,22 +52,11 @@ fn write_states(
         Ok(())
     })?;
     out.write("states.json", |w| {
-        serde_json::to_writer_pretty(&mut *w, &states_axes(local, save, ids))
-            .map_err(std::io::Error::other)
-    })
-}
-
-/// What states.json says: the axes of states.npy, the members and times, and the basis.
-pub fn states_axes(plan: &Plan, save: StateSave, ids: &[u64]) -> serde_json::Value {
-    json!({
-        "dtype": "complex128",
-        "axes": ["member", "time", "row", "column"],
-        "kind": save.name(),
-        "dim": saved_dim(plan.space, save),
-        "basis": basis(plan.space, save),
-        "basis_order": "row-major Kronecker order, the first factor varying slowest (docs/physics.md)",
-        "members": ids,
-        "times": plan.schedule.times,
+        serde_json::to_writer_pretty(
+            &mut *w,
+            &states_axes(local.space, save, ids, &local.schedule.times),
+        )
+        .map_err(std::io::Error::other)
     })
 }
 
