@@ -812,3 +812,17 @@ fn the_batched_cpu_engine_gives_every_member_the_bits_of_its_own_one_member_run(
     assert!(all.value(0, last, 0) != all.value(1, last, 0));
     assert!(all.value(0, last, 0) != all.value(5, last, 0));
 }
+
+#[test]
+fn a_parity_mixed_start_is_refused_on_the_parity_path() {
+    use qbat_gpu::engine::dicke::dicke_batch;
+    use qbat_gpu::twin::rk4_dicke::DickeGathers;
+    let cfg = "model = \"dicke\"\n[params]\nn_cells = 2\nn_fock = 5\ng = 0.2\nalpha = { values = [0.0, 0.6] }\n[time]\ndt = 0.01\nt_end = 0.1\nsamples = 2\n";
+    let plan = parse_plan(cfg, &Overrides::default()).unwrap();
+    let parity = DickeGathers::new(2, 5, true);
+    let full = DickeGathers::new(2, 5, false);
+    let (vacuum, coherent) = (&plan.members[0], &plan.members[1]);
+    assert!(dicke_batch(&plan, &parity, &[vacuum]).is_ok());
+    assert!(dicke_batch(&plan, &parity, &[vacuum, coherent]).is_err());
+    assert!(dicke_batch(&plan, &full, &[vacuum, coherent]).is_ok());
+}

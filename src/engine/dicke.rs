@@ -110,11 +110,17 @@ pub fn dicke_batch(
             format!("a dicke batch holds 1 to {LANES} members, not {n}"),
         ));
     }
-    let lane = |j: usize| members[j.min(n - 1)];
     let coeffs = (0..n)
         .map(|j| dicke_coeffs(&plan.points[members[j].point]))
         .collect::<Result<Vec<_>>>()?;
     let rho0: Vec<CMat> = (0..n).map(|j| plan.initial_state(members[j])).collect();
+    // the parity path is exact only for parity-definite starts
+    if lay.parity_only && !rho0.iter().all(|r| parity_definite(r, lay.n_fock)) {
+        return Err(QbatError::invalid(
+            "initial",
+            "a parity-mixed start in a batch of the parity path",
+        ));
+    }
     let ops: Vec<DickeOps<f64>> = coeffs
         .iter()
         .map(|c| DickeOps::new(c, lay.parity_only))
@@ -136,7 +142,7 @@ pub fn dicke_batch(
     let mut work =
         DickeLaneWork::<f64, LANES>::new(lay, std::array::from_fn(|j| &packed_x[j.min(n - 1)][..]));
     let ctx: Vec<MeasureContext> = (0..n)
-        .map(|j| MeasureContext::new(&plan.systems[lane(j).point], &rho0[j]))
+        .map(|j| MeasureContext::new(&plan.systems[members[j].point], &rho0[j]))
         .collect();
     let mut list: Vec<Measure> = plan.measures.clone();
     list.extend(PEAK_MEASURES);

@@ -24,6 +24,10 @@
 //! RK4, fused as the kernel: stage 1 reads X, writes acc = k1, S_A = X + h/2 k1; stage 2 reads
 //! S_A, acc += 2 k2, S_B = X + h/2 k2; stage 3 reads S_B, acc += 2 k3, S_A = X + h k3; stage 4
 //! reads S_A, X += h/6 (acc + k4). Classical RK4 as the reference.
+//!
+//! `DickeOps`/`DickeWork` step one member in the kernel's loop form; the engine steps
+//! members in batches with `DickeLaneWork` (below): the same operations per lane, in the same
+//! order, so the bits of a member are those of `DickeWork` (tests at the end of this file).
 
 use super::rk4_cavity::Cx;
 use super::Real;
