@@ -769,3 +769,60 @@ fn parity_superselection_holds_and_the_structured_twin_uses_it_only_where_valid(
         }
     }
 }
+
+#[test]
+fn the_batched_cpu_engine_gives_every_member_the_bits_of_its_own_one_member_run() {
+    use qbat_gpu::job::dicke::parity_definite;
+    // 10 members, 5 parity-definite (alpha = 0, the vacuum) and 5 not: each parity path has
+    // a full batch of 4 and a batch of 1 with spare lanes
+    let gs = [0.1, 0.17, 0.25, 0.33, 0.4];
+    let body = |g: &str, alpha: &str| {
+        format!("model = \"dicke\"\n[params]\nn_cells = 2\nn_fock = 5\nwc = 1.05\nwa = 0.95\ng = {g}\nalpha = {alpha}\ncoupling = \"dicke\"\nkappa = 0.1\ngamma = 0.05\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 5\n[output]\nmeasures = [\"energy_b\", \"ergotropy_b\", \"purity\", \"photon_number\"]\n")
+    };
+    let g_list = format!("{{ values = [{}] }}", gs.map(|g| g.to_string()).join(", "));
+    let (plan, all) = run(&body(&g_list, "{ values = [0.0, 0.6] }"), Backend::Cpu);
+    assert_eq!(all.backend, "cpu");
+    assert_eq!(plan.members.len(), 10);
+    let definite: Vec<bool> = plan
+        .members
+        .iter()
+        .map(|m| parity_definite(&plan.initial_state(m), 5))
+        .collect();
+    assert_eq!(definite.iter().filter(|&&d| d).count(), 5, "{definite:?}");
+    let column = |name: &str| plan.param_columns.iter().position(|c| c == name).unwrap();
+    let (cg, ca) = (column("g"), column("alpha"));
+    for (i, m) in plan.members.iter().enumerate() {
+        let (g, alpha) = (m.param_values[cg], m.param_values[ca]);
+        let (one_plan, one) = run(&body(&g.to_string(), &alpha.to_string()), Backend::Cpu);
+        assert_eq!(one_plan.members.len(), 1);
+        for s in 0..plan.schedule.times.len() {
+            for k in 0..plan.measures.len() {
+                let (a, b) = (all.value(i, s, k), one.value(0, s, k));
+                assert!(
+                    a.to_bits() == b.to_bits(),
+                    "member {i} (g {g}, alpha {alpha}), sample {s}, {}: {a:e} in the ensemble, {b:e} alone",
+                    plan.measures[k].name()
+                );
+            }
+        }
+        assert_eq!(&all.peaks[4 * i..4 * i + 4], &one.peaks[..]);
+    }
+    // the members differ, so a mix-up of lanes or of the order would show
+    let last = plan.schedule.times.len() - 1;
+    assert!(all.value(0, last, 0) != all.value(1, last, 0));
+    assert!(all.value(0, last, 0) != all.value(5, last, 0));
+}
+
+#[test]
+fn a_parity_mixed_start_is_refused_on_the_parity_path() {
+    use qbat_gpu::engine::dicke::dicke_batch;
+    use qbat_gpu::twin::rk4_dicke::DickeGathers;
+    let cfg = "model = \"dicke\"\n[params]\nn_cells = 2\nn_fock = 5\ng = 0.2\nalpha = { values = [0.0, 0.6] }\n[time]\ndt = 0.01\nt_end = 0.1\nsamples = 2\n";
+    let plan = parse_plan(cfg, &Overrides::default()).unwrap();
+    let parity = DickeGathers::new(2, 5, true);
+    let full = DickeGathers::new(2, 5, false);
+    let (vacuum, coherent) = (&plan.members[0], &plan.members[1]);
+    assert!(dicke_batch(&plan, &parity, &[vacuum]).is_ok());
+    assert!(dicke_batch(&plan, &parity, &[vacuum, coherent]).is_err());
+    assert!(dicke_batch(&plan, &full, &[vacuum, coherent]).is_ok());
+}

@@ -1,5 +1,5 @@
 //! The `dicke` model on the engines (docs/physics.md "dicke"): the structured f64 engine
-//! (`twin::rk4_dicke`, rayon over members) for `--backend cpu`, the `rk4_dicke` kernel for
+//! (`twin::rk4_dicke`, batches of `LANES` members in SIMD lanes, rayon over batches) for `--backend cpu`, the `rk4_dicke` kernel for
 //! `--backend gpu`, the f64 reference for `--backend reference`. The measures are
 //! `measures::dicke`'s, from the reduced cell state and four sums over the full state at each
 //! sample (`DickeSample`), as the kernel returns them.
@@ -25,7 +25,7 @@ use crate::measures::{Measure, MeasureContext};
 use crate::model::Space;
 use crate::model::{dicke, real, Params};
 use crate::twin::rk4_cavity::Cx;
-use crate::twin::rk4_dicke::{DickeOps, DickeWork};
+use crate::twin::rk4_dicke::{DickeGathers, DickeLaneOps, DickeLaneWork, DickeOps};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -84,64 +84,183 @@ pub fn dicke_sample(o: &[f64], n_cells: usize, min_eigenvalue: Option<f64>) -> D
     }
 }
 
-/// Integrate one member on the structured f64 engine; values [sample][measure], peaks, and
-/// the saved states (`--save-states`, `measures::saved`; empty without).
-pub fn dicke_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Vec<C64>)> {
-    let sys = &plan.systems[m.point];
-    let coeffs = dicke_coeffs(&plan.points[m.point])?;
-    let dim = coeffs.dim();
-    let rho0 = plan.initial_state(m);
-    // A parity-definite start stays so: step the same-parity pairs only.
-    let parity_only = parity_definite(&rho0, coeffs.n_fock);
-    let ops = DickeOps::<f64>::new(&coeffs, parity_only);
+/// Members per pass of the structured f64 engine: one AVX register of f64 per lane vector.
+pub const LANES: usize = 4;
+
+/// One member's output: values [sample][measure], peaks, and the saved states
+/// (`--save-states`, `measures::saved`; empty without).
+type MemberOutput = (Vec<f64>, [Peak; 4], Vec<C64>);
+
+/// The ensemble's values [member][sample][measure], peaks [member][4] and saved states.
+type EnsembleOutput = (Vec<f64>, Vec<Peak>, Option<Vec<C64>>);
+
+/// Integrate up to `LANES` members of the same parity path together on the structured f64
+/// engine (`twin::rk4_dicke::DickeLaneWork`); a short batch fills its spare lanes with copies
+/// of its last member, whose results are dropped. Each member's bits are those of stepping it
+/// alone (`DickeWork`).
+pub fn dicke_batch(
+    plan: &Plan,
+    lay: &DickeGathers,
+    members: &[&Member],
+) -> Result<Vec<MemberOutput>> {
+    let n = members.len();
+    if n == 0 || n > LANES {
+        return Err(QbatError::invalid(
+            "members",
+            format!("a dicke batch holds 1 to {LANES} members, not {n}"),
+        ));
+    }
+    let coeffs = (0..n)
+        .map(|j| dicke_coeffs(&plan.points[members[j].point]))
+        .collect::<Result<Vec<_>>>()?;
+    let rho0: Vec<CMat> = (0..n).map(|j| plan.initial_state(members[j])).collect();
+    // the parity path is exact only for parity-definite starts
+    if lay.parity_only && !rho0.iter().all(|r| parity_definite(r, lay.n_fock)) {
+        return Err(QbatError::invalid(
+            "initial",
+            "a parity-mixed start in a batch of the parity path",
+        ));
+    }
+    let ops: Vec<DickeOps<f64>> = coeffs
+        .iter()
+        .map(|c| DickeOps::new(c, lay.parity_only))
+        .collect();
     // `[protocol] switch_off`: the cavity-cell coupling g is off after T.
-    let ops_off = plan
-        .schedule
-        .switch_segment()
-        .map(|_| DickeOps::new(&coeffs.uncoupled(), parity_only));
-    let ctx = MeasureContext::new(sys, &rho0);
-    let mut x = pack_state::<f64>(&rho0);
-    let mut work = DickeWork::new(ops.n_packed());
+    let ops_off: Option<Vec<DickeOps<f64>>> = plan.schedule.switch_segment().map(|_| {
+        coeffs
+            .iter()
+            .map(|c| DickeOps::new(&c.uncoupled(), lay.parity_only))
+            .collect()
+    });
+    let lanes_of = |o: &[DickeOps<f64>]| {
+        DickeLaneOps::<f64, LANES>::new(lay, std::array::from_fn(|j| &o[j.min(n - 1)]))
+    };
+    let lane_ops = lanes_of(&ops)?;
+    let lane_ops_off = ops_off.as_deref().map(lanes_of).transpose()?;
+    // each lane's packed state: its start, then the slots after every sample
+    let mut packed_x: Vec<Vec<Cx<f64>>> = rho0.iter().map(pack_state::<f64>).collect();
+    let mut work =
+        DickeLaneWork::<f64, LANES>::new(lay, std::array::from_fn(|j| &packed_x[j.min(n - 1)][..]));
+    let ctx: Vec<MeasureContext> = (0..n)
+        .map(|j| MeasureContext::new(&plan.systems[members[j].point], &rho0[j]))
+        .collect();
     let mut list: Vec<Measure> = plan.measures.clone();
     list.extend(PEAK_MEASURES);
     let nm = plan.measures.len();
     let want_min_eig = list.contains(&Measure::MinEigenvalue);
-    let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
-    let mut peaks = [Peak::default(); 4];
-    let mut states = vec![];
-    let mut gen = &ops;
+    let dim = lay.dim;
+    let mut out: Vec<MemberOutput> = (0..n)
+        .map(|_| {
+            (
+                Vec::with_capacity(plan.schedule.times.len() * nm),
+                [Peak::default(); 4],
+                vec![],
+            )
+        })
+        .collect();
+    let mut gen = &lane_ops;
     for seg in &plan.schedule.segments {
         for _ in 0..seg.n_full {
-            work.step(gen, &mut x, plan.schedule.dt);
+            work.step(lay, gen, plan.schedule.dt)?;
         }
         if seg.h_last > 0.0 {
-            work.step(gen, &mut x, seg.h_last);
+            work.step(lay, gen, seg.h_last)?;
         }
         let s = match seg.end {
             SegmentEnd::Sample(s) => s,
             SegmentEnd::SwitchOff => {
-                gen = ops_off.as_ref().unwrap_or(&ops);
+                gen = lane_ops_off.as_ref().unwrap_or(&lane_ops);
                 continue;
             }
         };
         let t = plan.schedule.times[s];
-        // min_eigenvalue alone needs the full state
-        let min_eig =
-            want_min_eig.then(|| crate::measures::health::min_eigenvalue(&unpack_state(&x, dim)));
-        let v = evaluate_sample(
-            &list,
-            &ctx,
-            t,
-            &dicke_sample(&ops.sample(&x), coeffs.n_cells, min_eig),
-            coeffs.n_cells,
-        );
-        values.extend_from_slice(&v[..nm]);
-        update_peaks(&mut peaks, s, t, &v[nm..]);
-        if let Some(save) = plan.save_states {
-            push_row_major(
-                &mut states,
-                &saved_state(plan.space, &unpack_state(&x, dim), 0.0, save),
+        for (j, (values, peaks, states)) in out.iter_mut().enumerate() {
+            let x = &mut packed_x[j];
+            work.lane_packed(lay, j, x);
+            // min_eigenvalue alone needs the full state
+            let min_eig = want_min_eig
+                .then(|| crate::measures::health::min_eigenvalue(&unpack_state(x, dim)));
+            let v = evaluate_sample(
+                &list,
+                &ctx[j],
+                t,
+                &dicke_sample(&ops[j].sample(x), lay.n_cells, min_eig),
+                lay.n_cells,
             );
+            values.extend_from_slice(&v[..nm]);
+            update_peaks(peaks, s, t, &v[nm..]);
+            if let Some(save) = plan.save_states {
+                push_row_major(
+                    states,
+                    &saved_state(plan.space, &unpack_state(x, dim), 0.0, save),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The structured f64 engine over a plan: members grouped by parity path into batches of
+/// `LANES`, the batches in parallel; results in member order.
+fn run_dicke_cpu(plan: &Plan, opts: &RunOptions) -> Result<EnsembleOutput> {
+    let Space::Dicke { n_cells, n_fock } = plan.space else {
+        return Err(QbatError::invalid(
+            "model",
+            "the dicke engine runs dicke plans only",
+        ));
+    };
+    // A parity-definite start stays so: step the same-parity pairs only.
+    let parity: Vec<bool> = plan
+        .members
+        .par_iter()
+        .map(|m| parity_definite(&plan.initial_state(m), n_fock))
+        .collect();
+    let mut batches: Vec<(bool, Vec<usize>)> = vec![];
+    for path in [true, false] {
+        let idx: Vec<usize> = (0..parity.len()).filter(|&i| parity[i] == path).collect();
+        batches.extend(idx.chunks(LANES).map(|b| (path, b.to_vec())));
+    }
+    let layouts: Vec<Option<DickeGathers>> = [true, false]
+        .into_iter()
+        .map(|path| {
+            parity
+                .contains(&path)
+                .then(|| DickeGathers::new(n_cells, n_fock, path))
+        })
+        .collect();
+    let pb = progress_bar(opts.progress, plan.members.len() as u64, "cpu f64 (dicke)");
+    let per: Vec<Result<Vec<MemberOutput>>> = batches
+        .par_iter()
+        .map(|(path, idx)| {
+            opts.check_cancelled()?;
+            let lay = layouts[usize::from(!path)].as_ref().ok_or_else(|| {
+                QbatError::invalid("members", "no layout for a parity path in use")
+            })?;
+            let members: Vec<&Member> = idx.iter().map(|&i| &plan.members[i]).collect();
+            let r = dicke_batch(plan, lay, &members);
+            pb.inc(idx.len() as u64);
+            opts.add_done(idx.len() as u64);
+            r
+        })
+        .collect();
+    pb.finish_and_clear();
+    opts.check_cancelled()?;
+    let mut by_member: Vec<Option<MemberOutput>> = (0..plan.members.len()).map(|_| None).collect();
+    for ((_, idx), r) in batches.iter().zip(per) {
+        for (&i, o) in idx.iter().zip(r?) {
+            by_member[i] = Some(o);
+        }
+    }
+    let mut values =
+        Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
+    let mut peaks = Vec::with_capacity(plan.members.len() * 4);
+    let mut states = plan.save_states.map(|_| vec![]);
+    for o in by_member {
+        let (v, p, st) = o.ok_or_else(|| QbatError::invalid("members", "a member was not run"))?;
+        values.extend(v);
+        peaks.extend(p);
+        if let Some(all) = states.as_mut() {
+            all.extend(st);
         }
     }
     Ok((values, peaks, states))
@@ -169,8 +288,7 @@ pub fn run_dicke(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
         }
         Engine::Gpu(ctx) => run_dicke_gpu_engine(plan, opts, ctx),
         Engine::Cpu => {
-            let (values, peaks, states) =
-                super::per_member(plan, opts, "cpu f64 (dicke)", |m| dicke_member(plan, m))?;
+            let (values, peaks, states) = run_dicke_cpu(plan, opts)?;
             let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
             out.states = states;
             Ok(out)

@@ -24,6 +24,10 @@
 //! RK4, fused as the kernel: stage 1 reads X, writes acc = k1, S_A = X + h/2 k1; stage 2 reads
 //! S_A, acc += 2 k2, S_B = X + h/2 k2; stage 3 reads S_B, acc += 2 k3, S_A = X + h k3; stage 4
 //! reads S_A, X += h/6 (acc + k4). Classical RK4 as the reference.
+//!
+//! `DickeOps`/`DickeWork` step one member in the kernel's loop form; the engine steps
+//! members in batches with `DickeLaneWork` (below): the same operations per lane, in the same
+//! order, so the bits of a member are those of `DickeWork` (tests at the end of this file).
 
 use super::rk4_cavity::Cx;
 use super::Real;
@@ -292,6 +296,644 @@ fn stage<R: Real, const MODE: u8>(
             }),
             (LAST, Some(src)) => ops.row(src, r, |p, v| x[p] = add(x[p], scale(add(acc[p], v), a))),
             _ => unreachable!("stage mode and source"),
+        }
+    }
+}
+
+// ---- the lane-batched form: L members per pass, the twin's arithmetic in every lane ----------
+//
+// The structured f64 engine steps L members of the same (N, n_fock, parity path) at once. Per
+// element it does exactly `DickeOps::element_with` and `stage` per lane, in the same order, so
+// a member's bits do not depend on its lane or its batch (tests below, against DickeWork).
+// What changes is the bookkeeping, done once per layout instead of per element and member:
+//  - every matrix holds only the entries a stage reads or writes, in "slots": slot e is the
+//    element table's entry e, then the entries gathers read that are never stepped (the
+//    cross-parity neighbours at the Fock top, whose factor is 0; they stay as they start);
+//  - per element the 10 gathers' slots and conj flags are precomputed, so the inner loop has
+//    no packed-index arithmetic and, past the rows near the diagonal, no conj;
+//  - a slot holds the L members' values as struct of arrays, one gather feeds L lanes and the
+//    lane arithmetic vectorises (AVX where the CPU has it, same bits: Rust never fuses
+//    multiply-add).
+
+/// Gathers per element: X[u_r[s], c] (s < 4, H_c X), X[r, u_c[s]] (4 + s, X H_c), the a-jump
+/// X[r + 1, c + 1] (8) and the J_- jump X[r + d, c + d] (9), as in `element_with`.
+const N_GATHER: usize = 2 * SLOTS + 2;
+const G_JA: usize = 2 * SLOTS;
+const G_JB: usize = 2 * SLOTS + 1;
+
+/// One element's gathers: their slots, and c | conj << 16 where bit i of conj says gather i
+/// reads the lower triangle (X[a, b] = conj X[b, a]).
+#[derive(Clone, Copy, Debug)]
+struct ElementGathers {
+    at: [u32; N_GATHER],
+    c_conj: u32,
+}
+
+/// The slot layout and gather table of a (N, n_fock, parity path), shared by every batch.
+pub struct DickeGathers {
+    pub n_cells: usize,
+    pub n_fock: usize,
+    pub dim: usize,
+    pub parity_only: bool,
+    /// Per element (= slot) e of the element table, row-major.
+    gathers: Vec<ElementGathers>,
+    /// Row r's elements are [row_start[r], row_start[r + 1]); from row_direct[r] on, none of
+    /// their gathers needs conj.
+    row_start: Vec<usize>,
+    row_direct: Vec<usize>,
+    /// The packed index (`job::dicke::packed`) of every slot: the elements, then the
+    /// read-only entries. Every gather's slot is below its length (checked in `new`).
+    slot_packed: Vec<u32>,
+}
+
+impl DickeGathers {
+    pub fn new(n_cells: usize, n_fock: usize, parity_only: bool) -> DickeGathers {
+        let dim = (n_cells + 1) * (n_fock + 1);
+        let (rows, _) = row_tables(n_cells, n_fock);
+        let elems = crate::job::dicke::element_table(n_cells, n_fock, parity_only);
+        const NONE: u32 = u32::MAX;
+        let mut slot_of = vec![NONE; dim * (dim + 1) / 2];
+        let mut slot_packed = Vec::with_capacity(elems.len());
+        for &rc in &elems {
+            let p = packed((rc & 0xffff) as usize, (rc >> 16) as usize, dim);
+            slot_of[p] = slot_packed.len() as u32;
+            slot_packed.push(p as u32);
+        }
+        let mut row_start = vec![0; dim + 1];
+        let mut row_direct = vec![0; dim];
+        let mut gathers = Vec::with_capacity(elems.len());
+        for (e, &rc) in elems.iter().enumerate() {
+            let (r, c) = ((rc & 0xffff) as usize, (rc >> 16) as usize);
+            let (ur, uc) = (&rows[r], &rows[c]);
+            let mut pairs = [(0, 0); N_GATHER];
+            for s in 0..SLOTS {
+                pairs[s] = (ur[s] as usize, c);
+                pairs[SLOTS + s] = (r, uc[s] as usize);
+            }
+            pairs[G_JA] = (ur[4] as usize, uc[4] as usize);
+            pairs[G_JB] = (ur[5] as usize, uc[5] as usize);
+            let mut g = ElementGathers {
+                at: [0; N_GATHER],
+                c_conj: c as u32,
+            };
+            for (i, &(a, b)) in pairs.iter().enumerate() {
+                let p = packed(a.min(b), a.max(b), dim);
+                if slot_of[p] == NONE {
+                    slot_of[p] = slot_packed.len() as u32;
+                    slot_packed.push(p as u32);
+                }
+                g.at[i] = slot_of[p];
+                if a > b {
+                    g.c_conj |= 1 << (16 + i);
+                }
+            }
+            row_start[r + 1] = e + 1;
+            if g.c_conj >> 16 != 0 {
+                row_direct[r] = e + 1;
+            }
+            gathers.push(g);
+        }
+        // rows without elements start where the previous one ended; a row without conj
+        // gathers is direct from its start
+        for r in 0..dim {
+            row_start[r + 1] = row_start[r + 1].max(row_start[r]);
+            row_direct[r] = row_direct[r].max(row_start[r]);
+        }
+        DickeGathers {
+            n_cells,
+            n_fock,
+            dim,
+            parity_only,
+            gathers,
+            row_start,
+            row_direct,
+            slot_packed,
+        }
+    }
+
+    /// Elements stepped (the element table's length).
+    pub fn n_elements(&self) -> usize {
+        self.gathers.len()
+    }
+
+    /// Slots per matrix: the elements, then the read-only entries.
+    pub fn n_slots(&self) -> usize {
+        self.slot_packed.len()
+    }
+}
+
+/// One slot of L members, struct of arrays: lane j is the batch's member j. 64-byte aligned,
+/// so that a slot of 4 f64 lanes is one cache line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(64))]
+pub struct Lanes<R: Real, const L: usize> {
+    pub re: [R; L],
+    pub im: [R; L],
+}
+
+impl<R: Real, const L: usize> Lanes<R, L> {
+    const ZERO: Self = Lanes {
+        re: [R::ZERO; L],
+        im: [R::ZERO; L],
+    };
+}
+
+/// The coefficients of L members (`DickeOps`'s, lane by lane).
+pub struct DickeLaneOps<R: Real, const L: usize> {
+    gw: Vec<[[R; L]; SLOTS]>,
+    kd: Vec<Lanes<R, L>>,
+    ka: Vec<[R; L]>,
+    ga: Vec<[R; L]>,
+    /// Raw jump factors, the same for every member.
+    ja: Vec<R>,
+    jb: Vec<R>,
+}
+
+impl<R: Real, const L: usize> DickeLaneOps<R, L> {
+    /// The lanes' coefficients, taken from each lane's `DickeOps` (so they are its values, bit
+    /// for bit); every lane must have the layout's (N, n_fock).
+    pub fn new(lay: &DickeGathers, lanes: [&DickeOps<R>; L]) -> crate::error::Result<Self> {
+        if let Some(o) = lanes
+            .iter()
+            .find(|o| o.n_cells != lay.n_cells || o.n_fock != lay.n_fock)
+        {
+            return Err(crate::error::QbatError::invalid(
+                "params",
+                format!(
+                    "a dicke batch mixes sizes: (N, n_fock) = ({}, {}) against the layout's ({}, {})",
+                    o.n_cells, o.n_fock, lay.n_cells, lay.n_fock
+                ),
+            ));
+        }
+        let dim = lay.dim;
+        Ok(DickeLaneOps {
+            gw: (0..dim)
+                .map(|r| std::array::from_fn(|s| std::array::from_fn(|j| lanes[j].gw[r][s])))
+                .collect(),
+            kd: (0..dim)
+                .map(|r| Lanes {
+                    re: std::array::from_fn(|j| lanes[j].kd[r].re),
+                    im: std::array::from_fn(|j| lanes[j].kd[r].im),
+                })
+                .collect(),
+            ka: (0..dim)
+                .map(|r| std::array::from_fn(|j| lanes[j].ka[r]))
+                .collect(),
+            ga: (0..dim)
+                .map(|r| std::array::from_fn(|j| lanes[j].ga[r]))
+                .collect(),
+            ja: lanes[0].ja.clone(),
+            jb: lanes[0].jb.clone(),
+        })
+    }
+}
+
+/// A batch's matrices in slots: X, the stage matrices S_A, S_B and the accumulator.
+pub struct DickeLaneWork<R: Real, const L: usize> {
+    x: Vec<Lanes<R, L>>,
+    sa: Vec<Lanes<R, L>>,
+    sb: Vec<Lanes<R, L>>,
+    acc: Vec<Lanes<R, L>>,
+    /// Compile the stages for AVX (checked at run time).
+    avx: bool,
+}
+
+impl<R: Real, const L: usize> DickeLaneWork<R, L> {
+    /// Lane j starts from the packed state `initial[j]` (`engine::dicke::pack_state`).
+    pub fn new(lay: &DickeGathers, initial: [&[Cx<R>]; L]) -> DickeLaneWork<R, L> {
+        let x: Vec<Lanes<R, L>> = lay
+            .slot_packed
+            .iter()
+            .map(|&p| Lanes {
+                re: std::array::from_fn(|j| initial[j][p as usize].re),
+                im: std::array::from_fn(|j| initial[j][p as usize].im),
+            })
+            .collect();
+        let z = vec![Lanes::ZERO; x.len()];
+        DickeLaneWork {
+            x,
+            sa: z.clone(),
+            sb: z.clone(),
+            acc: z,
+            avx: has_avx(),
+        }
+    }
+
+    /// Lane j's state into its packed matrix `out`: the slots are written, every other entry
+    /// is left as it is (the engine keeps it at the member's start, which L never changes).
+    pub fn lane_packed(&self, lay: &DickeGathers, j: usize, out: &mut [Cx<R>]) {
+        for (z, &p) in self.x.iter().zip(&lay.slot_packed) {
+            out[p as usize] = Cx::new(z.re[j], z.im[j]);
+        }
+    }
+
+    /// One classical RK4 step of length h for every lane: `DickeWork::step` lane by lane.
+    /// `lay` and `ops` must be of this batch's size (an error otherwise).
+    pub fn step(
+        &mut self,
+        lay: &DickeGathers,
+        ops: &DickeLaneOps<R, L>,
+        h: f64,
+    ) -> crate::error::Result<()> {
+        // The stages read gathers unchecked: every slot of lay's table is below
+        // lay.n_slots() (by construction), so the matrices must have that length.
+        let n = lay.n_slots();
+        if [&self.x, &self.sa, &self.sb, &self.acc]
+            .iter()
+            .any(|m| m.len() != n)
+            || ops.gw.len() != lay.dim
+        {
+            return Err(crate::error::QbatError::invalid(
+                "dicke",
+                "a dicke batch stepped with another size's gather table",
+            ));
+        }
+        let h = R::from_f64(h);
+        let (hh, h6) = (h * R::from_f64(0.5), h / R::from_f64(6.0));
+        #[cfg(target_arch = "x86_64")]
+        if self.avx {
+            // SAFETY: `avx` is set only where the CPU reports AVX.
+            unsafe { lane_step_avx(self, lay, ops, hh, h, h6) };
+            return Ok(());
+        }
+        lane_step(self, lay, ops, hh, h, h6);
+        Ok(())
+    }
+}
+
+fn has_avx() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `lane_step` compiled for AVX (4 f64 per register). Rust never fuses or reorders
+/// floating-point operations, so it gives the baseline build's bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn lane_step_avx<R: Real, const L: usize>(
+    w: &mut DickeLaneWork<R, L>,
+    lay: &DickeGathers,
+    ops: &DickeLaneOps<R, L>,
+    hh: R,
+    h: R,
+    h6: R,
+) {
+    lane_step(w, lay, ops, hh, h, h6)
+}
+
+/// The four stages of `DickeWork::step`, with its stage coefficients.
+#[inline(always)]
+fn lane_step<R: Real, const L: usize>(
+    w: &mut DickeLaneWork<R, L>,
+    lay: &DickeGathers,
+    ops: &DickeLaneOps<R, L>,
+    hh: R,
+    h: R,
+    h6: R,
+) {
+    let two = R::from_f64(2.0);
+    let DickeLaneWork { x, sa, sb, acc, .. } = w;
+    // FIRST: acc = k; S_A = X + h/2 k
+    lane_stage(lay, ops, x, |e, v| {
+        acc[e] = v;
+        sa[e] = lane_axpy(&x[e], &v, hh);
+    });
+    // MID: acc += 2 k; S_B = X + h/2 k
+    lane_stage(lay, ops, sa, |e, v| {
+        acc[e] = lane_axpy(&acc[e], &v, two);
+        sb[e] = lane_axpy(&x[e], &v, hh);
+    });
+    // MID: acc += 2 k; S_A = X + h k
+    lane_stage(lay, ops, sb, |e, v| {
+        acc[e] = lane_axpy(&acc[e], &v, two);
+        sa[e] = lane_axpy(&x[e], &v, h);
+    });
+    // LAST: X += h/6 (acc + k)
+    lane_stage(lay, ops, sa, |e, v| {
+        let (a, z) = (&acc[e], &mut x[e]);
+        for j in 0..L {
+            z.re[j] = z.re[j] + (a.re[j] + v.re[j]) * h6;
+            z.im[j] = z.im[j] + (a.im[j] + v.im[j]) * h6;
+        }
+    });
+}
+
+/// x + v s per lane (`add(x, scale(v, s))`).
+#[inline(always)]
+fn lane_axpy<R: Real, const L: usize>(x: &Lanes<R, L>, v: &Lanes<R, L>, s: R) -> Lanes<R, L> {
+    let mut o = *x;
+    for j in 0..L {
+        o.re[j] = x.re[j] + v.re[j] * s;
+        o.im[j] = x.im[j] + v.im[j] * s;
+    }
+    o
+}
+
+/// L[src] at every element, row by row; `put(e, v)` takes element e's value.
+#[inline(always)]
+fn lane_stage<R: Real, const L: usize>(
+    lay: &DickeGathers,
+    ops: &DickeLaneOps<R, L>,
+    src: &[Lanes<R, L>],
+    mut put: impl FnMut(usize, Lanes<R, L>),
+) {
+    for r in 0..lay.dim {
+        let row = RowLanes {
+            gw: &ops.gw[r],
+            kd: &ops.kd[r],
+            ka: &ops.ka[r],
+            ga: &ops.ga[r],
+        };
+        let (begin, direct, end) = (lay.row_start[r], lay.row_direct[r], lay.row_start[r + 1]);
+        for (e, g) in lay.gathers[begin..direct].iter().enumerate() {
+            put(
+                begin + e,
+                lane_element::<R, L, true>(ops, &row, src, begin + e, g),
+            );
+        }
+        for (e, g) in lay.gathers[direct..end].iter().enumerate() {
+            put(
+                direct + e,
+                lane_element::<R, L, false>(ops, &row, src, direct + e, g),
+            );
+        }
+    }
+}
+
+/// Row r's coefficients in lanes.
+struct RowLanes<'a, R: Real, const L: usize> {
+    gw: &'a [[R; L]; SLOTS],
+    kd: &'a Lanes<R, L>,
+    ka: &'a [R; L],
+    ga: &'a [R; L],
+}
+
+/// L[src]_rc in every lane: `DickeOps::element_with`, the same operations in the same order
+/// per lane. CONJ: some gathers read the lower triangle (im times -1, which is exactly -im).
+// j indexes a dozen lane arrays in lockstep, as a SIMD lane does
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn lane_element<R: Real, const L: usize, const CONJ: bool>(
+    ops: &DickeLaneOps<R, L>,
+    row: &RowLanes<R, L>,
+    src: &[Lanes<R, L>],
+    e: usize,
+    g: &ElementGathers,
+) -> Lanes<R, L> {
+    let c = (g.c_conj & 0xffff) as usize;
+    let mut gs = [Lanes::ZERO; N_GATHER];
+    for (i, z) in gs.iter_mut().enumerate() {
+        // SAFETY: g.at[i] < lay.n_slots() (DickeGathers::new) = src.len() (checked in
+        // DickeLaneWork::step, the only caller).
+        *z = unsafe { *src.get_unchecked(g.at[i] as usize) };
+        if CONJ {
+            let sign = if (g.c_conj >> (16 + i)) & 1 != 0 {
+                -R::ONE
+            } else {
+                R::ONE
+            };
+            for j in 0..L {
+                z.im[j] = z.im[j] * sign;
+            }
+        }
+    }
+    let z = &src[e];
+    let (gwc, kc) = (&ops.gw[c], &ops.kd[c]);
+    let (jac, jbc) = (ops.ja[c], ops.jb[c]);
+    let mut v = Lanes::ZERO;
+    for j in 0..L {
+        let diag_re = row.kd.re[j] + kc.re[j];
+        let diag_im = row.kd.im[j] - kc.im[j];
+        // (H_c X)_rc and (X H_c)_rc
+        let (mut hr_re, mut hr_im) = (R::ZERO, R::ZERO);
+        let (mut hc_re, mut hc_im) = (R::ZERO, R::ZERO);
+        for s in 0..SLOTS {
+            hr_re = hr_re + gs[s].re[j] * row.gw[s][j];
+            hr_im = hr_im + gs[s].im[j] * row.gw[s][j];
+            hc_re = hc_re + gs[SLOTS + s].re[j] * gwc[s][j];
+            hc_im = hc_im + gs[SLOTS + s].im[j] * gwc[s][j];
+        }
+        // diag z - i hr + i hc, then the jumps
+        let mut v_re = diag_re * z.re[j] - diag_im * z.im[j] + hr_im - hc_im;
+        let mut v_im = diag_re * z.im[j] + diag_im * z.re[j] - hr_re + hc_re;
+        let fa = row.ka[j] * jac;
+        v_re = v_re + gs[G_JA].re[j] * fa;
+        v_im = v_im + gs[G_JA].im[j] * fa;
+        let fb = row.ga[j] * jbc;
+        v_re = v_re + gs[G_JB].re[j] * fb;
+        v_im = v_im + gs[G_JB].im[j] * fb;
+        v.re[j] = v_re;
+        v.im[j] = v_im;
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::dicke::parity;
+
+    /// A Hermitian test state in packed form with every stepped entry distinct and non-zero
+    /// (cross-parity entries 0 for the parity path); not a density matrix, which the
+    /// arithmetic does not need.
+    fn start<R: Real>(c: &DickeCoeffs, parity_only: bool, salt: f64) -> Vec<Cx<R>> {
+        let dim = c.dim();
+        let mut x = Vec::with_capacity(dim * (dim + 1) / 2);
+        for r in 0..dim {
+            for col in r..dim {
+                let keep = !parity_only || parity(r, c.n_fock) == parity(col, c.n_fock);
+                let t = (r * dim + col) as f64 + salt;
+                let (re, im) = if !keep {
+                    (0.0, 0.0)
+                } else if r == col {
+                    (0.3 + 0.1 * (1.3 * t).sin(), 0.0)
+                } else {
+                    (0.05 * (0.7 * t).sin(), 0.05 * (1.9 * t).cos())
+                };
+                x.push(Cx::new(R::from_f64(re), R::from_f64(im)));
+            }
+        }
+        x
+    }
+
+    /// Members of one size with different couplings, both coupling kinds and dissipators.
+    fn members(n_cells: usize, n_fock: usize) -> Vec<DickeCoeffs> {
+        (0..6)
+            .map(|i| DickeCoeffs {
+                n_cells,
+                n_fock,
+                wc: 1.0 + 0.03 * i as f64,
+                wa: 0.9 - 0.02 * i as f64,
+                g: 0.1 + 0.07 * i as f64,
+                tavis_cummings: i % 3 == 1,
+                kappa: 0.05 + 0.04 * i as f64,
+                gamma: 0.02 + 0.03 * i as f64,
+            })
+            .collect()
+    }
+
+    /// Member i stepped alone with the kernel-order twin (`DickeWork`).
+    fn alone<R: Real>(
+        c: &DickeCoeffs,
+        parity_only: bool,
+        salt: f64,
+        steps: usize,
+        h: f64,
+    ) -> Vec<Cx<R>> {
+        let ops = DickeOps::<R>::new(c, parity_only);
+        let mut x = start::<R>(c, parity_only, salt);
+        let mut w = DickeWork::new(ops.n_packed());
+        for _ in 0..steps {
+            w.step(&ops, &mut x, h);
+        }
+        x
+    }
+
+    /// The members `idx` stepped together in L lanes (spare lanes repeat the last member);
+    /// their packed states.
+    fn batched<R: Real, const L: usize>(
+        cs: &[DickeCoeffs],
+        idx: &[usize],
+        parity_only: bool,
+        steps: usize,
+        h: f64,
+        avx: bool,
+    ) -> Vec<Vec<Cx<R>>> {
+        let lay = DickeGathers::new(cs[0].n_cells, cs[0].n_fock, parity_only);
+        let lane = |j: usize| idx[j.min(idx.len() - 1)];
+        let ops: Vec<DickeOps<R>> = cs.iter().map(|c| DickeOps::new(c, parity_only)).collect();
+        let starts: Vec<Vec<Cx<R>>> = (0..cs.len())
+            .map(|i| start::<R>(&cs[i], parity_only, i as f64))
+            .collect();
+        let lane_ops =
+            DickeLaneOps::<R, L>::new(&lay, std::array::from_fn(|j| &ops[lane(j)])).unwrap();
+        let mut w = DickeLaneWork::<R, L>::new(&lay, std::array::from_fn(|j| &starts[lane(j)][..]));
+        w.avx = w.avx && avx;
+        for _ in 0..steps {
+            w.step(&lay, &lane_ops, h).unwrap();
+        }
+        (0..idx.len())
+            .map(|j| {
+                let mut x = starts[idx[j]].clone();
+                w.lane_packed(&lay, j, &mut x);
+                x
+            })
+            .collect()
+    }
+
+    fn bits<R: Real>(x: &[Cx<R>]) -> Vec<(u64, u64)> {
+        x.iter()
+            .map(|z| (z.re.to_f64().to_bits(), z.im.to_f64().to_bits()))
+            .collect()
+    }
+
+    /// Every member's state, stepped in any lane of any batch (4 lanes: a full batch, a batch
+    /// of 2 with spare lanes, a batch in another order; 8 lanes; with and without AVX), is
+    /// the kernel-order twin's state of the member stepped alone, bit for bit.
+    fn lanes_match_alone<R: Real>(n_cells: usize, n_fock: usize, parity_only: bool) {
+        let (steps, h) = (25, 0.05);
+        let cs = members(n_cells, n_fock);
+        let want: Vec<_> = (0..cs.len())
+            .map(|i| bits(&alone::<R>(&cs[i], parity_only, i as f64, steps, h)))
+            .collect();
+        let what = format!("N {n_cells}, n_fock {n_fock}, parity {parity_only}");
+        // 6 members in batches of 4 and 2 (the engine's split), then other groupings
+        type Run<'a, R> = (&'a str, Vec<usize>, Vec<Vec<Cx<R>>>);
+        let runs: Vec<Run<R>> = vec![
+            (
+                "4 lanes, first 4",
+                vec![0, 1, 2, 3],
+                batched::<R, 4>(&cs, &[0, 1, 2, 3], parity_only, steps, h, true),
+            ),
+            (
+                "4 lanes, last 2",
+                vec![4, 5],
+                batched::<R, 4>(&cs, &[4, 5], parity_only, steps, h, true),
+            ),
+            (
+                "4 lanes, reordered",
+                vec![5, 2, 0, 4],
+                batched::<R, 4>(&cs, &[5, 2, 0, 4], parity_only, steps, h, true),
+            ),
+            (
+                "4 lanes, one member",
+                vec![3],
+                batched::<R, 4>(&cs, &[3], parity_only, steps, h, true),
+            ),
+            (
+                "4 lanes, no AVX",
+                vec![1, 3, 5],
+                batched::<R, 4>(&cs, &[1, 3, 5], parity_only, steps, h, false),
+            ),
+            (
+                "8 lanes, 6 members",
+                vec![0, 1, 2, 3, 4, 5],
+                batched::<R, 8>(&cs, &[0, 1, 2, 3, 4, 5], parity_only, steps, h, true),
+            ),
+            (
+                "1 lane",
+                vec![2],
+                batched::<R, 1>(&cs, &[2], parity_only, steps, h, true),
+            ),
+        ];
+        for (name, idx, got) in runs {
+            for (&i, x) in idx.iter().zip(&got) {
+                assert!(
+                    bits(x) == want[i],
+                    "{what}, {name}: member {i} differs from the member stepped alone"
+                );
+            }
+        }
+        // and the test is not vacuous: the members moved, differently
+        let s0 = alone::<R>(&cs[0], parity_only, 0.0, 0, h);
+        assert!(bits(&s0) != want[0], "{what}: member 0 did not move");
+        assert!(want[0] != want[1], "{what}: members 0 and 1 coincide");
+    }
+
+    #[test]
+    fn a_member_in_any_lane_of_any_batch_has_the_bits_of_the_member_stepped_alone() {
+        for parity_only in [true, false] {
+            lanes_match_alone::<f64>(3, 5, parity_only);
+            lanes_match_alone::<f64>(2, 4, parity_only);
+            lanes_match_alone::<f32>(3, 5, parity_only);
+        }
+    }
+
+    #[test]
+    fn the_gather_table_reads_stepped_entries_and_conj_only_near_the_diagonal() {
+        for parity_only in [true, false] {
+            let lay = DickeGathers::new(3, 5, parity_only);
+            let d = lay.n_fock + 1;
+            assert_eq!(
+                lay.n_elements(),
+                crate::job::dicke::element_table(3, 5, parity_only).len()
+            );
+            // the full table steps every entry; the parity one reads only the cross-parity
+            // neighbours of the Fock top besides its elements
+            if !parity_only {
+                assert_eq!(lay.n_slots(), lay.n_elements());
+            } else {
+                assert!(lay.n_slots() > lay.n_elements());
+            }
+            for r in 0..lay.dim {
+                for e in lay.row_start[r]..lay.row_start[r + 1] {
+                    let g = lay.gathers[e];
+                    let c = (g.c_conj & 0xffff) as usize;
+                    assert!(g.at.iter().all(|&s| (s as usize) < lay.n_slots()));
+                    if g.c_conj >> 16 != 0 {
+                        assert!(
+                            e < lay.row_direct[r] && c <= r + d + 1,
+                            "conj at ({r}, {c})"
+                        );
+                    }
+                }
+            }
         }
     }
 }
