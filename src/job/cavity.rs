@@ -285,3 +285,60 @@ const _: () = assert!(std::mem::size_of::<Params>() == 80);
 /// vec2 per drive in a member's `mparams`, after its dim + 3 coefficients:
 /// (amplitude, frequency), (phase, env_a), (env_b, 0).
 pub const DRIVE_VEC2: usize = 3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::drive::{named_operators, Drive, Envelope};
+
+    fn drive(op: CMat, name: Option<&str>) -> Drive {
+        Drive {
+            op,
+            name: name.map(str::to_string),
+            amplitude: 0.3,
+            frequency: 1.2,
+            phase: 0.1,
+            envelope: Envelope::Gaussian {
+                t0: 1.0,
+                sigma: 0.5,
+            },
+        }
+    }
+
+    #[test]
+    fn drives_map_onto_the_slots() {
+        let n_fock = 4;
+        let named = named_operators(crate::model::Space::Cavity { n_fock });
+        let dim = 4 * (n_fock + 1);
+        let mut combo = CMat::identity(dim, dim) * C64::new(0.7, 0.0);
+        let mut want = [0.0; DRIVE_SLOTS];
+        for (s, name) in DRIVE_SLOT_NAMES.iter().enumerate() {
+            let o = &named.iter().find(|(n, _)| n == name).unwrap().1;
+            // by name: the slot with weight 1, the numbers kept
+            let d = cavity_drive(&drive(o.clone(), Some(name)), n_fock).unwrap();
+            let mut unit = [0.0; DRIVE_SLOTS];
+            unit[s] = 1.0;
+            assert_eq!(d.weights, unit);
+            assert_eq!(
+                (d.amplitude, d.frequency, d.phase, d.env, d.env_a, d.env_b),
+                (0.3, 1.2, 0.1, crate::job::drive::ENV_GAUSSIAN, 1.0, 0.5)
+            );
+            // as a matrix: the same weight
+            let m = cavity_drive(&drive(o.clone(), None), n_fock).unwrap();
+            assert_eq!(m.weights, unit, "{name}");
+            want[s] = 0.25 * s as f64 - 0.8;
+            combo += o * C64::new(want[s], 0.0);
+        }
+        let d = cavity_drive(&drive(combo, None), n_fock).unwrap();
+        for s in 0..DRIVE_SLOTS {
+            assert!((d.weights[s] - want[s]).abs() < 1e-14, "{:?}", d.weights);
+        }
+        // sx_1 sx_2 flips both cells: outside the slots
+        let sx1 = &named[0].1;
+        let sx2 = &named[3].1;
+        assert!(cavity_drive(&drive(sx1 * sx2, None), n_fock).is_none());
+        // a diagonal photon-number term: outside too
+        let xa = &named[6].1;
+        assert!(cavity_drive(&drive(xa * xa, None), n_fock).is_none());
+    }
+}

@@ -557,6 +557,61 @@ mod tests {
         }
     }
 
+    /// Each slot's drive term, from apply_with minus apply, is -i[O_s, x] with O_s the named
+    /// operator of `model::drive` built as a dense matrix; a stage with several slots adds them.
+    #[test]
+    fn drive_terms_are_the_commutators_of_the_named_operators() {
+        use crate::linalg::{c as cx, hermitian_part, CMat};
+        use crate::model::drive::named_operators;
+        let n_fock = 3;
+        let ops = CavityOps::<f64>::new(&coeffs(n_fock));
+        let dim = ops.dim;
+        let a = CMat::from_fn(dim, dim, |r, c| {
+            cx(
+                ((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4,
+                ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5,
+            )
+        });
+        let h = hermitian_part(&a);
+        let mut x = vec![Cx::ZERO; dim * dim];
+        for r in 0..dim {
+            for c in 0..dim {
+                x[r * dim + c] = Cx::new(h[(r, c)].re, h[(r, c)].im);
+            }
+        }
+        let mut plain = vec![Cx::ZERO; dim * dim];
+        ops.apply(&x, &mut plain);
+        let named = named_operators(crate::model::Space::Cavity { n_fock });
+        let mut sum_want = CMat::zeros(dim, dim);
+        let mut all = [0.0; DRIVE_SLOTS];
+        for (s, name) in DRIVE_SLOT_NAMES.iter().enumerate() {
+            let o = &named.iter().find(|(n, _)| n == name).unwrap().1;
+            let w = 0.3 + 0.1 * s as f64;
+            let want = (o * &h - &h * o) * cx(0.0, -w);
+            sum_want += &want;
+            let mut slots = [0.0; DRIVE_SLOTS];
+            slots[s] = w;
+            all[s] = w;
+            let mut got = vec![Cx::ZERO; dim * dim];
+            ops.apply_with(&x, &mut got, Some(&StageDrive { slots }));
+            for i in 0..dim * dim {
+                let d = got[i].sub(plain[i]);
+                let e = want[(i / dim, i % dim)];
+                assert!(
+                    (d.re - e.re).abs() < 1e-14 && (d.im - e.im).abs() < 1e-14,
+                    "{name} element {i}: {d:?} vs {e}"
+                );
+            }
+        }
+        let mut got = vec![Cx::ZERO; dim * dim];
+        ops.apply_with(&x, &mut got, Some(&StageDrive { slots: all }));
+        for i in 0..dim * dim {
+            let d = got[i].sub(plain[i]);
+            let e = sum_want[(i / dim, i % dim)];
+            assert!((d.re - e.re).abs() < 1e-13 && (d.im - e.im).abs() < 1e-13);
+        }
+    }
+
     #[test]
     fn sample_outputs_match_the_partial_trace() {
         use crate::linalg::{c as cx, CMat};
