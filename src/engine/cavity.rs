@@ -157,7 +157,7 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
         &plan.schedule,
         |s, x, z| {
             let t = plan.schedule.times[s];
-            let rho_q = reduce_cells(&x, n_fock);
+            let rho_q = reduce_cells(x, n_fock);
             let z_q = z.as_ref().map(|z| reduce_cells(z, n_fock));
             let v = evaluate(
                 &two_qubit_list,
@@ -182,7 +182,7 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
                         ((0..dim).map(|r| x[r * dim + r].re).sum::<f64>() - 1.0).abs()
                     }
                     Measure::MinEigenvalue => {
-                        let f = full.get_or_insert_with(|| from_cx(&x, dim));
+                        let f = full.get_or_insert_with(|| from_cx(x, dim));
                         crate::measures::health::min_eigenvalue(f)
                     }
                     _ => {
@@ -195,7 +195,7 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
             update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
             match plan.save_states {
                 Some(StateSave::Full) => {
-                    push_row_major(&mut states, full.get_or_insert_with(|| from_cx(&x, dim)))
+                    push_row_major(&mut states, full.get_or_insert_with(|| from_cx(x, dim)))
                 }
                 Some(StateSave::Reduced) => push_row_major(&mut states, &rho_q),
                 None => {}

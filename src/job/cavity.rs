@@ -330,8 +330,8 @@ mod tests {
             combo += o * C64::new(want[s], 0.0);
         }
         let d = cavity_drive(&drive(combo, None), n_fock).unwrap();
-        for s in 0..DRIVE_SLOTS {
-            assert!((d.weights[s] - want[s]).abs() < 1e-14, "{:?}", d.weights);
+        for (got, w) in d.weights.iter().zip(&want) {
+            assert!((got - w).abs() < 1e-14, "{:?}", d.weights);
         }
         // sx_1 sx_2 flips both cells: outside the slots
         let sx1 = &named[0].1;

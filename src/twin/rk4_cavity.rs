@@ -434,6 +434,8 @@ impl<R: Real> CavityWork<R> {
 
     /// One classical RK4 step with the stage drives of `CavityDrives::step_at` (the drives at
     /// t, t + h/2, t + h/2, t + h); None: `step`.
+    // Indexed loops over the elements, as the kernel's per-element updates.
+    #[allow(clippy::needless_range_loop)]
     #[inline(always)]
     pub fn step_with(
         &mut self,

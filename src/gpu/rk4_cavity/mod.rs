@@ -434,7 +434,7 @@ impl ChunkRunner<'_> {
 
         submit_dispatches(
             ctx,
-            &self.pipeline,
+            self.pipeline,
             &bind_group,
             dispatches.len(),
             ustride,
