@@ -71,6 +71,35 @@ fn x_a_drive_on_the_gpu_matches_the_independent_solve() {
     }
 }
 
+/// The same in f64 where the adapter has it (not lavapipe): within 1e-8 of the solve, as the
+/// f64 CPU engine.
+#[test]
+fn x_a_drive_on_the_gpu_in_f64_matches_the_independent_solve() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    if let Err(e) = qbat_gpu::engine::gpu_context(None, true) {
+        eprintln!("skipping f64: {e}");
+        return;
+    }
+    let (spec, env) = cavity_solve::envelope("gaussian");
+    let p = plan(&cavity_solve::cavity_cfg(&spec, 0.002));
+    let want = cavity_solve::solve(env, false, 800);
+    let g = run(&p, Backend::Gpu, Precision::F64, 0);
+    for (s, w) in want.iter().enumerate() {
+        for (k, want_k) in w.iter().enumerate() {
+            let got = g.value(0, s, k);
+            assert!(
+                (got - want_k).abs() < 1e-8,
+                "t = {}: {} = {got} vs the independent solve {want_k}",
+                g.times[s],
+                g.measures[k].name()
+            );
+        }
+    }
+}
+
 /// The kernel against its f32 twin (same job, every named operator, a shortened step before
 /// each sample): the reduced cell state's Pauli coefficients (as differences from t = 0) and
 /// the photon number agree to f32 rounding.

@@ -1,6 +1,7 @@
 //! cavity-cells on the structured f64 engine (`twin::rk4_cavity`, rayon over members) or on
 //! the GPU kernel, with the measures taken from the reduced (cell 1, cell 2) state as the
-//! kernel returns it.
+//! kernel returns it. `[[drive]]`s go to both as slot weights (`job::cavity::cavity_drive`);
+//! a run with a drive outside the slots is the reference engine's (`unsupported_drive`).
 
 use super::{
     battery_times_state, progress_bar, update_peaks, ChunkProgress, EngineOutput, RunOptions,
