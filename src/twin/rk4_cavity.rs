@@ -214,8 +214,22 @@ impl<R: Real> CavityOps<R> {
 
     /// As `apply`, with a stage's drive terms added to each element after L's (none: `apply`'s
     /// arithmetic exactly).
-    #[inline(always)]
     pub fn apply_with(&self, x: &[Cx<R>], out: &mut [Cx<R>], drive: Option<&StageDrive<R>>) {
+        match drive {
+            None => self.apply_gen::<false>(x, out, None),
+            Some(_) => self.apply_gen::<true>(x, out, drive),
+        }
+    }
+
+    /// The element loop, compiled with and without the drive terms (the undriven loop keeps
+    /// no per-element test).
+    #[inline(always)]
+    fn apply_gen<const DRIVEN: bool>(
+        &self,
+        x: &[Cx<R>],
+        out: &mut [Cx<R>],
+        drive: Option<&StageDrive<R>>,
+    ) {
         let d = self.n_fock + 1;
         let dim = self.dim;
         let nf = self.n_fock;
@@ -260,8 +274,10 @@ impl<R: Real> CavityOps<R> {
                         if q & 1 == 0 && qc & 1 == 0 {
                             v = v.add(x((r + d) * dim + c + d).scale(self.gamma));
                         }
-                        if let Some(sd) = drive {
-                            v = v.add(self.drive_term(sd, x, r, c).mul_minus_i());
+                        if DRIVEN {
+                            if let Some(sd) = drive {
+                                v = v.add(self.drive_term(sd, x, r, c).mul_minus_i());
+                            }
                         }
                         out[r * dim + c] = v;
                         out[c * dim + r] = v.conj();
@@ -434,10 +450,23 @@ impl<R: Real> CavityWork<R> {
 
     /// One classical RK4 step with the stage drives of `CavityDrives::step_at` (the drives at
     /// t, t + h/2, t + h/2, t + h); None: `step`.
+    pub fn step_with(
+        &mut self,
+        ops: &CavityOps<R>,
+        x: &mut [Cx<R>],
+        h: R,
+        drive: Option<&[StageDrive<R>; 3]>,
+    ) {
+        match drive {
+            None => self.step_gen::<false>(ops, x, h, None),
+            Some(_) => self.step_gen::<true>(ops, x, h, drive),
+        }
+    }
+
     // Indexed loops over the elements, as the kernel's per-element updates.
     #[allow(clippy::needless_range_loop)]
     #[inline(always)]
-    pub fn step_with(
+    fn step_gen<const DRIVEN: bool>(
         &mut self,
         ops: &CavityOps<R>,
         x: &mut [Cx<R>],
@@ -447,22 +476,22 @@ impl<R: Real> CavityWork<R> {
         let dr = |i: usize| drive.map(|d| &d[i]);
         let half = h * R::from_f64(0.5);
         let two = R::from_f64(2.0);
-        ops.apply_with(x, &mut self.k, dr(0));
+        ops.apply_gen::<DRIVEN>(x, &mut self.k, dr(0));
         for i in 0..x.len() {
             self.acc[i] = self.k[i];
             self.stage[i] = x[i].add(self.k[i].scale(half));
         }
-        ops.apply_with(&self.stage, &mut self.k, dr(1));
+        ops.apply_gen::<DRIVEN>(&self.stage, &mut self.k, dr(1));
         for i in 0..x.len() {
             self.acc[i] = self.acc[i].add(self.k[i].scale(two));
             self.stage[i] = x[i].add(self.k[i].scale(half));
         }
-        ops.apply_with(&self.stage, &mut self.k, dr(1));
+        ops.apply_gen::<DRIVEN>(&self.stage, &mut self.k, dr(1));
         for i in 0..x.len() {
             self.acc[i] = self.acc[i].add(self.k[i].scale(two));
             self.stage[i] = x[i].add(self.k[i].scale(h));
         }
-        ops.apply_with(&self.stage, &mut self.k, dr(2));
+        ops.apply_gen::<DRIVEN>(&self.stage, &mut self.k, dr(2));
         let sixth = h / R::from_f64(6.0);
         for i in 0..x.len() {
             x[i] = x[i].add(self.acc[i].add(self.k[i]).scale(sixth));
