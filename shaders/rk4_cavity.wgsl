@@ -19,6 +19,13 @@
 // elements its invocation owns (stage output, accumulator, or X at the last stage), so one
 // storageBarrier() per stage is all the synchronisation there is.
 //
+// [[drive]]: H(t) = H + sum_s S_s(t) O_s over the slots sx_1 sy_1 sz_1 sx_2 sy_2 sz_2 x_a y_a
+// (job::cavity::DRIVE_SLOTS), S_s = sum_k c_k(t) w_ks with c_k(t) from drive.wgsl. Per step,
+// every invocation computes its member's S at t, t + h/2 and t + h (drive_step); where every
+// c_k is 0 at all three the step is the undriven one, bit for bit; else each element gets
+// -i (A[r, c] - conj(A[c, r])), A = H_d X, gathered along the same bands as H (drive_term,
+// the twin's CavityOps::drive_term).
+//
 // RK4 (classical, as the twin): stage 1 reads X and writes S_B = X + h/2 k1, acc = k1;
 // stage 2 reads S_B, writes S_A = X + h/2 k2, acc += 2 k2; stage 3 reads S_A, writes
 // S_B = X + h k3, acc += 2 k3; stage 4 reads S_B, writes X += h/6 (acc + k4). Per element the
@@ -43,13 +50,17 @@
 //   off_rows + 4 r + ...   the row table of row r: (partner row, band row, sqrt index of the
 //                          band coefficient (0: no band), bits ROW_*; n = bits >> ROW_N_SHIFT)
 //   off_pieces + 2 p + ... (n_full, sample or NO_SAMPLE) of piece p
+//   off_env + k            the envelope code of drive k
 // consts (real, shared):
 //   off_sqrt + n           sqrt(n), n = 0..N+1
 //   off_steps + 4 i + ...  (h, h/2, h/6, 0): i = 0 the full step dt, i = 1 + p the shortened
 //                          last step of piece p (h = 0: none)
-// mparams (vec2<real>), param_stride = dim + 3 per member:
+//   off_starts + p         the time piece p starts at (step j of it at start + j dt)
+//   off_weights + 8 k + s  drive k's weight on slot s
+// mparams (vec2<real>), param_stride = dim + 3 + 3 n_drives per member:
 //   [0, dim)  K's diagonal kd[r] = (-loss, -energy);  dim: (lambda, g zeta);
-//   dim + 1: (g, kappa);  dim + 2: (gamma, 0)
+//   dim + 1: (g, kappa);  dim + 2: (gamma, 0);
+//   dim + 3 + 3 k + ...: drive k's (amplitude, frequency), (phase, env_a), (env_b, 0)
 // work (vec2<real>), member_stride per member, n_elem each matrix:
 //   X at 0, S_A at n_elem, S_B at 2 n_elem, acc at 3 n_elem, Z at 4 n_elem (F_Z only), then
 //   REF_LEN entries: the reduced coefficients of X (0..16) and Z (16..32) at t = 0, in .x
@@ -80,6 +91,10 @@ struct Params {
     off_steps: u32,
     // RK4 steps of X in this dispatch (what every invocation must complete).
     steps_expected: u32,
+    n_drives: u32,
+    off_env: u32,
+    off_starts: u32,
+    off_weights: u32,
 }
 
 const WG: u32 = 256u;
@@ -98,6 +113,10 @@ const ROW_E1_ZERO: u32 = 2u;
 const ROW_E2_ZERO: u32 = 4u;
 const ROW_TOP: u32 = 8u;
 const ROW_N_SHIFT: u32 = 16u;
+
+// Drive operator slots (weights per drive in consts) and vec2 per drive in mparams.
+const DRIVE_SLOTS: u32 = 8u;
+const DRIVE_VEC2: u32 = 3u;
 
 const MODE_FIRST: u32 = 0u;
 const MODE_MID: u32 = 1u;
@@ -129,6 +148,15 @@ var<private> c_gflip: real;
 var<private> c_gswap: real;
 var<private> c_kappa: real;
 var<private> c_gamma: real;
+// The member's drives: count, offsets of their numbers (mparams), codes (lookup) and weights
+// (consts); the slot coefficients of the current step's three stage times, as (sx_1, sy_1,
+// sz_1, sx_2) and (sy_2, sz_2, x_a, y_a).
+var<private> p_n_drives: u32;
+var<private> p_drv: u32;
+var<private> p_env: u32;
+var<private> p_weights: u32;
+var<private> ds_lo: array<vec4<real>, 3>;
+var<private> ds_hi: array<vec4<real>, 3>;
 
 fn cmul(a: vec2<real>, b: vec2<real>) -> vec2<real> {
     return vec2<real>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
@@ -161,12 +189,101 @@ fn row_info(r: u32) -> Row {
     return Row(lookup[w], lookup[w + 1u], g, c_lambda * consts[p_sqrt + lookup[w + 2u]], bits);
 }
 
+// The slot coefficients at the three stage times of a step of length h from t into ds_lo and
+// ds_hi (the twin's CavityDrives::step_at: drive_coeff per drive at t, t + h/2, t + h, then
+// S = sum_k c_k w_k in drive order); returns whether any c_k is non-zero.
+fn drive_step(t: real, h: real) -> bool {
+    let tm = t + h * 0.5;
+    let te = t + h;
+    var any = false;
+    for (var i = 0u; i < 3u; i++) {
+        ds_lo[i] = vec4<real>(0.0);
+        ds_hi[i] = vec4<real>(0.0);
+    }
+    for (var k = 0u; k < p_n_drives; k++) {
+        let pb = p_drv + DRIVE_VEC2 * k;
+        let m0 = mparams[pb];
+        let m1 = mparams[pb + 1u];
+        let m2 = mparams[pb + 2u];
+        let env = lookup[p_env + k];
+        let c0 = drive_coeff(m0.x, m0.y, m1.x, env, m1.y, m2.x, t, tm);
+        let c1 = drive_coeff(m0.x, m0.y, m1.x, env, m1.y, m2.x, tm, tm);
+        let c2 = drive_coeff(m0.x, m0.y, m1.x, env, m1.y, m2.x, te, tm);
+        any = any || c0 != 0.0 || c1 != 0.0 || c2 != 0.0;
+        let wb = p_weights + DRIVE_SLOTS * k;
+        let wl = vec4<real>(consts[wb], consts[wb + 1u], consts[wb + 2u], consts[wb + 3u]);
+        let wh = vec4<real>(consts[wb + 4u], consts[wb + 5u], consts[wb + 6u], consts[wb + 7u]);
+        ds_lo[0] = ds_lo[0] + wl * c0;
+        ds_hi[0] = ds_hi[0] + wh * c0;
+        ds_lo[1] = ds_lo[1] + wl * c1;
+        ds_hi[1] = ds_hi[1] + wh * c1;
+        ds_lo[2] = ds_lo[2] + wl * c2;
+        ds_hi[2] = ds_hi[2] + wh * c2;
+    }
+    return any;
+}
+
+// A[r, c] = (H_d X)[r, c] - conj((H_d X)[c, r]) of the stage's slots lo = (sx_1, sy_1, sz_1,
+// sx_2), hi = (sy_2, sz_2, x_a, y_a) (the twin's CavityOps::drive_term): the groups that are
+// non-zero, in the order z, cell 1, cell 2, mode. rb, cb: the row-table bits of r and c.
+//   z:      (S_z1 z_1 + S_z2 z_2)(r) - (...)(c), z = -1 on g, +1 on e, times X[r, c]
+//   cell j: (S_xj + i s S_yj) X[r ^ cell j, c] - conj(the same of c) X[r, c ^ cell j],
+//           s = +1 where the cell is in g, else -1
+//   mode:   sqrt(n) (S_xa + i S_ya) X[(q, n-1), c] + sqrt(n+1) (S_xa - i S_ya) X[(q, n+1), c]
+//           - the conjugates of c's along row r
+fn drive_term(src: u32, r: u32, c: u32, rb: u32, cb: u32, lo: vec4<real>, hi: vec4<real>) -> vec2<real> {
+    let d = p_dim >> 2u;
+    var a = vec2<real>(0.0);
+    if (lo.z != 0.0 || hi.y != 0.0) {
+        let zr = select(lo.z, -lo.z, (rb & ROW_E1_ZERO) != 0u) + select(hi.y, -hi.y, (rb & ROW_E2_ZERO) != 0u);
+        let zc = select(lo.z, -lo.z, (cb & ROW_E1_ZERO) != 0u) + select(hi.y, -hi.y, (cb & ROW_E2_ZERO) != 0u);
+        a = a + rd(src, r, c) * (zr - zc);
+    }
+    if (lo.x != 0.0 || lo.y != 0.0) {
+        let gr = (rb & ROW_E1_ZERO) != 0u;
+        let gc = (cb & ROW_E1_ZERO) != 0u;
+        let pr = select(r - 2u * d, r + 2u * d, gr);
+        let pc = select(c - 2u * d, c + 2u * d, gc);
+        let ur = vec2<real>(lo.x, select(-lo.y, lo.y, gr));
+        let uc = vec2<real>(lo.x, select(lo.y, -lo.y, gc));
+        a = a + cmul(ur, rd(src, pr, c)) - cmul(uc, rd(src, r, pc));
+    }
+    if (lo.w != 0.0 || hi.x != 0.0) {
+        let gr = (rb & ROW_E2_ZERO) != 0u;
+        let gc = (cb & ROW_E2_ZERO) != 0u;
+        let pr = select(r - d, r + d, gr);
+        let pc = select(c - d, c + d, gc);
+        let ur = vec2<real>(lo.w, select(-hi.x, hi.x, gr));
+        let uc = vec2<real>(lo.w, select(hi.x, -hi.x, gc));
+        a = a + cmul(ur, rd(src, pr, c)) - cmul(uc, rd(src, r, pc));
+    }
+    if (hi.z != 0.0 || hi.w != 0.0) {
+        let down = vec2<real>(hi.z, hi.w);
+        let up = vec2<real>(hi.z, -hi.w);
+        let nr = rb >> ROW_N_SHIFT;
+        let nc = cb >> ROW_N_SHIFT;
+        let tr = (rb & ROW_TOP) != 0u;
+        let tc = (cb & ROW_TOP) != 0u;
+        // n = 0 reads its own row times sqrt(0) = 0; n = N its own row times 0
+        let rl = select(r, r - 1u, nr > 0u);
+        let rh = select(r, r + 1u, tr);
+        let cl = select(c, c - 1u, nc > 0u);
+        let ch = select(c, c + 1u, tc);
+        let sr = select(real(0.0), consts[p_sqrt + nr + 1u], tr);
+        let sc = select(real(0.0), consts[p_sqrt + nc + 1u], tc);
+        a = a + cmul(down * consts[p_sqrt + nr], rd(src, rl, c)) + cmul(up * sr, rd(src, rh, c))
+            - cmul(up * consts[p_sqrt + nc], rd(src, r, cl)) - cmul(down * sc, rd(src, r, ch));
+    }
+    return a;
+}
+
 // One RK4 stage over the elements this invocation owns: k = L[src] elementwise, then
 //   MODE_FIRST: acc = k;      dst = X + a k
 //   MODE_MID:   acc += 2 k;   dst = X + a k
 //   MODE_LAST:  X += a (acc + k)
-// (X at xb). Bases are offsets in `work`.
-fn stage(src: u32, xb: u32, dst: u32, accb: u32, mode: u32, a: real, lid: u32) {
+// (X at xb). Bases are offsets in `work`. With drv, the drive terms of the stage's slots lo,
+// hi are added to k after L's.
+fn stage(src: u32, xb: u32, dst: u32, accb: u32, mode: u32, a: real, lid: u32, drv: bool, lo: vec4<real>, hi: vec4<real>) {
     let d = p_dim >> 2u;
     for (var e = lid; e < p_n_elem; e += WG) {
         let rc = lookup[e];
@@ -196,6 +313,10 @@ fn stage(src: u32, xb: u32, dst: u32, accb: u32, mode: u32, a: real, lid: u32) {
         if ((ri.bits & ci.bits & ROW_E2_ZERO) != 0u) {
             v = v + work[src + pk(r + d, c + d)] * c_gamma;
         }
+        if (drv) {
+            let dterm = drive_term(src, r, c, ri.bits, ci.bits, lo, hi);
+            v = v + vec2<real>(dterm.y, -dterm.x);
+        }
         let x = work[xb + e];
         if (mode == MODE_FIRST) {
             work[accb + e] = v;
@@ -209,18 +330,19 @@ fn stage(src: u32, xb: u32, dst: u32, accb: u32, mode: u32, a: real, lid: u32) {
     }
 }
 
-// One RK4 step of the matrix at xb; step constants (h, h/2, h/6) at consts[sb..sb+3].
-fn rk4_step(xb: u32, sa: u32, sbuf: u32, accb: u32, sb: u32, lid: u32) {
+// One RK4 step of the matrix at xb; step constants (h, h/2, h/6) at consts[sb..sb+3]. With
+// drv, the stages take the slot coefficients of drive_step: at t, t + h/2, t + h/2, t + h.
+fn rk4_step(xb: u32, sa: u32, sbuf: u32, accb: u32, sb: u32, lid: u32, drv: bool) {
     let h = consts[sb];
     let hh = consts[sb + 1u];
     let h6 = consts[sb + 2u];
-    stage(xb, xb, sbuf, accb, MODE_FIRST, hh, lid);
+    stage(xb, xb, sbuf, accb, MODE_FIRST, hh, lid, drv, ds_lo[0], ds_hi[0]);
     storageBarrier();
-    stage(sbuf, xb, sa, accb, MODE_MID, hh, lid);
+    stage(sbuf, xb, sa, accb, MODE_MID, hh, lid, drv, ds_lo[1], ds_hi[1]);
     storageBarrier();
-    stage(sa, xb, sbuf, accb, MODE_MID, h, lid);
+    stage(sa, xb, sbuf, accb, MODE_MID, h, lid, drv, ds_lo[1], ds_hi[1]);
     storageBarrier();
-    stage(sbuf, xb, 0u, accb, MODE_LAST, h6, lid);
+    stage(sbuf, xb, 0u, accb, MODE_LAST, h6, lid, drv, ds_lo[2], ds_hi[2]);
     storageBarrier();
 }
 
@@ -358,6 +480,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         c_gflip = 0.0;
         c_gswap = 0.0;
     }
+    p_n_drives = params.n_drives;
+    p_drv = pc + 3u;
+    p_env = params.off_env;
+    p_weights = params.off_weights;
+    let off_starts = params.off_starts;
+    let dt = consts[off_steps];
 
     let mbase = member * params.member_stride;
     let xb = mbase;
@@ -384,18 +512,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var p = piece_begin; p < piece_end; p++) {
         let n_full = lookup[off_pieces + 2u * p];
         let s = lookup[off_pieces + 2u * p + 1u];
+        // Step k of the piece starts at t0 + k dt.
+        let t0 = consts[off_starts + p];
         for (var k = 0u; k < n_full; k++) {
-            rk4_step(xb, sa, sbuf, accb, off_steps, lid);
+            var drv = false;
+            if (p_n_drives > 0u) {
+                drv = drive_step(t0 + real(k) * dt, dt);
+            }
+            rk4_step(xb, sa, sbuf, accb, off_steps, lid, drv);
             if (ez) {
-                rk4_step(zb, sa, sbuf, accb, off_steps, lid);
+                rk4_step(zb, sa, sbuf, accb, off_steps, lid, drv);
             }
             steps_done = steps_done + 1u;
         }
         let sl = off_steps + 4u * (p + 1u);
         if (consts[sl] > 0.0) {
-            rk4_step(xb, sa, sbuf, accb, sl, lid);
+            var drv = false;
+            if (p_n_drives > 0u) {
+                drv = drive_step(t0 + real(n_full) * dt, consts[sl]);
+            }
+            rk4_step(xb, sa, sbuf, accb, sl, lid, drv);
             if (ez) {
-                rk4_step(zb, sa, sbuf, accb, sl, lid);
+                rk4_step(zb, sa, sbuf, accb, sl, lid, drv);
             }
             steps_done = steps_done + 1u;
         }

@@ -6,6 +6,8 @@ mod common;
 
 /// the cavity kernel
 mod gpu_cavity;
+/// `[[drive]]` on the cavity kernel
+mod gpu_cavity_drives;
 /// the dicke kernel
 mod gpu_dicke;
 /// the eigen-solve measures kernel

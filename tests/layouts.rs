@@ -109,7 +109,11 @@ fn cavity_params_match_the_shader() {
         off_pieces,
         off_sqrt,
         off_steps,
-        steps_expected
+        steps_expected,
+        n_drives,
+        off_env,
+        off_starts,
+        off_weights
     });
     assert_eq!(struct_layout(&m, "Params"), rust);
 }
@@ -169,6 +173,8 @@ fn cavity_constants_match_the_shader() {
         ("ROW_N_SHIFT", cavity::ROW_N_SHIFT),
         ("NQ", cavity::SAMPLE_QUANTITIES as u32),
         ("NPART", cavity::SAMPLE_PARTS as u32),
+        ("DRIVE_SLOTS", cavity::DRIVE_SLOTS as u32),
+        ("DRIVE_VEC2", cavity::DRIVE_VEC2 as u32),
     ] {
         expect_const(&c, k, name, v);
     }

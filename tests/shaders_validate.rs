@@ -44,7 +44,16 @@ fn every_shader_validates_in_f32_and_f64() {
     wgsl_files(&dir, &mut files);
     assert!(!files.is_empty(), "no .wgsl files in {}", dir.display());
     for path in &files {
-        let text = std::fs::read_to_string(path).expect("readable shader");
+        // A kernel is validated with the libraries the host prepends to it (drive.wgsl).
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        let mut text = String::new();
+        for (lib, _) in kernel_libraries(&stem) {
+            text.push_str(
+                &std::fs::read_to_string(dir.join(format!("{lib}.wgsl")))
+                    .expect("library file exists"),
+            );
+        }
+        text.push_str(&std::fs::read_to_string(path).expect("readable shader"));
         let name = path
             .strip_prefix(&dir)
             .expect("under shaders/")

@@ -21,6 +21,8 @@ mod control;
 mod dicke;
 /// `[[drive]]`: H(t) against an independent solve, the Rabi formula, windows bit for bit
 mod drives;
+/// `[[drive]]` on cavity-cells: the CPU engine against an independent solve and the reference
+mod drives_cavity;
 /// the CPU engine and the f64 reference agree on every model
 mod engines;
 /// damaged shards and checkpoints, manifests, locks, mixed engines, bounded reads

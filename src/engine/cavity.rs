@@ -1,6 +1,7 @@
 //! cavity-cells on the structured f64 engine (`twin::rk4_cavity`, rayon over members) or on
 //! the GPU kernel, with the measures taken from the reduced (cell 1, cell 2) state as the
-//! kernel returns it.
+//! kernel returns it. `[[drive]]`s go to both as slot weights (`job::cavity::cavity_drive`);
+//! a run with a drive outside the slots is the reference engine's (`unsupported_drive`).
 
 use super::{
     battery_times_state, progress_bar, update_peaks, ChunkProgress, EngineOutput, RunOptions,
@@ -10,13 +11,12 @@ use crate::error::{QbatError, Result};
 use crate::gpu::{
     rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, rk4_cavity::CavityResult, GpuContext,
 };
-use crate::job::{
-    CavityCoeffs, CavityJob, CavityPoint, Peak, Precision, SegmentEnd, PEAK_MEASURES,
-};
+use crate::job::cavity::{cavity_drive, CavityDrive};
+use crate::job::{CavityCoeffs, CavityJob, CavityPoint, Peak, Precision, PEAK_MEASURES};
 use crate::linalg::{CMat, C64};
 use crate::measures::saved::{push_row_major, StateSave};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
-use crate::twin::rk4_cavity::{CavityOps, CavityWork, Cx};
+use crate::twin::rk4_cavity::{integrate_schedule, CavityDrives, CavityOps, Cx};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -33,6 +33,45 @@ pub fn cavity_coeffs(params: &crate::model::Params) -> Result<CavityCoeffs> {
         kappa: real(params, "kappa")?,
         gamma: real(params, "gamma")?,
     })
+}
+
+/// The `[[drive]]`s of parameter point `point` in the structured engines' form; an error
+/// naming the drive where a matrix lies outside what they apply (`unsupported_drive`).
+pub fn cavity_drives(plan: &Plan, point: usize) -> Result<Vec<CavityDrive>> {
+    let crate::model::Space::Cavity { n_fock } = plan.space else {
+        return Err(QbatError::invalid(
+            "model",
+            "the cavity engine runs cavity-cells plans only",
+        ));
+    };
+    let Some(drives) = plan.drives.get(point) else {
+        return Ok(vec![]);
+    };
+    drives
+        .iter()
+        .enumerate()
+        .map(|(k, d)| {
+            cavity_drive(d, n_fock).ok_or_else(|| {
+                QbatError::invalid(
+                    format!("drive[{k}].operator"),
+                    "the cavity engines apply combinations of the named operators only",
+                )
+            })
+        })
+        .collect()
+}
+
+/// The first `[[drive]]` whose operator the structured cavity engines cannot apply (a matrix
+/// outside the span of the named operators and the identity), or None.
+pub fn unsupported_drive(plan: &Plan) -> Option<usize> {
+    let crate::model::Space::Cavity { n_fock } = plan.space else {
+        return None;
+    };
+    // Every point has the same operators (only amplitude and frequency are swept).
+    plan.drives
+        .first()?
+        .iter()
+        .position(|d| cavity_drive(d, n_fock).is_none())
 }
 
 fn to_cx(m: &CMat) -> Vec<Cx<f64>> {
@@ -100,82 +139,70 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
         let y0 = battery_times_state(plan, sys, &rho0);
         to_cx(&crate::linalg::hermitian_part(&y0))
     });
-    let mut work = CavityWork::<f64>::new(dim);
     // `[protocol] switch_off`: the cell-cell coupling g is off after T.
     let ops_off = plan
         .schedule
         .switch_segment()
         .map(|_| CavityOps::<f64>::new(&coeffs.uncoupled()));
-    let mut gen = &ops;
+    let drives = CavityDrives::<f64>::new(&cavity_drives(plan, m.point)?);
     let nm = list.len();
     let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
     let mut peaks = [Peak::default(); 4];
     let mut states = vec![];
-    for seg in &plan.schedule.segments {
-        for _ in 0..seg.n_full {
-            work.step(gen, &mut x, plan.schedule.dt);
-            if let Some(z) = z.as_mut() {
-                work.step(gen, z, plan.schedule.dt);
+    integrate_schedule(
+        &ops,
+        ops_off.as_ref().unwrap_or(&ops),
+        &drives,
+        &mut x,
+        z.as_deref_mut(),
+        &plan.schedule,
+        |s, x, z| {
+            let t = plan.schedule.times[s];
+            let rho_q = reduce_cells(x, n_fock);
+            let z_q = z.as_ref().map(|z| reduce_cells(z, n_fock));
+            let v = evaluate(
+                &two_qubit_list,
+                &ctx,
+                &Sample {
+                    t,
+                    rho: &rho_q,
+                    y: z_q.as_ref(),
+                },
+            );
+            let mut full: Option<CMat> = None;
+            let mut k2 = 0;
+            for meas in &list {
+                let value = match meas {
+                    Measure::PhotonNumber => (0..dim)
+                        .map(|r| (r % (n_fock + 1)) as f64 * x[r * dim + r].re)
+                        .sum(),
+                    Measure::FockTail => (0..4)
+                        .map(|q| x[(q * (n_fock + 1) + n_fock) * (dim + 1)].re)
+                        .sum(),
+                    Measure::TraceError => {
+                        ((0..dim).map(|r| x[r * dim + r].re).sum::<f64>() - 1.0).abs()
+                    }
+                    Measure::MinEigenvalue => {
+                        let f = full.get_or_insert_with(|| from_cx(x, dim));
+                        crate::measures::health::min_eigenvalue(f)
+                    }
+                    _ => {
+                        k2 += 1;
+                        v[k2 - 1]
+                    }
+                };
+                values.push(value);
             }
-        }
-        if seg.h_last > 0.0 {
-            work.step(gen, &mut x, seg.h_last);
-            if let Some(z) = z.as_mut() {
-                work.step(gen, z, seg.h_last);
-            }
-        }
-        let s = match seg.end {
-            SegmentEnd::Sample(s) => s,
-            SegmentEnd::SwitchOff => {
-                gen = ops_off.as_ref().unwrap_or(&ops);
-                continue;
-            }
-        };
-        let t = plan.schedule.times[s];
-        let rho_q = reduce_cells(&x, n_fock);
-        let z_q = z.as_ref().map(|z| reduce_cells(z, n_fock));
-        let v = evaluate(
-            &two_qubit_list,
-            &ctx,
-            &Sample {
-                t,
-                rho: &rho_q,
-                y: z_q.as_ref(),
-            },
-        );
-        let mut full: Option<CMat> = None;
-        let mut k2 = 0;
-        for meas in &list {
-            let value = match meas {
-                Measure::PhotonNumber => (0..dim)
-                    .map(|r| (r % (n_fock + 1)) as f64 * x[r * dim + r].re)
-                    .sum(),
-                Measure::FockTail => (0..4)
-                    .map(|q| x[(q * (n_fock + 1) + n_fock) * (dim + 1)].re)
-                    .sum(),
-                Measure::TraceError => {
-                    ((0..dim).map(|r| x[r * dim + r].re).sum::<f64>() - 1.0).abs()
+            update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
+            match plan.save_states {
+                Some(StateSave::Full) => {
+                    push_row_major(&mut states, full.get_or_insert_with(|| from_cx(x, dim)))
                 }
-                Measure::MinEigenvalue => {
-                    let f = full.get_or_insert_with(|| from_cx(&x, dim));
-                    crate::measures::health::min_eigenvalue(f)
-                }
-                _ => {
-                    k2 += 1;
-                    v[k2 - 1]
-                }
-            };
-            values.push(value);
-        }
-        update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
-        match plan.save_states {
-            Some(StateSave::Full) => {
-                push_row_major(&mut states, full.get_or_insert_with(|| from_cx(&x, dim)))
+                Some(StateSave::Reduced) => push_row_major(&mut states, &rho_q),
+                None => {}
             }
-            Some(StateSave::Reduced) => push_row_major(&mut states, &rho_q),
-            None => {}
-        }
-    }
+        },
+    );
     Ok((values, peaks, states))
 }
 
@@ -244,11 +271,13 @@ pub fn cavity_job<'a>(
         .points
         .iter()
         .zip(&plan.systems)
-        .map(|(p, sys)| {
+        .enumerate()
+        .map(|(i, (p, sys))| {
             let h = &sys.h_battery;
             Ok(CavityPoint {
                 coeffs: cavity_coeffs(p)?,
                 h_battery: [h[(0, 0)], h[(0, 1)], h[(1, 0)], h[(1, 1)]],
+                drives: cavity_drives(plan, i)?,
             })
         })
         .collect::<Result<Vec<_>>>()?;

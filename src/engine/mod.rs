@@ -278,13 +278,17 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
     if plan.is_dicke() {
         return dicke::run_dicke(plan, opts, engine);
     }
-    if plan.is_cavity() && plan.is_driven() {
-        // The cavity engines take no drives yet: a driven cavity-cells run is integrated by
-        // the f64 oracle, and says so.
+    if let Some(k) = plan
+        .is_cavity()
+        .then(|| cavity::unsupported_drive(plan))
+        .flatten()
+    {
+        // The structured cavity engines apply the named drive operators and their real
+        // combinations; a matrix drive outside them is integrated by the f64 oracle.
         let (values, peaks, states) = run_reference(plan, opts)?;
         let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
         out.states = plan.save_states.map(|_| states);
-        let note = "cavity-cells with [[drive]] runs on the f64 reference engine (the cavity CPU and GPU engines take no drives yet)".to_string();
+        let note = format!("cavity-cells: drive[{k}].operator is not a combination of the named operators (sx_1 .. sz_2, x_a, y_a) that the cavity CPU and GPU engines apply; the run is integrated on the f64 reference engine");
         eprintln!("note: {note}");
         out.notes.push(note);
         out.ran_on = Some(("reference", Engine::Reference.device_name()));

@@ -7,12 +7,98 @@ use super::Schedule;
 use crate::linalg::{CMat, C64};
 use bytemuck::{Pod, Zeroable};
 
-/// One parameter point of a cavity ensemble: the structured engine's coefficients and the
-/// battery Hamiltonian (2x2, row-major, on cell 2) for Z(0) = {H_B, rho0}/2.
+/// One parameter point of a cavity ensemble: the structured engine's coefficients, the
+/// battery Hamiltonian (2x2, row-major, on cell 2) for Z(0) = {H_B, rho0}/2, and its
+/// `[[drive]]`s (every point of a job has the same number, in the same order).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CavityPoint {
     pub coeffs: CavityCoeffs,
     pub h_battery: [C64; 4],
+    pub drives: Vec<CavityDrive>,
+}
+
+/// The drive operators the structured engines apply, one slot each (a drive is a real
+/// combination of them, `CavityDrive::weights`):
+///   sx_1 sy_1 sz_1 (cell 1), sx_2 sy_2 sz_2 (cell 2), x_a = a + a^+, y_a = i(a^+ - a).
+/// The cell operators flip or sign the cell's bit of q, the mode's move n by one: the same
+/// bands as H's, so a drive costs a few gathers per element.
+pub const DRIVE_SLOTS: usize = 8;
+pub const DRIVE_SLOT_NAMES: [&str; DRIVE_SLOTS] =
+    ["sx_1", "sy_1", "sz_1", "sx_2", "sy_2", "sz_2", "x_a", "y_a"];
+
+/// One `[[drive]]` of a cavity point: c(t) = amplitude env(t) cos(frequency t + phase) (env by
+/// code, `job::drive`), times O = sum_s weights[s] O_s over the slots (plus a multiple of the
+/// identity, which commutes with everything and is dropped).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CavityDrive {
+    pub amplitude: f64,
+    pub frequency: f64,
+    pub phase: f64,
+    pub env: u32,
+    pub env_a: f64,
+    pub env_b: f64,
+    pub weights: [f64; DRIVE_SLOTS],
+}
+
+/// A `[[drive]]` of cavity-cells in the structured engines' form: a named operator is its slot
+/// with weight 1; a matrix given in the config is projected on the slots (they are orthogonal
+/// in the trace inner product, and orthogonal to the identity) and taken when the rest,
+/// O - Tr(O)/dim I - sum_s w_s O_s, vanishes to 1e-12 of O's largest entry. None: the matrix is
+/// outside the slots' span (the f64 reference integrates such a run).
+pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<CavityDrive> {
+    use crate::model::drive::{named_operators, Envelope};
+    let (env, env_a, env_b) = match d.envelope {
+        Envelope::Constant => (super::drive::ENV_CONSTANT, 0.0, 0.0),
+        Envelope::Gaussian { t0, sigma } => (super::drive::ENV_GAUSSIAN, t0, sigma),
+        Envelope::Window { t_on, t_off } => (super::drive::ENV_WINDOW, t_on, t_off),
+    };
+    let mut weights = [0.0; DRIVE_SLOTS];
+    if let Some(s) = d
+        .name
+        .as_deref()
+        .and_then(|n| DRIVE_SLOT_NAMES.iter().position(|x| *x == n))
+    {
+        weights[s] = 1.0;
+    } else {
+        let space = crate::model::Space::Cavity { n_fock };
+        let ops = named_operators(space);
+        let dim = 4 * (n_fock + 1);
+        if d.op.nrows() != dim || d.op.ncols() != dim {
+            return None;
+        }
+        let mut rest = d.op.clone();
+        let shift = d.op.trace() / dim as f64;
+        for i in 0..dim {
+            rest[(i, i)] -= shift;
+        }
+        for (s, name) in DRIVE_SLOT_NAMES.iter().enumerate() {
+            let (_, o) = ops.iter().find(|(n, _)| n == name)?;
+            // w = Tr(O_s O) / Tr(O_s O_s), real for Hermitian O_s and O; Tr(A B) as
+            // sum_ij A_ij B_ji, O(dim^2).
+            let tr = |a: &CMat, b: &CMat| -> f64 {
+                a.iter()
+                    .zip(b.transpose().iter())
+                    .map(|(x, y)| (x * y).re)
+                    .sum()
+            };
+            let w = tr(o, &d.op) / tr(o, o);
+            weights[s] = w;
+            rest -= o * C64::new(w, 0.0);
+        }
+        let scale = d.op.iter().map(|z| z.norm()).fold(0.0, f64::max).max(1.0);
+        if rest.iter().any(|z| z.norm() > 1e-12 * scale) {
+            return None;
+        }
+    }
+    Some(CavityDrive {
+        amplitude: d.amplitude,
+        frequency: d.frequency,
+        phase: d.phase,
+        env,
+        env_a,
+        env_b,
+        weights,
+    })
 }
 
 /// A cavity-cells ensemble for the GPU engine. Every point has the same cutoff `n_fock`.
@@ -185,5 +271,74 @@ pub struct Params {
     pub off_steps: u32,
     /// RK4 steps of X in this dispatch.
     pub steps_expected: u32,
+    /// `[[drive]]`s per member (0: undriven; every step takes the undriven path).
+    pub n_drives: u32,
+    /// Offset in `lookup` of the drives' envelope codes (one u32 each).
+    pub off_env: u32,
+    /// Offsets in `consts` of the pieces' start times (one real each) and of the drives' slot
+    /// weights (DRIVE_SLOTS reals each).
+    pub off_starts: u32,
+    pub off_weights: u32,
 }
-const _: () = assert!(std::mem::size_of::<Params>() == 64);
+const _: () = assert!(std::mem::size_of::<Params>() == 80);
+
+/// vec2 per drive in a member's `mparams`, after its dim + 3 coefficients:
+/// (amplitude, frequency), (phase, env_a), (env_b, 0).
+pub const DRIVE_VEC2: usize = 3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::drive::{named_operators, Drive, Envelope};
+
+    fn drive(op: CMat, name: Option<&str>) -> Drive {
+        Drive {
+            op,
+            name: name.map(str::to_string),
+            amplitude: 0.3,
+            frequency: 1.2,
+            phase: 0.1,
+            envelope: Envelope::Gaussian {
+                t0: 1.0,
+                sigma: 0.5,
+            },
+        }
+    }
+
+    #[test]
+    fn drives_map_onto_the_slots() {
+        let n_fock = 4;
+        let named = named_operators(crate::model::Space::Cavity { n_fock });
+        let dim = 4 * (n_fock + 1);
+        let mut combo = CMat::identity(dim, dim) * C64::new(0.7, 0.0);
+        let mut want = [0.0; DRIVE_SLOTS];
+        for (s, name) in DRIVE_SLOT_NAMES.iter().enumerate() {
+            let o = &named.iter().find(|(n, _)| n == name).unwrap().1;
+            // by name: the slot with weight 1, the numbers kept
+            let d = cavity_drive(&drive(o.clone(), Some(name)), n_fock).unwrap();
+            let mut unit = [0.0; DRIVE_SLOTS];
+            unit[s] = 1.0;
+            assert_eq!(d.weights, unit);
+            assert_eq!(
+                (d.amplitude, d.frequency, d.phase, d.env, d.env_a, d.env_b),
+                (0.3, 1.2, 0.1, crate::job::drive::ENV_GAUSSIAN, 1.0, 0.5)
+            );
+            // as a matrix: the same weight
+            let m = cavity_drive(&drive(o.clone(), None), n_fock).unwrap();
+            assert_eq!(m.weights, unit, "{name}");
+            want[s] = 0.25 * s as f64 - 0.8;
+            combo += o * C64::new(want[s], 0.0);
+        }
+        let d = cavity_drive(&drive(combo, None), n_fock).unwrap();
+        for (got, w) in d.weights.iter().zip(&want) {
+            assert!((got - w).abs() < 1e-14, "{:?}", d.weights);
+        }
+        // sx_1 sx_2 flips both cells: outside the slots
+        let sx1 = &named[0].1;
+        let sx2 = &named[3].1;
+        assert!(cavity_drive(&drive(sx1 * sx2, None), n_fock).is_none());
+        // a diagonal photon-number term: outside too
+        let xa = &named[6].1;
+        assert!(cavity_drive(&drive(xa * xa, None), n_fock).is_none());
+    }
+}

@@ -15,11 +15,24 @@
 //! Only the upper triangle (r <= c) is computed; the lower is its conjugate. Each element costs
 //! a handful of complex products, so one RHS is O(dim^2), never O(dim^4).
 //!
+//! `[[drive]]`: H(t) = H + sum_s S_s(t) O_s over the slots of `job::cavity` (sx_1 .. sz_2, x_a,
+//! y_a), S_s(t) = sum_k c_k(t) w_ks, adds -i [H_d, X] to L[X]; by element, with A = H_d X,
+//!   -i (A[r, c] - conj(A[c, r])),
+//!   A[r, c] = (S_z1 z_1(r) + S_z2 z_2(r)) X[r, c]                       (z = -1 g, +1 e)
+//!           + (S_x1 + i s S_y1) X[r ^ cell 1, c]    (s = +1 where i_1(r) = 0, else -1)
+//!           + (S_x2 + i s S_y2) X[r ^ cell 2, c]
+//!           + sqrt(n) (S_xa + i S_ya) X[(q, n-1), c] + sqrt(n+1) (S_xa - i S_ya) X[(q, n+1), c],
+//! the same bands as H's. A step whose drive coefficients are all 0 at its three stage times is
+//! the undriven step, bit for bit.
+//!
 //! This is the CPU twin of the cavity kernel's loop structure, generic over f32/f64; in f64 it is
 //! the CPU engine for cavity-cells, checked against the matrix-form reference.
 
+use super::drive::{stage_coeffs, DriveR};
 use super::Real;
 use crate::job::cavity::*;
+use crate::job::drive::MAX_DRIVES;
+use crate::job::{Schedule, SegmentEnd};
 
 /// A complex number as two reals (vec2 in WGSL).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -40,6 +53,10 @@ impl<R: Real> Cx<R> {
     #[inline(always)]
     fn add(self, o: Self) -> Self {
         Cx::new(self.re + o.re, self.im + o.im)
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        Cx::new(self.re - o.re, self.im - o.im)
     }
     #[inline(always)]
     fn mul(self, o: Self) -> Self {
@@ -192,6 +209,27 @@ impl<R: Real> CavityOps<R> {
     ///   L[x][r, c] = (K x)[r, c] + conj((K x)[c, r]) + sum_k (J_k x J_k^+)[r, c],
     /// and out[c, r] = conj(out[r, c]).
     pub fn apply(&self, x: &[Cx<R>], out: &mut [Cx<R>]) {
+        self.apply_with(x, out, None)
+    }
+
+    /// As `apply`, with a stage's drive terms added to each element after L's (none: `apply`'s
+    /// arithmetic exactly).
+    pub fn apply_with(&self, x: &[Cx<R>], out: &mut [Cx<R>], drive: Option<&StageDrive<R>>) {
+        match drive {
+            None => self.apply_gen::<false>(x, out, None),
+            Some(_) => self.apply_gen::<true>(x, out, drive),
+        }
+    }
+
+    /// The element loop, compiled with and without the drive terms (the undriven loop keeps
+    /// no per-element test).
+    #[inline(always)]
+    fn apply_gen<const DRIVEN: bool>(
+        &self,
+        x: &[Cx<R>],
+        out: &mut [Cx<R>],
+        drive: Option<&StageDrive<R>>,
+    ) {
         let d = self.n_fock + 1;
         let dim = self.dim;
         let nf = self.n_fock;
@@ -236,12 +274,156 @@ impl<R: Real> CavityOps<R> {
                         if q & 1 == 0 && qc & 1 == 0 {
                             v = v.add(x((r + d) * dim + c + d).scale(self.gamma));
                         }
+                        if DRIVEN {
+                            if let Some(sd) = drive {
+                                v = v.add(self.drive_term(sd, x, r, c).mul_minus_i());
+                            }
+                        }
                         out[r * dim + c] = v;
                         out[c * dim + r] = v.conj();
                     }
                 }
             }
         }
+    }
+}
+
+/// The slot coefficients S_s of one RK4 stage, sum_k c_k w_ks (in drive order).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StageDrive<R> {
+    pub slots: [R; DRIVE_SLOTS],
+}
+
+impl<R: Real> StageDrive<R> {
+    fn new(c: &[R; MAX_DRIVES], weights: &[[R; DRIVE_SLOTS]]) -> Self {
+        let mut slots = [R::ZERO; DRIVE_SLOTS];
+        for (ck, w) in c.iter().zip(weights) {
+            for s in 0..DRIVE_SLOTS {
+                slots[s] = slots[s] + *ck * w[s];
+            }
+        }
+        StageDrive { slots }
+    }
+}
+
+/// The `[[drive]]`s of one member in the working precision: each drive's c(t) numbers and its
+/// slot weights.
+#[derive(Clone, Debug, Default)]
+pub struct CavityDrives<R> {
+    coeffs: Vec<DriveR<R>>,
+    weights: Vec<[R; DRIVE_SLOTS]>,
+}
+
+impl<R: Real> CavityDrives<R> {
+    pub fn new(drives: &[CavityDrive]) -> Self {
+        assert!(drives.len() <= MAX_DRIVES, "at most {MAX_DRIVES} drives");
+        let c = R::from_f64;
+        CavityDrives {
+            coeffs: drives
+                .iter()
+                .map(|d| DriveR {
+                    amplitude: c(d.amplitude),
+                    frequency: c(d.frequency),
+                    phase: c(d.phase),
+                    env: d.env,
+                    a: c(d.env_a),
+                    b: c(d.env_b),
+                })
+                .collect(),
+            weights: drives.iter().map(|d| d.weights.map(c)).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.coeffs.is_empty()
+    }
+
+    /// The stage drives of a step of length h from t (at t, t + h/2, t + h/2, t + h: three
+    /// distinct), or None where every drive's coefficient is 0 at all three (an undriven step).
+    #[inline(always)]
+    pub fn step_at(&self, t: R, h: R) -> Option<[StageDrive<R>; 3]> {
+        if self.coeffs.is_empty() {
+            return None;
+        }
+        let (c, any) = stage_coeffs(&self.coeffs, t, h);
+        any.then(|| std::array::from_fn(|i| StageDrive::new(&c[i], &self.weights)))
+    }
+}
+
+impl<R: Real> CavityOps<R> {
+    /// A[r, c] of the module doc for the stage's slots (the kernel's `drive_term`): the terms
+    /// of the slot groups that are non-zero, in the order z, cell 1, cell 2, mode.
+    #[inline(always)]
+    fn drive_term(
+        &self,
+        sd: &StageDrive<R>,
+        x: impl Fn(usize) -> Cx<R>,
+        r: usize,
+        c: usize,
+    ) -> Cx<R> {
+        let [sx1, sy1, sz1, sx2, sy2, sz2, sxa, sya] = sd.slots;
+        let d = self.n_fock + 1;
+        let dim = self.dim;
+        let nf = self.n_fock;
+        let (qr, nr, qc, nc) = (r / d, r % d, c / d, c % d);
+        let sel = |cond: bool, a: R, b: R| if cond { a } else { b };
+        let mut a = Cx::ZERO;
+        if sz1 != R::ZERO || sz2 != R::ZERO {
+            // (S_z1 z_1 + S_z2 z_2)(r) - (...)(c), z = +1 for e
+            let zr = sel(qr >= 2, sz1, -sz1) + sel(qr & 1 == 1, sz2, -sz2);
+            let zc = sel(qc >= 2, sz1, -sz1) + sel(qc & 1 == 1, sz2, -sz2);
+            a = a.add(x(r * dim + c).scale(zr - zc));
+        }
+        if sx1 != R::ZERO || sy1 != R::ZERO {
+            // partner rows r ^ cell 1: +-2d; coefficients S_x1 + i s S_y1, conj on the column side
+            let (pr, ur) = if qr < 2 {
+                (r + 2 * d, Cx::new(sx1, sy1))
+            } else {
+                (r - 2 * d, Cx::new(sx1, -sy1))
+            };
+            let (pc, uc) = if qc < 2 {
+                (c + 2 * d, Cx::new(sx1, -sy1))
+            } else {
+                (c - 2 * d, Cx::new(sx1, sy1))
+            };
+            a = a.add(ur.mul(x(pr * dim + c))).sub(uc.mul(x(r * dim + pc)));
+        }
+        if sx2 != R::ZERO || sy2 != R::ZERO {
+            let (pr, ur) = if qr & 1 == 0 {
+                (r + d, Cx::new(sx2, sy2))
+            } else {
+                (r - d, Cx::new(sx2, -sy2))
+            };
+            let (pc, uc) = if qc & 1 == 0 {
+                (c + d, Cx::new(sx2, -sy2))
+            } else {
+                (c - d, Cx::new(sx2, sy2))
+            };
+            a = a.add(ur.mul(x(pr * dim + c))).sub(uc.mul(x(r * dim + pc)));
+        }
+        if sxa != R::ZERO || sya != R::ZERO {
+            // n - 1 (sqrt(0) = 0 where n = 0, reading row r itself) and n + 1 (0 at the top)
+            let lo = Cx::new(sxa, sya);
+            let hi = Cx::new(sxa, -sya);
+            let (rl, rh) = (usize::from(nr > 0), usize::from(nr < nf));
+            let (cl, ch) = (usize::from(nc > 0), usize::from(nc < nf));
+            let top_r = if nr < nf {
+                self.sqrt_n[nr + 1]
+            } else {
+                R::ZERO
+            };
+            let top_c = if nc < nf {
+                self.sqrt_n[nc + 1]
+            } else {
+                R::ZERO
+            };
+            a = a
+                .add(lo.scale(self.sqrt_n[nr]).mul(x((r - rl) * dim + c)))
+                .add(hi.scale(top_r).mul(x((r + rh) * dim + c)))
+                .sub(hi.scale(self.sqrt_n[nc]).mul(x(r * dim + c - cl)))
+                .sub(lo.scale(top_c).mul(x(r * dim + c + ch)));
+        }
+        a
     }
 }
 
@@ -263,27 +445,99 @@ impl<R: Real> CavityWork<R> {
 
     /// One classical RK4 step of size h on x (Hermitian).
     pub fn step(&mut self, ops: &CavityOps<R>, x: &mut [Cx<R>], h: R) {
+        self.step_with(ops, x, h, None)
+    }
+
+    /// One classical RK4 step with the stage drives of `CavityDrives::step_at` (the drives at
+    /// t, t + h/2, t + h/2, t + h); None: `step`.
+    pub fn step_with(
+        &mut self,
+        ops: &CavityOps<R>,
+        x: &mut [Cx<R>],
+        h: R,
+        drive: Option<&[StageDrive<R>; 3]>,
+    ) {
+        match drive {
+            None => self.step_gen::<false>(ops, x, h, None),
+            Some(_) => self.step_gen::<true>(ops, x, h, drive),
+        }
+    }
+
+    // Indexed loops over the elements, as the kernel's per-element updates.
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    fn step_gen<const DRIVEN: bool>(
+        &mut self,
+        ops: &CavityOps<R>,
+        x: &mut [Cx<R>],
+        h: R,
+        drive: Option<&[StageDrive<R>; 3]>,
+    ) {
+        let dr = |i: usize| drive.map(|d| &d[i]);
         let half = h * R::from_f64(0.5);
         let two = R::from_f64(2.0);
-        ops.apply(x, &mut self.k);
+        ops.apply_gen::<DRIVEN>(x, &mut self.k, dr(0));
         for i in 0..x.len() {
             self.acc[i] = self.k[i];
             self.stage[i] = x[i].add(self.k[i].scale(half));
         }
-        ops.apply(&self.stage, &mut self.k);
+        ops.apply_gen::<DRIVEN>(&self.stage, &mut self.k, dr(1));
         for i in 0..x.len() {
             self.acc[i] = self.acc[i].add(self.k[i].scale(two));
             self.stage[i] = x[i].add(self.k[i].scale(half));
         }
-        ops.apply(&self.stage, &mut self.k);
+        ops.apply_gen::<DRIVEN>(&self.stage, &mut self.k, dr(1));
         for i in 0..x.len() {
             self.acc[i] = self.acc[i].add(self.k[i].scale(two));
             self.stage[i] = x[i].add(self.k[i].scale(h));
         }
-        ops.apply(&self.stage, &mut self.k);
+        ops.apply_gen::<DRIVEN>(&self.stage, &mut self.k, dr(2));
         let sixth = h / R::from_f64(6.0);
         for i in 0..x.len() {
             x[i] = x[i].add(self.acc[i].add(self.k[i]).scale(sixth));
+        }
+    }
+}
+
+/// Step x (and z, the same way) through `schedule` with `ops`, and `ops_off` after `[protocol]
+/// switch_off`, calling `on_sample(s, x, z)` at each sample. With drives, step j of a segment
+/// that starts at t_s (0, a sample time, or the switch-off time) starts at t_s + j dt, in f64 as
+/// the reference takes it, then rounded to the working precision.
+pub fn integrate_schedule<R: Real>(
+    ops: &CavityOps<R>,
+    ops_off: &CavityOps<R>,
+    drives: &CavityDrives<R>,
+    x: &mut [Cx<R>],
+    mut z: Option<&mut [Cx<R>]>,
+    schedule: &Schedule,
+    mut on_sample: impl FnMut(usize, &[Cx<R>], Option<&[Cx<R>]>),
+) {
+    let mut work = CavityWork::<R>::new(ops.dim);
+    let mut gen = ops;
+    let mut t_seg = 0.0f64;
+    for seg in &schedule.segments {
+        let full = (0..seg.n_full).map(|j| (t_seg + j as f64 * schedule.dt, schedule.dt));
+        let last =
+            (seg.h_last > 0.0).then_some((t_seg + seg.n_full as f64 * schedule.dt, seg.h_last));
+        for (t, h) in full.chain(last) {
+            let h = R::from_f64(h);
+            let ds = drives.step_at(R::from_f64(t), h);
+            work.step_with(gen, x, h, ds.as_ref());
+            if let Some(z) = z.as_deref_mut() {
+                work.step_with(gen, z, h, ds.as_ref());
+            }
+        }
+        match seg.end {
+            SegmentEnd::Sample(s) => {
+                t_seg = schedule.times[s];
+                on_sample(s, x, z.as_deref());
+            }
+            SegmentEnd::SwitchOff => {
+                gen = ops_off;
+                t_seg = schedule
+                    .switch_off
+                    .expect("a switch-off segment has its time");
+            }
         }
     }
 }
@@ -331,6 +585,61 @@ mod tests {
                 assert_eq!(row[3] & ROW_E2_ZERO != 0, q & 1 == 0);
                 assert_eq!(row[3] & ROW_TOP != 0, n < n_fock);
             }
+        }
+    }
+
+    /// Each slot's drive term, from apply_with minus apply, is -i[O_s, x] with O_s the named
+    /// operator of `model::drive` built as a dense matrix; a stage with several slots adds them.
+    #[test]
+    fn drive_terms_are_the_commutators_of_the_named_operators() {
+        use crate::linalg::{c as cx, hermitian_part, CMat};
+        use crate::model::drive::named_operators;
+        let n_fock = 3;
+        let ops = CavityOps::<f64>::new(&coeffs(n_fock));
+        let dim = ops.dim;
+        let a = CMat::from_fn(dim, dim, |r, c| {
+            cx(
+                ((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4,
+                ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5,
+            )
+        });
+        let h = hermitian_part(&a);
+        let mut x = vec![Cx::ZERO; dim * dim];
+        for r in 0..dim {
+            for c in 0..dim {
+                x[r * dim + c] = Cx::new(h[(r, c)].re, h[(r, c)].im);
+            }
+        }
+        let mut plain = vec![Cx::ZERO; dim * dim];
+        ops.apply(&x, &mut plain);
+        let named = named_operators(crate::model::Space::Cavity { n_fock });
+        let mut sum_want = CMat::zeros(dim, dim);
+        let mut all = [0.0; DRIVE_SLOTS];
+        for (s, name) in DRIVE_SLOT_NAMES.iter().enumerate() {
+            let o = &named.iter().find(|(n, _)| n == name).unwrap().1;
+            let w = 0.3 + 0.1 * s as f64;
+            let want = (o * &h - &h * o) * cx(0.0, -w);
+            sum_want += &want;
+            let mut slots = [0.0; DRIVE_SLOTS];
+            slots[s] = w;
+            all[s] = w;
+            let mut got = vec![Cx::ZERO; dim * dim];
+            ops.apply_with(&x, &mut got, Some(&StageDrive { slots }));
+            for i in 0..dim * dim {
+                let d = got[i].sub(plain[i]);
+                let e = want[(i / dim, i % dim)];
+                assert!(
+                    (d.re - e.re).abs() < 1e-14 && (d.im - e.im).abs() < 1e-14,
+                    "{name} element {i}: {d:?} vs {e}"
+                );
+            }
+        }
+        let mut got = vec![Cx::ZERO; dim * dim];
+        ops.apply_with(&x, &mut got, Some(&StageDrive { slots: all }));
+        for i in 0..dim * dim {
+            let d = got[i].sub(plain[i]);
+            let e = sum_want[(i / dim, i % dim)];
+            assert!((d.re - e.re).abs() < 1e-13 && (d.im - e.im).abs() < 1e-13);
         }
     }
 

@@ -25,17 +25,22 @@
 //!
 //! Buffers (keep in sync with the shader's layout comment; `real` = 4 or 8 bytes):
 //! - `consts`  (read, shared): sqrt(0..=N+1), then (h, h/2, h/6, 0) for dt and for each piece's
-//!   shortened step;
+//!   shortened step, each piece's start time, each drive's DRIVE_SLOTS slot weights;
 //! - `lookup`  (read, shared): the element table (r | c << 16 per packed element), the row table
-//!   (`job::cavity::row_table`), (n_full, sample) per piece;
+//!   (`job::cavity::row_table`), (n_full, sample) per piece, each drive's envelope code;
 //! - `mparams` (read): per member K's diagonal (dim complex) and (lambda, g zeta), (g, kappa),
-//!   (gamma, 0): (dim + 3) vec2;
+//!   (gamma, 0), then per drive (amplitude, frequency), (phase, env_a), (env_b, 0):
+//!   (dim + 3 + 3 n_drives) vec2;
 //! - `work`    (rw): per member X, S_A, S_B, acc, [Z], each n_elem vec2, then 32 vec2 of t = 0
 //!   reduced coefficients: (4 [+1]) n_elem + 32 vec2. X and Z are uploaded (the members'
 //!   initial states), the rest is zero;
 //! - `out`     (rw): per member and sample, 16 reals (the reduced state's Pauli coefficients
 //!   minus those at t = 0), 16 more for Z with `evolve_z`, then photon_number and fock_tail;
 //! - `status`  (rw): 2 u32 per member, the pieces completed and the invocations that fell short.
+//!
+//! `[[drive]]`: each invocation computes its member's drive coefficients at the three stage
+//! times of every step from the per-member numbers (`shaders/drive.wgsl`), sums them into the
+//! slot coefficients, and where all are 0 takes the undriven step; no host work per step.
 //!
 //! `[protocol] switch_off`: no dispatch spans the switch-off piece, and the dispatches after it
 //! carry F_UNCOUPLED, under which the kernel zeroes the cell-cell coupling g (what
@@ -69,7 +74,7 @@ use super::buffers::{
 use super::context::GpuContext;
 use super::Precision;
 use crate::error::Result;
-use crate::job::cavity::{k_diagonal, row_table, Params, F_FIRST, F_UNCOUPLED, F_Z};
+use crate::job::cavity::{k_diagonal, row_table, CavityDrive, Params, F_FIRST, F_UNCOUPLED, F_Z};
 use crate::job::CavityJob;
 use crate::job::Piece;
 use crate::linalg::{CMat, C64};
@@ -180,6 +185,10 @@ pub fn run_cavity_gpu(
         lookup.push(p.n_full);
         lookup.push(p.sample);
     }
+    // The drives' envelope codes and slot weights (the same at every point).
+    let drives: &[CavityDrive] = job.points.first().map_or(&[], |p| &p.drives);
+    let off_env = lookup.len() as u32;
+    lookup.extend(drives.iter().map(|d| d.env));
     let mut consts: Vec<f64> = (0..=layout.n_fock + 1).map(|n| (n as f64).sqrt()).collect();
     consts.resize(pad4(consts.len() as u64) as usize, 0.0);
     let off_steps = consts.len() as u32;
@@ -188,6 +197,14 @@ pub fn run_cavity_gpu(
         &pieces,
         precision,
     ));
+    // Step j of piece p starts at starts[p] + j dt (`job::piece_starts`).
+    let off_starts = consts.len() as u32;
+    consts.extend(crate::job::piece_starts(&job.schedule, &pieces));
+    consts.resize(pad4(consts.len() as u64) as usize, 0.0);
+    let off_weights = consts.len() as u32;
+    for d in drives {
+        consts.extend_from_slice(&d.weights);
+    }
     let device = &ctx.device;
     let storage_init = |label: &str, contents: &[u8]| {
         device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -203,6 +220,10 @@ pub fn run_cavity_gpu(
         off_pieces,
         off_sqrt: 0,
         off_steps,
+        n_drives: drives.len() as u32,
+        off_env,
+        off_starts,
+        off_weights,
     };
     let runner = ChunkRunner {
         ctx,
@@ -252,6 +273,10 @@ struct Shared {
     off_pieces: u32,
     off_sqrt: u32,
     off_steps: u32,
+    n_drives: u32,
+    off_env: u32,
+    off_starts: u32,
+    off_weights: u32,
 }
 
 struct ChunkOut {
@@ -282,15 +307,20 @@ impl ChunkRunner<'_> {
         let ns = job.schedule.times.len();
         let rs = precision.bytes() as usize;
 
-        // Per-member parameters: K's diagonal, then (lambda, g zeta), (g, kappa), (gamma, 0).
+        // Per-member parameters: K's diagonal, then (lambda, g zeta), (g, kappa), (gamma, 0),
+        // then per drive (amplitude, frequency), (phase, env_a), (env_b, 0).
         let mut mp: Vec<f64> = Vec::with_capacity(m * layout.param_stride * 2);
         for i in chunk.clone() {
-            let c = &job.points[job.member_point[i] as usize].coeffs;
+            let point = &job.points[job.member_point[i] as usize];
+            let c = &point.coeffs;
             for z in k_diagonal(c) {
                 mp.push(z.re);
                 mp.push(z.im);
             }
             mp.extend_from_slice(&[c.lambda, c.g * c.zeta, c.g, c.kappa, c.gamma, 0.0]);
+            for d in &point.drives {
+                mp.extend_from_slice(&[d.amplitude, d.frequency, d.phase, d.env_a, d.env_b, 0.0]);
+            }
         }
         let mparams = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("mparams"),
@@ -375,6 +405,10 @@ impl ChunkRunner<'_> {
                     .iter()
                     .map(piece_steps)
                     .sum::<u64>() as u32,
+                n_drives: self.shared.n_drives,
+                off_env: self.shared.off_env,
+                off_starts: self.shared.off_starts,
+                off_weights: self.shared.off_weights,
             })
             .collect();
         let (params_buf, ustride) = dispatch_uniforms(
@@ -400,7 +434,7 @@ impl ChunkRunner<'_> {
 
         submit_dispatches(
             ctx,
-            &self.pipeline,
+            self.pipeline,
             &bind_group,
             dispatches.len(),
             ustride,

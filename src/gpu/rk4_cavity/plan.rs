@@ -5,7 +5,8 @@ use super::super::buffers::{group_pieces, pad32, pad4, piece_steps};
 use super::super::Precision;
 use super::KERNEL;
 use crate::error::{QbatError, Result};
-use crate::job::cavity::{REF_LEN, SAMPLE_PARTS, WORKGROUP_SIZE};
+use crate::job::cavity::{DRIVE_SLOTS, DRIVE_VEC2, REF_LEN, SAMPLE_PARTS, WORKGROUP_SIZE};
+use crate::job::drive::MAX_DRIVES;
 use crate::job::{plan_pieces, CavityJob, Piece, NO_SAMPLE};
 use serde::Serialize;
 use std::ops::Range;
@@ -53,6 +54,8 @@ pub struct Layout {
     pub n_elem: usize,
     /// Matrices per member in `work`: X, S_A, S_B, acc (+ Z).
     pub matrices: usize,
+    /// `[[drive]]`s per member.
+    pub n_drives: usize,
     /// vec2 per member in `work`, `mparams`; reals per sample in `out`.
     pub member_stride: usize,
     pub param_stride: usize,
@@ -60,7 +63,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(n_fock: usize, evolve_z: bool) -> Layout {
+    pub fn new(n_fock: usize, evolve_z: bool, n_drives: usize) -> Layout {
         let dim = 4 * (n_fock + 1);
         let n_elem = dim * (dim + 1) / 2;
         let matrices = 4 + usize::from(evolve_z);
@@ -69,8 +72,9 @@ impl Layout {
             dim,
             n_elem,
             matrices,
+            n_drives,
             member_stride: matrices * n_elem + REF_LEN as usize,
-            param_stride: dim + 3,
+            param_stride: dim + 3 + DRIVE_VEC2 * n_drives,
             out_stride: if evolve_z { 34 } else { 18 },
         }
     }
@@ -152,7 +156,9 @@ pub fn member_bytes(layout: &Layout, n_samples: usize, precision: Precision) -> 
 /// branch any of its lanes takes, so the branches of a sample are summed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct LoopCosts {
-    /// One RK4 step (X, and Z with it): 4 stages over the owned elements, plus the step loop.
+    /// One RK4 step (X, and Z with it): 4 stages over the owned elements, plus the step loop,
+    /// plus with drives the step's coefficients (per drive three c(t), each through
+    /// drive_exp's 7-iteration loop).
     pub step: u64,
     /// One sample (also the t = 0 reference on the first dispatch): the strided partial sums
     /// (the photon number's dim terms are the most), their totals, the Pauli sums of X and Z.
@@ -164,8 +170,16 @@ pub struct LoopCosts {
 pub fn loop_costs(layout: &Layout, evolve_z: bool) -> LoopCosts {
     let per_stage = layout.n_elem.div_ceil(WORKGROUP_SIZE as usize) as u64 + 1;
     let d = layout.n_fock as u64 + 1;
+    let drives = layout.n_drives as u64;
+    // drive_step: its zeroing loop (3 + 1), the drives loop (n + 1), three drive_exp loops of
+    // 7 (+ 1) per drive.
+    let drive_step = if drives > 0 {
+        5 + drives * (1 + 3 * 8)
+    } else {
+        0
+    };
     LoopCosts {
-        step: (4 * per_stage + 1) * (1 + u64::from(evolve_z)),
+        step: (4 * per_stage + 1) * (1 + u64::from(evolve_z)) + drive_step,
         sample: (layout.dim as u64).max(d).div_ceil(SAMPLE_PARTS as u64)
             + 1
             + SAMPLE_PARTS as u64
@@ -174,6 +188,11 @@ pub fn loop_costs(layout: &Layout, evolve_z: bool) -> LoopCosts {
             + 8,
         piece: 2,
     }
+}
+
+/// `[[drive]]`s per member of a job (every point has as many).
+pub fn job_drives(job: &CavityJob) -> usize {
+    job.points.first().map_or(0, |p| p.drives.len())
 }
 
 /// The pieces of a schedule for this kernel: at most STEPS_PER_PIECE full steps, and few
@@ -214,10 +233,16 @@ pub(super) fn plan_cavity_dispatches(
     )
 }
 
-/// Sizes of the shared tables: (lookup u32s, consts reals).
+/// Sizes of the shared tables: (lookup u32s, consts reals). lookup: the element table, the
+/// row table, (n_full, sample) per piece, the drives' envelope codes; consts: sqrt(0..=N+1)
+/// (padded to 4), the step constants, the pieces' start times (padded to 4), the drives' slot
+/// weights.
 pub(super) fn shared_len(layout: &Layout, n_pieces: usize) -> (u64, u64) {
-    let lookup = layout.n_elem as u64 + 4 * layout.dim as u64 + 2 * n_pieces as u64;
-    let consts = pad4(layout.n_fock as u64 + 2) + 4 * (1 + n_pieces as u64);
+    let n = n_pieces as u64;
+    let drives = layout.n_drives as u64;
+    let lookup = layout.n_elem as u64 + 4 * layout.dim as u64 + 2 * n + drives;
+    let consts =
+        pad4(layout.n_fock as u64 + 2) + 4 * (1 + n) + pad4(n) + DRIVE_SLOTS as u64 * drives;
     (lookup, consts)
 }
 
@@ -238,6 +263,13 @@ pub(super) fn validate(job: &CavityJob) -> Result<()> {
                 "every point must share n_fock = {}, one has {}",
                 job.n_fock, p.coeffs.n_fock
             ),
+        ));
+    }
+    let n_drives = job.points.first().map_or(0, |p| p.drives.len());
+    if n_drives > MAX_DRIVES || job.points.iter().any(|p| p.drives.len() != n_drives) {
+        return Err(QbatError::invalid(
+            "drive",
+            format!("every point must have the same number of drives, at most {MAX_DRIVES}"),
         ));
     }
     if let Some(p) = job
@@ -276,7 +308,7 @@ pub fn plan_cavity(
     opts: &CavityGpuOptions,
 ) -> Result<CavityGpuPlan> {
     validate(job)?;
-    let layout = Layout::new(job.n_fock, job.evolve_z);
+    let layout = Layout::new(job.n_fock, job.evolve_z, job_drives(job));
     let n = job.member_point.len();
     let n_samples = job.schedule.times.len();
     let rs = precision.bytes();
@@ -405,6 +437,7 @@ mod tests {
             points: vec![CavityPoint {
                 coeffs,
                 h_battery: [C64::new(0.0, 0.0); 4],
+                drives: vec![],
             }],
             member_point: vec![0; members],
             initial: &init,
@@ -424,13 +457,13 @@ mod tests {
     #[test]
     fn bytes_per_member_for_the_cavity_100_shape() {
         // N = 20: dim 84, 3570 upper elements; f32: X, S_A, S_B, acc = 4 x 3570 x 8 bytes + 256.
-        let l = Layout::new(20, false);
+        let l = Layout::new(20, false, 0);
         assert_eq!((l.dim, l.n_elem), (84, 3570));
         let b = member_bytes(&l, 1001, Precision::F32);
         assert_eq!(b.work, (4 * 3570 + 32) * 8);
         assert_eq!(b.params, 87 * 8);
         assert_eq!(b.out, 1001 * 18 * 4);
-        let lz = Layout::new(20, true);
+        let lz = Layout::new(20, true, 0);
         assert_eq!(
             member_bytes(&lz, 1, Precision::F64).work,
             (5 * 3570 + 32) * 16

@@ -1,0 +1,252 @@
+//! `[[drive]]` on the cavity-cells GPU kernel (shaders/rk4_cavity.wgsl): the x_a drive against
+//! the independent dense solve of tests/common/cavity_solve.rs in f32, the kernel against its
+//! f32 twin (`twin::rk4_cavity`) with every named operator, every named operator with
+//! `[protocol] switch_off` against the f64 CPU engine, bit identity with the undriven run
+//! before a window opens, and `--verify`. Skips with a note when there is no adapter, fails
+//! under QBAT_REQUIRE_GPU=1.
+
+use qbat_gpu::config::{parse_plan, Overrides, Plan};
+use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions, RunResult};
+use qbat_gpu::verify::measure_tolerance;
+
+use crate::common::{have_gpu, SERIAL};
+
+#[path = "common/cavity_solve.rs"]
+mod cavity_solve;
+
+fn plan(cfg: &str) -> Plan {
+    parse_plan(cfg, &Overrides::default()).unwrap()
+}
+
+fn run(p: &Plan, backend: Backend, precision: Precision, verify: usize) -> RunResult {
+    let r = run_plan(
+        p,
+        &RunOptions {
+            backend,
+            precision,
+            verify,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.backend, backend.name());
+    r
+}
+
+/// Random (Haar) cell states, a complex coherent mode, three members, plus `extra`.
+fn random_cfg(extra: &str) -> String {
+    format!("model = \"cavity-cells\"\n[params]\nwc = 1.05\nwq = 1.0\nlambda = 0.7\ng = 0.35\nzeta = -0.3\nkappa = 0.1\ngamma = 0.08\nalpha = [0.6, -0.3]\nn_fock = 5\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.005\nt_end = 3.0\nsamples = 13\n[ensemble]\nsize = 3\nseed = 23\n{extra}")
+}
+
+const ALL_NAMED: &str = "[[drive]]\noperator = \"sx_1\"\namplitude = { uniform = [0.2, 0.4] }\nfrequency = 1.1\nphase = 0.4\nenvelope = { gaussian = [1.5, 0.6] }\n[[drive]]\noperator = \"sy_1\"\namplitude = 0.3\nfrequency = { uniform = [0.8, 1.0] }\n[[drive]]\noperator = \"sz_1\"\namplitude = 0.2\nfrequency = 1.3\nenvelope = { window = [0.5, 2.0] }\n[[drive]]\noperator = \"sx_2\"\namplitude = 0.35\nfrequency = 1.0\nphase = 1.0\n[[drive]]\noperator = \"sy_2\"\namplitude = 0.15\nfrequency = 0.5\n[[drive]]\noperator = \"sz_2\"\namplitude = 0.25\nfrequency = 1.9\n[[drive]]\noperator = \"x_a\"\namplitude = 0.2\nfrequency = 1.05\nenvelope = { gaussian = [2.0, 0.5] }\n[[drive]]\noperator = \"y_a\"\namplitude = 0.3\nfrequency = 0.95\nphase = -0.7\n";
+
+/// The x_a drive (three envelopes) in f32 on the GPU: within 1e-4 of the independent solve.
+#[test]
+fn x_a_drive_on_the_gpu_matches_the_independent_solve() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    for kind in ["constant", "gaussian", "window"] {
+        let (spec, env) = cavity_solve::envelope(kind);
+        let p = plan(&cavity_solve::cavity_cfg(&spec, 0.004));
+        let want = cavity_solve::solve(env, kind == "window", 400);
+        let g = run(&p, Backend::Gpu, Precision::F32, 0);
+        let mut worst = 0.0f64;
+        for (s, w) in want.iter().enumerate() {
+            for (k, want_k) in w.iter().enumerate() {
+                let got = g.value(0, s, k);
+                let d = (got - want_k).abs();
+                assert!(
+                    d < 1e-4,
+                    "{kind} t = {}: {} = {got} vs the independent solve {}",
+                    g.times[s],
+                    g.measures[k].name(),
+                    *want_k
+                );
+                worst = worst.max(d);
+            }
+        }
+        eprintln!("x_a {kind}: GPU f32 vs independent solve, worst {worst:.2e}");
+    }
+}
+
+/// The same in f64 where the adapter has it (not lavapipe): within 1e-8 of the solve, as the
+/// f64 CPU engine.
+#[test]
+fn x_a_drive_on_the_gpu_in_f64_matches_the_independent_solve() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    if let Err(e) = qbat_gpu::engine::gpu_context(None, true) {
+        eprintln!("skipping f64: {e}");
+        return;
+    }
+    let (spec, env) = cavity_solve::envelope("gaussian");
+    let p = plan(&cavity_solve::cavity_cfg(&spec, 0.002));
+    let want = cavity_solve::solve(env, false, 800);
+    let g = run(&p, Backend::Gpu, Precision::F64, 0);
+    for (s, w) in want.iter().enumerate() {
+        for (k, want_k) in w.iter().enumerate() {
+            let got = g.value(0, s, k);
+            assert!(
+                (got - want_k).abs() < 1e-8,
+                "t = {}: {} = {got} vs the independent solve {want_k}",
+                g.times[s],
+                g.measures[k].name()
+            );
+        }
+    }
+}
+
+/// The kernel against its f32 twin (same job, every named operator, a shortened step before
+/// each sample): the reduced cell state's Pauli coefficients (as differences from t = 0) and
+/// the photon number agree to f32 rounding.
+#[test]
+fn gpu_f32_matches_the_f32_twin_with_every_named_operator() {
+    use qbat_gpu::gpu::{run_cavity_gpu, CavityGpuOptions};
+    use qbat_gpu::job::cavity::SAMPLE_PARTS;
+    use qbat_gpu::twin::rk4_cavity::{
+        integrate_schedule, sample_outputs, CavityDrives, CavityOps, Cx,
+    };
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let ctx = qbat_gpu::engine::gpu_context(None, false).unwrap();
+    // t_end / (samples - 1) = 0.3 is not a whole number of dt = 0.007 steps.
+    let p = plan(
+        &random_cfg(ALL_NAMED)
+            .replace("dt = 0.005", "dt = 0.007")
+            .replace("t_end = 3.0\nsamples = 13", "t_end = 3.0\nsamples = 11"),
+    );
+    let initial = |i: usize| p.initial_state(&p.members[i]);
+    let job = qbat_gpu::engine::cavity_job(&p, &initial, false).unwrap();
+    assert_eq!(job.points[0].drives.len(), 8);
+    let r = run_cavity_gpu(
+        &ctx,
+        &job,
+        Precision::F32,
+        &CavityGpuOptions::default(),
+        &|_| Ok(()),
+    )
+    .unwrap();
+    let n_fock = job.n_fock;
+    let ns = p.schedule.times.len();
+    let (mut worst, mut moved) = (0.0f64, 0.0f64);
+    for i in 0..job.member_point.len() {
+        let point = &job.points[job.member_point[i] as usize];
+        let ops = CavityOps::<f32>::new(&point.coeffs);
+        let drives = CavityDrives::<f32>::new(&point.drives);
+        let rho0 = initial(i);
+        let dim = rho0.nrows();
+        let mut x = vec![Cx::<f32>::new(0.0, 0.0); dim * dim];
+        for r_ in 0..dim {
+            for c_ in 0..dim {
+                let z = rho0[(r_, c_)];
+                x[r_ * dim + c_] = Cx::new(z.re as f32, z.im as f32);
+            }
+        }
+        let (c0, _, _) = sample_outputs(&x, n_fock, SAMPLE_PARTS);
+        integrate_schedule(&ops, &ops, &drives, &mut x, None, &p.schedule, |s, x, _| {
+            let (c, photons, _) = sample_outputs(x, n_fock, SAMPLE_PARTS);
+            for k in 0..16 {
+                let twin = (c[k] - c0[k]) as f64;
+                let gpu = r.deltas[(i * ns + s) * 16 + k];
+                worst = worst.max((twin - gpu).abs());
+                moved = moved.max(twin.abs());
+            }
+            worst = worst.max((photons as f64 - r.photon_number[i * ns + s]).abs());
+        });
+    }
+    eprintln!("GPU f32 vs f32 twin, 8 drives: worst {worst:.2e} (the state moved by {moved:.2})");
+    assert!(moved > 0.1);
+    assert!(worst < 2e-6, "GPU f32 vs f32 twin: {worst:e}");
+}
+
+/// Every named operator, with `[protocol] switch_off` and the two-time fluctuation (Z evolved
+/// with the drives): GPU f32 against the f64 CPU engine within the verify tolerances.
+#[test]
+fn driven_gpu_with_switch_off_matches_the_cpu_engine() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let cfg = random_cfg(&format!("[output]\nmeasures = [\"energy_b\", \"energy_c\", \"ergotropy_b\", \"energy_fluctuation_b\", \"photon_number\", \"concurrence\", \"fock_tail\"]\n{ALL_NAMED}"))
+        .replace("[ensemble]", "[protocol]\nswitch_off = 1.37\n[ensemble]");
+    let p = plan(&cfg);
+    let c = run(&p, Backend::Cpu, Precision::F64, 0);
+    let g = run(&p, Backend::Gpu, Precision::F32, 0);
+    assert_eq!(g.measures, c.measures);
+    for (k, m) in g.measures.iter().enumerate() {
+        let tol = measure_tolerance(*m, 1e-4);
+        let mut worst = 0.0f64;
+        for i in 0..g.member_ids.len() {
+            for s in 0..g.times.len() {
+                let d = (g.value(i, s, k) - c.value(i, s, k)).abs();
+                assert!(
+                    d <= tol,
+                    "{} member {i} t = {}: GPU {} vs CPU {}",
+                    m.name(),
+                    g.times[s],
+                    g.value(i, s, k),
+                    c.value(i, s, k)
+                );
+                worst = worst.max(d);
+            }
+        }
+        eprintln!("    {:<22} {worst:.2e}", m.name());
+    }
+}
+
+/// Before a window opens every GPU sample is bit for bit the undriven GPU run's; after it
+/// opens they differ. A drive of amplitude 0 is the undriven run, bit for bit.
+#[test]
+fn gpu_samples_before_a_window_are_those_of_the_undriven_run() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let base = random_cfg("[output]\nmeasures = [\"energy_b\", \"ergotropy_b\", \"energy_fluctuation_b\", \"photon_number\", \"concurrence\"]\n");
+    let with = format!("{base}[[drive]]\noperator = \"x_a\"\namplitude = 0.5\nfrequency = 1.3\nenvelope = {{ window = [1.25, 2.5] }}\n[[drive]]\noperator = \"sy_2\"\namplitude = 0.3\nfrequency = 0.8\nenvelope = {{ window = [1.25, 2.5] }}\n");
+    let zero = format!("{base}[[drive]]\noperator = \"sx_1\"\namplitude = 0.0\nfrequency = 1.3\n");
+    let a = run(&plan(&base), Backend::Gpu, Precision::F32, 0);
+    let b = run(&plan(&with), Backend::Gpu, Precision::F32, 0);
+    let z = run(&plan(&zero), Backend::Gpu, Precision::F32, 0);
+    let bits = |r: &RunResult| r.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a), bits(&z), "an amplitude-0 drive changes bits");
+    let nm = a.measures.len();
+    let row = |r: &RunResult, i: usize, s: usize| {
+        (0..nm)
+            .map(|k| r.value(i, s, k).to_bits())
+            .collect::<Vec<_>>()
+    };
+    for i in 0..a.member_ids.len() {
+        for (s, &t) in a.times.iter().enumerate() {
+            if t <= 1.25 {
+                assert_eq!(row(&a, i, s), row(&b, i, s), "t = {t} before the window");
+            } else {
+                assert_ne!(
+                    row(&a, i, s),
+                    row(&b, i, s),
+                    "t = {t} after the window opens"
+                );
+            }
+        }
+    }
+}
+
+/// `--verify` on a driven GPU run re-integrates members on the reference with the drives.
+#[test]
+fn gpu_verify_passes_on_a_driven_run() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let p = plan(&random_cfg("[[drive]]\noperator = \"y_a\"\namplitude = 0.4\nfrequency = 1.0\n[[drive]]\noperator = \"sz_1\"\namplitude = 0.2\nfrequency = 0.6\n"));
+    let g = run(&p, Backend::Gpu, Precision::F32, 2);
+    let v = g.verify.as_ref().expect("a verify report");
+    assert!(v.pass, "{v:#?}");
+    assert_eq!(v.deviations.len(), g.measures.len());
+}
