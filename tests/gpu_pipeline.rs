@@ -361,3 +361,42 @@ fn sampling_every_step_with_every_kernel_measure_completes() {
         }
     }
 }
+
+#[test]
+fn what_a_gpu_kernel_cannot_give_is_refused_before_an_interrupted_run_is_discarded() {
+    // `--force` discards an interrupted run in the output directory to start over; a run the
+    // GPU kernel would refuse must be refused before that, keeping the interrupted run.
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let dicke = "model = \"dicke\"\n[params]\nn_cells = 2\nn_fock = 3\n[time]\ndt = 0.01\nt_end = 0.1\nsamples = 3\n[ensemble]\nsize = 2\n";
+    let cavity = "model = \"cavity-cells\"\n[params]\nn_fock = 3\n[time]\ndt = 0.01\nt_end = 0.1\nsamples = 3\n[ensemble]\nsize = 2\n";
+    let cavity_min_eig = format!("{cavity}[output]\nmeasures = [\"energy_b\", \"min_eigenvalue\"]\n");
+    for (text, extra, field) in [
+        (dicke, &["--save-states"][..], "--save-states"),
+        (cavity, &["--save-states", "full"][..], "--save-states"),
+        (cavity_min_eig.as_str(), &[][..], "output.measures"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::common::config(dir.path(), text);
+        let out = dir.path().join("out");
+        // An interrupted run of `out`: its staging directory, with a block the run finished.
+        let staging = qbat_gpu::study::staging_dir(&out);
+        std::fs::create_dir_all(staging.join("blocks")).unwrap();
+        std::fs::write(staging.join("blocks").join("000000.values"), b"finished block").unwrap();
+        let o = crate::common::bin()
+            .arg("run")
+            .arg(&cfg)
+            .args(["--backend", "gpu", "--no-progress", "--no-plots", "--force", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(field) && !err.contains("panicked"), "{err}");
+        assert!(staging.join("blocks").join("000000.values").is_file(), "the interrupted run was discarded: {err}");
+        assert!(!out.exists(), "{err}");
+    }
+}

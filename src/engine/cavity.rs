@@ -231,6 +231,30 @@ fn measures_explicit(plan: &Plan) -> bool {
         .is_some()
 }
 
+/// min_eigenvalue asked for explicitly from a GPU engine that returns only the reduced cell
+/// state of `model` (cavity and dicke kernels), as an error naming output.measures.
+pub(super) fn min_eigenvalue_refusal(plan: &Plan, model: &str) -> Option<QbatError> {
+    (plan.measures.contains(&Measure::MinEigenvalue) && measures_explicit(plan)).then(|| {
+        QbatError::invalid(
+            "output.measures",
+            format!("min_eigenvalue needs the full {model} state, which the GPU engine does not keep (it returns the reduced cell state); use --backend cpu, or leave min_eigenvalue out"),
+        )
+    })
+}
+
+/// What the GPU cavity engine cannot give, as an error: the full saved state, and an
+/// explicitly asked-for min_eigenvalue. Checked by the engine and, before a study touches its
+/// output directory, by `engine::refuse_early`.
+pub(super) fn gpu_refusal(plan: &Plan) -> Option<QbatError> {
+    if plan.save_states == Some(StateSave::Full) {
+        return Some(QbatError::invalid(
+            "--save-states",
+            "full cavity states are not kept by the GPU cavity engine (it returns the reduced cell state); use --save-states (the reduced state), or --backend cpu for the full one",
+        ));
+    }
+    min_eigenvalue_refusal(plan, "cavity")
+}
+
 /// The measures a GPU engine that returns only the reduced cell state can give (cavity and
 /// dicke kernels): min_eigenvalue needs the full `model` state, so asked for it is an error
 /// naming output.measures; among the default measures it is left out with a note.
@@ -241,11 +265,8 @@ pub(super) fn without_min_eigenvalue(
 ) -> Result<Vec<Measure>> {
     let mut measures = plan.measures.clone();
     if measures.contains(&Measure::MinEigenvalue) {
-        if measures_explicit(plan) {
-            return Err(QbatError::invalid(
-                "output.measures",
-                format!("min_eigenvalue needs the full {model} state, which the GPU engine does not keep (it returns the reduced cell state); use --backend cpu, or leave min_eigenvalue out"),
-            ));
+        if let Some(e) = min_eigenvalue_refusal(plan, model) {
+            return Err(e);
         }
         measures.retain(|m| *m != Measure::MinEigenvalue);
         let note = format!("min_eigenvalue needs the full {model} state, which the GPU engine does not keep: left out of the default measures (--backend cpu gives it)");
@@ -358,11 +379,8 @@ pub(crate) fn run_cavity_gpu_engine(
     ctx: &GpuContext,
 ) -> Result<EngineOutput> {
     let mut notes = vec![];
-    if plan.save_states == Some(StateSave::Full) {
-        return Err(QbatError::invalid(
-            "--save-states",
-            "full cavity states are not kept by the GPU cavity engine (it returns the reduced cell state); use --save-states (the reduced state), or --backend cpu for the full one",
-        ));
+    if let Some(e) = gpu_refusal(plan) {
+        return Err(e);
     }
     let measures = without_min_eigenvalue(plan, "cavity", &mut notes)?;
     let t = Instant::now();

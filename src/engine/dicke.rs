@@ -327,15 +327,24 @@ pub fn dicke_job<'a>(
     })
 }
 
+/// What the dicke GPU kernel cannot give, as an error: saved states (except under `--backend
+/// auto`, which then takes the CPU engine) and an explicitly asked-for min_eigenvalue. Checked
+/// here and, before a study touches its output directory, by `engine::refuse_early`.
+pub(super) fn gpu_refusal(plan: &Plan, opts: &RunOptions) -> Option<QbatError> {
+    if plan.save_states.is_some() {
+        return (opts.backend != super::Backend::Auto).then(|| {
+            QbatError::invalid("--save-states", "the dicke GPU kernel keeps no states on the host; run with --backend cpu to save them")
+        });
+    }
+    super::cavity::min_eigenvalue_refusal(plan, "dicke")
+}
+
 /// dicke on the GPU kernel, the measures on the host from the reduced cell state and the
 /// kernel's sums. min_eigenvalue needs the full state, which the kernel never returns: asked
 /// for, it is an error; among the default measures, it is left out with a note.
 fn run_dicke_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Result<EngineOutput> {
-    if plan.save_states.is_some() {
-        return Err(QbatError::invalid(
-            "--save-states",
-            "the dicke GPU kernel keeps no states on the host; run with --backend cpu to save them",
-        ));
+    if let Some(e) = gpu_refusal(plan, opts) {
+        return Err(e);
     }
     let mut notes = vec![];
     let measures = super::cavity::without_min_eigenvalue(plan, "dicke", &mut notes)?;

@@ -268,6 +268,23 @@ pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
     Ok(out)
 }
 
+/// The refusals an engine would otherwise give only once a study had created its staging
+/// directory (what a GPU kernel that keeps only the reduced state cannot give), checked before
+/// any file is touched; the engines check the same again for in-memory runs.
+pub fn refuse_early(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<()> {
+    if plan.steady || !matches!(engine, Engine::Gpu(_)) {
+        return Ok(());
+    }
+    let refusal = if plan.is_dicke() {
+        dicke::gpu_refusal(plan, opts)
+    } else if plan.is_cavity() && cavity::unsupported_drive(plan).is_none() {
+        cavity::gpu_refusal(plan)
+    } else {
+        None
+    };
+    refusal.map_or(Ok(()), Err)
+}
+
 fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
     if matches!(engine, Engine::Reference) {
         let (values, peaks, states) = run_reference(plan, opts)?;

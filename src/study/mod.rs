@@ -218,6 +218,9 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     let mut notes = vec![];
     let engine = resolve_backend(&opts.run, &mut notes)?;
     let engines = engines_for(opts, engine, &mut notes)?;
+    for e in &engines {
+        crate::engine::refuse_early(&local, &opts.run, e)?;
+    }
     let (staging, loaded) = open_staging(opts, &fp, local.schedule.times.len(), &mut notes)?;
     match drive(plan, &local, opts, &staging, loaded, fp, notes, engines, t0) {
         Ok(outcome) => Ok(outcome),
