@@ -128,7 +128,8 @@ fn operator(v: Option<&Value>, space: Space, field: &str) -> Result<(CMat, Optio
             ),
         ));
     }
-    let scale = m.iter().map(|z| z.norm()).fold(0.0, f64::max).max(1.0);
+    // relative: a matrix of small entries is scaled by its amplitude later
+    let scale = m.iter().map(|z| z.norm()).fold(0.0, f64::max);
     let err = hermiticity_error(&m);
     if err > 1e-12 * scale {
         return Err(invalid(
@@ -220,6 +221,39 @@ pub fn drives_of_point(sec: &DriveSection, point: &mut Params) -> Vec<Drive> {
         .collect()
 }
 
+/// Fixed-step RK4 sees a drive only at its stage times: a drive of fewer than two steps per
+/// period, or a gaussian narrower than a step, would be aliased or skipped without a sign, and
+/// cos(frequency t + phase) is evaluated by range reduction that keeps full accuracy only for
+/// |argument| up to about 1e12. Each is refused, naming the drive's field.
+fn resolvable(k: usize, d: &Drive, dt: f64, t_end: f64) -> Result<()> {
+    if d.frequency.abs() * dt > std::f64::consts::PI {
+        return Err(invalid(
+            &key(k, "frequency"),
+            format!("frequency * dt = {:.4e} exceeds pi: fewer than two RK4 steps per drive period; use a smaller dt", d.frequency.abs() * dt),
+        ));
+    }
+    let phase_span = d.frequency.abs() * t_end + d.phase.abs();
+    if phase_span > MAX_DRIVE_ARGUMENT {
+        return Err(invalid(
+            &key(k, "frequency"),
+            format!("|frequency| t_end + |phase| = {phase_span:.4e} exceeds {MAX_DRIVE_ARGUMENT:e}, where the drive's cos loses accuracy"),
+        ));
+    }
+    if let Envelope::Gaussian { sigma, .. } = d.envelope {
+        if sigma < dt {
+            return Err(invalid(
+                &key(k, "envelope.gaussian"),
+                format!("sigma = {sigma:e} is below dt = {dt:e}: the pulse would fall between RK4 stage times; use a smaller dt or a wider pulse"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The largest |frequency t + phase| a drive may reach (`twin::drive::cos_arith`'s range
+/// reduction holds f64 accuracy up to here).
+const MAX_DRIVE_ARGUMENT: f64 = 1e12;
+
 /// RK4 stability of dt with the drives at their strongest: the spectral spread of H(t) is at
 /// most spread(H) + sum_k max_t |amplitude_k env_k(t)| spread(O_k), added to the bound of the
 /// undriven generator (and of the uncoupled one after `[protocol] switch_off`).
@@ -234,6 +268,9 @@ pub fn check_stability(
     for (sys, ds) in systems.iter().zip(drives) {
         if ds.is_empty() {
             continue;
+        }
+        for (k, d) in ds.iter().enumerate() {
+            resolvable(k, d, dt, t_end)?;
         }
         let extra: f64 = ds
             .iter()

@@ -85,7 +85,9 @@ pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<Cav
             weights[s] = w;
             rest -= o * C64::new(w, 0.0);
         }
-        let scale = d.op.iter().map(|z| z.norm()).fold(0.0, f64::max).max(1.0);
+        // relative to the matrix's own size, so that a small matrix with a large amplitude keeps
+        // its part outside the slots
+        let scale = d.op.iter().map(|z| z.norm()).fold(0.0, f64::max);
         if rest.iter().any(|z| z.norm() > 1e-12 * scale) {
             return None;
         }
@@ -340,5 +342,11 @@ mod tests {
         // a diagonal photon-number term: outside too
         let xa = &named[6].1;
         assert!(cavity_drive(&drive(xa * xa, None), n_fock).is_none());
+        // small entries are judged against their own size (the amplitude can be large)
+        assert!(cavity_drive(&drive(sx1 * sx2 * C64::new(1e-13, 0.0), None), n_fock).is_none());
+        let tiny = cavity_drive(&drive(sx1 * C64::new(1e-13, 0.0), None), n_fock).unwrap();
+        assert!((tiny.weights[0] - 1e-13).abs() < 1e-27, "{:?}", tiny.weights);
+        // the zero matrix is a (vanishing) combination of the slots
+        assert_eq!(cavity_drive(&drive(CMat::zeros(dim, dim), None), n_fock).unwrap().weights, [0.0; DRIVE_SLOTS]);
     }
 }
