@@ -214,6 +214,47 @@ pub fn rk4_increment(g: &[f64; 256], h: f64) -> [f64; 256] {
     mul(&a, &t)
 }
 
+/// A 16x16 generator's non-zero 4x4 tiles, for the driven stages. Tile (r, b) holds rows
+/// 4r..4r + 4 (row quad r, one vec4 of the kernel's V16) and columns 4b..4b + 4 (block b).
+/// Quad r's tiles that are not all zero are `quad_start[r]..quad_start[r + 1]`, in ascending
+/// block order: `block[n]` = b and `value[n]` its four columns, `value[n][4 kk + j]` =
+/// M[4r + j][4b + kk].
+///
+/// The dense matvec (`twin::matvec`) sums row i as y = d0, y = y + d1, y + d2, y + d3 with
+/// d_b = ((p_4b + p_4b+1) + p_4b+2) + p_4b+3, p_k = M_ik x_k. Summed per quad as y = 0, then
+/// y = y + d_b over the quad's listed tiles in order, each d_b as the dense one, the left-out
+/// tiles (d_b = 0) drop out exactly (a + 0 = a): each row equals the dense one bit for bit, up
+/// to the sign of an exact zero.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparseGenerator {
+    pub quad_start: [u32; 5],
+    pub block: Vec<u32>,
+    pub value: Vec<[f64; 16]>,
+}
+
+impl SparseGenerator {
+    /// From a row-major dense generator.
+    pub fn from_dense(m: &[f64; 256]) -> SparseGenerator {
+        let mut s = SparseGenerator {
+            quad_start: [0; 5],
+            block: vec![],
+            value: vec![],
+        };
+        for r in 0..4 {
+            for b in 0..4 {
+                let v: [f64; 16] =
+                    std::array::from_fn(|e| m[16 * (4 * r + e % 4) + 4 * b + e / 4]);
+                if v.iter().any(|&x| x != 0.0) {
+                    s.block.push(b as u32);
+                    s.value.push(v);
+                }
+            }
+            s.quad_start[r + 1] = s.block.len() as u32;
+        }
+        s
+    }
+}
+
 /// Per-point constants of the kernel, in f64 (cast to the working precision by the GPU host
 /// and the twin alike).
 #[derive(Clone, Debug, PartialEq)]
