@@ -8,6 +8,8 @@ mod common;
 mod gpu_cavity;
 /// the dicke kernel
 mod gpu_dicke;
+/// [[drive]] in the two-qubit kernel
+mod gpu_drives;
 /// the eigen-solve measures kernel
 mod gpu_measures_two_qubit;
 /// the GPU engine through run_plan and the binary

@@ -329,6 +329,17 @@ pub const WORKGROUP_SIZE: u32 = 64;
 pub const POINT_VEC4: u64 = 132;
 /// A workgroup whose members do not all share one point (the `lookup` table).
 pub const NO_POINT: u32 = u32::MAX;
+/// `[[drive]]` in `consts` at `off_drives` (vec4s): (dt, 0, 0, 0), the start time of each
+/// piece (scalars, padded to 4); at the vec4 index `lookup[off_tiles]`, per point (the used
+/// points, then their uncoupled copies) DRIVE_VEC4_PER_DRIVE vec4s per drive,
+/// (amplitude, frequency, phase, env code) and (env a, env b, 0, 0), then TILE_VEC4 per term
+/// (G, then each G_k): the `SparseGenerator` tiles' values, four vec4 columns each. In
+/// `lookup` from `off_tiles + 1`, per point and term TILE_TABLE u32s: the 5 quad starts and
+/// the column block of each of the (at most 16) tiles.
+pub const DRIVE_VEC4_PER_DRIVE: u32 = 2;
+pub const TILE_VEC4: u32 = 64;
+pub const TILE_TABLE: u32 = 21;
+const _: () = assert!(TILE_VEC4 == 16 * 4 && TILE_TABLE == 5 + 16);
 /// Output columns the Params uniform has room for.
 pub const MAX_COLS: usize = 32;
 /// The kernel's uniform block, one per dispatch (dynamic offset).
@@ -357,8 +368,11 @@ pub struct Params {
     pub point_offset: u32,
     /// RK4 steps of x in this dispatch (the kernel counts the steps it completed against it).
     pub steps_expected: u32,
-    /// `cols` starts at a 16-byte boundary in a uniform block.
-    pub _pad: [u32; 3],
+    /// `[[drive]]`: drives per point (0: none), the drive block's vec4 offset in `consts` and
+    /// the tile tables' offset in `lookup` (see `DRIVE_VEC4_PER_DRIVE`).
+    pub n_drives: u32,
+    pub off_drives: u32,
+    pub off_tiles: u32,
     /// Kernel measure code of each column, 4 per row.
     pub cols: [[u32; 4]; 8],
 }

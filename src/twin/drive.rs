@@ -382,8 +382,8 @@ mod tests {
             // A whole driven step (three drives).
             let mut c = [[R::ZERO; MAX_DRIVES]; 3];
             for (j, row) in c.iter_mut().enumerate() {
-                for k in 0..3 {
-                    row[k] = R::from_f64(0.3 * (j + 1) as f64 - 0.2 * k as f64);
+                for (k, ck) in row.iter_mut().take(3).enumerate() {
+                    *ck = R::from_f64(0.3 * (j + 1) as f64 - 0.2 * k as f64);
                 }
             }
             let h = R::from_f64(0.01);
