@@ -29,6 +29,8 @@
 // (energy_b, ergotropy_b, power_b, ergotropic_power_b).
 // values (real): (member * n_samples + sample) * n_cols + column.
 // states (vec4<real>): ((member * n_samples + sample) * 4 + i), with F_STATES.
+// [[drive]] (n_drives > 0): the drive block in consts and the tile tables in lookup, see
+// driven_step.
 
 struct Params {
     n_members: u32,
@@ -47,6 +49,11 @@ struct Params {
     point_offset: u32,
     // RK4 steps of x in this dispatch (what the invocation must complete).
     steps_expected: u32,
+    // [[drive]]: drives per point (0: none), the drive block in consts (vec4 index) and the
+    // tile tables in lookup (see driven_step).
+    n_drives: u32,
+    off_drives: u32,
+    off_tiles: u32,
     // Kernel measure code of each output column, 4 per vec4.
     cols: array<vec4<u32>, 8>,
 }
@@ -267,6 +274,99 @@ fn sym3_eigenvalues(m00: real, m01: real, m02: real, m11: real, m12: real, m22: 
     return vec3<real>(a[0], a[4], a[8]);
 }
 
+// ---- [[drive]]: dx/dt = (G + sum_k c_k(t) G_k) x ------------------------------------------
+// Twin: driven_step in src/twin/rk4_two_qubit.rs, stage_coeffs and SparseR in
+// src/twin/drive.rs; c_k(t) by drive_coeff (shaders/drive.wgsl). With n_drives > 0:
+// consts at off_drives: vec4(dt, 0, 0, 0), the start time of each piece (padded to 4), then per
+// point (the used points, then their uncoupled copies, as the points) DRIVE_VEC4_PER_DRIVE
+// vec4s per drive, (amplitude, frequency, phase, env code), (env a, env b, 0, 0), and
+// TILE_VEC4 vec4s per term (G, then each G_k): its non-zero 4x4 tiles, each four columns
+// (job::two_qubit::SparseGenerator). lookup at off_tiles: per point and term TILE_TABLE u32s,
+// the 5 quad starts and the 16 tiles' column blocks.
+const DRIVE_VEC4_PER_DRIVE: u32 = 2u;
+const TILE_VEC4: u32 = 64u;
+const TILE_TABLE: u32 = 21u;
+const MAX_DRIVES: u32 = 8u;
+
+// Where a point's drives are: drive numbers and tile values in consts, tile tables in lookup.
+struct DriveBases {
+    n: u32,
+    params: u32,
+    tiles: u32,
+    table: u32,
+}
+
+// Rows 4r..4r + 4 of M x over its tiles in block order (twin: SparseR::quad):
+// d = ((v_0 x_4b + v_1 x_4b+1) + v_2 x_4b+2) + v_3 x_4b+3, y = y + d.
+fn tile_quad(tiles: u32, table: u32, r: u32, x: V16) -> vec4<real> {
+    var xs = array<vec4<real>, 4>(x.a, x.b, x.c, x.d);
+    var y = vec4<real>(0.0);
+    let hi = lookup[table + r + 1u];
+    for (var n = lookup[table + r]; n < hi; n++) {
+        let xb = xs[lookup[table + 5u + n] & 3u];
+        let v = tiles + 4u * n;
+        let d = consts[v] * xb.x + consts[v + 1u] * xb.y + consts[v + 2u] * xb.z + consts[v + 3u] * xb.w;
+        y = y + d;
+    }
+    return y;
+}
+
+// (G + sum_k c_k G_k) x, a quad at a time (twin: driven_apply).
+fn driven_apply(db: DriveBases, c_in: array<real, MAX_DRIVES>, x: V16) -> V16 {
+    var c = c_in;
+    var q: array<vec4<real>, 4>;
+    for (var r = 0u; r < 4u; r++) {
+        var y = tile_quad(db.tiles, db.table, r, x);
+        for (var k = 0u; k < db.n; k++) {
+            let p = tile_quad(db.tiles + (k + 1u) * TILE_VEC4, db.table + (k + 1u) * TILE_TABLE, r, x);
+            y = y + c[k] * p;
+        }
+        q[r] = y;
+    }
+    return V16(q[0], q[1], q[2], q[3]);
+}
+
+// One step of length h from t (twin: driven_step): where every coefficient is 0 at the three
+// stage times, the undriven step bit for bit (x + D x when full, else the stages with G);
+// otherwise the classical stages with c(t), c(t + h/2) twice and c(t + h).
+fn driven_step(db: DriveBases, dbase: u32, gbase: u32, a: Acc, t: real, h: real, full: bool, one: real) -> Acc {
+    var c0: array<real, MAX_DRIVES>;
+    var c1: array<real, MAX_DRIVES>;
+    var c2: array<real, MAX_DRIVES>;
+    var driven = false;
+    let tm = t + h * 0.5;
+    let te = t + h;
+    for (var k = 0u; k < db.n; k++) {
+        let p0 = consts[db.params + DRIVE_VEC4_PER_DRIVE * k];
+        let p1 = consts[db.params + DRIVE_VEC4_PER_DRIVE * k + 1u];
+        let env = u32(p0.w);
+        c0[k] = drive_coeff(p0.x, p0.y, p0.z, env, p1.x, p1.y, t, tm);
+        c1[k] = drive_coeff(p0.x, p0.y, p0.z, env, p1.x, p1.y, tm, tm);
+        c2[k] = drive_coeff(p0.x, p0.y, p0.z, env, p1.x, p1.y, te, tm);
+        driven = driven || c0[k] != 0.0 || c1[k] != 0.0 || c2[k] != 0.0;
+    }
+    if (!driven) {
+        if (full) {
+            return full_step(dbase, a, one);
+        }
+        return rk4_step(gbase, a, h, one);
+    }
+    let x = a.x;
+    let hh = h * 0.5;
+    let h6 = h / 6.0;
+    let k1 = driven_apply(db, c0, x);
+    let k2 = driven_apply(db, c1, axpy(hh, k1, x));
+    let k3 = driven_apply(db, c1, axpy(hh, k2, x));
+    let k4 = driven_apply(db, c2, axpy(h, k3, x));
+    let dx = V16(
+        h6 * (k1.a + 2.0 * (k2.a + k3.a) + k4.a),
+        h6 * (k1.b + 2.0 * (k2.b + k3.b) + k4.b),
+        h6 * (k1.c + 2.0 * (k2.c + k3.c) + k4.c),
+        h6 * (k1.d + 2.0 * (k2.d + k3.d) + k4.d),
+    );
+    return acc_add(a, dx, one);
+}
+
 // Per-point constants a sample needs.
 struct PointInfo {
     hb: vec4<real>,
@@ -472,6 +572,18 @@ fn run_member(member: u32, pbase: u32) {
     var steps = 0u;
     var pieces = 0u;
 
+    // [[drive]]: this point's drive block and tile tables, the step dt.
+    let nd = params.n_drives;
+    var db = DriveBases(nd, 0u, 0u, 0u);
+    var ddt = real(0.0);
+    if (nd > 0u) {
+        let pi = pbase / POINT_VEC4;
+        db.params = lookup[params.off_tiles] + pi * (nd * DRIVE_VEC4_PER_DRIVE + (nd + 1u) * TILE_VEC4);
+        db.tiles = db.params + nd * DRIVE_VEC4_PER_DRIVE;
+        db.table = params.off_tiles + 1u + pi * (nd + 1u) * TILE_TABLE;
+        ddt = consts[params.off_drives].x;
+    }
+
     // t = 0 references: battery rows of the sample copies of rho0 and Z(0).
     let outer = vec4<real>(1.0, q, q, 1.0);
     let y0a = x0.a * outer;
@@ -480,25 +592,46 @@ fn run_member(member: u32, pbase: u32) {
     for (var p = piece_begin; p < piece_end; p++) {
         let n_full = lookup[off_pieces + 2u * p];
         let s = lookup[off_pieces + 2u * p + 1u];
-        if (ez) {
+        let h = const_scalar(off_hlast + p);
+        if (nd > 0u) {
+            // Step k of the piece starts at t0 + k dt.
+            let t0 = const_scalar(4u * (params.off_drives + 1u) + p);
             for (var k = 0u; k < n_full; k++) {
-                x = full_step(dbase, x, one);
-                z = full_step(dbase, z, one);
+                let t = t0 + real(k) * ddt;
+                x = driven_step(db, dbase, gbase, x, t, ddt, true, one);
+                if (ez) {
+                    z = driven_step(db, dbase, gbase, z, t, ddt, true, one);
+                }
+                steps += 1u;
+            }
+            if (h > 0.0) {
+                let t = t0 + real(n_full) * ddt;
+                x = driven_step(db, dbase, gbase, x, t, h, false, one);
+                if (ez) {
+                    z = driven_step(db, dbase, gbase, z, t, h, false, one);
+                }
                 steps += 1u;
             }
         } else {
-            for (var k = 0u; k < n_full; k++) {
-                x = full_step(dbase, x, one);
+            if (ez) {
+                for (var k = 0u; k < n_full; k++) {
+                    x = full_step(dbase, x, one);
+                    z = full_step(dbase, z, one);
+                    steps += 1u;
+                }
+            } else {
+                for (var k = 0u; k < n_full; k++) {
+                    x = full_step(dbase, x, one);
+                    steps += 1u;
+                }
+            }
+            if (h > 0.0) {
+                x = rk4_step(gbase, x, h, one);
+                if (ez) {
+                    z = rk4_step(gbase, z, h, one);
+                }
                 steps += 1u;
             }
-        }
-        let h = const_scalar(off_hlast + p);
-        if (h > 0.0) {
-            x = rk4_step(gbase, x, h, one);
-            if (ez) {
-                z = rk4_step(gbase, z, h, one);
-            }
-            steps += 1u;
         }
         if (s != NO_SAMPLE) {
             let t = const_scalar(off_times + s);

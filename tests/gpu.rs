@@ -10,6 +10,8 @@ mod gpu_cavity;
 mod gpu_cavity_drives;
 /// the dicke kernel
 mod gpu_dicke;
+/// [[drive]] in the two-qubit kernel
+mod gpu_drives;
 /// the eigen-solve measures kernel
 mod gpu_measures_two_qubit;
 /// the GPU engine through run_plan and the binary

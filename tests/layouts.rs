@@ -85,6 +85,9 @@ fn two_qubit_params_match_the_shader() {
         off_wg_point,
         point_offset,
         steps_expected,
+        n_drives,
+        off_drives,
+        off_tiles,
         cols
     });
     assert_eq!(struct_layout(&m, "Params"), rust);
@@ -134,6 +137,11 @@ fn two_qubit_constants_match_the_shader() {
         ("NO_POINT", two_qubit::NO_POINT),
         ("POINT_VEC4", two_qubit::POINT_VEC4 as u32),
         ("N_CODES", two_qubit::N_CODES as u32),
+        // [[drive]]: the drive block and the tiles of job::two_qubit::SparseGenerator.
+        ("DRIVE_VEC4_PER_DRIVE", two_qubit::DRIVE_VEC4_PER_DRIVE),
+        ("TILE_VEC4", two_qubit::TILE_VEC4),
+        ("TILE_TABLE", two_qubit::TILE_TABLE),
+        ("MAX_DRIVES", two_qubit::MAX_DRIVES as u32),
     ] {
         expect_const(&c, k, name, v);
     }

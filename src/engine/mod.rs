@@ -317,15 +317,6 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
         }
         return run_cavity_cpu(plan, opts);
     }
-    if plan.is_driven() && matches!(engine, Engine::Gpu(_)) {
-        // The two-qubit kernel takes no drives yet: a driven run takes the f64 CPU engine.
-        let mut out = two_qubit::run_two_qubit(plan, opts, &Engine::Cpu)?;
-        let note = "a run with [[drive]] runs on the f64 CPU engine (the two-qubit GPU kernel takes no drives yet)".to_string();
-        eprintln!("note: {note}");
-        out.notes.push(note);
-        out.ran_on = Some(("cpu", Engine::Cpu.device_name()));
-        return Ok(out);
-    }
     two_qubit::run_two_qubit(plan, opts, engine)
 }
 

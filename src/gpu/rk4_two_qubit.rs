@@ -8,6 +8,9 @@
 //!   piece's shortened step;
 //! - `lookup`  (read):  member -> chunk-local point (u32), then (n_full, sample) per piece,
 //!   then per workgroup the point all its members share (or NO_POINT);
+//! - with `[[drive]]`, the drive block in `consts` (dt, each piece's start time, per point the
+//!   drives' numbers and the non-zero tiles of G and each G_k) and the tile tables in `lookup`
+//!   (`job::two_qubit::DRIVE_VEC4_PER_DRIVE`);
 //! - `init`    (read):  16 reals per member;
 //! - `work`    (rw):    x and its compensation term, the same for Z (only for
 //!   energy_fluctuation_b), peak maxima and peak sample indices: 8 (+ 8) + 2 vec4 per member;
@@ -33,10 +36,10 @@ use super::Precision;
 use crate::error::{QbatError, Result};
 use crate::job::measures_two_qubit::EigenJob;
 use crate::job::two_qubit::{
-    kernel_code, KernelFlags, KernelPoint, Params, F_FIRST, MAX_COLS, NO_POINT, POINT_VEC4,
-    WORKGROUP_SIZE,
+    kernel_code, KernelFlags, KernelPoint, Params, SparseGenerator, DRIVE_VEC4_PER_DRIVE, F_FIRST,
+    MAX_COLS, MAX_DRIVES, NO_POINT, POINT_VEC4, TILE_TABLE, TILE_VEC4, WORKGROUP_SIZE,
 };
-use crate::job::{plan_pieces, Piece};
+use crate::job::{piece_starts, plan_pieces, Piece};
 use crate::job::{Peak, TwoQubitJob, TwoQubitResult};
 use std::ops::Range;
 use wgpu::util::DeviceExt;
@@ -107,14 +110,55 @@ fn member_bytes_with(job: &TwoQubitJob, precision: Precision, device_states: boo
         work: work_stride(flags.evolve_z) * 4 * rs,
         init: 16 * rs,
         lookup: 4 + 1,
-        // with a switch-off, each point also brings its uncoupled copy
-        point: POINT_VEC4 * 4 * rs * (1 + u64::from(job.schedule.switch_segment().is_some())),
+        // with a switch-off, each point also brings its uncoupled copy; with drives, their
+        // block in consts and tile tables in lookup
+        point: (POINT_VEC4 * 4 * rs + drive_vec4(n_drives(job)) * 4 * rs + tile_table(n_drives(job)) * 4)
+            * (1 + u64::from(job.schedule.switch_segment().is_some())),
     }
 }
 
-/// Reals in `consts` after the points: the times and the shortened steps, each padded to 4.
+/// Drives per point (every point of a job has the same number).
+fn n_drives(job: &TwoQubitJob) -> u64 {
+    job.points.first().map_or(0, |p| p.drives.len() as u64)
+}
+
+/// vec4s of one point's drive block in `consts` (0 without drives).
+fn drive_vec4(nd: u64) -> u64 {
+    if nd == 0 {
+        0
+    } else {
+        nd * DRIVE_VEC4_PER_DRIVE as u64 + (nd + 1) * TILE_VEC4 as u64
+    }
+}
+
+/// u32s of one point's tile tables in `lookup` (0 without drives).
+fn tile_table(nd: u64) -> u64 {
+    if nd == 0 {
+        0
+    } else {
+        (nd + 1) * TILE_TABLE as u64
+    }
+}
+
+/// Loop iterations of one driven step, counted generously: the coefficient loop with its exp
+/// bit loop per drive and stage time, and per stage the quads, terms and tiles; twice with Z.
+fn driven_step_cost(nd: u64) -> u64 {
+    2 * (1 + nd * 22 + 4 * (4 + 4 * (nd + 1) * 5))
+}
+
+/// Full steps per piece: driven steps take many loop iterations each, so their pieces are
+/// shorter (a dispatch holds at least one piece).
+fn steps_per_piece(job: &TwoQubitJob) -> u64 {
+    match n_drives(job) {
+        0 => STEPS_PER_PIECE,
+        nd => ((LOOP_BUDGET - 1024) / driven_step_cost(nd)).clamp(1, STEPS_PER_PIECE),
+    }
+}
+
+/// Reals in `consts` after the points: the times and the shortened steps, each padded to 4,
+/// and with drives dt (a vec4) and each piece's start time.
 fn consts_tail(n_samples: u64, n_pieces: u64) -> u64 {
-    pad4(n_samples) + pad4(n_pieces)
+    pad4(n_samples) + pad4(n_pieces) + 4 + pad4(n_pieces)
 }
 
 /// Split the members into chunks that fit the device (see the module doc), at most
@@ -149,7 +193,7 @@ fn plan_chunks_with(
         .min(MAX_BUFFER_BYTES)
         / 32
         * 32;
-    let n_pieces = plan_pieces(&job.schedule, STEPS_PER_PIECE).len() as u64;
+    let n_pieces = plan_pieces(&job.schedule, steps_per_piece(job)).len() as u64;
     let too_large = |what: &str, need: u64| QbatError::TooLarge {
         field: "ensemble".into(),
         reason: format!(
@@ -171,7 +215,7 @@ fn plan_chunks_with(
             m_max = m_max.min(fit);
         }
     }
-    let pieces_bytes = n_pieces * 8;
+    let pieces_bytes = n_pieces * 8 + 4;
     if pieces_bytes + b.lookup > cap {
         return Err(too_large("the time grid", pieces_bytes + b.lookup));
     }
@@ -218,6 +262,13 @@ fn validate(job: &TwoQubitJob) -> Result<()> {
             ),
         ));
     }
+    let nd = n_drives(job) as usize;
+    if nd > MAX_DRIVES || job.points.iter().any(|p| p.drives.len() != nd) {
+        return Err(QbatError::invalid(
+            "drive",
+            format!("every point needs the same number of drives, at most {MAX_DRIVES}"),
+        ));
+    }
     if job.measures.len() > MAX_COLS {
         return Err(QbatError::invalid(
             "output.measures",
@@ -255,21 +306,22 @@ fn validate(job: &TwoQubitJob) -> Result<()> {
 
 /// Group pieces into dispatches of about `budget` steps each and at most LOOP_BUDGET loop
 /// iterations (at least one piece each).
-fn plan_dispatches(pieces: &[Piece], budget: u64) -> Vec<(u32, u32)> {
+fn plan_dispatches(pieces: &[Piece], budget: u64, step_cost: u64) -> Vec<(u32, u32)> {
     group_pieces(
         pieces,
-        |p| (piece_steps(p), loop_cost(p)),
+        |p| (piece_steps(p), loop_cost(p, step_cost)),
         (budget, LOOP_BUDGET),
         (0, 0),
     )
 }
 
-/// Loop iterations one piece costs an invocation, counted generously: a full step is one
-/// iteration of the step loop (its matvec is unrolled), a shortened step a few, and a sample
-/// runs the measure loops (Jacobi sweeps, the log2 range reduction, the column writes).
-fn loop_cost(p: &Piece) -> u64 {
-    2 * p.n_full as u64
-        + if p.h_last > 0.0 { 16 } else { 0 }
+/// Loop iterations one piece costs an invocation, counted generously: a full step is
+/// `step_cost` (2: one iteration of the step loop, its matvec unrolled; a driven step
+/// `driven_step_cost`), a shortened step a few more, and a sample runs the measure loops
+/// (Jacobi sweeps, the log2 range reduction, the column writes).
+fn loop_cost(p: &Piece, step_cost: u64) -> u64 {
+    step_cost * p.n_full as u64
+        + if p.h_last > 0.0 { 16 + step_cost } else { 0 }
         + if p.sample != crate::job::NO_SAMPLE {
             512
         } else {
@@ -337,7 +389,7 @@ pub fn run_two_qubit_gpu_measured(
     };
     let n_eigen = eigen.map_or(0, |e| e.measures.len());
     let mut eigen_values = eigen.map(|_| vec![0.0; n_members * n_samples * n_eigen]);
-    let pieces = plan_pieces(&job.schedule, STEPS_PER_PIECE);
+    let pieces = plan_pieces(&job.schedule, steps_per_piece(job));
     if n_members == 0 || pieces.is_empty() {
         return Ok((result, eigen_values));
     }
@@ -483,6 +535,51 @@ impl ChunkRunner<'_> {
         let off_hlast = consts.len() as u32;
         consts.extend(self.pieces.iter().map(|p| p.h_last));
         consts.resize(pad4(consts.len() as u64) as usize, 0.0);
+        // [[drive]]: dt, the pieces' start times, then per point (coupled, then uncoupled) the
+        // drives' numbers and the tiles of G and each G_k; their tables in lookup.
+        let nd = n_drives(job) as usize;
+        let off_drives = (consts.len() / 4) as u32;
+        let off_tiles = lookup.len() as u32;
+        if nd > 0 {
+            consts.extend_from_slice(&[job.schedule.dt, 0.0, 0.0, 0.0]);
+            consts.extend(piece_starts(&job.schedule, self.pieces));
+            consts.resize(pad4(consts.len() as u64) as usize, 0.0);
+            lookup.push((consts.len() / 4) as u32);
+            let coupled = used
+                .iter()
+                .map(|&g| (KernelPoint::new(&job.points[g], job.schedule.dt).g, g));
+            let uncoupled = used
+                .iter()
+                .filter(|_| switched)
+                .map(|&g| (KernelPoint::uncoupled(&job.points[g], job.schedule.dt).g, g));
+            for (gen, g) in coupled.chain(uncoupled) {
+                let drives = &job.points[g].drives;
+                for d in drives {
+                    consts.extend_from_slice(&[
+                        d.amplitude,
+                        d.frequency,
+                        d.phase,
+                        d.env as f64,
+                        d.env_a,
+                        d.env_b,
+                        0.0,
+                        0.0,
+                    ]);
+                }
+                for m in std::iter::once(&gen).chain(drives.iter().map(|d| &d.generator)) {
+                    let sparse = SparseGenerator::from_dense(m);
+                    let base = consts.len();
+                    for v in &sparse.value {
+                        consts.extend_from_slice(v);
+                    }
+                    consts.resize(base + 4 * TILE_VEC4 as usize, 0.0);
+                    lookup.extend_from_slice(&sparse.quad_start);
+                    let base = lookup.len();
+                    lookup.extend_from_slice(&sparse.block);
+                    lookup.resize(base + 16, 0);
+                }
+            }
+        }
         let init: Vec<f64> = job.initial[chunk.clone()]
             .iter()
             .flatten()
@@ -528,7 +625,11 @@ impl ChunkRunner<'_> {
         let wg = (m as u64).div_ceil(WORKGROUP_SIZE as u64);
         let budget =
             (self.member_steps / (wg * WORKGROUP_SIZE as u64)).clamp(1, MAX_STEPS_PER_DISPATCH);
-        let dispatches = plan_dispatches(self.pieces, budget);
+        let step_cost = match n_drives(job) {
+            0 => 2,
+            nd => driven_step_cost(nd),
+        };
+        let dispatches = plan_dispatches(self.pieces, budget, step_cost);
         let params: Vec<Params> = dispatches
             .iter()
             .enumerate()
@@ -553,7 +654,9 @@ impl ChunkRunner<'_> {
                     .iter()
                     .map(piece_steps)
                     .sum::<u64>() as u32,
-                _pad: [0; 3],
+                n_drives: nd as u32,
+                off_drives,
+                off_tiles,
                 cols: self.cols,
             })
             .collect();
@@ -771,13 +874,13 @@ mod tests {
         let s = Schedule::new(0.01, &[0.0, 10.0, 10.005, 30.0]);
         let pieces = plan_pieces(&s, STEPS_PER_PIECE);
         for budget in [1, 500, 1024, 5000, u64::MAX] {
-            let d = plan_dispatches(&pieces, budget);
+            let d = plan_dispatches(&pieces, budget, 2);
             assert_eq!(d.first().unwrap().0, 0);
             assert_eq!(d.last().unwrap().1 as usize, pieces.len());
             for w in d.windows(2) {
                 assert_eq!(w[0].1, w[1].0);
             }
         }
-        assert_eq!(plan_dispatches(&pieces, u64::MAX).len(), 1);
+        assert_eq!(plan_dispatches(&pieces, u64::MAX, 2).len(), 1);
     }
 }

@@ -214,6 +214,47 @@ pub fn rk4_increment(g: &[f64; 256], h: f64) -> [f64; 256] {
     mul(&a, &t)
 }
 
+/// A 16x16 generator's non-zero 4x4 tiles, for the driven stages. Tile (r, b) holds rows
+/// 4r..4r + 4 (row quad r, one vec4 of the kernel's V16) and columns 4b..4b + 4 (block b).
+/// Quad r's tiles that are not all zero are `quad_start[r]..quad_start[r + 1]`, in ascending
+/// block order: `block[n]` = b and `value[n]` its four columns, `value[n][4 kk + j]` =
+/// M[4r + j][4b + kk].
+///
+/// The dense matvec (`twin::matvec`) sums row i as y = d0, y = y + d1, y + d2, y + d3 with
+/// d_b = ((p_4b + p_4b+1) + p_4b+2) + p_4b+3, p_k = M_ik x_k. Summed per quad as y = 0, then
+/// y = y + d_b over the quad's listed tiles in order, each d_b as the dense one, the left-out
+/// tiles (d_b = 0) drop out exactly (a + 0 = a): each row equals the dense one bit for bit, up
+/// to the sign of an exact zero.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparseGenerator {
+    pub quad_start: [u32; 5],
+    pub block: Vec<u32>,
+    pub value: Vec<[f64; 16]>,
+}
+
+impl SparseGenerator {
+    /// From a row-major dense generator.
+    pub fn from_dense(m: &[f64; 256]) -> SparseGenerator {
+        let mut s = SparseGenerator {
+            quad_start: [0; 5],
+            block: vec![],
+            value: vec![],
+        };
+        for r in 0..4 {
+            for b in 0..4 {
+                let v: [f64; 16] =
+                    std::array::from_fn(|e| m[16 * (4 * r + e % 4) + 4 * b + e / 4]);
+                if v.iter().any(|&x| x != 0.0) {
+                    s.block.push(b as u32);
+                    s.value.push(v);
+                }
+            }
+            s.quad_start[r + 1] = s.block.len() as u32;
+        }
+        s
+    }
+}
+
 /// Per-point constants of the kernel, in f64 (cast to the working precision by the GPU host
 /// and the twin alike).
 #[derive(Clone, Debug, PartialEq)]
@@ -288,6 +329,17 @@ pub const WORKGROUP_SIZE: u32 = 64;
 pub const POINT_VEC4: u64 = 132;
 /// A workgroup whose members do not all share one point (the `lookup` table).
 pub const NO_POINT: u32 = u32::MAX;
+/// `[[drive]]` in `consts` at `off_drives` (vec4s): (dt, 0, 0, 0), the start time of each
+/// piece (scalars, padded to 4); at the vec4 index `lookup[off_tiles]`, per point (the used
+/// points, then their uncoupled copies) DRIVE_VEC4_PER_DRIVE vec4s per drive,
+/// (amplitude, frequency, phase, env code) and (env a, env b, 0, 0), then TILE_VEC4 per term
+/// (G, then each G_k): the `SparseGenerator` tiles' values, four vec4 columns each. In
+/// `lookup` from `off_tiles + 1`, per point and term TILE_TABLE u32s: the 5 quad starts and
+/// the column block of each of the (at most 16) tiles.
+pub const DRIVE_VEC4_PER_DRIVE: u32 = 2;
+pub const TILE_VEC4: u32 = 64;
+pub const TILE_TABLE: u32 = 21;
+const _: () = assert!(TILE_VEC4 == 16 * 4 && TILE_TABLE == 5 + 16);
 /// Output columns the Params uniform has room for.
 pub const MAX_COLS: usize = 32;
 /// The kernel's uniform block, one per dispatch (dynamic offset).
@@ -316,8 +368,11 @@ pub struct Params {
     pub point_offset: u32,
     /// RK4 steps of x in this dispatch (the kernel counts the steps it completed against it).
     pub steps_expected: u32,
-    /// `cols` starts at a 16-byte boundary in a uniform block.
-    pub _pad: [u32; 3],
+    /// `[[drive]]`: drives per point (0: none), the drive block's vec4 offset in `consts` and
+    /// the tile tables' offset in `lookup` (see `DRIVE_VEC4_PER_DRIVE`).
+    pub n_drives: u32,
+    pub off_drives: u32,
+    pub off_tiles: u32,
     /// Kernel measure code of each column, 4 per row.
     pub cols: [[u32; 4]; 8],
 }

@@ -11,7 +11,7 @@
 
 use super::{axpy, matvec, Real};
 use crate::job::drive::{ENV_GAUSSIAN, ENV_WINDOW, MAX_DRIVES};
-use crate::job::two_qubit::PointDrive;
+use crate::job::two_qubit::{PointDrive, SparseGenerator};
 
 /// A drive's numbers in the working precision.
 #[derive(Clone, Copy, Debug)]
@@ -78,26 +78,75 @@ pub fn stage_coeffs<R: Real>(drives: &[DriveR<R>], t: R, h: R) -> ([[R; MAX_DRIV
     (c, any)
 }
 
-/// (G + sum_k c_k G_k) x in the Pauli basis, summed as G x, then each c_k (G_k x) in drive
-/// order (matrices transposed, as `rk4_two_qubit::matvec` takes them).
-#[inline(always)]
-fn driven_apply<R: Real>(g: &[R; 256], gd: &[[R; 256]], c: &[R], x: &[R; 16]) -> [R; 16] {
-    let mut y = matvec(g, x);
-    for (gk, &ck) in gd.iter().zip(c) {
-        let d = matvec(gk, x);
-        for i in 0..16 {
-            y[i] = y[i] + ck * d[i];
+/// A generator's non-zero tiles in the working precision (`job::two_qubit::SparseGenerator`),
+/// in fixed arrays (at most 16 tiles).
+#[derive(Clone, Debug)]
+pub struct SparseR<R> {
+    quad_start: [u8; 5],
+    block: [u8; 16],
+    value: [[R; 16]; 16],
+}
+
+impl<R: Real> SparseR<R> {
+    pub fn new(s: &SparseGenerator) -> Self {
+        let mut block = [0u8; 16];
+        let mut value = [[R::ZERO; 16]; 16];
+        for (n, (&b, v)) in s.block.iter().zip(&s.value).enumerate() {
+            block[n] = b as u8;
+            value[n] = v.map(R::from_f64);
         }
+        SparseR {
+            quad_start: s.quad_start.map(|q| q as u8),
+            block,
+            value,
+        }
+    }
+
+    /// Rows 4r..4r + 4 of M x: y = y + d over the quad's tiles in block order,
+    /// d = ((v_0 x_4b + v_1 x_4b+1) + v_2 x_4b+2) + v_3 x_4b+3 (the dense matvec's grouping, so
+    /// the same bits; see `SparseGenerator`).
+    #[inline(always)]
+    pub fn quad(&self, r: usize, x: &[R; 16]) -> [R; 4] {
+        let mut y = [R::ZERO; 4];
+        for n in self.quad_start[r] as usize..self.quad_start[r + 1] as usize {
+            let b = 4 * (self.block[n] & 3) as usize;
+            let (x0, x1, x2, x3) = (x[b], x[b + 1], x[b + 2], x[b + 3]);
+            let v = &self.value[n];
+            for j in 0..4 {
+                let d = v[j] * x0 + v[4 + j] * x1 + v[8 + j] * x2 + v[12 + j] * x3;
+                y[j] = y[j] + d;
+            }
+        }
+        y
+    }
+}
+
+/// (G + sum_k c_k G_k) x in the Pauli basis, a row quad at a time: y = G x, then
+/// y = y + c_k (G_k x) in drive order, each product over the non-zero tiles only. The same
+/// bits as `driven_apply_dense` (up to the sign of an exact zero).
+#[inline(always)]
+fn driven_apply<R: Real>(g: &SparseR<R>, gd: &[SparseR<R>], c: &[R], x: &[R; 16]) -> [R; 16] {
+    let mut y = [R::ZERO; 16];
+    for r in 0..4 {
+        let mut q = g.quad(r, x);
+        for (gk, &ck) in gd.iter().zip(c) {
+            let p = gk.quad(r, x);
+            for j in 0..4 {
+                q[j] = q[j] + ck * p[j];
+            }
+        }
+        y[4 * r..4 * r + 4].copy_from_slice(&q);
     }
     y
 }
 
 /// The increment of one classical RK4 step of length h of dx/dt = (G + sum_k c_k(t) G_k) x,
-/// with the stage coefficients `c` of `stage_coeffs`.
+/// with the stage coefficients `c` of `stage_coeffs` (k2 and k3 both at t + h/2), the
+/// generators in sparse form.
 #[inline(always)]
 pub fn driven_increment<R: Real>(
-    g: &[R; 256],
-    gd: &[[R; 256]],
+    g: &SparseR<R>,
+    gd: &[SparseR<R>],
     c: &[[R; MAX_DRIVES]; 3],
     x: &[R; 16],
     h: R,
@@ -112,13 +161,47 @@ pub fn driven_increment<R: Real>(
     std::array::from_fn(|i| h6 * (k1[i] + two * (k2[i] + k3[i]) + k4[i]))
 }
 
+/// `driven_apply` with dense matrices (transposed, as `matvec` takes them): G x, then each
+/// c_k (G_k x) in drive order. The sparse form's reference.
+#[inline(always)]
+fn driven_apply_dense<R: Real>(g: &[R; 256], gd: &[[R; 256]], c: &[R], x: &[R; 16]) -> [R; 16] {
+    let mut y = matvec(g, x);
+    for (gk, &ck) in gd.iter().zip(c) {
+        let d = matvec(gk, x);
+        for i in 0..16 {
+            y[i] = y[i] + ck * d[i];
+        }
+    }
+    y
+}
+
+/// `driven_increment` with dense matrices (transposed): the same bits, 16x16 matvecs.
+pub fn driven_increment_dense<R: Real>(
+    g: &[R; 256],
+    gd: &[[R; 256]],
+    c: &[[R; MAX_DRIVES]; 3],
+    x: &[R; 16],
+    h: R,
+) -> [R; 16] {
+    let hh = h * R::from_f64(0.5);
+    let h6 = h / R::from_f64(6.0);
+    let k1 = driven_apply_dense(g, gd, &c[0], x);
+    let k2 = driven_apply_dense(g, gd, &c[1], &axpy(hh, &k1, x));
+    let k3 = driven_apply_dense(g, gd, &c[1], &axpy(hh, &k2, x));
+    let k4 = driven_apply_dense(g, gd, &c[2], &axpy(h, &k3, x));
+    let two = R::from_f64(2.0);
+    std::array::from_fn(|i| h6 * (k1[i] + two * (k2[i] + k3[i]) + k4[i]))
+}
+
 /// floor(x), as WGSL's `floor` (exact in either precision).
 #[inline(always)]
 fn floor<R: Real>(x: R) -> R {
     R::from_f64(x.to_f64().floor())
 }
 
-/// cos(x) without transcendentals.
+/// cos(x) without transcendentals. (Inlined, so that the AVX2 build of the member loop
+/// takes it, and floor, in its own instructions.)
+#[inline(always)]
 pub fn cos_arith<R: Real>(x: R) -> R {
     let c = R::from_f64;
     let q = floor(x * c(std::f64::consts::FRAC_2_PI) + c(0.5));
@@ -169,6 +252,7 @@ pub fn cos_arith<R: Real>(x: R) -> R {
 }
 
 /// exp(x) for x <= 0 without transcendentals (0 below -80).
+#[inline(always)]
 pub fn exp_arith<R: Real>(x: R) -> R {
     let c = R::from_f64;
     if x < c(-80.0) {
@@ -247,5 +331,95 @@ mod tests {
             );
         }
         assert_eq!(exp_arith(-80.5f64), 0.0);
+    }
+
+    /// Row-major -> transposed (as `matvec` takes it).
+    fn transposed<R: Real>(m: &[f64; 256]) -> [R; 256] {
+        std::array::from_fn(|j| R::from_f64(m[16 * (j % 16) + j / 16]))
+    }
+
+    /// A generator with the given density of non-zeros (whole zero blocks, zero rows and
+    /// mixed-sign entries included), from a fixed pseudo-random sequence.
+    fn generator_with_zeros(seed: u64, keep_per_mille: u64) -> [f64; 256] {
+        let mut s = seed;
+        std::array::from_fn(|i| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let r = s >> 33;
+            if i / 16 == 7 || r % 1000 >= keep_per_mille {
+                0.0
+            } else {
+                ((r % 2001) as f64 - 1000.0) * 1.37e-3
+            }
+        })
+    }
+
+    fn check_sparse_equals_dense<R: Real>() {
+        for (seed, density) in [(1, 100), (2, 250), (3, 500), (4, 1000), (5, 0)] {
+            let g = generator_with_zeros(seed, density);
+            let gd: Vec<[f64; 256]> = (0..3)
+                .map(|k| generator_with_zeros(seed * 10 + k, 90 + 150 * k))
+                .collect();
+            let sg = SparseR::<R>::new(&SparseGenerator::from_dense(&g));
+            let sgd: Vec<SparseR<R>> = gd
+                .iter()
+                .map(|m| SparseR::new(&SparseGenerator::from_dense(m)))
+                .collect();
+            let dg = transposed::<R>(&g);
+            let dgd: Vec<[R; 256]> = gd.iter().map(transposed::<R>).collect();
+            let x: [R; 16] = std::array::from_fn(|i| R::from_f64((i as f64 * 0.71).sin()));
+            // Each product alone, against the dense matvec.
+            for (m, s) in std::iter::once((&dg, &sg)).chain(dgd.iter().zip(&sgd)) {
+                let dense = matvec(m, &x);
+                for i in 0..16 {
+                    let sparse = s.quad(i / 4, &x)[i % 4];
+                    assert!(
+                        sparse.to_f64().to_bits() == dense[i].to_f64().to_bits()
+                            || (sparse == R::ZERO && dense[i] == R::ZERO),
+                        "seed {seed} row {i}: {sparse:?} vs {dense:?}"
+                    );
+                }
+            }
+            // A whole driven step (three drives).
+            let mut c = [[R::ZERO; MAX_DRIVES]; 3];
+            for (j, row) in c.iter_mut().enumerate() {
+                for (k, ck) in row.iter_mut().take(3).enumerate() {
+                    *ck = R::from_f64(0.3 * (j + 1) as f64 - 0.2 * k as f64);
+                }
+            }
+            let h = R::from_f64(0.01);
+            let a = driven_increment(&sg, &sgd, &c, &x, h);
+            let b = driven_increment_dense(&dg, &dgd, &c, &x, h);
+            for i in 0..16 {
+                assert!(
+                    a[i].to_f64().to_bits() == b[i].to_f64().to_bits()
+                        || (a[i] == R::ZERO && b[i] == R::ZERO),
+                    "seed {seed} step row {i}: {:?} vs {:?}",
+                    a[i],
+                    b[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_products_equal_dense_bit_for_bit() {
+        // The dense form groups each row in blocks of four columns; the sparse form must keep
+        // the grouping (a plain left-to-right sum over the non-zeros would differ in the last
+        // bits), which dense rows with several non-zero blocks test.
+        check_sparse_equals_dense::<f64>();
+        check_sparse_equals_dense::<f32>();
+        // Only the non-zero tiles are kept, per quad in block order, by columns.
+        let mut g = [0.0; 256];
+        g[16 * 2 + 1] = 1.0;
+        g[16 * 3 + 3] = 2.0;
+        g[16 * 2 + 9] = 3.0;
+        g[16 * 13 + 4] = 4.0;
+        let s = SparseGenerator::from_dense(&g);
+        assert_eq!(s.quad_start, [0, 2, 2, 2, 3]);
+        assert_eq!(s.block, vec![0, 2, 1]);
+        assert_eq!(s.value[0][4 + 2], 1.0);
+        assert_eq!(s.value[0][12 + 3], 2.0);
+        assert_eq!(s.value[1][4 + 2], 3.0);
+        assert_eq!(s.value[2][1], 4.0);
     }
 }

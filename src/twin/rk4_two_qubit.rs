@@ -41,7 +41,7 @@
 //! Measures that the kernel does not compute (those that need an eigensolve, and the cavity
 //! ones) come back as NaN columns; the host fills them from states.
 
-use super::drive::{driven_increment, stage_coeffs, DriveR};
+use super::drive::{driven_increment, stage_coeffs, DriveR, SparseR};
 use super::{axpy, matvec, Real};
 use crate::job::two_qubit::*;
 use crate::job::{piece_starts, plan_pieces, Peak, Piece, TwoQubitJob, TwoQubitResult, NO_SAMPLE};
@@ -58,9 +58,10 @@ struct PointR<R> {
     nhb: R,
     nhc: R,
     hb2: R,
-    /// `[[drive]]`: each drive's numbers and its generator G_k, transposed.
+    /// `[[drive]]`: each drive's numbers, and the non-zeros of G (first) and of each drive's
+    /// generator G_k for the driven stages (empty without drives).
     drives: Vec<DriveR<R>>,
-    gd: Vec<[R; 256]>,
+    sparse: Vec<SparseR<R>>,
 }
 
 impl<R: Real> PointR<R> {
@@ -76,17 +77,21 @@ impl<R: Real> PointR<R> {
             nhc: c(k.nhc),
             hb2: c(k.hb2),
             drives: vec![],
-            gd: vec![],
+            sparse: vec![],
         }
     }
 
-    /// With the point's drives (the kernel reads them after the point's constants).
-    fn with_drives(mut self, drives: &[PointDrive]) -> Self {
+    /// With the point's drives; `k.g` is the generator the point steps with.
+    fn with_drives(mut self, k: &KernelPoint, drives: &[PointDrive]) -> Self {
         self.drives = drives.iter().map(DriveR::new).collect();
-        self.gd = drives
-            .iter()
-            .map(|d| transpose(&d.generator.map(R::from_f64)))
-            .collect();
+        self.sparse = if drives.is_empty() {
+            vec![]
+        } else {
+            std::iter::once(&k.g)
+                .chain(drives.iter().map(|d| &d.generator))
+                .map(|m| SparseR::new(&SparseGenerator::from_dense(m)))
+                .collect()
+        };
         self
     }
 }
@@ -175,7 +180,7 @@ fn driven_step<R: Real>(p: &PointR<R>, a: &mut Acc<R>, t: R, h: R, full: bool) {
         }
         return;
     }
-    a.add(&driven_increment(&p.g, &p.gd, &c, &a.x, h));
+    a.add(&driven_increment(&p.sparse[0], &p.sparse[1..], &c, &a.x, h));
 }
 
 /// Z(0) = {I (x) H_B, rho0}/2 in the Pauli basis: z_a0 = h.x_a (with h_0 = h0),
@@ -591,12 +596,18 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool) -> TwoQubitResult {
         points: job
             .points
             .iter()
-            .map(|p| PointR::new(&KernelPoint::new(p, dt)).with_drives(&p.drives))
+            .map(|p| {
+                let k = KernelPoint::new(p, dt);
+                PointR::new(&k).with_drives(&k, &p.drives)
+            })
             .collect(),
         points_off: if job.schedule.switch_segment().is_some() {
             job.points
                 .iter()
-                .map(|p| PointR::new(&KernelPoint::uncoupled(p, dt)).with_drives(&p.drives))
+                .map(|p| {
+                    let k = KernelPoint::uncoupled(p, dt);
+                    PointR::new(&k).with_drives(&k, &p.drives)
+                })
                 .collect()
         } else {
             vec![]
