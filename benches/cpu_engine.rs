@@ -16,31 +16,17 @@ fn bench_job(c: &mut Criterion, job: &str, backend: Backend, members: Option<u64
         Ok(p) => p,
         Err(e) => panic!("job {job}: {e}"),
     };
-    let opts = RunOptions {
-        backend,
-        precision: Precision::F64,
-        verify: 0,
-        ..Default::default()
-    };
+    let opts = RunOptions { backend, precision: Precision::F64, verify: 0, ..Default::default() };
     let mut group = c.benchmark_group(format!("{job}-{backend:?}").to_lowercase());
     group.sample_size(10);
-    group.throughput(Throughput::Elements(
-        plan.members.len() as u64 * plan.schedule.total_steps(),
-    ));
-    group.bench_function(format!("{} members", plan.members.len()), |b| {
-        b.iter(|| run_plan(&plan, &opts).expect("run"))
-    });
+    group.throughput(Throughput::Elements(plan.members.len() as u64 * plan.schedule.total_steps()));
+    group.bench_function(format!("{} members", plan.members.len()), |b| b.iter(|| run_plan(&plan, &opts).expect("run")));
     group.finish();
 }
 
 fn cpu_benches(c: &mut Criterion) {
     let q = quick();
-    bench_job(
-        c,
-        "bloch-1k",
-        Backend::Cpu,
-        if q { Some(100) } else { None },
-    );
+    bench_job(c, "bloch-1k", Backend::Cpu, if q { Some(100) } else { None });
     bench_job(c, "cavity-100", Backend::Cpu, Some(if q { 4 } else { 100 }));
     if !q {
         bench_job(c, "bloch-1k", Backend::Reference, Some(100));

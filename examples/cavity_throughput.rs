@@ -18,31 +18,12 @@ fn main() {
     let fluct = args.iter().any(|a| a == "fluct");
     let mut cfg = job_config_with_members("cavity-100", Some(members)).expect("standard job");
     if fluct {
-        cfg = cfg.replace(
-            "measures = [\"stored_energy_b\"]",
-            "measures = [\"stored_energy_b\", \"energy_fluctuation_b\"]",
-        );
+        cfg = cfg.replace("measures = [\"stored_energy_b\"]", "measures = [\"stored_energy_b\", \"energy_fluctuation_b\"]");
     }
     let plan = parse_plan(&cfg, &Overrides::default()).expect("valid job");
     let work = plan.members.len() as f64 * plan.schedule.total_steps() as f64;
-    println!(
-        "cavity-100 shape: {} members x {} steps, N = 20, measures {:?}",
-        plan.members.len(),
-        plan.schedule.total_steps(),
-        plan.measures
-    );
-    let run = |backend: Backend, precision: Precision| {
-        run_plan(
-            &plan,
-            &RunOptions {
-                backend,
-                precision,
-                verify: 0,
-                ..Default::default()
-            },
-        )
-        .expect("run")
-    };
+    println!("cavity-100 shape: {} members x {} steps, N = 20, measures {:?}", plan.members.len(), plan.schedule.total_steps(), plan.measures);
+    let run = |backend: Backend, precision: Precision| run_plan(&plan, &RunOptions { backend, precision, verify: 0, ..Default::default() }).expect("run");
     let mut reference: Option<Vec<f64>> = None;
     let cpu = run(Backend::Cpu, Precision::F64);
     println!(
@@ -56,23 +37,13 @@ fn main() {
     for precision in [Precision::F32, Precision::F64] {
         let mut warm = plan.clone();
         warm.members.truncate(1);
-        let opts = RunOptions {
-            backend: Backend::Gpu,
-            precision,
-            verify: 0,
-            ..Default::default()
-        };
+        let opts = RunOptions { backend: Backend::Gpu, precision, verify: 0, ..Default::default() };
         if let Err(e) = run_plan(&warm, &opts) {
             println!("gpu  {}: {e}", precision.name());
             continue;
         }
         let g = run(Backend::Gpu, precision);
-        let dev = g
-            .values
-            .iter()
-            .zip(reference.as_ref().unwrap())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let dev = g.values.iter().zip(reference.as_ref().unwrap()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         println!(
             "gpu  {:<4} integrate {:8.3} s  {:10.3e} member-steps/s  host measures {:.3} s  max|gpu - cpu| {dev:.1e}  ({})",
             precision.name(),
@@ -82,10 +53,7 @@ fn main() {
             g.device
         );
         if let Some(p) = &g.engine_plan {
-            println!(
-                "     plan: {}",
-                serde_json::to_string(p).unwrap_or_default()
-            );
+            println!("     plan: {}", serde_json::to_string(p).unwrap_or_default());
         }
     }
 }

@@ -28,30 +28,12 @@ fn max_power(n: usize, photons: usize, g: f64) -> (f64, f64, f64, f64) {
         2 * photons + 8
     );
     let plan = parse_plan(&cfg, &Overrides::default()).expect("valid config");
-    let r = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Cpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .expect("run");
-    let tail = plan
-        .measures
-        .iter()
-        .position(|m| *m == Measure::FockTail)
-        .unwrap();
-    let worst_tail = (0..samples)
-        .map(|s| r.value(0, s, tail))
-        .fold(0.0, f64::max);
+    let r = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).expect("run");
+    let tail = plan.measures.iter().position(|m| *m == Measure::FockTail).unwrap();
+    let worst_tail = (0..samples).map(|s| r.value(0, s, tail)).fold(0.0, f64::max);
     // peaks: energy_b, ergotropy_b, power_b, ergotropic_power_b
     let (p, t) = (r.peaks[2].max, r.peaks[2].t_max);
-    let s_max = r
-        .times
-        .iter()
-        .position(|&x| x == t)
-        .expect("t_max is a sample time");
+    let s_max = r.times.iter().position(|&x| x == t).expect("t_max is a sample time");
     (p, t, r.value(0, s_max, tail), worst_tail)
 }
 
@@ -66,66 +48,34 @@ fn fit_power_law(pts: &[(f64, f64)]) -> (f64, f64) {
     (beta, (my - beta * mx).exp())
 }
 
-fn draw<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
-    series: &[(f64, Vec<(f64, f64)>, f64)],
-    n_max: usize,
-) -> Result<(), String>
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, series: &[(f64, Vec<(f64, f64)>, f64)], n_max: usize) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
     root.fill(&WHITE).map_err(e)?;
-    let top = series
-        .iter()
-        .flat_map(|(_, p, _)| p.iter().map(|q| q.1))
-        .fold(1.0, f64::max)
-        * 1.15;
+    let top = series.iter().flat_map(|(_, p, _)| p.iter().map(|q| q.1)).fold(1.0, f64::max) * 1.15;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Dicke battery: collective advantage Gamma_N = P_N / (N P_1)",
-            ("sans-serif", 22),
-        )
+        .caption("Dicke battery: collective advantage Gamma_N = P_N / (N P_1)", ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(55)
         .build_cartesian_2d(0.5f64..n_max as f64 + 0.5, 0.0f64..top)
         .map_err(e)?;
-    chart
-        .configure_mesh()
-        .x_desc("N (cells)")
-        .y_desc("Gamma_N")
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(e)?;
+    chart.configure_mesh().x_desc("N (cells)").y_desc("Gamma_N").label_style(("sans-serif", 15)).draw().map_err(e)?;
     let colors = [BLUE, RED, GREEN];
     for (i, (g, pts, beta)) in series.iter().enumerate() {
         let col = colors[i % colors.len()];
         chart
-            .draw_series(
-                pts.iter()
-                    .map(|&(x, y)| Circle::new((x, y), 4, col.filled())),
-            )
+            .draw_series(pts.iter().map(|&(x, y)| Circle::new((x, y), 4, col.filled())))
             .map_err(e)?
             .label(format!("g = {g}: fitted exponent beta = {beta:.3}"))
             .legend(move |(x, y)| Circle::new((x, y), 4, col.filled()));
         let (b, c) = fit_power_law(&pts[1..]);
-        chart
-            .draw_series(LineSeries::new(
-                (10..=n_max * 10)
-                    .map(|k| k as f64 / 10.0)
-                    .map(|x| (x, c * x.powf(b))),
-                col.stroke_width(1),
-            ))
-            .map_err(e)?;
+        chart.draw_series(LineSeries::new((10..=n_max * 10).map(|k| k as f64 / 10.0).map(|x| (x, c * x.powf(b))), col.stroke_width(1))).map_err(e)?;
     }
     chart
-        .draw_series(LineSeries::new(
-            (10..=n_max * 10)
-                .map(|k| k as f64 / 10.0)
-                .map(|x| (x, x.sqrt())),
-            BLACK.stroke_width(1),
-        ))
+        .draw_series(LineSeries::new((10..=n_max * 10).map(|k| k as f64 / 10.0).map(|x| (x, x.sqrt())), BLACK.stroke_width(1)))
         .map_err(e)?
         .label("sqrt(N)")
         .legend(|(x, y)| PathElement::new(vec![(x - 10, y), (x + 10, y)], BLACK));
@@ -143,30 +93,18 @@ where
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n_max: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(16);
-    let out = args
-        .get(1)
-        .cloned()
-        .unwrap_or_else(|| "docs/dicke-ferraro.png".into());
+    let out = args.get(1).cloned().unwrap_or_else(|| "docs/dicke-ferraro.png".into());
     qbat_gpu::output::plots::ensure_font();
     let mut series = vec![];
     for g in [0.05, 0.2] {
         let (p1, t1, _, _) = max_power(1, 1, g);
-        let rows: Vec<(usize, (f64, f64, f64, f64))> = (1..=n_max)
-            .into_par_iter()
-            .map(|n| (n, max_power(n, n, g)))
-            .collect();
+        let rows: Vec<(usize, (f64, f64, f64, f64))> = (1..=n_max).into_par_iter().map(|n| (n, max_power(n, n, g))).collect();
         println!("g = {g}: P_1 = {p1:.6} at t = {t1:.3}");
-        println!(
-            "{:>3} {:>12} {:>9} {:>12} {:>10} {:>13} {:>13}",
-            "N", "P_N", "t_max", "N P_1", "Gamma_N", "tail at t_max", "largest tail"
-        );
+        println!("{:>3} {:>12} {:>9} {:>12} {:>10} {:>13} {:>13}", "N", "P_N", "t_max", "N P_1", "Gamma_N", "tail at t_max", "largest tail");
         let mut pts = vec![];
         for (n, (p, t, tail_at, tail)) in rows {
             let gamma = p / (n as f64 * p1);
-            println!(
-                "{n:>3} {p:>12.6} {t:>9.3} {:>12.6} {gamma:>10.4} {tail_at:>13.2e} {tail:>13.2e}",
-                n as f64 * p1
-            );
+            println!("{n:>3} {p:>12.6} {t:>9.3} {:>12.6} {gamma:>10.4} {tail_at:>13.2e} {tail:>13.2e}", n as f64 * p1);
             pts.push((n as f64, gamma));
         }
         let (beta_all, _) = fit_power_law(&pts[1..]);
@@ -176,27 +114,15 @@ fn main() {
     }
     let (w, h) = (900u32, 560u32);
     let mut rgb = vec![0u8; (w * h * 3) as usize];
-    draw(
-        BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(),
-        &series,
-        n_max,
-    )
-    .expect("png");
+    draw(BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(), &series, n_max).expect("png");
     let file = std::io::BufWriter::new(std::fs::File::create(&out).expect("create png"));
     let mut enc = png::Encoder::new(file, w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
-    enc.write_header()
-        .and_then(|mut wr| wr.write_image_data(&rgb))
-        .expect("write png");
+    enc.write_header().and_then(|mut wr| wr.write_image_data(&rgb)).expect("write png");
     let svg = out.replace(".png", ".svg");
     let mut text = String::new();
-    draw(
-        SVGBackend::with_string(&mut text, (w, h)).into_drawing_area(),
-        &series,
-        n_max,
-    )
-    .expect("svg");
+    draw(SVGBackend::with_string(&mut text, (w, h)).into_drawing_area(), &series, n_max).expect("svg");
     std::fs::write(&svg, text).expect("write svg");
     println!("wrote {out} and {svg}");
 }

@@ -14,26 +14,17 @@ use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::run::{run_plan, Backend, RunOptions};
 
 fn main() {
-    let members: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let members: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(20);
     let cfg = job_config_with_members("dicke-1k", Some(members)).expect("standard job");
     let plan = parse_plan(&cfg, &Overrides::default()).expect("valid job");
     let steps = plan.schedule.total_steps() as f64;
-    let r = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Cpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .expect("run");
+    let r = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).expect("run");
     let t = r.timings.integrate;
+    println!("dicke-1k shape, {members} members x {steps} steps on {} ({}):", r.backend, r.device);
     println!(
-        "dicke-1k shape, {members} members x {steps} steps on {} ({}):",
-        r.backend, r.device
+        "  integrate {t:.3} s, {:.3e} member-steps/s, {:.3} s per member -> full job (1,000 members) ~{:.0} s",
+        members as f64 * steps / t,
+        t / members as f64,
+        t / members as f64 * 1000.0
     );
-    println!("  integrate {t:.3} s, {:.3e} member-steps/s, {:.3} s per member -> full job (1,000 members) ~{:.0} s", members as f64 * steps / t, t / members as f64, t / members as f64 * 1000.0);
 }

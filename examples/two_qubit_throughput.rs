@@ -24,20 +24,10 @@ fn main() {
 
     let mut p = Params::new();
     p.insert("gamma".into(), ParamValue::Real(0.05));
-    let sys = ModelKind::BlochCharger
-        .build(&resolve_params(ModelKind::BlochCharger, &p).unwrap())
-        .unwrap();
+    let sys = ModelKind::BlochCharger.build(&resolve_params(ModelKind::BlochCharger, &p).unwrap()).unwrap();
     let dt = 1e-3;
     let t_end = steps as f64 * dt;
-    let times: Vec<f64> = (0..samples)
-        .map(|k| {
-            if samples == 1 {
-                t_end
-            } else {
-                t_end * k as f64 / (samples - 1) as f64
-            }
-        })
-        .collect();
+    let times: Vec<f64> = (0..samples).map(|k| if samples == 1 { t_end } else { t_end * k as f64 / (samples - 1) as f64 }).collect();
     let golden = std::f64::consts::PI * (3.0 - 5f64.sqrt());
     let initial = (0..members)
         .map(|i| {
@@ -45,11 +35,7 @@ fn main() {
             let zc = 1.0 - 2.0 * (i as f64 + 0.5) / members as f64;
             let theta = zc.clamp(-1.0, 1.0).acos();
             let phi = golden * i as f64;
-            to_pauli(
-                &ModelKind::BlochCharger
-                    .default_state(&Params::new(), Some((theta, phi)))
-                    .unwrap(),
-            )
+            to_pauli(&ModelKind::BlochCharger.default_state(&Params::new(), Some((theta, phi))).unwrap())
         })
         .collect();
     let job = TwoQubitJob {
@@ -57,26 +43,15 @@ fn main() {
         member_point: vec![0; members],
         initial,
         schedule: Schedule::new(dt, &times),
-        measures: if all {
-            KERNEL_MEASURES.to_vec()
-        } else {
-            vec![Measure::EnergyB]
-        },
+        measures: if all { KERNEL_MEASURES.to_vec() } else { vec![Measure::EnergyB] },
         keep_states: false,
     };
     let work = members as f64 * job.schedule.total_steps() as f64;
-    println!(
-        "{members} members x {} steps, {samples} samples, {} measure(s)",
-        job.schedule.total_steps(),
-        job.measures.len()
-    );
+    println!("{members} members x {} steps, {samples} samples, {} measure(s)", job.schedule.total_steps(), job.measures.len());
 
     match GpuContext::new(None, false) {
         Ok(ctx) => {
-            println!(
-                "adapter: {} ({}, {})",
-                ctx.info.name, ctx.info.backend, ctx.info.device_type
-            );
+            println!("adapter: {} ({}, {})", ctx.info.name, ctx.info.backend, ctx.info.device_type);
             let mut precisions = vec![Precision::F32];
             if ctx.info.has_f64 {
                 precisions.push(Precision::F64);

@@ -51,13 +51,7 @@ pub struct AnalyzeOptions {
 
 impl Default for AnalyzeOptions {
     fn default() -> Self {
-        AnalyzeOptions {
-            measures: vec![],
-            pairs: vec![],
-            plots: true,
-            max_members: DEFAULT_MAX_MEMBERS,
-            monotone_tol: None,
-        }
+        AnalyzeOptions { measures: vec![], pairs: vec![], plots: true, max_members: DEFAULT_MAX_MEMBERS, monotone_tol: None }
     }
 }
 
@@ -112,9 +106,7 @@ pub struct Analysis {
 
 impl Analysis {
     pub fn pooled(&self, a: &str, b: &str) -> Option<&PairRow> {
-        self.rows
-            .iter()
-            .find(|r| r.scope == Scope::Pooled && r.a == a && r.b == b)
+        self.rows.iter().find(|r| r.scope == Scope::Pooled && r.a == a && r.b == b)
     }
 }
 
@@ -130,22 +122,14 @@ fn flagged_members(dir: &Path) -> Result<std::collections::HashSet<u64>> {
         return Ok(out);
     }
     let mut rdr = csv::Reader::from_path(&path).map_err(|e| bad(&path, e.to_string()))?;
-    let header = rdr
-        .headers()
-        .map_err(|e| bad(&path, e.to_string()))?
-        .clone();
+    let header = rdr.headers().map_err(|e| bad(&path, e.to_string()))?.clone();
     let Some(k) = header.iter().position(|h| h == "health") else {
         return Ok(out);
     };
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| bad(&path, format!("line {}: {e}", i + 2)))?;
         if rec.get(k).is_some_and(|h| h != "ok") {
-            let id = rec[0].trim().parse().map_err(|_| {
-                bad(
-                    &path,
-                    format!("line {}: not a member id: {:?}", i + 2, &rec[0]),
-                )
-            })?;
+            let id = rec[0].trim().parse().map_err(|_| bad(&path, format!("line {}: not a member id: {:?}", i + 2, &rec[0])))?;
             out.insert(id);
         }
     }
@@ -250,10 +234,7 @@ pub fn resolve_pairs(present: &[String], opts: &AnalyzeOptions) -> Result<Vec<(S
         if has(m) {
             Ok(())
         } else {
-            Err(QbatError::invalid(
-                field,
-                format!("{m} is not in the series (it has: {})", present.join(", ")),
-            ))
+            Err(QbatError::invalid(field, format!("{m} is not in the series (it has: {})", present.join(", "))))
         }
     };
     let mut pairs: Vec<(String, String)> = vec![];
@@ -261,10 +242,7 @@ pub fn resolve_pairs(present: &[String], opts: &AnalyzeOptions) -> Result<Vec<(S
         check("--pairs", a)?;
         check("--pairs", b)?;
         if a == b {
-            return Err(QbatError::invalid(
-                "--pairs",
-                format!("{a}:{b} pairs a measure with itself"),
-            ));
+            return Err(QbatError::invalid("--pairs", format!("{a}:{b} pairs a measure with itself")));
         }
         pairs.push((a.clone(), b.clone()));
     }
@@ -278,41 +256,33 @@ pub fn resolve_pairs(present: &[String], opts: &AnalyzeOptions) -> Result<Vec<(S
     }
     if opts.pairs.is_empty() && opts.measures.is_empty() {
         if !has("capacity_b") {
-            return Err(QbatError::invalid("--pairs", format!("the series has no capacity_b to compare with the resources; name pairs with --pairs a:b (it has: {})", present.join(", "))));
+            return Err(QbatError::invalid(
+                "--pairs",
+                format!("the series has no capacity_b to compare with the resources; name pairs with --pairs a:b (it has: {})", present.join(", ")),
+            ));
         }
-        pairs = DEFAULT_RESOURCES
-            .iter()
-            .filter(|r| has(r))
-            .map(|r| ("capacity_b".to_string(), r.to_string()))
-            .collect();
+        pairs = DEFAULT_RESOURCES.iter().filter(|r| has(r)).map(|r| ("capacity_b".to_string(), r.to_string())).collect();
         if pairs.is_empty() {
             return Err(QbatError::invalid(
                 "--pairs",
-                format!(
-                    "the series has none of the resources {}; name pairs with --pairs a:b",
-                    DEFAULT_RESOURCES.join(", ")
-                ),
+                format!("the series has none of the resources {}; name pairs with --pairs a:b", DEFAULT_RESOURCES.join(", ")),
             ));
         }
     }
     let mut seen = std::collections::HashSet::new();
     pairs.retain(|p| seen.insert(p.clone()));
     if pairs.is_empty() {
-        return Err(QbatError::invalid(
-            "--measures",
-            "name at least two different measures",
-        ));
+        return Err(QbatError::invalid("--measures", "name at least two different measures"));
     }
     Ok(pairs)
 }
 
 /// The monotone test's tolerance for a run: 1e-9 relative for f64 runs, 1e-5 for f32 runs.
 fn default_tol(dir: &Path) -> f64 {
-    let precision =
-        crate::output::read_text_bounded(&dir.join("run.json"), crate::output::SMALL_FILE_LIMIT)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| v["precision"].as_str().map(|s| s.to_ascii_lowercase()));
+    let precision = crate::output::read_text_bounded(&dir.join("run.json"), crate::output::SMALL_FILE_LIMIT)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["precision"].as_str().map(|s| s.to_ascii_lowercase()));
     match precision.as_deref() {
         Some("f64") => 1e-9,
         Some(_) => 1e-5,
@@ -327,29 +297,14 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
         return Err(QbatError::invalid("--max-members", "must be at least 1"));
     }
     if !dir.is_dir() {
-        return Err(QbatError::invalid(
-            "DIR",
-            format!("{} is not a directory", dir.display()),
-        ));
+        return Err(QbatError::invalid("DIR", format!("{} is not a directory", dir.display())));
     }
-    let mut reader = SeriesReader::open(dir)?.ok_or_else(|| {
-        QbatError::invalid(
-            "DIR",
-            format!(
-                "{} has no series.csv or series.npy (run with --series true to write one)",
-                dir.display()
-            ),
-        )
-    })?;
+    let mut reader = SeriesReader::open(dir)?
+        .ok_or_else(|| QbatError::invalid("DIR", format!("{} has no series.csv or series.npy (run with --series true to write one)", dir.display())))?;
     let pairs = resolve_pairs(&reader.measures, opts)?;
     let monotone_tol = match opts.monotone_tol {
         Some(t) if t.is_finite() && t >= 0.0 => t,
-        Some(t) => {
-            return Err(QbatError::invalid(
-                "--monotone-tol",
-                format!("{t} must be a finite number >= 0"),
-            ))
-        }
+        Some(t) => return Err(QbatError::invalid("--monotone-tol", format!("{t} must be a finite number >= 0"))),
         None => default_tol(dir),
     };
     let (n, nt, nm) = (reader.members_total, reader.n_times(), reader.n_measures());
@@ -366,20 +321,10 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
             }
         }
     }
-    let pair_k: Vec<(usize, usize)> = pairs
-        .iter()
-        .map(|(a, b)| {
-            (
-                reader.measure_index(a).expect("resolved"),
-                reader.measure_index(b).expect("resolved"),
-            )
-        })
-        .collect();
+    let pair_k: Vec<(usize, usize)> =
+        pairs.iter().map(|(a, b)| (reader.measure_index(a).expect("resolved"), reader.measure_index(b).expect("resolved"))).collect();
     let col_of = |k: usize| used.iter().position(|&u| u == k).expect("used");
-    let pair_cols: Vec<(usize, usize)> = pair_k
-        .iter()
-        .map(|&(ka, kb)| (col_of(ka), col_of(kb)))
-        .collect();
+    let pair_cols: Vec<(usize, usize)> = pair_k.iter().map(|&(ka, kb)| (col_of(ka), col_of(kb))).collect();
     let cap = opts.max_members.min((MAX_POOLED_SAMPLES / nt).max(1));
     let capped = n > cap;
     let members_used = n.min(cap);
@@ -433,10 +378,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
                                 let o = sort_order(&va);
                                 orders.push((ka, va, o));
                             }
-                            let (_, va, order) = orders
-                                .iter()
-                                .find(|(k, _, _)| *k == ka)
-                                .expect("just added");
+                            let (_, va, order) = orders.iter().find(|(k, _, _)| *k == ka).expect("just added");
                             let vb = col(kb);
                             monotone_along(va, &vb, order, monotone_tol)
                         })
@@ -453,34 +395,22 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
         }
     }
     if index != n {
-        return Err(bad(
-            &reader.path,
-            format!("read {index} members, expected {n}"),
-        ));
+        return Err(bad(&reader.path, format!("read {index} members, expected {n}")));
     }
     if skipped == n {
-        return Err(QbatError::Numerics(format!(
-            "{}: every member is flagged unhealthy; there is nothing to analyse",
-            reader.path.display()
-        )));
+        return Err(QbatError::Numerics(format!("{}: every member is flagged unhealthy; there is nothing to analyse", reader.path.display())));
     }
     // The correlation set without the flagged members it would have held.
     let members_used = pooled.first().map_or(0, |c| c.len() / nt);
     let healthy = n - skipped;
     // Ranks per column (pooled) and per column and time (per_time), each computed once.
     let pooled_ranks: Vec<Vec<f64>> = pooled.par_iter().map(|c| ranks(c)).collect();
-    let at_time = |c: usize, s: usize| -> Vec<f64> {
-        (0..members_used).map(|u| pooled[c][u * nt + s]).collect()
-    };
+    let at_time = |c: usize, s: usize| -> Vec<f64> { (0..members_used).map(|u| pooled[c][u * nt + s]).collect() };
     let mut rows = vec![];
     for (p, (a, b)) in pairs.iter().enumerate() {
         let (ca, cb) = pair_cols[p];
         let (x, y) = (&pooled[ca], &pooled[cb]);
-        let spearman = if is_constant(x) || is_constant(y) {
-            None
-        } else {
-            pearson_checked(&pooled_ranks[ca], &pooled_ranks[cb])
-        };
+        let spearman = if is_constant(x) || is_constant(y) { None } else { pearson_checked(&pooled_ranks[ca], &pooled_ranks[cb]) };
         let frac = |c: usize| (nt >= 2).then(|| c as f64 / healthy as f64);
         rows.push(PairRow {
             a: a.clone(),
@@ -516,17 +446,8 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     }
     drop(pooled_ranks);
     drop(pooled);
-    let mut analysis = Analysis {
-        dir: dir.into(),
-        members_total: n,
-        members_used,
-        skipped,
-        capped,
-        times: reader.times.clone(),
-        monotone_tol,
-        rows,
-        files: vec![],
-    };
+    let mut analysis =
+        Analysis { dir: dir.into(), members_total: n, members_used, skipped, capped, times: reader.times.clone(), monotone_tol, rows, files: vec![] };
     let csv_path = dir.join("analysis.csv");
     write_atomic(&dir.join("analysis.csv"), |w| write_csv(&analysis, w))?;
     analysis.files.push(csv_path);
@@ -586,38 +507,17 @@ mod tests {
     fn monotone_definition() {
         let a = [0.0, 1.0, 2.0, 3.0];
         let o = sort_order(&a);
-        assert_eq!(
-            monotone_along(&a, &[0.0, 1.0, 1.0, 2.0], &o, 1e-9),
-            (true, false)
-        );
-        assert_eq!(
-            monotone_along(&a, &[3.0, 2.0, 2.0, 0.0], &o, 1e-9),
-            (false, true)
-        );
-        assert_eq!(
-            monotone_along(&a, &[1.0, 1.0, 1.0, 1.0], &o, 1e-9),
-            (true, true)
-        );
-        assert_eq!(
-            monotone_along(&a, &[0.0, 2.0, 1.0, 3.0], &o, 1e-9),
-            (false, false)
-        );
+        assert_eq!(monotone_along(&a, &[0.0, 1.0, 1.0, 2.0], &o, 1e-9), (true, false));
+        assert_eq!(monotone_along(&a, &[3.0, 2.0, 2.0, 0.0], &o, 1e-9), (false, true));
+        assert_eq!(monotone_along(&a, &[1.0, 1.0, 1.0, 1.0], &o, 1e-9), (true, true));
+        assert_eq!(monotone_along(&a, &[0.0, 2.0, 1.0, 3.0], &o, 1e-9), (false, false));
         // a tie in a: b may take both values there
         let a2 = [0.0, 1.0, 1.0, 2.0];
         let o2 = sort_order(&a2);
-        assert_eq!(
-            monotone_along(&a2, &[0.0, 2.0, 1.0, 3.0], &o2, 1e-9),
-            (true, false)
-        );
+        assert_eq!(monotone_along(&a2, &[0.0, 2.0, 1.0, 3.0], &o2, 1e-9), (true, false));
         // rounding below the tolerance is not a decrease; above it is
-        assert_eq!(
-            monotone_along(&a, &[0.0, 1.0, 1.0 - 1e-12, 2.0], &o, 1e-9).0,
-            true
-        );
-        assert_eq!(
-            monotone_along(&a, &[0.0, 1.0, 1.0 - 1e-6, 2.0], &o, 1e-9).0,
-            false
-        );
+        assert_eq!(monotone_along(&a, &[0.0, 1.0, 1.0 - 1e-12, 2.0], &o, 1e-9).0, true);
+        assert_eq!(monotone_along(&a, &[0.0, 1.0, 1.0 - 1e-6, 2.0], &o, 1e-9).0, false);
         // drift: many small steps down add up and are caught (running max, not neighbours)
         let a3: Vec<f64> = (0..100).map(f64::from).collect();
         let b3: Vec<f64> = (0..100).map(|i| 1.0 - 5e-10 * f64::from(i)).collect();

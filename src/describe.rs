@@ -30,27 +30,16 @@ pub fn models_text() -> String {
             ModelKind::Dicke => "|j, dicke_m> x |photons> (default: every cell in |g>, cavity in |N>) or x |alpha>; ket/dm of dimension N + 1 are the cells, tensored with the cavity state",
         };
         let _ = writeln!(s, "  initial: {init}");
-        let _ = writeln!(
-            s,
-            "  [protocol] switch_off turns off: {}\n",
-            m.coupling_doc()
-        );
+        let _ = writeln!(s, "  [protocol] switch_off turns off: {}\n", m.coupling_doc());
     }
     let kinds: Vec<_> = RandomKind::ALL.iter().map(|k| k.name()).collect();
-    let _ = writeln!(
-        s,
-        "[initial] also takes ket, dm, or random = {} (seeded per member).",
-        kinds.join(" | ")
-    );
+    let _ = writeln!(s, "[initial] also takes ket, dm, or random = {} (seeded per member).", kinds.join(" | "));
     let _ = writeln!(s, "[time] steady = true (instead of dt, t_end, samples, times): each member's steady state from the null space of its Liouvillian, no integration; two-qubit models with a unique steady state (not spin-pair, which is closed, nor gamma = 0).");
     let _ = writeln!(
         s,
         "[protocol] switch_off = T (> 0): the charger-battery coupling above goes off at T (the integrator lands on T exactly);\n  after T the battery stores. Dissipators and drives stay on; the measures keep the model's H, H_B and H_C."
     );
-    let _ = writeln!(
-        s,
-        "Units: hbar = k_B = 1; times in inverse energy units. Complex numbers are [re, im]."
-    );
+    let _ = writeln!(s, "Units: hbar = k_B = 1; times in inverse energy units. Complex numbers are [re, im].");
     s
 }
 
@@ -71,10 +60,7 @@ pub fn measures_text() -> String {
         };
         let _ = writeln!(s, "{:<22} {:<17} {}", m.name(), scope, m.doc());
     }
-    let _ = writeln!(
-        s,
-        "\n\"listed\": written only when output.measures names it (not in the default list)."
-    );
+    let _ = writeln!(s, "\n\"listed\": written only when output.measures names it (not in the default list).");
     let _ = writeln!(s, "summary.csv also has max_<m> and t_max_<m> for energy_b, ergotropy_b, power_b, ergotropic_power_b.");
     s
 }

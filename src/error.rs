@@ -39,30 +39,17 @@ pub enum QbatError {
 
 impl QbatError {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        QbatError::Invalid {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        QbatError::Invalid { field: field.into(), reason: reason.into() }
     }
     /// An i/o failure on `path`.
     pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        QbatError::Io {
-            path: path.display().to_string(),
-            source,
-        }
+        QbatError::Io { path: path.display().to_string(), source }
     }
     /// Exit code for the CLI: 2 for bad input or missing device, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            QbatError::Invalid { .. }
-            | QbatError::Parse(_)
-            | QbatError::Device(_)
-            | QbatError::DeviceOutOfMemory(_)
-            | QbatError::TooLarge { .. } => 2,
-            QbatError::Io { .. }
-            | QbatError::Numerics(_)
-            | QbatError::DeviceLost(_)
-            | QbatError::Cancelled => 1,
+            QbatError::Invalid { .. } | QbatError::Parse(_) | QbatError::Device(_) | QbatError::DeviceOutOfMemory(_) | QbatError::TooLarge { .. } => 2,
+            QbatError::Io { .. } | QbatError::Numerics(_) | QbatError::DeviceLost(_) | QbatError::Cancelled => 1,
         }
     }
 }

@@ -137,17 +137,10 @@ pub fn eigvals_hermitian(a: &CMat) -> Vec<f64> {
     // shift s changes the iteration, and eig(H + s I) - s is exact up to rounding of size
     // eps * (|s| + ||H||), the solver's own accuracy when |s| is the largest |entry| of H.
     if v.iter().any(|x| x.is_nan()) {
-        let scale = h
-            .iter()
-            .fold(0.0f64, |m, z| m.max(z.norm()))
-            .max(f64::MIN_POSITIVE);
+        let scale = h.iter().fold(0.0f64, |m, z| m.max(z.norm())).max(f64::MIN_POSITIVE);
         for s in [scale, -scale, 0.5 * scale, -0.5 * scale] {
             let shifted = &h + CMat::identity(h.nrows(), h.ncols()) * c(s, 0.0);
-            let w: Vec<f64> = shifted
-                .symmetric_eigenvalues()
-                .iter()
-                .map(|x| x - s)
-                .collect();
+            let w: Vec<f64> = shifted.symmetric_eigenvalues().iter().map(|x| x - s).collect();
             if w.iter().all(|x| !x.is_nan()) {
                 v = w;
                 break;
@@ -210,10 +203,7 @@ pub fn projector(psi: &[C64]) -> CMat {
 
 /// Largest absolute entry difference.
 pub fn max_abs_diff(a: &CMat, b: &CMat) -> f64 {
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| (x - y).norm())
-        .fold(0.0, f64::max)
+    a.iter().zip(b.iter()).map(|(x, y)| (x - y).norm()).fold(0.0, f64::max)
 }
 
 #[cfg(test)]

@@ -54,20 +54,14 @@ pub fn state_save(name: &str) -> Result<StateSave> {
     match name {
         "reduced" => Ok(StateSave::Reduced),
         "full" => Ok(StateSave::Full),
-        _ => Err(QbatError::invalid(
-            "save_states",
-            format!("must be None, \"reduced\" or \"full\", got '{name}'"),
-        )),
+        _ => Err(QbatError::invalid("save_states", format!("must be None, \"reduced\" or \"full\", got '{name}'"))),
     }
 }
 
 /// Run a plan in memory (`run_plan`) and judge each member's health as a streamed run does.
 /// Returns the run, its values and, with `plan.save_states`, its saved states. A run where
 /// every member is unhealthy is an error, as for the CLI.
-pub fn run_in_memory(
-    plan: Plan,
-    options: RunOptions,
-) -> Result<(InMemory, Vec<f64>, Option<Vec<C64>>)> {
+pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f64>, Option<Vec<C64>>)> {
     let mut r = run_plan(&plan, &options)?;
     let values = std::mem::take(&mut r.values);
     let states = r.states.take();
@@ -83,35 +77,16 @@ pub fn run_in_memory(
             )));
         }
     } else if plan.save_states.is_some() {
-        return Err(QbatError::Numerics(format!(
-            "the {} engine returned no states for save_states",
-            r.info.backend
-        )));
+        return Err(QbatError::Numerics(format!("the {} engine returned no states for save_states", r.info.backend)));
     }
     let (ns, nm) = (r.info.times.len(), r.info.measures.len());
-    let health: Vec<Health> = (0..r.member_ids.len())
-        .map(|i| {
-            member_health(
-                &values[i * ns * nm..(i + 1) * ns * nm],
-                &r.info.measures,
-                r.info.precision,
-            )
-        })
-        .collect();
-    let run = InMemory {
-        plan,
-        options,
-        info: r.info,
-        member_ids: r.member_ids,
-        peaks: r.peaks,
-        health,
-    };
+    let health: Vec<Health> =
+        (0..r.member_ids.len()).map(|i| member_health(&values[i * ns * nm..(i + 1) * ns * nm], &r.info.measures, r.info.precision)).collect();
+    let run = InMemory { plan, options, info: r.info, member_ids: r.member_ids, peaks: r.peaks, health };
     if !run.health.is_empty() && run.health.iter().all(|h| *h != Health::Ok) {
         return Err(QbatError::Numerics(format!(
             "every member was flagged unhealthy; {}",
-            run.health_counts()
-                .warning(run.plan.schedule.dt)
-                .unwrap_or_default()
+            run.health_counts().warning(run.plan.schedule.dt).unwrap_or_default()
         )));
     }
     Ok((run, values, states))
@@ -128,16 +103,7 @@ impl InMemory {
 
     /// Health codes of summary.npy (0 ok, 1 nonfinite, 2 trace, 3 nonpositive).
     pub fn health_codes(&self) -> Vec<f64> {
-        self.health
-            .iter()
-            .map(|h| {
-                HEALTH_CODES
-                    .iter()
-                    .find(|(_, x)| x == h)
-                    .map(|(c, _)| *c)
-                    .unwrap_or(f64::NAN)
-            })
-            .collect()
+        self.health.iter().map(|h| HEALTH_CODES.iter().find(|(_, x)| x == h).map(|(c, _)| *c).unwrap_or(f64::NAN)).collect()
     }
 
     /// summary.csv, byte for byte as the CLI writes it.
@@ -154,14 +120,8 @@ impl InMemory {
         let mut acc = StatsAccumulator::new(ns, nm);
         let include: Vec<bool> = self.health.iter().map(|h| *h == Health::Ok).collect();
         acc.add_block(values, &include);
-        let names: Vec<String> = self
-            .info
-            .measures
-            .iter()
-            .map(|m| m.name().to_string())
-            .collect();
-        let stats =
-            crate::output::stats::Stats::from_accumulator(&acc, self.info.times.clone(), names);
+        let names: Vec<String> = self.info.measures.iter().map(|m| m.name().to_string()).collect();
+        let stats = crate::output::stats::Stats::from_accumulator(&acc, self.info.times.clone(), names);
         let mut w: Vec<u8> = vec![];
         let _ = crate::output::stats::write_csv(&stats, &mut w);
         String::from_utf8(w).expect("stats are ASCII")
@@ -176,12 +136,7 @@ impl InMemory {
     /// (`output::states::states_axes`, as the CLI writes it); else None.
     pub fn states_json(&self) -> Option<serde_json::Value> {
         let save = self.plan.save_states?;
-        Some(crate::output::states::states_axes(
-            self.plan.space,
-            save,
-            &self.member_ids,
-            &self.info.times,
-        ))
+        Some(crate::output::states::states_axes(self.plan.space, save, &self.member_ids, &self.info.times))
     }
 
     /// run.json of the run (as the CLI's, without the streamed run's block and memory fields).
@@ -196,26 +151,10 @@ impl InMemory {
     /// summary.npy + summary.json with npy), stats.csv, run.json, states.npy + states.json
     /// when `states` are given (a run with `save_states`), and the plots if asked.
     #[allow(clippy::too_many_arguments)]
-    pub fn save(
-        &self,
-        values: &[f64],
-        states: Option<&[C64]>,
-        dir: &Path,
-        format: Format,
-        series: bool,
-        plots: bool,
-        force: bool,
-    ) -> Result<PathBuf> {
+    pub fn save(&self, values: &[f64], states: Option<&[C64]>, dir: &Path, format: Format, series: bool, plots: bool, force: bool) -> Result<PathBuf> {
         let (ns, nm) = (self.info.times.len(), self.info.measures.len());
         if values.len() != self.member_ids.len() * ns * nm {
-            return Err(QbatError::invalid(
-                "series",
-                format!(
-                    "holds {} values, not the run's {}",
-                    values.len(),
-                    self.member_ids.len() * ns * nm
-                ),
-            ));
+            return Err(QbatError::invalid("series", format!("holds {} values, not the run's {}", values.len(), self.member_ids.len() * ns * nm)));
         }
         let saved = match (states, self.states_dim()) {
             (None, _) => None,
@@ -223,12 +162,7 @@ impl InMemory {
             (Some(st), _) => {
                 return Err(QbatError::invalid(
                     "states",
-                    format!(
-                        "holds {} entries, not the {} the run saved",
-                        st.len(),
-                        self.states_dim()
-                            .map_or(0, |d| self.member_ids.len() * ns * d * d)
-                    ),
+                    format!("holds {} entries, not the {} the run saved", st.len(), self.states_dim().map_or(0, |d| self.member_ids.len() * ns * d * d)),
                 ))
             }
         };
@@ -241,13 +175,7 @@ impl InMemory {
                 Some((st, d)) => self.write_states(&out, st, d),
                 None => Ok(()),
             })
-            .and_then(|()| {
-                if plots {
-                    crate::output::plots::write_run_plots(out.staging()).map(|_| ())
-                } else {
-                    Ok(())
-                }
-            });
+            .and_then(|()| if plots { crate::output::plots::write_run_plots(out.staging()).map(|_| ()) } else { Ok(()) });
         if let Err(e) = written {
             out.abort();
             return Err(e);
@@ -257,12 +185,7 @@ impl InMemory {
 
     /// states.npy (complex128, (members, times, d, d)) and states.json, as the CLI writes them.
     fn write_states(&self, out: &OutputDir, states: &[C64], d: usize) -> Result<()> {
-        let shape = [
-            self.member_ids.len() as u64,
-            self.info.times.len() as u64,
-            d as u64,
-            d as u64,
-        ];
+        let shape = [self.member_ids.len() as u64, self.info.times.len() as u64, d as u64, d as u64];
         out.write("states.npy", |w| {
             write_c16_header(w, &shape)?;
             for z in states {
@@ -272,18 +195,10 @@ impl InMemory {
             Ok(())
         })?;
         let meta = self.states_json().unwrap_or_default();
-        out.write("states.json", |w| {
-            serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other)
-        })
+        out.write("states.json", |w| serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other))
     }
 
-    fn write_files(
-        &self,
-        out: &OutputDir,
-        values: &[f64],
-        format: Format,
-        series: bool,
-    ) -> Result<()> {
+    fn write_files(&self, out: &OutputDir, values: &[f64], format: Format, series: bool) -> Result<()> {
         let (ns, nm) = (self.info.times.len(), self.info.measures.len());
         let names: Vec<&str> = self.info.measures.iter().map(|m| m.name()).collect();
         let times = &self.info.times;
@@ -297,19 +212,12 @@ impl InMemory {
                     out.write("series.npy", |w| {
                         use npyz::WriterBuilder;
                         let shape = [self.member_ids.len() as u64, ns as u64, nm as u64];
-                        let mut npy = npyz::WriteOptions::<f64>::new()
-                            .default_dtype()
-                            .shape(&shape)
-                            .writer(w)
-                            .begin_nd()?;
+                        let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
                         npy.extend(values.iter().copied())?;
                         npy.finish()
                     })?;
-                    let axes =
-                        json!({"members": self.member_ids, "times": times, "measures": names});
-                    out.write("series.json", |w| {
-                        serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other)
-                    })?;
+                    let axes = json!({"members": self.member_ids, "times": times, "measures": names});
+                    out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
                 }
             }
         }
@@ -320,40 +228,25 @@ impl InMemory {
             out.write("summary.npy", |w| {
                 use npyz::WriterBuilder;
                 let shape = [self.member_ids.len() as u64, columns.len() as u64];
-                let mut npy = npyz::WriteOptions::<f64>::new()
-                    .default_dtype()
-                    .shape(&shape)
-                    .writer(w)
-                    .begin_nd()?;
+                let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
                 for (line, code) in summary.lines().skip(1).zip(&codes) {
                     let cells: Vec<&str> = line.split(',').collect();
                     for (k, c) in cells.iter().enumerate() {
-                        let v = if k + 1 == cells.len() {
-                            *code
-                        } else {
-                            c.parse::<f64>().map_err(std::io::Error::other)?
-                        };
+                        let v = if k + 1 == cells.len() { *code } else { c.parse::<f64>().map_err(std::io::Error::other)? };
                         npy.push(&v)?;
                     }
                 }
                 npy.finish()
             })?;
-            let health: serde_json::Map<String, serde_json::Value> = HEALTH_CODES
-                .iter()
-                .map(|(c, h)| (format!("{c}"), json!(h.name())))
-                .collect();
+            let health: serde_json::Map<String, serde_json::Value> = HEALTH_CODES.iter().map(|(c, h)| (format!("{c}"), json!(h.name()))).collect();
             let meta = json!({"columns": columns, "health_codes": health});
-            out.write("summary.json", |w| {
-                serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other)
-            })?;
+            out.write("summary.json", |w| serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other))?;
         }
         out.write("summary.csv", |w| w.write_all(summary.as_bytes()))?;
         let stats = self.stats_csv(values);
         out.write("stats.csv", |w| w.write_all(stats.as_bytes()))?;
         let rj = self.run_json();
-        out.write("run.json", |w| {
-            serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other)
-        })
+        out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other))
     }
 }
 
@@ -424,38 +317,22 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
     if n == 0 || n_points == 0 {
         return Err(QbatError::invalid("H", "the batch is empty"));
     }
-    if b.rho0.len() != n * 16
-        || b.jumps.len() != n_points * b.n_jumps * 16
-        || b.h_battery.len() != 4
-        || b.h_charger.len() != 4
-    {
+    if b.rho0.len() != n * 16 || b.jumps.len() != n_points * b.n_jumps * 16 || b.h_battery.len() != 4 || b.h_charger.len() != 4 {
         return Err(QbatError::invalid("H", "inconsistent batch shapes"));
     }
     if let Some(&p) = b.member_point.iter().find(|&&p| p >= n_points) {
-        return Err(QbatError::invalid(
-            "H",
-            format!("member point {p} is out of range (0..{n_points})"),
-        ));
+        return Err(QbatError::invalid("H", format!("member point {p} is out of range (0..{n_points})")));
     }
     let mut time = Table::new();
     time.insert("dt".into(), Value::Float(b.dt));
-    time.insert(
-        "times".into(),
-        Value::Array(b.times.iter().map(|t| Value::Float(*t)).collect()),
-    );
+    time.insert("times".into(), Value::Array(b.times.iter().map(|t| Value::Float(*t)).collect()));
     let mut output = Table::new();
     if let Some(ms) = &b.measures {
-        output.insert(
-            "measures".into(),
-            Value::Array(ms.iter().map(|m| Value::String(m.clone())).collect()),
-        );
+        output.insert("measures".into(), Value::Array(ms.iter().map(|m| Value::String(m.clone())).collect()));
     }
     let build_point = |p: usize| -> Result<Plan> {
         let mut params = Table::new();
-        params.insert(
-            "hamiltonian".into(),
-            toml_matrix(&b.hamiltonians[p * 16..(p + 1) * 16], 4),
-        );
+        params.insert("hamiltonian".into(), toml_matrix(&b.hamiltonians[p * 16..(p + 1) * 16], 4));
         params.insert("h_battery".into(), toml_matrix(b.h_battery, 2));
         params.insert("h_charger".into(), toml_matrix(b.h_charger, 2));
         let jumps: Vec<Value> = (0..b.n_jumps)
@@ -476,17 +353,11 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
             root.insert("output".into(), Value::Table(output.clone()));
         }
         crate::config::plan_from_table(&root, &Overrides::default()).map_err(|e| match e {
-            QbatError::Invalid { field, reason } => QbatError::Invalid {
-                field: batch_field(&field, p),
-                reason,
-            },
+            QbatError::Invalid { field, reason } => QbatError::Invalid { field: batch_field(&field, p), reason },
             e => e,
         })
     };
-    let plans: Vec<Plan> = (0..n_points)
-        .into_par_iter()
-        .map(build_point)
-        .collect::<Result<_>>()?;
+    let plans: Vec<Plan> = (0..n_points).into_par_iter().map(build_point).collect::<Result<_>>()?;
     let rhos: Vec<CMat> = (0..n)
         .into_par_iter()
         .map(|i| {
@@ -500,17 +371,7 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
     plan.systems = plans.iter().map(|p| p.systems[0].clone()).collect();
     plan.drives = plans.iter().map(|p| p.drives[0].clone()).collect();
     plan.ensemble_size = n;
-    plan.members = b
-        .member_point
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| Member {
-            id: i as u64,
-            point: p,
-            param_values: vec![],
-            theta_phi: None,
-        })
-        .collect();
+    plan.members = b.member_point.iter().enumerate().map(|(i, &p)| Member { id: i as u64, point: p, param_values: vec![], theta_phi: None }).collect();
     plan.initial = InitialSpec::PerMember(Arc::new(rhos));
     plan.param_columns = vec![];
     plan.config_json = json!({
@@ -523,18 +384,8 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
 // Measures of given states
 
 /// The measures of a two-qubit state (4x4, charger left) that `state_measure_batch` takes.
-pub const STATE_MEASURES: [&str; 10] = [
-    "concurrence",
-    "steering_f3",
-    "steering_ab",
-    "steering_ba",
-    "bell_chsh",
-    "coherence_l1",
-    "imaginarity_l1",
-    "purity",
-    "entropy_b",
-    "texture_b",
-];
+pub const STATE_MEASURES: [&str; 10] =
+    ["concurrence", "steering_f3", "steering_ab", "steering_ba", "bell_chsh", "coherence_l1", "imaginarity_l1", "purity", "entropy_b", "texture_b"];
 /// The measures of a battery state against its Hamiltonian (d x d) that
 /// `battery_measure_batch` takes.
 pub const BATTERY_MEASURES: [&str; 3] = ["ergotropy", "antiergotropy", "capacity"];
@@ -551,15 +402,7 @@ fn state_measure_fn(name: &str) -> Result<fn(&CMat) -> f64> {
         "purity" => coherence::purity,
         "entropy_b" => |r| coherence::entropy_bits(&reduced_battery(r)),
         "texture_b" => |r| coherence::texture(&reduced_battery(r)),
-        _ => {
-            return Err(QbatError::invalid(
-                "measure",
-                format!(
-                    "unknown state measure '{name}'; known: {}",
-                    STATE_MEASURES.join(", ")
-                ),
-            ))
-        }
+        _ => return Err(QbatError::invalid("measure", format!("unknown state measure '{name}'; known: {}", STATE_MEASURES.join(", ")))),
     })
 }
 
@@ -571,10 +414,7 @@ fn check_hermitian(m: &CMat, field: &str) -> Result<()> {
     let scale = m.iter().map(|z| z.norm()).fold(1.0, f64::max);
     let e = crate::linalg::hermiticity_error(m);
     if e > 1e-10 * scale {
-        return Err(QbatError::invalid(
-            field,
-            format!("must be Hermitian (largest |m_ij - conj m_ji| = {e:.3e})"),
-        ));
+        return Err(QbatError::invalid(field, format!("must be Hermitian (largest |m_ij - conj m_ji| = {e:.3e})")));
     }
     Ok(())
 }
@@ -596,40 +436,19 @@ pub fn state_measure_batch(name: &str, states: &[C64]) -> Result<Vec<f64>> {
 
 /// ergotropy, antiergotropy or capacity of battery states (n x d x d) against Hamiltonians
 /// (n x d x d, or one d x d shared when `hamiltonians.len() == d * d`).
-pub fn battery_measure_batch(
-    name: &str,
-    states: &[C64],
-    hamiltonians: &[C64],
-    d: usize,
-) -> Result<Vec<f64>> {
+pub fn battery_measure_batch(name: &str, states: &[C64], hamiltonians: &[C64], d: usize) -> Result<Vec<f64>> {
     let f: fn(&CMat, &CMat) -> f64 = match name {
         "ergotropy" => energy::ergotropy,
         "antiergotropy" => energy::antiergotropy,
         "capacity" => energy::capacity,
-        _ => {
-            return Err(QbatError::invalid(
-                "measure",
-                format!(
-                    "unknown battery measure '{name}'; known: {}",
-                    BATTERY_MEASURES.join(", ")
-                ),
-            ))
-        }
+        _ => return Err(QbatError::invalid("measure", format!("unknown battery measure '{name}'; known: {}", BATTERY_MEASURES.join(", ")))),
     };
     let dd = d * d;
     let shared = hamiltonians.len() == dd;
-    if d == 0 || !states.len().is_multiple_of(dd) || (!shared && hamiltonians.len() != states.len())
-    {
-        return Err(QbatError::invalid(
-            "h",
-            "the states and Hamiltonians must be (..., d, d) with matching leading dimensions",
-        ));
+    if d == 0 || !states.len().is_multiple_of(dd) || (!shared && hamiltonians.len() != states.len()) {
+        return Err(QbatError::invalid("h", "the states and Hamiltonians must be (..., d, d) with matching leading dimensions"));
     }
-    let h0 = if shared {
-        mat(hamiltonians, d)
-    } else {
-        CMat::zeros(d, d)
-    };
+    let h0 = if shared { mat(hamiltonians, d) } else { CMat::zeros(d, d) };
     if shared {
         check_hermitian(&h0, "h")?;
     }

@@ -88,26 +88,13 @@ impl RunResult {
 pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
     let idx = verify_indices(plan.seed, plan.members.len(), k);
     let row = plan.schedule.times.len() * result.measures.len();
-    let refs: Vec<Vec<f64>> = idx
-        .par_iter()
-        .map(|&i| reference_member(plan, &plan.members[i], &result.measures).0)
-        .collect();
+    let refs: Vec<Vec<f64>> = idx.par_iter().map(|&i| reference_member(plan, &plan.members[i], &result.measures).0).collect();
     let mut max_abs = vec![0.0; result.measures.len()];
     for (r, &i) in refs.iter().zip(&idx) {
         fold_deviations(&mut max_abs, &result.values[i * row..(i + 1) * row], r);
     }
-    let mut report = verify_report(
-        &result.measures,
-        &max_abs,
-        result.precision,
-        idx.iter().map(|&i| plan.members[i].id).collect(),
-    );
-    report.concurrence = crate::verify::concurrence_route(
-        &result.measures,
-        plan.model,
-        &result.backend,
-        result.precision,
-    );
+    let mut report = verify_report(&result.measures, &max_abs, result.precision, idx.iter().map(|&i| plan.members[i].id).collect());
+    report.concurrence = crate::verify::concurrence_route(&result.measures, plan.model, &result.backend, result.precision);
     report
 }
 
@@ -153,18 +140,9 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
             measures: out.measures,
             times: plan.schedule.times.clone(),
             backend: out.ran_on.as_ref().map_or(backend.name(), |r| r.0).into(),
-            device: out
-                .ran_on
-                .as_ref()
-                .map_or_else(|| backend.device_name(), |r| r.1.clone()),
+            device: out.ran_on.as_ref().map_or_else(|| backend.device_name(), |r| r.1.clone()),
             precision: out.precision,
-            timings: Timings {
-                setup,
-                ensemble: out.ensemble,
-                integrate,
-                host_measures: out.host_measures,
-                ..Default::default()
-            },
+            timings: Timings { setup, ensemble: out.ensemble, integrate, host_measures: out.host_measures, ..Default::default() },
             member_steps: plan.members.len() as f64 * plan.schedule.total_steps() as f64,
             verify: None,
             notes,
@@ -191,11 +169,7 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
 fn params_json(p: &crate::model::Params) -> serde_json::Value {
     use crate::model::ParamValue;
     let cx = |z: &crate::linalg::C64| json!([z.re, z.im]);
-    let mat = |m: &crate::linalg::CMat| {
-        json!((0..m.nrows())
-            .map(|i| (0..m.ncols()).map(|j| cx(&m[(i, j)])).collect::<Vec<_>>())
-            .collect::<Vec<_>>())
-    };
+    let mat = |m: &crate::linalg::CMat| json!((0..m.nrows()).map(|i| (0..m.ncols()).map(|j| cx(&m[(i, j)])).collect::<Vec<_>>()).collect::<Vec<_>>());
     let mut out = serde_json::Map::new();
     for (k, v) in p {
         let val = match v {
@@ -203,10 +177,7 @@ fn params_json(p: &crate::model::Params) -> serde_json::Value {
             ParamValue::Complex(z) => cx(z),
             ParamValue::Text(t) => json!(t),
             ParamValue::Matrix(m) => mat(m),
-            ParamValue::Jumps(js) => json!(js
-                .iter()
-                .map(|(op, r)| json!({"op": mat(op), "rate": r}))
-                .collect::<Vec<_>>()),
+            ParamValue::Jumps(js) => json!(js.iter().map(|(op, r)| json!({"op": mat(op), "rate": r})).collect::<Vec<_>>()),
         };
         out.insert(k.clone(), val);
     }

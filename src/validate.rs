@@ -29,11 +29,7 @@ pub struct Ran {
 
 impl Ran {
     fn col(&self, m: Measure) -> usize {
-        self.result
-            .measures
-            .iter()
-            .position(|x| *x == m)
-            .expect("measure requested")
+        self.result.measures.iter().position(|x| *x == m).expect("measure requested")
     }
     /// Value of measure m for member i at sample s.
     pub fn v(&self, i: usize, s: usize, m: Measure) -> f64 {
@@ -43,12 +39,7 @@ impl Ran {
 
 pub fn run_config(text: &str, backend: Backend, precision: Precision) -> Result<Ran> {
     let plan = parse_plan(text, &Overrides::default())?;
-    let opts = RunOptions {
-        backend,
-        precision,
-        verify: 0,
-        ..Default::default()
-    };
+    let opts = RunOptions { backend, precision, verify: 0, ..Default::default() };
     let result = run_plan(&plan, &opts)?;
     Ok(Ran { plan, result })
 }
@@ -73,13 +64,7 @@ pub fn paper000_table1(b: Backend, p: Precision) -> Result<Vec<Check>> {
     let mut out = vec![];
     for (s, (&t, &tab)) in times.iter().zip(&table).enumerate() {
         let got = ran.v(0, s, Measure::CapacityB);
-        out.push(Check {
-            group: "paper 000 Table I",
-            name: format!("capacity_b(t={t}) vs table"),
-            expected: tab,
-            got,
-            tolerance: 6e-5 + tol(p, b, 0.0, 1e-4),
-        });
+        out.push(Check { group: "paper 000 Table I", name: format!("capacity_b(t={t}) vs table"), expected: tab, got, tolerance: 6e-5 + tol(p, b, 0.0, 1e-4) });
         let closed = 2.0 * (2.0 * 0.1 * t).cos().abs();
         out.push(Check {
             group: "paper 000 Table I",
@@ -126,13 +111,7 @@ pub fn paper000_relations(b: Backend, p: Precision) -> Result<Vec<Check>> {
     Ok(names
         .iter()
         .zip(worst)
-        .map(|(n, w)| Check {
-            group: "paper 000 theorems",
-            name: format!("max |dev| of {n}"),
-            expected: 0.0,
-            got: w,
-            tolerance: tol(p, b, 1e-8, 2e-3),
-        })
+        .map(|(n, w)| Check { group: "paper 000 theorems", name: format!("max |dev| of {n}"), expected: 0.0, got: w, tolerance: tol(p, b, 1e-8, 2e-3) })
         .collect())
 }
 
@@ -187,27 +166,9 @@ pub fn paper002_steady_null_space(b: Backend, p: Precision) -> Result<Vec<Check>
     }
     let group = "paper 002 eq. 8 (null space)";
     Ok(vec![
-        Check {
-            group,
-            name: "max rel dev steady energy_b, 4x4 (k, l) grid".into(),
-            expected: 0.0,
-            got: rel_b,
-            tolerance: 1e-9,
-        },
-        Check {
-            group,
-            name: "max rel dev steady energy_c, 4x4 (k, l) grid".into(),
-            expected: 0.0,
-            got: rel_c,
-            tolerance: 1e-9,
-        },
-        Check {
-            group,
-            name: "max residual ||L rho||_F".into(),
-            expected: 0.0,
-            got: residual,
-            tolerance: 1e-12,
-        },
+        Check { group, name: "max rel dev steady energy_b, 4x4 (k, l) grid".into(), expected: 0.0, got: rel_b, tolerance: 1e-9 },
+        Check { group, name: "max rel dev steady energy_c, 4x4 (k, l) grid".into(), expected: 0.0, got: rel_c, tolerance: 1e-9 },
+        Check { group, name: "max residual ||L rho||_F".into(), expected: 0.0, got: residual, tolerance: 1e-12 },
     ])
 }
 
@@ -218,25 +179,15 @@ pub fn eq8(k: f64, l: f64) -> (f64, f64) {
         + l2 * (4.0 + l2).powi(2) * (4.0 + 9.0 * l2)
         + 4.0 * k2 * l2 * (4.0 + 3.0 * l2) * (4.0 + 9.0 * l2)
         + 64.0 * k2 * k2 * (4.0 + 11.0 * l2 + 5.0 * l2 * l2);
-    let eb =
-        16.0 * k2 * (8.0 * (k2 + k2 * k2) + 2.0 * (2.0 + 9.0 * k2) * l2 + 9.0 * l2 * l2) / alpha;
-    let ec = 4.0
-        * k2
-        * (32.0 * k2 * k2 * (1.0 + l2)
-            + l2 * l2 * (4.0 + 9.0 * l2)
-            + 4.0 * k2 * (2.0 + l2) * (4.0 + 9.0 * l2))
-        / alpha;
+    let eb = 16.0 * k2 * (8.0 * (k2 + k2 * k2) + 2.0 * (2.0 + 9.0 * k2) * l2 + 9.0 * l2 * l2) / alpha;
+    let ec = 4.0 * k2 * (32.0 * k2 * k2 * (1.0 + l2) + l2 * l2 * (4.0 + 9.0 * l2) + 4.0 * k2 * (2.0 + l2) * (4.0 + 9.0 * l2)) / alpha;
     (eb, ec)
 }
 
 /// Paper 004: energy, capacity, concurrence and ergotropy of the battery for a charger on the
 /// Bloch sphere (closed system).
 pub fn paper004_closed_forms(b: Backend, p: Precision) -> Result<Vec<Check>> {
-    let thetas = [
-        std::f64::consts::PI,
-        2.0 * std::f64::consts::PI / 3.0,
-        std::f64::consts::FRAC_PI_3,
-    ];
+    let thetas = [std::f64::consts::PI, 2.0 * std::f64::consts::PI / 3.0, std::f64::consts::FRAC_PI_3];
     let (wb, j) = (1.0, 1.0);
     let cfg = format!(
         "model = \"bloch-charger\"\n[params]\nwb = {wb}\nj = {j}\n[initial]\ntheta = {{ values = {thetas:?} }}\nphi = 0.7\n[time]\ndt = 0.001\nt_end = 4.0\nsamples = 81\n[output]\nmeasures = [\"energy_b\", \"capacity_b\", \"concurrence\", \"ergotropy_b\"]\n"
@@ -248,28 +199,13 @@ pub fn paper004_closed_forms(b: Backend, p: Precision) -> Result<Vec<Check>> {
         let mut worst = [0.0f64; 4];
         for (k, &t) in ran.result.times.iter().enumerate() {
             let root = (1.0 - s2 * s2 * (2.0 * j * t).sin().powi(2)).sqrt();
-            let expect = [
-                wb * s2 * (j * t).sin().powi(2),
-                wb * root,
-                s2 * (2.0 * j * t).sin().abs(),
-                wb * (s2 * (j * t).sin().powi(2) - (1.0 - root) / 2.0),
-            ];
-            let got = [
-                ran.v(i, k, Measure::EnergyB),
-                ran.v(i, k, Measure::CapacityB),
-                ran.v(i, k, Measure::Concurrence),
-                ran.v(i, k, Measure::ErgotropyB),
-            ];
+            let expect = [wb * s2 * (j * t).sin().powi(2), wb * root, s2 * (2.0 * j * t).sin().abs(), wb * (s2 * (j * t).sin().powi(2) - (1.0 - root) / 2.0)];
+            let got = [ran.v(i, k, Measure::EnergyB), ran.v(i, k, Measure::CapacityB), ran.v(i, k, Measure::Concurrence), ran.v(i, k, Measure::ErgotropyB)];
             for q in 0..4 {
                 worst[q] = worst[q].max((got[q] - expect[q]).abs());
             }
         }
-        let names = [
-            "energy_b = wb s^2 sin^2 jt",
-            "capacity_b = wb sqrt(1 - s^4 sin^2 2jt)",
-            "concurrence = s^2 |sin 2jt|",
-            "ergotropy_b closed form",
-        ];
+        let names = ["energy_b = wb s^2 sin^2 jt", "capacity_b = wb sqrt(1 - s^4 sin^2 2jt)", "concurrence = s^2 |sin 2jt|", "ergotropy_b closed form"];
         for q in 0..4 {
             let f32_tol = if q == 2 { 1e-3 } else { 2e-4 };
             out.push(Check {
@@ -294,10 +230,7 @@ pub fn paper004_decay(b: Backend, p: Precision) -> Result<Vec<Check>> {
     );
     let ran = run_config(&cfg, b, p)?;
     let mut out = vec![];
-    for (i, theta) in [std::f64::consts::PI, std::f64::consts::FRAC_PI_2]
-        .iter()
-        .enumerate()
-    {
+    for (i, theta) in [std::f64::consts::PI, std::f64::consts::FRAC_PI_2].iter().enumerate() {
         let s2 = (theta / 2.0).sin().powi(2);
         let mut worst = 0.0f64;
         for (k, &t) in ran.result.times.iter().enumerate() {
@@ -385,57 +318,27 @@ pub fn protocol_storage(b: Backend, p: Precision) -> Result<Vec<Check>> {
     );
     let ran = run_config(&cfg, b, p)?;
     let times = &ran.result.times;
-    let first_after = times
-        .iter()
-        .position(|&t| t > t_off)
-        .expect("samples after T");
+    let first_after = times.iter().position(|&t| t > t_off).expect("samples after T");
     let mut out = vec![];
     for (i, m) in ran.plan.members.iter().enumerate() {
         let gamma = crate::model::real(&ran.plan.points[m.point], "gamma")?;
-        let theta = m
-            .theta_phi
-            .map(|(th, _)| th)
-            .unwrap_or(std::f64::consts::PI);
+        let theta = m.theta_phi.map(|(th, _)| th).unwrap_or(std::f64::consts::PI);
         let s2 = (theta / 2.0).sin().powi(2);
         let g = (j * j - gamma * gamma / 16.0f64).sqrt();
-        let energy =
-            |t: f64| wb * s2 * (j / g).powi(2) * (g * t).sin().powi(2) * (-gamma * t / 2.0).exp();
+        let energy = |t: f64| wb * s2 * (j / g).powi(2) * (g * t).sin().powi(2) * (-gamma * t / 2.0).exp();
         let (mut closed, mut frozen_e, mut frozen_w) = (0.0f64, 0.0f64, 0.0f64);
         for (k, &t) in times.iter().enumerate() {
             closed = closed.max((ran.v(i, k, Measure::EnergyB) - energy(t.min(t_off))).abs());
             if k > first_after {
-                frozen_e = frozen_e.max(
-                    (ran.v(i, k, Measure::EnergyB) - ran.v(i, first_after, Measure::EnergyB)).abs(),
-                );
-                frozen_w = frozen_w.max(
-                    (ran.v(i, k, Measure::ErgotropyB) - ran.v(i, first_after, Measure::ErgotropyB))
-                        .abs(),
-                );
+                frozen_e = frozen_e.max((ran.v(i, k, Measure::EnergyB) - ran.v(i, first_after, Measure::EnergyB)).abs());
+                frozen_w = frozen_w.max((ran.v(i, k, Measure::ErgotropyB) - ran.v(i, first_after, Measure::ErgotropyB)).abs());
             }
         }
         let case = format!("theta={theta:.4}, gamma={gamma}");
         let group = "protocol switch_off (004)";
-        out.push(Check {
-            group,
-            name: format!("max |dev| energy_b, closed form to T ({case})"),
-            expected: 0.0,
-            got: closed,
-            tolerance: tol(p, b, 1e-9, 2e-4),
-        });
-        out.push(Check {
-            group,
-            name: format!("energy_b frozen after T ({case})"),
-            expected: 0.0,
-            got: frozen_e,
-            tolerance: tol(p, b, 1e-12, 1e-5),
-        });
-        out.push(Check {
-            group,
-            name: format!("ergotropy_b frozen after T ({case})"),
-            expected: 0.0,
-            got: frozen_w,
-            tolerance: tol(p, b, 1e-12, 1e-5),
-        });
+        out.push(Check { group, name: format!("max |dev| energy_b, closed form to T ({case})"), expected: 0.0, got: closed, tolerance: tol(p, b, 1e-9, 2e-4) });
+        out.push(Check { group, name: format!("energy_b frozen after T ({case})"), expected: 0.0, got: frozen_e, tolerance: tol(p, b, 1e-12, 1e-5) });
+        out.push(Check { group, name: format!("ergotropy_b frozen after T ({case})"), expected: 0.0, got: frozen_w, tolerance: tol(p, b, 1e-12, 1e-5) });
     }
     Ok(out)
 }
@@ -468,20 +371,8 @@ pub fn drive_rabi(b: Backend, p: Precision) -> Result<Vec<Check>> {
         }
         let case = format!("Omega={omega}, detuning={delta:.1}");
         let group = "drives (Rabi)";
-        out.push(Check {
-            group,
-            name: format!("max |dev| energy_b, Rabi formula ({case})"),
-            expected: 0.0,
-            got: dev_b,
-            tolerance: tol(p, b, 1e-8, 2e-4),
-        });
-        out.push(Check {
-            group,
-            name: format!("max |energy_c|, idle charger ({case})"),
-            expected: 0.0,
-            got: dev_c,
-            tolerance: tol(p, b, 1e-12, 1e-5),
-        });
+        out.push(Check { group, name: format!("max |dev| energy_b, Rabi formula ({case})"), expected: 0.0, got: dev_b, tolerance: tol(p, b, 1e-8, 2e-4) });
+        out.push(Check { group, name: format!("max |energy_c|, idle charger ({case})"), expected: 0.0, got: dev_c, tolerance: tol(p, b, 1e-12, 1e-5) });
     }
     Ok(out)
 }

@@ -35,28 +35,15 @@ pub struct VerifyReport {
 /// The route of the concurrence in a run of `model` on `backend` ("gpu" or "cpu") at
 /// `precision`: the two-qubit models compute it with the measures kernel (on the device, in
 /// the run's precision) or its CPU twin (f64); the cavity model on the host with nalgebra.
-pub fn concurrence_route(
-    measures: &[Measure],
-    model: crate::model::ModelKind,
-    backend: &str,
-    precision: Precision,
-) -> Option<String> {
+pub fn concurrence_route(measures: &[Measure], model: crate::model::ModelKind, backend: &str, precision: Precision) -> Option<String> {
     use crate::model::ModelKind;
     if !measures.contains(&Measure::Concurrence) {
         return None;
     }
-    let two_qubit = matches!(
-        model,
-        ModelKind::SpinPair | ModelKind::DrivenPair | ModelKind::BlochCharger | ModelKind::TwoQubit
-    );
+    let two_qubit = matches!(model, ModelKind::SpinPair | ModelKind::DrivenPair | ModelKind::BlochCharger | ModelKind::TwoQubit);
     Some(match (two_qubit, backend) {
-        (true, "gpu") => format!(
-            "{} on the device (singular values of X^T S X by one-sided Jacobi)",
-            precision.name()
-        ),
-        (true, _) => {
-            "f64 on the CPU (measures twin: singular values of X^T S X by one-sided Jacobi)".into()
-        }
+        (true, "gpu") => format!("{} on the device (singular values of X^T S X by one-sided Jacobi)", precision.name()),
+        (true, _) => "f64 on the CPU (measures twin: singular values of X^T S X by one-sided Jacobi)".into(),
         (false, _) => "f64 on the host (nalgebra SVD of X^T S X)".into(),
     })
 }
@@ -100,41 +87,22 @@ pub fn fold_deviations(max_abs: &mut [f64], got: &[f64], reference: &[f64]) {
 }
 
 /// The verify report from each measure's largest deviation.
-pub fn verify_report(
-    measures: &[Measure],
-    max_abs: &[f64],
-    precision: Precision,
-    members: Vec<u64>,
-) -> VerifyReport {
+pub fn verify_report(measures: &[Measure], max_abs: &[f64], precision: Precision, members: Vec<u64>) -> VerifyReport {
     let deviations: Vec<Deviation> = measures
         .iter()
         .zip(max_abs)
         .map(|(m, &max_abs)| {
             let tolerance = verify_tolerance(*m, precision);
-            Deviation {
-                measure: m.name().into(),
-                max_abs,
-                tolerance,
-                pass: max_abs <= tolerance,
-                precision: None,
-            }
+            Deviation { measure: m.name().into(), max_abs, tolerance, pass: max_abs <= tolerance, precision: None }
         })
         .collect();
     let pass = deviations.iter().all(|d| d.pass);
-    VerifyReport {
-        members,
-        deviations,
-        pass,
-        concurrence: None,
-    }
+    VerifyReport { members, deviations, pass, concurrence: None }
 }
 
 /// The verify report of members verified at several precisions: each group's deviations with
 /// its own tolerance, labelled with its precision; it passes when every group passes.
-pub fn verify_report_mixed(
-    measures: &[Measure],
-    groups: &[(Precision, Vec<f64>, Vec<u64>)],
-) -> VerifyReport {
+pub fn verify_report_mixed(measures: &[Measure], groups: &[(Precision, Vec<f64>, Vec<u64>)]) -> VerifyReport {
     if let [(precision, max_abs, members)] = groups {
         return verify_report(measures, max_abs, *precision, members.clone());
     }
@@ -143,17 +111,9 @@ pub fn verify_report_mixed(
     for (precision, max_abs, ids) in groups {
         let r = verify_report(measures, max_abs, *precision, ids.clone());
         members.extend(r.members);
-        deviations.extend(r.deviations.into_iter().map(|d| Deviation {
-            precision: Some(*precision),
-            ..d
-        }));
+        deviations.extend(r.deviations.into_iter().map(|d| Deviation { precision: Some(*precision), ..d }));
     }
     members.sort_unstable();
     let pass = deviations.iter().all(|d| d.pass);
-    VerifyReport {
-        members,
-        deviations,
-        pass,
-        concurrence: None,
-    }
+    VerifyReport { members, deviations, pass, concurrence: None }
 }

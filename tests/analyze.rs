@@ -12,21 +12,7 @@ fn run_config(dir: &Path, name: &str, config: &str, extra: &[&str]) -> std::path
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(&cfg, config).unwrap();
     let out = dir.join(name);
-    ok(bin()
-        .arg("run")
-        .arg(&cfg)
-        .args([
-            "--backend",
-            "cpu",
-            "--precision",
-            "f64",
-            "--no-progress",
-            "--verify",
-            "0",
-            "--out",
-        ])
-        .arg(&out)
-        .args(extra));
+    ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--precision", "f64", "--no-progress", "--verify", "0", "--out"]).arg(&out).args(extra));
     out
 }
 
@@ -34,21 +20,11 @@ fn run_config(dir: &Path, name: &str, config: &str, extra: &[&str]) -> std::path
 fn read_series_csv(path: &Path) -> (Vec<String>, Vec<(u64, f64, Vec<f64>)>) {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
-    let header: Vec<String> = lines
-        .next()
-        .unwrap()
-        .split(',')
-        .skip(2)
-        .map(String::from)
-        .collect();
+    let header: Vec<String> = lines.next().unwrap().split(',').skip(2).map(String::from).collect();
     let rows = lines
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            (
-                f[0].parse().unwrap(),
-                f[1].parse().unwrap(),
-                f[2..].iter().map(|v| v.parse().unwrap()).collect(),
-            )
+            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2..].iter().map(|v| v.parse().unwrap()).collect())
         })
         .collect();
     (header, rows)
@@ -98,10 +74,7 @@ fn csv_pooled(dir: &Path, a: &str, b: &str) -> Vec<String> {
             "monotone_decreasing"
         ]
     );
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&format!("{a},{b},pooled,")))
-        .unwrap_or_else(|| panic!("no pooled row {a},{b}"));
+    let line = text.lines().find(|l| l.starts_with(&format!("{a},{b},pooled,"))).unwrap_or_else(|| panic!("no pooled row {a},{b}"));
     line.split(',').map(String::from).collect()
 }
 
@@ -119,56 +92,19 @@ const PAPER000: &str = "model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 1.0\nj1 
 fn paper000_capacity_concurrence_texture_relations() {
     let tmp = tempfile::tempdir().unwrap();
     let csv_dir = run_config(tmp.path(), "p000csv", PAPER000, &["--no-plots"]);
-    let npy_dir = run_config(
-        tmp.path(),
-        "p000npy",
-        PAPER000,
-        &["--no-plots", "--format", "npy"],
-    );
-    let opts = AnalyzeOptions {
-        plots: false,
-        ..Default::default()
-    };
+    let npy_dir = run_config(tmp.path(), "p000npy", PAPER000, &["--no-plots", "--format", "npy"]);
+    let opts = AnalyzeOptions { plots: false, ..Default::default() };
     let an = analyze_dir(&csv_dir, &opts).unwrap();
-    assert_eq!(
-        (an.members_total, an.members_used, an.capped, an.times.len()),
-        (1, 1, false, 1001)
-    );
+    assert_eq!((an.members_total, an.members_used, an.capped, an.times.len()), (1, 1, false, 1001));
     let ce = an.pooled("capacity_b", "concurrence").unwrap();
     let ct = an.pooled("capacity_b", "texture_b").unwrap();
     assert_eq!(ce.n, 1001);
-    assert!(
-        (ce.spearman.unwrap() + 1.0).abs() < 1e-12,
-        "spearman(capacity, concurrence) = {:?}",
-        ce.spearman
-    );
-    assert!(
-        (ct.spearman.unwrap() - 1.0).abs() < 1e-12,
-        "spearman(capacity, texture) = {:?}",
-        ct.spearman
-    );
-    assert_eq!(
-        (
-            ce.monotone_fraction,
-            ce.monotone_increasing,
-            ce.monotone_decreasing
-        ),
-        (Some(1.0), Some(0.0), Some(1.0))
-    );
-    assert_eq!(
-        (
-            ct.monotone_fraction,
-            ct.monotone_increasing,
-            ct.monotone_decreasing
-        ),
-        (Some(1.0), Some(1.0), Some(0.0))
-    );
+    assert!((ce.spearman.unwrap() + 1.0).abs() < 1e-12, "spearman(capacity, concurrence) = {:?}", ce.spearman);
+    assert!((ct.spearman.unwrap() - 1.0).abs() < 1e-12, "spearman(capacity, texture) = {:?}", ct.spearman);
+    assert_eq!((ce.monotone_fraction, ce.monotone_increasing, ce.monotone_decreasing), (Some(1.0), Some(0.0), Some(1.0)));
+    assert_eq!((ct.monotone_fraction, ct.monotone_increasing, ct.monotone_decreasing), (Some(1.0), Some(1.0), Some(0.0)));
     // a single member: per-time correlations over one member are undefined
-    assert!(an
-        .rows
-        .iter()
-        .filter(|r| r.scope == Scope::PerTime)
-        .all(|r| r.pearson.is_none() && r.spearman.is_none() && r.n == 1));
+    assert!(an.rows.iter().filter(|r| r.scope == Scope::PerTime).all(|r| r.pearson.is_none() && r.spearman.is_none() && r.n == 1));
 
     // The pooled values recomputed here from series.csv.
     let (names, rows) = read_series_csv(&csv_dir.join("series.csv"));
@@ -179,27 +115,14 @@ fn paper000_capacity_concurrence_texture_relations() {
     let (cap, conc, tex) = (col("capacity_b"), col("concurrence"), col("texture_b"));
     // the closed forms themselves, so the -1/+1 is the paper's relation and not an artefact
     for ((c, e), t) in cap.iter().zip(&conc).zip(&tex) {
-        assert!(
-            (c - 2.0 * (1.0 - e * e).max(0.0).sqrt()).abs() < 1e-6,
-            "Theorem 1: C = {c}, E = {e}"
-        );
-        assert!(
-            (c - 2.0 * (4.0 * t * t - 1.0).max(0.0).sqrt()).abs() < 1e-6,
-            "Theorem 9: C = {c}, T = {t}"
-        );
+        assert!((c - 2.0 * (1.0 - e * e).max(0.0).sqrt()).abs() < 1e-6, "Theorem 1: C = {c}, E = {e}");
+        assert!((c - 2.0 * (4.0 * t * t - 1.0).max(0.0).sqrt()).abs() < 1e-6, "Theorem 9: C = {c}, T = {t}");
     }
     assert!((ce.pearson.unwrap() - pearson_direct(&cap, &conc)).abs() < 1e-12);
     assert!((ct.pearson.unwrap() - pearson_direct(&cap, &tex)).abs() < 1e-12);
-    assert!(
-        (ce.spearman.unwrap() - pearson_direct(&ranks_direct(&cap), &ranks_direct(&conc))).abs()
-            < 1e-12
-    );
+    assert!((ce.spearman.unwrap() - pearson_direct(&ranks_direct(&cap), &ranks_direct(&conc))).abs() < 1e-12);
     // Pearson is not +-1: the relation is monotone but not linear
-    assert!(
-        ce.pearson.unwrap() > -0.99 && ce.pearson.unwrap() < -0.5,
-        "{:?}",
-        ce.pearson
-    );
+    assert!(ce.pearson.unwrap() > -0.99 && ce.pearson.unwrap() < -0.5, "{:?}", ce.pearson);
 
     // analysis.csv holds the same numbers
     let row = csv_pooled(&csv_dir, "capacity_b", "concurrence");
@@ -217,28 +140,15 @@ fn paper000_capacity_concurrence_texture_relations() {
 /// A run directory written by hand: 2 members x 3 times of measures (x, y).
 fn hand_dir(dir: &Path, npy: bool, values: &[[f64; 2]; 6]) {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("run.json"),
-        r#"{"model": "two-qubit", "precision": "f64"}"#,
-    )
-    .unwrap();
+    std::fs::write(dir.join("run.json"), r#"{"model": "two-qubit", "precision": "f64"}"#).unwrap();
     let times = [0.0, 0.5, 1.0];
     if npy {
         use npyz::WriterBuilder;
         let f = std::fs::File::create(dir.join("series.npy")).unwrap();
-        let mut w = npyz::WriteOptions::<f64>::new()
-            .default_dtype()
-            .shape(&[2, 3, 2])
-            .writer(f)
-            .begin_nd()
-            .unwrap();
+        let mut w = npyz::WriteOptions::<f64>::new().default_dtype().shape(&[2, 3, 2]).writer(f).begin_nd().unwrap();
         w.extend(values.iter().flatten().copied()).unwrap();
         w.finish().unwrap();
-        std::fs::write(
-            dir.join("series.json"),
-            r#"{"members": [0, 1], "times": [0.0, 0.5, 1.0], "measures": ["x", "y"]}"#,
-        )
-        .unwrap();
+        std::fs::write(dir.join("series.json"), r#"{"members": [0, 1], "times": [0.0, 0.5, 1.0], "measures": ["x", "y"]}"#).unwrap();
     } else {
         let mut s = String::from("member,t,x,y\n");
         for (i, v) in values.iter().enumerate() {
@@ -251,64 +161,28 @@ fn hand_dir(dir: &Path, npy: bool, values: &[[f64; 2]; 6]) {
 #[test]
 fn hand_computed_correlations_csv_and_npy_and_cap() {
     // member 0: x = 0, 1, 2; y = 0, 1, 4 (increasing)   member 1: x = 3, 4, 5; y = 5, 3, 1 (decreasing)
-    let values = [
-        [0.0, 0.0],
-        [1.0, 1.0],
-        [2.0, 4.0],
-        [3.0, 5.0],
-        [4.0, 3.0],
-        [5.0, 1.0],
-    ];
+    let values = [[0.0, 0.0], [1.0, 1.0], [2.0, 4.0], [3.0, 5.0], [4.0, 3.0], [5.0, 1.0]];
     let tmp = tempfile::tempdir().unwrap();
     let (dc, dn) = (tmp.path().join("c"), tmp.path().join("n"));
     hand_dir(&dc, false, &values);
     hand_dir(&dn, true, &values);
-    let opts = AnalyzeOptions {
-        pairs: vec![("x".into(), "y".into())],
-        plots: false,
-        ..Default::default()
-    };
+    let opts = AnalyzeOptions { pairs: vec![("x".into(), "y".into())], plots: false, ..Default::default() };
     let an = analyze_dir(&dc, &opts).unwrap();
     let p = an.pooled("x", "y").unwrap();
     // Pooled by hand: x dev -2.5..2.5, y = 0 1 4 5 3 1 (mean 7/3): Sxy = 6, Sxx = 17.5,
     // Syy = 52 - 6 (7/3)^2 = 58/3; ranks of y = 1, 2.5, 5, 6, 4, 2.5: Sxy = 6.5, Syy = 17.
     assert!((p.pearson.unwrap() - 6.0 / (17.5f64 * 58.0 / 3.0).sqrt()).abs() < 1e-14);
     assert!((p.spearman.unwrap() - 6.5 / (17.5f64 * 17.0).sqrt()).abs() < 1e-14);
-    assert_eq!(
-        (
-            p.monotone_fraction,
-            p.monotone_increasing,
-            p.monotone_decreasing
-        ),
-        (Some(1.0), Some(0.5), Some(0.5))
-    );
+    assert_eq!((p.monotone_fraction, p.monotone_increasing, p.monotone_decreasing), (Some(1.0), Some(0.5), Some(0.5)));
     // per time over the two members: t = 0 (0,0),(3,5): +1; t = 1 (2,4),(5,1): -1
-    let at = |t: f64| {
-        an.rows
-            .iter()
-            .find(|r| r.scope == Scope::PerTime && r.t == Some(t))
-            .unwrap()
-    };
-    assert_eq!(
-        (at(0.0).pearson, at(0.0).spearman, at(0.0).n),
-        (Some(1.0), Some(1.0), 2)
-    );
-    assert_eq!(
-        (at(1.0).pearson, at(1.0).spearman),
-        (Some(-1.0), Some(-1.0))
-    );
+    let at = |t: f64| an.rows.iter().find(|r| r.scope == Scope::PerTime && r.t == Some(t)).unwrap();
+    assert_eq!((at(0.0).pearson, at(0.0).spearman, at(0.0).n), (Some(1.0), Some(1.0), 2));
+    assert_eq!((at(1.0).pearson, at(1.0).spearman), (Some(-1.0), Some(-1.0)));
     // the npy series gives the same analysis
     assert_eq!(analyze_dir(&dn, &opts).unwrap().rows, an.rows);
     // capped at one member: the strided subset is member 0 alone (x = 0 1 2, y = 0 1 4:
     // Sxy = 4, Sxx = 2, Syy = 78/9); the monotone fractions still count both members
-    let capped = analyze_dir(
-        &dc,
-        &AnalyzeOptions {
-            max_members: 1,
-            ..opts.clone()
-        },
-    )
-    .unwrap();
+    let capped = analyze_dir(&dc, &AnalyzeOptions { max_members: 1, ..opts.clone() }).unwrap();
     assert!(capped.capped && capped.members_used == 1 && capped.members_total == 2);
     let p = capped.pooled("x", "y").unwrap();
     assert_eq!(p.n, 3);
@@ -316,33 +190,13 @@ fn hand_computed_correlations_csv_and_npy_and_cap() {
     assert_eq!(p.monotone_increasing, Some(0.5));
     assert_eq!(csv_pooled(&dc, "x", "y")[7], "true");
     // errors name the field
-    let err = analyze_dir(
-        &dc,
-        &AnalyzeOptions {
-            pairs: vec![("x".into(), "nope".into())],
-            ..opts.clone()
-        },
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string().contains("--pairs") && err.to_string().contains("nope"),
-        "{err}"
-    );
-    let err = analyze_dir(
-        &dc,
-        &AnalyzeOptions {
-            pairs: vec![],
-            ..opts.clone()
-        },
-    )
-    .unwrap_err();
+    let err = analyze_dir(&dc, &AnalyzeOptions { pairs: vec![("x".into(), "nope".into())], ..opts.clone() }).unwrap_err();
+    assert!(err.to_string().contains("--pairs") && err.to_string().contains("nope"), "{err}");
+    let err = analyze_dir(&dc, &AnalyzeOptions { pairs: vec![], ..opts.clone() }).unwrap_err();
     assert!(err.to_string().contains("capacity_b"), "{err}");
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    assert!(analyze_dir(&empty, &opts)
-        .unwrap_err()
-        .to_string()
-        .contains("series"));
+    assert!(analyze_dir(&empty, &opts).unwrap_err().to_string().contains("series"));
     // a truncated csv is refused with its line
     let text = std::fs::read_to_string(dc.join("series.csv")).unwrap();
     std::fs::write(dc.join("series.csv"), &text[..text.len() - 12]).unwrap();
@@ -353,58 +207,29 @@ fn hand_computed_correlations_csv_and_npy_and_cap() {
 fn analyze_cli_prints_the_table_and_writes_histograms() {
     let tmp = tempfile::tempdir().unwrap();
     let out = run_config(tmp.path(), "p000", PAPER000, &["--no-plots"]);
-    let stdout = ok(bin()
-        .arg("analyze")
-        .arg(&out)
-        .args(["--pairs", "capacity_b:concurrence,capacity_b:texture_b"]));
-    assert!(
-        stdout.contains("capacity_b") && stdout.contains("-1.0000") && stdout.contains("+1.0000"),
-        "{stdout}"
-    );
-    for f in [
-        "analysis.csv",
-        "plot_hist2d_capacity_b_concurrence.png",
-        "plot_hist2d_capacity_b_concurrence.svg",
-    ] {
+    let stdout = ok(bin().arg("analyze").arg(&out).args(["--pairs", "capacity_b:concurrence,capacity_b:texture_b"]));
+    assert!(stdout.contains("capacity_b") && stdout.contains("-1.0000") && stdout.contains("+1.0000"), "{stdout}");
+    for f in ["analysis.csv", "plot_hist2d_capacity_b_concurrence.png", "plot_hist2d_capacity_b_concurrence.svg"] {
         assert!(out.join(f).metadata().unwrap().len() > 0, "{f}");
     }
-    let o = bin()
-        .arg("analyze")
-        .arg(&out)
-        .args(["--pairs", "capacity_b"])
-        .output()
-        .unwrap();
+    let o = bin().arg("analyze").arg(&out).args(["--pairs", "capacity_b"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--pairs"));
 }
 
 fn check_png(path: &Path) {
     let dec = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let mut reader = dec
-        .read_info()
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = dec.read_info().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
-    assert!(
-        info.width >= 600 && info.height >= 300,
-        "{}",
-        path.display()
-    );
+    assert!(info.width >= 600 && info.height >= 300, "{}", path.display());
     // not blank: some pixels are dark (text, axes)
-    assert!(
-        buf.chunks(3).any(|p| p.iter().all(|c| *c < 100)),
-        "{} has no dark pixel",
-        path.display()
-    );
+    assert!(buf.chunks(3).any(|p| p.iter().all(|c| *c < 100)), "{} has no dark pixel", path.display());
 }
 
 fn check_svg(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
-    assert!(
-        text.starts_with("<svg") && text.trim_end().ends_with("</svg>"),
-        "{}",
-        path.display()
-    );
+    assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"), "{}", path.display());
     assert!(text.contains("<text"), "{} has no text", path.display());
 }
 
@@ -438,19 +263,10 @@ fn run_plots_are_valid_and_match_the_files() {
     let out = run_config(tmp.path(), "haar", cfg, &[]);
     let names = check_plots(&out);
     for m in ["capacity_b", "concurrence", "texture_b", "energy_b"] {
-        assert!(
-            names.contains(&format!("plot_{m}.png")) && names.contains(&format!("plot_{m}.svg")),
-            "{names:?}"
-        );
+        assert!(names.contains(&format!("plot_{m}.png")) && names.contains(&format!("plot_{m}.svg")), "{names:?}");
     }
-    assert!(
-        names.contains(&"plot_hist2d_capacity_b_concurrence.png".to_string()),
-        "{names:?}"
-    );
-    assert!(
-        !names.iter().any(|n| n.starts_with("plot_series")),
-        "30 members: no per-member plot"
-    );
+    assert!(names.contains(&"plot_hist2d_capacity_b_concurrence.png".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("plot_series")), "30 members: no per-member plot");
 
     // The band data is stats.csv's mean, q05 and q95, parsed here independently.
     let stats_text = std::fs::read_to_string(out.join("stats.csv")).unwrap();
@@ -460,11 +276,7 @@ fn run_plots_are_valid_and_match_the_files() {
     for line in stats_text.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         let band = bands.iter().find(|b| b.measure == f[1]).unwrap();
-        let s = band
-            .t
-            .iter()
-            .position(|t| *t == f[0].parse::<f64>().unwrap())
-            .unwrap();
+        let s = band.t.iter().position(|t| *t == f[0].parse::<f64>().unwrap()).unwrap();
         assert_eq!(band.mean[s], f[2].parse::<f64>().unwrap());
         assert_eq!(band.q05[s], f[6].parse::<f64>().unwrap());
         assert_eq!(band.q95[s], f[8].parse::<f64>().unwrap());
@@ -477,20 +289,13 @@ fn run_plots_are_valid_and_match_the_files() {
     let h = &plots::hist2d_data(&out, &pairs, 10).unwrap()[0];
     assert_eq!(h.counts.iter().sum::<u64>(), 30 * 21);
     let (names_s, rows) = read_series_csv(&out.join("series.csv"));
-    let (ka, kb) = (
-        names_s.iter().position(|n| n == "capacity_b").unwrap(),
-        names_s.iter().position(|n| n == "concurrence").unwrap(),
-    );
+    let (ka, kb) = (names_s.iter().position(|n| n == "capacity_b").unwrap(), names_s.iter().position(|n| n == "concurrence").unwrap());
     let lo_a = rows.iter().map(|r| r.2[ka]).fold(f64::INFINITY, f64::min);
-    let hi_a = rows
-        .iter()
-        .map(|r| r.2[ka])
-        .fold(f64::NEG_INFINITY, f64::max);
+    let hi_a = rows.iter().map(|r| r.2[ka]).fold(f64::NEG_INFINITY, f64::max);
     assert_eq!(h.a_range, (lo_a, hi_a));
     let mut counts = vec![0u64; 100];
     for r in &rows {
-        let bin =
-            |v: f64, (lo, hi): (f64, f64)| (((v - lo) / (hi - lo) * 10.0).floor() as usize).min(9);
+        let bin = |v: f64, (lo, hi): (f64, f64)| (((v - lo) / (hi - lo) * 10.0).floor() as usize).min(9);
         counts[bin(r.2[ka], h.a_range) * 10 + bin(r.2[kb], h.b_range)] += 1;
     }
     assert_eq!(counts, h.counts);
@@ -502,47 +307,20 @@ fn theta_sweep_peaks_match_paper004() {
     let cfg = "model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\n[initial]\ntheta = { linspace = [0.5, 3.141592653589793, 5] }\n[time]\ndt = 0.001\nt_end = 2.0\nsamples = 2001\n[output]\nmeasures = [\"energy_b\", \"ergotropy_b\", \"power_b\", \"ergotropic_power_b\"]\n";
     let out = run_config(tmp.path(), "bloch", cfg, &["--series", "false"]);
     let names = check_plots(&out);
-    assert!(
-        names.contains(&"plot_peaks_theta.png".to_string())
-            && names.contains(&"plot_peak_times_theta.svg".to_string()),
-        "{names:?}"
-    );
-    let sm = qbat_gpu::output::summary::read_summary(&out)
-        .unwrap()
-        .unwrap();
+    assert!(names.contains(&"plot_peaks_theta.png".to_string()) && names.contains(&"plot_peak_times_theta.svg".to_string()), "{names:?}");
+    let sm = qbat_gpu::output::summary::read_summary(&out).unwrap().unwrap();
     let (theta, peaks, times) = plots::theta_plot_data(&sm).unwrap();
     assert_eq!(theta.len(), 5);
     for (i, th) in theta.iter().enumerate() {
         let s2 = (th / 2.0).sin().powi(2);
         // paper 004: t_E = pi/(2j), E(t_E) = wb s^2; t_P = A/j, P = B wb j s^2 (A = 1.1656, B = 0.7246)
-        assert!(
-            (times[0].1[i] - std::f64::consts::FRAC_PI_2).abs() <= 1e-3,
-            "t_E = {}",
-            times[0].1[i]
-        );
-        assert!(
-            (peaks[0].1[i] - s2).abs() < 1e-6,
-            "E(t_E) = {} vs {s2}",
-            peaks[0].1[i]
-        );
-        assert!(
-            (times[2].1[i] - 1.1656).abs() <= 1.5e-3,
-            "t_P = {}",
-            times[2].1[i]
-        );
-        assert!(
-            (peaks[2].1[i] - 0.7246 * s2).abs() < 1e-4,
-            "P(t_P) = {}",
-            peaks[2].1[i]
-        );
+        assert!((times[0].1[i] - std::f64::consts::FRAC_PI_2).abs() <= 1e-3, "t_E = {}", times[0].1[i]);
+        assert!((peaks[0].1[i] - s2).abs() < 1e-6, "E(t_E) = {} vs {s2}", peaks[0].1[i]);
+        assert!((times[2].1[i] - 1.1656).abs() <= 1.5e-3, "t_P = {}", times[2].1[i]);
+        assert!((peaks[2].1[i] - 0.7246 * s2).abs() < 1e-4, "P(t_P) = {}", peaks[2].1[i]);
     }
     // theta = pi: t_ergP = C/j, C = 1.399193; value D wb j, D = 0.673
-    assert!(
-        (times[3].1[4] - 1.399193).abs() <= 1.5e-3 && (peaks[3].1[4] - 0.673).abs() < 1e-3,
-        "{:?} {:?}",
-        times[3].1[4],
-        peaks[3].1[4]
-    );
+    assert!((times[3].1[4] - 1.399193).abs() <= 1.5e-3 && (peaks[3].1[4] - 0.673).abs() < 1e-3, "{:?} {:?}", times[3].1[4], peaks[3].1[4]);
 }
 
 #[test]
@@ -551,20 +329,11 @@ fn cavity_curves_are_against_lambda_t() {
     let cfg = "model = \"cavity-cells\"\n[params]\nlambda = { values = [0.5, 2.0] }\ng = 0.2\nalpha = 1.0\nn_fock = 8\n[time]\ndt = 0.01\nt_end = 2.0\nsamples = 21\n[output]\nmeasures = [\"stored_energy_b\", \"concurrence\", \"fock_tail\"]\n";
     let out = run_config(tmp.path(), "cav", cfg, &[]);
     let names = check_plots(&out);
-    assert!(
-        names.contains(&"plot_cavity_lambda_t.png".to_string()),
-        "{names:?}"
-    );
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
-    let sm = qbat_gpu::output::summary::read_summary(&out)
-        .unwrap()
-        .unwrap();
+    assert!(names.contains(&"plot_cavity_lambda_t.png".to_string()), "{names:?}");
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let sm = qbat_gpu::output::summary::read_summary(&out).unwrap().unwrap();
     let panels = plots::cavity_plot_data(&out, &run, Some(&sm)).unwrap();
-    assert_eq!(
-        panels.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
-        ["stored_energy_b", "concurrence"]
-    );
+    assert_eq!(panels.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["stored_energy_b", "concurrence"]);
     let (names_s, rows) = read_series_csv(&out.join("series.csv"));
     let k = names_s.iter().position(|n| n == "stored_energy_b").unwrap();
     for (m, lambda) in [0.5, 2.0].iter().enumerate() {
@@ -582,25 +351,11 @@ fn steady_grid_heatmap() {
     // A steady-state run's files: two swept parameters, one sample time t = inf.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(
-        dir.join("run.json"),
-        r#"{"model": "driven-pair", "precision": "f64"}"#,
-    )
-    .unwrap();
+    std::fs::write(dir.join("run.json"), r#"{"model": "driven-pair", "precision": "f64"}"#).unwrap();
     let mut summary = String::from("member,f,gamma,max_energy_b,t_max_energy_b,max_ergotropy_b,t_max_ergotropy_b,max_power_b,t_max_power_b,max_ergotropic_power_b,t_max_ergotropic_power_b\n");
     let mut series = String::from("member,t,energy_b,energy_c\n");
     let mut want = vec![];
-    for (i, (f, g)) in [
-        (0.5, 0.1),
-        (1.0, 0.1),
-        (1.5, 0.1),
-        (0.5, 0.2),
-        (1.0, 0.2),
-        (1.5, 0.2),
-    ]
-    .iter()
-    .enumerate()
-    {
+    for (i, (f, g)) in [(0.5, 0.1), (1.0, 0.1), (1.5, 0.1), (0.5, 0.2), (1.0, 0.2), (1.5, 0.2)].iter().enumerate() {
         let (eb, ec) = qbat_gpu::validate::eq8(f / 1.0, g / 1.0);
         summary += &format!("{i},{f},{g},0,0,0,0,0,0,0,0\n");
         series += &format!("{i},inf,{eb:?},{ec:?}\n");
@@ -609,19 +364,10 @@ fn steady_grid_heatmap() {
     std::fs::write(dir.join("summary.csv"), summary).unwrap();
     std::fs::write(dir.join("series.csv"), series).unwrap();
     let files = plots::write_run_plots(dir).unwrap();
-    assert!(
-        files
-            .iter()
-            .any(|f| f.ends_with("plot_steady_energy_b.png")),
-        "{files:?}"
-    );
+    assert!(files.iter().any(|f| f.ends_with("plot_steady_energy_b.png")), "{files:?}");
     check_plots(dir);
-    let sm = qbat_gpu::output::summary::read_summary(dir)
-        .unwrap()
-        .unwrap();
-    let (x, y, xs, ys, vals) = plots::steady_heatmap_data(dir, &sm, "energy_b")
-        .unwrap()
-        .unwrap();
+    let sm = qbat_gpu::output::summary::read_summary(dir).unwrap().unwrap();
+    let (x, y, xs, ys, vals) = plots::steady_heatmap_data(dir, &sm, "energy_b").unwrap().unwrap();
     assert_eq!((x.as_str(), y.as_str()), ("f", "gamma"));
     assert_eq!((xs.len(), ys.len()), (6, 6));
     assert_eq!(vals, want);

@@ -23,23 +23,14 @@ fn code(text: &str) -> String {
         Some(i) => &text[..i],
         None => text,
     };
-    body.lines()
-        .map(|l| l.split("//").next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n")
+    body.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n")
 }
 
 /// Module path of a file under src/ (`engine/steady.rs` -> ["engine", "steady"]).
 fn module_path(src: &Path, file: &Path) -> Vec<String> {
     let rel = file.strip_prefix(src).unwrap();
-    let mut parts: Vec<String> = rel
-        .iter()
-        .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
-        .collect();
-    if parts
-        .last()
-        .is_some_and(|p| p == "mod" || p == "lib" || p == "main")
-    {
+    let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string()).collect();
+    if parts.last().is_some_and(|p| p == "mod" || p == "lib" || p == "main") {
         parts.pop();
     }
     parts
@@ -57,10 +48,7 @@ fn crate_paths(code: &str) -> BTreeSet<Vec<String>> {
         let mut prefix: Vec<String> = vec![];
         let mut s = rest;
         loop {
-            let ident: String = s
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
+            let ident: String = s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
             if ident.is_empty() {
                 break;
             }
@@ -75,11 +63,7 @@ fn crate_paths(code: &str) -> BTreeSet<Vec<String>> {
             let inner = &inner[..inner.find('}').unwrap_or(inner.len())];
             for item in inner.split(',') {
                 let mut p = prefix.clone();
-                p.extend(
-                    item.split("::")
-                        .map(|x| x.trim().to_string())
-                        .take_while(|x| is_ident(x)),
-                );
+                p.extend(item.split("::").map(|x| x.trim().to_string()).take_while(|x| is_ident(x)));
                 p.truncate(2);
                 if !p.is_empty() {
                     out.insert(p);
@@ -101,12 +85,7 @@ fn imports() -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
     files
         .iter()
         .filter(|f| !f.starts_with(src.join("app")) && !f.ends_with("main.rs"))
-        .map(|f| {
-            (
-                module_path(&src, f),
-                crate_paths(&code(&std::fs::read_to_string(f).unwrap())),
-            )
-        })
+        .map(|f| (module_path(&src, f), crate_paths(&code(&std::fs::read_to_string(f).unwrap()))))
         .collect()
 }
 
@@ -131,12 +110,7 @@ fn no_import_circle_between_top_level_modules() {
         }
     }
     // Depth-first search for a back edge; report the circle it closes.
-    fn visit(
-        n: &str,
-        g: &BTreeMap<String, BTreeSet<String>>,
-        stack: &mut Vec<String>,
-        done: &mut BTreeSet<String>,
-    ) -> Option<Vec<String>> {
+    fn visit(n: &str, g: &BTreeMap<String, BTreeSet<String>>, stack: &mut Vec<String>, done: &mut BTreeSet<String>) -> Option<Vec<String>> {
         if let Some(i) = stack.iter().position(|s| s == n) {
             let mut circle = stack[i..].to_vec();
             circle.push(n.to_string());
@@ -166,71 +140,21 @@ fn no_import_circle_between_top_level_modules() {
 
 /// (module prefix, modules it must not name, the rule of ARCHITECTURE.md)
 const RULES: &[(&str, &[&str], &str)] = &[
-    (
-        "output",
-        &["run", "study", "analyze", "validate", "engine", "verify"],
-        "output/ is a leaf that imports no command",
-    ),
-    (
-        "engine",
-        &["run", "study", "verify", "output", "analyze", "validate"],
-        "engine/ never imports run or study",
-    ),
-    (
-        "gpu",
-        &["twin", "engine", "run", "study", "reference"],
-        "gpu/ and twin/ meet only in job/",
-    ),
-    (
-        "twin",
-        &["gpu", "engine", "run", "study", "reference"],
-        "gpu/ and twin/ meet only in job/",
-    ),
-    (
-        "job",
-        &["gpu", "twin", "engine", "run", "study", "output", "config"],
-        "job/ holds layouts and imports no engine",
-    ),
+    ("output", &["run", "study", "analyze", "validate", "engine", "verify"], "output/ is a leaf that imports no command"),
+    ("engine", &["run", "study", "verify", "output", "analyze", "validate"], "engine/ never imports run or study"),
+    ("gpu", &["twin", "engine", "run", "study", "reference"], "gpu/ and twin/ meet only in job/"),
+    ("twin", &["gpu", "engine", "run", "study", "reference"], "gpu/ and twin/ meet only in job/"),
+    ("job", &["gpu", "twin", "engine", "run", "study", "output", "config"], "job/ holds layouts and imports no engine"),
     (
         "reference",
-        &[
-            "gpu",
-            "twin",
-            "engine",
-            "run",
-            "study",
-            "job::two_qubit",
-            "job::cavity",
-            "job::dicke",
-            "job::pauli",
-        ],
+        &["gpu", "twin", "engine", "run", "study", "job::two_qubit", "job::cavity", "job::dicke", "job::pauli"],
         "the f64 oracle imports no kernel code",
     ),
-    (
-        "model",
-        &["config", "engine", "run", "study", "output", "gpu", "twin"],
-        "models sit below the configs and the engines",
-    ),
-    (
-        "measures",
-        &["config", "engine", "run", "study", "output", "gpu", "twin"],
-        "measures sit below the engines",
-    ),
-    (
-        "config",
-        &["engine", "run", "study", "output", "gpu", "twin", "verify"],
-        "config builds plans and runs nothing",
-    ),
-    (
-        "verify",
-        &["run", "study", "output"],
-        "verify serves run and study",
-    ),
-    (
-        "run",
-        &["study", "output", "analyze", "validate"],
-        "the in-memory run writes no files",
-    ),
+    ("model", &["config", "engine", "run", "study", "output", "gpu", "twin"], "models sit below the configs and the engines"),
+    ("measures", &["config", "engine", "run", "study", "output", "gpu", "twin"], "measures sit below the engines"),
+    ("config", &["engine", "run", "study", "output", "gpu", "twin", "verify"], "config builds plans and runs nothing"),
+    ("verify", &["run", "study", "output"], "verify serves run and study"),
+    ("run", &["study", "output", "analyze", "validate"], "the in-memory run writes no files"),
 ];
 
 fn names(dep: &[String], forbidden: &str) -> bool {
@@ -248,11 +172,7 @@ fn lower_layers_never_import_higher_ones() {
             }
             for d in &deps {
                 if let Some(f) = forbidden.iter().find(|f| names(d, f)) {
-                    broken.push(format!(
-                        "{} imports crate::{} ({f}): {rule}",
-                        m.join("::"),
-                        d.join("::")
-                    ));
+                    broken.push(format!("{} imports crate::{} ({f}): {rule}", m.join("::"), d.join("::")));
                 }
             }
         }
@@ -262,14 +182,9 @@ fn lower_layers_never_import_higher_ones() {
 
 #[test]
 fn the_library_does_not_know_the_binary() {
-    let lib =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
-    assert!(
-        !lib.contains("mod app"),
-        "app/ belongs to the binary (mod app; in main.rs)"
-    );
-    let main =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs")).unwrap();
+    let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    assert!(!lib.contains("mod app"), "app/ belongs to the binary (mod app; in main.rs)");
+    let main = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs")).unwrap();
     assert!(main.contains("mod app;"));
 }
 

@@ -24,15 +24,9 @@ fn run_config(text: &str, extra: &[&str]) -> (i32, String, bool) {
 fn refused(text: &str, field: &str) {
     let (code, stderr, out_exists) = run_config(text, &[]);
     assert_eq!(code, 2, "expected exit 2 for {field}, got {code}: {stderr}");
-    assert!(
-        stderr.contains(field),
-        "message should name '{field}': {stderr}"
-    );
+    assert!(stderr.contains(field), "message should name '{field}': {stderr}");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert!(
-        !out_exists,
-        "an output directory was left behind for {field}"
-    );
+    assert!(!out_exists, "an output directory was left behind for {field}");
 }
 
 fn with(replace: &str, by: &str) -> String {
@@ -59,18 +53,12 @@ fn unknown_parameter() {
 
 #[test]
 fn unknown_measure() {
-    refused(
-        &format!("{GOOD}[output]\nmeasures = [\"energy_x\"]\n"),
-        "output.measures",
-    );
+    refused(&format!("{GOOD}[output]\nmeasures = [\"energy_x\"]\n"), "output.measures");
 }
 
 #[test]
 fn measure_that_does_not_apply() {
-    refused(
-        &format!("{GOOD}[output]\nmeasures = [\"photon_number\"]\n"),
-        "output.measures",
-    );
+    refused(&format!("{GOOD}[output]\nmeasures = [\"photon_number\"]\n"), "output.measures");
 }
 
 #[test]
@@ -95,16 +83,15 @@ fn zeta_out_of_range() {
 
 #[test]
 fn unnormalised_ket() {
-    refused(
-        &format!("{GOOD}[initial]\nket = [[1.0, 0.0], [0.1, 0.0], [0.0, 0.0], [0.0, 0.0]]\n"),
-        "initial.ket",
-    );
+    refused(&format!("{GOOD}[initial]\nket = [[1.0, 0.0], [0.1, 0.0], [0.0, 0.0], [0.0, 0.0]]\n"), "initial.ket");
 }
 
 #[test]
 fn non_hermitian_dm() {
     refused(
-        &format!("{GOOD}[initial]\ndm = [[[0.5,0],[0.2,0],[0,0],[0,0]], [[0.1,0],[0.5,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]]]\n"),
+        &format!(
+            "{GOOD}[initial]\ndm = [[[0.5,0],[0.2,0],[0,0],[0,0]], [[0.1,0],[0.5,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]]]\n"
+        ),
         "initial.dm",
     );
 }
@@ -127,10 +114,7 @@ fn unnormalised_dm() {
 
 #[test]
 fn wrong_dimension_state() {
-    refused(
-        &format!("{GOOD}[initial]\nket = [[1.0, 0.0], [0.0, 0.0]]\n"),
-        "initial.ket",
-    );
+    refused(&format!("{GOOD}[initial]\nket = [[1.0, 0.0], [0.0, 0.0]]\n"), "initial.ket");
 }
 
 #[test]
@@ -141,18 +125,12 @@ fn dt_not_positive() {
 
 #[test]
 fn times_not_increasing() {
-    refused(
-        &with("t_end = 1.0\nsamples = 11", "times = [0.0, 0.5, 0.4]"),
-        "time.times",
-    );
+    refused(&with("t_end = 1.0\nsamples = 11", "times = [0.0, 0.5, 0.4]"), "time.times");
 }
 
 #[test]
 fn negative_time() {
-    refused(
-        &with("t_end = 1.0\nsamples = 11", "times = [-1.0, 0.5]"),
-        "time.times",
-    );
+    refused(&with("t_end = 1.0\nsamples = 11", "times = [-1.0, 0.5]"), "time.times");
 }
 
 #[test]
@@ -160,10 +138,7 @@ fn dt_beyond_rk4_stability() {
     // spectral spread of H for wb = j = 1 is 2 + 2 = 4 (plus decay): dt = 2 is far outside.
     let (code, stderr, _) = run_config(&with("dt = 0.01", "dt = 2.0"), &[]);
     assert_eq!(code, 2);
-    assert!(
-        stderr.contains("time.dt") && stderr.contains("stability"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("time.dt") && stderr.contains("stability"), "{stderr}");
 }
 
 #[test]
@@ -202,13 +177,7 @@ fn missing_time_section() {
 
 #[test]
 fn sweep_size_mismatch() {
-    refused(
-        &format!(
-            "{}[ensemble]\nsize = 7\n",
-            with("j = 1.0", "j = { linspace = [0.5, 1.5, 3] }")
-        ),
-        "ensemble.size",
-    );
+    refused(&format!("{}[ensemble]\nsize = 7\n", with("j = 1.0", "j = { linspace = [0.5, 1.5, 3] }")), "ensemble.size");
 }
 
 #[test]
@@ -219,15 +188,9 @@ fn non_hermitian_custom_hamiltonian() {
 
 #[test]
 fn bad_cli_values_exit_2() {
-    let o = crate::common::bin()
-        .args(["--backend", "tpu"])
-        .output()
-        .unwrap();
+    let o = crate::common::bin().args(["--backend", "tpu"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    let o = crate::common::bin()
-        .args(["run", "/nonexistent/x.toml", "--backend", "cpu"])
-        .output()
-        .unwrap();
+    let o = crate::common::bin().args(["run", "/nonexistent/x.toml", "--backend", "cpu"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("CONFIG"));
 }
@@ -243,29 +206,20 @@ fn large_alpha_for_its_cutoff_runs_and_warns() {
 #[test]
 fn huge_magnitudes_are_refused() {
     refused(&with("wb = 1.0", "wb = 1.7e308"), "params.wb");
-    refused(&format!("{GOOD}[initial]\ndm = [[[1e200,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]]]\n"), "initial.dm");
+    refused(
+        &format!("{GOOD}[initial]\ndm = [[[1e200,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]], [[0,0],[0,0],[0,0],[0,0]]]\n"),
+        "initial.dm",
+    );
 }
 
 #[test]
 fn ensemble_too_large_for_memory() {
-    refused(
-        &format!(
-            "{}[ensemble]\nsize = 500000000\n",
-            with("gamma = 0.1", "gamma = { uniform = [0.0, 0.2] }")
-        ),
-        "ensemble.size",
-    );
+    refused(&format!("{}[ensemble]\nsize = 500000000\n", with("gamma = 0.1", "gamma = { uniform = [0.0, 0.2] }")), "ensemble.size");
 }
 
 #[test]
 fn too_many_steps_even_when_the_count_would_wrap() {
-    refused(
-        &with(
-            "dt = 0.01\nt_end = 1.0\nsamples = 11",
-            "dt = 1.0842021724855044e-19\ntimes = [1.0, 2.0]",
-        ),
-        "time.dt",
-    );
+    refused(&with("dt = 0.01\nt_end = 1.0\nsamples = 11", "dt = 1.0842021724855044e-19\ntimes = [1.0, 2.0]"), "time.dt");
 }
 
 #[test]
@@ -280,27 +234,13 @@ fn unwritable_or_occupied_out_directory() {
     std::fs::write(&cfg, GOOD).unwrap();
     let run = |out: &Path, extra: &[&str]| {
         crate::common::bin()
-            .args([
-                "run",
-                cfg.to_str().unwrap(),
-                "--backend",
-                "cpu",
-                "--no-progress",
-                "--no-plots",
-                "--out",
-                out.to_str().unwrap(),
-            ])
+            .args(["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--no-plots", "--out", out.to_str().unwrap()])
             .args(extra)
             .output()
             .unwrap()
     };
     let o = run(Path::new("/proc/qbat-x"), &[]);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--out"));
     // an existing non-empty directory is refused, and untouched
     let occupied = dir.path().join("occupied");
@@ -310,73 +250,33 @@ fn unwritable_or_occupied_out_directory() {
     let o = run(&occupied, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
-    assert_eq!(
-        std::fs::read_to_string(occupied.join("series.csv")).unwrap(),
-        "old"
-    );
+    assert_eq!(std::fs::read_to_string(occupied.join("series.csv")).unwrap(), "old");
     // --force does not make a directory qbat-gpu did not write its own: refused, untouched
     let o = run(&occupied, &["--force"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not a qbat-gpu output"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert_eq!(
-        std::fs::read_to_string(occupied.join("series.csv")).unwrap(),
-        "old"
-    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a qbat-gpu output"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(occupied.join("series.csv")).unwrap(), "old");
     // in a qbat-gpu output, --force replaces the run's files and keeps the user's
     let own = dir.path().join("own");
     assert!(run(&own, &[]).status.success());
     std::fs::write(own.join("notes.txt"), "mine").unwrap();
     let o = run(&own, &["--force"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(std::fs::read_to_string(own.join("series.csv"))
-        .unwrap()
-        .starts_with("member,t,"));
-    assert_eq!(
-        std::fs::read_to_string(own.join("notes.txt")).unwrap(),
-        "mine"
-    );
-    assert_eq!(
-        std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| e
-                .as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .contains("partial"))
-            .count(),
-        0
-    );
+    assert!(std::fs::read_to_string(own.join("series.csv")).unwrap().starts_with("member,t,"));
+    assert_eq!(std::fs::read_to_string(own.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("partial")).count(), 0);
 }
 
 #[test]
 fn seeds_above_2_pow_53_stay_distinct() {
-    let cfg = |seed: u64| {
-        format!(
-            "{}[initial]\nrandom = \"haar\"\n[ensemble]\nsize = 2\nseed = {seed}\n",
-            GOOD
-        )
-    };
+    let cfg = |seed: u64| format!("{}[initial]\nrandom = \"haar\"\n[ensemble]\nsize = 2\nseed = {seed}\n", GOOD);
     let dir = tempfile::tempdir().unwrap();
     let series = |seed: u64, name: &str| {
         let c = dir.path().join(format!("{name}.toml"));
         std::fs::write(&c, cfg(seed)).unwrap();
         let out = dir.path().join(name);
         let o = crate::common::bin()
-            .args([
-                "run",
-                c.to_str().unwrap(),
-                "--backend",
-                "cpu",
-                "--no-progress",
-                "--no-plots",
-                "--out",
-                out.to_str().unwrap(),
-            ])
+            .args(["run", c.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--no-plots", "--out", out.to_str().unwrap()])
             .output()
             .unwrap();
         assert!(o.status.success());

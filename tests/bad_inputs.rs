@@ -31,52 +31,28 @@ struct Case {
 
 fn config_cases() -> Vec<Case> {
     let dir = corpus().join("config");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     paths.sort();
     let mut cases = vec![];
     for path in paths {
         let expect: Vec<String> = match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => {
                 let bytes = std::fs::read(&path).unwrap();
-                String::from_utf8_lossy(&bytes)
-                    .lines()
-                    .map_while(|l| l.strip_prefix("# expect: ").map(|t| t.trim().to_string()))
-                    .collect()
+                String::from_utf8_lossy(&bytes).lines().map_while(|l| l.strip_prefix("# expect: ").map(|t| t.trim().to_string())).collect()
             }
             Some("bin") => {
                 let sidecar = path.with_extension("expect");
-                let text = std::fs::read_to_string(&sidecar)
-                    .unwrap_or_else(|e| panic!("{}: {e}", sidecar.display()));
-                text.lines()
-                    .map(|l| l.trim().to_string())
-                    .filter(|l| !l.is_empty())
-                    .collect()
+                let text = std::fs::read_to_string(&sidecar).unwrap_or_else(|e| panic!("{}: {e}", sidecar.display()));
+                text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
             }
             Some("expect") => continue,
             _ => panic!("unexpected file in the corpus: {}", path.display()),
         };
-        assert!(
-            !expect.is_empty(),
-            "{}: no `# expect:` line",
-            path.display()
-        );
+        assert!(!expect.is_empty(), "{}: no `# expect:` line", path.display());
         let cfg = path.to_str().unwrap().to_string();
         cases.push(Case {
             name: path.file_name().unwrap().to_string_lossy().to_string(),
-            args: [
-                "run",
-                &cfg,
-                "--backend",
-                "cpu",
-                "--no-progress",
-                "--out",
-                "$TMP/out",
-            ]
-            .map(String::from)
-            .to_vec(),
+            args: ["run", &cfg, "--backend", "cpu", "--no-progress", "--out", "$TMP/out"].map(String::from).to_vec(),
             expect,
         });
     }
@@ -90,24 +66,12 @@ fn cli_cases() -> Vec<Case> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|(i, line)| {
-            let (expect, args) = line
-                .split_once(" | ")
-                .unwrap_or_else(|| panic!("cli.txt:{}: expected `TEXT | ARGS`", i + 1));
+            let (expect, args) = line.split_once(" | ").unwrap_or_else(|| panic!("cli.txt:{}: expected `TEXT | ARGS`", i + 1));
             let args = args
                 .split_whitespace()
-                .map(|a| {
-                    if a.starts_with("tests/") || a.starts_with("examples/") {
-                        root.join(a).to_str().unwrap().to_string()
-                    } else {
-                        a.to_string()
-                    }
-                })
+                .map(|a| if a.starts_with("tests/") || a.starts_with("examples/") { root.join(a).to_str().unwrap().to_string() } else { a.to_string() })
                 .collect();
-            Case {
-                name: format!("cli.txt:{}: {line}", i + 1),
-                args,
-                expect: vec![expect.trim().to_string()],
-            }
+            Case { name: format!("cli.txt:{}: {line}", i + 1), args, expect: vec![expect.trim().to_string()] }
         })
         .collect()
 }
@@ -129,24 +93,12 @@ fn leftovers(dir: &Path) -> Vec<String> {
             found.push(name);
         }
     }
-    if std::fs::metadata(dir.join("afile"))
-        .map(|m| !m.is_file() || m.len() != 0)
-        .unwrap_or(true)
-    {
+    if std::fs::metadata(dir.join("afile")).map(|m| !m.is_file() || m.len() != 0).unwrap_or(true) {
         found.push("afile (changed)".into());
     }
-    let occupied: Vec<String> = std::fs::read_dir(dir.join("occupied"))
-        .map(|r| {
-            r.map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    if occupied != ["notes.txt"]
-        || std::fs::read_to_string(dir.join("occupied/notes.txt"))
-            .ok()
-            .as_deref()
-            != Some("mine")
-    {
+    let occupied: Vec<String> =
+        std::fs::read_dir(dir.join("occupied")).map(|r| r.map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect()).unwrap_or_default();
+    if occupied != ["notes.txt"] || std::fs::read_to_string(dir.join("occupied/notes.txt")).ok().as_deref() != Some("mine") {
         found.push(format!("occupied/ (changed: {occupied:?})"));
     }
     found
@@ -185,9 +137,7 @@ fn run_binary(args: &[OsString], cwd: &Path) -> Result<(Option<i32>, String, Str
         if start.elapsed() > CASE_TIMEOUT {
             child.kill().ok();
             child.wait().ok();
-            return Err(format!(
-                "still running after {CASE_TIMEOUT:?}: it did not fail in validation"
-            ));
+            return Err(format!("still running after {CASE_TIMEOUT:?}: it did not fail in validation"));
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -201,11 +151,7 @@ fn check_case(case: &Case) -> Option<String> {
     let tmp = tempfile::tempdir().unwrap();
     make_fixtures(tmp.path());
     let tmp_str = tmp.path().to_str().unwrap();
-    let args: Vec<OsString> = case
-        .args
-        .iter()
-        .map(|a| a.replace("$TMP", tmp_str).into())
-        .collect();
+    let args: Vec<OsString> = case.args.iter().map(|a| a.replace("$TMP", tmp_str).into()).collect();
     let (code, _stdout, stderr) = match run_binary(&args, tmp.path()) {
         Ok(r) => r,
         Err(why) => return Some(format!("{}: {why}", case.name)),
@@ -229,22 +175,13 @@ fn check_case(case: &Case) -> Option<String> {
     if problems.is_empty() {
         None
     } else {
-        Some(format!(
-            "{}: {}\n  stderr: {}",
-            case.name,
-            problems.join("; "),
-            stderr.trim().replace('\n', "\n          ")
-        ))
+        Some(format!("{}: {}\n  stderr: {}", case.name, problems.join("; "), stderr.trim().replace('\n', "\n          ")))
     }
 }
 
 /// Run every case on a few threads; return the failures.
 fn check_all(cases: &[Case]) -> Vec<String> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(2, 8)
-        * 2;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8) * 2;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(vec![]);
     std::thread::scope(|s| {
@@ -266,72 +203,36 @@ fn check_all(cases: &[Case]) -> Vec<String> {
 #[test]
 fn every_bad_config_is_refused_cleanly() {
     let cases = config_cases();
-    assert!(
-        cases.len() >= MIN_CASES,
-        "only {} config cases found in {}",
-        cases.len(),
-        corpus().display()
-    );
+    assert!(cases.len() >= MIN_CASES, "only {} config cases found in {}", cases.len(), corpus().display());
     let failures = check_all(&cases);
-    assert!(
-        failures.is_empty(),
-        "{} of {} config cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} config cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
 #[test]
 fn every_bad_command_line_is_refused_cleanly() {
     let cases = cli_cases();
-    assert!(
-        cases.len() >= 30,
-        "only {} command-line cases found",
-        cases.len()
-    );
+    assert!(cases.len() >= 30, "only {} command-line cases found", cases.len());
     let failures = check_all(&cases);
-    assert!(
-        failures.is_empty(),
-        "{} of {} command-line cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} command-line cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
 
 /// Runs `config` on the CPU backend; asserts a clean exit 0 and finite output.
 fn runs_cleanly(config: &Path) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let args: Vec<OsString> = [
-        "run",
-        config.to_str().unwrap(),
-        "--backend",
-        "cpu",
-        "--no-progress",
-        "--no-plots",
-        "--out",
-        out.to_str().unwrap(),
-    ]
-    .map(OsString::from)
-    .to_vec();
+    let args: Vec<OsString> =
+        ["run", config.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--no-plots", "--out", out.to_str().unwrap()].map(OsString::from).to_vec();
     let (code, stdout, stderr) = run_binary(&args, tmp.path()).unwrap();
     let name = config.display();
     assert_eq!(code, Some(0), "{name}: {stderr}");
     assert!(!stderr.contains("panicked"), "{name}: {stderr}");
     // --verify re-runs members on the f64 reference: a NaN measure shows as an infinite deviation
-    assert!(
-        !stdout.contains("FAIL") && !stderr.contains("beyond tolerance"),
-        "{name}:\n{stdout}\n{stderr}"
-    );
+    assert!(!stdout.contains("FAIL") && !stderr.contains("beyond tolerance"), "{name}:\n{stdout}\n{stderr}");
     let series = std::fs::read_to_string(out.join("series.csv")).unwrap();
     let mut values = 0;
     for line in series.lines().skip(1) {
         for v in line.split(',') {
-            let x: f64 = v
-                .parse()
-                .unwrap_or_else(|_| panic!("{name}: '{v}' in series.csv"));
+            let x: f64 = v.parse().unwrap_or_else(|_| panic!("{name}: '{v}' in series.csv"));
             assert!(x.is_finite(), "{name}: {x} in series.csv");
             values += 1;
         }

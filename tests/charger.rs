@@ -20,33 +20,18 @@ fn swap() -> CMat {
 
 /// A full-rank mixed state from a fixed complex matrix G: G G^+ / Tr(G G^+).
 fn mixed(seed: f64) -> CMat {
-    let g = CMat::from_fn(4, 4, |i, j| {
-        c(
-            (1.3 * i as f64 + 0.7 * j as f64 + seed).sin(),
-            (0.4 * i as f64 - 1.9 * j as f64 + 2.0 * seed).cos(),
-        )
-    });
+    let g = CMat::from_fn(4, 4, |i, j| c((1.3 * i as f64 + 0.7 * j as f64 + seed).sin(), (0.4 * i as f64 - 1.9 * j as f64 + 2.0 * seed).cos()));
     let r = &g * g.adjoint();
     let tr = r.trace();
     r / tr
 }
 
 fn spin_pair(wb: f64, wc: f64) -> qbat_gpu::model::OpenSystem {
-    let p: Params = [("wb", wb), ("wc", wc), ("j1", 0.3), ("j2", 0.1)]
-        .iter()
-        .map(|(k, v)| (k.to_string(), ParamValue::Real(*v)))
-        .collect();
-    ModelKind::SpinPair
-        .build(&resolve_params(ModelKind::SpinPair, &p).unwrap())
-        .unwrap()
+    let p: Params = [("wb", wb), ("wc", wc), ("j1", 0.3), ("j2", 0.1)].iter().map(|(k, v)| (k.to_string(), ParamValue::Real(*v))).collect();
+    ModelKind::SpinPair.build(&resolve_params(ModelKind::SpinPair, &p).unwrap()).unwrap()
 }
 
-const PAIRS: [(Measure, Measure); 4] = [
-    (TextureC, TextureB),
-    (ErgotropyC, ErgotropyB),
-    (AntiergotropyC, AntiergotropyB),
-    (EnergyVarianceC, EnergyVarianceB),
-];
+const PAIRS: [(Measure, Measure); 4] = [(TextureC, TextureB), (ErgotropyC, ErgotropyB), (AntiergotropyC, AntiergotropyB), (EnergyVarianceC, EnergyVarianceB)];
 
 #[test]
 fn charger_measures_are_the_battery_measures_of_the_swapped_state() {
@@ -61,32 +46,10 @@ fn charger_measures_are_the_battery_measures_of_the_swapped_state() {
         ctx_s.h_charger = ctx.h_battery.clone();
         let charger: Vec<Measure> = PAIRS.iter().map(|p| p.0).collect();
         let battery: Vec<Measure> = PAIRS.iter().map(|p| p.1).collect();
-        let a = evaluate(
-            &charger,
-            &ctx,
-            &Sample {
-                t: 0.5,
-                rho: &rho,
-                y: None,
-            },
-        );
-        let b = evaluate(
-            &battery,
-            &ctx_s,
-            &Sample {
-                t: 0.5,
-                rho: &swapped,
-                y: None,
-            },
-        );
+        let a = evaluate(&charger, &ctx, &Sample { t: 0.5, rho: &rho, y: None });
+        let b = evaluate(&battery, &ctx_s, &Sample { t: 0.5, rho: &swapped, y: None });
         for i in 0..a.len() {
-            assert!(
-                (a[i] - b[i]).abs() < 1e-13,
-                "{}: {} vs {}",
-                charger[i].name(),
-                a[i],
-                b[i]
-            );
+            assert!((a[i] - b[i]).abs() < 1e-13, "{}: {} vs {}", charger[i].name(), a[i], b[i]);
         }
         // The state is full rank and generic: the values are not trivially 0.
         assert!(a.iter().all(|v| v.abs() > 1e-6), "{a:?}");
@@ -102,26 +65,12 @@ fn sigma_minus_expectations_are_tr_rho_s_minus() {
     for k in 0..6 {
         let rho = mixed(1.1 * k as f64 - 0.2);
         let ctx = MeasureContext::new(&sys, &rho);
-        let v = evaluate(
-            &list,
-            &ctx,
-            &Sample {
-                t: 1.0,
-                rho: &rho,
-                y: None,
-            },
-        );
+        let v = evaluate(&list, &ctx, &Sample { t: 1.0, rho: &rho, y: None });
         let b: C64 = (&rho * kron(&id, &sm)).trace();
         let ch: C64 = (&rho * kron(&sm, &id)).trace();
         let want = [b.re, b.im, ch.re, ch.im];
         for i in 0..4 {
-            assert!(
-                (v[i] - want[i]).abs() < 1e-14,
-                "{}: {} vs {}",
-                list[i].name(),
-                v[i],
-                want[i]
-            );
+            assert!((v[i] - want[i]).abs() < 1e-14, "{}: {} vs {}", list[i].name(), v[i], want[i]);
         }
     }
     // |g> + e^{i phi}|e> on the battery (charger |g>): <s-_b> = e^{i phi}/2, <s-_c> = 0.
@@ -129,24 +78,10 @@ fn sigma_minus_expectations_are_tr_rho_s_minus() {
     let h = std::f64::consts::FRAC_1_SQRT_2;
     let psi = [c(h, 0.0), C64::from_polar(h, phi), c(0.0, 0.0), c(0.0, 0.0)];
     let rho = qbat_gpu::linalg::projector(&psi);
-    let v = evaluate(
-        &list,
-        &MeasureContext::new(&sys, &rho),
-        &Sample {
-            t: 0.0,
-            rho: &rho,
-            y: None,
-        },
-    );
+    let v = evaluate(&list, &MeasureContext::new(&sys, &rho), &Sample { t: 0.0, rho: &rho, y: None });
     let want = [0.5 * phi.cos(), 0.5 * phi.sin(), 0.0, 0.0];
     for i in 0..4 {
-        assert!(
-            (v[i] - want[i]).abs() < 1e-15,
-            "{}: {} vs {}",
-            list[i].name(),
-            v[i],
-            want[i]
-        );
+        assert!((v[i] - want[i]).abs() < 1e-15, "{}: {} vs {}", list[i].name(), v[i], want[i]);
     }
 }
 
@@ -161,46 +96,24 @@ fn swapped_runs_trade_charger_and_battery_columns_on_every_cpu_engine() {
         )
     };
     // a|gg> + b|ge> + d|eg> (index 2 i_c + i_b) and its swap a|gg> + d|ge> + b|eg>.
-    let a = cfg(
-        1.4,
-        0.8,
-        "[[0.6, 0.0], [0.48, 0.0], [0.0, 0.64], [0.0, 0.0]]",
-    );
-    let b = cfg(
-        0.8,
-        1.4,
-        "[[0.6, 0.0], [0.0, 0.64], [0.48, 0.0], [0.0, 0.0]]",
-    );
+    let a = cfg(1.4, 0.8, "[[0.6, 0.0], [0.48, 0.0], [0.0, 0.64], [0.0, 0.0]]");
+    let b = cfg(0.8, 1.4, "[[0.6, 0.0], [0.0, 0.64], [0.48, 0.0], [0.0, 0.0]]");
     for backend in [Backend::Cpu, Backend::Reference] {
         let run = |t: &str| {
             let plan = parse_plan(t, &Overrides::default()).unwrap();
-            run_plan(
-                &plan,
-                &RunOptions {
-                    backend,
-                    verify: 0,
-                    ..Default::default()
-                },
-            )
-            .unwrap()
+            run_plan(&plan, &RunOptions { backend, verify: 0, ..Default::default() }).unwrap()
         };
         let (ra, rb) = (run(&a), run(&b));
         let mut moved = 0.0f64;
         for s in 0..7 {
             for k in 0..4 {
                 let (x, y) = (ra.value(0, s, 4 + k), rb.value(0, s, k));
-                assert!(
-                    (x - y).abs() < 1e-12,
-                    "{backend:?} sample {s} column {k}: {x} vs {y}"
-                );
+                assert!((x - y).abs() < 1e-12, "{backend:?} sample {s} column {k}: {x} vs {y}");
                 moved = moved.max((x - ra.value(0, 0, 4 + k)).abs());
             }
             for k in 0..2 {
                 let (x, y) = (ra.value(0, s, 8 + k), rb.value(0, s, 10 + k));
-                assert!(
-                    (x - y).abs() < 1e-12,
-                    "{backend:?} sample {s} <s-> part {k}: {x} vs {y}"
-                );
+                assert!((x - y).abs() < 1e-12, "{backend:?} sample {s} <s-> part {k}: {x} vs {y}");
             }
         }
         // The exchange moves energy: the columns change along the run.
@@ -220,24 +133,8 @@ fn listed_charger_measures_agree_between_the_cpu_engine_and_the_reference() {
     ];
     for cfg in cfgs {
         let plan = parse_plan(&format!("{cfg}{list}"), &Overrides::default()).unwrap();
-        let fast = run_plan(
-            &plan,
-            &RunOptions {
-                backend: Backend::Cpu,
-                verify: 0,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let refr = run_plan(
-            &plan,
-            &RunOptions {
-                backend: Backend::Reference,
-                verify: 0,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let fast = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+        let refr = run_plan(&plan, &RunOptions { backend: Backend::Reference, verify: 0, ..Default::default() }).unwrap();
         // (a cavity run also appends fock_tail, which other tests cover)
         for (k, m) in plan.measures.iter().enumerate().filter(|(_, m)| m.opt_in()) {
             let mut worst = 0.0f64;
@@ -248,22 +145,10 @@ fn listed_charger_measures_agree_between_the_cpu_engine_and_the_reference() {
                     size = size.max(refr.value(i, s, k).abs());
                 }
             }
-            assert!(
-                worst < 1e-9,
-                "{}: CPU engine vs reference {worst:e}\n{cfg}",
-                m.name()
-            );
-            assert!(
-                size > 1e-3,
-                "{}: zero along the whole run, nothing compared\n{cfg}",
-                m.name()
-            );
+            assert!(worst < 1e-9, "{}: CPU engine vs reference {worst:e}\n{cfg}", m.name());
+            assert!(size > 1e-3, "{}: zero along the whole run, nothing compared\n{cfg}", m.name());
         }
         let plain = parse_plan(cfg, &Overrides::default()).unwrap();
-        assert!(
-            plain.measures.iter().all(|m| !m.opt_in()),
-            "{:?}",
-            plain.measures
-        );
+        assert!(plain.measures.iter().all(|m| !m.opt_in()), "{:?}", plain.measures);
     }
 }

@@ -6,40 +6,15 @@ use crate::common::{bin, ok};
 fn default_study_writes_its_outputs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("study");
-    let stdout = ok(bin()
-        .args([
-            "--ensemble",
-            "40",
-            "--backend",
-            "cpu",
-            "--no-progress",
-            "--verify",
-            "3",
-            "--out",
-        ])
-        .arg(&out));
+    let stdout = ok(bin().args(["--ensemble", "40", "--backend", "cpu", "--no-progress", "--verify", "3", "--out"]).arg(&out));
     assert!(stdout.contains("Spearman"), "{stdout}");
-    assert!(
-        stdout.contains("verify") && stdout.contains("PASS"),
-        "{stdout}"
-    );
-    for f in [
-        "run.json",
-        "summary.csv",
-        "stats.csv",
-        "plot_capacity_b.svg",
-    ] {
-        assert!(
-            out.join(f).metadata().unwrap().len() > 0,
-            "{f} missing or empty"
-        );
+    assert!(stdout.contains("verify") && stdout.contains("PASS"), "{stdout}");
+    for f in ["run.json", "summary.csv", "stats.csv", "plot_capacity_b.svg"] {
+        assert!(out.join(f).metadata().unwrap().len() > 0, "{f} missing or empty");
     }
     // the default study writes its series as npy, and analyses it (analysis.csv)
-    assert!(
-        out.join("series.npy").metadata().unwrap().len() > 0 && out.join("analysis.csv").is_file()
-    );
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert!(out.join("series.npy").metadata().unwrap().len() > 0 && out.join("analysis.csv").is_file());
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["members"], 40);
     assert_eq!(run["model"], "spin-pair");
     assert!(run["member_steps_per_second"].as_f64().unwrap() > 0.0);
@@ -54,23 +29,10 @@ fn default_study_writes_its_outputs() {
 fn run_writes_csv_series_with_round_trip_floats() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o");
-    ok(bin()
-        .args([
-            "run",
-            "examples/bloch-charger.toml",
-            "--backend",
-            "cpu",
-            "--no-progress",
-            "--no-plots",
-            "--out",
-        ])
-        .arg(&out));
+    ok(bin().args(["run", "examples/bloch-charger.toml", "--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&out));
     let series = std::fs::read_to_string(out.join("series.csv")).unwrap();
     let header = series.lines().next().unwrap();
-    assert_eq!(
-        header,
-        "member,t,energy_b,ergotropy_b,capacity_b,power_b,ergotropic_power_b,concurrence"
-    );
+    assert_eq!(header, "member,t,energy_b,ergotropy_b,capacity_b,power_b,ergotropic_power_b,concurrence");
     assert_eq!(series.lines().count(), 1 + 13 * 1001);
     // theta = pi member (the last), energy_b at t = 10 vs the closed form with decay
     let row = series.lines().find(|l| l.starts_with("12,10.0,")).unwrap();
@@ -80,35 +42,18 @@ fn run_writes_csv_series_with_round_trip_floats() {
     let closed = (j / g).powi(2) * (g * 10.0).sin().powi(2) * (-gamma * 10.0 / 2.0).exp();
     assert!((e - closed).abs() < 1e-8, "{e} vs {closed}");
     let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
-    assert!(summary
-        .lines()
-        .next()
-        .unwrap()
-        .starts_with("member,theta,phi,max_energy_b,t_max_energy_b"));
+    assert!(summary.lines().next().unwrap().starts_with("member,theta,phi,max_energy_b,t_max_energy_b"));
 }
 
 #[test]
 fn npy_series_has_the_documented_shape() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o");
-    ok(bin()
-        .args([
-            "run",
-            "examples/driven-pair.toml",
-            "--backend",
-            "cpu",
-            "--no-progress",
-            "--no-plots",
-            "--format",
-            "npy",
-            "--out",
-        ])
-        .arg(&out));
+    ok(bin().args(["run", "examples/driven-pair.toml", "--backend", "cpu", "--no-progress", "--no-plots", "--format", "npy", "--out"]).arg(&out));
     let bytes = std::fs::read(out.join("series.npy")).unwrap();
     let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
     assert_eq!(npy.shape(), &[10, 401, 6]);
-    let axes: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("series.json")).unwrap()).unwrap();
+    let axes: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("series.json")).unwrap()).unwrap();
     assert_eq!(axes["measures"].as_array().unwrap().len(), 6);
     assert_eq!(axes["times"].as_array().unwrap().len(), 401);
     let data: Vec<f64> = npy.into_vec().unwrap();
@@ -122,17 +67,7 @@ fn same_seed_same_members_whatever_the_thread_count() {
         let out = dir.path().join(name);
         ok(bin()
             .env("RAYON_NUM_THREADS", threads)
-            .args([
-                "run",
-                "examples/two-qubit.toml",
-                "--backend",
-                "cpu",
-                "--no-progress",
-                "--no-plots",
-                "--ensemble",
-                "20",
-                "--out",
-            ])
+            .args(["run", "examples/two-qubit.toml", "--backend", "cpu", "--no-progress", "--no-plots", "--ensemble", "20", "--out"])
             .arg(&out));
         std::fs::read_to_string(out.join("series.csv")).unwrap()
     };
@@ -142,16 +77,7 @@ fn same_seed_same_members_whatever_the_thread_count() {
 #[test]
 fn models_and_measures_list_the_contract_names() {
     let models = ok(bin().arg("models"));
-    for m in [
-        "spin-pair",
-        "driven-pair",
-        "bloch-charger",
-        "cavity-cells",
-        "two-qubit",
-        "n_fock",
-        "zeta",
-        "temperature",
-    ] {
+    for m in ["spin-pair", "driven-pair", "bloch-charger", "cavity-cells", "two-qubit", "n_fock", "zeta", "temperature"] {
         assert!(models.contains(m), "{m}");
     }
     let measures = ok(bin().arg("measures"));
@@ -171,30 +97,16 @@ fn fock_tail_warning_names_members_and_a_cutoff() {
     // alpha = 2 in 5 Fock levels: the tail is far above 1e-6
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, "model = \"cavity-cells\"\n[params]\nalpha = 2.0\nn_fock = 4\nlambda = { values = [0.5, 1.0] }\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 11\n").unwrap();
-    let o = bin()
-        .args([
-            "run",
-            cfg.to_str().unwrap(),
-            "--backend",
-            "cpu",
-            "--no-progress",
-            "--no-plots",
-            "--out",
-        ])
-        .arg(dir.path().join("o"))
-        .output()
-        .unwrap();
+    std::fs::write(
+        &cfg,
+        "model = \"cavity-cells\"\n[params]\nalpha = 2.0\nn_fock = 4\nlambda = { values = [0.5, 1.0] }\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 11\n",
+    )
+    .unwrap();
+    let o = bin().args(["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(dir.path().join("o")).output().unwrap();
     assert!(o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("WARNING: fock_tail exceeds 1e-6 for 2 member(s): 0 (")
-            && err.contains("use n_fock >="),
-        "{err}"
-    );
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("o/run.json")).unwrap())
-            .unwrap();
+    assert!(err.contains("WARNING: fock_tail exceeds 1e-6 for 2 member(s): 0 (") && err.contains("use n_fock >="), "{err}");
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("o/run.json")).unwrap()).unwrap();
     assert!(run["notes"][0].as_str().unwrap().contains("fock_tail"));
 }
 
@@ -205,22 +117,8 @@ fn auto_fock_picks_a_cutoff_with_a_negligible_tail() {
     let n = auto_n_fock(2.0).unwrap();
     assert!(coherent_tail(qbat_gpu::linalg::c(2.0, 0.0), n - 2) < 1e-12);
     assert!(coherent_tail(qbat_gpu::linalg::c(2.0, 0.0), n - 3) >= 1e-12);
-    let ov = Overrides {
-        auto_fock: true,
-        ..Default::default()
-    };
+    let ov = Overrides { auto_fock: true, ..Default::default() };
     let plan = parse_plan("model = \"cavity-cells\"\n[params]\nalpha = { values = [1.0, 3.0] }\n[time]\ndt = 0.005\nt_end = 1.0\nsamples = 3\n", &ov).unwrap();
-    assert_eq!(
-        plan.space,
-        qbat_gpu::model::Space::Cavity {
-            n_fock: auto_n_fock(3.0).unwrap()
-        }
-    );
-    assert!(parse_plan(
-        "model = \"spin-pair\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n",
-        &ov
-    )
-    .unwrap_err()
-    .to_string()
-    .contains("--auto-fock"));
+    assert_eq!(plan.space, qbat_gpu::model::Space::Cavity { n_fock: auto_n_fock(3.0).unwrap() });
+    assert!(parse_plan("model = \"spin-pair\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n", &ov).unwrap_err().to_string().contains("--auto-fock"));
 }

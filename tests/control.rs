@@ -21,12 +21,7 @@ fn cavity(size: usize, t_end: f64) -> Plan {
 }
 
 fn opts(backend: Backend, control: Option<Arc<Control>>) -> RunOptions {
-    RunOptions {
-        backend,
-        verify: 0,
-        control,
-        ..Default::default()
-    }
+    RunOptions { backend, verify: 0, control, ..Default::default() }
 }
 
 fn cancelled(r: Result<impl Sized, QbatError>) -> bool {
@@ -35,27 +30,14 @@ fn cancelled(r: Result<impl Sized, QbatError>) -> bool {
 
 #[test]
 fn cancelled_before_the_run_stops_every_cpu_engine() {
-    for (plan, backend) in [
-        (two_qubit(40, 2.0), Backend::Cpu),
-        (cavity(6, 1.0), Backend::Cpu),
-        (two_qubit(6, 1.0), Backend::Reference),
-        (cavity(3, 0.5), Backend::Reference),
-    ] {
+    for (plan, backend) in
+        [(two_qubit(40, 2.0), Backend::Cpu), (cavity(6, 1.0), Backend::Cpu), (two_qubit(6, 1.0), Backend::Reference), (cavity(3, 0.5), Backend::Reference)]
+    {
         let c = Arc::new(Control::default());
         c.cancel();
         let r = run_plan(&plan, &opts(backend, Some(c.clone())));
-        assert!(
-            cancelled(r),
-            "{:?} on {}: not cancelled",
-            backend,
-            plan.model.name()
-        );
-        assert_eq!(
-            c.done(),
-            0,
-            "{:?}: members were integrated after the cancel",
-            backend
-        );
+        assert!(cancelled(r), "{:?} on {}: not cancelled", backend, plan.model.name());
+        assert_eq!(c.done(), 0, "{:?}: members were integrated after the cancel", backend);
     }
     assert_eq!(QbatError::Cancelled.exit_code(), 1);
     assert_eq!(QbatError::Cancelled.to_string(), "the run was cancelled");
@@ -75,21 +57,10 @@ fn cancel_midway(plan: &Plan, backend: Backend) {
     };
     let r = run_plan(plan, &opts(backend, Some(c.clone())));
     watcher.join().unwrap();
-    assert!(
-        cancelled(r),
-        "{:?} on {}: not cancelled",
-        backend,
-        plan.model.name()
-    );
+    assert!(cancelled(r), "{:?} on {}: not cancelled", backend, plan.model.name());
     let n = plan.members.len() as u64;
     assert_eq!(c.total(), n);
-    assert!(
-        c.done() < n,
-        "{:?} on {}: every member was integrated ({} of {n})",
-        backend,
-        plan.model.name(),
-        c.done()
-    );
+    assert!(c.done() < n, "{:?} on {}: every member was integrated ({} of {n})", backend, plan.model.name(), c.done());
 }
 
 #[test]
@@ -106,21 +77,11 @@ fn bits(v: &[f64]) -> Vec<u64> {
 #[test]
 fn a_control_changes_no_bit_and_counts_every_member() {
     // 437 members: slices of the two-qubit twin that do not divide the ensemble.
-    for (plan, backend) in [
-        (two_qubit(437, 3.0), Backend::Cpu),
-        (cavity(7, 1.0), Backend::Cpu),
-        (two_qubit(9, 1.0), Backend::Reference),
-    ] {
+    for (plan, backend) in [(two_qubit(437, 3.0), Backend::Cpu), (cavity(7, 1.0), Backend::Cpu), (two_qubit(9, 1.0), Backend::Reference)] {
         let plain = run_plan(&plan, &opts(backend, None)).unwrap();
         let c = Arc::new(Control::default());
         let with = run_plan(&plan, &opts(backend, Some(c.clone()))).unwrap();
-        assert_eq!(
-            bits(&plain.values),
-            bits(&with.values),
-            "{:?} on {}",
-            backend,
-            plan.model.name()
-        );
+        assert_eq!(bits(&plain.values), bits(&with.values), "{:?} on {}", backend, plan.model.name());
         assert_eq!(plain.peaks, with.peaks);
         let n = plan.members.len() as u64;
         assert_eq!((c.done(), c.total(), c.fraction()), (n, n, 1.0));
@@ -134,10 +95,7 @@ fn a_study_stops_between_blocks_and_counts_its_members() {
     let dir = tempfile::tempdir().unwrap();
     let study = |c: Arc<Control>, out: &str| StudyOptions {
         run: opts(Backend::Cpu, Some(c)),
-        output: OutputOptions {
-            plots: false,
-            ..Default::default()
-        },
+        output: OutputOptions { plots: false, ..Default::default() },
         out: dir.path().join(out),
         force: false,
         resume: false,
@@ -160,39 +118,20 @@ fn a_study_stops_between_blocks_and_counts_its_members() {
 /// cancelled run stops after its first chunk; a control changes no bit and counts every member.
 #[test]
 fn the_gpu_engines_stop_after_a_chunk_and_count_every_member() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _serial = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !crate::common::have_gpu(false) {
         return;
     }
     for plan in [two_qubit(40, 1.0), cavity(24, 0.5)] {
-        let gpu = |control: Option<Arc<Control>>| RunOptions {
-            max_chunk: Some(8),
-            ..opts(Backend::Gpu, control)
-        };
+        let gpu = |control: Option<Arc<Control>>| RunOptions { max_chunk: Some(8), ..opts(Backend::Gpu, control) };
         let c = Arc::new(Control::default());
         c.cancel();
-        assert!(
-            cancelled(run_plan(&plan, &gpu(Some(c.clone())))),
-            "{}: not cancelled",
-            plan.model.name()
-        );
-        assert_eq!(
-            c.done(),
-            8,
-            "{}: the run went on after its first chunk",
-            plan.model.name()
-        );
+        assert!(cancelled(run_plan(&plan, &gpu(Some(c.clone())))), "{}: not cancelled", plan.model.name());
+        assert_eq!(c.done(), 8, "{}: the run went on after its first chunk", plan.model.name());
         let plain = run_plan(&plan, &gpu(None)).unwrap();
         let c = Arc::new(Control::default());
         let with = run_plan(&plan, &gpu(Some(c.clone()))).unwrap();
-        assert_eq!(
-            bits(&plain.values),
-            bits(&with.values),
-            "{}",
-            plan.model.name()
-        );
+        assert_eq!(bits(&plain.values), bits(&with.values), "{}", plan.model.name());
         let n = plan.members.len() as u64;
         assert_eq!((c.done(), c.total()), (n, n), "{}", plan.model.name());
     }

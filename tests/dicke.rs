@@ -11,33 +11,17 @@ use qbat_gpu::run::{run_plan, Backend, RunOptions, RunResult};
 
 fn run(cfg: &str, backend: Backend) -> (Plan, RunResult) {
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
-    let r = run_plan(
-        &plan,
-        &RunOptions {
-            backend,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let r = run_plan(&plan, &RunOptions { backend, verify: 0, ..Default::default() }).unwrap();
     (plan, r)
 }
 
 fn col(plan: &Plan, m: Measure) -> usize {
-    plan.measures
-        .iter()
-        .position(|x| *x == m)
-        .unwrap_or_else(|| panic!("{} not in the plan", m.name()))
+    plan.measures.iter().position(|x| *x == m).unwrap_or_else(|| panic!("{} not in the plan", m.name()))
 }
 
 /// A seeded-by-formula full-rank state of dimension d: A A^+ / Tr, A with fixed entries.
 fn some_state(d: usize, salt: f64) -> CMat {
-    let a = CMat::from_fn(d, d, |i, j| {
-        c(
-            ((i * 7 + j * 3) as f64 * 0.37 + salt).sin(),
-            ((i * 5 + j * 11) as f64 * 0.21 - salt).cos(),
-        )
-    });
+    let a = CMat::from_fn(d, d, |i, j| c(((i * 7 + j * 3) as f64 * 0.37 + salt).sin(), ((i * 5 + j * 11) as f64 * 0.21 - salt).cos()));
     let rho = &a * a.adjoint();
     let tr = rho.trace();
     rho / tr
@@ -49,9 +33,7 @@ fn some_state(d: usize, salt: f64) -> CMat {
 fn dicke_isometry(n: usize) -> CMat {
     let mut v = CMat::zeros(1 << n, n + 1);
     for k in 0..=n {
-        let count = (0..1usize << n)
-            .filter(|b| b.count_ones() as usize == k)
-            .count() as f64;
+        let count = (0..1usize << n).filter(|b| b.count_ones() as usize == k).count() as f64;
         for b in 0..1usize << n {
             if b.count_ones() as usize == k {
                 v[(b, k)] = c(1.0 / count.sqrt(), 0.0);
@@ -62,10 +44,7 @@ fn dicke_isometry(n: usize) -> CMat {
 }
 
 fn dicke_system(given: &[(&str, f64)], coupling: &str) -> OpenSystem {
-    let mut p: Params = given
-        .iter()
-        .map(|(k, v)| (k.to_string(), ParamValue::Real(*v)))
-        .collect();
+    let mut p: Params = given.iter().map(|(k, v)| (k.to_string(), ParamValue::Real(*v))).collect();
     p.insert("coupling".into(), ParamValue::Text(coupling.into()));
     let p = qbat_gpu::model::resolve_params(ModelKind::Dicke, &p).unwrap();
     ModelKind::Dicke.build(&p).unwrap()
@@ -73,38 +52,19 @@ fn dicke_system(given: &[(&str, f64)], coupling: &str) -> OpenSystem {
 
 #[test]
 fn ergotropy_and_capacity_over_2_to_the_n_match_the_explicit_computation() {
-    let list = [
-        Measure::EnergyB,
-        Measure::ErgotropyB,
-        Measure::AntiergotropyB,
-        Measure::CapacityB,
-        Measure::EntropyB,
-        Measure::EnergyVarianceB,
-    ];
+    let list = [Measure::EnergyB, Measure::ErgotropyB, Measure::AntiergotropyB, Measure::CapacityB, Measure::EntropyB, Measure::EnergyVarianceB];
     let mut below = 0;
     for n in 1..=4usize {
         for wa in [1.3, -0.7] {
-            let sys = dicke_system(
-                &[
-                    ("n_cells", n as f64),
-                    ("n_fock", n as f64 + 1.0),
-                    ("wa", wa),
-                ],
-                "dicke",
-            );
+            let sys = dicke_system(&[("n_cells", n as f64), ("n_fock", n as f64 + 1.0), ("wa", wa)], "dicke");
             let v = dicke_isometry(n);
             // H_B = wa sum_i n_i on 2^N: diagonal wa popcount(b)
-            let hb_full = CMat::from_diagonal(&nalgebra::DVector::from_iterator(
-                1 << n,
-                (0..1usize << n).map(|b| c(wa * b.count_ones() as f64, 0.0)),
-            ));
+            let hb_full = CMat::from_diagonal(&nalgebra::DVector::from_iterator(1 << n, (0..1usize << n).map(|b| c(wa * b.count_ones() as f64, 0.0))));
             for salt in [0.1, 0.9, 2.3] {
                 // rank 1 .. full-rank states of the cells, in a product with a cavity state
                 for rank_one in [false, true] {
                     let rb = if rank_one {
-                        let psi: Vec<C64> = (0..=n)
-                            .map(|k| c((k as f64 + salt).cos(), (k as f64 * salt).sin()))
-                            .collect();
+                        let psi: Vec<C64> = (0..=n).map(|k| c((k as f64 + salt).cos(), (k as f64 * salt).sin())).collect();
                         let nn = psi.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
                         projector(&psi.iter().map(|z| z / nn).collect::<Vec<_>>())
                     } else {
@@ -113,15 +73,7 @@ fn ergotropy_and_capacity_over_2_to_the_n_match_the_explicit_computation() {
                     let cav = some_state(n + 2, salt + 0.5);
                     let rho = kron(&rb, &cav);
                     let ctx = MeasureContext::new(&sys, &rho);
-                    let got = evaluate(
-                        &list,
-                        &ctx,
-                        &Sample {
-                            t: 1.0,
-                            rho: &rho,
-                            y: None,
-                        },
-                    );
+                    let got = evaluate(&list, &ctx, &Sample { t: 1.0, rho: &rho, y: None });
                     let full = &v * &rb * v.adjoint();
                     let want = [
                         energy::energy(&full, &hb_full),
@@ -132,13 +84,7 @@ fn ergotropy_and_capacity_over_2_to_the_n_match_the_explicit_computation() {
                         energy::variance(&full, &hb_full),
                     ];
                     for i in 0..list.len() {
-                        assert!(
-                            (got[i] - want[i]).abs() < 1e-12,
-                            "N = {n}, wa = {wa}, {}: {} vs 2^N {}",
-                            list[i].name(),
-                            got[i],
-                            want[i]
-                        );
+                        assert!((got[i] - want[i]).abs() < 1e-12, "N = {n}, wa = {wa}, {}: {} vs 2^N {}", list[i].name(), got[i], want[i]);
                     }
                     // Within the symmetric subspace alone the ergotropy is smaller for N >= 2.
                     let sym = energy::ergotropy(&rb, &sys.h_battery);
@@ -150,10 +96,7 @@ fn ergotropy_and_capacity_over_2_to_the_n_match_the_explicit_computation() {
             }
         }
     }
-    assert!(
-        below > 0,
-        "the symmetric-subspace ergotropy never differed from the 2^N one"
-    );
+    assert!(below > 0, "the symmetric-subspace ergotropy never differed from the 2^N one");
 }
 
 #[test]
@@ -163,17 +106,10 @@ fn one_cell_tavis_cummings_at_resonance_follows_sin_squared() {
     let cfg = format!("model = \"dicke\"\n[params]\nn_cells = 1\nn_fock = 3\nwc = {wa}\nwa = {wa}\ng = {g}\ncoupling = \"tavis-cummings\"\n[time]\ndt = 0.005\nt_end = 12.0\nsamples = 25\n");
     for backend in [Backend::Reference, Backend::Cpu] {
         let (plan, r) = run(&cfg, backend);
-        let (e, p) = (
-            col(&plan, Measure::EnergyB),
-            col(&plan, Measure::EnergyPerCell),
-        );
+        let (e, p) = (col(&plan, Measure::EnergyB), col(&plan, Measure::EnergyPerCell));
         for (s, &t) in r.times.iter().enumerate() {
             let want = wa * (g * t).sin().powi(2);
-            assert!(
-                (r.value(0, s, e) - want).abs() < 1e-9,
-                "{backend:?} t = {t}: {} vs {want}",
-                r.value(0, s, e)
-            );
+            assert!((r.value(0, s, e) - want).abs() < 1e-9, "{backend:?} t = {t}: {} vs {want}", r.value(0, s, e));
             assert_eq!(r.value(0, s, p), r.value(0, s, e));
         }
     }
@@ -182,22 +118,13 @@ fn one_cell_tavis_cummings_at_resonance_follows_sin_squared() {
 /// e^{-iHt} from the eigendecomposition of the Hermitian H.
 fn propagator(h: &CMat, t: f64) -> CMat {
     let e = hermitian_part(h).symmetric_eigen();
-    let d = CMat::from_diagonal(&nalgebra::DVector::from_iterator(
-        h.nrows(),
-        e.eigenvalues.iter().map(|&x| C64::from_polar(1.0, -x * t)),
-    ));
+    let d = CMat::from_diagonal(&nalgebra::DVector::from_iterator(h.nrows(), e.eigenvalues.iter().map(|&x| C64::from_polar(1.0, -x * t))));
     &e.eigenvectors * d * e.eigenvectors.adjoint()
 }
 
 /// Truncated a on |0>..|nf>, built here.
 fn destroy(nf: usize) -> CMat {
-    CMat::from_fn(nf + 1, nf + 1, |i, j| {
-        if j == i + 1 {
-            c((j as f64).sqrt(), 0.0)
-        } else {
-            ZERO
-        }
-    })
+    CMat::from_fn(nf + 1, nf + 1, |i, j| if j == i + 1 { c((j as f64).sqrt(), 0.0) } else { ZERO })
 }
 
 #[test]
@@ -210,27 +137,15 @@ fn one_cell_is_the_rabi_and_jaynes_cummings_model() {
         let cfg = format!("model = \"dicke\"\n[params]\nn_cells = 1\nn_fock = {nf}\nwc = {wc}\nwa = {wa}\ng = {g}\ncoupling = \"{coupling}\"\nalpha = [0.8, -0.5]\ndicke_m = 0.5\n[time]\ndt = 0.002\nt_end = 6.0\nsamples = 7\n");
         let (plan, r) = run(&cfg, Backend::Reference);
         let a = kron(&identity(2), &destroy(nf));
-        let (sp, sm) = (
-            kron(&sigma_plus(), &identity(nf + 1)),
-            kron(&sigma_minus(), &identity(nf + 1)),
-        );
+        let (sp, sm) = (kron(&sigma_plus(), &identity(nf + 1)), kron(&sigma_minus(), &identity(nf + 1)));
         let num = |op: &CMat| op.adjoint() * op;
-        let inter = if coupling == "dicke" {
-            (&sp + &sm) * (&a + a.adjoint())
-        } else {
-            &sp * &a + &sm * a.adjoint()
-        };
+        let inter = if coupling == "dicke" { (&sp + &sm) * (&a + a.adjoint()) } else { &sp * &a + &sm * a.adjoint() };
         let h = num(&a) * c(wc, 0.0) + &sp * &sm * c(wa, 0.0) + inter * c(g, 0.0);
         // the cavity coherent state from its Poisson amplitudes, renormalised on the cutoff
-        let mut k: Vec<C64> = (0..=nf)
-            .map(|n| alpha.powu(n as u32) / (1..=n).map(|x| (x as f64).sqrt()).product::<f64>())
-            .collect();
+        let mut k: Vec<C64> = (0..=nf).map(|n| alpha.powu(n as u32) / (1..=n).map(|x| (x as f64).sqrt()).product::<f64>()).collect();
         let nn = k.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
         k.iter_mut().for_each(|z| *z /= nn);
-        let psi0: Vec<C64> = [ZERO, ONE]
-            .iter()
-            .flat_map(|q| k.iter().map(move |z| q * z))
-            .collect();
+        let psi0: Vec<C64> = [ZERO, ONE].iter().flat_map(|q| k.iter().map(move |z| q * z)).collect();
         let hb = sigma_plus() * sigma_minus() * c(wa, 0.0);
         for (s, &t) in r.times.iter().enumerate() {
             let u = propagator(&h, t);
@@ -245,11 +160,7 @@ fn one_cell_is_the_rabi_and_jaynes_cummings_model() {
             ];
             for (m, w) in want {
                 let got = r.value(0, s, col(&plan, m));
-                assert!(
-                    (got - w).abs() < 1e-8,
-                    "{coupling} t = {t} {}: {got} vs {w}",
-                    m.name()
-                );
+                assert!((got - w).abs() < 1e-8, "{coupling} t = {t} {}: {got} vs {w}", m.name());
             }
         }
     }
@@ -257,76 +168,36 @@ fn one_cell_is_the_rabi_and_jaynes_cummings_model() {
 
 /// Two explicit qubits and a cavity, built here: J_a = (s_a (x) I + I (x) s_a) / 2 for the
 /// cells, index (2 i_1 + i_2)(nf + 1) + n; the same collective couplings and dissipators.
-fn two_qubit_full(
-    nf: usize,
-    wc: f64,
-    wa: f64,
-    g: f64,
-    kappa: f64,
-    gamma: f64,
-    tc: bool,
-) -> OpenSystem {
+fn two_qubit_full(nf: usize, wc: f64, wa: f64, g: f64, kappa: f64, gamma: f64, tc: bool) -> OpenSystem {
     let (i2, ic) = (identity(2), identity(nf + 1));
     let cell = |op: &CMat| kron(&(kron(op, &i2) + kron(&i2, op)), &ic);
     let (jp, jm) = (cell(&sigma_plus()), cell(&sigma_minus()));
     let a = kron(&identity(4), &destroy(nf));
     let ad = a.adjoint();
-    let inter = if tc {
-        (&jp * &a + &jm * &ad) * c(g, 0.0)
-    } else {
-        (&jp + &jm) * (&a + &ad) * c(g, 0.0)
-    };
+    let inter = if tc { (&jp * &a + &jm * &ad) * c(g, 0.0) } else { (&jp + &jm) * (&a + &ad) * c(g, 0.0) };
     let nb = cell(&(sigma_plus() * sigma_minus()));
     let h = &ad * &a * c(wc, 0.0) + nb * c(wa, 0.0) + &inter;
-    let jumps = [(a, kappa), (jm, gamma)]
-        .into_iter()
-        .filter(|(_, r)| *r > 0.0)
-        .map(|(op, rate)| Jump { op, rate })
-        .collect();
-    OpenSystem {
-        space: Space::Cavity { n_fock: nf },
-        hamiltonian: h,
-        jumps,
-        h_battery: identity(2),
-        h_charger: identity(2),
-        dephasing: 0.0,
-        coupling: inter,
-    }
+    let jumps = [(a, kappa), (jm, gamma)].into_iter().filter(|(_, r)| *r > 0.0).map(|(op, rate)| Jump { op, rate }).collect();
+    OpenSystem { space: Space::Cavity { n_fock: nf }, hamiltonian: h, jumps, h_battery: identity(2), h_charger: identity(2), dephasing: 0.0, coupling: inter }
 }
 
 #[test]
 fn two_cells_agree_with_two_explicit_qubits_on_every_measure() {
     let nf = 5;
     let (wc, wa, g) = (1.0, 0.8, 0.2);
-    for (coupling, kappa, gamma) in [
-        ("dicke", 0.0, 0.0),
-        ("tavis-cummings", 0.15, 0.1),
-        ("dicke", 0.1, 0.2),
-    ] {
+    for (coupling, kappa, gamma) in [("dicke", 0.0, 0.0), ("tavis-cummings", 0.15, 0.1), ("dicke", 0.1, 0.2)] {
         let cfg = format!("model = \"dicke\"\n[params]\nn_cells = 2\nn_fock = {nf}\nwc = {wc}\nwa = {wa}\ng = {g}\ncoupling = \"{coupling}\"\nkappa = {kappa}\ngamma = {gamma}\n[time]\ndt = 0.01\nt_end = 8.0\nsamples = 9\n");
         let (plan, r) = run(&cfg, Backend::Reference);
         let full = two_qubit_full(nf, wc, wa, g, kappa, gamma, coupling == "tavis-cummings");
         // |gg> (x) |2>
         let mut psi = vec![ZERO; 4 * (nf + 1)];
         psi[2] = ONE;
-        let states = qbat_gpu::reference::integrate(
-            &qbat_gpu::reference::LindbladRhs::new(&full),
-            &projector(&psi),
-            None,
-            &plan.schedule,
-        );
-        let hb = CMat::from_diagonal(&nalgebra::DVector::from_vec(vec![
-            c(0.0, 0.0),
-            c(wa, 0.0),
-            c(wa, 0.0),
-            c(2.0 * wa, 0.0),
-        ]));
+        let states = qbat_gpu::reference::integrate(&qbat_gpu::reference::LindbladRhs::new(&full), &projector(&psi), None, &plan.schedule);
+        let hb = CMat::from_diagonal(&nalgebra::DVector::from_vec(vec![c(0.0, 0.0), c(wa, 0.0), c(wa, 0.0), c(2.0 * wa, 0.0)]));
         let a = kron(&identity(4), &destroy(nf));
         for (s, st) in states.iter().enumerate() {
             let q = trace_out_second(&st.rho, 4, nf + 1);
-            let top = (0..4)
-                .map(|b| st.rho[(b * (nf + 1) + nf, b * (nf + 1) + nf)].re)
-                .sum::<f64>();
+            let top = (0..4).map(|b| st.rho[(b * (nf + 1) + nf, b * (nf + 1) + nf)].re).sum::<f64>();
             let e0 = 0.0;
             let want = [
                 (Measure::EnergyB, energy::energy(&q, &hb)),
@@ -336,26 +207,15 @@ fn two_cells_agree_with_two_explicit_qubits_on_every_measure() {
                 (Measure::AntiergotropyB, energy::antiergotropy(&q, &hb)),
                 (Measure::CapacityB, energy::capacity(&q, &hb)),
                 (Measure::EnergyVarianceB, energy::variance(&q, &hb)),
-                (
-                    Measure::EntropyB,
-                    qbat_gpu::measures::coherence::entropy_bits(&q),
-                ),
+                (Measure::EntropyB, qbat_gpu::measures::coherence::entropy_bits(&q)),
                 (Measure::Purity, re_trace_product(&st.rho, &st.rho)),
-                (
-                    Measure::PhotonNumber,
-                    re_trace_product(&st.rho, &(a.adjoint() * &a)),
-                ),
+                (Measure::PhotonNumber, re_trace_product(&st.rho, &(a.adjoint() * &a))),
                 (Measure::FockTail, top),
                 (Measure::TraceError, (st.rho.trace().re - 1.0).abs()),
             ];
             for (m, w) in want {
                 let got = r.value(0, s, col(&plan, m));
-                assert!(
-                    (got - w).abs() < 1e-10,
-                    "{coupling} kappa {kappa} gamma {gamma} t = {} {}: {got} vs {w}",
-                    st.t,
-                    m.name()
-                );
+                assert!((got - w).abs() < 1e-10, "{coupling} kappa {kappa} gamma {gamma} t = {} {}: {got} vs {w}", st.t, m.name());
             }
             let pw = r.value(0, s, col(&plan, Measure::PowerB));
             assert!(s == 0 && pw == 0.0 || (pw - energy::energy(&q, &hb) / st.t).abs() < 1e-10);
@@ -375,19 +235,10 @@ fn tavis_cummings_conserves_excitations_and_closed_runs_stay_pure() {
             for s in 0..r.times.len() {
                 let n = r.value(i, s, 1) + r.value(i, s, 0) / wa;
                 if cons {
-                    assert!(
-                        (n - n0).abs() < 1e-12,
-                        "excitations drift {} at t = {}",
-                        n - n0,
-                        r.times[s]
-                    );
+                    assert!((n - n0).abs() < 1e-12, "excitations drift {} at t = {}", n - n0, r.times[s]);
                 }
                 // purity and positivity hold to RK4 truncation (dt = 0.005, 2,000 steps)
-                assert!(
-                    (r.value(i, s, 2) - 1.0).abs() < 1e-8,
-                    "{coupling}: purity {}",
-                    r.value(i, s, 2)
-                );
+                assert!((r.value(i, s, 2) - 1.0).abs() < 1e-8, "{coupling}: purity {}", r.value(i, s, 2));
                 assert!(
                     r.value(i, s, 3) < 1e-12 && r.value(i, s, 4) > -1e-7,
                     "{coupling}: trace error {} min eigenvalue {}",
@@ -397,13 +248,8 @@ fn tavis_cummings_conserves_excitations_and_closed_runs_stay_pure() {
             }
             // the Dicke coupling's counter-rotating terms do not conserve it
             if !cons {
-                let drift = (0..r.times.len())
-                    .map(|s| (r.value(i, s, 1) + r.value(i, s, 0) / wa - n0).abs())
-                    .fold(0.0, f64::max);
-                assert!(
-                    drift > 1e-3,
-                    "dicke coupling conserved excitations ({drift})"
-                );
+                let drift = (0..r.times.len()).map(|s| (r.value(i, s, 1) + r.value(i, s, 0) / wa - n0).abs()).fold(0.0, f64::max);
+                assert!(drift > 1e-3, "dicke coupling conserved excitations ({drift})");
             }
         }
     }
@@ -413,12 +259,7 @@ fn tavis_cummings_conserves_excitations_and_closed_runs_stay_pure() {
 fn default_state_is_ground_cells_and_n_photons() {
     let p = qbat_gpu::model::resolve_params(
         ModelKind::Dicke,
-        &[
-            ("n_cells".to_string(), ParamValue::Real(3.0)),
-            ("n_fock".to_string(), ParamValue::Real(5.0)),
-        ]
-        .into_iter()
-        .collect(),
+        &[("n_cells".to_string(), ParamValue::Real(3.0)), ("n_fock".to_string(), ParamValue::Real(5.0))].into_iter().collect(),
     )
     .unwrap();
     let rho = ModelKind::Dicke.default_state(&p, None).unwrap();
@@ -431,39 +272,19 @@ fn default_state_is_ground_cells_and_n_photons() {
 #[test]
 fn models_and_measures_list_dicke() {
     let models = qbat_gpu::describe::models_text();
-    for w in [
-        "dicke",
-        "n_cells",
-        "tavis-cummings",
-        "dicke_m",
-        "photons",
-        "J_z + N/2",
-    ] {
+    for w in ["dicke", "n_cells", "tavis-cummings", "dicke_m", "photons", "J_z + N/2"] {
         assert!(models.contains(w), "{w}");
     }
     let measures = qbat_gpu::describe::measures_text();
-    assert!(
-        measures
-            .lines()
-            .any(|l| l.starts_with("energy_per_cell") && l.contains("dicke")),
-        "{measures}"
-    );
-    assert!(
-        measures
-            .lines()
-            .any(|l| l.starts_with("concurrence") && l.contains("all but dicke")),
-        "{measures}"
-    );
+    assert!(measures.lines().any(|l| l.starts_with("energy_per_cell") && l.contains("dicke")), "{measures}");
+    assert!(measures.lines().any(|l| l.starts_with("concurrence") && l.contains("all but dicke")), "{measures}");
 }
 
 #[test]
 fn bad_dicke_inputs_name_their_field() {
     let base = "model = \"dicke\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n";
     let cases = [
-        (
-            "[params]\nn_cells = { values = [2, 3] }\n",
-            "params.n_cells",
-        ),
+        ("[params]\nn_cells = { values = [2, 3] }\n", "params.n_cells"),
         ("[params]\nn_cells = 4\nn_fock = 3\n", "params.n_fock"),
         ("[params]\nphotons = 7\nn_fock = 5\n", "params.photons"),
         ("[params]\nphotons = 1\nalpha = 0.5\n", "params.alpha"),
@@ -471,27 +292,17 @@ fn bad_dicke_inputs_name_their_field() {
         ("[params]\nn_cells = 2\ndicke_m = 0.5\n", "params.dicke_m"),
         ("[params]\nn_cells = 0\n", "params.n_cells"),
         ("[initial]\nrandom = \"haar\"\n", "initial.random"),
-        (
-            "[output]\nmeasures = [\"concurrence\"]\n",
-            "output.measures",
-        ),
+        ("[output]\nmeasures = [\"concurrence\"]\n", "output.measures"),
         ("[params]\nn_cells = 16\nn_fock = 200\n", "params.n_fock"),
         ("[params]\nwc = 400.0\n", "time.dt"),
         ("[params]\ncoupling = 1.0\n", "params.coupling"),
-        (
-            "[params]\nn_cells = 1\ndicke_m = 0.5\n[initial]\nket = [1.0, 0.0]\n",
-            "params.dicke_m",
-        ),
+        ("[params]\nn_cells = 1\ndicke_m = 0.5\n[initial]\nket = [1.0, 0.0]\n", "params.dicke_m"),
     ];
     for (extra, field) in cases {
         let text = base.replacen("[time]", &format!("{extra}[time]"), 1);
         let r = crate::common::run_config_text(&text, &[]);
         assert_eq!(r.code, 2, "{extra}: {}", r.stderr);
-        assert!(
-            r.stderr.contains(field),
-            "{extra}: expected {field} in {}",
-            r.stderr
-        );
+        assert!(r.stderr.contains(field), "{extra}: expected {field} in {}", r.stderr);
         assert!(!r.left_behind, "{extra}");
     }
 }
@@ -508,15 +319,7 @@ fn structured_engine_agrees_with_the_reference_and_verify_covers_it() {
     ];
     for cfg in cfgs {
         let plan = parse_plan(cfg, &Overrides::default()).unwrap();
-        let fast = run_plan(
-            &plan,
-            &RunOptions {
-                backend: Backend::Cpu,
-                verify: 2,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let fast = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 2, ..Default::default() }).unwrap();
         let (_, refr) = run(cfg, Backend::Reference);
         assert_eq!(fast.backend, "cpu");
         for (k, m) in plan.measures.iter().enumerate() {
@@ -528,60 +331,27 @@ fn structured_engine_agrees_with_the_reference_and_verify_covers_it() {
                     worst = worst.max((a - b).abs());
                 }
             }
-            assert!(
-                worst <= 1e-10,
-                "{}: structured engine vs reference {worst:e}",
-                m.name()
-            );
+            assert!(worst <= 1e-10, "{}: structured engine vs reference {worst:e}", m.name());
         }
         for (a, b) in fast.peaks.iter().zip(&refr.peaks) {
-            assert!(
-                (a.max - b.max).abs() <= 1e-10 && a.t_max == b.t_max,
-                "{a:?} vs {b:?}"
-            );
+            assert!((a.max - b.max).abs() <= 1e-10 && a.t_max == b.t_max, "{a:?} vs {b:?}");
         }
         let v = fast.verify.as_ref().expect("verify ran");
-        assert!(
-            v.pass && !v.members.is_empty() && v.deviations.len() == plan.measures.len(),
-            "{v:?}"
-        );
+        assert!(v.pass && !v.members.is_empty() && v.deviations.len() == plan.measures.len(), "{v:?}");
     }
 }
 
 #[test]
 fn example_config_is_ten_thousand_members_and_its_members_verify() {
-    let plan = parse_plan(
-        include_str!("../examples/dicke.toml"),
-        &Overrides::default(),
-    )
-    .unwrap();
+    let plan = parse_plan(include_str!("../examples/dicke.toml"), &Overrides::default()).unwrap();
     assert_eq!(plan.members.len(), 10_000);
-    assert_eq!(
-        plan.space,
-        Space::Dicke {
-            n_cells: 4,
-            n_fock: 8
-        }
-    );
+    assert_eq!(plan.space, Space::Dicke { n_cells: 4, n_fock: 8 });
     // every member its own parameter point
     assert_eq!(plan.points.len(), 10_000);
     let mut slice = plan.slice(9_990..9_992);
     // the same steps over a shorter run
-    slice.schedule = parse_plan(
-        "model = \"dicke\"\n[time]\ndt = 0.02\nt_end = 2.0\nsamples = 5\n",
-        &Overrides::default(),
-    )
-    .unwrap()
-    .schedule;
-    let r = run_plan(
-        &slice,
-        &RunOptions {
-            backend: Backend::Cpu,
-            verify: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    slice.schedule = parse_plan("model = \"dicke\"\n[time]\ndt = 0.02\nt_end = 2.0\nsamples = 5\n", &Overrides::default()).unwrap().schedule;
+    let r = run_plan(&slice, &RunOptions { backend: Backend::Cpu, verify: 2, ..Default::default() }).unwrap();
     assert!(r.verify.as_ref().unwrap().pass, "{:?}", r.verify);
 }
 
@@ -590,26 +360,19 @@ fn shards_of_a_dicke_run_merge_to_the_unsharded_run() {
     use crate::common::{bin, ok};
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("d.toml");
-    std::fs::write(&cfg, "model = \"dicke\"\n[params]\nn_cells = 2\nn_fock = 5\ng = { linspace = [0.1, 0.4, 6] }\nkappa = 0.05\n[time]\ndt = 0.01\nt_end = 2.0\nsamples = 5\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "model = \"dicke\"\n[params]\nn_cells = 2\nn_fock = 5\ng = { linspace = [0.1, 0.4, 6] }\nkappa = 0.05\n[time]\ndt = 0.01\nt_end = 2.0\nsamples = 5\n",
+    )
+    .unwrap();
     let out = |name: &str| dir.path().join(name);
     let run = |extra: &[&str], name: &str| {
-        ok(bin()
-            .arg("run")
-            .arg(&cfg)
-            .args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"])
-            .arg(out(name))
-            .args(extra))
+        ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(out(name)).args(extra))
     };
     run(&[], "full");
     run(&["--shard", "0/2"], "s0");
     run(&["--shard", "1/2"], "s1");
-    ok(bin()
-        .arg("merge")
-        .arg(out("s0"))
-        .arg(out("s1"))
-        .arg("--no-plots")
-        .arg("--out")
-        .arg(out("merged")));
+    ok(bin().arg("merge").arg(out("s0")).arg(out("s1")).arg("--no-plots").arg("--out").arg(out("merged")));
     for f in ["stats.csv", "summary.csv"] {
         let a = std::fs::read_to_string(out("full").join(f)).unwrap();
         let b = std::fs::read_to_string(out("merged").join(f)).unwrap();
@@ -619,64 +382,30 @@ fn shards_of_a_dicke_run_merge_to_the_unsharded_run() {
 
 #[test]
 fn auto_fock_covers_the_tavis_cummings_excitations_and_the_coherent_tail() {
-    let auto = Overrides {
-        auto_fock: true,
-        ..Default::default()
-    };
+    let auto = Overrides { auto_fock: true, ..Default::default() };
     // Fock start |photons>, cells in |j, m>: at most photons + (cells excited) + N photons ever;
     // n_fock = photons + N + 2, and under Tavis-Cummings the top level is never populated.
     let cfg = "model = \"dicke\"\n[params]\nn_cells = 3\nphotons = 2\ndicke_m = 1.5\ng = 0.3\ncoupling = \"tavis-cummings\"\n[time]\ndt = 0.01\nt_end = 6.0\nsamples = 13\n[output]\nmeasures = [\"fock_tail\", \"photon_number\"]\n";
     let plan = parse_plan(cfg, &auto).unwrap();
-    assert_eq!(
-        plan.space,
-        Space::Dicke {
-            n_cells: 3,
-            n_fock: 7
-        }
-    );
-    let r = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Cpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let most = (0..r.times.len())
-        .map(|s| r.value(0, s, 1))
-        .fold(0.0, f64::max);
+    assert_eq!(plan.space, Space::Dicke { n_cells: 3, n_fock: 7 });
+    let r = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+    let most = (0..r.times.len()).map(|s| r.value(0, s, 1)).fold(0.0, f64::max);
     assert!(most > 2.5, "the cells gave photons to the cavity ({most})");
     assert!((0..r.times.len()).all(|s| r.value(0, s, 0).abs() < 1e-20));
     // coherent start: the smallest cutoff whose Poisson tail P(n >= c) is below 1e-12, + 2 + N
-    let plan = parse_plan("model = \"dicke\"\n[params]\nn_cells = 5\nalpha = { values = [1.0, 2.5] }\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 2\n", &auto).unwrap();
-    let Space::Dicke { n_fock, .. } = plan.space else {
-        panic!()
-    };
+    let plan =
+        parse_plan("model = \"dicke\"\n[params]\nn_cells = 5\nalpha = { values = [1.0, 2.5] }\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 2\n", &auto).unwrap();
+    let Space::Dicke { n_fock, .. } = plan.space else { panic!() };
     let tail = |c: usize| {
         let mean: f64 = 6.25;
-        1.0 - (0..c)
-            .map(|k| {
-                (-mean).exp() * mean.powi(k as i32) / (1..=k).map(|x| x as f64).product::<f64>()
-            })
-            .sum::<f64>()
+        1.0 - (0..c).map(|k| (-mean).exp() * mean.powi(k as i32) / (1..=k).map(|x| x as f64).product::<f64>()).sum::<f64>()
     };
     let c = n_fock - 2 - 5;
-    assert!(
-        tail(c) < 1e-12 && tail(c - 1) >= 1e-12,
-        "cutoff {n_fock}: tails {} {}",
-        tail(c),
-        tail(c - 1)
-    );
+    assert!(tail(c) < 1e-12 && tail(c - 1) >= 1e-12, "cutoff {n_fock}: tails {} {}", tail(c), tail(c - 1));
 }
 
 /// The twin's state after `steps` RK4 steps of dt from the plan's member 0, unpacked.
-fn twin_state<R: qbat_gpu::twin::Real>(
-    plan: &Plan,
-    parity_only: bool,
-    steps: usize,
-    dt: f64,
-) -> CMat {
+fn twin_state<R: qbat_gpu::twin::Real>(plan: &Plan, parity_only: bool, steps: usize, dt: f64) -> CMat {
     use qbat_gpu::engine::dicke::{dicke_coeffs, pack_state};
     use qbat_gpu::twin::rk4_dicke::{DickeOps, DickeWork};
     let coeffs = dicke_coeffs(&plan.points[plan.members[0].point]).unwrap();
@@ -686,10 +415,7 @@ fn twin_state<R: qbat_gpu::twin::Real>(
     for _ in 0..steps {
         w.step(&ops, &mut x, dt);
     }
-    let x64: Vec<_> = x
-        .iter()
-        .map(|z| qbat_gpu::twin::rk4_cavity::Cx::new(z.re.to_f64(), z.im.to_f64()))
-        .collect();
+    let x64: Vec<_> = x.iter().map(|z| qbat_gpu::twin::rk4_cavity::Cx::new(z.re.to_f64(), z.im.to_f64())).collect();
     qbat_gpu::engine::dicke::unpack_state(&x64, coeffs.dim())
 }
 
@@ -697,12 +423,7 @@ fn twin_state<R: qbat_gpu::twin::Real>(
 fn reference_state(plan: &Plan, steps: usize, dt: f64) -> CMat {
     let sys = &plan.systems[plan.members[0].point];
     let sched = qbat_gpu::job::Schedule::new(dt, &[steps as f64 * dt]);
-    let st = qbat_gpu::reference::integrate(
-        &qbat_gpu::reference::LindbladRhs::new(sys),
-        &plan.initial_state(&plan.members[0]),
-        None,
-        &sched,
-    );
+    let st = qbat_gpu::reference::integrate(&qbat_gpu::reference::LindbladRhs::new(sys), &plan.initial_state(&plan.members[0]), None, &sched);
     st.last().unwrap().rho.clone()
 }
 
@@ -717,11 +438,7 @@ fn parity_superselection_holds_and_the_structured_twin_uses_it_only_where_valid(
     let base = "model = \"dicke\"\n[params]\nn_cells = 3\nn_fock = 6\nwc = 1.1\nwa = 0.9\ng = 0.35\nkappa = 0.15\ngamma = 0.1\n";
     for coupling in ["dicke", "tavis-cummings"] {
         // Fock and Dicke starts (parity-definite), a coherent start (parity-mixed)
-        for (start, definite) in [
-            ("photons = 3\n", true),
-            ("photons = 2\ndicke_m = 0.5\n", true),
-            ("alpha = [0.8, 0.3]\n", false),
-        ] {
+        for (start, definite) in [("photons = 3\n", true), ("photons = 2\ndicke_m = 0.5\n", true), ("alpha = [0.8, 0.3]\n", false)] {
             let cfg = format!("{base}coupling = \"{coupling}\"\n{start}[time]\ndt = {dt}\nt_end = 3.0\nsamples = 2\n");
             let plan = parse_plan(&cfg, &Overrides::default()).unwrap();
             let rho0 = plan.initial_state(&plan.members[0]);
@@ -735,23 +452,13 @@ fn parity_superselection_holds_and_the_structured_twin_uses_it_only_where_valid(
                 .map(|(i, j)| want[(i, j)].norm())
                 .fold(0.0, f64::max);
             if definite {
-                assert!(
-                    cross < 1e-15,
-                    "{coupling} {start}: cross-parity entry {cross:e}"
-                );
+                assert!(cross < 1e-15, "{coupling} {start}: cross-parity entry {cross:e}");
             } else {
-                assert!(
-                    cross > 1e-3,
-                    "{coupling} {start}: the coherent start should mix parities ({cross:e})"
-                );
+                assert!(cross > 1e-3, "{coupling} {start}: the coherent start should mix parities ({cross:e})");
             }
             // the structured twin in f64: the general path always, the parity path where valid
             let general = twin_state::<f64>(&plan, false, steps, dt);
-            assert!(
-                max_diff(&general, &want) < 1e-10,
-                "{coupling} {start}: general path {:e}",
-                max_diff(&general, &want)
-            );
+            assert!(max_diff(&general, &want) < 1e-10, "{coupling} {start}: general path {:e}", max_diff(&general, &want));
             let fast = twin_state::<f64>(&plan, true, steps, dt);
             let dev = max_diff(&fast, &want);
             if definite {
@@ -761,11 +468,7 @@ fn parity_superselection_holds_and_the_structured_twin_uses_it_only_where_valid(
             }
             // in f32 the same loops, to f32 rounding
             let f32s = twin_state::<f32>(&plan, definite, steps, dt);
-            assert!(
-                max_diff(&f32s, &want) < 2e-5,
-                "{coupling} {start}: f32 twin {:e}",
-                max_diff(&f32s, &want)
-            );
+            assert!(max_diff(&f32s, &want) < 2e-5, "{coupling} {start}: f32 twin {:e}", max_diff(&f32s, &want));
         }
     }
 }
@@ -783,11 +486,7 @@ fn the_batched_cpu_engine_gives_every_member_the_bits_of_its_own_one_member_run(
     let (plan, all) = run(&body(&g_list, "{ values = [0.0, 0.6] }"), Backend::Cpu);
     assert_eq!(all.backend, "cpu");
     assert_eq!(plan.members.len(), 10);
-    let definite: Vec<bool> = plan
-        .members
-        .iter()
-        .map(|m| parity_definite(&plan.initial_state(m), 5))
-        .collect();
+    let definite: Vec<bool> = plan.members.iter().map(|m| parity_definite(&plan.initial_state(m), 5)).collect();
     assert_eq!(definite.iter().filter(|&&d| d).count(), 5, "{definite:?}");
     let column = |name: &str| plan.param_columns.iter().position(|c| c == name).unwrap();
     let (cg, ca) = (column("g"), column("alpha"));

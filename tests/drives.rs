@@ -13,16 +13,7 @@ use drive_solve::{battery_cfg, envelope, excited_population};
 
 pub fn run(cfg: &str, backend: Backend, precision: Precision) -> RunResult {
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
-    run_plan(
-        &plan,
-        &RunOptions {
-            backend,
-            precision,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    run_plan(&plan, &RunOptions { backend, precision, verify: 0, ..Default::default() }).unwrap()
 }
 
 fn col(r: &RunResult, m: Measure) -> usize {
@@ -39,20 +30,13 @@ fn resonant_drive_matches_an_independent_solve() {
         let times: Vec<f64> = (0..51).map(|k| 10.0 * k as f64 / 50.0).collect();
         // 2000 sub-steps per 0.2: h = 1e-4, RK4 error ~1e-15.
         let want = excited_population(1.0, 0.2, 1.0, 0.3, &*env, &times, 2000, kind == "window");
-        assert!(
-            want.iter().cloned().fold(0.0, f64::max) > 0.05,
-            "{kind}: the drive must excite the battery"
-        );
+        assert!(want.iter().cloned().fold(0.0, f64::max) > 0.05, "{kind}: the drive must excite the battery");
         for backend in [Backend::Reference, Backend::Cpu] {
             let r = run(&cfg, backend, Precision::F64);
             let k = col(&r, Measure::EnergyB);
             for (s, w) in want.iter().enumerate() {
                 let got = r.value(0, s, k);
-                assert!(
-                    (got - w).abs() < 1e-8,
-                    "{kind} {backend:?} t = {}: energy_b = {got} vs {w}",
-                    times[s]
-                );
+                assert!((got - w).abs() < 1e-8, "{kind} {backend:?} t = {}: energy_b = {got} vs {w}", times[s]);
             }
         }
     }
@@ -69,23 +53,11 @@ fn samples_before_a_window_are_those_of_the_undriven_run() {
         let b = run(&with, backend, Precision::F64);
         let nm = a.measures.len();
         for (s, &t) in a.times.iter().enumerate() {
-            let row = |r: &RunResult| {
-                (0..nm)
-                    .map(|k| r.value(0, s, k).to_bits())
-                    .collect::<Vec<_>>()
-            };
+            let row = |r: &RunResult| (0..nm).map(|k| r.value(0, s, k).to_bits()).collect::<Vec<_>>();
             if t <= 2.55 {
-                assert_eq!(
-                    row(&a),
-                    row(&b),
-                    "{backend:?}: sample t = {t} before the window differs"
-                );
+                assert_eq!(row(&a), row(&b), "{backend:?}: sample t = {t} before the window differs");
             } else if t > 2.6 {
-                assert_ne!(
-                    row(&a),
-                    row(&b),
-                    "{backend:?}: sample t = {t} after the window opens is undriven"
-                );
+                assert_ne!(row(&a), row(&b), "{backend:?}: sample t = {t} after the window opens is undriven");
             }
         }
     }
@@ -97,45 +69,23 @@ fn samples_before_a_window_are_those_of_the_undriven_run() {
 fn rabi_oscillations_and_detuning_follow_the_rabi_formula() {
     let a = 0.02;
     let t_end = 2.0 * std::f64::consts::PI / a; // one Rabi period
-    let cfg = battery_cfg(
-        &format!("operator = \"sx_b\"\namplitude = {a}\nfrequency = 1.0"),
-        t_end,
-        201,
-        0.02,
-    );
+    let cfg = battery_cfg(&format!("operator = \"sx_b\"\namplitude = {a}\nfrequency = 1.0"), t_end, 201, 0.02);
     let r = run(&cfg, Backend::Cpu, Precision::F64);
     let k = col(&r, Measure::EnergyB);
     for (s, &t) in r.times.iter().enumerate() {
         let want = (a * t / 2.0).sin().powi(2);
         // Counter-rotating terms: corrections of order a / (2 wb) = 1%.
-        assert!(
-            (r.value(0, s, k) - want).abs() < 0.02,
-            "t = {t}: {} vs {want}",
-            r.value(0, s, k)
-        );
+        assert!((r.value(0, s, k) - want).abs() < 0.02, "t = {t}: {} vs {want}", r.value(0, s, k));
     }
     // A wrong Rabi frequency (a/2 or 2a) would fail: the half period is the maximum.
     let half = r.times.iter().position(|&t| t >= t_end / 2.0).unwrap();
     assert!(r.value(0, half, k) > 0.97);
     for delta in [0.01, 0.02, 0.04] {
-        let cfg = battery_cfg(
-            &format!(
-                "operator = \"sx_b\"\namplitude = {a}\nfrequency = {}",
-                1.0 + delta
-            ),
-            2.0 * t_end,
-            801,
-            0.02,
-        );
+        let cfg = battery_cfg(&format!("operator = \"sx_b\"\namplitude = {a}\nfrequency = {}", 1.0 + delta), 2.0 * t_end, 801, 0.02);
         let r = run(&cfg, Backend::Cpu, Precision::F64);
-        let peak = (0..r.times.len())
-            .map(|s| r.value(0, s, k))
-            .fold(0.0, f64::max);
+        let peak = (0..r.times.len()).map(|s| r.value(0, s, k)).fold(0.0, f64::max);
         let want = a * a / (a * a + delta * delta);
-        assert!(
-            (peak - want).abs() < 0.03,
-            "delta = {delta}: peak {peak} vs the Rabi formula {want}"
-        );
+        assert!((peak - want).abs() < 0.03, "delta = {delta}: peak {peak} vs the Rabi formula {want}");
     }
 }
 
@@ -145,7 +95,12 @@ fn rabi_oscillations_and_detuning_follow_the_rabi_formula() {
 fn amplitude_sweeps_like_a_parameter() {
     let sigma = 2.0;
     let api = std::f64::consts::PI / (sigma * (2.0 * std::f64::consts::PI).sqrt());
-    let cfg = battery_cfg(&format!("operator = \"sx_b\"\namplitude = {{ values = [{}, {api}] }}\nfrequency = 1.0\nenvelope = {{ gaussian = [10.0, {sigma}] }}", api / 2.0), 20.0, 41, 0.01);
+    let cfg = battery_cfg(
+        &format!("operator = \"sx_b\"\namplitude = {{ values = [{}, {api}] }}\nfrequency = 1.0\nenvelope = {{ gaussian = [10.0, {sigma}] }}", api / 2.0),
+        20.0,
+        41,
+        0.01,
+    );
     let plan = parse_plan(&cfg, &Overrides::default()).unwrap();
     assert_eq!(plan.members.len(), 2);
     assert_eq!(plan.param_columns, vec!["drive[0].amplitude".to_string()]);
@@ -154,11 +109,7 @@ fn amplitude_sweeps_like_a_parameter() {
     let k = col(&r, Measure::EnergyB);
     let last = r.times.len() - 1;
     // pi/2 pulse: half excited; pi pulse: (nearly) inverted, up to counter-rotating terms.
-    assert!(
-        (r.value(0, last, k) - 0.5).abs() < 0.05,
-        "{}",
-        r.value(0, last, k)
-    );
+    assert!((r.value(0, last, k) - 0.5).abs() < 0.05, "{}", r.value(0, last, k));
     assert!(r.value(1, last, k) > 0.95, "{}", r.value(1, last, k));
 }
 
@@ -209,20 +160,11 @@ fn cavity_x_a_drive_makes_the_coherent_state_of_the_classical_solution() {
         }
         want.push(br * br + bi * bi);
     }
-    assert!(
-        want[12] > 0.1,
-        "the pulse must displace the mode: {}",
-        want[12]
-    );
+    assert!(want[12] > 0.1, "the pulse must displace the mode: {}", want[12]);
     for backend in [Backend::Reference, Backend::Cpu] {
         let r = run(cfg, backend, Precision::F64);
         for (s, w) in want.iter().enumerate() {
-            assert!(
-                (r.value(0, s, 0) - w).abs() < 1e-8,
-                "{backend:?} t = {}: photon_number {} vs |beta|^2 = {w}",
-                r.times[s],
-                r.value(0, s, 0)
-            );
+            assert!((r.value(0, s, 0) - w).abs() < 1e-8, "{backend:?} t = {}: photon_number {} vs |beta|^2 = {w}", r.times[s], r.value(0, s, 0));
         }
     }
 }
@@ -246,11 +188,7 @@ fn bad_drive_tables_exit_2_naming_the_field() {
     for (extra, field) in cases {
         let r = crate::common::run_config_text(&format!("{base}{extra}"), &[]);
         assert_eq!(r.code, 2, "{extra}: {}", r.stderr);
-        assert!(
-            r.stderr.contains(field),
-            "{extra}: stderr does not name {field}: {}",
-            r.stderr
-        );
+        assert!(r.stderr.contains(field), "{extra}: stderr does not name {field}: {}", r.stderr);
         assert_eq!(r.stderr.trim().lines().count(), 1, "{extra}: {}", r.stderr);
         assert!(!r.left_behind, "{extra}");
     }

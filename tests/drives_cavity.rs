@@ -12,16 +12,7 @@ mod cavity_solve;
 
 fn run(cfg: &str, backend: Backend, verify: usize) -> RunResult {
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
-    run_plan(
-        &plan,
-        &RunOptions {
-            backend,
-            precision: Precision::F64,
-            verify,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    run_plan(&plan, &RunOptions { backend, precision: Precision::F64, verify, ..Default::default() }).unwrap()
 }
 
 /// The x_a drive (three envelopes) on the coupled, dissipative model: the CPU engine runs it
@@ -36,37 +27,20 @@ fn x_a_drive_matches_an_independent_lindblad_solve() {
         let want = cavity_solve::solve(env, kind == "window", 800);
         let r = run(&cfg, Backend::Cpu, 0);
         assert_eq!(r.backend, "cpu");
-        assert!(
-            !r.notes.iter().any(|n| n.contains("reference")),
-            "{:?}",
-            r.notes
-        );
+        assert!(!r.notes.iter().any(|n| n.contains("reference")), "{:?}", r.notes);
         let mut moved = 0.0f64;
         for (s, w) in want.iter().enumerate() {
             for (k, want_k) in w.iter().enumerate() {
                 let got = r.value(0, s, k);
-                assert!(
-                    (got - want_k).abs() < 1e-8,
-                    "{kind} t = {}: {} = {got} vs the independent solve {}",
-                    r.times[s],
-                    r.measures[k].name(),
-                    *want_k
-                );
+                assert!((got - want_k).abs() < 1e-8, "{kind} t = {}: {} = {got} vs the independent solve {}", r.times[s], r.measures[k].name(), *want_k);
             }
             moved = moved.max((w[0] - want[0][0]).abs());
         }
-        assert!(
-            moved > 0.05,
-            "{kind}: the drive must move the photon number"
-        );
+        assert!(moved > 0.05, "{kind}: the drive must move the photon number");
     }
     // Without the drive the solve differs: the test can see the drive.
     let (spec, env) = cavity_solve::envelope("constant");
-    let undriven = run(
-        &cavity_solve::cavity_cfg(&spec, 0.002).replace("amplitude = 0.4", "amplitude = 0.0"),
-        Backend::Cpu,
-        0,
-    );
+    let undriven = run(&cavity_solve::cavity_cfg(&spec, 0.002).replace("amplitude = 0.4", "amplitude = 0.0"), Backend::Cpu, 0);
     let want = cavity_solve::solve(env, false, 100);
     let last = want.len() - 1;
     assert!((undriven.value(0, last, 0) - want[last][0]).abs() > 1e-3);
@@ -111,13 +85,7 @@ fn every_named_operator_matches_the_reference_engine() {
         let dev = max_dev(&c, &r);
         assert!(dev < 1e-10, "{extra}: cpu vs reference max |dev| {dev:e}");
         // the drives matter (against the undriven run's values, member by member)
-        let moved = undriven
-            .values
-            .iter()
-            .zip(&c.values)
-            .map(|(a, b)| (a - b).abs())
-            .filter(|d| !d.is_nan())
-            .fold(0.0, f64::max);
+        let moved = undriven.values.iter().zip(&c.values).map(|(a, b)| (a - b).abs()).filter(|d| !d.is_nan()).fold(0.0, f64::max);
         assert!(moved > 1e-2, "{extra}: the drives changed nothing");
     }
 }
@@ -134,9 +102,7 @@ fn matrix_drives_in_the_span_run_on_the_cpu_engine_others_on_the_reference() {
     let toml_matrix = |m: &CMat| -> String {
         let rows: Vec<String> = (0..dim)
             .map(|i| {
-                let cells: Vec<String> = (0..dim)
-                    .map(|j| format!("[{}, {}]", m[(i, j)].re, m[(i, j)].im))
-                    .collect();
+                let cells: Vec<String> = (0..dim).map(|j| format!("[{}, {}]", m[(i, j)].re, m[(i, j)].im)).collect();
                 format!("[{}]", cells.join(", "))
             })
             .collect();
@@ -159,12 +125,7 @@ fn matrix_drives_in_the_span_run_on_the_cpu_engine_others_on_the_reference() {
             }
         }
     }
-    let drive = |m: &CMat| {
-        format!(
-            "[[drive]]\noperator = {}\namplitude = 0.4\nfrequency = 1.2\nenvelope = {{ gaussian = [1.0, 0.7] }}\n",
-            toml_matrix(m)
-        )
-    };
+    let drive = |m: &CMat| format!("[[drive]]\noperator = {}\namplitude = 0.4\nfrequency = 1.2\nenvelope = {{ gaussian = [1.0, 0.7] }}\n", toml_matrix(m));
     let named = "[[drive]]\noperator = \"sx_1\"\namplitude = 0.2\nfrequency = 1.2\nenvelope = { gaussian = [1.0, 0.7] }\n[[drive]]\noperator = \"y_a\"\namplitude = 0.12\nfrequency = 1.2\nenvelope = { gaussian = [1.0, 0.7] }\n[[drive]]\noperator = \"sz_2\"\namplitude = -0.08\nfrequency = 1.2\nenvelope = { gaussian = [1.0, 0.7] }\n";
     let cfg = random_cfg(&drive(&inside));
     let c = run(&cfg, Backend::Cpu, 0);
@@ -179,20 +140,15 @@ fn matrix_drives_in_the_span_run_on_the_cpu_engine_others_on_the_reference() {
     let cfg = random_cfg(&drive(&outside));
     let c = run(&cfg, Backend::Cpu, 0);
     assert_eq!(c.backend, "reference");
-    assert!(
-        c.notes
-            .iter()
-            .any(|n| n.contains("drive[0].operator") && n.contains("reference")),
-        "{:?}",
-        c.notes
-    );
+    assert!(c.notes.iter().any(|n| n.contains("drive[0].operator") && n.contains("reference")), "{:?}", c.notes);
 }
 
 /// Before a window opens every sample is bit for bit that of the undriven run; after it they
 /// differ. A drive of amplitude 0 is the undriven run, bit for bit.
 #[test]
 fn samples_before_a_window_are_those_of_the_undriven_run() {
-    let base = random_cfg("[output]\nmeasures = [\"energy_b\", \"ergotropy_b\", \"energy_fluctuation_b\", \"photon_number\", \"concurrence\", \"min_eigenvalue\"]\n");
+    let base =
+        random_cfg("[output]\nmeasures = [\"energy_b\", \"ergotropy_b\", \"energy_fluctuation_b\", \"photon_number\", \"concurrence\", \"min_eigenvalue\"]\n");
     let with = format!("{base}[[drive]]\noperator = \"x_a\"\namplitude = 0.5\nfrequency = 1.3\nenvelope = {{ window = [1.25, 2.5] }}\n[[drive]]\noperator = \"sy_2\"\namplitude = 0.3\nfrequency = 0.8\nenvelope = {{ window = [1.25, 2.5] }}\n");
     let zero = format!("{base}[[drive]]\noperator = \"sx_1\"\namplitude = 0.0\nfrequency = 1.3\n");
     let a = run(&base, Backend::Cpu, 0);
@@ -201,21 +157,13 @@ fn samples_before_a_window_are_those_of_the_undriven_run() {
     let bits = |r: &RunResult| r.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&a), bits(&z), "an amplitude-0 drive changes bits");
     let nm = a.measures.len();
-    let row = |r: &RunResult, i: usize, s: usize| {
-        (0..nm)
-            .map(|k| r.value(i, s, k).to_bits())
-            .collect::<Vec<_>>()
-    };
+    let row = |r: &RunResult, i: usize, s: usize| (0..nm).map(|k| r.value(i, s, k).to_bits()).collect::<Vec<_>>();
     for i in 0..2 {
         for (s, &t) in a.times.iter().enumerate() {
             if t <= 1.25 {
                 assert_eq!(row(&a, i, s), row(&b, i, s), "t = {t} before the window");
             } else {
-                assert_ne!(
-                    row(&a, i, s),
-                    row(&b, i, s),
-                    "t = {t} after the window opens"
-                );
+                assert_ne!(row(&a, i, s), row(&b, i, s), "t = {t} after the window opens");
             }
         }
     }
@@ -226,7 +174,9 @@ fn samples_before_a_window_are_those_of_the_undriven_run() {
 #[test]
 fn drives_with_switch_off_match_the_reference_engine() {
     let drives = "[[drive]]\noperator = \"x_a\"\namplitude = 0.3\nfrequency = 1.0\nenvelope = { gaussian = [1.2, 0.8] }\n[[drive]]\noperator = \"sx_2\"\namplitude = 0.25\nfrequency = 1.1\n";
-    let on = random_cfg(&format!("[output]\nmeasures = [\"energy_b\", \"energy_c\", \"ergotropy_b\", \"energy_fluctuation_b\", \"photon_number\", \"concurrence\"]\n{drives}"));
+    let on = random_cfg(&format!(
+        "[output]\nmeasures = [\"energy_b\", \"energy_c\", \"ergotropy_b\", \"energy_fluctuation_b\", \"photon_number\", \"concurrence\"]\n{drives}"
+    ));
     let off = on.replace("[ensemble]", "[protocol]\nswitch_off = 1.37\n[ensemble]");
     let c = run(&off, Backend::Cpu, 0);
     let r = run(&off, Backend::Reference, 0);
@@ -241,8 +191,7 @@ fn drives_with_switch_off_match_the_reference_engine() {
 #[test]
 fn stability_takes_the_strongest_drive() {
     let base = "model = \"cavity-cells\"\n[params]\nn_fock = 4\nalpha = 0.5\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n";
-    let strong =
-        format!("{base}[[drive]]\noperator = \"x_a\"\namplitude = 100.0\nfrequency = 1.0\n");
+    let strong = format!("{base}[[drive]]\noperator = \"x_a\"\namplitude = 100.0\nfrequency = 1.0\n");
     let r = crate::common::run_config_text(&strong, &[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("time.dt"), "{}", r.stderr);

@@ -7,24 +7,8 @@ use qbat_gpu::run::{run_plan, Backend, RunOptions};
 
 fn engines_agree(cfg: &str, tol: f64) {
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
-    let fast = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Cpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let refr = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Reference,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let fast = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+    let refr = run_plan(&plan, &RunOptions { backend: Backend::Reference, verify: 0, ..Default::default() }).unwrap();
     assert_eq!(fast.backend, "cpu");
     assert_eq!(refr.backend, "reference");
     for (k, m) in plan.measures.iter().enumerate() {
@@ -37,17 +21,10 @@ fn engines_agree(cfg: &str, tol: f64) {
                 worst = worst.max((a - b).abs());
             }
         }
-        assert!(
-            worst <= t,
-            "{}: CPU engine vs reference {worst:e} > {t:e}",
-            m.name()
-        );
+        assert!(worst <= t, "{}: CPU engine vs reference {worst:e} > {t:e}", m.name());
     }
     for (a, b) in fast.peaks.iter().zip(&refr.peaks) {
-        assert!(
-            (a.max - b.max).abs() <= tol && (a.t_max - b.t_max).abs() <= 1e-12,
-            "{a:?} vs {b:?}"
-        );
+        assert!((a.max - b.max).abs() <= tol && (a.t_max - b.t_max).abs() <= 1e-12, "{a:?} vs {b:?}");
     }
 }
 
@@ -68,12 +45,7 @@ fn bloch_charger_with_decay() {
 
 #[test]
 fn custom_two_qubit() {
-    engines_agree(
-        include_str!("../examples/two-qubit.toml")
-            .replace("size = 500", "size = 10")
-            .as_str(),
-        1e-9,
-    );
+    engines_agree(include_str!("../examples/two-qubit.toml").replace("size = 500", "size = 10").as_str(), 1e-9);
 }
 
 #[test]

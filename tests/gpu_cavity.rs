@@ -16,14 +16,7 @@ use crate::common::{have_gpu, SERIAL};
 
 /// Random members: detuning through wc, zeta, kappa, gamma drawn per member; complex alpha;
 /// Haar-random cell states.
-fn random_config(
-    n_fock: usize,
-    t_end: f64,
-    samples: usize,
-    size: usize,
-    seed: u64,
-    measures: &str,
-) -> String {
+fn random_config(n_fock: usize, t_end: f64, samples: usize, size: usize, seed: u64, measures: &str) -> String {
     format!(
         "model = \"cavity-cells\"\n[params]\nwc = {{ uniform = [0.8, 1.2] }}\nwq = 1.0\nlambda = 0.8\ng = 0.3\nzeta = {{ uniform = [-1.0, 1.0] }}\nkappa = {{ uniform = [0.0, 0.2] }}\ngamma = {{ uniform = [0.0, 0.1] }}\nalpha = [0.9, -0.4]\nn_fock = {n_fock}\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.01\nt_end = {t_end}\nsamples = {samples}\n[ensemble]\nsize = {size}\nseed = {seed}\n{measures}"
     )
@@ -34,29 +27,11 @@ fn plan(cfg: &str) -> Plan {
 }
 
 fn cpu(plan: &Plan) -> RunResult {
-    run_plan(
-        plan,
-        &RunOptions {
-            backend: Backend::Cpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    run_plan(plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap()
 }
 
 fn gpu(plan: &Plan, precision: Precision, max_chunk: Option<usize>, verify: usize) -> RunResult {
-    let r = run_plan(
-        plan,
-        &RunOptions {
-            backend: Backend::Gpu,
-            precision,
-            verify,
-            max_chunk,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let r = run_plan(plan, &RunOptions { backend: Backend::Gpu, precision, verify, max_chunk, ..Default::default() }).unwrap();
     assert_eq!(r.backend, "gpu");
     assert_eq!(r.precision, precision);
     r
@@ -66,11 +41,7 @@ fn gpu(plan: &Plan, precision: Precision, max_chunk: Option<usize>, verify: usiz
 fn compare(what: &str, g: &RunResult, c: &RunResult, base: f64) -> Vec<(Measure, f64)> {
     let mut out = vec![];
     for (kg, m) in g.measures.iter().enumerate() {
-        let kc = c
-            .measures
-            .iter()
-            .position(|x| x == m)
-            .expect("the CPU run has every measure");
+        let kc = c.measures.iter().position(|x| x == m).expect("the CPU run has every measure");
         let (mut worst, mut at) = (0.0f64, (0, 0));
         for i in 0..g.member_ids.len() {
             for s in 0..g.times.len() {
@@ -101,36 +72,19 @@ fn compare(what: &str, g: &RunResult, c: &RunResult, base: f64) -> Vec<(Measure,
 
 fn gpu_matches_cpu(precision: Precision, base: f64) {
     for (n_fock, t_end, samples) in [(4, 4.0, 9), (12, 3.0, 7), (20, 2.0, 5)] {
-        let p = plan(&random_config(
-            n_fock,
-            t_end,
-            samples,
-            8,
-            17 + n_fock as u64,
-            "",
-        ));
+        let p = plan(&random_config(n_fock, t_end, samples, 8, 17 + n_fock as u64, ""));
         let c = cpu(&p);
         let g = gpu(&p, precision, None, 0);
         // Defaulted measures: every one but min_eigenvalue, with a note saying why.
         assert_eq!(g.measures.len() + 1, p.measures.len());
         assert!(!g.measures.contains(&Measure::MinEigenvalue));
-        assert!(
-            g.notes.iter().any(|n| n.contains("min_eigenvalue")),
-            "{:?}",
-            g.notes
-        );
-        let plan_json = g
-            .engine_plan
-            .as_ref()
-            .expect("the GPU cavity engine reports its plan");
+        assert!(g.notes.iter().any(|n| n.contains("min_eigenvalue")), "{:?}", g.notes);
+        let plan_json = g.engine_plan.as_ref().expect("the GPU cavity engine reports its plan");
         assert_eq!(plan_json["members"], 8);
         assert_eq!(plan_json["layout"]["n_fock"], n_fock);
         let dev = compare(&format!("n_fock {n_fock}, {precision:?}"), &g, &c, base);
         let worst = dev.iter().map(|d| d.1).fold(0.0, f64::max);
-        eprintln!(
-            "n_fock {n_fock} {precision:?}: worst |GPU - CPU| over {} measures {worst:.2e}",
-            dev.len()
-        );
+        eprintln!("n_fock {n_fock} {precision:?}: worst |GPU - CPU| over {} measures {worst:.2e}", dev.len());
         for (m, d) in dev {
             eprintln!("    {:<22} {d:.2e}", m.name());
         }
@@ -183,30 +137,12 @@ fn explicit_min_eigenvalue_is_an_error_on_the_gpu() {
     if !have_gpu(false) {
         return;
     }
-    let p = plan(&random_config(
-        4,
-        0.1,
-        2,
-        2,
-        1,
-        "[output]\nmeasures = [\"energy_b\", \"min_eigenvalue\"]\n",
-    ));
-    let e = run_plan(
-        &p,
-        &RunOptions {
-            backend: Backend::Gpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap_err();
+    let p = plan(&random_config(4, 0.1, 2, 2, 1, "[output]\nmeasures = [\"energy_b\", \"min_eigenvalue\"]\n"));
+    let e = run_plan(&p, &RunOptions { backend: Backend::Gpu, verify: 0, ..Default::default() }).unwrap_err();
     match &e {
         QbatError::Invalid { field, reason } => {
             assert_eq!(field, "output.measures");
-            assert!(
-                reason.contains("min_eigenvalue") && reason.contains("--backend cpu"),
-                "{reason}"
-            );
+            assert!(reason.contains("min_eigenvalue") && reason.contains("--backend cpu"), "{reason}");
         }
         other => panic!("expected an output.measures error, got {other:?}"),
     }
@@ -248,14 +184,8 @@ fn closed_system_conserves_the_excitation_number() {
             }
         }
         eprintln!("{precision:?}: max |N(t) - N(0)| = {worst:.2e}; photon number moved by up to {moved:.3}");
-        assert!(
-            moved > 0.1,
-            "the cavity and the cells should exchange excitations"
-        );
-        assert!(
-            worst <= tol,
-            "{precision:?}: excitation number drifts by {worst:e} > {tol:e}"
-        );
+        assert!(moved > 0.1, "the cavity and the cells should exchange excitations");
+        assert!(worst <= tol, "{precision:?}: excitation number drifts by {worst:e} > {tol:e}");
     }
 }
 
@@ -276,10 +206,7 @@ fn chunking_changes_no_bit() {
         assert_eq!(a.to_bits(), b.to_bits(), "value {k}: {a} vs {b}");
     }
     for (a, b) in one.peaks.iter().zip(&three.peaks) {
-        assert_eq!(
-            (a.max.to_bits(), a.t_max.to_bits()),
-            (b.max.to_bits(), b.t_max.to_bits())
-        );
+        assert_eq!((a.max.to_bits(), a.t_max.to_bits()), (b.max.to_bits(), b.t_max.to_bits()));
     }
 }
 
@@ -293,18 +220,10 @@ fn raising_the_cutoff_changes_nothing_when_the_tail_is_empty() {
     let a = cpu(&plan(&cfg(16)));
     let b = cpu(&plan(&cfg(24)));
     assert_eq!(a.measures, b.measures);
-    let tail = a
-        .measures
-        .iter()
-        .position(|m| *m == Measure::FockTail)
-        .unwrap();
+    let tail = a.measures.iter().position(|m| *m == Measure::FockTail).unwrap();
     for i in 0..2 {
         for s in 0..a.times.len() {
-            assert!(
-                a.value(i, s, tail) < 1e-10,
-                "fock_tail {} at N = 16",
-                a.value(i, s, tail)
-            );
+            assert!(a.value(i, s, tail) < 1e-10, "fock_tail {} at N = 16", a.value(i, s, tail));
         }
     }
     let mut worst = 0.0f64;
@@ -335,42 +254,22 @@ fn long_runs_complete_and_a_cut_short_run_is_an_error() {
         return;
     }
     let ctx = gpu_context(None, false).unwrap();
-    let p = plan(&random_config(
-        20,
-        15.0,
-        1501,
-        1,
-        2,
-        "[output]\nmeasures = [\"photon_number\", \"stored_energy_b\"]\n",
-    ));
+    let p = plan(&random_config(20, 15.0, 1501, 1, 2, "[output]\nmeasures = [\"photon_number\", \"stored_energy_b\"]\n"));
     let c = cpu(&p);
     let g = gpu(&p, Precision::F32, None, 0);
     let last = p.schedule.times.len() - 1;
     for k in 0..2 {
         let (a, b) = (g.value(0, last, k), c.value(0, last, k));
-        assert!(
-            (a - b).abs() <= 1e-4,
-            "{} at t = 15: GPU {a} vs CPU {b}",
-            g.measures[k].name()
-        );
+        assert!((a - b).abs() <= 1e-4, "{} at t = 15: GPU {a} vs CPU {b}", g.measures[k].name());
     }
-    assert!(
-        g.engine_plan.as_ref().unwrap()["dispatches_per_chunk"]
-            .as_u64()
-            .unwrap()
-            > 1
-    );
+    assert!(g.engine_plan.as_ref().unwrap()["dispatches_per_chunk"].as_u64().unwrap() > 1);
 
     let initial = |i: usize| p.initial_state(&p.members[i]);
     let job = qbat_gpu::engine::cavity_job(&p, &initial, false).unwrap();
-    let one_dispatch = CavityGpuOptions {
-        loop_iterations_per_dispatch: Some(u64::MAX / 4),
-        ..Default::default()
-    };
+    let one_dispatch = CavityGpuOptions { loop_iterations_per_dispatch: Some(u64::MAX / 4), ..Default::default() };
     let r = run_cavity_gpu(&ctx, &job, Precision::F32, &one_dispatch, &|_| Ok(()));
     if ctx.info.name.to_lowercase().contains("llvmpipe") {
-        let e =
-            r.expect_err("llvmpipe cuts a dispatch this long short, and the engine must say so");
+        let e = r.expect_err("llvmpipe cuts a dispatch this long short, and the engine must say so");
         assert!(e.to_string().contains("stopped early"), "{e}");
     } else {
         let r = r.expect("a GPU without llvmpipe's loop cap runs the whole dispatch");

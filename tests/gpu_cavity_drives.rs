@@ -19,16 +19,7 @@ fn plan(cfg: &str) -> Plan {
 }
 
 fn run(p: &Plan, backend: Backend, precision: Precision, verify: usize) -> RunResult {
-    let r = run_plan(
-        p,
-        &RunOptions {
-            backend,
-            precision,
-            verify,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let r = run_plan(p, &RunOptions { backend, precision, verify, ..Default::default() }).unwrap();
     assert_eq!(r.backend, backend.name());
     r
 }
@@ -57,13 +48,7 @@ fn x_a_drive_on_the_gpu_matches_the_independent_solve() {
             for (k, want_k) in w.iter().enumerate() {
                 let got = g.value(0, s, k);
                 let d = (got - want_k).abs();
-                assert!(
-                    d < 1e-4,
-                    "{kind} t = {}: {} = {got} vs the independent solve {}",
-                    g.times[s],
-                    g.measures[k].name(),
-                    *want_k
-                );
+                assert!(d < 1e-4, "{kind} t = {}: {} = {got} vs the independent solve {}", g.times[s], g.measures[k].name(), *want_k);
                 worst = worst.max(d);
             }
         }
@@ -90,12 +75,7 @@ fn x_a_drive_on_the_gpu_in_f64_matches_the_independent_solve() {
     for (s, w) in want.iter().enumerate() {
         for (k, want_k) in w.iter().enumerate() {
             let got = g.value(0, s, k);
-            assert!(
-                (got - want_k).abs() < 1e-8,
-                "t = {}: {} = {got} vs the independent solve {want_k}",
-                g.times[s],
-                g.measures[k].name()
-            );
+            assert!((got - want_k).abs() < 1e-8, "t = {}: {} = {got} vs the independent solve {want_k}", g.times[s], g.measures[k].name());
         }
     }
 }
@@ -107,31 +87,18 @@ fn x_a_drive_on_the_gpu_in_f64_matches_the_independent_solve() {
 fn gpu_f32_matches_the_f32_twin_with_every_named_operator() {
     use qbat_gpu::gpu::{run_cavity_gpu, CavityGpuOptions};
     use qbat_gpu::job::cavity::SAMPLE_PARTS;
-    use qbat_gpu::twin::rk4_cavity::{
-        integrate_schedule, sample_outputs, CavityDrives, CavityOps, Cx,
-    };
+    use qbat_gpu::twin::rk4_cavity::{integrate_schedule, sample_outputs, CavityDrives, CavityOps, Cx};
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !have_gpu(false) {
         return;
     }
     let ctx = qbat_gpu::engine::gpu_context(None, false).unwrap();
     // t_end / (samples - 1) = 0.3 is not a whole number of dt = 0.007 steps.
-    let p = plan(
-        &random_cfg(ALL_NAMED)
-            .replace("dt = 0.005", "dt = 0.007")
-            .replace("t_end = 3.0\nsamples = 13", "t_end = 3.0\nsamples = 11"),
-    );
+    let p = plan(&random_cfg(ALL_NAMED).replace("dt = 0.005", "dt = 0.007").replace("t_end = 3.0\nsamples = 13", "t_end = 3.0\nsamples = 11"));
     let initial = |i: usize| p.initial_state(&p.members[i]);
     let job = qbat_gpu::engine::cavity_job(&p, &initial, false).unwrap();
     assert_eq!(job.points[0].drives.len(), 8);
-    let r = run_cavity_gpu(
-        &ctx,
-        &job,
-        Precision::F32,
-        &CavityGpuOptions::default(),
-        &|_| Ok(()),
-    )
-    .unwrap();
+    let r = run_cavity_gpu(&ctx, &job, Precision::F32, &CavityGpuOptions::default(), &|_| Ok(())).unwrap();
     let n_fock = job.n_fock;
     let ns = p.schedule.times.len();
     let (mut worst, mut moved) = (0.0f64, 0.0f64);
@@ -185,14 +152,7 @@ fn driven_gpu_with_switch_off_matches_the_cpu_engine() {
         for i in 0..g.member_ids.len() {
             for s in 0..g.times.len() {
                 let d = (g.value(i, s, k) - c.value(i, s, k)).abs();
-                assert!(
-                    d <= tol,
-                    "{} member {i} t = {}: GPU {} vs CPU {}",
-                    m.name(),
-                    g.times[s],
-                    g.value(i, s, k),
-                    c.value(i, s, k)
-                );
+                assert!(d <= tol, "{} member {i} t = {}: GPU {} vs CPU {}", m.name(), g.times[s], g.value(i, s, k), c.value(i, s, k));
                 worst = worst.max(d);
             }
         }
@@ -217,21 +177,13 @@ fn gpu_samples_before_a_window_are_those_of_the_undriven_run() {
     let bits = |r: &RunResult| r.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&a), bits(&z), "an amplitude-0 drive changes bits");
     let nm = a.measures.len();
-    let row = |r: &RunResult, i: usize, s: usize| {
-        (0..nm)
-            .map(|k| r.value(i, s, k).to_bits())
-            .collect::<Vec<_>>()
-    };
+    let row = |r: &RunResult, i: usize, s: usize| (0..nm).map(|k| r.value(i, s, k).to_bits()).collect::<Vec<_>>();
     for i in 0..a.member_ids.len() {
         for (s, &t) in a.times.iter().enumerate() {
             if t <= 1.25 {
                 assert_eq!(row(&a, i, s), row(&b, i, s), "t = {t} before the window");
             } else {
-                assert_ne!(
-                    row(&a, i, s),
-                    row(&b, i, s),
-                    "t = {t} after the window opens"
-                );
+                assert_ne!(row(&a, i, s), row(&b, i, s), "t = {t} after the window opens");
             }
         }
     }
@@ -244,7 +196,9 @@ fn gpu_verify_passes_on_a_driven_run() {
     if !have_gpu(false) {
         return;
     }
-    let p = plan(&random_cfg("[[drive]]\noperator = \"y_a\"\namplitude = 0.4\nfrequency = 1.0\n[[drive]]\noperator = \"sz_1\"\namplitude = 0.2\nfrequency = 0.6\n"));
+    let p = plan(&random_cfg(
+        "[[drive]]\noperator = \"y_a\"\namplitude = 0.4\nfrequency = 1.0\n[[drive]]\noperator = \"sz_1\"\namplitude = 0.2\nfrequency = 0.6\n",
+    ));
     let g = run(&p, Backend::Gpu, Precision::F32, 2);
     let v = g.verify.as_ref().expect("a verify report");
     assert!(v.pass, "{v:#?}");

@@ -44,12 +44,7 @@ fn twin_samples(plan: &Plan, i: usize, parity_only: bool) -> Vec<Vec<f64>> {
 /// The reference's sample sums of member i, in the kernel's order.
 fn reference_samples(plan: &Plan, i: usize, n_cells: usize, n_fock: usize) -> Vec<Vec<f64>> {
     let sys = &plan.systems[plan.members[i].point];
-    let states = qbat_gpu::reference::integrate(
-        &qbat_gpu::reference::LindbladRhs::new(sys),
-        &plan.initial_state(&plan.members[i]),
-        None,
-        &plan.schedule,
-    );
+    let states = qbat_gpu::reference::integrate(&qbat_gpu::reference::LindbladRhs::new(sys), &plan.initial_state(&plan.members[i]), None, &plan.schedule);
     states
         .iter()
         .map(|st| {
@@ -79,14 +74,7 @@ fn dicke_kernel_matches_its_f32_twin_and_the_reference() {
         let initial = |i: usize| plan.initial_state(&plan.members[i]);
         let job = dicke_job(&plan, &initial).unwrap();
         assert_eq!(job.parity_only, parity, "{cfg}");
-        let r = run_dicke_gpu(
-            &ctx,
-            &job,
-            Precision::F32,
-            &CavityGpuOptions::default(),
-            &|_| Ok(()),
-        )
-        .unwrap();
+        let r = run_dicke_gpu(&ctx, &job, Precision::F32, &CavityGpuOptions::default(), &|_| Ok(())).unwrap();
         assert_eq!(r.plan.layout.parity_only, parity);
         for i in 0..plan.members.len() {
             let twin = twin_samples(&plan, i, parity);
@@ -94,24 +82,14 @@ fn dicke_kernel_matches_its_f32_twin_and_the_reference() {
             for s in 0..plan.schedule.times.len() {
                 let k = r.sample(i, s);
                 assert!(k.iter().all(|v| v.is_finite()));
-                for (j, (&kv, (&tv, &rv))) in k.iter().zip(twin[s].iter().zip(&refr[s])).enumerate()
-                {
-                    assert!(
-                        (kv - tv).abs() < 2e-6,
-                        "member {i} sample {s} entry {j}: kernel {kv} vs f32 twin {tv}\n{cfg}"
-                    );
-                    assert!(
-                        (kv - rv).abs() < 2e-5,
-                        "member {i} sample {s} entry {j}: kernel {kv} vs reference {rv}\n{cfg}"
-                    );
+                for (j, (&kv, (&tv, &rv))) in k.iter().zip(twin[s].iter().zip(&refr[s])).enumerate() {
+                    assert!((kv - tv).abs() < 2e-6, "member {i} sample {s} entry {j}: kernel {kv} vs f32 twin {tv}\n{cfg}");
+                    assert!((kv - rv).abs() < 2e-5, "member {i} sample {s} entry {j}: kernel {kv} vs reference {rv}\n{cfg}");
                 }
             }
             // the dynamics did something: the cells took energy (rb[1][1] > 0 at the end)
             let last = r.sample(i, plan.schedule.times.len() - 1);
-            assert!(
-                (last[2 * (job.n_cells + 2)] - refr[0][2 * (job.n_cells + 2)]).abs() > 1e-4,
-                "{cfg}"
-            );
+            assert!((last[2 * (job.n_cells + 2)] - refr[0][2 * (job.n_cells + 2)]).abs() > 1e-4, "{cfg}");
         }
     }
 }
@@ -125,30 +103,10 @@ fn dicke_on_the_gpu_backend_agrees_with_the_cpu_engine_and_verifies() {
     let measures = "[output]\nmeasures = [\"energy_b\", \"ergotropy_b\", \"capacity_b\", \"entropy_b\", \"purity\", \"photon_number\", \"fock_tail\", \"trace_error\", \"power_b\"]\n";
     let cfg = format!("{BASE}n_cells = 2\nn_fock = 4\ncoupling = \"tavis-cummings\"\n{TIME}[protocol]\nswitch_off = 0.23\n{measures}");
     let plan = parse_plan(&cfg, &Overrides::default()).unwrap();
-    let gpu = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Gpu,
-            verify: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let cpu = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Cpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let gpu = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 2, ..Default::default() }).unwrap();
+    let cpu = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
     assert_eq!(gpu.backend, "gpu");
-    assert!(
-        gpu.notes.iter().all(|n| !n.contains("no GPU kernel")),
-        "{:?}",
-        gpu.notes
-    );
+    assert!(gpu.notes.iter().all(|n| !n.contains("no GPU kernel")), "{:?}", gpu.notes);
     assert!(gpu.verify.as_ref().unwrap().pass, "{:?}", gpu.verify);
     for (k, m) in plan.measures.iter().enumerate() {
         for i in 0..plan.members.len() {
@@ -156,25 +114,12 @@ fn dicke_on_the_gpu_backend_agrees_with_the_cpu_engine_and_verifies() {
                 let (a, b) = (gpu.value(i, s, k), cpu.value(i, s, k));
                 // entropy_b has a log of small eigenvalues: f32 noise is larger there
                 let tol = if *m == Measure::EntropyB { 1e-3 } else { 3e-5 };
-                assert!(
-                    (a - b).abs() < tol,
-                    "{} member {i} sample {s}: gpu {a} vs cpu {b}",
-                    m.name()
-                );
+                assert!((a - b).abs() < tol, "{} member {i} sample {s}: gpu {a} vs cpu {b}", m.name());
             }
         }
     }
     // chunking changes nothing, bit for bit
-    let one = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Gpu,
-            verify: 0,
-            max_chunk: Some(1),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let one = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 0, max_chunk: Some(1), ..Default::default() }).unwrap();
     assert_eq!(one.values, gpu.values);
 }
 
@@ -186,43 +131,12 @@ fn min_eigenvalue_is_not_on_the_dicke_gpu_engine() {
     }
     let short = "[time]\ndt = 0.01\nt_end = 0.02\nsamples = 2\n";
     // among the default measures: left out with a note
-    let plan = parse_plan(
-        &format!("{BASE}n_cells = 1\nn_fock = 2\n{short}"),
-        &Overrides::default(),
-    )
-    .unwrap();
+    let plan = parse_plan(&format!("{BASE}n_cells = 1\nn_fock = 2\n{short}"), &Overrides::default()).unwrap();
     assert!(plan.measures.contains(&Measure::MinEigenvalue));
-    let r = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Gpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert!(
-        !r.measures.contains(&Measure::MinEigenvalue)
-            && r.notes.iter().any(|n| n.contains("min_eigenvalue")),
-        "{:?}",
-        r.notes
-    );
+    let r = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 0, ..Default::default() }).unwrap();
+    assert!(!r.measures.contains(&Measure::MinEigenvalue) && r.notes.iter().any(|n| n.contains("min_eigenvalue")), "{:?}", r.notes);
     // asked for: an error naming the field
-    let plan = parse_plan(
-        &format!(
-            "{BASE}n_cells = 1\nn_fock = 2\n{short}[output]\nmeasures = [\"min_eigenvalue\"]\n"
-        ),
-        &Overrides::default(),
-    )
-    .unwrap();
-    let e = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Gpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap_err();
+    let plan = parse_plan(&format!("{BASE}n_cells = 1\nn_fock = 2\n{short}[output]\nmeasures = [\"min_eigenvalue\"]\n"), &Overrides::default()).unwrap();
+    let e = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 0, ..Default::default() }).unwrap_err();
     assert!(e.to_string().contains("output.measures"), "{e}");
 }

@@ -15,16 +15,7 @@ use drive_solve::{battery_cfg, envelope, excited_population};
 
 fn run(cfg: &str, backend: Backend, precision: Precision, verify: usize) -> RunResult {
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
-    run_plan(
-        &plan,
-        &RunOptions {
-            backend,
-            precision,
-            verify,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+    run_plan(&plan, &RunOptions { backend, precision, verify, ..Default::default() }).unwrap()
 }
 
 fn col(r: &RunResult, m: Measure) -> usize {
@@ -42,12 +33,7 @@ fn gpu_resonant_drive_matches_an_independent_solve() {
     }
     for kind in ["constant", "gaussian", "window"] {
         let (spec, env) = envelope(kind);
-        let cfg = battery_cfg(
-            &format!("operator = \"sx_b\"\namplitude = 0.2\nfrequency = 1.0\nphase = 0.3\nenvelope = {spec}"),
-            10.0,
-            51,
-            0.01,
-        );
+        let cfg = battery_cfg(&format!("operator = \"sx_b\"\namplitude = 0.2\nfrequency = 1.0\nphase = 0.3\nenvelope = {spec}"), 10.0, 51, 0.01);
         let times: Vec<f64> = (0..51).map(|k| 10.0 * k as f64 / 50.0).collect();
         let want = excited_population(1.0, 0.2, 1.0, 0.3, &*env, &times, 2000, kind == "window");
         assert!(want.iter().cloned().fold(0.0, f64::max) > 0.05, "{kind}: no excitation");
@@ -56,11 +42,7 @@ fn gpu_resonant_drive_matches_an_independent_solve() {
         let k = col(&r, Measure::EnergyB);
         for (s, w) in want.iter().enumerate() {
             let got = r.value(0, s, k);
-            assert!(
-                (got - w).abs() < 1e-4,
-                "{kind} t = {}: energy_b = {got} vs {w}",
-                times[s]
-            );
+            assert!((got - w).abs() < 1e-4, "{kind} t = {}: energy_b = {got} vs {w}", times[s]);
         }
     }
 }
@@ -83,12 +65,7 @@ fn gpu_two_drives_with_switch_off_match_the_twin_and_the_reference() {
     let ctx = qbat_gpu::engine::gpu_context(None, false).unwrap();
     let gpu = run_two_qubit_gpu(&ctx, &job, Precision::F32, &|_| Ok(())).unwrap();
     let twin = run_two_qubit_twin::<f32>(&job);
-    let worst = gpu
-        .values
-        .iter()
-        .zip(&twin.values)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let worst = gpu.values.iter().zip(&twin.values).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     eprintln!("two drives, switch-off: GPU f32 vs twin f32 max |dev| {worst:e}");
     // The kernel and the twin take the same operations, but the kernel's pieces are shorter
     // (its start times t0 of a piece are rounded to f32 at other places than the twin's

@@ -66,8 +66,7 @@ fn state(rng: &mut ChaCha8Rng, k: usize) -> CMat {
         6 => {
             let p = rng.random::<f64>();
             let h = c(std::f64::consts::FRAC_1_SQRT_2, 0.0);
-            projector(&[h, c(0.0, 0.0), c(0.0, 0.0), h]) * c(p, 0.0)
-                + CMat::identity(4, 4) * c((1.0 - p) / 4.0, 0.0)
+            projector(&[h, c(0.0, 0.0), c(0.0, 0.0), h]) * c(p, 0.0) + CMat::identity(4, 4) * c((1.0 - p) / 4.0, 0.0)
         }
         7 => CMat::identity(4, 4) * c(0.25, 0.0),
         _ => dephase(&pure(rng), 0.3 * rng.random::<f64>()),
@@ -76,8 +75,7 @@ fn state(rng: &mut ChaCha8Rng, k: usize) -> CMat {
 
 fn gpu_context() -> Option<&'static GpuContext> {
     static CTX: std::sync::OnceLock<Option<GpuContext>> = std::sync::OnceLock::new();
-    CTX.get_or_init(|| GpuContext::new(None, false).ok())
-        .as_ref()
+    CTX.get_or_init(|| GpuContext::new(None, false).ok()).as_ref()
 }
 
 #[test]
@@ -95,10 +93,7 @@ fn device_measures_of_fixed_states_match_the_reference_and_the_twin() {
     let mut eigs = vec![];
     for _ in 0..n_points {
         let h = hermitian_part(&random_complex(&mut rng, 4));
-        let (hb, hc) = (
-            hermitian_part(&random_complex(&mut rng, 2)),
-            hermitian_part(&random_complex(&mut rng, 2)),
-        );
+        let (hb, hc) = (hermitian_part(&random_complex(&mut rng, 2)), hermitian_part(&random_complex(&mut rng, 2)));
         let eps = eigvals_hermitian(&h);
         points.push(TwoQubitPoint {
             generator: [0.0; 256],
@@ -132,10 +127,7 @@ fn device_measures_of_fixed_states_match_the_reference_and_the_twin() {
     };
     // every eigen measure, in an order other than the codes'
     let measures: Vec<Measure> = EIGEN_MEASURES.iter().rev().copied().collect();
-    let eigen = EigenJob {
-        measures: measures.clone(),
-        h_total_eigs: eigs,
-    };
+    let eigen = EigenJob { measures: measures.clone(), h_total_eigs: eigs };
     let mut precisions = vec![Precision::F32];
     if ctx.info.has_f64 {
         precisions.push(Precision::F64);
@@ -143,35 +135,14 @@ fn device_measures_of_fixed_states_match_the_reference_and_the_twin() {
         eprintln!("adapter without SHADER_F64: f32 only");
     }
     for precision in precisions {
-        let (res, ev) = run_two_qubit_gpu_measured(
-            ctx,
-            &job,
-            Some(&eigen),
-            precision,
-            &GpuRunOptions::default(),
-            &|_| Ok(()),
-        )
-        .unwrap();
-        assert!(
-            res.states.is_none(),
-            "states are not read back unless asked for"
-        );
+        let (res, ev) = run_two_qubit_gpu_measured(ctx, &job, Some(&eigen), precision, &GpuRunOptions::default(), &|_| Ok(())).unwrap();
+        assert!(res.states.is_none(), "states are not read back unless asked for");
         let ev = ev.expect("eigen values");
         let nm = measures.len();
         assert_eq!(ev.len(), n_members * 2 * nm);
         // The twin in the same precision, on the states rounded as the device holds them.
-        let rounded: Vec<f64> = states
-            .iter()
-            .flat_map(|r| to_pauli(r))
-            .map(|x| {
-                if precision == Precision::F32 {
-                    x as f32 as f64
-                } else {
-                    x
-                }
-            })
-            .flat_map(|x| [x, x])
-            .collect();
+        let rounded: Vec<f64> =
+            states.iter().flat_map(|r| to_pauli(r)).map(|x| if precision == Precision::F32 { x as f32 as f64 } else { x }).flat_map(|x| [x, x]).collect();
         // (each member's state twice: two samples; interleave per member)
         let mut twin_states = vec![0.0; n_members * 2 * 16];
         for i in 0..n_members {
@@ -182,33 +153,17 @@ fn device_measures_of_fixed_states_match_the_reference_and_the_twin() {
             }
         }
         let twin = match precision {
-            Precision::F32 => {
-                run_measures_twin::<f32>(&eigen, &points, &member_point, &twin_states, 2)
-            }
-            Precision::F64 => {
-                run_measures_twin::<f64>(&eigen, &points, &member_point, &twin_states, 2)
-            }
+            Precision::F32 => run_measures_twin::<f32>(&eigen, &points, &member_point, &twin_states, 2),
+            Precision::F64 => run_measures_twin::<f64>(&eigen, &points, &member_point, &twin_states, 2),
         };
         let mut worst_ref = vec![0.0f64; nm];
         let mut worst_twin = vec![0.0f64; nm];
         for (i, rho) in states.iter().enumerate() {
-            let want = evaluate(
-                &measures,
-                &ctxs[i % n_points],
-                &Sample {
-                    t: 0.0,
-                    rho,
-                    y: None,
-                },
-            );
+            let want = evaluate(&measures, &ctxs[i % n_points], &Sample { t: 0.0, rho, y: None });
             for s in 0..2 {
                 for k in 0..nm {
                     let got = ev[(i * 2 + s) * nm + k];
-                    assert!(
-                        got.is_finite(),
-                        "member {i}: {} not finite",
-                        measures[k].name()
-                    );
+                    assert!(got.is_finite(), "member {i}: {} not finite", measures[k].name());
                     worst_ref[k] = worst_ref[k].max((got - want[k]).abs());
                     worst_twin[k] = worst_twin[k].max((got - twin[(i * 2 + s) * nm + k]).abs());
                 }
@@ -221,18 +176,8 @@ fn device_measures_of_fixed_states_match_the_reference_and_the_twin() {
         for (k, m) in measures.iter().enumerate() {
             let tol = verify_tolerance(*m, precision);
             eprintln!("{precision:?} device {}: vs reference {:.1e} (tolerance {tol:.0e}), vs twin {:.1e}", m.name(), worst_ref[k], worst_twin[k]);
-            assert!(
-                worst_ref[k] <= tol,
-                "{precision:?} {}: device vs f64 reference {:e} > {tol:e}",
-                m.name(),
-                worst_ref[k]
-            );
-            assert!(
-                worst_twin[k] <= twin_tol,
-                "{precision:?} {}: device vs twin {:e}",
-                m.name(),
-                worst_twin[k]
-            );
+            assert!(worst_ref[k] <= tol, "{precision:?} {}: device vs f64 reference {:e} > {tol:e}", m.name(), worst_ref[k]);
+            assert!(worst_twin[k] <= twin_tol, "{precision:?} {}: device vs twin {:e}", m.name(), worst_twin[k]);
         }
     }
 }
@@ -242,39 +187,12 @@ fn device_measures_of_fixed_states_match_the_reference_and_the_twin() {
 /// measures match the CPU engine.
 fn pipeline_case(cfg: &str) {
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
-    let cpu = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Cpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let gpu = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Gpu,
-            verify: 4,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let cpu = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+    let gpu = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 4, ..Default::default() }).unwrap();
     let v = gpu.verify.as_ref().unwrap();
     assert!(v.pass, "{v:#?}");
-    assert!(
-        v.concurrence
-            .as_deref()
-            .is_some_and(|c| c.starts_with("f32 on the device")),
-        "{:?}",
-        v.concurrence
-    );
-    for (k, m) in plan
-        .measures
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| m.needs_eigensolve())
-    {
+    assert!(v.concurrence.as_deref().is_some_and(|c| c.starts_with("f32 on the device")), "{:?}", v.concurrence);
+    for (k, m) in plan.measures.iter().enumerate().filter(|(_, m)| m.needs_eigensolve()) {
         let tol = verify_tolerance(*m, Precision::F32);
         let mut worst = 0.0f64;
         for i in 0..plan.members.len() {
@@ -282,11 +200,7 @@ fn pipeline_case(cfg: &str) {
                 worst = worst.max((gpu.value(i, s, k) - cpu.value(i, s, k)).abs());
             }
         }
-        assert!(
-            worst <= tol,
-            "{}: GPU vs CPU engine {worst:e} > {tol:e}",
-            m.name()
-        );
+        assert!(worst <= tol, "{}: GPU vs CPU engine {worst:e} > {tol:e}", m.name());
     }
 }
 
@@ -298,9 +212,7 @@ fn device_measures_of_every_two_qubit_model_pass_verify() {
     }
     let tail = "[time]\ndt = 0.01\nt_end = 4.0\nsamples = 9\n[ensemble]\nsize = 24\nseed = 9\n";
     // closed bloch-charger: pure states all along (rank 1, the concurrence's hard case)
-    pipeline_case(&format!(
-        "model = \"bloch-charger\"\n[params]\nj = {{ uniform = [0.3, 1.2] }}\n{tail}"
-    ));
+    pipeline_case(&format!("model = \"bloch-charger\"\n[params]\nj = {{ uniform = [0.3, 1.2] }}\n{tail}"));
     pipeline_case(&format!("model = \"spin-pair\"\n[params]\nj1 = {{ uniform = [0.05, 0.5] }}\ndephasing = 0.1\n[initial]\nrandom = \"haar\"\n{tail}"));
     pipeline_case(&format!("model = \"driven-pair\"\n[params]\nf = {{ uniform = [0.2, 1.5] }}\nn_th = 0.2\n[initial]\nrandom = \"mixed-bures\"\n{tail}"));
 }

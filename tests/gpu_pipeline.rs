@@ -19,25 +19,8 @@ fn compare(precision: Precision, tol: f64) {
 
 fn compare_config(cfg: &str, precision: Precision, tol: f64) {
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
-    let cpu = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Cpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let gpu = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Gpu,
-            precision,
-            verify: 4,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let cpu = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+    let gpu = run_plan(&plan, &RunOptions { backend: Backend::Gpu, precision, verify: 4, ..Default::default() }).unwrap();
     assert_eq!(gpu.backend, "gpu");
     assert!(gpu.verify.as_ref().unwrap().pass, "{:#?}", gpu.verify);
     for (k, m) in plan.measures.iter().enumerate() {
@@ -48,11 +31,7 @@ fn compare_config(cfg: &str, precision: Precision, tol: f64) {
                 worst = worst.max((gpu.value(i, s, k) - cpu.value(i, s, k)).abs());
             }
         }
-        assert!(
-            worst <= t,
-            "{}: GPU {precision:?} vs CPU engine max |dev| {worst:e} > {t:e}",
-            m.name()
-        );
+        assert!(worst <= t, "{}: GPU {precision:?} vs CPU engine max |dev| {worst:e} > {t:e}", m.name());
     }
     for (a, b) in gpu.peaks.iter().zip(&cpu.peaks) {
         assert!((a.max - b.max).abs() <= tol, "peak {a:?} vs {b:?}");
@@ -94,22 +73,13 @@ fn papers_checks_pass_on_the_gpu() {
     for (name, f) in ALL_CHECKS {
         let checks = f(Backend::Gpu, Precision::F32).unwrap();
         let failed: Vec<_> = checks.iter().filter(|c| !c.pass()).collect();
-        assert!(
-            failed.is_empty(),
-            "{name} failed on the GPU (f32): {failed:#?}"
-        );
+        assert!(failed.is_empty(), "{name} failed on the GPU (f32): {failed:#?}");
     }
     if gpu_context(None, true).is_ok() {
-        for (name, f) in [
-            ("paper000_table1", ALL_CHECKS[0].1),
-            ("paper004_closed_forms", ALL_CHECKS[3].1),
-        ] {
+        for (name, f) in [("paper000_table1", ALL_CHECKS[0].1), ("paper004_closed_forms", ALL_CHECKS[3].1)] {
             let checks = f(Backend::Gpu, Precision::F64).unwrap();
             let failed: Vec<_> = checks.iter().filter(|c| !c.pass()).collect();
-            assert!(
-                failed.is_empty(),
-                "{name} failed on the GPU (f64): {failed:#?}"
-            );
+            assert!(failed.is_empty(), "{name} failed on the GPU (f64): {failed:#?}");
         }
     }
 }
@@ -122,32 +92,16 @@ fn auto_falls_back_and_gpu_errors_without_an_adapter() {
         crate::common::bin()
             .env("VK_DRIVER_FILES", "/nonexistent.json")
             .env("VK_ICD_FILENAMES", "/nonexistent.json")
-            .args([
-                "--ensemble",
-                "5",
-                "--no-progress",
-                "--backend",
-                backend,
-                "--out",
-            ])
+            .args(["--ensemble", "5", "--no-progress", "--backend", backend, "--out"])
             .arg(dir.path().join(backend))
             .output()
             .unwrap()
     };
     let auto = run("auto");
-    assert!(
-        auto.status.success(),
-        "{}",
-        String::from_utf8_lossy(&auto.stderr)
-    );
+    assert!(auto.status.success(), "{}", String::from_utf8_lossy(&auto.stderr));
     assert!(String::from_utf8_lossy(&auto.stderr).contains("running on the CPU engine"));
     let gpu = run("gpu");
-    assert_eq!(
-        gpu.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&gpu.stderr)
-    );
+    assert_eq!(gpu.status.code(), Some(2), "{}", String::from_utf8_lossy(&gpu.stderr));
     assert!(!dir.path().join("gpu").exists());
 }
 
@@ -160,36 +114,18 @@ fn auto_prefers_the_cpu_engine_over_a_software_adapter() {
     if !have_gpu(false) {
         return;
     }
-    let software = qbat_gpu::engine::gpu_context(None, false)
-        .unwrap()
-        .info
-        .software;
+    let software = qbat_gpu::engine::gpu_context(None, false).unwrap().info.software;
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str, extra: &[&str]| {
         let o = crate::common::bin()
-            .args([
-                "--ensemble",
-                "4",
-                "--no-progress",
-                "--no-plots",
-                "--verify",
-                "0",
-                "--series",
-                "false",
-                "--out",
-            ])
+            .args(["--ensemble", "4", "--no-progress", "--no-plots", "--verify", "0", "--series", "false", "--out"])
             .arg(dir.path().join(name))
             .args(extra)
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let run_json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.path().join(name).join("run.json")).unwrap())
-                .unwrap();
-        (
-            run_json["backend"].as_str().unwrap().to_string(),
-            String::from_utf8_lossy(&o.stderr).to_string(),
-        )
+        let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(name).join("run.json")).unwrap()).unwrap();
+        (run_json["backend"].as_str().unwrap().to_string(), String::from_utf8_lossy(&o.stderr).to_string())
     };
     let (auto, notes) = run("auto", &["--backend", "auto"]);
     let (gpu, _) = run("gpu", &["--backend", "gpu"]);
@@ -206,24 +142,10 @@ fn auto_prefers_the_cpu_engine_over_a_software_adapter() {
 
 #[test]
 fn unknown_adapter_name_is_an_error_not_a_panic() {
-    let o = crate::common::bin()
-        .args([
-            "--ensemble",
-            "5",
-            "--no-progress",
-            "--backend",
-            "gpu",
-            "--adapter",
-            "no-such-adapter-xyz",
-        ])
-        .output()
-        .unwrap();
+    let o = crate::common::bin().args(["--ensemble", "5", "--no-progress", "--backend", "gpu", "--adapter", "no-such-adapter-xyz"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("no-such-adapter-xyz") && !err.contains("panicked"),
-        "{err}"
-    );
+    assert!(err.contains("no-such-adapter-xyz") && !err.contains("panicked"), "{err}");
 }
 
 #[test]
@@ -237,32 +159,11 @@ fn long_runs_with_few_members_complete_every_step() {
     }
     let cfg = "model = \"bloch-charger\"\n[params]\nj = 1.0\ngamma = 0.02\n[initial]\nrandom = \"bloch\"\n[time]\ndt = 0.001\nt_end = 100.0\nsamples = 11\n[ensemble]\nsize = 4\n[output]\nmeasures = [\"energy_b\", \"trace_error\"]\n";
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
-    let cpu = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Cpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let gpu = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Gpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let cpu = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+    let gpu = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 0, ..Default::default() }).unwrap();
     let s = 10;
     for i in 0..4 {
-        assert!(
-            (gpu.value(i, s, 0) - cpu.value(i, s, 0)).abs() < 1e-4,
-            "member {i} at t = 100: {} vs {}",
-            gpu.value(i, s, 0),
-            cpu.value(i, s, 0)
-        );
+        assert!((gpu.value(i, s, 0) - cpu.value(i, s, 0)).abs() < 1e-4, "member {i} at t = 100: {} vs {}", gpu.value(i, s, 0), cpu.value(i, s, 0));
     }
     // most members hold real energy at the end, so output cut to zeros could not pass
     assert!((0..4).filter(|&i| cpu.value(i, s, 0) > 1e-3).count() >= 2);
@@ -279,41 +180,15 @@ fn sliced_gpu_runs_overlap_host_measures_and_keep_members_in_place() {
     }
     let cfg = "model = \"spin-pair\"\n[params]\nj1 = { uniform = [0.05, 0.5] }\n[initial]\nrandom = \"mixed-hs\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n[ensemble]\nsize = 9000\nseed = 3\n[output]\nmeasures = [\"energy_b\", \"concurrence\", \"capacity_total\"]\n";
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
-    let cpu = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Cpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let gpu = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Gpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let cpu = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+    let gpu = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 0, ..Default::default() }).unwrap();
     // The eigen-solve measures now run on the device (no host measures to overlap).
-    assert!(
-        gpu.notes
-            .iter()
-            .any(|n| n.contains("eigen-solve measures on the device")),
-        "{:?}",
-        gpu.notes
-    );
+    assert!(gpu.notes.iter().any(|n| n.contains("eigen-solve measures on the device")), "{:?}", gpu.notes);
     for i in 0..plan.members.len() {
         for s in 0..3 {
             for (k, m) in plan.measures.iter().enumerate() {
                 let tol = qbat_gpu::verify::measure_tolerance(*m, 1e-4);
-                assert!(
-                    (gpu.value(i, s, k) - cpu.value(i, s, k)).abs() <= tol,
-                    "member {i}, {}",
-                    m.name()
-                );
+                assert!((gpu.value(i, s, k) - cpu.value(i, s, k)).abs() <= tol, "member {i}, {}", m.name());
             }
         }
         assert!((gpu.peaks[4 * i].max - cpu.peaks[4 * i].max).abs() < 1e-4);
@@ -328,31 +203,11 @@ fn sampling_every_step_with_every_kernel_measure_completes() {
     if !have_gpu(false) {
         return;
     }
-    let text = qbat_gpu::config::jobs::job_config_with_members("bloch-100k", Some(8))
-        .unwrap()
-        .replace(
-            "t_end = 20.0\nsamples = 2001",
-            "t_end = 30.0\nsamples = 3001",
-        );
+    let text =
+        qbat_gpu::config::jobs::job_config_with_members("bloch-100k", Some(8)).unwrap().replace("t_end = 20.0\nsamples = 2001", "t_end = 30.0\nsamples = 3001");
     let plan = parse_plan(&text, &Overrides::default()).unwrap();
-    let cpu = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Cpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let gpu = run_plan(
-        &plan,
-        &RunOptions {
-            backend: Backend::Gpu,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let cpu = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+    let gpu = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 0, ..Default::default() }).unwrap();
     for (k, m) in plan.measures.iter().enumerate() {
         let tol = qbat_gpu::verify::measure_tolerance(*m, 1e-4);
         for i in 0..8 {

@@ -7,15 +7,11 @@
 
 use nalgebra::{Matrix3, Matrix4};
 use qbat_gpu::error::QbatError;
-use qbat_gpu::gpu::{
-    run_two_qubit_gpu, run_two_qubit_gpu_with, GpuContext, GpuRunOptions, Precision,
-};
+use qbat_gpu::gpu::{run_two_qubit_gpu, run_two_qubit_gpu_with, GpuContext, GpuRunOptions, Precision};
 use qbat_gpu::job::pauli::{point, to_pauli};
 use qbat_gpu::job::two_qubit::KERNEL_MEASURES;
 use qbat_gpu::job::{Schedule, TwoQubitJob, TwoQubitResult, PEAK_MEASURES};
-use qbat_gpu::linalg::{
-    c, eigvals_hermitian, kron, pauli, reduced_battery, reduced_charger, sigma_z, CMat, C64,
-};
+use qbat_gpu::linalg::{c, eigvals_hermitian, kron, pauli, reduced_battery, reduced_charger, sigma_z, CMat, C64};
 use qbat_gpu::measures::Measure::{self, *};
 use qbat_gpu::model::{resolve_params, ModelKind, OpenSystem, ParamValue, Params};
 use qbat_gpu::twin::rk4_two_qubit::run_two_qubit_twin;
@@ -87,29 +83,15 @@ fn random_system(kind: ModelKind, rng: &mut ChaCha8Rng) -> OpenSystem {
             p.insert("gamma".into(), real(u(rng, 0.0, 0.5)));
         }
         ModelKind::TwoQubit => {
-            p.insert(
-                "hamiltonian".into(),
-                ParamValue::Matrix(random_hermitian(rng, 4, 1.0)),
-            );
-            let jumps = vec![
-                (random_matrix(rng, 4, 0.5), u(rng, 0.0, 0.3)),
-                (random_matrix(rng, 4, 0.5), u(rng, 0.0, 0.3)),
-            ];
+            p.insert("hamiltonian".into(), ParamValue::Matrix(random_hermitian(rng, 4, 1.0)));
+            let jumps = vec![(random_matrix(rng, 4, 0.5), u(rng, 0.0, 0.3)), (random_matrix(rng, 4, 0.5), u(rng, 0.0, 0.3))];
             p.insert("jumps".into(), ParamValue::Jumps(jumps));
-            p.insert(
-                "h_battery".into(),
-                ParamValue::Matrix(random_hermitian(rng, 2, 1.0)),
-            );
-            p.insert(
-                "h_charger".into(),
-                ParamValue::Matrix(random_hermitian(rng, 2, 1.0)),
-            );
+            p.insert("h_battery".into(), ParamValue::Matrix(random_hermitian(rng, 2, 1.0)));
+            p.insert("h_charger".into(), ParamValue::Matrix(random_hermitian(rng, 2, 1.0)));
         }
         ModelKind::CavityCells | ModelKind::Dicke => unreachable!("not a two-qubit model"),
     }
-    let mut sys = kind
-        .build(&resolve_params(kind, &p).expect("valid params"))
-        .expect("model builds");
+    let mut sys = kind.build(&resolve_params(kind, &p).expect("valid params")).expect("model builds");
     if kind == ModelKind::TwoQubit {
         // Exercise the sample channel with a general H_B as well.
         sys.dephasing = 0.1;
@@ -119,9 +101,7 @@ fn random_system(kind: ModelKind, rng: &mut ChaCha8Rng) -> OpenSystem {
 
 fn random_state(rng: &mut ChaCha8Rng, pure: bool) -> CMat {
     if pure {
-        let psi: Vec<C64> = (0..4)
-            .map(|_| c(u(rng, -1.0, 1.0), u(rng, -1.0, 1.0)))
-            .collect();
+        let psi: Vec<C64> = (0..4).map(|_| c(u(rng, -1.0, 1.0), u(rng, -1.0, 1.0))).collect();
         let n: f64 = psi.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
         let psi: Vec<C64> = psi.iter().map(|z| z / n).collect();
         CMat::from_fn(4, 4, |i, j| psi[i] * psi[j].conj())
@@ -161,11 +141,7 @@ impl Lindblad {
             heff -= (ld * l) * c(0.0, 0.5);
             jumps.push((l, ld));
         }
-        Lindblad {
-            heff,
-            heff_dag: heff.adjoint(),
-            jumps,
-        }
+        Lindblad { heff, heff_dag: heff.adjoint(), jumps }
     }
 
     fn apply(&self, x: &M4) -> M4 {
@@ -197,9 +173,7 @@ fn dephase(x: &M4, p: f64) -> M4 {
     let zz = m4(&kron(&z, &z));
     let a = (1.0 - p) * (1.0 - p);
     let b = p * (1.0 - p);
-    (id * x * id) * c(a, 0.0)
-        + (iz * x * iz + zi * x * zi) * c(b, 0.0)
-        + (zz * x * zz) * c(p * p, 0.0)
+    (id * x * id) * c(a, 0.0) + (iz * x * iz + zi * x * zi) * c(b, 0.0) + (zz * x * zz) * c(p * p, 0.0)
 }
 
 fn re_tr(a: &CMat, b: &CMat) -> f64 {
@@ -236,11 +210,7 @@ fn reference_measures(rho: &M4, y: &M4, rho0: &M4, y0: &M4, t: f64, sys: &OpenSy
     // rounding into 1e-8: take the terms as differences from t = 0 instead.
     let s2 = re_tr(&(&rb - &rb0), &hb2) - 2.0 * re_tr(&hb_full, &cmat(&(y - y0))) - stored * stored;
     let tmat = Matrix3::from_fn(|i, j| re_tr(&r, &kron(&pauli(i + 1), &pauli(j + 1))));
-    let mut u: Vec<f64> = (tmat.transpose() * tmat)
-        .symmetric_eigenvalues()
-        .iter()
-        .copied()
-        .collect();
+    let mut u: Vec<f64> = (tmat.transpose() * tmat).symmetric_eigenvalues().iter().copied().collect();
     u.sort_by(f64::total_cmp);
     let mut coh = 0.0;
     let mut ima = 0.0;
@@ -253,25 +223,13 @@ fn reference_measures(rho: &M4, y: &M4, rho0: &M4, y0: &M4, t: f64, sys: &OpenSy
         }
     }
     let plus = CMat::from_element(2, 2, c(0.5, 0.0));
-    let texture = 0.5
-        * eigvals_hermitian(&(&rb - plus))
-            .iter()
-            .map(|l| l.abs())
-            .sum::<f64>();
-    let entropy: f64 = eigvals_hermitian(&rb)
-        .iter()
-        .filter(|&&l| l > 1e-30)
-        .map(|&l| -l * l.log2())
-        .sum();
+    let texture = 0.5 * eigvals_hermitian(&(&rb - plus)).iter().map(|l| l.abs()).sum::<f64>();
+    let entropy: f64 = eigvals_hermitian(&rb).iter().filter(|&&l| l > 1e-30).map(|&l| -l * l.log2()).sum();
     // Charger mirrors from rho_c and H_C; <s-> = Tr(rho s-) with s- = |g><e| on one qubit.
     let hc = &sys.h_charger;
     let (_, ergo_c, anti_c, _) = battery_resources(&rc, hc);
     let plus_c = CMat::from_element(2, 2, c(0.5, 0.0));
-    let texture_c = 0.5
-        * eigvals_hermitian(&(&rc - plus_c))
-            .iter()
-            .map(|l| l.abs())
-            .sum::<f64>();
+    let texture_c = 0.5 * eigvals_hermitian(&(&rc - plus_c)).iter().map(|l| l.abs()).sum::<f64>();
     let sm = CMat::from_row_slice(2, 2, &[c(0.0, 0.0), c(1.0, 0.0), c(0.0, 0.0), c(0.0, 0.0)]);
     let sm_b = (&r * kron(&pauli(0), &sm)).trace();
     let sm_c = (&r * kron(&sm, &pauli(0))).trace();
@@ -360,23 +318,13 @@ fn reference(systems: &[OpenSystem], job: &TwoQubitJob, rho0: &[CMat]) -> Refere
                     y = lind.rk4(&y, seg.h_last);
                 }
                 let rs = dephase(&rho, p);
-                vals.extend(reference_measures(
-                    &rs,
-                    &dephase(&y, p),
-                    &r0s,
-                    &y0s,
-                    job.schedule.times[s],
-                    sys,
-                ));
+                vals.extend(reference_measures(&rs, &dephase(&y, p), &r0s, &y0s, job.schedule.times[s], sys));
                 states.push(to_pauli(&cmat(&rs)));
             }
             (vals, states)
         })
         .collect();
-    let mut out = Reference {
-        values: vec![],
-        states: vec![],
-    };
+    let mut out = Reference { values: vec![], states: vec![] };
     for (v, s) in per {
         out.values.extend(v);
         out.states.extend(s);
@@ -386,12 +334,7 @@ fn reference(systems: &[OpenSystem], job: &TwoQubitJob, rho0: &[CMat]) -> Refere
 
 // ---- the cases ----------------------------------------------------------------------------
 
-const MODELS: [ModelKind; 4] = [
-    ModelKind::SpinPair,
-    ModelKind::DrivenPair,
-    ModelKind::BlochCharger,
-    ModelKind::TwoQubit,
-];
+const MODELS: [ModelKind; 4] = [ModelKind::SpinPair, ModelKind::DrivenPair, ModelKind::BlochCharger, ModelKind::TwoQubit];
 const MEMBERS: usize = 64;
 const POINTS: usize = 4;
 
@@ -410,9 +353,7 @@ fn schedule() -> Schedule {
 fn build_case(kind: ModelKind, seed: u64) -> Case {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let systems: Vec<OpenSystem> = (0..POINTS).map(|_| random_system(kind, &mut rng)).collect();
-    let rho0: Vec<CMat> = (0..MEMBERS)
-        .map(|i| random_state(&mut rng, i < MEMBERS / 2))
-        .collect();
+    let rho0: Vec<CMat> = (0..MEMBERS).map(|i| random_state(&mut rng, i < MEMBERS / 2)).collect();
     // Columns in an order other than the kernel's, to exercise the column mapping.
     let measures: Vec<Measure> = KERNEL_MEASURES.iter().rev().copied().collect();
     let job = TwoQubitJob {
@@ -425,22 +366,12 @@ fn build_case(kind: ModelKind, seed: u64) -> Case {
     };
     assert!(job.schedule.total_steps() >= 10_000);
     let reference = reference(&systems, &job, &rho0);
-    Case {
-        kind,
-        job,
-        reference,
-    }
+    Case { kind, job, reference }
 }
 
 fn cases() -> &'static [Case] {
     static CASES: OnceLock<Vec<Case>> = OnceLock::new();
-    CASES.get_or_init(|| {
-        MODELS
-            .iter()
-            .enumerate()
-            .map(|(k, &kind)| build_case(kind, 100 + k as u64))
-            .collect()
-    })
+    CASES.get_or_init(|| MODELS.iter().enumerate().map(|(k, &kind)| build_case(kind, 100 + k as u64)).collect())
 }
 
 // ---- comparisons --------------------------------------------------------------------------
@@ -472,11 +403,7 @@ fn deviation_from_reference(case: &Case, res: &TwoQubitResult) -> (Vec<(Measure,
             let code = KERNEL_MEASURES.iter().position(|x| x == m).unwrap();
             let want = case.reference.values[row * n_codes + code];
             let d = (v - want).abs();
-            dev[k] = if d.is_nan() {
-                f64::INFINITY
-            } else {
-                dev[k].max(d)
-            };
+            dev[k] = if d.is_nan() { f64::INFINITY } else { dev[k].max(d) };
         }
     }
     let mut sdev = 0.0f64;
@@ -497,46 +424,20 @@ fn check_peaks(case: &Case, res: &TwoQubitResult, tol: f64, label: &str) {
     for m in 0..MEMBERS {
         for (k, pm) in PEAK_MEASURES.iter().enumerate() {
             let code = KERNEL_MEASURES.iter().position(|x| x == pm).unwrap();
-            let series: Vec<f64> = (0..n_samples)
-                .map(|s| case.reference.values[(m * n_samples + s) * n_codes + code])
-                .collect();
+            let series: Vec<f64> = (0..n_samples).map(|s| case.reference.values[(m * n_samples + s) * n_codes + code]).collect();
             let want = series.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let peak = res.peaks[m * 4 + k];
-            assert!(
-                (peak.max - want).abs() <= tol,
-                "{label} {:?} member {m} peak {}: {} vs {want}",
-                case.kind,
-                pm.name(),
-                peak.max
-            );
-            let s = case
-                .job
-                .schedule
-                .times
-                .iter()
-                .position(|&t| t == peak.t_max)
-                .expect("t_max is a sample time");
-            assert!(
-                series[s] >= want - tol,
-                "{label} {:?} member {m} t_max {}",
-                case.kind,
-                pm.name()
-            );
+            assert!((peak.max - want).abs() <= tol, "{label} {:?} member {m} peak {}: {} vs {want}", case.kind, pm.name(), peak.max);
+            let s = case.job.schedule.times.iter().position(|&t| t == peak.t_max).expect("t_max is a sample time");
+            assert!(series[s] >= want - tol, "{label} {:?} member {m} t_max {}", case.kind, pm.name());
         }
     }
 }
 
 fn report(label: &str, kind: ModelKind, dev: &[(Measure, f64)], sdev: f64) -> f64 {
     let worst = dev.iter().map(|d| d.1).fold(sdev, f64::max);
-    let cols: Vec<String> = dev
-        .iter()
-        .map(|(m, d)| format!("{}={d:.1e}", m.name()))
-        .collect();
-    eprintln!(
-        "{label} {:<13} max {worst:.2e} (states {sdev:.1e}): {}",
-        kind.name(),
-        cols.join(" ")
-    );
+    let cols: Vec<String> = dev.iter().map(|(m, d)| format!("{}={d:.1e}", m.name())).collect();
+    eprintln!("{label} {:<13} max {worst:.2e} (states {sdev:.1e}): {}", kind.name(), cols.join(" "));
     worst
 }
 
@@ -544,18 +445,9 @@ fn assert_within(label: &str, case: &Case, res: &TwoQubitResult, tol: f64) {
     let (dev, sdev) = deviation_from_reference(case, res);
     let worst = report(label, case.kind, &dev, sdev);
     for (m, d) in &dev {
-        assert!(
-            *d <= tol,
-            "{label} {:?}: {} deviates by {d:.3e} > {tol:.0e}",
-            case.kind,
-            m.name()
-        );
+        assert!(*d <= tol, "{label} {:?}: {} deviates by {d:.3e} > {tol:.0e}", case.kind, m.name());
     }
-    assert!(
-        sdev <= tol,
-        "{label} {:?}: states deviate by {sdev:.3e}",
-        case.kind
-    );
+    assert!(sdev <= tol, "{label} {:?}: states deviate by {sdev:.3e}", case.kind);
     assert!(worst <= tol);
     check_peaks(case, res, tol, label);
 }
@@ -565,45 +457,24 @@ fn assert_within(label: &str, case: &Case, res: &TwoQubitResult, tol: f64) {
 #[test]
 fn twin_matches_reference() {
     for case in cases() {
-        assert_within(
-            "twin f64 vs reference",
-            case,
-            &run_two_qubit_twin::<f64>(&case.job),
-            1e-9,
-        );
-        assert_within(
-            "twin f32 vs reference",
-            case,
-            &run_two_qubit_twin::<f32>(&case.job),
-            1e-4,
-        );
+        assert_within("twin f64 vs reference", case, &run_two_qubit_twin::<f64>(&case.job), 1e-9);
+        assert_within("twin f32 vs reference", case, &run_two_qubit_twin::<f32>(&case.job), 1e-4);
     }
 }
 
 #[test]
 fn gpu_matches_twin_and_reference() {
     let Some((ctx, _guard)) = gpu() else { return };
-    eprintln!(
-        "adapter: {} ({}, {}), f64: {}",
-        ctx.info.name, ctx.info.backend, ctx.info.device_type, ctx.info.has_f64
-    );
+    eprintln!("adapter: {} ({}, {}), f64: {}", ctx.info.name, ctx.info.backend, ctx.info.device_type, ctx.info.has_f64);
     for case in cases() {
-        let f32_res =
-            run_two_qubit_gpu(ctx, &case.job, Precision::F32, &|_| Ok(())).expect("f32 run");
+        let f32_res = run_two_qubit_gpu(ctx, &case.job, Precision::F32, &|_| Ok(())).expect("f32 run");
         assert_within("gpu f32 vs reference", case, &f32_res, 1e-4);
         if ctx.info.has_f64 {
-            let f64_res =
-                run_two_qubit_gpu(ctx, &case.job, Precision::F64, &|_| Ok(())).expect("f64 run");
+            let f64_res = run_two_qubit_gpu(ctx, &case.job, Precision::F64, &|_| Ok(())).expect("f64 run");
             assert_within("gpu f64 vs reference", case, &f64_res, 1e-9);
             let twin = run_two_qubit_twin::<f64>(&case.job);
-            let worst = column_deviation(&f64_res, &twin)
-                .iter()
-                .map(|d| d.1)
-                .fold(0.0, f64::max);
-            eprintln!(
-                "gpu f64 vs twin f64 {:<13} max {worst:.2e}",
-                case.kind.name()
-            );
+            let worst = column_deviation(&f64_res, &twin).iter().map(|d| d.1).fold(0.0, f64::max);
+            eprintln!("gpu f64 vs twin f64 {:<13} max {worst:.2e}", case.kind.name());
             assert!(worst <= 1e-11);
         } else {
             eprintln!("adapter has no SHADER_F64: f64 comparison not run");
@@ -619,31 +490,12 @@ fn gpu_f32_matches_twin_f32() {
         let t = run_two_qubit_twin::<f32>(&case.job);
         let dev = column_deviation(&g, &t);
         let worst = dev.iter().map(|d| d.1).fold(0.0, f64::max);
-        let cols: Vec<String> = dev
-            .iter()
-            .map(|(m, d)| format!("{}={d:.1e}", m.name()))
-            .collect();
-        eprintln!(
-            "gpu f32 vs twin f32 {:<13} max {worst:.2e}: {}",
-            case.kind.name(),
-            cols.join(" ")
-        );
+        let cols: Vec<String> = dev.iter().map(|(m, d)| format!("{}={d:.1e}", m.name())).collect();
+        eprintln!("gpu f32 vs twin f32 {:<13} max {worst:.2e}: {}", case.kind.name(), cols.join(" "));
         for (m, d) in &dev {
-            assert!(
-                *d <= 1e-5,
-                "{:?}: {} differs by {d:.3e}",
-                case.kind,
-                m.name()
-            );
+            assert!(*d <= 1e-5, "{:?}: {} differs by {d:.3e}", case.kind, m.name());
         }
-        let sdev = g
-            .states
-            .as_ref()
-            .unwrap()
-            .iter()
-            .zip(t.states.as_ref().unwrap())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
+        let sdev = g.states.as_ref().unwrap().iter().zip(t.states.as_ref().unwrap()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         assert!(sdev <= 1e-5, "{:?}: states differ by {sdev:.3e}", case.kind);
         for (a, b) in g.peaks.iter().zip(&t.peaks) {
             assert!((a.max - b.max).abs() <= 1e-5);
@@ -665,48 +517,25 @@ fn chunked_runs_are_bit_identical() {
     for precision in precisions {
         let one = run_two_qubit_gpu(ctx, &job, precision, &|_| Ok(())).expect("one chunk");
         let done = std::sync::Mutex::new(vec![]);
-        let opts = GpuRunOptions {
-            max_members_per_chunk: Some(24),
-            member_steps_per_dispatch: Some(64 * 700),
-        };
+        let opts = GpuRunOptions { max_members_per_chunk: Some(24), member_steps_per_dispatch: Some(64 * 700) };
         let three = run_two_qubit_gpu_with(ctx, &job, precision, &opts, &|n| {
             done.lock().unwrap().push(n);
             Ok(())
         })
         .expect("three chunks");
-        assert_eq!(
-            *done.lock().unwrap(),
-            vec![24, 48, 64],
-            "progress after each chunk"
-        );
+        assert_eq!(*done.lock().unwrap(), vec![24, 48, 64], "progress after each chunk");
         let same_bits = |a: &[f64], b: &[f64], what: &str| {
             assert_eq!(a.len(), b.len());
-            if let Some(i) = a
-                .iter()
-                .zip(b)
-                .position(|(x, y)| x.to_bits() != y.to_bits())
-            {
-                panic!(
-                    "{precision:?} {what}[{i}]: {} (one chunk) vs {} (three chunks)",
-                    a[i], b[i]
-                );
+            if let Some(i) = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits()) {
+                panic!("{precision:?} {what}[{i}]: {} (one chunk) vs {} (three chunks)", a[i], b[i]);
             }
         };
         same_bits(&one.values, &three.values, "values");
-        same_bits(
-            one.states.as_ref().unwrap(),
-            three.states.as_ref().unwrap(),
-            "states",
-        );
+        same_bits(one.states.as_ref().unwrap(), three.states.as_ref().unwrap(), "states");
         assert_eq!(one.peaks, three.peaks, "{precision:?} peaks");
         let n = job.measures.len();
         assert!(one.values.iter().skip(3).step_by(n).all(|v| v.is_nan()));
-        assert!(one
-            .values
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % n != 3)
-            .all(|(_, v)| v.is_finite()));
+        assert!(one.values.iter().enumerate().filter(|(i, _)| i % n != 3).all(|(_, v)| v.is_finite()));
     }
 }
 

@@ -27,20 +27,14 @@ seed = 3
 
 fn run_args(cfg: &Path, out: &Path) -> std::process::Command {
     let mut c = bin();
-    c.arg("run")
-        .arg(cfg)
-        .args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"])
-        .arg(out);
+    c.arg("run").arg(cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(out);
     c
 }
 
 /// (exit code, stderr) of a command.
 fn outcome(c: &mut std::process::Command) -> (i32, String) {
     let o = c.output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).to_string())
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -83,13 +77,7 @@ fn damages() -> Vec<(&'static str, fn(&Path))> {
     fn remove(p: &Path) {
         std::fs::remove_file(p).unwrap();
     }
-    vec![
-        ("truncated", truncate),
-        ("a flipped byte", flip),
-        ("a row removed", drop_row),
-        ("a member duplicated", duplicate_row),
-        ("removed", remove),
-    ]
+    vec![("truncated", truncate), ("a flipped byte", flip), ("a row removed", drop_row), ("a member duplicated", duplicate_row), ("removed", remove)]
 }
 
 fn is_text(p: &Path) -> bool {
@@ -101,25 +89,14 @@ fn damaged_or_edited_shards_are_refused_before_the_merge() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), BLOCH);
     for format in ["csv", "npy"] {
-        let shards: Vec<PathBuf> = (0..2)
-            .map(|k| dir.path().join(format!("{format}-s{k}")))
-            .collect();
+        let shards: Vec<PathBuf> = (0..2).map(|k| dir.path().join(format!("{format}-s{k}"))).collect();
         for (k, s) in shards.iter().enumerate() {
             ok(run_args(&cfg, s).args(["--format", format, "--shard", &format!("{k}/2")]));
         }
         // the good shards merge
-        ok(bin()
-            .arg("merge")
-            .args(&shards)
-            .arg("--out")
-            .arg(dir.path().join(format!("{format}-merged")))
-            .arg("--no-plots"));
-        let files: Vec<PathBuf> = std::fs::read_dir(&shards[0])
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-            .collect();
+        ok(bin().arg("merge").args(&shards).arg("--out").arg(dir.path().join(format!("{format}-merged"))).arg("--no-plots"));
+        let files: Vec<PathBuf> =
+            std::fs::read_dir(&shards[0]).unwrap().flatten().map(|e| e.path()).filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.')).collect();
         assert!(files.len() >= 4, "{files:?}");
         let mut cases = 0;
         for file in &files {
@@ -132,25 +109,11 @@ fn damaged_or_edited_shards_are_refused_before_the_merge() {
                 let name = file.file_name().unwrap();
                 damage(&case.join("s0").join(name));
                 let out = case.join("merged");
-                let (code, stderr) = outcome(
-                    bin()
-                        .arg("merge")
-                        .arg(case.join("s0"))
-                        .arg(&shards[1])
-                        .arg("--out")
-                        .arg(&out)
-                        .arg("--no-plots"),
-                );
+                let (code, stderr) = outcome(bin().arg("merge").arg(case.join("s0")).arg(&shards[1]).arg("--out").arg(&out).arg("--no-plots"));
                 let name = name.to_string_lossy();
                 assert_eq!(code, 2, "{format} {name} {how}: exit {code}: {stderr}");
-                assert!(
-                    stderr.contains(&*name) && stderr.lines().count() == 1,
-                    "{format} {name} {how}: the message must name the file, on one line: {stderr}"
-                );
-                assert!(
-                    !out.exists(),
-                    "{format} {name} {how}: a merged output was written"
-                );
+                assert!(stderr.contains(&*name) && stderr.lines().count() == 1, "{format} {name} {how}: the message must name the file, on one line: {stderr}");
+                assert!(!out.exists(), "{format} {name} {how}: a merged output was written");
                 cases += 1;
             }
         }
@@ -158,19 +121,8 @@ fn damaged_or_edited_shards_are_refused_before_the_merge() {
         // shards swapped between runs: shard 1's summary in shard 0
         let case = dir.path().join(format!("swap-{format}"));
         copy_dir(&shards[0], &case.join("s0"));
-        std::fs::copy(
-            shards[1].join("summary.csv"),
-            case.join("s0").join("summary.csv"),
-        )
-        .unwrap();
-        let (code, stderr) = outcome(
-            bin()
-                .arg("merge")
-                .arg(case.join("s0"))
-                .arg(&shards[1])
-                .arg("--out")
-                .arg(case.join("m")),
-        );
+        std::fs::copy(shards[1].join("summary.csv"), case.join("s0").join("summary.csv")).unwrap();
+        let (code, stderr) = outcome(bin().arg("merge").arg(case.join("s0")).arg(&shards[1]).arg("--out").arg(case.join("m")));
         assert_eq!(code, 2, "{stderr}");
         assert!(stderr.contains("summary.csv"), "{stderr}");
     }
@@ -178,15 +130,8 @@ fn damaged_or_edited_shards_are_refused_before_the_merge() {
 
 /// Kill a slow run once `blocks` blocks are checkpointed; the staging directory it left.
 fn interrupted_run(dir: &Path, cfg: &Path, out: &Path, blocks: usize) -> PathBuf {
-    let staging = dir.join(format!(
-        ".{}.partial",
-        out.file_name().unwrap().to_string_lossy()
-    ));
-    let mut child = run_args(cfg, out)
-        .args(["--block-members", "10"])
-        .env("QBAT_INJECT_FAULT", "slow-blocks=250")
-        .spawn()
-        .unwrap();
+    let staging = dir.join(format!(".{}.partial", out.file_name().unwrap().to_string_lossy()));
+    let mut child = run_args(cfg, out).args(["--block-members", "10"]).env("QBAT_INJECT_FAULT", "slow-blocks=250").spawn().unwrap();
     let t0 = std::time::Instant::now();
     loop {
         let done = std::fs::read(staging.join("checkpoint.json"))
@@ -200,10 +145,7 @@ fn interrupted_run(dir: &Path, cfg: &Path, out: &Path, blocks: usize) -> PathBuf
         assert!(t0.elapsed().as_secs() < 120, "no checkpoint appeared");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the run finished before it could be killed"
-    );
+    assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
     child.kill().unwrap();
     child.wait().unwrap();
     staging
@@ -218,13 +160,9 @@ fn damaged_checkpoints_are_refused_before_any_work() {
     // the checkpoint, and the statistics state and block files it names (a kill can land
     // between a block's files and the checkpoint that names them, or before the previous
     // generation's state is removed)
-    let sealed: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(staging.join("checkpoint.json")).unwrap()).unwrap();
+    let sealed: serde_json::Value = serde_json::from_slice(&std::fs::read(staging.join("checkpoint.json")).unwrap()).unwrap();
     let generation = sealed["progress"]["generation"].as_u64().unwrap();
-    let mut files: Vec<PathBuf> = vec![
-        staging.join("checkpoint.json"),
-        staging.join(format!("stats-state-{generation}.bin")),
-    ];
+    let mut files: Vec<PathBuf> = vec![staging.join("checkpoint.json"), staging.join(format!("stats-state-{generation}.bin"))];
     for b in sealed["progress"]["blocks"].as_array().unwrap() {
         let tag = format!("{:06}", b["block"].as_u64().unwrap());
         files.push(staging.join("blocks").join(format!("{tag}.values")));
@@ -234,9 +172,7 @@ fn damaged_checkpoints_are_refused_before_any_work() {
     let mut cases = 0;
     for (i, file) in files.iter().enumerate() {
         for (j, (how, damage)) in damages().into_iter().enumerate() {
-            let text = file
-                .extension()
-                .is_some_and(|e| e == "json" || e == "summary");
+            let text = file.extension().is_some_and(|e| e == "json" || e == "summary");
             if (how == "a row removed" || how == "a member duplicated") && !text {
                 continue;
             }
@@ -246,17 +182,8 @@ fn damaged_checkpoints_are_refused_before_any_work() {
             copy_dir(&staging, &case_staging);
             let rel = file.strip_prefix(&staging).unwrap();
             damage(&case_staging.join(rel));
-            let before: Vec<_> = std::fs::read_dir(case_staging.join("blocks"))
-                .unwrap()
-                .flatten()
-                .map(|e| e.file_name())
-                .collect();
-            let (code, stderr) = outcome(
-                run_args(&cfg, &case.join("r"))
-                    .args(["--resume"])
-                    .arg(case.join("r"))
-                    .args(["--block-members", "10"]),
-            );
+            let before: Vec<_> = std::fs::read_dir(case_staging.join("blocks")).unwrap().flatten().map(|e| e.file_name()).collect();
+            let (code, stderr) = outcome(run_args(&cfg, &case.join("r")).args(["--resume"]).arg(case.join("r")).args(["--block-members", "10"]));
             let name = file.file_name().unwrap().to_string_lossy().to_string();
             // the checkpoint names its files, so a removed checkpoint is an interrupted run
             // killed before its first block: that resume starts over, as it should
@@ -265,28 +192,11 @@ fn damaged_checkpoints_are_refused_before_any_work() {
                 continue;
             }
             assert_eq!(code, 2, "{name} {how}: exit {code}: {stderr}");
-            assert!(
-                stderr.contains(&name) || stderr.contains("checkpoint.json"),
-                "{name} {how}: {stderr}"
-            );
-            assert!(
-                stderr.contains("--force without --resume"),
-                "{name} {how}: the way to start over: {stderr}"
-            );
-            assert!(
-                !case.join("r").exists(),
-                "{name} {how}: an output was written"
-            );
-            let after: Vec<_> = std::fs::read_dir(case_staging.join("blocks"))
-                .unwrap()
-                .flatten()
-                .map(|e| e.file_name())
-                .collect();
-            assert_eq!(
-                before.len(),
-                after.len(),
-                "{name} {how}: blocks were computed before the damage was found"
-            );
+            assert!(stderr.contains(&name) || stderr.contains("checkpoint.json"), "{name} {how}: {stderr}");
+            assert!(stderr.contains("--force without --resume"), "{name} {how}: the way to start over: {stderr}");
+            assert!(!case.join("r").exists(), "{name} {how}: an output was written");
+            let after: Vec<_> = std::fs::read_dir(case_staging.join("blocks")).unwrap().flatten().map(|e| e.file_name()).collect();
+            assert_eq!(before.len(), after.len(), "{name} {how}: blocks were computed before the damage was found");
             cases += 1;
         }
     }
@@ -299,11 +209,7 @@ fn damaged_checkpoints_are_refused_before_any_work() {
     let edited = text.replacen("\"done\":[0,", "\"done\":[", 1);
     assert_ne!(edited, text);
     std::fs::write(&ck, edited).unwrap();
-    let (code, stderr) = outcome(
-        run_args(&cfg, &case.join("r"))
-            .args(["--resume"])
-            .arg(case.join("r")),
-    );
+    let (code, stderr) = outcome(run_args(&cfg, &case.join("r")).args(["--resume"]).arg(case.join("r")));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("checkpoint.json"), "{stderr}");
     // the undamaged checkpoint resumes to the uninterrupted run's files
@@ -311,10 +217,7 @@ fn damaged_checkpoints_are_refused_before_any_work() {
     ok(&mut run_args(&cfg, &full));
     ok(run_args(&cfg, &out).arg("--resume").arg(&out));
     for f in ["series.csv", "summary.csv", "stats.csv"] {
-        assert!(
-            std::fs::read(full.join(f)).unwrap() == std::fs::read(out.join(f)).unwrap(),
-            "{f}"
-        );
+        assert!(std::fs::read(full.join(f)).unwrap() == std::fs::read(out.join(f)).unwrap(), "{f}");
     }
 }
 
@@ -323,42 +226,19 @@ fn force_replaces_only_the_files_qbat_gpu_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), BLOCH);
     let out = dir.path().join("o");
-    ok(bin()
-        .arg("run")
-        .arg(&cfg)
-        .args(["--backend", "cpu", "--no-progress", "--out"])
-        .arg(&out));
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join(".qbat-manifest.json")).unwrap()).unwrap();
-    let listed: Vec<&str> = manifest["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
+    ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--out"]).arg(&out));
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join(".qbat-manifest.json")).unwrap()).unwrap();
+    let listed: Vec<&str> = manifest["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     // the plots were committed with the run, not drawn after it
     assert!(listed.iter().any(|n| n.starts_with("plot_")), "{listed:?}");
     assert!(listed.contains(&"run.json") && listed.contains(&"summary.csv"));
     // files of the user's, with names qbat-gpu's old pattern matched
     std::fs::write(out.join("plot_mine.png"), b"mine").unwrap();
     std::fs::write(out.join("notes.txt"), b"mine").unwrap();
-    ok(bin()
-        .arg("run")
-        .arg(&cfg)
-        .args([
-            "--backend",
-            "cpu",
-            "--no-progress",
-            "--force",
-            "--seed",
-            "4",
-            "--out",
-        ])
-        .arg(&out));
+    ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--force", "--seed", "4", "--out"]).arg(&out));
     assert_eq!(std::fs::read(out.join("plot_mine.png")).unwrap(), b"mine");
     assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"mine");
-    let run_json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run_json["seed"], 4);
     // a directory that is not a qbat-gpu output is never written into, even with --force
     let foreign = dir.path().join("foreign");
@@ -371,35 +251,14 @@ fn force_replaces_only_the_files_qbat_gpu_wrote() {
     // a user's file under a name the next run writes is not replaced: the run stops before
     // anything moves, keeping its checkpoint
     std::fs::write(out.join("series.npy"), b"mine").unwrap();
-    let (code, stderr) = outcome(
-        bin()
-            .arg("run")
-            .arg(&cfg)
-            .args([
-                "--backend",
-                "cpu",
-                "--no-progress",
-                "--force",
-                "--format",
-                "npy",
-                "--out",
-            ])
-            .arg(&out),
-    );
+    let (code, stderr) = outcome(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--force", "--format", "npy", "--out"]).arg(&out));
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("series.npy") && stderr.contains("not written by qbat-gpu"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("series.npy") && stderr.contains("not written by qbat-gpu"), "{stderr}");
     assert_eq!(std::fs::read(out.join("series.npy")).unwrap(), b"mine");
     assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"mine");
     // files analyze writes into a run are recorded in its manifest, so --force replaces them
     std::fs::remove_file(out.join("series.npy")).unwrap();
-    ok(bin().arg("analyze").arg(dir.path().join("o")).args([
-        "--no-plots",
-        "--pairs",
-        "energy_b:ergotropy_b",
-    ]));
+    ok(bin().arg("analyze").arg(dir.path().join("o")).args(["--no-plots", "--pairs", "energy_b:ergotropy_b"]));
     let manifest = std::fs::read_to_string(out.join(".qbat-manifest.json")).unwrap();
     assert!(manifest.contains("analysis.csv"), "{manifest}");
 }
@@ -412,36 +271,15 @@ fn the_default_output_directory_is_checked_like_out() {
     let default = dir.path().join("myconf-out");
     std::fs::create_dir(&default).unwrap();
     std::fs::write(default.join("stats.csv"), b"mine").unwrap();
-    let (code, stderr) = outcome(bin().current_dir(dir.path()).args([
-        "run",
-        "myconf.toml",
-        "--backend",
-        "cpu",
-        "--no-progress",
-    ]));
+    let (code, stderr) = outcome(bin().current_dir(dir.path()).args(["run", "myconf.toml", "--backend", "cpu", "--no-progress"]));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("myconf-out"), "{stderr}");
     assert_eq!(std::fs::read(default.join("stats.csv")).unwrap(), b"mine");
     // its own earlier output is replaced by a rerun
     std::fs::remove_dir_all(&default).unwrap();
-    ok(bin().current_dir(dir.path()).args([
-        "run",
-        "myconf.toml",
-        "--backend",
-        "cpu",
-        "--no-progress",
-    ]));
-    ok(bin().current_dir(dir.path()).args([
-        "run",
-        "myconf.toml",
-        "--backend",
-        "cpu",
-        "--no-progress",
-        "--seed",
-        "9",
-    ]));
-    let run_json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(default.join("run.json")).unwrap()).unwrap();
+    ok(bin().current_dir(dir.path()).args(["run", "myconf.toml", "--backend", "cpu", "--no-progress"]));
+    ok(bin().current_dir(dir.path()).args(["run", "myconf.toml", "--backend", "cpu", "--no-progress", "--seed", "9"]));
+    let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(default.join("run.json")).unwrap()).unwrap();
     assert_eq!(run_json["seed"], 9);
 }
 
@@ -454,27 +292,17 @@ fn one_directory_has_one_lock_whatever_path_names_it() {
     let link = dir.path().join("g4link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
     let staging = dir.path().join(".g4.partial");
-    let mut child = run_args(&cfg, &real)
-        .args(["--block-members", "10"])
-        .env("QBAT_INJECT_FAULT", "slow-blocks=300")
-        .spawn()
-        .unwrap();
+    let mut child = run_args(&cfg, &real).args(["--block-members", "10"]).env("QBAT_INJECT_FAULT", "slow-blocks=300").spawn().unwrap();
     let t0 = std::time::Instant::now();
     while !staging.join("checkpoint.json").exists() {
-        assert!(
-            t0.elapsed().as_secs() < 60 && child.try_wait().unwrap().is_none(),
-            "the first run never checkpointed"
-        );
+        assert!(t0.elapsed().as_secs() < 60 && child.try_wait().unwrap().is_none(), "the first run never checkpointed");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let (code, stderr) = outcome(run_args(&cfg, &link).arg("--force"));
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("lock") || stderr.contains("interrupted run"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("lock") || stderr.contains("interrupted run"), "{stderr}");
 }
 
 #[test]
@@ -485,45 +313,20 @@ fn a_resume_on_another_backend_is_refused_or_recorded() {
     interrupted_run(dir.path(), &cfg, &out, 2);
     let resume = |backend: &str, extra: &[&str]| {
         let mut c = bin();
-        c.arg("run")
-            .arg(&cfg)
-            .args([
-                "--backend",
-                backend,
-                "--no-progress",
-                "--no-plots",
-                "--block-members",
-                "10",
-                "--resume",
-            ])
-            .arg(&out)
-            .args(extra);
+        c.arg("run").arg(&cfg).args(["--backend", backend, "--no-progress", "--no-plots", "--block-members", "10", "--resume"]).arg(&out).args(extra);
         outcome(&mut c)
     };
     let (code, stderr) = resume("reference", &[]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.starts_with("error: --backend"),
-        "the error comes first and names the option: {stderr}"
-    );
+    assert!(stderr.starts_with("error: --backend"), "the error comes first and names the option: {stderr}");
     let (code, stderr) = resume("reference", &["--allow-mixed-backends"]);
     assert_eq!(code, 0, "{stderr}");
-    let run_json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
-    let engines: Vec<&str> = run_json["engines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["backend"].as_str().unwrap())
-        .collect();
+    let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let engines: Vec<&str> = run_json["engines"].as_array().unwrap().iter().map(|e| e["backend"].as_str().unwrap()).collect();
     assert_eq!(engines, ["cpu", "reference"], "{}", run_json["engines"]);
     let notes = run_json["notes"].to_string();
     assert!(notes.contains("--allow-mixed-backends"), "{notes}");
-    assert_eq!(
-        notes.matches("resumed from the checkpoint").count(),
-        1,
-        "{notes}"
-    );
+    assert_eq!(notes.matches("resumed from the checkpoint").count(), 1, "{notes}");
 }
 
 #[test]
@@ -536,19 +339,12 @@ fn a_resumed_run_says_each_note_once_and_keeps_its_verify_figures() {
     interrupted_run(dir.path(), &cfg, &out, 1);
     // killed again after one more block, then finished: two resumes
     let staging = dir.path().join(".r.partial");
-    let mut child = run_args(&cfg, &out)
-        .args(["--block-members", "10", "--resume"])
-        .arg(&out)
-        .env("QBAT_INJECT_FAULT", "slow-blocks=250")
-        .spawn()
-        .unwrap();
+    let mut child = run_args(&cfg, &out).args(["--block-members", "10", "--resume"]).arg(&out).env("QBAT_INJECT_FAULT", "slow-blocks=250").spawn().unwrap();
     let done = |p: &Path| {
         std::fs::read(p.join("checkpoint.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map_or(0, |v| {
-                v["progress"]["done"].as_array().map_or(0, |a| a.len())
-            })
+            .map_or(0, |v| v["progress"]["done"].as_array().map_or(0, |a| a.len()))
     };
     let t0 = std::time::Instant::now();
     while done(&staging) < 3 && child.try_wait().unwrap().is_none() {
@@ -557,26 +353,11 @@ fn a_resumed_run_says_each_note_once_and_keeps_its_verify_figures() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    ok(run_args(&cfg, &out)
-        .args(["--block-members", "10", "--resume"])
-        .arg(&out));
-    let a: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(full.join("run.json")).unwrap()).unwrap();
-    let b: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
-    assert_eq!(
-        a["verify"], b["verify"],
-        "verify figures survive the checkpoint exactly"
-    );
-    assert_eq!(
-        b["notes"]
-            .to_string()
-            .matches("resumed from the checkpoint")
-            .count(),
-        1,
-        "{}",
-        b["notes"]
-    );
+    ok(run_args(&cfg, &out).args(["--block-members", "10", "--resume"]).arg(&out));
+    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(full.join("run.json")).unwrap()).unwrap();
+    let b: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(a["verify"], b["verify"], "verify figures survive the checkpoint exactly");
+    assert_eq!(b["notes"].to_string().matches("resumed from the checkpoint").count(), 1, "{}", b["notes"]);
 }
 
 #[test]
@@ -586,68 +367,30 @@ fn analyze_skips_flagged_members_and_counts_them() {
     let out = dir.path().join("o");
     ok(run_args(&cfg, &out).env("QBAT_INJECT_FAULT", "nan-member=7"));
     let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
-    assert!(
-        summary
-            .lines()
-            .any(|l| l.starts_with("7,") && l.ends_with(",nonfinite")),
-        "{summary}"
-    );
-    let log =
-        ok(bin()
-            .arg("analyze")
-            .arg(&out)
-            .args(["--pairs", "energy_b:ergotropy_b", "--no-plots"]));
-    assert!(
-        log.contains("1 member(s) flagged unhealthy were left out"),
-        "{log}"
-    );
+    assert!(summary.lines().any(|l| l.starts_with("7,") && l.ends_with(",nonfinite")), "{summary}");
+    let log = ok(bin().arg("analyze").arg(&out).args(["--pairs", "energy_b:ergotropy_b", "--no-plots"]));
+    assert!(log.contains("1 member(s) flagged unhealthy were left out"), "{log}");
     let csv = std::fs::read_to_string(out.join("analysis.csv")).unwrap();
     let pooled = csv.lines().find(|l| l.contains(",pooled,")).unwrap();
     let cols: Vec<&str> = pooled.split(',').collect();
-    assert_eq!(
-        cols[5], "59",
-        "the correlation set lacks the flagged member: {pooled}"
-    );
+    assert_eq!(cols[5], "59", "the correlation set lacks the flagged member: {pooled}");
 }
 
 #[test]
 fn reads_are_bounded_and_special_files_refused() {
     let dir = tempfile::tempdir().unwrap();
     let t0 = std::time::Instant::now();
-    let (code, stderr) = outcome(
-        bin()
-            .args([
-                "run",
-                "/dev/zero",
-                "--backend",
-                "cpu",
-                "--no-progress",
-                "--out",
-            ])
-            .arg(dir.path().join("z")),
-    );
+    let (code, stderr) = outcome(bin().args(["run", "/dev/zero", "--backend", "cpu", "--no-progress", "--out"]).arg(dir.path().join("z")));
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("/dev/zero") && stderr.contains("not a regular file"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("/dev/zero") && stderr.contains("not a regular file"), "{stderr}");
     assert!(t0.elapsed().as_secs() < 10);
     let big = dir.path().join("big.toml");
     let mut text = BLOCH.to_string();
     text.push_str(&"# padding\n".repeat(600_000));
     std::fs::write(&big, text).unwrap();
-    let (code, stderr) = outcome(
-        bin()
-            .arg("run")
-            .arg(&big)
-            .args(["--backend", "cpu", "--no-progress", "--out"])
-            .arg(dir.path().join("b")),
-    );
+    let (code, stderr) = outcome(bin().arg("run").arg(&big).args(["--backend", "cpu", "--no-progress", "--out"]).arg(dir.path().join("b")));
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("big.toml") && stderr.contains("bytes"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("big.toml") && stderr.contains("bytes"), "{stderr}");
     // a run.json replaced by a device file is refused by analyze and merge alike
     let out = dir.path().join("o");
     ok(&mut run_args(&config(dir.path(), BLOCH), &out));
@@ -665,10 +408,7 @@ fn auto_fock_refuses_a_state_it_cannot_truncate() {
     let cfg = config(dir.path(), cavity);
     let (code, stderr) = outcome(run_args(&cfg, &dir.path().join("o")).arg("--auto-fock"));
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("--auto-fock") && stderr.contains("400"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("--auto-fock") && stderr.contains("400"), "{stderr}");
     let cfg = config(dir.path(), &cavity.replace("alpha = 30.0", "alpha = 1.0"));
     let (code, stderr) = outcome(run_args(&cfg, &dir.path().join("p")).arg("--auto-fock"));
     assert_eq!(code, 0, "{stderr}");
@@ -680,27 +420,12 @@ fn a_shard_is_memory_checked_as_a_shard() {
     let dir = tempfile::tempdir().unwrap();
     // 6e7 members would need far more memory for the member list than a machine has; one
     // shard of 1000 needs little, and only its members are built
-    let cfg = config(
-        dir.path(),
-        &BLOCH
-            .replace("size = 60", "size = 60000000")
-            .replace("samples = 6", "samples = 2"),
-    );
-    let (code, stderr) = outcome(
-        run_args(&cfg, &dir.path().join("all"))
-            .arg("--series")
-            .arg("false"),
-    );
+    let cfg = config(dir.path(), &BLOCH.replace("size = 60", "size = 60000000").replace("samples = 6", "samples = 2"));
+    let (code, stderr) = outcome(run_args(&cfg, &dir.path().join("all")).arg("--series").arg("false"));
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("ensemble.size") && stderr.contains("--shard K/N"),
-        "the refusal gives the advice that helps: {stderr}"
-    );
-    let log = ok(run_args(&cfg, &dir.path().join("s"))
-        .args(["--shard", "0/100000", "--series", "false", "--verify", "0"]));
-    let run_json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("s").join("run.json")).unwrap())
-            .unwrap();
+    assert!(stderr.contains("ensemble.size") && stderr.contains("--shard K/N"), "the refusal gives the advice that helps: {stderr}");
+    let log = ok(run_args(&cfg, &dir.path().join("s")).args(["--shard", "0/100000", "--series", "false", "--verify", "0"]));
+    let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("s").join("run.json")).unwrap()).unwrap();
     assert_eq!(run_json["members"], 600, "{log}");
     assert_eq!(run_json["shard"]["members"], serde_json::json!([0, 600]));
 }

@@ -20,11 +20,7 @@ fn trace_hermiticity_and_positivity_are_kept() {
         for s in integrate(&rhs, &rho0, None, &p.schedule) {
             assert!((s.rho.trace() - ONE).norm() < 1e-12, "trace at t={}", s.t);
             assert!(hermiticity_error(&s.rho) < 1e-13);
-            assert!(
-                eigvals_hermitian(&s.rho)[0] > -1e-10,
-                "positivity at t={}",
-                s.t
-            );
+            assert!(eigvals_hermitian(&s.rho)[0] > -1e-10, "positivity at t={}", s.t);
         }
     }
 }
@@ -37,30 +33,10 @@ fn total_capacity_is_constant_under_closed_evolution() {
         let rho0 = p.initial_state(m);
         let ctx = MeasureContext::new(sys, &rho0);
         let samples = integrate(&LindbladRhs::new(sys), &rho0, None, &p.schedule);
-        let c0 = evaluate(
-            &[Measure::CapacityTotal],
-            &ctx,
-            &Sample {
-                t: 0.0,
-                rho: &rho0,
-                y: None,
-            },
-        )[0];
+        let c0 = evaluate(&[Measure::CapacityTotal], &ctx, &Sample { t: 0.0, rho: &rho0, y: None })[0];
         for s in &samples {
-            let c = evaluate(
-                &[Measure::CapacityTotal],
-                &ctx,
-                &Sample {
-                    t: s.t,
-                    rho: &s.rho,
-                    y: None,
-                },
-            )[0];
-            assert!(
-                (c - c0).abs() < 1e-9,
-                "capacity_total drifted {c0} -> {c} at t={}",
-                s.t
-            );
+            let c = evaluate(&[Measure::CapacityTotal], &ctx, &Sample { t: s.t, rho: &s.rho, y: None })[0];
+            assert!((c - c0).abs() < 1e-9, "capacity_total drifted {c0} -> {c} at t={}", s.t);
         }
     }
 }
@@ -83,25 +59,14 @@ fn energy_is_conserved_when_h_commutes_with_hb_plus_hc() {
 
 /// Error of rho(t_end) at step dt against a 64x finer step.
 fn rk4_error(dt: f64) -> f64 {
-    let text = |dt: f64| {
-        format!("model = \"driven-pair\"\n[params]\ng = 1.0\nf = 0.8\ngamma = 0.6\nn_th = 0.2\ndelta = 0.3\n[time]\ndt = {dt}\ntimes = [3.2]\n")
-    };
+    let text =
+        |dt: f64| format!("model = \"driven-pair\"\n[params]\ng = 1.0\nf = 0.8\ngamma = 0.6\nn_th = 0.2\ndelta = 0.3\n[time]\ndt = {dt}\ntimes = [3.2]\n");
     let coarse = plan(&text(dt));
     let fine = plan(&text(dt / 64.0));
     let m = &coarse.members[0];
     let rho0 = coarse.initial_state(m);
-    let a = integrate(
-        &LindbladRhs::new(&coarse.systems[0]),
-        &rho0,
-        None,
-        &coarse.schedule,
-    );
-    let b = integrate(
-        &LindbladRhs::new(&fine.systems[0]),
-        &rho0,
-        None,
-        &fine.schedule,
-    );
+    let a = integrate(&LindbladRhs::new(&coarse.systems[0]), &rho0, None, &coarse.schedule);
+    let b = integrate(&LindbladRhs::new(&fine.systems[0]), &rho0, None, &fine.schedule);
     max_abs_diff(&a[0].rho, &b[0].rho)
 }
 
@@ -109,10 +74,7 @@ fn rk4_error(dt: f64) -> f64 {
 fn rk4_is_fourth_order_on_a_dissipative_case() {
     let (e1, e2) = (rk4_error(0.2), rk4_error(0.1));
     let ratio = e1 / e2;
-    assert!(
-        (16.0 * 0.8..=16.0 * 1.2).contains(&ratio),
-        "error ratio {ratio} (errors {e1:e}, {e2:e})"
-    );
+    assert!((16.0 * 0.8..=16.0 * 1.2).contains(&ratio), "error ratio {ratio} (errors {e1:e}, {e2:e})");
 }
 
 #[test]
@@ -138,38 +100,11 @@ fn cavity_measures(n_fock: usize) -> (Vec<f64>, f64) {
     let sys = &p.systems[0];
     let rho0 = p.initial_state(&p.members[0]);
     let ctx = MeasureContext::new(sys, &rho0);
-    let list = [
-        Measure::StoredEnergyB,
-        Measure::Concurrence,
-        Measure::PhotonNumber,
-        Measure::ErgotropyB,
-        Measure::FockTail,
-    ];
+    let list = [Measure::StoredEnergyB, Measure::Concurrence, Measure::PhotonNumber, Measure::ErgotropyB, Measure::FockTail];
     let samples = integrate(&LindbladRhs::new(sys), &rho0, None, &p.schedule);
     let last = samples.last().unwrap();
-    let v = evaluate(
-        &list,
-        &ctx,
-        &Sample {
-            t: last.t,
-            rho: &last.rho,
-            y: None,
-        },
-    );
-    let tail = samples
-        .iter()
-        .map(|s| {
-            evaluate(
-                &[Measure::FockTail],
-                &ctx,
-                &Sample {
-                    t: s.t,
-                    rho: &s.rho,
-                    y: None,
-                },
-            )[0]
-        })
-        .fold(0.0, f64::max);
+    let v = evaluate(&list, &ctx, &Sample { t: last.t, rho: &last.rho, y: None });
+    let tail = samples.iter().map(|s| evaluate(&[Measure::FockTail], &ctx, &Sample { t: s.t, rho: &s.rho, y: None })[0]).fold(0.0, f64::max);
     (v[..4].to_vec(), tail)
 }
 
@@ -177,15 +112,9 @@ fn cavity_measures(n_fock: usize) -> (Vec<f64>, f64) {
 fn fock_truncation_changes_less_than_the_tail_suggests() {
     let (small, tail_small) = cavity_measures(8);
     let (big, tail_big) = cavity_measures(16);
-    assert!(
-        tail_small > tail_big && tail_big < 1e-6,
-        "tails {tail_small:e}, {tail_big:e}"
-    );
+    assert!(tail_small > tail_big && tail_big < 1e-6, "tails {tail_small:e}, {tail_big:e}");
     for (a, b) in small.iter().zip(&big) {
         // the change in each measure is bounded by a modest multiple of the smaller cutoff's tail
-        assert!(
-            (a - b).abs() < 100.0 * tail_small.max(1e-12) + 1e-10,
-            "{a} vs {b}, tail {tail_small:e}"
-        );
+        assert!((a - b).abs() < 100.0 * tail_small.max(1e-12) + 1e-10, "{a} vs {b}, tail {tail_small:e}");
     }
 }

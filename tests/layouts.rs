@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 
 fn module(kernel: &str) -> naga::Module {
     let source = shader_source(kernel, Precision::F32).unwrap();
-    naga::front::wgsl::parse_str(&source)
-        .unwrap_or_else(|e| panic!("{kernel}: {}", e.emit_to_string(&source)))
+    naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| panic!("{kernel}: {}", e.emit_to_string(&source)))
 }
 
 /// Every named `u32` constant of the module, folded to its value.
@@ -18,9 +17,7 @@ fn constants(m: &naga::Module) -> BTreeMap<String, u32> {
     m.constants
         .iter()
         .filter_map(|(_, c)| match (&c.name, &m.global_expressions[c.init]) {
-            (Some(name), naga::Expression::Literal(naga::Literal::U32(v))) => {
-                Some((name.clone(), *v))
-            }
+            (Some(name), naga::Expression::Literal(naga::Literal::U32(v))) => Some((name.clone(), *v)),
             _ => None,
         })
         .collect()
@@ -28,22 +25,9 @@ fn constants(m: &naga::Module) -> BTreeMap<String, u32> {
 
 /// (member name, byte offset) of a struct, and its size.
 fn struct_layout(m: &naga::Module, name: &str) -> (Vec<(String, u32)>, u32) {
-    let ty = m
-        .types
-        .iter()
-        .find(|(_, t)| t.name.as_deref() == Some(name))
-        .unwrap_or_else(|| panic!("no struct {name}"))
-        .1;
-    let naga::TypeInner::Struct { members, span } = &ty.inner else {
-        panic!("{name} is not a struct")
-    };
-    (
-        members
-            .iter()
-            .map(|mb| (mb.name.clone().unwrap_or_default(), mb.offset))
-            .collect(),
-        *span,
-    )
+    let ty = m.types.iter().find(|(_, t)| t.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("no struct {name}")).1;
+    let naga::TypeInner::Struct { members, span } = &ty.inner else { panic!("{name} is not a struct") };
+    (members.iter().map(|mb| (mb.name.clone().unwrap_or_default(), mb.offset)).collect(), *span)
 }
 
 fn workgroup_size(m: &naga::Module) -> u32 {
@@ -55,11 +39,7 @@ fn workgroup_size(m: &naga::Module) -> u32 {
 
 /// Expect `name` to be a constant of the shader equal to `value`.
 fn expect_const(consts: &BTreeMap<String, u32>, kernel: &str, name: &str, value: u32) {
-    assert_eq!(
-        consts.get(name).copied(),
-        Some(value),
-        "{kernel}: const {name} differs from job/ ({value})"
-    );
+    assert_eq!(consts.get(name).copied(), Some(value), "{kernel}: const {name} differs from job/ ({value})");
 }
 
 macro_rules! rust_layout {
@@ -152,13 +132,7 @@ fn two_qubit_constants_match_the_shader() {
     }
     let shader_codes = c.keys().filter(|n| n.starts_with("M_")).count();
     assert_eq!(shader_codes, two_qubit::KERNEL_MEASURES.len());
-    assert!(
-        Measure::ALL
-            .iter()
-            .filter(|m| two_qubit::kernel_code(**m).is_some())
-            .count()
-            == two_qubit::N_CODES
-    );
+    assert!(Measure::ALL.iter().filter(|m| two_qubit::kernel_code(**m).is_some()).count() == two_qubit::N_CODES);
     assert_eq!(workgroup_size(&m), two_qubit::WORKGROUP_SIZE);
 }
 
@@ -243,14 +217,7 @@ fn measures_two_qubit_layout_matches_the_shader() {
     use qbat_gpu::job::measures_two_qubit as mq;
     let k = "measures_two_qubit";
     let m = module(k);
-    let rust = rust_layout!(mq::MeasureParams {
-        n_members,
-        n_samples,
-        n_cols,
-        flags,
-        groups_x,
-        cols
-    });
+    let rust = rust_layout!(mq::MeasureParams { n_members, n_samples, n_cols, flags, groups_x, cols });
     assert_eq!(struct_layout(&m, "MeasureParams"), rust);
     let c = constants(&m);
     for (name, v) in [
@@ -267,22 +234,10 @@ fn measures_two_qubit_layout_matches_the_shader() {
     // Each measure's code is E_<NAME> in the shader, the shader has no other E_, and the list
     // is exactly the measures that need an eigen-solve.
     for m in mq::EIGEN_MEASURES {
-        expect_const(
-            &c,
-            k,
-            &format!("E_{}", m.name().to_uppercase()),
-            mq::eigen_code(m).unwrap(),
-        );
+        expect_const(&c, k, &format!("E_{}", m.name().to_uppercase()), mq::eigen_code(m).unwrap());
     }
-    assert_eq!(
-        c.keys().filter(|n| n.starts_with("E_")).count(),
-        mq::EIGEN_MEASURES.len()
-    );
-    let needs: Vec<Measure> = Measure::ALL
-        .iter()
-        .copied()
-        .filter(|m| m.needs_eigensolve())
-        .collect();
+    assert_eq!(c.keys().filter(|n| n.starts_with("E_")).count(), mq::EIGEN_MEASURES.len());
+    let needs: Vec<Measure> = Measure::ALL.iter().copied().filter(|m| m.needs_eigensolve()).collect();
     assert_eq!(needs, mq::EIGEN_MEASURES.to_vec());
     assert_eq!(workgroup_size(&m), mq::EIGEN_WORKGROUP_SIZE);
 }

@@ -12,9 +12,7 @@ use qbat_gpu::job::TwoQubitPoint;
 use qbat_gpu::linalg::{c, eigvals_hermitian, hermitian_part, kron, projector, CMat, C64};
 use qbat_gpu::measures::{dephase, evaluate, Measure, MeasureContext, Sample};
 use qbat_gpu::model::Space;
-use qbat_gpu::twin::measures_two_qubit::{
-    eigen_measures, jacobi_eigh, rho_from_pauli, singular_values, C4,
-};
+use qbat_gpu::twin::measures_two_qubit::{eigen_measures, jacobi_eigh, rho_from_pauli, singular_values, C4};
 use qbat_gpu::twin::Real;
 use qbat_gpu::verify::verify_tolerance;
 use rand::{Rng, SeedableRng};
@@ -30,17 +28,11 @@ fn random_complex(rng: &mut ChaCha8Rng, n: usize) -> CMat {
 
 /// A random unitary: the eigenvectors of a random Hermitian matrix (nalgebra).
 fn random_unitary(rng: &mut ChaCha8Rng) -> CMat {
-    hermitian_part(&random_complex(rng, 4))
-        .symmetric_eigen()
-        .eigenvectors
+    hermitian_part(&random_complex(rng, 4)).symmetric_eigen().eigenvectors
 }
 
 fn with_spectrum(u4: &CMat, lam: &[f64; 4]) -> CMat {
-    let d = CMat::from_fn(
-        4,
-        4,
-        |i, j| if i == j { c(lam[i], 0.0) } else { c(0.0, 0.0) },
-    );
+    let d = CMat::from_fn(4, 4, |i, j| if i == j { c(lam[i], 0.0) } else { c(0.0, 0.0) });
     u4 * d * u4.adjoint()
 }
 
@@ -113,27 +105,15 @@ fn jacobi_matches_nalgebra_on_1e5_hermitian_matrices() {
         for i in 0..4 {
             let d = (got[i] - want[i]).abs() / scale;
             worst[k % 5] = worst[k % 5].max(d);
-            assert!(
-                d < 1e-12,
-                "matrix {k}: eigenvalue {i}: Jacobi {} vs nalgebra {}",
-                got[i],
-                want[i]
-            );
+            assert!(d < 1e-12, "matrix {k}: eigenvalue {i}: Jacobi {} vs nalgebra {}", got[i], want[i]);
         }
         // The vectors: V unitary and A V = V diag(lam).
         if k % 10 == 0 {
             let vm = from_c4(&v);
             let unit = (vm.adjoint() * &vm - CMat::identity(4, 4)).norm();
-            let d = CMat::from_fn(
-                4,
-                4,
-                |i, j| if i == j { c(lam[i], 0.0) } else { c(0.0, 0.0) },
-            );
+            let d = CMat::from_fn(4, 4, |i, j| if i == j { c(lam[i], 0.0) } else { c(0.0, 0.0) });
             let resid = (&a * &vm - &vm * d).norm() / scale;
-            assert!(
-                unit < 1e-12 && resid < 1e-12,
-                "matrix {k}: |V^+V - I| {unit:e}, |AV - V lam| {resid:e}"
-            );
+            assert!(unit < 1e-12 && resid < 1e-12, "matrix {k}: |V^+V - I| {unit:e}, |AV - V lam| {resid:e}");
         }
     }
     eprintln!("Jacobi vs nalgebra, worst |dev| / max(1, |A|) by class: {worst:?}");
@@ -148,12 +128,7 @@ fn jacobi_in_f32_is_accurate_to_f32_rounding() {
         let (lam, _) = jacobi_eigh::<f32>(&to_c4(&a), false);
         let got = sorted(&lam.map(|x| x as f64));
         for i in 0..4 {
-            assert!(
-                (got[i] - want[i]).abs() < 2e-6 * a.norm().max(1.0),
-                "matrix {k}: {} vs {}",
-                got[i],
-                want[i]
-            );
+            assert!((got[i] - want[i]).abs() < 2e-6 * a.norm().max(1.0), "matrix {k}: {} vs {}", got[i], want[i]);
         }
     }
 }
@@ -167,8 +142,7 @@ fn singular_values_match_nalgebra() {
             0 => random_complex(&mut rng, 4),
             1 => {
                 let r = 1 + (k / 3) % 3;
-                DMatrix::from_fn(4, r, |_, _| c(u(&mut rng), u(&mut rng)))
-                    * DMatrix::from_fn(r, 4, |_, _| c(u(&mut rng), u(&mut rng)))
+                DMatrix::from_fn(4, r, |_, _| c(u(&mut rng), u(&mut rng))) * DMatrix::from_fn(r, 4, |_, _| c(u(&mut rng), u(&mut rng)))
             }
             _ => {
                 let g = random_complex(&mut rng, 4);
@@ -178,12 +152,7 @@ fn singular_values_match_nalgebra() {
         let want = sorted(m.singular_values().as_slice());
         let got = sorted(&singular_values::<f64>(&to_c4(&m)));
         for i in 0..4 {
-            assert!(
-                (got[i] - want[i]).abs() < 1e-12 * m.norm().max(1.0),
-                "matrix {k}: sv {i}: {} vs {}",
-                got[i],
-                want[i]
-            );
+            assert!((got[i] - want[i]).abs() < 1e-12 * m.norm().max(1.0), "matrix {k}: sv {i}: {} vs {}", got[i], want[i]);
         }
     }
 }
@@ -237,8 +206,7 @@ fn test_state(rng: &mut ChaCha8Rng, k: usize) -> CMat {
         6 => {
             let p = rng.random::<f64>();
             let h = c(std::f64::consts::FRAC_1_SQRT_2, 0.0);
-            projector(&[h, c(0.0, 0.0), c(0.0, 0.0), h]) * c(p, 0.0)
-                + CMat::identity(4, 4) * c((1.0 - p) / 4.0, 0.0)
+            projector(&[h, c(0.0, 0.0), c(0.0, 0.0), h]) * c(p, 0.0) + CMat::identity(4, 4) * c((1.0 - p) / 4.0, 0.0)
         }
         7 => CMat::identity(4, 4) * c(0.25, 0.0),
         _ => dephase(&pure(rng), 0.3 * rng.random::<f64>()),
@@ -252,19 +220,9 @@ struct Point {
 
 fn random_point(rng: &mut ChaCha8Rng) -> Point {
     let h = hermitian_part(&random_complex(rng, 4));
-    let (hb, hc) = (
-        hermitian_part(&random_complex(rng, 2)),
-        hermitian_part(&random_complex(rng, 2)),
-    );
+    let (hb, hc) = (hermitian_part(&random_complex(rng, 2)), hermitian_part(&random_complex(rng, 2)));
     let eps = eigvals_hermitian(&h);
-    let p = TwoQubitPoint {
-        generator: [0.0; 256],
-        generator_off: None,
-        h_battery: pauli2(&hb),
-        h_charger: pauli2(&hc),
-        dephasing: 0.0,
-        drives: vec![],
-    };
+    let p = TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: pauli2(&hb), h_charger: pauli2(&hc), dephasing: 0.0, drives: vec![] };
     let consts = eigen_point(&p, &[eps[0], eps[1], eps[2], eps[3]]);
     let ctx = MeasureContext {
         space: Space::TwoQubit,
@@ -287,15 +245,7 @@ fn twin_vs_reference<R: Real>(n: usize, seed: u64) -> Vec<f64> {
     for k in 0..n {
         let pt = random_point(&mut rng);
         let rho = test_state(&mut rng, k);
-        let want = evaluate(
-            &EIGEN_MEASURES,
-            &pt.ctx,
-            &Sample {
-                t: 1.0,
-                rho: &rho,
-                y: None,
-            },
-        );
+        let want = evaluate(&EIGEN_MEASURES, &pt.ctx, &Sample { t: 1.0, rho: &rho, y: None });
         let x = to_pauli(&rho).map(R::from_f64);
         let got = eigen_measures(&x, &pt.consts.map(R::from_f64), flags);
         for (i, m) in EIGEN_MEASURES.iter().enumerate() {
@@ -314,15 +264,8 @@ fn twin_measures_match_the_f64_reference_measures() {
     // reference as here; the f64 verify tolerance of such measures (1e-7) applies to them.
     let worst = twin_vs_reference::<f64>(20_000, 11);
     for (m, w) in EIGEN_MEASURES.iter().zip(&worst) {
-        let tol = if matches!(m, Measure::SteeringAb | Measure::SteeringBa) {
-            verify_tolerance(*m, Precision::F64)
-        } else {
-            1e-11
-        };
-        eprintln!(
-            "f64 twin vs reference: {} {w:.1e} (tolerance {tol:.0e})",
-            m.name()
-        );
+        let tol = if matches!(m, Measure::SteeringAb | Measure::SteeringBa) { verify_tolerance(*m, Precision::F64) } else { 1e-11 };
+        eprintln!("f64 twin vs reference: {} {w:.1e} (tolerance {tol:.0e})", m.name());
         assert!(*w < tol, "{}: max |dev| {w:e}", m.name());
     }
 }
@@ -333,10 +276,7 @@ fn twin_measures_in_f32_hold_the_f32_verify_tolerance() {
     let worst = twin_vs_reference::<f32>(20_000, 12);
     for (m, w) in EIGEN_MEASURES.iter().zip(&worst) {
         let tol = verify_tolerance(*m, Precision::F32);
-        eprintln!(
-            "f32 twin vs reference: {} {w:.1e} (tolerance {tol:.0e})",
-            m.name()
-        );
+        eprintln!("f32 twin vs reference: {} {w:.1e} (tolerance {tol:.0e})", m.name());
         assert!(*w <= tol, "{}: max |dev| {w:e} > {tol:e}", m.name());
     }
 }
@@ -346,10 +286,6 @@ fn twin_measures_of_a_non_finite_state_are_nan() {
     let mut x = [0.0f64; 16];
     x[0] = 1.0;
     x[5] = f64::NAN;
-    let m = eigen_measures(
-        &x,
-        &[0.0, 1.0, 2.0, 3.0, 1.0, 1.0, 0.0, 0.0],
-        eigen_flags(&EIGEN_MEASURES),
-    );
+    let m = eigen_measures(&x, &[0.0, 1.0, 2.0, 3.0, 1.0, 1.0, 0.0, 0.0], eigen_flags(&EIGEN_MEASURES));
     assert!(m.iter().all(|v| v.is_nan()), "{m:?}");
 }

@@ -17,81 +17,39 @@ fn good_toml(dir: &Path) -> String {
 /// Run the binary in `dir` with `args`: (exit code, stdout, stderr).
 fn run_in(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let o = bin().args(args).current_dir(dir).output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
 }
 
 fn parse_error(text: &str) -> String {
-    parse_plan(text, &Overrides::default())
-        .expect_err(text)
-        .to_string()
+    parse_plan(text, &Overrides::default()).expect_err(text).to_string()
 }
 
 #[test]
 fn toml_errors_fit_on_one_line_and_name_the_key() {
     let e = parse_error(&GOOD.replace("j = 1.0", "j = 1e400"));
-    assert!(
-        e.starts_with("config: params.j: ") && e.ends_with("(line 4)") && !e.contains('\n'),
-        "{e}"
-    );
+    assert!(e.starts_with("config: params.j: ") && e.ends_with("(line 4)") && !e.contains('\n'), "{e}");
     // a key at the top, before any table
     let e = parse_error(&GOOD.replace("model = \"bloch-charger\"", "model = \"bloch-charger"));
-    assert!(
-        e.starts_with("config: model: ") && e.ends_with("(line 1)") && !e.contains('\n'),
-        "{e}"
-    );
+    assert!(e.starts_with("config: model: ") && e.ends_with("(line 1)") && !e.contains('\n'), "{e}");
     // dotted and quoted keys, tables with spaces in the header, arrays of tables
     let e = parse_error(&GOOD.replace("[time]\ndt = 0.01", "[ time ]\n\"dt\" = 0.01.5"));
-    assert!(
-        e.starts_with("config: time.dt: ") && e.ends_with("(line 7)"),
-        "{e}"
-    );
+    assert!(e.starts_with("config: time.dt: ") && e.ends_with("(line 7)"), "{e}");
     let e = parse_error("[[jobs]]\nname = \"a\"\nsize = 1e999\n");
-    assert!(
-        e.starts_with("config: jobs.size: ") && e.ends_with("(line 3)"),
-        "{e}"
-    );
+    assert!(e.starts_with("config: jobs.size: ") && e.ends_with("(line 3)"), "{e}");
     // inside a multi-line array (matrix rows are not tables): the key that opened it
-    let e = parse_error(
-        "model = \"two-qubit\"\n[params]\nhamiltonian = [\n  [1.0, 0.0],\n  [0.0, 1.0 2.0],\n]\n",
-    );
-    assert!(
-        e.starts_with("config: params.hamiltonian: ") && e.ends_with("(line 5)"),
-        "{e}"
-    );
+    let e = parse_error("model = \"two-qubit\"\n[params]\nhamiltonian = [\n  [1.0, 0.0],\n  [0.0, 1.0 2.0],\n]\n");
+    assert!(e.starts_with("config: params.hamiltonian: ") && e.ends_with("(line 5)"), "{e}");
     // a duplicated table names the table
     let e = parse_error(&format!("{GOOD}[params]\nwb = 2.0\n"));
-    assert!(
-        e.contains("params") && e.ends_with("(line 10)") && !e.contains('\n'),
-        "{e}"
-    );
+    assert!(e.contains("params") && e.ends_with("(line 10)") && !e.contains('\n'), "{e}");
     // no key to be found: the reason and the line
     let e = parse_error(&GOOD.replace("samples = 11", "samples = 11\n= 3"));
-    assert!(
-        e.starts_with("config: ")
-            && e.ends_with("(line 10)")
-            && !e.contains('\n')
-            && !e.contains("config: time."),
-        "{e}"
-    );
+    assert!(e.starts_with("config: ") && e.ends_with("(line 10)") && !e.contains('\n') && !e.contains("config: time."), "{e}");
     // through the binary: one line on stderr
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, GOOD.replace("j = 1.0", "j = 1e400")).unwrap();
-    let (code, _, stderr) = run_in(
-        dir.path(),
-        &[
-            "run",
-            cfg.to_str().unwrap(),
-            "--backend",
-            "cpu",
-            "--out",
-            "out",
-        ],
-    );
+    let (code, _, stderr) = run_in(dir.path(), &["run", cfg.to_str().unwrap(), "--backend", "cpu", "--out", "out"]);
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("error: config: params.j: "), "{stderr}");
@@ -101,60 +59,18 @@ fn toml_errors_fit_on_one_line_and_name_the_key() {
 fn shard_count_zero_says_n_must_be_at_least_1() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = good_toml(dir.path());
-    let (code, _, stderr) = run_in(
-        dir.path(),
-        &[
-            "run",
-            &cfg,
-            "--shard",
-            "0/0",
-            "--backend",
-            "cpu",
-            "--out",
-            "out",
-        ],
-    );
+    let (code, _, stderr) = run_in(dir.path(), &["run", &cfg, "--shard", "0/0", "--backend", "cpu", "--out", "out"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("--shard") && stderr.contains("at least 1"),
-        "{stderr}"
-    );
-    let (code, _, stderr) = run_in(
-        dir.path(),
-        &[
-            "run",
-            &cfg,
-            "--shard",
-            "4/4",
-            "--backend",
-            "cpu",
-            "--out",
-            "out",
-        ],
-    );
+    assert!(stderr.contains("--shard") && stderr.contains("at least 1"), "{stderr}");
+    let (code, _, stderr) = run_in(dir.path(), &["run", &cfg, "--shard", "4/4", "--backend", "cpu", "--out", "out"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("--shard") && stderr.contains("0..4"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("--shard") && stderr.contains("0..4"), "{stderr}");
 }
 
 /// Text that only Rust's `Debug` writes: `Some(..)`, `Shard { .. }`, enum variants in capitals.
 fn assert_no_debug_text(what: &str, text: &str) {
-    for bad in [
-        "Some(",
-        "None",
-        "Shard {",
-        "{ index",
-        "F32",
-        "F64",
-        "Backends(",
-        "Vulkan,",
-    ] {
-        assert!(
-            !text.contains(bad),
-            "{what} shows Rust Debug text '{bad}':\n{text}"
-        );
+    for bad in ["Some(", "None", "Shard {", "{ index", "F32", "F64", "Backends(", "Vulkan,"] {
+        assert!(!text.contains(bad), "{what} shows Rust Debug text '{bad}':\n{text}");
     }
 }
 
@@ -163,58 +79,21 @@ fn no_rust_debug_text_reaches_the_user() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = good_toml(dir.path());
     // an empty shard: named as the user wrote it
-    let (code, _, stderr) = run_in(
-        dir.path(),
-        &[
-            "run",
-            &cfg,
-            "--shard",
-            "0/4",
-            "--ensemble",
-            "2",
-            "--backend",
-            "cpu",
-            "--out",
-            "out",
-        ],
-    );
+    let (code, _, stderr) = run_in(dir.path(), &["run", &cfg, "--shard", "0/4", "--ensemble", "2", "--backend", "cpu", "--out", "out"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("shard 0/4 of 2 members is empty"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("shard 0/4 of 2 members is empty"), "{stderr}");
     assert_no_debug_text("the empty-shard error", &stderr);
     // the run report names the precision as the option spells it
-    let (code, stdout, stderr) = run_in(
-        dir.path(),
-        &[
-            "run",
-            &cfg,
-            "--backend",
-            "cpu",
-            "--no-progress",
-            "--no-plots",
-            "--out",
-            "out2",
-        ],
-    );
+    let (code, stdout, stderr) = run_in(dir.path(), &["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--out", "out2"]);
     assert_eq!(code, 0, "{stderr}");
-    let device = stdout
-        .lines()
-        .find(|l| l.starts_with("device"))
-        .unwrap_or_else(|| panic!("no device line:\n{stdout}"));
+    let device = stdout.lines().find(|l| l.starts_with("device")).unwrap_or_else(|| panic!("no device line:\n{stdout}"));
     assert!(device.ends_with("(cpu backend, f64)"), "{device}");
     assert_no_debug_text("the run report", &stdout);
     // zipped sweeps of different lengths: the lengths, not a Rust vector
-    let zip = GOOD
-        .replace("j = 1.0", "j = { values = [1.0, 2.0] }")
-        .replace("gamma = 0.1", "gamma = { values = [0.1, 0.2, 0.3] }")
-        + "[ensemble]\nmode = \"zip\"\n";
+    let zip =
+        GOOD.replace("j = 1.0", "j = { values = [1.0, 2.0] }").replace("gamma = 0.1", "gamma = { values = [0.1, 0.2, 0.3] }") + "[ensemble]\nmode = \"zip\"\n";
     let e = parse_error(&zip);
-    assert!(
-        e.contains("ensemble.mode") && e.contains("lengths 3, 2") && !e.contains('['),
-        "{e}"
-    );
+    assert!(e.contains("ensemble.mode") && e.contains("lengths 3, 2") && !e.contains('['), "{e}");
 }
 
 #[test]
@@ -227,29 +106,10 @@ fn a_negative_number_for_any_numeric_option_names_the_option() {
         (&["run", &cfg, "--verify", "-1"], "--verify"),
         (&["run", &cfg, "--block-members", "-1"], "--block-members"),
         (&["--ensemble", "-5"], "--ensemble"),
-        (
-            &["bench", "bloch-1k", "--repeat", "-1", "--backend", "cpu"],
-            "--repeat",
-        ),
-        (
-            &[
-                "bench",
-                "--scaling",
-                "--scaling-max-members",
-                "-1",
-                "--backend",
-                "cpu",
-            ],
-            "--scaling-max-members",
-        ),
-        (
-            &["analyze", "nowhere", "--max-members", "-1"],
-            "--max-members",
-        ),
-        (
-            &["analyze", "nowhere", "--monotone-tol", "-1"],
-            "--monotone-tol",
-        ),
+        (&["bench", "bloch-1k", "--repeat", "-1", "--backend", "cpu"], "--repeat"),
+        (&["bench", "--scaling", "--scaling-max-members", "-1", "--backend", "cpu"], "--scaling-max-members"),
+        (&["analyze", "nowhere", "--max-members", "-1"], "--max-members"),
+        (&["analyze", "nowhere", "--monotone-tol", "-1"], "--monotone-tol"),
     ];
     for (args, option) in cases {
         let mut args = args.to_vec();
@@ -258,22 +118,13 @@ fn a_negative_number_for_any_numeric_option_names_the_option() {
         }
         let (code, _, stderr) = run_in(dir.path(), &args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(option),
-            "{args:?} should name {option}: {stderr}"
-        );
-        assert!(
-            !dir.path().join("out").exists(),
-            "{args:?} left out/ behind"
-        );
+        assert!(stderr.contains(option), "{args:?} should name {option}: {stderr}");
+        assert!(!dir.path().join("out").exists(), "{args:?} left out/ behind");
     }
     // and the other bad floats of --monotone-tol
     for v in ["nan", "inf", "-0.5"] {
         let (code, _, stderr) = run_in(dir.path(), &["analyze", "nowhere", "--monotone-tol", v]);
-        assert!(
-            code == 2 && stderr.contains("--monotone-tol"),
-            "{v}: {stderr}"
-        );
+        assert!(code == 2 && stderr.contains("--monotone-tol"), "{v}: {stderr}");
     }
 }
 
@@ -283,46 +134,15 @@ fn adapter_with_a_cpu_backend_gets_a_note() {
     let cfg = good_toml(dir.path());
     for backend in ["cpu", "reference"] {
         let out = format!("out-{backend}");
-        let (code, _, stderr) = run_in(
-            dir.path(),
-            &[
-                "run",
-                &cfg,
-                "--backend",
-                backend,
-                "--adapter",
-                "h100",
-                "--no-progress",
-                "--no-plots",
-                "--verify",
-                "0",
-                "--out",
-                &out,
-            ],
-        );
+        let (code, _, stderr) =
+            run_in(dir.path(), &["run", &cfg, "--backend", backend, "--adapter", "h100", "--no-progress", "--no-plots", "--verify", "0", "--out", &out]);
         assert_eq!(code, 0, "{stderr}");
         let notes: Vec<&str> = stderr.lines().filter(|l| l.contains("--adapter")).collect();
         assert_eq!(notes.len(), 1, "{stderr}");
-        assert!(
-            notes[0].starts_with("note: --adapter h100 ignored")
-                && notes[0].contains(&format!("--backend {backend}")),
-            "{stderr}"
-        );
+        assert!(notes[0].starts_with("note: --adapter h100 ignored") && notes[0].contains(&format!("--backend {backend}")), "{stderr}");
     }
     // no note without --adapter
-    let (code, _, stderr) = run_in(
-        dir.path(),
-        &[
-            "run",
-            &cfg,
-            "--backend",
-            "cpu",
-            "--no-progress",
-            "--no-plots",
-            "--out",
-            "out-plain",
-        ],
-    );
+    let (code, _, stderr) = run_in(dir.path(), &["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--out", "out-plain"]);
     assert!(code == 0 && !stderr.contains("--adapter"), "{stderr}");
 }
 
@@ -331,53 +151,21 @@ fn bench_json_that_is_not_a_writable_file_is_refused_before_any_job() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("results")).unwrap();
     for json in ["results", "results/", ".", "missing/bench.json"] {
-        let (code, stdout, stderr) = run_in(
-            dir.path(),
-            &[
-                "bench",
-                "bloch-1k",
-                "--backend",
-                "cpu",
-                "--repeat",
-                "1",
-                "--json",
-                json,
-            ],
-        );
+        let (code, stdout, stderr) = run_in(dir.path(), &["bench", "bloch-1k", "--backend", "cpu", "--repeat", "1", "--json", json]);
         assert_eq!(code, 2, "{json}: {stderr}");
         assert!(stderr.contains("--json"), "{json}: {stderr}");
-        assert!(
-            !stdout.contains("job bloch-1k"),
-            "{json}: a job ran first:\n{stdout}"
-        );
+        assert!(!stdout.contains("job bloch-1k"), "{json}: a job ran first:\n{stdout}");
     }
     assert!(!dir.path().join("missing").exists());
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("results"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(std::fs::read_dir(dir.path().join("results")).unwrap().count(), 0);
 }
 
 #[test]
 fn steady_state_of_a_closed_model_is_bad_input() {
-    for (model, named) in [
-        ("model = \"spin-pair\"\n", "j1 = 0.1"),
-        (
-            "model = \"bloch-charger\"\n[params]\ngamma = 0.0\n",
-            "gamma = 0",
-        ),
-    ] {
+    for (model, named) in [("model = \"spin-pair\"\n", "j1 = 0.1"), ("model = \"bloch-charger\"\n[params]\ngamma = 0.0\n", "gamma = 0")] {
         let r = crate::common::run_config_text(&format!("{model}[time]\nsteady = true\n"), &[]);
         assert_eq!(r.code, 2, "{model}: {}", r.stderr);
-        assert!(
-            r.stderr.contains("time.steady")
-                && r.stderr.contains("not unique")
-                && r.stderr.contains(named),
-            "{model}: {}",
-            r.stderr
-        );
+        assert!(r.stderr.contains("time.steady") && r.stderr.contains("not unique") && r.stderr.contains(named), "{model}: {}", r.stderr);
         assert!(!r.left_behind, "{model}: left files behind");
     }
 }
@@ -394,20 +182,7 @@ fn probing_adapters_prints_no_loader_noise() {
             None => c.env_remove("XDG_RUNTIME_DIR"),
             Some(v) => c.env("XDG_RUNTIME_DIR", v),
         };
-        let o = c
-            .args([
-                "run",
-                &cfg,
-                "--backend",
-                "gpu",
-                "--adapter",
-                "no-such-adapter-xyz",
-                "--out",
-                "out",
-            ])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
+        let o = c.args(["run", &cfg, "--backend", "gpu", "--adapter", "no-such-adapter-xyz", "--out", "out"]).current_dir(dir.path()).output().unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{stderr}");
         assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{xdg:?}: {stderr}");
@@ -423,10 +198,7 @@ fn private_runtime_dir_is_made_mode_0700_and_reused() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
+        assert_eq!(std::fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
         // a world-readable directory, a link or a file is not usable
         let open = base.path().join("open");
         std::fs::create_dir(&open).unwrap();
@@ -435,16 +207,9 @@ fn private_runtime_dir_is_made_mode_0700_and_reused() {
         std::os::unix::fs::symlink(&d, base.path().join("link")).unwrap();
         assert!(!usable_runtime_dir(&base.path().join("link")));
     }
-    assert_eq!(
-        private_runtime_dir(base.path()).as_deref(),
-        Some(d.as_path()),
-        "reused"
-    );
+    assert_eq!(private_runtime_dir(base.path()).as_deref(), Some(d.as_path()), "reused");
     std::fs::write(base.path().join("file"), "").unwrap();
-    assert!(
-        !usable_runtime_dir(&base.path().join("file"))
-            && !usable_runtime_dir(Path::new("relative/dir"))
-    );
+    assert!(!usable_runtime_dir(&base.path().join("file")) && !usable_runtime_dir(Path::new("relative/dir")));
 }
 
 /// The scheduler's pinning reaches the adapter choice of the binary: a task given no GPU is
@@ -456,38 +221,17 @@ fn a_task_given_no_gpu_does_not_take_one() {
     let cfg = good_toml(dir.path());
     let o = bin()
         .env("CUDA_VISIBLE_DEVICES", "NoDevFiles")
-        .args([
-            "run",
-            &cfg,
-            "--backend",
-            "gpu",
-            "--no-progress",
-            "--out",
-            "out",
-        ])
+        .args(["run", &cfg, "--backend", "gpu", "--no-progress", "--out", "out"])
         .current_dir(dir.path())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("CUDA_VISIBLE_DEVICES=NoDevFiles")
-            || stderr.contains("no GPU adapter found"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("CUDA_VISIBLE_DEVICES=NoDevFiles") || stderr.contains("no GPU adapter found"), "{stderr}");
     let o = bin()
         .env("SLURM_JOB_GPUS", "")
         .env_remove("CUDA_VISIBLE_DEVICES")
-        .args([
-            "run",
-            &cfg,
-            "--backend",
-            "auto",
-            "--no-progress",
-            "--no-plots",
-            "--out",
-            "out2",
-        ])
+        .args(["run", &cfg, "--backend", "auto", "--no-progress", "--no-plots", "--out", "out2"])
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -495,24 +239,9 @@ fn a_task_given_no_gpu_does_not_take_one() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("(cpu backend"), "{stdout}");
-    let (code, _, stderr) = run_in(
-        dir.path(),
-        &[
-            "run",
-            &cfg,
-            "--backend",
-            "gpu",
-            "--adapter",
-            "99",
-            "--out",
-            "out3",
-        ],
-    );
+    let (code, _, stderr) = run_in(dir.path(), &["run", &cfg, "--backend", "gpu", "--adapter", "99", "--out", "out3"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("no adapter 99") || stderr.contains("no GPU adapter found"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("no adapter 99") || stderr.contains("no GPU adapter found"), "{stderr}");
 }
 
 /// A pinning that cannot be followed (a MIG instance UUID names no GPU by itself): one note on
@@ -522,51 +251,20 @@ fn a_pinning_that_cannot_be_followed_is_noted_in_run_json() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = good_toml(dir.path());
     let o = bin()
-        .env(
-            "CUDA_VISIBLE_DEVICES",
-            "MIG-12345678-aaaa-bbbb-cccc-000000000000",
-        )
-        .args([
-            "run",
-            &cfg,
-            "--backend",
-            "gpu",
-            "--no-progress",
-            "--no-plots",
-            "--verify",
-            "0",
-            "--out",
-            "out",
-        ])
+        .env("CUDA_VISIBLE_DEVICES", "MIG-12345678-aaaa-bbbb-cccc-000000000000")
+        .args(["run", &cfg, "--backend", "gpu", "--no-progress", "--no-plots", "--verify", "0", "--out", "out"])
         .current_dir(dir.path())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
-    if o.status.code() == Some(2)
-        && stderr.contains("no GPU adapter found")
-        && std::env::var("QBAT_REQUIRE_GPU").as_deref() != Ok("1")
-    {
+    if o.status.code() == Some(2) && stderr.contains("no GPU adapter found") && std::env::var("QBAT_REQUIRE_GPU").as_deref() != Ok("1") {
         eprintln!("skipping: no GPU adapter");
         return;
     }
     assert_eq!(o.status.code(), Some(0), "{stderr}");
-    let notes: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("CUDA_VISIBLE_DEVICES=MIG-"))
-        .collect();
+    let notes: Vec<&str> = stderr.lines().filter(|l| l.contains("CUDA_VISIBLE_DEVICES=MIG-")).collect();
     assert_eq!(notes.len(), 1, "{stderr}");
-    assert!(
-        notes[0].starts_with("note: ") && notes[0].contains("MIG instance"),
-        "{stderr}"
-    );
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/run.json")).unwrap())
-            .unwrap();
-    assert!(
-        run["notes"]
-            .to_string()
-            .contains("CUDA_VISIBLE_DEVICES=MIG-"),
-        "{}",
-        run["notes"]
-    );
+    assert!(notes[0].starts_with("note: ") && notes[0].contains("MIG instance"), "{stderr}");
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/run.json")).unwrap()).unwrap();
+    assert!(run["notes"].to_string().contains("CUDA_VISIBLE_DEVICES=MIG-"), "{}", run["notes"]);
 }

@@ -10,24 +10,12 @@ use qbat_gpu::verify::measure_tolerance;
 
 fn run(cfg: &str, backend: Backend, precision: Precision) -> (Plan, RunResult) {
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
-    let r = run_plan(
-        &plan,
-        &RunOptions {
-            backend,
-            precision,
-            verify: 0,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let r = run_plan(&plan, &RunOptions { backend, precision, verify: 0, ..Default::default() }).unwrap();
     (plan, r)
 }
 
 fn col(r: &RunResult, m: Measure) -> usize {
-    r.measures
-        .iter()
-        .position(|x| *x == m)
-        .unwrap_or_else(|| panic!("{} not in the result", m.name()))
+    r.measures.iter().position(|x| *x == m).unwrap_or_else(|| panic!("{} not in the result", m.name()))
 }
 
 fn v(r: &RunResult, i: usize, s: usize, m: Measure) -> f64 {
@@ -38,11 +26,7 @@ fn v(r: &RunResult, i: usize, s: usize, m: Measure) -> f64 {
 /// nor a sample time.
 const T_OFF: f64 = 1.2345;
 fn bloch_cfg(gamma: f64, protocol: bool) -> String {
-    let p = if protocol {
-        format!("[protocol]\nswitch_off = {T_OFF}\n")
-    } else {
-        String::new()
-    };
+    let p = if protocol { format!("[protocol]\nswitch_off = {T_OFF}\n") } else { String::new() };
     format!(
         "model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\ngamma = {gamma}\n[initial]\ntheta = {{ values = [3.141592653589793, 2.0943951023931953] }}\nphi = 0.4\n[time]\ndt = 0.001\nt_end = 3.0\nsamples = 31\n[output]\nmeasures = [\"energy_b\", \"ergotropy_b\", \"capacity_b\", \"concurrence\"]\n{p}"
     )
@@ -51,45 +35,20 @@ fn bloch_cfg(gamma: f64, protocol: bool) -> String {
 /// Paper 004 (gamma = 0): energy_b = wb s^2 sin^2(jt) and ergotropy_b up to T; after T the
 /// battery is alone with H_B, so both stay at their value at T.
 fn check_bloch_closed(r: &RunResult, tol_closed: f64, tol_frozen: f64) {
-    for (i, theta) in [std::f64::consts::PI, 2.0 * std::f64::consts::PI / 3.0]
-        .iter()
-        .enumerate()
-    {
+    for (i, theta) in [std::f64::consts::PI, 2.0 * std::f64::consts::PI / 3.0].iter().enumerate() {
         let s2 = (theta / 2.0f64).sin().powi(2);
         let energy = |t: f64| s2 * t.sin().powi(2);
-        let ergo = |t: f64| {
-            s2 * t.sin().powi(2) - (1.0 - (1.0 - s2 * s2 * (2.0 * t).sin().powi(2)).sqrt()) / 2.0
-        };
+        let ergo = |t: f64| s2 * t.sin().powi(2) - (1.0 - (1.0 - s2 * s2 * (2.0 * t).sin().powi(2)).sqrt()) / 2.0;
         let first_after = r.times.iter().position(|&t| t > T_OFF).unwrap();
         for (s, &t) in r.times.iter().enumerate() {
             let te = t.min(T_OFF);
-            let (e, w) = (
-                v(r, i, s, Measure::EnergyB),
-                v(r, i, s, Measure::ErgotropyB),
-            );
-            assert!(
-                (e - energy(te)).abs() <= tol_closed,
-                "energy_b(t={t}) = {e} vs {} (theta {theta})",
-                energy(te)
-            );
-            assert!(
-                (w - ergo(te)).abs() <= tol_closed,
-                "ergotropy_b(t={t}) = {w} vs {} (theta {theta})",
-                ergo(te)
-            );
+            let (e, w) = (v(r, i, s, Measure::EnergyB), v(r, i, s, Measure::ErgotropyB));
+            assert!((e - energy(te)).abs() <= tol_closed, "energy_b(t={t}) = {e} vs {} (theta {theta})", energy(te));
+            assert!((w - ergo(te)).abs() <= tol_closed, "ergotropy_b(t={t}) = {w} vs {} (theta {theta})", ergo(te));
             if t > T_OFF {
-                let (e0, w0) = (
-                    v(r, i, first_after, Measure::EnergyB),
-                    v(r, i, first_after, Measure::ErgotropyB),
-                );
-                assert!(
-                    (e - e0).abs() <= tol_frozen,
-                    "energy_b not frozen after T: {e} vs {e0} at t={t}"
-                );
-                assert!(
-                    (w - w0).abs() <= tol_frozen,
-                    "ergotropy_b not frozen after T: {w} vs {w0} at t={t}"
-                );
+                let (e0, w0) = (v(r, i, first_after, Measure::EnergyB), v(r, i, first_after, Measure::ErgotropyB));
+                assert!((e - e0).abs() <= tol_frozen, "energy_b not frozen after T: {e} vs {e0} at t={t}");
+                assert!((w - w0).abs() <= tol_frozen, "ergotropy_b not frozen after T: {w} vs {w0} at t={t}");
             }
         }
     }
@@ -113,11 +72,7 @@ fn spin_pair_battery_is_frozen_after_switch_off() {
             for s in k..r.times.len() {
                 for m in [Measure::EnergyB, Measure::ErgotropyB, Measure::CapacityB] {
                     let d = (v(&r, i, s, m) - v(&r, i, k, m)).abs();
-                    assert!(
-                        d <= 1e-12,
-                        "{backend:?} member {i}: {} moved by {d:e} after T",
-                        m.name()
-                    );
+                    assert!(d <= 1e-12, "{backend:?} member {i}: {} moved by {d:e} after T", m.name());
                 }
             }
             // and it did charge before T (the check above is not vacuous)
@@ -135,12 +90,7 @@ fn assert_same_before(a: &RunResult, b: &RunResult, t_off: f64, what: &str) {
         for (s, &t) in a.times.iter().enumerate() {
             if t < t_off {
                 for k in 0..a.measures.len() {
-                    assert_eq!(
-                        a.value(i, s, k).to_bits(),
-                        b.value(i, s, k).to_bits(),
-                        "{what}: {} at t={t}",
-                        a.measures[k].name()
-                    );
+                    assert_eq!(a.value(i, s, k).to_bits(), b.value(i, s, k).to_bits(), "{what}: {} at t={t}", a.measures[k].name());
                     compared += 1;
                 }
             }
@@ -156,9 +106,8 @@ fn without_protocol(cfg: &str) -> String {
 /// One config per model, each with a switch-off that is neither a sample time nor a multiple
 /// of dt, and dissipation or dephasing where the model has it.
 fn model_cfgs() -> Vec<(&'static str, String, f64)> {
-    let two_qubit = include_str!("../examples/two-qubit.toml")
-        .replace("size = 500", "size = 6")
-        .replace("t_end = 20.0\nsamples = 101", "t_end = 6.0\nsamples = 13");
+    let two_qubit =
+        include_str!("../examples/two-qubit.toml").replace("size = 500", "size = 6").replace("t_end = 20.0\nsamples = 101", "t_end = 6.0\nsamples = 13");
     vec![
         ("spin-pair", "model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 0.8\nj1 = { uniform = [0.05, 0.4] }\nj2 = 0.1\ndephasing = 0.2\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.01\nt_end = 6.0\nsamples = 13\n[ensemble]\nsize = 6\nseed = 4\n[protocol]\nswitch_off = 2.345\n".to_string(), 2.345),
         ("driven-pair", "model = \"driven-pair\"\n[params]\nn_th = 0.2\nf = { values = [0.4, 1.1] }\ngamma = 0.4\ndelta = 0.3\n[initial]\nrandom = \"mixed-hs\"\n[time]\ndt = 0.01\ntimes = [0.0, 0.37, 2.0, 3.5, 5.5]\n[ensemble]\nsize = 4\nseed = 2\n[protocol]\nswitch_off = 2.6789\n".to_string(), 2.6789),
@@ -177,12 +126,8 @@ fn before_switch_off_equals_the_run_without_protocol() {
             assert_same_before(&a, &b, t_off, &format!("{name} {backend:?}"));
             // and the protocol changed something after T
             let last = a.times.len() - 1;
-            let moved = (0..a.measures.len())
-                .any(|k| (a.value(0, last, k) - b.value(0, last, k)).abs() > 1e-6);
-            assert!(
-                moved,
-                "{name} {backend:?}: switching the coupling off changed nothing"
-            );
+            let moved = (0..a.measures.len()).any(|k| (a.value(0, last, k) - b.value(0, last, k)).abs() > 1e-6);
+            assert!(moved, "{name} {backend:?}: switching the coupling off changed nothing");
         }
     }
 }
@@ -196,25 +141,14 @@ fn assert_close(a: &RunResult, r: &RunResult, tol: f64, what: &str) {
         for i in 0..a.member_ids.len() {
             for s in 0..a.times.len() {
                 let (x, y) = (a.value(i, s, k), r.value(i, s, kr));
-                assert!(
-                    x.is_finite() && y.is_finite(),
-                    "{what}: {} not finite",
-                    m.name()
-                );
+                assert!(x.is_finite() && y.is_finite(), "{what}: {} not finite", m.name());
                 worst = worst.max((x - y).abs());
             }
         }
-        assert!(
-            worst <= t,
-            "{what}: {} deviates {worst:e} > {t:e} from the reference",
-            m.name()
-        );
+        assert!(worst <= t, "{what}: {} deviates {worst:e} > {t:e} from the reference", m.name());
     }
     for (p, q) in a.peaks.iter().zip(&r.peaks) {
-        assert!(
-            (p.max - q.max).abs() <= 10.0 * tol,
-            "{what}: peak {p:?} vs {q:?}"
-        );
+        assert!((p.max - q.max).abs() <= 10.0 * tol, "{what}: peak {p:?} vs {q:?}");
     }
 }
 
@@ -241,12 +175,7 @@ fn landing_on_switch_off_matches_a_grid_that_samples_t() {
         for (sa, sb) in [(0, 0), (1, 1), (2, 2), (3, 4), (4, 5)] {
             for k in 0..a.measures.len() {
                 let (x, y) = (a.value(0, sa, k), b.value(0, sb, k));
-                assert!(
-                    (x - y).abs() <= 1e-13,
-                    "{backend:?} {}: {x} vs {y} at t={}",
-                    a.measures[k].name(),
-                    a.times[sa]
-                );
+                assert!((x - y).abs() <= 1e-13, "{backend:?} {}: {x} vs {y} at t={}", a.measures[k].name(), a.times[sa]);
             }
         }
         // after T the charger decays alone: energy_b is frozen at its value at T
@@ -264,20 +193,13 @@ fn dissipative_batteries_relax_freely_after_switch_off() {
     let g = (1.0 - gamma * gamma / 16.0).sqrt();
     for backend in [Backend::Reference, Backend::Cpu] {
         let (_, r) = run(&bloch_cfg(gamma, true), backend, Precision::F64);
-        for (i, theta) in [std::f64::consts::PI, 2.0 * std::f64::consts::PI / 3.0]
-            .iter()
-            .enumerate()
-        {
+        for (i, theta) in [std::f64::consts::PI, 2.0 * std::f64::consts::PI / 3.0].iter().enumerate() {
             let s2 = (theta / 2.0f64).sin().powi(2);
             for (s, &t) in r.times.iter().enumerate() {
                 let te = t.min(T_OFF);
-                let want =
-                    s2 * (1.0 / g).powi(2) * (g * te).sin().powi(2) * (-gamma * te / 2.0).exp();
+                let want = s2 * (1.0 / g).powi(2) * (g * te).sin().powi(2) * (-gamma * te / 2.0).exp();
                 let got = v(&r, i, s, Measure::EnergyB);
-                assert!(
-                    (got - want).abs() <= 1e-9,
-                    "{backend:?} theta {theta}: energy_b(t={t}) = {got} vs {want}"
-                );
+                assert!((got - want).abs() <= 1e-9, "{backend:?} theta {theta}: energy_b(t={t}) = {got} vs {want}");
             }
         }
     }
@@ -292,19 +214,11 @@ fn dissipative_batteries_relax_freely_after_switch_off() {
         let k = r.times.iter().position(|&t| t > 2.2222).unwrap();
         let p_ss = n / (big_n + n);
         let pk = v(&r, 0, k, Measure::EnergyB) / w0;
-        assert!(
-            (pk - p_ss).abs() > 1e-2,
-            "the battery starts away from its steady state"
-        );
+        assert!((pk - p_ss).abs() > 1e-2, "the battery starts away from its steady state");
         for s in k..r.times.len() {
-            let want =
-                w0 * (p_ss + (pk - p_ss) * (-gam * (big_n + n) * (r.times[s] - r.times[k])).exp());
+            let want = w0 * (p_ss + (pk - p_ss) * (-gam * (big_n + n) * (r.times[s] - r.times[k])).exp());
             let got = v(&r, 0, s, Measure::EnergyB);
-            assert!(
-                (got - want).abs() <= 1e-9,
-                "{backend:?} driven-pair energy_b(t={}) = {got} vs {want}",
-                r.times[s]
-            );
+            assert!((got - want).abs() <= 1e-9, "{backend:?} driven-pair energy_b(t={}) = {got} vs {want}", r.times[s]);
         }
     }
     // cavity-cells: cell 2 decays alone, energy_b + wq/2 = (wq/2) 2 p_e ~ e^{-gamma (t - t_k)}.
@@ -318,20 +232,14 @@ fn dissipative_batteries_relax_freely_after_switch_off() {
         for s in k..r.times.len() {
             let want = ek * (-gc * (r.times[s] - r.times[k])).exp() - wq / 2.0;
             let got = v(&r, 0, s, Measure::EnergyB);
-            assert!(
-                (got - want).abs() <= 1e-9,
-                "{backend:?} cavity energy_b(t={}) = {got} vs {want}",
-                r.times[s]
-            );
+            assert!((got - want).abs() <= 1e-9, "{backend:?} cavity energy_b(t={}) = {got} vs {want}", r.times[s]);
         }
     }
 }
 
 #[test]
 fn gpu_engines_agree_with_the_reference() {
-    let _lock = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _lock = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !crate::common::have_gpu(false) {
         return;
     }
@@ -353,9 +261,7 @@ fn gpu_engines_agree_with_the_reference() {
 
 #[test]
 fn gpu_bloch_charger_follows_paper_004_then_stores() {
-    let _lock = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _lock = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !crate::common::have_gpu(false) {
         return;
     }
@@ -373,44 +279,22 @@ fn gpu_switch_off_survives_many_short_dispatches() {
     // point offset changes at the switch dispatch and every later one must keep it, and the
     // completed-step count still covers the whole schedule.
     use qbat_gpu::gpu::rk4_two_qubit::{run_two_qubit_gpu_with, GpuRunOptions};
-    let _lock = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _lock = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !crate::common::have_gpu(false) {
         return;
     }
-    let (name, cfg, _) = model_cfgs()
-        .into_iter()
-        .find(|c| c.0 == "spin-pair")
-        .unwrap();
+    let (name, cfg, _) = model_cfgs().into_iter().find(|c| c.0 == "spin-pair").unwrap();
     let plan = parse_plan(&cfg, &Overrides::default()).unwrap();
     let job = qbat_gpu::engine::two_qubit_job(&plan);
     let ctx = qbat_gpu::engine::gpu_context(None, false).unwrap();
-    let one = run_two_qubit_gpu_with(
-        &ctx,
-        &job,
-        Precision::F32,
-        &GpuRunOptions::default(),
-        &|_| Ok(()),
-    )
-    .unwrap();
-    let opts = GpuRunOptions {
-        member_steps_per_dispatch: Some(64 * 37),
-        max_members_per_chunk: Some(2),
-    };
+    let one = run_two_qubit_gpu_with(&ctx, &job, Precision::F32, &GpuRunOptions::default(), &|_| Ok(())).unwrap();
+    let opts = GpuRunOptions { member_steps_per_dispatch: Some(64 * 37), max_members_per_chunk: Some(2) };
     let many = run_two_qubit_gpu_with(&ctx, &job, Precision::F32, &opts, &|_| Ok(())).unwrap();
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(
-        bits(&one.values),
-        bits(&many.values),
-        "{name}: dispatch sizes changed the results"
-    );
+    assert_eq!(bits(&one.values), bits(&many.values), "{name}: dispatch sizes changed the results");
     let twin = qbat_gpu::twin::rk4_two_qubit::run_two_qubit_twin::<f32>(&job);
     for (a, b) in many.values.iter().zip(&twin.values) {
-        assert!(
-            a.is_nan() && b.is_nan() || (a - b).abs() <= 1e-5,
-            "{name}: GPU {a} vs f32 twin {b}"
-        );
+        assert!(a.is_nan() && b.is_nan() || (a - b).abs() <= 1e-5, "{name}: GPU {a} vs f32 twin {b}");
     }
 }
 
@@ -432,38 +316,19 @@ fn bad_protocols_are_refused_naming_the_field() {
         ("[protocol]\nswitch_off = inf\n", "protocol.switch_off"),
         ("[protocol]\nswitch_off = \"soon\"\n", "protocol.switch_off"),
         ("[protocol]\n", "protocol.switch_off"),
-        (
-            "[protocol]\nswitch_off = 0.5\nswitch_on = 0.7\n",
-            "protocol.switch_on",
-        ),
+        ("[protocol]\nswitch_off = 0.5\nswitch_on = 0.7\n", "protocol.switch_on"),
         ("protocol = 0.5\n", "protocol"),
     ] {
-        let text = if protocol.starts_with("protocol =") {
-            format!("{protocol}{GOOD}")
-        } else {
-            format!("{GOOD}{protocol}")
-        };
+        let text = if protocol.starts_with("protocol =") { format!("{protocol}{GOOD}") } else { format!("{GOOD}{protocol}") };
         let (code, stderr, out) = run_binary(&text);
         assert_eq!(code, 2, "{protocol:?}: exit {code}: {stderr}");
-        assert!(
-            stderr.contains(field),
-            "{protocol:?}: message should name {field}: {stderr}"
-        );
-        assert!(
-            !stderr.contains("panicked") && !out,
-            "{protocol:?}: {stderr}"
-        );
+        assert!(stderr.contains(field), "{protocol:?}: message should name {field}: {stderr}");
+        assert!(!stderr.contains("panicked") && !out, "{protocol:?}: {stderr}");
     }
     // A model with no coupling at any point has nothing to switch off.
-    let (code, stderr, _) = run_binary(&format!(
-        "{}[protocol]\nswitch_off = 0.5\n",
-        GOOD.replace("j = 1.0", "j = 0.0")
-    ));
+    let (code, stderr, _) = run_binary(&format!("{}[protocol]\nswitch_off = 0.5\n", GOOD.replace("j = 1.0", "j = 0.0")));
     assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("protocol.switch_off") && stderr.contains("coupling"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("protocol.switch_off") && stderr.contains("coupling"), "{stderr}");
     // A T after the last sample is accepted, with a note, and changes nothing.
     let (code, stderr, out) = run_binary(&format!("{GOOD}[protocol]\nswitch_off = 5.0\n"));
     assert_eq!(code, 0, "{stderr}");
@@ -483,21 +348,9 @@ fn the_uncoupled_models_drop_exactly_the_documented_terms() {
     };
     // Switching off = building the model with its coupling parameters at 0.
     for (kind, on, off) in [
-        (
-            ModelKind::BlochCharger,
-            vec![("j", 0.8), ("gamma", 0.2)],
-            vec![("j", 0.0), ("gamma", 0.2)],
-        ),
-        (
-            ModelKind::SpinPair,
-            vec![("j1", 0.3), ("j2", 0.2)],
-            vec![("j1", 0.0), ("j2", 0.0)],
-        ),
-        (
-            ModelKind::DrivenPair,
-            vec![("g", 0.7), ("f", 0.5)],
-            vec![("g", 0.0), ("f", 0.5)],
-        ),
+        (ModelKind::BlochCharger, vec![("j", 0.8), ("gamma", 0.2)], vec![("j", 0.0), ("gamma", 0.2)]),
+        (ModelKind::SpinPair, vec![("j1", 0.3), ("j2", 0.2)], vec![("j1", 0.0), ("j2", 0.0)]),
+        (ModelKind::DrivenPair, vec![("g", 0.7), ("f", 0.5)], vec![("g", 0.0), ("f", 0.5)]),
         (
             ModelKind::CavityCells,
             vec![("g", 0.4), ("zeta", 0.3), ("lambda", 0.9), ("n_fock", 3.0)],
@@ -506,24 +359,12 @@ fn the_uncoupled_models_drop_exactly_the_documented_terms() {
     ] {
         let sys = build(kind, &on);
         let want = build(kind, &off);
-        assert!(
-            max_abs_diff(&sys.uncoupled().hamiltonian, &want.hamiltonian) < 1e-15,
-            "{}",
-            kind.name()
-        );
+        assert!(max_abs_diff(&sys.uncoupled().hamiltonian, &want.hamiltonian) < 1e-15, "{}", kind.name());
         assert_eq!(sys.uncoupled().jumps.len(), sys.jumps.len());
-        assert!(
-            sys.has_coupling() && !want.has_coupling(),
-            "{}",
-            kind.name()
-        );
+        assert!(sys.has_coupling() && !want.has_coupling(), "{}", kind.name());
     }
     // two-qubit: after T, H = H_C (x) I + I (x) H_B exactly as given.
-    let plan = parse_plan(
-        include_str!("../examples/two-qubit.toml"),
-        &Overrides::default(),
-    )
-    .unwrap();
+    let plan = parse_plan(include_str!("../examples/two-qubit.toml"), &Overrides::default()).unwrap();
     let sys = &plan.systems[0];
     let local = kron(&sys.h_charger, &identity(2)) + kron(&identity(2), &sys.h_battery);
     assert!(max_abs_diff(&sys.uncoupled().hamiltonian, &local) < 1e-15);
@@ -535,17 +376,10 @@ fn example_charges_then_stores_and_run_json_records_the_protocol() {
     let (plan, r) = run(text, Backend::Cpu, Precision::F64);
     let k = r.times.iter().position(|&t| t > 1.5).unwrap();
     for i in 0..plan.members.len() {
-        assert!(
-            v(&r, i, k, Measure::EnergyB) > 0.1,
-            "member {i} charged before T"
-        );
+        assert!(v(&r, i, k, Measure::EnergyB) > 0.1, "member {i} charged before T");
         for s in k..r.times.len() {
             for m in [Measure::EnergyB, Measure::ErgotropyB] {
-                assert!(
-                    (v(&r, i, s, m) - v(&r, i, k, m)).abs() <= 1e-12,
-                    "{} moved after T",
-                    m.name()
-                );
+                assert!((v(&r, i, s, m) - v(&r, i, k, m)).abs() <= 1e-12, "{} moved after T", m.name());
             }
         }
         // the charger decays on after T
@@ -554,26 +388,12 @@ fn example_charges_then_stores_and_run_json_records_the_protocol() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = crate::common::bin()
-        .args([
-            "run",
-            "examples/protocol-switch-off.toml",
-            "--backend",
-            "cpu",
-            "--no-progress",
-            "--no-plots",
-            "--out",
-            out.to_str().unwrap(),
-        ])
+        .args(["run", "examples/protocol-switch-off.toml", "--backend", "cpu", "--no-progress", "--no-plots", "--out", out.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let run_json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
-    assert_eq!(
-        run_json["config"]["protocol"]["switch_off"].as_f64(),
-        Some(1.5),
-        "run.json: {run_json}"
-    );
+    let run_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_json["config"]["protocol"]["switch_off"].as_f64(), Some(1.5), "run.json: {run_json}");
 }
 
 #[test]
@@ -591,13 +411,6 @@ fn validate_protocol_storage_passes_on_the_cpu_engines() {
 fn models_text_names_what_switch_off_turns_off() {
     let text = qbat_gpu::describe::models_text();
     for m in qbat_gpu::model::ModelKind::ALL {
-        assert!(
-            text.contains(&format!(
-                "[protocol] switch_off turns off: {}",
-                m.coupling_doc()
-            )),
-            "{}",
-            m.name()
-        );
+        assert!(text.contains(&format!("[protocol] switch_off turns off: {}", m.coupling_doc())), "{}", m.name());
     }
 }

@@ -16,24 +16,14 @@ fn wgsl_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn validate(name: &str, source: &str, precision: Precision) {
-    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| {
-        panic!(
-            "{name} ({}): {}",
-            precision.name(),
-            e.emit_to_string(source)
-        )
-    });
+    let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name} ({}): {}", precision.name(), e.emit_to_string(source)));
     let caps = match precision {
         Precision::F32 => naga::valid::Capabilities::empty(),
         Precision::F64 => naga::valid::Capabilities::FLOAT64,
     };
     let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
     if let Err(e) = validator.validate(&module) {
-        panic!(
-            "{name} ({}): {}",
-            precision.name(),
-            e.emit_to_string(source)
-        );
+        panic!("{name} ({}): {}", precision.name(), e.emit_to_string(source));
     }
 }
 
@@ -48,17 +38,10 @@ fn every_shader_validates_in_f32_and_f64() {
         let stem = path.file_stem().unwrap_or_default().to_string_lossy();
         let mut text = String::new();
         for (lib, _) in kernel_libraries(&stem) {
-            text.push_str(
-                &std::fs::read_to_string(dir.join(format!("{lib}.wgsl")))
-                    .expect("library file exists"),
-            );
+            text.push_str(&std::fs::read_to_string(dir.join(format!("{lib}.wgsl"))).expect("library file exists"));
         }
         text.push_str(&std::fs::read_to_string(path).expect("readable shader"));
-        let name = path
-            .strip_prefix(&dir)
-            .expect("under shaders/")
-            .display()
-            .to_string();
+        let name = path.strip_prefix(&dir).expect("under shaders/").display().to_string();
         // A kernel that calls a library (shaders/drive.wgsl) validates with it in front, as the
         // runtime compiles it.
         let mut full = String::new();
@@ -78,23 +61,14 @@ fn runtime_sources_are_the_files() {
     // kernel's libraries, the kernel.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     for (name, src) in LIBRARIES {
-        assert_eq!(
-            &std::fs::read_to_string(dir.join(format!("{name}.wgsl")))
-                .expect("library file exists"),
-            src
-        );
+        assert_eq!(&std::fs::read_to_string(dir.join(format!("{name}.wgsl"))).expect("library file exists"), src);
     }
     for (name, _) in SHADERS {
         let mut text = String::new();
         for (lib, _) in kernel_libraries(name) {
-            text.push_str(
-                &std::fs::read_to_string(dir.join(format!("{lib}.wgsl")))
-                    .expect("library file exists"),
-            );
+            text.push_str(&std::fs::read_to_string(dir.join(format!("{lib}.wgsl"))).expect("library file exists"));
         }
-        text.push_str(
-            &std::fs::read_to_string(dir.join(format!("{name}.wgsl"))).expect("kernel file exists"),
-        );
+        text.push_str(&std::fs::read_to_string(dir.join(format!("{name}.wgsl"))).expect("kernel file exists"));
         for precision in [Precision::F32, Precision::F64] {
             let src = shader_source(name, precision).expect("registered kernel");
             assert_eq!(src, with_prelude(&text, precision));
@@ -109,9 +83,6 @@ fn f64_variant_needs_the_float64_capability() {
     // Guards the test above: without FLOAT64 the f64 variant must be rejected.
     let src = shader_source("rk4_two_qubit", Precision::F64).unwrap();
     let module = naga::front::wgsl::parse_str(&src).unwrap();
-    let mut validator = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::empty(),
-    );
+    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
     assert!(validator.validate(&module).is_err());
 }

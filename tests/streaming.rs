@@ -25,12 +25,7 @@ seed = 11
 "#;
 
 fn run(cfg: &Path, out: &Path, extra: &[&str]) -> String {
-    ok(bin()
-        .arg("run")
-        .arg(cfg)
-        .args(["--backend", "cpu", "--no-progress", "--out"])
-        .arg(out)
-        .args(extra))
+    ok(bin().arg("run").arg(cfg).args(["--backend", "cpu", "--no-progress", "--out"]).arg(out).args(extra))
 }
 
 fn read(p: &Path) -> Vec<u8> {
@@ -45,10 +40,7 @@ fn stats(p: &Path) -> Vec<(String, Vec<f64>)> {
         .skip(1)
         .map(|l| {
             let c: Vec<&str> = l.split(',').collect();
-            (
-                format!("{}|{}", c[0], c[1]),
-                c[2..].iter().map(|x| x.parse::<f64>().unwrap()).collect(),
-            )
+            (format!("{}|{}", c[0], c[1]), c[2..].iter().map(|x| x.parse::<f64>().unwrap()).collect())
         })
         .collect()
 }
@@ -78,40 +70,18 @@ fn streamed_stats_equal_the_stats_of_the_stored_series() {
             let exact = qbat_gpu::output::stats::column_stat(s, k, col);
             let got = &st[s * nm + k].1;
             let scale = exact.mean.abs().max(exact.std).max(1e-300);
-            assert!(
-                (got[0] - exact.mean).abs() <= 1e-14 * scale,
-                "{} mean {} vs {}",
-                st[s * nm + k].0,
-                got[0],
-                exact.mean
-            );
-            assert!(
-                (got[1] - exact.std).abs() <= 1e-12 * scale.max(exact.std),
-                "{} std {} vs {}",
-                st[s * nm + k].0,
-                got[1],
-                exact.std
-            );
+            assert!((got[0] - exact.mean).abs() <= 1e-14 * scale, "{} mean {} vs {}", st[s * nm + k].0, got[0], exact.mean);
+            assert!((got[1] - exact.std).abs() <= 1e-12 * scale.max(exact.std), "{} std {} vs {}", st[s * nm + k].0, got[1], exact.std);
             assert_eq!((got[2], got[3]), (exact.min, exact.max));
             // the stated bound: a relative 1e-3 of the larger of the two order statistics numpy
             // interpolates between (1e-12 near zero)
             let mut sorted: Vec<f64> = (0..n).map(|i| values[(i * ns + s) * nm + k]).collect();
             sorted.sort_by(|a, b| a.total_cmp(b));
-            for (p, q, e) in [
-                (0.05, got[4], exact.q05),
-                (0.5, got[5], exact.q50),
-                (0.95, got[6], exact.q95),
-            ] {
+            for (p, q, e) in [(0.05, got[4], exact.q05), (0.5, got[5], exact.q50), (0.95, got[6], exact.q95)] {
                 let lo = (p * (n - 1) as f64).floor() as usize;
                 let scale = sorted[lo].abs().max(sorted[(lo + 1).min(n - 1)].abs());
-                let tol = (resolution * scale).max(qbat_gpu::output::accumulate::QUANTILE_ZERO)
-                    * 1.001
-                    + 1e-15;
-                assert!(
-                    (q - e).abs() <= tol,
-                    "{} quantile {q} vs {e}",
-                    st[s * nm + k].0
-                );
+                let tol = (resolution * scale).max(qbat_gpu::output::accumulate::QUANTILE_ZERO) * 1.001 + 1e-15;
+                assert!((q - e).abs() <= tol, "{} quantile {q} vs {e}", st[s * nm + k].0);
             }
             assert_eq!(got[7], n as f64);
         }
@@ -121,15 +91,7 @@ fn streamed_stats_equal_the_stats_of_the_stored_series() {
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     let meta: serde_json::Value = serde_json::from_slice(&read(&out.join("summary.json"))).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    assert_eq!(
-        meta["columns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap())
-            .collect::<Vec<_>>(),
-        header
-    );
+    assert_eq!(meta["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect::<Vec<_>>(), header);
     assert_eq!(sshape, vec![n as u64, header.len() as u64]);
     for (i, line) in csv.lines().skip(1).enumerate() {
         for (k, cell) in line.split(',').enumerate() {
@@ -139,12 +101,7 @@ fn streamed_stats_equal_the_stats_of_the_stored_series() {
             } else {
                 cell.parse::<f64>().unwrap()
             };
-            assert_eq!(
-                summary[i * header.len() + k].to_bits(),
-                want.to_bits(),
-                "summary.npy row {i} column {}",
-                header[k]
-            );
+            assert_eq!(summary[i * header.len() + k].to_bits(), want.to_bits(), "summary.npy row {i} column {}", header[k]);
         }
     }
 }
@@ -157,10 +114,7 @@ fn outputs_do_not_depend_on_the_block_size() {
     run(&cfg, &a, &["--block-members", "600"]);
     run(&cfg, &b, &["--block-members", "41"]);
     for f in ["series.csv", "summary.csv", "stats.csv"] {
-        assert!(
-            read(&a.join(f)) == read(&b.join(f)),
-            "{f} differs between 1 and 15 blocks"
-        );
+        assert!(read(&a.join(f)) == read(&b.join(f)), "{f} differs between 1 and 15 blocks");
     }
 }
 
@@ -171,74 +125,31 @@ fn four_shards_merged_equal_the_unsharded_run() {
     for format in ["csv", "npy"] {
         let full = dir.path().join(format!("full-{format}"));
         run(&cfg, &full, &["--format", format]);
-        let shards: Vec<PathBuf> = (0..4)
-            .map(|k| dir.path().join(format!("s{k}-{format}")))
-            .collect();
+        let shards: Vec<PathBuf> = (0..4).map(|k| dir.path().join(format!("s{k}-{format}"))).collect();
         for (k, s) in shards.iter().enumerate() {
-            run(
-                &cfg,
-                s,
-                &[
-                    "--format",
-                    format,
-                    "--shard",
-                    &format!("{k}/4"),
-                    "--block-members",
-                    "50",
-                ],
-            );
+            run(&cfg, s, &["--format", format, "--shard", &format!("{k}/4"), "--block-members", "50"]);
         }
         let merged = dir.path().join(format!("m-{format}"));
         // given out of order on purpose
-        ok(bin()
-            .arg("merge")
-            .args([&shards[2], &shards[0], &shards[3], &shards[1]])
-            .arg("--out")
-            .arg(&merged));
+        ok(bin().arg("merge").args([&shards[2], &shards[0], &shards[3], &shards[1]]).arg("--out").arg(&merged));
         let files: &[&str] = if format == "csv" {
             &["series.csv", "summary.csv", "stats.csv"]
         } else {
-            &[
-                "series.npy",
-                "series.json",
-                "summary.csv",
-                "summary.npy",
-                "summary.json",
-                "stats.csv",
-            ]
+            &["series.npy", "series.json", "summary.csv", "summary.npy", "summary.json", "stats.csv"]
         };
         for f in files {
-            assert!(
-                read(&full.join(f)) == read(&merged.join(f)),
-                "{format}: merged {f} differs from the unsharded run"
-            );
+            assert!(read(&full.join(f)) == read(&merged.join(f)), "{format}: merged {f} differs from the unsharded run");
         }
-        let run_json: serde_json::Value =
-            serde_json::from_slice(&read(&merged.join("run.json"))).unwrap();
+        let run_json: serde_json::Value = serde_json::from_slice(&read(&merged.join("run.json"))).unwrap();
         assert_eq!(run_json["members"], 600);
         assert_eq!(run_json["merged_from"].as_array().unwrap().len(), 4);
         // a shard missing, or given twice, is refused, and nothing is written
-        for (args, why) in [
-            (vec![&shards[0], &shards[1], &shards[2]], "missing"),
-            (
-                vec![&shards[0], &shards[1], &shards[1], &shards[2], &shards[3]],
-                "twice",
-            ),
-        ] {
+        for (args, why) in [(vec![&shards[0], &shards[1], &shards[2]], "missing"), (vec![&shards[0], &shards[1], &shards[1], &shards[2], &shards[3]], "twice")]
+        {
             let bad = dir.path().join(format!("bad-{format}"));
-            let o = bin()
-                .arg("merge")
-                .args(args)
-                .arg("--out")
-                .arg(&bad)
-                .output()
-                .unwrap();
+            let o = bin().arg("merge").args(args).arg("--out").arg(&bad).output().unwrap();
             assert_eq!(o.status.code(), Some(2));
-            assert!(
-                String::from_utf8_lossy(&o.stderr).contains(why),
-                "{}",
-                String::from_utf8_lossy(&o.stderr)
-            );
+            assert!(String::from_utf8_lossy(&o.stderr).contains(why), "{}", String::from_utf8_lossy(&o.stderr));
             assert!(!bad.exists());
         }
     }
@@ -247,22 +158,13 @@ fn four_shards_merged_equal_the_unsharded_run() {
     run(&cfg, &other, &["--shard", "3/4", "--seed", "12"]);
     let o = bin()
         .arg("merge")
-        .args([
-            dir.path().join("s0-csv"),
-            dir.path().join("s1-csv"),
-            dir.path().join("s2-csv"),
-            other,
-        ])
+        .args([dir.path().join("s0-csv"), dir.path().join("s1-csv"), dir.path().join("s2-csv"), other])
         .arg("--out")
         .arg(dir.path().join("bad"))
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("'seed'"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("'seed'"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]
@@ -301,92 +203,29 @@ fn a_run_killed_mid_way_resumes_to_the_same_output() {
     let killed = child.try_wait().unwrap().is_none();
     child.kill().unwrap_or(()); // SIGKILL on Unix
     child.wait().unwrap();
-    assert!(
-        killed,
-        "the run finished before it could be killed; make it longer"
-    );
+    assert!(killed, "the run finished before it could be killed; make it longer");
     assert!(!out.exists(), "a killed run left a final directory");
     // a plain rerun refuses to overwrite the interrupted run
-    let o = bin()
-        .arg("run")
-        .arg(&cfg)
-        .args(["--backend", "cpu", "--no-progress", "--out"])
-        .arg(&out)
-        .args(args)
-        .output()
-        .unwrap();
+    let o = bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--out"]).arg(&out).args(args).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
     // resuming with another seed is refused, naming the field
-    let o = bin()
-        .arg("run")
-        .arg(&cfg)
-        .args([
-            "--backend",
-            "cpu",
-            "--no-progress",
-            "--seed",
-            "5",
-            "--resume",
-        ])
-        .arg(&out)
-        .args(args)
-        .output()
-        .unwrap();
+    let o = bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--seed", "5", "--resume"]).arg(&out).args(args).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("'seed'"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("'seed'"), "{}", String::from_utf8_lossy(&o.stderr));
     let refused = |extra: &[&str], field: &str| {
-        let o = bin()
-            .arg("run")
-            .arg(&cfg)
-            .args(["--no-progress", "--resume"])
-            .arg(&out)
-            .args(extra)
-            .output()
-            .unwrap();
+        let o = bin().arg("run").arg(&cfg).args(["--no-progress", "--resume"]).arg(&out).args(extra).output().unwrap();
         let stderr = String::from_utf8_lossy(&o.stderr).to_string();
         assert_eq!(o.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(field), "{field}: {stderr}");
-        assert!(
-            staging.join("checkpoint.json").is_file(),
-            "a refused resume ({field}) lost the checkpoint"
-        );
+        assert!(staging.join("checkpoint.json").is_file(), "a refused resume ({field}) lost the checkpoint");
     };
     // another block size would cut the members differently: refused
-    refused(
-        &[
-            "--backend",
-            "cpu",
-            "--format",
-            "npy",
-            "--block-members",
-            "70",
-        ],
-        "--block-members",
-    );
+    refused(&["--backend", "cpu", "--format", "npy", "--block-members", "70"], "--block-members");
     // a bad device option fails before the checkpoint is touched
-    refused(
-        &[
-            "--backend",
-            "gpu",
-            "--format",
-            "npy",
-            "--devices",
-            "no-such-gpu",
-        ],
-        "gpu",
-    );
+    refused(&["--backend", "gpu", "--format", "npy", "--devices", "no-such-gpu"], "gpu");
     // a damaged statistics state is an error naming --resume, and the checkpoint stays
-    let state = std::fs::read_dir(&staging)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().contains("stats-state-"))
-        .unwrap();
+    let state = std::fs::read_dir(&staging).unwrap().flatten().map(|e| e.path()).find(|p| p.to_string_lossy().contains("stats-state-")).unwrap();
     let good = read(&state);
     let mut bad = b"QBSTATS1".to_vec();
     bad.extend(1u64.to_le_bytes());
@@ -395,18 +234,10 @@ fn a_run_killed_mid_way_resumes_to_the_same_output() {
     refused(&["--backend", "cpu", "--format", "npy"], "damaged");
     std::fs::write(&state, &good).unwrap();
     // resumed without --block-members: the checkpoint's block size is kept
-    let log = ok(bin()
-        .arg("run")
-        .arg(&cfg)
-        .args(["--backend", "cpu", "--no-progress", "--resume"])
-        .arg(&out)
-        .args(["--format", "npy"]));
+    let log = ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--resume"]).arg(&out).args(["--format", "npy"]));
     assert!(log.contains("resumed from the checkpoint"), "{log}");
     for f in ["series.npy", "series.json", "summary.csv", "stats.csv"] {
-        assert!(
-            read(&full.join(f)) == read(&out.join(f)),
-            "resumed {f} differs from the uninterrupted run"
-        );
+        assert!(read(&full.join(f)) == read(&out.join(f)), "resumed {f} differs from the uninterrupted run");
     }
     assert!(!staging.exists(), "the checkpoint was not cleaned up");
     let run_json: serde_json::Value = serde_json::from_slice(&read(&out.join("run.json"))).unwrap();
@@ -422,28 +253,14 @@ fn an_unstable_member_is_flagged_and_left_out_of_the_statistics() {
     let log = ok(bin()
         .arg("run")
         .arg(&cfg)
-        .args([
-            "--backend",
-            "cpu",
-            "--no-progress",
-            "--format",
-            "npy",
-            "--out",
-        ])
+        .args(["--backend", "cpu", "--no-progress", "--format", "npy", "--out"])
         .arg(&flagged)
         .env("QBAT_INJECT_FAULT", "nan-member=17"));
-    assert!(
-        log.contains("flagged unhealthy") && log.contains("smaller dt"),
-        "{log}"
-    );
+    assert!(log.contains("flagged unhealthy") && log.contains("smaller dt"), "{log}");
     let summary = std::fs::read_to_string(flagged.join("summary.csv")).unwrap();
     let rows: Vec<&str> = summary.lines().collect();
     assert!(rows[0].ends_with(",health"));
-    assert!(
-        rows[18].starts_with("17,") && rows[18].ends_with(",nonfinite"),
-        "{}",
-        rows[18]
-    );
+    assert!(rows[18].starts_with("17,") && rows[18].ends_with(",nonfinite"), "{}", rows[18]);
     assert_eq!(rows.iter().filter(|r| r.ends_with(",ok")).count(), 599);
     // The statistics are those of the 599 healthy members: recompute them from the clean run's series.
     let (shape, values) = npy(&clean.join("series.npy"));
@@ -451,22 +268,15 @@ fn an_unstable_member_is_flagged_and_left_out_of_the_statistics() {
     let st = stats(&flagged.join("stats.csv"));
     for s in 0..ns {
         for k in 0..nm {
-            let col: Vec<f64> = (0..n)
-                .filter(|&i| i != 17)
-                .map(|i| values[(i * ns + s) * nm + k])
-                .collect();
+            let col: Vec<f64> = (0..n).filter(|&i| i != 17).map(|i| values[(i * ns + s) * nm + k]).collect();
             let exact = qbat_gpu::output::stats::column_stat(s, k, col);
             let got = &st[s * nm + k].1;
-            assert!(
-                got.iter().all(|v| v.is_finite()),
-                "NaN reached the statistics"
-            );
+            assert!(got.iter().all(|v| v.is_finite()), "NaN reached the statistics");
             assert!((got[0] - exact.mean).abs() <= 1e-14 * exact.mean.abs().max(1e-300) + 1e-300);
             assert_eq!((got[2], got[3], got[7]), (exact.min, exact.max, 599.0));
         }
     }
-    let run_json: serde_json::Value =
-        serde_json::from_slice(&read(&flagged.join("run.json"))).unwrap();
+    let run_json: serde_json::Value = serde_json::from_slice(&read(&flagged.join("run.json"))).unwrap();
     assert_eq!(run_json["health"]["nonfinite"], 1);
 }
 
@@ -479,49 +289,21 @@ fn host_memory_stays_bounded_without_series() {
     let text = BLOCH.replace("samples = 13", "samples = 61").replace("t_end = 6.0", "t_end = 3.0")
         + "[output]\nmeasures = [\"energy_b\", \"ergotropy_b\", \"capacity_b\", \"coherence_l1\", \"purity\", \"trace_error\"]\n";
     let peak = |members: &str| -> f64 {
-        let cfg = config(
-            dir.path(),
-            &text.replace("size = 600", &format!("size = {members}")),
-        );
+        let cfg = config(dir.path(), &text.replace("size = 600", &format!("size = {members}")));
         let out = dir.path().join(format!("m{members}"));
-        run(
-            &cfg,
-            &out,
-            &[
-                "--series",
-                "false",
-                "--no-plots",
-                "--verify",
-                "0",
-                "--block-members",
-                "5000",
-            ],
-        );
-        let run_json: serde_json::Value =
-            serde_json::from_slice(&read(&out.join("run.json"))).unwrap();
-        run_json["peak_rss_bytes"]
-            .as_f64()
-            .expect("peak_rss_bytes in run.json")
+        run(&cfg, &out, &["--series", "false", "--no-plots", "--verify", "0", "--block-members", "5000"]);
+        let run_json: serde_json::Value = serde_json::from_slice(&read(&out.join("run.json"))).unwrap();
+        run_json["peak_rss_bytes"].as_f64().expect("peak_rss_bytes in run.json")
     };
     let (small, large) = (peak("20000"), peak("200000"));
     let growth = large - small;
-    eprintln!(
-        "peak RSS: {:.1} MB for 20k members, {:.1} MB for 200k",
-        small / 1e6,
-        large / 1e6
-    );
-    assert!(
-        growth < 180_000.0 * 1024.0,
-        "peak memory grew by {:.1} MB for 180k more members",
-        growth / 1e6
-    );
+    eprintln!("peak RSS: {:.1} MB for 20k members, {:.1} MB for 200k", small / 1e6, large / 1e6);
+    assert!(growth < 180_000.0 * 1024.0, "peak memory grew by {:.1} MB for 180k more members", growth / 1e6);
 }
 
 #[test]
 fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
-    let _g = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _g = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !crate::common::have_gpu(false) {
         return;
     }
@@ -529,20 +311,7 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
     let cfg = config(dir.path(), BLOCH);
     let gpu = |out: &Path, fault: Option<&str>, extra: &[&str]| -> std::process::Output {
         let mut c = bin();
-        c.arg("run")
-            .arg(&cfg)
-            .args([
-                "--backend",
-                "gpu",
-                "--no-progress",
-                "--block-members",
-                "200",
-                "--format",
-                "npy",
-                "--out",
-            ])
-            .arg(out)
-            .args(extra);
+        c.arg("run").arg(&cfg).args(["--backend", "gpu", "--no-progress", "--block-members", "200", "--format", "npy", "--out"]).arg(out).args(extra);
         if let Some(f) = fault {
             c.env("QBAT_INJECT_FAULT", f);
         }
@@ -556,10 +325,7 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("re-chunked"));
     for f in ["series.npy", "summary.csv", "stats.csv"] {
-        assert!(
-            read(&plain.join(f)) == read(&oom.join(f)),
-            "{f} changed after re-chunking"
-        );
+        assert!(read(&plain.join(f)) == read(&oom.join(f)), "{f} changed after re-chunking");
     }
     // device lost at block 1: blocks 1.. finish on the CPU engine (f64), block 0 stays the GPU's
     let lost = dir.path().join("lost");
@@ -572,64 +338,30 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
     let (_, on_cpu) = npy(&cpu.join("series.npy"));
     let (_, mixed) = npy(&lost.join("series.npy"));
     let per_member = (shape[1] * shape[2]) as usize;
-    assert!(
-        mixed[..200 * per_member] == on_gpu[..200 * per_member],
-        "block 0 should be the GPU's"
-    );
-    assert!(
-        mixed[200 * per_member..] == on_cpu[200 * per_member..],
-        "blocks 1.. should be the CPU engine's"
-    );
+    assert!(mixed[..200 * per_member] == on_gpu[..200 * per_member], "block 0 should be the GPU's");
+    assert!(mixed[200 * per_member..] == on_cpu[200 * per_member..], "blocks 1.. should be the CPU engine's");
     // --on-device-loss stop: exit 1 with a resumable checkpoint; --resume on the CPU is refused
     // unless asked for (--allow-mixed-backends), and then finishes it
     let stop = dir.path().join("stop");
     let o = gpu(&stop, Some("lost-at=2"), &["--on-device-loss", "stop"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("--resume"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!stop.exists() && dir.path().join(".stop.partial").is_dir());
     let log = ok(bin()
         .arg("run")
         .arg(&cfg)
-        .args([
-            "--backend",
-            "cpu",
-            "--no-progress",
-            "--block-members",
-            "200",
-            "--format",
-            "npy",
-            "--allow-mixed-backends",
-            "--resume",
-        ])
+        .args(["--backend", "cpu", "--no-progress", "--block-members", "200", "--format", "npy", "--allow-mixed-backends", "--resume"])
         .arg(&stop));
     assert!(log.contains("resumed"));
-    let run_json: serde_json::Value =
-        serde_json::from_slice(&read(&stop.join("run.json"))).unwrap();
-    let engines: Vec<&str> = run_json["engines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["backend"].as_str().unwrap())
-        .collect();
+    let run_json: serde_json::Value = serde_json::from_slice(&read(&stop.join("run.json"))).unwrap();
+    let engines: Vec<&str> = run_json["engines"].as_array().unwrap().iter().map(|e| e["backend"].as_str().unwrap()).collect();
     assert_eq!(engines, ["gpu", "cpu"], "{}", run_json["engines"]);
     // verify compares each member at its own engine's precision: the f32 members with the f32
     // tolerance, the f64 ones with the f64 tolerance, and the mixed run passes
     let verify = &run_json["verify"];
     assert_eq!(verify["pass"], true, "{verify}");
-    let precisions: Vec<&str> = verify["deviations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["precision"].as_str().unwrap())
-        .collect();
-    assert!(
-        precisions.contains(&"f32") && precisions.contains(&"f64"),
-        "{verify}"
-    );
+    let precisions: Vec<&str> = verify["deviations"].as_array().unwrap().iter().map(|d| d["precision"].as_str().unwrap()).collect();
+    assert!(precisions.contains(&"f32") && precisions.contains(&"f64"), "{verify}");
     let (_, resumed) = npy(&stop.join("series.npy"));
     assert!(resumed[..400 * per_member] == on_gpu[..400 * per_member]);
     assert!(resumed[400 * per_member..] == on_cpu[400 * per_member..]);
@@ -637,47 +369,23 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
 
 #[test]
 fn two_devices_give_the_single_device_result() {
-    let _g = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _g = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !crate::common::have_gpu(false) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), BLOCH);
     // (a part of) the adapter's name without commas, as --devices splits on them
-    let adapter = qbat_gpu::engine::gpu_context(None, false)
-        .unwrap()
-        .info
-        .name
-        .split([',', ' '])
-        .next()
-        .unwrap()
-        .to_string();
+    let adapter = qbat_gpu::engine::gpu_context(None, false).unwrap().info.name.split([',', ' ']).next().unwrap().to_string();
     let (one, two) = (dir.path().join("one"), dir.path().join("two"));
     let gpu = |out: &Path, extra: &[&str]| {
-        ok(bin()
-            .arg("run")
-            .arg(&cfg)
-            .args([
-                "--backend",
-                "gpu",
-                "--no-progress",
-                "--format",
-                "npy",
-                "--out",
-            ])
-            .arg(out)
-            .args(extra))
+        ok(bin().arg("run").arg(&cfg).args(["--backend", "gpu", "--no-progress", "--format", "npy", "--out"]).arg(out).args(extra))
     };
     gpu(&one, &[]);
     // the same adapter opened twice: two devices, two queues, blocks shared between them
     gpu(&two, &["--devices", &format!("{adapter},{adapter}")]);
     for f in ["series.npy", "summary.csv", "stats.csv"] {
-        assert!(
-            read(&one.join(f)) == read(&two.join(f)),
-            "{f} differs between one and two devices"
-        );
+        assert!(read(&one.join(f)) == read(&two.join(f)), "{f} differs between one and two devices");
     }
     let run_json: serde_json::Value = serde_json::from_slice(&read(&two.join("run.json"))).unwrap();
     let devices = run_json["engine_plan"]["devices"].as_array().unwrap();
@@ -685,20 +393,8 @@ fn two_devices_give_the_single_device_result() {
     let members: u64 = devices.iter().map(|d| d["members"].as_u64().unwrap()).sum();
     assert_eq!(members, 600);
     // an adapter that does not exist is an input error naming the option
-    let o = bin()
-        .arg("run")
-        .arg(&cfg)
-        .args([
-            "--backend",
-            "gpu",
-            "--no-progress",
-            "--devices",
-            "no-such-gpu",
-            "--out",
-        ])
-        .arg(dir.path().join("x"))
-        .output()
-        .unwrap();
+    let o =
+        bin().arg("run").arg(&cfg).args(["--backend", "gpu", "--no-progress", "--devices", "no-such-gpu", "--out"]).arg(dir.path().join("x")).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--devices"));
 }
@@ -716,18 +412,10 @@ fn a_full_disk_is_a_clear_error_and_leaves_no_final_file() {
         cfg.display(),
         out.display()
     );
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg(&cmd)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .unwrap();
+    let o = Command::new("sh").arg("-c").arg(&cmd).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("i/o:") && (stderr.contains("series.csv") || stderr.contains(".values")),
-        "{stderr}"
-    );
+    assert!(stderr.contains("i/o:") && (stderr.contains("series.csv") || stderr.contains(".values")), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!out.exists(), "a failed write left the final directory");
     // the blocks written before the failure are kept for --resume, under the staging name only
@@ -736,10 +424,7 @@ fn a_full_disk_is_a_clear_error_and_leaves_no_final_file() {
         assert!(stderr.contains("--resume"), "{stderr}");
         for e in std::fs::read_dir(&staging).unwrap().flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            assert!(
-                !["series.csv", "summary.csv", "stats.csv", "run.json"].contains(&name.as_str()),
-                "{name} left in the staging directory"
-            );
+            assert!(!["series.csv", "summary.csv", "stats.csv", "run.json"].contains(&name.as_str()), "{name} left in the staging directory");
         }
     }
 }

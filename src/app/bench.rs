@@ -50,13 +50,8 @@ pub fn floor(plan: &Plan, device: &str, precision_bytes: f64) -> Floor {
         // about 70 flop per element per stage (10 gathers, 8 coupling products, the diagonal,
         // two jumps, the stage update), 4 stages; per element and stage about 10 reals moved
         // (the source read once, X, acc in and out, the stage output).
-        let qbat_gpu::model::Space::Dicke { n_cells, n_fock } = plan.space else {
-            unreachable!("a dicke plan")
-        };
-        let parity = plan
-            .members
-            .first()
-            .is_some_and(|m| qbat_gpu::job::dicke::parity_definite(&plan.initial_state(m), n_fock));
+        let qbat_gpu::model::Space::Dicke { n_cells, n_fock } = plan.space else { unreachable!("a dicke plan") };
+        let parity = plan.members.first().is_some_and(|m| qbat_gpu::job::dicke::parity_definite(&plan.initial_state(m), n_fock));
         let elems = qbat_gpu::job::dicke::element_table(n_cells, n_fock, parity).len() as f64;
         (4.0 * 70.0 * elems, 4.0 * 10.0 * precision_bytes * elems)
     } else if plan.is_cavity() {
@@ -67,12 +62,7 @@ pub fn floor(plan: &Plan, device: &str, precision_bytes: f64) -> Floor {
         let elems = dim * (dim + 1.0) / 2.0;
         (4.0 * 40.0 * elems, 34.0 * precision_bytes * elems)
     } else {
-        let out = plan.measures.len() as f64
-            + if plan.measures.iter().any(|m| m.needs_eigensolve()) {
-                16.0
-            } else {
-                0.0
-            };
+        let out = plan.measures.len() as f64 + if plan.measures.iter().any(|m| m.needs_eigensolve()) { 16.0 } else { 0.0 };
         (576.0, out * precision_bytes * samples / steps)
     };
     let peak = device_peak(device);
@@ -134,11 +124,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Max |energy_b - closed form| of paper 004 with decay, over every member and sample.
 pub fn bloch_closed_form_error(plan: &Plan, r: &RunResult) -> f64 {
-    let k = r
-        .measures
-        .iter()
-        .position(|m| *m == Measure::EnergyB)
-        .expect("energy_b in bloch jobs");
+    let k = r.measures.iter().position(|m| *m == Measure::EnergyB).expect("energy_b in bloch jobs");
     let (wb, j, gamma) = (1.0f64, 1.0f64, 0.05f64);
     let g = (j * j - gamma * gamma / 16.0).sqrt();
     let mut worst = 0.0f64;
@@ -198,11 +184,7 @@ fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool) -> Result<(P
             let e = if job.starts_with("bloch") && !sub.is_driven() {
                 bloch_closed_form_error(&sub, &r)
             } else {
-                verify(&sub, &r, 2)
-                    .deviations
-                    .iter()
-                    .map(|d| d.max_abs)
-                    .fold(0.0, f64::max)
+                verify(&sub, &r, 2).deviations.iter().map(|d| d.max_abs).fold(0.0, f64::max)
             };
             p.max_abs_error = p.max_abs_error.max(e);
         }
@@ -216,12 +198,7 @@ fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool) -> Result<(P
 }
 
 fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Result<BackendFigures> {
-    let opts = RunOptions {
-        backend,
-        precision: Precision::F32,
-        verify: 0,
-        ..Default::default()
-    };
+    let opts = RunOptions { backend, precision: Precision::F32, verify: 0, ..Default::default() };
     // warm-up (pipelines, caches, thread pool) and the accuracy check
     let (first, slices) = run_pass(plan, job, &opts, true)?;
     let mut walls = vec![];
@@ -285,19 +262,10 @@ pub fn job_configs(jobs: &[String], members: Option<u64>) -> Result<Vec<String>>
     if members == Some(0) {
         return Err(QbatError::invalid("--members", "must be at least 1"));
     }
-    job_list(jobs)
-        .iter()
-        .map(|job| job_config_with_members(job, members))
-        .collect()
+    job_list(jobs).iter().map(|job| job_config_with_members(job, members)).collect()
 }
 
-pub fn run_bench(
-    jobs: &[String],
-    backend: Backend,
-    json: Option<&std::path::Path>,
-    repeat: usize,
-    members: Option<u64>,
-) -> Result<Vec<JobFigures>> {
+pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Path>, repeat: usize, members: Option<u64>) -> Result<Vec<JobFigures>> {
     if let Some(path) = json {
         check_json_path(path)?;
     }
@@ -321,11 +289,7 @@ pub fn run_bench(
     let mut all = vec![];
     for (job, config) in jobs.iter().zip(&configs) {
         let plan = parse_plan(config, &Overrides::default())?;
-        println!(
-            "job {job}: {} members x {} RK4 steps",
-            plan.members.len(),
-            plan.schedule.total_steps()
-        );
+        println!("job {job}: {} members x {} RK4 steps", plan.members.len(), plan.schedule.total_steps());
         let mut figs = vec![];
         for &b in &backends {
             let f = match one_backend(&plan, job, b, repeat) {
@@ -357,14 +321,8 @@ pub fn run_bench(
             );
             figs.push(f);
         }
-        let gpu = figs
-            .iter()
-            .find(|f| f.backend == "gpu")
-            .map(|f| f.member_steps_per_s);
-        let cpu = figs
-            .iter()
-            .find(|f| f.backend != "gpu")
-            .map(|f| f.member_steps_per_s);
+        let gpu = figs.iter().find(|f| f.backend == "gpu").map(|f| f.member_steps_per_s);
+        let cpu = figs.iter().find(|f| f.backend != "gpu").map(|f| f.member_steps_per_s);
         let ratio = match (gpu, cpu) {
             (Some(g), Some(c)) => Some(g / c),
             _ => None,
@@ -381,8 +339,7 @@ pub fn run_bench(
         });
     }
     if let Some(path) = json {
-        let text =
-            serde_json::to_string_pretty(&all).map_err(|e| QbatError::Numerics(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&all).map_err(|e| QbatError::Numerics(e.to_string()))?;
         std::fs::write(path, text).map_err(|e| QbatError::io(&path, e))?;
     }
     Ok(all)
@@ -392,30 +349,15 @@ pub fn run_bench(
 /// is a directory or its folder does not exist.
 fn check_json_path(path: &std::path::Path) -> Result<()> {
     let shown = path.display();
-    if path.as_os_str().is_empty()
-        || path.is_dir()
-        || path
-            .as_os_str()
-            .to_string_lossy()
-            .ends_with(std::path::MAIN_SEPARATOR)
-    {
-        return Err(QbatError::invalid(
-            "--json",
-            format!(
-                "{shown} is a directory; give a file name, e.g. {}",
-                path.join("bench.json").display()
-            ),
-        ));
+    if path.as_os_str().is_empty() || path.is_dir() || path.as_os_str().to_string_lossy().ends_with(std::path::MAIN_SEPARATOR) {
+        return Err(QbatError::invalid("--json", format!("{shown} is a directory; give a file name, e.g. {}", path.join("bench.json").display())));
     }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
     };
     if !parent.is_dir() {
-        return Err(QbatError::invalid(
-            "--json",
-            format!("{shown}: the folder {} does not exist", parent.display()),
-        ));
+        return Err(QbatError::invalid("--json", format!("{shown}: the folder {} does not exist", parent.display())));
     }
     Ok(())
 }
@@ -441,11 +383,7 @@ fn scaling_config(curve: &str, x: u64) -> String {
 
 /// Throughput against ensemble size (4x4) and against n_fock (cavity), on every backend;
 /// written as scaling.csv and drawn as scaling_members.svg and scaling_n_fock.svg in `out`.
-pub fn run_scaling(
-    backend: Backend,
-    out: &std::path::Path,
-    max_members: u64,
-) -> Result<Vec<ScalingPoint>> {
+pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) -> Result<Vec<ScalingPoint>> {
     let backends: Vec<Backend> = match backend {
         Backend::Auto => {
             if qbat_gpu::engine::hardware_gpu_available() {
@@ -458,10 +396,7 @@ pub fn run_scaling(
     };
     let field = "--scaling-max-members";
     if max_members < 100 {
-        return Err(QbatError::invalid(
-            field,
-            format!("the curve starts at 100 members, got {max_members}"),
-        ));
+        return Err(QbatError::invalid(field, format!("the curve starts at 100 members, got {max_members}")));
     }
     let mut members = vec![];
     let mut m = 100u64;
@@ -472,22 +407,14 @@ pub fn run_scaling(
     }
     // The largest point must be a valid plan (size and memory limits) before any point runs.
     let largest = *members.last().expect("max_members >= 100");
-    parse_plan(&scaling_config("members", largest), &Overrides::default())
-        .map_err(|e| QbatError::invalid(field, format!("{largest} members: {e}")))?;
-    let curves: Vec<(&str, Vec<u64>)> = vec![
-        ("members", members),
-        ("n_fock", vec![4, 8, 12, 16, 20, 28, 40]),
-    ];
+    parse_plan(&scaling_config("members", largest), &Overrides::default()).map_err(|e| QbatError::invalid(field, format!("{largest} members: {e}")))?;
+    let curves: Vec<(&str, Vec<u64>)> = vec![("members", members), ("n_fock", vec![4, 8, 12, 16, 20, 28, 40])];
     let mut points = vec![];
     for (curve, xs) in &curves {
         for &b in &backends {
             for &x in xs {
                 let plan = parse_plan(&scaling_config(curve, x), &Overrides::default())?;
-                let opts = RunOptions {
-                    backend: b,
-                    verify: 0,
-                    ..Default::default()
-                };
+                let opts = RunOptions { backend: b, verify: 0, ..Default::default() };
                 let (_, _) = match run_pass(&plan, "scaling", &opts, false) {
                     Ok(p) => p,
                     Err(QbatError::Device(why)) => {
@@ -498,34 +425,19 @@ pub fn run_scaling(
                 };
                 let (p, _) = run_pass(&plan, "scaling", &opts, false)?;
                 let rate = p.member_steps / (p.integrate + p.host).max(1e-12);
-                println!(
-                    "scaling {curve:<8} {:<4} x = {x:>8}  {rate:>10.3e} member-steps/s  ({:.3} s)",
-                    p.backend, p.wall
-                );
-                points.push(ScalingPoint {
-                    curve: curve.to_string(),
-                    backend: p.backend,
-                    x: x as f64,
-                    member_steps_per_s: rate,
-                    wall_s: p.wall,
-                });
+                println!("scaling {curve:<8} {:<4} x = {x:>8}  {rate:>10.3e} member-steps/s  ({:.3} s)", p.backend, p.wall);
+                points.push(ScalingPoint { curve: curve.to_string(), backend: p.backend, x: x as f64, member_steps_per_s: rate, wall_s: p.wall });
             }
         }
     }
     std::fs::create_dir_all(out).map_err(|e| QbatError::io(&out, e))?;
     let mut csv = String::from("curve,backend,x,member_steps_per_s,wall_s\n");
     for p in &points {
-        csv.push_str(&format!(
-            "{},{},{},{:?},{:?}\n",
-            p.curve, p.backend, p.x, p.member_steps_per_s, p.wall_s
-        ));
+        csv.push_str(&format!("{},{},{},{:?},{:?}\n", p.curve, p.backend, p.x, p.member_steps_per_s, p.wall_s));
     }
     let path = out.join("scaling.csv");
     std::fs::write(&path, csv).map_err(|e| QbatError::io(&path, e))?;
-    for (curve, label) in [
-        ("members", "ensemble size (members)"),
-        ("n_fock", "n_fock (cavity cutoff N)"),
-    ] {
+    for (curve, label) in [("members", "ensemble size (members)"), ("n_fock", "n_fock (cavity cutoff N)")] {
         if !points.iter().any(|p| p.curve == curve) {
             continue;
         }
@@ -537,16 +449,9 @@ pub fn run_scaling(
 }
 
 /// Log-log throughput curve per backend (bench --scaling).
-pub fn scaling_svg(
-    points: &[ScalingPoint],
-    curve: &str,
-    x_label: &str,
-) -> std::result::Result<String, String> {
+pub fn scaling_svg(points: &[ScalingPoint], curve: &str, x_label: &str) -> std::result::Result<String, String> {
     ensure_font();
-    let pts: Vec<_> = points
-        .iter()
-        .filter(|p| p.curve == curve && p.member_steps_per_s > 0.0)
-        .collect();
+    let pts: Vec<_> = points.iter().filter(|p| p.curve == curve && p.member_steps_per_s > 0.0).collect();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
@@ -554,59 +459,30 @@ pub fn scaling_svg(
         if pts.is_empty() {
             return Err(format!("no points for the {curve} curve"));
         }
-        let (x0, x1) = pts.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| {
-            (a.min(p.x), b.max(p.x))
-        });
-        let (y0, y1) = pts.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| {
-            (a.min(p.member_steps_per_s), b.max(p.member_steps_per_s))
-        });
+        let (x0, x1) = pts.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.x), b.max(p.x)));
+        let (y0, y1) = pts.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.member_steps_per_s), b.max(p.member_steps_per_s)));
         let mut chart = ChartBuilder::on(&root)
             .caption(format!("throughput against {x_label}"), ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(80)
-            .build_cartesian_2d(
-                (x0 * 0.8..x1 * 1.25).log_scale(),
-                (y0 * 0.5..y1 * 2.0).log_scale(),
-            )
+            .build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), (y0 * 0.5..y1 * 2.0).log_scale())
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc("RK4 member-steps per second")
-            .draw()
-            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc(x_label).y_desc("RK4 member-steps per second").draw().map_err(|e| e.to_string())?;
         let mut backends: Vec<&str> = pts.iter().map(|p| p.backend.as_str()).collect();
         backends.sort();
         backends.dedup();
         for (i, b) in backends.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
-            let series: Vec<(f64, f64)> = pts
-                .iter()
-                .filter(|p| p.backend == *b)
-                .map(|p| (p.x, p.member_steps_per_s))
-                .collect();
+            let series: Vec<(f64, f64)> = pts.iter().filter(|p| p.backend == *b).map(|p| (p.x, p.member_steps_per_s)).collect();
             chart
                 .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
                 .map_err(|e| e.to_string())?
                 .label(b.to_string())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(
-                    series
-                        .iter()
-                        .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
-                )
-                .map_err(|e| e.to_string())?;
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            chart.draw_series(series.iter().map(|&(x, y)| Circle::new((x, y), 3, color.filled()))).map_err(|e| e.to_string())?;
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).draw().map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)

@@ -10,11 +10,7 @@ use qbat_gpu::study::{OnDeviceLoss, Shard};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "qbat-gpu",
-    version,
-    about = "Large ensembles of open quantum batteries: RK4 Lindblad on the GPU, checked against an f64 CPU reference"
-)]
+#[command(name = "qbat-gpu", version, about = "Large ensembles of open quantum batteries: RK4 Lindblad on the GPU, checked against an f64 CPU reference")]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]

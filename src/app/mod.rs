@@ -45,12 +45,10 @@ pub fn message(e: &QbatError) -> String {
 
 /// Run the parsed command line; the outcome decides the exit code (`Outcome::exit_code`).
 pub fn run(cli: Cli) -> Result<Outcome> {
-    dispatch(cli)
-        .map(|()| Outcome::Success)
-        .or_else(|e| match e {
-            Failure::ChecksFailed => Ok(Outcome::ChecksFailed),
-            Failure::Error(e) => Err(e),
-        })
+    dispatch(cli).map(|()| Outcome::Success).or_else(|e| match e {
+        Failure::ChecksFailed => Ok(Outcome::ChecksFailed),
+        Failure::Error(e) => Err(e),
+    })
 }
 
 /// A command that did not succeed: checks that ran and failed, or an error.
@@ -69,12 +67,8 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
     match cli.command {
         None => Ok(run_study(DEFAULT_STUDY, &cli.run, "qbat-out", true, true)?),
         Some(Command::Run { config, run }) => {
-            let text = qbat_gpu::output::read_text_bounded(&config, CONFIG_LIMIT)
-                .map_err(|e| QbatError::invalid("CONFIG", message(&e)))?;
-            let stem = config
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_else(|| "run".into());
+            let text = qbat_gpu::output::read_text_bounded(&config, CONFIG_LIMIT).map_err(|e| QbatError::invalid("CONFIG", message(&e)))?;
+            let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
             Ok(run_study(&text, &run, &format!("{stem}-out"), true, false)?)
         }
         Some(Command::Validate { backend, precision }) => {
@@ -85,80 +79,36 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
                 Err(Failure::ChecksFailed)
             }
         }
-        Some(Command::Bench {
-            jobs,
-            backend,
-            json,
-            repeat,
-            scaling,
-            scaling_max_members,
-            out,
-            members,
-            print_config,
-        }) => {
+        Some(Command::Bench { jobs, backend, json, repeat, scaling, scaling_max_members, out, members, print_config }) => {
             if print_config {
                 for text in bench::job_configs(&jobs, members)? {
                     print!("{text}");
                 }
             } else if scaling {
                 bench::run_scaling(backend, &out, scaling_max_members)?;
-                println!(
-                    "scaling curves: {}/scaling.csv, scaling_members.svg, scaling_n_fock.svg",
-                    out.display()
-                );
+                println!("scaling curves: {}/scaling.csv, scaling_members.svg, scaling_n_fock.svg", out.display());
             } else {
                 bench::run_bench(&jobs, backend, json.as_deref(), repeat, members)?;
             }
             Ok(())
         }
-        Some(Command::Merge {
-            dirs,
-            out,
-            force,
-            no_plots,
-        }) => {
+        Some(Command::Merge { dirs, out, force, no_plots }) => {
             let dir = qbat_gpu::study::merge::merge(&dirs, &out, force, !no_plots)?;
             println!("merged {} shards into {}", dirs.len(), dir.display());
             Ok(())
         }
-        Some(Command::Analyze {
-            dir,
-            measures,
-            pairs,
-            no_plots,
-            max_members,
-            monotone_tol,
-        }) => {
+        Some(Command::Analyze { dir, measures, pairs, no_plots, max_members, monotone_tol }) => {
             let pairs = pairs
                 .iter()
                 .map(|p| match p.split_once(':') {
-                    Some((a, b)) if !a.is_empty() && !b.is_empty() => {
-                        Ok((a.to_string(), b.to_string()))
-                    }
-                    _ => Err(QbatError::invalid(
-                        "--pairs",
-                        format!("'{p}' is not of the form a:b"),
-                    )),
+                    Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_string(), b.to_string())),
+                    _ => Err(QbatError::invalid("--pairs", format!("'{p}' is not of the form a:b"))),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let opts = qbat_gpu::analyze::AnalyzeOptions {
-                measures,
-                pairs,
-                plots: !no_plots,
-                max_members,
-                monotone_tol,
-            };
+            let opts = qbat_gpu::analyze::AnalyzeOptions { measures, pairs, plots: !no_plots, max_members, monotone_tol };
             let analysis = qbat_gpu::analyze::analyze_dir(&dir, &opts)?;
             report::print_table(&analysis);
-            println!(
-                "wrote       : {}",
-                analysis
-                    .files
-                    .iter()
-                    .map(|f| f.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            println!("wrote       : {}", analysis.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
             Ok(())
         }
         Some(Command::Models) => {

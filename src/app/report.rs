@@ -7,46 +7,26 @@ use qbat_gpu::run::RunInfo;
 use qbat_gpu::validate::Check;
 
 pub fn print_report(r: &RunInfo, members: usize) {
-    println!(
-        "device      : {} ({} backend, {})",
-        r.device,
-        r.backend,
-        r.precision.name()
-    );
-    println!(
-        "members     : {members}, {} samples, {:.3e} member-steps",
-        r.times.len(),
-        r.member_steps
-    );
+    println!("device      : {} ({} backend, {})", r.device, r.backend, r.precision.name());
+    println!("members     : {members}, {} samples, {:.3e} member-steps", r.times.len(), r.member_steps);
     let t = &r.timings;
     println!(
         "time        : setup {:.3} s, integrate {:.3} s, host measures {:.3} s, verify {:.3} s, statistics and checkpoints {:.3} s",
         t.setup, t.integrate, t.host_measures, t.verify, t.streaming
     );
-    println!(
-        "throughput  : {:.3e} member-steps/s",
-        r.member_steps_per_second()
-    );
+    println!("throughput  : {:.3e} member-steps/s", r.member_steps_per_second());
     for n in &r.notes {
         println!("note        : {n}");
     }
     if let Some(v) = &r.verify {
-        let worst = v
-            .deviations
-            .iter()
-            .map(|d| d.max_abs / d.tolerance)
-            .fold(0.0, f64::max);
+        let worst = v.deviations.iter().map(|d| d.max_abs / d.tolerance).fold(0.0, f64::max);
         println!(
             "verify      : {} members re-run on the f64 reference; worst deviation {:.2}x tolerance: {}",
             v.members.len(),
             worst,
             if v.pass { "PASS" } else { "FAIL" }
         );
-        let line: Vec<String> = v
-            .deviations
-            .iter()
-            .map(|d| format!("{} {:.1e}", d.measure, d.max_abs))
-            .collect();
+        let line: Vec<String> = v.deviations.iter().map(|d| format!("{} {:.1e}", d.measure, d.max_abs)).collect();
         println!("  largest |dev| per measure: {}", line.join(", "));
         if let Some(c) = &v.concurrence {
             println!("  concurrence computed in {c}");
@@ -54,10 +34,7 @@ pub fn print_report(r: &RunInfo, members: usize) {
         if !v.pass {
             eprintln!("WARNING: --verify found deviations beyond tolerance:");
             for d in v.deviations.iter().filter(|d| !d.pass) {
-                eprintln!(
-                    "WARNING:   {:<22} max |dev| = {:.3e} > {:.1e}",
-                    d.measure, d.max_abs, d.tolerance
-                );
+                eprintln!("WARNING:   {:<22} max |dev| = {:.3e} > {:.1e}", d.measure, d.max_abs, d.tolerance);
             }
         }
     }
@@ -66,16 +43,10 @@ pub fn print_report(r: &RunInfo, members: usize) {
 /// Ensemble statistics at the last sample time, one line per measure (at most 12).
 pub fn print_final_stats(st: &Stats) {
     let last = st.times.len() - 1;
-    println!(
-        "ensemble at t = {} (mean, std, 5% / 50% / 95%):",
-        st.times[last]
-    );
+    println!("ensemble at t = {} (mean, std, 5% / 50% / 95%):", st.times[last]);
     for k in 0..st.measures.len().min(12) {
         let s = st.get(last, k);
-        println!(
-            "  {:<22} {:>+11.5} {:>10.5}  {:>+10.5} / {:>+10.5} / {:>+10.5}",
-            st.measures[k], s.mean, s.std, s.q05, s.q50, s.q95
-        );
+        println!("  {:<22} {:>+11.5} {:>10.5}  {:>+10.5} / {:>+10.5} / {:>+10.5}", st.measures[k], s.mean, s.std, s.q05, s.q50, s.q95);
     }
     if st.measures.len() > 12 {
         println!("  ... {} more in stats.csv", st.measures.len() - 12);
@@ -85,32 +56,18 @@ pub fn print_final_stats(st: &Stats) {
 /// The pooled rows as a table.
 pub fn print_table(an: &Analysis) {
     let set = if an.capped {
-        format!(
-            "{} of {} members (evenly strided; cap --max-members / {} samples)",
-            an.members_used, an.members_total, MAX_POOLED_SAMPLES
-        )
+        format!("{} of {} members (evenly strided; cap --max-members / {} samples)", an.members_used, an.members_total, MAX_POOLED_SAMPLES)
     } else {
         format!("all {} members", an.members_total)
     };
+    println!("analysis of {}: {} members x {} sample times", an.dir.display(), an.members_total, an.times.len());
     println!(
-        "analysis of {}: {} members x {} sample times",
-        an.dir.display(),
-        an.members_total,
-        an.times.len()
+        "  correlations pooled over {set} and every sample time; monotone fractions over all {} members (tolerance {:.0e} relative)",
+        an.members_total, an.monotone_tol
     );
-    println!("  correlations pooled over {set} and every sample time; monotone fractions over all {} members (tolerance {:.0e} relative)", an.members_total, an.monotone_tol);
-    println!(
-        "  {:<14} {:<16} {:>9} {:>9}  {:>9} {:>9} {:>9}",
-        "a", "b", "pearson", "spearman", "monotone", "incr", "decr"
-    );
-    let f = |x: Option<f64>, w: usize| {
-        x.map(|v| format!("{v:>+w$.4}"))
-            .unwrap_or_else(|| format!("{:>w$}", "n/a"))
-    };
-    let g = |x: Option<f64>| {
-        x.map(|v| format!("{v:>9.4}"))
-            .unwrap_or_else(|| format!("{:>9}", "n/a"))
-    };
+    println!("  {:<14} {:<16} {:>9} {:>9}  {:>9} {:>9} {:>9}", "a", "b", "pearson", "spearman", "monotone", "incr", "decr");
+    let f = |x: Option<f64>, w: usize| x.map(|v| format!("{v:>+w$.4}")).unwrap_or_else(|| format!("{:>w$}", "n/a"));
+    let g = |x: Option<f64>| x.map(|v| format!("{v:>9.4}")).unwrap_or_else(|| format!("{:>9}", "n/a"));
     for r in an.rows.iter().filter(|r| r.scope == Scope::Pooled) {
         println!(
             "  {:<14} {:<16} {} {}  {} {} {}",
@@ -124,35 +81,18 @@ pub fn print_table(an: &Analysis) {
         );
     }
     if an.capped {
-        println!(
-            "  (capped: correlations use {} of {} members; raise --max-members for more)",
-            an.members_used, an.members_total
-        );
+        println!("  (capped: correlations use {} of {} members; raise --max-members for more)", an.members_used, an.members_total);
     }
     if an.skipped > 0 {
-        println!(
-            "  ({} member(s) flagged unhealthy were left out, as in stats.csv)",
-            an.skipped
-        );
+        println!("  ({} member(s) flagged unhealthy were left out, as in stats.csv)", an.skipped);
     }
 }
 
 /// The validate table; returns whether every check passed.
 pub fn print_checks(all: &[Check]) -> bool {
-    println!(
-        "{:<26} {:<62} {:>14} {:>14} {:>9}  result",
-        "group", "check", "expected", "got", "tol"
-    );
+    println!("{:<26} {:<62} {:>14} {:>14} {:>9}  result", "group", "check", "expected", "got", "tol");
     for c in all {
-        println!(
-            "{:<26} {:<62} {:>14.8} {:>14.8} {:>9.1e}  {}",
-            c.group,
-            c.name,
-            c.expected,
-            c.got,
-            c.tolerance,
-            if c.pass() { "pass" } else { "FAIL" }
-        );
+        println!("{:<26} {:<62} {:>14.8} {:>14.8} {:>9.1e}  {}", c.group, c.name, c.expected, c.got, c.tolerance, if c.pass() { "pass" } else { "FAIL" });
     }
     let failed = all.iter().filter(|c| !c.pass()).count();
     println!("validate: {} passed, {} failed", all.len() - failed, failed);

@@ -29,13 +29,7 @@ size = 1000
 seed = 0
 "#;
 
-pub fn run_study(
-    config_text: &str,
-    args: &RunArgs,
-    default_out: &str,
-    series_default: bool,
-    study: bool,
-) -> Result<()> {
+pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_default: bool, study: bool) -> Result<()> {
     // A shard builds (and is memory-checked for) its own members only.
     let ov = Overrides {
         ensemble: args.ensemble,
@@ -47,14 +41,7 @@ pub fn run_study(
     let plan = parse_plan(config_text, &ov)?;
     let (out, resume) = match (&args.resume, &args.out) {
         (Some(r), Some(o)) if r != o => {
-            return Err(QbatError::invalid(
-                "--resume",
-                format!(
-                    "--resume {} and --out {} name different directories",
-                    r.display(),
-                    o.display()
-                ),
-            ))
+            return Err(QbatError::invalid("--resume", format!("--resume {} and --out {} name different directories", r.display(), o.display())))
         }
         (Some(r), _) => (r.clone(), true),
         (None, Some(o)) => (o.clone(), false),
@@ -63,32 +50,24 @@ pub fn run_study(
     // Without --out the directory is qbat-gpu's own default, and a rerun replaces its files.
     let force = args.force || (args.out.is_none() && !resume);
     let series = args.series.unwrap_or(series_default);
-    let format = args
-        .format
-        .unwrap_or(if study { Format::Npy } else { Format::Csv });
-    let oopts = OutputOptions {
-        format,
-        series,
-        plots: !args.no_plots,
-        ..Default::default()
-    };
+    let format = args.format.unwrap_or(if study { Format::Npy } else { Format::Csv });
+    let oopts = OutputOptions { format, series, plots: !args.no_plots, ..Default::default() };
     if series {
         let bytes = series_size_estimate(&plan, format);
         if bytes > oopts.series_limit && !args.force {
             return Err(QbatError::TooLarge {
                 field: "--series".into(),
-                reason: format!("the series would take about {:.1} GiB (limit {:.1} GiB); pass --force, or --format npy, fewer samples or --series false", bytes as f64 / 2f64.powi(30), oopts.series_limit as f64 / 2f64.powi(30)),
+                reason: format!(
+                    "the series would take about {:.1} GiB (limit {:.1} GiB); pass --force, or --format npy, fewer samples or --series false",
+                    bytes as f64 / 2f64.powi(30),
+                    oopts.series_limit as f64 / 2f64.powi(30)
+                ),
             });
         }
     }
     // The same guard counts the saved states with the series.
     let states = states_size_estimate(&plan);
-    let total = states
-        + if series {
-            series_size_estimate(&plan, format)
-        } else {
-            0
-        };
+    let total = states + if series { series_size_estimate(&plan, format) } else { 0 };
     if states > 0 && total > oopts.series_limit && !args.force {
         return Err(QbatError::TooLarge {
             field: "--save-states".into(),
@@ -124,10 +103,7 @@ pub fn run_study(
     let outcome = run_study_streamed(&plan, &sopts)?;
     report::print_report(&outcome.info, outcome.members);
     if outcome.blocks > 1 {
-        println!(
-            "blocks      : {} ({} resumed from the checkpoint)",
-            outcome.blocks, outcome.resumed_blocks
-        );
+        println!("blocks      : {} ({} resumed from the checkpoint)", outcome.blocks, outcome.resumed_blocks);
     }
     report::print_final_stats(&outcome.stats);
     // The default study relates capacity_b to each resource (analyze, on the series it wrote).
@@ -136,19 +112,9 @@ pub fn run_study(
     }
     if study && series {
         println!("Spearman and Pearson correlation of capacity_b with each resource (pooled over members and times), and the fraction of members along whose trajectory it is monotone:");
-        let analysis = qbat_gpu::analyze::analyze_dir(
-            &outcome.dir,
-            &qbat_gpu::analyze::AnalyzeOptions {
-                plots: false,
-                ..Default::default()
-            },
-        )?;
+        let analysis = qbat_gpu::analyze::analyze_dir(&outcome.dir, &qbat_gpu::analyze::AnalyzeOptions { plots: false, ..Default::default() })?;
         report::print_table(&analysis);
     }
-    println!(
-        "output      : {} ({:.2} s)",
-        outcome.dir.display(),
-        outcome.info.timings.output
-    );
+    println!("output      : {} ({:.2} s)", outcome.dir.display(), outcome.info.timings.output);
     Ok(())
 }

@@ -28,28 +28,14 @@ pub fn key(k: usize, what: &str) -> String {
 }
 
 /// Read every `[[drive]]` table for a model in `space`.
-pub fn parse_drives(
-    root: &Table,
-    space: Space,
-    model_name: &str,
-    steady: bool,
-) -> Result<DriveSection> {
-    let mut sec = DriveSection {
-        drives: vec![],
-        axes: vec![],
-        drawn: vec![],
-    };
+pub fn parse_drives(root: &Table, space: Space, model_name: &str, steady: bool) -> Result<DriveSection> {
+    let mut sec = DriveSection { drives: vec![], axes: vec![], drawn: vec![] };
     let Some(v) = root.get("drive") else {
         return Ok(sec);
     };
     let list = match v {
         Value::Array(a) => a,
-        _ => {
-            return Err(invalid(
-                "drive",
-                "must be [[drive]] tables (an array of tables)",
-            ))
-        }
+        _ => return Err(invalid("drive", "must be [[drive]] tables (an array of tables)")),
     };
     if matches!(space, Space::Dicke { .. }) {
         return Err(invalid("drive", format!("model '{model_name}' takes no drives (drives are supported on the two-qubit models and cavity-cells)")));
@@ -58,84 +44,41 @@ pub fn parse_drives(
         return Err(invalid("drive", "a driven Hamiltonian depends on time: it has no steady state (time.steady = true); integrate instead"));
     }
     if list.len() > crate::job::two_qubit::MAX_DRIVES {
-        return Err(invalid(
-            "drive",
-            format!(
-                "at most {} [[drive]] tables, got {}",
-                crate::job::two_qubit::MAX_DRIVES,
-                list.len()
-            ),
-        ));
+        return Err(invalid("drive", format!("at most {} [[drive]] tables, got {}", crate::job::two_qubit::MAX_DRIVES, list.len())));
     }
     for (k, t) in list.iter().enumerate() {
         let f = format!("drive[{k}]");
         let t = t.as_table().ok_or_else(|| invalid(&f, "must be a table"))?;
-        check_keys(
-            t,
-            &["operator", "amplitude", "frequency", "phase", "envelope"],
-            &f,
-        )?;
+        check_keys(t, &["operator", "amplitude", "frequency", "phase", "envelope"], &f)?;
         let (op, name) = operator(t.get("operator"), space, &format!("{f}.operator"))?;
-        let amplitude = sweep(
-            t.get("amplitude"),
-            &format!("{f}.amplitude"),
-            &key(k, "amplitude"),
-            &mut sec,
-        )?;
-        let frequency = sweep(
-            t.get("frequency"),
-            &format!("{f}.frequency"),
-            &key(k, "frequency"),
-            &mut sec,
-        )?;
+        let amplitude = sweep(t.get("amplitude"), &format!("{f}.amplitude"), &key(k, "amplitude"), &mut sec)?;
+        let frequency = sweep(t.get("frequency"), &format!("{f}.frequency"), &key(k, "frequency"), &mut sec)?;
         let phase = match t.get("phase") {
             Some(v) => as_f64(v, &format!("{f}.phase"))?,
             None => 0.0,
         };
         let envelope = envelope(t.get("envelope"), &format!("{f}.envelope"))?;
-        sec.drives.push(Drive {
-            op,
-            name,
-            amplitude,
-            frequency,
-            phase,
-            envelope,
-        });
+        sec.drives.push(Drive { op, name, amplitude, frequency, phase, envelope });
     }
     Ok(sec)
 }
 
 /// A named operator or a Hermitian matrix of the space's dimension.
 fn operator(v: Option<&Value>, space: Space, field: &str) -> Result<(CMat, Option<String>)> {
-    let v = v.ok_or_else(|| {
-        invalid(
-            field,
-            "missing (a named operator such as \"sx_b\", or a matrix)",
-        )
-    })?;
+    let v = v.ok_or_else(|| invalid(field, "missing (a named operator such as \"sx_b\", or a matrix)"))?;
     if let Some(name) = v.as_str() {
         return Ok((named_operator(space, name, field)?, Some(name.to_string())));
     }
     let m = as_matrix(v, field)?;
     let dim = space.dim();
     if m.nrows() != dim {
-        return Err(invalid(
-            field,
-            format!(
-                "must be {dim}x{dim} (the model's dimension), got {}x{}",
-                m.nrows(),
-                m.ncols()
-            ),
-        ));
+        return Err(invalid(field, format!("must be {dim}x{dim} (the model's dimension), got {}x{}", m.nrows(), m.ncols())));
     }
     // relative: a matrix of small entries is scaled by its amplitude later
     let scale = m.iter().map(|z| z.norm()).fold(0.0, f64::max);
     let err = hermiticity_error(&m);
     if err > 1e-12 * scale {
-        return Err(invalid(
-            field,
-            format!("must be Hermitian (largest |O_ij - conj(O_ji)| = {err:e})"),
-        ));
+        return Err(invalid(field, format!("must be Hermitian (largest |O_ij - conj(O_ji)| = {err:e})")));
     }
     Ok((m, None))
 }
@@ -186,17 +129,11 @@ fn envelope(v: Option<&Value>, field: &str) -> Result<Envelope> {
                 "window" => {
                     let (t_on, t_off) = pair("[t_on, t_off]")?;
                     if t_off <= t_on {
-                        return Err(invalid(
-                            &f,
-                            format!("t_off must be > t_on, got [{t_on}, {t_off}]"),
-                        ));
+                        return Err(invalid(&f, format!("t_off must be > t_on, got [{t_on}, {t_off}]")));
                     }
                     Ok(Envelope::Window { t_on, t_off })
                 }
-                other => Err(invalid(
-                    field,
-                    format!("unknown envelope '{other}'; use {FORMS}"),
-                )),
+                other => Err(invalid(field, format!("unknown envelope '{other}'; use {FORMS}"))),
             }
         }
         _ => Err(invalid(field, format!("must be {FORMS}"))),
@@ -213,11 +150,7 @@ pub fn drives_of_point(sec: &DriveSection, point: &mut Params) -> Vec<Drive> {
     sec.drives
         .iter()
         .enumerate()
-        .map(|(k, d)| Drive {
-            amplitude: take(key(k, "amplitude"), d.amplitude),
-            frequency: take(key(k, "frequency"), d.frequency),
-            ..d.clone()
-        })
+        .map(|(k, d)| Drive { amplitude: take(key(k, "amplitude"), d.amplitude), frequency: take(key(k, "frequency"), d.frequency), ..d.clone() })
         .collect()
 }
 
@@ -272,14 +205,7 @@ pub fn check_stability(
         for (k, d) in ds.iter().enumerate() {
             resolvable(k, d, dt, t_end)?;
         }
-        let extra: f64 = ds
-            .iter()
-            .map(|d| {
-                d.amplitude.abs()
-                    * d.envelope.max_over(t_end)
-                    * crate::model::spectrum_spread(&d.op)
-            })
-            .sum();
+        let extra: f64 = ds.iter().map(|d| d.amplitude.abs() * d.envelope.max_over(t_end) * crate::model::spectrum_spread(&d.op)).sum();
         let mut bound = sys.generator_norm_bound();
         if switched {
             bound = bound.max(sys.uncoupled().generator_norm_bound());

@@ -26,11 +26,7 @@ pub struct EnsembleSection {
 }
 
 /// Read `[ensemble]`; `axis_lens` are the lengths of every grid axis (parameters, then angles).
-pub fn parse_ensemble(
-    ens_t: &Table,
-    ov: &Overrides,
-    axis_lens: &[usize],
-) -> Result<EnsembleSection> {
+pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Result<EnsembleSection> {
     check_keys(ens_t, &["size", "seed", "mode"], "ensemble")?;
     let zip = match ens_t.get("mode").map(|v| v.as_str()) {
         None | Some(Some("grid")) => false,
@@ -42,12 +38,7 @@ pub fn parse_ensemble(
         (None, Some(v)) => match v {
             // read as an integer: every u63 seed is distinct (an f64 would merge seeds above 2^53)
             Value::Integer(i) if *i >= 0 => *i as u64,
-            _ => {
-                return Err(invalid(
-                    "ensemble.seed",
-                    format!("must be a non-negative integer, got {v}"),
-                ))
-            }
+            _ => return Err(invalid("ensemble.seed", format!("must be a non-negative integer, got {v}"))),
         },
         (None, None) => 0,
     };
@@ -61,34 +52,18 @@ pub fn parse_ensemble(
         (None, Some(s)) => s,
         (None, None) => n_grid as f64,
     };
-    let size_field = if ov.ensemble.is_some() {
-        "--ensemble"
-    } else {
-        "ensemble.size"
-    };
+    let size_field = if ov.ensemble.is_some() { "--ensemble" } else { "ensemble.size" };
     if size.fract() != 0.0 || size < 1.0 {
-        return Err(invalid(
-            size_field,
-            format!("must be an integer >= 1, got {size}"),
-        ));
+        return Err(invalid(size_field, format!("must be an integer >= 1, got {size}")));
     }
     if size > 1e9 {
-        return Err(QbatError::TooLarge {
-            field: size_field.into(),
-            reason: format!("{size} members is more than 1e9"),
-        });
+        return Err(QbatError::TooLarge { field: size_field.into(), reason: format!("{size} members is more than 1e9") });
     }
     let size = size as u64;
     if size % n_grid as u64 != 0 {
         return Err(invalid(size_field, format!("must be a multiple of the sweep grid size {n_grid} (each grid point gets size/{n_grid} members)")));
     }
-    Ok(EnsembleSection {
-        zip,
-        seed,
-        size,
-        n_grid,
-        size_field,
-    })
+    Ok(EnsembleSection { zip, seed, size, n_grid, size_field })
 }
 
 /// Members [K M / N, (K + 1) M / N) of M: shard K of N (0-based).
@@ -107,12 +82,8 @@ pub fn expand_members(
     ens: &EnsembleSection,
     range: std::ops::Range<usize>,
 ) -> (Vec<Params>, Vec<Member>) {
-    let angle_axes = init
-        .angle_axes
-        .iter()
-        .map(|(k, v)| (k.clone(), v.iter().map(|x| ParamValue::Real(*x)).collect()));
-    let all_axes: Vec<(String, Vec<ParamValue>)> =
-        params.axes.iter().cloned().chain(angle_axes).collect();
+    let angle_axes = init.angle_axes.iter().map(|(k, v)| (k.clone(), v.iter().map(|x| ParamValue::Real(*x)).collect()));
+    let all_axes: Vec<(String, Vec<ParamValue>)> = params.axes.iter().cloned().chain(angle_axes).collect();
     let axis_lens: Vec<usize> = all_axes.iter().map(|(_, v)| v.len()).collect();
     let n_param_axes = params.axes.len();
     let per_member_points = !params.drawn.is_empty();
@@ -141,15 +112,7 @@ pub fn expand_members(
                 ang.1 = x;
             }
         }
-        (
-            p,
-            vals,
-            if model == ModelKind::BlochCharger {
-                Some(ang)
-            } else {
-                None
-            },
-        )
+        (p, vals, if model == ModelKind::BlochCharger { Some(ang) } else { None })
     };
     let mut points = vec![];
     if !per_member_points {
@@ -174,20 +137,11 @@ pub fn expand_members(
             k
         };
         if let InitialSpec::Random(kind) = init.spec {
-            ang = if kind == RandomKind::Bloch {
-                two_qubit_state(kind, &mut state_rng(ens.seed, id)).1
-            } else {
-                None
-            };
+            ang = if kind == RandomKind::Bloch { two_qubit_state(kind, &mut state_rng(ens.seed, id)).1 } else { None };
         } else if !matches!(init.spec, InitialSpec::Default) {
             ang = None;
         }
-        members.push(Member {
-            id,
-            point,
-            param_values: std::mem::take(&mut vals),
-            theta_phi: ang,
-        });
+        members.push(Member { id, point, param_values: std::mem::take(&mut vals), theta_phi: ang });
     }
     (points, members)
 }

@@ -19,36 +19,19 @@ pub struct InitialSection {
 }
 
 /// Read `[initial]` for `model` in `space`.
-pub fn parse_initial(
-    init_t: &Table,
-    model: ModelKind,
-    model_name: &str,
-    space: Space,
-) -> Result<InitialSection> {
+pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: Space) -> Result<InitialSection> {
     check_keys(init_t, &["ket", "dm", "random", "theta", "phi"], "initial")?;
-    let given: Vec<&str> = ["ket", "dm", "random"]
-        .into_iter()
-        .filter(|k| init_t.contains_key(*k))
-        .collect();
+    let given: Vec<&str> = ["ket", "dm", "random"].into_iter().filter(|k| init_t.contains_key(*k)).collect();
     let angles = init_t.contains_key("theta") || init_t.contains_key("phi");
     if given.len() + usize::from(angles) > 1 {
         let mut got = given.clone();
         if angles {
             got.push("theta/phi");
         }
-        return Err(invalid(
-            "initial",
-            format!(
-                "give exactly one of ket, dm, random or theta/phi; got {}",
-                got.join(", ")
-            ),
-        ));
+        return Err(invalid("initial", format!("give exactly one of ket, dm, random or theta/phi; got {}", got.join(", "))));
     }
     if angles && model != ModelKind::BlochCharger {
-        return Err(invalid(
-            "initial.theta",
-            format!("theta/phi apply to bloch-charger only, not '{model_name}'"),
-        ));
+        return Err(invalid("initial.theta", format!("theta/phi apply to bloch-charger only, not '{model_name}'")));
     }
     let dim = space.dim();
     // The cavity models also take a state of their cells alone, tensored with the cavity start.
@@ -61,10 +44,7 @@ pub fn parse_initial(
         let ket = as_ket(v, "initial.ket")?;
         let norm2: f64 = ket.iter().map(|z| z.norm_sqr()).sum();
         if (norm2 - 1.0).abs() > STATE_TOL {
-            return Err(invalid(
-                "initial.ket",
-                format!("must be normalised: |psi|^2 = {norm2:.12} (tolerance {STATE_TOL:e})"),
-            ));
+            return Err(invalid("initial.ket", format!("must be normalised: |psi|^2 = {norm2:.12} (tolerance {STATE_TOL:e})")));
         }
         qubits_or_full(projector(&ket), dim, cells, "initial.ket")?
     } else if let Some(v) = init_t.get("dm") {
@@ -72,21 +52,18 @@ pub fn parse_initial(
         check_state(&rho, "initial.dm")?;
         qubits_or_full(rho, dim, cells, "initial.dm")?
     } else if let Some(v) = init_t.get("random") {
-        let name = v
-            .as_str()
-            .ok_or_else(|| invalid("initial.random", "must be a string"))?;
+        let name = v.as_str().ok_or_else(|| invalid("initial.random", "must be a string"))?;
         if model == ModelKind::Dicke {
-            return Err(invalid("initial.random", "the random kinds are two-qubit states; dicke takes ket or dm (cells or full space), or photons/alpha/dicke_m in [params]"));
+            return Err(invalid(
+                "initial.random",
+                "the random kinds are two-qubit states; dicke takes ket or dm (cells or full space), or photons/alpha/dicke_m in [params]",
+            ));
         }
         InitialSpec::Random(RandomKind::from_name(name)?)
     } else {
         InitialSpec::Default
     };
-    let mut sec = InitialSection {
-        spec,
-        angle_fixed: (std::f64::consts::PI, 0.0),
-        angle_axes: vec![],
-    };
+    let mut sec = InitialSection { spec, angle_fixed: (std::f64::consts::PI, 0.0), angle_axes: vec![] };
     for (k, slot) in [("theta", 0), ("phi", 1)] {
         if let Some(v) = init_t.get(k) {
             let field = format!("initial.{k}");
@@ -99,12 +76,7 @@ pub fn parse_initial(
                     }
                 }
                 Sweep::Values(vals) => sec.angle_axes.push((k.to_string(), vals)),
-                Sweep::Uniform(..) => {
-                    return Err(invalid(
-                        &field,
-                        "use random = \"bloch\" for random angles; uniform is not supported here",
-                    ))
-                }
+                Sweep::Uniform(..) => return Err(invalid(&field, "use random = \"bloch\" for random angles; uniform is not supported here")),
             }
         }
     }
@@ -116,11 +88,7 @@ pub fn parse_initial(
 fn qubits_or_full(rho: CMat, dim: usize, cells: Option<usize>, field: &str) -> Result<InitialSpec> {
     if rho.nrows() == dim {
         check_state(&rho, field)?;
-        return Ok(if cells.is_some() {
-            InitialSpec::Full(Arc::new(rho))
-        } else {
-            InitialSpec::Qubits(Arc::new(rho))
-        });
+        return Ok(if cells.is_some() { InitialSpec::Full(Arc::new(rho)) } else { InitialSpec::Qubits(Arc::new(rho)) });
     }
     if cells == Some(rho.nrows()) {
         check_state(&rho, field)?;
@@ -130,34 +98,22 @@ fn qubits_or_full(rho: CMat, dim: usize, cells: Option<usize>, field: &str) -> R
         Some(k) => format!("{dim} (or {k} for the cells, tensored with the cavity state)"),
         None => dim.to_string(),
     };
-    Err(invalid(
-        field,
-        format!("has dimension {}, the model needs {expect}", rho.nrows()),
-    ))
+    Err(invalid(field, format!("has dimension {}, the model needs {expect}", rho.nrows())))
 }
 
 /// Normalised, Hermitian and positive to STATE_TOL.
 pub fn check_state(rho: &CMat, field: &str) -> Result<()> {
     let herm = hermiticity_error(rho);
     if herm > STATE_TOL {
-        return Err(invalid(
-            field,
-            format!("must be Hermitian: largest |rho_ij - conj rho_ji| = {herm:.3e}"),
-        ));
+        return Err(invalid(field, format!("must be Hermitian: largest |rho_ij - conj rho_ji| = {herm:.3e}")));
     }
     let tr = rho.trace();
     if (tr.re - 1.0).abs() > STATE_TOL || tr.im.abs() > STATE_TOL {
-        return Err(invalid(
-            field,
-            format!("must have unit trace, got {:.12}", tr.re),
-        ));
+        return Err(invalid(field, format!("must have unit trace, got {:.12}", tr.re)));
     }
     let lam = eigvals_hermitian(rho)[0];
     if lam < -STATE_TOL {
-        return Err(invalid(
-            field,
-            format!("must be positive semidefinite: smallest eigenvalue {lam:.3e}"),
-        ));
+        return Err(invalid(field, format!("must be positive semidefinite: smallest eigenvalue {lam:.3e}")));
     }
     Ok(())
 }

@@ -4,14 +4,7 @@
 use crate::error::{QbatError, Result};
 use crate::measures::Measure;
 
-pub const JOBS: [&str; 6] = [
-    "bloch-1k",
-    "bloch-1k-driven",
-    "bloch-100k",
-    "cavity-100",
-    "cavity-10k",
-    "dicke-1k",
-];
+pub const JOBS: [&str; 6] = ["bloch-1k", "bloch-1k-driven", "bloch-100k", "cavity-100", "cavity-10k", "dicke-1k"];
 
 /// The config of a standard job.
 pub fn job_config(name: &str) -> Result<String> {

@@ -43,10 +43,8 @@ pub fn check_memory(
     let results_per_member = result_bytes_per_member(space, samples, measures, keeps_states, 0);
     // `--save-states`: blocks are sized to keep their results within the 1 GiB block budget
     // (study::block_members), so the saved states of a block count up to that, or one member's.
-    let saved_member = result_bytes_per_member(space, samples, measures, keeps_states, saved_dim)
-        - results_per_member;
-    let saved_block =
-        (members.min(1024) as f64 * saved_member).min(saved_member.max(2f64.powi(30)));
+    let saved_member = result_bytes_per_member(space, samples, measures, keeps_states, saved_dim) - results_per_member;
+    let saved_block = (members.min(1024) as f64 * saved_member).min(saved_member.max(2f64.powi(30)));
     let per_point = 8.0 * dim * dim * 16.0 + 4096.0;
     let block_bytes = 2.0 * (members.min(1024) as f64 * results_per_member + saved_block);
     let members_bytes = members as f64 * 256.0 + block_bytes;
@@ -58,11 +56,8 @@ pub fn check_memory(
     let stats_bytes = cells * (1100.0 + 8.0 * members.min(4000) as f64) * 2.0;
     let per_sample_bytes = stats_bytes + block_bytes;
     // the field to name: whichever of samples, members and points costs most
-    let (members_bytes, size_field) = if per_sample_bytes > members as f64 * 256.0 {
-        (members_bytes + stats_bytes, "time.samples")
-    } else {
-        (members_bytes + stats_bytes, size_field)
-    };
+    let (members_bytes, size_field) =
+        if per_sample_bytes > members as f64 * 256.0 { (members_bytes + stats_bytes, "time.samples") } else { (members_bytes + stats_bytes, size_field) };
     let total = members_bytes + points_bytes;
     if total > 0.6 * available {
         return Err(QbatError::TooLarge {
@@ -88,18 +83,8 @@ pub fn check_memory(
 /// state reals per sample when two-qubit eigen-solve measures are on, plus the saved d x d
 /// complex states of `--save-states` (`saved_dim` d, 0 without), twice over (the engine's
 /// output and its assembly). Sizes blocks (study.rs) and the memory check.
-pub fn result_bytes_per_member(
-    space: Space,
-    samples: usize,
-    measures: usize,
-    keeps_states: bool,
-    saved_dim: usize,
-) -> f64 {
-    let states = if space == Space::TwoQubit && (keeps_states || saved_dim > 0) {
-        16.0
-    } else {
-        0.0
-    };
+pub fn result_bytes_per_member(space: Space, samples: usize, measures: usize, keeps_states: bool, saved_dim: usize) -> f64 {
+    let states = if space == Space::TwoQubit && (keeps_states || saved_dim > 0) { 16.0 } else { 0.0 };
     let saved = 2.0 * (saved_dim * saved_dim) as f64;
     samples as f64 * (measures as f64 + states + saved) * 8.0 * 2.0
 }
@@ -108,12 +93,7 @@ pub fn result_bytes_per_member(
 pub fn available_memory_bytes() -> f64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
         .map(|kb| kb * 1024.0)
         .unwrap_or(16.0 * 2f64.powi(30))
 }

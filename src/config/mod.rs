@@ -123,10 +123,7 @@ impl Plan {
     pub fn initial_state(&self, m: &Member) -> CMat {
         let params = &self.points[m.point];
         match &self.initial {
-            InitialSpec::Default => self
-                .model
-                .default_state(params, m.theta_phi)
-                .expect("validated"),
+            InitialSpec::Default => self.model.default_state(params, m.theta_phi).expect("validated"),
             InitialSpec::Full(rho) => (**rho).clone(),
             InitialSpec::PerMember(rhos) => rhos[m.id as usize].clone(),
             InitialSpec::Qubits(q) => self.with_cavity(q, params),
@@ -140,11 +137,7 @@ impl Plan {
     fn with_cavity(&self, q: &CMat, params: &Params) -> CMat {
         match self.space {
             Space::TwoQubit => q.clone(),
-            Space::Cavity { n_fock } => cavity_cells::product_state(
-                q,
-                cavity_cells::alpha(params).expect("validated"),
-                n_fock,
-            ),
+            Space::Cavity { n_fock } => cavity_cells::product_state(q, cavity_cells::alpha(params).expect("validated"), n_fock),
             Space::Dicke { .. } => dicke::with_cavity(q, params).expect("validated"),
         }
     }
@@ -159,10 +152,7 @@ fn dicke_start_given_once(base: &Params, spec: &InitialSpec) -> Result<()> {
         InitialSpec::Full(_) | InitialSpec::PerMember(_) => &["dicke_m", "photons", "alpha"],
     };
     match replaced.iter().find(|k| base.contains_key(**k)) {
-        Some(k) => Err(invalid(
-            &format!("params.{k}"),
-            "the [initial] state already fixes it: give one or the other",
-        )),
+        Some(k) => Err(invalid(&format!("params.{k}"), "the [initial] state already fixes it: give one or the other")),
         None => Ok(()),
     }
 }
@@ -190,21 +180,11 @@ pub fn parse_plan(text: &str, ov: &Overrides) -> Result<Plan> {
 /// A TOML syntax error on one line, naming the key where the error's span shows it:
 /// `params.j: <reason> (line 4)`; `<reason> (line 4)` when no key can be told.
 pub fn parse_error(text: &str, e: &toml::de::Error) -> QbatError {
-    let reason = e
-        .message()
-        .split('\n')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let reason = e.message().split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
     let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
         return QbatError::Parse(reason);
     };
-    let line_no = text.as_bytes()[..at]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1;
+    let line_no = text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
     match key_at(text, line_no) {
         Some(key) => QbatError::Parse(format!("{key}: {reason} (line {line_no})")),
         None => QbatError::Parse(format!("{reason} (line {line_no})")),
@@ -224,42 +204,21 @@ fn key_at(text: &str, line_no: usize) -> Option<String> {
             None => l.strip_prefix('[')?.split_once(']')?,
         };
         let rest = rest.trim();
-        let parts: Vec<&str> = inner
-            .split('.')
-            .map(|p| p.trim().trim_matches('"').trim_matches('\''))
-            .collect();
-        let bare = |p: &&str| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        };
-        ((rest.is_empty() || rest.starts_with('#')) && parts.iter().all(bare))
-            .then(|| parts.join("."))
+        let parts: Vec<&str> = inner.split('.').map(|p| p.trim().trim_matches('"').trim_matches('\'')).collect();
+        let bare = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        ((rest.is_empty() || rest.starts_with('#')) && parts.iter().all(bare)).then(|| parts.join("."))
     };
     if let Some(h) = header(line) {
         return Some(h);
     }
     // A continuation line of a multi-line array or string: the key that opened it, above.
-    let opened = |l: &&&str| {
-        l.split_once('=').is_some_and(|(_, v)| {
-            v.contains('[') || v.contains('{') || v.contains("\"\"\"") || v.contains("'''")
-        })
-    };
+    let opened = |l: &&&str| l.split_once('=').is_some_and(|(_, v)| v.contains('[') || v.contains('{') || v.contains("\"\"\"") || v.contains("'''"));
     let line = match line.split_once('=') {
         Some(_) => line,
-        None => lines[..line_no - 1]
-            .iter()
-            .rev()
-            .take_while(|l| header(l).is_none())
-            .find(opened)?
-            .trim(),
+        None => lines[..line_no - 1].iter().rev().take_while(|l| header(l).is_none()).find(opened)?.trim(),
     };
     let (k, _) = line.split_once('=')?;
-    let key: String = k
-        .split('.')
-        .map(|p| p.trim().trim_matches('"').trim_matches('\''))
-        .collect::<Vec<_>>()
-        .join(".");
+    let key: String = k.split('.').map(|p| p.trim().trim_matches('"').trim_matches('\'')).collect::<Vec<_>>().join(".");
     let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
     if key.is_empty() || !key.chars().all(bare) {
         return None;
@@ -274,12 +233,8 @@ fn key_at(text: &str, line_no: usize) -> Option<String> {
 /// Validate a parsed config table, section by section, in the order the errors are reported.
 pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     check_keys(root, &TOP_KEYS, "")?;
-    let model_name = root
-        .get("model")
-        .ok_or_else(|| invalid("model", "missing; `qbat-gpu models` lists them"))?;
-    let model_name = model_name
-        .as_str()
-        .ok_or_else(|| invalid("model", "must be a string"))?;
+    let model_name = root.get("model").ok_or_else(|| invalid("model", "missing; `qbat-gpu models` lists them"))?;
+    let model_name = model_name.as_str().ok_or_else(|| invalid("model", "must be a string"))?;
     let model = ModelKind::from_name(model_name)?;
     let cavity = matches!(model, ModelKind::CavityCells | ModelKind::Dicke);
     let mut params = params::parse_params(root, model, model_name, ov)?;
@@ -287,39 +242,17 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let base = resolve_params(model, &params.base)?;
     let space = model.space_for(&base)?;
     let empty = Table::new();
-    let init = initial::parse_initial(
-        section(root, "initial")?.unwrap_or(&empty),
-        model,
-        model_name,
-        space,
-    )?;
+    let init = initial::parse_initial(section(root, "initial")?.unwrap_or(&empty), model, model_name, space)?;
     if model == ModelKind::Dicke {
         dicke_start_given_once(&params.base, &init.spec)?;
     }
     let time = time::parse_time(root, cavity)?;
     let drv = drives::parse_drives(root, space, model_name, time.steady)?;
-    params.axes.extend(drv.axes.iter().map(|(name, v)| {
-        (
-            name.clone(),
-            v.iter()
-                .map(|&x| crate::model::ParamValue::Real(x))
-                .collect(),
-        )
-    }));
+    params.axes.extend(drv.axes.iter().map(|(name, v)| (name.clone(), v.iter().map(|&x| crate::model::ParamValue::Real(x)).collect())));
     params.drawn.extend(drv.drawn.iter().cloned());
-    let axis_lens: Vec<usize> = params
-        .axes
-        .iter()
-        .map(|(_, v)| v.len())
-        .chain(init.angle_axes.iter().map(|(_, v)| v.len()))
-        .collect();
-    let ens =
-        ensemble::parse_ensemble(section(root, "ensemble")?.unwrap_or(&empty), ov, &axis_lens)?;
-    let out = output::parse_output(
-        section(root, "output")?.unwrap_or(&empty),
-        model,
-        time.steady,
-    )?;
+    let axis_lens: Vec<usize> = params.axes.iter().map(|(_, v)| v.len()).chain(init.angle_axes.iter().map(|(_, v)| v.len())).collect();
+    let ens = ensemble::parse_ensemble(section(root, "ensemble")?.unwrap_or(&empty), ov, &axis_lens)?;
+    let out = output::parse_output(section(root, "output")?.unwrap_or(&empty), model, time.steady)?;
     // Refuse what cannot fit before allocating any member: a grid's points are set by the
     // sweeps, drawn points by the ensemble size.
     let range = match ov.shard {
@@ -330,38 +263,13 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let n_points = if drawn { range.len() } else { ens.n_grid };
     let keeps_states = out.measures.iter().any(|m| m.needs_eigensolve());
     let points_field = if drawn { ens.size_field } else { "params" };
-    let saved_dim = ov
-        .save_states
-        .map_or(0, |s| crate::measures::saved::saved_dim(space, s));
-    memory::check_memory(
-        space,
-        range.len(),
-        n_points,
-        time.schedule.times.len(),
-        out.measures.len(),
-        keeps_states,
-        saved_dim,
-        ens.size_field,
-        points_field,
-    )?;
+    let saved_dim = ov.save_states.map_or(0, |s| crate::measures::saved::saved_dim(space, s));
+    memory::check_memory(space, range.len(), n_points, time.schedule.times.len(), out.measures.len(), keeps_states, saved_dim, ens.size_field, points_field)?;
     let (mut points, members) = ensemble::expand_members(model, &base, &params, &init, &ens, range);
-    let drives: Vec<_> = points
-        .iter_mut()
-        .map(|p| drives::drives_of_point(&drv, p))
-        .collect();
-    let systems = systems::build_systems(
-        model,
-        model_name,
-        &points,
-        time.schedule.dt,
-        time.steady,
-        time.switch_off,
-    )?;
+    let drives: Vec<_> = points.iter_mut().map(|p| drives::drives_of_point(&drv, p)).collect();
+    let systems = systems::build_systems(model, model_name, &points, time.schedule.dt, time.steady, time.switch_off)?;
     drives::check_stability(&systems, &drives, &time.schedule, time.switch_off.is_some())?;
-    let points: Vec<Params> = points
-        .iter()
-        .map(|p| resolve_params(model, p))
-        .collect::<Result<_>>()?;
+    let points: Vec<Params> = points.iter().map(|p| resolve_params(model, p)).collect::<Result<_>>()?;
     let param_columns = params.columns();
     let config_json = serde_json::to_value(root).unwrap_or(serde_json::Value::Null);
     Ok(Plan {

@@ -15,19 +15,13 @@ pub struct OutputSection {
 
 /// Read `[output]` for a model, integrated or `steady`.
 pub fn parse_output(out_t: &Table, model: ModelKind, steady: bool) -> Result<OutputSection> {
-    let (model_name, cavity) = (
-        model.name(),
-        matches!(model, ModelKind::CavityCells | ModelKind::Dicke),
-    );
+    let (model_name, cavity) = (model.name(), matches!(model, ModelKind::CavityCells | ModelKind::Dicke));
     check_keys(out_t, &["measures", "fock_tail_threshold"], "output")?;
     let fock_tail_threshold = match out_t.get("fock_tail_threshold") {
         Some(v) => {
             let x = as_f64(v, "output.fock_tail_threshold")?;
             if !(x > 0.0 && x < 1.0) {
-                return Err(invalid(
-                    "output.fock_tail_threshold",
-                    format!("must lie in (0, 1), got {x}"),
-                ));
+                return Err(invalid("output.fock_tail_threshold", format!("must lie in (0, 1), got {x}")));
             }
             x
         }
@@ -48,29 +42,16 @@ pub fn parse_output(out_t: &Table, model: ModelKind, steady: bool) -> Result<Out
             }
             let mut ms = vec![];
             for x in arr {
-                let name = x
-                    .as_str()
-                    .ok_or_else(|| invalid("output.measures", "entries must be strings"))?;
+                let name = x.as_str().ok_or_else(|| invalid("output.measures", "entries must be strings"))?;
                 let m = Measure::from_name(name)?;
                 if !m.applies_to(model) {
-                    return Err(invalid(
-                        "output.measures",
-                        format!("'{name}' does not apply to model '{model_name}'"),
-                    ));
+                    return Err(invalid("output.measures", format!("'{name}' does not apply to model '{model_name}'")));
                 }
                 if m.steady_only() && !steady {
-                    return Err(invalid(
-                        "output.measures",
-                        format!(
-                            "'{name}' applies to steady-state runs only ([time] steady = true)"
-                        ),
-                    ));
+                    return Err(invalid("output.measures", format!("'{name}' applies to steady-state runs only ([time] steady = true)")));
                 }
                 if ms.contains(&m) {
-                    return Err(invalid(
-                        "output.measures",
-                        format!("'{name}' is listed twice"),
-                    ));
+                    return Err(invalid("output.measures", format!("'{name}' is listed twice")));
                 }
                 ms.push(m);
             }
@@ -81,8 +62,5 @@ pub fn parse_output(out_t: &Table, model: ModelKind, steady: bool) -> Result<Out
     if cavity && !measures.contains(&Measure::FockTail) {
         measures.push(Measure::FockTail);
     }
-    Ok(OutputSection {
-        measures,
-        fock_tail_threshold,
-    })
+    Ok(OutputSection { measures, fock_tail_threshold })
 }

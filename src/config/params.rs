@@ -1,9 +1,7 @@
 //! `[params]`: each parameter fixed, swept on a grid axis (`values`, `linspace`) or drawn per
 //! member (`uniform`), checked against the model's parameter list; `--auto-fock` picks n_fock.
 
-use super::values::{
-    as_array, as_complex, as_f64, as_matrix, as_sweep, check_keys, invalid, section,
-};
+use super::values::{as_array, as_complex, as_f64, as_matrix, as_sweep, check_keys, invalid, section};
 use super::Overrides;
 use crate::ensemble::sweep::Sweep;
 use crate::error::Result;
@@ -22,41 +20,23 @@ pub struct ParamSection {
 }
 
 /// Read `[params]` for `model`.
-pub fn parse_params(
-    root: &Table,
-    model: ModelKind,
-    model_name: &str,
-    ov: &Overrides,
-) -> Result<ParamSection> {
+pub fn parse_params(root: &Table, model: ModelKind, model_name: &str, ov: &Overrides) -> Result<ParamSection> {
     let empty = Table::new();
     let params_t = section(root, "params")?.unwrap_or(&empty);
     let specs = model.params();
-    let mut sec = ParamSection {
-        base: Params::new(),
-        axes: vec![],
-        drawn: vec![],
-    };
+    let mut sec = ParamSection { base: Params::new(), axes: vec![], drawn: vec![] };
     for (k, v) in params_t {
         let field = format!("params.{k}");
         if !specs.iter().any(|s| s.name == k) {
             let names: Vec<_> = specs.iter().map(|s| s.name).collect();
-            return Err(invalid(
-                &field,
-                format!(
-                    "unknown parameter for model '{model_name}'; known: {}",
-                    names.join(", ")
-                ),
-            ));
+            return Err(invalid(&field, format!("unknown parameter for model '{model_name}'; known: {}", names.join(", "))));
         }
         let value = param_value(model, k, v, &field, &mut sec)?;
         sec.base.insert(k.clone(), value);
     }
     for name in ["n_fock", "n_cells"] {
         if sec.axes.iter().any(|(k, _)| k == name) || sec.drawn.iter().any(|(k, _, _)| k == name) {
-            return Err(invalid(
-                &format!("params.{name}"),
-                format!("all members share one {name}: it cannot be swept"),
-            ));
+            return Err(invalid(&format!("params.{name}"), format!("all members share one {name}: it cannot be swept")));
         }
     }
     if ov.auto_fock {
@@ -66,12 +46,7 @@ pub fn parse_params(
                 auto_n_fock(amax).ok_or_else(|| fock_too_large(amax))?
             }
             ModelKind::Dicke => sec.dicke_auto_n_fock()?,
-            _ => {
-                return Err(invalid(
-                    "--auto-fock",
-                    format!("applies to cavity-cells and dicke only, not '{model_name}'"),
-                ))
-            }
+            _ => return Err(invalid("--auto-fock", format!("applies to cavity-cells and dicke only, not '{model_name}'"))),
         };
         if let Some(ParamValue::Real(given)) = sec.base.get("n_fock") {
             eprintln!("note: --auto-fock sets n_fock = {n}, overriding params.n_fock = {given}");
@@ -82,70 +57,36 @@ pub fn parse_params(
 }
 
 /// One parameter's value; a sweep also records its axis or draw in `sec`.
-fn param_value(
-    model: ModelKind,
-    k: &str,
-    v: &Value,
-    field: &str,
-    sec: &mut ParamSection,
-) -> Result<ParamValue> {
+fn param_value(model: ModelKind, k: &str, v: &Value, field: &str, sec: &mut ParamSection) -> Result<ParamValue> {
     Ok(match (model, k) {
-        (ModelKind::TwoQubit, "hamiltonian" | "h_battery" | "h_charger") => {
-            ParamValue::Matrix(as_matrix(v, field)?)
-        }
+        (ModelKind::TwoQubit, "hamiltonian" | "h_battery" | "h_charger") => ParamValue::Matrix(as_matrix(v, field)?),
         (ModelKind::TwoQubit, "jumps") => {
             let mut list = vec![];
             for (i, j) in as_array(v, field)?.iter().enumerate() {
                 let f = format!("{field}[{i}]");
-                let t = j
-                    .as_table()
-                    .ok_or_else(|| invalid(&f, "must be a table { op = matrix, rate = r }"))?;
+                let t = j.as_table().ok_or_else(|| invalid(&f, "must be a table { op = matrix, rate = r }"))?;
                 check_keys(t, &["op", "rate"], &f)?;
-                let op = as_matrix(
-                    t.get("op")
-                        .ok_or_else(|| invalid(&format!("{f}.op"), "missing"))?,
-                    &format!("{f}.op"),
-                )?;
-                let rate = as_f64(
-                    t.get("rate")
-                        .ok_or_else(|| invalid(&format!("{f}.rate"), "missing"))?,
-                    &format!("{f}.rate"),
-                )?;
+                let op = as_matrix(t.get("op").ok_or_else(|| invalid(&format!("{f}.op"), "missing"))?, &format!("{f}.op"))?;
+                let rate = as_f64(t.get("rate").ok_or_else(|| invalid(&format!("{f}.rate"), "missing"))?, &format!("{f}.rate"))?;
                 list.push((op, rate));
             }
             ParamValue::Jumps(list)
         }
-        (ModelKind::DrivenPair, "reservoir") => ParamValue::Text(
-            v.as_str()
-                .ok_or_else(|| invalid(field, "must be \"boson\" or \"fermion\""))?
-                .to_string(),
-        ),
-        (ModelKind::Dicke, "coupling") => ParamValue::Text(
-            v.as_str()
-                .ok_or_else(|| invalid(field, "must be \"dicke\" or \"tavis-cummings\""))?
-                .to_string(),
-        ),
-        (ModelKind::CavityCells | ModelKind::Dicke, "alpha") if v.is_array() => {
-            ParamValue::Complex(as_complex(v, field)?)
-        }
+        (ModelKind::DrivenPair, "reservoir") => ParamValue::Text(v.as_str().ok_or_else(|| invalid(field, "must be \"boson\" or \"fermion\""))?.to_string()),
+        (ModelKind::Dicke, "coupling") => ParamValue::Text(v.as_str().ok_or_else(|| invalid(field, "must be \"dicke\" or \"tavis-cummings\""))?.to_string()),
+        (ModelKind::CavityCells | ModelKind::Dicke, "alpha") if v.is_array() => ParamValue::Complex(as_complex(v, field)?),
         (ModelKind::CavityCells | ModelKind::Dicke, "alpha") if complex_values(v).is_some() => {
             let arr = complex_values(v).expect("checked by the guard");
             let f = format!("{field}.values");
-            let vals: Vec<ParamValue> = arr
-                .iter()
-                .enumerate()
-                .map(|(i, z)| as_complex(z, &format!("{f}[{i}]")).map(ParamValue::Complex))
-                .collect::<Result<_>>()?;
+            let vals: Vec<ParamValue> =
+                arr.iter().enumerate().map(|(i, z)| as_complex(z, &format!("{f}[{i}]")).map(ParamValue::Complex)).collect::<Result<_>>()?;
             sec.axes.push((k.to_string(), vals.clone()));
             vals[0].clone()
         }
         _ => match as_sweep(v, field)? {
             Sweep::Fixed(x) => ParamValue::Real(x),
             Sweep::Values(vals) => {
-                sec.axes.push((
-                    k.to_string(),
-                    vals.iter().map(|x| ParamValue::Real(*x)).collect(),
-                ));
+                sec.axes.push((k.to_string(), vals.iter().map(|x| ParamValue::Real(*x)).collect()));
                 ParamValue::Real(vals[0])
             }
             Sweep::Uniform(lo, hi) => {

@@ -8,24 +8,14 @@ use crate::model::{resolve_params, ModelKind, OpenSystem, Params};
 use std::sync::Arc;
 
 /// Build and check the operators of `points`.
-pub fn build_systems(
-    model: ModelKind,
-    model_name: &str,
-    points: &[Params],
-    dt: f64,
-    steady: bool,
-    switch_off: Option<f64>,
-) -> Result<Vec<Arc<OpenSystem>>> {
+pub fn build_systems(model: ModelKind, model_name: &str, points: &[Params], dt: f64, steady: bool, switch_off: Option<f64>) -> Result<Vec<Arc<OpenSystem>>> {
     let mut systems = Vec::with_capacity(points.len());
     for p in points {
         let p = resolve_params(model, p)?;
         let sys = model.build(&p)?;
         let bound = sys.generator_norm_bound();
         if !bound.is_finite() {
-            return Err(invalid(
-                "params",
-                "the parameters are too large: the generator's spectral bound is not finite",
-            ));
+            return Err(invalid("params", "the parameters are too large: the generator's spectral bound is not finite"));
         }
         if !steady && dt * bound > RK4_STABILITY {
             return Err(invalid(

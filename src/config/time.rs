@@ -15,34 +15,17 @@ pub struct TimeSection {
 
 /// Read `[time]` and `[protocol]`; `cavity` runs have no steady-state solver.
 pub fn parse_time(root: &Table, cavity: bool) -> Result<TimeSection> {
-    let time_t = section(root, "time")?.ok_or_else(|| {
-        invalid(
-            "time",
-            "missing [time] section (dt with t_end + samples, dt with times, or steady = true)",
-        )
-    })?;
-    check_keys(
-        time_t,
-        &["dt", "t_end", "samples", "times", "steady"],
-        "time",
-    )?;
+    let time_t = section(root, "time")?.ok_or_else(|| invalid("time", "missing [time] section (dt with t_end + samples, dt with times, or steady = true)"))?;
+    check_keys(time_t, &["dt", "t_end", "samples", "times", "steady"], "time")?;
     let steady = match time_t.get("steady") {
         None => false,
         Some(Value::Boolean(b)) => *b,
-        Some(v) => {
-            return Err(invalid(
-                "time.steady",
-                format!("must be true or false, got {}", v.type_str()),
-            ))
-        }
+        Some(v) => return Err(invalid("time.steady", format!("must be true or false, got {}", v.type_str()))),
     };
     let switch_off = parse_protocol(root)?;
     let schedule = if steady {
         if switch_off.is_some() {
-            return Err(invalid(
-                "protocol.switch_off",
-                "not used with time.steady = true (a steady state has no time at which to switch)",
-            ));
+            return Err(invalid("protocol.switch_off", "not used with time.steady = true (a steady state has no time at which to switch)"));
         }
         if cavity {
             return Err(invalid(
@@ -52,18 +35,17 @@ pub fn parse_time(root: &Table, cavity: bool) -> Result<TimeSection> {
         }
         for k in ["dt", "t_end", "samples", "times"] {
             if time_t.contains_key(k) {
-                return Err(invalid(&format!("time.{k}"), "not used with time.steady = true (the steady state is solved for directly, without integrating); remove it"));
+                return Err(invalid(
+                    &format!("time.{k}"),
+                    "not used with time.steady = true (the steady state is solved for directly, without integrating); remove it",
+                ));
             }
         }
         Schedule::steady()
     } else {
         integration_schedule(time_t, switch_off)?
     };
-    Ok(TimeSection {
-        schedule,
-        steady,
-        switch_off,
-    })
+    Ok(TimeSection { schedule, steady, switch_off })
 }
 
 /// `[protocol]`: the charger-battery coupling goes off at switch_off = T.
@@ -72,49 +54,26 @@ fn parse_protocol(root: &Table) -> Result<Option<f64>> {
         return Ok(None);
     };
     check_keys(t, &["switch_off"], "protocol")?;
-    let v = t.get("switch_off").ok_or_else(|| {
-        invalid(
-            "protocol.switch_off",
-            "missing ([protocol] needs switch_off = T, the time the coupling goes off)",
-        )
-    })?;
+    let v = t.get("switch_off").ok_or_else(|| invalid("protocol.switch_off", "missing ([protocol] needs switch_off = T, the time the coupling goes off)"))?;
     let t_off = as_f64(v, "protocol.switch_off")?;
     if t_off <= 0.0 {
-        return Err(invalid(
-            "protocol.switch_off",
-            format!("must be > 0, got {t_off}"),
-        ));
+        return Err(invalid("protocol.switch_off", format!("must be > 0, got {t_off}")));
     }
     Ok(Some(t_off))
 }
 
 /// `[time]` of an integrated run: dt with t_end + samples, or dt with times.
 fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Schedule> {
-    let dt = as_f64(
-        time_t
-            .get("dt")
-            .ok_or_else(|| invalid("time.dt", "missing"))?,
-        "time.dt",
-    )?;
+    let dt = as_f64(time_t.get("dt").ok_or_else(|| invalid("time.dt", "missing"))?, "time.dt")?;
     if dt <= 0.0 {
         return Err(invalid("time.dt", format!("must be > 0, got {dt}")));
     }
-    let times: Vec<f64> = match (
-        time_t.get("times"),
-        time_t.get("t_end"),
-        time_t.get("samples"),
-    ) {
+    let times: Vec<f64> = match (time_t.get("times"), time_t.get("t_end"), time_t.get("samples")) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            return Err(invalid(
-                "time.times",
-                "give either times, or t_end with samples, not both",
-            ));
+            return Err(invalid("time.times", "give either times, or t_end with samples, not both"));
         }
         (Some(v), None, None) => {
-            let ts: Vec<f64> = as_array(v, "time.times")?
-                .iter()
-                .map(|x| as_f64(x, "time.times"))
-                .collect::<Result<_>>()?;
+            let ts: Vec<f64> = as_array(v, "time.times")?.iter().map(|x| as_f64(x, "time.times")).collect::<Result<_>>()?;
             if ts.is_empty() {
                 return Err(invalid("time.times", "must not be empty"));
             }
@@ -127,16 +86,10 @@ fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Sched
                 return Err(invalid("time.t_end", format!("must be >= 0, got {t_end}")));
             }
             if ns.fract() != 0.0 || !(1.0..=1e7).contains(&ns) {
-                return Err(invalid(
-                    "time.samples",
-                    format!("must be an integer in [1, 1e7], got {ns}"),
-                ));
+                return Err(invalid("time.samples", format!("must be an integer in [1, 1e7], got {ns}")));
             }
             if t_end == 0.0 && ns > 1.0 {
-                return Err(invalid(
-                    "time.t_end",
-                    format!("must be > 0 for {ns} samples (or use samples = 1)"),
-                ));
+                return Err(invalid("time.t_end", format!("must be > 0 for {ns} samples (or use samples = 1)")));
             }
             let n = ns as usize;
             if n == 1 {
@@ -145,33 +98,14 @@ fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Sched
                 (0..n).map(|k| t_end * k as f64 / (n - 1) as f64).collect()
             }
         }
-        (None, Some(_), None) => {
-            return Err(invalid("time.samples", "missing (t_end needs samples)"))
-        }
-        (None, None, _) => {
-            return Err(invalid(
-                "time.t_end",
-                "missing (give t_end with samples, or times)",
-            ))
-        }
+        (None, Some(_), None) => return Err(invalid("time.samples", "missing (t_end needs samples)")),
+        (None, None, _) => return Err(invalid("time.t_end", "missing (give t_end with samples, or times)")),
     };
     if times[0] < 0.0 {
-        return Err(invalid(
-            "time.times",
-            format!("sample times must be >= 0, got {}", times[0]),
-        ));
+        return Err(invalid("time.times", format!("sample times must be >= 0, got {}", times[0])));
     }
     if let Some(w) = times.windows(2).position(|w| w[1] <= w[0]) {
-        return Err(invalid(
-            "time.times",
-            format!(
-                "sample times must be strictly increasing: t[{}] = {} then t[{}] = {}",
-                w,
-                times[w],
-                w + 1,
-                times[w + 1]
-            ),
-        ));
+        return Err(invalid("time.times", format!("sample times must be strictly increasing: t[{}] = {} then t[{}] = {}", w, times[w], w + 1, times[w + 1])));
     }
     // Steps per gap in f64, before any integer cast can saturate or wrap.
     let mut prev = 0.0;
@@ -181,10 +115,7 @@ fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Sched
         prev = t;
     }
     if total_steps > 1e9 {
-        return Err(QbatError::TooLarge {
-            field: "time.dt".into(),
-            reason: format!("dt = {dt:e} needs {total_steps:.3e} RK4 steps per member (limit 1e9)"),
-        });
+        return Err(QbatError::TooLarge { field: "time.dt".into(), reason: format!("dt = {dt:e} needs {total_steps:.3e} RK4 steps per member (limit 1e9)") });
     }
     Ok(Schedule::with_switch_off(dt, &times, switch_off))
 }

@@ -3,14 +3,10 @@
 //! kernel returns it. `[[drive]]`s go to both as slot weights (`job::cavity::cavity_drive`);
 //! a run with a drive outside the slots is the reference engine's (`unsupported_drive`).
 
-use super::{
-    battery_times_state, progress_bar, update_peaks, ChunkProgress, EngineOutput, RunOptions,
-};
+use super::{battery_times_state, progress_bar, update_peaks, ChunkProgress, EngineOutput, RunOptions};
 use crate::config::{Member, Plan};
 use crate::error::{QbatError, Result};
-use crate::gpu::{
-    rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, rk4_cavity::CavityResult, GpuContext,
-};
+use crate::gpu::{rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, rk4_cavity::CavityResult, GpuContext};
 use crate::job::cavity::{cavity_drive, CavityDrive};
 use crate::job::{CavityCoeffs, CavityJob, CavityPoint, Peak, Precision, PEAK_MEASURES};
 use crate::linalg::{CMat, C64};
@@ -39,10 +35,7 @@ pub fn cavity_coeffs(params: &crate::model::Params) -> Result<CavityCoeffs> {
 /// naming the drive where a matrix lies outside what they apply (`unsupported_drive`).
 pub fn cavity_drives(plan: &Plan, point: usize) -> Result<Vec<CavityDrive>> {
     let crate::model::Space::Cavity { n_fock } = plan.space else {
-        return Err(QbatError::invalid(
-            "model",
-            "the cavity engine runs cavity-cells plans only",
-        ));
+        return Err(QbatError::invalid("model", "the cavity engine runs cavity-cells plans only"));
     };
     let Some(drives) = plan.drives.get(point) else {
         return Ok(vec![]);
@@ -51,12 +44,8 @@ pub fn cavity_drives(plan: &Plan, point: usize) -> Result<Vec<CavityDrive>> {
         .iter()
         .enumerate()
         .map(|(k, d)| {
-            cavity_drive(d, n_fock).ok_or_else(|| {
-                QbatError::invalid(
-                    format!("drive[{k}].operator"),
-                    "the cavity engines apply combinations of the named operators only",
-                )
-            })
+            cavity_drive(d, n_fock)
+                .ok_or_else(|| QbatError::invalid(format!("drive[{k}].operator"), "the cavity engines apply combinations of the named operators only"))
         })
         .collect()
 }
@@ -68,10 +57,7 @@ pub fn unsupported_drive(plan: &Plan) -> Option<usize> {
         return None;
     };
     // Every point has the same operators (only amplitude and frequency are swept).
-    plan.drives
-        .first()?
-        .iter()
-        .position(|d| cavity_drive(d, n_fock).is_none())
+    plan.drives.first()?.iter().position(|d| cavity_drive(d, n_fock).is_none())
 }
 
 fn to_cx(m: &CMat) -> Vec<Cx<f64>> {
@@ -121,15 +107,7 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
     let two_qubit_list: Vec<Measure> = list
         .iter()
         .copied()
-        .filter(|m| {
-            !matches!(
-                m,
-                Measure::PhotonNumber
-                    | Measure::FockTail
-                    | Measure::TraceError
-                    | Measure::MinEigenvalue
-            )
-        })
+        .filter(|m| !matches!(m, Measure::PhotonNumber | Measure::FockTail | Measure::TraceError | Measure::MinEigenvalue))
         .chain(PEAK_MEASURES)
         .collect();
     let want_z = list.contains(&Measure::EnergyFluctuationB);
@@ -140,76 +118,48 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
         to_cx(&crate::linalg::hermitian_part(&y0))
     });
     // `[protocol] switch_off`: the cell-cell coupling g is off after T.
-    let ops_off = plan
-        .schedule
-        .switch_segment()
-        .map(|_| CavityOps::<f64>::new(&coeffs.uncoupled()));
+    let ops_off = plan.schedule.switch_segment().map(|_| CavityOps::<f64>::new(&coeffs.uncoupled()));
     let drives = CavityDrives::<f64>::new(&cavity_drives(plan, m.point)?);
     let nm = list.len();
     let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
     let mut peaks = [Peak::default(); 4];
     let mut states = vec![];
-    integrate_schedule(
-        &ops,
-        ops_off.as_ref().unwrap_or(&ops),
-        &drives,
-        &mut x,
-        z.as_deref_mut(),
-        &plan.schedule,
-        |s, x, z| {
-            let t = plan.schedule.times[s];
-            let rho_q = reduce_cells(x, n_fock);
-            let z_q = z.as_ref().map(|z| reduce_cells(z, n_fock));
-            let v = evaluate(
-                &two_qubit_list,
-                &ctx,
-                &Sample {
-                    t,
-                    rho: &rho_q,
-                    y: z_q.as_ref(),
-                },
-            );
-            let mut full: Option<CMat> = None;
-            let mut k2 = 0;
-            for meas in &list {
-                let value = match meas {
-                    Measure::PhotonNumber => (0..dim)
-                        .map(|r| (r % (n_fock + 1)) as f64 * x[r * dim + r].re)
-                        .sum(),
-                    Measure::FockTail => (0..4)
-                        .map(|q| x[(q * (n_fock + 1) + n_fock) * (dim + 1)].re)
-                        .sum(),
-                    Measure::TraceError => {
-                        ((0..dim).map(|r| x[r * dim + r].re).sum::<f64>() - 1.0).abs()
-                    }
-                    Measure::MinEigenvalue => {
-                        let f = full.get_or_insert_with(|| from_cx(x, dim));
-                        crate::measures::health::min_eigenvalue(f)
-                    }
-                    _ => {
-                        k2 += 1;
-                        v[k2 - 1]
-                    }
-                };
-                values.push(value);
-            }
-            update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
-            match plan.save_states {
-                Some(StateSave::Full) => {
-                    push_row_major(&mut states, full.get_or_insert_with(|| from_cx(x, dim)))
+    integrate_schedule(&ops, ops_off.as_ref().unwrap_or(&ops), &drives, &mut x, z.as_deref_mut(), &plan.schedule, |s, x, z| {
+        let t = plan.schedule.times[s];
+        let rho_q = reduce_cells(x, n_fock);
+        let z_q = z.as_ref().map(|z| reduce_cells(z, n_fock));
+        let v = evaluate(&two_qubit_list, &ctx, &Sample { t, rho: &rho_q, y: z_q.as_ref() });
+        let mut full: Option<CMat> = None;
+        let mut k2 = 0;
+        for meas in &list {
+            let value = match meas {
+                Measure::PhotonNumber => (0..dim).map(|r| (r % (n_fock + 1)) as f64 * x[r * dim + r].re).sum(),
+                Measure::FockTail => (0..4).map(|q| x[(q * (n_fock + 1) + n_fock) * (dim + 1)].re).sum(),
+                Measure::TraceError => ((0..dim).map(|r| x[r * dim + r].re).sum::<f64>() - 1.0).abs(),
+                Measure::MinEigenvalue => {
+                    let f = full.get_or_insert_with(|| from_cx(x, dim));
+                    crate::measures::health::min_eigenvalue(f)
                 }
-                Some(StateSave::Reduced) => push_row_major(&mut states, &rho_q),
-                None => {}
-            }
-        },
-    );
+                _ => {
+                    k2 += 1;
+                    v[k2 - 1]
+                }
+            };
+            values.push(value);
+        }
+        update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
+        match plan.save_states {
+            Some(StateSave::Full) => push_row_major(&mut states, full.get_or_insert_with(|| from_cx(x, dim))),
+            Some(StateSave::Reduced) => push_row_major(&mut states, &rho_q),
+            None => {}
+        }
+    });
     Ok((values, peaks, states))
 }
 
 /// cavity-cells on the structured f64 engine, in parallel over members.
 pub fn run_cavity_cpu(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
-    let (values, peaks, states) =
-        super::per_member(plan, opts, "cpu f64 (cavity)", |m| cavity_member(plan, m))?;
+    let (values, peaks, states) = super::per_member(plan, opts, "cpu f64 (cavity)", |m| cavity_member(plan, m))?;
     let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
     out.states = states;
     Ok(out)
@@ -217,18 +167,12 @@ pub fn run_cavity_cpu(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
 
 /// Measures the cavity CPU engine takes from the full state rather than the reduced one.
 fn full_state_measure(m: Measure) -> bool {
-    matches!(
-        m,
-        Measure::PhotonNumber | Measure::FockTail | Measure::TraceError | Measure::MinEigenvalue
-    )
+    matches!(m, Measure::PhotonNumber | Measure::FockTail | Measure::TraceError | Measure::MinEigenvalue)
 }
 
 /// Was `output.measures` given in the config (rather than defaulted)?
 fn measures_explicit(plan: &Plan) -> bool {
-    plan.config_json
-        .get("output")
-        .and_then(|o| o.get("measures"))
-        .is_some()
+    plan.config_json.get("output").and_then(|o| o.get("measures")).is_some()
 }
 
 /// min_eigenvalue asked for explicitly from a GPU engine that returns only the reduced cell
@@ -258,18 +202,16 @@ pub(super) fn gpu_refusal(plan: &Plan) -> Option<QbatError> {
 /// The measures a GPU engine that returns only the reduced cell state can give (cavity and
 /// dicke kernels): min_eigenvalue needs the full `model` state, so asked for it is an error
 /// naming output.measures; among the default measures it is left out with a note.
-pub(super) fn without_min_eigenvalue(
-    plan: &Plan,
-    model: &str,
-    notes: &mut Vec<String>,
-) -> Result<Vec<Measure>> {
+pub(super) fn without_min_eigenvalue(plan: &Plan, model: &str, notes: &mut Vec<String>) -> Result<Vec<Measure>> {
     let mut measures = plan.measures.clone();
     if measures.contains(&Measure::MinEigenvalue) {
         if let Some(e) = min_eigenvalue_refusal(plan, model) {
             return Err(e);
         }
         measures.retain(|m| *m != Measure::MinEigenvalue);
-        let note = format!("min_eigenvalue needs the full {model} state, which the GPU engine does not keep: left out of the default measures (--backend cpu gives it)");
+        let note = format!(
+            "min_eigenvalue needs the full {model} state, which the GPU engine does not keep: left out of the default measures (--backend cpu gives it)"
+        );
         eprintln!("note: {note}");
         notes.push(note);
     }
@@ -277,16 +219,9 @@ pub(super) fn without_min_eigenvalue(
 }
 
 /// The GPU cavity job of a plan; `initial` builds member i's initial state.
-pub fn cavity_job<'a>(
-    plan: &Plan,
-    initial: &'a (dyn Fn(usize) -> CMat + Sync),
-    evolve_z: bool,
-) -> Result<CavityJob<'a>> {
+pub fn cavity_job<'a>(plan: &Plan, initial: &'a (dyn Fn(usize) -> CMat + Sync), evolve_z: bool) -> Result<CavityJob<'a>> {
     let crate::model::Space::Cavity { n_fock } = plan.space else {
-        return Err(QbatError::invalid(
-            "model",
-            "the cavity engine runs cavity-cells plans only",
-        ));
+        return Err(QbatError::invalid("model", "the cavity engine runs cavity-cells plans only"));
     };
     let points = plan
         .points
@@ -295,21 +230,10 @@ pub fn cavity_job<'a>(
         .enumerate()
         .map(|(i, (p, sys))| {
             let h = &sys.h_battery;
-            Ok(CavityPoint {
-                coeffs: cavity_coeffs(p)?,
-                h_battery: [h[(0, 0)], h[(0, 1)], h[(1, 0)], h[(1, 1)]],
-                drives: cavity_drives(plan, i)?,
-            })
+            Ok(CavityPoint { coeffs: cavity_coeffs(p)?, h_battery: [h[(0, 0)], h[(0, 1)], h[(1, 0)], h[(1, 1)]], drives: cavity_drives(plan, i)? })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(CavityJob {
-        n_fock,
-        points,
-        member_point: plan.members.iter().map(|m| m.point as u32).collect(),
-        initial,
-        schedule: plan.schedule.clone(),
-        evolve_z,
-    })
+    Ok(CavityJob { n_fock, points, member_point: plan.members.iter().map(|m| m.point as u32).collect(), initial, schedule: plan.schedule.clone(), evolve_z })
 }
 
 /// The measures of every member and sample from what the cavity kernel returns, computed as
@@ -318,12 +242,7 @@ pub fn cavity_job<'a>(
 /// trace_error = |Tr rho - 1| from the reduced state's trace (the same trace).
 fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &CavityResult) -> (Vec<f64>, Vec<Peak>) {
     let ns = plan.schedule.times.len();
-    let two_qubit_list: Vec<Measure> = measures
-        .iter()
-        .copied()
-        .filter(|m| !full_state_measure(*m))
-        .chain(PEAK_MEASURES)
-        .collect();
+    let two_qubit_list: Vec<Measure> = measures.iter().copied().filter(|m| !full_state_measure(*m)).chain(PEAK_MEASURES).collect();
     let per: Vec<(Vec<f64>, [Peak; 4])> = (0..plan.members.len())
         .into_par_iter()
         .map(|i| {
@@ -336,15 +255,7 @@ fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &CavityResult) -> (Vec<
             for (s, &t) in plan.schedule.times.iter().enumerate() {
                 let rho_q = r.state(i, s);
                 let z_q = r.z_state(i, s);
-                let v = evaluate(
-                    &two_qubit_list,
-                    &ctx,
-                    &Sample {
-                        t,
-                        rho: &rho_q,
-                        y: z_q.as_ref(),
-                    },
-                );
+                let v = evaluate(&two_qubit_list, &ctx, &Sample { t, rho: &rho_q, y: z_q.as_ref() });
                 let mut k2 = 0;
                 for meas in measures {
                     values.push(match meas {
@@ -373,11 +284,7 @@ fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &CavityResult) -> (Vec<
 }
 
 /// cavity-cells on the GPU kernel, the measures on the host from the reduced states.
-pub(crate) fn run_cavity_gpu_engine(
-    plan: &Plan,
-    opts: &RunOptions,
-    ctx: &GpuContext,
-) -> Result<EngineOutput> {
+pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Result<EngineOutput> {
     let mut notes = vec![];
     if let Some(e) = gpu_refusal(plan) {
         return Err(e);
@@ -385,21 +292,10 @@ pub(crate) fn run_cavity_gpu_engine(
     let measures = without_min_eigenvalue(plan, "cavity", &mut notes)?;
     let t = Instant::now();
     let initial = |i: usize| plan.initial_state(&plan.members[i]);
-    let job = cavity_job(
-        plan,
-        &initial,
-        measures.contains(&Measure::EnergyFluctuationB),
-    )?;
+    let job = cavity_job(plan, &initial, measures.contains(&Measure::EnergyFluctuationB))?;
     let ensemble = t.elapsed().as_secs_f64();
-    let pb = progress_bar(
-        opts.progress,
-        plan.members.len() as u64,
-        &format!("gpu {} (cavity)", opts.precision.name()),
-    );
-    let gopts = CavityGpuOptions {
-        max_members_per_chunk: opts.max_chunk,
-        ..Default::default()
-    };
+    let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {} (cavity)", opts.precision.name()));
+    let gopts = CavityGpuOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
     let chunks = ChunkProgress::new(opts);
     let r = run_cavity_gpu(ctx, &job, opts.precision, &gopts, &|done| {
         pb.set_position(done);

@@ -80,10 +80,7 @@ pub(crate) struct ChunkProgress<'a> {
 
 impl<'a> ChunkProgress<'a> {
     pub(crate) fn new(opts: &'a RunOptions) -> Self {
-        ChunkProgress {
-            opts,
-            last: AtomicU64::new(0),
-        }
+        ChunkProgress { opts, last: AtomicU64::new(0) }
     }
     pub(crate) fn report(&self, done_in_job: u64) -> Result<()> {
         let prev = self.last.swap(done_in_job, Ordering::SeqCst);

@@ -4,10 +4,7 @@
 //! `measures::dicke`'s, from the reduced cell state and four sums over the full state at each
 //! sample (`DickeSample`), as the kernel returns them.
 
-use super::{
-    progress_bar, reference::run_reference, update_peaks, ChunkProgress, Engine, EngineOutput,
-    RunOptions,
-};
+use super::{progress_bar, reference::run_reference, update_peaks, ChunkProgress, Engine, EngineOutput, RunOptions};
 use crate::config::{Member, Plan};
 use crate::error::QbatError;
 use crate::error::Result;
@@ -50,10 +47,7 @@ pub fn pack_state<R: crate::twin::Real>(rho: &CMat) -> Vec<Cx<R>> {
     let mut x = Vec::with_capacity(dim * (dim + 1) / 2);
     for r in 0..dim {
         for c in r..dim {
-            x.push(Cx::new(
-                R::from_f64(rho[(r, c)].re),
-                R::from_f64(rho[(r, c)].im),
-            ));
+            x.push(Cx::new(R::from_f64(rho[(r, c)].re), R::from_f64(rho[(r, c)].im)));
         }
     }
     x
@@ -70,18 +64,9 @@ pub fn unpack_state(x: &[Cx<f64>], dim: usize) -> CMat {
 /// A sample's sums (`DickeOps::sample`, or the kernel's `out`) as the measures' input.
 pub fn dicke_sample(o: &[f64], n_cells: usize, min_eigenvalue: Option<f64>) -> DickeSample {
     let q = n_cells + 1;
-    let rb = CMat::from_fn(q, q, |a, b| {
-        C64::new(o[2 * (a * q + b)], o[2 * (a * q + b) + 1])
-    });
+    let rb = CMat::from_fn(q, q, |a, b| C64::new(o[2 * (a * q + b)], o[2 * (a * q + b) + 1]));
     let e = &o[2 * q * q..];
-    DickeSample {
-        rb,
-        trace: e[0],
-        photon_number: e[1],
-        fock_tail: e[2],
-        purity: e[3],
-        min_eigenvalue,
-    }
+    DickeSample { rb, trace: e[0], photon_number: e[1], fock_tail: e[2], purity: e[3], min_eigenvalue }
 }
 
 /// Members per pass of the structured f64 engine: one AVX register of f64 per lane vector.
@@ -98,66 +83,34 @@ type EnsembleOutput = (Vec<f64>, Vec<Peak>, Option<Vec<C64>>);
 /// engine (`twin::rk4_dicke::DickeLaneWork`); a short batch fills its spare lanes with copies
 /// of its last member, whose results are dropped. Each member's bits are those of stepping it
 /// alone (`DickeWork`).
-pub fn dicke_batch(
-    plan: &Plan,
-    lay: &DickeGathers,
-    members: &[&Member],
-) -> Result<Vec<MemberOutput>> {
+pub fn dicke_batch(plan: &Plan, lay: &DickeGathers, members: &[&Member]) -> Result<Vec<MemberOutput>> {
     let n = members.len();
     if n == 0 || n > LANES {
-        return Err(QbatError::invalid(
-            "members",
-            format!("a dicke batch holds 1 to {LANES} members, not {n}"),
-        ));
+        return Err(QbatError::invalid("members", format!("a dicke batch holds 1 to {LANES} members, not {n}")));
     }
-    let coeffs = (0..n)
-        .map(|j| dicke_coeffs(&plan.points[members[j].point]))
-        .collect::<Result<Vec<_>>>()?;
+    let coeffs = (0..n).map(|j| dicke_coeffs(&plan.points[members[j].point])).collect::<Result<Vec<_>>>()?;
     let rho0: Vec<CMat> = (0..n).map(|j| plan.initial_state(members[j])).collect();
     // the parity path is exact only for parity-definite starts
     if lay.parity_only && !rho0.iter().all(|r| parity_definite(r, lay.n_fock)) {
-        return Err(QbatError::invalid(
-            "initial",
-            "a parity-mixed start in a batch of the parity path",
-        ));
+        return Err(QbatError::invalid("initial", "a parity-mixed start in a batch of the parity path"));
     }
-    let ops: Vec<DickeOps<f64>> = coeffs
-        .iter()
-        .map(|c| DickeOps::new(c, lay.parity_only))
-        .collect();
+    let ops: Vec<DickeOps<f64>> = coeffs.iter().map(|c| DickeOps::new(c, lay.parity_only)).collect();
     // `[protocol] switch_off`: the cavity-cell coupling g is off after T.
-    let ops_off: Option<Vec<DickeOps<f64>>> = plan.schedule.switch_segment().map(|_| {
-        coeffs
-            .iter()
-            .map(|c| DickeOps::new(&c.uncoupled(), lay.parity_only))
-            .collect()
-    });
-    let lanes_of = |o: &[DickeOps<f64>]| {
-        DickeLaneOps::<f64, LANES>::new(lay, std::array::from_fn(|j| &o[j.min(n - 1)]))
-    };
+    let ops_off: Option<Vec<DickeOps<f64>>> =
+        plan.schedule.switch_segment().map(|_| coeffs.iter().map(|c| DickeOps::new(&c.uncoupled(), lay.parity_only)).collect());
+    let lanes_of = |o: &[DickeOps<f64>]| DickeLaneOps::<f64, LANES>::new(lay, std::array::from_fn(|j| &o[j.min(n - 1)]));
     let lane_ops = lanes_of(&ops)?;
     let lane_ops_off = ops_off.as_deref().map(lanes_of).transpose()?;
     // each lane's packed state: its start, then the slots after every sample
     let mut packed_x: Vec<Vec<Cx<f64>>> = rho0.iter().map(pack_state::<f64>).collect();
-    let mut work =
-        DickeLaneWork::<f64, LANES>::new(lay, std::array::from_fn(|j| &packed_x[j.min(n - 1)][..]));
-    let ctx: Vec<MeasureContext> = (0..n)
-        .map(|j| MeasureContext::new(&plan.systems[members[j].point], &rho0[j]))
-        .collect();
+    let mut work = DickeLaneWork::<f64, LANES>::new(lay, std::array::from_fn(|j| &packed_x[j.min(n - 1)][..]));
+    let ctx: Vec<MeasureContext> = (0..n).map(|j| MeasureContext::new(&plan.systems[members[j].point], &rho0[j])).collect();
     let mut list: Vec<Measure> = plan.measures.clone();
     list.extend(PEAK_MEASURES);
     let nm = plan.measures.len();
     let want_min_eig = list.contains(&Measure::MinEigenvalue);
     let dim = lay.dim;
-    let mut out: Vec<MemberOutput> = (0..n)
-        .map(|_| {
-            (
-                Vec::with_capacity(plan.schedule.times.len() * nm),
-                [Peak::default(); 4],
-                vec![],
-            )
-        })
-        .collect();
+    let mut out: Vec<MemberOutput> = (0..n).map(|_| (Vec::with_capacity(plan.schedule.times.len() * nm), [Peak::default(); 4], vec![])).collect();
     let mut gen = &lane_ops;
     for seg in &plan.schedule.segments {
         for _ in 0..seg.n_full {
@@ -178,22 +131,12 @@ pub fn dicke_batch(
             let x = &mut packed_x[j];
             work.lane_packed(lay, j, x);
             // min_eigenvalue alone needs the full state
-            let min_eig = want_min_eig
-                .then(|| crate::measures::health::min_eigenvalue(&unpack_state(x, dim)));
-            let v = evaluate_sample(
-                &list,
-                &ctx[j],
-                t,
-                &dicke_sample(&ops[j].sample(x), lay.n_cells, min_eig),
-                lay.n_cells,
-            );
+            let min_eig = want_min_eig.then(|| crate::measures::health::min_eigenvalue(&unpack_state(x, dim)));
+            let v = evaluate_sample(&list, &ctx[j], t, &dicke_sample(&ops[j].sample(x), lay.n_cells, min_eig), lay.n_cells);
             values.extend_from_slice(&v[..nm]);
             update_peaks(peaks, s, t, &v[nm..]);
             if let Some(save) = plan.save_states {
-                push_row_major(
-                    states,
-                    &saved_state(plan.space, &unpack_state(x, dim), 0.0, save),
-                );
+                push_row_major(states, &saved_state(plan.space, &unpack_state(x, dim), 0.0, save));
             }
         }
     }
@@ -204,38 +147,23 @@ pub fn dicke_batch(
 /// `LANES`, the batches in parallel; results in member order.
 fn run_dicke_cpu(plan: &Plan, opts: &RunOptions) -> Result<EnsembleOutput> {
     let Space::Dicke { n_cells, n_fock } = plan.space else {
-        return Err(QbatError::invalid(
-            "model",
-            "the dicke engine runs dicke plans only",
-        ));
+        return Err(QbatError::invalid("model", "the dicke engine runs dicke plans only"));
     };
     // A parity-definite start stays so: step the same-parity pairs only.
-    let parity: Vec<bool> = plan
-        .members
-        .par_iter()
-        .map(|m| parity_definite(&plan.initial_state(m), n_fock))
-        .collect();
+    let parity: Vec<bool> = plan.members.par_iter().map(|m| parity_definite(&plan.initial_state(m), n_fock)).collect();
     let mut batches: Vec<(bool, Vec<usize>)> = vec![];
     for path in [true, false] {
         let idx: Vec<usize> = (0..parity.len()).filter(|&i| parity[i] == path).collect();
         batches.extend(idx.chunks(LANES).map(|b| (path, b.to_vec())));
     }
-    let layouts: Vec<Option<DickeGathers>> = [true, false]
-        .into_iter()
-        .map(|path| {
-            parity
-                .contains(&path)
-                .then(|| DickeGathers::new(n_cells, n_fock, path))
-        })
-        .collect();
+    let layouts: Vec<Option<DickeGathers>> =
+        [true, false].into_iter().map(|path| parity.contains(&path).then(|| DickeGathers::new(n_cells, n_fock, path))).collect();
     let pb = progress_bar(opts.progress, plan.members.len() as u64, "cpu f64 (dicke)");
     let per: Vec<Result<Vec<MemberOutput>>> = batches
         .par_iter()
         .map(|(path, idx)| {
             opts.check_cancelled()?;
-            let lay = layouts[usize::from(!path)].as_ref().ok_or_else(|| {
-                QbatError::invalid("members", "no layout for a parity path in use")
-            })?;
+            let lay = layouts[usize::from(!path)].as_ref().ok_or_else(|| QbatError::invalid("members", "no layout for a parity path in use"))?;
             let members: Vec<&Member> = idx.iter().map(|&i| &plan.members[i]).collect();
             let r = dicke_batch(plan, lay, &members);
             pb.inc(idx.len() as u64);
@@ -251,8 +179,7 @@ fn run_dicke_cpu(plan: &Plan, opts: &RunOptions) -> Result<EnsembleOutput> {
             by_member[i] = Some(o);
         }
     }
-    let mut values =
-        Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
+    let mut values = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
     let mut peaks = Vec::with_capacity(plan.members.len() * 4);
     let mut states = plan.save_states.map(|_| vec![]);
     for o in by_member {
@@ -298,24 +225,12 @@ pub fn run_dicke(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
 
 /// The GPU job of a dicke plan; `initial` builds member i's initial state. The parity path
 /// is taken when every member starts parity-definite.
-pub fn dicke_job<'a>(
-    plan: &Plan,
-    initial: &'a (dyn Fn(usize) -> CMat + Sync),
-) -> Result<DickeJob<'a>> {
+pub fn dicke_job<'a>(plan: &Plan, initial: &'a (dyn Fn(usize) -> CMat + Sync)) -> Result<DickeJob<'a>> {
     let Space::Dicke { n_cells, n_fock } = plan.space else {
-        return Err(QbatError::invalid(
-            "model",
-            "the dicke engine runs dicke plans only",
-        ));
+        return Err(QbatError::invalid("model", "the dicke engine runs dicke plans only"));
     };
-    let points = plan
-        .points
-        .iter()
-        .map(dicke_coeffs)
-        .collect::<Result<Vec<_>>>()?;
-    let parity_only = (0..plan.members.len())
-        .into_par_iter()
-        .all(|i| parity_definite(&initial(i), n_fock));
+    let points = plan.points.iter().map(dicke_coeffs).collect::<Result<Vec<_>>>()?;
+    let parity_only = (0..plan.members.len()).into_par_iter().all(|i| parity_definite(&initial(i), n_fock));
     Ok(DickeJob {
         n_cells,
         n_fock,
@@ -332,9 +247,8 @@ pub fn dicke_job<'a>(
 /// here and, before a study touches its output directory, by `engine::refuse_early`.
 pub(super) fn gpu_refusal(plan: &Plan, opts: &RunOptions) -> Option<QbatError> {
     if plan.save_states.is_some() {
-        return (opts.backend != super::Backend::Auto).then(|| {
-            QbatError::invalid("--save-states", "the dicke GPU kernel keeps no states on the host; run with --backend cpu to save them")
-        });
+        return (opts.backend != super::Backend::Auto)
+            .then(|| QbatError::invalid("--save-states", "the dicke GPU kernel keeps no states on the host; run with --backend cpu to save them"));
     }
     super::cavity::min_eigenvalue_refusal(plan, "dicke")
 }
@@ -352,15 +266,8 @@ fn run_dicke_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Res
     let initial = |i: usize| plan.initial_state(&plan.members[i]);
     let job = dicke_job(plan, &initial)?;
     let ensemble = t.elapsed().as_secs_f64();
-    let pb = progress_bar(
-        opts.progress,
-        plan.members.len() as u64,
-        &format!("gpu {} (dicke)", opts.precision.name()),
-    );
-    let gopts = CavityGpuOptions {
-        max_members_per_chunk: opts.max_chunk,
-        ..Default::default()
-    };
+    let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {} (dicke)", opts.precision.name()));
+    let gopts = CavityGpuOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
     let chunks = ChunkProgress::new(opts);
     let r = run_dicke_gpu(ctx, &job, opts.precision, &gopts, &|done| {
         pb.set_position(done);

@@ -72,15 +72,7 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions {
-            backend: Backend::Auto,
-            precision: Precision::F32,
-            verify: 8,
-            adapter: None,
-            progress: false,
-            max_chunk: None,
-            control: None,
-        }
+        RunOptions { backend: Backend::Auto, precision: Precision::F32, verify: 8, adapter: None, progress: false, max_chunk: None, control: None }
     }
 }
 
@@ -91,10 +83,8 @@ pub fn progress_bar(enabled: bool, total: u64, what: &str) -> indicatif::Progres
     }
     let pb = indicatif::ProgressBar::new(total);
     pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} members (ETA {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} members (ETA {eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     pb.set_message(what.to_string());
     pb
@@ -118,15 +108,9 @@ impl Engine {
     pub fn device_name(&self) -> String {
         match self {
             Engine::Gpu(ctx) if !ctx.info.pci_bus_id.is_empty() => {
-                format!(
-                    "{} ({}, {}, PCI {})",
-                    ctx.info.name, ctx.info.backend, ctx.info.device_type, ctx.info.pci_bus_id
-                )
+                format!("{} ({}, {}, PCI {})", ctx.info.name, ctx.info.backend, ctx.info.device_type, ctx.info.pci_bus_id)
             }
-            Engine::Gpu(ctx) => format!(
-                "{} ({}, {})",
-                ctx.info.name, ctx.info.backend, ctx.info.device_type
-            ),
+            Engine::Gpu(ctx) => format!("{} ({}, {})", ctx.info.name, ctx.info.backend, ctx.info.device_type),
             _ => format!("CPU ({} threads)", rayon::current_num_threads()),
         }
     }
@@ -154,14 +138,7 @@ pub struct EngineOutput {
 }
 
 impl EngineOutput {
-    pub(crate) fn new(
-        plan: &Plan,
-        values: Vec<f64>,
-        peaks: Vec<Peak>,
-        precision: Precision,
-        ensemble: f64,
-        host_measures: f64,
-    ) -> Self {
+    pub(crate) fn new(plan: &Plan, values: Vec<f64>, peaks: Vec<Peak>, precision: Precision, ensemble: f64, host_measures: f64) -> Self {
         EngineOutput {
             measures: plan.measures.clone(),
             values,
@@ -201,9 +178,7 @@ pub fn gpu_available() -> bool {
 
 /// Is there a usable hardware GPU adapter (what `--backend auto` takes)?
 pub fn hardware_gpu_available() -> bool {
-    gpu_context(None, false)
-        .map(|c| !c.info.software)
-        .unwrap_or(false)
+    gpu_context(None, false).map(|c| !c.info.software).unwrap_or(false)
 }
 
 /// The context, its pinning note (already printed when it was opened) kept for run.json.
@@ -217,20 +192,14 @@ fn with_pinning_note(ctx: Arc<GpuContext>, notes: &mut Vec<String>) -> Arc<GpuCo
 pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Engine> {
     let need_f64 = opts.precision == Precision::F64;
     if let (Some(a), Backend::Reference | Backend::Cpu) = (&opts.adapter, opts.backend) {
-        let note = format!(
-            "--adapter {a} ignored: --backend {} does not use a GPU",
-            opts.backend.name()
-        );
+        let note = format!("--adapter {a} ignored: --backend {} does not use a GPU", opts.backend.name());
         eprintln!("note: {note}");
         notes.push(note);
     }
     match opts.backend {
         Backend::Reference => Ok(Engine::Reference),
         Backend::Cpu => Ok(Engine::Cpu),
-        Backend::Gpu => Ok(Engine::Gpu(with_pinning_note(
-            gpu_context(opts.adapter.as_deref(), need_f64)?,
-            notes,
-        ))),
+        Backend::Gpu => Ok(Engine::Gpu(with_pinning_note(gpu_context(opts.adapter.as_deref(), need_f64)?, notes))),
         Backend::Auto => match gpu_context(opts.adapter.as_deref(), need_f64) {
             // A software adapter runs the kernels on the same cores about 10x slower than the
             // CPU engine: auto takes it only when the user named it with --adapter.
@@ -295,11 +264,7 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
     if plan.is_dicke() {
         return dicke::run_dicke(plan, opts, engine);
     }
-    if let Some(k) = plan
-        .is_cavity()
-        .then(|| cavity::unsupported_drive(plan))
-        .flatten()
-    {
+    if let Some(k) = plan.is_cavity().then(|| cavity::unsupported_drive(plan)).flatten() {
         // The structured cavity engines apply the named drive operators and their real
         // combinations; a matrix drive outside them is integrated by the f64 oracle.
         let (values, peaks, states) = run_reference(plan, opts)?;
@@ -324,12 +289,7 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
 /// parallel over members, with a progress bar and the run control (a cancelled run skips the
 /// members not yet begun): the CPU engines of cavity-cells and dicke.
 /// The third part of a member's result is its saved states (`--save-states`; empty without).
-pub(crate) fn per_member<F>(
-    plan: &Plan,
-    opts: &RunOptions,
-    label: &str,
-    member: F,
-) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<crate::linalg::C64>>)>
+pub(crate) fn per_member<F>(plan: &Plan, opts: &RunOptions, label: &str, member: F) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<crate::linalg::C64>>)>
 where
     F: Fn(&crate::config::Member) -> Result<(Vec<f64>, [Peak; 4], Vec<crate::linalg::C64>)> + Sync,
 {
@@ -348,8 +308,7 @@ where
         .collect();
     pb.finish_and_clear();
     opts.check_cancelled()?;
-    let mut values =
-        Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
+    let mut values = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * plan.measures.len());
     let mut peaks = Vec::with_capacity(plan.members.len() * 4);
     let mut states = plan.save_states.map(|_| vec![]);
     for r in per {

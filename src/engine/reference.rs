@@ -29,9 +29,7 @@ pub fn update_peaks(peaks: &mut [Peak], sample: usize, t: f64, vals: &[f64]) {
 pub fn battery_times_state(plan: &Plan, sys: &OpenSystem, rho0: &CMat) -> CMat {
     let hb_full = match plan.space {
         Space::TwoQubit => kron(&identity(2), &sys.h_battery),
-        Space::Cavity { n_fock } => {
-            kron(&kron(&identity(2), &sys.h_battery), &identity(n_fock + 1))
-        }
+        Space::Cavity { n_fock } => kron(&kron(&identity(2), &sys.h_battery), &identity(n_fock + 1)),
         Space::Dicke { n_fock, .. } => kron(&sys.h_battery, &identity(n_fock + 1)),
     };
     hb_full * rho0
@@ -45,24 +43,14 @@ pub fn reference_member(plan: &Plan, m: &Member, measures: &[Measure]) -> (Vec<f
 
 /// `reference_member`, also returning the saved state of each sample when `save` is given
 /// (`measures::saved`, row-major), else an empty list.
-pub fn reference_member_states(
-    plan: &Plan,
-    m: &Member,
-    measures: &[Measure],
-    save: Option<StateSave>,
-) -> (Vec<f64>, [Peak; 4], Vec<C64>) {
+pub fn reference_member_states(plan: &Plan, m: &Member, measures: &[Measure], save: Option<StateSave>) -> (Vec<f64>, [Peak; 4], Vec<C64>) {
     let sys = &plan.systems[m.point];
     let rho0 = plan.initial_state(m);
     let ctx = MeasureContext::new(sys, &rho0);
     let rhs = LindbladRhs::new(sys);
     // `[protocol] switch_off`: the uncoupled generator after T.
-    let rhs_off = plan
-        .schedule
-        .switch_segment()
-        .map(|_| LindbladRhs::new(&sys.uncoupled()));
-    let y0 = measures
-        .contains(&Measure::EnergyFluctuationB)
-        .then(|| battery_times_state(plan, sys, &rho0));
+    let rhs_off = plan.schedule.switch_segment().map(|_| LindbladRhs::new(&sys.uncoupled()));
+    let y0 = measures.contains(&Measure::EnergyFluctuationB).then(|| battery_times_state(plan, sys, &rho0));
     let mut list: Vec<Measure> = measures.to_vec();
     list.extend(PEAK_MEASURES);
     let nm = measures.len();
@@ -74,33 +62,15 @@ pub fn reference_member_states(
         values.extend_from_slice(&v[..nm]);
         update_peaks(&mut peaks, s, t, &v[nm..]);
         if let Some(save) = save {
-            push_row_major(
-                &mut states,
-                &saved_state(plan.space, rho, sys.dephasing, save),
-            );
+            push_row_major(&mut states, &saved_state(plan.space, rho, sys.dephasing, save));
         }
     };
     // `[[drive]]`: H(t) on every stage; undriven runs keep the autonomous path.
     let drives = DriveTerms::new(plan.drives.get(m.point).map(Vec::as_slice).unwrap_or(&[]));
     if drives.is_empty() {
-        integrate_switched_with(
-            &rhs,
-            rhs_off.as_ref().unwrap_or(&rhs),
-            &rho0,
-            y0.as_ref(),
-            &plan.schedule,
-            on_sample,
-        );
+        integrate_switched_with(&rhs, rhs_off.as_ref().unwrap_or(&rhs), &rho0, y0.as_ref(), &plan.schedule, on_sample);
     } else {
-        integrate_driven_with(
-            &rhs,
-            rhs_off.as_ref().unwrap_or(&rhs),
-            &drives,
-            &rho0,
-            y0.as_ref(),
-            &plan.schedule,
-            on_sample,
-        );
+        integrate_driven_with(&rhs, rhs_off.as_ref().unwrap_or(&rhs), &drives, &rho0, y0.as_ref(), &plan.schedule, on_sample);
     }
     (values, peaks, states)
 }
@@ -125,8 +95,7 @@ pub fn run_reference(plan: &Plan, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Pe
         .collect();
     pb.finish_and_clear();
     opts.check_cancelled()?;
-    let mut values =
-        Vec::with_capacity(per.len() * plan.schedule.times.len() * plan.measures.len());
+    let mut values = Vec::with_capacity(per.len() * plan.schedule.times.len() * plan.measures.len());
     let mut peaks = Vec::with_capacity(per.len() * 4);
     let mut states = vec![];
     for (v, p, st) in per.into_iter().flatten() {

@@ -41,11 +41,7 @@ pub const PSD_TOL: f64 = crate::config::STATE_TOL;
 /// column-stacked vec(X).
 pub fn superoperator(sys: &OpenSystem) -> CMat {
     let id = identity(sys.dim());
-    let jumps: Vec<CMat> = sys
-        .jumps
-        .iter()
-        .map(|j| &j.op * c(j.rate.sqrt(), 0.0))
-        .collect();
+    let jumps: Vec<CMat> = sys.jumps.iter().map(|j| &j.op * c(j.rate.sqrt(), 0.0)).collect();
     let mut k = &sys.hamiltonian * c(0.0, -1.0);
     for j in &jumps {
         k -= (j.adjoint() * j) * c(0.5, 0.0);
@@ -64,25 +60,17 @@ pub fn superoperator(sys: &OpenSystem) -> CMat {
 /// the real Pauli-basis generator G, which is similar to S.
 pub fn relaxation_rate(sys: &OpenSystem) -> Result<f64> {
     if sys.space != Space::TwoQubit {
-        return Err(QbatError::Numerics(
-            "the relaxation rate is computed for two-qubit systems only".into(),
-        ));
+        return Err(QbatError::Numerics("the relaxation rate is computed for two-qubit systems only".into()));
     }
     let g = nalgebra::DMatrix::<f64>::from_row_slice(16, 16, &crate::job::pauli::generator(sys));
     if g.iter().any(|x| !x.is_finite()) {
-        return Err(QbatError::Numerics(
-            "the generator has a non-finite entry".into(),
-        ));
+        return Err(QbatError::Numerics("the generator has a non-finite entry".into()));
     }
-    let schur = nalgebra::linalg::Schur::try_new(g, f64::EPSILON, 100_000).ok_or_else(|| {
-        QbatError::Numerics("the eigenvalues of the generator did not converge (Schur)".into())
-    })?;
+    let schur = nalgebra::linalg::Schur::try_new(g, f64::EPSILON, 100_000)
+        .ok_or_else(|| QbatError::Numerics("the eigenvalues of the generator did not converge (Schur)".into()))?;
     let mut ev: Vec<nalgebra::Complex<f64>> = schur.complex_eigenvalues().iter().copied().collect();
     ev.sort_by(|a, b| a.norm().total_cmp(&b.norm()));
-    Ok(-ev[1..]
-        .iter()
-        .map(|z| z.re)
-        .fold(f64::NEG_INFINITY, f64::max))
+    Ok(-ev[1..].iter().map(|z| z.re).fold(f64::NEG_INFINITY, f64::max))
 }
 
 /// The steady state of a two-qubit open system and its residual ||L rho||_F. Bad input
@@ -131,17 +119,14 @@ type Solved = std::result::Result<(CMat, f64), Unsolved>;
 /// `steady_state` with the reason kept apart from the error.
 fn solve(sys: &OpenSystem) -> Solved {
     if sys.space != Space::TwoQubit {
-        return Err(
-            "the direct steady-state solver is for two-qubit models only; integrate instead".into(),
-        );
+        return Err("the direct steady-state solver is for two-qubit models only; integrate instead".into());
     }
     let n = sys.dim();
     let s = superoperator(sys);
     if !is_finite(&s) {
         return Err("the Liouvillian has a non-finite entry".into());
     }
-    let svd = nalgebra::linalg::SVD::try_new(s, false, true, f64::EPSILON, 100_000)
-        .ok_or_else(|| "the SVD of the Liouvillian did not converge".to_string())?;
+    let svd = nalgebra::linalg::SVD::try_new(s, false, true, f64::EPSILON, 100_000).ok_or_else(|| "the SVD of the Liouvillian did not converge".to_string())?;
     // Sorted in descending order by try_new.
     let sv = &svd.singular_values;
     let m = sv.len();
@@ -163,21 +148,14 @@ fn solve(sys: &OpenSystem) -> Solved {
         )));
     }
     // Row m-1 of V^+ is the conjugate of the null vector.
-    let v_t = svd
-        .v_t
-        .as_ref()
-        .ok_or_else(|| "the SVD returned no right singular vectors".to_string())?;
+    let v_t = svd.v_t.as_ref().ok_or_else(|| "the SVD returned no right singular vectors".to_string())?;
     let v: Vec<C64> = (0..m).map(|i| v_t[(m - 1, i)].conj()).collect();
     let x = CMat::from_column_slice(n, n, &v);
     let tr = x.trace();
     // A unique steady state of a trace-preserving L has Tr = 1 after scaling; a null vector of
     // trace ~0 would mean the solve went wrong.
     if tr.norm() < 1e-6 {
-        return Err(format!(
-            "the Liouvillian's null vector has trace {:.3e}, not a state",
-            tr.norm()
-        )
-        .into());
+        return Err(format!("the Liouvillian's null vector has trace {:.3e}, not a state", tr.norm()).into());
     }
     let rho = hermitian_part(&(x / tr));
     let lam = eigvals_hermitian(&rho)[0];
@@ -211,19 +189,13 @@ fn describe_point(params: &Params) -> String {
 /// ||L rho||_F. Peaks are the single sample (t_max = inf).
 pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
     if plan.is_cavity() {
-        return Err(QbatError::invalid(
-            "time.steady",
-            "cavity-cells has no direct steady-state solver; integrate to a long t_end instead",
-        ));
+        return Err(QbatError::invalid("time.steady", "cavity-cells has no direct steady-state solver; integrate to a long t_end instead"));
     }
     let t_solve = Instant::now();
     let mut used: Vec<usize> = plan.members.iter().map(|m| m.point).collect();
     used.sort_unstable();
     used.dedup();
-    let solved: Vec<(usize, Solved)> = used
-        .par_iter()
-        .map(|&p| (p, solve(&plan.systems[p])))
-        .collect();
+    let solved: Vec<(usize, Solved)> = used.par_iter().map(|&p| (p, solve(&plan.systems[p]))).collect();
     let mut by_point: Vec<Option<&Solved>> = vec![None; plan.points.len()];
     for (p, r) in &solved {
         by_point[*p] = Some(r);
@@ -231,22 +203,13 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
     // The first member (in member order) whose point has no steady state names the error.
     for m in &plan.members {
         if let Some(Err(why)) = by_point[m.point] {
-            return Err(why.clone().into_error(format!(
-                "member {} ({}): ",
-                m.id,
-                describe_point(&plan.points[m.point])
-            )));
+            return Err(why.clone().into_error(format!("member {} ({}): ", m.id, describe_point(&plan.points[m.point]))));
         }
     }
     let solve_time = t_solve.elapsed().as_secs_f64();
 
     let t_measures = Instant::now();
-    let state_measures: Vec<Measure> = plan
-        .measures
-        .iter()
-        .copied()
-        .filter(|m| !m.steady_only())
-        .collect();
+    let state_measures: Vec<Measure> = plan.measures.iter().copied().filter(|m| !m.steady_only()).collect();
     let mut list = state_measures.clone();
     list.extend(PEAK_MEASURES);
     let want_y = plan.measures.contains(&Measure::EnergyFluctuationB);
@@ -265,15 +228,7 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
             // Y(t) = e^{Lt}[H_B rho0] tends to rho_ss Tr(H_B rho0) when the steady state is
             // unique and every other mode decays (checked by the solve).
             let y = want_y.then(|| rho * battery_times_state(plan, sys, &rho0).trace());
-            let v = evaluate(
-                &list,
-                &ctx,
-                &Sample {
-                    t: f64::INFINITY,
-                    rho,
-                    y: y.as_ref(),
-                },
-            );
+            let v = evaluate(&list, &ctx, &Sample { t: f64::INFINITY, rho, y: y.as_ref() });
             let mut values = Vec::with_capacity(nm);
             let mut k = 0;
             for meas in &plan.measures {
@@ -301,10 +256,7 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
         for m in &plan.members {
             if let Some(Ok((rho, _))) = by_point[m.point] {
                 let sys = &plan.systems[m.point];
-                crate::measures::saved::push_row_major(
-                    &mut st,
-                    &crate::measures::saved::saved_state(plan.space, rho, sys.dephasing, save),
-                );
+                crate::measures::saved::push_row_major(&mut st, &crate::measures::saved::saved_state(plan.space, rho, sys.dephasing, save));
             }
         }
         st

@@ -27,11 +27,7 @@ pub fn two_qubit_job(plan: &Plan) -> TwoQubitJob {
         .enumerate()
         .map(|(k, s)| {
             let mut p = pauli::point(s);
-            p.drives = plan
-                .drives
-                .get(k)
-                .map(|d| d.iter().map(pauli::point_drive).collect())
-                .unwrap_or_default();
+            p.drives = plan.drives.get(k).map(|d| d.iter().map(pauli::point_drive).collect()).unwrap_or_default();
             // `[protocol] switch_off`: the generator of the uncoupled model for the steps after T.
             if switched {
                 p.generator_off = Some(Box::new(pauli::generator(&s.uncoupled())));
@@ -40,39 +36,17 @@ pub fn two_qubit_job(plan: &Plan) -> TwoQubitJob {
         })
         .collect();
     let member_point = plan.members.iter().map(|m| m.point as u32).collect();
-    let initial = plan
-        .members
-        .par_iter()
-        .map(|m| pauli::to_pauli(&plan.initial_state(m)))
-        .collect();
-    let measures: Vec<Measure> = plan
-        .measures
-        .iter()
-        .copied()
-        .filter(|m| !m.needs_eigensolve())
-        .collect();
+    let initial = plan.members.par_iter().map(|m| pauli::to_pauli(&plan.initial_state(m))).collect();
+    let measures: Vec<Measure> = plan.measures.iter().copied().filter(|m| !m.needs_eigensolve()).collect();
     // States come back for the eigen-solve measures (the CPU engine's twin) and for `--save-states`.
-    let keep_states =
-        plan.measures.iter().any(|m| m.needs_eigensolve()) || plan.save_states.is_some();
-    TwoQubitJob {
-        points,
-        member_point,
-        initial,
-        schedule: plan.schedule.clone(),
-        measures,
-        keep_states,
-    }
+    let keep_states = plan.measures.iter().any(|m| m.needs_eigensolve()) || plan.save_states.is_some();
+    TwoQubitJob { points, member_point, initial, schedule: plan.schedule.clone(), measures, keep_states }
 }
 
 /// The eigen-solve measures of a two-qubit plan, with the spectrum of each point's full
 /// Hamiltonian (once per point, not per sample).
 pub fn eigen_job(plan: &Plan) -> EigenJob {
-    let measures: Vec<Measure> = plan
-        .measures
-        .iter()
-        .copied()
-        .filter(|m| m.needs_eigensolve())
-        .collect();
+    let measures: Vec<Measure> = plan.measures.iter().copied().filter(|m| m.needs_eigensolve()).collect();
     let h_total_eigs = if measures.is_empty() {
         vec![[0.0; 4]; plan.systems.len()]
     } else {
@@ -84,10 +58,7 @@ pub fn eigen_job(plan: &Plan) -> EigenJob {
             })
             .collect()
     };
-    EigenJob {
-        measures,
-        h_total_eigs,
-    }
+    EigenJob { measures, h_total_eigs }
 }
 
 /// A two-qubit plan on the CPU twin (f64) or the GPU kernel.
@@ -97,20 +68,12 @@ pub fn run_two_qubit(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<
     let eigen = eigen_job(plan);
     let ensemble = t.elapsed().as_secs_f64();
     if let Engine::Gpu(ctx) = engine {
-        let pb = progress_bar(
-            opts.progress,
-            plan.members.len() as u64,
-            &format!("gpu {}", opts.precision.name()),
-        );
+        let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {}", opts.precision.name()));
         let t = Instant::now();
         // The eigen-solve measures run on the device: the states are read back only for
         // `--save-states`.
-        let job = TwoQubitJob {
-            keep_states: plan.save_states.is_some(),
-            ..job
-        };
-        let (values, peaks, states, gpu_busy, _) =
-            run_two_qubit_gpu_overlapped(plan, &job, &eigen, ctx, opts, &pb)?;
+        let job = TwoQubitJob { keep_states: plan.save_states.is_some(), ..job };
+        let (values, peaks, states, gpu_busy, _) = run_two_qubit_gpu_overlapped(plan, &job, &eigen, ctx, opts, &pb)?;
         pb.finish_and_clear();
         let exposed = (t.elapsed().as_secs_f64() - gpu_busy).max(0.0);
         let mut out = EngineOutput::new(plan, values, peaks, opts.precision, ensemble, exposed);
@@ -121,10 +84,8 @@ pub fn run_two_qubit(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<
         return Ok(out);
     }
     if opts.control.is_some() {
-        let (values, peaks, states, host_measures) =
-            run_two_qubit_twin_sliced(plan, &job, &eigen, opts)?;
-        let mut out =
-            EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures);
+        let (values, peaks, states, host_measures) = run_two_qubit_twin_sliced(plan, &job, &eigen, opts)?;
+        let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures);
         out.states = states;
         return Ok(out);
     }
@@ -153,12 +114,7 @@ fn saved_states(plan: &Plan, r: &TwoQubitResult) -> Option<Vec<C64>> {
 /// The CPU twin on slices of members, for a run with a control: the flag is checked and
 /// `done` advanced between slices. Bit-identical to one call on every member (members are
 /// independent); the run without a control keeps the one call.
-fn run_two_qubit_twin_sliced(
-    plan: &Plan,
-    job: &TwoQubitJob,
-    eigen: &EigenJob,
-    opts: &RunOptions,
-) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<C64>>, f64)> {
+fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<C64>>, f64)> {
     let n = plan.members.len();
     // About 100 slices, each enough members to keep every thread busy.
     let slice = n.div_ceil(100).max(4 * rayon::current_num_threads()).max(1);
@@ -193,51 +149,32 @@ fn run_two_qubit_twin_sliced(
 /// are computed here by the measures twin in f64 from the returned states (the CPU engine).
 /// `eigen` is for the points of the (sliced) `job`. Returns the values and the seconds spent
 /// here (the host measures of run.json's timings).
-fn assemble(
-    plan: &Plan,
-    job: &TwoQubitJob,
-    eigen: &EigenJob,
-    r: TwoQubitResult,
-    ev: Option<Vec<f64>>,
-) -> (Vec<f64>, f64) {
+fn assemble(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, r: TwoQubitResult, ev: Option<Vec<f64>>) -> (Vec<f64>, f64) {
     let t = Instant::now();
     let ns = plan.schedule.times.len();
     let nm = plan.measures.len();
     let n = r.peaks.len() / 4;
     let ev = match (ev, &r.states) {
         (Some(ev), _) => ev,
-        (None, Some(states)) if !eigen.is_empty() => {
-            run_measures_twin::<f64>(eigen, &job.points, &job.member_point, states, ns)
-        }
+        (None, Some(states)) if !eigen.is_empty() => run_measures_twin::<f64>(eigen, &job.points, &job.member_point, states, ns),
         _ => vec![],
     };
-    let col_engine: Vec<Option<usize>> = plan
-        .measures
-        .iter()
-        .map(|m| job.measures.iter().position(|x| x == m))
-        .collect();
-    let col_eigen: Vec<Option<usize>> = plan
-        .measures
-        .iter()
-        .map(|m| eigen.measures.iter().position(|x| x == m))
-        .collect();
+    let col_engine: Vec<Option<usize>> = plan.measures.iter().map(|m| job.measures.iter().position(|x| x == m)).collect();
+    let col_eigen: Vec<Option<usize>> = plan.measures.iter().map(|m| eigen.measures.iter().position(|x| x == m)).collect();
     let (ne, nev) = (job.measures.len(), eigen.measures.len());
     let mut values = vec![0.0; n * ns * nm];
-    values
-        .par_chunks_mut(ns * nm)
-        .enumerate()
-        .for_each(|(i, out)| {
-            for s in 0..ns {
-                let row = i * ns + s;
-                for k in 0..nm {
-                    out[s * nm + k] = match (col_engine[k], col_eigen[k]) {
-                        (Some(c), _) => r.values[row * ne + c],
-                        (None, Some(c)) => ev.get(row * nev + c).copied().unwrap_or(f64::NAN),
-                        (None, None) => f64::NAN,
-                    };
-                }
+    values.par_chunks_mut(ns * nm).enumerate().for_each(|(i, out)| {
+        for s in 0..ns {
+            let row = i * ns + s;
+            for k in 0..nm {
+                out[s * nm + k] = match (col_engine[k], col_eigen[k]) {
+                    (Some(c), _) => r.values[row * ne + c],
+                    (None, Some(c)) => ev.get(row * nev + c).copied().unwrap_or(f64::NAN),
+                    (None, None) => f64::NAN,
+                };
             }
-        });
+        }
+    });
     (values, t.elapsed().as_secs_f64())
 }
 
@@ -283,20 +220,10 @@ fn run_two_qubit_gpu_overlapped(
 ) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<C64>>, f64, f64)> {
     let n = plan.members.len();
     // Overlap only pays when there is host work; then about 8 slices of at least 4,096 members.
-    let slice = if job.keep_states {
-        n.div_ceil(8).max(4096)
-    } else {
-        n.max(1)
-    };
+    let slice = if job.keep_states { n.div_ceil(8).max(4096) } else { n.max(1) };
     let eigen = if eigen.is_empty() { None } else { Some(eigen) };
-    let ranges: Vec<std::ops::Range<usize>> = (0..n)
-        .step_by(slice)
-        .map(|s| s..(s + slice).min(n))
-        .collect();
-    let gopts = crate::gpu::rk4_two_qubit::GpuRunOptions {
-        max_members_per_chunk: opts.max_chunk,
-        ..Default::default()
-    };
+    let ranges: Vec<std::ops::Range<usize>> = (0..n).step_by(slice).map(|s| s..(s + slice).min(n)).collect();
+    let gopts = crate::gpu::rk4_two_qubit::GpuRunOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
     let ns = plan.schedule.times.len();
     let nm = plan.measures.len();
     let mut values = vec![0.0; n * ns * nm];
@@ -304,37 +231,19 @@ fn run_two_qubit_gpu_overlapped(
     let mut states = plan.save_states.map(|_| vec![C64::default(); n * ns * 16]);
     let mut host = 0.0;
     let gpu_time = std::thread::scope(|scope| -> Result<f64> {
-        type Slice = (
-            std::ops::Range<usize>,
-            TwoQubitJob,
-            EigenJob,
-            (TwoQubitResult, Option<Vec<f64>>),
-        );
+        type Slice = (std::ops::Range<usize>, TwoQubitJob, EigenJob, (TwoQubitResult, Option<Vec<f64>>));
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Slice>>(1);
         let producer = scope.spawn(move || {
             let t = Instant::now();
             for r in ranges {
                 let (sub, used) = job_slice(job, r.clone());
-                let sub_eigen = eigen.map_or_else(
-                    || EigenJob {
-                        measures: vec![],
-                        h_total_eigs: vec![],
-                    },
-                    |e| e.select(&used),
-                );
+                let sub_eigen = eigen.map_or_else(|| EigenJob { measures: vec![], h_total_eigs: vec![] }, |e| e.select(&used));
                 let offset = r.start as u64;
                 let chunks = ChunkProgress::new(opts);
-                let res = run_two_qubit_gpu_measured(
-                    ctx,
-                    &sub,
-                    eigen.map(|_| &sub_eigen),
-                    opts.precision,
-                    &gopts,
-                    &|done| {
-                        pb.set_position(offset + done);
-                        chunks.report(done)
-                    },
-                );
+                let res = run_two_qubit_gpu_measured(ctx, &sub, eigen.map(|_| &sub_eigen), opts.precision, &gopts, &|done| {
+                    pb.set_position(offset + done);
+                    chunks.report(done)
+                });
                 let failed = res.is_err();
                 if tx.send(res.map(|x| (r, sub, sub_eigen, x))).is_err() || failed {
                     break;

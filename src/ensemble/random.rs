@@ -16,13 +16,7 @@ pub enum RandomKind {
 }
 
 impl RandomKind {
-    pub const ALL: [RandomKind; 5] = [
-        RandomKind::Haar,
-        RandomKind::HaarCharger,
-        RandomKind::Bloch,
-        RandomKind::MixedHs,
-        RandomKind::MixedBures,
-    ];
+    pub const ALL: [RandomKind; 5] = [RandomKind::Haar, RandomKind::HaarCharger, RandomKind::Bloch, RandomKind::MixedHs, RandomKind::MixedBures];
     pub fn name(&self) -> &'static str {
         match self {
             RandomKind::Haar => "haar",
@@ -33,17 +27,10 @@ impl RandomKind {
         }
     }
     pub fn from_name(s: &str) -> Result<RandomKind> {
-        RandomKind::ALL
-            .iter()
-            .copied()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = RandomKind::ALL.iter().map(|k| k.name()).collect();
-                QbatError::invalid(
-                    "initial.random",
-                    format!("unknown random state '{s}'; known: {}", names.join(", ")),
-                )
-            })
+        RandomKind::ALL.iter().copied().find(|k| k.name() == s).ok_or_else(|| {
+            let names: Vec<_> = RandomKind::ALL.iter().map(|k| k.name()).collect();
+            QbatError::invalid("initial.random", format!("unknown random state '{s}'; known: {}", names.join(", ")))
+        })
     }
 }
 
@@ -70,11 +57,7 @@ pub fn haar_unitary(d: usize, rng: &mut impl Rng) -> CMat {
     let (mut q, r) = qr.unpack();
     for j in 0..d {
         let rjj = r[(j, j)];
-        let phase = if rjj.norm() > 0.0 {
-            rjj / rjj.norm()
-        } else {
-            ONE
-        };
+        let phase = if rjj.norm() > 0.0 { rjj / rjj.norm() } else { ONE };
         let mut col = q.column_mut(j);
         col *= phase;
     }
@@ -97,12 +80,7 @@ pub fn two_qubit_state(kind: RandomKind, rng: &mut impl Rng) -> (CMat, Option<(f
             let v: f64 = rng.random();
             let theta = (1.0 - 2.0 * u).clamp(-1.0, 1.0).acos();
             let phi = 2.0 * std::f64::consts::PI * v;
-            let psi = [
-                c((theta / 2.0).cos(), 0.0),
-                ZERO,
-                C64::from_polar((theta / 2.0).sin(), phi),
-                ZERO,
-            ];
+            let psi = [c((theta / 2.0).cos(), 0.0), ZERO, C64::from_polar((theta / 2.0).sin(), phi), ZERO];
             (projector(&psi), Some((theta, phi)))
         }
         RandomKind::MixedHs => {

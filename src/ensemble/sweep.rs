@@ -22,19 +22,10 @@ impl Sweep {
         // Each grid point builds its own operators (tens of KiB): beyond 1e7 points no run fits
         // in memory, and refusing here avoids allocating the axis first.
         if n.fract() != 0.0 || !(1.0..=MAX_LINSPACE).contains(&n) {
-            return Err(QbatError::invalid(
-                field,
-                format!("linspace count must be an integer in [1, {MAX_LINSPACE:e}], got {n}"),
-            ));
+            return Err(QbatError::invalid(field, format!("linspace count must be an integer in [1, {MAX_LINSPACE:e}], got {n}")));
         }
         let n = n as usize;
-        let v = if n == 1 {
-            vec![lo]
-        } else {
-            (0..n)
-                .map(|k| lo + (hi - lo) * k as f64 / (n - 1) as f64)
-                .collect()
-        };
+        let v = if n == 1 { vec![lo] } else { (0..n).map(|k| lo + (hi - lo) * k as f64 / (n - 1) as f64).collect() };
         Ok(Sweep::Values(v))
     }
     pub fn is_axis(&self) -> bool {
@@ -50,10 +41,7 @@ impl Sweep {
 
 /// `3, 4, 5`.
 fn lengths(axes: &[usize]) -> String {
-    axes.iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    axes.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// Grid shape of the axes: number of grid points, and the index into each axis of point k.
@@ -64,29 +52,14 @@ pub fn grid_size(axes: &[usize], zip: bool) -> Result<usize> {
     if zip {
         let n = axes[0];
         if axes.iter().any(|&a| a != n) {
-            return Err(QbatError::invalid(
-                "ensemble.mode",
-                format!(
-                    "zip needs sweeps of equal length, got lengths {}",
-                    lengths(axes)
-                ),
-            ));
+            return Err(QbatError::invalid("ensemble.mode", format!("zip needs sweeps of equal length, got lengths {}", lengths(axes))));
         }
         Ok(n)
     } else {
-        axes.iter()
-            .try_fold(1usize, |acc, &a| acc.checked_mul(a))
-            .filter(|&n| n <= 100_000_000)
-            .ok_or_else(|| QbatError::TooLarge {
-                field: "params".into(),
-                reason: format!(
-                    "the sweep grid {} has more than 1e8 points",
-                    axes.iter()
-                        .map(|a| a.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" x ")
-                ),
-            })
+        axes.iter().try_fold(1usize, |acc, &a| acc.checked_mul(a)).filter(|&n| n <= 100_000_000).ok_or_else(|| QbatError::TooLarge {
+            field: "params".into(),
+            reason: format!("the sweep grid {} has more than 1e8 points", axes.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" x ")),
+        })
     }
 }
 

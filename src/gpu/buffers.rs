@@ -35,16 +35,8 @@ pub fn u32_bytes(v: &[u32]) -> Vec<u8> {
 /// The first n reals of a mapped buffer, as f64.
 pub fn read_reals(bytes: &[u8], n: usize, precision: Precision) -> Vec<f64> {
     match precision {
-        Precision::F32 => bytes
-            .chunks_exact(4)
-            .take(n)
-            .map(|c| f32::from_ne_bytes(c.try_into().expect("4 bytes")) as f64)
-            .collect(),
-        Precision::F64 => bytes
-            .chunks_exact(8)
-            .take(n)
-            .map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes")))
-            .collect(),
+        Precision::F32 => bytes.chunks_exact(4).take(n).map(|c| f32::from_ne_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
+        Precision::F64 => bytes.chunks_exact(8).take(n).map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect(),
     }
 }
 
@@ -53,22 +45,14 @@ pub fn layout_entries(params_size: u64) -> Vec<wgpu::BindGroupLayoutEntry> {
     let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
+        ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Storage { read_only }, has_dynamic_offset: false, min_binding_size: None },
         count: None,
     };
     vec![
         wgpu::BindGroupLayoutEntry {
             binding: 0,
             visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: true,
-                min_binding_size: NonZeroU64::new(params_size),
-            },
+            ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: true, min_binding_size: NonZeroU64::new(params_size) },
             count: None,
         },
         storage(1, true),
@@ -82,11 +66,7 @@ pub fn layout_entries(params_size: u64) -> Vec<wgpu::BindGroupLayoutEntry> {
 
 /// One uniform struct per dispatch, packed at the adapter's dynamic-offset alignment into one
 /// buffer; returns the buffer and the stride between dispatches.
-pub fn dispatch_uniforms<P: bytemuck::Pod>(
-    device: &wgpu::Device,
-    align: u64,
-    params: &[P],
-) -> (wgpu::Buffer, u64) {
+pub fn dispatch_uniforms<P: bytemuck::Pod>(device: &wgpu::Device, align: u64, params: &[P]) -> (wgpu::Buffer, u64) {
     use wgpu::util::DeviceExt;
     let size = std::mem::size_of::<P>();
     let stride = (size as u64).div_ceil(align.max(1)) * align.max(1);
@@ -95,11 +75,7 @@ pub fn dispatch_uniforms<P: bytemuck::Pod>(
         let at = i * stride as usize;
         bytes[at..at + size].copy_from_slice(bytemuck::bytes_of(p));
     }
-    let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-        label: Some("params"),
-        contents: &bytes,
-        usage: wgpu::BufferUsages::UNIFORM,
-    });
+    let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some("params"), contents: &bytes, usage: wgpu::BufferUsages::UNIFORM });
     (buffer, stride)
 }
 
@@ -115,23 +91,12 @@ pub fn kernel_bind_group(
 ) -> wgpu::BindGroup {
     let mut entries = vec![wgpu::BindGroupEntry {
         binding: 0,
-        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer: uniforms,
-            offset: 0,
-            size: NonZeroU64::new(params_size),
-        }),
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: uniforms, offset: 0, size: NonZeroU64::new(params_size) }),
     }];
     for (k, b) in storage.iter().enumerate() {
-        entries.push(wgpu::BindGroupEntry {
-            binding: k as u32 + 1,
-            resource: b.as_entire_binding(),
-        });
+        entries.push(wgpu::BindGroupEntry { binding: k as u32 + 1, resource: b.as_entire_binding() });
     }
-    device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout,
-        entries: &entries,
-    })
+    device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries })
 }
 
 /// Record `n` dispatches of `workgroups` workgroups each, dispatch i reading its uniform at
@@ -148,14 +113,9 @@ pub fn submit_dispatches(
     label: &str,
 ) {
     for group in (0..n).collect::<Vec<_>>().chunks(per_submit) {
-        let mut enc = ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(label),
-                timestamp_writes: None,
-            });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
             pass.set_pipeline(&kernel.pipeline);
             for &i in group {
                 pass.set_bind_group(0, bind_group, &[(i as u64 * ustride) as u32]);
@@ -169,10 +129,7 @@ pub fn submit_dispatches(
 /// Copy `sources` (label, buffer) into fresh mappable buffers after the work already submitted,
 /// wait for the device, and return them mapped for reading, in order. Device errors raised
 /// meanwhile, and failed mappings, are errors naming the buffer.
-pub fn read_back(
-    ctx: &super::GpuContext,
-    sources: &[(&str, &wgpu::Buffer)],
-) -> crate::error::Result<Vec<wgpu::Buffer>> {
+pub fn read_back(ctx: &super::GpuContext, sources: &[(&str, &wgpu::Buffer)]) -> crate::error::Result<Vec<wgpu::Buffer>> {
     use crate::error::QbatError;
     let device = &ctx.device;
     let staging: Vec<wgpu::Buffer> = sources
@@ -186,9 +143,7 @@ pub fn read_back(
             })
         })
         .collect();
-    let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-        label: Some("readback"),
-    });
+    let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
     for ((_, src), dst) in sources.iter().zip(&staging) {
         enc.copy_buffer_to_buffer(src, 0, dst, 0, src.size());
     }
@@ -201,14 +156,10 @@ pub fn read_back(
         });
     }
     drop(tx);
-    device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| QbatError::DeviceLost(format!("waiting for the kernel: {e}")))?;
+    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| QbatError::DeviceLost(format!("waiting for the kernel: {e}")))?;
     ctx.take_uncaptured_error()?;
     for _ in 0..staging.len() {
-        let (k, r) = rx
-            .recv()
-            .map_err(|_| QbatError::Device("a readback never completed".into()))?;
+        let (k, r) = rx.recv().map_err(|_| QbatError::Device("a readback never completed".into()))?;
         r.map_err(|e| QbatError::Device(format!("reading back the {}: {e}", sources[k].0)))?;
     }
     Ok(staging)
@@ -217,13 +168,7 @@ pub fn read_back(
 /// The step count both kernels keep per member: the pieces it completed over all dispatches,
 /// and the dispatches (two-qubit) or invocations (cavity) that completed fewer steps or pieces
 /// than they held. Anything short is an error, never silent output.
-pub fn check_completed(
-    kernel: &str,
-    member: usize,
-    pieces_done: usize,
-    pieces: usize,
-    short: u32,
-) -> crate::error::Result<()> {
+pub fn check_completed(kernel: &str, member: usize, pieces_done: usize, pieces: usize, short: u32) -> crate::error::Result<()> {
     if pieces_done != pieces || short != 0 {
         return Err(crate::error::QbatError::Device(format!(
             "the {kernel} kernel stopped early on this adapter: member {member} completed {pieces_done} of {pieces} pieces ({short} fell short of their steps); no results were kept"
@@ -241,20 +186,13 @@ pub fn piece_steps(p: &crate::job::Piece) -> u64 {
 /// while both running costs (`cost` of each piece, plus `first` on the very first dispatch) stay
 /// within `budgets`, holds at least one piece, and never spans the switch-off (the coupling is
 /// chosen per dispatch). Returns [begin, end) pairs of piece indices.
-pub fn group_pieces(
-    pieces: &[crate::job::Piece],
-    cost: impl Fn(&crate::job::Piece) -> (u64, u64),
-    budgets: (u64, u64),
-    first: (u64, u64),
-) -> Vec<(u32, u32)> {
+pub fn group_pieces(pieces: &[crate::job::Piece], cost: impl Fn(&crate::job::Piece) -> (u64, u64), budgets: (u64, u64), first: (u64, u64)) -> Vec<(u32, u32)> {
     let mut out = vec![];
     let mut begin = 0usize;
     let (mut a, mut b) = first;
     for (i, p) in pieces.iter().enumerate() {
         let (ca, cb) = cost(p);
-        if i > begin
-            && (a + ca > budgets.0 || b + cb > budgets.1 || p.uncoupled != pieces[begin].uncoupled)
-        {
+        if i > begin && (a + ca > budgets.0 || b + cb > budgets.1 || p.uncoupled != pieces[begin].uncoupled) {
             out.push((begin as u32, i as u32));
             begin = i;
             a = 0;
@@ -286,32 +224,16 @@ pub fn read_samples_checked(
 ) -> crate::error::Result<Vec<f64>> {
     use crate::error::QbatError;
     let staging = read_back(ctx, &[("samples", out), ("status", status)])?;
-    let view = staging[0]
-        .slice(..)
-        .get_mapped_range()
-        .map_err(|e| QbatError::Device(format!("mapping the samples: {e}")))?;
+    let view = staging[0].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the samples: {e}")))?;
     let values = read_reals(&view, out_len, precision);
     drop(view);
     staging[0].unmap();
-    let view = staging[1]
-        .slice(..)
-        .get_mapped_range()
-        .map_err(|e| QbatError::Device(format!("mapping the status: {e}")))?;
-    let st: Vec<u32> = view
-        .chunks_exact(4)
-        .take(2 * m)
-        .map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes")))
-        .collect();
+    let view = staging[1].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the status: {e}")))?;
+    let st: Vec<u32> = view.chunks_exact(4).take(2 * m).map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes"))).collect();
     drop(view);
     staging[1].unmap();
     for k in 0..m {
-        check_completed(
-            kernel,
-            first_member + k,
-            st[2 * k] as usize,
-            pieces,
-            st[2 * k + 1],
-        )?;
+        check_completed(kernel, first_member + k, st[2 * k] as usize, pieces, st[2 * k + 1])?;
     }
     Ok(values)
 }

@@ -58,9 +58,7 @@ pub struct GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuContext")
-            .field("info", &self.info)
-            .finish_non_exhaustive()
+        f.debug_struct("GpuContext").field("info", &self.info).finish_non_exhaustive()
     }
 }
 
@@ -73,10 +71,7 @@ impl GpuContext {
         desc.backends &= BACKENDS;
         let backends = desc.backends;
         let instance = wgpu::Instance::new(desc);
-        let facts: Vec<AdapterFacts> = pollster::block_on(instance.enumerate_adapters(backends))
-            .iter()
-            .map(AdapterFacts::of)
-            .collect();
+        let facts: Vec<AdapterFacts> = pollster::block_on(instance.enumerate_adapters(backends)).iter().map(AdapterFacts::of).collect();
         pinning::device_keys(&facts)
     }
 
@@ -94,29 +89,12 @@ impl GpuContext {
         let instance = wgpu::Instance::new(desc);
         let adapters = pollster::block_on(instance.enumerate_adapters(backends));
         if adapters.is_empty() {
-            let names: Vec<String> = backends
-                .iter_names()
-                .map(|(n, _)| n.to_lowercase())
-                .collect();
-            return Err(QbatError::Device(format!(
-                "no GPU adapter found (backends: {}); use --backend cpu",
-                names.join(", ")
-            )));
+            let names: Vec<String> = backends.iter_names().map(|(n, _)| n.to_lowercase()).collect();
+            return Err(QbatError::Device(format!("no GPU adapter found (backends: {}); use --backend cpu", names.join(", "))));
         }
         let facts: Vec<AdapterFacts> = adapters.iter().map(AdapterFacts::of).collect();
-        let pin = if adapter_name.is_none() {
-            pinning::read_pin()
-        } else {
-            None
-        };
-        let choice = pinning::choose(
-            &facts,
-            adapter_name,
-            need_f64,
-            pin.as_ref(),
-            pinning::read_driver_gpus,
-        )
-        .map_err(QbatError::Device)?;
+        let pin = if adapter_name.is_none() { pinning::read_pin() } else { None };
+        let choice = pinning::choose(&facts, adapter_name, need_f64, pin.as_ref(), pinning::read_driver_gpus).map_err(QbatError::Device)?;
         if let Some(note) = &choice.note {
             eprintln!("note: {note}");
         }
@@ -127,10 +105,7 @@ impl GpuContext {
         let ainfo = adapter.get_info();
         let has_f64 = adapter.features().contains(wgpu::Features::SHADER_F64);
         if need_f64 && !has_f64 {
-            return Err(QbatError::Device(format!(
-                "adapter {} has no SHADER_F64 (64-bit floats in shaders); use --precision f32",
-                describe(&adapter)
-            )));
+            return Err(QbatError::Device(format!("adapter {} has no SHADER_F64 (64-bit floats in shaders); use --precision f32", describe(&adapter))));
         }
 
         let al = adapter.limits();
@@ -140,21 +115,11 @@ impl GpuContext {
         req.max_buffer_size = al.max_buffer_size;
         req.max_compute_workgroups_per_dimension = al.max_compute_workgroups_per_dimension;
         let mut missing = vec![];
-        req.check_limits_with_fail_fn(&al, false, |name, want, have| {
-            missing.push(format!("{name}: need {want}, adapter has {have}"))
-        });
+        req.check_limits_with_fail_fn(&al, false, |name, want, have| missing.push(format!("{name}: need {want}, adapter has {have}")));
         if !missing.is_empty() {
-            return Err(QbatError::Device(format!(
-                "adapter {} is below the limits qbat-gpu needs: {}",
-                describe(&adapter),
-                missing.join("; ")
-            )));
+            return Err(QbatError::Device(format!("adapter {} is below the limits qbat-gpu needs: {}", describe(&adapter), missing.join("; "))));
         }
-        let features = if has_f64 {
-            wgpu::Features::SHADER_F64
-        } else {
-            wgpu::Features::empty()
-        };
+        let features = if has_f64 { wgpu::Features::SHADER_F64 } else { wgpu::Features::empty() };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("qbat-gpu"),
             required_features: features,
@@ -163,12 +128,7 @@ impl GpuContext {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| {
-            QbatError::Device(format!(
-                "could not open adapter {}: {e}",
-                describe(&adapter)
-            ))
-        })?;
+        .map_err(|e| QbatError::Device(format!("could not open adapter {}: {e}", describe(&adapter))))?;
         let uncaptured = Arc::new(Mutex::new(None::<String>));
         let slot = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -176,11 +136,7 @@ impl GpuContext {
             if s.is_none() {
                 // Out-of-memory is kept apart: the run driver re-chunks smaller on it.
                 let oom = matches!(e, wgpu::Error::OutOfMemory { .. });
-                *s = Some(if oom {
-                    format!("{OOM_TAG}{e}")
-                } else {
-                    e.to_string()
-                });
+                *s = Some(if oom { format!("{OOM_TAG}{e}") } else { e.to_string() });
             }
         }));
         let info = GpuInfo {
@@ -188,23 +144,13 @@ impl GpuContext {
             backend: ainfo.backend.to_string(),
             device_type: device_type_name(ainfo.device_type).to_string(),
             software: ainfo.device_type == wgpu::DeviceType::Cpu,
-            driver: format!("{} {}", ainfo.driver, ainfo.driver_info)
-                .trim()
-                .to_string(),
+            driver: format!("{} {}", ainfo.driver, ainfo.driver_info).trim().to_string(),
             has_f64,
             pci_bus_id: pinning::normalize_bus_id(&ainfo.device_pci_bus_id).unwrap_or_default(),
             pinning_note: choice.note.clone(),
             limits: device.limits(),
         };
-        Ok(GpuContext {
-            instance,
-            adapter,
-            device,
-            queue,
-            info,
-            pipelines: Mutex::new(HashMap::new()),
-            uncaptured,
-        })
+        Ok(GpuContext { instance, adapter, device, queue, info, pipelines: Mutex::new(HashMap::new()), uncaptured })
     }
 
     /// An error that escaped the error scopes since the last call, as a Device error.
@@ -222,58 +168,30 @@ impl GpuContext {
     /// The cached pipeline of kernel `name` (a file in shaders/) in `precision`, compiled on
     /// first use with one bind group of `entries`. Shader or layout errors come back as Device
     /// errors.
-    pub fn pipeline(
-        &self,
-        name: &'static str,
-        precision: Precision,
-        entries: &[wgpu::BindGroupLayoutEntry],
-    ) -> Result<Arc<KernelPipeline>> {
+    pub fn pipeline(&self, name: &'static str, precision: Precision, entries: &[wgpu::BindGroupLayoutEntry]) -> Result<Arc<KernelPipeline>> {
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = cache.get(&(name, precision)) {
             return Ok(p.clone());
         }
         if precision == Precision::F64 && !self.info.has_f64 {
-            return Err(QbatError::Device(format!(
-                "adapter '{}' has no SHADER_F64; use --precision f32",
-                self.info.name
-            )));
+            return Err(QbatError::Device(format!("adapter '{}' has no SHADER_F64; use --precision f32", self.info.name)));
         }
         let source = shader_source(name, precision)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
-        let layout = self
-            .device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(name),
-                entries,
-            });
-        let pipeline_layout = self
-            .device
-            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(name),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                cache: None,
-            });
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) });
+        let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries });
+        let pipeline_layout =
+            self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor { label: Some(name), bind_group_layouts: &[Some(&layout)], immediate_size: 0 });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(name),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            cache: None,
+        });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(QbatError::Device(format!(
-                "kernel {name} ({}): {e}",
-                precision.name()
-            )));
+            return Err(QbatError::Device(format!("kernel {name} ({}): {e}", precision.name())));
         }
         let p = Arc::new(KernelPipeline { layout, pipeline });
         cache.insert((name, precision), p.clone());

@@ -11,10 +11,7 @@ use super::buffers::{dispatch_uniforms, kernel_bind_group, layout_entries, pad32
 use super::context::GpuContext;
 use super::Precision;
 use crate::error::{QbatError, Result};
-use crate::job::measures_two_qubit::{
-    eigen_code, eigen_flags, eigen_point, EigenJob, MeasureParams, EIGEN_WORKGROUP_SIZE,
-    MAX_EIGEN_COLS,
-};
+use crate::job::measures_two_qubit::{eigen_code, eigen_flags, eigen_point, EigenJob, MeasureParams, EIGEN_WORKGROUP_SIZE, MAX_EIGEN_COLS};
 use crate::job::TwoQubitPoint;
 use wgpu::util::DeviceExt;
 
@@ -29,29 +26,13 @@ pub fn out_bytes_per_member(eigen: &EigenJob, n_samples: usize, precision: Preci
 /// Check what the kernel can take before anything is recorded.
 pub fn validate(eigen: &EigenJob, n_points: usize) -> Result<()> {
     if eigen.measures.len() > MAX_EIGEN_COLS {
-        return Err(QbatError::invalid(
-            "output.measures",
-            format!(
-                "at most {MAX_EIGEN_COLS} eigen-solve measures per GPU run, got {}",
-                eigen.measures.len()
-            ),
-        ));
+        return Err(QbatError::invalid("output.measures", format!("at most {MAX_EIGEN_COLS} eigen-solve measures per GPU run, got {}", eigen.measures.len())));
     }
     if let Some(m) = eigen.measures.iter().find(|m| eigen_code(**m).is_none()) {
-        return Err(QbatError::invalid(
-            "output.measures",
-            format!("{} is not an eigen-solve measure", m.name()),
-        ));
+        return Err(QbatError::invalid("output.measures", format!("{} is not an eigen-solve measure", m.name())));
     }
     if eigen.h_total_eigs.len() != n_points {
-        return Err(QbatError::invalid(
-            "ensemble",
-            format!(
-                "{} points but {} Hamiltonian spectra",
-                n_points,
-                eigen.h_total_eigs.len()
-            ),
-        ));
+        return Err(QbatError::invalid("ensemble", format!("{} points but {} Hamiltonian spectra", n_points, eigen.h_total_eigs.len())));
     }
     Ok(())
 }
@@ -72,16 +53,8 @@ pub fn record_measures(
 ) -> Result<wgpu::Buffer> {
     let device = &ctx.device;
     let n_cols = eigen.measures.len();
-    let pipeline = ctx.pipeline(
-        KERNEL,
-        precision,
-        &layout_entries(std::mem::size_of::<MeasureParams>() as u64),
-    )?;
-    let consts: Vec<f64> = points
-        .iter()
-        .zip(&eigen.h_total_eigs)
-        .flat_map(|(p, e)| eigen_point(p, e))
-        .collect();
+    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries(std::mem::size_of::<MeasureParams>() as u64))?;
+    let consts: Vec<f64> = points.iter().zip(&eigen.h_total_eigs).flat_map(|(p, e)| eigen_point(p, e)).collect();
     let consts_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some("eigen consts"),
         contents: &real_bytes(&consts, precision),
@@ -94,12 +67,7 @@ pub fn record_measures(
         mapped_at_creation: false,
     });
     let placeholder = |label: &str| {
-        device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: 32,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        })
+        device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size: 32, usage: wgpu::BufferUsages::STORAGE, mapped_at_creation: false })
     };
     let (unused5, unused6) = (placeholder("unused"), placeholder("unused"));
     // One invocation per (member, sample), in a 2D grid when one dimension is not enough.
@@ -109,10 +77,7 @@ pub fn record_measures(
     let gx = groups.min(max_dim);
     let gy = groups.div_ceil(gx);
     if gy > max_dim {
-        return Err(QbatError::TooLarge {
-            field: "ensemble".into(),
-            reason: format!("{invocations} sample states exceed the adapter's dispatch grid"),
-        });
+        return Err(QbatError::TooLarge { field: "ensemble".into(), reason: format!("{invocations} sample states exceed the adapter's dispatch grid") });
     }
     let mut cols = [[0u32; 4]; 2];
     for (k, m) in eigen.measures.iter().enumerate() {
@@ -127,11 +92,7 @@ pub fn record_measures(
         _pad: [0; 3],
         cols,
     };
-    let (params_buf, _) = dispatch_uniforms(
-        device,
-        ctx.info.limits.min_uniform_buffer_offset_alignment as u64,
-        &[params],
-    );
+    let (params_buf, _) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &[params]);
     let bind_group = kernel_bind_group(
         device,
         &pipeline.layout,
@@ -140,14 +101,9 @@ pub fn record_measures(
         std::mem::size_of::<MeasureParams>() as u64,
         [&consts_buf, lookup, states, &out, &unused5, &unused6],
     );
-    let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-        label: Some(KERNEL),
-    });
+    let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(KERNEL) });
     {
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(KERNEL),
-            timestamp_writes: None,
-        });
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(KERNEL), timestamp_writes: None });
         pass.set_pipeline(&pipeline.pipeline);
         pass.set_bind_group(0, &bind_group, &[0]);
         pass.dispatch_workgroups(gx as u32, gy as u32, 1);

@@ -14,26 +14,17 @@ pub mod runtime_dir;
 
 pub use context::{GpuContext, GpuInfo, KernelPipeline};
 pub use rk4_cavity::{plan_cavity, run_cavity_gpu, CavityGpuOptions, CavityGpuPlan, CavityResult};
-pub use rk4_two_qubit::{
-    plan_chunks, run_two_qubit_gpu, run_two_qubit_gpu_measured, run_two_qubit_gpu_with,
-    GpuRunOptions,
-};
+pub use rk4_two_qubit::{plan_chunks, run_two_qubit_gpu, run_two_qubit_gpu_measured, run_two_qubit_gpu_with, GpuRunOptions};
 
 use crate::error::{QbatError, Result};
 pub use crate::job::Precision;
 
 /// The kernels, by name, with their WGSL source (files in shaders/).
 pub const SHADERS: &[(&str, &str)] = &[
-    (
-        "rk4_two_qubit",
-        include_str!("../../shaders/rk4_two_qubit.wgsl"),
-    ),
+    ("rk4_two_qubit", include_str!("../../shaders/rk4_two_qubit.wgsl")),
     ("rk4_cavity", include_str!("../../shaders/rk4_cavity.wgsl")),
     ("rk4_dicke", include_str!("../../shaders/rk4_dicke.wgsl")),
-    (
-        "measures_two_qubit",
-        include_str!("../../shaders/measures_two_qubit.wgsl"),
-    ),
+    ("measures_two_qubit", include_str!("../../shaders/measures_two_qubit.wgsl")),
 ];
 
 /// WGSL libraries (files in shaders/ that hold functions, no entry point), by name.
@@ -41,20 +32,12 @@ pub const LIBRARIES: &[(&str, &str)] = &[("drive", include_str!("../../shaders/d
 
 /// The libraries each kernel takes, prepended in this order after the precision prelude (WGSL
 /// has no imports). Kernels not listed take none.
-pub const KERNEL_LIBRARIES: &[(&str, &[&str])] =
-    &[("rk4_two_qubit", &["drive"]), ("rk4_cavity", &["drive"])];
+pub const KERNEL_LIBRARIES: &[(&str, &[&str])] = &[("rk4_two_qubit", &["drive"]), ("rk4_cavity", &["drive"])];
 
 /// The libraries of kernel `name`, as (name, source).
 pub fn kernel_libraries(name: &str) -> Vec<(&'static str, &'static str)> {
-    let names = KERNEL_LIBRARIES
-        .iter()
-        .find(|(k, _)| *k == name)
-        .map(|(_, l)| *l)
-        .unwrap_or(&[]);
-    names
-        .iter()
-        .filter_map(|l| LIBRARIES.iter().find(|(n, _)| n == l).copied())
-        .collect()
+    let names = KERNEL_LIBRARIES.iter().find(|(k, _)| *k == name).map(|(_, l)| *l).unwrap_or(&[]);
+    names.iter().filter_map(|l| LIBRARIES.iter().find(|(n, _)| n == l).copied()).collect()
 }
 
 /// The prelude that fixes the working precision: the kernels are written once over `real`.
@@ -75,10 +58,7 @@ pub fn with_prelude(source: &str, precision: Precision) -> String {
 
 /// The full WGSL source of kernel `name` in `precision`: prelude, libraries, kernel.
 pub fn shader_source(name: &str, precision: Precision) -> Result<String> {
-    let (_, src) = SHADERS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .ok_or_else(|| QbatError::Device(format!("no kernel named '{name}'")))?;
+    let (_, src) = SHADERS.iter().find(|(n, _)| *n == name).ok_or_else(|| QbatError::Device(format!("no kernel named '{name}'")))?;
     let mut text = String::new();
     for (_, lib) in kernel_libraries(name) {
         text.push_str(lib);

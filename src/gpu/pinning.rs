@@ -18,12 +18,7 @@ use std::time::{Duration, Instant};
 /// The variables that pin a task's GPU, in the order they are honoured: CUDA's own list
 /// first (Ray, Slurm's per-task binding), then Slurm's step and job GPUs, then the container
 /// runtime's (Kubernetes).
-pub const PIN_VARS: [&str; 4] = [
-    "CUDA_VISIBLE_DEVICES",
-    "SLURM_STEP_GPUS",
-    "SLURM_JOB_GPUS",
-    "NVIDIA_VISIBLE_DEVICES",
-];
+pub const PIN_VARS: [&str; 4] = ["CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "NVIDIA_VISIBLE_DEVICES"];
 
 /// One device named by a pinning variable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,15 +94,8 @@ impl AdapterFacts {
     }
     /// `'NVIDIA H200' (vulkan, discrete GPU, PCI 0000:17:00.0)`.
     pub fn describe(&self) -> String {
-        let bus = normalize_bus_id(&self.bus_id)
-            .map(|b| format!(", PCI {b}"))
-            .unwrap_or_default();
-        format!(
-            "'{}' ({}, {}{bus})",
-            self.name,
-            self.backend,
-            device_type_name(self.device_type)
-        )
+        let bus = normalize_bus_id(&self.bus_id).map(|b| format!(", PCI {b}")).unwrap_or_default();
+        format!("'{}' ({}, {}{bus})", self.name, self.backend, device_type_name(self.device_type))
     }
 }
 
@@ -134,12 +122,7 @@ fn rank(t: wgpu::DeviceType) -> u8 {
 
 /// The adapters, numbered as `--adapter N` counts them: `0: 'NVIDIA H200' (...), 1: ...`.
 pub fn list(adapters: &[AdapterFacts]) -> String {
-    adapters
-        .iter()
-        .enumerate()
-        .map(|(k, a)| format!("{k}: {}", a.describe()))
-        .collect::<Vec<_>>()
-        .join(", ")
+    adapters.iter().enumerate().map(|(k, a)| format!("{k}: {}", a.describe())).collect::<Vec<_>>().join(", ")
 }
 
 /// A PCI bus id in the form wgpu writes it, `dddd:bb:dd.f` in lower case, from the driver's
@@ -196,10 +179,7 @@ fn parse_device(item: &str) -> Option<DeviceRef> {
     }
     // `0:1`: MIG slice 1 of GPU 0 (Slurm and CUDA write MIG devices this way).
     if let Some((gpu, mig)) = item.split_once(':') {
-        if !gpu.is_empty()
-            && !mig.is_empty()
-            && gpu.chars().chain(mig.chars()).all(|c| c.is_ascii_digit())
-        {
+        if !gpu.is_empty() && !mig.is_empty() && gpu.chars().chain(mig.chars()).all(|c| c.is_ascii_digit()) {
             return gpu.parse().ok().map(DeviceRef::Index);
         }
     }
@@ -219,13 +199,7 @@ fn parse_device(item: &str) -> Option<DeviceRef> {
 
 /// The first pinning variable that is set, by `PIN_VARS`' order; `get` reads a variable.
 pub fn pin_from(get: impl Fn(&str) -> Option<String>) -> Option<Pin> {
-    PIN_VARS.iter().find_map(|&var| {
-        get(var).map(|value| Pin {
-            var,
-            assignment: parse_assignment(&value),
-            value,
-        })
-    })
+    PIN_VARS.iter().find_map(|&var| get(var).map(|value| Pin { var, assignment: parse_assignment(&value), value }))
 }
 
 /// The pinning variable of this process, if one is set.
@@ -242,11 +216,7 @@ pub fn parse_nvidia_smi(csv: &str) -> Vec<DriverGpu> {
             let [index, bus, uuid] = f.as_slice() else {
                 return None;
             };
-            Some(DriverGpu {
-                index: index.parse().ok()?,
-                bus_id: normalize_bus_id(bus)?,
-                uuid: uuid.to_ascii_lowercase(),
-            })
+            Some(DriverGpu { index: index.parse().ok()?, bus_id: normalize_bus_id(bus)?, uuid: uuid.to_ascii_lowercase() })
         })
         .collect()
 }
@@ -256,42 +226,19 @@ pub fn parse_nvidia_smi(csv: &str) -> Vec<DriverGpu> {
 /// its GPUs.
 pub fn parse_proc_gpus(informations: &[String]) -> Vec<DriverGpu> {
     let field = |text: &str, key: &str| {
-        text.lines().find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.trim().eq_ignore_ascii_case(key))
-                .map(|(_, v)| v.trim().to_string())
-        })
+        text.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case(key)).map(|(_, v)| v.trim().to_string()))
     };
-    let mut found: Vec<(String, String)> = informations
-        .iter()
-        .filter_map(|t| {
-            Some((
-                normalize_bus_id(&field(t, "Bus Location")?)?,
-                field(t, "GPU UUID")?.to_ascii_lowercase(),
-            ))
-        })
-        .collect();
+    let mut found: Vec<(String, String)> =
+        informations.iter().filter_map(|t| Some((normalize_bus_id(&field(t, "Bus Location")?)?, field(t, "GPU UUID")?.to_ascii_lowercase()))).collect();
     found.sort();
     found.dedup();
-    found
-        .into_iter()
-        .enumerate()
-        .map(|(k, (bus_id, uuid))| DriverGpu {
-            index: k as u32,
-            bus_id,
-            uuid,
-        })
-        .collect()
+    found.into_iter().enumerate().map(|(k, (bus_id, uuid))| DriverGpu { index: k as u32, bus_id, uuid }).collect()
 }
 
 /// The GPUs the NVIDIA driver lists: nvidia-smi (at most 10 s), else procfs; None when
 /// neither is there.
 pub fn read_driver_gpus() -> Option<Vec<DriverGpu>> {
-    if let Some(csv) = run_with_timeout(
-        "nvidia-smi",
-        &["--query-gpu=index,pci.bus_id,uuid", "--format=csv,noheader"],
-        Duration::from_secs(10),
-    ) {
+    if let Some(csv) = run_with_timeout("nvidia-smi", &["--query-gpu=index,pci.bus_id,uuid", "--format=csv,noheader"], Duration::from_secs(10)) {
         let gpus = parse_nvidia_smi(&csv);
         if !gpus.is_empty() {
             return Some(gpus);
@@ -303,11 +250,7 @@ pub fn read_driver_gpus() -> Option<Vec<DriverGpu>> {
         .filter_map(|e| {
             use std::io::Read;
             let mut s = String::new();
-            std::fs::File::open(e.path().join("information"))
-                .ok()?
-                .take(64 * 1024)
-                .read_to_string(&mut s)
-                .ok()?;
+            std::fs::File::open(e.path().join("information")).ok()?.take(64 * 1024).read_to_string(&mut s).ok()?;
             Some(s)
         })
         .collect();
@@ -318,33 +261,17 @@ pub fn read_driver_gpus() -> Option<Vec<DriverGpu>> {
 /// A command's stdout if it exits 0 within `limit`.
 fn run_with_timeout(cmd: &str, args: &[&str], limit: Duration) -> Option<String> {
     use std::process::{Command, Stdio};
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
+    let mut child = Command::new(cmd).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
     let mut out = child.stdout.take()?;
     let reader = std::thread::spawn(move || {
         use std::io::Read;
         let mut s = String::new();
-        out.by_ref()
-            .take(1 << 20)
-            .read_to_string(&mut s)
-            .ok()
-            .map(|_| s)
+        out.by_ref().take(1 << 20).read_to_string(&mut s).ok().map(|_| s)
     });
     let start = Instant::now();
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => {
-                return if status.success() {
-                    reader.join().ok().flatten()
-                } else {
-                    None
-                }
-            }
+            Ok(Some(status)) => return if status.success() { reader.join().ok().flatten() } else { None },
             Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(10)),
             _ => {
                 child.kill().ok();
@@ -361,10 +288,7 @@ pub fn resolve_bus_id(device: &DeviceRef, gpus: Option<&[DriverGpu]>) -> Option<
     match device {
         DeviceRef::BusId(b) => Some(b.clone()),
         DeviceRef::Mig(_) => None,
-        DeviceRef::Index(i) => gpus?
-            .iter()
-            .find(|g| g.index == *i)
-            .map(|g| g.bus_id.clone()),
+        DeviceRef::Index(i) => gpus?.iter().find(|g| g.index == *i).map(|g| g.bus_id.clone()),
         DeviceRef::Uuid(u) => {
             let mut hits = gpus?.iter().filter(|g| g.uuid.starts_with(u.as_str()));
             let first = hits.next()?;
@@ -389,66 +313,37 @@ pub fn pick_named(adapters: &[AdapterFacts], want: &str) -> Result<usize, String
     if !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()) {
         return match w.parse::<usize>() {
             Ok(k) if k < adapters.len() => Ok(k),
-            _ => Err(format!(
-                "--adapter {w}: there is no adapter {w}; adapters found: {}",
-                list(adapters)
-            )),
+            _ => Err(format!("--adapter {w}: there is no adapter {w}; adapters found: {}", list(adapters))),
         };
     }
     if let Some(bus) = normalize_bus_id(w) {
-        return by_bus_id(adapters, &bus).ok_or_else(|| {
-            format!(
-                "--adapter {w}: no adapter has PCI bus id {bus}; adapters found: {}",
-                list(adapters)
-            )
-        });
+        return by_bus_id(adapters, &bus).ok_or_else(|| format!("--adapter {w}: no adapter has PCI bus id {bus}; adapters found: {}", list(adapters)));
     }
     let lw = w.to_lowercase();
     adapters
         .iter()
         .position(|a| a.name.to_lowercase().contains(&lw))
-        .ok_or_else(|| {
-            format!(
-                "no adapter name contains '{want}'; adapters found: {}",
-                list(adapters)
-            )
-        })
+        .ok_or_else(|| format!("no adapter name contains '{want}'; adapters found: {}", list(adapters)))
 }
 
 /// The adapter on PCI bus `bus` (normalised), a hardware one before a software one.
 fn by_bus_id(adapters: &[AdapterFacts], bus: &str) -> Option<usize> {
-    let hits = || {
-        adapters
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| normalize_bus_id(&a.bus_id).as_deref() == Some(bus))
-    };
-    hits()
-        .find(|(_, a)| a.device_type != wgpu::DeviceType::Cpu)
-        .or_else(|| hits().next())
-        .map(|(k, _)| k)
+    let hits = || adapters.iter().enumerate().filter(|(_, a)| normalize_bus_id(&a.bus_id).as_deref() == Some(bus));
+    hits().find(|(_, a)| a.device_type != wgpu::DeviceType::Cpu).or_else(|| hits().next()).map(|(k, _)| k)
 }
 
 /// How `--devices all` names each adapter, so that `pick_named` opens exactly that one: its
 /// PCI bus id where the driver reports one (identical GPUs share a name), else its index. A
 /// software adapter is left out when there is a hardware one.
 pub fn device_keys(adapters: &[AdapterFacts]) -> Vec<String> {
-    let hardware = adapters
-        .iter()
-        .any(|a| a.device_type != wgpu::DeviceType::Cpu);
+    let hardware = adapters.iter().any(|a| a.device_type != wgpu::DeviceType::Cpu);
     adapters
         .iter()
         .enumerate()
         .filter(|(_, a)| !hardware || a.device_type != wgpu::DeviceType::Cpu)
         .map(|(k, a)| {
             normalize_bus_id(&a.bus_id)
-                .filter(|b| {
-                    adapters
-                        .iter()
-                        .filter(|o| normalize_bus_id(&o.bus_id).as_deref() == Some(b))
-                        .count()
-                        == 1
-                })
+                .filter(|b| adapters.iter().filter(|o| normalize_bus_id(&o.bus_id).as_deref() == Some(b)).count() == 1)
                 .unwrap_or_else(|| k.to_string())
         })
         .collect()
@@ -457,11 +352,7 @@ pub fn device_keys(adapters: &[AdapterFacts]) -> Vec<String> {
 /// Without a name or a pinning: a discrete GPU first, a software adapter last, and with
 /// `need_f64` the adapters with SHADER_F64 before the others.
 pub fn pick_default(adapters: &[AdapterFacts], need_f64: bool) -> Option<usize> {
-    adapters
-        .iter()
-        .enumerate()
-        .min_by_key(|(_, a)| (need_f64 && !a.has_f64, rank(a.device_type)))
-        .map(|(k, _)| k)
+    adapters.iter().enumerate().min_by_key(|(_, a)| (need_f64 && !a.has_f64, rank(a.device_type))).map(|(k, _)| k)
 }
 
 /// Choose among `adapters` (non-empty): `want` (`--adapter`) if given, else the GPU `pin`
@@ -478,8 +369,7 @@ pub fn choose(
     if let Some(w) = want {
         return pick_named(adapters, w).map(|index| Choice { index, note: None });
     }
-    let default =
-        || pick_default(adapters, need_f64).ok_or_else(|| "no GPU adapter found".to_string());
+    let default = || pick_default(adapters, need_f64).ok_or_else(|| "no GPU adapter found".to_string());
     let Some(pin) = pin else {
         return default().map(|index| Choice { index, note: None });
     };
@@ -500,42 +390,22 @@ pub fn choose(
     let unmapped = |why: &str| {
         default().map(|index| Choice {
             index,
-            note: Some(format!(
-                "{} assigns a GPU, but {why}; using adapter {} (name another with --adapter)",
-                pin.describe(),
-                adapters[index].describe()
-            )),
+            note: Some(format!("{} assigns a GPU, but {why}; using adapter {} (name another with --adapter)", pin.describe(), adapters[index].describe())),
         })
     };
     let Some(bus) = resolve_bus_id(device, gpus.as_deref()) else {
         let why = match (device, &gpus) {
-            (DeviceRef::Mig(_), _) => {
-                "a MIG instance's GPU cannot be told from its UUID".to_string()
-            }
-            (_, None) => {
-                "its PCI bus id could not be found (no nvidia-smi, no /proc/driver/nvidia/gpus)"
-                    .to_string()
-            }
-            (_, Some(g)) => format!(
-                "the driver lists no such GPU (it lists {})",
-                g.iter()
-                    .map(|g| g.index.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            (DeviceRef::Mig(_), _) => "a MIG instance's GPU cannot be told from its UUID".to_string(),
+            (_, None) => "its PCI bus id could not be found (no nvidia-smi, no /proc/driver/nvidia/gpus)".to_string(),
+            (_, Some(g)) => format!("the driver lists no such GPU (it lists {})", g.iter().map(|g| g.index.to_string()).collect::<Vec<_>>().join(", ")),
         };
         return unmapped(&why);
     };
     if let Some(index) = by_bus_id(adapters, &bus) {
         return Ok(Choice { index, note: None });
     }
-    if adapters
-        .iter()
-        .all(|a| normalize_bus_id(&a.bus_id).is_none())
-    {
-        return unmapped(&format!(
-            "no adapter reports a PCI bus id to match against {bus}"
-        ));
+    if adapters.iter().all(|a| normalize_bus_id(&a.bus_id).is_none()) {
+        return unmapped(&format!("no adapter reports a PCI bus id to match against {bus}"));
     }
     Err(format!("{} assigns the GPU on PCI bus {bus}, which is none of the adapters found: {}; name one with --adapter", pin.describe(), list(adapters)))
 }

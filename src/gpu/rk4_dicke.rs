@@ -27,20 +27,17 @@
 //! the cavity kernel (`gpu::rk4_cavity`, whose constants this host shares).
 
 use super::buffers::{
-    dispatch_uniforms, group_pieces, kernel_bind_group, layout_entries, pad32, pad4, piece_steps,
-    read_samples_checked, real_bytes, submit_dispatches, u32_bytes,
+    dispatch_uniforms, group_pieces, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_samples_checked, real_bytes, submit_dispatches,
+    u32_bytes,
 };
 use super::context::GpuContext;
 use super::rk4_cavity::{
-    CavityGpuOptions, DEFAULT_CHUNK_BYTES, DISPATCHES_PER_SUBMIT, ELEMENT_STEPS_PER_DISPATCH,
-    LOOP_ITERATIONS_PER_DISPATCH, LOOP_ITERATION_CAP, MAX_BUFFER_BYTES, STEPS_PER_PIECE,
+    CavityGpuOptions, DEFAULT_CHUNK_BYTES, DISPATCHES_PER_SUBMIT, ELEMENT_STEPS_PER_DISPATCH, LOOP_ITERATIONS_PER_DISPATCH, LOOP_ITERATION_CAP,
+    MAX_BUFFER_BYTES, STEPS_PER_PIECE,
 };
 use super::Precision;
 use crate::error::{QbatError, Result};
-use crate::job::dicke::{
-    element_table, out_stride, param_tail, row_tables, DickeJob, Params, F_UNCOUPLED, PARAM_TAIL,
-    ROW_REALS, ROW_U32, WORKGROUP_SIZE,
-};
+use crate::job::dicke::{element_table, out_stride, param_tail, row_tables, DickeJob, Params, F_UNCOUPLED, PARAM_TAIL, ROW_REALS, ROW_U32, WORKGROUP_SIZE};
 use crate::job::{plan_pieces, Piece, NO_SAMPLE};
 use serde::Serialize;
 use std::ops::Range;
@@ -87,12 +84,8 @@ impl DickeLayout {
     /// every branch any lane takes, so the sample's three serial sums are all counted.
     pub fn loop_costs(&self) -> (u64, u64) {
         let per = self.n_list.div_ceil(WORKGROUP_SIZE as usize) as u64 + 1;
-        let q =
-            ((self.n_cells + 1) * (self.n_cells + 1) + 3).div_ceil(WORKGROUP_SIZE as usize) as u64;
-        (
-            4 * per + 1,
-            per + q * (self.dim as u64 + self.n_fock as u64 + 2) + WORKGROUP_SIZE as u64 + 1,
-        )
+        let q = ((self.n_cells + 1) * (self.n_cells + 1) + 3).div_ceil(WORKGROUP_SIZE as usize) as u64;
+        (4 * per + 1, per + q * (self.dim as u64 + self.n_fock as u64 + 2) + WORKGROUP_SIZE as u64 + 1)
     }
 }
 
@@ -142,50 +135,24 @@ fn pieces(job: &DickeJob, layout: &DickeLayout, loop_budget: u64) -> Vec<Piece> 
     plan_pieces(&job.schedule, (room / step).clamp(1, STEPS_PER_PIECE))
 }
 
-fn dispatches(
-    pieces: &[Piece],
-    layout: &DickeLayout,
-    loop_budget: u64,
-    members: usize,
-    element_budget: u64,
-) -> Vec<(u32, u32)> {
+fn dispatches(pieces: &[Piece], layout: &DickeLayout, loop_budget: u64, members: usize, element_budget: u64) -> Vec<(u32, u32)> {
     let (step, sample) = layout.loop_costs();
     let per_step = (members.max(1) * layout.n_list) as u64;
-    let cost = |p: &Piece| {
-        (
-            piece_steps(p) * step + if p.sample != NO_SAMPLE { sample } else { 0 } + 2,
-            piece_steps(p) * per_step,
-        )
-    };
+    let cost = |p: &Piece| (piece_steps(p) * step + if p.sample != NO_SAMPLE { sample } else { 0 } + 2, piece_steps(p) * per_step);
     group_pieces(pieces, cost, (loop_budget, element_budget), (0, 0))
 }
 
 /// Plan a job on a device with these limits: chunks that fit every buffer limit, the
 /// workgroup count and the device-memory budget.
-pub fn plan_dicke(
-    job: &DickeJob,
-    precision: Precision,
-    limits: &wgpu::Limits,
-    opts: &CavityGpuOptions,
-) -> Result<DickeGpuPlan> {
+pub fn plan_dicke(job: &DickeJob, precision: Precision, limits: &wgpu::Limits, opts: &CavityGpuOptions) -> Result<DickeGpuPlan> {
     let layout = DickeLayout::new(job.n_cells, job.n_fock, job.parity_only);
     if layout.dim >= 1 << 16 {
-        return Err(QbatError::invalid(
-            "params.n_fock",
-            "the dicke GPU kernel indexes rows in 16 bits",
-        ));
+        return Err(QbatError::invalid("params.n_fock", "the dicke GPU kernel indexes rows in 16 bits"));
     }
-    if let Some(p) = job
-        .points
-        .iter()
-        .find(|p| (p.n_cells, p.n_fock) != (job.n_cells, job.n_fock))
-    {
+    if let Some(p) = job.points.iter().find(|p| (p.n_cells, p.n_fock) != (job.n_cells, job.n_fock)) {
         return Err(QbatError::invalid(
             "params.n_fock",
-            format!(
-                "every point must share n_cells = {} and n_fock = {}, one has {} and {}",
-                job.n_cells, job.n_fock, p.n_cells, p.n_fock
-            ),
+            format!("every point must share n_cells = {} and n_fock = {}, one has {} and {}", job.n_cells, job.n_fock, p.n_cells, p.n_fock),
         ));
     }
     let (n, ns) = (job.member_point.len(), job.schedule.times.len());
@@ -194,18 +161,18 @@ pub fn plan_dicke(
     let params = layout.param_stride as u64 * 2 * rs;
     let out = (ns * layout.out_stride) as u64 * rs;
     let per_member = work + params + 2 * out;
-    let cap = limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size)
-        .min(MAX_BUFFER_BYTES)
-        / 32
-        * 32;
-    let loop_budget = opts
-        .loop_iterations_per_dispatch
-        .unwrap_or(LOOP_ITERATIONS_PER_DISPATCH);
+    let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
+    let loop_budget = opts.loop_iterations_per_dispatch.unwrap_or(LOOP_ITERATIONS_PER_DISPATCH);
     let (step, sample) = layout.loop_costs();
     if step + sample + 2 > LOOP_ITERATION_CAP {
-        return Err(QbatError::TooLarge { field: "params.n_fock".into(), reason: format!("dim {} needs {} loop iterations per invocation for one RK4 step and sample, more than a dispatch may run", layout.dim, step + sample) });
+        return Err(QbatError::TooLarge {
+            field: "params.n_fock".into(),
+            reason: format!(
+                "dim {} needs {} loop iterations per invocation for one RK4 step and sample, more than a dispatch may run",
+                layout.dim,
+                step + sample
+            ),
+        });
     }
     let np = pieces(job, &layout, loop_budget).len();
     let lookup = (layout.n_list + ROW_U32 * layout.dim + 2 * np) as u64;
@@ -213,39 +180,26 @@ pub fn plan_dicke(
     let shared_bytes = pad32(lookup * 4) + pad32(consts * rs);
     let too_large = |what: &str, need: u64| QbatError::TooLarge {
         field: "ensemble".into(),
-        reason: format!(
-            "{what} needs {need} bytes, more than the adapter's largest buffer ({cap} bytes)"
-        ),
+        reason: format!("{what} needs {need} bytes, more than the adapter's largest buffer ({cap} bytes)"),
     };
     if lookup * 4 > cap || consts * rs > cap {
-        return Err(too_large(
-            "the element table and the time grid",
-            (lookup * 4).max(consts * rs),
-        ));
+        return Err(too_large("the element table and the time grid", (lookup * 4).max(consts * rs)));
     }
     let mut m_max = limits.max_compute_workgroups_per_dimension as u64;
-    let mut bound_by =
-        "max_compute_workgroups_per_dimension (one workgroup per member)".to_string();
-    for (what, per) in [
-        ("one member's state and RK4 scratch", work),
-        ("one member's parameters", params),
-        ("one member's samples", out),
-    ] {
+    let mut bound_by = "max_compute_workgroups_per_dimension (one workgroup per member)".to_string();
+    for (what, per) in [("one member's state and RK4 scratch", work), ("one member's parameters", params), ("one member's samples", out)] {
         if per > cap {
             return Err(too_large(what, per));
         }
         if cap / per < m_max {
             m_max = cap / per;
-            bound_by =
-                format!("buffer size ({what}: {per} bytes per member, {cap} bytes per buffer)");
+            bound_by = format!("buffer size ({what}: {per} bytes per member, {cap} bytes per buffer)");
         }
     }
     let budget = opts.max_chunk_bytes.unwrap_or(DEFAULT_CHUNK_BYTES);
     if budget.saturating_sub(shared_bytes) / per_member < m_max {
         m_max = budget.saturating_sub(shared_bytes) / per_member;
-        bound_by = format!(
-            "device memory budget ({budget} bytes per chunk, {per_member} bytes per member)"
-        );
+        bound_by = format!("device memory budget ({budget} bytes per chunk, {per_member} bytes per member)");
     }
     if let Some(f) = opts.max_members_per_chunk.filter(|&f| (f as u64) < m_max) {
         m_max = f as u64;
@@ -301,21 +255,13 @@ pub fn run_dicke_gpu(
     let plan = plan_dicke(job, precision, &ctx.info.limits, opts)?;
     let layout = plan.layout;
     let ns = plan.samples;
-    let mut result = DickeGpuResult {
-        n_samples: ns,
-        out_stride: layout.out_stride,
-        values: vec![0.0; plan.members * ns * layout.out_stride],
-        plan: plan.clone(),
-    };
+    let mut result =
+        DickeGpuResult { n_samples: ns, out_stride: layout.out_stride, values: vec![0.0; plan.members * ns * layout.out_stride], plan: plan.clone() };
     let pieces = pieces(job, &layout, plan.loop_budget);
     if plan.members == 0 || pieces.is_empty() {
         return Ok(result);
     }
-    let pipeline = ctx.pipeline(
-        KERNEL,
-        precision,
-        &layout_entries(std::mem::size_of::<Params>() as u64),
-    )?;
+    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries(std::mem::size_of::<Params>() as u64))?;
     // Shared tables.
     let (rows, weights) = row_tables(layout.n_cells, layout.n_fock);
     let mut lookup = element_table(layout.n_cells, layout.n_fock, layout.parity_only);
@@ -328,26 +274,15 @@ pub fn run_dicke_gpu(
     let mut consts: Vec<f64> = weights.iter().flatten().copied().collect();
     consts.resize(pad4(consts.len() as u64) as usize, 0.0);
     let off_steps = consts.len() as u32;
-    consts.extend(crate::job::step_constants(
-        job.schedule.dt,
-        &pieces,
-        precision,
-    ));
+    consts.extend(crate::job::step_constants(job.schedule.dt, &pieces, precision));
     let device = &ctx.device;
     let storage_init = |label: &str, contents: &[u8]| {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE,
-        })
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage: wgpu::BufferUsages::STORAGE })
     };
     let consts_buf = storage_init("consts", &real_bytes(&consts, precision));
     let lookup_buf = storage_init("lookup", &u32_bytes(&lookup));
     let rs = precision.bytes() as usize;
-    let element_budget = opts
-        .element_steps_per_dispatch
-        .unwrap_or(ELEMENT_STEPS_PER_DISPATCH)
-        .max(1);
+    let element_budget = opts.element_steps_per_dispatch.unwrap_or(ELEMENT_STEPS_PER_DISPATCH).max(1);
 
     for chunk in plan.chunk_ranges() {
         let m = chunk.len();
@@ -377,8 +312,7 @@ pub fn run_dicke_gpu(
                     x.extend([rho[(r, c)].re, rho[(r, c)].im]);
                 }
             }
-            ctx.queue
-                .write_buffer(&work, (k * slot) as u64, &real_bytes(&x, precision));
+            ctx.queue.write_buffer(&work, (k * slot) as u64, &real_bytes(&x, precision));
         }
         let out_len = m * ns * layout.out_stride;
         let out = device.create_buffer(&wgpu::BufferDescriptor {
@@ -406,11 +340,7 @@ pub fn run_dicke_gpu(
                 n_samples: ns as u32,
                 piece_begin: begin,
                 piece_end: end,
-                flags: if pieces[begin as usize].uncoupled {
-                    F_UNCOUPLED
-                } else {
-                    0
-                },
+                flags: if pieces[begin as usize].uncoupled { F_UNCOUPLED } else { 0 },
                 member_stride: layout.member_stride as u32,
                 param_stride: layout.param_stride as u32,
                 out_stride: layout.out_stride as u32,
@@ -418,19 +348,12 @@ pub fn run_dicke_gpu(
                 off_pieces,
                 off_weights: 0,
                 off_steps,
-                steps_expected: pieces[begin as usize..end as usize]
-                    .iter()
-                    .map(piece_steps)
-                    .sum::<u64>() as u32,
+                steps_expected: pieces[begin as usize..end as usize].iter().map(piece_steps).sum::<u64>() as u32,
                 _pad0: 0,
                 _pad1: 0,
             })
             .collect();
-        let (params_buf, ustride) = dispatch_uniforms(
-            device,
-            ctx.info.limits.min_uniform_buffer_offset_alignment as u64,
-            &params,
-        );
+        let (params_buf, ustride) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &params);
         let bind_group = kernel_bind_group(
             device,
             &pipeline.layout,
@@ -439,27 +362,8 @@ pub fn run_dicke_gpu(
             std::mem::size_of::<Params>() as u64,
             [&consts_buf, &lookup_buf, &mparams, &work, &out, &status],
         );
-        submit_dispatches(
-            ctx,
-            &pipeline,
-            &bind_group,
-            groups.len(),
-            ustride,
-            m as u32,
-            DISPATCHES_PER_SUBMIT,
-            KERNEL,
-        );
-        let values = read_samples_checked(
-            ctx,
-            &out,
-            &status,
-            out_len,
-            precision,
-            KERNEL,
-            chunk.start,
-            m,
-            pieces.len(),
-        )?;
+        submit_dispatches(ctx, &pipeline, &bind_group, groups.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL);
+        let values = read_samples_checked(ctx, &out, &status, out_len, precision, KERNEL, chunk.start, m, pieces.len())?;
         let at = chunk.start * ns * layout.out_stride;
         result.values[at..at + out_len].copy_from_slice(&values);
         progress(chunk.end as u64)?;
@@ -479,36 +383,15 @@ mod tests {
     }
 
     fn job(members: usize, n_cells: usize, n_fock: usize, samples: usize) -> DickeJob<'static> {
-        let c = DickeCoeffs {
-            n_cells,
-            n_fock,
-            wc: 1.0,
-            wa: 1.0,
-            g: 0.1,
-            tavis_cummings: false,
-            kappa: 0.05,
-            gamma: 0.02,
-        };
+        let c = DickeCoeffs { n_cells, n_fock, wc: 1.0, wa: 1.0, g: 0.1, tavis_cummings: false, kappa: 0.05, gamma: 0.02 };
         let times: Vec<f64> = (0..samples).map(|i| i as f64 * 0.1).collect();
-        DickeJob {
-            n_cells,
-            n_fock,
-            points: vec![c],
-            member_point: vec![0; members],
-            initial: &init,
-            schedule: Schedule::new(0.01, &times),
-            parity_only: true,
-        }
+        DickeJob { n_cells, n_fock, points: vec![c], member_point: vec![0; members], initial: &init, schedule: Schedule::new(0.01, &times), parity_only: true }
     }
 
     #[test]
     fn dicke_1k_chunks_fit_the_buffer_limit_and_the_budget() {
         // lavapipe-like limits: 128 MiB per binding
-        let limits = wgpu::Limits {
-            max_storage_buffer_binding_size: 128 << 20,
-            max_buffer_size: 2 << 30,
-            ..wgpu::Limits::default()
-        };
+        let limits = wgpu::Limits { max_storage_buffer_binding_size: 128 << 20, max_buffer_size: 2 << 30, ..wgpu::Limits::default() };
         let j = job(1000, 8, 24, 101);
         let p = plan_dicke(&j, Precision::F32, &limits, &CavityGpuOptions::default()).unwrap();
         // dim 225: 25,425 packed entries, 4 matrices of vec2<f32>
@@ -517,24 +400,12 @@ mod tests {
         assert_eq!(p.max_members_per_chunk as u64, (128u64 << 20) / work);
         assert!(p.bound_by.contains("state"), "{}", p.bound_by);
         let ranges = p.chunk_ranges();
-        assert_eq!(
-            (ranges.first().unwrap().start, ranges.last().unwrap().end),
-            (0, 1000)
-        );
-        assert!(ranges
-            .iter()
-            .all(|r| r.len() <= p.max_members_per_chunk
-                && r.len() as u64 * work <= p.buffer_cap_bytes));
+        assert_eq!((ranges.first().unwrap().start, ranges.last().unwrap().end), (0, 1000));
+        assert!(ranges.iter().all(|r| r.len() <= p.max_members_per_chunk && r.len() as u64 * work <= p.buffer_cap_bytes));
         // a small budget binds instead
-        let opts = CavityGpuOptions {
-            max_chunk_bytes: Some(64 << 20),
-            ..Default::default()
-        };
+        let opts = CavityGpuOptions { max_chunk_bytes: Some(64 << 20), ..Default::default() };
         let p = plan_dicke(&j, Precision::F32, &limits, &opts).unwrap();
-        assert!(
-            p.bound_by.contains("budget")
-                && p.max_members_per_chunk as u64 * p.bytes_per_member + p.shared_bytes <= 64 << 20
-        );
+        assert!(p.bound_by.contains("budget") && p.max_members_per_chunk as u64 * p.bytes_per_member + p.shared_bytes <= 64 << 20);
         // the loop costs of a step and a sample fit a dispatch
         let (step, sample) = p.layout.loop_costs();
         assert!(step + sample < LOOP_ITERATIONS_PER_DISPATCH);

@@ -28,16 +28,16 @@
 //! depend on the chunking, bit for bit.
 
 use super::buffers::{
-    check_completed, dispatch_uniforms, group_pieces, kernel_bind_group, layout_entries, pad32,
-    pad4, piece_steps, read_back, read_reals, real_bytes, submit_dispatches, u32_bytes,
+    check_completed, dispatch_uniforms, group_pieces, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_back, read_reals, real_bytes,
+    submit_dispatches, u32_bytes,
 };
 use super::context::GpuContext;
 use super::Precision;
 use crate::error::{QbatError, Result};
 use crate::job::measures_two_qubit::EigenJob;
 use crate::job::two_qubit::{
-    kernel_code, KernelFlags, KernelPoint, Params, SparseGenerator, DRIVE_VEC4_PER_DRIVE, F_FIRST,
-    MAX_COLS, MAX_DRIVES, NO_POINT, POINT_VEC4, TILE_TABLE, TILE_VEC4, WORKGROUP_SIZE,
+    kernel_code, KernelFlags, KernelPoint, Params, SparseGenerator, DRIVE_VEC4_PER_DRIVE, F_FIRST, MAX_COLS, MAX_DRIVES, NO_POINT, POINT_VEC4, TILE_TABLE,
+    TILE_VEC4, WORKGROUP_SIZE,
 };
 use crate::job::{piece_starts, plan_pieces, Piece};
 use crate::job::{Peak, TwoQubitJob, TwoQubitResult};
@@ -102,11 +102,7 @@ fn member_bytes_with(job: &TwoQubitJob, precision: Precision, device_states: boo
     let flags = KernelFlags::for_job(job);
     MemberBytes {
         values: n_samples * job.measures.len() as u64 * rs,
-        states: if job.keep_states || device_states {
-            n_samples * 16 * rs
-        } else {
-            0
-        },
+        states: if job.keep_states || device_states { n_samples * 16 * rs } else { 0 },
         work: work_stride(flags.evolve_z) * 4 * rs,
         init: 16 * rs,
         lookup: 4 + 1,
@@ -163,12 +159,7 @@ fn consts_tail(n_samples: u64, n_pieces: u64) -> u64 {
 
 /// Split the members into chunks that fit the device (see the module doc), at most
 /// `max_members_per_chunk` each when given.
-pub fn plan_chunks(
-    job: &TwoQubitJob,
-    precision: Precision,
-    limits: &wgpu::Limits,
-    max_members_per_chunk: Option<usize>,
-) -> Result<Vec<Range<usize>>> {
+pub fn plan_chunks(job: &TwoQubitJob, precision: Precision, limits: &wgpu::Limits, max_members_per_chunk: Option<usize>) -> Result<Vec<Range<usize>>> {
     plan_chunks_with(job, None, precision, limits, max_members_per_chunk)
 }
 
@@ -184,21 +175,12 @@ fn plan_chunks_with(
     let n = job.initial.len();
     let rs = precision.bytes();
     let b = member_bytes_with(job, precision, eigen.is_some());
-    let eigen_out = eigen.map_or(0, |e| {
-        super::measures_two_qubit::out_bytes_per_member(e, job.schedule.times.len(), precision)
-    });
-    let cap = limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size)
-        .min(MAX_BUFFER_BYTES)
-        / 32
-        * 32;
+    let eigen_out = eigen.map_or(0, |e| super::measures_two_qubit::out_bytes_per_member(e, job.schedule.times.len(), precision));
+    let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
     let n_pieces = plan_pieces(&job.schedule, steps_per_piece(job)).len() as u64;
     let too_large = |what: &str, need: u64| QbatError::TooLarge {
         field: "ensemble".into(),
-        reason: format!(
-            "{what} needs {need} bytes, more than the adapter's largest buffer ({cap} bytes)"
-        ),
+        reason: format!("{what} needs {need} bytes, more than the adapter's largest buffer ({cap} bytes)"),
     };
     let mut m_max = limits.max_compute_workgroups_per_dimension as u64 * WORKGROUP_SIZE as u64;
     for (what, per) in [
@@ -232,74 +214,31 @@ fn plan_chunks_with(
         m_max = m_max.min(f.max(1) as u64);
     }
     let m_max = m_max.max(1) as usize;
-    Ok((0..n)
-        .step_by(m_max)
-        .map(|s| s..(s + m_max).min(n))
-        .collect())
+    Ok((0..n).step_by(m_max).map(|s| s..(s + m_max).min(n)).collect())
 }
 
 fn validate(job: &TwoQubitJob) -> Result<()> {
     if job.member_point.len() != job.initial.len() {
-        return Err(QbatError::invalid(
-            "ensemble",
-            format!(
-                "{} members have a point but {} have a state",
-                job.member_point.len(),
-                job.initial.len()
-            ),
-        ));
+        return Err(QbatError::invalid("ensemble", format!("{} members have a point but {} have a state", job.member_point.len(), job.initial.len())));
     }
-    if let Some(p) = job
-        .member_point
-        .iter()
-        .find(|&&p| p as usize >= job.points.len())
-    {
-        return Err(QbatError::invalid(
-            "ensemble",
-            format!(
-                "member point {p} out of range ({} points)",
-                job.points.len()
-            ),
-        ));
+    if let Some(p) = job.member_point.iter().find(|&&p| p as usize >= job.points.len()) {
+        return Err(QbatError::invalid("ensemble", format!("member point {p} out of range ({} points)", job.points.len())));
     }
     let nd = n_drives(job) as usize;
     if nd > MAX_DRIVES || job.points.iter().any(|p| p.drives.len() != nd) {
-        return Err(QbatError::invalid(
-            "drive",
-            format!("every point needs the same number of drives, at most {MAX_DRIVES}"),
-        ));
+        return Err(QbatError::invalid("drive", format!("every point needs the same number of drives, at most {MAX_DRIVES}")));
     }
     if job.measures.len() > MAX_COLS {
-        return Err(QbatError::invalid(
-            "output.measures",
-            format!(
-                "at most {MAX_COLS} measures per GPU run, got {}",
-                job.measures.len()
-            ),
-        ));
+        return Err(QbatError::invalid("output.measures", format!("at most {MAX_COLS} measures per GPU run, got {}", job.measures.len())));
     }
     if job.schedule.times.len() > MAX_SAMPLES {
-        return Err(QbatError::invalid(
-            "time.samples",
-            format!(
-                "at most {MAX_SAMPLES} samples per GPU run, got {}",
-                job.schedule.times.len()
-            ),
-        ));
+        return Err(QbatError::invalid("time.samples", format!("at most {MAX_SAMPLES} samples per GPU run, got {}", job.schedule.times.len())));
     }
     if job.schedule.sample_segments() != job.schedule.times.len() {
-        return Err(QbatError::invalid(
-            "time",
-            "schedule has a segment count different from its sample count",
-        ));
+        return Err(QbatError::invalid("time", "schedule has a segment count different from its sample count"));
     }
-    if job.schedule.switch_segment().is_some()
-        && job.points.iter().any(|p| p.generator_off.is_none())
-    {
-        return Err(QbatError::invalid(
-            "protocol.switch_off",
-            "the schedule switches the coupling off but a point has no uncoupled generator",
-        ));
+    if job.schedule.switch_segment().is_some() && job.points.iter().any(|p| p.generator_off.is_none()) {
+        return Err(QbatError::invalid("protocol.switch_off", "the schedule switches the coupling off but a point has no uncoupled generator"));
     }
     Ok(())
 }
@@ -307,12 +246,7 @@ fn validate(job: &TwoQubitJob) -> Result<()> {
 /// Group pieces into dispatches of about `budget` steps each and at most LOOP_BUDGET loop
 /// iterations (at least one piece each).
 fn plan_dispatches(pieces: &[Piece], budget: u64, step_cost: u64) -> Vec<(u32, u32)> {
-    group_pieces(
-        pieces,
-        |p| (piece_steps(p), loop_cost(p, step_cost)),
-        (budget, LOOP_BUDGET),
-        (0, 0),
-    )
+    group_pieces(pieces, |p| (piece_steps(p), loop_cost(p, step_cost)), (budget, LOOP_BUDGET), (0, 0))
 }
 
 /// Loop iterations one piece costs an invocation, counted generously: a full step is
@@ -320,13 +254,7 @@ fn plan_dispatches(pieces: &[Piece], budget: u64, step_cost: u64) -> Vec<(u32, u
 /// `driven_step_cost`), a shortened step a few more, and a sample runs the measure loops
 /// (Jacobi sweeps, the log2 range reduction, the column writes).
 fn loop_cost(p: &Piece, step_cost: u64) -> u64 {
-    step_cost * p.n_full as u64
-        + if p.h_last > 0.0 { 16 + step_cost } else { 0 }
-        + if p.sample != crate::job::NO_SAMPLE {
-            512
-        } else {
-            0
-        }
+    step_cost * p.n_full as u64 + if p.h_last > 0.0 { 16 + step_cost } else { 0 } + if p.sample != crate::job::NO_SAMPLE { 512 } else { 0 }
 }
 
 /// Loop iterations per invocation per dispatch: software Vulkan (lavapipe) stops an
@@ -335,12 +263,7 @@ const LOOP_BUDGET: u64 = 32_768;
 
 /// Run a two-qubit job on the GPU. `progress` gets the number of members done after each chunk;
 /// an Err from it (a cancelled run) stops the run there and is returned.
-pub fn run_two_qubit_gpu(
-    ctx: &GpuContext,
-    job: &TwoQubitJob,
-    precision: Precision,
-    progress: &dyn Fn(u64) -> Result<()>,
-) -> Result<TwoQubitResult> {
+pub fn run_two_qubit_gpu(ctx: &GpuContext, job: &TwoQubitJob, precision: Precision, progress: &dyn Fn(u64) -> Result<()>) -> Result<TwoQubitResult> {
     run_two_qubit_gpu_with(ctx, job, precision, &GpuRunOptions::default(), progress)
 }
 
@@ -380,11 +303,7 @@ pub fn run_two_qubit_gpu_measured(
     let mut result = TwoQubitResult {
         measures: job.measures.clone(),
         values: vec![0.0; n_members * vstride],
-        states: if job.keep_states {
-            Some(vec![0.0; n_members * sstride])
-        } else {
-            None
-        },
+        states: if job.keep_states { Some(vec![0.0; n_members * sstride]) } else { None },
         peaks: vec![Peak::default(); n_members * 4],
     };
     let n_eigen = eigen.map_or(0, |e| e.measures.len());
@@ -393,18 +312,8 @@ pub fn run_two_qubit_gpu_measured(
     if n_members == 0 || pieces.is_empty() {
         return Ok((result, eigen_values));
     }
-    let pipeline = ctx.pipeline(
-        KERNEL,
-        precision,
-        &layout_entries(std::mem::size_of::<Params>() as u64),
-    )?;
-    let chunks = plan_chunks_with(
-        job,
-        eigen,
-        precision,
-        &ctx.info.limits,
-        opts.max_members_per_chunk,
-    )?;
+    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries(std::mem::size_of::<Params>() as u64))?;
+    let chunks = plan_chunks_with(job, eigen, precision, &ctx.info.limits, opts.max_members_per_chunk)?;
     let codes: Vec<Option<u32>> = job.measures.iter().map(|&m| kernel_code(m)).collect();
     let mut cols = [[0u32; 4]; 8];
     for (k, c) in codes.iter().enumerate() {
@@ -417,24 +326,15 @@ pub fn run_two_qubit_gpu_measured(
         pipeline: &pipeline,
         pieces: &pieces,
         // The states are written on the device for the measures kernel too.
-        flags: KernelFlags {
-            keep_states: job.keep_states || eigen.is_some(),
-            ..KernelFlags::for_job(job)
-        },
+        flags: KernelFlags { keep_states: job.keep_states || eigen.is_some(), ..KernelFlags::for_job(job) },
         eigen,
         cols,
-        member_steps: opts
-            .member_steps_per_dispatch
-            .unwrap_or(MEMBER_STEPS_PER_DISPATCH)
-            .max(1),
+        member_steps: opts.member_steps_per_dispatch.unwrap_or(MEMBER_STEPS_PER_DISPATCH).max(1),
     };
     for chunk in chunks {
         let out = run.run(chunk.clone())?;
         let (a, b) = (chunk.start, chunk.end);
-        for (dst, src) in result.values[a * vstride..b * vstride]
-            .chunks_exact_mut(n_cols.max(1))
-            .zip(out.values.chunks_exact(n_cols.max(1)))
-        {
+        for (dst, src) in result.values[a * vstride..b * vstride].chunks_exact_mut(n_cols.max(1)).zip(out.values.chunks_exact(n_cols.max(1))) {
             for ((d, s), code) in dst.iter_mut().zip(src).zip(&codes) {
                 *d = if code.is_some() { *s } else { f64::NAN };
             }
@@ -499,29 +399,16 @@ impl ChunkRunner<'_> {
         // Per workgroup: the point all its members share, or NO_POINT.
         let off_wg_point = lookup.len() as u32;
         for w in 0..m.div_ceil(WORKGROUP_SIZE as usize) {
-            let members =
-                &lookup[w * WORKGROUP_SIZE as usize..((w + 1) * WORKGROUP_SIZE as usize).min(m)];
+            let members = &lookup[w * WORKGROUP_SIZE as usize..((w + 1) * WORKGROUP_SIZE as usize).min(m)];
             let first = members[0];
-            lookup.push(if members.iter().all(|&p| p == first) {
-                first
-            } else {
-                NO_POINT
-            });
+            lookup.push(if members.iter().all(|&p| p == first) { first } else { NO_POINT });
         }
         // The used points; with a switch-off, then the same points uncoupled (point + n_used).
         let switched = self.pieces.iter().any(|p| p.uncoupled);
         let phases = 1 + usize::from(switched);
-        let mut consts: Vec<f64> = Vec::with_capacity(
-            phases * used.len() * 528
-                + consts_tail(n_samples as u64, self.pieces.len() as u64) as usize,
-        );
-        let coupled = used
-            .iter()
-            .map(|&g| KernelPoint::new(&job.points[g], job.schedule.dt));
-        let uncoupled = used
-            .iter()
-            .filter(|_| switched)
-            .map(|&g| KernelPoint::uncoupled(&job.points[g], job.schedule.dt));
+        let mut consts: Vec<f64> = Vec::with_capacity(phases * used.len() * 528 + consts_tail(n_samples as u64, self.pieces.len() as u64) as usize);
+        let coupled = used.iter().map(|&g| KernelPoint::new(&job.points[g], job.schedule.dt));
+        let uncoupled = used.iter().filter(|_| switched).map(|&g| KernelPoint::uncoupled(&job.points[g], job.schedule.dt));
         for k in coupled.chain(uncoupled) {
             consts.extend_from_slice(&k.d);
             consts.extend_from_slice(&k.g);
@@ -545,26 +432,12 @@ impl ChunkRunner<'_> {
             consts.extend(piece_starts(&job.schedule, self.pieces));
             consts.resize(pad4(consts.len() as u64) as usize, 0.0);
             lookup.push((consts.len() / 4) as u32);
-            let coupled = used
-                .iter()
-                .map(|&g| (KernelPoint::new(&job.points[g], job.schedule.dt).g, g));
-            let uncoupled = used
-                .iter()
-                .filter(|_| switched)
-                .map(|&g| (KernelPoint::uncoupled(&job.points[g], job.schedule.dt).g, g));
+            let coupled = used.iter().map(|&g| (KernelPoint::new(&job.points[g], job.schedule.dt).g, g));
+            let uncoupled = used.iter().filter(|_| switched).map(|&g| (KernelPoint::uncoupled(&job.points[g], job.schedule.dt).g, g));
             for (gen, g) in coupled.chain(uncoupled) {
                 let drives = &job.points[g].drives;
                 for d in drives {
-                    consts.extend_from_slice(&[
-                        d.amplitude,
-                        d.frequency,
-                        d.phase,
-                        d.env as f64,
-                        d.env_a,
-                        d.env_b,
-                        0.0,
-                        0.0,
-                    ]);
+                    consts.extend_from_slice(&[d.amplitude, d.frequency, d.phase, d.env as f64, d.env_a, d.env_b, 0.0, 0.0]);
                 }
                 for m in std::iter::once(&gen).chain(drives.iter().map(|d| &d.generator)) {
                     let sparse = SparseGenerator::from_dense(m);
@@ -580,18 +453,10 @@ impl ChunkRunner<'_> {
                 }
             }
         }
-        let init: Vec<f64> = job.initial[chunk.clone()]
-            .iter()
-            .flatten()
-            .copied()
-            .collect();
+        let init: Vec<f64> = job.initial[chunk.clone()].iter().flatten().copied().collect();
 
         let storage_init = |label: &str, contents: &[u8]| {
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: wgpu::BufferUsages::STORAGE,
-            })
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage: wgpu::BufferUsages::STORAGE })
         };
         let consts_buf = storage_init("consts", &real_bytes(&consts, precision));
         let lookup_buf = storage_init("lookup", &u32_bytes(&lookup));
@@ -600,14 +465,7 @@ impl ChunkRunner<'_> {
         let sizes = [
             ("work", m as u64 * stride * 4 * rs),
             ("values", (m * n_samples * n_cols) as u64 * rs),
-            (
-                "states",
-                if self.flags.keep_states {
-                    (m * n_samples * 16) as u64 * rs
-                } else {
-                    0
-                },
-            ),
+            ("states", if self.flags.keep_states { (m * n_samples * 16) as u64 * rs } else { 0 }),
         ];
         let rw: Vec<wgpu::Buffer> = sizes
             .iter()
@@ -623,8 +481,7 @@ impl ChunkRunner<'_> {
 
         // One Params per dispatch, at dynamic offsets.
         let wg = (m as u64).div_ceil(WORKGROUP_SIZE as u64);
-        let budget =
-            (self.member_steps / (wg * WORKGROUP_SIZE as u64)).clamp(1, MAX_STEPS_PER_DISPATCH);
+        let budget = (self.member_steps / (wg * WORKGROUP_SIZE as u64)).clamp(1, MAX_STEPS_PER_DISPATCH);
         let step_cost = match n_drives(job) {
             0 => 2,
             nd => driven_step_cost(nd),
@@ -645,26 +502,15 @@ impl ChunkRunner<'_> {
                 off_times,
                 off_hlast,
                 off_wg_point,
-                point_offset: if self.pieces[begin as usize].uncoupled {
-                    used.len() as u32
-                } else {
-                    0
-                },
-                steps_expected: self.pieces[begin as usize..end as usize]
-                    .iter()
-                    .map(piece_steps)
-                    .sum::<u64>() as u32,
+                point_offset: if self.pieces[begin as usize].uncoupled { used.len() as u32 } else { 0 },
+                steps_expected: self.pieces[begin as usize..end as usize].iter().map(piece_steps).sum::<u64>() as u32,
                 n_drives: nd as u32,
                 off_drives,
                 off_tiles,
                 cols: self.cols,
             })
             .collect();
-        let (params_buf, ustride) = dispatch_uniforms(
-            device,
-            ctx.info.limits.min_uniform_buffer_offset_alignment as u64,
-            &params,
-        );
+        let (params_buf, ustride) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &params);
         let bind_group = kernel_bind_group(
             device,
             &self.pipeline.layout,
@@ -674,33 +520,14 @@ impl ChunkRunner<'_> {
             [&consts_buf, &lookup_buf, &init_buf, &rw[0], &rw[1], &rw[2]],
         );
 
-        submit_dispatches(
-            ctx,
-            &self.pipeline,
-            &bind_group,
-            dispatches.len(),
-            ustride,
-            wg as u32,
-            DISPATCHES_PER_SUBMIT,
-            KERNEL,
-        );
+        submit_dispatches(ctx, &self.pipeline, &bind_group, dispatches.len(), ustride, wg as u32, DISPATCHES_PER_SUBMIT, KERNEL);
 
         // The eigen-solve measures from the states on the device, queued after the integrator.
         let eigen_buf = match self.eigen {
             Some(e) => {
-                let pts: Vec<&crate::job::TwoQubitPoint> =
-                    used.iter().map(|&g| &job.points[g]).collect();
+                let pts: Vec<&crate::job::TwoQubitPoint> = used.iter().map(|&g| &job.points[g]).collect();
                 let used32: Vec<u32> = used.iter().map(|&g| g as u32).collect();
-                Some(super::measures_two_qubit::record_measures(
-                    ctx,
-                    precision,
-                    &e.select(&used32),
-                    &pts,
-                    &lookup_buf,
-                    &rw[2],
-                    m,
-                    n_samples,
-                )?)
+                Some(super::measures_two_qubit::record_measures(ctx, precision, &e.select(&used32), &pts, &lookup_buf, &rw[2], m, n_samples)?)
             }
             None => None,
         };
@@ -716,10 +543,7 @@ impl ChunkRunner<'_> {
         }
         let staging = read_back(ctx, &sources)?;
         let read = |k: usize, n: usize| -> Result<Vec<f64>> {
-            let view = staging[k]
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| QbatError::Device(format!("mapping {}: {e}", sources[k].0)))?;
+            let view = staging[k].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping {}: {e}", sources[k].0)))?;
             let out = read_reals(&view, n, precision);
             drop(view);
             staging[k].unmap();
@@ -727,48 +551,26 @@ impl ChunkRunner<'_> {
         };
         let work = read(0, m * stride as usize * 4)?;
         let values = read(1, m * n_samples * n_cols)?;
-        let states = if job.keep_states {
-            Some(read(2, m * n_samples * 16)?)
-        } else {
-            None
-        };
+        let states = if job.keep_states { Some(read(2, m * n_samples * 16)?) } else { None };
         let n_eigen = self.eigen.map_or(0, |e| e.measures.len());
-        let eigen = if eigen_buf.is_some() {
-            Some(read(sources.len() - 1, m * n_samples * n_eigen)?)
-        } else {
-            None
-        };
+        let eigen = if eigen_buf.is_some() { Some(read(sources.len() - 1, m * n_samples * n_eigen)?) } else { None };
 
         let pk = (stride as usize - 3) * 4;
         let times = &job.schedule.times;
         // Every member must have completed every piece, and every dispatch all its steps.
         for i in 0..m {
             let base = i * stride as usize * 4 + pk + 8;
-            check_completed(
-                KERNEL,
-                chunk.start + i,
-                work[base] as usize,
-                self.pieces.len(),
-                work[base + 1] as u32,
-            )?;
+            check_completed(KERNEL, chunk.start + i, work[base] as usize, self.pieces.len(), work[base + 1] as u32)?;
         }
         let mut peaks = Vec::with_capacity(4 * m);
         for i in 0..m {
             let base = i * stride as usize * 4 + pk;
             for k in 0..4 {
                 let idx = (work[base + 4 + k] as usize).min(times.len().saturating_sub(1));
-                peaks.push(Peak {
-                    max: work[base + k],
-                    t_max: times.get(idx).copied().unwrap_or(0.0),
-                });
+                peaks.push(Peak { max: work[base + k], t_max: times.get(idx).copied().unwrap_or(0.0) });
             }
         }
-        Ok(ChunkOut {
-            values,
-            states,
-            eigen,
-            peaks,
-        })
+        Ok(ChunkOut { values, states, eigen, peaks })
     }
 }
 
@@ -780,14 +582,8 @@ mod tests {
 
     fn job(members: usize, points: usize, samples: usize) -> TwoQubitJob {
         let times: Vec<f64> = (0..samples).map(|i| i as f64 * 0.1).collect();
-        let p = TwoQubitPoint {
-            generator: [0.0; 256],
-            generator_off: None,
-            h_battery: [0.0, 0.0, 0.0, 1.0],
-            h_charger: [0.0; 4],
-            dephasing: 0.0,
-            drives: vec![],
-        };
+        let p =
+            TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: [0.0, 0.0, 0.0, 1.0], h_charger: [0.0; 4], dephasing: 0.0, drives: vec![] };
         TwoQubitJob {
             points: vec![p; points],
             member_point: (0..members).map(|i| (i % points) as u32).collect(),
@@ -799,19 +595,10 @@ mod tests {
     }
 
     fn lavapipe_limits() -> wgpu::Limits {
-        wgpu::Limits {
-            max_storage_buffer_binding_size: 128 << 20,
-            max_buffer_size: 2 << 30,
-            ..wgpu::Limits::default()
-        }
+        wgpu::Limits { max_storage_buffer_binding_size: 128 << 20, max_buffer_size: 2 << 30, ..wgpu::Limits::default() }
     }
 
-    fn check_fits(
-        j: &TwoQubitJob,
-        chunks: &[Range<usize>],
-        limits: &wgpu::Limits,
-        precision: Precision,
-    ) {
+    fn check_fits(j: &TwoQubitJob, chunks: &[Range<usize>], limits: &wgpu::Limits, precision: Precision) {
         let b = member_bytes(j, precision);
         let cap = limits.max_storage_buffer_binding_size;
         assert_eq!(chunks.first().map(|c| c.start), Some(0));
@@ -858,15 +645,9 @@ mod tests {
 
     #[test]
     fn a_member_larger_than_a_buffer_is_an_error() {
-        let limits = wgpu::Limits {
-            max_storage_buffer_binding_size: 1 << 20,
-            ..lavapipe_limits()
-        };
+        let limits = wgpu::Limits { max_storage_buffer_binding_size: 1 << 20, ..lavapipe_limits() };
         let j = job(10, 1, 100_000);
-        assert!(matches!(
-            plan_chunks(&j, Precision::F64, &limits, None),
-            Err(QbatError::TooLarge { .. })
-        ));
+        assert!(matches!(plan_chunks(&j, Precision::F64, &limits, None), Err(QbatError::TooLarge { .. })));
     }
 
     #[test]

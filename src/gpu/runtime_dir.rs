@@ -42,16 +42,11 @@ fn current_uid() -> Option<u32> {
 /// Make (or reuse) a private directory (mode 0700) under `base`; None when none can be made.
 pub fn private_runtime_dir(base: &Path) -> Option<PathBuf> {
     #[cfg(unix)]
-    let tag = current_uid()
-        .map(|u| u.to_string())
-        .unwrap_or_else(|| std::process::id().to_string());
+    let tag = current_uid().map(|u| u.to_string()).unwrap_or_else(|| std::process::id().to_string());
     #[cfg(not(unix))]
     let tag = std::process::id().to_string();
     // The per-user name first (reused across runs); if someone else holds it, a per-process one.
-    for name in [
-        format!("qbat-gpu-runtime-{tag}"),
-        format!("qbat-gpu-runtime-{tag}-{}", std::process::id()),
-    ] {
+    for name in [format!("qbat-gpu-runtime-{tag}"), format!("qbat-gpu-runtime-{tag}-{}", std::process::id())] {
         let dir = base.join(name);
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
@@ -76,10 +71,7 @@ pub fn private_runtime_dir(base: &Path) -> Option<PathBuf> {
 /// environment of the process.
 pub fn ensure_runtime_dir() {
     let current = std::env::var_os("XDG_RUNTIME_DIR");
-    if current
-        .as_deref()
-        .is_some_and(|d| usable_runtime_dir(Path::new(d)))
-    {
+    if current.as_deref().is_some_and(|d| usable_runtime_dir(Path::new(d))) {
         return;
     }
     if let Some(dir) = private_runtime_dir(&std::env::temp_dir()) {

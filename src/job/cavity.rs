@@ -23,8 +23,7 @@ pub struct CavityPoint {
 /// The cell operators flip or sign the cell's bit of q, the mode's move n by one: the same
 /// bands as H's, so a drive costs a few gathers per element.
 pub const DRIVE_SLOTS: usize = 8;
-pub const DRIVE_SLOT_NAMES: [&str; DRIVE_SLOTS] =
-    ["sx_1", "sy_1", "sz_1", "sx_2", "sy_2", "sz_2", "x_a", "y_a"];
+pub const DRIVE_SLOT_NAMES: [&str; DRIVE_SLOTS] = ["sx_1", "sy_1", "sz_1", "sx_2", "sy_2", "sz_2", "x_a", "y_a"];
 
 /// One `[[drive]]` of a cavity point: c(t) = amplitude env(t) cos(frequency t + phase) (env by
 /// code, `job::drive`), times O = sum_s weights[s] O_s over the slots (plus a multiple of the
@@ -53,11 +52,7 @@ pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<Cav
         Envelope::Window { t_on, t_off } => (super::drive::ENV_WINDOW, t_on, t_off),
     };
     let mut weights = [0.0; DRIVE_SLOTS];
-    if let Some(s) = d
-        .name
-        .as_deref()
-        .and_then(|n| DRIVE_SLOT_NAMES.iter().position(|x| *x == n))
-    {
+    if let Some(s) = d.name.as_deref().and_then(|n| DRIVE_SLOT_NAMES.iter().position(|x| *x == n)) {
         weights[s] = 1.0;
     } else {
         let space = crate::model::Space::Cavity { n_fock };
@@ -75,12 +70,7 @@ pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<Cav
             let (_, o) = ops.iter().find(|(n, _)| n == name)?;
             // w = Tr(O_s O) / Tr(O_s O_s), real for Hermitian O_s and O; Tr(A B) as
             // sum_ij A_ij B_ji, O(dim^2).
-            let tr = |a: &CMat, b: &CMat| -> f64 {
-                a.iter()
-                    .zip(b.transpose().iter())
-                    .map(|(x, y)| (x * y).re)
-                    .sum()
-            };
+            let tr = |a: &CMat, b: &CMat| -> f64 { a.iter().zip(b.transpose().iter()).map(|(x, y)| (x * y).re).sum() };
             let w = tr(o, &d.op) / tr(o, o);
             weights[s] = w;
             rest -= o * C64::new(w, 0.0);
@@ -92,15 +82,7 @@ pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<Cav
             return None;
         }
     }
-    Some(CavityDrive {
-        amplitude: d.amplitude,
-        frequency: d.frequency,
-        phase: d.phase,
-        env,
-        env_a,
-        env_b,
-        weights,
-    })
+    Some(CavityDrive { amplitude: d.amplitude, frequency: d.frequency, phase: d.phase, env, env_a, env_b, weights })
 }
 
 /// A cavity-cells ensemble for the GPU engine. Every point has the same cutoff `n_fock`.
@@ -153,11 +135,7 @@ impl CavityCoeffs {
     /// zeta's term) off; the cavity pump lambda and the dissipators stay (`OpenSystem::coupling`
     /// of cavity-cells).
     pub fn uncoupled(&self) -> CavityCoeffs {
-        CavityCoeffs {
-            g: 0.0,
-            zeta: 0.0,
-            ..*self
-        }
+        CavityCoeffs { g: 0.0, zeta: 0.0, ..*self }
     }
 }
 
@@ -294,17 +272,7 @@ mod tests {
     use crate::model::drive::{named_operators, Drive, Envelope};
 
     fn drive(op: CMat, name: Option<&str>) -> Drive {
-        Drive {
-            op,
-            name: name.map(str::to_string),
-            amplitude: 0.3,
-            frequency: 1.2,
-            phase: 0.1,
-            envelope: Envelope::Gaussian {
-                t0: 1.0,
-                sigma: 0.5,
-            },
-        }
+        Drive { op, name: name.map(str::to_string), amplitude: 0.3, frequency: 1.2, phase: 0.1, envelope: Envelope::Gaussian { t0: 1.0, sigma: 0.5 } }
     }
 
     #[test]
@@ -321,10 +289,7 @@ mod tests {
             let mut unit = [0.0; DRIVE_SLOTS];
             unit[s] = 1.0;
             assert_eq!(d.weights, unit);
-            assert_eq!(
-                (d.amplitude, d.frequency, d.phase, d.env, d.env_a, d.env_b),
-                (0.3, 1.2, 0.1, crate::job::drive::ENV_GAUSSIAN, 1.0, 0.5)
-            );
+            assert_eq!((d.amplitude, d.frequency, d.phase, d.env, d.env_a, d.env_b), (0.3, 1.2, 0.1, crate::job::drive::ENV_GAUSSIAN, 1.0, 0.5));
             // as a matrix: the same weight
             let m = cavity_drive(&drive(o.clone(), None), n_fock).unwrap();
             assert_eq!(m.weights, unit, "{name}");

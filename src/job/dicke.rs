@@ -29,9 +29,7 @@ impl DickeCoeffs {
     /// s_k = sqrt((k + 1)(N - k)), k = 0..N-1: J_+ |k> = s_k |k + 1>, J_- |k + 1> = s_k |k>.
     pub fn spin_ladder(&self) -> Vec<f64> {
         let n = self.n_cells;
-        (0..n)
-            .map(|k| (((k + 1) * (n - k)) as f64).sqrt())
-            .collect()
+        (0..n).map(|k| (((k + 1) * (n - k)) as f64).sqrt()).collect()
     }
 
     /// K's diagonal, K = -i H - (1/2)(kappa a^+a + gamma J_+J_-), at r = k (n_fock + 1) + n:
@@ -123,12 +121,7 @@ pub fn parity(r: usize, n_fock: usize) -> usize {
 /// the claim against the reference). Fock and Dicke starts are; coherent ones are not.
 pub fn parity_definite(rho: &crate::linalg::CMat, n_fock: usize) -> bool {
     let dim = rho.nrows();
-    (0..dim).all(|i| {
-        (i + 1..dim).all(|j| {
-            parity(i, n_fock) == parity(j, n_fock)
-                || rho[(i, j)] == crate::linalg::C64::new(0.0, 0.0)
-        })
-    })
+    (0..dim).all(|i| (i + 1..dim).all(|j| parity(i, n_fock) == parity(j, n_fock) || rho[(i, j)] == crate::linalg::C64::new(0.0, 0.0)))
 }
 
 /// Packed index of (a, b), a <= b, in the row-major upper triangle of a dim-square matrix.
@@ -158,16 +151,7 @@ pub fn element_table(n_cells: usize, n_fock: usize, parity_only: bool) -> Vec<u3
 /// sqrt(max(n, n')) (0 where no neighbour), sqrt(n + 1) if n < n_fock else 0, s_k if k < N
 /// else 0, 0, 0].
 pub fn row_tables(n_cells: usize, n_fock: usize) -> (Vec<[u32; ROW_U32]>, Vec<[f64; ROW_REALS]>) {
-    let c = DickeCoeffs {
-        n_cells,
-        n_fock,
-        wc: 0.0,
-        wa: 0.0,
-        g: 0.0,
-        tavis_cummings: false,
-        kappa: 0.0,
-        gamma: 0.0,
-    };
+    let c = DickeCoeffs { n_cells, n_fock, wc: 0.0, wa: 0.0, g: 0.0, tavis_cummings: false, kappa: 0.0, gamma: 0.0 };
     let ladder = c.spin_ladder();
     let d = n_fock + 1;
     let (mut rows, mut weights) = (Vec::with_capacity(c.dim()), Vec::with_capacity(c.dim()));
@@ -175,10 +159,7 @@ pub fn row_tables(n_cells: usize, n_fock: usize) -> (Vec<[u32; ROW_U32]>, Vec<[f
         for n in 0..d {
             let r = k * d + n;
             let (mut u, mut w) = ([r as u32; ROW_U32], [0.0; ROW_REALS]);
-            for (s, (dk, dn)) in [(1i64, -1i64), (-1, 1), (1, 1), (-1, -1)]
-                .into_iter()
-                .enumerate()
-            {
+            for (s, (dk, dn)) in [(1i64, -1i64), (-1, 1), (1, 1), (-1, -1)].into_iter().enumerate() {
                 let (k2, n2) = (k as i64 + dk, n as i64 + dn);
                 if k2 < 0 || k2 > n_cells as i64 || n2 < 0 || n2 >= d as i64 {
                     continue;
@@ -206,12 +187,7 @@ pub fn row_tables(n_cells: usize, n_fock: usize) -> (Vec<[u32; ROW_U32]>, Vec<[f
 /// A member's coefficients after K's diagonal: (g_rot, g_counter), (kappa, gamma); g_counter
 /// is 0 under Tavis-Cummings.
 pub fn param_tail(c: &DickeCoeffs) -> [f64; 2 * PARAM_TAIL] {
-    [
-        c.g,
-        if c.tavis_cummings { 0.0 } else { c.g },
-        c.kappa,
-        c.gamma,
-    ]
+    [c.g, if c.tavis_cummings { 0.0 } else { c.g }, c.kappa, c.gamma]
 }
 
 /// Reals per (member, sample) in the kernel's `out`: the reduced cell state, (N + 1)^2

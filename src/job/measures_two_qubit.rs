@@ -14,22 +14,12 @@ use bytemuck::{Pod, Zeroable};
 /// The measures of this kernel; a measure's code is its index here. Exactly the measures of
 /// `Measure::needs_eigensolve` (tests/layouts.rs checks both). Keep in sync with the `E_*`
 /// constants in shaders/measures_two_qubit.wgsl.
-pub const EIGEN_MEASURES: [Measure; 6] = [
-    CapacityTotal,
-    ResidualCapacity,
-    Concurrence,
-    SteeringAb,
-    SteeringBa,
-    MinEigenvalue,
-];
+pub const EIGEN_MEASURES: [Measure; 6] = [CapacityTotal, ResidualCapacity, Concurrence, SteeringAb, SteeringBa, MinEigenvalue];
 pub const N_EIGEN_CODES: usize = EIGEN_MEASURES.len();
 
 /// The code of a measure in this kernel, or None.
 pub fn eigen_code(m: Measure) -> Option<u32> {
-    EIGEN_MEASURES
-        .iter()
-        .position(|&k| k == m)
-        .map(|i| i as u32)
+    EIGEN_MEASURES.iter().position(|&k| k == m).map(|i| i as u32)
 }
 
 /// Flag bits: which solves a job needs (keep in sync with the shader's `G_*`).
@@ -75,13 +65,7 @@ impl EigenJob {
     }
     /// The same measures for the points `used` (indices into this job's points), in that order.
     pub fn select(&self, used: &[u32]) -> EigenJob {
-        EigenJob {
-            measures: self.measures.clone(),
-            h_total_eigs: used
-                .iter()
-                .map(|&p| self.h_total_eigs[p as usize])
-                .collect(),
-        }
+        EigenJob { measures: self.measures.clone(), h_total_eigs: used.iter().map(|&p| self.h_total_eigs[p as usize]).collect() }
     }
 }
 
@@ -93,16 +77,7 @@ pub const EIGEN_POINT_VEC4: u64 = 2;
 /// (capacity of a qubit: 2 |h| |r|).
 pub fn eigen_point(p: &TwoQubitPoint, eps: &[f64; 4]) -> [f64; 8] {
     let norm3 = |h: &[f64; 4]| (h[1] * h[1] + h[2] * h[2] + h[3] * h[3]).sqrt();
-    [
-        eps[0],
-        eps[1],
-        eps[2],
-        eps[3],
-        norm3(&p.h_battery),
-        norm3(&p.h_charger),
-        0.0,
-        0.0,
-    ]
+    [eps[0], eps[1], eps[2], eps[3], norm3(&p.h_battery), norm3(&p.h_charger), 0.0, 0.0]
 }
 
 /// Invocations per workgroup (one invocation per (member, sample)).

@@ -17,9 +17,7 @@ use crate::error::{QbatError, Result};
 use crate::measures::Measure;
 
 /// Working precision of a kernel (`real` in WGSL), and of a run.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Precision {
     F32,
@@ -38,10 +36,7 @@ impl Precision {
         match name {
             "f32" => Ok(Precision::F32),
             "f64" => Ok(Precision::F64),
-            other => Err(QbatError::invalid(
-                "precision",
-                format!("must be 'f32' or 'f64', got '{other}'"),
-            )),
+            other => Err(QbatError::invalid("precision", format!("must be 'f32' or 'f64', got '{other}'"))),
         }
     }
 
@@ -118,51 +113,25 @@ impl Schedule {
         for (s, &t) in times.iter().enumerate() {
             if let Some(t_off) = pending.filter(|t_off| *t_off < t) {
                 let (n_full, h_last) = steps_for_gap(t_off - prev, dt);
-                segments.push(Segment {
-                    n_full,
-                    h_last,
-                    end: SegmentEnd::SwitchOff,
-                });
+                segments.push(Segment { n_full, h_last, end: SegmentEnd::SwitchOff });
                 prev = t_off;
                 pending = None;
             }
             let (n_full, h_last) = steps_for_gap(t - prev, dt);
-            segments.push(Segment {
-                n_full,
-                h_last,
-                end: SegmentEnd::Sample(s),
-            });
+            segments.push(Segment { n_full, h_last, end: SegmentEnd::Sample(s) });
             prev = t;
             if pending == Some(t) {
-                segments.push(Segment {
-                    n_full: 0,
-                    h_last: 0.0,
-                    end: SegmentEnd::SwitchOff,
-                });
+                segments.push(Segment { n_full: 0, h_last: 0.0, end: SegmentEnd::SwitchOff });
                 pending = None;
             }
         }
-        Schedule {
-            dt,
-            times: times.to_vec(),
-            segments,
-            switch_off,
-        }
+        Schedule { dt, times: times.to_vec(), segments, switch_off }
     }
 
     /// The schedule of a steady-state run (`[time] steady = true`): one sample at t = inf and
     /// no RK4 step (dt = 0 is never stepped with; `total_steps()` is 0).
     pub fn steady() -> Schedule {
-        Schedule {
-            dt: 0.0,
-            times: vec![f64::INFINITY],
-            segments: vec![Segment {
-                n_full: 0,
-                h_last: 0.0,
-                end: SegmentEnd::Sample(0),
-            }],
-            switch_off: None,
-        }
+        Schedule { dt: 0.0, times: vec![f64::INFINITY], segments: vec![Segment { n_full: 0, h_last: 0.0, end: SegmentEnd::Sample(0) }], switch_off: None }
     }
 
     /// Is this the one-sample t = inf schedule of a steady-state run?
@@ -172,26 +141,18 @@ impl Schedule {
 
     /// Total RK4 steps per member (full and shortened).
     pub fn total_steps(&self) -> u64 {
-        self.segments
-            .iter()
-            .map(|s| s.n_full + u64::from(s.h_last > 0.0))
-            .sum()
+        self.segments.iter().map(|s| s.n_full + u64::from(s.h_last > 0.0)).sum()
     }
 
     /// Index of the segment that ends at the switch-off time, if the coupling goes off within
     /// the run.
     pub fn switch_segment(&self) -> Option<usize> {
-        self.segments
-            .iter()
-            .position(|s| s.end == SegmentEnd::SwitchOff)
+        self.segments.iter().position(|s| s.end == SegmentEnd::SwitchOff)
     }
 
     /// Segments that end in a sample (one per sample time, in order).
     pub fn sample_segments(&self) -> usize {
-        self.segments
-            .iter()
-            .filter(|s| matches!(s.end, SegmentEnd::Sample(_)))
-            .count()
+        self.segments.iter().filter(|s| matches!(s.end, SegmentEnd::Sample(_))).count()
     }
 }
 
@@ -225,11 +186,7 @@ pub fn step_constants(dt: f64, pieces: &[Piece], precision: Precision) -> Vec<f6
     };
     let mut out = one(dt).to_vec();
     for p in pieces {
-        out.extend(if p.h_last > 0.0 {
-            one(p.h_last)
-        } else {
-            [0.0; 4]
-        });
+        out.extend(if p.h_last > 0.0 { one(p.h_last) } else { [0.0; 4] });
     }
     out
 }
@@ -245,24 +202,14 @@ pub fn plan_pieces(schedule: &Schedule, max_steps: u64) -> Vec<Piece> {
     for seg in &schedule.segments {
         let mut left = seg.n_full;
         while left > max_steps {
-            out.push(Piece {
-                n_full: max_steps as u32,
-                sample: NO_SAMPLE,
-                h_last: 0.0,
-                uncoupled,
-            });
+            out.push(Piece { n_full: max_steps as u32, sample: NO_SAMPLE, h_last: 0.0, uncoupled });
             left -= max_steps;
         }
         let sample = match seg.end {
             SegmentEnd::Sample(s) => s as u32,
             SegmentEnd::SwitchOff => NO_SAMPLE,
         };
-        out.push(Piece {
-            n_full: left as u32,
-            sample,
-            h_last: seg.h_last,
-            uncoupled,
-        });
+        out.push(Piece { n_full: left as u32, sample, h_last: seg.h_last, uncoupled });
         if seg.end == SegmentEnd::SwitchOff {
             uncoupled = true;
         }
@@ -278,20 +225,11 @@ pub fn piece_starts(schedule: &Schedule, pieces: &[Piece]) -> Vec<f64> {
     let mut out = Vec::with_capacity(pieces.len());
     let (mut seg_start, mut done) = (0.0, 0u64);
     for (i, p) in pieces.iter().enumerate() {
-        out.push(if done == 0 {
-            seg_start
-        } else {
-            seg_start + done as f64 * schedule.dt
-        });
+        out.push(if done == 0 { seg_start } else { seg_start + done as f64 * schedule.dt });
         if p.sample != NO_SAMPLE {
             (seg_start, done) = (schedule.times[p.sample as usize], 0);
         } else if !p.uncoupled && pieces.get(i + 1).is_some_and(|q| q.uncoupled) {
-            (seg_start, done) = (
-                schedule
-                    .switch_off
-                    .expect("a switch-off piece has its time"),
-                0,
-            );
+            (seg_start, done) = (schedule.switch_off.expect("a switch-off piece has its time"), 0);
         } else {
             done += p.n_full as u64;
         }
@@ -300,12 +238,7 @@ pub fn piece_starts(schedule: &Schedule, pieces: &[Piece]) -> Vec<f64> {
 }
 
 /// The four per-member peaks of paper 004: t_E, t_erg, t_P, t_ergP.
-pub const PEAK_MEASURES: [Measure; 4] = [
-    Measure::EnergyB,
-    Measure::ErgotropyB,
-    Measure::PowerB,
-    Measure::ErgotropicPowerB,
-];
+pub const PEAK_MEASURES: [Measure; 4] = [Measure::EnergyB, Measure::ErgotropyB, Measure::PowerB, Measure::ErgotropicPowerB];
 
 /// Max and first time of the max of one measure over the samples.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -319,10 +252,7 @@ mod tests {
     use super::*;
 
     fn steps_to(s: &Schedule, upto: usize, dt: f64) -> f64 {
-        s.segments[..upto]
-            .iter()
-            .map(|g| g.n_full as f64 * dt + g.h_last)
-            .sum()
+        s.segments[..upto].iter().map(|g| g.n_full as f64 * dt + g.h_last).sum()
     }
 
     #[test]
@@ -336,15 +266,9 @@ mod tests {
         let k = s.switch_segment().unwrap();
         assert_eq!(k, 2);
         assert_eq!(s.segments[k].n_full, 2);
-        assert!(
-            (steps_to(&s, k + 1, dt) - 1.234).abs() < 1e-12,
-            "lands on T"
-        );
+        assert!((steps_to(&s, k + 1, dt) - 1.234).abs() < 1e-12, "lands on T");
         assert_eq!(s.segments[k + 1].end, SegmentEnd::Sample(2));
-        assert!(
-            (steps_to(&s, k + 2, dt) - 2.0).abs() < 1e-12,
-            "lands on the next sample"
-        );
+        assert!((steps_to(&s, k + 2, dt) - 2.0).abs() < 1e-12, "lands on the next sample");
         assert_eq!(s.sample_segments(), times.len());
         assert_eq!(s.segments[4], plain.segments[3]);
     }
@@ -355,14 +279,7 @@ mod tests {
         // at a sample time: the sample first, then an empty switch segment
         let s = Schedule::with_switch_off(0.1, &times, Some(1.0));
         assert_eq!(s.segments[..2], Schedule::new(0.1, &times).segments[..2]);
-        assert_eq!(
-            s.segments[2],
-            Segment {
-                n_full: 0,
-                h_last: 0.0,
-                end: SegmentEnd::SwitchOff
-            }
-        );
+        assert_eq!(s.segments[2], Segment { n_full: 0, h_last: 0.0, end: SegmentEnd::SwitchOff });
         assert_eq!(s.total_steps(), Schedule::new(0.1, &times).total_steps());
         // before the first sample
         let s = Schedule::with_switch_off(0.1, &times, Some(0.25));

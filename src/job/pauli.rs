@@ -22,11 +22,7 @@ pub fn basis4() -> Vec<CMat> {
 
 /// Pauli coefficients of a 4x4 operator: x[4a + b] = Re Tr(rho sigma_a (x) sigma_b).
 pub fn to_pauli(rho4: &CMat) -> Pauli4 {
-    assert_eq!(
-        (rho4.nrows(), rho4.ncols()),
-        (4, 4),
-        "to_pauli needs a 4x4 matrix"
-    );
+    assert_eq!((rho4.nrows(), rho4.ncols()), (4, 4), "to_pauli needs a 4x4 matrix");
     let basis = basis4();
     let mut x = [0.0; 16];
     for (k, p) in basis.iter().enumerate() {
@@ -73,11 +69,7 @@ fn lindblad(sys: &OpenSystem, x: &CMat) -> CMat {
 /// Panics if the system is not a two-qubit one (a programming error: the pipeline routes
 /// cavity models elsewhere).
 pub fn generator(sys: &OpenSystem) -> [f64; 256] {
-    assert_eq!(
-        sys.space,
-        Space::TwoQubit,
-        "the Pauli generator is for two-qubit systems"
-    );
+    assert_eq!(sys.space, Space::TwoQubit, "the Pauli generator is for two-qubit systems");
     let basis = basis4();
     let mut g = [0.0; 256];
     for (col, p) in basis.iter().enumerate() {
@@ -138,9 +130,7 @@ mod tests {
 
     fn random_state(rng: &mut ChaCha8Rng) -> CMat {
         // A random mixed state: A A^+ / Tr.
-        let a = CMat::from_fn(4, 4, |_, _| {
-            C64::new(rng.random::<f64>() - 0.5, rng.random::<f64>() - 0.5)
-        });
+        let a = CMat::from_fn(4, 4, |_, _| C64::new(rng.random::<f64>() - 0.5, rng.random::<f64>() - 0.5));
         let r = &a * a.adjoint();
         let t = r.trace();
         r / t
@@ -151,17 +141,11 @@ mod tests {
         p.insert("gamma".into(), ParamValue::Real(0.3));
         p.insert("f".into(), ParamValue::Real(0.7));
         p.insert("n_th".into(), ParamValue::Real(0.2));
-        let driven = ModelKind::DrivenPair
-            .build(&resolve_params(ModelKind::DrivenPair, &p).unwrap())
-            .unwrap();
+        let driven = ModelKind::DrivenPair.build(&resolve_params(ModelKind::DrivenPair, &p).unwrap()).unwrap();
         let mut q = Params::new();
         q.insert("gamma".into(), ParamValue::Real(0.2));
-        let bloch = ModelKind::BlochCharger
-            .build(&resolve_params(ModelKind::BlochCharger, &q).unwrap())
-            .unwrap();
-        let spin = ModelKind::SpinPair
-            .build(&resolve_params(ModelKind::SpinPair, &Params::new()).unwrap())
-            .unwrap();
+        let bloch = ModelKind::BlochCharger.build(&resolve_params(ModelKind::BlochCharger, &q).unwrap()).unwrap();
+        let spin = ModelKind::SpinPair.build(&resolve_params(ModelKind::SpinPair, &Params::new()).unwrap()).unwrap();
         vec![driven, bloch, spin]
     }
 
@@ -174,16 +158,9 @@ mod tests {
             assert!(max_abs_diff(&rho, &back) < 1e-14);
             assert!((to_pauli(&rho)[0] - 1.0).abs() < 1e-14);
         }
-        let h = CMat::from_row_slice(
-            2,
-            2,
-            &[c(0.3, 0.0), c(0.1, 0.4), c(0.1, -0.4), c(-0.7, 0.0)],
-        );
+        let h = CMat::from_row_slice(2, 2, &[c(0.3, 0.0), c(0.1, 0.4), c(0.1, -0.4), c(-0.7, 0.0)]);
         let hp = pauli2(&h);
-        let rebuilt = pauli(0) * c(hp[0], 0.0)
-            + pauli(1) * c(hp[1], 0.0)
-            + pauli(2) * c(hp[2], 0.0)
-            + pauli(3) * c(hp[3], 0.0);
+        let rebuilt = pauli(0) * c(hp[0], 0.0) + pauli(1) * c(hp[1], 0.0) + pauli(2) * c(hp[2], 0.0) + pauli(3) * c(hp[3], 0.0);
         assert!(max_abs_diff(&h, &rebuilt) < 1e-15);
     }
 
@@ -208,14 +185,10 @@ mod tests {
 
     #[test]
     fn hamiltonian_generator_is_antisymmetric() {
-        let spin = ModelKind::SpinPair
-            .build(&resolve_params(ModelKind::SpinPair, &Params::new()).unwrap())
-            .unwrap();
+        let spin = ModelKind::SpinPair.build(&resolve_params(ModelKind::SpinPair, &Params::new()).unwrap()).unwrap();
         let mut p = Params::new();
         p.insert("gamma".into(), ParamValue::Real(0.0));
-        let bloch = ModelKind::BlochCharger
-            .build(&resolve_params(ModelKind::BlochCharger, &p).unwrap())
-            .unwrap();
+        let bloch = ModelKind::BlochCharger.build(&resolve_params(ModelKind::BlochCharger, &p).unwrap()).unwrap();
         for sys in [spin, bloch] {
             assert!(sys.jumps.is_empty());
             let g = generator(&sys);

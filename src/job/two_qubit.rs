@@ -124,10 +124,7 @@ pub const N_CODES: usize = KERNEL_MEASURES.len();
 
 /// The kernel code of a measure, or None if the kernel does not compute it.
 pub fn kernel_code(m: Measure) -> Option<u32> {
-    KERNEL_MEASURES
-        .iter()
-        .position(|&k| k == m)
-        .map(|i| i as u32)
+    KERNEL_MEASURES.iter().position(|&k| k == m).map(|i| i as u32)
 }
 
 /// Kernel flag bits (keep in sync with the `F_*` constants in shaders/rk4_two_qubit.wgsl).
@@ -235,15 +232,10 @@ pub struct SparseGenerator {
 impl SparseGenerator {
     /// From a row-major dense generator.
     pub fn from_dense(m: &[f64; 256]) -> SparseGenerator {
-        let mut s = SparseGenerator {
-            quad_start: [0; 5],
-            block: vec![],
-            value: vec![],
-        };
+        let mut s = SparseGenerator { quad_start: [0; 5], block: vec![], value: vec![] };
         for r in 0..4 {
             for b in 0..4 {
-                let v: [f64; 16] =
-                    std::array::from_fn(|e| m[16 * (4 * r + e % 4) + 4 * b + e / 4]);
+                let v: [f64; 16] = std::array::from_fn(|e| m[16 * (4 * r + e % 4) + 4 * b + e / 4]);
                 if v.iter().any(|&x| x != 0.0) {
                     s.block.push(b as u32);
                     s.value.push(v);
@@ -310,11 +302,7 @@ impl KernelPoint {
         let row_inner = [self.q, self.q2, self.q2, self.q];
         let mut m = [0.0; 16];
         for a in 0..4 {
-            let row = if a == 1 || a == 2 {
-                row_inner
-            } else {
-                row_outer
-            };
+            let row = if a == 1 || a == 2 { row_inner } else { row_outer };
             m[4 * a..4 * a + 4].copy_from_slice(&row);
         }
         m

@@ -49,11 +49,7 @@ pub fn purity(rho: &CMat) -> f64 {
 /// state) contribute 0.
 pub fn entropy_bits(rho: &CMat) -> f64 {
     // 0 log 0 = 0; a NaN eigenvalue stays NaN (never dropped as if it were 0)
-    eigvals_asc(rho)
-        .iter()
-        .filter(|&&l| !(l <= 0.0))
-        .map(|&l| -l * l.log2())
-        .sum()
+    eigvals_asc(rho).iter().filter(|&&l| !(l <= 0.0)).map(|&l| -l * l.log2()).sum()
 }
 
 #[cfg(test)]
@@ -97,16 +93,10 @@ mod tests {
         // binary entropy of p = 0.2 in a rotated basis
         let p: f64 = 0.2;
         let hb = -p * p.log2() - (1.0 - p) * (1.0 - p).log2();
-        let rho =
-            CMat::from_row_slice(2, 2, &[c(0.5, 0.0), c(0.0, 0.3), c(0.0, -0.3), c(0.5, 0.0)]); // eigenvalues 0.2, 0.8
+        let rho = CMat::from_row_slice(2, 2, &[c(0.5, 0.0), c(0.0, 0.3), c(0.0, -0.3), c(0.5, 0.0)]); // eigenvalues 0.2, 0.8
         assert!((entropy_bits(&rho) - hb).abs() < 1e-14);
         // general-d route (4x4)
-        let rho4 = CMat::from_diagonal(&nalgebra::DVector::from_vec(vec![
-            c(0.5, 0.0),
-            c(0.25, 0.0),
-            c(0.25, 0.0),
-            ZERO,
-        ]));
+        let rho4 = CMat::from_diagonal(&nalgebra::DVector::from_vec(vec![c(0.5, 0.0), c(0.25, 0.0), c(0.25, 0.0), ZERO]));
         assert!((entropy_bits(&rho4) - 1.5).abs() < 1e-14);
     }
 }

@@ -16,12 +16,7 @@ const IM: C64 = C64::new(0.0, 1.0);
 
 /// {I, sx, sy, sz} as 2x2 arrays, project convention (sy = -i(s+ - s-) = [[0, i], [-i, 0]],
 /// sz = diag(-1, 1) in the (g, e) basis); checked against `linalg::pauli` in the tests.
-pub const PAULI: [[[C64; 2]; 2]; 4] = [
-    [[L, O], [O, L]],
-    [[O, L], [L, O]],
-    [[O, IM], [C64::new(0.0, -1.0), O]],
-    [[C64::new(-1.0, 0.0), O], [O, L]],
-];
+pub const PAULI: [[[C64; 2]; 2]; 4] = [[[L, O], [O, L]], [[O, L], [L, O]], [[O, IM], [C64::new(0.0, -1.0), O]], [[C64::new(-1.0, 0.0), O], [O, L]]];
 
 /// Tr[(P_i (x) P_j) m] for a 4x4 matrix m, P = {I, sx, sy, sz}, without forming the Kronecker product:
 /// (A (x) B)[(2a + b), (2a' + b')] = A[a][a'] B[b][b'].
@@ -57,11 +52,7 @@ pub fn steering_f3(rho4: &CMat) -> f64 {
 /// 2 sqrt(u1 + u2), shifted so that a positive value violates the CHSH inequality).
 pub fn bell_chsh(rho4: &CMat) -> f64 {
     let t = correlation_matrix(rho4);
-    let mut u: Vec<f64> = (t.transpose() * t)
-        .symmetric_eigenvalues()
-        .iter()
-        .copied()
-        .collect();
+    let mut u: Vec<f64> = (t.transpose() * t).symmetric_eigenvalues().iter().copied().collect();
     u.sort_by(|a, b| b.total_cmp(a));
     2.0 * (u[0] + u[1]).sqrt() - 2.0
 }
@@ -119,16 +110,11 @@ mod tests {
 
     #[test]
     fn pauli_expectation_matches_kron_trace() {
-        let m = CMat::from_fn(4, 4, |i, j| {
-            c(i as f64 + 0.3 * j as f64, (i * j) as f64 * 0.1 - 0.2)
-        });
+        let m = CMat::from_fn(4, 4, |i, j| c(i as f64 + 0.3 * j as f64, (i * j) as f64 * 0.1 - 0.2));
         for i in 0..4 {
             for j in 0..4 {
                 let want = trace_product(&kron(&pauli(i), &pauli(j)), &m);
-                assert!(
-                    (pauli_expectation(&m, i, j) - want).norm() < 1e-13,
-                    "({i},{j})"
-                );
+                assert!((pauli_expectation(&m, i, j) - want).norm() < 1e-13, "({i},{j})");
             }
         }
     }
@@ -138,10 +124,7 @@ mod tests {
         // |Phi+> = (|gg> + |ee>)/sqrt2: t_xx = 1; with the project sy (minus textbook) t_yy = -1
         // just as textbook; t_zz = 1.
         let t = correlation_matrix(&bell(0));
-        assert!(
-            (t - Matrix3::from_diagonal(&nalgebra::Vector3::new(1.0, -1.0, 1.0))).norm() < 1e-14,
-            "{t}"
-        );
+        assert!((t - Matrix3::from_diagonal(&nalgebra::Vector3::new(1.0, -1.0, 1.0))).norm() < 1e-14, "{t}");
         let t = correlation_matrix(&bell(3)); // singlet: -I
         assert!((t + Matrix3::identity()).norm() < 1e-14, "{t}");
         for k in 0..4 {
@@ -151,10 +134,7 @@ mod tests {
             let (ab, ba) = steering_loo(&rho);
             // ||C||_tr = 3/2, purities 1/2: 3/2 - sqrt(3)/2
             let want = 1.5 - 3f64.sqrt() / 2.0;
-            assert!(
-                (ab - want).abs() < 1e-14 && (ba - want).abs() < 1e-14,
-                "{ab} {ba}"
-            );
+            assert!((ab - want).abs() < 1e-14 && (ba - want).abs() < 1e-14, "{ab} {ba}");
         }
     }
 
@@ -169,10 +149,7 @@ mod tests {
             assert!((bell_chsh(&rho) - (2.0 * S2 * p - 2.0)).abs() < 1e-14);
             let (ab, ba) = steering_loo(&rho);
             let want = 1.5 * p - 3f64.sqrt() / 2.0;
-            assert!(
-                (ab - want).abs() < 1e-14 && (ba - want).abs() < 1e-14,
-                "p = {p}: {ab} {ba}"
-            );
+            assert!((ab - want).abs() < 1e-14 && (ba - want).abs() < 1e-14, "p = {p}: {ab} {ba}");
         }
     }
 
@@ -191,10 +168,7 @@ mod tests {
         let plus = projector(&[c(0.6, 0.0), c(0.0, 0.8)]);
         let rho = kron(&g, &plus);
         let (ab, ba) = steering_loo(&rho);
-        assert!(
-            ab <= 1e-15 && ba <= 1e-15 && ab.abs() < 1e-7 && ba.abs() < 1e-7,
-            "{ab} {ba}"
-        );
+        assert!(ab <= 1e-15 && ba <= 1e-15 && ab.abs() < 1e-7 && ba.abs() < 1e-7, "{ab} {ba}");
         assert!(steering_f3(&rho).abs() < 1e-14);
         assert!(bell_chsh(&rho).abs() < 1e-14);
     }

@@ -127,12 +127,7 @@ pub struct DickeSample {
 
 impl DickeSample {
     /// From the full state, every measure's input.
-    pub fn from_full(
-        rho: &CMat,
-        n: usize,
-        n_fock: usize,
-        with_min_eigenvalue: bool,
-    ) -> DickeSample {
+    pub fn from_full(rho: &CMat, n: usize, n_fock: usize, with_min_eigenvalue: bool) -> DickeSample {
         DickeSample {
             rb: reduced_cells(rho, n, n_fock),
             trace: rho.trace().re,
@@ -145,13 +140,7 @@ impl DickeSample {
 }
 
 /// Values in the order of `list` for the dicke space; NaN for a measure that does not apply.
-pub fn evaluate(
-    list: &[Measure],
-    ctx: &MeasureContext,
-    s: &Sample,
-    n: usize,
-    n_fock: usize,
-) -> Vec<f64> {
+pub fn evaluate(list: &[Measure], ctx: &MeasureContext, s: &Sample, n: usize, n_fock: usize) -> Vec<f64> {
     if !is_finite(s.rho) {
         return vec![f64::NAN; list.len()];
     }
@@ -160,24 +149,11 @@ pub fn evaluate(
 }
 
 /// The measures from a [`DickeSample`] at time t (NaN for min_eigenvalue without it).
-pub fn evaluate_sample(
-    list: &[Measure],
-    ctx: &MeasureContext,
-    t: f64,
-    d: &DickeSample,
-    n: usize,
-) -> Vec<f64> {
-    if !is_finite(&d.rb)
-        || ![d.trace, d.photon_number, d.fock_tail, d.purity]
-            .iter()
-            .all(|x| x.is_finite())
-    {
+pub fn evaluate_sample(list: &[Measure], ctx: &MeasureContext, t: f64, d: &DickeSample, n: usize) -> Vec<f64> {
+    if !is_finite(&d.rb) || ![d.trace, d.photon_number, d.fock_tail, d.purity].iter().all(|x| x.is_finite()) {
         return vec![f64::NAN; list.len()];
     }
-    let st = Cells {
-        rb: d.rb.clone(),
-        lam: Default::default(),
-    };
+    let st = Cells { rb: d.rb.clone(), lam: Default::default() };
     let hb = &ctx.h_battery;
     let wa = if n > 0 { hb[(1, 1)].re } else { 0.0 };
     let e = energy::energy(&st.rb, hb);
@@ -207,16 +183,11 @@ pub fn evaluate_sample(
 /// Tr(rho a^+ a) = sum_{b, n} n rho[b(N+1)+n, b(N+1)+n] over `blocks` cell states.
 pub fn photon_number(rho: &CMat, blocks: usize, n_fock: usize) -> f64 {
     let d = n_fock + 1;
-    (0..blocks)
-        .flat_map(|b| (1..d).map(move |n| (b, n)))
-        .map(|(b, n)| n as f64 * rho[(b * d + n, b * d + n)].re)
-        .sum()
+    (0..blocks).flat_map(|b| (1..d).map(move |n| (b, n))).map(|(b, n)| n as f64 * rho[(b * d + n, b * d + n)].re).sum()
 }
 
 /// Population of the top Fock state |n_fock>.
 pub fn fock_tail(rho: &CMat, blocks: usize, n_fock: usize) -> f64 {
     let d = n_fock + 1;
-    (0..blocks)
-        .map(|b| rho[(b * d + n_fock, b * d + n_fock)].re)
-        .sum()
+    (0..blocks).map(|b| rho[(b * d + n_fock, b * d + n_fock)].re).sum()
 }

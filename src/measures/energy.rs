@@ -84,34 +84,21 @@ mod tests {
 
     /// rho = (I + r . sigma)/2 in the project convention.
     fn bloch(r: [f64; 3]) -> CMat {
-        (identity(2)
-            + sigma_x() * c(r[0], 0.0)
-            + sigma_y() * c(r[1], 0.0)
-            + sigma_z() * c(r[2], 0.0))
-            * c(0.5, 0.0)
+        (identity(2) + sigma_x() * c(r[0], 0.0) + sigma_y() * c(r[1], 0.0) + sigma_z() * c(r[2], 0.0)) * c(0.5, 0.0)
     }
 
     /// A fixed 4x4 unitary (eigenvectors of a generic Hermitian matrix).
     fn some_unitary() -> CMat {
-        let h = CMat::from_fn(4, 4, |i, j| {
-            c((i + 2 * j) as f64 * 0.3 - 0.7, (i as f64 - j as f64) * 0.45)
-        });
+        let h = CMat::from_fn(4, 4, |i, j| c((i + 2 * j) as f64 * 0.3 - 0.7, (i as f64 - j as f64) * 0.45));
         hermitian_part(&h).symmetric_eigen().eigenvectors
     }
 
     #[test]
     fn closed_form_2x2_eigenvalues_match_solver() {
-        let m = CMat::from_row_slice(
-            2,
-            2,
-            &[c(0.3, 0.0), c(-0.2, 0.7), c(-0.2, -0.7), c(-1.1, 0.0)],
-        );
+        let m = CMat::from_row_slice(2, 2, &[c(0.3, 0.0), c(-0.2, 0.7), c(-0.2, -0.7), c(-1.1, 0.0)]);
         let a = eigvals_2x2(&m);
         let b = eigvals_hermitian(&m);
-        assert!(
-            (a[0] - b[0]).abs() < 1e-14 && (a[1] - b[1]).abs() < 1e-14,
-            "{a:?} vs {b:?}"
-        );
+        assert!((a[0] - b[0]).abs() < 1e-14 && (a[1] - b[1]).abs() < 1e-14, "{a:?} vs {b:?}");
     }
 
     #[test]
@@ -120,28 +107,13 @@ mod tests {
         // ergotropy = w (r_z + |r|), antiergotropy = w (r_z - |r|), capacity = 2 w |r|.
         let w = 1.7;
         let h = sigma_z() * c(w, 0.0);
-        for r in [
-            [0.3, -0.4, 0.5],
-            [0.0, 0.0, -0.9],
-            [0.0, 0.0, 0.9],
-            [0.6, 0.8, 0.0],
-            [0.1, 0.2, -0.3],
-        ] {
+        for r in [[0.3, -0.4, 0.5], [0.0, 0.0, -0.9], [0.0, 0.0, 0.9], [0.6, 0.8, 0.0], [0.1, 0.2, -0.3]] {
             let rho = bloch(r);
             let n = (r[0] * r[0] + r[1] * r[1] + r[2] * r[2]).sqrt();
             assert!((energy(&rho, &h) - w * r[2]).abs() < 1e-14);
-            assert!(
-                (ergotropy(&rho, &h) - w * (r[2] + n)).abs() < 1e-14,
-                "r = {r:?}"
-            );
-            assert!(
-                (antiergotropy(&rho, &h) - w * (r[2] - n)).abs() < 1e-14,
-                "r = {r:?}"
-            );
-            assert!(
-                (capacity(&rho, &h) - 2.0 * w * n).abs() < 1e-14,
-                "r = {r:?}"
-            );
+            assert!((ergotropy(&rho, &h) - w * (r[2] + n)).abs() < 1e-14, "r = {r:?}");
+            assert!((antiergotropy(&rho, &h) - w * (r[2] - n)).abs() < 1e-14, "r = {r:?}");
+            assert!((capacity(&rho, &h) - 2.0 * w * n).abs() < 1e-14, "r = {r:?}");
             // variance of w sz: w^2 (1 - r_z^2)
             assert!((variance(&rho, &h) - w * w * (1.0 - r[2] * r[2])).abs() < 1e-14);
         }
@@ -163,24 +135,11 @@ mod tests {
     #[test]
     fn capacity_is_ergotropy_minus_antiergotropy_in_dimension_4() {
         let u = some_unitary();
-        let h = CMat::from_fn(4, 4, |i, j| {
-            c(
-                ((i * 3 + j * 5) % 7) as f64 * 0.2,
-                (i as f64 - j as f64) * 0.1,
-            )
-        });
+        let h = CMat::from_fn(4, 4, |i, j| c(((i * 3 + j * 5) % 7) as f64 * 0.2, (i as f64 - j as f64) * 0.1));
         let h = hermitian_part(&h);
         let lam = [0.05, 0.15, 0.3, 0.5];
-        let rho =
-            &u * CMat::from_diagonal(&nalgebra::DVector::from_iterator(
-                4,
-                lam.iter().map(|&x| c(x, 0.0)),
-            )) * u.adjoint();
-        let (erg, anti, cap) = (
-            ergotropy(&rho, &h),
-            antiergotropy(&rho, &h),
-            capacity(&rho, &h),
-        );
+        let rho = &u * CMat::from_diagonal(&nalgebra::DVector::from_iterator(4, lam.iter().map(|&x| c(x, 0.0)))) * u.adjoint();
+        let (erg, anti, cap) = (ergotropy(&rho, &h), antiergotropy(&rho, &h), capacity(&rho, &h));
         assert!(erg >= -1e-14 && anti <= 1e-14);
         assert!((cap - (erg - anti)).abs() < 1e-13);
         // general-d route vs direct formula with the solver's spectra
@@ -197,30 +156,17 @@ mod tests {
         let beta: f64 = 0.7;
         let z: f64 = eps.iter().map(|e| (-beta * e).exp()).sum();
         let p: Vec<f64> = eps.iter().map(|e| (-beta * e).exp() / z).collect();
-        let diag = |v: &[f64]| {
-            CMat::from_diagonal(&nalgebra::DVector::from_iterator(
-                4,
-                v.iter().map(|&x| c(x, 0.0)),
-            ))
-        };
+        let diag = |v: &[f64]| CMat::from_diagonal(&nalgebra::DVector::from_iterator(4, v.iter().map(|&x| c(x, 0.0))));
         let h = &u * diag(&eps) * u.adjoint();
         let rho = &u * diag(&p) * u.adjoint();
-        assert!(
-            ergotropy(&rho, &h).abs() < 1e-13,
-            "thermal ergotropy {}",
-            ergotropy(&rho, &h)
-        );
+        assert!(ergotropy(&rho, &h).abs() < 1e-13, "thermal ergotropy {}", ergotropy(&rho, &h));
         // p is descending when eps is ascending
         let want: f64 = (0..4).map(|i| eps[i] * (p[3 - i] - p[i])).sum();
         assert!((capacity(&rho, &h) - want).abs() < 1e-13);
         // 2x2: capacity of a thermal qubit under w sz is 2 w tanh(beta w)
         let w = 0.9;
         let (pg, pe) = ((beta * w).exp(), (-beta * w).exp());
-        let rho2 = CMat::from_row_slice(
-            2,
-            2,
-            &[c(pg / (pg + pe), 0.0), ZERO, ZERO, c(pe / (pg + pe), 0.0)],
-        );
+        let rho2 = CMat::from_row_slice(2, 2, &[c(pg / (pg + pe), 0.0), ZERO, ZERO, c(pe / (pg + pe), 0.0)]);
         let h2 = sigma_z() * c(w, 0.0);
         assert!(ergotropy(&rho2, &h2).abs() < 1e-15);
         assert!((capacity(&rho2, &h2) - 2.0 * w * (beta * w).tanh()).abs() < 1e-14);

@@ -22,12 +22,7 @@ pub fn sy_sy() -> Matrix4<C64> {
 
 /// Copy a 4x4 dynamic matrix into a fixed-size one.
 pub(crate) fn to_m4(rho4: &CMat) -> Matrix4<C64> {
-    assert!(
-        rho4.nrows() == 4 && rho4.ncols() == 4,
-        "expected a 4x4 two-qubit matrix, got {}x{}",
-        rho4.nrows(),
-        rho4.ncols()
-    );
+    assert!(rho4.nrows() == 4 && rho4.ncols() == 4, "expected a 4x4 two-qubit matrix, got {}x{}", rho4.nrows(), rho4.ncols());
     Matrix4::from_fn(|i, j| rho4[(i, j)])
 }
 
@@ -65,9 +60,7 @@ mod tests {
     fn wootters_r_naive(rho4: &CMat) -> [f64; 4] {
         let s = kron(&sigma_y(), &sigma_y());
         let tilde = &s * rho4.map(|z| z.conj()) * &s;
-        let ev = (rho4 * tilde)
-            .eigenvalues()
-            .expect("complex Schur gives all eigenvalues");
+        let ev = (rho4 * tilde).eigenvalues().expect("complex Schur gives all eigenvalues");
         let mut r: Vec<f64> = ev.iter().map(|z| z.re.max(0.0).sqrt()).collect();
         r.sort_by(|a, b| b.total_cmp(a));
         [r[0], r[1], r[2], r[3]]
@@ -88,9 +81,7 @@ mod tests {
 
     /// Hilbert-Schmidt random mixed state G G^+ / Tr, G with complex entries.
     fn random_mixed(rng: &mut ChaCha8Rng) -> CMat {
-        let g = CMat::from_fn(4, 4, |_, _| {
-            c(rng.random::<f64>() - 0.5, rng.random::<f64>() - 0.5)
-        });
+        let g = CMat::from_fn(4, 4, |_, _| c(rng.random::<f64>() - 0.5, rng.random::<f64>() - 0.5));
         let r = &g * g.adjoint();
         let t = r.trace();
         r / t
@@ -110,13 +101,7 @@ mod tests {
     #[test]
     fn bell_states_have_concurrence_one() {
         let h = c(std::f64::consts::FRAC_1_SQRT_2, 0.0);
-        for v in [
-            [h, ZERO, ZERO, h],
-            [h, ZERO, ZERO, -h],
-            [ZERO, h, h, ZERO],
-            [ZERO, h, -h, ZERO],
-            [ZERO, h, h * I, ZERO],
-        ] {
+        for v in [[h, ZERO, ZERO, h], [h, ZERO, ZERO, -h], [ZERO, h, h, ZERO], [ZERO, h, -h, ZERO], [ZERO, h, h * I, ZERO]] {
             let cc = concurrence(&ket(v));
             assert!((cc - 1.0).abs() < 1e-14, "{cc}");
         }
@@ -126,14 +111,8 @@ mod tests {
     fn product_states_have_concurrence_zero() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         for _ in 0..20 {
-            let a = [
-                c(rng.random::<f64>(), rng.random::<f64>() - 0.5),
-                c(rng.random::<f64>(), 0.3),
-            ];
-            let b = [
-                c(rng.random::<f64>() - 0.5, 0.1),
-                c(rng.random::<f64>(), rng.random::<f64>()),
-            ];
+            let a = [c(rng.random::<f64>(), rng.random::<f64>() - 0.5), c(rng.random::<f64>(), 0.3)];
+            let b = [c(rng.random::<f64>() - 0.5, 0.1), c(rng.random::<f64>(), rng.random::<f64>())];
             let v = [a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]];
             let n = v.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
             assert!(concurrence(&ket(v.map(|z| z / n))) < 1e-12);
@@ -204,20 +183,12 @@ mod tests {
             };
             let (a, b) = (wootters_r(&rho), wootters_r_naive(&rho));
             for i in 0..4 {
-                assert!(
-                    (a[i] - b[i]).abs() < 1e-10,
-                    "r{i}: stable {} vs naive {}",
-                    a[i],
-                    b[i]
-                );
+                assert!((a[i] - b[i]).abs() < 1e-10, "r{i}: stable {} vs naive {}", a[i], b[i]);
             }
             if concurrence(&rho) > 0.05 {
                 entangled += 1;
             }
         }
-        assert!(
-            entangled > 50,
-            "the sample should contain entangled states, got {entangled}"
-        );
+        assert!(entangled > 50, "the sample should contain entangled states, got {entangled}");
     }
 }

@@ -31,9 +31,7 @@ pub fn photon_number(rho: &CMat, n_fock: usize) -> f64 {
 pub fn fock_tail(rho: &CMat, n_fock: usize) -> f64 {
     let d = n_fock + 1;
     assert_eq!(rho.nrows(), 4 * d, "cavity state must be {0}x{0}", 4 * d);
-    (0..4)
-        .map(|q| rho[(q * d + n_fock, q * d + n_fock)].re)
-        .sum()
+    (0..4).map(|q| rho[(q * d + n_fock, q * d + n_fock)].re).sum()
 }
 
 #[cfg(test)]
@@ -62,12 +60,7 @@ mod tests {
 
     #[test]
     fn trace_and_positivity() {
-        let rho = CMat::from_diagonal(&nalgebra::DVector::from_vec(vec![
-            c(0.7, 0.0),
-            c(0.31, 0.0),
-            c(-0.01, 0.0),
-            ZERO,
-        ]));
+        let rho = CMat::from_diagonal(&nalgebra::DVector::from_vec(vec![c(0.7, 0.0), c(0.31, 0.0), c(-0.01, 0.0), ZERO]));
         assert!((trace_error(&rho) - 0.0).abs() < 1e-15);
         assert!((min_eigenvalue(&rho) + 0.01).abs() < 1e-15);
         let rho = identity(3) * c(0.34, 0.0);

@@ -149,12 +149,7 @@ impl Measure {
             .iter()
             .copied()
             .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                QbatError::invalid(
-                    "output.measures",
-                    format!("unknown measure '{name}'; `qbat-gpu measures` lists them"),
-                )
-            })
+            .ok_or_else(|| QbatError::invalid("output.measures", format!("unknown measure '{name}'; `qbat-gpu measures` lists them")))
     }
 
     /// Does the measure apply to a model? capacity_total/residual_capacity are two-qubit only;
@@ -182,17 +177,7 @@ impl Measure {
     /// Measures that are written only when `output.measures` lists them: the charger-side
     /// mirrors and <s->, so that the default outputs (and the default study) keep their columns.
     pub fn opt_in(&self) -> bool {
-        matches!(
-            self,
-            TextureC
-                | ErgotropyC
-                | AntiergotropyC
-                | EnergyVarianceC
-                | SmBRe
-                | SmBIm
-                | SmCRe
-                | SmCIm
-        )
+        matches!(self, TextureC | ErgotropyC | AntiergotropyC | EnergyVarianceC | SmBRe | SmBIm | SmCRe | SmCIm)
     }
 
     /// Measures of steady-state runs only (`[time] steady = true`): the residual ||L rho||_F
@@ -204,25 +189,14 @@ impl Measure {
     /// Measures that need a 4x4 eigen-solve (or a full-state one); the GPU engines leave
     /// these to the host (nalgebra, from transferred states).
     pub fn needs_eigensolve(&self) -> bool {
-        matches!(
-            self,
-            CapacityTotal
-                | ResidualCapacity
-                | Concurrence
-                | SteeringAb
-                | SteeringBa
-                | MinEigenvalue
-        )
+        matches!(self, CapacityTotal | ResidualCapacity | Concurrence | SteeringAb | SteeringBa | MinEigenvalue)
     }
 
     /// Measures whose error near rank-deficient (pure) states grows like the square root of
     /// the state's error: the concurrence (docs/physics.md), and the LOO steerings through
     /// sqrt((2 - Tr rho_c^2)(1 - Tr rho_b^2)) at a pure reduced state.
     pub fn sqrt_sensitive(&self) -> bool {
-        matches!(
-            self,
-            Concurrence | SteeringAb | SteeringBa | EnergyFluctuationB
-        )
+        matches!(self, Concurrence | SteeringAb | SteeringBa | EnergyFluctuationB)
     }
 
     pub fn doc(&self) -> &'static str {
@@ -234,18 +208,12 @@ impl Measure {
             AntiergotropyB => "Tr(rho_b H_B) - sum_i eps_i lam_i (<= 0)",
             CapacityB => "sum_i eps_i (lam_i - lam_{d-1-i}) of rho_b against H_B",
             CapacityC => "sum_i eps_i (lam_i - lam_{d-1-i}) of rho_c against H_C",
-            CapacityTotal => {
-                "capacity of the two-qubit state against the full H (two-qubit models)"
-            }
+            CapacityTotal => "capacity of the two-qubit state against the full H (two-qubit models)",
             ResidualCapacity => "capacity_total - capacity_b - capacity_c (two-qubit models)",
             PowerB => "stored_energy_b / t (0 at t = 0; 0 at t = inf, its limit, in steady runs)",
-            ErgotropicPowerB => {
-                "ergotropy_b / t (0 at t = 0; 0 at t = inf, its limit, in steady runs)"
-            }
+            ErgotropicPowerB => "ergotropy_b / t (0 at t = 0; 0 at t = inf, its limit, in steady runs)",
             EnergyVarianceB => "Tr(rho_b H_B^2) - Tr(rho_b H_B)^2",
-            EnergyFluctuationB => {
-                "Sigma(t) of paper 003 eq. 6 (two-time, regression theorem): sqrt of Sigma^2"
-            }
+            EnergyFluctuationB => "Sigma(t) of paper 003 eq. 6 (two-time, regression theorem): sqrt of Sigma^2",
             Concurrence => "Wootters concurrence of the two-qubit state",
             SteeringF3 => "Tr(T T^T) - 1",
             SteeringAb => "LOO steering charger -> battery (paper 002)",
@@ -260,14 +228,10 @@ impl Measure {
             TraceError => "|Tr rho - 1|",
             MinEigenvalue => "smallest eigenvalue of the full state (positivity)",
             FockTail => "population of the top Fock state |N> (cavity-cells)",
-            SteadyResidual => {
-                "||L rho||_F of the solved steady state (steady runs only, [time] steady = true)"
-            }
+            SteadyResidual => "||L rho||_F of the solved steady state (steady runs only, [time] steady = true)",
             EnergyPerCell => "energy_b / N (dicke)",
             TextureC => "(1/2) ||rho_c - |+><+| ||_tr",
-            ErgotropyC => {
-                "Tr(rho_c H_C) - sum_i eps_i lam_{d-1-i} (charger's passive energy subtracted)"
-            }
+            ErgotropyC => "Tr(rho_c H_C) - sum_i eps_i lam_{d-1-i} (charger's passive energy subtracted)",
             AntiergotropyC => "Tr(rho_c H_C) - sum_i eps_i lam_i (<= 0)",
             EnergyVarianceC => "Tr(rho_c H_C^2) - Tr(rho_c H_C)^2",
             SmBRe => "Re <s-_b> = Re Tr(rho_b |g><e|)",
@@ -281,11 +245,7 @@ impl Measure {
 /// The default measure list of an integrated run: every measure that applies but the opt-in
 /// ones (steady runs add steady_residual).
 pub fn default_measures(model: ModelKind) -> Vec<Measure> {
-    Measure::ALL
-        .iter()
-        .copied()
-        .filter(|m| m.applies_to(model) && !m.steady_only() && !m.opt_in())
-        .collect()
+    Measure::ALL.iter().copied().filter(|m| m.applies_to(model) && !m.steady_only() && !m.opt_in()).collect()
 }
 
 /// Two-qubit phase-flip channel of paper 000 app. B with probability p (the product of one
@@ -293,10 +253,7 @@ pub fn default_measures(model: ModelKind) -> Vec<Measure> {
 /// K3 = sqrt(p(1-p)) sz x I, K4 = p sz x sz. Elementwise: m_ij -> (1 - 2p)^k m_ij, k = number
 /// of qubits whose bit differs between i and j. Linear, so it also applies to non-Hermitian m.
 pub fn dephase(rho4: &CMat, p: f64) -> CMat {
-    assert!(
-        rho4.nrows() == 4 && rho4.ncols() == 4,
-        "dephase expects a 4x4 two-qubit matrix"
-    );
+    assert!(rho4.nrows() == 4 && rho4.ncols() == 4, "dephase expects a 4x4 two-qubit matrix");
     let f = 1.0 - 2.0 * p;
     CMat::from_fn(4, 4, |i, j| {
         let k = (i ^ j).count_ones() as i32;
@@ -308,11 +265,7 @@ pub fn dephase(rho4: &CMat, p: f64) -> CMat {
 /// qubits, the partial trace over the cavity for the cavity layout (also for non-Hermitian m),
 /// then the dephasing channel when p > 0.
 pub fn two_qubit_part(space: Space, m: &CMat, dephasing: f64) -> CMat {
-    assert_eq!(
-        m.nrows(),
-        space.dim(),
-        "matrix dimension does not match the space {space:?}"
-    );
+    assert_eq!(m.nrows(), space.dim(), "matrix dimension does not match the space {space:?}");
     let q = match space {
         Space::TwoQubit => m.clone(),
         Space::Cavity { n_fock } => cavity_cells::reduced_qubits(m, n_fock),
@@ -348,9 +301,7 @@ impl MeasureContext {
     /// measures see at a t = 0 sample, so stored_energy_b(0) = 0 exactly.
     pub fn new(sys: &OpenSystem, rho0: &CMat) -> MeasureContext {
         let rb0 = match sys.space {
-            Space::Dicke { n_cells, n_fock } => {
-                crate::model::dicke::reduced_cells(rho0, n_cells, n_fock)
-            }
+            Space::Dicke { n_cells, n_fock } => crate::model::dicke::reduced_cells(rho0, n_cells, n_fock),
             _ => reduced_battery(&two_qubit_part(sys.space, rho0, sys.dephasing)),
         };
         let hb = &sys.h_battery;
@@ -392,19 +343,14 @@ struct Reduced {
 
 impl Reduced {
     fn eigs(&self) -> &[f64] {
-        self.rho2_eigs
-            .get_or_init(|| energy::eigvals_asc(&self.rho2))
+        self.rho2_eigs.get_or_init(|| energy::eigvals_asc(&self.rho2))
     }
     fn loo(&self) -> (f64, f64) {
-        *self
-            .loo
-            .get_or_init(|| correlations::steering_loo(&self.rho2))
+        *self.loo.get_or_init(|| correlations::steering_loo(&self.rho2))
     }
     /// capacity_total against the full H (two-qubit models).
     fn capacity_total(&self, ctx: &MeasureContext) -> f64 {
-        ctx.h_total_eigs.as_ref().map_or(f64::NAN, |eps| {
-            energy::capacity_from_spectra(self.eigs(), eps)
-        })
+        ctx.h_total_eigs.as_ref().map_or(f64::NAN, |eps| energy::capacity_from_spectra(self.eigs(), eps))
     }
 }
 
@@ -424,13 +370,7 @@ pub fn evaluate(list: &[Measure], ctx: &MeasureContext, s: &Sample) -> Vec<f64> 
     if !crate::linalg::is_finite(&rho2) || s.y.is_some_and(|y| !crate::linalg::is_finite(y)) {
         return vec![f64::NAN; list.len()];
     }
-    let st = Reduced {
-        rb: reduced_battery(&rho2),
-        rc: reduced_charger(&rho2),
-        rho2,
-        rho2_eigs: Default::default(),
-        loo: Default::default(),
-    };
+    let st = Reduced { rb: reduced_battery(&rho2), rc: reduced_charger(&rho2), rho2, rho2_eigs: Default::default(), loo: Default::default() };
     list.iter().map(|m| value(*m, ctx, s, &st)).collect()
 }
 
@@ -460,15 +400,11 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
         CapacityB => energy::capacity(&st.rb, hb),
         CapacityC => energy::capacity(&st.rc, hc),
         CapacityTotal => st.capacity_total(ctx),
-        ResidualCapacity => {
-            st.capacity_total(ctx) - energy::capacity(&st.rb, hb) - energy::capacity(&st.rc, hc)
-        }
+        ResidualCapacity => st.capacity_total(ctx) - energy::capacity(&st.rb, hb) - energy::capacity(&st.rc, hc),
         PowerB => rate_per_time(stored(), s.t),
         ErgotropicPowerB => rate_per_time(energy::ergotropy(&st.rb, hb), s.t),
         EnergyVarianceB => energy::variance(&st.rb, hb),
-        EnergyFluctuationB => {
-            s.y.map_or(f64::NAN, |y| energy_fluctuation(ctx, st, y, stored()))
-        }
+        EnergyFluctuationB => s.y.map_or(f64::NAN, |y| energy_fluctuation(ctx, st, y, stored())),
         Concurrence => entanglement::concurrence(&st.rho2),
         SteeringF3 => correlations::steering_f3(&st.rho2),
         SteeringAb => st.loo().0,
@@ -510,24 +446,14 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
 fn energy_fluctuation(ctx: &MeasureContext, st: &Reduced, y: &CMat, stored: f64) -> f64 {
     let hb = &ctx.h_battery;
     let yb = reduced_battery(&two_qubit_part(ctx.space, y, ctx.dephasing));
-    let s2 = re_trace_product(&st.rb, &(hb * hb)) - 2.0 * re_trace_product(hb, &yb) + ctx.h_b_sq0
-        - stored * stored;
+    let s2 = re_trace_product(&st.rb, &(hb * hb)) - 2.0 * re_trace_product(hb, &yb) + ctx.h_b_sq0 - stored * stored;
     let sigma = if s2 >= 0.0 { s2.sqrt() } else { -(-s2).sqrt() };
     sigma + 0.0 // turns -0.0 into 0.0
 }
 
 /// The resources capacity_b is compared with by default (paper 000), in table order.
-pub const DEFAULT_RESOURCES: [&str; 9] = [
-    "concurrence",
-    "steering_f3",
-    "steering_ab",
-    "steering_ba",
-    "bell_chsh",
-    "coherence_l1",
-    "imaginarity_l1",
-    "texture_b",
-    "ergotropy_b",
-];
+pub const DEFAULT_RESOURCES: [&str; 9] =
+    ["concurrence", "steering_f3", "steering_ab", "steering_ba", "bell_chsh", "coherence_l1", "imaginarity_l1", "texture_b", "ergotropy_b"];
 
 #[cfg(test)]
 mod tests {
@@ -536,20 +462,14 @@ mod tests {
     use crate::model::{resolve_params, ModelKind, ParamValue, Params};
 
     fn system(kind: ModelKind, given: &[(&str, f64)]) -> OpenSystem {
-        let p: Params = given
-            .iter()
-            .map(|(k, v)| (k.to_string(), ParamValue::Real(*v)))
-            .collect();
+        let p: Params = given.iter().map(|(k, v)| (k.to_string(), ParamValue::Real(*v))).collect();
         kind.build(&resolve_params(kind, &p).unwrap()).unwrap()
     }
 
     /// e^{-iHt} from the eigendecomposition of the Hermitian H.
     fn propagator(h: &CMat, t: f64) -> CMat {
         let e = hermitian_part(h).symmetric_eigen();
-        let d = CMat::from_diagonal(&nalgebra::DVector::from_iterator(
-            h.nrows(),
-            e.eigenvalues.iter().map(|&x| C64::from_polar(1.0, -x * t)),
-        ));
+        let d = CMat::from_diagonal(&nalgebra::DVector::from_iterator(h.nrows(), e.eigenvalues.iter().map(|&x| C64::from_polar(1.0, -x * t))));
         &e.eigenvectors * d * e.eigenvectors.adjoint()
     }
 
@@ -562,53 +482,19 @@ mod tests {
         // psi = a|eg> + b|ge>: E = 2|ab|, capacity_b = 2 wb sqrt(1 - E^2), steering_f3 = 2 E^2,
         // bell_chsh = 2 sqrt(1 + E^2) - 2, coherence_l1 = E.
         let (wb, wc) = (1.3, 0.7);
-        let sys = system(
-            ModelKind::SpinPair,
-            &[("wb", wb), ("wc", wc), ("j1", 0.2), ("j2", 0.05)],
-        );
-        let list = [
-            Concurrence,
-            CapacityB,
-            CapacityC,
-            SteeringF3,
-            BellChsh,
-            CoherenceL1,
-        ];
+        let sys = system(ModelKind::SpinPair, &[("wb", wb), ("wc", wc), ("j1", 0.2), ("j2", 0.05)]);
+        let list = [Concurrence, CapacityB, CapacityC, SteeringF3, BellChsh, CoherenceL1];
         for k in 0..=12 {
             let th = k as f64 * 0.13;
-            let (a, b) = (
-                C64::from_polar(th.cos(), 0.4 * th),
-                C64::from_polar(th.sin(), -1.1),
-            );
+            let (a, b) = (C64::from_polar(th.cos(), 0.4 * th), C64::from_polar(th.sin(), -1.1));
             let rho = projector(&[ZERO, b, a, ZERO]); // index 2 = |eg>, 1 = |ge>
             let ctx = MeasureContext::new(&sys, &rho);
-            let v = evaluate(
-                &list,
-                &ctx,
-                &Sample {
-                    t: 1.0,
-                    rho: &rho,
-                    y: None,
-                },
-            );
+            let v = evaluate(&list, &ctx, &Sample { t: 1.0, rho: &rho, y: None });
             let e = 2.0 * (a * b).norm();
             let s = (1.0 - e * e).max(0.0).sqrt();
-            let want = [
-                e,
-                2.0 * wb * s,
-                2.0 * wc * s,
-                2.0 * e * e,
-                2.0 * (1.0 + e * e).sqrt() - 2.0,
-                e,
-            ];
+            let want = [e, 2.0 * wb * s, 2.0 * wc * s, 2.0 * e * e, 2.0 * (1.0 + e * e).sqrt() - 2.0, e];
             for (i, m) in list.iter().enumerate() {
-                assert!(
-                    (v[i] - want[i]).abs() < 1e-12,
-                    "{} at theta {th}: {} vs {}",
-                    m.name(),
-                    v[i],
-                    want[i]
-                );
+                assert!((v[i] - want[i]).abs() < 1e-12, "{} at theta {th}: {} vs {}", m.name(), v[i], want[i]);
             }
         }
     }
@@ -618,43 +504,19 @@ mod tests {
         // Paper 000 Table I: wb = wc = 1, j1 = j2 = 0.1, |eg>: capacity_b = 2 wb |cos(2 j1 t)|,
         // and residual_capacity = eps_max - eps_min - 2 (wb + wc) sqrt(1 - E^2).
         let sys = system(ModelKind::SpinPair, &[]);
-        let rho0 = ModelKind::SpinPair
-            .default_state(&Params::new(), None)
-            .unwrap();
+        let rho0 = ModelKind::SpinPair.default_state(&Params::new(), None).unwrap();
         let ctx = MeasureContext::new(&sys, &rho0);
         let eps = eigvals_hermitian(&sys.hamiltonian);
-        let table = [
-            (5.005, 1.0789),
-            (10.01, 0.8359),
-            (15.02, 1.9811),
-            (20.02, 1.3012),
-            (25.03, 0.5788),
-        ];
+        let table = [(5.005, 1.0789), (10.01, 0.8359), (15.02, 1.9811), (20.02, 1.3012), (25.03, 0.5788)];
         for (t, cap) in table {
             let u = propagator(&sys.hamiltonian, t);
             let rho = &u * &rho0 * u.adjoint();
-            let v = evaluate(
-                &[CapacityB, Concurrence, ResidualCapacity],
-                &ctx,
-                &Sample {
-                    t,
-                    rho: &rho,
-                    y: None,
-                },
-            );
-            assert!(
-                (v[0] - cap).abs() < 6e-5,
-                "t = {t}: capacity_b {} vs table {cap}",
-                v[0]
-            );
+            let v = evaluate(&[CapacityB, Concurrence, ResidualCapacity], &ctx, &Sample { t, rho: &rho, y: None });
+            assert!((v[0] - cap).abs() < 6e-5, "t = {t}: capacity_b {} vs table {cap}", v[0]);
             assert!((v[0] - 2.0 * (0.2 * t).cos().abs()).abs() < 1e-12);
             assert!((v[1] - (0.2 * t).sin().abs()).abs() < 1e-12, "E at t = {t}");
             let res = eps[3] - eps[0] - 4.0 * (1.0 - v[1] * v[1]).sqrt();
-            assert!(
-                (v[2] - res).abs() < 1e-12,
-                "residual at t = {t}: {} vs {res}",
-                v[2]
-            );
+            assert!((v[2] - res).abs() < 1e-12, "residual at t = {t}: {} vs {res}", v[2]);
         }
     }
 
@@ -671,29 +533,11 @@ mod tests {
             for t in [0.0, 0.3, 1.1, 2.5] {
                 let u = propagator(&sys.hamiltonian, t);
                 let rho = &u * &rho0 * u.adjoint();
-                let v = evaluate(
-                    &[EnergyB, Concurrence, CapacityB, ErgotropyB],
-                    &ctx,
-                    &Sample {
-                        t,
-                        rho: &rho,
-                        y: None,
-                    },
-                );
+                let v = evaluate(&[EnergyB, Concurrence, CapacityB, ErgotropyB], &ctx, &Sample { t, rho: &rho, y: None });
                 let root = (1.0 - s2 * s2 * (2.0 * j * t).sin().powi(2)).sqrt();
-                let want = [
-                    wb * s2 * (j * t).sin().powi(2),
-                    s2 * (2.0 * j * t).sin().abs(),
-                    wb * root,
-                    wb * (s2 * (j * t).sin().powi(2) - (1.0 - root) / 2.0),
-                ];
+                let want = [wb * s2 * (j * t).sin().powi(2), s2 * (2.0 * j * t).sin().abs(), wb * root, wb * (s2 * (j * t).sin().powi(2) - (1.0 - root) / 2.0)];
                 for i in 0..4 {
-                    assert!(
-                        (v[i] - want[i]).abs() < 1e-12,
-                        "theta {theta} t {t} #{i}: {} vs {}",
-                        v[i],
-                        want[i]
-                    );
+                    assert!((v[i] - want[i]).abs() < 1e-12, "theta {theta} t {t} #{i}: {} vs {}", v[i], want[i]);
                 }
             }
         }
@@ -701,9 +545,7 @@ mod tests {
 
     #[test]
     fn dephasing_channel() {
-        let m = CMat::from_fn(4, 4, |i, j| {
-            c(1.0 + i as f64 + 0.5 * j as f64, i as f64 - 2.0 * j as f64)
-        });
+        let m = CMat::from_fn(4, 4, |i, j| c(1.0 + i as f64 + 0.5 * j as f64, i as f64 - 2.0 * j as f64));
         // p = 0.5 kills every coherence in the sz basis and keeps the diagonal.
         let d = dephase(&m, 0.5);
         for i in 0..4 {
@@ -719,15 +561,8 @@ mod tests {
         let p: f64 = 0.3;
         let sz = sigma_z();
         let q = (p * (1.0 - p)).sqrt();
-        let ks = [
-            identity(4) * c(1.0 - p, 0.0),
-            on_battery(&sz) * c(q, 0.0),
-            on_charger(&sz) * c(q, 0.0),
-            kron(&sz, &sz) * c(p, 0.0),
-        ];
-        let kraus = ks
-            .iter()
-            .fold(CMat::zeros(4, 4), |acc, k| acc + k * &m * k.adjoint());
+        let ks = [identity(4) * c(1.0 - p, 0.0), on_battery(&sz) * c(q, 0.0), on_charger(&sz) * c(q, 0.0), kron(&sz, &sz) * c(p, 0.0)];
+        let kraus = ks.iter().fold(CMat::zeros(4, 4), |acc, k| acc + k * &m * k.adjoint());
         assert!(max_abs_diff(&dephase(&m, p), &kraus) < 1e-14);
         assert!(max_abs_diff(&dephase(&m, 0.0), &m) == 0.0);
     }
@@ -739,19 +574,8 @@ mod tests {
         let bell = projector(&[ZERO, h, h, ZERO]);
         let ctx = MeasureContext::new(&sys, &bell);
         let list = [Concurrence, CoherenceL1, Purity, MinEigenvalue, TraceError];
-        let v = evaluate(
-            &list,
-            &ctx,
-            &Sample {
-                t: 0.0,
-                rho: &bell,
-                y: None,
-            },
-        );
-        assert!(
-            v[0].abs() < 1e-15 && v[1].abs() < 1e-15,
-            "dephased Bell state: {v:?}"
-        );
+        let v = evaluate(&list, &ctx, &Sample { t: 0.0, rho: &bell, y: None });
+        assert!(v[0].abs() < 1e-15 && v[1].abs() < 1e-15, "dephased Bell state: {v:?}");
         assert!((v[2] - 0.5).abs() < 1e-15);
         // full undephased state is pure: min eigenvalue 0 (not -1/2 or 1/2 of the dephased one)
         assert!(v[3].abs() < 1e-15 && v[4] < 1e-15);
@@ -766,28 +590,12 @@ mod tests {
         let ctx = MeasureContext::new(&sys, &rho0);
         assert_eq!((ctx.energy_b0, ctx.h_b_sq0), (0.0, 0.0));
         let list = [StoredEnergyB, PowerB, ErgotropicPowerB, EnergyB, ErgotropyB];
-        let v0 = evaluate(
-            &list,
-            &ctx,
-            &Sample {
-                t: 0.0,
-                rho: &rho0,
-                y: None,
-            },
-        );
+        let v0 = evaluate(&list, &ctx, &Sample { t: 0.0, rho: &rho0, y: None });
         assert_eq!(&v0[..3], &[0.0, 0.0, 0.0]);
         let t = 0.8;
         let u = propagator(&sys.hamiltonian, t);
         let rho = &u * &rho0 * u.adjoint();
-        let v = evaluate(
-            &list,
-            &ctx,
-            &Sample {
-                t,
-                rho: &rho,
-                y: None,
-            },
-        );
+        let v = evaluate(&list, &ctx, &Sample { t, rho: &rho, y: None });
         assert!(v[0] > 0.1 && (v[0] - v[3]).abs() < 1e-15);
         assert!((v[1] - v[0] / t).abs() < 1e-15 && (v[2] - v[4] / t).abs() < 1e-15);
         // relative to an excited battery start: negative stored energy
@@ -807,10 +615,7 @@ mod tests {
 
     #[test]
     fn energy_fluctuation_matches_heisenberg_for_closed_spin_pair() {
-        let sys = system(
-            ModelKind::SpinPair,
-            &[("wb", 1.0), ("wc", 1.3), ("j1", 0.4), ("j2", 0.2)],
-        );
+        let sys = system(ModelKind::SpinPair, &[("wb", 1.0), ("wc", 1.3), ("j1", 0.4), ("j2", 0.2)]);
         // a mixed, coherent initial state
         let psi = [c(0.3, 0.1), c(0.5, -0.2), c(0.6, 0.0), c(0.1, 0.4)];
         let n = psi.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
@@ -821,22 +626,10 @@ mod tests {
             let u = propagator(&sys.hamiltonian, t);
             let rho = &u * &rho0 * u.adjoint();
             let y = &u * (&hb_full * &rho0) * u.adjoint();
-            let v = evaluate(
-                &[EnergyFluctuationB],
-                &ctx,
-                &Sample {
-                    t,
-                    rho: &rho,
-                    y: Some(&y),
-                },
-            )[0];
+            let v = evaluate(&[EnergyFluctuationB], &ctx, &Sample { t, rho: &rho, y: Some(&y) })[0];
             let want = sigma_sq_heisenberg(&sys.hamiltonian, &hb_full, &rho0, t);
             assert!(want >= -1e-14);
-            assert!(
-                (v * v - want).abs() < 1e-12,
-                "t = {t}: Sigma^2 {} vs {want}",
-                v * v
-            );
+            assert!((v * v - want).abs() < 1e-12, "t = {t}: Sigma^2 {} vs {want}", v * v);
             assert!(v >= 0.0);
             if t > 0.0 {
                 assert!(v > 1e-3);
@@ -849,26 +642,9 @@ mod tests {
     #[test]
     fn cavity_layout() {
         let n = 3;
-        let sys = system(
-            ModelKind::CavityCells,
-            &[
-                ("n_fock", n as f64),
-                ("g", 0.3),
-                ("zeta", 0.2),
-                ("lambda", 0.7),
-                ("wq", 1.2),
-            ],
-        );
-        let p: Params = [
-            ("n_fock".to_string(), ParamValue::Real(n as f64)),
-            ("alpha".to_string(), ParamValue::Real(0.8)),
-        ]
-        .into_iter()
-        .collect();
-        let rho0 = crate::model::cavity_cells::default_state(
-            &resolve_params(ModelKind::CavityCells, &p).unwrap(),
-        )
-        .unwrap();
+        let sys = system(ModelKind::CavityCells, &[("n_fock", n as f64), ("g", 0.3), ("zeta", 0.2), ("lambda", 0.7), ("wq", 1.2)]);
+        let p: Params = [("n_fock".to_string(), ParamValue::Real(n as f64)), ("alpha".to_string(), ParamValue::Real(0.8))].into_iter().collect();
+        let rho0 = crate::model::cavity_cells::default_state(&resolve_params(ModelKind::CavityCells, &p).unwrap()).unwrap();
         let ctx = MeasureContext::new(&sys, &rho0);
         assert!(ctx.h_total.is_none());
         let t = 1.3;
@@ -877,15 +653,7 @@ mod tests {
         let hb_full = kron(&kron(&identity(2), &sys.h_battery), &identity(n + 1));
         let y = &u * (&hb_full * &rho0) * u.adjoint();
         let list = Measure::ALL;
-        let v = evaluate(
-            &list,
-            &ctx,
-            &Sample {
-                t,
-                rho: &rho,
-                y: Some(&y),
-            },
-        );
+        let v = evaluate(&list, &ctx, &Sample { t, rho: &rho, y: Some(&y) });
         let get = |m: Measure| v[list.iter().position(|x| *x == m).unwrap()];
         // two-qubit measures use the reduced (cell 1, cell 2) state
         let q = crate::model::cavity_cells::reduced_qubits(&rho, n);

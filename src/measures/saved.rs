@@ -44,12 +44,8 @@ pub fn saved_dim(space: Space, save: StateSave) -> usize {
 /// The saved state of a sample from the model's full state `rho`.
 pub fn saved_state(space: Space, rho: &CMat, dephasing: f64, save: StateSave) -> CMat {
     match (space, save) {
-        (Space::TwoQubit, _) | (Space::Cavity { .. }, StateSave::Reduced) => {
-            two_qubit_part(space, rho, dephasing)
-        }
-        (Space::Dicke { n_cells, n_fock }, StateSave::Reduced) => {
-            crate::model::dicke::reduced_cells(rho, n_cells, n_fock)
-        }
+        (Space::TwoQubit, _) | (Space::Cavity { .. }, StateSave::Reduced) => two_qubit_part(space, rho, dephasing),
+        (Space::Dicke { n_cells, n_fock }, StateSave::Reduced) => crate::model::dicke::reduced_cells(rho, n_cells, n_fock),
         (_, StateSave::Full) => rho.clone(),
     }
 }
@@ -62,20 +58,11 @@ pub fn basis(space: Space, save: StateSave) -> Vec<String> {
             vec![s("charger (cell 1): g, e"), s("battery (cell 2): g, e")]
         }
         (Space::Cavity { n_fock }, StateSave::Full) => {
-            vec![
-                s("cell 1 (charger side): g, e"),
-                s("cell 2 (battery): g, e"),
-                format!("cavity Fock n: 0..{n_fock}"),
-            ]
+            vec![s("cell 1 (charger side): g, e"), s("cell 2 (battery): g, e"), format!("cavity Fock n: 0..{n_fock}")]
         }
-        (Space::Dicke { n_cells, .. }, StateSave::Reduced) => vec![format!(
-            "cells, symmetric subspace, excited cells k: 0..{n_cells}"
-        )],
+        (Space::Dicke { n_cells, .. }, StateSave::Reduced) => vec![format!("cells, symmetric subspace, excited cells k: 0..{n_cells}")],
         (Space::Dicke { n_cells, n_fock }, StateSave::Full) => {
-            vec![
-                format!("cells, symmetric subspace, excited cells k: 0..{n_cells}"),
-                format!("cavity Fock n: 0..{n_fock}"),
-            ]
+            vec![format!("cells, symmetric subspace, excited cells k: 0..{n_cells}"), format!("cavity Fock n: 0..{n_fock}")]
         }
     }
 }

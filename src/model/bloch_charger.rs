@@ -17,8 +17,7 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     let (wb, j) = (real(p, "wb")?, real(p, "j")?);
     let gamma = rate(p, "gamma")?;
     let num = number_qubit();
-    let coupling =
-        (kron(&sigma_plus(), &sigma_minus()) + kron(&sigma_minus(), &sigma_plus())) * c(j, 0.0);
+    let coupling = (kron(&sigma_plus(), &sigma_minus()) + kron(&sigma_minus(), &sigma_plus())) * c(j, 0.0);
     let h = (on_charger(&num) + on_battery(&num)) * c(wb, 0.0) + &coupling;
     Ok(OpenSystem {
         space: Space::TwoQubit,

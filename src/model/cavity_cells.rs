@@ -4,9 +4,7 @@
 //! dissipator kappa D[a] + gamma (D[s-_1] + D[s-_2]).
 //! Index = (2 i_1 + i_2)(N + 1) + n.
 
-use super::{
-    jumps, rate, real, spec, OpenSystem, ParamDefault::*, ParamSpec, ParamValue, Params, Space,
-};
+use super::{jumps, rate, real, spec, OpenSystem, ParamDefault::*, ParamSpec, ParamValue, Params, Space};
 use crate::error::{QbatError, Result};
 use crate::linalg::*;
 
@@ -22,26 +20,15 @@ pub fn params() -> Vec<ParamSpec> {
         spec("zeta", Real(0.0), "anisotropy in [-1, 1]"),
         spec("kappa", Real(0.0), "cavity loss rate (kappa D[a])"),
         spec("gamma", Real(0.0), "cell decay rate (gamma D[s-_i])"),
-        spec(
-            "alpha",
-            Complex(2.0, 0.0),
-            "coherent amplitude of the initial cavity state ([re, im] or real)",
-        ),
-        spec(
-            "n_fock",
-            Int(20),
-            "Fock cutoff N (keeps |0>..|N>), integer >= 1",
-        ),
+        spec("alpha", Complex(2.0, 0.0), "coherent amplitude of the initial cavity state ([re, im] or real)"),
+        spec("n_fock", Int(20), "Fock cutoff N (keeps |0>..|N>), integer >= 1"),
     ]
 }
 
 pub fn n_fock(p: &Params) -> Result<usize> {
     let x = real(p, "n_fock")?;
     if x.fract() != 0.0 || x < 1.0 {
-        return Err(QbatError::invalid(
-            "params.n_fock",
-            format!("must be an integer >= 1, got {x}"),
-        ));
+        return Err(QbatError::invalid("params.n_fock", format!("must be an integer >= 1, got {x}")));
     }
     if x > MAX_N_FOCK as f64 {
         return Err(QbatError::TooLarge {
@@ -56,10 +43,7 @@ pub fn alpha(p: &Params) -> Result<C64> {
     match p.get("alpha") {
         Some(ParamValue::Real(x)) => Ok(c(*x, 0.0)),
         Some(ParamValue::Complex(z)) => Ok(*z),
-        _ => Err(QbatError::invalid(
-            "params.alpha",
-            "must be a real number or [re, im]",
-        )),
+        _ => Err(QbatError::invalid("params.alpha", "must be a real number or [re, im]")),
     }
 }
 
@@ -80,18 +64,9 @@ fn tri(op1: &CMat, op2: &CMat, op_cav: &CMat) -> CMat {
 
 pub fn build(p: &Params) -> Result<OpenSystem> {
     let n = n_fock(p)?;
-    let (wc, wq, lambda, g, zeta) = (
-        real(p, "wc")?,
-        real(p, "wq")?,
-        real(p, "lambda")?,
-        real(p, "g")?,
-        real(p, "zeta")?,
-    );
+    let (wc, wq, lambda, g, zeta) = (real(p, "wc")?, real(p, "wq")?, real(p, "lambda")?, real(p, "g")?, real(p, "zeta")?);
     if !(-1.0..=1.0).contains(&zeta) {
-        return Err(QbatError::invalid(
-            "params.zeta",
-            format!("must lie in [-1, 1], got {zeta}"),
-        ));
+        return Err(QbatError::invalid("params.zeta", format!("must lie in [-1, 1], got {zeta}")));
     }
     let (kappa, gamma) = (rate(p, "kappa")?, rate(p, "gamma")?);
     alpha(p)?;
@@ -106,8 +81,7 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     // Charger side = cell 1, battery = cell 2 (docs/physics.md): the cell-cell term is the only one
     // that couples them, and what `[protocol] switch_off` turns off. The cavity-cell term
     // lambda pumps the charger side, as the drive f does in driven-pair, and stays.
-    let coupling = tri(&sx, &sx, &ic) * c((1.0 + zeta) * g / 2.0, 0.0)
-        + tri(&sy, &sy, &ic) * c((1.0 - zeta) * g / 2.0, 0.0);
+    let coupling = tri(&sx, &sx, &ic) * c((1.0 + zeta) * g / 2.0, 0.0) + tri(&sy, &sy, &ic) * c((1.0 - zeta) * g / 2.0, 0.0);
     let pump = (&sp1 * &a + &sm1 * &ad) * c(lambda, 0.0);
     let h = &ad * &a * c(wc, 0.0) + (sz1 + sz2) * c(wq / 2.0, 0.0) + pump + &coupling;
     let list = vec![(a, kappa), (sm1, gamma), (tri(&i2, &sm, &ic), gamma)];
@@ -143,11 +117,7 @@ pub fn coherent_ket(alpha: C64, n_fock: usize) -> Vec<C64> {
         })
         .collect();
     let top = logs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let v: Vec<C64> = logs
-        .iter()
-        .enumerate()
-        .map(|(n, l)| C64::from_polar((l - top).exp(), n as f64 * phase))
-        .collect();
+    let v: Vec<C64> = logs.iter().enumerate().map(|(n, l)| C64::from_polar((l - top).exp(), n as f64 * phase)).collect();
     let norm = v.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
     v.iter().map(|z| z / norm).collect()
 }

@@ -16,10 +16,7 @@
 //!   battery: H_B = wa (J_z + N/2) = wa sum_i n_i on the cells; charger: the cavity, wc a^dag a.
 
 use super::cavity_cells::{annihilation, coherent_ket};
-use super::{
-    jumps, rate, real, real_opt, spec, text, OpenSystem, ParamDefault::*, ParamSpec, ParamValue,
-    Params, Space,
-};
+use super::{jumps, rate, real, real_opt, spec, text, OpenSystem, ParamDefault::*, ParamSpec, ParamValue, Params, Space};
 use crate::error::{QbatError, Result};
 use crate::linalg::*;
 
@@ -49,16 +46,10 @@ pub fn params() -> Vec<ParamSpec> {
 fn int_param(p: &Params, name: &str, lo: usize, hi: usize) -> Result<usize> {
     let x = real(p, name)?;
     if x.fract() != 0.0 || x < lo as f64 {
-        return Err(QbatError::invalid(
-            format!("params.{name}"),
-            format!("must be an integer >= {lo}, got {x}"),
-        ));
+        return Err(QbatError::invalid(format!("params.{name}"), format!("must be an integer >= {lo}, got {x}")));
     }
     if x > hi as f64 {
-        return Err(QbatError::TooLarge {
-            field: format!("params.{name}"),
-            reason: format!("{x} is too large (limit {hi})"),
-        });
+        return Err(QbatError::TooLarge { field: format!("params.{name}"), reason: format!("{x} is too large (limit {hi})") });
     }
     Ok(x as usize)
 }
@@ -70,10 +61,7 @@ pub fn sizes(p: &Params) -> Result<(usize, usize)> {
     if (n + 1) * (nf + 1) > MAX_DIM {
         return Err(QbatError::TooLarge {
             field: "params.n_fock".into(),
-            reason: format!(
-                "(n_cells + 1)(n_fock + 1) = {} is beyond the limit {MAX_DIM} on the dimension",
-                (n + 1) * (nf + 1)
-            ),
+            reason: format!("(n_cells + 1)(n_fock + 1) = {} is beyond the limit {MAX_DIM} on the dimension", (n + 1) * (nf + 1)),
         });
     }
     Ok((n, nf))
@@ -84,10 +72,7 @@ pub fn is_tavis_cummings(p: &Params) -> Result<bool> {
     match text(p, "coupling")?.as_str() {
         "dicke" => Ok(false),
         "tavis-cummings" => Ok(true),
-        other => Err(QbatError::invalid(
-            "params.coupling",
-            format!("must be \"dicke\" or \"tavis-cummings\", got \"{other}\""),
-        )),
+        other => Err(QbatError::invalid("params.coupling", format!("must be \"dicke\" or \"tavis-cummings\", got \"{other}\""))),
     }
 }
 
@@ -102,10 +87,7 @@ pub fn j_plus(n: usize) -> CMat {
 
 /// J_z + N/2 = diag(0, 1, .., N): the number of excited cells.
 pub fn excitations(n: usize) -> CMat {
-    CMat::from_diagonal(&nalgebra::DVector::from_iterator(
-        n + 1,
-        (0..=n).map(|k| c(k as f64, 0.0)),
-    ))
+    CMat::from_diagonal(&nalgebra::DVector::from_iterator(n + 1, (0..=n).map(|k| c(k as f64, 0.0))))
 }
 
 pub fn build(p: &Params) -> Result<OpenSystem> {
@@ -128,10 +110,7 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     let nb = excitations(n);
     let h = &ad * &a * c(wc, 0.0) + kron(&nb, &ia) * c(wa, 0.0) + &coupling;
     Ok(OpenSystem {
-        space: Space::Dicke {
-            n_cells: n,
-            n_fock: nf,
-        },
+        space: Space::Dicke { n_cells: n, n_fock: nf },
         hamiltonian: h,
         jumps: jumps(vec![(a, kappa), (jm, gamma)]),
         h_battery: nb * c(wa, 0.0),
@@ -151,26 +130,13 @@ pub enum CavityStart {
 /// The cavity start and the cells' Dicke index k = m + N/2, checked against the cutoff.
 pub fn initial_parts(p: &Params, n: usize, nf: usize) -> Result<(CavityStart, usize)> {
     let cav = match (real_opt(p, "photons")?, p.get("alpha")) {
-        (Some(_), Some(_)) => {
-            return Err(QbatError::invalid(
-                "params.alpha",
-                "give photons or alpha for the initial cavity state, not both",
-            ))
-        }
+        (Some(_), Some(_)) => return Err(QbatError::invalid("params.alpha", "give photons or alpha for the initial cavity state, not both")),
         (None, Some(ParamValue::Real(x))) => CavityStart::Coherent(c(*x, 0.0)),
         (None, Some(ParamValue::Complex(z))) => CavityStart::Coherent(*z),
-        (None, Some(_)) => {
-            return Err(QbatError::invalid(
-                "params.alpha",
-                "must be a real number or [re, im]",
-            ))
-        }
+        (None, Some(_)) => return Err(QbatError::invalid("params.alpha", "must be a real number or [re, im]")),
         (Some(x), None) => {
             if x.fract() != 0.0 || x < 0.0 {
-                return Err(QbatError::invalid(
-                    "params.photons",
-                    format!("must be an integer >= 0, got {x}"),
-                ));
+                return Err(QbatError::invalid("params.photons", format!("must be an integer >= 0, got {x}")));
             }
             CavityStart::Fock(x as usize)
         }
@@ -178,15 +144,8 @@ pub fn initial_parts(p: &Params, n: usize, nf: usize) -> Result<(CavityStart, us
     };
     if let CavityStart::Fock(k) = cav {
         if k > nf {
-            let field = if p.contains_key("photons") {
-                "params.photons"
-            } else {
-                "params.n_fock"
-            };
-            return Err(QbatError::invalid(
-                field,
-                format!("the initial Fock state |{k}> needs n_fock >= {k}, got n_fock = {nf}"),
-            ));
+            let field = if p.contains_key("photons") { "params.photons" } else { "params.n_fock" };
+            return Err(QbatError::invalid(field, format!("the initial Fock state |{k}> needs n_fock >= {k}, got n_fock = {nf}")));
         }
     }
     let k = match real_opt(p, "dicke_m")? {
@@ -194,10 +153,7 @@ pub fn initial_parts(p: &Params, n: usize, nf: usize) -> Result<(CavityStart, us
         Some(m) => {
             let k = m + n as f64 / 2.0;
             if k.fract() != 0.0 || k < 0.0 || k > n as f64 {
-                return Err(QbatError::invalid(
-                    "params.dicke_m",
-                    format!("must be one of -N/2, -N/2 + 1, .., N/2 (N = {n}), got {m}"),
-                ));
+                return Err(QbatError::invalid("params.dicke_m", format!("must be one of -N/2, -N/2 + 1, .., N/2 (N = {n}), got {m}")));
             }
             k as usize
         }

@@ -165,22 +165,13 @@ fn name_2(s: &str) -> &'static str {
 pub fn named_operator(space: Space, name: &str, field: &str) -> Result<CMat> {
     let ops = named_operators(space);
     let known: Vec<&str> = ops.iter().map(|(n, _)| *n).collect();
-    ops.into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, m)| m)
-        .ok_or_else(|| {
-            if known.is_empty() {
-                QbatError::invalid(field, "this model has no named drive operators")
-            } else {
-                QbatError::invalid(
-                    field,
-                    format!(
-                        "unknown drive operator '{name}'; known: {}",
-                        known.join(", ")
-                    ),
-                )
-            }
-        })
+    ops.into_iter().find(|(n, _)| *n == name).map(|(_, m)| m).ok_or_else(|| {
+        if known.is_empty() {
+            QbatError::invalid(field, "this model has no named drive operators")
+        } else {
+            QbatError::invalid(field, format!("unknown drive operator '{name}'; known: {}", known.join(", ")))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -205,21 +196,12 @@ mod tests {
 
     #[test]
     fn envelopes() {
-        let g = Envelope::Gaussian {
-            t0: 2.0,
-            sigma: 0.5,
-        };
+        let g = Envelope::Gaussian { t0: 2.0, sigma: 0.5 };
         assert_eq!(g.at(2.0), 1.0);
         assert!((g.at(2.5) - (-0.5f64).exp()).abs() < 1e-16);
         assert!((g.max_over(1.0) - g.at(1.0)).abs() < 1e-16);
-        let w = Envelope::Window {
-            t_on: 1.0,
-            t_off: 2.0,
-        };
-        assert_eq!(
-            (w.at(0.999), w.at(1.0), w.at(1.999), w.at(2.0)),
-            (0.0, 1.0, 1.0, 0.0)
-        );
+        let w = Envelope::Window { t_on: 1.0, t_off: 2.0 };
+        assert_eq!((w.at(0.999), w.at(1.0), w.at(1.999), w.at(2.0)), (0.0, 1.0, 1.0, 0.0));
         assert_eq!(w.max_over(0.5), 0.0);
         assert_eq!(w.max_over(1.5), 1.0);
     }

@@ -69,11 +69,7 @@ impl OpenSystem {
     /// The system after `[protocol] switch_off`: H - coupling, the same jumps (dissipators stay
     /// on), the same H_B, H_C and dephasing (the measures do not change).
     pub fn uncoupled(&self) -> OpenSystem {
-        OpenSystem {
-            hamiltonian: &self.hamiltonian - &self.coupling,
-            coupling: CMat::zeros(self.dim(), self.dim()),
-            ..self.clone()
-        }
+        OpenSystem { hamiltonian: &self.hamiltonian - &self.coupling, coupling: CMat::zeros(self.dim(), self.dim()), ..self.clone() }
     }
 
     /// Whether the coupling acts at all: its traceless part is non-zero beyond rounding
@@ -83,12 +79,7 @@ impl OpenSystem {
         let n = self.dim();
         let shift = self.coupling.trace() / n as f64;
         let traceless = &self.coupling - CMat::identity(n, n) * shift;
-        let scale = self
-            .hamiltonian
-            .iter()
-            .map(|z| z.norm())
-            .fold(0.0, f64::max)
-            .max(f64::MIN_POSITIVE);
+        let scale = self.hamiltonian.iter().map(|z| z.norm()).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
         traceless.iter().any(|z| z.norm() > 1e-14 * scale)
     }
     /// Bound on |eigenvalue| of the Lindblad generator, for the RK4 stability check:
@@ -98,10 +89,7 @@ impl OpenSystem {
         let mut bound = spectrum_spread(&self.hamiltonian);
         for j in &self.jumps {
             let ldl = j.op.adjoint() * &j.op;
-            let op_norm_sq = crate::linalg::eigvals_hermitian(&ldl)
-                .last()
-                .copied()
-                .unwrap_or(0.0);
+            let op_norm_sq = crate::linalg::eigvals_hermitian(&ldl).last().copied().unwrap_or(0.0);
             bound += 2.0 * j.rate * op_norm_sq;
         }
         bound
@@ -159,14 +147,8 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 6] = [
-        ModelKind::SpinPair,
-        ModelKind::DrivenPair,
-        ModelKind::BlochCharger,
-        ModelKind::CavityCells,
-        ModelKind::TwoQubit,
-        ModelKind::Dicke,
-    ];
+    pub const ALL: [ModelKind; 6] =
+        [ModelKind::SpinPair, ModelKind::DrivenPair, ModelKind::BlochCharger, ModelKind::CavityCells, ModelKind::TwoQubit, ModelKind::Dicke];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -180,17 +162,10 @@ impl ModelKind {
     }
 
     pub fn from_name(name: &str) -> Result<ModelKind> {
-        ModelKind::ALL
-            .iter()
-            .copied()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<_> = ModelKind::ALL.iter().map(|m| m.name()).collect();
-                QbatError::invalid(
-                    "model",
-                    format!("unknown model '{name}'; known models: {}", names.join(", ")),
-                )
-            })
+        ModelKind::ALL.iter().copied().find(|m| m.name() == name).ok_or_else(|| {
+            let names: Vec<_> = ModelKind::ALL.iter().map(|m| m.name()).collect();
+            QbatError::invalid("model", format!("unknown model '{name}'; known models: {}", names.join(", ")))
+        })
     }
 
     pub fn paper(&self) -> &'static str {
@@ -242,12 +217,8 @@ impl ModelKind {
 
     pub fn space_for(&self, params: &Params) -> Result<Space> {
         match self {
-            ModelKind::CavityCells => Ok(Space::Cavity {
-                n_fock: cavity_cells::n_fock(params)?,
-            }),
-            ModelKind::Dicke => {
-                dicke::sizes(params).map(|(n_cells, n_fock)| Space::Dicke { n_cells, n_fock })
-            }
+            ModelKind::CavityCells => Ok(Space::Cavity { n_fock: cavity_cells::n_fock(params)? }),
+            ModelKind::Dicke => dicke::sizes(params).map(|(n_cells, n_fock)| Space::Dicke { n_cells, n_fock }),
             _ => Ok(Space::TwoQubit),
         }
     }
@@ -299,14 +270,7 @@ pub fn resolve_params(kind: ModelKind, given: &Params) -> Result<Params> {
     for name in given.keys() {
         if !specs.iter().any(|s| s.name == name) {
             let names: Vec<_> = specs.iter().map(|s| s.name).collect();
-            return Err(QbatError::invalid(
-                format!("params.{name}"),
-                format!(
-                    "unknown parameter for model '{}'; known: {}",
-                    kind.name(),
-                    names.join(", ")
-                ),
-            ));
+            return Err(QbatError::invalid(format!("params.{name}"), format!("unknown parameter for model '{}'; known: {}", kind.name(), names.join(", "))));
         }
     }
     let mut out = Params::new();
@@ -329,26 +293,17 @@ pub fn resolve_params(kind: ModelKind, given: &Params) -> Result<Params> {
             }
             (None, ParamDefault::Optional) => {}
             (None, ParamDefault::Required) => {
-                return Err(QbatError::invalid(
-                    format!("params.{}", s.name),
-                    format!("required for model '{}'", kind.name()),
-                ));
+                return Err(QbatError::invalid(format!("params.{}", s.name), format!("required for model '{}'", kind.name())));
             }
         }
     }
     for (name, v) in &out {
         match v {
             ParamValue::Real(x) if !x.is_finite() => {
-                return Err(QbatError::invalid(
-                    format!("params.{name}"),
-                    format!("must be a finite number, got {x}"),
-                ));
+                return Err(QbatError::invalid(format!("params.{name}"), format!("must be a finite number, got {x}")));
             }
             ParamValue::Complex(z) if !(z.re.is_finite() && z.im.is_finite()) => {
-                return Err(QbatError::invalid(
-                    format!("params.{name}"),
-                    "must be a finite complex number",
-                ));
+                return Err(QbatError::invalid(format!("params.{name}"), "must be a finite complex number"));
             }
             _ => {}
         }
@@ -361,10 +316,7 @@ pub fn real(params: &Params, name: &str) -> Result<f64> {
     match params.get(name) {
         Some(ParamValue::Real(x)) => Ok(*x),
         Some(ParamValue::Complex(z)) if z.im == 0.0 => Ok(z.re),
-        Some(_) => Err(QbatError::invalid(
-            format!("params.{name}"),
-            "must be a real number",
-        )),
+        Some(_) => Err(QbatError::invalid(format!("params.{name}"), "must be a real number")),
         None => Err(QbatError::invalid(format!("params.{name}"), "missing")),
     }
 }
@@ -381,10 +333,7 @@ pub fn real_opt(params: &Params, name: &str) -> Result<Option<f64>> {
 pub fn rate(params: &Params, name: &str) -> Result<f64> {
     let r = real(params, name)?;
     if r < 0.0 {
-        return Err(QbatError::invalid(
-            format!("params.{name}"),
-            format!("a rate must be >= 0, got {r}"),
-        ));
+        return Err(QbatError::invalid(format!("params.{name}"), format!("a rate must be >= 0, got {r}")));
     }
     Ok(r)
 }
@@ -392,19 +341,13 @@ pub fn rate(params: &Params, name: &str) -> Result<f64> {
 pub fn text(params: &Params, name: &str) -> Result<String> {
     match params.get(name) {
         Some(ParamValue::Text(t)) => Ok(t.clone()),
-        _ => Err(QbatError::invalid(
-            format!("params.{name}"),
-            "must be a string",
-        )),
+        _ => Err(QbatError::invalid(format!("params.{name}"), "must be a string")),
     }
 }
 
 /// Keep jumps with a positive rate only.
 pub fn jumps(list: Vec<(CMat, f64)>) -> Vec<Jump> {
-    list.into_iter()
-        .filter(|(_, r)| *r > 0.0)
-        .map(|(op, rate)| Jump { op, rate })
-        .collect()
+    list.into_iter().filter(|(_, r)| *r > 0.0).map(|(op, rate)| Jump { op, rate }).collect()
 }
 
 pub fn spec(name: &'static str, default: ParamDefault, doc: &'static str) -> ParamSpec {

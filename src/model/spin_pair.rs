@@ -10,27 +10,15 @@ pub fn params() -> Vec<ParamSpec> {
         spec("wc", Real(1.0), "charger frequency (H_C = wc sz)"),
         spec("j1", Real(0.1), "exchange coupling (s+_b s-_c + h.c.)"),
         spec("j2", Real(0.1), "Ising coupling sz_b sz_c"),
-        spec(
-            "dephasing",
-            Real(0.0),
-            "phase-flip probability p in [0,1] applied to each sample (paper 000 app. B)",
-        ),
+        spec("dephasing", Real(0.0), "phase-flip probability p in [0,1] applied to each sample (paper 000 app. B)"),
     ]
 }
 
 pub fn build(p: &Params) -> Result<OpenSystem> {
-    let (wb, wc, j1, j2) = (
-        real(p, "wb")?,
-        real(p, "wc")?,
-        real(p, "j1")?,
-        real(p, "j2")?,
-    );
+    let (wb, wc, j1, j2) = (real(p, "wb")?, real(p, "wc")?, real(p, "j1")?, real(p, "j2")?);
     let dephasing = real(p, "dephasing")?;
     if !(0.0..=1.0).contains(&dephasing) {
-        return Err(QbatError::invalid(
-            "params.dephasing",
-            format!("must lie in [0, 1], got {dephasing}"),
-        ));
+        return Err(QbatError::invalid("params.dephasing", format!("must lie in [0, 1], got {dephasing}")));
     }
     let sz = sigma_z();
     // s+_b s-_c = (s-)_c (x) (s+)_b, charger is the left factor.

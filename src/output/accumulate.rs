@@ -52,10 +52,7 @@ impl Buckets {
             self.counts.extend_from_slice(counts);
             return;
         }
-        let (mut mk, mut mc) = (
-            Vec::with_capacity(self.keys.len() + keys.len()),
-            Vec::with_capacity(self.keys.len() + keys.len()),
-        );
+        let (mut mk, mut mc) = (Vec::with_capacity(self.keys.len() + keys.len()), Vec::with_capacity(self.keys.len() + keys.len()));
         let (mut i, mut j) = (0, 0);
         while i < self.keys.len() || j < keys.len() {
             let take_self = j == keys.len() || (i < self.keys.len() && self.keys[i] < keys[j]);
@@ -150,10 +147,7 @@ fn fold_keys(cell: &mut Cell, pending: &mut [u32], keys: &mut Vec<u32>, counts: 
     for neg in [false, true] {
         keys.clear();
         counts.clear();
-        for &k in pending
-            .iter()
-            .filter(|&&k| k != ZERO_KEY && (k & NEG != 0) == neg)
-        {
+        for &k in pending.iter().filter(|&&k| k != ZERO_KEY && (k & NEG != 0) == neg) {
             let k = k & !NEG;
             if keys.last() == Some(&k) {
                 *counts.last_mut().expect("a key was pushed") += 1;
@@ -284,23 +278,14 @@ pub struct StatsAccumulator {
 
 impl StatsAccumulator {
     pub fn new(n_samples: usize, n_measures: usize) -> Self {
-        StatsAccumulator {
-            n_samples,
-            n_measures,
-            cells: vec![Cell::default(); n_samples * n_measures],
-        }
+        StatsAccumulator { n_samples, n_measures, cells: vec![Cell::default(); n_samples * n_measures] }
     }
 
     /// Add a block of members: values[(member * n_samples + sample) * n_measures + measure];
     /// members with `include[member] == false` are left out (unhealthy members).
     pub fn add_block(&mut self, values: &[f64], include: &[bool]) {
         let row = self.n_samples * self.n_measures;
-        let members: Vec<usize> = include
-            .iter()
-            .enumerate()
-            .filter(|(_, &ok)| ok)
-            .map(|(i, _)| i)
-            .collect();
+        let members: Vec<usize> = include.iter().enumerate().filter(|(_, &ok)| ok).map(|(i, _)| i).collect();
         // Tiles of TILE cells: each task walks the block's members over its tile (TILE
         // contiguous values of each member's row), keeping the moments in place and the
         // sketch keys pending, then sorts and merges each cell's keys once per block.
@@ -327,15 +312,9 @@ impl StatsAccumulator {
 
     pub fn merge(&mut self, other: &StatsAccumulator) -> Result<()> {
         if (self.n_samples, self.n_measures) != (other.n_samples, other.n_measures) {
-            return Err(QbatError::invalid(
-                "stats-state.bin",
-                "the runs have different sample times or measures",
-            ));
+            return Err(QbatError::invalid("stats-state.bin", "the runs have different sample times or measures"));
         }
-        self.cells
-            .par_iter_mut()
-            .zip(&other.cells)
-            .for_each(|(a, b)| a.merge(b));
+        self.cells.par_iter_mut().zip(&other.cells).for_each(|(a, b)| a.merge(b));
         Ok(())
     }
 
@@ -374,31 +353,17 @@ impl StatsAccumulator {
 
     /// Read a state written by `write_to` for a run of `expect` = (samples, measures); another
     /// shape is an error, found before anything is allocated.
-    pub fn read_from(
-        r: &mut dyn Read,
-        expect: (usize, usize),
-    ) -> std::io::Result<StatsAccumulator> {
-        let bad = |what: String| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not this run's statistics state ({what})"),
-            )
-        };
+    pub fn read_from(r: &mut dyn Read, expect: (usize, usize)) -> std::io::Result<StatsAccumulator> {
+        let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not this run's statistics state ({what})"));
         let mut magic = [0u8; 8];
         r.read_exact(&mut magic)?;
         if &magic != MAGIC {
-            return Err(bad(
-                "no QBSTATS2 header; a state from another qbat-gpu version cannot be continued"
-                    .into(),
-            ));
+            return Err(bad("no QBSTATS2 header; a state from another qbat-gpu version cannot be continued".into()));
         }
         let ns = get_u64(r)? as usize;
         let nm = get_u64(r)? as usize;
         if (ns, nm) != expect {
-            return Err(bad(format!(
-                "{ns} samples x {nm} measures, expected {} x {}",
-                expect.0, expect.1
-            )));
+            return Err(bad(format!("{ns} samples x {nm} measures, expected {} x {}", expect.0, expect.1)));
         }
         let mut acc = StatsAccumulator::new(ns, nm);
         for c in acc.cells.iter_mut() {
@@ -410,12 +375,8 @@ impl StatsAccumulator {
                 if len > 4096 {
                     return Err(bad("expansion length".into()));
                 }
-                let partials: Vec<f64> = (0..len)
-                    .map(|_| get_f64(r))
-                    .collect::<std::io::Result<_>>()?;
-                if partials.iter().any(|p| !p.is_finite())
-                    && !(len == 1 && partials[0].is_infinite())
-                {
+                let partials: Vec<f64> = (0..len).map(|_| get_f64(r)).collect::<std::io::Result<_>>()?;
+                if partials.iter().any(|p| !p.is_finite()) && !(len == 1 && partials[0].is_infinite()) {
                     return Err(bad("a non-finite partial sum".into()));
                 }
                 *s = FixedSum::from_exact(&ExactSum { partials });
@@ -430,10 +391,8 @@ impl StatsAccumulator {
                 let mut bytes = vec![0u8; len * 8];
                 r.read_exact(&mut bytes)?;
                 for e in bytes.chunks_exact(8) {
-                    b.keys
-                        .push(u32::from_le_bytes(e[..4].try_into().expect("4 bytes")));
-                    b.counts
-                        .push(u32::from_le_bytes(e[4..].try_into().expect("4 bytes")));
+                    b.keys.push(u32::from_le_bytes(e[..4].try_into().expect("4 bytes")));
+                    b.counts.push(u32::from_le_bytes(e[4..].try_into().expect("4 bytes")));
                 }
                 if b.keys.windows(2).any(|w| w[0] >= w[1]) || b.counts.contains(&0) {
                     return Err(bad("bucket keys out of order".into()));
@@ -443,11 +402,7 @@ impl StatsAccumulator {
                     return Err(bad("a bucket key beyond the finite floats".into()));
                 }
             }
-            let counted = c
-                .pos
-                .total()
-                .checked_add(c.neg.total())
-                .and_then(|t| t.checked_add(c.zero));
+            let counted = c.pos.total().checked_add(c.neg.total()).and_then(|t| t.checked_add(c.zero));
             if counted != Some(c.n) {
                 return Err(bad("bucket counts do not add up to n".into()));
             }
@@ -492,9 +447,7 @@ mod tests {
         }
         assert_eq!(s.value(), 1.0 + 1e-20);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let xs: Vec<f64> = (0..5000)
-            .map(|_| rng.random::<f64>() * 10f64.powi(rng.random_range(-8..8)))
-            .collect();
+        let xs: Vec<f64> = (0..5000).map(|_| rng.random::<f64>() * 10f64.powi(rng.random_range(-8..8))).collect();
         let mut fwd = ExactSum::default();
         xs.iter().for_each(|&x| fwd.add(x));
         let mut rev = ExactSum::default();
@@ -526,9 +479,7 @@ mod tests {
     #[test]
     fn quantiles_within_stated_resolution() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
-        let xs: Vec<f64> = (0..20001)
-            .map(|_| rng.random::<f64>() * 4.0 - 1.0)
-            .collect();
+        let xs: Vec<f64> = (0..20001).map(|_| rng.random::<f64>() * 4.0 - 1.0).collect();
         let mut c = Cell::default();
         xs.iter().for_each(|&x| c.add(x));
         let mut sorted = xs.clone();
@@ -536,11 +487,7 @@ mod tests {
         for q in [0.05, 0.5, 0.95] {
             let exact = crate::output::stats::quantile_sorted(&sorted, q);
             let tol = (QUANTILE_REL_RESOLUTION * exact.abs()).max(QUANTILE_ZERO) * 1.0001;
-            assert!(
-                (c.quantile(q) - exact).abs() <= tol,
-                "q{q}: {} vs {exact}",
-                c.quantile(q)
-            );
+            assert!((c.quantile(q) - exact).abs() <= tol, "q{q}: {} vs {exact}", c.quantile(q));
         }
         // the exact mean, against a naive left-to-right sum (which carries ~n eps of rounding)
         let mean = xs.iter().sum::<f64>() / xs.len() as f64;
@@ -558,11 +505,7 @@ mod tests {
             c.add(x);
         }
         let bound = QUANTILE_REL_RESOLUTION * 1.0015 * 1.0001;
-        assert!(
-            (c.quantile(0.5) - 0.00075).abs() <= bound,
-            "{}",
-            c.quantile(0.5)
-        );
+        assert!((c.quantile(0.5) - 0.00075).abs() <= bound, "{}", c.quantile(0.5));
     }
 
     /// A damaged state is refused, never a panic later: NaN min, a key past the finite floats,
@@ -574,9 +517,7 @@ mod tests {
         let mut good = vec![];
         acc.write_to(&mut good).unwrap();
         assert!(StatsAccumulator::read_from(&mut good.as_slice(), (1, 1)).is_ok());
-        let at = |bytes: &mut Vec<u8>, off: usize, v: u64| {
-            bytes[off..off + 8].copy_from_slice(&v.to_le_bytes())
-        };
+        let at = |bytes: &mut Vec<u8>, off: usize, v: u64| bytes[off..off + 8].copy_from_slice(&v.to_le_bytes());
         // header 8 + 16, then n, min, max
         let mut nan_min = good.clone();
         at(&mut nan_min, 32, f64::NAN.to_bits());
@@ -612,19 +553,14 @@ mod tests {
     fn merge_equals_single_pass_and_round_trips() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let (ns, nm, n) = (3, 2, 100);
-        let values: Vec<f64> = (0..n * ns * nm)
-            .map(|_| rng.random::<f64>() - 0.3)
-            .collect();
+        let values: Vec<f64> = (0..n * ns * nm).map(|_| rng.random::<f64>() - 0.3).collect();
         let all = vec![true; n];
         let mut one = StatsAccumulator::new(ns, nm);
         one.add_block(&values, &all);
         let mut parts = StatsAccumulator::new(ns, nm);
         for chunk in [(60, 100), (0, 25), (25, 60)] {
             let mut a = StatsAccumulator::new(ns, nm);
-            a.add_block(
-                &values[chunk.0 * ns * nm..chunk.1 * ns * nm],
-                &all[chunk.0..chunk.1],
-            );
+            a.add_block(&values[chunk.0 * ns * nm..chunk.1 * ns * nm], &all[chunk.0..chunk.1]);
             parts.merge(&a).unwrap();
         }
         for (a, b) in one.cells.iter().zip(&parts.cells) {

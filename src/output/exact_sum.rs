@@ -110,11 +110,7 @@ pub struct FixedSum {
 
 impl Default for FixedSum {
     fn default() -> Self {
-        FixedSum {
-            chunks: [0; CHUNKS],
-            adds: 0,
-            special: 0.0,
-        }
+        FixedSum { chunks: [0; CHUNKS], adds: 0, special: 0.0 }
     }
 }
 
@@ -138,18 +134,10 @@ impl FixedSum {
         }
         let frac = bits & ((1u64 << 52) - 1);
         // x = m 2^(p - 1074): subnormals have p = 0 and no hidden bit
-        let (m, p) = if biased == 0 {
-            (frac, 0)
-        } else {
-            (frac | (1u64 << 52), biased - 1)
-        };
+        let (m, p) = if biased == 0 { (frac, 0) } else { (frac | (1u64 << 52), biased - 1) };
         let wide = (m as u128) << (p % CHUNK_BITS);
         let k = (p / CHUNK_BITS) as usize;
-        let pieces = [
-            (wide & 0xffff_ffff) as i64,
-            ((wide >> 32) & 0xffff_ffff) as i64,
-            (wide >> 64) as i64,
-        ];
+        let pieces = [(wide & 0xffff_ffff) as i64, ((wide >> 32) & 0xffff_ffff) as i64, (wide >> 64) as i64];
         if bits >> 63 == 0 {
             self.chunks[k] += pieces[0];
             self.chunks[k + 1] += pieces[1];
@@ -216,10 +204,7 @@ impl FixedSum {
             let (hi, lo) = (c / (1i64 << CHUNK_BITS), c % (1i64 << CHUNK_BITS));
             for (piece, shift) in [(lo, 0), (hi, CHUNK_BITS)] {
                 if piece != 0 {
-                    let v = scaled(
-                        piece as f64,
-                        CHUNK_BITS as i32 * k as i32 + shift as i32 - 1074,
-                    );
+                    let v = scaled(piece as f64, CHUNK_BITS as i32 * k as i32 + shift as i32 - 1074);
                     // beyond the largest float: the (exact) sum overflows, with the top's sign
                     if v.is_infinite() {
                         return ExactSum { partials: vec![v] };
@@ -230,20 +215,8 @@ impl FixedSum {
         }
         // partials that overflow on adding: the exact sum is past the largest float
         if out.partials.iter().any(|p| !p.is_finite()) {
-            let top = n
-                .chunks
-                .iter()
-                .rev()
-                .find(|&&c| c != 0)
-                .copied()
-                .unwrap_or(0);
-            return ExactSum {
-                partials: vec![if top < 0 {
-                    f64::NEG_INFINITY
-                } else {
-                    f64::INFINITY
-                }],
-            };
+            let top = n.chunks.iter().rev().find(|&&c| c != 0).copied().unwrap_or(0);
+            return ExactSum { partials: vec![if top < 0 { f64::NEG_INFINITY } else { f64::INFINITY }] };
         }
         out
     }
@@ -307,10 +280,7 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
         let mut xs: Vec<f64> = (0..20000)
             .map(|i| match i % 5 {
-                0 => f64::from_bits(
-                    rng.random::<u64>() & !(0x7ffu64 << 52)
-                        | ((rng.random_range(0..0x7ffu64)) << 52),
-                ),
+                0 => f64::from_bits(rng.random::<u64>() & !(0x7ffu64 << 52) | ((rng.random_range(0..0x7ffu64)) << 52)),
                 1 => f64::from_bits(rng.random_range(0..1u64 << 52)), // subnormal
                 2 => rng.random::<f64>() * 10f64.powi(rng.random_range(-30..30)),
                 3 => -(rng.random::<f64>()),

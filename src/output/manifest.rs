@@ -29,20 +29,9 @@ pub struct Manifest {
 pub fn hash_file(path: &Path) -> Result<FileEntry> {
     let f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
     let mut hasher = blake3::Hasher::new();
-    let bytes = std::io::copy(
-        &mut std::io::BufReader::with_capacity(1 << 20, f),
-        &mut hasher,
-    )
-    .map_err(|e| QbatError::io(path, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    Ok(FileEntry {
-        name,
-        bytes,
-        blake3: hasher.finalize().to_hex().to_string(),
-    })
+    let bytes = std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, f), &mut hasher).map_err(|e| QbatError::io(path, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    Ok(FileEntry { name, bytes, blake3: hasher.finalize().to_hex().to_string() })
 }
 
 impl Manifest {
@@ -53,22 +42,12 @@ impl Manifest {
         for entry in std::fs::read_dir(dir).map_err(|e| QbatError::io(dir, e))? {
             let entry = entry.map_err(|e| QbatError::io(dir, e))?;
             let name = entry.file_name().to_string_lossy().to_string();
-            if entry
-                .file_type()
-                .map_err(|e| QbatError::io(&entry.path(), e))?
-                .is_file()
-                && !name.starts_with('.')
-            {
+            if entry.file_type().map_err(|e| QbatError::io(&entry.path(), e))?.is_file() && !name.starts_with('.') {
                 names.push(name);
             }
         }
         names.sort();
-        Ok(Manifest {
-            files: names
-                .iter()
-                .map(|n| hash_file(&dir.join(n)))
-                .collect::<Result<_>>()?,
-        })
+        Ok(Manifest { files: names.iter().map(|n| hash_file(&dir.join(n))).collect::<Result<_>>()? })
     }
 
     /// The manifest of `dir`, or None where it has none (not a qbat-gpu output). A manifest
@@ -79,15 +58,11 @@ impl Manifest {
             return Ok(None);
         }
         let bytes = read_bounded(&path, SMALL_FILE_LIMIT)?;
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            QbatError::invalid(path.display().to_string(), format!("damaged manifest: {e}"))
-        })
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| QbatError::invalid(path.display().to_string(), format!("damaged manifest: {e}")))
     }
 
     pub fn write(&self, dir: &Path) -> Result<()> {
-        write_atomic(&dir.join(MANIFEST), |w| {
-            serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)
-        })
+        write_atomic(&dir.join(MANIFEST), |w| serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other))
     }
 
     /// Add (or update) `files` of `dir` in its manifest, for files written into a finished
@@ -122,26 +97,17 @@ impl Manifest {
             let path = dir.join(&want.name);
             let shown = path.display().to_string();
             if !path.is_file() {
-                return Err(QbatError::invalid(
-                    shown,
-                    "listed in the manifest but missing",
-                ));
+                return Err(QbatError::invalid(shown, "listed in the manifest but missing"));
             }
             let got = hash_file(&path)?;
             if got.bytes != want.bytes {
                 return Err(QbatError::invalid(
                     shown,
-                    format!(
-                        "holds {} bytes, the manifest says {}: the file was truncated or edited",
-                        got.bytes, want.bytes
-                    ),
+                    format!("holds {} bytes, the manifest says {}: the file was truncated or edited", got.bytes, want.bytes),
                 ));
             }
             if got.blake3 != want.blake3 {
-                return Err(QbatError::invalid(
-                    shown,
-                    "its content differs from the manifest's hash: the file was edited or damaged",
-                ));
+                return Err(QbatError::invalid(shown, "its content differs from the manifest's hash: the file was edited or damaged"));
             }
         }
         Ok(())
@@ -149,10 +115,7 @@ impl Manifest {
 }
 
 /// `write_atomic` that also returns the file's size and BLAKE3 hash, taken as it is written.
-pub fn write_atomic_hashed(
-    path: &Path,
-    f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
-) -> Result<FileEntry> {
+pub fn write_atomic_hashed(path: &Path, f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> Result<FileEntry> {
     struct Tee<'a> {
         inner: &'a mut dyn std::io::Write,
         hasher: &'a mut blake3::Hasher,
@@ -170,20 +133,7 @@ pub fn write_atomic_hashed(
         }
     }
     let (mut hasher, mut bytes) = (blake3::Hasher::new(), 0u64);
-    write_atomic(path, |w| {
-        f(&mut Tee {
-            inner: w,
-            hasher: &mut hasher,
-            bytes: &mut bytes,
-        })
-    })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    Ok(FileEntry {
-        name,
-        bytes,
-        blake3: hasher.finalize().to_hex().to_string(),
-    })
+    write_atomic(path, |w| f(&mut Tee { inner: w, hasher: &mut hasher, bytes: &mut bytes }))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    Ok(FileEntry { name, bytes, blake3: hasher.finalize().to_hex().to_string() })
 }

@@ -38,12 +38,7 @@ pub struct OutputOptions {
 
 impl Default for OutputOptions {
     fn default() -> Self {
-        OutputOptions {
-            format: Format::Csv,
-            series: true,
-            plots: true,
-            series_limit: 4 << 30,
-        }
+        OutputOptions { format: Format::Csv, series: true, plots: true, series_limit: 4 << 30 }
     }
 }
 
@@ -64,49 +59,30 @@ pub const SMALL_FILE_LIMIT: u64 = 64 << 20;
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
     use std::io::Read;
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| QbatError::invalid(shown.clone(), format!("cannot read it: {e}")))?;
+    let meta = std::fs::metadata(path).map_err(|e| QbatError::invalid(shown.clone(), format!("cannot read it: {e}")))?;
     if !meta.is_file() {
         return Err(QbatError::invalid(shown, "is not a regular file"));
     }
     if meta.len() > limit {
-        return Err(QbatError::invalid(
-            shown,
-            format!(
-                "is {} bytes, more than the {limit} this file may have",
-                meta.len()
-            ),
-        ));
+        return Err(QbatError::invalid(shown, format!("is {} bytes, more than the {limit} this file may have", meta.len())));
     }
     let f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    f.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| QbatError::io(path, e))?;
+    f.take(limit + 1).read_to_end(&mut bytes).map_err(|e| QbatError::io(path, e))?;
     if bytes.len() as u64 > limit {
-        return Err(QbatError::invalid(
-            shown,
-            format!("grew past the {limit} bytes this file may have while it was read"),
-        ));
+        return Err(QbatError::invalid(shown, format!("grew past the {limit} bytes this file may have while it was read")));
     }
     Ok(bytes)
 }
 
 /// `read_bounded` as UTF-8 text.
 pub fn read_text_bounded(path: &Path, limit: u64) -> Result<String> {
-    String::from_utf8(read_bounded(path, limit)?)
-        .map_err(|_| QbatError::invalid(path.display().to_string(), "is not UTF-8 text"))
+    String::from_utf8(read_bounded(path, limit)?).map_err(|_| QbatError::invalid(path.display().to_string(), "is not UTF-8 text"))
 }
 
 fn staging_path(final_dir: &Path) -> PathBuf {
-    let name = final_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "out".into());
-    let parent = final_dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let name = final_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+    let parent = final_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     parent.join(format!(".{name}.partial-{}", std::process::id()))
 }
 
@@ -117,17 +93,16 @@ impl OutputDir {
     pub fn check(final_dir: &Path, force: bool) -> Result<()> {
         let shown = final_dir.display();
         if final_dir.exists() && !final_dir.is_dir() {
-            return Err(QbatError::invalid(
-                "--out",
-                format!("{shown} exists and is not a directory"),
-            ));
+            return Err(QbatError::invalid("--out", format!("{shown} exists and is not a directory")));
         }
         if final_dir.is_dir() {
-            let entries = std::fs::read_dir(final_dir)
-                .map_err(|e| QbatError::invalid("--out", format!("cannot read {shown}: {e}")))?;
+            let entries = std::fs::read_dir(final_dir).map_err(|e| QbatError::invalid("--out", format!("cannot read {shown}: {e}")))?;
             if entries.count() > 0 {
                 if !force {
-                    return Err(QbatError::invalid("--out", format!("{shown} exists and is not empty; choose a new directory, or pass --force to replace the qbat-gpu files in it")));
+                    return Err(QbatError::invalid(
+                        "--out",
+                        format!("{shown} exists and is not empty; choose a new directory, or pass --force to replace the qbat-gpu files in it"),
+                    ));
                 }
                 // --force replaces a run's own files, listed in its manifest, and nothing else.
                 if Manifest::read(final_dir)?.is_none() {
@@ -138,50 +113,29 @@ impl OutputDir {
                 }
             }
         }
-        let parent = final_dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let parent = final_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if !parent.is_dir() {
-            return Err(QbatError::invalid(
-                "--out",
-                format!("the parent directory {} does not exist", parent.display()),
-            ));
+            return Err(QbatError::invalid("--out", format!("the parent directory {} does not exist", parent.display())));
         }
         let probe = staging_path(final_dir);
-        std::fs::create_dir(&probe).map_err(|e| {
-            QbatError::invalid(
-                "--out",
-                format!("cannot write in {}: {e}", parent.display()),
-            )
-        })?;
+        std::fs::create_dir(&probe).map_err(|e| QbatError::invalid("--out", format!("cannot write in {}: {e}", parent.display())))?;
         let _ = std::fs::remove_dir(&probe);
         Ok(())
     }
 
     /// An output directory assembled in an existing `staging` directory.
     pub fn at(final_dir: &Path, staging: &Path) -> OutputDir {
-        OutputDir {
-            final_dir: final_dir.into(),
-            staging: staging.into(),
-        }
+        OutputDir { final_dir: final_dir.into(), staging: staging.into() }
     }
 
     pub fn begin(final_dir: &Path) -> Result<OutputDir> {
         let staging = staging_path(final_dir);
         std::fs::create_dir_all(&staging).map_err(|e| QbatError::io(&staging, e))?;
-        Ok(OutputDir {
-            final_dir: final_dir.into(),
-            staging,
-        })
+        Ok(OutputDir { final_dir: final_dir.into(), staging })
     }
 
     /// Write one file atomically (see `write_atomic`).
-    pub fn write(
-        &self,
-        name: &str,
-        f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-    ) -> Result<()> {
+    pub fn write(&self, name: &str, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
         write_atomic(&self.staging.join(name), f)
     }
 
@@ -198,15 +152,17 @@ impl OutputDir {
         let manifest = Manifest::of_dir(&self.staging)?;
         manifest.write(&self.staging)?;
         if !self.final_dir.exists() {
-            std::fs::rename(&self.staging, &self.final_dir)
-                .map_err(|e| QbatError::io(&self.final_dir, e))?;
+            std::fs::rename(&self.staging, &self.final_dir).map_err(|e| QbatError::io(&self.final_dir, e))?;
             return Ok(self.final_dir);
         }
         let old = Manifest::read(&self.final_dir)?.unwrap_or_default();
         for f in &manifest.files {
             let to = self.final_dir.join(&f.name);
             if to.exists() && !old.contains(&f.name) {
-                return Err(QbatError::invalid(to.display().to_string(), "exists and was not written by qbat-gpu (it is not in the manifest); move it away, or choose another --out"));
+                return Err(QbatError::invalid(
+                    to.display().to_string(),
+                    "exists and was not written by qbat-gpu (it is not in the manifest); move it away, or choose another --out",
+                ));
             }
         }
         for f in &old.files {
@@ -215,12 +171,7 @@ impl OutputDir {
                 std::fs::remove_file(&path).map_err(|e| QbatError::io(&path, e))?;
             }
         }
-        for name in manifest
-            .files
-            .iter()
-            .map(|f| f.name.as_str())
-            .chain([MANIFEST])
-        {
+        for name in manifest.files.iter().map(|f| f.name.as_str()).chain([MANIFEST]) {
             let to = self.final_dir.join(name);
             std::fs::rename(self.staging.join(name), &to).map_err(|e| QbatError::io(&to, e))?;
         }
@@ -237,22 +188,10 @@ impl OutputDir {
 /// rename; readable by others (0644, as a plain file would be under the usual umask). A failure
 /// (full disk, unwritable directory) is an error naming the file, and leaves nothing under
 /// its final name.
-pub fn write_atomic(
-    path: &Path,
-    f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .tempfile_in(dir)
-        .map_err(|e| QbatError::io(path, e))?;
+pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(|e| QbatError::io(path, e))?;
     {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
         f(&mut w).map_err(|e| QbatError::io(path, e))?;
@@ -261,15 +200,10 @@ pub fn write_atomic(
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
+        let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
     }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| QbatError::io(path, e))?;
-    tmp.persist(path)
-        .map_err(|e| QbatError::io(path, e.error))?;
+    tmp.as_file().sync_all().map_err(|e| QbatError::io(path, e))?;
+    tmp.persist(path).map_err(|e| QbatError::io(path, e.error))?;
     Ok(())
 }
 

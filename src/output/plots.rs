@@ -71,31 +71,18 @@ macro_rules! render_both {
     }};
 }
 
-fn write_pair(
-    dir: &Path,
-    stem: &str,
-    svg: &str,
-    rgb: &[u8],
-    (w, h): (u32, u32),
-) -> Result<Vec<PathBuf>> {
-    write_atomic(&dir.join(format!("{stem}.svg")), |out| {
-        out.write_all(svg.as_bytes())
-    })?;
+fn write_pair(dir: &Path, stem: &str, svg: &str, rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<PathBuf>> {
+    write_atomic(&dir.join(format!("{stem}.svg")), |out| out.write_all(svg.as_bytes()))?;
     write_atomic(&dir.join(format!("{stem}.png")), |out| {
         let mut enc = png::Encoder::new(out, w, h);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Best);
         let mut writer = enc.write_header().map_err(std::io::Error::other)?;
-        writer
-            .write_image_data(rgb)
-            .map_err(std::io::Error::other)?;
+        writer.write_image_data(rgb).map_err(std::io::Error::other)?;
         writer.finish().map_err(std::io::Error::other)
     })?;
-    Ok(vec![
-        dir.join(format!("{stem}.png")),
-        dir.join(format!("{stem}.svg")),
-    ])
+    Ok(vec![dir.join(format!("{stem}.png")), dir.join(format!("{stem}.svg"))])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -113,17 +100,7 @@ pub struct BandData {
 
 /// Band data of every measure, in stats.csv's order, times ascending.
 pub fn band_plot_data(stats: &Stats) -> Vec<BandData> {
-    let mut out: Vec<BandData> = stats
-        .measures
-        .iter()
-        .map(|m| BandData {
-            measure: m.clone(),
-            t: vec![],
-            mean: vec![],
-            q05: vec![],
-            q95: vec![],
-        })
-        .collect();
+    let mut out: Vec<BandData> = stats.measures.iter().map(|m| BandData { measure: m.clone(), t: vec![], mean: vec![], q05: vec![], q95: vec![] }).collect();
     for r in &stats.stats {
         let b = &mut out[r.measure];
         b.t.push(stats.times[r.sample]);
@@ -166,11 +143,7 @@ fn measure_unit(measure: &str, energy: &str) -> String {
 }
 
 fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
-    let (lo, hi) = vals
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
+    let (lo, hi) = vals.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if lo > hi {
         return None;
     }
@@ -180,11 +153,7 @@ fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 
 /// Labelled line curves, one colour each, with the legend in the upper right.
 fn draw_curves<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<
-        'a,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
+    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
     curves: &[(String, Vec<(f64, f64)>)],
     font: u32,
 ) -> DrawResult {
@@ -237,8 +206,7 @@ pub fn write_run_plots(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     let summary = read_summary(dir)?;
-    let series_info =
-        SeriesReader::open(dir)?.map(|r| (r.members_total, r.times.clone(), r.measures.clone()));
+    let series_info = SeriesReader::open(dir)?.map(|r| (r.members_total, r.times.clone(), r.measures.clone()));
     if let Some((members, times, measures)) = &series_info {
         if *members <= 4 && times.len() >= 2 {
             files.extend(write_series_plot(dir, &model)?);
@@ -251,12 +219,7 @@ pub fn write_run_plots(dir: &Path) -> Result<Vec<PathBuf>> {
                 .collect();
             files.extend(write_hist2d_plots(dir, &pairs)?);
         }
-        if model == "cavity-cells"
-            && times.len() >= 2
-            && measures
-                .iter()
-                .any(|m| m == "stored_energy_b" || m == "concurrence")
-        {
+        if model == "cavity-cells" && times.len() >= 2 && measures.iter().any(|m| m == "stored_energy_b" || m == "concurrence") {
             files.extend(write_cavity_plot(dir, &run, summary.as_ref())?);
         }
         if times.len() == 1 && times[0].is_infinite() && measures.iter().any(|m| m == "energy_b") {
@@ -268,12 +231,7 @@ pub fn write_run_plots(dir: &Path) -> Result<Vec<PathBuf>> {
     if let Some(sm) = &summary {
         if model == "bloch-charger" {
             if let Some(theta) = sm.col("theta") {
-                let distinct = theta
-                    .iter()
-                    .filter(|t| t.is_finite())
-                    .map(|t| t.to_bits())
-                    .collect::<std::collections::HashSet<_>>()
-                    .len();
+                let distinct = theta.iter().filter(|t| t.is_finite()).map(|t| t.to_bits()).collect::<std::collections::HashSet<_>>().len();
                 if distinct >= 2 {
                     files.extend(write_theta_plots(dir, sm)?);
                 }
@@ -285,66 +243,35 @@ pub fn write_run_plots(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathBuf>> {
     let (tlabel, eunit) = units(model);
-    let Some((y0, y1)) = finite_range(band.q05.iter().chain(&band.q95).chain(&band.mean).copied())
-    else {
+    let Some((y0, y1)) = finite_range(band.q05.iter().chain(&band.q95).chain(&band.mean).copied()) else {
         return Ok(vec![]);
     };
     let (t0, t1) = (band.t[0], band.t[band.t.len() - 1].max(band.t[0] + 1e-12));
     let ylabel = measure_unit(&band.measure, eunit);
-    render_both!(
-        dir,
-        &format!("plot_{}", band.measure),
-        SIZE,
-        |root: &DrawingArea<_, Shift>| -> DrawResult {
-            let mut chart = ChartBuilder::on(root)
-                .caption(
-                    format!("{}: ensemble mean and 5-95% band", band.measure),
-                    ("sans-serif", 22),
-                )
-                .margin(14)
-                .x_label_area_size(48)
-                .y_label_area_size(80)
-                .build_cartesian_2d(t0..t1, y0..y1)
-                .map_err(s)?;
-            chart
-                .configure_mesh()
-                .x_desc(tlabel)
-                .y_desc(ylabel.as_str())
-                .label_style(("sans-serif", 15))
-                .draw()
-                .map_err(s)?;
-            let poly: Vec<(f64, f64)> = band
-                .t
-                .iter()
-                .zip(&band.q95)
-                .map(|(t, v)| (*t, *v))
-                .chain(band.t.iter().zip(&band.q05).rev().map(|(t, v)| (*t, *v)))
-                .collect();
-            chart
-                .draw_series(std::iter::once(Polygon::new(poly, BLUE.mix(0.2))))
-                .map_err(s)?
-                .label("5-95% of members")
-                .legend(|(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 18, y + 5)], BLUE.mix(0.2).filled())
-                });
-            chart
-                .draw_series(LineSeries::new(
-                    band.t.iter().zip(&band.mean).map(|(t, v)| (*t, *v)),
-                    BLUE.stroke_width(2),
-                ))
-                .map_err(s)?
-                .label("mean")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
-            chart
-                .configure_series_labels()
-                .label_font(("sans-serif", 15))
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.85))
-                .draw()
-                .map_err(s)?;
-            Ok(())
-        }
-    )
+    render_both!(dir, &format!("plot_{}", band.measure), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("{}: ensemble mean and 5-95% band", band.measure), ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(48)
+            .y_label_area_size(80)
+            .build_cartesian_2d(t0..t1, y0..y1)
+            .map_err(s)?;
+        chart.configure_mesh().x_desc(tlabel).y_desc(ylabel.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
+        let poly: Vec<(f64, f64)> =
+            band.t.iter().zip(&band.q95).map(|(t, v)| (*t, *v)).chain(band.t.iter().zip(&band.q05).rev().map(|(t, v)| (*t, *v))).collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new(poly, BLUE.mix(0.2))))
+            .map_err(s)?
+            .label("5-95% of members")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], BLUE.mix(0.2).filled()));
+        chart
+            .draw_series(LineSeries::new(band.t.iter().zip(&band.mean).map(|(t, v)| (*t, *v)), BLUE.stroke_width(2)))
+            .map_err(s)?
+            .label("mean")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+        chart.configure_series_labels().label_font(("sans-serif", 15)).border_style(BLACK).background_style(WHITE.mix(0.85)).draw().map_err(s)?;
+        Ok(())
+    })
 }
 
 /// Every measure of a small run (at most 4 members) against time, one curve per member and measure.
@@ -355,61 +282,34 @@ fn write_series_plot(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
     let (nt, nm) = (rd.n_times(), rd.n_measures());
     let times = rd.times.clone();
     let names = rd.measures.clone();
-    let shown: Vec<usize> = (0..nm)
-        .filter(|&k| {
-            !matches!(
-                names[k].as_str(),
-                "trace_error" | "min_eigenvalue" | "fock_tail"
-            )
-        })
-        .take(8)
-        .collect();
+    let shown: Vec<usize> = (0..nm).filter(|&k| !matches!(names[k].as_str(), "trace_error" | "min_eigenvalue" | "fock_tail")).take(8).collect();
     let mut curves: Vec<(String, Vec<(f64, f64)>)> = vec![];
     let mut block = vec![];
     let multi = rd.members_total > 1;
     while let Some(id) = rd.next_member(&mut block)? {
         for &k in &shown {
-            let label = if multi {
-                format!("{} (member {id})", names[k])
-            } else {
-                names[k].clone()
-            };
-            curves.push((
-                label,
-                (0..nt).map(|s| (times[s], block[s * nm + k])).collect(),
-            ));
+            let label = if multi { format!("{} (member {id})", names[k]) } else { names[k].clone() };
+            curves.push((label, (0..nt).map(|s| (times[s], block[s * nm + k])).collect()));
         }
     }
-    let Some((y0, y1)) = finite_range(curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)))
-    else {
+    let Some((y0, y1)) = finite_range(curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1))) else {
         return Ok(vec![]);
     };
     let (tlabel, eunit) = units(model);
     let (t0, t1) = (times[0], times[nt - 1].max(times[0] + 1e-12));
-    render_both!(
-        dir,
-        "plot_series",
-        SIZE,
-        |root: &DrawingArea<_, Shift>| -> DrawResult {
-            let mut chart = ChartBuilder::on(root)
-                .caption("measures against time", ("sans-serif", 22))
-                .margin(14)
-                .x_label_area_size(48)
-                .y_label_area_size(70)
-                .build_cartesian_2d(t0..t1, y0..y1)
-                .map_err(s)?;
-            let ydesc = format!("value (energies in {eunit})");
-            chart
-                .configure_mesh()
-                .x_desc(tlabel)
-                .y_desc(ydesc.as_str())
-                .label_style(("sans-serif", 15))
-                .draw()
-                .map_err(s)?;
-            draw_curves(&mut chart, &curves, 15)?;
-            Ok(())
-        }
-    )
+    render_both!(dir, "plot_series", SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
+        let mut chart = ChartBuilder::on(root)
+            .caption("measures against time", ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(48)
+            .y_label_area_size(70)
+            .build_cartesian_2d(t0..t1, y0..y1)
+            .map_err(s)?;
+        let ydesc = format!("value (energies in {eunit})");
+        chart.configure_mesh().x_desc(tlabel).y_desc(ydesc.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
+        draw_curves(&mut chart, &curves, 15)?;
+        Ok(())
+    })
 }
 
 /// A 2-D histogram of (a, b) over every member and sample time of a run.
@@ -431,14 +331,8 @@ pub fn hist2d_data(dir: &Path, pairs: &[(String, String)], bins: usize) -> Resul
         return Ok(vec![]);
     };
     let (nt, nm) = (rd.n_times(), rd.n_measures());
-    let idx = |m: &str| {
-        rd.measure_index(m)
-            .ok_or_else(|| QbatError::invalid("pairs", format!("{m} is not in the series")))
-    };
-    let ks: Vec<(usize, usize)> = pairs
-        .iter()
-        .map(|(a, b)| Ok((idx(a)?, idx(b)?)))
-        .collect::<Result<_>>()?;
+    let idx = |m: &str| rd.measure_index(m).ok_or_else(|| QbatError::invalid("pairs", format!("{m} is not in the series")));
+    let ks: Vec<(usize, usize)> = pairs.iter().map(|(a, b)| Ok((idx(a)?, idx(b)?))).collect::<Result<_>>()?;
     let mut range = vec![(f64::INFINITY, f64::NEG_INFINITY); nm];
     if dir.join("stats.csv").is_file() {
         let stats = read_stats(dir)?;
@@ -451,10 +345,7 @@ pub fn hist2d_data(dir: &Path, pairs: &[(String, String)], bins: usize) -> Resul
     let needed: Vec<usize> = ks.iter().flat_map(|&(a, b)| [a, b]).collect();
     let mut block = vec![];
     // an unset range (no stats.csv row) is (inf, -inf)
-    if needed
-        .iter()
-        .any(|&k| range[k].0 > range[k].1 || range[k].0.is_nan() || range[k].1.is_nan())
-    {
+    if needed.iter().any(|&k| range[k].0 > range[k].1 || range[k].0.is_nan() || range[k].1.is_nan()) {
         let mut first = SeriesReader::open(dir)?.expect("opened above");
         while first.next_member(&mut block)?.is_some() {
             for s in 0..nt {
@@ -466,31 +357,13 @@ pub fn hist2d_data(dir: &Path, pairs: &[(String, String)], bins: usize) -> Resul
         }
     }
     // Widen degenerate ranges so the single value sits mid-bin.
-    let range: Vec<(f64, f64)> = range
-        .into_iter()
-        .map(|(lo, hi)| {
-            if lo < hi {
-                (lo, hi)
-            } else {
-                (lo - 0.5, hi + 0.5)
-            }
-        })
-        .collect();
+    let range: Vec<(f64, f64)> = range.into_iter().map(|(lo, hi)| if lo < hi { (lo, hi) } else { (lo - 0.5, hi + 0.5) }).collect();
     let mut out: Vec<Hist2d> = pairs
         .iter()
         .zip(&ks)
-        .map(|((a, b), &(ka, kb))| Hist2d {
-            a: a.clone(),
-            b: b.clone(),
-            a_range: range[ka],
-            b_range: range[kb],
-            bins,
-            counts: vec![0; bins * bins],
-        })
+        .map(|((a, b), &(ka, kb))| Hist2d { a: a.clone(), b: b.clone(), a_range: range[ka], b_range: range[kb], bins, counts: vec![0; bins * bins] })
         .collect();
-    let bin = |v: f64, (lo, hi): (f64, f64)| {
-        (((v - lo) / (hi - lo) * bins as f64).floor().max(0.0) as usize).min(bins - 1)
-    };
+    let bin = |v: f64, (lo, hi): (f64, f64)| (((v - lo) / (hi - lo) * bins as f64).floor().max(0.0) as usize).min(bins - 1);
     while rd.next_member(&mut block)?.is_some() {
         for (h, &(ka, kb)) in out.iter_mut().zip(&ks) {
             for s in 0..nt {
@@ -509,60 +382,35 @@ pub const HIST_BINS: usize = 60;
 
 /// `plot_hist2d_<a>_<b>` for each pair (color: log of the count).
 pub fn write_hist2d_plots(dir: &Path, pairs: &[(String, String)]) -> Result<Vec<PathBuf>> {
-    let model = read_run_json(dir)
-        .and_then(|v| v["model"].as_str().map(String::from))
-        .unwrap_or_default();
+    let model = read_run_json(dir).and_then(|v| v["model"].as_str().map(String::from)).unwrap_or_default();
     let (_, eunit) = units(&model);
     let mut files = vec![];
     for h in hist2d_data(dir, pairs, HIST_BINS)? {
         let total: u64 = h.counts.iter().sum();
         let peak = h.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
         let (xl, yl) = (measure_unit(&h.a, eunit), measure_unit(&h.b, eunit));
-        files.extend(render_both!(
-            dir,
-            &format!("plot_hist2d_{}_{}", h.a, h.b),
-            SIZE,
-            |root: &DrawingArea<_, Shift>| -> DrawResult {
-                let mut chart = ChartBuilder::on(root)
-                    .caption(
-                        format!(
-                            "{} against {}: {} samples (members x times), color log(1 + count)",
-                            h.b, h.a, total
-                        ),
-                        ("sans-serif", 18),
-                    )
-                    .margin(14)
-                    .x_label_area_size(48)
-                    .y_label_area_size(80)
-                    .build_cartesian_2d(h.a_range.0..h.a_range.1, h.b_range.0..h.b_range.1)
-                    .map_err(s)?;
-                chart
-                    .configure_mesh()
-                    .disable_mesh()
-                    .x_desc(xl.as_str())
-                    .y_desc(yl.as_str())
-                    .label_style(("sans-serif", 15))
-                    .draw()
-                    .map_err(s)?;
-                let (dx, dy) = (
-                    (h.a_range.1 - h.a_range.0) / h.bins as f64,
-                    (h.b_range.1 - h.b_range.0) / h.bins as f64,
-                );
-                chart
-                    .draw_series(h.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(
-                        |(i, c)| {
-                            let (ia, ib) = (i / h.bins, i % h.bins);
-                            let x = h.a_range.0 + ia as f64 * dx;
-                            let y = h.b_range.0 + ib as f64 * dy;
-                            // log scale: one count is pale, the fullest bin dark
-                            let f = (*c as f64).ln_1p() / peak.ln_1p();
-                            Rectangle::new([(x, y), (x + dx, y + dy)], heat(f).filled())
-                        },
-                    ))
-                    .map_err(s)?;
-                Ok(())
-            }
-        )?);
+        files.extend(render_both!(dir, &format!("plot_hist2d_{}_{}", h.a, h.b), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
+            let mut chart = ChartBuilder::on(root)
+                .caption(format!("{} against {}: {} samples (members x times), color log(1 + count)", h.b, h.a, total), ("sans-serif", 18))
+                .margin(14)
+                .x_label_area_size(48)
+                .y_label_area_size(80)
+                .build_cartesian_2d(h.a_range.0..h.a_range.1, h.b_range.0..h.b_range.1)
+                .map_err(s)?;
+            chart.configure_mesh().disable_mesh().x_desc(xl.as_str()).y_desc(yl.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
+            let (dx, dy) = ((h.a_range.1 - h.a_range.0) / h.bins as f64, (h.b_range.1 - h.b_range.0) / h.bins as f64);
+            chart
+                .draw_series(h.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| {
+                    let (ia, ib) = (i / h.bins, i % h.bins);
+                    let x = h.a_range.0 + ia as f64 * dx;
+                    let y = h.b_range.0 + ib as f64 * dy;
+                    // log scale: one count is pale, the fullest bin dark
+                    let f = (*c as f64).ln_1p() / peak.ln_1p();
+                    Rectangle::new([(x, y), (x + dx, y + dy)], heat(f).filled())
+                }))
+                .map_err(s)?;
+            Ok(())
+        })?);
     }
     Ok(files)
 }
@@ -570,12 +418,7 @@ pub fn write_hist2d_plots(dir: &Path, pairs: &[(String, String)]) -> Result<Vec<
 /// A light-to-dark colormap on [0, 1] (pale yellow -> red -> dark blue-violet).
 fn heat(f: f64) -> RGBColor {
     let f = f.clamp(0.0, 1.0);
-    let stops = [
-        (255.0, 245.0, 200.0),
-        (250.0, 150.0, 60.0),
-        (200.0, 40.0, 60.0),
-        (60.0, 20.0, 110.0),
-    ];
+    let stops = [(255.0, 245.0, 200.0), (250.0, 150.0, 60.0), (200.0, 40.0, 60.0), (60.0, 20.0, 110.0)];
     let x = f * (stops.len() - 1) as f64;
     let i = (x.floor() as usize).min(stops.len() - 2);
     let u = x - i as f64;
@@ -604,10 +447,7 @@ pub fn theta_plot_data(sm: &Summary) -> Option<(Vec<f64>, Vec<Curve>, Vec<Curve>
     for m in crate::job::PEAK_MEASURES {
         let n = m.name();
         peaks.push((format!("max {n}"), pick(sm.col(&format!("max_{n}"))?)));
-        times.push((
-            format!("t of max {n}"),
-            pick(sm.col(&format!("t_max_{n}"))?),
-        ));
+        times.push((format!("t of max {n}"), pick(sm.col(&format!("t_max_{n}"))?)));
     }
     Some((pick(theta), peaks, times))
 }
@@ -634,16 +474,11 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
         ),
     ];
     for (stem, caption, ylabel, curves, legend_at) in panels {
-        let Some((y0, y1)) = finite_range(curves.iter().flat_map(|(_, v)| v.iter().copied()))
-        else {
+        let Some((y0, y1)) = finite_range(curves.iter().flat_map(|(_, v)| v.iter().copied())) else {
             continue;
         };
         let (x0, x1) = (theta[0], theta[theta.len() - 1].max(theta[0] + 1e-12));
-        files.extend(render_both!(dir, stem, SIZE, |root: &DrawingArea<
-            _,
-            Shift,
-        >|
-         -> DrawResult {
+        files.extend(render_both!(dir, stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
             let mut chart = ChartBuilder::on(root)
                 .caption(caption, ("sans-serif", 20))
                 .margin(14)
@@ -665,12 +500,8 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
                     .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
                     .map_err(s)?
                     .label(label.as_str())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                    });
-                chart
-                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                    .map_err(s)?;
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(s)?;
             }
             chart
                 .configure_series_labels()
@@ -688,20 +519,13 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
 
 /// Curves of stored_energy_b and concurrence against lambda t, one per member (at most 12,
 /// evenly strided), labelled by the swept parameters. Returns (panel measure, curves).
-pub fn cavity_plot_data(
-    dir: &Path,
-    run: &serde_json::Value,
-    sm: Option<&Summary>,
-) -> Result<Vec<Panel>> {
+pub fn cavity_plot_data(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) -> Result<Vec<Panel>> {
     let Some(mut rd) = SeriesReader::open(dir)? else {
         return Ok(vec![]);
     };
     let (nt, nm, n) = (rd.n_times(), rd.n_measures(), rd.members_total);
     let times = rd.times.clone();
-    let panels: Vec<(String, usize)> = ["stored_energy_b", "concurrence"]
-        .iter()
-        .filter_map(|m| rd.measure_index(m).map(|k| (m.to_string(), k)))
-        .collect();
+    let panels: Vec<(String, usize)> = ["stored_energy_b", "concurrence"].iter().filter_map(|m| rd.measure_index(m).map(|k| (m.to_string(), k))).collect();
     let fixed_lambda = run["resolved"]["params"]["lambda"].as_f64();
     let lambda_col = sm.and_then(|s| s.col("lambda"));
     let label_cols: Vec<String> = sm.map(|s| s.param_columns()).unwrap_or_default();
@@ -714,24 +538,15 @@ pub fn cavity_plot_data(
                 .as_ref()
                 .map(|c| c[i])
                 .or(fixed_lambda)
-                .ok_or_else(|| {
-                    QbatError::invalid("run.json", "no lambda in resolved.params or summary.csv")
-                })?;
+                .ok_or_else(|| QbatError::invalid("run.json", "no lambda in resolved.params or summary.csv"))?;
             let label = match sm {
-                Some(s) if !label_cols.is_empty() => label_cols
-                    .iter()
-                    .map(|c| format!("{c} = {}", s.col(c).map(|v| v[i]).unwrap_or(f64::NAN)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                Some(s) if !label_cols.is_empty() => {
+                    label_cols.iter().map(|c| format!("{c} = {}", s.col(c).map(|v| v[i]).unwrap_or(f64::NAN))).collect::<Vec<_>>().join(", ")
+                }
                 _ => format!("member {i}"),
             };
             for (p, (_, k)) in panels.iter().enumerate() {
-                out[p].1.push((
-                    label.clone(),
-                    (0..nt)
-                        .map(|s| (lambda * times[s], block[s * nm + k]))
-                        .collect(),
-                ));
+                out[p].1.push((label.clone(), (0..nt).map(|s| (lambda * times[s], block[s * nm + k])).collect()));
             }
         }
         i += 1;
@@ -739,60 +554,29 @@ pub fn cavity_plot_data(
     Ok(out)
 }
 
-fn write_cavity_plot(
-    dir: &Path,
-    run: &serde_json::Value,
-    sm: Option<&Summary>,
-) -> Result<Vec<PathBuf>> {
+fn write_cavity_plot(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) -> Result<Vec<PathBuf>> {
     let panels = cavity_plot_data(dir, run, sm)?;
     if panels.is_empty() {
         return Ok(vec![]);
     }
     let size = (SIZE.0, 380 * panels.len() as u32);
-    render_both!(dir, "plot_cavity_lambda_t", size, |root: &DrawingArea<
-        _,
-        Shift,
-    >|
-     -> DrawResult {
+    render_both!(dir, "plot_cavity_lambda_t", size, |root: &DrawingArea<_, Shift>| -> DrawResult {
         let areas = root.split_evenly((panels.len(), 1));
         for (area, (measure, curves)) in areas.iter().zip(&panels) {
-            let Some((y0, y1)) =
-                finite_range(curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)))
-            else {
+            let Some((y0, y1)) = finite_range(curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1))) else {
                 continue;
             };
-            let x1 = curves
-                .iter()
-                .flat_map(|(_, c)| c.iter().map(|p| p.0))
-                .fold(0.0f64, f64::max)
-                .max(1e-12);
-            let x0 = curves
-                .iter()
-                .flat_map(|(_, c)| c.iter().map(|p| p.0))
-                .fold(f64::INFINITY, f64::min)
-                .min(x1 - 1e-12);
-            let ylabel = if measure == "stored_energy_b" {
-                "stored_energy_b (wq)"
-            } else {
-                "concurrence of the cells"
-            };
+            let x1 = curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.0)).fold(0.0f64, f64::max).max(1e-12);
+            let x0 = curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.0)).fold(f64::INFINITY, f64::min).min(x1 - 1e-12);
+            let ylabel = if measure == "stored_energy_b" { "stored_energy_b (wq)" } else { "concurrence of the cells" };
             let mut chart = ChartBuilder::on(area)
-                .caption(
-                    format!("{measure} against lambda t (paper 003 fig. 2)"),
-                    ("sans-serif", 18),
-                )
+                .caption(format!("{measure} against lambda t (paper 003 fig. 2)"), ("sans-serif", 18))
                 .margin(10)
                 .x_label_area_size(44)
                 .y_label_area_size(70)
                 .build_cartesian_2d(x0..x1, y0..y1)
                 .map_err(s)?;
-            chart
-                .configure_mesh()
-                .x_desc("lambda t (dimensionless)")
-                .y_desc(ylabel)
-                .label_style(("sans-serif", 14))
-                .draw()
-                .map_err(s)?;
+            chart.configure_mesh().x_desc("lambda t (dimensionless)").y_desc(ylabel).label_style(("sans-serif", 14)).draw().map_err(s)?;
             draw_curves(&mut chart, curves, 13)?;
         }
         Ok(())
@@ -801,11 +585,7 @@ fn write_cavity_plot(
 
 /// Heatmap data of a steady-state grid: (x name, y name, x values, y values, cell values per member).
 pub fn steady_heatmap_data(dir: &Path, sm: &Summary, measure: &str) -> Result<Option<Heatmap>> {
-    let params: Vec<String> = sm
-        .param_columns()
-        .into_iter()
-        .filter(|c| sm.col(c).is_some_and(|v| v.iter().any(|x| *x != v[0])))
-        .collect();
+    let params: Vec<String> = sm.param_columns().into_iter().filter(|c| sm.col(c).is_some_and(|v| v.iter().any(|x| *x != v[0]))).collect();
     if params.len() != 2 {
         return Ok(None);
     }
@@ -820,15 +600,9 @@ pub fn steady_heatmap_data(dir: &Path, sm: &Summary, measure: &str) -> Result<Op
     while rd.next_member(&mut block)?.is_some() {
         vals.push(block[k]); // the single sample time
     }
-    let (xs, ys) = (
-        sm.col(&params[0]).expect("present"),
-        sm.col(&params[1]).expect("present"),
-    );
+    let (xs, ys) = (sm.col(&params[0]).expect("present"), sm.col(&params[1]).expect("present"));
     if vals.len() != xs.len() {
-        return Err(QbatError::invalid(
-            "summary.csv",
-            format!("{} rows, the series has {} members", xs.len(), vals.len()),
-        ));
+        return Err(QbatError::invalid("summary.csv", format!("{} rows, the series has {} members", xs.len(), vals.len())));
     }
     Ok(Some((params[0].clone(), params[1].clone(), xs, ys, vals)))
 }
@@ -845,12 +619,7 @@ fn edges(centres: &[f64]) -> Vec<f64> {
     e
 }
 
-fn write_steady_heatmap(
-    dir: &Path,
-    sm: &Summary,
-    measure: &str,
-    model: &str,
-) -> Result<Vec<PathBuf>> {
+fn write_steady_heatmap(dir: &Path, sm: &Summary, measure: &str, model: &str) -> Result<Vec<PathBuf>> {
     let Some((xn, yn, xs, ys, vals)) = steady_heatmap_data(dir, sm, measure)? else {
         return Ok(vec![]);
     };
@@ -862,47 +631,25 @@ fn write_steady_heatmap(
     };
     let (dx, dy) = (distinct(&xs), distinct(&ys));
     let (ex, ey) = (edges(&dx), edges(&dy));
-    let (lo, hi) = vals
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(*v), b.max(*v))
-        });
+    let (lo, hi) = vals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
     let span = (hi - lo).max(1e-300);
     let (_, eunit) = units(model);
-    render_both!(
-        dir,
-        &format!("plot_steady_{measure}"),
-        SIZE,
-        |root: &DrawingArea<_, Shift>| -> DrawResult {
-            let mut chart = ChartBuilder::on(root)
-                .caption(
-                    format!("steady-state {measure} ({eunit}): {lo:.4} (pale) to {hi:.4} (dark)"),
-                    ("sans-serif", 20),
-                )
-                .margin(14)
-                .x_label_area_size(48)
-                .y_label_area_size(70)
-                .build_cartesian_2d(ex[0]..ex[ex.len() - 1], ey[0]..ey[ey.len() - 1])
-                .map_err(s)?;
-            chart
-                .configure_mesh()
-                .disable_mesh()
-                .x_desc(xn.as_str())
-                .y_desc(yn.as_str())
-                .label_style(("sans-serif", 15))
-                .draw()
-                .map_err(s)?;
-            chart
-                .draw_series(xs.iter().zip(&ys).zip(&vals).map(|((x, y), v)| {
-                    let i = dx.partition_point(|d| d < x);
-                    let j = dy.partition_point(|d| d < y);
-                    Rectangle::new(
-                        [(ex[i], ey[j]), (ex[i + 1], ey[j + 1])],
-                        heat((v - lo) / span).filled(),
-                    )
-                }))
-                .map_err(s)?;
-            Ok(())
-        }
-    )
+    render_both!(dir, &format!("plot_steady_{measure}"), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("steady-state {measure} ({eunit}): {lo:.4} (pale) to {hi:.4} (dark)"), ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(48)
+            .y_label_area_size(70)
+            .build_cartesian_2d(ex[0]..ex[ex.len() - 1], ey[0]..ey[ey.len() - 1])
+            .map_err(s)?;
+        chart.configure_mesh().disable_mesh().x_desc(xn.as_str()).y_desc(yn.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
+        chart
+            .draw_series(xs.iter().zip(&ys).zip(&vals).map(|((x, y), v)| {
+                let i = dx.partition_point(|d| d < x);
+                let j = dy.partition_point(|d| d < y);
+                Rectangle::new([(ex[i], ey[j]), (ex[i + 1], ey[j + 1])], heat((v - lo) / span).filled())
+            }))
+            .map_err(s)?;
+        Ok(())
+    })
 }

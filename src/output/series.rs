@@ -13,10 +13,7 @@ pub enum SeriesFormat {
 
 enum Source {
     Npy(npyz::NpyReader<f64, BufReader<std::fs::File>>),
-    Csv {
-        rows: csv::StringRecordsIntoIter<BufReader<std::fs::File>>,
-        line: u64,
-    },
+    Csv { rows: csv::StringRecordsIntoIter<BufReader<std::fs::File>>, line: u64 },
 }
 
 /// A run's series, read one member's block (times x measures, row-major) at a time.
@@ -53,10 +50,7 @@ impl SeriesReader {
         for p in [&npy, &csv_path] {
             // a symbolic link to a device (/dev/zero) is not a series: never read it
             if p.exists() && !std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
-                return Err(QbatError::invalid(
-                    p.display().to_string(),
-                    "is not a regular file",
-                ));
+                return Err(QbatError::invalid(p.display().to_string(), "is not a regular file"));
             }
         }
         if npy.is_file() {
@@ -71,50 +65,23 @@ impl SeriesReader {
     fn open_npy(dir: &Path, npy: &Path) -> Result<SeriesReader> {
         let axes_path = dir.join("series.json");
         let text = super::read_text_bounded(&axes_path, super::SMALL_FILE_LIMIT)?;
-        let axes: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(&axes_path, format!("not JSON: {e}")))?;
-        let list = |k: &str| {
-            axes[k]
-                .as_array()
-                .cloned()
-                .ok_or_else(|| bad(&axes_path, format!("no \"{k}\" list")))
-        };
-        let ids: Vec<u64> = list("members")?
-            .iter()
-            .map(|v| {
-                v.as_u64()
-                    .ok_or_else(|| bad(&axes_path, "member ids must be integers"))
-            })
-            .collect::<Result<_>>()?;
-        let times: Vec<f64> = list("times")?
-            .iter()
-            .map(|v| json_time(v).ok_or_else(|| bad(&axes_path, "times must be numbers")))
-            .collect::<Result<_>>()?;
-        let measures: Vec<String> = list("measures")?
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(String::from)
-                    .ok_or_else(|| bad(&axes_path, "measures must be names"))
-            })
-            .collect::<Result<_>>()?;
+        let axes: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&axes_path, format!("not JSON: {e}")))?;
+        let list = |k: &str| axes[k].as_array().cloned().ok_or_else(|| bad(&axes_path, format!("no \"{k}\" list")));
+        let ids: Vec<u64> = list("members")?.iter().map(|v| v.as_u64().ok_or_else(|| bad(&axes_path, "member ids must be integers"))).collect::<Result<_>>()?;
+        let times: Vec<f64> = list("times")?.iter().map(|v| json_time(v).ok_or_else(|| bad(&axes_path, "times must be numbers"))).collect::<Result<_>>()?;
+        let measures: Vec<String> =
+            list("measures")?.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| bad(&axes_path, "measures must be names"))).collect::<Result<_>>()?;
         let file = std::fs::File::open(npy).map_err(|e| QbatError::io(npy, e))?;
-        let npy_file = npyz::NpyFile::new(BufReader::with_capacity(1 << 20, file))
-            .map_err(|e| QbatError::io(npy, e))?;
+        let npy_file = npyz::NpyFile::new(BufReader::with_capacity(1 << 20, file)).map_err(|e| QbatError::io(npy, e))?;
         let shape = npy_file.shape().to_vec();
         if npy_file.order() != npyz::Order::C {
             return Err(bad(npy, "expected C (row-major) order"));
         }
         let want = [ids.len() as u64, times.len() as u64, measures.len() as u64];
         if shape != want {
-            return Err(bad(
-                npy,
-                format!("shape {shape:?} does not match series.json's axes {want:?}"),
-            ));
+            return Err(bad(npy, format!("shape {shape:?} does not match series.json's axes {want:?}")));
         }
-        let reader = npy_file
-            .data::<f64>()
-            .map_err(|e| bad(npy, format!("expected little-endian f64 data: {e}")))?;
+        let reader = npy_file.data::<f64>().map_err(|e| bad(npy, format!("expected little-endian f64 data: {e}")))?;
         Ok(SeriesReader {
             format: SeriesFormat::Npy,
             path: npy.into(),
@@ -131,13 +98,8 @@ impl SeriesReader {
         // Rows per member come from the first member's rows; the member count from the line count.
         let lines = count_lines(path)?;
         let file = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_reader(BufReader::with_capacity(1 << 20, file));
-        let header = rdr
-            .headers()
-            .map_err(|e| bad(path, format!("header: {e}")))?
-            .clone();
+        let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file));
+        let header = rdr.headers().map_err(|e| bad(path, format!("header: {e}")))?.clone();
         if header.len() < 3 || &header[0] != "member" || &header[1] != "t" {
             return Err(bad(path, "expected the columns member,t,<measure>..."));
         }
@@ -161,21 +123,12 @@ impl SeriesReader {
         }
         let data_rows = lines.saturating_sub(1);
         if data_rows % times.len() as u64 != 0 {
-            return Err(bad(
-                path,
-                format!(
-                    "{data_rows} rows are not a whole number of members of {} sample times each",
-                    times.len()
-                ),
-            ));
+            return Err(bad(path, format!("{data_rows} rows are not a whole number of members of {} sample times each", times.len())));
         }
         let members_total = (data_rows / times.len() as u64) as usize;
         // Re-open to read from the first member again.
         let file = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
-        let rows = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_reader(BufReader::with_capacity(1 << 20, file))
-            .into_records();
+        let rows = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file)).into_records();
         Ok(SeriesReader {
             format: SeriesFormat::Csv,
             path: path.into(),
@@ -225,25 +178,14 @@ impl SeriesReader {
                     *line += 1;
                     let rec = match rows.next() {
                         Some(r) => r.map_err(|e| bad(&self.path, format!("line {line}: {e}")))?,
-                        None => {
-                            return Err(bad(
-                                &self.path,
-                                format!("line {line}: the file ends inside member {index}"),
-                            ))
-                        }
+                        None => return Err(bad(&self.path, format!("line {line}: the file ends inside member {index}"))),
                     };
                     if rec.len() != nm + 2 {
-                        return Err(bad(
-                            &self.path,
-                            format!("line {line}: {} fields, expected {}", rec.len(), nm + 2),
-                        ));
+                        return Err(bad(&self.path, format!("line {line}: {} fields, expected {}", rec.len(), nm + 2)));
                     }
                     let this = parse_u64(&self.path, *line, &rec, 0)?;
                     if *id.get_or_insert(this) != this {
-                        return Err(bad(
-                            &self.path,
-                            format!("line {line}: member {this} has fewer than {nt} sample times"),
-                        ));
+                        return Err(bad(&self.path, format!("line {line}: member {this} has fewer than {nt} sample times")));
                     }
                     let t = parse_f64(&self.path, *line, &rec, 1)?;
                     if t != self.times[s] && !(t.is_nan() && self.times[s].is_nan()) {
@@ -262,10 +204,7 @@ impl SeriesReader {
 }
 
 pub fn count_lines(path: &Path) -> Result<u64> {
-    let mut f = BufReader::with_capacity(
-        1 << 20,
-        std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?,
-    );
+    let mut f = BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?);
     let mut n = 0u64;
     let mut last = b'\n';
     loop {
@@ -282,29 +221,11 @@ pub fn count_lines(path: &Path) -> Result<u64> {
 }
 
 fn parse_u64(path: &Path, line: u64, rec: &csv::StringRecord, i: usize) -> Result<u64> {
-    rec[i].trim().parse().map_err(|_| {
-        bad(
-            path,
-            format!(
-                "line {line}: column {} is not a member id: {:?}",
-                i + 1,
-                &rec[i]
-            ),
-        )
-    })
+    rec[i].trim().parse().map_err(|_| bad(path, format!("line {line}: column {} is not a member id: {:?}", i + 1, &rec[i])))
 }
 
 fn parse_f64(path: &Path, line: u64, rec: &csv::StringRecord, i: usize) -> Result<f64> {
-    rec[i].trim().parse().map_err(|_| {
-        bad(
-            path,
-            format!(
-                "line {line}: column {} is not a number: {:?}",
-                i + 1,
-                &rec[i]
-            ),
-        )
-    })
+    rec[i].trim().parse().map_err(|_| bad(path, format!("line {line}: column {} is not a number: {:?}", i + 1, &rec[i])))
 }
 
 /// Member i of n is in the evenly strided subset of `cap` members.
@@ -328,13 +249,7 @@ pub fn write_csv_header(w: &mut dyn std::io::Write, measures: &[&str]) -> std::i
 
 /// series.csv rows of the members `ids`, whose `values` are [member][sample][measure] with
 /// `nm` measures: one row per member and sample time, numbers in round-trip form.
-pub fn write_csv_rows(
-    w: &mut dyn std::io::Write,
-    ids: &[u64],
-    times: &[f64],
-    values: &[f64],
-    nm: usize,
-) -> std::io::Result<()> {
+pub fn write_csv_rows(w: &mut dyn std::io::Write, ids: &[u64], times: &[f64], values: &[f64], nm: usize) -> std::io::Result<()> {
     let ns = times.len();
     for (i, id) in ids.iter().enumerate() {
         for (s, t) in times.iter().enumerate() {

@@ -27,11 +27,7 @@ pub fn states_axes(space: Space, save: StateSave, ids: &[u64], times: &[f64]) ->
 /// The NPY 1.0 header of a C-order complex128 array of `shape`, padded to 64 bytes.
 pub fn write_c16_header(w: &mut dyn Write, shape: &[u64]) -> std::io::Result<()> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let dims = if dims.len() == 1 {
-        format!("{},", dims[0])
-    } else {
-        dims.join(", ")
-    };
+    let dims = if dims.len() == 1 { format!("{},", dims[0]) } else { dims.join(", ") };
     let mut dict = format!("{{'descr': '<c16', 'fortran_order': False, 'shape': ({dims}), }}");
     // magic (6) + version (2) + length (2) + dict + '\n' is a multiple of 64
     while (10 + dict.len() + 1) % 64 != 0 {
@@ -47,32 +43,21 @@ pub fn write_c16_header(w: &mut dyn Write, shape: &[u64]) -> std::io::Result<()>
 /// The shape of a complex128 states.npy and the offset of its data, from its header; an error
 /// naming the file for anything else, or for a size that does not match the shape.
 pub fn read_c16_layout(path: &Path) -> Result<(Vec<u64>, u64)> {
-    let bad = |why: &str| {
-        QbatError::invalid(
-            path.display().to_string(),
-            format!("not a complex128 states file: {why}"),
-        )
-    };
+    let bad = |why: &str| QbatError::invalid(path.display().to_string(), format!("not a complex128 states file: {why}"));
     let mut f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
     let mut head = [0u8; 10];
-    f.read_exact(&mut head)
-        .map_err(|e| QbatError::io(path, e))?;
+    f.read_exact(&mut head).map_err(|e| QbatError::io(path, e))?;
     if &head[..6] != MAGIC || head[6] != 1 {
         return Err(bad("no NPY 1.0 header"));
     }
     let len = u16::from_le_bytes([head[8], head[9]]) as usize;
     let mut dict = vec![0u8; len];
-    f.read_exact(&mut dict)
-        .map_err(|e| QbatError::io(path, e))?;
+    f.read_exact(&mut dict).map_err(|e| QbatError::io(path, e))?;
     let dict = String::from_utf8_lossy(&dict);
     if !dict.contains("'descr': '<c16'") || !dict.contains("'fortran_order': False") {
         return Err(bad("dtype is not <c16 in C order"));
     }
-    let shape_text = dict
-        .split("'shape': (")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .ok_or_else(|| bad("no shape"))?;
+    let shape_text = dict.split("'shape': (").nth(1).and_then(|r| r.split(')').next()).ok_or_else(|| bad("no shape"))?;
     let shape: Vec<u64> = shape_text
         .split(',')
         .map(str::trim)
@@ -84,9 +69,7 @@ pub fn read_c16_layout(path: &Path) -> Result<(Vec<u64>, u64)> {
     let want = offset + 16 * shape.iter().product::<u64>();
     let got = f.metadata().map_err(|e| QbatError::io(path, e))?.len();
     if got != want {
-        return Err(bad(&format!(
-            "{got} bytes, the shape {shape:?} needs {want}"
-        )));
+        return Err(bad(&format!("{got} bytes, the shape {shape:?} needs {want}")));
     }
     Ok((shape, offset))
 }

@@ -69,11 +69,7 @@ pub fn column_stat(sample: usize, measure: usize, mut v: Vec<f64>) -> Stat {
 
 impl Stats {
     /// The statistics of a streamed accumulator (quantiles within its stated resolution).
-    pub fn from_accumulator(
-        acc: &super::accumulate::StatsAccumulator,
-        times: Vec<f64>,
-        measures: Vec<String>,
-    ) -> Stats {
+    pub fn from_accumulator(acc: &super::accumulate::StatsAccumulator, times: Vec<f64>, measures: Vec<String>) -> Stats {
         let nm = acc.n_measures;
         let stats = acc
             .cells
@@ -92,11 +88,7 @@ impl Stats {
                 q95: c.quantile(0.95),
             })
             .collect();
-        Stats {
-            times,
-            measures,
-            stats,
-        }
+        Stats { times, measures, stats }
     }
 }
 
@@ -106,16 +98,7 @@ pub fn write_csv(st: &Stats, w: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             w,
             "{:?},{},{:?},{:?},{:?},{:?},{:?},{:?},{:?},{}",
-            st.times[s.sample],
-            st.measures[s.measure],
-            s.mean,
-            s.std,
-            s.min,
-            s.max,
-            s.q05,
-            s.q50,
-            s.q95,
-            s.n
+            st.times[s.sample], st.measures[s.measure], s.mean, s.std, s.min, s.max, s.q05, s.q50, s.q95, s.n
         )?;
     }
     Ok(())
@@ -124,27 +107,15 @@ pub fn write_csv(st: &Stats, w: &mut dyn Write) -> std::io::Result<()> {
 /// stats.csv read back (the inverse of `write_csv`): its times and measures in file order.
 pub fn read_stats(dir: &Path) -> Result<Stats> {
     let path = dir.join("stats.csv");
-    let mut rdr = csv::Reader::from_path(&path)
-        .map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?;
-    let mut st = Stats {
-        times: vec![],
-        measures: vec![],
-        stats: vec![],
-    };
+    let mut rdr = csv::Reader::from_path(&path).map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?;
+    let mut st = Stats { times: vec![], measures: vec![], stats: vec![] };
     for (i, rec) in rdr.records().enumerate() {
-        let bad = |why: String| {
-            QbatError::invalid(path.display().to_string(), format!("line {}: {why}", i + 2))
-        };
+        let bad = |why: String| QbatError::invalid(path.display().to_string(), format!("line {}: {why}", i + 2));
         let rec = rec.map_err(|e| bad(e.to_string()))?;
         if rec.len() < 9 {
             return Err(bad(format!("{} fields, expected at least 9", rec.len())));
         }
-        let f = |k: usize| {
-            rec[k]
-                .trim()
-                .parse::<f64>()
-                .map_err(|_| bad(format!("not a number: {:?}", &rec[k])))
-        };
+        let f = |k: usize| rec[k].trim().parse::<f64>().map_err(|_| bad(format!("not a number: {:?}", &rec[k])));
         let t = f(0)?;
         if st.times.last().is_none_or(|x| x.to_bits() != t.to_bits()) {
             st.times.push(t);
@@ -157,24 +128,10 @@ pub fn read_stats(dir: &Path) -> Result<Stats> {
             }
         };
         let n = match rec.get(9) {
-            Some(n) => n
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| bad(format!("not a count: {n:?}")))?,
+            Some(n) => n.trim().parse::<u64>().map_err(|_| bad(format!("not a count: {n:?}")))?,
             None => 0,
         };
-        st.stats.push(Stat {
-            n,
-            sample: st.times.len() - 1,
-            measure,
-            mean: f(2)?,
-            std: f(3)?,
-            min: f(4)?,
-            max: f(5)?,
-            q05: f(6)?,
-            q50: f(7)?,
-            q95: f(8)?,
-        });
+        st.stats.push(Stat { n, sample: st.times.len() - 1, measure, mean: f(2)?, std: f(3)?, min: f(4)?, max: f(5)?, q05: f(6)?, q50: f(7)?, q95: f(8)? });
     }
     Ok(st)
 }
@@ -186,11 +143,7 @@ mod tests {
     fn quantiles_match_numpy_linear() {
         // numpy.quantile([1,2,3,4,10], [0.05, 0.5, 0.95]) = [1.2, 3.0, 8.8]
         let s = column_stat(0, 0, vec![10.0, 2.0, 1.0, 4.0, 3.0]);
-        assert!(
-            (s.q05 - 1.2).abs() < 1e-12
-                && (s.q50 - 3.0).abs() < 1e-12
-                && (s.q95 - 8.8).abs() < 1e-12
-        );
+        assert!((s.q05 - 1.2).abs() < 1e-12 && (s.q50 - 3.0).abs() < 1e-12 && (s.q95 - 8.8).abs() < 1e-12);
         assert!((s.mean - 4.0).abs() < 1e-12);
         assert!((s.std - 10f64.sqrt()).abs() < 1e-12);
         assert_eq!((s.min, s.max), (1.0, 10.0));

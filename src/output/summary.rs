@@ -19,12 +19,7 @@ impl Summary {
     }
     /// The swept parameter columns (between `member` and the angles / peaks).
     pub fn param_columns(&self) -> Vec<String> {
-        self.columns
-            .iter()
-            .skip(1)
-            .take_while(|c| *c != "theta" && !c.starts_with("max_"))
-            .cloned()
-            .collect()
+        self.columns.iter().skip(1).take_while(|c| *c != "theta" && !c.starts_with("max_")).cloned().collect()
     }
 }
 
@@ -33,37 +28,20 @@ pub fn read_summary(dir: &Path) -> Result<Option<Summary>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let mut rdr = csv::Reader::from_path(&path)
-        .map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?;
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?
-        .iter()
-        .map(String::from)
-        .collect();
+    let mut rdr = csv::Reader::from_path(&path).map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?;
+    let header: Vec<String> = rdr.headers().map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?.iter().map(String::from).collect();
     // the `health` column is text (ok, nonfinite, ...): the plots use the numeric ones
     let numeric = |k: usize| header[k] != "health";
-    let columns: Vec<String> = header
-        .iter()
-        .enumerate()
-        .filter(|(k, _)| numeric(*k))
-        .map(|(_, c)| c.clone())
-        .collect();
+    let columns: Vec<String> = header.iter().enumerate().filter(|(k, _)| numeric(*k)).map(|(_, c)| c.clone()).collect();
     let mut rows = vec![];
     for (i, rec) in rdr.records().enumerate() {
-        let bad = |why: String| {
-            QbatError::invalid(path.display().to_string(), format!("line {}: {why}", i + 2))
-        };
+        let bad = |why: String| QbatError::invalid(path.display().to_string(), format!("line {}: {why}", i + 2));
         let rec = rec.map_err(|e| bad(e.to_string()))?;
         let row: Vec<f64> = rec
             .iter()
             .enumerate()
             .filter(|(k, _)| numeric(*k))
-            .map(|(_, v)| {
-                v.trim()
-                    .parse::<f64>()
-                    .map_err(|_| bad(format!("not a number: {v:?}")))
-            })
+            .map(|(_, v)| v.trim().parse::<f64>().map_err(|_| bad(format!("not a number: {v:?}"))))
             .collect::<Result<_>>()?;
         rows.push(row);
     }

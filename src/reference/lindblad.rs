@@ -27,10 +27,7 @@ impl SparseRows {
                 }
             }
         }
-        SparseRows {
-            dim: m.nrows(),
-            entries,
-        }
+        SparseRows { dim: m.nrows(), entries }
     }
 
     /// out += A X   (column by column: out[i, c] += a_ij X[j, c])
@@ -67,12 +64,7 @@ pub struct DriveTerms {
 
 impl DriveTerms {
     pub fn new(drives: &[crate::model::drive::Drive]) -> DriveTerms {
-        DriveTerms {
-            terms: drives
-                .iter()
-                .map(|d| (SparseRows::from_dense(&(&d.op * (-I))), d.clone()))
-                .collect(),
-        }
+        DriveTerms { terms: drives.iter().map(|d| (SparseRows::from_dense(&(&d.op * (-I))), d.clone())).collect() }
     }
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
@@ -118,16 +110,8 @@ impl LindbladRhs {
         for j in &sys.jumps {
             k -= (j.op.adjoint() * &j.op) * C64::new(0.5 * j.rate, 0.0);
         }
-        let jumps = sys
-            .jumps
-            .iter()
-            .map(|j| SparseRows::from_dense(&(&j.op * C64::new(j.rate.sqrt(), 0.0))))
-            .collect();
-        LindbladRhs {
-            dim,
-            k: SparseRows::from_dense(&k),
-            jumps,
-        }
+        let jumps = sys.jumps.iter().map(|j| SparseRows::from_dense(&(&j.op * C64::new(j.rate.sqrt(), 0.0)))).collect();
+        LindbladRhs { dim, k: SparseRows::from_dense(&k), jumps }
     }
 
     /// out = L[x] = K x + x K^+ + sum_k (sqrt(r_k) L_k) x (sqrt(r_k) L_k)^+.
@@ -175,9 +159,7 @@ mod tests {
         // deterministic pseudo-random Hermitian positive matrix, unit trace
         let mut s = seed;
         let mut next = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
         };
         let g = CMat::from_fn(dim, dim, |_, _| c(next(), next()));
@@ -194,34 +176,23 @@ mod tests {
         p.insert("gamma".into(), ParamValue::Real(0.2));
         p.insert("g".into(), ParamValue::Real(0.4));
         p.insert("zeta".into(), ParamValue::Real(0.5));
-        let sys = ModelKind::CavityCells
-            .build(&resolve_params(ModelKind::CavityCells, &p).unwrap())
-            .unwrap();
+        let sys = ModelKind::CavityCells.build(&resolve_params(ModelKind::CavityCells, &p).unwrap()).unwrap();
         let rho = random_dm(sys.dim(), 3);
         let rhs = LindbladRhs::new(&sys);
         assert!(max_abs_diff(&rhs.eval(&rho), &dense_lindblad(&sys, &rho)) < 1e-13);
 
         let mut p = Params::new();
         p.insert("n_th".into(), ParamValue::Real(0.3));
-        let sys = ModelKind::DrivenPair
-            .build(&resolve_params(ModelKind::DrivenPair, &p).unwrap())
-            .unwrap();
+        let sys = ModelKind::DrivenPair.build(&resolve_params(ModelKind::DrivenPair, &p).unwrap()).unwrap();
         let rho = random_dm(4, 9);
-        assert!(
-            max_abs_diff(
-                &LindbladRhs::new(&sys).eval(&rho),
-                &dense_lindblad(&sys, &rho)
-            ) < 1e-14
-        );
+        assert!(max_abs_diff(&LindbladRhs::new(&sys).eval(&rho), &dense_lindblad(&sys, &rho)) < 1e-14);
     }
 
     #[test]
     fn generator_is_trace_free_and_keeps_hermiticity() {
         let mut p = Params::new();
         p.insert("gamma".into(), ParamValue::Real(0.7));
-        let sys = ModelKind::BlochCharger
-            .build(&resolve_params(ModelKind::BlochCharger, &p).unwrap())
-            .unwrap();
+        let sys = ModelKind::BlochCharger.build(&resolve_params(ModelKind::BlochCharger, &p).unwrap()).unwrap();
         let rho = random_dm(4, 5);
         let d = LindbladRhs::new(&sys).eval(&rho);
         assert!(d.trace().norm() < 1e-14);

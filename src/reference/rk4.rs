@@ -34,12 +34,7 @@ struct Rk4Work {
 impl Rk4Work {
     fn new(dim: usize) -> Self {
         let z = CMat::zeros(dim, dim);
-        Rk4Work {
-            k: z.clone(),
-            acc: z.clone(),
-            stage: z.clone(),
-            scratch: z,
-        }
+        Rk4Work { k: z.clone(), acc: z.clone(), stage: z.clone(), scratch: z }
     }
 
     fn step(&mut self, rhs: &LindbladRhs, x: &mut CMat, h: f64) {
@@ -69,13 +64,7 @@ impl Rk4Work {
 /// Integrate rho0 (and y0 = H_B rho0 when given) over the schedule, calling `on_sample`
 /// at each sample time with the state there. One generator throughout: a switch-off segment
 /// of the schedule changes nothing here (see `integrate_switched_with`).
-pub fn integrate_with(
-    rhs: &LindbladRhs,
-    rho0: &CMat,
-    y0: Option<&CMat>,
-    schedule: &Schedule,
-    on_sample: impl FnMut(usize, f64, &CMat, Option<&CMat>),
-) {
+pub fn integrate_with(rhs: &LindbladRhs, rho0: &CMat, y0: Option<&CMat>, schedule: &Schedule, on_sample: impl FnMut(usize, f64, &CMat, Option<&CMat>)) {
     integrate_switched_with(rhs, rhs, rho0, y0, schedule, on_sample)
 }
 
@@ -117,14 +106,7 @@ pub fn integrate_switched_with(
 impl Rk4Work {
     /// One classical RK4 step of dx/dt = L(t)[x] = L[x] + sum_k c_k(t)(-i[O_k, x]) from t:
     /// the stages take the drives at t, t + h/2, t + h/2 and t + h.
-    fn step_driven(
-        &mut self,
-        rhs: &LindbladRhs,
-        drives: &DriveTerms,
-        x: &mut CMat,
-        t: f64,
-        h: f64,
-    ) {
+    fn step_driven(&mut self, rhs: &LindbladRhs, drives: &DriveTerms, x: &mut CMat, t: f64, h: f64) {
         let half = C64::new(h / 2.0, 0.0);
         let (tm, te) = (t + 0.5 * h, t + h);
         rhs.apply(x, &mut self.k, &mut self.scratch);
@@ -169,8 +151,7 @@ pub fn integrate_driven_with(
     let mut t_seg = 0.0;
     for seg in &schedule.segments {
         let steps = (0..seg.n_full).map(|j| (t_seg + j as f64 * schedule.dt, schedule.dt));
-        let last =
-            (seg.h_last > 0.0).then_some((t_seg + seg.n_full as f64 * schedule.dt, seg.h_last));
+        let last = (seg.h_last > 0.0).then_some((t_seg + seg.n_full as f64 * schedule.dt, seg.h_last));
         for (t, h) in steps.chain(last) {
             work.step_driven(gen, drives, &mut rho, t, h);
             if let Some(y) = y.as_mut() {
@@ -184,28 +165,15 @@ pub fn integrate_driven_with(
             }
             SegmentEnd::SwitchOff => {
                 gen = rhs_off;
-                t_seg = schedule
-                    .switch_off
-                    .expect("a switch-off segment has its time");
+                t_seg = schedule.switch_off.expect("a switch-off segment has its time");
             }
         }
     }
 }
 
 /// Integrate and collect every sample.
-pub fn integrate(
-    rhs: &LindbladRhs,
-    rho0: &CMat,
-    y0: Option<&CMat>,
-    schedule: &Schedule,
-) -> Vec<ReferenceSample> {
+pub fn integrate(rhs: &LindbladRhs, rho0: &CMat, y0: Option<&CMat>, schedule: &Schedule) -> Vec<ReferenceSample> {
     let mut out = Vec::with_capacity(schedule.times.len());
-    integrate_with(rhs, rho0, y0, schedule, |_, t, rho, y| {
-        out.push(ReferenceSample {
-            t,
-            rho: rho.clone(),
-            y: y.cloned(),
-        })
-    });
+    integrate_with(rhs, rho0, y0, schedule, |_, t, rho, y| out.push(ReferenceSample { t, rho: rho.clone(), y: y.cloned() }));
     out
 }

@@ -91,21 +91,12 @@ pub(super) struct TimingsAcc {
 /// directory through different paths or a symbolic link share one staging directory and lock).
 pub fn staging_dir(out: &Path) -> PathBuf {
     let canonical = std::fs::canonicalize(out).ok().or_else(|| {
-        let parent = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         Some(std::fs::canonicalize(parent).ok()?.join(out.file_name()?))
     });
     let out = canonical.as_deref().unwrap_or(out);
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "out".into());
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     parent.join(format!(".{name}.partial"))
 }
 
@@ -122,21 +113,12 @@ impl Staging {
 
 pub(super) fn take_lock(dir: &Path) -> Result<std::fs::File> {
     let path = dir.join("lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| QbatError::io(&path, e))?;
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| QbatError::io(&path, e))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(QbatError::invalid(
-            "--out",
-            format!(
-                "another qbat-gpu run is writing {} (its lock is held)",
-                dir.display()
-            ),
-        )),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(QbatError::invalid("--out", format!("another qbat-gpu run is writing {} (its lock is held)", dir.display())))
+        }
         Err(std::fs::TryLockError::Error(e)) => Err(QbatError::io(&path, e)),
     }
 }
@@ -152,18 +134,8 @@ pub(super) fn open_staging(
     let shown = opts.out.display();
     if opts.resume {
         if !dir.is_dir() {
-            let why = if opts.out.join("run.json").is_file() {
-                "it has finished already"
-            } else {
-                "no interrupted run was found there"
-            };
-            return Err(QbatError::invalid(
-                "--resume",
-                format!(
-                    "cannot resume {shown}: {why} (looked for {})",
-                    dir.display()
-                ),
-            ));
+            let why = if opts.out.join("run.json").is_file() { "it has finished already" } else { "no interrupted run was found there" };
+            return Err(QbatError::invalid("--resume", format!("cannot resume {shown}: {why} (looked for {})", dir.display())));
         }
         let lock = take_lock(&dir)?;
         let loaded = if dir.join("checkpoint.json").exists() {
@@ -185,10 +157,7 @@ pub(super) fn open_staging(
                 format!("{shown} has an interrupted run ({}); continue it with --resume {shown}, or pass --force to start over", dir.display()),
             ));
         }
-        eprintln!(
-            "note: discarding the interrupted run in {} (use --resume to continue one)",
-            dir.display()
-        );
+        eprintln!("note: discarding the interrupted run in {} (use --resume to continue one)", dir.display());
         std::fs::remove_dir_all(&dir).map_err(|e| QbatError::io(&dir, e))?;
     }
     std::fs::create_dir_all(dir.join("blocks")).map_err(|e| QbatError::io(&dir, e))?;
@@ -196,29 +165,16 @@ pub(super) fn open_staging(
     Ok((Staging { dir, _lock: lock }, None))
 }
 
-pub(super) fn save_checkpoint(
-    staging: &Staging,
-    progress: &mut Progress,
-    acc: &StatsAccumulator,
-) -> Result<()> {
+pub(super) fn save_checkpoint(staging: &Staging, progress: &mut Progress, acc: &StatsAccumulator) -> Result<()> {
     let old = progress.generation;
     progress.generation += 1;
-    let sp = staging
-        .dir
-        .join(format!("stats-state-{}.bin", progress.generation));
+    let sp = staging.dir.join(format!("stats-state-{}.bin", progress.generation));
     progress.stats_state = Some(write_atomic_hashed(&sp, |w| acc.write_to(w))?);
-    let text = serde_json::to_string(&progress)
-        .map_err(|e| QbatError::Numerics(format!("checkpoint: {e}")))?;
-    let raw = serde_json::value::RawValue::from_string(text)
-        .map_err(|e| QbatError::Numerics(format!("checkpoint: {e}")))?;
-    let sealed = Sealed {
-        blake3: blake3::hash(raw.get().as_bytes()).to_hex().to_string(),
-        progress: &raw,
-    };
+    let text = serde_json::to_string(&progress).map_err(|e| QbatError::Numerics(format!("checkpoint: {e}")))?;
+    let raw = serde_json::value::RawValue::from_string(text).map_err(|e| QbatError::Numerics(format!("checkpoint: {e}")))?;
+    let sealed = Sealed { blake3: blake3::hash(raw.get().as_bytes()).to_hex().to_string(), progress: &raw };
     let ck = staging.dir.join("checkpoint.json");
-    write_atomic(&ck, |w| {
-        serde_json::to_writer(&mut *w, &sealed).map_err(std::io::Error::other)
-    })?;
+    write_atomic(&ck, |w| serde_json::to_writer(&mut *w, &sealed).map_err(std::io::Error::other))?;
     let _ = std::fs::remove_file(staging.dir.join(format!("stats-state-{old}.bin")));
     Ok(())
 }
@@ -226,35 +182,16 @@ pub(super) fn save_checkpoint(
 /// Read and check a checkpoint before any work: its own hash, the statistics state and every
 /// finished block's files (size and BLAKE3), and that its blocks are this run's. Anything
 /// damaged, missing or edited is an error naming the file, with the way to start over.
-fn load_checkpoint(
-    dir: &Path,
-    n_samples: usize,
-    fp: &serde_json::Value,
-    shown: &str,
-) -> Result<(Progress, StatsAccumulator)> {
+fn load_checkpoint(dir: &Path, n_samples: usize, fp: &serde_json::Value, shown: &str) -> Result<(Progress, StatsAccumulator)> {
     let ck = dir.join("checkpoint.json");
     let restart = "pass --force without --resume to start the run over";
-    let damaged = |path: &Path, why: String| {
-        QbatError::invalid(
-            path.display().to_string(),
-            format!("the checkpoint is damaged: {why}; {restart}"),
-        )
-    };
+    let damaged = |path: &Path, why: String| QbatError::invalid(path.display().to_string(), format!("the checkpoint is damaged: {why}; {restart}"));
     let bytes = read_bounded(&ck, SMALL_FILE_LIMIT)?;
-    let sealed: Sealed = serde_json::from_slice(&bytes)
-        .map_err(|e| damaged(&ck, format!("not a sealed checkpoint ({e})")))?;
-    if blake3::hash(sealed.progress.get().as_bytes())
-        .to_hex()
-        .as_str()
-        != sealed.blake3
-    {
-        return Err(damaged(
-            &ck,
-            "its content differs from its hash (edited?)".into(),
-        ));
+    let sealed: Sealed = serde_json::from_slice(&bytes).map_err(|e| damaged(&ck, format!("not a sealed checkpoint ({e})")))?;
+    if blake3::hash(sealed.progress.get().as_bytes()).to_hex().as_str() != sealed.blake3 {
+        return Err(damaged(&ck, "its content differs from its hash (edited?)".into()));
     }
-    let p: Progress =
-        serde_json::from_str(sealed.progress.get()).map_err(|e| damaged(&ck, e.to_string()))?;
+    let p: Progress = serde_json::from_str(sealed.progress.get()).map_err(|e| damaged(&ck, e.to_string()))?;
     if let Some(field) = fingerprint_difference(&p.fingerprint, fp) {
         return Err(QbatError::invalid(
             "--resume",
@@ -262,50 +199,31 @@ fn load_checkpoint(
         ));
     }
     let sp = dir.join(format!("stats-state-{}.bin", p.generation));
-    let want = p
-        .stats_state
-        .as_ref()
-        .ok_or_else(|| damaged(&ck, "it names no statistics state".into()))?;
+    let want = p.stats_state.as_ref().ok_or_else(|| damaged(&ck, "it names no statistics state".into()))?;
     check_file(&sp, want).map_err(|why| damaged(&sp, why))?;
     for b in &p.blocks {
         let tag = format!("{:06}", b.block);
         if let Some(v) = &b.values {
-            check_file(&dir.join("blocks").join(format!("{tag}.values")), v)
-                .map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.values")), why))?;
+            check_file(&dir.join("blocks").join(format!("{tag}.values")), v).map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.values")), why))?;
         }
         if let Some(v) = &b.states {
-            check_file(&dir.join("blocks").join(format!("{tag}.states")), v)
-                .map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.states")), why))?;
+            check_file(&dir.join("blocks").join(format!("{tag}.states")), v).map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.states")), why))?;
         }
-        check_file(
-            &dir.join("blocks").join(format!("{tag}.summary")),
-            &b.summary,
-        )
-        .map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.summary")), why))?;
+        check_file(&dir.join("blocks").join(format!("{tag}.summary")), &b.summary)
+            .map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.summary")), why))?;
     }
     let mut listed: Vec<usize> = p.blocks.iter().map(|b| b.block).collect();
     listed.sort_unstable();
     let mut done = p.done.clone();
     done.sort_unstable();
     if listed != done || listed.windows(2).any(|w| w[0] == w[1]) {
-        return Err(damaged(
-            &ck,
-            "its finished blocks and their files disagree".into(),
-        ));
+        return Err(damaged(&ck, "its finished blocks and their files disagree".into()));
     }
-    let mut f =
-        std::io::BufReader::new(std::fs::File::open(&sp).map_err(|e| QbatError::io(&sp, e))?);
-    let acc = StatsAccumulator::read_from(&mut f, (n_samples, p.measures.len()))
-        .map_err(|e| damaged(&sp, e.to_string()))?;
+    let mut f = std::io::BufReader::new(std::fs::File::open(&sp).map_err(|e| QbatError::io(&sp, e))?);
+    let acc = StatsAccumulator::read_from(&mut f, (n_samples, p.measures.len())).map_err(|e| damaged(&sp, e.to_string()))?;
     // no cell may count more members than the finished blocks hold
     if acc.cells.iter().any(|c| c.n > p.health.ok) {
-        return Err(damaged(
-            &sp,
-            format!(
-                "a cell counts more than the {} healthy members finished",
-                p.health.ok
-            ),
-        ));
+        return Err(damaged(&sp, format!("a cell counts more than the {} healthy members finished", p.health.ok)));
     }
     Ok((p, acc))
 }
@@ -314,18 +232,10 @@ fn load_checkpoint(
 fn check_file(path: &Path, want: &FileEntry) -> std::result::Result<(), String> {
     let got = hash_file(path).map_err(|e| e.to_string())?;
     if got.bytes != want.bytes {
-        return Err(format!(
-            "{} holds {} bytes, not {}",
-            path.display(),
-            got.bytes,
-            want.bytes
-        ));
+        return Err(format!("{} holds {} bytes, not {}", path.display(), got.bytes, want.bytes));
     }
     if got.blake3 != want.blake3 {
-        return Err(format!(
-            "the content of {} differs from its hash",
-            path.display()
-        ));
+        return Err(format!("the content of {} differs from its hash", path.display()));
     }
     Ok(())
 }
@@ -338,16 +248,8 @@ pub(super) fn read_block_values(staging: &Staging, b: usize, count: usize) -> Re
     if bytes.len() != count * 8 {
         return Err(QbatError::invalid(
             "--resume",
-            format!(
-                "{} holds {} bytes, not the {} of its block; the checkpoint is damaged",
-                p.display(),
-                bytes.len(),
-                count * 8
-            ),
+            format!("{} holds {} bytes, not the {} of its block; the checkpoint is damaged", p.display(), bytes.len(), count * 8),
         ));
     }
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .collect())
+    Ok(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }

@@ -34,25 +34,26 @@ pub(super) fn drive(
     let run_notes = notes;
     let setup = t0.elapsed().as_secs_f64();
     // Several devices balance by taking blocks as they finish: give each a few.
-    let for_balance = if engines.len() > 1 {
-        n.div_ceil(4 * engines.len())
-    } else {
-        n
-    };
-    let fresh_block = || {
-        opts.block_members
-            .unwrap_or_else(|| block_members(local, n, block_budget()).min(for_balance))
-            .max(1)
-    };
+    let for_balance = if engines.len() > 1 { n.div_ceil(4 * engines.len()) } else { n };
+    let fresh_block = || opts.block_members.unwrap_or_else(|| block_members(local, n, block_budget()).min(for_balance)).max(1);
     let resumed;
     let (mut progress, mut acc) = match loaded {
         Some((p, a)) => {
             // A resumed run keeps the blocks it was cut into.
             if let Some(b) = opts.block_members.filter(|b| *b != p.members_per_block) {
-                return Err(QbatError::invalid("--block-members", format!("the interrupted run uses blocks of {} members, not {b}; leave --block-members out (or give {}) to resume it", p.members_per_block, p.members_per_block)));
+                return Err(QbatError::invalid(
+                    "--block-members",
+                    format!(
+                        "the interrupted run uses blocks of {} members, not {b}; leave --block-members out (or give {}) to resume it",
+                        p.members_per_block, p.members_per_block
+                    ),
+                ));
             }
             if p.members_per_block == 0 {
-                return Err(QbatError::invalid("--resume", "the checkpoint has no block size (written by another version?); pass --force without --resume to start over"));
+                return Err(QbatError::invalid(
+                    "--resume",
+                    "the checkpoint has no block size (written by another version?); pass --force without --resume to start over",
+                ));
             }
             let asked = backend_name(opts);
             if p.requested_backend != asked && !opts.allow_mixed_backends {
@@ -66,27 +67,20 @@ pub(super) fn drive(
         }
         None => {
             resumed = 0;
-            (
-                Progress {
-                    fingerprint: fp,
-                    members_per_block: fresh_block(),
-                    requested_backend: backend_name(opts),
-                    ..Default::default()
-                },
-                None,
-            )
+            (Progress { fingerprint: fp, members_per_block: fresh_block(), requested_backend: backend_name(opts), ..Default::default() }, None)
         }
     };
     let block = progress.members_per_block;
     let n_blocks = n.div_ceil(block);
     if progress.done.iter().any(|&b| b >= n_blocks) {
-        return Err(QbatError::invalid(
-            "--resume",
-            "the checkpoint names blocks beyond this run's members; it belongs to another run",
-        ));
+        return Err(QbatError::invalid("--resume", "the checkpoint names blocks beyond this run's members; it belongs to another run"));
     }
     if progress.requested_backend != backend_name(opts) {
-        let note = format!("resumed with --backend {} after --backend {} (--allow-mixed-backends): see run.json engines", backend_name(opts), progress.requested_backend);
+        let note = format!(
+            "resumed with --backend {} after --backend {} (--allow-mixed-backends): see run.json engines",
+            backend_name(opts),
+            progress.requested_backend
+        );
         progress.requested_backend = backend_name(opts);
         progress.notes.push(note);
     }
@@ -96,30 +90,14 @@ pub(super) fn drive(
             progress.notes.push(note);
         }
     }
-    if local.steady
-        && opts.run.verify > 0
-        && !progress
-            .notes
-            .iter()
-            .any(|n| n.starts_with("--verify skipped"))
-    {
+    if local.steady && opts.run.verify > 0 && !progress.notes.iter().any(|n| n.starts_with("--verify skipped")) {
         progress.notes.push("--verify skipped: steady states are solved for, not integrated; steady_residual = ||L rho||_F is their check".into());
     }
     // The members --verify re-runs: chosen by the seed among this run's members.
     let verify_idx: Vec<usize> =
-        if opts.run.verify > 0 && !matches!(engines[0], Engine::Reference) && !local.steady {
-            verify_indices(plan.seed, n, opts.run.verify)
-        } else {
-            vec![]
-        };
+        if opts.run.verify > 0 && !matches!(engines[0], Engine::Reference) && !local.steady { verify_indices(plan.seed, n, opts.run.verify) } else { vec![] };
     let pb = crate::engine::progress_bar(opts.run.progress && n_blocks > 1, n as u64, "blocks");
-    pb.set_position(
-        progress
-            .done
-            .iter()
-            .map(|&b| (b * block..((b + 1) * block).min(n)).len() as u64)
-            .sum(),
-    );
+    pb.set_position(progress.done.iter().map(|&b| (b * block..((b + 1) * block).min(n)).len() as u64).sum());
     if let Some(c) = &opts.run.control {
         c.set_total(n as u64);
         c.set_done(pb.position());
@@ -128,29 +106,10 @@ pub(super) fn drive(
     run_opts.progress = opts.run.progress && n_blocks == 1;
     let mut workers: Vec<Worker> = engines
         .into_iter()
-        .map(|engine| Worker {
-            label: engine.device_name(),
-            engine,
-            opts: run_opts.clone(),
-            notes: vec![],
-            blocks: 0,
-            members: 0,
-            busy: 0.0,
-        })
+        .map(|engine| Worker { label: engine.device_name(), engine, opts: run_opts.clone(), notes: vec![], blocks: 0, members: 0, busy: 0.0 })
         .collect();
-    let pending: Vec<usize> = (0..n_blocks)
-        .filter(|b| !progress.done.contains(b))
-        .collect();
-    let mut sink = Absorber {
-        local,
-        opts,
-        staging,
-        progress: &mut progress,
-        acc: &mut acc,
-        verify_idx: &verify_idx,
-        ns,
-        pb: &pb,
-    };
+    let pending: Vec<usize> = (0..n_blocks).filter(|b| !progress.done.contains(b)).collect();
+    let mut sink = Absorber { local, opts, staging, progress: &mut progress, acc: &mut acc, verify_idx: &verify_idx, ns, pb: &pb };
     let slice = |b: usize| {
         let lo = b * block;
         (lo, local.slice(lo..(lo + block).min(n)))
@@ -171,10 +130,7 @@ pub(super) fn drive(
                 let (tx, next, stop, pending, slice) = (tx.clone(), &next, &stop, &pending, &slice);
                 scope.spawn(move || loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if i >= pending.len()
-                        || stop.load(std::sync::atomic::Ordering::SeqCst)
-                        || opts.run.check_cancelled().is_err()
-                    {
+                    if i >= pending.len() || stop.load(std::sync::atomic::Ordering::SeqCst) || opts.run.check_cancelled().is_err() {
                         break;
                     }
                     let b = pending[i];
@@ -183,16 +139,7 @@ pub(super) fn drive(
                     let r = w.compute(&sub, b, opts.on_device_loss);
                     let failed = r.is_err();
                     // the engine's name and device after the block: a lost GPU hands over to the CPU
-                    let sent = (
-                        b,
-                        lo,
-                        sub,
-                        r,
-                        t.elapsed().as_secs_f64(),
-                        w.engine.name(),
-                        w.engine.device_name(),
-                        std::mem::take(&mut w.notes),
-                    );
+                    let sent = (b, lo, sub, r, t.elapsed().as_secs_f64(), w.engine.name(), w.engine.device_name(), std::mem::take(&mut w.notes));
                     if tx.send(sent).is_err() || failed {
                         break;
                     }
@@ -208,11 +155,7 @@ pub(super) fn drive(
                         return Err(e);
                     }
                 };
-                let device = if single_device {
-                    device.as_str()
-                } else {
-                    "several devices"
-                };
+                let device = if single_device { device.as_str() } else { "several devices" };
                 if let Err(e) = sink.absorb(b, lo, &sub, out, wall, name, device) {
                     stop.store(true, std::sync::atomic::Ordering::SeqCst);
                     return Err(e);
@@ -229,26 +172,14 @@ pub(super) fn drive(
             .map(|w| json!({"device": w.label, "blocks": w.blocks, "members": w.members, "busy_s": w.busy, "member_steps_per_second": w.members as f64 * local.schedule.total_steps() as f64 / w.busy.max(1e-12)}))
             .collect();
         progress.engine_plan = Some(json!({"devices": per}));
-        progress.device = workers
-            .iter()
-            .map(|w| w.label.clone())
-            .collect::<Vec<_>>()
-            .join(" + ");
+        progress.device = workers.iter().map(|w| w.label.clone()).collect::<Vec<_>>().join(" + ");
     }
     pb.finish_and_clear();
     let acc = acc.ok_or_else(|| QbatError::Numerics("no member was integrated".into()))?;
     if progress.health.ok == 0 {
-        return Err(QbatError::Numerics(format!(
-            "every member was flagged unhealthy; {}",
-            progress
-                .health
-                .warning(local.schedule.dt)
-                .unwrap_or_default()
-        )));
+        return Err(QbatError::Numerics(format!("every member was flagged unhealthy; {}", progress.health.warning(local.schedule.dt).unwrap_or_default())));
     }
-    finish(
-        plan, local, opts, staging, progress, acc, block, n_blocks, resumed, setup,
-    )
+    finish(plan, local, opts, staging, progress, acc, block, n_blocks, resumed, setup)
 }
 
 /// One device (or the CPU) working through blocks.
@@ -269,9 +200,7 @@ impl Worker {
         let t = Instant::now();
         let mut attempt = 0;
         let out = loop {
-            let res = match injected_fault(b, attempt)
-                .filter(|_| matches!(self.engine, Engine::Gpu(_)))
-            {
+            let res = match injected_fault(b, attempt).filter(|_| matches!(self.engine, Engine::Gpu(_))) {
                 Some(e) => Err(e),
                 None => integrate(sub, &self.opts, &self.engine),
             };
@@ -280,18 +209,14 @@ impl Worker {
                 Err(QbatError::DeviceOutOfMemory(why)) => {
                     let current = self.opts.max_chunk.unwrap_or(sub.members.len());
                     if current <= 1 {
-                        return Err(QbatError::DeviceOutOfMemory(format!(
-                            "{why}, even one member at a time"
-                        )));
+                        return Err(QbatError::DeviceOutOfMemory(format!("{why}, even one member at a time")));
                     }
                     self.opts.max_chunk = Some(current / 2);
                     let note = format!("device out of memory in block {b} ({why}); re-chunked to at most {} members per dispatch and retried", current / 2);
                     eprintln!("note: {note}");
                     self.notes.push(note);
                 }
-                Err(QbatError::DeviceLost(why))
-                    if on_loss == OnDeviceLoss::Cpu && matches!(self.engine, Engine::Gpu(_)) =>
-                {
+                Err(QbatError::DeviceLost(why)) if on_loss == OnDeviceLoss::Cpu && matches!(self.engine, Engine::Gpu(_)) => {
                     let note = format!("the GPU {} was lost in block {b} ({why}); its blocks from {b} on were finished on the CPU engine (f64)", self.label);
                     eprintln!("note: {note}");
                     self.notes.push(note);
@@ -309,11 +234,7 @@ impl Worker {
 }
 
 /// The engines of a run: one per `--devices` entry, else the resolved backend.
-pub(super) fn engines_for(
-    opts: &StudyOptions,
-    engine: Engine,
-    notes: &mut Vec<String>,
-) -> Result<Vec<Engine>> {
+pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<String>) -> Result<Vec<Engine>> {
     let Some(spec) = opts.devices.as_deref() else {
         return Ok(vec![engine]);
     };
@@ -322,21 +243,14 @@ pub(super) fn engines_for(
         return Ok(vec![engine]);
     }
     let need_f64 = opts.run.precision == Precision::F64;
-    let names: Vec<String> = if spec == "all" {
-        crate::gpu::GpuContext::adapter_names()
-    } else {
-        spec.split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
-    };
+    let names: Vec<String> =
+        if spec == "all" { crate::gpu::GpuContext::adapter_names() } else { spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect() };
     if names.is_empty() {
         return Err(QbatError::invalid("--devices", "no adapter named"));
     }
     let mut engines = vec![];
     for name in &names {
-        let ctx = crate::gpu::GpuContext::new(Some(name), need_f64)
-            .map_err(|e| QbatError::invalid("--devices", format!("'{name}': {e}")))?;
+        let ctx = crate::gpu::GpuContext::new(Some(name), need_f64).map_err(|e| QbatError::invalid("--devices", format!("'{name}': {e}")))?;
         engines.push(Engine::Gpu(std::sync::Arc::new(ctx)));
     }
     Ok(engines)
@@ -355,16 +269,7 @@ struct Absorber<'a> {
 }
 
 impl Absorber<'_> {
-    fn absorb(
-        &mut self,
-        b: usize,
-        lo: usize,
-        sub: &Plan,
-        out: EngineOutput,
-        wall: f64,
-        backend: &str,
-        device: &str,
-    ) -> Result<()> {
+    fn absorb(&mut self, b: usize, lo: usize, sub: &Plan, out: EngineOutput, wall: f64, backend: &str, device: &str) -> Result<()> {
         // the engine that actually ran the block, where it is not the one chosen
         let ran_on = out.ran_on.clone();
         let (backend, device) = match &ran_on {
@@ -388,45 +293,23 @@ impl Absorber<'_> {
                 }
             }
         } else if progress.measures != names {
-            return Err(QbatError::Numerics(format!(
-                "block {b} returned the measures {names:?}, not {:?}",
-                progress.measures
-            )));
+            return Err(QbatError::Numerics(format!("block {b} returned the measures {names:?}, not {:?}", progress.measures)));
         }
         progress.precision = Some(out.precision);
         let nm = out.measures.len();
         let nb = hi - lo;
         let mut out = out;
-        if let Some(i) =
-            injected_nan_member().and_then(|id| sub.members.iter().position(|m| m.id == id))
-        {
+        if let Some(i) = injected_nan_member().and_then(|id| sub.members.iter().position(|m| m.id == id)) {
             out.values[(i * ns + ns / 2) * nm..(i + 1) * ns * nm].fill(f64::NAN);
         }
         // health
-        let health: Vec<Health> = (0..nb)
-            .map(|i| {
-                member_health(
-                    &out.values[i * ns * nm..(i + 1) * ns * nm],
-                    &out.measures,
-                    out.precision,
-                )
-            })
-            .collect();
+        let health: Vec<Health> = (0..nb).map(|i| member_health(&out.values[i * ns * nm..(i + 1) * ns * nm], &out.measures, out.precision)).collect();
         for (i, h) in health.iter().enumerate() {
             progress.health.add(sub.members[i].id, *h);
         }
-        fock_flags(
-            local,
-            &out.measures,
-            &out.values,
-            &sub,
-            ns,
-            &mut progress.fock,
-        );
+        fock_flags(local, &out.measures, &out.values, &sub, ns, &mut progress.fock);
         // stats
-        let a = self
-            .acc
-            .get_or_insert_with(|| StatsAccumulator::new(ns, nm));
+        let a = self.acc.get_or_insert_with(|| StatsAccumulator::new(ns, nm));
         let include: Vec<bool> = health.iter().map(|h| *h == Health::Ok).collect();
         a.add_block(&out.values, &include);
         // verify the chosen members of this block
@@ -434,75 +317,43 @@ impl Absorber<'_> {
         for &i in self.verify_idx.iter().filter(|&&i| (lo..hi).contains(&i)) {
             let m = &local.members[i];
             let (r, _) = reference_member(local, m, &out.measures);
-            let g = match progress
-                .verify
-                .iter()
-                .position(|g| g.precision == out.precision)
-            {
+            let g = match progress.verify.iter().position(|g| g.precision == out.precision) {
                 Some(g) => g,
                 None => {
-                    progress.verify.push(VerifyGroup {
-                        precision: out.precision,
-                        members: vec![],
-                        max: vec![0.0; nm],
-                    });
+                    progress.verify.push(VerifyGroup { precision: out.precision, members: vec![], max: vec![0.0; nm] });
                     progress.verify.len() - 1
                 }
             };
             let row = ns * nm;
-            fold_deviations(
-                &mut progress.verify[g].max,
-                &out.values[(i - lo) * row..(i - lo + 1) * row],
-                &r,
-            );
+            fold_deviations(&mut progress.verify[g].max, &out.values[(i - lo) * row..(i - lo + 1) * row], &r);
             progress.verify[g].members.push(m.id);
         }
         let t_verify = tv.elapsed().as_secs_f64();
         // durable block files, then the checkpoint that names them
         let tag = format!("{b:06}");
         let values = if opts.output.series {
-            Some(write_atomic_hashed(
-                &staging.blocks().join(format!("{tag}.values")),
-                |w| {
-                    for v in &out.values {
-                        w.write_all(&v.to_le_bytes())?;
-                    }
-                    Ok(())
-                },
-            )?)
+            Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.values")), |w| {
+                for v in &out.values {
+                    w.write_all(&v.to_le_bytes())?;
+                }
+                Ok(())
+            })?)
         } else {
             None
         };
         let states = match (local.save_states, &out.states) {
             (None, _) => None,
-            (Some(_), Some(st)) => Some(write_atomic_hashed(
-                &staging.blocks().join(format!("{tag}.states")),
-                |w| {
-                    for z in st {
-                        w.write_all(&z.re.to_le_bytes())?;
-                        w.write_all(&z.im.to_le_bytes())?;
-                    }
-                    Ok(())
-                },
-            )?),
-            (Some(_), None) => {
-                return Err(QbatError::Numerics(format!(
-                    "block {b}: the {backend} engine returned no states for --save-states"
-                )))
-            }
+            (Some(_), Some(st)) => Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.states")), |w| {
+                for z in st {
+                    w.write_all(&z.re.to_le_bytes())?;
+                    w.write_all(&z.im.to_le_bytes())?;
+                }
+                Ok(())
+            })?),
+            (Some(_), None) => return Err(QbatError::Numerics(format!("block {b}: the {backend} engine returned no states for --save-states"))),
         };
-        let summary = write_atomic_hashed(&staging.blocks().join(format!("{tag}.summary")), |w| {
-            summary_rows(w, local, &sub, &out.peaks, &health)
-        })?;
-        progress.blocks.push(BlockRecord {
-            block: b,
-            members: nb,
-            values,
-            states,
-            summary,
-            backend: backend.into(),
-            precision: out.precision,
-        });
+        let summary = write_atomic_hashed(&staging.blocks().join(format!("{tag}.summary")), |w| summary_rows(w, local, &sub, &out.peaks, &health))?;
+        progress.blocks.push(BlockRecord { block: b, members: nb, values, states, summary, backend: backend.into(), precision: out.precision });
         progress.timings.ensemble += out.ensemble;
         progress.timings.integrate += (wall - out.host_measures).max(0.0);
         progress.timings.host_measures += out.host_measures;
@@ -521,8 +372,5 @@ impl Absorber<'_> {
 
 /// `--backend` as named on the command line.
 fn backend_name(opts: &StudyOptions) -> String {
-    serde_json::to_value(opts.run.backend)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    serde_json::to_value(opts.run.backend).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }

@@ -23,15 +23,7 @@ use std::time::Instant;
 
 /// states.npy from the blocks' state files, byte for byte in member order, and states.json
 /// naming its axes and basis (`--save-states`).
-fn write_states(
-    out: &OutputDir,
-    local: &Plan,
-    staging: &Staging,
-    save: StateSave,
-    ids: &[u64],
-    n_blocks: usize,
-    block: usize,
-) -> Result<()> {
+fn write_states(out: &OutputDir, local: &Plan, staging: &Staging, save: StateSave, ids: &[u64], n_blocks: usize, block: usize) -> Result<()> {
     let d = saved_dim(local.space, save) as u64;
     let ns = local.schedule.times.len() as u64;
     out.write("states.npy", |w| {
@@ -42,21 +34,13 @@ fn write_states(
             let mut f = std::fs::File::open(&p)?;
             let copied = std::io::copy(&mut f, w)?;
             if copied != members * ns * d * d * 16 {
-                return Err(std::io::Error::other(format!(
-                    "{} holds {copied} bytes, not the {} of its block",
-                    p.display(),
-                    members * ns * d * d * 16
-                )));
+                return Err(std::io::Error::other(format!("{} holds {copied} bytes, not the {} of its block", p.display(), members * ns * d * d * 16)));
             }
         }
         Ok(())
     })?;
     out.write("states.json", |w| {
-        serde_json::to_writer_pretty(
-            &mut *w,
-            &states_axes(local.space, save, ids, &local.schedule.times),
-        )
-        .map_err(std::io::Error::other)
+        serde_json::to_writer_pretty(&mut *w, &states_axes(local.space, save, ids, &local.schedule.times)).map_err(std::io::Error::other)
     })
 }
 
@@ -77,13 +61,7 @@ pub fn summary_header(plan: &Plan) -> String {
 }
 
 /// The summary.csv rows of `sub`'s members (columns of `plan`, see `summary_header`).
-pub fn summary_rows(
-    w: &mut dyn Write,
-    plan: &Plan,
-    sub: &Plan,
-    peaks: &[Peak],
-    health: &[Health],
-) -> std::io::Result<()> {
+pub fn summary_rows(w: &mut dyn Write, plan: &Plan, sub: &Plan, peaks: &[Peak], health: &[Health]) -> std::io::Result<()> {
     let angles = plan.members.iter().any(|m| m.theta_phi.is_some());
     for (i, m) in sub.members.iter().enumerate() {
         write!(w, "{}", m.id)?;
@@ -105,53 +83,29 @@ pub fn summary_rows(
 
 /// `--format npy`: summary.npy (members x columns, f64; health as its code) and summary.json
 /// naming the columns, from the block summary rows.
-fn write_summary_npy(
-    out: &OutputDir,
-    local: &Plan,
-    staging: &Staging,
-    n_blocks: usize,
-) -> Result<()> {
+fn write_summary_npy(out: &OutputDir, local: &Plan, staging: &Staging, n_blocks: usize) -> Result<()> {
     let header = summary_header(local);
     let columns: Vec<&str> = header.split(',').collect();
-    let code = |h: &str| {
-        HEALTH_CODES
-            .iter()
-            .find(|(_, x)| x.name() == h)
-            .map(|(c, _)| *c)
-            .unwrap_or(f64::NAN)
-    };
+    let code = |h: &str| HEALTH_CODES.iter().find(|(_, x)| x.name() == h).map(|(c, _)| *c).unwrap_or(f64::NAN);
     out.write("summary.npy", |w| {
         use npyz::WriterBuilder;
         let shape = [local.members.len() as u64, columns.len() as u64];
-        let mut npy = npyz::WriteOptions::<f64>::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(w)
-            .begin_nd()?;
+        let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
         for b in 0..n_blocks {
             let text = std::fs::read_to_string(staging.blocks().join(format!("{b:06}.summary")))?;
             for line in text.lines() {
                 let cells: Vec<&str> = line.split(',').collect();
                 for (k, c) in cells.iter().enumerate() {
-                    let v = if k + 1 == cells.len() {
-                        code(c)
-                    } else {
-                        c.parse::<f64>().map_err(std::io::Error::other)?
-                    };
+                    let v = if k + 1 == cells.len() { code(c) } else { c.parse::<f64>().map_err(std::io::Error::other)? };
                     npy.push(&v)?;
                 }
             }
         }
         npy.finish()
     })?;
-    let health: serde_json::Map<String, serde_json::Value> = HEALTH_CODES
-        .iter()
-        .map(|(c, h)| (format!("{c}"), json!(h.name())))
-        .collect();
+    let health: serde_json::Map<String, serde_json::Value> = HEALTH_CODES.iter().map(|(c, h)| (format!("{c}"), json!(h.name()))).collect();
     let meta = json!({"columns": columns, "health_codes": health});
-    out.write("summary.json", |w| {
-        serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other)
-    })
+    out.write("summary.json", |w| serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -185,8 +139,7 @@ pub(super) fn finish(
                 write_csv_header(w, &measures)?;
                 for b in 0..n_blocks {
                     let block_ids = &ids[b * block..((b + 1) * block).min(ids.len())];
-                    let values = read_block_values(staging, b, block_ids.len() * ns * nm)
-                        .map_err(std::io::Error::other)?;
+                    let values = read_block_values(staging, b, block_ids.len() * ns * nm).map_err(std::io::Error::other)?;
                     write_csv_rows(w, block_ids, &local.schedule.times, &values, nm)?;
                 }
                 Ok(())
@@ -195,24 +148,16 @@ pub(super) fn finish(
                 out.write("series.npy", |w| {
                     use npyz::WriterBuilder;
                     let shape = [ids.len() as u64, ns as u64, nm as u64];
-                    let mut npy = npyz::WriteOptions::<f64>::new()
-                        .default_dtype()
-                        .shape(&shape)
-                        .writer(w)
-                        .begin_nd()?;
+                    let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
                     for b in 0..n_blocks {
                         let members = ((b + 1) * block).min(ids.len()) - b * block;
-                        let values = read_block_values(staging, b, members * ns * nm)
-                            .map_err(std::io::Error::other)?;
+                        let values = read_block_values(staging, b, members * ns * nm).map_err(std::io::Error::other)?;
                         npy.extend(values.iter().copied())?;
                     }
                     npy.finish()
                 })?;
-                let axes =
-                    json!({"members": ids, "times": local.schedule.times, "measures": measures});
-                out.write("series.json", |w| {
-                    serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other)
-                })?;
+                let axes = json!({"members": ids, "times": local.schedule.times, "measures": measures});
+                out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
             }
         }
     }
@@ -231,10 +176,7 @@ pub(super) fn finish(
         }
         Ok(())
     })?;
-    let names: Vec<String> = stats_measures(&progress)
-        .iter()
-        .map(|m| m.name().to_string())
-        .collect();
+    let names: Vec<String> = stats_measures(&progress).iter().map(|m| m.name().to_string()).collect();
     let stats = output::stats::Stats::from_accumulator(&acc, local.schedule.times.clone(), names);
     out.write("stats.csv", |w| output::stats::write_csv(&stats, w))?;
     if opts.shard.is_some() {
@@ -246,10 +188,7 @@ pub(super) fn finish(
     for g in progress.verify.iter_mut() {
         g.members.sort_unstable();
     }
-    for w in fock_tail_warnings(local, &stats_measures(&progress), &progress.fock)
-        .into_iter()
-        .chain(progress.health.warning(local.schedule.dt))
-    {
+    for w in fock_tail_warnings(local, &stats_measures(&progress), &progress.fock).into_iter().chain(progress.health.warning(local.schedule.dt)) {
         eprintln!("WARNING: {w}");
         progress.notes.push(w);
     }
@@ -264,9 +203,7 @@ pub(super) fn finish(
         let r = s.range(plan.ensemble_size);
         rj["shard"] = json!({"index": s.index, "count": s.count, "members": [r.start, r.end], "fingerprint": progress.fingerprint});
     }
-    out.write("run.json", |w| {
-        serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other)
-    })?;
+    out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other))?;
     // The plots are drawn from the assembled files and committed with them, so that a run
     // killed at any point has either no output or all of it.
     if opts.output.plots {
@@ -275,26 +212,14 @@ pub(super) fn finish(
     let dir = out.commit()?;
     // Committed: the checkpoint, blocks and lock go.
     let _ = std::fs::remove_dir_all(&staging.dir);
-    Ok(StudyOutcome {
-        dir,
-        info,
-        stats,
-        health: progress.health,
-        fock: progress.fock,
-        members: local.members.len(),
-        blocks: n_blocks,
-        resumed_blocks: resumed,
-    })
+    Ok(StudyOutcome { dir, info, stats, health: progress.health, fock: progress.fock, members: local.members.len(), blocks: n_blocks, resumed_blocks: resumed })
 }
 
 /// The engines that computed the blocks: backend, precision and how many blocks each.
 fn engines_used(p: &Progress) -> Vec<serde_json::Value> {
     let mut used: Vec<(String, Precision, usize)> = vec![];
     for b in &p.blocks {
-        match used
-            .iter_mut()
-            .find(|(name, prec, _)| *name == b.backend && *prec == b.precision)
-        {
+        match used.iter_mut().find(|(name, prec, _)| *name == b.backend && *prec == b.precision) {
             Some(u) => u.2 += 1,
             None => used.push((b.backend.clone(), b.precision, 1)),
         }
@@ -303,24 +228,16 @@ fn engines_used(p: &Progress) -> Vec<serde_json::Value> {
 }
 
 fn stats_measures(p: &Progress) -> Vec<Measure> {
-    p.measures
-        .iter()
-        .filter_map(|s| Measure::from_name(s).ok())
-        .collect()
+    p.measures.iter().filter_map(|s| Measure::from_name(s).ok()).collect()
 }
 
 fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64) -> RunInfo {
     let measures = stats_measures(p);
     let precision = p.precision.unwrap_or(Precision::F64);
-    let groups: Vec<(Precision, Vec<f64>, Vec<u64>)> = p
-        .verify
-        .iter()
-        .map(|g| (g.precision, g.max.clone(), g.members.clone()))
-        .collect();
+    let groups: Vec<(Precision, Vec<f64>, Vec<u64>)> = p.verify.iter().map(|g| (g.precision, g.max.clone(), g.members.clone())).collect();
     let verify = (!groups.is_empty()).then(|| {
         let mut r = verify_report_mixed(&measures, &groups);
-        r.concurrence =
-            crate::verify::concurrence_route(&measures, local.model, &p.backend, precision);
+        r.concurrence = crate::verify::concurrence_route(&measures, local.model, &p.backend, precision);
         r
     });
     RunInfo {

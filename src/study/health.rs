@@ -47,12 +47,7 @@ pub fn member_health(values: &[f64], measures: &[Measure], precision: Precision)
     let (trace_tol, pos_tol) = health_tolerance(precision);
     let col = |m: Measure| measures.iter().position(|x| *x == m);
     if let Some(k) = col(Measure::TraceError) {
-        if values
-            .iter()
-            .skip(k)
-            .step_by(nm)
-            .any(|v| v.abs() > trace_tol)
-        {
+        if values.iter().skip(k).step_by(nm).any(|v| v.abs() > trace_tol) {
             return Health::Trace;
         }
     }
@@ -133,14 +128,7 @@ pub struct FockTailFlags {
 }
 
 /// Flag cavity members whose fock_tail passed the threshold.
-pub(super) fn fock_flags(
-    plan: &Plan,
-    measures: &[Measure],
-    values: &[f64],
-    sub: &Plan,
-    ns: usize,
-    flags: &mut FockTailFlags,
-) {
+pub(super) fn fock_flags(plan: &Plan, measures: &[Measure], values: &[f64], sub: &Plan, ns: usize, flags: &mut FockTailFlags) {
     if !plan.is_cavity() {
         return;
     }
@@ -150,11 +138,7 @@ pub(super) fn fock_flags(
     };
     let kn = measures.iter().position(|m| *m == Measure::PhotonNumber);
     for (i, m) in sub.members.iter().enumerate() {
-        let col = |k: usize| {
-            (0..ns)
-                .map(|s| values[(i * ns + s) * nm + k])
-                .fold(0.0, f64::max)
-        };
+        let col = |k: usize| (0..ns).map(|s| values[(i * ns + s) * nm + k]).fold(0.0, f64::max);
         let tail = col(kt);
         if tail > plan.fock_tail_threshold {
             flags.count += 1;
@@ -169,12 +153,7 @@ pub(super) fn fock_flags(
 }
 
 /// Health codes of summary.npy's `health` column.
-pub const HEALTH_CODES: [(f64, Health); 4] = [
-    (0.0, Health::Ok),
-    (1.0, Health::NonFinite),
-    (2.0, Health::Trace),
-    (3.0, Health::NonPositive),
-];
+pub const HEALTH_CODES: [(f64, Health); 4] = [(0.0, Health::Ok), (1.0, Health::NonFinite), (2.0, Health::Trace), (3.0, Health::NonPositive)];
 
 /// Cavity runs: the warning for members whose fock_tail exceeded the plan's threshold, with
 /// the cutoff to use (from the largest photon number a flagged member reached, when measured).
@@ -183,19 +162,13 @@ pub fn fock_tail_warnings(plan: &Plan, measures: &[Measure], flags: &FockTailFla
         return vec![];
     };
     if !measures.contains(&Measure::FockTail) {
-        return vec![format!(
-            "fock_tail was not among the measures: the cutoff n_fock = {n_fock} was not checked"
-        )];
+        return vec![format!("fock_tail was not among the measures: the cutoff n_fock = {n_fock} was not checked")];
     }
     if flags.count == 0 {
         return vec![];
     }
     let worst_nbar = flags.worst_photon_number;
-    let listed: Vec<String> = flags
-        .first
-        .iter()
-        .map(|(id, t)| format!("{id} ({t:.1e})"))
-        .collect();
+    let listed: Vec<String> = flags.first.iter().map(|(id, t)| format!("{id} ({t:.1e})")).collect();
     let suggestion = if worst_nbar > 0.0 {
         match crate::config::auto_n_fock(worst_nbar.sqrt()) {
             Some(n) => format!("; use n_fock >= {} (from the largest photon number reached, {worst_nbar:.2}), or --auto-fock", n.max(n_fock + 1)),
@@ -209,11 +182,7 @@ pub fn fock_tail_warnings(plan: &Plan, measures: &[Measure], flags: &FockTailFla
         plan.fock_tail_threshold,
         flags.count,
         listed.join(", "),
-        if flags.count as usize > listed.len() {
-            ", ..."
-        } else {
-            ""
-        },
+        if flags.count as usize > listed.len() { ", ..." } else { "" },
         suggestion
     )]
 }

@@ -24,46 +24,22 @@ struct ShardDir {
 
 /// Read a shard's run.json after checking every file of the shard against its manifest.
 fn read_shard(dir: &Path) -> Result<ShardDir> {
-    let manifest = Manifest::read(dir)?.ok_or_else(|| {
-        QbatError::invalid(
-            "DIR",
-            format!(
-                "{} is not a finished qbat-gpu output (it has no {MANIFEST})",
-                dir.display()
-            ),
-        )
-    })?;
+    let manifest =
+        Manifest::read(dir)?.ok_or_else(|| QbatError::invalid("DIR", format!("{} is not a finished qbat-gpu output (it has no {MANIFEST})", dir.display())))?;
     manifest.verify(dir)?;
     let rp = dir.join("run.json");
     if !manifest.contains("run.json") {
-        return Err(QbatError::invalid(
-            rp.display().to_string(),
-            "is not in the shard's manifest",
-        ));
+        return Err(QbatError::invalid(rp.display().to_string(), "is not in the shard's manifest"));
     }
     let text = read_text_bounded(&rp, SMALL_FILE_LIMIT)?;
-    let run: Value = serde_json::from_str(&text).map_err(|e| {
-        QbatError::invalid("DIR", format!("{}: damaged run.json: {e}", dir.display()))
-    })?;
-    let shard = run.get("shard").filter(|s| s.is_object()).ok_or_else(|| {
-        QbatError::invalid(
-            "DIR",
-            format!("{} is not the output of a --shard run", dir.display()),
-        )
-    })?;
+    let run: Value = serde_json::from_str(&text).map_err(|e| QbatError::invalid("DIR", format!("{}: damaged run.json: {e}", dir.display())))?;
+    let shard =
+        run.get("shard").filter(|s| s.is_object()).ok_or_else(|| QbatError::invalid("DIR", format!("{} is not the output of a --shard run", dir.display())))?;
     let get = |k: &str| shard.get(k).and_then(Value::as_u64).map(|v| v as usize);
     let (Some(index), Some(count)) = (get("index"), get("count")) else {
-        return Err(QbatError::invalid(
-            "DIR",
-            format!("{}: run.json has no shard index/count", dir.display()),
-        ));
+        return Err(QbatError::invalid("DIR", format!("{}: run.json has no shard index/count", dir.display())));
     };
-    Ok(ShardDir {
-        dir: dir.to_path_buf(),
-        run,
-        index,
-        count,
-    })
+    Ok(ShardDir { dir: dir.to_path_buf(), run, index, count })
 }
 
 /// The fingerprint of a shard without its own index (what all shards of a run share).
@@ -87,49 +63,25 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>> {
         if s.count != count {
             return Err(QbatError::invalid(
                 "DIR",
-                format!(
-                    "{} is shard {} of {}, but {} is of {count}",
-                    s.dir.display(),
-                    s.index,
-                    s.count,
-                    shards[0].dir.display()
-                ),
+                format!("{} is shard {} of {}, but {} is of {count}", s.dir.display(), s.index, s.count, shards[0].dir.display()),
             ));
         }
         if let Some(field) = super::fingerprint_difference(&shared_fingerprint(s), &first) {
             return Err(QbatError::invalid(
                 "DIR",
-                format!(
-                    "{} and {} are not shards of the same run: they differ in '{field}'",
-                    s.dir.display(),
-                    shards[0].dir.display()
-                ),
+                format!("{} and {} are not shards of the same run: they differ in '{field}'", s.dir.display(), shards[0].dir.display()),
             ));
         }
     }
     shards.sort_by_key(|s| s.index);
     for w in shards.windows(2) {
         if w[0].index == w[1].index {
-            return Err(QbatError::invalid(
-                "DIR",
-                format!(
-                    "shard {} is given twice ({} and {})",
-                    w[0].index,
-                    w[0].dir.display(),
-                    w[1].dir.display()
-                ),
-            ));
+            return Err(QbatError::invalid("DIR", format!("shard {} is given twice ({} and {})", w[0].index, w[0].dir.display(), w[1].dir.display())));
         }
     }
-    let missing: Vec<String> = (0..count)
-        .filter(|k| !shards.iter().any(|s| s.index == *k))
-        .map(|k| k.to_string())
-        .collect();
+    let missing: Vec<String> = (0..count).filter(|k| !shards.iter().any(|s| s.index == *k)).map(|k| k.to_string()).collect();
     if !missing.is_empty() {
-        return Err(QbatError::invalid(
-            "DIR",
-            format!("shard(s) {} of {count} are missing", missing.join(", ")),
-        ));
+        return Err(QbatError::invalid("DIR", format!("shard(s) {} of {count} are missing", missing.join(", "))));
     }
     check_member_ranges(&shards, first["members"].as_u64().unwrap_or(0) as usize)?;
     for s in &shards {
@@ -143,10 +95,7 @@ fn member_range(s: &ShardDir) -> Result<std::ops::Range<usize>> {
     let r = &s.run["shard"]["members"];
     match (r[0].as_u64(), r[1].as_u64()) {
         (Some(a), Some(b)) if a <= b => Ok(a as usize..b as usize),
-        _ => Err(QbatError::invalid(
-            s.dir.join("run.json").display().to_string(),
-            "shard.members is not a member range [start, end)",
-        )),
+        _ => Err(QbatError::invalid(s.dir.join("run.json").display().to_string(), "shard.members is not a member range [start, end)")),
     }
 }
 
@@ -159,19 +108,13 @@ fn check_member_ranges(shards: &[ShardDir], members: usize) -> Result<()> {
         if r.start != next {
             return Err(QbatError::invalid(
                 s.dir.join("run.json").display().to_string(),
-                format!(
-                    "shard {} runs members from {}, but the shards before it end at {next}",
-                    s.index, r.start
-                ),
+                format!("shard {} runs members from {}, but the shards before it end at {next}", s.index, r.start),
             ));
         }
         next = r.end;
     }
     if next != members {
-        return Err(QbatError::invalid(
-            "DIR",
-            format!("the shards hold members [0, {next}), the run has {members}"),
-        ));
+        return Err(QbatError::invalid("DIR", format!("the shards hold members [0, {next}), the run has {members}")));
     }
     Ok(())
 }
@@ -182,55 +125,32 @@ fn check_counts(s: &ShardDir, samples: usize) -> Result<()> {
     let members = member_range(s)?.len();
     let expect = |name: &str, got: u64, want: u64| -> Result<()> {
         if got != want {
-            return Err(QbatError::invalid(
-                s.dir.join(name).display().to_string(),
-                format!("holds {got} rows, the shard's {members} members need {want}"),
-            ));
+            return Err(QbatError::invalid(s.dir.join(name).display().to_string(), format!("holds {got} rows, the shard's {members} members need {want}")));
         }
         Ok(())
     };
-    expect(
-        "summary.csv",
-        count_lines(&s.dir.join("summary.csv"))?.saturating_sub(1),
-        members as u64,
-    )?;
+    expect("summary.csv", count_lines(&s.dir.join("summary.csv"))?.saturating_sub(1), members as u64)?;
     let series_csv = s.dir.join("series.csv");
     if series_csv.is_file() {
-        expect(
-            "series.csv",
-            count_lines(&series_csv)?.saturating_sub(1),
-            (members * samples) as u64,
-        )?;
+        expect("series.csv", count_lines(&series_csv)?.saturating_sub(1), (members * samples) as u64)?;
     }
     let states = s.dir.join("states.npy");
     if states.is_file() {
         let (shape, _) = read_c16_layout(&states)?;
-        expect(
-            "states.npy",
-            shape.first().copied().unwrap_or(0),
-            members as u64,
-        )?;
+        expect("states.npy", shape.first().copied().unwrap_or(0), members as u64)?;
         if shape.get(1).copied() != Some(samples as u64) {
-            return Err(QbatError::invalid(
-                states.display().to_string(),
-                format!("has shape {shape:?}, the run has {samples} samples"),
-            ));
+            return Err(QbatError::invalid(states.display().to_string(), format!("has shape {shape:?}, the run has {samples} samples")));
         }
     }
     for name in ["series.npy", "summary.npy"] {
         let p = s.dir.join(name);
         if p.is_file() {
-            let npy = npyz::NpyFile::new(BufReader::new(
-                std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?,
-            ))
-            .map_err(|e| QbatError::invalid(p.display().to_string(), e.to_string()))?;
+            let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?))
+                .map_err(|e| QbatError::invalid(p.display().to_string(), e.to_string()))?;
             let shape = npy.shape().to_vec();
             expect(name, shape.first().copied().unwrap_or(0), members as u64)?;
             if name == "series.npy" && shape.get(1).copied() != Some(samples as u64) {
-                return Err(QbatError::invalid(
-                    p.display().to_string(),
-                    format!("has shape {shape:?}, the run has {samples} samples"),
-                ));
+                return Err(QbatError::invalid(p.display().to_string(), format!("has shape {shape:?}, the run has {samples} samples")));
             }
         }
     }
@@ -249,26 +169,14 @@ fn copy_skipping_header(path: &Path, w: &mut dyn Write, keep_header: bool) -> st
 }
 
 /// Concatenate the shards' NAME.npy along the first axis (streamed).
-fn concat_npy(
-    dir: &OutputDir,
-    shards: &[ShardDir],
-    name: &str,
-    rows: u64,
-    inner: &[u64],
-) -> Result<()> {
+fn concat_npy(dir: &OutputDir, shards: &[ShardDir], name: &str, rows: u64, inner: &[u64]) -> Result<()> {
     dir.write(name, |w| {
         use npyz::WriterBuilder;
         let shape: Vec<u64> = std::iter::once(rows).chain(inner.iter().copied()).collect();
-        let mut npy = npyz::WriteOptions::<f64>::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(w)
-            .begin_nd()?;
+        let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
         for s in shards {
             let f = BufReader::with_capacity(1 << 20, std::fs::File::open(s.dir.join(name))?);
-            let data = npyz::NpyFile::new(f)?
-                .data::<f64>()
-                .map_err(std::io::Error::other)?;
+            let data = npyz::NpyFile::new(f)?.data::<f64>().map_err(std::io::Error::other)?;
             for v in data {
                 npy.push(&v?)?;
             }
@@ -295,8 +203,7 @@ fn merge_states(dir: &OutputDir, shards: &[ShardDir]) -> Result<()> {
         rows += shape[0];
         inner = shape[1..].to_vec();
         let p = s.dir.join("states.json");
-        let a: Value = serde_json::from_slice(&read_bounded(&p, SMALL_FILE_LIMIT)?)
-            .map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
+        let a: Value = serde_json::from_slice(&read_bounded(&p, SMALL_FILE_LIMIT)?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
         ids.extend(a["members"].as_array().cloned().unwrap_or_default());
         axes = a;
     }
@@ -309,26 +216,19 @@ fn merge_states(dir: &OutputDir, shards: &[ShardDir]) -> Result<()> {
         Ok(())
     })?;
     axes["members"] = Value::Array(ids);
-    dir.write("states.json", |w| {
-        serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other)
-    })
+    dir.write("states.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))
 }
 
 /// Merge shard outputs into `out` (which must not exist, or be empty, unless `force`).
 pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<PathBuf> {
     let shards = check_shards(dirs)?;
     OutputDir::check(out, force)?;
-    let Stats {
-        times,
-        measures: names,
-        ..
-    } = crate::output::stats::read_stats(&shards[0].dir)?;
+    let Stats { times, measures: names, .. } = crate::output::stats::read_stats(&shards[0].dir)?;
     let mut acc: Option<StatsAccumulator> = None;
     for s in &shards {
         let p = s.dir.join("stats-state.bin");
         let mut f = BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?);
-        let a = StatsAccumulator::read_from(&mut f, (times.len(), names.len()))
-            .map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
+        let a = StatsAccumulator::read_from(&mut f, (times.len(), names.len())).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
         match acc.as_mut() {
             None => acc = Some(a),
             Some(m) => m.merge(&a)?,
@@ -342,11 +242,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let stats = Stats::from_accumulator(&acc, times, measures);
     let fp = shared_fingerprint(&shards[0]);
     let series = fp["series"].as_bool().unwrap_or(false);
-    let format = if fp["format"] == json!("npy") {
-        Format::Npy
-    } else {
-        Format::Csv
-    };
+    let format = if fp["format"] == json!("npy") { Format::Npy } else { Format::Csv };
     let dir = OutputDir::begin(out)?;
     let result = (|| -> Result<()> {
         if series && format == Format::Csv {
@@ -364,24 +260,19 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             let mut inner: Vec<u64> = vec![];
             for s in &shards {
                 let p = s.dir.join("series.json");
-                let a: Value = serde_json::from_slice(&read_bounded(&p, SMALL_FILE_LIMIT)?)
-                    .map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
+                let a: Value =
+                    serde_json::from_slice(&read_bounded(&p, SMALL_FILE_LIMIT)?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
                 ids.extend(a["members"].as_array().cloned().unwrap_or_default());
                 axes = a;
                 let p = s.dir.join("series.npy");
-                let npy = npyz::NpyFile::new(BufReader::new(
-                    std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?,
-                ))
-                .map_err(|e| QbatError::io(&p, e))?;
+                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?)).map_err(|e| QbatError::io(&p, e))?;
                 let shape = npy.shape().to_vec();
                 rows += shape[0];
                 inner = shape[1..].to_vec();
             }
             axes["members"] = Value::Array(ids);
             concat_npy(&dir, &shards, "series.npy", rows, &inner)?;
-            dir.write("series.json", |w| {
-                serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other)
-            })?;
+            dir.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
         }
         if !fp["states"].is_null() {
             merge_states(&dir, &shards)?;
@@ -391,10 +282,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             let mut cols = vec![];
             for s in &shards {
                 let p = s.dir.join("summary.npy");
-                let npy = npyz::NpyFile::new(BufReader::new(
-                    std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?,
-                ))
-                .map_err(|e| QbatError::io(&p, e))?;
+                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?)).map_err(|e| QbatError::io(&p, e))?;
                 rows += npy.shape()[0];
                 cols = npy.shape()[1..].to_vec();
             }
@@ -411,10 +299,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         })?;
         dir.write("stats.csv", |w| crate::output::stats::write_csv(&stats, w))?;
         let mut run = shards[0].run.clone();
-        let members: u64 = shards
-            .iter()
-            .map(|s| s.run["members"].as_u64().unwrap_or(0))
-            .sum();
+        let members: u64 = shards.iter().map(|s| s.run["members"].as_u64().unwrap_or(0)).sum();
         run["members"] = json!(members);
         run["shard"] = Value::Null;
         let mut health = super::HealthCounts::default();
@@ -426,17 +311,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         run["health"] = json!(health);
         // verify over all shards: every member re-run, each measure's worst deviation, and a
         // pass only when every shard passed
-        let verifies: Vec<&Value> = shards
-            .iter()
-            .map(|s| &s.run["verify"])
-            .filter(|v| v.is_object())
-            .collect();
+        let verifies: Vec<&Value> = shards.iter().map(|s| &s.run["verify"]).filter(|v| v.is_object()).collect();
         if !verifies.is_empty() {
             let mut merged = verifies[0].clone();
-            merged["members"] = json!(verifies
-                .iter()
-                .flat_map(|v| v["members"].as_array().cloned().unwrap_or_default())
-                .collect::<Vec<_>>());
+            merged["members"] = json!(verifies.iter().flat_map(|v| v["members"].as_array().cloned().unwrap_or_default()).collect::<Vec<_>>());
             merged["pass"] = json!(verifies.iter().all(|v| v["pass"] == json!(true)));
             if let Some(devs) = merged["deviations"].as_array_mut() {
                 for d in devs.iter_mut() {
@@ -454,12 +332,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             run["verify"] = merged;
         }
         // per-run figures of one shard would mislead at the top level: they are in merged_from
-        for key in [
-            "timings",
-            "member_steps_per_second",
-            "peak_rss_bytes",
-            "blocks",
-        ] {
+        for key in ["timings", "member_steps_per_second", "peak_rss_bytes", "blocks"] {
             run[key] = Value::Null;
         }
         // Shards may have run on different backends (a mixed cluster, or --on-device-loss cpu):
@@ -472,20 +345,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
                 }
             }
             if seen.len() > 1 {
-                let list: Vec<String> = seen
-                    .iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string())
-                    })
-                    .collect();
+                let list: Vec<String> = seen.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
                 run[key] = json!(format!("mixed: {}", list.join(" | ")));
                 if let Some(notes) = run["notes"].as_array_mut() {
-                    notes.push(json!(format!(
-                        "the shards ran with different {key}s ({}); see merged_from",
-                        list.join(", ")
-                    )));
+                    notes.push(json!(format!("the shards ran with different {key}s ({}); see merged_from", list.join(", "))));
                 }
             }
         }
@@ -503,9 +366,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
                 "notes": s.run["notes"],
             }))
             .collect::<Vec<_>>());
-        dir.write("run.json", |w| {
-            serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other)
-        })?;
+        dir.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other))?;
         if plots {
             crate::output::plots::write_run_plots(dir.staging())?;
         }

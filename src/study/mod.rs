@@ -25,9 +25,7 @@ pub mod merge;
 
 pub use checkpoint::staging_dir;
 pub use finish::{summary_header, summary_rows};
-pub use health::{
-    health_tolerance, member_health, FockTailFlags, Health, HealthCounts, HEALTH_CODES,
-};
+pub use health::{health_tolerance, member_health, FockTailFlags, Health, HealthCounts, HEALTH_CODES};
 
 use crate::config::Plan;
 use crate::engine::{resolve_backend, RunOptions};
@@ -50,26 +48,14 @@ pub struct Shard {
 impl std::str::FromStr for Shard {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (k, n) = s
-            .split_once('/')
-            .ok_or_else(|| format!("'{s}' is not K/N (e.g. 0/4)"))?;
-        let index: usize = k
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{k}' is not a shard index"))?;
-        let count: usize = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{n}' is not a shard count"))?;
+        let (k, n) = s.split_once('/').ok_or_else(|| format!("'{s}' is not K/N (e.g. 0/4)"))?;
+        let index: usize = k.trim().parse().map_err(|_| format!("'{k}' is not a shard index"))?;
+        let count: usize = n.trim().parse().map_err(|_| format!("'{n}' is not a shard count"))?;
         if count == 0 {
-            return Err(format!(
-                "the shard count N of K/N must be at least 1, got {s}"
-            ));
+            return Err(format!("the shard count N of K/N must be at least 1, got {s}"));
         }
         if index >= count {
-            return Err(format!(
-                "the shard index K of K/N must be in 0..{count} (0-based), got {index}"
-            ));
+            return Err(format!("the shard index K of K/N must be in 0..{count} (0-based), got {index}"));
         }
         Ok(Shard { index, count })
     }
@@ -162,17 +148,8 @@ pub fn fingerprint_difference(a: &serde_json::Value, b: &serde_json::Value) -> O
 /// within `budget` bytes.
 pub fn block_members(plan: &Plan, members: usize, budget: f64) -> usize {
     let keeps_states = plan.measures.iter().any(|m| m.needs_eigensolve());
-    let saved_dim = plan
-        .save_states
-        .map_or(0, |s| crate::measures::saved::saved_dim(plan.space, s));
-    let per_member = 512.0
-        + crate::config::result_bytes_per_member(
-            plan.space,
-            plan.schedule.times.len(),
-            plan.measures.len(),
-            keeps_states,
-            saved_dim,
-        );
+    let saved_dim = plan.save_states.map_or(0, |s| crate::measures::saved::saved_dim(plan.space, s));
+    let per_member = 512.0 + crate::config::result_bytes_per_member(plan.space, plan.schedule.times.len(), plan.measures.len(), keeps_states, saved_dim);
     ((budget / per_member) as usize).clamp(1, members.max(1))
 }
 
@@ -189,24 +166,16 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     if range.is_empty() {
         return Err(QbatError::invalid(
             "--shard",
-            format!(
-                "shard {} of {total} members is empty; use fewer shards",
-                opts.shard.map(|s| s.to_string()).unwrap_or_default()
-            ),
+            format!("shard {} of {total} members is empty; use fewer shards", opts.shard.map(|s| s.to_string()).unwrap_or_default()),
         ));
     }
     // The plan holds every member, or (parsed with the shard) only this shard's.
     let local = if plan.members.len() == total {
         plan.slice(range.clone())
-    } else if plan.members.first().map(|m| m.id as usize) == Some(range.start)
-        && plan.members.len() == range.len()
-    {
+    } else if plan.members.first().map(|m| m.id as usize) == Some(range.start) && plan.members.len() == range.len() {
         plan.clone()
     } else {
-        return Err(QbatError::invalid(
-            "--shard",
-            "the plan was built for another shard",
-        ));
+        return Err(QbatError::invalid("--shard", "the plan was built for another shard"));
     };
     let fp = {
         let mut f = fingerprint(plan, opts, total);
@@ -247,12 +216,6 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
 /// Peak resident memory of this process (VmHWM, Linux), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: u64 = s
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
+    let kb: u64 = s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

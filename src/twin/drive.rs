@@ -27,14 +27,7 @@ pub struct DriveR<R> {
 impl<R: Real> DriveR<R> {
     pub fn new(d: &PointDrive) -> Self {
         let c = R::from_f64;
-        DriveR {
-            amplitude: c(d.amplitude),
-            frequency: c(d.frequency),
-            phase: c(d.phase),
-            env: d.env,
-            a: c(d.env_a),
-            b: c(d.env_b),
-        }
+        DriveR { amplitude: c(d.amplitude), frequency: c(d.frequency), phase: c(d.phase), env: d.env, a: c(d.env_a), b: c(d.env_b) }
     }
 
     /// c(t) = amplitude env(t) cos(frequency t + phase) at a stage time t of a step with
@@ -95,11 +88,7 @@ impl<R: Real> SparseR<R> {
             block[n] = b as u8;
             value[n] = v.map(R::from_f64);
         }
-        SparseR {
-            quad_start: s.quad_start.map(|q| q as u8),
-            block,
-            value,
-        }
+        SparseR { quad_start: s.quad_start.map(|q| q as u8), block, value }
     }
 
     /// Rows 4r..4r + 4 of M x: y = y + d over the quad's tiles in block order,
@@ -144,13 +133,7 @@ fn driven_apply<R: Real>(g: &SparseR<R>, gd: &[SparseR<R>], c: &[R], x: &[R; 16]
 /// with the stage coefficients `c` of `stage_coeffs` (k2 and k3 both at t + h/2), the
 /// generators in sparse form.
 #[inline(always)]
-pub fn driven_increment<R: Real>(
-    g: &SparseR<R>,
-    gd: &[SparseR<R>],
-    c: &[[R; MAX_DRIVES]; 3],
-    x: &[R; 16],
-    h: R,
-) -> [R; 16] {
+pub fn driven_increment<R: Real>(g: &SparseR<R>, gd: &[SparseR<R>], c: &[[R; MAX_DRIVES]; 3], x: &[R; 16], h: R) -> [R; 16] {
     let hh = h * R::from_f64(0.5);
     let h6 = h / R::from_f64(6.0);
     let k1 = driven_apply(g, gd, &c[0], x);
@@ -176,13 +159,7 @@ fn driven_apply_dense<R: Real>(g: &[R; 256], gd: &[[R; 256]], c: &[R], x: &[R; 1
 }
 
 /// `driven_increment` with dense matrices (transposed): the same bits, 16x16 matvecs.
-pub fn driven_increment_dense<R: Real>(
-    g: &[R; 256],
-    gd: &[[R; 256]],
-    c: &[[R; MAX_DRIVES]; 3],
-    x: &[R; 16],
-    h: R,
-) -> [R; 16] {
+pub fn driven_increment_dense<R: Real>(g: &[R; 256], gd: &[[R; 256]], c: &[[R; MAX_DRIVES]; 3], x: &[R; 16], h: R) -> [R; 16] {
     let hh = h * R::from_f64(0.5);
     let h6 = h / R::from_f64(6.0);
     let k1 = driven_apply_dense(g, gd, &c[0], x);
@@ -304,31 +281,16 @@ mod tests {
         for i in -400..400 {
             let x = i as f64 * 0.173;
             let got: f64 = cos_arith(x);
-            assert!(
-                (got - x.cos()).abs() < 4e-15,
-                "cos({x}): {got} vs {}",
-                x.cos()
-            );
+            assert!((got - x.cos()).abs() < 4e-15, "cos({x}): {got} vs {}", x.cos());
             let got32: f32 = cos_arith(x as f32);
-            assert!(
-                (got32 as f64 - (x as f32 as f64).cos()).abs() < 2e-6,
-                "cos32({x})"
-            );
+            assert!((got32 as f64 - (x as f32 as f64).cos()).abs() < 2e-6, "cos32({x})");
         }
         for i in 0..800 {
             let x = -(i as f64) * 0.1;
             let got: f64 = exp_arith(x);
-            assert!(
-                (got - x.exp()).abs() <= 4e-16 * x.exp(),
-                "exp({x}): {got} vs {}",
-                x.exp()
-            );
+            assert!((got - x.exp()).abs() <= 4e-16 * x.exp(), "exp({x}): {got} vs {}", x.exp());
             let got32: f32 = exp_arith(x as f32);
-            assert!(
-                (got32 as f64 - (x as f32 as f64).exp()).abs()
-                    <= 2e-6 * (x as f32 as f64).exp() + 1e-38,
-                "exp32({x})"
-            );
+            assert!((got32 as f64 - (x as f32 as f64).exp()).abs() <= 2e-6 * (x as f32 as f64).exp() + 1e-38, "exp32({x})");
         }
         assert_eq!(exp_arith(-80.5f64), 0.0);
     }
@@ -356,14 +318,9 @@ mod tests {
     fn check_sparse_equals_dense<R: Real>() {
         for (seed, density) in [(1, 100), (2, 250), (3, 500), (4, 1000), (5, 0)] {
             let g = generator_with_zeros(seed, density);
-            let gd: Vec<[f64; 256]> = (0..3)
-                .map(|k| generator_with_zeros(seed * 10 + k, 90 + 150 * k))
-                .collect();
+            let gd: Vec<[f64; 256]> = (0..3).map(|k| generator_with_zeros(seed * 10 + k, 90 + 150 * k)).collect();
             let sg = SparseR::<R>::new(&SparseGenerator::from_dense(&g));
-            let sgd: Vec<SparseR<R>> = gd
-                .iter()
-                .map(|m| SparseR::new(&SparseGenerator::from_dense(m)))
-                .collect();
+            let sgd: Vec<SparseR<R>> = gd.iter().map(|m| SparseR::new(&SparseGenerator::from_dense(m))).collect();
             let dg = transposed::<R>(&g);
             let dgd: Vec<[R; 256]> = gd.iter().map(transposed::<R>).collect();
             let x: [R; 16] = std::array::from_fn(|i| R::from_f64((i as f64 * 0.71).sin()));
@@ -373,8 +330,7 @@ mod tests {
                 for i in 0..16 {
                     let sparse = s.quad(i / 4, &x)[i % 4];
                     assert!(
-                        sparse.to_f64().to_bits() == dense[i].to_f64().to_bits()
-                            || (sparse == R::ZERO && dense[i] == R::ZERO),
+                        sparse.to_f64().to_bits() == dense[i].to_f64().to_bits() || (sparse == R::ZERO && dense[i] == R::ZERO),
                         "seed {seed} row {i}: {sparse:?} vs {dense:?}"
                     );
                 }
@@ -391,8 +347,7 @@ mod tests {
             let b = driven_increment_dense(&dg, &dgd, &c, &x, h);
             for i in 0..16 {
                 assert!(
-                    a[i].to_f64().to_bits() == b[i].to_f64().to_bits()
-                        || (a[i] == R::ZERO && b[i] == R::ZERO),
+                    a[i].to_f64().to_bits() == b[i].to_f64().to_bits() || (a[i] == R::ZERO && b[i] == R::ZERO),
                     "seed {seed} step row {i}: {:?} vs {:?}",
                     a[i],
                     b[i]

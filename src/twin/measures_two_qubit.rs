@@ -29,10 +29,7 @@
 //!   Tr[(G_i (x) G_j)(rho - rho_c (x) rho_b)]), ||C||_tr from `singular_values`.
 
 use super::Real;
-use crate::job::measures_two_qubit::{
-    eigen_code, eigen_flags, eigen_point, EigenJob, BIG_THETA, G_CONCURRENCE, G_LOO, G_SPECTRUM,
-    MAX_SWEEPS, N_EIGEN_CODES,
-};
+use crate::job::measures_two_qubit::{eigen_code, eigen_flags, eigen_point, EigenJob, BIG_THETA, G_CONCURRENCE, G_LOO, G_SPECTRUM, MAX_SWEEPS, N_EIGEN_CODES};
 use crate::job::TwoQubitPoint;
 use rayon::prelude::*;
 
@@ -45,10 +42,7 @@ pub struct C4<R> {
 
 impl<R: Real> C4<R> {
     pub fn zero() -> Self {
-        C4 {
-            re: [R::ZERO; 16],
-            im: [R::ZERO; 16],
-        }
+        C4 { re: [R::ZERO; 16], im: [R::ZERO; 16] }
     }
     pub fn identity() -> Self {
         let mut m = Self::zero();
@@ -90,12 +84,7 @@ pub fn rho_from_pauli<R: Real>(x: &[R; 16]) -> C4<R> {
                 for s2 in 0..2 {
                     let mut b = [(R::ZERO, R::ZERO); 4];
                     for (a, ba) in b.iter_mut().enumerate() {
-                        let c = [
-                            (x[4 * a], R::ZERO),
-                            (x[4 * a + 1], R::ZERO),
-                            (x[4 * a + 2], R::ZERO),
-                            (x[4 * a + 3], R::ZERO),
-                        ];
+                        let c = [(x[4 * a], R::ZERO), (x[4 * a + 1], R::ZERO), (x[4 * a + 2], R::ZERO), (x[4 * a + 3], R::ZERO)];
                         *ba = p2(&c, r2, s2);
                     }
                     let z = p2(&b, r1, s1);
@@ -144,10 +133,7 @@ fn rotation<R: Real>(app: R, aqq: R, r: R) -> (R, R, R) {
 #[inline(always)]
 fn rotate_pair<R: Real>(a: (R, R), b: (R, R), er: R, ei: R, c: R, s: R) -> ((R, R), (R, R)) {
     let w = (er * b.0 + ei * b.1, er * b.1 - ei * b.0);
-    (
-        (c * a.0 - s * w.0, c * a.1 - s * w.1),
-        (s * a.0 + c * w.0, s * a.1 + c * w.1),
-    )
+    ((c * a.0 - s * w.0, c * a.1 - s * w.1), (s * a.0 + c * w.0, s * a.1 + c * w.1))
 }
 
 /// Eigenvalues (unsorted, the diagonal at the end) of the Hermitian `a`, and with `vectors`
@@ -170,8 +156,7 @@ pub fn jacobi_eigh<R: Real>(a0: &C4<R>, vectors: bool) -> ([R; 4], C4<R>) {
             for k in 0..4 {
                 if k != p && k != q {
                     let (kp, kq) = (4 * k + p, 4 * k + q);
-                    let (nkp, nkq) =
-                        rotate_pair((a.re[kp], a.im[kp]), (a.re[kq], a.im[kq]), er, ei, c, s);
+                    let (nkp, nkq) = rotate_pair((a.re[kp], a.im[kp]), (a.re[kq], a.im[kq]), er, ei, c, s);
                     a.re[kp] = nkp.0;
                     a.im[kp] = nkp.1;
                     a.re[4 * p + k] = nkp.0;
@@ -191,8 +176,7 @@ pub fn jacobi_eigh<R: Real>(a0: &C4<R>, vectors: bool) -> ([R; 4], C4<R>) {
             if vectors {
                 for k in 0..4 {
                     let (kp, kq) = (4 * k + p, 4 * k + q);
-                    let (nkp, nkq) =
-                        rotate_pair((v.re[kp], v.im[kp]), (v.re[kq], v.im[kq]), er, ei, c, s);
+                    let (nkp, nkq) = rotate_pair((v.re[kp], v.im[kp]), (v.re[kq], v.im[kq]), er, ei, c, s);
                     v.re[kp] = nkp.0;
                     v.im[kp] = nkp.1;
                     v.re[kq] = nkq.0;
@@ -232,8 +216,7 @@ pub fn singular_values<R: Real>(m0: &C4<R>) -> [R; 4] {
             let (_, c, s) = rotation(alpha, beta, g);
             for k in 0..4 {
                 let (kp, kq) = (4 * k + p, 4 * k + q);
-                let (nkp, nkq) =
-                    rotate_pair((m.re[kp], m.im[kp]), (m.re[kq], m.im[kq]), er, ei, c, s);
+                let (nkp, nkq) = rotate_pair((m.re[kp], m.im[kp]), (m.re[kq], m.im[kq]), er, ei, c, s);
                 m.re[kp] = nkp.0;
                 m.im[kp] = nkp.1;
                 m.re[kq] = nkq.0;
@@ -290,21 +273,11 @@ pub fn wootters_r<R: Real>(lam: &[R; 4], v: &C4<R>) -> [R; 4] {
         }
     }
     // M = X^T S X, S = antidiag(-1, 1, 1, -1): M_ij = -X_0i X_3j + X_1i X_2j + X_2i X_1j - X_3i X_0j.
-    let mul = |a: usize, b: usize| {
-        (
-            x.re[a] * x.re[b] - x.im[a] * x.im[b],
-            x.re[a] * x.im[b] + x.im[a] * x.re[b],
-        )
-    };
+    let mul = |a: usize, b: usize| (x.re[a] * x.re[b] - x.im[a] * x.im[b], x.re[a] * x.im[b] + x.im[a] * x.re[b]);
     let mut m = C4::zero();
     for i in 0..4 {
         for j in 0..4 {
-            let (t0, t1, t2, t3) = (
-                mul(i, 12 + j),
-                mul(4 + i, 8 + j),
-                mul(8 + i, 4 + j),
-                mul(12 + i, j),
-            );
+            let (t0, t1, t2, t3) = (mul(i, 12 + j), mul(4 + i, 8 + j), mul(8 + i, 4 + j), mul(12 + i, j));
             m.re[4 * i + j] = t1.0 + t2.0 - t0.0 - t3.0;
             m.im[4 * i + j] = t1.1 + t2.1 - t0.1 - t3.1;
         }
@@ -364,41 +337,24 @@ pub fn eigen_measures<R: Real>(x: &[R; 16], pt: &[R; 8], flags: u32) -> [R; N_EI
 /// integrator returns them (`TwoQubitResult::states`: 16 reals per (member, sample));
 /// `points`/`member_point` those of the two-qubit job. Returns
 /// values[(member * n_samples + sample) * n_cols + k], column k = `eigen.measures[k]`.
-pub fn run_measures_twin<R: Real>(
-    eigen: &EigenJob,
-    points: &[TwoQubitPoint],
-    member_point: &[u32],
-    states: &[f64],
-    n_samples: usize,
-) -> Vec<f64> {
+pub fn run_measures_twin<R: Real>(eigen: &EigenJob, points: &[TwoQubitPoint], member_point: &[u32], states: &[f64], n_samples: usize) -> Vec<f64> {
     let n_cols = eigen.measures.len();
     let flags = eigen_flags(&eigen.measures);
-    let cols: Vec<usize> = eigen
-        .measures
-        .iter()
-        .map(|&m| eigen_code(m).expect("an eigen-solve measure") as usize)
-        .collect();
-    let consts: Vec<[R; 8]> = points
-        .iter()
-        .zip(&eigen.h_total_eigs)
-        .map(|(p, e)| eigen_point(p, e).map(R::from_f64))
-        .collect();
+    let cols: Vec<usize> = eigen.measures.iter().map(|&m| eigen_code(m).expect("an eigen-solve measure") as usize).collect();
+    let consts: Vec<[R; 8]> = points.iter().zip(&eigen.h_total_eigs).map(|(p, e)| eigen_point(p, e).map(R::from_f64)).collect();
     if n_cols == 0 || n_samples == 0 {
         return vec![];
     }
     let n = states.len() / 16;
     let mut out = vec![0.0; n * n_cols];
-    out.par_chunks_mut(n_cols)
-        .zip(states.par_chunks(16))
-        .enumerate()
-        .for_each(|(idx, (row, s))| {
-            let member = idx / n_samples;
-            let pt = &consts[member_point[member] as usize];
-            let x: [R; 16] = std::array::from_fn(|i| R::from_f64(s[i]));
-            let m = eigen_measures(&x, pt, flags);
-            for (o, &c) in row.iter_mut().zip(&cols) {
-                *o = m[c].to_f64();
-            }
-        });
+    out.par_chunks_mut(n_cols).zip(states.par_chunks(16)).enumerate().for_each(|(idx, (row, s))| {
+        let member = idx / n_samples;
+        let pt = &consts[member_point[member] as usize];
+        let x: [R; 16] = std::array::from_fn(|i| R::from_f64(s[i]));
+        let m = eigen_measures(&x, pt, flags);
+        for (o, &c) in row.iter_mut().zip(&cols) {
+            *o = m[c].to_f64();
+        }
+    });
     out
 }

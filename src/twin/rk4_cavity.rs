@@ -42,10 +42,7 @@ pub struct Cx<R: Real> {
 }
 
 impl<R: Real> Cx<R> {
-    pub const ZERO: Self = Cx {
-        re: R::ZERO,
-        im: R::ZERO,
-    };
+    pub const ZERO: Self = Cx { re: R::ZERO, im: R::ZERO };
     #[inline(always)]
     pub fn new(re: R, im: R) -> Self {
         Cx { re, im }
@@ -60,10 +57,7 @@ impl<R: Real> Cx<R> {
     }
     #[inline(always)]
     fn mul(self, o: Self) -> Self {
-        Cx::new(
-            self.re * o.re - self.im * o.im,
-            self.re * o.im + self.im * o.re,
-        )
+        Cx::new(self.re * o.re - self.im * o.im, self.re * o.im + self.im * o.re)
     }
     #[inline(always)]
     fn scale(self, s: R) -> Self {
@@ -152,10 +146,7 @@ pub fn sample_outputs<R: Real>(x: &[Cx<R>], n_fock: usize, parts: usize) -> ([R;
         }
         *out = s;
     }
-    let photons = strided(dim, &|r| {
-        Cx::new(R::from_f64((r % d) as f64) * x[r * dim + r].re, R::ZERO)
-    })
-    .re;
+    let photons = strided(dim, &|r| Cx::new(R::from_f64((r % d) as f64) * x[r * dim + r].re, R::ZERO)).re;
     let tail = strided(4, &|q| Cx::new(x[(q * d + n_fock) * (dim + 1)].re, R::ZERO)).re;
     (coeffs, photons, tail)
 }
@@ -163,10 +154,7 @@ pub fn sample_outputs<R: Real>(x: &[Cx<R>], n_fock: usize, parts: usize) -> ([R;
 impl<R: Real> CavityOps<R> {
     pub fn new(c: &CavityCoeffs) -> Self {
         let d = c.n_fock + 1;
-        let kd = k_diagonal(c)
-            .into_iter()
-            .map(|z| Cx::new(R::from_f64(z.re), R::from_f64(z.im)))
-            .collect();
+        let kd = k_diagonal(c).into_iter().map(|z| Cx::new(R::from_f64(z.re), R::from_f64(z.im))).collect();
         CavityOps {
             n_fock: c.n_fock,
             dim: 4 * d,
@@ -224,12 +212,7 @@ impl<R: Real> CavityOps<R> {
     /// The element loop, compiled with and without the drive terms (the undriven loop keeps
     /// no per-element test).
     #[inline(always)]
-    fn apply_gen<const DRIVEN: bool>(
-        &self,
-        x: &[Cx<R>],
-        out: &mut [Cx<R>],
-        drive: Option<&StageDrive<R>>,
-    ) {
+    fn apply_gen<const DRIVEN: bool>(&self, x: &[Cx<R>], out: &mut [Cx<R>], drive: Option<&StageDrive<R>>) {
         let d = self.n_fock + 1;
         let dim = self.dim;
         let nf = self.n_fock;
@@ -255,16 +238,10 @@ impl<R: Real> CavityOps<R> {
                         //   conj(kd[c]) x(r, c) + i (g_c x(r, pc) + l_c x(r, bc))
                         let h_cr = x(r * dim + pc).scale(gc).add(x(r * dim + bc).scale(lc));
                         let diag = self.kd[r].add(self.kd[c].conj());
-                        let mut v = diag
-                            .mul(x(r * dim + c))
-                            .add(h_rc.mul_minus_i())
-                            .add(h_cr.mul_i());
+                        let mut v = diag.mul(x(r * dim + c)).add(h_rc.mul_minus_i()).add(h_cr.mul_i());
                         // kappa a x a^+
                         if n < nf && nc < nf {
-                            v = v.add(
-                                x((r + 1) * dim + c + 1)
-                                    .scale(self.kappa * self.sqrt_n[n + 1] * self.sqrt_n[nc + 1]),
-                            );
+                            v = v.add(x((r + 1) * dim + c + 1).scale(self.kappa * self.sqrt_n[n + 1] * self.sqrt_n[nc + 1]));
                         }
                         // gamma s-_1 x s+_1
                         if q < 2 && qc < 2 {
@@ -321,14 +298,7 @@ impl<R: Real> CavityDrives<R> {
         CavityDrives {
             coeffs: drives
                 .iter()
-                .map(|d| DriveR {
-                    amplitude: c(d.amplitude),
-                    frequency: c(d.frequency),
-                    phase: c(d.phase),
-                    env: d.env,
-                    a: c(d.env_a),
-                    b: c(d.env_b),
-                })
+                .map(|d| DriveR { amplitude: c(d.amplitude), frequency: c(d.frequency), phase: c(d.phase), env: d.env, a: c(d.env_a), b: c(d.env_b) })
                 .collect(),
             weights: drives.iter().map(|d| d.weights.map(c)).collect(),
         }
@@ -354,13 +324,7 @@ impl<R: Real> CavityOps<R> {
     /// A[r, c] of the module doc for the stage's slots (the kernel's `drive_term`): the terms
     /// of the slot groups that are non-zero, in the order z, cell 1, cell 2, mode.
     #[inline(always)]
-    fn drive_term(
-        &self,
-        sd: &StageDrive<R>,
-        x: impl Fn(usize) -> Cx<R>,
-        r: usize,
-        c: usize,
-    ) -> Cx<R> {
+    fn drive_term(&self, sd: &StageDrive<R>, x: impl Fn(usize) -> Cx<R>, r: usize, c: usize) -> Cx<R> {
         let [sx1, sy1, sz1, sx2, sy2, sz2, sxa, sya] = sd.slots;
         let d = self.n_fock + 1;
         let dim = self.dim;
@@ -376,29 +340,13 @@ impl<R: Real> CavityOps<R> {
         }
         if sx1 != R::ZERO || sy1 != R::ZERO {
             // partner rows r ^ cell 1: +-2d; coefficients S_x1 + i s S_y1, conj on the column side
-            let (pr, ur) = if qr < 2 {
-                (r + 2 * d, Cx::new(sx1, sy1))
-            } else {
-                (r - 2 * d, Cx::new(sx1, -sy1))
-            };
-            let (pc, uc) = if qc < 2 {
-                (c + 2 * d, Cx::new(sx1, -sy1))
-            } else {
-                (c - 2 * d, Cx::new(sx1, sy1))
-            };
+            let (pr, ur) = if qr < 2 { (r + 2 * d, Cx::new(sx1, sy1)) } else { (r - 2 * d, Cx::new(sx1, -sy1)) };
+            let (pc, uc) = if qc < 2 { (c + 2 * d, Cx::new(sx1, -sy1)) } else { (c - 2 * d, Cx::new(sx1, sy1)) };
             a = a.add(ur.mul(x(pr * dim + c))).sub(uc.mul(x(r * dim + pc)));
         }
         if sx2 != R::ZERO || sy2 != R::ZERO {
-            let (pr, ur) = if qr & 1 == 0 {
-                (r + d, Cx::new(sx2, sy2))
-            } else {
-                (r - d, Cx::new(sx2, -sy2))
-            };
-            let (pc, uc) = if qc & 1 == 0 {
-                (c + d, Cx::new(sx2, -sy2))
-            } else {
-                (c - d, Cx::new(sx2, sy2))
-            };
+            let (pr, ur) = if qr & 1 == 0 { (r + d, Cx::new(sx2, sy2)) } else { (r - d, Cx::new(sx2, -sy2)) };
+            let (pc, uc) = if qc & 1 == 0 { (c + d, Cx::new(sx2, -sy2)) } else { (c - d, Cx::new(sx2, sy2)) };
             a = a.add(ur.mul(x(pr * dim + c))).sub(uc.mul(x(r * dim + pc)));
         }
         if sxa != R::ZERO || sya != R::ZERO {
@@ -407,16 +355,8 @@ impl<R: Real> CavityOps<R> {
             let hi = Cx::new(sxa, -sya);
             let (rl, rh) = (usize::from(nr > 0), usize::from(nr < nf));
             let (cl, ch) = (usize::from(nc > 0), usize::from(nc < nf));
-            let top_r = if nr < nf {
-                self.sqrt_n[nr + 1]
-            } else {
-                R::ZERO
-            };
-            let top_c = if nc < nf {
-                self.sqrt_n[nc + 1]
-            } else {
-                R::ZERO
-            };
+            let top_r = if nr < nf { self.sqrt_n[nr + 1] } else { R::ZERO };
+            let top_c = if nc < nf { self.sqrt_n[nc + 1] } else { R::ZERO };
             a = a
                 .add(lo.scale(self.sqrt_n[nr]).mul(x((r - rl) * dim + c)))
                 .add(hi.scale(top_r).mul(x((r + rh) * dim + c)))
@@ -436,11 +376,7 @@ pub struct CavityWork<R: Real> {
 
 impl<R: Real> CavityWork<R> {
     pub fn new(dim: usize) -> Self {
-        CavityWork {
-            k: vec![Cx::ZERO; dim * dim],
-            acc: vec![Cx::ZERO; dim * dim],
-            stage: vec![Cx::ZERO; dim * dim],
-        }
+        CavityWork { k: vec![Cx::ZERO; dim * dim], acc: vec![Cx::ZERO; dim * dim], stage: vec![Cx::ZERO; dim * dim] }
     }
 
     /// One classical RK4 step of size h on x (Hermitian).
@@ -450,13 +386,7 @@ impl<R: Real> CavityWork<R> {
 
     /// One classical RK4 step with the stage drives of `CavityDrives::step_at` (the drives at
     /// t, t + h/2, t + h/2, t + h); None: `step`.
-    pub fn step_with(
-        &mut self,
-        ops: &CavityOps<R>,
-        x: &mut [Cx<R>],
-        h: R,
-        drive: Option<&[StageDrive<R>; 3]>,
-    ) {
+    pub fn step_with(&mut self, ops: &CavityOps<R>, x: &mut [Cx<R>], h: R, drive: Option<&[StageDrive<R>; 3]>) {
         match drive {
             None => self.step_gen::<false>(ops, x, h, None),
             Some(_) => self.step_gen::<true>(ops, x, h, drive),
@@ -466,13 +396,7 @@ impl<R: Real> CavityWork<R> {
     // Indexed loops over the elements, as the kernel's per-element updates.
     #[allow(clippy::needless_range_loop)]
     #[inline(always)]
-    fn step_gen<const DRIVEN: bool>(
-        &mut self,
-        ops: &CavityOps<R>,
-        x: &mut [Cx<R>],
-        h: R,
-        drive: Option<&[StageDrive<R>; 3]>,
-    ) {
+    fn step_gen<const DRIVEN: bool>(&mut self, ops: &CavityOps<R>, x: &mut [Cx<R>], h: R, drive: Option<&[StageDrive<R>; 3]>) {
         let dr = |i: usize| drive.map(|d| &d[i]);
         let half = h * R::from_f64(0.5);
         let two = R::from_f64(2.0);
@@ -517,8 +441,7 @@ pub fn integrate_schedule<R: Real>(
     let mut t_seg = 0.0f64;
     for seg in &schedule.segments {
         let full = (0..seg.n_full).map(|j| (t_seg + j as f64 * schedule.dt, schedule.dt));
-        let last =
-            (seg.h_last > 0.0).then_some((t_seg + seg.n_full as f64 * schedule.dt, seg.h_last));
+        let last = (seg.h_last > 0.0).then_some((t_seg + seg.n_full as f64 * schedule.dt, seg.h_last));
         for (t, h) in full.chain(last) {
             let h = R::from_f64(h);
             let ds = drives.step_at(R::from_f64(t), h);
@@ -534,9 +457,7 @@ pub fn integrate_schedule<R: Real>(
             }
             SegmentEnd::SwitchOff => {
                 gen = ops_off;
-                t_seg = schedule
-                    .switch_off
-                    .expect("a switch-off segment has its time");
+                t_seg = schedule.switch_off.expect("a switch-off segment has its time");
             }
         }
     }
@@ -547,16 +468,7 @@ mod tests {
     use super::*;
 
     fn coeffs(n_fock: usize) -> CavityCoeffs {
-        CavityCoeffs {
-            n_fock,
-            wc: 1.1,
-            wq: 0.9,
-            lambda: 0.7,
-            g: 0.3,
-            zeta: -0.4,
-            kappa: 0.2,
-            gamma: 0.05,
-        }
+        CavityCoeffs { n_fock, wc: 1.1, wq: 0.9, lambda: 0.7, g: 0.3, zeta: -0.4, kappa: 0.2, gamma: 0.05 }
     }
 
     #[test]
@@ -570,11 +482,7 @@ mod tests {
                 let (q, n) = (r / d, r % d);
                 let (p, g, b, l) = ops.kx_rows(q, n);
                 assert_eq!(row[0] as usize, p);
-                let g_table = if row[3] & ROW_FLIP != 0 {
-                    c.g * c.zeta
-                } else {
-                    c.g
-                };
+                let g_table = if row[3] & ROW_FLIP != 0 { c.g * c.zeta } else { c.g };
                 assert_eq!(g_table, g);
                 assert_eq!(c.lambda * sqrt_n[row[2] as usize], l, "row {r}");
                 if l != 0.0 {
@@ -597,12 +505,7 @@ mod tests {
         let n_fock = 3;
         let ops = CavityOps::<f64>::new(&coeffs(n_fock));
         let dim = ops.dim;
-        let a = CMat::from_fn(dim, dim, |r, c| {
-            cx(
-                ((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4,
-                ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5,
-            )
-        });
+        let a = CMat::from_fn(dim, dim, |r, c| cx(((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4, ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5));
         let h = hermitian_part(&a);
         let mut x = vec![Cx::ZERO; dim * dim];
         for r in 0..dim {
@@ -628,10 +531,7 @@ mod tests {
             for i in 0..dim * dim {
                 let d = got[i].sub(plain[i]);
                 let e = want[(i / dim, i % dim)];
-                assert!(
-                    (d.re - e.re).abs() < 1e-14 && (d.im - e.im).abs() < 1e-14,
-                    "{name} element {i}: {d:?} vs {e}"
-                );
+                assert!((d.re - e.re).abs() < 1e-14 && (d.im - e.im).abs() < 1e-14, "{name} element {i}: {d:?} vs {e}");
             }
         }
         let mut got = vec![Cx::ZERO; dim * dim];
@@ -649,33 +549,16 @@ mod tests {
         let n_fock = 3;
         let dim = 4 * (n_fock + 1);
         // a Hermitian, non-trivial matrix
-        let a = CMat::from_fn(dim, dim, |r, c| {
-            cx(
-                ((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4,
-                ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5,
-            )
-        });
+        let a = CMat::from_fn(dim, dim, |r, c| cx(((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4, ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5));
         let h = crate::linalg::hermitian_part(&a);
-        let x: Vec<Cx<f64>> = (0..dim * dim)
-            .map(|i| Cx::new(h[(i / dim, i % dim)].re, h[(i / dim, i % dim)].im))
-            .collect();
-        let want =
-            crate::job::pauli::to_pauli(&crate::model::cavity_cells::reduced_qubits(&h, n_fock));
-        let nop = (0..dim)
-            .map(|r| (r % (n_fock + 1)) as f64 * h[(r, r)].re)
-            .sum::<f64>();
-        let t = (0..4)
-            .map(|q| h[(q * (n_fock + 1) + n_fock, q * (n_fock + 1) + n_fock)].re)
-            .sum::<f64>();
+        let x: Vec<Cx<f64>> = (0..dim * dim).map(|i| Cx::new(h[(i / dim, i % dim)].re, h[(i / dim, i % dim)].im)).collect();
+        let want = crate::job::pauli::to_pauli(&crate::model::cavity_cells::reduced_qubits(&h, n_fock));
+        let nop = (0..dim).map(|r| (r % (n_fock + 1)) as f64 * h[(r, r)].re).sum::<f64>();
+        let t = (0..4).map(|q| h[(q * (n_fock + 1) + n_fock, q * (n_fock + 1) + n_fock)].re).sum::<f64>();
         for parts in [1, 2, 11] {
             let (coeffs, photons, tail) = sample_outputs(&x, n_fock, parts);
             for k in 0..16 {
-                assert!(
-                    (coeffs[k] - want[k]).abs() < 1e-12,
-                    "coefficient {k}: {} vs {}",
-                    coeffs[k],
-                    want[k]
-                );
+                assert!((coeffs[k] - want[k]).abs() < 1e-12, "coefficient {k}: {} vs {}", coeffs[k], want[k]);
             }
             assert!((photons - nop).abs() < 1e-12);
             assert!((tail - t).abs() < 1e-12);

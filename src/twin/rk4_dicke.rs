@@ -31,10 +31,7 @@
 
 use super::rk4_cavity::Cx;
 use super::Real;
-use crate::job::dicke::{
-    out_stride, packed, param_tail, row_tables, DickeCoeffs, ROW_REALS, ROW_U32, SLOTS,
-    WORKGROUP_SIZE,
-};
+use crate::job::dicke::{out_stride, packed, param_tail, row_tables, DickeCoeffs, ROW_REALS, ROW_U32, SLOTS, WORKGROUP_SIZE};
 
 #[inline(always)]
 fn add<R: Real>(a: Cx<R>, b: Cx<R>) -> Cx<R> {
@@ -86,11 +83,7 @@ impl<R: Real> DickeOps<R> {
     pub fn new(c: &DickeCoeffs, parity_only: bool) -> DickeOps<R> {
         let (rows, w) = row_tables(c.n_cells, c.n_fock);
         let t = param_tail(c);
-        let (g, kappa, gamma) = (
-            [R::from_f64(t[0]), R::from_f64(t[1])],
-            R::from_f64(t[2]),
-            R::from_f64(t[3]),
-        );
+        let (g, kappa, gamma) = ([R::from_f64(t[0]), R::from_f64(t[1])], R::from_f64(t[2]), R::from_f64(t[3]));
         let wr = |r: &[f64; ROW_REALS], i: usize| R::from_f64(r[i]);
         let elems = crate::job::dicke::element_table(c.n_cells, c.n_fock, parity_only);
         let mut row_start = vec![0; c.dim() + 1];
@@ -106,21 +99,14 @@ impl<R: Real> DickeOps<R> {
             dim: c.dim(),
             elems,
             row_start,
-            gw: w
-                .iter()
-                .map(|r| std::array::from_fn(|s| g[s / 2] * wr(r, s)))
-                .collect(),
+            gw: w.iter().map(|r| std::array::from_fn(|s| g[s / 2] * wr(r, s))).collect(),
             ka: w.iter().map(|r| kappa * wr(r, 4)).collect(),
             ga: w.iter().map(|r| gamma * wr(r, 5)).collect(),
             ja: w.iter().map(|r| wr(r, 4)).collect(),
             jb: w.iter().map(|r| wr(r, 5)).collect(),
             rows,
             row_off: (0..c.dim()).map(|a| packed(a, 0, c.dim())).collect(),
-            kd: c
-                .k_diagonal()
-                .into_iter()
-                .map(|(re, im)| Cx::new(R::from_f64(re), R::from_f64(im)))
-                .collect(),
+            kd: c.k_diagonal().into_iter().map(|(re, im)| Cx::new(R::from_f64(re), R::from_f64(im))).collect(),
         }
     }
 
@@ -151,28 +137,14 @@ impl<R: Real> DickeOps<R> {
                     Cx::new(z.re, -z.im)
                 }
             };
-            let v = if c > far {
-                self.element_with(ur, wr, kr, kar, gar, r, c, direct)
-            } else {
-                self.element_with(ur, wr, kr, kar, gar, r, c, either)
-            };
+            let v = if c > far { self.element_with(ur, wr, kr, kar, gar, r, c, direct) } else { self.element_with(ur, wr, kr, kar, gar, r, c, either) };
             put(off[r] + c, v);
         }
     }
 
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn element_with(
-        &self,
-        ur: &[u32; ROW_U32],
-        wr: &[R; SLOTS],
-        kr: Cx<R>,
-        kar: R,
-        gar: R,
-        r: usize,
-        c: usize,
-        rd: impl Fn(usize, usize) -> Cx<R>,
-    ) -> Cx<R> {
+    fn element_with(&self, ur: &[u32; ROW_U32], wr: &[R; SLOTS], kr: Cx<R>, kar: R, gar: R, r: usize, c: usize, rd: impl Fn(usize, usize) -> Cx<R>) -> Cx<R> {
         let (uc, wc, kc) = (&self.rows[c], &self.gw[c], self.kd[c]);
         let diag = Cx::new(kr.re + kc.re, kr.im - kc.im);
         let z = rd(r, c);
@@ -184,18 +156,9 @@ impl<R: Real> DickeOps<R> {
             hc = add(hc, scale(rd(r, uc[s] as usize), wc[s]));
         }
         // diag z - i hr + i hc, then the jumps
-        let mut v = Cx::new(
-            diag.re * z.re - diag.im * z.im + hr.im - hc.im,
-            diag.re * z.im + diag.im * z.re - hr.re + hc.re,
-        );
-        v = add(
-            v,
-            scale(rd(ur[4] as usize, uc[4] as usize), kar * self.ja[c]),
-        );
-        v = add(
-            v,
-            scale(rd(ur[5] as usize, uc[5] as usize), gar * self.jb[c]),
-        );
+        let mut v = Cx::new(diag.re * z.re - diag.im * z.im + hr.im - hc.im, diag.re * z.im + diag.im * z.re - hr.re + hc.re);
+        v = add(v, scale(rd(ur[4] as usize, uc[4] as usize), kar * self.ja[c]));
+        v = add(v, scale(rd(ur[5] as usize, uc[5] as usize), gar * self.jb[c]));
         v
     }
 
@@ -253,11 +216,7 @@ const LAST: u8 = 2;
 impl<R: Real> DickeWork<R> {
     pub fn new(n_packed: usize) -> DickeWork<R> {
         let z = vec![Cx::new(R::ZERO, R::ZERO); n_packed];
-        DickeWork {
-            sa: z.clone(),
-            sb: z.clone(),
-            acc: z,
-        }
+        DickeWork { sa: z.clone(), sb: z.clone(), acc: z }
     }
 
     /// One classical RK4 step of length h (rounded to the working precision, then h * 0.5 and
@@ -275,14 +234,7 @@ impl<R: Real> DickeWork<R> {
 
 /// One stage over the element table: k = L[src] (src = X where None), then
 ///   FIRST: acc = k; dst = X + a k.   MID: acc += 2 k; dst = X + a k.   LAST: X += a (acc + k).
-fn stage<R: Real, const MODE: u8>(
-    ops: &DickeOps<R>,
-    src: Option<&[Cx<R>]>,
-    x: &mut [Cx<R>],
-    dst: &mut [Cx<R>],
-    acc: &mut [Cx<R>],
-    a: R,
-) {
+fn stage<R: Real, const MODE: u8>(ops: &DickeOps<R>, src: Option<&[Cx<R>]>, x: &mut [Cx<R>], dst: &mut [Cx<R>], acc: &mut [Cx<R>], a: R) {
     let two = R::from_f64(2.0);
     for r in 0..ops.dim {
         match (MODE, src) {
@@ -372,10 +324,7 @@ impl DickeGathers {
             }
             pairs[G_JA] = (ur[4] as usize, uc[4] as usize);
             pairs[G_JB] = (ur[5] as usize, uc[5] as usize);
-            let mut g = ElementGathers {
-                at: [0; N_GATHER],
-                c_conj: c as u32,
-            };
+            let mut g = ElementGathers { at: [0; N_GATHER], c_conj: c as u32 };
             for (i, &(a, b)) in pairs.iter().enumerate() {
                 let p = packed(a.min(b), a.max(b), dim);
                 if slot_of[p] == NONE {
@@ -399,16 +348,7 @@ impl DickeGathers {
             row_start[r + 1] = row_start[r + 1].max(row_start[r]);
             row_direct[r] = row_direct[r].max(row_start[r]);
         }
-        DickeGathers {
-            n_cells,
-            n_fock,
-            dim,
-            parity_only,
-            gathers,
-            row_start,
-            row_direct,
-            slot_packed,
-        }
+        DickeGathers { n_cells, n_fock, dim, parity_only, gathers, row_start, row_direct, slot_packed }
     }
 
     /// Elements stepped (the element table's length).
@@ -432,10 +372,7 @@ pub struct Lanes<R: Real, const L: usize> {
 }
 
 impl<R: Real, const L: usize> Lanes<R, L> {
-    const ZERO: Self = Lanes {
-        re: [R::ZERO; L],
-        im: [R::ZERO; L],
-    };
+    const ZERO: Self = Lanes { re: [R::ZERO; L], im: [R::ZERO; L] };
 }
 
 /// The coefficients of L members (`DickeOps`'s, lane by lane).
@@ -453,35 +390,18 @@ impl<R: Real, const L: usize> DickeLaneOps<R, L> {
     /// The lanes' coefficients, taken from each lane's `DickeOps` (so they are its values, bit
     /// for bit); every lane must have the layout's (N, n_fock).
     pub fn new(lay: &DickeGathers, lanes: [&DickeOps<R>; L]) -> crate::error::Result<Self> {
-        if let Some(o) = lanes
-            .iter()
-            .find(|o| o.n_cells != lay.n_cells || o.n_fock != lay.n_fock)
-        {
+        if let Some(o) = lanes.iter().find(|o| o.n_cells != lay.n_cells || o.n_fock != lay.n_fock) {
             return Err(crate::error::QbatError::invalid(
                 "params",
-                format!(
-                    "a dicke batch mixes sizes: (N, n_fock) = ({}, {}) against the layout's ({}, {})",
-                    o.n_cells, o.n_fock, lay.n_cells, lay.n_fock
-                ),
+                format!("a dicke batch mixes sizes: (N, n_fock) = ({}, {}) against the layout's ({}, {})", o.n_cells, o.n_fock, lay.n_cells, lay.n_fock),
             ));
         }
         let dim = lay.dim;
         Ok(DickeLaneOps {
-            gw: (0..dim)
-                .map(|r| std::array::from_fn(|s| std::array::from_fn(|j| lanes[j].gw[r][s])))
-                .collect(),
-            kd: (0..dim)
-                .map(|r| Lanes {
-                    re: std::array::from_fn(|j| lanes[j].kd[r].re),
-                    im: std::array::from_fn(|j| lanes[j].kd[r].im),
-                })
-                .collect(),
-            ka: (0..dim)
-                .map(|r| std::array::from_fn(|j| lanes[j].ka[r]))
-                .collect(),
-            ga: (0..dim)
-                .map(|r| std::array::from_fn(|j| lanes[j].ga[r]))
-                .collect(),
+            gw: (0..dim).map(|r| std::array::from_fn(|s| std::array::from_fn(|j| lanes[j].gw[r][s]))).collect(),
+            kd: (0..dim).map(|r| Lanes { re: std::array::from_fn(|j| lanes[j].kd[r].re), im: std::array::from_fn(|j| lanes[j].kd[r].im) }).collect(),
+            ka: (0..dim).map(|r| std::array::from_fn(|j| lanes[j].ka[r])).collect(),
+            ga: (0..dim).map(|r| std::array::from_fn(|j| lanes[j].ga[r])).collect(),
             ja: lanes[0].ja.clone(),
             jb: lanes[0].jb.clone(),
         })
@@ -504,19 +424,10 @@ impl<R: Real, const L: usize> DickeLaneWork<R, L> {
         let x: Vec<Lanes<R, L>> = lay
             .slot_packed
             .iter()
-            .map(|&p| Lanes {
-                re: std::array::from_fn(|j| initial[j][p as usize].re),
-                im: std::array::from_fn(|j| initial[j][p as usize].im),
-            })
+            .map(|&p| Lanes { re: std::array::from_fn(|j| initial[j][p as usize].re), im: std::array::from_fn(|j| initial[j][p as usize].im) })
             .collect();
         let z = vec![Lanes::ZERO; x.len()];
-        DickeLaneWork {
-            x,
-            sa: z.clone(),
-            sb: z.clone(),
-            acc: z,
-            avx: has_avx(),
-        }
+        DickeLaneWork { x, sa: z.clone(), sb: z.clone(), acc: z, avx: has_avx() }
     }
 
     /// Lane j's state into its packed matrix `out`: the slots are written, every other entry
@@ -529,24 +440,12 @@ impl<R: Real, const L: usize> DickeLaneWork<R, L> {
 
     /// One classical RK4 step of length h for every lane: `DickeWork::step` lane by lane.
     /// `lay` and `ops` must be of this batch's size (an error otherwise).
-    pub fn step(
-        &mut self,
-        lay: &DickeGathers,
-        ops: &DickeLaneOps<R, L>,
-        h: f64,
-    ) -> crate::error::Result<()> {
+    pub fn step(&mut self, lay: &DickeGathers, ops: &DickeLaneOps<R, L>, h: f64) -> crate::error::Result<()> {
         // The stages read gathers unchecked: every slot of lay's table is below
         // lay.n_slots() (by construction), so the matrices must have that length.
         let n = lay.n_slots();
-        if [&self.x, &self.sa, &self.sb, &self.acc]
-            .iter()
-            .any(|m| m.len() != n)
-            || ops.gw.len() != lay.dim
-        {
-            return Err(crate::error::QbatError::invalid(
-                "dicke",
-                "a dicke batch stepped with another size's gather table",
-            ));
+        if [&self.x, &self.sa, &self.sb, &self.acc].iter().any(|m| m.len() != n) || ops.gw.len() != lay.dim {
+            return Err(crate::error::QbatError::invalid("dicke", "a dicke batch stepped with another size's gather table"));
         }
         let h = R::from_f64(h);
         let (hh, h6) = (h * R::from_f64(0.5), h / R::from_f64(6.0));
@@ -576,27 +475,13 @@ fn has_avx() -> bool {
 /// floating-point operations, so it gives the baseline build's bits.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-fn lane_step_avx<R: Real, const L: usize>(
-    w: &mut DickeLaneWork<R, L>,
-    lay: &DickeGathers,
-    ops: &DickeLaneOps<R, L>,
-    hh: R,
-    h: R,
-    h6: R,
-) {
+fn lane_step_avx<R: Real, const L: usize>(w: &mut DickeLaneWork<R, L>, lay: &DickeGathers, ops: &DickeLaneOps<R, L>, hh: R, h: R, h6: R) {
     lane_step(w, lay, ops, hh, h, h6)
 }
 
 /// The four stages of `DickeWork::step`, with its stage coefficients.
 #[inline(always)]
-fn lane_step<R: Real, const L: usize>(
-    w: &mut DickeLaneWork<R, L>,
-    lay: &DickeGathers,
-    ops: &DickeLaneOps<R, L>,
-    hh: R,
-    h: R,
-    h6: R,
-) {
+fn lane_step<R: Real, const L: usize>(w: &mut DickeLaneWork<R, L>, lay: &DickeGathers, ops: &DickeLaneOps<R, L>, hh: R, h: R, h6: R) {
     let two = R::from_f64(2.0);
     let DickeLaneWork { x, sa, sb, acc, .. } = w;
     // FIRST: acc = k; S_A = X + h/2 k
@@ -637,31 +522,15 @@ fn lane_axpy<R: Real, const L: usize>(x: &Lanes<R, L>, v: &Lanes<R, L>, s: R) ->
 
 /// L[src] at every element, row by row; `put(e, v)` takes element e's value.
 #[inline(always)]
-fn lane_stage<R: Real, const L: usize>(
-    lay: &DickeGathers,
-    ops: &DickeLaneOps<R, L>,
-    src: &[Lanes<R, L>],
-    mut put: impl FnMut(usize, Lanes<R, L>),
-) {
+fn lane_stage<R: Real, const L: usize>(lay: &DickeGathers, ops: &DickeLaneOps<R, L>, src: &[Lanes<R, L>], mut put: impl FnMut(usize, Lanes<R, L>)) {
     for r in 0..lay.dim {
-        let row = RowLanes {
-            gw: &ops.gw[r],
-            kd: &ops.kd[r],
-            ka: &ops.ka[r],
-            ga: &ops.ga[r],
-        };
+        let row = RowLanes { gw: &ops.gw[r], kd: &ops.kd[r], ka: &ops.ka[r], ga: &ops.ga[r] };
         let (begin, direct, end) = (lay.row_start[r], lay.row_direct[r], lay.row_start[r + 1]);
         for (e, g) in lay.gathers[begin..direct].iter().enumerate() {
-            put(
-                begin + e,
-                lane_element::<R, L, true>(ops, &row, src, begin + e, g),
-            );
+            put(begin + e, lane_element::<R, L, true>(ops, &row, src, begin + e, g));
         }
         for (e, g) in lay.gathers[direct..end].iter().enumerate() {
-            put(
-                direct + e,
-                lane_element::<R, L, false>(ops, &row, src, direct + e, g),
-            );
+            put(direct + e, lane_element::<R, L, false>(ops, &row, src, direct + e, g));
         }
     }
 }
@@ -693,11 +562,7 @@ fn lane_element<R: Real, const L: usize, const CONJ: bool>(
         // DickeLaneWork::step, the only caller).
         *z = unsafe { *src.get_unchecked(g.at[i] as usize) };
         if CONJ {
-            let sign = if (g.c_conj >> (16 + i)) & 1 != 0 {
-                -R::ONE
-            } else {
-                R::ONE
-            };
+            let sign = if (g.c_conj >> (16 + i)) & 1 != 0 { -R::ONE } else { R::ONE };
             for j in 0..L {
                 z.im[j] = z.im[j] * sign;
             }
@@ -735,205 +600,4 @@ fn lane_element<R: Real, const L: usize, const CONJ: bool>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::job::dicke::parity;
-
-    /// A Hermitian test state in packed form with every stepped entry distinct and non-zero
-    /// (cross-parity entries 0 for the parity path); not a density matrix, which the
-    /// arithmetic does not need.
-    fn start<R: Real>(c: &DickeCoeffs, parity_only: bool, salt: f64) -> Vec<Cx<R>> {
-        let dim = c.dim();
-        let mut x = Vec::with_capacity(dim * (dim + 1) / 2);
-        for r in 0..dim {
-            for col in r..dim {
-                let keep = !parity_only || parity(r, c.n_fock) == parity(col, c.n_fock);
-                let t = (r * dim + col) as f64 + salt;
-                let (re, im) = if !keep {
-                    (0.0, 0.0)
-                } else if r == col {
-                    (0.3 + 0.1 * (1.3 * t).sin(), 0.0)
-                } else {
-                    (0.05 * (0.7 * t).sin(), 0.05 * (1.9 * t).cos())
-                };
-                x.push(Cx::new(R::from_f64(re), R::from_f64(im)));
-            }
-        }
-        x
-    }
-
-    /// Members of one size with different couplings, both coupling kinds and dissipators.
-    fn members(n_cells: usize, n_fock: usize) -> Vec<DickeCoeffs> {
-        (0..6)
-            .map(|i| DickeCoeffs {
-                n_cells,
-                n_fock,
-                wc: 1.0 + 0.03 * i as f64,
-                wa: 0.9 - 0.02 * i as f64,
-                g: 0.1 + 0.07 * i as f64,
-                tavis_cummings: i % 3 == 1,
-                kappa: 0.05 + 0.04 * i as f64,
-                gamma: 0.02 + 0.03 * i as f64,
-            })
-            .collect()
-    }
-
-    /// Member i stepped alone with the kernel-order twin (`DickeWork`).
-    fn alone<R: Real>(
-        c: &DickeCoeffs,
-        parity_only: bool,
-        salt: f64,
-        steps: usize,
-        h: f64,
-    ) -> Vec<Cx<R>> {
-        let ops = DickeOps::<R>::new(c, parity_only);
-        let mut x = start::<R>(c, parity_only, salt);
-        let mut w = DickeWork::new(ops.n_packed());
-        for _ in 0..steps {
-            w.step(&ops, &mut x, h);
-        }
-        x
-    }
-
-    /// The members `idx` stepped together in L lanes (spare lanes repeat the last member);
-    /// their packed states.
-    fn batched<R: Real, const L: usize>(
-        cs: &[DickeCoeffs],
-        idx: &[usize],
-        parity_only: bool,
-        steps: usize,
-        h: f64,
-        avx: bool,
-    ) -> Vec<Vec<Cx<R>>> {
-        let lay = DickeGathers::new(cs[0].n_cells, cs[0].n_fock, parity_only);
-        let lane = |j: usize| idx[j.min(idx.len() - 1)];
-        let ops: Vec<DickeOps<R>> = cs.iter().map(|c| DickeOps::new(c, parity_only)).collect();
-        let starts: Vec<Vec<Cx<R>>> = (0..cs.len())
-            .map(|i| start::<R>(&cs[i], parity_only, i as f64))
-            .collect();
-        let lane_ops =
-            DickeLaneOps::<R, L>::new(&lay, std::array::from_fn(|j| &ops[lane(j)])).unwrap();
-        let mut w = DickeLaneWork::<R, L>::new(&lay, std::array::from_fn(|j| &starts[lane(j)][..]));
-        w.avx = w.avx && avx;
-        for _ in 0..steps {
-            w.step(&lay, &lane_ops, h).unwrap();
-        }
-        (0..idx.len())
-            .map(|j| {
-                let mut x = starts[idx[j]].clone();
-                w.lane_packed(&lay, j, &mut x);
-                x
-            })
-            .collect()
-    }
-
-    fn bits<R: Real>(x: &[Cx<R>]) -> Vec<(u64, u64)> {
-        x.iter()
-            .map(|z| (z.re.to_f64().to_bits(), z.im.to_f64().to_bits()))
-            .collect()
-    }
-
-    /// Every member's state, stepped in any lane of any batch (4 lanes: a full batch, a batch
-    /// of 2 with spare lanes, a batch in another order; 8 lanes; with and without AVX), is
-    /// the kernel-order twin's state of the member stepped alone, bit for bit.
-    fn lanes_match_alone<R: Real>(n_cells: usize, n_fock: usize, parity_only: bool) {
-        let (steps, h) = (25, 0.05);
-        let cs = members(n_cells, n_fock);
-        let want: Vec<_> = (0..cs.len())
-            .map(|i| bits(&alone::<R>(&cs[i], parity_only, i as f64, steps, h)))
-            .collect();
-        let what = format!("N {n_cells}, n_fock {n_fock}, parity {parity_only}");
-        // 6 members in batches of 4 and 2 (the engine's split), then other groupings
-        type Run<'a, R> = (&'a str, Vec<usize>, Vec<Vec<Cx<R>>>);
-        let runs: Vec<Run<R>> = vec![
-            (
-                "4 lanes, first 4",
-                vec![0, 1, 2, 3],
-                batched::<R, 4>(&cs, &[0, 1, 2, 3], parity_only, steps, h, true),
-            ),
-            (
-                "4 lanes, last 2",
-                vec![4, 5],
-                batched::<R, 4>(&cs, &[4, 5], parity_only, steps, h, true),
-            ),
-            (
-                "4 lanes, reordered",
-                vec![5, 2, 0, 4],
-                batched::<R, 4>(&cs, &[5, 2, 0, 4], parity_only, steps, h, true),
-            ),
-            (
-                "4 lanes, one member",
-                vec![3],
-                batched::<R, 4>(&cs, &[3], parity_only, steps, h, true),
-            ),
-            (
-                "4 lanes, no AVX",
-                vec![1, 3, 5],
-                batched::<R, 4>(&cs, &[1, 3, 5], parity_only, steps, h, false),
-            ),
-            (
-                "8 lanes, 6 members",
-                vec![0, 1, 2, 3, 4, 5],
-                batched::<R, 8>(&cs, &[0, 1, 2, 3, 4, 5], parity_only, steps, h, true),
-            ),
-            (
-                "1 lane",
-                vec![2],
-                batched::<R, 1>(&cs, &[2], parity_only, steps, h, true),
-            ),
-        ];
-        for (name, idx, got) in runs {
-            for (&i, x) in idx.iter().zip(&got) {
-                assert!(
-                    bits(x) == want[i],
-                    "{what}, {name}: member {i} differs from the member stepped alone"
-                );
-            }
-        }
-        // and the test is not vacuous: the members moved, differently
-        let s0 = alone::<R>(&cs[0], parity_only, 0.0, 0, h);
-        assert!(bits(&s0) != want[0], "{what}: member 0 did not move");
-        assert!(want[0] != want[1], "{what}: members 0 and 1 coincide");
-    }
-
-    #[test]
-    fn a_member_in_any_lane_of_any_batch_has_the_bits_of_the_member_stepped_alone() {
-        for parity_only in [true, false] {
-            lanes_match_alone::<f64>(3, 5, parity_only);
-            lanes_match_alone::<f64>(2, 4, parity_only);
-            lanes_match_alone::<f32>(3, 5, parity_only);
-        }
-    }
-
-    #[test]
-    fn the_gather_table_reads_stepped_entries_and_conj_only_near_the_diagonal() {
-        for parity_only in [true, false] {
-            let lay = DickeGathers::new(3, 5, parity_only);
-            let d = lay.n_fock + 1;
-            assert_eq!(
-                lay.n_elements(),
-                crate::job::dicke::element_table(3, 5, parity_only).len()
-            );
-            // the full table steps every entry; the parity one reads only the cross-parity
-            // neighbours of the Fock top besides its elements
-            if !parity_only {
-                assert_eq!(lay.n_slots(), lay.n_elements());
-            } else {
-                assert!(lay.n_slots() > lay.n_elements());
-            }
-            for r in 0..lay.dim {
-                for e in lay.row_start[r]..lay.row_start[r + 1] {
-                    let g = lay.gathers[e];
-                    let c = (g.c_conj & 0xffff) as usize;
-                    assert!(g.at.iter().all(|&s| (s as usize) < lay.n_slots()));
-                    if g.c_conj >> 16 != 0 {
-                        assert!(
-                            e < lay.row_direct[r] && c <= r + d + 1,
-                            "conj at ({r}, {c})"
-                        );
-                    }
-                }
-            }
-        }
-    }
-}
+mod tests;

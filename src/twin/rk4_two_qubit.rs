@@ -87,10 +87,7 @@ impl<R: Real> PointR<R> {
         self.sparse = if drives.is_empty() {
             vec![]
         } else {
-            std::iter::once(&k.g)
-                .chain(drives.iter().map(|d| &d.generator))
-                .map(|m| SparseR::new(&SparseGenerator::from_dense(m)))
-                .collect()
+            std::iter::once(&k.g).chain(drives.iter().map(|d| &d.generator)).map(|m| SparseR::new(&SparseGenerator::from_dense(m))).collect()
         };
         self
     }
@@ -122,10 +119,7 @@ struct Acc<R> {
 
 impl<R: Real> Acc<R> {
     fn new(x: [R; 16]) -> Self {
-        Acc {
-            x,
-            c: [R::ZERO; 16],
-        }
+        Acc { x, c: [R::ZERO; 16] }
     }
 
     /// x += dx, compensated: y = dx - c; t = x + y; c = (t - x) - y; x = t.
@@ -280,25 +274,14 @@ fn cabs<R: Real>(re: R, im: R) -> R {
 /// The t = 0 references: the battery rows (a = 0) of the sample copies of rho0 and Z(0).
 fn references<R: Real>(x0: &[R; 16], p: &PointR<R>) -> ([R; 4], [R; 4]) {
     let z0 = anticommutator(x0, &p.hb);
-    (
-        std::array::from_fn(|i| x0[i] * p.mask[i]),
-        std::array::from_fn(|i| z0[i] * p.mask[i]),
-    )
+    (std::array::from_fn(|i| x0[i] * p.mask[i]), std::array::from_fn(|i| z0[i] * p.mask[i]))
 }
 
 /// Every kernel measure of one sample (the shader's `sample_measures`), by kernel code.
 /// `y` is the sample copy of the state, `yza` the battery row of that of Z, `y0a` and `z0a`
 /// the same rows at t = 0 (differences vanish exactly at t = 0); unflagged expensive measures
 /// are 0.
-fn sample_measures<R: Real>(
-    y: &[R; 16],
-    yza: &[R; 4],
-    y0a: &[R; 4],
-    z0a: &[R; 4],
-    t: R,
-    p: &PointR<R>,
-    flags: u32,
-) -> [R; N_CODES] {
+fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4], t: R, p: &PointR<R>, flags: u32) -> [R; N_CODES] {
     let c = R::from_f64;
     let zero = R::ZERO;
     let half = c(0.5);
@@ -369,11 +352,7 @@ fn sample_measures<R: Real>(
     let dtex = (dx * dx + y[2] * y[2] + y[3] * y[3]).sqrt();
     let tr_dev = (y[0] - R::ONE).abs();
     m[15] = half * if tr_dev > dtex { tr_dev } else { dtex };
-    m[16] = c(0.25)
-        * (dot4(&y[0..4], &y[0..4])
-            + dot4(&y[4..8], &y[4..8])
-            + dot4(&y[8..12], &y[8..12])
-            + dot4(&y[12..16], &y[12..16]));
+    m[16] = c(0.25) * (dot4(&y[0..4], &y[0..4]) + dot4(&y[4..8], &y[4..8]) + dot4(&y[8..12], &y[8..12]) + dot4(&y[12..16], &y[12..16]));
     if flags & F_ENTROPY != 0 {
         let lp = (y[0] + nrb) * half;
         let lm = (y[0] - nrb) * half;
@@ -387,14 +366,7 @@ fn sample_measures<R: Real>(
 /// The charger's mirrors of the battery measures and <s-> of both qubits (codes 19..26), as
 /// in the shader's charger block. rho_c = (1/2)(x_00 I + r_c.sigma), r_c = (x_10, x_20, x_30);
 /// <s-> = rho[(e, g)] = (x_1 - i x_2)/2 of the qubit's Bloch vector.
-fn charger_measures<R: Real>(
-    m: &mut [R; N_CODES],
-    y: &[R; 16],
-    p: &PointR<R>,
-    e_c: R,
-    nrc: R,
-    tr_dev: R,
-) {
+fn charger_measures<R: Real>(m: &mut [R; N_CODES], y: &[R; 16], p: &PointR<R>, e_c: R, nrc: R, tr_dev: R) {
     let half = R::from_f64(0.5);
     let two = R::from_f64(2.0);
     let rc = [y[4], y[8], y[12]];
@@ -448,11 +420,7 @@ fn run_member<R: Real>(
     let n_cols = plan.cols.len();
     let x0: [R; 16] = x0.map(R::from_f64);
     let mut x = Acc::new(x0);
-    let mut z = Acc::new(if ez {
-        anticommutator(&x0, &p.hb)
-    } else {
-        [R::ZERO; 16]
-    });
+    let mut z = Acc::new(if ez { anticommutator(&x0, &p.hb) } else { [R::ZERO; 16] });
     let (y0a, z0a) = references(&x0, p);
     let mut pmax = [R::ZERO; 4];
     let mut pidx = [R::ZERO; 4];
@@ -523,10 +491,7 @@ fn run_member<R: Real>(
     }
     if !times.is_empty() {
         for k in 0..4 {
-            peaks[k] = Peak {
-                max: pmax[k].to_f64(),
-                t_max: times[pidx[k].to_f64() as usize],
-            };
+            peaks[k] = Peak { max: pmax[k].to_f64(), t_max: times[pidx[k].to_f64() as usize] };
         }
     }
 }
@@ -612,21 +577,11 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool) -> TwoQubitResult {
         } else {
             vec![]
         },
-        starts: piece_starts(&job.schedule, &pieces)
-            .into_iter()
-            .map(R::from_f64)
-            .collect(),
+        starts: piece_starts(&job.schedule, &pieces).into_iter().map(R::from_f64).collect(),
         dt: R::from_f64(dt),
-        pieces: pieces
-            .into_iter()
-            .map(|p| (p, R::from_f64(p.h_last)))
-            .collect(),
+        pieces: pieces.into_iter().map(|p| (p, R::from_f64(p.h_last))).collect(),
         times: job.schedule.times.iter().map(|&t| R::from_f64(t)).collect(),
-        cols: job
-            .measures
-            .iter()
-            .map(|&m| kernel_code(m).map(|c| c as usize))
-            .collect(),
+        cols: job.measures.iter().map(|&m| kernel_code(m).map(|c| c as usize)).collect(),
         flags: KernelFlags::for_job(job).bits(),
     };
     let vstride = n_samples * n_cols;
@@ -637,153 +592,17 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool) -> TwoQubitResult {
     let mut states = vec![0.0; n_members * sstride.max(1)];
     let mut peaks = vec![Peak::default(); n_members * 4];
     let avx2 = allow_avx2 && has_avx2();
-    values
-        .par_chunks_mut(vstride.max(1))
-        .zip(states.par_chunks_mut(sstride.max(1)))
-        .zip(peaks.par_chunks_mut(4))
-        .enumerate()
-        .for_each(|(m, ((v, s), pk))| {
-            let k = job.member_point[m] as usize;
-            let p = &plan.points[k];
-            let p_off = plan.points_off.get(k).unwrap_or(p);
-            run_member_dispatch(
-                avx2,
-                &plan,
-                p,
-                p_off,
-                &job.initial[m],
-                v,
-                s,
-                pk,
-                &job.schedule.times,
-            );
-        });
+    values.par_chunks_mut(vstride.max(1)).zip(states.par_chunks_mut(sstride.max(1))).zip(peaks.par_chunks_mut(4)).enumerate().for_each(|(m, ((v, s), pk))| {
+        let k = job.member_point[m] as usize;
+        let p = &plan.points[k];
+        let p_off = plan.points_off.get(k).unwrap_or(p);
+        run_member_dispatch(avx2, &plan, p, p_off, &job.initial[m], v, s, pk, &job.schedule.times);
+    });
     if vstride == 0 {
         values.clear();
     }
-    TwoQubitResult {
-        measures: job.measures.clone(),
-        values,
-        states: if job.keep_states { Some(states) } else { None },
-        peaks,
-    }
+    TwoQubitResult { measures: job.measures.clone(), values, states: if job.keep_states { Some(states) } else { None }, peaks }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::job::{Schedule, TwoQubitPoint};
-
-    #[test]
-    fn increment_is_the_rk4_update() {
-        // For dx/dt = G x, one classical RK4 step equals x + D x.
-        let mut g = [0.0; 256];
-        for (i, v) in g.iter_mut().enumerate() {
-            *v = ((i * 37 % 23) as f64 - 11.0) * 0.05;
-        }
-        let x: [f64; 16] = std::array::from_fn(|i| (i as f64 * 0.3).sin());
-        let h = 0.01;
-        let d = rk4_increment(&g, h);
-        let via_d = matvec(&transpose(&d), &x);
-        let via_stages = rk4_increment_stages(&transpose(&g), &x, h);
-        for i in 0..16 {
-            assert!((via_d[i] - via_stages[i]).abs() < 1e-16, "{i}");
-        }
-    }
-
-    #[test]
-    fn vector_width_does_not_change_bits() {
-        // The AVX2 build of the member loop must give the baseline's bits.
-        let mut g = [0.0; 256];
-        for (i, v) in g.iter_mut().enumerate() {
-            *v = ((i * 37 % 23) as f64 - 11.0) * 0.05;
-        }
-        g[..16].fill(0.0);
-        let point = TwoQubitPoint {
-            generator: g,
-            generator_off: None,
-            h_battery: [0.1, 0.2, -0.3, 0.5],
-            h_charger: [0.0, 0.0, 0.4, 0.6],
-            dephasing: 0.05,
-            drives: vec![],
-        };
-        let job = TwoQubitJob {
-            points: vec![point],
-            member_point: vec![0; 5],
-            initial: (0..5)
-                .map(|m| {
-                    std::array::from_fn(|i| {
-                        if i == 0 {
-                            1.0
-                        } else {
-                            0.1 * ((m + i) as f64).sin()
-                        }
-                    })
-                })
-                .collect(),
-            schedule: Schedule::new(1e-2, &[0.0, 0.5, 0.777, 2.0]),
-            measures: KERNEL_MEASURES.to_vec(),
-            keep_states: true,
-        };
-        let a = run_twin::<f32>(&job, true);
-        let b = run_twin::<f32>(&job, false);
-        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&a.values), bits(&b.values));
-        assert_eq!(a.peaks, b.peaks);
-        let a = run_twin::<f64>(&job, true);
-        let b = run_twin::<f64>(&job, false);
-        assert_eq!(bits(&a.values), bits(&b.values));
-        assert_eq!(
-            bits(a.states.as_ref().unwrap()),
-            bits(b.states.as_ref().unwrap())
-        );
-    }
-
-    #[test]
-    fn arithmetic_log2() {
-        for &x in &[
-            1e-29, 1e-12, 0.003, 0.25, 0.5, 0.7, 0.71, 1.0, 1.3, 1.5, 2.0,
-        ] {
-            let got: f64 = log2_arith(x);
-            assert!(
-                (got - x.log2()).abs() < 2e-15 * x.log2().abs().max(1.0),
-                "{x}: {got}"
-            );
-            let got32: f32 = log2_arith(x as f32);
-            assert!(
-                (got32 as f64 - x.log2()).abs() < 1e-6 * x.log2().abs().max(1.0),
-                "{x}: {got32}"
-            );
-        }
-    }
-
-    #[test]
-    fn jacobi_eigenvalues() {
-        let ev: [f64; 3] = sym3_eigenvalues(2.0, 0.3, -0.1, 1.0, 0.2, 0.5);
-        let m = nalgebra::Matrix3::new(2.0, 0.3, -0.1, 0.3, 1.0, 0.2, -0.1, 0.2, 0.5);
-        let mut want: Vec<f64> = m.symmetric_eigenvalues().iter().copied().collect();
-        let mut got = ev.to_vec();
-        want.sort_by(f64::total_cmp);
-        got.sort_by(f64::total_cmp);
-        for k in 0..3 {
-            assert!((want[k] - got[k]).abs() < 1e-14);
-        }
-        // Degenerate and diagonal cases do not divide by zero.
-        let ev: [f64; 3] = sym3_eigenvalues(1.0, 0.0, 0.0, 1.0, 0.0, 1.0);
-        assert_eq!(ev, [1.0, 1.0, 1.0]);
-        let ev: [f32; 3] = sym3_eigenvalues(1.0, 1e-30, 0.0, 1.0, 0.0, 0.0);
-        assert!(ev.iter().all(|v| v.is_finite()));
-    }
-
-    #[test]
-    fn pieces_split_long_segments() {
-        let s = Schedule::new(0.1, &[0.0, 1.0, 1.25]);
-        let p = plan_pieces(&s, 4);
-        assert_eq!(p.len(), 1 + 3 + 1);
-        assert_eq!((p[0].n_full, p[0].sample), (0, 0));
-        assert_eq!((p[1].n_full, p[1].sample), (4, NO_SAMPLE));
-        assert_eq!((p[3].n_full, p[3].sample), (2, 1));
-        assert_eq!((p[4].n_full, p[4].sample), (2, 2));
-        assert!((p[4].h_last - 0.05).abs() < 1e-12);
-    }
-}
+mod tests;

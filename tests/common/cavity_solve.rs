@@ -30,16 +30,8 @@ pub const SAMPLES: usize = 21;
 pub fn envelope(kind: &str) -> (String, fn(f64) -> f64) {
     match kind {
         "constant" => ("\"constant\"".into(), |_| 1.0),
-        "gaussian" => ("{ gaussian = [2.0, 0.8] }".into(), |t| {
-            (-0.5 * ((t - 2.0) / 0.8f64).powi(2)).exp()
-        }),
-        _ => ("{ window = [1.0, 3.0] }".into(), |t| {
-            if (1.0..3.0).contains(&t) {
-                1.0
-            } else {
-                0.0
-            }
-        }),
+        "gaussian" => ("{ gaussian = [2.0, 0.8] }".into(), |t| (-0.5 * ((t - 2.0) / 0.8f64).powi(2)).exp()),
+        _ => ("{ window = [1.0, 3.0] }".into(), |t| if (1.0..3.0).contains(&t) { 1.0 } else { 0.0 }),
     }
 }
 
@@ -57,9 +49,7 @@ fn z(re: f64) -> C64 {
 
 fn kron(a: &CMat, b: &CMat) -> CMat {
     let (ra, ca, rb, cb) = (a.nrows(), a.ncols(), b.nrows(), b.ncols());
-    CMat::from_fn(ra * rb, ca * cb, |i, j| {
-        a[(i / rb, j / cb)] * b[(i % rb, j % cb)]
-    })
+    CMat::from_fn(ra * rb, ca * cb, |i, j| a[(i / rb, j / cb)] * b[(i % rb, j % cb)])
 }
 
 fn eye(n: usize) -> CMat {
@@ -143,27 +133,14 @@ pub fn solve(env: fn(f64) -> f64, window: bool, sub: usize) -> Vec<[f64; 4]> {
     let norm = ket.iter().map(|x| x * x).sum::<f64>().sqrt();
     ket.iter_mut().for_each(|x| *x /= norm);
     let dim = 4 * d;
-    let mut rho = CMat::from_fn(dim, dim, |i, j| {
-        if i < d && j < d {
-            z(ket[i] * ket[j])
-        } else {
-            z(0.0)
-        }
-    });
-    let c = |t: f64, tm: f64| {
-        AMPLITUDE * if window { env(tm) } else { env(t) } * (FREQUENCY * t + PHASE).cos()
-    };
+    let mut rho = CMat::from_fn(dim, dim, |i, j| if i < d && j < d { z(ket[i] * ket[j]) } else { z(0.0) });
+    let c = |t: f64, tm: f64| AMPLITUDE * if window { env(tm) } else { env(t) } * (FREQUENCY * t + PHASE).cos();
     let ham = |t: f64, tm: f64| &o.h + &o.xa * z(c(t, tm));
     let measure = |rho: &CMat| -> [f64; 4] {
         let tr = |m: &CMat| (m * rho).trace().re;
         let (zb, xb, yb) = (tr(&o.sz2), tr(&o.sx2), tr(&o.sy2));
         let r = (xb * xb + yb * yb + zb * zb).sqrt();
-        [
-            tr(&o.num),
-            0.5 * WQ * zb,
-            0.5 * WQ * tr(&o.sz1),
-            0.5 * WQ * (zb + r),
-        ]
+        [tr(&o.num), 0.5 * WQ * zb, 0.5 * WQ * tr(&o.sz1), 0.5 * WQ * (zb + r)]
     };
     let gap = T_END / (SAMPLES - 1) as f64;
     let h = gap / sub as f64;

@@ -14,15 +14,9 @@ pub fn battery_cfg(drive: &str, t_end: f64, samples: usize, dt: f64) -> String {
 pub fn envelope(kind: &str) -> (String, Box<dyn Fn(f64) -> f64>) {
     match kind {
         "constant" => ("\"constant\"".into(), Box::new(|_| 1.0)),
-        "gaussian" => (
-            "{ gaussian = [4.0, 1.5] }".into(),
-            Box::new(|t: f64| (-0.5 * ((t - 4.0) / 1.5f64).powi(2)).exp()),
-        ),
+        "gaussian" => ("{ gaussian = [4.0, 1.5] }".into(), Box::new(|t: f64| (-0.5 * ((t - 4.0) / 1.5f64).powi(2)).exp())),
         // Window edges on sample times (and so on the step grid).
-        _ => (
-            "{ window = [2.0, 7.0] }".into(),
-            Box::new(|t: f64| if (2.0..7.0).contains(&t) { 1.0 } else { 0.0 }),
-        ),
+        _ => ("{ window = [2.0, 7.0] }".into(), Box::new(|t: f64| if (2.0..7.0).contains(&t) { 1.0 } else { 0.0 })),
     }
 }
 
@@ -30,16 +24,7 @@ pub fn envelope(kind: &str) -> (String, Box<dyn Fn(f64) -> f64>) {
 /// by RK4 on the 2-component Schrodinger equation with `sub` steps between samples of
 /// `times`; a window's edges fall on step boundaries, where env is taken at each step's
 /// midpoint (piecewise constant on steps, exact there).
-pub fn excited_population(
-    w: f64,
-    a: f64,
-    nu: f64,
-    phase: f64,
-    env: &dyn Fn(f64) -> f64,
-    times: &[f64],
-    sub: usize,
-    window: bool,
-) -> Vec<f64> {
+pub fn excited_population(w: f64, a: f64, nu: f64, phase: f64, env: &dyn Fn(f64) -> f64, times: &[f64], sub: usize, window: bool) -> Vec<f64> {
     type Z = (f64, f64);
     let mul = |p: Z, q: Z| (p.0 * q.0 - p.1 * q.1, p.0 * q.1 + p.1 * q.0);
     // d psi/dt = -i H psi: d cg = -i f ce, d ce = -i (w ce + f cg).
@@ -50,12 +35,7 @@ pub fn excited_population(
         let de = mul((0.0, -1.0), (w * e.0 + ft * g.0, w * e.1 + ft * g.1));
         (dg, de)
     };
-    let add = |(g, e): (Z, Z), s: f64, (dg, de): (Z, Z)| {
-        (
-            (g.0 + s * dg.0, g.1 + s * dg.1),
-            (e.0 + s * de.0, e.1 + s * de.1),
-        )
-    };
+    let add = |(g, e): (Z, Z), s: f64, (dg, de): (Z, Z)| ((g.0 + s * dg.0, g.1 + s * dg.1), (e.0 + s * de.0, e.1 + s * de.1));
     let mut psi: (Z, Z) = ((1.0, 0.0), (0.0, 0.0));
     let mut t = 0.0;
     let mut out = vec![];

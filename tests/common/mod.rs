@@ -13,10 +13,7 @@ pub fn have_gpu(need_f64: bool) -> bool {
         Ok(_) => true,
         Err(e) => {
             if std::env::var("QBAT_REQUIRE_GPU").as_deref() == Ok("1") {
-                panic!(
-                    "QBAT_REQUIRE_GPU=1 but no usable GPU adapter{}: {e}",
-                    if need_f64 { " with f64" } else { "" }
-                );
+                panic!("QBAT_REQUIRE_GPU=1 but no usable GPU adapter{}: {e}", if need_f64 { " with f64" } else { "" });
             }
             eprintln!("skipping: no GPU adapter ({e})");
             false
@@ -27,8 +24,7 @@ pub fn have_gpu(need_f64: bool) -> bool {
 /// The release binary, with a usable XDG_RUNTIME_DIR (Mesa wants one) and no injected faults.
 pub fn bin() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_qbat-gpu"));
-    c.env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .env_remove("QBAT_INJECT_FAULT");
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env_remove("QBAT_INJECT_FAULT");
     c
 }
 
@@ -37,11 +33,7 @@ pub fn ok(c: &mut std::process::Command) -> String {
     let o = c.output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout).to_string();
     let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        o.status.code()
-    );
+    assert!(o.status.success(), "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", o.status.code());
     stdout + &stderr
 }
 
@@ -59,20 +51,9 @@ pub fn run_config_text(text: &str, extra: &[&str]) -> Refusal {
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, text).unwrap();
     let out = dir.path().join("out");
-    let o = bin()
-        .arg("run")
-        .arg(&cfg)
-        .args(["--backend", "cpu", "--no-progress", "--out"])
-        .arg(&out)
-        .args(extra)
-        .output()
-        .unwrap();
+    let o = bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--out"]).arg(&out).args(extra).output().unwrap();
     let others = std::fs::read_dir(dir.path()).unwrap().count() > 1;
-    Refusal {
-        code: o.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&o.stderr).to_string(),
-        left_behind: out.exists() || others,
-    }
+    Refusal { code: o.status.code().unwrap_or(-1), stderr: String::from_utf8_lossy(&o.stderr).to_string(), left_behind: out.exists() || others }
 }
 
 /// Write `text` as DIR/c.toml.

@@ -68,8 +68,7 @@
 //! into an error.
 
 use super::buffers::{
-    dispatch_uniforms, kernel_bind_group, layout_entries, pad32, pad4, piece_steps,
-    read_samples_checked, real_bytes, submit_dispatches, u32_bytes,
+    dispatch_uniforms, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_samples_checked, real_bytes, submit_dispatches, u32_bytes,
 };
 use super::context::GpuContext;
 use super::Precision;
@@ -158,17 +157,9 @@ pub fn run_cavity_gpu(
     };
     let pieces = cavity_pieces(job, &plan.loop_costs, plan.loop_budget);
     if n_members == 0 || pieces.is_empty() {
-        return Ok(CavityResult {
-            initial: vec![],
-            z_initial: job.evolve_z.then(Vec::new),
-            ..result
-        });
+        return Ok(CavityResult { initial: vec![], z_initial: job.evolve_z.then(Vec::new), ..result });
     }
-    let pipeline = ctx.pipeline(
-        KERNEL,
-        precision,
-        &layout_entries(std::mem::size_of::<Params>() as u64),
-    )?;
+    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries(std::mem::size_of::<Params>() as u64))?;
     let layout = plan.layout;
 
     // Shared tables.
@@ -192,11 +183,7 @@ pub fn run_cavity_gpu(
     let mut consts: Vec<f64> = (0..=layout.n_fock + 1).map(|n| (n as f64).sqrt()).collect();
     consts.resize(pad4(consts.len() as u64) as usize, 0.0);
     let off_steps = consts.len() as u32;
-    consts.extend(crate::job::step_constants(
-        job.schedule.dt,
-        &pieces,
-        precision,
-    ));
+    consts.extend(crate::job::step_constants(job.schedule.dt, &pieces, precision));
     // Step j of piece p starts at starts[p] + j dt (`job::piece_starts`).
     let off_starts = consts.len() as u32;
     consts.extend(crate::job::piece_starts(&job.schedule, &pieces));
@@ -207,11 +194,7 @@ pub fn run_cavity_gpu(
     }
     let device = &ctx.device;
     let storage_init = |label: &str, contents: &[u8]| {
-        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE,
-        })
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage: wgpu::BufferUsages::STORAGE })
     };
     let shared = Shared {
         consts: storage_init("consts", &real_bytes(&consts, precision)),
@@ -235,10 +218,7 @@ pub fn run_cavity_gpu(
         shared: &shared,
         costs: plan.loop_costs,
         loop_budget: plan.loop_budget,
-        element_steps: opts
-            .element_steps_per_dispatch
-            .unwrap_or(ELEMENT_STEPS_PER_DISPATCH)
-            .max(1),
+        element_steps: opts.element_steps_per_dispatch.unwrap_or(ELEMENT_STEPS_PER_DISPATCH).max(1),
     };
     for chunk in plan.chunk_ranges() {
         let out = runner.run(chunk.clone())?;
@@ -249,8 +229,7 @@ pub fn run_cavity_gpu(
                 zi.push(z0);
             }
             for s in 0..ns {
-                let o = &out.values
-                    [(k * ns + s) * layout.out_stride..(k * ns + s + 1) * layout.out_stride];
+                let o = &out.values[(k * ns + s) * layout.out_stride..(k * ns + s + 1) * layout.out_stride];
                 result.deltas[(i * ns + s) * 16..(i * ns + s + 1) * 16].copy_from_slice(&o[..16]);
                 let mut tail = 16;
                 if let Some(dz) = result.z_deltas.as_mut() {
@@ -343,11 +322,7 @@ impl ChunkRunner<'_> {
         for start in (0..m).step_by(batch) {
             let len = batch.min(m - start);
             let part = &mut host[..len * slot];
-            let r: Vec<_> = part
-                .par_chunks_mut(slot)
-                .enumerate()
-                .map(|(k, dst)| pack_member(job, &layout, chunk.start + start + k, dst, precision))
-                .collect();
+            let r: Vec<_> = part.par_chunks_mut(slot).enumerate().map(|(k, dst)| pack_member(job, &layout, chunk.start + start + k, dst, precision)).collect();
             refs.extend(r);
             ctx.queue.write_buffer(&work, (start * slot) as u64, part);
         }
@@ -363,13 +338,7 @@ impl ChunkRunner<'_> {
 
         // One Params per dispatch, at dynamic offsets.
         let per_step = (m * layout.n_elem * (1 + usize::from(job.evolve_z))) as u64;
-        let dispatches = plan_cavity_dispatches(
-            self.pieces,
-            &self.costs,
-            self.loop_budget,
-            per_step,
-            self.element_steps,
-        );
+        let dispatches = plan_cavity_dispatches(self.pieces, &self.costs, self.loop_budget, per_step, self.element_steps);
         let status = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("status"),
             size: pad32(m as u64 * 8),
@@ -389,11 +358,7 @@ impl ChunkRunner<'_> {
                 piece_end: end,
                 flags: if job.evolve_z { F_Z } else { 0 }
                     | if i == 0 { F_FIRST } else { 0 }
-                    | if self.pieces[begin as usize].uncoupled {
-                        F_UNCOUPLED
-                    } else {
-                        0
-                    },
+                    | if self.pieces[begin as usize].uncoupled { F_UNCOUPLED } else { 0 },
                 member_stride: layout.member_stride as u32,
                 param_stride: layout.param_stride as u32,
                 out_stride: layout.out_stride as u32,
@@ -401,60 +366,27 @@ impl ChunkRunner<'_> {
                 off_pieces: self.shared.off_pieces,
                 off_sqrt: self.shared.off_sqrt,
                 off_steps: self.shared.off_steps,
-                steps_expected: self.pieces[begin as usize..end as usize]
-                    .iter()
-                    .map(piece_steps)
-                    .sum::<u64>() as u32,
+                steps_expected: self.pieces[begin as usize..end as usize].iter().map(piece_steps).sum::<u64>() as u32,
                 n_drives: self.shared.n_drives,
                 off_env: self.shared.off_env,
                 off_starts: self.shared.off_starts,
                 off_weights: self.shared.off_weights,
             })
             .collect();
-        let (params_buf, ustride) = dispatch_uniforms(
-            device,
-            ctx.info.limits.min_uniform_buffer_offset_alignment as u64,
-            &params,
-        );
+        let (params_buf, ustride) = dispatch_uniforms(device, ctx.info.limits.min_uniform_buffer_offset_alignment as u64, &params);
         let bind_group = kernel_bind_group(
             device,
             &self.pipeline.layout,
             KERNEL,
             &params_buf,
             std::mem::size_of::<Params>() as u64,
-            [
-                &self.shared.consts,
-                &self.shared.lookup,
-                &mparams,
-                &work,
-                &out,
-                &status,
-            ],
+            [&self.shared.consts, &self.shared.lookup, &mparams, &work, &out, &status],
         );
 
-        submit_dispatches(
-            ctx,
-            self.pipeline,
-            &bind_group,
-            dispatches.len(),
-            ustride,
-            m as u32,
-            DISPATCHES_PER_SUBMIT,
-            KERNEL,
-        );
+        submit_dispatches(ctx, self.pipeline, &bind_group, dispatches.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL);
 
         // Read back the samples and the status once.
-        let values = read_samples_checked(
-            ctx,
-            &out,
-            &status,
-            out_len,
-            precision,
-            KERNEL,
-            chunk.start,
-            m,
-            self.pieces.len(),
-        )?;
+        let values = read_samples_checked(ctx, &out, &status, out_len, precision, KERNEL, chunk.start, m, self.pieces.len())?;
         Ok(ChunkOut { values, refs })
     }
 }

@@ -20,9 +20,7 @@ fn z0_entry(rho0: &CMat, h: &[C64; 4], d: usize, r: usize, c: usize) -> C64 {
     let y = |r: usize, c: usize| {
         let (q, n) = (r / d, r % d);
         let (i1, i2) = (q >> 1, q & 1);
-        (0..2)
-            .map(|b| h[2 * i2 + b] * rho0[((2 * i1 + b) * d + n, c)])
-            .sum::<C64>()
+        (0..2).map(|b| h[2 * i2 + b] * rho0[((2 * i1 + b) * d + n, c)]).sum::<C64>()
     };
     (y(r, c) + y(c, r).conj()) * 0.5
 }
@@ -30,30 +28,16 @@ fn z0_entry(rho0: &CMat, h: &[C64; 4], d: usize, r: usize, c: usize) -> C64 {
 /// Reduced (cell 1, cell 2) 4x4 matrix, row-major, of a full matrix given by entry: the sum
 /// over n in order from zero, as the CPU engine forms it.
 fn reduce(d: usize, entry: impl Fn(usize, usize) -> C64) -> [C64; 16] {
-    std::array::from_fn(|k| {
-        (0..d)
-            .map(|n| entry((k / 4) * d + n, (k % 4) * d + n))
-            .sum()
-    })
+    std::array::from_fn(|k| (0..d).map(|n| entry((k / 4) * d + n, (k % 4) * d + n)).sum())
 }
 
 /// Pack member i's initial state (X and, with Z, Z(0)) into its `work` slot; return their
 /// reduced matrices in f64.
-pub(super) fn pack_member(
-    job: &CavityJob,
-    layout: &Layout,
-    i: usize,
-    dst: &mut [u8],
-    precision: Precision,
-) -> ([C64; 16], Option<[C64; 16]>) {
+pub(super) fn pack_member(job: &CavityJob, layout: &Layout, i: usize, dst: &mut [u8], precision: Precision) -> ([C64; 16], Option<[C64; 16]>) {
     dst.fill(0);
     let (dim, d, ne) = (layout.dim, layout.n_fock + 1, layout.n_elem);
     let rho0 = (job.initial)(i);
-    assert_eq!(
-        (rho0.nrows(), rho0.ncols()),
-        (dim, dim),
-        "initial state of member {i} is not {dim}x{dim}"
-    );
+    assert_eq!((rho0.nrows(), rho0.ncols()), (dim, dim), "initial state of member {i} is not {dim}x{dim}");
     let mut e = 0;
     for r in 0..dim {
         for c in r..dim {

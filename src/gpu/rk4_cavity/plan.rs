@@ -143,13 +143,7 @@ pub fn member_bytes(layout: &Layout, n_samples: usize, precision: Precision) -> 
     let work = layout.member_stride as u64 * 2 * rs;
     let params = layout.param_stride as u64 * 2 * rs;
     let out = n_samples as u64 * layout.out_stride as u64 * rs;
-    MemberBytes {
-        work,
-        params,
-        out,
-        staging: out,
-        total: work + params + 2 * out,
-    }
+    MemberBytes { work, params, out, staging: out, total: work + params + 2 * out }
 }
 
 /// Upper bounds of the loop iterations one invocation runs (a SIMD lane group runs every
@@ -173,19 +167,10 @@ pub fn loop_costs(layout: &Layout, evolve_z: bool) -> LoopCosts {
     let drives = layout.n_drives as u64;
     // drive_step: its zeroing loop (3 + 1), the drives loop (n + 1), three drive_exp loops of
     // 7 (+ 1) per drive.
-    let drive_step = if drives > 0 {
-        5 + drives * (1 + 3 * 8)
-    } else {
-        0
-    };
+    let drive_step = if drives > 0 { 5 + drives * (1 + 3 * 8) } else { 0 };
     LoopCosts {
         step: (4 * per_stage + 1) * (1 + u64::from(evolve_z)) + drive_step,
-        sample: (layout.dim as u64).max(d).div_ceil(SAMPLE_PARTS as u64)
-            + 1
-            + SAMPLE_PARTS as u64
-            + 1
-            + 2 * 21
-            + 8,
+        sample: (layout.dim as u64).max(d).div_ceil(SAMPLE_PARTS as u64) + 1 + SAMPLE_PARTS as u64 + 1 + 2 * 21 + 8,
         piece: 2,
     }
 }
@@ -205,32 +190,12 @@ pub(super) fn cavity_pieces(job: &CavityJob, costs: &LoopCosts, loop_budget: u64
 /// Group pieces into dispatches: each within `loop_budget` loop iterations per invocation
 /// (the t = 0 reference sample counted on the first) and `element_budget` element-steps
 /// (`element_per_step` per RK4 step), at least one piece each. Returns [begin, end) pairs.
-pub(super) fn plan_cavity_dispatches(
-    pieces: &[Piece],
-    costs: &LoopCosts,
-    loop_budget: u64,
-    element_per_step: u64,
-    element_budget: u64,
-) -> Vec<(u32, u32)> {
+pub(super) fn plan_cavity_dispatches(pieces: &[Piece], costs: &LoopCosts, loop_budget: u64, element_per_step: u64, element_budget: u64) -> Vec<(u32, u32)> {
     let cost = |p: &Piece| {
         let steps = piece_steps(p);
-        (
-            steps * costs.step
-                + if p.sample != NO_SAMPLE {
-                    costs.sample
-                } else {
-                    0
-                }
-                + costs.piece,
-            steps * element_per_step,
-        )
+        (steps * costs.step + if p.sample != NO_SAMPLE { costs.sample } else { 0 } + costs.piece, steps * element_per_step)
     };
-    group_pieces(
-        pieces,
-        cost,
-        (loop_budget, element_budget),
-        (costs.sample, 0),
-    )
+    group_pieces(pieces, cost, (loop_budget, element_budget), (costs.sample, 0))
 }
 
 /// Sizes of the shared tables: (lookup u32s, consts reals). lookup: the element table, the
@@ -241,117 +206,62 @@ pub(super) fn shared_len(layout: &Layout, n_pieces: usize) -> (u64, u64) {
     let n = n_pieces as u64;
     let drives = layout.n_drives as u64;
     let lookup = layout.n_elem as u64 + 4 * layout.dim as u64 + 2 * n + drives;
-    let consts =
-        pad4(layout.n_fock as u64 + 2) + 4 * (1 + n) + pad4(n) + DRIVE_SLOTS as u64 * drives;
+    let consts = pad4(layout.n_fock as u64 + 2) + 4 * (1 + n) + pad4(n) + DRIVE_SLOTS as u64 * drives;
     (lookup, consts)
 }
 
 pub(super) fn validate(job: &CavityJob) -> Result<()> {
     if job.n_fock == 0 || 4 * (job.n_fock + 1) >= 1 << 16 {
-        return Err(QbatError::invalid(
-            "params.n_fock",
-            format!(
-                "{} is outside what the GPU kernel indexes (1..16382)",
-                job.n_fock
-            ),
-        ));
+        return Err(QbatError::invalid("params.n_fock", format!("{} is outside what the GPU kernel indexes (1..16382)", job.n_fock)));
     }
     if let Some(p) = job.points.iter().find(|p| p.coeffs.n_fock != job.n_fock) {
-        return Err(QbatError::invalid(
-            "params.n_fock",
-            format!(
-                "every point must share n_fock = {}, one has {}",
-                job.n_fock, p.coeffs.n_fock
-            ),
-        ));
+        return Err(QbatError::invalid("params.n_fock", format!("every point must share n_fock = {}, one has {}", job.n_fock, p.coeffs.n_fock)));
     }
     let n_drives = job.points.first().map_or(0, |p| p.drives.len());
     if n_drives > MAX_DRIVES || job.points.iter().any(|p| p.drives.len() != n_drives) {
-        return Err(QbatError::invalid(
-            "drive",
-            format!("every point must have the same number of drives, at most {MAX_DRIVES}"),
-        ));
+        return Err(QbatError::invalid("drive", format!("every point must have the same number of drives, at most {MAX_DRIVES}")));
     }
-    if let Some(p) = job
-        .member_point
-        .iter()
-        .find(|&&p| p as usize >= job.points.len())
-    {
-        return Err(QbatError::invalid(
-            "ensemble",
-            format!(
-                "member point {p} out of range ({} points)",
-                job.points.len()
-            ),
-        ));
+    if let Some(p) = job.member_point.iter().find(|&&p| p as usize >= job.points.len()) {
+        return Err(QbatError::invalid("ensemble", format!("member point {p} out of range ({} points)", job.points.len())));
     }
     if job.schedule.sample_segments() != job.schedule.times.len() {
-        return Err(QbatError::invalid(
-            "time",
-            "schedule has a segment count different from its sample count",
-        ));
+        return Err(QbatError::invalid("time", "schedule has a segment count different from its sample count"));
     }
     if job.schedule.times.len() >= u32::MAX as usize {
-        return Err(QbatError::invalid(
-            "time.samples",
-            "too many samples for one GPU run",
-        ));
+        return Err(QbatError::invalid("time.samples", "too many samples for one GPU run"));
     }
     Ok(())
 }
 
 /// Plan a job on a device with these limits: bytes per member, chunks, dispatches.
-pub fn plan_cavity(
-    job: &CavityJob,
-    precision: Precision,
-    limits: &wgpu::Limits,
-    opts: &CavityGpuOptions,
-) -> Result<CavityGpuPlan> {
+pub fn plan_cavity(job: &CavityJob, precision: Precision, limits: &wgpu::Limits, opts: &CavityGpuOptions) -> Result<CavityGpuPlan> {
     validate(job)?;
     let layout = Layout::new(job.n_fock, job.evolve_z, job_drives(job));
     let n = job.member_point.len();
     let n_samples = job.schedule.times.len();
     let rs = precision.bytes();
     let b = member_bytes(&layout, n_samples, precision);
-    let cap = limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size)
-        .min(MAX_BUFFER_BYTES)
-        / 32
-        * 32;
-    let loop_budget = opts
-        .loop_iterations_per_dispatch
-        .unwrap_or(LOOP_ITERATIONS_PER_DISPATCH);
+    let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
+    let loop_budget = opts.loop_iterations_per_dispatch.unwrap_or(LOOP_ITERATIONS_PER_DISPATCH);
     let pieces = cavity_pieces(job, &loop_costs(&layout, job.evolve_z), loop_budget);
     let (lookup_len, consts_len) = shared_len(&layout, pieces.len());
     let shared_bytes = pad32(lookup_len * 4) + pad32(consts_len * rs);
     let too_large = |what: &str, need: u64| QbatError::TooLarge {
         field: "ensemble".into(),
-        reason: format!(
-            "{what} needs {need} bytes, more than the adapter's largest buffer ({cap} bytes)"
-        ),
+        reason: format!("{what} needs {need} bytes, more than the adapter's largest buffer ({cap} bytes)"),
     };
     if lookup_len * 4 > cap || consts_len * rs > cap {
-        return Err(too_large(
-            "the element table and the time grid",
-            (lookup_len * 4).max(consts_len * rs),
-        ));
+        return Err(too_large("the element table and the time grid", (lookup_len * 4).max(consts_len * rs)));
     }
     let mut m_max = limits.max_compute_workgroups_per_dimension as u64;
-    let mut bound_by =
-        "max_compute_workgroups_per_dimension (one workgroup per member)".to_string();
-    for (what, per) in [
-        ("one member's state and RK4 scratch", b.work),
-        ("one member's parameters", b.params),
-        ("one member's samples", b.out),
-    ] {
+    let mut bound_by = "max_compute_workgroups_per_dimension (one workgroup per member)".to_string();
+    for (what, per) in [("one member's state and RK4 scratch", b.work), ("one member's parameters", b.params), ("one member's samples", b.out)] {
         if per > cap {
             return Err(too_large(what, per));
         }
         if cap / per < m_max {
             m_max = cap / per;
-            bound_by =
-                format!("buffer size ({what}: {per} bytes per member, {cap} bytes per buffer)");
+            bound_by = format!("buffer size ({what}: {per} bytes per member, {cap} bytes per buffer)");
         }
     }
     let costs = loop_costs(&layout, job.evolve_z);
@@ -365,10 +275,7 @@ pub fn plan_cavity(
     let fit = budget.saturating_sub(shared_bytes) / b.total;
     if fit < m_max {
         m_max = fit;
-        bound_by = format!(
-            "device memory budget ({budget} bytes per chunk, {} bytes per member)",
-            b.total
-        );
+        bound_by = format!("device memory budget ({budget} bytes per chunk, {} bytes per member)", b.total);
     }
     if let Some(f) = opts.max_members_per_chunk {
         if (f as u64) < m_max {
@@ -379,11 +286,8 @@ pub fn plan_cavity(
     let m_max = m_max.max(1) as usize;
     let chunks = n.div_ceil(m_max);
     let members_per_chunk = if chunks == 0 { 0 } else { n.div_ceil(chunks) };
-    let per_step =
-        (members_per_chunk.max(1) * layout.n_elem * (1 + usize::from(job.evolve_z))) as u64;
-    let element_budget = opts
-        .element_steps_per_dispatch
-        .unwrap_or(ELEMENT_STEPS_PER_DISPATCH);
+    let per_step = (members_per_chunk.max(1) * layout.n_elem * (1 + usize::from(job.evolve_z))) as u64;
+    let element_budget = opts.element_steps_per_dispatch.unwrap_or(ELEMENT_STEPS_PER_DISPATCH);
     let dispatches = plan_cavity_dispatches(&pieces, &costs, loop_budget, per_step, element_budget);
     Ok(CavityGpuPlan {
         kernel: KERNEL,
@@ -421,24 +325,11 @@ mod tests {
     }
 
     fn job(members: usize, n_fock: usize, samples: usize, evolve_z: bool) -> CavityJob<'static> {
-        let coeffs = CavityCoeffs {
-            n_fock,
-            wc: 1.0,
-            wq: 1.0,
-            lambda: 1.0,
-            g: 0.2,
-            zeta: 0.5,
-            kappa: 0.1,
-            gamma: 0.05,
-        };
+        let coeffs = CavityCoeffs { n_fock, wc: 1.0, wq: 1.0, lambda: 1.0, g: 0.2, zeta: 0.5, kappa: 0.1, gamma: 0.05 };
         let times: Vec<f64> = (0..samples).map(|i| i as f64 * 0.01).collect();
         CavityJob {
             n_fock,
-            points: vec![CavityPoint {
-                coeffs,
-                h_battery: [C64::new(0.0, 0.0); 4],
-                drives: vec![],
-            }],
+            points: vec![CavityPoint { coeffs, h_battery: [C64::new(0.0, 0.0); 4], drives: vec![] }],
             member_point: vec![0; members],
             initial: &init,
             schedule: Schedule::new(0.01, &times),
@@ -447,11 +338,7 @@ mod tests {
     }
 
     fn lavapipe_limits() -> wgpu::Limits {
-        wgpu::Limits {
-            max_storage_buffer_binding_size: 128 << 20,
-            max_buffer_size: 2 << 30,
-            ..wgpu::Limits::default()
-        }
+        wgpu::Limits { max_storage_buffer_binding_size: 128 << 20, max_buffer_size: 2 << 30, ..wgpu::Limits::default() }
     }
 
     #[test]
@@ -464,20 +351,13 @@ mod tests {
         assert_eq!(b.params, 87 * 8);
         assert_eq!(b.out, 1001 * 18 * 4);
         let lz = Layout::new(20, true, 0);
-        assert_eq!(
-            member_bytes(&lz, 1, Precision::F64).work,
-            (5 * 3570 + 32) * 16
-        );
+        assert_eq!(member_bytes(&lz, 1, Precision::F64).work, (5 * 3570 + 32) * 16);
     }
 
     #[test]
     fn chunks_fit_the_limits_and_are_balanced() {
         let limits = lavapipe_limits();
-        for (members, z, precision) in [
-            (10_000, false, Precision::F32),
-            (3_000, true, Precision::F64),
-            (7, false, Precision::F32),
-        ] {
+        for (members, z, precision) in [(10_000, false, Precision::F32), (3_000, true, Precision::F64), (7, false, Precision::F32)] {
             let j = job(members, 20, 1001, z);
             let p = plan_cavity(&j, precision, &limits, &CavityGpuOptions::default()).unwrap();
             let ranges = p.chunk_ranges();
@@ -501,23 +381,13 @@ mod tests {
         }
         // Forced cap: 8 members at most 3 per chunk -> 3, 3, 2.
         let j = job(8, 4, 5, false);
-        let opts = CavityGpuOptions {
-            max_members_per_chunk: Some(3),
-            ..Default::default()
-        };
+        let opts = CavityGpuOptions { max_members_per_chunk: Some(3), ..Default::default() };
         let p = plan_cavity(&j, Precision::F32, &limits, &opts).unwrap();
         assert_eq!(p.chunk_ranges(), vec![0..3, 3..6, 6..8]);
         // The workgroup count binds for tiny members on a roomy device.
-        let big = wgpu::Limits {
-            max_storage_buffer_binding_size: 1 << 31,
-            max_buffer_size: 1 << 40,
-            ..limits
-        };
+        let big = wgpu::Limits { max_storage_buffer_binding_size: 1 << 31, max_buffer_size: 1 << 40, ..limits };
         let j = job(100_000, 1, 1, false);
-        let opts = CavityGpuOptions {
-            max_chunk_bytes: Some(1 << 40),
-            ..Default::default()
-        };
+        let opts = CavityGpuOptions { max_chunk_bytes: Some(1 << 40), ..Default::default() };
         let p = plan_cavity(&j, Precision::F32, &big, &opts).unwrap();
         assert_eq!(p.max_members_per_chunk, 65_535);
         assert!(p.bound_by.contains("workgroups"));
@@ -525,15 +395,9 @@ mod tests {
 
     #[test]
     fn a_member_larger_than_a_buffer_is_an_error() {
-        let limits = wgpu::Limits {
-            max_storage_buffer_binding_size: 1 << 20,
-            ..lavapipe_limits()
-        };
+        let limits = wgpu::Limits { max_storage_buffer_binding_size: 1 << 20, ..lavapipe_limits() };
         let j = job(4, 100, 2, false);
-        assert!(matches!(
-            plan_cavity(&j, Precision::F64, &limits, &CavityGpuOptions::default()),
-            Err(QbatError::TooLarge { .. })
-        ));
+        assert!(matches!(plan_cavity(&j, Precision::F64, &limits, &CavityGpuOptions::default()), Err(QbatError::TooLarge { .. })));
     }
 
     #[test]
@@ -543,12 +407,6 @@ mod tests {
         p.coeffs.n_fock = 5;
         j.points.push(p);
         j.member_point[1] = 1;
-        assert!(plan_cavity(
-            &j,
-            Precision::F32,
-            &lavapipe_limits(),
-            &CavityGpuOptions::default()
-        )
-        .is_err());
+        assert!(plan_cavity(&j, Precision::F32, &lavapipe_limits(), &CavityGpuOptions::default()).is_err());
     }
 }
