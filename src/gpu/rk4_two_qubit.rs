@@ -436,7 +436,7 @@ impl ChunkRunner<'_> {
             let uncoupled = used.iter().filter(|_| switched).map(|&g| (KernelPoint::uncoupled(&job.points[g], job.schedule.dt).g, g));
             for (gen, g) in coupled.chain(uncoupled) {
                 let drives = &job.points[g].drives;
-                for d in drives {
+                for d in drives.iter().map(|d| &d.coeffs) {
                     consts.extend_from_slice(&[d.amplitude, d.frequency, d.phase, d.env as f64, d.env_a, d.env_b, 0.0, 0.0]);
                 }
                 for m in std::iter::once(&gen).chain(drives.iter().map(|d| &d.generator)) {

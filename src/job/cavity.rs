@@ -30,12 +30,7 @@ pub const DRIVE_SLOT_NAMES: [&str; DRIVE_SLOTS] = ["sx_1", "sy_1", "sz_1", "sx_2
 /// identity, which commutes with everything and is dropped).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CavityDrive {
-    pub amplitude: f64,
-    pub frequency: f64,
-    pub phase: f64,
-    pub env: u32,
-    pub env_a: f64,
-    pub env_b: f64,
+    pub coeffs: super::drive::DriveCoeffs,
     pub weights: [f64; DRIVE_SLOTS],
 }
 
@@ -45,12 +40,7 @@ pub struct CavityDrive {
 /// O - Tr(O)/dim I - sum_s w_s O_s, vanishes to 1e-12 of O's largest entry. None: the matrix is
 /// outside the slots' span (the f64 reference integrates such a run).
 pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<CavityDrive> {
-    use crate::model::drive::{named_operators, Envelope};
-    let (env, env_a, env_b) = match d.envelope {
-        Envelope::Constant => (super::drive::ENV_CONSTANT, 0.0, 0.0),
-        Envelope::Gaussian { t0, sigma } => (super::drive::ENV_GAUSSIAN, t0, sigma),
-        Envelope::Window { t_on, t_off } => (super::drive::ENV_WINDOW, t_on, t_off),
-    };
+    use crate::model::drive::named_operators;
     let mut weights = [0.0; DRIVE_SLOTS];
     if let Some(s) = d.name.as_deref().and_then(|n| DRIVE_SLOT_NAMES.iter().position(|x| *x == n)) {
         weights[s] = 1.0;
@@ -82,7 +72,7 @@ pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<Cav
             return None;
         }
     }
-    Some(CavityDrive { amplitude: d.amplitude, frequency: d.frequency, phase: d.phase, env, env_a, env_b, weights })
+    Some(CavityDrive { coeffs: super::drive::DriveCoeffs::of(d), weights })
 }
 
 /// A cavity-cells ensemble for the GPU engine. Every point has the same cutoff `n_fock`.
@@ -289,7 +279,8 @@ mod tests {
             let mut unit = [0.0; DRIVE_SLOTS];
             unit[s] = 1.0;
             assert_eq!(d.weights, unit);
-            assert_eq!((d.amplitude, d.frequency, d.phase, d.env, d.env_a, d.env_b), (0.3, 1.2, 0.1, crate::job::drive::ENV_GAUSSIAN, 1.0, 0.5));
+            let c = d.coeffs;
+            assert_eq!((c.amplitude, c.frequency, c.phase, c.env, c.env_a, c.env_b), (0.3, 1.2, 0.1, crate::job::drive::ENV_GAUSSIAN, 1.0, 0.5));
             // as a matrix: the same weight
             let m = cavity_drive(&drive(o.clone(), None), n_fock).unwrap();
             assert_eq!(m.weights, unit, "{name}");

@@ -108,16 +108,7 @@ pub fn commutator_generator(o: &CMat) -> [f64; 256] {
 
 /// A `[[drive]]` in the two-qubit kernel's form.
 pub fn point_drive(d: &crate::model::drive::Drive) -> crate::job::two_qubit::PointDrive {
-    let (env, env_a, env_b) = crate::job::two_qubit::PointDrive::envelope(&d.envelope);
-    crate::job::two_qubit::PointDrive {
-        generator: commutator_generator(&d.op),
-        amplitude: d.amplitude,
-        frequency: d.frequency,
-        phase: d.phase,
-        env,
-        env_a,
-        env_b,
-    }
+    crate::job::two_qubit::PointDrive { generator: commutator_generator(&d.op), coeffs: crate::job::drive::DriveCoeffs::of(d) }
 }
 
 #[cfg(test)]

@@ -37,30 +37,12 @@ pub struct TwoQubitPoint {
 
 pub use super::drive::{ENV_CONSTANT, ENV_GAUSSIAN, ENV_WINDOW, MAX_DRIVES};
 
-/// One drive of a point in the twin's form: c(t) = amplitude env(t) cos(frequency t + phase),
-/// env by code: ENV_CONSTANT 1, ENV_GAUSSIAN exp(-((t - a)/b)^2 / 2), ENV_WINDOW 1 on [a, b).
+/// One drive of a point in the twin's form: its coefficients and the generator of -i[O, .].
 #[derive(Clone, Debug, PartialEq)]
 pub struct PointDrive {
     /// Row-major generator of -i[O, .] in the Pauli basis (unit coefficient).
     pub generator: [f64; 256],
-    pub amplitude: f64,
-    pub frequency: f64,
-    pub phase: f64,
-    pub env: u32,
-    pub env_a: f64,
-    pub env_b: f64,
-}
-
-impl PointDrive {
-    /// The envelope's code and numbers.
-    pub fn envelope(e: &crate::model::drive::Envelope) -> (u32, f64, f64) {
-        use crate::model::drive::Envelope::*;
-        match *e {
-            Constant => (ENV_CONSTANT, 0.0, 0.0),
-            Gaussian { t0, sigma } => (ENV_GAUSSIAN, t0, sigma),
-            Window { t_on, t_off } => (ENV_WINDOW, t_on, t_off),
-        }
-    }
+    pub coeffs: super::drive::DriveCoeffs,
 }
 
 #[derive(Clone, Debug)]

@@ -10,8 +10,8 @@
 //! gaussian's far tails then give exactly 0, and such steps take the undriven path.
 
 use super::{axpy, matvec, Real};
-use crate::job::drive::{ENV_GAUSSIAN, ENV_WINDOW, MAX_DRIVES};
-use crate::job::two_qubit::{PointDrive, SparseGenerator};
+use crate::job::drive::{DriveCoeffs, ENV_GAUSSIAN, ENV_WINDOW, MAX_DRIVES};
+use crate::job::two_qubit::SparseGenerator;
 
 /// A drive's numbers in the working precision.
 #[derive(Clone, Copy, Debug)]
@@ -25,7 +25,7 @@ pub struct DriveR<R> {
 }
 
 impl<R: Real> DriveR<R> {
-    pub fn new(d: &PointDrive) -> Self {
+    pub fn new(d: &DriveCoeffs) -> Self {
         let c = R::from_f64;
         DriveR { amplitude: c(d.amplitude), frequency: c(d.frequency), phase: c(d.phase), env: d.env, a: c(d.env_a), b: c(d.env_b) }
     }

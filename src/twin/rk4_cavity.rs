@@ -295,13 +295,7 @@ impl<R: Real> CavityDrives<R> {
     pub fn new(drives: &[CavityDrive]) -> Self {
         assert!(drives.len() <= MAX_DRIVES, "at most {MAX_DRIVES} drives");
         let c = R::from_f64;
-        CavityDrives {
-            coeffs: drives
-                .iter()
-                .map(|d| DriveR { amplitude: c(d.amplitude), frequency: c(d.frequency), phase: c(d.phase), env: d.env, a: c(d.env_a), b: c(d.env_b) })
-                .collect(),
-            weights: drives.iter().map(|d| d.weights.map(c)).collect(),
-        }
+        CavityDrives { coeffs: drives.iter().map(|d| DriveR::new(&d.coeffs)).collect(), weights: drives.iter().map(|d| d.weights.map(c)).collect() }
     }
 
     pub fn is_empty(&self) -> bool {

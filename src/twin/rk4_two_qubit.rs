@@ -83,7 +83,7 @@ impl<R: Real> PointR<R> {
 
     /// With the point's drives; `k.g` is the generator the point steps with.
     fn with_drives(mut self, k: &KernelPoint, drives: &[PointDrive]) -> Self {
-        self.drives = drives.iter().map(DriveR::new).collect();
+        self.drives = drives.iter().map(|d| DriveR::new(&d.coeffs)).collect();
         self.sparse = if drives.is_empty() {
             vec![]
         } else {

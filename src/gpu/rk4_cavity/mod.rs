@@ -179,7 +179,7 @@ pub fn run_cavity_gpu(
     // The drives' envelope codes and slot weights (the same at every point).
     let drives: &[CavityDrive] = job.points.first().map_or(&[], |p| &p.drives);
     let off_env = lookup.len() as u32;
-    lookup.extend(drives.iter().map(|d| d.env));
+    lookup.extend(drives.iter().map(|d| d.coeffs.env));
     let mut consts: Vec<f64> = (0..=layout.n_fock + 1).map(|n| (n as f64).sqrt()).collect();
     consts.resize(pad4(consts.len() as u64) as usize, 0.0);
     let off_steps = consts.len() as u32;
@@ -297,7 +297,7 @@ impl ChunkRunner<'_> {
                 mp.push(z.im);
             }
             mp.extend_from_slice(&[c.lambda, c.g * c.zeta, c.g, c.kappa, c.gamma, 0.0]);
-            for d in &point.drives {
+            for d in point.drives.iter().map(|d| &d.coeffs) {
                 mp.extend_from_slice(&[d.amplitude, d.frequency, d.phase, d.env_a, d.env_b, 0.0]);
             }
         }
