@@ -156,17 +156,7 @@ fn samples_before_a_window_are_those_of_the_undriven_run() {
     let z = run(&zero, Backend::Cpu, 0);
     let bits = |r: &RunResult| r.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&a), bits(&z), "an amplitude-0 drive changes bits");
-    let nm = a.measures.len();
-    let row = |r: &RunResult, i: usize, s: usize| (0..nm).map(|k| r.value(i, s, k).to_bits()).collect::<Vec<_>>();
-    for i in 0..2 {
-        for (s, &t) in a.times.iter().enumerate() {
-            if t <= 1.25 {
-                assert_eq!(row(&a, i, s), row(&b, i, s), "t = {t} before the window");
-            } else {
-                assert_ne!(row(&a, i, s), row(&b, i, s), "t = {t} after the window opens");
-            }
-        }
-    }
+    crate::common::assert_window_bits(&a, &b, 1.25);
 }
 
 /// `[protocol] switch_off` with drives (the drives stay after the coupling goes): CPU engine

@@ -42,15 +42,8 @@ fn every_shader_validates_in_f32_and_f64() {
         }
         text.push_str(&std::fs::read_to_string(path).expect("readable shader"));
         let name = path.strip_prefix(&dir).expect("under shaders/").display().to_string();
-        // A kernel that calls a library (shaders/drive.wgsl) validates with it in front, as the
-        // runtime compiles it.
-        let mut full = String::new();
-        for (_, lib) in kernel_libraries(name.trim_end_matches(".wgsl")) {
-            full.push_str(lib);
-        }
-        full.push_str(&text);
         for precision in [Precision::F32, Precision::F64] {
-            validate(&name, &with_prelude(&full, precision), precision);
+            validate(&name, &with_prelude(&text, precision), precision);
         }
     }
 }

@@ -62,3 +62,19 @@ pub fn config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// A window drive's signature in two runs: `undriven` and `windowed` agree bit for bit at every
+/// sample up to `t_open` and differ at every sample after it, for every member.
+pub fn assert_window_bits(undriven: &qbat_gpu::run::RunResult, windowed: &qbat_gpu::run::RunResult, t_open: f64) {
+    let nm = undriven.measures.len();
+    let row = |r: &qbat_gpu::run::RunResult, i: usize, s: usize| (0..nm).map(|k| r.value(i, s, k).to_bits()).collect::<Vec<_>>();
+    for i in 0..undriven.member_ids.len() {
+        for (s, &t) in undriven.times.iter().enumerate() {
+            if t <= t_open {
+                assert_eq!(row(undriven, i, s), row(windowed, i, s), "member {i}, t = {t} before the window");
+            } else {
+                assert_ne!(row(undriven, i, s), row(windowed, i, s), "member {i}, t = {t} after the window opens");
+            }
+        }
+    }
+}
