@@ -83,6 +83,8 @@ fi
 phase bench-bloch 75 "$BIN" bench bloch-100k --members "$M_BLOCH" --repeat 1 --json "$OUT/bench-bloch.json"
 phase bench-dicke-gpu 50 "$BIN" bench dicke-1k --backend gpu --members "$M_DICKE" --repeat 1 --json "$OUT/bench-dicke-gpu.json"
 phase bench-dicke 45 "$BIN" bench dicke-1k --members "$M_DICKE_RATIO" --repeat 1 --json "$OUT/bench-dicke.json"
+# the driven two-qubit kernel against the undriven one (one invocation, so the ratio holds)
+phase bench-driven-gpu 30 "$BIN" bench bloch-1k bloch-1k-driven --backend gpu --repeat 1 --json "$OUT/bench-driven-gpu.json"
 
 # 2. whole CLI runs, from the command to the files (no series: bloch-100k's would be 15 GB)
 "$BIN" bench bloch-100k --members "$M_RUN_BLOCH" --print-config > "$WORK/bloch.toml"
