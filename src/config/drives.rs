@@ -155,7 +155,8 @@ pub fn drives_of_point(sec: &DriveSection, point: &mut Params) -> Vec<Drive> {
 }
 
 /// Fixed-step RK4 sees a drive only at its stage times: a drive of fewer than two steps per
-/// period, or a gaussian narrower than a step, would be aliased or skipped without a sign, and
+/// period, or a gaussian or window narrower than a step, would be aliased or skipped without a
+/// sign, and
 /// cos(frequency t + phase) is evaluated by range reduction that keeps full accuracy only for
 /// |argument| up to about 1e12. Each is refused, naming the drive's field.
 fn resolvable(k: usize, d: &Drive, dt: f64, t_end: f64) -> Result<()> {
@@ -167,20 +168,25 @@ fn resolvable(k: usize, d: &Drive, dt: f64, t_end: f64) -> Result<()> {
     }
     let phase_span = d.frequency.abs() * t_end + d.phase.abs();
     if phase_span > MAX_DRIVE_ARGUMENT {
+        let field = if d.phase.abs() > MAX_DRIVE_ARGUMENT { "phase" } else { "frequency" };
         return Err(invalid(
-            &key(k, "frequency"),
+            &key(k, field),
             format!("|frequency| t_end + |phase| = {phase_span:.4e} exceeds {MAX_DRIVE_ARGUMENT:e}, where the drive's cos loses accuracy"),
         ));
     }
-    if let Envelope::Gaussian { sigma, .. } = d.envelope {
-        if sigma < dt {
-            return Err(invalid(
-                &key(k, "envelope.gaussian"),
-                format!("sigma = {sigma:e} is below dt = {dt:e}: the pulse would fall between RK4 stage times; use a smaller dt or a wider pulse"),
-            ));
-        }
+    match d.envelope {
+        Envelope::Gaussian { sigma, .. } if sigma < dt => Err(invalid(
+            &key(k, "envelope.gaussian"),
+            format!("sigma = {sigma:e} is below dt = {dt:e}: the pulse would fall between RK4 stage times; use a smaller dt or a wider pulse"),
+        )),
+        // a window switches whole steps (by their midpoints): one shorter than a step would
+        // hold no midpoint, or stand for a whole step
+        Envelope::Window { t_on, t_off } if t_off - t_on < dt => Err(invalid(
+            &key(k, "envelope.window"),
+            format!("the window [{t_on}, {t_off}] is shorter than dt = {dt:e}: it would switch no step, or a whole one; use a smaller dt or a longer window"),
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The largest |frequency t + phase| a drive may reach (`twin::drive::cos_arith`'s range

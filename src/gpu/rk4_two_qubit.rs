@@ -147,8 +147,15 @@ fn driven_step_cost(nd: u64) -> u64 {
 fn steps_per_piece(job: &TwoQubitJob) -> u64 {
     match n_drives(job) {
         0 => STEPS_PER_PIECE,
-        nd => ((LOOP_BUDGET - 1024) / driven_step_cost(nd)).clamp(1, STEPS_PER_PIECE),
+        nd => driven_piece_steps(nd),
     }
+}
+
+/// Full steps per piece with `nd` drives: room is left for the piece's shortened step and its
+/// sample (`loop_cost`) besides the full steps.
+fn driven_piece_steps(nd: u64) -> u64 {
+    let cost = driven_step_cost(nd);
+    ((LOOP_BUDGET - (16 + cost + 512)) / cost).clamp(1, STEPS_PER_PIECE)
 }
 
 /// Reals in `consts` after the points: the times and the shortened steps, each padded to 4,
@@ -579,6 +586,16 @@ mod tests {
     use super::*;
     use crate::job::{Schedule, TwoQubitPoint};
     use crate::measures::Measure;
+
+    #[test]
+    fn a_driven_piece_fits_the_loop_budget() {
+        // the longest piece of a driven job: its full steps, a shortened step and a sample
+        for nd in 1..=crate::job::drive::MAX_DRIVES as u64 {
+            let cost = driven_step_cost(nd);
+            let piece = Piece { n_full: driven_piece_steps(nd) as u32, sample: 0, h_last: 0.5, uncoupled: false };
+            assert!(loop_cost(&piece, cost) <= LOOP_BUDGET, "{nd} drives: {} iterations", loop_cost(&piece, cost));
+        }
+    }
 
     fn job(members: usize, points: usize, samples: usize) -> TwoQubitJob {
         let times: Vec<f64> = (0..samples).map(|i| i as f64 * 0.1).collect();
