@@ -29,6 +29,10 @@
 //! working precision, also in f64 where WGSL's f64 `log` is unusable on some drivers).
 //! `bell_chsh` takes the eigenvalues of T T^T by six cyclic Jacobi sweeps.
 //!
+//! Driven points (`[[drive]]`) take the classical stages with the drives' coefficients; on the
+//! CPU, four consecutive members of one driven point run together in lanes (`lanes`), with
+//! each lane doing this file's operations in this file's order (the same bits).
+//!
 //! `[protocol] switch_off`: the schedule's switch-off segment ends in a piece without a sample,
 //! and the pieces after it are `uncoupled`: they step with the point's uncoupled generator
 //! (`TwoQubitPoint::generator_off`). The kernel gets the same by running those pieces in their
@@ -47,6 +51,9 @@ use crate::job::two_qubit::*;
 use crate::job::{piece_starts, plan_pieces, Peak, Piece, TwoQubitJob, TwoQubitResult, NO_SAMPLE};
 use rayon::prelude::*;
 
+mod lanes;
+use lanes::LANES;
+
 /// A point's constants in the working precision.
 struct PointR<R> {
     /// D and G, transposed (see `matvec`).
@@ -62,6 +69,8 @@ struct PointR<R> {
     /// generator G_k for the driven stages (empty without drives).
     drives: Vec<DriveR<R>>,
     sparse: Vec<SparseR<R>>,
+    /// The same generators' non-zero entries, for members run in lanes (`lanes`).
+    entries: Vec<lanes::Entries<R>>,
 }
 
 impl<R: Real> PointR<R> {
@@ -78,17 +87,16 @@ impl<R: Real> PointR<R> {
             hb2: c(k.hb2),
             drives: vec![],
             sparse: vec![],
+            entries: vec![],
         }
     }
 
     /// With the point's drives; `k.g` is the generator the point steps with.
     fn with_drives(mut self, k: &KernelPoint, drives: &[PointDrive]) -> Self {
         self.drives = drives.iter().map(|d| DriveR::new(&d.coeffs)).collect();
-        self.sparse = if drives.is_empty() {
-            vec![]
-        } else {
-            std::iter::once(&k.g).chain(drives.iter().map(|d| &d.generator)).map(|m| SparseR::new(&SparseGenerator::from_dense(m))).collect()
-        };
+        let generators: Vec<&[f64; 256]> = if drives.is_empty() { vec![] } else { std::iter::once(&k.g).chain(drives.iter().map(|d| &d.generator)).collect() };
+        self.sparse = generators.iter().map(|m| SparseR::new(&SparseGenerator::from_dense(m))).collect();
+        self.entries = generators.iter().map(|m| lanes::Entries::from_dense(m)).collect();
         self
     }
 }
@@ -400,6 +408,59 @@ struct TwinPlan<R> {
     flags: u32,
 }
 
+/// Sample s of one member: its kernel measures into row s of `values`, its sample copy into
+/// `states` (with `F_STATES`), and the running peaks of energy_b, ergotropy_b, power_b and
+/// ergotropy power. `refs` are the t = 0 references of `references`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn take_sample<R: Real>(
+    plan: &TwinPlan<R>,
+    p: &PointR<R>,
+    x: &[R; 16],
+    z: &[R; 16],
+    refs: (&[R; 4], &[R; 4]),
+    s: usize,
+    values: &mut [f64],
+    states: &mut [f64],
+    peaks: (&mut [R; 4], &mut [R; 4]),
+) {
+    let n_cols = plan.cols.len();
+    let t = plan.times[s];
+    let y = dephase(x, &p.mask);
+    let yza: [R; 4] = std::array::from_fn(|i| z[i] * p.mask[i]);
+    let m = sample_measures(&y, &yza, refs.0, refs.1, t, p, plan.flags);
+    let row = &mut values[s * n_cols..(s + 1) * n_cols];
+    for (v, col) in row.iter_mut().zip(&plan.cols) {
+        *v = match col {
+            Some(k) => m[*k].to_f64(),
+            None => f64::NAN,
+        };
+    }
+    if plan.flags & F_STATES != 0 {
+        for (o, v) in states[16 * s..16 * s + 16].iter_mut().zip(&y) {
+            *o = v.to_f64();
+        }
+    }
+    let v = [m[0], m[3], m[7], m[8]];
+    let sr = R::from_f64(s as f64);
+    let (pmax, pidx) = peaks;
+    for k in 0..4 {
+        if s == 0 || v[k] > pmax[k] {
+            pmax[k] = v[k];
+            pidx[k] = sr;
+        }
+    }
+}
+
+/// The peaks of a finished member, from the running maxima and their sample indices.
+fn finish_peaks<R: Real>(pmax: &[R; 4], pidx: &[R; 4], peaks: &mut [Peak], times: &[f64]) {
+    if !times.is_empty() {
+        for k in 0..4 {
+            peaks[k] = Peak { max: pmax[k].to_f64(), t_max: times[pidx[k].to_f64() as usize] };
+        }
+    }
+}
+
 /// One member: steps, samples and peaks, written into its slices of the result. `p_off`
 /// steps the pieces after `[protocol] switch_off` (the kernel's uncoupled point copies).
 #[inline(always)]
@@ -416,8 +477,6 @@ fn run_member<R: Real>(
 ) {
     let flags = plan.flags;
     let ez = flags & F_Z != 0;
-    let keep = flags & F_STATES != 0;
-    let n_cols = plan.cols.len();
     let x0: [R; 16] = x0.map(R::from_f64);
     let mut x = Acc::new(x0);
     let mut z = Acc::new(if ez { anticommutator(&x0, &p.hb) } else { [R::ZERO; 16] });
@@ -462,38 +521,10 @@ fn run_member<R: Real>(
             }
         }
         if piece.sample != NO_SAMPLE {
-            let s = piece.sample as usize;
-            let t = plan.times[s];
-            let y = dephase(&x.x, &p.mask);
-            let yza: [R; 4] = std::array::from_fn(|i| z.x[i] * p.mask[i]);
-            let m = sample_measures(&y, &yza, &y0a, &z0a, t, p, flags);
-            let row = &mut values[s * n_cols..(s + 1) * n_cols];
-            for (v, col) in row.iter_mut().zip(&plan.cols) {
-                *v = match col {
-                    Some(k) => m[*k].to_f64(),
-                    None => f64::NAN,
-                };
-            }
-            if keep {
-                for (o, v) in states[16 * s..16 * s + 16].iter_mut().zip(&y) {
-                    *o = v.to_f64();
-                }
-            }
-            let v = [m[0], m[3], m[7], m[8]];
-            let sr = R::from_f64(s as f64);
-            for k in 0..4 {
-                if s == 0 || v[k] > pmax[k] {
-                    pmax[k] = v[k];
-                    pidx[k] = sr;
-                }
-            }
+            take_sample(plan, p, &x.x, &z.x, (&y0a, &z0a), piece.sample as usize, values, states, (&mut pmax, &mut pidx));
         }
     }
-    if !times.is_empty() {
-        for k in 0..4 {
-            peaks[k] = Peak { max: pmax[k].to_f64(), t_max: times[pidx[k].to_f64() as usize] };
-        }
-    }
+    finish_peaks(&pmax, &pidx, peaks, times);
 }
 
 /// `run_member` compiled for AVX2 (x86_64). Rust never fuses or reorders floating-point
@@ -548,10 +579,12 @@ fn has_avx2() -> bool {
 
 /// Run a two-qubit job on the CPU in precision R (f32 or f64). Values come back as f64.
 pub fn run_two_qubit_twin<R: Real>(job: &TwoQubitJob) -> TwoQubitResult {
-    run_twin::<R>(job, true)
+    run_twin::<R>(job, true, true)
 }
 
-fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool) -> TwoQubitResult {
+/// `allow_lanes`: run driven members four at a time where four consecutive members share a
+/// point (`lanes`; the same bits as one at a time).
+fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool) -> TwoQubitResult {
     let dt = job.schedule.dt;
     let n_samples = job.schedule.times.len();
     let n_cols = job.measures.len();
@@ -592,12 +625,31 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool) -> TwoQubitResult {
     let mut states = vec![0.0; n_members * sstride.max(1)];
     let mut peaks = vec![Peak::default(); n_members * 4];
     let avx2 = allow_avx2 && has_avx2();
-    values.par_chunks_mut(vstride.max(1)).zip(states.par_chunks_mut(sstride.max(1))).zip(peaks.par_chunks_mut(4)).enumerate().for_each(|(m, ((v, s), pk))| {
-        let k = job.member_point[m] as usize;
+    let (vs, ss) = (vstride.max(1), sstride.max(1));
+    let group = |c: usize, v: &mut [f64], s: &mut [f64], pk: &mut [Peak]| {
+        let m0 = c * LANES;
+        let members = m0..(m0 + LANES).min(n_members);
+        let k = job.member_point[m0] as usize;
         let p = &plan.points[k];
         let p_off = plan.points_off.get(k).unwrap_or(p);
-        run_member_dispatch(avx2, &plan, p, p_off, &job.initial[m], v, s, pk, &job.schedule.times);
-    });
+        let one_point = members.len() == LANES && job.member_point[members.clone()].iter().all(|&q| q as usize == k);
+        if allow_lanes && one_point && !p.drives.is_empty() && !p_off.drives.is_empty() {
+            let x0 = std::array::from_fn(|l| &job.initial[m0 + l]);
+            return lanes::run_lanes_dispatch(avx2, &plan, p, p_off, x0, v, s, pk, &job.schedule.times);
+        }
+        for (l, ((v, s), pk)) in v.chunks_mut(vs).zip(s.chunks_mut(ss)).zip(pk.chunks_mut(4)).enumerate() {
+            let k = job.member_point[m0 + l] as usize;
+            let p = &plan.points[k];
+            let p_off = plan.points_off.get(k).unwrap_or(p);
+            run_member_dispatch(avx2, &plan, p, p_off, &job.initial[m0 + l], v, s, pk, &job.schedule.times);
+        }
+    };
+    values
+        .par_chunks_mut(LANES * vs)
+        .zip(states.par_chunks_mut(LANES * ss))
+        .zip(peaks.par_chunks_mut(LANES * 4))
+        .enumerate()
+        .for_each(|(c, ((v, s), pk))| group(c, v, s, pk));
     if vstride == 0 {
         values.clear();
     }

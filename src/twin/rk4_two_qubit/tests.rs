@@ -38,13 +38,13 @@ fn vector_width_does_not_change_bits() {
         measures: KERNEL_MEASURES.to_vec(),
         keep_states: true,
     };
-    let a = run_twin::<f32>(&job, true);
-    let b = run_twin::<f32>(&job, false);
+    let a = run_twin::<f32>(&job, true, true);
+    let b = run_twin::<f32>(&job, false, true);
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&a.values), bits(&b.values));
     assert_eq!(a.peaks, b.peaks);
-    let a = run_twin::<f64>(&job, true);
-    let b = run_twin::<f64>(&job, false);
+    let a = run_twin::<f64>(&job, true, true);
+    let b = run_twin::<f64>(&job, false, true);
     assert_eq!(bits(&a.values), bits(&b.values));
     assert_eq!(bits(a.states.as_ref().unwrap()), bits(b.states.as_ref().unwrap()));
 }
@@ -87,4 +87,76 @@ fn pieces_split_long_segments() {
     assert_eq!((p[3].n_full, p[3].sample), (2, 1));
     assert_eq!((p[4].n_full, p[4].sample), (2, 2));
     assert!((p[4].h_last - 0.05).abs() < 1e-12);
+}
+
+/// A generator with some zero tiles, zero rows and single-entry tiles (a fixed pseudo-random
+/// sequence), scaled by `scale`.
+fn sparse_generator(seed: u64, keep_per_mille: u64, scale: f64) -> [f64; 256] {
+    let mut s = seed;
+    std::array::from_fn(|i| {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let r = s >> 33;
+        if i / 16 == 3 || r % 1000 >= keep_per_mille {
+            0.0
+        } else {
+            ((r % 2001) as f64 - 1000.0) * 1e-3 * scale
+        }
+    })
+}
+
+#[test]
+fn driven_members_in_lanes_give_the_bits_of_one_at_a_time() {
+    use crate::job::drive::{DriveCoeffs, ENV_CONSTANT, ENV_GAUSSIAN, ENV_WINDOW};
+    use crate::job::two_qubit::PointDrive;
+    let drive = |seed, amplitude, env, a, b| PointDrive {
+        generator: sparse_generator(seed, 150, 1.0),
+        coeffs: DriveCoeffs { amplitude, frequency: 1.3, phase: 0.2, env, env_a: a, env_b: b },
+    };
+    let point = |seed, drives: Vec<PointDrive>, off: bool| TwoQubitPoint {
+        generator: sparse_generator(seed, 250, 0.5),
+        generator_off: off.then(|| Box::new(sparse_generator(seed + 7, 200, 0.5))),
+        h_battery: [0.1, 0.2, -0.3, 0.5],
+        h_charger: [0.0, 0.0, 0.4, 0.6],
+        dephasing: 0.05,
+        drives,
+    };
+    // Point 0: a constant and a gaussian drive; point 1: a window that opens and closes mid-run
+    // (steps with every coefficient 0 take the undriven path in every lane); point 2 undriven.
+    let points = vec![
+        point(1, vec![drive(11, 0.4, ENV_CONSTANT, 0.0, 0.0), drive(12, 0.7, ENV_GAUSSIAN, 0.6, 0.2)], true),
+        point(2, vec![drive(13, 0.5, ENV_WINDOW, 0.3, 0.9)], true),
+        point(3, vec![], true),
+    ];
+    // 4 + 4 members of point 0 (two lane groups), a group mixing points 0 and 1 (one at a time),
+    // 4 of point 1, 2 of point 2 and a partial group of point 1.
+    let member_point = vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 1, 1];
+    let n = member_point.len();
+    for switch_off in [None, Some(0.8)] {
+        let job = TwoQubitJob {
+            points: points.clone(),
+            member_point: member_point.clone(),
+            initial: (0..n).map(|m| std::array::from_fn(|i| if i == 0 { 1.0 } else { 0.1 * ((3 * m + i) as f64).sin() })).collect(),
+            schedule: Schedule::with_switch_off(1e-2, &[0.0, 0.25, 0.5, 0.777, 1.0, 1.2], switch_off),
+            measures: KERNEL_MEASURES.to_vec(),
+            keep_states: true,
+        };
+        // The first entry whose bits differ, if any.
+        let differ = |a: &[f64], b: &[f64]| (a.len() != b.len()).then_some(usize::MAX).or_else(|| (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()));
+        for avx2 in [true, false] {
+            let (a, b) = (run_twin::<f64>(&job, avx2, true), run_twin::<f64>(&job, avx2, false));
+            let (c, d) = (run_twin::<f32>(&job, avx2, true), run_twin::<f32>(&job, avx2, false));
+            for (what, (a, b)) in [("f64", (&a, &b)), ("f32", (&c, &d))] {
+                let case = format!("{what}, avx2 {avx2}, switch_off {switch_off:?}");
+                assert_eq!(differ(&a.values, &b.values), None, "values differ ({case})");
+                assert_eq!(differ(a.states.as_ref().unwrap(), b.states.as_ref().unwrap()), None, "states differ ({case})");
+                assert_eq!(a.peaks, b.peaks, "peaks differ ({case})");
+            }
+        }
+        // The drives move the states (so the comparison above is not of undriven runs).
+        let undriven = TwoQubitJob { points: points.iter().map(|p| TwoQubitPoint { drives: vec![], ..p.clone() }).collect(), ..job.clone() };
+        let a = run_twin::<f64>(&job, true, true);
+        let b = run_twin::<f64>(&undriven, true, true);
+        let moved = a.states.unwrap().iter().zip(b.states.as_ref().unwrap()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        assert!(moved > 1e-3, "drives moved the states by only {moved}");
+    }
 }
