@@ -33,5 +33,28 @@ fn cpu_benches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, cpu_benches);
+/// The streamed statistics alone (`StatsAccumulator::add_block`), per value: a block of 1,000
+/// members x 2,001 samples of one measure, valued like bloch-1k's energy_b (a smooth curve per
+/// member, spread over two decades).
+fn statistics_bench(c: &mut Criterion) {
+    use qbat_gpu::output::accumulate::StatsAccumulator;
+    let (members, samples) = if quick() { (100, 201) } else { (1_000, 2_001) };
+    let values: Vec<f64> = (0..members)
+        .flat_map(|m| (0..samples).map(move |s| 0.5 * (1.0 - (0.01 * s as f64 * (1.0 + 0.001 * m as f64)).cos()) + 1e-3 * m as f64 / members as f64))
+        .collect();
+    let include = vec![true; members];
+    let mut group = c.benchmark_group("statistics");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(values.len() as u64));
+    group.bench_function(format!("add_block {members}x{samples}"), |b| {
+        b.iter(|| {
+            let mut acc = StatsAccumulator::new(samples, 1);
+            acc.add_block(&values, &include);
+            acc
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, cpu_benches, statistics_bench);
 criterion_main!(benches);

@@ -188,11 +188,7 @@ impl InMemory {
         let shape = [self.member_ids.len() as u64, self.info.times.len() as u64, d as u64, d as u64];
         out.write("states.npy", |w| {
             write_c16_header(w, &shape)?;
-            for z in states {
-                w.write_all(&z.re.to_le_bytes())?;
-                w.write_all(&z.im.to_le_bytes())?;
-            }
-            Ok(())
+            crate::output::write_f64_le(w, states.iter().flat_map(|z| [z.re, z.im]))
         })?;
         let meta = self.states_json().unwrap_or_default();
         out.write("states.json", |w| serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other))

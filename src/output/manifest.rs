@@ -6,6 +6,7 @@
 use super::{read_bounded, write_atomic, SMALL_FILE_LIMIT};
 use crate::error::{QbatError, Result};
 use serde::{Deserialize, Serialize};
+use std::io::Write as _;
 use std::path::Path;
 
 /// The manifest's file name (hidden, so that listings of results stay clean).
@@ -38,6 +39,12 @@ impl Manifest {
     /// The manifest of every plain file in `dir` (in name order), the manifest itself and
     /// hidden temporary files left out.
     pub fn of_dir(dir: &Path) -> Result<Manifest> {
+        Manifest::of_dir_with(dir, &[])
+    }
+
+    /// `of_dir`, taking the entries of `known` (files this process wrote and hashed as it
+    /// wrote them) instead of reading those files again.
+    pub fn of_dir_with(dir: &Path, known: &[FileEntry]) -> Result<Manifest> {
         let mut names: Vec<String> = vec![];
         for entry in std::fs::read_dir(dir).map_err(|e| QbatError::io(dir, e))? {
             let entry = entry.map_err(|e| QbatError::io(dir, e))?;
@@ -47,7 +54,11 @@ impl Manifest {
             }
         }
         names.sort();
-        Ok(Manifest { files: names.iter().map(|n| hash_file(&dir.join(n))).collect::<Result<_>>()? })
+        let entry = |n: &String| match known.iter().find(|e| &e.name == n) {
+            Some(e) => Ok(e.clone()),
+            None => hash_file(&dir.join(n)),
+        };
+        Ok(Manifest { files: names.iter().map(entry).collect::<Result<_>>()? })
     }
 
     /// The manifest of `dir`, or None where it has none (not a qbat-gpu output). A manifest
@@ -133,7 +144,13 @@ pub fn write_atomic_hashed(path: &Path, f: impl FnOnce(&mut dyn std::io::Write) 
         }
     }
     let (mut hasher, mut bytes) = (blake3::Hasher::new(), 0u64);
-    write_atomic(path, |w| f(&mut Tee { inner: w, hasher: &mut hasher, bytes: &mut bytes }))?;
+    // Buffered before the hasher: fed a value at a time, BLAKE3 would hash 8-byte pieces
+    // (its one-block path, many times slower than whole chunks through its SIMD path).
+    write_atomic(path, |w| {
+        let mut buffered = std::io::BufWriter::with_capacity(1 << 16, Tee { inner: w, hasher: &mut hasher, bytes: &mut bytes });
+        f(&mut buffered)?;
+        buffered.flush()
+    })?;
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     Ok(FileEntry { name, bytes, blake3: hasher.finalize().to_hex().to_string() })
 }

@@ -48,6 +48,9 @@ impl Default for OutputOptions {
 pub struct OutputDir {
     final_dir: PathBuf,
     staging: PathBuf,
+    /// Size and hash of each file `write` wrote, taken as it was written, so that the
+    /// manifest need not read them back.
+    written: std::sync::Mutex<Vec<manifest::FileEntry>>,
 }
 
 /// Largest file of metadata (run.json, series.json, a checkpoint, a manifest) read back.
@@ -125,18 +128,22 @@ impl OutputDir {
 
     /// An output directory assembled in an existing `staging` directory.
     pub fn at(final_dir: &Path, staging: &Path) -> OutputDir {
-        OutputDir { final_dir: final_dir.into(), staging: staging.into() }
+        OutputDir { final_dir: final_dir.into(), staging: staging.into(), written: Default::default() }
     }
 
     pub fn begin(final_dir: &Path) -> Result<OutputDir> {
         let staging = staging_path(final_dir);
         std::fs::create_dir_all(&staging).map_err(|e| QbatError::io(&staging, e))?;
-        Ok(OutputDir { final_dir: final_dir.into(), staging })
+        Ok(OutputDir { final_dir: final_dir.into(), staging, written: Default::default() })
     }
 
     /// Write one file atomically (see `write_atomic`).
     pub fn write(&self, name: &str, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-        write_atomic(&self.staging.join(name), f)
+        let entry = manifest::write_atomic_hashed(&self.staging.join(name), f)?;
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.retain(|e| e.name != entry.name);
+        written.push(entry);
+        Ok(())
     }
 
     /// The directory being assembled.
@@ -149,7 +156,8 @@ impl OutputDir {
     /// replaced and no other file is touched (a name clash with a file qbat-gpu did not write
     /// is an error, before anything moves).
     pub fn commit(self) -> Result<PathBuf> {
-        let manifest = Manifest::of_dir(&self.staging)?;
+        let written = std::mem::take(&mut *self.written.lock().unwrap_or_else(|e| e.into_inner()));
+        let manifest = Manifest::of_dir_with(&self.staging, &written)?;
         manifest.write(&self.staging)?;
         if !self.final_dir.exists() {
             std::fs::rename(&self.staging, &self.final_dir).map_err(|e| QbatError::io(&self.final_dir, e))?;
@@ -205,6 +213,21 @@ pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Resu
     tmp.as_file().sync_all().map_err(|e| QbatError::io(path, e))?;
     tmp.persist(path).map_err(|e| QbatError::io(path, e.error))?;
     Ok(())
+}
+
+/// Write f64s as little-endian bytes, a few thousand at a time (not a write call per value).
+pub fn write_f64_le(w: &mut dyn Write, values: impl IntoIterator<Item = f64>) -> std::io::Result<()> {
+    let mut buf = [0u8; 8 << 10];
+    let mut n = 0;
+    for v in values {
+        buf[n..n + 8].copy_from_slice(&v.to_le_bytes());
+        n += 8;
+        if n == buf.len() {
+            w.write_all(&buf)?;
+            n = 0;
+        }
+    }
+    w.write_all(&buf[..n])
 }
 
 /// Bytes the series would take in the chosen format (csv: about 24 bytes a number).

@@ -28,7 +28,20 @@ pub fn states_axes(space: Space, save: StateSave, ids: &[u64], times: &[f64]) ->
 pub fn write_c16_header(w: &mut dyn Write, shape: &[u64]) -> std::io::Result<()> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let dims = if dims.len() == 1 { format!("{},", dims[0]) } else { dims.join(", ") };
-    let mut dict = format!("{{'descr': '<c16', 'fortran_order': False, 'shape': ({dims}), }}");
+    write_npy_header(w, "<c16", &dims)
+}
+
+/// The NPY 1.0 header of a C-order float64 array of `shape`, byte for byte as npyz writes it
+/// (every dimension followed by ", "), padded to 64 bytes: the data follow as raw
+/// little-endian f64.
+pub fn write_f8_header(w: &mut dyn Write, shape: &[u64]) -> std::io::Result<()> {
+    let dims: String = shape.iter().map(|d| format!("{d}, ")).collect();
+    write_npy_header(w, "<f8", &dims)
+}
+
+/// An NPY 1.0 header for the dtype `descr` and the shape tuple's text `dims`.
+fn write_npy_header(w: &mut dyn Write, descr: &str, dims: &str) -> std::io::Result<()> {
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}");
     // magic (6) + version (2) + length (2) + dict + '\n' is a multiple of 64
     while (10 + dict.len() + 1) % 64 != 0 {
         dict.push(' ');

@@ -13,6 +13,7 @@ use crate::engine::{integrate, reference_member, Engine, EngineOutput, Precision
 use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::write_atomic_hashed;
+use crate::output::write_f64_le;
 use crate::verify::{fold_deviations, verify_indices};
 use serde_json::json;
 use std::time::Instant;
@@ -332,24 +333,15 @@ impl Absorber<'_> {
         // durable block files, then the checkpoint that names them
         let tag = format!("{b:06}");
         let values = if opts.output.series {
-            Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.values")), |w| {
-                for v in &out.values {
-                    w.write_all(&v.to_le_bytes())?;
-                }
-                Ok(())
-            })?)
+            Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.values")), |w| write_f64_le(w, out.values.iter().copied()))?)
         } else {
             None
         };
         let states = match (local.save_states, &out.states) {
             (None, _) => None,
-            (Some(_), Some(st)) => Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.states")), |w| {
-                for z in st {
-                    w.write_all(&z.re.to_le_bytes())?;
-                    w.write_all(&z.im.to_le_bytes())?;
-                }
-                Ok(())
-            })?),
+            (Some(_), Some(st)) => {
+                Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.states")), |w| write_f64_le(w, st.iter().flat_map(|z| [z.re, z.im])))?)
+            }
             (Some(_), None) => return Err(QbatError::Numerics(format!("block {b}: the {backend} engine returned no states for --save-states"))),
         };
         let summary = write_atomic_hashed(&staging.blocks().join(format!("{tag}.summary")), |w| summary_rows(w, local, &sub, &out.peaks, &health))?;

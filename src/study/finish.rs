@@ -13,13 +13,23 @@ use crate::measures::saved::{saved_dim, StateSave};
 use crate::measures::Measure;
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::series::{write_csv_header, write_csv_rows};
-use crate::output::states::{states_axes, write_c16_header};
+use crate::output::states::{states_axes, write_c16_header, write_f8_header};
 use crate::output::{self, num, Format, OutputDir};
 use crate::run::{RunInfo, Timings};
 use crate::verify::verify_report_mixed;
 use serde_json::json;
 use std::io::Write;
 use std::time::Instant;
+
+/// Copy a block file of `bytes` bytes into `w`; a file of another size is an error naming it.
+fn copy_block_file(staging: &Staging, name: &str, bytes: u64, w: &mut dyn Write) -> std::io::Result<()> {
+    let p = staging.blocks().join(name);
+    let copied = std::io::copy(&mut std::fs::File::open(&p)?, w)?;
+    if copied != bytes {
+        return Err(std::io::Error::other(format!("{} holds {copied} bytes, not the {bytes} of its block", p.display())));
+    }
+    Ok(())
+}
 
 /// states.npy from the blocks' state files, byte for byte in member order, and states.json
 /// naming its axes and basis (`--save-states`).
@@ -30,12 +40,7 @@ fn write_states(out: &OutputDir, local: &Plan, staging: &Staging, save: StateSav
         write_c16_header(w, &[ids.len() as u64, ns, d, d])?;
         for b in 0..n_blocks {
             let members = (((b + 1) * block).min(ids.len()) - b * block) as u64;
-            let p = staging.blocks().join(format!("{b:06}.states"));
-            let mut f = std::fs::File::open(&p)?;
-            let copied = std::io::copy(&mut f, w)?;
-            if copied != members * ns * d * d * 16 {
-                return Err(std::io::Error::other(format!("{} holds {copied} bytes, not the {} of its block", p.display(), members * ns * d * d * 16)));
-            }
+            copy_block_file(staging, &format!("{b:06}.states"), members * ns * d * d * 16, w)?;
         }
         Ok(())
     })?;
@@ -145,16 +150,15 @@ pub(super) fn finish(
                 Ok(())
             })?,
             Format::Npy => {
+                // The block files hold the values as little-endian f64 in member order, the
+                // npy's data: copied byte for byte after the header, not parsed.
                 out.write("series.npy", |w| {
-                    use npyz::WriterBuilder;
-                    let shape = [ids.len() as u64, ns as u64, nm as u64];
-                    let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
+                    write_f8_header(w, &[ids.len() as u64, ns as u64, nm as u64])?;
                     for b in 0..n_blocks {
                         let members = ((b + 1) * block).min(ids.len()) - b * block;
-                        let values = read_block_values(staging, b, members * ns * nm).map_err(std::io::Error::other)?;
-                        npy.extend(values.iter().copied())?;
+                        copy_block_file(staging, &format!("{b:06}.values"), (members * ns * nm * 8) as u64, w)?;
                     }
-                    npy.finish()
+                    Ok(())
                 })?;
                 let axes = json!({"members": ids, "times": local.schedule.times, "measures": measures});
                 out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;

@@ -393,6 +393,9 @@ fn charger_measures<R: Real>(m: &mut [R; N_CODES], y: &[R; 16], p: &PointR<R>, e
     m[26] = -half * y[8];
 }
 
+/// One member's output slices: values, states and peaks.
+type MemberOut<'a> = (&'a mut [f64], &'a mut [f64], &'a mut [Peak]);
+
 /// The kernel's per-member data in the working precision, shared by all members.
 struct TwinPlan<R> {
     points: Vec<PointR<R>>,
@@ -579,12 +582,12 @@ fn has_avx2() -> bool {
 
 /// Run a two-qubit job on the CPU in precision R (f32 or f64). Values come back as f64.
 pub fn run_two_qubit_twin<R: Real>(job: &TwoQubitJob) -> TwoQubitResult {
-    run_twin::<R>(job, true, true)
+    run_twin::<R>(job, true, true).0
 }
 
-/// `allow_lanes`: run driven members four at a time where four consecutive members share a
-/// point (`lanes`; the same bits as one at a time).
-fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool) -> TwoQubitResult {
+/// `allow_lanes`: run the members of a driven point four at a time (`lanes`; the same bits
+/// as one at a time). Also returns how many lane groups ran.
+fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool) -> (TwoQubitResult, usize) {
     let dt = job.schedule.dt;
     let n_samples = job.schedule.times.len();
     let n_cols = job.measures.len();
@@ -626,34 +629,54 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool) -> 
     let mut peaks = vec![Peak::default(); n_members * 4];
     let avx2 = allow_avx2 && has_avx2();
     let (vs, ss) = (vstride.max(1), sstride.max(1));
-    let group = |c: usize, v: &mut [f64], s: &mut [f64], pk: &mut [Peak]| {
-        let m0 = c * LANES;
-        let members = m0..(m0 + LANES).min(n_members);
-        let k = job.member_point[m0] as usize;
-        let p = &plan.points[k];
-        let p_off = plan.points_off.get(k).unwrap_or(p);
-        let one_point = members.len() == LANES && job.member_point[members.clone()].iter().all(|&q| q as usize == k);
-        if allow_lanes && one_point && !p.drives.is_empty() && !p_off.drives.is_empty() {
-            let x0 = std::array::from_fn(|l| &job.initial[m0 + l]);
-            return lanes::run_lanes_dispatch(avx2, &plan, p, p_off, x0, v, s, pk, &job.schedule.times);
+    let times = &job.schedule.times;
+    let point = |k: usize| (&plan.points[k], plan.points_off.get(k).unwrap_or(&plan.points[k]));
+    let in_lanes = |k: usize| allow_lanes && !point(k).0.drives.is_empty() && !point(k).1.drives.is_empty();
+    let mut lane_groups = 0;
+    if (0..job.points.len()).any(in_lanes) {
+        // Members of a point are not consecutive (a sweep interleaves its points), so the
+        // work items are built per point: four members of a driven point, else one member.
+        let mut outs: Vec<Option<MemberOut>> =
+            values.chunks_mut(vs).zip(states.chunks_mut(ss)).zip(peaks.chunks_mut(4)).map(|((v, s), p)| Some((v, s, p))).collect();
+        let mut by_point = vec![vec![]; job.points.len()];
+        for (m, &k) in job.member_point.iter().enumerate() {
+            by_point[k as usize].push(m);
         }
-        for (l, ((v, s), pk)) in v.chunks_mut(vs).zip(s.chunks_mut(ss)).zip(pk.chunks_mut(4)).enumerate() {
-            let k = job.member_point[m0 + l] as usize;
-            let p = &plan.points[k];
-            let p_off = plan.points_off.get(k).unwrap_or(p);
-            run_member_dispatch(avx2, &plan, p, p_off, &job.initial[m0 + l], v, s, pk, &job.schedule.times);
+        let mut items: Vec<Vec<(usize, MemberOut)>> = vec![];
+        for (k, members) in by_point.iter().enumerate() {
+            for chunk in members.chunks(if in_lanes(k) { LANES } else { 1 }) {
+                let mut take = |m: usize| (m, outs[m].take().expect("each member once"));
+                match chunk.len() {
+                    LANES => items.push(chunk.iter().map(|&m| take(m)).collect()),
+                    _ => items.extend(chunk.iter().map(|&m| vec![take(m)])),
+                }
+            }
         }
-    };
-    values
-        .par_chunks_mut(LANES * vs)
-        .zip(states.par_chunks_mut(LANES * ss))
-        .zip(peaks.par_chunks_mut(LANES * 4))
-        .enumerate()
-        .for_each(|(c, ((v, s), pk))| group(c, v, s, pk));
+        lane_groups = items.iter().filter(|i| i.len() == LANES).count();
+        items.into_par_iter().for_each(|mut item| {
+            let (p, p_off) = point(job.member_point[item[0].0] as usize);
+            if item.len() == LANES {
+                let x0 = std::array::from_fn(|l| &job.initial[item[l].0]);
+                if lanes::run_lanes_dispatch(avx2, &plan, p, p_off, x0, &mut item, times) {
+                    return;
+                }
+                // A state went non-finite: the lanes skip zero products, which the twin
+                // takes (0 * inf = NaN), so these members run again one at a time.
+            }
+            for (m, (v, s, pk)) in item.iter_mut() {
+                run_member_dispatch(avx2, &plan, p, p_off, &job.initial[*m], v, s, pk, times);
+            }
+        });
+    } else {
+        values.par_chunks_mut(vs).zip(states.par_chunks_mut(ss)).zip(peaks.par_chunks_mut(4)).enumerate().for_each(|(m, ((v, s), pk))| {
+            let (p, p_off) = point(job.member_point[m] as usize);
+            run_member_dispatch(avx2, &plan, p, p_off, &job.initial[m], v, s, pk, times);
+        });
+    }
     if vstride == 0 {
         values.clear();
     }
-    TwoQubitResult { measures: job.measures.clone(), values, states: if job.keep_states { Some(states) } else { None }, peaks }
+    (TwoQubitResult { measures: job.measures.clone(), values, states: if job.keep_states { Some(states) } else { None }, peaks }, lane_groups)
 }
 
 #[cfg(test)]

@@ -1,26 +1,29 @@
 //! Driven members of one point, four at a time: the CPU engine's form of `run_member` for
-//! points with `[[drive]]`. Each lane does exactly the twin's operations in the twin's order
-//! (no FMA, no regrouping), so a member's values are the same bits in a lane as alone; only the
-//! work around them is shared.
+//! points with `[[drive]]`. Each lane does the twin's operations in the twin's order (no FMA,
+//! no regrouping), skipping only products with a zero entry, so while the states are finite a
+//! member's values are the same bits in a lane as alone; only the work around them is shared.
+//! A group whose states went non-finite runs again one member at a time (`run_twin`).
 //!
-//! Why it pays: a driven stage is (G + sum_k c_k G_k) x, and bloch-charger's G fills all 16 of
-//! its 4x4 tiles, so the twin's tile products cost a dense matvec per stage (four per step,
-//! against one for the undriven x + D x). G has about 60 non-zero entries of 256, and a drive's
-//! G_k about 24, so products over the non-zero entries alone cost about a third; one member
+//! Why it pays: a driven stage is (G + sum_k c_k G_k) x, and bloch-charger's G has non-zeros
+//! in 15 of its 16 4x4 tiles, so the twin's tile products cost about a dense matvec per stage
+//! (four per step, against one for the undriven x + D x). G has 48 non-zero entries of 256 and
+//! sx_b's G_k 8, so products over the non-zero entries alone cost about a quarter; one member
 //! cannot fill a vector with them (each entry is one scalar product), but the four members of
 //! a lane group can: each entry is one 4-wide multiply and add. The stage coefficients c_k(t)
 //! are shared too, computed once per step for the group.
 //!
 //! Bits: within a 4x4 tile the twin sums a row as ((v0 x0 + v1 x1) + v2 x2) + v3 x3 and the
-//! tiles as y = (0 + d_0) + d_1 ...; dropping a term v x with v = 0 leaves every such sum
-//! unchanged, the sign of a zero included (the running row sum starts at +0 and can never be
-//! -0: +0 + -0 = +0 and exact cancellation gives +0). So the entry form keeps each tile's
-//! grouping and skips only zero entries and zero rows.
+//! tiles as y = (0 + d_0) + d_1 ...; for finite x, dropping a term v x with v = 0 (a +-0
+//! product) leaves every such sum unchanged, the sign of a zero included (the running row sum
+//! starts at +0 and can never be -0: +0 + -0 = +0 and exact cancellation gives +0). So the
+//! entry form keeps each tile's grouping and skips only zero entries and zero rows. With an
+//! infinite or NaN entry in x the twin's 0 * inf is NaN where the lanes have nothing, hence the
+//! rerun.
 
-use super::{full_step, references, rk4_step, take_sample, Acc, PointR, TwinPlan};
+use super::{full_step, references, rk4_step, take_sample, Acc, MemberOut, PointR, TwinPlan};
 use crate::job::drive::MAX_DRIVES;
 use crate::job::two_qubit::F_Z;
-use crate::job::{Peak, NO_SAMPLE};
+use crate::job::NO_SAMPLE;
 use crate::twin::drive::stage_coeffs;
 use crate::twin::Real;
 
@@ -36,7 +39,7 @@ type Lanes<R> = [R; LANES];
 /// after x (taken as 1 * d, exact). The row sums then run as y_row = y_row + v src_j, sorted
 /// by their place in the row (stably): the sums of one place touch different rows, so they are
 /// independent of each other, and each row keeps its tile order. (Bloch-charger's G has 48
-/// entries in 42 tiles.)
+/// entries in 42 tile rows, 6 of them with more than one entry.)
 #[derive(Clone, Debug)]
 pub struct Entries<R> {
     /// Tiles with more than one entry: tile t has the entries tile_end[t - 1]..tile_end[t].
@@ -242,20 +245,10 @@ fn driven_step<R: Real>(p: &PointR<R>, a: &mut LaneAcc<R>, t: R, h: R, full: boo
 }
 
 /// Four members of one driven point (`p`, and `p_off` after a switch-off; both with drives):
-/// `run_member` for each, with `values`, `states` and `peaks` the four members' consecutive
-/// slices.
+/// `run_member` for each, into `outs` (member index, its output slices). Returns whether every
+/// state stayed finite: only then are the bits those of `run_member` (see the header).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn run_lanes<R: Real>(
-    plan: &TwinPlan<R>,
-    p: &PointR<R>,
-    p_off: &PointR<R>,
-    x0: [&[f64; 16]; LANES],
-    values: &mut [f64],
-    states: &mut [f64],
-    peaks: &mut [Peak],
-    times: &[f64],
-) {
+fn run_lanes<R: Real>(plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: [&[f64; 16]; LANES], outs: &mut [(usize, MemberOut)], times: &[f64]) -> bool {
     let ez = plan.flags & F_Z != 0;
     let x0: [[R; 16]; LANES] = x0.map(|x| x.map(R::from_f64));
     let mut x = LaneAcc::new(x0);
@@ -263,72 +256,68 @@ fn run_lanes<R: Real>(
     let refs = x0.map(|x| references(&x, p));
     let mut pmax = [[R::ZERO; 4]; LANES];
     let mut pidx = [[R::ZERO; 4]; LANES];
-    let (vs, ss) = (values.len() / LANES, states.len() / LANES);
-    let mut products = Scratch::new();
+    let mut scratch = Scratch::new();
     for (pi, &(piece, h)) in plan.pieces.iter().enumerate() {
         let ps = if piece.uncoupled { p_off } else { p };
         let t0 = plan.starts[pi];
         for j in 0..piece.n_full {
             let t = t0 + R::from_f64(j as f64) * plan.dt;
-            driven_step(ps, &mut x, t, plan.dt, true, &mut products);
+            driven_step(ps, &mut x, t, plan.dt, true, &mut scratch);
             if ez {
-                driven_step(ps, &mut z, t, plan.dt, true, &mut products);
+                driven_step(ps, &mut z, t, plan.dt, true, &mut scratch);
             }
         }
         if h > R::ZERO {
             let t = t0 + R::from_f64(piece.n_full as f64) * plan.dt;
-            driven_step(ps, &mut x, t, h, false, &mut products);
+            driven_step(ps, &mut x, t, h, false, &mut scratch);
             if ez {
-                driven_step(ps, &mut z, t, h, false, &mut products);
+                driven_step(ps, &mut z, t, h, false, &mut scratch);
             }
         }
         if piece.sample != NO_SAMPLE {
-            for l in 0..LANES {
-                let (v, s) = (&mut values[l * vs..(l + 1) * vs], &mut states[l * ss..(l + 1) * ss]);
+            for (l, (_, (v, s, _))) in outs.iter_mut().enumerate() {
                 let r = (&refs[l].0, &refs[l].1);
                 take_sample(plan, p, &x.state(l), &z.state(l), r, piece.sample as usize, v, s, (&mut pmax[l], &mut pidx[l]));
             }
         }
     }
-    for l in 0..LANES {
-        super::finish_peaks(&pmax[l], &pidx[l], &mut peaks[4 * l..4 * l + 4], times);
+    for (l, (_, (_, _, peaks))) in outs.iter_mut().enumerate() {
+        super::finish_peaks(&pmax[l], &pidx[l], peaks, times);
     }
+    // A non-finite entry stays non-finite (x + y with x infinite or NaN is), so the final
+    // states tell whether any step saw one.
+    x.x.iter().chain(&z.x).flatten().all(|v| v.to_f64().is_finite())
 }
 
-/// `lanes::run_lanes` compiled for AVX2 (x86_64): the same bits, wider vectors.
+/// `run_lanes` compiled for AVX2 (x86_64): the same bits, wider vectors.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
 fn run_lanes_avx2<R: Real>(
     plan: &TwinPlan<R>,
     p: &PointR<R>,
     p_off: &PointR<R>,
     x0: [&[f64; 16]; LANES],
-    values: &mut [f64],
-    states: &mut [f64],
-    peaks: &mut [Peak],
+    outs: &mut [(usize, MemberOut)],
     times: &[f64],
-) {
-    run_lanes(plan, p, p_off, x0, values, states, peaks, times)
+) -> bool {
+    run_lanes(plan, p, p_off, x0, outs, times)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `run_lanes`, in the AVX2 build where the CPU has it (`avx2`).
 pub(super) fn run_lanes_dispatch<R: Real>(
     avx2: bool,
     plan: &TwinPlan<R>,
     p: &PointR<R>,
     p_off: &PointR<R>,
     x0: [&[f64; 16]; LANES],
-    values: &mut [f64],
-    states: &mut [f64],
-    peaks: &mut [Peak],
+    outs: &mut [(usize, MemberOut)],
     times: &[f64],
-) {
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     if avx2 {
         // SAFETY: only called where the CPU reports AVX2.
-        return unsafe { run_lanes_avx2(plan, p, p_off, x0, values, states, peaks, times) };
+        return unsafe { run_lanes_avx2(plan, p, p_off, x0, outs, times) };
     }
     let _ = avx2;
-    run_lanes(plan, p, p_off, x0, values, states, peaks, times)
+    run_lanes(plan, p, p_off, x0, outs, times)
 }

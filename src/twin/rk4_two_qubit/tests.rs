@@ -38,13 +38,13 @@ fn vector_width_does_not_change_bits() {
         measures: KERNEL_MEASURES.to_vec(),
         keep_states: true,
     };
-    let a = run_twin::<f32>(&job, true, true);
-    let b = run_twin::<f32>(&job, false, true);
+    let a = run_twin::<f32>(&job, true, true).0;
+    let b = run_twin::<f32>(&job, false, true).0;
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&a.values), bits(&b.values));
     assert_eq!(a.peaks, b.peaks);
-    let a = run_twin::<f64>(&job, true, true);
-    let b = run_twin::<f64>(&job, false, true);
+    let a = run_twin::<f64>(&job, true, true).0;
+    let b = run_twin::<f64>(&job, false, true).0;
     assert_eq!(bits(&a.values), bits(&b.values));
     assert_eq!(bits(a.states.as_ref().unwrap()), bits(b.states.as_ref().unwrap()));
 }
@@ -127,35 +127,53 @@ fn driven_members_in_lanes_give_the_bits_of_one_at_a_time() {
         point(2, vec![drive(13, 0.5, ENV_WINDOW, 0.3, 0.9)], true),
         point(3, vec![], true),
     ];
-    // 4 + 4 members of point 0 (two lane groups), a group mixing points 0 and 1 (one at a time),
-    // 4 of point 1, 2 of point 2 and a partial group of point 1.
-    let member_point = vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 1, 1];
+    // Members as a sweep orders them (member m at point m % 3, so a point's members are not
+    // consecutive): 11 of point 0 (two lane groups and three left over, one at a time), 9 of
+    // point 1 (two groups and one left over), the undriven point one at a time.
+    let mut member_point: Vec<u32> = (0..27).map(|m| m % 3).collect();
+    member_point.extend([0, 0]);
     let n = member_point.len();
+    let initial = |m: usize| -> [f64; 16] { std::array::from_fn(|i| if i == 0 { 1.0 } else { 0.1 * ((3 * m + i) as f64).sin() }) };
+    // The first entry whose bits differ, if any.
+    let differ = |a: &[f64], b: &[f64]| (a.len() != b.len()).then_some(usize::MAX).or_else(|| (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()));
+    let same = |job: &TwoQubitJob, groups: usize, case: &str| {
+        for avx2 in [true, false] {
+            let ((a, lanes64), (b, _)) = (run_twin::<f64>(job, avx2, true), run_twin::<f64>(job, avx2, false));
+            let ((c, lanes32), (d, _)) = (run_twin::<f32>(job, avx2, true), run_twin::<f32>(job, avx2, false));
+            assert_eq!((lanes64, lanes32), (groups, groups), "lane groups ({case})");
+            for (what, (a, b)) in [("f64", (&a, &b)), ("f32", (&c, &d))] {
+                let case = format!("{what}, avx2 {avx2}, {case}");
+                assert_eq!(differ(&a.values, &b.values), None, "values differ ({case})");
+                assert_eq!(a.states.is_some(), b.states.is_some());
+                if let (Some(x), Some(y)) = (&a.states, &b.states) {
+                    assert_eq!(differ(x, y), None, "states differ ({case})");
+                }
+                assert_eq!(a.peaks, b.peaks, "peaks differ ({case})");
+            }
+        }
+    };
     for switch_off in [None, Some(0.8)] {
         let job = TwoQubitJob {
             points: points.clone(),
             member_point: member_point.clone(),
-            initial: (0..n).map(|m| std::array::from_fn(|i| if i == 0 { 1.0 } else { 0.1 * ((3 * m + i) as f64).sin() })).collect(),
+            initial: (0..n).map(initial).collect(),
             schedule: Schedule::with_switch_off(1e-2, &[0.0, 0.25, 0.5, 0.777, 1.0, 1.2], switch_off),
             measures: KERNEL_MEASURES.to_vec(),
             keep_states: true,
         };
-        // The first entry whose bits differ, if any.
-        let differ = |a: &[f64], b: &[f64]| (a.len() != b.len()).then_some(usize::MAX).or_else(|| (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()));
-        for avx2 in [true, false] {
-            let (a, b) = (run_twin::<f64>(&job, avx2, true), run_twin::<f64>(&job, avx2, false));
-            let (c, d) = (run_twin::<f32>(&job, avx2, true), run_twin::<f32>(&job, avx2, false));
-            for (what, (a, b)) in [("f64", (&a, &b)), ("f32", (&c, &d))] {
-                let case = format!("{what}, avx2 {avx2}, switch_off {switch_off:?}");
-                assert_eq!(differ(&a.values, &b.values), None, "values differ ({case})");
-                assert_eq!(differ(a.states.as_ref().unwrap(), b.states.as_ref().unwrap()), None, "states differ ({case})");
-                assert_eq!(a.peaks, b.peaks, "peaks differ ({case})");
-            }
-        }
+        same(&job, 4, &format!("switch_off {switch_off:?}"));
+        // No measure columns and no states (one-element dummies per member).
+        same(&TwoQubitJob { measures: vec![], keep_states: false, ..job.clone() }, 4, "no outputs");
+        // Initial states with 0 and -0 entries, and one that is infinite in a lane group: its
+        // group reruns one at a time (the twin's 0 * inf = NaN), the others stay in lanes.
+        let mut odd = job.clone();
+        odd.initial[3] = std::array::from_fn(|i| if i % 2 == 0 { 0.0 } else { -0.0 });
+        odd.initial[6][5] = f64::INFINITY;
+        same(&odd, 4, "zero and infinite entries");
         // The drives move the states (so the comparison above is not of undriven runs).
         let undriven = TwoQubitJob { points: points.iter().map(|p| TwoQubitPoint { drives: vec![], ..p.clone() }).collect(), ..job.clone() };
-        let a = run_twin::<f64>(&job, true, true);
-        let b = run_twin::<f64>(&undriven, true, true);
+        let (a, _) = run_twin::<f64>(&job, true, true);
+        let (b, _) = run_twin::<f64>(&undriven, true, true);
         let moved = a.states.unwrap().iter().zip(b.states.as_ref().unwrap()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
         assert!(moved > 1e-3, "drives moved the states by only {moved}");
     }
