@@ -139,7 +139,9 @@ impl OutputDir {
 
     /// Write one file atomically (see `write_atomic`).
     pub fn write(&self, name: &str, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-        let entry = manifest::write_atomic_hashed(&self.staging.join(name), f)?;
+        let mut entry = manifest::write_atomic_hashed(&self.staging.join(name), f)?;
+        // Keyed by the name as given: the manifest lists top-level files only.
+        entry.name = name.to_string();
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         written.retain(|e| e.name != entry.name);
         written.push(entry);

@@ -95,3 +95,24 @@ pub fn copy_c16_data(path: &Path, w: &mut dyn Write) -> std::io::Result<()> {
     std::io::copy(&mut f, w)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// series.npy's header is written here and its data copied from the blocks: the header must
+    /// be npyz's, byte for byte (files and their hashes as before), for any rank and size.
+    #[test]
+    fn f8_header_is_npyz_header() {
+        use npyz::WriterBuilder;
+        for shape in [vec![5u64], vec![2, 3], vec![1000, 2001, 1], vec![0, 7, 2], vec![u64::MAX; 3], vec![123_456_789; 5]] {
+            // npyz writes its header as it begins (the data would follow).
+            let mut theirs = vec![];
+            drop(npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(&mut theirs).begin_nd().expect("npyz header"));
+            let mut ours = vec![];
+            write_f8_header(&mut ours, &shape).expect("header");
+            assert_eq!(ours.len() % 64, 0);
+            assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs), "shape {shape:?}");
+        }
+    }
+}

@@ -19,14 +19,36 @@ use crate::run::{RunInfo, Timings};
 use crate::verify::verify_report_mixed;
 use serde_json::json;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Instant;
 
-/// Copy a block file of `bytes` bytes into `w`; a file of another size is an error naming it.
-fn copy_block_file(staging: &Staging, name: &str, bytes: u64, w: &mut dyn Write) -> std::io::Result<()> {
-    let p = staging.blocks().join(name);
-    let copied = std::io::copy(&mut std::fs::File::open(&p)?, w)?;
-    if copied != bytes {
-        return Err(std::io::Error::other(format!("{} holds {copied} bytes, not the {bytes} of its block", p.display())));
+/// The block files `name(b)` of every block with the size `bytes(b)` each must have; a missing
+/// file or one of another size is an error naming it (the checkpoint is damaged), before any
+/// output is written.
+fn block_files(staging: &Staging, n_blocks: usize, name: impl Fn(usize) -> String, bytes: impl Fn(usize) -> u64) -> Result<Vec<(PathBuf, u64)>> {
+    (0..n_blocks)
+        .map(|b| {
+            let (p, want) = (staging.blocks().join(name(b)), bytes(b));
+            let got = std::fs::metadata(&p).map_err(|e| QbatError::io(&p, e))?.len();
+            if got != want {
+                return Err(QbatError::invalid(
+                    "--resume",
+                    format!("{} holds {got} bytes, not the {want} of its block; the checkpoint is damaged", p.display()),
+                ));
+            }
+            Ok((p, want))
+        })
+        .collect()
+}
+
+/// Copy the block files (of `block_files`) into `w` byte for byte; an error names the block.
+fn copy_block_files(files: &[(PathBuf, u64)], w: &mut dyn Write) -> std::io::Result<()> {
+    for (p, want) in files {
+        let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", p.display()));
+        let copied = std::io::copy(&mut std::fs::File::open(p).map_err(named)?, w).map_err(named)?;
+        if copied != *want {
+            return Err(std::io::Error::other(format!("{} changed while it was copied ({copied} bytes, not {want})", p.display())));
+        }
     }
     Ok(())
 }
@@ -36,13 +58,11 @@ fn copy_block_file(staging: &Staging, name: &str, bytes: u64, w: &mut dyn Write)
 fn write_states(out: &OutputDir, local: &Plan, staging: &Staging, save: StateSave, ids: &[u64], n_blocks: usize, block: usize) -> Result<()> {
     let d = saved_dim(local.space, save) as u64;
     let ns = local.schedule.times.len() as u64;
+    let members = |b: usize| (((b + 1) * block).min(ids.len()) - b * block) as u64;
+    let files = block_files(staging, n_blocks, |b| format!("{b:06}.states"), |b| members(b) * ns * d * d * 16)?;
     out.write("states.npy", |w| {
         write_c16_header(w, &[ids.len() as u64, ns, d, d])?;
-        for b in 0..n_blocks {
-            let members = (((b + 1) * block).min(ids.len()) - b * block) as u64;
-            copy_block_file(staging, &format!("{b:06}.states"), members * ns * d * d * 16, w)?;
-        }
-        Ok(())
+        copy_block_files(&files, w)
     })?;
     out.write("states.json", |w| {
         serde_json::to_writer_pretty(&mut *w, &states_axes(local.space, save, ids, &local.schedule.times)).map_err(std::io::Error::other)
@@ -152,13 +172,11 @@ pub(super) fn finish(
             Format::Npy => {
                 // The block files hold the values as little-endian f64 in member order, the
                 // npy's data: copied byte for byte after the header, not parsed.
+                let members = |b: usize| ((b + 1) * block).min(ids.len()) - b * block;
+                let files = block_files(staging, n_blocks, |b| format!("{b:06}.values"), |b| (members(b) * ns * nm * 8) as u64)?;
                 out.write("series.npy", |w| {
                     write_f8_header(w, &[ids.len() as u64, ns as u64, nm as u64])?;
-                    for b in 0..n_blocks {
-                        let members = ((b + 1) * block).min(ids.len()) - b * block;
-                        copy_block_file(staging, &format!("{b:06}.values"), (members * ns * nm * 8) as u64, w)?;
-                    }
-                    Ok(())
+                    copy_block_files(&files, w)
                 })?;
                 let axes = json!({"members": ids, "times": local.schedule.times, "measures": measures});
                 out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
