@@ -300,19 +300,9 @@ mod tests {
         std::array::from_fn(|j| R::from_f64(m[16 * (j % 16) + j / 16]))
     }
 
-    /// A generator with the given density of non-zeros (whole zero blocks, zero rows and
-    /// mixed-sign entries included), from a fixed pseudo-random sequence.
+    /// A generator with zero rows (row 7) and the given density of non-zeros.
     fn generator_with_zeros(seed: u64, keep_per_mille: u64) -> [f64; 256] {
-        let mut s = seed;
-        std::array::from_fn(|i| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let r = s >> 33;
-            if i / 16 == 7 || r % 1000 >= keep_per_mille {
-                0.0
-            } else {
-                ((r % 2001) as f64 - 1000.0) * 1.37e-3
-            }
-        })
+        crate::twin::sparse_test_generator(seed, keep_per_mille, 7, 1.37)
     }
 
     fn check_sparse_equals_dense<R: Real>() {

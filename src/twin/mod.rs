@@ -109,3 +109,20 @@ pub(crate) fn matvec<R: Real>(mt: &[R; 256], x: &[R; 16]) -> [R; 16] {
 pub(crate) fn axpy<R: Real>(s: R, y: &[R; 16], x: &[R; 16]) -> [R; 16] {
     std::array::from_fn(|i| x[i] + s * y[i])
 }
+
+/// A row-major 16x16 generator for the twins' tests: about `keep_per_mille` / 1000 of its
+/// entries non-zero (so whole zero tiles and single-entry tiles), row `zero_row` zero, entries
+/// of mixed sign up to `scale` in size, from a fixed pseudo-random sequence.
+#[cfg(test)]
+pub(crate) fn sparse_test_generator(seed: u64, keep_per_mille: u64, zero_row: usize, scale: f64) -> [f64; 256] {
+    let mut s = seed;
+    std::array::from_fn(|i| {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let r = s >> 33;
+        if i / 16 == zero_row || r % 1000 >= keep_per_mille {
+            0.0
+        } else {
+            ((r % 2001) as f64 - 1000.0) * 1e-3 * scale
+        }
+    })
+}

@@ -530,44 +530,35 @@ fn run_member<R: Real>(
     finish_peaks(&pmax, &pidx, peaks, times);
 }
 
-/// `run_member` compiled for AVX2 (x86_64). Rust never fuses or reorders floating-point
-/// operations, so this gives the same bits as the baseline build, only with wider vectors.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-fn run_member_avx2<R: Real>(
-    plan: &TwinPlan<R>,
-    p: &PointR<R>,
-    p_off: &PointR<R>,
-    x0: &[f64; 16],
-    values: &mut [f64],
-    states: &mut [f64],
-    peaks: &mut [Peak],
-    times: &[f64],
-) {
-    run_member(plan, p, p_off, x0, values, states, peaks, times)
-}
+/// `$dispatch(avx2, args..)` calls `$inner(args..)`, through `$avx2`, the same function
+/// compiled for AVX2, where `avx2` says the CPU has it (x86_64). Rust never fuses or reorders
+/// floating-point operations, so both builds give the same bits, only with wider vectors.
+macro_rules! avx2_dispatch {
+    ($vis:vis fn $dispatch:ident, $avx2:ident => $inner:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        #[allow(clippy::too_many_arguments)]
+        fn $avx2<R: Real>($($arg: $ty),*) $(-> $ret)? {
+            $inner($($arg),*)
+        }
 
-#[allow(clippy::too_many_arguments)]
-fn run_member_dispatch<R: Real>(
-    avx2: bool,
-    plan: &TwinPlan<R>,
-    p: &PointR<R>,
-    p_off: &PointR<R>,
-    x0: &[f64; 16],
-    values: &mut [f64],
-    states: &mut [f64],
-    peaks: &mut [Peak],
-    times: &[f64],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: only called where the CPU reports AVX2.
-        return unsafe { run_member_avx2(plan, p, p_off, x0, values, states, peaks, times) };
-    }
-    let _ = avx2;
-    run_member(plan, p, p_off, x0, values, states, peaks, times)
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $dispatch<R: Real>(avx2: bool, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: only called where the CPU reports AVX2.
+                return unsafe { $avx2($($arg),*) };
+            }
+            let _ = avx2;
+            $inner($($arg),*)
+        }
+    };
 }
+use avx2_dispatch;
+
+avx2_dispatch!(fn run_member_dispatch, run_member_avx2 => run_member(
+    plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: &[f64; 16], values: &mut [f64], states: &mut [f64], peaks: &mut [Peak], times: &[f64]
+));
 
 fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]

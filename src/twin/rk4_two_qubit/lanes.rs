@@ -289,35 +289,6 @@ fn run_lanes<R: Real>(plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: 
     x.x.iter().chain(&z.x).flatten().all(|v| v.to_f64().is_finite())
 }
 
-/// `run_lanes` compiled for AVX2 (x86_64): the same bits, wider vectors.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn run_lanes_avx2<R: Real>(
-    plan: &TwinPlan<R>,
-    p: &PointR<R>,
-    p_off: &PointR<R>,
-    x0: [&[f64; 16]; LANES],
-    outs: &mut [(usize, MemberOut)],
-    times: &[f64],
-) -> bool {
-    run_lanes(plan, p, p_off, x0, outs, times)
-}
-
-/// `run_lanes`, in the AVX2 build where the CPU has it (`avx2`).
-pub(super) fn run_lanes_dispatch<R: Real>(
-    avx2: bool,
-    plan: &TwinPlan<R>,
-    p: &PointR<R>,
-    p_off: &PointR<R>,
-    x0: [&[f64; 16]; LANES],
-    outs: &mut [(usize, MemberOut)],
-    times: &[f64],
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: only called where the CPU reports AVX2.
-        return unsafe { run_lanes_avx2(plan, p, p_off, x0, outs, times) };
-    }
-    let _ = avx2;
-    run_lanes(plan, p, p_off, x0, outs, times)
-}
+super::avx2_dispatch!(pub(super) fn run_lanes_dispatch, run_lanes_avx2 => run_lanes(
+    plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: [&[f64; 16]; LANES], outs: &mut [(usize, MemberOut)], times: &[f64]
+) -> bool);

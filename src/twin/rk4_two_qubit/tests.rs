@@ -89,19 +89,9 @@ fn pieces_split_long_segments() {
     assert!((p[4].h_last - 0.05).abs() < 1e-12);
 }
 
-/// A generator with some zero tiles, zero rows and single-entry tiles (a fixed pseudo-random
-/// sequence), scaled by `scale`.
+/// A generator with zero rows (row 3), zero tiles and single-entry tiles, scaled by `scale`.
 fn sparse_generator(seed: u64, keep_per_mille: u64, scale: f64) -> [f64; 256] {
-    let mut s = seed;
-    std::array::from_fn(|i| {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let r = s >> 33;
-        if i / 16 == 3 || r % 1000 >= keep_per_mille {
-            0.0
-        } else {
-            ((r % 2001) as f64 - 1000.0) * 1e-3 * scale
-        }
-    })
+    crate::twin::sparse_test_generator(seed, keep_per_mille, 3, scale)
 }
 
 #[test]
