@@ -309,10 +309,30 @@ impl Absorber<'_> {
             progress.health.add(sub.members[i].id, *h);
         }
         fock_flags(local, &out.measures, &out.values, &sub, ns, &mut progress.fock);
-        // stats
+        // stats, with the block's durable value and state files written beside them (their
+        // hashing and fsync overlap the statistics; the checkpoint below names them)
         let a = self.acc.get_or_insert_with(|| StatsAccumulator::new(ns, nm));
         let include: Vec<bool> = health.iter().map(|h| *h == Health::Ok).collect();
-        a.add_block(&out.values, &include);
+        let tag = format!("{b:06}");
+        let (values, states) = std::thread::scope(|scope| {
+            let files = scope.spawn(|| -> Result<_> {
+                let values = if opts.output.series {
+                    Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.values")), |w| write_f64_le(w, out.values.iter().copied()))?)
+                } else {
+                    None
+                };
+                let states = match (local.save_states, &out.states) {
+                    (None, _) => None,
+                    (Some(_), Some(st)) => {
+                        Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.states")), |w| write_f64_le(w, st.iter().flat_map(|z| [z.re, z.im])))?)
+                    }
+                    (Some(_), None) => return Err(QbatError::Numerics(format!("block {b}: the {backend} engine returned no states for --save-states"))),
+                };
+                Ok((values, states))
+            });
+            a.add_block(&out.values, &include);
+            files.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })?;
         // verify the chosen members of this block
         let tv = Instant::now();
         for &i in self.verify_idx.iter().filter(|&&i| (lo..hi).contains(&i)) {
@@ -330,20 +350,7 @@ impl Absorber<'_> {
             progress.verify[g].members.push(m.id);
         }
         let t_verify = tv.elapsed().as_secs_f64();
-        // durable block files, then the checkpoint that names them
-        let tag = format!("{b:06}");
-        let values = if opts.output.series {
-            Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.values")), |w| write_f64_le(w, out.values.iter().copied()))?)
-        } else {
-            None
-        };
-        let states = match (local.save_states, &out.states) {
-            (None, _) => None,
-            (Some(_), Some(st)) => {
-                Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.states")), |w| write_f64_le(w, st.iter().flat_map(|z| [z.re, z.im])))?)
-            }
-            (Some(_), None) => return Err(QbatError::Numerics(format!("block {b}: the {backend} engine returned no states for --save-states"))),
-        };
+        // the summary, then the checkpoint that names the block's files
         let summary = write_atomic_hashed(&staging.blocks().join(format!("{tag}.summary")), |w| summary_rows(w, local, &sub, &out.peaks, &health))?;
         progress.blocks.push(BlockRecord { block: b, members: nb, values, states, summary, backend: backend.into(), precision: out.precision });
         progress.timings.ensemble += out.ensemble;
