@@ -134,6 +134,16 @@ fn matvec(base: u32, x: V16) -> V16 {
     );
 }
 
+// The RK4 increment h/6 (k1 + 2 (k2 + k3) + k4), with h6 = h/6 (the twin's `rk4_stages`).
+fn rk4_combine(h6: real, k1: V16, k2: V16, k3: V16, k4: V16) -> V16 {
+    return V16(
+        h6 * (k1.a + 2.0 * (k2.a + k3.a) + k4.a),
+        h6 * (k1.b + 2.0 * (k2.b + k3.b) + k4.b),
+        h6 * (k1.c + 2.0 * (k2.c + k3.c) + k4.c),
+        h6 * (k1.d + 2.0 * (k2.d + k3.d) + k4.d),
+    );
+}
+
 // x + s y
 fn axpy(s: real, y: V16, x: V16) -> V16 {
     return V16(x.a + s * y.a, x.b + s * y.b, x.c + s * y.c, x.d + s * y.d);
@@ -179,13 +189,7 @@ fn rk4_step(gbase: u32, a: Acc, h: real, one: real) -> Acc {
     let k2 = matvec(gbase, axpy(hh, k1, x));
     let k3 = matvec(gbase, axpy(hh, k2, x));
     let k4 = matvec(gbase, axpy(h, k3, x));
-    let dx = V16(
-        h6 * (k1.a + 2.0 * (k2.a + k3.a) + k4.a),
-        h6 * (k1.b + 2.0 * (k2.b + k3.b) + k4.b),
-        h6 * (k1.c + 2.0 * (k2.c + k3.c) + k4.c),
-        h6 * (k1.d + 2.0 * (k2.d + k3.d) + k4.d),
-    );
-    return acc_add(a, dx, one);
+    return acc_add(a, rk4_combine(h6, k1, k2, k3, k4), one);
 }
 
 // Z(0) = {I (x) H_B, rho0}/2: z_a0 = h.x_a (h_0 = h0), z_ak = h0 x_ak + h_k x_a0.
@@ -358,13 +362,7 @@ fn driven_step(db: DriveBases, dbase: u32, gbase: u32, a: Acc, t: real, h: real,
     let k2 = driven_apply(db, c1, axpy(hh, k1, x));
     let k3 = driven_apply(db, c1, axpy(hh, k2, x));
     let k4 = driven_apply(db, c2, axpy(h, k3, x));
-    let dx = V16(
-        h6 * (k1.a + 2.0 * (k2.a + k3.a) + k4.a),
-        h6 * (k1.b + 2.0 * (k2.b + k3.b) + k4.b),
-        h6 * (k1.c + 2.0 * (k2.c + k3.c) + k4.c),
-        h6 * (k1.d + 2.0 * (k2.d + k3.d) + k4.d),
-    );
-    return acc_add(a, dx, one);
+    return acc_add(a, rk4_combine(h6, k1, k2, k3, k4), one);
 }
 
 // Per-point constants a sample needs.

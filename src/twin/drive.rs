@@ -9,7 +9,7 @@
 //! through r^16, and 2^n by binary powers. exp(x) for x < -80 is taken as 0 (< 2e-35): a
 //! gaussian's far tails then give exactly 0, and such steps take the undriven path.
 
-use super::{axpy, matvec, Real};
+use super::{matvec, rk4_stages, Real};
 use crate::job::drive::{DriveCoeffs, ENV_GAUSSIAN, ENV_WINDOW, MAX_DRIVES};
 use crate::job::two_qubit::SparseGenerator;
 
@@ -134,15 +134,11 @@ fn driven_apply<R: Real>(g: &SparseR<R>, gd: &[SparseR<R>], c: &[R], x: &[R; 16]
 /// generators in sparse form.
 #[inline(always)]
 pub fn driven_increment<R: Real>(g: &SparseR<R>, gd: &[SparseR<R>], c: &[[R; MAX_DRIVES]; 3], x: &[R; 16], h: R) -> [R; 16] {
-    let hh = h * R::from_f64(0.5);
-    let h6 = h / R::from_f64(6.0);
-    let k1 = driven_apply(g, gd, &c[0], x);
-    let k2 = driven_apply(g, gd, &c[1], &axpy(hh, &k1, x));
-    let k3 = driven_apply(g, gd, &c[1], &axpy(hh, &k2, x));
-    let k4 = driven_apply(g, gd, &c[2], &axpy(h, &k3, x));
-    let two = R::from_f64(2.0);
-    std::array::from_fn(|i| h6 * (k1[i] + two * (k2[i] + k3[i]) + k4[i]))
+    rk4_stages(x, h, |s, y| driven_apply(g, gd, &c[STAGE_TIME[s]], y))
 }
+
+/// Which of the three stage times of `stage_coeffs` (t, t + h/2, t + h) each RK4 stage takes.
+const STAGE_TIME: [usize; 4] = [0, 1, 1, 2];
 
 /// `driven_apply` with dense matrices (transposed, as `matvec` takes them): G x, then each
 /// c_k (G_k x) in drive order. The sparse form's reference.
@@ -160,14 +156,7 @@ fn driven_apply_dense<R: Real>(g: &[R; 256], gd: &[[R; 256]], c: &[R], x: &[R; 1
 
 /// `driven_increment` with dense matrices (transposed): the same bits, 16x16 matvecs.
 pub fn driven_increment_dense<R: Real>(g: &[R; 256], gd: &[[R; 256]], c: &[[R; MAX_DRIVES]; 3], x: &[R; 16], h: R) -> [R; 16] {
-    let hh = h * R::from_f64(0.5);
-    let h6 = h / R::from_f64(6.0);
-    let k1 = driven_apply_dense(g, gd, &c[0], x);
-    let k2 = driven_apply_dense(g, gd, &c[1], &axpy(hh, &k1, x));
-    let k3 = driven_apply_dense(g, gd, &c[1], &axpy(hh, &k2, x));
-    let k4 = driven_apply_dense(g, gd, &c[2], &axpy(h, &k3, x));
-    let two = R::from_f64(2.0);
-    std::array::from_fn(|i| h6 * (k1[i] + two * (k2[i] + k3[i]) + k4[i]))
+    rk4_stages(x, h, |s, y| driven_apply_dense(g, gd, &c[STAGE_TIME[s]], y))
 }
 
 /// floor(x), as WGSL's `floor` (exact in either precision).

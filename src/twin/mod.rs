@@ -104,6 +104,22 @@ pub(crate) fn matvec<R: Real>(mt: &[R; 256], x: &[R; 16]) -> [R; 16] {
     y
 }
 
+/// The increment of one classical RK4 step of length h, h/6 (k1 + 2 (k2 + k3) + k4), with
+/// k1 = f(0, x), k2 = f(1, x + h/2 k1), k3 = f(2, x + h/2 k2), k4 = f(3, x + h k3): `f` is the
+/// right-hand side at stage s (stages 1 and 2 are both at t + h/2). The shader's steps end in
+/// the same combination (`rk4_combine`).
+#[inline(always)]
+pub(crate) fn rk4_stages<R: Real>(x: &[R; 16], h: R, f: impl Fn(usize, &[R; 16]) -> [R; 16]) -> [R; 16] {
+    let hh = h * R::from_f64(0.5);
+    let h6 = h / R::from_f64(6.0);
+    let k1 = f(0, x);
+    let k2 = f(1, &axpy(hh, &k1, x));
+    let k3 = f(2, &axpy(hh, &k2, x));
+    let k4 = f(3, &axpy(h, &k3, x));
+    let two = R::from_f64(2.0);
+    std::array::from_fn(|i| h6 * (k1[i] + two * (k2[i] + k3[i]) + k4[i]))
+}
+
 /// x + s y
 #[inline(always)]
 pub(crate) fn axpy<R: Real>(s: R, y: &[R; 16], x: &[R; 16]) -> [R; 16] {

@@ -46,7 +46,7 @@
 //! ones) come back as NaN columns; the host fills them from states.
 
 use super::drive::{driven_increment, stage_coeffs, DriveR, SparseR};
-use super::{axpy, matvec, Real};
+use super::{matvec, rk4_stages, Real};
 use crate::job::two_qubit::*;
 use crate::job::{piece_starts, plan_pieces, Peak, Piece, TwoQubitJob, TwoQubitResult, NO_SAMPLE};
 use rayon::prelude::*;
@@ -151,14 +151,7 @@ fn full_step<R: Real>(d: &[R; 256], a: &mut Acc<R>) {
 
 /// The increment of one explicit RK4 step of length h with the generator.
 fn rk4_increment_stages<R: Real>(g: &[R; 256], x: &[R; 16], h: R) -> [R; 16] {
-    let hh = h * R::from_f64(0.5);
-    let h6 = h / R::from_f64(6.0);
-    let k1 = matvec(g, x);
-    let k2 = matvec(g, &axpy(hh, &k1, x));
-    let k3 = matvec(g, &axpy(hh, &k2, x));
-    let k4 = matvec(g, &axpy(h, &k3, x));
-    let two = R::from_f64(2.0);
-    std::array::from_fn(|i| h6 * (k1[i] + two * (k2[i] + k3[i]) + k4[i]))
+    rk4_stages(x, h, |_, y| matvec(g, y))
 }
 
 /// One explicit RK4 step of length h with the generator.
