@@ -140,20 +140,37 @@ fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
     QbatError::invalid(path.display().to_string(), reason)
 }
 
-/// Ranks with ties averaged (1-based).
+/// The u64 whose unsigned order is `f64::total_cmp`'s: negatives have every bit flipped, the
+/// rest only the sign bit.
+fn total_order_key(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
+/// Ranks with ties averaged (1-based). The samples are radix-sorted by `total_order_key`
+/// (the order of `total_cmp`), -0 taken as +0; a tie is then a run of equal keys, which is a
+/// run of equal values (`==`) as long as no NaN is among them (a NaN ties with nothing).
 pub fn ranks(v: &[f64]) -> Vec<f64> {
-    let mut idx: Vec<usize> = (0..v.len()).collect();
-    idx.sort_unstable_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut keyed: Vec<(u64, usize)> = v.iter().enumerate().map(|(i, &x)| (total_order_key(x + 0.0), i)).collect();
+    radsort::sort_by_key(&mut keyed, |k| k.0);
     let mut r = vec![0.0; v.len()];
     let mut i = 0;
-    while i < idx.len() {
+    while i < keyed.len() {
+        let key = keyed[i].0;
         let mut j = i;
-        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
-            j += 1;
+        // Keys past +inf's or before -inf's are NaNs.
+        if (!0xFFF0_0000_0000_0000..=0xFFF0_0000_0000_0000).contains(&key) {
+            while j + 1 < keyed.len() && keyed[j + 1].0 == key {
+                j += 1;
+            }
         }
         let avg = (i + j) as f64 / 2.0 + 1.0;
-        for k in i..=j {
-            r[idx[k]] = avg;
+        for k in &keyed[i..=j] {
+            r[k.1] = avg;
         }
         i = j + 1;
     }
@@ -218,6 +235,37 @@ pub fn monotone_along(a: &[f64], b: &[f64], order: &[usize], rel_tol: f64) -> (b
         i = j + 1;
     }
     (inc, dec)
+}
+
+/// Per pair (a, b), how many of `blocks` (one member's times x measures each) have b
+/// monotone non-decreasing, non-increasing, and either, along a.
+fn monotone_counts(blocks: &[Vec<f64>], pair_k: &[(usize, usize)], nt: usize, nm: usize, tol: f64) -> Vec<(usize, usize, usize)> {
+    let per_member: Vec<Vec<(bool, bool)>> = blocks
+        .par_iter()
+        .map(|blk| {
+            let col = |k: usize| -> Vec<f64> { (0..nt).map(|s| blk[s * nm + k]).collect() };
+            let mut orders: Vec<(usize, Vec<f64>, Vec<usize>)> = vec![];
+            pair_k
+                .iter()
+                .map(|&(ka, kb)| {
+                    if !orders.iter().any(|(k, _, _)| *k == ka) {
+                        let va = col(ka);
+                        let o = sort_order(&va);
+                        orders.push((ka, va, o));
+                    }
+                    let (_, va, order) = orders.iter().find(|(k, _, _)| *k == ka).expect("just added");
+                    monotone_along(va, &col(kb), order, tol)
+                })
+                .collect()
+        })
+        .collect();
+    let mut counts = vec![(0, 0, 0); pair_k.len()];
+    for member in per_member {
+        for (c, (inc, dec)) in counts.iter_mut().zip(member) {
+            *c = (c.0 + usize::from(inc), c.1 + usize::from(dec), c.2 + usize::from(inc || dec));
+        }
+    }
+    counts
 }
 
 fn sort_order(a: &[f64]) -> Vec<usize> {
@@ -335,65 +383,53 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     // Monotone counts per pair: (increasing, decreasing, either).
     let mut counts = vec![(0usize, 0usize, 0usize); pairs.len()];
     let chunk = ((1usize << 24) / (nt * nm).max(1)).clamp(1, 4096);
-    let mut blocks: Vec<Vec<f64>> = vec![];
     let mut index = 0usize;
-    loop {
-        blocks.clear();
-        let mut block = vec![];
-        while blocks.len() < chunk {
-            match reader.next_member(&mut block)? {
-                Some(id) => {
-                    // Members flagged unhealthy (summary.csv `health`, or a non-finite value)
-                    // are left out, as stats.csv leaves them out, and counted.
-                    if flagged.contains(&id) || block.iter().any(|v| !v.is_finite()) {
-                        skipped += 1;
-                        index += 1;
-                        continue;
+    // A thread reads the next chunk of members while this one takes in the last.
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<(u64, Vec<f64>)>>>(1);
+        let reader = &mut reader;
+        scope.spawn(move || loop {
+            let mut members = Vec::with_capacity(chunk);
+            let read = (|| -> Result<()> {
+                while members.len() < chunk {
+                    let mut block = vec![];
+                    match reader.next_member(&mut block)? {
+                        Some(id) => members.push((id, block)),
+                        None => break,
                     }
-                    if in_subset(index, n, cap) {
-                        for (c, &k) in used.iter().enumerate() {
-                            pooled[c].extend((0..nt).map(|s| block[s * nm + k]));
-                        }
-                    }
-                    index += 1;
-                    blocks.push(std::mem::take(&mut block));
                 }
-                None => break,
+                Ok(())
+            })();
+            let last = members.len() < chunk || read.is_err();
+            if tx.send(read.map(|_| members)).is_err() || last {
+                break;
             }
-        }
-        if blocks.is_empty() {
-            break;
-        }
-        if nt >= 2 {
-            let chunk_counts: Vec<Vec<(bool, bool)>> = blocks
-                .par_iter()
-                .map(|blk| {
-                    let col = |k: usize| -> Vec<f64> { (0..nt).map(|s| blk[s * nm + k]).collect() };
-                    let mut orders: Vec<(usize, Vec<f64>, Vec<usize>)> = vec![];
-                    pair_k
-                        .iter()
-                        .map(|&(ka, kb)| {
-                            if !orders.iter().any(|(k, _, _)| *k == ka) {
-                                let va = col(ka);
-                                let o = sort_order(&va);
-                                orders.push((ka, va, o));
-                            }
-                            let (_, va, order) = orders.iter().find(|(k, _, _)| *k == ka).expect("just added");
-                            let vb = col(kb);
-                            monotone_along(va, &vb, order, monotone_tol)
-                        })
-                        .collect()
-                })
-                .collect();
-            for member in chunk_counts {
-                for (p, (inc, dec)) in member.into_iter().enumerate() {
-                    counts[p].0 += usize::from(inc);
-                    counts[p].1 += usize::from(dec);
-                    counts[p].2 += usize::from(inc || dec);
+        });
+        for members in rx {
+            let mut blocks: Vec<Vec<f64>> = vec![];
+            for (id, block) in members? {
+                index += 1;
+                // Members flagged unhealthy (summary.csv `health`, or a non-finite value)
+                // are left out, as stats.csv leaves them out, and counted.
+                if flagged.contains(&id) || block.iter().any(|v| !v.is_finite()) {
+                    skipped += 1;
+                    continue;
+                }
+                if in_subset(index - 1, n, cap) {
+                    for (c, &k) in used.iter().enumerate() {
+                        pooled[c].extend((0..nt).map(|s| block[s * nm + k]));
+                    }
+                }
+                blocks.push(block);
+            }
+            if nt >= 2 {
+                for (total, add) in counts.iter_mut().zip(monotone_counts(&blocks, &pair_k, nt, nm, monotone_tol)) {
+                    *total = (total.0 + add.0, total.1 + add.1, total.2 + add.2);
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     if index != n {
         return Err(bad(&reader.path, format!("read {index} members, expected {n}")));
     }
@@ -406,6 +442,33 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     // Ranks per column (pooled) and per column and time (per_time), each computed once.
     let pooled_ranks: Vec<Vec<f64>> = pooled.par_iter().map(|c| ranks(c)).collect();
     let at_time = |c: usize, s: usize| -> Vec<f64> { (0..members_used).map(|u| pooled[c][u * nt + s]).collect() };
+    // Per time, each used column's samples and ranks once (a column is in several pairs).
+    let per_time: Vec<Vec<PairRow>> = (0..nt)
+        .into_par_iter()
+        .map(|s| {
+            let cols: Vec<Vec<f64>> = (0..used.len()).map(|c| at_time(c, s)).collect();
+            let col_ranks: Vec<Option<Vec<f64>>> = cols.iter().map(|x| (x.len() >= 2 && !is_constant(x)).then(|| ranks(x))).collect();
+            pairs
+                .iter()
+                .zip(&pair_cols)
+                .map(|((a, b), &(ca, cb))| PairRow {
+                    a: a.clone(),
+                    b: b.clone(),
+                    scope: Scope::PerTime,
+                    t: Some(reader.times[s]),
+                    n: members_used,
+                    pearson: pearson_checked(&cols[ca], &cols[cb]),
+                    spearman: match (&col_ranks[ca], &col_ranks[cb]) {
+                        (Some(ra), Some(rb)) => pearson_checked(ra, rb),
+                        _ => None,
+                    },
+                    monotone_fraction: None,
+                    monotone_increasing: None,
+                    monotone_decreasing: None,
+                })
+                .collect()
+        })
+        .collect();
     let mut rows = vec![];
     for (p, (a, b)) in pairs.iter().enumerate() {
         let (ca, cb) = pair_cols[p];
@@ -424,25 +487,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
             monotone_increasing: frac(counts[p].0),
             monotone_decreasing: frac(counts[p].1),
         });
-        let per_time: Vec<PairRow> = (0..nt)
-            .into_par_iter()
-            .map(|s| {
-                let (xs, ys) = (at_time(ca, s), at_time(cb, s));
-                PairRow {
-                    a: a.clone(),
-                    b: b.clone(),
-                    scope: Scope::PerTime,
-                    t: Some(reader.times[s]),
-                    n: members_used,
-                    pearson: pearson_checked(&xs, &ys),
-                    spearman: spearman_checked(&xs, &ys),
-                    monotone_fraction: None,
-                    monotone_increasing: None,
-                    monotone_decreasing: None,
-                }
-            })
-            .collect();
-        rows.extend(per_time);
+        rows.extend(per_time.iter().map(|at| at[p].clone()));
     }
     drop(pooled_ranks);
     drop(pooled);
@@ -491,6 +536,32 @@ pub fn write_csv(an: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Rank by definition (no NaN): 1 + (values below) + (other values equal, `==`) / 2.
+    fn ranks_by_count(v: &[f64]) -> Vec<f64> {
+        v.iter()
+            .map(|&x| {
+                let below = v.iter().filter(|&&y| y < x).count();
+                let equal = v.iter().filter(|&&y| y == x).count();
+                below as f64 + (equal as f64 + 1.0) / 2.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ranks_match_their_definition_with_ties_signed_zeros_and_extremes() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let pool = [-0.0, 0.0, 1.5, -1.5, 1e-300, -1e-300, 5e-324, -5e-324, f64::INFINITY, f64::NEG_INFINITY, 1e300, 2.0];
+        for n in [1usize, 2, 7, 100, 600] {
+            // drawn from a small pool (many ties, both zeros) and from a continuum
+            let v: Vec<f64> = (0..n).map(|_| if rng.random::<bool>() { pool[rng.random_range(0..pool.len())] } else { rng.random_range(-3.0..3.0) }).collect();
+            assert_eq!(ranks(&v), ranks_by_count(&v), "n = {n}");
+        }
+        // one NaN ranks after every number and ties with nothing
+        let v = [2.0, f64::NAN, -1.0, 2.0];
+        assert_eq!(ranks(&v), vec![2.5, 4.0, 1.0, 2.5]);
+    }
 
     #[test]
     fn strided_subset_has_exactly_cap_members() {

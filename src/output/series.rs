@@ -2,7 +2,7 @@
 //! block at a time with bounded memory, for `analyze` and the plots.
 
 use crate::error::{QbatError, Result};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,8 +12,17 @@ pub enum SeriesFormat {
 }
 
 enum Source {
-    Npy(npyz::NpyReader<f64, BufReader<std::fs::File>>),
-    Csv { rows: csv::StringRecordsIntoIter<BufReader<std::fs::File>>, line: u64 },
+    /// The data after the npy header: f64, little-endian unless `big_endian`; `bytes` holds
+    /// one member's.
+    Npy {
+        data: BufReader<std::fs::File>,
+        big_endian: bool,
+        bytes: Vec<u8>,
+    },
+    Csv {
+        rows: csv::StringRecordsIntoIter<BufReader<std::fs::File>>,
+        line: u64,
+    },
 }
 
 /// A run's series, read one member's block (times x measures, row-major) at a time.
@@ -81,7 +90,12 @@ impl SeriesReader {
         if shape != want {
             return Err(bad(npy, format!("shape {shape:?} does not match series.json's axes {want:?}")));
         }
-        let reader = npy_file.data::<f64>().map_err(|e| bad(npy, format!("expected little-endian f64 data: {e}")))?;
+        let big_endian = match npy_file.dtype().descr().as_str() {
+            "'<f8'" => false,
+            "'>f8'" => true,
+            other => return Err(bad(npy, format!("expected little-endian f64 data, found dtype {other}"))),
+        };
+        let data = npy_file.into_inner();
         Ok(SeriesReader {
             format: SeriesFormat::Npy,
             path: npy.into(),
@@ -90,7 +104,7 @@ impl SeriesReader {
             measures,
             ids: Some(ids),
             next_index: 0,
-            source: Source::Npy(reader),
+            source: Source::Npy { data, big_endian, bytes: vec![] },
         })
     }
 
@@ -163,13 +177,15 @@ impl SeriesReader {
         }
         let index = self.next_index;
         let id = match &mut self.source {
-            Source::Npy(reader) => {
-                for _ in 0..nt * nm {
-                    match reader.next() {
-                        Some(v) => block.push(v.map_err(|e| QbatError::io(&self.path, e))?),
-                        None => return Err(bad(&self.path, "the file ends before its shape says")),
-                    }
-                }
+            Source::Npy { data, big_endian, bytes } => {
+                // One read per member, decoded in place (no per-value reader calls).
+                bytes.resize(nt * nm * 8, 0);
+                data.read_exact(bytes).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => bad(&self.path, "the file ends before its shape says"),
+                    _ => QbatError::io(&self.path, e),
+                })?;
+                let decode = if *big_endian { f64::from_be_bytes } else { f64::from_le_bytes };
+                block.extend(bytes.chunks_exact(8).map(|b| decode(b.try_into().expect("8 bytes"))));
                 self.ids.as_ref().expect("npy ids")[index]
             }
             Source::Csv { rows, line } => {
@@ -261,4 +277,54 @@ pub fn write_csv_rows(w: &mut dyn std::io::Write, ids: &[u64], times: &[f64], va
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use npyz::WriterBuilder;
+
+    /// series.json and a series.npy of `values` (2 members x 3 times x 2 measures) with the
+    /// given npy dtype, written by npyz.
+    fn write_series(dir: &Path, dtype: &str, values: &[f64]) {
+        let axes = serde_json::json!({ "members": [7, 9], "times": [0.0, 0.5, 1.0], "measures": ["a", "b"] });
+        std::fs::write(dir.join("series.json"), axes.to_string()).unwrap();
+        let file = std::fs::File::create(dir.join("series.npy")).unwrap();
+        let dtype = npyz::DType::Plain(dtype.parse().unwrap());
+        let mut w = npyz::WriteOptions::<f64>::new().dtype(dtype).shape(&[2, 3, 2]).writer(file).begin_nd().unwrap();
+        w.extend(values.iter().copied()).unwrap();
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn npy_members_read_in_either_byte_order_and_a_short_file_is_named() {
+        let values: Vec<f64> = (0..12).map(|i| i as f64 * 0.25 - 1.0).collect();
+        for dtype in ["<f8", ">f8"] {
+            let dir = tempfile::tempdir().unwrap();
+            write_series(dir.path(), dtype, &values);
+            let mut rd = SeriesReader::open(dir.path()).unwrap().unwrap();
+            let mut block = vec![];
+            assert_eq!(rd.next_member(&mut block).unwrap(), Some(7));
+            assert_eq!(block, values[..6]);
+            assert_eq!(rd.next_member(&mut block).unwrap(), Some(9));
+            assert_eq!(block, values[6..]);
+            assert_eq!(rd.next_member(&mut block).unwrap(), None);
+            // cut inside the second member
+            let npy = dir.path().join("series.npy");
+            let len = std::fs::metadata(&npy).unwrap().len();
+            std::fs::OpenOptions::new().write(true).open(&npy).unwrap().set_len(len - 8).unwrap();
+            let mut rd = SeriesReader::open(dir.path()).unwrap().unwrap();
+            assert_eq!(rd.next_member(&mut block).unwrap(), Some(7));
+            let err = rd.next_member(&mut block).unwrap_err().to_string();
+            assert!(err.contains("series.npy") && err.contains("ends before its shape says"), "{err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write_series(dir.path(), "<f8", &values);
+        let file = std::fs::File::create(dir.path().join("series.npy")).unwrap();
+        let mut w = npyz::WriteOptions::<f32>::new().default_dtype().shape(&[2, 3, 2]).writer(file).begin_nd().unwrap();
+        w.extend(values.iter().map(|&v| v as f32)).unwrap();
+        w.finish().unwrap();
+        let err = SeriesReader::open(dir.path()).err().expect("f32 data is refused").to_string();
+        assert!(err.contains("series.npy") && err.contains("'<f4'"), "{err}");
+    }
 }
