@@ -263,6 +263,58 @@ fn singular_values(m0: C4) -> array<real, 4> {
     return sv;
 }
 
+// Singular values (unsorted) of a real 4x4 (row-major): singular_values with every
+// imaginary part zero (which its operations keep zero), so the same values at half the work.
+// The Gram entry gamma is real: its modulus |gamma| and phase sign(gamma) (NaN stays NaN).
+fn singular_values_real(m0: array<real, 16>) -> array<real, 4> {
+    var m = m0;
+    for (var sweep = 0u; sweep < MAX_SWEEPS; sweep++) {
+        var rotated = false;
+        for (var pair = 0u; pair < 6u; pair++) {
+            let p = pair_p(pair);
+            let q = pair_q(pair);
+            var alpha = real(0.0);
+            var beta = real(0.0);
+            var gr = real(0.0);
+            for (var k = 0u; k < 4u; k++) {
+                let kp = 4u * k + p;
+                let kq = 4u * k + q;
+                alpha = alpha + m[kp] * m[kp];
+                beta = beta + m[kq] * m[kq];
+                gr = gr + m[kp] * m[kq];
+            }
+            let g = abs(gr);
+            let ab = sqrt(alpha * beta);
+            if (g == 0.0 || ab + g == ab) {
+                continue;
+            }
+            rotated = true;
+            let e = gr / g;
+            let tcs = rotation(alpha, beta, g);
+            for (var k = 0u; k < 4u; k++) {
+                let kp = 4u * k + p;
+                let kq = 4u * k + q;
+                let w = e * m[kq];
+                let a = m[kp];
+                m[kp] = tcs.y * a - tcs.z * w;
+                m[kq] = tcs.z * a + tcs.y * w;
+            }
+        }
+        if (!rotated) {
+            break;
+        }
+    }
+    var sv: array<real, 4>;
+    for (var j = 0u; j < 4u; j++) {
+        var n2 = real(0.0);
+        for (var k = 0u; k < 4u; k++) {
+            n2 = n2 + m[4u * k + j] * m[4u * k + j];
+        }
+        sv[j] = sqrt(n2);
+    }
+    return sv;
+}
+
 fn sort4_asc(v: array<real, 4>) -> array<real, 4> {
     var a = v;
     for (var i = 0u; i < 3u; i++) {
@@ -341,13 +393,13 @@ fn eigen_measures(x: array<real, 16>, pt0: vec4<real>, pt1: vec4<real>, flags: u
         }
     }
     if ((flags & G_LOO) != 0u) {
-        var c: C4;
+        var c: array<real, 16>;
         for (var i = 0u; i < 4u; i++) {
             for (var j = 0u; j < 4u; j++) {
-                c.re[4u * i + j] = 0.5 * (x[4u * i + j] - x[4u * i] * x[j]);
+                c[4u * i + j] = 0.5 * (x[4u * i + j] - x[4u * i] * x[j]);
             }
         }
-        let sv = singular_values(c);
+        let sv = singular_values_real(c);
         let norm = sv[0] + sv[1] + sv[2] + sv[3];
         let pc = 0.5 * (x[0] * x[0] + x[4] * x[4] + x[8] * x[8] + x[12] * x[12]);
         let pb = 0.5 * (x[0] * x[0] + x[1] * x[1] + x[2] * x[2] + x[3] * x[3]);

@@ -12,7 +12,7 @@ use qbat_gpu::job::TwoQubitPoint;
 use qbat_gpu::linalg::{c, eigvals_hermitian, hermitian_part, kron, projector, CMat, C64};
 use qbat_gpu::measures::{dephase, evaluate, Measure, MeasureContext, Sample};
 use qbat_gpu::model::Space;
-use qbat_gpu::twin::measures_two_qubit::{eigen_measures, jacobi_eigh, rho_from_pauli, singular_values, C4};
+use qbat_gpu::twin::measures_two_qubit::{eigen_measures, jacobi_eigh, rho_from_pauli, singular_values, singular_values_real, C4};
 use qbat_gpu::twin::Real;
 use qbat_gpu::verify::verify_tolerance;
 use rand::{Rng, SeedableRng};
@@ -154,6 +154,41 @@ fn singular_values_match_nalgebra() {
         for i in 0..4 {
             assert!((got[i] - want[i]).abs() < 1e-12 * m.norm().max(1.0), "matrix {k}: sv {i}: {} vs {}", got[i], want[i]);
         }
+    }
+}
+
+/// The real one-sided Jacobi: against nalgebra's SVD, and bit for bit the complex one's on
+/// the same matrix with zero imaginary parts (f64 and f32; general, rank-deficient, and with
+/// a zero first row and column like the LOO matrix of a normalised state).
+#[test]
+fn real_singular_values_match_nalgebra_and_the_complex_path() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for k in 0..20_000 {
+        let mut m: [f64; 16] = std::array::from_fn(|_| u(&mut rng));
+        match k % 3 {
+            1 => {
+                // rank 1 or 2: a sum of outer products
+                m = [0.0; 16];
+                for _ in 0..1 + (k / 3) % 2 {
+                    let (a, b): ([f64; 4], [f64; 4]) = (std::array::from_fn(|_| u(&mut rng)), std::array::from_fn(|_| u(&mut rng)));
+                    (0..16).for_each(|i| m[i] += a[i / 4] * b[i % 4]);
+                }
+            }
+            2 => (0..4).for_each(|i| (m[i], m[4 * i]) = (0.0, 0.0)),
+            _ => {}
+        }
+        let dense = DMatrix::from_fn(4, 4, |i, j| m[4 * i + j]);
+        let want = sorted(dense.singular_values().as_slice());
+        let got = singular_values_real(&m);
+        let g = sorted(&got);
+        for i in 0..4 {
+            assert!((g[i] - want[i]).abs() < 1e-12 * dense.norm().max(1.0), "matrix {k}: sv {i}: {} vs {}", g[i], want[i]);
+        }
+        let complex = C4 { re: m, im: [0.0; 16] };
+        assert_eq!(got.map(f64::to_bits), singular_values(&complex).map(f64::to_bits), "matrix {k}");
+        let m32 = m.map(|x| x as f32);
+        let complex32 = C4 { re: m32, im: [0.0f32; 16] };
+        assert_eq!(singular_values_real(&m32).map(f32::to_bits), singular_values(&complex32).map(f32::to_bits), "matrix {k} in f32");
     }
 }
 

@@ -22,7 +22,7 @@
 //! A block's sketch keys are sorted and merged once per cell, so adding a value costs its two
 //! exact sums and one key, with no logarithm.
 
-use super::exact_sum::{ExactSum, FixedSum};
+use super::exact_sum::{ExactSum, FixedSum, COLUMN_MAX};
 use crate::error::{QbatError, Result};
 use rayon::prelude::*;
 use std::io::{Read, Write};
@@ -140,14 +140,67 @@ const NEG: u32 = 1 << 31;
 /// The pending entry of a value in the zero bucket.
 const ZERO_KEY: u32 = u32::MAX;
 
-/// Fold one block's pending keys (any order) into the cell's buckets: sorted and counted in
-/// the scratch buffers, then merged once.
-fn fold_keys(cell: &mut Cell, pending: &mut [u32], keys: &mut Vec<u32>, counts: &mut Vec<u32>) {
-    pending.sort_unstable();
-    for neg in [false, true] {
+/// Scratch buffers of `fold_keys`, reused from cell to cell.
+#[derive(Default)]
+struct FoldScratch {
+    keys: Vec<u32>,
+    counts: Vec<u32>,
+    /// counts by key offset, for the dense path
+    dense: Vec<u32>,
+}
+
+/// Fold one block's pending keys (any order) into the cell's buckets, as sorted, distinct
+/// (key, count) runs merged once per sign. When each sign's keys span a range of at most
+/// `max(4 n, 1024)` keys (n keys over a few decades), they are counted in an array over
+/// that range; otherwise sorted, which puts the positive keys first, then the negative ones
+/// (`NEG` set), then the zero bucket's (`ZERO_KEY`). The same runs either way.
+fn fold_keys(cell: &mut Cell, pending: &mut [u32], scratch: &mut FoldScratch) {
+    let FoldScratch { keys, counts, dense } = scratch;
+    // [lo, hi] of the positive and of the negative keys
+    let mut range = [(u32::MAX, 0u32); 2];
+    let mut zeros = 0u64;
+    for &k in pending.iter() {
+        if k == ZERO_KEY {
+            zeros += 1;
+        } else {
+            let r = &mut range[usize::from(k & NEG != 0)];
+            *r = (r.0.min(k), r.1.max(k));
+        }
+    }
+    cell.zero += zeros;
+    // a radix sort costs about as much per key as four array slots
+    let limit = (4 * pending.len()).max(1024) as u32;
+    let runs_of = |neg: bool, keys: &mut Vec<u32>, counts: &mut Vec<u32>, dense: &mut Vec<u32>, pending: &[u32]| {
         keys.clear();
         counts.clear();
+        let (lo, hi) = range[usize::from(neg)];
+        if lo > hi {
+            return;
+        }
+        dense.clear();
+        dense.resize((hi - lo) as usize + 1, 0);
         for &k in pending.iter().filter(|&&k| k != ZERO_KEY && (k & NEG != 0) == neg) {
+            dense[(k - lo) as usize] += 1;
+        }
+        for (offset, &c) in dense.iter().enumerate().filter(|(_, &c)| c > 0) {
+            keys.push((lo + offset as u32) & !NEG);
+            counts.push(c);
+        }
+    };
+    if range.iter().all(|&(lo, hi)| lo > hi || hi - lo < limit) {
+        runs_of(false, keys, counts, dense, pending);
+        cell.pos.merge_sorted(keys, counts);
+        runs_of(true, keys, counts, dense, pending);
+        cell.neg.merge_sorted(keys, counts);
+        return;
+    }
+    radsort::sort(pending);
+    let neg_start = pending.partition_point(|&k| k & NEG == 0);
+    let zero_start = pending.partition_point(|&k| k != ZERO_KEY);
+    for (run, neg) in [(&pending[..neg_start], false), (&pending[neg_start..zero_start], true)] {
+        keys.clear();
+        counts.clear();
+        for &k in run {
             let k = k & !NEG;
             if keys.last() == Some(&k) {
                 *counts.last_mut().expect("a key was pushed") += 1;
@@ -162,31 +215,54 @@ fn fold_keys(cell: &mut Cell, pending: &mut [u32], keys: &mut Vec<u32>, counts: 
             cell.pos.merge_sorted(keys, counts)
         }
     }
-    cell.zero += pending.iter().filter(|&&k| k == ZERO_KEY).count() as u64;
+}
+
+/// The pending sketch key of a finite value: its bucket, with `NEG` for a negative one, or
+/// `ZERO_KEY`.
+#[inline]
+fn sketch_key(x: f64) -> u32 {
+    let a = x.abs();
+    if a < QUANTILE_ZERO {
+        ZERO_KEY
+    } else if x > 0.0 {
+        bucket_of(a)
+    } else {
+        bucket_of(a) | NEG
+    }
 }
 
 impl Cell {
     /// Add a finite value (the caller excludes non-finite ones).
     pub fn add(&mut self, x: f64) {
         let key = self.add_moments(x);
-        let (mut keys, mut counts) = (vec![], vec![]);
-        fold_keys(self, &mut [key], &mut keys, &mut counts);
+        fold_keys(self, &mut [key], &mut FoldScratch::default());
     }
 
     /// n, min, max and the exact sums of x and x^2; returns the value's pending sketch key.
+    #[inline]
     fn add_moments(&mut self, x: f64) -> u32 {
         self.n += 1;
         self.min = self.min.min(x);
         self.max = self.max.max(x);
         self.s1.add(x);
-        self.s2.add_product(x, x);
-        let a = x.abs();
-        if a < QUANTILE_ZERO {
-            ZERO_KEY
-        } else if x > 0.0 {
-            bucket_of(a)
+        self.s2.add_square(x);
+        sketch_key(x)
+    }
+
+    /// `add_moments` over a column of values (at most `COLUMN_MAX`; non-finite ones left
+    /// out), pushing their pending sketch keys: the sums as integers in one go when
+    /// `FixedSum::add_column` takes the column, value by value otherwise. The same state
+    /// either way.
+    fn add_column(&mut self, xs: &[f64], pending: &mut Vec<u32>) {
+        if xs.iter().all(|x| x.is_finite()) && FixedSum::add_column(&mut self.s1, &mut self.s2, xs) {
+            self.n += xs.len() as u64;
+            for &x in xs {
+                self.min = self.min.min(x);
+                self.max = self.max.max(x);
+            }
+            pending.extend(xs.iter().map(|&x| sketch_key(x)));
         } else {
-            bucket_of(a) | NEG
+            pending.extend(xs.iter().filter(|x| x.is_finite()).map(|&x| self.add_moments(x)));
         }
     }
 
@@ -286,25 +362,32 @@ impl StatsAccumulator {
     pub fn add_block(&mut self, values: &[f64], include: &[bool]) {
         let row = self.n_samples * self.n_measures;
         let members: Vec<usize> = include.iter().enumerate().filter(|(_, &ok)| ok).map(|(i, _)| i).collect();
-        // Tiles of TILE cells: each task walks the block's members over its tile (TILE
-        // contiguous values of each member's row), keeping the moments in place and the
-        // sketch keys pending, then sorts and merges each cell's keys once per block.
+        // Tiles of TILE cells. A task copies its tile's values of MEMBERS members at a time
+        // into columns (one contiguous run per cell: the strided rows are read once, a cache
+        // line per member), then adds each column to its cell with the cell's fixed-point
+        // sums in L1, keeping the sketch keys pending; it sorts and merges each cell's keys
+        // once per block.
         const TILE: usize = 64;
+        const MEMBERS: usize = COLUMN_MAX;
         self.cells.par_chunks_mut(TILE).enumerate().for_each_init(
-            || (vec![Vec::<u32>::new(); TILE], Vec::new(), Vec::new()),
-            |(pending, keys, counts), (tile, cells)| {
-                let first = tile * TILE;
+            || (vec![Vec::<u32>::new(); TILE], FoldScratch::default(), Vec::<f64>::new()),
+            |(pending, scratch, columns), (tile, cells)| {
+                let (first, width) = (tile * TILE, cells.len());
                 pending.iter_mut().for_each(Vec::clear);
-                for &i in &members {
-                    let member_row = &values[i * row + first..i * row + first + cells.len()];
-                    for ((acc, p), &x) in cells.iter_mut().zip(pending.iter_mut()).zip(member_row) {
-                        if x.is_finite() {
-                            p.push(acc.add_moments(x));
+                for chunk in members.chunks(MEMBERS) {
+                    let len = chunk.len();
+                    columns.resize(width * len, 0.0);
+                    for (j, &i) in chunk.iter().enumerate() {
+                        for (c, &x) in values[i * row + first..i * row + first + width].iter().enumerate() {
+                            columns[c * len + j] = x;
                         }
+                    }
+                    for ((acc, p), column) in cells.iter_mut().zip(pending.iter_mut()).zip(columns.chunks_exact(len)) {
+                        acc.add_column(column, p);
                     }
                 }
                 for (acc, p) in cells.iter_mut().zip(pending.iter_mut()) {
-                    fold_keys(acc, p, keys, counts);
+                    fold_keys(acc, p, scratch);
                 }
             },
         );
@@ -437,6 +520,94 @@ fn get_f64(r: &mut dyn Read) -> std::io::Result<f64> {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// A column added in one go (`Cell::add_column`) leaves the cell as adding its values one
+    /// by one does: columns the integer path takes (narrow spreads, zeros, both signs, up to
+    /// 64 binades) and ones it must refuse (wider spreads, subnormals, huge values,
+    /// non-finite values), each checked to have taken the path it should.
+    /// Both ways of folding keys (counted over a dense range, or sorted when the range is
+    /// wide) give the counts of a plain map, for each sign and the zero bucket.
+    #[test]
+    fn folded_keys_are_the_counts_of_each_bucket() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        for (case, span) in [10u32, 3900, 4100, 100_000, MAX_KEY - 1].into_iter().enumerate() {
+            let base = rng.random_range(0..MAX_KEY - span);
+            let n = 1000;
+            let mut pending: Vec<u32> = (0..n)
+                .map(|_| match rng.random_range(0..10) {
+                    0 => ZERO_KEY,
+                    1..=3 => (base + rng.random_range(0..=span)) | NEG,
+                    _ => base + rng.random_range(0..=span),
+                })
+                .collect();
+            let mut expect: [std::collections::BTreeMap<u32, u32>; 2] = Default::default();
+            for &k in &pending {
+                if k != ZERO_KEY {
+                    *expect[usize::from(k & NEG != 0)].entry(k & !NEG).or_default() += 1;
+                }
+            }
+            let zeros = pending.iter().filter(|&&k| k == ZERO_KEY).count() as u64;
+            let mut cell = Cell::default();
+            // a cell with buckets already, so that the merge is exercised too
+            cell.pos.merge_sorted(&[base], &[5]);
+            *expect[0].entry(base).or_default() += 5;
+            fold_keys(&mut cell, &mut pending, &mut FoldScratch::default());
+            for (buckets, want) in [(&cell.pos, &expect[0]), (&cell.neg, &expect[1])] {
+                let got: Vec<(u32, u32)> = buckets.keys.iter().copied().zip(buckets.counts.iter().copied()).collect();
+                assert_eq!(got, want.iter().map(|(&k, &c)| (k, c)).collect::<Vec<_>>(), "case {case}");
+            }
+            assert_eq!(cell.zero, zeros, "case {case}");
+        }
+    }
+
+    #[test]
+    fn a_column_at_once_equals_its_values_one_by_one() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+        let mut taken = [0usize; 2];
+        for case in 0..400 {
+            let len = rng.random_range(1..=COLUMN_MAX);
+            let binades = [0, 1, 10, 63, 64, 65, 200][case % 7];
+            let xs: Vec<f64> = (0..len)
+                .map(|_| {
+                    let mag = rng.random_range(1.0..2.0) * 2f64.powi(rng.random_range(0..=binades) - binades / 2);
+                    match rng.random_range(0..20) {
+                        0 => 0.0,
+                        1 => -0.0,
+                        2 if case % 11 == 0 => f64::from_bits(rng.random_range(1..1u64 << 52)), // subnormal
+                        3 if case % 13 == 0 => f64::NAN,
+                        4 if case % 17 == 0 => 1e200,
+                        k if k % 2 == 0 => -mag,
+                        _ => mag,
+                    }
+                })
+                .collect();
+            let (mut one, mut other) = (FixedSum::default(), FixedSum::default());
+            let integer_path = FixedSum::add_column(&mut one, &mut other, &xs.iter().copied().filter(|x| x.is_finite()).collect::<Vec<_>>());
+            let spread_ok = binades <= 64 || xs.iter().filter(|x| **x != 0.0 && x.is_finite()).count() < 2;
+            let plain = xs.iter().all(|x| !x.is_finite() || *x == 0.0 || (x.abs() >= 2f64.powi(-400) && x.abs() < 2f64.powi(400)));
+            if spread_ok && plain {
+                assert!(integer_path, "case {case}: a column in range was refused");
+            }
+            if !plain {
+                assert!(!integer_path, "case {case}: a column out of range was taken");
+            }
+            taken[usize::from(integer_path)] += 1;
+            let (mut by_column, mut by_value) = (Cell::default(), Cell::default());
+            let (mut pc, mut pv) = (vec![], vec![]);
+            by_column.add_column(&xs, &mut pc);
+            for &x in xs.iter().filter(|x| x.is_finite()) {
+                pv.push(by_value.add_moments(x));
+            }
+            assert_eq!(pc, pv, "case {case}");
+            let mut scratch = FoldScratch::default();
+            fold_keys(&mut by_column, &mut pc, &mut scratch);
+            fold_keys(&mut by_value, &mut pv, &mut scratch);
+            assert_eq!(by_column, by_value, "case {case}");
+            assert_eq!(by_column.mean().to_bits(), by_value.mean().to_bits());
+            assert_eq!(by_column.std().to_bits(), by_value.std().to_bits());
+        }
+        assert!(taken[0] > 50 && taken[1] > 50, "both paths exercised: {taken:?}");
+    }
 
     #[test]
     fn exact_sum_is_order_independent_and_correctly_rounded() {

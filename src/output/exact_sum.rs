@@ -99,6 +99,16 @@ const CHUNKS: usize = 66;
 /// Additions between renormalisations (each adds < 2^32 to a chunk; chunks hold +-2^63).
 const ADDS_BEFORE_CARRY: u32 = 1 << 30;
 
+/// The biased exponents of `add_square`'s integer path: |x| in [2^-400, 2^401).
+const SQUARE_MIN_BIASED: u32 = 1023 - 400;
+const SQUARE_MAX_BIASED: u32 = 1023 + 400;
+
+/// Values per `add_column` call (the i128 and 256-bit sums keep 9 bits of headroom).
+pub const COLUMN_MAX: usize = 512;
+/// The widest spread of biased exponents `add_column` takes: sum +-m 2^(p - p_min) stays
+/// below 2^(53 + 64 + 9) < 2^127, sum m^2 2^(2 (p - p_min)) below 2^(106 + 128 + 9) < 2^256.
+const COLUMN_SPREAD: u32 = 64;
+
 #[derive(Clone, Debug)]
 pub struct FixedSum {
     chunks: [i64; CHUNKS],
@@ -163,6 +173,118 @@ impl FixedSum {
         if p.is_finite() {
             self.add(err);
         }
+    }
+
+    /// Add x^2 exactly. For 2^-400 <= |x| < 2^401 from the integer square of the mantissa:
+    /// x = m 2^(b - 1075) (b the biased exponent, m < 2^53 with its hidden bit), so
+    /// x^2 = m^2 2^(q - 1074) with q = 2 b - 1076 >= 0, and m^2 < 2^106 goes to chunks
+    /// q/32 .. q/32 + 4 as five pieces of m^2 2^(q mod 32). There two-product is exact too,
+    /// so the sum is the one `add_product(x, x)` gives, bit for bit; outside, that is used.
+    #[inline]
+    pub fn add_square(&mut self, x: f64) {
+        let bits = x.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as u32;
+        if !(SQUARE_MIN_BIASED..=SQUARE_MAX_BIASED).contains(&biased) {
+            return self.add_product(x, x);
+        }
+        let m = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+        let q = 2 * biased - 1076;
+        let square = (m as u128) * (m as u128);
+        let r = q % CHUNK_BITS;
+        let low = square << r;
+        // the bits shifted past 128 (square < 2^106, so below 2^9)
+        let high = if r == 0 { 0 } else { (square >> (128 - r)) as i64 };
+        let k = (q / CHUNK_BITS) as usize;
+        let piece = |i: u32| ((low >> (32 * i)) & 0xffff_ffff) as i64;
+        self.chunks[k] += piece(0);
+        self.chunks[k + 1] += piece(1);
+        self.chunks[k + 2] += piece(2);
+        self.chunks[k + 3] += piece(3);
+        self.chunks[k + 4] += high;
+        self.adds += 1;
+        if self.adds == ADDS_BEFORE_CARRY {
+            self.normalize();
+        }
+    }
+
+    /// Add v 2^(e - 1074) for an integer v = sum_i piece_i 2^(32 i) (each |piece_i| < 2^32),
+    /// exactly: each piece times 2^(e mod 32) is split at bit 32 into two chunk additions
+    /// under 2^32. Leaves the chunks normalised.
+    fn add_pieces(&mut self, pieces: &[i64], e: u32) {
+        self.normalize();
+        let (k, r) = ((e / CHUNK_BITS) as usize, e % CHUNK_BITS);
+        for (i, &piece) in pieces.iter().enumerate() {
+            // |piece| < 2^32 and r < 32: the shifted piece fits an i64
+            let v = piece << r;
+            self.chunks[k + i] += v & 0xffff_ffff;
+            self.chunks[k + i + 1] += v >> CHUNK_BITS;
+        }
+        self.normalize();
+    }
+
+    /// Add sum x and sum x^2 of `xs` (finite values) to `s1` and `s2`, exactly, as integers:
+    /// with every x = +-m 2^(p - 1074) (m < 2^53; p as in `add`) and p in [p_min, p_min + 64],
+    /// sum +-m 2^(p - p_min) fits an i128 for up to 2^9 values, and sum m^2 2^(2 (p - p_min))
+    /// a 256-bit integer; each is then added once at its scale. The chunks end as the
+    /// value-by-value adds would leave them (normalised), so nothing else changes. Returns
+    /// false, having added nothing, when the values are outside that range (wider spread, or
+    /// squares outside `add_square`'s integer range): the caller adds them one by one.
+    pub fn add_column(s1: &mut FixedSum, s2: &mut FixedSum, xs: &[f64]) -> bool {
+        debug_assert!(xs.len() <= COLUMN_MAX);
+        // the exponent range of the non-zero values (zeros add nothing)
+        let (mut lo, mut hi) = (u32::MAX, 0u32);
+        for &x in xs {
+            let biased = ((x.to_bits() >> 52) & 0x7ff) as u32;
+            if x != 0.0 {
+                lo = lo.min(biased);
+                hi = hi.max(biased);
+            }
+        }
+        if lo == u32::MAX {
+            return true;
+        }
+        if lo < SQUARE_MIN_BIASED || hi > SQUARE_MAX_BIASED || hi - lo > COLUMN_SPREAD {
+            return false;
+        }
+        // in the square range every x is normal: p = biased - 1
+        let p_min = lo - 1;
+        let mut sum: i128 = 0;
+        let (mut sq_lo, mut sq_hi) = (0u128, 0u128);
+        for &x in xs {
+            let bits = x.to_bits();
+            let biased = ((bits >> 52) & 0x7ff) as u32;
+            if x == 0.0 {
+                continue;
+            }
+            let m = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+            let shift = biased - lo;
+            let v = (m as i128) << shift;
+            sum += if bits >> 63 == 0 { v } else { -v };
+            // m^2 2^(2 shift) as a 256-bit (sq_hi, sq_lo)
+            let square = (m as u128) * (m as u128);
+            let s2x = 2 * shift;
+            let (add_lo, add_hi) = if s2x == 0 {
+                (square, 0)
+            } else if s2x < 128 {
+                (square << s2x, square >> (128 - s2x))
+            } else {
+                (0, square << (s2x - 128))
+            };
+            let (new_lo, carry) = sq_lo.overflowing_add(add_lo);
+            sq_lo = new_lo;
+            sq_hi += add_hi + carry as u128;
+        }
+        let mask = 0xffff_ffffu128;
+        let s1_pieces = [(sum & mask as i128) as i64, ((sum >> 32) & mask as i128) as i64, ((sum >> 64) & mask as i128) as i64, (sum >> 96) as i64];
+        s1.add_pieces(&s1_pieces, p_min);
+        let mut s2_pieces = [0i64; 8];
+        for (i, piece) in s2_pieces.iter_mut().enumerate() {
+            let word = if i < 4 { sq_lo } else { sq_hi };
+            *piece = ((word >> (32 * (i % 4))) & mask) as i64;
+        }
+        // x^2 = m^2 2^(q - 1074) with q = 2 p - 1074 (see `add_square`)
+        s2.add_pieces(&s2_pieces, 2 * p_min - 1074);
+        true
     }
 
     /// Move the carries up: 0 <= c_k < 2^32 for every chunk below the top one.
@@ -314,6 +436,39 @@ mod tests {
         let mut c = FixedSum::default();
         [1e16, 1.0, -1e16, 1e-300].iter().for_each(|&x| c.add(x));
         assert_eq!(c.to_exact().value(), 1.0 + 1e-300);
+    }
+
+    /// The integer square path gives the sum of Dekker's two-product, bit for bit, at and
+    /// around its range's edges and over the whole exponent range, and the exact x^2
+    /// (checked against the expansion of the two-product, an independent exact method).
+    #[test]
+    fn add_square_equals_the_two_product_sum() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let at = |b: u32, frac: u64, neg: bool| f64::from_bits(((neg as u64) << 63) | ((b as u64) << 52) | (frac & ((1 << 52) - 1)));
+        let mut xs = vec![0.0, -0.0, 1.0, -3.0, f64::MAX, f64::from_bits(1)];
+        for b in [SQUARE_MIN_BIASED - 1, SQUARE_MIN_BIASED, SQUARE_MIN_BIASED + 1, SQUARE_MAX_BIASED - 1, SQUARE_MAX_BIASED, SQUARE_MAX_BIASED + 1] {
+            xs.extend([at(b, 0, false), at(b, u64::MAX, true), at(b, rng.random(), rng.random())]);
+        }
+        xs.extend((0..20000).map(|_| at(rng.random_range(0..0x7ff), rng.random(), rng.random())));
+        xs.extend((0..20000).map(|_| rng.random_range(-2.0..2.0)));
+        let (mut fast, mut dekker) = (FixedSum::default(), FixedSum::default());
+        for &x in &xs {
+            fast.add_square(x);
+            dekker.add_product(x, x);
+            let (mut one, mut other) = (FixedSum::default(), FixedSum::default());
+            one.add_square(x);
+            other.add_product(x, x);
+            assert_eq!(one, other, "x = {x:e}");
+        }
+        assert_eq!(fast, dekker);
+        // in range, the exact square: x^2 - p - err = 0 for Dekker's p, err
+        let x = at(1023 + 7, 0x000f_0f0f_0f0f_0f0f, false);
+        let mut f = FixedSum::default();
+        f.add_square(x);
+        let (p, err) = two_product(x, x);
+        f.add(-p);
+        f.add(-err);
+        assert_eq!(f, FixedSum::default());
     }
 
     #[test]

@@ -25,7 +25,7 @@
 //!   as `measures::entanglement`). They come out directly, with absolute error ~ eps, where
 //!   the eigenvalues of rho rho~ (or of sqrt(rho) rho~ sqrt(rho)) are r_i^2 and their square
 //!   roots carry sqrt(eps) near a pure state (3e-4 in f32): this form holds in f32.
-//! - LOO steering: C_ij = (x_ij - x_i0 x_0j) / 2 (the Pauli form of
+//! - LOO steering: C_ij = (x_ij - x_i0 x_0j) / 2 (real; the Pauli form of
 //!   Tr[(G_i (x) G_j)(rho - rho_c (x) rho_b)]), ||C||_tr from `singular_values`.
 
 use super::Real;
@@ -238,6 +238,54 @@ pub fn singular_values<R: Real>(m0: &C4<R>) -> [R; 4] {
     sv
 }
 
+/// Singular values (unsorted) of a real 4x4 M (row-major): `singular_values` with every
+/// imaginary part zero, which its operations keep zero (up to the sign of a zero), so the
+/// same values, bit for bit, at half the work. The Gram entry gamma is real: its modulus
+/// |gamma| and phase sign(gamma), as `modulus_phase` gives them (a NaN stays NaN).
+pub fn singular_values_real<R: Real>(m0: &[R; 16]) -> [R; 4] {
+    let mut m = *m0;
+    for _sweep in 0..MAX_SWEEPS {
+        let mut rotated = false;
+        for pair in 0..6 {
+            let (p, q) = (PAIR_P[pair], PAIR_Q[pair]);
+            let (mut alpha, mut beta, mut gr) = (R::ZERO, R::ZERO, R::ZERO);
+            for k in 0..4 {
+                let (kp, kq) = (4 * k + p, 4 * k + q);
+                alpha = alpha + m[kp] * m[kp];
+                beta = beta + m[kq] * m[kq];
+                gr = gr + m[kp] * m[kq];
+            }
+            let g = gr.abs();
+            let ab = (alpha * beta).sqrt();
+            if g == R::ZERO || ab + g == ab {
+                continue;
+            }
+            rotated = true;
+            let e = gr / g;
+            let (_, c, s) = rotation(alpha, beta, g);
+            for k in 0..4 {
+                let (kp, kq) = (4 * k + p, 4 * k + q);
+                let w = e * m[kq];
+                let a = m[kp];
+                m[kp] = c * a - s * w;
+                m[kq] = s * a + c * w;
+            }
+        }
+        if !rotated {
+            break;
+        }
+    }
+    let mut sv = [R::ZERO; 4];
+    for (j, out) in sv.iter_mut().enumerate() {
+        let mut n2 = R::ZERO;
+        for k in 0..4 {
+            n2 = n2 + m[4 * k + j] * m[4 * k + j];
+        }
+        *out = n2.sqrt();
+    }
+    sv
+}
+
 /// Sort 4 values ascending (a fixed exchange network, as the kernel).
 pub fn sort4_asc<R: Real>(v: [R; 4]) -> [R; 4] {
     let mut a = v;
@@ -317,13 +365,13 @@ pub fn eigen_measures<R: Real>(x: &[R; 16], pt: &[R; 8], flags: u32) -> [R; N_EI
     }
     if flags & G_LOO != 0 {
         let half = R::from_f64(0.5);
-        let mut c = C4::zero();
+        let mut c = [R::ZERO; 16];
         for i in 0..4 {
             for j in 0..4 {
-                c.re[4 * i + j] = half * (x[4 * i + j] - x[4 * i] * x[j]);
+                c[4 * i + j] = half * (x[4 * i + j] - x[4 * i] * x[j]);
             }
         }
-        let sv = singular_values(&c);
+        let sv = singular_values_real(&c);
         let norm = sv[0] + sv[1] + sv[2] + sv[3];
         let pc = half * (x[0] * x[0] + x[4] * x[4] + x[8] * x[8] + x[12] * x[12]);
         let pb = half * (x[0] * x[0] + x[1] * x[1] + x[2] * x[2] + x[3] * x[3]);
