@@ -263,9 +263,21 @@ fn singular_values(m0: C4) -> array<real, 4> {
     return sv;
 }
 
+// modulus_phase of a real z: the same operations with the imaginary part 0, so the same
+// (|z|, sign z), and NaN for an infinite z, as there.
+fn modulus_sign(z: real) -> vec2<real> {
+    let m = abs(z);
+    if (m == 0.0) {
+        return vec2<real>(0.0, 1.0);
+    }
+    let a = z / m;
+    let n = sqrt(a * a);
+    return vec2<real>(m * n, a / n);
+}
+
 // Singular values (unsorted) of a real 4x4 (row-major): singular_values with every
-// imaginary part zero (which its operations keep zero), so the same values at half the work.
-// The Gram entry gamma is real: its modulus |gamma| and phase sign(gamma) (NaN stays NaN).
+// imaginary part zero (which its operations keep zero), so the same values at half the work
+// (to rounding: a GPU may fuse the two forms' multiply-adds differently).
 fn singular_values_real(m0: array<real, 16>) -> array<real, 4> {
     var m = m0;
     for (var sweep = 0u; sweep < MAX_SWEEPS; sweep++) {
@@ -283,13 +295,14 @@ fn singular_values_real(m0: array<real, 16>) -> array<real, 4> {
                 beta = beta + m[kq] * m[kq];
                 gr = gr + m[kp] * m[kq];
             }
-            let g = abs(gr);
+            let gs = modulus_sign(gr);
+            let g = gs.x;
             let ab = sqrt(alpha * beta);
             if (g == 0.0 || ab + g == ab) {
                 continue;
             }
             rotated = true;
-            let e = gr / g;
+            let e = gs.y;
             let tcs = rotation(alpha, beta, g);
             for (var k = 0u; k < 4u; k++) {
                 let kp = 4u * k + p;

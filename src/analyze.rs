@@ -382,7 +382,8 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let mut pooled: Vec<Vec<f64>> = vec![Vec::with_capacity(members_used * nt); used.len()];
     // Monotone counts per pair: (increasing, decreasing, either).
     let mut counts = vec![(0usize, 0usize, 0usize); pairs.len()];
-    let chunk = ((1usize << 24) / (nt * nm).max(1)).clamp(1, 4096);
+    // Up to three chunks are held at once (one taken in, one queued, one being read): 32 MiB each.
+    let chunk = ((1usize << 22) / (nt * nm).max(1)).clamp(1, 4096);
     let mut index = 0usize;
     // A thread reads the next chunk of members while this one takes in the last.
     std::thread::scope(|scope| -> Result<()> {

@@ -190,6 +190,16 @@ fn real_singular_values_match_nalgebra_and_the_complex_path() {
         let complex32 = C4 { re: m32, im: [0.0f32; 16] };
         assert_eq!(singular_values_real(&m32).map(f32::to_bits), singular_values(&complex32).map(f32::to_bits), "matrix {k} in f32");
     }
+    // overflowing Gram entries and non-finite entries: the same non-finite results
+    for (i, v) in [(1usize, 1e20f32), (1, f32::INFINITY), (6, f32::NAN), (0, -f32::INFINITY)] {
+        let mut m = [0.0f32; 16];
+        (0..4).for_each(|d| m[5 * d] = 1.0);
+        m[0] = 1e20;
+        m[i] = v;
+        let real = singular_values_real(&m).map(|x| if x.is_nan() { f32::NAN.to_bits() } else { x.to_bits() });
+        let complex = singular_values(&C4 { re: m, im: [0.0; 16] }).map(|x| if x.is_nan() { f32::NAN.to_bits() } else { x.to_bits() });
+        assert_eq!(real, complex, "entry {i} = {v}");
+    }
 }
 
 #[test]

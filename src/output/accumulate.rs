@@ -521,10 +521,6 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    /// A column added in one go (`Cell::add_column`) leaves the cell as adding its values one
-    /// by one does: columns the integer path takes (narrow spreads, zeros, both signs, up to
-    /// 64 binades) and ones it must refuse (wider spreads, subnormals, huge values,
-    /// non-finite values), each checked to have taken the path it should.
     /// Both ways of folding keys (counted over a dense range, or sorted when the range is
     /// wide) give the counts of a plain map, for each sign and the zero bucket.
     #[test]
@@ -560,6 +556,10 @@ mod tests {
         }
     }
 
+    /// A column added in one go (`Cell::add_column`) leaves the cell as adding its values one
+    /// by one does: columns the integer path takes (narrow spreads, zeros, both signs, up to
+    /// 64 binades) and ones it must refuse (wider spreads, subnormals, huge values,
+    /// non-finite values), each checked to have taken the path it should.
     #[test]
     fn a_column_at_once_equals_its_values_one_by_one() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);

@@ -228,9 +228,12 @@ impl FixedSum {
     /// a 256-bit integer; each is then added once at its scale. The chunks end as the
     /// value-by-value adds would leave them (normalised), so nothing else changes. Returns
     /// false, having added nothing, when the values are outside that range (wider spread, or
-    /// squares outside `add_square`'s integer range): the caller adds them one by one.
+    /// squares outside `add_square`'s integer range) or more than `COLUMN_MAX`: the caller
+    /// adds them one by one.
     pub fn add_column(s1: &mut FixedSum, s2: &mut FixedSum, xs: &[f64]) -> bool {
-        debug_assert!(xs.len() <= COLUMN_MAX);
+        if xs.len() > COLUMN_MAX {
+            return false;
+        }
         // the exponent range of the non-zero values (zeros add nothing)
         let (mut lo, mut hi) = (u32::MAX, 0u32);
         for &x in xs {

@@ -93,8 +93,15 @@ impl SeriesReader {
         let big_endian = match npy_file.dtype().descr().as_str() {
             "'<f8'" => false,
             "'>f8'" => true,
-            other => return Err(bad(npy, format!("expected little-endian f64 data, found dtype {other}"))),
+            other => return Err(bad(npy, format!("expected f64 data ('<f8' or '>f8'), found dtype {other}"))),
         };
+        // A member's bytes are allocated before they are read: a header that claims more
+        // data than the file holds is refused here.
+        let data_bytes = shape.iter().try_fold(8u64, |acc, &d| acc.checked_mul(d));
+        let file_bytes = std::fs::metadata(npy).map_err(|e| QbatError::io(npy, e))?.len();
+        if data_bytes.is_none_or(|b| b > file_bytes) {
+            return Err(bad(npy, "the file ends before its shape says"));
+        }
         let data = npy_file.into_inner();
         Ok(SeriesReader {
             format: SeriesFormat::Npy,

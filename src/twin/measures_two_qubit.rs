@@ -26,7 +26,7 @@
 //!   the eigenvalues of rho rho~ (or of sqrt(rho) rho~ sqrt(rho)) are r_i^2 and their square
 //!   roots carry sqrt(eps) near a pure state (3e-4 in f32): this form holds in f32.
 //! - LOO steering: C_ij = (x_ij - x_i0 x_0j) / 2 (real; the Pauli form of
-//!   Tr[(G_i (x) G_j)(rho - rho_c (x) rho_b)]), ||C||_tr from `singular_values`.
+//!   Tr[(G_i (x) G_j)(rho - rho_c (x) rho_b)]), ||C||_tr from `singular_values_real`.
 
 use super::Real;
 use crate::job::measures_two_qubit::{eigen_code, eigen_flags, eigen_point, EigenJob, BIG_THETA, G_CONCURRENCE, G_LOO, G_SPECTRUM, MAX_SWEEPS, N_EIGEN_CODES};
@@ -238,10 +238,23 @@ pub fn singular_values<R: Real>(m0: &C4<R>) -> [R; 4] {
     sv
 }
 
+/// `modulus_phase` of a real z: the same operations with the imaginary part 0, so the same
+/// (|z|, sign z), and NaN for an infinite z (inf / inf), as there.
+#[inline(always)]
+fn modulus_sign<R: Real>(z: R) -> (R, R) {
+    let m = z.abs();
+    if m == R::ZERO {
+        return (R::ZERO, R::ONE);
+    }
+    let a = z / m;
+    let n = (a * a).sqrt();
+    (m * n, a / n)
+}
+
 /// Singular values (unsorted) of a real 4x4 M (row-major): `singular_values` with every
-/// imaginary part zero, which its operations keep zero (up to the sign of a zero), so the
-/// same values, bit for bit, at half the work. The Gram entry gamma is real: its modulus
-/// |gamma| and phase sign(gamma), as `modulus_phase` gives them (a NaN stays NaN).
+/// imaginary part zero, which its operations keep zero (up to the sign of a zero), so on the
+/// CPU the same values, bit for bit, non-finite ones included, at half the work. (A GPU may
+/// fuse the two forms' multiply-adds differently: there they agree to rounding.)
 pub fn singular_values_real<R: Real>(m0: &[R; 16]) -> [R; 4] {
     let mut m = *m0;
     for _sweep in 0..MAX_SWEEPS {
@@ -255,13 +268,12 @@ pub fn singular_values_real<R: Real>(m0: &[R; 16]) -> [R; 4] {
                 beta = beta + m[kq] * m[kq];
                 gr = gr + m[kp] * m[kq];
             }
-            let g = gr.abs();
+            let (g, e) = modulus_sign(gr);
             let ab = (alpha * beta).sqrt();
             if g == R::ZERO || ab + g == ab {
                 continue;
             }
             rotated = true;
-            let e = gr / g;
             let (_, c, s) = rotation(alpha, beta, g);
             for k in 0..4 {
                 let (kp, kq) = (4 * k + p, 4 * k + q);
