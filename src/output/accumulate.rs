@@ -22,68 +22,18 @@
 //! A block's sketch keys are sorted and merged once per cell, so adding a value costs its two
 //! exact sums and one key, with no logarithm.
 
+mod sketch;
+
 use super::exact_sum::{ExactSum, FixedSum, COLUMN_MAX};
 use crate::error::{QbatError, Result};
 use rayon::prelude::*;
+use sketch::{sketch_key, FoldScratch, Sketch, MAX_KEY};
 use std::io::{Read, Write};
 
 /// Relative resolution a of the quantiles.
 pub const QUANTILE_REL_RESOLUTION: f64 = 1e-3;
 /// Values with |x| below this go to the zero bucket.
 pub const QUANTILE_ZERO: f64 = 1e-12;
-
-/// Occupied buckets only, as (key, count) in increasing key order: memory follows the buckets
-/// the values fall in, never the span between them.
-#[derive(Clone, Debug, Default, PartialEq)]
-struct Buckets {
-    keys: Vec<u32>,
-    /// u32: runs hold at most 1e9 members
-    counts: Vec<u32>,
-}
-
-impl Buckets {
-    /// Merge sorted, distinct (key, count) runs into self (a linear merge).
-    fn merge_sorted(&mut self, keys: &[u32], counts: &[u32]) {
-        if keys.is_empty() {
-            return;
-        }
-        if self.keys.is_empty() {
-            self.keys.extend_from_slice(keys);
-            self.counts.extend_from_slice(counts);
-            return;
-        }
-        let (mut mk, mut mc) = (Vec::with_capacity(self.keys.len() + keys.len()), Vec::with_capacity(self.keys.len() + keys.len()));
-        let (mut i, mut j) = (0, 0);
-        while i < self.keys.len() || j < keys.len() {
-            let take_self = j == keys.len() || (i < self.keys.len() && self.keys[i] < keys[j]);
-            let take_other = i == self.keys.len() || (j < keys.len() && keys[j] < self.keys[i]);
-            if take_self {
-                mk.push(self.keys[i]);
-                mc.push(self.counts[i]);
-                i += 1;
-            } else if take_other {
-                mk.push(keys[j]);
-                mc.push(counts[j]);
-                j += 1;
-            } else {
-                mk.push(keys[j]);
-                mc.push(self.counts[i].saturating_add(counts[j]));
-                i += 1;
-                j += 1;
-            }
-        }
-        self.keys = mk;
-        self.counts = mc;
-    }
-
-    fn merge(&mut self, other: &Buckets) {
-        self.merge_sorted(&other.keys, &other.counts);
-    }
-
-    fn total(&self) -> u64 {
-        self.counts.iter().map(|&c| c as u64).sum()
-    }
-}
 
 /// Statistics of one (sample, measure) cell.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,140 +44,12 @@ pub struct Cell {
     /// sum x and sum x^2, exact in fixed point
     s1: FixedSum,
     s2: FixedSum,
-    zero: u64,
-    pos: Buckets,
-    neg: Buckets,
+    sketch: Sketch,
 }
 
 impl Default for Cell {
     fn default() -> Self {
-        Cell {
-            n: 0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            s1: FixedSum::default(),
-            s2: FixedSum::default(),
-            zero: 0,
-            pos: Buckets::default(),
-            neg: Buckets::default(),
-        }
-    }
-}
-
-/// Mantissa bits below the bucket: |x| = 2^e (1 + f), the bucket keeps e and the top
-/// 52 - BUCKET_SHIFT = 9 bits of f, so each bucket spans a relative width of at most 2^-9 and
-/// its midpoint lies within 2^-10 < `QUANTILE_REL_RESOLUTION` of every value in it.
-const BUCKET_SHIFT: u32 = 43;
-
-/// The bucket of |x| (finite, >= QUANTILE_ZERO): the top bits of its IEEE pattern, which order
-/// like |x| itself. No logarithm, and the same key on every machine.
-fn bucket_of(abs: f64) -> u32 {
-    (abs.to_bits() >> BUCKET_SHIFT) as u32
-}
-
-/// The midpoint of a bucket.
-fn representative(key: u32) -> f64 {
-    let lo = f64::from_bits((key as u64) << BUCKET_SHIFT);
-    let hi = f64::from_bits(((key as u64) + 1) << BUCKET_SHIFT);
-    0.5 * (lo + hi)
-}
-
-/// The first key past the finite floats (exponent 0x7ff).
-const MAX_KEY: u32 = 0x7ff << (52 - BUCKET_SHIFT);
-
-/// A key with the sign in its top bit (a pending sketch entry of one block).
-const NEG: u32 = 1 << 31;
-/// The pending entry of a value in the zero bucket.
-const ZERO_KEY: u32 = u32::MAX;
-
-/// Scratch buffers of `fold_keys`, reused from cell to cell.
-#[derive(Default)]
-struct FoldScratch {
-    keys: Vec<u32>,
-    counts: Vec<u32>,
-    /// counts by key offset, for the dense path
-    dense: Vec<u32>,
-}
-
-/// Fold one block's pending keys (any order) into the cell's buckets, as sorted, distinct
-/// (key, count) runs merged once per sign. When each sign's keys span a range of at most
-/// `max(4 n, 1024)` keys (n keys over a few decades), they are counted in an array over
-/// that range; otherwise sorted, which puts the positive keys first, then the negative ones
-/// (`NEG` set), then the zero bucket's (`ZERO_KEY`). The same runs either way.
-fn fold_keys(cell: &mut Cell, pending: &mut [u32], scratch: &mut FoldScratch) {
-    let FoldScratch { keys, counts, dense } = scratch;
-    // [lo, hi] of the positive and of the negative keys
-    let mut range = [(u32::MAX, 0u32); 2];
-    let mut zeros = 0u64;
-    for &k in pending.iter() {
-        if k == ZERO_KEY {
-            zeros += 1;
-        } else {
-            let r = &mut range[usize::from(k & NEG != 0)];
-            *r = (r.0.min(k), r.1.max(k));
-        }
-    }
-    cell.zero += zeros;
-    // a radix sort costs about as much per key as four array slots
-    let limit = (4 * pending.len()).max(1024) as u32;
-    let runs_of = |neg: bool, keys: &mut Vec<u32>, counts: &mut Vec<u32>, dense: &mut Vec<u32>, pending: &[u32]| {
-        keys.clear();
-        counts.clear();
-        let (lo, hi) = range[usize::from(neg)];
-        if lo > hi {
-            return;
-        }
-        dense.clear();
-        dense.resize((hi - lo) as usize + 1, 0);
-        for &k in pending.iter().filter(|&&k| k != ZERO_KEY && (k & NEG != 0) == neg) {
-            dense[(k - lo) as usize] += 1;
-        }
-        for (offset, &c) in dense.iter().enumerate().filter(|(_, &c)| c > 0) {
-            keys.push((lo + offset as u32) & !NEG);
-            counts.push(c);
-        }
-    };
-    if range.iter().all(|&(lo, hi)| lo > hi || hi - lo < limit) {
-        runs_of(false, keys, counts, dense, pending);
-        cell.pos.merge_sorted(keys, counts);
-        runs_of(true, keys, counts, dense, pending);
-        cell.neg.merge_sorted(keys, counts);
-        return;
-    }
-    radsort::sort(pending);
-    let neg_start = pending.partition_point(|&k| k & NEG == 0);
-    let zero_start = pending.partition_point(|&k| k != ZERO_KEY);
-    for (run, neg) in [(&pending[..neg_start], false), (&pending[neg_start..zero_start], true)] {
-        keys.clear();
-        counts.clear();
-        for &k in run {
-            let k = k & !NEG;
-            if keys.last() == Some(&k) {
-                *counts.last_mut().expect("a key was pushed") += 1;
-            } else {
-                keys.push(k);
-                counts.push(1);
-            }
-        }
-        if neg {
-            cell.neg.merge_sorted(keys, counts)
-        } else {
-            cell.pos.merge_sorted(keys, counts)
-        }
-    }
-}
-
-/// The pending sketch key of a finite value: its bucket, with `NEG` for a negative one, or
-/// `ZERO_KEY`.
-#[inline]
-fn sketch_key(x: f64) -> u32 {
-    let a = x.abs();
-    if a < QUANTILE_ZERO {
-        ZERO_KEY
-    } else if x > 0.0 {
-        bucket_of(a)
-    } else {
-        bucket_of(a) | NEG
+        Cell { n: 0, min: f64::INFINITY, max: f64::NEG_INFINITY, s1: FixedSum::default(), s2: FixedSum::default(), sketch: Sketch::default() }
     }
 }
 
@@ -235,7 +57,7 @@ impl Cell {
     /// Add a finite value (the caller excludes non-finite ones).
     pub fn add(&mut self, x: f64) {
         let key = self.add_moments(x);
-        fold_keys(self, &mut [key], &mut FoldScratch::default());
+        self.sketch.fold(&mut [key], &mut FoldScratch::default());
     }
 
     /// n, min, max and the exact sums of x and x^2; returns the value's pending sketch key.
@@ -272,9 +94,7 @@ impl Cell {
         self.max = self.max.max(o.max);
         self.s1.merge(&o.s1);
         self.s2.merge(&o.s2);
-        self.zero += o.zero;
-        self.pos.merge(&o.pos);
-        self.neg.merge(&o.neg);
+        self.sketch.merge(&o.sketch);
     }
 
     pub fn mean(&self) -> f64 {
@@ -304,29 +124,6 @@ impl Cell {
         (num.value().max(0.0) / (n * n)).sqrt()
     }
 
-    /// The k-th order statistic (0-based) as its bucket representative.
-    fn order_stat(&self, k: u64) -> f64 {
-        let mut seen = 0u64;
-        // negative values: largest magnitude first
-        for (&key, &c) in self.neg.keys.iter().zip(&self.neg.counts).rev() {
-            seen += c as u64;
-            if k < seen {
-                return -representative(key);
-            }
-        }
-        seen += self.zero;
-        if k < seen {
-            return 0.0;
-        }
-        for (&key, &c) in self.pos.keys.iter().zip(&self.pos.counts) {
-            seen += c as u64;
-            if k < seen {
-                return representative(key);
-            }
-        }
-        self.max
-    }
-
     /// Quantile q (numpy's linear interpolation on the bucket representatives), in [min, max].
     pub fn quantile(&self, q: f64) -> f64 {
         if self.n == 0 {
@@ -338,7 +135,7 @@ impl Cell {
         let pos = q * (self.n - 1) as f64;
         let lo = pos.floor() as u64;
         let hi = (lo + 1).min(self.n - 1);
-        let (a, b) = (self.order_stat(lo), self.order_stat(hi));
+        let (a, b) = (self.sketch.order_stat(lo).unwrap_or(self.max), self.sketch.order_stat(hi).unwrap_or(self.max));
         (a + (b - a) * (pos - lo as f64)).clamp(self.min, self.max)
     }
 }
@@ -373,7 +170,10 @@ impl StatsAccumulator {
             || (vec![Vec::<u32>::new(); TILE], FoldScratch::default(), Vec::<f64>::new()),
             |(pending, scratch, columns), (tile, cells)| {
                 let (first, width) = (tile * TILE, cells.len());
-                pending.iter_mut().for_each(Vec::clear);
+                for p in pending.iter_mut() {
+                    p.clear();
+                    p.reserve(members.len());
+                }
                 for chunk in members.chunks(MEMBERS) {
                     let len = chunk.len();
                     columns.resize(width * len, 0.0);
@@ -387,7 +187,7 @@ impl StatsAccumulator {
                     }
                 }
                 for (acc, p) in cells.iter_mut().zip(pending.iter_mut()) {
-                    fold_keys(acc, p, scratch);
+                    acc.sketch.fold(p, scratch);
                 }
             },
         );
@@ -420,8 +220,8 @@ impl StatsAccumulator {
                     put_f64(w, p)?;
                 }
             }
-            put_u64(w, c.zero)?;
-            for b in [&c.pos, &c.neg] {
+            put_u64(w, c.sketch.zero)?;
+            for b in [&c.sketch.pos, &c.sketch.neg] {
                 put_u64(w, b.keys.len() as u64)?;
                 let mut bytes = Vec::with_capacity(b.keys.len() * 8);
                 for (&k, &n) in b.keys.iter().zip(&b.counts) {
@@ -464,8 +264,8 @@ impl StatsAccumulator {
                 }
                 *s = FixedSum::from_exact(&ExactSum { partials });
             }
-            c.zero = get_u64(r)?;
-            for b in [&mut c.pos, &mut c.neg] {
+            c.sketch.zero = get_u64(r)?;
+            for b in [&mut c.sketch.pos, &mut c.sketch.neg] {
                 let len = get_u64(r)? as usize;
                 // keys are the top 21 bits of a finite f64: at most 2^21 buckets
                 if len > 1 << 21 {
@@ -485,7 +285,7 @@ impl StatsAccumulator {
                     return Err(bad("a bucket key beyond the finite floats".into()));
                 }
             }
-            let counted = c.pos.total().checked_add(c.neg.total()).and_then(|t| t.checked_add(c.zero));
+            let counted = c.sketch.total();
             if counted != Some(c.n) {
                 return Err(bad("bucket counts do not add up to n".into()));
             }
@@ -520,41 +320,6 @@ fn get_f64(r: &mut dyn Read) -> std::io::Result<f64> {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
-
-    /// Both ways of folding keys (counted over a dense range, or sorted when the range is
-    /// wide) give the counts of a plain map, for each sign and the zero bucket.
-    #[test]
-    fn folded_keys_are_the_counts_of_each_bucket() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-        for (case, span) in [10u32, 3900, 4100, 100_000, MAX_KEY - 1].into_iter().enumerate() {
-            let base = rng.random_range(0..MAX_KEY - span);
-            let n = 1000;
-            let mut pending: Vec<u32> = (0..n)
-                .map(|_| match rng.random_range(0..10) {
-                    0 => ZERO_KEY,
-                    1..=3 => (base + rng.random_range(0..=span)) | NEG,
-                    _ => base + rng.random_range(0..=span),
-                })
-                .collect();
-            let mut expect: [std::collections::BTreeMap<u32, u32>; 2] = Default::default();
-            for &k in &pending {
-                if k != ZERO_KEY {
-                    *expect[usize::from(k & NEG != 0)].entry(k & !NEG).or_default() += 1;
-                }
-            }
-            let zeros = pending.iter().filter(|&&k| k == ZERO_KEY).count() as u64;
-            let mut cell = Cell::default();
-            // a cell with buckets already, so that the merge is exercised too
-            cell.pos.merge_sorted(&[base], &[5]);
-            *expect[0].entry(base).or_default() += 5;
-            fold_keys(&mut cell, &mut pending, &mut FoldScratch::default());
-            for (buckets, want) in [(&cell.pos, &expect[0]), (&cell.neg, &expect[1])] {
-                let got: Vec<(u32, u32)> = buckets.keys.iter().copied().zip(buckets.counts.iter().copied()).collect();
-                assert_eq!(got, want.iter().map(|(&k, &c)| (k, c)).collect::<Vec<_>>(), "case {case}");
-            }
-            assert_eq!(cell.zero, zeros, "case {case}");
-        }
-    }
 
     /// A column added in one go (`Cell::add_column`) leaves the cell as adding its values one
     /// by one does: columns the integer path takes (narrow spreads, zeros, both signs, up to
@@ -600,8 +365,8 @@ mod tests {
             }
             assert_eq!(pc, pv, "case {case}");
             let mut scratch = FoldScratch::default();
-            fold_keys(&mut by_column, &mut pc, &mut scratch);
-            fold_keys(&mut by_value, &mut pv, &mut scratch);
+            by_column.sketch.fold(&mut pc, &mut scratch);
+            by_value.sketch.fold(&mut pv, &mut scratch);
             assert_eq!(by_column, by_value, "case {case}");
             assert_eq!(by_column.mean().to_bits(), by_value.mean().to_bits());
             assert_eq!(by_column.std().to_bits(), by_value.std().to_bits());

@@ -1,0 +1,261 @@
+//! The quantile sketch of one cell (see the parent module's doc): integer counts of |x| per
+//! log bucket, for each sign, and of the zero bucket; exact to merge.
+
+use super::QUANTILE_ZERO;
+
+/// Occupied buckets only, as (key, count) in increasing key order: memory follows the buckets
+/// the values fall in, never the span between them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct Buckets {
+    pub(super) keys: Vec<u32>,
+    /// u32: runs hold at most 1e9 members
+    pub(super) counts: Vec<u32>,
+}
+
+impl Buckets {
+    /// Merge sorted, distinct (key, count) runs into self (a linear merge).
+    pub(super) fn merge_sorted(&mut self, keys: &[u32], counts: &[u32]) {
+        if keys.is_empty() {
+            return;
+        }
+        if self.keys.is_empty() {
+            self.keys.extend_from_slice(keys);
+            self.counts.extend_from_slice(counts);
+            return;
+        }
+        let (mut mk, mut mc) = (Vec::with_capacity(self.keys.len() + keys.len()), Vec::with_capacity(self.keys.len() + keys.len()));
+        let (mut i, mut j) = (0, 0);
+        while i < self.keys.len() || j < keys.len() {
+            let take_self = j == keys.len() || (i < self.keys.len() && self.keys[i] < keys[j]);
+            let take_other = i == self.keys.len() || (j < keys.len() && keys[j] < self.keys[i]);
+            if take_self {
+                mk.push(self.keys[i]);
+                mc.push(self.counts[i]);
+                i += 1;
+            } else if take_other {
+                mk.push(keys[j]);
+                mc.push(counts[j]);
+                j += 1;
+            } else {
+                mk.push(keys[j]);
+                mc.push(self.counts[i].saturating_add(counts[j]));
+                i += 1;
+                j += 1;
+            }
+        }
+        self.keys = mk;
+        self.counts = mc;
+    }
+
+    fn merge(&mut self, other: &Buckets) {
+        self.merge_sorted(&other.keys, &other.counts);
+    }
+
+    pub(super) fn total(&self) -> u64 {
+        self.counts.iter().map(|&c| c as u64).sum()
+    }
+}
+
+/// Mantissa bits below the bucket: |x| = 2^e (1 + f), the bucket keeps e and the top
+/// 52 - BUCKET_SHIFT = 9 bits of f, so each bucket spans a relative width of at most 2^-9 and
+/// its midpoint lies within 2^-10 < `QUANTILE_REL_RESOLUTION` of every value in it.
+const BUCKET_SHIFT: u32 = 43;
+
+/// The bucket of |x| (finite, >= QUANTILE_ZERO): the top bits of its IEEE pattern, which order
+/// like |x| itself. No logarithm, and the same key on every machine.
+fn bucket_of(abs: f64) -> u32 {
+    (abs.to_bits() >> BUCKET_SHIFT) as u32
+}
+
+/// The midpoint of a bucket.
+fn representative(key: u32) -> f64 {
+    let lo = f64::from_bits((key as u64) << BUCKET_SHIFT);
+    let hi = f64::from_bits(((key as u64) + 1) << BUCKET_SHIFT);
+    0.5 * (lo + hi)
+}
+
+/// The first key past the finite floats (exponent 0x7ff).
+pub(super) const MAX_KEY: u32 = 0x7ff << (52 - BUCKET_SHIFT);
+
+/// A key with the sign in its top bit (a pending sketch entry of one block).
+const NEG: u32 = 1 << 31;
+/// The pending entry of a value in the zero bucket.
+const ZERO_KEY: u32 = u32::MAX;
+
+/// Scratch buffers of `fold_keys`, reused from cell to cell.
+#[derive(Default)]
+pub(super) struct FoldScratch {
+    keys: Vec<u32>,
+    counts: Vec<u32>,
+    /// counts by key offset, for the dense path
+    dense: Vec<u32>,
+}
+
+/// The pending sketch key of a finite value: its bucket, with `NEG` for a negative one, or
+/// `ZERO_KEY`.
+#[inline]
+pub(super) fn sketch_key(x: f64) -> u32 {
+    let a = x.abs();
+    if a < QUANTILE_ZERO {
+        ZERO_KEY
+    } else if x > 0.0 {
+        bucket_of(a)
+    } else {
+        bucket_of(a) | NEG
+    }
+}
+
+/// The buckets of one cell: positive and negative values by |x|, and the zero bucket.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct Sketch {
+    pub(super) zero: u64,
+    pub(super) pos: Buckets,
+    pub(super) neg: Buckets,
+}
+
+impl Sketch {
+    /// Fold one block's pending keys (any order) into the buckets, as sorted, distinct
+    /// (key, count) runs merged once per sign. When each sign's keys span a range of at most
+    /// `max(4 n, 1024)` keys (n keys over a few decades), they are counted in an array over
+    /// that range; otherwise sorted, which puts the positive keys first, then the negative ones
+    /// (`NEG` set), then the zero bucket's (`ZERO_KEY`). The same runs either way.
+    pub(super) fn fold(&mut self, pending: &mut [u32], scratch: &mut FoldScratch) {
+        let FoldScratch { keys, counts, dense } = scratch;
+        // [lo, hi] of the positive and of the negative keys
+        let mut range = [(u32::MAX, 0u32); 2];
+        let mut zeros = 0u64;
+        for &k in pending.iter() {
+            if k == ZERO_KEY {
+                zeros += 1;
+            } else {
+                let r = &mut range[usize::from(k & NEG != 0)];
+                *r = (r.0.min(k), r.1.max(k));
+            }
+        }
+        self.zero += zeros;
+        // a sort costs about as much per key as four array slots
+        let limit = (4 * pending.len()).max(1024) as u32;
+        let runs_of = |neg: bool, keys: &mut Vec<u32>, counts: &mut Vec<u32>, dense: &mut Vec<u32>, pending: &[u32]| {
+            keys.clear();
+            counts.clear();
+            let (lo, hi) = range[usize::from(neg)];
+            if lo > hi {
+                return;
+            }
+            dense.clear();
+            dense.resize((hi - lo) as usize + 1, 0);
+            for &k in pending.iter().filter(|&&k| k != ZERO_KEY && (k & NEG != 0) == neg) {
+                dense[(k - lo) as usize] += 1;
+            }
+            for (offset, &c) in dense.iter().enumerate().filter(|(_, &c)| c > 0) {
+                keys.push((lo + offset as u32) & !NEG);
+                counts.push(c);
+            }
+        };
+        if range.iter().all(|&(lo, hi)| lo > hi || hi - lo < limit) {
+            runs_of(false, keys, counts, dense, pending);
+            self.pos.merge_sorted(keys, counts);
+            runs_of(true, keys, counts, dense, pending);
+            self.neg.merge_sorted(keys, counts);
+            return;
+        }
+        // in place: a radix sort's scratch allocation per cell costs more here than it saves
+        pending.sort_unstable();
+        let neg_start = pending.partition_point(|&k| k & NEG == 0);
+        let zero_start = pending.partition_point(|&k| k != ZERO_KEY);
+        for (run, neg) in [(&pending[..neg_start], false), (&pending[neg_start..zero_start], true)] {
+            keys.clear();
+            counts.clear();
+            for &k in run {
+                let k = k & !NEG;
+                if keys.last() == Some(&k) {
+                    *counts.last_mut().expect("a key was pushed") += 1;
+                } else {
+                    keys.push(k);
+                    counts.push(1);
+                }
+            }
+            if neg {
+                self.neg.merge_sorted(keys, counts)
+            } else {
+                self.pos.merge_sorted(keys, counts)
+            }
+        }
+    }
+
+    pub(super) fn merge(&mut self, o: &Sketch) {
+        self.zero += o.zero;
+        self.pos.merge(&o.pos);
+        self.neg.merge(&o.neg);
+    }
+
+    /// Every count, or None when the total overflows (a damaged state).
+    pub(super) fn total(&self) -> Option<u64> {
+        self.pos.total().checked_add(self.neg.total()).and_then(|t| t.checked_add(self.zero))
+    }
+
+    /// The k-th order statistic (0-based) as its bucket representative; None past the
+    /// last count.
+    pub(super) fn order_stat(&self, k: u64) -> Option<f64> {
+        let mut seen = 0u64;
+        // negative values: largest magnitude first
+        for (&key, &c) in self.neg.keys.iter().zip(&self.neg.counts).rev() {
+            seen += c as u64;
+            if k < seen {
+                return Some(-representative(key));
+            }
+        }
+        seen += self.zero;
+        if k < seen {
+            return Some(0.0);
+        }
+        for (&key, &c) in self.pos.keys.iter().zip(&self.pos.counts) {
+            seen += c as u64;
+            if k < seen {
+                return Some(representative(key));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// Both ways of folding keys (counted over a dense range, or sorted when the range is
+    /// wide) give the counts of a plain map, for each sign and the zero bucket.
+    #[test]
+    fn folded_keys_are_the_counts_of_each_bucket() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        for (case, span) in [10u32, 3900, 4100, 100_000, MAX_KEY - 1].into_iter().enumerate() {
+            let base = rng.random_range(0..MAX_KEY - span);
+            let n = 1000;
+            let mut pending: Vec<u32> = (0..n)
+                .map(|_| match rng.random_range(0..10) {
+                    0 => ZERO_KEY,
+                    1..=3 => (base + rng.random_range(0..=span)) | NEG,
+                    _ => base + rng.random_range(0..=span),
+                })
+                .collect();
+            let mut expect: [std::collections::BTreeMap<u32, u32>; 2] = Default::default();
+            for &k in &pending {
+                if k != ZERO_KEY {
+                    *expect[usize::from(k & NEG != 0)].entry(k & !NEG).or_default() += 1;
+                }
+            }
+            let zeros = pending.iter().filter(|&&k| k == ZERO_KEY).count() as u64;
+            let mut cell = Sketch::default();
+            // a cell with buckets already, so that the merge is exercised too
+            cell.pos.merge_sorted(&[base], &[5]);
+            *expect[0].entry(base).or_default() += 5;
+            cell.fold(&mut pending, &mut FoldScratch::default());
+            for (buckets, want) in [(&cell.pos, &expect[0]), (&cell.neg, &expect[1])] {
+                let got: Vec<(u32, u32)> = buckets.keys.iter().copied().zip(buckets.counts.iter().copied()).collect();
+                assert_eq!(got, want.iter().map(|(&k, &c)| (k, c)).collect::<Vec<_>>(), "case {case}");
+            }
+            assert_eq!(cell.zero, zeros, "case {case}");
+        }
+    }
+}
