@@ -21,6 +21,7 @@ use super::write_atomic;
 use crate::error::{QbatError, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -199,11 +200,10 @@ pub fn write_run_plots(dir: &Path) -> Result<Vec<PathBuf>> {
     let model = run["model"].as_str().unwrap_or("").to_string();
     let mut files = vec![];
     if dir.join("stats.csv").is_file() {
-        for band in band_plot_data(&read_stats(dir)?) {
-            if band.t.len() >= 2 && band.t.iter().all(|t| t.is_finite()) {
-                files.extend(write_band_plot(dir, &band, &model)?);
-            }
-        }
+        let bands: Vec<BandData> = band_plot_data(&read_stats(dir)?).into_iter().filter(|b| b.t.len() >= 2 && b.t.iter().all(|t| t.is_finite())).collect();
+        // Each plot is its own pair of files: drawn in parallel, listed in order.
+        let drawn: Vec<Vec<PathBuf>> = bands.par_iter().map(|band| write_band_plot(dir, band, &model)).collect::<Result<_>>()?;
+        files.extend(drawn.into_iter().flatten());
     }
     let summary = read_summary(dir)?;
     let series_info = SeriesReader::open(dir)?.map(|r| (r.members_total, r.times.clone(), r.measures.clone()));
@@ -384,35 +384,37 @@ pub const HIST_BINS: usize = 60;
 pub fn write_hist2d_plots(dir: &Path, pairs: &[(String, String)]) -> Result<Vec<PathBuf>> {
     let model = read_run_json(dir).and_then(|v| v["model"].as_str().map(String::from)).unwrap_or_default();
     let (_, eunit) = units(&model);
-    let mut files = vec![];
-    for h in hist2d_data(dir, pairs, HIST_BINS)? {
-        let total: u64 = h.counts.iter().sum();
-        let peak = h.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
-        let (xl, yl) = (measure_unit(&h.a, eunit), measure_unit(&h.b, eunit));
-        files.extend(render_both!(dir, &format!("plot_hist2d_{}_{}", h.a, h.b), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
-            let mut chart = ChartBuilder::on(root)
-                .caption(format!("{} against {}: {} samples (members x times), color log(1 + count)", h.b, h.a, total), ("sans-serif", 18))
-                .margin(14)
-                .x_label_area_size(48)
-                .y_label_area_size(80)
-                .build_cartesian_2d(h.a_range.0..h.a_range.1, h.b_range.0..h.b_range.1)
-                .map_err(s)?;
-            chart.configure_mesh().disable_mesh().x_desc(xl.as_str()).y_desc(yl.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
-            let (dx, dy) = ((h.a_range.1 - h.a_range.0) / h.bins as f64, (h.b_range.1 - h.b_range.0) / h.bins as f64);
-            chart
-                .draw_series(h.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| {
-                    let (ia, ib) = (i / h.bins, i % h.bins);
-                    let x = h.a_range.0 + ia as f64 * dx;
-                    let y = h.b_range.0 + ib as f64 * dy;
-                    // log scale: one count is pale, the fullest bin dark
-                    let f = (*c as f64).ln_1p() / peak.ln_1p();
-                    Rectangle::new([(x, y), (x + dx, y + dy)], heat(f).filled())
-                }))
-                .map_err(s)?;
-            Ok(())
-        })?);
-    }
-    Ok(files)
+    let drawn: Vec<Vec<PathBuf>> = hist2d_data(dir, pairs, HIST_BINS)?
+        .par_iter()
+        .map(|h| -> Result<Vec<PathBuf>> {
+            let total: u64 = h.counts.iter().sum();
+            let peak = h.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+            let (xl, yl) = (measure_unit(&h.a, eunit), measure_unit(&h.b, eunit));
+            render_both!(dir, &format!("plot_hist2d_{}_{}", h.a, h.b), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
+                let mut chart = ChartBuilder::on(root)
+                    .caption(format!("{} against {}: {} samples (members x times), color log(1 + count)", h.b, h.a, total), ("sans-serif", 18))
+                    .margin(14)
+                    .x_label_area_size(48)
+                    .y_label_area_size(80)
+                    .build_cartesian_2d(h.a_range.0..h.a_range.1, h.b_range.0..h.b_range.1)
+                    .map_err(s)?;
+                chart.configure_mesh().disable_mesh().x_desc(xl.as_str()).y_desc(yl.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
+                let (dx, dy) = ((h.a_range.1 - h.a_range.0) / h.bins as f64, (h.b_range.1 - h.b_range.0) / h.bins as f64);
+                chart
+                    .draw_series(h.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| {
+                        let (ia, ib) = (i / h.bins, i % h.bins);
+                        let x = h.a_range.0 + ia as f64 * dx;
+                        let y = h.b_range.0 + ib as f64 * dy;
+                        // log scale: one count is pale, the fullest bin dark
+                        let f = (*c as f64).ln_1p() / peak.ln_1p();
+                        Rectangle::new([(x, y), (x + dx, y + dy)], heat(f).filled())
+                    }))
+                    .map_err(s)?;
+                Ok(())
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(drawn.into_iter().flatten().collect())
 }
 
 /// A light-to-dark colormap on [0, 1] (pale yellow -> red -> dark blue-violet).
