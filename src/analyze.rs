@@ -200,10 +200,17 @@ pub fn pearson_checked(x: &[f64], y: &[f64]) -> Option<f64> {
 
 /// Spearman rank correlation (ties get their average rank); None when either side is constant.
 pub fn spearman_checked(x: &[f64], y: &[f64]) -> Option<f64> {
-    if x.len() < 2 || is_constant(x) || is_constant(y) {
-        return None;
-    }
-    pearson_checked(&ranks(x), &ranks(y))
+    spearman_of(&varying_ranks(x), &varying_ranks(y))
+}
+
+/// The ranks of a sample a correlation is defined over (two or more points, not all equal).
+fn varying_ranks(v: &[f64]) -> Option<Vec<f64>> {
+    (v.len() >= 2 && !is_constant(v)).then(|| ranks(v))
+}
+
+/// Spearman from the `varying_ranks` of both sides: None when either has none.
+fn spearman_of(rx: &Option<Vec<f64>>, ry: &Option<Vec<f64>>) -> Option<f64> {
+    pearson_checked(rx.as_ref()?, ry.as_ref()?)
 }
 
 fn is_constant(v: &[f64]) -> bool {
@@ -409,6 +416,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
         for members in rx {
             let mut blocks: Vec<Vec<f64>> = vec![];
             for (id, block) in members? {
+                let i = index;
                 index += 1;
                 // Members flagged unhealthy (summary.csv `health`, or a non-finite value)
                 // are left out, as stats.csv leaves them out, and counted.
@@ -416,7 +424,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
                     skipped += 1;
                     continue;
                 }
-                if in_subset(index - 1, n, cap) {
+                if in_subset(i, n, cap) {
                     for (c, &k) in used.iter().enumerate() {
                         pooled[c].extend((0..nt).map(|s| block[s * nm + k]));
                     }
@@ -441,14 +449,14 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let members_used = pooled.first().map_or(0, |c| c.len() / nt);
     let healthy = n - skipped;
     // Ranks per column (pooled) and per column and time (per_time), each computed once.
-    let pooled_ranks: Vec<Vec<f64>> = pooled.par_iter().map(|c| ranks(c)).collect();
+    let pooled_ranks: Vec<Option<Vec<f64>>> = pooled.par_iter().map(|c| varying_ranks(c)).collect();
     let at_time = |c: usize, s: usize| -> Vec<f64> { (0..members_used).map(|u| pooled[c][u * nt + s]).collect() };
     // Per time, each used column's samples and ranks once (a column is in several pairs).
     let per_time: Vec<Vec<PairRow>> = (0..nt)
         .into_par_iter()
         .map(|s| {
             let cols: Vec<Vec<f64>> = (0..used.len()).map(|c| at_time(c, s)).collect();
-            let col_ranks: Vec<Option<Vec<f64>>> = cols.iter().map(|x| (x.len() >= 2 && !is_constant(x)).then(|| ranks(x))).collect();
+            let col_ranks: Vec<Option<Vec<f64>>> = cols.iter().map(|x| varying_ranks(x)).collect();
             pairs
                 .iter()
                 .zip(&pair_cols)
@@ -459,10 +467,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
                     t: Some(reader.times[s]),
                     n: members_used,
                     pearson: pearson_checked(&cols[ca], &cols[cb]),
-                    spearman: match (&col_ranks[ca], &col_ranks[cb]) {
-                        (Some(ra), Some(rb)) => pearson_checked(ra, rb),
-                        _ => None,
-                    },
+                    spearman: spearman_of(&col_ranks[ca], &col_ranks[cb]),
                     monotone_fraction: None,
                     monotone_increasing: None,
                     monotone_decreasing: None,
@@ -474,7 +479,6 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     for (p, (a, b)) in pairs.iter().enumerate() {
         let (ca, cb) = pair_cols[p];
         let (x, y) = (&pooled[ca], &pooled[cb]);
-        let spearman = if is_constant(x) || is_constant(y) { None } else { pearson_checked(&pooled_ranks[ca], &pooled_ranks[cb]) };
         let frac = |c: usize| (nt >= 2).then(|| c as f64 / healthy as f64);
         rows.push(PairRow {
             a: a.clone(),
@@ -483,7 +487,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
             t: None,
             n: x.len(),
             pearson: pearson_checked(x, y),
-            spearman,
+            spearman: spearman_of(&pooled_ranks[ca], &pooled_ranks[cb]),
             monotone_fraction: frac(counts[p].2),
             monotone_increasing: frac(counts[p].0),
             monotone_decreasing: frac(counts[p].1),
