@@ -63,11 +63,17 @@ impl Cell {
     /// n, min, max and the exact sums of x and x^2; returns the value's pending sketch key.
     #[inline]
     fn add_moments(&mut self, x: f64) -> u32 {
+        self.s1.add(x);
+        self.s2.add_square(x);
+        self.add_count(x)
+    }
+
+    /// n, min and max of a value whose sums are added elsewhere; returns its sketch key.
+    #[inline]
+    fn add_count(&mut self, x: f64) -> u32 {
         self.n += 1;
         self.min = self.min.min(x);
         self.max = self.max.max(x);
-        self.s1.add(x);
-        self.s2.add_square(x);
         sketch_key(x)
     }
 
@@ -77,12 +83,7 @@ impl Cell {
     /// either way.
     fn add_column(&mut self, xs: &[f64], pending: &mut Vec<u32>) {
         if xs.iter().all(|x| x.is_finite()) && FixedSum::add_column(&mut self.s1, &mut self.s2, xs) {
-            self.n += xs.len() as u64;
-            for &x in xs {
-                self.min = self.min.min(x);
-                self.max = self.max.max(x);
-            }
-            pending.extend(xs.iter().map(|&x| sketch_key(x)));
+            pending.extend(xs.iter().map(|&x| self.add_count(x)));
         } else {
             pending.extend(xs.iter().filter(|x| x.is_finite()).map(|&x| self.add_moments(x)));
         }

@@ -137,14 +137,13 @@ impl FixedSum {
     #[inline]
     pub fn add(&mut self, x: f64) {
         let bits = x.to_bits();
-        let biased = ((bits >> 52) & 0x7ff) as u32;
+        let biased = biased_exponent(bits);
         if biased == 0x7ff {
             self.special += x;
             return;
         }
-        let frac = bits & ((1u64 << 52) - 1);
         // x = m 2^(p - 1074): subnormals have p = 0 and no hidden bit
-        let (m, p) = if biased == 0 { (frac, 0) } else { (frac | (1u64 << 52), biased - 1) };
+        let (m, p) = if biased == 0 { (bits & FRACTION, 0) } else { (significand(bits), biased - 1) };
         let wide = (m as u128) << (p % CHUNK_BITS);
         let k = (p / CHUNK_BITS) as usize;
         let pieces = [(wide & 0xffff_ffff) as i64, ((wide >> 32) & 0xffff_ffff) as i64, (wide >> 64) as i64];
@@ -183,11 +182,11 @@ impl FixedSum {
     #[inline]
     pub fn add_square(&mut self, x: f64) {
         let bits = x.to_bits();
-        let biased = ((bits >> 52) & 0x7ff) as u32;
+        let biased = biased_exponent(bits);
         if !(SQUARE_MIN_BIASED..=SQUARE_MAX_BIASED).contains(&biased) {
             return self.add_product(x, x);
         }
-        let m = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+        let m = significand(bits);
         let q = 2 * biased - 1076;
         let square = (m as u128) * (m as u128);
         let r = q % CHUNK_BITS;
@@ -237,7 +236,7 @@ impl FixedSum {
         // the exponent range of the non-zero values (zeros add nothing)
         let (mut lo, mut hi) = (u32::MAX, 0u32);
         for &x in xs {
-            let biased = ((x.to_bits() >> 52) & 0x7ff) as u32;
+            let biased = biased_exponent(x.to_bits());
             if x != 0.0 {
                 lo = lo.min(biased);
                 hi = hi.max(biased);
@@ -255,11 +254,10 @@ impl FixedSum {
         let (mut sq_lo, mut sq_hi) = (0u128, 0u128);
         for &x in xs {
             let bits = x.to_bits();
-            let biased = ((bits >> 52) & 0x7ff) as u32;
             if x == 0.0 {
                 continue;
             }
-            let m = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+            let (biased, m) = (biased_exponent(bits), significand(bits));
             let shift = biased - lo;
             let v = (m as i128) << shift;
             sum += if bits >> 63 == 0 { v } else { -v };
@@ -354,6 +352,22 @@ impl FixedSum {
         }
         f
     }
+}
+
+/// The fraction bits of an f64.
+const FRACTION: u64 = (1 << 52) - 1;
+
+/// The biased exponent field of an f64's bits (0 for zeros and subnormals, 0x7ff past the
+/// finite values).
+#[inline(always)]
+fn biased_exponent(bits: u64) -> u32 {
+    ((bits >> 52) & 0x7ff) as u32
+}
+
+/// The significand of a normal f64's bits: the fraction with its hidden bit, below 2^53.
+#[inline(always)]
+fn significand(bits: u64) -> u64 {
+    (bits & FRACTION) | (1 << 52)
 }
 
 /// v 2^e for an integer-valued v with at most 33 significant bits, exactly (the result is a
