@@ -43,23 +43,11 @@ fn block_files(staging: &Staging, n_blocks: usize, name: impl Fn(usize) -> Strin
 
 /// Copy the block files (of `block_files`) into `w` byte for byte; an error names the block.
 fn copy_block_files(files: &[(PathBuf, u64)], w: &mut dyn Write) -> std::io::Result<()> {
-    use std::io::Read;
-    // 1 MiB reads (io::copy into a `dyn Write` reads 8 KiB at a time)
-    let mut buf = vec![0u8; 1 << 20];
     for (p, want) in files {
         let named = |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", p.display()));
-        let mut file = std::fs::File::open(p).map_err(named)?;
-        let mut copied = 0u64;
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(named(e)),
-            };
-            w.write_all(&buf[..n]).map_err(named)?;
-            copied += n as u64;
-        }
+        // through a 1 MiB buffer (io::copy reads 8 KiB at a time into a `dyn Write`)
+        let mut file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(p).map_err(named)?);
+        let copied = std::io::copy(&mut file, w).map_err(named)?;
         if copied != *want {
             return Err(std::io::Error::other(format!("{} changed while it was copied ({copied} bytes, not {want})", p.display())));
         }
