@@ -56,5 +56,46 @@ fn statistics_bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cpu_benches, statistics_bench);
+/// The eigen-solve measures alone (`run_measures_twin` in f64, every eigen measure): 20,000
+/// sample states rho = A A^+ / Tr(A A^+) with A's entries from a fixed pseudo-random sequence,
+/// one point (its generator is not used here).
+fn measures_bench(c: &mut Criterion) {
+    use qbat_gpu::job::measures_two_qubit::{EigenJob, EIGEN_MEASURES};
+    use qbat_gpu::job::pauli::to_pauli;
+    use qbat_gpu::job::two_qubit::TwoQubitPoint;
+    use qbat_gpu::linalg::{CMat, C64};
+    use qbat_gpu::twin::measures_two_qubit::run_measures_twin;
+    let n = if quick() { 2_000 } else { 20_000 };
+    let mut seed = 7u64;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let states: Vec<f64> = (0..n)
+        .flat_map(|_| {
+            let a = CMat::from_fn(4, 4, |_, _| C64::new(next(), next()));
+            let rho = &a * a.adjoint();
+            let tr = rho.trace();
+            to_pauli(&(rho / tr))
+        })
+        .collect();
+    let point = TwoQubitPoint {
+        generator: [0.0; 256],
+        generator_off: None,
+        h_battery: [0.0, 0.0, 0.0, 1.0],
+        h_charger: [0.0, 0.0, 0.0, 1.0],
+        dephasing: 0.0,
+        drives: vec![],
+    };
+    let eigen = EigenJob { measures: EIGEN_MEASURES.to_vec(), h_total_eigs: vec![[-2.0, -1.0, 1.0, 2.0]] };
+    let mut group = c.benchmark_group("measures");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function(format!("eigen measures of {n} states"), |b| {
+        b.iter(|| run_measures_twin::<f64>(&eigen, std::slice::from_ref(&point), &vec![0; n], &states, 1))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, cpu_benches, statistics_bench, measures_bench);
 criterion_main!(benches);

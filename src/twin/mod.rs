@@ -2,6 +2,44 @@
 //! stage order, same closed-form measures, same peak logic), generic over f32/f64. A twin in
 //! f32 tells kernel bugs from rounding; in f64 it is also the fast CPU engine.
 
+/// `$dispatch(avx2, args..)` calls `$inner(args..)`, through `$avx2`, the same function
+/// compiled for AVX2, where `avx2` says the CPU has it (x86_64). Rust never fuses or reorders
+/// floating-point operations, so both builds give the same bits, only with wider vectors.
+macro_rules! avx2_dispatch {
+    ($vis:vis fn $dispatch:ident, $avx2:ident => $inner:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        #[allow(clippy::too_many_arguments)]
+        fn $avx2<R: Real>($($arg: $ty),*) $(-> $ret)? {
+            $inner($($arg),*)
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $dispatch<R: Real>(avx2: bool, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: only called where the CPU reports AVX2.
+                return unsafe { $avx2($($arg),*) };
+            }
+            let _ = avx2;
+            $inner($($arg),*)
+        }
+    };
+}
+pub(crate) use avx2_dispatch;
+
+/// Whether this CPU has AVX2 (for `avx2_dispatch!`).
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 pub mod drive;
 pub mod measures_two_qubit;
 pub mod rk4_cavity;

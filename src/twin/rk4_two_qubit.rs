@@ -523,46 +523,11 @@ fn run_member<R: Real>(
     finish_peaks(&pmax, &pidx, peaks, times);
 }
 
-/// `$dispatch(avx2, args..)` calls `$inner(args..)`, through `$avx2`, the same function
-/// compiled for AVX2, where `avx2` says the CPU has it (x86_64). Rust never fuses or reorders
-/// floating-point operations, so both builds give the same bits, only with wider vectors.
-macro_rules! avx2_dispatch {
-    ($vis:vis fn $dispatch:ident, $avx2:ident => $inner:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        #[allow(clippy::too_many_arguments)]
-        fn $avx2<R: Real>($($arg: $ty),*) $(-> $ret)? {
-            $inner($($arg),*)
-        }
-
-        #[allow(clippy::too_many_arguments)]
-        $vis fn $dispatch<R: Real>(avx2: bool, $($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                // SAFETY: only called where the CPU reports AVX2.
-                return unsafe { $avx2($($arg),*) };
-            }
-            let _ = avx2;
-            $inner($($arg),*)
-        }
-    };
-}
-use avx2_dispatch;
+use super::avx2_dispatch;
 
 avx2_dispatch!(fn run_member_dispatch, run_member_avx2 => run_member(
     plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: &[f64; 16], values: &mut [f64], states: &mut [f64], peaks: &mut [Peak], times: &[f64]
 ));
-
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
 
 /// Run a two-qubit job on the CPU in precision R (f32 or f64). Values come back as f64.
 pub fn run_two_qubit_twin<R: Real>(job: &TwoQubitJob) -> TwoQubitResult {
@@ -611,7 +576,7 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool) -> 
     let mut values = vec![0.0; n_members * vstride.max(1)];
     let mut states = vec![0.0; n_members * sstride.max(1)];
     let mut peaks = vec![Peak::default(); n_members * 4];
-    let avx2 = allow_avx2 && has_avx2();
+    let avx2 = allow_avx2 && super::has_avx2();
     let (vs, ss) = (vstride.max(1), sstride.max(1));
     let times = &job.schedule.times;
     let point = |k: usize| (&plan.points[k], plan.points_off.get(k).unwrap_or(&plan.points[k]));
