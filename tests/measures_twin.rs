@@ -2,7 +2,8 @@
 //! kernel) against nalgebra and the f64 reference measures (`measures::evaluate`):
 //! the 4x4 Hermitian Jacobi on 10^5 random matrices with generic, degenerate and
 //! rank-deficient spectra, the one-sided Jacobi singular values, and every eigen-solve
-//! measure on random, pure, near-pure, rank-deficient and dephased two-qubit states.
+//! measure on random, pure, near-pure, rank-deficient and dephased two-qubit states; and the
+//! CPU engine's SIMD lanes against one sample at a time, bit for bit.
 
 use nalgebra::DMatrix;
 use qbat_gpu::engine::Precision;
@@ -335,12 +336,13 @@ fn twin_measures_of_a_non_finite_state_are_nan() {
     assert!(m.iter().all(|v| v.is_nan()), "{m:?}");
 }
 
-/// The CPU engine's path (`run_measures_twin`: four samples side by side in lanes, AVX2 where
-/// the CPU has it) against `eigen_measures` one sample at a time, bit for bit, in f64 and f32:
+/// The CPU engine's path (`run_measures_twin`: four samples side by side in SIMD lanes)
+/// against `eigen_measures` one sample at a time, bit for bit (NaN as NaN), in f64 and f32:
 /// states of every kind above, so that lanes converge after different numbers of sweeps, with
-/// non-finite, zero and huge states among them, on several points, and a count that leaves a
-/// short last group.
-fn lanes_match_one_at_a_time<R: Real>(seed: u64) {
+/// non-finite, zero, huge and tiny states among them, on several points with non-zero local
+/// fields, for every measure and for the spectrum alone (no eigenvectors), concurrence alone
+/// and LOO alone, and a count that leaves a short last group.
+fn lanes_match_one_at_a_time<R: Real>(seed: u64, measures: &[Measure]) {
     use qbat_gpu::job::measures_two_qubit::EigenJob;
     use qbat_gpu::twin::measures_two_qubit::run_measures_twin;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -362,33 +364,38 @@ fn lanes_match_one_at_a_time<R: Real>(seed: u64) {
     }
     let two_qubit_points: Vec<TwoQubitPoint> = points
         .iter()
-        .map(|_| TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: [0.0; 4], h_charger: [0.0; 4], dephasing: 0.0, drives: vec![] })
+        .map(|p| TwoQubitPoint {
+            generator: [0.0; 256],
+            generator_off: None,
+            h_battery: pauli2(&p.ctx.h_battery),
+            h_charger: pauli2(&p.ctx.h_charger),
+            dephasing: 0.0,
+            drives: vec![],
+        })
         .collect();
-    // Both paths take a point's constants from eigen_point (these spectra, |h_B| = |h_C| = 0).
-    let eigen =
-        EigenJob { measures: EIGEN_MEASURES.to_vec(), h_total_eigs: points.iter().map(|p| [p.consts[0], p.consts[1], p.consts[2], p.consts[3]]).collect() };
+    let eigen = EigenJob { measures: measures.to_vec(), h_total_eigs: points.iter().map(|p| [p.consts[0], p.consts[1], p.consts[2], p.consts[3]]).collect() };
     let got = run_measures_twin::<R>(&eigen, &two_qubit_points, &member_point, &states, n_samples);
-    let flags = eigen_flags(&EIGEN_MEASURES);
+    let flags = eigen_flags(measures);
     let bits = |v: f64| if v.is_nan() { u64::MAX } else { v.to_bits() };
     for (row, x) in states.chunks(16).enumerate() {
         let p = member_point[row / n_samples] as usize;
         let pt = eigen_point(&two_qubit_points[p], &eigen.h_total_eigs[p]).map(R::from_f64);
+        assert!(pt[4] != R::ZERO && pt[5] != R::ZERO);
         let want = eigen_measures(&std::array::from_fn(|i| R::from_f64(x[i])), &pt, flags);
-        for (c, m) in EIGEN_MEASURES.iter().enumerate() {
+        for (c, m) in measures.iter().enumerate() {
             let w = want[eigen_code(*m).unwrap() as usize].to_f64();
-            assert_eq!(
-                bits(got[row * EIGEN_MEASURES.len() + c]),
-                bits(w),
-                "state {row}, {}: lanes {} against {w}",
-                m.name(),
-                got[row * EIGEN_MEASURES.len() + c]
-            );
+            let g = got[row * measures.len() + c];
+            assert_eq!(bits(g), bits(w), "state {row}, {}: lanes {g} against {w}", m.name());
         }
     }
 }
 
 #[test]
 fn lanes_give_the_bits_of_one_sample_at_a_time() {
-    lanes_match_one_at_a_time::<f64>(21);
-    lanes_match_one_at_a_time::<f32>(22);
+    use Measure::*;
+    let sets: [&[Measure]; 4] = [&EIGEN_MEASURES, &[MinEigenvalue, ResidualCapacity], &[Concurrence], &[SteeringBa]];
+    for (k, set) in sets.iter().enumerate() {
+        lanes_match_one_at_a_time::<f64>(21 + k as u64, set);
+        lanes_match_one_at_a_time::<f32>(31 + k as u64, set);
+    }
 }

@@ -45,6 +45,7 @@ pub mod measures_two_qubit;
 pub mod rk4_cavity;
 pub mod rk4_dicke;
 pub mod rk4_two_qubit;
+pub mod simd;
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
@@ -64,6 +65,13 @@ pub trait Real:
 {
     const ZERO: Self;
     const ONE: Self;
+    /// One value of Self as lanes (the scalar itself), and four side by side (SIMD), for
+    /// code written once over `simd::Lanes`.
+    type X1: simd::Lanes<Scalar = Self>;
+    type X4: simd::Lanes<Scalar = Self>;
+    /// Four lanes for code compiled for AVX2 and run where the CPU has it (one AVX register
+    /// of f64; `X4` elsewhere and for f32).
+    type X4Avx2: simd::Lanes<Scalar = Self>;
     /// Rounds to nearest, as WGSL's conversion of an abstract float literal does.
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
@@ -74,6 +82,9 @@ pub trait Real:
 impl Real for f32 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    type X1 = f32;
+    type X4 = wide::f32x4;
+    type X4Avx2 = wide::f32x4;
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x as f32
@@ -95,6 +106,12 @@ impl Real for f32 {
 impl Real for f64 {
     const ZERO: Self = 0.0;
     const ONE: Self = 1.0;
+    type X1 = f64;
+    type X4 = wide::f64x4;
+    #[cfg(target_arch = "x86_64")]
+    type X4Avx2 = simd::F64x4Avx;
+    #[cfg(not(target_arch = "x86_64"))]
+    type X4Avx2 = wide::f64x4;
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x

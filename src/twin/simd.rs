@@ -1,0 +1,328 @@
+//! The measures twin's lane types: one sample (f32, f64) or four side by side (`wide`'s
+//! f32x4 and f64x4, SSE2 on x86_64, two halves for f64x4). Every operation here is the IEEE
+//! operation of each lane (no fusing, no reordering, masks from ordered compares), so code
+//! written once over `Lanes` gives a lane the bits it gives the scalar.
+
+use super::Real;
+use std::ops::{Add, Div, Mul, Sub};
+use wide::{CmpEq, CmpGe, CmpGt, CmpLt};
+
+/// A value per lane, with the operations the twin's solvers use.
+pub trait Lanes: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> {
+    type Scalar: Real;
+    /// Per-lane booleans.
+    type Mask: Copy;
+    /// Lanes.
+    const N: usize;
+    fn splat(x: Self::Scalar) -> Self;
+    /// Lane l from f(l).
+    fn from_fn(f: impl FnMut(usize) -> Self::Scalar) -> Self;
+    fn lane(self, l: usize) -> Self::Scalar;
+    fn sqrt(self) -> Self;
+    fn abs(self) -> Self;
+    /// -x: the sign bit flipped, as scalar negation (0 - x would turn -0 into +0).
+    fn flip(self) -> Self;
+    fn eq(self, o: Self) -> Self::Mask;
+    fn ge(self, o: Self) -> Self::Mask;
+    fn gt(self, o: Self) -> Self::Mask;
+    fn lt(self, o: Self) -> Self::Mask;
+    fn or(a: Self::Mask, b: Self::Mask) -> Self::Mask;
+    fn not(m: Self::Mask) -> Self::Mask;
+    /// t where m holds, f elsewhere.
+    fn select(m: Self::Mask, t: Self, f: Self) -> Self;
+    fn any(m: Self::Mask) -> bool;
+    fn from_f64(x: f64) -> Self {
+        Self::splat(Self::Scalar::from_f64(x))
+    }
+}
+
+macro_rules! scalar_lanes {
+    ($t:ty) => {
+        impl Lanes for $t {
+            type Scalar = $t;
+            type Mask = bool;
+            const N: usize = 1;
+            #[inline(always)]
+            fn splat(x: $t) -> Self {
+                x
+            }
+            #[inline(always)]
+            fn from_fn(mut f: impl FnMut(usize) -> $t) -> Self {
+                f(0)
+            }
+            #[inline(always)]
+            fn lane(self, _l: usize) -> $t {
+                self
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn flip(self) -> Self {
+                -self
+            }
+            #[inline(always)]
+            fn eq(self, o: Self) -> bool {
+                self == o
+            }
+            #[inline(always)]
+            fn ge(self, o: Self) -> bool {
+                self >= o
+            }
+            #[inline(always)]
+            fn gt(self, o: Self) -> bool {
+                self > o
+            }
+            #[inline(always)]
+            fn lt(self, o: Self) -> bool {
+                self < o
+            }
+            #[inline(always)]
+            fn or(a: bool, b: bool) -> bool {
+                a || b
+            }
+            #[inline(always)]
+            fn not(m: bool) -> bool {
+                !m
+            }
+            #[inline(always)]
+            fn select(m: bool, t: Self, f: Self) -> Self {
+                if m {
+                    t
+                } else {
+                    f
+                }
+            }
+            #[inline(always)]
+            fn any(m: bool) -> bool {
+                m
+            }
+        }
+    };
+}
+scalar_lanes!(f32);
+scalar_lanes!(f64);
+
+macro_rules! vector_lanes {
+    ($t:ty, $s:ty, $n:expr) => {
+        impl Lanes for $t {
+            type Scalar = $s;
+            type Mask = $t;
+            const N: usize = $n;
+            #[inline(always)]
+            fn splat(x: $s) -> Self {
+                <$t>::splat(x)
+            }
+            #[inline(always)]
+            fn from_fn(f: impl FnMut(usize) -> $s) -> Self {
+                <$t>::new(std::array::from_fn(f))
+            }
+            #[inline(always)]
+            fn lane(self, l: usize) -> $s {
+                self.to_array()[l]
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            #[inline(always)]
+            fn flip(self) -> Self {
+                self ^ <$t>::splat(-0.0)
+            }
+            #[inline(always)]
+            fn eq(self, o: Self) -> Self {
+                self.cmp_eq(o)
+            }
+            #[inline(always)]
+            fn ge(self, o: Self) -> Self {
+                self.cmp_ge(o)
+            }
+            #[inline(always)]
+            fn gt(self, o: Self) -> Self {
+                self.cmp_gt(o)
+            }
+            #[inline(always)]
+            fn lt(self, o: Self) -> Self {
+                self.cmp_lt(o)
+            }
+            #[inline(always)]
+            fn or(a: Self, b: Self) -> Self {
+                a | b
+            }
+            #[inline(always)]
+            fn not(m: Self) -> Self {
+                !m
+            }
+            #[inline(always)]
+            fn select(m: Self, t: Self, f: Self) -> Self {
+                m.blend(t, f)
+            }
+            #[inline(always)]
+            fn any(m: Self) -> bool {
+                m.any()
+            }
+        }
+    };
+}
+vector_lanes!(wide::f32x4, f32, 4);
+vector_lanes!(wide::f64x4, f64, 4);
+
+/// Four f64 lanes in one AVX register. `wide::f64x4` is two SSE2 halves unless the whole
+/// build targets AVX; this one is for code compiled for AVX2 at run time (`avx2_dispatch!`),
+/// and may only be used where the CPU has AVX2: `Real::X4_AVX2` is used nowhere else.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug)]
+pub struct F64x4Avx(std::arch::x86_64::__m256d);
+
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use super::{F64x4Avx, Lanes};
+    use std::arch::x86_64::*;
+    use std::ops::{Add, Div, Mul, Sub};
+
+    // SAFETY (every unsafe block here): an F64x4Avx exists only inside functions compiled
+    // for AVX2 and called where the CPU reports it (see the type's doc).
+    macro_rules! binary {
+        ($tr:ident, $m:ident, $f:ident) => {
+            impl $tr for F64x4Avx {
+                type Output = Self;
+                #[inline(always)]
+                fn $m(self, o: Self) -> Self {
+                    F64x4Avx(unsafe { $f(self.0, o.0) })
+                }
+            }
+        };
+    }
+    binary!(Add, add, _mm256_add_pd);
+    binary!(Sub, sub, _mm256_sub_pd);
+    binary!(Mul, mul, _mm256_mul_pd);
+    binary!(Div, div, _mm256_div_pd);
+
+    impl Lanes for F64x4Avx {
+        type Scalar = f64;
+        type Mask = F64x4Avx;
+        const N: usize = 4;
+        #[inline(always)]
+        fn splat(x: f64) -> Self {
+            F64x4Avx(unsafe { _mm256_set1_pd(x) })
+        }
+        #[inline(always)]
+        fn from_fn(f: impl FnMut(usize) -> f64) -> Self {
+            let a: [f64; 4] = std::array::from_fn(f);
+            F64x4Avx(unsafe { _mm256_loadu_pd(a.as_ptr()) })
+        }
+        #[inline(always)]
+        fn lane(self, l: usize) -> f64 {
+            let mut a = [0.0; 4];
+            unsafe { _mm256_storeu_pd(a.as_mut_ptr(), self.0) };
+            a[l]
+        }
+        #[inline(always)]
+        fn sqrt(self) -> Self {
+            F64x4Avx(unsafe { _mm256_sqrt_pd(self.0) })
+        }
+        #[inline(always)]
+        fn abs(self) -> Self {
+            F64x4Avx(unsafe { _mm256_andnot_pd(_mm256_set1_pd(-0.0), self.0) })
+        }
+        #[inline(always)]
+        fn flip(self) -> Self {
+            F64x4Avx(unsafe { _mm256_xor_pd(_mm256_set1_pd(-0.0), self.0) })
+        }
+        // Ordered, non-signalling compares: false where either side is NaN, as Rust's.
+        #[inline(always)]
+        fn eq(self, o: Self) -> Self {
+            F64x4Avx(unsafe { _mm256_cmp_pd::<_CMP_EQ_OQ>(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn ge(self, o: Self) -> Self {
+            F64x4Avx(unsafe { _mm256_cmp_pd::<_CMP_GE_OQ>(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn gt(self, o: Self) -> Self {
+            F64x4Avx(unsafe { _mm256_cmp_pd::<_CMP_GT_OQ>(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn lt(self, o: Self) -> Self {
+            F64x4Avx(unsafe { _mm256_cmp_pd::<_CMP_LT_OQ>(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn or(a: Self, b: Self) -> Self {
+            F64x4Avx(unsafe { _mm256_or_pd(a.0, b.0) })
+        }
+        #[inline(always)]
+        fn not(m: Self) -> Self {
+            F64x4Avx(unsafe { _mm256_xor_pd(m.0, _mm256_castsi256_pd(_mm256_set1_epi64x(-1))) })
+        }
+        #[inline(always)]
+        fn select(m: Self, t: Self, f: Self) -> Self {
+            F64x4Avx(unsafe { _mm256_blendv_pd(f.0, t.0, m.0) })
+        }
+        #[inline(always)]
+        fn any(m: Self) -> bool {
+            unsafe { _mm256_movemask_pd(m.0) != 0 }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each lane operation against the scalar one, bit for bit, on values with signed zeros,
+    /// subnormals, infinities and NaN.
+    #[test]
+    fn vector_lanes_give_the_scalar_bits() {
+        same_bits_as_scalar::<wide::f64x4>();
+        #[cfg(target_arch = "x86_64")]
+        if crate::twin::has_avx2() {
+            same_bits_as_scalar::<F64x4Avx>();
+        }
+    }
+
+    // The scalar sides spell out the solvers' own expressions.
+    #[allow(clippy::neg_cmp_op_on_partial_ord, clippy::double_comparisons)]
+    fn same_bits_as_scalar<V: Lanes<Scalar = f64>>() {
+        let vals = [0.0, -0.0, 1.0, -2.5, 1e-310, -1e-310, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 3.0, 1e300, -7e-5];
+        // NaN as one value: Rust does not fix a NaN's sign or payload.
+        #[inline(never)]
+        fn bits(x: f64) -> u64 {
+            if x.is_nan() {
+                u64::MAX
+            } else {
+                x.to_bits()
+            }
+        }
+        for a in vals.chunks(4) {
+            for b in vals.chunks(4) {
+                let (va, vb) = (V::from_fn(|l| a[l]), V::from_fn(|l| b[l]));
+                for l in 0..4 {
+                    let (x, y) = (a[l], b[l]);
+                    assert_eq!(bits((va + vb).lane(l)), bits(x + y));
+                    assert_eq!(bits((va - vb).lane(l)), bits(x - y));
+                    assert_eq!(bits((va * vb).lane(l)), bits(x * y));
+                    assert_eq!(bits((va / vb).lane(l)), bits(x / y));
+                    assert_eq!(bits(va.sqrt().lane(l)), bits(x.sqrt()), "sqrt {x}");
+                    assert_eq!(bits(va.abs().lane(l)), bits(x.abs()));
+                    assert_eq!(bits(va.flip().lane(l)), bits(-x));
+                    let pick = |m: V::Mask| V::select(m, va, vb).lane(l);
+                    assert_eq!(bits(pick(va.eq(vb))), bits(if x == y { x } else { y }));
+                    assert_eq!(bits(pick(va.ge(vb))), bits(if x >= y { x } else { y }));
+                    assert_eq!(bits(pick(va.gt(vb))), bits(if x > y { x } else { y }));
+                    assert_eq!(bits(pick(va.lt(vb))), bits(if x < y { x } else { y }));
+                    assert_eq!(bits(pick(V::not(va.lt(vb)))), bits(if !(x < y) { x } else { y }));
+                    assert_eq!(bits(pick(V::or(va.lt(vb), va.eq(vb)))), bits(if x < y || x == y { x } else { y }));
+                }
+            }
+        }
+    }
+}
