@@ -10,12 +10,12 @@ macro_rules! avx2_dispatch {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
         #[allow(clippy::too_many_arguments)]
-        fn $avx2<R: Real>($($arg: $ty),*) $(-> $ret)? {
+        fn $avx2<R: $crate::twin::Real>($($arg: $ty),*) $(-> $ret)? {
             $inner($($arg),*)
         }
 
         #[allow(clippy::too_many_arguments)]
-        $vis fn $dispatch<R: Real>(avx2: bool, $($arg: $ty),*) $(-> $ret)? {
+        $vis fn $dispatch<R: $crate::twin::Real>(avx2: bool, $($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             if avx2 {
                 // SAFETY: only called where the CPU reports AVX2.
