@@ -448,6 +448,18 @@ fn eigen_measures_lanes<L: Lanes>(x: &[L; 16], pt: &[L; 8], flags: u32) -> [L; N
 /// The CPU engine's form: four samples side by side in SIMD lanes (`Real::X4`, or
 /// `Real::X4Avx2` where the CPU has AVX2).
 pub fn run_measures_twin<R: Real>(eigen: &EigenJob, points: &[TwoQubitPoint], member_point: &[u32], states: &[f64], n_samples: usize) -> Vec<f64> {
+    run_measures_in_lanes::<R>(eigen, points, member_point, states, n_samples, true)
+}
+
+/// `run_measures_twin`, on AVX2 lanes only with `allow_avx2` (and a CPU that has it).
+fn run_measures_in_lanes<R: Real>(
+    eigen: &EigenJob,
+    points: &[TwoQubitPoint],
+    member_point: &[u32],
+    states: &[f64],
+    n_samples: usize,
+    allow_avx2: bool,
+) -> Vec<f64> {
     let n_cols = eigen.measures.len();
     let flags = eigen_flags(&eigen.measures);
     let cols: Vec<usize> = eigen.measures.iter().map(|&m| eigen_code(m).expect("an eigen-solve measure") as usize).collect();
@@ -456,7 +468,7 @@ pub fn run_measures_twin<R: Real>(eigen: &EigenJob, points: &[TwoQubitPoint], me
         return vec![];
     }
     let n = states.len() / 16;
-    let avx2 = super::has_avx2();
+    let avx2 = allow_avx2 && super::has_avx2();
     let lanes = 4;
     let mut out = vec![0.0; n * n_cols];
     out.par_chunks_mut(n_cols * lanes).zip(states.par_chunks(16 * lanes)).enumerate().for_each(|(group, (rows, st))| {
@@ -489,9 +501,61 @@ fn measure_group<L: Lanes>(st: &[f64], pts: &[&[L::Scalar; 8]], flags: u32, cols
     }
 }
 
-/// `measure_group` compiled for AVX2 (`Real::X4Avx2` lanes are one AVX register).
+/// `measure_group` compiled for AVX2 (`Real::X4Avx2`: one AVX register for f64).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn measure_group_avx2<L: Lanes>(st: &[f64], pts: &[&[L::Scalar; 8]], flags: u32, cols: &[usize], rows: &mut [f64]) {
     measure_group::<L>(st, pts, flags, cols, rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::measures_two_qubit::EIGEN_MEASURES;
+
+    /// The AVX2 lanes and the portable ones (`wide`) give the same bits, in f64 and f32, on
+    /// random mixed states, a pure one, a zero one and a non-finite one.
+    #[test]
+    fn avx2_and_portable_lanes_agree() {
+        let mut seed = 3u64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let mut states = vec![];
+        for k in 0..203 {
+            let a = crate::linalg::CMat::from_fn(4, 4, |_, _| crate::linalg::C64::new(next(), next()));
+            let rank1 = a.columns(0, 1) * a.columns(0, 1).adjoint();
+            let rho = if k % 5 == 0 { rank1 } else { &a * a.adjoint() };
+            let tr = rho.trace();
+            let mut x = crate::job::pauli::to_pauli(&(rho / tr));
+            match k % 17 {
+                3 => x = [0.0; 16],
+                7 => x[9] = f64::NAN,
+                _ => {}
+            }
+            states.extend(x);
+        }
+        let point = TwoQubitPoint {
+            generator: [0.0; 256],
+            generator_off: None,
+            h_battery: [0.0, 0.3, 0.0, 1.0],
+            h_charger: [0.0, 0.0, 0.2, 1.0],
+            dephasing: 0.0,
+            drives: vec![],
+        };
+        let eigen = EigenJob { measures: EIGEN_MEASURES.to_vec(), h_total_eigs: vec![[-2.0, -1.0, 1.0, 2.0]] };
+        let member_point = vec![0; 203];
+        let bits = |v: &[f64]| v.iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect::<Vec<_>>();
+        for f32_run in [false, true] {
+            let run = |avx2| {
+                if f32_run {
+                    run_measures_in_lanes::<f32>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, avx2)
+                } else {
+                    run_measures_in_lanes::<f64>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, avx2)
+                }
+            };
+            assert_eq!(bits(&run(true)), bits(&run(false)), "f32: {f32_run}");
+        }
+    }
 }

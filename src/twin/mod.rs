@@ -28,7 +28,7 @@ macro_rules! avx2_dispatch {
 }
 pub(crate) use avx2_dispatch;
 
-/// Whether this CPU has AVX2 (for `avx2_dispatch!`).
+/// Whether this CPU has AVX2 (for `avx2_dispatch!` and the measures' AVX2 lanes).
 pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -45,7 +45,7 @@ pub mod measures_two_qubit;
 pub mod rk4_cavity;
 pub mod rk4_dicke;
 pub mod rk4_two_qubit;
-pub mod simd;
+pub(crate) mod simd;
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 

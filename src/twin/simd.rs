@@ -1,7 +1,10 @@
-//! The measures twin's lane types: one sample (f32, f64) or four side by side (`wide`'s
-//! f32x4 and f64x4, SSE2 on x86_64, two halves for f64x4). Every operation here is the IEEE
-//! operation of each lane (no fusing, no reordering, masks from ordered compares), so code
-//! written once over `Lanes` gives a lane the bits it gives the scalar.
+//! The measures twin's lane types: one sample (f32, f64), or four side by side: `wide`'s
+//! f32x4 and f64x4 (SSE2 on x86_64; f64x4 in two halves unless the build targets AVX), and
+//! `F64x4Avx`, one AVX register, for code compiled for AVX2 at run time. Every operation
+//! here is the IEEE operation of each lane (no fusing, no reordering, masks from ordered
+//! compares), so code written once over `Lanes` gives a lane the bits it gives the scalar.
+//! The module is private to the crate: `F64x4Avx` must not be reachable from safe code
+//! outside it.
 
 use super::Real;
 use std::ops::{Add, Div, Mul, Sub};
@@ -176,9 +179,9 @@ macro_rules! vector_lanes {
 vector_lanes!(wide::f32x4, f32, 4);
 vector_lanes!(wide::f64x4, f64, 4);
 
-/// Four f64 lanes in one AVX register. `wide::f64x4` is two SSE2 halves unless the whole
-/// build targets AVX; this one is for code compiled for AVX2 at run time (`avx2_dispatch!`),
-/// and may only be used where the CPU has AVX2: `Real::X4_AVX2` is used nowhere else.
+/// Four f64 lanes in one AVX register, for code compiled for AVX2 at run time
+/// (`twin::measures_two_qubit::measure_group_avx2`). It may only be made where the CPU has
+/// been found to have AVX2 (`twin::has_avx2`): `Real::X4Avx2` is used nowhere else.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, Debug)]
 pub struct F64x4Avx(std::arch::x86_64::__m256d);
@@ -189,8 +192,8 @@ mod avx {
     use std::arch::x86_64::*;
     use std::ops::{Add, Div, Mul, Sub};
 
-    // SAFETY (every unsafe block here): an F64x4Avx exists only inside functions compiled
-    // for AVX2 and called where the CPU reports it (see the type's doc).
+    // SAFETY (every unsafe block here): an F64x4Avx is made only where the CPU has been
+    // found to have AVX2 (see the type's doc; this module is private to the crate).
     macro_rules! binary {
         ($tr:ident, $m:ident, $f:ident) => {
             impl $tr for F64x4Avx {
@@ -278,50 +281,83 @@ mod avx {
 mod tests {
     use super::*;
 
-    /// Each lane operation against the scalar one, bit for bit, on values with signed zeros,
-    /// subnormals, infinities and NaN.
+    /// Each lane operation against the scalar one, bit for bit, on every pair of values with
+    /// signed zeros, subnormals, extremes, infinities and NaN, each pair in every lane.
     #[test]
     fn vector_lanes_give_the_scalar_bits() {
-        same_bits_as_scalar::<wide::f64x4>();
+        let v64 = [
+            0.0,
+            -0.0,
+            1.0,
+            -2.5,
+            1e-310,
+            -1e-310,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            -f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -f64::NAN,
+            3.0,
+            1e300,
+            -7e-5,
+        ];
+        same_bits_as_scalar::<wide::f64x4>(&v64, |x| if x.is_nan() { u64::MAX } else { x.to_bits() });
         #[cfg(target_arch = "x86_64")]
         if crate::twin::has_avx2() {
-            same_bits_as_scalar::<F64x4Avx>();
+            same_bits_as_scalar::<F64x4Avx>(&v64, |x| if x.is_nan() { u64::MAX } else { x.to_bits() });
         }
+        let v32 = [
+            0.0,
+            -0.0,
+            1.0,
+            -2.5,
+            1e-40,
+            -1e-40,
+            f32::MIN_POSITIVE,
+            f32::MAX,
+            -f32::MAX,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            3.0,
+            1e30,
+            -7e-5,
+        ];
+        same_bits_as_scalar::<wide::f32x4>(&v32, |x| if x.is_nan() { u64::MAX } else { x.to_bits() as u64 });
     }
 
-    // The scalar sides spell out the solvers' own expressions.
+    // The scalar sides spell out the solvers' own expressions. `bits` takes every NaN as one
+    // value: Rust does not fix a NaN's sign or payload.
     #[allow(clippy::neg_cmp_op_on_partial_ord, clippy::double_comparisons)]
-    fn same_bits_as_scalar<V: Lanes<Scalar = f64>>() {
-        let vals = [0.0, -0.0, 1.0, -2.5, 1e-310, -1e-310, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 3.0, 1e300, -7e-5];
-        // NaN as one value: Rust does not fix a NaN's sign or payload.
-        #[inline(never)]
-        fn bits(x: f64) -> u64 {
-            if x.is_nan() {
-                u64::MAX
-            } else {
-                x.to_bits()
-            }
-        }
-        for a in vals.chunks(4) {
-            for b in vals.chunks(4) {
-                let (va, vb) = (V::from_fn(|l| a[l]), V::from_fn(|l| b[l]));
-                for l in 0..4 {
-                    let (x, y) = (a[l], b[l]);
-                    assert_eq!(bits((va + vb).lane(l)), bits(x + y));
-                    assert_eq!(bits((va - vb).lane(l)), bits(x - y));
-                    assert_eq!(bits((va * vb).lane(l)), bits(x * y));
-                    assert_eq!(bits((va / vb).lane(l)), bits(x / y));
-                    assert_eq!(bits(va.sqrt().lane(l)), bits(x.sqrt()), "sqrt {x}");
-                    assert_eq!(bits(va.abs().lane(l)), bits(x.abs()));
-                    assert_eq!(bits(va.flip().lane(l)), bits(-x));
-                    let pick = |m: V::Mask| V::select(m, va, vb).lane(l);
-                    assert_eq!(bits(pick(va.eq(vb))), bits(if x == y { x } else { y }));
-                    assert_eq!(bits(pick(va.ge(vb))), bits(if x >= y { x } else { y }));
-                    assert_eq!(bits(pick(va.gt(vb))), bits(if x > y { x } else { y }));
-                    assert_eq!(bits(pick(va.lt(vb))), bits(if x < y { x } else { y }));
-                    assert_eq!(bits(pick(V::not(va.lt(vb)))), bits(if !(x < y) { x } else { y }));
-                    assert_eq!(bits(pick(V::or(va.lt(vb), va.eq(vb)))), bits(if x < y || x == y { x } else { y }));
-                }
+    fn same_bits_as_scalar<V: Lanes>(vals: &[V::Scalar], bits: fn(V::Scalar) -> u64) {
+        let same = |got: V::Scalar, want: V::Scalar, what: &str| assert_eq!(bits(got), bits(want), "{what}: {got:?} against {want:?}");
+        for (i, &x) in vals.iter().enumerate() {
+            for (j, &y) in vals.iter().enumerate() {
+                // The pair in lane (i + j) % 4, other values in the other lanes.
+                let at = (i + j) % 4;
+                let va = V::from_fn(|l| if l == at { x } else { vals[(i + l) % vals.len()] });
+                let vb = V::from_fn(|l| if l == at { y } else { vals[(j + 3 * l) % vals.len()] });
+                let l = at;
+                same((va + vb).lane(l), x + y, "+");
+                same((va - vb).lane(l), x - y, "-");
+                same((va * vb).lane(l), x * y, "*");
+                same((va / vb).lane(l), x / y, "/");
+                same(va.sqrt().lane(l), x.sqrt(), "sqrt");
+                same(va.abs().lane(l), x.abs(), "abs");
+                same(va.flip().lane(l), -x, "flip");
+                let pick = |m: V::Mask| V::select(m, va, vb).lane(l);
+                same(pick(va.eq(vb)), if x == y { x } else { y }, "==");
+                same(pick(va.ge(vb)), if x >= y { x } else { y }, ">=");
+                same(pick(va.gt(vb)), if x > y { x } else { y }, ">");
+                same(pick(va.lt(vb)), if x < y { x } else { y }, "<");
+                same(pick(V::not(va.lt(vb))), if !(x < y) { x } else { y }, "!<");
+                same(pick(V::or(va.lt(vb), va.eq(vb))), if x < y || x == y { x } else { y }, "< or ==");
+                // any: true exactly when some lane holds.
+                let only = V::from_fn(|k| if k == l { x } else { V::Scalar::from_f64(f64::NAN) });
+                assert_eq!(V::any(only.eq(V::splat(y))), x == y, "any");
             }
         }
     }
