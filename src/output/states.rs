@@ -56,7 +56,18 @@ fn write_npy_header(w: &mut dyn Write, descr: &str, dims: &str) -> std::io::Resu
 /// The shape of a complex128 states.npy and the offset of its data, from its header; an error
 /// naming the file for anything else, or for a size that does not match the shape.
 pub fn read_c16_layout(path: &Path) -> Result<(Vec<u64>, u64)> {
-    let bad = |why: &str| QbatError::invalid(path.display().to_string(), format!("not a complex128 states file: {why}"));
+    read_npy_layout(path, "<c16", 16, "complex128 states")
+}
+
+/// The same for a float64 array (series.npy, summary.npy).
+pub fn read_f8_layout(path: &Path) -> Result<(Vec<u64>, u64)> {
+    read_npy_layout(path, "<f8", 8, "float64")
+}
+
+/// The shape and data offset of a C-order NPY 1.0 file of dtype `descr` (`item` bytes a
+/// value); `what` names the kind of file in the error.
+fn read_npy_layout(path: &Path, descr: &str, item: u64, what: &str) -> Result<(Vec<u64>, u64)> {
+    let bad = |why: &str| QbatError::invalid(path.display().to_string(), format!("not a {what} file: {why}"));
     let mut f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
     let mut head = [0u8; 10];
     f.read_exact(&mut head).map_err(|e| QbatError::io(path, e))?;
@@ -67,8 +78,8 @@ pub fn read_c16_layout(path: &Path) -> Result<(Vec<u64>, u64)> {
     let mut dict = vec![0u8; len];
     f.read_exact(&mut dict).map_err(|e| QbatError::io(path, e))?;
     let dict = String::from_utf8_lossy(&dict);
-    if !dict.contains("'descr': '<c16'") || !dict.contains("'fortran_order': False") {
-        return Err(bad("dtype is not <c16 in C order"));
+    if !dict.contains(&format!("'descr': '{descr}'")) || !dict.contains("'fortran_order': False") {
+        return Err(bad(&format!("dtype is not {descr} in C order")));
     }
     let shape_text = dict.split("'shape': (").nth(1).and_then(|r| r.split(')').next()).ok_or_else(|| bad("no shape"))?;
     let shape: Vec<u64> = shape_text
@@ -79,7 +90,11 @@ pub fn read_c16_layout(path: &Path) -> Result<(Vec<u64>, u64)> {
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| bad("bad shape"))?;
     let offset = 10 + len as u64;
-    let want = offset + 16 * shape.iter().product::<u64>();
+    let want = shape
+        .iter()
+        .try_fold(item, |a, &d| a.checked_mul(d))
+        .and_then(|b| b.checked_add(offset))
+        .ok_or_else(|| bad(&format!("the shape {shape:?} is too large")))?;
     let got = f.metadata().map_err(|e| QbatError::io(path, e))?.len();
     if got != want {
         return Err(bad(&format!("{got} bytes, the shape {shape:?} needs {want}")));
@@ -87,9 +102,8 @@ pub fn read_c16_layout(path: &Path) -> Result<(Vec<u64>, u64)> {
     Ok((shape, offset))
 }
 
-/// Copy the data of a states.npy (everything after its header) to `w`.
-pub fn copy_c16_data(path: &Path, w: &mut dyn Write) -> std::io::Result<()> {
-    let (_, offset) = read_c16_layout(path).map_err(std::io::Error::other)?;
+/// The data of the NPY file at `path` (from byte `offset`, its layout's) into `w`, as they are.
+pub fn copy_npy_data(path: &Path, offset: u64, w: &mut dyn Write) -> std::io::Result<()> {
     let mut f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
     std::io::copy(&mut (&mut f).take(offset), &mut std::io::sink())?;
     std::io::copy(&mut f, w)?;

@@ -8,7 +8,7 @@ use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::{Manifest, MANIFEST};
 use crate::output::series::count_lines;
-use crate::output::states::{copy_c16_data, read_c16_layout, write_c16_header};
+use crate::output::states::{copy_npy_data, read_c16_layout, read_f8_layout, write_c16_header, write_f8_header};
 use crate::output::stats::Stats;
 use crate::output::{read_bounded, read_text_bounded, Format, OutputDir, SMALL_FILE_LIMIT};
 use serde_json::{json, Value};
@@ -145,9 +145,7 @@ fn check_counts(s: &ShardDir, samples: usize) -> Result<()> {
     for name in ["series.npy", "summary.npy"] {
         let p = s.dir.join(name);
         if p.is_file() {
-            let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?))
-                .map_err(|e| QbatError::invalid(p.display().to_string(), e.to_string()))?;
-            let shape = npy.shape().to_vec();
+            let (shape, _) = read_f8_layout(&p)?;
             expect(name, shape.first().copied().unwrap_or(0), members as u64)?;
             if name == "series.npy" && shape.get(1).copied() != Some(samples as u64) {
                 return Err(QbatError::invalid(p.display().to_string(), format!("has shape {shape:?}, the run has {samples} samples")));
@@ -168,20 +166,32 @@ fn copy_skipping_header(path: &Path, w: &mut dyn Write, keep_header: bool) -> st
     Ok(())
 }
 
-/// Concatenate the shards' NAME.npy along the first axis (streamed).
-fn concat_npy(dir: &OutputDir, shards: &[ShardDir], name: &str, rows: u64, inner: &[u64]) -> Result<()> {
-    dir.write(name, |w| {
-        use npyz::WriterBuilder;
-        let shape: Vec<u64> = std::iter::once(rows).chain(inner.iter().copied()).collect();
-        let mut npy = npyz::WriteOptions::<f64>::new().default_dtype().shape(&shape).writer(w).begin_nd()?;
-        for s in shards {
-            let f = BufReader::with_capacity(1 << 20, std::fs::File::open(s.dir.join(name))?);
-            let data = npyz::NpyFile::new(f)?.data::<f64>().map_err(std::io::Error::other)?;
-            for v in data {
-                npy.push(&v?)?;
-            }
+/// Concatenate the shards' NAME.npy (float64, C order) along the first axis: one header, then
+/// each shard's data bytes as they are. Every shard's layout is checked first (dtype, order,
+/// size against shape, and the same shape after the first axis), so a mismatched shard stops
+/// the merge before anything is written.
+fn concat_npy(dir: &OutputDir, shards: &[ShardDir], name: &str) -> Result<()> {
+    let mut parts = vec![];
+    let mut shape: Vec<u64> = vec![];
+    for s in shards {
+        let p = s.dir.join(name);
+        let (sh, offset) = read_f8_layout(&p)?;
+        if sh.is_empty() || (!shape.is_empty() && sh[1..] != shape[1..]) {
+            return Err(QbatError::invalid(p.display().to_string(), format!("has shape {sh:?}, the first shard's is {shape:?}")));
         }
-        npy.finish()
+        if shape.is_empty() {
+            shape = sh;
+        } else {
+            shape[0] += sh[0];
+        }
+        parts.push((p, offset));
+    }
+    dir.write(name, |w| {
+        write_f8_header(w, &shape)?;
+        for (p, offset) in &parts {
+            copy_npy_data(p, *offset, w)?;
+        }
+        Ok(())
     })
 }
 
@@ -211,7 +221,9 @@ fn merge_states(dir: &OutputDir, shards: &[ShardDir]) -> Result<()> {
         let shape: Vec<u64> = std::iter::once(rows).chain(inner.iter().copied()).collect();
         write_c16_header(w, &shape)?;
         for s in shards {
-            copy_c16_data(&s.dir.join("states.npy"), w)?;
+            let p = s.dir.join("states.npy");
+            let (_, offset) = read_c16_layout(&p).map_err(std::io::Error::other)?;
+            copy_npy_data(&p, offset, w)?;
         }
         Ok(())
     })?;
@@ -256,37 +268,22 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         if series && format == Format::Npy {
             let mut ids: Vec<Value> = vec![];
             let mut axes = Value::Null;
-            let mut rows = 0u64;
-            let mut inner: Vec<u64> = vec![];
             for s in &shards {
                 let p = s.dir.join("series.json");
                 let a: Value =
                     serde_json::from_slice(&read_bounded(&p, SMALL_FILE_LIMIT)?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
                 ids.extend(a["members"].as_array().cloned().unwrap_or_default());
                 axes = a;
-                let p = s.dir.join("series.npy");
-                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?)).map_err(|e| QbatError::io(&p, e))?;
-                let shape = npy.shape().to_vec();
-                rows += shape[0];
-                inner = shape[1..].to_vec();
             }
             axes["members"] = Value::Array(ids);
-            concat_npy(&dir, &shards, "series.npy", rows, &inner)?;
+            concat_npy(&dir, &shards, "series.npy")?;
             dir.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
         }
         if !fp["states"].is_null() {
             merge_states(&dir, &shards)?;
         }
         if format == Format::Npy {
-            let mut rows = 0u64;
-            let mut cols = vec![];
-            for s in &shards {
-                let p = s.dir.join("summary.npy");
-                let npy = npyz::NpyFile::new(BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?)).map_err(|e| QbatError::io(&p, e))?;
-                rows += npy.shape()[0];
-                cols = npy.shape()[1..].to_vec();
-            }
-            concat_npy(&dir, &shards, "summary.npy", rows, &cols)?;
+            concat_npy(&dir, &shards, "summary.npy")?;
             let p = shards[0].dir.join("summary.json");
             let meta = read_bounded(&p, SMALL_FILE_LIMIT)?;
             dir.write("summary.json", |w| w.write_all(&meta))?;
