@@ -66,7 +66,7 @@ impl<R: Real> C4<R> {
 /// Entry (r, s) of c0 I + c1 sx + c2 sy + c3 sz with complex c (project convention:
 /// sy = [[0, i], [-i, 0]], sz = diag(-1, 1)).
 #[inline(always)]
-fn p2<R: Real>(c: &[(R, R); 4], r: usize, s: usize) -> (R, R) {
+fn p2<L: Lanes>(c: &[(L, L); 4], r: usize, s: usize) -> (L, L) {
     let (c0, c1, c2, c3) = (c[0], c[1], c[2], c[3]);
     if r == 0 && s == 0 {
         (c0.0 - c3.0, c0.1 - c3.1)
@@ -82,15 +82,20 @@ fn p2<R: Real>(c: &[(R, R); 4], r: usize, s: usize) -> (R, R) {
 /// rho = (1/4) sum_ab x[4a + b] sigma_a (x) sigma_b, basis index 2 charger + battery:
 /// battery blocks B_a = sum_b x_ab sigma_b, then rho = (1/4) sum_a sigma_a (x) B_a.
 pub fn rho_from_pauli<R: Real>(x: &[R; 16]) -> C4<R> {
-    let quarter = R::from_f64(0.25);
-    let mut m = C4::zero();
+    lane_of(&rho_lanes::<One<R>>(&x.map(One::<R>::splat)), 0)
+}
+
+#[inline(always)]
+fn rho_lanes<L: Lanes>(x: &[L; 16]) -> C4<L> {
+    let (quarter, nil) = (L::from_f64(0.25), L::from_f64(0.0));
+    let mut m = c4_diagonal(nil);
     for r1 in 0..2 {
         for s1 in 0..2 {
             for r2 in 0..2 {
                 for s2 in 0..2 {
-                    let mut b = [(R::ZERO, R::ZERO); 4];
+                    let mut b = [(nil, nil); 4];
                     for (a, ba) in b.iter_mut().enumerate() {
-                        let c = [(x[4 * a], R::ZERO), (x[4 * a + 1], R::ZERO), (x[4 * a + 2], R::ZERO), (x[4 * a + 3], R::ZERO)];
+                        let c = [(x[4 * a], nil), (x[4 * a + 1], nil), (x[4 * a + 2], nil), (x[4 * a + 3], nil)];
                         *ba = p2(&c, r2, s2);
                     }
                     let z = p2(&b, r1, s1);
@@ -102,6 +107,13 @@ pub fn rho_from_pauli<R: Real>(x: &[R; 16]) -> C4<R> {
         }
     }
     m
+}
+
+/// d I, with every other entry zero.
+#[inline(always)]
+fn c4_diagonal<L: Lanes>(d: L) -> C4<L> {
+    let nil = L::from_f64(0.0);
+    C4 { re: std::array::from_fn(|k| if k % 5 == 0 { d } else { nil }), im: [nil; 16] }
 }
 
 /// The pairs (p, q) of a cyclic sweep, in order, and the other two indices, ascending.
@@ -188,7 +200,7 @@ pub fn jacobi_eigh<R: Real>(a0: &C4<R>, vectors: bool) -> ([R; 4], C4<R>) {
 #[inline(always)]
 fn jacobi_eigh_lanes<L: Lanes>(a0: &C4<L>, vectors: bool) -> ([L; 4], C4<L>) {
     let mut a = *a0;
-    let mut v = spread(&C4::identity());
+    let mut v = c4_diagonal(L::from_f64(1.0));
     for _sweep in 0..MAX_SWEEPS {
         let mut rotated = false;
         for pair in 0..6 {
@@ -380,7 +392,7 @@ fn wootters_r_lanes<L: Lanes>(lam: &[L; 4], v: &C4<L>) -> [L; 4] {
     }
     // M = X^T S X, S = antidiag(-1, 1, 1, -1): M_ij = -X_0i X_3j + X_1i X_2j + X_2i X_1j - X_3i X_0j.
     let mul = |a: usize, b: usize| (x.re[a] * x.re[b] - x.im[a] * x.im[b], x.re[a] * x.im[b] + x.im[a] * x.re[b]);
-    let mut m = spread(&C4::zero());
+    let mut m = c4_diagonal(L::from_f64(0.0));
     for i in 0..4 {
         for j in 0..4 {
             let (t0, t1, t2, t3) = (mul(i, 12 + j), mul(4 + i, 8 + j), mul(8 + i, 4 + j), mul(12 + i, j));
@@ -410,9 +422,7 @@ fn eigen_measures_lanes<L: Lanes>(x: &[L; 16], pt: &[L; 8], flags: u32) -> [L; N
     let mut out = [L::from_f64(0.0); N_EIGEN_CODES];
     let two = L::from_f64(2.0);
     if flags & (G_SPECTRUM | G_CONCURRENCE) != 0 {
-        let rho: [C4<L::Scalar>; 4] = std::array::from_fn(|l| rho_from_pauli(&x.map(|v| v.lane(l.min(L::N - 1)))));
-        let rho = C4 { re: std::array::from_fn(|k| L::from_fn(|l| rho[l].re[k])), im: std::array::from_fn(|k| L::from_fn(|l| rho[l].im[k])) };
-        let (lam, v) = jacobi_eigh_lanes(&rho, flags & G_CONCURRENCE != 0);
+        let (lam, v) = jacobi_eigh_lanes(&rho_lanes(x), flags & G_CONCURRENCE != 0);
         let l = sort4_lanes(lam);
         let mut cap = L::from_f64(0.0);
         for i in 0..4 {
@@ -491,12 +501,12 @@ fn run_measures_in_lanes<R: Real>(
 #[inline(always)]
 fn measure_group<L: Lanes>(st: &[f64], pts: &[&[L::Scalar; 8]], flags: u32, cols: &[usize], rows: &mut [f64]) {
     let last = pts.len() - 1;
-    let x: [L; 16] = std::array::from_fn(|i| L::from_fn(|l| L::Scalar::from_f64(st[16 * l.min(last) + i])));
+    let x: [L; 16] = std::array::from_fn(|i| L::from_fn(|l| L::scalar(st[16 * l.min(last) + i])));
     let pt: [L; 8] = std::array::from_fn(|i| L::from_fn(|l| pts[l.min(last)][i]));
     let m = eigen_measures_lanes(&x, &pt, flags);
     for (l, row) in rows.chunks_mut(cols.len()).enumerate() {
         for (o, &c) in row.iter_mut().zip(cols) {
-            *o = m[c].lane(l).to_f64();
+            *o = m[c].lane_f64(l);
         }
     }
 }

@@ -6,13 +6,12 @@
 //! The module is private to the crate: `F64x4Avx` must not be reachable from safe code
 //! outside it.
 
-use super::Real;
 use std::ops::{Add, Div, Mul, Sub};
 use wide::{CmpEq, CmpGe, CmpGt, CmpLt};
 
 /// A value per lane, with the operations the twin's solvers use.
 pub trait Lanes: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Div<Output = Self> {
-    type Scalar: Real;
+    type Scalar: Copy + PartialEq + std::fmt::Debug;
     /// Per-lane booleans.
     type Mask: Copy;
     /// Lanes.
@@ -34,8 +33,12 @@ pub trait Lanes: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = S
     /// t where m holds, f elsewhere.
     fn select(m: Self::Mask, t: Self, f: Self) -> Self;
     fn any(m: Self::Mask) -> bool;
+    /// x rounded to the scalar (to nearest, as `Real::from_f64`).
+    fn scalar(x: f64) -> Self::Scalar;
+    /// Lane l widened to f64.
+    fn lane_f64(self, l: usize) -> f64;
     fn from_f64(x: f64) -> Self {
-        Self::splat(Self::Scalar::from_f64(x))
+        Self::splat(Self::scalar(x))
     }
 }
 
@@ -56,6 +59,14 @@ macro_rules! scalar_lanes {
             #[inline(always)]
             fn lane(self, _l: usize) -> $t {
                 self
+            }
+            #[inline(always)]
+            fn scalar(x: f64) -> $t {
+                x as $t
+            }
+            #[inline(always)]
+            fn lane_f64(self, _l: usize) -> f64 {
+                self as f64
             }
             #[inline(always)]
             fn sqrt(self) -> Self {
@@ -128,6 +139,14 @@ macro_rules! vector_lanes {
             #[inline(always)]
             fn lane(self, l: usize) -> $s {
                 self.to_array()[l]
+            }
+            #[inline(always)]
+            fn scalar(x: f64) -> $s {
+                x as $s
+            }
+            #[inline(always)]
+            fn lane_f64(self, l: usize) -> f64 {
+                self.to_array()[l] as f64
             }
             #[inline(always)]
             fn sqrt(self) -> Self {
@@ -230,6 +249,14 @@ mod avx {
             a[l]
         }
         #[inline(always)]
+        fn scalar(x: f64) -> f64 {
+            x
+        }
+        #[inline(always)]
+        fn lane_f64(self, l: usize) -> f64 {
+            self.lane(l)
+        }
+        #[inline(always)]
         fn sqrt(self) -> Self {
             F64x4Avx(unsafe { _mm256_sqrt_pd(self.0) })
         }
@@ -281,9 +308,49 @@ mod avx {
 mod tests {
     use super::*;
 
-    /// Each lane operation against the scalar one, bit for bit, on every pair of values with
-    /// signed zeros, subnormals, extremes, infinities and NaN, each pair in every lane.
+    /// Lane by lane against Rust's scalar operations, bit for bit, on every pair of `vals`,
+    /// each pair in every lane position; `bits` takes every NaN as one value (Rust does not
+    /// fix a NaN's sign or payload). The scalar sides spell out the solvers' own expressions.
+    macro_rules! same_bits_as_scalar {
+        ($v:ty, $s:ty, $vals:expr, $bits:expr) => {{
+            let vals: &[$s] = &$vals;
+            let bits = $bits;
+            // Through black_box: inlined here, LLVM has been seen to take sqrt of a negative
+            // constant for a non-NaN in `bits`'s is_nan.
+            let same = |got: $s, want: $s, what: &str| {
+                let (got, want) = std::hint::black_box((got, want));
+                assert_eq!(bits(got), bits(want), "{what}: {got:?} against {want:?}")
+            };
+            for (i, &x) in vals.iter().enumerate() {
+                for (j, &y) in vals.iter().enumerate() {
+                    // The pair in lane (i + j) % 4, other values in the other lanes.
+                    let l = (i + j) % 4;
+                    let va = <$v>::from_fn(|k| if k == l { x } else { vals[(i + k) % vals.len()] });
+                    let vb = <$v>::from_fn(|k| if k == l { y } else { vals[(j + 3 * k) % vals.len()] });
+                    same((va + vb).lane(l), x + y, "+");
+                    same((va - vb).lane(l), x - y, "-");
+                    same((va * vb).lane(l), x * y, "*");
+                    same((va / vb).lane(l), x / y, "/");
+                    same(Lanes::sqrt(va).lane(l), x.sqrt(), "sqrt");
+                    same(Lanes::abs(va).lane(l), x.abs(), "abs");
+                    same(va.flip().lane(l), -x, "flip");
+                    let pick = |m| <$v as Lanes>::select(m, va, vb).lane(l);
+                    same(pick(Lanes::eq(va, vb)), if x == y { x } else { y }, "==");
+                    same(pick(Lanes::ge(va, vb)), if x >= y { x } else { y }, ">=");
+                    same(pick(Lanes::gt(va, vb)), if x > y { x } else { y }, ">");
+                    same(pick(Lanes::lt(va, vb)), if x < y { x } else { y }, "<");
+                    same(pick(<$v as Lanes>::not(Lanes::lt(va, vb))), if !(x < y) { x } else { y }, "!<");
+                    same(pick(<$v as Lanes>::or(Lanes::lt(va, vb), Lanes::eq(va, vb))), if x < y || x == y { x } else { y }, "< or ==");
+                    // any: true exactly when some lane holds.
+                    let only = <$v>::from_fn(|k| if k == l { x } else { <$s>::NAN });
+                    assert_eq!(<$v as Lanes>::any(Lanes::eq(only, <$v as Lanes>::splat(y))), x == y, "any");
+                }
+            }
+        }};
+    }
+
     #[test]
+    #[allow(clippy::neg_cmp_op_on_partial_ord, clippy::double_comparisons)]
     fn vector_lanes_give_the_scalar_bits() {
         let v64 = [
             0.0,
@@ -303,10 +370,11 @@ mod tests {
             1e300,
             -7e-5,
         ];
-        same_bits_as_scalar::<wide::f64x4>(&v64, |x| if x.is_nan() { u64::MAX } else { x.to_bits() });
+        let b64 = |x: f64| if x.is_nan() { u64::MAX } else { x.to_bits() };
+        same_bits_as_scalar!(wide::f64x4, f64, v64, b64);
         #[cfg(target_arch = "x86_64")]
         if crate::twin::has_avx2() {
-            same_bits_as_scalar::<F64x4Avx>(&v64, |x| if x.is_nan() { u64::MAX } else { x.to_bits() });
+            same_bits_as_scalar!(F64x4Avx, f64, v64, b64);
         }
         let v32 = [
             0.0,
@@ -326,39 +394,6 @@ mod tests {
             1e30,
             -7e-5,
         ];
-        same_bits_as_scalar::<wide::f32x4>(&v32, |x| if x.is_nan() { u64::MAX } else { x.to_bits() as u64 });
-    }
-
-    // The scalar sides spell out the solvers' own expressions. `bits` takes every NaN as one
-    // value: Rust does not fix a NaN's sign or payload.
-    #[allow(clippy::neg_cmp_op_on_partial_ord, clippy::double_comparisons)]
-    fn same_bits_as_scalar<V: Lanes>(vals: &[V::Scalar], bits: fn(V::Scalar) -> u64) {
-        let same = |got: V::Scalar, want: V::Scalar, what: &str| assert_eq!(bits(got), bits(want), "{what}: {got:?} against {want:?}");
-        for (i, &x) in vals.iter().enumerate() {
-            for (j, &y) in vals.iter().enumerate() {
-                // The pair in lane (i + j) % 4, other values in the other lanes.
-                let at = (i + j) % 4;
-                let va = V::from_fn(|l| if l == at { x } else { vals[(i + l) % vals.len()] });
-                let vb = V::from_fn(|l| if l == at { y } else { vals[(j + 3 * l) % vals.len()] });
-                let l = at;
-                same((va + vb).lane(l), x + y, "+");
-                same((va - vb).lane(l), x - y, "-");
-                same((va * vb).lane(l), x * y, "*");
-                same((va / vb).lane(l), x / y, "/");
-                same(va.sqrt().lane(l), x.sqrt(), "sqrt");
-                same(va.abs().lane(l), x.abs(), "abs");
-                same(va.flip().lane(l), -x, "flip");
-                let pick = |m: V::Mask| V::select(m, va, vb).lane(l);
-                same(pick(va.eq(vb)), if x == y { x } else { y }, "==");
-                same(pick(va.ge(vb)), if x >= y { x } else { y }, ">=");
-                same(pick(va.gt(vb)), if x > y { x } else { y }, ">");
-                same(pick(va.lt(vb)), if x < y { x } else { y }, "<");
-                same(pick(V::not(va.lt(vb))), if !(x < y) { x } else { y }, "!<");
-                same(pick(V::or(va.lt(vb), va.eq(vb))), if x < y || x == y { x } else { y }, "< or ==");
-                // any: true exactly when some lane holds.
-                let only = V::from_fn(|k| if k == l { x } else { V::Scalar::from_f64(f64::NAN) });
-                assert_eq!(V::any(only.eq(V::splat(y))), x == y, "any");
-            }
-        }
+        same_bits_as_scalar!(wide::f32x4, f32, v32, |x: f32| if x.is_nan() { u32::MAX } else { x.to_bits() });
     }
 }
