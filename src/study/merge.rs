@@ -176,20 +176,23 @@ fn concat_npy(dir: &OutputDir, shards: &[ShardDir], name: &str) -> Result<()> {
     for s in shards {
         let p = s.dir.join(name);
         let (sh, offset) = read_f8_layout(&p)?;
-        if sh.is_empty() || (!shape.is_empty() && sh[1..] != shape[1..]) {
-            return Err(QbatError::invalid(p.display().to_string(), format!("has shape {sh:?}, the first shard's is {shape:?}")));
+        let refuse = |why: String| QbatError::invalid(p.display().to_string(), why);
+        if sh.is_empty() {
+            return Err(refuse("is 0-dimensional, not one row a member".into()));
         }
         if shape.is_empty() {
-            shape = sh;
+            shape = sh.clone();
+        } else if sh[1..] != shape[1..] {
+            return Err(refuse(format!("has shape {sh:?}, the first shard's is {shape:?}")));
         } else {
-            shape[0] += sh[0];
+            shape[0] = shape[0].checked_add(sh[0]).ok_or_else(|| refuse("too many rows".into()))?;
         }
-        parts.push((p, offset));
+        parts.push((p, offset, 8 * sh.iter().product::<u64>()));
     }
     dir.write(name, |w| {
         write_f8_header(w, &shape)?;
-        for (p, offset) in &parts {
-            copy_npy_data(p, *offset, w)?;
+        for (p, offset, bytes) in &parts {
+            copy_npy_data(p, *offset, *bytes, w)?;
         }
         Ok(())
     })
@@ -222,8 +225,8 @@ fn merge_states(dir: &OutputDir, shards: &[ShardDir]) -> Result<()> {
         write_c16_header(w, &shape)?;
         for s in shards {
             let p = s.dir.join("states.npy");
-            let (_, offset) = read_c16_layout(&p).map_err(std::io::Error::other)?;
-            copy_npy_data(&p, offset, w)?;
+            let (shape, offset) = read_c16_layout(&p).map_err(std::io::Error::other)?;
+            copy_npy_data(&p, offset, 16 * shape.iter().product::<u64>(), w)?;
         }
         Ok(())
     })?;
