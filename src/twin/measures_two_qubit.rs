@@ -54,13 +54,6 @@ impl<R: Real> C4<R> {
     pub fn zero() -> Self {
         C4 { re: [R::ZERO; 16], im: [R::ZERO; 16] }
     }
-    pub fn identity() -> Self {
-        let mut m = Self::zero();
-        for i in 0..4 {
-            m.re[5 * i] = R::ONE;
-        }
-        m
-    }
 }
 
 /// Entry (r, s) of c0 I + c1 sx + c2 sy + c3 sz with complex c (project convention:
@@ -479,11 +472,10 @@ fn run_measures_in_lanes<R: Real>(
     }
     let n = states.len() / 16;
     let avx2 = allow_avx2 && super::has_avx2();
-    let lanes = 4;
     let mut out = vec![0.0; n * n_cols];
-    out.par_chunks_mut(n_cols * lanes).zip(states.par_chunks(16 * lanes)).enumerate().for_each(|(group, (rows, st))| {
+    out.par_chunks_mut(n_cols * GROUP).zip(states.par_chunks(16 * GROUP)).enumerate().for_each(|(group, (rows, st))| {
         let k = st.len() / 16;
-        let all: [&[R; 8]; 4] = std::array::from_fn(|l| &consts[member_point[(group * lanes + l.min(k - 1)) / n_samples] as usize]);
+        let all: [&[R; 8]; GROUP] = std::array::from_fn(|l| &consts[member_point[(group * GROUP + l.min(k - 1)) / n_samples] as usize]);
         let pts = &all[..k];
         #[cfg(target_arch = "x86_64")]
         if avx2 {
@@ -495,6 +487,15 @@ fn run_measures_in_lanes<R: Real>(
     });
     out
 }
+
+/// Samples a group of `run_measures_twin`: the lanes of `Real::X4` and `Real::X4Avx2`.
+const GROUP: usize = 4;
+const _: () = assert!(
+    <<f64 as Real>::X4 as Lanes>::N == GROUP
+        && <<f64 as Real>::X4Avx2 as Lanes>::N == GROUP
+        && <<f32 as Real>::X4 as Lanes>::N == GROUP
+        && <<f32 as Real>::X4Avx2 as Lanes>::N == GROUP
+);
 
 /// One group of up to L::N states (16 reals each, point constants `pts`) into its rows of
 /// the columns `cols`; spare lanes repeat the group's last state.
