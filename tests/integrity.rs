@@ -162,13 +162,21 @@ fn damaged_checkpoints_are_refused_before_any_work() {
     // generation's state is removed)
     let sealed: serde_json::Value = serde_json::from_slice(&std::fs::read(staging.join("checkpoint.json")).unwrap()).unwrap();
     let generation = sealed["progress"]["generation"].as_u64().unwrap();
-    let mut files: Vec<PathBuf> = vec![staging.join("checkpoint.json"), staging.join(format!("stats-state-{generation}.bin"))];
+    // (the series of every block is one file, blocks/series.npy, each block's range at its
+    // members; a byte flipped in it lands in block 0, which is finished)
+    let series = staging.join("blocks").join("series.npy");
+    let mut files: Vec<PathBuf> = vec![staging.join("checkpoint.json"), staging.join(format!("stats-state-{generation}.bin")), series.clone()];
     for b in sealed["progress"]["blocks"].as_array().unwrap() {
         let tag = format!("{:06}", b["block"].as_u64().unwrap());
-        files.push(staging.join("blocks").join(format!("{tag}.values")));
         files.push(staging.join("blocks").join(format!("{tag}.summary")));
     }
     assert!(files.len() >= 5, "{files:?}");
+    fn flip_in_first_member(p: &Path) {
+        let mut b = std::fs::read(p).unwrap();
+        let header = 10 + u16::from_le_bytes([b[8], b[9]]) as usize;
+        b[header + 3] ^= 0x01;
+        std::fs::write(p, &b).unwrap();
+    }
     let mut cases = 0;
     for (i, file) in files.iter().enumerate() {
         for (j, (how, damage)) in damages().into_iter().enumerate() {
@@ -181,6 +189,7 @@ fn damaged_checkpoints_are_refused_before_any_work() {
             let case_staging = case.join(".r.partial");
             copy_dir(&staging, &case_staging);
             let rel = file.strip_prefix(&staging).unwrap();
+            let damage = if *file == series && how == "a flipped byte" { flip_in_first_member } else { damage };
             damage(&case_staging.join(rel));
             let before: Vec<_> = std::fs::read_dir(case_staging.join("blocks")).unwrap().flatten().map(|e| e.file_name()).collect();
             let (code, stderr) = outcome(run_args(&cfg, &case.join("r")).args(["--resume"]).arg(case.join("r")).args(["--block-members", "10"]));
@@ -215,6 +224,16 @@ fn damaged_checkpoints_are_refused_before_any_work() {
     // the undamaged checkpoint resumes to the uninterrupted run's files
     let full = dir.path().join("full");
     ok(&mut run_args(&cfg, &full));
+    // and so does one with a byte flipped in the series of an unfinished block: its members
+    // are computed and written again
+    let case = dir.path().join("unfinished");
+    copy_dir(&staging, &case.join(".r.partial"));
+    let copied = case.join(".r.partial").join("blocks").join("series.npy");
+    let mut bytes = std::fs::read(&copied).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x01;
+    std::fs::write(&copied, bytes).unwrap();
+    ok(run_args(&cfg, &case.join("r")).arg("--resume").arg(case.join("r")));
+    assert!(std::fs::read(full.join("series.csv")).unwrap() == std::fs::read(case.join("r").join("series.csv")).unwrap());
     ok(run_args(&cfg, &out).arg("--resume").arg(&out));
     for f in ["series.csv", "summary.csv", "stats.csv"] {
         assert!(std::fs::read(full.join(f)).unwrap() == std::fs::read(out.join(f)).unwrap(), "{f}");

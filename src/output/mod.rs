@@ -148,6 +148,24 @@ impl OutputDir {
         Ok(())
     }
 
+    /// Put the finished file `from` into the output as `name` without copying it: a hard link
+    /// (a copy, synced, where the file system has none), recorded with its known `entry`.
+    pub fn place(&self, name: &str, from: &Path, mut entry: manifest::FileEntry) -> Result<()> {
+        let to = self.staging.join(name);
+        if to.exists() {
+            std::fs::remove_file(&to).map_err(|e| QbatError::io(&to, e))?;
+        }
+        if std::fs::hard_link(from, &to).is_err() {
+            std::fs::copy(from, &to).map_err(|e| QbatError::io(&to, e))?;
+            std::fs::File::open(&to).and_then(|f| f.sync_all()).map_err(|e| QbatError::io(&to, e))?;
+        }
+        entry.name = name.to_string();
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.retain(|e| e.name != entry.name);
+        written.push(entry);
+        Ok(())
+    }
+
     /// The directory being assembled.
     pub fn staging(&self) -> &Path {
         &self.staging

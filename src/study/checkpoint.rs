@@ -3,6 +3,7 @@
 //! each block, and the block files it names.
 
 use super::health::{FockTailFlags, HealthCounts};
+use super::series_file::{SeriesFile, SERIES_FILE};
 use super::{fingerprint_difference, StudyOptions};
 use crate::engine::Precision;
 use crate::error::{QbatError, Result};
@@ -58,6 +59,7 @@ pub(super) struct VerifyGroup {
 pub(super) struct BlockRecord {
     pub(super) block: usize,
     pub(super) members: usize,
+    /// The block's members' range of `blocks/series.npy` (size and BLAKE3 of the range).
     pub(super) values: Option<FileEntry>,
     /// `--save-states`: the block's states (complex128 LE, re then im).
     #[serde(default)]
@@ -127,6 +129,7 @@ pub(super) fn take_lock(dir: &Path) -> Result<std::fs::File> {
 pub(super) fn open_staging(
     opts: &StudyOptions,
     fp: &serde_json::Value,
+    members: usize,
     n_samples: usize,
     notes: &mut Vec<String>,
 ) -> Result<(Staging, Option<(Progress, StatsAccumulator)>)> {
@@ -139,7 +142,7 @@ pub(super) fn open_staging(
         }
         let lock = take_lock(&dir)?;
         let loaded = if dir.join("checkpoint.json").exists() {
-            Some(load_checkpoint(&dir, n_samples, fp, &shown.to_string())?)
+            Some(load_checkpoint(&dir, members, n_samples, fp, &shown.to_string())?)
         } else {
             None // killed before the first block finished: start from scratch
         };
@@ -182,7 +185,7 @@ pub(super) fn save_checkpoint(staging: &Staging, progress: &mut Progress, acc: &
 /// Read and check a checkpoint before any work: its own hash, the statistics state and every
 /// finished block's files (size and BLAKE3), and that its blocks are this run's. Anything
 /// damaged, missing or edited is an error naming the file, with the way to start over.
-fn load_checkpoint(dir: &Path, n_samples: usize, fp: &serde_json::Value, shown: &str) -> Result<(Progress, StatsAccumulator)> {
+fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json::Value, shown: &str) -> Result<(Progress, StatsAccumulator)> {
     let ck = dir.join("checkpoint.json");
     let restart = "pass --force without --resume to start the run over";
     let damaged = |path: &Path, why: String| QbatError::invalid(path.display().to_string(), format!("the checkpoint is damaged: {why}; {restart}"));
@@ -201,10 +204,22 @@ fn load_checkpoint(dir: &Path, n_samples: usize, fp: &serde_json::Value, shown: 
     let sp = dir.join(format!("stats-state-{}.bin", p.generation));
     let want = p.stats_state.as_ref().ok_or_else(|| damaged(&ck, "it names no statistics state".into()))?;
     check_file(&sp, want).map_err(|why| damaged(&sp, why))?;
+    let series_path = dir.join("blocks").join(SERIES_FILE);
+    let mut series: Option<SeriesFile> = None;
     for b in &p.blocks {
         let tag = format!("{:06}", b.block);
         if let Some(v) = &b.values {
-            check_file(&dir.join("blocks").join(format!("{tag}.values")), v).map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.values")), why))?;
+            // The block's members: [b * per block, ..), as many as the block holds.
+            let first = b.block.checked_mul(p.members_per_block).filter(|&f| f < members);
+            if first.is_none_or(|f| b.members != p.members_per_block.min(members - f)) {
+                return Err(damaged(&ck, format!("block {} does not hold members of this run", b.block)));
+            }
+            let s = match series.take() {
+                Some(s) => s,
+                None => SeriesFile::open(&dir.join("blocks"), members, n_samples, p.measures.len()).map_err(|why| damaged(&series_path, why))?,
+            };
+            s.check_block(first.expect("checked"), b.members, v).map_err(|why| damaged(&series_path, why))?;
+            series = Some(s);
         }
         if let Some(v) = &b.states {
             check_file(&dir.join("blocks").join(format!("{tag}.states")), v).map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.states")), why))?;
@@ -238,18 +253,4 @@ fn check_file(path: &Path, want: &FileEntry) -> std::result::Result<(), String> 
         return Err(format!("the content of {} differs from its hash", path.display()));
     }
     Ok(())
-}
-
-/// Read block b's raw series values.
-/// Read block b's raw series values: exactly `count` of them, or an error naming the file.
-pub(super) fn read_block_values(staging: &Staging, b: usize, count: usize) -> Result<Vec<f64>> {
-    let p = staging.blocks().join(format!("{b:06}.values"));
-    let bytes = std::fs::read(&p).map_err(|e| QbatError::io(&p, e))?;
-    if bytes.len() != count * 8 {
-        return Err(QbatError::invalid(
-            "--resume",
-            format!("{} holds {} bytes, not the {} of its block; the checkpoint is damaged", p.display(), bytes.len(), count * 8),
-        ));
-    }
-    Ok(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }

@@ -7,6 +7,7 @@ use super::checkpoint::{save_checkpoint, BlockRecord, Progress, Staging, VerifyG
 use super::faults::{injected_block_delay, injected_fault, injected_nan_member};
 use super::finish::{finish, summary_rows};
 use super::health::{fock_flags, member_health, Health};
+use super::series_file::SeriesFile;
 use super::{block_budget, block_members, OnDeviceLoss, StudyOptions, StudyOutcome};
 use crate::config::Plan;
 use crate::engine::{integrate, reference_member, Engine, EngineOutput, Precision, RunOptions};
@@ -110,7 +111,7 @@ pub(super) fn drive(
         .map(|engine| Worker { label: engine.device_name(), engine, opts: run_opts.clone(), notes: vec![], blocks: 0, members: 0, busy: 0.0 })
         .collect();
     let pending: Vec<usize> = (0..n_blocks).filter(|b| !progress.done.contains(b)).collect();
-    let mut sink = Absorber { local, opts, staging, progress: &mut progress, acc: &mut acc, verify_idx: &verify_idx, ns, pb: &pb };
+    let mut sink = Absorber { local, opts, staging, progress: &mut progress, acc: &mut acc, verify_idx: &verify_idx, ns, pb: &pb, series: None };
     let slice = |b: usize| {
         let lo = b * block;
         (lo, local.slice(lo..(lo + block).min(n)))
@@ -167,6 +168,7 @@ pub(super) fn drive(
         // Workers stop taking blocks once the run is cancelled.
         opts.run.check_cancelled()?;
     }
+    let series = sink.series.take();
     if workers.len() > 1 {
         let per: Vec<serde_json::Value> = workers
             .iter()
@@ -180,7 +182,7 @@ pub(super) fn drive(
     if progress.health.ok == 0 {
         return Err(QbatError::Numerics(format!("every member was flagged unhealthy; {}", progress.health.warning(local.schedule.dt).unwrap_or_default())));
     }
-    finish(plan, local, opts, staging, progress, acc, block, n_blocks, resumed, setup)
+    finish(plan, local, opts, staging, series, progress, acc, block, n_blocks, resumed, setup)
 }
 
 /// One device (or the CPU) working through blocks.
@@ -267,6 +269,8 @@ struct Absorber<'a> {
     verify_idx: &'a [usize],
     ns: usize,
     pb: &'a indicatif::ProgressBar,
+    /// The run's series file, opened at the first block absorbed (`--series`).
+    series: Option<SeriesFile>,
 }
 
 impl Absorber<'_> {
@@ -309,18 +313,25 @@ impl Absorber<'_> {
             progress.health.add(sub.members[i].id, *h);
         }
         fock_flags(local, &out.measures, &out.values, &sub, ns, &mut progress.fock);
-        // stats, with the block's durable value and state files written beside them (their
-        // hashing and fsync overlap the statistics; the checkpoint below names them)
+        if opts.output.series && self.series.is_none() {
+            // A resumed run's file holds its finished blocks (checked when it was loaded).
+            let blocks_dir = staging.blocks();
+            self.series = Some(if progress.blocks.iter().any(|r| r.values.is_some()) {
+                SeriesFile::open(&blocks_dir, local.members.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?
+            } else {
+                SeriesFile::create(&blocks_dir, local.members.len(), ns, nm)?
+            });
+        }
+        // stats, with the block's values written durably into the series and its states into
+        // a block file beside them (their hashing and syncing overlap the statistics; the
+        // checkpoint below names them)
+        let series = self.series.as_ref();
         let a = self.acc.get_or_insert_with(|| StatsAccumulator::new(ns, nm));
         let include: Vec<bool> = health.iter().map(|h| *h == Health::Ok).collect();
         let tag = format!("{b:06}");
         let (values, states) = std::thread::scope(|scope| {
             let files = scope.spawn(|| -> Result<_> {
-                let values = if opts.output.series {
-                    Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.values")), |w| write_f64_le(w, out.values.iter().copied()))?)
-                } else {
-                    None
-                };
+                let values = series.map(|s| s.write_block(lo, &out.values)).transpose()?;
                 let states = match (local.save_states, &out.states) {
                     (None, _) => None,
                     (Some(_), Some(st)) => {

@@ -2,8 +2,9 @@
 //! from the block files in member order in a clean subdirectory with the plots drawn from them,
 //! and committed into place with their manifest.
 
-use super::checkpoint::{read_block_values, Progress, Staging};
+use super::checkpoint::{Progress, Staging};
 use super::health::{fock_tail_warnings, Health, HEALTH_CODES};
+use super::series_file::{SeriesFile, SERIES_FILE};
 use super::{peak_rss_bytes, StudyOptions, StudyOutcome};
 use crate::config::Plan;
 use crate::engine::Precision;
@@ -13,7 +14,7 @@ use crate::measures::saved::{saved_dim, StateSave};
 use crate::measures::Measure;
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::series::{write_csv_header, write_csv_rows};
-use crate::output::states::{states_axes, write_c16_header, write_f8_header};
+use crate::output::states::{states_axes, write_c16_header};
 use crate::output::{self, num, Format, OutputDir};
 use crate::run::{RunInfo, Timings};
 use crate::verify::verify_report_mixed;
@@ -141,6 +142,7 @@ pub(super) fn finish(
     local: &Plan,
     opts: &StudyOptions,
     staging: &Staging,
+    series: Option<SeriesFile>,
     progress: Progress,
     acc: StatsAccumulator,
     block: usize,
@@ -161,25 +163,24 @@ pub(super) fn finish(
     let nm = measures.len();
     let ids: Vec<u64> = local.members.iter().map(|m| m.id).collect();
     if opts.output.series {
+        // A run resumed with every block finished opens the file its checkpoint checked.
+        let series = match series {
+            Some(s) => s,
+            None => SeriesFile::open(&staging.blocks(), ids.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?,
+        };
         match opts.output.format {
             Format::Csv => out.write("series.csv", |w| {
                 write_csv_header(w, &measures)?;
                 for b in 0..n_blocks {
                     let block_ids = &ids[b * block..((b + 1) * block).min(ids.len())];
-                    let values = read_block_values(staging, b, block_ids.len() * ns * nm).map_err(std::io::Error::other)?;
+                    let values = series.read_block(b * block, block_ids.len()).map_err(std::io::Error::other)?;
                     write_csv_rows(w, block_ids, &local.schedule.times, &values, nm)?;
                 }
                 Ok(())
             })?,
             Format::Npy => {
-                // The block files hold the values as little-endian f64 in member order, the
-                // npy's data: copied byte for byte after the header, not parsed.
-                let members = |b: usize| ((b + 1) * block).min(ids.len()) - b * block;
-                let files = block_files(staging, n_blocks, |b| format!("{b:06}.values"), |b| (members(b) * ns * nm * 8) as u64)?;
-                out.write("series.npy", |w| {
-                    write_f8_header(w, &[ids.len() as u64, ns as u64, nm as u64])?;
-                    copy_block_files(&files, w)
-                })?;
+                // The blocks wrote the npy in place: it is placed, not copied.
+                out.place(SERIES_FILE, series.path(), series.entry()?)?;
                 let axes = json!({"members": ids, "times": local.schedule.times, "measures": measures});
                 out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
             }

@@ -22,6 +22,7 @@ mod faults;
 mod finish;
 pub mod health;
 pub mod merge;
+mod series_file;
 
 pub use checkpoint::staging_dir;
 pub use finish::{summary_header, summary_rows};
@@ -190,7 +191,7 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     for e in &engines {
         crate::engine::refuse_early(&local, &opts.run, e)?;
     }
-    let (staging, loaded) = open_staging(opts, &fp, local.schedule.times.len(), &mut notes)?;
+    let (staging, loaded) = open_staging(opts, &fp, local.members.len(), local.schedule.times.len(), &mut notes)?;
     match drive(plan, &local, opts, &staging, loaded, fp, notes, engines, t0) {
         Ok(outcome) => Ok(outcome),
         Err(e @ QbatError::DeviceLost(_)) => Err(QbatError::DeviceLost(format!(

@@ -1,0 +1,258 @@
+//! The series of a streamed run, kept in one file of the staging directory,
+//! `blocks/series.npy`: qbat-gpu's npy header for the whole run, then every member's values
+//! (little-endian f64, times x measures per member) at the member's offset.
+//!
+//! Each finished block writes its range in place and syncs it; the checkpoint records the
+//! range's size and BLAKE3 hash, so that a resume checks exactly the finished ranges (an
+//! unfinished range is written again). At the end the file is complete: it becomes
+//! series.npy by a hard link, not a copy, and series.csv is written from its ranges. So the
+//! series is written once, and read again only for a csv series.
+
+use crate::error::{QbatError, Result};
+use crate::output::manifest::FileEntry;
+use crate::output::states::write_f8_header;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+/// The file's name in the staging directory's `blocks/`.
+pub(super) const SERIES_FILE: &str = "series.npy";
+
+/// Bytes read at a time to hash or check a range (BLAKE3 hashes each piece on every core).
+const PIECE: usize = 16 << 20;
+
+#[derive(Debug)]
+pub(super) struct SeriesFile {
+    path: PathBuf,
+    file: File,
+    header: Vec<u8>,
+    /// Bytes of one member's values (times x measures x 8).
+    row_bytes: u64,
+    members: u64,
+}
+
+impl SeriesFile {
+    /// A fresh file for `members` members of `n_times` x `n_measures` values: the header, then
+    /// room for every value (a sparse file until written).
+    pub(super) fn create(blocks_dir: &Path, members: usize, n_times: usize, n_measures: usize) -> Result<SeriesFile> {
+        let path = blocks_dir.join(SERIES_FILE);
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).map_err(|e| QbatError::io(&path, e))?;
+        let s = SeriesFile::with_layout(path, file, members, n_times, n_measures);
+        let io = |e| QbatError::io(&s.path, e);
+        s.file.set_len(s.len()).map_err(io)?;
+        write_at(&s.file, &s.header, 0).map_err(io)?;
+        s.file.sync_all().map_err(io)?;
+        Ok(s)
+    }
+
+    /// The file of an interrupted run, which must have this layout's length; an error names
+    /// it (as part of a damaged checkpoint) otherwise.
+    pub(super) fn open(blocks_dir: &Path, members: usize, n_times: usize, n_measures: usize) -> std::result::Result<SeriesFile, String> {
+        let path = blocks_dir.join(SERIES_FILE);
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let s = SeriesFile::with_layout(path, file, members, n_times, n_measures);
+        let got = s.file.metadata().map_err(|e| format!("{}: {e}", s.path.display()))?.len();
+        if got != s.len() {
+            return Err(format!("{} holds {got} bytes, not the {} of this run's series", s.path.display(), s.len()));
+        }
+        let mut header = vec![0u8; s.header.len()];
+        read_at(&s.file, &mut header, 0).map_err(|e| format!("{}: {e}", s.path.display()))?;
+        if header != s.header {
+            return Err(format!("the npy header of {} is not this run's", s.path.display()));
+        }
+        Ok(s)
+    }
+
+    fn with_layout(path: PathBuf, file: File, members: usize, n_times: usize, n_measures: usize) -> SeriesFile {
+        let mut header = vec![];
+        write_f8_header(&mut header, &[members as u64, n_times as u64, n_measures as u64]).expect("a header in memory");
+        SeriesFile { path, file, header, row_bytes: (n_times * n_measures * 8) as u64, members: members as u64 }
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's length: header and every member's values.
+    fn len(&self) -> u64 {
+        self.header.len() as u64 + self.members * self.row_bytes
+    }
+
+    /// Byte offset and length of members [first, first + count); None past the end.
+    fn range(&self, first: usize, count: usize) -> Option<(u64, u64)> {
+        let (first, count) = (first as u64, count as u64);
+        (first.checked_add(count)? <= self.members).then(|| (self.header.len() as u64 + first * self.row_bytes, count * self.row_bytes))
+    }
+
+    /// Write the values of members [first, ..) in place and sync them; returns the range's
+    /// size and BLAKE3 hash, which the checkpoint records.
+    pub(super) fn write_block(&self, first: usize, values: &[f64]) -> Result<FileEntry> {
+        let count = values.len() / (self.row_bytes as usize / 8).max(1);
+        let (offset, bytes) = self.range(first, count).filter(|&(_, b)| b == values.len() as u64 * 8).ok_or_else(|| {
+            QbatError::Numerics(format!("{}: a block of {} values at member {first} does not fit the series", self.path.display(), values.len()))
+        })?;
+        let data = le_bytes(values);
+        let io = |e| QbatError::io(&self.path, e);
+        write_at(&self.file, &data, offset).map_err(io)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_rayon(&data);
+        self.file.sync_data().map_err(io)?;
+        Ok(FileEntry { name: SERIES_FILE.into(), bytes, blake3: hasher.finalize().to_hex().to_string() })
+    }
+
+    /// Members [first, first + count) against their checkpoint entry: the reason they
+    /// differ, if they do.
+    pub(super) fn check_block(&self, first: usize, count: usize, want: &FileEntry) -> std::result::Result<(), String> {
+        let shown = self.path.display();
+        let Some((offset, bytes)) = self.range(first, count) else {
+            return Err(format!("members {first}..{} are beyond the {} of {shown}", first + count, self.members));
+        };
+        if want.name != SERIES_FILE || want.bytes != bytes {
+            return Err(format!(
+                "members {first}..{} of {shown} are recorded as {} bytes of {}, not {bytes} bytes of {SERIES_FILE}",
+                first + count,
+                want.bytes,
+                want.name
+            ));
+        }
+        let hash = self.hash_range(offset, bytes).map_err(|e| format!("{shown}: {e}"))?;
+        if hash != want.blake3 {
+            return Err(format!("the values of members {first}..{} in {shown} differ from their hash", first + count));
+        }
+        Ok(())
+    }
+
+    /// The values of members [first, first + count).
+    pub(super) fn read_block(&self, first: usize, count: usize) -> Result<Vec<f64>> {
+        let (offset, bytes) = self
+            .range(first, count)
+            .ok_or_else(|| QbatError::Numerics(format!("{}: members {first}..{} are beyond the series", self.path.display(), first + count)))?;
+        let mut raw = vec![0u8; bytes as usize];
+        read_at(&self.file, &mut raw, offset).map_err(|e| QbatError::io(&self.path, e))?;
+        Ok(raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+    }
+
+    /// The finished file as an output's entry: its length checked again (it may not have
+    /// changed since the blocks were written), then its size and BLAKE3 hash.
+    pub(super) fn entry(&self) -> Result<FileEntry> {
+        let got = self.file.metadata().map_err(|e| QbatError::io(&self.path, e))?.len();
+        if got != self.len() {
+            return Err(QbatError::invalid(
+                self.path.display().to_string(),
+                format!("holds {got} bytes, not the {} of the series; it was changed during the run", self.len()),
+            ));
+        }
+        let hash = self.hash_range(0, self.len()).map_err(|e| QbatError::io(&self.path, e))?;
+        Ok(FileEntry { name: SERIES_FILE.into(), bytes: self.len(), blake3: hash })
+    }
+
+    /// BLAKE3 (hex) of `bytes` bytes from `offset`, read a piece at a time.
+    fn hash_range(&self, offset: u64, bytes: u64) -> std::io::Result<String> {
+        let mut hasher = blake3::Hasher::new();
+        let mut piece = vec![0u8; PIECE.min(bytes as usize)];
+        let mut done = 0u64;
+        while done < bytes {
+            let n = PIECE.min((bytes - done) as usize);
+            read_at(&self.file, &mut piece[..n], offset + done)?;
+            hasher.update_rayon(&piece[..n]);
+            done += n as u64;
+        }
+        Ok(hasher.finalize().to_hex().to_string())
+    }
+}
+
+/// The values as little-endian bytes: their own memory on a little-endian machine.
+fn le_bytes(values: &[f64]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(values))
+    } else {
+        std::borrow::Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+}
+
+#[cfg(unix)]
+fn write_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_write(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::WriteZero.into()),
+            n => (buf, offset) = (&buf[n..], offset + n as u64),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => (buf, offset) = (&mut buf[n..], offset + n as u64),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_land_at_their_members_and_are_checked_by_their_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let (members, nt, nm) = (5, 3, 2);
+        let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+        let row = nt * nm;
+        let all: Vec<f64> = (0..members * row).map(|i| i as f64 * 0.5 - 3.0).collect();
+        // blocks written out of order, as several devices finish them
+        let second = s.write_block(2, &all[2 * row..]).unwrap();
+        let first = s.write_block(0, &all[..2 * row]).unwrap();
+        assert_eq!(first.bytes, (2 * row * 8) as u64);
+        assert_eq!(first.blake3, blake3::hash(bytemuck::cast_slice(&all[..2 * row])).to_hex().to_string());
+        // the file is the npy numpy reads: header, then the values in member order
+        let bytes = std::fs::read(s.path()).unwrap();
+        let mut header = vec![];
+        write_f8_header(&mut header, &[members as u64, nt as u64, nm as u64]).unwrap();
+        assert_eq!(&bytes[..header.len()], &header[..]);
+        let values: Vec<f64> = bytes[header.len()..].chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(values, all);
+        assert_eq!(s.read_block(2, 3).unwrap(), &all[2 * row..]);
+        assert_eq!(s.entry().unwrap().blake3, blake3::hash(&bytes).to_hex().to_string());
+        // reopened: the ranges check against their entries, and a flipped byte is found
+        drop(s);
+        let s = SeriesFile::open(dir.path(), members, nt, nm).unwrap();
+        s.check_block(0, 2, &first).unwrap();
+        s.check_block(2, 3, &second).unwrap();
+        assert!(s.check_block(0, 3, &first).is_err(), "a range of another size");
+        assert!(s.check_block(4, 2, &second).is_err(), "a range past the end");
+        let mut damaged = bytes.clone();
+        damaged[header.len() + 2 * row * 8 + 3] ^= 1; // in member 2, the second block
+        std::fs::write(s.path(), &damaged).unwrap();
+        assert!(s.check_block(0, 2, &first).is_ok());
+        assert!(s.check_block(2, 3, &second).unwrap_err().contains("differ from their hash"));
+        // another run's layout, a truncated file, an edited header, a missing file
+        assert!(SeriesFile::open(dir.path(), members + 1, nt, nm).unwrap_err().contains("bytes"));
+        std::fs::write(s.path(), &bytes[..bytes.len() - 1]).unwrap();
+        assert!(SeriesFile::open(dir.path(), members, nt, nm).is_err());
+        let mut edited = bytes.clone();
+        edited[20] ^= 1;
+        std::fs::write(s.path(), &edited).unwrap();
+        assert!(SeriesFile::open(dir.path(), members, nt, nm).unwrap_err().contains("header"));
+        std::fs::remove_file(s.path()).unwrap();
+        assert!(SeriesFile::open(dir.path(), members, nt, nm).unwrap_err().contains(SERIES_FILE));
+        // a block that does not fit is an error, not a write past the end
+        let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+        assert!(s.write_block(4, &all[..2 * row]).is_err());
+        assert!(s.write_block(0, &all[..row + 1]).is_err());
+    }
+}
