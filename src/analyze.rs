@@ -24,11 +24,15 @@
 
 use crate::error::{QbatError, Result};
 use crate::measures::DEFAULT_RESOURCES;
-use crate::output::series::{in_subset, SeriesReader};
+use crate::output::series::{in_subset, read_in_chunks, SeriesReader};
 use crate::output::write_atomic;
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+mod ranks;
+pub use ranks::ranks;
+use ranks::ranks_with;
 
 /// Default cap on the members of the correlation set.
 pub const DEFAULT_MAX_MEMBERS: usize = 20_000;
@@ -140,43 +144,6 @@ fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
     QbatError::invalid(path.display().to_string(), reason)
 }
 
-/// The u64 whose unsigned order is `f64::total_cmp`'s: negatives have every bit flipped, the
-/// rest only the sign bit.
-fn total_order_key(x: f64) -> u64 {
-    let b = x.to_bits();
-    if b >> 63 == 1 {
-        !b
-    } else {
-        b | (1 << 63)
-    }
-}
-
-/// Ranks with ties averaged (1-based). The samples are radix-sorted by `total_order_key`
-/// (the order of `total_cmp`), -0 taken as +0; a tie is then a run of equal keys, which is a
-/// run of equal values (`==`) as long as no NaN is among them (a NaN ties with nothing).
-pub fn ranks(v: &[f64]) -> Vec<f64> {
-    let mut keyed: Vec<(u64, usize)> = v.iter().enumerate().map(|(i, &x)| (total_order_key(x + 0.0), i)).collect();
-    radsort::sort_by_key(&mut keyed, |k| k.0);
-    let mut r = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < keyed.len() {
-        let key = keyed[i].0;
-        let mut j = i;
-        // Keys past +inf's or before -inf's are NaNs.
-        if (!0xFFF0_0000_0000_0000..=0xFFF0_0000_0000_0000).contains(&key) {
-            while j + 1 < keyed.len() && keyed[j + 1].0 == key {
-                j += 1;
-            }
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for k in &keyed[i..=j] {
-            r[k.1] = avg;
-        }
-        i = j + 1;
-    }
-    r
-}
-
 pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len() as f64;
     let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
@@ -205,7 +172,12 @@ pub fn spearman_checked(x: &[f64], y: &[f64]) -> Option<f64> {
 
 /// The ranks of a sample a correlation is defined over (two or more points, not all equal).
 fn varying_ranks(v: &[f64]) -> Option<Vec<f64>> {
-    (v.len() >= 2 && !is_constant(v)).then(|| ranks(v))
+    varying_ranks_with(v, &mut vec![])
+}
+
+/// `varying_ranks`, sorting in `scratch`.
+fn varying_ranks_with(v: &[f64], scratch: &mut Vec<(u64, usize)>) -> Option<Vec<f64>> {
+    (v.len() >= 2 && !is_constant(v)).then(|| ranks_with(v, scratch))
 }
 
 /// Spearman from the `varying_ranks` of both sides: None when either has none.
@@ -389,52 +361,28 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let mut pooled: Vec<Vec<f64>> = vec![Vec::with_capacity(members_used * nt); used.len()];
     // Monotone counts per pair: (increasing, decreasing, either).
     let mut counts = vec![(0usize, 0usize, 0usize); pairs.len()];
-    // Up to three chunks are held at once (one taken in, one queued, one being read): 32 MiB each.
-    let chunk = ((1usize << 22) / (nt * nm).max(1)).clamp(1, 4096);
     let mut index = 0usize;
-    // A thread reads the next chunk of members while this one takes in the last.
-    std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<(u64, Vec<f64>)>>>(1);
-        let reader = &mut reader;
-        scope.spawn(move || loop {
-            let mut members = Vec::with_capacity(chunk);
-            let read = (|| -> Result<()> {
-                while members.len() < chunk {
-                    let mut block = vec![];
-                    match reader.next_member(&mut block)? {
-                        Some(id) => members.push((id, block)),
-                        None => break,
-                    }
-                }
-                Ok(())
-            })();
-            let last = members.len() < chunk || read.is_err();
-            if tx.send(read.map(|_| members)).is_err() || last {
-                break;
+    read_in_chunks(&mut reader, |members| {
+        let mut blocks: Vec<Vec<f64>> = vec![];
+        for (id, block) in members {
+            let i = index;
+            index += 1;
+            // Members flagged unhealthy (summary.csv `health`, or a non-finite value)
+            // are left out, as stats.csv leaves them out, and counted.
+            if flagged.contains(&id) || block.iter().any(|v| !v.is_finite()) {
+                skipped += 1;
+                continue;
             }
-        });
-        for members in rx {
-            let mut blocks: Vec<Vec<f64>> = vec![];
-            for (id, block) in members? {
-                let i = index;
-                index += 1;
-                // Members flagged unhealthy (summary.csv `health`, or a non-finite value)
-                // are left out, as stats.csv leaves them out, and counted.
-                if flagged.contains(&id) || block.iter().any(|v| !v.is_finite()) {
-                    skipped += 1;
-                    continue;
+            if in_subset(i, n, cap) {
+                for (c, &k) in used.iter().enumerate() {
+                    pooled[c].extend((0..nt).map(|s| block[s * nm + k]));
                 }
-                if in_subset(i, n, cap) {
-                    for (c, &k) in used.iter().enumerate() {
-                        pooled[c].extend((0..nt).map(|s| block[s * nm + k]));
-                    }
-                }
-                blocks.push(block);
             }
-            if nt >= 2 {
-                for (total, add) in counts.iter_mut().zip(monotone_counts(&blocks, &pair_k, nt, nm, monotone_tol)) {
-                    *total = (total.0 + add.0, total.1 + add.1, total.2 + add.2);
-                }
+            blocks.push(block);
+        }
+        if nt >= 2 {
+            for (total, add) in counts.iter_mut().zip(monotone_counts(&blocks, &pair_k, nt, nm, monotone_tol)) {
+                *total = (total.0 + add.0, total.1 + add.1, total.2 + add.2);
             }
         }
         Ok(())
@@ -449,49 +397,76 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let members_used = pooled.first().map_or(0, |c| c.len() / nt);
     let healthy = n - skipped;
     // Ranks per column (pooled) and per column and time (per_time), each computed once.
-    let pooled_ranks: Vec<Option<Vec<f64>>> = pooled.par_iter().map(|c| varying_ranks(c)).collect();
-    let at_time = |c: usize, s: usize| -> Vec<f64> { (0..members_used).map(|u| pooled[c][u * nt + s]).collect() };
-    // Per time, each used column's samples and ranks once (a column is in several pairs).
-    let per_time: Vec<Vec<PairRow>> = (0..nt)
+    let pooled_ranks: Vec<Option<Vec<f64>>> = pooled.par_iter().map_init(Vec::new, |scratch, c| varying_ranks_with(c, scratch)).collect();
+    // Per time, each used column's samples and ranks once (a column is in several pairs). The
+    // samples of `TIMES_PER_GATHER` consecutive times sit side by side in each member's row of
+    // a pooled column, so a group of times is gathered in one pass over the members.
+    const TIMES_PER_GATHER: usize = 8;
+    let per_time: Vec<Vec<PairRow>> = (0..nt.div_ceil(TIMES_PER_GATHER))
         .into_par_iter()
-        .map(|s| {
-            let cols: Vec<Vec<f64>> = (0..used.len()).map(|c| at_time(c, s)).collect();
-            let col_ranks: Vec<Option<Vec<f64>>> = cols.iter().map(|x| varying_ranks(x)).collect();
-            pairs
-                .iter()
-                .zip(&pair_cols)
-                .map(|((a, b), &(ca, cb))| PairRow {
-                    a: a.clone(),
-                    b: b.clone(),
-                    scope: Scope::PerTime,
-                    t: Some(reader.times[s]),
-                    n: members_used,
-                    pearson: pearson_checked(&cols[ca], &cols[cb]),
-                    spearman: spearman_of(&col_ranks[ca], &col_ranks[cb]),
-                    monotone_fraction: None,
-                    monotone_increasing: None,
-                    monotone_decreasing: None,
+        .flat_map_iter(|g| {
+            let times = g * TIMES_PER_GATHER..((g + 1) * TIMES_PER_GATHER).min(nt);
+            // cols[c][j]: column c's samples at time times.start + j, in member order
+            let mut cols: Vec<Vec<Vec<f64>>> = vec![vec![Vec::with_capacity(members_used); times.len()]; used.len()];
+            for (col, pooled_col) in cols.iter_mut().zip(&pooled) {
+                for row in pooled_col.chunks_exact(nt) {
+                    for (at, &x) in col.iter_mut().zip(&row[times.clone()]) {
+                        at.push(x);
+                    }
+                }
+            }
+            let (pairs, pair_cols, times_of_run) = (&pairs, &pair_cols, &reader.times);
+            times
+                .clone()
+                .map(move |s| {
+                    let at: Vec<&Vec<f64>> = cols.iter().map(|c| &c[s - times.start]).collect();
+                    let mut scratch = vec![];
+                    let col_ranks: Vec<Option<Vec<f64>>> = at.iter().map(|x| varying_ranks_with(x, &mut scratch)).collect();
+                    pairs
+                        .iter()
+                        .zip(pair_cols)
+                        .map(|((a, b), &(ca, cb))| PairRow {
+                            a: a.clone(),
+                            b: b.clone(),
+                            scope: Scope::PerTime,
+                            t: Some(times_of_run[s]),
+                            n: members_used,
+                            pearson: pearson_checked(at[ca], at[cb]),
+                            spearman: spearman_of(&col_ranks[ca], &col_ranks[cb]),
+                            monotone_fraction: None,
+                            monotone_increasing: None,
+                            monotone_decreasing: None,
+                        })
+                        .collect::<Vec<PairRow>>()
                 })
-                .collect()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // The pooled row of each pair, the pairs in parallel.
+    let pooled_rows: Vec<PairRow> = pairs
+        .par_iter()
+        .zip(&pair_cols)
+        .zip(&counts)
+        .map(|(((a, b), &(ca, cb)), count)| {
+            let (x, y) = (&pooled[ca], &pooled[cb]);
+            let frac = |c: usize| (nt >= 2).then(|| c as f64 / healthy as f64);
+            PairRow {
+                a: a.clone(),
+                b: b.clone(),
+                scope: Scope::Pooled,
+                t: None,
+                n: x.len(),
+                pearson: pearson_checked(x, y),
+                spearman: spearman_of(&pooled_ranks[ca], &pooled_ranks[cb]),
+                monotone_fraction: frac(count.2),
+                monotone_increasing: frac(count.0),
+                monotone_decreasing: frac(count.1),
+            }
         })
         .collect();
     let mut rows = vec![];
-    for (p, (a, b)) in pairs.iter().enumerate() {
-        let (ca, cb) = pair_cols[p];
-        let (x, y) = (&pooled[ca], &pooled[cb]);
-        let frac = |c: usize| (nt >= 2).then(|| c as f64 / healthy as f64);
-        rows.push(PairRow {
-            a: a.clone(),
-            b: b.clone(),
-            scope: Scope::Pooled,
-            t: None,
-            n: x.len(),
-            pearson: pearson_checked(x, y),
-            spearman: spearman_of(&pooled_ranks[ca], &pooled_ranks[cb]),
-            monotone_fraction: frac(counts[p].2),
-            monotone_increasing: frac(counts[p].0),
-            monotone_decreasing: frac(counts[p].1),
-        });
+    for (p, pooled_row) in pooled_rows.into_iter().enumerate() {
+        rows.push(pooled_row);
         rows.extend(per_time.iter().map(|at| at[p].clone()));
     }
     drop(pooled_ranks);
@@ -541,32 +516,6 @@ pub fn write_csv(an: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
-
-    /// Rank by definition (no NaN): 1 + (values below) + (other values equal, `==`) / 2.
-    fn ranks_by_count(v: &[f64]) -> Vec<f64> {
-        v.iter()
-            .map(|&x| {
-                let below = v.iter().filter(|&&y| y < x).count();
-                let equal = v.iter().filter(|&&y| y == x).count();
-                below as f64 + (equal as f64 + 1.0) / 2.0
-            })
-            .collect()
-    }
-
-    #[test]
-    fn ranks_match_their_definition_with_ties_signed_zeros_and_extremes() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-        let pool = [-0.0, 0.0, 1.5, -1.5, 1e-300, -1e-300, 5e-324, -5e-324, f64::INFINITY, f64::NEG_INFINITY, 1e300, 2.0];
-        for n in [1usize, 2, 7, 100, 600] {
-            // drawn from a small pool (many ties, both zeros) and from a continuum
-            let v: Vec<f64> = (0..n).map(|_| if rng.random::<bool>() { pool[rng.random_range(0..pool.len())] } else { rng.random_range(-3.0..3.0) }).collect();
-            assert_eq!(ranks(&v), ranks_by_count(&v), "n = {n}");
-        }
-        // one NaN ranks after every number and ties with nothing
-        let v = [2.0, f64::NAN, -1.0, 2.0];
-        assert_eq!(ranks(&v), vec![2.5, 4.0, 1.0, 2.5]);
-    }
 
     #[test]
     fn strided_subset_has_exactly_cap_members() {

@@ -14,7 +14,7 @@
 //!
 //! Text is drawn with DejaVu Sans, compiled in (assets/fonts), so PNGs need no system font.
 
-use super::series::{in_subset, SeriesReader};
+use super::series::{in_subset, read_in_chunks, SeriesReader};
 use super::stats::{read_stats, Stats};
 use super::summary::{read_run_json, read_summary, Summary};
 use super::write_atomic;
@@ -78,7 +78,7 @@ fn write_pair(dir: &Path, stem: &str, svg: &str, rgb: &[u8], (w, h): (u32, u32))
         let mut enc = png::Encoder::new(out, w, h);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Best);
+        enc.set_compression(png::Compression::Default);
         let mut writer = enc.write_header().map_err(std::io::Error::other)?;
         writer.write_image_data(rgb).map_err(std::io::Error::other)?;
         writer.finish().map_err(std::io::Error::other)
@@ -364,16 +364,21 @@ pub fn hist2d_data(dir: &Path, pairs: &[(String, String)], bins: usize) -> Resul
         .map(|((a, b), &(ka, kb))| Hist2d { a: a.clone(), b: b.clone(), a_range: range[ka], b_range: range[kb], bins, counts: vec![0; bins * bins] })
         .collect();
     let bin = |v: f64, (lo, hi): (f64, f64)| (((v - lo) / (hi - lo) * bins as f64).floor().max(0.0) as usize).min(bins - 1);
-    while rd.next_member(&mut block)?.is_some() {
-        for (h, &(ka, kb)) in out.iter_mut().zip(&ks) {
-            for s in 0..nt {
-                let (va, vb) = (block[s * nm + ka], block[s * nm + kb]);
-                if va.is_finite() && vb.is_finite() {
-                    h.counts[bin(va, h.a_range) * bins + bin(vb, h.b_range)] += 1;
+    // The pairs' histograms in parallel, a chunk of members at a time (the counts are integers,
+    // so the order they are added in does not matter).
+    read_in_chunks(&mut rd, |members| {
+        out.par_iter_mut().zip(&ks).for_each(|(h, &(ka, kb))| {
+            for (_, block) in &members {
+                for s in 0..nt {
+                    let (va, vb) = (block[s * nm + ka], block[s * nm + kb]);
+                    if va.is_finite() && vb.is_finite() {
+                        h.counts[bin(va, h.a_range) * bins + bin(vb, h.b_range)] += 1;
+                    }
                 }
             }
-        }
-    }
+        });
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -384,7 +389,8 @@ pub const HIST_BINS: usize = 60;
 pub fn write_hist2d_plots(dir: &Path, pairs: &[(String, String)]) -> Result<Vec<PathBuf>> {
     let model = read_run_json(dir).and_then(|v| v["model"].as_str().map(String::from)).unwrap_or_default();
     let (_, eunit) = units(&model);
-    let drawn: Vec<Vec<PathBuf>> = hist2d_data(dir, pairs, HIST_BINS)?
+    let data = hist2d_data(dir, pairs, HIST_BINS)?;
+    let drawn: Vec<Vec<PathBuf>> = data
         .par_iter()
         .map(|h| -> Result<Vec<PathBuf>> {
             let total: u64 = h.counts.iter().sum();

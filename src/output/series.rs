@@ -225,6 +225,40 @@ impl SeriesReader {
         Ok(Some(id))
     }
 }
+/// One member's id and block (times x measures, row-major).
+pub type MemberBlock = (u64, Vec<f64>);
+
+/// Every member of `reader`, in order, handed to `take` a chunk at a time (chunks of about
+/// 32 MiB): a thread reads the next chunk while `take` works on the last, so at most three
+/// chunks are held at once (one taken in, one queued, one being read). The first error,
+/// reading or taking, ends it.
+pub fn read_in_chunks(reader: &mut SeriesReader, mut take: impl FnMut(Vec<MemberBlock>) -> Result<()>) -> Result<()> {
+    let chunk = ((1usize << 22) / (reader.n_times() * reader.n_measures()).max(1)).clamp(1, 4096);
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<MemberBlock>>>(1);
+        scope.spawn(move || loop {
+            let mut members = Vec::with_capacity(chunk);
+            let read = (|| -> Result<()> {
+                while members.len() < chunk {
+                    let mut block = vec![];
+                    match reader.next_member(&mut block)? {
+                        Some(id) => members.push((id, block)),
+                        None => break,
+                    }
+                }
+                Ok(())
+            })();
+            let last = members.len() < chunk || read.is_err();
+            if tx.send(read.map(|_| members)).is_err() || last {
+                break;
+            }
+        });
+        for members in rx {
+            take(members?)?;
+        }
+        Ok(())
+    })
+}
 
 pub fn count_lines(path: &Path) -> Result<u64> {
     let mut f = BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?);
