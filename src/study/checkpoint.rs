@@ -209,6 +209,9 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
     for b in &p.blocks {
         let tag = format!("{:06}", b.block);
         if let Some(v) = &b.values {
+            if v.name != SERIES_FILE {
+                return Err(damaged(&ck, format!("block {} names {}: it was written by another version of qbat-gpu", b.block, v.name)));
+            }
             // The block's members: [b * per block, ..), as many as the block holds.
             let first = b.block.checked_mul(p.members_per_block).filter(|&f| f < members);
             if first.is_none_or(|f| b.members != p.members_per_block.min(members - f)) {

@@ -35,9 +35,21 @@ impl SeriesFile {
     /// room for every value (a sparse file until written).
     pub(super) fn create(blocks_dir: &Path, members: usize, n_times: usize, n_measures: usize) -> Result<SeriesFile> {
         let path = blocks_dir.join(SERIES_FILE);
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).map_err(|e| QbatError::io(&path, e))?;
+        // A file left there is unlinked, never truncated: after a run's commit it is also the
+        // output's series.npy (a hard link), until the staging directory is removed.
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(QbatError::io(&path, e)),
+            _ => {}
+        }
+        let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| QbatError::io(&path, e))?;
         let s = SeriesFile::with_layout(path, file, members, n_times, n_measures);
         let io = |e| QbatError::io(&s.path, e);
+        // readable by others, as every output file is (it becomes series.npy)
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            s.file.set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+        }
         s.file.set_len(s.len()).map_err(io)?;
         write_at(&s.file, &s.header, 0).map_err(io)?;
         s.file.sync_all().map_err(io)?;
@@ -93,10 +105,11 @@ impl SeriesFile {
         let data = le_bytes(values);
         let io = |e| QbatError::io(&self.path, e);
         write_at(&self.file, &data, offset).map_err(io)?;
-        let mut hasher = blake3::Hasher::new();
-        hasher.update_rayon(&data);
+        // on this thread: the cores are busy with the next block, and a rayon hash would queue
+        // behind it
+        let hash = blake3::hash(&data);
         self.file.sync_data().map_err(io)?;
-        Ok(FileEntry { name: SERIES_FILE.into(), bytes, blake3: hasher.finalize().to_hex().to_string() })
+        Ok(FileEntry { name: SERIES_FILE.into(), bytes, blake3: hash.to_hex().to_string() })
     }
 
     /// Members [first, first + count) against their checkpoint entry: the reason they
@@ -250,8 +263,21 @@ mod tests {
         assert!(SeriesFile::open(dir.path(), members, nt, nm).unwrap_err().contains("header"));
         std::fs::remove_file(s.path()).unwrap();
         assert!(SeriesFile::open(dir.path(), members, nt, nm).unwrap_err().contains(SERIES_FILE));
-        // a block that does not fit is an error, not a write past the end
+        // a file left by a run whose commit linked it to its output is unlinked, not truncated:
+        // the output keeps its values
         let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+        s.write_block(0, &all).unwrap();
+        let output = dir.path().join("output.npy");
+        std::fs::hard_link(s.path(), &output).unwrap();
+        let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+        s.write_block(0, &vec![7.0; all.len()]).unwrap();
+        assert_eq!(std::fs::read(&output).unwrap(), bytes);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(s.path()).unwrap().permissions().mode() & 0o777, 0o644);
+        }
+        // a block that does not fit is an error, not a write past the end
         assert!(s.write_block(4, &all[..2 * row]).is_err());
         assert!(s.write_block(0, &all[..row + 1]).is_err());
     }
