@@ -218,7 +218,7 @@ pub fn monotone_along(a: &[f64], b: &[f64], order: &[usize], rel_tol: f64) -> (b
 
 /// Per pair (a, b), how many of `blocks` (one member's times x measures each) have b
 /// monotone non-decreasing, non-increasing, and either, along a.
-fn monotone_counts(blocks: &[Vec<f64>], pair_k: &[(usize, usize)], nt: usize, nm: usize, tol: f64) -> Vec<(usize, usize, usize)> {
+fn monotone_counts(blocks: &[&[f64]], pair_k: &[(usize, usize)], nt: usize, nm: usize, tol: f64) -> Vec<(usize, usize, usize)> {
     let per_member: Vec<Vec<(bool, bool)>> = blocks
         .par_iter()
         .map(|blk| {
@@ -362,9 +362,9 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     // Monotone counts per pair: (increasing, decreasing, either).
     let mut counts = vec![(0usize, 0usize, 0usize); pairs.len()];
     let mut index = 0usize;
-    read_in_chunks(&mut reader, |members| {
-        let mut blocks: Vec<Vec<f64>> = vec![];
-        for (id, block) in members {
+    read_in_chunks(&mut reader, |chunk| {
+        let mut blocks: Vec<&[f64]> = vec![];
+        for (id, block) in chunk.members() {
             let i = index;
             index += 1;
             // Members flagged unhealthy (summary.csv `health`, or a non-finite value)

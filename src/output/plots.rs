@@ -366,9 +366,9 @@ pub fn hist2d_data(dir: &Path, pairs: &[(String, String)], bins: usize) -> Resul
     let bin = |v: f64, (lo, hi): (f64, f64)| (((v - lo) / (hi - lo) * bins as f64).floor().max(0.0) as usize).min(bins - 1);
     // The pairs' histograms in parallel, a chunk of members at a time (the counts are integers,
     // so the order they are added in does not matter).
-    read_in_chunks(&mut rd, |members| {
+    read_in_chunks(&mut rd, |chunk| {
         out.par_iter_mut().zip(&ks).for_each(|(h, &(ka, kb))| {
-            for (_, block) in &members {
+            for (_, block) in chunk.members() {
                 for s in 0..nt {
                     let (va, vb) = (block[s * nm + ka], block[s * nm + kb]);
                     if va.is_finite() && vb.is_finite() {

@@ -225,36 +225,74 @@ impl SeriesReader {
         Ok(Some(id))
     }
 }
-/// One member's id and block (times x measures, row-major).
-pub type MemberBlock = (u64, Vec<f64>);
+/// Consecutive members of a series: their ids, and their blocks (times x measures, row-major)
+/// one after another.
+#[derive(Default)]
+pub struct Chunk {
+    pub ids: Vec<u64>,
+    values: Vec<f64>,
+}
+
+impl Chunk {
+    /// Each member's id and block, in order.
+    pub fn members(&self) -> impl Iterator<Item = (u64, &[f64])> {
+        let row = self.values.len() / self.ids.len().max(1);
+        self.ids.iter().copied().zip(self.values.chunks_exact(row.max(1)))
+    }
+}
+
+impl SeriesReader {
+    /// Read the next (up to) `max` members into `chunk`, reusing its memory; it is empty after
+    /// the last member. npy data are read straight into the values' memory.
+    pub fn next_chunk(&mut self, max: usize, chunk: &mut Chunk) -> Result<()> {
+        let row = self.times.len() * self.measures.len();
+        let count = max.min(self.members_total - self.next_index);
+        chunk.ids.clear();
+        chunk.values.clear();
+        match &mut self.source {
+            Source::Npy { data, big_endian: false, .. } if cfg!(target_endian = "little") => {
+                chunk.values.resize(count * row, 0.0);
+                data.read_exact(bytemuck::cast_slice_mut(&mut chunk.values)).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => bad(&self.path, "the file ends before its shape says"),
+                    _ => QbatError::io(&self.path, e),
+                })?;
+                chunk.ids.extend_from_slice(&self.ids.as_ref().expect("npy ids")[self.next_index..self.next_index + count]);
+                self.next_index += count;
+            }
+            _ => {
+                let mut block = vec![];
+                while chunk.ids.len() < count {
+                    let id = self.next_member(&mut block)?.expect("members remain");
+                    chunk.ids.push(id);
+                    chunk.values.extend_from_slice(&block);
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Every member of `reader`, in order, handed to `take` a chunk at a time (chunks of about
 /// 32 MiB): a thread reads the next chunk while `take` works on the last, so at most three
-/// chunks are held at once (one taken in, one queued, one being read). The first error,
-/// reading or taking, ends it.
-pub fn read_in_chunks(reader: &mut SeriesReader, mut take: impl FnMut(Vec<MemberBlock>) -> Result<()>) -> Result<()> {
-    let chunk = ((1usize << 22) / (reader.n_times() * reader.n_measures()).max(1)).clamp(1, 4096);
+/// chunks are held at once (one taken in, one queued, one being read), and their memory is
+/// reused. The first error, reading or taking, ends it.
+pub fn read_in_chunks(reader: &mut SeriesReader, mut take: impl FnMut(&Chunk) -> Result<()>) -> Result<()> {
+    let chunk_members = ((1usize << 22) / (reader.n_times() * reader.n_measures()).max(1)).clamp(1, 4096);
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<MemberBlock>>>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk>>(1);
+        let (reuse_tx, reuse_rx) = std::sync::mpsc::channel::<Chunk>();
         scope.spawn(move || loop {
-            let mut members = Vec::with_capacity(chunk);
-            let read = (|| -> Result<()> {
-                while members.len() < chunk {
-                    let mut block = vec![];
-                    match reader.next_member(&mut block)? {
-                        Some(id) => members.push((id, block)),
-                        None => break,
-                    }
-                }
-                Ok(())
-            })();
-            let last = members.len() < chunk || read.is_err();
-            if tx.send(read.map(|_| members)).is_err() || last {
+            let mut chunk = reuse_rx.try_recv().unwrap_or_default();
+            let read = reader.next_chunk(chunk_members, &mut chunk);
+            let last = read.is_err() || chunk.ids.len() < chunk_members;
+            if tx.send(read.map(|_| chunk)).is_err() || last {
                 break;
             }
         });
-        for members in rx {
-            take(members?)?;
+        for chunk in rx {
+            let chunk = chunk?;
+            take(&chunk)?;
+            let _ = reuse_tx.send(chunk);
         }
         Ok(())
     })
