@@ -1,7 +1,7 @@
 //! Drives a streamed run through its blocks: one worker per device (or the CPU) integrates
 //! blocks, re-chunking on out-of-memory and moving to the CPU on device loss; the absorber
-//! folds each finished block into the health counts, statistics, verify deviations, block
-//! files and checkpoint.
+//! folds each finished block into the health counts, statistics, verify deviations, the series
+//! file, block files and checkpoint.
 
 use super::checkpoint::{save_checkpoint, BlockRecord, Progress, Staging, VerifyGroup};
 use super::faults::{injected_block_delay, injected_fault, injected_nan_member};

@@ -1,6 +1,7 @@
-//! The end of a streamed run: the final files (series, summary, stats, run.json) assembled
-//! from the block files in member order in a clean subdirectory with the plots drawn from them,
-//! and committed into place with their manifest.
+//! The end of a streamed run: the final files (series, summary, stats, run.json) assembled in
+//! member order in a clean subdirectory (series.npy linked from the series file the blocks
+//! wrote, the rest from the block files), with the plots drawn from them, and committed into
+//! place with their manifest.
 
 use super::checkpoint::{Progress, Staging};
 use super::health::{fock_tail_warnings, Health, HEALTH_CODES};

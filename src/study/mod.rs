@@ -4,8 +4,8 @@
 //! device: each engine chunks a block as its limits require). After each block
 //! - the ensemble statistics are folded into an exactly mergeable accumulator
 //!   (`output::accumulate`), leaving out members flagged unhealthy;
-//! - the block's series (raw f64) and summary rows are written durably under the staging
-//!   directory `.DIR.partial/blocks/`;
+//! - the block's series (raw f64) is written durably in place into the run's series file, and
+//!   its summary rows into a block file, under the staging directory `.DIR.partial/blocks/`;
 //! - the checkpoint (done blocks, the accumulator, verify deviations, timings) is replaced
 //!   atomically, so a killed run continues with `--resume DIR`.
 //!
