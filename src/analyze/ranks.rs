@@ -48,7 +48,8 @@ pub(super) fn ranks_with(v: &[f64], scratch: &mut Vec<(u64, usize)>) -> Vec<f64>
 /// one pass first splits the keys by their top varying bits into buckets (in key order) small
 /// enough for the cache, and each bucket is radix-sorted there.
 fn sort_by_key_into(v: &[f64], sorted: &mut Vec<(u64, usize)>) {
-    // 2^12 buckets: a few thousand samples each for samples of millions
+    // 2^12 buckets, even in the key: a few thousand samples each for a sample spread over its
+    // range; a skewed one leaves some buckets larger (sorted as correctly, less in cache)
     const BUCKET_BITS: u32 = 12;
     let key = |x: f64| total_order_key(x + 0.0);
     sorted.clear();
@@ -150,6 +151,14 @@ mod tests {
         let constant = vec![0.75; n];
         for (name, v) in [("narrow", &narrow), ("wide", &wide), ("tied", &tied), ("constant", &constant)] {
             assert_eq!(ranks(v), ranks_by_sorting(v), "{name}");
+        }
+        // keys spanning about as many values as there are buckets, at the sizes around the
+        // threshold of the split
+        for n in [(1 << 16) - 1, 1 << 16, (1 << 16) + 1] {
+            for span in [4095u64, 4096, 4097] {
+                let v: Vec<f64> = (0..n).map(|_| f64::from_bits(0x3FF0_0000_0000_0000 + rng.random_range(0..span))).collect();
+                assert_eq!(ranks(&v), ranks_by_sorting(&v), "n = {n}, span = {span}");
+            }
         }
     }
 }

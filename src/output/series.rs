@@ -78,6 +78,9 @@ impl SeriesReader {
         let list = |k: &str| axes[k].as_array().cloned().ok_or_else(|| bad(&axes_path, format!("no \"{k}\" list")));
         let ids: Vec<u64> = list("members")?.iter().map(|v| v.as_u64().ok_or_else(|| bad(&axes_path, "member ids must be integers"))).collect::<Result<_>>()?;
         let times: Vec<f64> = list("times")?.iter().map(|v| json_time(v).ok_or_else(|| bad(&axes_path, "times must be numbers"))).collect::<Result<_>>()?;
+        if times.is_empty() {
+            return Err(bad(&axes_path, "\"times\" is empty: a series has at least one sample time"));
+        }
         let measures: Vec<String> =
             list("measures")?.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| bad(&axes_path, "measures must be names"))).collect::<Result<_>>()?;
         let file = std::fs::File::open(npy).map_err(|e| QbatError::io(npy, e))?;
@@ -225,6 +228,7 @@ impl SeriesReader {
         Ok(Some(id))
     }
 }
+
 /// Consecutive members of a series: their ids, and their blocks (times x measures, row-major)
 /// one after another.
 #[derive(Default)]
@@ -276,8 +280,13 @@ impl SeriesReader {
 /// 32 MiB): a thread reads the next chunk while `take` works on the last, so at most three
 /// chunks are held at once (one taken in, one queued, one being read), and their memory is
 /// reused. The first error, reading or taking, ends it.
-pub fn read_in_chunks(reader: &mut SeriesReader, mut take: impl FnMut(&Chunk) -> Result<()>) -> Result<()> {
+pub fn read_in_chunks(reader: &mut SeriesReader, take: impl FnMut(&Chunk) -> Result<()>) -> Result<()> {
     let chunk_members = ((1usize << 22) / (reader.n_times() * reader.n_measures()).max(1)).clamp(1, 4096);
+    read_chunks_of(reader, chunk_members, take)
+}
+
+/// `read_in_chunks` with chunks of `chunk_members` members.
+fn read_chunks_of(reader: &mut SeriesReader, chunk_members: usize, mut take: impl FnMut(&Chunk) -> Result<()>) -> Result<()> {
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk>>(1);
         let (reuse_tx, reuse_rx) = std::sync::mpsc::channel::<Chunk>();
@@ -373,6 +382,61 @@ mod tests {
         let mut w = npyz::WriteOptions::<f64>::new().dtype(dtype).shape(&[2, 3, 2]).writer(file).begin_nd().unwrap();
         w.extend(values.iter().copied()).unwrap();
         w.finish().unwrap();
+    }
+
+    #[test]
+    fn chunks_hand_over_every_member_once_in_order_and_stop_at_the_first_error() {
+        let (nt, nm) = (3, 2);
+        for n in [4usize, 5] {
+            for dtype in ["<f8", ">f8"] {
+                let dir = tempfile::tempdir().unwrap();
+                let ids: Vec<u64> = (0..n as u64).map(|i| i * 3 + 1).collect();
+                let values: Vec<f64> = (0..n * nt * nm).map(|i| (i as f64).sin() * 1e3).collect();
+                let axes = serde_json::json!({ "members": ids, "times": [0.0, 0.5, 1.0], "measures": ["a", "b"] });
+                std::fs::write(dir.path().join("series.json"), axes.to_string()).unwrap();
+                let file = std::fs::File::create(dir.path().join("series.npy")).unwrap();
+                let npy_dtype = npyz::DType::Plain(dtype.parse().unwrap());
+                let mut w = npyz::WriteOptions::<f64>::new().dtype(npy_dtype).shape(&[n as u64, nt as u64, nm as u64]).writer(file).begin_nd().unwrap();
+                w.extend(values.iter().copied()).unwrap();
+                w.finish().unwrap();
+                // chunks of 2: 4 members are two full chunks and an empty one, 5 end in one
+                let read = |dir: &Path| {
+                    let mut rd = SeriesReader::open(dir).unwrap().unwrap();
+                    let (mut sizes, mut got_ids, mut got) = (vec![], vec![], vec![]);
+                    let r = read_chunks_of(&mut rd, 2, |c| {
+                        sizes.push(c.ids.len());
+                        for (id, block) in c.members() {
+                            got_ids.push(id);
+                            got.extend_from_slice(block);
+                        }
+                        Ok(())
+                    });
+                    (r, sizes, got_ids, got)
+                };
+                let (r, sizes, got_ids, got) = read(dir.path());
+                r.unwrap();
+                assert_eq!(sizes, if n == 4 { vec![2, 2, 0] } else { vec![2, 2, 1] }, "{dtype}");
+                assert_eq!(got_ids, ids);
+                assert!(got.len() == values.len() && got.iter().zip(&values).all(|(a, b)| a.to_bits() == b.to_bits()), "{dtype}");
+                // an error from the taker ends it at once
+                let mut rd = SeriesReader::open(dir.path()).unwrap().unwrap();
+                let mut calls = 0;
+                let r = read_chunks_of(&mut rd, 2, |_| {
+                    calls += 1;
+                    Err(QbatError::invalid("take", "stop here"))
+                });
+                assert!(r.unwrap_err().to_string().contains("stop here"));
+                assert_eq!(calls, 1);
+                // a file cut inside the last chunk: the chunks before it, then the error naming it
+                let npy = dir.path().join("series.npy");
+                let len = std::fs::metadata(&npy).unwrap().len();
+                std::fs::OpenOptions::new().write(true).open(&npy).unwrap().set_len(len - 8).unwrap();
+                let (r, sizes, ..) = read(dir.path());
+                let err = r.unwrap_err().to_string();
+                assert!(err.contains("series.npy") && err.contains("ends before its shape says"), "{err}");
+                assert_eq!(sizes, vec![2, 2][..(n - 1) / 2], "{dtype}");
+            }
+        }
     }
 
     #[test]
