@@ -139,18 +139,23 @@ impl OutputDir {
 
     /// Write one file atomically (see `write_atomic`).
     pub fn write(&self, name: &str, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-        let mut entry = manifest::write_atomic_hashed(&self.staging.join(name), f)?;
+        let entry = manifest::write_atomic_hashed(&self.staging.join(name), f)?;
+        self.record(name, entry);
+        Ok(())
+    }
+
+    /// List `entry` in the manifest under `name`, replacing an earlier entry of that name.
+    fn record(&self, name: &str, mut entry: manifest::FileEntry) {
         // Keyed by the name as given: the manifest lists top-level files only.
         entry.name = name.to_string();
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         written.retain(|e| e.name != entry.name);
         written.push(entry);
-        Ok(())
     }
 
     /// Put the finished file `from` into the output as `name` without copying it: a hard link
     /// (a copy, synced, where the file system has none), recorded with its known `entry`.
-    pub fn place(&self, name: &str, from: &Path, mut entry: manifest::FileEntry) -> Result<()> {
+    pub fn place(&self, name: &str, from: &Path, entry: manifest::FileEntry) -> Result<()> {
         let to = self.staging.join(name);
         if to.exists() {
             std::fs::remove_file(&to).map_err(|e| QbatError::io(&to, e))?;
@@ -159,10 +164,7 @@ impl OutputDir {
             std::fs::copy(from, &to).map_err(|e| QbatError::io(&to, e))?;
             std::fs::File::open(&to).and_then(|f| f.sync_all()).map_err(|e| QbatError::io(&to, e))?;
         }
-        entry.name = name.to_string();
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        written.retain(|e| e.name != entry.name);
-        written.push(entry);
+        self.record(name, entry);
         Ok(())
     }
 
