@@ -83,7 +83,14 @@ impl Cell {
     /// either way.
     fn add_column(&mut self, xs: &[f64], pending: &mut Vec<u32>) {
         if xs.iter().all(|x| x.is_finite()) && FixedSum::add_column(&mut self.s1, &mut self.s2, xs) {
-            pending.extend(xs.iter().map(|&x| self.add_count(x)));
+            // n, min and max as `add_count` leaves them, in registers (in the same order)
+            let (mut min, mut max) = (self.min, self.max);
+            for &x in xs {
+                min = min.min(x);
+                max = max.max(x);
+            }
+            (self.n, self.min, self.max) = (self.n + xs.len() as u64, min, max);
+            pending.extend(xs.iter().map(|&x| sketch_key(x)));
         } else {
             pending.extend(xs.iter().filter(|x| x.is_finite()).map(|&x| self.add_moments(x)));
         }
@@ -141,6 +148,19 @@ impl Cell {
     }
 }
 
+/// Ask for values[start..start + len] in cache ahead of their use (a hint: nothing is read,
+/// and an address past the slice is never touched).
+#[inline(always)]
+fn prefetch(values: &[f64], start: usize, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for k in (start..(start + len).min(values.len())).step_by(8) {
+        // SAFETY: _mm_prefetch only hints the cache; k is inside `values`.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(values.as_ptr().add(k).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (values, start, len);
+}
+
 /// Streamed statistics of a run: one `Cell` per (sample, measure).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StatsAccumulator {
@@ -167,6 +187,7 @@ impl StatsAccumulator {
         // once per block.
         const TILE: usize = 64;
         const MEMBERS: usize = COLUMN_MAX;
+        const PREFETCH_AHEAD: usize = 8;
         self.cells.par_chunks_mut(TILE).enumerate().for_each_init(
             || (vec![Vec::<u32>::new(); TILE], FoldScratch::default(), Vec::<f64>::new()),
             |(pending, scratch, columns), (tile, cells)| {
@@ -177,14 +198,21 @@ impl StatsAccumulator {
                 }
                 for chunk in members.chunks(MEMBERS) {
                     let len = chunk.len();
-                    columns.resize(width * len, 0.0);
+                    // columns `stride` apart: a stride of a power of two bytes would put every
+                    // column's store of a member in the same L1 set
+                    let stride = len + 8;
+                    columns.resize(width * stride, 0.0);
                     for (j, &i) in chunk.iter().enumerate() {
+                        // the rows are 8 B x row apart: the hardware does not see them coming
+                        if let Some(&ahead) = chunk.get(j + PREFETCH_AHEAD) {
+                            prefetch(values, ahead * row + first, width);
+                        }
                         for (c, &x) in values[i * row + first..i * row + first + width].iter().enumerate() {
-                            columns[c * len + j] = x;
+                            columns[c * stride + j] = x;
                         }
                     }
-                    for ((acc, p), column) in cells.iter_mut().zip(pending.iter_mut()).zip(columns.chunks_exact(len)) {
-                        acc.add_column(column, p);
+                    for ((acc, p), column) in cells.iter_mut().zip(pending.iter_mut()).zip(columns.chunks_exact(stride)) {
+                        acc.add_column(&column[..len], p);
                     }
                 }
                 for (acc, p) in cells.iter_mut().zip(pending.iter_mut()) {
