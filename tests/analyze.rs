@@ -372,3 +372,54 @@ fn steady_grid_heatmap() {
     assert_eq!((xs.len(), ys.len()), (6, 6));
     assert_eq!(vals, want);
 }
+
+/// `qbat-gpu ARGS` with a deadline: (exit code, stderr), or a failure if it is still running.
+fn run_within(args: &[&std::ffi::OsStr], deadline: std::time::Duration, stderr_to: &Path) -> (Option<i32>, String) {
+    let err = std::fs::File::create(stderr_to).unwrap();
+    let mut child = bin().args(args).stdout(std::process::Stdio::null()).stderr(err).spawn().unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("qbat-gpu {args:?} still running after {deadline:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (status.code(), std::fs::read_to_string(stderr_to).unwrap())
+}
+
+// Finite values too far apart for an axis (their difference overflows to inf) leave the
+// histogram undrawn, with a note naming it; a wide but finite spread is drawn. A series.npy
+// cut inside its header is bad input (exit 2, naming the file).
+#[test]
+fn extreme_and_cut_series() {
+    let tmp = tempfile::tempdir().unwrap();
+    let deadline = std::time::Duration::from_secs(120);
+    let log = tmp.path().join("stderr.txt");
+    for (name, big, drawn) in [("wide", 1.7e308, false), ("finite", 8e307, true)] {
+        let dir = tmp.path().join(name);
+        let values = [[-big, 0.0], [big, 1.0], [-big, 4.0], [big, 5.0], [-big, 3.0], [big, 1.0]];
+        hand_dir(&dir, true, &values);
+        let (code, stderr) = run_within(&["analyze".as_ref(), dir.as_os_str(), "--pairs".as_ref(), "x:y".as_ref()], deadline, &log);
+        assert_eq!(code, Some(0), "{name}: {stderr}");
+        assert!(dir.join("analysis.csv").is_file(), "{name}");
+        let png = dir.join("plot_hist2d_x_y.png");
+        assert_eq!(png.is_file(), drawn, "{name}: {stderr}");
+        assert_eq!(stderr.contains("plot_hist2d_x_y not drawn"), !drawn, "{name}: {stderr}");
+        if drawn {
+            check_png(&png);
+        }
+    }
+    let dir = tmp.path().join("finite");
+    let whole = std::fs::read(dir.join("series.npy")).unwrap();
+    for cut in [5, 60] {
+        std::fs::write(dir.join("series.npy"), &whole[..cut]).unwrap();
+        let (code, stderr) = run_within(&["analyze".as_ref(), dir.as_os_str(), "--no-plots".as_ref()], deadline, &log);
+        assert_eq!(code, Some(2), "cut at {cut}: {stderr}");
+        assert!(stderr.contains("series.npy") && stderr.trim().lines().count() == 1, "cut at {cut}: {stderr}");
+    }
+}

@@ -143,13 +143,27 @@ fn measure_unit(measure: &str, energy: &str) -> String {
     }
 }
 
-fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+/// The padded range of the finite values, for an axis of `plot`; None when there are none, or
+/// when the range is too wide to draw (noted).
+fn finite_range(plot: &str, vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let (lo, hi) = vals.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if lo > hi {
         return None;
     }
     let pad = ((hi - lo) * 0.05).max(1e-9 * hi.abs().max(1.0));
-    Some((lo - pad, hi + pad))
+    drawable(plot, (lo - pad, hi + pad))
+}
+
+/// `range` when an axis can span it: finite ends, lo < hi, and a finite width hi - lo
+/// (plotters cannot place ticks on a wider one). Otherwise None, and a note that `plot` is
+/// not drawn.
+fn drawable(plot: &str, range: (f64, f64)) -> Option<(f64, f64)> {
+    let (lo, hi) = range;
+    if lo < hi && (hi - lo).is_finite() {
+        return Some(range);
+    }
+    eprintln!("note: {plot} not drawn: an axis from {lo:e} to {hi:e} cannot be drawn (its width is not a finite float)");
+    None
 }
 
 /// Labelled line curves, one colour each, with the legend in the upper right.
@@ -243,12 +257,15 @@ pub fn write_run_plots(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathBuf>> {
     let (tlabel, eunit) = units(model);
-    let Some((y0, y1)) = finite_range(band.q05.iter().chain(&band.q95).chain(&band.mean).copied()) else {
+    let stem = format!("plot_{}", band.measure);
+    let Some((y0, y1)) = finite_range(&stem, band.q05.iter().chain(&band.q95).chain(&band.mean).copied()) else {
         return Ok(vec![]);
     };
-    let (t0, t1) = (band.t[0], band.t[band.t.len() - 1].max(band.t[0] + 1e-12));
+    let Some((t0, t1)) = drawable(&stem, (band.t[0], band.t[band.t.len() - 1].max(band.t[0] + 1e-12))) else {
+        return Ok(vec![]);
+    };
     let ylabel = measure_unit(&band.measure, eunit);
-    render_both!(dir, &format!("plot_{}", band.measure), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
+    render_both!(dir, &stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
         let mut chart = ChartBuilder::on(root)
             .caption(format!("{}: ensemble mean and 5-95% band", band.measure), ("sans-serif", 22))
             .margin(14)
@@ -292,11 +309,13 @@ fn write_series_plot(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
             curves.push((label, (0..nt).map(|s| (times[s], block[s * nm + k])).collect()));
         }
     }
-    let Some((y0, y1)) = finite_range(curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1))) else {
+    let Some((y0, y1)) = finite_range("plot_series", curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1))) else {
         return Ok(vec![]);
     };
     let (tlabel, eunit) = units(model);
-    let (t0, t1) = (times[0], times[nt - 1].max(times[0] + 1e-12));
+    let Some((t0, t1)) = drawable("plot_series", (times[0], times[nt - 1].max(times[0] + 1e-12))) else {
+        return Ok(vec![]);
+    };
     render_both!(dir, "plot_series", SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
         let mut chart = ChartBuilder::on(root)
             .caption("measures against time", ("sans-serif", 22))
@@ -351,13 +370,25 @@ pub fn hist2d_data(dir: &Path, pairs: &[(String, String)], bins: usize) -> Resul
             for s in 0..nt {
                 for &k in &needed {
                     let v = block[s * nm + k];
-                    range[k] = (range[k].0.min(v), range[k].1.max(v));
+                    if v.is_finite() {
+                        range[k] = (range[k].0.min(v), range[k].1.max(v));
+                    }
                 }
             }
         }
     }
     // Widen degenerate ranges so the single value sits mid-bin.
-    let range: Vec<(f64, f64)> = range.into_iter().map(|(lo, hi)| if lo < hi { (lo, hi) } else { (lo - 0.5, hi + 0.5) }).collect();
+    let range: Vec<(f64, f64)> =
+        range.into_iter().map(|(lo, hi)| if lo < hi { (lo, hi) } else { (lo - 0.5f64.max(1e-9 * lo.abs()), hi + 0.5f64.max(1e-9 * hi.abs())) }).collect();
+    // a pair is drawn when both its measures have finite values over a drawable width
+    let (pairs, ks): (Vec<&(String, String)>, Vec<(usize, usize)>) = pairs
+        .iter()
+        .zip(ks)
+        .filter(|((a, b), (ka, kb))| {
+            let plot = format!("plot_hist2d_{a}_{b}");
+            [*ka, *kb].iter().all(|&k| range[k].0 <= range[k].1 && drawable(&plot, range[k]).is_some())
+        })
+        .unzip();
     let mut out: Vec<Hist2d> = pairs
         .iter()
         .zip(&ks)
@@ -482,10 +513,12 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
         ),
     ];
     for (stem, caption, ylabel, curves, legend_at) in panels {
-        let Some((y0, y1)) = finite_range(curves.iter().flat_map(|(_, v)| v.iter().copied())) else {
+        let Some((y0, y1)) = finite_range(stem, curves.iter().flat_map(|(_, v)| v.iter().copied())) else {
             continue;
         };
-        let (x0, x1) = (theta[0], theta[theta.len() - 1].max(theta[0] + 1e-12));
+        let Some((x0, x1)) = drawable(stem, (theta[0], theta[theta.len() - 1].max(theta[0] + 1e-12))) else {
+            continue;
+        };
         files.extend(render_both!(dir, stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
             let mut chart = ChartBuilder::on(root)
                 .caption(caption, ("sans-serif", 20))
@@ -571,7 +604,7 @@ fn write_cavity_plot(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) 
     render_both!(dir, "plot_cavity_lambda_t", size, |root: &DrawingArea<_, Shift>| -> DrawResult {
         let areas = root.split_evenly((panels.len(), 1));
         for (area, (measure, curves)) in areas.iter().zip(&panels) {
-            let Some((y0, y1)) = finite_range(curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1))) else {
+            let Some((y0, y1)) = finite_range("plot_cavity_lambda_t", curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1))) else {
                 continue;
             };
             let x1 = curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.0)).fold(0.0f64, f64::max).max(1e-12);

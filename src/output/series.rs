@@ -84,7 +84,11 @@ impl SeriesReader {
         let measures: Vec<String> =
             list("measures")?.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| bad(&axes_path, "measures must be names"))).collect::<Result<_>>()?;
         let file = std::fs::File::open(npy).map_err(|e| QbatError::io(npy, e))?;
-        let npy_file = npyz::NpyFile::new(BufReader::with_capacity(1 << 20, file)).map_err(|e| QbatError::io(npy, e))?;
+        let npy_file = npyz::NpyFile::new(BufReader::with_capacity(1 << 20, file)).map_err(|e| match e.kind() {
+            // a cut or damaged header is bad input, not a failing disk
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => bad(npy, format!("not a readable npy file: {e}")),
+            _ => QbatError::io(npy, e),
+        })?;
         let shape = npy_file.shape().to_vec();
         if npy_file.order() != npyz::Order::C {
             return Err(bad(npy, "expected C (row-major) order"));
