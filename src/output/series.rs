@@ -281,11 +281,13 @@ impl SeriesReader {
 }
 
 /// Every member of `reader`, in order, handed to `take` a chunk at a time (chunks of about
-/// 32 MiB): a thread reads the next chunk while `take` works on the last, so at most three
+/// 8 MiB): a thread reads the next chunk while `take` works on the last, so at most three
 /// chunks are held at once (one taken in, one queued, one being read), and their memory is
 /// reused. The first error, reading or taking, ends it.
 pub fn read_in_chunks(reader: &mut SeriesReader, take: impl FnMut(&Chunk) -> Result<()>) -> Result<()> {
-    let chunk_members = ((1usize << 22) / (reader.n_times() * reader.n_measures()).max(1)).clamp(1, 4096);
+    // small enough that the three chunks' memory stays warm: on a VM, memory touched for the
+    // first time costs more than reading the file into it
+    let chunk_members = ((1usize << 20) / (reader.n_times() * reader.n_measures()).max(1)).clamp(1, 4096);
     read_chunks_of(reader, chunk_members, take)
 }
 
