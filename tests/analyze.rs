@@ -1,7 +1,7 @@
 //! `qbat-gpu analyze` and the run plots, checked against hand-computed cases, values recomputed
 //! here directly from the files, and paper 000's closed-form relations.
 
-use crate::common::{bin, ok};
+use crate::common::{bin, ok, wait_within};
 
 use qbat_gpu::analyze::{analyze_dir, AnalyzeOptions, Scope};
 use qbat_gpu::output::plots;
@@ -377,18 +377,7 @@ fn steady_grid_heatmap() {
 fn run_within(args: &[&std::ffi::OsStr], deadline: std::time::Duration, stderr_to: &Path) -> (Option<i32>, String) {
     let err = std::fs::File::create(stderr_to).unwrap();
     let mut child = bin().args(args).stdout(std::process::Stdio::null()).stderr(err).spawn().unwrap();
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > deadline {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("qbat-gpu {args:?} still running after {deadline:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = wait_within(&mut child, deadline).unwrap_or_else(|| panic!("qbat-gpu {args:?} still running after {deadline:?}"));
     (status.code(), std::fs::read_to_string(stderr_to).unwrap())
 }
 

@@ -11,7 +11,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Fewer cases than this means the corpus was not found or not read.
 const MIN_CASES: usize = 60;
@@ -129,17 +129,8 @@ fn run_binary(args: &[OsString], cwd: &Path) -> Result<(Option<i32>, String, Str
         std::io::Read::read_to_end(&mut err, &mut s).ok();
         s
     });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > CASE_TIMEOUT {
-            child.kill().ok();
-            child.wait().ok();
-            return Err(format!("still running after {CASE_TIMEOUT:?}: it did not fail in validation"));
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let Some(status) = crate::common::wait_within(&mut child, CASE_TIMEOUT) else {
+        return Err(format!("still running after {CASE_TIMEOUT:?}: it did not fail in validation"));
     };
     let stdout = String::from_utf8_lossy(&out_t.join().unwrap()).to_string();
     let stderr = String::from_utf8_lossy(&err_t.join().unwrap()).to_string();

@@ -28,6 +28,22 @@ pub fn bin() -> std::process::Command {
     c
 }
 
+/// Wait for `child` at most `deadline`: its exit status, or None after killing it.
+pub fn wait_within(child: &mut std::process::Child, deadline: std::time::Duration) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if start.elapsed() > deadline {
+            child.kill().ok();
+            child.wait().ok();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Run, assert success, and return stdout followed by stderr (notes and warnings go there).
 pub fn ok(c: &mut std::process::Command) -> String {
     let o = c.output().unwrap();
