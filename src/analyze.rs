@@ -24,6 +24,7 @@
 
 use crate::error::{QbatError, Result};
 use crate::measures::DEFAULT_RESOURCES;
+use crate::output::plots::{draw_hist2d_plots, Hist2dCounter, HIST_BINS};
 use crate::output::series::{in_subset, read_in_chunks, SeriesReader};
 use crate::output::write_atomic;
 use rayon::prelude::*;
@@ -110,6 +111,14 @@ pub struct Analysis {
 }
 
 impl Analysis {
+    /// The analysis of a directory that was renamed to `dir` (a run's staging directory,
+    /// committed): its files named there.
+    pub fn moved_to(mut self, dir: &Path) -> Analysis {
+        self.files = self.files.iter().filter_map(|f| f.file_name()).map(|name| dir.join(name)).collect();
+        self.dir = dir.into();
+        self
+    }
+
     pub fn pooled(&self, a: &str, b: &str) -> Option<&PairRow> {
         self.rows.iter().find(|r| r.scope == Scope::Pooled && r.a == a && r.b == b)
     }
@@ -363,7 +372,12 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     // Monotone counts per pair: (increasing, decreasing, either).
     let mut counts = vec![(0usize, 0usize, 0usize); pairs.len()];
     let mut index = 0usize;
+    // the pairs' 2-D histograms, counted in the same pass
+    let mut hist2d = if opts.plots { Some(Hist2dCounter::new(dir, &reader, &pairs, HIST_BINS)?) } else { None };
     read_in_chunks(&mut reader, |chunk| {
+        if let Some(h) = hist2d.as_mut() {
+            h.count(chunk);
+        }
         let mut blocks: Vec<&[f64]> = vec![];
         for (id, block) in chunk.members() {
             let i = index;
@@ -477,9 +491,8 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let csv_path = dir.join("analysis.csv");
     write_atomic(&dir.join("analysis.csv"), |w| write_csv(&analysis, w))?;
     analysis.files.push(csv_path);
-    if opts.plots {
-        let files = crate::output::plots::write_hist2d_plots(dir, &pairs)?;
-        analysis.files.extend(files);
+    if let Some(h) = hist2d {
+        analysis.files.extend(draw_hist2d_plots(dir, &h.finish())?);
     }
     crate::output::manifest::Manifest::record(dir, &analysis.files)?;
     Ok(analysis)

@@ -175,7 +175,7 @@ impl InMemory {
                 Some((st, d)) => self.write_states(&out, st, d),
                 None => Ok(()),
             })
-            .and_then(|()| if plots { crate::output::plots::write_run_plots(out.staging()).map(|_| ()) } else { Ok(()) });
+            .and_then(|()| if plots { crate::output::plots::write_run_plots(out.staging(), true).map(|_| ()) } else { Ok(()) });
         if let Err(e) = written {
             out.abort();
             return Err(e);

@@ -363,7 +363,7 @@ fn steady_grid_heatmap() {
     }
     std::fs::write(dir.join("summary.csv"), summary).unwrap();
     std::fs::write(dir.join("series.csv"), series).unwrap();
-    let files = plots::write_run_plots(dir).unwrap();
+    let files = plots::write_run_plots(dir, true).unwrap();
     assert!(files.iter().any(|f| f.ends_with("plot_steady_energy_b.png")), "{files:?}");
     check_plots(dir);
     let sm = qbat_gpu::output::summary::read_summary(dir).unwrap().unwrap();

@@ -23,6 +23,25 @@ fn default_study_writes_its_outputs() {
     let stats = std::fs::read_to_string(out.join("stats.csv")).unwrap();
     let measures = run["measures"].as_array().unwrap().len();
     assert_eq!(stats.lines().count(), 1 + 101 * measures);
+    // The analysis and its 2-D histograms (counted in the analysis' own pass over the series)
+    // are committed with the run, listed in its manifest; `qbat-gpu analyze` on a copy, which
+    // reads the series by itself, writes the same files.
+    let manifest = qbat_gpu::output::manifest::Manifest::read(&out).unwrap().unwrap();
+    manifest.verify(&out).unwrap();
+    let hist2d: Vec<String> = manifest.files.iter().map(|f| f.name.clone()).filter(|n| n.starts_with("plot_hist2d_capacity_b_")).collect();
+    assert!(manifest.contains("analysis.csv") && hist2d.len() == 2 * 9, "{hist2d:?}");
+    let again = dir.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    for f in &manifest.files {
+        std::fs::copy(out.join(&f.name), again.join(&f.name)).unwrap();
+    }
+    for f in std::iter::once("analysis.csv".to_string()).chain(hist2d.iter().cloned()) {
+        std::fs::remove_file(again.join(&f)).unwrap();
+    }
+    ok(bin().arg("analyze").arg(&again));
+    for f in std::iter::once("analysis.csv".to_string()).chain(hist2d.into_iter().filter(|n| n.ends_with(".svg"))) {
+        assert!(std::fs::read(out.join(&f)).unwrap() == std::fs::read(again.join(&f)).unwrap(), "{f} differs from analyze's own");
+    }
 }
 
 #[test]

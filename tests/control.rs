@@ -104,6 +104,7 @@ fn a_study_stops_between_blocks_and_counts_its_members() {
         on_device_loss: OnDeviceLoss::Cpu,
         devices: None,
         allow_mixed_backends: false,
+        analyze: false,
     };
     let c = Arc::new(Control::default());
     run_study(&plan, &study(c.clone(), "whole")).unwrap();

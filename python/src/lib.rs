@@ -363,6 +363,7 @@ fn study<'py>(
         on_device_loss,
         devices,
         allow_mixed_backends,
+        analyze: false,
     };
     let outcome = interruptible(py, ticker, control, move || run_study(&plan, &opts).map(|o| o.dir))?.map_err(map)?;
     Ok(outcome.display().to_string())

@@ -99,6 +99,8 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         on_device_loss: args.on_device_loss,
         devices: args.devices.clone(),
         allow_mixed_backends: args.allow_mixed_backends,
+        // The default study relates capacity_b to each resource, on the series it wrote.
+        analyze: study && series,
     };
     let outcome = run_study_streamed(&plan, &sopts)?;
     report::print_report(&outcome.info, outcome.members);
@@ -106,14 +108,12 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         println!("blocks      : {} ({} resumed from the checkpoint)", outcome.blocks, outcome.resumed_blocks);
     }
     report::print_final_stats(&outcome.stats);
-    // The default study relates capacity_b to each resource (analyze, on the series it wrote).
     if study && !series {
         println!("note        : no series was written (--series false), so the capacity_b correlations were not computed");
     }
-    if study && series {
+    if let Some(analysis) = outcome.analysis {
         println!("Spearman and Pearson correlation of capacity_b with each resource (pooled over members and times), and the fraction of members along whose trajectory it is monotone:");
-        let analysis = qbat_gpu::analyze::analyze_dir(&outcome.dir, &qbat_gpu::analyze::AnalyzeOptions { plots: false, ..Default::default() })?;
-        report::print_table(&analysis);
+        report::print_table(&analysis?);
     }
     println!("output      : {} ({:.2} s)", outcome.dir.display(), outcome.info.timings.output);
     Ok(())

@@ -14,7 +14,7 @@
 //!
 //! Text is drawn with DejaVu Sans, compiled in (assets/fonts), so PNGs need no system font.
 
-use super::series::{in_subset, read_in_chunks, SeriesReader};
+use super::series::{in_subset, SeriesReader};
 use super::stats::{read_stats, Stats};
 use super::summary::{read_run_json, read_summary, Summary};
 use super::write_atomic;
@@ -85,6 +85,9 @@ fn write_pair(dir: &Path, stem: &str, svg: &str, rgb: &[u8], (w, h): (u32, u32))
     })?;
     Ok(vec![dir.join(format!("{stem}.png")), dir.join(format!("{stem}.svg"))])
 }
+
+mod hist2d;
+pub use hist2d::{draw_hist2d_plots, hist2d_data, write_hist2d_plots, Hist2d, Hist2dCounter, HIST_BINS};
 
 // ---------------------------------------------------------------------------------------------
 // Reading the run's files.
@@ -208,8 +211,10 @@ fn color(i: usize) -> RGBColor {
 // ---------------------------------------------------------------------------------------------
 // The plots.
 
-/// Write every plot that applies to the run in `dir`; returns the files written.
-pub fn write_run_plots(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Write every plot that applies to the run in `dir`; returns the files written. The 2-D
+/// histograms are left out when `hist2d` is false (an analysis that reads the series anyway
+/// draws them).
+pub fn write_run_plots(dir: &Path, hist2d: bool) -> Result<Vec<PathBuf>> {
     let run = read_run_json(dir).unwrap_or(serde_json::Value::Null);
     let model = run["model"].as_str().unwrap_or("").to_string();
     let mut files = vec![];
@@ -225,7 +230,7 @@ pub fn write_run_plots(dir: &Path) -> Result<Vec<PathBuf>> {
         if *members <= 4 && times.len() >= 2 {
             files.extend(write_series_plot(dir, &model)?);
         }
-        if measures.iter().any(|m| m == "capacity_b") {
+        if hist2d && measures.iter().any(|m| m == "capacity_b") {
             let pairs: Vec<(String, String)> = crate::measures::DEFAULT_RESOURCES
                 .iter()
                 .filter(|r| measures.iter().any(|m| m == *r))
@@ -329,129 +334,6 @@ fn write_series_plot(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
         draw_curves(&mut chart, &curves, 15)?;
         Ok(())
     })
-}
-
-/// A 2-D histogram of (a, b) over every member and sample time of a run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Hist2d {
-    pub a: String,
-    pub b: String,
-    pub a_range: (f64, f64),
-    pub b_range: (f64, f64),
-    pub bins: usize,
-    /// counts[ia * bins + ib]
-    pub counts: Vec<u64>,
-}
-
-/// Histograms of each pair, in one pass over the series. Ranges: each measure's min and max
-/// over all members and times (stats.csv's min/max when there, else a first pass).
-pub fn hist2d_data(dir: &Path, pairs: &[(String, String)], bins: usize) -> Result<Vec<Hist2d>> {
-    let Some(mut rd) = SeriesReader::open(dir)? else {
-        return Ok(vec![]);
-    };
-    let (nt, nm) = (rd.n_times(), rd.n_measures());
-    let idx = |m: &str| rd.measure_index(m).ok_or_else(|| QbatError::invalid("pairs", format!("{m} is not in the series")));
-    let ks: Vec<(usize, usize)> = pairs.iter().map(|(a, b)| Ok((idx(a)?, idx(b)?))).collect::<Result<_>>()?;
-    let mut range = vec![(f64::INFINITY, f64::NEG_INFINITY); nm];
-    if dir.join("stats.csv").is_file() {
-        let stats = read_stats(dir)?;
-        for r in &stats.stats {
-            if let Some(k) = rd.measure_index(&stats.measures[r.measure]) {
-                range[k] = (range[k].0.min(r.min), range[k].1.max(r.max));
-            }
-        }
-    }
-    let needed: Vec<usize> = ks.iter().flat_map(|&(a, b)| [a, b]).collect();
-    let mut block = vec![];
-    // an unset range (no stats.csv row) is (inf, -inf)
-    if needed.iter().any(|&k| range[k].0 > range[k].1 || range[k].0.is_nan() || range[k].1.is_nan()) {
-        let mut first = SeriesReader::open(dir)?.expect("opened above");
-        while first.next_member(&mut block)?.is_some() {
-            for s in 0..nt {
-                for &k in &needed {
-                    let v = block[s * nm + k];
-                    if v.is_finite() {
-                        range[k] = (range[k].0.min(v), range[k].1.max(v));
-                    }
-                }
-            }
-        }
-    }
-    // Widen degenerate ranges so the single value sits mid-bin.
-    let range: Vec<(f64, f64)> =
-        range.into_iter().map(|(lo, hi)| if lo < hi { (lo, hi) } else { (lo - 0.5f64.max(1e-9 * lo.abs()), hi + 0.5f64.max(1e-9 * hi.abs())) }).collect();
-    // a pair is drawn when both its measures have finite values over a drawable width
-    let (pairs, ks): (Vec<&(String, String)>, Vec<(usize, usize)>) = pairs
-        .iter()
-        .zip(ks)
-        .filter(|((a, b), (ka, kb))| {
-            let plot = format!("plot_hist2d_{a}_{b}");
-            [*ka, *kb].iter().all(|&k| range[k].0 <= range[k].1 && drawable(&plot, range[k]).is_some())
-        })
-        .unzip();
-    let mut out: Vec<Hist2d> = pairs
-        .iter()
-        .zip(&ks)
-        .map(|((a, b), &(ka, kb))| Hist2d { a: a.clone(), b: b.clone(), a_range: range[ka], b_range: range[kb], bins, counts: vec![0; bins * bins] })
-        .collect();
-    let bin = |v: f64, (lo, hi): (f64, f64)| (((v - lo) / (hi - lo) * bins as f64).floor().max(0.0) as usize).min(bins - 1);
-    // The pairs' histograms in parallel, a chunk of members at a time (the counts are integers,
-    // so the order they are added in does not matter).
-    read_in_chunks(&mut rd, |chunk| {
-        out.par_iter_mut().zip(&ks).for_each(|(h, &(ka, kb))| {
-            for (_, block) in chunk.members() {
-                for s in 0..nt {
-                    let (va, vb) = (block[s * nm + ka], block[s * nm + kb]);
-                    if va.is_finite() && vb.is_finite() {
-                        h.counts[bin(va, h.a_range) * bins + bin(vb, h.b_range)] += 1;
-                    }
-                }
-            }
-        });
-        Ok(())
-    })?;
-    Ok(out)
-}
-
-/// Bins per axis of the 2-D histograms.
-pub const HIST_BINS: usize = 60;
-
-/// `plot_hist2d_<a>_<b>` for each pair (color: log of the count).
-pub fn write_hist2d_plots(dir: &Path, pairs: &[(String, String)]) -> Result<Vec<PathBuf>> {
-    let model = read_run_json(dir).and_then(|v| v["model"].as_str().map(String::from)).unwrap_or_default();
-    let (_, eunit) = units(&model);
-    let data = hist2d_data(dir, pairs, HIST_BINS)?;
-    let drawn: Vec<Vec<PathBuf>> = data
-        .par_iter()
-        .map(|h| -> Result<Vec<PathBuf>> {
-            let total: u64 = h.counts.iter().sum();
-            let peak = h.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
-            let (xl, yl) = (measure_unit(&h.a, eunit), measure_unit(&h.b, eunit));
-            render_both!(dir, &format!("plot_hist2d_{}_{}", h.a, h.b), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
-                let mut chart = ChartBuilder::on(root)
-                    .caption(format!("{} against {}: {} samples (members x times), color log(1 + count)", h.b, h.a, total), ("sans-serif", 18))
-                    .margin(14)
-                    .x_label_area_size(48)
-                    .y_label_area_size(80)
-                    .build_cartesian_2d(h.a_range.0..h.a_range.1, h.b_range.0..h.b_range.1)
-                    .map_err(s)?;
-                chart.configure_mesh().disable_mesh().x_desc(xl.as_str()).y_desc(yl.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
-                let (dx, dy) = ((h.a_range.1 - h.a_range.0) / h.bins as f64, (h.b_range.1 - h.b_range.0) / h.bins as f64);
-                chart
-                    .draw_series(h.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| {
-                        let (ia, ib) = (i / h.bins, i % h.bins);
-                        let x = h.a_range.0 + ia as f64 * dx;
-                        let y = h.b_range.0 + ib as f64 * dy;
-                        // log scale: one count is pale, the fullest bin dark
-                        let f = (*c as f64).ln_1p() / peak.ln_1p();
-                        Rectangle::new([(x, y), (x + dx, y + dy)], heat(f).filled())
-                    }))
-                    .map_err(s)?;
-                Ok(())
-            })
-        })
-        .collect::<Result<_>>()?;
-    Ok(drawn.into_iter().flatten().collect())
 }
 
 /// A light-to-dark colormap on [0, 1] (pale yellow -> red -> dark blue-violet).

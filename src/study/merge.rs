@@ -368,7 +368,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             .collect::<Vec<_>>());
         dir.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other))?;
         if plots {
-            crate::output::plots::write_run_plots(dir.staging())?;
+            crate::output::plots::write_run_plots(dir.staging(), true)?;
         }
         Ok(())
     })();

@@ -104,6 +104,10 @@ pub struct StudyOptions {
     pub devices: Option<String>,
     /// `--allow-mixed-backends`: a resume may finish the run on another engine.
     pub allow_mixed_backends: bool,
+    /// Analyse the series before the commit (`analyze` with its default pairs: capacity_b
+    /// against each resource), beside the plots; its 2-D histograms are counted in its own
+    /// pass over the series. The default study does.
+    pub analyze: bool,
 }
 
 /// What a finished study hands back for the report.
@@ -116,6 +120,9 @@ pub struct StudyOutcome {
     pub members: usize,
     pub blocks: usize,
     pub resumed_blocks: usize,
+    /// The analysis, when `StudyOptions::analyze` asked for one (its error, if it failed: the
+    /// run is committed all the same).
+    pub analysis: Option<Result<crate::analyze::Analysis>>,
 }
 
 /// What must match for a checkpoint or shard to belong to this run.
