@@ -383,7 +383,8 @@ fn run_within(args: &[&std::ffi::OsStr], deadline: std::time::Duration, stderr_t
 
 // Finite values too far apart for an axis (their difference overflows to inf) leave the
 // histogram undrawn, with a note naming it; a wide but finite spread is drawn. A series.npy
-// cut inside its header is bad input (exit 2, naming the file).
+// cut inside its header, or with a header npyz could not parse in bounded time and memory, is
+// bad input (exit 2, naming the file).
 #[test]
 fn extreme_and_cut_series() {
     let tmp = tempfile::tempdir().unwrap();
@@ -405,10 +406,18 @@ fn extreme_and_cut_series() {
     }
     let dir = tmp.path().join("finite");
     let whole = std::fs::read(dir.join("series.npy")).unwrap();
-    for cut in [5, 60] {
-        std::fs::write(dir.join("series.npy"), &whole[..cut]).unwrap();
+    // headers npyz would choke on: a length of 4 GiB (an allocation of it), brackets nested 30
+    // deep (a parse exponential in the depth)
+    let mut huge = b"\x93NUMPY\x02\x00".to_vec();
+    huge.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let deep_header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {}2{}, }}\n", "[".repeat(30), "]".repeat(30));
+    let mut deep = b"\x93NUMPY\x01\x00".to_vec();
+    deep.extend_from_slice(&(deep_header.len() as u16).to_le_bytes());
+    deep.extend_from_slice(deep_header.as_bytes());
+    for (case, bytes) in [("cut at 5", whole[..5].to_vec()), ("cut at 60", whole[..60].to_vec()), ("huge header", huge), ("deep header", deep)] {
+        std::fs::write(dir.join("series.npy"), &bytes).unwrap();
         let (code, stderr) = run_within(&["analyze".as_ref(), dir.as_os_str(), "--no-plots".as_ref()], deadline, &log);
-        assert_eq!(code, Some(2), "cut at {cut}: {stderr}");
-        assert!(stderr.contains("series.npy") && stderr.trim().lines().count() == 1, "cut at {cut}: {stderr}");
+        assert_eq!(code, Some(2), "{case}: {stderr}");
+        assert!(stderr.contains("series.npy") && stderr.trim().lines().count() == 1, "{case}: {stderr}");
     }
 }

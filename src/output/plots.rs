@@ -154,7 +154,15 @@ fn finite_range(plot: &str, vals: impl Iterator<Item = f64>) -> Option<(f64, f64
         return None;
     }
     let pad = ((hi - lo) * 0.05).max(1e-9 * hi.abs().max(1.0));
-    drawable(plot, (lo - pad, hi + pad))
+    // data near the largest floats is drawn unpadded
+    let padded = (lo - pad, hi + pad);
+    drawable(plot, if (padded.1 - padded.0).is_finite() { padded } else { (lo, hi.max(lo + pad)) })
+}
+
+/// An axis from `lo` to `hi`, opened a little past `lo` when it would be empty (one sample
+/// time, one theta): by 1e-12, or relatively where that is below lo's resolution.
+fn opened(lo: f64, hi: f64) -> (f64, f64) {
+    (lo, hi.max(lo + 1e-12f64.max(1e-12 * lo.abs())))
 }
 
 /// `range` when an axis can span it: finite ends, lo < hi, and a finite width hi - lo
@@ -266,7 +274,7 @@ fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathB
     let Some((y0, y1)) = finite_range(&stem, band.q05.iter().chain(&band.q95).chain(&band.mean).copied()) else {
         return Ok(vec![]);
     };
-    let Some((t0, t1)) = drawable(&stem, (band.t[0], band.t[band.t.len() - 1].max(band.t[0] + 1e-12))) else {
+    let Some((t0, t1)) = drawable(&stem, opened(band.t[0], band.t[band.t.len() - 1])) else {
         return Ok(vec![]);
     };
     let ylabel = measure_unit(&band.measure, eunit);
@@ -318,7 +326,7 @@ fn write_series_plot(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
         return Ok(vec![]);
     };
     let (tlabel, eunit) = units(model);
-    let Some((t0, t1)) = drawable("plot_series", (times[0], times[nt - 1].max(times[0] + 1e-12))) else {
+    let Some((t0, t1)) = drawable("plot_series", opened(times[0], times[nt - 1])) else {
         return Ok(vec![]);
     };
     render_both!(dir, "plot_series", SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
@@ -398,7 +406,7 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
         let Some((y0, y1)) = finite_range(stem, curves.iter().flat_map(|(_, v)| v.iter().copied())) else {
             continue;
         };
-        let Some((x0, x1)) = drawable(stem, (theta[0], theta[theta.len() - 1].max(theta[0] + 1e-12))) else {
+        let Some((x0, x1)) = drawable(stem, opened(theta[0], theta[theta.len() - 1])) else {
             continue;
         };
         files.extend(render_both!(dir, stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
@@ -482,15 +490,27 @@ fn write_cavity_plot(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) 
     if panels.is_empty() {
         return Ok(vec![]);
     }
-    let size = (SIZE.0, 380 * panels.len() as u32);
-    render_both!(dir, "plot_cavity_lambda_t", size, |root: &DrawingArea<_, Shift>| -> DrawResult {
-        let areas = root.split_evenly((panels.len(), 1));
-        for (area, (measure, curves)) in areas.iter().zip(&panels) {
-            let Some((y0, y1)) = finite_range("plot_cavity_lambda_t", curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1))) else {
-                continue;
-            };
+    // each panel's axes, or None where it cannot be drawn (said once, before drawing)
+    let stem = "plot_cavity_lambda_t";
+    let axes: Vec<Option<((f64, f64), (f64, f64))>> = panels
+        .iter()
+        .map(|(_, curves)| {
+            let y = finite_range(stem, curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)))?;
             let x1 = curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.0)).fold(0.0f64, f64::max).max(1e-12);
             let x0 = curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.0)).fold(f64::INFINITY, f64::min).min(x1 - 1e-12);
+            Some((drawable(stem, (x0, x1))?, y))
+        })
+        .collect();
+    if axes.iter().all(Option::is_none) {
+        return Ok(vec![]);
+    }
+    let size = (SIZE.0, 380 * panels.len() as u32);
+    render_both!(dir, stem, size, |root: &DrawingArea<_, Shift>| -> DrawResult {
+        let areas = root.split_evenly((panels.len(), 1));
+        for ((area, (measure, curves)), axes) in areas.iter().zip(&panels).zip(&axes) {
+            let Some(((x0, x1), (y0, y1))) = *axes else {
+                continue;
+            };
             let ylabel = if measure == "stored_energy_b" { "stored_energy_b (wq)" } else { "concurrence of the cells" };
             let mut chart = ChartBuilder::on(area)
                 .caption(format!("{measure} against lambda t (paper 003 fig. 2)"), ("sans-serif", 18))
@@ -554,16 +574,23 @@ fn write_steady_heatmap(dir: &Path, sm: &Summary, measure: &str, model: &str) ->
     };
     let (dx, dy) = (distinct(&xs), distinct(&ys));
     let (ex, ey) = (edges(&dx), edges(&dy));
+    let stem = format!("plot_steady_{measure}");
+    let Some(xr) = drawable(&stem, (ex[0], ex[ex.len() - 1])) else {
+        return Ok(vec![]);
+    };
+    let Some(yr) = drawable(&stem, (ey[0], ey[ey.len() - 1])) else {
+        return Ok(vec![]);
+    };
     let (lo, hi) = vals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
     let span = (hi - lo).max(1e-300);
     let (_, eunit) = units(model);
-    render_both!(dir, &format!("plot_steady_{measure}"), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
+    render_both!(dir, &stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
         let mut chart = ChartBuilder::on(root)
             .caption(format!("steady-state {measure} ({eunit}): {lo:.4} (pale) to {hi:.4} (dark)"), ("sans-serif", 20))
             .margin(14)
             .x_label_area_size(48)
             .y_label_area_size(70)
-            .build_cartesian_2d(ex[0]..ex[ex.len() - 1], ey[0]..ey[ey.len() - 1])
+            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
             .map_err(s)?;
         chart.configure_mesh().disable_mesh().x_desc(xn.as_str()).y_desc(yn.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
         chart

@@ -38,6 +38,54 @@ pub struct SeriesReader {
     source: Source,
 }
 
+/// The longest npy header read (numpy's own reader stops at 10,000 bytes).
+const MAX_NPY_HEADER: usize = 1 << 16;
+/// The deepest nesting of brackets in a header read: a dict of a shape tuple is 2, a
+/// structured dtype's list of tuples 3 (npyz's parser takes time exponential in the depth).
+const MAX_NPY_NESTING: usize = 3;
+
+/// The magic, version, length and header of an npy file, read from `data` (left at the first
+/// data byte) and checked before npyz parses them: a damaged length or a deeply nested header
+/// is refused, naming the file.
+fn read_npy_header(npy: &Path, data: &mut impl Read) -> Result<Vec<u8>> {
+    let cut = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => bad(npy, "the file ends inside its npy header"),
+        _ => QbatError::io(npy, e),
+    };
+    let mut header = vec![0u8; 8];
+    data.read_exact(&mut header).map_err(cut)?;
+    if &header[..6] != b"\x93NUMPY" {
+        return Err(bad(npy, "not an npy file (it does not start with \\x93NUMPY)"));
+    }
+    let width = match header[6] {
+        1 => 2,
+        2 | 3 => 4,
+        v => return Err(bad(npy, format!("npy format version {v}.{} is not one qbat-gpu reads (1 to 3)", header[7]))),
+    };
+    let mut len = [0u8; 4];
+    data.read_exact(&mut len[..width]).map_err(cut)?;
+    header.extend_from_slice(&len[..width]);
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_NPY_HEADER {
+        return Err(bad(npy, format!("its npy header claims {len} bytes; at most {MAX_NPY_HEADER} are read")));
+    }
+    let start = header.len();
+    header.resize(start + len, 0);
+    data.read_exact(&mut header[start..]).map_err(cut)?;
+    let mut depth = 0usize;
+    for &c in &header[start..] {
+        match c {
+            b'[' | b'(' | b'{' => depth += 1,
+            b']' | b')' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_NPY_NESTING {
+            return Err(bad(npy, format!("its npy header nests brackets deeper than {MAX_NPY_NESTING}: not a header of f64 data")));
+        }
+    }
+    Ok(header)
+}
+
 fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
     QbatError::invalid(path.display().to_string(), reason)
 }
@@ -84,10 +132,12 @@ impl SeriesReader {
         let measures: Vec<String> =
             list("measures")?.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| bad(&axes_path, "measures must be names"))).collect::<Result<_>>()?;
         let file = std::fs::File::open(npy).map_err(|e| QbatError::io(npy, e))?;
-        let npy_file = npyz::NpyFile::new(BufReader::with_capacity(1 << 20, file)).map_err(|e| match e.kind() {
-            // a cut or damaged header is bad input, not a failing disk
-            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => bad(npy, format!("not a readable npy file: {e}")),
-            _ => QbatError::io(npy, e),
+        let mut data = BufReader::with_capacity(1 << 20, file);
+        let header = read_npy_header(npy, &mut data)?;
+        let npy_file = npyz::NpyFile::new(&header[..]).map_err(|e| {
+            // its first line only: npyz quotes the whole header
+            let why: String = e.to_string().lines().next().unwrap_or_default().chars().take(200).collect();
+            bad(npy, format!("not a readable npy file: {why}"))
         })?;
         let shape = npy_file.shape().to_vec();
         if npy_file.order() != npyz::Order::C {
@@ -109,7 +159,6 @@ impl SeriesReader {
         if data_bytes.is_none_or(|b| b > file_bytes) {
             return Err(bad(npy, "the file ends before its shape says"));
         }
-        let data = npy_file.into_inner();
         Ok(SeriesReader {
             format: SeriesFormat::Npy,
             path: npy.into(),

@@ -45,15 +45,22 @@ impl Hist2dCounter {
         if dir.join("stats.csv").is_file() {
             let stats = read_stats(dir)?;
             for r in &stats.stats {
-                if let Some(k) = rd.measure_index(&stats.measures[r.measure]) {
+                // a bound that is not finite (a damaged stats.csv) leaves the range to the series
+                if let Some(k) = rd.measure_index(&stats.measures[r.measure]).filter(|_| r.min.is_finite() && r.max.is_finite()) {
                     range[k] = (range[k].0.min(r.min), range[k].1.max(r.max));
                 }
             }
         }
         let needed: Vec<usize> = ks.iter().flat_map(|&(a, b)| [a, b]).collect();
         let mut block = vec![];
-        // an unset range (no stats.csv row) is (inf, -inf)
-        if needed.iter().any(|&k| range[k].0 > range[k].1 || range[k].0.is_nan() || range[k].1.is_nan()) {
+        // an unset range (no stats.csv row) is (inf, -inf); one too wide to draw is taken from
+        // the series instead (a stats.csv that does not match it)
+        for &k in &needed {
+            if !(range[k].1 - range[k].0).is_finite() {
+                range[k] = (f64::INFINITY, f64::NEG_INFINITY);
+            }
+        }
+        if needed.iter().any(|&k| range[k].0 > range[k].1) {
             let mut first = SeriesReader::open(dir)?.ok_or_else(|| QbatError::invalid("DIR", format!("{}: the series went away", dir.display())))?;
             while first.next_member(&mut block)?.is_some() {
                 for s in 0..nt {
@@ -109,8 +116,9 @@ impl Hist2dCounter {
     }
 }
 
-/// Histograms of each pair, in one pass over the series (see `Hist2dCounter::new` for the
-/// ranges).
+/// Histograms of the pairs that can be drawn, in their order, in one pass over the series (see
+/// `Hist2dCounter::new` for the ranges). A pair is left out when a measure of it has no finite
+/// value (silently, as a band plot is), or a range too wide to draw (with a note).
 pub fn hist2d_data(dir: &Path, pairs: &[(String, String)], bins: usize) -> Result<Vec<Hist2d>> {
     let Some(mut rd) = SeriesReader::open(dir)? else {
         return Ok(vec![]);
