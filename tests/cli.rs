@@ -141,3 +141,25 @@ fn auto_fock_picks_a_cutoff_with_a_negligible_tail() {
     assert_eq!(plan.space, qbat_gpu::model::Space::Cavity { n_fock: auto_n_fock(3.0).unwrap() });
     assert!(parse_plan("model = \"spin-pair\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n", &ov).unwrap_err().to_string().contains("--auto-fock"));
 }
+
+// The default study's analysis runs before the commit: when it fails (injected, as a full disk
+// would), nothing is committed and the checkpoint stays; `--resume` then finishes the run with
+// the same files as a run that never failed.
+#[test]
+fn a_failed_analysis_commits_nothing_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--ensemble", "12", "--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"];
+    let (failed, whole) = (dir.path().join("failed"), dir.path().join("whole"));
+    let o = bin().args(args).arg(&failed).env("QBAT_INJECT_FAULT", "analysis-fails").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("analysis.csv") && stderr.contains("injected"), "{stderr}");
+    assert!(!failed.exists(), "a run whose analysis failed was committed");
+    assert!(dir.path().join(".failed.partial").join("checkpoint.json").is_file(), "the checkpoint is gone");
+    ok(bin().args(args).arg(&failed).arg("--resume").arg(&failed));
+    ok(bin().args(args).arg(&whole));
+    for f in ["analysis.csv", "stats.csv", "series.npy", "summary.csv"] {
+        assert!(std::fs::read(failed.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap(), "{f} differs after the resume");
+    }
+    assert!(!dir.path().join(".failed.partial").exists());
+}

@@ -39,6 +39,7 @@ fn options(out: &Path, shard: Option<Shard>, resume: bool, force: bool) -> Study
         on_device_loss: OnDeviceLoss::Stop,
         devices: None,
         allow_mixed_backends: false,
+        analyze: false,
     }
 }
 

@@ -113,7 +113,7 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
     }
     if let Some(analysis) = outcome.analysis {
         println!("Spearman and Pearson correlation of capacity_b with each resource (pooled over members and times), and the fraction of members along whose trajectory it is monotone:");
-        report::print_table(&analysis?);
+        report::print_table(&analysis);
     }
     println!("output      : {} ({:.2} s)", outcome.dir.display(), outcome.info.timings.output);
     Ok(())

@@ -159,9 +159,12 @@ fn finite_range(plot: &str, vals: impl Iterator<Item = f64>) -> Option<(f64, f64
     drawable(plot, if (padded.1 - padded.0).is_finite() { padded } else { (lo, hi.max(lo + pad)) })
 }
 
+/// An axis' ends, (lo, hi).
+type Span = (f64, f64);
+
 /// An axis from `lo` to `hi`, opened a little past `lo` when it would be empty (one sample
 /// time, one theta): by 1e-12, or relatively where that is below lo's resolution.
-fn opened(lo: f64, hi: f64) -> (f64, f64) {
+fn opened(lo: f64, hi: f64) -> Span {
     (lo, hi.max(lo + 1e-12f64.max(1e-12 * lo.abs())))
 }
 
@@ -492,7 +495,7 @@ fn write_cavity_plot(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) 
     }
     // each panel's axes, or None where it cannot be drawn (said once, before drawing)
     let stem = "plot_cavity_lambda_t";
-    let axes: Vec<Option<((f64, f64), (f64, f64))>> = panels
+    let axes: Vec<Option<(Span, Span)>> = panels
         .iter()
         .map(|(_, curves)| {
             let y = finite_range(stem, curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)))?;

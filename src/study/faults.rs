@@ -17,6 +17,11 @@ pub(super) fn injected_block_delay() -> Option<std::time::Duration> {
     spec.split(',').find_map(|p| p.strip_prefix("slow-blocks=").and_then(|ms| ms.parse().ok())).map(std::time::Duration::from_millis)
 }
 
+/// `analysis-fails`: the default study's analysis fails (as on a full disk).
+pub(super) fn injected_analysis_failure() -> bool {
+    std::env::var("QBAT_INJECT_FAULT").is_ok_and(|spec| spec.split(',').any(|p| p == "analysis-fails"))
+}
+
 pub(super) fn injected_fault(block: usize, attempt: usize) -> Option<QbatError> {
     let spec = std::env::var("QBAT_INJECT_FAULT").ok()?;
     for part in spec.split(',') {

@@ -232,17 +232,24 @@ pub(super) fn finish(
     out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other))?;
     // The plots are drawn from the assembled files and committed with them, so that a run
     // killed at any point has either no output or all of it; the analysis reads the series
-    // beside them, and counts the 2-D histograms in that pass.
+    // beside them, and counts the 2-D histograms in that pass. Either failing leaves nothing
+    // committed and the checkpoint in place (`--resume` finishes the run).
     let assembled = out.staging();
     let (plotted, analysis) = rayon::join(
         || if opts.output.plots { output::plots::write_run_plots(assembled, !opts.analyze).map(drop) } else { Ok(()) },
-        || opts.analyze.then(|| crate::analyze::analyze_dir(assembled, &crate::analyze::AnalyzeOptions { plots: opts.output.plots, ..Default::default() })),
+        || {
+            opts.analyze.then(|| match super::faults::injected_analysis_failure() {
+                true => Err(QbatError::io(&assembled.join("analysis.csv"), std::io::Error::other("injected by QBAT_INJECT_FAULT"))),
+                false => crate::analyze::analyze_dir(assembled, &crate::analyze::AnalyzeOptions { plots: opts.output.plots, ..Default::default() }),
+            })
+        },
     );
     plotted?;
+    let analysis = analysis.transpose()?;
     let dir = out.commit()?;
     // Committed: the checkpoint, blocks and lock go.
     let _ = std::fs::remove_dir_all(&staging.dir);
-    let analysis = analysis.map(|a| a.map(|a| a.moved_to(&dir)));
+    let analysis = analysis.map(|a| a.moved_to(&dir));
     Ok(StudyOutcome {
         dir,
         info,

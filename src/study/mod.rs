@@ -106,7 +106,8 @@ pub struct StudyOptions {
     pub allow_mixed_backends: bool,
     /// Analyse the series before the commit (`analyze` with its default pairs: capacity_b
     /// against each resource), beside the plots; its 2-D histograms are counted in its own
-    /// pass over the series. The default study does.
+    /// pass over the series. The default study does. It needs the series and capacity_b with
+    /// a resource among the measures (checked before any block runs).
     pub analyze: bool,
 }
 
@@ -120,9 +121,8 @@ pub struct StudyOutcome {
     pub members: usize,
     pub blocks: usize,
     pub resumed_blocks: usize,
-    /// The analysis, when `StudyOptions::analyze` asked for one (its error, if it failed: the
-    /// run is committed all the same).
-    pub analysis: Option<Result<crate::analyze::Analysis>>,
+    /// The analysis, when `StudyOptions::analyze` asked for one.
+    pub analysis: Option<crate::analyze::Analysis>,
 }
 
 /// What must match for a checkpoint or shard to belong to this run.
@@ -185,6 +185,13 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     } else {
         return Err(QbatError::invalid("--shard", "the plan was built for another shard"));
     };
+    if opts.analyze {
+        let names: Vec<String> = plan.measures.iter().map(|m| m.name().to_string()).collect();
+        if !opts.output.series {
+            return Err(QbatError::invalid("analyze", "the analysis reads the series: it needs --series true"));
+        }
+        crate::analyze::resolve_pairs(&names, &crate::analyze::AnalyzeOptions::default())?;
+    }
     let fp = {
         let mut f = fingerprint(plan, opts, total);
         f["shard"] = json!(opts.shard);

@@ -77,7 +77,7 @@ impl Hist2dCounter {
         let range: Vec<(f64, f64)> =
             range.into_iter().map(|(lo, hi)| if lo < hi { (lo, hi) } else { (lo - 0.5f64.max(1e-9 * lo.abs()), hi + 0.5f64.max(1e-9 * hi.abs())) }).collect();
         // a pair is drawn when both its measures have finite values over a drawable width
-        let (pairs, ks): (Vec<&(String, String)>, Vec<(usize, usize)>) = pairs
+        let (pairs, ks): (Vec<&(String, String)>, Vec<_>) = pairs
             .iter()
             .zip(ks)
             .filter(|((a, b), (ka, kb))| {
