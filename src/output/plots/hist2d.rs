@@ -73,10 +73,11 @@ impl Hist2dCounter {
                 }
             }
         }
-        // Widen degenerate ranges so the single value sits mid-bin.
+        // Widen a single value's range so that it sits mid-bin (an unset range stays unset).
         let range: Vec<(f64, f64)> =
-            range.into_iter().map(|(lo, hi)| if lo < hi { (lo, hi) } else { (lo - 0.5f64.max(1e-9 * lo.abs()), hi + 0.5f64.max(1e-9 * hi.abs())) }).collect();
-        // a pair is drawn when both its measures have finite values over a drawable width
+            range.into_iter().map(|(lo, hi)| if lo == hi { (lo - 0.5f64.max(1e-9 * lo.abs()), hi + 0.5f64.max(1e-9 * hi.abs())) } else { (lo, hi) }).collect();
+        // a pair is drawn when both its measures have finite values (a set range) over a
+        // drawable width
         let (pairs, ks): (Vec<&(String, String)>, Vec<_>) = pairs
             .iter()
             .zip(ks)
