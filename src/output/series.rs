@@ -54,7 +54,7 @@ fn read_npy_header(npy: &Path, data: &mut impl Read) -> Result<Vec<u8>> {
     };
     let mut header = vec![0u8; 8];
     data.read_exact(&mut header).map_err(cut)?;
-    if &header[..6] != b"\x93NUMPY" {
+    if &header[..6] != super::states::MAGIC {
         return Err(bad(npy, "not an npy file (it does not start with \\x93NUMPY)"));
     }
     let width = match header[6] {

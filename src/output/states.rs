@@ -8,7 +8,8 @@ use crate::model::Space;
 use std::io::{Read, Write};
 use std::path::Path;
 
-const MAGIC: &[u8] = b"\x93NUMPY";
+/// The first bytes of every npy file.
+pub(super) const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// What states.json says: the axes of states.npy, the members and times, and the basis.
 pub fn states_axes(space: Space, save: StateSave, ids: &[u64], times: &[f64]) -> serde_json::Value {
