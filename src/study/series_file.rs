@@ -6,7 +6,10 @@
 //! range's size and BLAKE3 hash, so that a resume checks exactly the finished ranges (an
 //! unfinished range is written again). At the end the file is complete: it becomes
 //! series.npy by a hard link, not a copy, and series.csv is written from its ranges. So the
-//! series is written once, and read again only for a csv series.
+//! series is written once, and read again only for a csv series. While the blocks land in
+//! member order from the start (one device, a run not resumed), the whole file's BLAKE3 is
+//! taken from the bytes as they are written, so the finished file is not read again for its
+//! manifest entry either.
 
 use crate::error::{QbatError, Result};
 use crate::output::manifest::FileEntry;
@@ -28,6 +31,10 @@ pub(super) struct SeriesFile {
     /// Bytes of one member's values (times x measures x 8).
     row_bytes: u64,
     members: u64,
+    /// The hash of bytes [0, end) of the file, as written, with `end`; None once a block
+    /// lands anywhere but at `end` (several devices, a resumed run): then `entry` reads the
+    /// file.
+    written: std::sync::Mutex<Option<(blake3::Hasher, u64)>>,
 }
 
 impl SeriesFile {
@@ -53,6 +60,9 @@ impl SeriesFile {
         s.file.set_len(s.len()).map_err(io)?;
         write_at(&s.file, &s.header, 0).map_err(io)?;
         s.file.sync_all().map_err(io)?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&s.header);
+        let s = SeriesFile { written: std::sync::Mutex::new(Some((hasher, s.header.len() as u64))), ..s };
         Ok(s)
     }
 
@@ -77,7 +87,7 @@ impl SeriesFile {
     fn with_layout(path: PathBuf, file: File, members: usize, n_times: usize, n_measures: usize) -> SeriesFile {
         let mut header = vec![];
         write_f8_header(&mut header, &[members as u64, n_times as u64, n_measures as u64]).expect("a header in memory");
-        SeriesFile { path, file, header, row_bytes: (n_times * n_measures * 8) as u64, members: members as u64 }
+        SeriesFile { path, file, header, row_bytes: (n_times * n_measures * 8) as u64, members: members as u64, written: std::sync::Mutex::new(None) }
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -108,6 +118,15 @@ impl SeriesFile {
         // on this thread: the cores are busy with the next block, and a rayon hash would queue
         // behind it
         let hash = blake3::hash(&data);
+        if let Ok(mut written) = self.written.lock() {
+            match written.as_mut() {
+                Some((whole, end)) if *end == offset => {
+                    whole.update(&data);
+                    *end += bytes;
+                }
+                _ => *written = None,
+            }
+        }
         self.file.sync_data().map_err(io)?;
         Ok(FileEntry { name: SERIES_FILE.into(), bytes, blake3: hash.to_hex().to_string() })
     }
@@ -145,7 +164,8 @@ impl SeriesFile {
     }
 
     /// The finished file as an output's entry: its length checked again (it may not have
-    /// changed since the blocks were written), then its size and BLAKE3 hash.
+    /// changed since the blocks were written), then its size and BLAKE3 hash: the hash of
+    /// the bytes written, where they were written in order from the start, else read back.
     pub(super) fn entry(&self) -> Result<FileEntry> {
         let got = self.file.metadata().map_err(|e| QbatError::io(&self.path, e))?.len();
         if got != self.len() {
@@ -154,7 +174,10 @@ impl SeriesFile {
                 format!("holds {got} bytes, not the {} of the series; it was changed during the run", self.len()),
             ));
         }
-        let hash = self.hash_range(0, self.len()).map_err(|e| QbatError::io(&self.path, e))?;
+        let hash = match self.written.lock().ok().and_then(|mut w| w.take()) {
+            Some((whole, end)) if end == self.len() => whole.finalize().to_hex().to_string(),
+            _ => self.hash_range(0, self.len()).map_err(|e| QbatError::io(&self.path, e))?,
+        };
         Ok(FileEntry { name: SERIES_FILE.into(), bytes: self.len(), blake3: hash })
     }
 
@@ -219,6 +242,32 @@ fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hash taken as blocks land in order is the file's; a block anywhere else (out of
+    /// order, written again, a resumed file) leaves the hash to a read of the file.
+    #[test]
+    fn the_whole_hash_is_the_files_however_the_blocks_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let (members, nt, nm) = (7, 3, 2);
+        let row = nt * nm;
+        let all: Vec<f64> = (0..members * row).map(|i| (i as f64).sin()).collect();
+        let file_hash = |s: &SeriesFile| blake3::hash(&std::fs::read(s.path()).unwrap()).to_hex().to_string();
+        let orders: [&[(usize, usize)]; 6] = [&[(0, 3), (3, 3), (6, 1)], &[(0, 7)], &[(3, 4), (0, 3)], &[(0, 3), (0, 3), (3, 4)], &[(0, 2), (3, 4)], &[(0, 3)]];
+        for blocks in orders {
+            let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+            for &(first, count) in blocks {
+                s.write_block(first, &all[first * row..(first + count) * row]).unwrap();
+            }
+            assert_eq!(s.entry().unwrap().blake3, file_hash(&s), "blocks {blocks:?}");
+        }
+        // an interrupted run's file, finished after a resume
+        let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+        s.write_block(0, &all[..3 * row]).unwrap();
+        drop(s);
+        let s = SeriesFile::open(dir.path(), members, nt, nm).unwrap();
+        s.write_block(3, &all[3 * row..]).unwrap();
+        assert_eq!(s.entry().unwrap().blake3, file_hash(&s));
+    }
 
     #[test]
     fn blocks_land_at_their_members_and_are_checked_by_their_hash() {
