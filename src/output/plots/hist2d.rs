@@ -100,7 +100,9 @@ impl Hist2dCounter {
         let (nt, nm) = (self.nt, self.nm);
         self.hists.par_iter_mut().zip(&self.ks).for_each(|(h, &(ka, kb))| {
             let bins = h.bins;
-            let bin = |v: f64, (lo, hi): (f64, f64)| (((v - lo) / (hi - lo) * bins as f64).floor().max(0.0) as usize).min(bins - 1);
+            // The cast truncates toward zero and saturates (NaN and negatives to 0): for the
+            // bin index that is floor, clamped, without a libm call per sample.
+            let bin = |v: f64, (lo, hi): (f64, f64)| (((v - lo) / (hi - lo) * bins as f64) as usize).min(bins - 1);
             for (_, block) in chunk.members() {
                 for s in 0..nt {
                     let (va, vb) = (block[s * nm + ka], block[s * nm + kb]);
