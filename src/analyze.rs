@@ -32,8 +32,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod ranks;
+use ranks::doubled_ranks_with;
 pub use ranks::ranks;
-use ranks::ranks_with;
 
 /// Default cap on the members of the correlation set.
 pub const DEFAULT_MAX_MEMBERS: usize = 20_000;
@@ -154,11 +154,13 @@ fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
     QbatError::invalid(path.display().to_string(), reason)
 }
 
-pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
+/// Pearson correlation of x and y, each value taken as an f64 (ranks come as u32).
+pub fn pearson<T: Copy + Into<f64>>(x: &[T], y: &[T]) -> f64 {
     let n = x.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mx, my) = (x.iter().map(|&a| a.into()).sum::<f64>() / n, y.iter().map(|&b| b.into()).sum::<f64>() / n);
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (a, b) in x.iter().zip(y) {
+    for (&a, &b) in x.iter().zip(y) {
+        let (a, b): (f64, f64) = (a.into(), b.into());
         sxy += (a - mx) * (b - my);
         sxx += (a - mx) * (a - mx);
         syy += (b - my) * (b - my);
@@ -167,7 +169,7 @@ pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
 }
 
 /// Pearson correlation; None when either side is constant (or there are < 2 points).
-pub fn pearson_checked(x: &[f64], y: &[f64]) -> Option<f64> {
+pub fn pearson_checked<T: Copy + PartialEq + Into<f64>>(x: &[T], y: &[T]) -> Option<f64> {
     if x.len() < 2 || is_constant(x) || is_constant(y) {
         return None;
     }
@@ -180,22 +182,23 @@ pub fn spearman_checked(x: &[f64], y: &[f64]) -> Option<f64> {
     spearman_of(&varying_ranks(x), &varying_ranks(y))
 }
 
-/// The ranks of a sample a correlation is defined over (two or more points, not all equal).
-fn varying_ranks(v: &[f64]) -> Option<Vec<f64>> {
+/// The (doubled) ranks of a sample a correlation is defined over (two or more points, not all
+/// equal).
+fn varying_ranks(v: &[f64]) -> Option<Vec<u32>> {
     varying_ranks_with(v, &mut vec![])
 }
 
 /// `varying_ranks`, sorting in `scratch`.
-fn varying_ranks_with(v: &[f64], scratch: &mut Vec<(u64, usize)>) -> Option<Vec<f64>> {
-    (v.len() >= 2 && !is_constant(v)).then(|| ranks_with(v, scratch))
+fn varying_ranks_with(v: &[f64], scratch: &mut Vec<(u64, usize)>) -> Option<Vec<u32>> {
+    (v.len() >= 2 && !is_constant(v)).then(|| doubled_ranks_with(v, scratch))
 }
 
 /// Spearman from the `varying_ranks` of both sides: None when either has none.
-fn spearman_of(rx: &Option<Vec<f64>>, ry: &Option<Vec<f64>>) -> Option<f64> {
+fn spearman_of(rx: &Option<Vec<u32>>, ry: &Option<Vec<u32>>) -> Option<f64> {
     pearson_checked(rx.as_ref()?, ry.as_ref()?)
 }
 
-fn is_constant(v: &[f64]) -> bool {
+fn is_constant<T: PartialEq>(v: &[T]) -> bool {
     v.iter().all(|x| *x == v[0])
 }
 
@@ -412,7 +415,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let members_used = pooled.first().map_or(0, |c| c.len() / nt);
     let healthy = n - skipped;
     // Ranks per column (pooled) and per column and time (per_time), each computed once.
-    let pooled_ranks: Vec<Option<Vec<f64>>> = pooled.par_iter().map_init(Vec::new, |scratch, c| varying_ranks_with(c, scratch)).collect();
+    let pooled_ranks: Vec<Option<Vec<u32>>> = pooled.par_iter().map_init(Vec::new, |scratch, c| varying_ranks_with(c, scratch)).collect();
     // Per time, each used column's samples and ranks once (a column is in several pairs). The
     // samples of `TIMES_PER_GATHER` consecutive times sit side by side in each member's row of
     // a pooled column, so a group of times is gathered in one pass over the members.
@@ -436,7 +439,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
                 .map(move |s| {
                     let at: Vec<&Vec<f64>> = cols.iter().map(|c| &c[s - times.start]).collect();
                     let mut scratch = vec![];
-                    let col_ranks: Vec<Option<Vec<f64>>> = at.iter().map(|x| varying_ranks_with(x, &mut scratch)).collect();
+                    let col_ranks: Vec<Option<Vec<u32>>> = at.iter().map(|x| varying_ranks_with(x, &mut scratch)).collect();
                     pairs
                         .iter()
                         .zip(pair_cols)
