@@ -260,6 +260,13 @@ mod tests {
             }
             assert_eq!(s.entry().unwrap().blake3, file_hash(&s), "blocks {blocks:?}");
         }
+        // a block rewritten with other values: the hash is of what the file holds at the end
+        let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+        let other: Vec<f64> = all.iter().map(|v| v + 1.0).collect();
+        s.write_block(0, &other[..3 * row]).unwrap();
+        s.write_block(0, &all[..2 * row]).unwrap();
+        s.write_block(3, &all[3 * row..]).unwrap();
+        assert_eq!(s.entry().unwrap().blake3, file_hash(&s));
         // an interrupted run's file, finished after a resume
         let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
         s.write_block(0, &all[..3 * row]).unwrap();
