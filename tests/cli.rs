@@ -157,6 +157,10 @@ fn a_failed_analysis_commits_nothing_and_resumes() {
     assert!(!failed.exists(), "a run whose analysis failed was committed");
     assert!(dir.path().join(".failed.partial").join("checkpoint.json").is_file(), "the checkpoint is gone");
     ok(bin().args(args).arg(&failed).arg("--resume").arg(&failed));
+    // The last block's checkpoint, written beside the failed assembly, was on disk: the
+    // resume integrated nothing again.
+    let rj: serde_json::Value = serde_json::from_slice(&std::fs::read(failed.join("run.json")).unwrap()).unwrap();
+    assert_eq!((rj["blocks"]["count"].as_u64(), rj["blocks"]["resumed"].as_u64()), (Some(1), Some(1)), "{}", rj["blocks"]);
     ok(bin().args(args).arg(&whole));
     for f in ["analysis.csv", "stats.csv", "series.npy", "summary.csv"] {
         assert!(std::fs::read(failed.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap(), "{f} differs after the resume");

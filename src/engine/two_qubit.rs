@@ -159,6 +159,11 @@ fn assemble(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, mut r: TwoQubitRes
         (None, Some(states)) if !eigen.is_empty() => run_measures_twin::<f64>(eigen, &job.points, &job.member_point, states, ns),
         _ => vec![],
     };
+    // The engine's columns already in the plan's order, with nothing to add: its values are
+    // the result as they are (no copy, no fresh buffer).
+    if ev.is_empty() && job.measures == plan.measures && r.values.len() == n * ns * nm {
+        return (std::mem::take(&mut r.values), t.elapsed().as_secs_f64());
+    }
     let col_engine: Vec<Option<usize>> = plan.measures.iter().map(|m| job.measures.iter().position(|x| x == m)).collect();
     let col_eigen: Vec<Option<usize>> = plan.measures.iter().map(|m| eigen.measures.iter().position(|x| x == m)).collect();
     let (ne, nev) = (job.measures.len(), eigen.measures.len());

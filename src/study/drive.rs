@@ -14,7 +14,7 @@ use crate::engine::{integrate, reference_member, Engine, EngineOutput, Precision
 use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::write_atomic_hashed;
-use crate::output::write_f64_le;
+use crate::output::{write_f64_le, Format};
 use crate::verify::{fold_deviations, verify_indices};
 use serde_json::json;
 use std::time::Instant;
@@ -111,7 +111,19 @@ pub(super) fn drive(
         .map(|engine| Worker { label: engine.device_name(), engine, opts: run_opts.clone(), notes: vec![], blocks: 0, members: 0, busy: 0.0 })
         .collect();
     let pending: Vec<usize> = (0..n_blocks).filter(|b| !progress.done.contains(b)).collect();
-    let mut sink = Absorber { local, opts, staging, progress: &mut progress, acc: &mut acc, verify_idx: &verify_idx, ns, pb: &pb, series: None };
+    let mut sink = Absorber {
+        local,
+        opts,
+        staging,
+        progress: &mut progress,
+        acc: &mut acc,
+        verify_idx: &verify_idx,
+        ns,
+        pb: &pb,
+        series: None,
+        n_blocks,
+        checkpoint_owed: false,
+    };
     let slice = |b: usize| {
         let lo = b * block;
         (lo, local.slice(lo..(lo + block).min(n)))
@@ -165,10 +177,17 @@ pub(super) fn drive(
             }
             Ok(())
         })?;
-        // Workers stop taking blocks once the run is cancelled.
-        opts.run.check_cancelled()?;
+        // Workers stop taking blocks once the run is cancelled; the last block's checkpoint,
+        // if owed, is written before the run stops, for `--resume`.
+        if let Err(cancelled) = opts.run.check_cancelled() {
+            if let (true, Some(a)) = (sink.checkpoint_owed, sink.acc.as_ref()) {
+                save_checkpoint(staging, sink.progress, a)?;
+            }
+            return Err(cancelled);
+        }
     }
     let series = sink.series.take();
+    let checkpoint_owed = sink.checkpoint_owed;
     if workers.len() > 1 {
         let per: Vec<serde_json::Value> = workers
             .iter()
@@ -182,7 +201,18 @@ pub(super) fn drive(
     if progress.health.ok == 0 {
         return Err(QbatError::Numerics(format!("every member was flagged unhealthy; {}", progress.health.warning(local.schedule.dt).unwrap_or_default())));
     }
-    finish(plan, local, opts, staging, series, progress, acc, block, n_blocks, resumed, setup)
+    // The last block's checkpoint is written while the outputs are assembled, and is on disk
+    // before they are committed; a failed or killed assembly leaves it for `--resume` (the
+    // scope waits for it on every path). Until it lands, the previous checkpoint stands, and
+    // a resume from that one integrates the last block again.
+    std::thread::scope(|scope| {
+        let mut owed = checkpoint_owed.then(|| {
+            let (mut last, acc) = (progress.clone(), &acc);
+            scope.spawn(move || save_checkpoint(staging, &mut last, acc))
+        });
+        let before_commit = || owed.take().map_or(Ok(()), |h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        finish(plan, local, opts, staging, series, progress, &acc, block, n_blocks, resumed, setup, before_commit)
+    })
 }
 
 /// One device (or the CPU) working through blocks.
@@ -271,6 +301,10 @@ struct Absorber<'a> {
     pb: &'a indicatif::ProgressBar,
     /// The run's series file, opened at the first block absorbed (`--series`).
     series: Option<SeriesFile>,
+    /// Blocks in the run, and whether the last one absorbed still owes its checkpoint: that
+    /// one is written beside the run's final assembly (`finish`), before the commit.
+    n_blocks: usize,
+    checkpoint_owed: bool,
 }
 
 impl Absorber<'_> {
@@ -319,7 +353,7 @@ impl Absorber<'_> {
             self.series = Some(if progress.blocks.iter().any(|r| r.values.is_some()) {
                 SeriesFile::open(&blocks_dir, local.members.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?
             } else {
-                SeriesFile::create(&blocks_dir, local.members.len(), ns, nm)?
+                SeriesFile::create(&blocks_dir, local.members.len(), ns, nm, opts.output.format == Format::Npy)?
             });
         }
         // stats, with the block's values written durably into the series and its states into
@@ -371,7 +405,12 @@ impl Absorber<'_> {
         progress.timings.member_steps += nb as f64 * local.schedule.total_steps() as f64;
         progress.done.push(b);
         progress.timings.streaming += (t_absorb.elapsed().as_secs_f64() - t_verify).max(0.0);
-        save_checkpoint(staging, progress, a)?;
+        // The last block's checkpoint matters only if the final assembly fails; it is written
+        // beside that assembly (see `drive`).
+        self.checkpoint_owed = progress.done.len() == self.n_blocks;
+        if !self.checkpoint_owed {
+            save_checkpoint(staging, progress, a)?;
+        }
         self.pb.inc(nb as u64);
         if let Some(d) = injected_block_delay() {
             std::thread::sleep(d);

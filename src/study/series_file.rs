@@ -32,15 +32,17 @@ pub(super) struct SeriesFile {
     row_bytes: u64,
     members: u64,
     /// The hash of bytes [0, end) of the file, as written, with `end`; None once a block
-    /// lands anywhere but at `end` (several devices, a resumed run): then `entry` reads the
-    /// file.
+    /// lands anywhere but at `end` (blocks finished out of member order, a resumed run), or
+    /// when not asked for: then `entry` reads the file.
     written: std::sync::Mutex<Option<(blake3::Hasher, u64)>>,
 }
 
 impl SeriesFile {
     /// A fresh file for `members` members of `n_times` x `n_measures` values: the header, then
-    /// room for every value (a sparse file until written).
-    pub(super) fn create(blocks_dir: &Path, members: usize, n_times: usize, n_measures: usize) -> Result<SeriesFile> {
+    /// room for every value (a sparse file until written). With `hash_whole`, the whole file's
+    /// hash is taken as the blocks land in order (the npy output's manifest entry); a csv
+    /// series, which is written from the ranges instead, has no use for it.
+    pub(super) fn create(blocks_dir: &Path, members: usize, n_times: usize, n_measures: usize, hash_whole: bool) -> Result<SeriesFile> {
         let path = blocks_dir.join(SERIES_FILE);
         // A file left there is unlinked, never truncated: after a run's commit it is also the
         // output's series.npy (a hard link), until the staging directory is removed.
@@ -60,10 +62,12 @@ impl SeriesFile {
         s.file.set_len(s.len()).map_err(io)?;
         write_at(&s.file, &s.header, 0).map_err(io)?;
         s.file.sync_all().map_err(io)?;
+        if !hash_whole {
+            return Ok(s);
+        }
         let mut hasher = blake3::Hasher::new();
         hasher.update(&s.header);
-        let s = SeriesFile { written: std::sync::Mutex::new(Some((hasher, s.header.len() as u64))), ..s };
-        Ok(s)
+        Ok(SeriesFile { written: std::sync::Mutex::new(Some((hasher, s.header.len() as u64))), ..s })
     }
 
     /// The file of an interrupted run, which must have this layout's length; an error names
@@ -254,21 +258,27 @@ mod tests {
         let file_hash = |s: &SeriesFile| blake3::hash(&std::fs::read(s.path()).unwrap()).to_hex().to_string();
         let orders: [&[(usize, usize)]; 6] = [&[(0, 3), (3, 3), (6, 1)], &[(0, 7)], &[(3, 4), (0, 3)], &[(0, 3), (0, 3), (3, 4)], &[(0, 2), (3, 4)], &[(0, 3)]];
         for blocks in orders {
-            let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+            let s = SeriesFile::create(dir.path(), members, nt, nm, true).unwrap();
             for &(first, count) in blocks {
                 s.write_block(first, &all[first * row..(first + count) * row]).unwrap();
             }
             assert_eq!(s.entry().unwrap().blake3, file_hash(&s), "blocks {blocks:?}");
         }
         // a block rewritten with other values: the hash is of what the file holds at the end
-        let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+        let s = SeriesFile::create(dir.path(), members, nt, nm, true).unwrap();
         let other: Vec<f64> = all.iter().map(|v| v + 1.0).collect();
         s.write_block(0, &other[..3 * row]).unwrap();
         s.write_block(0, &all[..2 * row]).unwrap();
         s.write_block(3, &all[3 * row..]).unwrap();
         assert_eq!(s.entry().unwrap().blake3, file_hash(&s));
+        // a file whose whole hash was not asked for
+        let s = SeriesFile::create(dir.path(), members, nt, nm, false).unwrap();
+        s.write_block(0, &all[..3 * row]).unwrap();
+        s.write_block(3, &all[3 * row..]).unwrap();
+        assert!(s.written.lock().unwrap().is_none());
+        assert_eq!(s.entry().unwrap().blake3, file_hash(&s));
         // an interrupted run's file, finished after a resume
-        let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+        let s = SeriesFile::create(dir.path(), members, nt, nm, true).unwrap();
         s.write_block(0, &all[..3 * row]).unwrap();
         drop(s);
         let s = SeriesFile::open(dir.path(), members, nt, nm).unwrap();
@@ -280,7 +290,7 @@ mod tests {
     fn blocks_land_at_their_members_and_are_checked_by_their_hash() {
         let dir = tempfile::tempdir().unwrap();
         let (members, nt, nm) = (5, 3, 2);
-        let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+        let s = SeriesFile::create(dir.path(), members, nt, nm, true).unwrap();
         let row = nt * nm;
         let all: Vec<f64> = (0..members * row).map(|i| i as f64 * 0.5 - 3.0).collect();
         // blocks written out of order, as several devices finish them
@@ -321,11 +331,11 @@ mod tests {
         assert!(SeriesFile::open(dir.path(), members, nt, nm).unwrap_err().contains(SERIES_FILE));
         // a file left by a run whose commit linked it to its output is unlinked, not truncated:
         // the output keeps its values
-        let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+        let s = SeriesFile::create(dir.path(), members, nt, nm, true).unwrap();
         s.write_block(0, &all).unwrap();
         let output = dir.path().join("output.npy");
         std::fs::hard_link(s.path(), &output).unwrap();
-        let s = SeriesFile::create(dir.path(), members, nt, nm).unwrap();
+        let s = SeriesFile::create(dir.path(), members, nt, nm, true).unwrap();
         s.write_block(0, &vec![7.0; all.len()]).unwrap();
         assert_eq!(std::fs::read(&output).unwrap(), bytes);
         #[cfg(unix)]
