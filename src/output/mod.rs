@@ -154,15 +154,15 @@ impl OutputDir {
     }
 
     /// Put the finished file `from` into the output as `name` without copying it: a hard link
-    /// (a copy, synced, where the file system has none), recorded with its known `entry`.
+    /// (a copy, synced and checked against `entry`, where the file system has none), recorded
+    /// with its known `entry`.
     pub fn place(&self, name: &str, from: &Path, entry: manifest::FileEntry) -> Result<()> {
         let to = self.staging.join(name);
         if to.exists() {
             std::fs::remove_file(&to).map_err(|e| QbatError::io(&to, e))?;
         }
         if std::fs::hard_link(from, &to).is_err() {
-            std::fs::copy(from, &to).map_err(|e| QbatError::io(&to, e))?;
-            std::fs::File::open(&to).and_then(|f| f.sync_all()).map_err(|e| QbatError::io(&to, e))?;
+            copy_checked(from, &to, &entry)?;
         }
         self.record(name, entry);
         Ok(())
@@ -275,4 +275,40 @@ pub fn states_size_estimate(plan: &Plan) -> u64 {
 /// Rust's shortest representation round-trips exactly).
 pub fn num(x: f64) -> String {
     format!("{x:?}")
+}
+
+/// `place`'s copy where there is no hard link: synced, and checked against the entry the
+/// manifest will carry (a short or altered copy is an error, never a wrong manifest).
+fn copy_checked(from: &Path, to: &Path, entry: &manifest::FileEntry) -> Result<()> {
+    std::fs::copy(from, to).map_err(|e| QbatError::io(to, e))?;
+    std::fs::File::open(to).and_then(|f| f.sync_all()).map_err(|e| QbatError::io(to, e))?;
+    let got = manifest::hash_file(to)?;
+    if (got.bytes, &got.blake3) != (entry.bytes, &entry.blake3) {
+        return Err(QbatError::io(
+            to,
+            std::io::Error::other(format!("the copy of {} differs from what was written (its size or BLAKE3 hash)", from.display())),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The copy in place of a hard link is checked against the entry it will be recorded with.
+    #[test]
+    fn a_copy_that_differs_from_its_entry_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("from.npy");
+        std::fs::write(&from, b"the values as written").unwrap();
+        let entry = manifest::hash_file(&from).unwrap();
+        copy_checked(&from, &dir.path().join("a.npy"), &entry).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a.npy")).unwrap(), b"the values as written");
+        // the source changed after its entry was taken (as a damaged or edited file would)
+        std::fs::write(&from, b"the values as altered").unwrap();
+        let e = copy_checked(&from, &dir.path().join("b.npy"), &entry).unwrap_err();
+        let e = format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default());
+        assert!(e.contains("b.npy") && e.contains("differs"), "{e}");
+    }
 }
