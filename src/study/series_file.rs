@@ -23,6 +23,9 @@ pub(super) const SERIES_FILE: &str = "series.npy";
 /// Bytes read at a time to hash or check a range (BLAKE3 hashes each piece on every core).
 const PIECE: usize = 16 << 20;
 
+/// Bytes of a written block hashed at a time into both hashes: well inside L2.
+const HASH_PIECE: usize = 64 << 10;
+
 #[derive(Debug)]
 pub(super) struct SeriesFile {
     path: PathBuf,
@@ -119,18 +122,31 @@ impl SeriesFile {
         let data = le_bytes(values);
         let io = |e| QbatError::io(&self.path, e);
         write_at(&self.file, &data, offset).map_err(io)?;
-        // on this thread: the cores are busy with the next block, and a rayon hash would queue
-        // behind it
-        let hash = blake3::hash(&data);
-        if let Ok(mut written) = self.written.lock() {
-            match written.as_mut() {
-                Some((whole, end)) if *end == offset => {
-                    whole.update(&data);
-                    *end += bytes;
-                }
-                _ => *written = None,
+        // Hashed on this thread (the cores are busy with the next block, and a rayon hash would
+        // queue behind it), the range's hash and the whole file's in one pass: each piece is
+        // read from memory once and hashed twice from the cache.
+        let hash = {
+            // a poisoned lock leaves the whole hash to a read of the file
+            let mut written = self.written.lock().unwrap_or_else(|poisoned| {
+                let mut w = poisoned.into_inner();
+                *w = None;
+                w
+            });
+            if !matches!(written.as_ref(), Some((_, end)) if *end == offset) {
+                *written = None;
             }
-        }
+            let mut range = blake3::Hasher::new();
+            for piece in data.chunks(HASH_PIECE) {
+                range.update(piece);
+                if let Some((whole, _)) = written.as_mut() {
+                    whole.update(piece);
+                }
+            }
+            if let Some((_, end)) = written.as_mut() {
+                *end += bytes;
+            }
+            range.finalize()
+        };
         self.file.sync_data().map_err(io)?;
         Ok(FileEntry { name: SERIES_FILE.into(), bytes, blake3: hash.to_hex().to_string() })
     }
