@@ -111,19 +111,7 @@ pub(super) fn drive(
         .map(|engine| Worker { label: engine.device_name(), engine, opts: run_opts.clone(), notes: vec![], blocks: 0, members: 0, busy: 0.0 })
         .collect();
     let pending: Vec<usize> = (0..n_blocks).filter(|b| !progress.done.contains(b)).collect();
-    let mut sink = Absorber {
-        local,
-        opts,
-        staging,
-        progress: &mut progress,
-        acc: &mut acc,
-        verify_idx: &verify_idx,
-        ns,
-        pb: &pb,
-        series: None,
-        n_blocks,
-        checkpoint_owed: false,
-    };
+    let mut sink = Absorber { local, opts, staging, progress: &mut progress, acc: &mut acc, verify_idx: &verify_idx, ns, pb: &pb, series: None };
     let slice = |b: usize| {
         let lo = b * block;
         (lo, local.slice(lo..(lo + block).min(n)))
@@ -177,17 +165,10 @@ pub(super) fn drive(
             }
             Ok(())
         })?;
-        // Workers stop taking blocks once the run is cancelled; the last block's checkpoint,
-        // if owed, is written before the run stops, for `--resume`.
-        if let Err(cancelled) = opts.run.check_cancelled() {
-            if let (true, Some(a)) = (sink.checkpoint_owed, sink.acc.as_ref()) {
-                save_checkpoint(staging, sink.progress, a)?;
-            }
-            return Err(cancelled);
-        }
+        // Workers stop taking blocks once the run is cancelled.
+        opts.run.check_cancelled()?;
     }
     let series = sink.series.take();
-    let checkpoint_owed = sink.checkpoint_owed;
     if workers.len() > 1 {
         let per: Vec<serde_json::Value> = workers
             .iter()
@@ -201,18 +182,7 @@ pub(super) fn drive(
     if progress.health.ok == 0 {
         return Err(QbatError::Numerics(format!("every member was flagged unhealthy; {}", progress.health.warning(local.schedule.dt).unwrap_or_default())));
     }
-    // The last block's checkpoint is written while the outputs are assembled, and is on disk
-    // before they are committed; a failed or killed assembly leaves it for `--resume` (the
-    // scope waits for it on every path). Until it lands, the previous checkpoint stands, and
-    // a resume from that one integrates the last block again.
-    std::thread::scope(|scope| {
-        let mut owed = checkpoint_owed.then(|| {
-            let (mut last, acc) = (progress.clone(), &acc);
-            scope.spawn(move || save_checkpoint(staging, &mut last, acc))
-        });
-        let before_commit = || owed.take().map_or(Ok(()), |h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-        finish(plan, local, opts, staging, series, progress, &acc, block, n_blocks, resumed, setup, before_commit)
-    })
+    finish(plan, local, opts, staging, series, progress, acc, block, n_blocks, resumed, setup)
 }
 
 /// One device (or the CPU) working through blocks.
@@ -301,10 +271,6 @@ struct Absorber<'a> {
     pb: &'a indicatif::ProgressBar,
     /// The run's series file, opened at the first block absorbed (`--series`).
     series: Option<SeriesFile>,
-    /// Blocks in the run, and whether the last one absorbed still owes its checkpoint: that
-    /// one is written beside the run's final assembly (`finish`), before the commit.
-    n_blocks: usize,
-    checkpoint_owed: bool,
 }
 
 impl Absorber<'_> {
@@ -405,12 +371,7 @@ impl Absorber<'_> {
         progress.timings.member_steps += nb as f64 * local.schedule.total_steps() as f64;
         progress.done.push(b);
         progress.timings.streaming += (t_absorb.elapsed().as_secs_f64() - t_verify).max(0.0);
-        // The last block's checkpoint matters only if the final assembly fails; it is written
-        // beside that assembly (see `drive`).
-        self.checkpoint_owed = progress.done.len() == self.n_blocks;
-        if !self.checkpoint_owed {
-            save_checkpoint(staging, progress, a)?;
-        }
+        save_checkpoint(staging, progress, a)?;
         self.pb.inc(nb as u64);
         if let Some(d) = injected_block_delay() {
             std::thread::sleep(d);

@@ -145,12 +145,11 @@ pub(super) fn finish(
     staging: &Staging,
     series: Option<SeriesFile>,
     progress: Progress,
-    acc: &StatsAccumulator,
+    acc: StatsAccumulator,
     block: usize,
     n_blocks: usize,
     resumed: usize,
     setup: f64,
-    before_commit: impl FnOnce() -> Result<()>,
 ) -> Result<StudyOutcome> {
     let t_out = Instant::now();
     // The outputs are assembled in a clean subdirectory, which alone is moved into place: no
@@ -204,7 +203,7 @@ pub(super) fn finish(
         Ok(())
     })?;
     let names: Vec<String> = stats_measures(&progress).iter().map(|m| m.name().to_string()).collect();
-    let stats = output::stats::Stats::from_accumulator(acc, local.schedule.times.clone(), names);
+    let stats = output::stats::Stats::from_accumulator(&acc, local.schedule.times.clone(), names);
     out.write("stats.csv", |w| output::stats::write_csv(&stats, w))?;
     if opts.shard.is_some() {
         out.write("stats-state.bin", |w| acc.write_to(w))?;
@@ -247,7 +246,6 @@ pub(super) fn finish(
     );
     plotted?;
     let analysis = analysis.transpose()?;
-    before_commit()?;
     let dir = out.commit()?;
     // Committed: the checkpoint, blocks and lock go.
     let _ = std::fs::remove_dir_all(&staging.dir);
