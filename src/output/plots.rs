@@ -228,18 +228,32 @@ fn color(i: usize) -> RGBColor {
 pub fn write_run_plots(dir: &Path, hist2d: bool) -> Result<Vec<PathBuf>> {
     let run = read_run_json(dir).unwrap_or(serde_json::Value::Null);
     let model = run["model"].as_str().unwrap_or("").to_string();
-    let mut files = vec![];
-    if dir.join("stats.csv").is_file() {
-        let bands: Vec<BandData> = band_plot_data(&read_stats(dir)?).into_iter().filter(|b| b.t.len() >= 2 && b.t.iter().all(|t| t.is_finite())).collect();
-        // Each plot is its own pair of files: drawn in parallel, listed in order.
-        let drawn: Vec<Vec<PathBuf>> = bands.par_iter().map(|band| write_band_plot(dir, band, &model)).collect::<Result<_>>()?;
-        files.extend(drawn.into_iter().flatten());
+    // The band plots and the others are drawn side by side, and listed in that order.
+    let (bands, others) = rayon::join(|| write_band_plots(dir, &model), || write_other_plots(dir, &model, &run, hist2d));
+    let mut files = bands?;
+    files.extend(others?);
+    Ok(files)
+}
+
+/// The mean and 5-95% band of every measure in stats.csv: each plot is its own pair of
+/// files, drawn in parallel, listed in order.
+fn write_band_plots(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
+    if !dir.join("stats.csv").is_file() {
+        return Ok(vec![]);
     }
+    let bands: Vec<BandData> = band_plot_data(&read_stats(dir)?).into_iter().filter(|b| b.t.len() >= 2 && b.t.iter().all(|t| t.is_finite())).collect();
+    let drawn: Vec<Vec<PathBuf>> = bands.par_iter().map(|band| write_band_plot(dir, band, model)).collect::<Result<_>>()?;
+    Ok(drawn.into_iter().flatten().collect())
+}
+
+/// The plots of `write_run_plots` other than the bands, in order.
+fn write_other_plots(dir: &Path, model: &str, run: &serde_json::Value, hist2d: bool) -> Result<Vec<PathBuf>> {
+    let mut files = vec![];
     let summary = read_summary(dir)?;
     let series_info = SeriesReader::open(dir)?.map(|r| (r.members_total, r.times.clone(), r.measures.clone()));
     if let Some((members, times, measures)) = &series_info {
         if *members <= 4 && times.len() >= 2 {
-            files.extend(write_series_plot(dir, &model)?);
+            files.extend(write_series_plot(dir, model)?);
         }
         if hist2d && measures.iter().any(|m| m == "capacity_b") {
             let pairs: Vec<(String, String)> = crate::measures::DEFAULT_RESOURCES
@@ -250,11 +264,11 @@ pub fn write_run_plots(dir: &Path, hist2d: bool) -> Result<Vec<PathBuf>> {
             files.extend(write_hist2d_plots(dir, &pairs)?);
         }
         if model == "cavity-cells" && times.len() >= 2 && measures.iter().any(|m| m == "stored_energy_b" || m == "concurrence") {
-            files.extend(write_cavity_plot(dir, &run, summary.as_ref())?);
+            files.extend(write_cavity_plot(dir, run, summary.as_ref())?);
         }
         if times.len() == 1 && times[0].is_infinite() && measures.iter().any(|m| m == "energy_b") {
             if let Some(sm) = &summary {
-                files.extend(write_steady_heatmap(dir, sm, "energy_b", &model)?);
+                files.extend(write_steady_heatmap(dir, sm, "energy_b", model)?);
             }
         }
     }
@@ -388,7 +402,6 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
     let Some((theta, peaks, times)) = theta_plot_data(sm) else {
         return Ok(vec![]);
     };
-    let mut files = vec![];
     let panels = [
         (
             "plot_peaks_theta",
@@ -405,50 +418,54 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
             SeriesLabelPosition::MiddleRight,
         ),
     ];
-    for (stem, caption, ylabel, curves, legend_at) in panels {
-        let Some((y0, y1)) = finite_range(stem, curves.iter().flat_map(|(_, v)| v.iter().copied())) else {
-            continue;
-        };
-        let Some((x0, x1)) = drawable(stem, opened(theta[0], theta[theta.len() - 1])) else {
-            continue;
-        };
-        files.extend(render_both!(dir, stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
-            let mut chart = ChartBuilder::on(root)
-                .caption(caption, ("sans-serif", 20))
-                .margin(14)
-                .x_label_area_size(48)
-                .y_label_area_size(70)
-                .build_cartesian_2d(x0..x1, y0..y1)
-                .map_err(s)?;
-            chart
-                .configure_mesh()
-                .x_desc("theta (rad): charger cos(theta/2)|g> + e^(i phi) sin(theta/2)|e>")
-                .y_desc(ylabel)
-                .label_style(("sans-serif", 15))
-                .draw()
-                .map_err(s)?;
-            for (i, (label, v)) in curves.iter().enumerate() {
-                let c = color(i);
-                let pts: Vec<(f64, f64)> = theta.iter().copied().zip(v.iter().copied()).collect();
+    // the panels drawn in parallel, listed in order
+    let drawn: Vec<Vec<PathBuf>> = panels
+        .into_par_iter()
+        .map(|(stem, caption, ylabel, curves, legend_at)| -> Result<Vec<PathBuf>> {
+            let Some((y0, y1)) = finite_range(stem, curves.iter().flat_map(|(_, v)| v.iter().copied())) else {
+                return Ok(vec![]);
+            };
+            let Some((x0, x1)) = drawable(stem, opened(theta[0], theta[theta.len() - 1])) else {
+                return Ok(vec![]);
+            };
+            render_both!(dir, stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
+                let mut chart = ChartBuilder::on(root)
+                    .caption(caption, ("sans-serif", 20))
+                    .margin(14)
+                    .x_label_area_size(48)
+                    .y_label_area_size(70)
+                    .build_cartesian_2d(x0..x1, y0..y1)
+                    .map_err(s)?;
                 chart
-                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                    .map_err(s)?
-                    .label(label.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(s)?;
-            }
-            chart
-                .configure_series_labels()
-                .position(legend_at.clone())
-                .label_font(("sans-serif", 15))
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.85))
-                .draw()
-                .map_err(s)?;
-            Ok(())
-        })?);
-    }
-    Ok(files)
+                    .configure_mesh()
+                    .x_desc("theta (rad): charger cos(theta/2)|g> + e^(i phi) sin(theta/2)|e>")
+                    .y_desc(ylabel)
+                    .label_style(("sans-serif", 15))
+                    .draw()
+                    .map_err(s)?;
+                for (i, (label, v)) in curves.iter().enumerate() {
+                    let c = color(i);
+                    let pts: Vec<(f64, f64)> = theta.iter().copied().zip(v.iter().copied()).collect();
+                    chart
+                        .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
+                        .map_err(s)?
+                        .label(label.as_str())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(s)?;
+                }
+                chart
+                    .configure_series_labels()
+                    .position(legend_at.clone())
+                    .label_font(("sans-serif", 15))
+                    .border_style(BLACK)
+                    .background_style(WHITE.mix(0.85))
+                    .draw()
+                    .map_err(s)?;
+                Ok(())
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(drawn.into_iter().flatten().collect())
 }
 
 /// Curves of stored_energy_b and concurrence against lambda t, one per member (at most 12,
