@@ -132,20 +132,23 @@ impl SeriesFile {
                 *w = None;
                 w
             });
-            if !matches!(written.as_ref(), Some((_, end)) if *end == offset) {
-                *written = None;
-            }
-            let mut range = blake3::Hasher::new();
-            for piece in data.chunks(HASH_PIECE) {
-                range.update(piece);
-                if let Some((whole, _)) = written.as_mut() {
-                    whole.update(piece);
+            match written.as_mut() {
+                Some((whole, end)) if *end == offset => {
+                    let mut range = blake3::Hasher::new();
+                    for piece in data.chunks(HASH_PIECE) {
+                        range.update(piece);
+                        whole.update(piece);
+                    }
+                    *end += bytes;
+                    range.finalize()
+                }
+                // no whole hash (any more): the range alone, outside the lock
+                _ => {
+                    *written = None;
+                    drop(written);
+                    blake3::hash(&data)
                 }
             }
-            if let Some((_, end)) = written.as_mut() {
-                *end += bytes;
-            }
-            range.finalize()
         };
         self.file.sync_data().map_err(io)?;
         Ok(FileEntry { name: SERIES_FILE.into(), bytes, blake3: hash.to_hex().to_string() })
@@ -287,6 +290,18 @@ mod tests {
         s.write_block(0, &all[..2 * row]).unwrap();
         s.write_block(3, &all[3 * row..]).unwrap();
         assert_eq!(s.entry().unwrap().blake3, file_hash(&s));
+        // blocks of several hashed pieces each (members of 96 KiB)
+        let (big_nt, big_nm) = (2000, 6);
+        let big_row = big_nt * big_nm;
+        let big: Vec<f64> = (0..5 * big_row).map(|i| (i as f64 * 0.37).cos()).collect();
+        for blocks in [&[(0, 2), (2, 3)][..], &[(2, 3), (0, 2)][..]] {
+            let s = SeriesFile::create(dir.path(), 5, big_nt, big_nm, true).unwrap();
+            for &(first, count) in blocks {
+                let e = s.write_block(first, &big[first * big_row..(first + count) * big_row]).unwrap();
+                assert_eq!(e.blake3, blake3::hash(bytemuck::cast_slice(&big[first * big_row..(first + count) * big_row])).to_hex().to_string());
+            }
+            assert_eq!(s.entry().unwrap().blake3, file_hash(&s), "blocks {blocks:?}");
+        }
         // a file whose whole hash was not asked for
         let s = SeriesFile::create(dir.path(), members, nt, nm, false).unwrap();
         s.write_block(0, &all[..3 * row]).unwrap();
