@@ -6,10 +6,10 @@
 //! range's size and BLAKE3 hash, so that a resume checks exactly the finished ranges (an
 //! unfinished range is written again). At the end the file is complete: it becomes
 //! series.npy by a hard link, not a copy, and series.csv is written from its ranges. So the
-//! series is written once, and read again only for a csv series. While the blocks land in
-//! member order from the start (one device, a run not resumed), the whole file's BLAKE3 is
-//! taken from the bytes as they are written, so the finished file is not read again for its
-//! manifest entry either.
+//! series is written once, and read again only for a csv series. While the blocks of an npy
+//! series land in member order from the start (one device, a run not resumed), the whole
+//! file's BLAKE3 is taken from the bytes as they are written, so the finished file is not read
+//! again for its manifest entry either.
 
 use crate::error::{QbatError, Result};
 use crate::output::manifest::FileEntry;
