@@ -35,6 +35,19 @@ pub fn hash_file(path: &Path) -> Result<FileEntry> {
     Ok(FileEntry { name, bytes, blake3: hasher.finalize().to_hex().to_string() })
 }
 
+/// The reason the file at `path` is not the one `want` records (its size, then its BLAKE3
+/// hash), if it is not.
+pub fn check_file(path: &Path, want: &FileEntry) -> std::result::Result<(), String> {
+    let got = hash_file(path).map_err(|e| e.to_string())?;
+    if got.bytes != want.bytes {
+        return Err(format!("{} holds {} bytes, not {}", path.display(), got.bytes, want.bytes));
+    }
+    if got.blake3 != want.blake3 {
+        return Err(format!("the content of {} differs from its hash", path.display()));
+    }
+    Ok(())
+}
+
 impl Manifest {
     /// The manifest of every plain file in `dir` (in name order), the manifest itself and
     /// hidden temporary files left out.

@@ -282,14 +282,7 @@ pub fn num(x: f64) -> String {
 fn copy_checked(from: &Path, to: &Path, entry: &manifest::FileEntry) -> Result<()> {
     std::fs::copy(from, to).map_err(|e| QbatError::io(to, e))?;
     std::fs::File::open(to).and_then(|f| f.sync_all()).map_err(|e| QbatError::io(to, e))?;
-    let got = manifest::hash_file(to)?;
-    if (got.bytes, &got.blake3) != (entry.bytes, &entry.blake3) {
-        return Err(QbatError::io(
-            to,
-            std::io::Error::other(format!("the copy of {} differs from what was written (its size or BLAKE3 hash)", from.display())),
-        ));
-    }
-    Ok(())
+    manifest::check_file(to, entry).map_err(|why| QbatError::io(to, std::io::Error::other(format!("the copy of {}: {why}", from.display()))))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::{fingerprint_difference, StudyOptions};
 use crate::engine::Precision;
 use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
-use crate::output::manifest::{hash_file, write_atomic_hashed, FileEntry};
+use crate::output::manifest::{check_file, write_atomic_hashed, FileEntry};
 use crate::output::{read_bounded, write_atomic, OutputDir, SMALL_FILE_LIMIT};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -244,16 +244,4 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
         return Err(damaged(&sp, format!("a cell counts more than the {} healthy members finished", p.health.ok)));
     }
     Ok((p, acc))
-}
-
-/// A file against its manifest entry: the reason it differs, if it does.
-fn check_file(path: &Path, want: &FileEntry) -> std::result::Result<(), String> {
-    let got = hash_file(path).map_err(|e| e.to_string())?;
-    if got.bytes != want.bytes {
-        return Err(format!("{} holds {} bytes, not {}", path.display(), got.bytes, want.bytes));
-    }
-    if got.blake3 != want.blake3 {
-        return Err(format!("the content of {} differs from its hash", path.display()));
-    }
-    Ok(())
 }
