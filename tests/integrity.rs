@@ -130,8 +130,12 @@ fn damaged_or_edited_shards_are_refused_before_the_merge() {
 
 /// Kill a slow run once `blocks` blocks are checkpointed; the staging directory it left.
 fn interrupted_run(dir: &Path, cfg: &Path, out: &Path, blocks: usize) -> PathBuf {
+    interrupted_run_with(dir, cfg, out, blocks, &[])
+}
+
+fn interrupted_run_with(dir: &Path, cfg: &Path, out: &Path, blocks: usize, extra: &[&str]) -> PathBuf {
     let staging = dir.join(format!(".{}.partial", out.file_name().unwrap().to_string_lossy()));
-    let mut child = run_args(cfg, out).args(["--block-members", "10"]).env("QBAT_INJECT_FAULT", "slow-blocks=250").spawn().unwrap();
+    let mut child = run_args(cfg, out).args(["--block-members", "10"]).args(extra).env("QBAT_INJECT_FAULT", "slow-blocks=250").spawn().unwrap();
     let t0 = std::time::Instant::now();
     loop {
         let done = std::fs::read(staging.join("checkpoint.json"))
@@ -157,20 +161,29 @@ fn damaged_checkpoints_are_refused_before_any_work() {
     let cfg = config(dir.path(), BLOCH);
     let out = dir.path().join("r");
     let staging = interrupted_run(dir.path(), &cfg, &out, 2);
-    // the checkpoint, and the statistics state and block files it names (a kill can land
-    // between a block's files and the checkpoint that names them, or before the previous
-    // generation's state is removed)
+    // the checkpoint and the block files it names (a kill can land between a block's files
+    // and the checkpoint that names them)
     let sealed: serde_json::Value = serde_json::from_slice(&std::fs::read(staging.join("checkpoint.json")).unwrap()).unwrap();
-    let generation = sealed["progress"]["generation"].as_u64().unwrap();
     // (the series of every block is one file, blocks/series.npy, each block's range at its
     // members; a byte flipped in it lands in block 0, which is finished)
     let series = staging.join("blocks").join("series.npy");
-    let mut files: Vec<PathBuf> = vec![staging.join("checkpoint.json"), staging.join(format!("stats-state-{generation}.bin")), series.clone()];
+    let mut files: Vec<PathBuf> = vec![staging.join("checkpoint.json"), series.clone()];
     for b in sealed["progress"]["blocks"].as_array().unwrap() {
         let tag = format!("{:06}", b["block"].as_u64().unwrap());
         files.push(staging.join("blocks").join(format!("{tag}.summary")));
     }
-    assert!(files.len() >= 5, "{files:?}");
+    assert!(files.len() >= 4, "{files:?}");
+    // The series holds the values the statistics are rebuilt from: no state is written beside it.
+    let state_files =
+        |staging: &Path| std::fs::read_dir(staging).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("stats-state")).count();
+    assert_eq!(state_files(&staging), 0);
+    // Without a series, the checkpoint names the statistics state of its generation (a kill
+    // can land before the previous generation's state is removed).
+    let kept = interrupted_run_with(dir.path(), &cfg, &dir.path().join("k"), 2, &["--series", "false"]);
+    let generation =
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(kept.join("checkpoint.json")).unwrap()).unwrap()["progress"]["generation"].as_u64().unwrap();
+    files.push(kept.join(format!("stats-state-{generation}.bin")));
+    assert!(files.last().unwrap().is_file() && (1..=2).contains(&state_files(&kept)));
     fn flip_in_first_member(p: &Path) {
         let mut b = std::fs::read(p).unwrap();
         let header = 10 + u16::from_le_bytes([b[8], b[9]]) as usize;
@@ -186,13 +199,14 @@ fn damaged_checkpoints_are_refused_before_any_work() {
             }
             let case = dir.path().join(format!("case{i}-{j}"));
             std::fs::create_dir_all(&case).unwrap();
+            let (from, extra): (&Path, &[&str]) = if file.starts_with(&kept) { (&kept, &["--series", "false"]) } else { (&staging, &[]) };
             let case_staging = case.join(".r.partial");
-            copy_dir(&staging, &case_staging);
-            let rel = file.strip_prefix(&staging).unwrap();
+            copy_dir(from, &case_staging);
+            let rel = file.strip_prefix(from).unwrap();
             let damage = if *file == series && how == "a flipped byte" { flip_in_first_member } else { damage };
             damage(&case_staging.join(rel));
             let before: Vec<_> = std::fs::read_dir(case_staging.join("blocks")).unwrap().flatten().map(|e| e.file_name()).collect();
-            let (code, stderr) = outcome(run_args(&cfg, &case.join("r")).args(["--resume"]).arg(case.join("r")).args(["--block-members", "10"]));
+            let (code, stderr) = outcome(run_args(&cfg, &case.join("r")).args(["--resume"]).arg(case.join("r")).args(["--block-members", "10"]).args(extra));
             let name = file.file_name().unwrap().to_string_lossy().to_string();
             // the checkpoint names its files, so a removed checkpoint is an interrupted run
             // killed before its first block: that resume starts over, as it should

@@ -1,12 +1,14 @@
 //! The staging directory `.DIR.partial` of a streamed run: its lock, the checkpoint (done
-//! blocks, the statistics accumulator, verify deviations, timings) replaced atomically after
-//! each block, and the block files it names.
+//! blocks, verify deviations, timings, and the statistics accumulator where the series does
+//! not hold the values to rebuild it from) replaced atomically after each block, and the
+//! block files it names.
 
-use super::health::{FockTailFlags, HealthCounts};
+use super::health::{member_health, FockTailFlags, Health, HealthCounts};
 use super::series_file::{SeriesFile, SERIES_FILE};
 use super::{fingerprint_difference, StudyOptions};
 use crate::engine::Precision;
 use crate::error::{QbatError, Result};
+use crate::measures::Measure;
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::{check_file, write_atomic_hashed, FileEntry};
 use crate::output::{read_bounded, write_atomic, OutputDir, SMALL_FILE_LIMIT};
@@ -37,7 +39,8 @@ pub(super) struct Progress {
     /// The files of every finished block, with the engine that computed it.
     #[serde(default)]
     pub(super) blocks: Vec<BlockRecord>,
-    /// The statistics state of this generation (`stats-state-<generation>.bin`).
+    /// The statistics state of this generation (`stats-state-<generation>.bin`); None where
+    /// every finished block's values are in the series, from which a resume rebuilds it.
     #[serde(default)]
     pub(super) stats_state: Option<FileEntry>,
     /// `--backend` as the run was started (a resume with another needs --allow-mixed-backends).
@@ -171,8 +174,16 @@ pub(super) fn open_staging(
 pub(super) fn save_checkpoint(staging: &Staging, progress: &mut Progress, acc: &StatsAccumulator) -> Result<()> {
     let old = progress.generation;
     progress.generation += 1;
-    let sp = staging.dir.join(format!("stats-state-{}.bin", progress.generation));
-    progress.stats_state = Some(write_atomic_hashed(&sp, |w| acc.write_to(w))?);
+    // Where every finished block's values are in the series, a resume rebuilds the
+    // accumulator from them (it is exact whatever the order of the blocks), so no state is
+    // written: the state grows with the run, and was written again after every block.
+    progress.stats_state = match progress.blocks.iter().all(|b| b.values.is_some()) {
+        true => None,
+        false => {
+            let sp = staging.dir.join(format!("stats-state-{}.bin", progress.generation));
+            Some(write_atomic_hashed(&sp, |w| acc.write_to(w))?)
+        }
+    };
     let text = serde_json::to_string(&progress).map_err(|e| QbatError::Numerics(format!("checkpoint: {e}")))?;
     let raw = serde_json::value::RawValue::from_string(text).map_err(|e| QbatError::Numerics(format!("checkpoint: {e}")))?;
     let sealed = Sealed { blake3: blake3::hash(raw.get().as_bytes()).to_hex().to_string(), progress: &raw };
@@ -202,8 +213,21 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
         ));
     }
     let sp = dir.join(format!("stats-state-{}.bin", p.generation));
-    let want = p.stats_state.as_ref().ok_or_else(|| damaged(&ck, "it names no statistics state".into()))?;
-    check_file(&sp, want).map_err(|why| damaged(&sp, why))?;
+    // Without a statistics state, the accumulator is rebuilt from the series, as each block's
+    // values are read and checked; a block's healthy members are those its values say are.
+    let mut rebuilt = match &p.stats_state {
+        Some(want) => {
+            check_file(&sp, want).map_err(|why| damaged(&sp, why))?;
+            None
+        }
+        None if p.blocks.iter().all(|b| b.values.is_some()) => Some((StatsAccumulator::new(n_samples, p.measures.len()), 0u64)),
+        None => return Err(damaged(&ck, "it names no statistics state".into())),
+    };
+    if p.measures.is_empty() {
+        return Err(damaged(&ck, "it names no measures".into()));
+    }
+    let measures: Vec<Measure> =
+        p.measures.iter().map(|m| Measure::from_name(m).map_err(|_| damaged(&ck, format!("it names the measure '{m}'")))).collect::<Result<_>>()?;
     let series_path = dir.join("blocks").join(SERIES_FILE);
     let mut series: Option<SeriesFile> = None;
     for b in &p.blocks {
@@ -221,7 +245,17 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
                 Some(s) => s,
                 None => SeriesFile::open(&dir.join("blocks"), members, n_samples, p.measures.len()).map_err(|why| damaged(&series_path, why))?,
             };
-            s.check_block(first.expect("checked"), b.members, v).map_err(|why| damaged(&series_path, why))?;
+            let first = first.expect("checked");
+            match rebuilt.as_mut() {
+                Some((acc, healthy)) => {
+                    let values = s.read_checked_block(first, b.members, v).map_err(|why| damaged(&series_path, why))?;
+                    let include: Vec<bool> =
+                        values.chunks_exact(n_samples * measures.len()).map(|member| member_health(member, &measures, b.precision) == Health::Ok).collect();
+                    *healthy += include.iter().filter(|&&ok| ok).count() as u64;
+                    acc.add_block(&values, &include);
+                }
+                None => s.check_block(first, b.members, v).map_err(|why| damaged(&series_path, why))?,
+            }
             series = Some(s);
         }
         if let Some(v) = &b.states {
@@ -236,6 +270,12 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
     done.sort_unstable();
     if listed != done || listed.windows(2).any(|w| w[0] == w[1]) {
         return Err(damaged(&ck, "its finished blocks and their files disagree".into()));
+    }
+    if let Some((acc, healthy)) = rebuilt {
+        if healthy != p.health.ok {
+            return Err(damaged(&series_path, format!("its finished blocks hold {healthy} healthy members, not the {} the checkpoint counts", p.health.ok)));
+        }
+        return Ok((p, acc));
     }
     let mut f = std::io::BufReader::new(std::fs::File::open(&sp).map_err(|e| QbatError::io(&sp, e))?);
     let acc = StatsAccumulator::read_from(&mut f, (n_samples, p.measures.len())).map_err(|e| damaged(&sp, e.to_string()))?;

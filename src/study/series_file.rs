@@ -157,6 +157,28 @@ impl SeriesFile {
     /// Members [first, first + count) against their checkpoint entry: the reason they
     /// differ, if they do.
     pub(super) fn check_block(&self, first: usize, count: usize, want: &FileEntry) -> std::result::Result<(), String> {
+        let (offset, bytes) = self.recorded_range(first, count, want)?;
+        let hash = self.hash_range(offset, bytes).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        self.same_hash(first, count, &hash, want)
+    }
+
+    /// The values of members [first, first + count), read once and checked against their
+    /// checkpoint entry in that read.
+    pub(super) fn read_checked_block(&self, first: usize, count: usize, want: &FileEntry) -> std::result::Result<Vec<f64>, String> {
+        let (offset, bytes) = self.recorded_range(first, count, want)?;
+        let mut values = vec![0f64; bytes as usize / 8];
+        let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut values);
+        read_at(&self.file, raw, offset).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let hash = blake3::Hasher::new().update_rayon(raw).finalize().to_hex().to_string();
+        self.same_hash(first, count, &hash, want)?;
+        if cfg!(target_endian = "big") {
+            values.iter_mut().for_each(|v| *v = f64::from_bits(u64::from_le(v.to_bits())));
+        }
+        Ok(values)
+    }
+
+    /// The byte range of members [first, first + count), where their entry records it.
+    fn recorded_range(&self, first: usize, count: usize, want: &FileEntry) -> std::result::Result<(u64, u64), String> {
         let shown = self.path.display();
         let Some((offset, bytes)) = self.range(first, count) else {
             return Err(format!("members {first}..{} are beyond the {} of {shown}", first + count, self.members));
@@ -169,11 +191,14 @@ impl SeriesFile {
                 want.name
             ));
         }
-        let hash = self.hash_range(offset, bytes).map_err(|e| format!("{shown}: {e}"))?;
-        if hash != want.blake3 {
-            return Err(format!("the values of members {first}..{} in {shown} differ from their hash", first + count));
+        Ok((offset, bytes))
+    }
+
+    fn same_hash(&self, first: usize, count: usize, hash: &str, want: &FileEntry) -> std::result::Result<(), String> {
+        match hash == want.blake3 {
+            true => Ok(()),
+            false => Err(format!("the values of members {first}..{} in {} differ from their hash", first + count, self.path.display())),
         }
-        Ok(())
     }
 
     /// The values of members [first, first + count).
@@ -343,13 +368,19 @@ mod tests {
         let s = SeriesFile::open(dir.path(), members, nt, nm).unwrap();
         s.check_block(0, 2, &first).unwrap();
         s.check_block(2, 3, &second).unwrap();
+        assert_eq!(s.read_checked_block(2, 3, &second).unwrap(), &all[2 * row..]);
+        assert_eq!(s.read_checked_block(0, 2, &first).unwrap(), &all[..2 * row]);
         assert!(s.check_block(0, 3, &first).is_err(), "a range of another size");
+        assert!(s.read_checked_block(0, 3, &first).is_err(), "a range of another size");
+        assert!(s.read_checked_block(4, 2, &second).is_err(), "a range past the end");
         assert!(s.check_block(4, 2, &second).is_err(), "a range past the end");
         let mut damaged = bytes.clone();
         damaged[header.len() + 2 * row * 8 + 3] ^= 1; // in member 2, the second block
         std::fs::write(s.path(), &damaged).unwrap();
         assert!(s.check_block(0, 2, &first).is_ok());
         assert!(s.check_block(2, 3, &second).unwrap_err().contains("differ from their hash"));
+        assert_eq!(s.read_checked_block(0, 2, &first).unwrap(), &all[..2 * row]);
+        assert!(s.read_checked_block(2, 3, &second).unwrap_err().contains("differ from their hash"));
         // another run's layout, a truncated file, an edited header, a missing file
         assert!(SeriesFile::open(dir.path(), members + 1, nt, nm).unwrap_err().contains("bytes"));
         std::fs::write(s.path(), &bytes[..bytes.len() - 1]).unwrap();
