@@ -248,11 +248,14 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
             let first = first.expect("checked");
             match rebuilt.as_mut() {
                 Some((acc, healthy)) => {
-                    let values = s.read_checked_block(first, b.members, v).map_err(|why| damaged(&series_path, why))?;
-                    let include: Vec<bool> =
-                        values.chunks_exact(n_samples * measures.len()).map(|member| member_health(member, &measures, b.precision) == Health::Ok).collect();
-                    *healthy += include.iter().filter(|&&ok| ok).count() as u64;
-                    acc.add_block(&values, &include);
+                    // (pieces of whole members: the accumulator is the same however the values come)
+                    s.read_checked_block(first, b.members, v, |values| {
+                        let include: Vec<bool> =
+                            values.chunks_exact(n_samples * measures.len()).map(|member| member_health(member, &measures, b.precision) == Health::Ok).collect();
+                        *healthy += include.iter().filter(|&&ok| ok).count() as u64;
+                        acc.add_block(values, &include);
+                    })
+                    .map_err(|why| damaged(&series_path, why))?;
                 }
                 None => s.check_block(first, b.members, v).map_err(|why| damaged(&series_path, why))?,
             }
@@ -273,7 +276,10 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
     }
     if let Some((acc, healthy)) = rebuilt {
         if healthy != p.health.ok {
-            return Err(damaged(&series_path, format!("its finished blocks hold {healthy} healthy members, not the {} the checkpoint counts", p.health.ok)));
+            return Err(damaged(
+                &ck,
+                format!("it counts {} healthy members, but its finished blocks' values in {} hold {healthy}", p.health.ok, series_path.display()),
+            ));
         }
         return Ok((p, acc));
     }
@@ -284,4 +290,55 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
         return Err(damaged(&sp, format!("a cell counts more than the {} healthy members finished", p.health.ok)));
     }
     Ok((p, acc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A resume rebuilds the statistics judging each block's members by the block's own
+    /// precision: a trace error of 1e-5 is healthy in an f32 block and flagged in an f64 one.
+    #[test]
+    fn the_rebuilt_statistics_judge_each_block_by_its_precision() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("blocks")).unwrap();
+        let staging = Staging { dir: dir.path().into(), _lock: take_lock(dir.path()).unwrap() };
+        let (members, ns, nm) = (4, 3, 2);
+        let measures = vec!["energy_b".to_string(), "trace_error".to_string()];
+        let series = SeriesFile::create(&staging.blocks(), members, ns, nm, true).unwrap();
+        // member m at sample s: energy m + s / 4, and a trace error of 1e-5 for members 1 and 3
+        let values: Vec<f64> = (0..members).flat_map(|m| (0..ns).flat_map(move |s| [m as f64 + s as f64 / 4.0, if m % 2 == 1 { 1e-5 } else { 0.0 }])).collect();
+        let fp = serde_json::json!({"config": "test"});
+        let bytes = |acc: &StatsAccumulator| {
+            let mut b = vec![];
+            acc.write_to(&mut b).unwrap();
+            b
+        };
+        for (precision, healthy) in [(Precision::F32, [true; 4]), (Precision::F64, [true, false, true, false])] {
+            let mut progress = Progress { fingerprint: fp.clone(), members_per_block: 2, measures: measures.clone(), ..Default::default() };
+            let row = ns * nm;
+            for b in 0..2 {
+                let entry = series.write_block(2 * b, &values[2 * b * row..(2 * b + 2) * row]).unwrap();
+                let summary = write_atomic_hashed(&staging.blocks().join(format!("{b:06}.summary")), |w| w.write_all(b"summary rows\n")).unwrap();
+                progress.blocks.push(BlockRecord { block: b, members: 2, values: Some(entry), states: None, summary, backend: "cpu".into(), precision });
+                progress.done.push(b);
+            }
+            let ok = healthy.iter().filter(|&&h| h).count() as u64;
+            progress.health.ok = ok;
+            // the accumulator is not written: the series holds the values
+            save_checkpoint(&staging, &mut progress, &StatsAccumulator::new(ns, nm)).unwrap();
+            assert!(progress.stats_state.is_none());
+            let (_, rebuilt) = load_checkpoint(&staging.dir, members, ns, &fp, "out").unwrap();
+            let mut expected = StatsAccumulator::new(ns, nm);
+            expected.add_block(&values, &healthy);
+            assert_eq!(bytes(&rebuilt), bytes(&expected), "{precision:?}");
+            assert_eq!(rebuilt.cell(0, 0).n, ok);
+            // a checkpoint counting the other precision's healthy members is refused
+            progress.health.ok = 6 - ok;
+            save_checkpoint(&staging, &mut progress, &StatsAccumulator::new(ns, nm)).unwrap();
+            let err = load_checkpoint(&staging.dir, members, ns, &fp, "out").unwrap_err().to_string();
+            assert!(err.contains("checkpoint.json") && err.contains("healthy members"), "{err}");
+        }
+    }
 }

@@ -162,19 +162,41 @@ impl SeriesFile {
         self.same_hash(first, count, &hash, want)
     }
 
-    /// The values of members [first, first + count), read once and checked against their
-    /// checkpoint entry in that read.
-    pub(super) fn read_checked_block(&self, first: usize, count: usize, want: &FileEntry) -> std::result::Result<Vec<f64>, String> {
+    /// The values of members [first, first + count), read once, a piece of whole members
+    /// (about `PIECE` bytes, bounded whatever the entry claims) at a time, each passed to
+    /// `each` as it is read, and checked against their checkpoint entry in that read: an
+    /// error after the last piece where they differ (what `each` saw is then to be dropped).
+    pub(super) fn read_checked_block(&self, first: usize, count: usize, want: &FileEntry, each: impl FnMut(&[f64])) -> std::result::Result<(), String> {
+        self.read_checked_in_pieces(first, count, want, PIECE, each)
+    }
+
+    fn read_checked_in_pieces(
+        &self,
+        first: usize,
+        count: usize,
+        want: &FileEntry,
+        piece_bytes: usize,
+        mut each: impl FnMut(&[f64]),
+    ) -> std::result::Result<(), String> {
         let (offset, bytes) = self.recorded_range(first, count, want)?;
-        let mut values = vec![0f64; bytes as usize / 8];
-        let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut values);
-        read_at(&self.file, raw, offset).map_err(|e| format!("{}: {e}", self.path.display()))?;
-        let hash = blake3::Hasher::new().update_rayon(raw).finalize().to_hex().to_string();
-        self.same_hash(first, count, &hash, want)?;
-        if cfg!(target_endian = "big") {
-            values.iter_mut().for_each(|v| *v = f64::from_bits(u64::from_le(v.to_bits())));
+        let row = self.row_bytes.max(8);
+        let piece_rows = (piece_bytes as u64 / row).max(1);
+        let mut values = vec![0f64; (piece_rows * row).min(bytes) as usize / 8];
+        let mut hasher = blake3::Hasher::new();
+        let mut done = 0u64;
+        while done < bytes {
+            let n = (piece_rows * row).min(bytes - done) as usize;
+            let piece = &mut values[..n / 8];
+            let raw: &mut [u8] = bytemuck::cast_slice_mut(piece);
+            read_at(&self.file, raw, offset + done).map_err(|e| format!("{}: {e}", self.path.display()))?;
+            hasher.update_rayon(raw);
+            if cfg!(target_endian = "big") {
+                piece.iter_mut().for_each(|v| *v = f64::from_bits(u64::from_le(v.to_bits())));
+            }
+            each(piece);
+            done += n as u64;
         }
-        Ok(values)
+        self.same_hash(first, count, hasher.finalize().to_hex().as_str(), want)
     }
 
     /// The byte range of members [first, first + count), where their entry records it.
@@ -368,19 +390,34 @@ mod tests {
         let s = SeriesFile::open(dir.path(), members, nt, nm).unwrap();
         s.check_block(0, 2, &first).unwrap();
         s.check_block(2, 3, &second).unwrap();
-        assert_eq!(s.read_checked_block(2, 3, &second).unwrap(), &all[2 * row..]);
-        assert_eq!(s.read_checked_block(0, 2, &first).unwrap(), &all[..2 * row]);
+        let read = |first: usize, count: usize, want: &FileEntry| {
+            let mut got = vec![];
+            s.read_checked_block(first, count, want, |piece| got.extend_from_slice(piece)).map(|()| got)
+        };
+        assert_eq!(read(2, 3, &second).unwrap(), &all[2 * row..]);
+        assert_eq!(read(0, 2, &first).unwrap(), &all[..2 * row]);
+        // in pieces of whole members, however small the pieces asked for
+        for piece_bytes in [1, row * 8, row * 8 + 1, 2 * row * 8, 1 << 20] {
+            let mut pieces = vec![];
+            s.read_checked_in_pieces(2, 3, &second, piece_bytes, |piece| pieces.push(piece.to_vec())).unwrap();
+            assert!(pieces.iter().all(|p| !p.is_empty() && p.len() % row == 0 && p.len() <= row.max(piece_bytes / 8 / row * row)), "{piece_bytes}");
+            assert_eq!(pieces.concat(), &all[2 * row..]);
+        }
         assert!(s.check_block(0, 3, &first).is_err(), "a range of another size");
-        assert!(s.read_checked_block(0, 3, &first).is_err(), "a range of another size");
-        assert!(s.read_checked_block(4, 2, &second).is_err(), "a range past the end");
+        assert!(read(0, 3, &first).is_err(), "a range of another size");
+        assert!(read(4, 2, &second).is_err(), "a range past the end");
         assert!(s.check_block(4, 2, &second).is_err(), "a range past the end");
         let mut damaged = bytes.clone();
         damaged[header.len() + 2 * row * 8 + 3] ^= 1; // in member 2, the second block
         std::fs::write(s.path(), &damaged).unwrap();
         assert!(s.check_block(0, 2, &first).is_ok());
         assert!(s.check_block(2, 3, &second).unwrap_err().contains("differ from their hash"));
-        assert_eq!(s.read_checked_block(0, 2, &first).unwrap(), &all[..2 * row]);
-        assert!(s.read_checked_block(2, 3, &second).unwrap_err().contains("differ from their hash"));
+        let read = |first: usize, count: usize, want: &FileEntry| {
+            let mut got = vec![];
+            s.read_checked_block(first, count, want, |piece| got.extend_from_slice(piece)).map(|()| got)
+        };
+        assert_eq!(read(0, 2, &first).unwrap(), &all[..2 * row]);
+        assert!(read(2, 3, &second).unwrap_err().contains("differ from their hash"));
         // another run's layout, a truncated file, an edited header, a missing file
         assert!(SeriesFile::open(dir.path(), members + 1, nt, nm).unwrap_err().contains("bytes"));
         std::fs::write(s.path(), &bytes[..bytes.len() - 1]).unwrap();
