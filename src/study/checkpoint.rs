@@ -248,8 +248,9 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
             let first = first.expect("checked");
             match rebuilt.as_mut() {
                 Some((acc, healthy)) => {
-                    // (pieces of whole members: the accumulator is the same however the values come)
-                    s.read_checked_block(first, b.members, v, |values| {
+                    // (in pieces of whole members of at most a block's memory budget: the
+                    // accumulator is the same however the values come)
+                    s.read_checked_block(first, b.members, v, super::block_budget() as usize, |values| {
                         let include: Vec<bool> =
                             values.chunks_exact(n_samples * measures.len()).map(|member| member_health(member, &measures, b.precision) == Health::Ok).collect();
                         *healthy += include.iter().filter(|&&ok| ok).count() as u64;

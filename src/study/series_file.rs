@@ -163,14 +163,10 @@ impl SeriesFile {
     }
 
     /// The values of members [first, first + count), read once, a piece of whole members
-    /// (about `PIECE` bytes, bounded whatever the entry claims) at a time, each passed to
-    /// `each` as it is read, and checked against their checkpoint entry in that read: an
+    /// (at most `piece_bytes`, or one member, whatever the entry claims) at a time, each passed
+    /// to `each` as it is read, and checked against their checkpoint entry in that read: an
     /// error after the last piece where they differ (what `each` saw is then to be dropped).
-    pub(super) fn read_checked_block(&self, first: usize, count: usize, want: &FileEntry, each: impl FnMut(&[f64])) -> std::result::Result<(), String> {
-        self.read_checked_in_pieces(first, count, want, PIECE, each)
-    }
-
-    fn read_checked_in_pieces(
+    pub(super) fn read_checked_block(
         &self,
         first: usize,
         count: usize,
@@ -392,14 +388,14 @@ mod tests {
         s.check_block(2, 3, &second).unwrap();
         let read = |first: usize, count: usize, want: &FileEntry| {
             let mut got = vec![];
-            s.read_checked_block(first, count, want, |piece| got.extend_from_slice(piece)).map(|()| got)
+            s.read_checked_block(first, count, want, PIECE, |piece| got.extend_from_slice(piece)).map(|()| got)
         };
         assert_eq!(read(2, 3, &second).unwrap(), &all[2 * row..]);
         assert_eq!(read(0, 2, &first).unwrap(), &all[..2 * row]);
         // in pieces of whole members, however small the pieces asked for
         for piece_bytes in [1, row * 8, row * 8 + 1, 2 * row * 8, 1 << 20] {
             let mut pieces = vec![];
-            s.read_checked_in_pieces(2, 3, &second, piece_bytes, |piece| pieces.push(piece.to_vec())).unwrap();
+            s.read_checked_block(2, 3, &second, piece_bytes, |piece| pieces.push(piece.to_vec())).unwrap();
             assert!(pieces.iter().all(|p| !p.is_empty() && p.len() % row == 0 && p.len() <= row.max(piece_bytes / 8 / row * row)), "{piece_bytes}");
             assert_eq!(pieces.concat(), &all[2 * row..]);
         }
@@ -414,7 +410,7 @@ mod tests {
         assert!(s.check_block(2, 3, &second).unwrap_err().contains("differ from their hash"));
         let read = |first: usize, count: usize, want: &FileEntry| {
             let mut got = vec![];
-            s.read_checked_block(first, count, want, |piece| got.extend_from_slice(piece)).map(|()| got)
+            s.read_checked_block(first, count, want, PIECE, |piece| got.extend_from_slice(piece)).map(|()| got)
         };
         assert_eq!(read(0, 2, &first).unwrap(), &all[..2 * row]);
         assert!(read(2, 3, &second).unwrap_err().contains("differ from their hash"));
