@@ -145,7 +145,7 @@ pub(super) fn open_staging(
         }
         let lock = take_lock(&dir)?;
         let loaded = if dir.join("checkpoint.json").exists() {
-            Some(load_checkpoint(&dir, members, n_samples, fp, &shown.to_string())?)
+            Some(load_checkpoint(&dir, members, n_samples, fp, &shown.to_string(), super::block_budget() as usize)?)
         } else {
             None // killed before the first block finished: start from scratch
         };
@@ -196,7 +196,16 @@ pub(super) fn save_checkpoint(staging: &Staging, progress: &mut Progress, acc: &
 /// Read and check a checkpoint before any work: its own hash, the statistics state and every
 /// finished block's files (size and BLAKE3), and that its blocks are this run's. Anything
 /// damaged, missing or edited is an error naming the file, with the way to start over.
-fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json::Value, shown: &str) -> Result<(Progress, StatsAccumulator)> {
+/// A statistics state rebuilt from the series reads it in pieces of at most `piece_bytes` (or
+/// one member).
+fn load_checkpoint(
+    dir: &Path,
+    members: usize,
+    n_samples: usize,
+    fp: &serde_json::Value,
+    shown: &str,
+    piece_bytes: usize,
+) -> Result<(Progress, StatsAccumulator)> {
     let ck = dir.join("checkpoint.json");
     let restart = "pass --force without --resume to start the run over";
     let damaged = |path: &Path, why: String| QbatError::invalid(path.display().to_string(), format!("the checkpoint is damaged: {why}; {restart}"));
@@ -230,6 +239,14 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
         p.measures.iter().map(|m| Measure::from_name(m).map_err(|_| damaged(&ck, format!("it names the measure '{m}'")))).collect::<Result<_>>()?;
     let series_path = dir.join("blocks").join(SERIES_FILE);
     let mut series: Option<SeriesFile> = None;
+    // (before any file is read: a block listed twice would be read twice)
+    let mut listed: Vec<usize> = p.blocks.iter().map(|b| b.block).collect();
+    listed.sort_unstable();
+    let mut done = p.done.clone();
+    done.sort_unstable();
+    if listed != done || listed.windows(2).any(|w| w[0] == w[1]) {
+        return Err(damaged(&ck, "its finished blocks and their files disagree".into()));
+    }
     for b in &p.blocks {
         let tag = format!("{:06}", b.block);
         if let Some(v) = &b.values {
@@ -250,7 +267,7 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
                 Some((acc, healthy)) => {
                     // (in pieces of whole members of at most a block's memory budget: the
                     // accumulator is the same however the values come)
-                    s.read_checked_block(first, b.members, v, super::block_budget() as usize, |values| {
+                    s.read_checked_block(first, b.members, v, piece_bytes, |values| {
                         let include: Vec<bool> =
                             values.chunks_exact(n_samples * measures.len()).map(|member| member_health(member, &measures, b.precision) == Health::Ok).collect();
                         *healthy += include.iter().filter(|&&ok| ok).count() as u64;
@@ -267,13 +284,6 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
         }
         check_file(&dir.join("blocks").join(format!("{tag}.summary")), &b.summary)
             .map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.summary")), why))?;
-    }
-    let mut listed: Vec<usize> = p.blocks.iter().map(|b| b.block).collect();
-    listed.sort_unstable();
-    let mut done = p.done.clone();
-    done.sort_unstable();
-    if listed != done || listed.windows(2).any(|w| w[0] == w[1]) {
-        return Err(damaged(&ck, "its finished blocks and their files disagree".into()));
     }
     if let Some((acc, healthy)) = rebuilt {
         if healthy != p.health.ok {
@@ -296,7 +306,6 @@ fn load_checkpoint(dir: &Path, members: usize, n_samples: usize, fp: &serde_json
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     /// A resume rebuilds the statistics judging each block's members by the block's own
     /// precision: a trace error of 1e-5 is healthy in an f32 block and flagged in an f64 one.
@@ -330,15 +339,18 @@ mod tests {
             // the accumulator is not written: the series holds the values
             save_checkpoint(&staging, &mut progress, &StatsAccumulator::new(ns, nm)).unwrap();
             assert!(progress.stats_state.is_none());
-            let (_, rebuilt) = load_checkpoint(&staging.dir, members, ns, &fp, "out").unwrap();
             let mut expected = StatsAccumulator::new(ns, nm);
             expected.add_block(&values, &healthy);
-            assert_eq!(bytes(&rebuilt), bytes(&expected), "{precision:?}");
-            assert_eq!(rebuilt.cell(0, 0).n, ok);
+            // a block read whole, or a member at a time
+            for piece_bytes in [1 << 20, 1] {
+                let (_, rebuilt) = load_checkpoint(&staging.dir, members, ns, &fp, "out", piece_bytes).unwrap();
+                assert_eq!(bytes(&rebuilt), bytes(&expected), "{precision:?}, pieces of {piece_bytes} bytes");
+                assert_eq!(rebuilt.cell(0, 0).n, ok);
+            }
             // a checkpoint counting the other precision's healthy members is refused
             progress.health.ok = 6 - ok;
             save_checkpoint(&staging, &mut progress, &StatsAccumulator::new(ns, nm)).unwrap();
-            let err = load_checkpoint(&staging.dir, members, ns, &fp, "out").unwrap_err().to_string();
+            let err = load_checkpoint(&staging.dir, members, ns, &fp, "out", 1 << 20).unwrap_err().to_string();
             assert!(err.contains("checkpoint.json") && err.contains("healthy members"), "{err}");
         }
     }
