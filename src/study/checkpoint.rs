@@ -48,6 +48,14 @@ pub(super) struct Progress {
     pub(super) requested_backend: String,
 }
 
+impl Progress {
+    /// Every finished block's values are in the series (`--series`): the statistics state
+    /// is rebuilt from them, not written.
+    fn series_holds_every_block(&self) -> bool {
+        self.blocks.iter().all(|b| b.values.is_some())
+    }
+}
+
 /// The verified members of one precision and each measure's largest deviation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(super) struct VerifyGroup {
@@ -177,7 +185,7 @@ pub(super) fn save_checkpoint(staging: &Staging, progress: &mut Progress, acc: &
     // Where every finished block's values are in the series, a resume rebuilds the
     // accumulator from them (it is exact whatever the order of the blocks), so no state is
     // written: the state grows with the run, and was written again after every block.
-    progress.stats_state = match progress.blocks.iter().all(|b| b.values.is_some()) {
+    progress.stats_state = match progress.series_holds_every_block() {
         true => None,
         false => {
             let sp = staging.dir.join(format!("stats-state-{}.bin", progress.generation));
@@ -229,7 +237,7 @@ fn load_checkpoint(
             check_file(&sp, want).map_err(|why| damaged(&sp, why))?;
             None
         }
-        None if p.blocks.iter().all(|b| b.values.is_some()) => Some((StatsAccumulator::new(n_samples, p.measures.len()), 0u64)),
+        None if p.series_holds_every_block() => Some((StatsAccumulator::new(n_samples, p.measures.len()), 0u64)),
         None => return Err(damaged(&ck, "it names no statistics state".into())),
     };
     if p.measures.is_empty() {

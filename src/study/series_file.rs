@@ -157,9 +157,7 @@ impl SeriesFile {
     /// Members [first, first + count) against their checkpoint entry: the reason they
     /// differ, if they do.
     pub(super) fn check_block(&self, first: usize, count: usize, want: &FileEntry) -> std::result::Result<(), String> {
-        let (offset, bytes) = self.recorded_range(first, count, want)?;
-        let hash = self.hash_range(offset, bytes).map_err(|e| format!("{}: {e}", self.path.display()))?;
-        self.same_hash(first, count, &hash, want)
+        self.read_checked_block(first, count, want, PIECE, |_| {})
     }
 
     /// The values of members [first, first + count), read once, a piece of whole members
@@ -192,7 +190,10 @@ impl SeriesFile {
             each(piece);
             done += n as u64;
         }
-        self.same_hash(first, count, hasher.finalize().to_hex().as_str(), want)
+        match hasher.finalize().to_hex().as_str() == want.blake3 {
+            true => Ok(()),
+            false => Err(format!("the values of members {first}..{} in {} differ from their hash", first + count, self.path.display())),
+        }
     }
 
     /// The byte range of members [first, first + count), where their entry records it.
@@ -210,13 +211,6 @@ impl SeriesFile {
             ));
         }
         Ok((offset, bytes))
-    }
-
-    fn same_hash(&self, first: usize, count: usize, hash: &str, want: &FileEntry) -> std::result::Result<(), String> {
-        match hash == want.blake3 {
-            true => Ok(()),
-            false => Err(format!("the values of members {first}..{} in {} differ from their hash", first + count, self.path.display())),
-        }
     }
 
     /// The values of members [first, first + count).
@@ -408,10 +402,6 @@ mod tests {
         std::fs::write(s.path(), &damaged).unwrap();
         assert!(s.check_block(0, 2, &first).is_ok());
         assert!(s.check_block(2, 3, &second).unwrap_err().contains("differ from their hash"));
-        let read = |first: usize, count: usize, want: &FileEntry| {
-            let mut got = vec![];
-            s.read_checked_block(first, count, want, PIECE, |piece| got.extend_from_slice(piece)).map(|()| got)
-        };
         assert_eq!(read(0, 2, &first).unwrap(), &all[..2 * row]);
         assert!(read(2, 3, &second).unwrap_err().contains("differ from their hash"));
         // another run's layout, a truncated file, an edited header, a missing file
