@@ -82,12 +82,19 @@ const NEG: u32 = 1 << 31;
 /// The pending entry of a value in the zero bucket.
 const ZERO_KEY: u32 = u32::MAX;
 
-/// Scratch buffers of `fold_keys`, reused from cell to cell.
+/// The widest key range, in slots per pending key, that `Sketch::fold` counts in an array
+/// rather than sorting: of 4, 16, 64 and 256, 16 measured fastest in the statistics bench (64
+/// and 256 about as fast, 4 a quarter slower; benches/RESULTS.md). The array never outgrows
+/// `MAX_KEY` slots (4 MiB), however large the block.
+const DENSE_SLOTS_PER_KEY: usize = 16;
+
+/// Scratch buffers of `Sketch::fold`, reused from cell to cell.
 #[derive(Default)]
 pub(super) struct FoldScratch {
     keys: Vec<u32>,
     counts: Vec<u32>,
-    /// counts by key offset, for the dense path
+    /// counts by key offset, for the dense path: all zeros between calls (the scan that
+    /// reads the counts clears them), so that it is never cleared whole
     dense: Vec<u32>,
 }
 
@@ -116,9 +123,9 @@ pub(super) struct Sketch {
 impl Sketch {
     /// Fold one block's pending keys (any order) into the buckets, as sorted, distinct
     /// (key, count) runs merged once per sign. When each sign's keys span a range of at most
-    /// `max(4 n, 1024)` keys (n keys over a few decades), they are counted in an array over
-    /// that range; otherwise sorted, which puts the positive keys first, then the negative ones
-    /// (`NEG` set), then the zero bucket's (`ZERO_KEY`). The same runs either way.
+    /// `max(DENSE_SLOTS_PER_KEY n, 1024)` keys (n keys over a few decades), they are counted in
+    /// an array over that range; otherwise sorted, which puts the positive keys first, then the
+    /// negative ones (`NEG` set), then the zero bucket's (`ZERO_KEY`). The same runs either way.
     pub(super) fn fold(&mut self, pending: &mut [u32], scratch: &mut FoldScratch) {
         let FoldScratch { keys, counts, dense } = scratch;
         // [lo, hi] of the positive and of the negative keys
@@ -133,8 +140,8 @@ impl Sketch {
             }
         }
         self.zero += zeros;
-        // a sort costs about as much per key as four array slots
-        let limit = (4 * pending.len()).max(1024) as u32;
+        // (no key range is wider than MAX_KEY: a limit past it only needs to fit in u32)
+        let limit = (DENSE_SLOTS_PER_KEY * pending.len()).clamp(1024, MAX_KEY as usize) as u32;
         let runs_of = |neg: bool, keys: &mut Vec<u32>, counts: &mut Vec<u32>, dense: &mut Vec<u32>, pending: &[u32]| {
             keys.clear();
             counts.clear();
@@ -142,14 +149,18 @@ impl Sketch {
             if lo > hi {
                 return;
             }
-            dense.clear();
-            dense.resize((hi - lo) as usize + 1, 0);
+            // `dense` is all zeros between calls: the scan below clears what the count set
+            let span = (hi - lo) as usize + 1;
+            if dense.len() < span {
+                dense.resize(span, 0);
+            }
+            let dense = &mut dense[..span];
             for &k in pending.iter().filter(|&&k| k != ZERO_KEY && (k & NEG != 0) == neg) {
                 dense[(k - lo) as usize] += 1;
             }
-            for (offset, &c) in dense.iter().enumerate().filter(|(_, &c)| c > 0) {
+            for (offset, c) in dense.iter_mut().enumerate().filter(|(_, c)| **c > 0) {
                 keys.push((lo + offset as u32) & !NEG);
-                counts.push(c);
+                counts.push(std::mem::take(c));
             }
         };
         if range.iter().all(|&(lo, hi)| lo > hi || hi - lo < limit) {
@@ -229,9 +240,13 @@ mod tests {
     #[test]
     fn folded_keys_are_the_counts_of_each_bucket() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-        for (case, span) in [10u32, 3900, 4100, 100_000, MAX_KEY - 1].into_iter().enumerate() {
+        let n = 1000;
+        // either side of the dense limit, so that both paths run, with one scratch throughout
+        // (a narrow dense count after a wide one must not see the wide one's counts)
+        let limit = (DENSE_SLOTS_PER_KEY * n) as u32;
+        let mut scratch = FoldScratch::default();
+        for (case, span) in [limit - 100, 10u32, limit + 2000, 100_000, MAX_KEY - 1, 10].into_iter().enumerate() {
             let base = rng.random_range(0..MAX_KEY - span);
-            let n = 1000;
             let mut pending: Vec<u32> = (0..n)
                 .map(|_| match rng.random_range(0..10) {
                     0 => ZERO_KEY,
@@ -250,7 +265,7 @@ mod tests {
             // a cell with buckets already, so that the merge is exercised too
             cell.pos.merge_sorted(&[base], &[5]);
             *expect[0].entry(base).or_default() += 5;
-            cell.fold(&mut pending, &mut FoldScratch::default());
+            cell.fold(&mut pending, &mut scratch);
             for (buckets, want) in [(&cell.pos, &expect[0]), (&cell.neg, &expect[1])] {
                 let got: Vec<(u32, u32)> = buckets.keys.iter().copied().zip(buckets.counts.iter().copied()).collect();
                 assert_eq!(got, want.iter().map(|(&k, &c)| (k, c)).collect::<Vec<_>>(), "case {case}");
