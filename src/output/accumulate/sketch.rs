@@ -84,7 +84,7 @@ const ZERO_KEY: u32 = u32::MAX;
 
 /// The widest key range, in slots per pending key, that `Sketch::fold` counts in an array
 /// rather than sorting: of 4, 16, 64 and 256, 16 measured fastest in the statistics bench (64
-/// and 256 about as fast, 4 a quarter slower; benches/RESULTS.md). The array never outgrows
+/// and 256 about as fast, 4 about 30% slower; benches/RESULTS.md). The array never outgrows
 /// `MAX_KEY` slots (4 MiB), however large the block.
 const DENSE_SLOTS_PER_KEY: usize = 16;
 
@@ -123,8 +123,8 @@ pub(super) struct Sketch {
 impl Sketch {
     /// Fold one block's pending keys (any order) into the buckets, as sorted, distinct
     /// (key, count) runs merged once per sign. When each sign's keys span a range of at most
-    /// `max(DENSE_SLOTS_PER_KEY n, 1024)` keys (n keys over a few decades), they are counted in
-    /// an array over that range; otherwise sorted, which puts the positive keys first, then the
+    /// `DENSE_SLOTS_PER_KEY n` keys, but at least 1024 (n keys over a few decades), they are
+    /// counted in an array over that range; otherwise sorted, which puts the positive keys first, then the
     /// negative ones (`NEG` set), then the zero bucket's (`ZERO_KEY`). The same runs either way.
     pub(super) fn fold(&mut self, pending: &mut [u32], scratch: &mut FoldScratch) {
         let FoldScratch { keys, counts, dense } = scratch;
