@@ -124,8 +124,9 @@ impl Sketch {
     /// Fold one block's pending keys (any order) into the buckets, as sorted, distinct
     /// (key, count) runs merged once per sign. When each sign's keys span a range of at most
     /// `DENSE_SLOTS_PER_KEY n` keys, but at least 1024 (n keys over a few decades), they are
-    /// counted in an array over that range; otherwise sorted, which puts the positive keys first, then the
-    /// negative ones (`NEG` set), then the zero bucket's (`ZERO_KEY`). The same runs either way.
+    /// counted in an array over that range; otherwise sorted, which puts the positive keys
+    /// first, then the negative ones (`NEG` set), then the zero bucket's (`ZERO_KEY`). The same
+    /// runs either way.
     pub(super) fn fold(&mut self, pending: &mut [u32], scratch: &mut FoldScratch) {
         let FoldScratch { keys, counts, dense } = scratch;
         // [lo, hi] of the positive and of the negative keys
