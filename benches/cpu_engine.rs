@@ -97,5 +97,27 @@ fn measures_bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cpu_benches, statistics_bench, measures_bench);
+/// The analysis' Spearman ranks alone (`analyze::ranks`): a pooled column of 2.02 million
+/// distinct samples and one sample time's 20,000, like the main job's (log-uniform over 20
+/// binades, as bell_chsh spans 3.7e-7 to 0.83).
+fn ranks_bench(c: &mut Criterion) {
+    use qbat_gpu::analyze::ranks;
+    let pooled = if quick() { 202_000 } else { 2_020_000 };
+    let mut seed = 11u64;
+    let values: Vec<f64> = (0..pooled)
+        .map(|_| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            2f64.powf(-20.0 * (seed >> 11) as f64 / (1u64 << 53) as f64)
+        })
+        .collect();
+    let mut group = c.benchmark_group("ranks");
+    group.sample_size(10);
+    for n in [pooled, 20_000] {
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("ranks of {n} samples"), |b| b.iter(|| ranks(&values[..n])));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, cpu_benches, statistics_bench, measures_bench, ranks_bench);
 criterion_main!(benches);

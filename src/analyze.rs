@@ -189,7 +189,7 @@ fn varying_ranks(v: &[f64]) -> Option<Vec<u32>> {
 }
 
 /// `varying_ranks`, sorting in `scratch`.
-fn varying_ranks_with(v: &[f64], scratch: &mut Vec<(u64, usize)>) -> Option<Vec<u32>> {
+fn varying_ranks_with(v: &[f64], scratch: &mut Vec<u64>) -> Option<Vec<u32>> {
     (v.len() >= 2 && !is_constant(v)).then(|| doubled_ranks_with(v, scratch))
 }
 
@@ -258,6 +258,34 @@ fn monotone_counts(blocks: &[&[f64]], pair_k: &[(usize, usize)], nt: usize, nm: 
         }
     }
     counts
+}
+
+/// Copy the used measures of `subset` (members `first..` of the correlation set) into the
+/// pooled columns, laid out time by time (`pooled[c][s * members + u]`). Each task takes a
+/// range of sample times: the columns' parts for those times are its own, and it reads only
+/// its part of each member's block.
+fn gather_pooled(pooled: &mut [Vec<f64>], used: &[usize], subset: &[&[f64]], first: usize, members: usize, (nt, nm): (usize, usize)) {
+    let times_per_task = nt.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    // tasks[t][c]: column c at the times of task t
+    let mut tasks: Vec<Vec<&mut [f64]>> = vec![];
+    for col in pooled.iter_mut() {
+        for (t, part) in col.chunks_mut(times_per_task * members.max(1)).enumerate() {
+            if tasks.len() == t {
+                tasks.push(vec![]);
+            }
+            tasks[t].push(part);
+        }
+    }
+    tasks.into_par_iter().enumerate().for_each(|(t, mut cols)| {
+        let times = t * times_per_task..((t + 1) * times_per_task).min(nt);
+        for (j, block) in subset.iter().enumerate() {
+            for (col, &k) in cols.iter_mut().zip(used) {
+                for (r, s) in times.clone().enumerate() {
+                    col[r * members + first + j] = block[s * nm + k];
+                }
+            }
+        }
+    });
 }
 
 fn sort_order(a: &[f64]) -> Vec<usize> {
@@ -370,18 +398,20 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let members_used = n.min(cap);
     let flagged = flagged_members(dir)?;
     let mut skipped = 0usize;
-    // pooled[c][u * nt + s]: column c of correlation-set member u at sample s.
-    let mut pooled: Vec<Vec<f64>> = vec![Vec::with_capacity(members_used * nt); used.len()];
+    // pooled[c][s * members_used + u]: column c of correlation-set member u at sample s, time
+    // by time, so that each sample time's column is one slice (compacted below when flagged
+    // members leave gaps).
+    let mut pooled: Vec<Vec<f64>> = vec![vec![0.0; members_used * nt]; used.len()];
+    // members of the correlation set read so far
+    let mut kept = 0usize;
     // Monotone counts per pair: (increasing, decreasing, either).
     let mut counts = vec![(0usize, 0usize, 0usize); pairs.len()];
     let mut index = 0usize;
     // the pairs' 2-D histograms, counted in the same pass
     let mut hist2d = if opts.plots { Some(Hist2dCounter::new(dir, &reader, &pairs, HIST_BINS)?) } else { None };
     read_in_chunks(&mut reader, |chunk| {
-        if let Some(h) = hist2d.as_mut() {
-            h.count(chunk);
-        }
-        let mut blocks: Vec<&[f64]> = vec![];
+        // the chunk's healthy members, and those of them in the correlation set
+        let (mut blocks, mut subset): (Vec<&[f64]>, Vec<&[f64]>) = (vec![], vec![]);
         for (id, block) in chunk.members() {
             let i = index;
             index += 1;
@@ -392,16 +422,28 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
                 continue;
             }
             if in_subset(i, n, cap) {
-                for (c, &k) in used.iter().enumerate() {
-                    pooled[c].extend((0..nt).map(|s| block[s * nm + k]));
-                }
+                subset.push(block);
             }
             blocks.push(block);
         }
-        if nt >= 2 {
-            for (total, add) in counts.iter_mut().zip(monotone_counts(&blocks, &pair_k, nt, nm, monotone_tol)) {
-                *total = (total.0 + add.0, total.1 + add.1, total.2 + add.2);
-            }
+        // the three passes over the chunk side by side, each in parallel
+        let first = kept;
+        kept += subset.len();
+        let ((), monotone) = rayon::join(
+            || {
+                rayon::join(
+                    || {
+                        if let Some(h) = hist2d.as_mut() {
+                            h.count(chunk)
+                        }
+                    },
+                    || gather_pooled(&mut pooled, &used, &subset, first, members_used, (nt, nm)),
+                );
+            },
+            || (nt >= 2).then(|| monotone_counts(&blocks, &pair_k, nt, nm, monotone_tol)),
+        );
+        for (total, add) in counts.iter_mut().zip(monotone.unwrap_or_default()) {
+            *total = (total.0 + add.0, total.1 + add.1, total.2 + add.2);
         }
         Ok(())
     })?;
@@ -411,53 +453,43 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     if skipped == n {
         return Err(QbatError::Numerics(format!("{}: every member is flagged unhealthy; there is nothing to analyse", reader.path.display())));
     }
-    // The correlation set without the flagged members it would have held.
-    let members_used = pooled.first().map_or(0, |c| c.len() / nt);
+    // The correlation set without the flagged members it would have held: each time's
+    // column moved down over the gap (to an address at or below its own, so in time order
+    // nothing is overwritten before it is moved).
+    if kept < members_used {
+        for col in &mut pooled {
+            for s in 0..nt {
+                col.copy_within(s * members_used..s * members_used + kept, s * kept);
+            }
+            col.truncate(kept * nt);
+        }
+    }
+    let members_used = kept;
     let healthy = n - skipped;
     // Ranks per column (pooled) and per column and time (per_time), each computed once.
     let pooled_ranks: Vec<Option<Vec<u32>>> = pooled.par_iter().map_init(Vec::new, |scratch, c| varying_ranks_with(c, scratch)).collect();
-    // Per time, each used column's samples and ranks once (a column is in several pairs). The
-    // samples of `TIMES_PER_GATHER` consecutive times sit side by side in each member's row of
-    // a pooled column, so a group of times is gathered in one pass over the members.
-    const TIMES_PER_GATHER: usize = 8;
-    let per_time: Vec<Vec<PairRow>> = (0..nt.div_ceil(TIMES_PER_GATHER))
+    // Per time, each used column's ranks once (a column is in several pairs).
+    let per_time: Vec<Vec<PairRow>> = (0..nt)
         .into_par_iter()
-        .flat_map_iter(|g| {
-            let times = g * TIMES_PER_GATHER..((g + 1) * TIMES_PER_GATHER).min(nt);
-            // cols[c][j]: column c's samples at time times.start + j, in member order
-            let mut cols: Vec<Vec<Vec<f64>>> = vec![vec![Vec::with_capacity(members_used); times.len()]; used.len()];
-            for (col, pooled_col) in cols.iter_mut().zip(&pooled) {
-                for row in pooled_col.chunks_exact(nt) {
-                    for (at, &x) in col.iter_mut().zip(&row[times.clone()]) {
-                        at.push(x);
-                    }
-                }
-            }
-            let (pairs, pair_cols, times_of_run) = (&pairs, &pair_cols, &reader.times);
-            times
-                .clone()
-                .map(move |s| {
-                    let at: Vec<&Vec<f64>> = cols.iter().map(|c| &c[s - times.start]).collect();
-                    let mut scratch = vec![];
-                    let col_ranks: Vec<Option<Vec<u32>>> = at.iter().map(|x| varying_ranks_with(x, &mut scratch)).collect();
-                    pairs
-                        .iter()
-                        .zip(pair_cols)
-                        .map(|((a, b), &(ca, cb))| PairRow {
-                            a: a.clone(),
-                            b: b.clone(),
-                            scope: Scope::PerTime,
-                            t: Some(times_of_run[s]),
-                            n: members_used,
-                            pearson: pearson_checked(at[ca], at[cb]),
-                            spearman: spearman_of(&col_ranks[ca], &col_ranks[cb]),
-                            monotone_fraction: None,
-                            monotone_increasing: None,
-                            monotone_decreasing: None,
-                        })
-                        .collect::<Vec<PairRow>>()
+        .map_init(Vec::new, |scratch, s| {
+            let at: Vec<&[f64]> = pooled.iter().map(|c| &c[s * members_used..(s + 1) * members_used]).collect();
+            let col_ranks: Vec<Option<Vec<u32>>> = at.iter().map(|x| varying_ranks_with(x, scratch)).collect();
+            pairs
+                .iter()
+                .zip(&pair_cols)
+                .map(|((a, b), &(ca, cb))| PairRow {
+                    a: a.clone(),
+                    b: b.clone(),
+                    scope: Scope::PerTime,
+                    t: Some(reader.times[s]),
+                    n: members_used,
+                    pearson: pearson_checked(at[ca], at[cb]),
+                    spearman: spearman_of(&col_ranks[ca], &col_ranks[cb]),
+                    monotone_fraction: None,
+                    monotone_increasing: None,
+                    monotone_decreasing: None,
                 })
-                .collect::<Vec<_>>()
+                .collect()
         })
         .collect();
     // The pooled row of each pair, the pairs in parallel.

@@ -26,72 +26,135 @@ pub fn ranks(v: &[f64]) -> Vec<f64> {
 /// fewer than 2^31 values, sorting in `scratch` (reused: fresh memory is paid for page by
 /// page). Half the memory of f64 ranks; a Pearson correlation of doubled ranks is that of the
 /// ranks, bit for bit (scaling by 2 is exact through its sums, products and square root).
-pub(super) fn doubled_ranks_with(v: &[f64], scratch: &mut Vec<(u64, usize)>) -> Vec<u32> {
+pub(super) fn doubled_ranks_with(v: &[f64], scratch: &mut Vec<u64>) -> Vec<u32> {
     assert!(v.len() < 1 << 31, "doubled ranks of {} values overflow u32", v.len());
     let mut r = vec![0u32; v.len()];
     rank_runs(v, scratch, |k, doubled| r[k] = doubled as u32);
     r
 }
 
+/// The key of a sample as ranked: `total_order_key`, -0 taken as +0.
+fn rank_key(x: f64) -> u64 {
+    total_order_key(x + 0.0)
+}
+
+/// Keys before -inf's or past +inf's are NaNs, which tie with nothing.
+fn is_nan_key(key: u64) -> bool {
+    !(!0xFFF0_0000_0000_0000..=0xFFF0_0000_0000_0000).contains(&key)
+}
+
 /// Sort `v` into `scratch` and call `put(index, i + j + 2)` for each sample, [i, j] the
 /// 0-based positions of its run of equal keys.
-fn rank_runs(v: &[f64], scratch: &mut Vec<(u64, usize)>, mut put: impl FnMut(usize, u64)) {
-    sort_by_key_into(v, scratch);
-    let keyed = &scratch[..];
+fn rank_runs(v: &[f64], scratch: &mut Vec<u64>, mut put: impl FnMut(usize, u64)) {
+    let packing = sort_packed_into(v, scratch);
+    let sorted = &mut scratch[..];
+    let index = |p: u64| packing.index(p);
     let mut i = 0;
-    while i < keyed.len() {
-        let key = keyed[i].0;
+    while i < sorted.len() {
+        // [i, j]: samples whose keys agree above the bits the packing dropped (equal keys,
+        // when it dropped none)
+        let high = sorted[i] >> packing.index_bits;
         let mut j = i;
-        // Keys past +inf's or before -inf's are NaNs.
-        if (!0xFFF0_0000_0000_0000..=0xFFF0_0000_0000_0000).contains(&key) {
-            while j + 1 < keyed.len() && keyed[j + 1].0 == key {
-                j += 1;
-            }
+        while j + 1 < sorted.len() && sorted[j + 1] >> packing.index_bits == high {
+            j += 1;
         }
-        let doubled = (i + j + 2) as u64;
-        for k in &keyed[i..=j] {
-            put(k.1, doubled);
+        if i == j {
+            put(index(sorted[i]), (2 * i + 2) as u64);
+            i += 1;
+            continue;
+        }
+        // the samples' own keys order the group (when bits were dropped) and tell its runs
+        let group = &mut sorted[i..=j];
+        let key_of = |p: u64| rank_key(v[index(p)]);
+        if packing.shift > 0 && !is_constant_by(group, key_of) {
+            group.sort_unstable_by_key(|&p| key_of(p));
+        }
+        let mut a = 0;
+        while a < group.len() {
+            let key = key_of(group[a]);
+            let mut b = a;
+            if !is_nan_key(key) {
+                while b + 1 < group.len() && key_of(group[b + 1]) == key {
+                    b += 1;
+                }
+            }
+            let doubled = (2 * i + a + b + 2) as u64;
+            for &p in &group[a..=b] {
+                put(index(p), doubled);
+            }
+            a = b + 1;
         }
         i = j + 1;
     }
 }
 
-/// `sorted` := (key, index) of every sample of `v`, sorted by key (ties in any order). A radix
-/// sort of a large sample at once moves every element through memory once per key byte; so
-/// one pass first splits the keys by their top varying bits into buckets (in key order) small
-/// enough for the cache, and each bucket is radix-sorted there.
-fn sort_by_key_into(v: &[f64], sorted: &mut Vec<(u64, usize)>) {
+fn is_constant_by(group: &[u64], key_of: impl Fn(u64) -> u64) -> bool {
+    let first = key_of(group[0]);
+    group.iter().all(|&p| key_of(p) == first)
+}
+
+/// Bits of a packed sample: its key's top bits (less the sample's smallest key) above its
+/// index, so the radix sort moves 8 bytes a sample, not a (key, index) pair's 16. A sample
+/// whose keys span more than 64 - index bits loses its keys' lowest bits: samples that share
+/// the kept bits (ties, or values a few hundred ulps apart in a sample spanning many binades)
+/// are sorted again by their full keys, in their small groups.
+const PACKED_BITS: u32 = 64;
+
+/// How `sort_packed_into` packs sample i: `((key - lo) >> shift) << index_bits | i`.
+struct Packing {
+    index_bits: u32,
+    shift: u32,
+}
+
+impl Packing {
+    fn index(&self, packed: u64) -> usize {
+        (packed & ((1u64 << self.index_bits) - 1)) as usize
+    }
+}
+
+/// `sorted` := every sample of `v` packed (see `Packing`), sorted: by key, except that keys
+/// agreeing above the dropped `shift` bits are in index order. A radix sort of a large sample
+/// at once moves every element through memory once per key byte; so one pass first splits
+/// the packed samples by their top bits into buckets (in key order) small enough for the
+/// cache, and each bucket is radix-sorted there.
+fn sort_packed_into(v: &[f64], sorted: &mut Vec<u64>) -> Packing {
     // 2^12 buckets, even in the key: a few thousand samples each for a sample spread over its
     // range; a skewed one leaves some buckets larger (sorted as correctly, less in cache)
     const BUCKET_BITS: u32 = 12;
-    let key = |x: f64| total_order_key(x + 0.0);
+    let index_bits = usize::BITS - v.len().saturating_sub(1).leading_zeros();
+    let (lo, hi) = v.iter().fold((u64::MAX, 0), |(lo, hi), &x| (lo.min(rank_key(x)), hi.max(rank_key(x))));
+    let span_bits = u64::BITS - hi.saturating_sub(lo).leading_zeros();
+    let key_bits = span_bits.min(PACKED_BITS.saturating_sub(index_bits));
+    let packing = Packing { index_bits, shift: span_bits - key_bits };
+    let pack = |i: usize, x: f64| ((rank_key(x) - lo).checked_shr(packing.shift).unwrap_or(0) << index_bits) | i as u64;
     sorted.clear();
     if v.len() < 1 << 16 {
-        sorted.extend(v.iter().enumerate().map(|(i, &x)| (key(x), i)));
-        radsort::sort_by_key(sorted, |k| k.0);
-        return;
+        sorted.extend(v.iter().enumerate().map(|(i, &x)| pack(i, x)));
+        radsort::sort(sorted);
+        return packing;
     }
-    let (lo, hi) = v.iter().fold((u64::MAX, 0), |(lo, hi), &x| (lo.min(key(x)), hi.max(key(x))));
-    // (key - lo) >> shift is the bucket: non-decreasing in the key, below 2^BUCKET_BITS
-    let shift = (64 - (hi - lo).leading_zeros()).saturating_sub(BUCKET_BITS);
-    let bucket = |x: f64| ((key(x) - lo) >> shift) as usize;
-    let mut starts = vec![0usize; ((hi - lo) >> shift) as usize + 2];
-    for &x in v {
-        starts[bucket(x) + 1] += 1;
+    // (packed >> bucket_shift) is the bucket: non-decreasing in the packed sample, below
+    // 2^BUCKET_BITS
+    let bucket_shift = (key_bits + index_bits).saturating_sub(BUCKET_BITS);
+    let mut starts = vec![0usize; (1 << (key_bits + index_bits - bucket_shift)) + 1];
+    for (i, &x) in v.iter().enumerate() {
+        starts[(pack(i, x) >> bucket_shift) as usize + 1] += 1;
     }
     for b in 1..starts.len() {
         starts[b] += starts[b - 1];
     }
-    sorted.resize(v.len(), (0, 0));
+    sorted.resize(v.len(), 0);
     let mut next = starts.clone();
     for (i, &x) in v.iter().enumerate() {
-        let b = bucket(x);
-        sorted[next[b]] = (key(x), i);
+        let p = pack(i, x);
+        let b = (p >> bucket_shift) as usize;
+        sorted[next[b]] = p;
         next[b] += 1;
     }
     for w in starts.windows(2) {
-        radsort::sort_by_key(&mut sorted[w[0]..w[1]], |k| k.0);
+        radsort::sort(&mut sorted[w[0]..w[1]]);
     }
+    packing
 }
 
 #[cfg(test)]
@@ -164,6 +227,14 @@ mod tests {
         let constant = vec![0.75; n];
         for (name, v) in [("narrow", &narrow), ("wide", &wide), ("tied", &tied), ("constant", &constant)] {
             assert_eq!(ranks(v), ranks_by_sorting(v), "{name}");
+        }
+        // keys a few ulps apart beside keys of both infinities: the packing drops the keys'
+        // lowest bits, and the samples sharing the rest are ordered by their full keys
+        for n in [1000, 100_000] {
+            let mut v: Vec<f64> = (0..n).map(|_| f64::from_bits(0x3FF0_0000_0000_0000 + rng.random_range(0..1u64 << 24))).collect();
+            v[0] = f64::INFINITY;
+            v[1] = f64::NEG_INFINITY;
+            assert_eq!(ranks(&v), ranks_by_sorting(&v), "ulps apart, n = {n}");
         }
         // keys spanning about as many values as there are buckets, at the sizes around the
         // threshold of the split

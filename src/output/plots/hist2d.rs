@@ -31,6 +31,9 @@ pub struct Hist2dCounter {
     ks: Vec<(usize, usize)>,
     nt: usize,
     nm: usize,
+    /// Counts of the tasks of `count`, each laid out as the histograms' counts one after
+    /// another; added into `hists` by `finish`.
+    partial: Vec<Vec<u64>>,
 }
 
 impl Hist2dCounter {
@@ -91,30 +94,62 @@ impl Hist2dCounter {
             .zip(&ks)
             .map(|((a, b), &(ka, kb))| Hist2d { a: a.clone(), b: b.clone(), a_range: range[ka], b_range: range[kb], bins, counts: vec![0; bins * bins] })
             .collect();
-        Ok(Hist2dCounter { hists, ks, nt, nm })
+        Ok(Hist2dCounter { hists, ks, nt, nm, partial: vec![] })
     }
 
-    /// Count the samples of a chunk's members, the pairs in parallel (the counts are integers,
-    /// so the order they are added in does not matter).
+    /// Count the samples of a chunk's members. Each task takes a run of members and counts
+    /// every pair of a member while its samples are in cache (a pass per pair would stream the
+    /// chunk from memory once per pair), into counts of its own; `finish` adds them up (the
+    /// counts are integers, so the order they are added in does not matter).
     pub fn count(&mut self, chunk: &Chunk) {
-        let (nt, nm) = (self.nt, self.nm);
-        self.hists.par_iter_mut().zip(&self.ks).for_each(|(h, &(ka, kb))| {
-            let bins = h.bins;
-            // The cast truncates toward zero and saturates (NaN and negatives to 0): for the
-            // bin index that is floor, clamped, without a libm call per sample.
-            let bin = |v: f64, (lo, hi): (f64, f64)| (((v - lo) / (hi - lo) * bins as f64) as usize).min(bins - 1);
-            for (_, block) in chunk.members() {
-                for s in 0..nt {
-                    let (va, vb) = (block[s * nm + ka], block[s * nm + kb]);
-                    if va.is_finite() && vb.is_finite() {
-                        h.counts[bin(va, h.a_range) * bins + bin(vb, h.b_range)] += 1;
+        let (nt, nm, cells) = (self.nt, self.nm, self.cells());
+        if cells == 0 {
+            return;
+        }
+        let blocks: Vec<&[f64]> = chunk.members().map(|(_, block)| block).collect();
+        let tasks = rayon::current_num_threads().max(1);
+        if self.partial.len() != tasks {
+            self.fold_partials();
+            self.partial = vec![vec![0; cells * self.hists.len()]; tasks];
+        }
+        let (hists, ks) = (&self.hists, &self.ks);
+        self.partial.par_iter_mut().zip(blocks.par_chunks(blocks.len().div_ceil(tasks).max(1))).for_each(|(counts, members)| {
+            for block in members {
+                for ((h, &(ka, kb)), counts) in hists.iter().zip(ks).zip(counts.chunks_exact_mut(cells)) {
+                    let bins = h.bins;
+                    // The cast truncates toward zero and saturates (NaN and negatives to 0):
+                    // for the bin index that is floor, clamped, without a libm call per sample.
+                    let bin = |v: f64, (lo, hi): (f64, f64)| (((v - lo) / (hi - lo) * bins as f64) as usize).min(bins - 1);
+                    for s in 0..nt {
+                        let (va, vb) = (block[s * nm + ka], block[s * nm + kb]);
+                        if va.is_finite() && vb.is_finite() {
+                            counts[bin(va, h.a_range) * bins + bin(vb, h.b_range)] += 1;
+                        }
                     }
                 }
             }
         });
     }
 
-    pub fn finish(self) -> Vec<Hist2d> {
+    /// Cells of one histogram.
+    fn cells(&self) -> usize {
+        self.hists.first().map_or(0, |h| h.bins * h.bins)
+    }
+
+    /// Add the tasks' counts into the histograms and drop them.
+    fn fold_partials(&mut self) {
+        let cells = self.cells().max(1);
+        for counts in self.partial.drain(..) {
+            for (h, part) in self.hists.iter_mut().zip(counts.chunks_exact(cells)) {
+                for (c, p) in h.counts.iter_mut().zip(part) {
+                    *c += p;
+                }
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<Hist2d> {
+        self.fold_partials();
         self.hists
     }
 }
