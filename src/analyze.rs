@@ -38,8 +38,8 @@ pub use ranks::ranks;
 /// Default cap on the members of the correlation set.
 pub const DEFAULT_MAX_MEMBERS: usize = 20_000;
 /// Cap on the (member, time) samples per measure held for the pooled correlations
-/// (4e6 samples = 32 MB per measure, plus as much again for its ranks, and while the per-time
-/// correlations run, up to as much again for the columns of the sample times in hand).
+/// (4e6 samples = 32 MB per measure, half as much again for its ranks (u32), and 32 MB for
+/// each thread's sort).
 pub const MAX_POOLED_SAMPLES: usize = 4_000_000;
 
 #[derive(Clone, Debug)]

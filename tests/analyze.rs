@@ -203,59 +203,85 @@ fn hand_computed_correlations_csv_and_npy_and_cap() {
     assert!(analyze_dir(&dc, &opts).is_err());
 }
 
-/// A run directory of 10 members x 4 times of (x, y), by hand: member 3 has a NaN, member 6
-/// is flagged in summary.csv. The correlation set (all members, or the strided subset of a
-/// cap) without those two, recomputed here pooled and per time.
+/// Average ranks by sorting (no NaN): each run of equal values shares its mean position.
+fn ranks_sorted(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].partial_cmp(&v[b]).unwrap());
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let j = (i..order.len()).take_while(|&j| v[order[j]] == v[order[i]]).last().unwrap();
+        for &k in &order[i..=j] {
+            r[k] = (i + j) as f64 / 2.0 + 1.0;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Run directories of (x, y) series by hand, with members that have a NaN and members flagged
+/// in summary.csv: 10 members x 4 times, and 9,000 members x 3 times (read in three chunks,
+/// with unhealthy members in each). The correlation set (all members, or the strided subset
+/// of a cap) without the unhealthy members, recomputed here pooled and per time.
 #[test]
 fn flagged_members_leave_the_correlation_set_pooled_and_per_time() {
-    let (n, times) = (10usize, [0.0, 0.5, 1.0, 1.5]);
     let mut seed = 5u64;
     let mut next = move || {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (seed >> 11) as f64 / (1u64 << 53) as f64
     };
-    // values[i][s] = (x, y), y partly following x
-    let mut values: Vec<Vec<(f64, f64)>> = (0..n).map(|_| times.iter().map(|_| (next(), 0.0)).collect()).collect();
-    for v in values.iter_mut().flatten() {
-        v.1 = v.0 * v.0 + 0.3 * next();
-    }
-    values[3][2].1 = f64::NAN;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("r");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("run.json"), r#"{"model": "two-qubit", "precision": "f64"}"#).unwrap();
-    let mut series = String::from("member,t,x,y\n");
-    let mut summary = String::from("member,health\n");
-    for (i, member) in values.iter().enumerate() {
-        for (t, (x, y)) in times.iter().zip(member) {
-            series += &format!("{i},{t:?},{x:?},{y:?}\n");
+    let small = (10usize, vec![0.0, 0.5, 1.0, 1.5], vec![3], vec![6], vec![10, 5]);
+    let large = (9000usize, vec![0.0, 1.0, 2.0], vec![3, 4500, 8999], vec![6, 4096, 4100], vec![9000, 2500]);
+    for (n, times, with_nan, flagged, caps) in [small, large] {
+        // values[i][s] = (x, y), y partly following x; ties in x at the first time
+        let mut values: Vec<Vec<(f64, f64)>> = (0..n).map(|_| times.iter().map(|_| (next(), 0.0)).collect()).collect();
+        for v in values.iter_mut().flatten() {
+            v.1 = v.0 * v.0 + 0.3 * next();
         }
-        summary += &format!("{i},{}\n", if i == 6 { "trace_drift" } else { "ok" });
-    }
-    std::fs::write(dir.join("series.csv"), series).unwrap();
-    std::fs::write(dir.join("summary.csv"), summary).unwrap();
-    for cap in [n, 5] {
-        // member i of n is in the strided subset of `cap` when (i * cap) mod n < cap
-        let set: Vec<usize> = (0..n).filter(|&i| (i * cap) % n < cap && i != 3 && i != 6).collect();
-        let opts = AnalyzeOptions { pairs: vec![("x".into(), "y".into())], plots: false, max_members: cap, ..Default::default() };
-        let an = analyze_dir(&dir, &opts).unwrap();
-        assert_eq!((an.members_used, an.skipped, an.capped), (set.len(), 2, cap < n), "cap {cap}");
-        let values = &values;
-        let pooled_of = |s: Option<usize>| -> (Vec<f64>, Vec<f64>) {
-            set.iter().flat_map(|&i| (0..times.len()).filter(move |&t| s.is_none_or(|s| s == t)).map(move |t| values[i][t])).unzip()
-        };
-        let close = |got: Option<f64>, want: f64| assert!((got.unwrap() - want).abs() < 1e-12, "cap {cap}: {got:?} against {want}");
-        let (x, y) = pooled_of(None);
-        let p = an.pooled("x", "y").unwrap();
-        assert_eq!(p.n, set.len() * times.len());
-        close(p.pearson, pearson_direct(&x, &y));
-        close(p.spearman, pearson_direct(&ranks_direct(&x), &ranks_direct(&y)));
-        for (s, &t) in times.iter().enumerate() {
-            let (x, y) = pooled_of(Some(s));
-            let row = an.rows.iter().find(|r| r.scope == Scope::PerTime && r.t == Some(t)).unwrap();
-            assert_eq!(row.n, set.len());
-            close(row.pearson, pearson_direct(&x, &y));
-            close(row.spearman, pearson_direct(&ranks_direct(&x), &ranks_direct(&y)));
+        for (i, member) in values.iter_mut().enumerate() {
+            member[0].0 = (i % 7) as f64;
+        }
+        for &i in &with_nan {
+            values[i][1].1 = f64::NAN;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("r");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("run.json"), r#"{"model": "two-qubit", "precision": "f64"}"#).unwrap();
+        let mut series = String::from("member,t,x,y\n");
+        let mut summary = String::from("member,health\n");
+        for (i, member) in values.iter().enumerate() {
+            for (t, (x, y)) in times.iter().zip(member) {
+                series += &format!("{i},{t:?},{x:?},{y:?}\n");
+            }
+            summary += &format!("{i},{}\n", if flagged.contains(&i) { "trace_drift" } else { "ok" });
+        }
+        std::fs::write(dir.join("series.csv"), series).unwrap();
+        std::fs::write(dir.join("summary.csv"), summary).unwrap();
+        for cap in caps {
+            // member i of n is in the strided subset of `cap` when (i * cap) mod n < cap
+            let set: Vec<usize> = (0..n).filter(|&i| (i * cap) % n < cap && !with_nan.contains(&i) && !flagged.contains(&i)).collect();
+            let opts = AnalyzeOptions { pairs: vec![("x".into(), "y".into())], plots: false, max_members: cap, ..Default::default() };
+            let an = analyze_dir(&dir, &opts).unwrap();
+            let unhealthy = with_nan.len() + flagged.len();
+            assert_eq!((an.members_used, an.skipped, an.capped), (set.len(), unhealthy, cap < n), "{n} members, cap {cap}");
+            let values = &values;
+            let pooled_of = |s: Option<usize>| -> (Vec<f64>, Vec<f64>) {
+                set.iter().flat_map(|&i| (0..times.len()).filter(move |&t| s.is_none_or(|s| s == t)).map(move |t| values[i][t])).unzip()
+            };
+            let close = |got: Option<f64>, want: f64| assert!((got.unwrap() - want).abs() < 1e-12, "{n} members, cap {cap}: {got:?} against {want}");
+            let (x, y) = pooled_of(None);
+            let p = an.pooled("x", "y").unwrap();
+            assert_eq!(p.n, set.len() * times.len());
+            close(p.pearson, pearson_direct(&x, &y));
+            close(p.spearman, pearson_direct(&ranks_sorted(&x), &ranks_sorted(&y)));
+            for (s, &t) in times.iter().enumerate() {
+                let (x, y) = pooled_of(Some(s));
+                let row = an.rows.iter().find(|r| r.scope == Scope::PerTime && r.t == Some(t)).unwrap();
+                assert_eq!(row.n, set.len());
+                close(row.pearson, pearson_direct(&x, &y));
+                close(row.spearman, pearson_direct(&ranks_sorted(&x), &ranks_sorted(&y)));
+            }
         }
     }
 }

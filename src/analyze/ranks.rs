@@ -67,7 +67,9 @@ fn rank_runs(v: &[f64], scratch: &mut Vec<u64>, mut put: impl FnMut(usize, u64))
         let group = &mut sorted[i..=j];
         let key_of = |p: u64| rank_key(v[index(p)]);
         if packing.shift > 0 && !is_constant_by(group, key_of) {
-            group.sort_unstable_by_key(|&p| key_of(p));
+            // (a NaN ties with nothing: equal NaN keys keep their index order, as the sort
+            // of whole keys leaves them)
+            group.sort_unstable_by_key(|&p| (key_of(p), p));
         }
         let mut a = 0;
         while a < group.len() {
@@ -96,7 +98,7 @@ fn is_constant_by(group: &[u64], key_of: impl Fn(u64) -> u64) -> bool {
 /// Bits of a packed sample: its key's top bits (less the sample's smallest key) above its
 /// index, so the radix sort moves 8 bytes a sample, not a (key, index) pair's 16. A sample
 /// whose keys span more than 64 - index bits loses its keys' lowest bits: samples that share
-/// the kept bits (ties, or values a few hundred ulps apart in a sample spanning many binades)
+/// the kept bits (ties, or values up to 2^shift ulps apart in a sample spanning many binades)
 /// are sorted again by their full keys, in their small groups.
 const PACKED_BITS: u32 = 64;
 
@@ -118,7 +120,8 @@ impl Packing {
 /// the packed samples by their top bits into buckets (in key order) small enough for the
 /// cache, and each bucket is radix-sorted there.
 fn sort_packed_into(v: &[f64], sorted: &mut Vec<u64>) -> Packing {
-    // 2^12 buckets, even in the key: a few thousand samples each for a sample spread over its
+    // 2^12 buckets by the packed samples' top bits (the key's, or the index's when the key
+    // spans fewer bits): a few thousand samples each for a sample spread over its
     // range; a skewed one leaves some buckets larger (sorted as correctly, less in cache)
     const BUCKET_BITS: u32 = 12;
     let index_bits = usize::BITS - v.len().saturating_sub(1).leading_zeros();
@@ -236,6 +239,11 @@ mod tests {
             v[1] = f64::NEG_INFINITY;
             assert_eq!(ranks(&v), ranks_by_sorting(&v), "ulps apart, n = {n}");
         }
+        // equal NaNs beside another NaN and -inf (the packing drops bits, so the NaNs share
+        // a group): each its own rank, in index order as a stable sort leaves them
+        let mut v = vec![f64::NEG_INFINITY, f64::from_bits(0x7FF8_0000_0000_0001)];
+        v.extend([f64::NAN; 20]);
+        assert_eq!(ranks(&v), ranks_by_sorting(&v), "equal NaNs");
         // keys spanning about as many values as there are buckets, at the sizes around the
         // threshold of the split
         for n in [(1 << 16) - 1, 1 << 16, (1 << 16) + 1] {

@@ -23,6 +23,11 @@ pub struct Hist2d {
     pub counts: Vec<u64>,
 }
 
+/// Memory for the counts of `Hist2dCounter::count`'s tasks: 32 MiB holds the counts of 1,165
+/// pairs of 60 x 60 bins, so a task per thread (up to 129) for the default study's 9 pairs,
+/// and 3 tasks for every pair of 25 measures.
+const PARTIAL_BUDGET: usize = 32 << 20;
+
 /// The 2-D histograms of pairs of measures, counted a chunk of members at a time: by
 /// `hist2d_data`, or inside another pass over the series (`analyze`).
 pub struct Hist2dCounter {
@@ -97,21 +102,24 @@ impl Hist2dCounter {
         Ok(Hist2dCounter { hists, ks, nt, nm, partial: vec![] })
     }
 
-    /// Count the samples of a chunk's members. Each task takes a run of members and counts
-    /// every pair of a member while its samples are in cache (a pass per pair would stream the
-    /// chunk from memory once per pair), into counts of its own; `finish` adds them up (the
-    /// counts are integers, so the order they are added in does not matter).
+    /// Count the samples of a chunk's members. Each task (one per thread, within
+    /// `PARTIAL_BUDGET`) takes a run of members and counts every pair of a member while its
+    /// samples are in cache (a pass per pair would stream the chunk from memory once per
+    /// pair), into counts of its own; `finish` adds them up (the counts are integers, so the
+    /// order they are added in does not matter).
     pub fn count(&mut self, chunk: &Chunk) {
         let (nt, nm, cells) = (self.nt, self.nm, self.cells());
         if cells == 0 {
             return;
         }
         let blocks: Vec<&[f64]> = chunk.members().map(|(_, block)| block).collect();
-        let tasks = rayon::current_num_threads().max(1);
-        if self.partial.len() != tasks {
-            self.fold_partials();
+        if self.partial.is_empty() {
+            // a task per thread, as many as fit in PARTIAL_BUDGET (one at least)
+            let bytes = cells * self.hists.len() * std::mem::size_of::<u64>();
+            let tasks = rayon::current_num_threads().min(PARTIAL_BUDGET / bytes).max(1);
             self.partial = vec![vec![0; cells * self.hists.len()]; tasks];
         }
+        let tasks = self.partial.len().min(blocks.len()).max(1);
         let (hists, ks) = (&self.hists, &self.ks);
         self.partial.par_iter_mut().zip(blocks.par_chunks(blocks.len().div_ceil(tasks).max(1))).for_each(|(counts, members)| {
             for block in members {
