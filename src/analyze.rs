@@ -39,7 +39,7 @@ pub use ranks::ranks;
 pub const DEFAULT_MAX_MEMBERS: usize = 20_000;
 /// Cap on the (member, time) samples per measure held for the pooled correlations
 /// (4e6 samples = 32 MB per measure, half as much again for its ranks (u32), and 32 MB for
-/// each thread's sort).
+/// each thread's sort, up to twice that for a sample crowded into a few of its buckets).
 pub const MAX_POOLED_SAMPLES: usize = 4_000_000;
 
 #[derive(Clone, Debug)]

@@ -258,6 +258,16 @@ fn flagged_members_leave_the_correlation_set_pooled_and_per_time() {
         }
         std::fs::write(dir.join("series.csv"), series).unwrap();
         std::fs::write(dir.join("summary.csv"), summary).unwrap();
+        // The 2-D histogram over every member's samples with x and y finite, flagged members
+        // included, across the chunks: its marginal along x binned here over x's range.
+        let h = &plots::hist2d_data(&dir, &[("x".into(), "y".into())], 60).unwrap()[0];
+        let (lo, hi) = values.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(x, _)| (lo.min(x), hi.max(x)));
+        let finite: Vec<f64> = values.iter().flatten().filter(|(x, y)| x.is_finite() && y.is_finite()).map(|v| v.0).collect();
+        let mut marginal = vec![0u64; 60];
+        for x in &finite {
+            marginal[(((x - lo) / (hi - lo) * 60.0).floor() as usize).min(59)] += 1;
+        }
+        assert_eq!(h.counts.chunks(60).map(|row| row.iter().sum::<u64>()).collect::<Vec<_>>(), marginal, "{n} members");
         for cap in caps {
             // member i of n is in the strided subset of `cap` when (i * cap) mod n < cap
             let set: Vec<usize> = (0..n).filter(|&i| (i * cap) % n < cap && !with_nan.contains(&i) && !flagged.contains(&i)).collect();

@@ -97,9 +97,9 @@ fn is_constant_by(group: &[u64], key_of: impl Fn(u64) -> u64) -> bool {
 
 /// Bits of a packed sample: its key's top bits (less the sample's smallest key) above its
 /// index, so the radix sort moves 8 bytes a sample, not a (key, index) pair's 16. A sample
-/// whose keys span more than 64 - index bits loses its keys' lowest bits: samples that share
-/// the kept bits (ties, or values up to 2^shift ulps apart in a sample spanning many binades)
-/// are sorted again by their full keys, in their small groups.
+/// whose keys span more than 64 - index bits loses its keys' lowest bits (`shift` of them: 10
+/// for 4e6 samples within one binade): samples that share the kept bits (ties, or keys less
+/// than 2^shift apart) are sorted again by their full keys, in their small groups.
 const PACKED_BITS: u32 = 64;
 
 /// How `sort_packed_into` packs sample i: `((key - lo) >> shift) << index_bits | i`.
@@ -120,9 +120,10 @@ impl Packing {
 /// the packed samples by their top bits into buckets (in key order) small enough for the
 /// cache, and each bucket is radix-sorted there.
 fn sort_packed_into(v: &[f64], sorted: &mut Vec<u64>) -> Packing {
-    // 2^12 buckets by the packed samples' top bits (the key's, or the index's when the key
-    // spans fewer bits): a few thousand samples each for a sample spread over its
-    // range; a skewed one leaves some buckets larger (sorted as correctly, less in cache)
+    // 2^12 buckets by the packed samples' top 12 bits (the key's, and the index's top bits
+    // below them when the key spans fewer): a few thousand samples each for a sample spread
+    // over its range; a skewed one leaves some buckets larger (sorted as correctly, less in
+    // cache)
     const BUCKET_BITS: u32 = 12;
     let index_bits = usize::BITS - v.len().saturating_sub(1).leading_zeros();
     let (lo, hi) = v.iter().fold((u64::MAX, 0), |(lo, hi), &x| (lo.min(rank_key(x)), hi.max(rank_key(x))));

@@ -103,10 +103,10 @@ impl Hist2dCounter {
     }
 
     /// Count the samples of a chunk's members. Each task (one per thread, within
-    /// `PARTIAL_BUDGET`) takes a run of members and counts every pair of a member while its
-    /// samples are in cache (a pass per pair would stream the chunk from memory once per
-    /// pair), into counts of its own; `finish` adds them up (the counts are integers, so the
-    /// order they are added in does not matter).
+    /// `PARTIAL_BUDGET`, and one at least) takes a run of members and counts every pair of a
+    /// member while its samples are in cache (a pass per pair would stream the chunk from
+    /// memory once per pair), into counts of its own; `finish` adds them up (the counts are
+    /// integers, so the order they are added in does not matter).
     pub fn count(&mut self, chunk: &Chunk) {
         let (nt, nm, cells) = (self.nt, self.nm, self.cells());
         if cells == 0 {
