@@ -95,14 +95,12 @@ fn is_constant_by(group: &[u64], key_of: impl Fn(u64) -> u64) -> bool {
     group.iter().all(|&p| key_of(p) == first)
 }
 
-/// Bits of a packed sample: its key's top bits (less the sample's smallest key) above its
-/// index, so the radix sort moves 8 bytes a sample, not a (key, index) pair's 16. A sample
-/// whose keys span more than 64 - index bits loses its keys' lowest bits (`shift` of them: 10
-/// for 4e6 samples within one binade): samples that share the kept bits (ties, or keys less
-/// than 2^shift apart) are sorted again by their full keys, in their small groups.
-const PACKED_BITS: u32 = 64;
-
-/// How `sort_packed_into` packs sample i: `((key - lo) >> shift) << index_bits | i`.
+/// How `sort_packed_into` packs sample i into one u64: `((key - lo) >> shift) << index_bits
+/// | i`, its key's top bits (less the sample's smallest key) above its index, so the radix sort
+/// moves 8 bytes a sample, not a (key, index) pair's 16. A sample whose keys span more than
+/// 64 - index bits loses its keys' lowest bits (`shift` of them: 10 for 4e6 samples within one
+/// binade): samples that share the kept bits (ties, or keys less than 2^shift apart) are
+/// sorted again by their full keys, in their small groups.
 struct Packing {
     index_bits: u32,
     shift: u32,
@@ -128,7 +126,7 @@ fn sort_packed_into(v: &[f64], sorted: &mut Vec<u64>) -> Packing {
     let index_bits = usize::BITS - v.len().saturating_sub(1).leading_zeros();
     let (lo, hi) = v.iter().fold((u64::MAX, 0), |(lo, hi), &x| (lo.min(rank_key(x)), hi.max(rank_key(x))));
     let span_bits = u64::BITS - hi.saturating_sub(lo).leading_zeros();
-    let key_bits = span_bits.min(PACKED_BITS.saturating_sub(index_bits));
+    let key_bits = span_bits.min(u64::BITS - index_bits);
     let packing = Packing { index_bits, shift: span_bits - key_bits };
     let pack = |i: usize, x: f64| ((rank_key(x) - lo).checked_shr(packing.shift).unwrap_or(0) << index_bits) | i as u64;
     sorted.clear();
