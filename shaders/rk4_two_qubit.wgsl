@@ -245,16 +245,23 @@ fn neg_plogp(l: real) -> real {
     return 0.0;
 }
 
-// Eigenvalues of a symmetric 3x3 matrix by 6 cyclic Jacobi sweeps (the diagonal at the end).
+// Eigenvalues of a symmetric 3x3 matrix by cyclic Jacobi (the diagonal at the end). A pair is
+// rotated unless a_pq is zero or negligible beside s = max(|a_pp|, |a_qq|) (s + |a_pq| rounds
+// to s); the sweeps stop after one that rotated nothing, at most 6.
 fn sym3_eigenvalues(m00: real, m01: real, m02: real, m11: real, m12: real, m22: real) -> vec3<real> {
     var a = array<real, 9>(m00, m01, m02, m01, m11, m12, m02, m12, m22);
     for (var sweep = 0u; sweep < 6u; sweep++) {
+        var rotated = false;
         for (var k = 0u; k < 3u; k++) {
             let p = select(0u, 1u, k == 2u);
             let q = select(1u, 2u, k >= 1u);
             let r = 3u - p - q;
             let apq = a[3u * p + q];
-            if (apq != 0.0) {
+            let dp = abs(a[3u * p + p]);
+            let dq = abs(a[3u * q + q]);
+            let scale = select(dq, dp, dp > dq);
+            if (apq != 0.0 && scale + abs(apq) != scale) {
+                rotated = true;
                 let theta = (a[3u * q + q] - a[3u * p + p]) / (2.0 * apq);
                 let sgn = select(real(-1.0), real(1.0), theta >= 0.0);
                 let t = sgn / (abs(theta) + sqrt(theta * theta + 1.0));
@@ -273,6 +280,9 @@ fn sym3_eigenvalues(m00: real, m01: real, m02: real, m11: real, m12: real, m22: 
                 a[3u * r + q] = nrq;
                 a[3u * q + r] = nrq;
             }
+        }
+        if (!rotated) {
+            break;
         }
     }
     return vec3<real>(a[0], a[4], a[8]);

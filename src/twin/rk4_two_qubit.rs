@@ -27,7 +27,7 @@
 //! `entropy_b` is computed in the kernel without transcendentals: log2 is evaluated by exact
 //! power-of-two range reduction to [1/sqrt 2, sqrt 2] and an atanh series (accurate to the
 //! working precision, also in f64 where WGSL's f64 `log` is unusable on some drivers).
-//! `bell_chsh` takes the eigenvalues of T T^T by six cyclic Jacobi sweeps.
+//! `bell_chsh` takes the eigenvalues of T T^T by cyclic Jacobi sweeps (at most six).
 //!
 //! Driven points (`[[drive]]`) take the classical stages with the drives' coefficients; on the
 //! CPU, four consecutive members of one driven point run together in lanes (`lanes`), with
@@ -234,16 +234,25 @@ fn neg_plogp<R: Real>(l: R) -> R {
     }
 }
 
-/// Eigenvalues of a symmetric 3x3 matrix by 6 cyclic Jacobi sweeps (the diagonal at the end).
+/// Eigenvalues of a symmetric 3x3 matrix by cyclic Jacobi (the diagonal at the end). A pair
+/// is rotated unless its entry a_pq is zero or negligible beside its diagonal: s + |a_pq|
+/// rounds to s = max(|a_pp|, |a_qq|), so dropping it moves no eigenvalue by more than half an
+/// ulp of s (Weyl), and s, unlike a sum, cannot overflow. The sweeps stop after one that
+/// rotated nothing, at most 6.
 pub fn sym3_eigenvalues<R: Real>(m00: R, m01: R, m02: R, m11: R, m12: R, m22: R) -> [R; 3] {
     let mut a = [m00, m01, m02, m01, m11, m12, m02, m12, m22];
     for _sweep in 0..6 {
+        let mut rotated = false;
         for k in 0..3usize {
             let p = if k == 2 { 1 } else { 0 };
             let q = if k >= 1 { 2 } else { 1 };
             let r = 3 - p - q;
             let apq = a[3 * p + q];
-            if apq != R::ZERO {
+            let (dp, dq) = (a[3 * p + p].abs(), a[3 * q + q].abs());
+            let scale = if dp > dq { dp } else { dq };
+            // (a NaN entry rotates: it spreads, as it would through every sweep)
+            if apq != R::ZERO && scale + apq.abs() != scale {
+                rotated = true;
                 let theta = (a[3 * q + q] - a[3 * p + p]) / (R::from_f64(2.0) * apq);
                 let sgn = if theta >= R::ZERO { R::ONE } else { -R::ONE };
                 let t = sgn / (theta.abs() + (theta * theta + R::ONE).sqrt());
@@ -262,6 +271,9 @@ pub fn sym3_eigenvalues<R: Real>(m00: R, m01: R, m02: R, m11: R, m12: R, m22: R)
                 a[3 * r + q] = nrq;
                 a[3 * q + r] = nrq;
             }
+        }
+        if !rotated {
+            break;
         }
     }
     [a[0], a[4], a[8]]

@@ -77,6 +77,65 @@ fn jacobi_eigenvalues() {
     assert!(ev.iter().all(|v| v.is_finite()));
 }
 
+/// `sym3_eigenvalues` against nalgebra on 10^5 symmetric matrices, in f64 and f32: T T^T of
+/// random T (bell_chsh's matrix), and R diag(d) R^T with a random rotation R (from a unit
+/// quaternion) and spectra that are degenerate (double, triple, zero), nearly so (1e-9 and
+/// 1e-15 apart) or spread over many decades. The sweeps stop early, so a missed rotation
+/// would show here. An entry negligible beside its diagonal is dropped exactly.
+#[test]
+fn jacobi_eigenvalues_match_nalgebra_on_random_and_degenerate_matrices() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(33);
+    let (mut worst64, mut worst32) = (0.0f64, 0.0f64);
+    for case in 0..100_000 {
+        let m: nalgebra::Matrix3<f64> = if case % 2 == 0 {
+            let t = nalgebra::Matrix3::from_fn(|_, _| rng.random_range(-1.0..1.0));
+            t * t.transpose()
+        } else {
+            let q = nalgebra::UnitQuaternion::from_quaternion(nalgebra::Quaternion::new(
+                rng.random_range(-1.0..1.0),
+                rng.random_range(-1.0..1.0),
+                rng.random_range(-1.0..1.0),
+                rng.random_range(-1.0..1.0),
+            ));
+            let r = q.to_rotation_matrix().into_inner();
+            let (a, b): (f64, f64) = (rng.random_range(0.0..1.0), rng.random_range(0.0..1.0));
+            let d = match (case / 2) % 7 {
+                0 => [a, a, b],
+                1 => [a, b, b],
+                2 => [a, a, a],
+                3 => [0.0, 0.0, b],
+                4 => [a, a * (1.0 + 1e-9), b],
+                5 => [a, a * (1.0 + 1e-15), b],
+                _ => [a, 1e-8 * b, 1e-16 * a],
+            };
+            r * nalgebra::Matrix3::from_diagonal(&nalgebra::Vector3::from(d)) * r.transpose()
+        };
+        let m = (m + m.transpose()) * 0.5;
+        let mut want: Vec<f64> = m.symmetric_eigenvalues().iter().copied().collect();
+        want.sort_by(f64::total_cmp);
+        let scale = m.norm().max(f64::MIN_POSITIVE);
+        let mut got = sym3_eigenvalues(m[(0, 0)], m[(0, 1)], m[(0, 2)], m[(1, 1)], m[(1, 2)], m[(2, 2)]).to_vec();
+        got.sort_by(f64::total_cmp);
+        // single precision: against the eigenvalues of the matrix as rounded to f32
+        let m32 = m.map(|x| x as f32 as f64);
+        let mut want32: Vec<f64> = m32.symmetric_eigenvalues().iter().copied().collect();
+        want32.sort_by(f64::total_cmp);
+        let e = |i: usize, j: usize| m[(i, j)] as f32;
+        let mut got32: Vec<f64> = sym3_eigenvalues(e(0, 0), e(0, 1), e(0, 2), e(1, 1), e(1, 2), e(2, 2)).iter().map(|&x| x as f64).collect();
+        got32.sort_by(f64::total_cmp);
+        for k in 0..3 {
+            worst64 = worst64.max((got[k] - want[k]).abs() / scale);
+            worst32 = worst32.max((got32[k] - want32[k]).abs() / scale);
+        }
+    }
+    assert!(worst64 < 1e-14, "f64: {worst64:e} of ||M||");
+    assert!(worst32 < 1e-6, "f32: {worst32:e} of ||M||");
+    // an off-diagonal entry below the rounding of its diagonal is dropped, not rotated (the
+    // rotation would move the other eigenvalues' last bits)
+    assert_eq!(sym3_eigenvalues(1.0, 1e-17, 0.5, 1.0, 0.25, 3.0), sym3_eigenvalues(1.0, 0.0, 0.5, 1.0, 0.25, 3.0));
+}
+
 #[test]
 fn pieces_split_long_segments() {
     let s = Schedule::new(0.1, &[0.0, 1.0, 1.25]);
