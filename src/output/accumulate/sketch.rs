@@ -84,8 +84,9 @@ const ZERO_KEY: u32 = u32::MAX;
 
 /// The widest key range, in slots per pending key, that `Sketch::fold` counts in an array
 /// rather than sorting: of 4, 16, 64 and 256, 16 measured fastest in the statistics bench (64
-/// and 256 about as fast, 4 about 30% slower; benches/RESULTS.md). The array never outgrows
-/// `MAX_KEY` slots (4 MiB), however large the block.
+/// and 256 about as fast, 4 about 30% slower; benches/RESULTS.md), and 16 and 64 alike once the
+/// walk visited only the occupied slots. The array never outgrows `MAX_KEY` slots (4 MiB),
+/// however large the block.
 const DENSE_SLOTS_PER_KEY: usize = 16;
 
 /// Scratch buffers of `Sketch::fold`, reused from cell to cell.
@@ -93,9 +94,13 @@ const DENSE_SLOTS_PER_KEY: usize = 16;
 pub(super) struct FoldScratch {
     keys: Vec<u32>,
     counts: Vec<u32>,
-    /// counts by key offset, for the dense path: all zeros between calls (the scan that
+    /// counts by key offset, for the dense path: all zeros between calls (the walk that
     /// reads the counts clears them), so that it is never cleared whole
     dense: Vec<u32>,
+    /// one bit per slot of `dense` that holds a count, all zeros between calls: the walk
+    /// visits the set bits only, not every slot of the key range (up to
+    /// `DENSE_SLOTS_PER_KEY` per key, more for a block of few keys)
+    occupied: Vec<u64>,
 }
 
 /// The pending sketch key of a finite value: its bucket, with `NEG` for a negative one, or
@@ -128,7 +133,7 @@ impl Sketch {
     /// first, then the negative ones (`NEG` set), then the zero bucket's (`ZERO_KEY`). The same
     /// runs either way.
     pub(super) fn fold(&mut self, pending: &mut [u32], scratch: &mut FoldScratch) {
-        let FoldScratch { keys, counts, dense } = scratch;
+        let FoldScratch { keys, counts, dense, occupied } = scratch;
         // [lo, hi] of the positive and of the negative keys
         let mut range = [(u32::MAX, 0u32); 2];
         let mut zeros = 0u64;
@@ -143,31 +148,42 @@ impl Sketch {
         self.zero += zeros;
         // (no key range is wider than MAX_KEY: a limit past it only needs to fit in u32)
         let limit = (DENSE_SLOTS_PER_KEY * pending.len()).clamp(1024, MAX_KEY as usize) as u32;
-        let runs_of = |neg: bool, keys: &mut Vec<u32>, counts: &mut Vec<u32>, dense: &mut Vec<u32>, pending: &[u32]| {
+        let runs_of = |neg: bool, keys: &mut Vec<u32>, counts: &mut Vec<u32>, dense: &mut Vec<u32>, occupied: &mut Vec<u64>, pending: &[u32]| {
             keys.clear();
             counts.clear();
             let (lo, hi) = range[usize::from(neg)];
             if lo > hi {
                 return;
             }
-            // `dense` is all zeros between calls: the scan below clears what the count set
+            // `dense` and `occupied` are all zeros between calls: the walk below clears what
+            // the count set
             let span = (hi - lo) as usize + 1;
             if dense.len() < span {
                 dense.resize(span, 0);
             }
-            let dense = &mut dense[..span];
-            for &k in pending.iter().filter(|&&k| k != ZERO_KEY && (k & NEG != 0) == neg) {
-                dense[(k - lo) as usize] += 1;
+            if occupied.len() < span.div_ceil(64) {
+                occupied.resize(span.div_ceil(64), 0);
             }
-            for (offset, c) in dense.iter_mut().enumerate().filter(|(_, c)| **c > 0) {
-                keys.push((lo + offset as u32) & !NEG);
-                counts.push(std::mem::take(c));
+            for &k in pending.iter().filter(|&&k| k != ZERO_KEY && (k & NEG != 0) == neg) {
+                let offset = (k - lo) as usize;
+                dense[offset] += 1;
+                occupied[offset / 64] |= 1 << (offset % 64);
+            }
+            // the set bits in increasing order: the keys in increasing order
+            for (w, word) in occupied[..span.div_ceil(64)].iter_mut().enumerate() {
+                let mut bits = std::mem::take(word);
+                while bits != 0 {
+                    let offset = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    keys.push((lo + offset as u32) & !NEG);
+                    counts.push(std::mem::take(&mut dense[offset]));
+                }
             }
         };
         if range.iter().all(|&(lo, hi)| lo > hi || hi - lo < limit) {
-            runs_of(false, keys, counts, dense, pending);
+            runs_of(false, keys, counts, dense, occupied, pending);
             self.pos.merge_sorted(keys, counts);
-            runs_of(true, keys, counts, dense, pending);
+            runs_of(true, keys, counts, dense, occupied, pending);
             self.neg.merge_sorted(keys, counts);
             return;
         }
@@ -246,15 +262,31 @@ mod tests {
         // (a narrow dense count after a wide one must not see the wide one's counts)
         let limit = (DENSE_SLOTS_PER_KEY * n) as u32;
         let mut scratch = FoldScratch::default();
-        for (case, span) in [limit - 100, 10u32, limit + 2000, 100_000, MAX_KEY - 1, 10].into_iter().enumerate() {
+        // (span, whether there are negative keys): dense counts over many words of the
+        // occupancy bitmap after wide ones, at spans either side of a whole word, and with one
+        // sign empty
+        let spans = [(limit - 100, true), (10u32, true), (limit + 2000, true), (100_000, true), (MAX_KEY - 1, true), (10, true)].into_iter().chain([
+            (5000, true),
+            (3000, false),
+            (63, true),
+            (64, false),
+            (65, true),
+            (128, true),
+            (limit - 100, false),
+            (700, true),
+        ]);
+        for (case, (span, negatives)) in spans.enumerate() {
             let base = rng.random_range(0..MAX_KEY - span);
             let mut pending: Vec<u32> = (0..n)
                 .map(|_| match rng.random_range(0..10) {
                     0 => ZERO_KEY,
-                    1..=3 => (base + rng.random_range(0..=span)) | NEG,
+                    1..=3 if negatives => (base + rng.random_range(0..=span)) | NEG,
                     _ => base + rng.random_range(0..=span),
                 })
                 .collect();
+            // keys at both ends of the range
+            pending[1] = base;
+            pending[2] = base + span;
             let mut expect: [std::collections::BTreeMap<u32, u32>; 2] = Default::default();
             for &k in &pending {
                 if k != ZERO_KEY {
