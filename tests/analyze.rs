@@ -41,15 +41,20 @@ fn pearson_direct(x: &[f64], y: &[f64]) -> f64 {
     cov / (vx * vy).sqrt()
 }
 
-/// Average ranks by counting (O(n^2)): rank = 1 + #smaller + (#equal - 1)/2.
-fn ranks_direct(v: &[f64]) -> Vec<f64> {
-    v.iter()
-        .map(|x| {
-            let less = v.iter().filter(|y| *y < x).count() as f64;
-            let eq = v.iter().filter(|y| *y == x).count() as f64;
-            1.0 + less + (eq - 1.0) / 2.0
-        })
-        .collect()
+/// Average ranks by sorting (no NaN): each run of equal values shares its mean position.
+fn ranks_sorted(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].partial_cmp(&v[b]).unwrap());
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let j = (i..order.len()).take_while(|&j| v[order[j]] == v[order[i]]).last().unwrap();
+        for &k in &order[i..=j] {
+            r[k] = (i + j) as f64 / 2.0 + 1.0;
+        }
+        i = j + 1;
+    }
+    r
 }
 
 /// The pooled analysis.csv row of (a, b), parsed from the file.
@@ -120,7 +125,7 @@ fn paper000_capacity_concurrence_texture_relations() {
     }
     assert!((ce.pearson.unwrap() - pearson_direct(&cap, &conc)).abs() < 1e-12);
     assert!((ct.pearson.unwrap() - pearson_direct(&cap, &tex)).abs() < 1e-12);
-    assert!((ce.spearman.unwrap() - pearson_direct(&ranks_direct(&cap), &ranks_direct(&conc))).abs() < 1e-12);
+    assert!((ce.spearman.unwrap() - pearson_direct(&ranks_sorted(&cap), &ranks_sorted(&conc))).abs() < 1e-12);
     // Pearson is not +-1: the relation is monotone but not linear
     assert!(ce.pearson.unwrap() > -0.99 && ce.pearson.unwrap() < -0.5, "{:?}", ce.pearson);
 
@@ -201,22 +206,6 @@ fn hand_computed_correlations_csv_and_npy_and_cap() {
     let text = std::fs::read_to_string(dc.join("series.csv")).unwrap();
     std::fs::write(dc.join("series.csv"), &text[..text.len() - 12]).unwrap();
     assert!(analyze_dir(&dc, &opts).is_err());
-}
-
-/// Average ranks by sorting (no NaN): each run of equal values shares its mean position.
-fn ranks_sorted(v: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..v.len()).collect();
-    order.sort_by(|&a, &b| v[a].partial_cmp(&v[b]).unwrap());
-    let mut r = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let j = (i..order.len()).take_while(|&j| v[order[j]] == v[order[i]]).last().unwrap();
-        for &k in &order[i..=j] {
-            r[k] = (i + j) as f64 / 2.0 + 1.0;
-        }
-        i = j + 1;
-    }
-    r
 }
 
 /// Run directories of (x, y) series by hand, with members that have a NaN and members flagged

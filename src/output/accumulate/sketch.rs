@@ -158,11 +158,12 @@ impl Sketch {
             // `dense` and `occupied` are all zeros between calls: the walk below clears what
             // the count set
             let span = (hi - lo) as usize + 1;
+            let words = span.div_ceil(64);
             if dense.len() < span {
                 dense.resize(span, 0);
             }
-            if occupied.len() < span.div_ceil(64) {
-                occupied.resize(span.div_ceil(64), 0);
+            if occupied.len() < words {
+                occupied.resize(words, 0);
             }
             for &k in pending.iter().filter(|&&k| k != ZERO_KEY && (k & NEG != 0) == neg) {
                 let offset = (k - lo) as usize;
@@ -170,7 +171,7 @@ impl Sketch {
                 occupied[offset / 64] |= 1 << (offset % 64);
             }
             // the set bits in increasing order: the keys in increasing order
-            for (w, word) in occupied[..span.div_ceil(64)].iter_mut().enumerate() {
+            for (w, word) in occupied[..words].iter_mut().enumerate() {
                 let mut bits = std::mem::take(word);
                 while bits != 0 {
                     let offset = w * 64 + bits.trailing_zeros() as usize;
