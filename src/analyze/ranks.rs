@@ -132,7 +132,7 @@ fn sort_packed_into(v: &[f64], sorted: &mut Vec<u64>) -> Packing {
     sorted.clear();
     if v.len() < 1 << 16 {
         sorted.extend(v.iter().enumerate().map(|(i, &x)| pack(i, x)));
-        radsort::sort(sorted);
+        sort_by_kept_key(sorted, index_bits, key_bits);
         return packing;
     }
     // (packed >> bucket_shift) is the bucket: non-decreasing in the packed sample, below
@@ -153,10 +153,26 @@ fn sort_packed_into(v: &[f64], sorted: &mut Vec<u64>) -> Packing {
         sorted[next[b]] = p;
         next[b] += 1;
     }
+    // a bucket's packed samples share their bits from bucket_shift up: their kept keys vary
+    // only below bucket_shift - index_bits
     for w in starts.windows(2) {
-        radsort::sort(&mut sorted[w[0]..w[1]]);
+        sort_by_kept_key(&mut sorted[w[0]..w[1]], index_bits, bucket_shift.saturating_sub(index_bits));
     }
     packing
+}
+
+/// Sort packed samples by their kept keys (`p >> index_bits`) alone, whose lowest
+/// `varying_bits` are all that differ among them. The sort is stable and the samples come in
+/// index order, so samples with equal kept keys stay in index order: the order of sorting the
+/// whole packed words, with fewer radix passes (the index bits are never sorted by, and a
+/// key that fits a u32 counts four digits, not eight).
+fn sort_by_kept_key(packed: &mut [u64], index_bits: u32, varying_bits: u32) {
+    if varying_bits <= u32::BITS {
+        // the bits cut off are the same in every sample
+        radsort::sort_by_key(packed, |&p| (p >> index_bits) as u32);
+    } else {
+        radsort::sort_by_key(packed, |&p| p >> index_bits);
+    }
 }
 
 #[cfg(test)]
