@@ -35,6 +35,8 @@ mod layouts;
 mod measures_twin;
 /// what the user reads: one-line TOML errors naming the key, options named, no Debug text
 mod messages;
+/// the models' operators against dense products; the stability check's bounds at the limit
+mod operators;
 /// the papers' closed-form checks (`qbat-gpu validate`)
 mod papers;
 /// the scheduler's GPU (CUDA_VISIBLE_DEVICES, SLURM_JOB_GPUS, ...) mapped to its adapter

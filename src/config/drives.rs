@@ -212,11 +212,15 @@ pub fn check_stability(
             resolvable(k, d, dt, t_end)?;
         }
         let extra: f64 = ds.iter().map(|d| d.amplitude.abs() * d.envelope.max_over(t_end) * crate::model::spectrum_spread(&d.op)).sum();
-        let mut bound = sys.generator_norm_bound();
-        if switched {
-            bound = bound.max(sys.uncoupled().generator_norm_bound());
+        // max(B, B_uncoupled) + extra passes when each does; the entries' bounds settle most
+        let uncoupled = switched.then(|| sys.uncoupled());
+        let to_check: Vec<f64> =
+            [Some(&**sys), uncoupled.as_ref()].into_iter().flatten().filter_map(|s| super::systems::bound_to_check(s, dt, extra, false)).collect();
+        if to_check.is_empty() {
+            continue;
         }
-        let bound = bound + extra;
+        // (a settled one is below the limit, so the largest of the rest decides as before)
+        let bound = to_check.into_iter().fold(f64::NEG_INFINITY, |m, b| if b.is_nan() || m.is_nan() { f64::NAN } else { m.max(b) }) + extra;
         if !bound.is_finite() || dt * bound > super::RK4_STABILITY {
             return Err(invalid(
                 "time.dt",

@@ -71,20 +71,21 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     let (kappa, gamma) = (rate(p, "kappa")?, rate(p, "gamma")?);
     alpha(p)?;
     let (i2, ic) = (identity(2), identity(n + 1));
-    let a = tri(&i2, &i2, &annihilation(n));
-    let ad = a.adjoint();
+    let (a_cav, ad_cav) = (annihilation(n), annihilation(n).adjoint());
     let (sz, sp, sm, sx, sy) = (sigma_z(), sigma_plus(), sigma_minus(), sigma_x(), sigma_y());
     let sz1 = tri(&sz, &i2, &ic);
     let sz2 = tri(&i2, &sz, &ic);
-    let sp1 = tri(&sp, &i2, &ic);
-    let sm1 = tri(&sm, &i2, &ic);
     // Charger side = cell 1, battery = cell 2 (docs/physics.md): the cell-cell term is the only one
     // that couples them, and what `[protocol] switch_off` turns off. The cavity-cell term
     // lambda pumps the charger side, as the drive f does in driven-pair, and stays.
     let coupling = tri(&sx, &sx, &ic) * c((1.0 + zeta) * g / 2.0, 0.0) + tri(&sy, &sy, &ic) * c((1.0 - zeta) * g / 2.0, 0.0);
-    let pump = (&sp1 * &a + &sm1 * &ad) * c(lambda, 0.0);
-    let h = &ad * &a * c(wc, 0.0) + (sz1 + sz2) * c(wq / 2.0, 0.0) + pump + &coupling;
-    let list = vec![(a, kappa), (sm1, gamma), (tri(&i2, &sm, &ic), gamma)];
+    // Products of Kronecker products, factor by factor: (A (x) B (x) C)(D (x) E (x) F) =
+    // AD (x) BE (x) CF, so s+_1 a = s+ (x) 1 (x) a and a^+ a = 1 (x) 1 (x) a^+a, without a dense
+    // product of the full matrices (each entry of which has one non-zero term: the same
+    // numbers).
+    let pump = (tri(&sp, &i2, &a_cav) + tri(&sm, &i2, &ad_cav)) * c(lambda, 0.0);
+    let h = tri(&i2, &i2, &(&ad_cav * &a_cav)) * c(wc, 0.0) + (sz1 + sz2) * c(wq / 2.0, 0.0) + pump + &coupling;
+    let list = vec![(tri(&i2, &i2, &a_cav), kappa), (tri(&sm, &i2, &ic), gamma), (tri(&i2, &sm, &ic), gamma)];
     Ok(OpenSystem {
         space: Space::Cavity { n_fock: n },
         hamiltonian: h,

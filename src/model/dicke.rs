@@ -97,18 +97,20 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     let tc = is_tavis_cummings(p)?;
     initial_parts(p, n, nf)?;
     let (ic, ia) = (identity(n + 1), identity(nf + 1));
-    let a = kron(&ic, &annihilation(nf));
-    let ad = a.adjoint();
-    let jp = kron(&j_plus(n), &ia);
-    let jm = jp.adjoint();
+    let (a_cav, ad_cav) = (annihilation(nf), annihilation(nf).adjoint());
+    let (j_p, j_m) = (j_plus(n), j_plus(n).adjoint());
+    // Products of Kronecker products, factor by factor: (A (x) B)(C (x) D) = AC (x) BD, so
+    // J_+ a = J_+ (x) a and a^+ a = 1 (x) a^+a, without a dense product of the full matrices
+    // (each entry of which has one non-zero term: the same numbers).
     let coupling = if tc {
-        (&jp * &a + &jm * &ad) * c(g, 0.0)
+        (kron(&j_p, &a_cav) + kron(&j_m, &ad_cav)) * c(g, 0.0)
     } else {
         // 2 g J_x (a + a^dag) = g (J_+ + J_-)(a + a^dag)
-        (&jp + &jm) * (&a + &ad) * c(g, 0.0)
+        kron(&(&j_p + &j_m), &(&a_cav + &ad_cav)) * c(g, 0.0)
     };
     let nb = excitations(n);
-    let h = &ad * &a * c(wc, 0.0) + kron(&nb, &ia) * c(wa, 0.0) + &coupling;
+    let h = kron(&ic, &(&ad_cav * &a_cav)) * c(wc, 0.0) + kron(&nb, &ia) * c(wa, 0.0) + &coupling;
+    let (a, jm) = (kron(&ic, &a_cav), kron(&j_p, &ia).adjoint());
     Ok(OpenSystem {
         space: Space::Dicke { n_cells: n, n_fock: nf },
         hamiltonian: h,
