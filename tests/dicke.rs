@@ -8,6 +8,7 @@ use qbat_gpu::linalg::*;
 use qbat_gpu::measures::{energy, evaluate, Measure, MeasureContext, Sample};
 use qbat_gpu::model::{Jump, ModelKind, OpenSystem, ParamValue, Params, Space};
 use qbat_gpu::run::{run_plan, Backend, RunOptions, RunResult};
+use std::sync::Arc;
 
 fn run(cfg: &str, backend: Backend) -> (Plan, RunResult) {
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
@@ -177,8 +178,16 @@ fn two_qubit_full(nf: usize, wc: f64, wa: f64, g: f64, kappa: f64, gamma: f64, t
     let inter = if tc { (&jp * &a + &jm * &ad) * c(g, 0.0) } else { (&jp + &jm) * (&a + &ad) * c(g, 0.0) };
     let nb = cell(&(sigma_plus() * sigma_minus()));
     let h = &ad * &a * c(wc, 0.0) + nb * c(wa, 0.0) + &inter;
-    let jumps = [(a, kappa), (jm, gamma)].into_iter().filter(|(_, r)| *r > 0.0).map(|(op, rate)| Jump { op, rate }).collect();
-    OpenSystem { space: Space::Cavity { n_fock: nf }, hamiltonian: h, jumps, h_battery: identity(2), h_charger: identity(2), dephasing: 0.0, coupling: inter }
+    let jumps = [(a, kappa), (jm, gamma)].into_iter().filter(|(_, r)| *r > 0.0).map(|(op, rate)| Jump { op: Arc::new(op), rate }).collect();
+    OpenSystem {
+        space: Space::Cavity { n_fock: nf },
+        hamiltonian: h,
+        jumps,
+        h_battery: identity(2),
+        h_charger: identity(2),
+        dephasing: 0.0,
+        coupling: Arc::new(inter),
+    }
 }
 
 #[test]

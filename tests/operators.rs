@@ -9,6 +9,7 @@ use qbat_gpu::config::{parse_plan, Overrides, RK4_STABILITY};
 use qbat_gpu::linalg::{c, identity, kron, sigma_minus, sigma_plus, sigma_x, sigma_y, sigma_z, CMat};
 use qbat_gpu::model::{resolve_params, Jump, ModelKind, OpenSystem, ParamValue, Params, Space};
 use rand::{Rng, SeedableRng};
+use std::sync::Arc;
 
 fn params(given: &[(&str, f64)], text: &[(&str, &str)]) -> Params {
     let mut p: Params = given.iter().map(|(k, v)| (k.to_string(), ParamValue::Real(*v))).collect();
@@ -117,7 +118,7 @@ fn entry_bound_lies_above_the_eigen_solved_bound() {
             3 => h += identity(n) * c(1e6 * scale, 0.0),
             _ => {}
         }
-        let jumps = (0..rng.random_range(0..3)).map(|_| Jump { op: random_matrix(&mut rng, n, 1.0), rate: rng.random_range(0.0..2.0) }).collect();
+        let jumps = (0..rng.random_range(0..3)).map(|_| Jump { op: Arc::new(random_matrix(&mut rng, n, 1.0)), rate: rng.random_range(0.0..2.0) }).collect();
         let sys = OpenSystem {
             space: Space::TwoQubit,
             hamiltonian: h.clone(),
@@ -125,7 +126,7 @@ fn entry_bound_lies_above_the_eigen_solved_bound() {
             h_battery: identity(2),
             h_charger: identity(2),
             dephasing: 0.0,
-            coupling: CMat::zeros(n, n),
+            coupling: Arc::new(CMat::zeros(n, n)),
         };
         let (entry, exact) = (sys.generator_norm_entry_bound(), sys.generator_norm_bound());
         assert!(exact.is_finite() && entry >= exact, "case {case}: entry bound {entry} below {exact}");
@@ -137,7 +138,7 @@ fn entry_bound_lies_above_the_eigen_solved_bound() {
         let n = rng.random_range(2..30);
         let (a, b) = (rng.random_range(-1.0..1.0) * 10f64.powi(rng.random_range(0..9)), rng.random_range(-1.0..1.0));
         let h = CMat::from_fn(2, 2, |i, j| c(if i == j { a } else { b }, 0.0));
-        let ones = Jump { op: CMat::from_element(n, n, c(1.0, 0.0)), rate: 1.0 };
+        let ones = Jump { op: Arc::new(CMat::from_element(n, n, c(1.0, 0.0))), rate: 1.0 };
         let pair = OpenSystem {
             space: Space::TwoQubit,
             hamiltonian: h,
@@ -145,9 +146,9 @@ fn entry_bound_lies_above_the_eigen_solved_bound() {
             h_battery: identity(2),
             h_charger: identity(2),
             dephasing: 0.0,
-            coupling: CMat::zeros(2, 2),
+            coupling: Arc::new(CMat::zeros(2, 2)),
         };
-        let flat = OpenSystem { hamiltonian: identity(n), jumps: vec![ones], coupling: CMat::zeros(n, n), ..pair.clone() };
+        let flat = OpenSystem { hamiltonian: identity(n), jumps: vec![ones], coupling: Arc::new(CMat::zeros(n, n)), ..pair.clone() };
         for sys in [pair, flat] {
             let (entry, exact) = (sys.generator_norm_entry_bound(), sys.generator_norm_bound());
             assert!(entry >= exact, "tight case {case}: entry bound {entry} below {exact}");
@@ -163,7 +164,7 @@ fn entry_bound_lies_above_the_eigen_solved_bound() {
         h_battery: identity(2),
         h_charger: identity(2),
         dephasing: 0.0,
-        coupling: CMat::zeros(3, 3),
+        coupling: Arc::new(CMat::zeros(3, 3)),
     };
     assert!(!sys.generator_norm_entry_bound().is_finite());
 }
@@ -224,4 +225,30 @@ fn refusals_name_the_first_point_and_drives_decide_at_their_limit() {
     assert!(parse_plan(&driven(limit * (1.0 - 1e-4)), &Overrides::default()).is_ok(), "{limit}");
     let beyond = parse_plan(&driven(limit * (1.0 + 1e-4)), &Overrides::default()).expect_err("refused").to_string();
     assert!(beyond.contains("time.dt") && beyond.contains("drives"), "{beyond}");
+}
+
+/// The points of a sweep share the first point's jump operators and coupling where theirs are
+/// the same matrices, and keep their own where not: a lambda sweep shares all of them, a g
+/// sweep only the jumps (its coupling is g's).
+#[test]
+fn sweep_points_share_equal_operators_only() {
+    for (swept, coupling_shared) in [("lambda", true), ("g", false)] {
+        let cfg = format!("model = \"cavity-cells\"\n[params]\nn_fock = 3\nkappa = 0.1\ngamma = 0.2\n{swept} = {{ values = [0.3, 0.6, 0.9] }}\n[time]\ndt = 0.01\nt_end = 0.04\nsamples = 2\n");
+        let plan = parse_plan(&cfg, &Overrides::default()).unwrap();
+        let (first, systems) = (&plan.systems[0], &plan.systems);
+        assert_eq!(systems.len(), 3);
+        for (i, sys) in systems.iter().enumerate().skip(1) {
+            // the operators as the point alone builds them
+            let own = build(ModelKind::CavityCells, &plan.points[i]);
+            assert_same_bits(&sys.hamiltonian, &own.hamiltonian, &format!("{swept} point {i}: H"));
+            assert_same_bits(&sys.coupling, &own.coupling, &format!("{swept} point {i}: coupling"));
+            assert_eq!(Arc::ptr_eq(&sys.coupling, &first.coupling), coupling_shared, "{swept} point {i}: coupling");
+            assert_eq!(sys.jumps.len(), 3);
+            for (k, (j, o)) in sys.jumps.iter().zip(&own.jumps).enumerate() {
+                assert_same_bits(&j.op, &o.op, &format!("{swept} point {i}: jump {k}"));
+                assert!(Arc::ptr_eq(&j.op, &first.jumps[k].op), "{swept} point {i}: jump {k} not shared");
+                assert_eq!(j.rate, o.rate);
+            }
+        }
+    }
 }

@@ -12,25 +12,35 @@ use std::sync::Arc;
 /// Build and check the operators of `points`, the points in parallel; an error is the first
 /// point's in order, as a loop over them would give. Points past the first failure found so
 /// far are skipped (every point before it still runs), so a dt that every point refuses is
-/// reported about as soon as a loop would.
+/// reported about as soon as a loop would. Each point shares the first point's jump operators
+/// and coupling where its own are the same matrices (`OpenSystem::share_with`).
 pub fn build_systems(model: ModelKind, model_name: &str, points: &[Params], dt: f64, steady: bool, switch_off: Option<f64>) -> Result<Vec<Arc<OpenSystem>>> {
+    let Some(first) = points.first() else {
+        return Ok(vec![]);
+    };
+    // the first point's jumps and coupling, shared by every point whose are the same
+    let template = build_checked(model, first, dt, steady, switch_off).map(Arc::new)?;
     let first_failure = AtomicUsize::new(usize::MAX);
-    let built: Vec<Option<Result<Arc<OpenSystem>>>> = points
+    let rest: Vec<Option<Result<Arc<OpenSystem>>>> = points[1..]
         .par_iter()
         .enumerate()
         .map(|(i, p)| {
             if i > first_failure.load(Ordering::Relaxed) {
                 return None;
             }
-            let sys = build_checked(model, p, dt, steady, switch_off).map(Arc::new);
+            let sys = build_checked(model, p, dt, steady, switch_off).map(|mut s| {
+                s.share_with(&template);
+                Arc::new(s)
+            });
             if sys.is_err() {
                 first_failure.fetch_min(i, Ordering::Relaxed);
             }
             Some(sys)
         })
         .collect();
+    let built = std::iter::once(Some(Ok(template))).chain(rest);
     // a skipped point lies past a failed one, whose error comes first
-    let systems = built.into_iter().map(|b| b.expect("skipped only past a failure")).collect::<Result<Vec<_>>>()?;
+    let systems = built.map(|b| b.expect("skipped only past a failure")).collect::<Result<Vec<_>>>()?;
     if switch_off.is_some() && !systems.iter().any(|s| s.has_coupling()) {
         return Err(invalid(
             "protocol.switch_off",

@@ -41,7 +41,7 @@ pub const PSD_TOL: f64 = crate::config::STATE_TOL;
 /// column-stacked vec(X).
 pub fn superoperator(sys: &OpenSystem) -> CMat {
     let id = identity(sys.dim());
-    let jumps: Vec<CMat> = sys.jumps.iter().map(|j| &j.op * c(j.rate.sqrt(), 0.0)).collect();
+    let jumps: Vec<CMat> = sys.jumps.iter().map(|j| &*j.op * c(j.rate.sqrt(), 0.0)).collect();
     let mut k = &sys.hamiltonian * c(0.0, -1.0);
     for j in &jumps {
         k -= (j.adjoint() * j) * c(0.5, 0.0);

@@ -55,7 +55,7 @@ fn lindblad(sys: &OpenSystem, x: &CMat) -> CMat {
     let h = &sys.hamiltonian;
     let mut out = (h * x - x * h) * c(0.0, -1.0);
     for j in &sys.jumps {
-        let l = &j.op;
+        let l: &CMat = &j.op;
         let ld = l.adjoint();
         let ldl = &ld * l;
         let d = l * x * &ld - (&ldl * x + x * &ldl) * c(0.5, 0.0);

@@ -26,7 +26,7 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
         h_battery: &num * c(wb, 0.0),
         h_charger: &num * c(wb, 0.0),
         dephasing: 0.0,
-        coupling,
+        coupling: std::sync::Arc::new(coupling),
     })
 }
 

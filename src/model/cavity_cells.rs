@@ -93,7 +93,7 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
         h_battery: &sz * c(wq / 2.0, 0.0),
         h_charger: &sz * c(wq / 2.0, 0.0),
         dephasing: 0.0,
-        coupling,
+        coupling: std::sync::Arc::new(coupling),
     })
 }
 

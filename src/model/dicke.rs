@@ -118,7 +118,7 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
         h_battery: nb * c(wa, 0.0),
         h_charger: annihilation(nf).adjoint() * annihilation(nf) * c(wc, 0.0),
         dephasing: 0.0,
-        coupling,
+        coupling: std::sync::Arc::new(coupling),
     })
 }
 

@@ -94,6 +94,6 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
         h_battery: number_qubit() * c(w0, 0.0),
         h_charger: number_qubit() * c(w0, 0.0),
         dephasing: 0.0,
-        coupling,
+        coupling: std::sync::Arc::new(coupling),
     })
 }

@@ -11,11 +11,13 @@ pub mod two_qubit;
 use crate::error::{QbatError, Result};
 use crate::linalg::{CMat, C64};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One jump operator L with its rate: rate * D[L] rho.
 #[derive(Clone, Debug)]
 pub struct Jump {
-    pub op: CMat,
+    /// Shared by the parameter points whose jump is the same matrix (`OpenSystem::share_with`).
+    pub op: Arc<CMat>,
     pub rate: f64,
 }
 
@@ -57,8 +59,9 @@ pub struct OpenSystem {
     /// Phase-flip probability applied to each sample before the measures (spin-pair only).
     pub dephasing: f64,
     /// The charger-battery coupling part of `hamiltonian`: what `[protocol] switch_off` turns
-    /// off (`ModelKind::coupling_doc` says which term it is for each model).
-    pub coupling: CMat,
+    /// off (`ModelKind::coupling_doc` says which term it is for each model). Shared like the
+    /// jumps.
+    pub coupling: Arc<CMat>,
 }
 
 impl OpenSystem {
@@ -69,7 +72,24 @@ impl OpenSystem {
     /// The system after `[protocol] switch_off`: H - coupling, the same jumps (dissipators stay
     /// on), the same H_B, H_C and dephasing (the measures do not change).
     pub fn uncoupled(&self) -> OpenSystem {
-        OpenSystem { hamiltonian: &self.hamiltonian - &self.coupling, coupling: CMat::zeros(self.dim(), self.dim()), ..self.clone() }
+        OpenSystem { hamiltonian: &self.hamiltonian - &*self.coupling, coupling: Arc::new(CMat::zeros(self.dim(), self.dim())), ..self.clone() }
+    }
+
+    /// Take `other`'s copy of every jump operator and of the coupling that equals this system's
+    /// bit for bit (the jumps by position): a sweep's points mostly share them, and an 84x84
+    /// cavity point's jumps and coupling are four fifths of its operators' memory.
+    pub fn share_with(&mut self, other: &OpenSystem) {
+        let same = |a: &CMat, b: &CMat| {
+            a.shape() == b.shape() && a.iter().zip(b.iter()).all(|(x, y)| x.re.to_bits() == y.re.to_bits() && x.im.to_bits() == y.im.to_bits())
+        };
+        for (mine, theirs) in self.jumps.iter_mut().zip(&other.jumps) {
+            if same(&mine.op, &theirs.op) {
+                mine.op = Arc::clone(&theirs.op);
+            }
+        }
+        if same(&self.coupling, &other.coupling) {
+            self.coupling = Arc::clone(&other.coupling);
+        }
     }
 
     /// Whether the coupling acts at all: its traceless part is non-zero beyond rounding
@@ -78,7 +98,7 @@ impl OpenSystem {
     pub fn has_coupling(&self) -> bool {
         let n = self.dim();
         let shift = self.coupling.trace() / n as f64;
-        let traceless = &self.coupling - CMat::identity(n, n) * shift;
+        let traceless = &*self.coupling - CMat::identity(n, n) * shift;
         let scale = self.hamiltonian.iter().map(|z| z.norm()).fold(0.0, f64::max).max(f64::MIN_POSITIVE);
         traceless.iter().any(|z| z.norm() > 1e-14 * scale)
     }
@@ -88,7 +108,7 @@ impl OpenSystem {
     pub fn generator_norm_bound(&self) -> f64 {
         let mut bound = spectrum_spread(&self.hamiltonian);
         for j in &self.jumps {
-            let ldl = j.op.adjoint() * &j.op;
+            let ldl = j.op.adjoint() * &*j.op;
             let op_norm_sq = crate::linalg::eigvals_hermitian(&ldl).last().copied().unwrap_or(0.0);
             bound += 2.0 * j.rate * op_norm_sq;
         }
@@ -413,7 +433,7 @@ pub fn text(params: &Params, name: &str) -> Result<String> {
 
 /// Keep jumps with a positive rate only.
 pub fn jumps(list: Vec<(CMat, f64)>) -> Vec<Jump> {
-    list.into_iter().filter(|(_, r)| *r > 0.0).map(|(op, rate)| Jump { op, rate }).collect()
+    list.into_iter().filter(|(_, r)| *r > 0.0).map(|(op, rate)| Jump { op: Arc::new(op), rate }).collect()
 }
 
 pub fn spec(name: &'static str, default: ParamDefault, doc: &'static str) -> ParamSpec {

@@ -32,6 +32,6 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
         h_battery: &sz * c(wb, 0.0),
         h_charger: &sz * c(wc, 0.0),
         dephasing,
-        coupling,
+        coupling: std::sync::Arc::new(coupling),
     })
 }

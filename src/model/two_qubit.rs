@@ -65,5 +65,5 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     // its own h (H_B commutes with the battery's free evolution, so a closed battery keeps its
     // energy).
     let coupling = &h - kron(&h_charger, &identity(2)) - kron(&identity(2), &h_battery);
-    Ok(OpenSystem { space: Space::TwoQubit, hamiltonian: h, jumps: jumps(list), h_battery, h_charger, dephasing: 0.0, coupling })
+    Ok(OpenSystem { space: Space::TwoQubit, hamiltonian: h, jumps: jumps(list), h_battery, h_charger, dephasing: 0.0, coupling: std::sync::Arc::new(coupling) })
 }

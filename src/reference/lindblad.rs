@@ -108,9 +108,9 @@ impl LindbladRhs {
         let dim = sys.dim();
         let mut k = &sys.hamiltonian * (-I);
         for j in &sys.jumps {
-            k -= (j.op.adjoint() * &j.op) * C64::new(0.5 * j.rate, 0.0);
+            k -= (j.op.adjoint() * &*j.op) * C64::new(0.5 * j.rate, 0.0);
         }
-        let jumps = sys.jumps.iter().map(|j| SparseRows::from_dense(&(&j.op * C64::new(j.rate.sqrt(), 0.0)))).collect();
+        let jumps = sys.jumps.iter().map(|j| SparseRows::from_dense(&(&*j.op * C64::new(j.rate.sqrt(), 0.0)))).collect();
         LindbladRhs { dim, k: SparseRows::from_dense(&k), jumps }
     }
 
@@ -147,7 +147,7 @@ mod tests {
         let h = &sys.hamiltonian;
         let mut out = (h * rho - rho * h) * (-I);
         for j in &sys.jumps {
-            let l = &j.op;
+            let l: &CMat = &j.op;
             let ld = l.adjoint();
             let ldl = &ld * l;
             out += (l * rho * &ld - (&ldl * rho + rho * &ldl) * c(0.5, 0.0)) * c(j.rate, 0.0);
