@@ -215,6 +215,9 @@ fn refusals_name_the_first_point_and_drives_decide_at_their_limit() {
         assert!(err.contains(&format!("up to {b1:.4e}")), "{err}");
     }
     assert!(parse_plan(&base("0.1, 0.2", dt), &Overrides::default()).is_ok());
+    // the first point refused (it is built before the rest)
+    let err = parse_plan(&base("50.0, 0.1, 80.0", dt), &Overrides::default()).expect_err("refused").to_string();
+    assert!(err.contains(&format!("up to {b1:.4e}")), "{err}");
     // a driven point: the refusal of a dt the undriven generator allows says how far dt may go
     let driven = |dt: f64| {
         format!("model = \"cavity-cells\"\n[params]\nn_fock = 4\nalpha = 0.5\n[time]\ndt = {dt:?}\nt_end = {:?}\nsamples = 2\n[[drive]]\noperator = \"x_a\"\namplitude = 30.0\nfrequency = 1.0\n", 4.0 * dt)
@@ -229,11 +232,15 @@ fn refusals_name_the_first_point_and_drives_decide_at_their_limit() {
 
 /// The points of a sweep share the first point's jump operators and coupling where theirs are
 /// the same matrices, and keep their own where not: a lambda sweep shares all of them, a g
-/// sweep only the jumps (its coupling is g's).
+/// sweep only the jumps (its coupling is g's), and a kappa sweep from 0 (whose first point has
+/// no cavity jump) the cells' jumps, each the same one wherever it sits in the list.
 #[test]
 fn sweep_points_share_equal_operators_only() {
-    for (swept, coupling_shared) in [("lambda", true), ("g", false)] {
-        let cfg = format!("model = \"cavity-cells\"\n[params]\nn_fock = 3\nkappa = 0.1\ngamma = 0.2\n{swept} = {{ values = [0.3, 0.6, 0.9] }}\n[time]\ndt = 0.01\nt_end = 0.04\nsamples = 2\n");
+    for (swept, values, coupling_shared) in [("lambda", "0.3, 0.6, 0.9", true), ("g", "0.3, 0.6, 0.9", false), ("kappa", "0.0, 0.1, 0.2", true)] {
+        let rates = if swept == "kappa" { "gamma = 0.2\n" } else { "kappa = 0.1\ngamma = 0.2\n" };
+        let cfg = format!(
+            "model = \"cavity-cells\"\n[params]\nn_fock = 3\n{rates}{swept} = {{ values = [{values}] }}\n[time]\ndt = 0.01\nt_end = 0.04\nsamples = 2\n"
+        );
         let plan = parse_plan(&cfg, &Overrides::default()).unwrap();
         let (first, systems) = (&plan.systems[0], &plan.systems);
         assert_eq!(systems.len(), 3);
@@ -243,12 +250,19 @@ fn sweep_points_share_equal_operators_only() {
             assert_same_bits(&sys.hamiltonian, &own.hamiltonian, &format!("{swept} point {i}: H"));
             assert_same_bits(&sys.coupling, &own.coupling, &format!("{swept} point {i}: coupling"));
             assert_eq!(Arc::ptr_eq(&sys.coupling, &first.coupling), coupling_shared, "{swept} point {i}: coupling");
-            assert_eq!(sys.jumps.len(), 3);
+            assert_eq!(sys.jumps.len(), own.jumps.len());
             for (k, (j, o)) in sys.jumps.iter().zip(&own.jumps).enumerate() {
                 assert_same_bits(&j.op, &o.op, &format!("{swept} point {i}: jump {k}"));
-                assert!(Arc::ptr_eq(&j.op, &first.jumps[k].op), "{swept} point {i}: jump {k} not shared");
                 assert_eq!(j.rate, o.rate);
+                // shared exactly when the first point has the same matrix
+                let in_first = first.jumps.iter().any(|f| f.op.iter().zip(o.op.iter()).all(|(x, y)| x == y) && f.op.shape() == o.op.shape());
+                assert_eq!(first.jumps.iter().any(|f| Arc::ptr_eq(&f.op, &j.op)), in_first, "{swept} point {i}: jump {k}");
             }
+        }
+        if swept == "kappa" {
+            // the cavity jump (first in the list) is each point's own; the cells' are shared
+            assert!(systems[1].jumps.len() == 3 && first.jumps.len() == 2);
+            assert!(!Arc::ptr_eq(&systems[1].jumps[0].op, &systems[2].jumps[0].op));
         }
     }
 }

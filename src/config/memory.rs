@@ -11,7 +11,8 @@ use crate::model::Space;
 /// two-qubit eigen-solve measures are on), twice over; the streamed statistics a cell per
 /// (sample, measure) with its quantile sketch, twice over (the accumulator and its checkpoint);
 /// a point its operators (about 8 dim x dim complex matrices) plus 4 KiB (parameters, the
-/// Pauli-basis generator).
+/// Pauli-basis generator): the most a point costs, as its jumps and coupling are shared with
+/// the first point's only where they are the same matrices (a sweep of g has its own coupling).
 #[allow(clippy::too_many_arguments)]
 pub fn check_memory(
     space: Space,

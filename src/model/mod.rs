@@ -76,14 +76,15 @@ impl OpenSystem {
     }
 
     /// Take `other`'s copy of every jump operator and of the coupling that equals this system's
-    /// bit for bit (the jumps by position): a sweep's points mostly share them, and an 84x84
+    /// bit for bit (a jump whichever of `other`'s it equals: a zero rate drops a jump, so
+    /// positions differ between points): a sweep's points mostly share them, and an 84x84
     /// cavity point's jumps and coupling are four fifths of its operators' memory.
     pub fn share_with(&mut self, other: &OpenSystem) {
         let same = |a: &CMat, b: &CMat| {
             a.shape() == b.shape() && a.iter().zip(b.iter()).all(|(x, y)| x.re.to_bits() == y.re.to_bits() && x.im.to_bits() == y.im.to_bits())
         };
-        for (mine, theirs) in self.jumps.iter_mut().zip(&other.jumps) {
-            if same(&mine.op, &theirs.op) {
+        for mine in &mut self.jumps {
+            if let Some(theirs) = other.jumps.iter().find(|t| same(&mine.op, &t.op)) {
                 mine.op = Arc::clone(&theirs.op);
             }
         }
