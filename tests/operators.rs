@@ -102,6 +102,20 @@ fn random_matrix(rng: &mut impl Rng, n: usize, scale: f64) -> CMat {
     CMat::from_fn(n, n, |_, _| if rng.random_range(0..3) == 0 { c(0.0, 0.0) } else { c(rng.random_range(-scale..scale), rng.random_range(-scale..scale)) })
 }
 
+/// A system of H and jumps alone (the bounds read nothing else).
+fn system(hamiltonian: CMat, jumps: Vec<Jump>) -> OpenSystem {
+    let n = hamiltonian.nrows();
+    OpenSystem {
+        space: Space::TwoQubit,
+        hamiltonian,
+        jumps,
+        h_battery: identity(2),
+        h_charger: identity(2),
+        dephasing: 0.0,
+        coupling: Arc::new(CMat::zeros(n, n)),
+    }
+}
+
 #[test]
 fn entry_bound_lies_above_the_eigen_solved_bound() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
@@ -119,15 +133,7 @@ fn entry_bound_lies_above_the_eigen_solved_bound() {
             _ => {}
         }
         let jumps = (0..rng.random_range(0..3)).map(|_| Jump { op: Arc::new(random_matrix(&mut rng, n, 1.0)), rate: rng.random_range(0.0..2.0) }).collect();
-        let sys = OpenSystem {
-            space: Space::TwoQubit,
-            hamiltonian: h.clone(),
-            jumps,
-            h_battery: identity(2),
-            h_charger: identity(2),
-            dephasing: 0.0,
-            coupling: Arc::new(CMat::zeros(n, n)),
-        };
+        let sys = system(h, jumps);
         let (entry, exact) = (sys.generator_norm_entry_bound(), sys.generator_norm_bound());
         assert!(exact.is_finite() && entry >= exact, "case {case}: entry bound {entry} below {exact}");
     }
@@ -139,17 +145,7 @@ fn entry_bound_lies_above_the_eigen_solved_bound() {
         let (a, b) = (rng.random_range(-1.0..1.0) * 10f64.powi(rng.random_range(0..9)), rng.random_range(-1.0..1.0));
         let h = CMat::from_fn(2, 2, |i, j| c(if i == j { a } else { b }, 0.0));
         let ones = Jump { op: Arc::new(CMat::from_element(n, n, c(1.0, 0.0))), rate: 1.0 };
-        let pair = OpenSystem {
-            space: Space::TwoQubit,
-            hamiltonian: h,
-            jumps: vec![],
-            h_battery: identity(2),
-            h_charger: identity(2),
-            dephasing: 0.0,
-            coupling: Arc::new(CMat::zeros(2, 2)),
-        };
-        let flat = OpenSystem { hamiltonian: identity(n), jumps: vec![ones], coupling: Arc::new(CMat::zeros(n, n)), ..pair.clone() };
-        for sys in [pair, flat] {
+        for sys in [system(h, vec![]), system(identity(n), vec![ones])] {
             let (entry, exact) = (sys.generator_norm_entry_bound(), sys.generator_norm_bound());
             assert!(entry >= exact, "tight case {case}: entry bound {entry} below {exact}");
         }
@@ -157,16 +153,7 @@ fn entry_bound_lies_above_the_eigen_solved_bound() {
     // a non-finite entry leaves no finite bound
     let mut h = identity(3);
     h[(0, 1)] = c(f64::NAN, 0.0);
-    let sys = OpenSystem {
-        space: Space::TwoQubit,
-        hamiltonian: h,
-        jumps: vec![],
-        h_battery: identity(2),
-        h_charger: identity(2),
-        dephasing: 0.0,
-        coupling: Arc::new(CMat::zeros(3, 3)),
-    };
-    assert!(!sys.generator_norm_entry_bound().is_finite());
+    assert!(!system(h, vec![]).generator_norm_entry_bound().is_finite());
 }
 
 /// Right at the limit the entries' bound (larger) cannot settle the check: a dt a millionth
