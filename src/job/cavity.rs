@@ -51,7 +51,7 @@ pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<Cav
         if d.op.nrows() != dim || d.op.ncols() != dim {
             return None;
         }
-        let mut rest = d.op.clone();
+        let mut rest = (*d.op).clone();
         let shift = d.op.trace() / dim as f64;
         for i in 0..dim {
             rest[(i, i)] -= shift;
@@ -262,7 +262,14 @@ mod tests {
     use crate::model::drive::{named_operators, Drive, Envelope};
 
     fn drive(op: CMat, name: Option<&str>) -> Drive {
-        Drive { op, name: name.map(str::to_string), amplitude: 0.3, frequency: 1.2, phase: 0.1, envelope: Envelope::Gaussian { t0: 1.0, sigma: 0.5 } }
+        Drive {
+            op: std::sync::Arc::new(op),
+            name: name.map(str::to_string),
+            amplitude: 0.3,
+            frequency: 1.2,
+            phase: 0.1,
+            envelope: Envelope::Gaussian { t0: 1.0, sigma: 0.5 },
+        }
     }
 
     #[test]

@@ -53,8 +53,9 @@ impl Envelope {
 /// (possibly swept) amplitude and frequency.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Drive {
-    /// Hermitian, dim x dim.
-    pub op: CMat,
+    /// Hermitian, dim x dim; shared by the parameter points (a point's copy of the drive
+    /// changes only its amplitude and frequency).
+    pub op: std::sync::Arc<CMat>,
     /// The operator's name, or None for a matrix given in the config.
     pub name: Option<String>,
     pub amplitude: f64,
@@ -89,7 +90,7 @@ impl Drive {
 pub fn hamiltonian_at(h: &CMat, drives: &[Drive], t: f64) -> CMat {
     let mut out = h.clone();
     for d in drives {
-        out += &d.op * c(d.coeff(t), 0.0);
+        out += &*d.op * c(d.coeff(t), 0.0);
     }
     out
 }

@@ -117,44 +117,55 @@ impl OpenSystem {
     }
 
     /// An upper bound on `generator_norm_bound` from the entries alone: O(dim^2), no
-    /// eigen-solve. Gershgorin's intervals hold the spectrum of H's Hermitian part (what
-    /// `eigvals_hermitian` solves), so
-    ///   eps_max - eps_min <= max_i (h_ii + R_i) - min_i (h_ii - R_i),
-    ///   R_i = sum_{j != i} (|h_ij| + |h_ji|) / 2,
-    /// and ||L||^2 <= ||L||_1 ||L||_inf, the largest column sum of |l_ij| times the largest row
-    /// sum, with |z| taken as |re| + |im| above it. Each part is raised by 1e-9 of its scale
-    /// (||H|| <= the largest row sum), far above the rounding of these sums and of the
-    /// eigen-solves, so that it bounds the computed `generator_norm_bound` too. Infinite or NaN
-    /// when an entry is.
+    /// eigen-solve. H's spread as `spectrum_spread_entry_bound`, and
+    /// ||L||^2 <= ||L||_1 ||L||_inf, the largest column sum of |l_ij| times the largest row
+    /// sum (|z| taken as |re| + |im|, above it), raised by 1e-9, far above the rounding of
+    /// these sums and of the eigen-solve of L^dag L, so that it bounds the computed
+    /// `generator_norm_bound` too. Infinite or NaN when an entry is.
     pub fn generator_norm_entry_bound(&self) -> f64 {
-        const MARGIN: f64 = 1e-9;
-        let h = &self.hamiltonian;
-        if !crate::linalg::is_finite(h) {
-            return f64::NAN;
-        }
-        let n = h.nrows();
-        // the sums of |h_ij| without the diagonal's
-        let (mut off_row, mut off_col) = abs_sums(h);
-        for i in 0..n {
-            off_row[i] -= modulus(h[(i, i)]);
-            off_col[i] -= modulus(h[(i, i)]);
-        }
-        let (mut top, mut bottom, mut scale) = (f64::NEG_INFINITY, f64::INFINITY, 0.0f64);
-        for i in 0..n {
-            let (diag, radius) = (h[(i, i)], 0.5 * (off_row[i] + off_col[i]));
-            top = top.max(diag.re + radius);
-            bottom = bottom.min(diag.re - radius);
-            scale = scale.max(modulus(diag) + off_row[i].max(off_col[i]));
-        }
-        let mut bound = top - bottom + MARGIN * scale;
+        let mut bound = spectrum_spread_entry_bound(&self.hamiltonian);
         for j in &self.jumps {
             let (rows, cols) = abs_sums(&j.op);
             // (NaN sums, from NaN entries, stay NaN)
             let largest = |sums: Vec<f64>| sums.into_iter().fold(0.0f64, |m, x| if x.is_nan() || m.is_nan() { f64::NAN } else { m.max(x) });
-            bound += 2.0 * j.rate * largest(cols) * largest(rows) * (1.0 + MARGIN);
+            bound += 2.0 * j.rate * largest(cols) * largest(rows) * (1.0 + ENTRY_BOUND_MARGIN);
         }
         bound
     }
+}
+
+/// How far the entry bounds are raised, relative to their scale.
+const ENTRY_BOUND_MARGIN: f64 = 1e-9;
+
+/// An upper bound on `spectrum_spread(h)` from the entries alone: O(dim^2), no eigen-solve.
+/// Gershgorin's intervals hold the spectrum of h's Hermitian part (what `eigvals_hermitian`
+/// solves), so
+///   eps_max - eps_min <= max_i (h_ii + R_i) - min_i (h_ii - R_i),
+///   R_i = sum_{j != i} (|h_ij| + |h_ji|) / 2,
+/// with |z| taken as |re| + |im| (above it), raised by 1e-9 of h's scale (||h|| <= the
+/// largest row sum), far above the rounding of these sums and of the eigen-solve, so that it
+/// bounds the computed `spectrum_spread` too (where that is finite: entries near f64::MAX
+/// overflow the eigen-solve's Hermitian part). NaN when an entry is not finite, infinite when
+/// the sums overflow.
+pub fn spectrum_spread_entry_bound(h: &CMat) -> f64 {
+    if !crate::linalg::is_finite(h) {
+        return f64::NAN;
+    }
+    let n = h.nrows();
+    // the sums of |h_ij| without the diagonal's
+    let (mut off_row, mut off_col) = abs_sums(h);
+    for i in 0..n {
+        off_row[i] -= modulus(h[(i, i)]);
+        off_col[i] -= modulus(h[(i, i)]);
+    }
+    let (mut top, mut bottom, mut scale) = (f64::NEG_INFINITY, f64::INFINITY, 0.0f64);
+    for i in 0..n {
+        let (diag, radius) = (h[(i, i)], 0.5 * (off_row[i] + off_col[i]));
+        top = top.max(diag.re + radius);
+        bottom = bottom.min(diag.re - radius);
+        scale = scale.max(modulus(diag) + off_row[i].max(off_col[i]));
+    }
+    top - bottom + ENTRY_BOUND_MARGIN * scale
 }
 
 /// The sums of |a_ij| (as `modulus`) along each row and down each column, in one pass over

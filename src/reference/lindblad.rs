@@ -64,7 +64,7 @@ pub struct DriveTerms {
 
 impl DriveTerms {
     pub fn new(drives: &[crate::model::drive::Drive]) -> DriveTerms {
-        DriveTerms { terms: drives.iter().map(|d| (SparseRows::from_dense(&(&d.op * (-I))), d.clone())).collect() }
+        DriveTerms { terms: drives.iter().map(|d| (SparseRows::from_dense(&(&*d.op * (-I))), d.clone())).collect() }
     }
     pub fn is_empty(&self) -> bool {
         self.terms.is_empty()
