@@ -221,8 +221,7 @@ pub fn check_stability(
             continue;
         }
         let extra: f64 = ds.iter().map(|d| reach(d) * crate::model::spectrum_spread(&d.op)).sum();
-        let bound =
-            generators().map(|s| s.generator_norm_bound()).fold(f64::NEG_INFINITY, |m, b| if b.is_nan() || m.is_nan() { f64::NAN } else { m.max(b) }) + extra;
+        let bound = crate::model::largest_or_nan(generators().map(|s| s.generator_norm_bound())) + extra;
         if !bound.is_finite() || dt * bound > super::RK4_STABILITY {
             return Err(invalid(
                 "time.dt",

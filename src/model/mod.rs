@@ -127,11 +127,16 @@ impl OpenSystem {
         for j in &self.jumps {
             let (rows, cols) = abs_sums(&j.op);
             // (NaN sums, from NaN entries, stay NaN)
-            let largest = |sums: Vec<f64>| sums.into_iter().fold(0.0f64, |m, x| if x.is_nan() || m.is_nan() { f64::NAN } else { m.max(x) });
-            bound += 2.0 * j.rate * largest(cols) * largest(rows) * (1.0 + ENTRY_BOUND_MARGIN);
+            bound += 2.0 * j.rate * largest_or_nan(cols) * largest_or_nan(rows) * (1.0 + ENTRY_BOUND_MARGIN);
         }
         bound
     }
+}
+
+/// The largest of non-negative values (0 for none), or NaN when one is NaN (`f64::max` would
+/// pass over it).
+pub fn largest_or_nan(values: impl IntoIterator<Item = f64>) -> f64 {
+    values.into_iter().fold(0.0, |m, x| if x.is_nan() || m.is_nan() { f64::NAN } else { m.max(x) })
 }
 
 /// How far the entry bounds are raised, relative to their scale.
