@@ -71,7 +71,8 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     let (kappa, gamma) = (rate(p, "kappa")?, rate(p, "gamma")?);
     alpha(p)?;
     let (i2, ic) = (identity(2), identity(n + 1));
-    let (a_cav, ad_cav) = (annihilation(n), annihilation(n).adjoint());
+    let a_cav = annihilation(n);
+    let ad_cav = a_cav.adjoint();
     let (sz, sp, sm, sx, sy) = (sigma_z(), sigma_plus(), sigma_minus(), sigma_x(), sigma_y());
     let sz1 = tri(&sz, &i2, &ic);
     let sz2 = tri(&i2, &sz, &ic);

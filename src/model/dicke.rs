@@ -97,8 +97,10 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     let tc = is_tavis_cummings(p)?;
     initial_parts(p, n, nf)?;
     let (ic, ia) = (identity(n + 1), identity(nf + 1));
-    let (a_cav, ad_cav) = (annihilation(nf), annihilation(nf).adjoint());
-    let (j_p, j_m) = (j_plus(n), j_plus(n).adjoint());
+    let a_cav = annihilation(nf);
+    let ad_cav = a_cav.adjoint();
+    let j_p = j_plus(n);
+    let j_m = j_p.adjoint();
     // Products of Kronecker products, factor by factor: (A (x) B)(C (x) D) = AC (x) BD, so
     // J_+ a = J_+ (x) a and a^+ a = 1 (x) a^+a, without a dense product of the full matrices
     // (each entry of which has one non-zero term: the same numbers).
@@ -110,6 +112,8 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     };
     let nb = excitations(n);
     let h = kron(&ic, &(&ad_cav * &a_cav)) * c(wc, 0.0) + kron(&nb, &ia) * c(wa, 0.0) + &coupling;
+    // J_- as the adjoint of J_+ (x) 1, not J_- (x) 1: the same numbers but for the sign of
+    // its zero imaginary parts, which the jump keeps as it was
     let (a, jm) = (kron(&ic, &a_cav), kron(&j_p, &ia).adjoint());
     Ok(OpenSystem {
         space: Space::Dicke { n_cells: n, n_fock: nf },
