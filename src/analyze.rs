@@ -32,8 +32,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod ranks;
-use ranks::doubled_ranks_with;
 pub use ranks::ranks;
+use ranks::{doubled_ranks_whole_and_sliced, doubled_ranks_with};
 
 /// Default cap on the members of the correlation set.
 pub const DEFAULT_MAX_MEMBERS: usize = 20_000;
@@ -179,23 +179,22 @@ pub fn pearson_checked<T: Copy + PartialEq + Into<f64>>(x: &[T], y: &[T]) -> Opt
 
 /// Spearman rank correlation (ties get their average rank); None when either side is constant.
 pub fn spearman_checked(x: &[f64], y: &[f64]) -> Option<f64> {
-    spearman_of(&varying_ranks(x), &varying_ranks(y))
+    spearman_of(varying_ranks(x).as_deref(), varying_ranks(y).as_deref())
 }
 
-/// The (doubled) ranks of a sample a correlation is defined over (two or more points, not all
-/// equal).
+/// The (doubled) ranks of a sample a correlation is defined over (see `varies`).
 fn varying_ranks(v: &[f64]) -> Option<Vec<u32>> {
-    varying_ranks_with(v, &mut vec![])
+    varies(v).then(|| doubled_ranks_with(v, &mut vec![]))
 }
 
-/// `varying_ranks`, sorting in `scratch`.
-fn varying_ranks_with(v: &[f64], scratch: &mut Vec<u64>) -> Option<Vec<u32>> {
-    (v.len() >= 2 && !is_constant(v)).then(|| doubled_ranks_with(v, scratch))
+/// Whether a correlation is defined over the sample: two or more points, not all equal.
+fn varies(v: &[f64]) -> bool {
+    v.len() >= 2 && !is_constant(v)
 }
 
 /// Spearman from the `varying_ranks` of both sides: None when either has none.
-fn spearman_of(rx: &Option<Vec<u32>>, ry: &Option<Vec<u32>>) -> Option<f64> {
-    pearson_checked(rx.as_ref()?, ry.as_ref()?)
+fn spearman_of(rx: Option<&[u32]>, ry: Option<&[u32]>) -> Option<f64> {
+    pearson_checked(rx?, ry?)
 }
 
 fn is_constant<T: PartialEq>(v: &[T]) -> bool {
@@ -466,14 +465,19 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     }
     let members_used = kept;
     let healthy = n - skipped;
-    // Ranks per column (pooled) and per column and time (per_time), each computed once.
-    let pooled_ranks: Vec<Option<Vec<u32>>> = pooled.par_iter().map_init(Vec::new, |scratch, c| varying_ranks_with(c, scratch)).collect();
-    // Per time, each used column's ranks once (a column is in several pairs).
+    // Ranks per column, pooled and within each sample time's slice, from one sort of the
+    // pooled column (None for a constant column, whose every slice is constant too).
+    let ranks: Vec<Option<(Vec<u32>, Vec<u32>)>> =
+        pooled.par_iter().map_init(Vec::new, |scratch, c| varies(c).then(|| doubled_ranks_whole_and_sliced(c, members_used, scratch))).collect();
+    let slice = |s: usize| s * members_used..(s + 1) * members_used;
+    // Per time, each pair's correlations from its columns' slices.
     let per_time: Vec<Vec<PairRow>> = (0..nt)
         .into_par_iter()
-        .map_init(Vec::new, |scratch, s| {
-            let at: Vec<&[f64]> = pooled.iter().map(|c| &c[s * members_used..(s + 1) * members_used]).collect();
-            let col_ranks: Vec<Option<Vec<u32>>> = at.iter().map(|x| varying_ranks_with(x, scratch)).collect();
+        .map(|s| {
+            let at: Vec<&[f64]> = pooled.iter().map(|c| &c[slice(s)]).collect();
+            // a slice's ranks where it varies
+            let col_ranks: Vec<Option<&[u32]>> =
+                ranks.iter().zip(&at).map(|(r, x)| r.as_ref().filter(|_| varies(x)).map(|(_, sliced)| &sliced[slice(s)])).collect();
             pairs
                 .iter()
                 .zip(&pair_cols)
@@ -484,7 +488,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
                     t: Some(reader.times[s]),
                     n: members_used,
                     pearson: pearson_checked(at[ca], at[cb]),
-                    spearman: spearman_of(&col_ranks[ca], &col_ranks[cb]),
+                    spearman: spearman_of(col_ranks[ca], col_ranks[cb]),
                     monotone_fraction: None,
                     monotone_increasing: None,
                     monotone_decreasing: None,
@@ -493,6 +497,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
         })
         .collect();
     // The pooled row of each pair, the pairs in parallel.
+    let whole = |c: usize| ranks[c].as_ref().map(|(w, _)| &w[..]);
     let pooled_rows: Vec<PairRow> = pairs
         .par_iter()
         .zip(&pair_cols)
@@ -507,7 +512,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
                 t: None,
                 n: x.len(),
                 pearson: pearson_checked(x, y),
-                spearman: spearman_of(&pooled_ranks[ca], &pooled_ranks[cb]),
+                spearman: spearman_of(whole(ca), whole(cb)),
                 monotone_fraction: frac(count.2),
                 monotone_increasing: frac(count.0),
                 monotone_decreasing: frac(count.1),
@@ -519,7 +524,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
         rows.push(pooled_row);
         rows.extend(per_time.iter().map(|at| at[p].clone()));
     }
-    drop(pooled_ranks);
+    drop(ranks);
     drop(pooled);
     let mut analysis =
         Analysis { dir: dir.into(), members_total: n, members_used, skipped, capped, times: reader.times.clone(), monotone_tol, rows, files: vec![] };

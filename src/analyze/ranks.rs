@@ -18,8 +18,18 @@ fn total_order_key(x: f64) -> u64 {
 pub fn ranks(v: &[f64]) -> Vec<f64> {
     let mut r = vec![0.0; v.len()];
     // (i + j + 2) / 2, the average of 1-based positions i + 1 .. j + 1: exact below 2^53
-    rank_runs(v, &mut vec![], |k, doubled| r[k] = doubled as f64 / 2.0);
+    rank_runs(v, &mut vec![], |start, run, packing| {
+        for &p in run {
+            r[packing.index(p)] = doubled_rank(start, run.len()) as f64 / 2.0;
+        }
+    });
     r
+}
+
+/// Twice the average of the 1-based positions start + 1 ..= start + len:
+/// (start + 1) + (start + len) = 2 start + len + 1.
+fn doubled_rank(start: usize, len: usize) -> u64 {
+    (2 * start + len + 1) as u64
 }
 
 /// Twice the ranks of `ranks` (integers: a tie's average is a half-integer), for samples of
@@ -29,8 +39,63 @@ pub fn ranks(v: &[f64]) -> Vec<f64> {
 pub(super) fn doubled_ranks_with(v: &[f64], scratch: &mut Vec<u64>) -> Vec<u32> {
     assert!(v.len() < 1 << 31, "doubled ranks of {} values overflow u32", v.len());
     let mut r = vec![0u32; v.len()];
-    rank_runs(v, scratch, |k, doubled| r[k] = doubled as u32);
+    rank_runs(v, scratch, |start, run, packing| {
+        for &p in run {
+            r[packing.index(p)] = doubled_rank(start, run.len()) as u32;
+        }
+    });
     r
+}
+
+/// `doubled_ranks_with` of the whole of `v`, and at the same indices the doubled ranks of
+/// each sample within its slice (the consecutive `slice_len` samples it is among), from the
+/// one sort of the whole. The whole's order restricted to a slice is the slice's own order,
+/// and a slice's part of a run of equal keys is its run; so a sample of slice s in a run with
+/// m_s samples of s, after below_s of s in earlier runs, has the doubled rank
+/// 2 below_s + m_s + 1 within s, as sorting s alone gives it.
+pub(super) fn doubled_ranks_whole_and_sliced(v: &[f64], slice_len: usize, scratch: &mut Vec<u64>) -> (Vec<u32>, Vec<u32>) {
+    assert!(v.len() < 1 << 31, "doubled ranks of {} values overflow u32", v.len());
+    let slice_len = slice_len.max(1);
+    let slice_of = quotient_by(slice_len);
+    let (mut whole, mut sliced) = (vec![0u32; v.len()], vec![0u32; v.len()]);
+    let n_slices = v.len().div_ceil(slice_len);
+    // below[s]: samples of slice s in the runs passed; in_run[s]: of slice s in this run
+    let (mut below, mut in_run) = (vec![0u32; n_slices], vec![0u32; n_slices]);
+    rank_runs(v, scratch, |start, run, packing| {
+        let doubled = doubled_rank(start, run.len()) as u32;
+        if let [p] = run {
+            let k = packing.index(*p);
+            let s = slice_of(k);
+            whole[k] = doubled;
+            sliced[k] = 2 * below[s] + 2;
+            below[s] += 1;
+            return;
+        }
+        for &p in run {
+            in_run[slice_of(packing.index(p))] += 1;
+        }
+        for &p in run {
+            let k = packing.index(p);
+            let s = slice_of(k);
+            whole[k] = doubled;
+            sliced[k] = 2 * below[s] + in_run[s] + 1;
+        }
+        for &p in run {
+            let s = slice_of(packing.index(p));
+            below[s] += std::mem::take(&mut in_run[s]);
+        }
+    });
+    (whole, sliced)
+}
+
+/// k -> floor(k / d) for k < 2^32 and d >= 1, by a multiply: floor(k / d) = (M k) >> 64 with
+/// M = floor((2^64 - 1) / d) + 1 (Lemire, Kaser and Kurz, "Faster remainder by direct
+/// computation", 2019, exact for 32-bit k and d), a few cycles where a division per sample
+/// takes tens. (M is 2^64 for d = 1, which a u128 holds.)
+fn quotient_by(d: usize) -> impl Fn(usize) -> usize {
+    assert!((1..=u32::MAX as usize).contains(&d), "a divisor of {d} is not a u32 above 0");
+    let magic = u128::from(u64::MAX) / d as u128 + 1;
+    move |k| ((magic * k as u128) >> 64) as usize
 }
 
 /// The key of a sample as ranked: `total_order_key`, -0 taken as +0.
@@ -43,9 +108,10 @@ fn is_nan_key(key: u64) -> bool {
     !(!0xFFF0_0000_0000_0000..=0xFFF0_0000_0000_0000).contains(&key)
 }
 
-/// Sort `v` into `scratch` and call `put(index, i + j + 2)` for each sample, [i, j] the
-/// 0-based positions of its run of equal keys.
-fn rank_runs(v: &[f64], scratch: &mut Vec<u64>, mut put: impl FnMut(usize, u64)) {
+/// Sort `v` into `scratch` and call `on_run(start, run, packing)` for each run of equal keys in
+/// order: `start` the 0-based position of its first sample, `run` its packed samples (the
+/// sample indices by `packing.index`).
+fn rank_runs(v: &[f64], scratch: &mut Vec<u64>, mut on_run: impl FnMut(usize, &[u64], &Packing)) {
     let packing = sort_packed_into(v, scratch);
     let sorted = &mut scratch[..];
     let index = |p: u64| packing.index(p);
@@ -59,7 +125,7 @@ fn rank_runs(v: &[f64], scratch: &mut Vec<u64>, mut put: impl FnMut(usize, u64))
             j += 1;
         }
         if i == j {
-            put(index(sorted[i]), (2 * i + 2) as u64);
+            on_run(i, &sorted[i..=i], &packing);
             i += 1;
             continue;
         }
@@ -80,10 +146,7 @@ fn rank_runs(v: &[f64], scratch: &mut Vec<u64>, mut put: impl FnMut(usize, u64))
                     b += 1;
                 }
             }
-            let doubled = (2 * i + a + b + 2) as u64;
-            for &p in &group[a..=b] {
-                put(index(p), doubled);
-            }
+            on_run(i + a, &group[a..=b], &packing);
             a = b + 1;
         }
         i = j + 1;
@@ -266,6 +329,52 @@ mod tests {
                 let v: Vec<f64> = (0..n).map(|_| f64::from_bits(0x3FF0_0000_0000_0000 + rng.random_range(0..span))).collect();
                 assert_eq!(ranks(&v), ranks_by_sorting(&v), "n = {n}, span = {span}");
             }
+        }
+    }
+
+    /// Doubled ranks as `ranks_by_sorting` gives them (2 x an average position is an integer).
+    fn doubled_by_sorting(v: &[f64]) -> Vec<u32> {
+        ranks_by_sorting(v).iter().map(|r| (2.0 * r) as u32).collect()
+    }
+
+    #[test]
+    fn the_quotient_by_a_multiply_is_the_division() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(14);
+        let mut divisors: Vec<usize> = (1..=300).chain([1 << 16, (1 << 31) - 1, 1 << 31, u32::MAX as usize]).collect();
+        divisors.extend((0..300).map(|_| rng.random_range(1..=u32::MAX as usize)));
+        for d in divisors {
+            let q = quotient_by(d);
+            // the edges (0, multiples of d and their neighbours, the top of u32) and random k
+            let mut ks: Vec<usize> = vec![0, 1, d - 1, d, d + 1, 2 * d - 1, 2 * d, u32::MAX as usize, u32::MAX as usize - 1];
+            ks.extend((0..200).map(|_| rng.random_range(0..=u32::MAX as usize)));
+            ks.extend((0..50).map(|_| (rng.random_range(0..=u32::MAX as usize) / d) * d));
+            for k in ks.into_iter().filter(|&k| k <= u32::MAX as usize) {
+                assert_eq!(q(k), k / d, "{k} / {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn ranks_within_slices_from_the_whole_sort_match_sorting_each_slice() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+        let pool = [-0.0, 0.0, 1.5, -1.5, 5e-324, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -f64::NAN];
+        // small (one sort in place) and large (split into buckets) wholes; slices of one
+        // sample, a few, and ones that do not divide the whole (the last slice is shorter)
+        for (n, slice_len) in [(1usize, 1usize), (7, 3), (600, 1), (600, 50), (600, 600), (70_000, 700), (100_003, 1000)] {
+            // many ties across and within slices, both zeros, NaNs (tied with nothing), and
+            // keys a few ulps apart (the packing drops their lowest bits at the large sizes)
+            let v: Vec<f64> = (0..n)
+                .map(|_| match rng.random_range(0..4) {
+                    0 => pool[rng.random_range(0..pool.len())],
+                    1 => (rng.random_range(0..20) as f64) * 0.5,
+                    2 => f64::from_bits(0x3FF0_0000_0000_0000 + rng.random_range(0..1u64 << 20)),
+                    _ => rng.random_range(-3.0..3.0) * 10f64.powi(rng.random_range(-20..20)),
+                })
+                .collect();
+            let (whole, sliced) = doubled_ranks_whole_and_sliced(&v, slice_len, &mut vec![]);
+            assert_eq!(whole, doubled_by_sorting(&v), "whole, n = {n}");
+            let want: Vec<u32> = v.chunks(slice_len).flat_map(doubled_by_sorting).collect();
+            assert_eq!(sliced, want, "slices of {slice_len}, n = {n}");
         }
     }
 }
