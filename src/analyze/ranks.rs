@@ -55,7 +55,8 @@ pub(super) fn doubled_ranks_with(v: &[f64], scratch: &mut Vec<u64>) -> Vec<u32> 
 /// 2 below_s + m_s + 1 within s, as sorting s alone gives it.
 pub(super) fn doubled_ranks_whole_and_sliced(v: &[f64], slice_len: usize, scratch: &mut Vec<u64>) -> (Vec<u32>, Vec<u32>) {
     assert!(v.len() < 1 << 31, "doubled ranks of {} values overflow u32", v.len());
-    let slice_len = slice_len.max(1);
+    // (one slice of the whole when longer than it: so a u32 divisor)
+    let slice_len = slice_len.clamp(1, v.len().max(1));
     let slice_of = quotient_by(slice_len);
     let (mut whole, mut sliced) = (vec![0u32; v.len()], vec![0u32; v.len()]);
     let n_slices = v.len().div_ceil(slice_len);

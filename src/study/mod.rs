@@ -152,14 +152,27 @@ pub fn fingerprint_difference(a: &serde_json::Value, b: &serde_json::Value) -> O
     keys.into_iter().find(|k| a.get(*k) != b.get(*k)).cloned()
 }
 
-/// Members per block: results (and two-qubit states for the eigen measures) of a block stay
-/// within `budget` bytes.
+/// Members per block: as few blocks as keep a block's results (and two-qubit states for the
+/// eigen measures) within `budget` bytes, but at least `PIPELINE_BLOCKS` where each still
+/// holds `PIPELINE_MIN_BLOCK_BYTES` of results, evenly sized. With several blocks each block's
+/// integration overlaps the previous one's absorption (statistics, series write, checkpoint),
+/// and only the last block's is left exposed; a small run stays one block, as each block adds
+/// its own syncs and hand-over.
 pub fn block_members(plan: &Plan, members: usize, budget: f64) -> usize {
     let keeps_states = plan.measures.iter().any(|m| m.needs_eigensolve());
     let saved_dim = plan.save_states.map_or(0, |s| crate::measures::saved::saved_dim(plan.space, s));
     let per_member = 512.0 + crate::config::result_bytes_per_member(plan.space, plan.schedule.times.len(), plan.measures.len(), keeps_states, saved_dim);
-    ((budget / per_member) as usize).clamp(1, members.max(1))
+    let members = members.max(1);
+    let for_budget = members.div_ceil(((budget / per_member) as usize).max(1));
+    let for_pipeline = ((members as f64 * per_member / PIPELINE_MIN_BLOCK_BYTES) as usize).min(PIPELINE_BLOCKS);
+    members.div_ceil(for_budget.max(for_pipeline).max(1))
 }
+
+/// Blocks a run is cut into at least, where each still holds `PIPELINE_MIN_BLOCK_BYTES`.
+const PIPELINE_BLOCKS: usize = 4;
+
+/// Results a block holds at least before a run is cut into more blocks than its budget needs.
+const PIPELINE_MIN_BLOCK_BYTES: f64 = 64.0 * 1048576.0;
 
 /// The memory budget of one block: a quarter of the available memory, at most 1 GiB.
 pub fn block_budget() -> f64 {
