@@ -222,7 +222,7 @@ say "shard 0 ran twice and continued from its checkpoint ($resumed of 4 blocks r
 grep -E '^(qbat shard|resuming|blocks|output)' "$log0" | sed 's/^/  /'
 
 # -- 5. the same study, unsharded, with the same binary --------------------------------------------
-# With the default block size (all 4,000 members in one block here), unlike the shards' 250.
+# With the default block size (two blocks of 2,000 members here), unlike the shards' 250.
 say "running the study unsharded"
 "$qbat" run "$root/study.toml" --backend "$backend" --no-progress --out "$work/whole" >"$work/log/whole.out" 2>&1 ||
     fail "the unsharded run failed: $(tail -n 5 "$work/log/whole.out")"

@@ -161,7 +161,7 @@ pub struct RunArgs {
     /// (each block's engine is recorded, and verify compares each member at its own precision).
     #[arg(long)]
     pub allow_mixed_backends: bool,
-    /// Members per checkpointed block (default: from a memory budget).
+    /// Members per checkpointed block (default: from a memory budget and the results' size).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub block_members: Option<u64>,
     /// Also write each sampled state to states.npy (complex128, members x times x d x d) and

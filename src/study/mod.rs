@@ -10,7 +10,8 @@
 //!   atomically, so a killed run continues with `--resume DIR`.
 //!
 //! Host memory is bounded by one block (its results and the engine's work space) plus the
-//! accumulator, whatever the ensemble size; the block size comes from a memory budget.
+//! accumulator, whatever the ensemble size; the block size comes from a memory budget and the
+//! results' size (`block_members`).
 //! At the end the final files are assembled from the blocks in member order, and the staging
 //! directory is renamed into place. A shard (`--shard K/N`) runs members
 //! [K M / N, (K + 1) M / N) with the same per-member seeds, and keeps `stats-state.bin` so
@@ -97,7 +98,7 @@ pub struct StudyOptions {
     /// Continue the interrupted run of `out`.
     pub resume: bool,
     pub shard: Option<Shard>,
-    /// Members per block (None: from the memory budget).
+    /// Members per block (None: `block_members`).
     pub block_members: Option<usize>,
     pub on_device_loss: OnDeviceLoss,
     /// `--devices all` or adapter names (comma-separated): blocks spread across the devices.
@@ -152,12 +153,12 @@ pub fn fingerprint_difference(a: &serde_json::Value, b: &serde_json::Value) -> O
     keys.into_iter().find(|k| a.get(*k) != b.get(*k)).cloned()
 }
 
-/// Members per block: as few blocks as keep a block's results (and two-qubit states for the
-/// eigen measures) within `budget` bytes, but at least `PIPELINE_BLOCKS` where each still
-/// holds `PIPELINE_MIN_BLOCK_BYTES` of results, evenly sized. With several blocks each block's
-/// integration overlaps the previous one's absorption (statistics, series write, checkpoint),
-/// and only the last block's is left exposed; a small run stays one block, as each block adds
-/// its own syncs and hand-over.
+/// Members per block: ceil(members / k) for k blocks, as many as keep a block's results (and
+/// two-qubit states for the eigen measures) within `budget` bytes, and at least as many as the
+/// results fill `PIPELINE_MIN_BLOCK_BYTES`, up to `PIPELINE_BLOCKS`. With several blocks each
+/// block's integration overlaps the previous one's absorption (statistics, series write,
+/// checkpoint), and only the last block's is left exposed; a small run stays one block, as
+/// each block adds its own syncs and hand-over.
 pub fn block_members(plan: &Plan, members: usize, budget: f64) -> usize {
     let keeps_states = plan.measures.iter().any(|m| m.needs_eigensolve());
     let saved_dim = plan.save_states.map_or(0, |s| crate::measures::saved::saved_dim(plan.space, s));
@@ -168,10 +169,10 @@ pub fn block_members(plan: &Plan, members: usize, budget: f64) -> usize {
     members.div_ceil(for_budget.max(for_pipeline).max(1))
 }
 
-/// Blocks a run is cut into at least, where each still holds `PIPELINE_MIN_BLOCK_BYTES`.
+/// The most blocks a run is cut into for the overlap alone (the budget may need more).
 const PIPELINE_BLOCKS: usize = 4;
 
-/// Results a block holds at least before a run is cut into more blocks than its budget needs.
+/// The results that make one more block for the overlap.
 const PIPELINE_MIN_BLOCK_BYTES: f64 = 64.0 * 1048576.0;
 
 /// The memory budget of one block: a quarter of the available memory, at most 1 GiB.
@@ -246,4 +247,43 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: u64 = s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::block_members;
+
+    /// A bloch-charger plan of `members` members, 2001 samples and 6 measures: 2001 x 6 f64
+    /// twice over plus 512 B, 192,608 B a member as blocks count it.
+    fn plan(members: usize) -> crate::config::Plan {
+        let text = format!(
+            "model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\ngamma = 0.05\n[initial]\nrandom = \"bloch\"\n[time]\ndt = 0.01\nt_end = 20.0\nsamples = 2001\n[ensemble]\nsize = {members}\nseed = 1\n[output]\nmeasures = [\"energy_b\", \"ergotropy_b\", \"capacity_b\", \"coherence_l1\", \"purity\", \"trace_error\"]\n"
+        );
+        crate::config::parse_plan(&text, &Default::default()).expect("a valid plan")
+    }
+
+    #[test]
+    fn blocks_are_as_many_as_the_budget_or_the_overlap_needs_and_evenly_sized() {
+        let member = 512.0 + 2001.0 * 6.0 * 8.0 * 2.0;
+        let gib = 2f64.powi(30);
+        // (members, budget) -> members per block
+        let cases = [
+            // the overlap: 1500 members fill 4.3 x 64 MiB, 800 fill 2.3, 300 less than one
+            ((1500, gib), 375),
+            ((800, gib), 400),
+            ((300, gib), 300),
+            // the budget: 100 members' worth makes 15 blocks of 100; 160 members' worth makes
+            // 10 blocks, evenly of 150 (not 9 of 160 and one of 60)
+            ((1500, 100.0 * member), 100),
+            ((1500, 160.0 * member), 150),
+            // a budget below one member: a member a block
+            ((1500, 1000.0), 1),
+            // one member, or none: one block
+            ((1, gib), 1),
+            ((0, gib), 1),
+        ];
+        for ((members, budget), want) in cases {
+            assert_eq!(block_members(&plan(members.max(1)), members, budget), want, "{members} members, a budget of {budget} B");
+        }
+    }
 }
