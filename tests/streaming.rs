@@ -121,20 +121,25 @@ fn outputs_do_not_depend_on_the_block_size() {
 #[test]
 fn a_run_with_enough_results_is_cut_into_evenly_sized_blocks() {
     // 2001 samples x 6 measures: 2001 x 6 f64 twice over plus 512 B, 192,608 B a member. A
-    // block holds at least 64 MiB (348.4 members' worth) before a run is cut into more than its
-    // memory budget needs, and the run is cut into up to 4 blocks of equal size.
+    // run that writes a series is cut into as many blocks as that fills 64 MiB (348.4
+    // members' worth), up to 4, of equal size; without a series, only as its memory budget
+    // needs (here one block).
     let dir = tempfile::tempdir().unwrap();
     let text = BLOCH.replace("samples = 13", "samples = 2001").replace("t_end = 6.0", "t_end = 20.0")
         + "[output]\nmeasures = [\"energy_b\", \"ergotropy_b\", \"capacity_b\", \"coherence_l1\", \"purity\", \"trace_error\"]\n";
-    // members -> (blocks, members per block): 1500 members hold 4.3 blocks' worth, 800 hold
-    // 2.3, 300 less than one
-    for (members, want) in [(1500u64, (4u64, 375u64)), (800, (2, 400)), (300, (1, 300))] {
+    // (members, --series) -> (blocks, members per block): 1500 members fill 4.3 x 64 MiB,
+    // 300 less than one
+    for ((members, series), want) in [((1500u64, "true"), (4u64, 375u64)), ((1500, "false"), (1, 1500)), ((300, "true"), (1, 300))] {
         let cfg = config(dir.path(), &text.replace("size = 600", &format!("size = {members}")));
-        let out = dir.path().join(format!("m{members}"));
-        run(&cfg, &out, &["--series", "false", "--no-plots", "--verify", "0"]);
+        let out = dir.path().join(format!("m{members}-{series}"));
+        run(&cfg, &out, &["--series", series, "--format", "npy", "--no-plots", "--verify", "0"]);
         let run_json: serde_json::Value = serde_json::from_slice(&read(&out.join("run.json"))).unwrap();
         let blocks = &run_json["blocks"];
-        assert_eq!((blocks["count"].as_u64(), blocks["members_per_block"].as_u64()), (Some(want.0), Some(want.1)), "{members} members: {blocks}");
+        assert_eq!(
+            (blocks["count"].as_u64(), blocks["members_per_block"].as_u64()),
+            (Some(want.0), Some(want.1)),
+            "{members} members, --series {series}: {blocks}"
+        );
     }
 }
 

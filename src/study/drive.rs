@@ -38,7 +38,7 @@ pub(super) fn drive(
     // Several devices balance by taking blocks as they finish: give each a few.
     let for_balance = if engines.len() > 1 { n.div_ceil(4 * engines.len()) } else { n };
     // (both are n / k rounded up, for k blocks: the smaller is as evenly sized)
-    let fresh_block = || opts.block_members.unwrap_or_else(|| block_members(local, n, block_budget()).min(for_balance)).max(1);
+    let fresh_block = || opts.block_members.unwrap_or_else(|| block_members(local, n, block_budget(), opts.output.series).min(for_balance)).max(1);
     let resumed;
     let (mut progress, mut acc) = match loaded {
         Some((p, a)) => {

@@ -155,17 +155,19 @@ pub fn fingerprint_difference(a: &serde_json::Value, b: &serde_json::Value) -> O
 
 /// Members per block: ceil(members / k) for k blocks, as many as keep a block's results (and
 /// two-qubit states for the eigen measures) within `budget` bytes, and at least as many as the
-/// results fill `PIPELINE_MIN_BLOCK_BYTES`, up to `PIPELINE_BLOCKS`. With several blocks each
-/// block's integration overlaps the previous one's absorption (statistics, series write,
-/// checkpoint), and only the last block's is left exposed; a small run stays one block, as
-/// each block adds its own syncs and hand-over.
-pub fn block_members(plan: &Plan, members: usize, budget: f64) -> usize {
+/// results fill `PIPELINE_MIN_BLOCK_BYTES`, up to `PIPELINE_BLOCKS`, for a run that writes a
+/// series (`with_series`). With several blocks each block's integration overlaps the previous
+/// one's absorption (statistics, series write, checkpoint), and only the last block's is left
+/// exposed; a small run stays one block, as each block adds its own syncs and hand-over.
+/// Without a series the absorption is mostly the statistics state, written whole after every
+/// block (tens of MB for the main job): more blocks would only write it more often.
+pub fn block_members(plan: &Plan, members: usize, budget: f64, with_series: bool) -> usize {
     let keeps_states = plan.measures.iter().any(|m| m.needs_eigensolve());
     let saved_dim = plan.save_states.map_or(0, |s| crate::measures::saved::saved_dim(plan.space, s));
     let per_member = 512.0 + crate::config::result_bytes_per_member(plan.space, plan.schedule.times.len(), plan.measures.len(), keeps_states, saved_dim);
     let members = members.max(1);
     let for_budget = members.div_ceil(((budget / per_member) as usize).max(1));
-    let for_pipeline = ((members as f64 * per_member / PIPELINE_MIN_BLOCK_BYTES) as usize).min(PIPELINE_BLOCKS);
+    let for_pipeline = if with_series { ((members as f64 * per_member / PIPELINE_MIN_BLOCK_BYTES) as usize).min(PIPELINE_BLOCKS) } else { 1 };
     members.div_ceil(for_budget.max(for_pipeline).max(1))
 }
 
@@ -283,7 +285,10 @@ mod tests {
             ((0, gib), 1),
         ];
         for ((members, budget), want) in cases {
-            assert_eq!(block_members(&plan(members.max(1)), members, budget), want, "{members} members, a budget of {budget} B");
+            assert_eq!(block_members(&plan(members.max(1)), members, budget, true), want, "{members} members, a budget of {budget} B");
         }
+        // without a series, the budget alone: 1500 members in one block, or in 10 of 150
+        assert_eq!(block_members(&plan(1500), 1500, gib, false), 1500);
+        assert_eq!(block_members(&plan(1500), 1500, 160.0 * member, false), 150);
     }
 }
