@@ -87,7 +87,12 @@ fn build_checked(model: ModelKind, p: &Params, dt: f64, steady: bool, switch_off
 /// The checks then decide as they would with the eigen-solves, which only a point near the
 /// limit (or with huge entries) pays for: an 84x84 cavity point's took about 5 ms.
 pub(super) fn bound_to_check(sys: &OpenSystem, dt: f64, extra: f64, steady: bool) -> Option<f64> {
+    (!entry_bound_passes(sys, dt, extra, steady)).then(|| sys.generator_norm_bound())
+}
+
+/// Whether the entries' bound (`generator_norm_entry_bound`) alone passes the stability check:
+/// finite, and (unless `steady`) dt * (bound + extra) <= RK4_STABILITY.
+pub(super) fn entry_bound_passes(sys: &OpenSystem, dt: f64, extra: f64, steady: bool) -> bool {
     let entry = sys.generator_norm_entry_bound();
-    let passes = entry.is_finite() && (steady || dt * (entry + extra) <= RK4_STABILITY);
-    (!passes).then(|| sys.generator_norm_bound())
+    entry.is_finite() && (steady || dt * (entry + extra) <= RK4_STABILITY)
 }
