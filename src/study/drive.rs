@@ -317,11 +317,16 @@ impl Absorber<'_> {
         if opts.output.series && self.series.is_none() {
             // A resumed run's file holds its finished blocks (checked when it was loaded).
             let blocks_dir = staging.blocks();
-            self.series = Some(if progress.blocks.iter().any(|r| r.values.is_some()) {
-                SeriesFile::open(&blocks_dir, local.members.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?
-            } else {
-                SeriesFile::create(&blocks_dir, local.members.len(), ns, nm, opts.output.format == Format::Npy)?
-            });
+            self.series = Some(
+                if progress.blocks.iter().any(|r| r.values.is_some()) {
+                    SeriesFile::open(&blocks_dir, local.members.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?
+                } else {
+                    SeriesFile::create(&blocks_dir, local.members.len(), ns, nm, opts.output.format == Format::Npy)?
+                }
+                // read again at the end: by the analysis, for a csv series, or by the plots of
+                // capacity_b against each resource that a run without the analysis draws
+                .reading_back(opts.analyze || opts.output.format == Format::Csv || (opts.output.plots && names.iter().any(|m| m == "capacity_b"))),
+            );
         }
         // stats, with the block's values written durably into the series and its states into
         // a block file beside them (their hashing and syncing overlap the statistics; the

@@ -18,6 +18,7 @@
 //! that `qbat-gpu merge` can combine shards exactly.
 
 mod checkpoint;
+mod direct_write;
 mod drive;
 mod faults;
 mod finish;

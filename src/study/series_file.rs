@@ -2,15 +2,18 @@
 //! `blocks/series.npy`: qbat-gpu's npy header for the whole run, then every member's values
 //! (little-endian f64, times x measures per member) at the member's offset.
 //!
-//! Each finished block writes its range in place and syncs it; the checkpoint records the
-//! range's size and BLAKE3 hash, so that a resume checks exactly the finished ranges (an
-//! unfinished range is written again). At the end the file is complete: it becomes
-//! series.npy by a hard link, not a copy, and series.csv is written from its ranges. So the
-//! series is written once, and read again only for a csv series. While the blocks of an npy
-//! series land in member order from the start (one device, a run not resumed), the whole
-//! file's BLAKE3 is taken from the bytes as they are written, so the finished file is not read
-//! again for its manifest entry either.
+//! Each finished block writes its range in place (directly to the disk where it can, see
+//! `direct_write`) and syncs it; the checkpoint records the range's size and BLAKE3 hash, so
+//! that a resume checks exactly the finished ranges (an unfinished range is written again).
+//! At the end the file is complete: it becomes series.npy by a hard link, not a copy, and
+//! series.csv is written from its ranges. So the series is written once, and read again only
+//! for a csv series, the default study's analysis or the plots of capacity_b against each
+//! resource (for which each block is read back into the page cache as soon as it is written,
+//! `reading_back`), and for the manifest entry when the blocks did not land in order: while
+//! the blocks of an npy series land in member order from the start (one device, a run not
+//! resumed), the whole file's BLAKE3 is taken from the bytes as they are written.
 
+use super::direct_write::{write_at, DirectFile};
 use crate::error::{QbatError, Result};
 use crate::output::manifest::FileEntry;
 use crate::output::states::write_f8_header;
@@ -30,6 +33,16 @@ const HASH_PIECE: usize = 64 << 10;
 pub(super) struct SeriesFile {
     path: PathBuf,
     file: File,
+    /// The same file opened for direct writes of the blocks' values, where it can be: at the
+    /// first block written (a file only checked or read never opens it).
+    direct: std::sync::OnceLock<Option<DirectFile>>,
+    /// Whether a block written directly is read back at once (`reading_back`).
+    read_back: bool,
+    /// The memory of the read-back's pieces, reused from block to block.
+    read_back_piece: std::sync::Mutex<Vec<u8>>,
+    /// Bytes read back so far (tests).
+    #[cfg(test)]
+    read_back_bytes: std::sync::atomic::AtomicU64,
     header: Vec<u8>,
     /// Bytes of one member's values (times x measures x 8).
     row_bytes: u64,
@@ -94,7 +107,31 @@ impl SeriesFile {
     fn with_layout(path: PathBuf, file: File, members: usize, n_times: usize, n_measures: usize) -> SeriesFile {
         let mut header = vec![];
         write_f8_header(&mut header, &[members as u64, n_times as u64, n_measures as u64]).expect("a header in memory");
-        SeriesFile { path, file, header, row_bytes: (n_times * n_measures * 8) as u64, members: members as u64, written: std::sync::Mutex::new(None) }
+        SeriesFile {
+            path,
+            file,
+            direct: std::sync::OnceLock::new(),
+            read_back: false,
+            read_back_piece: std::sync::Mutex::new(vec![]),
+            #[cfg(test)]
+            read_back_bytes: Default::default(),
+            header,
+            row_bytes: (n_times * n_measures * 8) as u64,
+            members: members as u64,
+            written: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The file, with every block written directly read back at once, when `yes`: for a run
+    /// that reads its series again at the end (the analysis, a csv series), which then reads
+    /// it from memory rather than the disk. The read-back fills the page cache from the disk,
+    /// which here cost about a fifth of the CPU of a buffered write's copy (`direct_write`),
+    /// and overlaps the next block; it also checks the file's bytes as read back. Not for a
+    /// series over half the available memory, whose first blocks would leave the cache before
+    /// the end.
+    pub(super) fn reading_back(self, yes: bool) -> SeriesFile {
+        let fits = self.len() as f64 <= crate::config::memory::available_memory_bytes() / 2.0;
+        SeriesFile { read_back: yes && fits, ..self }
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -121,7 +158,12 @@ impl SeriesFile {
         })?;
         let data = le_bytes(values);
         let io = |e| QbatError::io(&self.path, e);
-        write_at(&self.file, &data, offset).map_err(io)?;
+        let direct = self.direct.get_or_init(|| DirectFile::open(&self.path));
+        match direct {
+            Some(direct) => direct.write_all_at(&self.file, &data, offset),
+            None => write_at(&self.file, &data, offset),
+        }
+        .map_err(io)?;
         // Hashed on this thread (the cores are busy with the next block, and a rayon hash would
         // queue behind it), the range's hash and the whole file's in one pass: each piece is
         // read from memory once and hashed twice from the cache.
@@ -151,7 +193,31 @@ impl SeriesFile {
             }
         };
         self.file.sync_data().map_err(io)?;
+        // (blocks written buffered are in the page cache already)
+        if self.read_back && direct.as_ref().is_some_and(|d| !d.refused()) {
+            self.read_back_as_written(&data, offset, PIECE)?;
+        }
         Ok(FileEntry { name: SERIES_FILE.into(), bytes, blake3: hash.to_hex().to_string() })
+    }
+
+    /// Read `data`, just written at `offset`, back from the file `piece` bytes at a time (so
+    /// into the page cache), and check that it is what was written.
+    fn read_back_as_written(&self, data: &[u8], offset: u64, piece: usize) -> Result<()> {
+        let mut memory = self.read_back_piece.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let len = piece.min(data.len()).max(memory.len());
+        memory.resize(len, 0);
+        for (k, want) in data.chunks(piece.max(1)).enumerate() {
+            let got = &mut memory[..want.len()];
+            let at = offset + (k * piece) as u64;
+            read_at(&self.file, got, at).map_err(|e| QbatError::io(&self.path, e))?;
+            #[cfg(test)]
+            self.read_back_bytes.fetch_add(want.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            if got != want {
+                let why = format!("bytes {at} to {} read back differ from those written", at + want.len() as u64);
+                return Err(QbatError::io(&self.path, std::io::Error::new(std::io::ErrorKind::InvalidData, why)));
+            }
+        }
+        Ok(())
     }
 
     /// Members [first, first + count) against their checkpoint entry: the reason they
@@ -266,25 +332,8 @@ fn le_bytes(values: &[f64]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 #[cfg(unix)]
-fn write_at(file: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
-}
-
-#[cfg(unix)]
 fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-fn write_at(file: &File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        match file.seek_write(buf, offset)? {
-            0 => return Err(std::io::ErrorKind::WriteZero.into()),
-            n => (buf, offset) = (&buf[n..], offset + n as u64),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(windows)]
@@ -352,6 +401,49 @@ mod tests {
         let s = SeriesFile::open(dir.path(), members, nt, nm).unwrap();
         s.write_block(3, &all[3 * row..]).unwrap();
         assert_eq!(s.entry().unwrap().blake3, file_hash(&s));
+    }
+
+    /// Blocks large enough for direct writes (members of 24,000 bytes, not a multiple of a
+    /// page), read back or not, in and out of order: the file is the npy of every value, and
+    /// with the read-back every block's bytes were read again. The read-back's check, in
+    /// pieces of every size, passes on the file's bytes and fails on others.
+    #[test]
+    fn blocks_written_directly_and_read_back_are_the_values() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let dir = tempfile::tempdir().unwrap();
+        let (members, nt, nm) = (7, 1000, 3);
+        let row = nt * nm;
+        let all: Vec<f64> = (0..members * row).map(|i| (i as f64 * 0.013).sin() * 1e3).collect();
+        let mut header = vec![];
+        write_f8_header(&mut header, &[members as u64, nt as u64, nm as u64]).unwrap();
+        let want: Vec<u8> = header.iter().copied().chain(all.iter().flat_map(|v| v.to_le_bytes())).collect();
+        for read_back in [false, true] {
+            let s = SeriesFile::create(dir.path(), members, nt, nm, true).unwrap().reading_back(read_back);
+            assert!(s.direct.get().is_none(), "opened for direct writes at the first block");
+            for (first, count) in [(2, 3), (0, 2), (6, 1), (5, 1)] {
+                s.write_block(first, &all[first * row..(first + count) * row]).unwrap();
+            }
+            assert_eq!(std::fs::read(s.path()).unwrap(), want, "read back {read_back}");
+            assert_eq!(s.entry().unwrap().blake3, blake3::hash(&want).to_hex().to_string());
+            let direct = s.direct.get().unwrap().as_ref().filter(|d| !d.refused());
+            let read = s.read_back_bytes.load(Relaxed);
+            match direct {
+                Some(_) => assert_eq!(read, if read_back { (want.len() - header.len()) as u64 } else { 0 }, "read back {read_back}"),
+                None => eprintln!("no direct writes on this file system: the blocks were written buffered and not read back"),
+            }
+            let (offset, bytes) = s.range(2, 3).unwrap();
+            let written = &want[offset as usize..(offset + bytes) as usize];
+            for piece in [7, 4095, 24_000, 1 << 20, PIECE] {
+                s.read_back_as_written(written, offset, piece).unwrap();
+                for flip in [0, bytes as usize / 2, bytes as usize - 1] {
+                    let mut other = written.to_vec();
+                    other[flip] ^= 0x40;
+                    let err = s.read_back_as_written(&other, offset, piece).unwrap_err();
+                    let why = std::error::Error::source(&err).map(|e| e.to_string()).unwrap_or_default();
+                    assert!(why.contains("read back differ"), "{why}");
+                }
+            }
+        }
     }
 
     #[test]
