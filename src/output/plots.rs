@@ -247,15 +247,36 @@ fn write_band_plots(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// The plots of `write_run_plots` other than the bands, in order.
+/// Whether `write_run_plots` (with `hist2d`) reads a run's series: the plots drawn from it.
+/// The streamed run keeps such a series in the page cache as it is written.
+pub fn plots_read_series(model: &str, members: usize, n_times: usize, measures: &[String], hist2d: bool) -> bool {
+    draws_series_plot(members, n_times) || (hist2d && draws_hist2d(measures)) || draws_cavity_plot(model, n_times, measures)
+}
+
+/// `plot_series`: every member's trajectories, for a run of a few members.
+fn draws_series_plot(members: usize, n_times: usize) -> bool {
+    members <= 4 && n_times >= 2
+}
+
+/// The 2-D histograms of capacity_b against each resource.
+fn draws_hist2d(measures: &[String]) -> bool {
+    measures.iter().any(|m| m == "capacity_b")
+}
+
+/// The cavity-cells curves against lambda t (every member is read, 12 drawn).
+fn draws_cavity_plot(model: &str, n_times: usize, measures: &[String]) -> bool {
+    model == "cavity-cells" && n_times >= 2 && measures.iter().any(|m| m == "stored_energy_b" || m == "concurrence")
+}
+
 fn write_other_plots(dir: &Path, model: &str, run: &serde_json::Value, hist2d: bool) -> Result<Vec<PathBuf>> {
     let mut files = vec![];
     let summary = read_summary(dir)?;
     let series_info = SeriesReader::open(dir)?.map(|r| (r.members_total, r.times.clone(), r.measures.clone()));
     if let Some((members, times, measures)) = &series_info {
-        if *members <= 4 && times.len() >= 2 {
+        if draws_series_plot(*members, times.len()) {
             files.extend(write_series_plot(dir, model)?);
         }
-        if hist2d && measures.iter().any(|m| m == "capacity_b") {
+        if hist2d && draws_hist2d(measures) {
             let pairs: Vec<(String, String)> = crate::measures::DEFAULT_RESOURCES
                 .iter()
                 .filter(|r| measures.iter().any(|m| m == *r))
@@ -263,7 +284,7 @@ fn write_other_plots(dir: &Path, model: &str, run: &serde_json::Value, hist2d: b
                 .collect();
             files.extend(write_hist2d_plots(dir, &pairs)?);
         }
-        if model == "cavity-cells" && times.len() >= 2 && measures.iter().any(|m| m == "stored_energy_b" || m == "concurrence") {
+        if draws_cavity_plot(model, times.len(), measures) {
             files.extend(write_cavity_plot(dir, run, summary.as_ref())?);
         }
         if times.len() == 1 && times[0].is_infinite() && measures.iter().any(|m| m == "energy_b") {

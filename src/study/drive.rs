@@ -112,7 +112,18 @@ pub(super) fn drive(
         .map(|engine| Worker { label: engine.device_name(), engine, opts: run_opts.clone(), notes: vec![], blocks: 0, members: 0, busy: 0.0 })
         .collect();
     let pending: Vec<usize> = (0..n_blocks).filter(|b| !progress.done.contains(b)).collect();
-    let mut sink = Absorber { local, opts, staging, progress: &mut progress, acc: &mut acc, verify_idx: &verify_idx, ns, pb: &pb, series: None };
+    let mut sink = Absorber {
+        local,
+        opts,
+        staging,
+        progress: &mut progress,
+        acc: &mut acc,
+        verify_idx: &verify_idx,
+        ns,
+        pb: &pb,
+        series: None,
+        several_devices: workers.len() > 1,
+    };
     let slice = |b: usize| {
         let lo = b * block;
         (lo, local.slice(lo..(lo + block).min(n)))
@@ -272,6 +283,8 @@ struct Absorber<'a> {
     pb: &'a indicatif::ProgressBar,
     /// The run's series file, opened at the first block absorbed (`--series`).
     series: Option<SeriesFile>,
+    /// Whether several devices run the blocks (they may finish out of member order).
+    several_devices: bool,
 }
 
 impl Absorber<'_> {
@@ -317,15 +330,21 @@ impl Absorber<'_> {
         if opts.output.series && self.series.is_none() {
             // A resumed run's file holds its finished blocks (checked when it was loaded).
             let blocks_dir = staging.blocks();
+            let resumed = progress.blocks.iter().any(|r| r.values.is_some());
+            // Read again at the end: by the analysis, for a csv series, by the plots drawn from
+            // it, and whole for its hash where the blocks may not land in order.
+            let read_again = opts.analyze
+                || opts.output.format == Format::Csv
+                || (opts.output.plots && crate::output::plots::plots_read_series(local.model.name(), local.members.len(), ns, &names, !opts.analyze))
+                || resumed
+                || self.several_devices;
             self.series = Some(
-                if progress.blocks.iter().any(|r| r.values.is_some()) {
+                if resumed {
                     SeriesFile::open(&blocks_dir, local.members.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?
                 } else {
                     SeriesFile::create(&blocks_dir, local.members.len(), ns, nm, opts.output.format == Format::Npy)?
                 }
-                // read again at the end: by the analysis, for a csv series, or by the plots of
-                // capacity_b against each resource that a run without the analysis draws
-                .reading_back(opts.analyze || opts.output.format == Format::Csv || (opts.output.plots && names.iter().any(|m| m == "capacity_b"))),
+                .reading_back(read_again),
             );
         }
         // stats, with the block's values written durably into the series and its states into

@@ -7,9 +7,9 @@
 //! that a resume checks exactly the finished ranges (an unfinished range is written again).
 //! At the end the file is complete: it becomes series.npy by a hard link, not a copy, and
 //! series.csv is written from its ranges. So the series is written once, and read again only
-//! for a csv series, the default study's analysis or the plots of capacity_b against each
-//! resource (for which each block is read back into the page cache as soon as it is written,
-//! `reading_back`), and for the manifest entry when the blocks did not land in order: while
+//! for a csv series, the default study's analysis, the plots drawn from it, and for the
+//! manifest entry when the blocks did not land in order (for all of which each block is read
+//! back into the page cache as soon as it is written, `reading_back`): while
 //! the blocks of an npy series land in member order from the start (one device, a run not
 //! resumed), the whole file's BLAKE3 is taken from the bytes as they are written.
 
@@ -29,7 +29,6 @@ const PIECE: usize = 16 << 20;
 /// Bytes of a written block hashed at a time into both hashes: well inside L2.
 const HASH_PIECE: usize = 64 << 10;
 
-#[derive(Debug)]
 pub(super) struct SeriesFile {
     path: PathBuf,
     file: File,
@@ -51,6 +50,13 @@ pub(super) struct SeriesFile {
     /// lands anywhere but at `end` (blocks finished out of member order, a resumed run), or
     /// when not asked for: then `entry` reads the file.
     written: std::sync::Mutex<Option<(blake3::Hasher, u64)>>,
+}
+
+/// Its layout, not its buffers (the read-back's piece is up to 16 MiB).
+impl std::fmt::Debug for SeriesFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeriesFile").field("path", &self.path).field("members", &self.members).field("row_bytes", &self.row_bytes).finish_non_exhaustive()
+    }
 }
 
 impl SeriesFile {
@@ -123,8 +129,9 @@ impl SeriesFile {
     }
 
     /// The file, with every block written directly read back at once, when `yes`: for a run
-    /// that reads its series again at the end (the analysis, a csv series), which then reads
-    /// it from memory rather than the disk. The read-back fills the page cache from the disk,
+    /// that reads its series again at the end (the analysis, a csv series, the plots drawn
+    /// from it, the whole file's hash after blocks out of order), which then reads it from
+    /// memory rather than the disk. The read-back fills the page cache from the disk,
     /// which here cost about a fifth of the CPU of a buffered write's copy (`direct_write`),
     /// and overlaps the next block; it also checks the file's bytes as read back. Not for a
     /// series over half the available memory, whose first blocks would leave the cache before
@@ -203,10 +210,11 @@ impl SeriesFile {
     /// Read `data`, just written at `offset`, back from the file `piece` bytes at a time (so
     /// into the page cache), and check that it is what was written.
     fn read_back_as_written(&self, data: &[u8], offset: u64, piece: usize) -> Result<()> {
+        let piece = piece.max(1);
         let mut memory = self.read_back_piece.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let len = piece.min(data.len()).max(memory.len());
         memory.resize(len, 0);
-        for (k, want) in data.chunks(piece.max(1)).enumerate() {
+        for (k, want) in data.chunks(piece).enumerate() {
             let got = &mut memory[..want.len()];
             let at = offset + (k * piece) as u64;
             read_at(&self.file, got, at).map_err(|e| QbatError::io(&self.path, e))?;
@@ -425,11 +433,12 @@ mod tests {
             }
             assert_eq!(std::fs::read(s.path()).unwrap(), want, "read back {read_back}");
             assert_eq!(s.entry().unwrap().blake3, blake3::hash(&want).to_hex().to_string());
-            let direct = s.direct.get().unwrap().as_ref().filter(|d| !d.refused());
             let read = s.read_back_bytes.load(Relaxed);
-            match direct {
-                Some(_) => assert_eq!(read, if read_back { (want.len() - header.len()) as u64 } else { 0 }, "read back {read_back}"),
-                None => eprintln!("no direct writes on this file system: the blocks were written buffered and not read back"),
+            if super::super::direct_write::takes_direct_writes(dir.path()) {
+                assert!(s.direct.get().unwrap().as_ref().is_some_and(|d| !d.refused()), "the blocks were written directly");
+                assert_eq!(read, if read_back { (want.len() - header.len()) as u64 } else { 0 }, "read back {read_back}");
+            } else {
+                eprintln!("no direct writes on this file system: the blocks were written buffered and not read back");
             }
             let (offset, bytes) = s.range(2, 3).unwrap();
             let written = &want[offset as usize..(offset + bytes) as usize];
