@@ -191,7 +191,8 @@ pub(super) fn takes_direct_writes(dir: &Path) -> bool {
     {
         use std::os::unix::fs::{FileExt, OpenOptionsExt};
         let page = 64 << 10;
-        let Ok(file) = std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_DIRECT).open(dir.join("direct-probe")) else {
+        let probe = std::fs::OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(dir.join("direct-probe"));
+        let Ok(file) = probe else {
             return false;
         };
         let memory = vec![1u8; 2 * page];

@@ -425,6 +425,7 @@ mod tests {
         let mut header = vec![];
         write_f8_header(&mut header, &[members as u64, nt as u64, nm as u64]).unwrap();
         let want: Vec<u8> = header.iter().copied().chain(all.iter().flat_map(|v| v.to_le_bytes())).collect();
+        let direct_here = super::super::direct_write::takes_direct_writes(dir.path());
         for read_back in [false, true] {
             let s = SeriesFile::create(dir.path(), members, nt, nm, true).unwrap().reading_back(read_back);
             assert!(s.direct.get().is_none(), "opened for direct writes at the first block");
@@ -434,7 +435,7 @@ mod tests {
             assert_eq!(std::fs::read(s.path()).unwrap(), want, "read back {read_back}");
             assert_eq!(s.entry().unwrap().blake3, blake3::hash(&want).to_hex().to_string());
             let read = s.read_back_bytes.load(Relaxed);
-            if super::super::direct_write::takes_direct_writes(dir.path()) {
+            if direct_here {
                 assert!(s.direct.get().unwrap().as_ref().is_some_and(|d| !d.refused()), "the blocks were written directly");
                 assert_eq!(read, if read_back { (want.len() - header.len()) as u64 } else { 0 }, "read back {read_back}");
             } else {
