@@ -160,7 +160,8 @@ fn jacobi_eigh(a0: C4, vectors: bool) -> Eigh {
             let app = a.re[5u * p];
             let aqq = a.re[5u * q];
             let scale = abs(app) + abs(aqq);
-            if (r == 0.0 || scale + r == scale) {
+            // negligible: at most about 2 ulp of scale (the twin's `rotates`)
+            if (r == 0.0 || scale + 0.25 * r == scale) {
                 continue;
             }
             rotated = true;
@@ -232,7 +233,8 @@ fn singular_values(m0: C4) -> array<real, 4> {
             let gp = modulus_phase(gr, gi);
             let g = gp.x;
             let ab = sqrt(alpha * beta);
-            if (g == 0.0 || ab + g == ab) {
+            // negligible: at most about 2 ulp of ab (the twin's `rotates`)
+            if (g == 0.0 || ab + 0.25 * g == ab) {
                 continue;
             }
             rotated = true;
@@ -298,7 +300,8 @@ fn singular_values_real(m0: array<real, 16>) -> array<real, 4> {
             let gs = modulus_sign(gr);
             let g = gs.x;
             let ab = sqrt(alpha * beta);
-            if (g == 0.0 || ab + g == ab) {
+            // negligible: at most about 2 ulp of ab (the twin's `rotates`)
+            if (g == 0.0 || ab + 0.25 * g == ab) {
                 continue;
             }
             rotated = true;

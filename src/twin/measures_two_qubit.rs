@@ -9,11 +9,13 @@
 //!   c = 1 / sqrt(t^2 + 1), s = t c; a_pp -= t r, a_qq += t r, and for k != p, q:
 //!   a_kp <- c a_kp - s e^{-i phi} a_kq, a_kq <- s a_kp + c e^{-i phi} a_kq; V <- V J.
 //!   |a_pq| and its phase come from `modulus_phase` (scaled, so that the phase has modulus 1
-//!   in f32 too). A pair is skipped when r is below the rounding of |a_pp| + |a_qq|; the sweeps stop after
-//!   one that rotated nothing (at most MAX_SWEEPS). Absolute accuracy ~ eps ||A||.
+//!   in f32 too). A pair is skipped when r is at most about 2 ulp of |a_pp| + |a_qq|
+//!   (`rotates`); the sweeps stop after one that rotated nothing (at most MAX_SWEEPS).
+//!   Absolute accuracy ~ eps ||A||.
 //! - `singular_values`: one-sided (Hestenes) Jacobi on the columns of a complex 4x4 M, the
 //!   same rotation applied to the Gram matrix M^+ M (alpha = |m_p|^2, beta = |m_q|^2,
-//!   gamma = m_p^+ m_q), never forming it; the singular values are the final column norms.
+//!   gamma = m_p^+ m_q), never forming it, skipping a pair whose |gamma| is at most about 2 ulp
+//!   of sqrt(alpha beta); the singular values are the final column norms.
 //!   Their absolute error is ~ eps ||M||, not sqrt(eps ||M||^2) as from eigenvalues of M^+ M.
 //!
 //! Measures (docs/physics.md):
@@ -156,10 +158,13 @@ fn rotation<L: Lanes>(app: L, aqq: L, r: L) -> (L, L, L) {
     (t, c, t * c)
 }
 
-/// Whether a lane rotates: the entry r is not negligible beside `scale` (NaN rotates).
+/// Whether a lane rotates: the entry r is not negligible beside `scale`, that is scale + r / 4
+/// does not round to scale (r above about 2 ulp of scale; NaN rotates). Half an ulp (scale + r)
+/// sits at the noise of an entry computed from rounded columns, which then rotates sweep after
+/// sweep (the LOO matrix's near-zero first column above all).
 #[inline(always)]
 fn rotates<L: Lanes>(r: L, scale: L) -> L::Mask {
-    L::not(L::or(r.eq(L::from_f64(0.0)), (scale + r).eq(scale)))
+    L::not(L::or(r.eq(L::from_f64(0.0)), (scale + r * L::from_f64(0.25)).eq(scale)))
 }
 
 /// (c a - s conj(e) b, s a + c conj(e) b) for complex a, b and the phase e = (er, ei).
