@@ -250,26 +250,34 @@ impl FixedSum {
         }
         // in the square range every x is normal: p = biased - 1
         let p_min = lo - 1;
-        let mut sum: i128 = 0;
-        let (mut sq_lo, mut sq_hi) = (0u128, 0u128);
+        // Per exponent offset d = biased - lo: sum +-m (< 2^62 for 2^9 values) and sum m^2
+        // (< 2^115), each a plain add into its own slot, so a value costs two adds with no
+        // variable wide shift; the slots are shifted into place once per column below.
+        let spread = (hi - lo) as usize;
+        let mut by_offset = [(0i64, 0u128); COLUMN_SPREAD as usize + 1];
+        let slots = &mut by_offset[..=spread];
         for &x in xs {
             let bits = x.to_bits();
             if x == 0.0 {
                 continue;
             }
-            let (biased, m) = (biased_exponent(bits), significand(bits));
-            let shift = biased - lo;
-            let v = (m as i128) << shift;
-            sum += if bits >> 63 == 0 { v } else { -v };
-            // m^2 2^(2 shift) as a 256-bit (sq_hi, sq_lo)
-            let square = (m as u128) * (m as u128);
-            let s2x = 2 * shift;
+            let m = significand(bits);
+            let slot = &mut slots[(biased_exponent(bits) - lo) as usize];
+            slot.0 += if bits >> 63 == 0 { m as i64 } else { -(m as i64) };
+            slot.1 += (m as u128) * (m as u128);
+        }
+        let mut sum: i128 = 0;
+        let (mut sq_lo, mut sq_hi) = (0u128, 0u128);
+        for (shift, &(m_sum, square_sum)) in slots.iter().enumerate() {
+            sum += (m_sum as i128) << shift;
+            // square_sum 2^(2 shift) as a 256-bit (add_hi, add_lo)
+            let s2x = 2 * shift as u32;
             let (add_lo, add_hi) = if s2x == 0 {
-                (square, 0)
+                (square_sum, 0)
             } else if s2x < 128 {
-                (square << s2x, square >> (128 - s2x))
+                (square_sum << s2x, square_sum >> (128 - s2x))
             } else {
-                (0, square << (s2x - 128))
+                (0, square_sum << (s2x - 128))
             };
             let (new_lo, carry) = sq_lo.overflowing_add(add_lo);
             sq_lo = new_lo;
@@ -411,6 +419,30 @@ fn split(a: f64) -> (f64, f64) {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// `add_column` at the edges of its integer sums, against the value-by-value adds:
+    /// COLUMN_MAX values of the largest mantissa (the per-exponent sum near 2^62), a spread of
+    /// exactly COLUMN_SPREAD binades (the i128 sum near 2^126, the squares shifted by 128
+    /// bits), and the top of the square range (the highest chunks), in both signs.
+    #[test]
+    fn add_column_at_its_bounds_equals_the_adds_one_by_one() {
+        let largest = |biased: u32| f64::from_bits((u64::from(biased) << 52) | FRACTION);
+        let (top, bottom, edge) = (largest(1023 + 32), largest(1023 - 32), largest(SQUARE_MAX_BIASED));
+        for sign in [1.0, -1.0] {
+            let mut spread = vec![sign * top; COLUMN_MAX - 1];
+            spread.push(sign * bottom);
+            for xs in [vec![sign * top; COLUMN_MAX], spread, vec![sign * edge; COLUMN_MAX]] {
+                let (mut s1, mut s2) = (FixedSum::default(), FixedSum::default());
+                assert!(FixedSum::add_column(&mut s1, &mut s2, &xs));
+                let (mut one1, mut one2) = (FixedSum::default(), FixedSum::default());
+                for &x in &xs {
+                    one1.add(x);
+                    one2.add_square(x);
+                }
+                assert_eq!((s1, s2), (one1, one2), "{} x {:e}", xs.len(), xs[0]);
+            }
+        }
+    }
 
     /// Against the Shewchuk expansion (an independent exact method) on values over the whole
     /// exponent range, subnormals and signed zeros included, in two orders and two groupings.
