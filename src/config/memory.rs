@@ -1,12 +1,13 @@
 //! The memory check: a run is refused, naming the field that costs most, before any member
 //! is allocated when its member list, parameter points, smallest result block, streamed
-//! statistics or per-thread work space cannot fit in this machine's memory.
+//! statistics or per-thread work space cannot fit in the available memory (`available_memory`).
 
+use super::available_memory::available_memory;
 use crate::error::{QbatError, Result};
 use crate::model::Space;
 
 /// Refuse runs whose members, parameter points, smallest result block or per-thread work space
-/// cannot fit in this machine's memory. Costs: a member about 256 B in the member list; a block
+/// cannot fit in the available memory (MemAvailable, or a cgroup's headroom). Costs: a member about 256 B in the member list; a block
 /// of 1,024 members its results (samples x measures f64, and 16 state reals per sample when
 /// two-qubit eigen-solve measures are on), twice over; the streamed statistics a cell per
 /// (sample, measure) with its quantile sketch, twice over (the accumulator and its checkpoint);
@@ -25,7 +26,10 @@ pub fn check_memory(
     size_field: &str,
     points_field: &str,
 ) -> Result<()> {
-    let available = available_memory_bytes();
+    let avail = available_memory();
+    let available = avail.bytes;
+    // (a refusal on a big node under a small job or container limit should say why)
+    let under = if avail.cgroup_limited { " under this process's cgroup memory limit" } else { "" };
     let gib = |b: f64| b / 2f64.powi(30);
     let dim = space.dim() as f64;
     // Reference work space: about 10 dim x dim complex matrices per worker thread.
@@ -34,7 +38,11 @@ pub fn check_memory(
     if per_thread * threads > available {
         return Err(QbatError::TooLarge {
             field: "params.n_fock".into(),
-            reason: format!("a {dim}x{dim} state needs {:.1} GiB of work space, more than the {:.1} GiB available", gib(per_thread * threads), gib(available)),
+            reason: format!(
+                "a {dim}x{dim} state needs {:.1} GiB of work space, more than the {:.1} GiB available{under}",
+                gib(per_thread * threads),
+                gib(available)
+            ),
         });
     }
     // Runs stream their results block by block (study.rs), so a member costs its entry in the
@@ -64,7 +72,7 @@ pub fn check_memory(
         return Err(QbatError::TooLarge {
             field: if points_bytes > members_bytes { points_field.into() } else { size_field.into() },
             reason: format!(
-                "{members} members x {samples} samples x {measures} measures ({points} parameter points) need about {:.1} GiB in memory, more than 60% of the {:.1} GiB available; {}",
+                "{members} members x {samples} samples x {measures} measures ({points} parameter points) need about {:.1} GiB in memory, more than 60% of the {:.1} GiB available{under}; {}",
                 gib(total),
                 gib(available),
                 if points_bytes > members_bytes {
@@ -88,13 +96,4 @@ pub fn result_bytes_per_member(space: Space, samples: usize, measures: usize, ke
     let states = if space == Space::TwoQubit && (keeps_states || saved_dim > 0) { 16.0 } else { 0.0 };
     let saved = 2.0 * (saved_dim * saved_dim) as f64;
     samples as f64 * (measures as f64 + states + saved) * 8.0 * 2.0
-}
-
-/// MemAvailable from /proc/meminfo (Linux); 16 GiB where it cannot be read.
-pub fn available_memory_bytes() -> f64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
-        .map(|kb| kb * 1024.0)
-        .unwrap_or(16.0 * 2f64.powi(30))
 }

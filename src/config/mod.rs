@@ -1,6 +1,7 @@
 //! TOML config -> validated `Plan`. Raw values are checked here, once; every error names
 //! the offending field (`params.j`, `time.dt`, `initial.ket`, ...) and the reason.
 
+pub mod available_memory;
 mod drives;
 mod ensemble;
 mod initial;
@@ -12,9 +13,10 @@ mod systems;
 mod time;
 pub mod values;
 
+pub use available_memory::available_memory_bytes;
 pub use ensemble::shard_range;
 pub use initial::check_state;
-pub use memory::{available_memory_bytes, result_bytes_per_member};
+pub use memory::result_bytes_per_member;
 pub use params::{auto_n_fock, AUTO_FOCK_TAIL};
 pub use values::{as_complex, as_matrix, MAX_MAGNITUDE};
 

@@ -137,7 +137,7 @@ impl SeriesFile {
     /// series over half the available memory, whose first blocks would leave the cache before
     /// the end.
     pub(super) fn reading_back(self, yes: bool) -> SeriesFile {
-        let fits = self.len() as f64 <= crate::config::memory::available_memory_bytes() / 2.0;
+        let fits = self.len() as f64 <= crate::config::available_memory_bytes() / 2.0;
         SeriesFile { read_back: yes && fits, ..self }
     }
 

@@ -1,0 +1,281 @@
+//! How much memory this process may still use: the host's MemAvailable, or less where a
+//! cgroup limits the process (a container's, or a Slurm job's with `--mem`), whose limit the
+//! host's figure does not know. It sizes the memory check, the block budget and the series
+//! read-back.
+
+use std::path::{Component, Path};
+
+/// What is assumed where neither /proc/meminfo nor a cgroup can be read.
+const UNKNOWN_BYTES: f64 = 16.0 * 1073741824.0;
+
+/// A cgroup limit at or above this is no limit (cgroup v1 writes "unlimited" as
+/// 9223372036854771712).
+const NO_LIMIT_BYTES: u64 = 1 << 60;
+
+/// The memory this process may still use, and whether a cgroup's limit set it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Available {
+    pub bytes: f64,
+    /// The headroom under a cgroup's limit, less than the host's MemAvailable.
+    pub cgroup_limited: bool,
+}
+
+/// The memory this process may still use: the host's MemAvailable (/proc/meminfo), or the
+/// headroom of its cgroups where that is less (`cgroup_headroom`). 16 GiB where neither can be
+/// read.
+pub fn available_memory() -> Available {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    available_from(&read("/proc/meminfo"), Path::new("/sys/fs/cgroup"), &read("/proc/self/cgroup"))
+}
+
+/// `available_memory().bytes`.
+pub fn available_memory_bytes() -> f64 {
+    available_memory().bytes
+}
+
+/// `available_memory` from a /proc/meminfo text, the cgroup mount and a /proc/self/cgroup text.
+fn available_from(meminfo: &str, cgroup_root: &Path, proc_self_cgroup: &str) -> Available {
+    let host = mem_available(meminfo);
+    let cgroup = cgroup_headroom(cgroup_root, proc_self_cgroup);
+    match (host, cgroup) {
+        (Some(h), Some(c)) if c < h => Available { bytes: c, cgroup_limited: true },
+        (None, Some(c)) => Available { bytes: c, cgroup_limited: true },
+        (h, _) => Available { bytes: h.unwrap_or(UNKNOWN_BYTES), cgroup_limited: false },
+    }
+}
+
+/// MemAvailable of a /proc/meminfo text, in bytes.
+fn mem_available(meminfo: &str) -> Option<f64> {
+    let kb = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?.split_whitespace().nth(1)?;
+    kb.parse::<f64>().ok().map(|kb| kb * 1024.0)
+}
+
+/// The least headroom over the process's memory cgroups and those above them, up to `root`
+/// (the cgroup file system's mount): limit - (usage - reclaimable), reclaimable being the
+/// page cache (active and inactive) and reclaimable slab less the dirty and writeback pages,
+/// as MemAvailable counts them. cgroup v2 (`0::PATH` in /proc/self/cgroup): memory.max,
+/// memory.current and memory.stat under root/PATH; v1 (the line of the `memory` controller):
+/// memory.limit_in_bytes, memory.usage_in_bytes and memory.stat's `total_` keys under
+/// root/memory/PATH. A cgroup without a limit, or whose limit or usage cannot be read, adds
+/// nothing; None when none has a limit. Where a container shows its own cgroup as the mount's
+/// root (PATH then not found under it), the root's own files still count; a PATH that leaves
+/// the root (`..`: the process is outside the namespace's root) is not followed.
+pub fn cgroup_headroom(root: &Path, proc_self_cgroup: &str) -> Option<f64> {
+    let mut least: Option<f64> = None;
+    for line in proc_self_cgroup.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_id), Some(controllers), Some(path)) = (fields.next(), fields.next(), fields.next()) else {
+            continue;
+        };
+        let (base, files) = if controllers.is_empty() {
+            (root.to_path_buf(), &V2)
+        } else if controllers.split(',').any(|c| c == "memory") {
+            (root.join("memory"), &V1)
+        } else {
+            continue;
+        };
+        // only plain names: `..` (a process outside its namespace's root) is not followed
+        let relative = Path::new(path.trim_start_matches('/'));
+        if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
+            continue;
+        }
+        // the process's cgroup, then each one above it, up to the mount's root
+        let mut dir = base.join(relative);
+        loop {
+            if let Some(h) = headroom_of(&dir, files) {
+                least = Some(least.map_or(h, |l| l.min(h)));
+            }
+            if dir == base || !dir.pop() || !dir.starts_with(&base) {
+                break;
+            }
+        }
+    }
+    least
+}
+
+/// The files and memory.stat keys of one cgroup version.
+struct CgroupFiles {
+    limit: &'static str,
+    usage: &'static str,
+    /// counted as free: the page cache and reclaimable slab
+    reclaimable: &'static [&'static str],
+    /// not free until written: dirty and writeback pages
+    unwritten: &'static [&'static str],
+}
+
+const V2: CgroupFiles = CgroupFiles {
+    limit: "memory.max",
+    usage: "memory.current",
+    reclaimable: &["active_file", "inactive_file", "slab_reclaimable"],
+    unwritten: &["file_dirty", "file_writeback"],
+};
+
+/// (v1 has no slab figure in memory.stat)
+const V1: CgroupFiles = CgroupFiles {
+    limit: "memory.limit_in_bytes",
+    usage: "memory.usage_in_bytes",
+    reclaimable: &["total_active_file", "total_inactive_file"],
+    unwritten: &["total_dirty", "total_writeback"],
+};
+
+/// One cgroup's limit - (usage - reclaimable), at least 0; None without a limit, or when
+/// the limit or the usage cannot be read.
+fn headroom_of(dir: &Path, files: &CgroupFiles) -> Option<f64> {
+    let number = |name: &str| std::fs::read_to_string(dir.join(name)).ok()?.trim().parse::<u64>().ok();
+    let limit = number(files.limit).filter(|&l| l < NO_LIMIT_BYTES)?;
+    let usage = number(files.usage)?;
+    let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
+    // a key's value: the line "key value" (so inactive_file never reads total_inactive_file)
+    let stat_sum = |keys: &[&str]| -> u64 {
+        keys.iter().filter_map(|k| stat.lines().find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')?.trim().parse::<u64>().ok())).fold(0u64, u64::saturating_add)
+    };
+    let reclaimable = stat_sum(files.reclaimable).saturating_sub(stat_sum(files.unwritten));
+    Some(limit.saturating_sub(usage.saturating_sub(reclaimable)) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    const GIB: u64 = 1 << 30;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join(name), text).unwrap();
+    }
+
+    #[test]
+    fn mem_available_reads_the_line_in_kib() {
+        assert_eq!(mem_available("MemTotal: 100 kB\nMemAvailable:    2048 kB\n"), Some(2048.0 * 1024.0));
+        assert_eq!(mem_available("MemTotal: 100 kB\n"), None);
+        assert_eq!(mem_available("MemAvailable: lots kB\n"), None);
+    }
+
+    /// The host's figure, the cgroup's where less, each alone, and 16 GiB with neither.
+    #[test]
+    fn the_least_of_the_host_and_the_cgroup() {
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), "memory.max", &format!("{}\n", 3 * GIB));
+        write(root.path(), "memory.current", "0\n");
+        let host = |gib: u64| format!("MemAvailable: {} kB\n", gib * GIB / 1024);
+        let at = |meminfo: &str, cgroup: &str| available_from(meminfo, root.path(), cgroup);
+        assert_eq!(at(&host(8), "0::/\n"), Available { bytes: (3 * GIB) as f64, cgroup_limited: true });
+        assert_eq!(at(&host(2), "0::/\n"), Available { bytes: (2 * GIB) as f64, cgroup_limited: false });
+        assert_eq!(at(&host(8), ""), Available { bytes: (8 * GIB) as f64, cgroup_limited: false });
+        assert_eq!(at("", "0::/\n"), Available { bytes: (3 * GIB) as f64, cgroup_limited: true });
+        assert_eq!(at("", ""), Available { bytes: UNKNOWN_BYTES, cgroup_limited: false });
+    }
+
+    /// cgroup v2: the tightest limit on the way up counts (a job's, above its unlimited step),
+    /// less the usage that is not reclaimable: page cache (active and inactive) and reclaimable
+    /// slab, less the dirty and writeback pages. A decoy v1 key is not read as a v2 one.
+    #[test]
+    fn v2_takes_the_least_headroom_on_the_way_up() {
+        let root = tempfile::tempdir().unwrap();
+        let job = root.path().join("system.slice/slurmstepd.scope/job_7");
+        let step = job.join("step_0");
+        let proc_cgroup = "0::/system.slice/slurmstepd.scope/job_7/step_0\n";
+        write(root.path(), "memory.max", "max\n");
+        write(&job, "memory.max", &format!("{}\n", 8 * GIB));
+        write(&job, "memory.current", &format!("{}\n", 7 * GIB));
+        let stat = format!(
+            "total_inactive_file 999999999999\nanon {}\nactive_file {}\ninactive_file {}\nslab_reclaimable {}\nfile_dirty {}\nfile_writeback {}\n",
+            2 * GIB,
+            3 * GIB,
+            GIB,
+            GIB,
+            GIB / 2,
+            GIB / 4
+        );
+        write(&job, "memory.stat", &stat);
+        write(&step, "memory.max", "max\n");
+        write(&step, "memory.current", "123\n");
+        // 8 GiB - (7 GiB - (3 + 1 + 1 - 0.5 - 0.25) GiB)
+        assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((8 * GIB - 7 * GIB + 17 * GIB / 4) as f64));
+        // a tighter limit below it wins
+        write(&step, "memory.max", &format!("{}\n", GIB));
+        assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((GIB - 123) as f64));
+        // usage above the limit leaves nothing, not a negative figure
+        write(&step, "memory.current", &format!("{}\n", 2 * GIB));
+        assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some(0.0));
+        // a limit whose usage cannot be read adds nothing
+        write(&step, "memory.current", "?\n");
+        assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((8 * GIB - 7 * GIB + 17 * GIB / 4) as f64));
+    }
+
+    /// cgroup v1: the line of the memory controller (alone or beside others), under
+    /// root/memory, with memory.stat's hierarchical `total_` keys; "unlimited" (4 KiB and
+    /// 64 KiB pages) is no limit.
+    #[test]
+    fn v1_reads_the_memory_controller() {
+        let root = tempfile::tempdir().unwrap();
+        let mem = root.path().join("memory");
+        let job = mem.join("slurm/uid_1000/job_7");
+        write(&mem, "memory.limit_in_bytes", "9223372036854771712\n");
+        write(&mem, "memory.usage_in_bytes", "5\n");
+        write(&job, "memory.limit_in_bytes", &format!("{}\n", 8 * GIB));
+        write(&job, "memory.usage_in_bytes", &format!("{}\n", 3 * GIB));
+        write(&job, "memory.stat", &format!("cache 7\ninactive_file 99\ntotal_inactive_file {}\ntotal_active_file {}\ntotal_dirty 0\n", GIB, GIB / 2));
+        let proc_cgroup =
+            "12:pids:/slurm\n1:name=systemd:/slurm/uid_1000/job_7\n4:cpu,cpuacct:/slurm/uid_1000/job_7\n3:memory,hugetlb:/slurm/uid_1000/job_7\n0::/\n";
+        assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((8 * GIB - 3 * GIB + 3 * GIB / 2) as f64));
+        // only the unlimited root (4 KiB or 64 KiB pages): no limit
+        assert_eq!(cgroup_headroom(root.path(), "3:memory:/\n"), None);
+        write(&mem, "memory.limit_in_bytes", "9223372036854710272\n");
+        assert_eq!(cgroup_headroom(root.path(), "3:memory:/\n"), None);
+    }
+
+    /// A hybrid layout: memory is a v1 controller; the `0::` line's paths under the v2 root
+    /// hold no memory files and add nothing.
+    #[test]
+    fn hybrid_takes_the_v1_figure() {
+        let root = tempfile::tempdir().unwrap();
+        let job = root.path().join("memory/user.slice");
+        write(&job, "memory.limit_in_bytes", &format!("{}\n", 4 * GIB));
+        write(&job, "memory.usage_in_bytes", &format!("{}\n", GIB));
+        fs::create_dir_all(root.path().join("unified/user.slice/u.slice/s.scope")).unwrap();
+        let proc_cgroup = "5:memory:/user.slice\n0::/user.slice/u.slice/s.scope\n";
+        assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((3 * GIB) as f64));
+    }
+
+    /// A container that shows its own cgroup as the mount's root: its path is not found under
+    /// it (or is "/"), and the root's limit still counts.
+    #[test]
+    fn a_namespaced_root_still_counts() {
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), "memory.max", &format!("{}\n", 3 * GIB));
+        write(root.path(), "memory.current", &format!("{}\n", GIB));
+        assert_eq!(cgroup_headroom(root.path(), "0::/docker/0123abcd\n"), Some((2 * GIB) as f64));
+        assert_eq!(cgroup_headroom(root.path(), "0::/\n"), Some((2 * GIB) as f64));
+    }
+
+    /// A path with `..` is not followed: neither out of the mount nor to its root's limit.
+    #[test]
+    fn a_path_out_of_the_mount_is_not_followed() {
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("cg");
+        write(outer.path(), "memory.max", &format!("{}\n", GIB));
+        write(outer.path(), "memory.current", "0\n");
+        write(&root, "memory.max", &format!("{}\n", 2 * GIB));
+        write(&root, "memory.current", "0\n");
+        assert_eq!(cgroup_headroom(&root, "0::/../..\n"), None);
+        assert_eq!(cgroup_headroom(&root, "0::/a/../..\n"), None);
+        assert_eq!(cgroup_headroom(&root, "0::/a\n"), Some((2 * GIB) as f64));
+    }
+
+    /// Nothing to read, garbage, or no limit anywhere: no figure, never a panic.
+    #[test]
+    fn unreadable_or_unlimited_cgroups_add_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(cgroup_headroom(root.path(), ""), None);
+        assert_eq!(cgroup_headroom(root.path(), "garbage\n::\n0::\n"), None);
+        write(root.path(), "memory.max", "a lot\n");
+        write(root.path(), "memory.current", "1\n");
+        write(&root.path().join("a"), "memory.max", "-5\n");
+        write(&root.path().join("a"), "memory.current", "1\n");
+        assert_eq!(cgroup_headroom(root.path(), "0::/a\n"), None);
+        write(root.path(), "memory.max", "max\n");
+        assert_eq!(cgroup_headroom(root.path(), "0::/a\n"), None);
+    }
+}
