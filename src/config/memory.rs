@@ -7,13 +7,14 @@ use crate::error::{QbatError, Result};
 use crate::model::Space;
 
 /// Refuse runs whose members, parameter points, smallest result block or per-thread work space
-/// cannot fit in the available memory (MemAvailable, or a cgroup's headroom). Costs: a member about 256 B in the member list; a block
-/// of 1,024 members its results (samples x measures f64, and 16 state reals per sample when
-/// two-qubit eigen-solve measures are on), twice over; the streamed statistics a cell per
-/// (sample, measure) with its quantile sketch, twice over (the accumulator and its checkpoint);
-/// a point its operators (about 8 dim x dim complex matrices) plus 4 KiB (parameters, the
-/// Pauli-basis generator): the most a point costs, as its jumps and coupling are shared with
-/// the first point's only where they are the same matrices (a sweep of g has its own coupling).
+/// cannot fit in the available memory (MemAvailable, or a cgroup's headroom). Costs: a member
+/// about 256 B in the member list; a block of 1,024 members its results (samples x measures
+/// f64, and 16 state reals per sample when two-qubit eigen-solve measures are on), twice over;
+/// the streamed statistics a cell per (sample, measure) with its quantile sketch, twice over
+/// (the accumulator and its checkpoint); a point its operators (about 8 dim x dim complex
+/// matrices) plus 4 KiB (parameters, the Pauli-basis generator): the most a point costs, as its
+/// jumps and coupling are shared with the first point's only where they are the same matrices
+/// (a sweep of g has its own coupling).
 #[allow(clippy::too_many_arguments)]
 pub fn check_memory(
     space: Space,

@@ -250,7 +250,6 @@ fn write_band_plots(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
     Ok(drawn.into_iter().flatten().collect())
 }
 
-/// The plots of `write_run_plots` other than the bands, in order.
 /// Whether `write_run_plots` (with `hist2d`) reads a run's series: the plots drawn from it.
 /// The streamed run keeps such a series in the page cache as it is written.
 pub fn plots_read_series(model: &str, members: usize, n_times: usize, measures: &[String], hist2d: bool) -> bool {
@@ -272,6 +271,7 @@ fn draws_cavity_plot(model: &str, n_times: usize, measures: &[String]) -> bool {
     model == "cavity-cells" && n_times >= 2 && measures.iter().any(|m| m == "stored_energy_b" || m == "concurrence")
 }
 
+/// The plots of `write_run_plots` other than the bands, in order.
 fn write_other_plots(dir: &Path, model: &str, run: &serde_json::Value, hist2d: bool) -> Result<Vec<PathBuf>> {
     let mut files = vec![];
     let summary = read_summary(dir)?;
