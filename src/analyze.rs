@@ -400,7 +400,8 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     // pooled[c][s * members_used + u]: column c of correlation-set member u at sample s, time
     // by time, so that each sample time's column is one slice (compacted below when flagged
     // members leave gaps).
-    let mut pooled: Vec<Vec<f64>> = vec![vec![0.0; members_used * nt]; used.len()];
+    // (each column zeroed on its own: `vec![column; k]` would copy the first into the others)
+    let mut pooled: Vec<Vec<f64>> = (0..used.len()).map(|_| vec![0.0; members_used * nt]).collect();
     // members of the correlation set read so far
     let mut kept = 0usize;
     // Monotone counts per pair: (increasing, decreasing, either).

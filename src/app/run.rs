@@ -87,6 +87,7 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         progress: !args.no_progress,
         max_chunk: None,
         control: None,
+        values_pool: None,
     };
     let sopts = StudyOptions {
         run: ropts,

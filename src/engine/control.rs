@@ -62,6 +62,11 @@ impl RunOptions {
     pub fn check_cancelled(&self) -> Result<()> {
         self.control.as_deref().map_or(Ok(()), Control::check)
     }
+    /// `len` zeros for an engine's values: in a spent block buffer of the run's pool where
+    /// there is one.
+    pub fn zeroed_values(&self, len: usize) -> Vec<f64> {
+        self.values_pool.as_deref().map_or_else(|| vec![0.0; len], |pool| pool.zeroed(len))
+    }
     /// Count `n` more members done, when there is a control.
     pub fn add_done(&self, n: u64) {
         if let Some(c) = &self.control {

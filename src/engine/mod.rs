@@ -18,6 +18,7 @@ pub mod dicke;
 pub mod reference;
 pub mod steady;
 pub mod two_qubit;
+mod values_pool;
 
 pub use crate::job::Precision;
 pub use cavity::{cavity_coeffs, cavity_job, cavity_member, run_cavity_cpu};
@@ -25,6 +26,7 @@ pub(crate) use control::ChunkProgress;
 pub use control::Control;
 pub use reference::{battery_times_state, reference_member, run_reference, update_peaks};
 pub use two_qubit::two_qubit_job;
+pub use values_pool::ValuesPool;
 
 use crate::config::Plan;
 use crate::error::Result;
@@ -68,11 +70,23 @@ pub struct RunOptions {
     pub max_chunk: Option<usize>,
     /// Cancellation and members done, shared with the caller (None: not cancellable).
     pub control: Option<Arc<Control>>,
+    /// Spent block buffers that an engine writes its values into (a streamed run's; None:
+    /// fresh buffers).
+    pub values_pool: Option<Arc<ValuesPool>>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { backend: Backend::Auto, precision: Precision::F32, verify: 8, adapter: None, progress: false, max_chunk: None, control: None }
+        RunOptions {
+            backend: Backend::Auto,
+            precision: Precision::F32,
+            verify: 8,
+            adapter: None,
+            progress: false,
+            max_chunk: None,
+            control: None,
+            values_pool: None,
+        }
     }
 }
 

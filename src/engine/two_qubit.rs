@@ -13,8 +13,8 @@ use crate::job::{pauli, Peak, Precision, TwoQubitJob, TwoQubitResult};
 use crate::linalg::C64;
 use crate::measures::saved::push_row_major;
 use crate::measures::{energy::eigvals_asc, Measure};
-use crate::twin::measures_two_qubit::run_measures_twin;
-use crate::twin::rk4_two_qubit::run_two_qubit_twin;
+use crate::twin::measures_two_qubit::{run_measures_twin, run_measures_twin_into};
+use crate::twin::rk4_two_qubit::{run_two_qubit_twin_reusing, TwinBuffers};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -83,16 +83,7 @@ pub fn run_two_qubit(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<
         }
         return Ok(out);
     }
-    if opts.control.is_some() {
-        let (values, peaks, states, host_measures) = run_two_qubit_twin_sliced(plan, &job, &eigen, opts)?;
-        let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures);
-        out.states = states;
-        return Ok(out);
-    }
-    let result = run_two_qubit_twin::<f64>(&job);
-    let peaks = result.peaks.clone();
-    let states = saved_states(plan, &result);
-    let (values, host_measures) = assemble(plan, &job, &eigen, result, None);
+    let (values, peaks, states, host_measures) = run_two_qubit_twin_sliced(plan, &job, &eigen, opts)?;
     let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, ensemble, host_measures);
     out.states = states;
     Ok(out)
@@ -111,31 +102,42 @@ fn saved_states(plan: &Plan, r: &TwoQubitResult) -> Option<Vec<C64>> {
     Some(out)
 }
 
-/// The CPU twin on slices of members, for a run with a control: the flag is checked and
-/// `done` advanced between slices. Bit-identical to one call on every member (members are
-/// independent); the run without a control keeps the one call.
+/// The CPU twin on slices of members (about 100), each integrated and measured in buffers
+/// reused from slice to slice and written into the block's values in place. Between slices
+/// the run's control flag is checked, `done` advanced and the progress bar moved.
+/// Bit-identical to one call on every member (members are independent).
 fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<C64>>, f64)> {
     let n = plan.members.len();
     // About 100 slices, each enough members to keep every thread busy.
     let slice = n.div_ceil(100).max(4 * rayon::current_num_threads()).max(1);
     let pb = progress_bar(opts.progress, n as u64, "cpu f64");
     let (ns, nm) = (plan.schedule.times.len(), plan.measures.len());
-    let mut values = Vec::with_capacity(n * ns * nm);
+    let mut values = opts.zeroed_values(n * ns * nm);
     let mut peaks = Vec::with_capacity(n * 4);
     let mut states = plan.save_states.map(|_| vec![]);
     let mut host = 0.0;
+    // A slice's integrator outputs and eigen-solve measures, in buffers reused from slice to
+    // slice: memory faulted in once, and in cache, where fresh buffers cost a page fault per
+    // 4 KiB written (a few times the block's values in all).
+    let (mut buffers, mut ev) = (TwinBuffers::default(), vec![]);
     for lo in (0..n).step_by(slice) {
         opts.check_cancelled()?;
         let hi = (lo + slice).min(n);
         let (sub, used) = job_slice(job, lo..hi);
-        let result = run_two_qubit_twin::<f64>(&sub);
+        let result = run_two_qubit_twin_reusing::<f64>(&sub, std::mem::take(&mut buffers));
         peaks.extend_from_slice(&result.peaks);
         if let (Some(all), Some(st)) = (states.as_mut(), saved_states(plan, &result)) {
             all.extend(st);
         }
-        let (v, h) = assemble(plan, &sub, &eigen.select(&used), result, None);
-        values.extend(v);
-        host += h;
+        let t = Instant::now();
+        let sub_eigen = eigen.select(&used);
+        match &result.states {
+            Some(st) if !sub_eigen.is_empty() => run_measures_twin_into::<f64>(&sub_eigen, &sub.points, &sub.member_point, st, ns, &mut ev),
+            _ => ev.clear(),
+        }
+        merge_columns(plan, &sub, &sub_eigen, &result.values, &ev, &mut values[lo * ns * nm..hi * ns * nm]);
+        host += t.elapsed().as_secs_f64();
+        buffers = TwinBuffers::from(result);
         pb.inc((hi - lo) as u64);
         opts.add_done((hi - lo) as u64);
     }
@@ -164,28 +166,37 @@ fn assemble(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, mut r: TwoQubitRes
     if ev.is_empty() && job.measures == plan.measures && r.values.len() == n * ns * nm {
         return (std::mem::take(&mut r.values), t.elapsed().as_secs_f64());
     }
-    let col_engine: Vec<Option<usize>> = plan.measures.iter().map(|m| job.measures.iter().position(|x| x == m)).collect();
-    let col_eigen: Vec<Option<usize>> = plan.measures.iter().map(|m| eigen.measures.iter().position(|x| x == m)).collect();
-    let (ne, nev) = (job.measures.len(), eigen.measures.len());
     // The states are spent once the eigen-solve measures are taken: their memory, already
     // in use, holds the values (every entry is written below), so that fewer fresh pages are
     // faulted in per block.
     let mut values = r.states.take().unwrap_or_default();
     values.resize(n * ns * nm, 0.0);
     values.shrink_to_fit();
-    values.par_chunks_mut(ns * nm).enumerate().for_each(|(i, out)| {
+    merge_columns(plan, job, eigen, &r.values, &ev, &mut values);
+    (values, t.elapsed().as_secs_f64())
+}
+
+/// `out` (the members of `job`, values in the plan's column order) from the engine's columns
+/// `engine_values` (`job.measures`) and the eigen-solve measures `ev` (`eigen.measures`,
+/// NaN where missing).
+fn merge_columns(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, engine_values: &[f64], ev: &[f64], out: &mut [f64]) {
+    let ns = plan.schedule.times.len();
+    let nm = plan.measures.len();
+    let col_engine: Vec<Option<usize>> = plan.measures.iter().map(|m| job.measures.iter().position(|x| x == m)).collect();
+    let col_eigen: Vec<Option<usize>> = plan.measures.iter().map(|m| eigen.measures.iter().position(|x| x == m)).collect();
+    let (ne, nev) = (job.measures.len(), eigen.measures.len());
+    out.par_chunks_mut(ns * nm).enumerate().for_each(|(i, out)| {
         for s in 0..ns {
             let row = i * ns + s;
             for k in 0..nm {
                 out[s * nm + k] = match (col_engine[k], col_eigen[k]) {
-                    (Some(c), _) => r.values[row * ne + c],
+                    (Some(c), _) => engine_values[row * ne + c],
                     (None, Some(c)) => ev.get(row * nev + c).copied().unwrap_or(f64::NAN),
                     (None, None) => f64::NAN,
                 };
             }
         }
     });
-    (values, t.elapsed().as_secs_f64())
 }
 
 /// Members [range] of a two-qubit job, with only the parameter points they use (remapped),
@@ -236,7 +247,7 @@ fn run_two_qubit_gpu_overlapped(
     let gopts = crate::gpu::rk4_two_qubit::GpuRunOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
     let ns = plan.schedule.times.len();
     let nm = plan.measures.len();
-    let mut values = vec![0.0; n * ns * nm];
+    let mut values = opts.zeroed_values(n * ns * nm);
     let mut peaks = vec![Peak::default(); n * 4];
     let mut states = plan.save_states.map(|_| vec![C64::default(); n * ns * 16]);
     let mut host = 0.0;

@@ -10,7 +10,7 @@ use super::health::{fock_flags, member_health, Health};
 use super::series_file::SeriesFile;
 use super::{block_budget, block_members, OnDeviceLoss, StudyOptions, StudyOutcome};
 use crate::config::Plan;
-use crate::engine::{integrate, reference_member, Engine, EngineOutput, Precision, RunOptions};
+use crate::engine::{integrate, reference_member, Engine, EngineOutput, Precision, RunOptions, ValuesPool};
 use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::write_atomic_hashed;
@@ -107,6 +107,9 @@ pub(super) fn drive(
     }
     let mut run_opts = opts.run.clone();
     run_opts.progress = opts.run.progress && n_blocks == 1;
+    // each absorbed block's values buffer, for a later block's engine
+    let values_pool = (n_blocks > 1).then(|| std::sync::Arc::new(ValuesPool::default()));
+    run_opts.values_pool = values_pool.clone();
     let mut workers: Vec<Worker> = engines
         .into_iter()
         .map(|engine| Worker { label: engine.device_name(), engine, opts: run_opts.clone(), notes: vec![], blocks: 0, members: 0, busy: 0.0 })
@@ -123,6 +126,7 @@ pub(super) fn drive(
         pb: &pb,
         series: None,
         several_devices: workers.len() > 1,
+        values_pool,
     };
     let slice = |b: usize| {
         let lo = b * block;
@@ -181,6 +185,10 @@ pub(super) fn drive(
         opts.run.check_cancelled()?;
     }
     let series = sink.series.take();
+    // the spent buffers' memory back before the finish reads the series again
+    if let Some(pool) = sink.values_pool.take() {
+        pool.release();
+    }
     if workers.len() > 1 {
         let per: Vec<serde_json::Value> = workers
             .iter()
@@ -285,6 +293,8 @@ struct Absorber<'a> {
     series: Option<SeriesFile>,
     /// Whether several devices run the blocks (they may finish out of member order).
     several_devices: bool,
+    /// Where an absorbed block's values go, for a later block's engine.
+    values_pool: Option<std::sync::Arc<ValuesPool>>,
 }
 
 impl Absorber<'_> {
@@ -397,6 +407,9 @@ impl Absorber<'_> {
         progress.done.push(b);
         progress.timings.streaming += (t_absorb.elapsed().as_secs_f64() - t_verify).max(0.0);
         save_checkpoint(staging, progress, a)?;
+        if let Some(pool) = &self.values_pool {
+            pool.put(std::mem::take(&mut out.values));
+        }
         self.pb.inc(nb as u64);
         if let Some(d) = injected_block_delay() {
             std::thread::sleep(d);

@@ -456,7 +456,14 @@ fn eigen_measures_lanes<L: Lanes>(x: &[L; 16], pt: &[L; 8], flags: u32) -> [L; N
 /// The CPU engine's form: four samples side by side in SIMD lanes (`Real::X4`, or
 /// `Real::X4Avx2` where the CPU has AVX2).
 pub fn run_measures_twin<R: Real>(eigen: &EigenJob, points: &[TwoQubitPoint], member_point: &[u32], states: &[f64], n_samples: usize) -> Vec<f64> {
-    run_measures_in_lanes::<R>(eigen, points, member_point, states, n_samples, true)
+    let mut out = vec![];
+    run_measures_in_lanes::<R>(eigen, points, member_point, states, n_samples, true, &mut out);
+    out
+}
+
+/// `run_measures_twin` into `out` (cleared first): a run in slices reuses one buffer.
+pub fn run_measures_twin_into<R: Real>(eigen: &EigenJob, points: &[TwoQubitPoint], member_point: &[u32], states: &[f64], n_samples: usize, out: &mut Vec<f64>) {
+    run_measures_in_lanes::<R>(eigen, points, member_point, states, n_samples, true, out)
 }
 
 /// `run_measures_twin`, on AVX2 lanes only with `allow_avx2` (and a CPU that has it).
@@ -467,17 +474,19 @@ fn run_measures_in_lanes<R: Real>(
     states: &[f64],
     n_samples: usize,
     allow_avx2: bool,
-) -> Vec<f64> {
+    out: &mut Vec<f64>,
+) {
+    out.clear();
     let n_cols = eigen.measures.len();
     let flags = eigen_flags(&eigen.measures);
     let cols: Vec<usize> = eigen.measures.iter().map(|&m| eigen_code(m).expect("an eigen-solve measure") as usize).collect();
     let consts: Vec<[R; 8]> = points.iter().zip(&eigen.h_total_eigs).map(|(p, e)| eigen_point(p, e).map(R::from_f64)).collect();
     if n_cols == 0 || n_samples == 0 {
-        return vec![];
+        return;
     }
     let n = states.len() / 16;
     let avx2 = allow_avx2 && super::has_avx2();
-    let mut out = vec![0.0; n * n_cols];
+    out.resize(n * n_cols, 0.0);
     out.par_chunks_mut(n_cols * GROUP).zip(states.par_chunks(16 * GROUP)).enumerate().for_each(|(group, (rows, st))| {
         let k = st.len() / 16;
         let all: [&[R; 8]; GROUP] = std::array::from_fn(|l| &consts[member_point[(group * GROUP + l.min(k - 1)) / n_samples] as usize]);
@@ -490,7 +499,6 @@ fn run_measures_in_lanes<R: Real>(
         let _ = avx2;
         measure_group::<R::X4>(st, pts, flags, &cols, rows)
     });
-    out
 }
 
 /// Samples a group of `run_measures_twin`: the lanes of `Real::X4` and `Real::X4Avx2`.
@@ -565,11 +573,13 @@ mod tests {
         let bits = |v: &[f64]| v.iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect::<Vec<_>>();
         for f32_run in [false, true] {
             let run = |avx2| {
+                let mut out = vec![];
                 if f32_run {
-                    run_measures_in_lanes::<f32>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, avx2)
+                    run_measures_in_lanes::<f32>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, avx2, &mut out)
                 } else {
-                    run_measures_in_lanes::<f64>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, avx2)
+                    run_measures_in_lanes::<f64>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, avx2, &mut out)
                 }
+                out
             };
             assert_eq!(bits(&run(true)), bits(&run(false)), "f32: {f32_run}");
         }

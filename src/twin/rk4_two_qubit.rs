@@ -543,12 +543,32 @@ avx2_dispatch!(fn run_member_dispatch, run_member_avx2 => run_member(
 
 /// Run a two-qubit job on the CPU in precision R (f32 or f64). Values come back as f64.
 pub fn run_two_qubit_twin<R: Real>(job: &TwoQubitJob) -> TwoQubitResult {
-    run_twin::<R>(job, true, true).0
+    run_twin::<R>(job, true, true, TwinBuffers::default()).0
+}
+
+/// `run_two_qubit_twin` writing into the buffers of an earlier result (`TwinBuffers::from`):
+/// a run in slices reuses memory already faulted in and in cache, where fresh buffers per
+/// slice cost a page fault per 4 KiB written.
+pub fn run_two_qubit_twin_reusing<R: Real>(job: &TwoQubitJob, buffers: TwinBuffers) -> TwoQubitResult {
+    run_twin::<R>(job, true, true, buffers).0
+}
+
+/// The output buffers of a spent `TwoQubitResult`, for `run_two_qubit_twin_reusing`.
+#[derive(Default)]
+pub struct TwinBuffers {
+    values: Vec<f64>,
+    states: Vec<f64>,
+}
+
+impl From<TwoQubitResult> for TwinBuffers {
+    fn from(r: TwoQubitResult) -> Self {
+        TwinBuffers { values: r.values, states: r.states.unwrap_or_default() }
+    }
 }
 
 /// `allow_lanes`: run the members of a driven point four at a time (`lanes`; the same bits
 /// as one at a time). Also returns how many lane groups ran.
-fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool) -> (TwoQubitResult, usize) {
+fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool, buffers: TwinBuffers) -> (TwoQubitResult, usize) {
     let dt = job.schedule.dt;
     let n_samples = job.schedule.times.len();
     let n_cols = job.measures.len();
@@ -585,8 +605,11 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool) -> 
     let sstride = if job.keep_states { n_samples * 16 } else { 0 };
     // Zero-width outputs get a one-element dummy per member so that the zip below keeps
     // one item per member.
-    let mut values = vec![0.0; n_members * vstride.max(1)];
-    let mut states = vec![0.0; n_members * sstride.max(1)];
+    let TwinBuffers { mut values, mut states } = buffers;
+    for (buffer, len) in [(&mut values, n_members * vstride.max(1)), (&mut states, n_members * sstride.max(1))] {
+        buffer.clear();
+        buffer.resize(len, 0.0);
+    }
     let mut peaks = vec![Peak::default(); n_members * 4];
     let avx2 = allow_avx2 && super::has_avx2();
     let (vs, ss) = (vstride.max(1), sstride.max(1));
