@@ -14,7 +14,7 @@ use crate::linalg::C64;
 use crate::measures::saved::push_row_major;
 use crate::measures::{energy::eigvals_asc, Measure};
 use crate::twin::measures_two_qubit::{run_measures_twin, run_measures_twin_into};
-use crate::twin::rk4_two_qubit::{run_two_qubit_twin_reusing, TwinBuffers};
+use crate::twin::rk4_two_qubit::{run_two_qubit_twin_into, run_two_qubit_twin_reusing, TwinBuffers};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -102,16 +102,21 @@ fn saved_states(plan: &Plan, r: &TwoQubitResult) -> Option<Vec<C64>> {
     Some(out)
 }
 
-/// The CPU twin on slices of members (about 100), each integrated and measured in buffers
-/// reused from slice to slice and written into the block's values in place. Between slices
-/// the run's control flag is checked, `done` advanced and the progress bar moved.
+/// The CPU twin on slices of members (at most about 100), each integrated and measured in
+/// buffers reused from slice to slice and written into the block's values in place. Between
+/// slices the run's control flag is checked, `done` advanced and the progress bar moved.
 /// Bit-identical to one call on every member (members are independent).
 fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<C64>>, f64)> {
     let n = plan.members.len();
-    // About 100 slices, each enough members to keep every thread busy.
-    let slice = n.div_ceil(100).max(4 * rayon::current_num_threads()).max(1);
-    let pb = progress_bar(opts.progress, n as u64, "cpu f64");
     let (ns, nm) = (plan.schedule.times.len(), plan.measures.len());
+    // A slice's twin outputs: its columns and, for the eigen-solve measures, its states.
+    let member_bytes = ns * (job.measures.len() + if job.keep_states { 16 } else { 0 }) * 8;
+    // Each slice enough members to keep every thread busy and to fill about SLICE_BYTES of
+    // outputs (a slice costs a plan, a fork and a join: bloch-1k in 100 slices of 10 members
+    // ran about 6% slower than in one), and about 100 slices where there are more.
+    const SLICE_BYTES: usize = 4 << 20;
+    let slice = n.div_ceil(100).max(SLICE_BYTES / member_bytes.max(1)).max(4 * rayon::current_num_threads()).max(1);
+    let pb = progress_bar(opts.progress, n as u64, "cpu f64");
     let mut values = opts.zeroed_values(n * ns * nm);
     let mut peaks = Vec::with_capacity(n * 4);
     let mut states = plan.save_states.map(|_| vec![]);
@@ -120,22 +125,29 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
     // slice: memory faulted in once, and in cache, where fresh buffers cost a page fault per
     // 4 KiB written (a few times the block's values in all).
     let (mut buffers, mut ev) = (TwinBuffers::default(), vec![]);
+    // The engine's columns are the plan's, with nothing to add: the twin writes the block's
+    // values in place.
+    let in_place = eigen.is_empty() && job.measures == plan.measures && nm > 0;
     for lo in (0..n).step_by(slice) {
         opts.check_cancelled()?;
         let hi = (lo + slice).min(n);
         let (sub, used) = job_slice(job, lo..hi);
-        let result = run_two_qubit_twin_reusing::<f64>(&sub, std::mem::take(&mut buffers));
+        let out = &mut values[lo * ns * nm..hi * ns * nm];
+        let buffers_in = std::mem::take(&mut buffers);
+        let result = if in_place { run_two_qubit_twin_into::<f64>(&sub, buffers_in, out) } else { run_two_qubit_twin_reusing::<f64>(&sub, buffers_in) };
         peaks.extend_from_slice(&result.peaks);
         if let (Some(all), Some(st)) = (states.as_mut(), saved_states(plan, &result)) {
             all.extend(st);
         }
         let t = Instant::now();
-        let sub_eigen = eigen.select(&used);
-        match &result.states {
-            Some(st) if !sub_eigen.is_empty() => run_measures_twin_into::<f64>(&sub_eigen, &sub.points, &sub.member_point, st, ns, &mut ev),
-            _ => ev.clear(),
+        if !in_place {
+            let sub_eigen = eigen.select(&used);
+            match &result.states {
+                Some(st) if !sub_eigen.is_empty() => run_measures_twin_into::<f64>(&sub_eigen, &sub.points, &sub.member_point, st, ns, &mut ev),
+                _ => ev.clear(),
+            }
+            merge_columns(plan, &sub, &sub_eigen, &result.values, &ev, out);
         }
-        merge_columns(plan, &sub, &sub_eigen, &result.values, &ev, &mut values[lo * ns * nm..hi * ns * nm]);
         host += t.elapsed().as_secs_f64();
         buffers = TwinBuffers::from(result);
         pb.inc((hi - lo) as u64);

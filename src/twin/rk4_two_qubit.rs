@@ -553,6 +553,17 @@ pub fn run_two_qubit_twin_reusing<R: Real>(job: &TwoQubitJob, buffers: TwinBuffe
     run_twin::<R>(job, true, true, buffers).0
 }
 
+/// `run_two_qubit_twin_reusing` with the values written into `values` (members x samples x
+/// `job.measures`, at least one measure) rather than the result's, which comes back empty:
+/// where they are the caller's output as they are, no copy is made.
+pub fn run_two_qubit_twin_into<R: Real>(job: &TwoQubitJob, buffers: TwinBuffers, values: &mut [f64]) -> TwoQubitResult {
+    assert!(
+        !job.measures.is_empty() && values.len() == job.initial.len() * job.schedule.times.len() * job.measures.len(),
+        "values for every member, sample and measure"
+    );
+    run_twin_writing::<R>(job, true, true, buffers, Some(values)).0
+}
+
 /// The output buffers of a spent `TwoQubitResult`, for `run_two_qubit_twin_reusing`.
 #[derive(Default)]
 pub struct TwinBuffers {
@@ -569,6 +580,17 @@ impl From<TwoQubitResult> for TwinBuffers {
 /// `allow_lanes`: run the members of a driven point four at a time (`lanes`; the same bits
 /// as one at a time). Also returns how many lane groups ran.
 fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool, buffers: TwinBuffers) -> (TwoQubitResult, usize) {
+    run_twin_writing::<R>(job, allow_avx2, allow_lanes, buffers, None)
+}
+
+/// `run_twin`, the values written into `values_out` where given (see `run_two_qubit_twin_into`).
+fn run_twin_writing<R: Real>(
+    job: &TwoQubitJob,
+    allow_avx2: bool,
+    allow_lanes: bool,
+    buffers: TwinBuffers,
+    values_out: Option<&mut [f64]>,
+) -> (TwoQubitResult, usize) {
     let dt = job.schedule.dt;
     let n_samples = job.schedule.times.len();
     let n_cols = job.measures.len();
@@ -606,10 +628,16 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool, buf
     // Zero-width outputs get a one-element dummy per member so that the zip below keeps
     // one item per member.
     let TwinBuffers { mut values, mut states } = buffers;
-    for (buffer, len) in [(&mut values, n_members * vstride.max(1)), (&mut states, n_members * sstride.max(1))] {
+    let values_len = if values_out.is_some() { 0 } else { n_members * vstride.max(1) };
+    for (buffer, len) in [(&mut values, values_len), (&mut states, n_members * sstride.max(1))] {
         buffer.clear();
         buffer.resize(len, 0.0);
     }
+    let written = values_out.is_some();
+    let values_to: &mut [f64] = match values_out {
+        Some(out) => out,
+        None => &mut values,
+    };
     let mut peaks = vec![Peak::default(); n_members * 4];
     let avx2 = allow_avx2 && super::has_avx2();
     let (vs, ss) = (vstride.max(1), sstride.max(1));
@@ -621,7 +649,7 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool, buf
         // Members of a point are not consecutive (a sweep interleaves its points), so the
         // work items are built per point: four members of a driven point, else one member.
         let mut outs: Vec<Option<MemberOut>> =
-            values.chunks_mut(vs).zip(states.chunks_mut(ss)).zip(peaks.chunks_mut(4)).map(|((v, s), p)| Some((v, s, p))).collect();
+            values_to.chunks_mut(vs).zip(states.chunks_mut(ss)).zip(peaks.chunks_mut(4)).map(|((v, s), p)| Some((v, s, p))).collect();
         let mut by_point = vec![vec![]; job.points.len()];
         for (m, &k) in job.member_point.iter().enumerate() {
             by_point[k as usize].push(m);
@@ -652,12 +680,12 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool, buf
             }
         });
     } else {
-        values.par_chunks_mut(vs).zip(states.par_chunks_mut(ss)).zip(peaks.par_chunks_mut(4)).enumerate().for_each(|(m, ((v, s), pk))| {
+        values_to.par_chunks_mut(vs).zip(states.par_chunks_mut(ss)).zip(peaks.par_chunks_mut(4)).enumerate().for_each(|(m, ((v, s), pk))| {
             let (p, p_off) = point(job.member_point[m] as usize);
             run_member_dispatch(avx2, &plan, p, p_off, &job.initial[m], v, s, pk, times);
         });
     }
-    if vstride == 0 {
+    if vstride == 0 || written {
         values.clear();
     }
     (TwoQubitResult { measures: job.measures.clone(), values, states: if job.keep_states { Some(states) } else { None }, peaks }, lane_groups)
