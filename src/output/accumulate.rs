@@ -134,17 +134,29 @@ impl Cell {
 
     /// Quantile q (numpy's linear interpolation on the bucket representatives), in [min, max].
     pub fn quantile(&self, q: f64) -> f64 {
+        self.quantiles([q])[0]
+    }
+
+    /// `quantile` of each of `qs`, their order statistics found in one walk over the buckets.
+    pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [f64; N] {
         if self.n == 0 {
-            return f64::NAN;
+            return [f64::NAN; N];
         }
         if self.min == self.max {
-            return self.min;
+            return [self.min; N];
         }
-        let pos = q * (self.n - 1) as f64;
-        let lo = pos.floor() as u64;
-        let hi = (lo + 1).min(self.n - 1);
-        let (a, b) = (self.sketch.order_stat(lo).unwrap_or(self.max), self.sketch.order_stat(hi).unwrap_or(self.max));
-        (a + (b - a) * (pos - lo as f64)).clamp(self.min, self.max)
+        // for each q: its position, and the order statistics lo and hi = lo + 1 around it
+        let pos = qs.map(|q| q * (self.n - 1) as f64);
+        let lo = pos.map(|p| p.floor() as u64);
+        let mut ranks = Vec::with_capacity(2 * N);
+        for &l in &lo {
+            ranks.extend([l, (l + 1).min(self.n - 1)]);
+        }
+        let at = self.sketch.order_stats(&ranks);
+        std::array::from_fn(|i| {
+            let (a, b) = (at[2 * i].unwrap_or(self.max), at[2 * i + 1].unwrap_or(self.max));
+            (a + (b - a) * (pos[i] - lo[i] as f64)).clamp(self.min, self.max)
+        })
     }
 }
 

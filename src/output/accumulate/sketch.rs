@@ -223,28 +223,40 @@ impl Sketch {
         self.pos.total().checked_add(self.neg.total()).and_then(|t| t.checked_add(self.zero))
     }
 
-    /// The k-th order statistic (0-based) as its bucket representative; None past the
-    /// last count.
-    pub(super) fn order_stat(&self, k: u64) -> Option<f64> {
+    /// The k-th order statistic (0-based) of each k in `ks` (any order) as its bucket
+    /// representative, None past the last count: one walk over the buckets in value order,
+    /// each bucket's count closing the ks below the counts seen so far.
+    pub(super) fn order_stats(&self, ks: &[u64]) -> Vec<Option<f64>> {
+        let mut out = vec![None; ks.len()];
+        // ks by increasing k: `next` is the first not yet found
+        let mut order: Vec<usize> = (0..ks.len()).collect();
+        order.sort_by_key(|&i| ks[i]);
+        let mut next = 0;
         let mut seen = 0u64;
+        let mut close = |seen: u64, value: f64, next: &mut usize| {
+            while *next < order.len() && ks[order[*next]] < seen {
+                out[order[*next]] = Some(value);
+                *next += 1;
+            }
+            *next == order.len()
+        };
         // negative values: largest magnitude first
         for (&key, &c) in self.neg.keys.iter().zip(&self.neg.counts).rev() {
             seen += c as u64;
-            if k < seen {
-                return Some(-representative(key));
+            if close(seen, -representative(key), &mut next) {
+                return out;
             }
         }
         seen += self.zero;
-        if k < seen {
-            return Some(0.0);
-        }
-        for (&key, &c) in self.pos.keys.iter().zip(&self.pos.counts) {
-            seen += c as u64;
-            if k < seen {
-                return Some(representative(key));
+        if !close(seen, 0.0, &mut next) {
+            for (&key, &c) in self.pos.keys.iter().zip(&self.pos.counts) {
+                seen += c as u64;
+                if close(seen, representative(key), &mut next) {
+                    break;
+                }
             }
         }
-        None
+        out
     }
 }
 
@@ -252,6 +264,38 @@ impl Sketch {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// `order_stats` of ks in any order, repeated and past the end, is the k-th entry of the
+    /// sketch's values written out in full (each bucket's representative count times, in
+    /// value order).
+    #[test]
+    fn order_stats_are_the_entries_of_the_expanded_sketch() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        for case in 0..40 {
+            let mut pending: Vec<u32> = (0..rng.random_range(1..300))
+                .map(|_| match rng.random_range(0..6) {
+                    0 => ZERO_KEY,
+                    1 | 2 => rng.random_range(0x3f00_0000 >> 11..0x4010_0000 >> 11) | NEG,
+                    _ => rng.random_range(0x3f00_0000 >> 11..0x4010_0000 >> 11),
+                })
+                .collect();
+            let mut sketch = Sketch::default();
+            sketch.fold(&mut pending, &mut FoldScratch::default());
+            let mut expanded: Vec<f64> = vec![];
+            for (&key, &c) in sketch.neg.keys.iter().zip(&sketch.neg.counts).rev() {
+                expanded.extend(std::iter::repeat_n(-representative(key), c as usize));
+            }
+            expanded.extend(std::iter::repeat_n(0.0, sketch.zero as usize));
+            for (&key, &c) in sketch.pos.keys.iter().zip(&sketch.pos.counts) {
+                expanded.extend(std::iter::repeat_n(representative(key), c as usize));
+            }
+            assert!(expanded.windows(2).all(|w| w[0] <= w[1]), "case {case}");
+            let n = expanded.len() as u64;
+            let ks: Vec<u64> = (0..rng.random_range(1..8)).map(|_| rng.random_range(0..n + 3)).collect();
+            let want: Vec<Option<f64>> = ks.iter().map(|&k| expanded.get(k as usize).copied()).collect();
+            assert_eq!(sketch.order_stats(&ks), want, "case {case}: ks {ks:?}");
+        }
+    }
 
     /// Both ways of folding keys (counted over a dense range, or sorted when the range is
     /// wide) give the counts of a plain map, for each sign and the zero bucket.
