@@ -72,8 +72,8 @@ impl Cell {
     #[inline]
     fn add_count(&mut self, x: f64) -> u32 {
         self.n += 1;
-        self.min = self.min.min(x);
-        self.max = self.max.max(x);
+        self.min = least(self.min, x);
+        self.max = greatest(self.max, x);
         sketch_key(x)
     }
 
@@ -83,13 +83,9 @@ impl Cell {
     /// either way.
     fn add_column(&mut self, xs: &[f64], pending: &mut Vec<u32>) {
         if xs.iter().all(|x| x.is_finite()) && FixedSum::add_column(&mut self.s1, &mut self.s2, xs) {
-            // n, min and max as `add_count` leaves them, in registers (in the same order)
-            let (mut min, mut max) = (self.min, self.max);
-            for &x in xs {
-                min = min.min(x);
-                max = max.max(x);
-            }
-            (self.n, self.min, self.max) = (self.n + xs.len() as u64, min, max);
+            // n, min and max as `add_count` leaves them
+            let (min, max) = column_min_max(xs);
+            (self.n, self.min, self.max) = (self.n + xs.len() as u64, least(self.min, min), greatest(self.max, max));
             pending.extend(xs.iter().map(|&x| sketch_key(x)));
         } else {
             pending.extend(xs.iter().filter(|x| x.is_finite()).map(|&x| self.add_moments(x)));
@@ -98,8 +94,8 @@ impl Cell {
 
     pub fn merge(&mut self, o: &Cell) {
         self.n += o.n;
-        self.min = self.min.min(o.min);
-        self.max = self.max.max(o.max);
+        self.min = least(self.min, o.min);
+        self.max = greatest(self.max, o.max);
         self.s1.merge(&o.s1);
         self.s2.merge(&o.s2);
         self.sketch.merge(&o.sketch);
@@ -158,6 +154,60 @@ impl Cell {
             (a + (b - a) * (pos[i] - lo[i] as f64)).clamp(self.min, self.max)
         })
     }
+}
+
+/// The lesser of two non-NaN values in `total_cmp`'s order, where -0 < +0: so a cell's min
+/// is the same whatever the order its values (or blocks) come in, a zero's sign included
+/// (`f64::min` leaves the sign of a tie of zeros unspecified).
+#[inline]
+fn least(a: f64, b: f64) -> f64 {
+    if b.total_cmp(&a).is_lt() {
+        b
+    } else {
+        a
+    }
+}
+
+/// The greater of two non-NaN values in `total_cmp`'s order (see `least`).
+#[inline]
+fn greatest(a: f64, b: f64) -> f64 {
+    if b.total_cmp(&a).is_gt() {
+        b
+    } else {
+        a
+    }
+}
+
+/// `least` and `greatest` of a column of finite values: by `<` and `>` in four lanes (which
+/// vectorise), then the sign of a zero extreme from the column itself (`<` does not tell -0
+/// from +0; distinct non-zero values never compare equal).
+fn column_min_max(xs: &[f64]) -> (f64, f64) {
+    const LANES: usize = 4;
+    let (mut lo, mut hi) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
+    let mut chunks = xs.chunks_exact(LANES);
+    for c in chunks.by_ref() {
+        for l in 0..LANES {
+            lo[l] = if c[l] < lo[l] { c[l] } else { lo[l] };
+            hi[l] = if c[l] > hi[l] { c[l] } else { hi[l] };
+        }
+    }
+    for &x in chunks.remainder() {
+        lo[0] = if x < lo[0] { x } else { lo[0] };
+        hi[0] = if x > hi[0] { x } else { hi[0] };
+    }
+    let (mut min, mut max) = (lo[0], hi[0]);
+    for l in 1..LANES {
+        min = if lo[l] < min { lo[l] } else { min };
+        max = if hi[l] > max { hi[l] } else { max };
+    }
+    let has = |zero: f64| xs.iter().any(|x| x.to_bits() == zero.to_bits());
+    if min == 0.0 {
+        min = if has(-0.0) { -0.0 } else { 0.0 };
+    }
+    if max == 0.0 {
+        max = if has(0.0) { 0.0 } else { -0.0 };
+    }
+    (min, max)
 }
 
 /// Ask for values[start..start + len] in cache ahead of their use (a hint: nothing is read,
@@ -413,6 +463,33 @@ mod tests {
             assert_eq!(by_column.std().to_bits(), by_value.std().to_bits());
         }
         assert!(taken[0] > 50 && taken[1] > 50, "both paths exercised: {taken:?}");
+    }
+
+    /// A cell's min and max are those of `total_cmp` (-0 below +0) whatever the order of its
+    /// values, added one by one or a column at once, and whatever the order of merges.
+    #[test]
+    fn min_and_max_keep_the_sign_of_zero_in_any_order() {
+        use rand::{seq::SliceRandom, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for values in [vec![0.0, -0.0, 0.0], vec![-0.0, 0.0, 2.0], vec![-3.0, -0.0, 0.0], vec![0.0; 9], vec![-0.0; 7], vec![1.5, -0.0, 0.0, 0.0, -2.5, 7.0]] {
+            let want_min = values.iter().copied().min_by(f64::total_cmp).unwrap();
+            let want_max = values.iter().copied().max_by(f64::total_cmp).unwrap();
+            for _ in 0..8 {
+                let mut v = values.clone();
+                v.shuffle(&mut rng);
+                let (mut one, mut column) = (Cell::default(), Cell::default());
+                v.iter().for_each(|&x| one.add(x));
+                column.add_column(&v, &mut vec![]);
+                let (mut left, mut right) = (Cell::default(), Cell::default());
+                let cut = v.len() / 2;
+                left.add_column(&v[..cut], &mut vec![]);
+                right.add_column(&v[cut..], &mut vec![]);
+                right.merge(&left);
+                for c in [&one, &column, &right] {
+                    assert_eq!((c.min.to_bits(), c.max.to_bits()), (want_min.to_bits(), want_max.to_bits()), "{v:?}");
+                }
+            }
+        }
     }
 
     #[test]

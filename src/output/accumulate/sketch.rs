@@ -107,13 +107,12 @@ pub(super) struct FoldScratch {
 /// `ZERO_KEY`.
 #[inline]
 pub(super) fn sketch_key(x: f64) -> u32 {
-    let a = x.abs();
-    if a < QUANTILE_ZERO {
+    // the sign bit as NEG: a selection, not a branch (it runs once a value)
+    let key = bucket_of(x.abs()) | ((x.to_bits() >> 32) as u32 & NEG);
+    if x.abs() < QUANTILE_ZERO {
         ZERO_KEY
-    } else if x > 0.0 {
-        bucket_of(a)
     } else {
-        bucket_of(a) | NEG
+        key
     }
 }
 
