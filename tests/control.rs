@@ -76,13 +76,18 @@ fn bits(v: &[f64]) -> Vec<u64> {
 
 #[test]
 fn a_control_changes_no_bit_and_counts_every_member() {
-    // 437 members: slices of the two-qubit twin that do not divide the ensemble.
-    for (plan, backend) in [(two_qubit(437, 3.0), Backend::Cpu), (cavity(7, 1.0), Backend::Cpu), (two_qubit(9, 1.0), Backend::Reference)] {
+    // 437 members: with a control, slices of the two-qubit twin that do not divide the
+    // ensemble; without one, a single slice.
+    // (and the saved states, slice by slice)
+    let saving = Plan { save_states: Some(qbat_gpu::config::StateSave::Full), ..two_qubit(437, 3.0) };
+    for (plan, backend) in [(two_qubit(437, 3.0), Backend::Cpu), (saving, Backend::Cpu), (cavity(7, 1.0), Backend::Cpu), (two_qubit(9, 1.0), Backend::Reference)] {
         let plain = run_plan(&plan, &opts(backend, None)).unwrap();
         let c = Arc::new(Control::default());
         let with = run_plan(&plan, &opts(backend, Some(c.clone()))).unwrap();
         assert_eq!(bits(&plain.values), bits(&with.values), "{:?} on {}", backend, plan.model.name());
         assert_eq!(plain.peaks, with.peaks);
+        assert_eq!(plain.states, with.states);
+        assert_eq!(plain.states.is_some(), plan.save_states.is_some());
         let n = plan.members.len() as u64;
         assert_eq!((c.done(), c.total(), c.fraction()), (n, n, 1.0));
         assert!(!c.is_cancelled());

@@ -111,15 +111,17 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
     let (ns, nm) = (plan.schedule.times.len(), plan.measures.len());
     // A slice's twin outputs: its columns and, for the eigen-solve measures, its states.
     let member_bytes = ns * (job.measures.len() + if job.keep_states { 16 } else { 0 }) * 8;
-    // Each slice enough members to keep every thread busy and to fill about SLICE_BYTES of
-    // outputs (a slice costs a plan, a fork and a join: bloch-1k in 100 slices of 10 members
-    // ran about 6% slower than in one), and about 100 slices where there are more.
+    // About 100 slices, each enough members to keep every thread busy: the steps at which a
+    // run is cancelled and its progress shown. A run with neither slices no finer than
+    // SLICE_BYTES of outputs (a slice costs a plan, a fork and a join: bloch-1k in 100 slices
+    // of 10 members ran about 6% slower than in one).
     const SLICE_BYTES: usize = 4 << 20;
-    let slice = n.div_ceil(100).max(SLICE_BYTES / member_bytes.max(1)).max(4 * rayon::current_num_threads()).max(1);
+    let fewest = if opts.control.is_some() || opts.progress { 1 } else { SLICE_BYTES / member_bytes.max(1) };
+    let slice = n.div_ceil(100).max(fewest).max(4 * rayon::current_num_threads()).max(1);
     let pb = progress_bar(opts.progress, n as u64, "cpu f64");
     let mut values = opts.zeroed_values(n * ns * nm);
     let mut peaks = Vec::with_capacity(n * 4);
-    let mut states = plan.save_states.map(|_| vec![]);
+    let mut states = plan.save_states.map(|_| Vec::with_capacity(n * ns * 16));
     let mut host = 0.0;
     // A slice's integrator outputs and eigen-solve measures, in buffers reused from slice to
     // slice: memory faulted in once, and in cache, where fresh buffers cost a page fault per
@@ -127,7 +129,7 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
     let (mut buffers, mut ev) = (TwinBuffers::default(), vec![]);
     // The engine's columns are the plan's, with nothing to add: the twin writes the block's
     // values in place.
-    let in_place = eigen.is_empty() && job.measures == plan.measures && nm > 0;
+    let in_place = eigen.is_empty() && job.measures == plan.measures && nm > 0 && ns > 0;
     for lo in (0..n).step_by(slice) {
         opts.check_cancelled()?;
         let hi = (lo + slice).min(n);
@@ -158,9 +160,9 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
     Ok((values, peaks, states, host))
 }
 
-/// Merge the engine's closed-form columns with the eigen-solve measures, columns in the
-/// plan's order. `ev` holds the eigen-solve measures computed on the device; without it they
-/// are computed here by the measures twin in f64 from the returned states (the CPU engine).
+/// The GPU path's values: the engine's closed-form columns merged with the eigen-solve
+/// measures, columns in the plan's order. `ev` holds the eigen-solve measures computed on the
+/// device (without it, the measures twin computes them here in f64 from the returned states).
 /// `eigen` is for the points of the (sliced) `job`. Returns the values and the seconds spent
 /// here (the host measures of run.json's timings).
 fn assemble(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, mut r: TwoQubitResult, ev: Option<Vec<f64>>) -> (Vec<f64>, f64) {
@@ -197,6 +199,9 @@ fn merge_columns(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, engine_values
     let col_engine: Vec<Option<usize>> = plan.measures.iter().map(|m| job.measures.iter().position(|x| x == m)).collect();
     let col_eigen: Vec<Option<usize>> = plan.measures.iter().map(|m| eigen.measures.iter().position(|x| x == m)).collect();
     let (ne, nev) = (job.measures.len(), eigen.measures.len());
+    if ns * nm == 0 {
+        return;
+    }
     out.par_chunks_mut(ns * nm).enumerate().for_each(|(i, out)| {
         for s in 0..ns {
             let row = i * ns + s;

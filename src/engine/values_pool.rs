@@ -3,6 +3,7 @@
 //! already faulted in; a fresh buffer costs a page fault per 4 KiB written (about 25,000 for
 //! the main job's 100 MB block), and its release as much again in unmapping.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Buffers kept at most: with one device, one block is absorbed while the next integrates,
@@ -12,11 +13,18 @@ const KEEP: usize = 2;
 #[derive(Debug, Default)]
 pub struct ValuesPool {
     spent: Mutex<Vec<Vec<f64>>>,
+    /// Whether an engine has asked for a buffer: until then none is kept (the engines that
+    /// do not take from the pool would leave its buffers idle beside the blocks in flight).
+    asked: AtomicBool,
 }
 
 impl ValuesPool {
-    /// Keep a spent buffer (its contents are not read again), unless `KEEP` are kept already.
+    /// Keep a spent buffer (its contents are not read again), once an engine has asked for
+    /// one and unless `KEEP` are kept already.
     pub fn put(&self, values: Vec<f64>) {
+        if !self.asked.load(Ordering::Relaxed) {
+            return;
+        }
         let mut spent = self.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if values.capacity() > 0 && spent.len() < KEEP {
             spent.push(values);
@@ -30,6 +38,7 @@ impl ValuesPool {
 
     /// `len` zeros: in a kept buffer large enough, else a fresh one (zero pages until written).
     pub fn zeroed(&self, len: usize) -> Vec<f64> {
+        self.asked.store(true, Ordering::Relaxed);
         let kept = {
             let mut spent = self.spent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             spent.iter().position(|v| v.capacity() >= len).map(|i| spent.swap_remove(i))
@@ -49,11 +58,15 @@ impl ValuesPool {
 mod tests {
     use super::*;
 
-    /// A kept buffer comes back as zeros of the asked length, in the same memory; one too
-    /// small is passed over, and no more than `KEEP` are kept.
+    /// Nothing is kept before an engine asks; then a kept buffer comes back as zeros of the
+    /// asked length, in the same memory; one too small is passed over, and no more than
+    /// `KEEP` are kept.
     #[test]
     fn kept_buffers_come_back_zeroed() {
         let pool = ValuesPool::default();
+        pool.put(vec![3.0; 100]);
+        assert!(pool.spent.lock().unwrap().is_empty());
+        assert_eq!(pool.zeroed(50), vec![0.0; 50]);
         let big = vec![f64::NAN; 1000];
         let address = big.as_ptr();
         pool.put(vec![1.0; 10]);

@@ -380,8 +380,10 @@ impl StatsAccumulator {
             if counted != Some(c.n) {
                 return Err(bad("bucket counts do not add up to n".into()));
             }
-            // quantiles clamp to [min, max]: both finite and ordered once a value was added
-            if c.n > 0 && !(c.min.is_finite() && c.max.is_finite() && c.min <= c.max) {
+            // quantiles clamp to [min, max]: both finite and ordered once a value was added,
+            // and the empty cell's (+inf, -inf) before (a NaN would survive a merge)
+            let empty = c.min == f64::INFINITY && c.max == f64::NEG_INFINITY;
+            if if c.n > 0 { !(c.min.is_finite() && c.max.is_finite() && c.min <= c.max) } else { !empty } {
                 return Err(bad("min and max".into()));
             }
         }
@@ -584,6 +586,15 @@ mod tests {
         let k = key.len() - 8;
         key[k..k + 4].copy_from_slice(&MAX_KEY.to_le_bytes());
         assert!(StatsAccumulator::read_from(&mut key.as_slice(), (1, 1)).is_err());
+        // an empty cell: its min and max are the empty ones, not a NaN a merge would carry
+        let mut empty = vec![];
+        StatsAccumulator::new(1, 1).write_to(&mut empty).unwrap();
+        assert!(StatsAccumulator::read_from(&mut empty.as_slice(), (1, 1)).is_ok());
+        for bad_min in [f64::NAN, 0.5] {
+            let mut damaged = empty.clone();
+            at(&mut damaged, 32, bad_min.to_bits());
+            assert!(StatsAccumulator::read_from(&mut damaged.as_slice(), (1, 1)).is_err(), "{bad_min}");
+        }
     }
 
     /// An exact sum past the largest float is infinite with its sign, and the state holding it
