@@ -80,7 +80,9 @@ fn a_control_changes_no_bit_and_counts_every_member() {
     // ensemble; without one, a single slice.
     // (and the saved states, slice by slice)
     let saving = Plan { save_states: Some(qbat_gpu::config::StateSave::Full), ..two_qubit(437, 3.0) };
-    for (plan, backend) in [(two_qubit(437, 3.0), Backend::Cpu), (saving, Backend::Cpu), (cavity(7, 1.0), Backend::Cpu), (two_qubit(9, 1.0), Backend::Reference)] {
+    for (plan, backend) in
+        [(two_qubit(437, 3.0), Backend::Cpu), (saving, Backend::Cpu), (cavity(7, 1.0), Backend::Cpu), (two_qubit(9, 1.0), Backend::Reference)]
+    {
         let plain = run_plan(&plan, &opts(backend, None)).unwrap();
         let c = Arc::new(Control::default());
         let with = run_plan(&plan, &opts(backend, Some(c.clone()))).unwrap();
