@@ -476,16 +476,18 @@ fn run_measures_in_lanes<R: Real>(
     allow_avx2: bool,
     out: &mut Vec<f64>,
 ) {
-    out.clear();
     let n_cols = eigen.measures.len();
     let flags = eigen_flags(&eigen.measures);
     let cols: Vec<usize> = eigen.measures.iter().map(|&m| eigen_code(m).expect("an eigen-solve measure") as usize).collect();
     let consts: Vec<[R; 8]> = points.iter().zip(&eigen.h_total_eigs).map(|(p, e)| eigen_point(p, e).map(R::from_f64)).collect();
     if n_cols == 0 || n_samples == 0 {
+        out.clear();
         return;
     }
     let n = states.len() / 16;
     let avx2 = allow_avx2 && super::has_avx2();
+    // (a reused buffer keeps its old entries: every group writes each of its rows)
+    out.truncate(n * n_cols);
     out.resize(n * n_cols, 0.0);
     out.par_chunks_mut(n_cols * GROUP).zip(states.par_chunks(16 * GROUP)).enumerate().for_each(|(group, (rows, st))| {
         let k = st.len() / 16;
@@ -572,8 +574,9 @@ mod tests {
         let member_point = vec![0; 203];
         let bits = |v: &[f64]| v.iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect::<Vec<_>>();
         for f32_run in [false, true] {
-            let run = |avx2| {
-                let mut out = vec![];
+            let run = |avx2, reused: bool| {
+                // a reused buffer, longer and holding NaN, or a fresh one: the same entries
+                let mut out = if reused { vec![f64::NAN; 10_000] } else { vec![] };
                 if f32_run {
                     run_measures_in_lanes::<f32>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, avx2, &mut out)
                 } else {
@@ -581,7 +584,11 @@ mod tests {
                 }
                 out
             };
-            assert_eq!(bits(&run(true)), bits(&run(false)), "f32: {f32_run}");
+            assert_eq!(bits(&run(true, false)), bits(&run(false, false)), "f32: {f32_run}");
+            for avx2 in [true, false] {
+                let (fresh, reused) = (run(avx2, false), run(avx2, true));
+                assert_eq!(fresh.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), reused.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "f32: {f32_run}");
+            }
         }
     }
 }

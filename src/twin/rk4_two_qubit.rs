@@ -629,8 +629,10 @@ fn run_twin_writing<R: Real>(
     // one item per member.
     let TwinBuffers { mut values, mut states } = buffers;
     let values_len = if values_out.is_some() { 0 } else { n_members * vstride.max(1) };
+    // (a reused buffer keeps its old entries: every member writes each of its own, as the test
+    // of reused buffers holding NaN checks, so only a longer one is zeroed where it grows)
     for (buffer, len) in [(&mut values, values_len), (&mut states, n_members * sstride.max(1))] {
-        buffer.clear();
+        buffer.truncate(len);
         buffer.resize(len, 0.0);
     }
     let written = values_out.is_some();

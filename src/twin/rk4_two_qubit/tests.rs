@@ -47,9 +47,14 @@ fn vector_width_does_not_change_bits() {
     let b = run_twin::<f64>(&job, false, true, TwinBuffers::default()).0;
     assert_eq!(bits(&a.values), bits(&b.values));
     assert_eq!(bits(a.states.as_ref().unwrap()), bits(b.states.as_ref().unwrap()));
-    // Buffers of an earlier result, longer than this job's and holding NaN where nothing is
-    // written before the run, give the fresh buffers' bits.
-    let spent = TwoQubitResult { measures: vec![], values: vec![f64::NAN; 3 * a.values.len()], states: Some(vec![f64::NAN; 7]), peaks: vec![] };
+    // Buffers of an earlier result, longer than this job's and holding NaN (kept where they
+    // are reused), give the fresh buffers' bits: every entry is written.
+    let spent = TwoQubitResult {
+        measures: vec![],
+        values: vec![f64::NAN; 3 * a.values.len()],
+        states: Some(vec![f64::NAN; 3 * a.states.as_ref().unwrap().len()]),
+        peaks: vec![],
+    };
     let c = run_two_qubit_twin_reusing::<f64>(&job, TwinBuffers::from(spent));
     assert_eq!(bits(&a.values), bits(&c.values));
     assert_eq!(bits(a.states.as_ref().unwrap()), bits(c.states.as_ref().unwrap()));
