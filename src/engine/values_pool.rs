@@ -1,7 +1,7 @@
 //! Spent value buffers of a streamed run's blocks, handed back for the next block. The blocks
 //! are evenly sized, so the next block's values fit in the memory of one absorbed before it,
 //! already faulted in; a fresh buffer costs a page fault per 4 KiB written (about 25,000 for
-//! the main job's 100 MB block), and its release as much again in unmapping.
+//! the main job's 100 MB block), and its release an unmapping.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
