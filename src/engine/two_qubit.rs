@@ -13,7 +13,7 @@ use crate::job::{pauli, Peak, Precision, TwoQubitJob, TwoQubitResult};
 use crate::linalg::C64;
 use crate::measures::saved::push_row_major;
 use crate::measures::{energy::eigvals_asc, Measure};
-use crate::twin::measures_two_qubit::{run_measures_twin, run_measures_twin_into};
+use crate::twin::measures_two_qubit::run_measures_twin_into;
 use crate::twin::rk4_two_qubit::{run_two_qubit_twin_into, run_two_qubit_twin_reusing, TwinBuffers};
 use rayon::prelude::*;
 use std::time::Instant;
@@ -162,19 +162,15 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
 
 /// The GPU path's values: the engine's closed-form columns merged with the eigen-solve
 /// measures, columns in the plan's order. `ev` holds the eigen-solve measures computed on the
-/// device (without it, the measures twin computes them here in f64 from the returned states).
-/// `eigen` is for the points of the (sliced) `job`. Returns the values and the seconds spent
-/// here (the host measures of run.json's timings).
+/// device (`run_two_qubit_gpu_measured` returns them whenever `eigen` has any). `eigen` is for
+/// the points of the (sliced) `job`. Returns the values and the seconds spent here (the host
+/// measures of run.json's timings).
 fn assemble(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, mut r: TwoQubitResult, ev: Option<Vec<f64>>) -> (Vec<f64>, f64) {
     let t = Instant::now();
     let ns = plan.schedule.times.len();
     let nm = plan.measures.len();
     let n = r.peaks.len() / 4;
-    let ev = match (ev, &r.states) {
-        (Some(ev), _) => ev,
-        (None, Some(states)) if !eigen.is_empty() => run_measures_twin::<f64>(eigen, &job.points, &job.member_point, states, ns),
-        _ => vec![],
-    };
+    let ev = ev.unwrap_or_default();
     // The engine's columns already in the plan's order, with nothing to add: its values are
     // the result as they are (no copy, no fresh buffer).
     if ev.is_empty() && job.measures == plan.measures && r.values.len() == n * ns * nm {

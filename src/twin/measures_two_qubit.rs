@@ -457,11 +457,12 @@ fn eigen_measures_lanes<L: Lanes>(x: &[L; 16], pt: &[L; 8], flags: u32) -> [L; N
 /// `Real::X4Avx2` where the CPU has AVX2).
 pub fn run_measures_twin<R: Real>(eigen: &EigenJob, points: &[TwoQubitPoint], member_point: &[u32], states: &[f64], n_samples: usize) -> Vec<f64> {
     let mut out = vec![];
-    run_measures_in_lanes::<R>(eigen, points, member_point, states, n_samples, true, &mut out);
+    run_measures_twin_into::<R>(eigen, points, member_point, states, n_samples, &mut out);
     out
 }
 
-/// `run_measures_twin` into `out` (cleared first): a run in slices reuses one buffer.
+/// `run_measures_twin` into `out`, resized to the values and each entry written: a run in
+/// slices reuses one buffer.
 pub fn run_measures_twin_into<R: Real>(eigen: &EigenJob, points: &[TwoQubitPoint], member_point: &[u32], states: &[f64], n_samples: usize, out: &mut Vec<f64>) {
     run_measures_in_lanes::<R>(eigen, points, member_point, states, n_samples, true, out)
 }

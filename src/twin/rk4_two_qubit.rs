@@ -543,14 +543,14 @@ avx2_dispatch!(fn run_member_dispatch, run_member_avx2 => run_member(
 
 /// Run a two-qubit job on the CPU in precision R (f32 or f64). Values come back as f64.
 pub fn run_two_qubit_twin<R: Real>(job: &TwoQubitJob) -> TwoQubitResult {
-    run_twin::<R>(job, true, true, TwinBuffers::default()).0
+    run_twin::<R>(job, true, true, TwinBuffers::default(), None).0
 }
 
 /// `run_two_qubit_twin` writing into the buffers of an earlier result (`TwinBuffers::from`):
 /// a run in slices reuses memory already faulted in and in cache, where fresh buffers per
 /// slice cost a page fault per 4 KiB written.
 pub fn run_two_qubit_twin_reusing<R: Real>(job: &TwoQubitJob, buffers: TwinBuffers) -> TwoQubitResult {
-    run_twin::<R>(job, true, true, buffers).0
+    run_twin::<R>(job, true, true, buffers, None).0
 }
 
 /// `run_two_qubit_twin_reusing` with the values written into `values` (members x samples x
@@ -561,7 +561,7 @@ pub fn run_two_qubit_twin_into<R: Real>(job: &TwoQubitJob, buffers: TwinBuffers,
         !job.measures.is_empty() && values.len() == job.initial.len() * job.schedule.times.len() * job.measures.len(),
         "values for every member, sample and measure"
     );
-    run_twin_writing::<R>(job, true, true, buffers, Some(values)).0
+    run_twin::<R>(job, true, true, buffers, Some(values)).0
 }
 
 /// The output buffers of a spent `TwoQubitResult`, for `run_two_qubit_twin_reusing`.
@@ -578,19 +578,9 @@ impl From<TwoQubitResult> for TwinBuffers {
 }
 
 /// `allow_lanes`: run the members of a driven point four at a time (`lanes`; the same bits
-/// as one at a time). Also returns how many lane groups ran.
-fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool, buffers: TwinBuffers) -> (TwoQubitResult, usize) {
-    run_twin_writing::<R>(job, allow_avx2, allow_lanes, buffers, None)
-}
-
-/// `run_twin`, the values written into `values_out` where given (see `run_two_qubit_twin_into`).
-fn run_twin_writing<R: Real>(
-    job: &TwoQubitJob,
-    allow_avx2: bool,
-    allow_lanes: bool,
-    buffers: TwinBuffers,
-    values_out: Option<&mut [f64]>,
-) -> (TwoQubitResult, usize) {
+/// as one at a time). The values go into `values_out` where given (see
+/// `run_two_qubit_twin_into`). Also returns how many lane groups ran.
+fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool, buffers: TwinBuffers, values_out: Option<&mut [f64]>) -> (TwoQubitResult, usize) {
     let dt = job.schedule.dt;
     let n_samples = job.schedule.times.len();
     let n_cols = job.measures.len();

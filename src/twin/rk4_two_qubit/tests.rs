@@ -38,13 +38,13 @@ fn vector_width_does_not_change_bits() {
         measures: KERNEL_MEASURES.to_vec(),
         keep_states: true,
     };
-    let a = run_twin::<f32>(&job, true, true, TwinBuffers::default()).0;
-    let b = run_twin::<f32>(&job, false, true, TwinBuffers::default()).0;
+    let a = run_twin::<f32>(&job, true, true, TwinBuffers::default(), None).0;
+    let b = run_twin::<f32>(&job, false, true, TwinBuffers::default(), None).0;
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&a.values), bits(&b.values));
     assert_eq!(a.peaks, b.peaks);
-    let a = run_twin::<f64>(&job, true, true, TwinBuffers::default()).0;
-    let b = run_twin::<f64>(&job, false, true, TwinBuffers::default()).0;
+    let a = run_twin::<f64>(&job, true, true, TwinBuffers::default(), None).0;
+    let b = run_twin::<f64>(&job, false, true, TwinBuffers::default(), None).0;
     assert_eq!(bits(&a.values), bits(&b.values));
     assert_eq!(bits(a.states.as_ref().unwrap()), bits(b.states.as_ref().unwrap()));
     // Buffers of an earlier result, longer than this job's and holding NaN (kept where they
@@ -199,8 +199,10 @@ fn driven_members_in_lanes_give_the_bits_of_one_at_a_time() {
     let differ = |a: &[f64], b: &[f64]| (a.len() != b.len()).then_some(usize::MAX).or_else(|| (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()));
     let same = |job: &TwoQubitJob, groups: usize, case: &str| {
         for avx2 in [true, false] {
-            let ((a, lanes64), (b, _)) = (run_twin::<f64>(job, avx2, true, TwinBuffers::default()), run_twin::<f64>(job, avx2, false, TwinBuffers::default()));
-            let ((c, lanes32), (d, _)) = (run_twin::<f32>(job, avx2, true, TwinBuffers::default()), run_twin::<f32>(job, avx2, false, TwinBuffers::default()));
+            let ((a, lanes64), (b, _)) =
+                (run_twin::<f64>(job, avx2, true, TwinBuffers::default(), None), run_twin::<f64>(job, avx2, false, TwinBuffers::default(), None));
+            let ((c, lanes32), (d, _)) =
+                (run_twin::<f32>(job, avx2, true, TwinBuffers::default(), None), run_twin::<f32>(job, avx2, false, TwinBuffers::default(), None));
             assert_eq!((lanes64, lanes32), (groups, groups), "lane groups ({case})");
             for (what, (a, b)) in [("f64", (&a, &b)), ("f32", (&c, &d))] {
                 let case = format!("{what}, avx2 {avx2}, {case}");
@@ -233,8 +235,8 @@ fn driven_members_in_lanes_give_the_bits_of_one_at_a_time() {
         same(&odd, 4, "zero and infinite entries");
         // The drives move the states (so the comparison above is not of undriven runs).
         let undriven = TwoQubitJob { points: points.iter().map(|p| TwoQubitPoint { drives: vec![], ..p.clone() }).collect(), ..job.clone() };
-        let (a, _) = run_twin::<f64>(&job, true, true, TwinBuffers::default());
-        let (b, _) = run_twin::<f64>(&undriven, true, true, TwinBuffers::default());
+        let (a, _) = run_twin::<f64>(&job, true, true, TwinBuffers::default(), None);
+        let (b, _) = run_twin::<f64>(&undriven, true, true, TwinBuffers::default(), None);
         let moved = a.states.unwrap().iter().zip(b.states.as_ref().unwrap()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
         assert!(moved > 1e-3, "drives moved the states by only {moved}");
     }
