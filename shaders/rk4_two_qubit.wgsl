@@ -68,6 +68,8 @@ const F_STATES: u32 = 4u;
 const F_BELL: u32 = 8u;
 const F_COHERENCE: u32 = 16u;
 const F_ENTROPY: u32 = 32u;
+const F_CHARGER: u32 = 64u;
+const F_TEXTURE: u32 = 128u;
 
 // Kernel measure codes (= index in KERNEL_MEASURES, src/twin/rk4_two_qubit.rs).
 const M_ENERGY_B: u32 = 0u;
@@ -387,15 +389,13 @@ struct PointInfo {
 // Every kernel measure of one sample, by kernel code. y is the sample copy of the state, yza
 // the battery row (a = 0) of that of Z; y0a and z0a are the same rows at t = 0. Quantities
 // relative to t = 0 are formed from row differences, which vanish exactly at t = 0 (no O(1)
-// cancellation under the square root of energy_fluctuation_b). Unflagged expensive ones are 0.
+// cancellation under the square root of energy_fluctuation_b). Those under a flag that no
+// column asks for are 0; the peaks' four are always taken.
 fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t: real, pt: PointInfo, flags: u32) -> array<real, N_CODES> {
     var m: array<real, N_CODES>;
     let rb = y.a.yzw;
-    let rc = vec3<real>(y.b.x, y.c.x, y.d.x);
     let e_b = dot(pt.hb, y.a);
-    let e_c = dot(pt.hc, vec4<real>(y.a.x, y.b.x, y.c.x, y.d.x));
     let nrb = sqrt(dot(rb, rb));
-    let nrc = sqrt(dot(rc, rc));
     let hr = dot(pt.hb.yzw, rb);
     let ergo = hr + pt.nhb * nrb;
     let dya = y.a - y0a;
@@ -403,12 +403,10 @@ fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t:
     let tpos = t > 0.0;
     let trh2 = pt.hb2 * y.a.x + 2.0 * pt.hb.x * hr;
     m[M_ENERGY_B] = e_b;
-    m[M_ENERGY_C] = e_c;
     m[M_STORED_ENERGY_B] = stored;
     m[M_ERGOTROPY_B] = ergo;
     m[M_ANTIERGOTROPY_B] = hr - pt.nhb * nrb;
     m[M_CAPACITY_B] = 2.0 * pt.nhb * nrb;
-    m[M_CAPACITY_C] = 2.0 * pt.nhc * nrc;
     m[M_POWER_B] = select(real(0.0), stored / t, tpos);
     m[M_ERGOTROPIC_POWER_B] = select(real(0.0), ergo / t, tpos);
     m[M_ENERGY_VARIANCE_B] = trh2 - e_b * e_b;
@@ -465,10 +463,12 @@ fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t:
         m[M_IMAGINARITY_L1] = 0.5 * ima;
     }
     // texture_b = (1/2) ||rho_b - |+><+| ||_tr = (1/2) max(|x_00 - 1|, |r_b - e_x|).
-    let dx = y.a.y - 1.0;
-    let dtex = sqrt(dx * dx + y.a.z * y.a.z + y.a.w * y.a.w);
     let tr_dev = abs(y.a.x - 1.0);
-    m[M_TEXTURE_B] = 0.5 * max(tr_dev, dtex);
+    if ((flags & F_TEXTURE) != 0u) {
+        let dx = y.a.y - 1.0;
+        let dtex = sqrt(dx * dx + y.a.z * y.a.z + y.a.w * y.a.w);
+        m[M_TEXTURE_B] = 0.5 * max(tr_dev, dtex);
+    }
     m[M_PURITY] = 0.25 * (dot(y.a, y.a) + dot(y.b, y.b) + dot(y.c, y.c) + dot(y.d, y.d));
     if ((flags & F_ENTROPY) != 0u) {
         let lp = (y.a.x + nrb) * 0.5;
@@ -476,7 +476,15 @@ fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t:
         m[M_ENTROPY_B] = neg_plogp(lp) + neg_plogp(lm);
     }
     m[M_TRACE_ERROR] = tr_dev;
-    return charger_measures(m, y, pt, e_c, nrc, tr_dev);
+    if ((flags & F_CHARGER) != 0u) {
+        let rc = vec3<real>(y.b.x, y.c.x, y.d.x);
+        let e_c = dot(pt.hc, vec4<real>(y.a.x, y.b.x, y.c.x, y.d.x));
+        let nrc = sqrt(dot(rc, rc));
+        m[M_ENERGY_C] = e_c;
+        m[M_CAPACITY_C] = 2.0 * pt.nhc * nrc;
+        m = charger_measures(m, y, pt, e_c, nrc, tr_dev);
+    }
+    return m;
 }
 
 // The charger's mirrors of the battery measures, and <s-> of both qubits. rho_c =

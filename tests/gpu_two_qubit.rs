@@ -9,7 +9,7 @@ use nalgebra::{Matrix3, Matrix4};
 use qbat_gpu::error::QbatError;
 use qbat_gpu::gpu::{run_two_qubit_gpu, run_two_qubit_gpu_with, GpuContext, GpuRunOptions, Precision};
 use qbat_gpu::job::pauli::{point, to_pauli};
-use qbat_gpu::job::two_qubit::KERNEL_MEASURES;
+use qbat_gpu::job::two_qubit::{CHARGER_MEASURES, KERNEL_MEASURES};
 use qbat_gpu::job::{Schedule, TwoQubitJob, TwoQubitResult, PEAK_MEASURES};
 use qbat_gpu::linalg::{c, eigvals_hermitian, kron, pauli, reduced_battery, reduced_charger, sigma_z, CMat, C64};
 use qbat_gpu::measures::Measure::{self, *};
@@ -459,6 +459,50 @@ fn twin_matches_reference() {
     for case in cases() {
         assert_within("twin f64 vs reference", case, &run_two_qubit_twin::<f64>(&case.job), 1e-9);
         assert_within("twin f32 vs reference", case, &run_two_qubit_twin::<f32>(&case.job), 1e-4);
+    }
+}
+
+/// The kernel skips the groups of measures that no column asks for (F_CHARGER, F_TEXTURE,
+/// F_BELL, ...): a job asking for one measure matches the reference, and gets the bits of
+/// that measure's column, and the same peaks, as a job asking for all of them.
+#[test]
+fn each_measure_alone_gives_the_bits_of_the_full_job() {
+    fn check<R: qbat_gpu::twin::Real>(case: &Case, tol: f64) {
+        let full = run_two_qubit_twin::<R>(&case.job);
+        let n = full.measures.len();
+        for (k, &m) in full.measures.iter().enumerate() {
+            let alone = run_two_qubit_twin::<R>(&TwoQubitJob { measures: vec![m], ..case.job.clone() });
+            assert_within(&format!("twin alone ({})", m.name()), case, &alone, tol);
+            let want: Vec<u64> = full.values.iter().skip(k).step_by(n).map(|v| v.to_bits()).collect();
+            let got: Vec<u64> = alone.values.iter().map(|v| v.to_bits()).collect();
+            assert!(got == want, "{:?} {}: alone differs from its column in the full job", case.kind, m.name());
+            let peaks = |r: &TwoQubitResult| r.peaks.iter().map(|p| (p.max.to_bits(), p.t_max.to_bits())).collect::<Vec<_>>();
+            assert_eq!(peaks(&alone), peaks(&full), "{:?} {}: peaks", case.kind, m.name());
+        }
+    }
+    // On one thread: 270 small runs, whose rayon joins beside the software adapter's threads
+    // (the GPU tests of this binary) made the whole binary several times slower.
+    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a pool");
+    one_thread.install(|| {
+        for case in cases() {
+            assert_eq!(case.job.measures.len(), KERNEL_MEASURES.len(), "the full job asks for every kernel measure");
+            check::<f64>(case, 1e-9);
+            check::<f32>(case, 1e-4);
+        }
+    });
+}
+
+/// The same on the device: jobs asking only for the flagged groups' measures match the
+/// reference.
+#[test]
+fn gpu_jobs_of_a_few_measures_match_the_reference() {
+    let Some((ctx, _guard)) = gpu() else { return };
+    for case in cases() {
+        for measures in [vec![TextureB], CHARGER_MEASURES.to_vec(), vec![EnergyB, CapacityC]] {
+            let job = TwoQubitJob { measures, ..case.job.clone() };
+            let res = run_two_qubit_gpu(ctx, &job, Precision::F32, &|_| Ok(())).expect("f32 run");
+            assert_within("gpu f32 (a few measures) vs reference", case, &res, 1e-4);
+        }
     }
 }
 

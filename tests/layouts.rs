@@ -113,6 +113,8 @@ fn two_qubit_constants_match_the_shader() {
         ("F_BELL", two_qubit::F_BELL),
         ("F_COHERENCE", two_qubit::F_COHERENCE),
         ("F_ENTROPY", two_qubit::F_ENTROPY),
+        ("F_CHARGER", two_qubit::F_CHARGER),
+        ("F_TEXTURE", two_qubit::F_TEXTURE),
         ("NO_SAMPLE", NO_SAMPLE),
         ("NO_POINT", two_qubit::NO_POINT),
         ("POINT_VEC4", two_qubit::POINT_VEC4 as u32),

@@ -116,6 +116,12 @@ pub const F_STATES: u32 = 4;
 pub const F_BELL: u32 = 8;
 pub const F_COHERENCE: u32 = 16;
 pub const F_ENTROPY: u32 = 32;
+pub const F_CHARGER: u32 = 64;
+pub const F_TEXTURE: u32 = 128;
+
+/// The codes computed only under `F_CHARGER`: energy_c, capacity_c and the charger block
+/// (`charger_measures`: the charger's mirrors of the battery measures and both qubits' <s->).
+pub const CHARGER_MEASURES: [Measure; 10] = [EnergyC, CapacityC, TextureC, ErgotropyC, AntiergotropyC, EnergyVarianceC, SmBRe, SmBIm, SmCRe, SmCIm];
 
 /// What a job asks the kernel to do beyond stepping x.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,6 +132,10 @@ pub struct KernelFlags {
     pub bell: bool,
     pub coherence: bool,
     pub entropy: bool,
+    /// Any of `CHARGER_MEASURES` (a square root and a dozen products a sample otherwise).
+    pub charger: bool,
+    /// texture_b (a square root a sample otherwise).
+    pub texture: bool,
 }
 
 impl KernelFlags {
@@ -137,6 +147,8 @@ impl KernelFlags {
             bell: has(BellChsh),
             coherence: has(CoherenceL1) || has(ImaginarityL1),
             entropy: has(EntropyB),
+            charger: CHARGER_MEASURES.iter().any(|&m| has(m)),
+            texture: has(TextureB),
         }
     }
 
@@ -157,6 +169,12 @@ impl KernelFlags {
         }
         if self.entropy {
             b |= F_ENTROPY;
+        }
+        if self.charger {
+            b |= F_CHARGER;
+        }
+        if self.texture {
+            b |= F_TEXTURE;
         }
         b
     }

@@ -292,8 +292,10 @@ fn references<R: Real>(x0: &[R; 16], p: &PointR<R>) -> ([R; 4], [R; 4]) {
 
 /// Every kernel measure of one sample (the shader's `sample_measures`), by kernel code.
 /// `y` is the sample copy of the state, `yza` the battery row of that of Z, `y0a` and `z0a`
-/// the same rows at t = 0 (differences vanish exactly at t = 0); unflagged expensive measures
-/// are 0.
+/// the same rows at t = 0 (differences vanish exactly at t = 0). The measures under a flag
+/// that no column asks for are 0 (`KernelFlags`); energy_b, ergotropy_b and both powers are
+/// always taken, for the peaks.
+#[inline(always)]
 fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4], t: R, p: &PointR<R>, flags: u32) -> [R; N_CODES] {
     let c = R::from_f64;
     let zero = R::ZERO;
@@ -301,11 +303,8 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
     let two = c(2.0);
     let mut m = [zero; N_CODES];
     let rb = &y[1..4];
-    let rc = [y[4], y[8], y[12]];
     let e_b = dot4(&p.hb, &y[0..4]);
-    let e_c = dot4(&p.hc, &[y[0], y[4], y[8], y[12]]);
     let nrb = dot3(rb, rb).sqrt();
-    let nrc = dot3(&rc, &rc).sqrt();
     let hr = dot3(&p.hb[1..4], rb);
     let ergo = hr + p.nhb * nrb;
     let dya: [R; 4] = std::array::from_fn(|i| y[i] - y0a[i]);
@@ -313,12 +312,10 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
     let tpos = t > zero;
     let trh2 = p.hb2 * y[0] + two * p.hb[0] * hr;
     m[0] = e_b;
-    m[1] = e_c;
     m[2] = stored;
     m[3] = ergo;
     m[4] = hr - p.nhb * nrb;
     m[5] = two * p.nhb * nrb;
-    m[6] = two * p.nhc * nrc;
     m[7] = if tpos { stored / t } else { zero };
     m[8] = if tpos { ergo / t } else { zero };
     m[9] = trh2 - e_b * e_b;
@@ -361,10 +358,12 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
         m[13] = half * coh;
         m[14] = half * ima;
     }
-    let dx = y[1] - R::ONE;
-    let dtex = (dx * dx + y[2] * y[2] + y[3] * y[3]).sqrt();
     let tr_dev = (y[0] - R::ONE).abs();
-    m[15] = half * if tr_dev > dtex { tr_dev } else { dtex };
+    if flags & F_TEXTURE != 0 {
+        let dx = y[1] - R::ONE;
+        let dtex = (dx * dx + y[2] * y[2] + y[3] * y[3]).sqrt();
+        m[15] = half * if tr_dev > dtex { tr_dev } else { dtex };
+    }
     m[16] = c(0.25) * (dot4(&y[0..4], &y[0..4]) + dot4(&y[4..8], &y[4..8]) + dot4(&y[8..12], &y[8..12]) + dot4(&y[12..16], &y[12..16]));
     if flags & F_ENTROPY != 0 {
         let lp = (y[0] + nrb) * half;
@@ -372,13 +371,21 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
         m[17] = neg_plogp(lp) + neg_plogp(lm);
     }
     m[18] = tr_dev;
-    charger_measures(&mut m, y, p, e_c, nrc, tr_dev);
+    if flags & F_CHARGER != 0 {
+        let rc = [y[4], y[8], y[12]];
+        let e_c = dot4(&p.hc, &[y[0], y[4], y[8], y[12]]);
+        let nrc = dot3(&rc, &rc).sqrt();
+        m[1] = e_c;
+        m[6] = two * p.nhc * nrc;
+        charger_measures(&mut m, y, p, e_c, nrc, tr_dev);
+    }
     m
 }
 
 /// The charger's mirrors of the battery measures and <s-> of both qubits (codes 19..26), as
 /// in the shader's charger block. rho_c = (1/2)(x_00 I + r_c.sigma), r_c = (x_10, x_20, x_30);
 /// <s-> = rho[(e, g)] = (x_1 - i x_2)/2 of the qubit's Bloch vector.
+#[inline(always)]
 fn charger_measures<R: Real>(m: &mut [R; N_CODES], y: &[R; 16], p: &PointR<R>, e_c: R, nrc: R, tr_dev: R) {
     let half = R::from_f64(0.5);
     let two = R::from_f64(2.0);
