@@ -462,29 +462,28 @@ fn twin_matches_reference() {
     }
 }
 
-/// The kernel skips the groups of measures that no column asks for (F_CHARGER, F_TEXTURE,
-/// F_BELL, ...): a job asking for one measure matches the reference, and gets the bits of
-/// that measure's column, and the same peaks, as a job asking for all of them.
+/// The kernel and its twin skip the groups of measures that no column asks for (F_CHARGER,
+/// F_TEXTURE, F_BELL, ...). On the twin: a job asking for one measure matches the reference,
+/// and gets the bits of that measure's column, and the same peaks, as a job asking for all of
+/// them.
 #[test]
 fn each_measure_alone_gives_the_bits_of_the_full_job() {
     fn check<R: qbat_gpu::twin::Real>(case: &Case, tol: f64) {
         let full = run_two_qubit_twin::<R>(&case.job);
-        let n = full.measures.len();
         for (k, &m) in full.measures.iter().enumerate() {
             let alone = run_two_qubit_twin::<R>(&TwoQubitJob { measures: vec![m], ..case.job.clone() });
             assert_within(&format!("twin alone ({})", m.name()), case, &alone, tol);
-            let want: Vec<u64> = full.values.iter().skip(k).step_by(n).map(|v| v.to_bits()).collect();
-            let got: Vec<u64> = alone.values.iter().map(|v| v.to_bits()).collect();
-            assert!(got == want, "{:?} {}: alone differs from its column in the full job", case.kind, m.name());
-            let peaks = |r: &TwoQubitResult| r.peaks.iter().map(|p| (p.max.to_bits(), p.t_max.to_bits())).collect::<Vec<_>>();
-            assert_eq!(peaks(&alone), peaks(&full), "{:?} {}: peaks", case.kind, m.name());
+            assert_columns_have_the_bits_of(&alone, &full, &[k], &format!("{:?} {}", case.kind, m.name()));
         }
     }
-    // On one thread: 270 small runs, whose rayon joins beside the software adapter's threads
-    // (the GPU tests of this binary) made the whole binary several times slower.
+    // (the cases, whose reference is built in parallel, before the pool of one thread)
+    let cases = cases();
+    // On one thread: 216 one-measure runs of 64 members, whose rayon joins beside the
+    // software adapter's threads (the GPU tests of this binary) made the whole binary
+    // several times slower.
     let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a pool");
     one_thread.install(|| {
-        for case in cases() {
+        for case in cases {
             assert_eq!(case.job.measures.len(), KERNEL_MEASURES.len(), "the full job asks for every kernel measure");
             check::<f64>(case, 1e-9);
             check::<f32>(case, 1e-4);
@@ -492,16 +491,40 @@ fn each_measure_alone_gives_the_bits_of_the_full_job() {
     });
 }
 
-/// The same on the device: jobs asking only for the flagged groups' measures match the
-/// reference.
+/// `part`'s columns are `whole`'s columns `cols`, bit for bit, and its peaks the same.
+fn assert_columns_have_the_bits_of(part: &TwoQubitResult, whole: &TwoQubitResult, cols: &[usize], label: &str) {
+    let n = whole.measures.len();
+    for (j, &k) in cols.iter().enumerate() {
+        let want: Vec<u64> = whole.values.iter().skip(k).step_by(n).map(|v| v.to_bits()).collect();
+        let got: Vec<u64> = part.values.iter().skip(j).step_by(cols.len()).map(|v| v.to_bits()).collect();
+        assert!(got == want, "{label}: column {} differs from the full job's", whole.measures[k].name());
+    }
+    let peaks = |r: &TwoQubitResult| r.peaks.iter().map(|p| (p.max.to_bits(), p.t_max.to_bits())).collect::<Vec<_>>();
+    assert_eq!(peaks(part), peaks(whole), "{label}: peaks");
+}
+
+/// The same on the device: jobs asking only for one flagged group's measures match the
+/// reference, with the bits of the full job's columns.
 #[test]
-fn gpu_jobs_of_a_few_measures_match_the_reference() {
+fn gpu_jobs_of_a_few_measures_match_the_reference_and_the_full_job() {
     let Some((ctx, _guard)) = gpu() else { return };
+    let groups = [
+        vec![TextureB],
+        CHARGER_MEASURES.to_vec(),
+        vec![EnergyB, CapacityC],
+        vec![BellChsh],
+        vec![CoherenceL1, ImaginarityL1],
+        vec![EntropyB],
+        vec![EnergyFluctuationB],
+    ];
     for case in cases() {
-        for measures in [vec![TextureB], CHARGER_MEASURES.to_vec(), vec![EnergyB, CapacityC]] {
-            let job = TwoQubitJob { measures, ..case.job.clone() };
+        let full = run_two_qubit_gpu(ctx, &case.job, Precision::F32, &|_| Ok(())).expect("f32 run");
+        for measures in &groups {
+            let job = TwoQubitJob { measures: measures.clone(), ..case.job.clone() };
             let res = run_two_qubit_gpu(ctx, &job, Precision::F32, &|_| Ok(())).expect("f32 run");
             assert_within("gpu f32 (a few measures) vs reference", case, &res, 1e-4);
+            let cols: Vec<usize> = measures.iter().map(|m| case.job.measures.iter().position(|x| x == m).expect("in the full job")).collect();
+            assert_columns_have_the_bits_of(&res, &full, &cols, &format!("gpu f32 {:?} {measures:?}", case.kind));
         }
     }
 }
