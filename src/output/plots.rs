@@ -50,44 +50,60 @@ macro_rules! render_both {
         ensure_font();
         let (w, h): (u32, u32) = $size;
         let stem: &str = $stem;
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-            root.fill(&WHITE)
-                .map_err(s)
-                .and_then(|_| $draw(&root))
-                .and_then(|_| root.present().map_err(s))
-                .map_err(|e| QbatError::Numerics(format!("{stem}.svg: {e}")))?;
-        }
-        let mut rgb = vec![0u8; (w * h * 3) as usize];
-        {
-            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-            root.fill(&WHITE)
-                .map_err(s)
-                .and_then(|_| $draw(&root))
-                .and_then(|_| root.present().map_err(s))
-                .map_err(|e| QbatError::Numerics(format!("{stem}.png: {e}")))?;
-        }
-        write_pair($dir, stem, &svg, &rgb, (w, h))
+        // The two renderings side by side (a run of one or two measures draws one or two
+        // plots, which would leave a core idle), then the two files, only when both rendered.
+        let (svg, png) = rayon::join(
+            || -> Result<String> {
+                let mut svg = String::new();
+                {
+                    let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+                    root.fill(&WHITE)
+                        .map_err(s)
+                        .and_then(|_| $draw(&root))
+                        .and_then(|_| root.present().map_err(s))
+                        .map_err(|e| QbatError::Numerics(format!("{stem}.svg: {e}")))?;
+                }
+                Ok(svg)
+            },
+            || -> Result<Vec<u8>> {
+                let mut rgb = vec![0u8; (w * h * 3) as usize];
+                {
+                    let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+                    root.fill(&WHITE)
+                        .map_err(s)
+                        .and_then(|_| $draw(&root))
+                        .and_then(|_| root.present().map_err(s))
+                        .map_err(|e| QbatError::Numerics(format!("{stem}.png: {e}")))?;
+                }
+                encode_png(&rgb, (w, h)).map_err(|e| QbatError::Numerics(format!("{stem}.png: {e}")))
+            },
+        );
+        write_pair($dir, stem, &svg?, &png?)
     }};
 }
 
-fn write_pair(dir: &Path, stem: &str, svg: &str, rgb: &[u8], (w, h): (u32, u32)) -> Result<Vec<PathBuf>> {
-    write_atomic(&dir.join(format!("{stem}.svg")), |out| out.write_all(svg.as_bytes()))?;
-    write_atomic(&dir.join(format!("{stem}.png")), |out| {
-        let mut enc = png::Encoder::new(out, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Default);
-        // the Up filter: a plot's rows mostly repeat the row above (its axes, bands and white
-        // space), so its residues are mostly zero; deflate then runs about 12% faster than
-        // after the default Sub filter and the files are about 16% smaller
-        enc.set_filter(png::FilterType::Up);
-        let mut writer = enc.write_header().map_err(std::io::Error::other)?;
-        writer.write_image_data(rgb).map_err(std::io::Error::other)?;
-        writer.finish().map_err(std::io::Error::other)
-    })?;
-    Ok(vec![dir.join(format!("{stem}.png")), dir.join(format!("{stem}.svg"))])
+/// An RGB image as PNG bytes.
+fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> std::result::Result<Vec<u8>, png::EncodingError> {
+    let mut bytes = vec![];
+    let mut enc = png::Encoder::new(&mut bytes, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::Default);
+    // the Up filter: a plot's rows mostly repeat the row above (its axes, bands and white
+    // space), so its residues are mostly zero; deflate then runs about 12% faster than after
+    // the default Sub filter and the files are about 16% smaller
+    enc.set_filter(png::FilterType::Up);
+    let mut writer = enc.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
+    Ok(bytes)
+}
+
+fn write_pair(dir: &Path, stem: &str, svg: &str, png: &[u8]) -> Result<Vec<PathBuf>> {
+    let (svg_path, png_path) = (dir.join(format!("{stem}.svg")), dir.join(format!("{stem}.png")));
+    write_atomic(&svg_path, |out| out.write_all(svg.as_bytes()))?;
+    write_atomic(&png_path, |out| out.write_all(png))?;
+    Ok(vec![png_path, svg_path])
 }
 
 mod hist2d;
