@@ -55,31 +55,22 @@ macro_rules! render_both {
         let (svg, png) = rayon::join(
             || -> Result<String> {
                 let mut svg = String::new();
-                {
-                    let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-                    root.fill(&WHITE)
-                        .map_err(s)
-                        .and_then(|_| $draw(&root))
-                        .and_then(|_| root.present().map_err(s))
-                        .map_err(|e| QbatError::Numerics(format!("{stem}.svg: {e}")))?;
-                }
+                draw_on(SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area(), $draw, &format!("{stem}.svg"))?;
                 Ok(svg)
             },
             || -> Result<Vec<u8>> {
                 let mut rgb = vec![0u8; (w * h * 3) as usize];
-                {
-                    let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-                    root.fill(&WHITE)
-                        .map_err(s)
-                        .and_then(|_| $draw(&root))
-                        .and_then(|_| root.present().map_err(s))
-                        .map_err(|e| QbatError::Numerics(format!("{stem}.png: {e}")))?;
-                }
+                draw_on(BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(), $draw, &format!("{stem}.png"))?;
                 encode_png(&rgb, (w, h)).map_err(|e| QbatError::Numerics(format!("{stem}.png: {e}")))
             },
         );
         write_pair($dir, stem, &svg?, &png?)
     }};
+}
+
+/// `draw` on a white `root`, presented; an error names `file`.
+fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, draw: impl FnOnce(&DrawingArea<DB, Shift>) -> DrawResult, file: &str) -> Result<()> {
+    root.fill(&WHITE).map_err(s).and_then(|_| draw(&root)).and_then(|_| root.present().map_err(s)).map_err(|e| QbatError::Numerics(format!("{file}: {e}")))
 }
 
 /// An RGB image as PNG bytes.

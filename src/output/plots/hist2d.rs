@@ -4,7 +4,7 @@
 use super::super::series::{read_in_chunks, Chunk, SeriesReader};
 use super::super::stats::read_stats;
 use super::super::summary::read_run_json;
-use super::{drawable, encode_png, ensure_font, heat, measure_unit, s, units, write_pair, DrawResult, SIZE};
+use super::{draw_on, drawable, encode_png, ensure_font, heat, measure_unit, s, units, write_pair, DrawResult, SIZE};
 use crate::error::{QbatError, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
