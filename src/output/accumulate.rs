@@ -383,7 +383,8 @@ impl StatsAccumulator {
             // quantiles clamp to [min, max]: both finite and ordered once a value was added,
             // and the empty cell's (+inf, -inf) before (a NaN would survive a merge)
             let empty = c.min == f64::INFINITY && c.max == f64::NEG_INFINITY;
-            if if c.n > 0 { !(c.min.is_finite() && c.max.is_finite() && c.min <= c.max) } else { !empty } {
+            let ordered = if c.n > 0 { c.min.is_finite() && c.max.is_finite() && c.min <= c.max } else { empty };
+            if !ordered {
                 return Err(bad("min and max".into()));
             }
         }
