@@ -29,13 +29,15 @@
 //! the CPU engine for cavity-cells, checked against the matrix-form reference.
 
 use super::drive::{stage_coeffs, DriveR};
+use super::simd::Lanes;
 use super::Real;
 use crate::job::cavity::*;
 use crate::job::drive::MAX_DRIVES;
 use crate::job::{Schedule, SegmentEnd};
 
-/// A complex number as two reals (vec2 in WGSL).
+/// A complex number as two reals (vec2 in WGSL), re then im in memory.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
 pub struct Cx<R: Real> {
     pub re: R,
     pub im: R,
@@ -72,11 +74,6 @@ impl<R: Real> Cx<R> {
     fn conj(self) -> Self {
         Cx::new(self.re, -self.im)
     }
-    /// i z
-    #[inline(always)]
-    fn mul_i(self) -> Self {
-        Cx::new(-self.im, self.re)
-    }
 }
 
 /// Precomputed per-member tables in the working precision.
@@ -93,6 +90,92 @@ pub struct CavityOps<R: Real> {
     g_swap: R,
     kappa: R,
     gamma: R,
+    /// Column c = (qc, nc)'s side of conj((K x)[c, r]), read along row r (`kx_rows(qc, nc)`):
+    /// the partner column and its coefficient, the band column and its coefficient (0 where
+    /// there is no band). Within a block qc the partner is c plus a constant, and so is the
+    /// band for 0 < nc < N: what lets `apply` read a run of columns as lanes.
+    col_partner: Vec<usize>,
+    col_g: Vec<R>,
+    col_band: Vec<usize>,
+    col_lam: Vec<R>,
+}
+
+/// A complex value in each of L's lanes: elements (r, c), (r, c + 1), .. of one row. Each
+/// operation is `Cx`'s, lane by lane, in the same order, so a lane holds the bits `Cx` gives.
+#[derive(Clone, Copy)]
+struct CxLanes<L> {
+    re: L,
+    im: L,
+}
+
+impl<L: Lanes> CxLanes<L>
+where
+    L::Scalar: Real,
+{
+    /// Lanes l = 0..N from z[i + l].
+    ///
+    /// # Safety
+    /// i + N <= z.len().
+    #[inline(always)]
+    unsafe fn load(z: &[Cx<L::Scalar>], i: usize) -> Self {
+        debug_assert!(i + L::N <= z.len());
+        // (a repr(C) Cx is its re and im, so N of them are 2 N reals)
+        let pairs = unsafe { std::slice::from_raw_parts(z.as_ptr().add(i).cast::<L::Scalar>(), 2 * L::N) };
+        let (re, im) = L::from_pairs(pairs);
+        CxLanes { re, im }
+    }
+    /// z[l] = lane l, for l < N = z.len().
+    #[inline(always)]
+    fn store(self, z: &mut [Cx<L::Scalar>]) {
+        assert_eq!(z.len(), L::N);
+        // (a repr(C) Cx is its re and im, so N of them are 2 N reals)
+        let pairs = unsafe { std::slice::from_raw_parts_mut(z.as_mut_ptr().cast::<L::Scalar>(), 2 * L::N) };
+        L::to_pairs(self.re, self.im, pairs);
+    }
+    #[inline(always)]
+    fn splat(z: Cx<L::Scalar>) -> Self {
+        CxLanes { re: L::splat(z.re), im: L::splat(z.im) }
+    }
+    #[inline(always)]
+    fn lane(self, l: usize) -> Cx<L::Scalar> {
+        Cx::new(self.re.lane(l), self.im.lane(l))
+    }
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        CxLanes { re: self.re + o.re, im: self.im + o.im }
+    }
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        CxLanes { re: self.re * o.re - self.im * o.im, im: self.re * o.im + self.im * o.re }
+    }
+    #[inline(always)]
+    fn scale(self, s: L) -> Self {
+        CxLanes { re: self.re * s, im: self.im * s }
+    }
+    /// -i z
+    #[inline(always)]
+    fn mul_minus_i(self) -> Self {
+        CxLanes { re: self.im, im: self.re.flip() }
+    }
+    #[inline(always)]
+    fn conj(self) -> Self {
+        CxLanes { re: self.re, im: self.im.flip() }
+    }
+    /// i z
+    #[inline(always)]
+    fn mul_i(self) -> Self {
+        CxLanes { re: self.im.flip(), im: self.re }
+    }
+}
+
+/// The most lanes `CavityOps::apply` computes side by side.
+const MAX_LANES: usize = 4;
+
+/// Lanes l = 0..N from table[i + l].
+#[inline(always)]
+fn lanes_of<L: Lanes>(table: &[L::Scalar], i: usize) -> L {
+    let run = &table[i..i + L::N];
+    L::from_fn(|l| run[l])
 }
 
 /// The kernel's sample of a full-storage Hermitian state x: the Pauli coefficients of the
@@ -155,7 +238,7 @@ impl<R: Real> CavityOps<R> {
     pub fn new(c: &CavityCoeffs) -> Self {
         let d = c.n_fock + 1;
         let kd = k_diagonal(c).into_iter().map(|z| Cx::new(R::from_f64(z.re), R::from_f64(z.im))).collect();
-        CavityOps {
+        let mut ops = CavityOps {
             n_fock: c.n_fock,
             dim: 4 * d,
             kd,
@@ -165,7 +248,17 @@ impl<R: Real> CavityOps<R> {
             g_swap: R::from_f64(c.g),
             kappa: R::from_f64(c.kappa),
             gamma: R::from_f64(c.gamma),
-        }
+            col_partner: vec![],
+            col_g: vec![],
+            col_band: vec![],
+            col_lam: vec![],
+        };
+        let cols: Vec<_> = (0..ops.dim).map(|col| ops.kx_rows(col / d, col % d)).collect();
+        ops.col_partner = cols.iter().map(|t| t.0).collect();
+        ops.col_g = cols.iter().map(|t| t.1).collect();
+        ops.col_band = cols.iter().map(|t| t.2).collect();
+        ops.col_lam = cols.iter().map(|t| t.3).collect();
+        ops
     }
 
     /// Row offsets that (K X)[(q, n), .] gathers from: the cell-cell partner row with its
@@ -204,64 +297,101 @@ impl<R: Real> CavityOps<R> {
     /// arithmetic exactly).
     pub fn apply_with(&self, x: &[Cx<R>], out: &mut [Cx<R>], drive: Option<&StageDrive<R>>) {
         match drive {
-            None => self.apply_gen::<false>(x, out, None),
-            Some(_) => self.apply_gen::<true>(x, out, drive),
+            None => self.apply_gen::<false, R::X4>(x, out, None),
+            Some(_) => self.apply_gen::<true, R::X1>(x, out, drive),
         }
     }
 
     /// The element loop, compiled with and without the drive terms (the undriven loop keeps
-    /// no per-element test).
+    /// no per-element test). Undriven, a run of L::N columns of one block with 0 < nc and
+    /// nc + L::N <= N (each with its band and its kappa term) is computed in L's lanes, as the
+    /// kernel's neighbouring invocations compute them side by side; the other columns one at
+    /// a time. Either way an element gets the same operations in the same order.
     #[inline(always)]
-    fn apply_gen<const DRIVEN: bool>(&self, x: &[Cx<R>], out: &mut [Cx<R>], drive: Option<&StageDrive<R>>) {
+    fn apply_gen<const DRIVEN: bool, L: Lanes<Scalar = R>>(&self, x: &[Cx<R>], out: &mut [Cx<R>], drive: Option<&StageDrive<R>>) {
         let d = self.n_fock + 1;
         let dim = self.dim;
         let nf = self.n_fock;
         assert!(x.len() == dim * dim && out.len() == dim * dim && self.kd.len() == dim);
-        // Every index below is a row (< dim) times dim plus a column (< dim): in bounds by the
-        // assert above, so the reads skip their checks in this innermost loop.
-        let x = |i: usize| -> Cx<R> {
-            debug_assert!(i < dim * dim);
-            unsafe { *x.get_unchecked(i) }
-        };
         for q in 0..4 {
             for n in 0..d {
                 let r = q * d + n;
-                let (pr, gr, br, lr) = self.kx_rows(q, n);
+                let row = self.kx_rows(q, n);
                 for qc in q..4 {
-                    let n0 = if qc == q { n } else { 0 };
-                    for nc in n0..d {
+                    // the two gamma terms, where both ends have the cell in g
+                    let jumps = (q < 2 && qc < 2, q & 1 == 0 && qc & 1 == 0);
+                    let mut nc = if qc == q { n } else { 0 };
+                    while nc < d {
                         let c = qc * d + nc;
-                        let (pc, gc, bc, lc) = self.kx_rows(qc, nc);
-                        // (K x)[r, c] = kd[r] x(r, c) - i (g_r x(pr, c) + l_r x(br, c))
-                        let h_rc = x(pr * dim + c).scale(gr).add(x(br * dim + c).scale(lr));
-                        // conj((K x)[c, r]) with x(a, r) = conj(x(r, a)) (x Hermitian), read along row r:
-                        //   conj(kd[c]) x(r, c) + i (g_c x(r, pc) + l_c x(r, bc))
-                        let h_cr = x(r * dim + pc).scale(gc).add(x(r * dim + bc).scale(lc));
-                        let diag = self.kd[r].add(self.kd[c].conj());
-                        let mut v = diag.mul(x(r * dim + c)).add(h_rc.mul_minus_i()).add(h_cr.mul_i());
-                        // kappa a x a^+
-                        if n < nf && nc < nf {
-                            v = v.add(x((r + 1) * dim + c + 1).scale(self.kappa * self.sqrt_n[n + 1] * self.sqrt_n[nc + 1]));
-                        }
-                        // gamma s-_1 x s+_1
-                        if q < 2 && qc < 2 {
-                            v = v.add(x((r + 2 * d) * dim + c + 2 * d).scale(self.gamma));
-                        }
-                        // gamma s-_2 x s+_2
-                        if q & 1 == 0 && qc & 1 == 0 {
-                            v = v.add(x((r + d) * dim + c + d).scale(self.gamma));
-                        }
-                        if DRIVEN {
-                            if let Some(sd) = drive {
-                                v = v.add(self.drive_term(sd, x, r, c).mul_minus_i());
+                        if !DRIVEN && L::N > 1 && nc > 0 && nc + L::N <= nf {
+                            let v = self.element::<L>(x, (r, n, row), (c, nc), n < nf, jumps);
+                            v.store(&mut out[r * dim + c..r * dim + c + L::N]);
+                            let mut column = [Cx::ZERO; MAX_LANES];
+                            v.conj().store(&mut column[..L::N]);
+                            for (l, z) in column[..L::N].iter().enumerate() {
+                                out[(c + l) * dim + r] = *z;
                             }
+                            nc += L::N;
+                        } else {
+                            let mut v = self.element::<R::X1>(x, (r, n, row), (c, nc), n < nf && nc < nf, jumps).lane(0);
+                            if DRIVEN {
+                                if let Some(sd) = drive {
+                                    v = v.add(self.drive_term(sd, |i| x[i], r, c).mul_minus_i());
+                                }
+                            }
+                            out[r * dim + c] = v;
+                            out[c * dim + r] = v.conj();
+                            nc += 1;
                         }
-                        out[r * dim + c] = v;
-                        out[c * dim + r] = v.conj();
                     }
                 }
             }
         }
+    }
+
+    /// Elements (r, c + l), l < L::N, of L[x] without drive terms: row r = (q, n) with its
+    /// `kx_rows`, columns c + l = (qc, nc + l) of one block whose partner and band columns are
+    /// runs; `top`: each has its kappa term; `jumps`: the two gamma terms apply.
+    #[inline(always)]
+    fn element<L: Lanes<Scalar = R>>(
+        &self,
+        x: &[Cx<R>],
+        (r, n, (pr, gr, br, lr)): (usize, usize, (usize, R, usize, R)),
+        (c, nc): (usize, usize),
+        top: bool,
+        (e1, e2): (bool, bool),
+    ) -> CxLanes<L> {
+        let (d, dim) = (self.n_fock + 1, self.dim);
+        assert!(x.len() == dim * dim && self.kd.len() == dim && c + L::N <= dim && r < dim);
+        // SAFETY: every index below is a row (< dim) times dim plus the first of L::N columns
+        // (the last < dim): the columns c.., and their partner and band runs (`col_partner`,
+        // `col_band` are < dim, and runs where L::N > 1), the kappa term's c + 1.. where nc +
+        // L::N <= N (top), and the gamma terms' c + d.. and c + 2d.. where the column's cells
+        // allow them; the rows are r's, its `kx_rows`, and r + 1, r + d, r + 2d likewise.
+        let ld = |i: usize| unsafe { CxLanes::<L>::load(x, i) };
+        let (pc, bc) = (self.col_partner[c], self.col_band[c]);
+        debug_assert!((0..L::N).all(|l| self.col_partner[c + l] == pc + l && self.col_band[c + l] == bc + l));
+        // (K x)[r, c] = kd[r] x(r, c) - i (g_r x(pr, c) + l_r x(br, c))
+        let h_rc = ld(pr * dim + c).scale(L::splat(gr)).add(ld(br * dim + c).scale(L::splat(lr)));
+        // conj((K x)[c, r]) with x(a, r) = conj(x(r, a)) (x Hermitian), read along row r:
+        //   conj(kd[c]) x(r, c) + i (g_c x(r, pc) + l_c x(r, bc))
+        let h_cr = ld(r * dim + pc).scale(lanes_of(&self.col_g, c)).add(ld(r * dim + bc).scale(lanes_of(&self.col_lam, c)));
+        let diag = CxLanes::splat(self.kd[r]).add(unsafe { CxLanes::load(&self.kd, c) }.conj());
+        let mut v = diag.mul(ld(r * dim + c)).add(h_rc.mul_minus_i()).add(h_cr.mul_i());
+        // kappa a x a^+: sqrt((n+1)(nc+1)) as (kappa sqrt(n+1)) sqrt(nc+1)
+        if top {
+            let kappa_row = self.kappa * self.sqrt_n[n + 1];
+            v = v.add(ld((r + 1) * dim + c + 1).scale(L::splat(kappa_row) * lanes_of(&self.sqrt_n, nc + 1)));
+        }
+        // gamma s-_1 x s+_1
+        if e1 {
+            v = v.add(ld((r + 2 * d) * dim + c + 2 * d).scale(L::splat(self.gamma)));
+        }
+        // gamma s-_2 x s+_2
+        if e2 {
+            v = v.add(ld((r + d) * dim + c + d).scale(L::splat(self.gamma)));
+        }
+        v
     }
 }
 
@@ -366,11 +496,20 @@ pub struct CavityWork<R: Real> {
     k: Vec<Cx<R>>,
     acc: Vec<Cx<R>>,
     stage: Vec<Cx<R>>,
+    /// Whether this CPU has AVX2: undriven steps then run in its lanes (`Real::X4Avx2`).
+    avx2: bool,
 }
 
 impl<R: Real> CavityWork<R> {
     pub fn new(dim: usize) -> Self {
-        CavityWork { k: vec![Cx::ZERO; dim * dim], acc: vec![Cx::ZERO; dim * dim], stage: vec![Cx::ZERO; dim * dim] }
+        Self::with_lanes(dim, super::has_avx2())
+    }
+
+    /// Work space whose undriven steps run in AVX2 lanes only with `avx2` (and a CPU that has
+    /// it), else in portable lanes (`Real::X4`): the same bits either way.
+    pub fn with_lanes(dim: usize, avx2: bool) -> Self {
+        let zeros = || vec![Cx::ZERO; dim * dim];
+        CavityWork { k: zeros(), acc: zeros(), stage: zeros(), avx2: avx2 && super::has_avx2() }
     }
 
     /// One classical RK4 step of size h on x (Hermitian).
@@ -382,34 +521,48 @@ impl<R: Real> CavityWork<R> {
     /// t, t + h/2, t + h/2, t + h); None: `step`.
     pub fn step_with(&mut self, ops: &CavityOps<R>, x: &mut [Cx<R>], h: R, drive: Option<&[StageDrive<R>; 3]>) {
         match drive {
-            None => self.step_gen::<false>(ops, x, h, None),
-            Some(_) => self.step_gen::<true>(ops, x, h, drive),
+            None => {
+                #[cfg(target_arch = "x86_64")]
+                if self.avx2 {
+                    // SAFETY: avx2 is set only where the CPU reports AVX2.
+                    return unsafe { self.step_avx2(ops, x, h) };
+                }
+                self.step_gen::<false, R::X4>(ops, x, h, None)
+            }
+            Some(_) => self.step_gen::<true, R::X1>(ops, x, h, drive),
         }
+    }
+
+    /// An undriven step compiled for AVX2, in its lanes.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn step_avx2(&mut self, ops: &CavityOps<R>, x: &mut [Cx<R>], h: R) {
+        self.step_gen::<false, R::X4Avx2>(ops, x, h, None)
     }
 
     // Indexed loops over the elements, as the kernel's per-element updates.
     #[allow(clippy::needless_range_loop)]
     #[inline(always)]
-    fn step_gen<const DRIVEN: bool>(&mut self, ops: &CavityOps<R>, x: &mut [Cx<R>], h: R, drive: Option<&[StageDrive<R>; 3]>) {
+    fn step_gen<const DRIVEN: bool, L: Lanes<Scalar = R>>(&mut self, ops: &CavityOps<R>, x: &mut [Cx<R>], h: R, drive: Option<&[StageDrive<R>; 3]>) {
         let dr = |i: usize| drive.map(|d| &d[i]);
         let half = h * R::from_f64(0.5);
         let two = R::from_f64(2.0);
-        ops.apply_gen::<DRIVEN>(x, &mut self.k, dr(0));
+        ops.apply_gen::<DRIVEN, L>(x, &mut self.k, dr(0));
         for i in 0..x.len() {
             self.acc[i] = self.k[i];
             self.stage[i] = x[i].add(self.k[i].scale(half));
         }
-        ops.apply_gen::<DRIVEN>(&self.stage, &mut self.k, dr(1));
+        ops.apply_gen::<DRIVEN, L>(&self.stage, &mut self.k, dr(1));
         for i in 0..x.len() {
             self.acc[i] = self.acc[i].add(self.k[i].scale(two));
             self.stage[i] = x[i].add(self.k[i].scale(half));
         }
-        ops.apply_gen::<DRIVEN>(&self.stage, &mut self.k, dr(1));
+        ops.apply_gen::<DRIVEN, L>(&self.stage, &mut self.k, dr(1));
         for i in 0..x.len() {
             self.acc[i] = self.acc[i].add(self.k[i].scale(two));
             self.stage[i] = x[i].add(self.k[i].scale(h));
         }
-        ops.apply_gen::<DRIVEN>(&self.stage, &mut self.k, dr(2));
+        ops.apply_gen::<DRIVEN, L>(&self.stage, &mut self.k, dr(2));
         let sixth = h / R::from_f64(6.0);
         for i in 0..x.len() {
             x[i] = x[i].add(self.acc[i].add(self.k[i]).scale(sixth));
@@ -458,104 +611,4 @@ pub fn integrate_schedule<R: Real>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn coeffs(n_fock: usize) -> CavityCoeffs {
-        CavityCoeffs { n_fock, wc: 1.1, wq: 0.9, lambda: 0.7, g: 0.3, zeta: -0.4, kappa: 0.2, gamma: 0.05 }
-    }
-
-    #[test]
-    fn row_table_encodes_kx_rows_and_the_jump_conditions() {
-        for n_fock in [1, 4, 9] {
-            let c = coeffs(n_fock);
-            let ops = CavityOps::<f64>::new(&c);
-            let d = n_fock + 1;
-            let sqrt_n: Vec<f64> = (0..=d).map(|n| (n as f64).sqrt()).collect();
-            for (r, row) in row_table(n_fock).iter().enumerate() {
-                let (q, n) = (r / d, r % d);
-                let (p, g, b, l) = ops.kx_rows(q, n);
-                assert_eq!(row[0] as usize, p);
-                let g_table = if row[3] & ROW_FLIP != 0 { c.g * c.zeta } else { c.g };
-                assert_eq!(g_table, g);
-                assert_eq!(c.lambda * sqrt_n[row[2] as usize], l, "row {r}");
-                if l != 0.0 {
-                    assert_eq!(row[1] as usize, b);
-                }
-                assert_eq!((row[3] >> ROW_N_SHIFT) as usize, n);
-                assert_eq!(row[3] & ROW_E1_ZERO != 0, q < 2);
-                assert_eq!(row[3] & ROW_E2_ZERO != 0, q & 1 == 0);
-                assert_eq!(row[3] & ROW_TOP != 0, n < n_fock);
-            }
-        }
-    }
-
-    /// Each slot's drive term, from apply_with minus apply, is -i[O_s, x] with O_s the named
-    /// operator of `model::drive` built as a dense matrix; a stage with several slots adds them.
-    #[test]
-    fn drive_terms_are_the_commutators_of_the_named_operators() {
-        use crate::linalg::{c as cx, hermitian_part, CMat};
-        use crate::model::drive::named_operators;
-        let n_fock = 3;
-        let ops = CavityOps::<f64>::new(&coeffs(n_fock));
-        let dim = ops.dim;
-        let a = CMat::from_fn(dim, dim, |r, c| cx(((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4, ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5));
-        let h = hermitian_part(&a);
-        let mut x = vec![Cx::ZERO; dim * dim];
-        for r in 0..dim {
-            for c in 0..dim {
-                x[r * dim + c] = Cx::new(h[(r, c)].re, h[(r, c)].im);
-            }
-        }
-        let mut plain = vec![Cx::ZERO; dim * dim];
-        ops.apply(&x, &mut plain);
-        let named = named_operators(crate::model::Space::Cavity { n_fock });
-        let mut sum_want = CMat::zeros(dim, dim);
-        let mut all = [0.0; DRIVE_SLOTS];
-        for (s, name) in DRIVE_SLOT_NAMES.iter().enumerate() {
-            let o = &named.iter().find(|(n, _)| n == name).unwrap().1;
-            let w = 0.3 + 0.1 * s as f64;
-            let want = (o * &h - &h * o) * cx(0.0, -w);
-            sum_want += &want;
-            let mut slots = [0.0; DRIVE_SLOTS];
-            slots[s] = w;
-            all[s] = w;
-            let mut got = vec![Cx::ZERO; dim * dim];
-            ops.apply_with(&x, &mut got, Some(&StageDrive { slots }));
-            for i in 0..dim * dim {
-                let d = got[i].sub(plain[i]);
-                let e = want[(i / dim, i % dim)];
-                assert!((d.re - e.re).abs() < 1e-14 && (d.im - e.im).abs() < 1e-14, "{name} element {i}: {d:?} vs {e}");
-            }
-        }
-        let mut got = vec![Cx::ZERO; dim * dim];
-        ops.apply_with(&x, &mut got, Some(&StageDrive { slots: all }));
-        for i in 0..dim * dim {
-            let d = got[i].sub(plain[i]);
-            let e = sum_want[(i / dim, i % dim)];
-            assert!((d.re - e.re).abs() < 1e-13 && (d.im - e.im).abs() < 1e-13);
-        }
-    }
-
-    #[test]
-    fn sample_outputs_match_the_partial_trace() {
-        use crate::linalg::{c as cx, CMat};
-        let n_fock = 3;
-        let dim = 4 * (n_fock + 1);
-        // a Hermitian, non-trivial matrix
-        let a = CMat::from_fn(dim, dim, |r, c| cx(((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4, ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5));
-        let h = crate::linalg::hermitian_part(&a);
-        let x: Vec<Cx<f64>> = (0..dim * dim).map(|i| Cx::new(h[(i / dim, i % dim)].re, h[(i / dim, i % dim)].im)).collect();
-        let want = crate::job::pauli::to_pauli(&crate::model::cavity_cells::reduced_qubits(&h, n_fock));
-        let nop = (0..dim).map(|r| (r % (n_fock + 1)) as f64 * h[(r, r)].re).sum::<f64>();
-        let t = (0..4).map(|q| h[(q * (n_fock + 1) + n_fock, q * (n_fock + 1) + n_fock)].re).sum::<f64>();
-        for parts in [1, 2, 11] {
-            let (coeffs, photons, tail) = sample_outputs(&x, n_fock, parts);
-            for k in 0..16 {
-                assert!((coeffs[k] - want[k]).abs() < 1e-12, "coefficient {k}: {} vs {}", coeffs[k], want[k]);
-            }
-            assert!((photons - nop).abs() < 1e-12);
-            assert!((tail - t).abs() < 1e-12);
-        }
-    }
-}
+mod tests;

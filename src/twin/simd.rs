@@ -40,6 +40,20 @@ pub trait Lanes: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = S
     fn from_f64(x: f64) -> Self {
         Self::splat(Self::scalar(x))
     }
+    /// Lane l from pairs[2 l] and from pairs[2 l + 1] (N interleaved pairs, as complex
+    /// numbers lie in memory), as two sets of lanes.
+    #[inline(always)]
+    fn from_pairs(pairs: &[Self::Scalar]) -> (Self, Self) {
+        debug_assert!(pairs.len() >= 2 * Self::N);
+        (Self::from_fn(|l| pairs[2 * l]), Self::from_fn(|l| pairs[2 * l + 1]))
+    }
+    /// `from_pairs` reversed: pairs[2 l] = a's lane l, pairs[2 l + 1] = b's.
+    #[inline(always)]
+    fn to_pairs(a: Self, b: Self, pairs: &mut [Self::Scalar]) {
+        for l in 0..Self::N {
+            (pairs[2 * l], pairs[2 * l + 1]) = (a.lane(l), b.lane(l));
+        }
+    }
 }
 
 macro_rules! scalar_lanes {
@@ -251,6 +265,27 @@ mod avx {
         #[inline(always)]
         fn scalar(x: f64) -> f64 {
             x
+        }
+        /// Two loads of two pairs each, the 128-bit halves regrouped and unpacked.
+        #[inline(always)]
+        fn from_pairs(pairs: &[f64]) -> (Self, Self) {
+            let pairs = &pairs[..8];
+            unsafe {
+                let (a, b) = (_mm256_loadu_pd(pairs.as_ptr()), _mm256_loadu_pd(pairs.as_ptr().add(4)));
+                // [x0 y0 x2 y2], [x1 y1 x3 y3]
+                let (lo, hi) = (_mm256_permute2f128_pd::<0x20>(a, b), _mm256_permute2f128_pd::<0x31>(a, b));
+                (F64x4Avx(_mm256_unpacklo_pd(lo, hi)), F64x4Avx(_mm256_unpackhi_pd(lo, hi)))
+            }
+        }
+        #[inline(always)]
+        fn to_pairs(a: Self, b: Self, pairs: &mut [f64]) {
+            let pairs = &mut pairs[..8];
+            unsafe {
+                // [a0 b0 a2 b2], [a1 b1 a3 b3]
+                let (lo, hi) = (_mm256_unpacklo_pd(a.0, b.0), _mm256_unpackhi_pd(a.0, b.0));
+                _mm256_storeu_pd(pairs.as_mut_ptr(), _mm256_permute2f128_pd::<0x20>(lo, hi));
+                _mm256_storeu_pd(pairs.as_mut_ptr().add(4), _mm256_permute2f128_pd::<0x31>(lo, hi));
+            }
         }
         #[inline(always)]
         fn lane_f64(self, l: usize) -> f64 {
