@@ -41,8 +41,10 @@
 // wrong result.
 //
 // Keep in sync with src/gpu/rk4_cavity.rs (Params, buffer layouts, WORKGROUP_SIZE, loop costs)
-// and with the CPU twin src/twin/rk4_cavity.rs (row table, K diagonal, per-element arithmetic,
-// samples).
+// and with the CPU twin src/twin/rk4_cavity.rs (row table, K diagonal, per-element arithmetic
+// in `CavityOps::element`, samples). The twin's undriven loop computes runs of four
+// neighbouring columns in SIMD lanes, as four invocations here would, with each element's
+// operations unchanged.
 
 // ---- layouts --------------------------------------------------------------------------------
 // lookup (u32, shared by all members):

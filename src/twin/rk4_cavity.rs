@@ -101,7 +101,8 @@ pub struct CavityOps<R: Real> {
 }
 
 /// A complex value in each of L's lanes: elements (r, c), (r, c + 1), .. of one row. Each
-/// operation is `Cx`'s, lane by lane, in the same order, so a lane holds the bits `Cx` gives.
+/// operation is `Cx`'s, lane by lane, in the same order, so a lane holds the bits `Cx` gives
+/// (for values that are not NaN: Rust does not fix a NaN's sign or payload).
 #[derive(Clone, Copy)]
 struct CxLanes<L> {
     re: L,
@@ -306,9 +307,11 @@ impl<R: Real> CavityOps<R> {
     /// no per-element test). Undriven, a run of L::N columns of one block with 0 < nc and
     /// nc + L::N <= N (each with its band and its kappa term) is computed in L's lanes, as the
     /// kernel's neighbouring invocations compute them side by side; the other columns one at
-    /// a time. Either way an element gets the same operations in the same order.
+    /// a time. Either way an element gets the same operations in the same order (so the same
+    /// bits, for values that are not NaN).
     #[inline(always)]
     fn apply_gen<const DRIVEN: bool, L: Lanes<Scalar = R>>(&self, x: &[Cx<R>], out: &mut [Cx<R>], drive: Option<&StageDrive<R>>) {
+        const { assert!(L::N <= MAX_LANES) };
         let d = self.n_fock + 1;
         let dim = self.dim;
         let nf = self.n_fock;
@@ -318,13 +321,11 @@ impl<R: Real> CavityOps<R> {
                 let r = q * d + n;
                 let row = self.kx_rows(q, n);
                 for qc in q..4 {
-                    // the two gamma terms, where both ends have the cell in g
-                    let jumps = (q < 2 && qc < 2, q & 1 == 0 && qc & 1 == 0);
                     let mut nc = if qc == q { n } else { 0 };
                     while nc < d {
                         let c = qc * d + nc;
                         if !DRIVEN && L::N > 1 && nc > 0 && nc + L::N <= nf {
-                            let v = self.element::<L>(x, (r, n, row), (c, nc), n < nf, jumps);
+                            let v = self.element::<L>(x, (q, n, row), (qc, nc));
                             v.store(&mut out[r * dim + c..r * dim + c + L::N]);
                             let mut column = [Cx::ZERO; MAX_LANES];
                             v.conj().store(&mut column[..L::N]);
@@ -333,10 +334,13 @@ impl<R: Real> CavityOps<R> {
                             }
                             nc += L::N;
                         } else {
-                            let mut v = self.element::<R::X1>(x, (r, n, row), (c, nc), n < nf && nc < nf, jumps).lane(0);
+                            let mut v = self.element::<R::X1>(x, (q, n, row), (qc, nc)).lane(0);
                             if DRIVEN {
                                 if let Some(sd) = drive {
-                                    v = v.add(self.drive_term(sd, |i| x[i], r, c).mul_minus_i());
+                                    // SAFETY: each index `drive_term` reads is a row (< dim)
+                                    // times dim plus a column (< dim), and x.len() = dim^2.
+                                    let at = |i: usize| unsafe { *x.get_unchecked(i) };
+                                    v = v.add(self.drive_term(sd, at, r, c).mul_minus_i());
                                 }
                             }
                             out[r * dim + c] = v;
@@ -349,25 +353,28 @@ impl<R: Real> CavityOps<R> {
         }
     }
 
-    /// Elements (r, c + l), l < L::N, of L[x] without drive terms: row r = (q, n) with its
-    /// `kx_rows`, columns c + l = (qc, nc + l) of one block whose partner and band columns are
-    /// runs; `top`: each has its kappa term; `jumps`: the two gamma terms apply.
+    /// Elements (r, c + l), l < L::N, of L[x] without drive terms: row r = (q, n) with `row`
+    /// its `kx_rows`, columns c + l = (qc, nc + l), one column or a run (0 < nc, nc + L::N <=
+    /// N), whose partner and band columns are then runs too.
     #[inline(always)]
     fn element<L: Lanes<Scalar = R>>(
         &self,
         x: &[Cx<R>],
-        (r, n, (pr, gr, br, lr)): (usize, usize, (usize, R, usize, R)),
-        (c, nc): (usize, usize),
-        top: bool,
-        (e1, e2): (bool, bool),
+        (q, n, (pr, gr, br, lr)): (usize, usize, (usize, R, usize, R)),
+        (qc, nc): (usize, usize),
     ) -> CxLanes<L> {
-        let (d, dim) = (self.n_fock + 1, self.dim);
-        assert!(x.len() == dim * dim && self.kd.len() == dim && c + L::N <= dim && r < dim);
+        let (d, dim, nf) = (self.n_fock + 1, self.dim, self.n_fock);
+        assert!(x.len() == dim * dim && self.kd.len() == dim && q < 4 && n < d && qc < 4 && nc + L::N <= d);
+        assert!(L::N == 1 || (nc > 0 && nc + L::N <= nf), "a run of columns with a band and a kappa term each");
+        let (r, c) = (q * d + n, qc * d + nc);
+        // each has its kappa term; the two gamma terms, where both ends have the cell in g
+        let (top, e1, e2) = (n < nf && nc + L::N <= nf, q < 2 && qc < 2, q & 1 == 0 && qc & 1 == 0);
         // SAFETY: every index below is a row (< dim) times dim plus the first of L::N columns
-        // (the last < dim): the columns c.., and their partner and band runs (`col_partner`,
-        // `col_band` are < dim, and runs where L::N > 1), the kappa term's c + 1.. where nc +
-        // L::N <= N (top), and the gamma terms' c + d.. and c + 2d.. where the column's cells
-        // allow them; the rows are r's, its `kx_rows`, and r + 1, r + d, r + 2d likewise.
+        // of one block (the last < dim by the asserts): the columns c.., their partner and
+        // band runs (`col_partner` and `col_band` are < dim, and runs where L::N > 1), the
+        // kappa term's c + 1.. where nc + L::N <= N, and the gamma terms' c + d.. and
+        // c + 2d.. where the column's cells are in g; the rows are r, its `kx_rows` (< dim),
+        // and r + 1 (n < N), r + d and r + 2d (the row's cells in g) likewise.
         let ld = |i: usize| unsafe { CxLanes::<L>::load(x, i) };
         let (pc, bc) = (self.col_partner[c], self.col_band[c]);
         debug_assert!((0..L::N).all(|l| self.col_partner[c + l] == pc + l && self.col_band[c + l] == bc + l));
@@ -496,7 +503,7 @@ pub struct CavityWork<R: Real> {
     k: Vec<Cx<R>>,
     acc: Vec<Cx<R>>,
     stage: Vec<Cx<R>>,
-    /// Whether this CPU has AVX2: undriven steps then run in its lanes (`Real::X4Avx2`).
+    /// Undriven steps run in AVX2 lanes (`Real::X4Avx2`): asked for, and the CPU has AVX2.
     avx2: bool,
 }
 
@@ -507,7 +514,7 @@ impl<R: Real> CavityWork<R> {
 
     /// Work space whose undriven steps run in AVX2 lanes only with `avx2` (and a CPU that has
     /// it), else in portable lanes (`Real::X4`): the same bits either way.
-    pub fn with_lanes(dim: usize, avx2: bool) -> Self {
+    pub(crate) fn with_lanes(dim: usize, avx2: bool) -> Self {
         let zeros = || vec![Cx::ZERO; dim * dim];
         CavityWork { k: zeros(), acc: zeros(), stage: zeros(), avx2: avx2 && super::has_avx2() }
     }
@@ -527,6 +534,8 @@ impl<R: Real> CavityWork<R> {
                     // SAFETY: avx2 is set only where the CPU reports AVX2.
                     return unsafe { self.step_avx2(ops, x, h) };
                 }
+                #[cfg(not(target_arch = "x86_64"))]
+                let _ = self.avx2;
                 self.step_gen::<false, R::X4>(ops, x, h, None)
             }
             Some(_) => self.step_gen::<true, R::X1>(ops, x, h, drive),

@@ -1,5 +1,5 @@
-//! Tests of the cavity twin: its lanes against one column at a time, its tables, drive terms
-//! and samples.
+//! Tests of the cavity twin: its lanes against one element at a time, its tables, drive
+//! terms and samples.
 
 use super::*;
 
@@ -29,40 +29,117 @@ fn bits<R: Real>(x: &[Cx<R>]) -> Vec<(u64, u64)> {
     x.iter().map(|z| (z.re.to_f64().to_bits(), z.im.to_f64().to_bits())).collect()
 }
 
-/// Columns in lanes (portable, and AVX2 where the CPU has it) give every element the bits
-/// of the loop that takes one column at a time, in one RHS and over whole steps, for
-/// n_fock whose runs of columns are empty, short and long.
-fn lanes_match_one_column_at_a_time<R: Real>() {
+/// L[x] as the twin computed it before its columns went into lanes, one element at a time
+/// with its rows and columns from `kx_rows` (kept here as written then): the bits every path
+/// of `apply_gen` must give.
+fn one_element_at_a_time<R: Real>(ops: &CavityOps<R>, x: &[Cx<R>], out: &mut [Cx<R>], drive: Option<&StageDrive<R>>) {
+    let d = ops.n_fock + 1;
+    let dim = ops.dim;
+    let nf = ops.n_fock;
+    let x = |i: usize| x[i];
+    for q in 0..4 {
+        for n in 0..d {
+            let r = q * d + n;
+            let (pr, gr, br, lr) = ops.kx_rows(q, n);
+            for qc in q..4 {
+                let n0 = if qc == q { n } else { 0 };
+                for nc in n0..d {
+                    let c = qc * d + nc;
+                    let (pc, gc, bc, lc) = ops.kx_rows(qc, nc);
+                    let h_rc = x(pr * dim + c).scale(gr).add(x(br * dim + c).scale(lr));
+                    let h_cr = x(r * dim + pc).scale(gc).add(x(r * dim + bc).scale(lc));
+                    let diag = ops.kd[r].add(ops.kd[c].conj());
+                    // i h_cr = (-im, re)
+                    let mut v = diag.mul(x(r * dim + c)).add(h_rc.mul_minus_i()).add(Cx::new(-h_cr.im, h_cr.re));
+                    if n < nf && nc < nf {
+                        v = v.add(x((r + 1) * dim + c + 1).scale(ops.kappa * ops.sqrt_n[n + 1] * ops.sqrt_n[nc + 1]));
+                    }
+                    if q < 2 && qc < 2 {
+                        v = v.add(x((r + 2 * d) * dim + c + 2 * d).scale(ops.gamma));
+                    }
+                    if q & 1 == 0 && qc & 1 == 0 {
+                        v = v.add(x((r + d) * dim + c + d).scale(ops.gamma));
+                    }
+                    if let Some(sd) = drive {
+                        v = v.add(ops.drive_term(sd, x, r, c).mul_minus_i());
+                    }
+                    out[r * dim + c] = v;
+                    out[c * dim + r] = v.conj();
+                }
+            }
+        }
+    }
+}
+
+/// `apply_gen` in AVX2 lanes (f64: one AVX register).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn apply_avx2<R: Real>(ops: &CavityOps<R>, x: &[Cx<R>], out: &mut [Cx<R>]) {
+    ops.apply_gen::<false, R::X4Avx2>(x, out, None)
+}
+
+/// Columns in lanes (portable, and AVX2 where the CPU has it), and the columns taken one at a
+/// time, give every element the bits of `one_element_at_a_time`, undriven and driven, in one
+/// RHS and over whole steps. Runs of four columns need n_fock >= 5: below, every column is
+/// taken alone; n_fock 5 to 9 have one or two runs a row, 20 has four.
+fn lanes_match_one_element_at_a_time<R: Real>() {
     for n_fock in [1, 2, 3, 4, 5, 6, 8, 9, 20] {
         let ops = CavityOps::<R>::new(&coeffs(n_fock));
         let dim = ops.dim;
         let x = hermitian_probe::<R>(dim);
         let mut want = vec![Cx::ZERO; dim * dim];
-        ops.apply_gen::<false, R::X1>(&x, &mut want, None);
+        one_element_at_a_time(&ops, &x, &mut want, None);
         let mut got = vec![Cx::ZERO; dim * dim];
-        ops.apply_gen::<false, R::X4>(&x, &mut got, None);
+        ops.apply_gen::<false, R::X1>(&x, &mut got, None);
+        assert_eq!(bits(&got), bits(&want), "n_fock {n_fock}, one column at a time");
+        ops.apply(&x, &mut got);
         assert_eq!(bits(&got), bits(&want), "n_fock {n_fock}, portable lanes");
+        #[cfg(target_arch = "x86_64")]
+        if crate::twin::has_avx2() {
+            // SAFETY: the CPU has AVX2.
+            unsafe { apply_avx2(&ops, &x, &mut got) };
+            assert_eq!(bits(&got), bits(&want), "n_fock {n_fock}, AVX2 lanes");
+        }
+        let sd = StageDrive { slots: std::array::from_fn(|s| R::from_f64(0.1 + 0.07 * s as f64)) };
+        one_element_at_a_time(&ops, &x, &mut want, Some(&sd));
+        ops.apply_with(&x, &mut got, Some(&sd));
+        assert_eq!(bits(&got), bits(&want), "n_fock {n_fock}, driven");
+        // whole steps: RK4 over `one_element_at_a_time`, written out here
         let h = R::from_f64(0.01);
-        let mut one = CavityWork::<R>::with_lanes(dim, false);
-        let mut stepped_one = x.clone();
+        let mut stepped_want = x.clone();
         for _ in 0..3 {
-            one.step_gen::<false, R::X1>(&ops, &mut stepped_one, h, None);
+            let (half, two, sixth) = (h * R::from_f64(0.5), R::from_f64(2.0), h / R::from_f64(6.0));
+            let mut k = vec![Cx::ZERO; dim * dim];
+            one_element_at_a_time(&ops, &stepped_want, &mut k, None);
+            let mut acc = k.clone();
+            let stage: Vec<Cx<R>> = stepped_want.iter().zip(&k).map(|(x, k)| x.add(k.scale(half))).collect();
+            one_element_at_a_time(&ops, &stage, &mut k, None);
+            acc.iter_mut().zip(&k).for_each(|(a, k)| *a = a.add(k.scale(two)));
+            let stage: Vec<Cx<R>> = stepped_want.iter().zip(&k).map(|(x, k)| x.add(k.scale(half))).collect();
+            one_element_at_a_time(&ops, &stage, &mut k, None);
+            acc.iter_mut().zip(&k).for_each(|(a, k)| *a = a.add(k.scale(two)));
+            let stage: Vec<Cx<R>> = stepped_want.iter().zip(&k).map(|(x, k)| x.add(k.scale(h))).collect();
+            one_element_at_a_time(&ops, &stage, &mut k, None);
+            for ((x, a), k) in stepped_want.iter_mut().zip(&acc).zip(&k) {
+                *x = x.add(a.add(*k).scale(sixth));
+            }
         }
         for avx2 in [false, true] {
             let mut work = CavityWork::<R>::with_lanes(dim, avx2);
+            assert_eq!(work.avx2, avx2 && crate::twin::has_avx2());
             let mut stepped = x.clone();
             for _ in 0..3 {
                 work.step(&ops, &mut stepped, h);
             }
-            assert_eq!(bits(&stepped), bits(&stepped_one), "n_fock {n_fock}, steps, avx2 {avx2}");
+            assert_eq!(bits(&stepped), bits(&stepped_want), "n_fock {n_fock}, steps, AVX2 lanes {}", work.avx2);
         }
     }
 }
 
 #[test]
-fn lanes_give_the_bits_of_one_column_at_a_time() {
-    lanes_match_one_column_at_a_time::<f64>();
-    lanes_match_one_column_at_a_time::<f32>();
+fn lanes_give_the_bits_of_one_element_at_a_time() {
+    lanes_match_one_element_at_a_time::<f64>();
+    lanes_match_one_element_at_a_time::<f32>();
 }
 
 #[test]
