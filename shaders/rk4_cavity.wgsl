@@ -42,9 +42,9 @@
 //
 // Keep in sync with src/gpu/rk4_cavity.rs (Params, buffer layouts, WORKGROUP_SIZE, loop costs)
 // and with the CPU twin src/twin/rk4_cavity.rs (row table, K diagonal, per-element arithmetic
-// in `CavityOps::element`, samples). The twin's undriven loop computes runs of four
-// neighbouring columns in SIMD lanes, as four invocations here would, with each element's
-// operations unchanged.
+// in `CavityOps::element` and `drive_term`, samples). The twin's element loop computes runs
+// of four neighbouring columns in SIMD lanes, as four invocations here would, with each
+// element's operations unchanged.
 
 // ---- layouts --------------------------------------------------------------------------------
 // lookup (u32, shared by all members):

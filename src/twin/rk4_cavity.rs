@@ -54,21 +54,12 @@ impl<R: Real> Cx<R> {
         Cx::new(self.re + o.re, self.im + o.im)
     }
     #[inline(always)]
-    fn sub(self, o: Self) -> Self {
-        Cx::new(self.re - o.re, self.im - o.im)
-    }
-    #[inline(always)]
     fn mul(self, o: Self) -> Self {
         Cx::new(self.re * o.re - self.im * o.im, self.re * o.im + self.im * o.re)
     }
     #[inline(always)]
     fn scale(self, s: R) -> Self {
         Cx::new(self.re * s, self.im * s)
-    }
-    /// -i z
-    #[inline(always)]
-    fn mul_minus_i(self) -> Self {
-        Cx::new(self.im, -self.re)
     }
     #[inline(always)]
     fn conj(self) -> Self {
@@ -144,6 +135,10 @@ where
     #[inline(always)]
     fn add(self, o: Self) -> Self {
         CxLanes { re: self.re + o.re, im: self.im + o.im }
+    }
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        CxLanes { re: self.re - o.re, im: self.im - o.im }
     }
     #[inline(always)]
     fn mul(self, o: Self) -> Self {
@@ -299,16 +294,16 @@ impl<R: Real> CavityOps<R> {
     pub fn apply_with(&self, x: &[Cx<R>], out: &mut [Cx<R>], drive: Option<&StageDrive<R>>) {
         match drive {
             None => self.apply_gen::<false, R::X4>(x, out, None),
-            Some(_) => self.apply_gen::<true, R::X1>(x, out, drive),
+            Some(_) => self.apply_gen::<true, R::X4>(x, out, drive),
         }
     }
 
     /// The element loop, compiled with and without the drive terms (the undriven loop keeps
-    /// no per-element test). Undriven, a run of L::N columns of one block with 0 < nc and
-    /// nc + L::N <= N (each with its band and its kappa term) is computed in L's lanes, as the
-    /// kernel's neighbouring invocations compute them side by side; the other columns one at
-    /// a time. Either way an element gets the same operations in the same order (so the same
-    /// bits, for values that are not NaN).
+    /// no per-element test). A run of L::N columns of one block with 0 < nc and nc + L::N <= N
+    /// (each with its band, its kappa term and both its mode neighbours) is computed in L's
+    /// lanes, as the kernel's neighbouring invocations compute them side by side; the other
+    /// columns one at a time. Either way an element gets the same operations in the same
+    /// order (so the same bits, for values that are not NaN).
     #[inline(always)]
     fn apply_gen<const DRIVEN: bool, L: Lanes<Scalar = R>>(&self, x: &[Cx<R>], out: &mut [Cx<R>], drive: Option<&StageDrive<R>>) {
         const { assert!(L::N <= MAX_LANES) };
@@ -324,8 +319,13 @@ impl<R: Real> CavityOps<R> {
                     let mut nc = if qc == q { n } else { 0 };
                     while nc < d {
                         let c = qc * d + nc;
-                        if !DRIVEN && L::N > 1 && nc > 0 && nc + L::N <= nf {
-                            let v = self.element::<L>(x, (q, n, row), (qc, nc));
+                        if L::N > 1 && nc > 0 && nc + L::N <= nf {
+                            let mut v = self.element::<L>(x, (q, n, row), (qc, nc));
+                            if DRIVEN {
+                                if let Some(sd) = drive {
+                                    v = v.add(self.drive_term::<L>(sd, x, (q, n), (qc, nc)).mul_minus_i());
+                                }
+                            }
                             v.store(&mut out[r * dim + c..r * dim + c + L::N]);
                             let mut column = [Cx::ZERO; MAX_LANES];
                             v.conj().store(&mut column[..L::N]);
@@ -334,15 +334,13 @@ impl<R: Real> CavityOps<R> {
                             }
                             nc += L::N;
                         } else {
-                            let mut v = self.element::<R::X1>(x, (q, n, row), (qc, nc)).lane(0);
+                            let mut v = self.element::<R::X1>(x, (q, n, row), (qc, nc));
                             if DRIVEN {
                                 if let Some(sd) = drive {
-                                    // SAFETY: each index `drive_term` reads is a row (< dim)
-                                    // times dim plus a column (< dim), and x.len() = dim^2.
-                                    let at = |i: usize| unsafe { *x.get_unchecked(i) };
-                                    v = v.add(self.drive_term(sd, at, r, c).mul_minus_i());
+                                    v = v.add(self.drive_term::<R::X1>(sd, x, (q, n), (qc, nc)).mul_minus_i());
                                 }
                             }
+                            let v = v.lane(0);
                             out[r * dim + c] = v;
                             out[c * dim + r] = v.conj();
                             nc += 1;
@@ -452,47 +450,54 @@ impl<R: Real> CavityDrives<R> {
 }
 
 impl<R: Real> CavityOps<R> {
-    /// A[r, c] of the module doc for the stage's slots (the kernel's `drive_term`): the terms
-    /// of the slot groups that are non-zero, in the order z, cell 1, cell 2, mode.
+    /// A[r, c + l], l < L::N, of the module doc for the stage's slots (the kernel's
+    /// `drive_term`), for the columns of `element` (one, or a run): the terms of the slot
+    /// groups that are non-zero, in the order z, cell 1, cell 2, mode.
     #[inline(always)]
-    fn drive_term(&self, sd: &StageDrive<R>, x: impl Fn(usize) -> Cx<R>, r: usize, c: usize) -> Cx<R> {
+    fn drive_term<L: Lanes<Scalar = R>>(&self, sd: &StageDrive<R>, x: &[Cx<R>], (q, n): (usize, usize), (qc, nc): (usize, usize)) -> CxLanes<L> {
         let [sx1, sy1, sz1, sx2, sy2, sz2, sxa, sya] = sd.slots;
-        let d = self.n_fock + 1;
-        let dim = self.dim;
-        let nf = self.n_fock;
-        let (qr, nr, qc, nc) = (r / d, r % d, c / d, c % d);
+        let (d, dim, nf) = (self.n_fock + 1, self.dim, self.n_fock);
+        assert!(x.len() == dim * dim && q < 4 && n < d && qc < 4 && nc + L::N <= d);
+        assert!(L::N == 1 || (nc > 0 && nc + L::N <= nf), "a run of columns inside the block");
+        let (r, c) = (q * d + n, qc * d + nc);
+        // SAFETY: every index below is a row (< dim) times dim plus the first of L::N columns
+        // of one block (the last < dim by the asserts): c.., the partner columns c +- d..,
+        // c +- 2d.. (the other cell's state, same n), and c - 1.. where nc > 0, c + 1.. where
+        // nc + L::N <= N; the rows are r, r +- d, r +- 2d, r - 1 (n > 0) and r + 1 (n < N).
+        let ld = |i: usize| unsafe { CxLanes::<L>::load(x, i) };
+        let cx = CxLanes::<L>::splat;
         let sel = |cond: bool, a: R, b: R| if cond { a } else { b };
-        let mut a = Cx::ZERO;
+        let mut a = cx(Cx::ZERO);
         if sz1 != R::ZERO || sz2 != R::ZERO {
             // (S_z1 z_1 + S_z2 z_2)(r) - (...)(c), z = +1 for e
-            let zr = sel(qr >= 2, sz1, -sz1) + sel(qr & 1 == 1, sz2, -sz2);
+            let zr = sel(q >= 2, sz1, -sz1) + sel(q & 1 == 1, sz2, -sz2);
             let zc = sel(qc >= 2, sz1, -sz1) + sel(qc & 1 == 1, sz2, -sz2);
-            a = a.add(x(r * dim + c).scale(zr - zc));
+            a = a.add(ld(r * dim + c).scale(L::splat(zr - zc)));
         }
         if sx1 != R::ZERO || sy1 != R::ZERO {
             // partner rows r ^ cell 1: +-2d; coefficients S_x1 + i s S_y1, conj on the column side
-            let (pr, ur) = if qr < 2 { (r + 2 * d, Cx::new(sx1, sy1)) } else { (r - 2 * d, Cx::new(sx1, -sy1)) };
+            let (pr, ur) = if q < 2 { (r + 2 * d, Cx::new(sx1, sy1)) } else { (r - 2 * d, Cx::new(sx1, -sy1)) };
             let (pc, uc) = if qc < 2 { (c + 2 * d, Cx::new(sx1, -sy1)) } else { (c - 2 * d, Cx::new(sx1, sy1)) };
-            a = a.add(ur.mul(x(pr * dim + c))).sub(uc.mul(x(r * dim + pc)));
+            a = a.add(cx(ur).mul(ld(pr * dim + c))).sub(cx(uc).mul(ld(r * dim + pc)));
         }
         if sx2 != R::ZERO || sy2 != R::ZERO {
-            let (pr, ur) = if qr & 1 == 0 { (r + d, Cx::new(sx2, sy2)) } else { (r - d, Cx::new(sx2, -sy2)) };
+            let (pr, ur) = if q & 1 == 0 { (r + d, Cx::new(sx2, sy2)) } else { (r - d, Cx::new(sx2, -sy2)) };
             let (pc, uc) = if qc & 1 == 0 { (c + d, Cx::new(sx2, -sy2)) } else { (c - d, Cx::new(sx2, sy2)) };
-            a = a.add(ur.mul(x(pr * dim + c))).sub(uc.mul(x(r * dim + pc)));
+            a = a.add(cx(ur).mul(ld(pr * dim + c))).sub(cx(uc).mul(ld(r * dim + pc)));
         }
         if sxa != R::ZERO || sya != R::ZERO {
             // n - 1 (sqrt(0) = 0 where n = 0, reading row r itself) and n + 1 (0 at the top)
             let lo = Cx::new(sxa, sya);
             let hi = Cx::new(sxa, -sya);
-            let (rl, rh) = (usize::from(nr > 0), usize::from(nr < nf));
-            let (cl, ch) = (usize::from(nc > 0), usize::from(nc < nf));
-            let top_r = if nr < nf { self.sqrt_n[nr + 1] } else { R::ZERO };
-            let top_c = if nc < nf { self.sqrt_n[nc + 1] } else { R::ZERO };
+            let (rl, rh) = (usize::from(n > 0), usize::from(n < nf));
+            let (cl, ch) = (usize::from(nc > 0), usize::from(nc + L::N <= nf));
+            let top_r = if n < nf { self.sqrt_n[n + 1] } else { R::ZERO };
+            let top_c = if nc + L::N <= nf { lanes_of(&self.sqrt_n, nc + 1) } else { L::splat(R::ZERO) };
             a = a
-                .add(lo.scale(self.sqrt_n[nr]).mul(x((r - rl) * dim + c)))
-                .add(hi.scale(top_r).mul(x((r + rh) * dim + c)))
-                .sub(hi.scale(self.sqrt_n[nc]).mul(x(r * dim + c - cl)))
-                .sub(lo.scale(top_c).mul(x(r * dim + c + ch)));
+                .add(cx(lo.scale(self.sqrt_n[n])).mul(ld((r - rl) * dim + c)))
+                .add(cx(hi.scale(top_r)).mul(ld((r + rh) * dim + c)))
+                .sub(cx(hi).scale(lanes_of(&self.sqrt_n, nc)).mul(ld(r * dim + c - cl)))
+                .sub(cx(lo).scale(top_c).mul(ld(r * dim + c + ch)));
         }
         a
     }
@@ -503,7 +508,7 @@ pub struct CavityWork<R: Real> {
     k: Vec<Cx<R>>,
     acc: Vec<Cx<R>>,
     stage: Vec<Cx<R>>,
-    /// Undriven steps run in AVX2 lanes (`Real::X4Avx2`): asked for, and the CPU has AVX2.
+    /// Steps run in AVX2 lanes (`Real::X4Avx2`): asked for, and the CPU has AVX2.
     avx2: bool,
 }
 
@@ -512,7 +517,7 @@ impl<R: Real> CavityWork<R> {
         Self::with_lanes(dim, super::has_avx2())
     }
 
-    /// Work space whose undriven steps run in AVX2 lanes only with `avx2` (and a CPU that has
+    /// Work space whose steps run in AVX2 lanes only with `avx2` (and a CPU that has
     /// it), else in portable lanes (`Real::X4`): the same bits either way.
     pub(crate) fn with_lanes(dim: usize, avx2: bool) -> Self {
         let zeros = || vec![Cx::ZERO; dim * dim];
@@ -527,26 +532,30 @@ impl<R: Real> CavityWork<R> {
     /// One classical RK4 step with the stage drives of `CavityDrives::step_at` (the drives at
     /// t, t + h/2, t + h/2, t + h); None: `step`.
     pub fn step_with(&mut self, ops: &CavityOps<R>, x: &mut [Cx<R>], h: R, drive: Option<&[StageDrive<R>; 3]>) {
-        match drive {
-            None => {
-                #[cfg(target_arch = "x86_64")]
-                if self.avx2 {
-                    // SAFETY: avx2 is set only where the CPU reports AVX2.
-                    return unsafe { self.step_avx2(ops, x, h) };
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                let _ = self.avx2;
-                self.step_gen::<false, R::X4>(ops, x, h, None)
-            }
-            Some(_) => self.step_gen::<true, R::X1>(ops, x, h, drive),
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: avx2 is set only where the CPU reports AVX2.
+            return unsafe { self.step_avx2(ops, x, h, drive) };
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = self.avx2;
+        self.step_in::<R::X4>(ops, x, h, drive)
     }
 
-    /// An undriven step compiled for AVX2, in its lanes.
+    /// `step_with` compiled for AVX2, in its lanes.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn step_avx2(&mut self, ops: &CavityOps<R>, x: &mut [Cx<R>], h: R) {
-        self.step_gen::<false, R::X4Avx2>(ops, x, h, None)
+    fn step_avx2(&mut self, ops: &CavityOps<R>, x: &mut [Cx<R>], h: R, drive: Option<&[StageDrive<R>; 3]>) {
+        self.step_in::<R::X4Avx2>(ops, x, h, drive)
+    }
+
+    /// `step_with` in L's lanes, the loop compiled with or without the drive terms.
+    #[inline(always)]
+    fn step_in<L: Lanes<Scalar = R>>(&mut self, ops: &CavityOps<R>, x: &mut [Cx<R>], h: R, drive: Option<&[StageDrive<R>; 3]>) {
+        match drive {
+            None => self.step_gen::<false, L>(ops, x, h, None),
+            Some(_) => self.step_gen::<true, L>(ops, x, h, drive),
+        }
     }
 
     // Indexed loops over the elements, as the kernel's per-element updates.

@@ -29,9 +29,24 @@ fn bits<R: Real>(x: &[Cx<R>]) -> Vec<(u64, u64)> {
     x.iter().map(|z| (z.re.to_f64().to_bits(), z.im.to_f64().to_bits())).collect()
 }
 
+/// `Cx`'s operations that the loop below used and the twin no longer does.
+trait Then {
+    fn sub(self, o: Self) -> Self;
+    fn mul_minus_i(self) -> Self;
+}
+
+impl<R: Real> Then for Cx<R> {
+    fn sub(self, o: Self) -> Self {
+        Cx::new(self.re - o.re, self.im - o.im)
+    }
+    fn mul_minus_i(self) -> Self {
+        Cx::new(self.im, -self.re)
+    }
+}
+
 /// L[x] as the twin computed it before its columns went into lanes, one element at a time
-/// with its rows and columns from `kx_rows` (kept here as written then): the bits every path
-/// of `apply_gen` must give.
+/// with its rows and columns from `kx_rows`, and the drive terms of `drive_term_then` (kept
+/// here as written then): the bits every path of `apply_gen` must give.
 fn one_element_at_a_time<R: Real>(ops: &CavityOps<R>, x: &[Cx<R>], out: &mut [Cx<R>], drive: Option<&StageDrive<R>>) {
     let d = ops.n_fock + 1;
     let dim = ops.dim;
@@ -61,7 +76,7 @@ fn one_element_at_a_time<R: Real>(ops: &CavityOps<R>, x: &[Cx<R>], out: &mut [Cx
                         v = v.add(x((r + d) * dim + c + d).scale(ops.gamma));
                     }
                     if let Some(sd) = drive {
-                        v = v.add(ops.drive_term(sd, x, r, c).mul_minus_i());
+                        v = v.add(drive_term_then(ops, sd, x, r, c).mul_minus_i());
                     }
                     out[r * dim + c] = v;
                     out[c * dim + r] = v.conj();
@@ -71,11 +86,86 @@ fn one_element_at_a_time<R: Real>(ops: &CavityOps<R>, x: &[Cx<R>], out: &mut [Cx
     }
 }
 
+/// A[r, c] of the module doc, one element, as the twin computed it before its columns went
+/// into lanes.
+fn drive_term_then<R: Real>(ops: &CavityOps<R>, sd: &StageDrive<R>, x: impl Fn(usize) -> Cx<R>, r: usize, c: usize) -> Cx<R> {
+    let [sx1, sy1, sz1, sx2, sy2, sz2, sxa, sya] = sd.slots;
+    let d = ops.n_fock + 1;
+    let dim = ops.dim;
+    let nf = ops.n_fock;
+    let (qr, nr, qc, nc) = (r / d, r % d, c / d, c % d);
+    let sel = |cond: bool, a: R, b: R| if cond { a } else { b };
+    let mut a = Cx::ZERO;
+    if sz1 != R::ZERO || sz2 != R::ZERO {
+        let zr = sel(qr >= 2, sz1, -sz1) + sel(qr & 1 == 1, sz2, -sz2);
+        let zc = sel(qc >= 2, sz1, -sz1) + sel(qc & 1 == 1, sz2, -sz2);
+        a = a.add(x(r * dim + c).scale(zr - zc));
+    }
+    if sx1 != R::ZERO || sy1 != R::ZERO {
+        let (pr, ur) = if qr < 2 { (r + 2 * d, Cx::new(sx1, sy1)) } else { (r - 2 * d, Cx::new(sx1, -sy1)) };
+        let (pc, uc) = if qc < 2 { (c + 2 * d, Cx::new(sx1, -sy1)) } else { (c - 2 * d, Cx::new(sx1, sy1)) };
+        a = a.add(ur.mul(x(pr * dim + c))).sub(uc.mul(x(r * dim + pc)));
+    }
+    if sx2 != R::ZERO || sy2 != R::ZERO {
+        let (pr, ur) = if qr & 1 == 0 { (r + d, Cx::new(sx2, sy2)) } else { (r - d, Cx::new(sx2, -sy2)) };
+        let (pc, uc) = if qc & 1 == 0 { (c + d, Cx::new(sx2, -sy2)) } else { (c - d, Cx::new(sx2, sy2)) };
+        a = a.add(ur.mul(x(pr * dim + c))).sub(uc.mul(x(r * dim + pc)));
+    }
+    if sxa != R::ZERO || sya != R::ZERO {
+        let lo = Cx::new(sxa, sya);
+        let hi = Cx::new(sxa, -sya);
+        let (rl, rh) = (usize::from(nr > 0), usize::from(nr < nf));
+        let (cl, ch) = (usize::from(nc > 0), usize::from(nc < nf));
+        let top_r = if nr < nf { ops.sqrt_n[nr + 1] } else { R::ZERO };
+        let top_c = if nc < nf { ops.sqrt_n[nc + 1] } else { R::ZERO };
+        a = a
+            .add(lo.scale(ops.sqrt_n[nr]).mul(x((r - rl) * dim + c)))
+            .add(hi.scale(top_r).mul(x((r + rh) * dim + c)))
+            .sub(hi.scale(ops.sqrt_n[nc]).mul(x(r * dim + c - cl)))
+            .sub(lo.scale(top_c).mul(x(r * dim + c + ch)));
+    }
+    a
+}
+
+/// Three classical RK4 steps of size h over `one_element_at_a_time`, with the stage drives
+/// (at t, t + h/2, t + h/2, t + h) where given, as `CavityWork::step_with` takes them.
+fn three_steps<R: Real>(ops: &CavityOps<R>, x: &[Cx<R>], h: R, drive: Option<&[StageDrive<R>; 3]>) -> Vec<Cx<R>> {
+    let dim = ops.dim;
+    let dr = |i: usize| drive.map(|d| &d[i]);
+    let (half, two, sixth) = (h * R::from_f64(0.5), R::from_f64(2.0), h / R::from_f64(6.0));
+    let mut x = x.to_vec();
+    for _ in 0..3 {
+        let mut k = vec![Cx::ZERO; dim * dim];
+        one_element_at_a_time(ops, &x, &mut k, dr(0));
+        let mut acc = k.clone();
+        let stage: Vec<Cx<R>> = x.iter().zip(&k).map(|(x, k)| x.add(k.scale(half))).collect();
+        one_element_at_a_time(ops, &stage, &mut k, dr(1));
+        acc.iter_mut().zip(&k).for_each(|(a, k)| *a = a.add(k.scale(two)));
+        let stage: Vec<Cx<R>> = x.iter().zip(&k).map(|(x, k)| x.add(k.scale(half))).collect();
+        one_element_at_a_time(ops, &stage, &mut k, dr(1));
+        acc.iter_mut().zip(&k).for_each(|(a, k)| *a = a.add(k.scale(two)));
+        let stage: Vec<Cx<R>> = x.iter().zip(&k).map(|(x, k)| x.add(k.scale(h))).collect();
+        one_element_at_a_time(ops, &stage, &mut k, dr(2));
+        for ((x, a), k) in x.iter_mut().zip(&acc).zip(&k) {
+            *x = x.add(a.add(*k).scale(sixth));
+        }
+    }
+    x
+}
+
 /// `apply_gen` in AVX2 lanes (f64: one AVX register).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn apply_avx2<R: Real>(ops: &CavityOps<R>, x: &[Cx<R>], out: &mut [Cx<R>]) {
-    ops.apply_gen::<false, R::X4Avx2>(x, out, None)
+fn apply_avx2<R: Real>(ops: &CavityOps<R>, x: &[Cx<R>], out: &mut [Cx<R>], drive: Option<&StageDrive<R>>) {
+    match drive {
+        None => ops.apply_gen::<false, R::X4Avx2>(x, out, None),
+        Some(_) => ops.apply_gen::<true, R::X4Avx2>(x, out, drive),
+    }
+}
+
+/// A stage's slot coefficients: every slot group, or only the mode's (`k` picks).
+fn stage_drive<R: Real>(k: usize, all: bool) -> StageDrive<R> {
+    StageDrive { slots: std::array::from_fn(|s| R::from_f64(if all || s >= 6 { 0.1 + 0.07 * s as f64 + 0.03 * k as f64 } else { 0.0 })) }
 }
 
 /// Columns in lanes (portable, and AVX2 where the CPU has it), and the columns taken one at a
@@ -87,51 +177,45 @@ fn lanes_match_one_element_at_a_time<R: Real>() {
         let ops = CavityOps::<R>::new(&coeffs(n_fock));
         let dim = ops.dim;
         let x = hermitian_probe::<R>(dim);
-        let mut want = vec![Cx::ZERO; dim * dim];
-        one_element_at_a_time(&ops, &x, &mut want, None);
-        let mut got = vec![Cx::ZERO; dim * dim];
-        ops.apply_gen::<false, R::X1>(&x, &mut got, None);
-        assert_eq!(bits(&got), bits(&want), "n_fock {n_fock}, one column at a time");
-        ops.apply(&x, &mut got);
-        assert_eq!(bits(&got), bits(&want), "n_fock {n_fock}, portable lanes");
-        #[cfg(target_arch = "x86_64")]
-        if crate::twin::has_avx2() {
-            // SAFETY: the CPU has AVX2.
-            unsafe { apply_avx2(&ops, &x, &mut got) };
-            assert_eq!(bits(&got), bits(&want), "n_fock {n_fock}, AVX2 lanes");
+        for drive in [None, Some(stage_drive(0, true)), Some(stage_drive(0, false))] {
+            let what = |path: &str| format!("n_fock {n_fock}, {path}, drive {drive:?}");
+            let mut want = vec![Cx::ZERO; dim * dim];
+            one_element_at_a_time(&ops, &x, &mut want, drive.as_ref());
+            let mut got = vec![Cx::ZERO; dim * dim];
+            match drive.as_ref() {
+                None => ops.apply_gen::<false, R::X1>(&x, &mut got, None),
+                Some(sd) => ops.apply_gen::<true, R::X1>(&x, &mut got, Some(sd)),
+            }
+            assert_eq!(bits(&got), bits(&want), "{}", what("one column at a time"));
+            ops.apply_with(&x, &mut got, drive.as_ref());
+            assert_eq!(bits(&got), bits(&want), "{}", what("portable lanes"));
+            #[cfg(target_arch = "x86_64")]
+            if crate::twin::has_avx2() {
+                // SAFETY: the CPU has AVX2.
+                unsafe { apply_avx2(&ops, &x, &mut got, drive.as_ref()) };
+                assert_eq!(bits(&got), bits(&want), "{}", what("AVX2 lanes"));
+            }
         }
-        let sd = StageDrive { slots: std::array::from_fn(|s| R::from_f64(0.1 + 0.07 * s as f64)) };
-        one_element_at_a_time(&ops, &x, &mut want, Some(&sd));
-        ops.apply_with(&x, &mut got, Some(&sd));
-        assert_eq!(bits(&got), bits(&want), "n_fock {n_fock}, driven");
-        // whole steps: RK4 over `one_element_at_a_time`, written out here
         let h = R::from_f64(0.01);
-        let mut stepped_want = x.clone();
-        for _ in 0..3 {
-            let (half, two, sixth) = (h * R::from_f64(0.5), R::from_f64(2.0), h / R::from_f64(6.0));
-            let mut k = vec![Cx::ZERO; dim * dim];
-            one_element_at_a_time(&ops, &stepped_want, &mut k, None);
-            let mut acc = k.clone();
-            let stage: Vec<Cx<R>> = stepped_want.iter().zip(&k).map(|(x, k)| x.add(k.scale(half))).collect();
-            one_element_at_a_time(&ops, &stage, &mut k, None);
-            acc.iter_mut().zip(&k).for_each(|(a, k)| *a = a.add(k.scale(two)));
-            let stage: Vec<Cx<R>> = stepped_want.iter().zip(&k).map(|(x, k)| x.add(k.scale(half))).collect();
-            one_element_at_a_time(&ops, &stage, &mut k, None);
-            acc.iter_mut().zip(&k).for_each(|(a, k)| *a = a.add(k.scale(two)));
-            let stage: Vec<Cx<R>> = stepped_want.iter().zip(&k).map(|(x, k)| x.add(k.scale(h))).collect();
-            one_element_at_a_time(&ops, &stage, &mut k, None);
-            for ((x, a), k) in stepped_want.iter_mut().zip(&acc).zip(&k) {
-                *x = x.add(a.add(*k).scale(sixth));
+        for (all, stages) in
+            [(true, None), (true, Some([0, 1, 2].map(|k| stage_drive::<R>(k, true)))), (false, Some([0, 1, 2].map(|k| stage_drive::<R>(k, false))))]
+        {
+            let want = three_steps(&ops, &x, h, stages.as_ref());
+            for avx2 in [false, true] {
+                let mut work = CavityWork::<R>::with_lanes(dim, avx2);
+                assert_eq!(work.avx2, avx2 && crate::twin::has_avx2());
+                let mut stepped = x.clone();
+                for _ in 0..3 {
+                    work.step_with(&ops, &mut stepped, h, stages.as_ref());
+                }
+                assert_eq!(
+                    bits(&stepped),
+                    bits(&want),
+                    "n_fock {n_fock}, steps, driven {}, every slot group {all}, AVX2 lanes {}",
+                    stages.is_some(),
+                    work.avx2
+                );
             }
-        }
-        for avx2 in [false, true] {
-            let mut work = CavityWork::<R>::with_lanes(dim, avx2);
-            assert_eq!(work.avx2, avx2 && crate::twin::has_avx2());
-            let mut stepped = x.clone();
-            for _ in 0..3 {
-                work.step(&ops, &mut stepped, h);
-            }
-            assert_eq!(bits(&stepped), bits(&stepped_want), "n_fock {n_fock}, steps, AVX2 lanes {}", work.avx2);
         }
     }
 }
