@@ -69,8 +69,9 @@ impl<R: Real> Cx<R> {
 
 /// Precomputed per-member tables in the working precision.
 pub struct CavityOps<R: Real> {
-    pub n_fock: usize,
-    pub dim: usize,
+    /// (private: the unchecked reads below rely on dim = 4 (n_fock + 1), set by `new`)
+    n_fock: usize,
+    dim: usize,
     /// K's diagonal, indexed by r = q (N+1) + n
     kd: Vec<Cx<R>>,
     /// sqrt(n) for n = 0..=N+1
@@ -310,7 +311,7 @@ impl<R: Real> CavityOps<R> {
         let d = self.n_fock + 1;
         let dim = self.dim;
         let nf = self.n_fock;
-        assert!(x.len() == dim * dim && out.len() == dim * dim && self.kd.len() == dim);
+        assert!(dim == 4 * d && x.len() == dim * dim && out.len() == dim * dim && self.kd.len() == dim);
         for q in 0..4 {
             for n in 0..d {
                 let r = q * d + n;

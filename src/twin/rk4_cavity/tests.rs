@@ -257,7 +257,7 @@ fn row_table_encodes_kx_rows_and_the_jump_conditions() {
 fn drive_terms_are_the_commutators_of_the_named_operators() {
     use crate::linalg::{c as cx, hermitian_part, CMat};
     use crate::model::drive::named_operators;
-    let n_fock = 3;
+    let n_fock = 5; // runs of four columns in lanes
     let ops = CavityOps::<f64>::new(&coeffs(n_fock));
     let dim = ops.dim;
     let a = CMat::from_fn(dim, dim, |r, c| cx(((r * 7 + c * 3) % 11) as f64 / 11.0 - 0.4, ((r * 5 + c * 2) % 13) as f64 / 13.0 - 0.5));
