@@ -11,7 +11,7 @@ use crate::measures::saved::{push_row_major, saved_state, StateSave};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
 use crate::model::{OpenSystem, Space};
 use crate::reference::{
-    rk4::{integrate_driven_with, integrate_switched_with},
+    rk4::integrate_driven_with,
     DriveTerms, LindbladRhs,
 };
 use rayon::prelude::*;
@@ -65,13 +65,9 @@ pub fn reference_member_states(plan: &Plan, m: &Member, measures: &[Measure], sa
             push_row_major(&mut states, &saved_state(plan.space, rho, sys.dephasing, save));
         }
     };
-    // `[[drive]]`: H(t) on every stage; undriven runs keep the autonomous path.
+    // `[[drive]]`: H(t) on every stage (none: the autonomous steps)
     let drives = DriveTerms::new(plan.drives.get(m.point).map(Vec::as_slice).unwrap_or(&[]));
-    if drives.is_empty() {
-        integrate_switched_with(&rhs, rhs_off.as_ref().unwrap_or(&rhs), &rho0, y0.as_ref(), &plan.schedule, on_sample);
-    } else {
-        integrate_driven_with(&rhs, rhs_off.as_ref().unwrap_or(&rhs), &drives, &rho0, y0.as_ref(), &plan.schedule, on_sample);
-    }
+    integrate_driven_with(&rhs, rhs_off.as_ref().unwrap_or(&rhs), &drives, &rho0, y0.as_ref(), &plan.schedule, on_sample);
     (values, peaks, states)
 }
 

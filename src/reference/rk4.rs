@@ -37,93 +37,30 @@ impl Rk4Work {
         Rk4Work { k: z.clone(), acc: z.clone(), stage: z.clone(), scratch: z }
     }
 
-    fn step(&mut self, rhs: &LindbladRhs, x: &mut CMat, h: f64) {
-        let half = C64::new(h / 2.0, 0.0);
-        // k1
-        rhs.apply(x, &mut self.k, &mut self.scratch);
-        self.acc.copy_from(&self.k);
-        self.stage.copy_from(x);
-        axpy(&mut self.stage, half, &self.k);
-        // k2
-        rhs.apply(&self.stage, &mut self.k, &mut self.scratch);
-        axpy(&mut self.acc, C64::new(2.0, 0.0), &self.k);
-        self.stage.copy_from(x);
-        axpy(&mut self.stage, half, &self.k);
-        // k3
-        rhs.apply(&self.stage, &mut self.k, &mut self.scratch);
-        axpy(&mut self.acc, C64::new(2.0, 0.0), &self.k);
-        self.stage.copy_from(x);
-        axpy(&mut self.stage, C64::new(h, 0.0), &self.k);
-        // k4
-        rhs.apply(&self.stage, &mut self.k, &mut self.scratch);
-        self.acc += &self.k;
-        axpy(x, C64::new(h / 6.0, 0.0), &self.acc);
-    }
-}
-
-/// Integrate rho0 (and y0 = H_B rho0 when given) over the schedule, calling `on_sample`
-/// at each sample time with the state there. One generator throughout: a switch-off segment
-/// of the schedule changes nothing here (see `integrate_switched_with`).
-pub fn integrate_with(rhs: &LindbladRhs, rho0: &CMat, y0: Option<&CMat>, schedule: &Schedule, on_sample: impl FnMut(usize, f64, &CMat, Option<&CMat>)) {
-    integrate_switched_with(rhs, rhs, rho0, y0, schedule, on_sample)
-}
-
-/// As `integrate_with`, with `rhs` up to the schedule's switch-off segment (`[protocol]
-/// switch_off`, where the integrator lands exactly) and `rhs_off`, the uncoupled generator,
-/// after it. Y(t) follows the same generators as rho.
-pub fn integrate_switched_with(
-    rhs: &LindbladRhs,
-    rhs_off: &LindbladRhs,
-    rho0: &CMat,
-    y0: Option<&CMat>,
-    schedule: &Schedule,
-    mut on_sample: impl FnMut(usize, f64, &CMat, Option<&CMat>),
-) {
-    let mut work = Rk4Work::new(rhs.dim);
-    let mut rho = rho0.clone();
-    let mut y = y0.cloned();
-    let mut gen = rhs;
-    for seg in &schedule.segments {
-        for _ in 0..seg.n_full {
-            work.step(gen, &mut rho, schedule.dt);
-            if let Some(y) = y.as_mut() {
-                work.step(gen, y, schedule.dt);
-            }
-        }
-        if seg.h_last > 0.0 {
-            work.step(gen, &mut rho, seg.h_last);
-            if let Some(y) = y.as_mut() {
-                work.step(gen, y, seg.h_last);
-            }
-        }
-        match seg.end {
-            SegmentEnd::Sample(s) => on_sample(s, schedule.times[s], &rho, y.as_ref()),
-            SegmentEnd::SwitchOff => gen = rhs_off,
-        }
-    }
-}
-
-impl Rk4Work {
     /// One classical RK4 step of dx/dt = L(t)[x] = L[x] + sum_k c_k(t)(-i[O_k, x]) from t:
-    /// the stages take the drives at t, t + h/2, t + h/2 and t + h.
-    fn step_driven(&mut self, rhs: &LindbladRhs, drives: &DriveTerms, x: &mut CMat, t: f64, h: f64) {
+    /// the stages take the drives at t, t + h/2, t + h/2 and t + h (none: the autonomous step).
+    fn step(&mut self, rhs: &LindbladRhs, drives: &DriveTerms, x: &mut CMat, t: f64, h: f64) {
         let half = C64::new(h / 2.0, 0.0);
         let (tm, te) = (t + 0.5 * h, t + h);
+        // k1
         rhs.apply(x, &mut self.k, &mut self.scratch);
         drives.add(t, tm, x, &mut self.k);
         self.acc.copy_from(&self.k);
         self.stage.copy_from(x);
         axpy(&mut self.stage, half, &self.k);
+        // k2
         rhs.apply(&self.stage, &mut self.k, &mut self.scratch);
         drives.add(tm, tm, &self.stage, &mut self.k);
         axpy(&mut self.acc, C64::new(2.0, 0.0), &self.k);
         self.stage.copy_from(x);
         axpy(&mut self.stage, half, &self.k);
+        // k3
         rhs.apply(&self.stage, &mut self.k, &mut self.scratch);
         drives.add(tm, tm, &self.stage, &mut self.k);
         axpy(&mut self.acc, C64::new(2.0, 0.0), &self.k);
         self.stage.copy_from(x);
         axpy(&mut self.stage, C64::new(h, 0.0), &self.k);
+        // k4
         rhs.apply(&self.stage, &mut self.k, &mut self.scratch);
         drives.add(te, tm, &self.stage, &mut self.k);
         self.acc += &self.k;
@@ -131,7 +68,17 @@ impl Rk4Work {
     }
 }
 
-/// As `integrate_switched_with`, with the `[[drive]]` terms added to both generators: H(t) =
+/// Integrate rho0 (and y0 = H_B rho0 when given) over the schedule, calling `on_sample`
+/// at each sample time with the state there. One generator throughout: a switch-off segment
+/// of the schedule changes nothing here (see `integrate_driven_with`).
+pub fn integrate_with(rhs: &LindbladRhs, rho0: &CMat, y0: Option<&CMat>, schedule: &Schedule, on_sample: impl FnMut(usize, f64, &CMat, Option<&CMat>)) {
+    integrate_driven_with(rhs, rhs, &DriveTerms::new(&[]), rho0, y0, schedule, on_sample)
+}
+
+/// As `integrate_with`, with `rhs` up to the schedule's switch-off segment (`[protocol]
+/// switch_off`, where the integrator lands exactly) and `rhs_off`, the uncoupled generator,
+/// after it, Y(t) following the same generators as rho; and with the `[[drive]]` terms (none
+/// for an autonomous run) added to both generators: H(t) =
 /// H + sum_k c_k(t) O_k. Step j of a segment that starts at t_s (t = 0, a sample time, or the
 /// switch-off time) starts at t_s + j dt.
 #[allow(clippy::too_many_arguments)]
@@ -153,9 +100,9 @@ pub fn integrate_driven_with(
         let steps = (0..seg.n_full).map(|j| (t_seg + j as f64 * schedule.dt, schedule.dt));
         let last = (seg.h_last > 0.0).then_some((t_seg + seg.n_full as f64 * schedule.dt, seg.h_last));
         for (t, h) in steps.chain(last) {
-            work.step_driven(gen, drives, &mut rho, t, h);
+            work.step(gen, drives, &mut rho, t, h);
             if let Some(y) = y.as_mut() {
-                work.step_driven(gen, drives, y, t, h);
+                work.step(gen, drives, y, t, h);
             }
         }
         match seg.end {
