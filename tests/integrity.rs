@@ -5,7 +5,7 @@
 //! reads are bounded; --auto-fock refuses what it cannot truncate; shards are memory-checked
 //! as shards; a resumed run's run.json says each note once.
 
-use crate::common::{bin, config, ok};
+use crate::common::{bin, config, kill_after_blocks, ok};
 use std::path::{Path, PathBuf};
 
 const BLOCH: &str = r#"
@@ -136,22 +136,7 @@ fn interrupted_run(dir: &Path, cfg: &Path, out: &Path, blocks: usize) -> PathBuf
 fn interrupted_run_with(dir: &Path, cfg: &Path, out: &Path, blocks: usize, extra: &[&str]) -> PathBuf {
     let staging = dir.join(format!(".{}.partial", out.file_name().unwrap().to_string_lossy()));
     let mut child = run_args(cfg, out).args(["--block-members", "10"]).args(extra).env("QBAT_INJECT_FAULT", "slow-blocks=250").spawn().unwrap();
-    let t0 = std::time::Instant::now();
-    loop {
-        let done = std::fs::read(staging.join("checkpoint.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map(|v| v["progress"]["done"].as_array().map_or(0, |a| a.len()))
-            .unwrap_or(0);
-        if done >= blocks || child.try_wait().unwrap().is_some() {
-            break;
-        }
-        assert!(t0.elapsed().as_secs() < 120, "no checkpoint appeared");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_blocks(&mut child, &staging, blocks);
     staging
 }
 

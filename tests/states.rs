@@ -4,7 +4,7 @@
 //! the GPU cavity engine refuses full states; a complex sweep of alpha expands into the members
 //! it names, and bad shapes are exit 2 naming the field.
 
-use crate::common::{bin, config, ok, run_config_text};
+use crate::common::{bin, config, kill_after_blocks, ok, run_config_text};
 use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::linalg::{c, CMat, C64};
 use qbat_gpu::model::ParamValue;
@@ -139,23 +139,7 @@ fn sharded_merged_and_resumed_runs_save_the_states_of_one_run() {
     let out = dir.path().join("r");
     let staging = dir.path().join(".r.partial");
     let mut child = bin().arg("run").arg(&cfg).args(args).arg("--out").arg(&out).env("QBAT_INJECT_FAULT", "slow-blocks=400").spawn().unwrap();
-    let t0 = std::time::Instant::now();
-    loop {
-        let done = std::fs::read(staging.join("checkpoint.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map(|v| v["progress"]["done"].as_array().map_or(0, |a| a.len()))
-            .unwrap_or(0);
-        if done >= 2 || child.try_wait().unwrap().is_some() {
-            break;
-        }
-        assert!(t0.elapsed().as_secs() < 120, "no checkpoint appeared");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let killed = child.try_wait().unwrap().is_none();
-    child.kill().unwrap_or(());
-    child.wait().unwrap();
-    assert!(killed, "the run finished before it could be killed");
+    kill_after_blocks(&mut child, &staging, 2);
     // a damaged block state file is refused on resume, naming it
     let block0 = staging.join("blocks").join("000000.states");
     let good = read(&block0);

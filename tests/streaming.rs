@@ -2,7 +2,7 @@
 //! independence, shards merged against the unsharded run, resume after SIGKILL, health flags,
 //! injected device faults, and bounded host memory.
 
-use crate::common::{bin, config, ok};
+use crate::common::{bin, config, kill_after_blocks, ok};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -214,23 +214,7 @@ fn a_run_killed_mid_way_resumes_to_the_same_output() {
         .spawn()
         .unwrap();
     // kill it once at least two blocks are checkpointed
-    let t0 = std::time::Instant::now();
-    loop {
-        let done = std::fs::read(staging.join("checkpoint.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map(|v| v["progress"]["done"].as_array().map_or(0, |a| a.len()))
-            .unwrap_or(0);
-        if done >= 2 || child.try_wait().unwrap().is_some() {
-            break;
-        }
-        assert!(t0.elapsed().as_secs() < 120, "no checkpoint appeared");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let killed = child.try_wait().unwrap().is_none();
-    child.kill().unwrap_or(()); // SIGKILL on Unix
-    child.wait().unwrap();
-    assert!(killed, "the run finished before it could be killed; make it longer");
+    kill_after_blocks(&mut child, &staging, 2);
     assert!(!out.exists(), "a killed run left a final directory");
     // a plain rerun refuses to overwrite the interrupted run
     let o = bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--out"]).arg(&out).args(args).output().unwrap();

@@ -10,10 +10,7 @@ use crate::linalg::{identity, kron, CMat, C64};
 use crate::measures::saved::{push_row_major, saved_state, StateSave};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
 use crate::model::{OpenSystem, Space};
-use crate::reference::{
-    rk4::integrate_driven_with,
-    DriveTerms, LindbladRhs,
-};
+use crate::reference::{rk4::integrate_driven_with, DriveTerms, LindbladRhs};
 use rayon::prelude::*;
 
 /// Fold a sample into the peaks: max and the first time it is reached.

@@ -44,6 +44,29 @@ pub fn wait_within(child: &mut std::process::Child, deadline: std::time::Duratio
     }
 }
 
+/// Wait (at most 120 s) until the checkpoint in the run's `staging` directory lists `blocks`
+/// finished blocks, then kill the run; it must still have been running, so that the kill
+/// landed mid-run.
+pub fn kill_after_blocks(child: &mut std::process::Child, staging: &std::path::Path, blocks: usize) {
+    let t0 = std::time::Instant::now();
+    loop {
+        let done = std::fs::read(staging.join("checkpoint.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|v| v["progress"]["done"].as_array().map_or(0, |a| a.len()))
+            .unwrap_or(0);
+        if done >= blocks || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap_or(()); // SIGKILL on Unix
+    child.wait().unwrap();
+    assert!(running, "the run finished before it could be killed; make it longer");
+}
+
 /// Run, assert success, and return stdout followed by stderr (notes and warnings go there).
 pub fn ok(c: &mut std::process::Command) -> String {
     let o = c.output().unwrap();
