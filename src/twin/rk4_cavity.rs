@@ -321,12 +321,7 @@ impl<R: Real> CavityOps<R> {
                     while nc < d {
                         let c = qc * d + nc;
                         if L::N > 1 && nc > 0 && nc + L::N <= nf {
-                            let mut v = self.element::<L>(x, (q, n, row), (qc, nc));
-                            if DRIVEN {
-                                if let Some(sd) = drive {
-                                    v = v.add(self.drive_term::<L>(sd, x, (q, n), (qc, nc)).mul_minus_i());
-                                }
-                            }
+                            let v = self.element_driven::<DRIVEN, L>(x, (q, n, row), (qc, nc), drive);
                             v.store(&mut out[r * dim + c..r * dim + c + L::N]);
                             let mut column = [Cx::ZERO; MAX_LANES];
                             v.conj().store(&mut column[..L::N]);
@@ -335,13 +330,7 @@ impl<R: Real> CavityOps<R> {
                             }
                             nc += L::N;
                         } else {
-                            let mut v = self.element::<R::X1>(x, (q, n, row), (qc, nc));
-                            if DRIVEN {
-                                if let Some(sd) = drive {
-                                    v = v.add(self.drive_term::<R::X1>(sd, x, (q, n), (qc, nc)).mul_minus_i());
-                                }
-                            }
-                            let v = v.lane(0);
+                            let v = self.element_driven::<DRIVEN, R::X1>(x, (q, n, row), (qc, nc), drive).lane(0);
                             out[r * dim + c] = v;
                             out[c * dim + r] = v.conj();
                             nc += 1;
@@ -349,6 +338,22 @@ impl<R: Real> CavityOps<R> {
                     }
                 }
             }
+        }
+    }
+
+    /// `element`, plus -i times the stage's `drive_term` where DRIVEN and there is a drive.
+    #[inline(always)]
+    fn element_driven<const DRIVEN: bool, L: Lanes<Scalar = R>>(
+        &self,
+        x: &[Cx<R>],
+        (q, n, row): (usize, usize, (usize, R, usize, R)),
+        (qc, nc): (usize, usize),
+        drive: Option<&StageDrive<R>>,
+    ) -> CxLanes<L> {
+        let v = self.element::<L>(x, (q, n, row), (qc, nc));
+        match drive {
+            Some(sd) if DRIVEN => v.add(self.drive_term::<L>(sd, x, (q, n), (qc, nc)).mul_minus_i()),
+            _ => v,
         }
     }
 

@@ -1,9 +1,9 @@
 //! The twins' lane types (the measures' samples, the cavity RHS's columns): one value (f32,
-//! f64), or four side by side: `wide`'s
-//! f32x4 and f64x4 (SSE2 on x86_64; f64x4 in two halves unless the build targets AVX), and
-//! `F64x4Avx`, one AVX register, for code compiled for AVX2 at run time. Every operation
-//! here is the IEEE operation of each lane (no fusing, no reordering, masks from ordered
-//! compares), so code written once over `Lanes` gives a lane the bits it gives the scalar.
+//! f64), or four side by side: `wide`'s f32x4 and f64x4 (SSE2 on x86_64; f64x4 in two halves
+//! unless the build targets AVX), and `F64x4Avx`, one AVX register, for code compiled for
+//! AVX2 at run time. Every operation here is the IEEE operation of each lane (no fusing, no
+//! reordering, masks from ordered compares), so code written once over `Lanes` gives a lane
+//! the bits it gives the scalar.
 //! The module is private to the crate: `F64x4Avx` must not be reachable from safe code
 //! outside it.
 
@@ -214,8 +214,9 @@ vector_lanes!(wide::f32x4, f32, 4);
 vector_lanes!(wide::f64x4, f64, 4);
 
 /// Four f64 lanes in one AVX register, for code compiled for AVX2 at run time
-/// (`twin::measures_two_qubit::measure_group_avx2`, `twin::rk4_cavity::CavityWork::step_avx2`). It may only be made where the CPU has
-/// been found to have AVX2 (`twin::has_avx2`): `Real::X4Avx2` is used nowhere else.
+/// (`twin::measures_two_qubit::measure_group_avx2`, `twin::rk4_cavity::CavityWork::step_avx2`).
+/// It may only be made where the CPU has been found to have AVX2 (`twin::has_avx2`):
+/// `Real::X4Avx2` is used nowhere else.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, Debug)]
 pub struct F64x4Avx(std::arch::x86_64::__m256d);
