@@ -2,7 +2,7 @@
 
 use crate::ensemble::random::RandomKind;
 use crate::measures::Measure;
-use crate::model::{ModelKind, ParamDefault};
+use crate::model::ModelKind;
 use std::fmt::Write;
 
 pub fn models_text() -> String {
@@ -11,14 +11,7 @@ pub fn models_text() -> String {
         let _ = writeln!(s, "{}  ({})", m.name(), m.paper());
         let _ = writeln!(s, "  {}", m.hamiltonian_doc());
         for p in m.params() {
-            let d = match p.default {
-                ParamDefault::Real(x) => format!("{x}"),
-                ParamDefault::Complex(re, im) => format!("[{re}, {im}]"),
-                ParamDefault::Int(i) => format!("{i}"),
-                ParamDefault::Text(t) => format!("\"{t}\""),
-                ParamDefault::Required => "required".into(),
-                ParamDefault::Optional => "optional".into(),
-            };
+            let d = p.default.to_string();
             let _ = writeln!(s, "    {:<12} = {:<10} {}", p.name, d, p.doc);
         }
         let init = match m {

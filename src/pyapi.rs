@@ -484,7 +484,7 @@ pub struct ModelInfo {
 
 /// Every model with its parameters and defaults (as `qbat-gpu models`).
 pub fn models() -> Vec<ModelInfo> {
-    use crate::model::{ModelKind, ParamDefault};
+    use crate::model::ModelKind;
     ModelKind::ALL
         .iter()
         .map(|m| ModelInfo {
@@ -492,22 +492,7 @@ pub fn models() -> Vec<ModelInfo> {
             paper: m.paper(),
             hamiltonian: m.hamiltonian_doc(),
             coupling: m.coupling_doc(),
-            params: m
-                .params()
-                .into_iter()
-                .map(|p| ParamInfo {
-                    name: p.name,
-                    default: match p.default {
-                        ParamDefault::Real(x) => format!("{x}"),
-                        ParamDefault::Complex(re, im) => format!("[{re}, {im}]"),
-                        ParamDefault::Int(i) => format!("{i}"),
-                        ParamDefault::Text(t) => format!("\"{t}\""),
-                        ParamDefault::Required => "required".into(),
-                        ParamDefault::Optional => "optional".into(),
-                    },
-                    doc: p.doc,
-                })
-                .collect(),
+            params: m.params().into_iter().map(|p| ParamInfo { name: p.name, default: p.default.to_string(), doc: p.doc }).collect(),
         })
         .collect()
 }

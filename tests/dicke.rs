@@ -332,14 +332,7 @@ fn structured_engine_agrees_with_the_reference_and_verify_covers_it() {
         let (_, refr) = run(cfg, Backend::Reference);
         assert_eq!(fast.backend, "cpu");
         for (k, m) in plan.measures.iter().enumerate() {
-            let mut worst = 0.0f64;
-            for i in 0..plan.members.len() {
-                for s in 0..plan.schedule.times.len() {
-                    let (a, b) = (fast.value(i, s, k), refr.value(i, s, k));
-                    assert!(a.is_finite() && b.is_finite(), "{} not finite", m.name());
-                    worst = worst.max((a - b).abs());
-                }
-            }
+            let worst = crate::common::worst_deviation(&fast, &refr, k);
             assert!(worst <= 1e-10, "{}: structured engine vs reference {worst:e}", m.name());
         }
         for (a, b) in fast.peaks.iter().zip(&refr.peaks) {

@@ -13,14 +13,7 @@ fn engines_agree(cfg: &str, tol: f64) {
     assert_eq!(refr.backend, "reference");
     for (k, m) in plan.measures.iter().enumerate() {
         let t = qbat_gpu::verify::measure_tolerance(*m, tol);
-        let mut worst = 0.0f64;
-        for i in 0..plan.members.len() {
-            for s in 0..plan.schedule.times.len() {
-                let (a, b) = (fast.value(i, s, k), refr.value(i, s, k));
-                assert!(a.is_finite() && b.is_finite(), "{} not finite", m.name());
-                worst = worst.max((a - b).abs());
-            }
-        }
+        let worst = crate::common::worst_deviation(&fast, &refr, k);
         assert!(worst <= t, "{}: CPU engine vs reference {worst:e} > {t:e}", m.name());
     }
     for (a, b) in fast.peaks.iter().zip(&refr.peaks) {

@@ -194,12 +194,7 @@ fn pipeline_case(cfg: &str) {
     assert!(v.concurrence.as_deref().is_some_and(|c| c.starts_with("f32 on the device")), "{:?}", v.concurrence);
     for (k, m) in plan.measures.iter().enumerate().filter(|(_, m)| m.needs_eigensolve()) {
         let tol = verify_tolerance(*m, Precision::F32);
-        let mut worst = 0.0f64;
-        for i in 0..plan.members.len() {
-            for s in 0..plan.schedule.times.len() {
-                worst = worst.max((gpu.value(i, s, k) - cpu.value(i, s, k)).abs());
-            }
-        }
+        let worst = crate::common::worst_deviation(&gpu, &cpu, k);
         assert!(worst <= tol, "{}: GPU vs CPU engine {worst:e} > {tol:e}", m.name());
     }
 }

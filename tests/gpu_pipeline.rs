@@ -25,12 +25,7 @@ fn compare_config(cfg: &str, precision: Precision, tol: f64) {
     assert!(gpu.verify.as_ref().unwrap().pass, "{:#?}", gpu.verify);
     for (k, m) in plan.measures.iter().enumerate() {
         let t = qbat_gpu::verify::measure_tolerance(*m, tol);
-        let mut worst = 0.0f64;
-        for i in 0..plan.members.len() {
-            for s in 0..plan.schedule.times.len() {
-                worst = worst.max((gpu.value(i, s, k) - cpu.value(i, s, k)).abs());
-            }
-        }
+        let worst = crate::common::worst_deviation(&gpu, &cpu, k);
         assert!(worst <= t, "{}: GPU {precision:?} vs CPU engine max |dev| {worst:e} > {t:e}", m.name());
     }
     for (a, b) in gpu.peaks.iter().zip(&cpu.peaks) {

@@ -199,6 +199,26 @@ pub(super) fn gpu_refusal(plan: &Plan) -> Option<QbatError> {
     min_eigenvalue_refusal(plan, "cavity")
 }
 
+/// `run(options, progress)` of a job on the cavity or dicke kernel (`kernel` names it on the
+/// progress bar): chunks of the run's `max_chunk` members, each reported to the bar and to
+/// the run's control (which can cancel it there).
+pub(super) fn with_gpu_progress<R>(
+    plan: &Plan,
+    opts: &RunOptions,
+    kernel: &str,
+    run: impl FnOnce(&CavityGpuOptions, &dyn Fn(u64) -> Result<()>) -> Result<R>,
+) -> Result<R> {
+    let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {} ({kernel})", opts.precision.name()));
+    let gopts = CavityGpuOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
+    let chunks = ChunkProgress::new(opts);
+    let r = run(&gopts, &|done| {
+        pb.set_position(done);
+        chunks.report(done)
+    })?;
+    pb.finish_and_clear();
+    Ok(r)
+}
+
 /// The measures a GPU engine that returns only the reduced cell state can give (cavity and
 /// dicke kernels): min_eigenvalue needs the full `model` state, so asked for it is an error
 /// naming output.measures; among the default measures it is left out with a note.
@@ -294,14 +314,7 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
     let initial = |i: usize| plan.initial_state(&plan.members[i]);
     let job = cavity_job(plan, &initial, measures.contains(&Measure::EnergyFluctuationB))?;
     let ensemble = t.elapsed().as_secs_f64();
-    let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {} (cavity)", opts.precision.name()));
-    let gopts = CavityGpuOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
-    let chunks = ChunkProgress::new(opts);
-    let r = run_cavity_gpu(ctx, &job, opts.precision, &gopts, &|done| {
-        pb.set_position(done);
-        chunks.report(done)
-    })?;
-    pb.finish_and_clear();
+    let r = with_gpu_progress(plan, opts, "cavity", |gopts, progress| run_cavity_gpu(ctx, &job, opts.precision, gopts, progress))?;
     let th = Instant::now();
     let (values, peaks) = cavity_assemble(plan, &measures, &r);
     // `--save-states` (reduced): the cell states the kernel returned, as the measures saw them.

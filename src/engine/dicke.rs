@@ -4,11 +4,10 @@
 //! `measures::dicke`'s, from the reduced cell state and four sums over the full state at each
 //! sample (`DickeSample`), as the kernel returns them.
 
-use super::{progress_bar, reference::run_reference, update_peaks, ChunkProgress, Engine, EngineOutput, RunOptions};
+use super::{progress_bar, reference::run_reference, update_peaks, Engine, EngineOutput, RunOptions};
 use crate::config::{Member, Plan};
 use crate::error::QbatError;
 use crate::error::Result;
-use crate::gpu::rk4_cavity::CavityGpuOptions;
 use crate::gpu::rk4_dicke::run_dicke_gpu;
 use crate::gpu::GpuContext;
 use crate::job::dicke::DickeCoeffs;
@@ -266,14 +265,7 @@ fn run_dicke_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Res
     let initial = |i: usize| plan.initial_state(&plan.members[i]);
     let job = dicke_job(plan, &initial)?;
     let ensemble = t.elapsed().as_secs_f64();
-    let pb = progress_bar(opts.progress, plan.members.len() as u64, &format!("gpu {} (dicke)", opts.precision.name()));
-    let gopts = CavityGpuOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
-    let chunks = ChunkProgress::new(opts);
-    let r = run_dicke_gpu(ctx, &job, opts.precision, &gopts, &|done| {
-        pb.set_position(done);
-        chunks.report(done)
-    })?;
-    pb.finish_and_clear();
+    let r = super::cavity::with_gpu_progress(plan, opts, "dicke", |gopts, progress| run_dicke_gpu(ctx, &job, opts.precision, gopts, progress))?;
     let th = Instant::now();
     let n = job.n_cells;
     let mut list = measures.clone();

@@ -17,133 +17,80 @@ use crate::error::{QbatError, Result};
 use crate::linalg::{re_trace_product, reduced_battery, reduced_charger, CMat};
 use crate::model::{cavity_cells, ModelKind, OpenSystem, Space};
 
-/// Every output measure, by its docs/physics.md column name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Measure {
-    EnergyB,
-    EnergyC,
-    StoredEnergyB,
-    ErgotropyB,
-    AntiergotropyB,
-    CapacityB,
-    CapacityC,
-    CapacityTotal,
-    ResidualCapacity,
-    PowerB,
-    ErgotropicPowerB,
-    EnergyVarianceB,
-    EnergyFluctuationB,
-    Concurrence,
-    SteeringF3,
-    SteeringAb,
-    SteeringBa,
-    BellChsh,
-    CoherenceL1,
-    ImaginarityL1,
-    TextureB,
-    Purity,
-    EntropyB,
-    PhotonNumber,
-    TraceError,
-    MinEigenvalue,
-    FockTail,
-    SteadyResidual,
-    EnergyPerCell,
-    TextureC,
-    ErgotropyC,
-    AntiergotropyC,
-    EnergyVarianceC,
-    SmBRe,
-    SmBIm,
-    SmCRe,
-    SmCIm,
+/// Defines `Measure` from one table: each variant with its docs/physics.md column name and
+/// its definition, in the order of `Measure::ALL` (and of the derived `Ord`). One table, so
+/// that the enum, `ALL`, `name` and `doc` cannot drift apart.
+macro_rules! measures {
+    ($($variant:ident => $name:literal, $doc:literal;)*) => {
+        /// Every output measure, by its docs/physics.md column name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Measure {
+            $($variant,)*
+        }
+
+        impl Measure {
+            pub const ALL: [Measure; [$($name),*].len()] = [$(Measure::$variant),*];
+
+            /// The column name (docs/physics.md).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Measure::$variant => $name,)*
+                }
+            }
+
+            /// The definition, one line (`qbat-gpu measures`).
+            pub fn doc(&self) -> &'static str {
+                match self {
+                    $(Measure::$variant => $doc,)*
+                }
+            }
+        }
+    };
+}
+
+measures! {
+    EnergyB => "energy_b", "Tr(rho_b H_B)";
+    EnergyC => "energy_c", "Tr(rho_c H_C)";
+    StoredEnergyB => "stored_energy_b", "energy_b(t) - energy_b(0)";
+    ErgotropyB => "ergotropy_b", "Tr(rho_b H_B) - sum_i eps_i lam_{d-1-i} (passive energy subtracted)";
+    AntiergotropyB => "antiergotropy_b", "Tr(rho_b H_B) - sum_i eps_i lam_i (<= 0)";
+    CapacityB => "capacity_b", "sum_i eps_i (lam_i - lam_{d-1-i}) of rho_b against H_B";
+    CapacityC => "capacity_c", "sum_i eps_i (lam_i - lam_{d-1-i}) of rho_c against H_C";
+    CapacityTotal => "capacity_total", "capacity of the two-qubit state against the full H (two-qubit models)";
+    ResidualCapacity => "residual_capacity", "capacity_total - capacity_b - capacity_c (two-qubit models)";
+    PowerB => "power_b", "stored_energy_b / t (0 at t = 0; 0 at t = inf, its limit, in steady runs)";
+    ErgotropicPowerB => "ergotropic_power_b", "ergotropy_b / t (0 at t = 0; 0 at t = inf, its limit, in steady runs)";
+    EnergyVarianceB => "energy_variance_b", "Tr(rho_b H_B^2) - Tr(rho_b H_B)^2";
+    EnergyFluctuationB => "energy_fluctuation_b", "Sigma(t) of paper 003 eq. 6 (two-time, regression theorem): sqrt of Sigma^2";
+    Concurrence => "concurrence", "Wootters concurrence of the two-qubit state";
+    SteeringF3 => "steering_f3", "Tr(T T^T) - 1";
+    SteeringAb => "steering_ab", "LOO steering charger -> battery (paper 002)";
+    SteeringBa => "steering_ba", "LOO steering battery -> charger (paper 002)";
+    BellChsh => "bell_chsh", "2 sqrt(u1 + u2) - 2, u the two largest eigenvalues of T^T T";
+    CoherenceL1 => "coherence_l1", "sum_{i != j} |rho_ij| of the two-qubit state";
+    ImaginarityL1 => "imaginarity_l1", "sum_{i != j} |Im rho_ij| of the two-qubit state";
+    TextureB => "texture_b", "(1/2) ||rho_b - |+><+| ||_tr";
+    Purity => "purity", "Tr rho^2 of the two-qubit state";
+    EntropyB => "entropy_b", "-Tr rho_b log2 rho_b (bits)";
+    PhotonNumber => "photon_number", "Tr(rho a^+ a) (cavity-cells)";
+    TraceError => "trace_error", "|Tr rho - 1|";
+    MinEigenvalue => "min_eigenvalue", "smallest eigenvalue of the full state (positivity)";
+    FockTail => "fock_tail", "population of the top Fock state |N> (cavity-cells)";
+    SteadyResidual => "steady_residual", "||L rho||_F of the solved steady state (steady runs only, [time] steady = true)";
+    EnergyPerCell => "energy_per_cell", "energy_b / N (dicke)";
+    TextureC => "texture_c", "(1/2) ||rho_c - |+><+| ||_tr";
+    ErgotropyC => "ergotropy_c", "Tr(rho_c H_C) - sum_i eps_i lam_{d-1-i} (charger's passive energy subtracted)";
+    AntiergotropyC => "antiergotropy_c", "Tr(rho_c H_C) - sum_i eps_i lam_i (<= 0)";
+    EnergyVarianceC => "energy_variance_c", "Tr(rho_c H_C^2) - Tr(rho_c H_C)^2";
+    SmBRe => "sm_b_re", "Re <s-_b> = Re Tr(rho_b |g><e|)";
+    SmBIm => "sm_b_im", "Im <s-_b> = Im Tr(rho_b |g><e|)";
+    SmCRe => "sm_c_re", "Re <s-_c> = Re Tr(rho_c |g><e|)";
+    SmCIm => "sm_c_im", "Im <s-_c> = Im Tr(rho_c |g><e|)";
 }
 
 use Measure::*;
 
 impl Measure {
-    pub const ALL: [Measure; 37] = [
-        EnergyB,
-        EnergyC,
-        StoredEnergyB,
-        ErgotropyB,
-        AntiergotropyB,
-        CapacityB,
-        CapacityC,
-        CapacityTotal,
-        ResidualCapacity,
-        PowerB,
-        ErgotropicPowerB,
-        EnergyVarianceB,
-        EnergyFluctuationB,
-        Concurrence,
-        SteeringF3,
-        SteeringAb,
-        SteeringBa,
-        BellChsh,
-        CoherenceL1,
-        ImaginarityL1,
-        TextureB,
-        Purity,
-        EntropyB,
-        PhotonNumber,
-        TraceError,
-        MinEigenvalue,
-        FockTail,
-        SteadyResidual,
-        EnergyPerCell,
-        TextureC,
-        ErgotropyC,
-        AntiergotropyC,
-        EnergyVarianceC,
-        SmBRe,
-        SmBIm,
-        SmCRe,
-        SmCIm,
-    ];
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            EnergyB => "energy_b",
-            EnergyC => "energy_c",
-            StoredEnergyB => "stored_energy_b",
-            ErgotropyB => "ergotropy_b",
-            AntiergotropyB => "antiergotropy_b",
-            CapacityB => "capacity_b",
-            CapacityC => "capacity_c",
-            CapacityTotal => "capacity_total",
-            ResidualCapacity => "residual_capacity",
-            PowerB => "power_b",
-            ErgotropicPowerB => "ergotropic_power_b",
-            EnergyVarianceB => "energy_variance_b",
-            EnergyFluctuationB => "energy_fluctuation_b",
-            Concurrence => "concurrence",
-            SteeringF3 => "steering_f3",
-            SteeringAb => "steering_ab",
-            SteeringBa => "steering_ba",
-            BellChsh => "bell_chsh",
-            CoherenceL1 => "coherence_l1",
-            ImaginarityL1 => "imaginarity_l1",
-            TextureB => "texture_b",
-            Purity => "purity",
-            EntropyB => "entropy_b",
-            PhotonNumber => "photon_number",
-            TraceError => "trace_error",
-            MinEigenvalue => "min_eigenvalue",
-            FockTail => "fock_tail",
-            SteadyResidual => "steady_residual",
-            EnergyPerCell => "energy_per_cell",
-            TextureC => "texture_c",
-            ErgotropyC => "ergotropy_c",
-            AntiergotropyC => "antiergotropy_c",
-            EnergyVarianceC => "energy_variance_c",
-            SmBRe => "sm_b_re",
-            SmBIm => "sm_b_im",
-            SmCRe => "sm_c_re",
-            SmCIm => "sm_c_im",
-        }
-    }
-
     pub fn from_name(name: &str) -> Result<Measure> {
         Measure::ALL
             .iter()
@@ -197,48 +144,6 @@ impl Measure {
     /// sqrt((2 - Tr rho_c^2)(1 - Tr rho_b^2)) at a pure reduced state.
     pub fn sqrt_sensitive(&self) -> bool {
         matches!(self, Concurrence | SteeringAb | SteeringBa | EnergyFluctuationB)
-    }
-
-    pub fn doc(&self) -> &'static str {
-        match self {
-            EnergyB => "Tr(rho_b H_B)",
-            EnergyC => "Tr(rho_c H_C)",
-            StoredEnergyB => "energy_b(t) - energy_b(0)",
-            ErgotropyB => "Tr(rho_b H_B) - sum_i eps_i lam_{d-1-i} (passive energy subtracted)",
-            AntiergotropyB => "Tr(rho_b H_B) - sum_i eps_i lam_i (<= 0)",
-            CapacityB => "sum_i eps_i (lam_i - lam_{d-1-i}) of rho_b against H_B",
-            CapacityC => "sum_i eps_i (lam_i - lam_{d-1-i}) of rho_c against H_C",
-            CapacityTotal => "capacity of the two-qubit state against the full H (two-qubit models)",
-            ResidualCapacity => "capacity_total - capacity_b - capacity_c (two-qubit models)",
-            PowerB => "stored_energy_b / t (0 at t = 0; 0 at t = inf, its limit, in steady runs)",
-            ErgotropicPowerB => "ergotropy_b / t (0 at t = 0; 0 at t = inf, its limit, in steady runs)",
-            EnergyVarianceB => "Tr(rho_b H_B^2) - Tr(rho_b H_B)^2",
-            EnergyFluctuationB => "Sigma(t) of paper 003 eq. 6 (two-time, regression theorem): sqrt of Sigma^2",
-            Concurrence => "Wootters concurrence of the two-qubit state",
-            SteeringF3 => "Tr(T T^T) - 1",
-            SteeringAb => "LOO steering charger -> battery (paper 002)",
-            SteeringBa => "LOO steering battery -> charger (paper 002)",
-            BellChsh => "2 sqrt(u1 + u2) - 2, u the two largest eigenvalues of T^T T",
-            CoherenceL1 => "sum_{i != j} |rho_ij| of the two-qubit state",
-            ImaginarityL1 => "sum_{i != j} |Im rho_ij| of the two-qubit state",
-            TextureB => "(1/2) ||rho_b - |+><+| ||_tr",
-            Purity => "Tr rho^2 of the two-qubit state",
-            EntropyB => "-Tr rho_b log2 rho_b (bits)",
-            PhotonNumber => "Tr(rho a^+ a) (cavity-cells)",
-            TraceError => "|Tr rho - 1|",
-            MinEigenvalue => "smallest eigenvalue of the full state (positivity)",
-            FockTail => "population of the top Fock state |N> (cavity-cells)",
-            SteadyResidual => "||L rho||_F of the solved steady state (steady runs only, [time] steady = true)",
-            EnergyPerCell => "energy_b / N (dicke)",
-            TextureC => "(1/2) ||rho_c - |+><+| ||_tr",
-            ErgotropyC => "Tr(rho_c H_C) - sum_i eps_i lam_{d-1-i} (charger's passive energy subtracted)",
-            AntiergotropyC => "Tr(rho_c H_C) - sum_i eps_i lam_i (<= 0)",
-            EnergyVarianceC => "Tr(rho_c H_C^2) - Tr(rho_c H_C)^2",
-            SmBRe => "Re <s-_b> = Re Tr(rho_b |g><e|)",
-            SmBIm => "Im <s-_b> = Im Tr(rho_b |g><e|)",
-            SmCRe => "Re <s-_c> = Re Tr(rho_c |g><e|)",
-            SmCIm => "Im <s-_c> = Im Tr(rho_c |g><e|)",
-        }
     }
 }
 

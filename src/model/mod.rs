@@ -225,6 +225,21 @@ pub enum ParamDefault {
     Optional,
 }
 
+/// As `qbat-gpu models` and the Python `models()` show it: the value as written in a config
+/// (a string quoted, a complex number as `[re, im]`), or `required` / `optional`.
+impl std::fmt::Display for ParamDefault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamDefault::Real(x) => write!(f, "{x}"),
+            ParamDefault::Complex(re, im) => write!(f, "[{re}, {im}]"),
+            ParamDefault::Int(i) => write!(f, "{i}"),
+            ParamDefault::Text(t) => write!(f, "\"{t}\""),
+            ParamDefault::Required => f.write_str("required"),
+            ParamDefault::Optional => f.write_str("optional"),
+        }
+    }
+}
+
 /// A resolved parameter value for one member.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ParamValue {

@@ -117,3 +117,18 @@ pub fn assert_window_bits(undriven: &qbat_gpu::run::RunResult, windowed: &qbat_g
         }
     }
 }
+
+/// The largest |a - b| of measure column `k` over every member and sample of two runs of one
+/// plan, each value checked finite (a NaN would pass unseen through `f64::max`).
+pub fn worst_deviation(a: &qbat_gpu::run::RunResult, b: &qbat_gpu::run::RunResult, k: usize) -> f64 {
+    assert_eq!((a.member_ids.len(), a.times.len(), a.measures.len()), (b.member_ids.len(), b.times.len(), b.measures.len()), "runs of different shapes");
+    let mut worst = 0.0f64;
+    for i in 0..a.member_ids.len() {
+        for s in 0..a.times.len() {
+            let (x, y) = (a.value(i, s, k), b.value(i, s, k));
+            assert!(x.is_finite() && y.is_finite(), "{:?} not finite at member {i}, sample {s}: {x} and {y}", a.measures[k]);
+            worst = worst.max((x - y).abs());
+        }
+    }
+    worst
+}
