@@ -7,9 +7,11 @@
 use super::{progress_bar, ChunkProgress, Engine, EngineOutput, RunOptions};
 use crate::config::Plan;
 use crate::error::Result;
-use crate::gpu::{rk4_two_qubit::run_two_qubit_gpu_measured, GpuContext};
+use crate::gpu::rk4_two_qubit::{run_two_qubit_gpu_into, ValuesSink};
+use crate::gpu::GpuContext;
+use crate::job::columns::{column_sources, fill_rows};
 use crate::job::measures_two_qubit::EigenJob;
-use crate::job::{pauli, Peak, Precision, TwoQubitJob, TwoQubitResult};
+use crate::job::{pauli, Peak, Precision, TwoQubitJob};
 use crate::linalg::C64;
 use crate::measures::saved::push_row_major;
 use crate::measures::{energy::eigvals_asc, Measure};
@@ -73,7 +75,7 @@ pub fn run_two_qubit(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<
         // The eigen-solve measures run on the device: the states are read back only for
         // `--save-states`.
         let job = TwoQubitJob { keep_states: plan.save_states.is_some(), ..job };
-        let (values, peaks, states, gpu_busy, _) = run_two_qubit_gpu_overlapped(plan, &job, &eigen, ctx, opts, &pb)?;
+        let (values, peaks, states, gpu_busy) = run_two_qubit_gpu_overlapped(plan, &job, &eigen, ctx, opts, &pb)?;
         pb.finish_and_clear();
         let exposed = (t.elapsed().as_secs_f64() - gpu_busy).max(0.0);
         let mut out = EngineOutput::new(plan, values, peaks, opts.precision, ensemble, exposed);
@@ -91,9 +93,9 @@ pub fn run_two_qubit(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<
 
 /// `--save-states`: the engine's sampled states (Pauli basis, after the dephasing channel, as
 /// the measures see them) as 4x4 matrices, row-major.
-fn saved_states(plan: &Plan, r: &TwoQubitResult) -> Option<Vec<C64>> {
+fn saved_states(plan: &Plan, states: Option<&[f64]>) -> Option<Vec<C64>> {
     plan.save_states?;
-    let x = r.states.as_ref()?;
+    let x = states?;
     let mut out = Vec::with_capacity(x.len());
     for chunk in x.chunks_exact(16) {
         let p: [f64; 16] = chunk.try_into().expect("16 Pauli coefficients");
@@ -138,7 +140,7 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
         let buffers_in = std::mem::take(&mut buffers);
         let result = if in_place { run_two_qubit_twin_into::<f64>(&sub, buffers_in, out) } else { run_two_qubit_twin_reusing::<f64>(&sub, buffers_in) };
         peaks.extend_from_slice(&result.peaks);
-        if let (Some(all), Some(st)) = (states.as_mut(), saved_states(plan, &result)) {
+        if let (Some(all), Some(st)) = (states.as_mut(), saved_states(plan, result.states.as_deref())) {
             all.extend(st);
         }
         let t = Instant::now();
@@ -160,56 +162,13 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
     Ok((values, peaks, states, host))
 }
 
-/// The GPU path's values: the engine's closed-form columns merged with the eigen-solve
-/// measures, columns in the plan's order. `ev` holds the eigen-solve measures computed on the
-/// device (`run_two_qubit_gpu_measured` returns them whenever `eigen` has any). `eigen` is for
-/// the points of the (sliced) `job`. Returns the values and the seconds spent here (the host
-/// measures of run.json's timings).
-fn assemble(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, mut r: TwoQubitResult, ev: Option<Vec<f64>>) -> (Vec<f64>, f64) {
-    let t = Instant::now();
-    let ns = plan.schedule.times.len();
-    let nm = plan.measures.len();
-    let n = r.peaks.len() / 4;
-    let ev = ev.unwrap_or_default();
-    // The engine's columns already in the plan's order, with nothing to add: its values are
-    // the result as they are (no copy, no fresh buffer).
-    if ev.is_empty() && job.measures == plan.measures && r.values.len() == n * ns * nm {
-        return (std::mem::take(&mut r.values), t.elapsed().as_secs_f64());
-    }
-    // The states are spent once the eigen-solve measures are taken: their memory, already
-    // in use, holds the values (every entry is written below), so that fewer fresh pages are
-    // faulted in per block.
-    let mut values = r.states.take().unwrap_or_default();
-    values.resize(n * ns * nm, 0.0);
-    values.shrink_to_fit();
-    merge_columns(plan, job, eigen, &r.values, &ev, &mut values);
-    (values, t.elapsed().as_secs_f64())
-}
-
 /// `out` (the members of `job`, values in the plan's column order) from the engine's columns
 /// `engine_values` (`job.measures`) and the eigen-solve measures `ev` (`eigen.measures`,
 /// NaN where missing).
 fn merge_columns(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, engine_values: &[f64], ev: &[f64], out: &mut [f64]) {
-    let ns = plan.schedule.times.len();
-    let nm = plan.measures.len();
-    let col_engine: Vec<Option<usize>> = plan.measures.iter().map(|m| job.measures.iter().position(|x| x == m)).collect();
-    let col_eigen: Vec<Option<usize>> = plan.measures.iter().map(|m| eigen.measures.iter().position(|x| x == m)).collect();
     let (ne, nev) = (job.measures.len(), eigen.measures.len());
-    if ns * nm == 0 {
-        return;
-    }
-    out.par_chunks_mut(ns * nm).enumerate().for_each(|(i, out)| {
-        for s in 0..ns {
-            let row = i * ns + s;
-            for k in 0..nm {
-                out[s * nm + k] = match (col_engine[k], col_eigen[k]) {
-                    (Some(c), _) => engine_values[row * ne + c],
-                    (None, Some(c)) => ev.get(row * nev + c).copied().unwrap_or(f64::NAN),
-                    (None, None) => f64::NAN,
-                };
-            }
-        }
-    });
+    let columns = column_sources(&plan.measures, &job.measures, &eigen.measures);
+    fill_rows(out, &columns, |r, c| engine_values[r * ne + c], |r, c| ev.get(r * nev + c).copied().unwrap_or(f64::NAN));
 }
 
 /// Members [range] of a two-qubit job, with only the parameter points they use (remapped),
@@ -251,7 +210,7 @@ fn run_two_qubit_gpu_overlapped(
     ctx: &GpuContext,
     opts: &RunOptions,
     pb: &indicatif::ProgressBar,
-) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<C64>>, f64, f64)> {
+) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<C64>>, f64)> {
     let n = plan.members.len();
     // Overlap only pays when there is host work; then about 8 slices of at least 4,096 members.
     let slice = if job.keep_states { n.div_ceil(8).max(4096) } else { n.max(1) };
@@ -260,42 +219,61 @@ fn run_two_qubit_gpu_overlapped(
     let gopts = crate::gpu::rk4_two_qubit::GpuRunOptions { max_members_per_chunk: opts.max_chunk, ..Default::default() };
     let ns = plan.schedule.times.len();
     let nm = plan.measures.len();
+    // The block's values in the plan's column order, each slice's rows filled in place from
+    // the device's read-back.
+    let columns = column_sources(&plan.measures, &job.measures, eigen.map_or(&[], |e| &e.measures));
     let mut values = opts.zeroed_values(n * ns * nm);
+    let mut rest = &mut values[..];
+    let rows_of_slices: Vec<&mut [f64]> = ranges
+        .iter()
+        .map(|r| {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(r.len() * ns * nm);
+            rest = tail;
+            head
+        })
+        .collect();
     let mut peaks = vec![Peak::default(); n * 4];
     let mut states = plan.save_states.map(|_| vec![C64::default(); n * ns * 16]);
-    let mut host = 0.0;
     let gpu_time = std::thread::scope(|scope| -> Result<f64> {
-        type Slice = (std::ops::Range<usize>, TwoQubitJob, EigenJob, (TwoQubitResult, Option<Vec<f64>>));
+        type Slice = (std::ops::Range<usize>, Vec<Peak>, Option<Vec<f64>>);
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Slice>>(1);
+        let columns = &columns;
         let producer = scope.spawn(move || {
             let t = Instant::now();
-            for r in ranges {
+            for (r, out) in ranges.into_iter().zip(rows_of_slices) {
                 let (sub, used) = job_slice(job, r.clone());
-                let sub_eigen = eigen.map_or_else(|| EigenJob { measures: vec![], h_total_eigs: vec![] }, |e| e.select(&used));
+                let sub_eigen = eigen.map(|e| e.select(&used));
                 let offset = r.start as u64;
                 let chunks = ChunkProgress::new(opts);
-                let res = run_two_qubit_gpu_measured(ctx, &sub, eigen.map(|_| &sub_eigen), opts.precision, &gopts, &|done| {
-                    pb.set_position(offset + done);
-                    chunks.report(done)
-                });
+                let mut sinks = [ValuesSink { out, columns }];
+                let res = run_two_qubit_gpu_into(
+                    ctx,
+                    &sub,
+                    sub_eigen.as_ref(),
+                    opts.precision,
+                    &gopts,
+                    &|done| {
+                        pb.set_position(offset + done);
+                        chunks.report(done)
+                    },
+                    &mut sinks,
+                );
                 let failed = res.is_err();
-                if tx.send(res.map(|x| (r, sub, sub_eigen, x))).is_err() || failed {
+                if tx.send(res.map(|(p, st)| (r, p, st))).is_err() || failed {
                     break;
                 }
             }
             t.elapsed().as_secs_f64()
         });
+        // `--save-states`: each slice's states converted while the device runs the next
         for msg in rx {
-            let (r, sub, sub_eigen, (res, ev)) = msg?;
-            peaks[r.start * 4..r.end * 4].copy_from_slice(&res.peaks);
-            if let (Some(all), Some(st)) = (states.as_mut(), saved_states(plan, &res)) {
+            let (r, slice_peaks, slice_states) = msg?;
+            peaks[r.start * 4..r.end * 4].copy_from_slice(&slice_peaks);
+            if let (Some(all), Some(st)) = (states.as_mut(), saved_states(plan, slice_states.as_deref())) {
                 all[r.start * ns * 16..r.end * ns * 16].copy_from_slice(&st);
             }
-            let (v, h) = assemble(plan, &sub, &sub_eigen, res, ev);
-            values[r.start * ns * nm..r.end * ns * nm].copy_from_slice(&v);
-            host += h;
         }
         Ok(producer.join().unwrap_or(0.0))
     })?;
-    Ok((values, peaks, states, gpu_time, host))
+    Ok((values, peaks, states, gpu_time))
 }

@@ -3,6 +3,7 @@
 //! uniform at dynamic offsets, 1-3 read-only storage, 4-6 read-write storage).
 
 use super::Precision;
+use crate::job::columns::{fill_rows, ColumnSource};
 use std::num::NonZeroU64;
 
 /// Round up to a whole number of vec4s.
@@ -38,6 +39,34 @@ pub fn read_reals(bytes: &[u8], n: usize, precision: Precision) -> Vec<f64> {
         Precision::F32 => bytes.chunks_exact(4).take(n).map(|c| f32::from_ne_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
         Precision::F64 => bytes.chunks_exact(8).take(n).map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect(),
     }
+}
+
+/// `job::columns::fill_rows` of `out` straight from mapped read-back bytes (reals in
+/// `precision`): the integrator's rows of `n_cols` reals in `integrator`, the eigen-solve
+/// measures' rows of `n_eigen` in `eigen` (None: those columns NaN). One parallel pass from
+/// the device's memory to the rows kept, with no intermediate copy.
+pub fn fill_rows_from_bytes(
+    out: &mut [f64],
+    columns: &[ColumnSource],
+    (integrator, n_cols): (&[u8], usize),
+    (eigen, n_eigen): (Option<&[u8]>, usize),
+    precision: Precision,
+) {
+    match precision {
+        Precision::F32 => fill_rows_as(out, columns, (integrator, n_cols), (eigen, n_eigen), |b: [u8; 4]| f32::from_ne_bytes(b) as f64),
+        Precision::F64 => fill_rows_as(out, columns, (integrator, n_cols), (eigen, n_eigen), f64::from_ne_bytes),
+    }
+}
+
+fn fill_rows_as<const N: usize>(
+    out: &mut [f64],
+    columns: &[ColumnSource],
+    (integrator, n_cols): (&[u8], usize),
+    (eigen, n_eigen): (Option<&[u8]>, usize),
+    real: impl Fn([u8; N]) -> f64 + Sync,
+) {
+    let at = |bytes: &[u8], i: usize| real(bytes[N * i..N * (i + 1)].try_into().expect("N bytes"));
+    fill_rows(out, columns, |r, c| at(integrator, r * n_cols + c), |r, c| eigen.map_or(f64::NAN, |e| at(e, r * n_eigen + c)));
 }
 
 /// The kernels' bind-group layout; `params_size` is the size of the uniform Params struct.

@@ -28,12 +28,13 @@
 //! depend on the chunking, bit for bit.
 
 use super::buffers::{
-    check_completed, dispatch_uniforms, group_pieces, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_back, read_reals, real_bytes,
-    submit_dispatches, u32_bytes,
+    check_completed, dispatch_uniforms, fill_rows_from_bytes, group_pieces, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_back, read_reals,
+    real_bytes, submit_dispatches, u32_bytes,
 };
 use super::context::GpuContext;
 use super::Precision;
 use crate::error::{QbatError, Result};
+use crate::job::columns::ColumnSource;
 use crate::job::measures_two_qubit::EigenJob;
 use crate::job::two_qubit::{
     kernel_code, KernelFlags, KernelPoint, Params, SparseGenerator, DRIVE_VEC4_PER_DRIVE, F_FIRST, MAX_COLS, MAX_DRIVES, NO_POINT, POINT_VEC4, TILE_TABLE,
@@ -297,6 +298,43 @@ pub fn run_two_qubit_gpu_measured(
     opts: &GpuRunOptions,
     progress: &dyn Fn(u64) -> Result<()>,
 ) -> Result<(TwoQubitResult, Option<Vec<f64>>)> {
+    let eigen = eigen.filter(|e| !e.is_empty());
+    let rows = job.initial.len() * job.schedule.times.len();
+    // the job's columns, NaN where the kernel has no code (it writes code 0's value there)
+    let job_columns: Vec<ColumnSource> =
+        job.measures.iter().enumerate().map(|(k, &m)| if kernel_code(m).is_some() { ColumnSource::Integrator(k) } else { ColumnSource::Missing }).collect();
+    let eigen_columns: Vec<ColumnSource> = (0..eigen.map_or(0, |e| e.measures.len())).map(ColumnSource::Eigen).collect();
+    let mut values = vec![0.0; rows * job_columns.len()];
+    let mut eigen_values = eigen.map(|_| vec![0.0; rows * eigen_columns.len()]);
+    let mut sinks = vec![ValuesSink { out: &mut values, columns: &job_columns }];
+    if let Some(ev) = eigen_values.as_mut() {
+        sinks.push(ValuesSink { out: ev, columns: &eigen_columns });
+    }
+    let (peaks, states) = run_two_qubit_gpu_into(ctx, job, eigen, precision, opts, progress, &mut sinks)?;
+    Ok((TwoQubitResult { measures: job.measures.clone(), values, states, peaks }, eigen_values))
+}
+
+/// Rows of a run's values that the read-back fills in place: `out` holds a row of
+/// `columns.len()` values per (member, sample), member-major, column k from `columns[k]`
+/// (`job::columns`; an eigen-solve column is NaN in a run without eigen-solve measures).
+pub struct ValuesSink<'a> {
+    pub out: &'a mut [f64],
+    pub columns: &'a [ColumnSource],
+}
+
+/// Run a two-qubit job (and with `eigen` its eigen-solve measures, as
+/// [`run_two_qubit_gpu_measured`]) writing the values of each chunk from its mapped read-back
+/// straight into the rows of every sink: one pass per sink, in parallel, with no intermediate
+/// buffer. Returns the peaks and, with `job.keep_states`, the states.
+pub fn run_two_qubit_gpu_into(
+    ctx: &GpuContext,
+    job: &TwoQubitJob,
+    eigen: Option<&EigenJob>,
+    precision: Precision,
+    opts: &GpuRunOptions,
+    progress: &dyn Fn(u64) -> Result<()>,
+    sinks: &mut [ValuesSink<'_>],
+) -> Result<(Vec<Peak>, Option<Vec<f64>>)> {
     validate(job)?;
     let eigen = eigen.filter(|e| !e.is_empty());
     if let Some(e) = eigen {
@@ -304,27 +342,21 @@ pub fn run_two_qubit_gpu_measured(
     }
     let n_members = job.initial.len();
     let n_samples = job.schedule.times.len();
-    let n_cols = job.measures.len();
-    let vstride = n_samples * n_cols;
+    for sink in sinks.iter() {
+        assert_eq!(sink.out.len(), n_members * n_samples * sink.columns.len(), "a sink's rows do not match the job");
+    }
     let sstride = if job.keep_states { n_samples * 16 } else { 0 };
-    let mut result = TwoQubitResult {
-        measures: job.measures.clone(),
-        values: vec![0.0; n_members * vstride],
-        states: if job.keep_states { Some(vec![0.0; n_members * sstride]) } else { None },
-        peaks: vec![Peak::default(); n_members * 4],
-    };
-    let n_eigen = eigen.map_or(0, |e| e.measures.len());
-    let mut eigen_values = eigen.map(|_| vec![0.0; n_members * n_samples * n_eigen]);
+    let mut states = if job.keep_states { Some(vec![0.0; n_members * sstride]) } else { None };
+    let mut peaks = vec![Peak::default(); n_members * 4];
     let pieces = plan_pieces(&job.schedule, steps_per_piece(job));
     if n_members == 0 || pieces.is_empty() {
-        return Ok((result, eigen_values));
+        return Ok((peaks, states));
     }
     let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries(std::mem::size_of::<Params>() as u64))?;
     let chunks = plan_chunks_with(job, eigen, precision, &ctx.info.limits, opts.max_members_per_chunk)?;
-    let codes: Vec<Option<u32>> = job.measures.iter().map(|&m| kernel_code(m)).collect();
     let mut cols = [[0u32; 4]; 8];
-    for (k, c) in codes.iter().enumerate() {
-        cols[k / 4][k % 4] = c.unwrap_or(0);
+    for (k, m) in job.measures.iter().enumerate() {
+        cols[k / 4][k % 4] = kernel_code(*m).unwrap_or(0);
     }
     let run = ChunkRunner {
         ctx,
@@ -339,29 +371,19 @@ pub fn run_two_qubit_gpu_measured(
         member_steps: opts.member_steps_per_dispatch.unwrap_or(MEMBER_STEPS_PER_DISPATCH).max(1),
     };
     for chunk in chunks {
-        let out = run.run(chunk.clone())?;
+        let out = run.run(chunk.clone(), sinks)?;
         let (a, b) = (chunk.start, chunk.end);
-        for (dst, src) in result.values[a * vstride..b * vstride].chunks_exact_mut(n_cols.max(1)).zip(out.values.chunks_exact(n_cols.max(1))) {
-            for ((d, s), code) in dst.iter_mut().zip(src).zip(&codes) {
-                *d = if code.is_some() { *s } else { f64::NAN };
-            }
-        }
-        if let (Some(all), Some(st)) = (result.states.as_mut(), out.states) {
+        if let (Some(all), Some(st)) = (states.as_mut(), out.states) {
             all[a * sstride..b * sstride].copy_from_slice(&st);
         }
-        if let (Some(all), Some(ev)) = (eigen_values.as_mut(), out.eigen) {
-            all[a * n_samples * n_eigen..b * n_samples * n_eigen].copy_from_slice(&ev);
-        }
-        result.peaks[4 * a..4 * b].copy_from_slice(&out.peaks);
+        peaks[4 * a..4 * b].copy_from_slice(&out.peaks);
         progress(b as u64)?;
     }
-    Ok((result, eigen_values))
+    Ok((peaks, states))
 }
 
 struct ChunkOut {
-    values: Vec<f64>,
     states: Option<Vec<f64>>,
-    eigen: Option<Vec<f64>>,
     peaks: Vec<Peak>,
 }
 
@@ -378,7 +400,8 @@ struct ChunkRunner<'a> {
 }
 
 impl ChunkRunner<'_> {
-    fn run(&self, chunk: Range<usize>) -> Result<ChunkOut> {
+    /// Run members `chunk`: their values into their rows of every sink, their states and peaks returned.
+    fn run(&self, chunk: Range<usize>, sinks: &mut [ValuesSink<'_>]) -> Result<ChunkOut> {
         let (ctx, job, precision) = (self.ctx, self.job, self.precision);
         let device = &ctx.device;
         let m = chunk.len();
@@ -549,18 +572,13 @@ impl ChunkRunner<'_> {
             sources.push(("eigen values", b));
         }
         let staging = read_back(ctx, &sources)?;
+        let view = |k: usize| staging[k].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping {}: {e}", sources[k].0)));
         let read = |k: usize, n: usize| -> Result<Vec<f64>> {
-            let view = staging[k].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping {}: {e}", sources[k].0)))?;
-            let out = read_reals(&view, n, precision);
-            drop(view);
+            let out = read_reals(&view(k)?, n, precision);
             staging[k].unmap();
             Ok(out)
         };
         let work = read(0, m * stride as usize * 4)?;
-        let values = read(1, m * n_samples * n_cols)?;
-        let states = if job.keep_states { Some(read(2, m * n_samples * 16)?) } else { None };
-        let n_eigen = self.eigen.map_or(0, |e| e.measures.len());
-        let eigen = if eigen_buf.is_some() { Some(read(sources.len() - 1, m * n_samples * n_eigen)?) } else { None };
 
         let pk = (stride as usize - 3) * 4;
         let times = &job.schedule.times;
@@ -577,108 +595,24 @@ impl ChunkRunner<'_> {
                 peaks.push(Peak { max: work[base + k], t_max: times.get(idx).copied().unwrap_or(0.0) });
             }
         }
-        Ok(ChunkOut { values, states, eigen, peaks })
+        // The values and the eigen-solve measures go from the mapped read-back straight into
+        // the sinks' rows of this chunk.
+        let n_eigen = self.eigen.map_or(0, |e| e.measures.len());
+        {
+            let values = view(1)?;
+            let eigen = if eigen_buf.is_some() { Some(view(sources.len() - 1)?) } else { None };
+            let rows = chunk.start * n_samples..chunk.end * n_samples;
+            for sink in sinks.iter_mut() {
+                let width = sink.columns.len();
+                let out = &mut sink.out[rows.start * width..rows.end * width];
+                fill_rows_from_bytes(out, sink.columns, (&values, n_cols), (eigen.as_deref(), n_eigen), precision);
+            }
+        }
+        staging[1].unmap();
+        let states = if job.keep_states { Some(read(2, m * n_samples * 16)?) } else { None };
+        Ok(ChunkOut { states, peaks })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::job::{Schedule, TwoQubitPoint};
-    use crate::measures::Measure;
-
-    #[test]
-    fn a_driven_piece_fits_the_loop_budget() {
-        // the longest piece of a driven job: its full steps, a shortened step and a sample
-        for nd in 1..=crate::job::drive::MAX_DRIVES as u64 {
-            let cost = driven_step_cost(nd);
-            let piece = Piece { n_full: driven_piece_steps(nd) as u32, sample: 0, h_last: 0.5, uncoupled: false };
-            assert!(loop_cost(&piece, cost) <= LOOP_BUDGET, "{nd} drives: {} iterations", loop_cost(&piece, cost));
-        }
-    }
-
-    fn job(members: usize, points: usize, samples: usize) -> TwoQubitJob {
-        let times: Vec<f64> = (0..samples).map(|i| i as f64 * 0.1).collect();
-        let p =
-            TwoQubitPoint { generator: [0.0; 256], generator_off: None, h_battery: [0.0, 0.0, 0.0, 1.0], h_charger: [0.0; 4], dephasing: 0.0, drives: vec![] };
-        TwoQubitJob {
-            points: vec![p; points],
-            member_point: (0..members).map(|i| (i % points) as u32).collect(),
-            initial: vec![[0.0; 16]; members],
-            schedule: Schedule::new(0.01, &times),
-            measures: vec![Measure::EnergyB, Measure::Purity],
-            keep_states: true,
-        }
-    }
-
-    fn lavapipe_limits() -> wgpu::Limits {
-        wgpu::Limits { max_storage_buffer_binding_size: 128 << 20, max_buffer_size: 2 << 30, ..wgpu::Limits::default() }
-    }
-
-    fn check_fits(j: &TwoQubitJob, chunks: &[Range<usize>], limits: &wgpu::Limits, precision: Precision) {
-        let b = member_bytes(j, precision);
-        let cap = limits.max_storage_buffer_binding_size;
-        assert_eq!(chunks.first().map(|c| c.start), Some(0));
-        assert_eq!(chunks.last().map(|c| c.end), Some(j.initial.len()));
-        for w in chunks.windows(2) {
-            assert_eq!(w[0].end, w[1].start);
-        }
-        for c in chunks {
-            let m = c.len() as u64;
-            assert!(m.div_ceil(64) <= limits.max_compute_workgroups_per_dimension as u64);
-            for per in [b.values, b.states, b.work, b.init] {
-                assert!(pad32(m * per) <= cap);
-            }
-            let pts = m.min(j.points.len() as u64);
-            let n_pieces = plan_pieces(&j.schedule, STEPS_PER_PIECE).len() as u64;
-            let tail = consts_tail(j.schedule.times.len() as u64, n_pieces) * precision.bytes();
-            assert!(pad32(pts * b.point + tail) <= cap);
-        }
-    }
-
-    #[test]
-    fn chunks_fit_the_limits() {
-        let limits = lavapipe_limits();
-        // 100k members x 2001 samples x 2 columns + states: values alone need chunking.
-        let j = job(100_000, 1, 2001);
-        for precision in [Precision::F32, Precision::F64] {
-            let chunks = plan_chunks(&j, precision, &limits, None).unwrap();
-            assert!(chunks.len() > 1);
-            check_fits(&j, &chunks, &limits, precision);
-        }
-        // One point per member: the points bound the chunk.
-        let j = job(200_000, 200_000, 2);
-        let chunks = plan_chunks(&j, Precision::F64, &limits, None).unwrap();
-        check_fits(&j, &chunks, &limits, Precision::F64);
-        // Workgroup count: 65,535 x 64 members at most.
-        let j = job(5_000_000, 1, 1);
-        let chunks = plan_chunks(&j, Precision::F32, &limits, None).unwrap();
-        assert!(chunks.iter().all(|c| c.len() <= 65_535 * 64));
-        // Forced cap.
-        let j = job(1000, 3, 5);
-        let chunks = plan_chunks(&j, Precision::F32, &limits, Some(400)).unwrap();
-        assert_eq!(chunks, vec![0..400, 400..800, 800..1000]);
-    }
-
-    #[test]
-    fn a_member_larger_than_a_buffer_is_an_error() {
-        let limits = wgpu::Limits { max_storage_buffer_binding_size: 1 << 20, ..lavapipe_limits() };
-        let j = job(10, 1, 100_000);
-        assert!(matches!(plan_chunks(&j, Precision::F64, &limits, None), Err(QbatError::TooLarge { .. })));
-    }
-
-    #[test]
-    fn dispatches_cover_the_pieces() {
-        let s = Schedule::new(0.01, &[0.0, 10.0, 10.005, 30.0]);
-        let pieces = plan_pieces(&s, STEPS_PER_PIECE);
-        for budget in [1, 500, 1024, 5000, u64::MAX] {
-            let d = plan_dispatches(&pieces, budget, 2);
-            assert_eq!(d.first().unwrap().0, 0);
-            assert_eq!(d.last().unwrap().1 as usize, pieces.len());
-            for w in d.windows(2) {
-                assert_eq!(w[0].1, w[1].0);
-            }
-        }
-        assert_eq!(plan_dispatches(&pieces, u64::MAX, 2).len(), 1);
-    }
-}
+mod tests;

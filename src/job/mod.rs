@@ -4,6 +4,7 @@
 //! other. Everything here is already validated; engines only step and measure.
 
 pub mod cavity;
+pub mod columns;
 pub mod dicke;
 pub mod drive;
 pub mod measures_two_qubit;
