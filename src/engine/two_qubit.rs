@@ -9,7 +9,7 @@ use crate::config::Plan;
 use crate::error::Result;
 use crate::gpu::rk4_two_qubit::{run_two_qubit_gpu_into, ValuesSink};
 use crate::gpu::GpuContext;
-use crate::job::columns::{column_sources, fill_rows};
+use crate::job::columns::column_sources;
 use crate::job::measures_two_qubit::EigenJob;
 use crate::job::{pauli, Peak, Precision, TwoQubitJob};
 use crate::linalg::C64;
@@ -163,12 +163,30 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
 }
 
 /// `out` (the members of `job`, values in the plan's column order) from the engine's columns
-/// `engine_values` (`job.measures`) and the eigen-solve measures `ev` (`eigen.measures`,
-/// NaN where missing).
+/// `engine_values` (`job.measures`, NaN where the kernel has no code) and the eigen-solve
+/// measures `ev` (`eigen.measures`, NaN where missing). (The GPU path takes the same sources
+/// from `job::columns` and fills its rows from the read-back.)
 fn merge_columns(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, engine_values: &[f64], ev: &[f64], out: &mut [f64]) {
+    let ns = plan.schedule.times.len();
+    let nm = plan.measures.len();
+    let col_engine: Vec<Option<usize>> = plan.measures.iter().map(|m| job.measures.iter().position(|x| x == m)).collect();
+    let col_eigen: Vec<Option<usize>> = plan.measures.iter().map(|m| eigen.measures.iter().position(|x| x == m)).collect();
     let (ne, nev) = (job.measures.len(), eigen.measures.len());
-    let columns = column_sources(&plan.measures, &job.measures, &eigen.measures);
-    fill_rows(out, &columns, |r, c| engine_values[r * ne + c], |r, c| ev.get(r * nev + c).copied().unwrap_or(f64::NAN));
+    if ns * nm == 0 {
+        return;
+    }
+    out.par_chunks_mut(ns * nm).enumerate().for_each(|(i, out)| {
+        for s in 0..ns {
+            let row = i * ns + s;
+            for k in 0..nm {
+                out[s * nm + k] = match (col_engine[k], col_eigen[k]) {
+                    (Some(c), _) => engine_values[row * ne + c],
+                    (None, Some(c)) => ev.get(row * nev + c).copied().unwrap_or(f64::NAN),
+                    (None, None) => f64::NAN,
+                };
+            }
+        }
+    });
 }
 
 /// Members [range] of a two-qubit job, with only the parameter points they use (remapped),
@@ -198,11 +216,12 @@ fn job_slice(job: &TwoQubitJob, range: std::ops::Range<usize>) -> (TwoQubitJob, 
     (sub, used)
 }
 
-/// Two-qubit members on the GPU in slices, so that the host's assembly of slice k runs while
-/// the GPU integrates slice k + 1 (with every measure on the device there is one slice).
-/// Results are identical to one slice (members are independent and GPU chunking is
-/// bit-exact). Returns values, peaks, the saved states (`--save-states`), and the GPU and host
-/// busy times.
+/// Two-qubit members on the GPU in slices: each slice's values are filled into its rows of the
+/// block from the read-back, on the thread that drives the device; with `--save-states` the
+/// host converts slice k's states while the GPU integrates slice k + 1 (otherwise there is
+/// one slice). Results are identical to one slice (members are independent and GPU chunking
+/// is bit-exact). Returns values, peaks, the saved states, and the seconds the device thread
+/// was busy (the read-back's filling included).
 fn run_two_qubit_gpu_overlapped(
     plan: &Plan,
     job: &TwoQubitJob,
@@ -265,7 +284,8 @@ fn run_two_qubit_gpu_overlapped(
             }
             t.elapsed().as_secs_f64()
         });
-        // `--save-states`: each slice's states converted while the device runs the next
+        // the slices' peaks, and their states converted (`--save-states`) while the device runs
+        // the next slice
         for msg in rx {
             let (r, slice_peaks, slice_states) = msg?;
             peaks[r.start * 4..r.end * 4].copy_from_slice(&slice_peaks);

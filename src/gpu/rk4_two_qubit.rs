@@ -298,6 +298,7 @@ pub fn run_two_qubit_gpu_measured(
     opts: &GpuRunOptions,
     progress: &dyn Fn(u64) -> Result<()>,
 ) -> Result<(TwoQubitResult, Option<Vec<f64>>)> {
+    validate(job)?;
     let eigen = eigen.filter(|e| !e.is_empty());
     let rows = job.initial.len() * job.schedule.times.len();
     // the job's columns, NaN where the kernel has no code (it writes code 0's value there)
@@ -326,6 +327,11 @@ pub struct ValuesSink<'a> {
 /// [`run_two_qubit_gpu_measured`]) writing the values of each chunk from its mapped read-back
 /// straight into the rows of every sink: one pass per sink, in parallel, with no intermediate
 /// buffer. Returns the peaks and, with `job.keep_states`, the states.
+///
+/// # Panics
+/// When a sink's rows do not match the job (members x samples rows of its columns), or a
+/// column names an integrator or eigen-solve column the job does not have: the caller's
+/// contract, not the user's input.
 pub fn run_two_qubit_gpu_into(
     ctx: &GpuContext,
     job: &TwoQubitJob,
@@ -342,8 +348,16 @@ pub fn run_two_qubit_gpu_into(
     }
     let n_members = job.initial.len();
     let n_samples = job.schedule.times.len();
+    let n_eigen = eigen.map_or(0, |e| e.measures.len());
     for sink in sinks.iter() {
         assert_eq!(sink.out.len(), n_members * n_samples * sink.columns.len(), "a sink's rows do not match the job");
+        for source in sink.columns {
+            match *source {
+                ColumnSource::Integrator(c) => assert!(c < job.measures.len(), "integrator column {c} of {}", job.measures.len()),
+                ColumnSource::Eigen(c) => assert!(eigen.is_none() || c < n_eigen, "eigen-solve column {c} of {n_eigen}"),
+                ColumnSource::Missing => {}
+            }
+        }
     }
     let sstride = if job.keep_states { n_samples * 16 } else { 0 };
     let mut states = if job.keep_states { Some(vec![0.0; n_members * sstride]) } else { None };
@@ -609,6 +623,9 @@ impl ChunkRunner<'_> {
             }
         }
         staging[1].unmap();
+        if eigen_buf.is_some() {
+            staging[sources.len() - 1].unmap();
+        }
         let states = if job.keep_states { Some(read(2, m * n_samples * 16)?) } else { None };
         Ok(ChunkOut { states, peaks })
     }

@@ -1,8 +1,8 @@
 //! Where each output column of a two-qubit run comes from: the integrator's columns (kernel
 //! or twin, `TwoQubitJob::measures`), the eigen-solve measures (`EigenJob::measures`), or
-//! neither (NaN). The GPU host fills a block's rows from the mapped read-back with it, and the
-//! CPU engine from the twin's buffers: one pass from where the values were computed to where
-//! they are kept, in the plan's column order.
+//! neither (NaN). The GPU host fills a block's rows from the mapped read-back with it: one
+//! pass from where the values were computed to where they are kept, in the plan's column
+//! order. (The CPU engine's `merge_columns` applies the same rule to the twin's buffers.)
 
 use super::two_qubit::kernel_code;
 use crate::measures::Measure;
