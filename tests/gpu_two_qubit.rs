@@ -606,6 +606,36 @@ fn chunked_runs_are_bit_identical() {
     }
 }
 
+/// Read-back buffers are kept by the context and reused: a job read back through the larger
+/// buffers of a bigger job run before it (stale bytes past its own) gives the bits it gave
+/// through buffers of its own, and takes no new buffer.
+#[test]
+fn reused_read_back_buffers_give_the_same_bits() {
+    let Some((ctx, _guard)) = gpu() else { return };
+    let case = &cases()[2];
+    let small = {
+        let mut job = case.job.clone();
+        let keep = MEMBERS - 13;
+        job.initial.truncate(keep);
+        job.member_point.truncate(keep);
+        job
+    };
+    ctx.release_staging();
+    let first = run_two_qubit_gpu(ctx, &small, Precision::F32, &|_| Ok(())).expect("small job");
+    ctx.release_staging();
+    // (its last members' bytes stay in the buffers' tails, past the small job's)
+    run_two_qubit_gpu(ctx, &case.job, Precision::F32, &|_| Ok(())).expect("big job");
+    let kept = ctx.kept_staging();
+    assert_eq!(kept.0, 3, "the big job's work, values and states buffers are kept");
+    let again = run_two_qubit_gpu(ctx, &small, Precision::F32, &|_| Ok(())).expect("small job again");
+    assert_eq!(ctx.kept_staging(), kept, "the small job read back through the big job's buffers");
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&first.values), bits(&again.values));
+    assert_eq!(bits(first.states.as_ref().unwrap()), bits(again.states.as_ref().unwrap()));
+    assert_eq!(first.peaks, again.peaks);
+    ctx.release_staging();
+}
+
 #[test]
 fn unknown_adapter_name_is_an_error() {
     // Whether or not there is an adapter, a name that matches nothing is an error, not a panic.

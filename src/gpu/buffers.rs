@@ -155,32 +155,67 @@ pub fn submit_dispatches(
     }
 }
 
-/// Copy `sources` (label, buffer) into fresh mappable buffers after the work already submitted,
-/// wait for the device, and return them mapped for reading, in order. Device errors raised
-/// meanwhile, and failed mappings, are errors naming the buffer.
-pub fn read_back(ctx: &super::GpuContext, sources: &[(&str, &wgpu::Buffer)]) -> crate::error::Result<Vec<wgpu::Buffer>> {
+/// A read-back buffer, mapped for reading by `read_back`. Unmapped when done with (or when
+/// dropped), and then handed back to its context for the next read-back
+/// (`GpuContext::staging_buffer`).
+pub struct Staging<'a> {
+    buffer: Option<wgpu::Buffer>,
+    label: String,
+    ctx: &'a super::GpuContext,
+    /// Mapped by `read_back` and not unmapped since (wgpu has no query for it, and unmapping an
+    /// unmapped buffer is a device error).
+    mapped: std::cell::Cell<bool>,
+    /// Its mapping completed: a buffer whose mapping failed or never ran is not kept.
+    usable: bool,
+}
+
+impl Staging<'_> {
+    fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("a staging buffer is held until dropped")
+    }
+
+    /// Its mapped bytes (the read-back's first `source.size()` bytes, possibly followed by more).
+    pub fn view(&self) -> crate::error::Result<wgpu::BufferView> {
+        self.buffer().slice(..).get_mapped_range().map_err(|e| crate::error::QbatError::Device(format!("mapping the {}: {e}", self.label)))
+    }
+
+    /// Unmap it (once; views must be dropped first).
+    pub fn unmap(&self) {
+        if self.mapped.replace(false) {
+            self.buffer().unmap();
+        }
+    }
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        self.unmap();
+        if let Some(buffer) = self.buffer.take().filter(|_| self.usable) {
+            self.ctx.keep_staging_buffer(buffer);
+        }
+    }
+}
+
+/// Copy `sources` (label, buffer) into mappable buffers (kept from earlier read-backs where
+/// they fit) after the work already submitted, wait for the device, and return them mapped for
+/// reading, in order. Device errors raised meanwhile, and failed mappings, are errors naming
+/// the buffer.
+pub fn read_back<'a>(ctx: &'a super::GpuContext, sources: &[(&str, &wgpu::Buffer)]) -> crate::error::Result<Vec<Staging<'a>>> {
     use crate::error::QbatError;
     let device = &ctx.device;
-    let staging: Vec<wgpu::Buffer> = sources
+    let mut staging: Vec<Staging<'a>> = sources
         .iter()
-        .map(|(label, b)| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: b.size(),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        })
+        .map(|(label, b)| Staging { buffer: Some(ctx.staging_buffer(b.size())), label: label.to_string(), ctx, mapped: false.into(), usable: false })
         .collect();
     let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
     for ((_, src), dst) in sources.iter().zip(&staging) {
-        enc.copy_buffer_to_buffer(src, 0, dst, 0, src.size());
+        enc.copy_buffer_to_buffer(src, 0, dst.buffer(), 0, src.size());
     }
     ctx.queue.submit(Some(enc.finish()));
     let (tx, rx) = std::sync::mpsc::channel();
     for (k, s) in staging.iter().enumerate() {
         let tx = tx.clone();
-        s.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        s.buffer().slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send((k, r));
         });
     }
@@ -190,6 +225,8 @@ pub fn read_back(ctx: &super::GpuContext, sources: &[(&str, &wgpu::Buffer)]) -> 
     for _ in 0..staging.len() {
         let (k, r) = rx.recv().map_err(|_| QbatError::Device("a readback never completed".into()))?;
         r.map_err(|e| QbatError::Device(format!("reading back the {}: {e}", sources[k].0)))?;
+        staging[k].mapped.set(true);
+        staging[k].usable = true;
     }
     Ok(staging)
 }
@@ -251,13 +288,12 @@ pub fn read_samples_checked(
     m: usize,
     pieces: usize,
 ) -> crate::error::Result<Vec<f64>> {
-    use crate::error::QbatError;
     let staging = read_back(ctx, &[("samples", out), ("status", status)])?;
-    let view = staging[0].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the samples: {e}")))?;
+    let view = staging[0].view()?;
     let values = read_reals(&view, out_len, precision);
     drop(view);
     staging[0].unmap();
-    let view = staging[1].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping the status: {e}")))?;
+    let view = staging[1].view()?;
     let st: Vec<u32> = view.chunks_exact(4).take(2 * m).map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes"))).collect();
     drop(view);
     staging[1].unmap();

@@ -19,6 +19,10 @@ pub const BACKENDS: wgpu::Backends = wgpu::Backends::VULKAN;
 /// Storage buffers the kernels bind per shader stage (rk4_two_qubit: 6, rk4_cavity: 6).
 const NEEDED_STORAGE_BUFFERS: u32 = 6;
 
+/// Read-back buffers a context keeps between read-backs: the four of a two-qubit chunk
+/// (work, values, states, eigen-solve measures), twice.
+const KEPT_STAGING: usize = 8;
+
 /// What the run reports about the device.
 #[derive(Clone, Debug)]
 pub struct GpuInfo {
@@ -54,6 +58,8 @@ pub struct GpuContext {
     pipelines: Mutex<HashMap<(&'static str, Precision), Arc<KernelPipeline>>>,
     /// Errors that escaped every error scope (the default handler would panic).
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// Read-back buffers handed back by `buffers::Staging`, unmapped, for the next read-back.
+    staging: Mutex<Vec<wgpu::Buffer>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -150,7 +156,48 @@ impl GpuContext {
             pinning_note: choice.note.clone(),
             limits: device.limits(),
         };
-        Ok(GpuContext { instance, adapter, device, queue, info, pipelines: Mutex::new(HashMap::new()), uncaptured })
+        Ok(GpuContext { instance, adapter, device, queue, info, pipelines: Mutex::new(HashMap::new()), uncaptured, staging: Mutex::new(vec![]) })
+    }
+
+    /// A mappable read-back buffer of at least `size` bytes: the smallest kept one that holds it
+    /// without being more than twice as large, else a new one. A kept buffer's host memory is
+    /// already allocated (and, on a software adapter, faulted in): the blocks of a run read
+    /// back chunks of the same sizes again and again.
+    pub(crate) fn staging_buffer(&self, size: u64) -> wgpu::Buffer {
+        let mut kept = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        let fits = kept.iter().enumerate().filter(|(_, b)| b.size() >= size && b.size() / 2 <= size).min_by_key(|(_, b)| b.size()).map(|(i, _)| i);
+        match fits {
+            Some(i) => kept.swap_remove(i),
+            None => self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("read-back"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        }
+    }
+
+    /// The read-back buffers kept for the next read-back: how many, and their bytes.
+    pub fn kept_staging(&self) -> (usize, u64) {
+        let kept = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        (kept.len(), kept.iter().map(|b| b.size()).sum())
+    }
+
+    /// Free the kept read-back buffers (a long-lived context between runs, tests).
+    pub fn release_staging(&self) {
+        self.staging.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Keep an unmapped read-back buffer for `staging_buffer`; past `KEPT_STAGING` buffers the
+    /// smallest goes.
+    pub(crate) fn keep_staging_buffer(&self, buffer: wgpu::Buffer) {
+        let mut kept = self.staging.lock().unwrap_or_else(|p| p.into_inner());
+        kept.push(buffer);
+        if kept.len() > KEPT_STAGING {
+            if let Some(i) = kept.iter().enumerate().min_by_key(|(_, b)| b.size()).map(|(i, _)| i) {
+                kept.swap_remove(i);
+            }
+        }
     }
 
     /// An error that escaped the error scopes since the last call, as a Device error.

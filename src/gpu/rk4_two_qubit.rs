@@ -586,9 +586,8 @@ impl ChunkRunner<'_> {
             sources.push(("eigen values", b));
         }
         let staging = read_back(ctx, &sources)?;
-        let view = |k: usize| staging[k].slice(..).get_mapped_range().map_err(|e| QbatError::Device(format!("mapping {}: {e}", sources[k].0)));
         let read = |k: usize, n: usize| -> Result<Vec<f64>> {
-            let out = read_reals(&view(k)?, n, precision);
+            let out = read_reals(&staging[k].view()?, n, precision);
             staging[k].unmap();
             Ok(out)
         };
@@ -613,8 +612,8 @@ impl ChunkRunner<'_> {
         // the sinks' rows of this chunk.
         let n_eigen = self.eigen.map_or(0, |e| e.measures.len());
         {
-            let values = view(1)?;
-            let eigen = if eigen_buf.is_some() { Some(view(sources.len() - 1)?) } else { None };
+            let values = staging[1].view()?;
+            let eigen = if eigen_buf.is_some() { Some(staging[sources.len() - 1].view()?) } else { None };
             let rows = chunk.start * n_samples..chunk.end * n_samples;
             for sink in sinks.iter_mut() {
                 let width = sink.columns.len();
