@@ -127,7 +127,9 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
         c.set_done(0);
     }
     let t1 = Instant::now();
-    let out = crate::engine::integrate(plan, opts, &backend)?;
+    let out = crate::engine::integrate(plan, opts, &backend);
+    backend.release_read_back();
+    let out = out?;
     // Every member is done (also for the engines that do not count, as the steady solver).
     if let Some(c) = &opts.control {
         c.set_done(plan.members.len() as u64);

@@ -607,8 +607,9 @@ fn chunked_runs_are_bit_identical() {
 }
 
 /// Read-back buffers are kept by the context and reused: a job read back through the larger
-/// buffers of a bigger job run before it (stale bytes past its own) gives the bits it gave
-/// through buffers of its own, and takes no new buffer.
+/// buffers of a bigger job run before it gives the bits it gave through buffers of its own,
+/// and takes no new buffer. The bigger job holds the same members in reverse order, so every
+/// byte it left in the buffers differs from what the smaller job must read there.
 #[test]
 fn reused_read_back_buffers_give_the_same_bits() {
     let Some((ctx, _guard)) = gpu() else { return };
@@ -620,20 +621,33 @@ fn reused_read_back_buffers_give_the_same_bits() {
         job.member_point.truncate(keep);
         job
     };
+    let reversed = {
+        let mut job = case.job.clone();
+        job.initial.reverse();
+        job.member_point.reverse();
+        job
+    };
     ctx.release_staging();
     let first = run_two_qubit_gpu(ctx, &small, Precision::F32, &|_| Ok(())).expect("small job");
     ctx.release_staging();
-    // (its last members' bytes stay in the buffers' tails, past the small job's)
-    run_two_qubit_gpu(ctx, &case.job, Precision::F32, &|_| Ok(())).expect("big job");
+    let big = run_two_qubit_gpu(ctx, &reversed, Precision::F32, &|_| Ok(())).expect("big job");
     let kept = ctx.kept_staging();
     assert_eq!(kept.0, 3, "the big job's work, values and states buffers are kept");
+    let rows = first.values.len();
+    assert!(big.values[..rows].iter().zip(&first.values).any(|(a, b)| a.to_bits() != b.to_bits()), "the big job's first rows differ");
     let again = run_two_qubit_gpu(ctx, &small, Precision::F32, &|_| Ok(())).expect("small job again");
     assert_eq!(ctx.kept_staging(), kept, "the small job read back through the big job's buffers");
-    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&first.values), bits(&again.values));
-    assert_eq!(bits(first.states.as_ref().unwrap()), bits(again.states.as_ref().unwrap()));
+    let same_bits = |a: &[f64], b: &[f64], what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}");
+        if let Some(i) = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits()) {
+            panic!("{what}[{i}]: {} through its own buffers, {} through the big job's", a[i], b[i]);
+        }
+    };
+    same_bits(&first.values, &again.values, "values");
+    same_bits(first.states.as_ref().unwrap(), again.states.as_ref().unwrap(), "states");
     assert_eq!(first.peaks, again.peaks);
     ctx.release_staging();
+    assert_eq!(ctx.kept_staging(), (0, 0));
 }
 
 #[test]

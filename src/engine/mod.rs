@@ -112,6 +112,14 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// Free what a GPU engine keeps for the next read-back (its context's `Staging`
+    /// buffers): at the end of a run, whose blocks reused them.
+    pub fn release_read_back(&self) {
+        if let Engine::Gpu(ctx) = self {
+            ctx.release_staging();
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Engine::Reference => "reference",

@@ -155,11 +155,13 @@ pub fn submit_dispatches(
     }
 }
 
-/// A read-back buffer, mapped for reading by `read_back`. Unmapped when done with (or when
-/// dropped), and then handed back to its context for the next read-back
-/// (`GpuContext::staging_buffer`).
+/// A read-back buffer, mapped for reading by `read_back`: its first `len` bytes (the
+/// source's; a kept buffer can be longer, and past them holds an earlier read-back's bytes).
+/// Unmapped when done with (or when dropped), and then, if its mapping had completed, handed
+/// back to its context for the next read-back (`GpuContext::staging_buffer`).
 pub struct Staging<'a> {
     buffer: Option<wgpu::Buffer>,
+    len: u64,
     label: String,
     ctx: &'a super::GpuContext,
     /// Mapped by `read_back` and not unmapped since (wgpu has no query for it, and unmapping an
@@ -169,18 +171,33 @@ pub struct Staging<'a> {
     usable: bool,
 }
 
+/// The mapped bytes of a `Staging` buffer, which they cannot outlive.
+pub struct StagingView<'s> {
+    view: wgpu::BufferView,
+    _staging: std::marker::PhantomData<&'s ()>,
+}
+
+impl std::ops::Deref for StagingView<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.view
+    }
+}
+
 impl Staging<'_> {
     fn buffer(&self) -> &wgpu::Buffer {
         self.buffer.as_ref().expect("a staging buffer is held until dropped")
     }
 
-    /// Its mapped bytes (the read-back's first `source.size()` bytes, possibly followed by more).
-    pub fn view(&self) -> crate::error::Result<wgpu::BufferView> {
-        self.buffer().slice(..).get_mapped_range().map_err(|e| crate::error::QbatError::Device(format!("mapping the {}: {e}", self.label)))
+    /// The read-back's bytes (the source's `len`, none of a kept buffer's tail).
+    pub fn view(&self) -> crate::error::Result<StagingView<'_>> {
+        let view =
+            self.buffer().slice(..self.len).get_mapped_range().map_err(|e| crate::error::QbatError::Device(format!("mapping the {}: {e}", self.label)))?;
+        Ok(StagingView { view, _staging: std::marker::PhantomData })
     }
 
-    /// Unmap it (once; views must be dropped first).
-    pub fn unmap(&self) {
+    /// Unmap it (once; its views are dropped by then, as they borrow it).
+    pub fn unmap(&mut self) {
         if self.mapped.replace(false) {
             self.buffer().unmap();
         }
@@ -205,7 +222,14 @@ pub fn read_back<'a>(ctx: &'a super::GpuContext, sources: &[(&str, &wgpu::Buffer
     let device = &ctx.device;
     let mut staging: Vec<Staging<'a>> = sources
         .iter()
-        .map(|(label, b)| Staging { buffer: Some(ctx.staging_buffer(b.size())), label: label.to_string(), ctx, mapped: false.into(), usable: false })
+        .map(|(label, b)| Staging {
+            buffer: Some(ctx.staging_buffer(b.size())),
+            len: b.size(),
+            label: label.to_string(),
+            ctx,
+            mapped: false.into(),
+            usable: false,
+        })
         .collect();
     let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
     for ((_, src), dst) in sources.iter().zip(&staging) {
@@ -215,7 +239,7 @@ pub fn read_back<'a>(ctx: &'a super::GpuContext, sources: &[(&str, &wgpu::Buffer
     let (tx, rx) = std::sync::mpsc::channel();
     for (k, s) in staging.iter().enumerate() {
         let tx = tx.clone();
-        s.buffer().slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        s.buffer().slice(..s.len).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send((k, r));
         });
     }
@@ -288,7 +312,7 @@ pub fn read_samples_checked(
     m: usize,
     pieces: usize,
 ) -> crate::error::Result<Vec<f64>> {
-    let staging = read_back(ctx, &[("samples", out), ("status", status)])?;
+    let mut staging = read_back(ctx, &[("samples", out), ("status", status)])?;
     let view = staging[0].view()?;
     let values = read_reals(&view, out_len, precision);
     drop(view);

@@ -20,8 +20,11 @@ pub const BACKENDS: wgpu::Backends = wgpu::Backends::VULKAN;
 const NEEDED_STORAGE_BUFFERS: u32 = 6;
 
 /// Read-back buffers a context keeps between read-backs: the four of a two-qubit chunk
-/// (work, values, states, eigen-solve measures), twice.
+/// (work, values, states, eigen-solve measures), twice, and at most `KEPT_STAGING_BYTES`
+/// (a block of the 100,000-member main job reads back about 1 GB in f32). Runs free them at
+/// their end (`Engine::release_read_back`).
 const KEPT_STAGING: usize = 8;
+const KEPT_STAGING_BYTES: u64 = 2 << 30;
 
 /// What the run reports about the device.
 #[derive(Clone, Debug)]
@@ -167,7 +170,7 @@ impl GpuContext {
         let mut kept = self.staging.lock().unwrap_or_else(|p| p.into_inner());
         let fits = kept.iter().enumerate().filter(|(_, b)| b.size() >= size && b.size() / 2 <= size).min_by_key(|(_, b)| b.size()).map(|(i, _)| i);
         match fits {
-            Some(i) => kept.swap_remove(i),
+            Some(i) => kept.remove(i),
             None => self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("read-back"),
                 size,
@@ -188,15 +191,14 @@ impl GpuContext {
         self.staging.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
-    /// Keep an unmapped read-back buffer for `staging_buffer`; past `KEPT_STAGING` buffers the
-    /// smallest goes.
+    /// Keep an unmapped read-back buffer for `staging_buffer`; past `KEPT_STAGING` buffers or
+    /// `KEPT_STAGING_BYTES`, the buffers kept longest go first (the newest too, alone over the
+    /// bytes).
     pub(crate) fn keep_staging_buffer(&self, buffer: wgpu::Buffer) {
         let mut kept = self.staging.lock().unwrap_or_else(|p| p.into_inner());
         kept.push(buffer);
-        if kept.len() > KEPT_STAGING {
-            if let Some(i) = kept.iter().enumerate().min_by_key(|(_, b)| b.size()).map(|(i, _)| i) {
-                kept.swap_remove(i);
-            }
+        while kept.len() > KEPT_STAGING || kept.iter().map(|b| b.size()).sum::<u64>() > KEPT_STAGING_BYTES {
+            kept.remove(0);
         }
     }
 

@@ -29,7 +29,7 @@
 
 use super::buffers::{
     check_completed, dispatch_uniforms, fill_rows_from_bytes, group_pieces, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_back, read_reals,
-    real_bytes, submit_dispatches, u32_bytes,
+    real_bytes, submit_dispatches, u32_bytes, Staging,
 };
 use super::context::GpuContext;
 use super::Precision;
@@ -585,13 +585,13 @@ impl ChunkRunner<'_> {
         if let Some(b) = &eigen_buf {
             sources.push(("eigen values", b));
         }
-        let staging = read_back(ctx, &sources)?;
-        let read = |k: usize, n: usize| -> Result<Vec<f64>> {
-            let out = read_reals(&staging[k].view()?, n, precision);
-            staging[k].unmap();
+        let mut staging = read_back(ctx, &sources)?;
+        let read = |s: &mut Staging, n: usize| -> Result<Vec<f64>> {
+            let out = read_reals(&s.view()?, n, precision);
+            s.unmap();
             Ok(out)
         };
-        let work = read(0, m * stride as usize * 4)?;
+        let work = read(&mut staging[0], m * stride as usize * 4)?;
 
         let pk = (stride as usize - 3) * 4;
         let times = &job.schedule.times;
@@ -625,7 +625,7 @@ impl ChunkRunner<'_> {
         if eigen_buf.is_some() {
             staging[sources.len() - 1].unmap();
         }
-        let states = if job.keep_states { Some(read(2, m * n_samples * 16)?) } else { None };
+        let states = if job.keep_states { Some(read(&mut staging[2], m * n_samples * 16)?) } else { None };
         Ok(ChunkOut { states, peaks })
     }
 }

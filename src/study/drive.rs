@@ -189,6 +189,9 @@ pub(super) fn drive(
     if let Some(pool) = sink.values_pool.take() {
         pool.release();
     }
+    for w in &workers {
+        w.engine.release_read_back();
+    }
     if workers.len() > 1 {
         let per: Vec<serde_json::Value> = workers
             .iter()
