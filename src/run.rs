@@ -127,9 +127,8 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
         c.set_done(0);
     }
     let t1 = Instant::now();
-    let out = crate::engine::integrate(plan, opts, &backend);
-    backend.release_read_back();
-    let out = out?;
+    let _release_read_back = crate::engine::ReleaseReadBack::of(std::slice::from_ref(&backend));
+    let out = crate::engine::integrate(plan, opts, &backend)?;
     // Every member is done (also for the engines that do not count, as the steady solver).
     if let Some(c) = &opts.control {
         c.set_done(plan.members.len() as u64);

@@ -250,3 +250,19 @@ fn what_a_gpu_kernel_cannot_give_is_refused_before_an_interrupted_run_is_discard
         assert!(!out.exists(), "{err}");
     }
 }
+
+/// A run frees the read-back buffers its blocks reused: after `run_plan` on the GPU, the
+/// process's context keeps none (the chunks of the run did keep and reuse them).
+#[test]
+fn a_run_frees_its_kept_read_back_buffers() {
+    if !have_gpu(false) {
+        return;
+    }
+    let _guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let plan = parse_plan(DEPHASED, &Overrides::default()).unwrap();
+    let ctx = gpu_context(None, false).unwrap();
+    let opts = RunOptions { backend: Backend::Gpu, verify: 0, max_chunk: Some(8), ..Default::default() };
+    let r = run_plan(&plan, &opts).unwrap();
+    assert_eq!(r.backend, "gpu");
+    assert_eq!(ctx.kept_staging(), (0, 0));
+}

@@ -104,6 +104,25 @@ pub fn progress_bar(enabled: bool, total: u64, what: &str) -> indicatif::Progres
     pb
 }
 
+/// Frees the read-back buffers that the GPU contexts of a run's engines keep from chunk to
+/// chunk and block to block (`gpu::buffers::Staging`), when dropped: at the end of the run,
+/// however it ends (an error, a cancel, a device lost and its blocks moved to the CPU).
+pub struct ReleaseReadBack(Vec<Arc<GpuContext>>);
+
+impl ReleaseReadBack {
+    pub fn of(engines: &[Engine]) -> ReleaseReadBack {
+        ReleaseReadBack(engines.iter().filter_map(|e| if let Engine::Gpu(ctx) = e { Some(ctx.clone()) } else { None }).collect())
+    }
+}
+
+impl Drop for ReleaseReadBack {
+    fn drop(&mut self) {
+        for ctx in &self.0 {
+            ctx.release_staging();
+        }
+    }
+}
+
 /// The engine chosen for a run.
 pub enum Engine {
     Reference,
@@ -112,14 +131,6 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// Free what a GPU engine keeps for the next read-back (its context's `Staging`
-    /// buffers): at the end of a run, whose blocks reused them.
-    pub fn release_read_back(&self) {
-        if let Engine::Gpu(ctx) = self {
-            ctx.release_staging();
-        }
-    }
-
     pub fn name(&self) -> &'static str {
         match self {
             Engine::Reference => "reference",

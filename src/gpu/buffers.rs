@@ -177,6 +177,12 @@ pub struct StagingView<'s> {
     _staging: std::marker::PhantomData<&'s ()>,
 }
 
+/// (A drop of its own keeps the `Staging` borrowed until the view is dropped, not only until
+/// its last use: an unmap with a view alive would be a wgpu panic.)
+impl Drop for StagingView<'_> {
+    fn drop(&mut self) {}
+}
+
 impl std::ops::Deref for StagingView<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

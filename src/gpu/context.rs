@@ -22,7 +22,7 @@ const NEEDED_STORAGE_BUFFERS: u32 = 6;
 /// Read-back buffers a context keeps between read-backs: the four of a two-qubit chunk
 /// (work, values, states, eigen-solve measures), twice, and at most `KEPT_STAGING_BYTES`
 /// (a block of the 100,000-member main job reads back about 1 GB in f32). Runs free them at
-/// their end (`Engine::release_read_back`).
+/// their end (`engine::ReleaseReadBack`).
 const KEPT_STAGING: usize = 8;
 const KEPT_STAGING_BYTES: u64 = 2 << 30;
 

@@ -110,6 +110,8 @@ pub(super) fn drive(
     // each absorbed block's values buffer, for a later block's engine
     let values_pool = (n_blocks > 1).then(|| std::sync::Arc::new(ValuesPool::default()));
     run_opts.values_pool = values_pool.clone();
+    // the GPU contexts' kept read-back buffers, freed when the blocks are done (or failed)
+    let read_back = crate::engine::ReleaseReadBack::of(&engines);
     let mut workers: Vec<Worker> = engines
         .into_iter()
         .map(|engine| Worker { label: engine.device_name(), engine, opts: run_opts.clone(), notes: vec![], blocks: 0, members: 0, busy: 0.0 })
@@ -189,9 +191,7 @@ pub(super) fn drive(
     if let Some(pool) = sink.values_pool.take() {
         pool.release();
     }
-    for w in &workers {
-        w.engine.release_read_back();
-    }
+    drop(read_back);
     if workers.len() > 1 {
         let per: Vec<serde_json::Value> = workers
             .iter()
