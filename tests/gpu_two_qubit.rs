@@ -650,6 +650,33 @@ fn reused_read_back_buffers_give_the_same_bits() {
     assert_eq!(ctx.kept_staging(), (0, 0));
 }
 
+/// A read-back through a kept buffer twice its source's size shows the source's bytes and no
+/// more: the tail, which holds the earlier read-back's bytes, is not mapped.
+#[test]
+fn a_read_back_shows_only_its_sources_bytes() {
+    use wgpu::util::DeviceExt;
+    let Some((ctx, _guard)) = gpu() else { return };
+    let source = |bytes: &[u8]| {
+        ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("source"),
+            contents: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        })
+    };
+    let (big, small): (Vec<u8>, Vec<u8>) = ((0..128).map(|i| 200 - i as u8).collect(), (0..64).collect());
+    ctx.release_staging();
+    let big_buf = source(&big);
+    drop(qbat_gpu::gpu::buffers::read_back(ctx, &[("big", &big_buf)]).expect("read back"));
+    assert_eq!(ctx.kept_staging(), (1, 128));
+    let small_buf = source(&small);
+    let staging = qbat_gpu::gpu::buffers::read_back(ctx, &[("small", &small_buf)]).expect("read back");
+    assert_eq!(ctx.kept_staging(), (0, 0), "the kept 128-byte buffer holds the 64-byte read-back");
+    assert_eq!(&staging[0].view().expect("view")[..], &small[..]);
+    drop(staging);
+    assert_eq!(ctx.kept_staging(), (1, 128));
+    ctx.release_staging();
+}
+
 #[test]
 fn unknown_adapter_name_is_an_error() {
     // Whether or not there is an adapter, a name that matches nothing is an error, not a panic.
