@@ -570,6 +570,14 @@ fn gpu_f32_matches_twin_f32() {
     }
 }
 
+/// `a` and `b` hold the same bits, element by element (the first difference named).
+fn assert_same_bits(a: &[f64], b: &[f64], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    if let Some(i) = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits()) {
+        panic!("{what}[{i}]: {} vs {}", a[i], b[i]);
+    }
+}
+
 #[test]
 fn chunked_runs_are_bit_identical() {
     let Some((ctx, _guard)) = gpu() else { return };
@@ -591,14 +599,8 @@ fn chunked_runs_are_bit_identical() {
         })
         .expect("three chunks");
         assert_eq!(*done.lock().unwrap(), vec![24, 48, 64], "progress after each chunk");
-        let same_bits = |a: &[f64], b: &[f64], what: &str| {
-            assert_eq!(a.len(), b.len());
-            if let Some(i) = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits()) {
-                panic!("{precision:?} {what}[{i}]: {} (one chunk) vs {} (three chunks)", a[i], b[i]);
-            }
-        };
-        same_bits(&one.values, &three.values, "values");
-        same_bits(one.states.as_ref().unwrap(), three.states.as_ref().unwrap(), "states");
+        assert_same_bits(&one.values, &three.values, &format!("{precision:?} values, one chunk vs three"));
+        assert_same_bits(one.states.as_ref().unwrap(), three.states.as_ref().unwrap(), &format!("{precision:?} states, one chunk vs three"));
         assert_eq!(one.peaks, three.peaks, "{precision:?} peaks");
         let n = job.measures.len();
         assert!(one.values.iter().skip(3).step_by(n).all(|v| v.is_nan()));
@@ -637,14 +639,8 @@ fn reused_read_back_buffers_give_the_same_bits() {
     assert!(big.values[..rows].iter().zip(&first.values).any(|(a, b)| a.to_bits() != b.to_bits()), "the big job's first rows differ");
     let again = run_two_qubit_gpu(ctx, &small, Precision::F32, &|_| Ok(())).expect("small job again");
     assert_eq!(ctx.kept_staging(), kept, "the small job read back through the big job's buffers");
-    let same_bits = |a: &[f64], b: &[f64], what: &str| {
-        assert_eq!(a.len(), b.len(), "{what}");
-        if let Some(i) = a.iter().zip(b).position(|(x, y)| x.to_bits() != y.to_bits()) {
-            panic!("{what}[{i}]: {} through its own buffers, {} through the big job's", a[i], b[i]);
-        }
-    };
-    same_bits(&first.values, &again.values, "values");
-    same_bits(first.states.as_ref().unwrap(), again.states.as_ref().unwrap(), "states");
+    assert_same_bits(&first.values, &again.values, "values, own buffers vs the big job's");
+    assert_same_bits(first.states.as_ref().unwrap(), again.states.as_ref().unwrap(), "states, own buffers vs the big job's");
     assert_eq!(first.peaks, again.peaks);
     ctx.release_staging();
     assert_eq!(ctx.kept_staging(), (0, 0));
