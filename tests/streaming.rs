@@ -297,6 +297,29 @@ fn an_unstable_member_is_flagged_and_left_out_of_the_statistics() {
     assert_eq!(run_json["health"]["nonfinite"], 1);
 }
 
+/// RK4 keeps the trace but not positivity: a pure cavity state's zero eigenvalues move by the
+/// step's truncation error, which falls as dt^4. At dt = 0.01 the strongly coupled member's
+/// smallest eigenvalue passes -1e-6 (about -2.5e-6 by t = 1) and is flagged, with the cause
+/// and the dt to lower; at dt / 2 (16x less error) neither member is.
+#[test]
+fn a_state_pushed_non_positive_by_the_step_is_flagged_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |dt: f64| {
+        format!("model = \"cavity-cells\"\n[params]\nn_fock = 20\nlambda = {{ values = [0.5, 1.5] }}\n[time]\ndt = {dt}\nt_end = 1.0\nsamples = 11\n[output]\nmeasures = [\"energy_b\", \"min_eigenvalue\"]\n")
+    };
+    let summary_health = |out: &Path| -> Vec<String> {
+        std::fs::read_to_string(out.join("summary.csv")).unwrap().lines().skip(1).map(|r| r.rsplit(',').next().unwrap().to_string()).collect()
+    };
+    let coarse = dir.path().join("coarse");
+    let log = run(&config(dir.path(), &text(0.01)), &coarse, &[]);
+    assert_eq!(summary_health(&coarse), ["ok", "nonpositive"], "{log}");
+    assert!(log.contains("1 non-positive") && log.contains("truncation error") && log.contains("smaller dt than 0.01"), "{log}");
+    let fine = dir.path().join("fine");
+    let log = run(&config(dir.path(), &text(0.005)), &fine, &[]);
+    assert_eq!(summary_health(&fine), ["ok", "ok"], "{log}");
+    assert!(!log.contains("flagged unhealthy"), "{log}");
+}
+
 #[test]
 fn host_memory_stays_bounded_without_series() {
     // Same block size, 10x the members: without a series the peak memory may grow only by the
