@@ -44,6 +44,8 @@ pub fn concurrence_route(measures: &[Measure], model: crate::model::ModelKind, b
     Some(match (two_qubit, backend) {
         (true, "gpu") => format!("{} on the device (singular values of X^T S X by one-sided Jacobi)", precision.name()),
         (true, _) => "f64 on the CPU (measures twin: singular values of X^T S X by one-sided Jacobi)".into(),
+        // cavity-cells: the kernel returns reduced states, which the host measures
+        (false, "gpu") => "f64 on the host, of the kernel's reduced states (measures twin: singular values of X^T S X by one-sided Jacobi)".into(),
         (false, _) => "f64 on the host (nalgebra SVD of X^T S X)".into(),
     })
 }

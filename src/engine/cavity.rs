@@ -6,15 +6,16 @@
 use super::{battery_times_state, progress_bar, update_peaks, ChunkProgress, EngineOutput, RunOptions};
 use crate::config::{Member, Plan};
 use crate::error::{QbatError, Result};
-use crate::gpu::{rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, rk4_cavity::CavityResult, GpuContext};
+use crate::gpu::{rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, GpuContext};
 use crate::job::cavity::{cavity_drive, CavityDrive};
 use crate::job::{CavityCoeffs, CavityJob, CavityPoint, Peak, Precision, PEAK_MEASURES};
 use crate::linalg::{CMat, C64};
 use crate::measures::saved::{push_row_major, StateSave};
 use crate::measures::{evaluate, Measure, MeasureContext, Sample};
 use crate::twin::rk4_cavity::{integrate_schedule, CavityDrives, CavityOps, Cx};
-use rayon::prelude::*;
 use std::time::Instant;
+
+mod reduced;
 
 /// Coefficients of a cavity point for the structured engine.
 pub fn cavity_coeffs(params: &crate::model::Params) -> Result<CavityCoeffs> {
@@ -104,12 +105,7 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
     let mut ctx = full_ctx.clone();
     ctx.space = crate::model::Space::TwoQubit;
     let list: Vec<Measure> = plan.measures.clone();
-    let two_qubit_list: Vec<Measure> = list
-        .iter()
-        .copied()
-        .filter(|m| !matches!(m, Measure::PhotonNumber | Measure::FockTail | Measure::TraceError | Measure::MinEigenvalue))
-        .chain(PEAK_MEASURES)
-        .collect();
+    let two_qubit_list: Vec<Measure> = list.iter().copied().filter(|m| !full_state_measure(*m)).chain(PEAK_MEASURES).collect();
     let want_z = list.contains(&Measure::EnergyFluctuationB);
     let mut x = to_cx(&rho0);
     // Z(0) = {H_B, rho0}/2, whose evolution gives Re Tr(H_B Y(t)).
@@ -256,54 +252,7 @@ pub fn cavity_job<'a>(plan: &Plan, initial: &'a (dyn Fn(usize) -> CMat + Sync), 
     Ok(CavityJob { n_fock, points, member_point: plan.members.iter().map(|m| m.point as u32).collect(), initial, schedule: plan.schedule.clone(), evolve_z })
 }
 
-/// The measures of every member and sample from what the cavity kernel returns, computed as
-/// `cavity_member` computes them: the two-qubit measures from the reduced state (and Z's) in
-/// a TwoQubit-space context, photon_number and fock_tail as the kernel gives them,
-/// trace_error = |Tr rho - 1| from the reduced state's trace (the same trace).
-fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &CavityResult) -> (Vec<f64>, Vec<Peak>) {
-    let ns = plan.schedule.times.len();
-    let two_qubit_list: Vec<Measure> = measures.iter().copied().filter(|m| !full_state_measure(*m)).chain(PEAK_MEASURES).collect();
-    let per: Vec<(Vec<f64>, [Peak; 4])> = (0..plan.members.len())
-        .into_par_iter()
-        .map(|i| {
-            let m = &plan.members[i];
-            let rho0 = plan.initial_state(m);
-            let mut ctx = MeasureContext::new(&plan.systems[m.point], &rho0);
-            ctx.space = crate::model::Space::TwoQubit;
-            let mut values = Vec::with_capacity(ns * measures.len());
-            let mut peaks = [Peak::default(); 4];
-            for (s, &t) in plan.schedule.times.iter().enumerate() {
-                let rho_q = r.state(i, s);
-                let z_q = r.z_state(i, s);
-                let v = evaluate(&two_qubit_list, &ctx, &Sample { t, rho: &rho_q, y: z_q.as_ref() });
-                let mut k2 = 0;
-                for meas in measures {
-                    values.push(match meas {
-                        Measure::PhotonNumber => r.photon_number[i * ns + s],
-                        Measure::FockTail => r.fock_tail[i * ns + s],
-                        Measure::TraceError => (rho_q.trace().re - 1.0).abs(),
-                        Measure::MinEigenvalue => f64::NAN,
-                        _ => {
-                            k2 += 1;
-                            v[k2 - 1]
-                        }
-                    });
-                }
-                update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
-            }
-            (values, peaks)
-        })
-        .collect();
-    let mut values = Vec::with_capacity(plan.members.len() * ns * measures.len());
-    let mut peaks = Vec::with_capacity(plan.members.len() * 4);
-    for (v, p) in per {
-        values.extend(v);
-        peaks.extend(p);
-    }
-    (values, peaks)
-}
-
-/// cavity-cells on the GPU kernel, the measures on the host from the reduced states.
+/// cavity-cells on the GPU kernel, the measures on the host from the reduced states (`reduced`).
 pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Result<EngineOutput> {
     let mut notes = vec![];
     if let Some(e) = gpu_refusal(plan) {
@@ -316,7 +265,7 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
     let ensemble = t.elapsed().as_secs_f64();
     let r = with_gpu_progress(plan, opts, "cavity", |gopts, progress| run_cavity_gpu(ctx, &job, opts.precision, gopts, progress))?;
     let th = Instant::now();
-    let (values, peaks) = cavity_assemble(plan, &measures, &r);
+    let (values, peaks) = reduced::cavity_assemble(plan, &measures, &r)?;
     // `--save-states` (reduced): the cell states the kernel returned, as the measures saw them.
     let states = plan.save_states.map(|_| {
         let mut st = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * 16);

@@ -3,12 +3,12 @@
 //! - `reference`: the f64 matrix-form oracle, every model.
 //! - `cpu`: two-qubit models on the f64 CPU twin of the GPU kernel (Pauli basis, rayon);
 //!   cavity-cells on the structured f64 engine (`twin::rk4_cavity`, rayon over members).
-//! - `gpu`: two-qubit models on the WGSL kernel; the 4x4 eigen-solve measures are computed
-//!   on the host (nalgebra) from the states the kernel returns. cavity-cells on the
+//! - `gpu`: two-qubit models on the WGSL kernels: the integrator, then the 4x4 eigen-solve
+//!   measures of the states it leaves on the device (`measures_two_qubit`). cavity-cells on the
 //!   rk4_cavity kernel, which returns the reduced (cell 1, cell 2) states (and Z's), the
-//!   photon number and the Fock tail; every other measure is computed on the host from the
-//!   reduced states, as the CPU engine does. min_eigenvalue needs the full cavity state and is
-//!   not available there.
+//!   photon number and the Fock tail; the host measures the reduced states with the two-qubit
+//!   kernels' CPU twins in f64 (`cavity/reduced.rs`). min_eigenvalue needs the full cavity
+//!   state and is not available there.
 //! - `[time] steady = true` (every backend): each member's steady state from the null space of
 //!   its Liouvillian, on the CPU in f64 (`steady.rs`), with no integration.
 

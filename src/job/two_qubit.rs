@@ -140,10 +140,15 @@ pub struct KernelFlags {
 
 impl KernelFlags {
     pub fn for_job(job: &TwoQubitJob) -> KernelFlags {
-        let has = |m: Measure| job.measures.contains(&m);
+        KernelFlags::for_measures(&job.measures, job.keep_states)
+    }
+
+    /// The flags of the kernel measures among `measures`.
+    pub fn for_measures(measures: &[Measure], keep_states: bool) -> KernelFlags {
+        let has = |m: Measure| measures.contains(&m);
         KernelFlags {
             evolve_z: has(EnergyFluctuationB),
-            keep_states: job.keep_states,
+            keep_states,
             bell: has(BellChsh),
             coherence: has(CoherenceL1) || has(ImaginarityL1),
             entropy: has(EntropyB),
@@ -280,12 +285,18 @@ impl KernelPoint {
     }
 
     pub fn new(p: &TwoQubitPoint, dt: f64) -> KernelPoint {
+        KernelPoint { d: rk4_increment(&p.generator, dt), g: p.generator, ..KernelPoint::measuring(p) }
+    }
+
+    /// The constants of the measures alone (d and g zero): for measuring states that were
+    /// stepped elsewhere.
+    pub fn measuring(p: &TwoQubitPoint) -> KernelPoint {
         let q = 1.0 - 2.0 * p.dephasing;
         let norm3 = |h: &[f64; 4]| (h[1] * h[1] + h[2] * h[2] + h[3] * h[3]).sqrt();
         let nhb = norm3(&p.h_battery);
         KernelPoint {
-            d: rk4_increment(&p.generator, dt),
-            g: p.generator,
+            d: [0.0; 256],
+            g: [0.0; 256],
             hb: p.h_battery,
             hc: p.h_charger,
             q,

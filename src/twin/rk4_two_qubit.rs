@@ -52,7 +52,9 @@ use crate::job::{piece_starts, plan_pieces, Peak, Piece, TwoQubitJob, TwoQubitRe
 use rayon::prelude::*;
 
 mod lanes;
+mod states;
 use lanes::LANES;
+pub use states::StateMeasures;
 
 /// A point's constants in the working precision.
 struct PointR<R> {
