@@ -271,27 +271,18 @@ fn run_dicke_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Res
     let mut list = measures.clone();
     list.extend(PEAK_MEASURES);
     let nm = measures.len();
-    let per: Vec<(Vec<f64>, [Peak; 4])> = (0..plan.members.len())
-        .into_par_iter()
-        .map(|i| {
-            let m = &plan.members[i];
-            let ctx = MeasureContext::new(&plan.systems[m.point], &initial(i));
-            let mut values = Vec::with_capacity(r.n_samples * nm);
-            let mut peaks = [Peak::default(); 4];
-            for (s, &t) in plan.schedule.times.iter().enumerate() {
-                let v = evaluate_sample(&list, &ctx, t, &dicke_sample(r.sample(i, s), n, None), n);
-                values.extend_from_slice(&v[..nm]);
-                update_peaks(&mut peaks, s, t, &v[nm..]);
-            }
-            (values, peaks)
-        })
-        .collect();
-    let mut values = Vec::with_capacity(plan.members.len() * r.n_samples * nm);
-    let mut peaks = Vec::with_capacity(plan.members.len() * 4);
-    for (v, p) in per {
-        values.extend(v);
-        peaks.extend(p);
-    }
+    // each member's rows and peaks written in place, in parallel
+    let mut values = vec![0.0; plan.members.len() * r.n_samples * nm];
+    let mut peaks = vec![Peak::default(); plan.members.len() * 4];
+    values.par_chunks_mut((r.n_samples * nm).max(1)).zip(peaks.par_chunks_mut(4)).enumerate().for_each(|(i, (rows, member_peaks))| {
+        let m = &plan.members[i];
+        let ctx = MeasureContext::new(&plan.systems[m.point], &initial(i));
+        for (s, &t) in plan.schedule.times.iter().enumerate() {
+            let v = evaluate_sample(&list, &ctx, t, &dicke_sample(r.sample(i, s), n, None), n);
+            rows[s * nm..(s + 1) * nm].copy_from_slice(&v[..nm]);
+            update_peaks(member_peaks, s, t, &v[nm..]);
+        }
+    });
     Ok(EngineOutput {
         measures,
         values,
