@@ -34,7 +34,8 @@ pub struct VerifyReport {
 
 /// The route of the concurrence in a run of `model` on `backend` ("gpu" or "cpu") at
 /// `precision`: the two-qubit models compute it with the measures kernel (on the device, in
-/// the run's precision) or its CPU twin (f64); the cavity model on the host with nalgebra.
+/// the run's precision) or its CPU twin (f64); the cavity model on the host, from the GPU
+/// kernel's reduced states with that twin, and on the CPU engine with nalgebra.
 pub fn concurrence_route(measures: &[Measure], model: crate::model::ModelKind, backend: &str, precision: Precision) -> Option<String> {
     use crate::model::ModelKind;
     if !measures.contains(&Measure::Concurrence) {

@@ -265,7 +265,7 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
     let ensemble = t.elapsed().as_secs_f64();
     let r = with_gpu_progress(plan, opts, "cavity", |gopts, progress| run_cavity_gpu(ctx, &job, opts.precision, gopts, progress))?;
     let th = Instant::now();
-    let (values, peaks) = reduced::cavity_assemble(plan, &measures, &r)?;
+    let (values, peaks) = reduced::cavity_assemble(plan, &measures, &(&r).into())?;
     // `--save-states` (reduced): the cell states the kernel returned, as the measures saw them.
     let states = plan.save_states.map(|_| {
         let mut st = Vec::with_capacity(plan.members.len() * plan.schedule.times.len() * 16);

@@ -133,8 +133,9 @@ impl Measure {
         matches!(self, SteadyResidual)
     }
 
-    /// Measures that need a 4x4 eigen-solve (or a full-state one); the GPU engines leave
-    /// these to the host (nalgebra, from transferred states).
+    /// Measures that need a 4x4 eigen-solve (or a full-state one): the two-qubit GPU engine
+    /// computes them with its measures kernel, the cavity one on the host with that kernel's
+    /// CPU twin; min_eigenvalue of a cavity or dicke state needs the full state.
     pub fn needs_eigensolve(&self) -> bool {
         matches!(self, CapacityTotal | ResidualCapacity | Concurrence | SteeringAb | SteeringBa | MinEigenvalue)
     }

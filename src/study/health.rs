@@ -110,16 +110,16 @@ impl HealthCounts {
             self.nonpositive,
             ids.join(", ")
         );
+        let mut causes = vec![];
         if self.nonfinite + self.trace > 0 {
-            s += &format!("; this is RK4 instability or f32 rounding: try a smaller dt than {dt} or --precision f64");
+            causes.push("RK4 instability or f32 rounding");
         }
         if self.nonpositive > 0 {
             // RK4 keeps the trace but not positivity: a zero eigenvalue of a (nearly) pure
             // state moves by the step's truncation error, O(dt^4) over a run
-            s += &format!(
-                "; a non-positive state is RK4's truncation error pushing a zero eigenvalue below -tolerance (it shrinks as dt^4): try a smaller dt than {dt}, or --precision f64 for an f32 run"
-            );
+            causes.push("RK4's truncation error pushing a zero eigenvalue below -tolerance (it shrinks as dt^4)");
         }
+        s += &format!("; this is {}: try a smaller dt than {dt}, or --precision f64 for an f32 run", causes.join(", and "));
         Some(s)
     }
 }

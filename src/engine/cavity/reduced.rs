@@ -11,7 +11,7 @@ use crate::error::{QbatError, Result};
 use crate::gpu::rk4_cavity::CavityResult;
 use crate::job::measures_two_qubit::{eigen_code, eigen_flags, eigen_point, N_EIGEN_CODES};
 use crate::job::pauli::{pauli2, to_pauli};
-use crate::job::two_qubit::{kernel_code, KernelFlags, KernelPoint};
+use crate::job::two_qubit::{kernel_code, KernelFlags, KernelPoint, N_CODES};
 use crate::job::{Pauli4, Peak, TwoQubitPoint, PEAK_MEASURES};
 use crate::linalg::{CMat, C64};
 use crate::measures::Measure;
@@ -62,7 +62,8 @@ impl ReducedMeasures {
         Ok(ReducedMeasures {
             sources: measures.iter().map(|&m| source(m)).collect::<Result<_>>()?,
             closed_flags: KernelFlags::for_measures(measures, false).bits(),
-            eigen_flags: eigen_flags(measures),
+            // (min_eigenvalue is of the full state: its column is NaN, and it needs no solve)
+            eigen_flags: eigen_flags(&measures.iter().copied().filter(|&m| m != Measure::MinEigenvalue).collect::<Vec<_>>()),
             peak_codes: [code(PEAK_MEASURES[0])?, code(PEAK_MEASURES[1])?, code(PEAK_MEASURES[2])?, code(PEAK_MEASURES[3])?],
         })
     }
@@ -94,14 +95,23 @@ impl ReducedMeasures {
         let closed = StateMeasures::new(&KernelPoint::measuring(&point), self.closed_flags);
         // (the spectrum of H serves capacity_total only, which the cavity model has not)
         let eigen_point = eigen_point(&point, &[0.0; 4]);
-        let refs = closed.references(x0);
+        // Z(t) - Z(0) from the Z(0) the kernel stepped from: exactly 0 at t = 0
+        let refs = z.map_or_else(|| closed.references(x0), |(z0, _)| closed.references_with(x0, z0));
         let n_cols = self.sources.len();
         for (s, &t) in times.iter().enumerate() {
             let at = |d: &[f64], base: &Pauli4| -> Pauli4 { std::array::from_fn(|k| base[k] + d[16 * s + k]) };
             let y = closed.sample_copy(&at(dx, x0));
             let zt = z.map_or([0.0; 16], |(z0, dz)| at(dz, z0));
-            let m = closed.of(&y, &zt, &refs, t);
-            let e = if self.eigen_flags != 0 { eigen_measures(&y, &eigen_point, self.eigen_flags) } else { [0.0; N_EIGEN_CODES] };
+            // A non-finite sample gives NaN in every state column, as the matrix-form measures
+            // do, so that the health check sees it (a closed form such as entropy_b's would
+            // not carry the NaN through).
+            let finite = y.iter().chain(&zt).all(|v| v.is_finite());
+            let m = if finite { closed.of(&y, &zt, &refs, t) } else { [f64::NAN; N_CODES] };
+            let e = match (finite, self.eigen_flags) {
+                (false, _) => [f64::NAN; N_EIGEN_CODES],
+                (true, 0) => [0.0; N_EIGEN_CODES],
+                (true, flags) => eigen_measures(&y, &eigen_point, flags),
+            };
             for (v, src) in values[s * n_cols..(s + 1) * n_cols].iter_mut().zip(&self.sources) {
                 *v = match *src {
                     Source::Closed(k) => m[k],
@@ -121,9 +131,37 @@ fn pauli_of(m: &[C64; 16]) -> Pauli4 {
     to_pauli(&CMat::from_row_slice(4, 4, m))
 }
 
+/// What the cavity kernel returns for a run's members (`CavityResult`'s data).
+pub(super) struct Samples<'a> {
+    /// each member's reduced rho0, 4x4 row-major
+    pub initial: &'a [[C64; 16]],
+    /// each member's reduced Z(0), with energy_fluctuation_b
+    pub z_initial: Option<&'a [[C64; 16]]>,
+    /// [member][sample] 16 Pauli coefficients less rho0's
+    pub deltas: &'a [f64],
+    /// the same for Z
+    pub z_deltas: Option<&'a [f64]>,
+    /// [member][sample]
+    pub photon_number: &'a [f64],
+    pub fock_tail: &'a [f64],
+}
+
+impl<'a> From<&'a CavityResult> for Samples<'a> {
+    fn from(r: &'a CavityResult) -> Self {
+        Samples {
+            initial: &r.initial,
+            z_initial: r.z_initial.as_deref(),
+            deltas: &r.deltas,
+            z_deltas: r.z_deltas.as_deref(),
+            photon_number: &r.photon_number,
+            fock_tail: &r.fock_tail,
+        }
+    }
+}
+
 /// Every member's values [member][sample][measure] and peaks from what the cavity kernel
 /// returned.
-pub(super) fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &CavityResult) -> Result<(Vec<f64>, Vec<Peak>)> {
+pub(super) fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &Samples) -> Result<(Vec<f64>, Vec<Peak>)> {
     let reduced = ReducedMeasures::new(measures)?;
     if measures.contains(&Measure::EnergyFluctuationB) && (r.z_initial.is_none() || r.z_deltas.is_none()) {
         return Err(QbatError::Numerics("energy_fluctuation_b needs Z(t), which the cavity kernel did not evolve".into()));
@@ -132,13 +170,12 @@ pub(super) fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &CavityResul
     let mut values = vec![0.0; n * ns * nm];
     let mut peaks = vec![Peak::default(); n * 4];
     values.par_chunks_mut((ns * nm).max(1)).zip(peaks.par_chunks_mut(4)).enumerate().for_each(|(i, (rows, member_peaks))| {
-        let sys = &plan.systems[plan.members[i].point];
         let states = i * ns * 16..(i + 1) * ns * 16;
-        let z0 = r.z_initial.as_ref().map(|z| pauli_of(&z[i]));
-        let z = z0.as_ref().zip(r.z_deltas.as_ref()).map(|(z0, dz)| (z0, &dz[states.clone()]));
+        let z0 = r.z_initial.map(|z| pauli_of(&z[i]));
+        let z = z0.as_ref().zip(r.z_deltas).map(|(z0, dz)| (z0, &dz[states.clone()]));
         let per_sample = i * ns..(i + 1) * ns;
         reduced.member(
-            sys,
+            &plan.systems[plan.members[i].point],
             &plan.schedule.times,
             &pauli_of(&r.initial[i]),
             &r.deltas[states.clone()],
@@ -179,61 +216,97 @@ mod tests {
         rho / tr
     }
 
-    /// The measures of random reduced states (mixed and pure) and of a random Hermitian Z, each
-    /// member's t = 0 state the plan's own, against the f64 oracle on the same 4x4 states in a
-    /// two-qubit context (as the engine measured them before): every measure of the cavity
-    /// model, the listed ones too, and the peaks.
+    /// Every measure of the cavity model (the listed ones too), alone and all together, and
+    /// the peaks, of random reduced states (mixed and pure) and random Hermitian Z's, each
+    /// member's t = 0 state its own, through `cavity_assemble`'s slicing of the kernel's
+    /// returned arrays: against the f64 oracle on the same 4x4 states in a two-qubit context (as
+    /// the engine measured them before). A NaN in one member's sample gives NaN in its state
+    /// columns there. (In cavity-cells H_B = H_C, so a swap of the two would not show here;
+    /// the two-qubit twin's own tests hold them apart.)
     #[test]
     fn reduced_state_measures_are_the_oracles() {
         let plan = parse_plan(
-            "model = \"cavity-cells\"\n[params]\nn_fock = 3\nalpha = 0.7\nlambda = { values = [0.5, 1.5] }\nwq = 1.3\n[time]\ndt = 0.01\nt_end = 0.06\nsamples = 7\n",
+            "model = \"cavity-cells\"\n[params]\nn_fock = 3\nalpha = 0.7\nlambda = { values = [0.5, 1.5, 1.1] }\nwq = 1.3\n[time]\ndt = 0.01\nt_end = 0.06\nsamples = 7\n",
             &Overrides::default(),
         )
         .unwrap();
-        let measures: Vec<Measure> = Measure::ALL.iter().copied().filter(|m| m.applies_to(plan.model) && *m != Measure::SteadyResidual).collect();
-        assert!(measures.contains(&Measure::Concurrence) && measures.contains(&Measure::SmCIm) && measures.contains(&Measure::EnergyFluctuationB));
-        let reduced = ReducedMeasures::new(&measures).unwrap();
+        let all: Vec<Measure> = Measure::ALL.iter().copied().filter(|m| m.applies_to(plan.model) && *m != Measure::SteadyResidual).collect();
+        assert!(all.contains(&Measure::Concurrence) && all.contains(&Measure::SmCIm) && all.contains(&Measure::EnergyFluctuationB));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let ns = plan.schedule.times.len();
+        let (ns, n) = (plan.schedule.times.len(), plan.members.len());
+        let space = Space::Cavity { n_fock: 3 };
+        let row_major = |m: &CMat| -> [C64; 16] { std::array::from_fn(|k| m[(k / 4, k % 4)]) };
+        // per member: rho0's and Z(0)'s reduced parts, then random states and Z's per sample
+        let (mut initial, mut z_initial, mut states, mut zs) = (vec![], vec![], vec![], vec![]);
+        let (mut deltas, mut z_deltas) = (vec![], vec![]);
         for member in &plan.members {
-            let sys = &plan.systems[member.point];
             let rho0 = plan.initial_state(member);
-            let x0 = to_pauli(&two_qubit_part(Space::Cavity { n_fock: 3 }, &rho0, 0.0));
-            let hb_full = crate::engine::battery_times_state(&plan, sys, &rho0);
-            let z0 = to_pauli(&two_qubit_part(Space::Cavity { n_fock: 3 }, &hermitian_part(&hb_full), 0.0));
-            let states: Vec<CMat> = (0..ns).map(|s| random_state(&mut rng, s % 3 == 1)).collect();
-            let zs: Vec<CMat> = (0..ns).map(|_| hermitian_part(&random_matrix(&mut rng))).collect();
-            let delta = |m: &CMat, base: &Pauli4| to_pauli(m).iter().zip(base).map(|(a, b)| a - b).collect::<Vec<f64>>();
-            let dx: Vec<f64> = states.iter().flat_map(|m| delta(m, &x0)).collect();
-            let dz: Vec<f64> = zs.iter().flat_map(|m| delta(m, &z0)).collect();
-            let photon: Vec<f64> = (0..ns).map(|_| rng.random_range(0.0..4.0)).collect();
-            let tail: Vec<f64> = (0..ns).map(|_| rng.random_range(0.0..1e-6)).collect();
-            let mut values = vec![0.0; ns * measures.len()];
-            let mut peaks = vec![Peak::default(); 4];
-            reduced.member(sys, &plan.schedule.times, &x0, &dx, Some((&z0, &dz)), &photon, &tail, &mut values, &mut peaks);
-
-            let mut ctx = MeasureContext::new(sys, &rho0);
-            ctx.space = Space::TwoQubit;
-            let mut want_peaks = vec![Peak::default(); 4];
-            for (s, &t) in plan.schedule.times.iter().enumerate() {
-                let sample = Sample { t, rho: &states[s], y: Some(&zs[s]) };
-                for (k, &m) in measures.iter().enumerate() {
-                    let got = values[s * measures.len() + k];
-                    let want = match m {
-                        Measure::PhotonNumber => photon[s],
-                        Measure::FockTail => tail[s],
-                        Measure::MinEigenvalue => f64::NAN,
-                        _ => evaluate(&[m], &ctx, &sample)[0],
-                    };
-                    let tol = measure_tolerance(m, 1e-12) * want.abs().max(1.0);
-                    assert!((got - want).abs() <= tol || (got.is_nan() && want.is_nan()), "member {} sample {s} {}: {got} against {want}", member.id, m.name());
-                }
-                crate::engine::update_peaks(&mut want_peaks, s, t, &evaluate(&PEAK_MEASURES, &ctx, &sample));
+            let x0 = two_qubit_part(space, &rho0, 0.0);
+            let z0 = two_qubit_part(space, &hermitian_part(&crate::engine::battery_times_state(&plan, &plan.systems[member.point], &rho0)), 0.0);
+            for s in 0..ns {
+                // the first member's first sample is its t = 0 state, as the kernel returns it
+                let (rho, z) = match (member.id, s) {
+                    (0, 0) => (x0.clone(), z0.clone()),
+                    _ => (random_state(&mut rng, s % 3 == 1), hermitian_part(&random_matrix(&mut rng))),
+                };
+                deltas.extend(to_pauli(&rho).iter().zip(to_pauli(&x0)).map(|(a, b)| a - b));
+                z_deltas.extend(to_pauli(&z).iter().zip(to_pauli(&z0)).map(|(a, b)| a - b));
+                states.push(rho);
+                zs.push(z);
             }
-            for (got, want) in peaks.iter().zip(&want_peaks) {
-                assert_eq!(got.t_max, want.t_max);
-                assert!((got.max - want.max).abs() <= 1e-12 * want.max.abs().max(1.0), "{got:?} against {want:?}");
+            initial.push(row_major(&x0));
+            z_initial.push(row_major(&z0));
+        }
+        // member 2, sample 4: not finite
+        deltas[(2 * ns + 4) * 16 + 5] = f64::NAN;
+        let photon: Vec<f64> = (0..n * ns).map(|_| rng.random_range(0.0..4.0)).collect();
+        let tail: Vec<f64> = (0..n * ns).map(|_| rng.random_range(0.0..1e-6)).collect();
+        let samples =
+            Samples { initial: &initial, z_initial: Some(&z_initial), deltas: &deltas, z_deltas: Some(&z_deltas), photon_number: &photon, fock_tail: &tail };
+        // At t = 0 the differences from rho0 and Z(0) vanish exactly: so do stored_energy_b and
+        // energy_fluctuation_b (a square root would magnify any rounding left there).
+        let (values, _) = cavity_assemble(&plan, &[Measure::StoredEnergyB, Measure::EnergyFluctuationB], &samples).unwrap();
+        assert_eq!((values[0], values[1]), (0.0, 0.0));
+        let lists: Vec<Vec<Measure>> = std::iter::once(all.clone()).chain(all.iter().map(|&m| vec![m])).collect();
+        for list in &lists {
+            let (values, peaks) = cavity_assemble(&plan, list, &samples).unwrap();
+            for (i, member) in plan.members.iter().enumerate() {
+                let rho0 = plan.initial_state(member);
+                let mut ctx = MeasureContext::new(&plan.systems[member.point], &rho0);
+                ctx.space = Space::TwoQubit;
+                let mut want_peaks = vec![Peak::default(); 4];
+                for (s, &t) in plan.schedule.times.iter().enumerate() {
+                    let nan = i == 2 && s == 4;
+                    let rho = if nan { CMat::from_element(4, 4, C64::new(f64::NAN, 0.0)) } else { states[i * ns + s].clone() };
+                    let sample = Sample { t, rho: &rho, y: Some(&zs[i * ns + s]) };
+                    for (k, &m) in list.iter().enumerate() {
+                        let got = values[(i * ns + s) * list.len() + k];
+                        let want = match m {
+                            Measure::PhotonNumber => photon[i * ns + s],
+                            Measure::FockTail => tail[i * ns + s],
+                            Measure::MinEigenvalue => f64::NAN,
+                            _ => evaluate(&[m], &ctx, &sample)[0],
+                        };
+                        let state_column = !matches!(m, Measure::PhotonNumber | Measure::FockTail);
+                        assert_eq!(want.is_nan(), m == Measure::MinEigenvalue || (nan && state_column), "{}", m.name());
+                        let tol = measure_tolerance(m, 1e-12) * want.abs().max(1.0);
+                        assert!((got - want).abs() <= tol || (got.is_nan() && want.is_nan()), "member {i} sample {s} {}: {got} against {want}", m.name());
+                    }
+                    if !nan {
+                        crate::engine::update_peaks(&mut want_peaks, s, t, &evaluate(&PEAK_MEASURES, &ctx, &sample));
+                    }
+                }
+                if i != 2 {
+                    for (got, want) in peaks[4 * i..4 * i + 4].iter().zip(&want_peaks) {
+                        assert_eq!(got.t_max, want.t_max);
+                        assert!((got.max - want.max).abs() <= 1e-12 * want.max.abs().max(1.0), "{got:?} against {want:?}");
+                    }
+                }
             }
         }
+        // energy_fluctuation_b with no Z returned is an error, not a column of zeros
+        let no_z = Samples { z_initial: None, z_deltas: None, ..samples };
+        assert!(cavity_assemble(&plan, &[Measure::EnergyFluctuationB], &no_z).is_err());
+        assert!(cavity_assemble(&plan, &[Measure::EnergyB], &no_z).is_ok());
     }
 }

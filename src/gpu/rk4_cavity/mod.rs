@@ -122,15 +122,6 @@ impl CavityResult {
         let off = (member * self.n_samples + sample) * 16;
         state_at(&self.initial[member], &self.deltas[off..off + 16])
     }
-
-    /// The reduced Z of `member` at `sample`, with `evolve_z`.
-    pub fn z_state(&self, member: usize, sample: usize) -> Option<CMat> {
-        let off = (member * self.n_samples + sample) * 16;
-        match (&self.z_initial, &self.z_deltas) {
-            (Some(z0), Some(dz)) => Some(state_at(&z0[member], &dz[off..off + 16])),
-            _ => None,
-        }
-    }
 }
 
 /// Run a cavity job on the GPU. `progress` gets the number of members done after each chunk;

@@ -28,6 +28,13 @@ impl StateMeasures {
         references(x0, &self.p)
     }
 
+    /// The references of a member started in `x0` with Z(0) = `z0` as its Z(t) was stepped
+    /// from: Z(t) - Z(0) then vanishes exactly at t = 0 (as `references` makes it for the
+    /// kernel's own Z).
+    pub fn references_with(&self, x0: &Pauli4, z0: &Pauli4) -> References {
+        (std::array::from_fn(|i| x0[i] * self.p.mask[i]), std::array::from_fn(|i| z0[i] * self.p.mask[i]))
+    }
+
     /// The sample copy of a state: what every measure of it sees (the eigen-solve ones too).
     pub fn sample_copy(&self, x: &Pauli4) -> Pauli4 {
         dephase(x, &self.p.mask)
