@@ -112,14 +112,14 @@ impl HealthCounts {
         );
         let mut causes = vec![];
         if self.nonfinite + self.trace > 0 {
-            causes.push("RK4 instability or f32 rounding");
+            causes.push("non-finite values or a lost trace are RK4 instability or f32 rounding");
         }
         if self.nonpositive > 0 {
             // RK4 keeps the trace but not positivity: a zero eigenvalue of a (nearly) pure
             // state moves by the step's truncation error, O(dt^4) over a run
-            causes.push("RK4's truncation error pushing a zero eigenvalue below -tolerance (it shrinks as dt^4)");
+            causes.push("a non-positive state is RK4's truncation error pushing a zero eigenvalue below -tolerance (it shrinks as dt^4)");
         }
-        s += &format!("; this is {}: try a smaller dt than {dt}, or --precision f64 for an f32 run", causes.join(", and "));
+        s += &format!("; {}: try a smaller dt than {dt}, or --precision f64 for an f32 run", causes.join("; "));
         Some(s)
     }
 }

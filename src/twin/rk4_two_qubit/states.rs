@@ -2,7 +2,8 @@
 //! rather than measures: the cavity kernel returns each sample's reduced (cell 1, cell 2)
 //! state. Each state gets the kernel's closed forms (`sample_measures`, in f64) as
 //! `take_sample` gives them to a state it steps: the sample copy (the dephasing channel), Z's
-//! battery row, and the t = 0 references (`references`).
+//! battery row, and the t = 0 references (`references`, or `references_with` the Z(0) the
+//! caller's states were stepped from).
 
 use super::{dephase, references, sample_measures, PointR};
 use crate::job::two_qubit::{KernelPoint, Pauli4, N_CODES};
