@@ -54,7 +54,7 @@ fn mem_available(meminfo: &str) -> Option<f64> {
 /// (the cgroup file system's mount): limit - (usage - reclaimable), reclaimable being the
 /// page cache (active and inactive) and reclaimable slab less the dirty and writeback pages,
 /// as MemAvailable counts them. cgroup v2 (`0::PATH` in /proc/self/cgroup): memory.max,
-/// memory.current and memory.stat under root/PATH; v1 (the line of the `memory` controller):
+/// memory.high (the less of the two), memory.current and memory.stat under root/PATH; v1 (the line of the `memory` controller):
 /// memory.limit_in_bytes, memory.usage_in_bytes and memory.stat's `total_` keys under
 /// root/memory/PATH. A cgroup without a limit, or whose limit or usage cannot be read, adds
 /// nothing; None when none has a limit. Where a container shows its own cgroup as the mount's
@@ -95,7 +95,8 @@ pub fn cgroup_headroom(root: &Path, proc_self_cgroup: &str) -> Option<f64> {
 
 /// The files and memory.stat keys of one cgroup version.
 struct CgroupFiles {
-    limit: &'static str,
+    /// the least of these that is set is the limit
+    limits: &'static [&'static str],
     usage: &'static str,
     /// counted as free: the page cache and reclaimable slab
     reclaimable: &'static [&'static str],
@@ -103,8 +104,9 @@ struct CgroupFiles {
     unwritten: &'static [&'static str],
 }
 
+/// (memory.high throttles the cgroup's processes past it, as good as a limit for a run)
 const V2: CgroupFiles = CgroupFiles {
-    limit: "memory.max",
+    limits: &["memory.max", "memory.high"],
     usage: "memory.current",
     reclaimable: &["active_file", "inactive_file", "slab_reclaimable"],
     unwritten: &["file_dirty", "file_writeback"],
@@ -112,17 +114,18 @@ const V2: CgroupFiles = CgroupFiles {
 
 /// (v1 has no slab figure in memory.stat)
 const V1: CgroupFiles = CgroupFiles {
-    limit: "memory.limit_in_bytes",
+    limits: &["memory.limit_in_bytes"],
     usage: "memory.usage_in_bytes",
     reclaimable: &["total_active_file", "total_inactive_file"],
     unwritten: &["total_dirty", "total_writeback"],
 };
 
-/// One cgroup's limit - (usage - reclaimable), at least 0; None without a limit, or when
-/// the limit or the usage cannot be read.
+/// One cgroup's limit - (usage - reclaimable), at least 0, the limit the least of those set
+/// (a file that reads "max", or is missing, sets none); None without a limit, or when the
+/// usage cannot be read.
 fn headroom_of(dir: &Path, files: &CgroupFiles) -> Option<f64> {
     let number = |name: &str| std::fs::read_to_string(dir.join(name)).ok()?.trim().parse::<u64>().ok();
-    let limit = number(files.limit).filter(|&l| l < NO_LIMIT_BYTES)?;
+    let limit = files.limits.iter().filter_map(|f| number(f)).filter(|&l| l < NO_LIMIT_BYTES).min()?;
     let usage = number(files.usage)?;
     let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
     // a key's value: the line "key value" (so inactive_file never reads total_inactive_file)
@@ -201,6 +204,16 @@ mod tests {
         assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some(0.0));
         // a limit whose usage cannot be read adds nothing
         write(&step, "memory.current", "?\n");
+        assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((8 * GIB - 7 * GIB + 17 * GIB / 4) as f64));
+        // memory.high below memory.max is the limit (it throttles past it); "max" sets none
+        write(&step, "memory.current", &format!("{}\n", GIB / 2));
+        write(&step, "memory.max", "max\n");
+        write(&step, "memory.high", &format!("{}\n", GIB));
+        assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((GIB / 2) as f64));
+        write(&step, "memory.max", &format!("{}\n", 3 * GIB / 4));
+        assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((GIB / 4) as f64));
+        write(&step, "memory.max", "max\n");
+        write(&step, "memory.high", "max\n");
         assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((8 * GIB - 7 * GIB + 17 * GIB / 4) as f64));
     }
 
