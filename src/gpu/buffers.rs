@@ -318,9 +318,24 @@ pub fn read_samples_checked(
     m: usize,
     pieces: usize,
 ) -> crate::error::Result<Vec<f64>> {
+    read_samples_checked_with(ctx, out, status, kernel, (first_member, m), pieces, |bytes| read_reals(bytes, out_len, precision))
+}
+
+/// `read_samples_checked` handing the mapped sample bytes to `take` (the host's one pass from
+/// them into where they are kept) rather than copying them into a vector first. `members`:
+/// the chunk's first member and its count.
+pub fn read_samples_checked_with<T>(
+    ctx: &super::GpuContext,
+    out: &wgpu::Buffer,
+    status: &wgpu::Buffer,
+    kernel: &str,
+    (first_member, m): (usize, usize),
+    pieces: usize,
+    take: impl FnOnce(&[u8]) -> T,
+) -> crate::error::Result<T> {
     let mut staging = read_back(ctx, &[("samples", out), ("status", status)])?;
     let view = staging[0].view()?;
-    let values = read_reals(&view, out_len, precision);
+    let values = take(&view);
     drop(view);
     staging[0].unmap();
     let view = staging[1].view()?;

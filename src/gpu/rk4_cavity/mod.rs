@@ -68,7 +68,7 @@
 //! into an error.
 
 use super::buffers::{
-    dispatch_uniforms, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_samples_checked, real_bytes, submit_dispatches, u32_bytes,
+    dispatch_uniforms, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_samples_checked_with, real_bytes, submit_dispatches, u32_bytes,
 };
 use super::context::GpuContext;
 use super::Precision;
@@ -212,23 +212,17 @@ pub fn run_cavity_gpu(
         element_steps: opts.element_steps_per_dispatch.unwrap_or(ELEMENT_STEPS_PER_DISPATCH).max(1),
     };
     for chunk in plan.chunk_ranges() {
-        let out = runner.run(chunk.clone())?;
-        for (k, i) in chunk.clone().enumerate() {
-            let (x0, z0) = out.refs[k];
+        let (states, samples) = (chunk.start * ns * 16..chunk.end * ns * 16, chunk.start * ns..chunk.end * ns);
+        let sink = ChunkSink {
+            deltas: &mut result.deltas[states.clone()],
+            z_deltas: result.z_deltas.as_mut().map(|z| &mut z[states]),
+            photon_number: &mut result.photon_number[samples.clone()],
+            fock_tail: &mut result.fock_tail[samples],
+        };
+        for (x0, z0) in runner.run(chunk.clone(), sink)? {
             result.initial.push(x0);
             if let (Some(zi), Some(z0)) = (result.z_initial.as_mut(), z0) {
                 zi.push(z0);
-            }
-            for s in 0..ns {
-                let o = &out.values[(k * ns + s) * layout.out_stride..(k * ns + s + 1) * layout.out_stride];
-                result.deltas[(i * ns + s) * 16..(i * ns + s + 1) * 16].copy_from_slice(&o[..16]);
-                let mut tail = 16;
-                if let Some(dz) = result.z_deltas.as_mut() {
-                    dz[(i * ns + s) * 16..(i * ns + s + 1) * 16].copy_from_slice(&o[16..32]);
-                    tail = 32;
-                }
-                result.photon_number[i * ns + s] = o[tail];
-                result.fock_tail[i * ns + s] = o[tail + 1];
             }
         }
         progress(chunk.end as u64)?;
@@ -249,11 +243,54 @@ struct Shared {
     off_weights: u32,
 }
 
-struct ChunkOut {
-    /// out_stride reals per (member, sample), chunk-local members
-    values: Vec<f64>,
-    /// f64 reduced X and Z at t = 0 per chunk-local member
-    refs: Vec<([C64; 16], Option<[C64; 16]>)>,
+/// A chunk's members' parts of the result's arrays, filled from the read-back.
+struct ChunkSink<'a> {
+    deltas: &'a mut [f64],
+    z_deltas: Option<&'a mut [f64]>,
+    photon_number: &'a mut [f64],
+    fock_tail: &'a mut [f64],
+}
+
+impl ChunkSink<'_> {
+    /// The kernel's `out` rows (`out_stride` reals per (member, sample): X's 16 deltas, Z's 16
+    /// with `evolve_z`, photon_number, fock_tail) from the mapped bytes, members in parallel.
+    fn fill(self, bytes: &[u8], precision: Precision, out_stride: usize, ns: usize) {
+        match precision {
+            Precision::F32 => self.fill_as(bytes, out_stride, ns, |b: [u8; 4]| f32::from_ne_bytes(b) as f64),
+            Precision::F64 => self.fill_as(bytes, out_stride, ns, f64::from_ne_bytes),
+        }
+    }
+
+    fn fill_as<const N: usize>(self, bytes: &[u8], out_stride: usize, ns: usize, real: impl Fn([u8; N]) -> f64 + Sync) {
+        // (a run has at least one sample; max(1) keeps an empty one from a zero chunk size)
+        let (state_len, ns1) = ((ns * 16).max(1), ns.max(1));
+        let members = self.photon_number.len() / ns1;
+        let mut z: Vec<Option<&mut [f64]>> = match self.z_deltas {
+            Some(z) => z.chunks_mut(state_len).map(Some).collect(),
+            None => (0..members).map(|_| None).collect(),
+        };
+        let rows = self.deltas.par_chunks_mut(state_len).zip(self.photon_number.par_chunks_mut(ns1)).zip(self.fock_tail.par_chunks_mut(ns1));
+        rows.zip(z.par_iter_mut()).enumerate().for_each(|(k, (((dx, photon), tail), dz))| {
+            for s in 0..ns {
+                let at = |j: usize| {
+                    let o = ((k * ns + s) * out_stride + j) * N;
+                    real(bytes[o..o + N].try_into().expect("N bytes"))
+                };
+                for j in 0..16 {
+                    dx[16 * s + j] = at(j);
+                }
+                let mut after = 16;
+                if let Some(dz) = dz {
+                    for j in 0..16 {
+                        dz[16 * s + j] = at(16 + j);
+                    }
+                    after = 32;
+                }
+                photon[s] = at(after);
+                tail[s] = at(after + 1);
+            }
+        });
+    }
 }
 
 struct ChunkRunner<'a> {
@@ -270,7 +307,8 @@ struct ChunkRunner<'a> {
 }
 
 impl ChunkRunner<'_> {
-    fn run(&self, chunk: Range<usize>) -> Result<ChunkOut> {
+    /// Run a chunk into `sink`; returns each member's f64 reduced X and Z at t = 0.
+    fn run(&self, chunk: Range<usize>, sink: ChunkSink) -> Result<Vec<([C64; 16], Option<[C64; 16]>)>> {
         let (ctx, job, precision, layout) = (self.ctx, self.job, self.precision, self.layout);
         let device = &ctx.device;
         let m = chunk.len();
@@ -377,7 +415,7 @@ impl ChunkRunner<'_> {
         submit_dispatches(ctx, self.pipeline, &bind_group, dispatches.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL);
 
         // Read back the samples and the status once.
-        let values = read_samples_checked(ctx, &out, &status, out_len, precision, KERNEL, chunk.start, m, self.pieces.len())?;
-        Ok(ChunkOut { values, refs })
+        read_samples_checked_with(ctx, &out, &status, KERNEL, (chunk.start, m), self.pieces.len(), |bytes| sink.fill(bytes, precision, layout.out_stride, ns))?;
+        Ok(refs)
     }
 }
