@@ -53,10 +53,10 @@ fn mem_available(meminfo: &str) -> Option<f64> {
 /// The least headroom over the process's memory cgroups and those above them, up to `root`
 /// (the cgroup file system's mount): limit - (usage - reclaimable), reclaimable being the
 /// page cache (active and inactive) and reclaimable slab less the dirty and writeback pages,
-/// as MemAvailable counts them. cgroup v2 (`0::PATH` in /proc/self/cgroup): memory.max,
-/// memory.high (the less of the two), memory.current and memory.stat under root/PATH; v1 (the line of the `memory` controller):
-/// memory.limit_in_bytes, memory.usage_in_bytes and memory.stat's `total_` keys under
-/// root/memory/PATH. A cgroup without a limit, or whose limit or usage cannot be read, adds
+/// as MemAvailable counts them. cgroup v2 (`0::PATH` in /proc/self/cgroup): memory.max and
+/// memory.high (the less of the two), memory.current and memory.stat under root/PATH; v1 (the
+/// line of the `memory` controller): memory.limit_in_bytes, memory.usage_in_bytes and
+/// memory.stat's `total_` keys under root/memory/PATH. A cgroup without a limit, or whose limit or usage cannot be read, adds
 /// nothing; None when none has a limit. Where a container shows its own cgroup as the mount's
 /// root (PATH then not found under it), the root's own files still count; a PATH that leaves
 /// the root (`..`: the process is outside the namespace's root) is not followed.
@@ -212,6 +212,8 @@ mod tests {
         assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((GIB / 2) as f64));
         write(&step, "memory.max", &format!("{}\n", 3 * GIB / 4));
         assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((GIB / 4) as f64));
+        write(&step, "memory.max", &format!("{}\n", 2 * GIB));
+        assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((GIB / 2) as f64));
         write(&step, "memory.max", "max\n");
         write(&step, "memory.high", "max\n");
         assert_eq!(cgroup_headroom(root.path(), proc_cgroup), Some((8 * GIB - 7 * GIB + 17 * GIB / 4) as f64));
