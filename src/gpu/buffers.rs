@@ -41,6 +41,17 @@ pub fn read_reals(bytes: &[u8], n: usize, precision: Precision) -> Vec<f64> {
     }
 }
 
+/// `out.len()` reals of `precision` from `bytes` into `out`, in parallel pieces.
+pub fn fill_reals(out: &mut [f64], bytes: &[u8], precision: Precision) {
+    use rayon::prelude::*;
+    const PIECE: usize = 1 << 14;
+    let (rs, n) = (precision.bytes() as usize, out.len());
+    out.par_chunks_mut(PIECE).zip(bytes[..n * rs].par_chunks(PIECE * rs)).for_each(|(o, b)| match precision {
+        Precision::F32 => o.iter_mut().zip(b.chunks_exact(4)).for_each(|(v, c)| *v = f32::from_ne_bytes(c.try_into().expect("4 bytes")) as f64),
+        Precision::F64 => o.iter_mut().zip(b.chunks_exact(8)).for_each(|(v, c)| *v = f64::from_ne_bytes(c.try_into().expect("8 bytes"))),
+    });
+}
+
 /// `job::columns::fill_rows` of `out` straight from mapped read-back bytes (reals in
 /// `precision`): the integrator's rows of `n_cols` reals in `integrator`, the eigen-solve
 /// measures' rows of `n_eigen` in `eigen` (None: those columns NaN). One parallel pass from
@@ -303,28 +314,12 @@ pub fn group_pieces(pieces: &[crate::job::Piece], cost: impl Fn(&crate::job::Pie
     out
 }
 
-/// Read back a chunk's `out_len` sample reals and its `m` members' status words (pieces done,
-/// dispatches that fell short), and check that every member completed all `pieces`. Shared by
-/// the hosts whose kernels write one status pair per member (cavity, dicke).
-#[allow(clippy::too_many_arguments)]
-pub fn read_samples_checked(
-    ctx: &super::GpuContext,
-    out: &wgpu::Buffer,
-    status: &wgpu::Buffer,
-    out_len: usize,
-    precision: Precision,
-    kernel: &str,
-    first_member: usize,
-    m: usize,
-    pieces: usize,
-) -> crate::error::Result<Vec<f64>> {
-    read_samples_checked_with(ctx, out, status, kernel, (first_member, m), pieces, |bytes| read_reals(bytes, out_len, precision))
-}
-
-/// `read_samples_checked` handing the mapped sample bytes to `take` (the host's one pass from
-/// them into where they are kept) rather than copying them into a vector first. `members`:
-/// the chunk's first member and its count.
-pub fn read_samples_checked_with<T>(
+/// Read back a chunk's samples and its `m` members' status words (pieces done, dispatches
+/// that fell short), and check that every member completed all `pieces`. The mapped sample
+/// bytes go to `take`, the host's one pass from them into where they are kept (no copy into a
+/// vector first). `members`: the chunk's first member and its count. Shared by the hosts
+/// whose kernels write one status pair per member (cavity, dicke).
+pub fn read_samples_checked<T>(
     ctx: &super::GpuContext,
     out: &wgpu::Buffer,
     status: &wgpu::Buffer,

@@ -27,8 +27,8 @@
 //! the cavity kernel (`gpu::rk4_cavity`, whose constants this host shares).
 
 use super::buffers::{
-    dispatch_uniforms, group_pieces, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_samples_checked, real_bytes, submit_dispatches,
-    u32_bytes,
+    dispatch_uniforms, fill_reals, group_pieces, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_samples_checked, real_bytes,
+    submit_dispatches, u32_bytes,
 };
 use super::context::GpuContext;
 use super::rk4_cavity::{
@@ -363,9 +363,9 @@ pub fn run_dicke_gpu(
             [&consts_buf, &lookup_buf, &mparams, &work, &out, &status],
         );
         submit_dispatches(ctx, &pipeline, &bind_group, groups.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL);
-        let values = read_samples_checked(ctx, &out, &status, out_len, precision, KERNEL, chunk.start, m, pieces.len())?;
         let at = chunk.start * ns * layout.out_stride;
-        result.values[at..at + out_len].copy_from_slice(&values);
+        let rows = &mut result.values[at..at + out_len];
+        read_samples_checked(ctx, &out, &status, KERNEL, (chunk.start, m), pieces.len(), |bytes| fill_reals(rows, bytes, precision))?;
         progress(chunk.end as u64)?;
     }
     Ok(result)

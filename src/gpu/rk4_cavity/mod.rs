@@ -68,7 +68,7 @@
 //! into an error.
 
 use super::buffers::{
-    dispatch_uniforms, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_samples_checked_with, real_bytes, submit_dispatches, u32_bytes,
+    dispatch_uniforms, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_samples_checked, real_bytes, submit_dispatches, u32_bytes,
 };
 use super::context::GpuContext;
 use super::Precision;
@@ -415,7 +415,7 @@ impl ChunkRunner<'_> {
         submit_dispatches(ctx, self.pipeline, &bind_group, dispatches.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL);
 
         // Read back the samples and the status once.
-        read_samples_checked_with(ctx, &out, &status, KERNEL, (chunk.start, m), self.pieces.len(), |bytes| sink.fill(bytes, precision, layout.out_stride, ns))?;
+        read_samples_checked(ctx, &out, &status, KERNEL, (chunk.start, m), self.pieces.len(), |bytes| sink.fill(bytes, precision, layout.out_stride, ns))?;
         Ok(refs)
     }
 }
