@@ -56,10 +56,11 @@ fn mem_available(meminfo: &str) -> Option<f64> {
 /// as MemAvailable counts them. cgroup v2 (`0::PATH` in /proc/self/cgroup): memory.max and
 /// memory.high (the less of the two), memory.current and memory.stat under root/PATH; v1 (the
 /// line of the `memory` controller): memory.limit_in_bytes, memory.usage_in_bytes and
-/// memory.stat's `total_` keys under root/memory/PATH. A cgroup without a limit, or whose limit or usage cannot be read, adds
-/// nothing; None when none has a limit. Where a container shows its own cgroup as the mount's
-/// root (PATH then not found under it), the root's own files still count; a PATH that leaves
-/// the root (`..`: the process is outside the namespace's root) is not followed.
+/// memory.stat's `total_` keys under root/memory/PATH. A cgroup without a limit, or whose
+/// limit or usage cannot be read, adds nothing; None when none has a limit. Where a container
+/// shows its own cgroup as the mount's root (PATH then not found under it), the root's own
+/// files still count; a PATH that leaves the root (`..`: the process is outside the
+/// namespace's root) is not followed.
 pub fn cgroup_headroom(root: &Path, proc_self_cgroup: &str) -> Option<f64> {
     let mut least: Option<f64> = None;
     for line in proc_self_cgroup.lines() {

@@ -35,10 +35,9 @@ pub fn u32_bytes(v: &[u32]) -> Vec<u8> {
 
 /// The first n reals of a mapped buffer, as f64.
 pub fn read_reals(bytes: &[u8], n: usize, precision: Precision) -> Vec<f64> {
-    match precision {
-        Precision::F32 => bytes.chunks_exact(4).take(n).map(|c| f32::from_ne_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
-        Precision::F64 => bytes.chunks_exact(8).take(n).map(|c| f64::from_ne_bytes(c.try_into().expect("8 bytes"))).collect(),
-    }
+    let mut out = vec![0.0; n.min(bytes.len() / precision.bytes() as usize)];
+    reals_into(&mut out, bytes, precision);
+    out
 }
 
 /// `out.len()` reals of `precision` from `bytes` into `out`, in parallel pieces.
@@ -46,10 +45,15 @@ pub fn fill_reals(out: &mut [f64], bytes: &[u8], precision: Precision) {
     use rayon::prelude::*;
     const PIECE: usize = 1 << 14;
     let (rs, n) = (precision.bytes() as usize, out.len());
-    out.par_chunks_mut(PIECE).zip(bytes[..n * rs].par_chunks(PIECE * rs)).for_each(|(o, b)| match precision {
-        Precision::F32 => o.iter_mut().zip(b.chunks_exact(4)).for_each(|(v, c)| *v = f32::from_ne_bytes(c.try_into().expect("4 bytes")) as f64),
-        Precision::F64 => o.iter_mut().zip(b.chunks_exact(8)).for_each(|(v, c)| *v = f64::from_ne_bytes(c.try_into().expect("8 bytes"))),
-    });
+    out.par_chunks_mut(PIECE).zip(bytes[..n * rs].par_chunks(PIECE * rs)).for_each(|(o, b)| reals_into(o, b, precision));
+}
+
+/// `out` := the reals of `precision` at the start of `bytes`, as f64.
+fn reals_into(out: &mut [f64], bytes: &[u8], precision: Precision) {
+    match precision {
+        Precision::F32 => out.iter_mut().zip(bytes.chunks_exact(4)).for_each(|(v, c)| *v = f32::from_ne_bytes(c.try_into().expect("4 bytes")) as f64),
+        Precision::F64 => out.iter_mut().zip(bytes.chunks_exact(8)).for_each(|(v, c)| *v = f64::from_ne_bytes(c.try_into().expect("8 bytes"))),
+    }
 }
 
 /// `job::columns::fill_rows` of `out` straight from mapped read-back bytes (reals in

@@ -59,13 +59,12 @@ pub(super) struct ReducedMeasures {
 
 impl ReducedMeasures {
     pub(super) fn new(measures: &[Measure]) -> Result<Self> {
-        let code = |m: Measure| kernel_code(m).map(|k| k as usize).ok_or_else(|| QbatError::Numerics(format!("{} has no kernel code", m.name())));
         Ok(ReducedMeasures {
             sources: measures.iter().map(|&m| source(m)).collect::<Result<_>>()?,
             closed_flags: KernelFlags::for_measures(measures, false).bits(),
             // (min_eigenvalue is of the full state: its column is NaN, and it needs no solve)
             eigen_flags: eigen_flags(&measures.iter().copied().filter(|&m| m != Measure::MinEigenvalue).collect::<Vec<_>>()),
-            peak_codes: [code(PEAK_MEASURES[0])?, code(PEAK_MEASURES[1])?, code(PEAK_MEASURES[2])?, code(PEAK_MEASURES[3])?],
+            peak_codes: PEAK_MEASURES.map(|m| kernel_code(m).expect("the peak measures are kernel measures") as usize),
         })
     }
 
