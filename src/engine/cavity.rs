@@ -3,19 +3,21 @@
 //! kernel returns it. `[[drive]]`s go to both as slot weights (`job::cavity::cavity_drive`);
 //! a run with a drive outside the slots is the reference engine's (`unsupported_drive`).
 
-use super::{battery_times_state, progress_bar, update_peaks, ChunkProgress, EngineOutput, RunOptions};
+use super::{battery_times_state, progress_bar, ChunkProgress, EngineOutput, RunOptions};
 use crate::config::{Member, Plan};
 use crate::error::{QbatError, Result};
 use crate::gpu::{rk4_cavity::run_cavity_gpu, rk4_cavity::CavityGpuOptions, GpuContext};
 use crate::job::cavity::{cavity_drive, CavityDrive};
-use crate::job::{CavityCoeffs, CavityJob, CavityPoint, Peak, Precision, PEAK_MEASURES};
+use crate::job::{CavityCoeffs, CavityJob, CavityPoint, Peak, Precision};
 use crate::linalg::{CMat, C64};
 use crate::measures::saved::{push_row_major, StateSave};
-use crate::measures::{evaluate, Measure, MeasureContext, Sample};
-use crate::twin::rk4_cavity::{integrate_schedule, CavityDrives, CavityOps, Cx};
+use crate::measures::Measure;
+use crate::twin::rk4_cavity::{integrate_schedule, sample_outputs, CavityDrives, CavityOps, Cx};
 use std::time::Instant;
 
 mod reduced;
+
+use reduced::{ReducedMeasures, ReducedSample};
 
 /// Coefficients of a cavity point for the structured engine.
 pub fn cavity_coeffs(params: &crate::model::Params) -> Result<CavityCoeffs> {
@@ -92,7 +94,10 @@ fn reduce_cells(v: &[Cx<f64>], n_fock: usize) -> CMat {
 }
 
 /// Integrate one cavity member on the structured f64 engine; values [sample][measure], peaks,
-/// and the saved states (`--save-states`, `measures::saved`; empty without).
+/// and the saved states (`--save-states`, `measures::saved`; empty without). The reduced
+/// (cell 1, cell 2) state of each sample is measured as the GPU engine measures the kernel's
+/// (`reduced::ReducedMeasures`: the two-qubit kernels' f64 twins); trace_error and
+/// min_eigenvalue are of the full state.
 pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Vec<C64>)> {
     let sys = &plan.systems[m.point];
     let coeffs = cavity_coeffs(&plan.points[m.point])?;
@@ -100,12 +105,8 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
     let dim = coeffs.dim();
     let ops = CavityOps::<f64>::new(&coeffs);
     let rho0 = plan.initial_state(m);
-    let full_ctx = MeasureContext::new(sys, &rho0);
-    // The two-qubit measures take the reduced state; the context is the same but for its space.
-    let mut ctx = full_ctx.clone();
-    ctx.space = crate::model::Space::TwoQubit;
     let list: Vec<Measure> = plan.measures.clone();
-    let two_qubit_list: Vec<Measure> = list.iter().copied().filter(|m| !full_state_measure(*m)).chain(PEAK_MEASURES).collect();
+    let reduced = ReducedMeasures::new(&list)?;
     let want_z = list.contains(&Measure::EnergyFluctuationB);
     let mut x = to_cx(&rho0);
     // Z(0) = {H_B, rho0}/2, whose evolution gives Re Tr(H_B Y(t)).
@@ -113,43 +114,43 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
         let y0 = battery_times_state(plan, sys, &rho0);
         to_cx(&crate::linalg::hermitian_part(&y0))
     });
+    // the reduced states as the kernel forms them (`sample_outputs`, its sums in order)
+    let reduced_of = |v: &[Cx<f64>]| sample_outputs(v, n_fock, 1);
+    let (x0, z0) = (reduced_of(&x).0, z.as_deref().map(|z| reduced_of(z).0));
     // `[protocol] switch_off`: the cell-cell coupling g is off after T.
     let ops_off = plan.schedule.switch_segment().map(|_| CavityOps::<f64>::new(&coeffs.uncoupled()));
     let drives = CavityDrives::<f64>::new(&cavity_drives(plan, m.point)?);
-    let nm = list.len();
-    let mut values = Vec::with_capacity(plan.schedule.times.len() * nm);
-    let mut peaks = [Peak::default(); 4];
+    let (ns, nm) = (plan.schedule.times.len(), list.len());
+    // per sample: the reduced sample, then trace_error and min_eigenvalue of the full state
+    let mut samples = Vec::with_capacity(ns);
+    let mut full_state = Vec::with_capacity(ns);
     let mut states = vec![];
     integrate_schedule(&ops, ops_off.as_ref().unwrap_or(&ops), &drives, &mut x, z.as_deref_mut(), &plan.schedule, |s, x, z| {
-        let t = plan.schedule.times[s];
-        let rho_q = reduce_cells(x, n_fock);
-        let z_q = z.as_ref().map(|z| reduce_cells(z, n_fock));
-        let v = evaluate(&two_qubit_list, &ctx, &Sample { t, rho: &rho_q, y: z_q.as_ref() });
+        debug_assert_eq!(s, samples.len());
+        let (xq, photon, tail) = reduced_of(x);
+        samples.push(ReducedSample { x: xq, z: z.map(|z| reduced_of(z).0), photon, tail });
         let mut full: Option<CMat> = None;
-        let mut k2 = 0;
-        for meas in &list {
-            let value = match meas {
-                Measure::PhotonNumber => (0..dim).map(|r| (r % (n_fock + 1)) as f64 * x[r * dim + r].re).sum(),
-                Measure::FockTail => (0..4).map(|q| x[(q * (n_fock + 1) + n_fock) * (dim + 1)].re).sum(),
-                Measure::TraceError => ((0..dim).map(|r| x[r * dim + r].re).sum::<f64>() - 1.0).abs(),
-                Measure::MinEigenvalue => {
-                    let f = full.get_or_insert_with(|| from_cx(x, dim));
-                    crate::measures::health::min_eigenvalue(f)
-                }
-                _ => {
-                    k2 += 1;
-                    v[k2 - 1]
-                }
-            };
-            values.push(value);
-        }
-        update_peaks(&mut peaks, s, t, &v[v.len() - 4..]);
+        let trace_error = list.contains(&Measure::TraceError).then(|| ((0..dim).map(|r| x[r * dim + r].re).sum::<f64>() - 1.0).abs());
+        let min_eigenvalue =
+            list.contains(&Measure::MinEigenvalue).then(|| crate::measures::health::min_eigenvalue(full.get_or_insert_with(|| from_cx(x, dim))));
+        full_state.push((trace_error, min_eigenvalue));
         match plan.save_states {
             Some(StateSave::Full) => push_row_major(&mut states, full.get_or_insert_with(|| from_cx(x, dim))),
-            Some(StateSave::Reduced) => push_row_major(&mut states, &rho_q),
+            Some(StateSave::Reduced) => push_row_major(&mut states, &reduce_cells(x, n_fock)),
             None => {}
         }
     });
+    let mut values = vec![0.0; ns * nm];
+    let mut peaks = [Peak::default(); 4];
+    reduced.member(sys, &plan.schedule.times, &x0, z0.as_ref(), |s| samples[s], &mut values, &mut peaks);
+    for (row, &(trace_error, min_eigenvalue)) in values.chunks_exact_mut(nm.max(1)).zip(&full_state) {
+        for (v, meas) in row.iter_mut().zip(&list) {
+            match (meas, trace_error, min_eigenvalue) {
+                (Measure::TraceError, Some(e), _) | (Measure::MinEigenvalue, _, Some(e)) => *v = e,
+                _ => {}
+            }
+        }
+    }
     Ok((values, peaks, states))
 }
 
@@ -159,11 +160,6 @@ pub fn run_cavity_cpu(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
     let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
     out.states = states;
     Ok(out)
-}
-
-/// Measures the cavity CPU engine takes from the full state rather than the reduced one.
-fn full_state_measure(m: Measure) -> bool {
-    matches!(m, Measure::PhotonNumber | Measure::FockTail | Measure::TraceError | Measure::MinEigenvalue)
 }
 
 /// Was `output.measures` given in the config (rather than defaulted)?

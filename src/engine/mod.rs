@@ -2,7 +2,8 @@
 //!
 //! - `reference`: the f64 matrix-form oracle, every model.
 //! - `cpu`: two-qubit models on the f64 CPU twin of the GPU kernel (Pauli basis, rayon);
-//!   cavity-cells on the structured f64 engine (`twin::rk4_cavity`, rayon over members).
+//!   cavity-cells on the structured f64 engine (`twin::rk4_cavity`, rayon over members), its
+//!   reduced states measured as the GPU host measures the kernel's (`cavity/reduced.rs`).
 //! - `gpu`: two-qubit models on the WGSL kernels: the integrator, then the 4x4 eigen-solve
 //!   measures of the states it leaves on the device (`measures_two_qubit`). cavity-cells on the
 //!   rk4_cavity kernel, which returns the reduced (cell 1, cell 2) states (and Z's), the

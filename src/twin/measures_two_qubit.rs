@@ -504,6 +504,27 @@ fn run_measures_in_lanes<R: Real>(
     });
 }
 
+/// `eigen_measures` in f64 of states of one point (16 reals each, the point's constants
+/// `pt`), four at a time in the lanes `run_measures_twin` uses (the same bits as one at a
+/// time): `rows` gets N_EIGEN_CODES values per state, by code. On the calling thread.
+pub fn eigen_measures_of_states(states: &[f64], pt: &[f64; 8], flags: u32, rows: &mut [f64]) {
+    assert_eq!(states.len() / 16 * N_EIGEN_CODES, rows.len(), "a row of every code per state");
+    let cols: [usize; N_EIGEN_CODES] = std::array::from_fn(|k| k);
+    let avx2 = super::has_avx2();
+    for (st, rows) in states.chunks(16 * GROUP).zip(rows.chunks_mut(N_EIGEN_CODES * GROUP)) {
+        let pts = [pt; GROUP];
+        let pts = &pts[..st.len() / 16];
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: the CPU reports AVX2.
+            unsafe { measure_group_avx2::<<f64 as Real>::X4Avx2>(st, pts, flags, &cols, rows) };
+            continue;
+        }
+        let _ = avx2;
+        measure_group::<<f64 as Real>::X4>(st, pts, flags, &cols, rows)
+    }
+}
+
 /// Samples a group of `run_measures_twin`: the lanes of `Real::X4` and `Real::X4Avx2`.
 const GROUP: usize = 4;
 const _: () = assert!(
@@ -590,6 +611,15 @@ mod tests {
                 let (fresh, reused) = (run(avx2, false), run(avx2, true));
                 assert_eq!(fresh.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), reused.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "f32: {f32_run}");
             }
+        }
+        // one point's states in lanes (203: a last group of three) against one at a time, each
+        // group of flags
+        let pt = eigen_point(&point, &eigen.h_total_eigs[0]);
+        for flags in [G_SPECTRUM, G_SPECTRUM | G_CONCURRENCE, G_LOO, G_SPECTRUM | G_CONCURRENCE | G_LOO] {
+            let mut rows = vec![f64::NAN; 203 * N_EIGEN_CODES];
+            eigen_measures_of_states(&states, &pt, flags, &mut rows);
+            let one: Vec<f64> = states.chunks_exact(16).flat_map(|x| eigen_measures(&std::array::from_fn(|i| x[i]), &pt, flags)).collect();
+            assert_eq!(bits(&rows), bits(&one), "flags {flags}");
         }
     }
 }

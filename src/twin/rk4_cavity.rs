@@ -213,13 +213,14 @@ pub fn sample_outputs<R: Real>(x: &[Cx<R>], n_fock: usize, parts: usize) -> ([R;
             _ => zero,
         }
     };
+    // the reduced entries once, as the kernel keeps them for its coefficients
+    let entries: [[Cx<R>; 4]; 4] = std::array::from_fn(|a| std::array::from_fn(|b| entry(a, b)));
     let mut coeffs = [R::ZERO; 16];
     for (k, out) in coeffs.iter_mut().enumerate() {
         let (i, j) = (k >> 2, k & 3);
         let mut s = R::ZERO;
-        for a in 0..4 {
-            for b in 0..4 {
-                let rab = entry(a, b);
+        for (a, row) in entries.iter().enumerate() {
+            for (b, &rab) in row.iter().enumerate() {
                 let p = sig(i, b >> 1, a >> 1).mul(sig(j, b & 1, a & 1));
                 s = s + (rab.re * p.re - rab.im * p.im);
             }

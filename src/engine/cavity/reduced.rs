@@ -1,7 +1,8 @@
-//! The measures of the cavity kernel's samples on the host: the two-qubit measures of each
-//! reduced (cell 1, cell 2) state by the two-qubit kernel's closed forms and its Jacobi
-//! solvers (`twin::rk4_two_qubit::StateMeasures`, `twin::measures_two_qubit::eigen_measures`,
-//! in f64), photon_number and fock_tail as the kernel gives them. The reduced state is a
+//! The measures of cavity-cells samples, for both engines (the GPU host from the kernel's
+//! returns, the CPU engine from its own states): the two-qubit measures of each reduced
+//! (cell 1, cell 2) state by the two-qubit kernel's closed forms and its Jacobi solvers
+//! (`twin::rk4_two_qubit::StateMeasures`, `twin::measures_two_qubit::eigen_measures_of_states`,
+//! in f64, four samples at a time), photon_number and fock_tail as given. The reduced state is a
 //! two-qubit state with battery = cell 2 and charger = cell 1, in the two-qubit kernel's Pauli
 //! basis (x[4a + b], a = cell 1), so the same code measures it; the f64 oracle (`measures`)
 //! checks it in the tests below.
@@ -16,7 +17,7 @@ use crate::job::{Pauli4, Peak, TwoQubitPoint, PEAK_MEASURES};
 use crate::linalg::{CMat, C64};
 use crate::measures::Measure;
 use crate::model::OpenSystem;
-use crate::twin::measures_two_qubit::eigen_measures;
+use crate::twin::measures_two_qubit::eigen_measures_of_states;
 use crate::twin::rk4_two_qubit::StateMeasures;
 use rayon::prelude::*;
 
@@ -69,18 +70,18 @@ impl ReducedMeasures {
     }
 
     /// One member's rows [sample][column] into `values` and its peaks: `x0` its reduced rho0,
-    /// `dx` the samples' Pauli coefficients less x0's (16 per sample), `z` Z(0)'s and Z(t)'s
-    /// differences where energy_fluctuation_b is asked for; `photon` and `tail` per sample.
+    /// `z0` the reduced Z(0) its Z(t) was stepped from (with energy_fluctuation_b), and
+    /// `sample(s)` sample s's reduced state and Z(t) (Pauli coefficients), photon number and
+    /// Fock tail. The closed forms sample by sample, then the eigen-solve measures of the
+    /// member's sample copies four at a time (`eigen_measures_of_states`).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn member(
         &self,
         sys: &OpenSystem,
         times: &[f64],
         x0: &Pauli4,
-        dx: &[f64],
-        z: Option<(&Pauli4, &[f64])>,
-        photon: &[f64],
-        tail: &[f64],
+        z0: Option<&Pauli4>,
+        sample: impl Fn(usize) -> ReducedSample,
         values: &mut [f64],
         peaks: &mut [Peak],
     ) {
@@ -93,37 +94,62 @@ impl ReducedMeasures {
             drives: vec![],
         };
         let closed = StateMeasures::new(&KernelPoint::measuring(&point), self.closed_flags);
-        // (the spectrum of H serves capacity_total only, which the cavity model has not)
-        let eigen_point = eigen_point(&point, &[0.0; 4]);
-        // Z(t) - Z(0) from the Z(0) the kernel stepped from: exactly 0 at t = 0
-        let refs = z.map_or_else(|| closed.references(x0), |(z0, _)| closed.references_with(x0, z0));
+        // Z(t) - Z(0) from the Z(0) the member stepped from: exactly 0 at t = 0
+        let refs = z0.map_or_else(|| closed.references(x0), |z0| closed.references_with(x0, z0));
         let n_cols = self.sources.len();
+        let ns = times.len();
+        // each sample's copy, what the eigen-solve measures take, and whether it is finite
+        let mut copies = vec![0.0; if self.eigen_flags == 0 { 0 } else { 16 * ns }];
+        let mut finite = vec![false; ns];
         for (s, &t) in times.iter().enumerate() {
-            let at = |d: &[f64], base: &Pauli4| -> Pauli4 { std::array::from_fn(|k| base[k] + d[16 * s + k]) };
-            let y = closed.sample_copy(&at(dx, x0));
-            let zt = z.map_or([0.0; 16], |(z0, dz)| at(dz, z0));
+            let ReducedSample { x, z, photon, tail } = sample(s);
+            let y = closed.sample_copy(&x);
+            let zt = z.unwrap_or([0.0; 16]);
             // A non-finite sample gives NaN in every state column, as the matrix-form measures
             // do, so that the health check sees it (a closed form such as entropy_b's would
             // not carry the NaN through).
-            let finite = y.iter().chain(&zt).all(|v| v.is_finite());
-            let m = if finite { closed.of(&y, &zt, &refs, t) } else { [f64::NAN; N_CODES] };
-            let e = match (finite, self.eigen_flags) {
-                (false, _) => [f64::NAN; N_EIGEN_CODES],
-                (true, 0) => [0.0; N_EIGEN_CODES],
-                (true, flags) => eigen_measures(&y, &eigen_point, flags),
-            };
+            finite[s] = y.iter().chain(&zt).all(|v| v.is_finite());
+            let m = if finite[s] { closed.of(&y, &zt, &refs, t) } else { [f64::NAN; N_CODES] };
             for (v, src) in values[s * n_cols..(s + 1) * n_cols].iter_mut().zip(&self.sources) {
                 *v = match *src {
                     Source::Closed(k) => m[k],
-                    Source::Eigen(k) => e[k],
-                    Source::PhotonNumber => photon[s],
-                    Source::FockTail => tail[s],
+                    // (below)
+                    Source::Eigen(_) => f64::NAN,
+                    Source::PhotonNumber => photon,
+                    Source::FockTail => tail,
                     Source::Nan => f64::NAN,
                 };
             }
             crate::engine::update_peaks(peaks, s, t, &self.peak_codes.map(|k| m[k]));
+            if !copies.is_empty() {
+                copies[16 * s..16 * (s + 1)].copy_from_slice(&y);
+            }
+        }
+        if copies.is_empty() {
+            return;
+        }
+        // (the spectrum of H serves capacity_total only, which the cavity model has not)
+        let mut eigen = vec![0.0; ns * N_EIGEN_CODES];
+        eigen_measures_of_states(&copies, &eigen_point(&point, &[0.0; 4]), self.eigen_flags, &mut eigen);
+        for (s, row) in values.chunks_exact_mut(n_cols.max(1)).take(ns).enumerate() {
+            for (v, src) in row.iter_mut().zip(&self.sources) {
+                if let (Source::Eigen(k), true) = (*src, finite[s]) {
+                    *v = eigen[s * N_EIGEN_CODES + k];
+                }
+            }
         }
     }
+}
+
+/// One sample of a member for `ReducedMeasures::member`.
+#[derive(Clone, Copy)]
+pub(super) struct ReducedSample {
+    /// the reduced state's Pauli coefficients
+    pub x: Pauli4,
+    /// Z(t)'s, with energy_fluctuation_b
+    pub z: Option<Pauli4>,
+    pub photon: f64,
+    pub tail: f64,
 }
 
 /// Pauli coefficients of a 4x4 row-major matrix.
@@ -174,17 +200,15 @@ pub(super) fn cavity_assemble(plan: &Plan, measures: &[Measure], r: &Samples) ->
         let z0 = r.z_initial.map(|z| pauli_of(&z[i]));
         let z = z0.as_ref().zip(r.z_deltas).map(|(z0, dz)| (z0, &dz[states.clone()]));
         let per_sample = i * ns..(i + 1) * ns;
-        reduced.member(
-            &plan.systems[plan.members[i].point],
-            &plan.schedule.times,
-            &pauli_of(&r.initial[i]),
-            &r.deltas[states.clone()],
-            z,
-            &r.photon_number[per_sample.clone()],
-            &r.fock_tail[per_sample],
-            rows,
-            member_peaks,
-        );
+        let (x0, dx) = (pauli_of(&r.initial[i]), &r.deltas[states.clone()]);
+        let at = |d: &[f64], base: &Pauli4, s: usize| -> Pauli4 { std::array::from_fn(|k| base[k] + d[16 * s + k]) };
+        let sample = |s: usize| ReducedSample {
+            x: at(dx, &x0, s),
+            z: z.map(|(z0, dz)| at(dz, z0, s)),
+            photon: r.photon_number[per_sample.start + s],
+            tail: r.fock_tail[per_sample.start + s],
+        };
+        reduced.member(&plan.systems[plan.members[i].point], &plan.schedule.times, &x0, z.map(|(z0, _)| z0), sample, rows, member_peaks);
     });
     Ok((values, peaks))
 }
