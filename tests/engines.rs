@@ -47,3 +47,21 @@ fn cavity_engine_small_and_mid_cutoff() {
         engines_agree(&format!("model = \"cavity-cells\"\n[params]\nwc = {{ uniform = [0.8, 1.2] }}\nwq = 1.0\nlambda = 0.8\ng = 0.3\nzeta = {{ uniform = [-1.0, 1.0] }}\nkappa = 0.1\ngamma = 0.05\nalpha = [0.9, -0.4]\nn_fock = {n}\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.01\nt_end = 2.0\nsamples = 5\n[ensemble]\nsize = 3\nseed = 8\n"), 1e-9);
     }
 }
+
+/// The measures written only when listed (the charger's and the ladder coherences), with the
+/// full state's trace_error and min_eigenvalue; stored_energy_b and energy_fluctuation_b are
+/// exactly 0 at t = 0 on the CPU engine (its Z(0) and rho0 are the references).
+#[test]
+fn cavity_engine_listed_measures_and_the_zero_at_t0() {
+    let cfg = "model = \"cavity-cells\"\n[params]\nwc = { uniform = [0.8, 1.2] }\nlambda = 0.8\ng = 0.3\nzeta = { uniform = [-1.0, 1.0] }\nkappa = 0.1\ngamma = 0.05\nalpha = [0.9, -0.4]\nn_fock = 4\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.01\nt_end = 2.0\nsamples = 5\n[ensemble]\nsize = 3\nseed = 8\n[output]\nmeasures = [\"texture_c\", \"ergotropy_c\", \"antiergotropy_c\", \"energy_variance_c\", \"sm_b_re\", \"sm_b_im\", \"sm_c_re\", \"sm_c_im\", \"trace_error\", \"stored_energy_b\", \"energy_fluctuation_b\", \"min_eigenvalue\"]\n";
+    engines_agree(cfg, 1e-9);
+    let plan = parse_plan(cfg, &Overrides::default()).unwrap();
+    let fast = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() }).unwrap();
+    for name in ["stored_energy_b", "energy_fluctuation_b"] {
+        let k = plan.measures.iter().position(|m| m.name() == name).unwrap();
+        for i in 0..3 {
+            assert_eq!(fast.value(i, 0, k), 0.0, "{name} of member {i} at t = 0");
+            assert!(fast.value(i, 4, k) != 0.0, "{name} of member {i} at t = 2");
+        }
+    }
+}

@@ -21,7 +21,7 @@ use crate::twin::measures_two_qubit::eigen_measures_of_states;
 use crate::twin::rk4_two_qubit::StateMeasures;
 use rayon::prelude::*;
 
-/// Where an output column of a cavity run on the kernel comes from.
+/// Where an output column of a cavity-cells run comes from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Source {
     /// `sample_measures`' code
@@ -30,9 +30,10 @@ enum Source {
     Eigen(usize),
     PhotonNumber,
     FockTail,
-    /// min_eigenvalue: of the full state, which the kernel does not return. The engine never
-    /// asks for it (left out of the defaults with a note; listed, an error before the run);
-    /// a NaN column, not a wrong value, should that change.
+    /// min_eigenvalue: of the full state, not the reduced one. The CPU engine writes it over
+    /// this column from its full state; the GPU engine never asks for it (the kernel does not
+    /// return the full state: left out of the defaults with a note; listed, an error before
+    /// the run), so a NaN column, not a wrong value, should that change.
     Nan,
 }
 
@@ -63,7 +64,7 @@ impl ReducedMeasures {
         Ok(ReducedMeasures {
             sources: measures.iter().map(|&m| source(m)).collect::<Result<_>>()?,
             closed_flags: KernelFlags::for_measures(measures, false).bits(),
-            // (min_eigenvalue is of the full state: its column is NaN, and it needs no solve)
+            // (min_eigenvalue is of the full state: NaN here, and it needs no solve)
             eigen_flags: eigen_flags(&measures.iter().copied().filter(|&m| m != Measure::MinEigenvalue).collect::<Vec<_>>()),
             peak_codes: PEAK_MEASURES.map(|m| kernel_code(m).expect("the peak measures are kernel measures") as usize),
         })
