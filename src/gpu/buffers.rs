@@ -288,6 +288,19 @@ pub fn check_completed(kernel: &str, member: usize, pieces_done: usize, pieces: 
     Ok(())
 }
 
+/// Loop iterations one invocation may run in a dispatch on an adapter. A CPU-type (software)
+/// adapter gets `software_budget`: llvmpipe (lavapipe) ends every loop of an invocation after
+/// 65,535 iterations, silently. A GPU has no such cap: its dispatches are bounded by their
+/// work budgets alone (member-steps or element-steps per dispatch, sized to milliseconds on a
+/// data-centre GPU), and the kernels' completed-steps count makes a driver's cut an error.
+pub fn loop_budget(software: bool, software_budget: u64) -> u64 {
+    if software {
+        software_budget
+    } else {
+        u64::MAX
+    }
+}
+
 /// RK4 steps of a piece: its full steps and the shortened one, if any.
 pub fn piece_steps(p: &crate::job::Piece) -> u64 {
     p.n_full as u64 + u64::from(p.h_last > 0.0)

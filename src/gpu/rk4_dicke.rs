@@ -27,7 +27,7 @@
 //! the cavity kernel (`gpu::rk4_cavity`, whose constants this host shares).
 
 use super::buffers::{
-    dispatch_uniforms, fill_reals, group_pieces, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_samples_checked, real_bytes,
+    dispatch_uniforms, fill_reals, group_pieces, kernel_bind_group, layout_entries, loop_budget, pad32, pad4, piece_steps, read_samples_checked, real_bytes,
     submit_dispatches, u32_bytes,
 };
 use super::context::GpuContext;
@@ -144,7 +144,9 @@ fn dispatches(pieces: &[Piece], layout: &DickeLayout, loop_budget: u64, members:
 
 /// Plan a job on a device with these limits: chunks that fit every buffer limit, the
 /// workgroup count and the device-memory budget.
-pub fn plan_dicke(job: &DickeJob, precision: Precision, limits: &wgpu::Limits, opts: &CavityGpuOptions) -> Result<DickeGpuPlan> {
+/// `software`: a CPU-type adapter, whose loop cap (`buffers::loop_budget`) sizes the pieces and
+/// dispatches and bounds the size; a GPU's dispatches are bounded by their element-steps.
+pub fn plan_dicke(job: &DickeJob, precision: Precision, limits: &wgpu::Limits, software: bool, opts: &CavityGpuOptions) -> Result<DickeGpuPlan> {
     let layout = DickeLayout::new(job.n_cells, job.n_fock, job.parity_only);
     if layout.dim >= 1 << 16 {
         return Err(QbatError::invalid("params.n_fock", "the dicke GPU kernel indexes rows in 16 bits"));
@@ -162,9 +164,9 @@ pub fn plan_dicke(job: &DickeJob, precision: Precision, limits: &wgpu::Limits, o
     let out = (ns * layout.out_stride) as u64 * rs;
     let per_member = work + params + 2 * out;
     let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
-    let loop_budget = opts.loop_iterations_per_dispatch.unwrap_or(LOOP_ITERATIONS_PER_DISPATCH);
+    let loop_budget = opts.loop_iterations_per_dispatch.unwrap_or(loop_budget(software, LOOP_ITERATIONS_PER_DISPATCH));
     let (step, sample) = layout.loop_costs();
-    if step + sample + 2 > LOOP_ITERATION_CAP {
+    if software && step + sample + 2 > LOOP_ITERATION_CAP {
         return Err(QbatError::TooLarge {
             field: "params.n_fock".into(),
             reason: format!(
@@ -252,7 +254,7 @@ pub fn run_dicke_gpu(
     opts: &CavityGpuOptions,
     progress: &dyn Fn(u64) -> Result<()>,
 ) -> Result<DickeGpuResult> {
-    let plan = plan_dicke(job, precision, &ctx.info.limits, opts)?;
+    let plan = plan_dicke(job, precision, &ctx.info.limits, ctx.info.software, opts)?;
     let layout = plan.layout;
     let ns = plan.samples;
     let mut result =
@@ -393,7 +395,7 @@ mod tests {
         // lavapipe-like limits: 128 MiB per binding
         let limits = wgpu::Limits { max_storage_buffer_binding_size: 128 << 20, max_buffer_size: 2 << 30, ..wgpu::Limits::default() };
         let j = job(1000, 8, 24, 101);
-        let p = plan_dicke(&j, Precision::F32, &limits, &CavityGpuOptions::default()).unwrap();
+        let p = plan_dicke(&j, Precision::F32, &limits, true, &CavityGpuOptions::default()).unwrap();
         // dim 225: 25,425 packed entries, 4 matrices of vec2<f32>
         assert_eq!((p.layout.dim, p.layout.n_packed), (225, 25_425));
         let work = 4 * 25_425 * 8u64;
@@ -404,7 +406,7 @@ mod tests {
         assert!(ranges.iter().all(|r| r.len() <= p.max_members_per_chunk && r.len() as u64 * work <= p.buffer_cap_bytes));
         // a small budget binds instead
         let opts = CavityGpuOptions { max_chunk_bytes: Some(64 << 20), ..Default::default() };
-        let p = plan_dicke(&j, Precision::F32, &limits, &opts).unwrap();
+        let p = plan_dicke(&j, Precision::F32, &limits, true, &opts).unwrap();
         assert!(p.bound_by.contains("budget") && p.max_members_per_chunk as u64 * p.bytes_per_member + p.shared_bytes <= 64 << 20);
         // the loop costs of a step and a sample fit a dispatch
         let (step, sample) = p.layout.loop_costs();

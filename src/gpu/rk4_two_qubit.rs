@@ -28,8 +28,8 @@
 //! depend on the chunking, bit for bit.
 
 use super::buffers::{
-    check_completed, dispatch_uniforms, fill_rows_from_bytes, group_pieces, kernel_bind_group, layout_entries, pad32, pad4, piece_steps, read_back, read_reals,
-    real_bytes, submit_dispatches, u32_bytes, Staging,
+    check_completed, dispatch_uniforms, fill_rows_from_bytes, group_pieces, kernel_bind_group, layout_entries, loop_budget, pad32, pad4, piece_steps,
+    read_back, read_reals, real_bytes, submit_dispatches, u32_bytes, Staging,
 };
 use super::context::GpuContext;
 use super::Precision;
@@ -74,9 +74,10 @@ fn work_stride(evolve_z: bool) -> u64 {
     8 + if evolve_z { 8 } else { 0 } + 3
 }
 
-/// Most full steps one invocation takes in one dispatch. Software Vulkan (lavapipe) stops an
-/// invocation's loops after about 65k iterations without any error; 4,096 steps stay far below
-/// that, and the completed-steps count catches any driver that still cuts a dispatch short.
+/// Most full steps one invocation takes in one dispatch on a software adapter. Software Vulkan
+/// (lavapipe) stops an invocation's loops after about 65k iterations without any error; 4,096
+/// steps stay far below that, and the completed-steps count catches any driver that still cuts
+/// a dispatch short.
 pub const MAX_STEPS_PER_DISPATCH: u64 = 4096;
 
 /// Bytes per member of each per-member buffer.
@@ -251,10 +252,18 @@ fn validate(job: &TwoQubitJob) -> Result<()> {
     Ok(())
 }
 
-/// Group pieces into dispatches of about `budget` steps each and at most LOOP_BUDGET loop
+/// Group pieces into dispatches of about `budget` steps each and at most `loop_budget` loop
 /// iterations (at least one piece each).
-fn plan_dispatches(pieces: &[Piece], budget: u64, step_cost: u64) -> Vec<(u32, u32)> {
-    group_pieces(pieces, |p| (piece_steps(p), loop_cost(p, step_cost)), (budget, LOOP_BUDGET), (0, 0))
+fn plan_dispatches(pieces: &[Piece], budget: u64, step_cost: u64, loop_budget: u64) -> Vec<(u32, u32)> {
+    group_pieces(pieces, |p| (piece_steps(p), loop_cost(p, step_cost)), (budget, loop_budget), (0, 0))
+}
+
+/// Full steps per dispatch of a chunk of `members`: `member_steps` shared among them (at
+/// least one step), and on a software adapter at most MAX_STEPS_PER_DISPATCH. With the loop
+/// budget (`buffers::loop_budget`) for `plan_dispatches`.
+fn dispatch_budgets(member_steps: u64, members: u64, software: bool) -> (u64, u64) {
+    let steps = (member_steps / members.max(1)).max(1);
+    (steps.min(loop_budget(software, MAX_STEPS_PER_DISPATCH)), loop_budget(software, LOOP_BUDGET))
 }
 
 /// Loop iterations one piece costs an invocation, counted generously: a full step is
@@ -265,8 +274,9 @@ fn loop_cost(p: &Piece, step_cost: u64) -> u64 {
     step_cost * p.n_full as u64 + if p.h_last > 0.0 { 16 + step_cost } else { 0 } + if p.sample != crate::job::NO_SAMPLE { 512 } else { 0 }
 }
 
-/// Loop iterations per invocation per dispatch: software Vulkan (lavapipe) stops an
-/// invocation's loops after about 65k, so dispatches stay at half that.
+/// Loop iterations per invocation per dispatch on a software adapter: software Vulkan
+/// (lavapipe) stops an invocation's loops after about 65k, so dispatches stay at half that
+/// (pieces are sized by it on every adapter).
 const LOOP_BUDGET: u64 = 32_768;
 
 /// Run a two-qubit job on the GPU. `progress` gets the number of members done after each chunk;
@@ -525,12 +535,12 @@ impl ChunkRunner<'_> {
 
         // One Params per dispatch, at dynamic offsets.
         let wg = (m as u64).div_ceil(WORKGROUP_SIZE as u64);
-        let budget = (self.member_steps / (wg * WORKGROUP_SIZE as u64)).clamp(1, MAX_STEPS_PER_DISPATCH);
+        let (budget, loops) = dispatch_budgets(self.member_steps, wg * WORKGROUP_SIZE as u64, ctx.info.software);
         let step_cost = match n_drives(job) {
             0 => 2,
             nd => driven_step_cost(nd),
         };
-        let dispatches = plan_dispatches(self.pieces, budget, step_cost);
+        let dispatches = plan_dispatches(self.pieces, budget, step_cost, loops);
         let params: Vec<Params> = dispatches
             .iter()
             .enumerate()

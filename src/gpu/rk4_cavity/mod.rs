@@ -60,10 +60,11 @@
 //! independent, so the results do not depend on the chunking, bit for bit.
 //!
 //! Dispatches: Mesa's llvmpipe (lavapipe, the software adapter of CI) ends every loop of a
-//! shader invocation, silently, once 65,535 loop iterations are spent in it. A dispatch is
-//! therefore sized by the loop iterations its worst invocation runs ([`LoopCosts`]), at most
-//! [`LOOP_ITERATIONS_PER_DISPATCH`], and by [`ELEMENT_STEPS_PER_DISPATCH`] (short dispatches on
-//! GPUs with a watchdog). The kernel reports the pieces each member completed and any
+//! shader invocation, silently, once 65,535 loop iterations are spent in it. On a CPU-type
+//! adapter a dispatch is therefore sized by the loop iterations its worst invocation runs
+//! ([`LoopCosts`]), at most [`LOOP_ITERATIONS_PER_DISPATCH`]; on every adapter by
+//! [`ELEMENT_STEPS_PER_DISPATCH`] (short dispatches on GPUs with a watchdog), the only bound on
+//! a GPU (`buffers::loop_budget`). The kernel reports the pieces each member completed and any
 //! invocation that completed fewer steps than its dispatch holds; the host turns a shortfall
 //! into an error.
 
@@ -133,7 +134,7 @@ pub fn run_cavity_gpu(
     opts: &CavityGpuOptions,
     progress: &dyn Fn(u64) -> Result<()>,
 ) -> Result<CavityResult> {
-    let plan = plan_cavity(job, precision, &ctx.info.limits, opts)?;
+    let plan = plan_cavity(job, precision, &ctx.info.limits, ctx.info.software, opts)?;
     let n_members = plan.members;
     let ns = plan.samples;
     let mut result = CavityResult {

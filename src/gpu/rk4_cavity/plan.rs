@@ -1,7 +1,7 @@
 //! Sizing a cavity job for a device: the layout, bytes per member of each buffer, loop costs,
 //! the pieces and their grouping into dispatches, and chunks that fit the adapter's limits.
 
-use super::super::buffers::{group_pieces, pad32, pad4, piece_steps};
+use super::super::buffers::{group_pieces, loop_budget, pad32, pad4, piece_steps};
 use super::super::Precision;
 use super::KERNEL;
 use crate::error::{QbatError, Result};
@@ -16,7 +16,7 @@ pub const STEPS_PER_PIECE: u64 = 256;
 /// Element-steps (members x elements x RK4 steps, Z's counted) per dispatch: about 0.1 s on
 /// a data-centre GPU, so no dispatch runs into a watchdog.
 pub const ELEMENT_STEPS_PER_DISPATCH: u64 = 1 << 28;
-/// Loop iterations one invocation runs per dispatch at most: a quarter of
+/// Loop iterations one invocation runs per dispatch at most on a CPU-type adapter: a quarter of
 /// [`LOOP_ITERATION_CAP`].
 pub const LOOP_ITERATIONS_PER_DISPATCH: u64 = 16_384;
 /// Loop iterations after which llvmpipe ends every loop of an invocation (its
@@ -234,7 +234,9 @@ pub(super) fn validate(job: &CavityJob) -> Result<()> {
 }
 
 /// Plan a job on a device with these limits: bytes per member, chunks, dispatches.
-pub fn plan_cavity(job: &CavityJob, precision: Precision, limits: &wgpu::Limits, opts: &CavityGpuOptions) -> Result<CavityGpuPlan> {
+/// `software`: a CPU-type adapter, whose loop cap (`buffers::loop_budget`) sizes the pieces and
+/// dispatches and bounds the cutoff; a GPU's dispatches are bounded by their element-steps.
+pub fn plan_cavity(job: &CavityJob, precision: Precision, limits: &wgpu::Limits, software: bool, opts: &CavityGpuOptions) -> Result<CavityGpuPlan> {
     validate(job)?;
     let layout = Layout::new(job.n_fock, job.evolve_z, job_drives(job));
     let n = job.member_point.len();
@@ -242,7 +244,7 @@ pub fn plan_cavity(job: &CavityJob, precision: Precision, limits: &wgpu::Limits,
     let rs = precision.bytes();
     let b = member_bytes(&layout, n_samples, precision);
     let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
-    let loop_budget = opts.loop_iterations_per_dispatch.unwrap_or(LOOP_ITERATIONS_PER_DISPATCH);
+    let loop_budget = opts.loop_iterations_per_dispatch.unwrap_or(loop_budget(software, LOOP_ITERATIONS_PER_DISPATCH));
     let pieces = cavity_pieces(job, &loop_costs(&layout, job.evolve_z), loop_budget);
     let (lookup_len, consts_len) = shared_len(&layout, pieces.len());
     let shared_bytes = pad32(lookup_len * 4) + pad32(consts_len * rs);
@@ -265,7 +267,7 @@ pub fn plan_cavity(job: &CavityJob, precision: Precision, limits: &wgpu::Limits,
         }
     }
     let costs = loop_costs(&layout, job.evolve_z);
-    if costs.step + 2 * costs.sample + costs.piece > LOOP_ITERATION_CAP {
+    if software && costs.step + 2 * costs.sample + costs.piece > LOOP_ITERATION_CAP {
         return Err(QbatError::TooLarge {
             field: "params.n_fock".into(),
             reason: format!("n_fock = {} needs {} loop iterations per invocation for one RK4 step, more than a dispatch may run", job.n_fock, costs.step),
@@ -359,7 +361,7 @@ mod tests {
         let limits = lavapipe_limits();
         for (members, z, precision) in [(10_000, false, Precision::F32), (3_000, true, Precision::F64), (7, false, Precision::F32)] {
             let j = job(members, 20, 1001, z);
-            let p = plan_cavity(&j, precision, &limits, &CavityGpuOptions::default()).unwrap();
+            let p = plan_cavity(&j, precision, &limits, true, &CavityGpuOptions::default()).unwrap();
             let ranges = p.chunk_ranges();
             assert_eq!(ranges.len(), p.chunks);
             assert_eq!(ranges.first().unwrap().start, 0);
@@ -382,13 +384,13 @@ mod tests {
         // Forced cap: 8 members at most 3 per chunk -> 3, 3, 2.
         let j = job(8, 4, 5, false);
         let opts = CavityGpuOptions { max_members_per_chunk: Some(3), ..Default::default() };
-        let p = plan_cavity(&j, Precision::F32, &limits, &opts).unwrap();
+        let p = plan_cavity(&j, Precision::F32, &limits, true, &opts).unwrap();
         assert_eq!(p.chunk_ranges(), vec![0..3, 3..6, 6..8]);
         // The workgroup count binds for tiny members on a roomy device.
         let big = wgpu::Limits { max_storage_buffer_binding_size: 1 << 31, max_buffer_size: 1 << 40, ..limits };
         let j = job(100_000, 1, 1, false);
         let opts = CavityGpuOptions { max_chunk_bytes: Some(1 << 40), ..Default::default() };
-        let p = plan_cavity(&j, Precision::F32, &big, &opts).unwrap();
+        let p = plan_cavity(&j, Precision::F32, &big, true, &opts).unwrap();
         assert_eq!(p.max_members_per_chunk, 65_535);
         assert!(p.bound_by.contains("workgroups"));
     }
@@ -397,7 +399,29 @@ mod tests {
     fn a_member_larger_than_a_buffer_is_an_error() {
         let limits = wgpu::Limits { max_storage_buffer_binding_size: 1 << 20, ..lavapipe_limits() };
         let j = job(4, 100, 2, false);
-        assert!(matches!(plan_cavity(&j, Precision::F64, &limits, &CavityGpuOptions::default()), Err(QbatError::TooLarge { .. })));
+        assert!(matches!(plan_cavity(&j, Precision::F64, &limits, true, &CavityGpuOptions::default()), Err(QbatError::TooLarge { .. })));
+    }
+
+    /// The loop cap binds on a software adapter only: there a long run of one sample is cut
+    /// into dispatches of at most LOOP_ITERATIONS_PER_DISPATCH loop iterations; on a GPU its
+    /// dispatches are bounded by their element-steps alone.
+    #[test]
+    fn loop_caps_bind_on_a_software_adapter_only() {
+        let mut j = job(4, 4, 2, false);
+        j.schedule = Schedule::new(0.01, &[0.0, 200.0]);
+        let [sw, hw] = [true, false].map(|software| plan_cavity(&j, Precision::F32, &lavapipe_limits(), software, &CavityGpuOptions::default()).unwrap());
+        assert_eq!((sw.loop_budget, hw.loop_budget), (LOOP_ITERATIONS_PER_DISPATCH, u64::MAX));
+        let steps = j.schedule.total_steps();
+        assert!(sw.dispatches_per_chunk as u64 >= steps * sw.loop_costs.step / LOOP_ITERATIONS_PER_DISPATCH, "{sw:?}");
+        // 4 members x 15 elements x 20,000 steps fit one dispatch's element-steps
+        assert_eq!(hw.dispatches_per_chunk, 1, "{hw:?}");
+        assert!(4 * hw.layout.n_elem as u64 * steps <= ELEMENT_STEPS_PER_DISPATCH);
+        // a cutoff whose single step overruns the software cap is refused there only
+        let big = job(1, 600, 2, true);
+        let roomy = wgpu::Limits { max_storage_buffer_binding_size: 1 << 31, max_buffer_size: 1 << 40, ..lavapipe_limits() };
+        let opts = CavityGpuOptions { max_chunk_bytes: Some(1 << 40), ..Default::default() };
+        assert!(matches!(plan_cavity(&big, Precision::F32, &roomy, true, &opts), Err(QbatError::TooLarge { field, .. }) if field == "params.n_fock"));
+        assert!(plan_cavity(&big, Precision::F32, &roomy, false, &opts).is_ok());
     }
 
     #[test]
@@ -407,6 +431,6 @@ mod tests {
         p.coeffs.n_fock = 5;
         j.points.push(p);
         j.member_point[1] = 1;
-        assert!(plan_cavity(&j, Precision::F32, &lavapipe_limits(), &CavityGpuOptions::default()).is_err());
+        assert!(plan_cavity(&j, Precision::F32, &lavapipe_limits(), true, &CavityGpuOptions::default()).is_err());
     }
 }

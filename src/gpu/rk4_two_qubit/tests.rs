@@ -86,12 +86,34 @@ fn dispatches_cover_the_pieces() {
     let s = Schedule::new(0.01, &[0.0, 10.0, 10.005, 30.0]);
     let pieces = plan_pieces(&s, STEPS_PER_PIECE);
     for budget in [1, 500, 1024, 5000, u64::MAX] {
-        let d = plan_dispatches(&pieces, budget, 2);
+        let d = plan_dispatches(&pieces, budget, 2, LOOP_BUDGET);
         assert_eq!(d.first().unwrap().0, 0);
         assert_eq!(d.last().unwrap().1 as usize, pieces.len());
         for w in d.windows(2) {
             assert_eq!(w[0].1, w[1].0);
         }
     }
-    assert_eq!(plan_dispatches(&pieces, u64::MAX, 2).len(), 1);
+    assert_eq!(plan_dispatches(&pieces, u64::MAX, 2, LOOP_BUDGET).len(), 1);
+}
+
+/// The loop caps are a software adapter's: a GPU's dispatches are bounded by their
+/// member-steps alone.
+#[test]
+fn loop_caps_bind_on_a_software_adapter_only() {
+    // 2^25 member-steps over 64 members: 524,288 steps each
+    assert_eq!(dispatch_budgets(1 << 25, 64, false), (1 << 19, u64::MAX));
+    assert_eq!(dispatch_budgets(1 << 25, 64, true), (MAX_STEPS_PER_DISPATCH, LOOP_BUDGET));
+    // a large chunk: the member-steps bind on both, at one step at least
+    assert_eq!(dispatch_budgets(1 << 25, 1 << 16, false).0, 512);
+    assert_eq!(dispatch_budgets(1 << 25, 1 << 16, true).0, 512);
+    assert_eq!(dispatch_budgets(1, 1 << 16, false).0, 1);
+    // 200,000 steps of one sample: one dispatch on a GPU, many on a software adapter
+    let s = Schedule::new(0.01, &[0.0, 2000.0]);
+    let pieces = plan_pieces(&s, STEPS_PER_PIECE);
+    let on = |software| {
+        let (steps, loops) = dispatch_budgets(1 << 25, 64, software);
+        plan_dispatches(&pieces, steps, 2, loops).len()
+    };
+    assert_eq!(on(false), 1);
+    assert_eq!(on(true), 200_000usize.div_ceil(MAX_STEPS_PER_DISPATCH as usize));
 }
