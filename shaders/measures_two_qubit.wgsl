@@ -17,8 +17,10 @@
 //   (|h_B|, |h_C|, 0, 0).
 // lookup (u32): member -> chunk-local point (the integrator's lookup buffer; its first
 //   n_members entries).
-// states (vec4<real>): ((member * n_samples + sample) * 4 + i), as rk4_two_qubit writes them.
-// out (real): (member * n_samples + sample) * n_cols + column.
+// states (vec4<real>): ((sample * 4 + i) * n_members + member), as rk4_two_qubit writes them.
+// out (real): (sample * n_cols + column) * n_members + member.
+// Both member-minor: invocation idx = sample * n_members + member, so that consecutive
+// invocations read and write consecutive addresses.
 
 struct MeasureParams {
     n_members: u32,
@@ -428,15 +430,16 @@ fn eigen_measures(x: array<real, 16>, pt0: vec4<real>, pt1: vec4<real>, flags: u
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let idx = (wid.y * params.groups_x + wid.x) * EIGEN_WORKGROUP_SIZE + lid.x;
-    let n_samples = params.n_samples;
-    if (n_samples == 0u || idx / n_samples >= params.n_members) {
+    let n_members = params.n_members;
+    if (n_members == 0u || idx / n_members >= params.n_samples) {
         return;
     }
-    let member = idx / n_samples;
+    let member = idx % n_members;
+    let sample = idx / n_members;
     let pbase = lookup[member] * EIGEN_POINT_VEC4;
     var x: array<real, 16>;
     for (var i = 0u; i < 4u; i++) {
-        let s = states[idx * 4u + i];
+        let s = states[(sample * 4u + i) * n_members + member];
         x[4u * i] = s.x;
         x[4u * i + 1u] = s.y;
         x[4u * i + 2u] = s.z;
@@ -445,6 +448,6 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let m = eigen_measures(x, consts[pbase], consts[pbase + 1u], params.flags);
     let n_cols = params.n_cols;
     for (var k = 0u; k < n_cols; k++) {
-        out[idx * n_cols + k] = m[params.cols[k / 4u][k % 4u]];
+        out[(sample * n_cols + k) * n_members + member] = m[params.cols[k / 4u][k % 4u]];
     }
 }

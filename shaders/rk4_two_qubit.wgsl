@@ -27,8 +27,9 @@
 // work (vec4<real>): work_stride per member: x (4), its compensation (4), Z and its
 // compensation (4 + 4, only with F_Z), peak maxima (1), peak sample indices (1), the peaks over
 // (energy_b, ergotropy_b, power_b, ergotropic_power_b).
-// values (real): (member * n_samples + sample) * n_cols + column.
-// states (vec4<real>): ((member * n_samples + sample) * 4 + i), with F_STATES.
+// values (real): (sample * n_cols + column) * n_members + member: member-minor, so that the
+//   invocations of a workgroup (consecutive members) write consecutive addresses.
+// states (vec4<real>): ((sample * 4 + i) * n_members + member), with F_STATES: member-minor.
 // [[drive]] (n_drives > 0): the drive block in consts and the tile tables in lookup, see
 // driven_step.
 
@@ -653,16 +654,17 @@ fn run_member(member: u32, pbase: u32) {
             let t = const_scalar(off_times + s);
             let y = dephase(x.x, q, q2);
             let m = sample_measures(y, z.x.a * outer, y0a, z0a, t, pt, flags);
-            let vbase = (member * n_samples + s) * n_cols;
+            let n_members = params.n_members;
+            let vbase = s * n_cols * n_members + member;
             for (var k = 0u; k < n_cols; k++) {
-                values[vbase + k] = m[params.cols[k / 4u][k % 4u]];
+                values[vbase + k * n_members] = m[params.cols[k / 4u][k % 4u]];
             }
             if (keep) {
-                let sbase = (member * n_samples + s) * 4u;
+                let sbase = s * 4u * n_members + member;
                 states[sbase] = y.a;
-                states[sbase + 1u] = y.b;
-                states[sbase + 2u] = y.c;
-                states[sbase + 3u] = y.d;
+                states[sbase + n_members] = y.b;
+                states[sbase + 2u * n_members] = y.c;
+                states[sbase + 3u * n_members] = y.d;
             }
             let v = vec4<real>(m[M_ENERGY_B], m[M_ERGOTROPY_B], m[M_POWER_B], m[M_ERGOTROPIC_POWER_B]);
             let upd = select(v > pmax, vec4<bool>(true), s == 0u);

@@ -56,32 +56,43 @@ fn reals_into(out: &mut [f64], bytes: &[u8], precision: Precision) {
     }
 }
 
-/// `job::columns::fill_rows` of `out` straight from mapped read-back bytes (reals in
-/// `precision`): the integrator's rows of `n_cols` reals in `integrator`, the eigen-solve
-/// measures' rows of `n_eigen` in `eigen` (None: those columns NaN). One parallel pass from
-/// the device's memory to the rows kept, with no intermediate copy.
+/// `job::columns::fill_rows` of `out` (the rows of the chunk's members, `samples` each)
+/// straight from mapped read-back bytes (reals in `precision`), both member-minor as the
+/// kernels write them: the integrator's `n_cols` reals of (sample, column) at
+/// (sample * n_cols + column) * members + member in `integrator`, the eigen-solve measures'
+/// `n_eigen` likewise in `eigen` (None: those columns NaN). One parallel pass from the
+/// device's memory to the rows kept, with no intermediate copy.
 pub fn fill_rows_from_bytes(
     out: &mut [f64],
     columns: &[ColumnSource],
+    samples: usize,
     (integrator, n_cols): (&[u8], usize),
     (eigen, n_eigen): (Option<&[u8]>, usize),
     precision: Precision,
 ) {
     match precision {
-        Precision::F32 => fill_rows_as(out, columns, (integrator, n_cols), (eigen, n_eigen), |b: [u8; 4]| f32::from_ne_bytes(b) as f64),
-        Precision::F64 => fill_rows_as(out, columns, (integrator, n_cols), (eigen, n_eigen), f64::from_ne_bytes),
+        Precision::F32 => fill_rows_as(out, columns, samples, (integrator, n_cols), (eigen, n_eigen), |b: [u8; 4]| f32::from_ne_bytes(b) as f64),
+        Precision::F64 => fill_rows_as(out, columns, samples, (integrator, n_cols), (eigen, n_eigen), f64::from_ne_bytes),
     }
 }
 
 fn fill_rows_as<const N: usize>(
     out: &mut [f64],
     columns: &[ColumnSource],
+    samples: usize,
     (integrator, n_cols): (&[u8], usize),
     (eigen, n_eigen): (Option<&[u8]>, usize),
     real: impl Fn([u8; N]) -> f64 + Sync,
 ) {
+    let members = out.len().checked_div(columns.len() * samples).unwrap_or(0);
     let at = |bytes: &[u8], i: usize| real(bytes[N * i..N * (i + 1)].try_into().expect("N bytes"));
-    fill_rows(out, columns, |r, c| at(integrator, r * n_cols + c), |r, c| eigen.map_or(f64::NAN, |e| at(e, r * n_eigen + c)));
+    fill_rows(
+        out,
+        columns,
+        samples,
+        |i, s, c| at(integrator, (s * n_cols + c) * members + i),
+        |i, s, c| eigen.map_or(f64::NAN, |e| at(e, (s * n_eigen + c) * members + i)),
+    );
 }
 
 /// The kernels' bind-group layout; `params_size` is the size of the uniform Params struct.

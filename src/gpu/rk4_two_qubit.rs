@@ -628,16 +628,33 @@ impl ChunkRunner<'_> {
             for sink in sinks.iter_mut() {
                 let width = sink.columns.len();
                 let out = &mut sink.out[rows.start * width..rows.end * width];
-                fill_rows_from_bytes(out, sink.columns, (&values, n_cols), (eigen.as_deref(), n_eigen), precision);
+                fill_rows_from_bytes(out, sink.columns, n_samples, (&values, n_cols), (eigen.as_deref(), n_eigen), precision);
             }
         }
         staging[1].unmap();
         if eigen_buf.is_some() {
             staging[sources.len() - 1].unmap();
         }
-        let states = if job.keep_states { Some(read(&mut staging[2], m * n_samples * 16)?) } else { None };
+        // member-minor on the device ((sample * 4 + i) * m + member vec4s): member-major here
+        let states = if job.keep_states { Some(member_major_states(&read(&mut staging[2], m * n_samples * 16)?, m, n_samples)) } else { None };
         Ok(ChunkOut { states, peaks })
     }
+}
+
+/// States read back member-minor, ((sample * 4 + i) * members + member) * 4 + j, as
+/// member-major rows of 16: (member * samples + sample) * 16 + 4 i + j.
+fn member_major_states(minor: &[f64], members: usize, samples: usize) -> Vec<f64> {
+    use rayon::prelude::*;
+    let mut out = vec![0.0; minor.len()];
+    out.par_chunks_mut((16 * samples).max(1)).enumerate().for_each(|(member, rows)| {
+        for (s, row) in rows.chunks_exact_mut(16).enumerate() {
+            for (i, quad) in row.chunks_exact_mut(4).enumerate() {
+                let at = ((s * 4 + i) * members + member) * 4;
+                quad.copy_from_slice(&minor[at..at + 4]);
+            }
+        }
+    });
+    out
 }
 
 #[cfg(test)]

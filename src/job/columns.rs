@@ -1,8 +1,8 @@
 //! Where each output column of a two-qubit run comes from: the integrator's columns (kernel
 //! or twin, `TwoQubitJob::measures`), the eigen-solve measures (`EigenJob::measures`), or
 //! neither (NaN). The GPU host fills a block's rows from the mapped read-back with it: one
-//! pass from where the values were computed to where they are kept, in the plan's column
-//! order. (The CPU engine's `merge_columns` applies the same rule to the twin's buffers.)
+//! pass from where the values were computed (member-minor on the device) to where they are
+//! kept (member-major rows), in the plan's column order. (The CPU engine's `merge_columns` applies the same rule to the twin's buffers.)
 
 use super::two_qubit::kernel_code;
 use crate::measures::Measure;
@@ -34,27 +34,42 @@ pub fn column_sources(out: &[Measure], integrator: &[Measure], eigen: &[Measure]
         .collect()
 }
 
-/// Rows handed to a rayon task at a time: a few thousand values.
-const ROWS_PER_TASK: usize = 256;
+/// Members per rayon task of `fill_rows`: a source's values of one (sample, column) for them
+/// are one or two cache lines (16 reals).
+const MEMBERS_PER_TASK: usize = 16;
 
-/// `out` := rows of `columns.len()` values, row r's column k from `columns[k]`:
-/// `integrator(r, c)`, `eigen(r, c)` (rows counted from `out`'s first), or NaN. Every entry
-/// is written, in parallel over rows.
-pub fn fill_rows(out: &mut [f64], columns: &[ColumnSource], integrator: impl Fn(usize, usize) -> f64 + Sync, eigen: impl Fn(usize, usize) -> f64 + Sync) {
+/// `out` := `samples` rows per member, member-major, of `columns.len()` values: member i's
+/// sample s, column k from `columns[k]`: `integrator(i, s, c)`, `eigen(i, s, c)` (members
+/// counted from `out`'s first), or NaN. The GPU's sources are member-minor (a value's
+/// neighbours are the next members'), so tasks take a few members each and read, for each
+/// (sample, column), their neighbouring values together. Every entry is written, in parallel.
+pub fn fill_rows(
+    out: &mut [f64],
+    columns: &[ColumnSource],
+    samples: usize,
+    integrator: impl Fn(usize, usize, usize) -> f64 + Sync,
+    eigen: impl Fn(usize, usize, usize) -> f64 + Sync,
+) {
     let width = columns.len();
-    if width == 0 {
+    let row_block = width * samples;
+    if row_block == 0 {
         return;
     }
-    assert_eq!(out.len() % width, 0, "{} values are not rows of {width}", out.len());
-    out.par_chunks_mut(width * ROWS_PER_TASK).enumerate().for_each(|(task, rows)| {
-        for (i, row) in rows.chunks_exact_mut(width).enumerate() {
-            let r = task * ROWS_PER_TASK + i;
-            for (v, source) in row.iter_mut().zip(columns) {
-                *v = match *source {
-                    ColumnSource::Integrator(c) => integrator(r, c),
-                    ColumnSource::Eigen(c) => eigen(r, c),
-                    ColumnSource::Missing => f64::NAN,
+    assert_eq!(out.len() % row_block, 0, "{} values are not members of {samples} rows of {width}", out.len());
+    out.par_chunks_mut(row_block * MEMBERS_PER_TASK).enumerate().for_each(|(task, rows)| {
+        let (first, members) = (task * MEMBERS_PER_TASK, rows.len() / row_block);
+        for s in 0..samples {
+            for (k, source) in columns.iter().enumerate() {
+                let mut put = |value: &dyn Fn(usize) -> f64| {
+                    for j in 0..members {
+                        rows[j * row_block + s * width + k] = value(first + j);
+                    }
                 };
+                match *source {
+                    ColumnSource::Integrator(c) => put(&|i| integrator(i, s, c)),
+                    ColumnSource::Eigen(c) => put(&|i| eigen(i, s, c)),
+                    ColumnSource::Missing => put(&|_| f64::NAN),
+                }
             }
         }
     });
@@ -78,19 +93,23 @@ mod tests {
         assert_eq!(got, vec![Eigen(1), Integrator(2), Missing, Integrator(0), Missing, Eigen(0)]);
     }
 
-    /// Every entry of rows spanning several tasks is written from its own row and column.
+    /// Every entry of members spanning several tasks (the last one short) is written from its
+    /// own member, sample and column.
     #[test]
     fn rows_are_filled_from_their_sources() {
         use ColumnSource::*;
         let columns = [Eigen(1), Missing, Integrator(2), Integrator(0)];
-        let rows = 3 * ROWS_PER_TASK + 5;
-        let mut out = vec![7.0; rows * columns.len()];
-        fill_rows(&mut out, &columns, |r, c| (10 * r + c) as f64, |r, c| -((10 * r + c) as f64));
-        for r in 0..rows {
-            let row = &out[r * 4..r * 4 + 4];
-            assert_eq!(row[0], -((10 * r + 1) as f64));
-            assert!(row[1].is_nan());
-            assert_eq!((row[2], row[3]), ((10 * r + 2) as f64, (10 * r) as f64));
+        let (members, samples) = (3 * MEMBERS_PER_TASK + 5, 7);
+        let mut out = vec![7.0; members * samples * columns.len()];
+        let code = |i: usize, s: usize, c: usize| (1000 * i + 10 * s + c) as f64;
+        fill_rows(&mut out, &columns, samples, code, |i, s, c| -code(i, s, c));
+        for i in 0..members {
+            for s in 0..samples {
+                let row = &out[(i * samples + s) * 4..(i * samples + s) * 4 + 4];
+                assert_eq!(row[0], -code(i, s, 1));
+                assert!(row[1].is_nan());
+                assert_eq!((row[2], row[3]), (code(i, s, 2), code(i, s, 0)));
+            }
         }
     }
 }
