@@ -24,7 +24,7 @@
 
 use crate::error::{QbatError, Result};
 use crate::measures::DEFAULT_RESOURCES;
-use crate::output::plots::{draw_hist2d_plots, Hist2dCounter, HIST_BINS};
+use crate::output::plots::{draw_hist2d_plots, hist2d_stem, Hist2dCounter, HIST_BINS};
 use crate::output::series::{in_subset, read_in_chunks, SeriesReader};
 use crate::output::write_atomic;
 use rayon::prelude::*;
@@ -369,6 +369,12 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let mut reader = SeriesReader::open(dir)?
         .ok_or_else(|| QbatError::invalid("DIR", format!("{} has no series.csv or series.npy (run with --series true to write one)", dir.display())))?;
     let pairs = resolve_pairs(&reader.measures, opts)?;
+    // what this writes replaces only files qbat-gpu wrote (a finished run's own analysis)
+    let mut names = vec!["analysis.csv".to_string()];
+    if opts.plots {
+        names.extend(pairs.iter().flat_map(|(a, b)| ["png", "svg"].map(|ext| format!("{}.{ext}", hist2d_stem(a, b)))));
+    }
+    crate::output::manifest::check_replaceable(dir, &names)?;
     let monotone_tol = match opts.monotone_tol {
         Some(t) if t.is_finite() && t >= 0.0 => t,
         Some(t) => return Err(QbatError::invalid("--monotone-tol", format!("{t} must be a finite number >= 0"))),

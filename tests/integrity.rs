@@ -1,6 +1,6 @@
 //! Nothing lost, nothing silently wrong: damaged or edited shards and checkpoints are refused
 //! (exit 2, naming the file) before any work; --force and the default output directory never
-//! touch a file qbat-gpu did not write; one directory has one lock whatever path names it; a
+//! touch a file qbat-gpu did not write, whatever its manifest says, nor does `analyze`; one directory has one lock whatever path names it; a
 //! resume on another engine is refused or recorded; flagged members do not stop `analyze`;
 //! reads are bounded; --auto-fock refuses what it cannot truncate; shards are memory-checked
 //! as shards; a resumed run's run.json says each note once.
@@ -279,6 +279,56 @@ fn force_replaces_only_the_files_qbat_gpu_wrote() {
     ok(bin().arg("analyze").arg(dir.path().join("o")).args(["--no-plots", "--pairs", "energy_b:ergotropy_b"]));
     let manifest = std::fs::read_to_string(out.join(".qbat-manifest.json")).unwrap();
     assert!(manifest.contains("analysis.csv"), "{manifest}");
+}
+
+/// An edited manifest never makes qbat-gpu remove a file it did not write: a name that
+/// reaches outside the directory is a damaged manifest; a listed file that is not the one it
+/// wrote (another size: before the run; another hash: at the commit) is refused, and stays.
+/// `analyze` replaces its own earlier analysis, and nobody else's file of that name.
+#[test]
+fn an_edited_manifest_or_a_foreign_analysis_is_never_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let out = dir.path().join("o");
+    ok(&mut run_args(&cfg, &out));
+    let manifest_path = out.join(".qbat-manifest.json");
+    let pristine = std::fs::read(&manifest_path).unwrap();
+    let listing = |extra: serde_json::Value| {
+        let mut m: serde_json::Value = serde_json::from_slice(&pristine).unwrap();
+        m["files"].as_array_mut().unwrap().push(extra);
+        std::fs::write(&manifest_path, serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, b"victim").unwrap();
+    std::fs::write(out.join("mine.txt"), b"mine").unwrap();
+    let cases = [
+        (serde_json::json!({"name": "../victim.txt", "bytes": 6, "blake3": "x"}), "damaged manifest"),
+        (serde_json::json!({"name": victim.to_str().unwrap(), "bytes": 6, "blake3": "x"}), "damaged manifest"),
+        (serde_json::json!({"name": "mine.txt", "bytes": 9, "blake3": "x"}), "holds 4 bytes"),
+        (serde_json::json!({"name": "mine.txt", "bytes": 4, "blake3": "x"}), "differs from the file qbat-gpu wrote"),
+    ];
+    for (entry, said) in cases {
+        listing(entry.clone());
+        let (code, stderr) = outcome(run_args(&cfg, &out).arg("--force"));
+        assert_eq!(code, 2, "{entry}: {stderr}");
+        assert!(stderr.contains(said), "{entry}: {stderr}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
+        assert_eq!(std::fs::read(out.join("mine.txt")).unwrap(), b"mine");
+        assert!(out.join("summary.csv").is_file(), "{entry}: the old output stays whole");
+    }
+    // the untouched manifest: --force replaces the run's files and leaves the user's
+    std::fs::write(&manifest_path, &pristine).unwrap();
+    ok(run_args(&cfg, &out).arg("--force"));
+    assert_eq!(std::fs::read(out.join("mine.txt")).unwrap(), b"mine");
+    // analyze: its own analysis again, but not a user's analysis.csv
+    let analyze = || outcome(bin().arg("analyze").arg(&out).args(["--no-plots", "--pairs", "energy_b:ergotropy_b"]));
+    assert_eq!(analyze().0, 0);
+    assert_eq!(analyze().0, 0);
+    std::fs::write(out.join("analysis.csv"), b"mine").unwrap();
+    let (code, stderr) = analyze();
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("analysis.csv"), "{stderr}");
+    assert_eq!(std::fs::read(out.join("analysis.csv")).unwrap(), b"mine");
 }
 
 #[test]

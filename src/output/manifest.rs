@@ -26,11 +26,51 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
 }
 
-/// Size and BLAKE3 hash of a file, read once in 1 MiB pieces.
+/// A name a manifest may list: one plain, visible file name of the directory (no separator,
+/// not `.` or `..`, no leading dot, no NUL).
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0']) && Path::new(name).file_name().is_some_and(|n| n == name)
+}
+
+/// Check that writing `names` into `dir` replaces only files qbat-gpu wrote there: each that
+/// exists must be listed in the directory's manifest with its present size and hash. Else an
+/// error naming the file, before anything is written.
+pub fn check_replaceable(dir: &Path, names: &[String]) -> Result<()> {
+    let manifest = Manifest::read(dir)?;
+    for name in names {
+        let path = dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let shown = path.display().to_string();
+        match manifest.as_ref().and_then(|m| m.get(name)) {
+            None => return Err(QbatError::invalid(shown, "exists and was not written by qbat-gpu (it is not in the manifest); move it away first")),
+            Some(want) => {
+                check_file(&path, want).map_err(|why| QbatError::invalid(shown, format!("differs from the file qbat-gpu wrote ({why}); move it away first")))?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Size and BLAKE3 hash of a file, read once in 8 MiB pieces, each hashed on every core.
 pub fn hash_file(path: &Path) -> Result<FileEntry> {
-    let f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
+    use std::io::Read as _;
+    let mut f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
     let mut hasher = blake3::Hasher::new();
-    let bytes = std::io::copy(&mut std::io::BufReader::with_capacity(1 << 20, f), &mut hasher).map_err(|e| QbatError::io(path, e))?;
+    let mut piece = vec![0u8; 8 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = match f.read(&mut piece) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => r.map_err(|e| QbatError::io(path, e))?,
+        };
+        if n == 0 {
+            break;
+        }
+        hasher.update_rayon(&piece[..n]);
+        bytes += n as u64;
+    }
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     Ok(FileEntry { name, bytes, blake3: hasher.finalize().to_hex().to_string() })
 }
@@ -82,7 +122,13 @@ impl Manifest {
             return Ok(None);
         }
         let bytes = read_bounded(&path, SMALL_FILE_LIMIT)?;
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| QbatError::invalid(path.display().to_string(), format!("damaged manifest: {e}")))
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| QbatError::invalid(path.display().to_string(), format!("damaged manifest: {e}")))?;
+        // Only the directory's own plain files are ever listed: a name that reaches elsewhere
+        // (`../x`, an absolute path) would have `--force` remove a file qbat-gpu did not write.
+        if let Some(f) = m.files.iter().find(|f| !is_plain_name(&f.name)) {
+            return Err(QbatError::invalid(path.display().to_string(), format!("damaged manifest: {:?} is not the name of a file in this directory", f.name)));
+        }
+        Ok(Some(m))
     }
 
     pub fn write(&self, dir: &Path) -> Result<()> {
@@ -90,11 +136,10 @@ impl Manifest {
     }
 
     /// Add (or update) `files` of `dir` in its manifest, for files written into a finished
-    /// output (`analyze`). A directory without a manifest is left without one.
+    /// output (`analyze`). A directory without a manifest gets one listing these files only,
+    /// so that the next analysis may replace them (`check_replaceable`) and nothing else.
     pub fn record(dir: &Path, files: &[std::path::PathBuf]) -> Result<()> {
-        let Some(mut m) = Manifest::read(dir)? else {
-            return Ok(());
-        };
+        let mut m = Manifest::read(dir)?.unwrap_or_default();
         for path in files {
             let entry = hash_file(path)?;
             match m.files.iter_mut().find(|f| f.name == entry.name) {

@@ -108,11 +108,25 @@ impl OutputDir {
                     ));
                 }
                 // --force replaces a run's own files, listed in its manifest, and nothing else.
-                if Manifest::read(final_dir)?.is_none() {
+                let Some(old) = Manifest::read(final_dir)? else {
                     return Err(QbatError::invalid(
                         "--out",
                         format!("{shown} is not empty and is not a qbat-gpu output (it has no {MANIFEST}): qbat-gpu replaces only files it wrote; choose another directory"),
                     ));
+                };
+                // a listed file of another size is not the one qbat-gpu wrote: said now rather
+                // than at the commit (which also checks the hashes)
+                for f in &old.files {
+                    let path = final_dir.join(&f.name);
+                    match std::fs::metadata(&path) {
+                        Ok(m) if m.is_file() && m.len() != f.bytes => {
+                            return Err(QbatError::invalid(
+                                path.display().to_string(),
+                                format!("holds {} bytes, not the {} qbat-gpu wrote: it was edited; move it away, or choose another --out", m.len(), f.bytes),
+                            ))
+                        }
+                        _ => {}
+                    }
                 }
             }
         }
@@ -193,6 +207,19 @@ impl OutputDir {
                     to.display().to_string(),
                     "exists and was not written by qbat-gpu (it is not in the manifest); move it away, or choose another --out",
                 ));
+            }
+        }
+        // The old files go only while each is still the file qbat-gpu wrote (its size and
+        // hash as listed): an edited or foreign one stops the commit before anything moves.
+        for f in &old.files {
+            let path = self.final_dir.join(&f.name);
+            if path.is_file() {
+                manifest::check_file(&path, f).map_err(|why| {
+                    QbatError::invalid(
+                        path.display().to_string(),
+                        format!("differs from the file qbat-gpu wrote ({why}); move it away, or choose another --out"),
+                    )
+                })?;
             }
         }
         for f in &old.files {

@@ -185,6 +185,11 @@ pub fn write_hist2d_plots(dir: &Path, pairs: &[(String, String)]) -> Result<Vec<
     draw_hist2d_plots(dir, &hist2d_data(dir, pairs, HIST_BINS)?)
 }
 
+/// The file names of the 2-D histogram of (a, b), without their .png and .svg.
+pub fn hist2d_stem(a: &str, b: &str) -> String {
+    format!("plot_hist2d_{a}_{b}")
+}
+
 /// `plot_hist2d_<a>_<b>` of each counted histogram.
 pub fn draw_hist2d_plots(dir: &Path, data: &[Hist2d]) -> Result<Vec<PathBuf>> {
     let model = read_run_json(dir).and_then(|v| v["model"].as_str().map(String::from)).unwrap_or_default();
@@ -195,7 +200,7 @@ pub fn draw_hist2d_plots(dir: &Path, data: &[Hist2d]) -> Result<Vec<PathBuf>> {
             let total: u64 = h.counts.iter().sum();
             let peak = h.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
             let (xl, yl) = (measure_unit(&h.a, eunit), measure_unit(&h.b, eunit));
-            render_both!(dir, &format!("plot_hist2d_{}_{}", h.a, h.b), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
+            render_both!(dir, &hist2d_stem(&h.a, &h.b), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
                 let mut chart = ChartBuilder::on(root)
                     .caption(format!("{} against {}: {} samples (members x times), color log(1 + count)", h.b, h.a, total), ("sans-serif", 18))
                     .margin(14)
