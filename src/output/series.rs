@@ -121,7 +121,10 @@ impl SeriesReader {
 
     fn open_npy(dir: &Path, npy: &Path) -> Result<SeriesReader> {
         let axes_path = dir.join("series.json");
-        let text = super::read_text_bounded(&axes_path, super::SMALL_FILE_LIMIT)?;
+        // its member ids grow with the series: a bound of the small files' limit and 32 bytes
+        // (a pretty-printed id) per value the npy can hold
+        let npy_len = std::fs::metadata(npy).map_err(|e| QbatError::io(npy, e))?.len();
+        let text = super::read_text_bounded(&axes_path, super::SMALL_FILE_LIMIT.saturating_add(npy_len / 8 * 32))?;
         let axes: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&axes_path, format!("not JSON: {e}")))?;
         let list = |k: &str| axes[k].as_array().cloned().ok_or_else(|| bad(&axes_path, format!("no \"{k}\" list")));
         let ids: Vec<u64> = list("members")?.iter().map(|v| v.as_u64().ok_or_else(|| bad(&axes_path, "member ids must be integers"))).collect::<Result<_>>()?;
@@ -131,6 +134,7 @@ impl SeriesReader {
         }
         let measures: Vec<String> =
             list("measures")?.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| bad(&axes_path, "measures must be names"))).collect::<Result<_>>()?;
+        distinct_measures(&axes_path, &measures)?;
         let file = std::fs::File::open(npy).map_err(|e| QbatError::io(npy, e))?;
         let mut data = BufReader::with_capacity(1 << 20, file);
         let header = read_npy_header(npy, &mut data)?;
@@ -181,6 +185,7 @@ impl SeriesReader {
             return Err(bad(path, "expected the columns member,t,<measure>..."));
         }
         let measures: Vec<String> = header.iter().skip(2).map(String::from).collect();
+        distinct_measures(path, &measures)?;
         let mut rows = rdr.into_records();
         let mut times = vec![];
         let mut first_id = None;
@@ -280,6 +285,16 @@ impl SeriesReader {
         self.next_index += 1;
         Ok(Some(id))
     }
+}
+
+/// A series names each measure once: a repeated name would have its columns read as one.
+fn distinct_measures(path: &Path, measures: &[String]) -> Result<()> {
+    for (k, m) in measures.iter().enumerate() {
+        if measures[..k].contains(m) {
+            return Err(bad(path, format!("the measure {m} is listed twice")));
+        }
+    }
+    Ok(())
 }
 
 /// Consecutive members of a series: their ids, and their blocks (times x measures, row-major)
@@ -437,6 +452,23 @@ mod tests {
         let mut w = npyz::WriteOptions::<f64>::new().dtype(dtype).shape(&[2, 3, 2]).writer(file).begin_nd().unwrap();
         w.extend(values.iter().copied()).unwrap();
         w.finish().unwrap();
+    }
+
+    /// A measure named twice in series.json or in series.csv's header is refused, naming the
+    /// file and the measure; distinct names open.
+    #[test]
+    fn a_measure_named_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write_series(dir.path(), "<f8", &[0.0; 12]);
+        assert!(SeriesReader::open(dir.path()).unwrap().is_some());
+        let axes = serde_json::json!({ "members": [7, 9], "times": [0.0, 0.5, 1.0], "measures": ["a", "a"] });
+        std::fs::write(dir.path().join("series.json"), axes.to_string()).unwrap();
+        let e = SeriesReader::open(dir.path()).err().expect("refused").to_string();
+        assert!(e.contains("series.json") && e.contains("the measure a is listed twice"), "{e}");
+        let csv_dir = tempfile::tempdir().unwrap();
+        std::fs::write(csv_dir.path().join("series.csv"), "member,t,x,y,x\n0,0,1,2,3\n").unwrap();
+        let e = SeriesReader::open(csv_dir.path()).err().expect("refused").to_string();
+        assert!(e.contains("series.csv") && e.contains("the measure x is listed twice"), "{e}");
     }
 
     #[test]
