@@ -229,8 +229,7 @@ impl OutputDir {
             }
         }
         for name in manifest.files.iter().map(|f| f.name.as_str()).chain([MANIFEST]) {
-            let to = self.final_dir.join(name);
-            std::fs::rename(self.staging.join(name), &to).map_err(|e| QbatError::io(&to, e))?;
+            move_file(&self.staging.join(name), &self.final_dir.join(name))?;
         }
         let _ = std::fs::remove_dir(&self.staging);
         Ok(self.final_dir)
@@ -306,6 +305,25 @@ pub fn num(x: f64) -> String {
 
 /// `place`'s copy where there is no hard link: synced, and checked against the entry the
 /// manifest will carry (a short or altered copy is an error, never a wrong manifest).
+/// Move a file: a rename, or where `to` is on another file system (an existing `--out` that is
+/// a mount point), a copy under a hidden name beside `to`, synced, renamed into place, and
+/// the source removed.
+fn move_file(from: &Path, to: &Path) -> Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            let name = to.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let tmp = to.with_file_name(format!(".{name}.moving-{}", std::process::id()));
+            let copied = std::fs::copy(from, &tmp).and_then(|_| std::fs::File::open(&tmp)?.sync_all()).and_then(|()| std::fs::rename(&tmp, to));
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(QbatError::io(to, e));
+            }
+            std::fs::remove_file(from).map_err(|e| QbatError::io(from, e))
+        }
+        r => r.map_err(|e| QbatError::io(to, e)),
+    }
+}
+
 fn copy_checked(from: &Path, to: &Path, entry: &manifest::FileEntry) -> Result<()> {
     std::fs::copy(from, to).map_err(|e| QbatError::io(to, e))?;
     std::fs::File::open(to).and_then(|f| f.sync_all()).map_err(|e| QbatError::io(to, e))?;
@@ -330,5 +348,29 @@ mod tests {
         let e = copy_checked(&from, &dir.path().join("b.npy"), &entry).unwrap_err();
         let e = format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default());
         assert!(e.contains("b.npy") && e.contains("differs"), "{e}");
+    }
+
+    #[cfg(unix)]
+    /// A commit into an existing directory on another file system (an --out that is a mount
+    /// point) copies the files in, where a rename cannot reach. Run where /dev/shm is another
+    /// file system than the temporary directory.
+    #[test]
+    fn a_commit_reaches_an_output_on_another_file_system() {
+        use std::os::unix::fs::MetadataExt;
+        let staging_root = tempfile::tempdir().unwrap();
+        let Ok(out_root) = tempfile::tempdir_in("/dev/shm") else { return };
+        if std::fs::metadata(staging_root.path()).unwrap().dev() == std::fs::metadata(out_root.path()).unwrap().dev() {
+            return;
+        }
+        let staging = staging_root.path().join("staging");
+        std::fs::create_dir(&staging).unwrap();
+        let out = OutputDir::at(out_root.path(), &staging);
+        out.write("run.json", |w| w.write_all(b"{}")).unwrap();
+        let dir = out.commit().unwrap();
+        assert_eq!(std::fs::read(dir.join("run.json")).unwrap(), b"{}");
+        assert!(Manifest::read(&dir).unwrap().unwrap().contains("run.json"));
+        let names: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(!staging.join("run.json").exists());
     }
 }
