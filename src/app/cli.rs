@@ -46,7 +46,7 @@ pub enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
         /// Timed repetitions per job and backend (after one warm-up).
-        #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
+        #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = at_least_one)]
         repeat: usize,
         /// Instead of the jobs: throughput against ensemble size and n_fock (CSV + SVG).
         #[arg(long)]
@@ -127,7 +127,7 @@ pub struct RunArgs {
     /// GPU adapter to use: its index as listed, its PCI bus id (0000:17:00.0), or (part of) its
     /// name. Without it, the GPU the scheduler assigned (CUDA_VISIBLE_DEVICES, SLURM_JOB_GPUS,
     /// NVIDIA_VISIBLE_DEVICES), else the best adapter found.
-    #[arg(long, value_name = "NAME|N|BUS")]
+    #[arg(long, value_name = "NAME|N|BUS", value_parser = not_blank)]
     pub adapter: Option<String>,
     /// Write the per-sample series (default: yes; the default study analyses it).
     #[arg(long)]
@@ -176,5 +176,22 @@ fn non_negative(s: &str) -> Result<f64, String> {
         Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
         Ok(x) => Err(format!("{x} is not a finite number >= 0")),
         Err(_) => Err(format!("'{s}' is not a number")),
+    }
+}
+
+/// A count of at least one (`--repeat`).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s} is not a count of at least 1")),
+    }
+}
+
+/// A name that is not empty or blank (`--adapter`: an empty one would match every adapter).
+fn not_blank(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("an adapter's index, PCI bus id or name, not an empty string".into())
+    } else {
+        Ok(s.to_string())
     }
 }
