@@ -53,12 +53,15 @@ pub fn check_replaceable(dir: &Path, names: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Size and BLAKE3 hash of a file, read once in 8 MiB pieces, each hashed on every core.
+/// Size and BLAKE3 hash of a file, read once in pieces of up to 8 MiB (no larger than the
+/// file), each hashed on every core where it is large enough to gain from it.
 pub fn hash_file(path: &Path) -> Result<FileEntry> {
     use std::io::Read as _;
+    const PIECE: u64 = 8 << 20;
     let mut f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
+    let len = f.metadata().map_err(|e| QbatError::io(path, e))?.len();
     let mut hasher = blake3::Hasher::new();
-    let mut piece = vec![0u8; 8 << 20];
+    let mut piece = vec![0u8; len.clamp(4096, PIECE) as usize];
     let mut bytes = 0u64;
     loop {
         let n = match f.read(&mut piece) {
@@ -68,7 +71,11 @@ pub fn hash_file(path: &Path) -> Result<FileEntry> {
         if n == 0 {
             break;
         }
-        hasher.update_rayon(&piece[..n]);
+        if n >= 1 << 20 {
+            hasher.update_rayon(&piece[..n]);
+        } else {
+            hasher.update(&piece[..n]);
+        }
         bytes += n as u64;
     }
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
