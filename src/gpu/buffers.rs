@@ -299,16 +299,22 @@ pub fn check_completed(kernel: &str, member: usize, pieces_done: usize, pieces: 
     Ok(())
 }
 
-/// Loop iterations one invocation may run in a dispatch on an adapter. A CPU-type (software)
-/// adapter gets `software_budget`: llvmpipe (lavapipe) ends every loop of an invocation after
-/// 65,535 iterations, silently. A GPU has no such cap: its dispatches are bounded by their
-/// work budgets alone (member-steps or element-steps per dispatch, sized to milliseconds on a
-/// data-centre GPU), and the kernels' completed-steps count makes a driver's cut an error.
+/// How many times a software adapter's per-invocation budget a GPU gets.
+pub const GPU_LOOP_FACTOR: u64 = 32;
+
+/// The serial work (loop iterations, or steps) one invocation may run in a dispatch on an
+/// adapter. A CPU-type (software) adapter gets `software_budget`: llvmpipe (lavapipe) ends
+/// every loop of an invocation after 65,535 iterations, silently. A GPU has no such cap, but
+/// one invocation runs its loop serially, so a small chunk's dispatch would otherwise be all
+/// serial work: it gets GPU_LOOP_FACTOR times as much (a few hundred thousand iterations,
+/// about a tenth of a second at a GPU's clock), besides the dispatch's work budget
+/// (member-steps or element-steps). The kernels' completed-steps count makes any driver's cut
+/// an error.
 pub fn loop_budget(software: bool, software_budget: u64) -> u64 {
     if software {
         software_budget
     } else {
-        u64::MAX
+        software_budget.saturating_mul(GPU_LOOP_FACTOR)
     }
 }
 

@@ -166,7 +166,7 @@ pub fn plan_dicke(job: &DickeJob, precision: Precision, limits: &wgpu::Limits, s
     let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
     let loop_budget = opts.loop_iterations_per_dispatch.unwrap_or(loop_budget(software, LOOP_ITERATIONS_PER_DISPATCH));
     let (step, sample) = layout.loop_costs();
-    if software && step + sample + 2 > LOOP_ITERATION_CAP {
+    if step + sample + 2 > super::buffers::loop_budget(software, LOOP_ITERATION_CAP) {
         return Err(QbatError::TooLarge {
             field: "params.n_fock".into(),
             reason: format!(

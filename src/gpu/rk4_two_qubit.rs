@@ -259,8 +259,8 @@ fn plan_dispatches(pieces: &[Piece], budget: u64, step_cost: u64, loop_budget: u
 }
 
 /// Full steps per dispatch of a chunk of `members`: `member_steps` shared among them (at
-/// least one step), and on a software adapter at most MAX_STEPS_PER_DISPATCH. With the loop
-/// budget (`buffers::loop_budget`) for `plan_dispatches`.
+/// least one step), at most MAX_STEPS_PER_DISPATCH on a software adapter (`buffers::loop_budget`
+/// on a GPU). With the loop budget for `plan_dispatches`.
 fn dispatch_budgets(member_steps: u64, members: u64, software: bool) -> (u64, u64) {
     let steps = (member_steps / members.max(1)).max(1);
     (steps.min(loop_budget(software, MAX_STEPS_PER_DISPATCH)), loop_budget(software, LOOP_BUDGET))

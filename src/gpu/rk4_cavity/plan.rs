@@ -267,7 +267,7 @@ pub fn plan_cavity(job: &CavityJob, precision: Precision, limits: &wgpu::Limits,
         }
     }
     let costs = loop_costs(&layout, job.evolve_z);
-    if software && costs.step + 2 * costs.sample + costs.piece > LOOP_ITERATION_CAP {
+    if costs.step + 2 * costs.sample + costs.piece > super::super::buffers::loop_budget(software, LOOP_ITERATION_CAP) {
         return Err(QbatError::TooLarge {
             field: "params.n_fock".into(),
             reason: format!("n_fock = {} needs {} loop iterations per invocation for one RK4 step, more than a dispatch may run", job.n_fock, costs.step),
@@ -408,14 +408,15 @@ mod tests {
     #[test]
     fn loop_caps_bind_on_a_software_adapter_only() {
         let mut j = job(4, 4, 2, false);
-        j.schedule = Schedule::new(0.01, &[0.0, 200.0]);
+        j.schedule = Schedule::new(0.01, &[0.0, 2000.0]);
         let [sw, hw] = [true, false].map(|software| plan_cavity(&j, Precision::F32, &lavapipe_limits(), software, &CavityGpuOptions::default()).unwrap());
-        assert_eq!((sw.loop_budget, hw.loop_budget), (LOOP_ITERATIONS_PER_DISPATCH, u64::MAX));
+        assert_eq!((sw.loop_budget, hw.loop_budget), (LOOP_ITERATIONS_PER_DISPATCH, 32 * LOOP_ITERATIONS_PER_DISPATCH));
         let steps = j.schedule.total_steps();
         assert!(sw.dispatches_per_chunk as u64 >= steps * sw.loop_costs.step / LOOP_ITERATIONS_PER_DISPATCH, "{sw:?}");
-        // 4 members x 15 elements x 20,000 steps fit one dispatch's element-steps
-        assert_eq!(hw.dispatches_per_chunk, 1, "{hw:?}");
+        // 4 members x 210 elements x 200,000 steps fit one dispatch's element-steps: on a GPU the
+        // loop budget alone cuts them, into 32 times fewer dispatches
         assert!(4 * hw.layout.n_elem as u64 * steps <= ELEMENT_STEPS_PER_DISPATCH);
+        assert!(hw.dispatches_per_chunk * 32 <= sw.dispatches_per_chunk + 32 && hw.dispatches_per_chunk > 1, "{hw:?} against {sw:?}");
         // a cutoff whose single step overruns the software cap is refused there only
         let big = job(1, 600, 2, true);
         let roomy = wgpu::Limits { max_storage_buffer_binding_size: 1 << 31, max_buffer_size: 1 << 40, ..lavapipe_limits() };

@@ -100,20 +100,25 @@ fn dispatches_cover_the_pieces() {
 /// member-steps alone.
 #[test]
 fn loop_caps_bind_on_a_software_adapter_only() {
-    // 2^25 member-steps over 64 members: 524,288 steps each
-    assert_eq!(dispatch_budgets(1 << 25, 64, false), (1 << 19, u64::MAX));
+    // 2^25 member-steps over 64 members: 524,288 steps each, at most 32 x 4,096 on a GPU
+    assert_eq!(dispatch_budgets(1 << 25, 64, false), (32 * MAX_STEPS_PER_DISPATCH, 32 * LOOP_BUDGET));
     assert_eq!(dispatch_budgets(1 << 25, 64, true), (MAX_STEPS_PER_DISPATCH, LOOP_BUDGET));
     // a large chunk: the member-steps bind on both, at one step at least
     assert_eq!(dispatch_budgets(1 << 25, 1 << 16, false).0, 512);
     assert_eq!(dispatch_budgets(1 << 25, 1 << 16, true).0, 512);
     assert_eq!(dispatch_budgets(1, 1 << 16, false).0, 1);
-    // 200,000 steps of one sample: one dispatch on a GPU, many on a software adapter
-    let s = Schedule::new(0.01, &[0.0, 2000.0]);
+    // 100,000 steps of one sample: one dispatch on a GPU, many on a software adapter
+    let s = Schedule::new(0.01, &[0.0, 1000.0]);
     let pieces = plan_pieces(&s, STEPS_PER_PIECE);
     let on = |software| {
         let (steps, loops) = dispatch_budgets(1 << 25, 64, software);
         plan_dispatches(&pieces, steps, 2, loops).len()
     };
     assert_eq!(on(false), 1);
-    assert_eq!(on(true), 200_000usize.div_ceil(MAX_STEPS_PER_DISPATCH as usize));
+    assert_eq!(on(true), 100_000usize.div_ceil(MAX_STEPS_PER_DISPATCH as usize));
+    // driven steps (hundreds of loop iterations each) are bounded by the loop budget on a GPU too
+    let cost = driven_step_cost(4);
+    let (steps, loops) = dispatch_budgets(1 << 25, 64, false);
+    let driven = plan_dispatches(&plan_pieces(&s, driven_piece_steps(4)), steps, cost, loops);
+    assert!(driven.len() as u64 >= 100_000 * cost / loops, "{} dispatches", driven.len());
 }
