@@ -5,9 +5,9 @@
 // comparisons (no transcendentals, which are wrong in f64 on some drivers).
 //
 // Dispatched after rk4_two_qubit in the same queue: it reads the dephased sample states that
-// kernel wrote to its `states` buffer and writes one row of measures per (member, sample), so
-// that the states never leave the device unless asked for. One invocation per (member,
-// sample). The maths (4x4 Hermitian cyclic Jacobi, one-sided Jacobi singular values, the
+// kernel wrote to its `states` buffer and writes the measures of each (member, sample), both
+// member-minor (layouts below), so that the states never leave the device unless asked for.
+// One invocation per (member, sample). The maths (4x4 Hermitian cyclic Jacobi, one-sided Jacobi singular values, the
 // concurrence as singular values of X^T S X) is documented in the CPU twin,
 // src/twin/measures_two_qubit.rs, which mirrors this file loop for loop; the layouts are in
 // src/job/measures_two_qubit.rs (checked by tests/layouts.rs).

@@ -538,10 +538,14 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let csv_path = dir.join("analysis.csv");
     write_atomic(&dir.join("analysis.csv"), |w| write_csv(&analysis, w))?;
     analysis.files.push(csv_path);
-    if let Some(h) = hist2d {
-        analysis.files.extend(draw_hist2d_plots(dir, &h.finish())?);
-    }
+    // recorded as soon as written, so that a failure or an interruption in the plots leaves
+    // no file of ours unlisted (which the next analysis would have to refuse)
     crate::output::manifest::Manifest::record(dir, &analysis.files)?;
+    if let Some(h) = hist2d {
+        let plots = draw_hist2d_plots(dir, &h.finish())?;
+        crate::output::manifest::Manifest::record(dir, &plots)?;
+        analysis.files.extend(plots);
+    }
     Ok(analysis)
 }
 

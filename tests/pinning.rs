@@ -217,6 +217,10 @@ fn adapter_option_takes_an_index_a_bus_id_or_a_name() {
     let e = pick_named(&a, "0000:01:00.0").unwrap_err();
     assert!(e.contains("no adapter has PCI bus id 0000:01:00.0"), "{e}");
     assert!(pick_named(&a, "radeon").unwrap_err().contains("no adapter name contains 'radeon'"));
+    // an empty name would be contained in every name: refused, not the first adapter
+    for blank in ["", "  "] {
+        assert!(pick_named(&a, blank).unwrap_err().contains("--adapter is empty"), "{blank:?}");
+    }
     // --adapter wins over the scheduler's pinning
     let pin = pin_from(env(&[("CUDA_VISIBLE_DEVICES", "0")]));
     assert_eq!(choose(&a, Some("2"), false, pin.as_ref(), smi).unwrap().index, 2);

@@ -310,7 +310,10 @@ pub struct Choice {
 /// `--adapter VALUE`: an index as listed, a PCI bus id, else (part of) a name, case-insensitive.
 pub fn pick_named(adapters: &[AdapterFacts], want: &str) -> Result<usize, String> {
     let w = want.trim();
-    if !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()) {
+    if w.is_empty() {
+        return Err(format!("--adapter is empty: name an adapter's index, PCI bus id or name; adapters found: {}", list(adapters)));
+    }
+    if w.chars().all(|c| c.is_ascii_digit()) {
         return match w.parse::<usize>() {
             Ok(k) if k < adapters.len() => Ok(k),
             _ => Err(format!("--adapter {w}: there is no adapter {w}; adapters found: {}", list(adapters))),

@@ -4,7 +4,8 @@
 //! the uniform `MeasureParams`.
 //!
 //! The kernel reads the (dephased) sample states the integrator kernel wrote on the device and
-//! writes one row of eigen-solve measures per (member, sample). `tests/layouts.rs` parses the
+//! writes the eigen-solve measures of each (member, sample), member-minor as the integrator
+//! leaves the states (the host's read-back makes them rows). `tests/layouts.rs` parses the
 //! shader with naga and checks it against this file.
 
 use super::two_qubit::TwoQubitPoint;

@@ -189,8 +189,12 @@ impl OutputDir {
 
     /// Write the manifest of what was assembled and move it into place: a new directory is
     /// renamed; into an existing qbat-gpu output (`--force`), the files of its manifest are
-    /// replaced and no other file is touched (a name clash with a file qbat-gpu did not write
-    /// is an error, before anything moves).
+    /// replaced and no other file is touched. Checked before anything moves: a name clash with
+    /// a file qbat-gpu did not write, and an old file that is no longer the one it wrote (its
+    /// size and hash; a link or special file). Then every new file goes into the directory
+    /// under a hidden name (a rename, or a copy across file systems), the old files go, and
+    /// the new ones are renamed into place, the manifest last: a failure before the old files
+    /// go leaves the old output whole.
     pub fn commit(self) -> Result<PathBuf> {
         let written = std::mem::take(&mut *self.written.lock().unwrap_or_else(|e| e.into_inner()));
         let manifest = Manifest::of_dir_with(&self.staging, &written)?;
@@ -202,36 +206,50 @@ impl OutputDir {
         let old = Manifest::read(&self.final_dir)?.unwrap_or_default();
         for f in &manifest.files {
             let to = self.final_dir.join(&f.name);
-            if to.exists() && !old.contains(&f.name) {
+            // (a dangling link counts: symlink_metadata, not exists)
+            if std::fs::symlink_metadata(&to).is_ok() && !old.contains(&f.name) {
                 return Err(QbatError::invalid(
                     to.display().to_string(),
                     "exists and was not written by qbat-gpu (it is not in the manifest); move it away, or choose another --out",
                 ));
             }
         }
-        // The old files go only while each is still the file qbat-gpu wrote (its size and
-        // hash as listed): an edited or foreign one stops the commit before anything moves.
         for f in &old.files {
             let path = self.final_dir.join(&f.name);
-            if path.is_file() {
-                manifest::check_file(&path, f).map_err(|why| {
-                    QbatError::invalid(
-                        path.display().to_string(),
-                        format!("differs from the file qbat-gpu wrote ({why}); move it away, or choose another --out"),
-                    )
-                })?;
+            let edited = |why: String| QbatError::invalid(path.display().to_string(), format!("{why}; move it away, or choose another --out"));
+            match std::fs::symlink_metadata(&path) {
+                Err(_) => {}
+                Ok(m) if !m.file_type().is_file() => return Err(edited("is not the regular file qbat-gpu wrote (a link, directory or special file)".into())),
+                Ok(_) => manifest::check_file(&path, f)
+                    .map_err(|why| edited(format!("differs from the file qbat-gpu wrote ({why}: edited, or left by an interrupted commit)")))?,
+            }
+        }
+        let names: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).chain([MANIFEST]).collect();
+        let hidden = |name: &str| self.final_dir.join(format!(".{name}.incoming-{}", std::process::id()));
+        let mut placed: Vec<(&str, bool)> = vec![];
+        for &name in &names {
+            match place_file(&self.staging.join(name), &hidden(name)) {
+                Ok(renamed) => placed.push((name, renamed)),
+                Err(e) => {
+                    // undo: the renamed ones back into the staging directory, the copies removed
+                    for &(n, renamed) in &placed {
+                        let _ = if renamed { std::fs::rename(hidden(n), self.staging.join(n)) } else { std::fs::remove_file(hidden(n)) };
+                    }
+                    return Err(e);
+                }
             }
         }
         for f in &old.files {
             let path = self.final_dir.join(&f.name);
-            if path.is_file() {
+            if std::fs::symlink_metadata(&path).is_ok() {
                 std::fs::remove_file(&path).map_err(|e| QbatError::io(&path, e))?;
             }
         }
-        for name in manifest.files.iter().map(|f| f.name.as_str()).chain([MANIFEST]) {
-            move_file(&self.staging.join(name), &self.final_dir.join(name))?;
+        for &name in &names {
+            let to = self.final_dir.join(name);
+            std::fs::rename(hidden(name), &to).map_err(|e| QbatError::io(&to, e))?;
         }
-        let _ = std::fs::remove_dir(&self.staging);
+        let _ = std::fs::remove_dir_all(&self.staging);
         Ok(self.final_dir)
     }
 
@@ -303,27 +321,31 @@ pub fn num(x: f64) -> String {
     format!("{x:?}")
 }
 
-/// `place`'s copy where there is no hard link: synced, and checked against the entry the
-/// manifest will carry (a short or altered copy is an error, never a wrong manifest).
-/// Move a file: a rename, or where `to` is on another file system (an existing `--out` that is
-/// a mount point), a copy under a hidden name beside `to`, synced, renamed into place, and
-/// the source removed.
-fn move_file(from: &Path, to: &Path) -> Result<()> {
+/// Put `from` at `to` (a fresh hidden name): a rename (returns true), or where `to` is on
+/// another file system (an existing `--out` that is a mount point) a copy into a file created
+/// anew (never through a link planted there), synced; the source then stays.
+fn place_file(from: &Path, to: &Path) -> Result<bool> {
     match std::fs::rename(from, to) {
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
-            let name = to.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            let tmp = to.with_file_name(format!(".{name}.moving-{}", std::process::id()));
-            let copied = std::fs::copy(from, &tmp).and_then(|_| std::fs::File::open(&tmp)?.sync_all()).and_then(|()| std::fs::rename(&tmp, to));
+            let copied = (|| {
+                let mut src = std::fs::File::open(from)?;
+                let mut dst = std::fs::OpenOptions::new().write(true).create_new(true).open(to)?;
+                std::io::copy(&mut src, &mut dst)?;
+                dst.sync_all()
+            })();
             if let Err(e) = copied {
-                let _ = std::fs::remove_file(&tmp);
+                let _ = std::fs::remove_file(to);
                 return Err(QbatError::io(to, e));
             }
-            std::fs::remove_file(from).map_err(|e| QbatError::io(from, e))
+            Ok(false)
         }
-        r => r.map_err(|e| QbatError::io(to, e)),
+        Err(e) => Err(QbatError::io(to, e)),
     }
 }
 
+/// `place`'s copy of `from` to `to` where there is no hard link: synced, and checked against the entry the
+/// manifest will carry (a short or altered copy is an error, never a wrong manifest).
 fn copy_checked(from: &Path, to: &Path, entry: &manifest::FileEntry) -> Result<()> {
     std::fs::copy(from, to).map_err(|e| QbatError::io(to, e))?;
     std::fs::File::open(to).and_then(|f| f.sync_all()).map_err(|e| QbatError::io(to, e))?;
@@ -348,6 +370,43 @@ mod tests {
         let e = copy_checked(&from, &dir.path().join("b.npy"), &entry).unwrap_err();
         let e = format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default());
         assert!(e.contains("b.npy") && e.contains("differs"), "{e}");
+    }
+
+    /// A commit that fails while placing the new files leaves the old output whole, and the
+    /// new files in the staging directory; an old file that is a link is refused.
+    #[cfg(unix)]
+    #[test]
+    fn a_failed_commit_leaves_the_old_output_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let (out_dir, staging) = (root.path().join("out"), root.path().join("staging"));
+        let commit = |contents: &[u8]| {
+            std::fs::create_dir_all(&staging).unwrap();
+            let out = OutputDir::at(&out_dir, &staging);
+            out.write("run.json", |w| w.write_all(contents)).unwrap();
+            out.write("stats.csv", |w| w.write_all(contents)).unwrap();
+            out.commit()
+        };
+        commit(b"old").unwrap();
+        // the second file's hidden name is taken (by a directory): the placing fails
+        let blocker = out_dir.join(format!(".stats.csv.incoming-{}", std::process::id()));
+        std::fs::create_dir(&blocker).unwrap();
+        assert!(commit(b"new").is_err());
+        for name in ["run.json", "stats.csv"] {
+            assert_eq!(std::fs::read(out_dir.join(name)).unwrap(), b"old", "{name}");
+            assert_eq!(std::fs::read(staging.join(name)).unwrap(), b"new", "{name}");
+        }
+        assert!(Manifest::read(&out_dir).unwrap().unwrap().verify(&out_dir).is_ok());
+        std::fs::remove_dir(&blocker).unwrap();
+        commit(b"new").unwrap();
+        assert_eq!(std::fs::read(out_dir.join("stats.csv")).unwrap(), b"new");
+        // a listed name that is now a link (to a file of the same bytes) is not removed
+        let elsewhere = root.path().join("elsewhere.csv");
+        std::fs::write(&elsewhere, b"new").unwrap();
+        std::fs::remove_file(out_dir.join("stats.csv")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, out_dir.join("stats.csv")).unwrap();
+        let e = commit(b"newer").unwrap_err().to_string();
+        assert!(e.contains("stats.csv") && e.contains("not the regular file"), "{e}");
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), b"new");
     }
 
     #[cfg(unix)]

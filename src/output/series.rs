@@ -121,10 +121,7 @@ impl SeriesReader {
 
     fn open_npy(dir: &Path, npy: &Path) -> Result<SeriesReader> {
         let axes_path = dir.join("series.json");
-        // its member ids grow with the series: a bound of the small files' limit and 32 bytes
-        // (a pretty-printed id) per value the npy can hold
-        let npy_len = std::fs::metadata(npy).map_err(|e| QbatError::io(npy, e))?.len();
-        let text = super::read_text_bounded(&axes_path, super::SMALL_FILE_LIMIT.saturating_add(npy_len / 8 * 32))?;
+        let text = super::read_text_bounded(&axes_path, axes_limit(npy)?)?;
         let axes: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&axes_path, format!("not JSON: {e}")))?;
         let list = |k: &str| axes[k].as_array().cloned().ok_or_else(|| bad(&axes_path, format!("no \"{k}\" list")));
         let ids: Vec<u64> = list("members")?.iter().map(|v| v.as_u64().ok_or_else(|| bad(&axes_path, "member ids must be integers"))).collect::<Result<_>>()?;
@@ -285,6 +282,14 @@ impl SeriesReader {
         self.next_index += 1;
         Ok(Some(id))
     }
+}
+
+/// The size bound of the axes file beside `npy` (series.json, states.json): its member ids
+/// grow with the array, so the small files' limit and 32 bytes (a pretty-printed id) per
+/// 8 bytes the npy holds.
+pub fn axes_limit(npy: &Path) -> Result<u64> {
+    let npy_len = std::fs::metadata(npy).map_err(|e| QbatError::io(npy, e))?.len();
+    Ok(super::SMALL_FILE_LIMIT.saturating_add(npy_len / 8 * 32))
 }
 
 /// A series names each measure once: a repeated name would have its columns read as one.

@@ -7,6 +7,7 @@
 use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::{Manifest, MANIFEST};
+use crate::output::series::axes_limit;
 use crate::output::series::count_lines;
 use crate::output::states::{copy_npy_data, read_c16_layout, read_f8_layout, write_c16_header, write_f8_header};
 use crate::output::stats::Stats;
@@ -216,7 +217,8 @@ fn merge_states(dir: &OutputDir, shards: &[ShardDir]) -> Result<()> {
         rows += shape[0];
         inner = shape[1..].to_vec();
         let p = s.dir.join("states.json");
-        let a: Value = serde_json::from_slice(&read_bounded(&p, SMALL_FILE_LIMIT)?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
+        let a: Value = serde_json::from_slice(&read_bounded(&p, axes_limit(&s.dir.join("states.npy"))?)?)
+            .map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
         ids.extend(a["members"].as_array().cloned().unwrap_or_default());
         axes = a;
     }
@@ -273,8 +275,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             let mut axes = Value::Null;
             for s in &shards {
                 let p = s.dir.join("series.json");
-                let a: Value =
-                    serde_json::from_slice(&read_bounded(&p, SMALL_FILE_LIMIT)?).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
+                let a: Value = serde_json::from_slice(&read_bounded(&p, axes_limit(&s.dir.join("series.npy"))?)?)
+                    .map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
                 ids.extend(a["members"].as_array().cloned().unwrap_or_default());
                 axes = a;
             }
