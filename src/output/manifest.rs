@@ -39,18 +39,35 @@ pub fn check_replaceable(dir: &Path, names: &[String]) -> Result<()> {
     let manifest = Manifest::read(dir)?;
     for name in names {
         let path = dir.join(name);
-        if !path.exists() {
+        // (a dangling link counts: symlink_metadata, not exists)
+        if std::fs::symlink_metadata(&path).is_err() {
             continue;
         }
-        let shown = path.display().to_string();
         match manifest.as_ref().and_then(|m| m.get(name)) {
-            None => return Err(QbatError::invalid(shown, "exists and was not written by qbat-gpu (it is not in the manifest); move it away first")),
-            Some(want) => {
-                check_file(&path, want).map_err(|why| QbatError::invalid(shown, format!("differs from the file qbat-gpu wrote ({why}); move it away first")))?
+            None => {
+                return Err(QbatError::invalid(
+                    path.display().to_string(),
+                    "exists and was not written by qbat-gpu (it is not in the manifest); move it away first",
+                ))
             }
+            Some(want) => check_still_written(&path, want, "move it away first")?,
         }
     }
     Ok(())
+}
+
+/// A listed file that is present must still be the one qbat-gpu wrote before it is replaced
+/// or removed: a regular file (not a link, directory or special file) of the listed size and
+/// hash. Else an error naming it, ending with `advice`.
+pub fn check_still_written(path: &Path, want: &FileEntry, advice: &str) -> Result<()> {
+    let refuse = |why: String| QbatError::invalid(path.display().to_string(), format!("{why}; {advice}"));
+    match std::fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(m) if !m.file_type().is_file() => Err(refuse("is not the regular file qbat-gpu wrote (a link, directory or special file)".into())),
+        Ok(_) => {
+            check_file(path, want).map_err(|why| refuse(format!("differs from the file qbat-gpu wrote ({why}: edited, or left by an interrupted commit)")))
+        }
+    }
 }
 
 /// Size and BLAKE3 hash of a file, read once in pieces of up to 8 MiB (no larger than the

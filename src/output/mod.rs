@@ -215,14 +215,7 @@ impl OutputDir {
             }
         }
         for f in &old.files {
-            let path = self.final_dir.join(&f.name);
-            let edited = |why: String| QbatError::invalid(path.display().to_string(), format!("{why}; move it away, or choose another --out"));
-            match std::fs::symlink_metadata(&path) {
-                Err(_) => {}
-                Ok(m) if !m.file_type().is_file() => return Err(edited("is not the regular file qbat-gpu wrote (a link, directory or special file)".into())),
-                Ok(_) => manifest::check_file(&path, f)
-                    .map_err(|why| edited(format!("differs from the file qbat-gpu wrote ({why}: edited, or left by an interrupted commit)")))?,
-            }
+            manifest::check_still_written(&self.final_dir.join(&f.name), f, "move it away, or choose another --out")?;
         }
         let names: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).chain([MANIFEST]).collect();
         let hidden = |name: &str| self.final_dir.join(format!(".{name}.incoming-{}", std::process::id()));
@@ -344,8 +337,8 @@ fn place_file(from: &Path, to: &Path) -> Result<bool> {
     }
 }
 
-/// `place`'s copy of `from` to `to` where there is no hard link: synced, and checked against the entry the
-/// manifest will carry (a short or altered copy is an error, never a wrong manifest).
+/// `place`'s copy of `from` to `to` where there is no hard link: synced, and checked against
+/// the entry the manifest will carry (a short or altered copy is an error, never a wrong manifest).
 fn copy_checked(from: &Path, to: &Path, entry: &manifest::FileEntry) -> Result<()> {
     std::fs::copy(from, to).map_err(|e| QbatError::io(to, e))?;
     std::fs::File::open(to).and_then(|f| f.sync_all()).map_err(|e| QbatError::io(to, e))?;
