@@ -24,16 +24,16 @@
 
 use crate::error::{QbatError, Result};
 use crate::measures::DEFAULT_RESOURCES;
-use crate::output::plots::{draw_hist2d_plots, hist2d_stem, Hist2dCounter, HIST_BINS};
-use crate::output::series::{in_subset, read_in_chunks, SeriesReader};
-use crate::output::write_atomic;
-use rayon::prelude::*;
+use crate::output::plots::{hist2d_stem, Hist2dCounter, HIST_BINS};
+use crate::output::series::{read_in_chunks, SeriesReader};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod gather;
 mod ranks;
+pub use gather::{Gather, Layout};
+use ranks::doubled_ranks_with;
 pub use ranks::ranks;
-use ranks::{doubled_ranks_whole_and_sliced, doubled_ranks_with};
 
 /// Default cap on the members of the correlation set.
 pub const DEFAULT_MAX_MEMBERS: usize = 20_000;
@@ -108,6 +108,9 @@ pub struct Analysis {
     pub rows: Vec<PairRow>,
     /// analysis.csv and the plots written.
     pub files: Vec<PathBuf>,
+    /// Whether it was taken from the run's blocks as they were written and checked
+    /// (`analyze_gathered`), the series not read again.
+    pub from_blocks: bool,
 }
 
 impl Analysis {
@@ -228,65 +231,6 @@ pub fn monotone_along(a: &[f64], b: &[f64], order: &[usize], rel_tol: f64) -> (b
     (inc, dec)
 }
 
-/// Per pair (a, b), how many of `blocks` (one member's times x measures each) have b
-/// monotone non-decreasing, non-increasing, and either, along a.
-fn monotone_counts(blocks: &[&[f64]], pair_k: &[(usize, usize)], nt: usize, nm: usize, tol: f64) -> Vec<(usize, usize, usize)> {
-    let per_member: Vec<Vec<(bool, bool)>> = blocks
-        .par_iter()
-        .map(|blk| {
-            let col = |k: usize| -> Vec<f64> { (0..nt).map(|s| blk[s * nm + k]).collect() };
-            let mut orders: Vec<(usize, Vec<f64>, Vec<usize>)> = vec![];
-            pair_k
-                .iter()
-                .map(|&(ka, kb)| {
-                    if !orders.iter().any(|(k, _, _)| *k == ka) {
-                        let va = col(ka);
-                        let o = sort_order(&va);
-                        orders.push((ka, va, o));
-                    }
-                    let (_, va, order) = orders.iter().find(|(k, _, _)| *k == ka).expect("just added");
-                    monotone_along(va, &col(kb), order, tol)
-                })
-                .collect()
-        })
-        .collect();
-    let mut counts = vec![(0, 0, 0); pair_k.len()];
-    for member in per_member {
-        for (c, (inc, dec)) in counts.iter_mut().zip(member) {
-            *c = (c.0 + usize::from(inc), c.1 + usize::from(dec), c.2 + usize::from(inc || dec));
-        }
-    }
-    counts
-}
-
-/// Copy the used measures of `subset` (members `first..` of the correlation set) into the
-/// pooled columns, laid out time by time (`pooled[c][s * members + u]`). Each task takes a
-/// range of sample times: the columns' parts for those times are its own, and it reads only
-/// its part of each member's block.
-fn gather_pooled(pooled: &mut [Vec<f64>], used: &[usize], subset: &[&[f64]], first: usize, members: usize, (nt, nm): (usize, usize)) {
-    let times_per_task = nt.div_ceil(rayon::current_num_threads().max(1)).max(1);
-    // tasks[t][c]: column c at the times of task t
-    let mut tasks: Vec<Vec<&mut [f64]>> = vec![];
-    for col in pooled.iter_mut() {
-        for (t, part) in col.chunks_mut(times_per_task * members.max(1)).enumerate() {
-            if tasks.len() == t {
-                tasks.push(vec![]);
-            }
-            tasks[t].push(part);
-        }
-    }
-    tasks.into_par_iter().enumerate().for_each(|(t, mut cols)| {
-        let times = t * times_per_task..((t + 1) * times_per_task).min(nt);
-        for (j, block) in subset.iter().enumerate() {
-            for (col, &k) in cols.iter_mut().zip(used) {
-                for (r, s) in times.clone().enumerate() {
-                    col[r * members + first + j] = block[s * nm + k];
-                }
-            }
-        }
-    });
-}
-
 fn sort_order(a: &[f64]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..a.len()).collect();
     idx.sort_by(|&x, &y| a[x].total_cmp(&a[y]));
@@ -360,13 +304,60 @@ fn default_tol(dir: &Path) -> f64 {
 /// Analyse DIR's series: correlations and monotone fractions of each pair; writes
 /// DIR/analysis.csv (and the pairs' 2-D histograms when `opts.plots`).
 pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
+    let (reader, pairs) = open_for_analysis(dir, opts)?;
+    let monotone_tol = match opts.monotone_tol {
+        Some(t) if t.is_finite() && t >= 0.0 => t,
+        Some(t) => return Err(QbatError::invalid("--monotone-tol", format!("{t} must be a finite number >= 0"))),
+        None => default_tol(dir),
+    };
+    let mut reader = reader;
+    let layout =
+        Layout::new(&reader.measures, pairs, reader.members_total, reader.n_times(), opts.max_members, monotone_tol).map_err(|why| bad(&reader.path, why))?;
+    let flagged = flagged_members(dir)?;
+    // the pairs' 2-D histograms, counted in the same pass
+    let hist2d = if opts.plots { Some(Hist2dCounter::new(dir, &reader, &layout.pairs, HIST_BINS)?) } else { None };
+    let mut gather = Gather::new(layout, hist2d);
+    read_in_chunks(&mut reader, |chunk| {
+        let members: Vec<(bool, &[f64])> = chunk.members().map(|(id, block)| (flagged.contains(&id), block)).collect();
+        gather.add(&members, Some(chunk));
+        Ok(())
+    })?;
+    gather.finish(dir, &reader.path, reader.times.clone(), false)
+}
+
+/// The analysis of a run whose series was fed to `gather` block by block as it was written
+/// (each block once its bytes were read back from the file and found equal to its values):
+/// DIR holds that series, its stats.csv and run.json. The 2-D histograms are counted from the
+/// gathered columns where they hold every member's samples, else in a pass over the series.
+/// A gather that does not match the files (another tolerance, members or measures; blocks
+/// missed) is dropped for `analyze_dir`, which reads the series.
+pub fn analyze_gathered(dir: &Path, gather: Gather, opts: &AnalyzeOptions) -> Result<Analysis> {
+    let (reader, pairs) = open_for_analysis(dir, opts)?;
+    let tol = opts.monotone_tol.unwrap_or_else(|| default_tol(dir));
+    if !gather.matches(&reader.measures, &pairs, reader.members_total, reader.n_times(), opts.max_members, tol) {
+        return analyze_dir(dir, opts);
+    }
+    let mut gather = gather;
+    if opts.plots {
+        let mut counter = Hist2dCounter::new(dir, &reader, &pairs, HIST_BINS)?;
+        if !gather.count_hist2d(&mut counter) {
+            counter = crate::output::plots::hist2d_counted(dir, counter)?;
+        }
+        gather.set_hist2d(counter);
+    }
+    gather.finish(dir, &reader.path, reader.times.clone(), true)
+}
+
+/// DIR's series reader and the pairs to analyse, after the checks every analysis makes: the
+/// options, the directory, and that its files the analysis replaces are qbat-gpu's.
+fn open_for_analysis(dir: &Path, opts: &AnalyzeOptions) -> Result<(SeriesReader, Vec<(String, String)>)> {
     if opts.max_members == 0 {
         return Err(QbatError::invalid("--max-members", "must be at least 1"));
     }
     if !dir.is_dir() {
         return Err(QbatError::invalid("DIR", format!("{} is not a directory", dir.display())));
     }
-    let mut reader = SeriesReader::open(dir)?
+    let reader = SeriesReader::open(dir)?
         .ok_or_else(|| QbatError::invalid("DIR", format!("{} has no series.csv or series.npy (run with --series true to write one)", dir.display())))?;
     let pairs = resolve_pairs(&reader.measures, opts)?;
     // what this writes replaces only files qbat-gpu wrote (a finished run's own analysis)
@@ -375,178 +366,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
         names.extend(pairs.iter().flat_map(|(a, b)| ["png", "svg"].map(|ext| format!("{}.{ext}", hist2d_stem(a, b)))));
     }
     crate::output::manifest::check_replaceable(dir, &names)?;
-    let monotone_tol = match opts.monotone_tol {
-        Some(t) if t.is_finite() && t >= 0.0 => t,
-        Some(t) => return Err(QbatError::invalid("--monotone-tol", format!("{t} must be a finite number >= 0"))),
-        None => default_tol(dir),
-    };
-    let (n, nt, nm) = (reader.members_total, reader.n_times(), reader.n_measures());
-    if n == 0 {
-        return Err(bad(&reader.path, "the series has no members"));
-    }
-    // The measures the pairs need, as columns of the pooled set.
-    let mut used: Vec<usize> = vec![];
-    for (a, b) in &pairs {
-        for m in [a, b] {
-            let k = reader.measure_index(m).expect("resolved");
-            if !used.contains(&k) {
-                used.push(k);
-            }
-        }
-    }
-    let pair_k: Vec<(usize, usize)> =
-        pairs.iter().map(|(a, b)| (reader.measure_index(a).expect("resolved"), reader.measure_index(b).expect("resolved"))).collect();
-    let col_of = |k: usize| used.iter().position(|&u| u == k).expect("used");
-    let pair_cols: Vec<(usize, usize)> = pair_k.iter().map(|&(ka, kb)| (col_of(ka), col_of(kb))).collect();
-    let cap = opts.max_members.min((MAX_POOLED_SAMPLES / nt).max(1));
-    let capped = n > cap;
-    let members_used = n.min(cap);
-    let flagged = flagged_members(dir)?;
-    let mut skipped = 0usize;
-    // pooled[c][s * members_used + u]: column c of correlation-set member u at sample s, time
-    // by time, so that each sample time's column is one slice (compacted below when flagged
-    // members leave gaps).
-    // (each column zeroed on its own: `vec![column; k]` would copy the first into the others)
-    let mut pooled: Vec<Vec<f64>> = (0..used.len()).map(|_| vec![0.0; members_used * nt]).collect();
-    // members of the correlation set read so far
-    let mut kept = 0usize;
-    // Monotone counts per pair: (increasing, decreasing, either).
-    let mut counts = vec![(0usize, 0usize, 0usize); pairs.len()];
-    let mut index = 0usize;
-    // the pairs' 2-D histograms, counted in the same pass
-    let mut hist2d = if opts.plots { Some(Hist2dCounter::new(dir, &reader, &pairs, HIST_BINS)?) } else { None };
-    read_in_chunks(&mut reader, |chunk| {
-        // the chunk's healthy members, and those of them in the correlation set
-        let (mut blocks, mut subset): (Vec<&[f64]>, Vec<&[f64]>) = (vec![], vec![]);
-        for (id, block) in chunk.members() {
-            let i = index;
-            index += 1;
-            // Members flagged unhealthy (summary.csv `health`, or a non-finite value)
-            // are left out, as stats.csv leaves them out, and counted.
-            if flagged.contains(&id) || block.iter().any(|v| !v.is_finite()) {
-                skipped += 1;
-                continue;
-            }
-            if in_subset(i, n, cap) {
-                subset.push(block);
-            }
-            blocks.push(block);
-        }
-        // the three passes over the chunk side by side, each in parallel
-        let first = kept;
-        kept += subset.len();
-        let ((), monotone) = rayon::join(
-            || {
-                rayon::join(
-                    || {
-                        if let Some(h) = hist2d.as_mut() {
-                            h.count(chunk)
-                        }
-                    },
-                    || gather_pooled(&mut pooled, &used, &subset, first, members_used, (nt, nm)),
-                );
-            },
-            || (nt >= 2).then(|| monotone_counts(&blocks, &pair_k, nt, nm, monotone_tol)),
-        );
-        for (total, add) in counts.iter_mut().zip(monotone.unwrap_or_default()) {
-            *total = (total.0 + add.0, total.1 + add.1, total.2 + add.2);
-        }
-        Ok(())
-    })?;
-    if index != n {
-        return Err(bad(&reader.path, format!("read {index} members, expected {n}")));
-    }
-    if skipped == n {
-        return Err(QbatError::Numerics(format!("{}: every member is flagged unhealthy; there is nothing to analyse", reader.path.display())));
-    }
-    // The correlation set without the flagged members it would have held: each time's
-    // column moved down over the gap (to an address at or below its own, so in time order
-    // nothing is overwritten before it is moved).
-    if kept < members_used {
-        for col in &mut pooled {
-            for s in 0..nt {
-                col.copy_within(s * members_used..s * members_used + kept, s * kept);
-            }
-            col.truncate(kept * nt);
-        }
-    }
-    let members_used = kept;
-    let healthy = n - skipped;
-    // Ranks per column, pooled and within each sample time's slice, from one sort of the
-    // pooled column (None for a constant column, whose every slice is constant too).
-    let ranks: Vec<Option<(Vec<u32>, Vec<u32>)>> =
-        pooled.par_iter().map_init(Vec::new, |scratch, c| varies(c).then(|| doubled_ranks_whole_and_sliced(c, members_used, scratch))).collect();
-    let slice = |s: usize| s * members_used..(s + 1) * members_used;
-    // Per time, each pair's correlations from its columns' slices.
-    let per_time: Vec<Vec<PairRow>> = (0..nt)
-        .into_par_iter()
-        .map(|s| {
-            let at: Vec<&[f64]> = pooled.iter().map(|c| &c[slice(s)]).collect();
-            // a slice's ranks where it varies
-            let col_ranks: Vec<Option<&[u32]>> =
-                ranks.iter().zip(&at).map(|(r, x)| r.as_ref().filter(|_| varies(x)).map(|(_, sliced)| &sliced[slice(s)])).collect();
-            pairs
-                .iter()
-                .zip(&pair_cols)
-                .map(|((a, b), &(ca, cb))| PairRow {
-                    a: a.clone(),
-                    b: b.clone(),
-                    scope: Scope::PerTime,
-                    t: Some(reader.times[s]),
-                    n: members_used,
-                    pearson: pearson_checked(at[ca], at[cb]),
-                    spearman: spearman_of(col_ranks[ca], col_ranks[cb]),
-                    monotone_fraction: None,
-                    monotone_increasing: None,
-                    monotone_decreasing: None,
-                })
-                .collect()
-        })
-        .collect();
-    // The pooled row of each pair, the pairs in parallel.
-    let whole = |c: usize| ranks[c].as_ref().map(|(w, _)| &w[..]);
-    let pooled_rows: Vec<PairRow> = pairs
-        .par_iter()
-        .zip(&pair_cols)
-        .zip(&counts)
-        .map(|(((a, b), &(ca, cb)), count)| {
-            let (x, y) = (&pooled[ca], &pooled[cb]);
-            let frac = |c: usize| (nt >= 2).then(|| c as f64 / healthy as f64);
-            PairRow {
-                a: a.clone(),
-                b: b.clone(),
-                scope: Scope::Pooled,
-                t: None,
-                n: x.len(),
-                pearson: pearson_checked(x, y),
-                spearman: spearman_of(whole(ca), whole(cb)),
-                monotone_fraction: frac(count.2),
-                monotone_increasing: frac(count.0),
-                monotone_decreasing: frac(count.1),
-            }
-        })
-        .collect();
-    let mut rows = vec![];
-    for (p, pooled_row) in pooled_rows.into_iter().enumerate() {
-        rows.push(pooled_row);
-        rows.extend(per_time.iter().map(|at| at[p].clone()));
-    }
-    drop(ranks);
-    drop(pooled);
-    let mut analysis =
-        Analysis { dir: dir.into(), members_total: n, members_used, skipped, capped, times: reader.times.clone(), monotone_tol, rows, files: vec![] };
-    let csv_path = dir.join("analysis.csv");
-    write_atomic(&dir.join("analysis.csv"), |w| write_csv(&analysis, w))?;
-    analysis.files.push(csv_path);
-    // recorded as soon as written, so that a failure or an interruption in the plots leaves
-    // no file of ours unlisted (which the next analysis would have to refuse)
-    crate::output::manifest::Manifest::record(dir, &analysis.files)?;
-    if let Some(h) = hist2d {
-        let plots = draw_hist2d_plots(dir, &h.finish())?;
-        crate::output::manifest::Manifest::record(dir, &plots)?;
-        analysis.files.extend(plots);
-    }
-    Ok(analysis)
+    Ok((reader, pairs))
 }
 
 fn opt(x: Option<f64>) -> String {
@@ -581,6 +401,7 @@ pub fn write_csv(an: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::series::in_subset;
 
     #[test]
     fn strided_subset_has_exactly_cap_members() {

@@ -180,7 +180,9 @@ impl InMemory {
             out.abort();
             return Err(e);
         }
-        out.commit()
+        out.commit().inspect(|d| {
+            let _ = crate::output::manifest::Manifest::record_identities(d);
+        })
     }
 
     /// states.npy (complex128, (members, times, d, d)) and states.json, as the CLI writes them.

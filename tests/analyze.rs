@@ -503,3 +503,85 @@ fn extreme_and_cut_series() {
         assert!(stderr.contains("series.npy") && stderr.trim().lines().count() == 1, "{case}: {stderr}");
     }
 }
+
+/// The default study's model and times, shorter (t in [0, 5], 51 samples).
+const SPIN_PAIR: &str = r#"
+model = "spin-pair"
+[params]
+wb = 1.0
+wc = 1.0
+j1 = 0.1
+j2 = 0.1
+[initial]
+random = "haar"
+[time]
+dt = 0.01
+t_end = 5.0
+samples = 51
+[ensemble]
+size = 70
+seed = 5
+"#;
+
+/// `analyze` on a copy of the output `out` (its analysis files left out): analysis.csv and
+/// every 2-D histogram's svg are the bytes the run wrote.
+fn same_as_analyze_reads(tmp: &Path, out: &Path) {
+    let manifest = qbat_gpu::output::manifest::Manifest::read(out).unwrap().unwrap();
+    manifest.verify(out).unwrap();
+    let again = tmp.join("again");
+    let _ = std::fs::remove_dir_all(&again);
+    std::fs::create_dir(&again).unwrap();
+    let analysis_file = |n: &str| n == "analysis.csv" || n.starts_with("plot_hist2d_");
+    for f in manifest.files.iter().filter(|f| !analysis_file(&f.name)) {
+        std::fs::copy(out.join(&f.name), again.join(&f.name)).unwrap();
+    }
+    let ours: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).filter(|n| analysis_file(n) && !n.ends_with(".png")).collect();
+    assert!(ours.len() == 1 + 9, "analysis.csv and 9 histograms: {ours:?}");
+    ok(bin().arg("analyze").arg(&again));
+    for f in ours {
+        assert!(std::fs::read(out.join(f)).unwrap() == std::fs::read(again.join(f)).unwrap(), "{f} differs from analyze's own");
+    }
+}
+
+/// The default study's analysis, taken from its blocks as they are written and read back
+/// (three blocks here), is the one `analyze` reads from the files, bit for bit: analysis.csv
+/// and the 2-D histograms (counted from the gathered columns). With a member flagged unhealthy
+/// (the histograms then counted in a pass over the series), the same.
+#[test]
+fn a_study_analysis_taken_from_its_blocks_is_the_one_analyze_reads() {
+    use qbat_gpu::engine::{Backend, Precision, RunOptions};
+    use qbat_gpu::output::{Format, OutputOptions};
+    use qbat_gpu::study::{run_study, OnDeviceLoss, StudyOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = qbat_gpu::config::parse_plan(SPIN_PAIR, &Default::default()).unwrap();
+    for precision in [Precision::F64, Precision::F32] {
+        let out = tmp.path().join(format!("study-{precision:?}"));
+        let opts = StudyOptions {
+            run: RunOptions { backend: Backend::Cpu, precision, verify: 0, ..Default::default() },
+            output: OutputOptions { format: Format::Npy, ..Default::default() },
+            out: out.clone(),
+            force: false,
+            resume: false,
+            shard: None,
+            block_members: Some(25),
+            on_device_loss: OnDeviceLoss::Stop,
+            devices: None,
+            allow_mixed_backends: false,
+            analyze: true,
+        };
+        let outcome = run_study(&plan, &opts).unwrap();
+        let analysis = outcome.analysis.expect("the study analyses its series");
+        assert!(analysis.from_blocks && outcome.blocks == 3 && analysis.skipped == 0, "blocks {}", outcome.blocks);
+        same_as_analyze_reads(tmp.path(), &out);
+    }
+    // the binary's default study, a member flagged unhealthy
+    let out = tmp.path().join("flagged");
+    ok(bin()
+        .args(["--ensemble", "60", "--block-members", "25", "--backend", "cpu", "--no-progress", "--verify", "0", "--out"])
+        .arg(&out)
+        .env("QBAT_INJECT_FAULT", "nan-member=7"));
+    let csv = std::fs::read_to_string(out.join("analysis.csv")).unwrap();
+    let pooled: Vec<&str> = csv.lines().find(|l| l.contains(",pooled,")).unwrap().split(',').collect();
+    assert_eq!((pooled[5], pooled[6]), ("59", "60"), "the correlation set lacks the flagged member");
+    same_as_analyze_reads(tmp.path(), &out);
+}

@@ -6,6 +6,7 @@
 //! as shards; a resumed run's run.json says each note once.
 
 use crate::common::{bin, config, kill_after_blocks, ok};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 const BLOCH: &str = r#"
@@ -329,6 +330,37 @@ fn an_edited_manifest_or_a_foreign_analysis_is_never_removed() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("analysis.csv"), "{stderr}");
     assert_eq!(std::fs::read(out.join("analysis.csv")).unwrap(), b"mine");
+}
+
+/// A committed output's manifest records where each file lay (its identity: device, inode,
+/// change and modification times), so an untouched file is known without reading it: --force
+/// replaces it though its listed hash is wrong here (the check did not read it). A file
+/// changed since (its change time moved) is read, refused and left as it is.
+#[cfg(unix)]
+#[test]
+fn force_knows_an_untouched_file_by_its_identity_and_reads_a_changed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let out = dir.path().join("o");
+    ok(&mut run_args(&cfg, &out));
+    let manifest_path = out.join(".qbat-manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let files = m["files"].as_array_mut().unwrap();
+    assert!(files.iter().all(|f| f["identity"]["ino"].is_u64()), "{files:?}");
+    let summary = files.iter_mut().find(|f| f["name"] == "summary.csv").unwrap();
+    summary["blake3"] = serde_json::json!("0".repeat(64));
+    std::fs::write(&manifest_path, serde_json::to_vec(&m).unwrap()).unwrap();
+    ok(run_args(&cfg, &out).arg("--force"));
+    // the new manifest's identities, and a file changed in place after them (same size)
+    let text = std::fs::read(out.join("summary.csv")).unwrap();
+    let mut changed = text.clone();
+    let k = changed.iter().rposition(|b| b.is_ascii_digit()).unwrap();
+    changed[k] = if changed[k] == b'1' { b'2' } else { b'1' };
+    std::fs::OpenOptions::new().write(true).open(out.join("summary.csv")).unwrap().write_all(&changed).unwrap();
+    let (code, stderr) = outcome(run_args(&cfg, &out).arg("--force"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("summary.csv") && stderr.contains("differs from the file qbat-gpu wrote"), "{stderr}");
+    assert_eq!(std::fs::read(out.join("summary.csv")).unwrap(), changed);
 }
 
 #[test]

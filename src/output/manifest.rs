@@ -12,12 +12,56 @@ use std::path::Path;
 /// The manifest's file name (hidden, so that listings of results stay clean).
 pub const MANIFEST: &str = ".qbat-manifest.json";
 
-/// One file: its name in the directory, its size and its BLAKE3 hash (hex).
+/// One file: its name in the directory, its size and its BLAKE3 hash (hex), and where the
+/// commit that placed it left it (`Identity`, where known).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     pub name: String,
     pub bytes: u64,
     pub blake3: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+impl FileEntry {
+    pub fn new(name: impl Into<String>, bytes: u64, blake3: String) -> FileEntry {
+        FileEntry { name: name.into(), bytes, blake3, identity: None }
+    }
+}
+
+/// Where a file lay when its output was committed: its device and inode, and its change and
+/// modification times (s, ns). Writing to a file, replacing, renaming or touching it moves its
+/// change time, which no user can set (only the system clock moves it); so a listed file whose
+/// identity and size are unchanged is still the file qbat-gpu committed, and the check before
+/// it is replaced or removed need not read it (`check_still_written`). A manifest can be forged
+/// either way: this trusts it no more than its hashes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    dev: u64,
+    ino: u64,
+    ctime: (i64, i64),
+    mtime: (i64, i64),
+}
+
+impl Identity {
+    /// The identity of a regular file; None for anything else, or where the platform has none.
+    pub fn of(meta: &std::fs::Metadata) -> Option<Identity> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            meta.file_type().is_file().then(|| Identity {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                ctime: (meta.ctime(), meta.ctime_nsec()),
+                mtime: (meta.mtime(), meta.mtime_nsec()),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            None
+        }
+    }
 }
 
 /// The files of one output directory.
@@ -64,6 +108,8 @@ pub fn check_still_written(path: &Path, want: &FileEntry, advice: &str) -> Resul
     match std::fs::symlink_metadata(path) {
         Err(_) => Ok(()),
         Ok(m) if !m.file_type().is_file() => Err(refuse("is not the regular file qbat-gpu wrote (a link, directory or special file)".into())),
+        // untouched since the commit that listed it
+        Ok(m) if m.len() == want.bytes && want.identity.is_some() && Identity::of(&m) == want.identity => Ok(()),
         Ok(_) => {
             check_file(path, want).map_err(|why| refuse(format!("differs from the file qbat-gpu wrote ({why}: edited, or left by an interrupted commit)")))
         }
@@ -96,7 +142,7 @@ pub fn hash_file(path: &Path) -> Result<FileEntry> {
         bytes += n as u64;
     }
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    Ok(FileEntry { name, bytes, blake3: hasher.finalize().to_hex().to_string() })
+    Ok(FileEntry::new(name, bytes, hasher.finalize().to_hex().to_string()))
 }
 
 /// The reason the file at `path` is not the one `want` records (its size, then its BLAKE3
@@ -153,6 +199,20 @@ impl Manifest {
             return Err(QbatError::invalid(path.display().to_string(), format!("damaged manifest: {:?} is not the name of a file in this directory", f.name)));
         }
         Ok(Some(m))
+    }
+
+    /// Record in the manifest of `dir`, an output just committed, each listed file's
+    /// `Identity` (none for a file not of its listed size). Called once nothing else of the run
+    /// will touch the files: removing the second link of a file placed by a hard link moves
+    /// its change time. The output stands without them: they only spare a later check a read.
+    pub fn record_identities(dir: &Path) -> Result<()> {
+        let Some(mut m) = Manifest::read(dir)? else {
+            return Ok(());
+        };
+        for f in &mut m.files {
+            f.identity = std::fs::symlink_metadata(dir.join(&f.name)).ok().filter(|meta| meta.len() == f.bytes).and_then(|meta| Identity::of(&meta));
+        }
+        m.write(dir)
     }
 
     pub fn write(&self, dir: &Path) -> Result<()> {
@@ -234,5 +294,5 @@ pub fn write_atomic_hashed(path: &Path, f: impl FnOnce(&mut dyn std::io::Write) 
         buffered.flush()
     })?;
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    Ok(FileEntry { name, bytes, blake3: hasher.finalize().to_hex().to_string() })
+    Ok(FileEntry::new(name, bytes, hasher.finalize().to_hex().to_string()))
 }

@@ -98,7 +98,7 @@ fn write_pair(dir: &Path, stem: &str, svg: &str, png: &[u8]) -> Result<Vec<PathB
 }
 
 mod hist2d;
-pub use hist2d::{draw_hist2d_plots, hist2d_data, hist2d_stem, write_hist2d_plots, Hist2d, Hist2dCounter, HIST_BINS};
+pub use hist2d::{draw_hist2d_plots, hist2d_counted, hist2d_data, hist2d_stem, write_hist2d_plots, Hist2d, Hist2dCounter, HIST_BINS};
 
 // ---------------------------------------------------------------------------------------------
 // Reading the run's files.

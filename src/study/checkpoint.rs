@@ -337,7 +337,7 @@ mod tests {
             let mut progress = Progress { fingerprint: fp.clone(), members_per_block: 2, measures: measures.clone(), ..Default::default() };
             let row = ns * nm;
             for b in 0..2 {
-                let entry = series.write_block(2 * b, &values[2 * b * row..(2 * b + 2) * row]).unwrap();
+                let (entry, _) = series.write_block(2 * b, &values[2 * b * row..(2 * b + 2) * row]).unwrap();
                 let summary = write_atomic_hashed(&staging.blocks().join(format!("{b:06}.summary")), |w| w.write_all(b"summary rows\n")).unwrap();
                 progress.blocks.push(BlockRecord { block: b, members: 2, values: Some(entry), states: None, summary, backend: "cpu".into(), precision });
                 progress.done.push(b);

@@ -44,6 +44,9 @@ pub(super) struct DirectFile {
     /// Bytes written directly so far (tests).
     #[cfg(all(test, target_os = "linux"))]
     direct_bytes: std::sync::atomic::AtomicU64,
+    /// Bytes read directly so far by `holds` (tests).
+    #[cfg(all(test, target_os = "linux"))]
+    direct_read_bytes: std::sync::atomic::AtomicU64,
     /// Direct chunks written before a refusal is made up (tests).
     #[cfg(all(test, target_os = "linux"))]
     chunks_before_refusal: std::sync::atomic::AtomicUsize,
@@ -63,7 +66,7 @@ impl DirectFile {
         #[cfg(target_os = "linux")]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            let file = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(path).ok()?;
+            let file = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(path).ok()?;
             // SAFETY: sysconf only reads a system constant.
             let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
             Some(DirectFile {
@@ -73,6 +76,8 @@ impl DirectFile {
                 refused: AtomicBool::new(false),
                 #[cfg(test)]
                 direct_bytes: Default::default(),
+                #[cfg(test)]
+                direct_read_bytes: Default::default(),
                 #[cfg(test)]
                 chunks_before_refusal: usize::MAX.into(),
             })
@@ -90,22 +95,33 @@ impl DirectFile {
     pub(super) fn write_all_at(&self, buffered: &File, buf: &[u8], offset: u64) -> std::io::Result<()> {
         #[cfg(target_os = "linux")]
         {
-            let align = self.align as u64;
-            let end = offset + buf.len() as u64;
-            let (first, last) = (offset.next_multiple_of(align), end / align * align);
             // a poisoned lock: a writer panicked mid-write; its buffer is still memory
             let mut memory = self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if self.refused() || first >= last {
+            let Some(((head, interior, tail), first, last)) = self.split(buf, offset) else {
                 return write_at(buffered, buf, offset);
-            }
-            let (head, rest) = buf.split_at((first - offset) as usize);
-            let (interior, tail) = rest.split_at((last - first) as usize);
+            };
             write_at(buffered, head, offset)?;
             self.write_interior(&mut memory, buffered, interior, first)?;
             write_at(buffered, tail, last)
         }
         #[cfg(not(target_os = "linux"))]
         write_at(buffered, buf, offset)
+    }
+
+    /// `bytes` at `offset` cut into (head, page-aligned interior, tail), with the interior's
+    /// first and last offsets; None where it has no interior or direct writes were refused
+    /// (the caller goes through the ordinary file).
+    #[cfg(target_os = "linux")]
+    #[allow(clippy::type_complexity)]
+    fn split<'b>(&self, bytes: &'b [u8], offset: u64) -> Option<((&'b [u8], &'b [u8], &'b [u8]), u64, u64)> {
+        let align = self.align as u64;
+        let (first, last) = (offset.next_multiple_of(align), (offset + bytes.len() as u64) / align * align);
+        if self.refused() || first >= last {
+            return None;
+        }
+        let (head, rest) = bytes.split_at((first - offset) as usize);
+        let (interior, tail) = rest.split_at((last - first) as usize);
+        Some(((head, interior, tail), first, last))
     }
 
     /// `interior` (aligned offset and length) at `offset`, a chunk at a time through an aligned
@@ -156,6 +172,61 @@ impl DirectFile {
         Ok(written)
     }
 
+    /// Whether the file holds `want` at `offset`: its page-aligned interior read directly, a
+    /// chunk at a time into the aligned buffer, so past the page cache (the check fills no
+    /// cache page the run would have to pay for), the rest through `buffered`. Where the file
+    /// system refuses a direct read, or after a refusal of a direct write, through `buffered`.
+    pub(super) fn holds(&self, buffered: &File, want: &[u8], offset: u64) -> std::io::Result<bool> {
+        #[cfg(target_os = "linux")]
+        {
+            let mut memory = self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let Some(((head, interior, tail), first, last)) = self.split(want, offset) else {
+                return holds_buffered(buffered, want, offset);
+            };
+            Ok(holds_buffered(buffered, head, offset)? && self.holds_interior(&mut memory, buffered, interior, first)? && holds_buffered(buffered, tail, last)?)
+        }
+        #[cfg(not(target_os = "linux"))]
+        holds_buffered(buffered, want, offset)
+    }
+
+    /// `holds` of an aligned interior, read directly through the aligned buffer in `memory`.
+    #[cfg(target_os = "linux")]
+    fn holds_interior(&self, memory: &mut Vec<u8>, buffered: &File, interior: &[u8], offset: u64) -> std::io::Result<bool> {
+        let len = CHUNK.min(interior.len());
+        if memory.len() < len + self.align {
+            *memory = vec![0u8; len + self.align];
+        }
+        let start = memory.as_ptr().align_offset(self.align);
+        let Some(aligned) = memory.get_mut(start..).and_then(|m| m.get_mut(..len)) else {
+            return holds_buffered(buffered, interior, offset);
+        };
+        let mut done = 0;
+        while done < interior.len() {
+            let n = len.min(interior.len() - done);
+            match std::os::unix::fs::FileExt::read_at(&self.file, &mut aligned[..n], offset + done as u64) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(k) => {
+                    if aligned[..k] != interior[done..done + k] {
+                        return Ok(false);
+                    }
+                    #[cfg(test)]
+                    self.direct_read_bytes.fetch_add(k as u64, Ordering::Relaxed);
+                    done += k;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return holds_buffered(buffered, &interior[done..], offset + done as u64),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Bytes read directly so far by `holds` (tests).
+    #[cfg(all(test, target_os = "linux"))]
+    pub(super) fn direct_read_bytes(&self) -> u64 {
+        self.direct_read_bytes.load(Ordering::Relaxed)
+    }
+
     /// Whether the file system has refused a direct write: the writes are buffered since.
     pub(super) fn refused(&self) -> bool {
         #[cfg(target_os = "linux")]
@@ -163,6 +234,19 @@ impl DirectFile {
         #[cfg(not(target_os = "linux"))]
         true
     }
+}
+
+/// Whether `file` holds `want` at `offset`, read through the page cache a piece at a time.
+fn holds_buffered(file: &File, want: &[u8], offset: u64) -> std::io::Result<bool> {
+    let mut got = vec![0u8; want.len().min(1 << 20)];
+    for (k, want) in want.chunks(got.len().max(1)).enumerate() {
+        let got = &mut got[..want.len()];
+        super::series_file::read_at(file, got, offset + (k * (1 << 20)) as u64)?;
+        if got != want {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(unix)]
@@ -279,6 +363,22 @@ mod tests {
                 model[start..start + n].fill((n % 251) as u8 + 1);
             }
             assert_eq!(std::fs::read(&path).unwrap(), model, "concurrent blocks, refusal after {refuse_after:?} chunks");
+            // `holds`: every range holds the model's bytes, and not once one byte of it (head,
+            // interior or tail) is changed in the file
+            for &(offset, n) in &ranges {
+                assert!(direct.holds(&buffered, &model[offset..offset + n], offset as u64).unwrap(), "({offset}, {n})");
+                for at in [offset, offset + n / 2, offset + n - 1] {
+                    let old = model[at];
+                    write_at(&buffered, &[old ^ 0x5a], at as u64).unwrap();
+                    assert!(!direct.holds(&buffered, &model[offset..offset + n], offset as u64).unwrap(), "({offset}, {n}) changed at {at}");
+                    write_at(&buffered, &[old], at as u64).unwrap();
+                }
+            }
+            // past the page cache where direct reads are taken
+            #[cfg(target_os = "linux")]
+            if direct_here && refuse_after.is_none() {
+                assert!(direct.direct_read_bytes() > 0, "no range was read directly");
+            }
         }
     }
 }

@@ -3,11 +3,12 @@
 //! folds each finished block into the health counts, statistics, verify deviations, the series
 //! file, block files and checkpoint.
 
+use super::analysis_feed::AnalysisFeed;
 use super::checkpoint::{save_checkpoint, BlockRecord, Progress, Staging, VerifyGroup};
 use super::faults::{injected_block_delay, injected_fault, injected_nan_member};
 use super::finish::{finish, summary_rows};
 use super::health::{fock_flags, member_health, Health};
-use super::series_file::SeriesFile;
+use super::series_file::{ReadBack, SeriesFile};
 use super::{block_budget, block_members, OnDeviceLoss, StudyOptions, StudyOutcome};
 use crate::config::Plan;
 use crate::engine::{integrate, reference_member, Engine, EngineOutput, Precision, RunOptions, ValuesPool};
@@ -129,6 +130,7 @@ pub(super) fn drive(
         series: None,
         several_devices: workers.len() > 1,
         values_pool,
+        analysis: AnalysisFeed::Off,
     };
     let slice = |b: usize| {
         let lo = b * block;
@@ -187,6 +189,7 @@ pub(super) fn drive(
         opts.run.check_cancelled()?;
     }
     let series = sink.series.take();
+    let gathered = std::mem::replace(&mut sink.analysis, AnalysisFeed::Off).into_gather();
     // the spent buffers' memory back before the finish reads the series again
     if let Some(pool) = sink.values_pool.take() {
         pool.release();
@@ -205,7 +208,7 @@ pub(super) fn drive(
     if progress.health.ok == 0 {
         return Err(QbatError::Numerics(format!("every member was flagged unhealthy; {}", progress.health.warning(local.schedule.dt).unwrap_or_default())));
     }
-    finish(plan, local, opts, staging, series, progress, acc, block, n_blocks, resumed, setup)
+    finish(plan, local, opts, staging, series, progress, acc, block, n_blocks, resumed, setup, gathered)
 }
 
 /// One device (or the CPU) working through blocks.
@@ -298,6 +301,8 @@ struct Absorber<'a> {
     several_devices: bool,
     /// Where an absorbed block's values go, for a later block's engine.
     values_pool: Option<std::sync::Arc<ValuesPool>>,
+    /// The analysis, taking each block as it lands (started at the first block).
+    analysis: AnalysisFeed,
 }
 
 impl Absorber<'_> {
@@ -344,32 +349,47 @@ impl Absorber<'_> {
             // A resumed run's file holds its finished blocks (checked when it was loaded).
             let blocks_dir = staging.blocks();
             let resumed = progress.blocks.iter().any(|r| r.values.is_some());
-            // Read again at the end: by the analysis, for a csv series, by the plots drawn from
-            // it, and whole for its hash where the blocks may not land in order.
-            let read_again = opts.analyze
-                || opts.output.format == Format::Csv
+            // The analysis takes the blocks as they land where they come in order from the first.
+            if opts.analyze && lo == 0 && !resumed && !self.several_devices {
+                self.analysis = AnalysisFeed::start(&names, local.members.len(), ns, out.precision);
+            }
+            // Read again at the end: for a csv series, by the plots drawn from it, whole for
+            // its hash where the blocks may not land in order, and by an analysis not fed.
+            let read_again = opts.output.format == Format::Csv
                 || (opts.output.plots && crate::output::plots::plots_read_series(local.model.name(), local.members.len(), ns, &names, !opts.analyze))
                 || resumed
-                || self.several_devices;
+                || self.several_devices
+                || (opts.analyze && !self.analysis.is_on());
+            let read_back = match (read_again, self.analysis.is_on()) {
+                (true, _) => ReadBack::Cached,
+                (false, true) => ReadBack::Checked,
+                (false, false) => ReadBack::No,
+            };
             self.series = Some(
                 if resumed {
                     SeriesFile::open(&blocks_dir, local.members.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?
                 } else {
                     SeriesFile::create(&blocks_dir, local.members.len(), ns, nm, opts.output.format == Format::Npy)?
                 }
-                .reading_back(read_again),
+                .reading_back(read_back),
             );
         }
         // stats, with the block's values written durably into the series and its states into
         // a block file beside them (their hashing and syncing overlap the statistics; the
         // checkpoint below names them)
         let series = self.series.as_ref();
+        let feed = &mut self.analysis;
         let a = self.acc.get_or_insert_with(|| StatsAccumulator::new(ns, nm));
         let include: Vec<bool> = health.iter().map(|h| *h == Health::Ok).collect();
         let tag = format!("{b:06}");
         let (values, states) = std::thread::scope(|scope| {
             let files = scope.spawn(|| -> Result<_> {
                 let values = series.map(|s| s.write_block(lo, &out.values)).transpose()?;
+                // the analysis takes the block once the file's bytes of it were found to be its values
+                if feed.is_on() {
+                    feed.take(lo, &out.values, ns * nm, &include, out.precision, values.as_ref().is_some_and(|(_, checked)| *checked));
+                }
+                let values = values.map(|(entry, _)| entry);
                 let states = match (local.save_states, &out.states) {
                     (None, _) => None,
                     (Some(_), Some(st)) => {

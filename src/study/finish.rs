@@ -150,6 +150,7 @@ pub(super) fn finish(
     n_blocks: usize,
     resumed: usize,
     setup: f64,
+    gathered: Option<crate::analyze::Gather>,
 ) -> Result<StudyOutcome> {
     let t_out = Instant::now();
     // The outputs are assembled in a clean subdirectory, which alone is moved into place: no
@@ -240,14 +241,24 @@ pub(super) fn finish(
         || {
             opts.analyze.then(|| match super::faults::injected_analysis_failure() {
                 true => Err(QbatError::io(&assembled.join("analysis.csv"), std::io::Error::other("injected by QBAT_INJECT_FAULT"))),
-                false => crate::analyze::analyze_dir(assembled, &crate::analyze::AnalyzeOptions { plots: opts.output.plots, ..Default::default() }),
+                false => {
+                    let analyze = crate::analyze::AnalyzeOptions { plots: opts.output.plots, ..Default::default() };
+                    match gathered {
+                        Some(g) => crate::analyze::analyze_gathered(assembled, g, &analyze),
+                        None => crate::analyze::analyze_dir(assembled, &analyze),
+                    }
+                }
             })
         },
     );
     plotted?;
     let analysis = analysis.transpose()?;
     let dir = out.commit()?;
-    // Committed: the checkpoint, blocks and lock go.
+    // Committed. The series' second link goes first (removing it moves the committed file's
+    // change time), then the files are as they will stay: their identities are recorded while
+    // the lock is held, and the checkpoint, blocks and lock go.
+    let _ = std::fs::remove_file(staging.blocks().join(SERIES_FILE));
+    let _ = crate::output::manifest::Manifest::record_identities(&dir);
     let _ = std::fs::remove_dir_all(&staging.dir);
     let analysis = analysis.map(|a| a.moved_to(&dir));
     Ok(StudyOutcome {

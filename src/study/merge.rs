@@ -375,7 +375,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         Ok(())
     })();
     match result {
-        Ok(()) => dir.commit(),
+        Ok(()) => dir.commit().inspect(|d| {
+            let _ = crate::output::manifest::Manifest::record_identities(d);
+        }),
         Err(e) => {
             dir.abort();
             Err(e)

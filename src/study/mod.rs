@@ -17,6 +17,7 @@
 //! [K M / N, (K + 1) M / N) with the same per-member seeds, and keeps `stats-state.bin` so
 //! that `qbat-gpu merge` can combine shards exactly.
 
+mod analysis_feed;
 mod checkpoint;
 mod direct_write;
 mod drive;

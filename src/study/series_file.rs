@@ -29,14 +29,24 @@ const PIECE: usize = 16 << 20;
 /// Bytes of a written block hashed at a time into both hashes: well inside L2.
 const HASH_PIECE: usize = 64 << 10;
 
+/// Whether and how `SeriesFile::write_block` reads a block back (`SeriesFile::reading_back`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ReadBack {
+    No,
+    /// Into the page cache, for readers at the end.
+    Cached,
+    /// Past the page cache where it can: a check of the bytes only.
+    Checked,
+}
+
 pub(super) struct SeriesFile {
     path: PathBuf,
     file: File,
     /// The same file opened for direct writes of the blocks' values, where it can be: at the
     /// first block written (a file only checked or read never opens it).
     direct: std::sync::OnceLock<Option<DirectFile>>,
-    /// Whether a block written directly is read back at once (`reading_back`).
-    read_back: bool,
+    /// Whether and how a block written directly is read back at once (`reading_back`).
+    read_back: ReadBack,
     /// The memory of the read-back's pieces, reused from block to block.
     read_back_piece: std::sync::Mutex<Vec<u8>>,
     /// Bytes read back so far (tests).
@@ -117,7 +127,7 @@ impl SeriesFile {
             path,
             file,
             direct: std::sync::OnceLock::new(),
-            read_back: false,
+            read_back: ReadBack::No,
             read_back_piece: std::sync::Mutex::new(vec![]),
             #[cfg(test)]
             read_back_bytes: Default::default(),
@@ -128,17 +138,27 @@ impl SeriesFile {
         }
     }
 
-    /// The file, with every block written directly read back at once, when `yes`: for a run
-    /// that reads its series again at the end (the analysis, a csv series, the plots drawn
-    /// from it, the whole file's hash after blocks out of order), which then reads it from
-    /// memory rather than the disk. The read-back fills the page cache from the disk,
-    /// which here cost about a fifth of the CPU of a buffered write's copy (`direct_write`),
-    /// and overlaps the next block; it also checks the file's bytes as read back. Not for a
-    /// series over half the available memory, whose first blocks would leave the cache before
-    /// the end.
-    pub(super) fn reading_back(self, yes: bool) -> SeriesFile {
+    /// The file, with every block read back at once after its sync, as `how` says:
+    /// - `Cached`, for a run that reads its series again at the end (a csv series, the plots
+    ///   drawn from it, the whole file's hash after blocks out of order, an analysis of the
+    ///   file), which then reads it from memory rather than the disk: a block written directly
+    ///   is read back through the page cache, which costs about a fifth of the CPU of a
+    ///   buffered write's copy (`direct_write`) and overlaps the next block. Not for a series
+    ///   over half the available memory, whose first blocks would leave the cache before the
+    ///   end. A block written through the cache is not read back.
+    /// - `Checked`, for a run whose analysis takes each block as it lands
+    ///   (`analyze::Gather`): each block is read back past the cache where it was written
+    ///   past it, through the cache otherwise, and compared, filling no cache page.
+    ///
+    /// Either way the bytes read back are compared with those written: `write_block` says
+    /// whether it did.
+    pub(super) fn reading_back(self, how: ReadBack) -> SeriesFile {
         let fits = self.len() as f64 <= crate::config::available_memory_bytes() / 2.0;
-        SeriesFile { read_back: yes && fits, ..self }
+        let read_back = match how {
+            ReadBack::Cached if !fits => ReadBack::No,
+            how => how,
+        };
+        SeriesFile { read_back, ..self }
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -157,8 +177,9 @@ impl SeriesFile {
     }
 
     /// Write the values of members [first, ..) in place and sync them; returns the range's
-    /// size and BLAKE3 hash, which the checkpoint records.
-    pub(super) fn write_block(&self, first: usize, values: &[f64]) -> Result<FileEntry> {
+    /// size and BLAKE3 hash, which the checkpoint records, and whether the range was read back
+    /// from the file and found to hold `values` (`reading_back`).
+    pub(super) fn write_block(&self, first: usize, values: &[f64]) -> Result<(FileEntry, bool)> {
         let count = values.len() / (self.row_bytes as usize / 8).max(1);
         let (offset, bytes) = self.range(first, count).filter(|&(_, b)| b == values.len() as u64 * 8).ok_or_else(|| {
             QbatError::Numerics(format!("{}: a block of {} values at member {first} does not fit the series", self.path.display(), values.len()))
@@ -200,11 +221,25 @@ impl SeriesFile {
             }
         };
         self.file.sync_data().map_err(io)?;
-        // (blocks written buffered are in the page cache already)
-        if self.read_back && direct.as_ref().is_some_and(|d| !d.refused()) {
-            self.read_back_as_written(&data, offset, PIECE)?;
-        }
-        Ok(FileEntry { name: SERIES_FILE.into(), bytes, blake3: hash.to_hex().to_string() })
+        let written_directly = direct.as_ref().is_some_and(|d| !d.refused());
+        let checked = match (self.read_back, direct) {
+            (ReadBack::No, _) => false,
+            // (blocks written buffered are in the page cache already)
+            (ReadBack::Cached, _) if !written_directly => false,
+            (ReadBack::Cached, _) | (ReadBack::Checked, None) => {
+                self.read_back_as_written(&data, offset, PIECE)?;
+                true
+            }
+            (ReadBack::Checked, Some(direct)) => {
+                if !direct.holds(&self.file, &data, offset).map_err(io)? {
+                    return Err(differs(&self.path, offset, bytes));
+                }
+                #[cfg(test)]
+                self.read_back_bytes.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+        };
+        Ok((FileEntry::new(SERIES_FILE, bytes, hash.to_hex().to_string()), checked))
     }
 
     /// Read `data`, just written at `offset`, back from the file `piece` bytes at a time (so
@@ -221,8 +256,7 @@ impl SeriesFile {
             #[cfg(test)]
             self.read_back_bytes.fetch_add(want.len() as u64, std::sync::atomic::Ordering::Relaxed);
             if got != want {
-                let why = format!("bytes {at} to {} read back differ from those written", at + want.len() as u64);
-                return Err(QbatError::io(&self.path, std::io::Error::new(std::io::ErrorKind::InvalidData, why)));
+                return Err(differs(&self.path, at, want.len() as u64));
             }
         }
         Ok(())
@@ -312,7 +346,7 @@ impl SeriesFile {
             Some((whole, end)) if end == self.len() => whole.finalize().to_hex().to_string(),
             _ => self.hash_range(0, self.len()).map_err(|e| QbatError::io(&self.path, e))?,
         };
-        Ok(FileEntry { name: SERIES_FILE.into(), bytes: self.len(), blake3: hash })
+        Ok(FileEntry::new(SERIES_FILE, self.len(), hash))
     }
 
     /// BLAKE3 (hex) of `bytes` bytes from `offset`, read a piece at a time.
@@ -331,6 +365,12 @@ impl SeriesFile {
 }
 
 /// The values as little-endian bytes: their own memory on a little-endian machine.
+/// The error of a range read back that differs from the bytes written there.
+fn differs(path: &Path, at: u64, bytes: u64) -> QbatError {
+    let why = format!("bytes {at} to {} read back differ from those written", at + bytes);
+    QbatError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, why))
+}
+
 fn le_bytes(values: &[f64]) -> std::borrow::Cow<'_, [u8]> {
     if cfg!(target_endian = "little") {
         std::borrow::Cow::Borrowed(bytemuck::cast_slice(values))
@@ -340,12 +380,12 @@ fn le_bytes(values: &[f64]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 #[cfg(unix)]
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+pub(super) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
 #[cfg(windows)]
-fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+pub(super) fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
     use std::os::windows::fs::FileExt;
     while !buf.is_empty() {
         match file.seek_read(buf, offset)? {
@@ -391,7 +431,7 @@ mod tests {
         for blocks in [&[(0, 2), (2, 3)][..], &[(2, 3), (0, 2)][..]] {
             let s = SeriesFile::create(dir.path(), 5, big_nt, big_nm, true).unwrap();
             for &(first, count) in blocks {
-                let e = s.write_block(first, &big[first * big_row..(first + count) * big_row]).unwrap();
+                let (e, _) = s.write_block(first, &big[first * big_row..(first + count) * big_row]).unwrap();
                 assert_eq!(e.blake3, blake3::hash(bytemuck::cast_slice(&big[first * big_row..(first + count) * big_row])).to_hex().to_string());
             }
             assert_eq!(s.entry().unwrap().blake3, file_hash(&s), "blocks {blocks:?}");
@@ -426,20 +466,28 @@ mod tests {
         write_f8_header(&mut header, &[members as u64, nt as u64, nm as u64]).unwrap();
         let want: Vec<u8> = header.iter().copied().chain(all.iter().flat_map(|v| v.to_le_bytes())).collect();
         let direct_here = super::super::direct_write::takes_direct_writes(dir.path());
-        for read_back in [false, true] {
+        for read_back in [ReadBack::No, ReadBack::Cached, ReadBack::Checked] {
             let s = SeriesFile::create(dir.path(), members, nt, nm, true).unwrap().reading_back(read_back);
             assert!(s.direct.get().is_none(), "opened for direct writes at the first block");
+            // a block written directly is read back when asked; one written buffered only
+            // when checked
+            let checks = read_back == ReadBack::Checked || (read_back == ReadBack::Cached && direct_here);
             for (first, count) in [(2, 3), (0, 2), (6, 1), (5, 1)] {
-                s.write_block(first, &all[first * row..(first + count) * row]).unwrap();
+                let (_, checked) = s.write_block(first, &all[first * row..(first + count) * row]).unwrap();
+                assert_eq!(checked, checks, "{read_back:?}");
             }
-            assert_eq!(std::fs::read(s.path()).unwrap(), want, "read back {read_back}");
+            assert_eq!(std::fs::read(s.path()).unwrap(), want, "read back {read_back:?}");
             assert_eq!(s.entry().unwrap().blake3, blake3::hash(&want).to_hex().to_string());
             let read = s.read_back_bytes.load(Relaxed);
+            assert_eq!(read, if checks { (want.len() - header.len()) as u64 } else { 0 }, "read back {read_back:?}");
             if direct_here {
-                assert!(s.direct.get().unwrap().as_ref().is_some_and(|d| !d.refused()), "the blocks were written directly");
-                assert_eq!(read, if read_back { (want.len() - header.len()) as u64 } else { 0 }, "read back {read_back}");
+                let direct = s.direct.get().unwrap().as_ref().unwrap();
+                assert!(!direct.refused(), "the blocks were written directly");
+                // checked past the page cache: every block's page-aligned interior read directly
+                #[cfg(target_os = "linux")]
+                assert_eq!(direct.direct_read_bytes() > 0, read_back == ReadBack::Checked, "{read_back:?}");
             } else {
-                eprintln!("no direct writes on this file system: the blocks were written buffered and not read back");
+                eprintln!("no direct writes on this file system: the blocks were written buffered");
             }
             let (offset, bytes) = s.range(2, 3).unwrap();
             let written = &want[offset as usize..(offset + bytes) as usize];
@@ -464,8 +512,8 @@ mod tests {
         let row = nt * nm;
         let all: Vec<f64> = (0..members * row).map(|i| i as f64 * 0.5 - 3.0).collect();
         // blocks written out of order, as several devices finish them
-        let second = s.write_block(2, &all[2 * row..]).unwrap();
-        let first = s.write_block(0, &all[..2 * row]).unwrap();
+        let (second, _) = s.write_block(2, &all[2 * row..]).unwrap();
+        let (first, _) = s.write_block(0, &all[..2 * row]).unwrap();
         assert_eq!(first.bytes, (2 * row * 8) as u64);
         assert_eq!(first.blake3, blake3::hash(bytemuck::cast_slice(&all[..2 * row])).to_hex().to_string());
         // the file is the npy numpy reads: header, then the values in member order

@@ -124,19 +124,42 @@ impl Hist2dCounter {
         self.partial.par_iter_mut().zip(blocks.par_chunks(blocks.len().div_ceil(tasks).max(1))).for_each(|(counts, members)| {
             for block in members {
                 for ((h, &(ka, kb)), counts) in hists.iter().zip(ks).zip(counts.chunks_exact_mut(cells)) {
-                    let bins = h.bins;
-                    // The cast truncates toward zero and saturates (NaN and negatives to 0):
-                    // for the bin index that is floor, clamped, without a libm call per sample.
-                    let bin = |v: f64, (lo, hi): (f64, f64)| (((v - lo) / (hi - lo) * bins as f64) as usize).min(bins - 1);
                     for s in 0..nt {
-                        let (va, vb) = (block[s * nm + ka], block[s * nm + kb]);
-                        if va.is_finite() && vb.is_finite() {
-                            counts[bin(va, h.a_range) * bins + bin(vb, h.b_range)] += 1;
-                        }
+                        h.count_sample(counts, block[s * nm + ka], block[s * nm + kb]);
                     }
                 }
             }
         });
+    }
+
+    /// Count every sample of columns given by measure (`column(k)`: measure k's value of each
+    /// sample, in the same order for every measure), each pair's columns split among the
+    /// threads; false, counting nothing, when a pair's measure has no column.
+    pub fn count_columns<'a>(&mut self, column: impl Fn(usize) -> Option<&'a [f64]>) -> bool {
+        let Some(columns) = self.ks.iter().map(|&(ka, kb)| Some((column(ka)?, column(kb)?))).collect::<Option<Vec<_>>>() else {
+            return false;
+        };
+        let cells = self.cells();
+        for (h, (xa, xb)) in self.hists.iter_mut().zip(columns) {
+            let part = xa.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
+            let counts = xa
+                .par_chunks(part)
+                .zip(xb.par_chunks(part))
+                .map(|(xa, xb)| {
+                    let mut counts = vec![0u64; cells];
+                    for (&va, &vb) in xa.iter().zip(xb) {
+                        h.count_sample(&mut counts, va, vb);
+                    }
+                    counts
+                })
+                .collect::<Vec<_>>();
+            for part in counts {
+                for (c, p) in h.counts.iter_mut().zip(part) {
+                    *c += p;
+                }
+            }
+        }
+        true
     }
 
     /// Cells of one histogram.
@@ -160,6 +183,31 @@ impl Hist2dCounter {
         self.fold_partials();
         self.hists
     }
+}
+
+impl Hist2d {
+    /// Count the sample (va, vb) into `counts` (laid out as `self.counts`) where both are finite.
+    #[inline]
+    fn count_sample(&self, counts: &mut [u64], va: f64, vb: f64) {
+        let bins = self.bins;
+        // The cast truncates toward zero and saturates (NaN and negatives to 0): for the bin
+        // index that is floor, clamped, without a libm call per sample.
+        let bin = |v: f64, (lo, hi): (f64, f64)| (((v - lo) / (hi - lo) * bins as f64) as usize).min(bins - 1);
+        if va.is_finite() && vb.is_finite() {
+            counts[bin(va, self.a_range) * bins + bin(vb, self.b_range)] += 1;
+        }
+    }
+}
+
+/// `counter`'s histograms counted in a pass over DIR's series.
+pub fn hist2d_counted(dir: &Path, mut counter: Hist2dCounter) -> Result<Hist2dCounter> {
+    if let Some(mut rd) = SeriesReader::open(dir)? {
+        read_in_chunks(&mut rd, |chunk| {
+            counter.count(chunk);
+            Ok(())
+        })?;
+    }
+    Ok(counter)
 }
 
 /// Histograms of the pairs that can be drawn, in their order, in one pass over the series (see

@@ -1,0 +1,334 @@
+//! One pass over a series' members, in member order: the pooled columns of the correlation
+//! set, the monotone counts over every member, and the pairs' 2-D histograms where they are
+//! counted in the same pass; then the correlations from the pooled columns (`finish`).
+//!
+//! `analyze_dir` feeds it from the series file. A streamed run feeds it each block as soon as
+//! the block's bytes have been read back from the file and found equal to the block's values
+//! (`study::drive`), so that its analysis does not read the series again at the end
+//! (`analyze_gathered`). Both feed the same members in the same order, so both give the same
+//! analysis, bit for bit.
+
+use super::ranks::doubled_ranks_whole_and_sliced;
+use super::{monotone_along, pearson_checked, sort_order, spearman_of, varies, Analysis, PairRow, Scope, MAX_POOLED_SAMPLES};
+use crate::error::{QbatError, Result};
+use crate::output::plots::{draw_hist2d_plots, Hist2dCounter};
+use crate::output::series::{in_subset, Chunk};
+use crate::output::write_atomic;
+use rayon::prelude::*;
+use std::path::Path;
+
+/// What a pass gathers: the pairs, the measures they use, and the correlation set's size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    pub pairs: Vec<(String, String)>,
+    /// The series' measure index of each pooled column.
+    used: Vec<usize>,
+    /// Each pair's measure indices in the series, and its pooled columns.
+    pair_k: Vec<(usize, usize)>,
+    pair_cols: Vec<(usize, usize)>,
+    /// Members, sample times and measures of the series.
+    n: usize,
+    nt: usize,
+    nm: usize,
+    /// Members of the correlation set before flagged ones are left out (`in_subset`).
+    cap: usize,
+    members_used: usize,
+    monotone_tol: f64,
+}
+
+impl Layout {
+    /// The layout of `pairs` (resolved among `measures`, the series' own) for a series of `n`
+    /// members and `nt` sample times, with at most `max_members` members in the correlation
+    /// set. Err names what is wrong with the series.
+    pub fn new(
+        measures: &[String],
+        pairs: Vec<(String, String)>,
+        n: usize,
+        nt: usize,
+        max_members: usize,
+        monotone_tol: f64,
+    ) -> std::result::Result<Layout, String> {
+        if n == 0 {
+            return Err("the series has no members".into());
+        }
+        let index = |m: &str| measures.iter().position(|p| p == m).ok_or_else(|| format!("{m} is not in the series"));
+        let mut used: Vec<usize> = vec![];
+        let mut pair_k = vec![];
+        for (a, b) in &pairs {
+            let (ka, kb) = (index(a)?, index(b)?);
+            for k in [ka, kb] {
+                if !used.contains(&k) {
+                    used.push(k);
+                }
+            }
+            pair_k.push((ka, kb));
+        }
+        let col_of = |k: usize| used.iter().position(|&u| u == k).expect("used");
+        let pair_cols = pair_k.iter().map(|&(ka, kb)| (col_of(ka), col_of(kb))).collect();
+        let cap = max_members.max(1).min((MAX_POOLED_SAMPLES / nt.max(1)).max(1));
+        Ok(Layout { pairs, used, pair_k, pair_cols, n, nt, nm: measures.len(), cap, members_used: n.min(cap), monotone_tol })
+    }
+
+    /// Bytes of the pooled columns.
+    pub fn pooled_bytes(&self) -> u64 {
+        (self.used.len() * self.members_used * self.nt * std::mem::size_of::<f64>()) as u64
+    }
+}
+
+/// The state of one pass.
+pub struct Gather {
+    layout: Layout,
+    /// pooled[c][s * members_used + u]: column c of correlation-set member u at sample s, time
+    /// by time, so that each sample time's column is one slice (compacted in `finish` when
+    /// flagged members leave gaps).
+    pooled: Vec<Vec<f64>>,
+    /// Monotone counts per pair: (increasing, decreasing, either).
+    counts: Vec<(usize, usize, usize)>,
+    /// Members taken so far, those of them in the correlation set, and those left out.
+    index: usize,
+    kept: usize,
+    skipped: usize,
+    hist2d: Option<Hist2dCounter>,
+}
+
+impl Gather {
+    /// An empty pass; `hist2d` counts each chunk `add` is given.
+    pub fn new(layout: Layout, hist2d: Option<Hist2dCounter>) -> Gather {
+        // (each column zeroed on its own: `vec![column; k]` would copy the first into the others)
+        let pooled = (0..layout.used.len()).map(|_| vec![0.0; layout.members_used * layout.nt]).collect();
+        let counts = vec![(0, 0, 0); layout.pairs.len()];
+        Gather { layout, pooled, counts, index: 0, kept: 0, skipped: 0, hist2d }
+    }
+
+    /// The index of the next member it takes: members come in order.
+    pub fn next_member(&self) -> usize {
+        self.index
+    }
+
+    /// Take the next members, in order: each one's flag (unhealthy in summary.csv) and block
+    /// (times x measures). `chunk`, the same members as the series' chunk, is counted into the
+    /// 2-D histograms.
+    pub fn add(&mut self, members: &[(bool, &[f64])], chunk: Option<&Chunk>) {
+        let Layout { n, nt, nm, cap, members_used, monotone_tol, .. } = self.layout;
+        // the healthy members, and those of them in the correlation set
+        let (mut blocks, mut subset): (Vec<&[f64]>, Vec<&[f64]>) = (vec![], vec![]);
+        for &(flagged, block) in members {
+            let i = self.index;
+            self.index += 1;
+            // Members flagged unhealthy (summary.csv `health`, or a non-finite value)
+            // are left out, as stats.csv leaves them out, and counted.
+            if flagged || block.iter().any(|v| !v.is_finite()) {
+                self.skipped += 1;
+                continue;
+            }
+            if in_subset(i, n, cap) {
+                subset.push(block);
+            }
+            blocks.push(block);
+        }
+        // the three passes over the members side by side, each in parallel
+        let first = self.kept;
+        self.kept += subset.len();
+        let (pooled, used, pair_k, hist2d) = (&mut self.pooled, &self.layout.used, &self.layout.pair_k, &mut self.hist2d);
+        let ((), monotone) = rayon::join(
+            || {
+                rayon::join(
+                    || {
+                        if let (Some(h), Some(chunk)) = (hist2d.as_mut(), chunk) {
+                            h.count(chunk)
+                        }
+                    },
+                    || gather_pooled(pooled, used, &subset, first, members_used, (nt, nm)),
+                );
+            },
+            || (nt >= 2).then(|| monotone_counts(&blocks, pair_k, nt, nm, monotone_tol)),
+        );
+        for (total, add) in self.counts.iter_mut().zip(monotone.unwrap_or_default()) {
+            *total = (total.0 + add.0, total.1 + add.1, total.2 + add.2);
+        }
+    }
+
+    /// Whether it was fed every member of a series of these measures, pairs, members and
+    /// sample times, analysed with this cap and monotone tolerance.
+    pub fn matches(&self, measures: &[String], pairs: &[(String, String)], n: usize, nt: usize, max_members: usize, monotone_tol: f64) -> bool {
+        Layout::new(measures, pairs.to_vec(), n, nt, max_members, monotone_tol).is_ok_and(|l| l == self.layout) && self.index == n
+    }
+
+    /// Count `counter`'s histograms from the pooled columns, when they hold every sample of
+    /// every member (none left out, the correlation set not capped); false otherwise, with
+    /// `counter` untouched.
+    pub fn count_hist2d(&self, counter: &mut Hist2dCounter) -> bool {
+        let l = &self.layout;
+        if self.skipped > 0 || self.kept != l.n || l.members_used != l.n {
+            return false;
+        }
+        counter.count_columns(|k| l.used.iter().position(|&u| u == k).map(|c| &self.pooled[c][..]))
+    }
+
+    /// The histograms `finish` draws, counted elsewhere.
+    pub fn set_hist2d(&mut self, counter: Hist2dCounter) {
+        self.hist2d = Some(counter);
+    }
+
+    /// The correlations from the pooled columns, analysis.csv written into `dir` (recorded in
+    /// its manifest) and the histograms drawn. `series` names the file in errors; `times` are
+    /// its sample times; `from_blocks` says how it was fed (`Analysis::from_blocks`).
+    pub fn finish(self, dir: &Path, series: &Path, times: Vec<f64>, from_blocks: bool) -> Result<Analysis> {
+        let Gather { layout, mut pooled, counts, index, kept, skipped, hist2d } = self;
+        let Layout { pairs, pair_cols, n, nt, members_used, monotone_tol, cap, .. } = layout;
+        let bad = |why: String| QbatError::invalid(series.display().to_string(), why);
+        if index != n {
+            return Err(bad(format!("read {index} members, expected {n}")));
+        }
+        if skipped == n {
+            return Err(QbatError::Numerics(format!("{}: every member is flagged unhealthy; there is nothing to analyse", series.display())));
+        }
+        // The correlation set without the flagged members it would have held: each time's
+        // column moved down over the gap (to an address at or below its own, so in time order
+        // nothing is overwritten before it is moved).
+        if kept < members_used {
+            for col in &mut pooled {
+                for s in 0..nt {
+                    col.copy_within(s * members_used..s * members_used + kept, s * kept);
+                }
+                col.truncate(kept * nt);
+            }
+        }
+        let members_used = kept;
+        let healthy = n - skipped;
+        // Ranks per column, pooled and within each sample time's slice, from one sort of the
+        // pooled column (None for a constant column, whose every slice is constant too).
+        let ranks: Vec<Option<(Vec<u32>, Vec<u32>)>> =
+            pooled.par_iter().map_init(Vec::new, |scratch, c| varies(c).then(|| doubled_ranks_whole_and_sliced(c, members_used, scratch))).collect();
+        let slice = |s: usize| s * members_used..(s + 1) * members_used;
+        // Per time, each pair's correlations from its columns' slices.
+        let per_time: Vec<Vec<PairRow>> = (0..nt)
+            .into_par_iter()
+            .map(|s| {
+                let at: Vec<&[f64]> = pooled.iter().map(|c| &c[slice(s)]).collect();
+                // a slice's ranks where it varies
+                let col_ranks: Vec<Option<&[u32]>> =
+                    ranks.iter().zip(&at).map(|(r, x)| r.as_ref().filter(|_| varies(x)).map(|(_, sliced)| &sliced[slice(s)])).collect();
+                pairs
+                    .iter()
+                    .zip(&pair_cols)
+                    .map(|((a, b), &(ca, cb))| PairRow {
+                        a: a.clone(),
+                        b: b.clone(),
+                        scope: Scope::PerTime,
+                        t: Some(times[s]),
+                        n: members_used,
+                        pearson: pearson_checked(at[ca], at[cb]),
+                        spearman: spearman_of(col_ranks[ca], col_ranks[cb]),
+                        monotone_fraction: None,
+                        monotone_increasing: None,
+                        monotone_decreasing: None,
+                    })
+                    .collect()
+            })
+            .collect();
+        // The pooled row of each pair, the pairs in parallel.
+        let whole = |c: usize| ranks[c].as_ref().map(|(w, _)| &w[..]);
+        let pooled_rows: Vec<PairRow> = pairs
+            .par_iter()
+            .zip(&pair_cols)
+            .zip(&counts)
+            .map(|(((a, b), &(ca, cb)), count)| {
+                let (x, y) = (&pooled[ca], &pooled[cb]);
+                let frac = |c: usize| (nt >= 2).then(|| c as f64 / healthy as f64);
+                PairRow {
+                    a: a.clone(),
+                    b: b.clone(),
+                    scope: Scope::Pooled,
+                    t: None,
+                    n: x.len(),
+                    pearson: pearson_checked(x, y),
+                    spearman: spearman_of(whole(ca), whole(cb)),
+                    monotone_fraction: frac(count.2),
+                    monotone_increasing: frac(count.0),
+                    monotone_decreasing: frac(count.1),
+                }
+            })
+            .collect();
+        let mut rows = vec![];
+        for (p, pooled_row) in pooled_rows.into_iter().enumerate() {
+            rows.push(pooled_row);
+            rows.extend(per_time.iter().map(|at| at[p].clone()));
+        }
+        drop(ranks);
+        drop(pooled);
+        let mut analysis =
+            Analysis { dir: dir.into(), members_total: n, members_used, skipped, capped: n > cap, times, monotone_tol, rows, files: vec![], from_blocks };
+        let csv_path = dir.join("analysis.csv");
+        write_atomic(&csv_path, |w| super::write_csv(&analysis, w))?;
+        analysis.files.push(csv_path);
+        // recorded as soon as written, so that a failure or an interruption in the plots leaves
+        // no file of ours unlisted (which the next analysis would have to refuse)
+        crate::output::manifest::Manifest::record(dir, &analysis.files)?;
+        if let Some(h) = hist2d {
+            let plots = draw_hist2d_plots(dir, &h.finish())?;
+            crate::output::manifest::Manifest::record(dir, &plots)?;
+            analysis.files.extend(plots);
+        }
+        Ok(analysis)
+    }
+}
+
+/// Per pair (a, b), how many of `blocks` (one member's times x measures each) have b
+/// monotone non-decreasing, non-increasing, and either, along a.
+fn monotone_counts(blocks: &[&[f64]], pair_k: &[(usize, usize)], nt: usize, nm: usize, tol: f64) -> Vec<(usize, usize, usize)> {
+    let per_member: Vec<Vec<(bool, bool)>> = blocks
+        .par_iter()
+        .map(|blk| {
+            let col = |k: usize| -> Vec<f64> { (0..nt).map(|s| blk[s * nm + k]).collect() };
+            let mut orders: Vec<(usize, Vec<f64>, Vec<usize>)> = vec![];
+            pair_k
+                .iter()
+                .map(|&(ka, kb)| {
+                    if !orders.iter().any(|(k, _, _)| *k == ka) {
+                        let va = col(ka);
+                        let o = sort_order(&va);
+                        orders.push((ka, va, o));
+                    }
+                    let (_, va, order) = orders.iter().find(|(k, _, _)| *k == ka).expect("just added");
+                    monotone_along(va, &col(kb), order, tol)
+                })
+                .collect()
+        })
+        .collect();
+    let mut counts = vec![(0, 0, 0); pair_k.len()];
+    for member in per_member {
+        for (c, (inc, dec)) in counts.iter_mut().zip(member) {
+            *c = (c.0 + usize::from(inc), c.1 + usize::from(dec), c.2 + usize::from(inc || dec));
+        }
+    }
+    counts
+}
+
+/// Copy the used measures of `subset` (members `first..` of the correlation set) into the
+/// pooled columns, laid out time by time (`pooled[c][s * members + u]`). Each task takes a
+/// range of sample times: the columns' parts for those times are its own, and it reads only
+/// its part of each member's block.
+fn gather_pooled(pooled: &mut [Vec<f64>], used: &[usize], subset: &[&[f64]], first: usize, members: usize, (nt, nm): (usize, usize)) {
+    let times_per_task = nt.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    // tasks[t][c]: column c at the times of task t
+    let mut tasks: Vec<Vec<&mut [f64]>> = vec![];
+    for col in pooled.iter_mut() {
+        for (t, part) in col.chunks_mut(times_per_task * members.max(1)).enumerate() {
+            if tasks.len() == t {
+                tasks.push(vec![]);
+            }
+            tasks[t].push(part);
+        }
+    }
+    tasks.into_par_iter().enumerate().for_each(|(t, mut cols)| {
+        let times = t * times_per_task..((t + 1) * times_per_task).min(nt);
+        for (j, block) in subset.iter().enumerate() {
+            for (col, &k) in cols.iter_mut().zip(used) {
+                for (r, s) in times.clone().enumerate() {
+                    col[r * members + first + j] = block[s * nm + k];
+                }
+            }
+        }
+    });
+}
