@@ -304,13 +304,8 @@ fn default_tol(dir: &Path) -> f64 {
 /// Analyse DIR's series: correlations and monotone fractions of each pair; writes
 /// DIR/analysis.csv (and the pairs' 2-D histograms when `opts.plots`).
 pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
-    let (reader, pairs) = open_for_analysis(dir, opts)?;
-    let monotone_tol = match opts.monotone_tol {
-        Some(t) if t.is_finite() && t >= 0.0 => t,
-        Some(t) => return Err(QbatError::invalid("--monotone-tol", format!("{t} must be a finite number >= 0"))),
-        None => default_tol(dir),
-    };
-    let mut reader = reader;
+    let (mut reader, pairs) = open_for_analysis(dir, opts)?;
+    let monotone_tol = monotone_tol(dir, opts)?;
     let layout =
         Layout::new(&reader.measures, pairs, reader.members_total, reader.n_times(), opts.max_members, monotone_tol).map_err(|why| bad(&reader.path, why))?;
     let flagged = flagged_members(dir)?;
@@ -333,7 +328,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
 /// missed) is dropped for `analyze_dir`, which reads the series.
 pub fn analyze_gathered(dir: &Path, gather: Gather, opts: &AnalyzeOptions) -> Result<Analysis> {
     let (reader, pairs) = open_for_analysis(dir, opts)?;
-    let tol = opts.monotone_tol.unwrap_or_else(|| default_tol(dir));
+    let tol = monotone_tol(dir, opts)?;
     if !gather.matches(&reader.measures, &pairs, reader.members_total, reader.n_times(), opts.max_members, tol) {
         return analyze_dir(dir, opts);
     }
@@ -346,6 +341,16 @@ pub fn analyze_gathered(dir: &Path, gather: Gather, opts: &AnalyzeOptions) -> Re
         gather.set_hist2d(counter);
     }
     gather.finish(dir, &reader.path, reader.times.clone(), true)
+}
+
+/// The monotone test's tolerance: `--monotone-tol` where given (a finite number >= 0), else
+/// from DIR's run.json (`default_tol`).
+fn monotone_tol(dir: &Path, opts: &AnalyzeOptions) -> Result<f64> {
+    match opts.monotone_tol {
+        Some(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        Some(t) => Err(QbatError::invalid("--monotone-tol", format!("{t} must be a finite number >= 0"))),
+        None => Ok(default_tol(dir)),
+    }
 }
 
 /// DIR's series reader and the pairs to analyse, after the checks every analysis makes: the

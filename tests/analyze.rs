@@ -3,7 +3,7 @@
 
 use crate::common::{bin, ok, wait_within};
 
-use qbat_gpu::analyze::{analyze_dir, AnalyzeOptions, Scope};
+use qbat_gpu::analyze::{analyze_dir, analyze_gathered, AnalyzeOptions, Gather, Layout, Scope};
 use qbat_gpu::output::plots;
 use std::path::Path;
 
@@ -280,6 +280,34 @@ fn flagged_members_leave_the_correlation_set_pooled_and_per_time() {
                 assert_eq!(row.n, set.len());
                 close(row.pearson, pearson_direct(&x, &y));
                 close(row.spearman, pearson_direct(&ranks_sorted(&x), &ranks_sorted(&y)));
+            }
+            // The same members fed to a `Gather` a block at a time, as a streamed run feeds them
+            // (the flags summary.csv holds), and the analysis finished from it with the 2-D
+            // histogram: the rows `analyze` reads from the series, and the same histogram (here
+            // counted in a pass over the series: members were left out).
+            let plotted = AnalyzeOptions { plots: true, ..opts.clone() };
+            let (fed_dir, read_dir) = (tmp.path().join(format!("fed-{cap}")), tmp.path().join(format!("read-{cap}")));
+            for d in [&fed_dir, &read_dir] {
+                std::fs::create_dir(d).unwrap();
+                for f in ["run.json", "series.csv", "summary.csv"] {
+                    std::fs::copy(dir.join(f), d.join(f)).unwrap();
+                }
+            }
+            let names = ["x".to_string(), "y".to_string()];
+            let layout = Layout::new(&names, vec![("x".into(), "y".into())], n, times.len(), cap, 1e-9).unwrap();
+            let mut gather = Gather::new(layout, None);
+            let blocks: Vec<Vec<f64>> = values.iter().map(|m| m.iter().flat_map(|&(x, y)| [x, y]).collect()).collect();
+            let ids: Vec<usize> = (0..n).collect();
+            for block in ids.chunks(if n > 100 { 2500 } else { 3 }) {
+                let members: Vec<(bool, &[f64])> = block.iter().map(|&i| (flagged.contains(&i), &blocks[i][..])).collect();
+                gather.add(&members, None);
+            }
+            let fed = analyze_gathered(&fed_dir, gather, &plotted).unwrap();
+            let read = analyze_dir(&read_dir, &plotted).unwrap();
+            assert!(fed.from_blocks && !read.from_blocks);
+            assert_eq!((&fed.rows, fed.members_used, fed.skipped), (&read.rows, read.members_used, read.skipped), "{n} members, cap {cap}");
+            for f in ["analysis.csv", "plot_hist2d_x_y.svg"] {
+                assert!(std::fs::read(fed_dir.join(f)).unwrap() == std::fs::read(read_dir.join(f)).unwrap(), "{f}: {n} members, cap {cap}");
             }
         }
     }

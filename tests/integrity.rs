@@ -346,10 +346,23 @@ fn force_knows_an_untouched_file_by_its_identity_and_reads_a_changed_one() {
     let manifest_path = out.join(".qbat-manifest.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     let files = m["files"].as_array_mut().unwrap();
-    assert!(files.iter().all(|f| f["identity"]["ino"].is_u64()), "{files:?}");
-    let summary = files.iter_mut().find(|f| f["name"] == "summary.csv").unwrap();
-    summary["blake3"] = serde_json::json!("0".repeat(64));
-    std::fs::write(&manifest_path, serde_json::to_vec(&m).unwrap()).unwrap();
+    // (a file system whose clock ticks in seconds gets no identity: every check reads)
+    use std::os::unix::fs::MetadataExt;
+    let stamp = |p: &Path| {
+        std::fs::write(p, b"").unwrap();
+        let m = std::fs::metadata(p).unwrap();
+        (m.ctime(), m.ctime_nsec())
+    };
+    let first = stamp(&dir.path().join("clock-a"));
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    if stamp(&dir.path().join("clock-b")) > first {
+        assert!(files.iter().all(|f| f["identity"]["ino"].is_u64()), "{files:?}");
+        let summary = files.iter_mut().find(|f| f["name"] == "summary.csv").unwrap();
+        summary["blake3"] = serde_json::json!("0".repeat(64));
+        std::fs::write(&manifest_path, serde_json::to_vec(&m).unwrap()).unwrap();
+    } else {
+        eprintln!("this file system's clock ticks in seconds: no identity is recorded");
+    }
     ok(run_args(&cfg, &out).arg("--force"));
     // the new manifest's identities, and a file changed in place after them (same size)
     let text = std::fs::read(out.join("summary.csv")).unwrap();

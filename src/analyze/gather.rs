@@ -100,6 +100,11 @@ impl Gather {
         Gather { layout, pooled, counts, index: 0, kept: 0, skipped: 0, hist2d }
     }
 
+    /// Whether the correlation set is capped below the series' members.
+    pub fn capped(&self) -> bool {
+        self.layout.members_used < self.layout.n
+    }
+
     /// The index of the next member it takes: members come in order.
     pub fn next_member(&self) -> usize {
         self.index

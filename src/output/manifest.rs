@@ -30,11 +30,15 @@ impl FileEntry {
 }
 
 /// Where a file lay when its output was committed: its device and inode, and its change and
-/// modification times (s, ns). Writing to a file, replacing, renaming or touching it moves its
-/// change time, which no user can set (only the system clock moves it); so a listed file whose
-/// identity and size are unchanged is still the file qbat-gpu committed, and the check before
-/// it is replaced or removed need not read it (`check_still_written`). A manifest can be forged
-/// either way: this trusts it no more than its hashes.
+/// modification times (s, ns). Writing to a file, replacing, renaming or touching it sets its
+/// change time to the clock's time, which no user can choose; so a listed file whose identity
+/// and size are unchanged is still the file qbat-gpu committed, and the check before it is
+/// replaced or removed need not read it (`check_still_written`). That holds only where a
+/// change made after the identity was taken gets a later change time: on a file system whose
+/// clock ticks coarsely (a few ms on kernels before 6.13, a second or two on some), an edit in
+/// the same tick keeps it. So an identity is recorded only for a file last changed before a
+/// probe file made afterwards (`Manifest::record_identities`, git's rule for its index). A
+/// manifest can be forged either way: this trusts it no more than its hashes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     dev: u64,
@@ -109,11 +113,21 @@ pub fn check_still_written(path: &Path, want: &FileEntry, advice: &str) -> Resul
         Err(_) => Ok(()),
         Ok(m) if !m.file_type().is_file() => Err(refuse("is not the regular file qbat-gpu wrote (a link, directory or special file)".into())),
         // untouched since the commit that listed it
-        Ok(m) if m.len() == want.bytes && want.identity.is_some() && Identity::of(&m) == want.identity => Ok(()),
+        Ok(m) if m.len() == want.bytes && want.identity.is_some() && current_identity(path) == want.identity => Ok(()),
         Ok(_) => {
             check_file(path, want).map_err(|why| refuse(format!("differs from the file qbat-gpu wrote ({why}: edited, or left by an interrupted commit)")))
         }
     }
+}
+
+/// The identity of the regular file at `path` (not a link), from the file opened: on a network
+/// file system an open revalidates the attributes a bare `lstat` may take from a stale cache.
+fn current_identity(path: &Path) -> Option<Identity> {
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    Identity::of(&open.open(path).ok()?.metadata().ok()?)
 }
 
 /// Size and BLAKE3 hash of a file, read once in pieces of up to 8 MiB (no larger than the
@@ -202,15 +216,34 @@ impl Manifest {
     }
 
     /// Record in the manifest of `dir`, an output just committed, each listed file's
-    /// `Identity` (none for a file not of its listed size). Called once nothing else of the run
-    /// will touch the files: removing the second link of a file placed by a hard link moves
-    /// its change time. The output stands without them: they only spare a later check a read.
+    /// `Identity`, where the file was last changed before a probe file made first (so that
+    /// any later change gets a later change time, whatever the clock's tick): a probe is made,
+    /// then each file looked at; where one was changed in the probe's tick, the probe is made
+    /// again a few ms later, a few times at most, and a file still not older gets none (it
+    /// will be read and hashed when it is next checked), as does one not of its listed size.
+    /// Called once nothing else of the run will touch the files: removing the second link of a
+    /// file placed by a hard link moves its change time. The output stands without
+    /// identities: they only spare a later check a read.
     pub fn record_identities(dir: &Path) -> Result<()> {
         let Some(mut m) = Manifest::read(dir)? else {
             return Ok(());
         };
-        for f in &mut m.files {
-            f.identity = std::fs::symlink_metadata(dir.join(&f.name)).ok().filter(|meta| meta.len() == f.bytes).and_then(|meta| Identity::of(&meta));
+        for attempt in 0..4 {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let Some(probe) = probe_change_time(dir) else {
+                return Ok(());
+            };
+            let mut all = true;
+            for f in &mut m.files {
+                let meta = std::fs::symlink_metadata(dir.join(&f.name)).ok().filter(|meta| meta.len() == f.bytes);
+                f.identity = meta.and_then(|meta| Identity::of(&meta)).filter(|id| id.ctime < probe);
+                all &= f.identity.is_some();
+            }
+            if all {
+                break;
+            }
         }
         m.write(dir)
     }
@@ -265,6 +298,13 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// The change time (s, ns) of a hidden file made in `dir` now, and removed; None where none
+/// can be made there, or the platform has no change times.
+fn probe_change_time(dir: &Path) -> Option<(i64, i64)> {
+    let probe = tempfile::Builder::new().prefix(".qbat-clock.").tempfile_in(dir).ok()?;
+    Identity::of(&probe.as_file().metadata().ok()?).map(|id| id.ctime)
 }
 
 /// `write_atomic` that also returns the file's size and BLAKE3 hash, taken as it is written.

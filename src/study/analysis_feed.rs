@@ -38,6 +38,12 @@ impl AnalysisFeed {
         matches!(self, AnalysisFeed::Feeding { .. })
     }
 
+    /// Whether it feeds a correlation set capped below the run's members (whose 2-D
+    /// histograms are then counted from the series at the end).
+    pub(super) fn is_capped(&self) -> bool {
+        matches!(self, AnalysisFeed::Feeding { gather, .. } if gather.capped())
+    }
+
     /// Take the block of members [first, ..): its `values` (one row of `row` values per
     /// member), which members are healthy (`include`), its precision, and whether the series
     /// file's bytes of it were read back and found equal to the values (`checked`). A block

@@ -8,7 +8,7 @@ use super::checkpoint::{save_checkpoint, BlockRecord, Progress, Staging, VerifyG
 use super::faults::{injected_block_delay, injected_fault, injected_nan_member};
 use super::finish::{finish, summary_rows};
 use super::health::{fock_flags, member_health, Health};
-use super::series_file::{ReadBack, SeriesFile};
+use super::series_file::SeriesFile;
 use super::{block_budget, block_members, OnDeviceLoss, StudyOptions, StudyOutcome};
 use crate::config::Plan;
 use crate::engine::{integrate, reference_member, Engine, EngineOutput, Precision, RunOptions, ValuesPool};
@@ -354,24 +354,22 @@ impl Absorber<'_> {
                 self.analysis = AnalysisFeed::start(&names, local.members.len(), ns, out.precision);
             }
             // Read again at the end: for a csv series, by the plots drawn from it, whole for
-            // its hash where the blocks may not land in order, and by an analysis not fed.
+            // its hash where the blocks may not land in order, by an analysis not fed, and for
+            // the 2-D histograms of a fed analysis whose gathered columns will not hold every
+            // member (a capped correlation set).
             let read_again = opts.output.format == Format::Csv
                 || (opts.output.plots && crate::output::plots::plots_read_series(local.model.name(), local.members.len(), ns, &names, !opts.analyze))
                 || resumed
                 || self.several_devices
-                || (opts.analyze && !self.analysis.is_on());
-            let read_back = match (read_again, self.analysis.is_on()) {
-                (true, _) => ReadBack::Cached,
-                (false, true) => ReadBack::Checked,
-                (false, false) => ReadBack::No,
-            };
+                || (opts.analyze && !self.analysis.is_on())
+                || (opts.output.plots && self.analysis.is_capped());
             self.series = Some(
                 if resumed {
                     SeriesFile::open(&blocks_dir, local.members.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?
                 } else {
                     SeriesFile::create(&blocks_dir, local.members.len(), ns, nm, opts.output.format == Format::Npy)?
                 }
-                .reading_back(read_back),
+                .reading_back(read_again, self.analysis.is_on()),
             );
         }
         // stats, with the block's values written durably into the series and its states into

@@ -138,25 +138,27 @@ impl SeriesFile {
         }
     }
 
-    /// The file, with every block read back at once after its sync, as `how` says:
-    /// - `Cached`, for a run that reads its series again at the end (a csv series, the plots
-    ///   drawn from it, the whole file's hash after blocks out of order, an analysis of the
-    ///   file), which then reads it from memory rather than the disk: a block written directly
-    ///   is read back through the page cache, which costs about a fifth of the CPU of a
-    ///   buffered write's copy (`direct_write`) and overlaps the next block. Not for a series
-    ///   over half the available memory, whose first blocks would leave the cache before the
-    ///   end. A block written through the cache is not read back.
-    /// - `Checked`, for a run whose analysis takes each block as it lands
-    ///   (`analyze::Gather`): each block is read back past the cache where it was written
-    ///   past it, through the cache otherwise, and compared, filling no cache page.
+    /// The file, with every block read back at once after its sync:
+    /// - with `cache`, for a run that reads its series again at the end (a csv series, the
+    ///   plots drawn from it, the whole file's hash after blocks out of order, an analysis of
+    ///   the file), which then reads it from memory rather than the disk: a block written
+    ///   directly is read back through the page cache (`ReadBack::Cached`), which costs about a
+    ///   fifth of the CPU of a buffered write's copy (`direct_write`) and overlaps the next
+    ///   block. A block written through the cache is not read back. Not for a series over
+    ///   half the available memory, whose first blocks would leave the cache before the end;
+    /// - else with `check`, for a run whose analysis takes each block as it lands
+    ///   (`analyze::Gather`): each block is read back past the cache where it was written past
+    ///   it, through the cache otherwise, and compared, filling no cache page
+    ///   (`ReadBack::Checked`).
     ///
     /// Either way the bytes read back are compared with those written: `write_block` says
     /// whether it did.
-    pub(super) fn reading_back(self, how: ReadBack) -> SeriesFile {
+    pub(super) fn reading_back(self, cache: bool, check: bool) -> SeriesFile {
         let fits = self.len() as f64 <= crate::config::available_memory_bytes() / 2.0;
-        let read_back = match how {
-            ReadBack::Cached if !fits => ReadBack::No,
-            how => how,
+        let read_back = match (cache && fits, check) {
+            (true, _) => ReadBack::Cached,
+            (false, true) => ReadBack::Checked,
+            (false, false) => ReadBack::No,
         };
         SeriesFile { read_back, ..self }
     }
@@ -364,13 +366,13 @@ impl SeriesFile {
     }
 }
 
-/// The values as little-endian bytes: their own memory on a little-endian machine.
 /// The error of a range read back that differs from the bytes written there.
 fn differs(path: &Path, at: u64, bytes: u64) -> QbatError {
     let why = format!("bytes {at} to {} read back differ from those written", at + bytes);
     QbatError::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, why))
 }
 
+/// The values as little-endian bytes: their own memory on a little-endian machine.
 fn le_bytes(values: &[f64]) -> std::borrow::Cow<'_, [u8]> {
     if cfg!(target_endian = "little") {
         std::borrow::Cow::Borrowed(bytemuck::cast_slice(values))
@@ -466,8 +468,11 @@ mod tests {
         write_f8_header(&mut header, &[members as u64, nt as u64, nm as u64]).unwrap();
         let want: Vec<u8> = header.iter().copied().chain(all.iter().flat_map(|v| v.to_le_bytes())).collect();
         let direct_here = super::super::direct_write::takes_direct_writes(dir.path());
-        for read_back in [ReadBack::No, ReadBack::Cached, ReadBack::Checked] {
-            let s = SeriesFile::create(dir.path(), members, nt, nm, true).unwrap().reading_back(read_back);
+        for (cache, check, read_back) in
+            [(false, false, ReadBack::No), (true, false, ReadBack::Cached), (true, true, ReadBack::Cached), (false, true, ReadBack::Checked)]
+        {
+            let s = SeriesFile::create(dir.path(), members, nt, nm, true).unwrap().reading_back(cache, check);
+            assert_eq!(s.read_back, read_back);
             assert!(s.direct.get().is_none(), "opened for direct writes at the first block");
             // a block written directly is read back when asked; one written buffered only
             // when checked
