@@ -301,9 +301,15 @@ impl Manifest {
 }
 
 /// The change time (s, ns) of a hidden file made in `dir` now, and removed; None where none
-/// can be made there, or the platform has no change times.
+/// can be made there, or the platform has no change times. The file is looked at, then
+/// written: a kernel with fine-grained change times (Linux 6.13 and later) stamps a change to
+/// a file whose time was looked at with the clock's own time, later than a coarse tick's, and
+/// stamps every later change no earlier (so files changed earlier in the tick are older).
 fn probe_change_time(dir: &Path) -> Option<(i64, i64)> {
-    let probe = tempfile::Builder::new().prefix(".qbat-clock.").tempfile_in(dir).ok()?;
+    use std::io::Write as _;
+    let mut probe = tempfile::Builder::new().prefix(".qbat-clock.").tempfile_in(dir).ok()?;
+    probe.as_file().metadata().ok()?;
+    probe.write_all(b"q").ok()?;
     Identity::of(&probe.as_file().metadata().ok()?).map(|id| id.ctime)
 }
 

@@ -344,7 +344,7 @@ impl Absorber<'_> {
         for (i, h) in health.iter().enumerate() {
             progress.health.add(sub.members[i].id, *h);
         }
-        fock_flags(local, &out.measures, &out.values, &sub, ns, &mut progress.fock);
+        fock_flags(local, &out.measures, &out.values, sub, ns, &mut progress.fock);
         if opts.output.series && self.series.is_none() {
             // A resumed run's file holds its finished blocks (checked when it was loaded).
             let blocks_dir = staging.blocks();
@@ -418,7 +418,7 @@ impl Absorber<'_> {
         }
         let t_verify = tv.elapsed().as_secs_f64();
         // the summary, then the checkpoint that names the block's files
-        let summary = write_atomic_hashed(&staging.blocks().join(format!("{tag}.summary")), |w| summary_rows(w, local, &sub, &out.peaks, &health))?;
+        let summary = write_atomic_hashed(&staging.blocks().join(format!("{tag}.summary")), |w| summary_rows(w, local, sub, &out.peaks, &health))?;
         progress.blocks.push(BlockRecord { block: b, members: nb, values, states, summary, backend: backend.into(), precision: out.precision });
         progress.timings.ensemble += out.ensemble;
         progress.timings.integrate += (wall - out.host_measures).max(0.0);
