@@ -124,20 +124,28 @@ impl DirectFile {
         Some(((head, interior, tail), first, last))
     }
 
+    /// The aligned buffer for an interior of `bytes`: up to CHUNK bytes of `memory` (grown
+    /// where it is short) at an aligned address; None where `align_offset` finds none.
+    #[cfg(target_os = "linux")]
+    fn aligned<'m>(&self, memory: &'m mut Vec<u8>, bytes: usize) -> Option<&'m mut [u8]> {
+        let len = CHUNK.min(bytes);
+        if memory.len() < len + self.align {
+            *memory = vec![0u8; len + self.align];
+        }
+        let start = memory.as_ptr().align_offset(self.align);
+        memory.get_mut(start..).and_then(|m| m.get_mut(..len))
+    }
+
     /// `interior` (aligned offset and length) at `offset`, a chunk at a time through an aligned
     /// buffer in `memory`. After a refusal, or a short write whose remainder the next direct
     /// write refuses, the rest goes through `buffered`.
     #[cfg(target_os = "linux")]
     fn write_interior(&self, memory: &mut Vec<u8>, buffered: &File, interior: &[u8], offset: u64) -> std::io::Result<()> {
-        let len = CHUNK.min(interior.len());
-        if memory.len() < len + self.align {
-            *memory = vec![0u8; len + self.align];
-        }
-        // (align_offset may not find an aligned address: then the writes are buffered)
-        let start = memory.as_ptr().align_offset(self.align);
-        let Some(aligned) = memory.get_mut(start..).and_then(|m| m.get_mut(..len)) else {
+        // (no aligned address found: the writes are buffered)
+        let Some(aligned) = self.aligned(memory, interior.len()) else {
             return write_at(buffered, interior, offset);
         };
+        let len = aligned.len();
         let mut done = 0;
         while done < interior.len() {
             if self.refused() {
@@ -192,14 +200,10 @@ impl DirectFile {
     /// `holds` of an aligned interior, read directly through the aligned buffer in `memory`.
     #[cfg(target_os = "linux")]
     fn holds_interior(&self, memory: &mut Vec<u8>, buffered: &File, interior: &[u8], offset: u64) -> std::io::Result<bool> {
-        let len = CHUNK.min(interior.len());
-        if memory.len() < len + self.align {
-            *memory = vec![0u8; len + self.align];
-        }
-        let start = memory.as_ptr().align_offset(self.align);
-        let Some(aligned) = memory.get_mut(start..).and_then(|m| m.get_mut(..len)) else {
+        let Some(aligned) = self.aligned(memory, interior.len()) else {
             return holds_buffered(buffered, interior, offset);
         };
+        let len = aligned.len();
         let mut done = 0;
         while done < interior.len() {
             let n = len.min(interior.len() - done);
