@@ -240,17 +240,9 @@ impl DirectFile {
     }
 }
 
-/// Whether `file` holds `want` at `offset`, read through the page cache a piece at a time.
+/// Whether `file` holds `want` at `offset`, read through the page cache a MiB at a time.
 fn holds_buffered(file: &File, want: &[u8], offset: u64) -> std::io::Result<bool> {
-    let mut got = vec![0u8; want.len().min(1 << 20)];
-    for (k, want) in want.chunks(got.len().max(1)).enumerate() {
-        let got = &mut got[..want.len()];
-        super::series_file::read_at(file, got, offset + (k * (1 << 20)) as u64)?;
-        if got != want {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Ok(super::series_file::first_difference(file, want, offset, 1 << 20, &mut vec![])?.is_none())
 }
 
 #[cfg(unix)]

@@ -247,21 +247,14 @@ impl SeriesFile {
     /// Read `data`, just written at `offset`, back from the file `piece` bytes at a time (so
     /// into the page cache), and check that it is what was written.
     fn read_back_as_written(&self, data: &[u8], offset: u64, piece: usize) -> Result<()> {
-        let piece = piece.max(1);
         let mut memory = self.read_back_piece.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let len = piece.min(data.len()).max(memory.len());
-        memory.resize(len, 0);
-        for (k, want) in data.chunks(piece).enumerate() {
-            let got = &mut memory[..want.len()];
-            let at = offset + (k * piece) as u64;
-            read_at(&self.file, got, at).map_err(|e| QbatError::io(&self.path, e))?;
-            #[cfg(test)]
-            self.read_back_bytes.fetch_add(want.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            if got != want {
-                return Err(differs(&self.path, at, want.len() as u64));
-            }
+        let differing = first_difference(&self.file, data, offset, piece, &mut memory).map_err(|e| QbatError::io(&self.path, e))?;
+        #[cfg(test)]
+        self.read_back_bytes.fetch_add(differing.map_or(data.len() as u64, |(at, bytes)| at - offset + bytes), std::sync::atomic::Ordering::Relaxed);
+        match differing {
+            Some((at, bytes)) => Err(differs(&self.path, at, bytes)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Members [first, first + count) against their checkpoint entry: the reason they
@@ -379,6 +372,24 @@ fn le_bytes(values: &[f64]) -> std::borrow::Cow<'_, [u8]> {
     } else {
         std::borrow::Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect())
     }
+}
+
+/// Whether `file` holds `want` at `offset`, read through the page cache `piece` bytes at a
+/// time into `memory` (grown as needed, kept for the next call): the first piece that
+/// differs, as (offset, bytes), or None.
+pub(super) fn first_difference(file: &File, want: &[u8], offset: u64, piece: usize, memory: &mut Vec<u8>) -> std::io::Result<Option<(u64, u64)>> {
+    let piece = piece.max(1);
+    let len = piece.min(want.len()).max(memory.len());
+    memory.resize(len, 0);
+    for (k, want) in want.chunks(piece).enumerate() {
+        let got = &mut memory[..want.len()];
+        let at = offset + (k * piece) as u64;
+        read_at(file, got, at)?;
+        if got != want {
+            return Ok(Some((at, want.len() as u64)));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(unix)]
