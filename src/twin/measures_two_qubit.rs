@@ -276,13 +276,17 @@ fn singular_values_lanes<L: Lanes>(m0: &C4<L>) -> [L; 4] {
             break;
         }
     }
-    std::array::from_fn(|j| {
+    // A loop, not `array::from_fn`: a closure is compiled without the AVX2 of
+    // `measure_group_avx2`, and each lane operation in it would be a call.
+    let mut norms = [nil; 4];
+    for (j, norm) in norms.iter_mut().enumerate() {
         let mut n2 = nil;
         for k in 0..4 {
             n2 = n2 + m.re[4 * k + j] * m.re[4 * k + j] + m.im[4 * k + j] * m.im[4 * k + j];
         }
-        n2.sqrt()
-    })
+        *norm = n2.sqrt();
+    }
+    norms
 }
 
 /// `modulus_phase` of a real z: the same operations with the imaginary part 0, so the same
@@ -339,13 +343,16 @@ fn singular_values_real_lanes<L: Lanes>(m0: &[L; 16]) -> [L; 4] {
             break;
         }
     }
-    std::array::from_fn(|j| {
+    // (a loop, not `array::from_fn`: see `singular_values_lanes`)
+    let mut norms = [nil; 4];
+    for (j, norm) in norms.iter_mut().enumerate() {
         let mut n2 = nil;
         for k in 0..4 {
             n2 = n2 + m[4 * k + j] * m[4 * k + j];
         }
-        n2.sqrt()
-    })
+        *norm = n2.sqrt();
+    }
+    norms
 }
 
 /// Sort 4 values ascending (a fixed exchange network, as the kernel).
