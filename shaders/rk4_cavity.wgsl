@@ -138,6 +138,14 @@ const NQ: u32 = 22u;
 const NPART: u32 = WG / NQ;
 var<workgroup> red: array<vec2<real>, NQ>;
 var<workgroup> partial: array<vec2<real>, WG>;
+// A stage's input matrix in workgroup memory (TILED): copied in once per stage (`load_tile`),
+// so the ten or so gathers of each element read the workgroup's memory instead of device
+// memory. The host sets both per job, TILED only where n_elem elements fit the adapter's
+// max_compute_workgroup_storage_size beside `red` and `partial` (src/gpu/rk4_cavity/plan.rs,
+// `workgroup_tile`); then TILE_LEN = n_elem. The arithmetic is the same either way.
+override TILED: bool = false;
+override TILE_LEN: u32 = 1u;
+var<workgroup> tile: array<vec2<real>, TILE_LEN>;
 
 // Per-dispatch constants, set once in main (the member's coefficients in registers).
 var<private> p_dim: u32;
@@ -169,10 +177,30 @@ fn pk(a: u32, b: u32) -> u32 {
     return a * p_dim - ((a * (a + 1u)) >> 1u) + b;
 }
 
-// X[a, b] of the Hermitian matrix at `base`, on either side of the diagonal.
+// Element i of a stage's input matrix, at `base` in `work`: from `tile` when TILED.
+fn src_at(base: u32, i: u32) -> vec2<real> {
+    if (TILED) {
+        return tile[i];
+    }
+    return work[base + i];
+}
+
+// X[a, b] of a stage's input matrix (at `base`), on either side of the diagonal.
 fn rd(base: u32, a: u32, b: u32) -> vec2<real> {
-    let z = work[base + pk(min(a, b), max(a, b))];
+    let z = src_at(base, pk(min(a, b), max(a, b)));
     return select(z, vec2<real>(z.x, -z.y), a > b);
+}
+
+// With TILED, the matrix at `src` into `tile`, each invocation copying the elements it owns;
+// the barrier makes every copy visible before the stage gathers. (The stage before ended with
+// a barrier, so no invocation still reads the tile being overwritten.) Uniform control flow.
+fn load_tile(src: u32, lid: u32) {
+    if (TILED) {
+        for (var e = lid; e < p_n_elem; e += WG) {
+            tile[e] = work[src + e];
+        }
+        workgroupBarrier();
+    }
 }
 
 struct Row {
@@ -300,20 +328,20 @@ fn stage(src: u32, xb: u32, dst: u32, accb: u32, mode: u32, a: real, lid: u32, d
         let kr = mparams[p_kd + r];
         let kc = mparams[p_kd + c];
         let diag = kr + vec2<real>(kc.x, -kc.y);
-        var v = cmul(diag, work[src + e]) + vec2<real>(h_rc.y, -h_rc.x) + vec2<real>(-h_cr.y, h_cr.x);
+        var v = cmul(diag, src_at(src, e)) + vec2<real>(h_rc.y, -h_rc.x) + vec2<real>(-h_cr.y, h_cr.x);
         // kappa a x a^+
         if ((ri.bits & ci.bits & ROW_TOP) != 0u) {
             let nr = ri.bits >> ROW_N_SHIFT;
             let nc = ci.bits >> ROW_N_SHIFT;
-            v = v + work[src + pk(r + 1u, c + 1u)] * (c_kappa * consts[p_sqrt + nr + 1u] * consts[p_sqrt + nc + 1u]);
+            v = v + src_at(src, pk(r + 1u, c + 1u)) * (c_kappa * consts[p_sqrt + nr + 1u] * consts[p_sqrt + nc + 1u]);
         }
         // gamma s-_1 x s+_1
         if ((ri.bits & ci.bits & ROW_E1_ZERO) != 0u) {
-            v = v + work[src + pk(r + 2u * d, c + 2u * d)] * c_gamma;
+            v = v + src_at(src, pk(r + 2u * d, c + 2u * d)) * c_gamma;
         }
         // gamma s-_2 x s+_2
         if ((ri.bits & ci.bits & ROW_E2_ZERO) != 0u) {
-            v = v + work[src + pk(r + d, c + d)] * c_gamma;
+            v = v + src_at(src, pk(r + d, c + d)) * c_gamma;
         }
         if (drv) {
             let dterm = drive_term(src, r, c, ri.bits, ci.bits, lo, hi);
@@ -338,12 +366,16 @@ fn rk4_step(xb: u32, sa: u32, sbuf: u32, accb: u32, sb: u32, lid: u32, drv: bool
     let h = consts[sb];
     let hh = consts[sb + 1u];
     let h6 = consts[sb + 2u];
+    load_tile(xb, lid);
     stage(xb, xb, sbuf, accb, MODE_FIRST, hh, lid, drv, ds_lo[0], ds_hi[0]);
     storageBarrier();
+    load_tile(sbuf, lid);
     stage(sbuf, xb, sa, accb, MODE_MID, hh, lid, drv, ds_lo[1], ds_hi[1]);
     storageBarrier();
+    load_tile(sa, lid);
     stage(sa, xb, sbuf, accb, MODE_MID, h, lid, drv, ds_lo[1], ds_hi[1]);
     storageBarrier();
+    load_tile(sbuf, lid);
     stage(sbuf, xb, 0u, accb, MODE_LAST, h6, lid, drv, ds_lo[2], ds_hi[2]);
     storageBarrier();
 }

@@ -194,3 +194,38 @@ fn gpu_verify_passes_on_a_driven_run() {
     assert!(v.pass, "{v:#?}");
     assert_eq!(v.deviations.len(), g.measures.len());
 }
+
+/// A stage that gathers from its matrix copied into workgroup memory (`TILED`, where it fits
+/// the adapter) gives the bits of one that gathers from device memory: eight drives, Z
+/// evolved beside X, f32 and (where the adapter has it) f64, the tile forced on where the
+/// adapter is a software one (the default takes it on GPUs only).
+#[test]
+fn gathering_from_workgroup_memory_changes_no_bit() {
+    use qbat_gpu::gpu::{run_cavity_gpu, CavityGpuOptions};
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let ctx = qbat_gpu::engine::gpu_context(None, false).unwrap();
+    let p = plan(&random_cfg(ALL_NAMED).replace("t_end = 3.0\nsamples = 13", "t_end = 0.4\nsamples = 3"));
+    let initial = |i: usize| p.initial_state(&p.members[i]);
+    let job = qbat_gpu::engine::cavity_job(&p, &initial, true).unwrap();
+    let precisions: &[Precision] = if ctx.info.has_f64 { &[Precision::F32, Precision::F64] } else { &[Precision::F32] };
+    for &precision in precisions {
+        let run = |tile| run_cavity_gpu(&ctx, &job, precision, &CavityGpuOptions { workgroup_tile: Some(tile), ..Default::default() }, &|_| Ok(())).unwrap();
+        let (tiled, gathered) = (run(true), run(false));
+        assert!(
+            tiled.plan.workgroup_tile,
+            "{precision:?}: n_fock {} should fit {} bytes of workgroup memory",
+            job.n_fock, ctx.info.limits.max_compute_workgroup_storage_size
+        );
+        assert!(!gathered.plan.workgroup_tile);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&tiled.deltas), bits(&gathered.deltas), "{precision:?}: X");
+        assert_eq!(bits(tiled.z_deltas.as_deref().unwrap()), bits(gathered.z_deltas.as_deref().unwrap()), "{precision:?}: Z");
+        assert_eq!(bits(&tiled.photon_number), bits(&gathered.photon_number), "{precision:?}: photon number");
+        assert_eq!(bits(&tiled.fock_tail), bits(&gathered.fock_tail), "{precision:?}: Fock tail");
+        // the members moved, so equal bits are not two copies of the initial state
+        assert!(tiled.deltas.iter().any(|d| d.abs() > 1e-3), "{precision:?}");
+    }
+}

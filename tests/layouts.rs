@@ -163,6 +163,25 @@ fn cavity_constants_match_the_shader() {
         expect_const(&c, k, name, v);
     }
     assert_eq!(workgroup_size(&m), cavity::WORKGROUP_SIZE);
+    // The workgroup memory the planner counts beside the tile (`workgroup_tile`): every
+    // workgroup variable but `tile` is an array of vec2<real> of a fixed length, and their
+    // reals add up to WORKGROUP_FIXED_REALS; `tile` is sized by the TILE_LEN override.
+    let mut fixed = 0;
+    let mut tile = false;
+    for (_, g) in m.global_variables.iter().filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup) {
+        let naga::TypeInner::Array { base, size, .. } = m.types[g.ty].inner else { panic!("{k}: workgroup {:?} is not an array", g.name) };
+        assert!(matches!(m.types[base].inner, naga::TypeInner::Vector { size: naga::VectorSize::Bi, .. }), "{k}: {:?} holds vec2", g.name);
+        match (g.name.as_deref(), size) {
+            (Some("tile"), naga::ArraySize::Pending(_)) => tile = true,
+            (name, naga::ArraySize::Constant(n)) => {
+                assert_ne!(name, Some("tile"), "{k}: tile must be sized by TILE_LEN");
+                fixed += 2 * n.get() as usize;
+            }
+            (name, size) => panic!("{k}: workgroup {name:?} of size {size:?}"),
+        }
+    }
+    assert!(tile, "{k}: no workgroup tile");
+    assert_eq!(fixed, cavity::WORKGROUP_FIXED_REALS, "{k}: workgroup reals besides the tile");
 }
 
 #[test]

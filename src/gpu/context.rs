@@ -1,5 +1,5 @@
 //! The GPU context: one instance, adapter, device and queue per process, with the compiled
-//! pipelines cached per (kernel, precision).
+//! pipelines cached per (kernel, precision, override constants).
 
 use super::pinning::{self, device_type_name, AdapterFacts};
 use super::{shader_source, Precision};
@@ -58,7 +58,7 @@ pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: GpuInfo,
-    pipelines: Mutex<HashMap<(&'static str, Precision), Arc<KernelPipeline>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<KernelPipeline>>>,
     /// Errors that escaped every error scope (the default handler would panic).
     uncaptured: Arc<Mutex<Option<String>>>,
     /// Read-back buffers handed back by `buffers::Staging`, unmapped, for the next read-back.
@@ -123,6 +123,8 @@ impl GpuContext {
         req.max_storage_buffer_binding_size = al.max_storage_buffer_binding_size;
         req.max_buffer_size = al.max_buffer_size;
         req.max_compute_workgroups_per_dimension = al.max_compute_workgroups_per_dimension;
+        // all the adapter has: the cavity kernel keeps a stage's matrix there where it fits
+        req.max_compute_workgroup_storage_size = req.max_compute_workgroup_storage_size.max(al.max_compute_workgroup_storage_size);
         let mut missing = vec![];
         req.check_limits_with_fail_fn(&al, false, |name, want, have| missing.push(format!("{name}: need {want}, adapter has {have}")));
         if !missing.is_empty() {
@@ -218,8 +220,21 @@ impl GpuContext {
     /// first use with one bind group of `entries`. Shader or layout errors come back as Device
     /// errors.
     pub fn pipeline(&self, name: &'static str, precision: Precision, entries: &[wgpu::BindGroupLayoutEntry]) -> Result<Arc<KernelPipeline>> {
+        self.pipeline_with(name, precision, &[], entries)
+    }
+
+    /// `pipeline` with the kernel's `override` constants set to `constants` (name, value),
+    /// cached per set of values.
+    pub fn pipeline_with(
+        &self,
+        name: &'static str,
+        precision: Precision,
+        constants: &[(&'static str, f64)],
+        entries: &[wgpu::BindGroupLayoutEntry],
+    ) -> Result<Arc<KernelPipeline>> {
+        let key = (name, precision, constants.iter().map(|&(c, v)| (c, v.to_bits())).collect::<Vec<_>>());
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = cache.get(&(name, precision)) {
+        if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
         if precision == Precision::F64 && !self.info.has_f64 {
@@ -236,17 +251,20 @@ impl GpuContext {
             layout: Some(&pipeline_layout),
             module: &module,
             entry_point: Some("main"),
-            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(QbatError::Device(format!("kernel {name} ({}): {e}", precision.name())));
         }
         let p = Arc::new(KernelPipeline { layout, pipeline });
-        cache.insert((name, precision), p.clone());
+        cache.insert(key, p.clone());
         Ok(p)
     }
 }
+
+/// A cached pipeline: kernel, precision, and its override constants (name, value bits).
+type PipelineKey = (&'static str, Precision, Vec<(&'static str, u64)>);
 
 /// Marks an out-of-memory error in the uncaptured-error slot.
 const OOM_TAG: &str = "\u{1}oom:";

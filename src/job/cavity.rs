@@ -205,6 +205,9 @@ pub const WORKGROUP_SIZE: u32 = 256;
 /// `sample_outputs(.., SAMPLE_PARTS)`).
 pub const SAMPLE_QUANTITIES: usize = 22;
 pub const SAMPLE_PARTS: usize = WORKGROUP_SIZE as usize / SAMPLE_QUANTITIES;
+/// Workgroup memory the kernel holds besides its tile of a stage's matrix, in reals: `red`
+/// (NQ complex sums) and `partial` (a complex partial sum per invocation).
+pub const WORKGROUP_FIXED_REALS: usize = 2 * (SAMPLE_QUANTITIES + WORKGROUP_SIZE as usize);
 /// vec2 per member at the end of `work`: the t = 0 coefficients of X and Z (REF_LEN).
 pub const REF_LEN: u64 = 32;
 

@@ -23,6 +23,17 @@
 //! f32, so the kernel is memory-bound on any GPU (H100, 3 TB/s: a floor of 6e6 member-steps/s
 //! in f32, 3e6 in f64). Z doubles both.
 //!
+//! Workgroup tile: on a GPU, where a matrix fits the adapter's max_compute_workgroup_storage_size beside
+//! the kernel's other workgroup variables (`plan::workgroup_tile`; N = 20 needs 30,784 bytes in
+//! f32, 61,568 in f64), each stage first copies its input matrix into workgroup memory and
+//! gathers from there, so the ten or so reads of each element go to the workgroup's memory and
+//! device memory sees one read of the matrix per stage. The pipeline is built with the
+//! kernel's `TILED` and `TILE_LEN` overrides; the arithmetic, and so every bit, is the same
+//! either way (tested on lavapipe, with the tile forced on). A software adapter's workgroup
+//! memory is ordinary memory, where the copy and its barrier only cost (the cavity tests took
+//! about 2.5x as long on lavapipe with it), so it is not taken there by default
+//! (`CavityGpuOptions::workgroup_tile`). Not measured on a GPU yet.
+//!
 //! Buffers (keep in sync with the shader's layout comment; `real` = 4 or 8 bytes):
 //! - `consts`  (read, shared): sqrt(0..=N+1), then (h, h/2, h/6, 0) for dt and for each piece's
 //!   shortened step, each piece's start time, each drive's DRIVE_SLOTS slot weights;
@@ -151,8 +162,9 @@ pub fn run_cavity_gpu(
     if n_members == 0 || pieces.is_empty() {
         return Ok(CavityResult { initial: vec![], z_initial: job.evolve_z.then(Vec::new), ..result });
     }
-    let pipeline = ctx.pipeline(KERNEL, precision, &layout_entries(std::mem::size_of::<Params>() as u64))?;
     let layout = plan.layout;
+    let tile: &[(&str, f64)] = if plan.workgroup_tile { &[("TILED", 1.0), ("TILE_LEN", layout.n_elem as f64)] } else { &[] };
+    let pipeline = ctx.pipeline_with(KERNEL, precision, tile, &layout_entries(std::mem::size_of::<Params>() as u64))?;
 
     // Shared tables.
     let mut lookup: Vec<u32> = Vec::with_capacity(shared_len(&layout, pieces.len()).0 as usize);

@@ -5,7 +5,7 @@ use super::super::buffers::{group_pieces, loop_budget, pad32, pad4, piece_steps}
 use super::super::Precision;
 use super::KERNEL;
 use crate::error::{QbatError, Result};
-use crate::job::cavity::{DRIVE_SLOTS, DRIVE_VEC2, REF_LEN, SAMPLE_PARTS, WORKGROUP_SIZE};
+use crate::job::cavity::{DRIVE_SLOTS, DRIVE_VEC2, REF_LEN, SAMPLE_PARTS, WORKGROUP_FIXED_REALS, WORKGROUP_SIZE};
 use crate::job::drive::MAX_DRIVES;
 use crate::job::{plan_pieces, CavityJob, Piece, NO_SAMPLE};
 use serde::Serialize;
@@ -43,6 +43,17 @@ pub struct CavityGpuOptions {
     /// more than LOOP_ITERATION_CAP makes llvmpipe cut the run short, which the status check
     /// reports).
     pub loop_iterations_per_dispatch: Option<u64>,
+    /// Whether a stage gathers from its matrix copied into workgroup memory where it fits:
+    /// None (the default) on a GPU only, Some(true) on a software adapter too (tests: the two
+    /// paths give the same bits), Some(false) never.
+    pub workgroup_tile: Option<bool>,
+}
+
+/// Whether a stage's input matrix (n_elem complex elements) fits the adapter's workgroup
+/// memory beside the kernel's other workgroup variables: the kernel then gathers from there
+/// (`TILED`).
+pub fn workgroup_tile(layout: &Layout, precision: Precision, limits: &wgpu::Limits) -> bool {
+    (2 * layout.n_elem as u64 + WORKGROUP_FIXED_REALS as u64) * precision.bytes() <= u64::from(limits.max_compute_workgroup_storage_size)
 }
 
 /// The sizes the kernel works with.
@@ -115,6 +126,8 @@ pub struct CavityGpuPlan {
     /// Loop iterations per invocation (see the module doc) and the budget per dispatch.
     pub loop_costs: LoopCosts,
     pub loop_budget: u64,
+    /// Whether each stage gathers from a copy of its matrix in workgroup memory.
+    pub workgroup_tile: bool,
     /// Pieces of the time grid and the dispatches of the largest chunk.
     pub pieces: usize,
     pub dispatches_per_chunk: usize,
@@ -161,8 +174,10 @@ pub struct LoopCosts {
     pub piece: u64,
 }
 
-pub fn loop_costs(layout: &Layout, evolve_z: bool) -> LoopCosts {
-    let per_stage = layout.n_elem.div_ceil(WORKGROUP_SIZE as usize) as u64 + 1;
+/// `tiled`: each stage first copies its matrix into workgroup memory, a second loop over the
+/// owned elements.
+pub fn loop_costs(layout: &Layout, evolve_z: bool, tiled: bool) -> LoopCosts {
+    let per_stage = (layout.n_elem.div_ceil(WORKGROUP_SIZE as usize) as u64 + 1) * (1 + u64::from(tiled));
     let d = layout.n_fock as u64 + 1;
     let drives = layout.n_drives as u64;
     // drive_step: its zeroing loop (3 + 1), the drives loop (n + 1), three drive_exp loops of
@@ -245,7 +260,11 @@ pub fn plan_cavity(job: &CavityJob, precision: Precision, limits: &wgpu::Limits,
     let b = member_bytes(&layout, n_samples, precision);
     let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
     let loop_budget = opts.loop_iterations_per_dispatch.unwrap_or(loop_budget(software, LOOP_ITERATIONS_PER_DISPATCH));
-    let pieces = cavity_pieces(job, &loop_costs(&layout, job.evolve_z), loop_budget);
+    // (on a CPU, workgroup memory is ordinary memory: the copy and its barrier only cost, about
+    // 2.5x the cavity tests' time on lavapipe)
+    let tiled = opts.workgroup_tile.unwrap_or(!software) && workgroup_tile(&layout, precision, limits);
+    let costs = loop_costs(&layout, job.evolve_z, tiled);
+    let pieces = cavity_pieces(job, &costs, loop_budget);
     let (lookup_len, consts_len) = shared_len(&layout, pieces.len());
     let shared_bytes = pad32(lookup_len * 4) + pad32(consts_len * rs);
     let too_large = |what: &str, need: u64| QbatError::TooLarge {
@@ -266,7 +285,6 @@ pub fn plan_cavity(job: &CavityJob, precision: Precision, limits: &wgpu::Limits,
             bound_by = format!("buffer size ({what}: {per} bytes per member, {cap} bytes per buffer)");
         }
     }
-    let costs = loop_costs(&layout, job.evolve_z);
     if costs.step + 2 * costs.sample + costs.piece > super::super::buffers::loop_budget(software, LOOP_ITERATION_CAP) {
         return Err(QbatError::TooLarge {
             field: "params.n_fock".into(),
@@ -309,6 +327,7 @@ pub fn plan_cavity(job: &CavityJob, precision: Precision, limits: &wgpu::Limits,
         chunks,
         loop_costs: costs,
         loop_budget,
+        workgroup_tile: tiled,
         pieces: pieces.len(),
         dispatches_per_chunk: dispatches.len(),
     })
@@ -395,6 +414,32 @@ mod tests {
         assert!(p.bound_by.contains("workgroups"));
     }
 
+    /// A stage's matrix goes into workgroup memory exactly where it fits beside the kernel's
+    /// other workgroup variables (n_fock 20: 3,570 complex elements, 30,784 bytes in f32 with
+    /// them), and a tiled stage costs its copy loop too.
+    #[test]
+    fn the_tile_is_used_where_it_fits_the_workgroup_memory() {
+        let j = job(4, 20, 3, false);
+        let plan_with = |bytes: u32, precision| {
+            let limits = wgpu::Limits { max_compute_workgroup_storage_size: bytes, ..lavapipe_limits() };
+            plan_cavity(&j, precision, &limits, false, &CavityGpuOptions::default()).unwrap()
+        };
+        assert!(plan_with(30_784, Precision::F32).workgroup_tile);
+        assert!(!plan_with(30_783, Precision::F32).workgroup_tile);
+        // f64 at n_fock 20 needs 61,568 bytes: not in the 48 KiB most GPUs give
+        assert!(!plan_with(49_152, Precision::F64).workgroup_tile);
+        assert!(plan_with(61_568, Precision::F64).workgroup_tile);
+        let limits = wgpu::Limits { max_compute_workgroup_storage_size: 1 << 20, ..lavapipe_limits() };
+        let tile = |workgroup_tile, software| {
+            plan_cavity(&j, Precision::F32, &limits, software, &CavityGpuOptions { workgroup_tile, ..Default::default() }).unwrap().workgroup_tile
+        };
+        // by default on a GPU only; forced off, or on for a software adapter
+        assert_eq!([tile(None, false), tile(None, true), tile(Some(false), false), tile(Some(true), true)], [true, false, false, true]);
+        let (tiled, gathered) = (plan_with(30_784, Precision::F32).loop_costs, plan_with(30_783, Precision::F32).loop_costs);
+        let per_stage = 3570u64.div_ceil(WORKGROUP_SIZE as u64) + 1;
+        assert_eq!(tiled.step - gathered.step, 4 * per_stage);
+    }
+
     #[test]
     fn a_member_larger_than_a_buffer_is_an_error() {
         let limits = wgpu::Limits { max_storage_buffer_binding_size: 1 << 20, ..lavapipe_limits() };
@@ -409,7 +454,9 @@ mod tests {
     fn loop_caps_bind_on_a_software_adapter_only() {
         let mut j = job(4, 4, 2, false);
         j.schedule = Schedule::new(0.01, &[0.0, 2000.0]);
-        let [sw, hw] = [true, false].map(|software| plan_cavity(&j, Precision::F32, &lavapipe_limits(), software, &CavityGpuOptions::default()).unwrap());
+        // (the same loop costs on both: no tile, which the GPU would otherwise take)
+        let untiled = CavityGpuOptions { workgroup_tile: Some(false), ..Default::default() };
+        let [sw, hw] = [true, false].map(|software| plan_cavity(&j, Precision::F32, &lavapipe_limits(), software, &untiled).unwrap());
         assert_eq!((sw.loop_budget, hw.loop_budget), (LOOP_ITERATIONS_PER_DISPATCH, 32 * LOOP_ITERATIONS_PER_DISPATCH));
         let steps = j.schedule.total_steps();
         assert!(sw.dispatches_per_chunk as u64 >= steps * sw.loop_costs.step / LOOP_ITERATIONS_PER_DISPATCH, "{sw:?}");
