@@ -10,7 +10,7 @@
 #   for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig; bash benches/device-check.sh
 # Everything lands in $OUT (summary.txt first). QUICK=1 shrinks every job for a smoke test on
 # a machine without a GPU (lavapipe or the CPU engine). Each phase has its own time limit, so
-# the whole script stays under about 7 minutes; a phase that hits it is reported, not fatal.
+# the whole script stays under about 7.5 minutes; a phase that hits it is reported, not fatal.
 set -u
 OUT=${OUT:-/tmp/qbat-device-check}
 BIN=${BIN:-.device/qbat-gpu}
@@ -74,9 +74,9 @@ PY
 # Members per phase. The whole-CLI bloch run keeps statistics of every sample (2,001 samples x
 # 19 measures per member), so it is sized to finish inside its limit on the host as coded.
 if [ "$QUICK" = 1 ]; then
-  M_BLOCH=2000; M_RUN_BLOCH=200; M_CAV=20; M_DICKE=4; M_DICKE_RATIO=4; M_MAIN=2000; M_MAIN_CPU=2000
+  M_BLOCH=2000; M_RUN_BLOCH=200; M_CAV=20; M_CAV_PAIR=8; M_DICKE=4; M_DICKE_RATIO=4; M_MAIN=2000; M_MAIN_CPU=2000
 else
-  M_BLOCH=20000; M_RUN_BLOCH=5000; M_CAV=10000; M_DICKE=1000; M_DICKE_RATIO=64; M_MAIN=100000; M_MAIN_CPU=20000
+  M_BLOCH=20000; M_RUN_BLOCH=5000; M_CAV=10000; M_CAV_PAIR=2000; M_DICKE=1000; M_DICKE_RATIO=64; M_MAIN=100000; M_MAIN_CPU=20000
 fi
 
 # 1. bench: kernel-only (integrate) and in-memory end to end, GPU and CPU in the same run.
@@ -97,6 +97,14 @@ phase main-cpu 30 "$BIN" --ensemble "$M_MAIN_CPU" --series false --backend cpu -
 timings "$WORK/main-cpu"
 [ "${SKIP_CAVITY:-0}" = 1 ] || phase run-cavity-gpu 60 "$BIN" run "$WORK/cavity.toml" --backend gpu --verify 2 --no-progress --no-plots --out "$WORK/cavity-gpu"
 [ "${SKIP_CAVITY:-0}" = 1 ] || timings "$WORK/cavity-gpu"
+# the cavity kernel's workgroup tile against gathering from device memory, one pair in turn
+"$BIN" bench cavity-10k --members "$M_CAV_PAIR" --print-config > "$WORK/cavity-pair.toml"
+for tile in on off; do
+  export QBAT_CAVITY_TILE=$tile
+  [ "${SKIP_CAVITY:-0}" = 1 ] || phase "run-cavity-tile-$tile" 30 "$BIN" run "$WORK/cavity-pair.toml" --backend gpu --verify 0 --series false --no-progress --no-plots --out "$WORK/cavity-tile-$tile"
+  [ "${SKIP_CAVITY:-0}" = 1 ] || timings "$WORK/cavity-tile-$tile"
+done
+unset QBAT_CAVITY_TILE
 
 cp "$WORK"/bloch-gpu/run.json "$OUT/run-bloch-gpu.json" 2>/dev/null
 cp "$WORK"/cavity-gpu/run.json "$OUT/run-cavity-gpu.json" 2>/dev/null

@@ -17,7 +17,8 @@
 // which is also the order of the twin's (q, n, qc, nc) loops. X[a, b] with a > b is read as
 // conj(X[b, a]). A stage reads its input matrix (all of it, by gather) and writes only the
 // elements its invocation owns (stage output, accumulator, or X at the last stage), so one
-// storageBarrier() per stage is all the synchronisation there is.
+// storageBarrier() per stage is all the synchronisation there is, with one workgroupBarrier()
+// more where the stage first copies its input into the workgroup tile (TILED, `load_tile`).
 //
 // [[drive]]: H(t) = H + sum_s S_s(t) O_s over the slots sx_1 sy_1 sz_1 sx_2 sy_2 sz_2 x_a y_a
 // (job::cavity::DRIVE_SLOTS), S_s = sum_k c_k(t) w_ks with c_k(t) from drive.wgsl. Per step,

@@ -197,8 +197,8 @@ fn gpu_verify_passes_on_a_driven_run() {
 
 /// A stage that gathers from its matrix copied into workgroup memory (`TILED`, where it fits
 /// the adapter) gives the bits of one that gathers from device memory: eight drives, Z
-/// evolved beside X, f32 and (where the adapter has it) f64, the tile forced on where the
-/// adapter is a software one (the default takes it on GPUs only).
+/// evolved beside X, f32 and (where the adapter has it) f64; the tile is the default at this
+/// cutoff.
 #[test]
 fn gathering_from_workgroup_memory_changes_no_bit() {
     use qbat_gpu::gpu::{run_cavity_gpu, CavityGpuOptions};
@@ -212,7 +212,8 @@ fn gathering_from_workgroup_memory_changes_no_bit() {
     let job = qbat_gpu::engine::cavity_job(&p, &initial, true).unwrap();
     let precisions: &[Precision] = if ctx.info.has_f64 { &[Precision::F32, Precision::F64] } else { &[Precision::F32] };
     for &precision in precisions {
-        let run = |tile| run_cavity_gpu(&ctx, &job, precision, &CavityGpuOptions { workgroup_tile: Some(tile), ..Default::default() }, &|_| Ok(())).unwrap();
+        let run =
+            |tile: bool| run_cavity_gpu(&ctx, &job, precision, &CavityGpuOptions { no_workgroup_tile: !tile, ..Default::default() }, &|_| Ok(())).unwrap();
         let (tiled, gathered) = (run(true), run(false));
         assert!(
             tiled.plan.workgroup_tile,
@@ -220,6 +221,9 @@ fn gathering_from_workgroup_memory_changes_no_bit() {
             job.n_fock, ctx.info.limits.max_compute_workgroup_storage_size
         );
         assert!(!gathered.plan.workgroup_tile);
+        // the tiled pipeline was built, with the tile of this cutoff
+        let tile = vec![("TILED", 1.0), ("TILE_LEN", tiled.plan.layout.n_elem as f64)];
+        assert!(ctx.pipeline_constants("rk4_cavity").contains(&tile), "{:?}", ctx.pipeline_constants("rk4_cavity"));
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&tiled.deltas), bits(&gathered.deltas), "{precision:?}: X");
         assert_eq!(bits(tiled.z_deltas.as_deref().unwrap()), bits(gathered.z_deltas.as_deref().unwrap()), "{precision:?}: Z");
@@ -228,4 +232,34 @@ fn gathering_from_workgroup_memory_changes_no_bit() {
         // the members moved, so equal bits are not two copies of the initial state
         assert!(tiled.deltas.iter().any(|d| d.abs() > 1e-3), "{precision:?}");
     }
+}
+
+/// `QBAT_CAVITY_TILE` through the binary: `on` and `off` give the same stats.csv on the GPU;
+/// another value is refused with exit 2, naming the variable.
+#[test]
+fn the_tile_switch_changes_no_result_and_a_bad_value_is_refused() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("qbat-tile-switch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, random_cfg("").replace("t_end = 3.0\nsamples = 13", "t_end = 0.2\nsamples = 3")).unwrap();
+    let run = |tile: &str| {
+        let out = dir.join(tile);
+        let o = crate::common::bin()
+            .env("QBAT_CAVITY_TILE", tile)
+            .args(["run", cfg.to_str().unwrap(), "--backend", "gpu", "--verify", "0", "--no-plots", "--no-progress", "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string(), std::fs::read(out.join("stats.csv")).ok())
+    };
+    let (on, off, bad) = (run("on"), run("off"), run("sideways"));
+    assert_eq!((on.0, off.0), (Some(0), Some(0)), "{} / {}", on.1, off.1);
+    assert!(on.2.is_some() && on.2 == off.2, "stats.csv differs with the tile on and off");
+    assert_eq!(bad.0, Some(2), "{}", bad.1);
+    let errors: Vec<&str> = bad.1.lines().filter(|l| l.starts_with("error")).collect();
+    assert!(errors.len() == 1 && errors[0].contains("QBAT_CAVITY_TILE"), "{}", bad.1);
+    std::fs::remove_dir_all(&dir).ok();
 }

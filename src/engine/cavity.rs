@@ -211,6 +211,17 @@ pub(super) fn with_gpu_progress<R>(
     Ok(r)
 }
 
+/// `QBAT_CAVITY_TILE=off`: the cavity kernel gathers from device memory; `on` (or unset): from
+/// its workgroup tile where that fits (`gpu::rk4_cavity::plan::workgroup_tile`). Whether
+/// the tile is off.
+fn no_workgroup_tile_from_env() -> Result<bool> {
+    match std::env::var("QBAT_CAVITY_TILE").as_deref() {
+        Err(_) | Ok("on") => Ok(false),
+        Ok("off") => Ok(true),
+        Ok(other) => Err(QbatError::invalid("QBAT_CAVITY_TILE", format!("'{other}' is neither on nor off"))),
+    }
+}
+
 /// The measures a GPU engine that returns only the reduced cell state can give (cavity and
 /// dicke kernels): min_eigenvalue needs the full `model` state, so asked for it is an error
 /// naming output.measures; among the default measures it is left out with a note.
@@ -259,7 +270,10 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
     let initial = |i: usize| plan.initial_state(&plan.members[i]);
     let job = cavity_job(plan, &initial, measures.contains(&Measure::EnergyFluctuationB))?;
     let ensemble = t.elapsed().as_secs_f64();
-    let r = with_gpu_progress(plan, opts, "cavity", |gopts, progress| run_cavity_gpu(ctx, &job, opts.precision, gopts, progress))?;
+    let no_workgroup_tile = no_workgroup_tile_from_env()?;
+    let r = with_gpu_progress(plan, opts, "cavity", |gopts, progress| {
+        run_cavity_gpu(ctx, &job, opts.precision, &CavityGpuOptions { no_workgroup_tile, ..gopts.clone() }, progress)
+    })?;
     let th = Instant::now();
     let (values, peaks) = reduced::cavity_assemble(plan, &measures, &(&r).into())?;
     // `--save-states` (reduced): the cell states the kernel returned, as the measures saw them.

@@ -241,7 +241,9 @@ impl GpuContext {
             return Err(QbatError::Device(format!("adapter '{}' has no SHADER_F64; use --precision f32", self.info.name)));
         }
         let source = shader_source(name, precision)?;
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        // every kind of error: a driver that refuses a pipeline (a workgroup tile past what it
+        // gives, say) may say so as an internal or out-of-memory error, not a validation one
+        let scopes = [wgpu::ErrorFilter::Validation, wgpu::ErrorFilter::OutOfMemory, wgpu::ErrorFilter::Internal].map(|f| self.device.push_error_scope(f));
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) });
         let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries });
         let pipeline_layout =
@@ -254,12 +256,24 @@ impl GpuContext {
             compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
             cache: None,
         });
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        let mut errors: Vec<wgpu::Error> = vec![];
+        for scope in scopes.into_iter().rev() {
+            errors.extend(pollster::block_on(scope.pop()));
+        }
+        if let Some(e) = errors.first() {
             return Err(QbatError::Device(format!("kernel {name} ({}): {e}", precision.name())));
         }
         let p = Arc::new(KernelPipeline { layout, pipeline });
         cache.insert(key, p.clone());
         Ok(p)
+    }
+}
+
+impl GpuContext {
+    /// The override constants of each pipeline of kernel `name` built so far (tests).
+    pub fn pipeline_constants(&self, name: &str) -> Vec<Vec<(&'static str, f64)>> {
+        let cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        cache.keys().filter(|k| k.0 == name).map(|k| k.2.iter().map(|&(c, v)| (c, f64::from_bits(v))).collect()).collect()
     }
 }
 

@@ -4,7 +4,8 @@
 //! Design: one workgroup of [`WORKGROUP_SIZE`] invocations per member; each invocation owns a
 //! strided set of the dim (dim + 1) / 2 upper-triangle elements and applies the generator to
 //! them in gather form (the CPU twin's loop body, `crate::twin::rk4_cavity`), with one
-//! `storageBarrier()` per RK4 stage. Every matrix (the state X, the two stage buffers, the
+//! `storageBarrier()` per RK4 stage (and a `workgroupBarrier()` after a stage's copy into the
+//! workgroup tile, below). Every matrix (the state X, the two stage buffers, the
 //! accumulator, and Z) is Hermitian and stored as its packed upper triangle. One RHS costs
 //! O(dim^2); nothing scales as dim^4.
 //!
@@ -23,16 +24,17 @@
 //! f32, so the kernel is memory-bound on any GPU (H100, 3 TB/s: a floor of 6e6 member-steps/s
 //! in f32, 3e6 in f64). Z doubles both.
 //!
-//! Workgroup tile: on a GPU, where a matrix fits the adapter's max_compute_workgroup_storage_size beside
+//! Workgroup tile: where a matrix fits the adapter's max_compute_workgroup_storage_size beside
 //! the kernel's other workgroup variables (`plan::workgroup_tile`; N = 20 needs 30,784 bytes in
 //! f32, 61,568 in f64), each stage first copies its input matrix into workgroup memory and
 //! gathers from there, so the ten or so reads of each element go to the workgroup's memory and
 //! device memory sees one read of the matrix per stage. The pipeline is built with the
 //! kernel's `TILED` and `TILE_LEN` overrides; the arithmetic, and so every bit, is the same
-//! either way (tested on lavapipe, with the tile forced on). A software adapter's workgroup
-//! memory is ordinary memory, where the copy and its barrier only cost (the cavity tests took
-//! about 2.5x as long on lavapipe with it), so it is not taken there by default
-//! (`CavityGpuOptions::workgroup_tile`). Not measured on a GPU yet.
+//! either way (tested on lavapipe). On lavapipe (2 cores, 8 members, cavity-10k's schedule) it
+//! ran 1.1-1.4x faster than the gathers from device memory at N = 5 and 1.07-1.25x at N = 20
+//! (two pairs each); not measured on a GPU yet. `CavityGpuOptions::no_workgroup_tile`, or
+//! `QBAT_CAVITY_TILE=off` from the command line, turns it off; a driver that refuses the tiled
+//! pipeline gets the untiled one, with a note.
 //!
 //! Buffers (keep in sync with the shader's layout comment; `real` = 4 or 8 bytes):
 //! - `consts`  (read, shared): sqrt(0..=N+1), then (h, h/2, h/6, 0) for dt and for each piece's
@@ -145,7 +147,19 @@ pub fn run_cavity_gpu(
     opts: &CavityGpuOptions,
     progress: &dyn Fn(u64) -> Result<()>,
 ) -> Result<CavityResult> {
+    let entries = layout_entries(std::mem::size_of::<Params>() as u64);
     let plan = plan_cavity(job, precision, &ctx.info.limits, ctx.info.software, opts)?;
+    // a driver that refuses the tiled pipeline gets the one that gathers from device memory
+    let (plan, pipeline) = match ctx.pipeline_with(KERNEL, precision, &tile_constants(&plan), &entries) {
+        Ok(pipeline) => (plan, pipeline),
+        Err(e) if plan.workgroup_tile => {
+            eprintln!("note: {e}; the cavity kernel gathers from device memory instead of its workgroup tile");
+            let plan = plan_cavity(job, precision, &ctx.info.limits, ctx.info.software, &CavityGpuOptions { no_workgroup_tile: true, ..opts.clone() })?;
+            let pipeline = ctx.pipeline(KERNEL, precision, &entries)?;
+            (plan, pipeline)
+        }
+        Err(e) => return Err(e),
+    };
     let n_members = plan.members;
     let ns = plan.samples;
     let mut result = CavityResult {
@@ -163,8 +177,6 @@ pub fn run_cavity_gpu(
         return Ok(CavityResult { initial: vec![], z_initial: job.evolve_z.then(Vec::new), ..result });
     }
     let layout = plan.layout;
-    let tile: &[(&str, f64)] = if plan.workgroup_tile { &[("TILED", 1.0), ("TILE_LEN", layout.n_elem as f64)] } else { &[] };
-    let pipeline = ctx.pipeline_with(KERNEL, precision, tile, &layout_entries(std::mem::size_of::<Params>() as u64))?;
 
     // Shared tables.
     let mut lookup: Vec<u32> = Vec::with_capacity(shared_len(&layout, pieces.len()).0 as usize);
@@ -241,6 +253,15 @@ pub fn run_cavity_gpu(
         progress(chunk.end as u64)?;
     }
     Ok(result)
+}
+
+/// The kernel's override constants for a plan: the tile of n_elem elements where it has one.
+fn tile_constants(plan: &CavityGpuPlan) -> Vec<(&'static str, f64)> {
+    if plan.workgroup_tile {
+        vec![("TILED", 1.0), ("TILE_LEN", plan.layout.n_elem as f64)]
+    } else {
+        vec![]
+    }
 }
 
 struct Shared {

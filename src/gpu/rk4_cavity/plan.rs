@@ -43,10 +43,9 @@ pub struct CavityGpuOptions {
     /// more than LOOP_ITERATION_CAP makes llvmpipe cut the run short, which the status check
     /// reports).
     pub loop_iterations_per_dispatch: Option<u64>,
-    /// Whether a stage gathers from its matrix copied into workgroup memory where it fits:
-    /// None (the default) on a GPU only, Some(true) on a software adapter too (tests: the two
-    /// paths give the same bits), Some(false) never.
-    pub workgroup_tile: Option<bool>,
+    /// Gather from device memory even where a stage's matrix fits workgroup memory (by default
+    /// it is copied there first; the two give the same bits).
+    pub no_workgroup_tile: bool,
 }
 
 /// Whether a stage's input matrix (n_elem complex elements) fits the adapter's workgroup
@@ -163,7 +162,8 @@ pub fn member_bytes(layout: &Layout, n_samples: usize, precision: Precision) -> 
 /// branch any of its lanes takes, so the branches of a sample are summed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct LoopCosts {
-    /// One RK4 step (X, and Z with it): 4 stages over the owned elements, plus the step loop,
+    /// One RK4 step (X, and Z with it): 4 stages over the owned elements (twice with the
+    /// workgroup tile: the copy, then the stage), plus the step loop,
     /// plus with drives the step's coefficients (per drive three c(t), each through
     /// drive_exp's 7-iteration loop).
     pub step: u64,
@@ -260,9 +260,7 @@ pub fn plan_cavity(job: &CavityJob, precision: Precision, limits: &wgpu::Limits,
     let b = member_bytes(&layout, n_samples, precision);
     let cap = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size).min(MAX_BUFFER_BYTES) / 32 * 32;
     let loop_budget = opts.loop_iterations_per_dispatch.unwrap_or(loop_budget(software, LOOP_ITERATIONS_PER_DISPATCH));
-    // (on a CPU, workgroup memory is ordinary memory: the copy and its barrier only cost, about
-    // 2.5x the cavity tests' time on lavapipe)
-    let tiled = opts.workgroup_tile.unwrap_or(!software) && workgroup_tile(&layout, precision, limits);
+    let tiled = !opts.no_workgroup_tile && workgroup_tile(&layout, precision, limits);
     let costs = loop_costs(&layout, job.evolve_z, tiled);
     let pieces = cavity_pieces(job, &costs, loop_budget);
     let (lookup_len, consts_len) = shared_len(&layout, pieces.len());
@@ -430,11 +428,11 @@ mod tests {
         assert!(!plan_with(49_152, Precision::F64).workgroup_tile);
         assert!(plan_with(61_568, Precision::F64).workgroup_tile);
         let limits = wgpu::Limits { max_compute_workgroup_storage_size: 1 << 20, ..lavapipe_limits() };
-        let tile = |workgroup_tile, software| {
-            plan_cavity(&j, Precision::F32, &limits, software, &CavityGpuOptions { workgroup_tile, ..Default::default() }).unwrap().workgroup_tile
+        let tile = |no_workgroup_tile, software| {
+            plan_cavity(&j, Precision::F32, &limits, software, &CavityGpuOptions { no_workgroup_tile, ..Default::default() }).unwrap().workgroup_tile
         };
-        // by default on a GPU only; forced off, or on for a software adapter
-        assert_eq!([tile(None, false), tile(None, true), tile(Some(false), false), tile(Some(true), true)], [true, false, false, true]);
+        // on GPUs and software adapters alike, unless asked not to
+        assert_eq!([tile(false, false), tile(false, true), tile(true, false), tile(true, true)], [true, true, false, false]);
         let (tiled, gathered) = (plan_with(30_784, Precision::F32).loop_costs, plan_with(30_783, Precision::F32).loop_costs);
         let per_stage = 3570u64.div_ceil(WORKGROUP_SIZE as u64) + 1;
         assert_eq!(tiled.step - gathered.step, 4 * per_stage);
@@ -455,7 +453,7 @@ mod tests {
         let mut j = job(4, 4, 2, false);
         j.schedule = Schedule::new(0.01, &[0.0, 2000.0]);
         // (the same loop costs on both: no tile, which the GPU would otherwise take)
-        let untiled = CavityGpuOptions { workgroup_tile: Some(false), ..Default::default() };
+        let untiled = CavityGpuOptions { no_workgroup_tile: true, ..Default::default() };
         let [sw, hw] = [true, false].map(|software| plan_cavity(&j, Precision::F32, &lavapipe_limits(), software, &untiled).unwrap());
         assert_eq!((sw.loop_budget, hw.loop_budget), (LOOP_ITERATIONS_PER_DISPATCH, 32 * LOOP_ITERATIONS_PER_DISPATCH));
         let steps = j.schedule.total_steps();
