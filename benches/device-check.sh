@@ -67,6 +67,9 @@ r = json.load(open(sys.argv[1]))
 t = r.get("timings", {})
 print("  run.json timings:", ", ".join(f"{k} {v:.3f} s" for k, v in t.items() if isinstance(v, (int, float))))
 print("  backend:", r.get("backend"), "| device:", r.get("device"), "| members:", r.get("members"))
+plan = r.get("engine_plan") or {}
+if "workgroup_tile" in plan:
+    print("  cavity workgroup tile:", plan["workgroup_tile"])
 PY
   return 0
 }

@@ -223,7 +223,7 @@ fn gathering_from_workgroup_memory_changes_no_bit() {
         assert!(!gathered.plan.workgroup_tile);
         // the tiled pipeline was built, with the tile of this cutoff
         let tile = vec![("TILED", 1.0), ("TILE_LEN", tiled.plan.layout.n_elem as f64)];
-        assert!(ctx.pipeline_constants("rk4_cavity").contains(&tile), "{:?}", ctx.pipeline_constants("rk4_cavity"));
+        assert!(ctx.pipeline_constants("rk4_cavity", precision).contains(&tile), "{:?}", ctx.pipeline_constants("rk4_cavity", precision));
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&tiled.deltas), bits(&gathered.deltas), "{precision:?}: X");
         assert_eq!(bits(tiled.z_deltas.as_deref().unwrap()), bits(gathered.z_deltas.as_deref().unwrap()), "{precision:?}: Z");
@@ -234,15 +234,17 @@ fn gathering_from_workgroup_memory_changes_no_bit() {
     }
 }
 
-/// `QBAT_CAVITY_TILE` through the binary: `on` and `off` give the same stats.csv on the GPU;
-/// another value is refused with exit 2, naming the variable.
+/// `QBAT_CAVITY_TILE` through the binary: `on` and `off` give the same stats.csv on the GPU,
+/// and so does a tiled pipeline the driver refuses (the untiled one runs, with a note); another
+/// value is refused with exit 2, naming the variable, before the run begins.
 #[test]
-fn the_tile_switch_changes_no_result_and_a_bad_value_is_refused() {
+fn the_tile_switch_and_a_refused_tile_change_no_result() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if !have_gpu(false) {
         return;
     }
     let dir = std::env::temp_dir().join(format!("qbat-tile-switch-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("c.toml");
     std::fs::write(&cfg, random_cfg("").replace("t_end = 3.0\nsamples = 13", "t_end = 0.2\nsamples = 3")).unwrap();
@@ -253,11 +255,35 @@ fn the_tile_switch_changes_no_result_and_a_bad_value_is_refused() {
             .args(["run", cfg.to_str().unwrap(), "--backend", "gpu", "--verify", "0", "--no-plots", "--no-progress", "--out", out.to_str().unwrap()])
             .output()
             .unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string(), std::fs::read(out.join("stats.csv")).ok())
+        let tiled = std::fs::read(out.join("run.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|r| r["engine_plan"]["workgroup_tile"].clone());
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string(), std::fs::read(out.join("stats.csv")).ok(), tiled)
     };
     let (on, off, bad) = (run("on"), run("off"), run("sideways"));
+    // a driver refusing the tiled pipeline: the untiled one runs, with a note, to the same stats
+    let refused = {
+        let out = dir.join("refused");
+        let o = crate::common::bin()
+            .env("QBAT_INJECT_FAULT", "tile-refused")
+            .args(["run", cfg.to_str().unwrap(), "--backend", "gpu", "--verify", "0", "--no-plots", "--no-progress", "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains("gathers from device memory instead of its workgroup tile"), "{stderr}");
+        let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+        assert_eq!(run["engine_plan"]["workgroup_tile"], serde_json::json!(false));
+        std::fs::read(out.join("stats.csv")).ok()
+    };
+    assert!(refused.is_some() && refused == off.2, "stats.csv of the fallback");
     assert_eq!((on.0, off.0), (Some(0), Some(0)), "{} / {}", on.1, off.1);
     assert!(on.2.is_some() && on.2 == off.2, "stats.csv differs with the tile on and off");
+    // the switch was heard: run.json's engine plan says which way each ran
+    assert_eq!((on.3, off.3), (Some(serde_json::json!(true)), Some(serde_json::json!(false))));
+    // refused before the run began: no output directory
+    assert!(!dir.join("sideways").exists());
     assert_eq!(bad.0, Some(2), "{}", bad.1);
     let errors: Vec<&str> = bad.1.lines().filter(|l| l.starts_with("error")).collect();
     assert!(errors.len() == 1 && errors[0].contains("QBAT_CAVITY_TILE"), "{}", bad.1);

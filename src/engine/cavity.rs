@@ -214,7 +214,7 @@ pub(super) fn with_gpu_progress<R>(
 /// `QBAT_CAVITY_TILE=off`: the cavity kernel gathers from device memory; `on` (or unset): from
 /// its workgroup tile where that fits (`gpu::rk4_cavity::plan::workgroup_tile`). Whether
 /// the tile is off.
-fn no_workgroup_tile_from_env() -> Result<bool> {
+pub(super) fn no_workgroup_tile_from_env() -> Result<bool> {
     match std::env::var("QBAT_CAVITY_TILE").as_deref() {
         Err(_) | Ok("on") => Ok(false),
         Ok("off") => Ok(true),

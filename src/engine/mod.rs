@@ -281,7 +281,8 @@ pub fn refuse_early(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<(
     let refusal = if plan.is_dicke() {
         dicke::gpu_refusal(plan, opts)
     } else if plan.is_cavity() && cavity::unsupported_drive(plan).is_none() {
-        cavity::gpu_refusal(plan)
+        // (a bad QBAT_CAVITY_TILE before the run starts, not at its first block)
+        cavity::gpu_refusal(plan).or_else(|| cavity::no_workgroup_tile_from_env().err())
     } else {
         None
     };

@@ -63,6 +63,9 @@ pub struct GpuContext {
     uncaptured: Arc<Mutex<Option<String>>>,
     /// Read-back buffers handed back by `buffers::Staging`, unmapped, for the next read-back.
     staging: Mutex<Vec<wgpu::Buffer>>,
+    /// Why the device was lost, once it is (wgpu loses it when a driver call fails, an
+    /// error no error scope sees).
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -161,7 +164,12 @@ impl GpuContext {
             pinning_note: choice.note.clone(),
             limits: device.limits(),
         };
-        Ok(GpuContext { instance, adapter, device, queue, info, pipelines: Mutex::new(HashMap::new()), uncaptured, staging: Mutex::new(vec![]) })
+        let lost = Arc::new(Mutex::new(None::<String>));
+        let slot = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            slot.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("{message} ({reason:?})"));
+        });
+        Ok(GpuContext { instance, adapter, device, queue, info, pipelines: Mutex::new(HashMap::new()), uncaptured, staging: Mutex::new(vec![]), lost })
     }
 
     /// A mappable read-back buffer of at least `size` bytes: the smallest kept one that holds it
@@ -241,8 +249,9 @@ impl GpuContext {
             return Err(QbatError::Device(format!("adapter '{}' has no SHADER_F64; use --precision f32", self.info.name)));
         }
         let source = shader_source(name, precision)?;
-        // every kind of error: a driver that refuses a pipeline (a workgroup tile past what it
-        // gives, say) may say so as an internal or out-of-memory error, not a validation one
+        // every kind of error a scope sees: naga's translation fails as an internal error, a
+        // driver's refusal may come as out of memory; a driver failure otherwise loses the
+        // device, which no scope sees (checked below)
         let scopes = [wgpu::ErrorFilter::Validation, wgpu::ErrorFilter::OutOfMemory, wgpu::ErrorFilter::Internal].map(|f| self.device.push_error_scope(f));
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) });
         let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries });
@@ -260,6 +269,9 @@ impl GpuContext {
         for scope in scopes.into_iter().rev() {
             errors.extend(pollster::block_on(scope.pop()));
         }
+        if let Some(why) = self.lost() {
+            return Err(QbatError::DeviceLost(format!("building kernel {name} ({}): {why}", precision.name())));
+        }
         if let Some(e) = errors.first() {
             return Err(QbatError::Device(format!("kernel {name} ({}): {e}", precision.name())));
         }
@@ -270,10 +282,16 @@ impl GpuContext {
 }
 
 impl GpuContext {
-    /// The override constants of each pipeline of kernel `name` built so far (tests).
-    pub fn pipeline_constants(&self, name: &str) -> Vec<Vec<(&'static str, f64)>> {
+    /// The override constants of each pipeline of kernel `name` in `precision` built so far
+    /// (tests).
+    pub fn pipeline_constants(&self, name: &str, precision: Precision) -> Vec<Vec<(&'static str, f64)>> {
         let cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        cache.keys().filter(|k| k.0 == name).map(|k| k.2.iter().map(|&(c, v)| (c, f64::from_bits(v))).collect()).collect()
+        cache.keys().filter(|k| k.0 == name && k.1 == precision).map(|k| k.2.iter().map(|&(c, v)| (c, f64::from_bits(v))).collect()).collect()
+    }
+
+    /// Why the device was lost, if it was.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

@@ -34,7 +34,9 @@
 //! ran 1.1-1.4x faster than the gathers from device memory at N = 5 and 1.07-1.25x at N = 20
 //! (two pairs each); not measured on a GPU yet. `CavityGpuOptions::no_workgroup_tile`, or
 //! `QBAT_CAVITY_TILE=off` from the command line, turns it off; a driver that refuses the tiled
-//! pipeline gets the untiled one, with a note.
+//! pipeline with an error (validation, internal, out of memory) gets the untiled one, with a
+//! note; one that loses the device over it ends the GPU run as a lost device
+//! (`--on-device-loss`).
 //!
 //! Buffers (keep in sync with the shader's layout comment; `real` = 4 or 8 bytes):
 //! - `consts`  (read, shared): sqrt(0..=N+1), then (h, h/2, h/6, 0) for dt and for each piece's
@@ -86,7 +88,7 @@ use super::buffers::{
 };
 use super::context::GpuContext;
 use super::Precision;
-use crate::error::Result;
+use crate::error::{QbatError, Result};
 use crate::job::cavity::{k_diagonal, row_table, CavityDrive, Params, F_FIRST, F_UNCOUPLED, F_Z};
 use crate::job::CavityJob;
 use crate::job::Piece;
@@ -149,10 +151,16 @@ pub fn run_cavity_gpu(
 ) -> Result<CavityResult> {
     let entries = layout_entries(std::mem::size_of::<Params>() as u64);
     let plan = plan_cavity(job, precision, &ctx.info.limits, ctx.info.software, opts)?;
-    // a driver that refuses the tiled pipeline gets the one that gathers from device memory
-    let (plan, pipeline) = match ctx.pipeline_with(KERNEL, precision, &tile_constants(&plan), &entries) {
+    // a driver that refuses the tiled pipeline with an error gets the one that gathers from
+    // device memory (one that loses the device over it is a lost device, as any other)
+    let tiled = if refused_tile_injected() && plan.workgroup_tile {
+        Err(QbatError::Device("the tiled pipeline refused (QBAT_INJECT_FAULT=tile-refused)".into()))
+    } else {
+        ctx.pipeline_with(KERNEL, precision, &tile_constants(&plan), &entries)
+    };
+    let (plan, pipeline) = match tiled {
         Ok(pipeline) => (plan, pipeline),
-        Err(e) if plan.workgroup_tile => {
+        Err(e @ QbatError::Device(_)) if plan.workgroup_tile => {
             eprintln!("note: {e}; the cavity kernel gathers from device memory instead of its workgroup tile");
             let plan = plan_cavity(job, precision, &ctx.info.limits, ctx.info.software, &CavityGpuOptions { no_workgroup_tile: true, ..opts.clone() })?;
             let pipeline = ctx.pipeline(KERNEL, precision, &entries)?;
@@ -253,6 +261,12 @@ pub fn run_cavity_gpu(
         progress(chunk.end as u64)?;
     }
     Ok(result)
+}
+
+/// Test hook: `QBAT_INJECT_FAULT=tile-refused` (one of its comma-separated faults) refuses
+/// the tiled pipeline as a driver might.
+fn refused_tile_injected() -> bool {
+    std::env::var("QBAT_INJECT_FAULT").is_ok_and(|spec| spec.split(',').any(|p| p == "tile-refused"))
 }
 
 /// The kernel's override constants for a plan: the tile of n_elem elements where it has one.
