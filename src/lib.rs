@@ -12,6 +12,7 @@ pub mod describe;
 pub mod engine;
 pub mod ensemble;
 pub mod error;
+pub mod faults;
 pub mod gpu;
 pub mod job;
 pub mod linalg;

@@ -142,6 +142,26 @@ fn auto_fock_picks_a_cutoff_with_a_negligible_tail() {
     assert!(parse_plan("model = \"spin-pair\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n", &ov).unwrap_err().to_string().contains("--auto-fock"));
 }
 
+// A mistyped test fault is refused before the run, not taken for a run without one.
+#[test]
+fn a_malformed_fault_list_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    for spec in ["slow-blocks=fast", "nan-member", "oom-twice"] {
+        let out = dir.path().join("out");
+        let o = bin()
+            .args(["--ensemble", "4", "--backend", "cpu", "--no-progress", "--no-plots", "--out"])
+            .arg(&out)
+            .env("QBAT_INJECT_FAULT", spec)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{spec}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert!(errors.len() == 1 && errors[0].contains("QBAT_INJECT_FAULT") && errors[0].contains(spec), "{spec}: {stderr}");
+        assert!(!out.exists() && std::fs::read_dir(dir.path()).unwrap().next().is_none(), "{spec}: something was written");
+    }
+}
+
 // The default study's analysis runs before the commit: when it fails (injected, as a full disk
 // would), nothing is committed and the checkpoint stays; `--resume` then finishes the run with
 // the same files as a run that never failed.

@@ -262,19 +262,36 @@ fn the_tile_switch_and_a_refused_tile_change_no_result() {
         (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string(), std::fs::read(out.join("stats.csv")).ok(), tiled)
     };
     let (on, off, bad) = (run("on"), run("off"), run("sideways"));
-    // a driver refusing the tiled pipeline: the untiled one runs, with a note, to the same stats
+    // a driver refusing the tiled pipeline: the untiled one runs, with a note, to the same
+    // stats; in blocks, the note comes once in run.json and in the report
     let refused = {
         let out = dir.join("refused");
         let o = crate::common::bin()
             .env("QBAT_INJECT_FAULT", "tile-refused")
-            .args(["run", cfg.to_str().unwrap(), "--backend", "gpu", "--verify", "0", "--no-plots", "--no-progress", "--out", out.to_str().unwrap()])
+            .args([
+                "run",
+                cfg.to_str().unwrap(),
+                "--backend",
+                "gpu",
+                "--verify",
+                "0",
+                "--no-plots",
+                "--no-progress",
+                "--block-members",
+                "1",
+                "--out",
+                out.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+        let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string());
         assert_eq!(o.status.code(), Some(0), "{stderr}");
-        assert!(stderr.contains("gathers from device memory instead of its workgroup tile"), "{stderr}");
+        const NOTE: &str = "gathers from device memory instead of its workgroup tile";
+        assert_eq!(stdout.matches(NOTE).count(), 1, "{stdout}");
         let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+        assert!(run["blocks"]["count"].as_u64().unwrap() > 1, "{run}");
         assert_eq!(run["engine_plan"]["workgroup_tile"], serde_json::json!(false));
+        assert_eq!(run["notes"].as_array().unwrap().iter().filter(|n| n.as_str().unwrap().contains(NOTE)).count(), 1, "{run}");
         std::fs::read(out.join("stats.csv")).ok()
     };
     assert!(refused.is_some() && refused == off.2, "stats.csv of the fallback");

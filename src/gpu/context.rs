@@ -58,7 +58,9 @@ pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: GpuInfo,
-    pipelines: Mutex<HashMap<PipelineKey, Arc<KernelPipeline>>>,
+    /// Every pipeline built so far, and every one refused with the refusal's message (so
+    /// that a later block is refused at once, not after another compile).
+    pipelines: Mutex<HashMap<PipelineKey, std::result::Result<Arc<KernelPipeline>, String>>>,
     /// Errors that escaped every error scope (the default handler would panic).
     uncaptured: Arc<Mutex<Option<String>>>,
     /// Read-back buffers handed back by `buffers::Staging`, unmapped, for the next read-back.
@@ -242,13 +244,30 @@ impl GpuContext {
     ) -> Result<Arc<KernelPipeline>> {
         let key = (name, precision, constants.iter().map(|&(c, v)| (c, v.to_bits())).collect::<Vec<_>>());
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = cache.get(&key) {
-            return Ok(p.clone());
+        match cache.get(&key) {
+            Some(Ok(p)) => return Ok(p.clone()),
+            Some(Err(why)) => return Err(QbatError::Device(why.clone())),
+            None => {}
         }
         if precision == Precision::F64 && !self.info.has_f64 {
             return Err(QbatError::Device(format!("adapter '{}' has no SHADER_F64; use --precision f32", self.info.name)));
         }
         let source = shader_source(name, precision)?;
+        if !constants.is_empty() {
+            // a driver may not refuse an override-sized workgroup array past the limit (lavapipe
+            // tried to compile a 1e8-element tile and ran out of host memory), so count it here
+            let limit = self.info.limits.max_compute_workgroup_storage_size;
+            let refusal = match workgroup_bytes(&source, precision, constants) {
+                Ok(bytes) if bytes > u64::from(limit) => Some(format!("needs {bytes} bytes of workgroup memory; the adapter allows {limit}")),
+                Ok(_) => None,
+                Err(why) => Some(why),
+            };
+            if let Some(why) = refusal {
+                let why = format!("kernel {name} ({}): {why}", precision.name());
+                cache.insert(key, Err(why.clone()));
+                return Err(QbatError::Device(why));
+            }
+        }
         // every kind of error a scope sees: naga's translation fails as an internal error, a
         // driver's refusal may come as out of memory; a driver failure otherwise loses the
         // device, which no scope sees (checked below)
@@ -273,26 +292,49 @@ impl GpuContext {
             return Err(QbatError::DeviceLost(format!("building kernel {name} ({}): {why}", precision.name())));
         }
         if let Some(e) = errors.first() {
-            return Err(QbatError::Device(format!("kernel {name} ({}): {e}", precision.name())));
+            let why = format!("kernel {name} ({}): {e}", precision.name());
+            cache.insert(key, Err(why.clone()));
+            return Err(QbatError::Device(why));
         }
         let p = Arc::new(KernelPipeline { layout, pipeline });
-        cache.insert(key, p.clone());
+        cache.insert(key, Ok(p.clone()));
         Ok(p)
     }
 }
 
 impl GpuContext {
     /// The override constants of each pipeline of kernel `name` in `precision` built so far
-    /// (tests).
+    /// (tests; refused ones left out).
     pub fn pipeline_constants(&self, name: &str, precision: Precision) -> Vec<Vec<(&'static str, f64)>> {
         let cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
-        cache.keys().filter(|k| k.0 == name && k.1 == precision).map(|k| k.2.iter().map(|&(c, v)| (c, f64::from_bits(v))).collect()).collect()
+        cache
+            .iter()
+            .filter(|(k, p)| k.0 == name && k.1 == precision && p.is_ok())
+            .map(|(k, _)| k)
+            .map(|k| k.2.iter().map(|&(c, v)| (c, f64::from_bits(v))).collect())
+            .collect()
     }
 
     /// Why the device was lost, if it was.
     pub fn lost(&self) -> Option<String> {
         self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+}
+
+/// The workgroup memory of a kernel's source with its override constants set: the sum of its
+/// workgroup variables' sizes, as naga lays them out.
+fn workgroup_bytes(source: &str, precision: Precision, constants: &[(&'static str, f64)]) -> std::result::Result<u64, String> {
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| e.to_string())?;
+    let caps = if precision == Precision::F64 { naga::valid::Capabilities::FLOAT64 } else { naga::valid::Capabilities::empty() };
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps).validate(&module).map_err(|e| e.into_inner().to_string())?;
+    let constants: naga::back::PipelineConstants = constants.iter().map(|&(c, v)| (c.to_string(), v)).collect();
+    let (module, _) =
+        naga::back::pipeline_constants::process_overrides(&module, &info, Some((naga::ShaderStage::Compute, "main")), &constants).map_err(|e| e.to_string())?;
+    let mut bytes = 0u64;
+    for (_, g) in module.global_variables.iter().filter(|(_, g)| g.space == naga::AddressSpace::WorkGroup) {
+        bytes = bytes.saturating_add(u64::from(module.types[g.ty].inner.size(module.to_ctx())));
+    }
+    Ok(bytes)
 }
 
 /// A cached pipeline: kernel, precision, and its override constants (name, value bits).

@@ -5,7 +5,6 @@
 
 use super::analysis_feed::AnalysisFeed;
 use super::checkpoint::{save_checkpoint, BlockRecord, Progress, Staging, VerifyGroup};
-use super::faults::{injected_block_delay, injected_fault, injected_nan_member};
 use super::finish::{finish, summary_rows};
 use super::health::{fock_flags, member_health, Health};
 use super::series_file::SeriesFile;
@@ -229,7 +228,7 @@ impl Worker {
         let t = Instant::now();
         let mut attempt = 0;
         let out = loop {
-            let res = match injected_fault(b, attempt).filter(|_| matches!(self.engine, Engine::Gpu(_))) {
+            let res = match crate::faults::device_fault(b, attempt).filter(|_| matches!(self.engine, Engine::Gpu(_))) {
                 Some(e) => Err(e),
                 None => integrate(sub, &self.opts, &self.engine),
             };
@@ -324,19 +323,20 @@ impl Absorber<'_> {
             progress.engine_plan = out.engine_plan.clone();
             progress.backend = backend.into();
             progress.device = device.into();
-            for note in &out.notes {
-                if !progress.notes.contains(note) {
-                    progress.notes.push(note.clone());
-                }
-            }
         } else if progress.measures != names {
             return Err(QbatError::Numerics(format!("block {b} returned the measures {names:?}, not {:?}", progress.measures)));
+        }
+        // every block's notes, once each (a later block may fall back where the first did not)
+        for note in &out.notes {
+            if !progress.notes.contains(note) {
+                progress.notes.push(note.clone());
+            }
         }
         progress.precision = Some(out.precision);
         let nm = out.measures.len();
         let nb = hi - lo;
         let mut out = out;
-        if let Some(i) = injected_nan_member().and_then(|id| sub.members.iter().position(|m| m.id == id)) {
+        if let Some(i) = crate::faults::nan_member().and_then(|id| sub.members.iter().position(|m| m.id == id)) {
             out.values[(i * ns + ns / 2) * nm..(i + 1) * ns * nm].fill(f64::NAN);
         }
         // health
@@ -432,7 +432,7 @@ impl Absorber<'_> {
             pool.put(std::mem::take(&mut out.values));
         }
         self.pb.inc(nb as u64);
-        if let Some(d) = injected_block_delay() {
+        if let Some(d) = crate::faults::block_delay() {
             std::thread::sleep(d);
         }
         Ok(())

@@ -239,7 +239,7 @@ pub(super) fn finish(
     let (plotted, analysis) = rayon::join(
         || if opts.output.plots { output::plots::write_run_plots(assembled, !opts.analyze).map(drop) } else { Ok(()) },
         || {
-            opts.analyze.then(|| match super::faults::injected_analysis_failure() {
+            opts.analyze.then(|| match crate::faults::is_injected(crate::faults::Fault::AnalysisFails) {
                 true => Err(QbatError::io(&assembled.join("analysis.csv"), std::io::Error::other("injected by QBAT_INJECT_FAULT"))),
                 false => {
                     let analyze = crate::analyze::AnalyzeOptions { plots: opts.output.plots, ..Default::default() };

@@ -21,7 +21,6 @@ mod analysis_feed;
 mod checkpoint;
 mod direct_write;
 mod drive;
-mod faults;
 mod finish;
 pub mod health;
 pub mod merge;
@@ -187,6 +186,7 @@ pub fn block_budget() -> f64 {
 /// Run a plan, streamed, into `opts.out`.
 pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     let t0 = Instant::now();
+    crate::faults::check_env()?;
     let total = plan.ensemble_size;
     let range = opts.shard.map(|s| s.range(total)).unwrap_or(0..total);
     if range.is_empty() {

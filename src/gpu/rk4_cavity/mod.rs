@@ -35,8 +35,9 @@
 //! (two pairs each); not measured on a GPU yet. `CavityGpuOptions::no_workgroup_tile`, or
 //! `QBAT_CAVITY_TILE=off` from the command line, turns it off; a driver that refuses the tiled
 //! pipeline with an error (validation, internal, out of memory) gets the untiled one, with a
-//! note; one that loses the device over it ends the GPU run as a lost device
-//! (`--on-device-loss`).
+//! note in the result (`CavityResult::notes`, then run.json), and the context remembers the
+//! refusal for the later blocks; one that loses the device over it ends the GPU run as a lost
+//! device (`--on-device-loss`). A run with no members builds no pipeline.
 //!
 //! Buffers (keep in sync with the shader's layout comment; `real` = 4 or 8 bytes):
 //! - `consts`  (read, shared): sqrt(0..=N+1), then (h, h/2, h/6, 0) for dt and for each piece's
@@ -125,6 +126,8 @@ pub struct CavityResult {
     /// fock_tail[member * n_samples + sample] = population of |N>
     pub fock_tail: Vec<f64>,
     pub plan: CavityGpuPlan,
+    /// What the run changed from its plan and why (a refused workgroup tile), for run.json.
+    pub notes: Vec<String>,
 }
 
 fn state_at(initial: &[C64; 16], delta: &[f64]) -> CMat {
@@ -151,25 +154,7 @@ pub fn run_cavity_gpu(
 ) -> Result<CavityResult> {
     let entries = layout_entries(std::mem::size_of::<Params>() as u64);
     let plan = plan_cavity(job, precision, &ctx.info.limits, ctx.info.software, opts)?;
-    // a driver that refuses the tiled pipeline with an error gets the one that gathers from
-    // device memory (one that loses the device over it is a lost device, as any other)
-    let tiled = if refused_tile_injected() && plan.workgroup_tile {
-        Err(QbatError::Device("the tiled pipeline refused (QBAT_INJECT_FAULT=tile-refused)".into()))
-    } else {
-        ctx.pipeline_with(KERNEL, precision, &tile_constants(&plan), &entries)
-    };
-    let (plan, pipeline) = match tiled {
-        Ok(pipeline) => (plan, pipeline),
-        Err(e @ QbatError::Device(_)) if plan.workgroup_tile => {
-            eprintln!("note: {e}; the cavity kernel gathers from device memory instead of its workgroup tile");
-            let plan = plan_cavity(job, precision, &ctx.info.limits, ctx.info.software, &CavityGpuOptions { no_workgroup_tile: true, ..opts.clone() })?;
-            let pipeline = ctx.pipeline(KERNEL, precision, &entries)?;
-            (plan, pipeline)
-        }
-        Err(e) => return Err(e),
-    };
-    let n_members = plan.members;
-    let ns = plan.samples;
+    let (n_members, ns) = (plan.members, plan.samples);
     let mut result = CavityResult {
         n_samples: ns,
         initial: Vec::with_capacity(n_members),
@@ -178,12 +163,32 @@ pub fn run_cavity_gpu(
         z_deltas: job.evolve_z.then(|| vec![0.0; n_members * ns * 16]),
         photon_number: vec![0.0; n_members * ns],
         fock_tail: vec![0.0; n_members * ns],
-        plan: plan.clone(),
+        plan,
+        notes: vec![],
     };
-    let pieces = cavity_pieces(job, &plan.loop_costs, plan.loop_budget);
-    if n_members == 0 || pieces.is_empty() {
+    // (no pipeline for a run with nothing to integrate)
+    if n_members == 0 || cavity_pieces(job, &result.plan.loop_costs, result.plan.loop_budget).is_empty() {
         return Ok(CavityResult { initial: vec![], z_initial: job.evolve_z.then(Vec::new), ..result });
     }
+    // a driver that refuses the tiled pipeline with an error gets the one that gathers from
+    // device memory (one that loses the device over it is a lost device, as any other); the
+    // context remembers the refusal, so a later block goes straight to the untiled one
+    let tiled = if crate::faults::is_injected(crate::faults::Fault::TileRefused) && result.plan.workgroup_tile {
+        Err(QbatError::Device("the tiled pipeline refused (QBAT_INJECT_FAULT=tile-refused)".into()))
+    } else {
+        ctx.pipeline_with(KERNEL, precision, &tile_constants(&result.plan), &entries)
+    };
+    let pipeline = match tiled {
+        Ok(pipeline) => pipeline,
+        Err(e @ QbatError::Device(_)) if result.plan.workgroup_tile => {
+            result.notes.push(format!("{e}; the cavity kernel gathers from device memory instead of its workgroup tile"));
+            result.plan = plan_cavity(job, precision, &ctx.info.limits, ctx.info.software, &CavityGpuOptions { no_workgroup_tile: true, ..opts.clone() })?;
+            ctx.pipeline(KERNEL, precision, &entries)?
+        }
+        Err(e) => return Err(e),
+    };
+    let plan = result.plan.clone();
+    let pieces = cavity_pieces(job, &plan.loop_costs, plan.loop_budget);
     let layout = plan.layout;
 
     // Shared tables.
@@ -261,12 +266,6 @@ pub fn run_cavity_gpu(
         progress(chunk.end as u64)?;
     }
     Ok(result)
-}
-
-/// Test hook: `QBAT_INJECT_FAULT=tile-refused` (one of its comma-separated faults) refuses
-/// the tiled pipeline as a driver might.
-fn refused_tile_injected() -> bool {
-    std::env::var("QBAT_INJECT_FAULT").is_ok_and(|spec| spec.split(',').any(|p| p == "tile-refused"))
 }
 
 /// The kernel's override constants for a plan: the tile of n_elem elements where it has one.

@@ -1,0 +1,111 @@
+//! Test-only fault injection, so that the tests can drive a run through the failures a user
+//! meets only rarely. `QBAT_INJECT_FAULT` holds a comma-separated list of:
+//! - `oom-once`: the first GPU block fails as out of memory;
+//! - `lost-at=K`: GPU block K fails as a lost device;
+//! - `nan-member=ID`: member ID's values turn NaN after integration (an instability);
+//! - `slow-blocks=MS`: each block is followed by MS milliseconds of sleep (to kill a run
+//!   mid-way);
+//! - `analysis-fails`: the default study's analysis fails (as on a full disk);
+//! - `tile-refused`: the driver refuses the cavity kernel's tiled pipeline.
+//!
+//! A list with any other entry is refused (`check_env`, before a run starts), so that a
+//! mistyped fault never passes as a run without one. One module for every layer that injects,
+//! the GPU kernels' hosts as the study.
+
+use crate::error::{QbatError, Result};
+
+/// One injected fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    OomOnce,
+    LostAt(usize),
+    NanMember(u64),
+    SlowBlocks(u64),
+    AnalysisFails,
+    TileRefused,
+}
+
+const VAR: &str = "QBAT_INJECT_FAULT";
+
+/// The faults of a list (empty entries skipped), or which entry is not one.
+fn parse(spec: &str) -> Result<Vec<Fault>> {
+    let number = |entry: &str, n: &str| n.parse::<u64>().map_err(|_| QbatError::invalid(VAR, format!("'{entry}': '{n}' is not a whole number")));
+    spec.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            Ok(match entry.split_once('=') {
+                None if entry == "oom-once" => Fault::OomOnce,
+                None if entry == "analysis-fails" => Fault::AnalysisFails,
+                None if entry == "tile-refused" => Fault::TileRefused,
+                Some(("lost-at", k)) => {
+                    Fault::LostAt(usize::try_from(number(entry, k)?).map_err(|_| QbatError::invalid(VAR, format!("'{entry}' is out of range")))?)
+                }
+                Some(("nan-member", id)) => Fault::NanMember(number(entry, id)?),
+                Some(("slow-blocks", ms)) => Fault::SlowBlocks(number(entry, ms)?),
+                _ => {
+                    return Err(QbatError::invalid(
+                        VAR,
+                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, tile-refused)"),
+                    ))
+                }
+            })
+        })
+        .collect()
+}
+
+/// Refuse a malformed `QBAT_INJECT_FAULT` (unset or empty is no fault).
+pub fn check_env() -> Result<()> {
+    match std::env::var(VAR) {
+        Ok(spec) => parse(&spec).map(drop),
+        Err(std::env::VarError::NotPresent) => Ok(()),
+        Err(std::env::VarError::NotUnicode(_)) => Err(QbatError::invalid(VAR, "is not UTF-8")),
+    }
+}
+
+/// The injected faults (none where the list is malformed: `check_env` refused it first).
+fn injected() -> Vec<Fault> {
+    std::env::var(VAR).ok().and_then(|spec| parse(&spec).ok()).unwrap_or_default()
+}
+
+/// `nan-member=ID`: the member whose values turn NaN.
+pub fn nan_member() -> Option<u64> {
+    injected().into_iter().find_map(|f| if let Fault::NanMember(id) = f { Some(id) } else { None })
+}
+
+/// `slow-blocks=MS`: the sleep after each block.
+pub fn block_delay() -> Option<std::time::Duration> {
+    injected().into_iter().find_map(|f| if let Fault::SlowBlocks(ms) = f { Some(std::time::Duration::from_millis(ms)) } else { None })
+}
+
+/// Whether `fault` (one without a value) is injected.
+pub fn is_injected(fault: Fault) -> bool {
+    injected().contains(&fault)
+}
+
+/// The device error injected into attempt `attempt` of GPU block `block`, if any.
+pub fn device_fault(block: usize, attempt: usize) -> Option<QbatError> {
+    injected().into_iter().find_map(|f| match f {
+        Fault::OomOnce if block == 0 && attempt == 0 => Some(QbatError::DeviceOutOfMemory(format!("injected by {VAR}"))),
+        Fault::LostAt(k) if k == block => Some(QbatError::DeviceLost(format!("injected by {VAR}"))),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_parses_and_anything_else_is_refused() {
+        assert_eq!(
+            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,").unwrap(),
+            vec![Fault::OomOnce, Fault::LostAt(3), Fault::NanMember(17), Fault::SlowBlocks(250), Fault::AnalysisFails, Fault::TileRefused]
+        );
+        assert_eq!(parse("").unwrap(), vec![]);
+        for bad in ["oom", "lost-at=", "lost-at=-1", "nan-member=x", "slow-blocks=1.5", "tile-refused=1", "oom-once=2", "=3"] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(VAR), "{bad}: {e}");
+        }
+    }
+}
