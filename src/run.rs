@@ -137,6 +137,7 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
     let integrate = t1.elapsed().as_secs_f64() - out.host_measures;
     check_finite(plan, &out.measures, &out.values)?;
     notes.extend(out.notes);
+    notes.extend(out.fallbacks);
     let mut result = RunResult {
         info: RunInfo {
             measures: out.measures,

@@ -267,8 +267,9 @@ fn a_run_frees_its_kept_read_back_buffers() {
     assert_eq!(ctx.kept_staging(), (0, 0));
 }
 
-/// A pipeline the driver refuses comes back as a device error, and the context remembers the
-/// refusal: the same error again (no second compile), and never listed as built.
+/// A pipeline the driver refuses for good comes back as a device error, and the context
+/// remembers the refusal: the same error again with no second compile, never listed as built,
+/// and no refusal of the same kernel with another layout or constants.
 #[test]
 fn a_refused_pipeline_is_an_error_and_is_remembered() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -277,23 +278,36 @@ fn a_refused_pipeline_is_an_error_and_is_remembered() {
     }
     let ctx = gpu_context(None, false).unwrap();
     let entries = qbat_gpu::gpu::buffers::layout_entries(std::mem::size_of::<qbat_gpu::job::cavity::Params>() as u64);
-    // a constant the kernel does not declare
-    let unknown = [("TILED", 1.0), ("NO_SUCH_OVERRIDE", 1.0)];
-    let first = ctx.pipeline_with("rk4_cavity", Precision::F32, &unknown, &entries).map(drop).unwrap_err();
-    let again = ctx.pipeline_with("rk4_cavity", Precision::F32, &unknown, &entries).map(drop).unwrap_err();
+    // the driver's validation: a layout without the kernel's last binding (constants the
+    // kernel has, so that naga's count passes it on to the driver)
+    let tile = [("TILED", 1.0), ("TILE_LEN", 300.0)];
+    let short = &entries[..entries.len() - 1];
+    let builds = ctx.pipeline_builds();
+    let first = ctx.pipeline_with("rk4_cavity", Precision::F32, &tile, short).map(drop).unwrap_err();
     assert!(matches!(first, qbat_gpu::error::QbatError::Device(_)), "{first}");
+    assert_eq!(ctx.pipeline_builds(), builds + 1, "the driver saw the first");
+    let again = ctx.pipeline_with("rk4_cavity", Precision::F32, &tile, short).map(drop).unwrap_err();
     assert_eq!(first.to_string(), again.to_string());
+    assert_eq!(ctx.pipeline_builds(), builds + 1, "a remembered refusal compiles nothing");
+    // the same constants with the kernel's layout build
+    ctx.pipeline_with("rk4_cavity", Precision::F32, &tile, &entries).unwrap();
+    assert!(ctx.pipeline_constants("rk4_cavity", Precision::F32).iter().any(|c| c.contains(&("TILE_LEN", 300.0))));
+    // a constant the kernel does not declare: refused by naga before the driver
+    let builds = ctx.pipeline_builds();
+    let e = ctx.pipeline_with("rk4_cavity", Precision::F32, &[("TILED", 1.0), ("NO_SUCH_OVERRIDE", 1.0)], &entries).map(drop).unwrap_err().to_string();
+    assert!(e.contains("NO_SUCH_OVERRIDE"), "{e}");
     assert!(!ctx.pipeline_constants("rk4_cavity", Precision::F32).iter().any(|c| c.iter().any(|&(n, _)| n == "NO_SUCH_OVERRIDE")));
     // a tile past the adapter's workgroup storage, which a driver may try to compile anyway
     // (lavapipe took 24 GB of host memory over one of 1e8 elements): refused before it
     let limit = ctx.info.limits.max_compute_workgroup_storage_size;
-    let too_big = [("TILED", 1.0), ("TILE_LEN", 1.0e8)];
-    let e = ctx.pipeline_with("rk4_cavity", Precision::F32, &too_big, &entries).map(drop).unwrap_err().to_string();
+    let e = ctx.pipeline_with("rk4_cavity", Precision::F32, &[("TILED", 1.0), ("TILE_LEN", 1.0e8)], &entries).map(drop).unwrap_err().to_string();
     assert!(e.contains("workgroup memory") && e.contains(&limit.to_string()), "{e}");
-    // the largest tile that fits, by the planner's own count, builds
+    assert_eq!(ctx.pipeline_builds(), builds, "the driver saw neither");
+    // at the planner's largest tile the count agrees with it: that builds, one more does not
     let fits = (u64::from(limit) / 8 - qbat_gpu::job::cavity::WORKGROUP_FIXED_REALS as u64 / 2) as f64;
     ctx.pipeline_with("rk4_cavity", Precision::F32, &[("TILED", 1.0), ("TILE_LEN", fits)], &entries).unwrap();
-    assert!(ctx.pipeline_with("rk4_cavity", Precision::F32, &[("TILED", 1.0), ("TILE_LEN", fits + 1.0)], &entries).is_err(), "one element more than fits");
-    // the untiled pipeline still builds beside the refusal
+    let e = ctx.pipeline_with("rk4_cavity", Precision::F32, &[("TILED", 1.0), ("TILE_LEN", fits + 1.0)], &entries).map(drop).unwrap_err().to_string();
+    assert!(e.contains("workgroup memory"), "{e}");
+    // the untiled pipeline still builds beside the refusals
     ctx.pipeline("rk4_cavity", Precision::F32, &entries).unwrap();
 }

@@ -319,6 +319,25 @@ fn a_steady_run_writes_one_sample_at_infinity() {
     assert!(summary.lines().nth(1).unwrap().contains(",inf"), "{summary}");
 }
 
+/// A run in several blocks keeps the first block's engine notes, once: the steady solver's
+/// note (its counts and times differ from block to block) is not repeated per block.
+#[test]
+fn a_run_in_blocks_keeps_one_engine_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, STEADY.replace("values = [0.5, 1.0]", "values = [0.5, 0.75, 1.0, 1.25]")).unwrap();
+    let out = dir.path().join("out");
+    let o = crate::common::bin()
+        .args(["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--block-members", "1", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(json["blocks"]["count"], 4, "{}", json["blocks"]);
+    let steady = json["notes"].as_array().unwrap().iter().filter(|n| n.as_str().unwrap().starts_with("steady states")).count();
+    assert_eq!(steady, 1, "{}", json["notes"]);
+}
+
 #[test]
 fn paper002_example_maps_run_and_match_eq8() {
     // Fig. 2(b): g = 1, Delta = T = 0, so every member is eq. 8 at k = f, l = gamma.

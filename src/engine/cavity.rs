@@ -274,7 +274,6 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
     let r = with_gpu_progress(plan, opts, "cavity", |gopts, progress| {
         run_cavity_gpu(ctx, &job, opts.precision, &CavityGpuOptions { no_workgroup_tile, ..gopts.clone() }, progress)
     })?;
-    notes.extend(r.notes.iter().cloned());
     let th = Instant::now();
     let (values, peaks) = reduced::cavity_assemble(plan, &measures, &(&r).into())?;
     // `--save-states` (reduced): the cell states the kernel returned, as the measures saw them.
@@ -296,6 +295,7 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
         ensemble,
         host_measures,
         notes,
+        fallbacks: r.notes.clone(),
         engine_plan: serde_json::to_value(&r.plan).ok(),
         ran_on: None,
         states,

@@ -291,6 +291,7 @@ fn run_dicke_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Res
         ensemble,
         host_measures: th.elapsed().as_secs_f64(),
         notes,
+        fallbacks: vec![],
         engine_plan: serde_json::to_value(&r.plan).ok(),
         ran_on: None,
         states: None,

@@ -159,8 +159,12 @@ pub struct EngineOutput {
     pub precision: Precision,
     pub ensemble: f64,
     pub host_measures: f64,
-    /// Notes for the run (run.json).
+    /// Notes for the run (run.json), the same for every block: a study keeps the first
+    /// block's.
     pub notes: Vec<String>,
+    /// What this block changed from its plan, and why (a refused pipeline): any block may
+    /// say it, and a study keeps each once.
+    pub fallbacks: Vec<String>,
     /// How the engine laid the job out on the device (GPU cavity engine), for run.json.
     pub engine_plan: Option<serde_json::Value>,
     /// The engine that actually ran, where it is not the one chosen (a model without a GPU
@@ -181,6 +185,7 @@ impl EngineOutput {
             ensemble,
             host_measures,
             notes: vec![],
+            fallbacks: vec![],
             engine_plan: None,
             ran_on: None,
             states: None,

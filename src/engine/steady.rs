@@ -280,6 +280,7 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
         ensemble: 0.0,
         host_measures: t_measures.elapsed().as_secs_f64(),
         notes: vec![note],
+        fallbacks: vec![],
         engine_plan: None,
         ran_on: None,
         states,

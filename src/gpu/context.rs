@@ -58,9 +58,13 @@ pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: GpuInfo,
-    /// Every pipeline built so far, and every one refused with the refusal's message (so
-    /// that a later block is refused at once, not after another compile).
+    /// Every pipeline built so far, and every one refused for good (a validation error, or
+    /// too much workgroup memory) with the refusal's message, so that a later block is refused
+    /// at once, not after another compile. An out-of-memory or internal error may pass, and is
+    /// not remembered.
     pipelines: Mutex<HashMap<PipelineKey, std::result::Result<Arc<KernelPipeline>, String>>>,
+    /// Pipelines handed to the driver so far (tests: a remembered refusal adds none).
+    builds: std::sync::atomic::AtomicU64,
     /// Errors that escaped every error scope (the default handler would panic).
     uncaptured: Arc<Mutex<Option<String>>>,
     /// Read-back buffers handed back by `buffers::Staging`, unmapped, for the next read-back.
@@ -171,7 +175,18 @@ impl GpuContext {
         device.set_device_lost_callback(move |reason, message| {
             slot.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("{message} ({reason:?})"));
         });
-        Ok(GpuContext { instance, adapter, device, queue, info, pipelines: Mutex::new(HashMap::new()), uncaptured, staging: Mutex::new(vec![]), lost })
+        Ok(GpuContext {
+            instance,
+            adapter,
+            device,
+            queue,
+            info,
+            pipelines: Mutex::new(HashMap::new()),
+            builds: Default::default(),
+            uncaptured,
+            staging: Mutex::new(vec![]),
+            lost,
+        })
     }
 
     /// A mappable read-back buffer of at least `size` bytes: the smallest kept one that holds it
@@ -242,7 +257,7 @@ impl GpuContext {
         constants: &[(&'static str, f64)],
         entries: &[wgpu::BindGroupLayoutEntry],
     ) -> Result<Arc<KernelPipeline>> {
-        let key = (name, precision, constants.iter().map(|&(c, v)| (c, v.to_bits())).collect::<Vec<_>>());
+        let key = pipeline_key(name, precision, constants, entries);
         let mut cache = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
         match cache.get(&key) {
             Some(Ok(p)) => return Ok(p.clone()),
@@ -271,6 +286,7 @@ impl GpuContext {
         // every kind of error a scope sees: naga's translation fails as an internal error, a
         // driver's refusal may come as out of memory; a driver failure otherwise loses the
         // device, which no scope sees (checked below)
+        self.builds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let scopes = [wgpu::ErrorFilter::Validation, wgpu::ErrorFilter::OutOfMemory, wgpu::ErrorFilter::Internal].map(|f| self.device.push_error_scope(f));
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) });
         let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries });
@@ -293,7 +309,9 @@ impl GpuContext {
         }
         if let Some(e) = errors.first() {
             let why = format!("kernel {name} ({}): {e}", precision.name());
-            cache.insert(key, Err(why.clone()));
+            if matches!(e, wgpu::Error::Validation { .. }) {
+                cache.insert(key, Err(why.clone()));
+            }
             return Err(QbatError::Device(why));
         }
         let p = Arc::new(KernelPipeline { layout, pipeline });
@@ -313,6 +331,25 @@ impl GpuContext {
             .map(|(k, _)| k)
             .map(|k| k.2.iter().map(|&(c, v)| (c, f64::from_bits(v))).collect())
             .collect()
+    }
+
+    /// How many pipelines were handed to the driver so far (tests).
+    pub fn pipeline_builds(&self) -> u64 {
+        self.builds.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Record that the driver refused kernel `name` with `constants` (a test hook that stands
+    /// for a driver's validation error): later calls get `why`, as for a real refusal.
+    pub fn refuse_pipeline(
+        &self,
+        name: &'static str,
+        precision: Precision,
+        constants: &[(&'static str, f64)],
+        entries: &[wgpu::BindGroupLayoutEntry],
+        why: &str,
+    ) {
+        let key = pipeline_key(name, precision, constants, entries);
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert_with(|| Err(why.to_string()));
     }
 
     /// Why the device was lost, if it was.
@@ -337,8 +374,13 @@ fn workgroup_bytes(source: &str, precision: Precision, constants: &[(&'static st
     Ok(bytes)
 }
 
-/// A cached pipeline: kernel, precision, and its override constants (name, value bits).
-type PipelineKey = (&'static str, Precision, Vec<(&'static str, u64)>);
+/// A cached pipeline: kernel, precision, its override constants (name, value bits) and its
+/// bind group's layout.
+fn pipeline_key(name: &'static str, precision: Precision, constants: &[(&'static str, f64)], entries: &[wgpu::BindGroupLayoutEntry]) -> PipelineKey {
+    (name, precision, constants.iter().map(|&(c, v)| (c, v.to_bits())).collect(), entries.to_vec())
+}
+
+type PipelineKey = (&'static str, Precision, Vec<(&'static str, u64)>, Vec<wgpu::BindGroupLayoutEntry>);
 
 /// Marks an out-of-memory error in the uncaptured-error slot.
 const OOM_TAG: &str = "\u{1}oom:";

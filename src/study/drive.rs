@@ -323,11 +323,19 @@ impl Absorber<'_> {
             progress.engine_plan = out.engine_plan.clone();
             progress.backend = backend.into();
             progress.device = device.into();
+            for note in &out.notes {
+                if !progress.notes.contains(note) {
+                    progress.notes.push(note.clone());
+                }
+            }
         } else if progress.measures != names {
             return Err(QbatError::Numerics(format!("block {b} returned the measures {names:?}, not {:?}", progress.measures)));
         }
-        // every block's notes, once each (a later block may fall back where the first did not)
-        for note in &out.notes {
+        // a fallback from any block, once, and the engine plan it left
+        if !out.fallbacks.is_empty() {
+            progress.engine_plan = out.engine_plan.clone();
+        }
+        for note in &out.fallbacks {
             if !progress.notes.contains(note) {
                 progress.notes.push(note.clone());
             }

@@ -173,12 +173,11 @@ pub fn run_cavity_gpu(
     // a driver that refuses the tiled pipeline with an error gets the one that gathers from
     // device memory (one that loses the device over it is a lost device, as any other); the
     // context remembers the refusal, so a later block goes straight to the untiled one
-    let tiled = if crate::faults::is_injected(crate::faults::Fault::TileRefused) && result.plan.workgroup_tile {
-        Err(QbatError::Device("the tiled pipeline refused (QBAT_INJECT_FAULT=tile-refused)".into()))
-    } else {
-        ctx.pipeline_with(KERNEL, precision, &tile_constants(&result.plan), &entries)
-    };
-    let pipeline = match tiled {
+    let constants = tile_constants(&result.plan);
+    if crate::faults::is_injected(crate::faults::Fault::TileRefused) && result.plan.workgroup_tile {
+        ctx.refuse_pipeline(KERNEL, precision, &constants, &entries, "the tiled pipeline refused (QBAT_INJECT_FAULT=tile-refused)");
+    }
+    let pipeline = match ctx.pipeline_with(KERNEL, precision, &constants, &entries) {
         Ok(pipeline) => pipeline,
         Err(e @ QbatError::Device(_)) if result.plan.workgroup_tile => {
             result.notes.push(format!("{e}; the cavity kernel gathers from device memory instead of its workgroup tile"));
