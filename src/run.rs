@@ -136,6 +136,9 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
     }
     let integrate = t1.elapsed().as_secs_f64() - out.host_measures;
     check_finite(plan, &out.measures, &out.values)?;
+    for note in out.notes.iter().chain(&out.fallbacks) {
+        eprintln!("note: {note}");
+    }
     notes.extend(out.notes);
     notes.extend(out.fallbacks);
     let mut result = RunResult {

@@ -414,3 +414,24 @@ fn models_text_names_what_switch_off_turns_off() {
         assert!(text.contains(&format!("[protocol] switch_off turns off: {}", m.coupling_doc())), "{}", m.name());
     }
 }
+
+/// A note of the engine's (here: a switch-off after the last sample) is said once on stderr
+/// and listed once in run.json, however many blocks the run has.
+#[test]
+fn an_engine_note_is_said_once_in_a_run_of_many_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "model = \"spin-pair\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n[ensemble]\nsize = 8\n[protocol]\nswitch_off = 5.0\n").unwrap();
+    let out = dir.path().join("out");
+    let o = crate::common::bin()
+        .args(["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--block-members", "2", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    const NOTE: &str = "lies after the last sample time";
+    assert_eq!(stderr.matches(NOTE).count(), 1, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(json["blocks"]["count"], 4, "{}", json["blocks"]);
+    assert_eq!(json["notes"].as_array().unwrap().iter().filter(|n| n.as_str().unwrap().contains(NOTE)).count(), 1, "{}", json["notes"]);
+}

@@ -235,7 +235,6 @@ pub(super) fn without_min_eigenvalue(plan: &Plan, model: &str, notes: &mut Vec<S
         let note = format!(
             "min_eigenvalue needs the full {model} state, which the GPU engine does not keep: left out of the default measures (--backend cpu gives it)"
         );
-        eprintln!("note: {note}");
         notes.push(note);
     }
     Ok(measures)

@@ -206,7 +206,6 @@ pub fn run_dicke(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
         // The kernel keeps no states on the host: auto takes the CPU engine for --save-states.
         Engine::Gpu(_) if plan.save_states.is_some() && opts.backend == super::Backend::Auto => {
             let note = "--save-states on dicke: the GPU kernel keeps no states on the host, so the run is on the structured CPU engine".to_string();
-            eprintln!("note: {note}");
             let mut out = run_dicke(plan, opts, &Engine::Cpu)?;
             out.notes.push(note);
             out.ran_on = Some(("cpu", Engine::Cpu.device_name()));

@@ -160,7 +160,8 @@ pub struct EngineOutput {
     pub ensemble: f64,
     pub host_measures: f64,
     /// Notes for the run (run.json), the same for every block: a study keeps the first
-    /// block's.
+    /// block's. The engine does not print them: its caller says each once (a study of many
+    /// blocks would repeat them).
     pub notes: Vec<String>,
     /// What this block changed from its plan, and why (a refused pipeline): any block may
     /// say it, and a study keeps each once.
@@ -270,7 +271,6 @@ pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
     let mut out = integrate_engine(plan, opts, engine)?;
     if let (Some(t_off), None) = (plan.schedule.switch_off, plan.schedule.switch_segment()) {
         let note = format!("protocol.switch_off = {t_off} lies after the last sample time: the coupling stays on for the whole run");
-        eprintln!("note: {note}");
         out.notes.push(note);
     }
     Ok(out)
@@ -311,7 +311,6 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
         let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
         out.states = plan.save_states.map(|_| states);
         let note = format!("cavity-cells: drive[{k}].operator is not a combination of the named operators (sx_1 .. sz_2, x_a, y_a) that the cavity CPU and GPU engines apply; the run is integrated on the f64 reference engine");
-        eprintln!("note: {note}");
         out.notes.push(note);
         out.ran_on = Some(("reference", Engine::Reference.device_name()));
         return Ok(out);

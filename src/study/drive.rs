@@ -318,25 +318,23 @@ impl Absorber<'_> {
         let hi = lo + sub.members.len();
         // The measure columns are fixed by the first block.
         let names: Vec<String> = out.measures.iter().map(|m| m.name().to_string()).collect();
-        if progress.measures.is_empty() {
+        let first = progress.measures.is_empty();
+        if first {
             progress.measures = names.clone();
             progress.engine_plan = out.engine_plan.clone();
             progress.backend = backend.into();
             progress.device = device.into();
-            for note in &out.notes {
-                if !progress.notes.contains(note) {
-                    progress.notes.push(note.clone());
-                }
-            }
         } else if progress.measures != names {
             return Err(QbatError::Numerics(format!("block {b} returned the measures {names:?}, not {:?}", progress.measures)));
         }
-        // a fallback from any block, once, and the engine plan it left
+        // The first block's notes, and a fallback from any block with the engine plan it
+        // left: each said once.
         if !out.fallbacks.is_empty() {
             progress.engine_plan = out.engine_plan.clone();
         }
-        for note in &out.fallbacks {
+        for note in out.notes.iter().filter(|_| first).chain(&out.fallbacks) {
             if !progress.notes.contains(note) {
+                eprintln!("note: {note}");
                 progress.notes.push(note.clone());
             }
         }
