@@ -16,6 +16,9 @@
 //! analysis) see the bytes. A file system that refuses direct writes (the open fails, or a
 //! write returns EINVAL) leaves the rest of the run to buffered writes, which give the same
 //! bytes.
+//!
+//! The positioned reads and writes of the ordinary file (`read_at`, `write_at`) and the
+//! buffered compare (`first_difference`) live here too, below `series_file`, which uses them.
 
 use std::fs::File;
 use std::path::Path;
@@ -242,7 +245,7 @@ impl DirectFile {
 
 /// Whether `file` holds `want` at `offset`, read through the page cache a MiB at a time.
 fn holds_buffered(file: &File, want: &[u8], offset: u64) -> std::io::Result<bool> {
-    Ok(super::series_file::first_difference(file, want, offset, 1 << 20, &mut vec![])?.is_none())
+    Ok(first_difference(file, want, offset, 1 << 20, &mut vec![])?.is_none())
 }
 
 #[cfg(unix)]
@@ -284,6 +287,41 @@ pub(super) fn takes_direct_writes(dir: &Path) -> bool {
         let _ = dir;
         false
     }
+}
+
+/// Whether `file` holds `want` at `offset`, read through the page cache `piece` bytes at a
+/// time into `memory` (grown as needed, kept for the next call): the first piece that
+/// differs, as (offset, bytes), or None.
+pub(super) fn first_difference(file: &File, want: &[u8], offset: u64, piece: usize, memory: &mut Vec<u8>) -> std::io::Result<Option<(u64, u64)>> {
+    let piece = piece.max(1);
+    let len = piece.min(want.len()).max(memory.len());
+    memory.resize(len, 0);
+    for (k, want) in want.chunks(piece).enumerate() {
+        let got = &mut memory[..want.len()];
+        let at = offset + (k * piece) as u64;
+        read_at(file, got, at)?;
+        if got != want {
+            return Ok(Some((at, want.len() as u64)));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(unix)]
+pub(super) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+pub(super) fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => (buf, offset) = (&mut buf[n..], offset + n as u64),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! the blocks of an npy series land in member order from the start (one device, a run not
 //! resumed), the whole file's BLAKE3 is taken from the bytes as they are written.
 
-use super::direct_write::{write_at, DirectFile};
+use super::direct_write::{first_difference, read_at, write_at, DirectFile};
 use crate::error::{QbatError, Result};
 use crate::output::manifest::FileEntry;
 use crate::output::states::write_f8_header;
@@ -372,41 +372,6 @@ fn le_bytes(values: &[f64]) -> std::borrow::Cow<'_, [u8]> {
     } else {
         std::borrow::Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect())
     }
-}
-
-/// Whether `file` holds `want` at `offset`, read through the page cache `piece` bytes at a
-/// time into `memory` (grown as needed, kept for the next call): the first piece that
-/// differs, as (offset, bytes), or None.
-pub(super) fn first_difference(file: &File, want: &[u8], offset: u64, piece: usize, memory: &mut Vec<u8>) -> std::io::Result<Option<(u64, u64)>> {
-    let piece = piece.max(1);
-    let len = piece.min(want.len()).max(memory.len());
-    memory.resize(len, 0);
-    for (k, want) in want.chunks(piece).enumerate() {
-        let got = &mut memory[..want.len()];
-        let at = offset + (k * piece) as u64;
-        read_at(file, got, at)?;
-        if got != want {
-            return Ok(Some((at, want.len() as u64)));
-        }
-    }
-    Ok(None)
-}
-
-#[cfg(unix)]
-pub(super) fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
-}
-
-#[cfg(windows)]
-pub(super) fn read_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        match file.seek_read(buf, offset)? {
-            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            n => (buf, offset) = (&mut buf[n..], offset + n as u64),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
