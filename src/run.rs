@@ -136,7 +136,8 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
     }
     let integrate = t1.elapsed().as_secs_f64() - out.host_measures;
     check_finite(plan, &out.measures, &out.values)?;
-    for note in out.notes.iter().chain(&out.fallbacks) {
+    // (the engine said its notes as they arose; a fallback is the driver's, said here)
+    for note in &out.fallbacks {
         eprintln!("note: {note}");
     }
     notes.extend(out.notes);

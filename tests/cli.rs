@@ -146,7 +146,7 @@ fn auto_fock_picks_a_cutoff_with_a_negligible_tail() {
 #[test]
 fn a_malformed_fault_list_is_refused_before_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    for spec in ["slow-blocks=fast", "nan-member", "oom-twice"] {
+    for (spec, entry) in [("slow-blocks=fast", "slow-blocks=fast"), ("nan-member", "nan-member"), ("oom-once,oom-twice", "oom-twice")] {
         let out = dir.path().join("out");
         let o = bin()
             .args(["--ensemble", "4", "--backend", "cpu", "--no-progress", "--no-plots", "--out"])
@@ -157,7 +157,7 @@ fn a_malformed_fault_list_is_refused_before_the_run() {
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{spec}: {stderr}");
         let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
-        assert!(errors.len() == 1 && errors[0].contains("QBAT_INJECT_FAULT") && errors[0].contains(&format!("'{spec}'")), "{spec}: {stderr}");
+        assert!(errors.len() == 1 && errors[0].contains("QBAT_INJECT_FAULT") && errors[0].contains(&format!("'{entry}'")), "{spec}: {stderr}");
         assert!(!out.exists() && std::fs::read_dir(dir.path()).unwrap().next().is_none(), "{spec}: something was written");
     }
 }

@@ -287,7 +287,7 @@ fn the_tile_switch_and_a_refused_tile_change_no_result() {
         let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string());
         assert_eq!(o.status.code(), Some(0), "{stderr}");
         const NOTE: &str = "gathers from device memory instead of its workgroup tile";
-        assert_eq!(stdout.matches(NOTE).count(), 1, "{stdout}");
+        assert_eq!((stdout.matches(NOTE).count(), stderr.matches(NOTE).count()), (1, 1), "{stdout}\n{stderr}");
         let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
         assert!(run["blocks"]["count"].as_u64().unwrap() > 1, "{run}");
         assert_eq!(run["engine_plan"]["workgroup_tile"], serde_json::json!(false));

@@ -225,7 +225,7 @@ pub(super) fn no_workgroup_tile_from_env() -> Result<bool> {
 /// The measures a GPU engine that returns only the reduced cell state can give (cavity and
 /// dicke kernels): min_eigenvalue needs the full `model` state, so asked for it is an error
 /// naming output.measures; among the default measures it is left out with a note.
-pub(super) fn without_min_eigenvalue(plan: &Plan, model: &str, notes: &mut Vec<String>) -> Result<Vec<Measure>> {
+pub(super) fn without_min_eigenvalue(plan: &Plan, opts: &RunOptions, model: &str, notes: &mut Vec<String>) -> Result<Vec<Measure>> {
     let mut measures = plan.measures.clone();
     if measures.contains(&Measure::MinEigenvalue) {
         if let Some(e) = min_eigenvalue_refusal(plan, model) {
@@ -235,6 +235,7 @@ pub(super) fn without_min_eigenvalue(plan: &Plan, model: &str, notes: &mut Vec<S
         let note = format!(
             "min_eigenvalue needs the full {model} state, which the GPU engine does not keep: left out of the default measures (--backend cpu gives it)"
         );
+        super::say(opts, &note);
         notes.push(note);
     }
     Ok(measures)
@@ -264,7 +265,7 @@ pub(crate) fn run_cavity_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuCon
     if let Some(e) = gpu_refusal(plan) {
         return Err(e);
     }
-    let measures = without_min_eigenvalue(plan, "cavity", &mut notes)?;
+    let measures = without_min_eigenvalue(plan, opts, "cavity", &mut notes)?;
     let t = Instant::now();
     let initial = |i: usize| plan.initial_state(&plan.members[i]);
     let job = cavity_job(plan, &initial, measures.contains(&Measure::EnergyFluctuationB))?;

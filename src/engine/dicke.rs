@@ -206,6 +206,7 @@ pub fn run_dicke(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
         // The kernel keeps no states on the host: auto takes the CPU engine for --save-states.
         Engine::Gpu(_) if plan.save_states.is_some() && opts.backend == super::Backend::Auto => {
             let note = "--save-states on dicke: the GPU kernel keeps no states on the host, so the run is on the structured CPU engine".to_string();
+            super::say(opts, &note);
             let mut out = run_dicke(plan, opts, &Engine::Cpu)?;
             out.notes.push(note);
             out.ran_on = Some(("cpu", Engine::Cpu.device_name()));
@@ -259,7 +260,7 @@ fn run_dicke_gpu_engine(plan: &Plan, opts: &RunOptions, ctx: &GpuContext) -> Res
         return Err(e);
     }
     let mut notes = vec![];
-    let measures = super::cavity::without_min_eigenvalue(plan, "dicke", &mut notes)?;
+    let measures = super::cavity::without_min_eigenvalue(plan, opts, "dicke", &mut notes)?;
     let t = Instant::now();
     let initial = |i: usize| plan.initial_state(&plan.members[i]);
     let job = dicke_job(plan, &initial)?;

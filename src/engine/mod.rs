@@ -74,6 +74,10 @@ pub struct RunOptions {
     /// Spent block buffers that an engine writes its values into (a streamed run's; None:
     /// fresh buffers).
     pub values_pool: Option<Arc<ValuesPool>>,
+    /// The engine keeps its notes in `EngineOutput::notes` without printing them (a study's
+    /// blocks after the first, which would repeat them); false: each is said on stderr when
+    /// it arises, before the work it is about.
+    pub quiet_notes: bool,
 }
 
 impl Default for RunOptions {
@@ -87,6 +91,7 @@ impl Default for RunOptions {
             max_chunk: None,
             control: None,
             values_pool: None,
+            quiet_notes: false,
         }
     }
 }
@@ -150,6 +155,13 @@ impl Engine {
     }
 }
 
+/// Say an engine's note on stderr, unless the options keep notes quiet.
+pub(crate) fn say(opts: &RunOptions, note: &str) {
+    if !opts.quiet_notes {
+        eprintln!("note: {note}");
+    }
+}
+
 pub struct EngineOutput {
     /// The columns of `values`: the plan's measures, less any the engine cannot give (then
     /// said in `notes`).
@@ -159,9 +171,8 @@ pub struct EngineOutput {
     pub precision: Precision,
     pub ensemble: f64,
     pub host_measures: f64,
-    /// Notes for the run (run.json), the same for every block: a study keeps the first
-    /// block's. The engine does not print them: its caller says each once (a study of many
-    /// blocks would repeat them).
+    /// Notes for the run (run.json), each said on stderr as it arises (`say`) unless
+    /// `RunOptions::quiet_notes`; a study keeps those of its first block in a session.
     pub notes: Vec<String>,
     /// What this block changed from its plan, and why (a refused pipeline): any block may
     /// say it, and a study keeps each once.
@@ -268,11 +279,15 @@ pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
     if plan.steady {
         return steady::integrate_steady(plan);
     }
-    let mut out = integrate_engine(plan, opts, engine)?;
-    if let (Some(t_off), None) = (plan.schedule.switch_off, plan.schedule.switch_segment()) {
-        let note = format!("protocol.switch_off = {t_off} lies after the last sample time: the coupling stays on for the whole run");
-        out.notes.push(note);
+    let note = match (plan.schedule.switch_off, plan.schedule.switch_segment()) {
+        (Some(t_off), None) => Some(format!("protocol.switch_off = {t_off} lies after the last sample time: the coupling stays on for the whole run")),
+        _ => None,
+    };
+    if let Some(note) = &note {
+        say(opts, note);
     }
+    let mut out = integrate_engine(plan, opts, engine)?;
+    out.notes.extend(note);
     Ok(out)
 }
 
@@ -307,10 +322,11 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
     if let Some(k) = plan.is_cavity().then(|| cavity::unsupported_drive(plan)).flatten() {
         // The structured cavity engines apply the named drive operators and their real
         // combinations; a matrix drive outside them is integrated by the f64 oracle.
+        let note = format!("cavity-cells: drive[{k}].operator is not a combination of the named operators (sx_1 .. sz_2, x_a, y_a) that the cavity CPU and GPU engines apply; the run is integrated on the f64 reference engine");
+        say(opts, &note);
         let (values, peaks, states) = run_reference(plan, opts)?;
         let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
         out.states = plan.save_states.map(|_| states);
-        let note = format!("cavity-cells: drive[{k}].operator is not a combination of the named operators (sx_1 .. sz_2, x_a, y_a) that the cavity CPU and GPU engines apply; the run is integrated on the f64 reference engine");
         out.notes.push(note);
         out.ran_on = Some(("reference", Engine::Reference.device_name()));
         return Ok(out);

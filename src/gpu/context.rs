@@ -58,10 +58,10 @@ pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: GpuInfo,
-    /// Every pipeline built so far, and every one refused for good (a validation error, or
-    /// too much workgroup memory) with the refusal's message, so that a later block is refused
-    /// at once, not after another compile. An out-of-memory or internal error may pass, and is
-    /// not remembered.
+    /// Every pipeline built so far, and every one refused for good (a validation or internal
+    /// error, as a driver's failed compile, or too much workgroup memory) with the refusal's
+    /// message, so that a later block is refused at once, not after another compile. An
+    /// out-of-memory error may pass, and is not remembered.
     pipelines: Mutex<HashMap<PipelineKey, std::result::Result<Arc<KernelPipeline>, String>>>,
     /// Pipelines handed to the driver so far (tests: a remembered refusal adds none).
     builds: std::sync::atomic::AtomicU64,
@@ -309,7 +309,8 @@ impl GpuContext {
         }
         if let Some(e) = errors.first() {
             let why = format!("kernel {name} ({}): {e}", precision.name());
-            if matches!(e, wgpu::Error::Validation { .. }) {
+            // (a driver that fails to compile or link the pipeline gives an internal error)
+            if matches!(e, wgpu::Error::Validation { .. } | wgpu::Error::Internal { .. }) {
                 cache.insert(key, Err(why.clone()));
             }
             return Err(QbatError::Device(why));
@@ -349,7 +350,7 @@ impl GpuContext {
         why: &str,
     ) {
         let key = pipeline_key(name, precision, constants, entries);
-        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert_with(|| Err(why.to_string()));
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(key, Err(why.to_string()));
     }
 
     /// Why the device was lost, if it was.

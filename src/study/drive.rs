@@ -249,11 +249,15 @@ impl Worker {
                     eprintln!("note: {note}");
                     self.notes.push(note);
                     self.engine = Engine::Cpu;
+                    // (the CPU engine's notes are its own, said once)
+                    self.opts.quiet_notes = false;
                 }
                 Err(e) => return Err(e),
             }
             attempt += 1;
         };
+        // the engine said its notes once: the later blocks' would repeat them
+        self.opts.quiet_notes = true;
         self.blocks += 1;
         self.members += sub.members.len();
         self.busy += t.elapsed().as_secs_f64();
@@ -318,8 +322,7 @@ impl Absorber<'_> {
         let hi = lo + sub.members.len();
         // The measure columns are fixed by the first block.
         let names: Vec<String> = out.measures.iter().map(|m| m.name().to_string()).collect();
-        let first = progress.measures.is_empty();
-        if first {
+        if progress.measures.is_empty() {
             progress.measures = names.clone();
             progress.engine_plan = out.engine_plan.clone();
             progress.backend = backend.into();
@@ -327,15 +330,19 @@ impl Absorber<'_> {
         } else if progress.measures != names {
             return Err(QbatError::Numerics(format!("block {b} returned the measures {names:?}, not {:?}", progress.measures)));
         }
-        // The first block's notes, and a fallback from any block with the engine plan it
-        // left: each said once.
-        if !out.fallbacks.is_empty() {
-            progress.engine_plan = out.engine_plan.clone();
+        // Every block's notes, once each (a resumed run's engine, or the CPU after a lost
+        // device, may have its own; the engine said them); a fallback, said here, with the
+        // engine plan it left.
+        for note in &out.notes {
+            if !progress.notes.contains(note) {
+                progress.notes.push(note.clone());
+            }
         }
-        for note in out.notes.iter().filter(|_| first).chain(&out.fallbacks) {
+        for note in &out.fallbacks {
             if !progress.notes.contains(note) {
                 eprintln!("note: {note}");
                 progress.notes.push(note.clone());
+                progress.engine_plan = out.engine_plan.clone();
             }
         }
         progress.precision = Some(out.precision);

@@ -35,9 +35,10 @@
 //! (two pairs each); not measured on a GPU yet. `CavityGpuOptions::no_workgroup_tile`, or
 //! `QBAT_CAVITY_TILE=off` from the command line, turns it off; a driver that refuses the tiled
 //! pipeline with an error (validation, internal, out of memory) gets the untiled one, with a
-//! note in the result (`CavityResult::notes`, then run.json), and the context remembers the
-//! refusal for the later blocks; one that loses the device over it ends the GPU run as a lost
-//! device (`--on-device-loss`). A run with no members builds no pipeline.
+//! note in the result (`CavityResult::notes`, then run.json), and the context remembers a
+//! validation or internal refusal for the later blocks (an out-of-memory one is tried again);
+//! one that loses the device over it ends the GPU run as a lost device (`--on-device-loss`).
+//! A run with no members builds no pipeline.
 //!
 //! Buffers (keep in sync with the shader's layout comment; `real` = 4 or 8 bytes):
 //! - `consts`  (read, shared): sqrt(0..=N+1), then (h, h/2, h/6, 0) for dt and for each piece's
