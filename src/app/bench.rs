@@ -171,9 +171,12 @@ fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool) -> Result<(P
         precision: opts.precision,
     };
     let mut n_slices = 0;
+    let mut opts = opts.clone();
     for start in (0..plan.members.len()).step_by(slice) {
         let sub = plan.slice(start..(start + slice).min(plan.members.len()));
-        let r = run_plan(&sub, opts)?;
+        let r = run_plan(&sub, &opts)?;
+        // the engine's notes once, not once a slice
+        opts.quiet_notes = true;
         p.integrate += r.timings.integrate;
         p.setup += r.timings.setup;
         p.ensemble += r.timings.ensemble;
@@ -206,6 +209,7 @@ fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Resul
     let mut pure = vec![];
     let mut last = first;
     let max_abs_error = last.max_abs_error;
+    let opts = RunOptions { quiet_notes: true, ..opts };
     for _ in 0..repeat.max(1) {
         let (p, _) = run_pass(plan, job, &opts, false)?;
         walls.push(p.wall);
