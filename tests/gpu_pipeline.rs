@@ -311,3 +311,45 @@ fn a_refused_pipeline_is_an_error_and_is_remembered() {
     // the untiled pipeline still builds beside the refusals
     ctx.pipeline("rk4_cavity", Precision::F32, &entries).unwrap();
 }
+
+/// A run resumed on another engine (`--allow-mixed-backends`) keeps that engine's notes: here
+/// the GPU's eigen-solve note, which the CPU blocks before it never gave.
+#[test]
+fn a_run_resumed_on_the_gpu_keeps_the_gpu_engines_note() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, DEPHASED.replace("size = 32", "size = 60").replace("samples = 21", "samples = 3").replace("t_end = 10.0", "t_end = 0.5")).unwrap();
+    let out = dir.path().join("r");
+    let args = |backend: &str| {
+        [
+            "run",
+            cfg.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--no-progress",
+            "--no-plots",
+            "--verify",
+            "0",
+            "--block-members",
+            "10",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+    };
+    let mut child = crate::common::bin().args(args("cpu")).env("QBAT_INJECT_FAULT", "slow-blocks=300").stderr(std::process::Stdio::null()).spawn().unwrap();
+    crate::common::kill_after_blocks(&mut child, &dir.path().join(".r.partial"), 2);
+    let o = crate::common::bin().args(args("gpu")).args(["--allow-mixed-backends", "--resume", out.to_str().unwrap()]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    const NOTE: &str = "eigen-solve measures on the device";
+    assert_eq!(stdout.matches(NOTE).count(), 1, "in the report once: {stdout}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let engines: Vec<&str> = json["engines"].as_array().unwrap().iter().map(|e| e["backend"].as_str().unwrap()).collect();
+    assert_eq!(engines, ["cpu", "gpu"], "{}", json["engines"]);
+    assert_eq!(json["notes"].as_array().unwrap().iter().filter(|n| n.as_str().unwrap().contains(NOTE)).count(), 1, "{}", json["notes"]);
+}
