@@ -138,7 +138,7 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
     check_finite(plan, &out.measures, &out.values)?;
     // (the engine said its notes as they arose; a fallback is the driver's, said here)
     for note in &out.fallbacks {
-        eprintln!("note: {note}");
+        crate::engine::say(opts, note);
     }
     notes.extend(out.notes);
     notes.extend(out.fallbacks);

@@ -414,7 +414,8 @@ fn two_devices_give_the_single_device_result() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), BLOCH);
+    // (a switch-off after the last sample changes nothing, and gives a note)
+    let cfg = config(dir.path(), &format!("{BLOCH}[protocol]\nswitch_off = 100.0\n"));
     // (a part of) the adapter's name without commas, as --devices splits on them
     let adapter = qbat_gpu::engine::gpu_context(None, false).unwrap().info.name.split([',', ' ']).next().unwrap().to_string();
     let (one, two) = (dir.path().join("one"), dir.path().join("two"));
@@ -423,7 +424,9 @@ fn two_devices_give_the_single_device_result() {
     };
     gpu(&one, &[]);
     // the same adapter opened twice: two devices, two queues, blocks shared between them
-    gpu(&two, &["--devices", &format!("{adapter},{adapter}")]);
+    let said = gpu(&two, &["--devices", &format!("{adapter},{adapter}")]);
+    // each note once, however many devices and blocks
+    assert_eq!(said.matches("note: protocol.switch_off").count(), 1, "{said}");
     for f in ["series.npy", "summary.csv", "stats.csv"] {
         assert!(read(&one.join(f)) == read(&two.join(f)), "{f} differs between one and two devices");
     }

@@ -141,7 +141,7 @@ fn save_states_field(e: QbatError) -> QbatError {
 /// Run options with a fresh control (cancellation and members done) for `interruptible`.
 fn run_options(backend_name: &str, precision_name: &str, verify: usize, adapter: Option<String>, progress: bool) -> Result<(RunOptions, Arc<Control>), QbatError> {
     let control = Arc::new(Control::default());
-    let opts = RunOptions { backend: backend(backend_name)?, precision: precision(precision_name)?, verify, adapter, progress, max_chunk: None, control: Some(control.clone()), values_pool: None, quiet_notes: false };
+    let opts = RunOptions { backend: backend(backend_name)?, precision: precision(precision_name)?, verify, adapter, progress, max_chunk: None, control: Some(control.clone()), values_pool: None, said: None };
     Ok((opts, control))
 }
 

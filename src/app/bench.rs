@@ -171,12 +171,11 @@ fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool) -> Result<(P
         precision: opts.precision,
     };
     let mut n_slices = 0;
-    let mut opts = opts.clone();
+    // the engine's notes once, not once a slice and a repetition
+    let opts = RunOptions { said: Some(opts.said.clone().unwrap_or_default()), ..opts.clone() };
     for start in (0..plan.members.len()).step_by(slice) {
         let sub = plan.slice(start..(start + slice).min(plan.members.len()));
         let r = run_plan(&sub, &opts)?;
-        // the engine's notes once, not once a slice
-        opts.quiet_notes = true;
         p.integrate += r.timings.integrate;
         p.setup += r.timings.setup;
         p.ensemble += r.timings.ensemble;
@@ -201,7 +200,7 @@ fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool) -> Result<(P
 }
 
 fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Result<BackendFigures> {
-    let opts = RunOptions { backend, precision: Precision::F32, verify: 0, ..Default::default() };
+    let opts = RunOptions { backend, precision: Precision::F32, verify: 0, said: Some(Default::default()), ..Default::default() };
     // warm-up (pipelines, caches, thread pool) and the accuracy check
     let (first, slices) = run_pass(plan, job, &opts, true)?;
     let mut walls = vec![];
@@ -209,7 +208,6 @@ fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Resul
     let mut pure = vec![];
     let mut last = first;
     let max_abs_error = last.max_abs_error;
-    let opts = RunOptions { quiet_notes: true, ..opts };
     for _ in 0..repeat.max(1) {
         let (p, _) = run_pass(plan, job, &opts, false)?;
         walls.push(p.wall);
@@ -414,11 +412,13 @@ pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) ->
     parse_plan(&scaling_config("members", largest), &Overrides::default()).map_err(|e| QbatError::invalid(field, format!("{largest} members: {e}")))?;
     let curves: Vec<(&str, Vec<u64>)> = vec![("members", members), ("n_fock", vec![4, 8, 12, 16, 20, 28, 40])];
     let mut points = vec![];
+    // each note once for the whole curve
+    let said = qbat_gpu::engine::SaidNotes::default();
     for (curve, xs) in &curves {
         for &b in &backends {
             for &x in xs {
                 let plan = parse_plan(&scaling_config(curve, x), &Overrides::default())?;
-                let opts = RunOptions { backend: b, verify: 0, ..Default::default() };
+                let opts = RunOptions { backend: b, verify: 0, said: Some(said.clone()), ..Default::default() };
                 let (_, _) = match run_pass(&plan, "scaling", &opts, false) {
                     Ok(p) => p,
                     Err(QbatError::Device(why)) => {

@@ -88,7 +88,7 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         max_chunk: None,
         control: None,
         values_pool: None,
-        quiet_notes: false,
+        said: None,
     };
     let sopts = StudyOptions {
         run: ropts,

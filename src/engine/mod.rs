@@ -74,10 +74,10 @@ pub struct RunOptions {
     /// Spent block buffers that an engine writes its values into (a streamed run's; None:
     /// fresh buffers).
     pub values_pool: Option<Arc<ValuesPool>>,
-    /// The engine keeps its notes in `EngineOutput::notes` without printing them (a study's
-    /// blocks after the first, which would repeat them); false: each is said on stderr when
-    /// it arises, before the work it is about.
-    pub quiet_notes: bool,
+    /// The notes already said on stderr, shared by the engines of one run (a study's
+    /// workers and blocks, a bench's slices and repetitions), so that each is said once;
+    /// None: every note an engine gives is said.
+    pub said: Option<SaidNotes>,
 }
 
 impl Default for RunOptions {
@@ -91,7 +91,7 @@ impl Default for RunOptions {
             max_chunk: None,
             control: None,
             values_pool: None,
-            quiet_notes: false,
+            said: None,
         }
     }
 }
@@ -155,10 +155,28 @@ impl Engine {
     }
 }
 
-/// Say an engine's note on stderr, unless the options keep notes quiet.
-pub(crate) fn say(opts: &RunOptions, note: &str) {
-    if !opts.quiet_notes {
-        eprintln!("note: {note}");
+/// The notes said on stderr so far by the engines of one run (see `RunOptions::said`).
+#[derive(Clone, Debug, Default)]
+pub struct SaidNotes(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl SaidNotes {
+    /// Say `note` on stderr unless it was said already; whether it was said now.
+    pub fn say(&self, note: &str) -> bool {
+        let new = self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(note.to_string());
+        if new {
+            eprintln!("note: {note}");
+        }
+        new
+    }
+}
+
+/// Say a note on stderr as it arises, before the work it is about: once a run (`RunOptions::said`).
+pub fn say(opts: &RunOptions, note: &str) {
+    match &opts.said {
+        Some(said) => {
+            said.say(note);
+        }
+        None => eprintln!("note: {note}"),
     }
 }
 
@@ -171,8 +189,8 @@ pub struct EngineOutput {
     pub precision: Precision,
     pub ensemble: f64,
     pub host_measures: f64,
-    /// Notes for the run (run.json), each said on stderr as it arises (`say`) unless
-    /// `RunOptions::quiet_notes`; a study keeps those of its first block in a session.
+    /// Notes for the run (run.json and the report), most said on stderr as they arise
+    /// (`say`); a study keeps each block's, once each.
     pub notes: Vec<String>,
     /// What this block changed from its plan, and why (a refused pipeline): any block may
     /// say it, and a study keeps each once.
@@ -244,7 +262,7 @@ pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Eng
     let need_f64 = opts.precision == Precision::F64;
     if let (Some(a), Backend::Reference | Backend::Cpu) = (&opts.adapter, opts.backend) {
         let note = format!("--adapter {a} ignored: --backend {} does not use a GPU", opts.backend.name());
-        eprintln!("note: {note}");
+        say(opts, &note);
         notes.push(note);
     }
     match opts.backend {
@@ -259,14 +277,14 @@ pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Eng
                     "the only GPU adapter is software ('{}', {}); running on the CPU engine, which is faster on the same cores (--backend gpu runs it)",
                     ctx.info.name, ctx.info.device_type
                 );
-                eprintln!("note: {note}");
+                say(opts, &note);
                 notes.push(note);
                 Ok(Engine::Cpu)
             }
             Ok(ctx) => Ok(Engine::Gpu(with_pinning_note(ctx, notes))),
             Err(e) => {
                 let note = format!("no usable GPU adapter ({e}); running on the CPU engine");
-                eprintln!("note: {note}");
+                say(opts, &note);
                 notes.push(note);
                 Ok(Engine::Cpu)
             }

@@ -110,6 +110,8 @@ pub(super) fn drive(
     // each absorbed block's values buffer, for a later block's engine
     let values_pool = (n_blocks > 1).then(|| std::sync::Arc::new(ValuesPool::default()));
     run_opts.values_pool = values_pool.clone();
+    // one set of notes said for every worker and block: each said once
+    run_opts.said = Some(run_opts.said.clone().unwrap_or_default());
     // the GPU contexts' kept read-back buffers, freed when the blocks are done (or failed)
     let read_back = crate::engine::ReleaseReadBack::of(&engines);
     let mut workers: Vec<Worker> = engines
@@ -120,6 +122,7 @@ pub(super) fn drive(
     let mut sink = Absorber {
         local,
         opts,
+        said: run_opts.said.clone().unwrap_or_default(),
         staging,
         progress: &mut progress,
         acc: &mut acc,
@@ -249,15 +252,11 @@ impl Worker {
                     eprintln!("note: {note}");
                     self.notes.push(note);
                     self.engine = Engine::Cpu;
-                    // (the CPU engine's notes are its own, said once)
-                    self.opts.quiet_notes = false;
                 }
                 Err(e) => return Err(e),
             }
             attempt += 1;
         };
-        // the engine said its notes once: the later blocks' would repeat them
-        self.opts.quiet_notes = true;
         self.blocks += 1;
         self.members += sub.members.len();
         self.busy += t.elapsed().as_secs_f64();
@@ -292,6 +291,8 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
 struct Absorber<'a> {
     local: &'a Plan,
     opts: &'a StudyOptions,
+    /// The notes said so far, shared with the workers' engines.
+    said: crate::engine::SaidNotes,
     staging: &'a Staging,
     progress: &'a mut Progress,
     acc: &'a mut Option<StatsAccumulator>,
@@ -340,7 +341,7 @@ impl Absorber<'_> {
         }
         for note in &out.fallbacks {
             if !progress.notes.contains(note) {
-                eprintln!("note: {note}");
+                self.said.say(note);
                 progress.notes.push(note.clone());
                 progress.engine_plan = out.engine_plan.clone();
             }
