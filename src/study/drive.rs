@@ -85,6 +85,7 @@ pub(super) fn drive(
             progress.requested_backend
         );
         progress.requested_backend = backend_name(opts);
+        eprintln!("note: {note}");
         progress.notes.push(note);
     }
     // A note is said once, however often the run was resumed.
@@ -270,7 +271,9 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
         return Ok(vec![engine]);
     };
     if !matches!(engine, Engine::Gpu(_)) {
-        notes.push("--devices ignored: the run is not on the GPU".into());
+        let note = "--devices ignored: the run is not on the GPU";
+        eprintln!("note: {note}");
+        notes.push(note.into());
         return Ok(vec![engine]);
     }
     let need_f64 = opts.run.precision == Precision::F64;
@@ -340,8 +343,9 @@ impl Absorber<'_> {
             }
         }
         for note in &out.fallbacks {
+            // (said in this session even where a resumed run's checkpoint holds it)
+            self.said.say(note);
             if !progress.notes.contains(note) {
-                self.said.say(note);
                 progress.notes.push(note.clone());
                 progress.engine_plan = out.engine_plan.clone();
             }
