@@ -160,22 +160,18 @@ impl Engine {
 pub struct SaidNotes(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
 
 impl SaidNotes {
-    /// Say `note` on stderr unless it was said already; whether it was said now.
-    pub fn say(&self, note: &str) -> bool {
-        let new = self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(note.to_string());
-        if new {
+    /// Say `note` on stderr unless it was said already.
+    pub fn say(&self, note: &str) {
+        if self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(note.to_string()) {
             eprintln!("note: {note}");
         }
-        new
     }
 }
 
 /// Say a note on stderr as it arises, before the work it is about: once a run (`RunOptions::said`).
 pub fn say(opts: &RunOptions, note: &str) {
     match &opts.said {
-        Some(said) => {
-            said.say(note);
-        }
+        Some(said) => said.say(note),
         None => eprintln!("note: {note}"),
     }
 }

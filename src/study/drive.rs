@@ -89,10 +89,8 @@ pub(super) fn drive(
         progress.notes.push(note);
     }
     // A note is said once, however often the run was resumed.
-    for note in run_notes {
-        if !progress.notes.contains(&note) {
-            progress.notes.push(note);
-        }
+    for note in &run_notes {
+        keep_once(&mut progress.notes, note);
     }
     if local.steady && opts.run.verify > 0 && !progress.notes.iter().any(|n| n.starts_with("--verify skipped")) {
         progress.notes.push("--verify skipped: steady states are solved for, not integrated; steady_residual = ||L rho||_F is their check".into());
@@ -265,6 +263,15 @@ impl Worker {
     }
 }
 
+/// Add `note` to a run's notes unless they hold it; whether it was new.
+fn keep_once(notes: &mut Vec<String>, note: &str) -> bool {
+    let new = !notes.iter().any(|n| n == note);
+    if new {
+        notes.push(note.to_string());
+    }
+    new
+}
+
 /// The engines of a run: one per `--devices` entry, else the resolved backend.
 pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<String>) -> Result<Vec<Engine>> {
     let Some(spec) = opts.devices.as_deref() else {
@@ -338,15 +345,12 @@ impl Absorber<'_> {
         // device, may have its own; the engine said them); a fallback, said here, with the
         // engine plan it left.
         for note in &out.notes {
-            if !progress.notes.contains(note) {
-                progress.notes.push(note.clone());
-            }
+            keep_once(&mut progress.notes, note);
         }
         for note in &out.fallbacks {
             // (said in this session even where a resumed run's checkpoint holds it)
             self.said.say(note);
-            if !progress.notes.contains(note) {
-                progress.notes.push(note.clone());
+            if keep_once(&mut progress.notes, note) {
                 progress.engine_plan = out.engine_plan.clone();
             }
         }
