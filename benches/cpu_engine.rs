@@ -101,7 +101,7 @@ fn measures_bench(c: &mut Criterion) {
 /// distinct samples and one sample time's 20,000, like the main job's (log-uniform over 20
 /// binades, as bell_chsh spans 3.7e-7 to 0.83).
 fn ranks_bench(c: &mut Criterion) {
-    use qbat_gpu::analyze::ranks;
+    use qbat_gpu::analyze::{doubled_ranks_whole_and_sliced, ranks};
     let pooled = if quick() { 202_000 } else { 2_020_000 };
     let mut seed = 11u64;
     let values: Vec<f64> = (0..pooled)
@@ -116,6 +116,14 @@ fn ranks_bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(format!("ranks of {n} samples"), |b| b.iter(|| ranks(&values[..n])));
     }
+    // the pooled ranks and those within each sample time, as the default study's analysis
+    // takes them (101 times of 20,000 members)
+    let slice = pooled / 101;
+    group.throughput(Throughput::Elements(pooled as u64));
+    group.bench_function(format!("whole and sliced ranks of {pooled} samples in slices of {slice}"), |b| {
+        let mut scratch = vec![];
+        b.iter(|| doubled_ranks_whole_and_sliced(&values, slice, &mut scratch))
+    });
     group.finish();
 }
 

@@ -33,7 +33,7 @@ mod gather;
 mod ranks;
 pub use gather::{Gather, Layout};
 use ranks::doubled_ranks_with;
-pub use ranks::ranks;
+pub use ranks::{doubled_ranks_whole_and_sliced, ranks};
 
 /// Default cap on the members of the correlation set.
 pub const DEFAULT_MAX_MEMBERS: usize = 20_000;

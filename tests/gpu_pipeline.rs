@@ -313,7 +313,8 @@ fn a_refused_pipeline_is_an_error_and_is_remembered() {
 }
 
 /// A run resumed on another engine (`--allow-mixed-backends`) keeps that engine's notes: here
-/// the GPU's eigen-solve note, which the CPU blocks before it never gave.
+/// the GPU's eigen-solve note, which the CPU blocks before it never gave, said once over the
+/// GPU's blocks.
 #[test]
 fn a_run_resumed_on_the_gpu_keeps_the_gpu_engines_note() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -348,6 +349,8 @@ fn a_run_resumed_on_the_gpu_keeps_the_gpu_engines_note() {
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     const NOTE: &str = "eigen-solve measures on the device";
     assert_eq!(stdout.matches(NOTE).count(), 1, "in the report once: {stdout}");
+    // said on stderr once too, before the GPU's first block, whatever the blocks after it
+    assert_eq!(stderr.matches(&format!("note: {NOTE}")).count(), 1, "said once: {stderr}");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     let engines: Vec<&str> = json["engines"].as_array().unwrap().iter().map(|e| e["backend"].as_str().unwrap()).collect();
     assert_eq!(engines, ["cpu", "gpu"], "{}", json["engines"]);

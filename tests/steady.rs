@@ -294,6 +294,8 @@ fn forbidden_combinations_exit_2_naming_the_field() {
     let (code, stderr, out, _dir) = run_binary("model = \"spin-pair\"\n[time]\nsteady = true\n");
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("time.steady") && stderr.contains("not unique") && stderr.contains("member 0") && !out.exists(), "{stderr}");
+    // the error alone: the solver's note (each null space 1-dimensional) is said only when true
+    assert!(!stderr.contains("note: steady states"), "{stderr}");
 }
 
 #[test]
@@ -320,7 +322,7 @@ fn a_steady_run_writes_one_sample_at_infinity() {
 }
 
 /// A run in several blocks keeps the first block's engine notes, once: the steady solver's
-/// note (its counts and times differ from block to block) is not repeated per block.
+/// note is said on stderr once, before the first solve, and kept in run.json once.
 #[test]
 fn a_run_in_blocks_keeps_one_engine_note() {
     let dir = tempfile::tempdir().unwrap();
@@ -336,6 +338,8 @@ fn a_run_in_blocks_keeps_one_engine_note() {
     assert_eq!(json["blocks"]["count"], 4, "{}", json["blocks"]);
     let steady = json["notes"].as_array().unwrap().iter().filter(|n| n.as_str().unwrap().starts_with("steady states")).count();
     assert_eq!(steady, 1, "{}", json["notes"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(stderr.matches("note: steady states (time.steady = true)").count(), 1, "{stderr}");
 }
 
 #[test]

@@ -53,7 +53,7 @@ pub(super) fn doubled_ranks_with(v: &[f64], scratch: &mut Vec<u64>) -> Vec<u32> 
 /// and a slice's part of a run of equal keys is its run; so a sample of slice s in a run with
 /// m_s samples of s, after below_s of s in earlier runs, has the doubled rank
 /// 2 below_s + m_s + 1 within s, as sorting s alone gives it.
-pub(super) fn doubled_ranks_whole_and_sliced(v: &[f64], slice_len: usize, scratch: &mut Vec<u64>) -> (Vec<u32>, Vec<u32>) {
+pub fn doubled_ranks_whole_and_sliced(v: &[f64], slice_len: usize, scratch: &mut Vec<u64>) -> (Vec<u32>, Vec<u32>) {
     assert!(v.len() < 1 << 31, "doubled ranks of {} values overflow u32", v.len());
     // (one slice of the whole when longer than it: so a u32 divisor)
     let slice_len = slice_len.clamp(1, v.len().max(1));

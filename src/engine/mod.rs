@@ -291,7 +291,7 @@ pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Eng
 pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {
     // Steady states are solved for directly, on the CPU in f64, whatever the backend.
     if plan.steady {
-        return steady::integrate_steady(plan);
+        return steady::integrate_steady(plan, opts);
     }
     let note = match (plan.schedule.switch_off, plan.schedule.switch_segment()) {
         (Some(t_off), None) => Some(format!("protocol.switch_off = {t_off} lies after the last sample time: the coupling stays on for the whole run")),

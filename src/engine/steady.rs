@@ -17,7 +17,7 @@
 //! (which only serves the relaxation-rate check; the tests compare the two null spaces). The
 //! residual ||L rho||_F is evaluated with the reference's matrix-form right-hand side.
 
-use super::{battery_times_state, update_peaks, EngineOutput, Precision};
+use super::{battery_times_state, update_peaks, EngineOutput, Precision, RunOptions};
 use crate::config::Plan;
 use crate::error::{QbatError, Result};
 use crate::job::{Peak, PEAK_MEASURES};
@@ -181,13 +181,18 @@ fn describe_point(params: &Params) -> String {
     parts.join(", ")
 }
 
+/// The steady solver's note: the same words for every block of a run (a study keeps one
+/// copy); the residuals are in the steady_residual column, the solve time in the run's
+/// `integrate`.
+const STEADY_NOTE: &str = "steady states (time.steady = true): the null space of each parameter point's 16x16 Liouvillian, solved on the CPU in f64 (SVD, nalgebra) whatever the backend; each null space is 1-dimensional and every other mode decays, so the steady state does not depend on the initial state (stored_energy_b and energy_fluctuation_b still refer to it); power_b and ergotropic_power_b are their t -> inf limit, 0; steady_residual = ||L rho||_F is each member's check";
+
 /// Every member's steady state and the plan's measures at it: one sample at t = inf, no steps.
 /// Members that share a parameter point share one solve (in parallel over points, then over
 /// members). The measures are those of `measures::evaluate` at t = inf, with the member's
 /// initial state for the quantities that refer to it (stored_energy_b, energy_fluctuation_b);
 /// power_b and ergotropic_power_b are their t -> inf limit, 0. steady_residual is the solve's
 /// ||L rho||_F. Peaks are the single sample (t_max = inf).
-pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
+pub fn integrate_steady(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
     if plan.is_cavity() {
         return Err(QbatError::invalid("time.steady", "cavity-cells has no direct steady-state solver; integrate to a long t_end instead"));
     }
@@ -205,6 +210,8 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
             return Err(why.clone().into_error(format!("member {} ({}): ", m.id, describe_point(&plan.points[m.point]))));
         }
     }
+    // (said once every point has its one steady state, which it describes)
+    super::say(opts, STEADY_NOTE);
 
     let t_measures = Instant::now();
     let state_measures: Vec<Measure> = plan.measures.iter().copied().filter(|m| !m.steady_only()).collect();
@@ -259,9 +266,6 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
         }
         st
     });
-    // The same words for every block of a run (a study keeps one copy): the residuals are
-    // in the steady_residual column, the solve time in the run's `integrate`.
-    let note = "steady states (time.steady = true): the null space of each parameter point's 16x16 Liouvillian, solved on the CPU in f64 (SVD, nalgebra) whatever the backend; each null space is 1-dimensional and every other mode decays, so the steady state does not depend on the initial state (stored_energy_b and energy_fluctuation_b still refer to it); power_b and ergotropic_power_b are their t -> inf limit, 0; steady_residual = ||L rho||_F is each member's check".to_string();
     Ok(EngineOutput {
         measures: plan.measures.clone(),
         values,
@@ -269,7 +273,7 @@ pub fn integrate_steady(plan: &Plan) -> Result<EngineOutput> {
         precision: Precision::F64,
         ensemble: 0.0,
         host_measures: t_measures.elapsed().as_secs_f64(),
-        notes: vec![note],
+        notes: vec![STEADY_NOTE.to_string()],
         fallbacks: vec![],
         engine_plan: None,
         ran_on: None,

@@ -75,14 +75,17 @@ pub fn run_two_qubit(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<
         // The eigen-solve measures run on the device: the states are read back only for
         // `--save-states`.
         let job = TwoQubitJob { keep_states: plan.save_states.is_some(), ..job };
+        let note = (!eigen.is_empty())
+            .then(|| format!("eigen-solve measures on the device in {} (Jacobi; concurrence from singular values of X^T S X)", opts.precision.name()));
+        if let Some(note) = &note {
+            super::say(opts, note);
+        }
         let (values, peaks, states, gpu_busy) = run_two_qubit_gpu_overlapped(plan, &job, &eigen, ctx, opts, &pb)?;
         pb.finish_and_clear();
         let exposed = (t.elapsed().as_secs_f64() - gpu_busy).max(0.0);
         let mut out = EngineOutput::new(plan, values, peaks, opts.precision, ensemble, exposed);
         out.states = states;
-        if !eigen.is_empty() {
-            out.notes.push(format!("eigen-solve measures on the device in {} (Jacobi; concurrence from singular values of X^T S X)", opts.precision.name()));
-        }
+        out.notes.extend(note);
         return Ok(out);
     }
     let (values, peaks, states, host_measures) = run_two_qubit_twin_sliced(plan, &job, &eigen, opts)?;

@@ -164,51 +164,65 @@ pub(super) fn finish(
     let measures: Vec<&str> = progress.measures.iter().map(|s| s.as_str()).collect();
     let nm = measures.len();
     let ids: Vec<u64> = local.members.iter().map(|m| m.id).collect();
-    if opts.output.series {
-        // A run resumed with every block finished opens the file its checkpoint checked.
-        let series = match series {
-            Some(s) => s,
-            None => SeriesFile::open(&staging.blocks(), ids.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?,
-        };
-        match opts.output.format {
-            Format::Csv => out.write("series.csv", |w| {
-                write_csv_header(w, &measures)?;
-                for b in 0..n_blocks {
-                    let block_ids = &ids[b * block..((b + 1) * block).min(ids.len())];
-                    let values = series.read_block(b * block, block_ids.len()).map_err(std::io::Error::other)?;
-                    write_csv_rows(w, block_ids, &local.schedule.times, &values, nm)?;
+    // The files are independent of each other: written side by side, so that one's
+    // formatting overlaps another's sync (each file is synced before it is renamed).
+    let series_files = || -> Result<()> {
+        if opts.output.series {
+            // A run resumed with every block finished opens the file its checkpoint checked.
+            let series = match series {
+                Some(s) => s,
+                None => SeriesFile::open(&staging.blocks(), ids.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?,
+            };
+            match opts.output.format {
+                Format::Csv => out.write("series.csv", |w| {
+                    write_csv_header(w, &measures)?;
+                    for b in 0..n_blocks {
+                        let block_ids = &ids[b * block..((b + 1) * block).min(ids.len())];
+                        let values = series.read_block(b * block, block_ids.len()).map_err(std::io::Error::other)?;
+                        write_csv_rows(w, block_ids, &local.schedule.times, &values, nm)?;
+                    }
+                    Ok(())
+                })?,
+                Format::Npy => {
+                    // The blocks wrote the npy in place: it is placed, not copied.
+                    out.place(SERIES_FILE, series.path(), series.entry()?)?;
+                    let axes = json!({"members": ids, "times": local.schedule.times, "measures": measures});
+                    out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
                 }
-                Ok(())
-            })?,
-            Format::Npy => {
-                // The blocks wrote the npy in place: it is placed, not copied.
-                out.place(SERIES_FILE, series.path(), series.entry()?)?;
-                let axes = json!({"members": ids, "times": local.schedule.times, "measures": measures});
-                out.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
             }
         }
-    }
-    if let Some(save) = local.save_states {
-        write_states(&out, local, staging, save, &ids, n_blocks, block)?;
-    }
-    if opts.output.format == Format::Npy {
-        write_summary_npy(&out, local, staging, n_blocks)?;
-    }
-    out.write("summary.csv", |w| {
-        writeln!(w, "{}", summary_header(local))?;
-        for b in 0..n_blocks {
-            let p = staging.blocks().join(format!("{b:06}.summary"));
-            let mut f = std::fs::File::open(&p)?;
-            std::io::copy(&mut f, w)?;
+        if let Some(save) = local.save_states {
+            write_states(&out, local, staging, save, &ids, n_blocks, block)?;
         }
         Ok(())
-    })?;
-    let names: Vec<String> = stats_measures(&progress).iter().map(|m| m.name().to_string()).collect();
-    let stats = output::stats::Stats::from_accumulator(&acc, local.schedule.times.clone(), names);
-    out.write("stats.csv", |w| output::stats::write_csv(&stats, w))?;
-    if opts.shard.is_some() {
-        out.write("stats-state.bin", |w| acc.write_to(w))?;
-    }
+    };
+    let summary_files = || -> Result<()> {
+        if opts.output.format == Format::Npy {
+            write_summary_npy(&out, local, staging, n_blocks)?;
+        }
+        out.write("summary.csv", |w| {
+            writeln!(w, "{}", summary_header(local))?;
+            for b in 0..n_blocks {
+                let p = staging.blocks().join(format!("{b:06}.summary"));
+                let mut f = std::fs::File::open(&p)?;
+                std::io::copy(&mut f, w)?;
+            }
+            Ok(())
+        })
+    };
+    let stats_files = || -> Result<output::stats::Stats> {
+        let names: Vec<String> = stats_measures(&progress).iter().map(|m| m.name().to_string()).collect();
+        let stats = output::stats::Stats::from_accumulator(&acc, local.schedule.times.clone(), names);
+        out.write("stats.csv", |w| output::stats::write_csv(&stats, w))?;
+        if opts.shard.is_some() {
+            out.write("stats-state.bin", |w| acc.write_to(w))?;
+        }
+        Ok(stats)
+    };
+    let (series_written, (summary_written, stats)) = rayon::join(series_files, || rayon::join(summary_files, stats_files));
+    series_written?;
+    summary_written?;
+    let stats = stats?;
     let mut progress = progress;
     // Several devices finish blocks in any order: list ids in member order.
     progress.health.flagged_ids.sort_unstable();
