@@ -16,7 +16,6 @@ use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::write_atomic_hashed;
 use crate::output::{write_f64_le, Format};
 use crate::verify::{fold_deviations, verify_indices};
-use rayon::prelude::*;
 use serde_json::json;
 use std::time::Instant;
 
@@ -362,9 +361,9 @@ impl Absorber<'_> {
         if let Some(i) = crate::faults::nan_member().and_then(|id| sub.members.iter().position(|m| m.id == id)) {
             out.values[(i * ns + ns / 2) * nm..(i + 1) * ns * nm].fill(f64::NAN);
         }
-        // health
-        let health: Vec<Health> =
-            (0..nb).into_par_iter().map(|i| member_health(&out.values[i * ns * nm..(i + 1) * ns * nm], &out.measures, out.precision)).collect();
+        // health, on this thread: the rayon pool is integrating the next block, and the series
+        // write waits on the health
+        let health: Vec<Health> = (0..nb).map(|i| member_health(&out.values[i * ns * nm..(i + 1) * ns * nm], &out.measures, out.precision)).collect();
         for (i, h) in health.iter().enumerate() {
             progress.health.add(sub.members[i].id, *h);
         }
