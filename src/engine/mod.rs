@@ -185,8 +185,9 @@ pub struct EngineOutput {
     pub precision: Precision,
     pub ensemble: f64,
     pub host_measures: f64,
-    /// Notes for the run (run.json and the report), most said on stderr as they arise
-    /// (`say`); a study keeps each block's, once each.
+    /// Notes for the run (run.json and the report), each said on stderr as it arises
+    /// (`say`; a GPU's pinning note when its context opened); a study keeps each block's,
+    /// once each.
     pub notes: Vec<String>,
     /// What this block changed from its plan, and why (a refused pipeline): any block may
     /// say it, and a study keeps each once.
