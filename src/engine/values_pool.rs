@@ -1,7 +1,8 @@
 //! Spent value buffers of a streamed run's blocks, handed back for the next block. The blocks
 //! are evenly sized, so the next block's values fit in the memory of one absorbed before it,
-//! already faulted in; a fresh buffer costs a page fault per 4 KiB written (about 25,000 for
-//! the main job's 100 MB block), and its release an unmapping.
+//! already faulted in; a fresh buffer costs a page fault per page written (per 4 KiB, about
+//! 25,000 for the main job's 100 MB block, where the kernel gives no huge page:
+//! `huge_pages`), and its release an unmapping.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -49,7 +50,7 @@ impl ValuesPool {
                 values.resize(len, 0.0);
                 values
             }
-            None => vec![0.0; len],
+            None => crate::huge_pages::zeroed_vec(len),
         }
     }
 }

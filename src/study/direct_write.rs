@@ -55,7 +55,7 @@ pub(super) struct DirectFile {
     chunks_before_refusal: std::sync::atomic::AtomicUsize,
 }
 
-/// Whether it still writes directly, not its buffer (4 MiB).
+/// Whether it still writes directly, not its buffer (a 4 MiB chunk in 6 MiB).
 impl std::fmt::Debug for DirectFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DirectFile").field("refused", &self.refused()).finish_non_exhaustive()
@@ -128,14 +128,19 @@ impl DirectFile {
     }
 
     /// The aligned buffer for an interior of `bytes`: up to CHUNK bytes of `memory` (grown
-    /// where it is short) at an aligned address; None where `align_offset` finds none.
+    /// where it is short) at an aligned address; None where `align_offset` finds none. A
+    /// buffer of a huge page or more starts on a huge page's boundary (a multiple of the
+    /// page), in memory advised onto them (`huge_pages`): its first fill takes 2 faults for a
+    /// 4 MiB chunk rather than 1,024.
     #[cfg(target_os = "linux")]
     fn aligned<'m>(&self, memory: &'m mut Vec<u8>, bytes: usize) -> Option<&'m mut [u8]> {
+        use crate::huge_pages::HUGE_PAGE_BYTES;
         let len = CHUNK.min(bytes);
-        if memory.len() < len + self.align {
-            *memory = vec![0u8; len + self.align];
+        let align = if len >= HUGE_PAGE_BYTES && HUGE_PAGE_BYTES.is_multiple_of(self.align) { HUGE_PAGE_BYTES } else { self.align };
+        if memory.len() < len + align {
+            *memory = crate::huge_pages::zeroed_vec(len + align);
         }
-        let start = memory.as_ptr().align_offset(self.align);
+        let start = memory.as_ptr().align_offset(align);
         memory.get_mut(start..).and_then(|m| m.get_mut(..len))
     }
 
