@@ -16,6 +16,7 @@ use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::write_atomic_hashed;
 use crate::output::{write_f64_le, Format};
 use crate::verify::{fold_deviations, verify_indices};
+use rayon::prelude::*;
 use serde_json::json;
 use std::time::Instant;
 
@@ -361,13 +362,6 @@ impl Absorber<'_> {
         if let Some(i) = crate::faults::nan_member().and_then(|id| sub.members.iter().position(|m| m.id == id)) {
             out.values[(i * ns + ns / 2) * nm..(i + 1) * ns * nm].fill(f64::NAN);
         }
-        // health, on this thread: the rayon pool is integrating the next block, and the series
-        // write waits on the health
-        let health: Vec<Health> = (0..nb).map(|i| member_health(&out.values[i * ns * nm..(i + 1) * ns * nm], &out.measures, out.precision)).collect();
-        for (i, h) in health.iter().enumerate() {
-            progress.health.add(sub.members[i].id, *h);
-        }
-        fock_flags(local, &out.measures, &out.values, sub, ns, &mut progress.fock);
         if opts.output.series && self.series.is_none() {
             // A resumed run's file holds its finished blocks (checked when it was loaded).
             let blocks_dir = staging.blocks();
@@ -395,33 +389,73 @@ impl Absorber<'_> {
                 .reading_back(read_again, self.analysis.is_on()),
             );
         }
-        // stats, with the block's values written durably into the series and its states into
-        // a block file beside them (their hashing and syncing overlap the statistics; the
-        // checkpoint below names them)
+        // The block's files beside its health and statistics (the checkpoint below names the
+        // files), so that the disk's waits overlap the CPU's work:
+        // - a thread writes the values durably into the series (hashing them beside the write)
+        //   and the states into a block file, from the start: neither waits on the health;
+        // - this thread finds each member's health, then folds the healthy ones into the
+        //   statistics;
+        // - a third writes the summary rows, once the health is known.
+        // The analysis takes the block on the files' thread once the file's bytes of it were
+        // found to be its values, with the members the health includes.
         let series = self.series.as_ref();
         let feed = &mut self.analysis;
+        let feed_on = feed.is_on();
         let a = self.acc.get_or_insert_with(|| StatsAccumulator::new(ns, nm));
-        let include: Vec<bool> = health.iter().map(|h| *h == Health::Ok).collect();
-        let tag = format!("{b:06}");
-        let (values, states) = std::thread::scope(|scope| {
-            let files = scope.spawn(|| -> Result<_> {
-                let values = series.map(|s| s.write_block(lo, &out.values)).transpose()?;
-                // the analysis takes the block once the file's bytes of it were found to be its values
-                if feed.is_on() {
-                    feed.take(lo, &out.values, ns * nm, &include, out.precision, values.as_ref().is_some_and(|(_, checked)| *checked));
-                }
-                let values = values.map(|(entry, _)| entry);
-                let states = match (local.save_states, &out.states) {
+        let tag = &format!("{b:06}");
+        // Every core for the health where no other block is being integrated (this is the
+        // last of the run's blocks to absorb: the others are done, in this session or before
+        // a resume); else this thread alone, beside the next block's integration.
+        let blocks = local.members.len().div_ceil(progress.members_per_block.max(1));
+        let health_on_every_core = progress.done.len() + 1 >= blocks;
+        let (block_values, block_states, peaks, precision) = (&out.values[..], &out.states, &out.peaks, out.precision);
+        let (values, states, summary) = std::thread::scope(|scope| -> Result<_> {
+            let (include_tx, include_rx) = std::sync::mpsc::sync_channel::<Vec<bool>>(1);
+            let files = scope.spawn(move || -> Result<_> {
+                let values = series.map(|s| s.write_block(lo, block_values)).transpose()?;
+                let states = match (local.save_states, block_states) {
                     (None, _) => None,
                     (Some(_), Some(st)) => {
                         Some(write_atomic_hashed(&staging.blocks().join(format!("{tag}.states")), |w| write_f64_le(w, st.iter().flat_map(|z| [z.re, z.im])))?)
                     }
                     (Some(_), None) => return Err(QbatError::Numerics(format!("block {b}: the {backend} engine returned no states for --save-states"))),
                 };
-                Ok((values, states))
+                if feed_on {
+                    // (no health received: this thread's caller is unwinding; nothing to take)
+                    if let Ok(include) = include_rx.recv() {
+                        feed.take(lo, block_values, ns * nm, &include, precision, values.as_ref().is_some_and(|(_, checked)| *checked));
+                    }
+                }
+                Ok((values.map(|(entry, _)| entry), states))
             });
-            a.add_block(&out.values, &include);
-            files.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            let member = |i: usize| member_health(&block_values[i * ns * nm..(i + 1) * ns * nm], &out.measures, precision);
+            let health: Vec<Health> = if health_on_every_core { (0..nb).into_par_iter().map(member).collect() } else { (0..nb).map(member).collect() };
+            let include: Vec<bool> = health.iter().map(|h| *h == Health::Ok).collect();
+            if feed_on {
+                // (a files' thread that failed before taking it has dropped its receiver)
+                let _ = include_tx.send(include.clone());
+            }
+            drop(include_tx);
+            for (i, h) in health.iter().enumerate() {
+                progress.health.add(sub.members[i].id, *h);
+            }
+            let summary_of = move |health: Vec<Health>| {
+                move || write_atomic_hashed(&staging.blocks().join(format!("{tag}.summary")), |w| summary_rows(w, local, sub, peaks, &health))
+            };
+            // (where no thread can be had, written here after the statistics)
+            let summary = std::thread::Builder::new().spawn_scoped(scope, summary_of(health.clone())).map_err(|_| summary_of(health));
+            fock_flags(local, &out.measures, block_values, sub, ns, &mut progress.fock);
+            a.add_block(block_values, &include);
+            // both joined, and either's panic raised, before either's error is returned (the
+            // files' first): a panic is never dropped for an error
+            let files = files.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let summary = match summary {
+                Ok(thread) => thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(write_here) => write_here(),
+            };
+            let (values, states) = files?;
+            let summary = summary?;
+            Ok((values, states, summary))
         })?;
         // verify the chosen members of this block
         let tv = Instant::now();
@@ -440,8 +474,7 @@ impl Absorber<'_> {
             progress.verify[g].members.push(m.id);
         }
         let t_verify = tv.elapsed().as_secs_f64();
-        // the summary, then the checkpoint that names the block's files
-        let summary = write_atomic_hashed(&staging.blocks().join(format!("{tag}.summary")), |w| summary_rows(w, local, sub, &out.peaks, &health))?;
+        // the checkpoint that names the block's files
         progress.blocks.push(BlockRecord { block: b, members: nb, values, states, summary, backend: backend.into(), precision: out.precision });
         progress.timings.ensemble += out.ensemble;
         progress.timings.integrate += (wall - out.host_measures).max(0.0);
