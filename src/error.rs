@@ -32,6 +32,9 @@ pub enum QbatError {
     /// A numerical failure found during a run (NaN, lost trace).
     #[error("numerics: {0}")]
     Numerics(String),
+    /// A thread could not be started (a process or thread limit): see `threads`.
+    #[error("threads: {0}")]
+    Threads(String),
     /// The caller cancelled the run (`engine::Control::cancel`, Ctrl-C in Python).
     #[error("the run was cancelled")]
     Cancelled,
@@ -45,10 +48,16 @@ impl QbatError {
     pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         QbatError::Io { path: path.display().to_string(), source }
     }
-    /// Exit code for the CLI: 2 for bad input or missing device, 1 otherwise.
+    /// Exit code for the CLI: 2 for bad input, a missing device or a thread that cannot be
+    /// started (the environment's limit), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            QbatError::Invalid { .. } | QbatError::Parse(_) | QbatError::Device(_) | QbatError::DeviceOutOfMemory(_) | QbatError::TooLarge { .. } => 2,
+            QbatError::Invalid { .. }
+            | QbatError::Parse(_)
+            | QbatError::Device(_)
+            | QbatError::DeviceOutOfMemory(_)
+            | QbatError::TooLarge { .. }
+            | QbatError::Threads(_) => 2,
             QbatError::Io { .. } | QbatError::Numerics(_) | QbatError::DeviceLost(_) | QbatError::Cancelled => 1,
         }
     }

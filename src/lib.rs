@@ -24,6 +24,7 @@ pub mod pyapi;
 pub mod reference;
 pub mod run;
 pub mod study;
+pub mod threads;
 pub mod twin;
 pub mod validate;
 pub mod verify;

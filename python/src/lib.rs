@@ -39,6 +39,8 @@ fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
         QbatError::Device(_) | QbatError::DeviceOutOfMemory(_) | QbatError::DeviceLost(_) => DeviceError::new_err(msg),
         QbatError::Io { .. } => PyOSError::new_err(format!("{msg}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default())),
         QbatError::Numerics(_) => RunError::new_err(msg),
+        // a process or thread limit: the environment's, as an OS error
+        QbatError::Threads(_) => PyOSError::new_err(msg),
         // Only a cancelled control gives it, and `interruptible` raises KeyboardInterrupt then.
         QbatError::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
     };
@@ -56,6 +58,8 @@ fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
 /// Ctrl-C while waiting raises at once. When the run ends, the ticker is called once more; an
 /// exception from it cancels the run as Ctrl-C does.
 fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyAny>>, control: Arc<Control>, f: impl FnOnce() -> T + Send + 'static) -> PyResult<T> {
+    // (rayon's pool started here, where its failure to start is an error, not a panic in the run)
+    qbat_gpu::threads::start_pool().map_err(|e| to_py(py, e))?;
     let (tx, rx) = std::sync::mpsc::channel();
     let worker = std::thread::Builder::new()
         .name("qbat-run".into())

@@ -64,6 +64,9 @@ impl From<QbatError> for Failure {
 }
 
 fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
+    // before any command touches rayon: a pool that cannot start is an error here, not a
+    // panic at its first use
+    qbat_gpu::threads::start_pool()?;
     match cli.command {
         None => Ok(run_study(DEFAULT_STUDY, &cli.run, "qbat-out", true, true)?),
         Some(Command::Run { config, run }) => {

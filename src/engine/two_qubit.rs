@@ -260,7 +260,7 @@ fn run_two_qubit_gpu_overlapped(
         type Slice = (std::ops::Range<usize>, Vec<Peak>, Option<Vec<f64>>);
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Slice>>(1);
         let columns = &columns;
-        let producer = scope.spawn(move || {
+        let producer = crate::threads::spawn_scoped(scope, "the GPU's slices", move || {
             let t = Instant::now();
             for (r, out) in ranges.into_iter().zip(rows_of_slices) {
                 let (sub, used) = job_slice(job, r.clone());
@@ -286,7 +286,7 @@ fn run_two_qubit_gpu_overlapped(
                 }
             }
             t.elapsed().as_secs_f64()
-        });
+        })?;
         // the slices' peaks, and their states converted (`--save-states`) while the device runs
         // the next slice
         for msg in rx {

@@ -263,11 +263,17 @@ fn run_with_timeout(cmd: &str, args: &[&str], limit: Duration) -> Option<String>
     use std::process::{Command, Stdio};
     let mut child = Command::new(cmd).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
     let mut out = child.stdout.take()?;
-    let reader = std::thread::spawn(move || {
+    let reader = std::thread::Builder::new().spawn(move || {
         use std::io::Read;
         let mut s = String::new();
         out.by_ref().take(1 << 20).read_to_string(&mut s).ok().map(|_| s)
     });
+    // (no thread to be had: no answer, as when the command fails)
+    let Ok(reader) = reader else {
+        child.kill().ok();
+        child.wait().ok();
+        return None;
+    };
     let start = Instant::now();
     loop {
         match child.try_wait() {

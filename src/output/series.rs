@@ -365,14 +365,14 @@ fn read_chunks_of(reader: &mut SeriesReader, chunk_members: usize, mut take: imp
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Chunk>>(1);
         let (reuse_tx, reuse_rx) = std::sync::mpsc::channel::<Chunk>();
-        scope.spawn(move || loop {
+        crate::threads::spawn_scoped(scope, "the series reader", move || loop {
             let mut chunk = reuse_rx.try_recv().unwrap_or_default();
             let read = reader.next_chunk(chunk_members, &mut chunk);
             let last = read.is_err() || chunk.ids.len() < chunk_members;
             if tx.send(read.map(|_| chunk)).is_err() || last {
                 break;
             }
-        });
+        })?;
         for chunk in rx {
             let chunk = chunk?;
             take(&chunk)?;

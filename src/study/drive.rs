@@ -152,7 +152,8 @@ pub(super) fn drive(
             let (tx, rx) = std::sync::mpsc::sync_channel(0);
             for w in workers.iter_mut() {
                 let (tx, next, stop, pending, slice) = (tx.clone(), &next, &stop, &pending, &slice);
-                scope.spawn(move || loop {
+                // (a failure returns at once: the workers started see the receiver dropped)
+                let started = crate::threads::spawn_scoped(scope, "a device's blocks", move || loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if i >= pending.len() || stop.load(std::sync::atomic::Ordering::SeqCst) || opts.run.check_cancelled().is_err() {
                         break;
@@ -168,6 +169,10 @@ pub(super) fn drive(
                         break;
                     }
                 });
+                if let Err(e) = started {
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    return Err(e);
+                }
             }
             drop(tx);
             for (b, lo, sub, r, wall, name, device, mut notes) in rx.iter() {
@@ -411,7 +416,7 @@ impl Absorber<'_> {
         let (block_values, block_states, peaks, precision) = (&out.values[..], &out.states, &out.peaks, out.precision);
         let (values, states, summary) = std::thread::scope(|scope| -> Result<_> {
             let (include_tx, include_rx) = std::sync::mpsc::sync_channel::<Vec<bool>>(1);
-            let files = scope.spawn(move || -> Result<_> {
+            let files = crate::threads::spawn_scoped(scope, "the block's files", move || -> Result<_> {
                 let values = series.map(|s| s.write_block(lo, block_values)).transpose()?;
                 let states = match (local.save_states, block_states) {
                     (None, _) => None,
@@ -427,7 +432,7 @@ impl Absorber<'_> {
                     }
                 }
                 Ok((values.map(|(entry, _)| entry), states))
-            });
+            })?;
             let member = |i: usize| member_health(&block_values[i * ns * nm..(i + 1) * ns * nm], &out.measures, precision);
             let health: Vec<Health> = if health_on_every_core { (0..nb).into_par_iter().map(member).collect() } else { (0..nb).map(member).collect() };
             let include: Vec<bool> = health.iter().map(|h| *h == Health::Ok).collect();

@@ -1,0 +1,38 @@
+//! Threads under a process or thread limit (`ulimit -u`, a cgroup's `pids.max`, as on shared
+//! login nodes and in batch jobs): a thread that cannot be started is an error that says so
+//! (`QbatError::Threads`, exit 2), never a panic.
+//!
+//! rayon starts its global pool on first use and panics there when one of its threads cannot
+//! be started; after a failed start its pool cannot be built again. `start_pool` builds it
+//! first, where the failure can be returned, and remembers the outcome. The run's own threads
+//! (a device's worker, a block's files, a series reader) are started with `spawn_scoped`.
+
+use crate::error::{QbatError, Result};
+use std::sync::OnceLock;
+use std::thread::{Builder, Scope, ScopedJoinHandle};
+
+/// What to change when a thread cannot be started.
+const LIMIT_HINT: &str = "raise the process limit (ulimit -u, a cgroup's pids.max) or set RAYON_NUM_THREADS lower";
+
+/// Start rayon's global pool (as many threads as `RAYON_NUM_THREADS` says, else one a CPU)
+/// unless it has started. Err: one of its threads could not be started; every later call
+/// returns the same error (rayon's pool cannot be started twice).
+pub fn start_pool() -> Result<()> {
+    static STARTED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    let started = STARTED.get_or_init(|| match rayon::ThreadPoolBuilder::new().build_global() {
+        Ok(()) => Ok(()),
+        // (only a thread's failure to start has a source; otherwise the pool had started)
+        Err(e) => std::error::Error::source(&e).map_or(Ok(()), |why| Err(why.to_string())),
+    });
+    started.clone().map_err(|why| QbatError::Threads(format!("the worker threads could not be started ({why}); {LIMIT_HINT}")))
+}
+
+/// Start a scoped thread for `what` (a few words, as "the block's files"); its failure to
+/// start as `QbatError::Threads`.
+pub fn spawn_scoped<'scope, 'env, T: Send + 'scope>(
+    scope: &'scope Scope<'scope, 'env>,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> Result<ScopedJoinHandle<'scope, T>> {
+    Builder::new().spawn_scoped(scope, f).map_err(|e| QbatError::Threads(format!("a thread for {what} could not be started ({e}); {LIMIT_HINT}")))
+}
