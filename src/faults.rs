@@ -6,7 +6,8 @@
 //! - `slow-blocks=MS`: each block is followed by MS milliseconds of sleep (to kill a run
 //!   mid-way);
 //! - `analysis-fails`: the default study's analysis fails (as on a full disk);
-//! - `tile-refused`: the driver refuses the cavity kernel's tiled pipeline.
+//! - `tile-refused`: the driver refuses the cavity kernel's tiled pipeline;
+//! - `no-thread-at=K`: block K's files thread cannot be started (as under a process limit).
 //!
 //! A list with any other entry is refused (`check_env`, before a run starts), so that a
 //! mistyped fault never passes as a run without one. One module for every layer that injects,
@@ -23,6 +24,7 @@ pub enum Fault {
     SlowBlocks(u64),
     AnalysisFails,
     TileRefused,
+    NoThreadAt(usize),
 }
 
 const VAR: &str = "QBAT_INJECT_FAULT";
@@ -30,6 +32,7 @@ const VAR: &str = "QBAT_INJECT_FAULT";
 /// The faults of a list (empty entries skipped), or which entry is not one.
 fn parse(spec: &str) -> Result<Vec<Fault>> {
     let number = |entry: &str, n: &str| n.parse::<u64>().map_err(|_| QbatError::invalid(VAR, format!("'{entry}': '{n}' is not a whole number")));
+    let index = |entry: &str, n: &str| usize::try_from(number(entry, n)?).map_err(|_| QbatError::invalid(VAR, format!("'{entry}' is out of range")));
     spec.split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
@@ -38,15 +41,14 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 None if entry == "oom-once" => Fault::OomOnce,
                 None if entry == "analysis-fails" => Fault::AnalysisFails,
                 None if entry == "tile-refused" => Fault::TileRefused,
-                Some(("lost-at", k)) => {
-                    Fault::LostAt(usize::try_from(number(entry, k)?).map_err(|_| QbatError::invalid(VAR, format!("'{entry}' is out of range")))?)
-                }
+                Some(("lost-at", k)) => Fault::LostAt(index(entry, k)?),
+                Some(("no-thread-at", k)) => Fault::NoThreadAt(index(entry, k)?),
                 Some(("nan-member", id)) => Fault::NanMember(number(entry, id)?),
                 Some(("slow-blocks", ms)) => Fault::SlowBlocks(number(entry, ms)?),
                 _ => {
                     return Err(QbatError::invalid(
                         VAR,
-                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, tile-refused)"),
+                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, tile-refused, no-thread-at=K)"),
                     ))
                 }
             })
@@ -83,6 +85,11 @@ pub fn is_injected(fault: Fault) -> bool {
     injected().contains(&fault)
 }
 
+/// `no-thread-at=K`: whether block `block`'s files thread is refused.
+pub fn thread_refused(block: usize) -> bool {
+    injected().contains(&Fault::NoThreadAt(block))
+}
+
 /// The device error injected into attempt `attempt` of GPU block `block`, if any.
 pub fn device_fault(block: usize, attempt: usize) -> Option<QbatError> {
     injected().into_iter().find_map(|f| match f {
@@ -99,11 +106,19 @@ mod tests {
     #[test]
     fn every_fault_parses_and_anything_else_is_refused() {
         assert_eq!(
-            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,").unwrap(),
-            vec![Fault::OomOnce, Fault::LostAt(3), Fault::NanMember(17), Fault::SlowBlocks(250), Fault::AnalysisFails, Fault::TileRefused]
+            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2").unwrap(),
+            vec![
+                Fault::OomOnce,
+                Fault::LostAt(3),
+                Fault::NanMember(17),
+                Fault::SlowBlocks(250),
+                Fault::AnalysisFails,
+                Fault::TileRefused,
+                Fault::NoThreadAt(2)
+            ]
         );
         assert_eq!(parse("").unwrap(), vec![]);
-        for bad in ["oom", "lost-at=", "lost-at=-1", "nan-member=x", "slow-blocks=1.5", "tile-refused=1", "oom-once=2", "=3"] {
+        for bad in ["oom", "lost-at=", "lost-at=-1", "no-thread-at=x", "nan-member=x", "slow-blocks=1.5", "tile-refused=1", "oom-once=2", "=3"] {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains(VAR), "{bad}: {e}");
         }

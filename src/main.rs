@@ -1,5 +1,6 @@
 //! qbat-gpu command line: parse -> `app::run` -> `ExitCode`. The exit code comes from the
-//! outcome or the error's own `exit_code` (2 for bad input or a missing device, 1 otherwise).
+//! outcome or the error's own `exit_code` (2 for bad input, a missing device or a thread that
+//! cannot be started, 1 otherwise).
 
 mod app;
 

@@ -16,13 +16,21 @@ const LIMIT_HINT: &str = "raise the process limit (ulimit -u, a cgroup's pids.ma
 
 /// Start rayon's global pool (as many threads as `RAYON_NUM_THREADS` says, else one a CPU)
 /// unless it has started. Err: one of its threads could not be started; every later call
-/// returns the same error (rayon's pool cannot be started twice).
+/// returns the same error (rayon's pool cannot be started twice: a process that met the
+/// limit must be restarted). The CLI calls it before any command, the Python module when it
+/// is imported; a library caller calls it before its first run.
 pub fn start_pool() -> Result<()> {
     static STARTED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     let started = STARTED.get_or_init(|| match rayon::ThreadPoolBuilder::new().build_global() {
         Ok(()) => Ok(()),
-        // (only a thread's failure to start has a source; otherwise the pool had started)
-        Err(e) => std::error::Error::source(&e).map_or(Ok(()), |why| Err(why.to_string())),
+        // Only a thread's failure to start has a source. Without one the pool's start was
+        // tried before: it runs, unless that first start failed (rayon then panicked there,
+        // and panics again on every use).
+        Err(e) => match std::error::Error::source(&e) {
+            Some(why) => Err(why.to_string()),
+            None if std::panic::catch_unwind(rayon::current_num_threads).is_ok() => Ok(()),
+            None => Err("an earlier start failed".into()),
+        },
     });
     started.clone().map_err(|why| QbatError::Threads(format!("the worker threads could not be started ({why}); {LIMIT_HINT}")))
 }
@@ -34,5 +42,10 @@ pub fn spawn_scoped<'scope, 'env, T: Send + 'scope>(
     what: &str,
     f: impl FnOnce() -> T + Send + 'scope,
 ) -> Result<ScopedJoinHandle<'scope, T>> {
-    Builder::new().spawn_scoped(scope, f).map_err(|e| QbatError::Threads(format!("a thread for {what} could not be started ({e}); {LIMIT_HINT}")))
+    Builder::new().spawn_scoped(scope, f).map_err(|e| unavailable(what, e))
+}
+
+/// The error of a thread for `what` that could not be started, and why.
+pub fn unavailable(what: &str, why: impl std::fmt::Display) -> QbatError {
+    QbatError::Threads(format!("a thread for {what} could not be started ({why}); {LIMIT_HINT}"))
 }

@@ -187,3 +187,31 @@ fn a_failed_analysis_commits_nothing_and_resumes() {
     }
     assert!(!dir.path().join(".failed.partial").exists());
 }
+
+/// A thread that cannot be started mid-run (block 2's files thread, as under a process limit):
+/// exit 2 with one line naming the threads, the finished blocks kept with a note, and a
+/// `--resume` that finishes the run to the same files as a run never stopped.
+#[test]
+fn a_thread_refused_mid_run_keeps_its_blocks_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--ensemble", "40", "--block-members", "10", "--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"];
+    let (stopped, whole) = (dir.path().join("stopped"), dir.path().join("whole"));
+    let o = bin().args(args).arg(&stopped).env("QBAT_INJECT_FAULT", "no-thread-at=2").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(error[0].starts_with("error: threads: a thread for the block's files") && error[0].contains("ulimit -u"), "{stderr}");
+    assert!(stderr.contains("finished blocks are kept"), "{stderr}");
+    assert!(!stopped.exists(), "a stopped run was committed");
+    let checkpoint: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(".stopped.partial").join("checkpoint.json")).unwrap()).unwrap();
+    let mut done: Vec<u64> = checkpoint["progress"]["done"].as_array().unwrap().iter().map(|b| b.as_u64().unwrap()).collect();
+    done.sort();
+    assert_eq!(done, [0, 1], "the blocks before the refused one are checkpointed");
+    ok(bin().args(args).arg(&stopped).arg("--resume").arg(&stopped));
+    ok(bin().args(args).arg(&whole));
+    for f in ["analysis.csv", "stats.csv", "series.npy", "summary.csv"] {
+        assert!(std::fs::read(stopped.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap(), "{f} differs after the resume");
+    }
+}

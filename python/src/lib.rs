@@ -58,15 +58,13 @@ fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
 /// Ctrl-C while waiting raises at once. When the run ends, the ticker is called once more; an
 /// exception from it cancels the run as Ctrl-C does.
 fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyAny>>, control: Arc<Control>, f: impl FnOnce() -> T + Send + 'static) -> PyResult<T> {
-    // (rayon's pool started here, where its failure to start is an error, not a panic in the run)
-    qbat_gpu::threads::start_pool().map_err(|e| to_py(py, e))?;
     let (tx, rx) = std::sync::mpsc::channel();
     let worker = std::thread::Builder::new()
         .name("qbat-run".into())
         .spawn(move || {
             let _ = tx.send(f());
         })
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the run thread: {e}")))?;
+        .map_err(|e| to_py(py, QbatError::Threads(format!("the run thread could not be started ({e}); raise the process limit (ulimit -u, a cgroup's pids.max)"))))?;
     let rx = std::sync::Mutex::new(rx);
     let recv = |py: Python<'_>| py.detach(|| rx.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(Duration::from_millis(100)));
     let t0 = Instant::now();
@@ -453,6 +451,9 @@ fn devices<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // rayon's pool before any function can use it: under a process limit the import fails
+    // with OSError (one line, naming the limit), not a panic in the first run
+    qbat_gpu::threads::start_pool().map_err(|e| to_py(py, e))?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("DeviceError", py.get_type::<DeviceError>())?;
     m.add("RunError", py.get_type::<RunError>())?;

@@ -416,6 +416,9 @@ impl Absorber<'_> {
         let (block_values, block_states, peaks, precision) = (&out.values[..], &out.states, &out.peaks, out.precision);
         let (values, states, summary) = std::thread::scope(|scope| -> Result<_> {
             let (include_tx, include_rx) = std::sync::mpsc::sync_channel::<Vec<bool>>(1);
+            if crate::faults::thread_refused(b) {
+                return Err(crate::threads::unavailable("the block's files", "injected by QBAT_INJECT_FAULT"));
+            }
             let files = crate::threads::spawn_scoped(scope, "the block's files", move || -> Result<_> {
                 let values = series.map(|s| s.write_block(lo, block_values)).transpose()?;
                 let states = match (local.save_states, block_states) {
