@@ -17,15 +17,16 @@ const LIMIT_HINT: &str = "raise the process limit (ulimit -u, a cgroup's pids.ma
 /// Start rayon's global pool (as many threads as `RAYON_NUM_THREADS` says, else one a CPU)
 /// unless it has started. Err: one of its threads could not be started; every later call
 /// returns the same error (rayon's pool cannot be started twice: a process that met the
-/// limit must be restarted). The CLI calls it before any command, the Python module when it
-/// is imported; a library caller calls it before its first run.
+/// limit must be restarted). The CLI calls it before any command, the Python functions that
+/// use the pool at their start; a library caller calls it before its first run.
 pub fn start_pool() -> Result<()> {
     static STARTED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     let started = STARTED.get_or_init(|| match rayon::ThreadPoolBuilder::new().build_global() {
         Ok(()) => Ok(()),
         // Only a thread's failure to start has a source. Without one the pool's start was
         // tried before: it runs, unless that first start failed (rayon then panicked there,
-        // and panics again on every use).
+        // and panics again on every use; the check's panic is caught, and its message printed
+        // by the panic hook: only a library caller that used rayon first can get here).
         Err(e) => match std::error::Error::source(&e) {
             Some(why) => Err(why.to_string()),
             None if std::panic::catch_unwind(rayon::current_num_threads).is_ok() => Ok(()),

@@ -289,7 +289,7 @@ fn seeds_above_2_pow_53_stay_distinct() {
 /// batch job's cgroup can): exit 2, one line naming the threads and the limit, no panic, and no
 /// output directory. The limit counts every process and thread of the user; root is exempt
 /// from it, so as root the run is made as `nobody` (uid 65534) through `setpriv`, from a copy
-/// of the binary in a directory nobody can read.
+/// of the binary in a directory that `nobody` can read.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_thread_limit_is_exit_2_not_a_panic() {

@@ -50,6 +50,13 @@ fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
     err
 }
 
+/// rayon's pool, started at the first call of a function that uses it (not at import: a
+/// process forked after its threads started would hold a pool without workers): under a
+/// process limit an OSError (one line, naming the limit), not a panic in the run.
+fn pool(py: Python<'_>) -> PyResult<()> {
+    qbat_gpu::threads::start_pool().map_err(|e| to_py(py, e))
+}
+
 /// Run `f` on a worker thread with the GIL released. Every 100 ms: check for signals and
 /// call `ticker(elapsed_seconds, members_done, members_total)` if given (a progress display),
 /// from the run's `control`, which `f`'s run options hold. On Ctrl-C the run is cancelled
@@ -64,7 +71,7 @@ fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyA
         .spawn(move || {
             let _ = tx.send(f());
         })
-        .map_err(|e| to_py(py, QbatError::Threads(format!("the run thread could not be started ({e}); raise the process limit (ulimit -u, a cgroup's pids.max)"))))?;
+        .map_err(|e| to_py(py, qbat_gpu::threads::unavailable("the run", e)))?;
     let rx = std::sync::Mutex::new(rx);
     let recv = |py: Python<'_>| py.detach(|| rx.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(Duration::from_millis(100)));
     let t0 = Instant::now();
@@ -212,7 +219,8 @@ impl NativeRun {
     fn summary_csv(&self) -> String {
         self.run.summary_csv()
     }
-    fn stats_csv(&self, series: PyReadonlyArrayDyn<'_, f64>) -> PyResult<String> {
+    fn stats_csv(&self, py: Python<'_>, series: PyReadonlyArrayDyn<'_, f64>) -> PyResult<String> {
+        pool(py)?;
         Ok(self.run.stats_csv(series.as_slice()?))
     }
     fn run_json(&self) -> String {
@@ -225,6 +233,7 @@ impl NativeRun {
     #[pyo3(signature = (series, states, out, format, write_series, plots, force))]
     #[allow(clippy::too_many_arguments)]
     fn save(&self, py: Python<'_>, series: PyReadonlyArrayDyn<'_, f64>, states: Option<PyReadonlyArrayDyn<'_, Complex64>>, out: PathBuf, format: &str, write_series: bool, plots: bool, force: bool) -> PyResult<String> {
+        pool(py)?;
         let fmt = self::format(format).map_err(|e| to_py(py, e))?;
         let values = series.as_slice()?;
         let states = match &states {
@@ -254,6 +263,7 @@ fn run<'py>(
     ticker: Option<Bound<'py, PyAny>>,
     save_states: Option<Bound<'py, PyAny>>,
 ) -> PyResult<RunArrays<'py>> {
+    pool(py)?;
     let (opts, control) = run_options(backend, precision, verify, adapter, progress).map_err(|e| to_py(py, e))?;
     let save_states = self::save_states(save_states.as_ref()).map_err(|e| to_py(py, e))?;
     let ov = Overrides { ensemble, seed, auto_fock: false, shard: None, save_states };
@@ -288,6 +298,7 @@ fn mesolve<'py>(
     progress: bool,
     ticker: Option<Bound<'py, PyAny>>,
 ) -> PyResult<RunArrays<'py>> {
+    pool(py)?;
     let (opts, control) = run_options(backend, precision, verify, None, progress).map_err(|e| to_py(py, e))?;
     let points: Vec<usize> = member_point.as_slice()?.iter().map(|&p| p as usize).collect();
     let batch = pyapi::Batch {
@@ -335,6 +346,7 @@ fn study<'py>(
     ticker: Option<Bound<'py, PyAny>>,
     save_states: Option<Bound<'py, PyAny>>,
 ) -> PyResult<String> {
+    pool(py)?;
     let map = |e| to_py(py, save_states_field(e));
     let (run, control) = run_options(backend, precision, verify, adapter, progress).map_err(map)?;
     let save_states = self::save_states(save_states.as_ref()).map_err(map)?;
@@ -375,6 +387,7 @@ fn study<'py>(
 #[pyfunction]
 #[pyo3(signature = (dirs, out, force=false, plots=true))]
 fn merge(py: Python<'_>, dirs: Vec<PathBuf>, out: PathBuf, force: bool, plots: bool) -> PyResult<String> {
+    pool(py)?;
     let r = py.detach(|| pyapi::merge(&dirs, &out, force, plots));
     r.map(|d| d.display().to_string()).map_err(|e| to_py(py, e))
 }
@@ -382,6 +395,7 @@ fn merge(py: Python<'_>, dirs: Vec<PathBuf>, out: PathBuf, force: bool, plots: b
 /// Apply a two-qubit state measure to states (N, 16) complex; returns (N,).
 #[pyfunction]
 fn state_measure<'py>(py: Python<'py>, name: &str, states: PyReadonlyArrayDyn<'py, Complex64>) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    pool(py)?;
     let s = complex_slice(&states, "rho")?;
     let v = py.detach(|| pyapi::state_measure_batch(name, s)).map_err(|e| to_py(py, e))?;
     Ok(PyArray1::from_vec(py, v))
@@ -390,6 +404,7 @@ fn state_measure<'py>(py: Python<'py>, name: &str, states: PyReadonlyArrayDyn<'p
 /// ergotropy / antiergotropy / capacity of battery states (N, d*d) against (N, d*d) or (d*d,) Hamiltonians.
 #[pyfunction]
 fn battery_measure<'py>(py: Python<'py>, name: &str, states: PyReadonlyArrayDyn<'py, Complex64>, h: PyReadonlyArrayDyn<'py, Complex64>, d: usize) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    pool(py)?;
     let s = complex_slice(&states, "rho_b")?;
     let hs = complex_slice(&h, "h")?;
     let v = py.detach(|| pyapi::battery_measure_batch(name, s, hs, d)).map_err(|e| to_py(py, e))?;
@@ -451,9 +466,6 @@ fn devices<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    // rayon's pool before any function can use it: under a process limit the import fails
-    // with OSError (one line, naming the limit), not a panic in the first run
-    qbat_gpu::threads::start_pool().map_err(|e| to_py(py, e))?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("DeviceError", py.get_type::<DeviceError>())?;
     m.add("RunError", py.get_type::<RunError>())?;
