@@ -2,9 +2,10 @@
 //!
 //! A fresh buffer is mapped zero pages until written; its first write to each page faults,
 //! and on Linux a fault and its memory accounting cost the writing thread about 3 us, for
-//! 4 KiB. A block's values (16 MB for bloch-1k, about 100 MB for the main job's blocks) and
-//! the analysis' pooled columns and ranks are written once each, so their faults are a few
-//! percent of a run's CPU. Where the kernel gives transparent huge pages on request (its
+//! 4 KiB. A block's values (16 MB for bloch-1k, about 100 MB for the main job's blocks) are
+//! written once each, so their faults are a few percent of a run's CPU. (The analysis' pooled
+//! columns and ranks are not advised: advised, they cost the main job about 0.7 s more system
+//! time than their faults saved, benches/RESULTS.md.) Where the kernel gives transparent huge pages on request (its
 //! `enabled` setting `madvise` or `always`), a buffer advised onto them faults 2 MiB at a
 //! time: 512 times fewer faults, the same zeroing.
 //!

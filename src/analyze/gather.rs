@@ -95,7 +95,7 @@ impl Gather {
     /// An empty pass; `hist2d` counts each chunk `add` is given.
     pub fn new(layout: Layout, hist2d: Option<Hist2dCounter>) -> Gather {
         // (each column zeroed on its own: `vec![column; k]` would copy the first into the others)
-        let pooled = (0..layout.used.len()).map(|_| crate::huge_pages::zeroed_vec(layout.members_used * layout.nt)).collect();
+        let pooled = (0..layout.used.len()).map(|_| vec![0.0; layout.members_used * layout.nt]).collect();
         let counts = vec![(0, 0, 0); layout.pairs.len()];
         Gather { layout, pooled, counts, index: 0, kept: 0, skipped: 0, hist2d }
     }

@@ -38,7 +38,7 @@ fn doubled_rank(start: usize, len: usize) -> u64 {
 /// ranks, bit for bit (scaling by 2 is exact through its sums, products and square root).
 pub(super) fn doubled_ranks_with(v: &[f64], scratch: &mut Vec<u64>) -> Vec<u32> {
     assert!(v.len() < 1 << 31, "doubled ranks of {} values overflow u32", v.len());
-    let mut r = crate::huge_pages::zeroed_vec(v.len());
+    let mut r = vec![0u32; v.len()];
     rank_runs(v, scratch, |start, run, packing| {
         for &p in run {
             r[packing.index(p)] = doubled_rank(start, run.len()) as u32;
@@ -58,7 +58,7 @@ pub fn doubled_ranks_whole_and_sliced(v: &[f64], slice_len: usize, scratch: &mut
     // (one slice of the whole when longer than it: so a u32 divisor)
     let slice_len = slice_len.clamp(1, v.len().max(1));
     let slice_of = quotient_by(slice_len);
-    let (mut whole, mut sliced) = (crate::huge_pages::zeroed_vec(v.len()), crate::huge_pages::zeroed_vec(v.len()));
+    let (mut whole, mut sliced) = (vec![0u32; v.len()], vec![0u32; v.len()]);
     let n_slices = v.len().div_ceil(slice_len);
     // below[s]: samples of slice s in the runs passed; in_run[s]: of slice s in this run
     let (mut below, mut in_run) = (vec![0u32; n_slices], vec![0u32; n_slices]);
@@ -208,10 +208,6 @@ fn sort_packed_into(v: &[f64], sorted: &mut Vec<u64>) -> Packing {
     }
     for b in 1..starts.len() {
         starts[b] += starts[b - 1];
-    }
-    // (every place is written below; a buffer grown is a fresh one, advised onto huge pages)
-    if sorted.capacity() < v.len() {
-        *sorted = crate::huge_pages::zeroed_vec(v.len());
     }
     sorted.resize(v.len(), 0);
     let mut next = starts.clone();
