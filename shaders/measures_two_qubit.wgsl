@@ -112,7 +112,8 @@ fn modulus_phase(re: real, im: real) -> vec3<real> {
     let a = re / m;
     let b = im / m;
     let n = sqrt(a * a + b * b);
-    return vec3<real>(m * n, a / n, b / n);
+    let inv_n = 1.0 / n;
+    return vec3<real>(m * n, a * inv_n, b * inv_n);
 }
 
 // (t, c, s) of the Jacobi rotation zeroing an entry of modulus r between app and aqq.
@@ -157,16 +158,19 @@ fn jacobi_eigh(a0: C4, vectors: bool) -> Eigh {
         for (var pair = 0u; pair < 6u; pair++) {
             let p = pair_p(pair);
             let q = pair_q(pair);
-            let rp = modulus_phase(a.re[4u * p + q], a.im[4u * p + q]);
-            let r = rp.x;
+            let apq = vec2<real>(a.re[4u * p + q], a.im[4u * p + q]);
             let app = a.re[5u * p];
             let aqq = a.re[5u * q];
             let scale = abs(app) + abs(aqq);
-            // negligible: at most about 2 ulp of scale (the twin's `rotates`)
-            if (r == 0.0 || scale + 0.25 * r == scale) {
+            // negligible: |re| + |im| at most about 2 ulp of scale and below it (the twin's
+            // `rotates`: an infinite bound beside an infinite scale rotates, and turns NaN)
+            let bound = abs(apq.x) + abs(apq.y);
+            if (bound == 0.0 || (scale + 0.25 * bound == scale && bound < scale)) {
                 continue;
             }
             rotated = true;
+            let rp = modulus_phase(apq.x, apq.y);
+            let r = rp.x;
             let e = rp.yz;
             let tcs = rotation(app, aqq, r);
             let t = tcs.x;
@@ -232,14 +236,16 @@ fn singular_values(m0: C4) -> array<real, 4> {
                 gr = gr + m.re[kp] * m.re[kq] + m.im[kp] * m.im[kq];
                 gi = gi + m.re[kp] * m.im[kq] - m.im[kp] * m.re[kq];
             }
-            let gp = modulus_phase(gr, gi);
-            let g = gp.x;
             let ab = sqrt(alpha * beta);
-            // negligible: at most about 2 ulp of ab (the twin's `rotates`)
-            if (g == 0.0 || ab + 0.25 * g == ab) {
+            // negligible: |gr| + |gi| at most about 2 ulp of ab and below it (the twin's
+            // `rotates`: an infinite bound beside an infinite scale rotates, and turns NaN)
+            let bound = abs(gr) + abs(gi);
+            if (bound == 0.0 || (ab + 0.25 * bound == ab && bound < ab)) {
                 continue;
             }
             rotated = true;
+            let gp = modulus_phase(gr, gi);
+            let g = gp.x;
             let e = gp.yz;
             let tcs = rotation(alpha, beta, g);
             for (var k = 0u; k < 4u; k++) {
@@ -276,7 +282,8 @@ fn modulus_sign(z: real) -> vec2<real> {
     }
     let a = z / m;
     let n = sqrt(a * a);
-    return vec2<real>(m * n, a / n);
+    let inv_n = 1.0 / n;
+    return vec2<real>(m * n, a * inv_n);
 }
 
 // Singular values (unsorted) of a real 4x4 (row-major): singular_values with every
@@ -299,14 +306,16 @@ fn singular_values_real(m0: array<real, 16>) -> array<real, 4> {
                 beta = beta + m[kq] * m[kq];
                 gr = gr + m[kp] * m[kq];
             }
-            let gs = modulus_sign(gr);
-            let g = gs.x;
             let ab = sqrt(alpha * beta);
-            // negligible: at most about 2 ulp of ab (the twin's `rotates`)
-            if (g == 0.0 || ab + 0.25 * g == ab) {
+            // negligible: |gr| at most about 2 ulp of ab and below it (the twin's
+            // `rotates`: an infinite bound beside an infinite scale rotates, and turns NaN)
+            let bound = abs(gr);
+            if (bound == 0.0 || (ab + 0.25 * bound == ab && bound < ab)) {
                 continue;
             }
             rotated = true;
+            let gs = modulus_sign(gr);
+            let g = gs.x;
             let e = gs.y;
             let tcs = rotation(alpha, beta, g);
             for (var k = 0u; k < 4u; k++) {

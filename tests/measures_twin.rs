@@ -201,6 +201,16 @@ fn real_singular_values_match_nalgebra_and_the_complex_path() {
         let complex = singular_values(&C4 { re: m, im: [0.0; 16] }).map(|x| if x.is_nan() { f32::NAN.to_bits() } else { x.to_bits() });
         assert_eq!(real, complex, "entry {i} = {v}");
     }
+    // an infinite column beside finite ones: its Gram entries and their scale are both
+    // infinite, and the pair still rotates on both paths (into NaN)
+    let columns = [[f64::INFINITY, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0]];
+    let m: [f64; 16] = std::array::from_fn(|k| columns[k % 4][k / 4]);
+    let real = singular_values_real(&m);
+    assert!(real.iter().all(|x| x.is_nan()), "{real:?}");
+    assert!(singular_values(&C4 { re: m, im: [0.0; 16] }).iter().all(|x| x.is_nan()));
+    let m32 = m.map(|x| x as f32);
+    assert!(singular_values_real(&m32).iter().all(|x| x.is_nan()));
+    assert!(singular_values(&C4 { re: m32, im: [0.0; 16] }).iter().all(|x| x.is_nan()));
 }
 
 #[test]
@@ -329,11 +339,17 @@ fn twin_measures_in_f32_hold_the_f32_verify_tolerance() {
 
 #[test]
 fn twin_measures_of_a_non_finite_state_are_nan() {
-    let mut x = [0.0f64; 16];
-    x[0] = 1.0;
-    x[5] = f64::NAN;
-    let m = eigen_measures(&x, &[0.0, 1.0, 2.0, 3.0, 1.0, 1.0, 0.0, 0.0], eigen_flags(&EIGEN_MEASURES));
-    assert!(m.iter().all(|v| v.is_nan()), "{m:?}");
+    // a NaN coefficient, and infinite ones: on the diagonal of rho as well as off it (an
+    // infinite entry beside an infinite diagonal still rotates, into NaN)
+    for bad in [&[(5, f64::NAN)][..], &[(0, f64::INFINITY), (1, f64::INFINITY)], &[(3, f64::INFINITY), (1, -f64::INFINITY)], &[(6, f64::INFINITY)]] {
+        let mut x = [0.0f64; 16];
+        x[0] = 1.0;
+        for &(i, v) in bad {
+            x[i] = v;
+        }
+        let m = eigen_measures(&x, &[0.0, 1.0, 2.0, 3.0, 1.0, 1.0, 0.0, 0.0], eigen_flags(&EIGEN_MEASURES));
+        assert!(m.iter().all(|v| v.is_nan()), "{bad:?}: {m:?}");
+    }
 }
 
 /// The CPU engine's path (`run_measures_twin`: four samples side by side in SIMD lanes)

@@ -9,13 +9,15 @@
 //!   c = 1 / sqrt(t^2 + 1), s = t c; a_pp -= t r, a_qq += t r, and for k != p, q:
 //!   a_kp <- c a_kp - s e^{-i phi} a_kq, a_kq <- s a_kp + c e^{-i phi} a_kq; V <- V J.
 //!   |a_pq| and its phase come from `modulus_phase` (scaled, so that the phase has modulus 1
-//!   in f32 too). A pair is skipped when r is at most about 2 ulp of |a_pp| + |a_qq|
-//!   (`rotates`); the sweeps stop after one that rotated nothing (at most MAX_SWEEPS).
+//!   in f32 too). A pair is skipped when |Re a_pq| + |Im a_pq| (between r and sqrt(2) r,
+//!   and free of the divisions of `modulus_phase`, which only a rotation needs) is at most
+//!   about 2 ulp of |a_pp| + |a_qq| (`rotates`); the sweeps stop after one that rotated
+//!   nothing (at most MAX_SWEEPS).
 //!   Absolute accuracy ~ eps ||A||.
 //! - `singular_values`: one-sided (Hestenes) Jacobi on the columns of a complex 4x4 M, the
 //!   same rotation applied to the Gram matrix M^+ M (alpha = |m_p|^2, beta = |m_q|^2,
-//!   gamma = m_p^+ m_q), never forming it, skipping a pair whose |gamma| is at most about 2 ulp
-//!   of sqrt(alpha beta); the singular values are the final column norms.
+//!   gamma = m_p^+ m_q), never forming it, skipping a pair whose |Re gamma| + |Im gamma| is at
+//!   most about 2 ulp of sqrt(alpha beta); the singular values are the final column norms.
 //!   Their absolute error is ~ eps ||M||, not sqrt(eps ||M||^2) as from eigenvalues of M^+ M.
 //!
 //! Measures (docs/physics.md):
@@ -116,6 +118,23 @@ const PAIR_P: [usize; 6] = [0, 0, 0, 1, 1, 2];
 const PAIR_Q: [usize; 6] = [1, 2, 3, 2, 3, 3];
 const PAIR_OTHERS: [[usize; 2]; 6] = [[2, 3], [1, 3], [1, 2], [0, 3], [0, 2], [0, 1]];
 
+/// One cyclic sweep: `$step(pair)` for the six pairs in order, written out so that each
+/// call's indices are constants (a loop over the pairs kept them in registers for addresses,
+/// and its stores as masked stores); whether any call rotated.
+macro_rules! each_pair {
+    (|$pair:ident| $step:expr) => {
+        each_pair!(@ $pair, $step, 0 1 2 3 4 5)
+    };
+    (@ $pair:ident, $step:expr, $($k:literal)*) => {{
+        let mut rotated = false;
+        $(
+            let $pair = $k;
+            rotated |= $step;
+        )*
+        rotated
+    }};
+}
+
 /// Lanes of the one-sample functions below: the scalar R itself.
 type One<R> = <R as Real>::X1;
 
@@ -130,7 +149,7 @@ fn lane_of<L: Lanes>(m: &C4<L>, l: usize) -> C4<L::Scalar> {
 /// (|z|, z / |z|) of z = (re, im), scaled by |re| + |im| first: squaring tiny parts
 /// underflows in f32, and a phase of modulus 1.02 would stretch a column 2 % per rotation.
 /// (0, (1, 0)) for z = 0. (The kernel returns early there; lanes choose between operands,
-/// 1 / 1 and 0 / 1 giving the same values.)
+/// 1 (1 / 1) and 0 (1 / 1) giving the same values.)
 #[inline(always)]
 fn modulus_phase<L: Lanes>(re: L, im: L) -> (L, L, L) {
     // |re| + |im| (not the max) so that a NaN part propagates.
@@ -139,8 +158,8 @@ fn modulus_phase<L: Lanes>(re: L, im: L) -> (L, L, L) {
     let n = (a * a + b * b).sqrt();
     let zero = m.eq(L::from_f64(0.0));
     let (one, nil) = (L::from_f64(1.0), L::from_f64(0.0));
-    let n1 = L::select(zero, one, n);
-    (m * L::select(zero, nil, n), L::select(zero, one, a) / n1, L::select(zero, nil, b) / n1)
+    let inv_n = one / L::select(zero, one, n);
+    (m * L::select(zero, nil, n), L::select(zero, one, a) * inv_n, L::select(zero, nil, b) * inv_n)
 }
 
 /// The Jacobi rotation (t, c, s) that zeroes an off-diagonal entry of modulus r between
@@ -158,13 +177,17 @@ fn rotation<L: Lanes>(app: L, aqq: L, r: L) -> (L, L, L) {
     (t, c, t * c)
 }
 
-/// Whether a lane rotates: the entry r is not negligible beside `scale`, that is scale + r / 4
-/// does not round to scale (r above about 2 ulp of scale; NaN rotates). Half an ulp (scale + r)
-/// sits at the noise of an entry computed from rounded columns, which then rotates sweep after
-/// sweep (the LOO matrix's near-zero first column above all).
+/// Whether a lane rotates: the entry's bound r (|Re| + |Im|) is not negligible beside
+/// `scale`, that is scale + r / 4 does not round to scale (r above about 2 ulp of scale) or r
+/// is not below scale. Half an ulp (scale + r) sits at the noise of an entry computed from
+/// rounded columns, which then rotates sweep after sweep (the LOO matrix's near-zero first
+/// column above all). NaN rotates, and so does an infinite r beside an infinite scale (inf +
+/// inf / 4 rounds to inf), as when |z| from `modulus_phase` (NaN there) was the test.
 #[inline(always)]
 fn rotates<L: Lanes>(r: L, scale: L) -> L::Mask {
-    L::not(L::or(r.eq(L::from_f64(0.0)), (scale + r * L::from_f64(0.25)).eq(scale)))
+    let rounds_away = (scale + r * L::from_f64(0.25)).eq(scale);
+    let negligible = L::not(L::or(L::not(rounds_away), L::not(r.lt(scale))));
+    L::not(L::or(r.eq(L::from_f64(0.0)), negligible))
 }
 
 /// (c a - s conj(e) b, s a + c conj(e) b) for complex a, b and the phase e = (er, ei).
@@ -200,44 +223,46 @@ fn jacobi_eigh_lanes<L: Lanes>(a0: &C4<L>, vectors: bool) -> ([L; 4], C4<L>) {
     let mut a = *a0;
     let mut v = c4_diagonal(L::from_f64(1.0));
     for _sweep in 0..MAX_SWEEPS {
-        let mut rotated = false;
-        for pair in 0..6 {
-            let (p, q) = (PAIR_P[pair], PAIR_Q[pair]);
-            let (pq, qp, pp, qq) = (4 * p + q, 4 * q + p, 5 * p, 5 * q);
-            let (r, er, ei) = modulus_phase(a.re[pq], a.im[pq]);
-            let (app, aqq) = (a.re[pp], a.re[qq]);
-            let go = rotates(r, app.abs() + aqq.abs());
-            if !L::any(go) {
-                continue;
-            }
-            rotated = true;
-            let (t, c, s) = rotation(app, aqq, r);
-            let others = PAIR_OTHERS[pair];
-            rotate_columns(&mut a, &others, (p, q), go, (er, ei, c, s));
-            // The rows mirror the columns (Hermitian).
-            for k in others {
-                let (kp, kq, pk, qk) = (4 * k + p, 4 * k + q, 4 * p + k, 4 * q + k);
-                a.re[pk] = L::select(go, a.re[kp], a.re[pk]);
-                a.im[pk] = L::select(go, a.im[kp].flip(), a.im[pk]);
-                a.re[qk] = L::select(go, a.re[kq], a.re[qk]);
-                a.im[qk] = L::select(go, a.im[kq].flip(), a.im[qk]);
-            }
-            a.re[pp] = L::select(go, app - t * r, app);
-            a.re[qq] = L::select(go, aqq + t * r, aqq);
-            let nil = L::from_f64(0.0);
-            for k in [pq, qp] {
-                a.re[k] = L::select(go, nil, a.re[k]);
-                a.im[k] = L::select(go, nil, a.im[k]);
-            }
-            if vectors {
-                rotate_columns(&mut v, &[0, 1, 2, 3], (p, q), go, (er, ei, c, s));
-            }
-        }
-        if !rotated {
+        if !each_pair!(|pair| jacobi_eigh_pair(&mut a, &mut v, vectors, pair)) {
             break;
         }
     }
     ([a.re[0], a.re[5], a.re[10], a.re[15]], v)
+}
+
+/// One rotation of `jacobi_eigh_lanes`, for the pair `pair`; whether any lane rotated.
+#[inline(always)]
+fn jacobi_eigh_pair<L: Lanes>(a: &mut C4<L>, v: &mut C4<L>, vectors: bool, pair: usize) -> bool {
+    let (p, q) = (PAIR_P[pair], PAIR_Q[pair]);
+    let (pq, qp, pp, qq) = (4 * p + q, 4 * q + p, 5 * p, 5 * q);
+    let (app, aqq) = (a.re[pp], a.re[qq]);
+    let go = rotates(a.re[pq].abs() + a.im[pq].abs(), app.abs() + aqq.abs());
+    if !L::any(go) {
+        return false;
+    }
+    let (r, er, ei) = modulus_phase(a.re[pq], a.im[pq]);
+    let (t, c, s) = rotation(app, aqq, r);
+    let others = PAIR_OTHERS[pair];
+    rotate_columns(a, &others, (p, q), go, (er, ei, c, s));
+    // The rows mirror the columns (Hermitian).
+    for k in others {
+        let (kp, kq, pk, qk) = (4 * k + p, 4 * k + q, 4 * p + k, 4 * q + k);
+        a.re[pk] = L::select(go, a.re[kp], a.re[pk]);
+        a.im[pk] = L::select(go, a.im[kp].flip(), a.im[pk]);
+        a.re[qk] = L::select(go, a.re[kq], a.re[qk]);
+        a.im[qk] = L::select(go, a.im[kq].flip(), a.im[qk]);
+    }
+    a.re[pp] = L::select(go, app - t * r, app);
+    a.re[qq] = L::select(go, aqq + t * r, aqq);
+    let nil = L::from_f64(0.0);
+    for k in [pq, qp] {
+        a.re[k] = L::select(go, nil, a.re[k]);
+        a.im[k] = L::select(go, nil, a.im[k]);
+    }
+    if vectors {
+        rotate_columns(v, &[0, 1, 2, 3], (p, q), go, (er, ei, c, s));
+    }
+    true
 }
 
 /// Singular values (unsorted) of a complex 4x4 M by one-sided Jacobi (see the module doc).
@@ -250,29 +275,7 @@ fn singular_values_lanes<L: Lanes>(m0: &C4<L>) -> [L; 4] {
     let mut m = *m0;
     let nil = L::from_f64(0.0);
     for _sweep in 0..MAX_SWEEPS {
-        let mut rotated = false;
-        for pair in 0..6 {
-            let (p, q) = (PAIR_P[pair], PAIR_Q[pair]);
-            let (mut alpha, mut beta, mut gr, mut gi) = (nil, nil, nil, nil);
-            for k in 0..4 {
-                let (kp, kq) = (4 * k + p, 4 * k + q);
-                let (pr, pi, qr, qi) = (m.re[kp], m.im[kp], m.re[kq], m.im[kq]);
-                alpha = alpha + pr * pr + pi * pi;
-                beta = beta + qr * qr + qi * qi;
-                // conj(m_kp) m_kq
-                gr = gr + pr * qr + pi * qi;
-                gi = gi + pr * qi - pi * qr;
-            }
-            let (g, er, ei) = modulus_phase(gr, gi);
-            let go = rotates(g, (alpha * beta).sqrt());
-            if !L::any(go) {
-                continue;
-            }
-            rotated = true;
-            let (_, c, s) = rotation(alpha, beta, g);
-            rotate_columns(&mut m, &[0, 1, 2, 3], (p, q), go, (er, ei, c, s));
-        }
-        if !rotated {
+        if !each_pair!(|pair| singular_values_pair(&mut m, pair)) {
             break;
         }
     }
@@ -289,6 +292,31 @@ fn singular_values_lanes<L: Lanes>(m0: &C4<L>) -> [L; 4] {
     norms
 }
 
+/// One rotation of `singular_values_lanes`, for the pair `pair`; whether any lane rotated.
+#[inline(always)]
+fn singular_values_pair<L: Lanes>(m: &mut C4<L>, pair: usize) -> bool {
+    let nil = L::from_f64(0.0);
+    let (p, q) = (PAIR_P[pair], PAIR_Q[pair]);
+    let (mut alpha, mut beta, mut gr, mut gi) = (nil, nil, nil, nil);
+    for k in 0..4 {
+        let (kp, kq) = (4 * k + p, 4 * k + q);
+        let (pr, pi, qr, qi) = (m.re[kp], m.im[kp], m.re[kq], m.im[kq]);
+        alpha = alpha + pr * pr + pi * pi;
+        beta = beta + qr * qr + qi * qi;
+        // conj(m_kp) m_kq
+        gr = gr + pr * qr + pi * qi;
+        gi = gi + pr * qi - pi * qr;
+    }
+    let go = rotates(gr.abs() + gi.abs(), (alpha * beta).sqrt());
+    if !L::any(go) {
+        return false;
+    }
+    let (g, er, ei) = modulus_phase(gr, gi);
+    let (_, c, s) = rotation(alpha, beta, g);
+    rotate_columns(m, &[0, 1, 2, 3], (p, q), go, (er, ei, c, s));
+    true
+}
+
 /// `modulus_phase` of a real z: the same operations with the imaginary part 0, so the same
 /// (|z|, sign z), and NaN for an infinite z (inf / inf), as there.
 #[inline(always)]
@@ -298,7 +326,8 @@ fn modulus_sign<L: Lanes>(z: L) -> (L, L) {
     let n = (a * a).sqrt();
     let zero = m.eq(L::from_f64(0.0));
     let one = L::from_f64(1.0);
-    (m * L::select(zero, L::from_f64(0.0), n), L::select(zero, one, a) / L::select(zero, one, n))
+    let inv_n = one / L::select(zero, one, n);
+    (m * L::select(zero, L::from_f64(0.0), n), L::select(zero, one, a) * inv_n)
 }
 
 /// Singular values (unsorted) of a real 4x4 M (row-major): `singular_values` with every
@@ -314,32 +343,7 @@ fn singular_values_real_lanes<L: Lanes>(m0: &[L; 16]) -> [L; 4] {
     let mut m = *m0;
     let nil = L::from_f64(0.0);
     for _sweep in 0..MAX_SWEEPS {
-        let mut rotated = false;
-        for pair in 0..6 {
-            let (p, q) = (PAIR_P[pair], PAIR_Q[pair]);
-            let (mut alpha, mut beta, mut gr) = (nil, nil, nil);
-            for k in 0..4 {
-                let (kp, kq) = (4 * k + p, 4 * k + q);
-                alpha = alpha + m[kp] * m[kp];
-                beta = beta + m[kq] * m[kq];
-                gr = gr + m[kp] * m[kq];
-            }
-            let (g, e) = modulus_sign(gr);
-            let go = rotates(g, (alpha * beta).sqrt());
-            if !L::any(go) {
-                continue;
-            }
-            rotated = true;
-            let (_, c, s) = rotation(alpha, beta, g);
-            for k in 0..4 {
-                let (kp, kq) = (4 * k + p, 4 * k + q);
-                let w = e * m[kq];
-                let a = m[kp];
-                m[kp] = L::select(go, c * a - s * w, a);
-                m[kq] = L::select(go, s * a + c * w, m[kq]);
-            }
-        }
-        if !rotated {
+        if !each_pair!(|pair| singular_values_real_pair(&mut m, pair)) {
             break;
         }
     }
@@ -353,6 +357,34 @@ fn singular_values_real_lanes<L: Lanes>(m0: &[L; 16]) -> [L; 4] {
         *norm = n2.sqrt();
     }
     norms
+}
+
+/// One rotation of `singular_values_real_lanes`, for the pair `pair`; whether any lane rotated.
+#[inline(always)]
+fn singular_values_real_pair<L: Lanes>(m: &mut [L; 16], pair: usize) -> bool {
+    let nil = L::from_f64(0.0);
+    let (p, q) = (PAIR_P[pair], PAIR_Q[pair]);
+    let (mut alpha, mut beta, mut gr) = (nil, nil, nil);
+    for k in 0..4 {
+        let (kp, kq) = (4 * k + p, 4 * k + q);
+        alpha = alpha + m[kp] * m[kp];
+        beta = beta + m[kq] * m[kq];
+        gr = gr + m[kp] * m[kq];
+    }
+    let go = rotates(gr.abs(), (alpha * beta).sqrt());
+    if !L::any(go) {
+        return false;
+    }
+    let (g, e) = modulus_sign(gr);
+    let (_, c, s) = rotation(alpha, beta, g);
+    for k in 0..4 {
+        let (kp, kq) = (4 * k + p, 4 * k + q);
+        let w = e * m[kq];
+        let a = m[kp];
+        m[kp] = L::select(go, c * a - s * w, a);
+        m[kq] = L::select(go, s * a + c * w, m[kq]);
+    }
+    true
 }
 
 /// Sort 4 values ascending (a fixed exchange network, as the kernel).
