@@ -201,8 +201,9 @@ fn real_singular_values_match_nalgebra_and_the_complex_path() {
         let complex = singular_values(&C4 { re: m, im: [0.0; 16] }).map(|x| if x.is_nan() { f32::NAN.to_bits() } else { x.to_bits() });
         assert_eq!(real, complex, "entry {i} = {v}");
     }
-    // an infinite column beside finite ones: its Gram entries and their scale are both
-    // infinite, and the pair still rotates on both paths (into NaN)
+    // an infinite column beside finite ones: on the real path its Gram entry and their scale
+    // are both infinite, and the pair still rotates (into NaN); on the complex path the
+    // imaginary part of the Gram entry is inf 0 = NaN, which rotates too
     let columns = [[f64::INFINITY, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0]];
     let m: [f64; 16] = std::array::from_fn(|k| columns[k % 4][k / 4]);
     let real = singular_values_real(&m);
@@ -340,7 +341,8 @@ fn twin_measures_in_f32_hold_the_f32_verify_tolerance() {
 #[test]
 fn twin_measures_of_a_non_finite_state_are_nan() {
     // a NaN coefficient, and infinite ones: on the diagonal of rho as well as off it (an
-    // infinite entry beside an infinite diagonal still rotates, into NaN)
+    // infinite entry beside an infinite diagonal still rotates, into NaN; an infinity on the
+    // diagonal alone rotates nothing, and is not among these)
     for bad in [&[(5, f64::NAN)][..], &[(0, f64::INFINITY), (1, f64::INFINITY)], &[(3, f64::INFINITY), (1, -f64::INFINITY)], &[(6, f64::INFINITY)]] {
         let mut x = [0.0f64; 16];
         x[0] = 1.0;

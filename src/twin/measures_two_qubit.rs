@@ -11,13 +11,14 @@
 //!   |a_pq| and its phase come from `modulus_phase` (scaled, so that the phase has modulus 1
 //!   in f32 too). A pair is skipped when |Re a_pq| + |Im a_pq| (between r and sqrt(2) r,
 //!   and free of the divisions of `modulus_phase`, which only a rotation needs) is at most
-//!   about 2 ulp of |a_pp| + |a_qq| (`rotates`); the sweeps stop after one that rotated
-//!   nothing (at most MAX_SWEEPS).
+//!   about 2 ulp of |a_pp| + |a_qq| and below it (`rotates`); the sweeps stop after one that
+//!   rotated nothing (at most MAX_SWEEPS).
 //!   Absolute accuracy ~ eps ||A||.
 //! - `singular_values`: one-sided (Hestenes) Jacobi on the columns of a complex 4x4 M, the
 //!   same rotation applied to the Gram matrix M^+ M (alpha = |m_p|^2, beta = |m_q|^2,
 //!   gamma = m_p^+ m_q), never forming it, skipping a pair whose |Re gamma| + |Im gamma| is at
-//!   most about 2 ulp of sqrt(alpha beta); the singular values are the final column norms.
+//!   most about 2 ulp of sqrt(alpha beta) and below it; the singular values are the final
+//!   column norms.
 //!   Their absolute error is ~ eps ||M||, not sqrt(eps ||M||^2) as from eigenvalues of M^+ M.
 //!
 //! Measures (docs/physics.md):
@@ -177,17 +178,18 @@ fn rotation<L: Lanes>(app: L, aqq: L, r: L) -> (L, L, L) {
     (t, c, t * c)
 }
 
-/// Whether a lane rotates: the entry's bound r (|Re| + |Im|) is not negligible beside
-/// `scale`, that is scale + r / 4 does not round to scale (r above about 2 ulp of scale) or r
-/// is not below scale. Half an ulp (scale + r) sits at the noise of an entry computed from
+/// Whether a lane rotates: the entry's bound b (|Re| + |Im|) is not negligible beside
+/// `scale`, that is scale + b / 4 does not round to scale (b above about 2 ulp of scale) or b
+/// is not below scale. Half an ulp (scale + b) sits at the noise of an entry computed from
 /// rounded columns, which then rotates sweep after sweep (the LOO matrix's near-zero first
-/// column above all). NaN rotates, and so does an infinite r beside an infinite scale (inf +
+/// column above all). NaN rotates, and so does an infinite b beside an infinite scale (inf +
 /// inf / 4 rounds to inf), as when |z| from `modulus_phase` (NaN there) was the test.
 #[inline(always)]
-fn rotates<L: Lanes>(r: L, scale: L) -> L::Mask {
-    let rounds_away = (scale + r * L::from_f64(0.25)).eq(scale);
-    let negligible = L::not(L::or(L::not(rounds_away), L::not(r.lt(scale))));
-    L::not(L::or(r.eq(L::from_f64(0.0)), negligible))
+fn rotates<L: Lanes>(bound: L, scale: L) -> L::Mask {
+    let absorbed = (scale + bound * L::from_f64(0.25)).eq(scale);
+    // absorbed and below scale, without an `and` among the masks' operations
+    let negligible = L::not(L::or(L::not(absorbed), L::not(bound.lt(scale))));
+    L::not(L::or(bound.eq(L::from_f64(0.0)), negligible))
 }
 
 /// (c a - s conj(e) b, s a + c conj(e) b) for complex a, b and the phase e = (er, ei).
