@@ -101,14 +101,10 @@ fn rho_from_pauli(x: array<real, 16>) -> C4 {
     return m;
 }
 
-// (|z|, z / |z|) of z = (re, im), scaled by |re| + |im| first (squaring tiny parts
-// underflows in f32, and a phase off modulus 1 would stretch a column per rotation);
-// (0, 1, 0) for z = 0.
-fn modulus_phase(re: real, im: real) -> vec3<real> {
-    let m = abs(re) + abs(im);
-    if (m == 0.0) {
-        return vec3<real>(0.0, 1.0, 0.0);
-    }
+// (|z|, z / |z|) of z = (re, im), scaled by its bound m = |re| + |im| first (squaring tiny
+// parts underflows in f32, and a phase off modulus 1 would stretch a column per rotation);
+// called only for a pair that rotates, whose m is never 0.
+fn modulus_phase(re: real, im: real, m: real) -> vec3<real> {
     let a = re / m;
     let b = im / m;
     let n = sqrt(a * a + b * b);
@@ -169,7 +165,7 @@ fn jacobi_eigh(a0: C4, vectors: bool) -> Eigh {
                 continue;
             }
             rotated = true;
-            let rp = modulus_phase(apq.x, apq.y);
+            let rp = modulus_phase(apq.x, apq.y, bound);
             let r = rp.x;
             let e = rp.yz;
             let tcs = rotation(app, aqq, r);
@@ -244,7 +240,7 @@ fn singular_values(m0: C4) -> array<real, 4> {
                 continue;
             }
             rotated = true;
-            let gp = modulus_phase(gr, gi);
+            let gp = modulus_phase(gr, gi, bound);
             let g = gp.x;
             let e = gp.yz;
             let tcs = rotation(alpha, beta, g);
@@ -273,13 +269,9 @@ fn singular_values(m0: C4) -> array<real, 4> {
     return sv;
 }
 
-// modulus_phase of a real z: the same operations with the imaginary part 0, so the same
-// (|z|, sign z), and NaN for an infinite z, as there.
-fn modulus_sign(z: real) -> vec2<real> {
-    let m = abs(z);
-    if (m == 0.0) {
-        return vec2<real>(0.0, 1.0);
-    }
+// modulus_phase of a real z, m = |z|: the same operations with the imaginary part 0, so the
+// same (|z|, sign z), and NaN for an infinite z, as there.
+fn modulus_sign(z: real, m: real) -> vec2<real> {
     let a = z / m;
     let n = sqrt(a * a);
     let inv_n = 1.0 / n;
@@ -314,7 +306,7 @@ fn singular_values_real(m0: array<real, 16>) -> array<real, 4> {
                 continue;
             }
             rotated = true;
-            let gs = modulus_sign(gr);
+            let gs = modulus_sign(gr, bound);
             let g = gs.x;
             let e = gs.y;
             let tcs = rotation(alpha, beta, g);

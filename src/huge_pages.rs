@@ -5,9 +5,9 @@
 //! 4 KiB. A block's values (16 MB for bloch-1k, about 100 MB for the main job's blocks) are
 //! written once each, so their faults are a few percent of a run's CPU. (The analysis' pooled
 //! columns and ranks are not advised: advised, they cost the main job about 0.7 s more system
-//! time than their faults saved, benches/RESULTS.md.) Where the kernel gives transparent huge pages on request (its
-//! `enabled` setting `madvise` or `always`), a buffer advised onto them faults 2 MiB at a
-//! time: 512 times fewer faults, the same zeroing.
+//! time than their faults saved, benches/RESULTS.md.) Where the kernel gives transparent huge
+//! pages on request (its `enabled` setting `madvise` or `always`), a buffer advised onto them
+//! faults 2 MiB at a time: 512 times fewer faults, the same zeroing.
 //!
 //! The advice stays with the addresses: a buffer of 4 to 32 MiB that glibc takes from its heap
 //! (its mmap threshold rises as mapped buffers are freed) leaves them advised for what the heap

@@ -8,17 +8,17 @@
 //!   theta = (a_qq - a_pp) / (2 r), t = sgn(theta) / (|theta| + sqrt(theta^2 + 1)),
 //!   c = 1 / sqrt(t^2 + 1), s = t c; a_pp -= t r, a_qq += t r, and for k != p, q:
 //!   a_kp <- c a_kp - s e^{-i phi} a_kq, a_kq <- s a_kp + c e^{-i phi} a_kq; V <- V J.
-//!   |a_pq| and its phase come from `modulus_phase` (scaled, so that the phase has modulus 1
-//!   in f32 too). A pair is skipped when |Re a_pq| + |Im a_pq| (between r and sqrt(2) r,
-//!   and free of the divisions of `modulus_phase`, which only a rotation needs) is at most
-//!   about 2 ulp of |a_pp| + |a_qq| and below it (`rotates`); the sweeps stop after one that
-//!   rotated nothing (at most MAX_SWEEPS).
+//!   |a_pq| and its phase come from `modulus_phase` (scaled by the bound b below, so that the
+//!   phase has modulus 1 in f32 too). A pair is skipped when b = |Re a_pq| + |Im a_pq|
+//!   (between r and sqrt(2) r, and free of the divisions of `modulus_phase`, which only a
+//!   rotation needs) is 0, or at most about 2 ulp of |a_pp| + |a_qq| and below it
+//!   (`rotates`); the sweeps stop after one that rotated nothing (at most MAX_SWEEPS).
 //!   Absolute accuracy ~ eps ||A||.
 //! - `singular_values`: one-sided (Hestenes) Jacobi on the columns of a complex 4x4 M, the
 //!   same rotation applied to the Gram matrix M^+ M (alpha = |m_p|^2, beta = |m_q|^2,
-//!   gamma = m_p^+ m_q), never forming it, skipping a pair whose |Re gamma| + |Im gamma| is at
-//!   most about 2 ulp of sqrt(alpha beta) and below it; the singular values are the final
-//!   column norms.
+//!   gamma = m_p^+ m_q), never forming it, skipping a pair whose |Re gamma| + |Im gamma| is
+//!   0, or at most about 2 ulp of sqrt(alpha beta) and below it; the singular values are the
+//!   final column norms.
 //!   Their absolute error is ~ eps ||M||, not sqrt(eps ||M||^2) as from eigenvalues of M^+ M.
 //!
 //! Measures (docs/physics.md):
@@ -147,20 +147,16 @@ fn lane_of<L: Lanes>(m: &C4<L>, l: usize) -> C4<L::Scalar> {
     C4 { re: m.re.map(|x| x.lane(l)), im: m.im.map(|x| x.lane(l)) }
 }
 
-/// (|z|, z / |z|) of z = (re, im), scaled by |re| + |im| first: squaring tiny parts
-/// underflows in f32, and a phase of modulus 1.02 would stretch a column 2 % per rotation.
-/// (0, (1, 0)) for z = 0. (The kernel returns early there; lanes choose between operands,
-/// 1 (1 / 1) and 0 (1 / 1) giving the same values.)
+/// (|z|, z / |z|) of z = (re, im), scaled by its bound m = |re| + |im| (the one `rotates`
+/// tested) first: squaring tiny parts underflows in f32, and a phase of modulus 1.02 would
+/// stretch a column 2 % per rotation. Only a rotating lane keeps what this returns, and its m
+/// is never 0 (`rotates`); the others' values (NaN for m = 0) are selected away.
 #[inline(always)]
-fn modulus_phase<L: Lanes>(re: L, im: L) -> (L, L, L) {
-    // |re| + |im| (not the max) so that a NaN part propagates.
-    let m = re.abs() + im.abs();
+fn modulus_phase<L: Lanes>(re: L, im: L, m: L) -> (L, L, L) {
     let (a, b) = (re / m, im / m);
     let n = (a * a + b * b).sqrt();
-    let zero = m.eq(L::from_f64(0.0));
-    let (one, nil) = (L::from_f64(1.0), L::from_f64(0.0));
-    let inv_n = one / L::select(zero, one, n);
-    (m * L::select(zero, nil, n), L::select(zero, one, a) * inv_n, L::select(zero, nil, b) * inv_n)
+    let inv_n = L::from_f64(1.0) / n;
+    (m * n, a * inv_n, b * inv_n)
 }
 
 /// The Jacobi rotation (t, c, s) that zeroes an off-diagonal entry of modulus r between
@@ -178,9 +174,10 @@ fn rotation<L: Lanes>(app: L, aqq: L, r: L) -> (L, L, L) {
     (t, c, t * c)
 }
 
-/// Whether a lane rotates: the entry's bound b (|Re| + |Im|) is not negligible beside
-/// `scale`, that is scale + b / 4 does not round to scale (b above about 2 ulp of scale) or b
-/// is not below scale. Half an ulp (scale + b) sits at the noise of an entry computed from
+/// Whether a lane rotates: the entry's bound b (|Re| + |Im|) is not 0 (so `modulus_phase`
+/// never divides by 0 in a lane that keeps its results) and not negligible beside `scale`,
+/// that is scale + b / 4 does not round to scale (b above about 2 ulp of scale) or b is not
+/// below scale. Half an ulp (scale + b) sits at the noise of an entry computed from
 /// rounded columns, which then rotates sweep after sweep (the LOO matrix's near-zero first
 /// column above all). NaN rotates, and so does an infinite b beside an infinite scale (inf +
 /// inf / 4 rounds to inf), as when |z| from `modulus_phase` (NaN there) was the test.
@@ -238,11 +235,13 @@ fn jacobi_eigh_pair<L: Lanes>(a: &mut C4<L>, v: &mut C4<L>, vectors: bool, pair:
     let (p, q) = (PAIR_P[pair], PAIR_Q[pair]);
     let (pq, qp, pp, qq) = (4 * p + q, 4 * q + p, 5 * p, 5 * q);
     let (app, aqq) = (a.re[pp], a.re[qq]);
-    let go = rotates(a.re[pq].abs() + a.im[pq].abs(), app.abs() + aqq.abs());
+    // |re| + |im| (not the max) so that a NaN part propagates
+    let bound = a.re[pq].abs() + a.im[pq].abs();
+    let go = rotates(bound, app.abs() + aqq.abs());
     if !L::any(go) {
         return false;
     }
-    let (r, er, ei) = modulus_phase(a.re[pq], a.im[pq]);
+    let (r, er, ei) = modulus_phase(a.re[pq], a.im[pq], bound);
     let (t, c, s) = rotation(app, aqq, r);
     let others = PAIR_OTHERS[pair];
     rotate_columns(a, &others, (p, q), go, (er, ei, c, s));
@@ -309,27 +308,25 @@ fn singular_values_pair<L: Lanes>(m: &mut C4<L>, pair: usize) -> bool {
         gr = gr + pr * qr + pi * qi;
         gi = gi + pr * qi - pi * qr;
     }
-    let go = rotates(gr.abs() + gi.abs(), (alpha * beta).sqrt());
+    let bound = gr.abs() + gi.abs();
+    let go = rotates(bound, (alpha * beta).sqrt());
     if !L::any(go) {
         return false;
     }
-    let (g, er, ei) = modulus_phase(gr, gi);
+    let (g, er, ei) = modulus_phase(gr, gi, bound);
     let (_, c, s) = rotation(alpha, beta, g);
     rotate_columns(m, &[0, 1, 2, 3], (p, q), go, (er, ei, c, s));
     true
 }
 
-/// `modulus_phase` of a real z: the same operations with the imaginary part 0, so the same
-/// (|z|, sign z), and NaN for an infinite z (inf / inf), as there.
+/// `modulus_phase` of a real z, m = |z|: the same operations with the imaginary part 0, so
+/// the same (|z|, sign z), and NaN for an infinite z (inf / inf), as there.
 #[inline(always)]
-fn modulus_sign<L: Lanes>(z: L) -> (L, L) {
-    let m = z.abs();
+fn modulus_sign<L: Lanes>(z: L, m: L) -> (L, L) {
     let a = z / m;
     let n = (a * a).sqrt();
-    let zero = m.eq(L::from_f64(0.0));
-    let one = L::from_f64(1.0);
-    let inv_n = one / L::select(zero, one, n);
-    (m * L::select(zero, L::from_f64(0.0), n), L::select(zero, one, a) * inv_n)
+    let inv_n = L::from_f64(1.0) / n;
+    (m * n, a * inv_n)
 }
 
 /// Singular values (unsorted) of a real 4x4 M (row-major): `singular_values` with every
@@ -373,11 +370,12 @@ fn singular_values_real_pair<L: Lanes>(m: &mut [L; 16], pair: usize) -> bool {
         beta = beta + m[kq] * m[kq];
         gr = gr + m[kp] * m[kq];
     }
-    let go = rotates(gr.abs(), (alpha * beta).sqrt());
+    let bound = gr.abs();
+    let go = rotates(bound, (alpha * beta).sqrt());
     if !L::any(go) {
         return false;
     }
-    let (g, e) = modulus_sign(gr);
+    let (g, e) = modulus_sign(gr, bound);
     let (_, c, s) = rotation(alpha, beta, g);
     for k in 0..4 {
         let (kp, kq) = (4 * k + p, 4 * k + q);
