@@ -10,68 +10,17 @@ use qbat_gpu::gpu::{run_two_qubit_gpu_measured, GpuContext, GpuRunOptions};
 use qbat_gpu::job::measures_two_qubit::{EigenJob, EIGEN_MEASURES};
 use qbat_gpu::job::pauli::{pauli2, to_pauli};
 use qbat_gpu::job::{Schedule, TwoQubitJob, TwoQubitPoint};
-use qbat_gpu::linalg::{c, eigvals_hermitian, hermitian_part, kron, projector, CMat, C64};
-use qbat_gpu::measures::{dephase, evaluate, Measure, MeasureContext, Sample};
+use qbat_gpu::linalg::{eigvals_hermitian, hermitian_part, CMat};
+use qbat_gpu::measures::{evaluate, Measure, MeasureContext, Sample};
 use qbat_gpu::model::Space;
 use qbat_gpu::run::{run_plan, Backend, RunOptions};
 use qbat_gpu::twin::measures_two_qubit::run_measures_twin;
 use qbat_gpu::verify::verify_tolerance;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::common::two_qubit_states::{random_complex, test_state};
 use crate::common::{have_gpu, SERIAL};
-
-fn u(rng: &mut ChaCha8Rng) -> f64 {
-    rng.random::<f64>() * 2.0 - 1.0
-}
-
-fn random_complex(rng: &mut ChaCha8Rng, n: usize) -> CMat {
-    CMat::from_fn(n, n, |_, _| c(u(rng), u(rng)))
-}
-
-fn random_ket(rng: &mut ChaCha8Rng) -> Vec<C64> {
-    let v: Vec<C64> = (0..4).map(|_| c(u(rng), u(rng))).collect();
-    let n = v.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
-    v.into_iter().map(|z| z / n).collect()
-}
-
-/// State k: the classes of the twin's checks (tests/measures_twin.rs), built here again.
-fn state(rng: &mut ChaCha8Rng, k: usize) -> CMat {
-    let pure = |rng: &mut ChaCha8Rng| projector(&random_ket(rng));
-    let mix = |rng: &mut ChaCha8Rng, r: usize| {
-        let mut m = CMat::zeros(4, 4);
-        let mut w = 0.0;
-        for _ in 0..r {
-            let p = rng.random::<f64>();
-            m += pure(rng) * c(p, 0.0);
-            w += p;
-        }
-        m / c(w, 0.0)
-    };
-    match k % 9 {
-        0 => mix(rng, 6),
-        1 => pure(rng),
-        2 => {
-            let e = [1e-6, 1e-9, 1e-12][(k / 9) % 3];
-            pure(rng) * c(1.0 - e, 0.0) + CMat::identity(4, 4) * c(e / 4.0, 0.0)
-        }
-        3 => mix(rng, 2),
-        4 => mix(rng, 3),
-        5 => {
-            let (a, b) = (random_ket(rng), random_ket(rng));
-            let qa = projector(&[a[0], a[1]]) / c(a[0].norm_sqr() + a[1].norm_sqr(), 0.0);
-            let qb = projector(&[b[2], b[3]]) / c(b[2].norm_sqr() + b[3].norm_sqr(), 0.0);
-            kron(&qa, &qb)
-        }
-        6 => {
-            let p = rng.random::<f64>();
-            let h = c(std::f64::consts::FRAC_1_SQRT_2, 0.0);
-            projector(&[h, c(0.0, 0.0), c(0.0, 0.0), h]) * c(p, 0.0) + CMat::identity(4, 4) * c((1.0 - p) / 4.0, 0.0)
-        }
-        7 => CMat::identity(4, 4) * c(0.25, 0.0),
-        _ => dephase(&pure(rng), 0.3 * rng.random::<f64>()),
-    }
-}
 
 fn gpu_context() -> Option<&'static GpuContext> {
     static CTX: std::sync::OnceLock<Option<GpuContext>> = std::sync::OnceLock::new();
@@ -115,7 +64,7 @@ fn device_measures_of_fixed_states_match_the_reference_and_the_twin() {
             h_b_sq0: 0.0,
         });
     }
-    let states: Vec<CMat> = (0..n_members).map(|k| state(&mut rng, k)).collect();
+    let states: Vec<CMat> = (0..n_members).map(|k| test_state(&mut rng, k, &[1e-6, 1e-9, 1e-12])).collect();
     let member_point: Vec<u32> = (0..n_members).map(|i| (i % n_points) as u32).collect();
     let job = TwoQubitJob {
         points: points.clone(),

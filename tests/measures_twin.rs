@@ -10,8 +10,8 @@ use qbat_gpu::engine::Precision;
 use qbat_gpu::job::measures_two_qubit::{eigen_code, eigen_flags, eigen_point, EIGEN_MEASURES};
 use qbat_gpu::job::pauli::{pauli2, to_pauli};
 use qbat_gpu::job::TwoQubitPoint;
-use qbat_gpu::linalg::{c, eigvals_hermitian, hermitian_part, kron, projector, CMat, C64};
-use qbat_gpu::measures::{dephase, evaluate, Measure, MeasureContext, Sample};
+use qbat_gpu::linalg::{c, eigvals_hermitian, hermitian_part, CMat};
+use qbat_gpu::measures::{evaluate, Measure, MeasureContext, Sample};
 use qbat_gpu::model::Space;
 use qbat_gpu::twin::measures_two_qubit::{eigen_measures, jacobi_eigh, rho_from_pauli, singular_values, singular_values_real, C4};
 use qbat_gpu::twin::Real;
@@ -19,13 +19,7 @@ use qbat_gpu::verify::verify_tolerance;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn u(rng: &mut ChaCha8Rng) -> f64 {
-    rng.random::<f64>() * 2.0 - 1.0
-}
-
-fn random_complex(rng: &mut ChaCha8Rng, n: usize) -> CMat {
-    CMat::from_fn(n, n, |_, _| c(u(rng), u(rng)))
-}
+use crate::common::two_qubit_states::{random_complex, test_state, u};
 
 /// A random unitary: the eigenvectors of a random Hermitian matrix (nalgebra).
 fn random_unitary(rng: &mut ChaCha8Rng) -> CMat {
@@ -224,52 +218,6 @@ fn rho_from_pauli_inverts_to_pauli() {
     }
 }
 
-fn random_ket(rng: &mut ChaCha8Rng) -> Vec<C64> {
-    let v: Vec<C64> = (0..4).map(|_| c(u(rng), u(rng))).collect();
-    let n = v.iter().map(|z| z.norm_sqr()).sum::<f64>().sqrt();
-    v.into_iter().map(|z| z / n).collect()
-}
-
-/// Two-qubit state k of the measure checks: Hilbert-Schmidt mixed, pure, near-pure,
-/// rank 2 and 3, product, Werner, the maximally mixed, dephased versions.
-fn test_state(rng: &mut ChaCha8Rng, k: usize) -> CMat {
-    let pure = |rng: &mut ChaCha8Rng| projector(&random_ket(rng));
-    let mix = |rng: &mut ChaCha8Rng, r: usize| {
-        let mut m = CMat::zeros(4, 4);
-        let mut w = 0.0;
-        for _ in 0..r {
-            let p = rng.random::<f64>();
-            m += pure(rng) * c(p, 0.0);
-            w += p;
-        }
-        m / c(w, 0.0)
-    };
-    match k % 9 {
-        0 => mix(rng, 6),
-        1 => pure(rng),
-        2 => {
-            let e = [1e-6, 1e-9, 1e-12, 1e-15][(k / 9) % 4];
-            pure(rng) * c(1.0 - e, 0.0) + CMat::identity(4, 4) * c(e / 4.0, 0.0)
-        }
-        3 => mix(rng, 2),
-        4 => mix(rng, 3),
-        5 => {
-            let a = random_ket(rng);
-            let b = random_ket(rng);
-            let qa = projector(&[a[0], a[1]]) / c(a[0].norm_sqr() + a[1].norm_sqr(), 0.0);
-            let qb = projector(&[b[2], b[3]]) / c(b[2].norm_sqr() + b[3].norm_sqr(), 0.0);
-            kron(&qa, &qb)
-        }
-        6 => {
-            let p = rng.random::<f64>();
-            let h = c(std::f64::consts::FRAC_1_SQRT_2, 0.0);
-            projector(&[h, c(0.0, 0.0), c(0.0, 0.0), h]) * c(p, 0.0) + CMat::identity(4, 4) * c((1.0 - p) / 4.0, 0.0)
-        }
-        7 => CMat::identity(4, 4) * c(0.25, 0.0),
-        _ => dephase(&pure(rng), 0.3 * rng.random::<f64>()),
-    }
-}
-
 struct Point {
     ctx: MeasureContext,
     consts: [f64; 8],
@@ -301,7 +249,7 @@ fn twin_vs_reference<R: Real>(n: usize, seed: u64) -> Vec<f64> {
     let mut worst = vec![0.0f64; EIGEN_MEASURES.len()];
     for k in 0..n {
         let pt = random_point(&mut rng);
-        let rho = test_state(&mut rng, k);
+        let rho = test_state(&mut rng, k, &[1e-6, 1e-9, 1e-12, 1e-15]);
         let want = evaluate(&EIGEN_MEASURES, &pt.ctx, &Sample { t: 1.0, rho: &rho, y: None });
         let x = to_pauli(&rho).map(R::from_f64);
         let got = eigen_measures(&x, &pt.consts.map(R::from_f64), flags);
@@ -369,7 +317,7 @@ fn lanes_match_one_at_a_time<R: Real>(seed: u64, measures: &[Measure]) {
     let member_point: Vec<u32> = (0..n_members).map(|_| rng.random_range(0..points.len() as u32)).collect();
     let mut states = vec![];
     for k in 0..n_members * n_samples {
-        let mut x = to_pauli(&test_state(&mut rng, k));
+        let mut x = to_pauli(&test_state(&mut rng, k, &[1e-6, 1e-9, 1e-12, 1e-15]));
         match k % 37 {
             5 => x[6] = f64::NAN,
             11 => x[3] = f64::INFINITY,

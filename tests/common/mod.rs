@@ -3,6 +3,8 @@
 //! one binary from running at once.
 #![allow(dead_code)]
 
+pub mod two_qubit_states;
+
 use qbat_gpu::engine::gpu_context;
 use std::sync::Mutex;
 
