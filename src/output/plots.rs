@@ -79,13 +79,13 @@ fn encode_png(rgb: &[u8], (w, h): (u32, u32)) -> std::result::Result<Vec<u8>, pn
     let mut enc = png::Encoder::new(&mut bytes, w, h);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
-    // deflate at level 1: the main job's 34 plots encode in about a quarter of the CPU of
-    // the default level 6 (49 against 204 ms), their files 1.46x as large (1.4 against
-    // 0.96 MB; benches/RESULTS.md)
+    // deflate at level 1: the main job's 34 plots take about a quarter of the CPU of the
+    // default level 6 (46 against 201 ms, one thread), their files 1.46x as large (1.4
+    // against 0.96 MB; benches/RESULTS.md)
     enc.set_deflate_compression(png::DeflateCompression::Level(1));
     // the Up filter: a plot's rows mostly repeat the row above (its axes, bands and white
-    // space), so its residues are mostly zero; deflate then runs about 12% faster than after
-    // the default Sub filter and the files are about 16% smaller
+    // space), so its residues are mostly zero; at level 6, deflate ran about 12% faster than
+    // after the Sub filter (png 0.17's default) and the files were about 16% smaller
     enc.set_filter(png::Filter::Up);
     let mut writer = enc.write_header()?;
     writer.write_image_data(rgb)?;

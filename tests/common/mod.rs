@@ -1,6 +1,7 @@
 //! Shared by the test files: the binary under test, and for the GPU tests whether an adapter is
 //! there (skip with a note, or fail under QBAT_REQUIRE_GPU=1) and a lock that keeps GPU tests in
-//! one binary from running at once.
+//! one binary from running at once; the two-qubit states of the eigen-measure checks
+//! (`two_qubit_states`).
 #![allow(dead_code)]
 
 pub mod two_qubit_states;
