@@ -21,6 +21,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::common::two_qubit_states::{random_complex, test_state, u};
 
+/// The weights of the maximally mixed state in the near-pure test states, taken in turn.
+const NEAR_PURE: [f64; 4] = [1e-6, 1e-9, 1e-12, 1e-15];
+
 /// A random unitary: the eigenvectors of a random Hermitian matrix (nalgebra).
 fn random_unitary(rng: &mut ChaCha8Rng) -> CMat {
     hermitian_part(&random_complex(rng, 4)).symmetric_eigen().eigenvectors
@@ -249,7 +252,7 @@ fn twin_vs_reference<R: Real>(n: usize, seed: u64) -> Vec<f64> {
     let mut worst = vec![0.0f64; EIGEN_MEASURES.len()];
     for k in 0..n {
         let pt = random_point(&mut rng);
-        let rho = test_state(&mut rng, k, &[1e-6, 1e-9, 1e-12, 1e-15]);
+        let rho = test_state(&mut rng, k, &NEAR_PURE);
         let want = evaluate(&EIGEN_MEASURES, &pt.ctx, &Sample { t: 1.0, rho: &rho, y: None });
         let x = to_pauli(&rho).map(R::from_f64);
         let got = eigen_measures(&x, &pt.consts.map(R::from_f64), flags);
@@ -317,7 +320,7 @@ fn lanes_match_one_at_a_time<R: Real>(seed: u64, measures: &[Measure]) {
     let member_point: Vec<u32> = (0..n_members).map(|_| rng.random_range(0..points.len() as u32)).collect();
     let mut states = vec![];
     for k in 0..n_members * n_samples {
-        let mut x = to_pauli(&test_state(&mut rng, k, &[1e-6, 1e-9, 1e-12, 1e-15]));
+        let mut x = to_pauli(&test_state(&mut rng, k, &NEAR_PURE));
         match k % 37 {
             5 => x[6] = f64::NAN,
             11 => x[3] = f64::INFINITY,
