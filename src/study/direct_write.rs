@@ -25,9 +25,12 @@ use std::path::Path;
 #[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Bytes copied into the aligned buffer and written at a time.
+/// Bytes copied into the aligned buffer and written at a time. Small: the buffer is fresh
+/// memory in every run, whose first touch is the costly part on a virtual machine (about
+/// 1.5 ms of CPU per MiB measured, against 4 KiB faults), and a direct write of 512 KiB moved
+/// as many bytes a second as one of 4 MiB (`dd oflag=direct`, benches/RESULTS.md).
 #[cfg(target_os = "linux")]
-const CHUNK: usize = 4 << 20;
+const CHUNK: usize = 512 << 10;
 
 /// A second handle on the series file, opened for direct writes.
 pub(super) struct DirectFile {
@@ -55,7 +58,7 @@ pub(super) struct DirectFile {
     chunks_before_refusal: std::sync::atomic::AtomicUsize,
 }
 
-/// Whether it still writes directly, not its buffer (a 4 MiB chunk in 6 MiB).
+/// Whether it still writes directly, not its buffer (a 512 KiB chunk and a page).
 impl std::fmt::Debug for DirectFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DirectFile").field("refused", &self.refused()).finish_non_exhaustive()
@@ -128,19 +131,14 @@ impl DirectFile {
     }
 
     /// The aligned buffer for an interior of `bytes`: up to CHUNK bytes of `memory` (grown
-    /// where it is short) at an aligned address; None where `align_offset` finds none. A
-    /// buffer of a huge page or more starts on a huge page's boundary (a multiple of the
-    /// page), in memory advised onto them (`huge_pages`): its first fill takes 2 faults for a
-    /// 4 MiB chunk rather than 1,024.
+    /// where it is short) at an aligned address; None where `align_offset` finds none.
     #[cfg(target_os = "linux")]
     fn aligned<'m>(&self, memory: &'m mut Vec<u8>, bytes: usize) -> Option<&'m mut [u8]> {
-        use crate::huge_pages::HUGE_PAGE_BYTES;
         let len = CHUNK.min(bytes);
-        let align = if len >= HUGE_PAGE_BYTES && HUGE_PAGE_BYTES.is_multiple_of(self.align) { HUGE_PAGE_BYTES } else { self.align };
-        if memory.len() < len + align {
-            *memory = crate::huge_pages::zeroed_vec(len + align);
+        if memory.len() < len + self.align {
+            *memory = vec![0; len + self.align];
         }
-        let start = memory.as_ptr().align_offset(align);
+        let start = memory.as_ptr().align_offset(self.align);
         memory.get_mut(start..).and_then(|m| m.get_mut(..len))
     }
 
@@ -342,13 +340,13 @@ mod tests {
     fn ranges_land_as_written_directly_or_not() {
         let dir = tempfile::tempdir().unwrap();
         let direct_here = takes_direct_writes(dir.path());
-        // (offset, length): inside one page, across a page edge, aligned, several 4 MiB
-        // chunks with unaligned ends, an aligned start with a ragged end, and the reverse
+        // (offset, length): inside one page, across a page edge, aligned, many chunks with
+        // unaligned ends, an aligned start with a ragged end, and the reverse
         let page = 4096usize;
         let ranges = [(100, 200), (4000, 300), (page, 2 * page), (128, (9 << 20) + 77), (3 * page, (4 << 20) + 5), (7, 5 * page - 7)];
         let len = ranges.iter().map(|&(o, n)| o + n).max().unwrap() + page;
         // chunks written directly before a refusal: none made up, at once, and after two (the
-        // second range with an interior, one 4 MiB chunk into it)
+        // second range with an interior, one chunk into it)
         for refuse_after in [None, Some(0), Some(2)] {
             let path = dir.path().join(format!("file-{refuse_after:?}"));
             let buffered = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).unwrap();
