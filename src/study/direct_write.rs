@@ -25,10 +25,13 @@ use std::path::Path;
 #[cfg(target_os = "linux")]
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Bytes copied into the aligned buffer and written at a time. Small: the buffer is fresh
-/// memory in every run, whose first touch is the costly part on a virtual machine (about
-/// 1.5 ms of CPU per MiB measured, against 4 KiB faults), and a direct write of 512 KiB moved
-/// as many bytes a second as one of 4 MiB (`dd oflag=direct`, benches/RESULTS.md).
+/// Bytes copied into the aligned buffer and written (or read back) at a time. Small: the
+/// buffer is fresh memory in every run, and on a virtual machine its first touch (the guest's
+/// zeroing and the host's faults) cost more than the copy; with 4 MiB chunks in huge pages a
+/// run of bloch-1k took about 24 ms more CPU (0.335 s against 0.311 s). A direct write or read
+/// of 512 KiB moved at least as many bytes a second as one of 4 MiB on that machine's disk
+/// (`dd`, benches/RESULTS.md); a cluster file system with larger requests may favour larger
+/// chunks.
 #[cfg(target_os = "linux")]
 const CHUNK: usize = 512 << 10;
 
@@ -134,7 +137,8 @@ impl DirectFile {
     /// where it is short) at an aligned address; None where `align_offset` finds none.
     #[cfg(target_os = "linux")]
     fn aligned<'m>(&self, memory: &'m mut Vec<u8>, bytes: usize) -> Option<&'m mut [u8]> {
-        let len = CHUNK.min(bytes);
+        // (a multiple of the alignment: both are powers of two, and `bytes` is a multiple)
+        let len = CHUNK.max(self.align).min(bytes);
         if memory.len() < len + self.align {
             *memory = vec![0; len + self.align];
         }
