@@ -76,7 +76,21 @@ fn copy_dir(from: &Path, to: &Path) {
         if p.is_dir() {
             copy_dir(&p, &to.join(e.file_name()));
         } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+            copy_file(&p, &to.join(e.file_name()));
+        }
+    }
+}
+
+/// `std::fs::copy`, tried again when a signal interrupts it: libFuzzer's timer for `-timeout`
+/// (SIGALRM) can land in the copy's system call (EINTR), which is not a finding.
+fn copy_file(from: &Path, to: &Path) {
+    loop {
+        match std::fs::copy(from, to) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            copied => {
+                copied.unwrap();
+                return;
+            }
         }
     }
 }
