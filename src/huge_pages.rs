@@ -19,7 +19,7 @@
 const ADVICE_FROM_BYTES: usize = 4 << 20;
 
 /// The size of a transparent huge page (x86-64 and most arm64 kernels).
-pub const HUGE_PAGE_BYTES: usize = 2 << 20;
+const HUGE_PAGE_BYTES: usize = 2 << 20;
 
 /// `len` zeros in a fresh buffer, advised onto huge pages when it is large. Only advice: the
 /// contents are zeros either way, and where the kernel gives no huge page, or the allocator
