@@ -14,7 +14,6 @@ pub mod ensemble;
 pub mod error;
 pub mod faults;
 pub mod gpu;
-pub mod huge_pages;
 pub mod job;
 pub mod linalg;
 pub mod measures;

@@ -65,7 +65,7 @@ impl RunOptions {
     /// `len` zeros for an engine's values: in a spent block buffer of the run's pool where
     /// there is one.
     pub fn zeroed_values(&self, len: usize) -> Vec<f64> {
-        self.values_pool.as_deref().map_or_else(|| crate::huge_pages::zeroed_vec(len), |pool| pool.zeroed(len))
+        self.values_pool.as_deref().map_or_else(|| vec![0.0; len], |pool| pool.zeroed(len))
     }
     /// Count `n` more members done, when there is a control.
     pub fn add_done(&self, n: u64) {

@@ -1,8 +1,13 @@
 //! Spent value buffers of a streamed run's blocks, handed back for the next block. The blocks
 //! are evenly sized, so the next block's values fit in the memory of one absorbed before it,
 //! already faulted in; a fresh buffer costs a page fault per page written (per 4 KiB, about
-//! 25,000 for the main job's 100 MB block, where the kernel gives no huge page:
-//! `huge_pages`), and its release an unmapping.
+//! 25,000 for the main job's 100 MB block), and its release an unmapping.
+//!
+//! Fresh buffers are plain zeroed memory, not advised onto transparent huge pages: on a
+//! virtual machine whose host reclaims idle guest memory, a 2 MiB page is usually cold on
+//! the host, and its first touch cost about 30 times that of 4 KiB pages (1.2 to 1.6 s
+//! against 41 ms for 100 MB; the main job ran 1.3 s slower with the advice,
+//! benches/RESULTS.md).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -50,7 +55,7 @@ impl ValuesPool {
                 values.resize(len, 0.0);
                 values
             }
-            None => crate::huge_pages::zeroed_vec(len),
+            None => vec![0.0; len],
         }
     }
 }
