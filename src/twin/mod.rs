@@ -2,11 +2,12 @@
 //! stage order, same closed-form measures, same peak logic), generic over f32/f64. A twin in
 //! f32 tells kernel bugs from rounding; in f64 it is also the fast CPU engine.
 
-/// `$dispatch(avx2, args..)` calls `$inner(args..)`, through `$avx2`, the same function
-/// compiled for AVX2, where `avx2` says the CPU has it (x86_64). Rust never fuses or reorders
-/// floating-point operations, so both builds give the same bits, only with wider vectors.
-macro_rules! avx2_dispatch {
-    ($vis:vis fn $dispatch:ident, $avx2:ident => $inner:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
+/// `$dispatch(isa, args..)` calls `$inner(args..)` compiled for the widest of `isa` and this
+/// CPU's vector instructions (`Isa::usable`): through `$avx512` (AVX-512: twice the vector
+/// registers, each twice as wide) or `$avx2`, else as it is. Rust never fuses or reorders
+/// floating-point operations, so every build gives the same bits, only with wider vectors.
+macro_rules! simd_dispatch {
+    ($vis:vis fn $dispatch:ident, $avx2:ident, $avx512:ident => $inner:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
         #[allow(clippy::too_many_arguments)]
@@ -14,25 +15,82 @@ macro_rules! avx2_dispatch {
             $inner($($arg),*)
         }
 
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,avx512f,avx512vl,avx512dq")]
         #[allow(clippy::too_many_arguments)]
-        $vis fn $dispatch<R: $crate::twin::Real>(avx2: bool, $($arg: $ty),*) $(-> $ret)? {
+        fn $avx512<R: $crate::twin::Real>($($arg: $ty),*) $(-> $ret)? {
+            $inner($($arg),*)
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $dispatch<R: $crate::twin::Real>(isa: $crate::twin::Isa, $($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                // SAFETY: only called where the CPU reports AVX2.
-                return unsafe { $avx2($($arg),*) };
+            match isa.usable() {
+                // SAFETY: `usable` found these instructions on this CPU.
+                $crate::twin::Isa::Avx512 => return unsafe { $avx512($($arg),*) },
+                $crate::twin::Isa::Avx2 => return unsafe { $avx2($($arg),*) },
+                $crate::twin::Isa::Portable => {}
             }
-            let _ = avx2;
+            let _ = isa;
             $inner($($arg),*)
         }
     };
 }
-pub(crate) use avx2_dispatch;
+pub(crate) use simd_dispatch;
 
-/// Whether this CPU has AVX2 (for `avx2_dispatch!` and the measures' AVX2 lanes).
+/// The vector instructions a twin's hot loop is compiled for (`simd_dispatch!`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Isa {
+    Portable,
+    Avx2,
+    /// AVX-512 F, VL and DQ (with AVX2).
+    Avx512,
+}
+
+impl Isa {
+    /// The widest level this CPU has.
+    pub(crate) fn best() -> Isa {
+        if has_avx512() {
+            Isa::Avx512
+        } else if has_avx2() {
+            Isa::Avx2
+        } else {
+            Isa::Portable
+        }
+    }
+
+    /// This level, or the widest below it that this CPU has.
+    pub(crate) fn usable(self) -> Isa {
+        self.min(Isa::best())
+    }
+
+    /// Every level this CPU has, narrowest first (the tests compare their bits).
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<Isa> {
+        [Isa::Portable, Isa::Avx2, Isa::Avx512].into_iter().filter(|&isa| isa <= Isa::best()).collect()
+    }
+}
+
+/// Whether this CPU has AVX2 (for `simd_dispatch!` and the measures' AVX2 lanes).
 pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU has the AVX-512 subsets of `Isa::Avx512`.
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2()
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512dq")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

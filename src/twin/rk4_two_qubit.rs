@@ -544,22 +544,22 @@ fn run_member<R: Real>(
     finish_peaks(&pmax, &pidx, peaks, times);
 }
 
-use super::avx2_dispatch;
+use super::{simd_dispatch, Isa};
 
-avx2_dispatch!(fn run_member_dispatch, run_member_avx2 => run_member(
+simd_dispatch!(fn run_member_dispatch, run_member_avx2, run_member_avx512 => run_member(
     plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: &[f64; 16], values: &mut [f64], states: &mut [f64], peaks: &mut [Peak], times: &[f64]
 ));
 
 /// Run a two-qubit job on the CPU in precision R (f32 or f64). Values come back as f64.
 pub fn run_two_qubit_twin<R: Real>(job: &TwoQubitJob) -> TwoQubitResult {
-    run_twin::<R>(job, true, true, TwinBuffers::default(), None).0
+    run_twin::<R>(job, Isa::best(), true, TwinBuffers::default(), None).0
 }
 
 /// `run_two_qubit_twin` writing into the buffers of an earlier result (`TwinBuffers::from`):
 /// a run in slices reuses memory already faulted in and in cache, where fresh buffers per
 /// slice cost a page fault per 4 KiB written.
 pub fn run_two_qubit_twin_reusing<R: Real>(job: &TwoQubitJob, buffers: TwinBuffers) -> TwoQubitResult {
-    run_twin::<R>(job, true, true, buffers, None).0
+    run_twin::<R>(job, Isa::best(), true, buffers, None).0
 }
 
 /// `run_two_qubit_twin_reusing` with the values written into `values` (members x samples x
@@ -570,7 +570,7 @@ pub fn run_two_qubit_twin_into<R: Real>(job: &TwoQubitJob, buffers: TwinBuffers,
         !job.measures.is_empty() && values.len() == job.initial.len() * job.schedule.times.len() * job.measures.len(),
         "values for every member, sample and measure"
     );
-    run_twin::<R>(job, true, true, buffers, Some(values)).0
+    run_twin::<R>(job, Isa::best(), true, buffers, Some(values)).0
 }
 
 /// The output buffers of a spent `TwoQubitResult`, for `run_two_qubit_twin_reusing`.
@@ -589,7 +589,7 @@ impl From<TwoQubitResult> for TwinBuffers {
 /// `allow_lanes`: run the members of a driven point four at a time (`lanes`; the same bits
 /// as one at a time). The values go into `values_out` where given (see
 /// `run_two_qubit_twin_into`). Also returns how many lane groups ran.
-fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool, buffers: TwinBuffers, values_out: Option<&mut [f64]>) -> (TwoQubitResult, usize) {
+fn run_twin<R: Real>(job: &TwoQubitJob, isa: Isa, allow_lanes: bool, buffers: TwinBuffers, values_out: Option<&mut [f64]>) -> (TwoQubitResult, usize) {
     let dt = job.schedule.dt;
     let n_samples = job.schedule.times.len();
     let n_cols = job.measures.len();
@@ -640,7 +640,6 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool, buf
         None => &mut values,
     };
     let mut peaks = vec![Peak::default(); n_members * 4];
-    let avx2 = allow_avx2 && super::has_avx2();
     let (vs, ss) = (vstride.max(1), sstride.max(1));
     let times = &job.schedule.times;
     let point = |k: usize| (&plan.points[k], plan.points_off.get(k).unwrap_or(&plan.points[k]));
@@ -670,20 +669,20 @@ fn run_twin<R: Real>(job: &TwoQubitJob, allow_avx2: bool, allow_lanes: bool, buf
             let (p, p_off) = point(job.member_point[item[0].0] as usize);
             if item.len() == LANES {
                 let x0 = std::array::from_fn(|l| &job.initial[item[l].0]);
-                if lanes::run_lanes_dispatch(avx2, &plan, p, p_off, x0, &mut item, times) {
+                if lanes::run_lanes_dispatch(isa, &plan, p, p_off, x0, &mut item, times) {
                     return;
                 }
                 // A state went non-finite: the lanes skip zero products, which the twin
                 // takes (0 * inf = NaN), so these members run again one at a time.
             }
             for (m, (v, s, pk)) in item.iter_mut() {
-                run_member_dispatch(avx2, &plan, p, p_off, &job.initial[*m], v, s, pk, times);
+                run_member_dispatch(isa, &plan, p, p_off, &job.initial[*m], v, s, pk, times);
             }
         });
     } else {
         values_to.par_chunks_mut(vs).zip(states.par_chunks_mut(ss)).zip(peaks.par_chunks_mut(4)).enumerate().for_each(|(m, ((v, s), pk))| {
             let (p, p_off) = point(job.member_point[m] as usize);
-            run_member_dispatch(avx2, &plan, p, p_off, &job.initial[m], v, s, pk, times);
+            run_member_dispatch(isa, &plan, p, p_off, &job.initial[m], v, s, pk, times);
         });
     }
     if vstride == 0 || written {

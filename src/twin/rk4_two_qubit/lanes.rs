@@ -289,6 +289,6 @@ fn run_lanes<R: Real>(plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: 
     x.x.iter().chain(&z.x).flatten().all(|v| v.to_f64().is_finite())
 }
 
-super::avx2_dispatch!(pub(super) fn run_lanes_dispatch, run_lanes_avx2 => run_lanes(
+super::simd_dispatch!(pub(super) fn run_lanes_dispatch, run_lanes_avx2, run_lanes_avx512 => run_lanes(
     plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: [&[f64; 16]; LANES], outs: &mut [(usize, MemberOut)], times: &[f64]
 ) -> bool);

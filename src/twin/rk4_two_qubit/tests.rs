@@ -22,7 +22,7 @@ fn increment_is_the_rk4_update() {
 
 #[test]
 fn vector_width_does_not_change_bits() {
-    // The AVX2 build of the member loop must give the baseline's bits.
+    // The AVX2 and AVX-512 builds of the member loop must give the baseline's bits.
     let mut g = [0.0; 256];
     for (i, v) in g.iter_mut().enumerate() {
         *v = ((i * 37 % 23) as f64 - 11.0) * 0.05;
@@ -38,15 +38,19 @@ fn vector_width_does_not_change_bits() {
         measures: KERNEL_MEASURES.to_vec(),
         keep_states: true,
     };
-    let a = run_twin::<f32>(&job, true, true, TwinBuffers::default(), None).0;
-    let b = run_twin::<f32>(&job, false, true, TwinBuffers::default(), None).0;
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&a.values), bits(&b.values));
-    assert_eq!(a.peaks, b.peaks);
-    let a = run_twin::<f64>(&job, true, true, TwinBuffers::default(), None).0;
-    let b = run_twin::<f64>(&job, false, true, TwinBuffers::default(), None).0;
-    assert_eq!(bits(&a.values), bits(&b.values));
-    assert_eq!(bits(a.states.as_ref().unwrap()), bits(b.states.as_ref().unwrap()));
+    // every level of vector instructions this CPU has against the portable build
+    for isa in Isa::available() {
+        let a = run_twin::<f32>(&job, isa, true, TwinBuffers::default(), None).0;
+        let b = run_twin::<f32>(&job, Isa::Portable, true, TwinBuffers::default(), None).0;
+        assert_eq!(bits(&a.values), bits(&b.values), "{isa:?}");
+        assert_eq!(a.peaks, b.peaks, "{isa:?}");
+        let a = run_twin::<f64>(&job, isa, true, TwinBuffers::default(), None).0;
+        let b = run_twin::<f64>(&job, Isa::Portable, true, TwinBuffers::default(), None).0;
+        assert_eq!(bits(&a.values), bits(&b.values), "{isa:?}");
+        assert_eq!(bits(a.states.as_ref().unwrap()), bits(b.states.as_ref().unwrap()), "{isa:?}");
+    }
+    let a = run_twin::<f64>(&job, Isa::best(), true, TwinBuffers::default(), None).0;
     // Buffers of an earlier result, longer than this job's and holding NaN (kept where they
     // are reused), give the fresh buffers' bits: every entry is written.
     let spent = TwoQubitResult {
@@ -198,14 +202,14 @@ fn driven_members_in_lanes_give_the_bits_of_one_at_a_time() {
     // The first entry whose bits differ, if any.
     let differ = |a: &[f64], b: &[f64]| (a.len() != b.len()).then_some(usize::MAX).or_else(|| (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()));
     let same = |job: &TwoQubitJob, groups: usize, case: &str| {
-        for avx2 in [true, false] {
+        for isa in Isa::available() {
             let ((a, lanes64), (b, _)) =
-                (run_twin::<f64>(job, avx2, true, TwinBuffers::default(), None), run_twin::<f64>(job, avx2, false, TwinBuffers::default(), None));
+                (run_twin::<f64>(job, isa, true, TwinBuffers::default(), None), run_twin::<f64>(job, Isa::Portable, false, TwinBuffers::default(), None));
             let ((c, lanes32), (d, _)) =
-                (run_twin::<f32>(job, avx2, true, TwinBuffers::default(), None), run_twin::<f32>(job, avx2, false, TwinBuffers::default(), None));
+                (run_twin::<f32>(job, isa, true, TwinBuffers::default(), None), run_twin::<f32>(job, Isa::Portable, false, TwinBuffers::default(), None));
             assert_eq!((lanes64, lanes32), (groups, groups), "lane groups ({case})");
             for (what, (a, b)) in [("f64", (&a, &b)), ("f32", (&c, &d))] {
-                let case = format!("{what}, avx2 {avx2}, {case}");
+                let case = format!("{what}, {isa:?} lanes against portable one at a time, {case}");
                 assert_eq!(differ(&a.values, &b.values), None, "values differ ({case})");
                 assert_eq!(a.states.is_some(), b.states.is_some());
                 if let (Some(x), Some(y)) = (&a.states, &b.states) {
@@ -235,8 +239,8 @@ fn driven_members_in_lanes_give_the_bits_of_one_at_a_time() {
         same(&odd, 4, "zero and infinite entries");
         // The drives move the states (so the comparison above is not of undriven runs).
         let undriven = TwoQubitJob { points: points.iter().map(|p| TwoQubitPoint { drives: vec![], ..p.clone() }).collect(), ..job.clone() };
-        let (a, _) = run_twin::<f64>(&job, true, true, TwinBuffers::default(), None);
-        let (b, _) = run_twin::<f64>(&undriven, true, true, TwinBuffers::default(), None);
+        let (a, _) = run_twin::<f64>(&job, Isa::best(), true, TwinBuffers::default(), None);
+        let (b, _) = run_twin::<f64>(&undriven, Isa::best(), true, TwinBuffers::default(), None);
         let moved = a.states.unwrap().iter().zip(b.states.as_ref().unwrap()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
         assert!(moved > 1e-3, "drives moved the states by only {moved}");
     }
