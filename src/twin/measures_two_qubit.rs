@@ -43,7 +43,7 @@
 //! either, as the kernel's break has it.
 
 use super::simd::Lanes;
-use super::Real;
+use super::{Isa, Real};
 use crate::job::measures_two_qubit::{eigen_code, eigen_flags, eigen_point, EigenJob, BIG_THETA, G_CONCURRENCE, G_LOO, G_SPECTRUM, MAX_SWEEPS, N_EIGEN_CODES};
 use crate::job::TwoQubitPoint;
 use rayon::prelude::*;
@@ -503,17 +503,18 @@ pub fn run_measures_twin<R: Real>(eigen: &EigenJob, points: &[TwoQubitPoint], me
 /// `run_measures_twin` into `out`, resized to the values and each entry written: a run in
 /// slices reuses one buffer.
 pub fn run_measures_twin_into<R: Real>(eigen: &EigenJob, points: &[TwoQubitPoint], member_point: &[u32], states: &[f64], n_samples: usize, out: &mut Vec<f64>) {
-    run_measures_in_lanes::<R>(eigen, points, member_point, states, n_samples, true, out)
+    run_measures_in_lanes::<R>(eigen, points, member_point, states, n_samples, Isa::best(), out)
 }
 
-/// `run_measures_twin`, on AVX2 lanes only with `allow_avx2` (and a CPU that has it).
+/// `run_measures_twin`, in the lanes of `isa` (at most what this CPU has): eight samples at a
+/// time with AVX-512, four otherwise.
 fn run_measures_in_lanes<R: Real>(
     eigen: &EigenJob,
     points: &[TwoQubitPoint],
     member_point: &[u32],
     states: &[f64],
     n_samples: usize,
-    allow_avx2: bool,
+    isa: Isa,
     out: &mut Vec<f64>,
 ) {
     let n_cols = eigen.measures.len();
@@ -525,20 +526,22 @@ fn run_measures_in_lanes<R: Real>(
         return;
     }
     let n = states.len() / 16;
-    let avx2 = allow_avx2 && super::has_avx2();
+    let isa = isa.usable();
+    let lanes = if isa == Isa::Avx512 { WIDE_GROUP } else { GROUP };
     // (a reused buffer keeps its old entries: every group writes each of its rows)
     out.truncate(n * n_cols);
     out.resize(n * n_cols, 0.0);
-    out.par_chunks_mut(n_cols * GROUP).zip(states.par_chunks(16 * GROUP)).enumerate().for_each(|(group, (rows, st))| {
+    out.par_chunks_mut(n_cols * lanes).zip(states.par_chunks(16 * lanes)).enumerate().for_each(|(group, (rows, st))| {
         let k = st.len() / 16;
-        let all: [&[R; 8]; GROUP] = std::array::from_fn(|l| &consts[member_point[(group * GROUP + l.min(k - 1)) / n_samples] as usize]);
+        let all: [&[R; 8]; WIDE_GROUP] = std::array::from_fn(|l| &consts[member_point[(group * lanes + l.min(k - 1)) / n_samples] as usize]);
         let pts = &all[..k];
         #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: the CPU reports AVX2.
-            return unsafe { measure_group_avx2::<R::X4Avx2>(st, pts, flags, &cols, rows) };
+        match isa {
+            // SAFETY: `usable` found these instructions on this CPU.
+            Isa::Avx512 => return unsafe { measure_group_avx512::<R::X8Avx512>(st, pts, flags, &cols, rows) },
+            Isa::Avx2 => return unsafe { measure_group_avx2::<R::X4Avx2>(st, pts, flags, &cols, rows) },
+            Isa::Portable => {}
         }
-        let _ = avx2;
         measure_group::<R::X4>(st, pts, flags, &cols, rows)
     });
 }
@@ -566,11 +569,15 @@ pub fn eigen_measures_of_states(states: &[f64], pt: &[f64; 8], flags: u32, rows:
 
 /// Samples a group of `run_measures_twin`: the lanes of `Real::X4` and `Real::X4Avx2`.
 const GROUP: usize = 4;
+/// Samples a group with AVX-512: the lanes of `Real::X8Avx512`.
+const WIDE_GROUP: usize = 8;
 const _: () = assert!(
     <<f64 as Real>::X4 as Lanes>::N == GROUP
         && <<f64 as Real>::X4Avx2 as Lanes>::N == GROUP
         && <<f32 as Real>::X4 as Lanes>::N == GROUP
         && <<f32 as Real>::X4Avx2 as Lanes>::N == GROUP
+        && <<f64 as Real>::X8Avx512 as Lanes>::N == WIDE_GROUP
+        && <<f32 as Real>::X8Avx512 as Lanes>::N == WIDE_GROUP
 );
 
 /// One group of up to L::N states (16 reals each, point constants `pts`) into its rows of
@@ -595,15 +602,23 @@ fn measure_group_avx2<L: Lanes>(st: &[f64], pts: &[&[L::Scalar; 8]], flags: u32,
     measure_group::<L>(st, pts, flags, cols, rows)
 }
 
+/// `measure_group` compiled for AVX-512 (`Real::X8Avx512`: one AVX-512 register for f64).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f,avx512vl,avx512dq")]
+fn measure_group_avx512<L: Lanes>(st: &[f64], pts: &[&[L::Scalar; 8]], flags: u32, cols: &[usize], rows: &mut [f64]) {
+    measure_group::<L>(st, pts, flags, cols, rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::job::measures_two_qubit::EIGEN_MEASURES;
 
-    /// The AVX2 lanes and the portable ones (`wide`) give the same bits, in f64 and f32, on
-    /// random mixed states, a pure one, a zero one and a non-finite one.
+    /// The AVX2 and AVX-512 lanes (where the CPU has them) and the portable ones (`wide`)
+    /// give the same bits, in f64 and f32, on random mixed states, a pure one, a zero one and
+    /// a non-finite one; in f64 they are the bits of one sample at a time.
     #[test]
-    fn avx2_and_portable_lanes_agree() {
+    fn vector_and_portable_lanes_agree() {
         let mut seed = 3u64;
         let mut next = move || {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -634,26 +649,44 @@ mod tests {
         let eigen = EigenJob { measures: EIGEN_MEASURES.to_vec(), h_total_eigs: vec![[-2.0, -1.0, 1.0, 2.0]] };
         let member_point = vec![0; 203];
         let bits = |v: &[f64]| v.iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect::<Vec<_>>();
+        let pt = eigen_point(&point, &eigen.h_total_eigs[0]);
         for f32_run in [false, true] {
-            let run = |avx2, reused: bool| {
+            let run = |isa, reused: bool| {
                 // a reused buffer, longer and holding NaN, or a fresh one: the same entries
                 let mut out = if reused { vec![f64::NAN; 10_000] } else { vec![] };
                 if f32_run {
-                    run_measures_in_lanes::<f32>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, avx2, &mut out)
+                    run_measures_in_lanes::<f32>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, isa, &mut out)
                 } else {
-                    run_measures_in_lanes::<f64>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, avx2, &mut out)
+                    run_measures_in_lanes::<f64>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, isa, &mut out)
                 }
                 out
             };
-            assert_eq!(bits(&run(true, false)), bits(&run(false, false)), "f32: {f32_run}");
-            for avx2 in [true, false] {
-                let (fresh, reused) = (run(avx2, false), run(avx2, true));
-                assert_eq!(fresh.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), reused.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "f32: {f32_run}");
+            let portable = run(Isa::Portable, false);
+            assert_eq!(portable.len(), 203 * EIGEN_MEASURES.len());
+            if !f32_run {
+                // (203 samples: a last group of three lanes in four, of three in eight)
+                let flags = eigen_flags(&eigen.measures);
+                let one: Vec<f64> = states
+                    .chunks_exact(16)
+                    .flat_map(|x| {
+                        let m = eigen_measures(&std::array::from_fn(|i| x[i]), &pt, flags);
+                        eigen.measures.iter().map(move |&k| m[eigen_code(k).unwrap() as usize])
+                    })
+                    .collect();
+                assert_eq!(bits(&portable), bits(&one), "portable lanes against one at a time");
+            }
+            for isa in Isa::available() {
+                let (fresh, reused) = (run(isa, false), run(isa, true));
+                assert_eq!(bits(&fresh), bits(&portable), "{isa:?}, f32: {f32_run}");
+                assert_eq!(
+                    fresh.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    reused.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    "{isa:?}, f32: {f32_run}"
+                );
             }
         }
         // one point's states in lanes (203: a last group of three) against one at a time, each
         // group of flags
-        let pt = eigen_point(&point, &eigen.h_total_eigs[0]);
         for flags in [G_SPECTRUM, G_SPECTRUM | G_CONCURRENCE, G_LOO, G_SPECTRUM | G_CONCURRENCE | G_LOO] {
             let mut rows = vec![f64::NAN; 203 * N_EIGEN_CODES];
             eigen_measures_of_states(&states, &pt, flags, &mut rows);

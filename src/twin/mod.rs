@@ -130,6 +130,9 @@ pub trait Real:
     /// Four lanes for code compiled for AVX2 and run where the CPU has it (one AVX register
     /// of f64; `X4` elsewhere and for f32).
     type X4Avx2: simd::Lanes<Scalar = Self>;
+    /// Eight lanes for code compiled for AVX-512 and run where the CPU has it (one AVX-512
+    /// register of f64; `wide`'s eight portable lanes for f32).
+    type X8Avx512: simd::Lanes<Scalar = Self>;
     /// Rounds to nearest, as WGSL's conversion of an abstract float literal does.
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
@@ -143,6 +146,7 @@ impl Real for f32 {
     type X1 = f32;
     type X4 = wide::f32x4;
     type X4Avx2 = wide::f32x4;
+    type X8Avx512 = wide::f32x8;
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x as f32
@@ -170,6 +174,10 @@ impl Real for f64 {
     type X4Avx2 = simd::F64x4Avx;
     #[cfg(not(target_arch = "x86_64"))]
     type X4Avx2 = wide::f64x4;
+    #[cfg(target_arch = "x86_64")]
+    type X8Avx512 = simd::F64x8Avx512;
+    #[cfg(not(target_arch = "x86_64"))]
+    type X8Avx512 = wide::f64x8;
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x

@@ -1,11 +1,12 @@
 //! The twins' lane types (the measures' samples, the cavity RHS's columns): one value (f32,
 //! f64), or four side by side: `wide`'s f32x4 and f64x4 (SSE2 on x86_64; f64x4 in two halves
 //! unless the build targets AVX), and `F64x4Avx`, one AVX register, for code compiled for
-//! AVX2 at run time. Every operation here is the IEEE operation of each lane (no fusing, no
-//! reordering, masks from ordered compares), so code written once over `Lanes` gives a lane
-//! the bits it gives the scalar.
-//! The module is private to the crate: `F64x4Avx` must not be reachable from safe code
-//! outside it.
+//! AVX2 at run time; or eight: `wide`'s f32x8, and `F64x8Avx512`, one AVX-512 register, for
+//! code compiled for AVX-512 at run time. Every operation here is the IEEE operation of each
+//! lane (no fusing, no reordering, masks from ordered compares), so code written once over
+//! `Lanes` gives a lane the bits it gives the scalar.
+//! The module is private to the crate: `F64x4Avx` and `F64x8Avx512` must not be reachable
+//! from safe code outside it.
 
 use std::ops::{Add, Div, Mul, Sub};
 use wide::{CmpEq, CmpGe, CmpGt, CmpLt};
@@ -211,7 +212,10 @@ macro_rules! vector_lanes {
     };
 }
 vector_lanes!(wide::f32x4, f32, 4);
+vector_lanes!(wide::f32x8, f32, 8);
 vector_lanes!(wide::f64x4, f64, 4);
+#[cfg(not(target_arch = "x86_64"))]
+vector_lanes!(wide::f64x8, f64, 8);
 
 /// Four f64 lanes in one AVX register, for code compiled for AVX2 at run time
 /// (`twin::measures_two_qubit::measure_group_avx2`, `twin::rk4_cavity::CavityWork::step_avx2`).
@@ -341,6 +345,115 @@ mod avx {
     }
 }
 
+/// Eight f64 lanes in one AVX-512 register, for code compiled for AVX-512 at run time
+/// (`twin::measures_two_qubit::measure_group_avx512`). It may only be made where the CPU has
+/// been found to have AVX-512 F, VL and DQ (`twin::Isa::usable`): `Real::X8Avx512` is used
+/// nowhere else. Masks are the mask registers' bits, one a lane.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug)]
+pub struct F64x8Avx512(std::arch::x86_64::__m512d);
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{F64x8Avx512, Lanes};
+    use std::arch::x86_64::*;
+    use std::ops::{Add, Div, Mul, Sub};
+
+    // SAFETY (every unsafe block here): an F64x8Avx512 is made only where the CPU has been
+    // found to have AVX-512 F, VL and DQ (see the type's doc; this module is private to the
+    // crate).
+    macro_rules! binary {
+        ($tr:ident, $m:ident, $f:ident) => {
+            impl $tr for F64x8Avx512 {
+                type Output = Self;
+                #[inline(always)]
+                fn $m(self, o: Self) -> Self {
+                    F64x8Avx512(unsafe { $f(self.0, o.0) })
+                }
+            }
+        };
+    }
+    binary!(Add, add, _mm512_add_pd);
+    binary!(Sub, sub, _mm512_sub_pd);
+    binary!(Mul, mul, _mm512_mul_pd);
+    binary!(Div, div, _mm512_div_pd);
+
+    impl Lanes for F64x8Avx512 {
+        type Scalar = f64;
+        type Mask = __mmask8;
+        const N: usize = 8;
+        #[inline(always)]
+        fn splat(x: f64) -> Self {
+            F64x8Avx512(unsafe { _mm512_set1_pd(x) })
+        }
+        #[inline(always)]
+        fn from_fn(f: impl FnMut(usize) -> f64) -> Self {
+            let a: [f64; 8] = std::array::from_fn(f);
+            F64x8Avx512(unsafe { _mm512_loadu_pd(a.as_ptr()) })
+        }
+        #[inline(always)]
+        fn lane(self, l: usize) -> f64 {
+            let mut a = [0.0; 8];
+            unsafe { _mm512_storeu_pd(a.as_mut_ptr(), self.0) };
+            a[l]
+        }
+        #[inline(always)]
+        fn scalar(x: f64) -> f64 {
+            x
+        }
+        #[inline(always)]
+        fn lane_f64(self, l: usize) -> f64 {
+            self.lane(l)
+        }
+        #[inline(always)]
+        fn sqrt(self) -> Self {
+            F64x8Avx512(unsafe { _mm512_sqrt_pd(self.0) })
+        }
+        #[inline(always)]
+        fn abs(self) -> Self {
+            F64x8Avx512(unsafe { _mm512_andnot_pd(_mm512_set1_pd(-0.0), self.0) })
+        }
+        #[inline(always)]
+        fn flip(self) -> Self {
+            F64x8Avx512(unsafe { _mm512_xor_pd(_mm512_set1_pd(-0.0), self.0) })
+        }
+        // Ordered, non-signalling compares: false where either side is NaN, as Rust's.
+        #[inline(always)]
+        fn eq(self, o: Self) -> __mmask8 {
+            unsafe { _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(self.0, o.0) }
+        }
+        #[inline(always)]
+        fn ge(self, o: Self) -> __mmask8 {
+            unsafe { _mm512_cmp_pd_mask::<_CMP_GE_OQ>(self.0, o.0) }
+        }
+        #[inline(always)]
+        fn gt(self, o: Self) -> __mmask8 {
+            unsafe { _mm512_cmp_pd_mask::<_CMP_GT_OQ>(self.0, o.0) }
+        }
+        #[inline(always)]
+        fn lt(self, o: Self) -> __mmask8 {
+            unsafe { _mm512_cmp_pd_mask::<_CMP_LT_OQ>(self.0, o.0) }
+        }
+        #[inline(always)]
+        fn or(a: __mmask8, b: __mmask8) -> __mmask8 {
+            a | b
+        }
+        #[inline(always)]
+        fn not(m: __mmask8) -> __mmask8 {
+            !m
+        }
+        /// (the blend takes its second operand where the mask's bit is set)
+        #[inline(always)]
+        fn select(m: __mmask8, t: Self, f: Self) -> Self {
+            F64x8Avx512(unsafe { _mm512_mask_blend_pd(m, f.0, t.0) })
+        }
+        #[inline(always)]
+        fn any(m: __mmask8) -> bool {
+            m != 0
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,8 +473,8 @@ mod tests {
             };
             for (i, &x) in vals.iter().enumerate() {
                 for (j, &y) in vals.iter().enumerate() {
-                    // The pair in lane (i + j) % 4, other values in the other lanes.
-                    let l = (i + j) % 4;
+                    // The pair in lane (i + j) % N, other values in the other lanes.
+                    let l = (i + j) % <$v as Lanes>::N;
                     let va = <$v>::from_fn(|k| if k == l { x } else { vals[(i + k) % vals.len()] });
                     let vb = <$v>::from_fn(|k| if k == l { y } else { vals[(j + 3 * k) % vals.len()] });
                     same((va + vb).lane(l), x + y, "+");
@@ -413,6 +526,10 @@ mod tests {
         if crate::twin::has_avx2() {
             same_bits_as_scalar!(F64x4Avx, f64, v64, b64);
         }
+        #[cfg(target_arch = "x86_64")]
+        if crate::twin::Isa::best() == crate::twin::Isa::Avx512 {
+            same_bits_as_scalar!(F64x8Avx512, f64, v64, b64);
+        }
         let v32 = [
             0.0,
             -0.0,
@@ -431,6 +548,8 @@ mod tests {
             1e30,
             -7e-5,
         ];
-        same_bits_as_scalar!(wide::f32x4, f32, v32, |x: f32| if x.is_nan() { u32::MAX } else { x.to_bits() });
+        let b32 = |x: f32| if x.is_nan() { u32::MAX } else { x.to_bits() };
+        same_bits_as_scalar!(wide::f32x4, f32, v32, b32);
+        same_bits_as_scalar!(wide::f32x8, f32, v32, b32);
     }
 }
