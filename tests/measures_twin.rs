@@ -305,7 +305,8 @@ fn twin_measures_of_a_non_finite_state_are_nan() {
     }
 }
 
-/// The CPU engine's path (`run_measures_twin`: four samples side by side in SIMD lanes)
+/// The CPU engine's path (`run_measures_twin`: four samples side by side in SIMD lanes, eight
+/// where the CPU has AVX-512)
 /// against `eigen_measures` one sample at a time, bit for bit (NaN as NaN), in f64 and f32:
 /// states of every kind above, so that lanes converge after different numbers of sweeps, with
 /// non-finite, zero, huge and tiny states among them, on several points with non-zero local
@@ -315,7 +316,8 @@ fn lanes_match_one_at_a_time<R: Real>(seed: u64, measures: &[Measure]) {
     use qbat_gpu::job::measures_two_qubit::EigenJob;
     use qbat_gpu::twin::measures_two_qubit::run_measures_twin;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (n_members, n_samples) = (335, 3); // 1,005 states: 251 groups of four and one of one
+    // 1,005 states: 251 groups of four and one of one (125 of eight and one of five)
+    let (n_members, n_samples) = (335, 3);
     let points: Vec<Point> = (0..5).map(|_| random_point(&mut rng)).collect();
     let member_point: Vec<u32> = (0..n_members).map(|_| rng.random_range(0..points.len() as u32)).collect();
     let mut states = vec![];

@@ -165,7 +165,7 @@ fn floor<R: Real>(x: R) -> R {
     R::from_f64(x.to_f64().floor())
 }
 
-/// cos(x) without transcendentals. (Inlined, so that the AVX2 build of the member loop
+/// cos(x) without transcendentals. (Inlined, so that the AVX2 and AVX-512 builds of the member loop
 /// takes it, and floor, in its own instructions.)
 #[inline(always)]
 pub fn cos_arith<R: Real>(x: R) -> R {

@@ -34,7 +34,8 @@
 //!   Tr[(G_i (x) G_j)(rho - rho_c (x) rho_b)]), ||C||_tr from `singular_values_real`.
 //!
 //! Lanes: the solvers are written once over `simd::Lanes`, a value per lane. The CPU engine
-//! measures four samples side by side (`Real::X4`, SIMD vectors); the one-sample functions
+//! measures four samples side by side (`Real::X4`, SIMD vectors; `Real::X4Avx2` with AVX2),
+//! or eight with AVX-512 (`Real::X8Avx512`); the one-sample functions
 //! here run them with one lane (`Real::X1`, the scalar). Each lane does the kernel's
 //! operations in the kernel's order (neither fused nor reordered), so a sample's values are
 //! the same bits in any lane as alone. Where the kernel skips a rotation, a lane computes it
@@ -493,7 +494,7 @@ fn eigen_measures_lanes<L: Lanes>(x: &[L; 16], pt: &[L; 8], flags: u32) -> [L; N
 /// `points`/`member_point` those of the two-qubit job. Returns
 /// values[(member * n_samples + sample) * n_cols + k], column k = `eigen.measures[k]`.
 /// The CPU engine's form: four samples side by side in SIMD lanes (`Real::X4`, or
-/// `Real::X4Avx2` where the CPU has AVX2).
+/// `Real::X4Avx2` where the CPU has AVX2), eight where it has AVX-512 (`Real::X8Avx512`).
 pub fn run_measures_twin<R: Real>(eigen: &EigenJob, points: &[TwoQubitPoint], member_point: &[u32], states: &[f64], n_samples: usize) -> Vec<f64> {
     let mut out = vec![];
     run_measures_twin_into::<R>(eigen, points, member_point, states, n_samples, &mut out);
@@ -547,8 +548,8 @@ fn run_measures_in_lanes<R: Real>(
 }
 
 /// `eigen_measures` in f64 of states of one point (16 reals each, the point's constants
-/// `pt`), four at a time in the lanes `run_measures_twin` uses (the same bits as one at a
-/// time): `rows` gets N_EIGEN_CODES values per state, by code. On the calling thread.
+/// `pt`), four at a time in the four-sample lanes of `run_measures_twin` (the same bits as
+/// one at a time): `rows` gets N_EIGEN_CODES values per state, by code. On the calling thread.
 pub fn eigen_measures_of_states(states: &[f64], pt: &[f64; 8], flags: u32, rows: &mut [f64]) {
     assert_eq!(states.len() / 16 * N_EIGEN_CODES, rows.len(), "a row of every code per state");
     let cols: [usize; N_EIGEN_CODES] = std::array::from_fn(|k| k);
@@ -576,9 +577,9 @@ const _: () = assert!(
         && <<f64 as Real>::X4Avx2 as Lanes>::N == GROUP
         && <<f32 as Real>::X4 as Lanes>::N == GROUP
         && <<f32 as Real>::X4Avx2 as Lanes>::N == GROUP
-        && <<f64 as Real>::X8Avx512 as Lanes>::N == WIDE_GROUP
-        && <<f32 as Real>::X8Avx512 as Lanes>::N == WIDE_GROUP
 );
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(<<f64 as Real>::X8Avx512 as Lanes>::N == WIDE_GROUP && <<f32 as Real>::X8Avx512 as Lanes>::N == WIDE_GROUP);
 
 /// One group of up to L::N states (16 reals each, point constants `pts`) into its rows of
 /// the columns `cols`; spare lanes repeat the group's last state.
@@ -646,8 +647,12 @@ mod tests {
             dephasing: 0.0,
             drives: vec![],
         };
-        let eigen = EigenJob { measures: EIGEN_MEASURES.to_vec(), h_total_eigs: vec![[-2.0, -1.0, 1.0, 2.0]] };
-        let member_point = vec![0; 203];
+        // two points, 29 members of 7 samples each, the members' points interleaved: a group
+        // of lanes spans members and points
+        let points = [point.clone(), TwoQubitPoint { h_battery: [0.1, 0.0, 0.4, 0.8], h_charger: [0.2, 0.1, 0.0, 1.3], ..point.clone() }];
+        let eigen = EigenJob { measures: EIGEN_MEASURES.to_vec(), h_total_eigs: vec![[-2.0, -1.0, 1.0, 2.0], [-1.5, -0.5, 0.25, 1.75]] };
+        let (n_samples, member_point) = (7, (0..29u32).map(|m| (m * m + 1) % 2).collect::<Vec<_>>());
+        let pts = [eigen_point(&points[0], &eigen.h_total_eigs[0]), eigen_point(&points[1], &eigen.h_total_eigs[1])];
         let bits = |v: &[f64]| v.iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect::<Vec<_>>();
         let pt = eigen_point(&point, &eigen.h_total_eigs[0]);
         for f32_run in [false, true] {
@@ -655,9 +660,9 @@ mod tests {
                 // a reused buffer, longer and holding NaN, or a fresh one: the same entries
                 let mut out = if reused { vec![f64::NAN; 10_000] } else { vec![] };
                 if f32_run {
-                    run_measures_in_lanes::<f32>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, isa, &mut out)
+                    run_measures_in_lanes::<f32>(&eigen, &points, &member_point, &states, n_samples, isa, &mut out)
                 } else {
-                    run_measures_in_lanes::<f64>(&eigen, std::slice::from_ref(&point), &member_point, &states, 1, isa, &mut out)
+                    run_measures_in_lanes::<f64>(&eigen, &points, &member_point, &states, n_samples, isa, &mut out)
                 }
                 out
             };
@@ -668,8 +673,9 @@ mod tests {
                 let flags = eigen_flags(&eigen.measures);
                 let one: Vec<f64> = states
                     .chunks_exact(16)
-                    .flat_map(|x| {
-                        let m = eigen_measures(&std::array::from_fn(|i| x[i]), &pt, flags);
+                    .enumerate()
+                    .flat_map(|(k, x)| {
+                        let m = eigen_measures(&std::array::from_fn(|i| x[i]), &pts[member_point[k / n_samples] as usize], flags);
                         eigen.measures.iter().map(move |&k| m[eigen_code(k).unwrap() as usize])
                     })
                     .collect();

@@ -83,11 +83,14 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
-/// Whether this CPU has the AVX-512 subsets of `Isa::Avx512`.
+/// Whether this CPU has the AVX-512 subsets of `Isa::Avx512` (and FMA and F16C, which the
+/// compiler takes AVX-512 F to imply).
 fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         has_avx2()
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
             && std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512vl")
             && std::arch::is_x86_feature_detected!("avx512dq")
@@ -131,7 +134,8 @@ pub trait Real:
     /// of f64; `X4` elsewhere and for f32).
     type X4Avx2: simd::Lanes<Scalar = Self>;
     /// Eight lanes for code compiled for AVX-512 and run where the CPU has it (one AVX-512
-    /// register of f64; `wide`'s eight portable lanes for f32).
+    /// register of f64; `wide`'s eight portable lanes for f32). x86_64 only.
+    #[cfg(target_arch = "x86_64")]
     type X8Avx512: simd::Lanes<Scalar = Self>;
     /// Rounds to nearest, as WGSL's conversion of an abstract float literal does.
     fn from_f64(x: f64) -> Self;
@@ -146,6 +150,7 @@ impl Real for f32 {
     type X1 = f32;
     type X4 = wide::f32x4;
     type X4Avx2 = wide::f32x4;
+    #[cfg(target_arch = "x86_64")]
     type X8Avx512 = wide::f32x8;
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
@@ -176,8 +181,6 @@ impl Real for f64 {
     type X4Avx2 = wide::f64x4;
     #[cfg(target_arch = "x86_64")]
     type X8Avx512 = simd::F64x8Avx512;
-    #[cfg(not(target_arch = "x86_64"))]
-    type X8Avx512 = wide::f64x8;
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x

@@ -586,8 +586,9 @@ impl From<TwoQubitResult> for TwinBuffers {
     }
 }
 
-/// `allow_lanes`: run the members of a driven point four at a time (`lanes`; the same bits
-/// as one at a time). The values go into `values_out` where given (see
+/// `isa`: the vector instructions the member loop is compiled for (at most what this CPU has,
+/// `simd_dispatch!`). `allow_lanes`: run the members of a driven point four at a time
+/// (`lanes`; the same bits as one at a time). The values go into `values_out` where given (see
 /// `run_two_qubit_twin_into`). Also returns how many lane groups ran.
 fn run_twin<R: Real>(job: &TwoQubitJob, isa: Isa, allow_lanes: bool, buffers: TwinBuffers, values_out: Option<&mut [f64]>) -> (TwoQubitResult, usize) {
     let dt = job.schedule.dt;

@@ -214,8 +214,6 @@ macro_rules! vector_lanes {
 vector_lanes!(wide::f32x4, f32, 4);
 vector_lanes!(wide::f32x8, f32, 8);
 vector_lanes!(wide::f64x4, f64, 4);
-#[cfg(not(target_arch = "x86_64"))]
-vector_lanes!(wide::f64x8, f64, 8);
 
 /// Four f64 lanes in one AVX register, for code compiled for AVX2 at run time
 /// (`twin::measures_two_qubit::measure_group_avx2`, `twin::rk4_cavity::CavityWork::step_avx2`).
