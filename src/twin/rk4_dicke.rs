@@ -455,6 +455,8 @@ impl<R: Real, const L: usize> DickeLaneWork<R, L> {
             unsafe { lane_step_avx(self, lay, ops, hh, h, h6) };
             return Ok(());
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = self.avx;
         lane_step(self, lay, ops, hh, h, h6);
         Ok(())
     }
