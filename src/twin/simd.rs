@@ -215,6 +215,65 @@ vector_lanes!(wide::f32x4, f32, 4);
 vector_lanes!(wide::f32x8, f32, 8);
 vector_lanes!(wide::f64x4, f64, 4);
 
+/// The arithmetic operators of an intrinsic lane type `$t` (one register, `.0`): each the
+/// intrinsic of its lanes. Expanded where the type's SAFETY note holds (the CPU has been found
+/// to have the instructions).
+#[cfg(target_arch = "x86_64")]
+macro_rules! intrinsic_ops {
+    ($t:ident: $($tr:ident $m:ident $f:ident),*) => {$(
+        impl std::ops::$tr for $t {
+            type Output = Self;
+            #[inline(always)]
+            fn $m(self, o: Self) -> Self {
+                $t(unsafe { $f(self.0, o.0) })
+            }
+        }
+    )*};
+}
+
+/// The `Lanes` methods an intrinsic lane type `$t` of `$n` f64 shares whatever its masks: in
+/// its `impl Lanes`, from its set1, loadu, storeu, sqrt, andnot and xor intrinsics.
+#[cfg(target_arch = "x86_64")]
+macro_rules! intrinsic_lane_methods {
+    ($t:ident, $n:expr, $set1:ident, $loadu:ident, $storeu:ident, $sqrt:ident, $andnot:ident, $xor:ident) => {
+        #[inline(always)]
+        fn splat(x: f64) -> Self {
+            $t(unsafe { $set1(x) })
+        }
+        #[inline(always)]
+        fn from_fn(f: impl FnMut(usize) -> f64) -> Self {
+            let a: [f64; $n] = std::array::from_fn(f);
+            $t(unsafe { $loadu(a.as_ptr()) })
+        }
+        #[inline(always)]
+        fn lane(self, l: usize) -> f64 {
+            let mut a = [0.0; $n];
+            unsafe { $storeu(a.as_mut_ptr(), self.0) };
+            a[l]
+        }
+        #[inline(always)]
+        fn scalar(x: f64) -> f64 {
+            x
+        }
+        #[inline(always)]
+        fn lane_f64(self, l: usize) -> f64 {
+            self.lane(l)
+        }
+        #[inline(always)]
+        fn sqrt(self) -> Self {
+            $t(unsafe { $sqrt(self.0) })
+        }
+        #[inline(always)]
+        fn abs(self) -> Self {
+            $t(unsafe { $andnot($set1(-0.0), self.0) })
+        }
+        #[inline(always)]
+        fn flip(self) -> Self {
+            $t(unsafe { $xor($set1(-0.0), self.0) })
+        }
+    };
+}
+
 /// Four f64 lanes in one AVX register, for code compiled for AVX2 at run time
 /// (`twin::measures_two_qubit::measure_group_avx2`, `twin::rk4_cavity::CavityWork::step_avx2`).
 /// It may only be made where the CPU has been found to have AVX2 (`twin::has_avx2`):
@@ -227,49 +286,17 @@ pub struct F64x4Avx(std::arch::x86_64::__m256d);
 mod avx {
     use super::{F64x4Avx, Lanes};
     use std::arch::x86_64::*;
-    use std::ops::{Add, Div, Mul, Sub};
 
-    // SAFETY (every unsafe block here): an F64x4Avx is made only where the CPU has been
-    // found to have AVX2 (see the type's doc; this module is private to the crate).
-    macro_rules! binary {
-        ($tr:ident, $m:ident, $f:ident) => {
-            impl $tr for F64x4Avx {
-                type Output = Self;
-                #[inline(always)]
-                fn $m(self, o: Self) -> Self {
-                    F64x4Avx(unsafe { $f(self.0, o.0) })
-                }
-            }
-        };
-    }
-    binary!(Add, add, _mm256_add_pd);
-    binary!(Sub, sub, _mm256_sub_pd);
-    binary!(Mul, mul, _mm256_mul_pd);
-    binary!(Div, div, _mm256_div_pd);
+    // SAFETY (every unsafe block here and in the two macros' expansions): an F64x4Avx is made
+    // only where the CPU has been found to have AVX2 (see the type's doc; this module is
+    // private to the crate).
+    intrinsic_ops!(F64x4Avx: Add add _mm256_add_pd, Sub sub _mm256_sub_pd, Mul mul _mm256_mul_pd, Div div _mm256_div_pd);
 
     impl Lanes for F64x4Avx {
         type Scalar = f64;
         type Mask = F64x4Avx;
         const N: usize = 4;
-        #[inline(always)]
-        fn splat(x: f64) -> Self {
-            F64x4Avx(unsafe { _mm256_set1_pd(x) })
-        }
-        #[inline(always)]
-        fn from_fn(f: impl FnMut(usize) -> f64) -> Self {
-            let a: [f64; 4] = std::array::from_fn(f);
-            F64x4Avx(unsafe { _mm256_loadu_pd(a.as_ptr()) })
-        }
-        #[inline(always)]
-        fn lane(self, l: usize) -> f64 {
-            let mut a = [0.0; 4];
-            unsafe { _mm256_storeu_pd(a.as_mut_ptr(), self.0) };
-            a[l]
-        }
-        #[inline(always)]
-        fn scalar(x: f64) -> f64 {
-            x
-        }
+        intrinsic_lane_methods!(F64x4Avx, 4, _mm256_set1_pd, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_sqrt_pd, _mm256_andnot_pd, _mm256_xor_pd);
         /// Two loads of two pairs each, the 128-bit halves regrouped and unpacked.
         #[inline(always)]
         fn from_pairs(pairs: &[f64]) -> (Self, Self) {
@@ -290,22 +317,6 @@ mod avx {
                 _mm256_storeu_pd(pairs.as_mut_ptr(), _mm256_permute2f128_pd::<0x20>(lo, hi));
                 _mm256_storeu_pd(pairs.as_mut_ptr().add(4), _mm256_permute2f128_pd::<0x31>(lo, hi));
             }
-        }
-        #[inline(always)]
-        fn lane_f64(self, l: usize) -> f64 {
-            self.lane(l)
-        }
-        #[inline(always)]
-        fn sqrt(self) -> Self {
-            F64x4Avx(unsafe { _mm256_sqrt_pd(self.0) })
-        }
-        #[inline(always)]
-        fn abs(self) -> Self {
-            F64x4Avx(unsafe { _mm256_andnot_pd(_mm256_set1_pd(-0.0), self.0) })
-        }
-        #[inline(always)]
-        fn flip(self) -> Self {
-            F64x4Avx(unsafe { _mm256_xor_pd(_mm256_set1_pd(-0.0), self.0) })
         }
         // Ordered, non-signalling compares: false where either side is NaN, as Rust's.
         #[inline(always)]
@@ -355,66 +366,17 @@ pub struct F64x8Avx512(std::arch::x86_64::__m512d);
 mod avx512 {
     use super::{F64x8Avx512, Lanes};
     use std::arch::x86_64::*;
-    use std::ops::{Add, Div, Mul, Sub};
 
-    // SAFETY (every unsafe block here): an F64x8Avx512 is made only where the CPU has been
-    // found to have AVX-512 F, VL and DQ (see the type's doc; this module is private to the
-    // crate).
-    macro_rules! binary {
-        ($tr:ident, $m:ident, $f:ident) => {
-            impl $tr for F64x8Avx512 {
-                type Output = Self;
-                #[inline(always)]
-                fn $m(self, o: Self) -> Self {
-                    F64x8Avx512(unsafe { $f(self.0, o.0) })
-                }
-            }
-        };
-    }
-    binary!(Add, add, _mm512_add_pd);
-    binary!(Sub, sub, _mm512_sub_pd);
-    binary!(Mul, mul, _mm512_mul_pd);
-    binary!(Div, div, _mm512_div_pd);
+    // SAFETY (every unsafe block here and in the two macros' expansions): an F64x8Avx512 is
+    // made only where the CPU has been found to have AVX-512 F, VL and DQ (see the type's doc;
+    // this module is private to the crate).
+    intrinsic_ops!(F64x8Avx512: Add add _mm512_add_pd, Sub sub _mm512_sub_pd, Mul mul _mm512_mul_pd, Div div _mm512_div_pd);
 
     impl Lanes for F64x8Avx512 {
         type Scalar = f64;
         type Mask = __mmask8;
         const N: usize = 8;
-        #[inline(always)]
-        fn splat(x: f64) -> Self {
-            F64x8Avx512(unsafe { _mm512_set1_pd(x) })
-        }
-        #[inline(always)]
-        fn from_fn(f: impl FnMut(usize) -> f64) -> Self {
-            let a: [f64; 8] = std::array::from_fn(f);
-            F64x8Avx512(unsafe { _mm512_loadu_pd(a.as_ptr()) })
-        }
-        #[inline(always)]
-        fn lane(self, l: usize) -> f64 {
-            let mut a = [0.0; 8];
-            unsafe { _mm512_storeu_pd(a.as_mut_ptr(), self.0) };
-            a[l]
-        }
-        #[inline(always)]
-        fn scalar(x: f64) -> f64 {
-            x
-        }
-        #[inline(always)]
-        fn lane_f64(self, l: usize) -> f64 {
-            self.lane(l)
-        }
-        #[inline(always)]
-        fn sqrt(self) -> Self {
-            F64x8Avx512(unsafe { _mm512_sqrt_pd(self.0) })
-        }
-        #[inline(always)]
-        fn abs(self) -> Self {
-            F64x8Avx512(unsafe { _mm512_andnot_pd(_mm512_set1_pd(-0.0), self.0) })
-        }
-        #[inline(always)]
-        fn flip(self) -> Self {
-            F64x8Avx512(unsafe { _mm512_xor_pd(_mm512_set1_pd(-0.0), self.0) })
-        }
+        intrinsic_lane_methods!(F64x8Avx512, 8, _mm512_set1_pd, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_sqrt_pd, _mm512_andnot_pd, _mm512_xor_pd);
         // Ordered, non-signalling compares: false where either side is NaN, as Rust's.
         #[inline(always)]
         fn eq(self, o: Self) -> __mmask8 {
