@@ -651,7 +651,7 @@ mod tests {
         // of lanes spans members and points
         let points = [point.clone(), TwoQubitPoint { h_battery: [0.1, 0.0, 0.4, 0.8], h_charger: [0.2, 0.1, 0.0, 1.3], ..point.clone() }];
         let eigen = EigenJob { measures: EIGEN_MEASURES.to_vec(), h_total_eigs: vec![[-2.0, -1.0, 1.0, 2.0], [-1.5, -0.5, 0.25, 1.75]] };
-        let (n_samples, member_point) = (7, (0..29u32).map(|m| (m * m + 1) % 2).collect::<Vec<_>>());
+        let (n_samples, member_point) = (7, (0..29u32).map(|m| (m + 1) % 2).collect::<Vec<_>>());
         let pts = [eigen_point(&points[0], &eigen.h_total_eigs[0]), eigen_point(&points[1], &eigen.h_total_eigs[1])];
         let bits = |v: &[f64]| v.iter().map(|x| if x.is_nan() { u64::MAX } else { x.to_bits() }).collect::<Vec<_>>();
         let pt = eigen_point(&point, &eigen.h_total_eigs[0]);
@@ -676,7 +676,7 @@ mod tests {
                     .enumerate()
                     .flat_map(|(k, x)| {
                         let m = eigen_measures(&std::array::from_fn(|i| x[i]), &pts[member_point[k / n_samples] as usize], flags);
-                        eigen.measures.iter().map(move |&k| m[eigen_code(k).unwrap() as usize])
+                        eigen.measures.iter().map(move |&measure| m[eigen_code(measure).unwrap() as usize])
                     })
                     .collect();
                 assert_eq!(bits(&portable), bits(&one), "portable lanes against one at a time");

@@ -43,7 +43,7 @@ pub(crate) use simd_dispatch;
 pub(crate) enum Isa {
     Portable,
     Avx2,
-    /// AVX-512 F, VL and DQ (with AVX2).
+    /// AVX-512 F, VL and DQ (with AVX2, FMA and F16C).
     Avx512,
 }
 
