@@ -7,7 +7,9 @@
 //!   mid-way);
 //! - `analysis-fails`: the default study's analysis fails (as on a full disk);
 //! - `tile-refused`: the driver refuses the cavity kernel's tiled pipeline;
-//! - `no-thread-at=K`: block K's files thread cannot be started (as under a process limit).
+//! - `no-thread-at=K`: block K's files thread cannot be started (as under a process limit);
+//! - `checkpoint-once`: a run without a series writes its first checkpoint and no later one
+//!   (as a long run between two paced checkpoints).
 //!
 //! A list with any other entry is refused (`check_env`, before a run starts), so that a
 //! mistyped fault never passes as a run without one. One module for every layer that injects,
@@ -25,6 +27,7 @@ pub enum Fault {
     AnalysisFails,
     TileRefused,
     NoThreadAt(usize),
+    CheckpointOnce,
 }
 
 const VAR: &str = "QBAT_INJECT_FAULT";
@@ -41,6 +44,7 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 None if entry == "oom-once" => Fault::OomOnce,
                 None if entry == "analysis-fails" => Fault::AnalysisFails,
                 None if entry == "tile-refused" => Fault::TileRefused,
+                None if entry == "checkpoint-once" => Fault::CheckpointOnce,
                 Some(("lost-at", k)) => Fault::LostAt(index(entry, k)?),
                 Some(("no-thread-at", k)) => Fault::NoThreadAt(index(entry, k)?),
                 Some(("nan-member", id)) => Fault::NanMember(number(entry, id)?),
@@ -48,7 +52,7 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 _ => {
                     return Err(QbatError::invalid(
                         VAR,
-                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, tile-refused, no-thread-at=K)"),
+                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, tile-refused, no-thread-at=K, checkpoint-once)"),
                     ))
                 }
             })
@@ -75,7 +79,8 @@ pub fn nan_member() -> Option<u64> {
     injected().into_iter().find_map(|f| if let Fault::NanMember(id) = f { Some(id) } else { None })
 }
 
-/// `slow-blocks=MS`: the sleep after each block.
+/// `slow-blocks=MS`: the sleep after each block (and a checkpoint after each: the tests kill a
+/// run once a given block is checkpointed).
 pub fn block_delay() -> Option<std::time::Duration> {
     injected().into_iter().find_map(|f| if let Fault::SlowBlocks(ms) = f { Some(std::time::Duration::from_millis(ms)) } else { None })
 }
@@ -106,7 +111,7 @@ mod tests {
     #[test]
     fn every_fault_parses_and_anything_else_is_refused() {
         assert_eq!(
-            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2").unwrap(),
+            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2,checkpoint-once").unwrap(),
             vec![
                 Fault::OomOnce,
                 Fault::LostAt(3),
@@ -114,11 +119,14 @@ mod tests {
                 Fault::SlowBlocks(250),
                 Fault::AnalysisFails,
                 Fault::TileRefused,
-                Fault::NoThreadAt(2)
+                Fault::NoThreadAt(2),
+                Fault::CheckpointOnce
             ]
         );
         assert_eq!(parse("").unwrap(), vec![]);
-        for bad in ["oom", "lost-at=", "lost-at=-1", "no-thread-at=x", "nan-member=x", "slow-blocks=1.5", "tile-refused=1", "oom-once=2", "=3"] {
+        for bad in
+            ["oom", "lost-at=", "lost-at=-1", "no-thread-at=x", "nan-member=x", "slow-blocks=1.5", "tile-refused=1", "oom-once=2", "checkpoint-once=1", "=3"]
+        {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains(VAR), "{bad}: {e}");
         }

@@ -22,7 +22,7 @@ pub struct Timings {
     pub integrate: f64,
     pub host_measures: f64,
     pub verify: f64,
-    /// Streamed runs: health, statistics, block files and checkpoints after each block.
+    /// Streamed runs: health, statistics, block files after each block, and checkpoints.
     pub streaming: f64,
     pub output: f64,
 }

@@ -3,7 +3,7 @@
     python examples/ray/driver.py examples/slurm/study.toml --shards 4 --out ray-study
 
 Task k of N runs ``qb.study(config, ROOT/shards/shard-k, shard=(k, N))``, which checkpoints
-after every block in ``ROOT/shards/.shard-k.partial``. A task that fails (its worker or node
+after every block (``series=False``: paced) in ``ROOT/shards/.shard-k.partial``. A task that fails (its worker or node
 dies, or it raises) is retried by Ray (``max_retries``) and continues from that checkpoint with
 ``resume=True``; a finished shard is not recomputed. When every task has succeeded, the driver
 runs ``qb.merge`` into ``ROOT/merged``, whose series, summary.csv and stats.csv equal those of

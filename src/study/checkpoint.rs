@@ -1,7 +1,7 @@
 //! The staging directory `.DIR.partial` of a streamed run: its lock, the checkpoint (done
 //! blocks, verify deviations, timings, and the statistics accumulator where the series does
-//! not hold the values to rebuild it from) replaced atomically after each block, and the
-//! block files it names.
+//! not hold the values to rebuild it from) replaced atomically after a block when it is due
+//! (`CheckpointPace`), and the block files it names.
 
 use super::health::{member_health, FockTailFlags, Health, HealthCounts};
 use super::series_file::{SeriesFile, SERIES_FILE};
@@ -179,6 +179,68 @@ pub(super) fn open_staging(
     Ok((Staging { dir, _lock: lock }, None))
 }
 
+/// When the checkpoint is written after a block. Where the series holds every finished
+/// block, the checkpoint holds no statistics state, costs little, and is written after every
+/// block. Without a series it holds the state, which grows with the run, so writing it after
+/// every block made the checkpoints the larger part of a long run (on a GPU, 11 of a 15 s
+/// run). That one is written after the first block, and then once the time since the last
+/// one ended is at least `PACE` times what that one cost: the checkpoints take at most about
+/// 1/(PACE + 1) of the run, and a crash or a failure loses the blocks finished since the last
+/// (a resume runs them again, to the same bits; a cancelled run and a device's error write
+/// one for them first).
+pub(super) struct CheckpointPace {
+    last_end: Option<std::time::Instant>,
+    last_cost: f64,
+    /// Blocks absorbed since the last checkpoint.
+    pending: bool,
+}
+
+/// Run time between checkpoints, in units of the last one's cost.
+const PACE: f64 = 10.0;
+
+impl CheckpointPace {
+    pub(super) fn new() -> CheckpointPace {
+        CheckpointPace { last_end: None, last_cost: 0.0, pending: false }
+    }
+
+    fn due_at(&self, now: std::time::Instant) -> bool {
+        match self.last_end {
+            None => true,
+            Some(_) if crate::faults::is_injected(crate::faults::Fault::CheckpointOnce) => false,
+            Some(end) => now.saturating_duration_since(end).as_secs_f64() >= PACE * self.last_cost,
+        }
+    }
+
+    /// After a block was absorbed: the checkpoint written when due; the seconds it took.
+    pub(super) fn after_block(&mut self, staging: &Staging, progress: &mut Progress, acc: &StatsAccumulator) -> Result<f64> {
+        // (`slow-blocks`, the tests' kill after a given block, wants every block's)
+        let every_block = progress.series_holds_every_block() || crate::faults::block_delay().is_some();
+        if !every_block && !self.due_at(std::time::Instant::now()) {
+            self.pending = true;
+            return Ok(0.0);
+        }
+        self.write(staging, progress, acc)
+    }
+
+    fn write(&mut self, staging: &Staging, progress: &mut Progress, acc: &StatsAccumulator) -> Result<f64> {
+        let t = std::time::Instant::now();
+        save_checkpoint(staging, progress, acc)?;
+        self.last_cost = t.elapsed().as_secs_f64();
+        self.last_end = Some(std::time::Instant::now());
+        self.pending = false;
+        Ok(self.last_cost)
+    }
+
+    /// The checkpoint of the blocks absorbed since the last one, if any (a cancelled run, or a
+    /// device's error after whole blocks).
+    pub(super) fn flush(&mut self, staging: &Staging, progress: &mut Progress, acc: Option<&StatsAccumulator>) -> Result<f64> {
+        match acc {
+            Some(acc) if self.pending => self.write(staging, progress, acc),
+            _ => Ok(0.0),
+        }
+    }
+}
+
 pub(super) fn save_checkpoint(staging: &Staging, progress: &mut Progress, acc: &StatsAccumulator) -> Result<()> {
     let old = progress.generation;
     progress.generation += 1;
@@ -314,6 +376,22 @@ fn load_checkpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first checkpoint is due at once; a later one once PACE times the last one's cost
+    /// has passed since it ended, not before.
+    #[test]
+    fn a_checkpoint_is_due_after_pace_times_the_last_ones_cost() {
+        let mut pace = CheckpointPace::new();
+        let end = std::time::Instant::now();
+        assert!(pace.due_at(end));
+        let cost = 0.02;
+        pace.last_cost = cost;
+        pace.last_end = Some(end);
+        let after = |f: f64| end + std::time::Duration::from_secs_f64(f * PACE * cost);
+        assert!(!pace.due_at(end), "due right after a checkpoint of {cost} s");
+        assert!(!pace.due_at(after(0.9)), "due after 0.9 x PACE x its cost");
+        assert!(pace.due_at(after(1.1)), "not due after 1.1 x PACE x its cost");
+    }
 
     /// A resume rebuilds the statistics judging each block's members by the block's own
     /// precision: a trace error of 1e-5 is healthy in an f32 block and flagged in an f64 one.

@@ -4,7 +4,7 @@
 //! file, block files and checkpoint.
 
 use super::analysis_feed::AnalysisFeed;
-use super::checkpoint::{save_checkpoint, BlockRecord, Progress, Staging, VerifyGroup};
+use super::checkpoint::{BlockRecord, CheckpointPace, Progress, Staging, VerifyGroup};
 use super::finish::{finish, summary_rows};
 use super::health::{fock_flags, member_health, Health};
 use super::series_file::SeriesFile;
@@ -133,6 +133,7 @@ pub(super) fn drive(
         several_devices: workers.len() > 1,
         values_pool,
         analysis: AnalysisFeed::Off,
+        pace: CheckpointPace::new(),
     };
     let slice = |b: usize| {
         let lo = b * block;
@@ -176,14 +177,17 @@ pub(super) fn drive(
             }
             drop(tx);
             for (b, lo, sub, r, wall, name, device, mut notes) in rx.iter() {
-                sink.progress.notes.append(&mut notes);
                 let out = match r {
                     Ok(out) => out,
                     Err(e) => {
                         stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                        // the whole blocks absorbed before it stay done (the error is the
+                        // one to report, whatever the checkpoint's write says)
+                        let _ = sink.flush_checkpoint();
                         return Err(e);
                     }
                 };
+                sink.progress.notes.append(&mut notes);
                 let device = if single_device { device.as_str() } else { "several devices" };
                 if let Err(e) = sink.absorb(b, lo, &sub, out, wall, name, device) {
                     stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -192,8 +196,12 @@ pub(super) fn drive(
             }
             Ok(())
         })?;
-        // Workers stop taking blocks once the run is cancelled.
-        opts.run.check_cancelled()?;
+        // Workers stop taking blocks once the run is cancelled; the blocks absorbed stay done
+        // (the cancel is the one to report, whatever the checkpoint's write says).
+        if let Err(cancelled) = opts.run.check_cancelled() {
+            let _ = sink.flush_checkpoint();
+            return Err(cancelled);
+        }
     }
     let series = sink.series.take();
     let gathered = std::mem::replace(&mut sink.analysis, AnalysisFeed::Off).into_gather();
@@ -323,9 +331,17 @@ struct Absorber<'a> {
     values_pool: Option<std::sync::Arc<ValuesPool>>,
     /// The analysis, taking each block as it lands (started at the first block).
     analysis: AnalysisFeed,
+    /// When the checkpoint is written.
+    pace: CheckpointPace,
 }
 
 impl Absorber<'_> {
+    fn flush_checkpoint(&mut self) -> Result<()> {
+        let spent = self.pace.flush(self.staging, self.progress, self.acc.as_ref())?;
+        self.progress.timings.streaming += spent;
+        Ok(())
+    }
+
     fn absorb(&mut self, b: usize, lo: usize, sub: &Plan, out: EngineOutput, wall: f64, backend: &str, device: &str) -> Result<()> {
         // the engine that actually ran the block, where it is not the one chosen
         let ran_on = out.ran_on.clone();
@@ -491,7 +507,7 @@ impl Absorber<'_> {
         progress.timings.member_steps += nb as f64 * local.schedule.total_steps() as f64;
         progress.done.push(b);
         progress.timings.streaming += (t_absorb.elapsed().as_secs_f64() - t_verify).max(0.0);
-        save_checkpoint(staging, progress, a)?;
+        progress.timings.streaming += self.pace.after_block(staging, progress, a)?;
         if let Some(pool) = &self.values_pool {
             pool.put(std::mem::take(&mut out.values));
         }

@@ -7,7 +7,8 @@
 //! - the block's series (raw f64) is written durably in place into the run's series file, and
 //!   its summary rows into a block file, under the staging directory `.DIR.partial/blocks/`;
 //! - the checkpoint (done blocks, the accumulator, verify deviations, timings) is replaced
-//!   atomically, so a killed run continues with `--resume DIR`.
+//!   atomically when due (`checkpoint::CheckpointPace`), so a killed run continues with
+//!   `--resume DIR`.
 //!
 //! Host memory is bounded by one block (its results and the engine's work space) plus the
 //! accumulator, whatever the ensemble size; the block size comes from a memory budget and the
@@ -240,7 +241,7 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
             } else if !(opts.resume && e.exit_code() == 2 && !matches!(e, QbatError::Threads(_))) {
                 // (a resume refused as bad input touched nothing: its error says it all; a
                 // thread limit can stop it after blocks were added)
-                eprintln!("note: the finished blocks are kept in {}: continue with --resume {}", staging.dir.display(), opts.out.display());
+                eprintln!("note: the checkpointed blocks are kept in {}: continue with --resume {}", staging.dir.display(), opts.out.display());
             }
             Err(e)
         }
