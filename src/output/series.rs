@@ -427,14 +427,53 @@ pub fn write_csv_header(w: &mut dyn std::io::Write, measures: &[&str]) -> std::i
 }
 
 /// series.csv rows of the members `ids`, whose `values` are [member][sample][measure] with
-/// `nm` measures: one row per member and sample time, numbers in round-trip form.
+/// `nm` measures: one row per member and sample time, numbers in round-trip form (`num`'s).
+/// The text is formatted by every core, a window of about `CSV_WINDOW_VALUES` values at a
+/// time, and written in member order.
 pub fn write_csv_rows(w: &mut dyn std::io::Write, ids: &[u64], times: &[f64], values: &[f64], nm: usize) -> std::io::Result<()> {
+    write_csv_rows_in_windows(w, ids, times, values, nm, CSV_WINDOW_VALUES)
+}
+
+fn write_csv_rows_in_windows(w: &mut dyn std::io::Write, ids: &[u64], times: &[f64], values: &[f64], nm: usize, window_values: usize) -> std::io::Result<()> {
+    use rayon::prelude::*;
+    let row = times.len() * nm;
+    if values.len() < ids.len() * row {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{} values for {} members of {row}", values.len(), ids.len())));
+    }
+    if row == 0 {
+        return member_rows(w, ids, times, values, nm);
+    }
+    let window = (window_values / row).max(1);
+    // a few groups per thread, so that uneven formatting costs even out
+    let group = (window / (4 * rayon::current_num_threads())).max(1);
+    for (ids, values) in ids.chunks(window).zip(values.chunks(window * row)) {
+        let texts: Vec<Vec<u8>> = ids
+            .par_chunks(group)
+            .zip(values.par_chunks(group * row))
+            .map(|(ids, values)| {
+                let mut text = Vec::with_capacity(ids.len() * row * 24);
+                member_rows(&mut text, ids, times, values, nm)?;
+                Ok(text)
+            })
+            .collect::<std::io::Result<_>>()?;
+        for text in texts {
+            w.write_all(&text)?;
+        }
+    }
+    Ok(())
+}
+
+/// Values formatted per window of `write_csv_rows` (about 100 MB of text).
+const CSV_WINDOW_VALUES: usize = 4 << 20;
+
+fn member_rows(w: &mut (impl std::io::Write + ?Sized), ids: &[u64], times: &[f64], values: &[f64], nm: usize) -> std::io::Result<()> {
     let ns = times.len();
     for (i, id) in ids.iter().enumerate() {
         for (s, t) in times.iter().enumerate() {
-            write!(w, "{id},{}", super::num(*t))?;
+            // (`{:?}` is `num`'s form, written without a String per number)
+            write!(w, "{id},{t:?}")?;
             for v in &values[(i * ns + s) * nm..(i * ns + s + 1) * nm] {
-                write!(w, ",{}", super::num(*v))?;
+                write!(w, ",{v:?}")?;
             }
             writeln!(w)?;
         }
@@ -474,6 +513,26 @@ mod tests {
         std::fs::write(csv_dir.path().join("series.csv"), "member,t,x,y,x\n0,0,1,2,3\n").unwrap();
         let e = SeriesReader::open(csv_dir.path()).err().expect("refused").to_string();
         assert!(e.contains("series.csv") && e.contains("the measure x is listed twice"), "{e}");
+    }
+
+    /// The rows formatted in parallel windows (here of 1 to 7 members, groups of one member
+    /// and more) are those of one row at a time, in member order, in `num`'s form.
+    #[test]
+    fn csv_rows_in_windows_are_the_rows_one_at_a_time() {
+        let (ids, times, nm) = ([7u64, 3, 11, 0, 5, 2, 9], [0.0, 0.25, 1e-7], 2);
+        let values: Vec<f64> = (0..ids.len() * times.len() * nm).map(|k| (k as f64).sqrt() * if k % 3 == 0 { -1e-9 } else { 1e5 }).collect();
+        let mut want = String::new();
+        for (i, id) in ids.iter().enumerate() {
+            for (s, t) in times.iter().enumerate() {
+                let k = (i * times.len() + s) * nm;
+                want += &format!("{id},{},{},{}\n", crate::output::num(*t), crate::output::num(values[k]), crate::output::num(values[k + 1]));
+            }
+        }
+        for window_values in [1, 6, 13, 42, 1000] {
+            let mut got = vec![];
+            write_csv_rows_in_windows(&mut got, &ids, &times, &values, nm, window_values).unwrap();
+            assert_eq!(String::from_utf8(got).unwrap(), want, "windows of {window_values} values");
+        }
     }
 
     #[test]
