@@ -25,7 +25,7 @@ pub fn two_qubit_job(plan: &Plan) -> TwoQubitJob {
     let switched = plan.schedule.switch_segment().is_some();
     let points = plan
         .systems
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(k, s)| {
             let mut p = pauli::point(s);
@@ -53,7 +53,7 @@ pub fn eigen_job(plan: &Plan) -> EigenJob {
         vec![[0.0; 4]; plan.systems.len()]
     } else {
         plan.systems
-            .iter()
+            .par_iter()
             .map(|s| {
                 let e = eigvals_asc(&s.hamiltonian);
                 [e[0], e[1], e[2], e[3]]

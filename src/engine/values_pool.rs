@@ -9,6 +9,7 @@
 //! against 41 ms for 100 MB; the main job ran 1.3 s slower with the advice,
 //! benches/RESULTS.md).
 
+use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -50,8 +51,11 @@ impl ValuesPool {
             spent.iter().position(|v| v.capacity() >= len).map(|i| spent.swap_remove(i))
         };
         match kept {
+            // (zeroed by every core: a block's buffer is hundreds of MB, and one core's
+            // memset of it was a visible part of a GPU block's turn)
             Some(mut values) => {
-                values.clear();
+                values.truncate(len);
+                values.par_chunks_mut(1 << 16).for_each(|part| part.fill(0.0));
                 values.resize(len, 0.0);
                 values
             }

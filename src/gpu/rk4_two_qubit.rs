@@ -42,6 +42,7 @@ use crate::job::two_qubit::{
 };
 use crate::job::{piece_starts, plan_pieces, Piece};
 use crate::job::{Peak, TwoQubitJob, TwoQubitResult};
+use rayon::prelude::*;
 use std::ops::Range;
 use wgpu::util::DeviceExt;
 
@@ -461,9 +462,10 @@ impl ChunkRunner<'_> {
         let switched = self.pieces.iter().any(|p| p.uncoupled);
         let phases = 1 + usize::from(switched);
         let mut consts: Vec<f64> = Vec::with_capacity(phases * used.len() * 528 + consts_tail(n_samples as u64, self.pieces.len() as u64) as usize);
-        let coupled = used.iter().map(|&g| KernelPoint::new(&job.points[g], job.schedule.dt));
-        let uncoupled = used.iter().filter(|_| switched).map(|&g| KernelPoint::uncoupled(&job.points[g], job.schedule.dt));
-        for k in coupled.chain(uncoupled) {
+        // (a point each, on every core: an ensemble may bring a point per member)
+        let coupled: Vec<KernelPoint> = used.par_iter().map(|&g| KernelPoint::new(&job.points[g], job.schedule.dt)).collect();
+        let uncoupled: Vec<KernelPoint> = used.par_iter().filter(|_| switched).map(|&g| KernelPoint::uncoupled(&job.points[g], job.schedule.dt)).collect();
+        for k in coupled.iter().chain(&uncoupled) {
             consts.extend_from_slice(&k.d);
             consts.extend_from_slice(&k.g);
             consts.extend_from_slice(&k.hb);

@@ -60,19 +60,24 @@ pub fn fill_rows(
         let (first, members) = (task * MEMBERS_PER_TASK, rows.len() / row_block);
         for s in 0..samples {
             for (k, source) in columns.iter().enumerate() {
-                let mut put = |value: &dyn Fn(usize) -> f64| {
-                    for j in 0..members {
-                        rows[j * row_block + s * width + k] = value(first + j);
-                    }
-                };
+                let at = s * width + k;
                 match *source {
-                    ColumnSource::Integrator(c) => put(&|i| integrator(i, s, c)),
-                    ColumnSource::Eigen(c) => put(&|i| eigen(i, s, c)),
-                    ColumnSource::Missing => put(&|_| f64::NAN),
+                    ColumnSource::Integrator(c) => put_column(rows, members, row_block, at, |j| integrator(first + j, s, c)),
+                    ColumnSource::Eigen(c) => put_column(rows, members, row_block, at, |j| eigen(first + j, s, c)),
+                    ColumnSource::Missing => put_column(rows, members, row_block, at, |_| f64::NAN),
                 }
             }
         }
     });
+}
+
+/// Entry `at` of each of `members` rows of `row_block` values: `value(j)` for row j (a
+/// function per source, inlined: no call per value).
+#[inline(always)]
+fn put_column(rows: &mut [f64], members: usize, row_block: usize, at: usize, value: impl Fn(usize) -> f64) {
+    for j in 0..members {
+        rows[j * row_block + at] = value(j);
+    }
 }
 
 #[cfg(test)]
