@@ -13,8 +13,12 @@ use qbat_gpu::run::{run_plan, verify, Backend, Precision, RunOptions, RunResult}
 use serde::Serialize;
 use std::time::Instant;
 
-/// Bytes of in-memory results one slice of a benchmark may hold; larger jobs run slice by slice.
-const SLICE_BYTES: f64 = 1.0 * (1u64 << 30) as f64;
+/// Bytes of in-memory results one slice of a benchmark may hold: a quarter of the available
+/// memory, at least 1 GiB; larger jobs run slice by slice. (A fixed 1 GiB cut bloch-1k's
+/// 100,000 members into 26 slices of under 4,000, too few to fill a large GPU.)
+fn slice_bytes() -> f64 {
+    (0.25 * qbat_gpu::config::available_memory_bytes()).max(2f64.powi(30))
+}
 
 /// Floor of the two-qubit kernel per member-step: flops of the compensated x += D x update
 /// (16x16 matvec = 256 FMA = 512 flop, plus about 64 for the compensation) and the bytes it
@@ -139,7 +143,7 @@ pub fn bloch_closed_form_error(plan: &Plan, r: &RunResult) -> f64 {
     worst
 }
 
-/// Run the plan in member slices that each fit SLICE_BYTES; timings add up, results are dropped
+/// Run the plan in member slices that each fit `slice_bytes`; timings add up, results are dropped
 /// after the accuracy check of each slice.
 struct Pass {
     wall: f64,
@@ -155,8 +159,9 @@ struct Pass {
 }
 
 fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool) -> Result<(Pass, usize)> {
-    let per_member = (plan.schedule.times.len() * (plan.measures.len() + 16)) as f64 * 8.0;
-    let slice = ((SLICE_BYTES / per_member) as usize).clamp(1, plan.members.len());
+    // members per slice as the study sizes its blocks by memory (results twice over, the
+    // states the eigen-solve measures need)
+    let slice = qbat_gpu::study::block_members(plan, plan.members.len(), slice_bytes(), false).clamp(1, plan.members.len().max(1));
     let t = Instant::now();
     let mut p = Pass {
         wall: 0.0,

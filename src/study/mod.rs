@@ -161,8 +161,8 @@ pub fn fingerprint_difference(a: &serde_json::Value, b: &serde_json::Value) -> O
 /// series (`with_series`). With several blocks each block's integration overlaps the previous
 /// one's absorption (statistics, series write, checkpoint), and only the last block's is left
 /// exposed; a small run stays one block, as each block adds its own syncs and hand-over.
-/// Without a series the absorption is mostly the statistics state, written whole after every
-/// block (tens of MB for the main job): more blocks would only write it more often.
+/// Without a series the absorption is mostly the statistics and the checkpoint of their state
+/// (tens of MB for the main job): more blocks would only write it more often.
 pub fn block_members(plan: &Plan, members: usize, budget: f64, with_series: bool) -> usize {
     let keeps_states = plan.measures.iter().any(|m| m.needs_eigensolve());
     let saved_dim = plan.save_states.map_or(0, |s| crate::measures::saved::saved_dim(plan.space, s));
