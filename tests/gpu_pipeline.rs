@@ -356,3 +356,48 @@ fn a_run_resumed_on_the_gpu_keeps_the_gpu_engines_note() {
     assert_eq!(engines, ["cpu", "gpu"], "{}", json["engines"]);
     assert_eq!(json["notes"].as_array().unwrap().iter().filter(|n| n.as_str().unwrap().contains(NOTE)).count(), 1, "{}", json["notes"]);
 }
+
+/// A streamed GPU run computes its `--verify` references ahead, on a thread of their own: over
+/// several blocks its verify report (members and each measure's largest deviation) is the
+/// in-memory run's, whose references are computed after the integration, one by one.
+#[test]
+fn verify_references_computed_ahead_give_the_in_memory_report() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = DEPHASED.replace("size = 32", "size = 40");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let out = dir.path().join("r");
+    let o = crate::common::bin()
+        .args([
+            "run",
+            cfg.to_str().unwrap(),
+            "--backend",
+            "gpu",
+            "--no-progress",
+            "--no-plots",
+            "--series",
+            "false",
+            "--verify",
+            "6",
+            "--block-members",
+            "10",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let streamed: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let plan = parse_plan(&text, &Overrides::default()).unwrap();
+    let in_memory = run_plan(&plan, &RunOptions { backend: Backend::Gpu, verify: 6, ..Default::default() }).unwrap().verify.clone().unwrap();
+    let members: Vec<u64> = streamed["verify"]["members"].as_array().unwrap().iter().map(|m| m.as_u64().unwrap()).collect();
+    assert_eq!(members, in_memory.members);
+    for d in &in_memory.deviations {
+        let got = streamed["verify"]["deviations"].as_array().unwrap().iter().find(|s| s["measure"] == d.measure.as_str()).unwrap();
+        assert_eq!(got["max_abs"].as_f64().unwrap(), d.max_abs, "{}", d.measure);
+    }
+}

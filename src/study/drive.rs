@@ -8,6 +8,7 @@ use super::checkpoint::{BlockRecord, CheckpointPace, Progress, Staging, VerifyGr
 use super::finish::{finish, summary_rows};
 use super::health::{fock_flags, member_health, Health};
 use super::series_file::SeriesFile;
+use super::verify_ahead::VerifyAhead;
 use super::{block_budget, block_members, OnDeviceLoss, StudyOptions, StudyOutcome};
 use crate::config::Plan;
 use crate::engine::{integrate, reference_member, Engine, EngineOutput, Precision, RunOptions, ValuesPool};
@@ -134,6 +135,7 @@ pub(super) fn drive(
         values_pool,
         analysis: AnalysisFeed::Off,
         pace: CheckpointPace::new(),
+        verify_ahead: VerifyAhead::default(),
     };
     let slice = |b: usize| {
         let lo = b * block;
@@ -151,6 +153,12 @@ pub(super) fn drive(
         let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| -> Result<()> {
             let (tx, rx) = std::sync::mpsc::sync_channel(0);
+            // The verified members of the blocks to run: their references beside a GPU's
+            // integration, on a core it leaves idle (the CPU engine's blocks take every core,
+            // and already overlap the absorbed block's references with the next block's).
+            let on_gpu = workers.iter().any(|w| matches!(w.engine, Engine::Gpu(_)));
+            let ahead: Vec<usize> = verify_idx.iter().copied().filter(|&i| on_gpu && pending.contains(&(i / block))).collect();
+            sink.verify_ahead = VerifyAhead::start(scope, local, ahead, &stop, || opts.run.check_cancelled().is_err());
             for w in workers.iter_mut() {
                 let (tx, next, stop, pending, slice) = (tx.clone(), &next, &stop, &pending, &slice);
                 // (a failure returns at once: the workers started see the receiver dropped)
@@ -333,6 +341,8 @@ struct Absorber<'a> {
     analysis: AnalysisFeed,
     /// When the checkpoint is written.
     pace: CheckpointPace,
+    /// The `--verify` references computed ahead.
+    verify_ahead: VerifyAhead,
 }
 
 impl Absorber<'_> {
@@ -485,7 +495,8 @@ impl Absorber<'_> {
         let tv = Instant::now();
         for &i in self.verify_idx.iter().filter(|&&i| (lo..hi).contains(&i)) {
             let m = &local.members[i];
-            let (r, _) = reference_member(local, m, &out.measures);
+            let ahead = if out.measures == local.measures { self.verify_ahead.take(i) } else { None };
+            let r = ahead.unwrap_or_else(|| reference_member(local, m, &out.measures).0);
             let g = match progress.verify.iter().position(|g| g.precision == out.precision) {
                 Some(g) => g,
                 None => {

@@ -26,6 +26,7 @@ mod finish;
 pub mod health;
 pub mod merge;
 mod series_file;
+mod verify_ahead;
 
 pub use checkpoint::staging_dir;
 pub use finish::{summary_header, summary_rows};
