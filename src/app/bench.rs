@@ -13,11 +13,13 @@ use qbat_gpu::run::{run_plan, verify, Backend, Precision, RunOptions, RunResult}
 use serde::Serialize;
 use std::time::Instant;
 
-/// Bytes of in-memory results one slice of a benchmark may hold: a quarter of the available
-/// memory, at least 1 GiB; larger jobs run slice by slice. (A fixed 1 GiB cut bloch-1k's
+/// Members per slice of a benchmark, as the study sizes its blocks by memory (results twice
+/// over, the states the eigen-solve measures need), for a quarter of the available memory,
+/// between 1 and 16 GiB; larger jobs run slice by slice. (A fixed 1 GiB cut bloch-1k's
 /// 100,000 members into 26 slices of under 4,000, too few to fill a large GPU.)
-fn slice_bytes() -> f64 {
-    (0.25 * qbat_gpu::config::available_memory_bytes()).max(2f64.powi(30))
+fn members_per_slice(plan: &Plan) -> usize {
+    let bytes = (0.25 * qbat_gpu::config::available_memory_bytes()).clamp(2f64.powi(30), 2f64.powi(34));
+    qbat_gpu::study::block_members(plan, plan.members.len(), bytes, false).clamp(1, plan.members.len().max(1))
 }
 
 /// Floor of the two-qubit kernel per member-step: flops of the compensated x += D x update
@@ -143,7 +145,7 @@ pub fn bloch_closed_form_error(plan: &Plan, r: &RunResult) -> f64 {
     worst
 }
 
-/// Run the plan in member slices that each fit `slice_bytes`; timings add up, results are dropped
+/// Run the plan in member slices of `slice`; timings add up, results are dropped
 /// after the accuracy check of each slice.
 struct Pass {
     wall: f64,
@@ -158,10 +160,7 @@ struct Pass {
     precision: Precision,
 }
 
-fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool) -> Result<(Pass, usize)> {
-    // members per slice as the study sizes its blocks by memory (results twice over, the
-    // states the eigen-solve measures need)
-    let slice = qbat_gpu::study::block_members(plan, plan.members.len(), slice_bytes(), false).clamp(1, plan.members.len().max(1));
+fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool, slice: usize) -> Result<(Pass, usize)> {
     let t = Instant::now();
     let mut p = Pass {
         wall: 0.0,
@@ -206,15 +205,17 @@ fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool) -> Result<(P
 
 fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Result<BackendFigures> {
     let opts = RunOptions { backend, precision: Precision::F32, verify: 0, said: Some(Default::default()), ..Default::default() };
+    // one slicing for the warm-up and the repeats
+    let slice = members_per_slice(plan);
     // warm-up (pipelines, caches, thread pool) and the accuracy check
-    let (first, slices) = run_pass(plan, job, &opts, true)?;
+    let (first, slices) = run_pass(plan, job, &opts, true, slice)?;
     let mut walls = vec![];
     let mut integ = vec![];
     let mut pure = vec![];
     let mut last = first;
     let max_abs_error = last.max_abs_error;
     for _ in 0..repeat.max(1) {
-        let (p, _) = run_pass(plan, job, &opts, false)?;
+        let (p, _) = run_pass(plan, job, &opts, false, slice)?;
         walls.push(p.wall);
         integ.push(p.integrate + p.host);
         pure.push(p.integrate);
@@ -424,7 +425,8 @@ pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) ->
             for &x in xs {
                 let plan = parse_plan(&scaling_config(curve, x), &Overrides::default())?;
                 let opts = RunOptions { backend: b, verify: 0, said: Some(said.clone()), ..Default::default() };
-                let (_, _) = match run_pass(&plan, "scaling", &opts, false) {
+                let slice = members_per_slice(&plan);
+                let (_, _) = match run_pass(&plan, "scaling", &opts, false, slice) {
                     Ok(p) => p,
                     Err(QbatError::Device(why)) => {
                         println!("scaling {curve}: {} skipped: {why}", b.name());
@@ -432,7 +434,7 @@ pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) ->
                     }
                     Err(e) => return Err(e),
                 };
-                let (p, _) = run_pass(&plan, "scaling", &opts, false)?;
+                let (p, _) = run_pass(&plan, "scaling", &opts, false, slice)?;
                 let rate = p.member_steps / (p.integrate + p.host).max(1e-12);
                 println!("scaling {curve:<8} {:<4} x = {x:>8}  {rate:>10.3e} member-steps/s  ({:.3} s)", p.backend, p.wall);
                 points.push(ScalingPoint { curve: curve.to_string(), backend: p.backend, x: x as f64, member_steps_per_s: rate, wall_s: p.wall });

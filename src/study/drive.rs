@@ -152,13 +152,11 @@ pub(super) fn drive(
         let next = std::sync::atomic::AtomicUsize::new(0);
         let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| -> Result<()> {
+            // However the loop below ends (an error, a panic), the threads stop taking work
+            // before the scope waits for them.
+            let _stop_on_exit = StopOnExit(&stop);
             let (tx, rx) = std::sync::mpsc::sync_channel(0);
-            // The verified members of the blocks to run: their references beside a GPU's
-            // integration, on a core it leaves idle (the CPU engine's blocks take every core,
-            // and already overlap the absorbed block's references with the next block's).
             let on_gpu = workers.iter().any(|w| matches!(w.engine, Engine::Gpu(_)));
-            let ahead: Vec<usize> = verify_idx.iter().copied().filter(|&i| on_gpu && pending.contains(&(i / block))).collect();
-            sink.verify_ahead = VerifyAhead::start(scope, local, ahead, &stop, || opts.run.check_cancelled().is_err());
             for w in workers.iter_mut() {
                 let (tx, next, stop, pending, slice) = (tx.clone(), &next, &stop, &pending, &slice);
                 // (a failure returns at once: the workers started see the receiver dropped)
@@ -184,6 +182,12 @@ pub(super) fn drive(
                 }
             }
             drop(tx);
+            // The verified members of the blocks to run: their references beside a GPU's
+            // integration, on a core it leaves idle (the CPU engine's blocks take every core,
+            // and already overlap the absorbed block's references with the next block's).
+            // Started after the workers, so that under a thread limit it is the one left out.
+            let ahead: Vec<usize> = verify_idx.iter().copied().filter(|&i| on_gpu && pending.contains(&(i / block))).collect();
+            sink.verify_ahead = VerifyAhead::start(scope, local, ahead, &stop, || opts.run.check_cancelled().is_err());
             for (b, lo, sub, r, wall, name, device, mut notes) in rx.iter() {
                 let out = match r {
                     Ok(out) => out,
@@ -317,6 +321,15 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
         engines.push(Engine::Gpu(std::sync::Arc::new(ctx)));
     }
     Ok(engines)
+}
+
+/// Sets its flag when dropped.
+struct StopOnExit<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Folds finished blocks into the run: health, statistics, verify, block files, checkpoint.

@@ -59,3 +59,34 @@ impl VerifyAhead {
         self.received.remove(&i)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_plan, Overrides};
+
+    const PLAN: &str = "model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 0.8\nj1 = 0.3\nj2 = 0.1\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 5\n[ensemble]\nsize = 6\nseed = 3\n";
+
+    /// Taken in any order, each member's reference is `reference_member`'s, bit for bit; a
+    /// member not asked of the thread, or one it was stopped before, is None (the caller
+    /// computes it).
+    #[test]
+    fn references_taken_in_any_order_are_the_members_own() {
+        let plan = parse_plan(PLAN, &Overrides::default()).unwrap();
+        let own = |i: usize| reference_member(&plan, &plan.members[i], &plan.measures).0;
+        let (running, stopped) = (AtomicBool::new(false), AtomicBool::new(true));
+        std::thread::scope(|scope| {
+            let mut ahead = VerifyAhead::start(scope, &plan, vec![1, 3, 4], &running, || false);
+            assert_eq!(ahead.take(4), Some(own(4)));
+            assert_eq!(ahead.take(1), Some(own(1)));
+            assert_eq!(ahead.take(2), None, "member 2 was not asked of the thread");
+            assert_eq!(ahead.take(3), Some(own(3)));
+            assert_eq!(ahead.take(3), None, "taken once");
+            let mut cancelled = VerifyAhead::start(scope, &plan, vec![0], &running, || true);
+            assert_eq!(cancelled.take(0), None);
+            let mut stopped = VerifyAhead::start(scope, &plan, vec![0], &stopped, || false);
+            assert_eq!(stopped.take(0), None);
+            assert_eq!(VerifyAhead::start(scope, &plan, vec![], &running, || false).take(0), None);
+        });
+    }
+}
