@@ -19,7 +19,7 @@ use std::time::Instant;
 /// 100,000 members into 26 slices of under 4,000, too few to fill a large GPU.)
 fn members_per_slice(plan: &Plan) -> usize {
     let bytes = (0.25 * qbat_gpu::config::available_memory_bytes()).clamp(2f64.powi(30), 2f64.powi(34));
-    qbat_gpu::study::block_members(plan, plan.members.len(), bytes, false).clamp(1, plan.members.len().max(1))
+    qbat_gpu::study::block_members(plan, plan.members.len(), bytes, false)
 }
 
 /// Floor of the two-qubit kernel per member-step: flops of the compensated x += D x update

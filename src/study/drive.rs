@@ -176,10 +176,7 @@ pub(super) fn drive(
                         break;
                     }
                 });
-                if let Err(e) = started {
-                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                    return Err(e);
-                }
+                started?;
             }
             drop(tx);
             // The verified members of the blocks to run: their references beside a GPU's
@@ -192,19 +189,17 @@ pub(super) fn drive(
                 let out = match r {
                     Ok(out) => out,
                     Err(e) => {
+                        // stopped before the checkpoint's write, so that no worker takes a
+                        // block meanwhile; the whole blocks absorbed before it stay done (the
+                        // error is the one to report, whatever the checkpoint's write says)
                         stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                        // the whole blocks absorbed before it stay done (the error is the
-                        // one to report, whatever the checkpoint's write says)
                         let _ = sink.flush_checkpoint();
                         return Err(e);
                     }
                 };
                 sink.progress.notes.append(&mut notes);
                 let device = if single_device { device.as_str() } else { "several devices" };
-                if let Err(e) = sink.absorb(b, lo, &sub, out, wall, name, device) {
-                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-                    return Err(e);
-                }
+                sink.absorb(b, lo, &sub, out, wall, name, device)?;
             }
             Ok(())
         })?;
