@@ -315,30 +315,33 @@ fn probe_change_time(dir: &Path) -> Option<(i64, i64)> {
 
 /// `write_atomic` that also returns the file's size and BLAKE3 hash, taken as it is written.
 pub fn write_atomic_hashed(path: &Path, f: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> Result<FileEntry> {
-    struct Tee<'a> {
-        inner: &'a mut dyn std::io::Write,
-        hasher: &'a mut blake3::Hasher,
-        bytes: &'a mut u64,
-    }
-    impl std::io::Write for Tee<'_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let n = self.inner.write(buf)?;
-            self.hasher.update(&buf[..n]);
-            *self.bytes += n as u64;
-            Ok(n)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            self.inner.flush()
-        }
-    }
     let (mut hasher, mut bytes) = (blake3::Hasher::new(), 0u64);
     // Buffered before the hasher: fed a value at a time, BLAKE3 would hash 8-byte pieces
     // (its one-block path, many times slower than whole chunks through its SIMD path).
     write_atomic(path, |w| {
-        let mut buffered = std::io::BufWriter::with_capacity(1 << 16, Tee { inner: w, hasher: &mut hasher, bytes: &mut bytes });
+        let mut buffered = std::io::BufWriter::with_capacity(1 << 16, Hashing { inner: w, hasher: &mut hasher, bytes: &mut bytes });
         f(&mut buffered)?;
         buffered.flush()
     })?;
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     Ok(FileEntry::new(name, bytes, hasher.finalize().to_hex().to_string()))
+}
+
+/// A writer that hashes (BLAKE3) and counts the bytes `inner` took.
+pub struct Hashing<'a, W: std::io::Write + ?Sized> {
+    pub inner: &'a mut W,
+    pub hasher: &'a mut blake3::Hasher,
+    pub bytes: &'a mut u64,
+}
+
+impl<W: std::io::Write + ?Sized> std::io::Write for Hashing<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        *self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

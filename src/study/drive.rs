@@ -5,6 +5,7 @@
 
 use super::analysis_feed::AnalysisFeed;
 use super::checkpoint::{BlockRecord, CheckpointPace, Progress, Staging, VerifyGroup};
+use super::csv_series::{CsvSeries, CSV_FILE};
 use super::finish::{finish, summary_rows};
 use super::health::{fock_flags, member_health, Health};
 use super::series_file::SeriesFile;
@@ -413,7 +414,10 @@ impl Absorber<'_> {
             // its hash where the blocks may not land in order, by an analysis not fed, and for
             // the 2-D histograms of a fed analysis whose gathered columns will not hold every
             // member (a capped correlation set).
-            let read_again = opts.output.format == Format::Csv
+            // A csv series is appended block by block where the blocks come in order from the
+            // first (`csv_series`); only one that is not reads the file again.
+            let append_csv = opts.output.format == Format::Csv && !resumed && !self.several_devices;
+            let read_again = (opts.output.format == Format::Csv && !append_csv)
                 || (opts.output.plots && crate::output::plots::plots_read_series(local.model.name(), local.members.len(), ns, &names, !opts.analyze))
                 || resumed
                 || self.several_devices
@@ -421,11 +425,21 @@ impl Absorber<'_> {
                 || (opts.output.plots && self.analysis.is_capped());
             self.series = Some(
                 if resumed {
+                    // (rows appended before the interruption are not continued: the finish
+                    // writes the csv from the file; their space is given back now)
+                    let _ = std::fs::remove_file(blocks_dir.join(CSV_FILE));
                     SeriesFile::open(&blocks_dir, local.members.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?
                 } else {
                     SeriesFile::create(&blocks_dir, local.members.len(), ns, nm, opts.output.format == Format::Npy)?
                 }
-                .reading_back(read_again, self.analysis.is_on()),
+                .reading_back(read_again, self.analysis.is_on())
+                .with_csv(if append_csv {
+                    // (a csv series that cannot be started here is written at the end)
+                    let measures: Vec<&str> = names.iter().map(String::as_str).collect();
+                    CsvSeries::create(&blocks_dir, local.members.iter().map(|m| m.id).collect(), local.schedule.times.clone(), &measures).ok()
+                } else {
+                    None
+                }),
             );
         }
         // The block's files beside its health and statistics (the checkpoint below names the

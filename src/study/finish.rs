@@ -5,6 +5,7 @@
 
 use super::checkpoint::{Progress, Staging};
 use super::health::{fock_tail_warnings, Health, HEALTH_CODES};
+use super::csv_series::CSV_FILE;
 use super::series_file::{SeriesFile, SERIES_FILE};
 use super::{peak_rss_bytes, StudyOptions, StudyOutcome};
 use crate::config::Plan;
@@ -174,7 +175,12 @@ pub(super) fn finish(
                 None => SeriesFile::open(&staging.blocks(), ids.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?,
             };
             match opts.output.format {
-                Format::Csv => out.write("series.csv", |w| {
+                // appended as the blocks landed: placed, not written again
+                Format::Csv if series.csv_complete().is_some() => {
+                    let (path, entry) = series.csv_complete().expect("checked");
+                    out.place(CSV_FILE, path, entry)?;
+                }
+                Format::Csv => out.write(CSV_FILE, |w| {
                     write_csv_header(w, &measures)?;
                     for b in 0..n_blocks {
                         let block_ids = &ids[b * block..((b + 1) * block).min(ids.len())];
@@ -272,6 +278,7 @@ pub(super) fn finish(
     // change time), then the files are as they will stay: their identities are recorded while
     // the lock is held, and the checkpoint, blocks and lock go.
     let _ = std::fs::remove_file(staging.blocks().join(SERIES_FILE));
+    let _ = std::fs::remove_file(staging.blocks().join(CSV_FILE));
     let _ = crate::output::manifest::Manifest::record_identities(&dir);
     let _ = std::fs::remove_dir_all(&staging.dir);
     let analysis = analysis.map(|a| a.moved_to(&dir));

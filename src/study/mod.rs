@@ -20,6 +20,7 @@
 
 mod analysis_feed;
 mod checkpoint;
+mod csv_series;
 mod direct_write;
 mod drive;
 mod finish;

@@ -5,14 +5,17 @@
 //! Each finished block writes its range in place (directly to the disk where it can, see
 //! `direct_write`) and syncs it; the checkpoint records the range's size and BLAKE3 hash, so
 //! that a resume checks exactly the finished ranges (an unfinished range is written again).
-//! At the end the file is complete: it becomes series.npy by a hard link, not a copy, and
-//! series.csv is written from its ranges. So the series is written once, and read again only
-//! for a csv series, the default study's analysis, the plots drawn from it, and for the
+//! At the end the file is complete: it becomes series.npy by a hard link, not a copy. A csv
+//! series is appended block by block beside it (`csv_series`) while the blocks land in member
+//! order from the first, and written from the file's ranges otherwise. So the series is
+//! written once, and read again only for a csv series not appended, the default study's
+//! analysis, the plots drawn from it, and for the
 //! manifest entry when the blocks did not land in order (for all of which each block is read
 //! back into the page cache as soon as it is written, `reading_back`): while
 //! the blocks of an npy series land in member order from the start (one device, a run not
 //! resumed), the whole file's BLAKE3 is taken from the bytes as they are written.
 
+use super::csv_series::CsvSeries;
 use super::direct_write::{first_difference, read_at, write_at, DirectFile};
 use crate::error::{QbatError, Result};
 use crate::output::manifest::FileEntry;
@@ -61,6 +64,8 @@ pub(super) struct SeriesFile {
     /// a block's write, sync or read-back failed, or when not asked for: then `entry` reads
     /// the file.
     written: std::sync::Mutex<Option<(blake3::Hasher, u64)>>,
+    /// The csv series appended as the blocks are written (`with_csv`).
+    csv: Option<CsvSeries>,
 }
 
 /// Its layout, not its buffers (the read-back's piece is up to 16 MiB).
@@ -136,11 +141,13 @@ impl SeriesFile {
             row_bytes: (n_times * n_measures * 8) as u64,
             members: members as u64,
             written: std::sync::Mutex::new(None),
+            csv: None,
         }
     }
 
     /// The file, with every block read back at once after its sync:
-    /// - with `cache`, for a run that reads its series again at the end (a csv series, the
+    /// - with `cache`, for a run that reads its series again at the end (a csv series not
+    ///   appended as it goes, the
     ///   plots drawn from it, the whole file's hash after blocks out of order, an analysis of
     ///   the file), which then reads it from memory rather than the disk: a block written
     ///   directly is read back through the page cache (`ReadBack::Cached`), which costs about a
@@ -162,6 +169,16 @@ impl SeriesFile {
             (false, false) => ReadBack::No,
         };
         SeriesFile { read_back, ..self }
+    }
+
+    /// Append each block's csv rows to `csv` once its values are written (`csv_series`).
+    pub(super) fn with_csv(self, csv: Option<CsvSeries>) -> SeriesFile {
+        SeriesFile { csv, ..self }
+    }
+
+    /// The csv series appended block by block, when it holds every member.
+    pub(super) fn csv_complete(&self) -> Option<(&Path, FileEntry)> {
+        self.csv.as_ref()?.complete()
     }
 
     pub(super) fn path(&self) -> &Path {
@@ -189,6 +206,9 @@ impl SeriesFile {
         })?;
         let data = le_bytes(values);
         let written = self.write_and_check(&data, offset, bytes);
+        if let (Some(csv), Ok(_)) = (&self.csv, &written) {
+            csv.append(first, values);
+        }
         if written.is_err() {
             // the whole hash went past bytes that may not be in the file
             *self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
