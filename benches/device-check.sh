@@ -83,7 +83,9 @@ else
   M_BLOCH=20000; M_RUN_BLOCH=20000; M_CAV=10000; M_CAV_PAIR=2000; M_DICKE=1000; M_DICKE_RATIO=64; M_MAIN=100000; M_MAIN_CPU=20000; M_FULL_4X4=100000
 fi
 
-# 1. bench: kernel-only (integrate) and in-memory end to end, GPU and CPU in the same run.
+# 1. bench: kernel-only (the "kernels alone" line: device time from submit to completion),
+# integrate (kernels, read-back and host rows) and in-memory end to end, GPU and CPU in the same
+# run.
 phase bench-bloch 60 "$BIN" bench bloch-100k --members "$M_BLOCH" --repeat 1 --json "$OUT/bench-bloch.json"
 phase bench-dicke-gpu 50 "$BIN" bench dicke-1k --backend gpu --members "$M_DICKE" --repeat 1 --json "$OUT/bench-dicke-gpu.json"
 phase bench-dicke 45 "$BIN" bench dicke-1k --members "$M_DICKE_RATIO" --repeat 1 --json "$OUT/bench-dicke.json"

@@ -401,3 +401,27 @@ fn verify_references_computed_ahead_give_the_in_memory_report() {
         assert_eq!(got["max_abs"].as_f64().unwrap(), d.max_abs, "{}", d.measure);
     }
 }
+
+/// `bench`'s kernel clock: off, a run adds nothing to it; on, it counts a positive time within
+/// the run's integration, and the values are the same bits as without it.
+#[test]
+fn the_kernel_clock_times_the_kernels_within_the_integration_and_changes_no_value() {
+    use qbat_gpu::gpu::kernel_clock;
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let plan = parse_plan(STUDY, &Overrides::default()).unwrap();
+    let opts = RunOptions { backend: Backend::Gpu, verify: 0, ..Default::default() };
+    kernel_clock::take_seconds();
+    let plain = run_plan(&plan, &opts).unwrap();
+    assert_eq!(kernel_clock::take_seconds(), 0.0, "the clock counted while off");
+    kernel_clock::set_on(true);
+    let timed = run_plan(&plan, &opts);
+    kernel_clock::set_on(false);
+    let timed = timed.unwrap();
+    let kernel = kernel_clock::take_seconds();
+    let integrate = timed.timings.integrate + timed.timings.host_measures;
+    assert!(kernel > 0.0 && kernel <= integrate, "kernels {kernel} s, integration {integrate} s");
+    assert!(plain.values.iter().zip(&timed.values).all(|(a, b)| a.to_bits() == b.to_bits()) && plain.values.len() == timed.values.len());
+}

@@ -107,6 +107,11 @@ pub struct BackendFigures {
     /// Wall time over integration time (integrate+host less the host measures): what the run
     /// around the integrator costs.
     pub wall_over_integration: f64,
+    /// GPU only: the device's time in the kernels (`gpu::kernel_clock`: from the submit to
+    /// the completion of each batch of dispatches, no read-back), median over the repeats.
+    pub kernel_median_s: Option<f64>,
+    /// Member-steps over `kernel_median_s`.
+    pub kernel_member_steps_per_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -116,6 +121,8 @@ pub struct JobFigures {
     pub steps_per_member: u64,
     pub backends: Vec<BackendFigures>,
     pub gpu_over_cpu: Option<f64>,
+    /// The GPU's kernel-only rate over the CPU engine's integration rate, in the same run.
+    pub gpu_kernel_over_cpu: Option<f64>,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -150,6 +157,8 @@ pub fn bloch_closed_form_error(plan: &Plan, r: &RunResult) -> f64 {
 struct Pass {
     wall: f64,
     integrate: f64,
+    /// The kernels' device time (GPU; zero on the CPU engine).
+    kernel: f64,
     setup: f64,
     ensemble: f64,
     host: f64,
@@ -165,6 +174,7 @@ fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool, slice: usize
     let mut p = Pass {
         wall: 0.0,
         integrate: 0.0,
+        kernel: 0.0,
         setup: 0.0,
         ensemble: 0.0,
         host: 0.0,
@@ -179,7 +189,10 @@ fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool, slice: usize
     let opts = RunOptions { said: Some(opts.said.clone().unwrap_or_default()), ..opts.clone() };
     for start in (0..plan.members.len()).step_by(slice) {
         let sub = plan.slice(start..(start + slice).min(plan.members.len()));
-        let r = run_plan(&sub, &opts)?;
+        qbat_gpu::gpu::kernel_clock::take_seconds();
+        let r = run_plan(&sub, &opts);
+        p.kernel += qbat_gpu::gpu::kernel_clock::take_seconds();
+        let r = r?;
         p.integrate += r.timings.integrate;
         p.setup += r.timings.setup;
         p.ensemble += r.timings.ensemble;
@@ -207,11 +220,21 @@ fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Resul
     let opts = RunOptions { backend, precision: Precision::F32, verify: 0, said: Some(Default::default()), ..Default::default() };
     // one slicing for the warm-up and the repeats
     let slice = members_per_slice(plan);
+    // the kernels timed apart on the GPU (one more wait per batch of dispatches)
+    struct ClockOff;
+    impl Drop for ClockOff {
+        fn drop(&mut self) {
+            qbat_gpu::gpu::kernel_clock::set_on(false);
+        }
+    }
+    qbat_gpu::gpu::kernel_clock::set_on(backend == Backend::Gpu);
+    let _off = ClockOff;
     // warm-up (pipelines, caches, thread pool) and the accuracy check
     let (first, slices) = run_pass(plan, job, &opts, true, slice)?;
     let mut walls = vec![];
     let mut integ = vec![];
     let mut pure = vec![];
+    let mut kernel = vec![];
     let mut last = first;
     let max_abs_error = last.max_abs_error;
     for _ in 0..repeat.max(1) {
@@ -219,6 +242,7 @@ fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Resul
         walls.push(p.wall);
         integ.push(p.integrate + p.host);
         pure.push(p.integrate);
+        kernel.push(p.kernel);
         last = p;
     }
     let error_reference = if job.starts_with("bloch") && !plan.is_driven() {
@@ -227,6 +251,7 @@ fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Resul
         "f64 reference, 2 members per slice".to_string()
     };
     let im = median(&mut integ.clone());
+    let kernel_s = (last.backend == "gpu").then(|| median(&mut kernel));
     let rate = last.member_steps / im.max(1e-12);
     let fl = floor(plan, &last.device, last.precision.bytes() as f64);
     let achieved_over_bound = match (fl.compute_bound, fl.bandwidth_bound) {
@@ -253,6 +278,8 @@ fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Resul
         floor: fl,
         achieved_over_bound,
         wall_over_integration: median(&mut walls.clone()) / median(&mut pure).max(1e-12),
+        kernel_median_s: kernel_s,
+        kernel_member_steps_per_s: kernel_s.map(|k| last.member_steps / k.max(1e-12)),
     })
 }
 
@@ -327,6 +354,9 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
                     None => ", device peak unknown".to_string(),
                 }
             );
+            if let (Some(k), Some(rate)) = (f.kernel_median_s, f.kernel_member_steps_per_s) {
+                println!("            kernels alone: {k:.4} s on the device (submit to completion, no read-back), {rate:.3e} member-steps/s");
+            }
             figs.push(f);
         }
         let gpu = figs.iter().find(|f| f.backend == "gpu").map(|f| f.member_steps_per_s);
@@ -338,12 +368,20 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
         if let Some(r) = ratio {
             println!("  GPU/CPU throughput ratio (this run): {r:.2}x");
         }
+        let kernel_ratio = match (figs.iter().find_map(|f| f.kernel_member_steps_per_s), cpu) {
+            (Some(g), Some(c)) => Some(g / c),
+            _ => None,
+        };
+        if let Some(r) = kernel_ratio {
+            println!("  GPU kernels alone / CPU integration (this run): {r:.2}x");
+        }
         all.push(JobFigures {
             job: job.clone(),
             members: plan.members.len(),
             steps_per_member: plan.schedule.total_steps(),
             backends: figs,
             gpu_over_cpu: ratio,
+            gpu_kernel_over_cpu: kernel_ratio,
         });
     }
     if let Some(path) = json {

@@ -155,9 +155,24 @@ pub fn kernel_bind_group(
 }
 
 /// Record `n` dispatches of `workgroups` workgroups each, dispatch i reading its uniform at
-/// dynamic offset i * `ustride`, `per_submit` to a command buffer, and submit them in order.
+/// dynamic offset i * `ustride`, `per_submit` to a command buffer, and submit them in order
+/// (timed by `kernel_clock` when it is on).
 #[allow(clippy::too_many_arguments)]
 pub fn submit_dispatches(
+    ctx: &super::GpuContext,
+    kernel: &super::KernelPipeline,
+    bind_group: &wgpu::BindGroup,
+    n: usize,
+    ustride: u64,
+    workgroups: u32,
+    per_submit: usize,
+    label: &str,
+) -> crate::error::Result<()> {
+    super::kernel_clock::timed(ctx, || submit_groups(ctx, kernel, bind_group, n, ustride, workgroups, per_submit, label))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn submit_groups(
     ctx: &super::GpuContext,
     kernel: &super::KernelPipeline,
     bind_group: &wgpu::BindGroup,

@@ -108,6 +108,8 @@ pub fn record_measures(
         pass.set_bind_group(0, &bind_group, &[0]);
         pass.dispatch_workgroups(gx as u32, gy as u32, 1);
     }
-    ctx.queue.submit(Some(enc.finish()));
+    super::kernel_clock::timed(ctx, || {
+        ctx.queue.submit(Some(enc.finish()));
+    })?;
     Ok(out)
 }

@@ -5,6 +5,7 @@
 
 pub mod buffers;
 pub mod context;
+pub mod kernel_clock;
 pub mod measures_two_qubit;
 pub mod pinning;
 pub mod rk4_cavity;

@@ -364,7 +364,7 @@ pub fn run_dicke_gpu(
             std::mem::size_of::<Params>() as u64,
             [&consts_buf, &lookup_buf, &mparams, &work, &out, &status],
         );
-        submit_dispatches(ctx, &pipeline, &bind_group, groups.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL);
+        submit_dispatches(ctx, &pipeline, &bind_group, groups.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL)?;
         let at = chunk.start * ns * layout.out_stride;
         let rows = &mut result.values[at..at + out_len];
         read_samples_checked(ctx, &out, &status, KERNEL, (chunk.start, m), pieces.len(), |bytes| fill_reals(rows, bytes, precision))?;

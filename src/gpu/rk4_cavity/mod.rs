@@ -459,7 +459,7 @@ impl ChunkRunner<'_> {
             [&self.shared.consts, &self.shared.lookup, &mparams, &work, &out, &status],
         );
 
-        submit_dispatches(ctx, self.pipeline, &bind_group, dispatches.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL);
+        submit_dispatches(ctx, self.pipeline, &bind_group, dispatches.len(), ustride, m as u32, DISPATCHES_PER_SUBMIT, KERNEL)?;
 
         // Read back the samples and the status once.
         read_samples_checked(ctx, &out, &status, KERNEL, (chunk.start, m), self.pieces.len(), |bytes| sink.fill(bytes, precision, layout.out_stride, ns))?;
