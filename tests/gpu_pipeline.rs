@@ -425,3 +425,42 @@ fn the_kernel_clock_times_the_kernels_within_the_integration_and_changes_no_valu
     assert!(kernel > 0.0 && kernel <= integrate, "kernels {kernel} s, integration {integrate} s");
     assert!(plain.values.iter().zip(&timed.values).all(|(a, b)| a.to_bits() == b.to_bits()) && plain.values.len() == timed.values.len());
 }
+
+/// The driver's pipelines kept on disk (`gpu/pipeline_disk_cache.rs`), where the adapter can:
+/// a run writes the framed file; a run that loads it, and one that finds it damaged, give the
+/// same files, and the damaged one is written again whole.
+#[test]
+fn the_pipeline_cache_on_disk_is_written_reused_and_a_damaged_one_replaced() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    let has_cache = gpu_context(None, false).unwrap().adapter.features().contains(wgpu::Features::PIPELINE_CACHE);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, DEPHASED).unwrap();
+    let cache = dir.path().join("pipelines");
+    let run = |out: &str| {
+        crate::common::ok(crate::common::bin().env("QBAT_PIPELINE_CACHE", &cache).arg("run").arg(&cfg).args(["--backend", "gpu", "--no-progress", "--no-plots", "--verify", "0", "--out"]).arg(dir.path().join(out)));
+        std::fs::read(dir.path().join(out).join("series.csv")).unwrap()
+    };
+    // magic, length, BLAKE3 of the data, the data
+    let framed = |bytes: &[u8]| {
+        bytes.len() >= 48 && &bytes[..8] == b"QBPIPEC1" && u64::from_le_bytes(bytes[8..16].try_into().unwrap()) == bytes.len() as u64 - 48 && blake3::hash(&bytes[48..]).as_bytes() == &bytes[16..48]
+    };
+    let first = run("a");
+    let files: Vec<_> = std::fs::read_dir(&cache).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    if !has_cache {
+        assert!(files.is_empty(), "{files:?}");
+        return;
+    }
+    assert_eq!(files.len(), 1, "{files:?}");
+    let file = &files[0];
+    assert!(framed(&std::fs::read(file).unwrap()));
+    assert!(run("b") == first, "a run with the cache loaded differs");
+    let mut damaged = std::fs::read(file).unwrap();
+    *damaged.last_mut().unwrap() ^= 0x40;
+    std::fs::write(file, &damaged).unwrap();
+    assert!(run("c") == first, "a run with a damaged cache differs");
+    assert!(framed(&std::fs::read(file).unwrap()), "the damaged file was not written again");
+}

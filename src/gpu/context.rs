@@ -2,6 +2,7 @@
 //! pipelines cached per (kernel, precision, override constants).
 
 use super::pinning::{self, device_type_name, AdapterFacts};
+use super::pipeline_disk_cache::PipelineDiskCache;
 use super::{shader_source, Precision};
 use crate::error::{QbatError, Result};
 use std::collections::HashMap;
@@ -72,6 +73,8 @@ pub struct GpuContext {
     /// Why the device was lost, once it is (wgpu loses it when a driver call fails, an
     /// error no error scope sees).
     lost: Arc<Mutex<Option<String>>>,
+    /// The driver's compiled pipelines, loaded from and saved to disk (None: none kept).
+    disk_cache: Option<PipelineDiskCache>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -140,6 +143,8 @@ impl GpuContext {
             return Err(QbatError::Device(format!("adapter {} is below the limits qbat-gpu needs: {}", describe(&adapter), missing.join("; "))));
         }
         let features = if has_f64 { wgpu::Features::SHADER_F64 } else { wgpu::Features::empty() };
+        // the driver's compiled pipelines kept between processes, where it can (`pipeline_disk_cache`)
+        let features = features | (adapter.features() & wgpu::Features::PIPELINE_CACHE);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("qbat-gpu"),
             required_features: features,
@@ -175,7 +180,9 @@ impl GpuContext {
         device.set_device_lost_callback(move |reason, message| {
             slot.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(format!("{message} ({reason:?})"));
         });
+        let disk_cache = PipelineDiskCache::open(&device, &ainfo);
         Ok(GpuContext {
+            disk_cache,
             instance,
             adapter,
             device,
@@ -298,7 +305,7 @@ impl GpuContext {
             module: &module,
             entry_point: Some("main"),
             compilation_options: wgpu::PipelineCompilationOptions { constants, ..Default::default() },
-            cache: None,
+            cache: self.disk_cache.as_ref().map(PipelineDiskCache::cache),
         });
         let mut errors: Vec<wgpu::Error> = vec![];
         for scope in scopes.into_iter().rev() {
@@ -317,6 +324,9 @@ impl GpuContext {
         }
         let p = Arc::new(KernelPipeline { layout, pipeline });
         cache.insert(key, Ok(p.clone()));
+        if let Some(disk) = &self.disk_cache {
+            disk.save();
+        }
         Ok(p)
     }
 }

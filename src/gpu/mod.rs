@@ -8,6 +8,7 @@ pub mod context;
 pub mod kernel_clock;
 pub mod measures_two_qubit;
 pub mod pinning;
+mod pipeline_disk_cache;
 pub mod rk4_cavity;
 pub mod rk4_dicke;
 pub mod rk4_two_qubit;

@@ -1,0 +1,183 @@
+//! The driver's compiled pipelines kept on disk between processes (wgpu's `PipelineCache`,
+//! Vulkan only).
+//!
+//! A driver compiles a kernel the first time a process builds it. NVIDIA's driver keeps its
+//! own cache per executable, so a new or copied binary (a new version, a job's private copy,
+//! a fresh machine) paid about 10 s on an H200 before its first block. This cache is keyed by
+//! the adapter (wgpu's `pipeline_cache_key`: vendor and device) and holds what the driver
+//! returns, whatever the executable.
+//!
+//! The file is `<dir>/<key>.bin`, where `<dir>` is `$QBAT_PIPELINE_CACHE`, else
+//! `$XDG_CACHE_HOME/qbat-gpu`, else `$HOME/.cache/qbat-gpu`; `QBAT_PIPELINE_CACHE=off` turns the
+//! cache off. The bytes are framed: `MAGIC`, the length and the BLAKE3 hash of wgpu's data,
+//! then the data. wgpu checks only its own header and the driver only its own, so a damaged
+//! file (a torn write, a flipped bit) is found here and never handed to the driver. A file that
+//! is missing, damaged, from another adapter or unreadable leaves the cache empty; one that
+//! cannot be written is not written. Neither is an error: the cache only saves time. A file at
+//! that name without the frame was not written by qbat-gpu and is never replaced.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The frame's first bytes.
+const MAGIC: &[u8; 8] = b"QBPIPEC1";
+/// magic, length (u64 LE), BLAKE3 (32 bytes)
+const FRAME: usize = 8 + 8 + 32;
+/// A larger file is not read (the kernels' pipelines take a few MB).
+const MAX_BYTES: u64 = 256 << 20;
+
+pub(crate) struct PipelineDiskCache {
+    cache: wgpu::PipelineCache,
+    path: PathBuf,
+    /// The length of the data last read or written: a build that adds nothing writes nothing.
+    stored: Mutex<usize>,
+}
+
+impl PipelineDiskCache {
+    /// The adapter's cache, loaded from its file where that holds a valid frame; None where
+    /// the device has no `PIPELINE_CACHE`, the adapter no key, or no directory is known.
+    pub(crate) fn open(device: &wgpu::Device, adapter: &wgpu::AdapterInfo) -> Option<PipelineDiskCache> {
+        if !device.features().contains(wgpu::Features::PIPELINE_CACHE) {
+            return None;
+        }
+        let path = cache_dir()?.join(format!("{}.bin", wgpu::util::pipeline_cache_key(adapter)?));
+        let data = read_framed(&path);
+        // SAFETY: the data is what `get_data` returned for this adapter's key in an earlier
+        // process, checked against its BLAKE3 hash; wgpu checks its header (adapter, driver,
+        // ABI) and, with `fallback`, makes an empty cache of data it does not accept.
+        let cache =
+            unsafe { device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor { label: Some("qbat-gpu pipelines"), data: data.as_deref(), fallback: true }) };
+        Some(PipelineDiskCache { cache, path, stored: Mutex::new(data.map_or(0, |d| d.len())) })
+    }
+
+    pub(crate) fn cache(&self) -> &wgpu::PipelineCache {
+        &self.cache
+    }
+
+    /// Write the cache's data to the file once it holds more than the file (after a build).
+    pub(crate) fn save(&self) {
+        let Some(data) = self.cache.get_data() else {
+            return;
+        };
+        let Ok(mut stored) = self.stored.lock() else {
+            return;
+        };
+        if data.len() > *stored && store_framed(&self.path, &data).is_ok() {
+            *stored = data.len();
+        }
+    }
+}
+
+/// `$QBAT_PIPELINE_CACHE` (None when "off"), else the user's cache directory.
+fn cache_dir() -> Option<PathBuf> {
+    let nonempty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    match nonempty("QBAT_PIPELINE_CACHE") {
+        Some(dir) if dir.as_os_str() == "off" => None,
+        Some(dir) => Some(dir),
+        None => nonempty("XDG_CACHE_HOME").or_else(|| nonempty("HOME").map(|h| h.join(".cache"))).map(|d| d.join("qbat-gpu")),
+    }
+    .filter(|d| d.is_absolute())
+}
+
+/// The data of a framed file, or None (missing, too large, damaged, not framed).
+fn read_framed(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = vec![];
+    file.take(MAX_BYTES + 1).read_to_end(&mut bytes).ok()?;
+    unframe(&bytes).map(<[u8]>::to_vec)
+}
+
+fn frame(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FRAME + data.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    out.extend_from_slice(blake3::hash(data).as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn unframe(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.len() < FRAME || bytes.len() as u64 > MAX_BYTES || &bytes[..8] != MAGIC {
+        return None;
+    }
+    let len = u64::from_le_bytes(bytes[8..16].try_into().ok()?);
+    let data = &bytes[FRAME..];
+    (len == data.len() as u64 && blake3::hash(data).as_bytes() == &bytes[16..FRAME]).then_some(data)
+}
+
+/// Write `data` framed to `path` through a temporary file renamed over it, unless a file there
+/// does not start with the frame's magic (not ours: left alone) or is not a plain file.
+fn store_framed(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let refused = |why: &str| Err(std::io::Error::other(format!("{}: {why}", path.display())));
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.is_file() => return refused("not a plain file"),
+        Ok(_) => {
+            use std::io::Read;
+            let mut magic = [0u8; 8];
+            let ours = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == MAGIC;
+            if !ours {
+                return refused("not a qbat-gpu pipeline cache");
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let dir = path.parent().ok_or_else(|| std::io::Error::other("no directory"))?;
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".qbat-pipelines.").tempfile_in(dir)?;
+    tmp.write_all(&frame(data))?;
+    tmp.as_file().sync_data()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A framed file gives its data back; any flipped byte, a cut, an extension or another
+    /// magic gives none.
+    #[test]
+    fn a_framed_file_is_read_back_and_any_damage_refused() {
+        let data: Vec<u8> = (0..5000u32).map(|k| (k * 7 + k / 13) as u8).collect();
+        let framed = frame(&data);
+        assert_eq!(unframe(&framed), Some(&data[..]));
+        for at in [0, 9, 20, FRAME, FRAME + 1234, framed.len() - 1] {
+            let mut bad = framed.clone();
+            bad[at] ^= 0x10;
+            assert_eq!(unframe(&bad), None, "byte {at} flipped");
+        }
+        assert_eq!(unframe(&framed[..framed.len() - 1]), None);
+        assert_eq!(unframe(&[framed.as_slice(), b"x"].concat()), None);
+        assert_eq!(unframe(&framed[..FRAME - 1]), None);
+    }
+
+    /// The file is written and replaced when it is ours, and a file of that name that is not
+    /// ours (no magic, a directory) is left as it was.
+    #[test]
+    fn the_file_is_replaced_only_when_qbat_gpu_wrote_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("key.bin");
+        store_framed(&path, b"first").unwrap();
+        assert_eq!(read_framed(&path).as_deref(), Some(&b"first"[..]));
+        store_framed(&path, b"second, longer").unwrap();
+        assert_eq!(read_framed(&path).as_deref(), Some(&b"second, longer"[..]));
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+
+        let foreign = dir.path().join("foreign.bin");
+        std::fs::write(&foreign, b"someone else's file").unwrap();
+        assert!(store_framed(&foreign, b"data").is_err());
+        assert_eq!(std::fs::read(&foreign).unwrap(), b"someone else's file");
+        assert_eq!(read_framed(&foreign), None);
+        let a_dir = dir.path().join("a-dir.bin");
+        std::fs::create_dir(&a_dir).unwrap();
+        assert!(store_framed(&a_dir, b"data").is_err() && a_dir.is_dir());
+        assert_eq!(read_framed(&a_dir), None);
+    }
+}
