@@ -38,6 +38,8 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         shard: args.shard.map(|s| (s.index, s.count)),
         save_states: args.save_states,
     };
+    // the device opened beside the parse (joined on every return)
+    let _gpu = qbat_gpu::engine::GpuAhead::open(args.backend, args.adapter.as_deref(), args.precision);
     let plan = parse_plan(config_text, &ov)?;
     let (out, resume) = match (&args.resume, &args.out) {
         (Some(r), Some(o)) if r != o => {

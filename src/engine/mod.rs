@@ -15,6 +15,7 @@
 
 pub mod cavity;
 mod control;
+mod gpu_ahead;
 pub mod dicke;
 pub mod reference;
 pub mod steady;
@@ -25,6 +26,7 @@ pub use crate::job::Precision;
 pub use cavity::{cavity_coeffs, cavity_job, cavity_member, run_cavity_cpu};
 pub(crate) use control::ChunkProgress;
 pub use control::Control;
+pub use gpu_ahead::GpuAhead;
 pub use reference::{battery_times_state, reference_member, run_reference, update_peaks};
 pub use two_qubit::two_qubit_job;
 pub use values_pool::ValuesPool;

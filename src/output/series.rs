@@ -440,6 +440,9 @@ fn write_csv_rows_in_windows(w: &mut dyn std::io::Write, ids: &[u64], times: &[f
     if values.len() < ids.len() * row {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{} values for {} members of {row}", values.len(), ids.len())));
     }
+    // each sample time formatted once, not once a member
+    let times: Vec<String> = times.iter().map(|t| format!("{t:?}")).collect();
+    let times = &times[..];
     if row == 0 {
         return member_rows(w, ids, times, values, nm);
     }
@@ -466,16 +469,20 @@ fn write_csv_rows_in_windows(w: &mut dyn std::io::Write, ids: &[u64], times: &[f
 /// Values formatted per window of `write_csv_rows` (about 100 MB of text).
 const CSV_WINDOW_VALUES: usize = 4 << 20;
 
-fn member_rows(w: &mut (impl std::io::Write + ?Sized), ids: &[u64], times: &[f64], values: &[f64], nm: usize) -> std::io::Result<()> {
+/// The rows of `ids`, the sample times given as text (`{:?}`, `num`'s form).
+fn member_rows(w: &mut (impl std::io::Write + ?Sized), ids: &[u64], times: &[String], values: &[f64], nm: usize) -> std::io::Result<()> {
     let ns = times.len();
     for (i, id) in ids.iter().enumerate() {
+        let id = id.to_string();
         for (s, t) in times.iter().enumerate() {
+            w.write_all(id.as_bytes())?;
+            w.write_all(b",")?;
+            w.write_all(t.as_bytes())?;
             // (`{:?}` is `num`'s form, written without a String per number)
-            write!(w, "{id},{t:?}")?;
             for v in &values[(i * ns + s) * nm..(i * ns + s + 1) * nm] {
                 write!(w, ",{v:?}")?;
             }
-            writeln!(w)?;
+            w.write_all(b"\n")?;
         }
     }
     Ok(())

@@ -1,0 +1,41 @@
+//! The GPU context a run will ask for, opened ahead on a thread of its own.
+//!
+//! Opening a device (the Vulkan instance, the adapters' probe, the device and its queue) took
+//! about 0.2 s on an H200 machine, and building a large ensemble's members (cavity-10k's plans)
+//! about 0.3 s before it: one after the other, both before the first block. Started before the
+//! config is parsed, the open overlaps the parse; `resolve_backend` then finds the context in
+//! `gpu_context`'s slot (or waits there for it). A failed open caches nothing: the run's own
+//! open fails again and says why. The guard joins the thread when dropped, so that the process
+//! never exits (a refused config) while a driver call is under way.
+
+use super::{gpu_context, Backend, Precision};
+
+pub struct GpuAhead(Option<std::thread::JoinHandle<()>>);
+
+impl GpuAhead {
+    /// Open the context `resolve_backend` will ask for with these options: for `--backend gpu`
+    /// and `auto`; nothing for the CPU engines, or where no thread can be had.
+    pub fn open(backend: Backend, adapter: Option<&str>, precision: Precision) -> GpuAhead {
+        if !matches!(backend, Backend::Gpu | Backend::Auto) {
+            return GpuAhead(None);
+        }
+        let adapter = adapter.map(str::to_string);
+        let need_f64 = precision == Precision::F64;
+        GpuAhead(
+            std::thread::Builder::new()
+                .name("qbat-gpu-open".into())
+                .spawn(move || {
+                    let _ = gpu_context(adapter.as_deref(), need_f64);
+                })
+                .ok(),
+        )
+    }
+}
+
+impl Drop for GpuAhead {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
+}
