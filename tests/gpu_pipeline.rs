@@ -441,12 +441,22 @@ fn the_pipeline_cache_on_disk_is_written_reused_and_a_damaged_one_replaced() {
     std::fs::write(&cfg, DEPHASED).unwrap();
     let cache = dir.path().join("pipelines");
     let run = |out: &str| {
-        crate::common::ok(crate::common::bin().env("QBAT_PIPELINE_CACHE", &cache).arg("run").arg(&cfg).args(["--backend", "gpu", "--no-progress", "--no-plots", "--verify", "0", "--out"]).arg(dir.path().join(out)));
+        crate::common::ok(
+            crate::common::bin()
+                .env("QBAT_PIPELINE_CACHE", &cache)
+                .arg("run")
+                .arg(&cfg)
+                .args(["--backend", "gpu", "--no-progress", "--no-plots", "--verify", "0", "--out"])
+                .arg(dir.path().join(out)),
+        );
         std::fs::read(dir.path().join(out).join("series.csv")).unwrap()
     };
     // magic, length, BLAKE3 of the data, the data
     let framed = |bytes: &[u8]| {
-        bytes.len() >= 48 && &bytes[..8] == b"QBPIPEC1" && u64::from_le_bytes(bytes[8..16].try_into().unwrap()) == bytes.len() as u64 - 48 && blake3::hash(&bytes[48..]).as_bytes() == &bytes[16..48]
+        bytes.len() >= 48
+            && &bytes[..8] == b"QBPIPEC1"
+            && u64::from_le_bytes(bytes[8..16].try_into().unwrap()) == bytes.len() as u64 - 48
+            && blake3::hash(&bytes[48..]).as_bytes() == &bytes[16..48]
     };
     let first = run("a");
     let files: Vec<_> = std::fs::read_dir(&cache).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();

@@ -15,8 +15,8 @@
 
 pub mod cavity;
 mod control;
-mod gpu_ahead;
 pub mod dicke;
+mod gpu_ahead;
 pub mod reference;
 pub mod steady;
 pub mod two_qubit;

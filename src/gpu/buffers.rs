@@ -168,32 +168,20 @@ pub fn submit_dispatches(
     per_submit: usize,
     label: &str,
 ) -> crate::error::Result<()> {
-    super::kernel_clock::timed(ctx, || submit_groups(ctx, kernel, bind_group, n, ustride, workgroups, per_submit, label))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn submit_groups(
-    ctx: &super::GpuContext,
-    kernel: &super::KernelPipeline,
-    bind_group: &wgpu::BindGroup,
-    n: usize,
-    ustride: u64,
-    workgroups: u32,
-    per_submit: usize,
-    label: &str,
-) {
-    for group in (0..n).collect::<Vec<_>>().chunks(per_submit) {
-        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
-            pass.set_pipeline(&kernel.pipeline);
-            for &i in group {
-                pass.set_bind_group(0, bind_group, &[(i as u64 * ustride) as u32]);
-                pass.dispatch_workgroups(workgroups, 1, 1);
+    super::kernel_clock::timed(ctx, || {
+        for group in (0..n).collect::<Vec<_>>().chunks(per_submit) {
+            let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+                pass.set_pipeline(&kernel.pipeline);
+                for &i in group {
+                    pass.set_bind_group(0, bind_group, &[(i as u64 * ustride) as u32]);
+                    pass.dispatch_workgroups(workgroups, 1, 1);
+                }
             }
+            ctx.queue.submit(Some(enc.finish()));
         }
-        ctx.queue.submit(Some(enc.finish()));
-    }
+    })
 }
 
 /// A read-back buffer, mapped for reading by `read_back`: its first `len` bytes (the

@@ -46,8 +46,9 @@ impl PipelineDiskCache {
         // SAFETY: the data is what `get_data` returned for this adapter's key in an earlier
         // process, checked against its BLAKE3 hash; wgpu checks its header (adapter, driver,
         // ABI) and, with `fallback`, makes an empty cache of data it does not accept.
-        let cache =
-            unsafe { device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor { label: Some("qbat-gpu pipelines"), data: data.as_deref(), fallback: true }) };
+        let cache = unsafe {
+            device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor { label: Some("qbat-gpu pipelines"), data: data.as_deref(), fallback: true })
+        };
         Some(PipelineDiskCache { cache, path, stored: Mutex::new(data.map_or(0, |d| d.len())) })
     }
 

@@ -4,8 +4,8 @@
 //! place with their manifest.
 
 use super::checkpoint::{Progress, Staging};
-use super::health::{fock_tail_warnings, Health, HEALTH_CODES};
 use super::csv_series::CSV_FILE;
+use super::health::{fock_tail_warnings, Health, HEALTH_CODES};
 use super::series_file::{SeriesFile, SERIES_FILE};
 use super::{peak_rss_bytes, StudyOptions, StudyOutcome};
 use crate::config::Plan;
