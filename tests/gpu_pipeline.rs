@@ -427,8 +427,8 @@ fn the_kernel_clock_times_the_kernels_within_the_integration_and_changes_no_valu
 }
 
 /// The driver's pipelines kept on disk (`gpu/pipeline_disk_cache.rs`), where the adapter can:
-/// a run writes the framed file; a run that loads it, and one that finds it damaged, give the
-/// same files, and the damaged one is written again whole.
+/// a run writes the framed file; a run that loads it leaves it alone, one that finds it
+/// damaged writes it again whole, and all give the same files.
 #[test]
 fn the_pipeline_cache_on_disk_is_written_reused_and_a_damaged_one_replaced() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -467,7 +467,12 @@ fn the_pipeline_cache_on_disk_is_written_reused_and_a_damaged_one_replaced() {
     assert_eq!(files.len(), 1, "{files:?}");
     let file = &files[0];
     assert!(framed(&std::fs::read(file).unwrap()));
+    // a run that loads the file and builds nothing new leaves it as it was (a file not
+    // accepted is written again: a new inode by the rename)
+    let inode = |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let before = inode(file);
     assert!(run("b") == first, "a run with the cache loaded differs");
+    assert_eq!(inode(file), before, "the cache's file was not accepted when loaded");
     let mut damaged = std::fs::read(file).unwrap();
     *damaged.last_mut().unwrap() ^= 0x40;
     std::fs::write(file, &damaged).unwrap();

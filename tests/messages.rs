@@ -53,6 +53,22 @@ fn toml_errors_fit_on_one_line_and_name_the_key() {
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("error: config: params.j: "), "{stderr}");
+    // the same for a run on the GPU, whose device is opened beside the parse, under a
+    // scheduler's pin that the adapters found here may not follow (its note is said by the
+    // run, never before a refusal)
+    for backend in ["gpu", "auto"] {
+        let o = bin()
+            .args(["run", cfg.to_str().unwrap(), "--backend", backend, "--out", "out"])
+            .current_dir(dir.path())
+            .env("CUDA_VISIBLE_DEVICES", "0")
+            .env("SLURM_JOB_GPUS", "3")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{backend}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{backend}: {stderr}");
+        assert!(stderr.starts_with("error: config: params.j: "), "{backend}: {stderr}");
+    }
 }
 
 #[test]

@@ -251,7 +251,8 @@ fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Resul
         "f64 reference, 2 members per slice".to_string()
     };
     let im = median(&mut integ.clone());
-    let kernel_s = (last.backend == "gpu").then(|| median(&mut kernel));
+    // (none where no dispatch was timed: a steady plan is solved on the CPU)
+    let kernel_s = Some(median(&mut kernel)).filter(|k| last.backend == "gpu" && *k > 0.0);
     let rate = last.member_steps / im.max(1e-12);
     let fl = floor(plan, &last.device, last.precision.bytes() as f64);
     let achieved_over_bound = match (fl.compute_bound, fl.bandwidth_bound) {

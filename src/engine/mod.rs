@@ -249,9 +249,11 @@ pub fn hardware_gpu_available() -> bool {
     gpu_context(None, false).map(|c| !c.info.software).unwrap_or(false)
 }
 
-/// The context, its pinning note (already printed when it was opened) kept for run.json.
-fn with_pinning_note(ctx: Arc<GpuContext>, notes: &mut Vec<String>) -> Arc<GpuContext> {
+/// The context, its pinning note said here (not where the context is opened: that may be a
+/// thread opening it ahead, `gpu_ahead`) and kept for run.json.
+fn with_pinning_note(opts: &RunOptions, ctx: Arc<GpuContext>, notes: &mut Vec<String>) -> Arc<GpuContext> {
     if let Some(n) = &ctx.info.pinning_note {
+        say(opts, n);
         notes.push(n.clone());
     }
     ctx
@@ -267,7 +269,7 @@ pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Eng
     match opts.backend {
         Backend::Reference => Ok(Engine::Reference),
         Backend::Cpu => Ok(Engine::Cpu),
-        Backend::Gpu => Ok(Engine::Gpu(with_pinning_note(gpu_context(opts.adapter.as_deref(), need_f64)?, notes))),
+        Backend::Gpu => Ok(Engine::Gpu(with_pinning_note(opts, gpu_context(opts.adapter.as_deref(), need_f64)?, notes))),
         Backend::Auto => match gpu_context(opts.adapter.as_deref(), need_f64) {
             // A software adapter runs the kernels on the same cores about 10x slower than the
             // CPU engine: auto takes it only when the user named it with --adapter.
@@ -280,7 +282,7 @@ pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Eng
                 notes.push(note);
                 Ok(Engine::Cpu)
             }
-            Ok(ctx) => Ok(Engine::Gpu(with_pinning_note(ctx, notes))),
+            Ok(ctx) => Ok(Engine::Gpu(with_pinning_note(opts, ctx, notes))),
             Err(e) => {
                 let note = format!("no usable GPU adapter ({e}); running on the CPU engine");
                 say(opts, &note);

@@ -116,9 +116,6 @@ impl GpuContext {
         let facts: Vec<AdapterFacts> = adapters.iter().map(AdapterFacts::of).collect();
         let pin = if adapter_name.is_none() { pinning::read_pin() } else { None };
         let choice = pinning::choose(&facts, adapter_name, need_f64, pin.as_ref(), pinning::read_driver_gpus).map_err(QbatError::Device)?;
-        if let Some(note) = &choice.note {
-            eprintln!("note: {note}");
-        }
         let describe = |a: &wgpu::Adapter| AdapterFacts::of(a).describe();
         let Some(adapter) = adapters.into_iter().nth(choice.index) else {
             return Err(QbatError::Device("the chosen adapter went away".into()));
@@ -324,6 +321,7 @@ impl GpuContext {
         }
         let p = Arc::new(KernelPipeline { layout, pipeline });
         cache.insert(key, Ok(p.clone()));
+        drop(cache);
         if let Some(disk) = &self.disk_cache {
             disk.save();
         }

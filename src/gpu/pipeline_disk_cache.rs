@@ -8,13 +8,17 @@
 //! returns, whatever the executable.
 //!
 //! The file is `<dir>/<key>.bin`, where `<dir>` is `$QBAT_PIPELINE_CACHE`, else
-//! `$XDG_CACHE_HOME/qbat-gpu`, else `$HOME/.cache/qbat-gpu`; `QBAT_PIPELINE_CACHE=off` turns the
-//! cache off. The bytes are framed: `MAGIC`, the length and the BLAKE3 hash of wgpu's data,
-//! then the data. wgpu checks only its own header and the driver only its own, so a damaged
-//! file (a torn write, a flipped bit) is found here and never handed to the driver. A file that
-//! is missing, damaged, from another adapter or unreadable leaves the cache empty; one that
-//! cannot be written is not written. Neither is an error: the cache only saves time. A file at
-//! that name without the frame was not written by qbat-gpu and is never replaced.
+//! `$XDG_CACHE_HOME/qbat-gpu`, else `$HOME/.cache/qbat-gpu` (an absolute path; a relative one
+//! means no cache); `QBAT_PIPELINE_CACHE=off` turns the cache off. The bytes are framed:
+//! `MAGIC`, the length and the BLAKE3 hash of wgpu's data, then the data. wgpu checks only its
+//! own header and the driver only its own, so a damaged file (a torn or unsynced write, a
+//! flipped bit) is found here and never handed to the driver. The hash is not a signature: the
+//! directory and the file must be the user's own and writable by no one else (on Unix), as a
+//! user's compiled programs are; a directory qbat-gpu makes is private (0700). A file that is
+//! missing, damaged, from another adapter, not a plain file or not the user's own leaves the
+//! cache empty; one that cannot be written is not written. Neither is an error: the cache only
+//! saves time. A file at that name without the frame was not written by qbat-gpu and is never
+//! replaced.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,8 +34,9 @@ const MAX_BYTES: u64 = 256 << 20;
 pub(crate) struct PipelineDiskCache {
     cache: wgpu::PipelineCache,
     path: PathBuf,
-    /// The length of the data last read or written: a build that adds nothing writes nothing.
-    stored: Mutex<usize>,
+    /// The hash of the data the file holds (None: none accepted): a build that changes
+    /// nothing writes nothing, and data wgpu refused (after a driver update) is replaced.
+    stored: Mutex<Option<blake3::Hash>>,
 }
 
 impl PipelineDiskCache {
@@ -42,21 +47,24 @@ impl PipelineDiskCache {
             return None;
         }
         let path = cache_dir()?.join(format!("{}.bin", wgpu::util::pipeline_cache_key(adapter)?));
-        let data = read_framed(&path);
+        let data = private(path.parent()?).then(|| read_framed(&path)).flatten();
         // SAFETY: the data is what `get_data` returned for this adapter's key in an earlier
-        // process, checked against its BLAKE3 hash; wgpu checks its header (adapter, driver,
-        // ABI) and, with `fallback`, makes an empty cache of data it does not accept.
+        // process, in a file and directory only this user can write, checked against its
+        // BLAKE3 hash; wgpu checks its header (adapter, driver, ABI) and, with `fallback`,
+        // makes an empty cache of data it does not accept.
         let cache = unsafe {
             device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor { label: Some("qbat-gpu pipelines"), data: data.as_deref(), fallback: true })
         };
-        Some(PipelineDiskCache { cache, path, stored: Mutex::new(data.map_or(0, |d| d.len())) })
+        // (what the cache holds now: the file's data, or an empty cache's where wgpu refused it)
+        let stored = data.filter(|d| cache.get_data().as_deref() == Some(&d[..])).map(|d| blake3::hash(&d));
+        Some(PipelineDiskCache { cache, path, stored: Mutex::new(stored) })
     }
 
     pub(crate) fn cache(&self) -> &wgpu::PipelineCache {
         &self.cache
     }
 
-    /// Write the cache's data to the file once it holds more than the file (after a build).
+    /// Write the cache's data to the file where it differs from the file's (after a build).
     pub(crate) fn save(&self) {
         let Some(data) = self.cache.get_data() else {
             return;
@@ -64,8 +72,9 @@ impl PipelineDiskCache {
         let Ok(mut stored) = self.stored.lock() else {
             return;
         };
-        if data.len() > *stored && store_framed(&self.path, &data).is_ok() {
-            *stored = data.len();
+        let hash = blake3::hash(&data);
+        if *stored != Some(hash) && store_framed(&self.path, &data).is_ok() {
+            *stored = Some(hash);
         }
     }
 }
@@ -81,11 +90,33 @@ fn cache_dir() -> Option<PathBuf> {
     .filter(|d| d.is_absolute())
 }
 
-/// The data of a framed file, or None (missing, too large, damaged, not framed).
+/// Is `path` (a directory or file) this user's own and writable by no one else? (Not a link;
+/// always where the platform has no owners.)
+fn private(path: &Path) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if super::runtime_dir::current_uid().is_some_and(|uid| meta.uid() != uid) || meta.permissions().mode() & 0o022 != 0 {
+            return false;
+        }
+    }
+    !meta.file_type().is_symlink()
+}
+
+/// The data of a framed file, or None (missing, too large, damaged, not framed, not a plain
+/// file of this user's).
 fn read_framed(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
-    let file = std::fs::File::open(path).ok()?;
-    if !file.metadata().ok()?.is_file() {
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    // (a FIFO or a link is never waited on or followed)
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let file = open.open(path).ok()?;
+    if !file.metadata().ok()?.is_file() || !private(path) {
         return None;
     }
     let mut bytes = vec![];
@@ -129,10 +160,19 @@ fn store_framed(path: &Path, data: &[u8]) -> std::io::Result<()> {
         Err(e) => return Err(e),
     }
     let dir = path.parent().ok_or_else(|| std::io::Error::other("no directory"))?;
-    std::fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
+    }
+    if !private(dir) {
+        return refused("the directory is not this user's alone");
+    }
+    // (not synced: a torn file fails its hash and is compiled again)
     let mut tmp = tempfile::Builder::new().prefix(".qbat-pipelines.").tempfile_in(dir)?;
     tmp.write_all(&frame(data))?;
-    tmp.as_file().sync_data()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -176,6 +216,25 @@ mod tests {
         assert!(store_framed(&foreign, b"data").is_err());
         assert_eq!(std::fs::read(&foreign).unwrap(), b"someone else's file");
         assert_eq!(read_framed(&foreign), None);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // a FIFO is not waited on; a file others can write is not read
+            let fifo = dir.path().join("fifo.bin");
+            assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+            assert_eq!(read_framed(&fifo), None);
+            assert!(store_framed(&fifo, b"data").is_err());
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+            assert_eq!(read_framed(&path), None);
+            // nor written into a directory others can write
+            let shared = dir.path().join("shared");
+            std::fs::create_dir(&shared).unwrap();
+            std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+            assert!(store_framed(&shared.join("key.bin"), b"data").is_err());
+            assert!(!shared.join("key.bin").exists());
+            let made = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+            assert_eq!(made, 0o700, "the directory made for the cache is private");
+        }
         let a_dir = dir.path().join("a-dir.bin");
         std::fs::create_dir(&a_dir).unwrap();
         assert!(store_framed(&a_dir, b"data").is_err() && a_dir.is_dir());

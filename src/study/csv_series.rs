@@ -144,6 +144,8 @@ mod tests {
         // a block whose values are not whole members
         let csv = CsvSeries::create(dir.path(), ids, times, &measures).unwrap();
         csv.append(0, &all[..row + 1]);
+        assert!(!dir.path().join(CSV_FILE).exists(), "a block of part of a member stops the file");
+        csv.append(0, &all);
         assert!(csv.complete().is_none());
     }
 }

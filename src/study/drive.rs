@@ -410,14 +410,20 @@ impl Absorber<'_> {
             if opts.analyze && lo == 0 && !resumed && !self.several_devices {
                 self.analysis = AnalysisFeed::start(&names, local.members.len(), ns, out.precision);
             }
-            // Read again at the end: for a csv series, by the plots drawn from it, whole for
-            // its hash where the blocks may not land in order, by an analysis not fed, and for
-            // the 2-D histograms of a fed analysis whose gathered columns will not hold every
-            // member (a capped correlation set).
             // A csv series is appended block by block where the blocks come in order from the
-            // first (`csv_series`); only one that is not reads the file again.
-            let append_csv = opts.output.format == Format::Csv && !resumed && !self.several_devices;
-            let read_again = (opts.output.format == Format::Csv && !append_csv)
+            // first (`csv_series`).
+            let csv = (opts.output.format == Format::Csv && !resumed && !self.several_devices)
+                .then(|| {
+                    let measures: Vec<&str> = names.iter().map(String::as_str).collect();
+                    // (one that cannot be started here is written at the end)
+                    CsvSeries::create(&blocks_dir, local.members.iter().map(|m| m.id).collect(), local.schedule.times.clone(), &measures).ok()
+                })
+                .flatten();
+            // Read again at the end: for a csv series not appended, by the plots drawn from it,
+            // whole for its hash where the blocks may not land in order, by an analysis not fed,
+            // and for the 2-D histograms of a fed analysis whose gathered columns will not hold
+            // every member (a capped correlation set).
+            let read_again = (opts.output.format == Format::Csv && csv.is_none())
                 || (opts.output.plots && crate::output::plots::plots_read_series(local.model.name(), local.members.len(), ns, &names, !opts.analyze))
                 || resumed
                 || self.several_devices
@@ -433,13 +439,7 @@ impl Absorber<'_> {
                     SeriesFile::create(&blocks_dir, local.members.len(), ns, nm, opts.output.format == Format::Npy)?
                 }
                 .reading_back(read_again, self.analysis.is_on())
-                .with_csv(if append_csv {
-                    // (a csv series that cannot be started here is written at the end)
-                    let measures: Vec<&str> = names.iter().map(String::as_str).collect();
-                    CsvSeries::create(&blocks_dir, local.members.iter().map(|m| m.id).collect(), local.schedule.times.clone(), &measures).ok()
-                } else {
-                    None
-                }),
+                .with_csv(csv),
             );
         }
         // The block's files beside its health and statistics (the checkpoint below names the

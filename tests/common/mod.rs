@@ -25,11 +25,11 @@ pub fn have_gpu(need_f64: bool) -> bool {
 }
 
 /// The release binary, with a usable XDG_RUNTIME_DIR (Mesa wants one), no injected faults,
-/// and its pipeline cache in the temporary directory, not the user's.
+/// and no pipeline cache on disk (the user's is not the tests'; one test sets its own).
 pub fn bin() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_qbat-gpu"));
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env_remove("QBAT_INJECT_FAULT");
-    c.env("QBAT_PIPELINE_CACHE", std::env::temp_dir().join("qbat-gpu-test-pipelines"));
+    c.env("QBAT_PIPELINE_CACHE", "off");
     c
 }
 
