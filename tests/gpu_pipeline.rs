@@ -429,6 +429,7 @@ fn the_kernel_clock_times_the_kernels_within_the_integration_and_changes_no_valu
 /// The driver's pipelines kept on disk (`gpu/pipeline_disk_cache.rs`), where the adapter can:
 /// a run writes the framed file; a run that loads it leaves it alone, one that finds it
 /// damaged writes it again whole, and all give the same files.
+#[cfg(unix)]
 #[test]
 fn the_pipeline_cache_on_disk_is_written_reused_and_a_damaged_one_replaced() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -472,7 +473,15 @@ fn the_pipeline_cache_on_disk_is_written_reused_and_a_damaged_one_replaced() {
     let inode = |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
     let before = inode(file);
     assert!(run("b") == first, "a run with the cache loaded differs");
-    assert_eq!(inode(file), before, "the cache's file was not accepted when loaded");
+    assert_eq!(inode(file), before, "the cache's file was written again: its data was not accepted when loaded, or the driver returned it changed");
+    // a well-framed file whose data wgpu refuses (as after a driver update) is replaced
+    let garbage = b"not a pipeline cache".to_vec();
+    let framed_garbage = [&b"QBPIPEC1"[..], &(garbage.len() as u64).to_le_bytes(), blake3::hash(&garbage).as_bytes(), &garbage].concat();
+    assert!(framed(&framed_garbage));
+    std::fs::write(file, &framed_garbage).unwrap();
+    assert!(run("d") == first, "a run with a refused cache differs");
+    let replaced = std::fs::read(file).unwrap();
+    assert!(framed(&replaced) && replaced != framed_garbage, "a cache file wgpu refused was kept");
     let mut damaged = std::fs::read(file).unwrap();
     *damaged.last_mut().unwrap() ^= 0x40;
     std::fs::write(file, &damaged).unwrap();

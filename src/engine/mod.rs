@@ -249,11 +249,14 @@ pub fn hardware_gpu_available() -> bool {
     gpu_context(None, false).map(|c| !c.info.software).unwrap_or(false)
 }
 
-/// The context, its pinning note said here (not where the context is opened: that may be a
-/// thread opening it ahead, `gpu_ahead`) and kept for run.json.
+/// The context, its pinning note kept for run.json, and said here once a context (not where
+/// the context is opened: that may be a thread opening it ahead of a refused config,
+/// `gpu_ahead`).
 fn with_pinning_note(opts: &RunOptions, ctx: Arc<GpuContext>, notes: &mut Vec<String>) -> Arc<GpuContext> {
     if let Some(n) = &ctx.info.pinning_note {
-        say(opts, n);
+        if !ctx.pinning_said.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            say(opts, n);
+        }
         notes.push(n.clone());
     }
     ctx

@@ -75,6 +75,8 @@ pub struct GpuContext {
     lost: Arc<Mutex<Option<String>>>,
     /// The driver's compiled pipelines, loaded from and saved to disk (None: none kept).
     disk_cache: Option<PipelineDiskCache>,
+    /// The pinning note was said (once a context, however many runs use it).
+    pub(crate) pinning_said: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -180,6 +182,7 @@ impl GpuContext {
         let disk_cache = PipelineDiskCache::open(&device, &ainfo);
         Ok(GpuContext {
             disk_cache,
+            pinning_said: Default::default(),
             instance,
             adapter,
             device,

@@ -66,10 +66,11 @@ impl PipelineDiskCache {
 
     /// Write the cache's data to the file where it differs from the file's (after a build).
     pub(crate) fn save(&self) {
-        let Some(data) = self.cache.get_data() else {
+        // (the data taken under the lock: two builds' saves never write an older one last)
+        let Ok(mut stored) = self.stored.lock() else {
             return;
         };
-        let Ok(mut stored) = self.stored.lock() else {
+        let Some(data) = self.cache.get_data() else {
             return;
         };
         let hash = blake3::hash(&data);
@@ -93,30 +94,42 @@ fn cache_dir() -> Option<PathBuf> {
 /// Is `path` (a directory or file) this user's own and writable by no one else? (Not a link;
 /// always where the platform has no owners.)
 fn private(path: &Path) -> bool {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return false;
-    };
+    std::fs::symlink_metadata(path).is_ok_and(|meta| !meta.file_type().is_symlink() && owned_alone(&meta))
+}
+
+/// Owned by this user (the effective one) and writable by no one else.
+fn owned_alone(meta: &std::fs::Metadata) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        if super::runtime_dir::current_uid().is_some_and(|uid| meta.uid() != uid) || meta.permissions().mode() & 0o022 != 0 {
-            return false;
-        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        meta.uid() == uid && meta.permissions().mode() & 0o022 == 0
     }
-    !meta.file_type().is_symlink()
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        true
+    }
+}
+
+/// `path` opened for reading without following a link or waiting on a FIFO.
+fn open_plain(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    open.open(path)
 }
 
 /// The data of a framed file, or None (missing, too large, damaged, not framed, not a plain
 /// file of this user's).
 fn read_framed(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read;
-    let mut open = std::fs::OpenOptions::new();
-    open.read(true);
-    // (a FIFO or a link is never waited on or followed)
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    let file = open.open(path).ok()?;
-    if !file.metadata().ok()?.is_file() || !private(path) {
+    let file = open_plain(path).ok()?;
+    // (the file opened, not the path looked up again)
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || !owned_alone(&meta) {
         return None;
     }
     let mut bytes = vec![];
@@ -146,19 +159,6 @@ fn unframe(bytes: &[u8]) -> Option<&[u8]> {
 /// does not start with the frame's magic (not ours: left alone) or is not a plain file.
 fn store_framed(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let refused = |why: &str| Err(std::io::Error::other(format!("{}: {why}", path.display())));
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if !meta.is_file() => return refused("not a plain file"),
-        Ok(_) => {
-            use std::io::Read;
-            let mut magic = [0u8; 8];
-            let ours = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == MAGIC;
-            if !ours {
-                return refused("not a qbat-gpu pipeline cache");
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
     let dir = path.parent().ok_or_else(|| std::io::Error::other("no directory"))?;
     if !dir.exists() {
         let mut builder = std::fs::DirBuilder::new();
@@ -169,6 +169,19 @@ fn store_framed(path: &Path, data: &[u8]) -> std::io::Result<()> {
     }
     if !private(dir) {
         return refused("the directory is not this user's alone");
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.is_file() => return refused("not a plain file"),
+        Ok(_) => {
+            use std::io::Read;
+            let mut magic = [0u8; 8];
+            let ours = open_plain(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == MAGIC;
+            if !ours {
+                return refused("not a qbat-gpu pipeline cache");
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
     // (not synced: a torn file fails its hash and is compiled again)
     let mut tmp = tempfile::Builder::new().prefix(".qbat-pipelines.").tempfile_in(dir)?;

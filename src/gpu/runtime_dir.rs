@@ -34,7 +34,7 @@ pub fn usable_runtime_dir(dir: &Path) -> bool {
 
 /// This process's user id (the owner of /proc/self), where the system says.
 #[cfg(unix)]
-pub(crate) fn current_uid() -> Option<u32> {
+fn current_uid() -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
