@@ -19,6 +19,7 @@ pub mod linalg;
 pub mod measures;
 pub mod model;
 pub mod output;
+pub mod plain_file;
 pub mod pyapi;
 pub mod reference;
 pub mod run;

@@ -279,7 +279,7 @@ pub fn read_back<'a>(ctx: &'a super::GpuContext, sources: &[(&str, &wgpu::Buffer
         });
     }
     drop(tx);
-    device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| QbatError::DeviceLost(format!("waiting for the kernel: {e}")))?;
+    ctx.wait()?;
     ctx.take_uncaptured_error()?;
     for _ in 0..staging.len() {
         let (k, r) = rx.recv().map_err(|_| QbatError::Device("a readback never completed".into()))?;

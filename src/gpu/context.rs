@@ -236,6 +236,13 @@ impl GpuContext {
         }
     }
 
+    /// Wait until the device has done everything submitted so far; a failed wait is a lost
+    /// device.
+    pub fn wait(&self) -> Result<()> {
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| QbatError::DeviceLost(format!("waiting for the kernel: {e}")))?;
+        Ok(())
+    }
+
     /// An error that escaped the error scopes since the last call, as a Device error.
     pub fn take_uncaptured_error(&self) -> Result<()> {
         let mut s = self.uncaptured.lock().unwrap_or_else(|p| p.into_inner());

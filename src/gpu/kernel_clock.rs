@@ -9,7 +9,7 @@
 //! batch is a round trip a run does not need.
 
 use super::GpuContext;
-use crate::error::{QbatError, Result};
+use crate::error::Result;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -34,15 +34,10 @@ pub(crate) fn timed(ctx: &GpuContext, submit: impl FnOnce()) -> Result<()> {
     }
     // (an empty submit carries the queue's pending buffer writes)
     ctx.queue.submit([]);
-    wait(ctx)?;
+    ctx.wait()?;
     let t = Instant::now();
     submit();
-    wait(ctx)?;
+    ctx.wait()?;
     NANOS.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-    Ok(())
-}
-
-fn wait(ctx: &GpuContext) -> Result<()> {
-    ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| QbatError::DeviceLost(format!("waiting for the kernel: {e}")))?;
     Ok(())
 }

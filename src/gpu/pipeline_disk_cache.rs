@@ -20,6 +20,7 @@
 //! saves time. A file at that name without the frame was not written by qbat-gpu and is never
 //! replaced.
 
+use crate::plain_file::open_plain;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -111,15 +112,6 @@ fn owned_alone(meta: &std::fs::Metadata) -> bool {
         let _ = meta;
         true
     }
-}
-
-/// `path` opened for reading without following a link or waiting on a FIFO.
-fn open_plain(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut open = std::fs::OpenOptions::new();
-    open.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    open.open(path)
 }
 
 /// The data of a framed file, or None (missing, too large, damaged, not framed, not a plain

@@ -123,11 +123,7 @@ pub fn check_still_written(path: &Path, want: &FileEntry, advice: &str) -> Resul
 /// The identity of the regular file at `path` (not a link), from the file opened: on a network
 /// file system an open revalidates the attributes a bare `lstat` may take from a stale cache.
 fn current_identity(path: &Path) -> Option<Identity> {
-    let mut open = std::fs::OpenOptions::new();
-    open.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    Identity::of(&open.open(path).ok()?.metadata().ok()?)
+    Identity::of(&crate::plain_file::open_plain(path).ok()?.metadata().ok()?)
 }
 
 /// Size and BLAKE3 hash of a file, read once in pieces of up to 8 MiB (no larger than the

@@ -174,13 +174,10 @@ pub(super) fn finish(
                 Some(s) => s,
                 None => SeriesFile::open(&staging.blocks(), ids.len(), ns, nm).map_err(|why| QbatError::invalid("--resume", why))?,
             };
-            match opts.output.format {
+            match (opts.output.format, series.csv_complete()) {
                 // appended as the blocks landed: placed, not written again
-                Format::Csv if series.csv_complete().is_some() => {
-                    let (path, entry) = series.csv_complete().expect("checked");
-                    out.place(CSV_FILE, path, entry)?;
-                }
-                Format::Csv => out.write(CSV_FILE, |w| {
+                (Format::Csv, Some((path, entry))) => out.place(CSV_FILE, path, entry)?,
+                (Format::Csv, None) => out.write(CSV_FILE, |w| {
                     write_csv_header(w, &measures)?;
                     for b in 0..n_blocks {
                         let block_ids = &ids[b * block..((b + 1) * block).min(ids.len())];
@@ -189,7 +186,7 @@ pub(super) fn finish(
                     }
                     Ok(())
                 })?,
-                Format::Npy => {
+                (Format::Npy, _) => {
                     // The blocks wrote the npy in place: it is placed, not copied.
                     out.place(SERIES_FILE, series.path(), series.entry()?)?;
                     let axes = json!({"members": ids, "times": local.schedule.times, "measures": measures});
