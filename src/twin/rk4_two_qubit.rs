@@ -544,10 +544,49 @@ fn run_member<R: Real>(
     finish_peaks(&pmax, &pidx, peaks, times);
 }
 
+/// Two members of undriven points in a job without Z (`run_member` for each, the same
+/// bits), their steps alternating: one member's step is a chain of dependent sums (x + D x,
+/// then its Kahan term), which alone leaves the core waiting on latency; two independent
+/// chains fill it. (Where Z is stepped beside x, a member has two chains already, and a pair
+/// measured slower.) The kernel runs one member per invocation.
+#[inline(always)]
+fn run_member_pair<R: Real>(plan: &TwinPlan<R>, points: [(&PointR<R>, &PointR<R>); 2], x0: [&[f64; 16]; 2], outs: [MemberOut; 2], times: &[f64]) {
+    let x0: [[R; 16]; 2] = x0.map(|x| x.map(R::from_f64));
+    let mut x = x0.map(Acc::new);
+    let refs = [references(&x0[0], points[0].0), references(&x0[1], points[1].0)];
+    let no_z = [R::ZERO; 16];
+    let mut pmax = [[R::ZERO; 4]; 2];
+    let mut pidx = [[R::ZERO; 4]; 2];
+    let mut outs = outs;
+    for &(piece, h) in &plan.pieces {
+        let ps = points.map(|(p, p_off)| if piece.uncoupled { p_off } else { p });
+        for _ in 0..piece.n_full {
+            full_step(&ps[0].d, &mut x[0]);
+            full_step(&ps[1].d, &mut x[1]);
+        }
+        if h > R::ZERO {
+            rk4_step(&ps[0].g, &mut x[0], h);
+            rk4_step(&ps[1].g, &mut x[1], h);
+        }
+        if piece.sample != NO_SAMPLE {
+            for (k, (values, states, _)) in outs.iter_mut().enumerate() {
+                let r = (&refs[k].0, &refs[k].1);
+                take_sample(plan, points[k].0, &x[k].x, &no_z, r, piece.sample as usize, values, states, (&mut pmax[k], &mut pidx[k]));
+            }
+        }
+    }
+    for (k, (_, _, peaks)) in outs.iter_mut().enumerate() {
+        finish_peaks(&pmax[k], &pidx[k], peaks, times);
+    }
+}
+
 use super::{simd_dispatch, Isa};
 
 simd_dispatch!(fn run_member_dispatch, run_member_avx2, run_member_avx512 => run_member(
     plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: &[f64; 16], values: &mut [f64], states: &mut [f64], peaks: &mut [Peak], times: &[f64]
+));
+simd_dispatch!(fn run_member_pair_dispatch, run_member_pair_avx2, run_member_pair_avx512 => run_member_pair(
+    plan: &TwinPlan<R>, points: [(&PointR<R>, &PointR<R>); 2], x0: [&[f64; 16]; 2], outs: [MemberOut; 2], times: &[f64]
 ));
 
 /// Run a two-qubit job on the CPU in precision R (f32 or f64). Values come back as f64.
@@ -586,11 +625,19 @@ impl From<TwoQubitResult> for TwinBuffers {
     }
 }
 
+/// How many members `run_twin` ran together: lane groups of four, pairs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Groups {
+    lanes: usize,
+    pairs: usize,
+}
+
 /// `isa`: the vector instructions the member loop is compiled for (at most what this CPU has,
-/// `simd_dispatch!`). `allow_lanes`: run the members of a driven point four at a time
-/// (`lanes`; the same bits as one at a time). The values go into `values_out` where given (see
-/// `run_two_qubit_twin_into`). Also returns how many lane groups ran.
-fn run_twin<R: Real>(job: &TwoQubitJob, isa: Isa, allow_lanes: bool, buffers: TwinBuffers, values_out: Option<&mut [f64]>) -> (TwoQubitResult, usize) {
+/// `simd_dispatch!`). `grouped`: run the members of a driven point four at a time (`lanes`),
+/// and those of undriven points two at a time where there is no Z (`run_member_pair`); the
+/// same bits as one at a time. The values go into `values_out` where given (see
+/// `run_two_qubit_twin_into`). Also returns how many lane groups and pairs ran.
+fn run_twin<R: Real>(job: &TwoQubitJob, isa: Isa, grouped: bool, buffers: TwinBuffers, values_out: Option<&mut [f64]>) -> (TwoQubitResult, Groups) {
     let dt = job.schedule.dt;
     let n_samples = job.schedule.times.len();
     let n_cols = job.measures.len();
@@ -644,11 +691,14 @@ fn run_twin<R: Real>(job: &TwoQubitJob, isa: Isa, allow_lanes: bool, buffers: Tw
     let (vs, ss) = (vstride.max(1), sstride.max(1));
     let times = &job.schedule.times;
     let point = |k: usize| (&plan.points[k], plan.points_off.get(k).unwrap_or(&plan.points[k]));
-    let in_lanes = |k: usize| allow_lanes && !point(k).0.drives.is_empty() && !point(k).1.drives.is_empty();
-    let mut lane_groups = 0;
+    let in_lanes = |k: usize| grouped && !point(k).0.drives.is_empty() && !point(k).1.drives.is_empty();
+    let undriven = |k: usize| point(k).0.drives.is_empty() && point(k).1.drives.is_empty();
+    let pairs = grouped && plan.flags & F_Z == 0;
+    let mut groups = Groups::default();
     if (0..job.points.len()).any(in_lanes) {
         // Members of a point are not consecutive (a sweep interleaves its points), so the
-        // work items are built per point: four members of a driven point, else one member.
+        // work items are built per point: four members of a driven point, two of an undriven
+        // one (`pairs`), else one member.
         let mut outs: Vec<Option<MemberOut>> =
             values_to.chunks_mut(vs).zip(states.chunks_mut(ss)).zip(peaks.chunks_mut(4)).map(|((v, s), p)| Some((v, s, p))).collect();
         let mut by_point = vec![vec![]; job.points.len()];
@@ -657,17 +707,31 @@ fn run_twin<R: Real>(job: &TwoQubitJob, isa: Isa, allow_lanes: bool, buffers: Tw
         }
         let mut items: Vec<Vec<(usize, MemberOut)>> = vec![];
         for (k, members) in by_point.iter().enumerate() {
-            for chunk in members.chunks(if in_lanes(k) { LANES } else { 1 }) {
+            let pair = pairs && undriven(k);
+            for chunk in members.chunks(if in_lanes(k) {
+                LANES
+            } else if pair {
+                2
+            } else {
+                1
+            }) {
                 let mut take = |m: usize| (m, outs[m].take().expect("each member once"));
                 match chunk.len() {
                     LANES => items.push(chunk.iter().map(|&m| take(m)).collect()),
+                    2 if pair => items.push(chunk.iter().map(|&m| take(m)).collect()),
                     _ => items.extend(chunk.iter().map(|&m| vec![take(m)])),
                 }
             }
         }
-        lane_groups = items.iter().filter(|i| i.len() == LANES).count();
+        groups.lanes = items.iter().filter(|i| i.len() == LANES).count();
+        groups.pairs = items.iter().filter(|i| i.len() == 2).count();
         items.into_par_iter().for_each(|mut item| {
             let (p, p_off) = point(job.member_point[item[0].0] as usize);
+            if let [(m0, o0), (m1, o1)] = &mut item[..] {
+                let outs = [(&mut *o0.0, &mut *o0.1, &mut *o0.2), (&mut *o1.0, &mut *o1.1, &mut *o1.2)];
+                run_member_pair_dispatch(isa, &plan, [(p, p_off); 2], [&job.initial[*m0], &job.initial[*m1]], outs, times);
+                return;
+            }
             if item.len() == LANES {
                 let x0 = std::array::from_fn(|l| &job.initial[item[l].0]);
                 if lanes::run_lanes_dispatch(isa, &plan, p, p_off, x0, &mut item, times) {
@@ -681,15 +745,30 @@ fn run_twin<R: Real>(job: &TwoQubitJob, isa: Isa, allow_lanes: bool, buffers: Tw
             }
         });
     } else {
-        values_to.par_chunks_mut(vs).zip(states.par_chunks_mut(ss)).zip(peaks.par_chunks_mut(4)).enumerate().for_each(|(m, ((v, s), pk))| {
-            let (p, p_off) = point(job.member_point[m] as usize);
-            run_member_dispatch(isa, &plan, p, p_off, &job.initial[m], v, s, pk, times);
-        });
+        // Two members at a time where both are undriven (`pairs`), else one.
+        let group = if pairs { 2 } else { 1 };
+        let pair_of = |m: usize| group == 2 && m + 1 < n_members && undriven(job.member_point[m] as usize) && undriven(job.member_point[m + 1] as usize);
+        groups.pairs = (0..n_members).step_by(group).filter(|&m| pair_of(m)).count();
+        values_to.par_chunks_mut(group * vs).zip(states.par_chunks_mut(group * ss)).zip(peaks.par_chunks_mut(4 * group)).enumerate().for_each(
+            |(g, ((v, s), pk))| {
+                let m = group * g;
+                if pair_of(m) {
+                    let ((v0, v1), (s0, s1), (pk0, pk1)) = (v.split_at_mut(vs), s.split_at_mut(ss), pk.split_at_mut(4));
+                    let points = [point(job.member_point[m] as usize), point(job.member_point[m + 1] as usize)];
+                    run_member_pair_dispatch(isa, &plan, points, [&job.initial[m], &job.initial[m + 1]], [(v0, s0, pk0), (v1, s1, pk1)], times);
+                    return;
+                }
+                for (k, ((v, s), pk)) in v.chunks_mut(vs).zip(s.chunks_mut(ss)).zip(pk.chunks_mut(4)).enumerate() {
+                    let (p, p_off) = point(job.member_point[m + k] as usize);
+                    run_member_dispatch(isa, &plan, p, p_off, &job.initial[m + k], v, s, pk, times);
+                }
+            },
+        );
     }
     if vstride == 0 || written {
         values.clear();
     }
-    (TwoQubitResult { measures: job.measures.clone(), values, states: if job.keep_states { Some(states) } else { None }, peaks }, lane_groups)
+    (TwoQubitResult { measures: job.measures.clone(), values, states: if job.keep_states { Some(states) } else { None }, peaks }, groups)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::job::{Schedule, TwoQubitPoint};
+use crate::measures::Measure;
 
 #[test]
 fn increment_is_the_rk4_update() {
@@ -201,13 +202,14 @@ fn driven_members_in_lanes_give_the_bits_of_one_at_a_time() {
     let initial = |m: usize| -> [f64; 16] { std::array::from_fn(|i| if i == 0 { 1.0 } else { 0.1 * ((3 * m + i) as f64).sin() }) };
     // The first entry whose bits differ, if any.
     let differ = |a: &[f64], b: &[f64]| (a.len() != b.len()).then_some(usize::MAX).or_else(|| (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()));
-    let same = |job: &TwoQubitJob, groups: usize, case: &str| {
+    let same = |job: &TwoQubitJob, lanes: usize, pairs: usize, case: &str| {
         for isa in Isa::available() {
-            let ((a, lanes64), (b, _)) =
+            let ((a, groups64), (b, _)) =
                 (run_twin::<f64>(job, isa, true, TwinBuffers::default(), None), run_twin::<f64>(job, Isa::Portable, false, TwinBuffers::default(), None));
-            let ((c, lanes32), (d, _)) =
+            let ((c, groups32), (d, _)) =
                 (run_twin::<f32>(job, isa, true, TwinBuffers::default(), None), run_twin::<f32>(job, Isa::Portable, false, TwinBuffers::default(), None));
-            assert_eq!((lanes64, lanes32), (groups, groups), "lane groups ({case})");
+            let want = Groups { lanes, pairs };
+            assert_eq!((groups64, groups32), (want, want), "lane groups and pairs ({case})");
             for (what, (a, b)) in [("f64", (&a, &b)), ("f32", (&c, &d))] {
                 let case = format!("{what}, {isa:?} lanes against portable one at a time, {case}");
                 assert_eq!(differ(&a.values, &b.values), None, "values differ ({case})");
@@ -228,20 +230,65 @@ fn driven_members_in_lanes_give_the_bits_of_one_at_a_time() {
             measures: KERNEL_MEASURES.to_vec(),
             keep_states: true,
         };
-        same(&job, 4, &format!("switch_off {switch_off:?}"));
-        // No measure columns and no states (one-element dummies per member).
-        same(&TwoQubitJob { measures: vec![], keep_states: false, ..job.clone() }, 4, "no outputs");
+        // (the measures include energy_fluctuation_b, whose Z keeps the undriven members
+        // one at a time)
+        same(&job, 4, 0, &format!("switch_off {switch_off:?}"));
+        // No measure columns and no states (one-element dummies per member); no Z, so the
+        // undriven point's 9 members run as 4 pairs and one alone.
+        same(&TwoQubitJob { measures: vec![], keep_states: false, ..job.clone() }, 4, 4, "no outputs");
         // Initial states with 0 and -0 entries, and one that is infinite in a lane group: its
         // group reruns one at a time (the twin's 0 * inf = NaN), the others stay in lanes.
         let mut odd = job.clone();
         odd.initial[3] = std::array::from_fn(|i| if i % 2 == 0 { 0.0 } else { -0.0 });
         odd.initial[6][5] = f64::INFINITY;
-        same(&odd, 4, "zero and infinite entries");
+        same(&odd, 4, 0, "zero and infinite entries");
         // The drives move the states (so the comparison above is not of undriven runs).
         let undriven = TwoQubitJob { points: points.iter().map(|p| TwoQubitPoint { drives: vec![], ..p.clone() }).collect(), ..job.clone() };
         let (a, _) = run_twin::<f64>(&job, Isa::best(), true, TwinBuffers::default(), None);
         let (b, _) = run_twin::<f64>(&undriven, Isa::best(), true, TwinBuffers::default(), None);
         let moved = a.states.unwrap().iter().zip(b.states.as_ref().unwrap()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
         assert!(moved > 1e-3, "drives moved the states by only {moved}");
+    }
+}
+
+/// Undriven members run two at a time (`run_member_pair`) give the bits of one at a time: a
+/// sweep's points interleaved (a pair's members have different points), an odd count (the
+/// last member alone), a switch-off (the uncoupled pieces), shortened last steps, states
+/// kept, and every kernel measure but the one that needs Z; in f64 and f32, at every level of
+/// vector instructions this CPU has.
+#[test]
+fn undriven_members_in_pairs_give_the_bits_of_one_at_a_time() {
+    let point = |seed| TwoQubitPoint {
+        generator: sparse_generator(seed, 250, 0.5),
+        generator_off: Some(Box::new(sparse_generator(seed + 7, 200, 0.5))),
+        h_battery: [0.1, 0.2, -0.3, 0.5],
+        h_charger: [0.0, 0.0, 0.4, 0.6],
+        dephasing: 0.05,
+        drives: vec![],
+    };
+    let n = 11;
+    let measures: Vec<Measure> = KERNEL_MEASURES.iter().copied().filter(|&m| m != Measure::EnergyFluctuationB).collect();
+    let job = TwoQubitJob {
+        points: vec![point(1), point(2), point(3)],
+        member_point: (0..n as u32).map(|m| m % 3).collect(),
+        initial: (0..n).map(|m| std::array::from_fn(|i| if i == 0 { 1.0 } else { 0.1 * ((3 * m + i) as f64).sin() })).collect(),
+        schedule: Schedule::with_switch_off(1e-2, &[0.0, 0.25, 0.5, 0.777, 1.0, 1.2], Some(0.8)),
+        measures,
+        keep_states: true,
+    };
+    assert_eq!(KernelFlags::for_job(&job).bits() & F_Z, 0, "a job without Z");
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for isa in Isa::available() {
+        for f32_too in [false, true] {
+            let run = |grouped| match f32_too {
+                false => run_twin::<f64>(&job, isa, grouped, TwinBuffers::default(), None),
+                true => run_twin::<f32>(&job, isa, grouped, TwinBuffers::default(), None),
+            };
+            let ((a, in_pairs), (b, alone)) = (run(true), run(false));
+            assert_eq!((in_pairs, alone), (Groups { lanes: 0, pairs: 5 }, Groups::default()), "{isa:?}");
+            assert_eq!(bits(&a.values), bits(&b.values), "values, {isa:?}, f32 {f32_too}");
+            assert_eq!(bits(a.states.as_ref().unwrap()), bits(b.states.as_ref().unwrap()), "states, {isa:?}, f32 {f32_too}");
+            assert_eq!(a.peaks, b.peaks, "peaks, {isa:?}, f32 {f32_too}");
+        }
     }
 }
