@@ -10,7 +10,15 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // Before any thread starts: a runtime dir for the Vulkan drivers' probe (gpu/runtime_dir.rs).
     qbat_gpu::gpu::runtime_dir::ensure_runtime_dir();
-    let cli = app::cli::Cli::parse();
+    let cli = match app::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // help and version print as clap prints them
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
     match app::run(cli) {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
@@ -18,4 +26,25 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// A command-line error in one line, as every other error: clap's message with its details
+/// (the possible values, a tip) joined on, its usage and "--help" lines left out.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let parts: Vec<&str> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")).collect();
+    let mut line = String::new();
+    for part in parts {
+        // a line that ends in ':' introduces the next
+        line += if line.is_empty() {
+            ""
+        } else if line.ends_with(':') {
+            " "
+        } else {
+            "; "
+        };
+        line += part;
+    }
+    line.trim_start_matches("error: ").to_string()
 }

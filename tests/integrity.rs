@@ -1,9 +1,11 @@
 //! Nothing lost, nothing silently wrong: damaged or edited shards and checkpoints are refused
 //! (exit 2, naming the file) before any work; --force and the default output directory never
-//! touch a file qbat-gpu did not write, whatever its manifest says, nor does `analyze`; one directory has one lock whatever path names it; a
-//! resume on another engine is refused or recorded; flagged members do not stop `analyze`;
-//! reads are bounded; --auto-fock refuses what it cannot truncate; shards are memory-checked
-//! as shards; a resumed run's run.json says each note once.
+//! touch a file qbat-gpu did not write, whatever its manifest says, nor does `analyze`, which
+//! reads only the series its run wrote, nor a run that meets something of its staging
+//! directory's name; one directory has one lock whatever path names it; a resume on another
+//! engine is refused or recorded; flagged members do not stop `analyze`; reads are bounded;
+//! --auto-fock refuses what it cannot truncate; shards are memory-checked as shards; a resumed
+//! run's run.json says each note once.
 
 use crate::common::{bin, config, kill_after_blocks, ok};
 use std::io::Write as _;
@@ -396,6 +398,75 @@ fn the_default_output_directory_is_checked_like_out() {
     assert_eq!(run_json["seed"], 9);
 }
 
+/// A staging directory's name taken by something qbat-gpu did not make (a user's directory,
+/// a file, a link) is refused with one line, with or without --force or --resume, and left
+/// as it was: nothing deleted, no lock written into it. So is an `--out` link that leads
+/// nowhere, before anything is written; and a resume whose lock is not a file.
+#[test]
+fn what_qbat_gpu_did_not_make_beside_the_output_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let out = dir.path().join("res");
+    let staging = dir.path().join(".res.partial");
+    let one_line = |(code, stderr): (i32, String), needle: &str| {
+        assert_eq!(code, 2, "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+    };
+    // a user's directory of that name, a plain file, a link to a directory
+    std::fs::create_dir(&staging).unwrap();
+    std::fs::write(staging.join("thesis.tex"), b"mine").unwrap();
+    for extra in [&[][..], &["--force"], &["--resume"]] {
+        let mut c = run_args(&cfg, &out);
+        if extra == ["--resume"] {
+            c = bin();
+            c.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--resume"]).arg(&out);
+        } else {
+            c.args(extra);
+        }
+        one_line(outcome(&mut c), ".res.partial");
+        let names: Vec<_> = std::fs::read_dir(&staging).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["thesis.tex"], "{extra:?}");
+        assert_eq!(std::fs::read(staging.join("thesis.tex")).unwrap(), b"mine");
+        assert!(!out.exists());
+    }
+    std::fs::remove_dir_all(&staging).unwrap();
+    std::fs::write(&staging, b"mine").unwrap();
+    one_line(outcome(run_args(&cfg, &out).arg("--force")), ".res.partial");
+    assert_eq!(std::fs::read(&staging).unwrap(), b"mine");
+    std::fs::remove_file(&staging).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &staging).unwrap();
+    one_line(outcome(run_args(&cfg, &out).arg("--force")), ".res.partial");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    std::fs::remove_file(&staging).unwrap();
+    // an --out link to nowhere, and links in a loop
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    let (l1, l2) = (dir.path().join("l1"), dir.path().join("l2"));
+    std::os::unix::fs::symlink(&l2, &l1).unwrap();
+    std::os::unix::fs::symlink(&l1, &l2).unwrap();
+    for link in [&dangling, &l1] {
+        one_line(outcome(&mut run_args(&cfg, link)), "--out");
+        let left: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).filter(|n| n.contains("partial")).collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+    // a resume whose lock is a directory
+    let staging = interrupted_run(dir.path(), &cfg, &out, 1);
+    std::fs::remove_file(staging.join("lock")).unwrap();
+    std::fs::create_dir(staging.join("lock")).unwrap();
+    let mut c = bin();
+    c.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--resume"]).arg(&out);
+    one_line(outcome(&mut c), "lock");
+    assert!(staging.join("checkpoint.json").is_file());
+    // and the run's own staging directory still resumes
+    std::fs::remove_dir(staging.join("lock")).unwrap();
+    ok(&mut c);
+    assert!(out.join("run.json").is_file() && !staging.exists());
+}
+
 #[test]
 fn one_directory_has_one_lock_whatever_path_names_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -416,6 +487,41 @@ fn one_directory_has_one_lock_whatever_path_names_it() {
     child.wait().unwrap();
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("lock") || stderr.contains("interrupted run"), "{stderr}");
+}
+
+/// `analyze` reads only the series its run's manifest lists as written: one cut after a
+/// member's rows (which would parse as a run of fewer members) or edited in place is refused
+/// with one line naming it; the run's own series, put back, is analysed.
+#[test]
+fn analyze_refuses_a_series_that_is_not_the_one_its_run_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    for format in ["csv", "npy"] {
+        let out = dir.path().join(format);
+        ok(run_args(&cfg, &out).args(["--format", format]));
+        let series = out.join(format!("series.{format}"));
+        let written = std::fs::read(&series).unwrap();
+        let mut analyze = bin();
+        analyze.arg("analyze").arg(&out).arg("--no-plots");
+        ok(&mut analyze);
+        let damaged: Vec<u8> = match format {
+            // the header and the first member's 6 rows
+            "csv" => written.split_inclusive(|&b| b == b'\n').take(7).flatten().copied().collect(),
+            // one value's last byte changed, the size kept
+            _ => {
+                let mut d = written.clone();
+                let last = d.len() - 1;
+                d[last] ^= 1;
+                d
+            }
+        };
+        std::fs::write(&series, &damaged).unwrap();
+        let (code, stderr) = outcome(&mut analyze);
+        assert_eq!(code, 2, "{format}: {stderr}");
+        assert!(stderr.contains(&format!("series.{format}")) && stderr.trim_end().lines().count() == 1, "{format}: {stderr}");
+        std::fs::write(&series, &written).unwrap();
+        ok(&mut analyze);
+    }
 }
 
 #[test]

@@ -135,6 +135,7 @@ fn a_negative_number_for_any_numeric_option_names_the_option() {
         let (code, _, stderr) = run_in(dir.path(), &args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stderr.contains(option), "{args:?} should name {option}: {stderr}");
+        assert!(stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1, "{args:?}: not one line: {stderr}");
         assert!(!dir.path().join("out").exists(), "{args:?} left out/ behind");
     }
     // and the other bad floats of --monotone-tol
@@ -283,4 +284,36 @@ fn a_pinning_that_cannot_be_followed_is_noted_in_run_json() {
     assert!(notes[0].starts_with("note: ") && notes[0].contains("MIG instance"), "{stderr}");
     let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/run.json")).unwrap()).unwrap();
     assert!(run["notes"].to_string().contains("CUDA_VISIBLE_DEVICES=MIG-"), "{}", run["notes"]);
+}
+
+/// Every command-line error is one line naming what is wrong (clap's usage and "--help"
+/// lines left out, its details joined on), with exit 2; help and version still print in full
+/// on stdout, with exit 0.
+#[test]
+fn command_line_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = good_toml(dir.path());
+    let cases: [(&[&str], &[&str]); 6] = [
+        (&["run", &cfg, "--format", "xml"], &["--format", "xml", "csv, npy"]),
+        (&["run", &cfg, "--bogus"], &["--bogus"]),
+        (&["run"], &["<CONFIG>"]),
+        (&["run", &cfg, "--shard", "1/3/4"], &["--shard"]),
+        (&["run", &cfg, "--precision", "f16"], &["--precision", "f16"]),
+        (&["--backend", "cpu", "run", &cfg], &["run"]),
+    ];
+    for (args, names) in cases {
+        let (code, stdout, stderr) = run_in(dir.path(), args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1, "{args:?}: not one line: {stderr}");
+        assert!(!stderr.contains("Usage:") && !stderr.contains("--help"), "{args:?}: {stderr}");
+        for name in names {
+            assert!(stderr.contains(name), "{args:?} should name {name}: {stderr}");
+        }
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+    }
+    for args in [&["--help"][..], &["run", "--help"], &["--version"]] {
+        let (code, stdout, stderr) = run_in(dir.path(), args);
+        assert_eq!((code, stderr.as_str()), (0, ""), "{args:?}");
+        assert!(stdout.contains(if args == ["--version"] { "qbat-gpu" } else { "Usage:" }), "{args:?}: {stdout}");
+    }
 }

@@ -95,6 +95,10 @@ impl OutputDir {
     /// directory and removing it again).
     pub fn check(final_dir: &Path, force: bool) -> Result<()> {
         let shown = final_dir.display();
+        // a link that leads nowhere (or to itself) is neither a directory nor free to create
+        if std::fs::symlink_metadata(final_dir).is_ok() && std::fs::metadata(final_dir).is_err() {
+            return Err(QbatError::invalid("--out", format!("{shown} is a symbolic link that leads to no file or directory")));
+        }
         if final_dir.exists() && !final_dir.is_dir() {
             return Err(QbatError::invalid("--out", format!("{shown} exists and is not a directory")));
         }

@@ -126,6 +126,10 @@ impl Staging {
 
 pub(super) fn take_lock(dir: &Path) -> Result<std::fs::File> {
     let path = dir.join("lock");
+    // something other than a file in the lock's place is damage, not a failing disk
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
+        return Err(QbatError::invalid(path.display().to_string(), "is not the run's lock file; move it away"));
+    }
     let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| QbatError::io(&path, e))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
@@ -151,6 +155,7 @@ pub(super) fn open_staging(
             let why = if opts.out.join("run.json").is_file() { "it has finished already" } else { "no interrupted run was found there" };
             return Err(QbatError::invalid("--resume", format!("cannot resume {shown}: {why} (looked for {})", dir.display())));
         }
+        check_ours(&dir, "--resume")?;
         let lock = take_lock(&dir)?;
         let loaded = if dir.join("checkpoint.json").exists() {
             Some(load_checkpoint(&dir, members, n_samples, fp, &shown.to_string(), super::block_budget() as usize)?)
@@ -161,8 +166,10 @@ pub(super) fn open_staging(
         return Ok((Staging { dir, _lock: lock }, loaded));
     }
     OutputDir::check(&opts.out, opts.force)?;
-    if dir.exists() {
+    // (a link that leads nowhere is something in the way too)
+    if std::fs::symlink_metadata(&dir).is_ok() {
         // An interrupted run, or one still going.
+        check_ours(&dir, "--out")?;
         let lock = take_lock(&dir)?;
         drop(lock);
         if !opts.force {
@@ -174,9 +181,34 @@ pub(super) fn open_staging(
         eprintln!("note: discarding the interrupted run in {} (use --resume to continue one)", dir.display());
         std::fs::remove_dir_all(&dir).map_err(|e| QbatError::io(&dir, e))?;
     }
-    std::fs::create_dir_all(dir.join("blocks")).map_err(|e| QbatError::io(&dir, e))?;
+    std::fs::create_dir(&dir).map_err(|e| QbatError::io(&dir, e))?;
+    // the mark first: a directory of this name is qbat-gpu's to lock, resume or discard only
+    // with it
+    std::fs::write(dir.join(STAGING_MARK), "a qbat-gpu run's staging directory\n").map_err(|e| QbatError::io(&dir.join(STAGING_MARK), e))?;
+    std::fs::create_dir(dir.join("blocks")).map_err(|e| QbatError::io(&dir, e))?;
     let lock = take_lock(&dir)?;
     Ok((Staging { dir, _lock: lock }, None))
+}
+
+/// The file that marks a staging directory as one qbat-gpu made (written before anything
+/// else in it).
+const STAGING_MARK: &str = "qbat-staging";
+
+/// Refuse a staging directory that qbat-gpu did not make: something else of that name (a
+/// file, a link, a directory without `STAGING_MARK`) is the user's, and is never locked,
+/// resumed or discarded.
+fn check_ours(dir: &Path, flag: &str) -> Result<()> {
+    let shown = dir.display();
+    let is_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
+    let marked = std::fs::symlink_metadata(dir.join(STAGING_MARK)).is_ok_and(|m| m.is_file());
+    if is_dir && marked {
+        return Ok(());
+    }
+    let what = if is_dir { format!("a directory without {STAGING_MARK}") } else { "not a directory".to_string() };
+    Err(QbatError::invalid(
+        flag,
+        format!("{shown} is where qbat-gpu keeps an interrupted run, but it is {what}: qbat-gpu did not make it and leaves it alone; move it away"),
+    ))
 }
 
 /// When the checkpoint is written after a block. Where the series holds every finished
