@@ -83,10 +83,15 @@ pub fn read_text_bounded(path: &Path, limit: u64) -> Result<String> {
     String::from_utf8(read_bounded(path, limit)?).map_err(|_| QbatError::invalid(path.display().to_string(), "is not UTF-8 text"))
 }
 
+/// A new name for a directory assembled beside `final_dir`: the process and a count of the
+/// names it took, so that each `OutputDir::begin` of a process (a Python session saving twice)
+/// makes its own.
 fn staging_path(final_dir: &Path) -> PathBuf {
+    static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = final_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
     let parent = final_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    parent.join(format!(".{name}.partial-{}", std::process::id()))
+    parent.join(format!(".{name}.partial-{}-{n}", std::process::id()))
 }
 
 impl OutputDir {
@@ -151,7 +156,13 @@ impl OutputDir {
 
     pub fn begin(final_dir: &Path) -> Result<OutputDir> {
         let staging = staging_path(final_dir);
-        std::fs::create_dir_all(&staging).map_err(|e| QbatError::io(&staging, e))?;
+        // made here, never taken over: what is there already is not this run's to remove
+        std::fs::create_dir(&staging).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                QbatError::invalid(staging.display().to_string(), "is in the way (qbat-gpu did not make it for this run); move it away")
+            }
+            _ => QbatError::io(&staging, e),
+        })?;
         Ok(OutputDir { final_dir: final_dir.into(), staging, written: Default::default() })
     }
 
