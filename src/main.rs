@@ -29,22 +29,20 @@ fn main() -> ExitCode {
 }
 
 /// A command-line error in one line, as every other error: clap's message with its details
-/// (the possible values, a tip) joined on, its usage and "--help" lines left out.
+/// (the possible values, a tip, the usage, which names the command) joined on, its "--help"
+/// line left out.
 fn one_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    let parts: Vec<&str> =
-        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")).collect();
+    let parts = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("For more information"));
     let mut line = String::new();
     for part in parts {
         // a line that ends in ':' introduces the next
-        line += if line.is_empty() {
-            ""
-        } else if line.ends_with(':') {
-            " "
-        } else {
-            "; "
+        line += match (line.is_empty(), line.ends_with(':')) {
+            (true, _) => "",
+            (false, true) => " ",
+            (false, false) => "; ",
         };
-        line += part;
+        line += &part.replacen("Usage:", "usage:", 1);
     }
     line.trim_start_matches("error: ").to_string()
 }

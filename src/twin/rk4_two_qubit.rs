@@ -51,8 +51,11 @@ use crate::job::two_qubit::*;
 use crate::job::{piece_starts, plan_pieces, Peak, Piece, TwoQubitJob, TwoQubitResult, NO_SAMPLE};
 use rayon::prelude::*;
 
+mod arith;
 mod lanes;
 mod states;
+use arith::neg_plogp;
+pub use arith::{log2_arith, sym3_eigenvalues};
 use lanes::LANES;
 pub use states::StateMeasures;
 
@@ -197,88 +200,6 @@ fn anticommutator<R: Real>(x: &[R; 16], hb: &[R; 4]) -> [R; 16] {
 #[inline(always)]
 fn dephase<R: Real>(x: &[R; 16], mask: &[R; 16]) -> [R; 16] {
     std::array::from_fn(|i| x[i] * mask[i])
-}
-
-/// log2 without transcendentals: exact power-of-two range reduction to [1/sqrt2, sqrt2], then
-/// ln m = 2 atanh(u), u = (m - 1)/(m + 1), |u| <= 0.172, by its series through u^21.
-pub fn log2_arith<R: Real>(x: R) -> R {
-    let c = R::from_f64;
-    let mut m = x;
-    let mut e = R::ZERO;
-    let mut i = 0;
-    while i < 128 && m < c(std::f64::consts::FRAC_1_SQRT_2) {
-        m = m * c(2.0);
-        e = e - R::ONE;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 128 && m > c(std::f64::consts::SQRT_2) {
-        m = m * c(0.5);
-        e = e + R::ONE;
-        i += 1;
-    }
-    let u = (m - R::ONE) / (m + R::ONE);
-    let u2 = u * u;
-    let mut s = c(1.0 / 21.0);
-    for k in [19.0, 17.0, 15.0, 13.0, 11.0, 9.0, 7.0, 5.0, 3.0] {
-        s = c(1.0 / k) + u2 * s;
-    }
-    s = R::ONE + u2 * s;
-    e + c(2.0) * u * s * c(std::f64::consts::LOG2_E)
-}
-
-/// -l log2 l, 0 for l <= 1e-30.
-fn neg_plogp<R: Real>(l: R) -> R {
-    if l > R::from_f64(1e-30) {
-        -(l * log2_arith(l))
-    } else {
-        R::ZERO
-    }
-}
-
-/// Eigenvalues of a symmetric 3x3 matrix by cyclic Jacobi (the diagonal at the end). A pair
-/// is rotated unless its entry a_pq is zero or negligible beside its diagonal: s + |a_pq|
-/// rounds to s = max(|a_pp|, |a_qq|), so dropping it moves no eigenvalue by more than half an
-/// ulp of s (Weyl), and s, unlike a sum, cannot overflow. The sweeps stop after one that
-/// rotated nothing, at most 6.
-pub fn sym3_eigenvalues<R: Real>(m00: R, m01: R, m02: R, m11: R, m12: R, m22: R) -> [R; 3] {
-    let mut a = [m00, m01, m02, m01, m11, m12, m02, m12, m22];
-    for _sweep in 0..6 {
-        let mut rotated = false;
-        for k in 0..3usize {
-            let p = if k == 2 { 1 } else { 0 };
-            let q = if k >= 1 { 2 } else { 1 };
-            let r = 3 - p - q;
-            let apq = a[3 * p + q];
-            let (dp, dq) = (a[3 * p + p].abs(), a[3 * q + q].abs());
-            let scale = if dp > dq { dp } else { dq };
-            // (a NaN entry rotates: it spreads, as it would through every sweep)
-            if apq != R::ZERO && scale + apq.abs() != scale {
-                rotated = true;
-                let theta = (a[3 * q + q] - a[3 * p + p]) / (R::from_f64(2.0) * apq);
-                let sgn = if theta >= R::ZERO { R::ONE } else { -R::ONE };
-                let t = sgn / (theta.abs() + (theta * theta + R::ONE).sqrt());
-                let c = R::ONE / (t * t + R::ONE).sqrt();
-                let s = t * c;
-                let arp = a[3 * r + p];
-                let arq = a[3 * r + q];
-                a[3 * p + p] = a[3 * p + p] - t * apq;
-                a[3 * q + q] = a[3 * q + q] + t * apq;
-                a[3 * p + q] = R::ZERO;
-                a[3 * q + p] = R::ZERO;
-                let nrp = c * arp - s * arq;
-                let nrq = s * arp + c * arq;
-                a[3 * r + p] = nrp;
-                a[3 * p + r] = nrp;
-                a[3 * r + q] = nrq;
-                a[3 * q + r] = nrq;
-            }
-        }
-        if !rotated {
-            break;
-        }
-    }
-    [a[0], a[4], a[8]]
 }
 
 #[inline(always)]
