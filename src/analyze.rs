@@ -366,10 +366,14 @@ fn open_for_analysis(dir: &Path, opts: &AnalyzeOptions) -> Result<(SeriesReader,
         .ok_or_else(|| QbatError::invalid("DIR", format!("{} has no series.csv or series.npy (run with --series true to write one)", dir.display())))?;
     // A series its run's manifest lists must still be the one the run wrote: one cut at a
     // member's row would otherwise be analysed as fewer members, without a word.
+    // (series.json holds the npy's axes: its members and times)
     if let Some(manifest) = crate::output::manifest::Manifest::read(dir)? {
         let name = reader.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        if let Some(want) = manifest.get(&name) {
-            crate::output::manifest::check_still_written(&reader.path, want, "analyze reads only the series its run wrote")?;
+        let axes = (name == "series.npy").then_some("series.json");
+        for name in std::iter::once(name.as_str()).chain(axes) {
+            if let Some(want) = manifest.get(name) {
+                crate::output::manifest::check_still_written(&dir.join(name), want, "analyze reads only the series its run wrote")?;
+            }
         }
     }
     let pairs = resolve_pairs(&reader.measures, opts)?;

@@ -234,6 +234,7 @@ fn what_a_gpu_kernel_cannot_give_is_refused_before_an_interrupted_run_is_discard
         // An interrupted run of `out`: its staging directory, with a block the run finished.
         let staging = qbat_gpu::study::staging_dir(&out);
         std::fs::create_dir_all(staging.join("blocks")).unwrap();
+        std::fs::write(staging.join("qbat-staging"), b"a qbat-gpu run's staging directory\n").unwrap();
         std::fs::write(staging.join("blocks").join("000000.values"), b"finished block").unwrap();
         let o = crate::common::bin()
             .arg("run")

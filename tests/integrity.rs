@@ -430,7 +430,11 @@ fn what_qbat_gpu_did_not_make_beside_the_output_is_left_alone() {
         assert_eq!(std::fs::read(staging.join("thesis.tex")).unwrap(), b"mine");
         assert!(!out.exists());
     }
-    std::fs::remove_dir_all(&staging).unwrap();
+    // an empty directory there holds nothing to lose: the run replaces it
+    std::fs::remove_file(staging.join("thesis.tex")).unwrap();
+    ok(&mut run_args(&cfg, &out));
+    assert!(out.join("run.json").is_file() && !staging.exists());
+    std::fs::remove_dir_all(&out).unwrap();
     std::fs::write(&staging, b"mine").unwrap();
     one_line(outcome(run_args(&cfg, &out).arg("--force")), ".res.partial");
     assert_eq!(std::fs::read(&staging).unwrap(), b"mine");

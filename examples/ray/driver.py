@@ -64,7 +64,7 @@ def run_shard(config: str, root: str, k: int, n: int, options: Dict[str, Any], k
     if (out / "run.json").is_file():
         return {"shard": k, "dir": str(out), "skipped": True}
     out.parent.mkdir(parents=True, exist_ok=True)
-    resume = staging.is_dir()
+    resume = (staging / "qbat-staging").is_file()
     if kill_marker is not None:
         _kill_after_first_checkpoint(staging, Path(kill_marker))
     opts = dict(options)

@@ -97,7 +97,7 @@ class Result:
         if not (d / "run.json").is_file():
             hint = ""
             partial = d.parent / f".{d.name}.partial"
-            if partial.is_dir():
+            if (partial / "qbat-staging").is_file():
                 hint = f"; it has an interrupted run ({partial}): continue it with qb.study(..., resume=True)"
             raise FileNotFoundError(f"{d} is not a qbat-gpu run directory (no run.json){hint}")
         r = cls()

@@ -102,7 +102,8 @@ impl OutputDir {
         let shown = final_dir.display();
         // a link that leads nowhere (or to itself) is neither a directory nor free to create
         if std::fs::symlink_metadata(final_dir).is_ok() && std::fs::metadata(final_dir).is_err() {
-            return Err(QbatError::invalid("--out", format!("{shown} is a symbolic link that leads to no file or directory")));
+            let why = std::fs::metadata(final_dir).err().map(|e| e.to_string()).unwrap_or_default();
+            return Err(QbatError::invalid("--out", format!("{shown} is a symbolic link that cannot be followed ({why})")));
         }
         if final_dir.exists() && !final_dir.is_dir() {
             return Err(QbatError::invalid("--out", format!("{shown} exists and is not a directory")));
@@ -155,14 +156,17 @@ impl OutputDir {
     }
 
     pub fn begin(final_dir: &Path) -> Result<OutputDir> {
-        let staging = staging_path(final_dir);
-        // made here, never taken over: what is there already is not this run's to remove
-        std::fs::create_dir(&staging).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => {
-                QbatError::invalid(staging.display().to_string(), "is in the way (qbat-gpu did not make it for this run); move it away")
+        // made here, never taken over: a name in use (a leftover of a killed process with
+        // this id: ids repeat, in a container every time) is passed over for the next
+        let mut tries = 0;
+        let staging = loop {
+            let staging = staging_path(final_dir);
+            match std::fs::create_dir(&staging) {
+                Ok(()) => break staging,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 1000 => tries += 1,
+                Err(e) => return Err(QbatError::io(&staging, e)),
             }
-            _ => QbatError::io(&staging, e),
-        })?;
+        };
         Ok(OutputDir { final_dir: final_dir.into(), staging, written: Default::default() })
     }
 

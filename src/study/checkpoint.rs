@@ -155,6 +155,9 @@ pub(super) fn open_staging(
             let why = if opts.out.join("run.json").is_file() { "it has finished already" } else { "no interrupted run was found there" };
             return Err(QbatError::invalid("--resume", format!("cannot resume {shown}: {why} (looked for {})", dir.display())));
         }
+        if is_empty_dir(&dir) {
+            return Err(QbatError::invalid("--resume", format!("cannot resume {shown}: {} is empty, no interrupted run was found there", dir.display())));
+        }
         check_ours(&dir, "--resume")?;
         let lock = take_lock(&dir)?;
         let loaded = if dir.join("checkpoint.json").exists() {
@@ -167,11 +170,10 @@ pub(super) fn open_staging(
     }
     OutputDir::check(&opts.out, opts.force)?;
     // (a link that leads nowhere is something in the way too)
-    if std::fs::symlink_metadata(&dir).is_ok() {
+    if std::fs::symlink_metadata(&dir).is_ok() && !is_empty_dir(&dir) {
         // An interrupted run, or one still going.
         check_ours(&dir, "--out")?;
         let lock = take_lock(&dir)?;
-        drop(lock);
         if !opts.force {
             return Err(QbatError::invalid(
                 "--out",
@@ -179,19 +181,80 @@ pub(super) fn open_staging(
             ));
         }
         eprintln!("note: discarding the interrupted run in {} (use --resume to continue one)", dir.display());
-        std::fs::remove_dir_all(&dir).map_err(|e| QbatError::io(&dir, e))?;
+        // (its lock held until it is gone, so that no resume starts in it meanwhile)
+        remove_staging(&dir).map_err(|e| QbatError::io(&dir, e))?;
+        drop(lock);
     }
-    std::fs::create_dir(&dir).map_err(|e| QbatError::io(&dir, e))?;
-    // the mark first: a directory of this name is qbat-gpu's to lock, resume or discard only
-    // with it
-    std::fs::write(dir.join(STAGING_MARK), "a qbat-gpu run's staging directory\n").map_err(|e| QbatError::io(&dir.join(STAGING_MARK), e))?;
-    std::fs::create_dir(dir.join("blocks")).map_err(|e| QbatError::io(&dir, e))?;
-    let lock = take_lock(&dir)?;
+    let (dir, lock) = make_staging(&dir)?;
     Ok((Staging { dir, _lock: lock }, None))
 }
 
+/// Make the staging directory `dir` whole or not at all: built under a name of this
+/// process's beside it (its mark first, then `blocks/` and the lock, taken), then renamed into
+/// place. So a directory of that name is never seen without its mark, and a failure or a kill
+/// while it is made leaves nothing in the way of the next run. (An empty directory there, the
+/// only kind the rename replaces, holds nothing to lose.)
+fn make_staging(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let fresh = dir.with_file_name(format!("{name}.new-{}", std::process::id()));
+    // one of this process id's own, left by a run killed while it made it (process ids repeat,
+    // in a container every time)
+    if std::fs::symlink_metadata(&fresh).is_ok() {
+        check_ours(&fresh, "--out")?;
+        remove_staging(&fresh).map_err(|e| QbatError::io(&fresh, e))?;
+    }
+    std::fs::create_dir(&fresh).map_err(|e| QbatError::io(&fresh, e))?;
+    let made = (|| -> Result<std::fs::File> {
+        let mark = fresh.join(STAGING_MARK);
+        std::fs::write(&mark, "a qbat-gpu run's staging directory\n").map_err(|e| QbatError::io(&mark, e))?;
+        std::fs::create_dir(fresh.join("blocks")).map_err(|e| QbatError::io(&fresh.join("blocks"), e))?;
+        let lock = take_lock(&fresh)?;
+        std::fs::rename(&fresh, dir).map_err(|e| match std::fs::symlink_metadata(dir) {
+            // another run's, made since this one looked
+            Ok(_) => QbatError::invalid("--out", format!("another qbat-gpu run is writing {} (it appeared while this one started)", dir.display())),
+            Err(_) => QbatError::io(dir, e),
+        })?;
+        Ok(lock)
+    })();
+    match made {
+        Ok(lock) => Ok((dir.to_path_buf(), lock)),
+        Err(e) => {
+            let _ = remove_staging(&fresh);
+            Err(e)
+        }
+    }
+}
+
+/// Remove a staging directory that `check_ours` accepted, its mark last: a removal cut short
+/// (a kill, a file that stays while it is open on a network file system) leaves a directory
+/// still marked as qbat-gpu's, which `--force` discards, not one refused as the user's.
+pub(super) fn remove_staging(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name() == STAGING_MARK {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    match std::fs::remove_file(dir.join(STAGING_MARK)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::remove_dir(dir)
+}
+
+/// Whether `dir` is a directory (not a link) with nothing in it.
+fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+}
+
 /// The file that marks a staging directory as one qbat-gpu made (written before anything
-/// else in it).
+/// else in it, removed after everything else).
 const STAGING_MARK: &str = "qbat-staging";
 
 /// Refuse a staging directory that qbat-gpu did not make: something else of that name (a

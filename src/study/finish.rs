@@ -277,7 +277,7 @@ pub(super) fn finish(
     let _ = std::fs::remove_file(staging.blocks().join(SERIES_FILE));
     let _ = std::fs::remove_file(staging.blocks().join(CSV_FILE));
     let _ = crate::output::manifest::Manifest::record_identities(&dir);
-    let _ = std::fs::remove_dir_all(&staging.dir);
+    let _ = super::checkpoint::remove_staging(&staging.dir);
     let analysis = analysis.map(|a| a.moved_to(&dir));
     Ok(StudyOutcome {
         dir,

@@ -239,7 +239,7 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
             // checkpoint is never removed here.
             let checkpointed = staging.dir.join("checkpoint.json").exists();
             if !opts.resume && (!checkpointed || matches!(e, QbatError::Numerics(_))) {
-                let _ = std::fs::remove_dir_all(&staging.dir);
+                let _ = checkpoint::remove_staging(&staging.dir);
             } else if !(opts.resume && e.exit_code() == 2 && !matches!(e, QbatError::Threads(_))) {
                 // (a resume refused as bad input touched nothing: its error says it all; a
                 // thread limit can stop it after blocks were added)

@@ -236,6 +236,10 @@ fn driven_members_in_lanes_give_the_bits_of_one_at_a_time() {
         // No measure columns and no states (one-element dummies per member); no Z, so the
         // undriven point's 9 members run as 4 pairs and one alone.
         same(&TwoQubitJob { measures: vec![], keep_states: false, ..job.clone() }, 4, 4, "no outputs");
+        // Without Z, with values and states: the driven points in lanes, the undriven one in
+        // pairs, side by side.
+        let no_z: Vec<Measure> = KERNEL_MEASURES.iter().copied().filter(|&m| m != Measure::EnergyFluctuationB).collect();
+        same(&TwoQubitJob { measures: no_z, ..job.clone() }, 4, 4, "no Z");
         // Initial states with 0 and -0 entries, and one that is infinite in a lane group: its
         // group reruns one at a time (the twin's 0 * inf = NaN), the others stay in lanes.
         let mut odd = job.clone();
