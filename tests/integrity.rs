@@ -416,15 +416,9 @@ fn what_qbat_gpu_did_not_make_beside_the_output_is_left_alone() {
     // a user's directory of that name, a plain file, a link to a directory
     std::fs::create_dir(&staging).unwrap();
     std::fs::write(staging.join("thesis.tex"), b"mine").unwrap();
-    for extra in [&[][..], &["--force"], &["--resume"]] {
-        let mut c = run_args(&cfg, &out);
-        if extra == ["--resume"] {
-            c = bin();
-            c.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--resume"]).arg(&out);
-        } else {
-            c.args(extra);
-        }
-        one_line(outcome(&mut c), ".res.partial");
+    let shown = out.to_str().unwrap();
+    for extra in [&[][..], &["--force"], &["--resume", shown]] {
+        one_line(outcome(run_args(&cfg, &out).args(extra)), ".res.partial");
         let names: Vec<_> = std::fs::read_dir(&staging).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["thesis.tex"], "{extra:?}");
         assert_eq!(std::fs::read(staging.join("thesis.tex")).unwrap(), b"mine");
@@ -461,8 +455,8 @@ fn what_qbat_gpu_did_not_make_beside_the_output_is_left_alone() {
     let staging = interrupted_run(dir.path(), &cfg, &out, 1);
     std::fs::remove_file(staging.join("lock")).unwrap();
     std::fs::create_dir(staging.join("lock")).unwrap();
-    let mut c = bin();
-    c.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--resume"]).arg(&out);
+    let mut c = run_args(&cfg, &out);
+    c.arg("--resume").arg(&out);
     one_line(outcome(&mut c), "lock");
     assert!(staging.join("checkpoint.json").is_file());
     // and the run's own staging directory still resumes

@@ -101,8 +101,7 @@ impl OutputDir {
     pub fn check(final_dir: &Path, force: bool) -> Result<()> {
         let shown = final_dir.display();
         // a link that leads nowhere (or to itself) is neither a directory nor free to create
-        if std::fs::symlink_metadata(final_dir).is_ok() && std::fs::metadata(final_dir).is_err() {
-            let why = std::fs::metadata(final_dir).err().map(|e| e.to_string()).unwrap_or_default();
+        if let (Ok(_), Err(why)) = (std::fs::symlink_metadata(final_dir), std::fs::metadata(final_dir)) {
             return Err(QbatError::invalid("--out", format!("{shown} is a symbolic link that cannot be followed ({why})")));
         }
         if final_dir.exists() && !final_dir.is_dir() {
