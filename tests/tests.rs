@@ -33,6 +33,8 @@ mod invariants;
 mod layouts;
 /// the eigen-solve measures twin (4x4 Jacobi) against nalgebra and the f64 reference measures
 mod measures_twin;
+/// merge's inputs: only the files a shard's manifest lists, bounded counts, never an input as --out
+mod merge_inputs;
 /// what the user reads: one-line TOML errors naming the key, options named, no Debug text
 mod messages;
 /// the models' operators against dense products; the stability check's bounds at the limit

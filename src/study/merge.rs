@@ -2,7 +2,9 @@
 //! output of the whole run. Series and summaries are concatenated in member order; the
 //! statistics are merged from each shard's exact accumulator (`stats-state.bin`), so the result
 //! equals the unsharded run's bit for bit. Shards that don't belong together (another config,
-//! seed, version or option; a shard missing or given twice) are refused.
+//! seed, version or option; a shard missing or given twice) are refused, as are a file the
+//! merge would read that the shard's manifest does not list, and an `--out` that is one of the
+//! shards.
 
 use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
@@ -21,7 +23,12 @@ struct ShardDir {
     run: Value,
     index: usize,
     count: usize,
+    manifest: Manifest,
+    health: super::HealthCounts,
 }
+
+/// Missing shards named in a refusal: the first few, then how many more.
+const MISSING_SHOWN: usize = 5;
 
 /// Read a shard's run.json after checking every file of the shard against its manifest.
 fn read_shard(dir: &Path) -> Result<ShardDir> {
@@ -40,7 +47,48 @@ fn read_shard(dir: &Path) -> Result<ShardDir> {
     let (Some(index), Some(count)) = (get("index"), get("count")) else {
         return Err(QbatError::invalid("DIR", format!("{}: run.json has no shard index/count", dir.display())));
     };
-    Ok(ShardDir { dir: dir.to_path_buf(), run, index, count })
+    if index >= count {
+        return Err(QbatError::invalid(rp.display().to_string(), format!("shard.index {index} is not below shard.count {count}")));
+    }
+    // The sum of every shard's counts is checked against the members, so it must parse here.
+    let health = serde_json::from_value::<super::HealthCounts>(run["health"].clone())
+        .map_err(|e| QbatError::invalid(rp.display().to_string(), format!("health is not the run's health counts: {e}")))?;
+    Ok(ShardDir { dir: dir.to_path_buf(), run, index, count, manifest, health })
+}
+
+/// The files `merge` reads from each shard of a run with the fingerprint `fp`.
+fn merged_files(fp: &Value) -> Vec<&'static str> {
+    let mut names = vec!["run.json", "summary.csv", "stats.csv", "stats-state.bin"];
+    let series = fp["series"].as_bool().unwrap_or(false);
+    if fp["format"] == json!("npy") {
+        names.extend(["summary.npy", "summary.json"]);
+        if series {
+            names.extend(["series.npy", "series.json"]);
+        }
+    } else if series {
+        names.push("series.csv");
+    }
+    if !fp["states"].is_null() {
+        names.extend(["states.npy", "states.json"]);
+    }
+    names
+}
+
+/// Every file the merge reads must be one the shard wrote: listed in its manifest, which
+/// `read_shard` verified. An unlisted one could be anything (an edit, a leftover).
+fn check_listed(s: &ShardDir, names: &[&str]) -> Result<()> {
+    for name in names {
+        if !s.manifest.contains(name) {
+            let p = s.dir.join(name);
+            let why = if std::fs::symlink_metadata(&p).is_ok() {
+                "is not in the shard's manifest: merge reads only the files the shard's run wrote"
+            } else {
+                "is missing: the shard's run writes it, and its manifest does not list it"
+            };
+            return Err(QbatError::invalid(p.display().to_string(), why));
+        }
+    }
+    Ok(())
 }
 
 /// The fingerprint of a shard without its own index (what all shards of a run share).
@@ -60,6 +108,14 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>> {
     let mut shards: Vec<ShardDir> = dirs.iter().map(|d| read_shard(d)).collect::<Result<_>>()?;
     let first = shared_fingerprint(&shards[0]);
     let count = shards[0].count;
+    // Every shard runs at least one member: more shards than members cannot be a whole run.
+    let members = first["members"].as_u64().unwrap_or(0);
+    if count as u64 > members {
+        return Err(QbatError::invalid(
+            shards[0].dir.join("run.json").display().to_string(),
+            format!("shard.count {count} is more than the run's {members} members"),
+        ));
+    }
     for s in &shards[1..] {
         if s.count != count {
             return Err(QbatError::invalid(
@@ -80,13 +136,27 @@ fn check_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>> {
             return Err(QbatError::invalid("DIR", format!("shard {} is given twice ({} and {})", w[0].index, w[0].dir.display(), w[1].dir.display())));
         }
     }
-    let missing: Vec<String> = (0..count).filter(|k| !shards.iter().any(|s| s.index == *k)).map(|k| k.to_string()).collect();
-    if !missing.is_empty() {
-        return Err(QbatError::invalid("DIR", format!("shard(s) {} of {count} are missing", missing.join(", "))));
+    if shards.len() < count {
+        // the indices are sorted, distinct and below count: walk them for the first few gaps
+        // (count may be huge, so never list every missing index)
+        let (mut shown, mut next, mut it) = (vec![], 0, shards.iter().map(|s| s.index).peekable());
+        while shown.len() < MISSING_SHOWN && next < count {
+            if it.next_if_eq(&next).is_none() {
+                shown.push(next.to_string());
+            }
+            next += 1;
+        }
+        let more = count - shards.len() - shown.len();
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        return Err(QbatError::invalid("DIR", format!("shard(s) {}{more} of {count} are missing", shown.join(", "))));
     }
-    check_member_ranges(&shards, first["members"].as_u64().unwrap_or(0) as usize)?;
+    let files = merged_files(&first);
     for s in &shards {
-        check_counts(s, first["samples"].as_u64().unwrap_or(0) as usize)?;
+        check_listed(s, &files)?;
+    }
+    check_member_ranges(&shards, members as usize)?;
+    for s in &shards {
+        check_counts(s, first["samples"].as_u64().unwrap_or(0), &files)?;
     }
     Ok(shards)
 }
@@ -121,9 +191,21 @@ fn check_member_ranges(shards: &[ShardDir], members: usize) -> Result<()> {
 }
 
 /// Rows of a shard's files against its member range: summary.csv one row a member, the series
-/// one row (csv) or one slab (npy) a member and sample.
-fn check_counts(s: &ShardDir, samples: usize) -> Result<()> {
+/// one row (csv) or one slab (npy) a member and sample; run.json's `members` and health counts
+/// add up to it too (so that their sums over the shards cannot overflow).
+fn check_counts(s: &ShardDir, samples: u64, files: &[&str]) -> Result<()> {
     let members = member_range(s)?.len();
+    let rp = s.dir.join("run.json").display().to_string();
+    if s.run["members"].as_u64() != Some(members as u64) {
+        return Err(QbatError::invalid(rp, format!("members is {}, the shard's range holds {members}", s.run["members"])));
+    }
+    let h = &s.health;
+    let counted = [h.nonfinite, h.trace, h.nonpositive].iter().try_fold(h.ok, |a, &b| a.checked_add(b));
+    if counted != Some(members as u64) {
+        let counted = counted.map_or("more than 2^64".to_string(), |c| c.to_string());
+        return Err(QbatError::invalid(rp, format!("health counts {counted} members, the shard has {members}")));
+    }
+    let rows = (members as u64).checked_mul(samples).ok_or_else(|| QbatError::invalid(rp, format!("{members} members x {samples} samples is too many")))?;
     let expect = |name: &str, got: u64, want: u64| -> Result<()> {
         if got != want {
             return Err(QbatError::invalid(s.dir.join(name).display().to_string(), format!("holds {got} rows, the shard's {members} members need {want}")));
@@ -131,24 +213,23 @@ fn check_counts(s: &ShardDir, samples: usize) -> Result<()> {
         Ok(())
     };
     expect("summary.csv", count_lines(&s.dir.join("summary.csv"))?.saturating_sub(1), members as u64)?;
-    let series_csv = s.dir.join("series.csv");
-    if series_csv.is_file() {
-        expect("series.csv", count_lines(&series_csv)?.saturating_sub(1), (members * samples) as u64)?;
+    if files.contains(&"series.csv") {
+        expect("series.csv", count_lines(&s.dir.join("series.csv"))?.saturating_sub(1), rows)?;
     }
     let states = s.dir.join("states.npy");
-    if states.is_file() {
+    if files.contains(&"states.npy") {
         let (shape, _) = read_c16_layout(&states)?;
         expect("states.npy", shape.first().copied().unwrap_or(0), members as u64)?;
-        if shape.get(1).copied() != Some(samples as u64) {
+        if shape.get(1).copied() != Some(samples) {
             return Err(QbatError::invalid(states.display().to_string(), format!("has shape {shape:?}, the run has {samples} samples")));
         }
     }
     for name in ["series.npy", "summary.npy"] {
         let p = s.dir.join(name);
-        if p.is_file() {
+        if files.contains(&name) {
             let (shape, _) = read_f8_layout(&p)?;
             expect(name, shape.first().copied().unwrap_or(0), members as u64)?;
-            if name == "series.npy" && shape.get(1).copied() != Some(samples as u64) {
+            if name == "series.npy" && shape.get(1).copied() != Some(samples) {
                 return Err(QbatError::invalid(p.display().to_string(), format!("has shape {shape:?}, the run has {samples} samples")));
             }
         }
@@ -238,6 +319,12 @@ fn merge_states(dir: &OutputDir, shards: &[ShardDir]) -> Result<()> {
 
 /// Merge shard outputs into `out` (which must not exist, or be empty, unless `force`).
 pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<PathBuf> {
+    // --force would replace a shard's files with the merge (by any name: a link, `a/../a`)
+    if let Ok(o) = std::fs::canonicalize(out) {
+        if let Some(d) = dirs.iter().find(|d| std::fs::canonicalize(d).is_ok_and(|d| d == o)) {
+            return Err(QbatError::invalid("--out", format!("{} is the input shard {}; choose another directory for the merge", out.display(), d.display())));
+        }
+    }
     let shards = check_shards(dirs)?;
     OutputDir::check(out, force)?;
     let Stats { times, measures: names, .. } = crate::output::stats::read_stats(&shards[0].dir)?;
@@ -301,14 +388,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         })?;
         dir.write("stats.csv", |w| crate::output::stats::write_csv(&stats, w))?;
         let mut run = shards[0].run.clone();
-        let members: u64 = shards.iter().map(|s| s.run["members"].as_u64().unwrap_or(0)).sum();
-        run["members"] = json!(members);
+        // check_counts: each shard's members and health counts add up to its member range, and
+        // the ranges tile the run's members, so neither sum overflows
+        run["members"] = json!(shards.iter().map(|s| s.run["members"].as_u64().unwrap_or(0)).sum::<u64>());
         run["shard"] = Value::Null;
         let mut health = super::HealthCounts::default();
         for s in &shards {
-            if let Ok(h) = serde_json::from_value::<super::HealthCounts>(s.run["health"].clone()) {
-                health.merge(&h);
-            }
+            health.merge(&s.health);
         }
         run["health"] = json!(health);
         // verify over all shards: every member re-run, each measure's worst deviation, and a

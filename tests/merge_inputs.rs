@@ -1,0 +1,230 @@
+//! `merge` reads only what each shard's manifest lists, bounds what a shard's run.json claims,
+//! and never writes over one of its inputs.
+
+use crate::common::{bin, config, ok, wait_within};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+const BLOCH: &str = r#"
+model = "bloch-charger"
+[params]
+wb = 1.0
+j = { linspace = [0.5, 1.5, 3] }
+gamma = 0.05
+[initial]
+random = "bloch"
+[time]
+dt = 0.02
+t_end = 2.0
+samples = 21
+[ensemble]
+size = 21
+seed = 3
+"#;
+
+/// The three shards of one run in `dir`, with the `run` options `extra`.
+fn shards(dir: &Path, tag: &str, extra: &[&str]) -> Vec<PathBuf> {
+    let cfg = config(dir, BLOCH);
+    (0..3)
+        .map(|k| {
+            let out = dir.join(format!("{tag}{k}"));
+            let shard = format!("{k}/3");
+            ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--shard", &shard, "--out"]).arg(&out).args(extra));
+            out
+        })
+        .collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// (exit code, stderr) of `merge DIRS --out OUT --no-plots`, killed after 60 s (exit -1).
+fn merge(dirs: &[PathBuf], out: &Path, extra: &[&str]) -> (i32, String) {
+    let mut child = bin()
+        .arg("merge")
+        .args(dirs)
+        .arg("--out")
+        .arg(out)
+        .arg("--no-plots")
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_within(&mut child, std::time::Duration::from_secs(60));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    (status.and_then(|s| s.code()).unwrap_or(-1), stderr)
+}
+
+/// A refusal: exit 2, one line naming `name`, and no output.
+fn assert_refused(got: (i32, String), name: &str, out: &Path, case: &str) {
+    let (code, stderr) = got;
+    assert_eq!(code, 2, "{case}: exit {code}: {stderr}");
+    assert!(stderr.contains(name) && stderr.trim_end().lines().count() == 1, "{case}: one line naming {name}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{case}: {stderr}");
+    assert!(!out.exists(), "{case}: an output was written");
+}
+
+fn manifest(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join(".qbat-manifest.json")).unwrap()).unwrap()
+}
+
+/// Drop `name` from the shard's manifest (the manifest stays valid JSON).
+fn unlist(dir: &Path, name: &str) {
+    let mut m = manifest(dir);
+    m["files"].as_array_mut().unwrap().retain(|f| f["name"] != json!(name));
+    std::fs::write(dir.join(".qbat-manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+/// Edit the shard's run.json with `edit`, and forge its manifest entry to match (size and
+/// BLAKE3 redone), as someone who means it would.
+fn forge_run_json(dir: &Path, edit: impl Fn(&mut Value)) {
+    let p = dir.join("run.json");
+    let mut run: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    edit(&mut run);
+    let bytes = serde_json::to_vec_pretty(&run).unwrap();
+    std::fs::write(&p, &bytes).unwrap();
+    let mut m = manifest(dir);
+    let entry = m["files"].as_array_mut().unwrap().iter_mut().find(|f| f["name"] == json!("run.json")).unwrap();
+    *entry = json!({"name": "run.json", "bytes": bytes.len(), "blake3": blake3::hash(&bytes).to_hex().to_string()});
+    std::fs::write(dir.join(".qbat-manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+/// Edit `name` as an unlisted file could carry into the merged output: the series' last value
+/// NaN, or a summary row flagged `nonfinite`.
+fn poison(dir: &Path, name: &str) {
+    let p = dir.join(name);
+    if name == "series.npy" {
+        let mut b = std::fs::read(&p).unwrap();
+        let n = b.len();
+        b[n - 8..].copy_from_slice(&f64::NAN.to_le_bytes());
+        std::fs::write(&p, b).unwrap();
+    } else {
+        let t = std::fs::read_to_string(&p).unwrap();
+        assert!(t.contains(",ok\n"), "{t}");
+        std::fs::write(&p, t.replacen(",ok\n", ",nonfinite\n", 1)).unwrap();
+    }
+}
+
+#[test]
+fn merge_reads_only_the_files_a_shard_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = shards(dir.path(), "s", &["--format", "npy"]);
+    ok(bin().arg("merge").args(&s).arg("--out").arg(dir.path().join("good")).arg("--no-plots"));
+    // files edited after they were taken out of the manifest
+    for (k, unlisted) in [vec!["series.npy", "summary.csv"], vec!["series.npy"], vec!["summary.csv"]].into_iter().enumerate() {
+        let case = dir.path().join(format!("unlisted-{k}"));
+        copy_dir(&s[1], &case);
+        for name in &unlisted {
+            unlist(&case, name);
+            poison(&case, name);
+        }
+        let out = dir.path().join(format!("m-unlisted-{k}"));
+        let got = merge(&[s[0].clone(), case.clone(), s[2].clone()], &out, &[]);
+        let named = if got.1.contains("series.npy") { "series.npy" } else { "summary.csv" };
+        assert!(unlisted.contains(&named), "{unlisted:?}: {}", got.1);
+        assert_refused(got, named, &out, &format!("{unlisted:?} unlisted"));
+    }
+    // files removed with their manifest entries
+    for name in ["series.npy", "series.json", "summary.csv", "summary.npy", "stats-state.bin", "stats.csv"] {
+        let case = dir.path().join(format!("removed-{name}"));
+        copy_dir(&s[1], &case);
+        unlist(&case, name);
+        std::fs::remove_file(case.join(name)).unwrap();
+        let out = dir.path().join(format!("m-removed-{name}"));
+        assert_refused(merge(&[s[0].clone(), case, s[2].clone()], &out, &[]), name, &out, &format!("{name} removed"));
+    }
+    // shards that all ran without a series merge, without one
+    for format in ["csv", "npy"] {
+        let s = shards(dir.path(), &format!("bare-{format}-"), &["--format", format, "--series", "false"]);
+        let out = dir.path().join(format!("m-bare-{format}"));
+        ok(bin().arg("merge").args(&s).arg("--out").arg(&out).arg("--no-plots"));
+        assert!(!out.join("series.csv").exists() && !out.join("series.npy").exists());
+        assert!(out.join("summary.csv").is_file() && out.join("stats.csv").is_file());
+    }
+}
+
+#[test]
+fn a_shard_count_or_health_a_run_json_cannot_hold_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = shards(dir.path(), "s", &[]);
+    let copies = |tag: &str| -> Vec<PathBuf> {
+        s.iter()
+            .enumerate()
+            .map(|(k, d)| {
+                let c = dir.path().join(format!("{tag}-{k}"));
+                copy_dir(d, &c);
+                c
+            })
+            .collect()
+    };
+    let huge = 1_000_000_000_000_000_000u64;
+    // a count over the run's members, in every shard
+    let c = copies("count");
+    for d in &c {
+        forge_run_json(d, |r| r["shard"]["count"] = json!(huge));
+    }
+    let out = dir.path().join("m-count");
+    let t0 = std::time::Instant::now();
+    assert_refused(merge(&c, &out, &[]), "run.json", &out, "shard.count 1e18");
+    assert!(t0.elapsed().as_secs() < 30);
+    // one shard of a run that claims as many members: the missing ones listed, a few of them
+    let c = copies("members");
+    forge_run_json(&c[1], |r| {
+        r["shard"]["count"] = json!(huge);
+        r["shard"]["fingerprint"]["members"] = json!(huge);
+    });
+    let out = dir.path().join("m-members");
+    let (code, stderr) = merge(&c[1..2], &out, &[]);
+    assert!(stderr.contains("missing") && stderr.len() < 400, "{stderr}");
+    assert_refused((code, stderr), "shard", &out, "one shard of 1e18");
+    // health counts that overflow when summed, or do not add up to the shard's members
+    let c = copies("overflow");
+    for d in &c {
+        forge_run_json(d, |r| {
+            r["health"]["ok"] = json!(u64::MAX);
+            r["health"]["trace"] = json!(1);
+        });
+    }
+    let out = dir.path().join("m-overflow");
+    assert_refused(merge(&c, &out, &[]), "run.json", &out, "health.ok = u64::MAX");
+    let c = copies("short");
+    forge_run_json(&c[2], |r| r["health"]["ok"] = json!(r["health"]["ok"].as_u64().unwrap() - 1));
+    let out = dir.path().join("m-short");
+    assert_refused(merge(&c, &out, &[]), "run.json", &out, "health one member short");
+    // run.json `members` that is not its member range
+    let c = copies("run-members");
+    forge_run_json(&c[0], |r| r["members"] = json!(u64::MAX));
+    let out = dir.path().join("m-run-members");
+    assert_refused(merge(&c, &out, &[]), "run.json", &out, "members = u64::MAX");
+}
+
+#[test]
+fn out_naming_an_input_shard_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = shards(dir.path(), "s", &["--format", "npy"]);
+    let snapshot = |d: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        let mut v: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(d).unwrap().flatten().map(|e| (e.path(), std::fs::read(e.path()).unwrap())).collect();
+        v.sort();
+        v
+    };
+    let before: Vec<_> = s.iter().map(|d| snapshot(d)).collect();
+    let link = dir.path().join("link-to-s1");
+    std::os::unix::fs::symlink(&s[1], &link).unwrap();
+    for out in [s[0].clone(), s[2].join("..").join("s2"), dir.path().join(".").join("s1").join("."), link] {
+        let (code, stderr) = merge(&s, &out, &["--force"]);
+        assert_eq!(code, 2, "--out {}: exit {code}: {stderr}", out.display());
+        assert!(stderr.contains("--out") && stderr.trim_end().lines().count() == 1, "{stderr}");
+        for (d, b) in s.iter().zip(&before) {
+            assert!(snapshot(d) == *b, "--out {}: {} changed", out.display(), d.display());
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".partial")).count(), 0);
+    }
+    // the shards still merge, elsewhere
+    ok(bin().arg("merge").args(&s).arg("--out").arg(dir.path().join("m")).arg("--no-plots"));
+}
