@@ -6,8 +6,30 @@
 //! -> measures -> run (in memory) or study (streamed to files by `output`). ARCHITECTURE.md
 //! draws the layers and the rules between them.
 
+// `print!`, `println!`, `eprint!` and `eprintln!` that never panic (`console`), for every
+// module below.
+#[allow(unused_macros)]
+macro_rules! print {
+    ($($t:tt)*) => { $crate::console::out(format_args!($($t)*)) };
+}
+#[allow(unused_macros)]
+macro_rules! println {
+    () => { $crate::console::out(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::console::out(format_args!("{}\n", format_args!($($t)*))) };
+}
+#[allow(unused_macros)]
+macro_rules! eprint {
+    ($($t:tt)*) => { $crate::console::err(format_args!($($t)*)) };
+}
+#[allow(unused_macros)]
+macro_rules! eprintln {
+    () => { $crate::console::err(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::console::err(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 pub mod analyze;
 pub mod config;
+pub mod console;
 pub mod describe;
 pub mod engine;
 pub mod ensemble;

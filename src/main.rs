@@ -2,6 +2,27 @@
 //! outcome or the error's own `exit_code` (2 for bad input, a missing device or a thread that
 //! cannot be started, 1 otherwise).
 
+// `print!`, `println!`, `eprint!` and `eprintln!` that never panic (qbat_gpu::console), for
+// every module below.
+#[allow(unused_macros)]
+macro_rules! print {
+    ($($t:tt)*) => { qbat_gpu::console::out(format_args!($($t)*)) };
+}
+#[allow(unused_macros)]
+macro_rules! println {
+    () => { qbat_gpu::console::out(format_args!("\n")) };
+    ($($t:tt)*) => { qbat_gpu::console::out(format_args!("{}\n", format_args!($($t)*))) };
+}
+#[allow(unused_macros)]
+macro_rules! eprint {
+    ($($t:tt)*) => { qbat_gpu::console::err(format_args!($($t)*)) };
+}
+#[allow(unused_macros)]
+macro_rules! eprintln {
+    () => { qbat_gpu::console::err(format_args!("\n")) };
+    ($($t:tt)*) => { qbat_gpu::console::err(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 mod app;
 
 use clap::Parser;
@@ -19,7 +40,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match app::run(cli) {
+    let outcome = app::run(cli);
+    // (a stdout that could not be written lost the command's output; a closed pipe is not
+    // counted: its reader wanted no more)
+    let outcome = match (outcome, qbat_gpu::console::stdout_failure()) {
+        (Ok(_), Some(why)) => Err(qbat_gpu::error::QbatError::io(std::path::Path::new("standard output"), why)),
+        (outcome, _) => outcome,
+    };
+    match outcome {
         Ok(outcome) => outcome.exit_code(),
         Err(e) => {
             eprintln!("error: {}", app::message(&e));

@@ -11,6 +11,11 @@ use crate::error::{QbatError, Result};
 use std::sync::OnceLock;
 use std::thread::{Builder, Scope, ScopedJoinHandle};
 
+/// The most worker threads `RAYON_NUM_THREADS` may ask for, per CPU (counting at least
+/// `MIN_CPUS_FOR_CAP` CPUs, so that a small container may still oversubscribe).
+const MAX_THREADS_PER_CPU: usize = 16;
+const MIN_CPUS_FOR_CAP: usize = 16;
+
 /// What to change when a thread cannot be started.
 const LIMIT_HINT: &str = "raise the process limit (ulimit -u, a cgroup's pids.max) or set RAYON_NUM_THREADS lower";
 
@@ -21,6 +26,13 @@ const LIMIT_HINT: &str = "raise the process limit (ulimit -u, a cgroup's pids.ma
 /// use the pool at their start; a library caller calls it before its first run.
 pub fn start_pool() -> Result<()> {
     static STARTED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    // Thousands of threads do no more work than one a CPU, and each takes its stack and maps
+    // from the process's share (past `vm.max_map_count` the runtime aborts): refused.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let most = MAX_THREADS_PER_CPU * cpus.max(MIN_CPUS_FOR_CAP);
+    if let Some(asked) = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > most) {
+        return Err(QbatError::Threads(format!("RAYON_NUM_THREADS = {asked} is more than qbat-gpu starts (at most {most} on {cpus} CPUs); set it lower")));
+    }
     let started = STARTED.get_or_init(|| match rayon::ThreadPoolBuilder::new().build_global() {
         Ok(()) => Ok(()),
         // Only a thread's failure to start has a source. Without one the pool's start was

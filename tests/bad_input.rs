@@ -128,6 +128,12 @@ fn times_not_increasing() {
     refused(&with("t_end = 1.0\nsamples = 11", "times = [0.0, 0.5, 0.4]"), "time.times");
 }
 
+/// A t_end too small for its samples to be distinct names t_end, the field the user wrote.
+#[test]
+fn t_end_too_small_for_its_samples() {
+    refused(&with("dt = 0.01\nt_end = 1.0\nsamples = 11", "dt = 1e-320\nt_end = 5e-324\nsamples = 3"), "time.t_end");
+}
+
 #[test]
 fn negative_time() {
     refused(&with("t_end = 1.0\nsamples = 11", "times = [-1.0, 0.5]"), "time.times");

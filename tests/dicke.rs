@@ -527,3 +527,42 @@ fn a_parity_mixed_start_is_refused_on_the_parity_path() {
     assert!(dicke_batch(&plan, &parity, &[vacuum, coherent]).is_err());
     assert!(dicke_batch(&plan, &full, &[vacuum, coherent]).is_ok());
 }
+
+/// A dicke run whose cutoff loses population warns, as a cavity-cells run does: the warning is
+/// said (stderr, run.json notes) exactly where the run's own fock_tail, read back from
+/// stats.csv, passed the threshold. N = 4 cells with the counter-rotating coupling at g = 1
+/// pump photons well past n_fock = 5; at g = 0.01 and n_fock = 12 the top level stays empty.
+#[test]
+fn a_dicke_cutoff_that_loses_population_is_warned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sides = vec![];
+    for (g, n_fock) in [(1.0, 5), (0.01, 12)] {
+        let text = format!("model = \"dicke\"\n[params]\nn_fock = {n_fock}\ng = {g}\n[time]\ndt = 0.001\nt_end = 2.0\nsamples = 5\n[ensemble]\nsize = 1\n");
+        let cfg = crate::common::config(dir.path(), &text);
+        let out = dir.path().join(format!("o{n_fock}"));
+        let o = crate::common::bin()
+            .arg("run")
+            .arg(&cfg)
+            .args(["--backend", "cpu", "--no-progress", "--no-plots", "--verify", "0", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let stats = std::fs::read_to_string(out.join("stats.csv")).unwrap();
+        let header: Vec<&str> = stats.lines().next().unwrap().split(',').collect();
+        let (km, kx) = (header.iter().position(|h| *h == "measure").unwrap(), header.iter().position(|h| *h == "max").unwrap());
+        let largest = stats
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .filter(|f| f[km] == "fock_tail")
+            .map(|f| f[kx].parse::<f64>().unwrap())
+            .fold(0.0, f64::max);
+        let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+        let noted = run_json["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().starts_with("fock_tail exceeds 1e-6"));
+        let said = String::from_utf8_lossy(&o.stderr).contains("WARNING: fock_tail exceeds 1e-6");
+        assert_eq!((noted, said), (largest > 1e-6, largest > 1e-6), "g = {g}, n_fock = {n_fock}: largest fock_tail {largest:e}");
+        sides.push(largest > 1e-6);
+    }
+    assert_eq!(sides, [true, false], "both sides of the threshold are taken");
+}

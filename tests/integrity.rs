@@ -646,3 +646,48 @@ fn a_shard_is_memory_checked_as_a_shard() {
     assert_eq!(run_json["members"], 600, "{log}");
     assert_eq!(run_json["shard"]["members"], serde_json::json!([0, 600]));
 }
+
+/// A checkpoint sealed again by hand (its hash redone) passes the seal, so what it says is
+/// checked as input: its --verify deviations are one a measure, none negative or NaN (a group
+/// with none made the resume divide by zero). And a resume names its directory however the
+/// path is spelled (`./r/` and the absolute path are `r`).
+#[test]
+fn a_resealed_checkpoint_is_checked_and_a_resume_is_found_however_spelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let out = dir.path().join("r");
+    let staging = interrupted_run(dir.path(), &cfg, &out, 2);
+    let progress: serde_json::Value =
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(staging.join("checkpoint.json")).unwrap()).unwrap()["progress"].clone();
+    let nm = progress["measures"].as_array().unwrap().len();
+    let group = |max: Vec<serde_json::Value>| serde_json::json!([{"precision": "f64", "members": [], "max": max}]);
+    let cases = [
+        ("none", group(vec![])),
+        ("one too many", group(vec![0.0.into(); nm + 1])),
+        ("a negative one", group([vec![(-1.0).into()], vec![0.0.into(); nm - 1]].concat())),
+    ];
+    for (i, (how, verify)) in cases.into_iter().enumerate() {
+        let case = dir.path().join(format!("case{i}"));
+        copy_dir(&staging, &case.join(".r.partial"));
+        let mut edited = progress.clone();
+        edited["verify"] = verify;
+        let raw = serde_json::to_string(&edited).unwrap();
+        let sealed = format!("{{\"blake3\":\"{}\",\"progress\":{raw}}}", blake3::hash(raw.as_bytes()).to_hex());
+        std::fs::write(case.join(".r.partial").join("checkpoint.json"), sealed).unwrap();
+        let (code, stderr) = outcome(run_args(&cfg, &case.join("r")).args(["--block-members", "10", "--resume"]).arg(case.join("r")));
+        assert_eq!(code, 2, "{how}: {stderr}");
+        assert!(stderr.contains("checkpoint.json") && stderr.contains("--verify deviations"), "{how}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{how}: {stderr}");
+        assert!(!case.join("r").exists(), "{how}");
+    }
+    // the undamaged checkpoint, resumed by another spelling of its path, from its parent
+    let spelled = format!(".{}r{}", std::path::MAIN_SEPARATOR, std::path::MAIN_SEPARATOR);
+    let mut resume = run_args(&cfg, Path::new("r"));
+    resume.current_dir(dir.path()).args(["--block-members", "10", "--resume", &spelled]);
+    ok(&mut resume);
+    let full = dir.path().join("full");
+    ok(run_args(&cfg, &full).args(["--block-members", "10"]));
+    for f in ["series.csv", "summary.csv", "stats.csv"] {
+        assert!(std::fs::read(full.join(f)).unwrap() == std::fs::read(out.join(f)).unwrap(), "{f}");
+    }
+}

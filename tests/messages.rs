@@ -2,7 +2,7 @@
 //! errors (negative numbers, `--shard 0/0`, `bench --json DIR`), no Rust `Debug` text, notes
 //! for options that do nothing, no Vulkan loader noise, the scheduler's GPU pinning honoured.
 
-use crate::common::bin;
+use crate::common::{bin, config};
 use qbat_gpu::config::{parse_plan, Overrides};
 use std::path::Path;
 
@@ -316,4 +316,44 @@ fn command_line_errors_are_one_line() {
         assert_eq!((code, stderr.as_str()), (0, ""), "{args:?}");
         assert!(stdout.contains(if args == ["--version"] { "qbat-gpu" } else { "Usage:" }), "{args:?}: {stdout}");
     }
+}
+
+/// A stdout or stderr that cannot be written is never a panic: a full device on stdout is an
+/// i/o error (exit 1, one line); a reader that closed the pipe ends the output quietly; a run
+/// whose stderr is full finishes and commits its files; an input error stays exit 2. A newline
+/// in a user's string stays inside the one line, escaped.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_console_that_cannot_be_written_is_not_a_panic_and_a_message_stays_one_line() {
+    use std::process::Stdio;
+    let full = || std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let o = bin().arg("models").stdout(full()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: i/o: standard output") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    // a reader that takes nothing and goes away
+    let mut child = bin().arg("measures").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        config(dir.path(), "model = \"bloch-charger\"\n[time]\ndt = 0.01\nt_end = 0.5\nsamples = 6\n[ensemble]\nsize = 8\n[protocol]\nswitch_off = 1e9\n");
+    let out = dir.path().join("o");
+    let o = bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&out).stderr(full()).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(out.join("run.json").is_file() && !dir.path().join(".o.partial").exists());
+    let o = bin().arg("run").arg(dir.path().join("missing.toml")).stderr(full()).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    for text in ["model = \"bloch\\nerror: forged\"\n", "\"a\\nb\" = 1\nmodel = \"bloch-charger\"\n"] {
+        let o = bin().arg("run").arg(config(dir.path(), text)).args(["--backend", "cpu"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
+    // thousands of worker threads asked for: refused before any is started
+    let o = bin().arg("models").env("RAYON_NUM_THREADS", "100000").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("RAYON_NUM_THREADS") && stderr.trim_end().lines().count() == 1, "{stderr}");
 }

@@ -40,7 +40,9 @@ pub fn message(e: &QbatError) -> String {
         s += &format!(": {c}");
         cause = c.source();
     }
-    s
+    // one line whatever the user's strings hold: a newline in a key or value is shown escaped,
+    // never starting a line of its own
+    s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
 }
 
 /// Run the parsed command line; the outcome decides the exit code (`Outcome::exit_code`).

@@ -8,7 +8,7 @@ use qbat_gpu::error::{QbatError, Result};
 use qbat_gpu::output::{series_size_estimate, states_size_estimate, Format, OutputOptions};
 use qbat_gpu::run::RunOptions;
 use qbat_gpu::study::{run_study as run_study_streamed, StudyOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The default study's config (docs/interface.md): spin pair of paper 000 from Haar-random states.
 pub const DEFAULT_STUDY: &str = r#"
@@ -29,6 +29,20 @@ size = 1000
 seed = 0
 "#;
 
+/// Whether two paths name the same output directory (which may not exist yet: an interrupted
+/// run has only its staging directory beside it): the same name in the same parent, the
+/// parents compared as the file system resolves them (`./b/`, `b` and `/abs/b` are one).
+fn same_output_dir(a: &Path, b: &Path) -> bool {
+    let key = |p: &Path| {
+        let parent = p.parent().filter(|q| !q.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Some((std::fs::canonicalize(parent).ok()?, p.file_name()?.to_owned()))
+    };
+    match (key(a), key(b)) {
+        (Some(ka), Some(kb)) => ka == kb,
+        _ => a == b,
+    }
+}
+
 pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_default: bool, study: bool) -> Result<()> {
     // A shard builds (and is memory-checked for) its own members only.
     let ov = Overrides {
@@ -42,7 +56,7 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
     let _gpu = qbat_gpu::engine::GpuAhead::open(args.backend, args.adapter.as_deref(), args.precision);
     let plan = parse_plan(config_text, &ov)?;
     let (out, resume) = match (&args.resume, &args.out) {
-        (Some(r), Some(o)) if r != o => {
+        (Some(r), Some(o)) if !same_output_dir(r, o) => {
             return Err(QbatError::invalid("--resume", format!("--resume {} and --out {} name different directories", r.display(), o.display())))
         }
         (Some(r), _) => (r.clone(), true),

@@ -108,6 +108,13 @@ impl Plan {
     pub fn is_dicke(&self) -> bool {
         matches!(self.space, Space::Dicke { .. })
     }
+    /// The cutoff of the cavity mode, where the model has one (cavity-cells, dicke).
+    pub fn n_fock(&self) -> Option<usize> {
+        match self.space {
+            Space::Cavity { n_fock } | Space::Dicke { n_fock, .. } => Some(n_fock),
+            Space::TwoQubit => None,
+        }
+    }
     /// Has the run any `[[drive]]`?
     pub fn is_driven(&self) -> bool {
         self.drives.iter().any(|d| !d.is_empty())

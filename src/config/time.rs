@@ -95,7 +95,13 @@ fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Sched
             if n == 1 {
                 vec![t_end]
             } else {
-                (0..n).map(|k| t_end * k as f64 / (n - 1) as f64).collect()
+                let ts: Vec<f64> = (0..n).map(|k| t_end * k as f64 / (n - 1) as f64).collect();
+                // (a t_end too small to hold that many distinct times is this pair's fault,
+                // not a `times` list's the user never wrote)
+                if ts.windows(2).any(|w| w[1] <= w[0]) {
+                    return Err(invalid("time.t_end", format!("{t_end} is too small for {n} distinct sample times (fewer samples, or a larger t_end)")));
+                }
+                ts
             }
         }
         (None, Some(_), None) => return Err(invalid("time.samples", "missing (t_end needs samples)")),

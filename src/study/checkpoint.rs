@@ -402,6 +402,11 @@ fn load_checkpoint(
     }
     let measures: Vec<Measure> =
         p.measures.iter().map(|m| Measure::from_name(m).map_err(|_| damaged(&ck, format!("it names the measure '{m}'")))).collect::<Result<_>>()?;
+    // a verify group holds one largest deviation per measure (the report folds into them),
+    // each a deviation: finite or +inf, never negative
+    if p.verify.iter().any(|g| g.max.len() != measures.len() || g.max.iter().any(|d| d.is_nan() || *d < 0.0)) {
+        return Err(damaged(&ck, "its --verify deviations do not match its measures".into()));
+    }
     let series_path = dir.join("blocks").join(SERIES_FILE);
     let mut series: Option<SeriesFile> = None;
     // (before any file is read: a block listed twice would be read twice)

@@ -4,7 +4,6 @@
 use crate::config::Plan;
 use crate::engine::Precision;
 use crate::measures::Measure;
-use crate::model::Space;
 use serde::{Deserialize, Serialize};
 
 /// Health of a member's trajectory (summary.csv `health`).
@@ -137,9 +136,10 @@ pub struct FockTailFlags {
     pub worst_photon_number: f64,
 }
 
-/// Flag cavity members whose fock_tail passed the threshold.
+/// Flag the members of a model with a cavity mode (cavity-cells, dicke) whose fock_tail passed
+/// the threshold.
 pub(super) fn fock_flags(plan: &Plan, measures: &[Measure], values: &[f64], sub: &Plan, ns: usize, flags: &mut FockTailFlags) {
-    if !plan.is_cavity() {
+    if plan.n_fock().is_none() {
         return;
     }
     let nm = measures.len();
@@ -165,10 +165,12 @@ pub(super) fn fock_flags(plan: &Plan, measures: &[Measure], values: &[f64], sub:
 /// Health codes of summary.npy's `health` column.
 pub const HEALTH_CODES: [(f64, Health); 4] = [(0.0, Health::Ok), (1.0, Health::NonFinite), (2.0, Health::Trace), (3.0, Health::NonPositive)];
 
-/// Cavity runs: the warning for members whose fock_tail exceeded the plan's threshold, with
-/// the cutoff to use (from the largest photon number a flagged member reached, when measured).
+/// Runs of a model with a cavity mode: the warning for members whose fock_tail exceeded the
+/// plan's threshold, with the cutoff to use (cavity-cells: from the largest photon number a
+/// flagged member reached, when measured; dicke, whose counter-rotating terms the coherent
+/// rule does not bound: above the cutoff and that photon number).
 pub fn fock_tail_warnings(plan: &Plan, measures: &[Measure], flags: &FockTailFlags) -> Vec<String> {
-    let Space::Cavity { n_fock } = plan.space else {
+    let Some(n_fock) = plan.n_fock() else {
         return vec![];
     };
     if !measures.contains(&Measure::FockTail) {
@@ -179,7 +181,12 @@ pub fn fock_tail_warnings(plan: &Plan, measures: &[Measure], flags: &FockTailFla
     }
     let worst_nbar = flags.worst_photon_number;
     let listed: Vec<String> = flags.first.iter().map(|(id, t)| format!("{id} ({t:.1e})")).collect();
-    let suggestion = if worst_nbar > 0.0 {
+    let suggestion = if plan.is_dicke() {
+        match worst_nbar > 0.0 {
+            true => format!("; raise n_fock above {n_fock} (the largest photon number reached was {worst_nbar:.2})"),
+            false => format!("; raise n_fock above {n_fock}"),
+        }
+    } else if worst_nbar > 0.0 {
         match crate::config::auto_n_fock(worst_nbar.sqrt()) {
             Some(n) => format!("; use n_fock >= {} (from the largest photon number reached, {worst_nbar:.2}), or --auto-fock", n.max(n_fock + 1)),
             None => format!("; the largest photon number reached, {worst_nbar:.2}, needs a cutoff beyond the largest supported (n_fock = {}): this run cannot be truncated well", crate::model::cavity_cells::MAX_N_FOCK),

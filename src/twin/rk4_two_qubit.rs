@@ -220,6 +220,7 @@ fn references<R: Real>(x0: &[R; 16], p: &PointR<R>) -> ([R; 4], [R; 4]) {
 /// always taken, for the peaks. `inv_t` = 1/t: both powers multiply by it, as the shader does
 /// (one division per sample, not two; the plan holds it per sample time).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4], t: R, inv_t: R, p: &PointR<R>, flags: u32) -> [R; N_CODES] {
     let c = R::from_f64;
     let zero = R::ZERO;
