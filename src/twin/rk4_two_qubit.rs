@@ -217,8 +217,7 @@ fn references<R: Real>(x0: &[R; 16], p: &PointR<R>) -> ([R; 4], [R; 4]) {
 /// `y` is the sample copy of the state, `yza` the battery row of that of Z, `y0a` and `z0a`
 /// the same rows at t = 0 (differences vanish exactly at t = 0). The measures under a flag
 /// that no column asks for are 0 (`KernelFlags`); energy_b, ergotropy_b and both powers are
-/// always taken, for the peaks. `inv_t` = 1/t: both powers multiply by it, as the shader does
-/// (one division per sample, not two; the plan holds it per sample time).
+/// always taken, for the peaks. Both powers multiply by `inv_t` = 1/t, as the shader does.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4], t: R, inv_t: R, p: &PointR<R>, flags: u32) -> [R; N_CODES] {
