@@ -11,7 +11,7 @@ use crate::common::{bin, config, kill_after_blocks, ok};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-const BLOCH: &str = r#"
+pub(crate) const BLOCH: &str = r#"
 model = "bloch-charger"
 [params]
 wb = 1.0
@@ -40,7 +40,7 @@ fn outcome(c: &mut std::process::Command) -> (i32, String) {
     (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).to_string())
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let p = e.path();

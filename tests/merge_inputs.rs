@@ -2,29 +2,18 @@
 //! and never writes over one of its inputs.
 
 use crate::common::{bin, config, ok, wait_within};
+use crate::integrity::{copy_dir, BLOCH};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-const BLOCH: &str = r#"
-model = "bloch-charger"
-[params]
-wb = 1.0
-j = { linspace = [0.5, 1.5, 3] }
-gamma = 0.05
-[initial]
-random = "bloch"
-[time]
-dt = 0.02
-t_end = 2.0
-samples = 21
-[ensemble]
-size = 21
-seed = 3
-"#;
+/// integrity.rs's sweep, in 21 members of 21 samples (seven a point and shard).
+fn bloch() -> String {
+    BLOCH.replace("samples = 6", "samples = 21").replace("size = 60", "size = 21")
+}
 
 /// The three shards of one run in `dir`, with the `run` options `extra`.
 fn shards(dir: &Path, tag: &str, extra: &[&str]) -> Vec<PathBuf> {
-    let cfg = config(dir, BLOCH);
+    let cfg = config(dir, &bloch());
     (0..3)
         .map(|k| {
             let out = dir.join(format!("{tag}{k}"));
@@ -33,13 +22,6 @@ fn shards(dir: &Path, tag: &str, extra: &[&str]) -> Vec<PathBuf> {
             out
         })
         .collect()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
 }
 
 /// (exit code, stderr) of `merge DIRS --out OUT --no-plots`, killed after 60 s (exit -1).
