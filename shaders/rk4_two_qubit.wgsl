@@ -402,16 +402,14 @@ fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t:
     let dya = y.a - y0a;
     let stored = dot(pt.hb, dya);
     let tpos = t > 0.0;
-    // one division for both powers (the twin holds 1/t per sample time)
-    let inv_t = 1.0 / t;
     let trh2 = pt.hb2 * y.a.x + 2.0 * pt.hb.x * hr;
     m[M_ENERGY_B] = e_b;
     m[M_STORED_ENERGY_B] = stored;
     m[M_ERGOTROPY_B] = ergo;
     m[M_ANTIERGOTROPY_B] = hr - pt.nhb * nrb;
     m[M_CAPACITY_B] = 2.0 * pt.nhb * nrb;
-    m[M_POWER_B] = select(real(0.0), stored * inv_t, tpos);
-    m[M_ERGOTROPIC_POWER_B] = select(real(0.0), ergo * inv_t, tpos);
+    m[M_POWER_B] = select(real(0.0), stored / t, tpos);
+    m[M_ERGOTROPIC_POWER_B] = select(real(0.0), ergo / t, tpos);
     m[M_ENERGY_VARIANCE_B] = trh2 - e_b * e_b;
     if ((flags & F_Z) != 0u) {
         // Sigma^2 = Tr(H_B^2 rho_b) - 2 Tr(H_B Z_b) + Tr(H_B^2 rho_b(0)) - stored^2

@@ -33,8 +33,16 @@ fn main() -> ExitCode {
     qbat_gpu::gpu::runtime_dir::ensure_runtime_dir();
     let cli = match app::cli::Cli::try_parse() {
         Ok(cli) => cli,
-        // help and version print as clap prints them
-        Err(e) if !e.use_stderr() => e.exit(),
+        // help and version print as clap prints them (a stdout that fails is exit 1, as below)
+        Err(e) if !e.use_stderr() => {
+            return match e.print().and_then(|()| std::io::Write::flush(&mut std::io::stdout())) {
+                Err(why) if why.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: i/o: standard output: {why}");
+                    ExitCode::from(1)
+                }
+                _ => ExitCode::SUCCESS,
+            };
+        }
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             return ExitCode::from(2);

@@ -26,26 +26,41 @@ const LIMIT_HINT: &str = "raise the process limit (ulimit -u, a cgroup's pids.ma
 /// use the pool at their start; a library caller calls it before its first run.
 pub fn start_pool() -> Result<()> {
     static STARTED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    // Thousands of threads do no more work than one a CPU, and each takes its stack and maps
-    // from the process's share (past `vm.max_map_count` the runtime aborts): refused.
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let most = MAX_THREADS_PER_CPU * cpus.max(MIN_CPUS_FOR_CAP);
-    if let Some(asked) = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > most) {
-        return Err(QbatError::Threads(format!("RAYON_NUM_THREADS = {asked} is more than qbat-gpu starts (at most {most} on {cpus} CPUs); set it lower")));
-    }
-    let started = STARTED.get_or_init(|| match rayon::ThreadPoolBuilder::new().build_global() {
-        Ok(()) => Ok(()),
-        // Only a thread's failure to start has a source. Without one the pool's start was
-        // tried before: it runs, unless that first start failed (rayon then panicked there,
-        // and panics again on every use; the check's panic is caught, and its message printed
-        // by the panic hook: only a library caller that used rayon first can get here).
-        Err(e) => match std::error::Error::source(&e) {
-            Some(why) => Err(why.to_string()),
-            None if std::panic::catch_unwind(rayon::current_num_threads).is_ok() => Ok(()),
-            None => Err("an earlier start failed".into()),
-        },
+    let started = STARTED.get_or_init(|| {
+        // Thousands of threads do no more work than one a CPU, and each takes its stack and
+        // maps from the process's share (past `vm.max_map_count` the runtime aborts): refused.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let most = MAX_THREADS_PER_CPU * cpus.max(MIN_CPUS_FOR_CAP);
+        if let Some((var, asked)) = threads_asked().filter(|&(_, n)| n > most) {
+            return Err(format!("{var} = {asked} is more than qbat-gpu starts (at most {most} on {cpus} CPUs); set it lower"));
+        }
+        match rayon::ThreadPoolBuilder::new().build_global() {
+            Ok(()) => Ok(()),
+            // Only a thread's failure to start has a source. Without one the pool's start was
+            // tried before: it runs, unless that first start failed (rayon then panicked
+            // there, and panics again on every use; the check's panic is caught, and its
+            // message printed by the panic hook: only a library caller that used rayon first
+            // can get here).
+            Err(e) => match std::error::Error::source(&e) {
+                Some(why) => Err(format!("the worker threads could not be started ({why}); {LIMIT_HINT}")),
+                None if std::panic::catch_unwind(rayon::current_num_threads).is_ok() => Ok(()),
+                None => Err(format!("the worker threads could not be started (an earlier start failed); {LIMIT_HINT}")),
+            },
+        }
     });
-    started.clone().map_err(|why| QbatError::Threads(format!("the worker threads could not be started ({why}); {LIMIT_HINT}")))
+    started.clone().map_err(QbatError::Threads)
+}
+
+/// The worker threads the environment asks rayon for, read as rayon reads it:
+/// `RAYON_NUM_THREADS`, else the older `RAYON_RS_NUM_CPUS`; 0 or a value that is not a
+/// number is rayon's default (one a CPU).
+fn threads_asked() -> Option<(&'static str, usize)> {
+    let read = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<usize>().ok());
+    match read("RAYON_NUM_THREADS") {
+        Some(0) => None,
+        Some(n) => Some(("RAYON_NUM_THREADS", n)),
+        None => read("RAYON_RS_NUM_CPUS").filter(|&n| n > 0).map(|n| ("RAYON_RS_NUM_CPUS", n)),
+    }
 }
 
 /// Start a scoped thread for `what` (a few words, as "the block's files"); its failure to

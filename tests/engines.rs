@@ -36,6 +36,13 @@ fn bloch_charger_with_decay() {
     engines_agree("model = \"bloch-charger\"\n[params]\nj = 0.7\ngamma = 0.3\n[initial]\nrandom = \"bloch\"\n[time]\ndt = 0.01\nt_end = 6.0\nsamples = 13\n[ensemble]\nsize = 10\n", 1e-9);
 }
 
+/// A sample time so small that 1/t overflows (subnormal): the powers there are the
+/// reference's, not 0 * inf.
+#[test]
+fn bloch_charger_at_a_subnormal_sample_time() {
+    engines_agree("model = \"bloch-charger\"\n[params]\nj = 0.7\ngamma = 0.3\n[initial]\nrandom = \"bloch\"\n[time]\ndt = 0.01\ntimes = [0.0, 1e-310, 0.5]\n[ensemble]\nsize = 6\n", 1e-9);
+}
+
 #[test]
 fn custom_two_qubit() {
     engines_agree(include_str!("../examples/two-qubit.toml").replace("size = 500", "size = 10").as_str(), 1e-9);

@@ -691,3 +691,24 @@ fn a_resealed_checkpoint_is_checked_and_a_resume_is_found_however_spelled() {
         assert!(std::fs::read(full.join(f)).unwrap() == std::fs::read(out.join(f)).unwrap(), "{f}");
     }
 }
+
+/// A member that went NaN is an infinite --verify deviation, which JSON writes as null: the
+/// checkpoint that holds one resumes (it was refused as damaged), and the finished run's
+/// report fails that measure.
+#[test]
+fn an_infinite_verify_deviation_survives_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let out = dir.path().join("r");
+    let staging = dir.path().join(".r.partial");
+    let extra = ["--block-members", "10", "--verify", "60"];
+    let mut child = run_args(&cfg, &out).args(extra).env("QBAT_INJECT_FAULT", "slow-blocks=250,nan-member=0").spawn().unwrap();
+    kill_after_blocks(&mut child, &staging, 2);
+    let sealed: serde_json::Value = serde_json::from_slice(&std::fs::read(staging.join("checkpoint.json")).unwrap()).unwrap();
+    let written: Vec<&serde_json::Value> = sealed["progress"]["verify"].as_array().unwrap().iter().flat_map(|g| g["max"].as_array().unwrap()).collect();
+    assert!(written.iter().any(|d| d.is_null()), "member 0's deviation is infinite: {written:?}");
+    ok(run_args(&cfg, &out).args(extra).arg("--resume").arg(&out));
+    let run_json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run_json["verify"]["pass"], false, "{}", run_json["verify"]);
+    assert!(run_json["verify"]["deviations"].as_array().unwrap().iter().any(|d| d["max_abs"].is_null() && d["pass"] == false), "{}", run_json["verify"]);
+}

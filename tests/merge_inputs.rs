@@ -210,3 +210,28 @@ fn out_naming_an_input_shard_is_refused() {
     // the shards still merge, elsewhere
     ok(bin().arg("merge").args(&s).arg("--out").arg(dir.path().join("m")).arg("--no-plots"));
 }
+
+/// A shard whose --verify met a NaN (an infinite deviation, written null) fails that measure
+/// in the merged report too: the null is not dropped for the other shards' finite deviations.
+#[test]
+fn an_infinite_verify_deviation_fails_the_merge_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &bloch());
+    let dirs: Vec<PathBuf> = (0..3)
+        .map(|k| {
+            let out = dir.path().join(format!("v{k}"));
+            let shard = format!("{k}/3");
+            let mut run = bin();
+            run.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--verify", "21", "--shard", &shard, "--out"]).arg(&out);
+            ok(run.env("QBAT_INJECT_FAULT", "nan-member=0"));
+            out
+        })
+        .collect();
+    let merged = dir.path().join("merged");
+    let (code, stderr) = merge(&dirs, &merged, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let run: Value = serde_json::from_slice(&std::fs::read(merged.join("run.json")).unwrap()).unwrap();
+    let failed: Vec<&Value> = run["verify"]["deviations"].as_array().unwrap().iter().filter(|d| d["pass"] == json!(false)).collect();
+    assert!(!failed.is_empty() && failed.iter().all(|d| d["max_abs"].is_null()), "{}", run["verify"]);
+    assert_eq!(run["verify"]["pass"], json!(false));
+}

@@ -351,9 +351,15 @@ fn a_console_that_cannot_be_written_is_not_a_panic_and_a_message_stays_one_line(
         assert_eq!(o.status.code(), Some(2), "{stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     }
-    // thousands of worker threads asked for: refused before any is started
-    let o = bin().arg("models").env("RAYON_NUM_THREADS", "100000").output().unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("RAYON_NUM_THREADS") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    // --help too: a full stdout is exit 1
+    let o = bin().arg("--help").stdout(full()).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    // thousands of worker threads asked for, by either of the names rayon reads: refused
+    // before any is started
+    for var in ["RAYON_NUM_THREADS", "RAYON_RS_NUM_CPUS"] {
+        let o = bin().arg("models").env_remove("RAYON_NUM_THREADS").env(var, "100000").output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(var) && stderr.trim_end().lines().count() == 1, "{stderr}");
+    }
 }

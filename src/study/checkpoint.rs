@@ -61,7 +61,15 @@ impl Progress {
 pub(super) struct VerifyGroup {
     pub(super) precision: Precision,
     pub(super) members: Vec<u64>,
+    #[serde(deserialize_with = "null_as_infinite")]
     pub(super) max: Vec<f64>,
+}
+
+/// Largest deviations as written: an infinite one (a NaN against the reference,
+/// `fold_deviations`) is JSON's null, as serde_json writes any non-finite number.
+fn null_as_infinite<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<f64>, D::Error> {
+    let written: Vec<Option<f64>> = Deserialize::deserialize(d)?;
+    Ok(written.into_iter().map(|x| x.unwrap_or(f64::INFINITY)).collect())
 }
 
 /// A finished block: its members, its files (size and BLAKE3), and the engine and precision

@@ -150,13 +150,14 @@ pub(super) fn fock_flags(plan: &Plan, measures: &[Measure], values: &[f64], sub:
     for (i, m) in sub.members.iter().enumerate() {
         let col = |k: usize| (0..ns).map(|s| values[(i * ns + s) * nm + k]).fold(0.0, f64::max);
         let tail = col(kt);
-        if tail > plan.fock_tail_threshold {
+        // (a member whose values went non-finite is flagged by its health, not here)
+        if tail.is_finite() && tail > plan.fock_tail_threshold {
             flags.count += 1;
             if flags.first.len() < 10 {
                 flags.first.push((m.id, tail));
             }
-            if let Some(kn) = kn {
-                flags.worst_photon_number = flags.worst_photon_number.max(col(kn));
+            if let Some(n) = kn.map(col).filter(|n| n.is_finite()) {
+                flags.worst_photon_number = flags.worst_photon_number.max(n);
             }
         }
     }

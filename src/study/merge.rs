@@ -410,7 +410,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
                         .iter()
                         .flat_map(|v| v["deviations"].as_array().cloned().unwrap_or_default())
                         .filter(|x| x["measure"] == d["measure"])
-                        .filter_map(|x| x["max_abs"].as_f64())
+                        // (an infinite deviation, a NaN against the reference, is written null)
+                        .map(|x| x["max_abs"].as_f64().unwrap_or(f64::INFINITY))
                         .fold(0.0, f64::max);
                     d["max_abs"] = json!(worst);
                     let tol = d["tolerance"].as_f64().unwrap_or(f64::INFINITY);

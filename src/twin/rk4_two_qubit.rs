@@ -217,10 +217,9 @@ fn references<R: Real>(x0: &[R; 16], p: &PointR<R>) -> ([R; 4], [R; 4]) {
 /// `y` is the sample copy of the state, `yza` the battery row of that of Z, `y0a` and `z0a`
 /// the same rows at t = 0 (differences vanish exactly at t = 0). The measures under a flag
 /// that no column asks for are 0 (`KernelFlags`); energy_b, ergotropy_b and both powers are
-/// always taken, for the peaks. Both powers multiply by `inv_t` = 1/t, as the shader does.
+/// always taken, for the peaks.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4], t: R, inv_t: R, p: &PointR<R>, flags: u32) -> [R; N_CODES] {
+fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4], t: R, p: &PointR<R>, flags: u32) -> [R; N_CODES] {
     let c = R::from_f64;
     let zero = R::ZERO;
     let half = c(0.5);
@@ -240,8 +239,8 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
     m[3] = ergo;
     m[4] = hr - p.nhb * nrb;
     m[5] = two * p.nhb * nrb;
-    m[7] = if tpos { stored * inv_t } else { zero };
-    m[8] = if tpos { ergo * inv_t } else { zero };
+    m[7] = if tpos { stored / t } else { zero };
+    m[8] = if tpos { ergo / t } else { zero };
     m[9] = trh2 - e_b * e_b;
     if flags & F_Z != 0 {
         let dtrh2 = p.hb2 * dya[0] + two * p.hb[0] * dot3(&p.hb[1..4], &dya[1..4]);
@@ -342,8 +341,6 @@ struct TwinPlan<R> {
     starts: Vec<R>,
     dt: R,
     times: Vec<R>,
-    /// 1/t of each sample time (inf at t = 0, where no power uses it).
-    inv_times: Vec<R>,
     /// Kernel code of each output column (None: not a kernel measure, NaN).
     cols: Vec<Option<usize>>,
     flags: u32,
@@ -369,7 +366,7 @@ fn take_sample<R: Real>(
     let t = plan.times[s];
     let y = dephase(x, &p.mask);
     let yza: [R; 4] = std::array::from_fn(|i| z[i] * p.mask[i]);
-    let m = sample_measures(&y, &yza, refs.0, refs.1, t, plan.inv_times[s], p, plan.flags);
+    let m = sample_measures(&y, &yza, refs.0, refs.1, t, p, plan.flags);
     let row = &mut values[s * n_cols..(s + 1) * n_cols];
     for (v, col) in row.iter_mut().zip(&plan.cols) {
         *v = match col {
@@ -591,7 +588,6 @@ fn run_twin<R: Real>(job: &TwoQubitJob, isa: Isa, grouped: bool, buffers: TwinBu
         dt: R::from_f64(dt),
         pieces: pieces.into_iter().map(|p| (p, R::from_f64(p.h_last))).collect(),
         times: job.schedule.times.iter().map(|&t| R::from_f64(t)).collect(),
-        inv_times: job.schedule.times.iter().map(|&t| R::ONE / R::from_f64(t)).collect(),
         cols: job.measures.iter().map(|&m| kernel_code(m).map(|c| c as usize)).collect(),
         flags: KernelFlags::for_job(job).bits(),
     };

@@ -45,6 +45,6 @@ impl StateMeasures {
     /// `z` Z(t) (read with `F_Z` only).
     pub fn of(&self, y: &Pauli4, z: &Pauli4, refs: &References, t: f64) -> [f64; N_CODES] {
         let yza: [f64; 4] = std::array::from_fn(|i| z[i] * self.p.mask[i]);
-        sample_measures(y, &yza, &refs.0, &refs.1, t, 1.0 / t, &self.p, self.flags)
+        sample_measures(y, &yza, &refs.0, &refs.1, t, &self.p, self.flags)
     }
 }
