@@ -64,3 +64,9 @@ impl QbatError {
 }
 
 pub type Result<T> = std::result::Result<T, QbatError>;
+
+/// A message in one line whatever the user's strings in it hold: a control character (a
+/// newline in a key or a value) shown escaped, never starting a line of its own.
+pub fn one_line(message: &str) -> String {
+    message.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+}

@@ -417,6 +417,21 @@ fn check_hermitian(m: &CMat, field: &str) -> Result<()> {
     Ok(())
 }
 
+/// A density matrix's entries are at most 1 in modulus (|rho_ij|^2 <= rho_ii rho_jj, Tr rho =
+/// 1): one far beyond is not a state, and the eigen-solves of its measures would overflow (and
+/// could then iterate without end).
+const DENSITY_ENTRY_MAX: f64 = 1.0 + 1e-6;
+
+/// `check_hermitian`, and entries no larger than a density matrix's.
+fn check_density_entries(rho: &CMat, field: &str) -> Result<()> {
+    check_hermitian(rho, field)?;
+    let largest = rho.iter().map(|z| z.norm()).fold(0.0, f64::max);
+    if largest > DENSITY_ENTRY_MAX {
+        return Err(QbatError::invalid(field, format!("is not a density matrix: an entry of modulus {largest:.3e} (at most 1 in a state of unit trace)")));
+    }
+    Ok(())
+}
+
 /// A state measure over `states` (n x 16, row-major 4x4 two-qubit density matrices), in
 /// parallel; each state must be Hermitian.
 pub fn state_measure_batch(name: &str, states: &[C64]) -> Result<Vec<f64>> {
@@ -426,7 +441,7 @@ pub fn state_measure_batch(name: &str, states: &[C64]) -> Result<Vec<f64>> {
         .enumerate()
         .map(|(i, s)| {
             let rho = mat(s, 4);
-            check_hermitian(&rho, &format!("rho[{i}]"))?;
+            check_density_entries(&rho, &format!("rho[{i}]"))?;
             Ok(f(&rho))
         })
         .collect()
@@ -455,7 +470,7 @@ pub fn battery_measure_batch(name: &str, states: &[C64], hamiltonians: &[C64], d
         .enumerate()
         .map(|(i, s)| {
             let rho = mat(s, d);
-            check_hermitian(&rho, &format!("rho_b[{i}]"))?;
+            check_density_entries(&rho, &format!("rho_b[{i}]"))?;
             if shared {
                 Ok(f(&rho, &h0))
             } else {
@@ -551,4 +566,50 @@ pub fn devices() -> Vec<DeviceInfo> {
             }
         })
         .collect()
+}
+
+/// The files of the finished output `dir`, as its manifest lists them, each checked against
+/// its size and BLAKE3 hash first: what `qbat_gpu.open` reads (a file the manifest does not
+/// list is not the run's, and is not read).
+pub fn verified_files(dir: &Path) -> Result<Vec<String>> {
+    Ok(verified_manifest(dir)?.files.into_iter().map(|f| f.name).collect())
+}
+
+fn verified_manifest(dir: &Path) -> Result<crate::output::manifest::Manifest> {
+    let manifest = crate::output::manifest::Manifest::read(dir)?
+        .ok_or_else(|| crate::error::QbatError::invalid(dir.display().to_string(), "is not a finished qbat-gpu output (it has no .qbat-manifest.json)"))?;
+    // each file as `--force` checks it: one untouched since the commit (its recorded identity)
+    // is not read again, so opening a large run costs no pass over its series
+    for f in &manifest.files {
+        let path = dir.join(&f.name);
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Err(crate::error::QbatError::invalid(path.display().to_string(), "listed in the manifest but missing"));
+        }
+        crate::output::manifest::check_still_written(&path, f, "it is not the file the run wrote")?;
+    }
+    Ok(manifest)
+}
+
+/// Save the finished output `src` as `dir`, under a run's own rules (`OutputDir`: `dir` new or
+/// empty, or with `force` a qbat-gpu output whose own files alone are replaced; assembled
+/// aside and committed whole): its listed files, checked first, without the series or the
+/// plots where those are not wanted.
+pub fn copy_output(src: &Path, dir: &Path, series: bool, plots: bool, force: bool) -> Result<PathBuf> {
+    let manifest = verified_manifest(src)?;
+    OutputDir::check(dir, force)?;
+    let out = OutputDir::begin(dir)?;
+    let wanted = manifest.files.iter().filter(|f| (series || !f.name.starts_with("series.")) && (plots || !f.name.starts_with("plot_")));
+    for f in wanted {
+        let from = src.join(&f.name);
+        let copied = std::fs::File::open(&from)
+            .map_err(|e| crate::error::QbatError::io(&from, e))
+            .and_then(|mut r| out.write(&f.name, |w| std::io::copy(&mut r, w).map(drop)));
+        if let Err(e) = copied {
+            out.abort();
+            return Err(e);
+        }
+    }
+    out.commit().inspect(|d| {
+        let _ = crate::output::manifest::Manifest::record_identities(d);
+    })
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from pathlib import Path
 from typing import Any, Mapping, Union
 
@@ -13,6 +14,9 @@ import numpy as np
 from ._native import ConfigError
 
 ConfigLike = Union[Mapping[str, Any], str, "os.PathLike[str]"]
+
+# The largest config file read (the CLI's limit).
+CONFIG_LIMIT = 4 << 20
 
 
 def _scalar(v: Any, where: str) -> str:
@@ -85,11 +89,26 @@ def config_text(config: ConfigLike) -> str:
         if isinstance(config, str) and ("\n" in config or "=" in config):
             return config
         path = Path(config)
-        try:
-            return path.read_text()
-        except OSError as e:
-            err = ConfigError(f"CONFIG: cannot read {path}: {e.strerror or e}")
+
+        def refused(why: str) -> ConfigError:
+            err = ConfigError(f"CONFIG: {why}")
             err.field = "CONFIG"
             err.exit_code = 2
-            raise err from None
+            return err
+
+        # as the CLI reads it: a regular file (a FIFO would wait, /dev/zero never end), at most
+        # CONFIG_LIMIT bytes
+        try:
+            with open(path, "rb", opener=lambda p, flags: os.open(p, flags | getattr(os, "O_NONBLOCK", 0))) as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise refused(f"{path}: is not a regular file")
+                data = f.read(CONFIG_LIMIT + 1)
+        except OSError as e:
+            raise refused(f"cannot read {path}: {e.strerror or e}") from None
+        if len(data) > CONFIG_LIMIT:
+            raise refused(f"{path}: is larger than {CONFIG_LIMIT} bytes: not a config")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise refused(f"{path}: is not UTF-8 text") from None
     raise TypeError(f"config must be a dict, a TOML string or a path, not {type(config).__name__}")

@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
+
+from . import _native
 
 HEALTH_NAMES = {0.0: "ok", 1.0: "nonfinite", 2.0: "trace", 3.0: "nonpositive"}
 
@@ -100,6 +101,14 @@ class Result:
             if (partial / "qbat-staging").is_file():
                 hint = f"; it has an interrupted run ({partial}): continue it with qb.study(..., resume=True)"
             raise FileNotFoundError(f"{d} is not a qbat-gpu run directory (no run.json){hint}")
+        # Only the files the run wrote are read, each checked against the manifest's size and
+        # hash first: an edited, truncated or replaced one (a FIFO, a link to /dev/zero) is
+        # refused, naming it, and a file the manifest does not list is not the run's.
+        listed = set(_native.verified_files(os.fspath(d)))
+
+        def has(name: str) -> bool:
+            return name in listed
+
         r = cls()
         r.dir = d
         r.info = json.loads((d / "run.json").read_text())
@@ -115,11 +124,11 @@ class Result:
             if k in cols:
                 r.params[k] = np.array(cols[k], dtype=float)
         nm = len(r.measures)
-        if (d / "series.npy").is_file():
+        if has("series.npy"):
             r.series = np.load(d / "series.npy", mmap_mode="r")
             axes = json.loads((d / "series.json").read_text())
             r.times = np.array([np.inf if t is None else t for t in axes["times"]], dtype=float)
-        elif (d / "series.csv").is_file():
+        elif has("series.csv"):
             data = _read_series_csv(d / "series.csv", nm)
             n = len(r.member_ids)
             ns = data.shape[0] // max(n, 1)
@@ -134,7 +143,7 @@ class Result:
                 if not seen or seen[-1] != x:
                     seen.append(x)
             r.times = np.array(seen)
-        if (d / "states.npy").is_file():
+        if has("states.npy"):
             r.states = np.load(d / "states.npy", mmap_mode="r")
             r.states_info = json.loads((d / "states.json").read_text())
         return r
@@ -203,18 +212,12 @@ class Result:
             arr = np.ascontiguousarray(self.series, dtype=np.float64)
             states = None if self.states is None else np.ascontiguousarray(self.states, dtype=np.complex128)
             return Path(self._native.save(arr, states, os.fspath(out), format, series, plots, force))
-        # A run directory: copy its files (the format on disk is kept).
+        # A run directory: its files, as its manifest lists them, checked and saved under a
+        # run's own rules (the format on disk is kept; `force` replaces only qbat-gpu's files).
         on_disk = "npy" if (self.dir / "series.npy").is_file() else "csv"
         if series and self.series is not None and format != on_disk:
             raise ValueError(f"{self.dir} holds a {on_disk} series; save it with format='{on_disk}'")
-        out = Path(out)
-        if out.exists() and any(out.iterdir()) and not force:
-            raise FileExistsError(f"{out} exists and is not empty; pass force=True")
-        out.mkdir(parents=True, exist_ok=True)
-        for f in self.dir.iterdir():
-            if f.is_file() and (series or not f.name.startswith("series.")) and (plots or not f.name.startswith("plot_")):
-                shutil.copy2(f, out / f.name)
-        return out
+        return Path(_native.copy_output(os.fspath(self.dir), os.fspath(out), series, plots, force))
 
     def __len__(self) -> int:
         return len(self.member_ids)

@@ -28,7 +28,7 @@ create_exception!(_native, RunError, PyRuntimeError, "A numerical failure during
 /// A `QbatError` as the Python exception of its kind, with `field` (where there is one) and
 /// `exit_code` (the CLI's) as attributes.
 fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
-    let msg = e.to_string();
+    let msg = qbat_gpu::error::one_line(&e.to_string());
     let field = match &e {
         QbatError::Invalid { field, .. } | QbatError::TooLarge { field, .. } => Some(field.clone()),
         QbatError::Parse(_) => Some("config".to_string()),
@@ -393,6 +393,20 @@ fn merge(py: Python<'_>, dirs: Vec<PathBuf>, out: PathBuf, force: bool, plots: b
 }
 
 /// Apply a two-qubit state measure to states (N, 16) complex; returns (N,).
+/// The files of a finished output, as its manifest lists them, each checked first.
+#[pyfunction]
+fn verified_files(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<String>> {
+    py.detach(|| pyapi::verified_files(&dir)).map_err(|e| to_py(py, e))
+}
+
+/// Save a finished output as another, under a run's own rules.
+#[pyfunction]
+#[pyo3(signature = (src, out, series=true, plots=true, force=false))]
+fn copy_output(py: Python<'_>, src: PathBuf, out: PathBuf, series: bool, plots: bool, force: bool) -> PyResult<String> {
+    let r = py.detach(|| pyapi::copy_output(&src, &out, series, plots, force));
+    r.map(|d| d.display().to_string()).map_err(|e| to_py(py, e))
+}
+
 #[pyfunction]
 fn state_measure<'py>(py: Python<'py>, name: &str, states: PyReadonlyArrayDyn<'py, Complex64>) -> PyResult<Bound<'py, PyArray1<f64>>> {
     pool(py)?;
@@ -477,6 +491,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mesolve, m)?)?;
     m.add_function(wrap_pyfunction!(study, m)?)?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add_function(wrap_pyfunction!(verified_files, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_output, m)?)?;
     m.add_function(wrap_pyfunction!(state_measure, m)?)?;
     m.add_function(wrap_pyfunction!(battery_measure, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;

@@ -40,9 +40,7 @@ pub fn message(e: &QbatError) -> String {
         s += &format!(": {c}");
         cause = c.source();
     }
-    // one line whatever the user's strings hold: a newline in a key or value is shown escaped,
-    // never starting a line of its own
-    s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+    qbat_gpu::error::one_line(&s)
 }
 
 /// Run the parsed command line; the outcome decides the exit code (`Outcome::exit_code`).

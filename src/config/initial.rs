@@ -103,6 +103,10 @@ fn qubits_or_full(rho: CMat, dim: usize, cells: Option<usize>, field: &str) -> R
 
 /// Normalised, Hermitian and positive to STATE_TOL.
 pub fn check_state(rho: &CMat, field: &str) -> Result<()> {
+    // (a NaN passes every comparison below)
+    if rho.iter().any(|z| !z.re.is_finite() || !z.im.is_finite()) {
+        return Err(invalid(field, "must be finite"));
+    }
     let herm = hermiticity_error(rho);
     if herm > STATE_TOL {
         return Err(invalid(field, format!("must be Hermitian: largest |rho_ij - conj rho_ji| = {herm:.3e}")));

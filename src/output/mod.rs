@@ -100,6 +100,9 @@ impl OutputDir {
     /// directory and removing it again).
     pub fn check(final_dir: &Path, force: bool) -> Result<()> {
         let shown = final_dir.display();
+        if final_dir.as_os_str().is_empty() {
+            return Err(QbatError::invalid("--out", "is empty: name the output directory"));
+        }
         // a link that leads nowhere (or to itself) is neither a directory nor free to create
         if let (Ok(_), Err(why)) = (std::fs::symlink_metadata(final_dir), std::fs::metadata(final_dir)) {
             return Err(QbatError::invalid("--out", format!("{shown} is a symbolic link that cannot be followed ({why})")));
