@@ -151,11 +151,13 @@ def open(dir: Union[str, "os.PathLike[str]"]) -> Result:  # noqa: A001 - the API
     return Result._from_dir(dir)
 
 
-def merge(dirs: Iterable[Union[str, "os.PathLike[str]"]], out: Union[str, "os.PathLike[str]"], *, force: bool = False, plots: bool = True) -> Result:
+def merge(dirs: Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[str]"]]], out: Union[str, "os.PathLike[str]"], *, force: bool = False, plots: bool = True) -> Result:
     """Combine the N shard directories of a run (``study(..., shard=(k, N))``) into `out`
     (``qbat-gpu merge``): series, summary and statistics equal those of the unsharded run bit for
     bit, and so are their saved states (states.npy). Missing, duplicated or foreign shards are
-    refused. Returns ``qb.open(out)``."""
+    refused. Returns ``qb.open(out)``. One directory (a str or path) is a list of one."""
+    if isinstance(dirs, (str, os.PathLike)):
+        dirs = [dirs]
     d = _native.merge([os.fspath(x) for x in dirs], os.fspath(out), force=force, plots=plots)
     return Result._from_dir(d)
 
@@ -182,7 +184,7 @@ def mesolve(
     dt: float,
     h_battery: Any = None,
     h_charger: Any = None,
-    measures: Optional[Sequence[str]] = None,
+    measures: Union[None, str, Sequence[str]] = None,
     backend: str = "auto",
     precision: Optional[str] = None,
     verify: int = 8,
@@ -201,13 +203,15 @@ def mesolve(
     rho0 : array (..., 4, 4) density matrices, or kets (..., 4) / (..., 4, 1)
         Initial states at t = 0.
     tsave : array (T,)
-        Increasing sample times >= 0; the integration starts at t = 0 and lands on each exactly.
+        Increasing real sample times >= 0; the integration starts at t = 0 and lands on each
+        exactly.
     dt : float
         RK4 step (checked against RK4 stability for each Hamiltonian and jump set).
     h_battery, h_charger : array (2, 2), optional
         The local Hamiltonians the battery measures use (default: sigma_z = diag(-1, 1)).
-    measures : list of str, optional
-        Measure names (default: every two-qubit measure; ``qb.measures_list()``).
+    measures : str or list of str, optional
+        A measure name or a list of them (default: every two-qubit measure;
+        ``qb.measures_list()``).
     backend : "auto" | "gpu" | "cpu" | "reference"
     precision : "f32" | "f64", optional
         GPU precision (default f32 on a GPU; the CPU engine and the reference are f64).
@@ -247,7 +251,15 @@ def mesolve(
     for name, m in (("h_battery", hb), ("h_charger", hc)):
         if m.shape != (2, 2):
             raise ConfigError(f"{name}: must be 2x2, got shape {m.shape}")
-    t = np.ascontiguousarray(np.asarray(tsave, dtype=np.float64).reshape(-1))
+    t = np.asarray(tsave)
+    if np.iscomplexobj(t):
+        raise ConfigError(f"tsave: sample times must be real, got a complex array ({t.dtype})")
+    try:
+        t = np.ascontiguousarray(t.astype(np.float64).reshape(-1))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"tsave: sample times must be real numbers ({e})") from None
+    if isinstance(measures, str):
+        measures = [measures]
     if precision is None:
         precision = "f64" if backend in ("cpu", "reference") else "f32"
     rust_bar, ticker = progress_for(progress, "mesolve")

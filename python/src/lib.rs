@@ -25,9 +25,10 @@ create_exception!(_native, ConfigError, PyValueError, "A bad config, option or i
 create_exception!(_native, DeviceError, PyRuntimeError, "The GPU device is missing, lacks a feature, ran out of memory or was lost.");
 create_exception!(_native, RunError, PyRuntimeError, "A numerical failure during a run (NaN, lost trace).");
 
-/// A `QbatError` as the Python exception of its kind, with `field` (where there is one) and
-/// `exit_code` (the CLI's) as attributes.
+/// A `QbatError` as the Python exception of its kind, with `field` (where there is one, named
+/// as the Python caller wrote it: `keyword_field`) and `exit_code` (the CLI's) as attributes.
 fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
+    let e = keyword_field(e);
     let msg = qbat_gpu::error::one_line(&e.to_string());
     let field = match &e {
         QbatError::Invalid { field, .. } | QbatError::TooLarge { field, .. } => Some(field.clone()),
@@ -138,17 +139,25 @@ fn save_states(value: Option<&Bound<'_, PyAny>>) -> Result<Option<StateSave>, Qb
     }
 }
 
-/// The library names the option by its CLI flag; Python by its keyword.
-fn save_states_field(e: QbatError) -> QbatError {
+/// The library names an option by its CLI flag (`--ensemble`, `--save-states`, `--out`); Python
+/// by its keyword (`ensemble`, `save_states`, `out`).
+fn keyword_field(e: QbatError) -> QbatError {
+    let keyword = |field: String| match field.strip_prefix("--") {
+        Some(flag) => flag.replace('-', "_"),
+        None => field,
+    };
     match e {
-        QbatError::Invalid { field, reason } if field == "--save-states" => QbatError::Invalid { field: "save_states".into(), reason },
-        QbatError::TooLarge { field, reason } if field == "--save-states" => QbatError::TooLarge { field: "save_states".into(), reason },
+        QbatError::Invalid { field, reason } => QbatError::Invalid { field: keyword(field), reason },
+        QbatError::TooLarge { field, reason } => QbatError::TooLarge { field: keyword(field), reason },
         e => e,
     }
 }
 
 /// Run options with a fresh control (cancellation and members done) for `interruptible`.
 fn run_options(backend_name: &str, precision_name: &str, verify: usize, adapter: Option<String>, progress: bool) -> Result<(RunOptions, Arc<Control>), QbatError> {
+    if adapter.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        return Err(QbatError::invalid("adapter", "is empty: name an adapter's index, PCI bus id or part of its name (qb.devices() lists them), or pass None"));
+    }
     let control = Arc::new(Control::default());
     let opts = RunOptions { backend: backend(backend_name)?, precision: precision(precision_name)?, verify, adapter, progress, max_chunk: None, control: Some(control.clone()), values_pool: None, said: None };
     Ok((opts, control))
@@ -267,8 +276,8 @@ fn run<'py>(
     let (opts, control) = run_options(backend, precision, verify, adapter, progress).map_err(|e| to_py(py, e))?;
     let save_states = self::save_states(save_states.as_ref()).map_err(|e| to_py(py, e))?;
     let ov = Overrides { ensemble, seed, auto_fock: false, shard: None, save_states };
-    let plan = parse_plan(&config, &ov).map_err(|e| to_py(py, save_states_field(e)))?;
-    let (run, values, states) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, save_states_field(e)))?;
+    let plan = parse_plan(&config, &ov).map_err(|e| to_py(py, e))?;
+    let (run, values, states) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
     new_run(py, run, values, states)
 }
 
@@ -347,7 +356,7 @@ fn study<'py>(
     save_states: Option<Bound<'py, PyAny>>,
 ) -> PyResult<String> {
     pool(py)?;
-    let map = |e| to_py(py, save_states_field(e));
+    let map = |e| to_py(py, e);
     let (run, control) = run_options(backend, precision, verify, adapter, progress).map_err(map)?;
     let save_states = self::save_states(save_states.as_ref()).map_err(map)?;
     let fmt = self::format(format).map_err(map)?;
@@ -479,6 +488,9 @@ fn devices<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // At import, before the run threads start, as the CLI's `main` does: a runtime dir for the
+    // Vulkan drivers' probe, so that Mesa says nothing of a missing XDG_RUNTIME_DIR.
+    qbat_gpu::gpu::runtime_dir::ensure_runtime_dir();
     let py = m.py();
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("DeviceError", py.get_type::<DeviceError>())?;

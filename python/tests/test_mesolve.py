@@ -126,6 +126,29 @@ def test_mesolve_errors_name_the_argument():
         qb.mesolve(np.stack([H, H]), [np.stack([H, H, H])], ket, TSAVE, dt=1e-3, backend="cpu")
 
 
+def test_mesolve_takes_one_measure_name_as_a_string():
+    """measures="energy_b" is one measure (as in QuTiP and dynamiqs), not its characters."""
+    ket, _ = initial_states()
+    H = hamiltonian(0.3).full()
+    one = qb.mesolve(H, [], ket, TSAVE, dt=1e-3, measures="energy_b", backend="cpu")
+    listed = qb.mesolve(H, [], ket, TSAVE, dt=1e-3, measures=["energy_b"], backend="cpu")
+    assert one.measures == ("energy_b",)
+    assert np.array_equal(one.series, listed.series)
+
+
+@pytest.mark.parametrize(
+    "tsave",
+    [TSAVE.astype(np.complex128), TSAVE + 1j, [0.0, 1.0 + 0.5j], ["0", "one"]],
+    ids=["complex-array", "complex-imaginary", "complex-list", "text"],
+)
+def test_mesolve_refuses_tsave_that_is_not_real(tsave):
+    """A complex tsave is refused (its imaginary part is not dropped), as other bad times are."""
+    ket, _ = initial_states()
+    H = hamiltonian(0.3).full()
+    with pytest.raises(qb.ConfigError, match=r"^tsave: "):
+        qb.mesolve(H, [], ket, tsave, dt=1e-3, backend="cpu")
+
+
 def test_mesolve_on_the_default_backend_is_close():
     """backend="auto" (a GPU in f32 where there is one): within f32 tolerances of the CPU engine."""
     ket, _ = initial_states()

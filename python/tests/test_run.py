@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -144,7 +146,7 @@ def test_save_writes_the_cli_files_and_open_reads_them_back(tmp_path, qbat_bin, 
     if fmt == "npy":
         assert isinstance(qb.open(out).series, np.memmap)
     # a non-empty directory is refused unless force
-    with pytest.raises(qb.ConfigError, match="--out"):
+    with pytest.raises(qb.ConfigError, match="^out: "):
         r.save(out, format=fmt, plots=False)
     r.save(out, format=fmt, plots=False, force=True)
 
@@ -196,6 +198,55 @@ def test_toml_syntax_error_and_missing_file(tmp_path):
         qb.run(tmp_path / "missing.toml", backend="cpu", progress=False)
     with pytest.raises(qb.ConfigError, match="^backend: "):
         qb.run(BLOCH, backend="tpu", progress=False)
+
+
+def test_option_errors_name_the_keyword_not_the_cli_flag(tmp_path):
+    """An option the library names by its CLI flag (--ensemble, --out) is named by the keyword
+    the Python caller wrote."""
+    for ensemble, start in ((0, "ensemble: must be an integer >= 1"), (3, "ensemble: must be a multiple of the sweep grid size 10"), (10**12, "ensemble: 1000000000000 members is more than 1e9")):
+        with pytest.raises(qb.ConfigError) as e:
+            qb.run(BLOCH, backend="cpu", ensemble=ensemble, progress=False)
+        assert str(e.value).startswith(start) and "--" not in str(e.value)
+        assert e.value.field == "ensemble" and e.value.exit_code == 2
+    with pytest.raises(qb.ConfigError, match="^ensemble: must be a multiple") as e:
+        qb.study(BLOCH, tmp_path / "s", backend="cpu", ensemble=3, progress=False)
+    assert e.value.field == "ensemble"
+    with pytest.raises(qb.ConfigError, match="^out: is empty") as e:
+        qb.study(BLOCH, "", backend="cpu", progress=False)
+    assert e.value.field == "out"
+
+
+@pytest.mark.parametrize("backend", ["gpu", "auto", "cpu"])
+def test_empty_adapter_is_a_config_error(tmp_path, backend):
+    """adapter="" is a bad argument (a ConfigError naming adapter, as backend="tpu" is), not a
+    missing device, whatever the backend and whether or not there is a GPU."""
+    for adapter in ("", "  "):
+        with pytest.raises(qb.ConfigError, match="^adapter: ") as e:
+            qb.run(BLOCH, backend=backend, adapter=adapter, progress=False)
+        assert isinstance(e.value, ValueError) and not isinstance(e.value, qb.DeviceError)
+        assert e.value.field == "adapter" and e.value.exit_code == 2
+    with pytest.raises(qb.ConfigError, match="^adapter: "):
+        qb.study(BLOCH, tmp_path / "s", backend=backend, adapter="", progress=False)
+    assert not (tmp_path / "s").exists()
+
+
+def test_gpu_call_without_xdg_runtime_dir_says_nothing_of_it(tmp_path):
+    """Without XDG_RUNTIME_DIR, Mesa's Vulkan drivers print a complaint on every adapter probe;
+    the extension gives the process a private one at import, as the CLI does at start."""
+    if not qb.devices():
+        pytest.skip("no GPU adapter")
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    env["TMPDIR"] = str(tmp_path)  # where the private runtime directory goes
+    code = (
+        "import sys, qbat_gpu as qb\n"
+        "assert qb.devices()\n"
+        "r = qb.run(sys.argv[1], backend='gpu', verify=0, progress=False)\n"
+        "print(r.info['backend'])\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code, BLOCH], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["gpu"]
+    assert "XDG_RUNTIME_DIR" not in p.stderr, p.stderr
 
 
 def test_device_error_is_a_runtime_error():

@@ -37,3 +37,11 @@ def test_shards_merge_to_the_whole_run(tmp_path):
         qb.merge([shards[0].dir, shards[1].dir], tmp_path / "m2", plots=False)
     with pytest.raises(qb.ConfigError, match="shard"):
         qb.study(SPIN_PAIR, tmp_path / "bad", shard=(3, 3), backend="cpu", progress=False)
+
+
+def test_merge_takes_one_directory_as_a_path(tmp_path):
+    """qb.merge(dir, out): one directory (a str or a Path) is a list of one, not its characters."""
+    s0 = qb.study(SPIN_PAIR, tmp_path / "s0", shard=(0, 1), backend="cpu", format="csv", plots=False, progress=False)
+    for k, d in enumerate([str(s0.dir), s0.dir]):
+        m = qb.merge(d, tmp_path / f"m{k}", plots=False)
+        assert (m.dir / "series.csv").read_bytes() == (s0.dir / "series.csv").read_bytes()

@@ -67,8 +67,8 @@ pub fn private_runtime_dir(base: &Path) -> Option<PathBuf> {
 }
 
 /// Set `XDG_RUNTIME_DIR` to a private directory under the temp dir when it is unset or not
-/// usable. Call it first thing in `main`, before any thread starts: it changes the
-/// environment of the process.
+/// usable. Call it first thing in `main` (the Python extension: at its module's import),
+/// before any thread starts: it changes the environment of the process.
 pub fn ensure_runtime_dir() {
     let current = std::env::var_os("XDG_RUNTIME_DIR");
     if current.as_deref().is_some_and(|d| usable_runtime_dir(Path::new(d))) {
