@@ -167,7 +167,7 @@ impl InMemory {
             }
         };
         OutputDir::check(dir, force)?;
-        let out = OutputDir::begin(dir)?;
+        let out = OutputDir::begin(dir, force)?;
         // The plots are drawn from the assembled files and committed with them (as the CLI does).
         let written = self
             .write_files(&out, values, format, series)
@@ -597,7 +597,7 @@ fn verified_manifest(dir: &Path) -> Result<crate::output::manifest::Manifest> {
 pub fn copy_output(src: &Path, dir: &Path, series: bool, plots: bool, force: bool) -> Result<PathBuf> {
     let manifest = verified_manifest(src)?;
     OutputDir::check(dir, force)?;
-    let out = OutputDir::begin(dir)?;
+    let out = OutputDir::begin(dir, force)?;
     let wanted = manifest.files.iter().filter(|f| (series || !f.name.starts_with("series.")) && (plots || !f.name.starts_with("plot_")));
     for f in wanted {
         let from = src.join(&f.name);

@@ -380,6 +380,16 @@ fn shards_of_a_dicke_run_merge_to_the_unsharded_run() {
         let b = std::fs::read_to_string(out("merged").join(f)).unwrap();
         assert!(a.lines().count() > 2 && a == b, "{f} differs after merge");
     }
+    // the Fock-tail flags and warning are the whole run's, not the first shard's
+    let run_json = |name: &str| serde_json::from_slice::<serde_json::Value>(&std::fs::read(out(name).join("run.json")).unwrap()).unwrap();
+    let (full, merged, first) = (run_json("full"), run_json("merged"), run_json("s0"));
+    let flagged = |r: &serde_json::Value| r["fock_tail"]["flags"]["count"].as_u64().unwrap();
+    assert!(flagged(&full) > flagged(&first) && flagged(&first) > 0, "{} {}", full["fock_tail"], first["fock_tail"]);
+    assert_eq!(merged["fock_tail"], full["fock_tail"]);
+    let warning = |r: &serde_json::Value| {
+        r["notes"].as_array().unwrap().iter().filter(|n| n.as_str().unwrap().starts_with("fock_tail exceeds")).cloned().collect::<Vec<_>>()
+    };
+    assert!(warning(&full).len() == 1 && warning(&merged) == warning(&full), "{:?} {:?}", merged["notes"], full["notes"]);
 }
 
 #[test]

@@ -111,3 +111,34 @@ fn gpu_samples_before_a_window_are_those_of_the_undriven_run() {
         }
     }
 }
+
+/// A drive whose envelope f32 cannot hold (1e39) is refused on the f32 GPU path before any
+/// work or file, naming the field (it would integrate NaN coefficients); the CPU engine, f64,
+/// runs it, and agrees with the envelope just inside f32, which the GPU then runs too.
+#[test]
+fn gpu_f32_refuses_a_drive_beyond_f32_and_runs_one_inside() {
+    let _g = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !crate::common::have_gpu(false) {
+        return;
+    }
+    let cfg = |width: &str| {
+        format!("model = \"bloch-charger\"\n[time]\ndt = 0.01\nt_end = 2.0\nsamples = 5\n[ensemble]\nsize = 2\n[output]\nmeasures = [\"energy_b\"]\n[[drive]]\noperator = \"sx_b\"\namplitude = 0.5\nfrequency = 1.0\nenvelope = {{ gaussian = [-{width}, {width}] }}\n")
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.toml");
+    std::fs::write(&path, cfg("1e39")).unwrap();
+    let out = dir.path().join("o");
+    let o = crate::common::bin().arg("run").arg(&path).args(["--backend", "gpu", "--no-progress", "--no-plots", "--out"]).arg(&out).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("drive[0].envelope") && stderr.contains("f32"), "{stderr}");
+    assert!(!out.exists() && std::fs::read_dir(dir.path()).unwrap().count() == 1, "files were left");
+    // in memory too, and the f64 engine runs it
+    let plan = parse_plan(&cfg("1e39"), &Overrides::default()).unwrap();
+    let e = run_plan(&plan, &RunOptions { backend: Backend::Gpu, precision: Precision::F32, verify: 0, ..Default::default() }).unwrap_err();
+    assert!(e.to_string().contains("drive[0].envelope"), "{e}");
+    let wide = run(&cfg("1e39"), Backend::Cpu, Precision::F64, 0);
+    let inside = run(&cfg("1e38"), Backend::Gpu, Precision::F32, 0);
+    let last = |r: &RunResult| r.value(1, r.times.len() - 1, 0);
+    assert!((last(&wide) - last(&inside)).abs() < 1e-4, "{} {}", last(&wide), last(&inside));
+}

@@ -632,6 +632,26 @@ fn auto_fock_refuses_a_state_it_cannot_truncate() {
     assert!(stderr.contains("overriding params.n_fock = 10"), "{stderr}");
 }
 
+/// `--auto-fock` sets the cutoff after the config is read: a run interrupted without it is not
+/// resumed with it (or the other way round), which would give members of two cutoffs in one
+/// output.
+#[test]
+fn a_resume_with_another_auto_fock_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cavity = "model = \"cavity-cells\"\n[params]\nalpha = 1.0\nn_fock = 4\n[time]\ndt = 0.01\nt_end = 0.5\nsamples = 3\n[ensemble]\nsize = 40\n";
+    let cfg = config(dir.path(), cavity);
+    for (k, (first, then)) in [(&[][..], &["--auto-fock"][..]), (&["--auto-fock"][..], &[][..])].into_iter().enumerate() {
+        let out = dir.path().join(format!("r{k}"));
+        let staging = interrupted_run_with(dir.path(), &cfg, &out, 1, first);
+        let (code, stderr) = outcome(run_args(&cfg, &out).args(["--block-members", "10", "--resume"]).arg(&out).args(then));
+        assert_eq!(code, 2, "{first:?} then {then:?}: {stderr}");
+        assert!(stderr.contains("'n_fock'") && stderr.trim_end().lines().last().unwrap().starts_with("error: --resume"), "{stderr}");
+        assert!(staging.join("checkpoint.json").is_file() && !out.exists());
+        // resumed as it began, it finishes
+        ok(run_args(&cfg, &out).args(["--block-members", "10", "--resume"]).arg(&out).args(first));
+    }
+}
+
 #[test]
 fn a_shard_is_memory_checked_as_a_shard() {
     let dir = tempfile::tempdir().unwrap();

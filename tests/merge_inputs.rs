@@ -235,3 +235,39 @@ fn an_infinite_verify_deviation_fails_the_merge_too() {
     assert!(!failed.is_empty() && failed.iter().all(|d| d["max_abs"].is_null()), "{}", run["verify"]);
     assert_eq!(run["verify"]["pass"], json!(false));
 }
+
+/// The warnings about a run's own members are the whole run's after a merge: each shard
+/// warns of its one unstable member, the merge of both, and no shard's own count is kept.
+#[test]
+fn the_merged_health_warning_counts_every_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &bloch());
+    let s: Vec<PathBuf> = (0..3)
+        .map(|k| {
+            let out = dir.path().join(format!("h{k}"));
+            let mut c = bin();
+            c.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--shard", &format!("{k}/3"), "--out"]).arg(&out);
+            // members 0-6, 7-13 and 14-20
+            match k {
+                0 => c.env("QBAT_INJECT_FAULT", "nan-member=2"),
+                2 => c.env("QBAT_INJECT_FAULT", "nan-member=19"),
+                _ => &mut c,
+            };
+            ok(&mut c);
+            out
+        })
+        .collect();
+    let out = dir.path().join("m");
+    let (code, stderr) = merge(&s, &out, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let run: Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["health"]["flagged_ids"], json!([2, 19]));
+    let notes: Vec<&str> = run["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let health: Vec<&&str> = notes.iter().filter(|n| n.contains("flagged unhealthy")).collect();
+    assert_eq!(health.len(), 1, "{notes:?}");
+    assert!(
+        health[0].starts_with("2 member(s) flagged unhealthy") && health[0].contains("(2 non-finite") && health[0].contains("first ids: 2, 19"),
+        "{notes:?}"
+    );
+    assert!(stderr.contains(&format!("WARNING: {}", health[0])), "{stderr}");
+}

@@ -16,6 +16,7 @@
 pub mod cavity;
 mod control;
 pub mod dicke;
+mod f32_range;
 mod gpu_ahead;
 pub mod reference;
 pub mod steady;
@@ -308,6 +309,9 @@ pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
     if let Some(note) = &note {
         say(opts, note);
     }
+    if matches!(engine, Engine::Gpu(_)) && opts.precision == Precision::F32 {
+        f32_range::f32_refusal(plan)?;
+    }
     let mut out = integrate_engine(plan, opts, engine)?;
     out.notes.extend(note);
     Ok(out)
@@ -319,6 +323,9 @@ pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
 pub fn refuse_early(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<()> {
     if plan.steady || !matches!(engine, Engine::Gpu(_)) {
         return Ok(());
+    }
+    if opts.precision == Precision::F32 {
+        f32_range::f32_refusal(plan)?;
     }
     let refusal = if plan.is_dicke() {
         dicke::gpu_refusal(plan, opts)

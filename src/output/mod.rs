@@ -51,6 +51,11 @@ pub struct OutputDir {
     /// Size and hash of each file `write` wrote, taken as it was written, so that the
     /// manifest need not read them back.
     written: std::sync::Mutex<Vec<manifest::FileEntry>>,
+    /// `--force`: the commit may replace the qbat-gpu files of a non-empty `final_dir`.
+    force: bool,
+    /// `staging` was made by `begin`, for this output alone: a failed commit removes it. (A
+    /// run's staging, given to `at`, stays for `--resume`.)
+    own_staging: bool,
 }
 
 /// Largest file of metadata (run.json, series.json, a checkpoint, a manifest) read back.
@@ -152,12 +157,14 @@ impl OutputDir {
         Ok(())
     }
 
-    /// An output directory assembled in an existing `staging` directory.
-    pub fn at(final_dir: &Path, staging: &Path) -> OutputDir {
-        OutputDir { final_dir: final_dir.into(), staging: staging.into(), written: Default::default() }
+    /// An output directory assembled in an existing `staging` directory, to replace the files
+    /// of a non-empty `final_dir` at the commit only under `force`.
+    pub fn at(final_dir: &Path, staging: &Path, force: bool) -> OutputDir {
+        OutputDir { final_dir: final_dir.into(), staging: staging.into(), written: Default::default(), force, own_staging: false }
     }
 
-    pub fn begin(final_dir: &Path) -> Result<OutputDir> {
+    /// An output directory assembled in a fresh staging directory (see `at`).
+    pub fn begin(final_dir: &Path, force: bool) -> Result<OutputDir> {
         // made here, never taken over: a name in use (a leftover of a killed process with
         // this id: ids repeat, in a container every time) is passed over for the next
         let mut tries = 0;
@@ -169,7 +176,7 @@ impl OutputDir {
                 Err(e) => return Err(QbatError::io(&staging, e)),
             }
         };
-        Ok(OutputDir { final_dir: final_dir.into(), staging, written: Default::default() })
+        Ok(OutputDir { own_staging: true, ..OutputDir::at(final_dir, &staging, force) })
     }
 
     /// Write one file atomically (see `write_atomic`).
@@ -216,13 +223,37 @@ impl OutputDir {
     /// under a hidden name (a rename, or a copy across file systems), the old files go, and
     /// the new ones are renamed into place, the manifest last: a failure before the old files
     /// go leaves the old output whole.
+    ///
+    /// `check` looked at `final_dir` before the work; another run, or another thread's save,
+    /// may have written it since. So the commits into one parent directory take a lock, one at
+    /// a time, and a `final_dir` found non-empty here is replaced only under `force`, as
+    /// `check` would have said.
     pub fn commit(self) -> Result<PathBuf> {
+        let committed = self.commit_staging();
+        if committed.is_err() && self.own_staging {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
+        committed.map(|()| self.final_dir)
+    }
+
+    /// `commit`, leaving the staging directory as it is on a failure.
+    fn commit_staging(&self) -> Result<()> {
         let written = std::mem::take(&mut *self.written.lock().unwrap_or_else(|e| e.into_inner()));
         let manifest = Manifest::of_dir_with(&self.staging, &written)?;
         manifest.write(&self.staging)?;
-        if !self.final_dir.exists() {
-            std::fs::rename(&self.staging, &self.final_dir).map_err(|e| QbatError::io(&self.final_dir, e))?;
-            return Ok(self.final_dir);
+        let _commits = lock_parent(&self.final_dir);
+        if std::fs::symlink_metadata(&self.final_dir).is_err() {
+            return std::fs::rename(&self.staging, &self.final_dir).map_err(|e| QbatError::io(&self.final_dir, e));
+        }
+        let in_use = std::fs::read_dir(&self.final_dir).map(|mut d| d.next().is_some()).unwrap_or(true);
+        if in_use && !self.force {
+            return Err(QbatError::invalid(
+                "--out",
+                format!(
+                    "{} was written by another run while this one ran, and is not empty; choose another directory, or pass --force to replace the qbat-gpu files in it",
+                    self.final_dir.display()
+                ),
+            ));
         }
         let old = Manifest::read(&self.final_dir)?.unwrap_or_default();
         for f in &manifest.files {
@@ -264,12 +295,21 @@ impl OutputDir {
             std::fs::rename(hidden(name), &to).map_err(|e| QbatError::io(&to, e))?;
         }
         let _ = std::fs::remove_dir_all(&self.staging);
-        Ok(self.final_dir)
+        Ok(())
     }
 
     pub fn abort(self) {
         let _ = std::fs::remove_dir_all(&self.staging);
     }
+}
+
+/// An exclusive lock on the directory that holds `final_dir`, held while the value lives; None
+/// where the file system cannot lock (the commit then goes on unlocked, as before).
+fn lock_parent(final_dir: &Path) -> Option<std::fs::File> {
+    let parent = final_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = std::fs::File::open(parent).ok()?;
+    dir.lock().ok()?;
+    Some(dir)
 }
 
 /// Write a file atomically and durably: a temporary name in the same directory, fsync, then
@@ -395,7 +435,7 @@ mod tests {
         let (out_dir, staging) = (root.path().join("out"), root.path().join("staging"));
         let commit = |contents: &[u8]| {
             std::fs::create_dir_all(&staging).unwrap();
-            let out = OutputDir::at(&out_dir, &staging);
+            let out = OutputDir::at(&out_dir, &staging, true);
             out.write("run.json", |w| w.write_all(contents)).unwrap();
             out.write("stats.csv", |w| w.write_all(contents)).unwrap();
             out.commit()
@@ -423,6 +463,53 @@ mod tests {
         assert_eq!(std::fs::read(&elsewhere).unwrap(), b"new");
     }
 
+    /// Saves into one new directory at once (threads of one process here; runs of several
+    /// processes alike): one is committed, every other is refused unless it has `force`, and
+    /// the directory holds whole one output, never a mix.
+    #[test]
+    fn a_directory_written_since_the_check_is_replaced_only_under_force() {
+        let root = tempfile::tempdir().unwrap();
+        let out_dir = root.path().join("out");
+        let save = |tag: String, force: bool| {
+            OutputDir::check(&out_dir, force)?;
+            let out = OutputDir::begin(&out_dir, force)?;
+            for name in ["run.json", "stats.csv", "summary.csv"] {
+                out.write(name, |w| w.write_all(tag.as_bytes()))?;
+            }
+            out.commit()
+        };
+        let results: Vec<(usize, Result<PathBuf>)> = std::thread::scope(|s| {
+            let saves: Vec<_> = (0..8).map(|k| (k, s.spawn(move || save(format!("save {k}"), false)))).collect();
+            saves.into_iter().map(|(k, h)| (k, h.join().unwrap())).collect()
+        });
+        let committed: Vec<usize> = results.iter().filter(|(_, r)| r.is_ok()).map(|(k, _)| *k).collect();
+        assert_eq!(committed.len(), 1, "{results:?}");
+        for (_, r) in &results {
+            if let Err(e) = r {
+                assert!(e.to_string().contains("--out"), "{e}");
+            }
+        }
+        let expect = format!("save {}", committed[0]);
+        for name in ["run.json", "stats.csv", "summary.csv"] {
+            assert_eq!(std::fs::read_to_string(out_dir.join(name)).unwrap(), expect, "{name}");
+        }
+        Manifest::read(&out_dir).unwrap().unwrap().verify(&out_dir).unwrap();
+        // the same, begun before the directory was written
+        let late = OutputDir::begin(&out_dir.with_file_name("late"), false).unwrap();
+        late.write("run.json", |w| w.write_all(b"late")).unwrap();
+        std::fs::create_dir(root.path().join("late")).unwrap();
+        std::fs::write(root.path().join("late").join("notes.txt"), b"a user's").unwrap();
+        let e = late.commit().unwrap_err().to_string();
+        assert!(e.contains("another run") && e.contains("--force"), "{e}");
+        assert_eq!(std::fs::read(root.path().join("late").join("notes.txt")).unwrap(), b"a user's");
+        // under force, the later output replaces the qbat-gpu files
+        save("forced".into(), true).unwrap();
+        assert_eq!(std::fs::read_to_string(out_dir.join("stats.csv")).unwrap(), "forced");
+        // a refused save leaves nothing behind: its staging directory goes with it
+        let left: Vec<String> = std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+    }
+
     #[cfg(unix)]
     /// A commit into an existing directory on another file system (an --out that is a mount
     /// point) copies the files in, where a rename cannot reach. Run where /dev/shm is another
@@ -437,7 +524,7 @@ mod tests {
         }
         let staging = staging_root.path().join("staging");
         std::fs::create_dir(&staging).unwrap();
-        let out = OutputDir::at(out_root.path(), &staging);
+        let out = OutputDir::at(out_root.path(), &staging, false);
         out.write("run.json", |w| w.write_all(b"{}")).unwrap();
         let dir = out.commit().unwrap();
         assert_eq!(std::fs::read(dir.join("run.json")).unwrap(), b"{}");

@@ -5,7 +5,7 @@
 
 use super::checkpoint::{Progress, Staging};
 use super::csv_series::CSV_FILE;
-use super::health::{fock_tail_warnings, Health, HEALTH_CODES};
+use super::health::{fock_tail_warnings, FockTailCheck, Health, HEALTH_CODES};
 use super::series_file::{SeriesFile, SERIES_FILE};
 use super::{peak_rss_bytes, StudyOptions, StudyOutcome};
 use crate::config::Plan;
@@ -160,7 +160,7 @@ pub(super) fn finish(
     let assembled = staging.dir.join("final");
     let _ = std::fs::remove_dir_all(&assembled);
     std::fs::create_dir(&assembled).map_err(|e| QbatError::io(&assembled, e))?;
-    let out = OutputDir::at(&opts.out, &assembled);
+    let out = OutputDir::at(&opts.out, &assembled, opts.force);
     let ns = local.schedule.times.len();
     let measures: Vec<&str> = progress.measures.iter().map(|s| s.as_str()).collect();
     let nm = measures.len();
@@ -243,6 +243,10 @@ pub(super) fn finish(
     rj["peak_rss_bytes"] = json!(peak_rss_bytes());
     rj["blocks"] = json!({"members_per_block": block, "count": n_blocks, "resumed": resumed});
     rj["engines"] = json!(engines_used(&progress));
+    // the flags and what their warning depends on, for `merge` to warn for the whole run
+    if let Some(check) = FockTailCheck::of(local, &stats_measures(&progress)) {
+        rj["fock_tail"] = json!({"check": check, "flags": progress.fock});
+    }
     if let Some(s) = opts.shard {
         let r = s.range(plan.ensemble_size);
         rj["shard"] = json!({"index": s.index, "count": s.count, "members": [r.start, r.end], "fingerprint": progress.fingerprint});

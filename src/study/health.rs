@@ -61,6 +61,22 @@ pub fn member_health(values: &[f64], measures: &[Measure], precision: Precision)
     Health::Ok
 }
 
+/// Flagged members named in run.json: the smallest ids, so that the list is the same whatever
+/// order the blocks finish in (several devices), and for a merge of shards.
+const FLAGGED_IDS_KEPT: usize = 20;
+/// Members named in a Fock-tail warning (the smallest ids, as `FLAGGED_IDS_KEPT`).
+const FOCK_FIRST_KEPT: usize = 10;
+
+/// Insert `x` into `list`, kept sorted by `id` and at most `kept` long: the `kept` smallest ids
+/// seen, whatever the order they come in.
+fn keep_smallest<T, F: Fn(&T) -> u64>(list: &mut Vec<T>, x: T, kept: usize, id: F) {
+    let at = list.partition_point(|y| id(y) < id(&x));
+    if at < kept {
+        list.insert(at, x);
+        list.truncate(kept);
+    }
+}
+
 /// Health counts of a run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct HealthCounts {
@@ -80,8 +96,8 @@ impl HealthCounts {
             Health::Trace => self.trace += 1,
             Health::NonPositive => self.nonpositive += 1,
         }
-        if h != Health::Ok && self.flagged_ids.len() < 20 {
-            self.flagged_ids.push(id);
+        if h != Health::Ok {
+            keep_smallest(&mut self.flagged_ids, id, FLAGGED_IDS_KEPT, |&i| i);
         }
     }
     pub fn flagged(&self) -> u64 {
@@ -92,10 +108,8 @@ impl HealthCounts {
         self.nonfinite += o.nonfinite;
         self.trace += o.trace;
         self.nonpositive += o.nonpositive;
-        for id in &o.flagged_ids {
-            if self.flagged_ids.len() < 20 {
-                self.flagged_ids.push(*id);
-            }
+        for &id in &o.flagged_ids {
+            keep_smallest(&mut self.flagged_ids, id, FLAGGED_IDS_KEPT, |&i| i);
         }
     }
     /// One line for the report, with the likely cause.
@@ -153,13 +167,46 @@ pub(super) fn fock_flags(plan: &Plan, measures: &[Measure], values: &[f64], sub:
         // (a member whose values went non-finite is flagged by its health, not here)
         if tail.is_finite() && tail > plan.fock_tail_threshold {
             flags.count += 1;
-            if flags.first.len() < 10 {
-                flags.first.push((m.id, tail));
-            }
+            keep_smallest(&mut flags.first, (m.id, tail), FOCK_FIRST_KEPT, |f| f.0);
             if let Some(n) = kn.map(col).filter(|n| n.is_finite()) {
                 flags.worst_photon_number = flags.worst_photon_number.max(n);
             }
         }
+    }
+}
+
+impl FockTailFlags {
+    /// The flags of two parts of a run (shards) as those of the whole; None when the count
+    /// overflows (damaged input).
+    pub fn merged(&self, o: &FockTailFlags) -> Option<FockTailFlags> {
+        let mut first = self.first.clone();
+        for &f in &o.first {
+            keep_smallest(&mut first, f, FOCK_FIRST_KEPT, |f| f.0);
+        }
+        Some(FockTailFlags { count: self.count.checked_add(o.count)?, first, worst_photon_number: self.worst_photon_number.max(o.worst_photon_number) })
+    }
+}
+
+/// What a run's Fock-tail warning depends on besides its flags. run.json keeps it beside the
+/// flags (`fock_tail`), so that `merge` says the warning of the whole run, not one shard's.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FockTailCheck {
+    pub n_fock: usize,
+    pub threshold: f64,
+    pub dicke: bool,
+    /// fock_tail among the measures (else the cutoff was not checked)
+    pub measured: bool,
+}
+
+impl FockTailCheck {
+    /// The check of a run of `plan` with `measures`; None for a model without a cavity mode.
+    pub fn of(plan: &Plan, measures: &[Measure]) -> Option<FockTailCheck> {
+        Some(FockTailCheck {
+            n_fock: plan.n_fock()?,
+            threshold: plan.fock_tail_threshold,
+            dicke: plan.is_dicke(),
+            measured: measures.contains(&Measure::FockTail),
+        })
     }
 }
 
@@ -171,38 +218,43 @@ pub const HEALTH_CODES: [(f64, Health); 4] = [(0.0, Health::Ok), (1.0, Health::N
 /// flagged member reached, when measured; dicke, whose counter-rotating terms the coherent
 /// rule does not bound: above the cutoff and that photon number).
 pub fn fock_tail_warnings(plan: &Plan, measures: &[Measure], flags: &FockTailFlags) -> Vec<String> {
-    let Some(n_fock) = plan.n_fock() else {
-        return vec![];
-    };
-    if !measures.contains(&Measure::FockTail) {
-        return vec![format!("fock_tail was not among the measures: the cutoff n_fock = {n_fock} was not checked")];
-    }
-    if flags.count == 0 {
-        return vec![];
-    }
-    let worst_nbar = flags.worst_photon_number;
-    let listed: Vec<String> = flags.first.iter().map(|(id, t)| format!("{id} ({t:.1e})")).collect();
-    let suggestion = if plan.is_dicke() {
-        match worst_nbar > 0.0 {
-            true => format!("; raise n_fock above {n_fock} (the largest photon number reached was {worst_nbar:.2})"),
-            false => format!("; raise n_fock above {n_fock}"),
+    FockTailCheck::of(plan, measures).map_or(vec![], |check| check.warnings(flags))
+}
+
+impl FockTailCheck {
+    /// `fock_tail_warnings` of a run with this check.
+    pub fn warnings(&self, flags: &FockTailFlags) -> Vec<String> {
+        let n_fock = self.n_fock;
+        if !self.measured {
+            return vec![format!("fock_tail was not among the measures: the cutoff n_fock = {n_fock} was not checked")];
         }
-    } else if worst_nbar > 0.0 {
-        match crate::config::auto_n_fock(worst_nbar.sqrt()) {
+        if flags.count == 0 {
+            return vec![];
+        }
+        let worst_nbar = flags.worst_photon_number;
+        let listed: Vec<String> = flags.first.iter().map(|(id, t)| format!("{id} ({t:.1e})")).collect();
+        let suggestion = if self.dicke {
+            match worst_nbar > 0.0 {
+                true => format!("; raise n_fock above {n_fock} (the largest photon number reached was {worst_nbar:.2})"),
+                false => format!("; raise n_fock above {n_fock}"),
+            }
+        } else if worst_nbar > 0.0 {
+            match crate::config::auto_n_fock(worst_nbar.sqrt()) {
             Some(n) => format!("; use n_fock >= {} (from the largest photon number reached, {worst_nbar:.2}), or --auto-fock", n.max(n_fock + 1)),
             None => format!("; the largest photon number reached, {worst_nbar:.2}, needs a cutoff beyond the largest supported (n_fock = {}): this run cannot be truncated well", crate::model::cavity_cells::MAX_N_FOCK),
         }
-    } else {
-        format!("; raise n_fock above {n_fock}")
-    };
-    vec![format!(
-        "fock_tail exceeds {:.0e} for {} member(s): {}{}{}",
-        plan.fock_tail_threshold,
-        flags.count,
-        listed.join(", "),
-        if flags.count as usize > listed.len() { ", ..." } else { "" },
-        suggestion
-    )]
+        } else {
+            format!("; raise n_fock above {n_fock}")
+        };
+        vec![format!(
+            "fock_tail exceeds {:.0e} for {} member(s): {}{}{}",
+            self.threshold,
+            flags.count,
+            listed.join(", "),
+            if flags.count as usize > listed.len() { ", ..." } else { "" },
+            suggestion
+        )]
+    }
 }
 
 #[cfg(test)]
@@ -247,5 +299,44 @@ mod tests {
         let mut trace = healthy.clone();
         trace[1 + 3 * 4] = 1e-3;
         assert_eq!(member_health(&trace, &measures, Precision::F64), Health::Trace);
+    }
+
+    /// The members a run names (flagged ids, Fock-tail flags) are the smallest ids, whatever
+    /// order the blocks come in or however the run is split into shards.
+    #[test]
+    fn named_members_do_not_depend_on_the_order_or_the_split() {
+        let ids: Vec<u64> = (0..100).map(|k| (k * 37) % 100).collect();
+        let mut one = HealthCounts::default();
+        for &i in &ids {
+            one.add(i, if i % 3 == 0 { Health::Ok } else { Health::Trace });
+        }
+        let expect: Vec<u64> = (0..100).filter(|i| i % 3 != 0).take(FLAGGED_IDS_KEPT).collect();
+        assert_eq!(one.flagged_ids, expect);
+        let (mut a, mut b) = (HealthCounts::default(), HealthCounts::default());
+        for &i in ids.iter().rev() {
+            let h = if i % 3 == 0 { Health::Ok } else { Health::Trace };
+            if i >= 50 {
+                a.add(i, h)
+            } else {
+                b.add(i, h)
+            }
+        }
+        a.merge(&b);
+        assert_eq!(a, one);
+        let flags = |ids: &[u64]| {
+            ids.iter().fold(FockTailFlags::default(), |f, &i| {
+                let mut g = FockTailFlags::default();
+                g.count = 1;
+                keep_smallest(&mut g.first, (i, i as f64), FOCK_FIRST_KEPT, |x| x.0);
+                g.worst_photon_number = i as f64;
+                f.merged(&g).unwrap()
+            })
+        };
+        let (lo, hi) = ids.split_at(30);
+        assert_eq!(flags(hi).merged(&flags(lo)).unwrap(), flags(&ids));
+        let all = flags(&ids);
+        assert_eq!((all.count, all.worst_photon_number), (100, 99.0));
+        assert_eq!(all.first.iter().map(|f| f.0).collect::<Vec<_>>(), (0..FOCK_FIRST_KEPT as u64).collect::<Vec<_>>());
+        assert!(FockTailFlags { count: u64::MAX, ..Default::default() }.merged(&all).is_none());
     }
 }

@@ -6,6 +6,7 @@
 //! merge would read that the shard's manifest does not list, and an `--out` that is one of the
 //! shards.
 
+use super::{FockTailCheck, FockTailFlags};
 use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::{Manifest, MANIFEST};
@@ -54,6 +55,65 @@ fn read_shard(dir: &Path) -> Result<ShardDir> {
     let health = serde_json::from_value::<super::HealthCounts>(run["health"].clone())
         .map_err(|e| QbatError::invalid(rp.display().to_string(), format!("health is not the run's health counts: {e}")))?;
     Ok(ShardDir { dir: dir.to_path_buf(), run, index, count, manifest, health })
+}
+
+/// A shard's warnings that depend on its own members (health, Fock tail), as its run wrote
+/// them into its notes; and its Fock-tail check and flags, where its model has a cavity mode.
+fn shard_warnings(s: &ShardDir) -> Result<(Vec<String>, Option<(FockTailCheck, FockTailFlags)>)> {
+    let rp = || s.dir.join("run.json").display().to_string();
+    let dt = s.run["dt"].as_f64().ok_or_else(|| QbatError::invalid(rp(), "dt is not a number"))?;
+    let mut warnings: Vec<String> = s.health.warning(dt).into_iter().collect();
+    let fock = match s.run.get("fock_tail").filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) => {
+            let check = serde_json::from_value::<FockTailCheck>(v["check"].clone());
+            let flags = serde_json::from_value::<FockTailFlags>(v["flags"].clone());
+            let (Ok(check), Ok(flags)) = (check, flags) else {
+                return Err(QbatError::invalid(rp(), "fock_tail is not the run's Fock-tail check and flags"));
+            };
+            warnings.extend(check.warnings(&flags));
+            Some((check, flags))
+        }
+    };
+    Ok((warnings, fock))
+}
+
+/// The merged run's notes: every shard's notes, each said once, less the warnings about the
+/// shard's own members, which are said again for the whole run (the health counts `health`,
+/// merged; the Fock-tail flags, merged here into `run["fock_tail"]`) and printed.
+fn merged_notes(shards: &[ShardDir], health: &super::HealthCounts, run: &mut Value) -> Result<Vec<String>> {
+    let mut notes: Vec<String> = vec![];
+    let mut fock: Option<(FockTailCheck, FockTailFlags)> = None;
+    for (k, s) in shards.iter().enumerate() {
+        let (own, shard_fock) = shard_warnings(s)?;
+        for n in s.run["notes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if !own.iter().any(|w| w == n) && !notes.iter().any(|k| k == n) {
+                notes.push(n.to_string());
+            }
+        }
+        let rp = || s.dir.join("run.json").display().to_string();
+        fock = match (k, fock, shard_fock) {
+            (0, _, f) => f,
+            (_, None, None) => None,
+            // the shards share one config (check_shards), so one check
+            (_, Some((check, a)), Some((c, b))) if c == check => {
+                Some((check, a.merged(&b).ok_or_else(|| QbatError::invalid(rp(), "fock_tail's count overflows"))?))
+            }
+            _ => return Err(QbatError::invalid(rp(), "fock_tail is not the first shard's check")),
+        };
+    }
+    let dt = shards[0].run["dt"].as_f64().unwrap_or(f64::NAN);
+    let mut warnings: Vec<String> = vec![];
+    if let Some((check, flags)) = fock {
+        warnings.extend(check.warnings(&flags));
+        run["fock_tail"] = json!({"check": check, "flags": flags});
+    }
+    warnings.extend(health.warning(dt));
+    for w in warnings {
+        eprintln!("WARNING: {w}");
+        notes.push(w);
+    }
+    Ok(notes)
 }
 
 /// The files `merge` reads from each shard of a run with the fingerprint `fp`.
@@ -347,7 +407,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let fp = shared_fingerprint(&shards[0]);
     let series = fp["series"].as_bool().unwrap_or(false);
     let format = if fp["format"] == json!("npy") { Format::Npy } else { Format::Csv };
-    let dir = OutputDir::begin(out)?;
+    let dir = OutputDir::begin(out, force)?;
     let result = (|| -> Result<()> {
         if series && format == Format::Csv {
             dir.write("series.csv", |w| {
@@ -396,6 +456,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         for s in &shards {
             health.merge(&s.health);
         }
+        run["notes"] = json!(merged_notes(&shards, &health, &mut run)?);
         run["health"] = json!(health);
         // verify over all shards: every member re-run, each measure's worst deviation, and a
         // pass only when every shard passed

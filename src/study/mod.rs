@@ -31,7 +31,7 @@ mod verify_ahead;
 
 pub use checkpoint::staging_dir;
 pub use finish::{summary_header, summary_rows};
-pub use health::{health_tolerance, member_health, FockTailFlags, Health, HealthCounts, HEALTH_CODES};
+pub use health::{health_tolerance, member_health, FockTailCheck, FockTailFlags, Health, HealthCounts, HEALTH_CODES};
 
 use crate::config::Plan;
 use crate::engine::{resolve_backend, RunOptions};
@@ -132,7 +132,7 @@ pub struct StudyOutcome {
 
 /// What must match for a checkpoint or shard to belong to this run.
 pub fn fingerprint(plan: &Plan, opts: &StudyOptions, members_total: usize) -> serde_json::Value {
-    json!({
+    let mut fp = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "config": plan.config_json,
         "seed": plan.seed,
@@ -143,7 +143,14 @@ pub fn fingerprint(plan: &Plan, opts: &StudyOptions, members_total: usize) -> se
         "format": opts.output.format,
         "series": opts.output.series,
         "states": plan.save_states.map(|s| s.name()),
-    })
+    });
+    // The cutoff as run: `--auto-fock` sets it after the config is read, so the config alone
+    // does not say it. (Only where there is one, so that the fingerprints of other models stay
+    // as they were.)
+    if let Some(n_fock) = plan.n_fock() {
+        fp["n_fock"] = json!(n_fock);
+    }
+    fp
 }
 
 /// Which field of two fingerprints differs first.

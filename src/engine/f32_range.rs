@@ -1,0 +1,110 @@
+//! What an f32 GPU run can hold. The f32 kernels take the parameters, the drives, the step and
+//! the sample times as f32: a magnitude above f32::MAX (3.4e38) becomes inf, and a non-zero
+//! step or sample time below the smallest normal f32 (1.2e-38) becomes 0 (GPUs flush
+//! subnormals). Either would integrate another run than the config's, and the health check
+//! would then blame dt. The config accepts magnitudes up to 1e100 (the CPU engines are f64),
+//! so an f32 GPU run is checked before any work, naming the field.
+
+use crate::config::Plan;
+use crate::error::{QbatError, Result};
+use crate::model::drive::Envelope;
+use crate::model::ParamValue;
+
+const F32_MAX: f64 = f32::MAX as f64;
+const F32_MIN_NORMAL: f64 = f32::MIN_POSITIVE as f64;
+
+/// A value the f32 kernels cannot hold (`x` finite: the config refuses the rest).
+fn overflows(x: f64) -> bool {
+    x.abs() > F32_MAX
+}
+
+/// A non-zero step or time the f32 kernels would take as 0.
+fn flushes(x: f64) -> bool {
+    x != 0.0 && x.abs() < F32_MIN_NORMAL
+}
+
+fn refusal(field: String, x: f64, why: &str) -> QbatError {
+    QbatError::invalid(field, format!("{x:e} {why} of the f32 GPU kernels; run with --precision f64 (where the adapter has it) or --backend cpu"))
+}
+
+/// The first value of `plan` an f32 GPU run cannot hold, as the refusal naming its field.
+pub fn f32_refusal(plan: &Plan) -> Result<()> {
+    let beyond = "is beyond the range (|x| <= 3.4e38)";
+    // each distinct point once: the members share them
+    for point in &plan.points {
+        for (name, value) in point {
+            let field = || format!("params.{name}");
+            let worst = match value {
+                ParamValue::Real(x) => x.abs(),
+                ParamValue::Complex(z) => z.re.abs().max(z.im.abs()),
+                ParamValue::Matrix(m) => m.iter().map(|z| z.re.abs().max(z.im.abs())).fold(0.0, f64::max),
+                ParamValue::Jumps(js) => js.iter().flat_map(|(m, rate)| m.iter().map(|z| z.re.abs().max(z.im.abs())).chain([rate.abs()])).fold(0.0, f64::max),
+                ParamValue::Text(_) => 0.0,
+            };
+            if overflows(worst) {
+                return Err(refusal(field(), worst, beyond));
+            }
+        }
+    }
+    for drives in &plan.drives {
+        for (k, d) in drives.iter().enumerate() {
+            let envelope = match d.envelope {
+                Envelope::Constant => vec![],
+                Envelope::Gaussian { t0, sigma } => vec![("envelope", t0), ("envelope", sigma)],
+                Envelope::Window { t_on, t_off } => vec![("envelope", t_on), ("envelope", t_off)],
+            };
+            let operator = d.op.iter().map(|z| z.re.abs().max(z.im.abs())).fold(0.0, f64::max);
+            let numbers = [("amplitude", d.amplitude), ("frequency", d.frequency), ("phase", d.phase), ("operator", operator)].into_iter().chain(envelope);
+            for (what, x) in numbers {
+                if overflows(x) {
+                    return Err(refusal(format!("drive[{k}].{what}"), x, beyond));
+                }
+            }
+        }
+    }
+    let s = &plan.schedule;
+    if overflows(s.dt) || flushes(s.dt) {
+        return Err(refusal("time.dt".into(), s.dt, "is beyond the range (1.2e-38 <= dt <= 3.4e38)"));
+    }
+    if let Some(&t) = s.times.iter().find(|&&t| overflows(t) || flushes(t)) {
+        return Err(refusal("time.times".into(), t, "is beyond the range (0, or 1.2e-38 <= t <= 3.4e38)"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_plan, Overrides};
+
+    fn plan(text: &str) -> Plan {
+        parse_plan(text, &Overrides::default()).unwrap()
+    }
+
+    /// Each kind of number the kernels take, just inside and just outside f32.
+    #[test]
+    fn values_beyond_f32_are_named_and_those_inside_pass() {
+        let base = "model = \"spin-pair\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n";
+        assert!(f32_refusal(&plan(base)).is_ok());
+        let params = |p: &str| format!("model = \"spin-pair\"\n[params]\n{p}\n[time]\ndt = 1e-40\nt_end = 1e-38\nsamples = 3\n");
+        let cases = [
+            (params("wb = 1e39"), "params.wb"),
+            (params("wb = -4e38"), "params.wb"),
+            (params("wb = 1e38"), "time.dt"),
+            (base.replace("dt = 0.01\nt_end = 1.0\nsamples = 3", "dt = 1e-3\ntimes = [1e-310, 0.5]"), "time.times"),
+            (
+                "model = \"bloch-charger\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n[[drive]]\noperator = \"sx_b\"\namplitude = 0.5\nfrequency = 1.0\nenvelope = { gaussian = [-1e39, 1e39] }\n".into(),
+                "drive[0].envelope",
+            ),
+        ];
+        for (text, field) in cases {
+            let Err(e) = f32_refusal(&plan(&text)) else { panic!("{field}: accepted:\n{text}") };
+            let QbatError::Invalid { field: named, .. } = &e else { panic!("{e}") };
+            assert_eq!(named, field, "{e}");
+            assert!(e.to_string().contains("--precision f64"), "{e}");
+        }
+        // 1e37 and 2e-38 fit, and a time of 0 is kept as 0
+        let fits = base.replace("[time]", "[params]\nwb = 1e37\n[time]").replace("dt = 0.01\nt_end = 1.0\nsamples = 3", "dt = 2e-38\ntimes = [0.0, 1e-36]");
+        f32_refusal(&plan(&fits)).unwrap();
+    }
+}
