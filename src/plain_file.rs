@@ -1,7 +1,9 @@
-//! Opening a path for reading as a plain file: never through a link, never waiting on a FIFO
-//! (an open of a FIFO for reading blocks until a writer comes). For files qbat-gpu finds at a
-//! known name that a user could have replaced: an output's listed files, the pipeline cache.
+//! Opening a path as a plain file: never through a link, never waiting on a FIFO (an open of
+//! a FIFO for reading blocks until a writer comes). For files qbat-gpu finds at a known name
+//! that a user could have replaced: an output's listed files, the pipeline cache, and the
+//! files of a run's staging directory that a resume reads and writes again.
 
+use crate::error::{QbatError, Result};
 use std::path::Path;
 
 /// `path` opened for reading, without following a link at its last component or waiting on a
@@ -9,7 +11,124 @@ use std::path::Path;
 pub fn open_plain(path: &Path) -> std::io::Result<std::fs::File> {
     let mut open = std::fs::OpenOptions::new();
     open.read(true);
+    opened_plain(path, &mut open)
+}
+
+/// `open` of `path` with O_NOFOLLOW and O_NONBLOCK added (Unix).
+fn opened_plain(path: &Path, open: &mut std::fs::OpenOptions) -> std::io::Result<std::fs::File> {
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    std::os::unix::fs::OpenOptionsExt::custom_flags(open, libc::O_NOFOLLOW | libc::O_NONBLOCK);
     open.open(path)
+}
+
+/// The refusal of something at `path` that is not a regular file.
+fn not_regular(path: &Path) -> QbatError {
+    QbatError::invalid(path.display().to_string(), "is not a regular file (a link, a FIFO, a device or a directory); qbat-gpu reads no other")
+}
+
+/// `path` opened for reading as a regular file, with its size: a link (even to a regular
+/// file), a FIFO, a device or a directory is refused, naming it (exit 2), before it is opened
+/// where it can be seen (`symlink_metadata`), and in any case before a byte is read (the type
+/// of what was opened). So no read waits on a writer or runs without end. A missing file or
+/// one that cannot be opened is an i/o error naming it.
+pub fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    open_regular_with(path, &mut open)
+}
+
+/// `open_regular` for reading and writing (never created): the file of an interrupted run
+/// that a resume writes on in place.
+pub fn open_regular_rw(path: &Path) -> Result<(std::fs::File, u64)> {
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true).write(true);
+    open_regular_with(path, &mut open)
+}
+
+fn open_regular_with(path: &Path, open: &mut std::fs::OpenOptions) -> Result<(std::fs::File, u64)> {
+    let seen = std::fs::symlink_metadata(path).map_err(|e| QbatError::io(path, e))?;
+    if !seen.file_type().is_file() {
+        return Err(not_regular(path));
+    }
+    let f = match opened_plain(path, open) {
+        Ok(f) => f,
+        // a link put in its place since it was seen
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(not_regular(path)),
+        Err(e) => return Err(QbatError::io(path, e)),
+    };
+    let meta = f.metadata().map_err(|e| QbatError::io(path, e))?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(path));
+    }
+    blocking(&f).map_err(|e| QbatError::io(path, e))?;
+    Ok((f, meta.len()))
+}
+
+/// The regular file `f` in blocking mode again (O_NONBLOCK only kept the open from waiting on
+/// a FIFO; it means nothing to a regular file on Linux, but may to another system's).
+fn blocking(f: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = f.as_raw_fd();
+        // SAFETY: fcntl on a descriptor that `f` owns and keeps open for the call.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        // SAFETY: as above.
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = f;
+    Ok(())
+}
+
+/// The whole regular file at `path` (`open_regular`), of at most `limit` bytes: a larger one
+/// is refused, naming it, before it is read, and one that grows past it while it is read.
+pub fn read_regular_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let shown = || path.display().to_string();
+    let (f, len) = open_regular(path)?;
+    if len > limit {
+        return Err(QbatError::invalid(shown(), format!("is {len} bytes, more than the {limit} this file may have")));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(limit + 1).read_to_end(&mut bytes).map_err(|e| QbatError::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(QbatError::invalid(shown(), format!("grew past the {limit} bytes this file may have while it was read")));
+    }
+    Ok(bytes)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// A regular file opens, with its size; a link to one, a link to a device, a FIFO and a
+    /// directory are refused at once (exit 2, naming the path); a missing file is an i/o error.
+    #[test]
+    fn only_regular_files_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"12345").unwrap();
+        assert_eq!(open_regular(&file).unwrap().1, 5);
+        assert_eq!(open_regular_rw(&file).unwrap().1, 5);
+        assert_eq!(read_regular_bounded(&file, 5).unwrap(), b"12345");
+        assert!(read_regular_bounded(&file, 4).unwrap_err().to_string().contains("more than the 4"));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        for p in [&link, &zero, &fifo, &dir.path().to_path_buf()] {
+            for e in [open_regular(p).unwrap_err(), open_regular_rw(p).unwrap_err(), read_regular_bounded(p, 1 << 20).unwrap_err()] {
+                assert_eq!(e.exit_code(), 2, "{}: {e}", p.display());
+                assert!(e.to_string().contains(&p.display().to_string()) && e.to_string().contains("not a regular file"), "{e}");
+            }
+        }
+        let missing = open_regular(&dir.path().join("missing")).unwrap_err();
+        assert!(matches!(missing, QbatError::Io { .. }), "{missing}");
+    }
 }

@@ -11,6 +11,8 @@ mod architecture;
 mod bad_input;
 /// the bad-input corpus (tests/bad_inputs/): every case refused cleanly
 mod bad_inputs;
+/// bench's outputs and options: `--scaling --out` as a qbat-gpu output, `--json`, `--members`
+mod bench_inputs;
 /// the charger-side measures and <s-> against swapped states and explicit Tr(rho s-)
 mod charger;
 /// the command line end to end: outputs, formats, round-trip floats
@@ -47,6 +49,8 @@ mod pinning;
 mod protocol;
 /// reference values computed with QuTiP
 mod qutip_crosscheck;
+/// a resume refuses FIFOs, devices and links in its staging directory, never waits on or writes through them
+mod resume_staging;
 /// every shader parses and validates with naga in f32 and f64
 mod shaders_validate;
 /// `--save-states` (states.npy) and complex sweeps

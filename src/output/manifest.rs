@@ -126,13 +126,18 @@ fn current_identity(path: &Path) -> Option<Identity> {
     Identity::of(&crate::plain_file::open_plain(path).ok()?.metadata().ok()?)
 }
 
-/// Size and BLAKE3 hash of a file, read once in pieces of up to 8 MiB (no larger than the
-/// file), each hashed on every core where it is large enough to gain from it.
+/// Size and BLAKE3 hash of a regular file, read once in pieces of up to 8 MiB (no larger than
+/// the file), each hashed on every core where it is large enough to gain from it. Anything
+/// but a regular file (a link, a FIFO, a device, a directory) is refused, naming it, before a
+/// byte is read (`plain_file::open_regular`): no hash waits on a writer or reads without end.
 pub fn hash_file(path: &Path) -> Result<FileEntry> {
-    use std::io::Read as _;
+    let (f, len) = crate::plain_file::open_regular(path)?;
+    hash_opened(f, len, path)
+}
+
+/// `hash_file` of the file `f` opened at `path`, of `len` bytes when it was opened.
+fn hash_opened(mut f: impl std::io::Read, len: u64, path: &Path) -> Result<FileEntry> {
     const PIECE: u64 = 8 << 20;
-    let mut f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
-    let len = f.metadata().map_err(|e| QbatError::io(path, e))?.len();
     let mut hasher = blake3::Hasher::new();
     let mut piece = vec![0u8; len.clamp(4096, PIECE) as usize];
     let mut bytes = 0u64;
@@ -155,10 +160,16 @@ pub fn hash_file(path: &Path) -> Result<FileEntry> {
     Ok(FileEntry::new(name, bytes, hasher.finalize().to_hex().to_string()))
 }
 
-/// The reason the file at `path` is not the one `want` records (its size, then its BLAKE3
-/// hash), if it is not.
+/// The reason the file at `path` is not the one `want` records (a regular file, of its size,
+/// then of its BLAKE3 hash), if it is not: a file of another size is not read, and no more
+/// than its recorded size (and a byte, to see it grew) is.
 pub fn check_file(path: &Path, want: &FileEntry) -> std::result::Result<(), String> {
-    let got = hash_file(path).map_err(|e| e.to_string())?;
+    use std::io::Read as _;
+    let (f, len) = crate::plain_file::open_regular(path).map_err(|e| e.to_string())?;
+    if len != want.bytes {
+        return Err(format!("{} holds {len} bytes, not {}", path.display(), want.bytes));
+    }
+    let got = hash_opened(f.take(want.bytes.saturating_add(1)), len, path).map_err(|e| e.to_string())?;
     if got.bytes != want.bytes {
         return Err(format!("{} holds {} bytes, not {}", path.display(), got.bytes, want.bytes));
     }
@@ -339,5 +350,40 @@ impl<W: std::io::Write + ?Sized> std::io::Write for Hashing<'_, W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// `hash_file` and `check_file` refuse, at once, what is not a regular file: a FIFO (an
+    /// open for reading waited on a writer), a link to /dev/zero (read without end), a link to
+    /// a regular file; a file of another size than recorded is refused unread.
+    #[test]
+    fn hashes_and_checks_refuse_what_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"qbat").unwrap();
+        let want = hash_file(&file).unwrap();
+        assert_eq!((want.bytes, want.blake3.as_str()), (4, blake3::hash(b"qbat").to_hex().as_str()));
+        check_file(&file, &want).unwrap();
+        let longer = FileEntry::new("f", 3, want.blake3.clone());
+        assert!(check_file(&file, &longer).unwrap_err().contains("holds 4 bytes, not 3"));
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let (zero, link) = (dir.path().join("zero"), dir.path().join("link"));
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        for p in [fifo, zero, link] {
+            // (on a thread: a hang fails the test after a few seconds rather than stopping it)
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (path, want) = (p.clone(), want.clone());
+            std::thread::spawn(move || tx.send((hash_file(&path).map_err(|e| e.to_string()), check_file(&path, &want))).unwrap());
+            let (hashed, checked) = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap_or_else(|_| panic!("{}: still reading after 10 s", p.display()));
+            for why in [hashed.unwrap_err(), checked.unwrap_err()] {
+                assert!(why.contains(&p.display().to_string()) && why.contains("not a regular file"), "{why}");
+            }
+        }
     }
 }

@@ -11,7 +11,8 @@ use crate::error::{QbatError, Result};
 use crate::measures::Measure;
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::{check_file, write_atomic_hashed, FileEntry};
-use crate::output::{read_bounded, write_atomic, OutputDir, SMALL_FILE_LIMIT};
+use crate::output::{write_atomic, OutputDir, SMALL_FILE_LIMIT};
+use crate::plain_file::{open_regular, read_regular_bounded};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -138,7 +139,12 @@ pub(super) fn take_lock(dir: &Path) -> Result<std::fs::File> {
     if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_file()) {
         return Err(QbatError::invalid(path.display().to_string(), "is not the run's lock file; move it away"));
     }
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| QbatError::io(&path, e))?;
+    let mut open = std::fs::OpenOptions::new();
+    open.create(true).truncate(false).write(true);
+    // (nor through a link put there since)
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NOFOLLOW);
+    let f = open.open(&path).map_err(|e| QbatError::io(&path, e))?;
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -168,7 +174,9 @@ pub(super) fn open_staging(
         }
         check_ours(&dir, "--resume")?;
         let lock = take_lock(&dir)?;
-        let loaded = if dir.join("checkpoint.json").exists() {
+        check_blocks(&dir)?;
+        // (a link, even one that leads nowhere, is a checkpoint to refuse, not a missing one)
+        let loaded = if std::fs::symlink_metadata(dir.join("checkpoint.json")).is_ok() {
             Some(load_checkpoint(&dir, members, n_samples, fp, &shown.to_string(), super::block_budget() as usize)?)
         } else {
             None // killed before the first block finished: start from scratch
@@ -282,6 +290,40 @@ fn check_ours(dir: &Path, flag: &str) -> Result<()> {
     ))
 }
 
+/// Refuse to resume a staging directory whose `blocks/` is not a directory of its own (a link,
+/// to a user's folder say, or another file) or holds anything but regular files (a link, a
+/// FIFO, a device, a directory): the resume would read from them, write through them into
+/// files qbat-gpu did not write, or commit a link as the output's series. qbat-gpu writes
+/// only regular files there (each replaced by a rename, or created anew), so such a thing was
+/// put there by someone else; it is named (exit 2). A `blocks/` that is missing (a removal
+/// cut short) is made again: what the checkpoint names in it is then found missing.
+fn check_blocks(dir: &Path) -> Result<()> {
+    let blocks = dir.join("blocks");
+    let restart = "pass --force without --resume to start the run over";
+    match std::fs::symlink_metadata(&blocks) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return std::fs::create_dir(&blocks).map_err(|e| QbatError::io(&blocks, e)),
+        Err(e) => return Err(QbatError::io(&blocks, e)),
+        Ok(m) if !m.file_type().is_dir() => {
+            return Err(QbatError::invalid(
+                blocks.display().to_string(),
+                format!("is not the staging directory's own folder of blocks (a link, or another file): qbat-gpu makes it a directory and never reads or writes through a link; {restart}"),
+            ))
+        }
+        Ok(_) => {}
+    }
+    for entry in std::fs::read_dir(&blocks).map_err(|e| QbatError::io(&blocks, e))? {
+        let entry = entry.map_err(|e| QbatError::io(&blocks, e))?;
+        // (the entry's own type: a link is a link, wherever it leads)
+        if !entry.file_type().map_err(|e| QbatError::io(&entry.path(), e))?.is_file() {
+            return Err(QbatError::invalid(
+                entry.path().display().to_string(),
+                format!("is not a regular file (a link, a FIFO, a device or a directory): qbat-gpu writes only regular files there; {restart}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// When the checkpoint is written after a block. Where the series holds every finished
 /// block, the checkpoint holds no statistics state, costs little, and is written after every
 /// block. Without a series it holds the state, which grows with the run, so writing it after
@@ -382,7 +424,8 @@ fn load_checkpoint(
     let ck = dir.join("checkpoint.json");
     let restart = "pass --force without --resume to start the run over";
     let damaged = |path: &Path, why: String| QbatError::invalid(path.display().to_string(), format!("the checkpoint is damaged: {why}; {restart}"));
-    let bytes = read_bounded(&ck, SMALL_FILE_LIMIT)?;
+    // (a regular file: never a link, nor a FIFO waited on)
+    let bytes = read_regular_bounded(&ck, SMALL_FILE_LIMIT).map_err(|e| damaged(&ck, e.to_string()))?;
     let sealed: Sealed = serde_json::from_slice(&bytes).map_err(|e| damaged(&ck, format!("not a sealed checkpoint ({e})")))?;
     if blake3::hash(sealed.progress.get().as_bytes()).to_hex().as_str() != sealed.blake3 {
         return Err(damaged(&ck, "its content differs from its hash (edited?)".into()));
@@ -472,7 +515,10 @@ fn load_checkpoint(
         }
         return Ok((p, acc));
     }
-    let mut f = std::io::BufReader::new(std::fs::File::open(&sp).map_err(|e| QbatError::io(&sp, e))?);
+    // (checked above; opened again as a regular file, and read no further than its size)
+    let state_bytes = p.stats_state.as_ref().map_or(0, |s| s.bytes);
+    let (f, _) = open_regular(&sp).map_err(|e| damaged(&sp, e.to_string()))?;
+    let mut f = std::io::BufReader::new(std::io::Read::take(f, state_bytes));
     let acc = StatsAccumulator::read_from(&mut f, (n_samples, p.measures.len())).map_err(|e| damaged(&sp, e.to_string()))?;
     // no cell may count more members than the finished blocks hold
     if acc.cells.iter().any(|c| c.n > p.health.ok) {

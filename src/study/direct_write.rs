@@ -70,12 +70,17 @@ impl std::fmt::Debug for DirectFile {
 
 impl DirectFile {
     /// The file at `path` opened for direct writes; None where the platform or the file
-    /// system has none.
-    pub(super) fn open(path: &Path) -> Option<DirectFile> {
+    /// system has none, or where `path` is no longer the regular file `buffered` holds open
+    /// (a link, or another file, put in its place: its writes then all go to `buffered`).
+    pub(super) fn open(path: &Path, buffered: &File) -> Option<DirectFile> {
         #[cfg(target_os = "linux")]
         {
-            use std::os::unix::fs::OpenOptionsExt;
-            let file = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(path).ok()?;
+            use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+            let file = std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT | libc::O_NOFOLLOW).open(path).ok()?;
+            let (opened, held) = (file.metadata().ok()?, buffered.metadata().ok()?);
+            if !opened.file_type().is_file() || (opened.dev(), opened.ino()) != (held.dev(), held.ino()) {
+                return None;
+            }
             // SAFETY: sysconf only reads a system constant.
             let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
             Some(DirectFile {
@@ -93,7 +98,7 @@ impl DirectFile {
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let _ = path;
+            let _ = (path, buffered);
             None
         }
     }
@@ -355,7 +360,7 @@ mod tests {
             let path = dir.path().join(format!("file-{refuse_after:?}"));
             let buffered = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).unwrap();
             buffered.set_len(len as u64).unwrap();
-            let Some(direct) = DirectFile::open(&path) else {
+            let Some(direct) = DirectFile::open(&path, &buffered) else {
                 assert!(!direct_here, "{}: not opened for direct writes, which this file system takes", path.display());
                 eprintln!("{}: no direct writes on this file system; the buffered path alone is checked", path.display());
                 continue;

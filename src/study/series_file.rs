@@ -108,13 +108,13 @@ impl SeriesFile {
         Ok(SeriesFile { written: std::sync::Mutex::new(Some((hasher, s.header.len() as u64))), ..s })
     }
 
-    /// The file of an interrupted run, which must have this layout's length; an error names
-    /// it (as part of a damaged checkpoint) otherwise.
+    /// The file of an interrupted run, which must be a regular file (not a link, which the
+    /// resume's writes would go through, nor a FIFO or a device) of this layout's length; an
+    /// error names it (as part of a damaged checkpoint) otherwise.
     pub(super) fn open(blocks_dir: &Path, members: usize, n_times: usize, n_measures: usize) -> std::result::Result<SeriesFile, String> {
         let path = blocks_dir.join(SERIES_FILE);
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (file, got) = crate::plain_file::open_regular_rw(&path).map_err(|e| e.to_string())?;
         let s = SeriesFile::with_layout(path, file, members, n_times, n_measures);
-        let got = s.file.metadata().map_err(|e| format!("{}: {e}", s.path.display()))?.len();
         if got != s.len() {
             return Err(format!("{} holds {got} bytes, not the {} of this run's series", s.path.display(), s.len()));
         }
@@ -220,7 +220,7 @@ impl SeriesFile {
     /// back as `reading_back` asks.
     fn write_and_check(&self, data: &[u8], offset: u64, bytes: u64) -> Result<(FileEntry, bool)> {
         let io = |e| QbatError::io(&self.path, e);
-        let direct = self.direct.get_or_init(|| DirectFile::open(&self.path));
+        let direct = self.direct.get_or_init(|| DirectFile::open(&self.path, &self.file));
         let write = || {
             match direct {
                 Some(direct) => direct.write_all_at(&self.file, data, offset),

@@ -1,0 +1,181 @@
+//! A resume reads and writes only the files qbat-gpu left in its staging directory: a block
+//! file, statistics state, series or checkpoint that is a FIFO, a device or a link, and a
+//! `blocks/` that is a link, are refused (exit 2, one line naming it) before any work; never
+//! waited on, read without end, or written through into a file qbat-gpu did not write.
+
+use crate::common::{bin, config, kill_after_blocks, wait_within};
+use crate::integrity::{copy_dir, BLOCH};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// A run of `cfg` (integrity.rs's six blocks of ten members) with `extra`, killed once two
+/// blocks are checkpointed: its staging directory.
+fn interrupted(dir: &Path, cfg: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let staging = dir.join(format!(".{name}.partial"));
+    let mut child = bin()
+        .arg("run")
+        .arg(cfg)
+        .args(["--backend", "cpu", "--no-progress", "--no-plots", "--block-members", "10", "--out"])
+        .arg(&out)
+        .args(extra)
+        .env("QBAT_INJECT_FAULT", "slow-blocks=250")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    kill_after_blocks(&mut child, &staging, 2);
+    staging
+}
+
+/// A fresh copy of the staging directory `from` as `DIR/case/.r.partial`: the case's
+/// directory (its run's output is `case/r`).
+fn case_of(dir: &Path, from: &Path, case: &str) -> PathBuf {
+    let c = dir.join(case);
+    copy_dir(from, &c.join(".r.partial"));
+    c
+}
+
+/// `--resume` of the run in `case` (with `extra`), killed after 20 s (exit -1): (exit code,
+/// stderr).
+fn resume(cfg: &Path, case: &Path, extra: &[&str]) -> (i32, String) {
+    let out = case.join("r");
+    let mut child = bin()
+        .arg("run")
+        .arg(cfg)
+        .args(["--backend", "cpu", "--no-progress", "--no-plots", "--block-members", "10", "--out"])
+        .arg(&out)
+        .arg("--resume")
+        .arg(&out)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_within(&mut child, std::time::Duration::from_secs(20));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    (status.and_then(|s| s.code()).unwrap_or(-1), stderr)
+}
+
+/// What a refused resume must be: exit 2, one line naming `name`, no output; else why not.
+fn refusal(got: (i32, String), name: &str, case: &Path) -> Option<String> {
+    let (code, stderr) = got;
+    let one_line = stderr.trim_end().lines().count() == 1;
+    if code != 2 || !stderr.contains(name) || !one_line || stderr.contains("panicked") || case.join("r").exists() {
+        let what = if code == -1 { "still running after 20 s".to_string() } else { format!("exit {code}") };
+        return Some(format!("{}: {what}, output written: {}: {stderr}", case.display(), case.join("r").exists()));
+    }
+    None
+}
+
+/// Every file under `dir` (links not followed) with its bytes, for before and after.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut v = vec![];
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        match e.file_type().unwrap().is_dir() {
+            true => v.extend(snapshot(&e.path())),
+            false => v.push((e.path(), std::fs::read(e.path()).unwrap_or_default())),
+        }
+    }
+    v.sort();
+    v
+}
+
+fn fifo(p: &Path) {
+    std::fs::remove_file(p).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(p).status().unwrap().success());
+}
+
+fn link_to(p: &Path, target: &Path) {
+    std::fs::remove_file(p).unwrap();
+    std::os::unix::fs::symlink(target, p).unwrap();
+}
+
+/// The statistics state a staging directory's checkpoint names (a run without a series).
+fn stats_state(staging: &Path) -> String {
+    let ck: serde_json::Value = serde_json::from_slice(&std::fs::read(staging.join("checkpoint.json")).unwrap()).unwrap();
+    format!("stats-state-{}.bin", ck["progress"]["generation"].as_u64().unwrap())
+}
+
+/// A finished block's summary, states or statistics state that is a FIFO or a link to
+/// /dev/zero is refused at once: the resume neither waits on the FIFO nor hashes the device
+/// without end.
+#[test]
+fn special_files_in_the_staging_directory_are_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let with_states = interrupted(dir.path(), &cfg, "s", &["--save-states"]);
+    let no_series = interrupted(dir.path(), &cfg, "n", &["--series", "false"]);
+    let state = stats_state(&no_series);
+    let cases: [(&Path, &[&str], String, fn(&Path)); 6] = [
+        (with_states.as_path(), &["--save-states"], "blocks/000000.summary".into(), fifo),
+        (with_states.as_path(), &["--save-states"], "blocks/000000.summary".into(), |p| link_to(p, Path::new("/dev/zero"))),
+        (with_states.as_path(), &["--save-states"], "blocks/000000.states".into(), fifo),
+        (with_states.as_path(), &["--save-states"], "blocks/000001.states".into(), |p| link_to(p, Path::new("/dev/zero"))),
+        (no_series.as_path(), &["--series", "false"], state.clone(), fifo),
+        (no_series.as_path(), &["--series", "false"], state, |p| link_to(p, Path::new("/dev/zero"))),
+    ];
+    let mut failed = vec![];
+    for (k, (from, extra, rel, damage)) in cases.into_iter().enumerate() {
+        let case = case_of(dir.path(), from, &format!("special{k}"));
+        damage(&case.join(".r.partial").join(&rel));
+        let name = Path::new(&rel).file_name().unwrap().to_string_lossy().to_string();
+        failed.extend(refusal(resume(&cfg, &case, extra), &name, &case).map(|why| format!("{rel}: {why}")));
+    }
+    assert!(failed.is_empty(), "not refused:\n{}", failed.join("\n"));
+}
+
+/// A `blocks/` that is a link to a folder elsewhere, and a series, block file, checkpoint or
+/// statistics state that is a link to a copy elsewhere, are refused: the resume writes into
+/// none of them, nor commits a link, and the undamaged run still resumes.
+#[test]
+fn links_in_the_staging_directory_are_refused_not_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let staging = interrupted(dir.path(), &cfg, "s", &[]);
+    let no_series = interrupted(dir.path(), &cfg, "n", &["--series", "false"]);
+    let mut failed = vec![];
+    // blocks/ itself: a user's folder holding a copy of the blocks, a file of the name an
+    // unfinished block's summary takes, and a file of their own
+    let case = case_of(dir.path(), &staging, "blocks-link");
+    let users = dir.path().join("users-folder");
+    std::fs::rename(case.join(".r.partial").join("blocks"), &users).unwrap();
+    std::fs::write(users.join("000003.summary"), "USER FILE\n").unwrap();
+    std::fs::write(users.join("notes.txt"), "keep\n").unwrap();
+    std::os::unix::fs::symlink(&users, case.join(".r.partial").join("blocks")).unwrap();
+    let before = snapshot(&users);
+    failed.extend(refusal(resume(&cfg, &case, &[]), "blocks", &case).map(|why| format!("blocks/: {why}")));
+    if snapshot(&users) != before {
+        failed.push(format!("blocks/: {} changed", users.display()));
+    }
+    // a file of the staging directory, a link to a copy of it elsewhere
+    let cases: [(&Path, &[&str], String); 4] = [
+        (staging.as_path(), &[], "blocks/series.npy".into()),
+        (staging.as_path(), &[], "blocks/000001.summary".into()),
+        (staging.as_path(), &[], "checkpoint.json".into()),
+        (no_series.as_path(), &["--series", "false"], stats_state(&no_series)),
+    ];
+    for (k, (from, extra, rel)) in cases.into_iter().enumerate() {
+        let case = case_of(dir.path(), from, &format!("link{k}"));
+        let file = case.join(".r.partial").join(&rel);
+        let elsewhere = dir.path().join(format!("elsewhere{k}"));
+        std::fs::copy(&file, &elsewhere).unwrap();
+        let before = std::fs::read(&elsewhere).unwrap();
+        link_to(&file, &elsewhere);
+        let name = Path::new(&rel).file_name().unwrap().to_string_lossy().to_string();
+        failed.extend(refusal(resume(&cfg, &case, extra), &name, &case).map(|why| format!("{rel}: {why}")));
+        if std::fs::read(&elsewhere).unwrap() != before {
+            failed.push(format!("{rel}: the link's target {} was written", elsewhere.display()));
+        }
+    }
+    assert!(failed.is_empty(), "not refused:\n{}", failed.join("\n"));
+    // the undamaged staging directories resume, and their outputs hold no link
+    for (k, (from, extra)) in [(&staging, &[][..]), (&no_series, &["--series", "false"][..])].into_iter().enumerate() {
+        let case = case_of(dir.path(), from, &format!("whole{k}"));
+        let (code, stderr) = resume(&cfg, &case, extra);
+        assert_eq!(code, 0, "{stderr}");
+        let links: Vec<_> = std::fs::read_dir(case.join("r")).unwrap().flatten().filter(|e| !e.file_type().unwrap().is_file()).map(|e| e.path()).collect();
+        assert!(links.is_empty(), "{links:?}");
+    }
+}
