@@ -8,9 +8,12 @@ use qbat_gpu::config::jobs::job_config_with_members;
 use qbat_gpu::config::{parse_plan, Overrides, Plan};
 use qbat_gpu::error::{QbatError, Result};
 use qbat_gpu::measures::Measure;
+use qbat_gpu::output::manifest::Manifest;
 use qbat_gpu::output::plots::ensure_font;
+use qbat_gpu::output::OutputDir;
 use qbat_gpu::run::{run_plan, verify, Backend, Precision, RunOptions, RunResult};
 use serde::Serialize;
+use std::path::Path;
 use std::time::Instant;
 
 /// Members per slice of a benchmark, as the study sizes its blocks by memory (results twice
@@ -293,12 +296,30 @@ fn job_list(jobs: &[String]) -> Vec<String> {
     }
 }
 
-/// Each job's config text, with `members` applied; every name is checked first.
+/// Each job's config text, with `members` applied; every name is checked first. A count no
+/// config can hold (TOML integers end at i64::MAX) is refused here, naming `--members`, so
+/// that `--print-config` never prints a config that `run` refuses to read.
 pub fn job_configs(jobs: &[String], members: Option<u64>) -> Result<Vec<String>> {
-    if members == Some(0) {
-        return Err(QbatError::invalid("--members", "must be at least 1"));
+    match members {
+        Some(0) => return Err(QbatError::invalid("--members", "must be at least 1")),
+        Some(n) if n > i64::MAX as u64 => {
+            return Err(QbatError::invalid("--members", format!("{n} is more than {}, the largest integer a config can hold", i64::MAX)))
+        }
+        _ => {}
     }
     job_list(jobs).iter().map(|job| job_config_with_members(job, members)).collect()
+}
+
+/// A job's plan; with `--members`, a refusal of the config (a count beyond the ensemble's or
+/// the sweep's limit, or one that does not fit in memory) names `--members`, the option the
+/// user gave, rather than a line of the generated config.
+fn job_plan(config: &str, members: Option<u64>) -> Result<Plan> {
+    parse_plan(config, &Overrides::default()).map_err(|e| match members {
+        Some(n) if matches!(e, QbatError::Invalid { .. } | QbatError::Parse(_) | QbatError::TooLarge { .. }) => {
+            QbatError::invalid("--members", format!("the job's config refuses {n} members: {e}"))
+        }
+        _ => e,
+    })
 }
 
 pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Path>, repeat: usize, members: Option<u64>) -> Result<Vec<JobFigures>> {
@@ -322,9 +343,10 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
         }
         other => vec![other],
     };
+    // every job's plan before any job runs: a refused --members is said before the work
+    let plans = configs.iter().map(|c| job_plan(c, members)).collect::<Result<Vec<Plan>>>()?;
     let mut all = vec![];
-    for (job, config) in jobs.iter().zip(&configs) {
-        let plan = parse_plan(config, &Overrides::default())?;
+    for (job, plan) in jobs.iter().zip(plans) {
         println!("job {job}: {} members x {} RK4 steps", plan.members.len(), plan.schedule.total_steps());
         let mut figs = vec![];
         for &b in &backends {
@@ -387,7 +409,10 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
     }
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&all).map_err(|e| QbatError::Numerics(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| QbatError::io(&path, e))?;
+        // atomically, never opening what is there: a FIFO put at the name meanwhile is
+        // replaced, not waited on; a link the user named is followed to its file
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        qbat_gpu::output::write_atomic(&target, |w| w.write_all(text.as_bytes()))?;
     }
     Ok(all)
 }
@@ -405,6 +430,15 @@ fn check_json_path(path: &std::path::Path) -> Result<()> {
     };
     if !parent.is_dir() {
         return Err(QbatError::invalid("--json", format!("{shown}: the folder {} does not exist", parent.display())));
+    }
+    // an existing name must be a file to replace (through a link, the file it leads to): a
+    // FIFO or a device there is refused before the work
+    if std::fs::symlink_metadata(path).is_ok() {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(QbatError::invalid("--json", format!("{shown} exists and is not a regular file"))),
+            Err(e) => return Err(QbatError::invalid("--json", format!("{shown} is a link that cannot be followed ({e})"))),
+        }
     }
     Ok(())
 }
@@ -430,7 +464,7 @@ fn scaling_config(curve: &str, x: u64) -> String {
 
 /// Throughput against ensemble size (4x4) and against n_fock (cavity), on every backend;
 /// written as scaling.csv and drawn as scaling_members.svg and scaling_n_fock.svg in `out`.
-pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) -> Result<Vec<ScalingPoint>> {
+pub fn run_scaling(backend: Backend, out: &Path, max_members: u64) -> Result<Vec<ScalingPoint>> {
     let backends: Vec<Backend> = match backend {
         Backend::Auto => {
             if qbat_gpu::engine::hardware_gpu_available() {
@@ -445,6 +479,7 @@ pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) ->
     if max_members < 100 {
         return Err(QbatError::invalid(field, format!("the curve starts at 100 members, got {max_members}")));
     }
+    check_scaling_out(out)?;
     let mut members = vec![];
     let mut m = 100u64;
     while m <= max_members {
@@ -480,22 +515,70 @@ pub fn run_scaling(backend: Backend, out: &std::path::Path, max_members: u64) ->
             }
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| QbatError::io(&out, e))?;
-    let mut csv = String::from("curve,backend,x,member_steps_per_s,wall_s\n");
-    for p in &points {
-        csv.push_str(&format!("{},{},{},{:?},{:?}\n", p.curve, p.backend, p.x, p.member_steps_per_s, p.wall_s));
-    }
-    let path = out.join("scaling.csv");
-    std::fs::write(&path, csv).map_err(|e| QbatError::io(&path, e))?;
-    for (curve, label) in [("members", "ensemble size (members)"), ("n_fock", "n_fock (cavity cutoff N)")] {
-        if !points.iter().any(|p| p.curve == curve) {
-            continue;
-        }
-        let svg = scaling_svg(&points, curve, label).map_err(QbatError::Numerics)?;
-        let path = out.join(format!("scaling_{curve}.svg"));
-        std::fs::write(&path, svg).map_err(|e| QbatError::io(&path, e))?;
-    }
+    write_scaling(out, &points)?;
     Ok(points)
+}
+
+/// The files `bench --scaling` writes into `--out`.
+const SCALING_FILES: [&str; 3] = ["scaling.csv", "scaling_members.svg", "scaling_n_fock.svg"];
+
+/// `--out` of `bench --scaling`, checked before any curve runs: a new or empty directory, or
+/// the output of an earlier `bench --scaling` (its manifest lists only the files above), whose
+/// files a re-run replaces. A file, a directory holding files qbat-gpu did not write, and the
+/// output of another command are refused, naming `--out`.
+fn check_scaling_out(out: &Path) -> Result<()> {
+    OutputDir::check(out, true)?;
+    if out.is_dir() {
+        if let Some(m) = Manifest::read(out)? {
+            if let Some(f) = m.files.iter().find(|f| !SCALING_FILES.contains(&f.name.as_str())) {
+                return Err(QbatError::invalid(
+                    "--out",
+                    format!(
+                        "{} holds the output of another qbat-gpu command (it lists {}): bench --scaling replaces only its own files; choose another directory",
+                        out.display(),
+                        f.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// scaling.csv and the SVGs, assembled beside `out` and moved into place with a manifest (the
+/// files of an earlier `bench --scaling` there replaced, no other file touched).
+fn write_scaling(out: &Path, points: &[ScalingPoint]) -> Result<()> {
+    let mut svgs = vec![];
+    for (curve, label) in [("members", "ensemble size (members)"), ("n_fock", "n_fock (cavity cutoff N)")] {
+        if points.iter().any(|p| p.curve == curve) {
+            svgs.push((format!("scaling_{curve}.svg"), scaling_svg(points, curve, label).map_err(QbatError::Numerics)?));
+        }
+    }
+    let dir = OutputDir::begin(out, true)?;
+    let written = (|| -> Result<()> {
+        dir.write("scaling.csv", |w| {
+            writeln!(w, "curve,backend,x,member_steps_per_s,wall_s")?;
+            for p in points {
+                writeln!(w, "{},{},{},{:?},{:?}", p.curve, p.backend, p.x, p.member_steps_per_s, p.wall_s)?;
+            }
+            Ok(())
+        })?;
+        for (name, svg) in &svgs {
+            dir.write(name, |w| w.write_all(svg.as_bytes()))?;
+        }
+        Ok(())
+    })();
+    match written {
+        Ok(()) => {
+            let d = dir.commit()?;
+            let _ = Manifest::record_identities(&d);
+            Ok(())
+        }
+        Err(e) => {
+            dir.abort();
+            Err(e)
+        }
+    }
 }
 
 /// Log-log throughput curve per backend (bench --scaling).

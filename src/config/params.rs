@@ -4,7 +4,7 @@
 use super::values::{as_array, as_complex, as_f64, as_matrix, as_sweep, check_keys, invalid, section};
 use super::Overrides;
 use crate::ensemble::sweep::Sweep;
-use crate::error::Result;
+use crate::error::{QbatError, Result};
 use crate::linalg::C64;
 use crate::model::{cavity_cells, ModelKind, ParamValue, Params};
 use toml::{Table, Value};
@@ -162,7 +162,24 @@ impl ParamSection {
             let amax = self.largest("alpha", 0.0);
             auto_n_fock(amax).ok_or_else(|| fock_too_large(amax))? + n
         } else {
-            self.largest("photons", n as f64) as usize + n + 2
+            // photons + N + 2, checked: a start beyond any supported cutoff (photons = 1e100, a
+            // value that would saturate the cast and wrap the sum) is refused with its own value
+            let pmax = self.largest("photons", n as f64);
+            let limit = crate::model::dicke::MAX_DIM;
+            let refuse = || {
+                let shown = if pmax < 1e15 { format!("{pmax}") } else { format!("{pmax:e}") };
+                QbatError::TooLarge {
+                    field: "params.photons".into(),
+                    reason: format!(
+                        "the initial Fock state |{shown}> needs n_fock >= {shown}, beyond the largest n_fock, {limit} (--auto-fock sets n_fock = photons + n_cells + 2)"
+                    ),
+                }
+            };
+            if pmax.is_nan() || pmax > limit as f64 {
+                return Err(refuse());
+            }
+            // (a larger sum is refused by the dimension check, naming n_fock)
+            (pmax as usize).checked_add(n).and_then(|s| s.checked_add(2)).ok_or_else(refuse)?
         })
     }
 }
