@@ -306,6 +306,23 @@ fn batch_field(field: &str, point: usize) -> String {
     }
 }
 
+/// An error of a batch's run (the engine's own checks, such as the f32 range of a GPU run) as
+/// `mesolve`'s caller wrote the arguments: `H`, `jump_ops[k]`, `dt`, `tsave`. The point is not
+/// known there, so it is not named.
+pub fn batch_run_error(e: QbatError) -> QbatError {
+    match e {
+        QbatError::Invalid { field, reason } => {
+            let named = if field == "params.jumps" { "jump_ops".to_string() } else { batch_field(&field, 0) };
+            let field = match named.strip_suffix("[0]") {
+                Some(whole) if named.starts_with('H') => whole.to_string(),
+                _ => named.replace("][0]", "]"),
+            };
+            QbatError::Invalid { field, reason }
+        }
+        e => e,
+    }
+}
+
 /// A validated `two-qubit` plan of the batch: each point is checked as a config's would be
 /// (Hermiticity, RK4 stability of dt, measures, times), and each member's initial state as
 /// `initial.dm` is.

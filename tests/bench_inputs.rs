@@ -149,16 +149,23 @@ fn dicke_auto_fock_names_a_photon_number_beyond_every_cutoff() {
         let e = qbat_gpu::config::parse_plan(&text, &qbat_gpu::config::Overrides { auto_fock: true, ..Default::default() }).err().expect("refused");
         assert_eq!(e.exit_code(), 2, "{photons}: {e}");
         let msg = e.to_string();
-        assert!(msg.starts_with("params.photons:") && msg.contains(&format!("|{shown}>")), "{photons}: {msg}");
+        assert!(msg.starts_with("params.photons:") && msg.contains(&format!("= {shown} + 2 + 2")), "{photons}: {msg}");
         assert!(!msg.contains("18446744073709551615") && !msg.contains("got n_fock"), "{photons}: wrapped numbers: {msg}");
         // the CLI: exit 2, one line, nothing left behind
         let r = run_config_text(&text, &["--auto-fock"]);
         assert_eq!(r.code, 2, "{photons}: {}", r.stderr);
         assert!(
-            r.stderr.contains("params.photons") && r.stderr.contains(&format!("|{shown}>")) && r.stderr.trim_end().lines().count() == 1,
+            r.stderr.contains("params.photons") && r.stderr.contains(&format!("= {shown} + 2 + 2")) && r.stderr.trim_end().lines().count() == 1,
             "{photons}: {}",
             r.stderr
         );
         assert!(!r.left_behind, "{photons}: output left behind");
     }
+    // below the largest dimension but beyond the cutoff 2 cells allow (533): photons named, not
+    // the n_fock the user never set; the largest that fits is run
+    let auto = qbat_gpu::config::Overrides { auto_fock: true, ..Default::default() };
+    let e = qbat_gpu::config::parse_plan(&base.replace("PHOTONS", "800"), &auto).err().expect("refused");
+    assert!(e.to_string().starts_with("params.photons:") && e.to_string().contains("533"), "{e}");
+    let plan = qbat_gpu::config::parse_plan(&base.replace("PHOTONS", "529").replace("dt = 0.01", "dt = 0.001"), &auto).unwrap();
+    assert_eq!(plan.n_fock(), Some(533));
 }

@@ -632,6 +632,21 @@ fn auto_fock_refuses_a_state_it_cannot_truncate() {
     assert!(stderr.contains("overriding params.n_fock = 10"), "{stderr}");
 }
 
+/// A run started with --force over an earlier output, killed, then resumed without it,
+/// replaces that output as the run it resumes would have (its check passed when it began),
+/// and equals an uninterrupted run.
+#[test]
+fn a_resume_replaces_the_output_its_run_was_started_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let (out, clean) = (dir.path().join("o"), dir.path().join("clean"));
+    ok(&mut run_args(&cfg, &clean));
+    ok(run_args(&cfg, &out).args(["--seed", "5"]));
+    interrupted_run_with(dir.path(), &cfg, &out, 2, &["--force"]);
+    ok(run_args(&cfg, &out).args(["--block-members", "10", "--resume"]).arg(&out));
+    assert_eq!(std::fs::read(out.join("stats.csv")).unwrap(), std::fs::read(clean.join("stats.csv")).unwrap());
+}
+
 /// `--auto-fock` sets the cutoff after the config is read: a run interrupted without it is not
 /// resumed with it (or the other way round), which would give members of two cutoffs in one
 /// output.

@@ -271,3 +271,18 @@ fn the_merged_health_warning_counts_every_shard() {
     );
     assert!(stderr.contains(&format!("WARNING: {}", health[0])), "{stderr}");
 }
+
+/// `merge --out .` in an empty working directory: the staging directory is made inside it,
+/// and is not taken for another run's files at the commit.
+#[test]
+fn merge_into_the_empty_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = shards(dir.path(), "s", &[]);
+    let here = dir.path().join("here");
+    std::fs::create_dir(&here).unwrap();
+    ok(bin().current_dir(&here).arg("merge").args(&s).args(["--out", ".", "--no-plots"]));
+    let mut names: Vec<String> = std::fs::read_dir(&here).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    names.sort();
+    assert!(names.iter().all(|n| !n.contains("partial")) && names.contains(&"run.json".to_string()), "{names:?}");
+    assert!(manifest(&here)["files"].as_array().unwrap().len() + 1 == names.len(), "{names:?}");
+}

@@ -156,9 +156,9 @@ def merge(dirs: Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[
     (``qbat-gpu merge``): series, summary and statistics equal those of the unsharded run bit for
     bit, and so are their saved states (states.npy). Missing, duplicated or foreign shards are
     refused. Returns ``qb.open(out)``. One directory (a str or path) is a list of one."""
-    if isinstance(dirs, (str, os.PathLike)):
+    if isinstance(dirs, (str, bytes, os.PathLike)):
         dirs = [dirs]
-    d = _native.merge([os.fspath(x) for x in dirs], os.fspath(out), force=force, plots=plots)
+    d = _native.merge([os.fsdecode(x) for x in dirs], os.fsdecode(out), force=force, plots=plots)
     return Result._from_dir(d)
 
 

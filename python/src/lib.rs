@@ -323,7 +323,7 @@ fn mesolve<'py>(
         measures,
     };
     let plan = py.detach(|| pyapi::batch_plan(&batch)).map_err(|e| to_py(py, e))?;
-    let (run, values, states) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
+    let (run, values, states) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, pyapi::batch_run_error(e)))?;
     new_run(py, run, values, states)
 }
 

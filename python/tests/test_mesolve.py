@@ -157,3 +157,16 @@ def test_mesolve_on_the_default_backend_is_close():
     a = qb.mesolve(*args, backend="auto", verify=1, **kw)
     b = qb.mesolve(*args, backend="cpu", **kw)
     assert np.max(np.abs(a.series - b.series)) < 1e-4
+
+
+def test_mesolve_on_f32_gpu_names_a_hamiltonian_beyond_f32():
+    """An H that f32 cannot hold (1e39) is refused on the f32 GPU kernels naming H, not the
+    config field the batch is built into, before any work."""
+    if not qb.devices():
+        pytest.skip("no GPU adapter")
+    ket, _ = initial_states()
+    H = hamiltonian(0.3).full() * 1e39
+    tsave = np.array([0.0, 1e-37])
+    with pytest.raises(qb.ConfigError, match=r"^H: ") as e:
+        qb.mesolve(H, [], ket, tsave, dt=1e-39, backend="gpu", precision="f32", verify=0)
+    assert e.value.field == "H" and e.value.exit_code == 2

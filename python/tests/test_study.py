@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -40,8 +42,8 @@ def test_shards_merge_to_the_whole_run(tmp_path):
 
 
 def test_merge_takes_one_directory_as_a_path(tmp_path):
-    """qb.merge(dir, out): one directory (a str or a Path) is a list of one, not its characters."""
+    """qb.merge(dir, out): one directory (a str, bytes or a Path) is a list of one, not its characters."""
     s0 = qb.study(SPIN_PAIR, tmp_path / "s0", shard=(0, 1), backend="cpu", format="csv", plots=False, progress=False)
-    for k, d in enumerate([str(s0.dir), s0.dir]):
+    for k, d in enumerate([str(s0.dir), s0.dir, os.fsencode(s0.dir)]):
         m = qb.merge(d, tmp_path / f"m{k}", plots=False)
         assert (m.dir / "series.csv").read_bytes() == (s0.dir / "series.csv").read_bytes()

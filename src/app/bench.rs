@@ -528,6 +528,12 @@ const SCALING_FILES: [&str; 3] = ["scaling.csv", "scaling_members.svg", "scaling
 /// output of another command are refused, naming `--out`.
 fn check_scaling_out(out: &Path) -> Result<()> {
     OutputDir::check(out, true)?;
+    check_scaling_manifest(out)
+}
+
+/// `out`'s manifest, where it has one, lists only `bench --scaling`'s files: checked before the
+/// curves, and again at the commit (a run committed there meanwhile is not replaced).
+fn check_scaling_manifest(out: &Path) -> Result<()> {
     if out.is_dir() {
         if let Some(m) = Manifest::read(out)? {
             if let Some(f) = m.files.iter().find(|f| !SCALING_FILES.contains(&f.name.as_str())) {
@@ -568,7 +574,7 @@ fn write_scaling(out: &Path, points: &[ScalingPoint]) -> Result<()> {
         }
         Ok(())
     })();
-    match written {
+    match written.and_then(|()| check_scaling_manifest(out)) {
         Ok(()) => {
             let d = dir.commit()?;
             let _ = Manifest::record_identities(&d);

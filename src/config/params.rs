@@ -165,21 +165,22 @@ impl ParamSection {
             // photons + N + 2, checked: a start beyond any supported cutoff (photons = 1e100, a
             // value that would saturate the cast and wrap the sum) is refused with its own value
             let pmax = self.largest("photons", n as f64);
-            let limit = crate::model::dicke::MAX_DIM;
+            // the largest cutoff of N cells: (N + 1)(n_fock + 1) <= MAX_DIM
+            let limit = (crate::model::dicke::MAX_DIM / (n + 1)).saturating_sub(1);
             let refuse = || {
                 let shown = if pmax < 1e15 { format!("{pmax}") } else { format!("{pmax:e}") };
                 QbatError::TooLarge {
                     field: "params.photons".into(),
                     reason: format!(
-                        "the initial Fock state |{shown}> needs n_fock >= {shown}, beyond the largest n_fock, {limit} (--auto-fock sets n_fock = photons + n_cells + 2)"
+                        "--auto-fock sets n_fock = photons + n_cells + 2 = {shown} + {n} + 2, beyond the largest n_fock of {n} cells, {limit} ((n_cells + 1)(n_fock + 1) <= {})",
+                        crate::model::dicke::MAX_DIM
                     ),
                 }
             };
-            if pmax.is_nan() || pmax > limit as f64 {
+            if pmax.is_nan() || pmax + (n + 2) as f64 > limit as f64 {
                 return Err(refuse());
             }
-            // (a larger sum is refused by the dimension check, naming n_fock)
-            (pmax as usize).checked_add(n).and_then(|s| s.checked_add(2)).ok_or_else(refuse)?
+            pmax as usize + n + 2
         })
     }
 }

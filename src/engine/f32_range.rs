@@ -3,7 +3,8 @@
 //! step or sample time below the smallest normal f32 (1.2e-38) becomes 0 (GPUs flush
 //! subnormals). Either would integrate another run than the config's, and the health check
 //! would then blame dt. The config accepts magnitudes up to 1e100 (the CPU engines are f64),
-//! so an f32 GPU run is checked before any work, naming the field.
+//! so an f32 GPU run is checked before any work, naming the field. (frequency * t stays in range:
+//! the config bounds frequency * dt by pi and the steps by 1e9.)
 
 use crate::config::Plan;
 use crate::error::{QbatError, Result};

@@ -309,7 +309,7 @@ pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
     if let Some(note) = &note {
         say(opts, note);
     }
-    if matches!(engine, Engine::Gpu(_)) && opts.precision == Precision::F32 {
+    if runs_f32_kernels(plan, opts, engine) {
         f32_range::f32_refusal(plan)?;
     }
     let mut out = integrate_engine(plan, opts, engine)?;
@@ -324,7 +324,7 @@ pub fn refuse_early(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<(
     if plan.steady || !matches!(engine, Engine::Gpu(_)) {
         return Ok(());
     }
-    if opts.precision == Precision::F32 {
+    if runs_f32_kernels(plan, opts, engine) {
         f32_range::f32_refusal(plan)?;
     }
     let refusal = if plan.is_dicke() {
@@ -336,6 +336,12 @@ pub fn refuse_early(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<(
         None
     };
     refusal.map_or(Ok(()), Err)
+}
+
+/// Does the run go through the f32 GPU kernels? (Not a cavity run with a drive the kernels do
+/// not apply, which the f64 reference integrates.)
+fn runs_f32_kernels(plan: &Plan, opts: &RunOptions, engine: &Engine) -> bool {
+    matches!(engine, Engine::Gpu(_)) && opts.precision == Precision::F32 && !plan.steady && !(plan.is_cavity() && cavity::unsupported_drive(plan).is_some())
 }
 
 fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<EngineOutput> {

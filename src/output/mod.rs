@@ -225,9 +225,9 @@ impl OutputDir {
     /// go leaves the old output whole.
     ///
     /// `check` looked at `final_dir` before the work; another run, or another thread's save,
-    /// may have written it since. So the commits into one parent directory take a lock, one at
-    /// a time, and a `final_dir` found non-empty here is replaced only under `force`, as
-    /// `check` would have said.
+    /// may have written it since. So a `final_dir` found non-empty here is replaced only under
+    /// `force` and only when it is a qbat-gpu output, as `check` would have said; the commits
+    /// into an existing directory take a lock on it, one at a time.
     pub fn commit(self) -> Result<PathBuf> {
         let committed = self.commit_staging();
         if committed.is_err() && self.own_staging {
@@ -241,21 +241,37 @@ impl OutputDir {
         let written = std::mem::take(&mut *self.written.lock().unwrap_or_else(|e| e.into_inner()));
         let manifest = Manifest::of_dir_with(&self.staging, &written)?;
         manifest.write(&self.staging)?;
-        let _commits = lock_parent(&self.final_dir);
+        let shown = self.final_dir.display();
+        let no_longer_empty = || {
+            QbatError::invalid(
+                "--out",
+                format!("{shown} is no longer empty: another run or process wrote it while this one ran; choose another directory, or pass --force to replace the qbat-gpu files in it"),
+            )
+        };
         if std::fs::symlink_metadata(&self.final_dir).is_err() {
-            return std::fs::rename(&self.staging, &self.final_dir).map_err(|e| QbatError::io(&self.final_dir, e));
+            // (a directory made meanwhile with files in it refuses the rename)
+            return std::fs::rename(&self.staging, &self.final_dir).map_err(|e| match std::fs::symlink_metadata(&self.final_dir) {
+                Ok(_) => no_longer_empty(),
+                Err(_) => QbatError::io(&self.final_dir, e),
+            });
         }
-        let in_use = std::fs::read_dir(&self.final_dir).map(|mut d| d.next().is_some()).unwrap_or(true);
+        let _commits = lock_dir(&self.final_dir);
+        // (the staging directory of `--out .` is inside it)
+        let own = self.staging.file_name();
+        let in_use = std::fs::read_dir(&self.final_dir).map(|d| d.filter_map(|e| e.ok()).any(|e| Some(e.file_name().as_os_str()) != own)).unwrap_or(true);
+        let old = Manifest::read(&self.final_dir)?;
         if in_use && !self.force {
+            return Err(no_longer_empty());
+        }
+        if in_use && old.is_none() {
             return Err(QbatError::invalid(
                 "--out",
                 format!(
-                    "{} was written by another run while this one ran, and is not empty; choose another directory, or pass --force to replace the qbat-gpu files in it",
-                    self.final_dir.display()
+                    "{shown} is not empty and is not a qbat-gpu output (it has no {MANIFEST}): qbat-gpu replaces only files it wrote; choose another directory"
                 ),
             ));
         }
-        let old = Manifest::read(&self.final_dir)?.unwrap_or_default();
+        let old = old.unwrap_or_default();
         for f in &manifest.files {
             let to = self.final_dir.join(&f.name);
             // (a dangling link counts: symlink_metadata, not exists)
@@ -303,11 +319,17 @@ impl OutputDir {
     }
 }
 
-/// An exclusive lock on the directory that holds `final_dir`, held while the value lives; None
-/// where the file system cannot lock (the commit then goes on unlocked, as before).
-fn lock_parent(final_dir: &Path) -> Option<std::fs::File> {
-    let parent = final_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let dir = std::fs::File::open(parent).ok()?;
+/// An exclusive lock on the existing directory `final_dir`, held while the value lives, so
+/// that the commits into it (saves from threads or processes, under `--force`) go one at a
+/// time; None where the file system cannot lock (the commit then goes on unlocked). A lock
+/// held elsewhere is said once, then waited for.
+fn lock_dir(final_dir: &Path) -> Option<std::fs::File> {
+    let dir = std::fs::File::open(final_dir).ok()?;
+    match dir.try_lock() {
+        Ok(()) => return Some(dir),
+        Err(std::fs::TryLockError::WouldBlock) => eprintln!("note: waiting for another commit into {} to finish", final_dir.display()),
+        Err(std::fs::TryLockError::Error(_)) => return None,
+    }
     dir.lock().ok()?;
     Some(dir)
 }
@@ -502,12 +524,48 @@ mod tests {
         let e = late.commit().unwrap_err().to_string();
         assert!(e.contains("another run") && e.contains("--force"), "{e}");
         assert_eq!(std::fs::read(root.path().join("late").join("notes.txt")).unwrap(), b"a user's");
+        // under force too, a directory that became another's (no manifest) is refused
+        let other = OutputDir::begin(&out_dir.with_file_name("late"), true).unwrap();
+        other.write("run.json", |w| w.write_all(b"other")).unwrap();
+        let e = other.commit().unwrap_err().to_string();
+        assert!(e.contains("not a qbat-gpu output"), "{e}");
+        assert_eq!(std::fs::read_dir(root.path().join("late")).unwrap().count(), 1);
         // under force, the later output replaces the qbat-gpu files
         save("forced".into(), true).unwrap();
         assert_eq!(std::fs::read_to_string(out_dir.join("stats.csv")).unwrap(), "forced");
         // a refused save leaves nothing behind: its staging directory goes with it
         let left: Vec<String> = std::fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
         assert_eq!(left.len(), 2, "{left:?}");
+    }
+
+    /// A lock someone holds on the directory above the output (`flock DIR cmd` in a batch
+    /// script) does not hold up the commit.
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_on_the_parent_does_not_hold_up_a_commit() {
+        let root = tempfile::tempdir().unwrap();
+        let held = std::fs::File::open(root.path()).unwrap();
+        held.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out_dir = root.path().join("out");
+        std::thread::spawn(move || {
+            let out = OutputDir::begin(&out_dir, false).unwrap();
+            out.write("run.json", |w| w.write_all(b"{}")).unwrap();
+            tx.send(out.commit().map_err(|e| e.to_string())).unwrap();
+        });
+        let committed = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the commit waited on the parent's lock");
+        assert!(committed.unwrap().ends_with("out"));
+        drop(held);
+        // an empty directory named with a trailing `.` (`--out .` itself: merge_inputs.rs)
+        let here = root.path().join("here");
+        std::fs::create_dir(&here).unwrap();
+        let dot = here.join(".");
+        OutputDir::check(&dot, false).unwrap();
+        let out = OutputDir::begin(&dot, false).unwrap();
+        out.write("run.json", |w| w.write_all(b"{}")).unwrap();
+        out.commit().unwrap();
+        let names: Vec<String> = std::fs::read_dir(&here).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[cfg(unix)]

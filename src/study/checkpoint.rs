@@ -424,8 +424,14 @@ fn load_checkpoint(
     let ck = dir.join("checkpoint.json");
     let restart = "pass --force without --resume to start the run over";
     let damaged = |path: &Path, why: String| QbatError::invalid(path.display().to_string(), format!("the checkpoint is damaged: {why}; {restart}"));
+    // a refusal (a link, a FIFO, too large) is damage; a file that cannot be read now (no
+    // permission, an i/o error) is not, and starting over is not the advice for it
+    let as_damage = |path: &Path, e: QbatError| match e {
+        QbatError::Io { .. } => e,
+        e => damaged(path, e.to_string()),
+    };
     // (a regular file: never a link, nor a FIFO waited on)
-    let bytes = read_regular_bounded(&ck, SMALL_FILE_LIMIT).map_err(|e| damaged(&ck, e.to_string()))?;
+    let bytes = read_regular_bounded(&ck, SMALL_FILE_LIMIT).map_err(|e| as_damage(&ck, e))?;
     let sealed: Sealed = serde_json::from_slice(&bytes).map_err(|e| damaged(&ck, format!("not a sealed checkpoint ({e})")))?;
     if blake3::hash(sealed.progress.get().as_bytes()).to_hex().as_str() != sealed.blake3 {
         return Err(damaged(&ck, "its content differs from its hash (edited?)".into()));
@@ -517,7 +523,7 @@ fn load_checkpoint(
     }
     // (checked above; opened again as a regular file, and read no further than its size)
     let state_bytes = p.stats_state.as_ref().map_or(0, |s| s.bytes);
-    let (f, _) = open_regular(&sp).map_err(|e| damaged(&sp, e.to_string()))?;
+    let (f, _) = open_regular(&sp).map_err(|e| as_damage(&sp, e))?;
     let mut f = std::io::BufReader::new(std::io::Read::take(f, state_bytes));
     let acc = StatsAccumulator::read_from(&mut f, (n_samples, p.measures.len())).map_err(|e| damaged(&sp, e.to_string()))?;
     // no cell may count more members than the finished blocks hold

@@ -80,8 +80,9 @@ fn shard_warnings(s: &ShardDir) -> Result<(Vec<String>, Option<(FockTailCheck, F
 
 /// The merged run's notes: every shard's notes, each said once, less the warnings about the
 /// shard's own members, which are said again for the whole run (the health counts `health`,
-/// merged; the Fock-tail flags, merged here into `run["fock_tail"]`) and printed.
-fn merged_notes(shards: &[ShardDir], health: &super::HealthCounts, run: &mut Value) -> Result<Vec<String>> {
+/// merged; the Fock-tail flags, merged here into `run["fock_tail"]`); and those warnings, to
+/// print once the merge is committed.
+fn merged_notes(shards: &[ShardDir], health: &super::HealthCounts, run: &mut Value) -> Result<(Vec<String>, Vec<String>)> {
     let mut notes: Vec<String> = vec![];
     let mut fock: Option<(FockTailCheck, FockTailFlags)> = None;
     for (k, s) in shards.iter().enumerate() {
@@ -109,11 +110,8 @@ fn merged_notes(shards: &[ShardDir], health: &super::HealthCounts, run: &mut Val
         run["fock_tail"] = json!({"check": check, "flags": flags});
     }
     warnings.extend(health.warning(dt));
-    for w in warnings {
-        eprintln!("WARNING: {w}");
-        notes.push(w);
-    }
-    Ok(notes)
+    notes.extend(warnings.iter().cloned());
+    Ok((notes, warnings))
 }
 
 /// The files `merge` reads from each shard of a run with the fingerprint `fp`.
@@ -408,6 +406,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let series = fp["series"].as_bool().unwrap_or(false);
     let format = if fp["format"] == json!("npy") { Format::Npy } else { Format::Csv };
     let dir = OutputDir::begin(out, force)?;
+    let mut warnings: Vec<String> = vec![];
     let result = (|| -> Result<()> {
         if series && format == Format::Csv {
             dir.write("series.csv", |w| {
@@ -456,7 +455,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         for s in &shards {
             health.merge(&s.health);
         }
-        run["notes"] = json!(merged_notes(&shards, &health, &mut run)?);
+        let notes;
+        (notes, warnings) = merged_notes(&shards, &health, &mut run)?;
+        run["notes"] = json!(notes);
         run["health"] = json!(health);
         // verify over all shards: every member re-run, each measure's worst deviation, and a
         // pass only when every shard passed
@@ -525,6 +526,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     match result {
         Ok(()) => dir.commit().inspect(|d| {
             let _ = crate::output::manifest::Manifest::record_identities(d);
+            for w in &warnings {
+                eprintln!("WARNING: {w}");
+            }
         }),
         Err(e) => {
             dir.abort();
