@@ -1,7 +1,7 @@
 //! `merge` reads only what each shard's manifest lists, bounds what a shard's run.json claims,
 //! and never writes over one of its inputs.
 
-use crate::common::{bin, config, ok, wait_within};
+use crate::common::{bin, config, ok, outcome_within};
 use crate::integrity::{copy_dir, BLOCH};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -26,21 +26,7 @@ fn shards(dir: &Path, tag: &str, extra: &[&str]) -> Vec<PathBuf> {
 
 /// (exit code, stderr) of `merge DIRS --out OUT --no-plots`, killed after 60 s (exit -1).
 fn merge(dirs: &[PathBuf], out: &Path, extra: &[&str]) -> (i32, String) {
-    let mut child = bin()
-        .arg("merge")
-        .args(dirs)
-        .arg("--out")
-        .arg(out)
-        .arg("--no-plots")
-        .args(extra)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = wait_within(&mut child, std::time::Duration::from_secs(60));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    (status.and_then(|s| s.code()).unwrap_or(-1), stderr)
+    outcome_within(bin().arg("merge").args(dirs).arg("--out").arg(out).arg("--no-plots").args(extra), std::time::Duration::from_secs(60))
 }
 
 /// A refusal: exit 2, one line naming `name`, and no output.

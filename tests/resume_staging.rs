@@ -3,7 +3,7 @@
 //! `blocks/` that is a link, are refused (exit 2, one line naming it) before any work; never
 //! waited on, read without end, or written through into a file qbat-gpu did not write.
 
-use crate::common::{bin, config, kill_after_blocks, wait_within};
+use crate::common::{bin, config, kill_after_blocks, outcome_within};
 use crate::integrity::{copy_dir, BLOCH};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -40,22 +40,17 @@ fn case_of(dir: &Path, from: &Path, case: &str) -> PathBuf {
 /// stderr).
 fn resume(cfg: &Path, case: &Path, extra: &[&str]) -> (i32, String) {
     let out = case.join("r");
-    let mut child = bin()
-        .arg("run")
-        .arg(cfg)
-        .args(["--backend", "cpu", "--no-progress", "--no-plots", "--block-members", "10", "--out"])
-        .arg(&out)
-        .arg("--resume")
-        .arg(&out)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = wait_within(&mut child, std::time::Duration::from_secs(20));
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    (status.and_then(|s| s.code()).unwrap_or(-1), stderr)
+    outcome_within(
+        bin()
+            .arg("run")
+            .arg(cfg)
+            .args(["--backend", "cpu", "--no-progress", "--no-plots", "--block-members", "10", "--out"])
+            .arg(&out)
+            .arg("--resume")
+            .arg(&out)
+            .args(extra),
+        std::time::Duration::from_secs(20),
+    )
 }
 
 /// What a refused resume must be: exit 2, one line naming `name`, no output; else why not.

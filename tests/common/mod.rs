@@ -49,6 +49,16 @@ pub fn wait_within(child: &mut std::process::Child, deadline: std::time::Duratio
     }
 }
 
+/// (exit code, stderr) of `c` with stdout discarded, killed after `deadline` (exit -1): for
+/// commands that must not hang.
+pub fn outcome_within(c: &mut std::process::Command, deadline: std::time::Duration) -> (i32, String) {
+    let mut child = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let status = wait_within(&mut child, deadline);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    (status.and_then(|s| s.code()).unwrap_or(-1), stderr)
+}
+
 /// Wait (at most 120 s) until the checkpoint in the run's `staging` directory lists `blocks`
 /// finished blocks, then kill the run; it must still have been running, so that the kill
 /// landed mid-run.
