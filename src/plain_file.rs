@@ -87,9 +87,15 @@ fn blocking(f: &std::fs::File) -> std::io::Result<()> {
 /// The whole regular file at `path` (`open_regular`), of at most `limit` bytes: a larger one
 /// is refused, naming it, before it is read, and one that grows past it while it is read.
 pub fn read_regular_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let (f, len) = open_regular(path)?;
+    read_to_limit(f, len, path, limit)
+}
+
+/// The whole of `f`, opened at `path` with `len` bytes, of at most `limit` bytes: a larger one
+/// is refused, naming it, before it is read, and one that grows past it while it is read.
+pub fn read_to_limit(f: std::fs::File, len: u64, path: &Path, limit: u64) -> Result<Vec<u8>> {
     use std::io::Read as _;
     let shown = || path.display().to_string();
-    let (f, len) = open_regular(path)?;
     if len > limit {
         return Err(QbatError::invalid(shown(), format!("is {len} bytes, more than the {limit} this file may have")));
     }

@@ -13,12 +13,22 @@ fn bloch() -> String {
 
 /// The three shards of one run in `dir`, with the `run` options `extra`.
 fn shards(dir: &Path, tag: &str, extra: &[&str]) -> Vec<PathBuf> {
+    shards_with_faults(dir, tag, extra, |_| None)
+}
+
+/// `shards`, shard k run with the injected fault `fault(k)` (members 0-6, 7-13 and 14-20).
+fn shards_with_faults(dir: &Path, tag: &str, extra: &[&str], fault: impl Fn(usize) -> Option<&'static str>) -> Vec<PathBuf> {
     let cfg = config(dir, &bloch());
     (0..3)
         .map(|k| {
             let out = dir.join(format!("{tag}{k}"));
             let shard = format!("{k}/3");
-            ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--shard", &shard, "--out"]).arg(&out).args(extra));
+            let mut run = bin();
+            run.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--shard", &shard, "--out"]).arg(&out).args(extra);
+            if let Some(f) = fault(k) {
+                run.env("QBAT_INJECT_FAULT", f);
+            }
+            ok(&mut run);
             out
         })
         .collect()
@@ -202,17 +212,7 @@ fn out_naming_an_input_shard_is_refused() {
 #[test]
 fn an_infinite_verify_deviation_fails_the_merge_too() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &bloch());
-    let dirs: Vec<PathBuf> = (0..3)
-        .map(|k| {
-            let out = dir.path().join(format!("v{k}"));
-            let shard = format!("{k}/3");
-            let mut run = bin();
-            run.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--verify", "21", "--shard", &shard, "--out"]).arg(&out);
-            ok(run.env("QBAT_INJECT_FAULT", "nan-member=0"));
-            out
-        })
-        .collect();
+    let dirs = shards_with_faults(dir.path(), "v", &["--verify", "21"], |_| Some("nan-member=0"));
     let merged = dir.path().join("merged");
     let (code, stderr) = merge(&dirs, &merged, &[]);
     assert_eq!(code, 0, "{stderr}");
@@ -227,22 +227,11 @@ fn an_infinite_verify_deviation_fails_the_merge_too() {
 #[test]
 fn the_merged_health_warning_counts_every_shard() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &bloch());
-    let s: Vec<PathBuf> = (0..3)
-        .map(|k| {
-            let out = dir.path().join(format!("h{k}"));
-            let mut c = bin();
-            c.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--shard", &format!("{k}/3"), "--out"]).arg(&out);
-            // members 0-6, 7-13 and 14-20
-            match k {
-                0 => c.env("QBAT_INJECT_FAULT", "nan-member=2"),
-                2 => c.env("QBAT_INJECT_FAULT", "nan-member=19"),
-                _ => &mut c,
-            };
-            ok(&mut c);
-            out
-        })
-        .collect();
+    let s = shards_with_faults(dir.path(), "h", &[], |k| match k {
+        0 => Some("nan-member=2"),
+        2 => Some("nan-member=19"),
+        _ => None,
+    });
     let out = dir.path().join("m");
     let (code, stderr) = merge(&s, &out, &[]);
     assert_eq!(code, 0, "{stderr}");

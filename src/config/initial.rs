@@ -6,7 +6,7 @@ use super::{InitialSpec, STATE_TOL};
 use crate::ensemble::random::RandomKind;
 use crate::ensemble::sweep::Sweep;
 use crate::error::Result;
-use crate::linalg::{eigvals_hermitian, hermiticity_error, projector, CMat};
+use crate::linalg::{eigvals_hermitian, hermiticity_error, is_finite, projector, CMat};
 use crate::model::{ModelKind, Space};
 use std::sync::Arc;
 use toml::Table;
@@ -104,7 +104,7 @@ fn qubits_or_full(rho: CMat, dim: usize, cells: Option<usize>, field: &str) -> R
 /// Normalised, Hermitian and positive to STATE_TOL.
 pub fn check_state(rho: &CMat, field: &str) -> Result<()> {
     // (a NaN passes every comparison below)
-    if rho.iter().any(|z| !z.re.is_finite() || !z.im.is_finite()) {
+    if !is_finite(rho) {
         return Err(invalid(field, "must be finite"));
     }
     let herm = hermiticity_error(rho);

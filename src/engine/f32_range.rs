@@ -8,6 +8,7 @@
 
 use crate::config::Plan;
 use crate::error::{QbatError, Result};
+use crate::linalg::CMat;
 use crate::model::drive::Envelope;
 use crate::model::ParamValue;
 
@@ -24,6 +25,11 @@ fn flushes(x: f64) -> bool {
     x != 0.0 && x.abs() < F32_MIN_NORMAL
 }
 
+/// The largest |re| or |im| of any entry: what the kernels hold of a matrix.
+fn largest_part(m: &CMat) -> f64 {
+    m.iter().map(|z| z.re.abs().max(z.im.abs())).fold(0.0, f64::max)
+}
+
 fn refusal(field: String, x: f64, why: &str) -> QbatError {
     QbatError::invalid(field, format!("{x:e} {why} of the f32 GPU kernels; run with --precision f64 (where the adapter has it) or --backend cpu"))
 }
@@ -38,8 +44,8 @@ pub fn f32_refusal(plan: &Plan) -> Result<()> {
             let worst = match value {
                 ParamValue::Real(x) => x.abs(),
                 ParamValue::Complex(z) => z.re.abs().max(z.im.abs()),
-                ParamValue::Matrix(m) => m.iter().map(|z| z.re.abs().max(z.im.abs())).fold(0.0, f64::max),
-                ParamValue::Jumps(js) => js.iter().flat_map(|(m, rate)| m.iter().map(|z| z.re.abs().max(z.im.abs())).chain([rate.abs()])).fold(0.0, f64::max),
+                ParamValue::Matrix(m) => largest_part(m),
+                ParamValue::Jumps(js) => js.iter().map(|(m, rate)| largest_part(m).max(rate.abs())).fold(0.0, f64::max),
                 ParamValue::Text(_) => 0.0,
             };
             if overflows(worst) {
@@ -54,7 +60,7 @@ pub fn f32_refusal(plan: &Plan) -> Result<()> {
                 Envelope::Gaussian { t0, sigma } => vec![("envelope", t0), ("envelope", sigma)],
                 Envelope::Window { t_on, t_off } => vec![("envelope", t_on), ("envelope", t_off)],
             };
-            let operator = d.op.iter().map(|z| z.re.abs().max(z.im.abs())).fold(0.0, f64::max);
+            let operator = largest_part(&d.op);
             let numbers = [("amplitude", d.amplitude), ("frequency", d.frequency), ("phase", d.phase), ("operator", operator)].into_iter().chain(envelope);
             for (what, x) in numbers {
                 if overflows(x) {

@@ -65,22 +65,13 @@ pub const SMALL_FILE_LIMIT: u64 = 64 << 20;
 /// /dev/zero, a pipe, a directory) and anything larger is refused, naming the file, before
 /// it is read: no read grows without bound.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| QbatError::invalid(shown.clone(), format!("cannot read it: {e}")))?;
     if !meta.is_file() {
         return Err(QbatError::invalid(shown, "is not a regular file"));
     }
-    if meta.len() > limit {
-        return Err(QbatError::invalid(shown, format!("is {} bytes, more than the {limit} this file may have", meta.len())));
-    }
     let f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    f.take(limit + 1).read_to_end(&mut bytes).map_err(|e| QbatError::io(path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(QbatError::invalid(shown, format!("grew past the {limit} bytes this file may have while it was read")));
-    }
-    Ok(bytes)
+    crate::plain_file::read_to_limit(f, meta.len(), path, limit)
 }
 
 /// `read_bounded` as UTF-8 text.
@@ -126,10 +117,7 @@ impl OutputDir {
                 }
                 // --force replaces a run's own files, listed in its manifest, and nothing else.
                 let Some(old) = Manifest::read(final_dir)? else {
-                    return Err(QbatError::invalid(
-                        "--out",
-                        format!("{shown} is not empty and is not a qbat-gpu output (it has no {MANIFEST}): qbat-gpu replaces only files it wrote; choose another directory"),
-                    ));
+                    return Err(not_an_output(final_dir));
                 };
                 // a listed file of another size is not the one qbat-gpu wrote: said now rather
                 // than at the commit (which also checks the hashes)
@@ -264,12 +252,7 @@ impl OutputDir {
             return Err(no_longer_empty());
         }
         if in_use && old.is_none() {
-            return Err(QbatError::invalid(
-                "--out",
-                format!(
-                    "{shown} is not empty and is not a qbat-gpu output (it has no {MANIFEST}): qbat-gpu replaces only files it wrote; choose another directory"
-                ),
-            ));
+            return Err(not_an_output(&self.final_dir));
         }
         let old = old.unwrap_or_default();
         for f in &manifest.files {
@@ -317,6 +300,18 @@ impl OutputDir {
     pub fn abort(self) {
         let _ = std::fs::remove_dir_all(&self.staging);
     }
+}
+
+/// The refusal of a non-empty `final_dir` that is not a qbat-gpu output (under `--force`, which
+/// replaces only the files a run's manifest lists).
+fn not_an_output(final_dir: &Path) -> QbatError {
+    QbatError::invalid(
+        "--out",
+        format!(
+            "{} is not empty and is not a qbat-gpu output (it has no {MANIFEST}): qbat-gpu replaces only files it wrote; choose another directory",
+            final_dir.display()
+        ),
+    )
 }
 
 /// An exclusive lock on the existing directory `final_dir`, held while the value lives, so

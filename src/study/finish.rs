@@ -5,7 +5,7 @@
 
 use super::checkpoint::{Progress, Staging};
 use super::csv_series::CSV_FILE;
-use super::health::{fock_tail_warnings, FockTailCheck, Health, HEALTH_CODES};
+use super::health::{fock_tail_warnings, FockTailCheck, FockTailRecord, Health, HEALTH_CODES};
 use super::series_file::{SeriesFile, SERIES_FILE};
 use super::{peak_rss_bytes, StudyOptions, StudyOutcome};
 use crate::config::Plan;
@@ -246,7 +246,7 @@ pub(super) fn finish(
     rj["engines"] = json!(engines_used(&progress));
     // the flags and what their warning depends on, for `merge` to warn for the whole run
     if let Some(check) = FockTailCheck::of(local, &stats_measures(&progress)) {
-        rj["fock_tail"] = json!({"check": check, "flags": progress.fock});
+        rj["fock_tail"] = json!(FockTailRecord { check, flags: progress.fock.clone() });
     }
     if let Some(s) = opts.shard {
         let r = s.range(plan.ensemble_size);

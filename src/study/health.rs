@@ -198,6 +198,13 @@ pub struct FockTailCheck {
     pub measured: bool,
 }
 
+/// run.json's `fock_tail`: a run's Fock-tail flags with what their warning depends on.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FockTailRecord {
+    pub check: FockTailCheck,
+    pub flags: FockTailFlags,
+}
+
 impl FockTailCheck {
     /// The check of a run of `plan` with `measures`; None for a model without a cavity mode.
     pub fn of(plan: &Plan, measures: &[Measure]) -> Option<FockTailCheck> {

@@ -6,7 +6,7 @@
 //! merge would read that the shard's manifest does not list, and an `--out` that is one of the
 //! shards.
 
-use super::{FockTailCheck, FockTailFlags};
+use super::FockTailRecord;
 use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::{Manifest, MANIFEST};
@@ -58,24 +58,21 @@ fn read_shard(dir: &Path) -> Result<ShardDir> {
 }
 
 /// A shard's warnings that depend on its own members (health, Fock tail), as its run wrote
-/// them into its notes; and its Fock-tail check and flags, where its model has a cavity mode.
-fn shard_warnings(s: &ShardDir) -> Result<(Vec<String>, Option<(FockTailCheck, FockTailFlags)>)> {
+/// them into its notes; its Fock-tail record, where its model has a cavity mode; and its dt.
+fn shard_warnings(s: &ShardDir) -> Result<(Vec<String>, Option<FockTailRecord>, f64)> {
     let rp = || s.dir.join("run.json").display().to_string();
     let dt = s.run["dt"].as_f64().ok_or_else(|| QbatError::invalid(rp(), "dt is not a number"))?;
     let mut warnings: Vec<String> = s.health.warning(dt).into_iter().collect();
     let fock = match s.run.get("fock_tail").filter(|v| !v.is_null()) {
         None => None,
         Some(v) => {
-            let check = serde_json::from_value::<FockTailCheck>(v["check"].clone());
-            let flags = serde_json::from_value::<FockTailFlags>(v["flags"].clone());
-            let (Ok(check), Ok(flags)) = (check, flags) else {
-                return Err(QbatError::invalid(rp(), "fock_tail is not the run's Fock-tail check and flags"));
-            };
-            warnings.extend(check.warnings(&flags));
-            Some((check, flags))
+            let record = serde_json::from_value::<FockTailRecord>(v.clone())
+                .map_err(|_| QbatError::invalid(rp(), "fock_tail is not the run's Fock-tail check and flags"))?;
+            warnings.extend(record.check.warnings(&record.flags));
+            Some(record)
         }
     };
-    Ok((warnings, fock))
+    Ok((warnings, fock, dt))
 }
 
 /// The merged run's notes: every shard's notes, each said once, less the warnings about the
@@ -83,10 +80,12 @@ fn shard_warnings(s: &ShardDir) -> Result<(Vec<String>, Option<(FockTailCheck, F
 /// merged; the Fock-tail flags, merged here into `run["fock_tail"]`); and those warnings, to
 /// print once the merge is committed.
 fn merged_notes(shards: &[ShardDir], health: &super::HealthCounts, run: &mut Value) -> Result<(Vec<String>, Vec<String>)> {
+    let parts = shards.iter().map(shard_warnings).collect::<Result<Vec<_>>>()?;
+    // (the shards share one config, check_shards: one dt, one Fock-tail check)
+    let dt = parts[0].2;
     let mut notes: Vec<String> = vec![];
-    let mut fock: Option<(FockTailCheck, FockTailFlags)> = None;
-    for (k, s) in shards.iter().enumerate() {
-        let (own, shard_fock) = shard_warnings(s)?;
+    let mut fock: Option<FockTailRecord> = None;
+    for (k, (s, (own, shard_fock, _))) in shards.iter().zip(parts).enumerate() {
         for n in s.run["notes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
             if !own.iter().any(|w| w == n) && !notes.iter().any(|k| k == n) {
                 notes.push(n.to_string());
@@ -96,18 +95,17 @@ fn merged_notes(shards: &[ShardDir], health: &super::HealthCounts, run: &mut Val
         fock = match (k, fock, shard_fock) {
             (0, _, f) => f,
             (_, None, None) => None,
-            // the shards share one config (check_shards), so one check
-            (_, Some((check, a)), Some((c, b))) if c == check => {
-                Some((check, a.merged(&b).ok_or_else(|| QbatError::invalid(rp(), "fock_tail's count overflows"))?))
+            (_, Some(a), Some(b)) if a.check == b.check => {
+                let flags = a.flags.merged(&b.flags).ok_or_else(|| QbatError::invalid(rp(), "fock_tail's count overflows"))?;
+                Some(FockTailRecord { flags, ..a })
             }
             _ => return Err(QbatError::invalid(rp(), "fock_tail is not the first shard's check")),
         };
     }
-    let dt = shards[0].run["dt"].as_f64().unwrap_or(f64::NAN);
     let mut warnings: Vec<String> = vec![];
-    if let Some((check, flags)) = fock {
-        warnings.extend(check.warnings(&flags));
-        run["fock_tail"] = json!({"check": check, "flags": flags});
+    if let Some(record) = fock {
+        warnings.extend(record.check.warnings(&record.flags));
+        run["fock_tail"] = json!(record);
     }
     warnings.extend(health.warning(dt));
     notes.extend(warnings.iter().cloned());
