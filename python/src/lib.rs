@@ -401,7 +401,6 @@ fn merge(py: Python<'_>, dirs: Vec<PathBuf>, out: PathBuf, force: bool, plots: b
     r.map(|d| d.display().to_string()).map_err(|e| to_py(py, e))
 }
 
-/// Apply a two-qubit state measure to states (N, 16) complex; returns (N,).
 /// The files of a finished output, as its manifest lists them, each checked first.
 #[pyfunction]
 fn verified_files(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<String>> {
@@ -416,6 +415,7 @@ fn copy_output(py: Python<'_>, src: PathBuf, out: PathBuf, series: bool, plots: 
     r.map(|d| d.display().to_string()).map_err(|e| to_py(py, e))
 }
 
+/// Apply a two-qubit state measure to states (N, 16) complex; returns (N,).
 #[pyfunction]
 fn state_measure<'py>(py: Python<'py>, name: &str, states: PyReadonlyArrayDyn<'py, Complex64>) -> PyResult<Bound<'py, PyArray1<f64>>> {
     pool(py)?;
