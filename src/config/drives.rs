@@ -174,7 +174,17 @@ fn resolvable(k: usize, d: &Drive, dt: f64, t_end: f64) -> Result<()> {
             format!("|frequency| t_end + |phase| = {phase_span:.4e} exceeds {MAX_DRIVE_ARGUMENT:e}, where the drive's cos loses accuracy"),
         ));
     }
+    // (an upper bound of spread(O): the entries' bound, no eigen-solve)
+    let gaussian_reach = d.amplitude.abs() * crate::model::spectrum_spread_entry_bound(&d.op);
     match d.envelope {
+        Envelope::Gaussian { .. } if gaussian_reach > MAX_GAUSSIAN_REACH => Err(invalid(
+            &key(k, "amplitude"),
+            format!(
+                "|amplitude| x spread(operator) = {gaussian_reach:.4e} exceeds {MAX_GAUSSIAN_REACH:e}: the engines take a gaussian envelope as 0 where it is below exp(-80) = {:.2e}, which would leave out up to {:.2e} of the drive term; use a smaller amplitude",
+                GAUSSIAN_CUT.exp(),
+                gaussian_reach * GAUSSIAN_CUT.exp()
+            ),
+        )),
         Envelope::Gaussian { sigma, .. } if sigma < dt => Err(invalid(
             &key(k, "envelope.gaussian"),
             format!("sigma = {sigma:e} is below dt = {dt:e}: the pulse would fall between RK4 stage times; use a smaller dt or a wider pulse"),
@@ -188,6 +198,14 @@ fn resolvable(k: usize, d: &Drive, dt: f64, t_end: f64) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// The exponent below which the engines' arithmetic exp (`twin::drive::exp_arith` and the
+/// kernels' `drive_exp`) gives 0: a gaussian envelope's tail past it is dropped.
+const GAUSSIAN_CUT: f64 = -80.0;
+
+/// The largest |amplitude| x spread(O) of a gaussian drive: the tail the cut drops, at most
+/// this x exp(-80) = 1.8e-15, stays below the f64 rounding of an O(1) Hamiltonian.
+const MAX_GAUSSIAN_REACH: f64 = 1e20;
 
 /// The largest |frequency t + phase| a drive may reach (`twin::drive::cos_arith`'s range
 /// reduction holds f64 accuracy up to here).

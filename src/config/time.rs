@@ -62,6 +62,9 @@ fn parse_protocol(root: &Table) -> Result<Option<f64>> {
     Ok(Some(t_off))
 }
 
+/// The smallest positive sample time: f32's smallest normal number (1.2e-38).
+const MIN_POSITIVE_TIME: f64 = f32::MIN_POSITIVE as f64;
+
 /// `[time]` of an integrated run: dt with t_end + samples, or dt with times.
 fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Schedule> {
     let dt = as_f64(time_t.get("dt").ok_or_else(|| invalid("time.dt", "missing"))?, "time.dt")?;
@@ -112,6 +115,15 @@ fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Sched
     }
     if let Some(w) = times.windows(2).position(|w| w[1] <= w[0]) {
         return Err(invalid("time.times", format!("sample times must be strictly increasing: t[{}] = {} then t[{}] = {}", w, times[w], w + 1, times[w + 1])));
+    }
+    // A positive time below f32's smallest normal is 0 on an f32 GPU, and the rate measures'
+    // E/t overflows on the f64 engines: one backend would differ from another, or fail.
+    if let Some(k) = times.iter().position(|&t| t > 0.0 && t < MIN_POSITIVE_TIME) {
+        let field = if time_t.contains_key("times") { "time.times" } else { "time.t_end" };
+        return Err(invalid(
+            field,
+            format!("sample time t[{k}] = {:e} is positive but below {MIN_POSITIVE_TIME:.2e}, the smallest the engines resolve (f32's); use 0 or a larger time", times[k]),
+        ));
     }
     // Steps per gap in f64, before any integer cast can saturate or wrap.
     let mut prev = 0.0;

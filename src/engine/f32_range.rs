@@ -1,7 +1,7 @@
 //! What an f32 GPU run can hold. The f32 kernels take the parameters, the drives, the step and
 //! the sample times as f32: a magnitude above f32::MAX (3.4e38) becomes inf, and a non-zero
 //! step or sample time below the smallest normal f32 (1.2e-38) becomes 0 (GPUs flush
-//! subnormals). Either would integrate another run than the config's, and the health check
+//! subnormals; the config refuses such sample times on every backend, `config::time`). Either would integrate another run than the config's, and the health check
 //! would then blame dt. The config accepts magnitudes up to 1e100 (the CPU engines are f64),
 //! so an f32 GPU run is checked before any work, naming the field. (frequency * t stays in range:
 //! the config bounds frequency * dt by pi and the steps by 1e9.)
@@ -93,12 +93,14 @@ mod tests {
     fn values_beyond_f32_are_named_and_those_inside_pass() {
         let base = "model = \"spin-pair\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n";
         assert!(f32_refusal(&plan(base)).is_ok());
-        let params = |p: &str| format!("model = \"spin-pair\"\n[params]\n{p}\n[time]\ndt = 1e-40\nt_end = 1e-38\nsamples = 3\n");
+        // (dt alone below f32's range: the config refuses positive sample times below it)
+        let params = |p: &str| format!("model = \"spin-pair\"\n[params]\n{p}\n[time]\ndt = 1e-40\nt_end = 1e-36\nsamples = 3\n");
         let cases = [
             (params("wb = 1e39"), "params.wb"),
             (params("wb = -4e38"), "params.wb"),
             (params("wb = 1e38"), "time.dt"),
-            (base.replace("dt = 0.01\nt_end = 1.0\nsamples = 3", "dt = 1e-3\ntimes = [1e-310, 0.5]"), "time.times"),
+            // a time past f32's range that a step inside it reaches (a generator of zero)
+            ("model = \"spin-pair\"\n[params]\nwb = 0.0\nwc = 0.0\nj1 = 0.0\nj2 = 0.0\n[time]\ndt = 1e30\ntimes = [3.5e38]\n".into(), "time.times"),
             (
                 "model = \"bloch-charger\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n[[drive]]\noperator = \"sx_b\"\namplitude = 0.5\nfrequency = 1.0\nenvelope = { gaussian = [-1e39, 1e39] }\n".into(),
                 "drive[0].envelope",
