@@ -157,18 +157,32 @@ fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
     QbatError::invalid(path.display().to_string(), reason)
 }
 
-/// Pearson correlation of x and y, each value taken as an f64 (ranks come as u32).
+/// Pearson correlation of x and y, each value taken as an f64 (ranks come as u32):
+///   r = sum dx dy / (sqrt(sum dx^2) sqrt(sum dy^2)),  dx = x - mean(x).
+/// A side whose largest |value| lies outside [1e-100, 1e100] is divided by it first (r does
+/// not change with the scale), so that neither its sums overflow nor its squares underflow.
 pub fn pearson<T: Copy + Into<f64>>(x: &[T], y: &[T]) -> f64 {
     let n = x.len() as f64;
-    let (mx, my) = (x.iter().map(|&a| a.into()).sum::<f64>() / n, y.iter().map(|&b| b.into()).sum::<f64>() / n);
+    let (ux, uy) = (unit_scale(x), unit_scale(y));
+    let (mx, my) = (x.iter().map(|&a| ux(a.into())).sum::<f64>() / n, y.iter().map(|&b| uy(b.into())).sum::<f64>() / n);
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
     for (&a, &b) in x.iter().zip(y) {
-        let (a, b): (f64, f64) = (a.into(), b.into());
+        let (a, b) = (ux(a.into()), uy(b.into()));
         sxy += (a - mx) * (b - my);
         sxx += (a - mx) * (a - mx);
         syy += (b - my) * (b - my);
     }
-    sxy / (sxx * syy).sqrt()
+    // (the product's root where it is a normal number, as it rounds the same as before)
+    let product = sxx * syy;
+    sxy / if product.is_normal() { product.sqrt() } else { sxx.sqrt() * syy.sqrt() }
+}
+
+/// The map that brings a side of `pearson` to a safe scale: the identity where its largest
+/// |value| m lies in [1e-100, 1e100] (or is 0), else division by m.
+fn unit_scale<T: Copy + Into<f64>>(v: &[T]) -> impl Fn(f64) -> f64 {
+    let m = v.iter().fold(0.0f64, |m, &a| m.max(a.into().abs()));
+    let scaled = m != 0.0 && !(1e-100..=1e100).contains(&m);
+    move |a| if scaled { a / m } else { a }
 }
 
 /// Pearson correlation; None when either side is constant (or there are < 2 points).
@@ -462,5 +476,26 @@ mod tests {
         assert!((pearson_checked(&x, &y).unwrap() - want).abs() < 1e-14);
         assert_eq!(spearman_checked(&x, &y), Some(1.0));
         assert_eq!(pearson_checked(&x, &[2.0; 5]), None);
+    }
+
+    /// Pearson does not change with the units: the hand case's value at scales from the
+    /// subnormals to f64's largest, where the plain sums overflow or underflow (to 0, or to
+    /// the empty cell of a constant side).
+    #[test]
+    fn pearson_is_the_same_at_every_scale() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let y = [1.0, 4.0, 9.0, 16.0, 25.0];
+        let want = 60.0 / (10.0f64 * 374.0).sqrt();
+        for scale in [1e-320, 1e-300, 1e-170, 1e-100, 1e80, 1e160, 1e300, 3e307] {
+            let xs: Vec<f64> = x.iter().map(|v| v * scale).collect();
+            for ys in [y.to_vec(), y.iter().map(|v| v / 25.0 * scale).collect(), y.iter().map(|v| v / 1e150).collect()] {
+                let r = pearson_checked(&xs, &ys).unwrap_or_else(|| panic!("scale {scale:e}: none"));
+                // (x at 1e-320 is subnormal: 1..5 x 1e-320 keep about 10 bits)
+                let tol = if scale < 1e-307 { 1e-3 } else { 1e-14 };
+                assert!((r - want).abs() < tol, "scale {scale:e}: {r} against {want}");
+            }
+            // a side against itself
+            assert!((pearson_checked(&xs, &xs).unwrap() - 1.0).abs() < 1e-14, "scale {scale:e}");
+        }
     }
 }

@@ -471,3 +471,41 @@ fn a_full_disk_is_a_clear_error_and_leaves_no_final_file() {
         }
     }
 }
+
+/// At the config's largest magnitude (1e60) a measure that goes as a parameter's square (the
+/// energy variance, about 1e120) keeps its statistics: stats.csv's std equals a two-pass std of
+/// the stored series, computed here on values divided by their largest (so that no square
+/// overflows), and is not 0 where the members differ. Above 1e60 the config is refused
+/// (tests/bad_inputs). (At t = 0: a larger time at this scale would need more than 1e9 steps,
+/// or a sample time below the smallest the config takes.)
+#[test]
+fn statistics_hold_at_the_largest_magnitude_the_config_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "model = \"spin-pair\"\n[params]\nwb = 1e60\nwc = 1e60\nj1 = 1e59\nj2 = 1e59\n[initial]\nrandom = \"haar\"\n[time]\ndt = 1e-62\ntimes = [0.0]\n[ensemble]\nsize = 12\nseed = 3\n[output]\nmeasures = [\"energy_b\", \"energy_variance_b\", \"ergotropy_b\"]\n",
+    );
+    let out = dir.path().join("o");
+    run(&cfg, &out, &["--format", "npy", "--verify", "0", "--no-plots"]);
+    let (shape, values) = npy(&out.join("series.npy"));
+    let (n, ns, nm) = (shape[0] as usize, shape[1] as usize, shape[2] as usize);
+    let st = stats(&out.join("stats.csv"));
+    let mut differing = 0;
+    for s in 0..ns {
+        for k in 0..nm {
+            let col: Vec<f64> = (0..n).map(|i| values[(i * ns + s) * nm + k]).collect();
+            let largest = col.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+            let unit: Vec<f64> = col.iter().map(|x| if largest > 0.0 { x / largest } else { 0.0 }).collect();
+            let mean = unit.iter().sum::<f64>() / n as f64;
+            let std = largest * (unit.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64).sqrt();
+            let (name, got) = &st[s * nm + k];
+            assert!(got[1].is_finite() && (got[1] - std).abs() <= 1e-12 * std.max(f64::MIN_POSITIVE), "{name}: std {} against {std:e}", got[1]);
+            if got[2] != got[3] {
+                assert!(got[1] > 0.0, "{name}: std 0 with min {} < max {}", got[2], got[3]);
+                differing += 1;
+            }
+        }
+    }
+    // the energy (about 1e60), its variance (about 1e120) and the ergotropy differ by member
+    assert_eq!(differing, 3);
+}

@@ -25,9 +25,13 @@ pub fn as_f64(v: &Value, field: &str) -> Result<f64> {
     Ok(x)
 }
 
-/// Largest magnitude of any number in a config: far beyond any physical parameter, and far
-/// enough below f64::MAX that sums and products of a few of them stay finite.
-pub const MAX_MAGNITUDE: f64 = 1e100;
+/// Largest magnitude of any number in a config: far beyond any physical parameter, and low
+/// enough that the statistics stay finite. A measure may go as a parameter's square (the
+/// energy variance, about 1e121 at most here) or as one over the smallest sample time
+/// (1.2e-38: a power, about 1e98), and `stats.csv`'s exact sums add its square over up to
+/// 1e9 members: about 1e251, inside f64 (at 1e100, the variance's square overflowed and its
+/// std was lost).
+pub const MAX_MAGNITUDE: f64 = 1e60;
 
 /// A complex number: `x` or `[re, im]`.
 pub fn as_complex(v: &Value, field: &str) -> Result<C64> {

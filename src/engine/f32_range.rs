@@ -2,7 +2,7 @@
 //! the sample times as f32: a magnitude above f32::MAX (3.4e38) becomes inf, and a non-zero
 //! step or sample time below the smallest normal f32 (1.2e-38) becomes 0 (GPUs flush
 //! subnormals; the config refuses such sample times on every backend, `config::time`). Either would integrate another run than the config's, and the health check
-//! would then blame dt. The config accepts magnitudes up to 1e100 (the CPU engines are f64),
+//! would then blame dt. The config accepts magnitudes up to 1e60 (the CPU engines are f64),
 //! so an f32 GPU run is checked before any work, naming the field. (frequency * t stays in range:
 //! the config bounds frequency * dt by pi and the steps by 1e9.)
 

@@ -125,7 +125,13 @@ impl Cell {
                 num.add_product(-a, b);
             }
         }
-        (num.value().max(0.0) / (n * n)).sqrt()
+        // (NaN, not 0, where a square overflowed: the config's bound on its numbers keeps
+        // the measures far from that)
+        let num = num.value();
+        if num.is_nan() {
+            return f64::NAN;
+        }
+        (num.max(0.0) / (n * n)).sqrt()
     }
 
     /// Quantile q (numpy's linear interpolation on the bucket representatives), in [min, max].
