@@ -48,6 +48,17 @@ impl QbatError {
     pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         QbatError::Io { path: path.display().to_string(), source }
     }
+    /// The message with its causes (`i/o: out/run.json: No space left on device`): what an
+    /// error wrapped into another's text must keep.
+    pub fn with_causes(&self) -> String {
+        let mut s = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            s += &format!(": {c}");
+            cause = c.source();
+        }
+        s
+    }
     /// Exit code for the CLI: 2 for bad input, a missing device or a thread that cannot be
     /// started (the environment's limit), 1 otherwise.
     pub fn exit_code(&self) -> u8 {

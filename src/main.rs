@@ -31,6 +31,14 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // Before any thread starts: a runtime dir for the Vulkan drivers' probe (gpu/runtime_dir.rs).
     qbat_gpu::gpu::runtime_dir::ensure_runtime_dir();
+    // A write past a file-size limit (`ulimit -f`, as batch schedulers set) then fails with
+    // EFBIG, which is reported naming the file, instead of killing the process by SIGXFSZ with
+    // no word (as CPython does too).
+    #[cfg(unix)]
+    // SAFETY: no other thread runs yet, and SIG_IGN installs no handler.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let cli = match app::cli::Cli::try_parse() {
         Ok(cli) => cli,
         // help and version print as clap prints them (a stdout that fails is exit 1, as below)

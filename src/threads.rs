@@ -17,7 +17,7 @@ const MAX_THREADS_PER_CPU: usize = 16;
 const MIN_CPUS_FOR_CAP: usize = 16;
 
 /// What to change when a thread cannot be started.
-const LIMIT_HINT: &str = "raise the process limit (ulimit -u, a cgroup's pids.max) or set RAYON_NUM_THREADS lower";
+const LIMIT_HINT: &str = "raise the process limit (ulimit -u, a cgroup's pids.max) or the address-space limit (ulimit -v), or set RAYON_NUM_THREADS lower";
 
 /// Start rayon's global pool (as many threads as `RAYON_NUM_THREADS` says, else one a CPU)
 /// unless it has started. Err: one of its threads could not be started; every later call

@@ -34,13 +34,7 @@ impl Outcome {
 
 /// The one-line message of an error with its causes (`i/o: out/run.json: No space left`).
 pub fn message(e: &QbatError) -> String {
-    let mut s = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        s += &format!(": {c}");
-        cause = c.source();
-    }
-    qbat_gpu::error::one_line(&s)
+    qbat_gpu::error::one_line(&e.with_causes())
 }
 
 /// Run the parsed command line; the outcome decides the exit code (`Outcome::exit_code`).

@@ -170,11 +170,11 @@ fn hash_opened(mut f: impl std::io::Read, len: u64, path: &Path) -> Result<FileE
 /// than its recorded size (and a byte, to see it grew) is.
 pub fn check_file(path: &Path, want: &FileEntry) -> std::result::Result<(), String> {
     use std::io::Read as _;
-    let (f, len) = crate::plain_file::open_regular(path).map_err(|e| e.to_string())?;
+    let (f, len) = crate::plain_file::open_regular(path).map_err(|e| e.with_causes())?;
     if len != want.bytes {
         return Err(format!("{} holds {len} bytes, not {}", path.display(), want.bytes));
     }
-    let got = hash_opened(f.take(want.bytes.saturating_add(1)), len, path).map_err(|e| e.to_string())?;
+    let got = hash_opened(f.take(want.bytes.saturating_add(1)), len, path).map_err(|e| e.with_causes())?;
     if got.bytes != want.bytes {
         return Err(format!("{} holds {} bytes, not {}", path.display(), got.bytes, want.bytes));
     }
@@ -390,7 +390,7 @@ mod tests {
             // (on a thread: a hang fails the test after a few seconds rather than stopping it)
             let (tx, rx) = std::sync::mpsc::channel();
             let (path, want) = (p.clone(), want.clone());
-            std::thread::spawn(move || tx.send((hash_file(&path).map_err(|e| e.to_string()), check_file(&path, &want))).unwrap());
+            std::thread::spawn(move || tx.send((hash_file(&path).map_err(|e| e.with_causes()), check_file(&path, &want))).unwrap());
             let (hashed, checked) = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap_or_else(|_| panic!("{}: still reading after 10 s", p.display()));
             for why in [hashed.unwrap_err(), checked.unwrap_err()] {
                 assert!(why.contains(&p.display().to_string()) && why.contains("not a regular file"), "{why}");

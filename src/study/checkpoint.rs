@@ -428,7 +428,7 @@ fn load_checkpoint(
     // permission, an i/o error) is not, and starting over is not the advice for it
     let as_damage = |path: &Path, e: QbatError| match e {
         QbatError::Io { .. } => e,
-        e => damaged(path, e.to_string()),
+        e => damaged(path, e.with_causes()),
     };
     // (a regular file: never a link, nor a FIFO waited on)
     let bytes = read_regular_bounded(&ck, SMALL_FILE_LIMIT).map_err(|e| as_damage(&ck, e))?;

@@ -113,7 +113,7 @@ impl SeriesFile {
     /// error names it (as part of a damaged checkpoint) otherwise.
     pub(super) fn open(blocks_dir: &Path, members: usize, n_times: usize, n_measures: usize) -> std::result::Result<SeriesFile, String> {
         let path = blocks_dir.join(SERIES_FILE);
-        let (file, got) = crate::plain_file::open_regular_rw(&path).map_err(|e| e.to_string())?;
+        let (file, got) = crate::plain_file::open_regular_rw(&path).map_err(|e| e.with_causes())?;
         let s = SeriesFile::with_layout(path, file, members, n_times, n_measures);
         if got != s.len() {
             return Err(format!("{} holds {got} bytes, not the {} of this run's series", s.path.display(), s.len()));
