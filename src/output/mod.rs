@@ -82,6 +82,10 @@ pub fn read_text_bounded(path: &Path, limit: u64) -> Result<String> {
 /// A new name for a directory assembled beside `final_dir`: the process and a count of the
 /// names it took, so that each `OutputDir::begin` of a process (a Python session saving twice)
 /// makes its own.
+/// The longest name of an output directory: 255 bytes (a file name's limit on common file
+/// systems) less the room its staging names take beside it (up to 40 bytes more).
+pub const MAX_OUT_NAME: usize = 215;
+
 fn staging_path(final_dir: &Path) -> PathBuf {
     static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -98,6 +102,17 @@ impl OutputDir {
         let shown = final_dir.display();
         if final_dir.as_os_str().is_empty() {
             return Err(QbatError::invalid("--out", "is empty: name the output directory"));
+        }
+        // the staging names beside it (`.NAME.partial.new-PID`, `.NAME.partial-PID-N`) are
+        // longer than NAME, and must still fit a file name (255 bytes on common file systems)
+        let resolved = std::fs::canonicalize(final_dir).ok();
+        for name in [final_dir.file_name(), resolved.as_deref().and_then(Path::file_name)].into_iter().flatten() {
+            if name.len() > MAX_OUT_NAME {
+                return Err(QbatError::invalid(
+                    "--out",
+                    format!("its name is {} bytes long, more than the {MAX_OUT_NAME} that leave room for the names qbat-gpu writes beside it; choose a shorter name", name.len()),
+                ));
+            }
         }
         // a link that leads nowhere (or to itself) is neither a directory nor free to create
         if let (Ok(_), Err(why)) = (std::fs::symlink_metadata(final_dir), std::fs::metadata(final_dir)) {
