@@ -269,12 +269,23 @@ fn force_replaces_only_the_files_qbat_gpu_wrote() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("not a qbat-gpu output"), "{stderr}");
     assert_eq!(std::fs::read(foreign.join("summary.csv")).unwrap(), b"mine");
-    // a user's file under a name the next run writes is not replaced: the run stops before
-    // anything moves, keeping its checkpoint
+    // a user's file under a name the next run writes is not replaced: the run is refused
+    // before any work, so no staging directory is made (the commit would refuse it too)
     std::fs::write(out.join("series.npy"), b"mine").unwrap();
     let (code, stderr) = outcome(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--force", "--format", "npy", "--out"]).arg(&out));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("series.npy") && stderr.contains("not written by qbat-gpu"), "{stderr}");
+    assert!(!dir.path().join(".o.partial").exists(), "refused after the run: {stderr}");
+    // so is a listed file edited with its size kept
+    let summary = std::fs::read(out.join("summary.csv")).unwrap();
+    let mut edited = summary.clone();
+    edited[summary.len() / 2] ^= 1;
+    std::fs::write(out.join("summary.csv"), &edited).unwrap();
+    let (code, stderr) = outcome(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--force", "--out"]).arg(&out));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("summary.csv") && stderr.contains("differs"), "{stderr}");
+    assert!(!dir.path().join(".o.partial").exists(), "refused after the run: {stderr}");
+    std::fs::write(out.join("summary.csv"), &summary).unwrap();
     assert_eq!(std::fs::read(out.join("series.npy")).unwrap(), b"mine");
     assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"mine");
     // files analyze writes into a run are recorded in its manifest, so --force replaces them

@@ -138,6 +138,26 @@ fn write_summary_npy(out: &OutputDir, local: &Plan, staging: &Staging, n_blocks:
     out.write("summary.json", |w| serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other))
 }
 
+/// The files every run of `local` with `opts` writes, whatever its members give (the plots and
+/// the analysis's files vary: the commit checks those).
+pub(super) fn files_written(local: &Plan, opts: &StudyOptions) -> Vec<&'static str> {
+    let mut names = vec!["run.json", "stats.csv", "summary.csv"];
+    let npy = opts.output.format == Format::Npy;
+    if npy {
+        names.extend(["summary.npy", "summary.json"]);
+    }
+    if opts.output.series {
+        names.extend(if npy { vec![SERIES_FILE, "series.json"] } else { vec![CSV_FILE] });
+    }
+    if local.save_states.is_some() {
+        names.extend(["states.npy", "states.json"]);
+    }
+    if opts.shard.is_some() {
+        names.push("stats-state.bin");
+    }
+    names
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn finish(
     plan: &Plan,

@@ -233,6 +233,14 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     for e in &engines {
         crate::engine::refuse_early(&local, &opts.run, e)?;
     }
+    // What the commit would refuse after the whole run, said now: in an old output (a
+    // directory that is not one is refused by `open_staging`), a file of a name the run writes
+    // that its manifest does not list, or a listed file edited since.
+    let old = if opts.force && !opts.resume && opts.out.is_dir() { crate::output::manifest::Manifest::read(&opts.out)? } else { None };
+    if let Some(old) = old {
+        let names: Vec<String> = finish::files_written(&local, opts).into_iter().map(str::to_string).chain(old.files.into_iter().map(|f| f.name)).collect();
+        crate::output::manifest::check_replaceable(&opts.out, &names)?;
+    }
     let (staging, loaded) = open_staging(opts, &fp, local.members.len(), local.schedule.times.len(), &mut notes)?;
     match drive(plan, &local, opts, &staging, loaded, fp, notes, engines, t0) {
         Ok(outcome) => Ok(outcome),
