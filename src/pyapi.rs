@@ -62,6 +62,7 @@ pub fn state_save(name: &str) -> Result<StateSave> {
 /// Returns the run, its values and, with `plan.save_states`, its saved states. A run where
 /// every member is unhealthy is an error, as for the CLI.
 pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f64>, Option<Vec<C64>>)> {
+    check_in_memory(&plan)?;
     let mut r = run_plan(&plan, &options)?;
     let values = std::mem::take(&mut r.values);
     let states = r.states.take();
@@ -92,6 +93,47 @@ pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f
     Ok((run, values, states))
 }
 
+/// Refuse an in-memory run whose results cannot fit: `check_memory` costs a streamed run (two
+/// blocks), but `run_plan` holds every member's values (and saved states) at once, and an
+/// allocation failure there aborts the process. Names `--ensemble`, `time.samples` or
+/// `--save-states`, whichever costs most.
+pub fn check_in_memory(plan: &Plan) -> Result<()> {
+    let avail = crate::config::available_memory::available_memory();
+    let (members, samples, nm) = (plan.members.len(), plan.schedule.times.len(), plan.measures.len());
+    let keeps = plan.measures.iter().any(|m| m.needs_eigensolve());
+    let d = plan.save_states.map_or(0, |s| saved_dim(plan.space, s));
+    // (result_bytes_per_member counts a block twice over; the whole run is held once)
+    let per_member = |dim| crate::config::result_bytes_per_member(plan.space, samples, nm, keeps, dim) / 2.0;
+    let series = members as f64 * per_member(0);
+    let states = members as f64 * per_member(d) - series;
+    // member list, ids, peaks and health
+    let total = series + states + members as f64 * 512.0;
+    if total <= 0.6 * avail.bytes {
+        return Ok(());
+    }
+    let gib = |b: f64| b / 2f64.powi(30);
+    let under = if avail.cgroup_limited { " under this process's cgroup memory limit" } else { "" };
+    let field = if states > series {
+        "--save-states"
+    } else if samples > members {
+        "time.samples"
+    } else {
+        "--ensemble"
+    };
+    let saved = if d > 0 { format!(" with {d}x{d} saved states") } else { String::new() };
+    // (a mesolve batch has no streamed run: it is split instead)
+    let advice =
+        if plan.config_json.get("mesolve").is_some() { "split the batch into smaller qb.mesolve calls" } else { "stream the run to disk with qb.study" };
+    Err(QbatError::TooLarge {
+        field: field.into(),
+        reason: format!(
+            "an in-memory run holds all its results at once: {members} members x {samples} samples x {nm} measures{saved} need about {:.1} GiB, more than 60% of the {:.1} GiB available{under}; use fewer members or samples, or {advice}",
+            gib(total),
+            gib(avail.bytes)
+        ),
+    })
+}
+
 impl InMemory {
     pub fn health_counts(&self) -> HealthCounts {
         let mut c = HealthCounts::default();
@@ -114,9 +156,13 @@ impl InMemory {
         String::from_utf8(w).expect("summary rows are ASCII")
     }
 
-    /// stats.csv over the healthy members, byte for byte as the CLI writes it.
-    pub fn stats_csv(&self, values: &[f64]) -> String {
+    /// stats.csv over the healthy members, byte for byte as the CLI writes it. `values` must
+    /// hold the run's members x samples x measures (the caller's array may have been replaced).
+    pub fn stats_csv(&self, values: &[f64]) -> Result<String> {
         let (ns, nm) = (self.info.times.len(), self.info.measures.len());
+        if values.len() != self.member_ids.len() * ns * nm {
+            return Err(QbatError::invalid("series", format!("holds {} values, not the run's {}", values.len(), self.member_ids.len() * ns * nm)));
+        }
         let mut acc = StatsAccumulator::new(ns, nm);
         let include: Vec<bool> = self.health.iter().map(|h| *h == Health::Ok).collect();
         acc.add_block(values, &include);
@@ -124,7 +170,7 @@ impl InMemory {
         let stats = crate::output::stats::Stats::from_accumulator(&acc, self.info.times.clone(), names);
         let mut w: Vec<u8> = vec![];
         let _ = crate::output::stats::write_csv(&stats, &mut w);
-        String::from_utf8(w).expect("stats are ASCII")
+        Ok(String::from_utf8(w).expect("stats are ASCII"))
     }
 
     /// d of the saved d x d states (`save_states`), else None.
@@ -241,7 +287,7 @@ impl InMemory {
             out.write("summary.json", |w| serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other))?;
         }
         out.write("summary.csv", |w| w.write_all(summary.as_bytes()))?;
-        let stats = self.stats_csv(values);
+        let stats = self.stats_csv(values)?;
         out.write("stats.csv", |w| w.write_all(stats.as_bytes()))?;
         let rj = self.run_json();
         out.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &rj).map_err(std::io::Error::other))
@@ -288,39 +334,60 @@ fn toml_matrix(entries: &[C64], n: usize) -> Value {
     )
 }
 
-/// The config field of a batch error, in the names of `qb.mesolve`'s arguments.
+/// The config field of a batch error, in the names of `qb.mesolve`'s arguments: a matrix
+/// entry's index (`params.hamiltonian[0][1]`) is dropped, as the caller gave the matrix whole;
+/// `point` is the batch's parameter point.
 fn batch_field(field: &str, point: usize) -> String {
     if let Some(rest) = field.strip_prefix("params.jumps[") {
-        if let Some((k, tail)) = rest.split_once(']') {
-            return format!("jump_ops[{k}][{point}]{}", tail.trim_start_matches(".op"));
+        if let Some((k, _)) = rest.split_once(']') {
+            return format!("jump_ops[{k}][{point}]");
         }
     }
-    match field {
+    let (base, index) = field.split_at(field.find('[').unwrap_or(field.len()));
+    match base {
         "params.hamiltonian" | "params" => format!("H[{point}]"),
         "params.h_battery" => "h_battery".into(),
         "params.h_charger" => "h_charger".into(),
         "time.dt" => "dt".into(),
-        "time.times" => "tsave".into(),
+        // (a sample time's index is the caller's tsave's)
+        "time.times" => format!("tsave{index}"),
+        "time.samples" => "tsave".into(),
         "output.measures" => "measures".into(),
-        f => f.into(),
+        _ => field.into(),
     }
 }
 
-/// An error of a batch's run (the engine's own checks, such as the f32 range of a GPU run) as
-/// `mesolve`'s caller wrote the arguments: `H`, `jump_ops[k]`, `dt`, `tsave`. The point is not
-/// known there, so it is not named.
-pub fn batch_run_error(e: QbatError) -> QbatError {
+/// A batch error (`Invalid` or `TooLarge`) with its field named by `name`; the RK4 steps limit
+/// says what the caller can change.
+fn rename_batch_error(e: QbatError, name: impl Fn(&str) -> String) -> QbatError {
     match e {
-        QbatError::Invalid { field, reason } => {
-            let named = if field == "params.jumps" { "jump_ops".to_string() } else { batch_field(&field, 0) };
-            let field = match named.strip_suffix("[0]") {
-                Some(whole) if named.starts_with('H') => whole.to_string(),
-                _ => named.replace("][0]", "]"),
-            };
-            QbatError::Invalid { field, reason }
+        QbatError::Invalid { field, reason } => QbatError::Invalid { field: name(&field), reason },
+        QbatError::TooLarge { field, reason } => {
+            let reason = if field == "time.dt" { format!("{reason}: take a larger dt or end tsave sooner") } else { reason };
+            QbatError::TooLarge { field: name(&field), reason }
         }
         e => e,
     }
+}
+
+/// An error of a batch's run (the engine's own checks, such as the f32 range of a GPU run, and
+/// the in-memory check) as `mesolve`'s caller wrote the arguments: `H`, `jump_ops[k]`, `dt`,
+/// `tsave`, and `members_field` for the batch's size. The point is not known there, so it is
+/// not named.
+pub fn batch_run_error(e: QbatError, members_field: &str) -> QbatError {
+    rename_batch_error(e, |field| {
+        if field == "params.jumps" {
+            return "jump_ops".to_string();
+        }
+        if field == "--ensemble" {
+            return members_field.to_string();
+        }
+        let named = batch_field(field, 0);
+        match named.strip_suffix("[0]") {
+            Some(whole) if named.starts_with('H') => whole.to_string(),
+            _ => named.replace("][0]", "]"),
+        }
+    })
 }
 
 /// A validated `two-qubit` plan of the batch: each point is checked as a config's would be
@@ -367,10 +434,7 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
         if !output.is_empty() {
             root.insert("output".into(), Value::Table(output.clone()));
         }
-        crate::config::plan_from_table(&root, &Overrides::default()).map_err(|e| match e {
-            QbatError::Invalid { field, reason } => QbatError::Invalid { field: batch_field(&field, p), reason },
-            e => e,
-        })
+        crate::config::plan_from_table(&root, &Overrides::default()).map_err(|e| rename_batch_error(e, |f| batch_field(f, p)))
     };
     let plans: Vec<Plan> = (0..n_points).into_par_iter().map(build_point).collect::<Result<_>>()?;
     let rhos: Vec<CMat> = (0..n)

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _native
 from . import measures
-from ._config import ConfigLike, config_text, dict_to_toml
+from ._config import ConfigLike, config_error, config_text, dict_to_toml
 from ._native import ConfigError, DeviceError, RunError
 from ._progress import finish, progress_for
 from .result import Result
@@ -31,6 +31,55 @@ __all__ = [
     "run", "study", "open", "merge", "mesolve", "measures", "models", "measures_list", "devices",
     "Result", "ConfigError", "DeviceError", "RunError", "dict_to_toml", "__version__",
 ]
+
+
+# Keyword checks: a wrong type is a ConfigError naming the keyword, not PyO3's bare
+# TypeError/OverflowError (and a bool is not taken as 0 or 1).
+def _show(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 40 and "\n" not in r else type(v).__name__
+
+
+def _uint(name: str, v: Any, optional: bool = False) -> Optional[int]:
+    if v is None and optional:
+        return None
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not 0 <= v < 2**64:
+        raise config_error(name, f"must be an integer >= 0, got {_show(v)}")
+    return int(v)
+
+
+def _str(name: str, v: Any, optional: bool = False) -> Optional[str]:
+    if v is None and optional:
+        return None
+    if not isinstance(v, str):
+        raise config_error(name, f"must be a string, got {_show(v)}")
+    return v
+
+
+def _real(name: str, v: Any) -> float:
+    real = isinstance(v, (int, float, np.integer, np.floating)) or (isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf")
+    if isinstance(v, (bool, np.bool_)) or not real:
+        raise config_error(name, f"must be a real number, got {_show(v)}")
+    return float(v)
+
+
+def _shard(v: Any) -> Optional[Tuple[int, int]]:
+    if v is None:
+        return None
+    if not isinstance(v, (tuple, list, np.ndarray)) or len(v) != 2:
+        raise config_error("shard", f"must be a pair (k, n) of integers (shard k of n, 0-based), got {_show(v)}")
+    return (_uint("shard", v[0]), _uint("shard", v[1]))
+
+
+def _names(name: str, v: Any) -> Optional[List[str]]:
+    """None, one name, or a sequence of names."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return [v]
+    if not isinstance(v, (list, tuple, np.ndarray)) or not all(isinstance(x, str) for x in v):
+        raise config_error(name, f"must be a name or a list of names, got {_show(v)}")
+    return [str(x) for x in v]
 
 
 def run(
@@ -83,6 +132,8 @@ def run(
     Raises ConfigError (bad config, naming the field), DeviceError (GPU), RunError (numerics).
     """
     text = config_text(config)
+    backend, precision, adapter = _str("backend", backend), _str("precision", precision), _str("adapter", adapter, True)
+    ensemble, seed, verify = _uint("ensemble", ensemble, True), _uint("seed", seed, True), _uint("verify", verify)
     rust_bar, ticker = progress_for(progress, "run")
     try:
         native, series, states = _native.run(
@@ -131,11 +182,15 @@ def study(
     """
     text = config_text(config)
     if devices is not None and not isinstance(devices, str):
-        devices = ",".join(devices)
+        devices = ",".join(_names("devices", devices))
+    backend, precision, adapter = _str("backend", backend), _str("precision", precision), _str("adapter", adapter, True)
+    format, on_device_loss = _str("format", format), _str("on_device_loss", on_device_loss)
+    ensemble, seed, verify = _uint("ensemble", ensemble, True), _uint("seed", seed, True), _uint("verify", verify)
+    block_members, shard = _uint("block_members", block_members, True), _shard(shard)
     rust_bar, ticker = progress_for(progress, "study")
     try:
         d = _native.study(
-            text, os.fspath(out), shard=tuple(shard) if shard is not None else None, resume=resume, series=series,
+            text, os.fspath(out), shard=shard, resume=resume, series=series,
             format=format, devices=devices, block_members=block_members, force=force, plots=plots,
             on_device_loss=on_device_loss, allow_mixed_backends=allow_mixed_backends, backend=backend, precision=precision, ensemble=ensemble, seed=seed,
             verify=verify, adapter=adapter, progress=rust_bar, ticker=ticker, save_states=save_states,
@@ -171,8 +226,27 @@ def _ket_or_dm(a: np.ndarray) -> np.ndarray:
     elif a.ndim >= 2 and a.shape[-2:] == (4, 4):
         return a
     if a.shape[-1:] != (4,):
-        raise ConfigError(f"rho0: must be density matrices (..., 4, 4) or kets (..., 4), got shape {a.shape}")
+        raise config_error("rho0", f"must be density matrices (..., 4, 4) or kets (..., 4), got shape {a.shape}")
     return a[..., :, None] * np.conj(a[..., None, :])
+
+
+def _complex(name: str, x: Any) -> np.ndarray:
+    from .measures import as_array
+
+    try:
+        return as_array(x).astype(np.complex128)
+    except (TypeError, ValueError) as e:
+        raise config_error(name, f"must be numbers (an array or a qutip.Qobj) ({e})") from None
+
+
+def _time_dependent(H: Any) -> bool:
+    """QuTiP's time-dependent forms: a QobjEvo, or a list [H0, [H1, coeff], ...]."""
+    if type(H).__name__ == "QobjEvo":
+        return True
+    return isinstance(H, (list, tuple)) and any(
+        isinstance(e, (list, tuple)) and len(e) == 2 and (isinstance(e[1], str) or callable(e[1]) or (hasattr(e[0], "full") and not hasattr(e[1], "full")))
+        for e in H
+    )
 
 
 def mesolve(
@@ -197,11 +271,13 @@ def mesolve(
     ----------
     H : array (..., 4, 4) or qutip.Qobj
         Hamiltonians, basis |gg>, |ge>, |eg>, |ee> (charger left, battery right, |g> = 0).
+        Constant: a time-dependent H (QobjEvo, [H0, [H1, coeff]]) is refused; drives go in a
+        two-qubit config's [[drive]] tables (`run`).
     jump_ops : list of arrays (..., 4, 4)
         Jump operators already scaled by sqrt(rate) (the QuTiP/dynamiqs convention):
         each adds D[L] rho = L rho L^+ - {L^+ L, rho}/2.
     rho0 : array (..., 4, 4) density matrices, or kets (..., 4) / (..., 4, 1)
-        Initial states at t = 0.
+        Initial states at t = 0 (a qutip bra is refused: pass its ket).
     tsave : array (T,)
         Increasing real sample times >= 0; the integration starts at t = 0 and lands on each
         exactly.
@@ -221,22 +297,28 @@ def mesolve(
     ``Result.batch_shape`` holds its shape. A ``qutip.Qobj`` (or a list of them) is accepted
     wherever an array is.
     """
-    from .measures import as_array
-
-    h = as_array(H).astype(np.complex128)
+    if _time_dependent(H):
+        raise config_error("H", "mesolve takes a constant H (..., 4, 4), not a time-dependent one (QobjEvo, [H0, [H1, coeff]]): give drives as [[drive]] tables of a two-qubit config and run it with qb.run")
+    if jump_ops is None or isinstance(jump_ops, (str, bytes)) or hasattr(jump_ops, "full") or not hasattr(jump_ops, "__iter__"):
+        raise config_error("jump_ops", f"must be a list of operators (..., 4, 4) ([] for none), got {_show(jump_ops)}")
+    if getattr(rho0, "isbra", False) or (isinstance(rho0, (list, tuple)) and any(getattr(q, "isbra", False) for q in rho0)):
+        raise config_error("rho0", "is a bra (a qutip.Qobj of shape (1, 4)), not a state: pass the ket (rho0.dag()) or a density matrix")
+    dt, verify = _real("dt", dt), _uint("verify", verify)
+    backend, precision, measures = _str("backend", backend), _str("precision", precision, True), _names("measures", measures)
+    h = _complex("H", H)
     if h.ndim < 2 or h.shape[-2:] != (4, 4):
-        raise ConfigError(f"H: must have shape (..., 4, 4), got {h.shape}")
-    jumps = [as_array(L).astype(np.complex128) for L in jump_ops]
+        raise config_error("H", f"must have shape (..., 4, 4), got {h.shape}")
+    jumps = [_complex(f"jump_ops[{k}]", L) for k, L in enumerate(jump_ops)]
     for k, L in enumerate(jumps):
         if L.ndim < 2 or L.shape[-2:] != (4, 4):
-            raise ConfigError(f"jump_ops[{k}]: must have shape (..., 4, 4), got {L.shape}")
-    rho = _ket_or_dm(as_array(rho0).astype(np.complex128))
+            raise config_error(f"jump_ops[{k}]", f"must have shape (..., 4, 4), got {L.shape}")
+    rho = _ket_or_dm(_complex("rho0", rho0))
     # parameter points: the broadcast of H and the jump operators; members: that with rho0
     try:
         point_shape = np.broadcast_shapes(h.shape[:-2], *[L.shape[:-2] for L in jumps])
         batch_shape = np.broadcast_shapes(point_shape, rho.shape[:-2])
     except ValueError as e:
-        raise ConfigError(f"H: the leading dimensions of H, jump_ops and rho0 do not broadcast ({e})") from None
+        raise config_error("H", f"the leading dimensions of H, jump_ops and rho0 do not broadcast ({e})") from None
     n_points = int(np.prod(point_shape, dtype=np.int64))
     hs = np.ascontiguousarray(np.broadcast_to(h, point_shape + (4, 4)).reshape(n_points, 16))
     if jumps:
@@ -246,27 +328,30 @@ def mesolve(
     js = np.ascontiguousarray(js)
     member_point = np.ascontiguousarray(np.broadcast_to(np.arange(n_points, dtype=np.uint64).reshape(point_shape), batch_shape).reshape(-1))
     rhos = np.ascontiguousarray(np.broadcast_to(rho, batch_shape + (4, 4)).reshape(-1, 16))
-    hb = np.ascontiguousarray(_SZ if h_battery is None else as_array(h_battery).astype(np.complex128))
-    hc = np.ascontiguousarray(_SZ if h_charger is None else as_array(h_charger).astype(np.complex128))
+    hb = np.ascontiguousarray(_SZ if h_battery is None else _complex("h_battery", h_battery))
+    hc = np.ascontiguousarray(_SZ if h_charger is None else _complex("h_charger", h_charger))
     for name, m in (("h_battery", hb), ("h_charger", hc)):
         if m.shape != (2, 2):
-            raise ConfigError(f"{name}: must be 2x2, got shape {m.shape}")
-    t = np.asarray(tsave)
-    if np.iscomplexobj(t):
-        raise ConfigError(f"tsave: sample times must be real, got a complex array ({t.dtype})")
+            raise config_error(name, f"must be 2x2, got shape {m.shape}")
     try:
-        t = np.ascontiguousarray(t.astype(np.float64).reshape(-1))
+        t = np.asarray(tsave)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"tsave: sample times must be real numbers ({e})") from None
-    if isinstance(measures, str):
-        measures = [measures]
+        raise config_error("tsave", f"sample times must be real numbers ({e})") from None
+    if np.iscomplexobj(t):
+        raise config_error("tsave", f"sample times must be real, got a complex array ({t.dtype})")
+    # one axis of numbers: a 2-D array is not flattened, nor a text converted
+    if t.ndim != 1:
+        raise config_error("tsave", f"must be a 1-D array (T,) or a list of sample times, got shape {t.shape}")
+    if t.dtype.kind not in "iuf":
+        raise config_error("tsave", f"sample times must be real numbers, got {t.dtype} entries")
+    t = np.ascontiguousarray(t, dtype=np.float64)
     if precision is None:
         precision = "f64" if backend in ("cpu", "reference") else "f32"
     rust_bar, ticker = progress_for(progress, "mesolve")
     try:
         native, series, _ = _native.mesolve(
-            hs, js, len(jumps), member_point, rhos, t, float(dt), hb, hc,
-            measures=list(measures) if measures is not None else None, backend=backend, precision=precision,
+            hs, js, len(jumps), member_point, rhos, t, dt, hb, hc,
+            measures=measures, backend=backend, precision=precision,
             verify=verify, progress=rust_bar, ticker=ticker,
         )
     finally:

@@ -15,6 +15,14 @@ from ._native import ConfigError
 
 ConfigLike = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 
+def config_error(field: str, reason: str) -> ConfigError:
+    """A ConfigError as the native ones are: "field: reason", with .field and .exit_code (2)."""
+    err = ConfigError(f"{field}: {reason}")
+    err.field = field
+    err.exit_code = 2
+    return err
+
+
 # The largest config file read (the CLI's limit).
 CONFIG_LIMIT = 4 << 20
 
@@ -91,10 +99,7 @@ def config_text(config: ConfigLike) -> str:
         path = Path(config)
 
         def refused(why: str) -> ConfigError:
-            err = ConfigError(f"CONFIG: {why}")
-            err.field = "CONFIG"
-            err.exit_code = 2
-            return err
+            return config_error("CONFIG", why)
 
         # as the CLI reads it: a regular file (a FIFO would wait, /dev/zero never end), at most
         # CONFIG_LIMIT bytes

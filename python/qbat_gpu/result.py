@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from . import _native
+from ._config import config_error
 
 HEALTH_NAMES = {0.0: "ok", 1.0: "nonfinite", 2.0: "trace", 3.0: "nonpositive"}
 
@@ -109,6 +110,15 @@ class Result:
         def has(name: str) -> bool:
             return name in listed
 
+        # Every output lists these (and each series or states file its .json): a manifest that
+        # does not is damaged, and an unlisted file is not read unchecked.
+        wanted = ["run.json", "summary.csv", "stats.csv"]
+        wanted += ["series.json"] if has("series.npy") else []
+        wanted += ["states.json"] if has("states.npy") else []
+        missing = [f for f in wanted if not has(f)]
+        if missing:
+            manifest = d / ".qbat-manifest.json"
+            raise config_error(str(manifest), f"is damaged: it does not list {', '.join(missing)}, which every run directory has")
         r = cls()
         r.dir = d
         r.info = json.loads((d / "run.json").read_text())
@@ -183,7 +193,9 @@ class Result:
         if self._stats_path is not None:
             return pd.read_csv(self._stats_path)
         if self._stats_text is None:
-            self._stats_text = self._native.stats_csv(self.series)
+            # (series may have been replaced: the native side checks its dtype and length)
+            s = np.ascontiguousarray(self.series) if isinstance(self.series, np.ndarray) else self.series
+            self._stats_text = self._native.stats_csv(s)
         return pd.read_csv(io.StringIO(self._stats_text))
 
     def to_xarray(self):
@@ -208,6 +220,8 @@ class Result:
         (or series.csv), summary.csv (and summary.npy + summary.json with npy), stats.csv,
         states.npy + states.json (a run with ``save_states``), and the plots. `out` must be new
         or empty unless `force`."""
+        if not isinstance(format, str):
+            raise config_error("format", f"must be 'npy' or 'csv', got {type(format).__name__}")
         if self._native is not None:
             arr = np.ascontiguousarray(self.series, dtype=np.float64)
             states = None if self.states is None else np.ascontiguousarray(self.states, dtype=np.complex128)

@@ -228,9 +228,17 @@ impl NativeRun {
     fn summary_csv(&self) -> String {
         self.run.summary_csv()
     }
-    fn stats_csv(&self, py: Python<'_>, series: PyReadonlyArrayDyn<'_, f64>) -> PyResult<String> {
+    /// stats.csv of `series` (the Result's attribute, which the caller may have replaced: its
+    /// dtype and length are checked, as `save` checks them).
+    fn stats_csv(&self, py: Python<'_>, series: &Bound<'_, PyAny>) -> PyResult<String> {
         pool(py)?;
-        Ok(self.run.stats_csv(series.as_slice()?))
+        let refuse = |why: String| to_py(py, QbatError::invalid("series", why));
+        let arr = series.extract::<PyReadonlyArrayDyn<'_, f64>>().map_err(|_| {
+            let kind = series.getattr("dtype").map(|d| d.to_string()).unwrap_or_else(|_| series.get_type().to_string());
+            refuse(format!("must be a float64 array (members, T, K), got {kind}"))
+        })?;
+        let values = arr.as_slice().map_err(|_| refuse("must be a C-contiguous float64 array".into()))?;
+        self.run.stats_csv(values).map_err(|e| to_py(py, e))
     }
     fn run_json(&self) -> String {
         serde_json::to_string_pretty(&self.run.run_json()).unwrap_or_default()
@@ -323,7 +331,11 @@ fn mesolve<'py>(
         measures,
     };
     let plan = py.detach(|| pyapi::batch_plan(&batch)).map_err(|e| to_py(py, e))?;
-    let (run, values, states) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, pyapi::batch_run_error(e)))?;
+    // the batch's size, as the caller set it: H's leading shape where each member has its own H
+    let n_points = batch.hamiltonians.len() / 16;
+    let members_field = if n_points > 1 && n_points == points.len() { "H" } else { "rho0" };
+    let (run, values, states) =
+        interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, pyapi::batch_run_error(e, members_field)))?;
     new_run(py, run, values, states)
 }
 

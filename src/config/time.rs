@@ -122,7 +122,10 @@ fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Sched
         let field = if time_t.contains_key("times") { "time.times" } else { "time.t_end" };
         return Err(invalid(
             field,
-            format!("sample time t[{k}] = {:e} is positive but below {MIN_POSITIVE_TIME:.2e}, the smallest the engines resolve (f32's); use 0 or a larger time", times[k]),
+            format!(
+                "sample time t[{k}] = {:e} is positive but below {MIN_POSITIVE_TIME:.2e}, the smallest the engines resolve (f32's); use 0 or a larger time",
+                times[k]
+            ),
         ));
     }
     // Steps per gap in f64, before any integer cast can saturate or wrap.

@@ -1,0 +1,188 @@
+"""Bad arguments and damaged results through Python: a ConfigError naming the argument (with
+.field and .exit_code 2), never an interpreter abort, a PanicException, a bare TypeError or a
+silently different result."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import qutip
+
+import qbat_gpu as qb
+from conftest import BLOCH
+
+H = np.diag([-2.0, 0, 0, 2]).astype(complex)
+L = 0.3 * np.kron(np.eye(2), [[0, 1], [0, 0]])
+RHO = np.diag([0, 0, 1.0, 0])
+T = [0.0, 0.5, 1.0]
+SPIN = {"model": "spin-pair", "time": {"dt": 0.01, "t_end": 0.1, "samples": 2}}
+
+
+def me(**kw):
+    a = dict(H=H, jump_ops=[L], rho0=RHO, tsave=T, dt=0.01, backend="cpu", measures=["energy_b"])
+    a.update(kw)
+    return qb.mesolve(**a)
+
+
+def refused(field, f):
+    with pytest.raises(qb.ConfigError) as e:
+        f()
+    assert e.value.field == field and e.value.exit_code == 2, str(e.value)
+    assert str(e.value).startswith(f"{field}: ") and "\n" not in str(e.value)
+    return str(e.value)
+
+
+# ----- H1: an in-memory run too large for memory
+
+# 4e6 members x 15000 samples: a 480 GB series in memory, which the streamed run's check (a
+# 1 GB member list, 1 GB of statistics) lets through.
+TOO_LARGE = textwrap.dedent("""
+    import time, numpy as np, qbat_gpu as qb
+    t0 = time.time()
+    try:
+        {call}
+    except qb.ConfigError as e:
+        print("REFUSED", e.field, e.exit_code, round(time.time() - t0), e)
+""")
+
+
+@pytest.mark.parametrize(
+    "call, field",
+    [
+        ('qb.run({"model": "spin-pair", "time": {"dt": 0.01, "t_end": 150.0, "samples": 15000}, '
+         '"ensemble": {"size": 4000000}, "output": {"measures": ["energy_b"]}}, backend="cpu", progress=False)', "ensemble"),
+        ("qb.mesolve(np.diag([-2., 0, 0, 2]), [], np.broadcast_to(np.diag([0, 0, 1., 0]), (200000, 4, 4)), "
+         "np.linspace(0, 100, 10000), dt=0.01, backend='cpu')", "rho0"),
+    ],
+    ids=["run", "mesolve"],
+)
+def test_an_in_memory_run_too_large_for_memory_is_refused_not_an_abort(call, field):
+    """In a child process: before the fix the interpreter aborted on the allocation (SIGABRT)."""
+    p = subprocess.run([sys.executable, "-c", TOO_LARGE.format(call=call)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = p.stdout.strip()
+    assert out.startswith(f"REFUSED {field} 2 "), out
+    assert "in-memory run" in out and ("qb.study" if field == "ensemble" else "smaller qb.mesolve calls") in out
+    assert int(out.split()[3]) < 60  # refused before any integration
+
+
+# ----- H2: Result.stats of a replaced series
+
+
+def test_stats_checks_a_replaced_series():
+    r = qb.run(BLOCH, backend="cpu", progress=False)
+    want = r.stats
+    full = r.series
+    for bad in (np.ascontiguousarray(full[:, :10]), full[:1].copy(), np.concatenate([full, full])):
+        r.series = bad
+        msg = refused("series", lambda: r._native.stats_csv(r.series))
+        assert "not the run's" in msg
+    r.series = full.astype(np.float32)
+    assert "float64" in refused("series", lambda: r._native.stats_csv(r.series))
+    # the same values in another memory order are the same run
+    r.series = np.asfortranarray(full)
+    r._stats_text = None
+    pd.testing.assert_frame_equal(r.stats, want)
+    r.series = full[:, :10]
+    r._stats_text = None
+    refused("series", lambda: r.stats)
+
+
+# ----- H3: a QuTiP bra is not a ket
+
+
+def test_mesolve_refuses_a_qutip_bra():
+    ket = qutip.Qobj(np.array([[0.5], [0.5j], [0.5], [-0.5j]]))
+    msg = refused("rho0", lambda: me(rho0=ket.dag()))
+    assert "bra" in msg and "dag()" in msg
+    refused("rho0", lambda: me(rho0=[ket.dag(), ket.dag()]))
+    # a numpy (1, 4) is a batch of one ket, as documented
+    one = me(rho0=ket.full().T)
+    k = me(rho0=ket)
+    assert one.batch_shape == (1,) and k.batch_shape == ()
+    assert np.array_equal(one.series, k.series)
+
+
+# ----- M3: mesolve errors name the arguments
+
+
+def test_mesolve_errors_name_the_arguments_not_config_fields():
+    assert "must be finite" in refused("H[0]", lambda: me(H=H * np.nan))
+    refused("h_battery", lambda: me(h_battery=np.diag([np.nan, 1.0])))
+    refused("h_charger", lambda: me(h_charger=np.diag([np.nan, 1.0])))
+    refused("jump_ops[0][0]", lambda: me(jump_ops=[L * np.nan]))
+    msg = refused("dt", lambda: me(tsave=[0.0, 1e12]))
+    assert "RK4 steps" in msg and "tsave" in msg
+
+
+# ----- M4: wrong types and negative integers name the keyword
+
+
+@pytest.mark.parametrize(
+    "field, call",
+    [
+        ("ensemble", lambda p: qb.run(SPIN, backend="cpu", progress=False, ensemble=-1)),
+        ("ensemble", lambda p: qb.run(SPIN, backend="cpu", progress=False, ensemble=2.0)),
+        ("ensemble", lambda p: qb.run(SPIN, backend="cpu", progress=False, ensemble=True)),
+        ("seed", lambda p: qb.run(SPIN, backend="cpu", progress=False, seed=-1)),
+        ("precision", lambda p: qb.run(SPIN, backend="cpu", progress=False, precision=None)),
+        ("adapter", lambda p: qb.run(SPIN, backend="cpu", progress=False, adapter=0)),
+        ("verify", lambda p: me(verify=-1)),
+        ("measures", lambda p: me(measures=(1, 2))),
+        ("dt", lambda p: me(dt=0.01j)),
+        ("jump_ops", lambda p: me(jump_ops=None)),
+        ("shard", lambda p: qb.study(SPIN, p, shard="0/2", backend="cpu", progress=False)),
+        ("shard", lambda p: qb.study(SPIN, p, shard=(-1, 2), backend="cpu", progress=False)),
+        ("shard", lambda p: qb.study(SPIN, p, shard=(True, 2), backend="cpu", progress=False)),
+        ("block_members", lambda p: qb.study(SPIN, p, block_members=-1, backend="cpu", progress=False)),
+        ("H", lambda p: me(H=qutip.QobjEvo([qutip.Qobj(H), [qutip.Qobj(H), "cos(t)"]]))),
+        ("H", lambda p: me(H=[qutip.Qobj(H), [qutip.Qobj(H), "cos(t)"]])),
+    ],
+    ids=[
+        "ensemble-negative", "ensemble-float", "ensemble-bool", "seed-negative", "precision-none", "adapter-int",
+        "verify-negative", "measures-ints", "dt-complex", "jump-ops-none", "shard-text", "shard-negative",
+        "shard-bool", "block-members-negative", "H-qobjevo", "H-time-list",
+    ],
+)
+def test_wrong_types_name_the_keyword(tmp_path, field, call):
+    msg = refused(field, lambda: call(tmp_path / "s"))
+    if field == "H":
+        assert "time-dependent" in msg and "[[drive]]" in msg
+    assert not (tmp_path / "s").exists()
+
+
+# ----- M5: tsave is one axis of numbers
+
+
+@pytest.mark.parametrize(
+    "tsave",
+    [np.array([[0.0, 0.5], [0.75, 1.0]]), 1.0, np.array(1.0), ["0", "1"], [0.0, "1"]],
+    ids=["2-D", "scalar", "0-d", "text", "mixed"],
+)
+def test_mesolve_refuses_tsave_that_is_not_one_axis_of_numbers(tsave):
+    refused("tsave", lambda: me(tsave=tsave))
+
+
+# ----- M6: an emptied manifest
+
+
+def test_open_refuses_a_manifest_that_does_not_list_the_runs_files(tmp_path):
+    d = qb.run(BLOCH, backend="cpu", progress=False).save(tmp_path / "o", plots=False)
+    assert qb.open(d).series is not None
+    manifest = d / ".qbat-manifest.json"
+    full = json.loads(manifest.read_text())
+    manifest.write_text('{"files": []}')
+    with pytest.raises(qb.ConfigError, match="damaged.*run.json") as e:
+        qb.open(d)
+    assert e.value.field == str(manifest) and e.value.exit_code == 2
+    # series.npy listed without its series.json: damaged too, not read unchecked
+    full["files"] = [f for f in full["files"] if f["name"] != "series.json"]
+    manifest.write_text(json.dumps(full))
+    with pytest.raises(qb.ConfigError, match="series.json"):
+        qb.open(d)
