@@ -28,7 +28,9 @@ use crate::output::series::{write_csv_header, write_csv_rows};
 use crate::output::states::write_c16_header;
 use crate::output::OutputDir;
 use crate::run::RunInfo;
-use crate::study::{member_health, summary_header, summary_rows, Health, HealthCounts};
+use crate::study::{
+    fock_flags, fock_tail_warnings, member_health, summary_header, summary_rows, FockTailCheck, FockTailFlags, FockTailRecord, Health, HealthCounts,
+};
 use rayon::prelude::*;
 use serde_json::json;
 use std::io::Write;
@@ -47,6 +49,9 @@ pub struct InMemory {
     /// peaks[member * 4 + k], k over `job::PEAK_MEASURES`.
     pub peaks: Vec<Peak>,
     pub health: Vec<Health>,
+    /// The members whose Fock tail passed the threshold (cavity-cells, dicke), as a study
+    /// counts them: run.json's `fock_tail`.
+    pub fock: FockTailFlags,
 }
 
 /// The `save_states` option by name: "reduced" or "full".
@@ -83,12 +88,21 @@ pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f
     let (ns, nm) = (r.info.times.len(), r.info.measures.len());
     let health: Vec<Health> =
         (0..r.member_ids.len()).map(|i| member_health(&values[i * ns * nm..(i + 1) * ns * nm], &r.info.measures, r.info.precision)).collect();
-    let run = InMemory { plan, options, info: r.info, member_ids: r.member_ids, peaks: r.peaks, health };
+    let mut fock = FockTailFlags::default();
+    fock_flags(&plan, &r.info.measures, &values, &plan, ns, &mut fock);
+    let mut run = InMemory { plan, options, info: r.info, member_ids: r.member_ids, peaks: r.peaks, health, fock };
     if !run.health.is_empty() && run.health.iter().all(|h| *h != Health::Ok) {
         return Err(QbatError::Numerics(format!(
             "every member was flagged unhealthy; {}",
             run.health_counts().warning(run.plan.schedule.dt).unwrap_or_default()
         )));
+    }
+    // the warnings a study says (a Fock cutoff too low, members left out), said and kept alike
+    let warnings: Vec<String> =
+        fock_tail_warnings(&run.plan, &run.info.measures, &run.fock).into_iter().chain(run.health_counts().warning(run.plan.schedule.dt)).collect();
+    for w in warnings {
+        eprintln!("WARNING: {w}");
+        run.info.notes.push(w);
     }
     Ok((run, values, states))
 }
@@ -189,6 +203,9 @@ impl InMemory {
     pub fn run_json(&self) -> serde_json::Value {
         let mut rj = crate::run::run_json(&self.plan, &self.info, &self.options);
         rj["health"] = json!(self.health_counts());
+        if let Some(check) = FockTailCheck::of(&self.plan, &self.info.measures) {
+            rj["fock_tail"] = json!(FockTailRecord { check, flags: self.fock.clone() });
+        }
         rj
     }
 

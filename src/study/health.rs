@@ -152,7 +152,7 @@ pub struct FockTailFlags {
 
 /// Flag the members of a model with a cavity mode (cavity-cells, dicke) whose fock_tail passed
 /// the threshold.
-pub(super) fn fock_flags(plan: &Plan, measures: &[Measure], values: &[f64], sub: &Plan, ns: usize, flags: &mut FockTailFlags) {
+pub fn fock_flags(plan: &Plan, measures: &[Measure], values: &[f64], sub: &Plan, ns: usize, flags: &mut FockTailFlags) {
     if plan.n_fock().is_none() {
         return;
     }

@@ -31,7 +31,9 @@ mod verify_ahead;
 
 pub use checkpoint::staging_dir;
 pub use finish::{summary_header, summary_rows};
-pub use health::{health_tolerance, member_health, FockTailCheck, FockTailFlags, FockTailRecord, Health, HealthCounts, HEALTH_CODES};
+pub use health::{
+    fock_flags, fock_tail_warnings, health_tolerance, member_health, FockTailCheck, FockTailFlags, FockTailRecord, Health, HealthCounts, HEALTH_CODES,
+};
 
 use crate::config::Plan;
 use crate::engine::{resolve_backend, RunOptions};
