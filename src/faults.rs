@@ -9,7 +9,9 @@
 //! - `tile-refused`: the driver refuses the cavity kernel's tiled pipeline;
 //! - `no-thread-at=K`: block K's files thread cannot be started (as under a process limit);
 //! - `checkpoint-once`: a run without a series writes its first checkpoint and no later one
-//!   (as a long run between two paced checkpoints).
+//!   (as a long run between two paced checkpoints);
+//! - `exit-after-commit`: the process exits (code 137, as when killed) right after a run's
+//!   output is committed, before its staging directory is removed.
 //!
 //! A list with any other entry is refused (`check_env`, before a run starts), so that a
 //! mistyped fault never passes as a run without one. One module for every layer that injects,
@@ -28,6 +30,7 @@ pub enum Fault {
     TileRefused,
     NoThreadAt(usize),
     CheckpointOnce,
+    ExitAfterCommit,
 }
 
 const VAR: &str = "QBAT_INJECT_FAULT";
@@ -45,6 +48,7 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 None if entry == "analysis-fails" => Fault::AnalysisFails,
                 None if entry == "tile-refused" => Fault::TileRefused,
                 None if entry == "checkpoint-once" => Fault::CheckpointOnce,
+                None if entry == "exit-after-commit" => Fault::ExitAfterCommit,
                 Some(("lost-at", k)) => Fault::LostAt(index(entry, k)?),
                 Some(("no-thread-at", k)) => Fault::NoThreadAt(index(entry, k)?),
                 Some(("nan-member", id)) => Fault::NanMember(number(entry, id)?),
@@ -52,7 +56,7 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 _ => {
                     return Err(QbatError::invalid(
                         VAR,
-                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, tile-refused, no-thread-at=K, checkpoint-once)"),
+                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit)"),
                     ))
                 }
             })
@@ -111,7 +115,7 @@ mod tests {
     #[test]
     fn every_fault_parses_and_anything_else_is_refused() {
         assert_eq!(
-            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2,checkpoint-once").unwrap(),
+            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2,checkpoint-once,exit-after-commit").unwrap(),
             vec![
                 Fault::OomOnce,
                 Fault::LostAt(3),
@@ -120,7 +124,8 @@ mod tests {
                 Fault::AnalysisFails,
                 Fault::TileRefused,
                 Fault::NoThreadAt(2),
-                Fault::CheckpointOnce
+                Fault::CheckpointOnce,
+                Fault::ExitAfterCommit
             ]
         );
         assert_eq!(parse("").unwrap(), vec![]);

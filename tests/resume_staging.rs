@@ -174,3 +174,45 @@ fn links_in_the_staging_directory_are_refused_not_written_through() {
         assert!(links.is_empty(), "{links:?}");
     }
 }
+
+/// A run stopped right after its commit, before its staging directory is removed: the output is
+/// complete, and the staging directory says so. A resume is refused as finished (exit 2, one
+/// line), never called damaged nor run again, and the leftover goes; a rerun with --force
+/// removes it without calling it an interrupted run.
+#[test]
+fn a_run_stopped_after_its_commit_is_finished_not_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let out = dir.path().join("r");
+    let staging = dir.path().join(".r.partial");
+    let run = |extra: &[&str], fault: Option<&str>| {
+        let mut c = bin();
+        c.arg("run")
+            .arg(&cfg)
+            .args(["--backend", "cpu", "--no-progress", "--no-plots", "--format", "npy", "--block-members", "10", "--out"])
+            .arg(&out)
+            .args(extra);
+        if let Some(f) = fault {
+            c.env("QBAT_INJECT_FAULT", f);
+        }
+        outcome_within(&mut c, std::time::Duration::from_secs(60))
+    };
+    let (code, stderr) = run(&[], Some("exit-after-commit"));
+    assert_eq!(code, 137, "{stderr}");
+    assert!(staging.join("checkpoint.json").exists() && out.join(".qbat-manifest.json").exists());
+    let committed = std::fs::read(out.join("series.npy")).unwrap();
+    let (code, stderr) = run(&["--resume", out.to_str().unwrap()], None);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--resume") && stderr.contains("finished already") && !stderr.contains("damaged"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(!staging.exists(), "the leftover staging directory stays");
+    assert_eq!(std::fs::read(out.join("series.npy")).unwrap(), committed);
+    // the same state again, then a rerun over it
+    let (code, stderr) = run(&["--force"], Some("exit-after-commit"));
+    assert_eq!(code, 137, "{stderr}");
+    let (code, stderr) = run(&["--force"], None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("interrupted run"), "{stderr}");
+    assert!(!staging.exists());
+    assert_eq!(std::fs::read(out.join("series.npy")).unwrap(), committed);
+}

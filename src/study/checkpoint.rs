@@ -174,6 +174,16 @@ pub(super) fn open_staging(
         }
         check_ours(&dir, "--resume")?;
         let lock = take_lock(&dir)?;
+        if is_committed(&dir) {
+            remove_staging(&dir).map_err(|e| QbatError::io(&dir, e))?;
+            return Err(QbatError::invalid(
+                "--resume",
+                format!(
+                    "cannot resume {shown}: it has finished already (the staging directory {} that a stop after its commit left was removed)",
+                    dir.display()
+                ),
+            ));
+        }
         check_blocks(&dir)?;
         // (a link, even one that leads nowhere, is a checkpoint to refuse, not a missing one)
         let loaded = if std::fs::symlink_metadata(dir.join("checkpoint.json")).is_ok() {
@@ -190,13 +200,16 @@ pub(super) fn open_staging(
         // An interrupted run, or one still going.
         check_ours(&dir, "--out")?;
         let lock = take_lock(&dir)?;
-        if !opts.force {
-            return Err(QbatError::invalid(
-                "--out",
-                format!("{shown} has an interrupted run ({}); continue it with --resume {shown}, or pass --force to start over", dir.display()),
-            ));
+        // (a finished run's leftover has nothing to continue: removed without a word)
+        if !is_committed(&dir) {
+            if !opts.force {
+                return Err(QbatError::invalid(
+                    "--out",
+                    format!("{shown} has an interrupted run ({}); continue it with --resume {shown}, or pass --force to start over", dir.display()),
+                ));
+            }
+            eprintln!("note: discarding the interrupted run in {} (use --resume to continue one)", dir.display());
         }
-        eprintln!("note: discarding the interrupted run in {} (use --resume to continue one)", dir.display());
         // (its lock held until it is gone, so that no resume starts in it meanwhile)
         remove_staging(&dir).map_err(|e| QbatError::io(&dir, e))?;
         drop(lock);
@@ -272,6 +285,21 @@ fn is_empty_dir(dir: &Path) -> bool {
 /// The file that marks a staging directory as one qbat-gpu made (written before anything
 /// else in it, removed after everything else).
 const STAGING_MARK: &str = "qbat-staging";
+
+/// The mark's text once the run's output is committed (the directory is then a finished run's
+/// leftover, which a kill before its removal leaves: nothing in it is needed).
+const COMMITTED: &str = "a qbat-gpu run's staging directory\ncommitted: the run's output is complete\n";
+
+/// Say in the staging directory `dir` that its run's output is committed: the first thing
+/// after the commit, since the mark is removed last (a failure leaves it as it was).
+pub(super) fn mark_committed(dir: &Path) {
+    let _ = std::fs::write(dir.join(STAGING_MARK), COMMITTED);
+}
+
+/// Whether the staging directory `dir` (accepted by `check_ours`) is a committed run's.
+fn is_committed(dir: &Path) -> bool {
+    read_regular_bounded(&dir.join(STAGING_MARK), 4096).is_ok_and(|text| text == COMMITTED.as_bytes())
+}
 
 /// Refuse a staging directory that qbat-gpu did not make: something else of that name (a
 /// file, a link, a directory without `STAGING_MARK`) is the user's, and is never locked,

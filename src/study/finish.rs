@@ -296,6 +296,10 @@ pub(super) fn finish(
     plotted?;
     let analysis = analysis.transpose()?;
     let dir = out.commit()?;
+    super::checkpoint::mark_committed(&staging.dir);
+    if crate::faults::is_injected(crate::faults::Fault::ExitAfterCommit) {
+        std::process::exit(137);
+    }
     // Committed. The series' second link goes first (removing it moves the committed file's
     // change time), then the files are as they will stay: their identities are recorded while
     // the lock is held, and the checkpoint, blocks and lock go.
