@@ -13,6 +13,8 @@ message names the field, as the CLI's), `DeviceError` (a RuntimeError), `RunErro
 
 from __future__ import annotations
 
+import numbers
+import operator
 import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -43,9 +45,14 @@ def _show(v: Any) -> str:
 def _uint(name: str, v: Any, optional: bool = False) -> Optional[int]:
     if v is None and optional:
         return None
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not 0 <= v < 2**64:
+    # any integer type (numpy's, a 0-d integer array: operator.index), never a bool
+    try:
+        n = None if isinstance(v, (bool, np.bool_)) or (isinstance(v, np.ndarray) and v.dtype == bool) else operator.index(v)
+    except TypeError:
+        n = None
+    if n is None or not 0 <= n < 2**64:
         raise config_error(name, f"must be an integer >= 0, got {_show(v)}")
-    return int(v)
+    return n
 
 
 def _str(name: str, v: Any, optional: bool = False) -> Optional[str]:
@@ -57,10 +64,16 @@ def _str(name: str, v: Any, optional: bool = False) -> Optional[str]:
 
 
 def _real(name: str, v: Any) -> float:
-    real = isinstance(v, (int, float, np.integer, np.floating)) or (isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf")
+    # a real number of any type (Fraction, Decimal, numpy's, a 0-d array), never a bool
+    real = isinstance(v, (numbers.Real, np.integer, np.floating)) or (isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf")
+    if not real and not isinstance(v, (complex, np.complexfloating, str, bytes)) and hasattr(v, "__float__"):
+        real = True  # a decimal.Decimal, or a scalar of another array library
     if isinstance(v, (bool, np.bool_)) or not real:
         raise config_error(name, f"must be a real number, got {_show(v)}")
-    return float(v)
+    try:
+        return float(v)
+    except (TypeError, ValueError) as e:
+        raise config_error(name, f"must be a real number, got {_show(v)} ({e})") from None
 
 
 def _shard(v: Any) -> Optional[Tuple[int, int]]:
@@ -77,9 +90,11 @@ def _names(name: str, v: Any) -> Optional[List[str]]:
         return None
     if isinstance(v, str):
         return [v]
-    if not isinstance(v, (list, tuple, np.ndarray)) or not all(isinstance(x, str) for x in v):
+    # any iterable of names (a list, a set, dict keys, a pandas Index), not bytes
+    items = list(v) if hasattr(v, "__iter__") and not isinstance(v, (bytes, bytearray)) else None
+    if items is None or not all(isinstance(x, str) for x in items):
         raise config_error(name, f"must be a name or a list of names, got {_show(v)}")
-    return [str(x) for x in v]
+    return [str(x) for x in items]
 
 
 def run(
@@ -244,7 +259,9 @@ def _time_dependent(H: Any) -> bool:
     if type(H).__name__ == "QobjEvo":
         return True
     return isinstance(H, (list, tuple)) and any(
-        isinstance(e, (list, tuple)) and len(e) == 2 and (isinstance(e[1], str) or callable(e[1]) or (hasattr(e[0], "full") and not hasattr(e[1], "full")))
+        # (a Qobj is callable too: a coefficient is a callable that is not an operator)
+        isinstance(e, (list, tuple)) and len(e) == 2 and (hasattr(e[0], "full") or isinstance(e[0], np.ndarray)) and not hasattr(e[1], "full")
+        and (isinstance(e[1], str) or callable(e[1]) or np.ndim(e[1]) == 1)
         for e in H
     )
 
@@ -279,7 +296,8 @@ def mesolve(
     rho0 : array (..., 4, 4) density matrices, or kets (..., 4) / (..., 4, 1)
         Initial states at t = 0 (a qutip bra is refused: pass its ket).
     tsave : array (T,)
-        Increasing real sample times >= 0; the integration starts at t = 0 and lands on each
+        Increasing real sample times, each 0 or at least 1.2e-38 (a single number is one
+        sample); the integration starts at t = 0 and lands on each
         exactly.
     dt : float
         RK4 step (checked against RK4 stability for each Hamiltonian and jump set).
@@ -339,7 +357,10 @@ def mesolve(
         raise config_error("tsave", f"sample times must be real numbers ({e})") from None
     if np.iscomplexobj(t):
         raise config_error("tsave", f"sample times must be real, got a complex array ({t.dtype})")
-    # one axis of numbers: a 2-D array is not flattened, nor a text converted
+    # one axis of numbers (a single time is one sample): a 2-D array is not flattened, nor a
+    # text converted
+    if t.ndim == 0:
+        t = t.reshape(1)
     if t.ndim != 1:
         raise config_error("tsave", f"must be a 1-D array (T,) or a list of sample times, got shape {t.shape}")
     if t.dtype.kind not in "iuf":

@@ -162,11 +162,37 @@ def test_wrong_types_name_the_keyword(tmp_path, field, call):
 
 @pytest.mark.parametrize(
     "tsave",
-    [np.array([[0.0, 0.5], [0.75, 1.0]]), 1.0, np.array(1.0), ["0", "1"], [0.0, "1"]],
-    ids=["2-D", "scalar", "0-d", "text", "mixed"],
+    [np.array([[0.0, 0.5], [0.75, 1.0]]), ["0", "1"], [0.0, "1"]],
+    ids=["2-D", "text", "mixed"],
 )
 def test_mesolve_refuses_tsave_that_is_not_one_axis_of_numbers(tsave):
     refused("tsave", lambda: me(tsave=tsave))
+
+
+def test_mesolve_takes_a_single_time_as_one_sample():
+    """A scalar (or 0-d) tsave is one sample time, as [t] is."""
+    want = me(tsave=[0.5])["energy_b"]
+    for t in (0.5, np.array(0.5), np.float32(0.5)):
+        assert np.array_equal(me(tsave=t)["energy_b"], want)
+
+
+def test_keywords_take_any_integer_real_and_name_types(tmp_path):
+    """The checks refuse wrong types, not other spellings of right ones: numpy and 0-d
+    integers, Fraction and Decimal reals, any iterable of names; and a 2-D batch of Qobj is
+    not taken for QuTiP's time-dependent list."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    base = qb.run(BLOCH, backend="cpu", progress=False, seed=3, ensemble=20)
+    for seed, ensemble in ((np.int64(3), np.uint8(20)), (np.array(3), np.array(20))):
+        r = qb.run(BLOCH, backend="cpu", progress=False, seed=seed, ensemble=ensemble)
+        assert np.array_equal(r.series, base.series)
+    want = me(dt=0.01)["energy_b"]
+    for dt in (Fraction(1, 100), Decimal("0.01"), np.float64(0.01), np.array(0.01)):
+        assert np.array_equal(me(dt=dt)["energy_b"], want)
+    names = me(measures=["energy_b", "purity"])
+    for measures in ({"energy_b": 0, "purity": 1}.keys(), ("energy_b", "purity"), iter(["energy_b", "purity"])):
+        assert np.array_equal(me(measures=measures)["purity"], names["purity"])
 
 
 # ----- M6: an emptied manifest

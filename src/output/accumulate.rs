@@ -528,6 +528,19 @@ mod tests {
         assert_eq!(s.value(), a.mul_add(a, -(a * a)));
     }
 
+    /// Squares beyond f64 (|x| above 1.3e154) leave the std NaN, never 0: the config's bound
+    /// keeps the measures below that, and a std of 0 for values that differ would be a wrong
+    /// number read as a right one.
+    #[test]
+    fn std_whose_squares_overflow_is_nan_not_zero() {
+        let mut c = Cell::default();
+        for x in [1e200, 2e200, 3e200] {
+            c.add(x);
+        }
+        assert!(c.std().is_nan(), "{}", c.std());
+        assert_eq!((c.min, c.max), (1e200, 3e200));
+    }
+
     #[test]
     fn std_of_constant_column_is_zero_and_mean_exact() {
         let mut c = Cell::default();

@@ -240,8 +240,11 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     // that its manifest does not list, or a listed file edited since.
     let old = if opts.force && !opts.resume && opts.out.is_dir() { crate::output::manifest::Manifest::read(&opts.out)? } else { None };
     if let Some(old) = old {
-        let names: Vec<String> = finish::files_written(&local, opts).into_iter().map(str::to_string).chain(old.files.into_iter().map(|f| f.name)).collect();
-        crate::output::manifest::check_replaceable(&opts.out, &names)?;
+        // (each name once: a file whose identity changed, a copied output's, is hashed here and
+        // again at the commit, not more)
+        let names: std::collections::BTreeSet<String> =
+            finish::files_written(&local, opts).into_iter().map(str::to_string).chain(old.files.into_iter().map(|f| f.name)).collect();
+        crate::output::manifest::check_replaceable(&opts.out, &names.into_iter().collect::<Vec<_>>())?;
     }
     let (staging, loaded) = open_staging(opts, &fp, local.members.len(), local.schedule.times.len(), &mut notes)?;
     match drive(plan, &local, opts, &staging, loaded, fp, notes, engines, t0) {

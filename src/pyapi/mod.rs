@@ -17,7 +17,6 @@ pub use crate::run::{run_plan, Backend, Precision, RunOptions, RunResult};
 pub use crate::study::merge::merge;
 pub use crate::study::{run_study, OnDeviceLoss, Shard, StudyOptions, StudyOutcome, HEALTH_CODES};
 
-use crate::config::{check_state, InitialSpec, Member};
 use crate::error::Result;
 use crate::job::Peak;
 use crate::linalg::{reduced_battery, CMat, C64};
@@ -35,8 +34,6 @@ use rayon::prelude::*;
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use toml::{Table, Value};
 
 /// An in-memory run without its values and saved states (the caller owns them, e.g. as numpy
 /// arrays): `values[(member * n_samples + sample) * n_measures + k]` and
@@ -312,169 +309,11 @@ impl InMemory {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Explicit two-qubit batches (qb.mesolve)
+// Explicit two-qubit batches (qb.mesolve): `batch.rs`
 
-/// A batch of `two-qubit` members given as arrays (row-major complex 4x4 matrices):
-/// `hamiltonians` P x 16, `jumps` P x J x 16 (already scaled by sqrt(rate)), `member_point`
-/// the point of each of the N members, `rho0` N x 16 density matrices.
-pub struct Batch<'a> {
-    pub hamiltonians: &'a [C64],
-    pub jumps: &'a [C64],
-    pub n_jumps: usize,
-    pub member_point: &'a [usize],
-    pub rho0: &'a [C64],
-    pub times: &'a [f64],
-    pub dt: f64,
-    pub h_battery: &'a [C64],
-    pub h_charger: &'a [C64],
-    pub measures: Option<Vec<String>>,
-}
-
-fn mat(entries: &[C64], n: usize) -> CMat {
-    CMat::from_row_slice(n, n, entries)
-}
-
-fn toml_matrix(entries: &[C64], n: usize) -> Value {
-    Value::Array(
-        (0..n)
-            .map(|i| {
-                Value::Array(
-                    (0..n)
-                        .map(|j| {
-                            let z = entries[i * n + j];
-                            Value::Array(vec![Value::Float(z.re), Value::Float(z.im)])
-                        })
-                        .collect(),
-                )
-            })
-            .collect(),
-    )
-}
-
-/// The config field of a batch error, in the names of `qb.mesolve`'s arguments: a matrix
-/// entry's index (`params.hamiltonian[0][1]`) is dropped, as the caller gave the matrix whole;
-/// `point` is the batch's parameter point.
-fn batch_field(field: &str, point: usize) -> String {
-    if let Some(rest) = field.strip_prefix("params.jumps[") {
-        if let Some((k, _)) = rest.split_once(']') {
-            return format!("jump_ops[{k}][{point}]");
-        }
-    }
-    let (base, index) = field.split_at(field.find('[').unwrap_or(field.len()));
-    match base {
-        "params.hamiltonian" | "params" => format!("H[{point}]"),
-        "params.h_battery" => "h_battery".into(),
-        "params.h_charger" => "h_charger".into(),
-        "time.dt" => "dt".into(),
-        // (a sample time's index is the caller's tsave's)
-        "time.times" => format!("tsave{index}"),
-        "time.samples" => "tsave".into(),
-        "output.measures" => "measures".into(),
-        _ => field.into(),
-    }
-}
-
-/// A batch error (`Invalid` or `TooLarge`) with its field named by `name`; the RK4 steps limit
-/// says what the caller can change.
-fn rename_batch_error(e: QbatError, name: impl Fn(&str) -> String) -> QbatError {
-    match e {
-        QbatError::Invalid { field, reason } => QbatError::Invalid { field: name(&field), reason },
-        QbatError::TooLarge { field, reason } => {
-            let reason = if field == "time.dt" { format!("{reason}: take a larger dt or end tsave sooner") } else { reason };
-            QbatError::TooLarge { field: name(&field), reason }
-        }
-        e => e,
-    }
-}
-
-/// An error of a batch's run (the engine's own checks, such as the f32 range of a GPU run, and
-/// the in-memory check) as `mesolve`'s caller wrote the arguments: `H`, `jump_ops[k]`, `dt`,
-/// `tsave`, and `members_field` for the batch's size. The point is not known there, so it is
-/// not named.
-pub fn batch_run_error(e: QbatError, members_field: &str) -> QbatError {
-    rename_batch_error(e, |field| {
-        if field == "params.jumps" {
-            return "jump_ops".to_string();
-        }
-        if field == "--ensemble" {
-            return members_field.to_string();
-        }
-        let named = batch_field(field, 0);
-        match named.strip_suffix("[0]") {
-            Some(whole) if named.starts_with('H') => whole.to_string(),
-            _ => named.replace("][0]", "]"),
-        }
-    })
-}
-
-/// A validated `two-qubit` plan of the batch: each point is checked as a config's would be
-/// (Hermiticity, RK4 stability of dt, measures, times), and each member's initial state as
-/// `initial.dm` is.
-pub fn batch_plan(b: &Batch) -> Result<Plan> {
-    let n_points = b.hamiltonians.len() / 16;
-    let n = b.member_point.len();
-    if n == 0 || n_points == 0 {
-        return Err(QbatError::invalid("H", "the batch is empty"));
-    }
-    if b.rho0.len() != n * 16 || b.jumps.len() != n_points * b.n_jumps * 16 || b.h_battery.len() != 4 || b.h_charger.len() != 4 {
-        return Err(QbatError::invalid("H", "inconsistent batch shapes"));
-    }
-    if let Some(&p) = b.member_point.iter().find(|&&p| p >= n_points) {
-        return Err(QbatError::invalid("H", format!("member point {p} is out of range (0..{n_points})")));
-    }
-    let mut time = Table::new();
-    time.insert("dt".into(), Value::Float(b.dt));
-    time.insert("times".into(), Value::Array(b.times.iter().map(|t| Value::Float(*t)).collect()));
-    let mut output = Table::new();
-    if let Some(ms) = &b.measures {
-        output.insert("measures".into(), Value::Array(ms.iter().map(|m| Value::String(m.clone())).collect()));
-    }
-    let build_point = |p: usize| -> Result<Plan> {
-        let mut params = Table::new();
-        params.insert("hamiltonian".into(), toml_matrix(&b.hamiltonians[p * 16..(p + 1) * 16], 4));
-        params.insert("h_battery".into(), toml_matrix(b.h_battery, 2));
-        params.insert("h_charger".into(), toml_matrix(b.h_charger, 2));
-        let jumps: Vec<Value> = (0..b.n_jumps)
-            .map(|k| {
-                let off = (p * b.n_jumps + k) * 16;
-                let mut t = Table::new();
-                t.insert("op".into(), toml_matrix(&b.jumps[off..off + 16], 4));
-                t.insert("rate".into(), Value::Float(1.0));
-                Value::Table(t)
-            })
-            .collect();
-        params.insert("jumps".into(), Value::Array(jumps));
-        let mut root = Table::new();
-        root.insert("model".into(), Value::String("two-qubit".into()));
-        root.insert("params".into(), Value::Table(params));
-        root.insert("time".into(), Value::Table(time.clone()));
-        if !output.is_empty() {
-            root.insert("output".into(), Value::Table(output.clone()));
-        }
-        crate::config::plan_from_table(&root, &Overrides::default()).map_err(|e| rename_batch_error(e, |f| batch_field(f, p)))
-    };
-    let plans: Vec<Plan> = (0..n_points).into_par_iter().map(build_point).collect::<Result<_>>()?;
-    let rhos: Vec<CMat> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            let rho = mat(&b.rho0[i * 16..(i + 1) * 16], 4);
-            check_state(&rho, &format!("rho0[{i}]"))?;
-            Ok(rho)
-        })
-        .collect::<Result<_>>()?;
-    let mut plan = plans[0].clone();
-    plan.points = plans.iter().map(|p| p.points[0].clone()).collect();
-    plan.systems = plans.iter().map(|p| p.systems[0].clone()).collect();
-    plan.drives = plans.iter().map(|p| p.drives[0].clone()).collect();
-    plan.ensemble_size = n;
-    plan.members = b.member_point.iter().enumerate().map(|(i, &p)| Member { id: i as u64, point: p, param_values: vec![], theta_phi: None }).collect();
-    plan.initial = InitialSpec::PerMember(Arc::new(rhos));
-    plan.param_columns = vec![];
-    plan.config_json = json!({
-        "mesolve": {"members": n, "points": n_points, "jump_ops": b.n_jumps, "dt": b.dt, "tsave": b.times, "measures": b.measures},
-    });
-    Ok(plan)
-}
+mod batch;
+use batch::mat;
+pub use batch::{batch_plan, batch_run_error, Batch};
 
 // ---------------------------------------------------------------------------------------------
 // Measures of given states
