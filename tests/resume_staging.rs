@@ -177,8 +177,9 @@ fn links_in_the_staging_directory_are_refused_not_written_through() {
 
 /// A run stopped right after its commit, before its staging directory is removed: the output is
 /// complete, and the staging directory says so. A resume is refused as finished (exit 2, one
-/// line), never called damaged nor run again, and the leftover goes; a rerun with --force
-/// removes it without calling it an interrupted run.
+/// line), never called damaged nor run again, and the leftover goes, unless it holds a file
+/// qbat-gpu did not write or the output was moved away; a rerun with --force removes it without
+/// calling it an interrupted run.
 #[test]
 fn a_run_stopped_after_its_commit_is_finished_not_damaged() {
     let dir = tempfile::tempdir().unwrap();
@@ -201,6 +202,20 @@ fn a_run_stopped_after_its_commit_is_finished_not_damaged() {
     assert_eq!(code, 137, "{stderr}");
     assert!(staging.join("checkpoint.json").exists() && out.join(".qbat-manifest.json").exists());
     let committed = std::fs::read(out.join("series.npy")).unwrap();
+    // a file the user put there is not removed with the leftover
+    std::fs::write(staging.join("notes.txt"), b"mine").unwrap();
+    let (code, stderr) = run(&["--resume", out.to_str().unwrap()], None);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("notes.txt") && stderr.contains("did not write"), "{stderr}");
+    assert_eq!(std::fs::read(staging.join("notes.txt")).unwrap(), b"mine");
+    std::fs::remove_file(staging.join("notes.txt")).unwrap();
+    // an output moved away since: the leftover is kept (it may hold the series)
+    std::fs::rename(&out, dir.path().join("moved")).unwrap();
+    let (code, stderr) = run(&["--resume", out.to_str().unwrap()], None);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no longer there"), "{stderr}");
+    assert!(staging.join("checkpoint.json").exists());
+    std::fs::rename(dir.path().join("moved"), &out).unwrap();
     let (code, stderr) = run(&["--resume", out.to_str().unwrap()], None);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--resume") && stderr.contains("finished already") && !stderr.contains("damaged"), "{stderr}");

@@ -42,13 +42,20 @@ def _show(v: Any) -> str:
     return r if len(r) <= 40 and "\n" not in r else type(v).__name__
 
 
+def _boolish(v: Any) -> bool:
+    """A bool of any library (Python's, numpy's, a bool array or tensor)."""
+    return isinstance(v, (bool, np.bool_)) or getattr(getattr(v, "dtype", None), "kind", None) == "b" or "bool" in str(getattr(v, "dtype", ""))
+
+
 def _uint(name: str, v: Any, optional: bool = False) -> Optional[int]:
     if v is None and optional:
         return None
     # any integer type (numpy's, a 0-d integer array: operator.index), never a bool
     try:
-        n = None if isinstance(v, (bool, np.bool_)) or (isinstance(v, np.ndarray) and v.dtype == bool) else operator.index(v)
+        n = None if _boolish(v) else operator.index(v)
     except TypeError:
+        n = None
+    if isinstance(n, bool):
         n = None
     if n is None or not 0 <= n < 2**64:
         raise config_error(name, f"must be an integer >= 0, got {_show(v)}")
@@ -66,13 +73,14 @@ def _str(name: str, v: Any, optional: bool = False) -> Optional[str]:
 def _real(name: str, v: Any) -> float:
     # a real number of any type (Fraction, Decimal, numpy's, a 0-d array), never a bool
     real = isinstance(v, (numbers.Real, np.integer, np.floating)) or (isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "iuf")
-    if not real and not isinstance(v, (complex, np.complexfloating, str, bytes)) and hasattr(v, "__float__"):
+    kind = getattr(getattr(v, "dtype", None), "kind", None)
+    if not real and kind in (None, "i", "u", "f") and not isinstance(v, (complex, str, bytes)) and hasattr(v, "__float__"):
         real = True  # a decimal.Decimal, or a scalar of another array library
-    if isinstance(v, (bool, np.bool_)) or not real:
+    if _boolish(v) or not real:
         raise config_error(name, f"must be a real number, got {_show(v)}")
     try:
         return float(v)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise config_error(name, f"must be a real number, got {_show(v)} ({e})") from None
 
 
@@ -90,8 +98,13 @@ def _names(name: str, v: Any) -> Optional[List[str]]:
         return None
     if isinstance(v, str):
         return [v]
-    # any iterable of names (a list, a set, dict keys, a pandas Index), not bytes
-    items = list(v) if hasattr(v, "__iter__") and not isinstance(v, (bytes, bytearray)) else None
+    # any ordered iterable of names (a list, dict keys, a pandas Index), not bytes, nor a set
+    # (its order, the columns', would change from one process to the next)
+    try:
+        ordered = hasattr(v, "__iter__") and not isinstance(v, (bytes, bytearray, set, frozenset))
+        items = list(v) if ordered else None
+    except TypeError:
+        items = None
     if items is None or not all(isinstance(x, str) for x in items):
         raise config_error(name, f"must be a name or a list of names, got {_show(v)}")
     return [str(x) for x in items]
@@ -254,6 +267,13 @@ def _complex(name: str, x: Any) -> np.ndarray:
         raise config_error(name, f"must be numbers (an array or a qutip.Qobj) ({e})") from None
 
 
+def _one_axis(x: Any) -> bool:
+    try:
+        return np.ndim(x) == 1
+    except ValueError:  # a ragged list
+        return False
+
+
 def _time_dependent(H: Any) -> bool:
     """QuTiP's time-dependent forms: a QobjEvo, or a list [H0, [H1, coeff], ...]."""
     if type(H).__name__ == "QobjEvo":
@@ -261,7 +281,7 @@ def _time_dependent(H: Any) -> bool:
     return isinstance(H, (list, tuple)) and any(
         # (a Qobj is callable too: a coefficient is a callable that is not an operator)
         isinstance(e, (list, tuple)) and len(e) == 2 and (hasattr(e[0], "full") or isinstance(e[0], np.ndarray)) and not hasattr(e[1], "full")
-        and (isinstance(e[1], str) or callable(e[1]) or np.ndim(e[1]) == 1)
+        and (isinstance(e[1], str) or callable(e[1]) or _one_axis(e[1]))
         for e in H
     )
 

@@ -212,3 +212,21 @@ def test_open_refuses_a_manifest_that_does_not_list_the_runs_files(tmp_path):
     manifest.write_text(json.dumps(full))
     with pytest.raises(qb.ConfigError, match="series.json"):
         qb.open(d)
+
+
+@pytest.mark.parametrize(
+    "field, kw",
+    [
+        ("dt", {"dt": np.array(True)}),
+        ("dt", {"dt": np.array("0.01")}),
+        ("dt", {"dt": 10**400}),
+        ("measures", {"measures": {"energy_b", "purity"}}),
+        ("measures", {"measures": np.array("energy_b")}),
+        ("verify", {"verify": np.array(True)}),
+    ],
+    ids=["dt-bool-array", "dt-text-array", "dt-overflow", "measures-set", "measures-0d-text", "verify-bool-array"],
+)
+def test_look_alike_arguments_are_refused(field, kw):
+    """Not a real (a bool or text array, an int beyond f64), not an ordered list of names (a set,
+    whose order would change the columns from one process to the next)."""
+    refused(field, lambda: me(**kw))

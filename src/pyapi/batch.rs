@@ -105,7 +105,7 @@ pub fn batch_run_error(e: QbatError, members_field: &str) -> QbatError {
 }
 
 /// What one distinct point of a `mesolve` batch costs as its plan is built (beside 1 KiB a jump
-/// operator): measured 13 to 14 KB with one.
+/// operator and 64 B a sample time): measured 13 to 14 KB with one jump and two times.
 const BATCH_POINT_BYTES: f64 = 16384.0;
 
 /// A validated `two-qubit` plan of the batch: each point is checked as a config's would be
@@ -126,7 +126,8 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
     // Each distinct point becomes a plan's parameter point (its operators, generator and
     // parameters: 13 to 14 KB measured with one jump operator) before `check_in_memory` can
     // weigh the results: a batch of millions of distinct H must be refused here.
-    let points_bytes = n_points as f64 * (BATCH_POINT_BYTES + b.n_jumps as f64 * 1024.0);
+    // (and each keeps the sample times three times over: its schedule, segments and config)
+    let points_bytes = n_points as f64 * (BATCH_POINT_BYTES + b.n_jumps as f64 * 1024.0 + 64.0 * b.times.len() as f64);
     let avail = crate::config::available_memory::available_memory();
     if points_bytes > 0.6 * avail.bytes {
         return Err(QbatError::TooLarge {

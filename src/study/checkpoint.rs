@@ -175,6 +175,14 @@ pub(super) fn open_staging(
         check_ours(&dir, "--resume")?;
         let lock = take_lock(&dir)?;
         if is_committed(&dir) {
+            // (kept where the output is gone: it may hold the run's series)
+            if !opts.out.join("run.json").is_file() {
+                return Err(QbatError::invalid(
+                    "--resume",
+                    format!("cannot resume {shown}: the run finished, but its output is no longer there; run it again without --resume"),
+                ));
+            }
+            check_leftover(&dir)?;
             remove_staging(&dir).map_err(|e| QbatError::io(&dir, e))?;
             return Err(QbatError::invalid(
                 "--resume",
@@ -201,7 +209,11 @@ pub(super) fn open_staging(
         check_ours(&dir, "--out")?;
         let lock = take_lock(&dir)?;
         // (a finished run's leftover has nothing to continue: removed without a word)
-        if !is_committed(&dir) {
+        if is_committed(&dir) {
+            if !opts.force {
+                check_leftover(&dir)?;
+            }
+        } else {
             if !opts.force {
                 return Err(QbatError::invalid(
                     "--out",
@@ -254,10 +266,18 @@ fn make_staging(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
     }
 }
 
-/// Remove a staging directory that `check_ours` accepted, its mark last: a removal cut short
-/// (a kill, a file that stays while it is open on a network file system) leaves a directory
-/// still marked as qbat-gpu's, which `--force` discards, not one refused as the user's.
+/// Remove a staging directory that `check_ours` accepted (its lock held), its mark last: a
+/// removal cut short (a kill, a file that stays while it is open on a network file system)
+/// leaves a directory still marked as qbat-gpu's, which `--force` discards, not one refused as
+/// the user's. It is first renamed out of the way (`.NAME.partial.gone-PID`): a run that looks
+/// for it then finds none, and one that found it before waits on the lock this process holds,
+/// never taking a new lock file while these files go.
 pub(super) fn remove_staging(dir: &Path) -> std::io::Result<()> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let gone = dir.with_file_name(format!("{name}.gone-{}", std::process::id()));
+    // (where it cannot be renamed, an earlier removal's leftover in the way, it goes in place)
+    let dir = if std::fs::rename(dir, &gone).is_ok() { gone } else { dir.to_path_buf() };
+    let dir = dir.as_path();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_name() == STAGING_MARK {
@@ -291,9 +311,32 @@ const STAGING_MARK: &str = "qbat-staging";
 const COMMITTED: &str = "a qbat-gpu run's staging directory\ncommitted: the run's output is complete\n";
 
 /// Say in the staging directory `dir` that its run's output is committed: the first thing
-/// after the commit, since the mark is removed last (a failure leaves it as it was).
+/// after the commit, since the mark is removed last. Replaced whole (written aside, renamed):
+/// a failure leaves the mark as it was.
 pub(super) fn mark_committed(dir: &Path) {
-    let _ = std::fs::write(dir.join(STAGING_MARK), COMMITTED);
+    let _ = crate::output::write_atomic(&dir.join(STAGING_MARK), |w| w.write_all(COMMITTED.as_bytes()));
+}
+
+/// Refuse to remove a committed run's leftover staging directory `dir` that holds anything but
+/// what qbat-gpu writes there (its mark, lock, checkpoint, statistics states, the hidden names
+/// of their atomic writes, and `blocks/` of regular files): someone else's file is never
+/// removed without `--force`.
+fn check_leftover(dir: &Path) -> Result<()> {
+    check_blocks(dir)?;
+    for entry in std::fs::read_dir(dir).map_err(|e| QbatError::io(dir, e))? {
+        let entry = entry.map_err(|e| QbatError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        let ours = name == "blocks"
+            || (is_file && ([STAGING_MARK, "lock", "checkpoint.json"].contains(&name.as_str()) || name.starts_with("stats-state-") || name.starts_with('.')));
+        if !ours {
+            return Err(QbatError::invalid(
+                entry.path().display().to_string(),
+                "is in the staging directory of a finished run, and qbat-gpu did not write it; move it away (or pass --force)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether the staging directory `dir` (accepted by `check_ours`) is a committed run's.
