@@ -3,8 +3,8 @@
 //! of the undamaged input. Never a panic, and never a different result reported as success.
 //!
 //! A small run is built once: two shards (csv) and an interrupted run whose blocks are all
-//! checkpointed (its commit was refused by a file of the user's in the output directory). The
-//! fuzz input picks a file, a kind of damage, an offset and a byte.
+//! checkpointed (its analysis failed before the commit, `QBAT_INJECT_FAULT=analysis-fails`).
+//! The fuzz input picks a file, a kind of damage, an offset and a byte.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -43,6 +43,11 @@ fn options(out: &Path, shard: Option<Shard>, resume: bool, force: bool) -> Study
     }
 }
 
+/// The interrupted run's options: with the analysis, whose injected failure stopped it.
+fn resumable(out: &Path, resume: bool, force: bool) -> StudyOptions {
+    StudyOptions { analyze: true, ..options(out, None, resume, force) }
+}
+
 fn base() -> &'static Base {
     static BASE: OnceLock<Base> = OnceLock::new();
     BASE.get_or_init(|| {
@@ -55,16 +60,17 @@ fn base() -> &'static Base {
         let merged = merge(&shards, &dir.path().join("merged"), false, false).unwrap();
         let full = dir.path().join("full");
         run_study(&plan, &options(&full, None, false, false)).unwrap();
-        // a finished run without a series, then a file of the user's named series.csv, then a
-        // rerun with a series: its commit meets the user's file and stops with every block
-        // checkpointed (the manifest lists no series.csv)
+        // a finished run without a series, then a rerun with a series whose analysis fails
+        // before its commit: every block checkpointed, the old output still in place
         let interrupted = dir.path().join("r");
         let mut first = options(&interrupted, None, false, false);
         first.output.series = false;
         run_study(&plan, &first).unwrap();
-        std::fs::write(interrupted.join("series.csv"), b"the user's").unwrap();
-        assert!(run_study(&plan, &options(&interrupted, None, false, true)).is_err());
-        std::fs::remove_file(interrupted.join("series.csv")).unwrap();
+        std::env::set_var("QBAT_INJECT_FAULT", "analysis-fails");
+        let failed = run_study(&plan, &resumable(&interrupted, false, true));
+        std::env::remove_var("QBAT_INJECT_FAULT");
+        assert!(failed.is_err());
+        assert!(interrupted.parent().unwrap().join(".r.partial").join("checkpoint.json").is_file());
         Base { _dir: dir, plan, shards, merged, interrupted, full }
     })
 }
@@ -162,7 +168,7 @@ fuzz_target!(|data: &[u8]| {
         files(&staging, &mut all);
         let target = &all[(data[1] as usize / 5) % all.len()];
         damage(target, op, at, byte);
-        if run_study(&base.plan, &options(&out, None, true, false)).is_ok() {
+        if run_study(&base.plan, &resumable(&out, true, false)).is_ok() {
             assert!(same_files(&out, &base.full), "a damaged checkpoint ({}) resumed to another result", target.display());
         }
     }
