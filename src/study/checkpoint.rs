@@ -312,9 +312,16 @@ const COMMITTED: &str = "a qbat-gpu run's staging directory\ncommitted: the run'
 
 /// Say in the staging directory `dir` that its run's output is committed: the first thing
 /// after the commit, since the mark is removed last. Replaced whole (written aside, renamed):
-/// a failure leaves the mark as it was.
+/// a failure leaves the mark as it was. Not synced, as it is on the run's path: a mark lost to
+/// a crash only leaves the leftover to be taken for an interrupted run's, as before.
 pub(super) fn mark_committed(dir: &Path) {
-    let _ = crate::output::write_atomic(&dir.join(STAGING_MARK), |w| w.write_all(COMMITTED.as_bytes()));
+    use std::io::Write as _;
+    let _ = (|| -> std::io::Result<()> {
+        let mut aside = tempfile::Builder::new().prefix(&format!(".{STAGING_MARK}.")).tempfile_in(dir)?;
+        aside.write_all(COMMITTED.as_bytes())?;
+        aside.persist(dir.join(STAGING_MARK)).map_err(|e| e.error)?;
+        Ok(())
+    })();
 }
 
 /// Refuse to remove a committed run's leftover staging directory `dir` that holds anything but
