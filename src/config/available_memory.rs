@@ -20,6 +20,27 @@ pub struct Available {
     pub cgroup_limited: bool,
 }
 
+/// The share of the available memory a run may plan to take (the rest for the page cache,
+/// other processes and the estimates' slack): the memory checks refuse beyond it.
+pub const USABLE_SHARE: f64 = 0.6;
+
+impl Available {
+    /// The bytes a run may plan to take (`USABLE_SHARE` of the available).
+    pub fn usable(&self) -> f64 {
+        USABLE_SHARE * self.bytes
+    }
+
+    /// What a refusal adds after "available" where a cgroup's limit set the figure (a refusal on
+    /// a big node under a small job or container limit should say why).
+    pub fn under(&self) -> &'static str {
+        if self.cgroup_limited {
+            " under this process's cgroup memory limit"
+        } else {
+            ""
+        }
+    }
+}
+
 /// The memory this process may still use: the host's MemAvailable (/proc/meminfo), or the
 /// headroom of its cgroups where that is less (`cgroup_headroom`). 16 GiB where neither can be
 /// read.

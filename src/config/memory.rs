@@ -29,8 +29,7 @@ pub fn check_memory(
 ) -> Result<()> {
     let avail = available_memory();
     let available = avail.bytes;
-    // (a refusal on a big node under a small job or container limit should say why)
-    let under = if avail.cgroup_limited { " under this process's cgroup memory limit" } else { "" };
+    let under = avail.under();
     let gib = |b: f64| b / 2f64.powi(30);
     let dim = space.dim() as f64;
     // Reference work space: about 10 dim x dim complex matrices per worker thread.
@@ -69,7 +68,7 @@ pub fn check_memory(
     let (members_bytes, size_field) =
         if per_sample_bytes > members as f64 * 256.0 { (members_bytes + stats_bytes, "time.samples") } else { (members_bytes + stats_bytes, size_field) };
     let total = members_bytes + points_bytes;
-    if total > 0.6 * available {
+    if total > avail.usable() {
         return Err(QbatError::TooLarge {
             field: if points_bytes > members_bytes { points_field.into() } else { size_field.into() },
             reason: format!(

@@ -129,13 +129,14 @@ pub fn batch_plan(b: &Batch) -> Result<Plan> {
     // (and each keeps the sample times three times over: its schedule, segments and config)
     let points_bytes = n_points as f64 * (BATCH_POINT_BYTES + b.n_jumps as f64 * 1024.0 + 64.0 * b.times.len() as f64);
     let avail = crate::config::available_memory::available_memory();
-    if points_bytes > 0.6 * avail.bytes {
+    if points_bytes > avail.usable() {
         return Err(QbatError::TooLarge {
             field: "H".into(),
             reason: format!(
-                "{n_points} distinct parameter points (H and jump_ops) need about {:.1} GiB as the batch is built, more than 60% of the {:.1} GiB available; split the batch into smaller qb.mesolve calls",
+                "{n_points} distinct parameter points (H and jump_ops) need about {:.1} GiB as the batch is built, more than 60% of the {:.1} GiB available{}; split the batch into smaller qb.mesolve calls",
                 points_bytes / 2f64.powi(30),
-                avail.bytes / 2f64.powi(30)
+                avail.bytes / 2f64.powi(30),
+                avail.under()
             ),
         });
     }

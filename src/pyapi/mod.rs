@@ -119,11 +119,11 @@ pub fn check_in_memory(plan: &Plan) -> Result<()> {
     let states = members as f64 * per_member(d) - series;
     // member list, ids, peaks and health
     let total = series + states + members as f64 * 512.0;
-    if total <= 0.6 * avail.bytes {
+    if total <= avail.usable() {
         return Ok(());
     }
     let gib = |b: f64| b / 2f64.powi(30);
-    let under = if avail.cgroup_limited { " under this process's cgroup memory limit" } else { "" };
+    let under = avail.under();
     let field = if states > series {
         "--save-states"
     } else if samples > members {
