@@ -29,8 +29,11 @@ use crate::output::series::{read_in_chunks, SeriesReader};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod correlation;
 mod gather;
 mod ranks;
+use correlation::is_constant;
+pub use correlation::{integer_pearson, pearson, pearson_checked};
 pub use gather::{Gather, Layout};
 use ranks::doubled_ranks_with;
 pub use ranks::{doubled_ranks_whole_and_sliced, ranks};
@@ -38,8 +41,9 @@ pub use ranks::{doubled_ranks_whole_and_sliced, ranks};
 /// Default cap on the members of the correlation set.
 pub const DEFAULT_MAX_MEMBERS: usize = 20_000;
 /// Cap on the (member, time) samples per measure held for the pooled correlations
-/// (4e6 samples = 32 MB per measure, half as much again for its ranks (u32), and 32 MB for
-/// each thread's sort, up to twice that for a sample crowded into a few of its buckets).
+/// (4e6 samples = 32 MB per measure, as much again for its two ranks (u32), and for each
+/// thread ranking a measure 32 MB for its sort (up to twice that for a sample crowded into a
+/// few of its buckets) and 32 MB for the ranks side by side before they are split).
 pub const MAX_POOLED_SAMPLES: usize = 4_000_000;
 
 #[derive(Clone, Debug)]
@@ -157,43 +161,6 @@ fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
     QbatError::invalid(path.display().to_string(), reason)
 }
 
-/// Pearson correlation of x and y, each value taken as an f64 (ranks come as u32):
-///   r = sum dx dy / (sqrt(sum dx^2) sqrt(sum dy^2)),  dx = x - mean(x).
-/// A side whose largest |value| lies outside [1e-100, 1e100] is divided by it first (r does
-/// not change with the scale), so that neither its sums overflow nor its squares underflow.
-pub fn pearson<T: Copy + Into<f64>>(x: &[T], y: &[T]) -> f64 {
-    let n = x.len() as f64;
-    let (ux, uy) = (unit_scale(x), unit_scale(y));
-    let (mx, my) = (x.iter().map(|&a| ux(a.into())).sum::<f64>() / n, y.iter().map(|&b| uy(b.into())).sum::<f64>() / n);
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (&a, &b) in x.iter().zip(y) {
-        let (a, b) = (ux(a.into()), uy(b.into()));
-        sxy += (a - mx) * (b - my);
-        sxx += (a - mx) * (a - mx);
-        syy += (b - my) * (b - my);
-    }
-    // (the product's root where it is a normal number, as it rounds the same as before)
-    let product = sxx * syy;
-    sxy / if product.is_normal() { product.sqrt() } else { sxx.sqrt() * syy.sqrt() }
-}
-
-/// The map that brings a side of `pearson` to a safe scale: the identity where its largest
-/// |value| m lies in [1e-100, 1e100] (or is 0), else division by m.
-fn unit_scale<T: Copy + Into<f64>>(v: &[T]) -> impl Fn(f64) -> f64 {
-    let m = v.iter().fold(0.0f64, |m, &a| m.max(a.into().abs()));
-    let scaled = m != 0.0 && !(1e-100..=1e100).contains(&m);
-    move |a| if scaled { a / m } else { a }
-}
-
-/// Pearson correlation; None when either side is constant (or there are < 2 points).
-pub fn pearson_checked<T: Copy + PartialEq + Into<f64>>(x: &[T], y: &[T]) -> Option<f64> {
-    if x.len() < 2 || is_constant(x) || is_constant(y) {
-        return None;
-    }
-    let r = pearson(x, y);
-    r.is_finite().then(|| r.clamp(-1.0, 1.0))
-}
-
 /// Spearman rank correlation (ties get their average rank); None when either side is constant.
 pub fn spearman_checked(x: &[f64], y: &[f64]) -> Option<f64> {
     spearman_of(varying_ranks(x).as_deref(), varying_ranks(y).as_deref())
@@ -211,11 +178,7 @@ fn varies(v: &[f64]) -> bool {
 
 /// Spearman from the `varying_ranks` of both sides: None when either has none.
 fn spearman_of(rx: Option<&[u32]>, ry: Option<&[u32]>) -> Option<f64> {
-    pearson_checked(rx?, ry?)
-}
-
-fn is_constant<T: PartialEq>(v: &[T]) -> bool {
-    v.iter().all(|x| *x == v[0])
+    integer_pearson(rx?, ry?)
 }
 
 /// Is b monotone along a? Returns (non-decreasing, non-increasing), see the module doc.
@@ -243,12 +206,6 @@ pub fn monotone_along(a: &[f64], b: &[f64], order: &[usize], rel_tol: f64) -> (b
         i = j + 1;
     }
     (inc, dec)
-}
-
-fn sort_order(a: &[f64]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..a.len()).collect();
-    idx.sort_by(|&x, &y| a[x].total_cmp(&a[y]));
-    idx
 }
 
 /// The pairs to analyse: explicit pairs, every pair among `measures`, or (neither given)
@@ -433,6 +390,12 @@ pub fn write_csv(an: &Analysis, w: &mut dyn Write) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::output::series::in_subset;
+
+    fn sort_order(a: &[f64]) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..a.len()).collect();
+        idx.sort_by(|&x, &y| a[x].total_cmp(&a[y]));
+        idx
+    }
 
     #[test]
     fn strided_subset_has_exactly_cap_members() {

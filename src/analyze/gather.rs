@@ -9,7 +9,7 @@
 //! analysis, bit for bit.
 
 use super::ranks::doubled_ranks_whole_and_sliced;
-use super::{monotone_along, pearson_checked, sort_order, spearman_of, varies, Analysis, PairRow, Scope, MAX_POOLED_SAMPLES};
+use super::{monotone_along, pearson_checked, spearman_of, varies, Analysis, PairRow, Scope, MAX_POOLED_SAMPLES};
 use crate::error::{QbatError, Result};
 use crate::output::plots::{draw_hist2d_plots, Hist2dCounter};
 use crate::output::series::{in_subset, Chunk};
@@ -280,34 +280,43 @@ impl Gather {
 }
 
 /// Per pair (a, b), how many of `blocks` (one member's times x measures each) have b
-/// monotone non-decreasing, non-increasing, and either, along a.
+/// monotone non-decreasing, non-increasing, and either, along a. Each thread reuses its
+/// columns and sort order from member to member, and a's order serves the pairs that follow
+/// with the same a; the counts are integers, added in any order.
 fn monotone_counts(blocks: &[&[f64]], pair_k: &[(usize, usize)], nt: usize, nm: usize, tol: f64) -> Vec<(usize, usize, usize)> {
-    let per_member: Vec<Vec<(bool, bool)>> = blocks
-        .par_iter()
-        .map(|blk| {
-            let col = |k: usize| -> Vec<f64> { (0..nt).map(|s| blk[s * nm + k]).collect() };
-            let mut orders: Vec<(usize, Vec<f64>, Vec<usize>)> = vec![];
-            pair_k
-                .iter()
-                .map(|&(ka, kb)| {
-                    if !orders.iter().any(|(k, _, _)| *k == ka) {
-                        let va = col(ka);
-                        let o = sort_order(&va);
-                        orders.push((ka, va, o));
-                    }
-                    let (_, va, order) = orders.iter().find(|(k, _, _)| *k == ka).expect("just added");
-                    monotone_along(va, &col(kb), order, tol)
-                })
-                .collect()
-        })
-        .collect();
-    let mut counts = vec![(0, 0, 0); pair_k.len()];
-    for member in per_member {
-        for (c, (inc, dec)) in counts.iter_mut().zip(member) {
-            *c = (c.0 + usize::from(inc), c.1 + usize::from(dec), c.2 + usize::from(inc || dec));
+    let add = |mut total: Vec<(usize, usize, usize)>, more: Vec<(usize, usize, usize)>| {
+        for (t, m) in total.iter_mut().zip(more) {
+            *t = (t.0 + m.0, t.1 + m.1, t.2 + m.2);
         }
-    }
-    counts
+        total
+    };
+    blocks
+        .par_iter()
+        .fold(
+            || (vec![(0, 0, 0); pair_k.len()], Vec::<f64>::new(), Vec::<f64>::new(), Vec::<usize>::new()),
+            |(mut counts, mut va, mut vb, mut order), blk| {
+                let column = |k: usize, into: &mut Vec<f64>| {
+                    into.clear();
+                    into.extend((0..nt).map(|s| blk[s * nm + k]));
+                };
+                let mut sorted_by = None;
+                for (c, &(ka, kb)) in counts.iter_mut().zip(pair_k) {
+                    if sorted_by != Some(ka) {
+                        column(ka, &mut va);
+                        order.clear();
+                        order.extend(0..nt);
+                        order.sort_by(|&x, &y| va[x].total_cmp(&va[y]));
+                        sorted_by = Some(ka);
+                    }
+                    column(kb, &mut vb);
+                    let (inc, dec) = monotone_along(&va, &vb, &order, tol);
+                    *c = (c.0 + usize::from(inc), c.1 + usize::from(dec), c.2 + usize::from(inc || dec));
+                }
+                (counts, va, vb, order)
+            },
+        )
+        .map(|(counts, ..)| counts)
+        .reduce(|| vec![(0, 0, 0); pair_k.len()], add)
 }
 
 /// Copy the used measures of `subset` (members `first..` of the correlation set) into the
@@ -326,12 +335,21 @@ fn gather_pooled(pooled: &mut [Vec<f64>], used: &[usize], subset: &[&[f64]], fir
             tasks[t].push(part);
         }
     }
+    // Members GROUP at a time: a group's values at one (time, column) are consecutive in the
+    // column, so that each store fills a cache line rather than touching one line (and one
+    // page) per member, `members` values apart; and its reads at one time are a few lines of
+    // each member's block.
+    const GROUP: usize = 8;
     tasks.into_par_iter().enumerate().for_each(|(t, mut cols)| {
         let times = t * times_per_task..((t + 1) * times_per_task).min(nt);
-        for (j, block) in subset.iter().enumerate() {
-            for (col, &k) in cols.iter_mut().zip(used) {
-                for (r, s) in times.clone().enumerate() {
-                    col[r * members + first + j] = block[s * nm + k];
+        for (g, group) in subset.chunks(GROUP).enumerate() {
+            let at = first + g * GROUP;
+            for (r, s) in times.clone().enumerate() {
+                for (col, &k) in cols.iter_mut().zip(used) {
+                    let run = &mut col[r * members + at..r * members + at + group.len()];
+                    for (v, block) in run.iter_mut().zip(group) {
+                        *v = block[s * nm + k];
+                    }
                 }
             }
         }

@@ -17,8 +17,9 @@ fn total_order_key(x: f64) -> u64 {
 /// equal values (`==`) as long as no NaN is among them (a NaN ties with nothing).
 pub fn ranks(v: &[f64]) -> Vec<f64> {
     let mut r = vec![0.0; v.len()];
+    let at = r.as_ptr();
     // (i + j + 2) / 2, the average of 1-based positions i + 1 .. j + 1: exact below 2^53
-    rank_runs(v, &mut vec![], |start, run, packing| {
+    rank_runs(v, &mut vec![], |k| prefetch(at, k), |start, run, packing| {
         for &p in run {
             r[packing.index(p)] = doubled_rank(start, run.len()) as f64 / 2.0;
         }
@@ -39,7 +40,8 @@ fn doubled_rank(start: usize, len: usize) -> u64 {
 pub(super) fn doubled_ranks_with(v: &[f64], scratch: &mut Vec<u64>) -> Vec<u32> {
     assert!(v.len() < 1 << 31, "doubled ranks of {} values overflow u32", v.len());
     let mut r = vec![0u32; v.len()];
-    rank_runs(v, scratch, |start, run, packing| {
+    let at = r.as_ptr();
+    rank_runs(v, scratch, |k| prefetch(at, k), |start, run, packing| {
         for &p in run {
             r[packing.index(p)] = doubled_rank(start, run.len()) as u32;
         }
@@ -58,17 +60,21 @@ pub fn doubled_ranks_whole_and_sliced(v: &[f64], slice_len: usize, scratch: &mut
     // (one slice of the whole when longer than it: so a u32 divisor)
     let slice_len = slice_len.clamp(1, v.len().max(1));
     let slice_of = quotient_by(slice_len);
-    let (mut whole, mut sliced) = (vec![0u32; v.len()], vec![0u32; v.len()]);
+    // both ranks of sample k side by side, in one word (whole << 32 | sliced): the samples
+    // come in key order, so each lands at a random place, and one cache line a sample halves
+    // the misses of two arrays
+    let mut both = vec![0u64; v.len()];
     let n_slices = v.len().div_ceil(slice_len);
     // below[s]: samples of slice s in the runs passed; in_run[s]: of slice s in this run
     let (mut below, mut in_run) = (vec![0u32; n_slices], vec![0u32; n_slices]);
-    rank_runs(v, scratch, |start, run, packing| {
+    let pair = |whole: u32, sliced: u32| (u64::from(whole) << 32) | u64::from(sliced);
+    let at = both.as_ptr();
+    rank_runs(v, scratch, |k| prefetch(at, k), |start, run, packing| {
         let doubled = doubled_rank(start, run.len()) as u32;
         if let [p] = run {
             let k = packing.index(*p);
             let s = slice_of(k);
-            whole[k] = doubled;
-            sliced[k] = 2 * below[s] + 2;
+            both[k] = pair(doubled, 2 * below[s] + 2);
             below[s] += 1;
             return;
         }
@@ -78,15 +84,14 @@ pub fn doubled_ranks_whole_and_sliced(v: &[f64], slice_len: usize, scratch: &mut
         for &p in run {
             let k = packing.index(p);
             let s = slice_of(k);
-            whole[k] = doubled;
-            sliced[k] = 2 * below[s] + in_run[s] + 1;
+            both[k] = pair(doubled, 2 * below[s] + in_run[s] + 1);
         }
         for &p in run {
             let s = slice_of(packing.index(p));
             below[s] += std::mem::take(&mut in_run[s]);
         }
     });
-    (whole, sliced)
+    both.iter().map(|&w| ((w >> 32) as u32, w as u32)).unzip()
 }
 
 /// k -> floor(k / d) for k < 2^32 and d >= 1, by a multiply: floor(k / d) = (M k) >> 64 with
@@ -99,6 +104,19 @@ fn quotient_by(d: usize) -> impl Fn(usize) -> usize {
     move |k| ((magic * k as u128) >> 64) as usize
 }
 
+/// Ask for the cache line of `base[k]` (a hint: nothing is read, and no address is formed
+/// past the allocation but by `wrapping_add`, which the hint never dereferences).
+#[inline(always)]
+fn prefetch<T>(base: *const T, k: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: _mm_prefetch only hints the cache; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(base.wrapping_add(k).cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (base, k);
+}
+
 /// The key of a sample as ranked: `total_order_key`, -0 taken as +0.
 fn rank_key(x: f64) -> u64 {
     total_order_key(x + 0.0)
@@ -109,15 +127,25 @@ fn is_nan_key(key: u64) -> bool {
     !(!0xFFF0_0000_0000_0000..=0xFFF0_0000_0000_0000).contains(&key)
 }
 
+/// Sorted positions between a sample's `ahead` hint and its `on_run`: enough for the hinted
+/// cache lines (and their pages' translations) to arrive, measured on the analysis of the
+/// default study (benches/RESULTS.md).
+const AHEAD: usize = 16;
+
 /// Sort `v` into `scratch` and call `on_run(start, run, packing)` for each run of equal keys in
 /// order: `start` the 0-based position of its first sample, `run` its packed samples (the
-/// sample indices by `packing.index`).
-fn rank_runs(v: &[f64], scratch: &mut Vec<u64>, mut on_run: impl FnMut(usize, &[u64], &Packing)) {
+/// sample indices by `packing.index`). `ahead(k)` is called with the index of a sample about
+/// `AHEAD` positions before its run is: the ranks land at random places, so that `on_run`'s
+/// stores miss the cache unless they are asked for in advance.
+fn rank_runs(v: &[f64], scratch: &mut Vec<u64>, ahead: impl Fn(usize), mut on_run: impl FnMut(usize, &[u64], &Packing)) {
     let packing = sort_packed_into(v, scratch);
     let sorted = &mut scratch[..];
     let index = |p: u64| packing.index(p);
     let mut i = 0;
     while i < sorted.len() {
+        if let Some(&p) = sorted.get(i + AHEAD) {
+            ahead(index(p));
+        }
         // [i, j]: samples whose keys agree above the bits the packing dropped (equal keys,
         // when it dropped none)
         let high = sorted[i] >> packing.index_bits;
