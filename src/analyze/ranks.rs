@@ -19,11 +19,16 @@ pub fn ranks(v: &[f64]) -> Vec<f64> {
     let mut r = vec![0.0; v.len()];
     let at = r.as_ptr();
     // (i + j + 2) / 2, the average of 1-based positions i + 1 .. j + 1: exact below 2^53
-    rank_runs(v, &mut vec![], |k| prefetch(at, k), |start, run, packing| {
-        for &p in run {
-            r[packing.index(p)] = doubled_rank(start, run.len()) as f64 / 2.0;
-        }
-    });
+    rank_runs(
+        v,
+        &mut vec![],
+        |k| prefetch(at, k),
+        |start, run, packing| {
+            for &p in run {
+                r[packing.index(p)] = doubled_rank(start, run.len()) as f64 / 2.0;
+            }
+        },
+    );
     r
 }
 
@@ -41,11 +46,16 @@ pub(super) fn doubled_ranks_with(v: &[f64], scratch: &mut Vec<u64>) -> Vec<u32> 
     assert!(v.len() < 1 << 31, "doubled ranks of {} values overflow u32", v.len());
     let mut r = vec![0u32; v.len()];
     let at = r.as_ptr();
-    rank_runs(v, scratch, |k| prefetch(at, k), |start, run, packing| {
-        for &p in run {
-            r[packing.index(p)] = doubled_rank(start, run.len()) as u32;
-        }
-    });
+    rank_runs(
+        v,
+        scratch,
+        |k| prefetch(at, k),
+        |start, run, packing| {
+            for &p in run {
+                r[packing.index(p)] = doubled_rank(start, run.len()) as u32;
+            }
+        },
+    );
     r
 }
 
@@ -69,28 +79,33 @@ pub fn doubled_ranks_whole_and_sliced(v: &[f64], slice_len: usize, scratch: &mut
     let (mut below, mut in_run) = (vec![0u32; n_slices], vec![0u32; n_slices]);
     let pair = |whole: u32, sliced: u32| (u64::from(whole) << 32) | u64::from(sliced);
     let at = both.as_ptr();
-    rank_runs(v, scratch, |k| prefetch(at, k), |start, run, packing| {
-        let doubled = doubled_rank(start, run.len()) as u32;
-        if let [p] = run {
-            let k = packing.index(*p);
-            let s = slice_of(k);
-            both[k] = pair(doubled, 2 * below[s] + 2);
-            below[s] += 1;
-            return;
-        }
-        for &p in run {
-            in_run[slice_of(packing.index(p))] += 1;
-        }
-        for &p in run {
-            let k = packing.index(p);
-            let s = slice_of(k);
-            both[k] = pair(doubled, 2 * below[s] + in_run[s] + 1);
-        }
-        for &p in run {
-            let s = slice_of(packing.index(p));
-            below[s] += std::mem::take(&mut in_run[s]);
-        }
-    });
+    rank_runs(
+        v,
+        scratch,
+        |k| prefetch(at, k),
+        |start, run, packing| {
+            let doubled = doubled_rank(start, run.len()) as u32;
+            if let [p] = run {
+                let k = packing.index(*p);
+                let s = slice_of(k);
+                both[k] = pair(doubled, 2 * below[s] + 2);
+                below[s] += 1;
+                return;
+            }
+            for &p in run {
+                in_run[slice_of(packing.index(p))] += 1;
+            }
+            for &p in run {
+                let k = packing.index(p);
+                let s = slice_of(k);
+                both[k] = pair(doubled, 2 * below[s] + in_run[s] + 1);
+            }
+            for &p in run {
+                let s = slice_of(packing.index(p));
+                below[s] += std::mem::take(&mut in_run[s]);
+            }
+        },
+    );
     both.iter().map(|&w| ((w >> 32) as u32, w as u32)).unzip()
 }
 
