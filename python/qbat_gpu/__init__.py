@@ -9,10 +9,16 @@ with a cavity mode), RK4 Lindblad on the GPU (wgpu) or a fast f64 CPU engine.
 Main entry points: `run`, `study`, `open`, `merge`, `mesolve`, `measures` (batched measures of
 given states), `models`, `measures_list`, `devices`. Errors: `ConfigError` (a ValueError whose
 message names the field, as the CLI's), `DeviceError` (a RuntimeError), `RunError`.
+
+The library's warnings (the CLI's ``WARNING: `` lines: a Fock cutoff too low, members left out
+as unhealthy) are issued as `QbatWarning` (a UserWarning: ``warnings.filterwarnings`` takes
+it), and its notes are written to ``sys.stderr``: in Jupyter both show in the cell.
+`set_stderr_capture(False)` writes them to the process's stderr (fd 2) instead, as the CLI does.
 """
 
 from __future__ import annotations
 
+import atexit
 import numbers
 import operator
 import os
@@ -24,15 +30,30 @@ import numpy as np
 from . import _native
 from . import measures
 from ._config import ConfigLike, config_error, config_text, dict_to_toml
-from ._native import ConfigError, DeviceError, RunError
-from ._progress import finish, progress_for
+from ._native import ConfigError, DeviceError, QbatWarning, RunError
+from ._progress import finish, progress_for, relay, relayed
 from .result import Result
 
 __version__ = _native.VERSION
 __all__ = [
     "run", "study", "open", "merge", "mesolve", "measures", "models", "measures_list", "devices",
-    "Result", "ConfigError", "DeviceError", "RunError", "dict_to_toml", "__version__",
+    "Result", "ConfigError", "DeviceError", "RunError", "QbatWarning", "dict_to_toml",
+    "set_stderr_capture", "__version__",
 ]
+
+
+def set_stderr_capture(on: bool) -> None:
+    """Whether the library's notes and warnings are relayed through Python (on, from import:
+    `QbatWarning` and ``sys.stderr``, which Jupyter shows in the cell) or written to the
+    process's stderr, fd 2, as the CLI writes them (off)."""
+    if not on:
+        relay()
+    _native.capture_stderr(bool(on))
+
+
+set_stderr_capture(True)
+# what a call outside the package's wrappers left queued is not lost at exit: written to fd 2
+atexit.register(_native.capture_stderr, False)
 
 
 # Keyword checks: a wrong type is a ConfigError naming the keyword, not PyO3's bare
@@ -241,7 +262,7 @@ def merge(dirs: Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[
     refused. Returns ``qb.open(out)``. One directory (a str or path) is a list of one."""
     if isinstance(dirs, (str, bytes, os.PathLike)):
         dirs = [dirs]
-    d = _native.merge([os.fsdecode(x) for x in dirs], os.fsdecode(out), force=force, plots=plots)
+    d = relayed(_native.merge, [os.fsdecode(x) for x in dirs], os.fsdecode(out), force=force, plots=plots)
     return Result._from_dir(d)
 
 
@@ -403,16 +424,16 @@ def mesolve(
 def models() -> List[Dict[str, Any]]:
     """Every model: name, paper, hamiltonian, coupling (what [protocol] switch_off turns off),
     and params (name, default, doc), as ``qbat-gpu models``."""
-    return _native.models()
+    return relayed(_native.models)
 
 
 def measures_list() -> List[Dict[str, str]]:
     """Every output measure: name, scope (which models) and doc, as ``qbat-gpu measures``."""
-    return _native.measures_list()
+    return relayed(_native.measures_list)
 
 
 def devices() -> List[Dict[str, Any]]:
     """The GPU adapters found: name, type, backend, driver and f64 (SHADER_F64 support).
     Runs with backend="auto" go to the CPU engine unless one is a hardware adapter
     (type other than "Cpu")."""
-    return _native.devices()
+    return relayed(_native.devices)

@@ -3,14 +3,27 @@ left, redrawn while a run goes: on stderr in a terminal (a ``\\r`` line), and in
 output in Jupyter (an HTML ``<progress>`` bar through ``IPython.display``). The fraction comes
 from the library's run control (``engine::Control``), which the engines advance per member,
 slice of members, GPU chunk or study block. (The library's own indicatif bars are not used
-from Python: they draw only in a terminal, and not in Jupyter, where stderr is not one.)"""
+from Python: they draw only in a terminal, and not in Jupyter, where stderr is not one.)
+
+Also the library's notes and warnings, which it writes to stderr: the extension queues them
+(fd 2 is the Jupyter server's console, not the cell), and `relay` re-emits them in Python,
+while a run goes and after every call that can say something."""
 
 from __future__ import annotations
 
 import html
+import os
 import sys
 import time
-from typing import Optional, TextIO
+import warnings
+from typing import Any, Callable, Optional, TextIO, TypeVar
+
+from . import _native
+from ._native import QbatWarning
+
+_T = TypeVar("_T")
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_WARNING = "WARNING: "
 
 WIDTH = 30
 
@@ -113,6 +126,14 @@ class Ticker:
         bar = f'<progress value="{done}" max="{max(total, 1)}" style="width: 20em"></progress> ' if total > 0 else ""
         return f"<div>{bar}<code>{html.escape(text)}</code></div>"
 
+    def clear(self) -> None:
+        """Erase the terminal's bar line before other text is written (redrawn at the next call)."""
+        if self.terminal and self.last >= 0:
+            out = self.stream or sys.stderr
+            out.write("\r" + " " * self.width + "\r")
+            out.flush()
+            self.last = -1.0
+
     def close(self) -> None:
         if self.terminal:
             if self.last >= 0:
@@ -125,17 +146,90 @@ class Ticker:
             self._draw(bar_text(self.what, max(elapsed, time.monotonic() - self.t0), done, total, finished=True), done, total)
 
 
+class Poll:
+    """The ticker a native run calls about every 100 ms and once at its end: relays what the run
+    said on stderr so far, then draws the progress bar (if there is one)."""
+
+    def __init__(self, bar: Optional[Ticker] = None):
+        self.bar = bar
+        # a warning that a filter made an error, raised by `finish`: raised here it would
+        # cancel the run (a study left uncommitted) for what was only said about it
+        self.failed: Optional[Exception] = None
+
+    def __call__(self, elapsed: float, done: int = 0, total: int = 0) -> None:
+        try:
+            relay(self.bar)
+        except Exception as e:
+            self.failed = e if self.failed is None else self.failed
+        if self.bar is not None:
+            self.bar(elapsed, done, total)
+
+
 def progress_for(progress: bool, what: str):
-    """(rust_progress, ticker): the ticker in Jupyter and in a terminal, else nothing."""
+    """(rust_progress, ticker): the ticker relays stderr, and draws a bar in Jupyter and in a
+    terminal."""
     if not progress:
-        return False, None
+        return False, Poll()
     if _in_notebook():
-        return False, Ticker(what)
+        return False, Poll(Ticker(what))
     if _stderr_is_terminal():
-        return False, Ticker(what, terminal=True)
-    return False, None
+        return False, Poll(Ticker(what, terminal=True))
+    return False, Poll()
 
 
-def finish(ticker: Optional[Ticker]) -> None:
-    if ticker is not None:
-        ticker.close()
+def finish(ticker: Optional[Poll]) -> None:
+    """After a run (also one that raised): close its bar, then relay what it said last."""
+    if ticker is not None and ticker.bar is not None:
+        ticker.bar.close()
+    relay()
+    if ticker is not None and ticker.failed is not None:
+        raise ticker.failed
+
+
+def _write(text: str) -> None:
+    # (a missing or closed sys.stderr drops the text, as the library drops a failed write)
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _warn(text: str) -> None:
+    # attributed to the first caller outside the package (the user's line), whatever the depth
+    level, frame = 1, sys._getframe(0)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(text, QbatWarning, stacklevel=level)
+
+
+def relay(bar: Optional[Ticker] = None) -> None:
+    """Re-emit what the library said on stderr since the last relay: each ``WARNING: `` line as
+    a `QbatWarning` (its text without the prefix), the others (notes) on ``sys.stderr``."""
+    lines = _native.take_stderr()
+    if not lines:
+        return
+    if bar is not None:
+        bar.clear()
+    failed = None
+    for line in lines:
+        if not line.startswith(_WARNING):
+            _write(line + "\n")
+            continue
+        try:
+            _warn(line[len(_WARNING):])
+        except Exception as e:  # a filter that makes it an error: raised once every line is out
+            failed = e if failed is None else failed
+    if failed is not None:
+        raise failed
+
+
+def relayed(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """A call into the extension, then what it said on stderr relayed (also when it raised)."""
+    try:
+        return call(*args, **kwargs)
+    finally:
+        relay()

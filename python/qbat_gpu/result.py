@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _native
 from ._config import config_error
+from ._progress import relayed
 
 HEALTH_NAMES = {0.0: "ok", 1.0: "nonfinite", 2.0: "trace", 3.0: "nonpositive"}
 
@@ -105,7 +106,7 @@ class Result:
         # Only the files the run wrote are read, each checked against the manifest's size and
         # hash first: an edited, truncated or replaced one (a FIFO, a link to /dev/zero) is
         # refused, naming it, and a file the manifest does not list is not the run's.
-        listed = set(_native.verified_files(os.fspath(d)))
+        listed = set(relayed(_native.verified_files, os.fspath(d)))
 
         def has(name: str) -> bool:
             return name in listed
@@ -183,7 +184,7 @@ class Result:
         if self._summary_path is not None:
             return pd.read_csv(self._summary_path)
         if self._summary_text is None:
-            self._summary_text = self._native.summary_csv()
+            self._summary_text = relayed(self._native.summary_csv)
         return pd.read_csv(io.StringIO(self._summary_text))
 
     @property
@@ -195,7 +196,7 @@ class Result:
         if self._stats_text is None:
             # (series may have been replaced: the native side checks its dtype and length)
             s = np.ascontiguousarray(self.series) if isinstance(self.series, np.ndarray) else self.series
-            self._stats_text = self._native.stats_csv(s)
+            self._stats_text = relayed(self._native.stats_csv, s)
         return pd.read_csv(io.StringIO(self._stats_text))
 
     def to_xarray(self):
@@ -225,13 +226,13 @@ class Result:
         if self._native is not None:
             arr = np.ascontiguousarray(self.series, dtype=np.float64)
             states = None if self.states is None else np.ascontiguousarray(self.states, dtype=np.complex128)
-            return Path(self._native.save(arr, states, os.fspath(out), format, series, plots, force))
+            return Path(relayed(self._native.save, arr, states, os.fspath(out), format, series, plots, force))
         # A run directory: its files, as its manifest lists them, checked and saved under a
         # run's own rules (the format on disk is kept; `force` replaces only qbat-gpu's files).
         on_disk = "npy" if (self.dir / "series.npy").is_file() else "csv"
         if series and self.series is not None and format != on_disk:
             raise ValueError(f"{self.dir} holds a {on_disk} series; save it with format='{on_disk}'")
-        return Path(_native.copy_output(os.fspath(self.dir), os.fspath(out), series, plots, force))
+        return Path(relayed(_native.copy_output, os.fspath(self.dir), os.fspath(out), series, plots, force))
 
     def __len__(self) -> int:
         return len(self.member_ids)

@@ -3,12 +3,13 @@
 //! A thin layer: every computation is the library's (`qbat_gpu::config::parse_plan`,
 //! `qbat_gpu::run::run_plan`, `qbat_gpu::study::run_study`, `qbat_gpu::pyapi`). Here are only
 //! the conversions between numpy/Python objects and the library's types, the GIL release and
-//! Ctrl-C handling (through the library's `engine::Control`), and the mapping of `QbatError` onto Python exceptions.
+//! Ctrl-C handling (through the library's `engine::Control`), the mapping of `QbatError` onto Python exceptions,
+//! and the queue of the library's stderr lines (`take_stderr`), which the package re-emits in Python.
 
 use num_complex::Complex64;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyUserWarning, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use qbat_gpu::config::{parse_plan, Overrides};
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 create_exception!(_native, ConfigError, PyValueError, "A bad config, option or input; the message names the field, as the CLI's does.");
 create_exception!(_native, DeviceError, PyRuntimeError, "The GPU device is missing, lacks a feature, ran out of memory or was lost.");
 create_exception!(_native, RunError, PyRuntimeError, "A numerical failure during a run (NaN, lost trace).");
+create_exception!(_native, QbatWarning, PyUserWarning, "The library's `WARNING: ` lines: a Fock cutoff too low, members left out as unhealthy.");
 
 /// A `QbatError` as the Python exception of its kind, with `field` (where there is one, named
 /// as the Python caller wrote it: `keyword_field`) and `exit_code` (the CLI's) as attributes.
@@ -498,6 +500,21 @@ fn devices<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
     Ok(out)
 }
 
+/// Queue the library's stderr (notes and warnings) instead of writing fd 2, which Jupyter does
+/// not show in the cell; the package takes the queue (`take_stderr`) and re-emits it in Python.
+/// Off: what is still queued is written to fd 2.
+#[pyfunction]
+fn capture_stderr(on: bool) {
+    qbat_gpu::console::capture_stderr(on);
+}
+
+/// What the library said on stderr since the last call, one entry per line it wrote (a message
+/// of several lines is one entry), without the final newline.
+#[pyfunction]
+fn take_stderr() -> Vec<String> {
+    qbat_gpu::console::take_captured()
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // At import, before the run threads start, as the CLI's `main` does: a runtime dir for the
@@ -507,6 +524,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("DeviceError", py.get_type::<DeviceError>())?;
     m.add("RunError", py.get_type::<RunError>())?;
+    m.add("QbatWarning", py.get_type::<QbatWarning>())?;
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     m.add("STATE_MEASURES", pyapi::STATE_MEASURES.to_vec())?;
     m.add("BATTERY_MEASURES", pyapi::BATTERY_MEASURES.to_vec())?;
@@ -522,5 +540,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(models, m)?)?;
     m.add_function(wrap_pyfunction!(measures_list, m)?)?;
     m.add_function(wrap_pyfunction!(devices, m)?)?;
+    m.add_function(wrap_pyfunction!(capture_stderr, m)?)?;
+    m.add_function(wrap_pyfunction!(take_stderr, m)?)?;
     Ok(())
 }

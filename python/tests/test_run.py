@@ -284,19 +284,20 @@ def test_steady_run_and_open(tmp_path, qbat_bin, repo):
     assert same_bits(o.series, r.series) and np.isinf(o.times).all()
 
 
-def test_in_memory_run_warns_of_a_low_fock_cutoff_as_the_study_does(tmp_path, capfd):
-    """A cavity run whose Fock tail passes the threshold: qb.run says the study's WARNING on
-    stderr, keeps it in its notes, and records run.json's fock_tail, equal to qb.study's."""
+def test_in_memory_run_warns_of_a_low_fock_cutoff_as_the_study_does(tmp_path):
+    """A cavity run whose Fock tail passes the threshold: qb.run gives the study's WARNING (a
+    QbatWarning), keeps it in its notes, and records run.json's fock_tail, equal to
+    qb.study's."""
     cfg = {"model": "cavity-cells", "params": {"g": 0.2, "alpha": [2.0, 0.0], "n_fock": 4},
            "time": {"dt": 0.01, "t_end": 0.5, "samples": 3},
            "output": {"measures": ["energy_b", "photon_number", "fock_tail"]}}
-    r = qb.run(cfg, backend="cpu", progress=False)
-    in_memory = capfd.readouterr().err
-    s = qb.study(cfg, tmp_path / "s", backend="cpu", progress=False, plots=False)
-    streamed = capfd.readouterr().err
-    warnings = [line for line in streamed.splitlines() if line.startswith("WARNING: fock_tail")]
-    assert len(warnings) == 1, streamed
-    assert warnings[0] in in_memory.splitlines(), in_memory
+    with pytest.warns(qb.QbatWarning) as in_memory:
+        r = qb.run(cfg, backend="cpu", progress=False)
+    with pytest.warns(qb.QbatWarning) as streamed:
+        s = qb.study(cfg, tmp_path / "s", backend="cpu", progress=False, plots=False)
+    warnings = [str(w.message) for w in streamed if str(w.message).startswith("fock_tail")]
+    assert len(warnings) == 1, warnings
+    assert warnings[0] in [str(w.message) for w in in_memory]
     assert r.info["notes"] == s.info["notes"]
     assert r.info["fock_tail"] == s.info["fock_tail"] and r.info["fock_tail"]["flags"]["count"] == 1
     # saved, run.json holds it as the study's does

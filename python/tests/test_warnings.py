@@ -1,0 +1,134 @@
+"""The library's notes and warnings reach Python: a ``WARNING: `` line is a `qb.QbatWarning`, a
+note is written to ``sys.stderr`` (what Jupyter shows in the cell), and neither goes to fd 2
+(the Jupyter server's console); the CLI still writes both to its stderr."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import qbat_gpu as qb
+from qbat_gpu import _progress
+from conftest import run_cli
+
+# alpha = 2 in 5 Fock levels: the Fock tail is far above its threshold (a WARNING)
+FOCK = {"model": "cavity-cells", "params": {"g": 0.2, "alpha": [2.0, 0.0], "n_fock": 4},
+        "time": {"dt": 0.01, "t_end": 0.5, "samples": 3},
+        "output": {"measures": ["energy_b", "photon_number", "fock_tail"]}}
+# an adapter with the CPU engine: a note, on any machine
+NOTE = "note: --adapter nope ignored: --backend cpu does not use a GPU"
+LONG = """
+model = "spin-pair"
+[initial]
+random = "haar"
+[time]
+dt = 0.001
+t_end = 20.0
+samples = 11
+[ensemble]
+size = 1000
+"""
+SHORT = LONG.replace("1000", "4").replace("20.0", "0.1")
+
+
+def cli_stderr(qbat_bin, tmp_path, config, *args: str) -> str:
+    cfg = tmp_path / "cli.toml"
+    cfg.write_text(qb.dict_to_toml(config) if isinstance(config, dict) else config)
+    return run_cli(qbat_bin, "run", str(cfg), "--out", str(tmp_path / "cli"), "--no-progress", "--no-plots", *args).stderr
+
+
+def test_a_warning_is_a_qbat_warning_with_the_cli_text(tmp_path, qbat_bin, capfd):
+    cli = [line for line in cli_stderr(qbat_bin, tmp_path, FOCK, "--backend", "cpu").splitlines() if line.startswith("WARNING: ")]
+    assert len(cli) == 1 and "fock_tail" in cli[0], cli
+    assert issubclass(qb.QbatWarning, UserWarning) and "QbatWarning" in qb.__all__
+    with pytest.warns(qb.QbatWarning) as run_said:
+        r = qb.run(FOCK, backend="cpu", progress=False)
+    with pytest.warns(qb.QbatWarning) as study_said:
+        qb.study(FOCK, tmp_path / "s", backend="cpu", progress=False, plots=False)
+    for said in (run_said, study_said):
+        texts = [f"WARNING: {w.message}" for w in said if issubclass(w.category, qb.QbatWarning)]
+        assert texts == cli, texts
+        # attributed to this file (the caller), not to the package
+        assert all(w.filename == __file__ for w in said), [w.filename for w in said]
+    assert cli[0][len("WARNING: "):] in r.info["notes"]
+    # not also on fd 2 (nor on sys.stderr)
+    assert "fock_tail" not in capfd.readouterr().err
+
+
+def test_warnings_filters_apply_to_it(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", qb.QbatWarning)
+        with pytest.raises(qb.QbatWarning, match="fock_tail exceeds"):
+            qb.run(FOCK, backend="cpu", progress=False)
+        # raised once the study is done, not cancelling it: its output is whole
+        with pytest.raises(qb.QbatWarning, match="fock_tail exceeds"):
+            qb.study(FOCK, tmp_path / "s", backend="cpu", progress=False, plots=False)
+        assert qb.open(tmp_path / "s").info["fock_tail"]["flags"]["count"] == 1
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=qb.QbatWarning)
+        qb.run(FOCK, backend="cpu", progress=False)
+    assert not said, [str(w.message) for w in said]
+
+
+def test_a_note_is_written_to_sys_stderr(tmp_path, qbat_bin, capsys):
+    cli = cli_stderr(qbat_bin, tmp_path, SHORT, "--backend", "cpu", "--adapter", "nope")
+    assert NOTE in cli.splitlines(), cli
+    capsys.readouterr()
+    qb.run(SHORT, backend="cpu", adapter="nope", progress=False)
+    # capsys holds what Python wrote to sys.stderr, not fd 2
+    assert capsys.readouterr().err.splitlines() == [NOTE]
+    # and from a study
+    qb.study(SHORT, tmp_path / "s", backend="cpu", adapter="nope", progress=False, plots=False)
+    assert NOTE in capsys.readouterr().err.splitlines()
+
+
+def test_nothing_goes_to_fd_2(tmp_path, capfd):
+    # capfd sees fd 2 and sys.stderr together: once is through sys.stderr alone
+    qb.run(SHORT, backend="cpu", adapter="nope", progress=False)
+    assert capfd.readouterr().err.splitlines() == [NOTE]
+    with pytest.warns(qb.QbatWarning):
+        qb.run(FOCK, backend="cpu", progress=False)
+    assert capfd.readouterr().err == ""
+
+
+def test_notes_are_relayed_while_the_run_goes(monkeypatch, capsys):
+    progress = []
+
+    class Spy(_progress.Poll):
+        def __call__(self, elapsed, done=0, total=0):
+            progress.append((done, total))
+            super().__call__(elapsed, done, total)
+
+    written = []
+    monkeypatch.setattr(_progress, "_write", lambda text: written.append((text, progress[-1] if progress else None)))
+    monkeypatch.setattr(qb, "progress_for", lambda on, what: (False, Spy()))
+    qb.run(LONG, backend="cpu", adapter="nope", verify=0)
+    if len(progress) < 2:
+        pytest.skip("the run ended before its first poll")
+    assert [t for t, _ in written] == [NOTE + "\n"]
+    done, total = written[0][1]
+    assert total == 1000 and done < total, f"relayed only at the end: {progress}"
+
+
+def test_the_lines_before_an_error_are_relayed(monkeypatch, capsys):
+    class Boom(_progress.Poll):
+        def __call__(self, *args):
+            raise ValueError("stopped")
+
+    monkeypatch.setattr(qb, "progress_for", lambda on, what: (False, Boom()))
+    with pytest.raises(ValueError, match="stopped"):
+        qb.run(LONG, backend="cpu", adapter="nope", verify=0)
+    assert capsys.readouterr().err.splitlines() == [NOTE]
+
+
+def test_capture_can_be_turned_off(capfd):
+    try:
+        qb.set_stderr_capture(False)
+        qb.run(SHORT, backend="cpu", adapter="nope", progress=False)
+        # written to fd 2 as the CLI writes it (capfd sees fd 2, capsys would not)
+        assert capfd.readouterr().err.splitlines() == [NOTE]
+    finally:
+        qb.set_stderr_capture(True)
+    assert qb._native.take_stderr() == []
