@@ -31,7 +31,8 @@ pub fn start_pool() -> Result<()> {
         // maps from the process's share (past `vm.max_map_count` the runtime aborts): refused.
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let most = MAX_THREADS_PER_CPU * cpus.max(MIN_CPUS_FOR_CAP);
-        if let Some((var, asked)) = threads_asked().filter(|&(_, n)| n > most) {
+        let asked = threads_asked()?;
+        if let Some((var, asked)) = asked.filter(|&(_, n)| n > most) {
             return Err(format!("{var} = {asked} is more than qbat-gpu starts (at most {most} on {cpus} CPUs); set it lower"));
         }
         match rayon::ThreadPoolBuilder::new().build_global() {
@@ -51,16 +52,24 @@ pub fn start_pool() -> Result<()> {
     started.clone().map_err(QbatError::Threads)
 }
 
-/// The worker threads the environment asks rayon for, read as rayon reads it:
-/// `RAYON_NUM_THREADS`, else the older `RAYON_RS_NUM_CPUS`; 0 or a value that is not a
-/// number is rayon's default (one a CPU).
-fn threads_asked() -> Option<(&'static str, usize)> {
-    let read = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<usize>().ok());
-    match read("RAYON_NUM_THREADS") {
+/// The worker threads the environment asks rayon for, as rayon reads it: `RAYON_NUM_THREADS`,
+/// else the older `RAYON_RS_NUM_CPUS`; 0 or unset is rayon's default (one a CPU). Err: a value
+/// that is not a number, which rayon would silently take as its default (a typo in a job
+/// script would run on every CPU of a shared node).
+fn threads_asked() -> std::result::Result<Option<(&'static str, usize)>, String> {
+    let read = |var: &'static str| match std::env::var_os(var) {
+        None => Ok(None),
+        Some(v) => match v.to_str().and_then(|t| t.parse::<usize>().ok()) {
+            Some(n) => Ok(Some(n)),
+            None if v.is_empty() => Ok(None),
+            None => Err(format!("{var} = {v:?} is not a number of threads; set it to a whole number (0: one a CPU) or unset it")),
+        },
+    };
+    Ok(match read("RAYON_NUM_THREADS")? {
         Some(0) => None,
         Some(n) => Some(("RAYON_NUM_THREADS", n)),
-        None => read("RAYON_RS_NUM_CPUS").filter(|&n| n > 0).map(|n| ("RAYON_RS_NUM_CPUS", n)),
-    }
+        None => read("RAYON_RS_NUM_CPUS")?.filter(|&n| n > 0).map(|n| ("RAYON_RS_NUM_CPUS", n)),
+    })
 }
 
 /// Start a scoped thread for `what` (a few words, as "the block's files"); its failure to

@@ -361,5 +361,17 @@ fn a_console_that_cannot_be_written_is_not_a_panic_and_a_message_stays_one_line(
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(var) && stderr.trim_end().lines().count() == 1, "{stderr}");
+        // a value that is not a number (rayon would take its default, every CPU): refused
+        for junk in ["junk", "-3", "1e3", " 2"] {
+            let o = bin().arg("models").env_remove("RAYON_NUM_THREADS").env(var, junk).output().unwrap();
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{var}={junk}: {stderr}");
+            assert!(stderr.contains(var) && stderr.contains("not a number") && stderr.trim_end().lines().count() == 1, "{stderr}");
+        }
+    }
+    // a number, and an empty value (unset): taken
+    for value in ["2", ""] {
+        let o = bin().arg("models").env("RAYON_NUM_THREADS", value).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{value:?}: {}", String::from_utf8_lossy(&o.stderr));
     }
 }
