@@ -117,6 +117,27 @@ fn bench_json_fifo_is_refused_before_the_jobs() {
     assert_refused(got, "--json", "a FIFO as --json");
 }
 
+/// `--json` replaces an earlier bench's figures, or an empty file, but never a user's file.
+#[test]
+fn bench_json_replaces_only_its_own_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let bench = |json: &str| qbat(d, &["bench", "bloch-1k", "--backend", "cpu", "--members", "10", "--repeat", "1", "--json", json]);
+    for (name, text) in [("notes.json", "my notes\n"), ("list.json", "[1, 2]"), ("other.json", "[{\"job\": \"mine\"}]")] {
+        std::fs::write(d.join(name), text).unwrap();
+        assert_refused(bench(name), "--json", &format!("a user's {name}"));
+        assert_eq!(std::fs::read_to_string(d.join(name)).unwrap(), text, "{name} was changed");
+    }
+    // an empty file, then the figures it holds, replaced
+    std::fs::write(d.join("figures.json"), "").unwrap();
+    for round in 0..2 {
+        let (code, _, stderr) = bench("figures.json");
+        assert_eq!(code, 0, "round {round}: {stderr}");
+        let figures: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("figures.json")).unwrap()).unwrap();
+        assert_eq!(figures[0]["job"], "bloch-1k", "round {round}");
+    }
+}
+
 #[test]
 fn bench_members_beyond_a_config_are_named() {
     let tmp = tempfile::tempdir().unwrap();

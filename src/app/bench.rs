@@ -439,8 +439,28 @@ fn check_json_path(path: &std::path::Path) -> Result<()> {
             Ok(_) => return Err(QbatError::invalid("--json", format!("{shown} exists and is not a regular file"))),
             Err(e) => return Err(QbatError::invalid("--json", format!("{shown} is a link that cannot be followed ({e})"))),
         }
+        // and one qbat-gpu wrote (an earlier bench's figures) or an empty one: a user's file is
+        // never replaced
+        if !is_bench_json(path) {
+            return Err(QbatError::invalid("--json", format!("{shown} exists and is not a qbat-gpu bench file; name another file, or remove it first")));
+        }
     }
     Ok(())
+}
+
+/// Whether the file at `path` is empty, or the figures `bench --json` writes: a JSON list of
+/// jobs, each with its job name, members and backends.
+fn is_bench_json(path: &std::path::Path) -> bool {
+    let Ok(text) = qbat_gpu::output::read_text_bounded(path, qbat_gpu::output::SMALL_FILE_LIMIT) else {
+        return false;
+    };
+    if text.is_empty() {
+        return true;
+    }
+    let Ok(serde_json::Value::Array(jobs)) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    jobs.iter().all(|j| j["job"].is_string() && j["members"].is_u64() && j["backends"].is_array())
 }
 
 /// One point of a scaling curve.
