@@ -86,6 +86,17 @@ fn unnormalised_ket() {
     refused(&format!("{GOOD}[initial]\nket = [[1.0, 0.0], [0.1, 0.0], [0.0, 0.0], [0.0, 0.0]]\n"), "initial.ket");
 }
 
+/// An empty ket or dm is named as empty (not as an unnormalised state of norm 0).
+#[test]
+fn empty_state() {
+    for (key, want) in [("ket", "non-empty list of amplitudes"), ("dm", "non-empty matrix")] {
+        let (code, stderr, out_exists) = run_config(&format!("{GOOD}[initial]\n{key} = []\n"), &[]);
+        assert_eq!(code, 2, "{key} = []: {stderr}");
+        assert!(stderr.contains(&format!("initial.{key}")) && stderr.contains(want) && stderr.trim_end().lines().count() == 1, "{stderr}");
+        assert!(!out_exists);
+    }
+}
+
 #[test]
 fn non_hermitian_dm() {
     refused(

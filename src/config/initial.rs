@@ -42,6 +42,9 @@ pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: 
     };
     let spec = if let Some(v) = init_t.get("ket") {
         let ket = as_ket(v, "initial.ket")?;
+        if ket.is_empty() {
+            return Err(invalid("initial.ket", "must be a non-empty list of amplitudes"));
+        }
         let norm2: f64 = ket.iter().map(|z| z.norm_sqr()).sum();
         if (norm2 - 1.0).abs() > STATE_TOL {
             return Err(invalid("initial.ket", format!("must be normalised: |psi|^2 = {norm2:.12} (tolerance {STATE_TOL:e})")));
