@@ -138,6 +138,11 @@ fn a_negative_number_for_any_numeric_option_names_the_option() {
         assert!(stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1, "{args:?}: not one line: {stderr}");
         assert!(!dir.path().join("out").exists(), "{args:?} left out/ behind");
     }
+    // an --ensemble past 1e9 is quoted as given, not as its rounded f64
+    for n in ["9223372036854775809", "18446744073709551615"] {
+        let (code, _, stderr) = run_in(dir.path(), &["run", &cfg, "--ensemble", n, "--backend", "cpu", "--out", "out"]);
+        assert!(code == 2 && stderr.contains(&format!("--ensemble: {n} members")), "{n}: {stderr}");
+    }
     // and the other bad floats of --monotone-tol
     for v in ["nan", "inf", "-0.5"] {
         let (code, _, stderr) = run_in(dir.path(), &["analyze", "nowhere", "--monotone-tol", v]);

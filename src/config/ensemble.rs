@@ -57,7 +57,9 @@ pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Res
         return Err(invalid(size_field, format!("must be an integer >= 1, got {size}")));
     }
     if size > 1e9 {
-        return Err(QbatError::TooLarge { field: size_field.into(), reason: format!("{size} members is more than 1e9") });
+        // --ensemble as given (its f64 rounds above 2^53), the config's number as written
+        let shown = ov.ensemble.map_or_else(|| size.to_string(), |n| n.to_string());
+        return Err(QbatError::TooLarge { field: size_field.into(), reason: format!("{shown} members is more than 1e9") });
     }
     let size = size as u64;
     if size % n_grid as u64 != 0 {
