@@ -77,7 +77,9 @@ impl QbatError {
 pub type Result<T> = std::result::Result<T, QbatError>;
 
 /// A message in one line whatever the user's strings in it hold: a control character (a
-/// newline in a key or a value) shown escaped, never starting a line of its own.
+/// newline in a key or a value) or a Unicode line or paragraph separator (U+2028, U+2029,
+/// which terminals and editors may break at) shown escaped, never starting a line of its own.
 pub fn one_line(message: &str) -> String {
-    message.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+    let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    message.chars().flat_map(|c| if breaks(c) { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
 }

@@ -47,6 +47,14 @@ fn toml_errors_fit_on_one_line_and_name_the_key() {
     assert!(e.starts_with("config: ") && e.ends_with("(line 10)") && !e.contains('\n') && !e.contains("config: time."), "{e}");
     // through the binary: one line on stderr
     let dir = tempfile::tempdir().unwrap();
+    // an unknown key holding a Unicode line or paragraph separator: shown escaped
+    for sep in ['\u{2028}', '\u{2029}', '\u{85}'] {
+        let cfg = dir.path().join("sep.toml");
+        std::fs::write(&cfg, GOOD.replace("j = 1.0", &format!("j = 1.0\n\"k{sep}x\" = 1"))).unwrap();
+        let (code, _, stderr) = run_in(dir.path(), &["run", cfg.to_str().unwrap(), "--backend", "cpu", "--out", "out"]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(!stderr.contains(sep) && stderr.contains(&sep.escape_default().to_string()), "{sep:?}: {stderr}");
+    }
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, GOOD.replace("j = 1.0", "j = 1e400")).unwrap();
     let (code, _, stderr) = run_in(dir.path(), &["run", cfg.to_str().unwrap(), "--backend", "cpu", "--out", "out"]);
