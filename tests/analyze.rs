@@ -163,6 +163,48 @@ fn hand_dir(dir: &Path, npy: bool, values: &[[f64; 2]; 6]) {
     }
 }
 
+/// series.json axes a run never writes (times out of order, repeated, null among numbers or
+/// NaN; a member listed twice) are refused, naming series.json; a steady state's single
+/// t = inf (null) is read.
+#[test]
+fn hand_made_axes_a_run_never_writes_are_refused() {
+    let values = [[0.0, 0.0], [1.0, 1.0], [2.0, 4.0], [3.0, 5.0], [4.0, 3.0], [5.0, 1.0]];
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = AnalyzeOptions { pairs: vec![("x".into(), "y".into())], plots: false, ..Default::default() };
+    let axes = |members: &str, times: &str| format!(r#"{{"members": {members}, "times": {times}, "measures": ["x", "y"]}}"#);
+    for (k, (members, times, why)) in [
+        ("[0, 1]", "[0.0, 1.0, 0.5]", "strictly increasing"),
+        ("[0, 1]", "[0.0, 0.5, 0.5]", "strictly increasing"),
+        ("[0, 1]", "[null, 0.5, 1.0]", "strictly increasing"),
+        ("[0, 1]", "[0.0, 0.5, null]", "strictly increasing"),
+        ("[3, 3]", "[0.0, 0.5, 1.0]", "member 3 is listed twice"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = tmp.path().join(format!("d{k}"));
+        hand_dir(&dir, true, &values);
+        std::fs::write(dir.join("series.json"), axes(members, times)).unwrap();
+        let err = analyze_dir(&dir, &opts).unwrap_err().to_string();
+        assert!(err.contains("series.json") && err.contains(why), "{members} {times}: {err}");
+    }
+    // one sample at t = inf (a steady state's series): read
+    let steady = tmp.path().join("steady");
+    std::fs::create_dir_all(&steady).unwrap();
+    std::fs::write(steady.join("run.json"), r#"{"model": "two-qubit", "precision": "f64"}"#).unwrap();
+    {
+        use npyz::WriterBuilder;
+        let f = std::fs::File::create(steady.join("series.npy")).unwrap();
+        let mut w = npyz::WriteOptions::<f64>::new().default_dtype().shape(&[3, 1, 2]).writer(f).begin_nd().unwrap();
+        w.extend([0.0, 1.0, 1.0, 3.0, 2.0, 2.0]).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::write(steady.join("series.json"), axes("[0, 1, 2]", "[null]")).unwrap();
+    let an = analyze_dir(&steady, &opts).unwrap();
+    assert_eq!(an.times, vec![f64::INFINITY]);
+    assert!(an.pooled("x", "y").unwrap().pearson.is_some());
+}
+
 #[test]
 fn hand_computed_correlations_csv_and_npy_and_cap() {
     // member 0: x = 0, 1, 2; y = 0, 1, 4 (increasing)   member 1: x = 3, 4, 5; y = 5, 3, 1 (decreasing)

@@ -86,6 +86,27 @@ fn read_npy_header(npy: &Path, data: &mut impl Read) -> Result<Vec<u8>> {
     Ok(header)
 }
 
+/// The axes a run writes: distinct member ids, and sample times that are finite and strictly
+/// increasing, as `[time]` requires them, or the steady state's single t = inf (null). A
+/// series.json made or edited by hand is refused otherwise (its rows would be analysed under
+/// times or ids they do not have).
+fn check_axes(path: &Path, ids: &[u64], times: &[f64]) -> Result<()> {
+    if let [t] = times {
+        if t.is_nan() || *t == f64::NEG_INFINITY {
+            return Err(bad(path, format!("sample time {t} is not a time")));
+        }
+    } else if let Some(w) = times.windows(2).position(|w| !(w[0].is_finite() && w[1].is_finite() && w[0] < w[1])) {
+        let shown = |t: f64| if t.is_infinite() { "null".to_string() } else { t.to_string() };
+        return Err(bad(path, format!("sample times must be finite and strictly increasing: times[{w}] = {} then times[{}] = {}", shown(times[w]), w + 1, shown(times[w + 1]))));
+    }
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(bad(path, format!("member {} is listed twice in \"members\"", w[0])));
+    }
+    Ok(())
+}
+
 fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
     QbatError::invalid(path.display().to_string(), reason)
 }
@@ -129,6 +150,7 @@ impl SeriesReader {
         if times.is_empty() {
             return Err(bad(&axes_path, "\"times\" is empty: a series has at least one sample time"));
         }
+        check_axes(&axes_path, &ids, &times)?;
         let measures: Vec<String> =
             list("measures")?.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| bad(&axes_path, "measures must be names"))).collect::<Result<_>>()?;
         distinct_measures(&axes_path, &measures)?;
