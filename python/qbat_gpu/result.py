@@ -237,12 +237,29 @@ class Result:
     def __len__(self) -> int:
         return len(self.member_ids)
 
+    def __reduce__(self):
+        # A run directory's result pickles as its path, opened again (and its files checked
+        # again) where it is unpickled: for Ray or multiprocessing on one file system. An
+        # in-memory run's values live in the extension: refused, with what to do instead.
+        if self.dir is None:
+            raise TypeError(
+                "an in-memory qbat_gpu.Result cannot be pickled: save it first with "
+                "r.save(dir) and pass qb.open(dir) (which pickles as its directory), or pass r.series"
+            )
+        return (_reopen, (os.fspath(self.dir), self.batch_shape))
+
     def __repr__(self) -> str:
         where = f" dir={str(self.dir)!r}" if self.dir is not None else ""
         return (
             f"<qbat_gpu.Result {self.info.get('model', '?')}: {len(self.member_ids)} members x {len(self.times)} samples x "
             f"{len(self.measures)} measures, backend={self.info.get('backend')}, precision={self.info.get('precision')}{where}>"
         )
+
+
+def _reopen(dir: str, batch_shape) -> "Result":
+    r = Result._from_dir(dir)
+    r.batch_shape = batch_shape
+    return r
 
 
 def _params(columns, values, theta_phi) -> Dict[str, np.ndarray]:

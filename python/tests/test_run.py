@@ -303,3 +303,23 @@ def test_in_memory_run_warns_of_a_low_fock_cutoff_as_the_study_does(tmp_path):
     # saved, run.json holds it as the study's does
     saved = qb.open(r.save(tmp_path / "m", plots=False))
     assert saved.info["fock_tail"] == s.info["fock_tail"]
+
+
+def test_pickle_of_a_run_directory_reopens_it_and_an_in_memory_run_says_what_to_do(tmp_path):
+    """A directory's Result pickles as its path (opened and checked again when unpickled, with
+    the same values); an in-memory one is refused with a TypeError naming save()."""
+    import pickle
+
+    r = qb.run(BLOCH, backend="cpu", progress=False)
+    with pytest.raises(TypeError, match=r"r\.save\(dir\)"):
+        pickle.dumps(r)
+    opened = qb.open(r.save(tmp_path / "m", plots=False))
+    back = pickle.loads(pickle.dumps(opened))
+    assert back.dir == opened.dir and back.measures == opened.measures
+    assert same_bits(np.asarray(back.series), np.asarray(r.series))
+    assert same_bits(back.times, r.times) and list(back.member_ids) == list(r.member_ids)
+    # the files are checked again where it is unpickled: an edited one is refused
+    data = pickle.dumps(opened)
+    (tmp_path / "m" / "summary.csv").write_text("member,health\n0,ok\n")
+    with pytest.raises(qb.ConfigError, match="summary.csv"):
+        pickle.loads(data)
