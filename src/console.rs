@@ -40,10 +40,14 @@ struct Captured {
     /// Whole entries, without their final newline: one `eprintln!` each (a message of several
     /// lines stays one entry, a WARNING with its continuation).
     lines: Vec<String>,
-    /// Text of `eprint!` calls not yet ended by a newline.
-    partial: String,
     /// Entries dropped beyond `CAPTURE_LIMIT`.
     dropped: usize,
+}
+
+thread_local! {
+    /// This thread's text of `eprint!` calls not yet ended by a newline (per thread: another
+    /// thread's line never lands in the middle of it).
+    static PARTIAL: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Write to stderr (`eprint!`, `eprintln!`), or queue the text while the capture is on.
@@ -51,22 +55,31 @@ pub fn err(args: std::fmt::Arguments) {
     if CAPTURING.load(Ordering::Acquire) {
         // formatted before the lock: a Display that itself says something must not deadlock
         let text = std::fmt::format(args);
+        let ended = PARTIAL
+            .try_with(|p| {
+                let mut p = p.borrow_mut();
+                p.push_str(&text);
+                p.ends_with('\n').then(|| std::mem::take(&mut *p))
+            })
+            // (a thread being torn down has no buffer left: its text goes as it came)
+            .unwrap_or(Some(text));
+        let Some(mut line) = ended else {
+            return;
+        };
         let mut captured = CAPTURED.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = captured.as_mut() {
-            c.partial.push_str(&text);
-            if c.partial.ends_with('\n') {
-                let mut line = std::mem::take(&mut c.partial);
+            if line.ends_with('\n') {
                 line.pop();
-                if c.lines.len() < CAPTURE_LIMIT {
-                    c.lines.push(line);
-                } else {
-                    c.dropped += 1;
-                }
+            }
+            if c.lines.len() < CAPTURE_LIMIT {
+                c.lines.push(line);
+            } else {
+                c.dropped += 1;
             }
             return;
         }
         drop(captured);
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
         return;
     }
     let _ = std::io::stderr().lock().write_fmt(args);
@@ -84,7 +97,8 @@ pub fn capture_stderr(on: bool) {
     CAPTURING.store(false, Ordering::Release);
     if let Some(mut c) = captured.take() {
         let mut text = take_lines(&mut c).into_iter().map(|l| l + "\n").collect::<String>();
-        text.push_str(&c.partial);
+        // (this thread's unended text; another thread's goes out with its newline)
+        text.push_str(&PARTIAL.try_with(|p| std::mem::take(&mut *p.borrow_mut())).unwrap_or_default());
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }

@@ -26,15 +26,19 @@ const LIMIT_HINT: &str = "raise the process limit (ulimit -u, a cgroup's pids.ma
 /// use the pool at their start; a library caller calls it before its first run.
 pub fn start_pool() -> Result<()> {
     static STARTED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    let started = STARTED.get_or_init(|| {
+    // The environment's ask is checked before the pool starts, and not remembered: a Python
+    // caller who mended it is not refused again (only the pool's start is once a process).
+    if STARTED.get().is_none() {
         // Thousands of threads do no more work than one a CPU, and each takes its stack and
         // maps from the process's share (past `vm.max_map_count` the runtime aborts): refused.
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let most = MAX_THREADS_PER_CPU * cpus.max(MIN_CPUS_FOR_CAP);
-        let asked = threads_asked()?;
+        let asked = threads_asked().map_err(QbatError::Threads)?;
         if let Some((var, asked)) = asked.filter(|&(_, n)| n > most) {
-            return Err(format!("{var} = {asked} is more than qbat-gpu starts (at most {most} on {cpus} CPUs); set it lower"));
+            return Err(QbatError::Threads(format!("{var} = {asked} is more than qbat-gpu starts (at most {most} on {cpus} CPUs); set it lower")));
         }
+    }
+    let started = STARTED.get_or_init(|| {
         match rayon::ThreadPoolBuilder::new().build_global() {
             Ok(()) => Ok(()),
             // Only a thread's failure to start has a source. Without one the pool's start was

@@ -189,8 +189,10 @@ def run(
             text, backend=backend, precision=precision, ensemble=ensemble, seed=seed, verify=verify,
             adapter=adapter, progress=rust_bar, ticker=ticker, save_states=save_states,
         )
-    finally:
-        finish(ticker)
+    except BaseException:
+        finish(ticker, failing=True)
+        raise
+    finish(ticker)
     return Result._from_native(native, series, states=states)
 
 
@@ -244,8 +246,10 @@ def study(
             on_device_loss=on_device_loss, allow_mixed_backends=allow_mixed_backends, backend=backend, precision=precision, ensemble=ensemble, seed=seed,
             verify=verify, adapter=adapter, progress=rust_bar, ticker=ticker, save_states=save_states,
         )
-    finally:
-        finish(ticker)
+    except BaseException:
+        finish(ticker, failing=True)
+        raise
+    finish(ticker)
     return Result._from_dir(d)
 
 
@@ -416,8 +420,10 @@ def mesolve(
             measures=measures, backend=backend, precision=precision,
             verify=verify, progress=rust_bar, ticker=ticker,
         )
-    finally:
-        finish(ticker)
+    except BaseException:
+        finish(ticker, failing=True)
+        raise
+    finish(ticker)
     return Result._from_native(native, series, batch_shape=tuple(batch_shape))
 
 

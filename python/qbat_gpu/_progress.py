@@ -177,12 +177,14 @@ def progress_for(progress: bool, what: str):
     return False, Poll()
 
 
-def finish(ticker: Optional[Poll]) -> None:
-    """After a run (also one that raised): close its bar, then relay what it said last."""
+def finish(ticker: Optional[Poll], failing: bool = False) -> None:
+    """After a run: close its bar, then relay what it said last. `failing`: the run raised, and
+    its exception is the one to see; a warning that a filter makes an error is then written as
+    text rather than raised in its place."""
     if ticker is not None and ticker.bar is not None:
         ticker.bar.close()
-    relay()
-    if ticker is not None and ticker.failed is not None:
+    relay(strict=not failing)
+    if not failing and ticker is not None and ticker.failed is not None:
         raise ticker.failed
 
 
@@ -206,30 +208,43 @@ def _warn(text: str) -> None:
     warnings.warn(text, QbatWarning, stacklevel=level)
 
 
-def relay(bar: Optional[Ticker] = None) -> None:
+def relay(bar: Optional[Ticker] = None, strict: bool = True) -> None:
     """Re-emit what the library said on stderr since the last relay: each ``WARNING: `` line as
-    a `QbatWarning` (its text without the prefix), the others (notes) on ``sys.stderr``."""
+    a `QbatWarning` (its text without the prefix), the others (notes) on ``sys.stderr``. A
+    warning that a filter makes an error is raised once every line is out (`strict`), or
+    written as its line (not `strict`: while another exception is on its way)."""
     lines = _native.take_stderr()
     if not lines:
         return
     if bar is not None:
         bar.clear()
     failed = None
-    for line in lines:
-        if not line.startswith(_WARNING):
-            _write(line + "\n")
-            continue
+    for k, line in enumerate(lines):
         try:
-            _warn(line[len(_WARNING):])
-        except Exception as e:  # a filter that makes it an error: raised once every line is out
-            failed = e if failed is None else failed
-    if failed is not None:
+            if not line.startswith(_WARNING):
+                _write(line + "\n")
+                continue
+            try:
+                _warn(line[len(_WARNING):])
+            except Exception as e:
+                if not strict:
+                    _write(line + "\n")
+                failed = e if failed is None else failed
+        except BaseException:
+            # (a KeyboardInterrupt here: the lines taken from the queue are not lost)
+            _write("".join(rest + "\n" for rest in lines[k + 1:]))
+            raise
+    if failed is not None and strict:
         raise failed
 
 
 def relayed(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """A call into the extension, then what it said on stderr relayed (also when it raised)."""
+    """A call into the extension, then what it said on stderr relayed (also when it raised,
+    whose exception is then the one raised)."""
     try:
-        return call(*args, **kwargs)
-    finally:
-        relay()
+        out = call(*args, **kwargs)
+    except BaseException:
+        relay(strict=False)
+        raise
+    relay()
+    return out

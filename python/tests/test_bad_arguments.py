@@ -230,3 +230,25 @@ def test_look_alike_arguments_are_refused(field, kw):
     """Not a real (a bool or text array, an int beyond f64), not an ordered list of names (a set,
     whose order would change the columns from one process to the next)."""
     refused(field, lambda: me(**kw))
+
+
+def test_a_bad_rayon_num_threads_is_refused_until_mended():
+    """RAYON_NUM_THREADS that is not a number: an OSError naming it, and, once mended in the same
+    process (before the pool started), the run goes."""
+    code = textwrap.dedent(
+        """
+        import os, qbat_gpu as qb
+        cfg = {"model": "bloch-charger", "time": {"dt": 0.01, "t_end": 0.1, "samples": 3}}
+        os.environ["RAYON_NUM_THREADS"] = "junk"
+        try:
+            qb.run(cfg, backend="cpu", progress=False)
+            print("ran")
+        except OSError as e:
+            print("refused", "RAYON_NUM_THREADS" in str(e))
+        os.environ["RAYON_NUM_THREADS"] = "2"
+        print(len(qb.run(cfg, backend="cpu", progress=False)))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["refused", "True", "1"], out.stdout + out.stderr

@@ -132,3 +132,29 @@ def test_capture_can_be_turned_off(capfd):
     finally:
         qb.set_stderr_capture(True)
     assert qb._native.take_stderr() == []
+
+
+def test_a_warning_made_an_error_never_hides_the_exception_of_the_call(monkeypatch, capsys):
+    """With warnings as errors, a call that raises raises its own exception (ConfigError, a
+    Ctrl-C), not the QbatWarning of a line relayed on its way out: that line is written as
+    text instead."""
+    # a WARNING said and not yet relayed (the extension called directly), then a bad config
+    qb._native.run(qb.dict_to_toml(FOCK), backend="cpu", progress=False, ticker=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", qb.QbatWarning)
+        with pytest.raises(qb.ConfigError):
+            qb.run({"model": "no-such-model"}, backend="cpu", progress=False)
+    assert any(line.startswith("WARNING: fock_tail") for line in capsys.readouterr().err.splitlines())
+
+    # a Ctrl-C in the run, after a WARNING was said: the KeyboardInterrupt is raised
+    class Interrupt(_progress.Poll):
+        def __call__(self, *args):
+            raise KeyboardInterrupt
+
+    qb._native.run(qb.dict_to_toml(FOCK), backend="cpu", progress=False, ticker=None)
+    monkeypatch.setattr(qb, "progress_for", lambda on, what: (False, Interrupt()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", qb.QbatWarning)
+        with pytest.raises(KeyboardInterrupt):
+            qb.run(LONG, backend="cpu", verify=0)
+    assert any(line.startswith("WARNING: fock_tail") for line in capsys.readouterr().err.splitlines())
