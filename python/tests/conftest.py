@@ -75,3 +75,19 @@ samples = 26
 size = 24
 seed = 11
 """
+
+
+def long_spin_pair(t_end: float, size: int) -> str:
+    """A spin-pair run of `size` Haar-random members to `t_end` at dt = 1e-3 (11 samples): long
+    enough, at the sizes the tests choose, to be polled or interrupted while it goes."""
+    return f"""
+model = "spin-pair"
+[initial]
+random = "haar"
+[time]
+dt = 0.001
+t_end = {t_end!r}
+samples = 11
+[ensemble]
+size = {size}
+"""

@@ -13,18 +13,9 @@ import time
 import pytest
 
 import qbat_gpu as qb
+from conftest import long_spin_pair
 
-LONG = """
-model = "spin-pair"
-[initial]
-random = "haar"
-[time]
-dt = 0.001
-t_end = 200.0
-samples = 11
-[ensemble]
-size = 4000
-"""
+LONG = long_spin_pair(200.0, 4000)
 
 
 def test_gil_is_released_during_a_run():

@@ -10,7 +10,7 @@ import pytest
 
 import qbat_gpu as qb
 from qbat_gpu import _progress
-from conftest import run_cli
+from conftest import long_spin_pair, run_cli
 
 # alpha = 2 in 5 Fock levels: the Fock tail is far above its threshold (a WARNING)
 FOCK = {"model": "cavity-cells", "params": {"g": 0.2, "alpha": [2.0, 0.0], "n_fock": 4},
@@ -18,18 +18,8 @@ FOCK = {"model": "cavity-cells", "params": {"g": 0.2, "alpha": [2.0, 0.0], "n_fo
         "output": {"measures": ["energy_b", "photon_number", "fock_tail"]}}
 # an adapter with the CPU engine: a note, on any machine
 NOTE = "note: --adapter nope ignored: --backend cpu does not use a GPU"
-LONG = """
-model = "spin-pair"
-[initial]
-random = "haar"
-[time]
-dt = 0.001
-t_end = 20.0
-samples = 11
-[ensemble]
-size = 1000
-"""
-SHORT = LONG.replace("1000", "4").replace("20.0", "0.1")
+LONG = long_spin_pair(20.0, 1000)
+SHORT = long_spin_pair(0.1, 4)
 
 
 def cli_stderr(qbat_bin, tmp_path, config, *args: str) -> str:
