@@ -56,6 +56,16 @@ pub fn start_pool() -> Result<()> {
     started.clone().map_err(QbatError::Threads)
 }
 
+/// The worker threads rayon's pool has, or will have once started: as the environment asks,
+/// else one a CPU (a value that is not a number counts as the default here; `start_pool`
+/// refuses it).
+pub fn pool_threads() -> usize {
+    match threads_asked() {
+        Ok(Some((_, n))) => n,
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
 /// The worker threads the environment asks rayon for, as rayon reads it: `RAYON_NUM_THREADS`,
 /// else the older `RAYON_RS_NUM_CPUS`; 0 or unset is rayon's default (one a CPU). Err: a value
 /// that is not a number, which rayon would silently take as its default (a typo in a job

@@ -3,6 +3,8 @@
 
 mod common;
 
+/// under `ulimit -v`: a run that cannot fit refused (exit 2, one line), one that fits run
+mod address_space_limit;
 /// `qbat-gpu analyze` and the plots, against statistics computed here from the files
 mod analyze;
 /// the layers of ARCHITECTURE.md: no import circles, no upward imports

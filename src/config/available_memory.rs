@@ -1,7 +1,8 @@
 //! How much memory this process may still use: the host's MemAvailable, or less where a
 //! cgroup limits the process (a container's, or a Slurm job's with `--mem`), whose limit the
-//! host's figure does not know. It sizes the memory check, the block budget and the series
-//! read-back.
+//! host's figure does not know, or where its address-space limit (`ulimit -v`, RLIMIT_AS)
+//! leaves less, which neither figure knows and past which an allocation aborts the process.
+//! It sizes the memory check, the block budget and the series read-back.
 
 use std::path::{Component, Path};
 
@@ -12,12 +13,32 @@ const UNKNOWN_BYTES: f64 = 16.0 * 1073741824.0;
 /// 9223372036854771712).
 const NO_LIMIT_BYTES: u64 = 1 << 60;
 
-/// The memory this process may still use, and whether a cgroup's limit set it.
+/// The address space a thread yet to start may take: its stack (2 MiB by default) and the
+/// allocator's arena, which glibc reserves whole for a new thread (64 MiB, counted by RLIMIT_AS
+/// though never touched) and keeps after it ends, with a little for its guard page and maps.
+pub const THREAD_ADDRESS_SPACE: f64 = 68.0 * 1048576.0;
+
+/// The threads a run has at once beside the main thread and rayon's pool (a device's blocks, a
+/// block's files, its hash, its summary, and one to spare for a series reader or the --verify
+/// references; a GPU driver's own are not known).
+pub const RUN_THREADS: usize = 5;
+
+/// What set the figure of `Available`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// the host's MemAvailable (or the 16 GiB assumed without one)
+    Host,
+    /// the headroom under a cgroup's memory limit
+    Cgroup,
+    /// the headroom under this process's address-space limit (`ulimit -v`)
+    AddressSpace,
+}
+
+/// The memory this process may still use, and what set the figure.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Available {
     pub bytes: f64,
-    /// The headroom under a cgroup's limit, less than the host's MemAvailable.
-    pub cgroup_limited: bool,
+    pub limit: Limit,
 }
 
 /// The share of the available memory a run may plan to take (the rest for the page cache,
@@ -30,23 +51,44 @@ impl Available {
         USABLE_SHARE * self.bytes
     }
 
-    /// What a refusal adds after "available" where a cgroup's limit set the figure (a refusal on
-    /// a big node under a small job or container limit should say why).
+    /// What a refusal adds after "available" where a limit other than the host's set the figure
+    /// (a refusal on a big node under a small job, container or address-space limit should say
+    /// why).
     pub fn under(&self) -> &'static str {
-        if self.cgroup_limited {
-            " under this process's cgroup memory limit"
-        } else {
-            ""
+        match self.limit {
+            Limit::Host => "",
+            Limit::Cgroup => " under this process's cgroup memory limit",
+            Limit::AddressSpace => " under this process's address-space limit (ulimit -v)",
         }
     }
 }
 
 /// The memory this process may still use: the host's MemAvailable (/proc/meminfo), or the
-/// headroom of its cgroups where that is less (`cgroup_headroom`). 16 GiB where neither can be
-/// read.
+/// headroom of its cgroups (`cgroup_headroom`) or under its address-space limit
+/// (`address_space_headroom`, less a margin for the threads that rayon's pool and the run may
+/// yet start) where that is less. 16 GiB where none can be read.
 pub fn available_memory() -> Available {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-    available_from(&read("/proc/meminfo"), Path::new("/sys/fs/cgroup"), &read("/proc/self/cgroup"))
+    let found = available_from(&read("/proc/meminfo"), Path::new("/sys/fs/cgroup"), &read("/proc/self/cgroup"));
+    least(found, address_space_left())
+}
+
+/// The headroom under this process's address-space limit (`address_space_headroom`, less a
+/// margin for the threads that rayon's pool and the run may yet start); None without a limit.
+pub fn address_space_left() -> Option<f64> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let threads = 1 + crate::threads::pool_threads() + RUN_THREADS;
+    address_space_headroom(&read("/proc/self/limits"), &read("/proc/self/status"), threads)
+}
+
+/// A size for a message: GiB to one decimal, or MiB under 1 GiB (a tight `ulimit -v` leaves
+/// figures that "0.0 GiB" would hide).
+pub fn size_text(bytes: f64) -> String {
+    if bytes >= 1073741824.0 {
+        format!("{:.1} GiB", bytes / 1073741824.0)
+    } else {
+        format!("{:.0} MiB", bytes / 1048576.0)
+    }
 }
 
 /// `available_memory().bytes`.
@@ -54,14 +96,41 @@ pub fn available_memory_bytes() -> f64 {
     available_memory().bytes
 }
 
+/// `found`, or the address-space headroom where that is less.
+fn least(found: Available, address_space: Option<f64>) -> Available {
+    match address_space {
+        Some(a) if a < found.bytes => Available { bytes: a, limit: Limit::AddressSpace },
+        _ => found,
+    }
+}
+
+/// The headroom under the soft "Max address space" of a /proc/self/limits text: the limit less
+/// VmSize of a /proc/self/status text (the address space mapped already, reserved or not) and
+/// `THREAD_ADDRESS_SPACE` for each of the `threads` the process will have that its `Threads`
+/// line does not count yet (the started ones' stacks and arenas are in VmSize), at least 0.
+/// None without a limit ("unlimited", or no such line); where VmSize cannot be read, the limit
+/// less every thread's margin.
+pub fn address_space_headroom(limits: &str, status: &str, threads: usize) -> Option<f64> {
+    let line = limits.lines().find_map(|l| l.strip_prefix("Max address space"))?;
+    let limit = line.split_whitespace().next()?.parse::<u64>().ok()? as f64;
+    let field = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+    let (mapped, started) = match (field("VmSize:"), field("Threads:")) {
+        (Some(kb), Some(n)) => (kb as f64 * 1024.0, n as usize),
+        (Some(kb), None) => (kb as f64 * 1024.0, 0),
+        (None, _) => (0.0, 0),
+    };
+    let to_start = threads.saturating_sub(started) as f64;
+    Some((limit - mapped - to_start * THREAD_ADDRESS_SPACE).max(0.0))
+}
+
 /// `available_memory` from a /proc/meminfo text, the cgroup mount and a /proc/self/cgroup text.
 fn available_from(meminfo: &str, cgroup_root: &Path, proc_self_cgroup: &str) -> Available {
     let host = mem_available(meminfo);
     let cgroup = cgroup_headroom(cgroup_root, proc_self_cgroup);
     match (host, cgroup) {
-        (Some(h), Some(c)) if c < h => Available { bytes: c, cgroup_limited: true },
-        (None, Some(c)) => Available { bytes: c, cgroup_limited: true },
-        (h, _) => Available { bytes: h.unwrap_or(UNKNOWN_BYTES), cgroup_limited: false },
+        (Some(h), Some(c)) if c < h => Available { bytes: c, limit: Limit::Cgroup },
+        (None, Some(c)) => Available { bytes: c, limit: Limit::Cgroup },
+        (h, _) => Available { bytes: h.unwrap_or(UNKNOWN_BYTES), limit: Limit::Host },
     }
 }
 
@@ -185,11 +254,56 @@ mod tests {
         write(root.path(), "memory.current", "0\n");
         let host = |gib: u64| format!("MemAvailable: {} kB\n", gib * GIB / 1024);
         let at = |meminfo: &str, cgroup: &str| available_from(meminfo, root.path(), cgroup);
-        assert_eq!(at(&host(8), "0::/\n"), Available { bytes: (3 * GIB) as f64, cgroup_limited: true });
-        assert_eq!(at(&host(2), "0::/\n"), Available { bytes: (2 * GIB) as f64, cgroup_limited: false });
-        assert_eq!(at(&host(8), ""), Available { bytes: (8 * GIB) as f64, cgroup_limited: false });
-        assert_eq!(at("", "0::/\n"), Available { bytes: (3 * GIB) as f64, cgroup_limited: true });
-        assert_eq!(at("", ""), Available { bytes: UNKNOWN_BYTES, cgroup_limited: false });
+        assert_eq!(at(&host(8), "0::/\n"), Available { bytes: (3 * GIB) as f64, limit: Limit::Cgroup });
+        assert_eq!(at(&host(2), "0::/\n"), Available { bytes: (2 * GIB) as f64, limit: Limit::Host });
+        assert_eq!(at(&host(8), ""), Available { bytes: (8 * GIB) as f64, limit: Limit::Host });
+        assert_eq!(at("", "0::/\n"), Available { bytes: (3 * GIB) as f64, limit: Limit::Cgroup });
+        assert_eq!(at("", ""), Available { bytes: UNKNOWN_BYTES, limit: Limit::Host });
+    }
+
+    /// RLIMIT_AS: the soft limit less VmSize and a margin for each thread the process will have
+    /// that it has not started yet; none for "unlimited", a missing line or garbage; never below 0.
+    #[test]
+    fn address_space_headroom_is_the_limit_less_the_mapped_and_the_threads_to_come() {
+        let limits = |soft: &str| {
+            format!("Limit                     Soft Limit           Hard Limit           Units     \nMax data size             unlimited            unlimited            bytes     \nMax address space         {soft:<20} unlimited            bytes     \nMax nofile                1024                 4096                 files     \n")
+        };
+        let status = "Name:\tqbat-gpu\nVmPeak:\t  999999 kB\nVmSize:\t  153600 kB\nVmRSS:\t   20000 kB\nThreads:\t3\n";
+        let mib = 1048576.0;
+        // 1 GiB less 150 MiB mapped, and 8 threads to have, 3 started: 5 x 68 MiB to come
+        let at = |soft: &str, status: &str, threads: usize| address_space_headroom(&limits(soft), status, threads);
+        assert_eq!(at("1073741824", status, 8), Some(1024.0 * mib - 150.0 * mib - 5.0 * THREAD_ADDRESS_SPACE));
+        // every thread started (or more than asked for): the limit less VmSize alone
+        assert_eq!(at("1073741824", status, 3), Some(874.0 * mib));
+        assert_eq!(at("1073741824", status, 1), Some(874.0 * mib));
+        // a limit the process has (nearly) used up: 0, not a negative figure
+        assert_eq!(at("209715200", status, 8), Some(0.0));
+        // no VmSize or Threads to read: the limit less every thread's margin
+        assert_eq!(at("1073741824", "", 2), Some(1024.0 * mib - 2.0 * THREAD_ADDRESS_SPACE));
+        // no limit
+        assert_eq!(at("unlimited", status, 8), None);
+        assert_eq!(address_space_headroom("", status, 8), None);
+        assert_eq!(at("lots", status, 8), None);
+        // the soft limit is the one that counts (the hard one only caps what may be set)
+        let soft_below_hard = "Max address space         1073741824           2147483648           bytes     \n";
+        assert_eq!(address_space_headroom(soft_below_hard, status, 3), Some(874.0 * mib));
+    }
+
+    /// The address-space headroom sets the figure only where it is less than the host's or the
+    /// cgroup's, and `under()` then names `ulimit -v`; each limit names its own.
+    #[test]
+    fn the_address_space_limit_counts_where_it_is_least_and_is_named() {
+        let host = Available { bytes: 8e9, limit: Limit::Host };
+        let cgroup = Available { bytes: 2e9, limit: Limit::Cgroup };
+        assert_eq!(least(host, Some(1e9)), Available { bytes: 1e9, limit: Limit::AddressSpace });
+        assert_eq!(least(host, Some(9e9)), host);
+        assert_eq!(least(host, None), host);
+        assert_eq!(least(cgroup, Some(1e9)), Available { bytes: 1e9, limit: Limit::AddressSpace });
+        assert_eq!(least(cgroup, Some(3e9)), cgroup);
+        assert_eq!(least(host, Some(1e9)).under(), " under this process's address-space limit (ulimit -v)");
+        assert_eq!(cgroup.under(), " under this process's cgroup memory limit");
+        assert_eq!(host.under(), "");
+        assert_eq!(least(host, Some(1e9)).usable(), USABLE_SHARE * 1e9);
     }
 
     /// cgroup v2: the tightest limit on the way up counts (a job's, above its unlimited step),

@@ -2,7 +2,7 @@
 //! is allocated when its member list, parameter points, smallest result block, streamed
 //! statistics or per-thread work space cannot fit in the available memory (`available_memory`).
 
-use super::available_memory::available_memory;
+use super::available_memory::{available_memory, size_text as size, Limit};
 use crate::error::{QbatError, Result};
 use crate::model::Space;
 
@@ -30,21 +30,11 @@ pub fn check_memory(
     let avail = available_memory();
     let available = avail.bytes;
     let under = avail.under();
-    let gib = |b: f64| b / 2f64.powi(30);
     let dim = space.dim() as f64;
     // Reference work space: about 10 dim x dim complex matrices per worker thread.
     let per_thread = 10.0 * dim * dim * 16.0;
     let threads = rayon::current_num_threads() as f64;
-    if per_thread * threads > available {
-        return Err(QbatError::TooLarge {
-            field: "params.n_fock".into(),
-            reason: format!(
-                "a {dim}x{dim} state needs {:.1} GiB of work space, more than the {:.1} GiB available{under}",
-                gib(per_thread * threads),
-                gib(available)
-            ),
-        });
-    }
+    let work = per_thread * threads;
     // Runs stream their results block by block (study.rs), so a member costs its entry in the
     // member list, and the results of two smallest blocks (1,024 members; one integrated while
     // the one before is absorbed) must fit; the
@@ -68,13 +58,23 @@ pub fn check_memory(
     let (members_bytes, size_field) =
         if per_sample_bytes > members as f64 * 256.0 { (members_bytes + stats_bytes, "time.samples") } else { (members_bytes + stats_bytes, size_field) };
     let total = members_bytes + points_bytes;
+    // (the state's size is named where its work space outweighs what grows with members and
+    // samples: with almost nothing available, as under a tight `ulimit -v`, that field is)
+    if work > available && work >= members_bytes {
+        return Err(QbatError::TooLarge {
+            field: "params.n_fock".into(),
+            reason: format!("a {dim}x{dim} state needs {} of work space, more than the {} available{under}", size(work), size(available)),
+        });
+    }
     if total > avail.usable() {
+        // (under a tight `ulimit -v` the process and its threads' reservations may take it all)
+        let raise = if avail.limit == Limit::AddressSpace { "; or raise the limit (ulimit -v)" } else { "" };
         return Err(QbatError::TooLarge {
             field: if points_bytes > members_bytes { points_field.into() } else { size_field.into() },
             reason: format!(
-                "{members} members x {samples} samples x {measures} measures ({points} parameter points) need about {:.1} GiB in memory, more than 60% of the {:.1} GiB available{under}; {}",
-                gib(total),
-                gib(available),
+                "{members} members x {samples} samples x {measures} measures ({points} parameter points) need about {} in memory, more than 60% of the {} available{under}; {}{raise}",
+                size(total),
+                size(available),
                 if points_bytes > members_bytes {
                     format!("each parameter point builds its own operators ({:.0} KiB): use fewer points, or split the run with --shard K/N (a shard builds only its members' points)", per_point / 1024.0)
                 } else if size_field == "time.samples" {

@@ -235,9 +235,31 @@ pub fn gpu_context(adapter: Option<&str>, need_f64: bool) -> Result<Arc<GpuConte
             return Ok(ctx.clone());
         }
     }
+    driver_fits_address_space()?;
     let ctx = Arc::new(GpuContext::new(adapter, need_f64)?);
     *slot = Some((key, ctx.clone()));
     Ok(ctx)
+}
+
+/// The address space a GPU driver may map on opening: its libraries, its threads' stacks and
+/// allocator arenas, its queues. Mesa's lavapipe mapped 0.7 GiB and started 10 threads on a
+/// 2-CPU machine; a hardware driver's share is not known here, hence the margin.
+const DRIVER_ADDRESS_SPACE: f64 = 2.0 * 1073741824.0;
+
+/// Err where an address-space limit (`ulimit -v`) leaves less than `DRIVER_ADDRESS_SPACE`: a
+/// driver that meets the limit while it opens, or later in its own threads, aborts or crashes
+/// the process, which no error can report. Checked before any driver is loaded, so that
+/// `--backend auto` runs on the CPU engine and `--backend gpu` is refused (exit 2).
+fn driver_fits_address_space() -> Result<()> {
+    use crate::config::available_memory::{address_space_left, size_text};
+    match address_space_left() {
+        Some(left) if left < DRIVER_ADDRESS_SPACE => Err(crate::error::QbatError::Device(format!(
+            "this process's address-space limit (ulimit -v) leaves {}, less than the {} a GPU driver may map as it opens; raise the limit (ulimit -v unlimited) to open one",
+            size_text(left),
+            size_text(DRIVER_ADDRESS_SPACE)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Is there a usable GPU adapter (software ones included)?

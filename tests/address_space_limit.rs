@@ -1,0 +1,117 @@
+//! Under an address-space limit (`ulimit -v`, RLIMIT_AS) a run that cannot fit is refused before
+//! any work (exit 2, one line naming the field and `ulimit -v`), never aborted by a failed
+//! allocation (exit 134), and a run that fits still runs, its blocks sized to the limit.
+//! Runs the real binary under `sh -c 'ulimit -v N; exec ...'`, with 2 worker threads (each
+//! thread's stack and allocator arena take address space, so the figures depend on them).
+
+use std::path::Path;
+use std::process::Command;
+
+/// bloch-charger, one measure, `samples` samples (t_end 20, dt 0.01).
+fn config(samples: usize) -> String {
+    format!(
+        "model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\ngamma = 0.05\n[initial]\nrandom = \"bloch\"\n[time]\ndt = 0.01\nt_end = 20.0\nsamples = {samples}\n[ensemble]\nsize = 1000\nseed = 1\n[output]\nmeasures = [\"energy_b\"]\n"
+    )
+}
+
+/// (exit code, stderr) of the binary with `args` under `ulimit -v limit_kb`, on the CPU engine.
+fn under_limit(limit_kb: u64, args: &[&str], out: &Path) -> (i32, String) {
+    under_limit_on("cpu", limit_kb, args, out)
+}
+
+/// (exit code, stderr) of the binary with `args` and `--backend backend` under `ulimit -v
+/// limit_kb`.
+fn under_limit_on(backend: &str, limit_kb: u64, args: &[&str], out: &Path) -> (i32, String) {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg("ulimit -v \"$1\" || exit 97; shift; exec \"$@\"").arg("sh").arg(limit_kb.to_string());
+    c.arg(env!("CARGO_BIN_EXE_qbat-gpu")).args(args).args(["--backend", backend, "--no-progress", "--force", "--out"]).arg(out);
+    // as common::bin() sets them, and a fixed pool: 2 threads' stacks and arenas
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env_remove("QBAT_INJECT_FAULT").env("QBAT_PIPELINE_CACHE", "off");
+    c.env("RAYON_NUM_THREADS", "2").env_remove("RAYON_RS_NUM_CPUS");
+    let o = c.output().unwrap();
+    let code = o.status.code().unwrap_or(-1);
+    assert_ne!(code, 97, "ulimit -v {limit_kb} could not be set here");
+    (code, String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// Exit 2, one line that names `field` and the limit, no abort, nothing left behind.
+fn assert_refused(code: i32, stderr: &str, field: &str, out: &Path) {
+    assert_eq!(code, 2, "expected a refusal (exit 2), got {code}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with(&format!("error: {field}: ")), "should name {field}: {stderr}");
+    assert!(stderr.contains("under this process's address-space limit (ulimit -v)"), "should name ulimit -v: {stderr}");
+    assert!(!stderr.contains("memory allocation") && !stderr.contains("panicked"), "{stderr}");
+    assert!(!out.exists(), "an output was left behind");
+}
+
+/// 20 million members' list (4.8 GiB) under a 1 GB limit: refused, naming --ensemble (it
+/// aborted on allocating the member list); the same config with 1,000 members runs.
+#[test]
+fn a_member_list_beyond_the_limit_is_refused_and_a_small_run_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, config(3)).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let out = dir.path().join("out");
+    let (code, stderr) = under_limit(1_000_000, &["run", cfg, "--ensemble", "20000000"], &out);
+    assert_refused(code, &stderr, "--ensemble", &out);
+    let (code, stderr) = under_limit(1_000_000, &["run", cfg, "--ensemble", "1000"], &out);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.join("run.json").is_file(), "no output written");
+}
+
+/// The streamed statistics of 200,000 members x 2,001 samples, and the default job's 100,000
+/// members, under a 700 MB limit: refused naming time.samples (both aborted mid-run, on a
+/// block's results).
+#[test]
+fn statistics_beyond_the_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, config(2001)).unwrap();
+    let out = dir.path().join("out");
+    let (code, stderr) = under_limit(700_000, &["run", cfg.to_str().unwrap(), "--ensemble", "200000"], &out);
+    assert_refused(code, &stderr, "time.samples", &out);
+    let (code, stderr) = under_limit(700_000, &["--ensemble", "100000"], &out);
+    assert_refused(code, &stderr, "time.samples", &out);
+}
+
+/// 50,000 members x 2,001 samples under a 1 GB limit: the check accepts it, and its blocks
+/// are cut to the headroom under the limit (a block sized from the host's memory, 200 MB of
+/// results and its copies, aborted the run). No plots, which are not what this is about.
+#[test]
+fn a_run_that_fits_runs_in_blocks_sized_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, config(2001)).unwrap();
+    let out = dir.path().join("out");
+    let (code, stderr) = under_limit(1_000_000, &["run", cfg.to_str().unwrap(), "--ensemble", "50000", "--no-plots"], &out);
+    assert_eq!(code, 0, "{stderr}");
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["members"], 50000, "{run}");
+    // without the limit: 4 blocks of 12,500 (the overlap's), 800 MB of results at a time
+    let per_block = run["blocks"]["members_per_block"].as_u64().unwrap();
+    assert!(per_block < 12500 / 2, "blocks of {per_block} members: not cut to the limit");
+}
+
+/// Under a limit that leaves less than a GPU driver may map as it opens (Mesa's lavapipe,
+/// which CI runs, aborted or crashed the process mid-run under 1 to 1.5 GB): `--backend gpu` is
+/// refused naming the limit, and `--backend auto` runs on the CPU engine and says why. Neither
+/// loads a driver, so this holds with or without a GPU.
+#[test]
+fn a_gpu_driver_is_not_opened_under_a_tight_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, config(2001)).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let out = dir.path().join("out");
+    let (code, stderr) = under_limit_on("gpu", 1_500_000, &["run", cfg, "--ensemble", "20000", "--no-plots"], &out);
+    assert_eq!(code, 2, "expected a refusal (exit 2), got {code}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: gpu: this process's address-space limit (ulimit -v) leaves "), "{stderr}");
+    assert!(!out.exists(), "an output was left behind");
+    let (code, stderr) = under_limit_on("auto", 1_500_000, &["run", cfg, "--ensemble", "20000", "--no-plots"], &out);
+    assert_eq!(code, 0, "{stderr}");
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["backend"], "cpu", "{run}");
+    assert!(stderr.contains("address-space limit (ulimit -v)") && stderr.contains("running on the CPU engine"), "{stderr}");
+}
