@@ -475,6 +475,33 @@ fn theta_sweep_peaks_match_paper004() {
     assert!((times[3].1[4] - 1.399193).abs() <= 1.5e-3 && (peaks[3].1[4] - 0.673).abs() < 1e-3, "{:?} {:?}", times[3].1[4], peaks[3].1[4]);
 }
 
+/// A theta sweep of more members than the plots draw: `THETA_PLOT_POINTS` of them, evenly
+/// spaced in theta order with both ends (a point per member of a million-member run took
+/// hundreds of MB of SVG), and the captions say how many of how many.
+#[test]
+fn a_large_theta_sweep_is_drawn_thinned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 5001;
+    let cfg = format!("model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\n[initial]\ntheta = {{ linspace = [0.0, 3.0, {n}] }}\n[time]\ndt = 0.01\nt_end = 0.2\nsamples = 3\n[output]\nmeasures = [\"energy_b\"]\n");
+    let out = run_config(tmp.path(), "sweep", &cfg, &["--series", "false"]);
+    let sm = qbat_gpu::output::summary::read_summary(&out).unwrap().unwrap();
+    let (theta, peaks, _) = plots::theta_plot_data(&sm).unwrap();
+    let drawn = plots::THETA_PLOT_POINTS;
+    assert_eq!(theta.len(), drawn);
+    let grid = |i: usize| 3.0 * i as f64 / (n - 1) as f64;
+    for (j, th) in theta.iter().enumerate() {
+        // the j-th drawn is grid point j (n - 1) / (drawn - 1), rounded down: 0 and n - 1 among them
+        assert!((th - grid(j * (n - 1) / (drawn - 1))).abs() < 1e-12, "theta[{j}] = {th}");
+    }
+    assert_eq!((theta[0], theta[drawn - 1]), (0.0, 3.0));
+    // each curve keeps its members' own values: E peaks at its last sample here, below wb sin^2(theta/2)
+    for (th, e) in theta.iter().zip(&peaks[0].1) {
+        assert!(*e <= (th / 2.0).sin().powi(2) + 1e-9, "max energy_b {e} at theta {th}");
+    }
+    let svg = std::fs::read_to_string(out.join("plot_peaks_theta.svg")).unwrap();
+    assert!(svg.contains(&format!("{drawn} of {n} members")), "the caption does not say the plot is thinned");
+}
+
 #[test]
 fn cavity_curves_are_against_lambda_t() {
     let tmp = tempfile::tempdir().unwrap();

@@ -418,10 +418,14 @@ pub type Panel = (String, Vec<XyCurve>);
 /// A steady-state grid: x name, y name, x and y of each member, the measure of each member.
 pub type Heatmap = (String, String, Vec<f64>, Vec<f64>, Vec<f64>);
 
+/// At most `THETA_PLOT_POINTS` members, evenly spaced in theta order with the first and the
+/// last, are drawn: a point (an SVG element) per member of a million-member run would take
+/// hundreds of MB to draw and show nothing more.
 pub fn theta_plot_data(sm: &Summary) -> Option<(Vec<f64>, Vec<Curve>, Vec<Curve>)> {
     let theta = sm.col("theta")?;
     let mut order: Vec<usize> = (0..theta.len()).filter(|&i| theta[i].is_finite()).collect();
     order.sort_by(|&a, &b| theta[a].total_cmp(&theta[b]));
+    let order = evenly_spaced(order, THETA_PLOT_POINTS);
     let pick = |v: Vec<f64>| order.iter().map(|&i| v[i]).collect::<Vec<f64>>();
     let mut peaks = vec![];
     let mut times = vec![];
@@ -433,21 +437,38 @@ pub fn theta_plot_data(sm: &Summary) -> Option<(Vec<f64>, Vec<Curve>, Vec<Curve>
     Some((pick(theta), peaks, times))
 }
 
+/// The members drawn in the theta plots, at most.
+pub const THETA_PLOT_POINTS: usize = 2000;
+
+/// At most `most` of `items` (most >= 2), evenly spaced, the first and the last among them.
+fn evenly_spaced(items: Vec<usize>, most: usize) -> Vec<usize> {
+    if items.len() <= most {
+        return items;
+    }
+    (0..most).map(|j| items[j * (items.len() - 1) / (most - 1)]).collect()
+}
+
 fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
     let Some((theta, peaks, times)) = theta_plot_data(sm) else {
         return Ok(vec![]);
     };
+    let members = sm.col("theta").map_or(0, |t| t.iter().filter(|t| t.is_finite()).count());
+    let thinned = if members > theta.len() { format!(", {} of {members} members", theta.len()) } else { String::new() };
+    let captions = [
+        format!("peak values against the charger's polar angle (paper 004 fig. 3f{thinned})"),
+        format!("times of the peaks against the charger's polar angle (paper 004 fig. 3e{thinned})"),
+    ];
     let panels = [
         (
             "plot_peaks_theta",
-            "peak values against the charger's polar angle (paper 004 fig. 3f)",
+            captions[0].as_str(),
             "peak (energy, ergotropy: wb; power: wb j)",
             &peaks,
             SeriesLabelPosition::UpperLeft,
         ),
         (
             "plot_peak_times_theta",
-            "times of the peaks against the charger's polar angle (paper 004 fig. 3e)",
+            captions[1].as_str(),
             "time of the peak (units of 1/wb, hbar = 1)",
             &times,
             SeriesLabelPosition::MiddleRight,
