@@ -205,6 +205,48 @@ fn hand_made_axes_a_run_never_writes_are_refused() {
     assert!(an.pooled("x", "y").unwrap().pearson.is_some());
 }
 
+/// The same for a hand-made series.csv: the first member's times out of order, repeated or NaN,
+/// and a member whose rows come twice, are refused naming series.csv (each was read: the
+/// repeated member counted twice); a steady state's single t = inf is read.
+#[test]
+fn hand_made_csv_rows_a_run_never_writes_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = AnalyzeOptions { pairs: vec![("x".into(), "y".into())], plots: false, ..Default::default() };
+    let rows = |members: &[u64], times: &[&str]| {
+        let mut s = String::from("member,t,x,y\n");
+        for (i, m) in members.iter().enumerate() {
+            for (k, t) in times.iter().enumerate() {
+                s += &format!("{m},{t},{},{}\n", i + k, (i * k) % 3);
+            }
+        }
+        s
+    };
+    for (k, (members, times, why)) in [
+        (&[0u64, 1][..], &["0.0", "1.0", "0.5"][..], "strictly increasing"),
+        (&[0, 1], &["0.0", "0.5", "0.5"], "strictly increasing"),
+        (&[0, 1], &["NaN", "0.5", "1.0"], "strictly increasing"),
+        (&[0, 1], &["0.0", "0.5", "inf"], "strictly increasing"),
+        (&[0, 1], &["NaN"], "NaN"),
+        (&[3, 4, 3], &["0.0", "0.5", "1.0"], "member 3 is listed twice"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = tmp.path().join(format!("d{k}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("run.json"), r#"{"model": "two-qubit", "precision": "f64"}"#).unwrap();
+        std::fs::write(dir.join("series.csv"), rows(members, times)).unwrap();
+        let err = analyze_dir(&dir, &opts).unwrap_err().to_string();
+        assert!(err.contains("series.csv") && err.contains(why), "{members:?} {times:?}: {err}");
+    }
+    let steady = tmp.path().join("steady");
+    std::fs::create_dir_all(&steady).unwrap();
+    std::fs::write(steady.join("run.json"), r#"{"model": "two-qubit", "precision": "f64"}"#).unwrap();
+    std::fs::write(steady.join("series.csv"), rows(&[0, 1, 2], &["inf"])).unwrap();
+    let an = analyze_dir(&steady, &opts).unwrap();
+    assert_eq!(an.times, vec![f64::INFINITY]);
+}
+
 #[test]
 fn hand_computed_correlations_csv_and_npy_and_cap() {
     // member 0: x = 0, 1, 2; y = 0, 1, 4 (increasing)   member 1: x = 3, 4, 5; y = 5, 3, 1 (decreasing)

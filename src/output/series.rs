@@ -22,6 +22,8 @@ enum Source {
     Csv {
         rows: csv::StringRecordsIntoIter<BufReader<std::fs::File>>,
         line: u64,
+        /// the member ids read so far (a member listed twice would be counted twice)
+        seen: std::collections::HashSet<u64>,
     },
 }
 
@@ -223,6 +225,12 @@ impl SeriesReader {
         if times.is_empty() {
             return Err(bad(path, "the series has no rows"));
         }
+        // (a single time may be the steady state's inf; the rows of later members are checked
+        // against these as they are read)
+        if times.len() == 1 && times[0].is_nan() {
+            return Err(bad(path, "line 2: the sample time is NaN"));
+        }
+        check_axes(path, &[], &times)?;
         let data_rows = lines.saturating_sub(1);
         if data_rows % times.len() as u64 != 0 {
             return Err(bad(path, format!("{data_rows} rows are not a whole number of members of {} sample times each", times.len())));
@@ -239,7 +247,7 @@ impl SeriesReader {
             measures,
             ids: None,
             next_index: 0,
-            source: Source::Csv { rows, line: 1 },
+            source: Source::Csv { rows, line: 1, seen: Default::default() },
         })
     }
 
@@ -276,7 +284,7 @@ impl SeriesReader {
                 block.extend(bytes.chunks_exact(8).map(|b| decode(b.try_into().expect("8 bytes"))));
                 self.ids.as_ref().expect("npy ids")[index]
             }
-            Source::Csv { rows, line } => {
+            Source::Csv { rows, line, seen } => {
                 let mut id = None;
                 for s in 0..nt {
                     *line += 1;
@@ -291,8 +299,11 @@ impl SeriesReader {
                     if *id.get_or_insert(this) != this {
                         return Err(bad(&self.path, format!("line {line}: member {this} has fewer than {nt} sample times")));
                     }
+                    if s == 0 && !seen.insert(this) {
+                        return Err(bad(&self.path, format!("line {line}: member {this} is listed twice")));
+                    }
                     let t = parse_f64(&self.path, *line, &rec, 1)?;
-                    if t != self.times[s] && !(t.is_nan() && self.times[s].is_nan()) {
+                    if t != self.times[s] {
                         return Err(bad(&self.path, format!("line {line}: t = {t}, expected {} (every member has the same sample times)", self.times[s])));
                     }
                     for k in 0..nm {
