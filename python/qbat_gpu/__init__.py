@@ -31,7 +31,7 @@ from . import _native
 from . import measures
 from ._config import ConfigLike, config_error, config_text, dict_to_toml
 from ._native import ConfigError, DeviceError, QbatWarning, RunError
-from ._progress import finish, progress_for, relay, relayed
+from ._progress import finish, progress_for, relay, relayed, relayed_while
 from .result import Result
 
 __version__ = _native.VERSION
@@ -266,7 +266,7 @@ def merge(dirs: Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[
     refused. Returns ``qb.open(out)``. One directory (a str or path) is a list of one."""
     if isinstance(dirs, (str, bytes, os.PathLike)):
         dirs = [dirs]
-    d = relayed(_native.merge, [os.fsdecode(x) for x in dirs], os.fsdecode(out), force=force, plots=plots)
+    d = relayed_while(_native.merge, [os.fsdecode(x) for x in dirs], os.fsdecode(out), force=force, plots=plots)
     return Result._from_dir(d)
 
 

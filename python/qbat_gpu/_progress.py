@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import os
 import sys
+import threading
 import time
 import warnings
 from typing import Any, Callable, Optional, TextIO, TypeVar
@@ -248,3 +249,38 @@ def relayed(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         raise
     relay()
     return out
+
+
+def relayed_while(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """`relayed` for a call that may take a while and says things as it goes (a save, a merge,
+    a copy: "waiting for another commit" while another process writes the same directory): it
+    runs on a thread of its own (the extension releases the GIL) while this one relays what it
+    says every 100 ms, as a run's poll does. Ctrl-C meanwhile is raised once the call has
+    returned: it cannot be stopped midway, and its output is then whole or not written."""
+    box: dict = {}
+    # (an Event, not Thread.join: a join that Ctrl-C interrupts may mark a running thread as
+    # stopped, in CPython 3.11 and 3.12)
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["out"] = call(*args, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - raised again below, in the caller's thread
+            box["err"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="qbat-gpu-call", daemon=True).start()
+    poll = Poll()
+    interrupted: Optional[BaseException] = None
+    while not done.is_set():
+        try:
+            if not done.wait(0.1):
+                poll(0.0)
+        except KeyboardInterrupt as e:
+            interrupted = interrupted or e
+    failed = box.get("err") or interrupted
+    finish(poll, failing=failed is not None)
+    if failed is not None:
+        raise failed
+    return box["out"]

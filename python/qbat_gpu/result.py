@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _native
 from ._config import config_error
-from ._progress import relayed
+from ._progress import relayed, relayed_while
 
 HEALTH_NAMES = {0.0: "ok", 1.0: "nonfinite", 2.0: "trace", 3.0: "nonpositive"}
 
@@ -226,13 +226,13 @@ class Result:
         if self._native is not None:
             arr = np.ascontiguousarray(self.series, dtype=np.float64)
             states = None if self.states is None else np.ascontiguousarray(self.states, dtype=np.complex128)
-            return Path(relayed(self._native.save, arr, states, os.fspath(out), format, series, plots, force))
+            return Path(relayed_while(self._native.save, arr, states, os.fspath(out), format, series, plots, force))
         # A run directory: its files, as its manifest lists them, checked and saved under a
         # run's own rules (the format on disk is kept; `force` replaces only qbat-gpu's files).
         on_disk = "npy" if (self.dir / "series.npy").is_file() else "csv"
         if series and self.series is not None and format != on_disk:
             raise ValueError(f"{self.dir} holds a {on_disk} series; save it with format='{on_disk}'")
-        return Path(relayed(_native.copy_output, os.fspath(self.dir), os.fspath(out), series, plots, force))
+        return Path(relayed_while(_native.copy_output, os.fspath(self.dir), os.fspath(out), series, plots, force))
 
     def __len__(self) -> int:
         return len(self.member_ids)

@@ -4,8 +4,12 @@ note is written to ``sys.stderr`` (what Jupyter shows in the cell), and neither 
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 import warnings
 
+import numpy as np
 import pytest
 
 import qbat_gpu as qb
@@ -100,6 +104,64 @@ def test_notes_are_relayed_while_the_run_goes(monkeypatch, capsys):
     assert [t for t, _ in written] == [NOTE + "\n"]
     done, total = written[0][1]
     assert total == 1000 and done < total, f"relayed only at the end: {progress}"
+
+
+def test_a_save_that_waits_says_so_while_it_waits(tmp_path, monkeypatch):
+    """A save into an output that another commit holds (here a lock taken by the test) says so
+    while it waits, not only once it returns; so do merge and the copy of a read output, which
+    go the same way (`_progress.relayed_while`)."""
+    fcntl = pytest.importorskip("fcntl")
+    r = qb.run(SHORT, backend="cpu", progress=False)
+    out = tmp_path / "o"
+    r.save(out, plots=False)
+    written = []
+    monkeypatch.setattr(_progress, "_write", written.append)
+    said = lambda: any("waiting for another commit" in t for t in written)  # noqa: E731
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    seen_while_held = threading.Event()
+
+    def release() -> None:
+        deadline = time.monotonic() + 20
+        while not said() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if said():
+            seen_while_held.set()
+        os.close(fd)
+
+    holder = threading.Thread(target=release)
+    holder.start()
+    r.save(out, plots=False, force=True)
+    holder.join()
+    assert seen_while_held.is_set(), f"the wait was said only after it: {written}"
+    assert qb.open(out).series.shape == r.series.shape
+
+
+def test_ctrl_c_during_a_save_is_raised_once_its_output_is_whole(tmp_path):
+    """Ctrl-C while a save waits cannot stop it midway: KeyboardInterrupt is raised once it has
+    returned, and the output it wrote is whole."""
+    import _thread
+
+    fcntl = pytest.importorskip("fcntl")
+    r = qb.run(SHORT, backend="cpu", progress=False)
+    out = tmp_path / "o"
+    r.save(out, plots=False)
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def interrupt_then_release() -> None:
+        time.sleep(0.3)
+        _thread.interrupt_main()
+        time.sleep(0.3)
+        os.close(fd)
+
+    holder = threading.Thread(target=interrupt_then_release)
+    holder.start()
+    with pytest.raises(KeyboardInterrupt):
+        r.save(out, plots=False, force=True)
+    holder.join()
+    back = qb.open(out)
+    assert np.array_equal(back.series, r.series)
 
 
 def test_the_lines_before_an_error_are_relayed(monkeypatch, capsys):
