@@ -107,6 +107,39 @@ fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyA
     }
 }
 
+/// `f`, which borrows the caller's arrays (a batch's plan built from them), on a scoped thread
+/// with the GIL released; signals checked every 100 ms. On Ctrl-C `control` is cancelled, `f`
+/// stops at its next check and is waited for (it holds the arrays), and then KeyboardInterrupt
+/// is raised.
+fn interruptible_borrowing<T: Send>(py: Python<'_>, control: &Control, f: impl FnOnce() -> T + Send) -> PyResult<T> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("qbat-build".into())
+            .spawn_scoped(scope, move || {
+                let _ = tx.send(f());
+            })
+            .map_err(|e| to_py(py, qbat_gpu::threads::unavailable("the batch's plan", e)))?;
+        let rx = std::sync::Mutex::new(rx);
+        let recv = |py: Python<'_>| py.detach(|| rx.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(Duration::from_millis(100)));
+        let mut interrupted = None;
+        loop {
+            match recv(py) {
+                Ok(v) => return interrupted.map_or(Ok(v), Err),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if interrupted.is_none() {
+                        if let Err(e) = py.check_signals() {
+                            control.cancel();
+                            interrupted = Some(e);
+                        }
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(PyRuntimeError::new_err("the batch's build thread panicked")),
+            }
+        }
+    })
+}
+
 fn backend(name: &str) -> Result<Backend, QbatError> {
     Ok(match name {
         "auto" => Backend::Auto,
@@ -332,7 +365,7 @@ fn mesolve<'py>(
         h_charger: complex_slice(&h_charger, "h_charger")?,
         measures,
     };
-    let plan = py.detach(|| pyapi::batch_plan(&batch)).map_err(|e| to_py(py, e))?;
+    let plan = interruptible_borrowing(py, &control, || pyapi::batch_plan(&batch, &control))?.map_err(|e| to_py(py, e))?;
     // the batch's size, as the caller set it: H's leading shape where each member has its own H
     let n_points = batch.hamiltonians.len() / 16;
     let members_field = if n_points > 1 && n_points == points.len() { "H" } else { "rho0" };
