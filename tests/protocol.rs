@@ -112,7 +112,7 @@ fn model_cfgs() -> Vec<(&'static str, String, f64)> {
         ("spin-pair", "model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 0.8\nj1 = { uniform = [0.05, 0.4] }\nj2 = 0.1\ndephasing = 0.2\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.01\nt_end = 6.0\nsamples = 13\n[ensemble]\nsize = 6\nseed = 4\n[protocol]\nswitch_off = 2.345\n".to_string(), 2.345),
         ("driven-pair", "model = \"driven-pair\"\n[params]\nn_th = 0.2\nf = { values = [0.4, 1.1] }\ngamma = 0.4\ndelta = 0.3\n[initial]\nrandom = \"mixed-hs\"\n[time]\ndt = 0.01\ntimes = [0.0, 0.37, 2.0, 3.5, 5.5]\n[ensemble]\nsize = 4\nseed = 2\n[protocol]\nswitch_off = 2.6789\n".to_string(), 2.6789),
         ("bloch-charger", "model = \"bloch-charger\"\n[params]\nj = 0.7\ngamma = 0.3\n[initial]\nrandom = \"bloch\"\n[time]\ndt = 0.01\nt_end = 6.0\nsamples = 13\n[ensemble]\nsize = 6\n[protocol]\nswitch_off = 1.0101\n".to_string(), 1.0101),
-        ("two-qubit", format!("{two_qubit}[protocol]\nswitch_off = 3.14159\n"), 3.14159),
+        ("two-qubit", format!("{two_qubit}[protocol]\nswitch_off = 3.1234\n"), 3.1234),
         ("cavity-cells", "model = \"cavity-cells\"\n[params]\nwc = 1.1\nwq = 1.0\nlambda = 0.8\ng = 0.4\nzeta = { values = [-0.3, 0.6] }\nkappa = 0.1\ngamma = 0.05\nalpha = [0.9, -0.4]\nn_fock = 4\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.01\nt_end = 2.0\nsamples = 5\n[ensemble]\nsize = 4\nseed = 8\n[output]\nmeasures = [\"energy_b\", \"stored_energy_b\", \"ergotropy_b\", \"energy_fluctuation_b\", \"concurrence\", \"photon_number\", \"fock_tail\", \"trace_error\"]\n[protocol]\nswitch_off = 0.777\n".to_string(), 0.777),
     ]
 }
