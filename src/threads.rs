@@ -19,13 +19,15 @@ const MIN_CPUS_FOR_CAP: usize = 16;
 /// What to change when a thread cannot be started.
 const LIMIT_HINT: &str = "raise the process limit (ulimit -u, a cgroup's pids.max) or the address-space limit (ulimit -v), or set RAYON_NUM_THREADS lower";
 
+/// The outcome of the pool's start (`start_pool`), once tried.
+static STARTED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+
 /// Start rayon's global pool (as many threads as `RAYON_NUM_THREADS` says, else one a CPU)
 /// unless it has started. Err: one of its threads could not be started; every later call
 /// returns the same error (rayon's pool cannot be started twice: a process that met the
 /// limit must be restarted). The CLI calls it before any command, the Python functions that
 /// use the pool at their start; a library caller calls it before its first run.
 pub fn start_pool() -> Result<()> {
-    static STARTED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     // The environment's ask is checked before the pool starts, and not remembered: a Python
     // caller who mended it is not refused again (only the pool's start is once a process).
     if STARTED.get().is_none() {
@@ -54,6 +56,11 @@ pub fn start_pool() -> Result<()> {
         }
     });
     started.clone().map_err(QbatError::Threads)
+}
+
+/// Has rayon's global pool been started (by `start_pool`)?
+pub fn pool_started() -> bool {
+    STARTED.get().is_some_and(|s| s.is_ok())
 }
 
 /// The worker threads rayon's pool has, or will have once started: as the environment asks,

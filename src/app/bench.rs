@@ -21,7 +21,11 @@ use std::time::Instant;
 /// between 1 and 16 GiB; larger jobs run slice by slice. (A fixed 1 GiB cut bloch-1k's
 /// 100,000 members into 26 slices of under 4,000, too few to fill a large GPU.)
 fn members_per_slice(plan: &Plan) -> usize {
-    let bytes = (0.25 * qbat_gpu::config::available_memory_bytes()).clamp(2f64.powi(30), 2f64.powi(34));
+    use qbat_gpu::config::available_memory::{available_memory, Limit};
+    let avail = available_memory();
+    // (under `ulimit -v` the headroom is all there is: no 1 GiB floor)
+    let floor = if avail.limit == Limit::AddressSpace { 0.0 } else { 2f64.powi(30) };
+    let bytes = (0.25 * avail.bytes).clamp(floor, 2f64.powi(34));
     qbat_gpu::study::block_members(plan, plan.members.len(), bytes, false)
 }
 
@@ -336,7 +340,8 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
             } else if qbat_gpu::engine::gpu_available() {
                 println!("note: the only GPU adapter is software; benchmarking the CPU engine only (--backend gpu times it)");
             } else {
-                println!("note: no GPU adapter found; benchmarking the CPU engine only");
+                let why = qbat_gpu::engine::driver_gate_reason().map_or("no GPU adapter found".to_string(), |why| format!("no GPU opened: {why}"));
+                println!("note: {why}; benchmarking the CPU engine only");
             }
             b.push(Backend::Cpu);
             b

@@ -5,6 +5,7 @@
 //! It sizes the memory check, the block budget and the series read-back.
 
 use std::path::{Component, Path};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What is assumed where neither /proc/meminfo nor a cgroup can be read.
 const UNKNOWN_BYTES: f64 = 16.0 * 1073741824.0;
@@ -73,21 +74,45 @@ pub fn available_memory() -> Available {
     least(found, address_space_left())
 }
 
-/// The headroom under this process's address-space limit (`address_space_headroom`, less a
-/// margin for the threads that rayon's pool and the run may yet start); None without a limit.
+/// The headroom under this process's address-space limit (`address_space_headroom`), less a
+/// margin for the threads yet to start (rayon's pool until it has started, and the run's own,
+/// `RUN_THREADS`) and for a mapping promised but not yet made (`promise_address_space`: a GPU
+/// driver being opened); None without a limit.
 pub fn address_space_left() -> Option<f64> {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-    let threads = 1 + crate::threads::pool_threads() + RUN_THREADS;
-    address_space_headroom(&read("/proc/self/limits"), &read("/proc/self/status"), threads)
+    let to_start = if crate::threads::pool_started() { 0 } else { crate::threads::pool_threads() } + RUN_THREADS;
+    let promised = f64::from_bits(PROMISED.load(Ordering::SeqCst));
+    address_space_headroom(&read("/proc/self/limits"), &read("/proc/self/status"), to_start).map(|left| (left - promised).max(0.0))
+}
+
+/// The address space promised to a mapping about to be made (f64 bits; 0 for none).
+static PROMISED: AtomicU64 = AtomicU64::new(0);
+
+/// Count `bytes` against the address-space headroom until the guard is dropped: a GPU driver
+/// being opened (on a thread of its own, while the config is checked) is not yet in VmSize,
+/// and once opened it is.
+pub fn promise_address_space(bytes: f64) -> Promise {
+    PROMISED.store(bytes.to_bits(), Ordering::SeqCst);
+    Promise
+}
+
+/// Withdraws `promise_address_space`'s figure when dropped.
+pub struct Promise;
+
+impl Drop for Promise {
+    fn drop(&mut self) {
+        PROMISED.store(0, Ordering::SeqCst);
+    }
 }
 
 /// A size for a message: GiB to one decimal, or MiB under 1 GiB (a tight `ulimit -v` leaves
-/// figures that "0.0 GiB" would hide).
+/// figures that "0.0 GiB" would hide); rounded down, so that what is left is never shown as
+/// more than it is.
 pub fn size_text(bytes: f64) -> String {
     if bytes >= 1073741824.0 {
-        format!("{:.1} GiB", bytes / 1073741824.0)
+        format!("{:.1} GiB", (bytes / 1073741824.0 * 10.0).floor() / 10.0)
     } else {
-        format!("{:.0} MiB", bytes / 1048576.0)
+        format!("{:.0} MiB", (bytes / 1048576.0).floor())
     }
 }
 
@@ -105,22 +130,16 @@ fn least(found: Available, address_space: Option<f64>) -> Available {
 }
 
 /// The headroom under the soft "Max address space" of a /proc/self/limits text: the limit less
-/// VmSize of a /proc/self/status text (the address space mapped already, reserved or not) and
-/// `THREAD_ADDRESS_SPACE` for each of the `threads` the process will have that its `Threads`
-/// line does not count yet (the started ones' stacks and arenas are in VmSize), at least 0.
-/// None without a limit ("unlimited", or no such line); where VmSize cannot be read, the limit
-/// less every thread's margin.
-pub fn address_space_headroom(limits: &str, status: &str, threads: usize) -> Option<f64> {
+/// VmSize of a /proc/self/status text (the address space mapped already, reserved or not:
+/// the started threads' stacks and arenas, a driver's libraries) and `THREAD_ADDRESS_SPACE`
+/// for each of the `to_start` threads, at least 0. None without a limit ("unlimited", or no
+/// such line); where VmSize cannot be read, the limit less the threads' margin.
+pub fn address_space_headroom(limits: &str, status: &str, to_start: usize) -> Option<f64> {
     let line = limits.lines().find_map(|l| l.strip_prefix("Max address space"))?;
     let limit = line.split_whitespace().next()?.parse::<u64>().ok()? as f64;
-    let field = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
-    let (mapped, started) = match (field("VmSize:"), field("Threads:")) {
-        (Some(kb), Some(n)) => (kb as f64 * 1024.0, n as usize),
-        (Some(kb), None) => (kb as f64 * 1024.0, 0),
-        (None, _) => (0.0, 0),
-    };
-    let to_start = threads.saturating_sub(started) as f64;
-    Some((limit - mapped - to_start * THREAD_ADDRESS_SPACE).max(0.0))
+    let vm_size_kb = status.lines().find_map(|l| l.strip_prefix("VmSize:")).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+    let mapped = vm_size_kb.map_or(0.0, |kb| kb as f64 * 1024.0);
+    Some((limit - mapped - to_start as f64 * THREAD_ADDRESS_SPACE).max(0.0))
 }
 
 /// `available_memory` from a /proc/meminfo text, the cgroup mount and a /proc/self/cgroup text.
@@ -261,8 +280,8 @@ mod tests {
         assert_eq!(at("", ""), Available { bytes: UNKNOWN_BYTES, limit: Limit::Host });
     }
 
-    /// RLIMIT_AS: the soft limit less VmSize and a margin for each thread the process will have
-    /// that it has not started yet; none for "unlimited", a missing line or garbage; never below 0.
+    /// RLIMIT_AS: the soft limit less VmSize and a margin for each thread yet to start; none for
+    /// "unlimited", a missing line or garbage; never below 0.
     #[test]
     fn address_space_headroom_is_the_limit_less_the_mapped_and_the_threads_to_come() {
         let limits = |soft: &str| {
@@ -270,15 +289,15 @@ mod tests {
         };
         let status = "Name:\tqbat-gpu\nVmPeak:\t  999999 kB\nVmSize:\t  153600 kB\nVmRSS:\t   20000 kB\nThreads:\t3\n";
         let mib = 1048576.0;
-        // 1 GiB less 150 MiB mapped, and 8 threads to have, 3 started: 5 x 68 MiB to come
-        let at = |soft: &str, status: &str, threads: usize| address_space_headroom(&limits(soft), status, threads);
-        assert_eq!(at("1073741824", status, 8), Some(1024.0 * mib - 150.0 * mib - 5.0 * THREAD_ADDRESS_SPACE));
-        // every thread started (or more than asked for): the limit less VmSize alone
-        assert_eq!(at("1073741824", status, 3), Some(874.0 * mib));
-        assert_eq!(at("1073741824", status, 1), Some(874.0 * mib));
+        // 1 GiB less 150 MiB mapped, and 5 threads to start: 5 x 68 MiB (the threads started,
+        // the Threads line, are in VmSize: not counted again)
+        let at = |soft: &str, status: &str, to_start: usize| address_space_headroom(&limits(soft), status, to_start);
+        assert_eq!(at("1073741824", status, 5), Some(1024.0 * mib - 150.0 * mib - 5.0 * THREAD_ADDRESS_SPACE));
+        // every thread started: the limit less VmSize alone
+        assert_eq!(at("1073741824", status, 0), Some(874.0 * mib));
         // a limit the process has (nearly) used up: 0, not a negative figure
-        assert_eq!(at("209715200", status, 8), Some(0.0));
-        // no VmSize or Threads to read: the limit less every thread's margin
+        assert_eq!(at("209715200", status, 5), Some(0.0));
+        // no VmSize to read: the limit less the threads' margin
         assert_eq!(at("1073741824", "", 2), Some(1024.0 * mib - 2.0 * THREAD_ADDRESS_SPACE));
         // no limit
         assert_eq!(at("unlimited", status, 8), None);
@@ -286,7 +305,7 @@ mod tests {
         assert_eq!(at("lots", status, 8), None);
         // the soft limit is the one that counts (the hard one only caps what may be set)
         let soft_below_hard = "Max address space         1073741824           2147483648           bytes     \n";
-        assert_eq!(address_space_headroom(soft_below_hard, status, 3), Some(874.0 * mib));
+        assert_eq!(address_space_headroom(soft_below_hard, status, 0), Some(874.0 * mib));
     }
 
     /// The address-space headroom sets the figure only where it is less than the host's or the

@@ -32,6 +32,7 @@ pub use reference::{battery_times_state, reference_member, run_reference, update
 pub use two_qubit::two_qubit_job;
 pub use values_pool::ValuesPool;
 
+use crate::config::available_memory::promise_address_space;
 use crate::config::Plan;
 use crate::error::Result;
 use crate::gpu::GpuContext;
@@ -235,29 +236,45 @@ pub fn gpu_context(adapter: Option<&str>, need_f64: bool) -> Result<Arc<GpuConte
             return Ok(ctx.clone());
         }
     }
-    driver_fits_address_space()?;
-    let ctx = Arc::new(GpuContext::new(adapter, need_f64)?);
+    driver_gate()?;
+    let ctx = {
+        let _promise = promise_address_space(DRIVER_ADDRESS_SPACE);
+        Arc::new(GpuContext::new(adapter, need_f64)?)
+    };
     *slot = Some((key, ctx.clone()));
     Ok(ctx)
 }
 
 /// The address space a GPU driver may map on opening: its libraries, its threads' stacks and
-/// allocator arenas, its queues. Mesa's lavapipe mapped 0.7 GiB and started 10 threads on a
-/// 2-CPU machine; a hardware driver's share is not known here, hence the margin.
-const DRIVER_ADDRESS_SPACE: f64 = 2.0 * 1073741824.0;
+/// allocator arenas, its queues. Mesa's lavapipe mapped 0.7 to 1.1 GiB and started 10 threads
+/// on a 2-CPU machine; a hardware driver's share is not known here, hence the margin.
+pub const DRIVER_ADDRESS_SPACE: f64 = 2.0 * 1073741824.0;
 
 /// Err where an address-space limit (`ulimit -v`) leaves less than `DRIVER_ADDRESS_SPACE`: a
 /// driver that meets the limit while it opens, or later in its own threads, aborts or crashes
-/// the process, which no error can report. Checked before any driver is loaded, so that
-/// `--backend auto` runs on the CPU engine and `--backend gpu` is refused (exit 2).
-fn driver_fits_address_space() -> Result<()> {
+/// the process, which no error can report. Decided once, before the first driver is loaded
+/// (by `GpuAhead::open` as the CLI starts), so that `--backend auto` runs on the CPU engine
+/// and `--backend gpu` is refused (exit 2) whatever the timing of the open ahead.
+pub fn driver_gate() -> Result<()> {
+    driver_gate_reason().map_or(Ok(()), |why| Err(crate::error::QbatError::Device(format!("{why}; raise the limit (ulimit -v) or use --backend cpu"))))
+}
+
+/// Why `driver_gate` opens no driver (None: it does).
+pub fn driver_gate_reason() -> Option<String> {
+    static DECIDED: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+    DECIDED.get_or_init(|| driver_fits("a GPU driver")).clone().err()
+}
+
+/// Err (the reason) where the address-space headroom now is less than a driver may map, for
+/// `what` (a GPU driver, another device's).
+pub fn driver_fits(what: &str) -> std::result::Result<(), String> {
     use crate::config::available_memory::{address_space_left, size_text};
     match address_space_left() {
-        Some(left) if left < DRIVER_ADDRESS_SPACE => Err(crate::error::QbatError::Device(format!(
-            "this process's address-space limit (ulimit -v) leaves {}, less than the {} a GPU driver may map as it opens; raise the limit (ulimit -v unlimited) to open one",
+        Some(left) if left < DRIVER_ADDRESS_SPACE => Err(format!(
+            "this process's address-space limit (ulimit -v) leaves {}, less than the {} {what} may map as it opens",
             size_text(left),
             size_text(DRIVER_ADDRESS_SPACE)
-        ))),
+        )),
         _ => Ok(()),
     }
 }
@@ -310,7 +327,10 @@ pub fn resolve_backend(opts: &RunOptions, notes: &mut Vec<String>) -> Result<Eng
             }
             Ok(ctx) => Ok(Engine::Gpu(with_pinning_note(opts, ctx, notes))),
             Err(e) => {
-                let note = format!("no usable GPU adapter ({e}); running on the CPU engine");
+                let note = match driver_gate_reason() {
+                    Some(why) => format!("no GPU opened: {why}; running on the CPU engine"),
+                    None => format!("no usable GPU adapter ({e}); running on the CPU engine"),
+                };
                 say(opts, &note);
                 notes.push(note);
                 Ok(Engine::Cpu)

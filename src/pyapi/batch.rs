@@ -135,9 +135,9 @@ pub fn batch_plan(b: &Batch, control: &Control) -> Result<Plan> {
         return Err(QbatError::TooLarge {
             field: "H".into(),
             reason: format!(
-                "{n_points} distinct parameter points (H and jump_ops) need about {:.1} GiB as the batch is built, more than 60% of the {:.1} GiB available{}; split the batch into smaller qb.mesolve calls",
-                points_bytes / 2f64.powi(30),
-                avail.bytes / 2f64.powi(30),
+                "{n_points} distinct parameter points (H and jump_ops) need about {}, more than 60% of the {} available{}; split the batch into smaller qb.mesolve calls",
+                crate::config::available_memory::size_text(points_bytes),
+                crate::config::available_memory::size_text(avail.bytes),
                 avail.under()
             ),
         });

@@ -109,6 +109,7 @@ pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f
 /// allocation failure there aborts the process. Names `--ensemble`, `time.samples` or
 /// `--save-states`, whichever costs most.
 pub fn check_in_memory(plan: &Plan) -> Result<()> {
+    use crate::config::available_memory::size_text;
     let avail = crate::config::available_memory::available_memory();
     let (members, samples, nm) = (plan.members.len(), plan.schedule.times.len(), plan.measures.len());
     let keeps = plan.measures.iter().any(|m| m.needs_eigensolve());
@@ -122,7 +123,6 @@ pub fn check_in_memory(plan: &Plan) -> Result<()> {
     if total <= avail.usable() {
         return Ok(());
     }
-    let gib = |b: f64| b / 2f64.powi(30);
     let under = avail.under();
     let field = if states > series {
         "--save-states"
@@ -138,9 +138,9 @@ pub fn check_in_memory(plan: &Plan) -> Result<()> {
     Err(QbatError::TooLarge {
         field: field.into(),
         reason: format!(
-            "an in-memory run holds all its results at once: {members} members x {samples} samples x {nm} measures{saved} need about {:.1} GiB, more than 60% of the {:.1} GiB available{under}; use fewer members or samples, or {advice}",
-            gib(total),
-            gib(avail.bytes)
+            "an in-memory run holds all its results at once: {members} members x {samples} samples x {nm} measures{saved} need about {}, more than 60% of the {} available{under}; use fewer members or samples, or {advice}",
+            size_text(total),
+            size_text(avail.bytes)
         ),
     })
 }
@@ -486,6 +486,11 @@ pub struct DeviceInfo {
 
 /// The GPU adapters wgpu finds on the backends qbat-gpu uses (none is an empty list).
 pub fn devices() -> Vec<DeviceInfo> {
+    // (listing the adapters loads their drivers)
+    if let Some(why) = crate::engine::driver_gate_reason() {
+        eprintln!("note: no GPU listed: {why}");
+        return vec![];
+    }
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
     desc.backends &= crate::gpu::context::BACKENDS;
     let backends = desc.backends;

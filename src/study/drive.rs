@@ -77,6 +77,7 @@ pub(super) fn drive(
         }
     };
     let block = progress.members_per_block;
+    block_fits(local, block.min(n), if resumed > 0 || opts.resume { "--resume" } else { "--block-members" })?;
     let n_blocks = n.div_ceil(block);
     if progress.done.iter().any(|&b| b >= n_blocks) {
         return Err(QbatError::invalid("--resume", "the checkpoint names blocks beyond this run's members; it belongs to another run"));
@@ -313,10 +314,32 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
     }
     let mut engines = vec![];
     for name in &names {
-        let ctx = crate::gpu::GpuContext::new(Some(name), need_f64).map_err(|e| QbatError::invalid("--devices", format!("'{name}': {e}")))?;
+        // (each device's driver instance maps its own queues and threads)
+        crate::engine::driver_fits("another device's driver").map_err(|why| QbatError::invalid("--devices", format!("'{name}': {why}; raise the limit (ulimit -v) or name fewer devices")))?;
+        let ctx = {
+            let _promise = crate::config::available_memory::promise_address_space(crate::engine::DRIVER_ADDRESS_SPACE);
+            crate::gpu::GpuContext::new(Some(name), need_f64).map_err(|e| QbatError::invalid("--devices", format!("'{name}': {e}")))?
+        };
         engines.push(Engine::Gpu(std::sync::Arc::new(ctx)));
     }
     Ok(engines)
+}
+
+/// Refuse blocks of `members` that the available memory cannot hold (given by hand, or a
+/// checkpoint's, resumed where there is less): allocated, they would abort the process. A
+/// block sized by `block_members` always fits.
+fn block_fits(plan: &Plan, members: usize, field: &str) -> Result<()> {
+    use crate::config::available_memory::{available_memory, size_text};
+    let avail = available_memory();
+    let need = members as f64 * super::block_bytes_per_member(plan);
+    if need <= avail.usable() {
+        return Ok(());
+    }
+    let advice = if field == "--resume" { "resume it where more memory is available" } else { "give fewer members a block, or leave --block-members out" };
+    Err(QbatError::TooLarge {
+        field: field.into(),
+        reason: format!("blocks of {members} members need about {}, more than 60% of the {} available{}; {advice}", size_text(need), size_text(avail.bytes), avail.under()),
+    })
 }
 
 /// Sets its flag when dropped.

@@ -175,13 +175,18 @@ pub fn fingerprint_difference(a: &serde_json::Value, b: &serde_json::Value) -> O
 /// Without a series the absorption is mostly the statistics and the checkpoint of their state
 /// (tens of MB for the main job): more blocks would only write it more often.
 pub fn block_members(plan: &Plan, members: usize, budget: f64, with_series: bool) -> usize {
-    let keeps_states = plan.measures.iter().any(|m| m.needs_eigensolve());
-    let saved_dim = plan.save_states.map_or(0, |s| crate::measures::saved::saved_dim(plan.space, s));
-    let per_member = 512.0 + crate::config::result_bytes_per_member(plan.space, plan.schedule.times.len(), plan.measures.len(), keeps_states, saved_dim);
+    let per_member = block_bytes_per_member(plan);
     let members = members.max(1);
     let for_budget = members.div_ceil(((budget / per_member) as usize).max(1));
     let for_pipeline = if with_series { ((members as f64 * per_member / PIPELINE_MIN_BLOCK_BYTES) as usize).min(PIPELINE_BLOCKS) } else { 1 };
     members.div_ceil(for_budget.max(for_pipeline).max(1))
+}
+
+/// What a member costs in a block: its results, twice over, and its entry.
+pub fn block_bytes_per_member(plan: &Plan) -> f64 {
+    let keeps_states = plan.measures.iter().any(|m| m.needs_eigensolve());
+    let saved_dim = plan.save_states.map_or(0, |s| crate::measures::saved::saved_dim(plan.space, s));
+    512.0 + crate::config::result_bytes_per_member(plan.space, plan.schedule.times.len(), plan.measures.len(), keeps_states, saved_dim)
 }
 
 /// The most blocks a run is cut into for the overlap alone (the budget may need more).
