@@ -255,8 +255,9 @@ def relayed_while(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     """`relayed` for a call that may take a while and says things as it goes (a save, a merge,
     a copy: "waiting for another commit" while another process writes the same directory): it
     runs on a thread of its own (the extension releases the GIL) while this one relays what it
-    says every 100 ms, as a run's poll does. Ctrl-C meanwhile is raised once the call has
-    returned: it cannot be stopped midway, and its output is then whole or not written."""
+    says every 100 ms, as a run's poll does. Ctrl-C meanwhile (or any exception a signal
+    handler raises) is raised once the call has returned: it cannot be stopped midway, and its
+    output is then whole or not written."""
     box: dict = {}
     # (an Event, not Thread.join: a join that Ctrl-C interrupts may mark a running thread as
     # stopped, in CPython 3.11 and 3.12)
@@ -277,7 +278,7 @@ def relayed_while(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         try:
             if not done.wait(0.1):
                 poll(0.0)
-        except KeyboardInterrupt as e:
+        except BaseException as e:  # noqa: BLE001 - Ctrl-C, or a signal handler's SystemExit
             interrupted = interrupted or e
     failed = box.get("err") or interrupted
     finish(poll, failing=failed is not None)

@@ -117,7 +117,8 @@ fn interruptible_borrowing<T: Send>(py: Python<'_>, control: &Control, f: impl F
         std::thread::Builder::new()
             .name("qbat-build".into())
             .spawn_scoped(scope, move || {
-                let _ = tx.send(f());
+                // (a panic caught here, so that the scope does not panic again as it ends)
+                let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
             })
             .map_err(|e| to_py(py, qbat_gpu::threads::unavailable("the batch's plan", e)))?;
         let rx = std::sync::Mutex::new(rx);
@@ -125,7 +126,8 @@ fn interruptible_borrowing<T: Send>(py: Python<'_>, control: &Control, f: impl F
         let mut interrupted = None;
         loop {
             match recv(py) {
-                Ok(v) => return interrupted.map_or(Ok(v), Err),
+                Ok(Ok(v)) => return interrupted.map_or(Ok(v), Err),
+                Ok(Err(_)) => return Err(PyRuntimeError::new_err("the batch's build thread panicked")),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if interrupted.is_none() {
                         if let Err(e) = py.check_signals() {

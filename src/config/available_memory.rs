@@ -5,7 +5,6 @@
 //! It sizes the memory check, the block budget and the series read-back.
 
 use std::path::{Component, Path};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What is assumed where neither /proc/meminfo nor a cgroup can be read.
 const UNKNOWN_BYTES: f64 = 16.0 * 1073741824.0;
@@ -76,43 +75,30 @@ pub fn available_memory() -> Available {
 
 /// The headroom under this process's address-space limit (`address_space_headroom`), less a
 /// margin for the threads yet to start (rayon's pool until it has started, and the run's own,
-/// `RUN_THREADS`) and for a mapping promised but not yet made (`promise_address_space`: a GPU
-/// driver being opened); None without a limit.
+/// `RUN_THREADS`); None without a limit.
 pub fn address_space_left() -> Option<f64> {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let to_start = if crate::threads::pool_started() { 0 } else { crate::threads::pool_threads() } + RUN_THREADS;
-    let promised = f64::from_bits(PROMISED.load(Ordering::SeqCst));
-    address_space_headroom(&read("/proc/self/limits"), &read("/proc/self/status"), to_start).map(|left| (left - promised).max(0.0))
-}
-
-/// The address space promised to a mapping about to be made (f64 bits; 0 for none).
-static PROMISED: AtomicU64 = AtomicU64::new(0);
-
-/// Count `bytes` against the address-space headroom until the guard is dropped: a GPU driver
-/// being opened (on a thread of its own, while the config is checked) is not yet in VmSize,
-/// and once opened it is.
-pub fn promise_address_space(bytes: f64) -> Promise {
-    PROMISED.store(bytes.to_bits(), Ordering::SeqCst);
-    Promise
-}
-
-/// Withdraws `promise_address_space`'s figure when dropped.
-pub struct Promise;
-
-impl Drop for Promise {
-    fn drop(&mut self) {
-        PROMISED.store(0, Ordering::SeqCst);
-    }
+    address_space_headroom(&read("/proc/self/limits"), &read("/proc/self/status"), to_start)
 }
 
 /// A size for a message: GiB to one decimal, or MiB under 1 GiB (a tight `ulimit -v` leaves
-/// figures that "0.0 GiB" would hide); rounded down, so that what is left is never shown as
-/// more than it is.
+/// figures that "0.0 GiB" would hide); rounded down, so that what is available is never shown
+/// as more than it is (`size_need` rounds up).
 pub fn size_text(bytes: f64) -> String {
+    size_rounded(bytes, f64::floor)
+}
+
+/// `size_text` rounded up: what a run needs is never shown as less than it is.
+pub fn size_need(bytes: f64) -> String {
+    size_rounded(bytes, f64::ceil)
+}
+
+fn size_rounded(bytes: f64, round: fn(f64) -> f64) -> String {
     if bytes >= 1073741824.0 {
-        format!("{:.1} GiB", (bytes / 1073741824.0 * 10.0).floor() / 10.0)
+        format!("{:.1} GiB", round(bytes / 1073741824.0 * 10.0) / 10.0)
     } else {
-        format!("{:.0} MiB", (bytes / 1048576.0).floor())
+        format!("{:.0} MiB", round(bytes / 1048576.0))
     }
 }
 

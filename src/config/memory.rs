@@ -2,7 +2,7 @@
 //! is allocated when its member list, parameter points, smallest result block, streamed
 //! statistics or per-thread work space cannot fit in the available memory (`available_memory`).
 
-use super::available_memory::{available_memory, size_text as size, Limit};
+use super::available_memory::{available_memory, size_need, size_text, Limit};
 use crate::error::{QbatError, Result};
 use crate::model::Space;
 
@@ -64,7 +64,7 @@ pub fn check_memory(
     if work > available && work >= members_bytes {
         return Err(QbatError::TooLarge {
             field: "params.n_fock".into(),
-            reason: format!("a {dim}x{dim} state needs {} of work space, more than the {} available{under}", size(work), size(available)),
+            reason: format!("a {dim}x{dim} state needs {} of work space, more than the {} available{under}", size_need(work), size_text(available)),
         });
     }
     if total > avail.usable() {
@@ -74,8 +74,8 @@ pub fn check_memory(
             field: if points_bytes > members_bytes { points_field.into() } else { size_field.into() },
             reason: format!(
                 "{members} members x {samples} samples x {measures} measures ({points} parameter points) need about {} in memory, more than 60% of the {} available{under}; {}{raise}",
-                size(total),
-                size(available),
+                size_need(total),
+                size_text(available),
                 if points_bytes > members_bytes {
                     format!("each parameter point builds its own operators ({:.0} KiB): use fewer points, or split the run with --shard K/N (a shard builds only its members' points)", per_point / 1024.0)
                 } else if size_field == "time.samples" {

@@ -8,8 +8,8 @@
 //! open fails again and says why. The guard joins the thread when dropped, so that the process
 //! never exits (a refused config) while a driver call is under way.
 
-use super::{driver_gate, gpu_context, Backend, Precision, DRIVER_ADDRESS_SPACE};
-use crate::config::available_memory::promise_address_space;
+use super::{driver_gate, gpu_context, Backend, Precision};
+use crate::config::available_memory::address_space_left;
 
 pub struct GpuAhead(Option<std::thread::JoinHandle<()>>);
 
@@ -17,21 +17,23 @@ impl GpuAhead {
     /// Open the context `resolve_backend` will ask for with these options: for `--backend gpu`
     /// and `auto`; nothing for the CPU engines, or where no thread can be had.
     pub fn open(backend: Backend, adapter: Option<&str>, precision: Precision) -> GpuAhead {
-        // (under an address-space limit that leaves too little, no driver is opened: decided
-        // here, before the thread, so that the config's memory check counts the driver)
+        // (under an address-space limit that leaves too little, no driver is opened)
         if !matches!(backend, Backend::Gpu | Backend::Auto) || driver_gate().is_err() {
             return GpuAhead(None);
         }
         let adapter = adapter.map(str::to_string);
         let need_f64 = precision == Precision::F64;
-        // the driver's address space, counted from now until it is mapped
-        let promise = promise_address_space(DRIVER_ADDRESS_SPACE);
+        // Under an address-space limit the driver is opened here, before the config's memory
+        // check, which must count its mapping (lavapipe's is about 1 GiB), not beside it.
+        if address_space_left().is_some() {
+            let _ = gpu_context(adapter.as_deref(), need_f64);
+            return GpuAhead(None);
+        }
         GpuAhead(
             std::thread::Builder::new()
                 .name("qbat-gpu-open".into())
                 .spawn(move || {
                     let _ = gpu_context(adapter.as_deref(), need_f64);
-                    drop(promise);
                 })
                 .ok(),
         )

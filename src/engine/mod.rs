@@ -32,7 +32,6 @@ pub use reference::{battery_times_state, reference_member, run_reference, update
 pub use two_qubit::two_qubit_job;
 pub use values_pool::ValuesPool;
 
-use crate::config::available_memory::promise_address_space;
 use crate::config::Plan;
 use crate::error::Result;
 use crate::gpu::GpuContext;
@@ -237,10 +236,7 @@ pub fn gpu_context(adapter: Option<&str>, need_f64: bool) -> Result<Arc<GpuConte
         }
     }
     driver_gate()?;
-    let ctx = {
-        let _promise = promise_address_space(DRIVER_ADDRESS_SPACE);
-        Arc::new(GpuContext::new(adapter, need_f64)?)
-    };
+    let ctx = Arc::new(GpuContext::new(adapter, need_f64)?);
     *slot = Some((key, ctx.clone()));
     Ok(ctx)
 }
@@ -252,17 +248,25 @@ pub const DRIVER_ADDRESS_SPACE: f64 = 2.0 * 1073741824.0;
 
 /// Err where an address-space limit (`ulimit -v`) leaves less than `DRIVER_ADDRESS_SPACE`: a
 /// driver that meets the limit while it opens, or later in its own threads, aborts or crashes
-/// the process, which no error can report. Decided once, before the first driver is loaded
-/// (by `GpuAhead::open` as the CLI starts), so that `--backend auto` runs on the CPU engine
-/// and `--backend gpu` is refused (exit 2) whatever the timing of the open ahead.
+/// the process, which no error can report. Checked before a driver is loaded, so that
+/// `--backend auto` runs on the CPU engine and `--backend gpu` is refused (exit 2); once it
+/// has let one open, it stays open (the CLI's open ahead and its backend then agree), while a
+/// refusal is checked again at the next call (a Python session may have freed memory since).
 pub fn driver_gate() -> Result<()> {
     driver_gate_reason().map_or(Ok(()), |why| Err(crate::error::QbatError::Device(format!("{why}; raise the limit (ulimit -v) or use --backend cpu"))))
 }
 
 /// Why `driver_gate` opens no driver (None: it does).
 pub fn driver_gate_reason() -> Option<String> {
-    static DECIDED: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
-    DECIDED.get_or_init(|| driver_fits("a GPU driver")).clone().err()
+    static PASSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if PASSED.load(std::sync::atomic::Ordering::SeqCst) {
+        return None;
+    }
+    let why = driver_fits("a GPU driver").err();
+    if why.is_none() {
+        PASSED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    why
 }
 
 /// Err (the reason) where the address-space headroom now is less than a driver may map, for

@@ -136,7 +136,7 @@ pub fn batch_plan(b: &Batch, control: &Control) -> Result<Plan> {
             field: "H".into(),
             reason: format!(
                 "{n_points} distinct parameter points (H and jump_ops) need about {}, more than 60% of the {} available{}; split the batch into smaller qb.mesolve calls",
-                crate::config::available_memory::size_text(points_bytes),
+                crate::config::available_memory::size_need(points_bytes),
                 crate::config::available_memory::size_text(avail.bytes),
                 avail.under()
             ),

@@ -64,6 +64,11 @@ pub fn state_save(name: &str) -> Result<StateSave> {
 /// Returns the run, its values and, with `plan.save_states`, its saved states. A run where
 /// every member is unhealthy is an error, as for the CLI.
 pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f64>, Option<Vec<C64>>)> {
+    // Under an address-space limit the check must see the GPU driver's mapping: opened first
+    // (its failure is the run's to report).
+    if matches!(options.backend, Backend::Gpu | Backend::Auto) && crate::config::available_memory::address_space_left().is_some() {
+        let _ = crate::engine::gpu_context(options.adapter.as_deref(), options.precision == crate::engine::Precision::F64);
+    }
     check_in_memory(&plan)?;
     let mut r = run_plan(&plan, &options)?;
     let values = std::mem::take(&mut r.values);
@@ -109,7 +114,7 @@ pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f
 /// allocation failure there aborts the process. Names `--ensemble`, `time.samples` or
 /// `--save-states`, whichever costs most.
 pub fn check_in_memory(plan: &Plan) -> Result<()> {
-    use crate::config::available_memory::size_text;
+    use crate::config::available_memory::{size_need, size_text};
     let avail = crate::config::available_memory::available_memory();
     let (members, samples, nm) = (plan.members.len(), plan.schedule.times.len(), plan.measures.len());
     let keeps = plan.measures.iter().any(|m| m.needs_eigensolve());
@@ -139,7 +144,7 @@ pub fn check_in_memory(plan: &Plan) -> Result<()> {
         field: field.into(),
         reason: format!(
             "an in-memory run holds all its results at once: {members} members x {samples} samples x {nm} measures{saved} need about {}, more than 60% of the {} available{under}; use fewer members or samples, or {advice}",
-            size_text(total),
+            size_need(total),
             size_text(avail.bytes)
         ),
     })

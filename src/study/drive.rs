@@ -43,6 +43,7 @@ pub(super) fn drive(
     // (both are n / k rounded up, for k blocks: the smaller is as evenly sized)
     let fresh_block = || opts.block_members.unwrap_or_else(|| block_members(local, n, block_budget(), opts.output.series).min(for_balance)).max(1);
     let resumed;
+    let from_checkpoint = loaded.is_some();
     let (mut progress, mut acc) = match loaded {
         Some((p, a)) => {
             // A resumed run keeps the blocks it was cut into.
@@ -77,7 +78,9 @@ pub(super) fn drive(
         }
     };
     let block = progress.members_per_block;
-    block_fits(local, block.min(n), if resumed > 0 || opts.resume { "--resume" } else { "--block-members" })?;
+    if from_checkpoint || opts.block_members.is_some() {
+        block_fits(local, block.min(n), engines.len(), if from_checkpoint { "--resume" } else { "--block-members" })?;
+    }
     let n_blocks = n.div_ceil(block);
     if progress.done.iter().any(|&b| b >= n_blocks) {
         return Err(QbatError::invalid("--resume", "the checkpoint names blocks beyond this run's members; it belongs to another run"));
@@ -316,29 +319,27 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
     for name in &names {
         // (each device's driver instance maps its own queues and threads)
         crate::engine::driver_fits("another device's driver").map_err(|why| QbatError::invalid("--devices", format!("'{name}': {why}; raise the limit (ulimit -v) or name fewer devices")))?;
-        let ctx = {
-            let _promise = crate::config::available_memory::promise_address_space(crate::engine::DRIVER_ADDRESS_SPACE);
-            crate::gpu::GpuContext::new(Some(name), need_f64).map_err(|e| QbatError::invalid("--devices", format!("'{name}': {e}")))?
-        };
+        let ctx = crate::gpu::GpuContext::new(Some(name), need_f64).map_err(|e| QbatError::invalid("--devices", format!("'{name}': {e}")))?;
         engines.push(Engine::Gpu(std::sync::Arc::new(ctx)));
     }
     Ok(engines)
 }
 
 /// Refuse blocks of `members` that the available memory cannot hold (given by hand, or a
-/// checkpoint's, resumed where there is less): allocated, they would abort the process. A
-/// block sized by `block_members` always fits.
-fn block_fits(plan: &Plan, members: usize, field: &str) -> Result<()> {
-    use crate::config::available_memory::{available_memory, size_text};
+/// checkpoint's, resumed where there is less): allocated, they would abort the process. One
+/// block is integrated on each of the `devices` while the one before is absorbed
+/// (`block_bytes_per_member` counts two blocks).
+fn block_fits(plan: &Plan, members: usize, devices: usize, field: &str) -> Result<()> {
+    use crate::config::available_memory::{available_memory, size_need, size_text};
     let avail = available_memory();
-    let need = members as f64 * super::block_bytes_per_member(plan);
+    let need = members as f64 * super::block_bytes_per_member(plan) * (devices.max(1) + 1) as f64 / 2.0;
     if need <= avail.usable() {
         return Ok(());
     }
     let advice = if field == "--resume" { "resume it where more memory is available" } else { "give fewer members a block, or leave --block-members out" };
     Err(QbatError::TooLarge {
         field: field.into(),
-        reason: format!("blocks of {members} members need about {}, more than 60% of the {} available{}; {advice}", size_text(need), size_text(avail.bytes), avail.under()),
+        reason: format!("blocks of {members} members need about {}, more than 60% of the {} available{}; {advice}", size_need(need), size_text(avail.bytes), avail.under()),
     })
 }
 
