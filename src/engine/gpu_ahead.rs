@@ -6,7 +6,9 @@
 //! config is parsed, the open overlaps the parse; `resolve_backend` then finds the context in
 //! `gpu_context`'s slot (or waits there for it). A failed open caches nothing: the run's own
 //! open fails again and says why. The guard joins the thread when dropped, so that the process
-//! never exits (a refused config) while a driver call is under way.
+//! never exits (a refused config) while a driver call is under way. Under an address-space
+//! limit (`ulimit -v`) the context is opened before the parse instead, so that the config's
+//! memory check counts the driver's mapping.
 
 use super::{driver_gate, gpu_context, Backend, Precision};
 use crate::config::available_memory::address_space_left;
