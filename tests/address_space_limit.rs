@@ -14,14 +14,19 @@ fn config(samples: usize) -> String {
     )
 }
 
-/// A temporary directory holding `config(samples)` as c.toml: (the directory, the config's
-/// path, the output's path).
-fn setup(samples: usize) -> (tempfile::TempDir, String, std::path::PathBuf) {
+/// A temporary directory holding `text` as c.toml: (the directory, the config's path, the
+/// output's path).
+fn setup(text: &str) -> (tempfile::TempDir, String, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, config(samples)).unwrap();
+    std::fs::write(&cfg, text).unwrap();
     let out = dir.path().join("out");
     (dir, cfg.display().to_string(), out)
+}
+
+/// The run.json of the output `out`.
+fn run_json(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap()
 }
 
 /// (exit code, stderr) of the binary with `args` under `ulimit -v limit_kb`, on the CPU engine.
@@ -58,7 +63,7 @@ fn assert_refused(code: i32, stderr: &str, field: &str, out: &Path) {
 /// aborted on allocating the member list); the same config with 1,000 members runs.
 #[test]
 fn a_member_list_beyond_the_limit_is_refused_and_a_small_run_fits() {
-    let (_dir, cfg, out) = setup(3);
+    let (_dir, cfg, out) = setup(&config(3));
     let cfg = cfg.as_str();
     let (code, stderr) = under_limit(1_000_000, &["run", cfg, "--ensemble", "20000000"], &out);
     assert_refused(code, &stderr, "--ensemble", &out);
@@ -72,7 +77,7 @@ fn a_member_list_beyond_the_limit_is_refused_and_a_small_run_fits() {
 /// block's results).
 #[test]
 fn statistics_beyond_the_limit_are_refused() {
-    let (_dir, cfg, out) = setup(2001);
+    let (_dir, cfg, out) = setup(&config(2001));
     let cfg = cfg.as_str();
     let (code, stderr) = under_limit(700_000, &["run", cfg, "--ensemble", "200000"], &out);
     assert_refused(code, &stderr, "time.samples", &out);
@@ -85,11 +90,11 @@ fn statistics_beyond_the_limit_are_refused() {
 /// results and its copies, aborted the run). No plots, which are not what this is about.
 #[test]
 fn a_run_that_fits_runs_in_blocks_sized_to_the_limit() {
-    let (_dir, cfg, out) = setup(2001);
+    let (_dir, cfg, out) = setup(&config(2001));
     let cfg = cfg.as_str();
     let (code, stderr) = under_limit(1_000_000, &["run", cfg, "--ensemble", "50000", "--no-plots"], &out);
     assert_eq!(code, 0, "{stderr}");
-    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let run = run_json(&out);
     assert_eq!(run["members"], 50000, "{run}");
     // without the limit: 4 blocks of 12,500 (the overlap's), 800 MB of results at a time
     let per_block = run["blocks"]["members_per_block"].as_u64().unwrap();
@@ -102,7 +107,7 @@ fn a_run_that_fits_runs_in_blocks_sized_to_the_limit() {
 /// loads a driver, so this holds with or without a GPU.
 #[test]
 fn a_gpu_driver_is_not_opened_under_a_tight_limit() {
-    let (_dir, cfg, out) = setup(2001);
+    let (_dir, cfg, out) = setup(&config(2001));
     let cfg = cfg.as_str();
     let (code, stderr) = under_limit_on("gpu", 1_500_000, &["run", cfg, "--ensemble", "20000", "--no-plots"], &out);
     assert_eq!(code, 2, "expected a refusal (exit 2), got {code}: {stderr}");
@@ -111,7 +116,7 @@ fn a_gpu_driver_is_not_opened_under_a_tight_limit() {
     assert!(!out.exists(), "an output was left behind");
     let (code, stderr) = under_limit_on("auto", 1_500_000, &["run", cfg, "--ensemble", "20000", "--no-plots"], &out);
     assert_eq!(code, 0, "{stderr}");
-    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let run = run_json(&out);
     assert_eq!(run["backend"], "cpu", "{run}");
     assert!(stderr.contains("address-space limit (ulimit -v)") && stderr.contains("running on the CPU engine"), "{stderr}");
 }
@@ -120,7 +125,7 @@ fn a_gpu_driver_is_not_opened_under_a_tight_limit() {
 /// --block-members (12,500 members of 2,001 samples aborted the run, exit 134), nothing left.
 #[test]
 fn blocks_given_by_hand_beyond_the_limit_are_refused() {
-    let (_dir, cfg, out) = setup(2001);
+    let (_dir, cfg, out) = setup(&config(2001));
     let (code, stderr) = under_limit(1_000_000, &["run", cfg.as_str(), "--ensemble", "50000", "--block-members", "12500", "--no-plots"], &out);
     assert_refused(code, &stderr, "--block-members", &out);
 }
@@ -132,12 +137,9 @@ fn a_gpu_run_under_a_limit_that_leaves_the_driver_room_runs() {
     if !crate::common::have_gpu(false) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, config(201).replace("t_end = 20.0", "t_end = 2.0")).unwrap();
-    let out = dir.path().join("out");
-    let (code, stderr) = under_limit_on("gpu", 3_000_000, &["run", cfg.to_str().unwrap(), "--ensemble", "20000", "--no-plots"], &out);
+    let (_dir, cfg, out) = setup(&config(201).replace("t_end = 20.0", "t_end = 2.0"));
+    let (code, stderr) = under_limit_on("gpu", 3_000_000, &["run", cfg.as_str(), "--ensemble", "20000", "--no-plots"], &out);
     assert_eq!(code, 0, "{stderr}");
-    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let run = run_json(&out);
     assert_eq!((run["backend"].as_str(), run["members"].as_u64()), (Some("gpu"), Some(20000)), "{run}");
 }

@@ -205,8 +205,8 @@ fn hand_made_axes_a_run_never_writes_are_refused() {
     assert!(an.pooled("x", "y").unwrap().pearson.is_some());
 }
 
-/// The same for a hand-made series.csv: the first member's times out of order, repeated or NaN,
-/// and a member whose rows come twice, are refused naming series.csv (each was read: the
+/// The same for a hand-made series.csv: the first member's times out of order, repeated, NaN or
+/// -inf, and a member whose rows come twice, are refused naming series.csv (each was read: the
 /// repeated member counted twice); a steady state's single t = inf is read.
 #[test]
 fn hand_made_csv_rows_a_run_never_writes_are_refused() {
@@ -226,7 +226,8 @@ fn hand_made_csv_rows_a_run_never_writes_are_refused() {
         (&[0, 1], &["0.0", "0.5", "0.5"], "strictly increasing"),
         (&[0, 1], &["NaN", "0.5", "1.0"], "strictly increasing"),
         (&[0, 1], &["0.0", "0.5", "inf"], "strictly increasing"),
-        (&[0, 1], &["NaN"], "NaN"),
+        (&[0, 1], &["NaN"], "NaN is not a time"),
+        (&[0, 1], &["-inf"], "-inf is not a time"),
         (&[3, 4, 3], &["0.0", "0.5", "1.0"], "member 3 is listed twice"),
     ]
     .into_iter()

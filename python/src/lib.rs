@@ -127,7 +127,7 @@ fn interruptible_borrowing<T: Send>(py: Python<'_>, control: &Control, f: impl F
         loop {
             match recv(py) {
                 Ok(Ok(v)) => return interrupted.map_or(Ok(v), Err),
-                Ok(Err(_)) => return Err(PyRuntimeError::new_err("the batch's build thread panicked")),
+                Ok(Err(_)) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(PyRuntimeError::new_err("the batch's build thread panicked")),
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if interrupted.is_none() {
                         if let Err(e) = py.check_signals() {
@@ -136,7 +136,6 @@ fn interruptible_borrowing<T: Send>(py: Python<'_>, control: &Control, f: impl F
                         }
                     }
                 }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(PyRuntimeError::new_err("the batch's build thread panicked")),
             }
         }
     })

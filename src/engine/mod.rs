@@ -244,7 +244,7 @@ pub fn gpu_context(adapter: Option<&str>, need_f64: bool) -> Result<Arc<GpuConte
 /// The address space a GPU driver may map on opening: its libraries, its threads' stacks and
 /// allocator arenas, its queues. Mesa's lavapipe mapped 0.7 to 1.1 GiB and started 10 threads
 /// on a 2-CPU machine; a hardware driver's share is not known here, hence the margin.
-pub const DRIVER_ADDRESS_SPACE: f64 = 2.0 * 1073741824.0;
+const DRIVER_ADDRESS_SPACE: f64 = 2.0 * 1073741824.0;
 
 /// Err where an address-space limit (`ulimit -v`) leaves less than `DRIVER_ADDRESS_SPACE`: a
 /// driver that meets the limit while it opens, or later in its own threads, aborts or crashes

@@ -93,8 +93,12 @@ fn read_npy_header(npy: &Path, data: &mut impl Read) -> Result<Vec<u8>> {
 /// series.json made or edited by hand is refused otherwise (its rows would be analysed under
 /// times or ids they do not have).
 fn check_axes(path: &Path, ids: &[u64], times: &[f64]) -> Result<()> {
-    // (a single time has no pair: the steady state's inf passes; JSON holds no NaN or -inf)
-    if let Some(w) = times.windows(2).position(|w| !(w[0].is_finite() && w[1].is_finite() && w[0] < w[1])) {
+    // (a single time has no pair: the steady state's inf passes, NaN and -inf do not)
+    if let [t] = times {
+        if t.is_nan() || *t == f64::NEG_INFINITY {
+            return Err(bad(path, format!("sample time {t} is not a time")));
+        }
+    } else if let Some(w) = times.windows(2).position(|w| !(w[0].is_finite() && w[1].is_finite() && w[0] < w[1])) {
         let shown = |t: f64| if t.is_infinite() { "null".to_string() } else { t.to_string() };
         return Err(bad(path, format!("sample times must be finite and strictly increasing: times[{w}] = {} then times[{}] = {}", shown(times[w]), w + 1, shown(times[w + 1]))));
     }
@@ -225,11 +229,7 @@ impl SeriesReader {
         if times.is_empty() {
             return Err(bad(path, "the series has no rows"));
         }
-        // (a single time may be the steady state's inf; the rows of later members are checked
-        // against these as they are read)
-        if times.len() == 1 && times[0].is_nan() {
-            return Err(bad(path, "line 2: the sample time is NaN"));
-        }
+        // (the rows of later members are checked against these as they are read)
         check_axes(path, &[], &times)?;
         let data_rows = lines.saturating_sub(1);
         if data_rows % times.len() as u64 != 0 {
