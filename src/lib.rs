@@ -45,6 +45,7 @@ pub mod plain_file;
 pub mod pyapi;
 pub mod reference;
 pub mod run;
+pub mod stack;
 pub mod study;
 pub mod threads;
 pub mod twin;

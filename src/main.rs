@@ -39,6 +39,12 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    // (on a thread of its own where `ulimit -s` is tighter than the usual 8 MiB: stack.rs)
+    qbat_gpu::stack::with_stack(parse_and_run)
+}
+
+/// Parse, run, and the exit code.
+fn parse_and_run() -> ExitCode {
     let cli = match app::cli::Cli::try_parse() {
         Ok(cli) => cli,
         // help and version print as clap prints them (a stdout that fails is exit 1, as below)

@@ -17,7 +17,8 @@ const MAX_THREADS_PER_CPU: usize = 16;
 const MIN_CPUS_FOR_CAP: usize = 16;
 
 /// What to change when a thread cannot be started.
-const LIMIT_HINT: &str = "raise the process limit (ulimit -u, a cgroup's pids.max) or the address-space limit (ulimit -v), or set RAYON_NUM_THREADS lower";
+const LIMIT_HINT: &str =
+    "raise the process limit (ulimit -u, a cgroup's pids.max) or the address-space or data-size limit (ulimit -v, ulimit -d), or set RAYON_NUM_THREADS lower";
 
 /// The outcome of the pool's start (`start_pool`), once tried.
 static STARTED: OnceLock<std::result::Result<(), String>> = OnceLock::new();

@@ -3,8 +3,6 @@
 
 mod common;
 
-/// under `ulimit -v`: a run that cannot fit refused (exit 2, one line), one that fits run
-mod address_space_limit;
 /// `qbat-gpu analyze` and the plots, against statistics computed here from the files
 mod analyze;
 /// the layers of ARCHITECTURE.md: no import circles, no upward imports
@@ -47,6 +45,8 @@ mod operators;
 mod papers;
 /// the scheduler's GPU (CUDA_VISIBLE_DEVICES, SLURM_JOB_GPUS, ...) mapped to its adapter
 mod pinning;
+/// under `ulimit -v` and `ulimit -d`: a run that cannot fit refused (exit 2, one line), one that fits run
+mod process_limits;
 /// `[protocol] switch_off` on every engine
 mod protocol;
 /// reference values computed with QuTiP

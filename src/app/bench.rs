@@ -21,10 +21,10 @@ use std::time::Instant;
 /// between 1 and 16 GiB; larger jobs run slice by slice. (A fixed 1 GiB cut bloch-1k's
 /// 100,000 members into 26 slices of under 4,000, too few to fill a large GPU.)
 fn members_per_slice(plan: &Plan) -> usize {
-    use qbat_gpu::config::available_memory::{available_memory, Limit};
+    use qbat_gpu::config::available_memory::available_memory;
     let avail = available_memory();
-    // (under `ulimit -v` the headroom is all there is: no 1 GiB floor)
-    let floor = if avail.limit == Limit::AddressSpace { 0.0 } else { 2f64.powi(30) };
+    // (under `ulimit -v` or `-d` the headroom is all there is: no 1 GiB floor)
+    let floor = if avail.limit.ulimit().is_some() { 0.0 } else { 2f64.powi(30) };
     let bytes = (0.25 * avail.bytes).clamp(floor, 2f64.powi(34));
     qbat_gpu::study::block_members(plan, plan.members.len(), bytes, false)
 }

@@ -1,7 +1,8 @@
 //! How much memory this process may still use: the host's MemAvailable, or less where a
 //! cgroup limits the process (a container's, or a Slurm job's with `--mem`), whose limit the
-//! host's figure does not know, or where its address-space limit (`ulimit -v`, RLIMIT_AS)
-//! leaves less, which neither figure knows and past which an allocation aborts the process.
+//! host's figure does not know, or where its address-space limit (`ulimit -v`, RLIMIT_AS) or
+//! data-size limit (`ulimit -d`, RLIMIT_DATA) leaves less, which neither figure knows and past
+//! which an allocation aborts the process.
 //! It sizes the memory check, the block budget and the series read-back.
 
 use std::path::{Component, Path};
@@ -16,6 +17,8 @@ const NO_LIMIT_BYTES: u64 = 1 << 60;
 /// The address space a thread yet to start may take: its stack (2 MiB by default) and the
 /// allocator's arena, which glibc reserves whole for a new thread (64 MiB, counted by RLIMIT_AS
 /// though never touched) and keeps after it ends, with a little for its guard page and maps.
+/// It bounds a thread's share of RLIMIT_DATA too, which counts the stack and the part of the
+/// arena made writable as it grows (up to the whole, and kept after frees).
 pub const THREAD_ADDRESS_SPACE: f64 = 68.0 * 1048576.0;
 
 /// The threads a run has at once beside the main thread and rayon's pool (a device's blocks, a
@@ -32,7 +35,37 @@ pub enum Limit {
     Cgroup,
     /// the headroom under this process's address-space limit (`ulimit -v`)
     AddressSpace,
+    /// the headroom under this process's data-size limit (`ulimit -d`)
+    DataSize,
 }
+
+impl Limit {
+    /// The shell command that sets a per-process limit (`ulimit -v`, `ulimit -d`); None for the
+    /// host's figure and a cgroup's.
+    pub fn ulimit(self) -> Option<&'static str> {
+        match self {
+            Limit::Host | Limit::Cgroup => None,
+            Limit::AddressSpace => Some("ulimit -v"),
+            Limit::DataSize => Some("ulimit -d"),
+        }
+    }
+}
+
+/// A per-process limit of /proc/self/limits and what counts against it in /proc/self/status.
+struct ProcessLimit {
+    limit: Limit,
+    /// the line of /proc/self/limits
+    line: &'static str,
+    /// the key of /proc/self/status that counts against it (kB)
+    counted: &'static str,
+}
+
+/// RLIMIT_AS counts every mapping, reserved or not (VmSize); RLIMIT_DATA the private writable
+/// ones, heap, thread stacks and anonymous maps (VmData).
+const PROCESS_LIMITS: [ProcessLimit; 2] = [
+    ProcessLimit { limit: Limit::AddressSpace, line: "Max address space", counted: "VmSize:" },
+    ProcessLimit { limit: Limit::DataSize, line: "Max data size", counted: "VmData:" },
+];
 
 /// The memory this process may still use, and what set the figure.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -59,27 +92,28 @@ impl Available {
             Limit::Host => "",
             Limit::Cgroup => " under this process's cgroup memory limit",
             Limit::AddressSpace => " under this process's address-space limit (ulimit -v)",
+            Limit::DataSize => " under this process's data-size limit (ulimit -d)",
         }
     }
 }
 
 /// The memory this process may still use: the host's MemAvailable (/proc/meminfo), or the
-/// headroom of its cgroups (`cgroup_headroom`) or under its address-space limit
-/// (`address_space_headroom`, less a margin for the threads that rayon's pool and the run may
+/// headroom of its cgroups (`cgroup_headroom`) or under its address-space or data-size limit
+/// (`process_limit_headroom`, less a margin for the threads that rayon's pool and the run may
 /// yet start) where that is less. 16 GiB where none can be read.
 pub fn available_memory() -> Available {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let found = available_from(&read("/proc/meminfo"), Path::new("/sys/fs/cgroup"), &read("/proc/self/cgroup"));
-    least(found, address_space_left())
+    least(found, process_limit_left())
 }
 
-/// The headroom under this process's address-space limit (`address_space_headroom`), less a
-/// margin for the threads yet to start (rayon's pool until it has started, and the run's own,
-/// `RUN_THREADS`); None without a limit.
-pub fn address_space_left() -> Option<f64> {
+/// The headroom under this process's address-space or data-size limit, whichever leaves less
+/// (`process_limit_headroom`), less a margin for the threads yet to start (rayon's pool until
+/// it has started, and the run's own, `RUN_THREADS`); None without either limit.
+pub fn process_limit_left() -> Option<Available> {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let to_start = if crate::threads::pool_started() { 0 } else { crate::threads::pool_threads() } + RUN_THREADS;
-    address_space_headroom(&read("/proc/self/limits"), &read("/proc/self/status"), to_start)
+    process_limit_headroom(&read("/proc/self/limits"), &read("/proc/self/status"), to_start)
 }
 
 /// A size for a message: GiB to one decimal, or MiB under 1 GiB (a tight `ulimit -v` leaves
@@ -107,25 +141,30 @@ pub fn available_memory_bytes() -> f64 {
     available_memory().bytes
 }
 
-/// `found`, or the address-space headroom where that is less.
-fn least(found: Available, address_space: Option<f64>) -> Available {
-    match address_space {
-        Some(a) if a < found.bytes => Available { bytes: a, limit: Limit::AddressSpace },
+/// `found`, or a process limit's headroom where that is less.
+fn least(found: Available, process_limit: Option<Available>) -> Available {
+    match process_limit {
+        Some(p) if p.bytes < found.bytes => p,
         _ => found,
     }
 }
 
-/// The headroom under the soft "Max address space" of a /proc/self/limits text: the limit less
-/// VmSize of a /proc/self/status text (the address space mapped already, reserved or not:
-/// the started threads' stacks and arenas, a driver's libraries) and `THREAD_ADDRESS_SPACE`
-/// for each of the `to_start` threads, at least 0. None without a limit ("unlimited", or no
-/// such line); where VmSize cannot be read, the limit less the threads' margin.
-pub fn address_space_headroom(limits: &str, status: &str, to_start: usize) -> Option<f64> {
-    let line = limits.lines().find_map(|l| l.strip_prefix("Max address space"))?;
-    let limit = line.split_whitespace().next()?.parse::<u64>().ok()? as f64;
-    let vm_size_kb = status.lines().find_map(|l| l.strip_prefix("VmSize:")).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
-    let mapped = vm_size_kb.map_or(0.0, |kb| kb as f64 * 1024.0);
-    Some((limit - mapped - to_start as f64 * THREAD_ADDRESS_SPACE).max(0.0))
+/// The least headroom under the soft limits of a /proc/self/limits text that are set, "Max
+/// address space" and "Max data size": each limit less what counts against it in a
+/// /proc/self/status text (VmSize: every mapping, reserved or not, the started threads' stacks
+/// and arenas, a driver's libraries; VmData: the private writable ones) and
+/// `THREAD_ADDRESS_SPACE` for each of the `to_start` threads, at least 0. None without either
+/// limit ("unlimited", or no such line); where the status key cannot be read, the limit less
+/// the threads' margin.
+pub fn process_limit_headroom(limits: &str, status: &str, to_start: usize) -> Option<Available> {
+    let headroom = |p: &ProcessLimit| -> Option<Available> {
+        let line = limits.lines().find_map(|l| l.strip_prefix(p.line))?;
+        let limit = line.split_whitespace().next()?.parse::<u64>().ok()? as f64;
+        let counted_kb = status.lines().find_map(|l| l.strip_prefix(p.counted)).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+        let counted = counted_kb.map_or(0.0, |kb| kb as f64 * 1024.0);
+        Some(Available { bytes: (limit - counted - to_start as f64 * THREAD_ADDRESS_SPACE).max(0.0), limit: p.limit })
+    };
+    PROCESS_LIMITS.iter().filter_map(headroom).min_by(|a, b| a.bytes.total_cmp(&b.bytes))
 }
 
 /// `available_memory` from a /proc/meminfo text, the cgroup mount and a /proc/self/cgroup text.
@@ -273,42 +312,77 @@ mod tests {
         let limits = |soft: &str| {
             format!("Limit                     Soft Limit           Hard Limit           Units     \nMax data size             unlimited            unlimited            bytes     \nMax address space         {soft:<20} unlimited            bytes     \nMax nofile                1024                 4096                 files     \n")
         };
-        let status = "Name:\tqbat-gpu\nVmPeak:\t  999999 kB\nVmSize:\t  153600 kB\nVmRSS:\t   20000 kB\nThreads:\t3\n";
+        let status = "Name:\tqbat-gpu\nVmPeak:\t  999999 kB\nVmSize:\t  153600 kB\nVmRSS:\t   20000 kB\nVmData:\t   51200 kB\nThreads:\t3\n";
         let mib = 1048576.0;
+        let space = |bytes: f64| Some(Available { bytes, limit: Limit::AddressSpace });
         // 1 GiB less 150 MiB mapped, and 5 threads to start: 5 x 68 MiB (the threads started,
         // the Threads line, are in VmSize: not counted again)
-        let at = |soft: &str, status: &str, to_start: usize| address_space_headroom(&limits(soft), status, to_start);
-        assert_eq!(at("1073741824", status, 5), Some(1024.0 * mib - 150.0 * mib - 5.0 * THREAD_ADDRESS_SPACE));
+        let at = |soft: &str, status: &str, to_start: usize| process_limit_headroom(&limits(soft), status, to_start);
+        assert_eq!(at("1073741824", status, 5), space(1024.0 * mib - 150.0 * mib - 5.0 * THREAD_ADDRESS_SPACE));
         // every thread started: the limit less VmSize alone
-        assert_eq!(at("1073741824", status, 0), Some(874.0 * mib));
+        assert_eq!(at("1073741824", status, 0), space(874.0 * mib));
         // a limit the process has (nearly) used up: 0, not a negative figure
-        assert_eq!(at("209715200", status, 5), Some(0.0));
+        assert_eq!(at("209715200", status, 5), space(0.0));
         // no VmSize to read: the limit less the threads' margin
-        assert_eq!(at("1073741824", "", 2), Some(1024.0 * mib - 2.0 * THREAD_ADDRESS_SPACE));
+        assert_eq!(at("1073741824", "", 2), space(1024.0 * mib - 2.0 * THREAD_ADDRESS_SPACE));
         // no limit
         assert_eq!(at("unlimited", status, 8), None);
-        assert_eq!(address_space_headroom("", status, 8), None);
+        assert_eq!(process_limit_headroom("", status, 8), None);
         assert_eq!(at("lots", status, 8), None);
         // the soft limit is the one that counts (the hard one only caps what may be set)
         let soft_below_hard = "Max address space         1073741824           2147483648           bytes     \n";
-        assert_eq!(address_space_headroom(soft_below_hard, status, 0), Some(874.0 * mib));
+        assert_eq!(process_limit_headroom(soft_below_hard, status, 0), space(874.0 * mib));
     }
 
-    /// The address-space headroom sets the figure only where it is less than the host's or the
-    /// cgroup's, and `under()` then names `ulimit -v`; each limit names its own.
+    /// RLIMIT_DATA: the soft limit less VmData (not VmSize: reserved maps and code do not count
+    /// against it) and the threads' margin; with both limits set, the one that leaves less
+    /// sets the figure, and names itself.
     #[test]
-    fn the_address_space_limit_counts_where_it_is_least_and_is_named() {
+    fn data_size_headroom_is_the_limit_less_the_data_and_the_least_limit_counts() {
+        let limits = |data: &str, space: &str| {
+            format!("Limit                     Soft Limit           Hard Limit           Units     \nMax data size             {data:<20} unlimited            bytes     \nMax address space         {space:<20} unlimited            bytes     \n")
+        };
+        let status = "VmSize:\t  1048576 kB\nVmData:\t   51200 kB\n";
+        let mib = 1048576.0;
+        let at = |data: &str, space: &str, to_start: usize| process_limit_headroom(&limits(data, space), status, to_start);
+        let data = |bytes: f64| Some(Available { bytes, limit: Limit::DataSize });
+        // 512 MiB less 50 MiB of data and 2 threads' margin
+        assert_eq!(at("536870912", "unlimited", 2), data(462.0 * mib - 2.0 * THREAD_ADDRESS_SPACE));
+        assert_eq!(at("536870912", "unlimited", 0), data(462.0 * mib));
+        assert_eq!(at("52428800", "unlimited", 0), data(0.0));
+        // both set: 4 GiB of address space less 1 GiB mapped leaves 3 GiB, more than the data
+        // limit's 462 MiB; a 1.25 GiB address space (256 MiB left) then is the tighter one
+        assert_eq!(at("536870912", "4294967296", 0), data(462.0 * mib));
+        assert_eq!(at("536870912", "1342177280", 0), Some(Available { bytes: 256.0 * mib, limit: Limit::AddressSpace }));
+        // no data limit, or garbage: none
+        assert_eq!(at("unlimited", "unlimited", 0), None);
+        assert_eq!(at("-1", "unlimited", 0), None);
+    }
+
+    /// A process limit's headroom sets the figure only where it is less than the host's or the
+    /// cgroup's, and `under()` then names its `ulimit` flag; each limit names its own.
+    #[test]
+    fn a_process_limit_counts_where_it_is_least_and_is_named() {
         let host = Available { bytes: 8e9, limit: Limit::Host };
         let cgroup = Available { bytes: 2e9, limit: Limit::Cgroup };
-        assert_eq!(least(host, Some(1e9)), Available { bytes: 1e9, limit: Limit::AddressSpace });
-        assert_eq!(least(host, Some(9e9)), host);
+        let space = |bytes: f64| Available { bytes, limit: Limit::AddressSpace };
+        let data = |bytes: f64| Available { bytes, limit: Limit::DataSize };
+        assert_eq!(least(host, Some(space(1e9))), space(1e9));
+        assert_eq!(least(host, Some(space(9e9))), host);
         assert_eq!(least(host, None), host);
-        assert_eq!(least(cgroup, Some(1e9)), Available { bytes: 1e9, limit: Limit::AddressSpace });
-        assert_eq!(least(cgroup, Some(3e9)), cgroup);
-        assert_eq!(least(host, Some(1e9)).under(), " under this process's address-space limit (ulimit -v)");
+        assert_eq!(least(cgroup, Some(space(1e9))), space(1e9));
+        assert_eq!(least(cgroup, Some(space(3e9))), cgroup);
+        assert_eq!(least(cgroup, Some(data(1e9))), data(1e9));
+        assert_eq!(least(cgroup, Some(data(3e9))), cgroup);
+        assert_eq!(space(1e9).under(), " under this process's address-space limit (ulimit -v)");
+        assert_eq!(data(1e9).under(), " under this process's data-size limit (ulimit -d)");
         assert_eq!(cgroup.under(), " under this process's cgroup memory limit");
         assert_eq!(host.under(), "");
-        assert_eq!(least(host, Some(1e9)).usable(), USABLE_SHARE * 1e9);
+        assert_eq!(
+            (Limit::AddressSpace.ulimit(), Limit::DataSize.ulimit(), Limit::Cgroup.ulimit(), Limit::Host.ulimit()),
+            (Some("ulimit -v"), Some("ulimit -d"), None, None)
+        );
+        assert_eq!(least(host, Some(space(1e9))).usable(), USABLE_SHARE * 1e9);
     }
 
     /// cgroup v2: the tightest limit on the way up counts (a job's, above its unlimited step),

@@ -2,7 +2,7 @@
 //! is allocated when its member list, parameter points, smallest result block, streamed
 //! statistics or per-thread work space cannot fit in the available memory (`available_memory`).
 
-use super::available_memory::{available_memory, size_need, size_text, Limit};
+use super::available_memory::{available_memory, size_need, size_text};
 use crate::error::{QbatError, Result};
 use crate::model::Space;
 
@@ -68,8 +68,8 @@ pub fn check_memory(
         });
     }
     if total > avail.usable() {
-        // (under a tight `ulimit -v` the process and its threads' reservations may take it all)
-        let raise = if avail.limit == Limit::AddressSpace { "; or raise the limit (ulimit -v)" } else { "" };
+        // (under a tight `ulimit -v` or `-d` the process and its threads may take it all)
+        let raise = avail.limit.ulimit().map(|flag| format!("; or raise the limit ({flag})")).unwrap_or_default();
         return Err(QbatError::TooLarge {
             field: if points_bytes > members_bytes { points_field.into() } else { size_field.into() },
             reason: format!(

@@ -459,20 +459,8 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
         format!("times of the peaks against the charger's polar angle (paper 004 fig. 3e{thinned})"),
     ];
     let panels = [
-        (
-            "plot_peaks_theta",
-            captions[0].as_str(),
-            "peak (energy, ergotropy: wb; power: wb j)",
-            &peaks,
-            SeriesLabelPosition::UpperLeft,
-        ),
-        (
-            "plot_peak_times_theta",
-            captions[1].as_str(),
-            "time of the peak (units of 1/wb, hbar = 1)",
-            &times,
-            SeriesLabelPosition::MiddleRight,
-        ),
+        ("plot_peaks_theta", captions[0].as_str(), "peak (energy, ergotropy: wb; power: wb j)", &peaks, SeriesLabelPosition::UpperLeft),
+        ("plot_peak_times_theta", captions[1].as_str(), "time of the peak (units of 1/wb, hbar = 1)", &times, SeriesLabelPosition::MiddleRight),
     ];
     // the panels drawn in parallel, listed in order
     let drawn: Vec<Vec<PathBuf>> = panels

@@ -14,11 +14,7 @@ pub enum SeriesFormat {
 enum Source {
     /// The data after the npy header: f64, little-endian unless `big_endian`; `bytes` holds
     /// one member's.
-    Npy {
-        data: BufReader<std::fs::File>,
-        big_endian: bool,
-        bytes: Vec<u8>,
-    },
+    Npy { data: BufReader<std::fs::File>, big_endian: bool, bytes: Vec<u8> },
     Csv {
         rows: csv::StringRecordsIntoIter<BufReader<std::fs::File>>,
         line: u64,
@@ -100,7 +96,10 @@ fn check_axes(path: &Path, ids: &[u64], times: &[f64]) -> Result<()> {
         }
     } else if let Some(w) = times.windows(2).position(|w| !(w[0].is_finite() && w[1].is_finite() && w[0] < w[1])) {
         let shown = |t: f64| if t.is_infinite() { "null".to_string() } else { t.to_string() };
-        return Err(bad(path, format!("sample times must be finite and strictly increasing: times[{w}] = {} then times[{}] = {}", shown(times[w]), w + 1, shown(times[w + 1]))));
+        return Err(bad(
+            path,
+            format!("sample times must be finite and strictly increasing: times[{w}] = {} then times[{}] = {}", shown(times[w]), w + 1, shown(times[w + 1])),
+        ));
     }
     // (a run lists its ids increasing: sorted only when they are not)
     if ids.windows(2).all(|w| w[0] < w[1]) {

@@ -64,9 +64,9 @@ pub fn state_save(name: &str) -> Result<StateSave> {
 /// Returns the run, its values and, with `plan.save_states`, its saved states. A run where
 /// every member is unhealthy is an error, as for the CLI.
 pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f64>, Option<Vec<C64>>)> {
-    // Under an address-space limit the check must see the GPU driver's mapping: opened first
-    // (its failure is the run's to report).
-    if matches!(options.backend, Backend::Gpu | Backend::Auto) && crate::config::available_memory::address_space_left().is_some() {
+    // Under an address-space or data-size limit the check must see the GPU driver's mapping:
+    // opened first (its failure is the run's to report).
+    if matches!(options.backend, Backend::Gpu | Backend::Auto) && crate::config::available_memory::process_limit_left().is_some() {
         let _ = crate::engine::gpu_context(options.adapter.as_deref(), options.precision == crate::engine::Precision::F64);
     }
     check_in_memory(&plan)?;

@@ -318,7 +318,8 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
     let mut engines = vec![];
     for name in &names {
         // (each device's driver instance maps its own queues and threads)
-        crate::engine::driver_fits("another device's driver").map_err(|why| QbatError::invalid("--devices", format!("'{name}': {why}; raise the limit (ulimit -v) or name fewer devices")))?;
+        crate::engine::driver_fits("another device's driver")
+            .map_err(|short| QbatError::invalid("--devices", format!("'{name}': {}; raise the limit ({}) or name fewer devices", short.why, short.ulimit)))?;
         let ctx = crate::gpu::GpuContext::new(Some(name), need_f64).map_err(|e| QbatError::invalid("--devices", format!("'{name}': {e}")))?;
         engines.push(Engine::Gpu(std::sync::Arc::new(ctx)));
     }
@@ -339,7 +340,12 @@ fn block_fits(plan: &Plan, members: usize, devices: usize, field: &str) -> Resul
     let advice = if field == "--resume" { "resume it where more memory is available" } else { "give fewer members a block, or leave --block-members out" };
     Err(QbatError::TooLarge {
         field: field.into(),
-        reason: format!("blocks of {members} members need about {}, more than 60% of the {} available{}; {advice}", size_need(need), size_text(avail.bytes), avail.under()),
+        reason: format!(
+            "blocks of {members} members need about {}, more than 60% of the {} available{}; {advice}",
+            size_need(need),
+            size_text(avail.bytes),
+            avail.under()
+        ),
     })
 }
 

@@ -1,8 +1,10 @@
-//! Under an address-space limit (`ulimit -v`, RLIMIT_AS) a run that cannot fit is refused before
-//! any work (exit 2, one line naming the field and `ulimit -v`), never aborted by a failed
-//! allocation (exit 134), and a run that fits still runs, its blocks sized to the limit.
-//! Runs the real binary under `sh -c 'ulimit -v N; exec ...'`, with 2 worker threads (each
-//! thread's stack and allocator arena take address space, so the figures depend on them).
+//! Under an address-space limit (`ulimit -v`, RLIMIT_AS) or a data-size limit (`ulimit -d`,
+//! RLIMIT_DATA) a run that cannot fit is refused before any work (exit 2, one line naming the
+//! field and the limit), never aborted by a failed allocation (exit 134), and a run that fits
+//! still runs, its blocks sized to the limit. Under a tight stack limit (`ulimit -s`) a run
+//! runs, and gives what it gives without one. Runs the real binary under `sh -c 'ulimit -v N;
+//! exec ...'`, with 2 worker threads (each thread's stack and allocator arena count against
+//! the address-space and data-size limits, so the figures depend on them).
 
 use std::path::Path;
 use std::process::Command;
@@ -29,6 +31,32 @@ fn run_json(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap()
 }
 
+/// The two limits: the `ulimit` option that sets one, and how a message names it.
+#[derive(Clone, Copy)]
+enum Ulimit {
+    AddressSpace,
+    DataSize,
+    Stack,
+}
+
+impl Ulimit {
+    fn option(self) -> &'static str {
+        match self {
+            Ulimit::AddressSpace => "-v",
+            Ulimit::DataSize => "-d",
+            Ulimit::Stack => "-s",
+        }
+    }
+
+    fn named(self) -> &'static str {
+        match self {
+            Ulimit::AddressSpace => "address-space limit (ulimit -v)",
+            Ulimit::DataSize => "data-size limit (ulimit -d)",
+            Ulimit::Stack => "stack limit (ulimit -s)",
+        }
+    }
+}
+
 /// (exit code, stderr) of the binary with `args` under `ulimit -v limit_kb`, on the CPU engine.
 fn under_limit(limit_kb: u64, args: &[&str], out: &Path) -> (i32, String) {
     under_limit_on("cpu", limit_kb, args, out)
@@ -37,24 +65,35 @@ fn under_limit(limit_kb: u64, args: &[&str], out: &Path) -> (i32, String) {
 /// (exit code, stderr) of the binary with `args` and `--backend backend` under `ulimit -v
 /// limit_kb`.
 fn under_limit_on(backend: &str, limit_kb: u64, args: &[&str], out: &Path) -> (i32, String) {
+    under(Ulimit::AddressSpace, backend, limit_kb, args, out)
+}
+
+/// (exit code, stderr) of the binary with `args` and `--backend backend` under the limit
+/// `ulimit` of `limit_kb`.
+fn under(ulimit: Ulimit, backend: &str, limit_kb: u64, args: &[&str], out: &Path) -> (i32, String) {
     let mut c = Command::new("sh");
-    c.arg("-c").arg("ulimit -v \"$1\" || exit 97; shift; exec \"$@\"").arg("sh").arg(limit_kb.to_string());
+    c.arg("-c").arg(format!("ulimit {} \"$1\" || exit 97; shift; exec \"$@\"", ulimit.option())).arg("sh").arg(limit_kb.to_string());
     c.arg(env!("CARGO_BIN_EXE_qbat-gpu")).args(args).args(["--backend", backend, "--no-progress", "--force", "--out"]).arg(out);
     // as common::bin() sets them, and a fixed pool: 2 threads' stacks and arenas
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env_remove("QBAT_INJECT_FAULT").env("QBAT_PIPELINE_CACHE", "off");
     c.env("RAYON_NUM_THREADS", "2").env_remove("RAYON_RS_NUM_CPUS");
     let o = c.output().unwrap();
     let code = o.status.code().unwrap_or(-1);
-    assert_ne!(code, 97, "ulimit -v {limit_kb} could not be set here");
+    assert_ne!(code, 97, "ulimit {} {limit_kb} could not be set here", ulimit.option());
     (code, String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
-/// Exit 2, one line that names `field` and the limit, no abort, nothing left behind.
+/// Exit 2, one line that names `field` and `ulimit -v`, no abort, nothing left behind.
 fn assert_refused(code: i32, stderr: &str, field: &str, out: &Path) {
+    assert_refused_under(Ulimit::AddressSpace, code, stderr, field, out)
+}
+
+/// Exit 2, one line that names `field` and the limit, no abort, nothing left behind.
+fn assert_refused_under(ulimit: Ulimit, code: i32, stderr: &str, field: &str, out: &Path) {
     assert_eq!(code, 2, "expected a refusal (exit 2), got {code}: {stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
     assert!(stderr.starts_with(&format!("error: {field}: ")), "should name {field}: {stderr}");
-    assert!(stderr.contains("under this process's address-space limit (ulimit -v)"), "should name ulimit -v: {stderr}");
+    assert!(stderr.contains(&format!("under this process's {}", ulimit.named())), "should name the limit: {stderr}");
     assert!(!stderr.contains("memory allocation") && !stderr.contains("panicked"), "{stderr}");
     assert!(!out.exists(), "an output was left behind");
 }
@@ -142,4 +181,67 @@ fn a_gpu_run_under_a_limit_that_leaves_the_driver_room_runs() {
     assert_eq!(code, 0, "{stderr}");
     let run = run_json(&out);
     assert_eq!((run["backend"].as_str(), run["members"].as_u64()), (Some("gpu"), Some(20000)), "{run}");
+}
+
+/// Under a data-size limit (`ulimit -d`, which counts the heap, the threads' stacks and the
+/// allocator's arenas as they are written), with 200 samples: 2,000,000 members under 1 GB
+/// and 50,000 under 200 MB aborted the run (exit 134, on the member list and a block's
+/// results); both are refused naming the field and `ulimit -d`. 50,000 members of 2,001
+/// samples under 1 GB run, in blocks cut to the limit.
+#[test]
+fn under_a_data_size_limit_a_run_is_refused_or_fits() {
+    let (_dir, cfg, out) = setup(&config(200));
+    let cfg = cfg.as_str();
+    let data = Ulimit::DataSize;
+    let (code, stderr) = under(data, "cpu", 1_000_000, &["run", cfg, "--ensemble", "2000000"], &out);
+    assert_refused_under(data, code, &stderr, "--ensemble", &out);
+    assert!(stderr.trim_end().ends_with("or raise the limit (ulimit -d)"), "{stderr}");
+    let (code, stderr) = under(data, "cpu", 200_000, &["run", cfg, "--ensemble", "50000"], &out);
+    assert_refused_under(data, code, &stderr, "time.samples", &out);
+    let (_dir, cfg, out) = setup(&config(2001));
+    let (code, stderr) = under(data, "cpu", 1_000_000, &["run", cfg.as_str(), "--ensemble", "50000", "--no-plots"], &out);
+    assert_eq!(code, 0, "{stderr}");
+    let run = run_json(&out);
+    assert_eq!(run["members"], 50000, "{run}");
+    let per_block = run["blocks"]["members_per_block"].as_u64().unwrap();
+    assert!(per_block < 12500 / 2, "blocks of {per_block} members: not cut to the limit");
+}
+
+/// A data-size limit that leaves a GPU driver less than its margin (lavapipe aborted opening
+/// under 0.5 GB): `--backend gpu` is refused naming `ulimit -d`, `auto` runs on the CPU engine.
+#[test]
+fn a_gpu_driver_is_not_opened_under_a_tight_data_size_limit() {
+    let (_dir, cfg, out) = setup(&config(201));
+    let cfg = cfg.as_str();
+    let (code, stderr) = under(Ulimit::DataSize, "gpu", 1_500_000, &["run", cfg, "--no-plots"], &out);
+    assert_eq!(code, 2, "expected a refusal (exit 2), got {code}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: gpu: this process's data-size limit (ulimit -d) leaves "), "{stderr}");
+    assert!(stderr.trim_end().ends_with("raise the limit (ulimit -d) or use --backend cpu"), "{stderr}");
+    assert!(!out.exists(), "an output was left behind");
+    let (code, stderr) = under(Ulimit::DataSize, "auto", 1_500_000, &["run", cfg, "--no-plots"], &out);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(run_json(&out)["backend"], "cpu");
+    assert!(stderr.contains("data-size limit (ulimit -d)") && stderr.contains("running on the CPU engine"), "{stderr}");
+}
+
+/// A 32 KiB stack limit (the main thread overflowed its stack under 48 KiB, exit 134, and a
+/// GPU run crashed, SIGSEGV, under 64 KiB as lavapipe opened): the run completes, on the CPU
+/// engine and on the GPU where there is one, and its statistics are those of the run without
+/// the limit, byte for byte.
+#[test]
+fn a_tight_stack_limit_runs_and_changes_nothing() {
+    let (dir, cfg, out) = setup(&config(201).replace("t_end = 20.0", "t_end = 2.0"));
+    let cfg = cfg.as_str();
+    let backends: &[&str] = if crate::common::have_gpu(false) { &["cpu", "gpu"] } else { &["cpu"] };
+    for backend in backends {
+        let free = dir.path().join(format!("free-{backend}"));
+        let (code, stderr) = under(Ulimit::Stack, backend, 8192, &["run", cfg, "--no-plots"], &free);
+        assert_eq!(code, 0, "{stderr}");
+        let (code, stderr) = under(Ulimit::Stack, backend, 32, &["run", cfg, "--no-plots"], &out);
+        assert_eq!(code, 0, "{backend} under ulimit -s 32: {stderr}");
+        assert_eq!(run_json(&out)["backend"], *backend);
+        let stats = |dir: &Path| std::fs::read(dir.join("stats.csv")).unwrap();
+        assert!(stats(&out) == stats(&free), "{backend}: stats.csv differs under ulimit -s 32");
+    }
 }
