@@ -1,11 +1,13 @@
-//! The stack under a tight stack limit (`ulimit -s`).
+//! The stack under the stack limit (`ulimit -s`), tight or large.
 //!
 //! The kernel bounds the main thread's stack by the soft RLIMIT_STACK, and glibc takes the
 //! same limit, read once at start, as the default stack of every thread started without one
 //! (a GPU driver's: Rust's own threads name theirs). Under 48 KiB the CLI's main thread
-//! overflowed its stack (abort, exit 134), and under 64 KiB lavapipe's threads crashed the
-//! process (SIGSEGV) as the driver opened. `with_stack` runs the work where that limit is
-//! tight on a thread with `WORK_STACK` of its own, and raises glibc's default to match first.
+//! overflowed its stack (abort, exit 134), and under 64 KiB a GPU run crashed (SIGSEGV) as
+//! lavapipe opened; under a large one (`ulimit -s 1048576`) each of the
+//! driver's threads would take that much address space and data. `with_stack` sets glibc's
+//! default to `WORK_STACK` whatever the limit, and where the limit is tight runs the work on a
+//! thread with `WORK_STACK` of its own.
 
 /// The stack the main work and a driver's threads get: the usual default limit. A thread's
 /// stack is address space like any other mapping, counted by `ulimit -v` and `ulimit -d`
@@ -34,14 +36,14 @@ pub fn tight_stack_limit() -> Option<u64> {
 }
 
 /// `work()`, on this thread, or, where the stack limit is tight (`tight_stack_limit`), on a
-/// thread with `WORK_STACK` of stack, with glibc's default stack for new threads raised to
+/// thread with `WORK_STACK` of stack; glibc's default stack for new threads set to
 /// `WORK_STACK` first. Where that thread cannot be started, on this thread all the same (the
 /// limit may still do: it did from 64 KiB up on the CPU engine).
 pub fn with_stack<T: Send>(work: impl Fn() -> T + Sync) -> T {
+    set_default_thread_stack();
     if tight_stack_limit().is_none() {
         return work();
     }
-    raise_default_thread_stack();
     std::thread::scope(|scope| match std::thread::Builder::new().name("main".into()).stack_size(WORK_STACK).spawn_scoped(scope, &work) {
         // (a panic in the work goes on as the main thread's would)
         Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
@@ -50,8 +52,8 @@ pub fn with_stack<T: Send>(work: impl Fn() -> T + Sync) -> T {
 }
 
 /// glibc's default stack for threads started without one (`pthread_setattr_default_np`, glibc
-/// 2.18), raised to `WORK_STACK`; elsewhere nothing.
-fn raise_default_thread_stack() {
+/// 2.18), set to `WORK_STACK`; elsewhere nothing.
+fn set_default_thread_stack() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         extern "C" {

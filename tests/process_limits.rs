@@ -31,7 +31,7 @@ fn run_json(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap()
 }
 
-/// The two limits: the `ulimit` option that sets one, and how a message names it.
+/// The limits: the `ulimit` option that sets one, and how a message names it.
 #[derive(Clone, Copy)]
 enum Ulimit {
     AddressSpace,
@@ -59,27 +59,28 @@ impl Ulimit {
 
 /// (exit code, stderr) of the binary with `args` under `ulimit -v limit_kb`, on the CPU engine.
 fn under_limit(limit_kb: u64, args: &[&str], out: &Path) -> (i32, String) {
-    under_limit_on("cpu", limit_kb, args, out)
-}
-
-/// (exit code, stderr) of the binary with `args` and `--backend backend` under `ulimit -v
-/// limit_kb`.
-fn under_limit_on(backend: &str, limit_kb: u64, args: &[&str], out: &Path) -> (i32, String) {
-    under(Ulimit::AddressSpace, backend, limit_kb, args, out)
+    under(Ulimit::AddressSpace, "cpu", limit_kb, args, out)
 }
 
 /// (exit code, stderr) of the binary with `args` and `--backend backend` under the limit
 /// `ulimit` of `limit_kb`.
 fn under(ulimit: Ulimit, backend: &str, limit_kb: u64, args: &[&str], out: &Path) -> (i32, String) {
+    under_limits(&[(ulimit, limit_kb)], backend, args, out)
+}
+
+/// (exit code, stderr) of the binary with `args` and `--backend backend` under each limit of
+/// `limits` (kB).
+fn under_limits(limits: &[(Ulimit, u64)], backend: &str, args: &[&str], out: &Path) -> (i32, String) {
+    let set: Vec<String> = limits.iter().map(|(u, kb)| format!("ulimit {} {kb}", u.option())).collect();
     let mut c = Command::new("sh");
-    c.arg("-c").arg(format!("ulimit {} \"$1\" || exit 97; shift; exec \"$@\"", ulimit.option())).arg("sh").arg(limit_kb.to_string());
+    c.arg("-c").arg(format!("{} || exit 97; exec \"$@\"", set.join(" && "))).arg("sh");
     c.arg(env!("CARGO_BIN_EXE_qbat-gpu")).args(args).args(["--backend", backend, "--no-progress", "--force", "--out"]).arg(out);
     // as common::bin() sets them, and a fixed pool: 2 threads' stacks and arenas
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env_remove("QBAT_INJECT_FAULT").env("QBAT_PIPELINE_CACHE", "off");
     c.env("RAYON_NUM_THREADS", "2").env_remove("RAYON_RS_NUM_CPUS");
     let o = c.output().unwrap();
     let code = o.status.code().unwrap_or(-1);
-    assert_ne!(code, 97, "ulimit {} {limit_kb} could not be set here", ulimit.option());
+    assert_ne!(code, 97, "{} could not be set here", set.join(", "));
     (code, String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
@@ -127,37 +128,44 @@ fn statistics_beyond_the_limit_are_refused() {
 /// 50,000 members x 2,001 samples under a 1 GB limit: the check accepts it, and its blocks
 /// are cut to the headroom under the limit (a block sized from the host's memory, 200 MB of
 /// results and its copies, aborted the run). No plots, which are not what this is about.
-#[test]
-fn a_run_that_fits_runs_in_blocks_sized_to_the_limit() {
+fn runs_in_blocks_cut_to(ulimit: Ulimit) {
     let (_dir, cfg, out) = setup(&config(2001));
-    let cfg = cfg.as_str();
-    let (code, stderr) = under_limit(1_000_000, &["run", cfg, "--ensemble", "50000", "--no-plots"], &out);
+    let (code, stderr) = under(ulimit, "cpu", 1_000_000, &["run", cfg.as_str(), "--ensemble", "50000", "--no-plots"], &out);
     assert_eq!(code, 0, "{stderr}");
     let run = run_json(&out);
     assert_eq!(run["members"], 50000, "{run}");
     // without the limit: 4 blocks of 12,500 (the overlap's), 800 MB of results at a time
     let per_block = run["blocks"]["members_per_block"].as_u64().unwrap();
-    assert!(per_block < 12500 / 2, "blocks of {per_block} members: not cut to the limit");
+    assert!(per_block < 12500, "blocks of {per_block} members: not cut to the {}", ulimit.named());
 }
 
-/// Under a limit that leaves less than a GPU driver may map as it opens (Mesa's lavapipe,
-/// which CI runs, aborted or crashed the process mid-run under 1 to 1.5 GB): `--backend gpu` is
-/// refused naming the limit, and `--backend auto` runs on the CPU engine and says why. Neither
-/// loads a driver, so this holds with or without a GPU.
+/// `runs_in_blocks_cut_to` under `ulimit -v` (under `ulimit -d` below).
+#[test]
+fn a_run_that_fits_runs_in_blocks_sized_to_the_limit() {
+    runs_in_blocks_cut_to(Ulimit::AddressSpace);
+}
+
+/// Under a limit that leaves less than a GPU driver may take as it opens (Mesa's lavapipe,
+/// which CI runs, aborted or crashed the process under 1 to 1.5 GB of address space, and
+/// under 0.3 to 0.5 GB of data): `--backend gpu` is refused naming the limit, and `--backend
+/// auto` runs on the CPU engine and says why. Neither loads a driver, so this holds with or
+/// without a GPU. Both limits short: both named, and both to raise.
 #[test]
 fn a_gpu_driver_is_not_opened_under_a_tight_limit() {
-    let (_dir, cfg, out) = setup(&config(2001));
-    let cfg = cfg.as_str();
-    let (code, stderr) = under_limit_on("gpu", 1_500_000, &["run", cfg, "--ensemble", "20000", "--no-plots"], &out);
-    assert_eq!(code, 2, "expected a refusal (exit 2), got {code}: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.starts_with("error: gpu: this process's address-space limit (ulimit -v) leaves "), "{stderr}");
-    assert!(!out.exists(), "an output was left behind");
-    let (code, stderr) = under_limit_on("auto", 1_500_000, &["run", cfg, "--ensemble", "20000", "--no-plots"], &out);
-    assert_eq!(code, 0, "{stderr}");
-    let run = run_json(&out);
-    assert_eq!(run["backend"], "cpu", "{run}");
-    assert!(stderr.contains("address-space limit (ulimit -v)") && stderr.contains("running on the CPU engine"), "{stderr}");
+    for (ulimit, limit_kb) in [(Ulimit::AddressSpace, 1_500_000), (Ulimit::DataSize, 800_000)] {
+        let (_dir, cfg, out) = setup(&config(201));
+        let cfg = cfg.as_str();
+        let (code, stderr) = under(ulimit, "gpu", limit_kb, &["run", cfg, "--no-plots"], &out);
+        assert_eq!(code, 2, "expected a refusal (exit 2), got {code}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.starts_with(&format!("error: gpu: this process's {} leaves ", ulimit.named())), "{stderr}");
+        assert!(stderr.trim_end().ends_with(&format!("raise the limit (ulimit {}) or use --backend cpu", ulimit.option())), "{stderr}");
+        assert!(!out.exists(), "an output was left behind");
+        let (code, stderr) = under(ulimit, "auto", limit_kb, &["run", cfg, "--no-plots"], &out);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(run_json(&out)["backend"], "cpu");
+        assert!(stderr.contains(ulimit.named()) && stderr.contains("running on the CPU engine"), "{stderr}");
+    }
 }
 
 /// Blocks given by hand that the headroom under the limit cannot hold: refused naming
@@ -169,60 +177,53 @@ fn blocks_given_by_hand_beyond_the_limit_are_refused() {
     assert_refused(code, &stderr, "--block-members", &out);
 }
 
-/// Under a limit that leaves a GPU driver room, the gate lets `--backend gpu` open it, and the
-/// run, its memory checked with the driver's address space counted, completes.
+/// Under a limit that leaves a GPU driver room (2 GiB of address space, 1 GiB of data), the
+/// gate lets `--backend gpu` open it, and the run, its memory checked with the driver's
+/// mapping counted (the driver opened before the check), completes.
 #[test]
 fn a_gpu_run_under_a_limit_that_leaves_the_driver_room_runs() {
     if !crate::common::have_gpu(false) {
         return;
     }
-    let (_dir, cfg, out) = setup(&config(201).replace("t_end = 20.0", "t_end = 2.0"));
-    let (code, stderr) = under_limit_on("gpu", 3_000_000, &["run", cfg.as_str(), "--ensemble", "20000", "--no-plots"], &out);
-    assert_eq!(code, 0, "{stderr}");
-    let run = run_json(&out);
-    assert_eq!((run["backend"].as_str(), run["members"].as_u64()), (Some("gpu"), Some(20000)), "{run}");
+    for (ulimit, limit_kb) in [(Ulimit::AddressSpace, 3_000_000), (Ulimit::DataSize, 1_600_000)] {
+        let (_dir, cfg, out) = setup(&config(201).replace("t_end = 20.0", "t_end = 2.0"));
+        let (code, stderr) = under(ulimit, "gpu", limit_kb, &["run", cfg.as_str(), "--ensemble", "20000", "--no-plots"], &out);
+        assert_eq!(code, 0, "{}: {stderr}", ulimit.named());
+        let run = run_json(&out);
+        assert_eq!((run["backend"].as_str(), run["members"].as_u64()), (Some("gpu"), Some(20000)), "{run}");
+    }
 }
 
 /// Under a data-size limit (`ulimit -d`, which counts the heap, the threads' stacks and the
-/// allocator's arenas as they are written), with 200 samples: 2,000,000 members under 1 GB
-/// and 50,000 under 200 MB aborted the run (exit 134, on the member list and a block's
-/// results); both are refused naming the field and `ulimit -d`. 50,000 members of 2,001
+/// allocator's arenas as they are written), with 200 samples: 50,000 members under 200 MB
+/// aborted the run (exit 134, formatting series.csv after the check had counted on the host's
+/// memory); it now runs, its blocks and its text cut to the limit, and writes what the run
+/// without the limit writes. 20,000,000 members under 1 GB and 2,000 under 40 MB are refused
+/// naming the field and `ulimit -d`; 100 members run even there. 50,000 members of 2,001
 /// samples under 1 GB run, in blocks cut to the limit.
 #[test]
 fn under_a_data_size_limit_a_run_is_refused_or_fits() {
-    let (_dir, cfg, out) = setup(&config(200));
+    let (dir, cfg, out) = setup(&config(200));
     let cfg = cfg.as_str();
     let data = Ulimit::DataSize;
-    let (code, stderr) = under(data, "cpu", 1_000_000, &["run", cfg, "--ensemble", "2000000"], &out);
+    let (code, stderr) = under(data, "cpu", 200_000, &["run", cfg, "--ensemble", "50000", "--no-plots"], &out);
+    assert_eq!(code, 0, "{stderr}");
+    let free = dir.path().join("free");
+    let (code, stderr) = under(Ulimit::Stack, "cpu", 8192, &["run", cfg, "--ensemble", "50000", "--no-plots"], &free);
+    assert_eq!(code, 0, "{stderr}");
+    for file in ["stats.csv", "series.csv"] {
+        assert!(std::fs::read(out.join(file)).unwrap() == std::fs::read(free.join(file)).unwrap(), "{file} differs under ulimit -d");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+    let (code, stderr) = under(data, "cpu", 1_000_000, &["run", cfg, "--ensemble", "20000000"], &out);
     assert_refused_under(data, code, &stderr, "--ensemble", &out);
     assert!(stderr.trim_end().ends_with("or raise the limit (ulimit -d)"), "{stderr}");
-    let (code, stderr) = under(data, "cpu", 200_000, &["run", cfg, "--ensemble", "50000"], &out);
+    let (code, stderr) = under(data, "cpu", 40_000, &["run", cfg, "--ensemble", "2000"], &out);
     assert_refused_under(data, code, &stderr, "time.samples", &out);
-    let (_dir, cfg, out) = setup(&config(2001));
-    let (code, stderr) = under(data, "cpu", 1_000_000, &["run", cfg.as_str(), "--ensemble", "50000", "--no-plots"], &out);
+    let (code, stderr) = under(data, "cpu", 40_000, &["run", cfg, "--ensemble", "100", "--no-plots"], &out);
     assert_eq!(code, 0, "{stderr}");
-    let run = run_json(&out);
-    assert_eq!(run["members"], 50000, "{run}");
-    let per_block = run["blocks"]["members_per_block"].as_u64().unwrap();
-    assert!(per_block < 12500 / 2, "blocks of {per_block} members: not cut to the limit");
-}
-
-/// A data-size limit that leaves a GPU driver less than its margin (lavapipe aborted opening
-/// under 0.5 GB): `--backend gpu` is refused naming `ulimit -d`, `auto` runs on the CPU engine.
-#[test]
-fn a_gpu_driver_is_not_opened_under_a_tight_data_size_limit() {
-    let (_dir, cfg, out) = setup(&config(201));
-    let cfg = cfg.as_str();
-    let (code, stderr) = under(Ulimit::DataSize, "gpu", 1_500_000, &["run", cfg, "--no-plots"], &out);
-    assert_eq!(code, 2, "expected a refusal (exit 2), got {code}: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.starts_with("error: gpu: this process's data-size limit (ulimit -d) leaves "), "{stderr}");
-    assert!(stderr.trim_end().ends_with("raise the limit (ulimit -d) or use --backend cpu"), "{stderr}");
-    assert!(!out.exists(), "an output was left behind");
-    let (code, stderr) = under(Ulimit::DataSize, "auto", 1_500_000, &["run", cfg, "--no-plots"], &out);
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(run_json(&out)["backend"], "cpu");
-    assert!(stderr.contains("data-size limit (ulimit -d)") && stderr.contains("running on the CPU engine"), "{stderr}");
+    std::fs::remove_dir_all(&out).unwrap();
+    runs_in_blocks_cut_to(data);
 }
 
 /// A 32 KiB stack limit (the main thread overflowed its stack under 48 KiB, exit 134, and a
@@ -244,4 +245,17 @@ fn a_tight_stack_limit_runs_and_changes_nothing() {
         let stats = |dir: &Path| std::fs::read(dir.join("stats.csv")).unwrap();
         assert!(stats(&out) == stats(&free), "{backend}: stats.csv differs under ulimit -s 32");
     }
+}
+
+/// Both limits short of what a driver needs: the refusal names each, and says to raise both
+/// (raising the one named alone was refused again for the other).
+#[test]
+fn a_gpu_driver_refused_under_two_limits_names_both() {
+    let (_dir, cfg, out) = setup(&config(201));
+    let (code, stderr) = under_limits(&[(Ulimit::AddressSpace, 1_500_000), (Ulimit::DataSize, 800_000)], "gpu", &["run", cfg.as_str()], &out);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with("error: gpu: this process's address-space limit (ulimit -v) leaves "), "{stderr}");
+    assert!(stderr.contains(", and its data-size limit (ulimit -d) leaves "), "{stderr}");
+    assert!(stderr.trim_end().ends_with("; raise the limits (ulimit -v, ulimit -d) or use --backend cpu"), "{stderr}");
+    assert!(!out.exists(), "an output was left behind");
 }

@@ -17,9 +17,21 @@ const NO_LIMIT_BYTES: u64 = 1 << 60;
 /// The address space a thread yet to start may take: its stack (2 MiB by default) and the
 /// allocator's arena, which glibc reserves whole for a new thread (64 MiB, counted by RLIMIT_AS
 /// though never touched) and keeps after it ends, with a little for its guard page and maps.
-/// It bounds a thread's share of RLIMIT_DATA too, which counts the stack and the part of the
-/// arena made writable as it grows (up to the whole, and kept after frees).
 pub const THREAD_ADDRESS_SPACE: f64 = 68.0 * 1048576.0;
+
+/// The data (RLIMIT_DATA's count) a thread yet to start may take before it allocates: its
+/// stack, written whole, and its arena's first heap (glibc makes only that part writable; what
+/// the thread allocates later is the run's, which the checks count), with slack. A 2-thread
+/// run of 100 members peaked at 18 MB of VmData, one of 16 threads at 51 MB.
+pub const THREAD_DATA: f64 = 4.0 * 1048576.0;
+
+/// The headroom a GPU driver needs under each limit as it opens: its libraries, its threads'
+/// stacks and arenas, its queues. Mesa's lavapipe mapped 0.7 to 1.1 GiB and started 10 threads
+/// on a 2-CPU machine, of which 0.22 GiB were data (a run's VmData rose from 0.25 to 0.47 GiB;
+/// it crashed opening under 0.15 GB of data limit); a hardware driver's share is not known
+/// here, hence the margins.
+pub const DRIVER_ADDRESS_SPACE: f64 = 2.0 * 1073741824.0;
+pub const DRIVER_DATA: f64 = 1073741824.0;
 
 /// The threads a run has at once beside the main thread and rayon's pool (a device's blocks, a
 /// block's files, its hash, its summary, and one to spare for a series reader or the --verify
@@ -40,6 +52,17 @@ pub enum Limit {
 }
 
 impl Limit {
+    /// The limit as a message names it ("address-space limit (ulimit -v)"); "" for the host's
+    /// figure.
+    pub fn named(self) -> &'static str {
+        match self {
+            Limit::Host => "",
+            Limit::Cgroup => "cgroup memory limit",
+            Limit::AddressSpace => "address-space limit (ulimit -v)",
+            Limit::DataSize => "data-size limit (ulimit -d)",
+        }
+    }
+
     /// The shell command that sets a per-process limit (`ulimit -v`, `ulimit -d`); None for the
     /// host's figure and a cgroup's.
     pub fn ulimit(self) -> Option<&'static str> {
@@ -58,13 +81,23 @@ struct ProcessLimit {
     line: &'static str,
     /// the key of /proc/self/status that counts against it (kB)
     counted: &'static str,
+    /// what a thread yet to start takes of it
+    per_thread: f64,
+    /// what a GPU driver takes of it as it opens
+    per_driver: f64,
 }
 
 /// RLIMIT_AS counts every mapping, reserved or not (VmSize); RLIMIT_DATA the private writable
 /// ones, heap, thread stacks and anonymous maps (VmData).
 const PROCESS_LIMITS: [ProcessLimit; 2] = [
-    ProcessLimit { limit: Limit::AddressSpace, line: "Max address space", counted: "VmSize:" },
-    ProcessLimit { limit: Limit::DataSize, line: "Max data size", counted: "VmData:" },
+    ProcessLimit {
+        limit: Limit::AddressSpace,
+        line: "Max address space",
+        counted: "VmSize:",
+        per_thread: THREAD_ADDRESS_SPACE,
+        per_driver: DRIVER_ADDRESS_SPACE,
+    },
+    ProcessLimit { limit: Limit::DataSize, line: "Max data size", counted: "VmData:", per_thread: THREAD_DATA, per_driver: DRIVER_DATA },
 ];
 
 /// The memory this process may still use, and what set the figure.
@@ -87,12 +120,10 @@ impl Available {
     /// What a refusal adds after "available" where a limit other than the host's set the figure
     /// (a refusal on a big node under a small job, container or address-space limit should say
     /// why).
-    pub fn under(&self) -> &'static str {
+    pub fn under(&self) -> String {
         match self.limit {
-            Limit::Host => "",
-            Limit::Cgroup => " under this process's cgroup memory limit",
-            Limit::AddressSpace => " under this process's address-space limit (ulimit -v)",
-            Limit::DataSize => " under this process's data-size limit (ulimit -d)",
+            Limit::Host => String::new(),
+            limit => format!(" under this process's {}", limit.named()),
         }
     }
 }
@@ -111,9 +142,22 @@ pub fn available_memory() -> Available {
 /// (`process_limit_headroom`), less a margin for the threads yet to start (rayon's pool until
 /// it has started, and the run's own, `RUN_THREADS`); None without either limit.
 pub fn process_limit_left() -> Option<Available> {
+    least_headroom(process_limits_left())
+}
+
+/// The headroom under each of this process's address-space and data-size limits that is set
+/// (`process_limit_headrooms`: below 0 where overrun), less the margins of the threads yet to
+/// start.
+pub fn process_limits_left() -> Vec<Available> {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let to_start = if crate::threads::pool_started() { 0 } else { crate::threads::pool_threads() } + RUN_THREADS;
-    process_limit_headroom(&read("/proc/self/limits"), &read("/proc/self/status"), to_start)
+    process_limit_headrooms(&read("/proc/self/limits"), &read("/proc/self/status"), to_start)
+}
+
+/// What a GPU driver needs of the headroom under a process limit as it opens
+/// (`DRIVER_ADDRESS_SPACE`, `DRIVER_DATA`); 0 for the host's figure and a cgroup's.
+pub fn driver_need(limit: Limit) -> f64 {
+    PROCESS_LIMITS.iter().find(|p| p.limit == limit).map_or(0.0, |p| p.per_driver)
 }
 
 /// A size for a message: GiB to one decimal, or MiB under 1 GiB (a tight `ulimit -v` leaves
@@ -149,22 +193,34 @@ fn least(found: Available, process_limit: Option<Available>) -> Available {
     }
 }
 
-/// The least headroom under the soft limits of a /proc/self/limits text that are set, "Max
-/// address space" and "Max data size": each limit less what counts against it in a
-/// /proc/self/status text (VmSize: every mapping, reserved or not, the started threads' stacks
-/// and arenas, a driver's libraries; VmData: the private writable ones) and
-/// `THREAD_ADDRESS_SPACE` for each of the `to_start` threads, at least 0. None without either
-/// limit ("unlimited", or no such line); where the status key cannot be read, the limit less
-/// the threads' margin.
+/// The least headroom of `process_limit_headrooms`; None without either limit.
 pub fn process_limit_headroom(limits: &str, status: &str, to_start: usize) -> Option<Available> {
+    least_headroom(process_limit_headrooms(limits, status, to_start))
+}
+
+/// The headroom under each soft limit of a /proc/self/limits text that is set, "Max address
+/// space" and "Max data size": the limit less what counts against it in a /proc/self/status
+/// text (VmSize: every mapping, reserved or not, the started threads' stacks and arenas, a
+/// driver's libraries; VmData: the private writable ones) and the limit's margin for each of
+/// the `to_start` threads (`THREAD_ADDRESS_SPACE`, `THREAD_DATA`); below 0 where the limit
+/// is overrun. Nothing for a limit not set ("unlimited", or no such line); where the status
+/// key cannot be read, the limit less the threads' margin.
+pub fn process_limit_headrooms(limits: &str, status: &str, to_start: usize) -> Vec<Available> {
     let headroom = |p: &ProcessLimit| -> Option<Available> {
         let line = limits.lines().find_map(|l| l.strip_prefix(p.line))?;
         let limit = line.split_whitespace().next()?.parse::<u64>().ok()? as f64;
         let counted_kb = status.lines().find_map(|l| l.strip_prefix(p.counted)).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
         let counted = counted_kb.map_or(0.0, |kb| kb as f64 * 1024.0);
-        Some(Available { bytes: (limit - counted - to_start as f64 * THREAD_ADDRESS_SPACE).max(0.0), limit: p.limit })
+        // (not yet clamped: of two limits both used up, the one overrun more is named)
+        Some(Available { bytes: limit - counted - to_start as f64 * p.per_thread, limit: p.limit })
     };
-    PROCESS_LIMITS.iter().filter_map(headroom).min_by(|a, b| a.bytes.total_cmp(&b.bytes))
+    PROCESS_LIMITS.iter().filter_map(headroom).collect()
+}
+
+/// The least of `headrooms` (the first of equals), at least 0.
+fn least_headroom(headrooms: Vec<Available>) -> Option<Available> {
+    let least = headrooms.into_iter().min_by(|a, b| a.bytes.total_cmp(&b.bytes))?;
+    Some(Available { bytes: least.bytes.max(0.0), ..least })
 }
 
 /// `available_memory` from a /proc/meminfo text, the cgroup mount and a /proc/self/cgroup text.
@@ -347,13 +403,29 @@ mod tests {
         let at = |data: &str, space: &str, to_start: usize| process_limit_headroom(&limits(data, space), status, to_start);
         let data = |bytes: f64| Some(Available { bytes, limit: Limit::DataSize });
         // 512 MiB less 50 MiB of data and 2 threads' margin
-        assert_eq!(at("536870912", "unlimited", 2), data(462.0 * mib - 2.0 * THREAD_ADDRESS_SPACE));
+        assert_eq!(at("536870912", "unlimited", 2), data(462.0 * mib - 2.0 * THREAD_DATA));
         assert_eq!(at("536870912", "unlimited", 0), data(462.0 * mib));
         assert_eq!(at("52428800", "unlimited", 0), data(0.0));
         // both set: 4 GiB of address space less 1 GiB mapped leaves 3 GiB, more than the data
         // limit's 462 MiB; a 1.25 GiB address space (256 MiB left) then is the tighter one
         assert_eq!(at("536870912", "4294967296", 0), data(462.0 * mib));
         assert_eq!(at("536870912", "1342177280", 0), Some(Available { bytes: 256.0 * mib, limit: Limit::AddressSpace }));
+        // both overrun: the one overrun more is named (1 GiB mapped against 0.5 GiB, 50 MiB of
+        // data against 40 MiB), and the figure is 0
+        assert_eq!(at("41943040", "536870912", 0), Some(Available { bytes: 0.0, limit: Limit::AddressSpace }));
+        assert_eq!(at("41943040", "1069547520", 0), Some(Available { bytes: 0.0, limit: Limit::DataSize }));
+        // each limit set is listed, unclamped, with its own threads' margin
+        let both = process_limit_headrooms(&limits("536870912", "4294967296"), status, 1);
+        assert_eq!(
+            both,
+            vec![
+                Available { bytes: 3072.0 * mib - THREAD_ADDRESS_SPACE, limit: Limit::AddressSpace },
+                Available { bytes: 462.0 * mib - THREAD_DATA, limit: Limit::DataSize }
+            ]
+        );
+        assert_eq!(process_limit_headrooms(&limits("41943040", "unlimited"), status, 0), vec![Available { bytes: -10.0 * mib, limit: Limit::DataSize }]);
+        // what a driver needs of each
+        assert_eq!((driver_need(Limit::AddressSpace), driver_need(Limit::DataSize), driver_need(Limit::Host)), (DRIVER_ADDRESS_SPACE, DRIVER_DATA, 0.0));
         // no data limit, or garbage: none
         assert_eq!(at("unlimited", "unlimited", 0), None);
         assert_eq!(at("-1", "unlimited", 0), None);

@@ -8,7 +8,7 @@ use crate::model::Space;
 
 /// Refuse runs whose members, parameter points, smallest result block or per-thread work space
 /// cannot fit in the available memory (MemAvailable, or a cgroup's headroom or the headroom under
-/// `ulimit -v` where less). Costs: a member
+/// `ulimit -v` or `ulimit -d` where less). Costs: a member
 /// about 256 B in the member list; a block of 1,024 members its results (samples x measures
 /// f64, and 16 state reals per sample when two-qubit eigen-solve measures are on), twice over;
 /// the streamed statistics a cell per (sample, measure) with its quantile sketch, twice over

@@ -241,23 +241,16 @@ pub fn gpu_context(adapter: Option<&str>, need_f64: bool) -> Result<Arc<GpuConte
     Ok(ctx)
 }
 
-/// The address space a GPU driver may map on opening: its libraries, its threads' stacks and
-/// allocator arenas, its queues. Mesa's lavapipe mapped 0.7 to 1.1 GiB and started 10 threads
-/// on a 2-CPU machine, of which 0.2 GiB of data (RLIMIT_DATA's count: a run's VmData rose from
-/// 0.25 to 0.47 GiB, and lavapipe aborted opening under a 0.5 GB data limit); a hardware
-/// driver's share is not known here, hence one margin for both limits.
-const DRIVER_ADDRESS_SPACE: f64 = 2.0 * 1073741824.0;
-
-/// Err where an address-space or data-size limit (`ulimit -v`, `ulimit -d`) leaves less than
-/// `DRIVER_ADDRESS_SPACE`: a driver that meets the limit while it opens, or later in its own
-/// threads, aborts or crashes the process, which no error can report. Checked before a driver is loaded, so that
+/// Err where an address-space or data-size limit (`ulimit -v`, `ulimit -d`) leaves less than a
+/// driver needs of it (`driver_fits`): a driver that meets the limit while it opens, or later
+/// in its own threads, aborts or crashes the process, which no error can report. Checked before a driver is loaded, so that
 /// `--backend auto` runs on the CPU engine and `--backend gpu` is refused (exit 2); once it
 /// has let one open, it stays open (the CLI's open ahead and its backend then agree), while a
 /// refusal is checked again at the next call (a Python session may have freed memory since).
 pub fn driver_gate() -> Result<()> {
     match driver_fits("a GPU driver") {
         Ok(()) => Ok(()),
-        Err(short) => Err(crate::error::QbatError::Device(format!("{}; raise the limit ({}) or use --backend cpu", short.why, short.ulimit))),
+        Err(short) => Err(crate::error::QbatError::Device(format!("{}; {} or use --backend cpu", short.why, short.raise))),
     }
 }
 
@@ -274,35 +267,33 @@ pub fn driver_gate_reason() -> Option<String> {
     why
 }
 
-/// Why a driver may not be opened, and the limit to raise.
+/// Why a driver may not be opened, and the limits to raise.
 #[derive(Debug)]
 pub struct DriverShort {
     pub why: String,
-    /// the shell command that raises it (`ulimit -v`, `ulimit -d`)
-    pub ulimit: &'static str,
+    /// what to do: "raise the limit (ulimit -v)", "raise the limits (ulimit -v, ulimit -d)"
+    pub raise: String,
 }
 
-/// Err where the headroom under an address-space or data-size limit now is less than a driver
-/// may map, for `what` (a GPU driver, another device's).
+/// Err where the headroom under an address-space or data-size limit now is less than a
+/// driver needs of it as it opens (`driver_need`), for `what` (a GPU driver, another
+/// device's); each limit that is short is named.
 pub fn driver_fits(what: &str) -> std::result::Result<(), DriverShort> {
-    use crate::config::available_memory::{process_limit_left, size_text, Limit};
-    match process_limit_left() {
-        Some(left) if left.bytes < DRIVER_ADDRESS_SPACE => {
-            let (name, ulimit) = match left.limit {
-                Limit::DataSize => ("data-size limit", "ulimit -d"),
-                _ => ("address-space limit", "ulimit -v"),
-            };
-            Err(DriverShort {
-                why: format!(
-                    "this process's {name} ({ulimit}) leaves {}, less than the {} {what} may map as it opens",
-                    size_text(left.bytes),
-                    size_text(DRIVER_ADDRESS_SPACE)
-                ),
-                ulimit,
-            })
-        }
-        _ => Ok(()),
+    use crate::config::available_memory::{driver_need, process_limits_left, size_text};
+    let short: Vec<_> = process_limits_left().into_iter().filter(|left| left.bytes < driver_need(left.limit)).collect();
+    if short.is_empty() {
+        return Ok(());
     }
+    let said: Vec<String> = short
+        .iter()
+        .map(|left| {
+            let named = left.limit.named();
+            format!("{named} leaves {}, less than the {} {what} may take as it opens", size_text(left.bytes.max(0.0)), size_text(driver_need(left.limit)))
+        })
+        .collect();
+    let ulimits: Vec<&str> = short.iter().filter_map(|left| left.limit.ulimit()).collect();
+    let raise = format!("raise the limit{} ({})", if ulimits.len() > 1 { "s" } else { "" }, ulimits.join(", "));
+    Err(DriverShort { why: format!("this process's {}", said.join(", and its ")), raise })
 }
 
 /// Is there a usable GPU adapter (software ones included)?

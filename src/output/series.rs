@@ -464,7 +464,7 @@ pub fn write_csv_header(w: &mut dyn std::io::Write, measures: &[&str]) -> std::i
 /// The text is formatted by every core, a window of about `CSV_WINDOW_VALUES` values at a
 /// time, and written in member order.
 pub fn write_csv_rows(w: &mut dyn std::io::Write, ids: &[u64], times: &[f64], values: &[f64], nm: usize) -> std::io::Result<()> {
-    write_csv_rows_in_windows(w, ids, times, values, nm, CSV_WINDOW_VALUES)
+    write_csv_rows_in_windows(w, ids, times, values, nm, csv_window_values())
 }
 
 fn write_csv_rows_in_windows(w: &mut dyn std::io::Write, ids: &[u64], times: &[f64], values: &[f64], nm: usize, window_values: usize) -> std::io::Result<()> {
@@ -501,6 +501,19 @@ fn write_csv_rows_in_windows(w: &mut dyn std::io::Write, ids: &[u64], times: &[f
 
 /// Values formatted per window of `write_csv_rows` (about 100 MB of text).
 const CSV_WINDOW_VALUES: usize = 4 << 20;
+
+/// Text a window's value may take: up to 25 characters with its comma, and as much again while
+/// a group's buffer doubles as it grows.
+const CSV_TEXT_BYTES_PER_VALUE: f64 = 48.0;
+
+/// `CSV_WINDOW_VALUES`, or fewer where a quarter of the usable memory cannot hold their text
+/// (under a tight `ulimit -v` or `ulimit -d` the memory check does not count the window, and a
+/// 100 MB window aborted a run that fitted). Read as each block is written: the block's values
+/// are then held already.
+fn csv_window_values() -> usize {
+    let usable = crate::config::available_memory::available_memory().usable();
+    CSV_WINDOW_VALUES.min((0.25 * usable / CSV_TEXT_BYTES_PER_VALUE) as usize).max(1)
+}
 
 /// The rows of `ids`, the sample times given as text (`{:?}`, `num`'s form).
 fn member_rows(w: &mut (impl std::io::Write + ?Sized), ids: &[u64], times: &[String], values: &[f64], nm: usize) -> std::io::Result<()> {

@@ -319,7 +319,7 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
     for name in &names {
         // (each device's driver instance maps its own queues and threads)
         crate::engine::driver_fits("another device's driver")
-            .map_err(|short| QbatError::invalid("--devices", format!("'{name}': {}; raise the limit ({}) or name fewer devices", short.why, short.ulimit)))?;
+            .map_err(|short| QbatError::invalid("--devices", format!("'{name}': {}; {} or name fewer devices", short.why, short.raise)))?;
         let ctx = crate::gpu::GpuContext::new(Some(name), need_f64).map_err(|e| QbatError::invalid("--devices", format!("'{name}': {e}")))?;
         engines.push(Engine::Gpu(std::sync::Arc::new(ctx)));
     }
