@@ -202,9 +202,18 @@ impl Gather {
         let members_used = kept;
         let healthy = n - skipped;
         // Ranks per column, pooled and within each sample time's slice, from one sort of the
-        // pooled column (None for a constant column, whose every slice is constant too).
-        let ranks: Vec<Option<(Vec<u32>, Vec<u32>)>> =
-            pooled.par_iter().map_init(Vec::new, |scratch, c| varies(c).then(|| doubled_ranks_whole_and_sliced(c, members_used, scratch))).collect();
+        // pooled column (None for a constant column, whose every slice is constant too); as
+        // many columns at once as the memory left holds their sorts (`columns_at_once`).
+        let at_once = columns_at_once(pooled.len(), members_used * nt);
+        let ranks: Vec<Option<(Vec<u32>, Vec<u32>)>> = pooled
+            .chunks(at_once)
+            .flat_map(|columns| {
+                columns
+                    .par_iter()
+                    .map_init(Vec::new, |scratch, c| varies(c).then(|| doubled_ranks_whole_and_sliced(c, members_used, scratch)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         let slice = |s: usize| s * members_used..(s + 1) * members_used;
         // Per time, each pair's correlations from its columns' slices.
         let per_time: Vec<Vec<PairRow>> = (0..nt)
@@ -354,4 +363,19 @@ fn gather_pooled(pooled: &mut [Vec<f64>], used: &[usize], subset: &[&[f64]], fir
             }
         }
     });
+}
+
+/// Bytes a column's sort takes while its ranks are computed, per value: the packed samples
+/// (8 B) and the bucket starts and radix sort's buffers, with slack.
+const SORT_BYTES_PER_VALUE: f64 = 16.0;
+
+/// How many of `columns` columns of `len` values to rank at once: all of them (one a thread)
+/// where the usable memory holds their ranks (8 B a value each) and a sort a column, else as
+/// many sorts as it holds beside the ranks, at least one. Under a tight `ulimit -d` a sort a
+/// thread, 16 threads' worth of the default job's pooled columns, aborted the run at its end.
+fn columns_at_once(columns: usize, len: usize) -> usize {
+    let usable = crate::config::available_memory::available_memory().usable();
+    let ranks = (columns * len) as f64 * 8.0;
+    let sort = len as f64 * SORT_BYTES_PER_VALUE;
+    (((usable - ranks) / sort).floor().max(1.0) as usize).min(columns.max(1))
 }

@@ -20,7 +20,7 @@ const NO_LIMIT_BYTES: u64 = 1 << 60;
 pub const THREAD_ADDRESS_SPACE: f64 = 68.0 * 1048576.0;
 
 /// The data (RLIMIT_DATA's count) a thread yet to start may take before it allocates: its
-/// stack, written whole, and its arena's first heap (glibc makes only that part writable; what
+/// stack, counted whole, and its arena's first heap (glibc makes only that part writable; what
 /// the thread allocates later is the run's, which the checks count), with slack. A 2-thread
 /// run of 100 members peaked at 18 MB of VmData, one of 16 threads at 51 MB.
 pub const THREAD_DATA: f64 = 4.0 * 1048576.0;

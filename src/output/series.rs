@@ -502,9 +502,10 @@ fn write_csv_rows_in_windows(w: &mut dyn std::io::Write, ids: &[u64], times: &[f
 /// Values formatted per window of `write_csv_rows` (about 100 MB of text).
 const CSV_WINDOW_VALUES: usize = 4 << 20;
 
-/// Text a window's value may take: up to 25 characters with its comma, and as much again while
-/// a group's buffer doubles as it grows.
-const CSV_TEXT_BYTES_PER_VALUE: f64 = 48.0;
+/// Text a window's value may take: up to 25 characters with its comma, as much again for its
+/// row's id and time where a row holds one measure, and twice that while a group's buffer
+/// doubles as it grows.
+const CSV_TEXT_BYTES_PER_VALUE: f64 = 96.0;
 
 /// `CSV_WINDOW_VALUES`, or fewer where a quarter of the usable memory cannot hold their text
 /// (under a tight `ulimit -v` or `ulimit -d` the memory check does not count the window, and a
