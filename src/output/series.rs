@@ -19,8 +19,50 @@ enum Source {
         rows: csv::StringRecordsIntoIter<BufReader<std::fs::File>>,
         line: u64,
         /// the member ids read so far (a member listed twice would be counted twice)
-        seen: std::collections::HashSet<u64>,
+        seen: SeenIds,
     },
+}
+
+/// The member ids of a series.csv read so far, to refuse one listed twice. A run lists them
+/// increasing, and then the last one is all that is kept; only a file out of order is read
+/// again for the ids before the first member out of order, into a set (a set from the start
+/// grew 16 to 30 B a member, unbudgeted, with a file of millions of members).
+#[derive(Default)]
+struct SeenIds {
+    last: Option<u64>,
+    set: Option<std::collections::HashSet<u64>>,
+}
+
+impl SeenIds {
+    /// Take member `index`'s id `this`: false when it was seen before. `earlier` reads the ids
+    /// of members 0..index (the first time an id does not increase).
+    fn insert(&mut self, this: u64, index: usize, earlier: impl FnOnce(usize) -> Result<Vec<u64>>) -> Result<bool> {
+        if self.set.is_none() {
+            if self.last.is_none_or(|last| this > last) {
+                self.last = Some(this);
+                return Ok(true);
+            }
+            // (distinct: they increased)
+            self.set = Some(earlier(index)?.into_iter().collect());
+        }
+        Ok(self.set.as_mut().expect("set above").insert(this))
+    }
+}
+
+/// The ids of the first `members` members of series.csv at `path`, of `nt` rows each (rows
+/// that were read and checked once already).
+fn csv_ids_before(path: &Path, members: usize, nt: usize) -> Result<Vec<u64>> {
+    let file = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
+    let mut rows = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file)).into_records();
+    let mut ids = Vec::with_capacity(members);
+    for m in 0..members {
+        let line = 2 + (m * nt) as u64;
+        let rec = rows.nth(if m == 0 { 0 } else { nt - 1 });
+        let rec = rec.ok_or_else(|| bad(path, format!("line {line}: the file changed while it was read")))?;
+        let rec = rec.map_err(|e| bad(path, format!("line {line}: {e}")))?;
+        ids.push(parse_u64(path, line, &rec, 0)?);
+    }
+    Ok(ids)
 }
 
 /// A run's series, read one member's block (times x measures, row-major) at a time.
@@ -298,7 +340,7 @@ impl SeriesReader {
                     if *id.get_or_insert(this) != this {
                         return Err(bad(&self.path, format!("line {line}: member {this} has fewer than {nt} sample times")));
                     }
-                    if s == 0 && !seen.insert(this) {
+                    if s == 0 && !seen.insert(this, index, |before| csv_ids_before(&self.path, before, nt))? {
                         return Err(bad(&self.path, format!("line {line}: member {this} is listed twice")));
                     }
                     let t = parse_f64(&self.path, *line, &rec, 1)?;
@@ -550,6 +592,35 @@ mod tests {
         let mut w = npyz::WriteOptions::<f64>::new().dtype(dtype).shape(&[2, 3, 2]).writer(file).begin_nd().unwrap();
         w.extend(values.iter().copied()).unwrap();
         w.finish().unwrap();
+    }
+
+    /// series.csv's member ids: in any order they read back as written; one listed twice is
+    /// refused, naming it and its line, whether it repeats the last id, one before the first
+    /// id out of order, or one after it.
+    #[test]
+    fn csv_members_out_of_order_read_and_a_repeated_one_is_refused() {
+        let read_ids = |ids: &[u64]| -> std::result::Result<Vec<u64>, String> {
+            let dir = tempfile::tempdir().unwrap();
+            let mut text = String::from("member,t,x\n");
+            for id in ids {
+                text += &format!("{id},0,{id}\n{id},1,-{id}\n");
+            }
+            std::fs::write(dir.path().join("series.csv"), text).unwrap();
+            let mut reader = SeriesReader::open(dir.path()).map_err(|e| e.to_string())?.expect("a series");
+            let (mut got, mut block) = (vec![], vec![]);
+            while let Some(id) = reader.next_member(&mut block).map_err(|e| e.to_string())? {
+                assert_eq!(block, [id as f64, -(id as f64)]);
+                got.push(id);
+            }
+            Ok(got)
+        };
+        for ids in [&[0u64, 1, 2][..], &[5, 2, 9, 3], &[7], &[9, 8, 7, 6]] {
+            assert_eq!(read_ids(ids).unwrap(), ids);
+        }
+        for (ids, id, line) in [(&[1u64, 2, 2][..], 2, 6), (&[3, 4, 3], 3, 6), (&[3, 1, 2, 1], 1, 8), (&[4, 0, 9, 4], 4, 8)] {
+            let e = read_ids(ids).unwrap_err();
+            assert!(e.contains("series.csv") && e.contains(&format!("line {line}: member {id} is listed twice")), "{ids:?}: {e}");
+        }
     }
 
     /// A measure named twice in series.json or in series.csv's header is refused, naming the
