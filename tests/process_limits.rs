@@ -278,3 +278,52 @@ fn the_default_jobs_analysis_fits_under_a_data_size_limit_with_many_threads() {
     let analysis = |dir: &Path| std::fs::read(dir.join("analysis.csv")).unwrap();
     assert!(analysis(&limited) == analysis(&free), "analysis.csv differs under ulimit -d");
 }
+
+/// `analyze` of a series.csv of 1,000,000 members under `ulimit -d`: in increasing id order, as
+/// a run writes it, its repeated-member check keeps one id and it runs under 80,000 kB; in
+/// decreasing order the check needs a set of every id, and it is refused there (exit 2, one
+/// line naming the file and the limit) and runs under 250,000 kB.
+#[test]
+fn a_large_series_csv_out_of_order_is_refused_or_fits_under_a_data_size_limit() {
+    use std::io::Write;
+    let n = 1_000_000u64;
+    let analyze = |dir: &Path, limit_kb: u64| {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -d {limit_kb} || exit 97; exec \"$@\""))
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_qbat-gpu"))
+            .arg("analyze")
+            .arg(dir)
+            .args(["--pairs", "x:y"])
+            .env("RAYON_NUM_THREADS", "2")
+            .output()
+            .unwrap();
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for increasing in [true, false] {
+        let dir = tmp.path().join(if increasing { "increasing" } else { "decreasing" });
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("run.json"), r#"{"model": "two-qubit", "precision": "f64"}"#).unwrap();
+        let mut csv = std::io::BufWriter::new(std::fs::File::create(dir.join("series.csv")).unwrap());
+        writeln!(csv, "member,t,x,y").unwrap();
+        for i in 0..n {
+            let id = if increasing { i } else { n - 1 - i };
+            writeln!(csv, "{id},0,{},{}", i % 1000, (i * 7) % 997).unwrap();
+        }
+        csv.into_inner().unwrap().sync_all().unwrap();
+        let (code, stderr) = analyze(&dir, 80_000);
+        assert_ne!(code, 97, "ulimit -d could not be set here");
+        if increasing {
+            assert_eq!(code, 0, "{stderr}");
+            continue;
+        }
+        assert_eq!(code, 2, "expected a refusal, got {code}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains("series.csv: line 3: the member ids do not increase"), "{stderr}");
+        assert!(stderr.contains("under this process's data-size limit (ulimit -d)"), "{stderr}");
+        let (code, stderr) = analyze(&dir, 250_000);
+        assert_eq!(code, 0, "{stderr}");
+    }
+}

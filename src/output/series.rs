@@ -49,6 +49,29 @@ impl SeenIds {
     }
 }
 
+/// Bytes a member's id takes in the set of a series.csv out of order (a hash set's entry,
+/// with its growth's slack).
+const SEEN_BYTES_PER_MEMBER: f64 = 48.0;
+
+/// Whether the set of `members` ids fits the memory left: else the file is refused at `line`,
+/// its first member out of order.
+fn ids_set_fits(path: &Path, line: u64, members: usize) -> Result<()> {
+    use crate::config::available_memory::{available_memory, size_need, size_text};
+    let (need, avail) = (members as f64 * SEEN_BYTES_PER_MEMBER, available_memory());
+    if need <= avail.usable() {
+        return Ok(());
+    }
+    Err(bad(
+        path,
+        format!(
+            "line {line}: the member ids do not increase, and checking {members} members for one listed twice needs about {}, more than 60% of the {} available{}; list the members in increasing id order, as a run writes them",
+            size_need(need),
+            size_text(avail.bytes),
+            avail.under()
+        ),
+    ))
+}
+
 /// The ids of the first `members` members of series.csv at `path`, of `nt` rows each (rows
 /// that were read and checked once already).
 fn csv_ids_before(path: &Path, members: usize, nt: usize) -> Result<Vec<u64>> {
@@ -340,7 +363,8 @@ impl SeriesReader {
                     if *id.get_or_insert(this) != this {
                         return Err(bad(&self.path, format!("line {line}: member {this} has fewer than {nt} sample times")));
                     }
-                    if s == 0 && !seen.insert(this, index, |before| csv_ids_before(&self.path, before, nt))? {
+                    let (path, members_total, at) = (&self.path, self.members_total, *line);
+                    if s == 0 && !seen.insert(this, index, |before| ids_set_fits(path, at, members_total).and_then(|()| csv_ids_before(path, before, nt)))? {
                         return Err(bad(&self.path, format!("line {line}: member {this} is listed twice")));
                     }
                     let t = parse_f64(&self.path, *line, &rec, 1)?;
