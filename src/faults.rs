@@ -6,6 +6,7 @@
 //! - `slow-blocks=MS`: each block is followed by MS milliseconds of sleep (to kill a run
 //!   mid-way);
 //! - `analysis-fails`: the default study's analysis fails (as on a full disk);
+//! - `analysis-short`: the default study's analysis finds no memory left at the run's end;
 //! - `tile-refused`: the driver refuses the cavity kernel's tiled pipeline;
 //! - `no-thread-at=K`: block K's files thread cannot be started (as under a process limit);
 //! - `checkpoint-once`: a run without a series writes its first checkpoint and no later one
@@ -27,6 +28,7 @@ pub enum Fault {
     NanMember(u64),
     SlowBlocks(u64),
     AnalysisFails,
+    AnalysisShort,
     TileRefused,
     NoThreadAt(usize),
     CheckpointOnce,
@@ -46,6 +48,7 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
             Ok(match entry.split_once('=') {
                 None if entry == "oom-once" => Fault::OomOnce,
                 None if entry == "analysis-fails" => Fault::AnalysisFails,
+                None if entry == "analysis-short" => Fault::AnalysisShort,
                 None if entry == "tile-refused" => Fault::TileRefused,
                 None if entry == "checkpoint-once" => Fault::CheckpointOnce,
                 None if entry == "exit-after-commit" => Fault::ExitAfterCommit,
@@ -56,7 +59,7 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 _ => {
                     return Err(QbatError::invalid(
                         VAR,
-                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit)"),
+                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, analysis-short, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit)"),
                     ))
                 }
             })

@@ -40,7 +40,13 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     // (on a thread of its own where `ulimit -s` is tighter than the usual 8 MiB: stack.rs)
-    qbat_gpu::stack::with_stack(parse_and_run)
+    match qbat_gpu::stack::with_stack(parse_and_run) {
+        Ok(code) => code,
+        Err(why) => {
+            eprintln!("error: {why}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Parse, run, and the exit code.

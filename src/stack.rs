@@ -35,19 +35,43 @@ pub fn tight_stack_limit() -> Option<u64> {
     }
 }
 
+/// The stacks tried, largest first, for the thread the work runs on under a tight limit:
+/// `WORK_STACK`, then less where a memory limit leaves no room for it (the CLI's work ran on
+/// a main thread of 64 KiB).
+const STACKS_TRIED: [usize; 3] = [WORK_STACK, 1 << 20, 256 << 10];
+
+/// The least stack limit under which the work runs on the main thread when no thread of
+/// `STACKS_TRIED` can be started: it overflowed there (exit 134) under 32 and 48 KiB, and ran
+/// from 64 KiB.
+const MIN_MAIN_STACK: u64 = 64 << 10;
+
 /// `work()`, on this thread, or, where the stack limit is tight (`tight_stack_limit`), on a
-/// thread with `WORK_STACK` of stack; glibc's default stack for new threads set to
-/// `WORK_STACK` first. Where that thread cannot be started, on this thread all the same (the
-/// limit may still do: it did from 64 KiB up on the CPU engine).
-pub fn with_stack<T: Send>(work: impl Fn() -> T + Sync) -> T {
+/// thread with `WORK_STACK` of stack (or less, `STACKS_TRIED`); glibc's default stack for new
+/// threads set to `WORK_STACK` first. Where no such thread can be started, on this thread
+/// from `MIN_MAIN_STACK` up; under it, Err: a one-line reason naming the limits (under
+/// `ulimit -s 32` and `ulimit -d 8000` even `--version` overflowed the main thread).
+pub fn with_stack<T: Send>(work: impl Fn() -> T + Sync) -> Result<T, String> {
     set_default_thread_stack();
-    if tight_stack_limit().is_none() {
-        return work();
-    }
-    std::thread::scope(|scope| match std::thread::Builder::new().name("main".into()).stack_size(WORK_STACK).spawn_scoped(scope, &work) {
-        // (a panic in the work goes on as the main thread's would)
-        Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-        Err(_) => work(),
+    let Some(limit) = tight_stack_limit() else {
+        return Ok(work());
+    };
+    std::thread::scope(|scope| {
+        let mut why = String::new();
+        for size in STACKS_TRIED {
+            match std::thread::Builder::new().name("main".into()).stack_size(size).spawn_scoped(scope, &work) {
+                // (a panic in the work goes on as the main thread's would)
+                Ok(handle) => return Ok(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+                Err(e) => why = e.to_string(),
+            }
+        }
+        if limit >= MIN_MAIN_STACK {
+            return Ok(work());
+        }
+        Err(format!(
+            "ulimit -s: a stack limit of {} KiB is too small to run on, and no thread with a larger stack could be started ({why}); raise the stack limit (ulimit -s) to {} KiB or more, or the address-space or data-size limit (ulimit -v, ulimit -d)",
+            limit / 1024,
+            MIN_MAIN_STACK / 1024
+        ))
     })
 }
 

@@ -188,6 +188,33 @@ fn a_failed_analysis_commits_nothing_and_resumes() {
     assert!(!dir.path().join(".failed.partial").exists());
 }
 
+/// The default study's analysis that finds too little memory left at the run's end (injected:
+/// under `ulimit -d` with 48 and 64 threads the threads' arenas kept what the run freed, and
+/// it aborted there): the run is committed without analysis.csv, says so in one note naming
+/// what it needs, and its other files are those of a run with the analysis.
+#[test]
+fn an_analysis_short_of_memory_at_the_end_is_left_out_and_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--ensemble", "12", "--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"];
+    let (short, whole) = (dir.path().join("short"), dir.path().join("whole"));
+    let o = bin().args(args).arg(&short).env("QBAT_INJECT_FAULT", "analysis-short").output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let notes: Vec<&str> = stdout.lines().filter(|l| l.contains("correlations were not computed")).collect();
+    assert_eq!(notes.len(), 1, "{stdout}");
+    assert!(notes[0].contains("the correlations of 12 members x 101 samples") && notes[0].contains("qbat-gpu analyze"), "{}", notes[0]);
+    assert!(!short.join("analysis.csv").exists(), "an analysis was written");
+    assert!(!stdout.contains("Spearman"), "{stdout}");
+    ok(bin().args(args).arg(&whole));
+    assert!(whole.join("analysis.csv").is_file());
+    for f in ["stats.csv", "series.npy", "summary.csv"] {
+        assert!(std::fs::read(short.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap(), "{f} differs");
+    }
+    // and `analyze` of it, where memory is left, writes the analysis the whole run wrote
+    ok(bin().arg("analyze").arg(&short).arg("--no-plots"));
+    assert!(std::fs::read(short.join("analysis.csv")).unwrap() == std::fs::read(whole.join("analysis.csv")).unwrap(), "analysis.csv differs");
+}
+
 /// A thread that cannot be started mid-run (block 2's files thread, as under a process limit):
 /// exit 2 with one line naming the threads, the finished blocks kept with a note, and a
 /// `--resume` that finishes the run to the same files as a run never stopped.

@@ -277,6 +277,31 @@ fn the_default_jobs_analysis_fits_under_a_data_size_limit_with_many_threads() {
     assert_eq!(code, 0, "{stderr}");
     let analysis = |dir: &Path| std::fs::read(dir.join("analysis.csv")).unwrap();
     assert!(analysis(&limited) == analysis(&free), "analysis.csv differs under ulimit -d");
+    // `analyze` of it checks its memory before it reads the series (it aborted ranking the
+    // columns under 300,000 kB): refused, one line naming --max-members and the limit, and
+    // with fewer members correlated it runs
+    let analyze = |extra: &[&str]| {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -d 300000 || exit 97; exec \"$@\"")
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_qbat-gpu"))
+            .arg("analyze")
+            .arg(&free)
+            .arg("--no-plots")
+            .args(extra)
+            .env("RAYON_NUM_THREADS", "2")
+            .output()
+            .unwrap();
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (code, stderr) = analyze(&[]);
+    assert_eq!(code, 2, "expected a refusal, got {code}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: --max-members: the correlations of 20000 members x 101 samples"), "{stderr}");
+    assert!(stderr.contains("under this process's data-size limit (ulimit -d)"), "{stderr}");
+    let (code, stderr) = analyze(&["--max-members", "5000"]);
+    assert_eq!(code, 0, "{stderr}");
 }
 
 /// `analyze` of a series.csv of 1,000,000 members under `ulimit -d`: in increasing id order, as
@@ -326,4 +351,38 @@ fn a_large_series_csv_out_of_order_is_refused_or_fits_under_a_data_size_limit() 
         let (code, stderr) = analyze(&dir, 250_000);
         assert_eq!(code, 0, "{stderr}");
     }
+}
+
+/// A pool of more worker threads than a process limit leaves room for as they start: refused
+/// before any of them starts (exit 2, one line naming the threads and the limit). Under
+/// `ulimit -v 900000` a pool of 16 started, a worker then could not map its signal stack, and
+/// the run aborted or hung.
+#[test]
+fn a_pool_beyond_the_limit_is_refused_before_it_starts() {
+    let (_dir, cfg, out) = setup(&config(201));
+    let (code, stderr) = under_limits(&[(Ulimit::AddressSpace, 900_000)], "cpu", &["run", &cfg], &out, 16);
+    assert_eq!(code, 2, "expected a refusal, got {code}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: threads: 16 worker threads need about 1.1 GiB as they start"), "{stderr}");
+    assert!(stderr.contains("under this process's address-space limit (ulimit -v)") && stderr.contains("RAYON_NUM_THREADS"), "{stderr}");
+    assert!(!out.exists(), "an output was left behind");
+}
+
+/// Under a stack limit too small for the main thread (`ulimit -s 32`) and a data-size limit
+/// too small for an 8 MiB thread (`ulimit -d 8000`), the work runs on a smaller thread (it
+/// overflowed the main thread's stack, exit 134, even for `--version`).
+#[test]
+fn a_tight_stack_and_data_limit_still_run() {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -s 32 && ulimit -d 8000 || exit 97; exec \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_qbat-gpu"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(97), "the limits could not be set here");
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("qbat-gpu "), "{stderr}");
 }

@@ -57,7 +57,7 @@ fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
 /// process forked after its threads started would hold a pool without workers): under a
 /// process limit an OSError (one line, naming the limit), not a panic in the run.
 fn pool(py: Python<'_>) -> PyResult<()> {
-    qbat_gpu::threads::start_pool().map_err(|e| to_py(py, e))
+    qbat_gpu::config::available_memory::start_pool_within_limits().map_err(|e| to_py(py, e))
 }
 
 /// Run `f` on a worker thread with the GIL released. Every 100 ms: check for signals and

@@ -73,6 +73,50 @@ impl Layout {
     pub fn pooled_bytes(&self) -> u64 {
         (self.used.len() * self.members_used * self.nt * std::mem::size_of::<f64>()) as u64
     }
+
+    /// Bytes the analysis holds at its peak beyond what is held already (`gathered`: the
+    /// pooled columns, fed as a run's blocks landed): the columns (8 B a sample each), then
+    /// either the series reader's three chunks in flight while they fill (`read_in_chunks`:
+    /// about 2^20 values, or a member, each) or, as `finish` ranks them, their ranks pooled
+    /// and per time (2 x 4 B) and a column's sort (`SORT_BYTES_PER_VALUE`, one at least:
+    /// `columns_at_once`).
+    pub fn memory_need(&self, gathered: bool) -> f64 {
+        let samples = (self.members_used * self.nt) as f64;
+        let columns = self.used.len() as f64 * samples * 8.0;
+        let chunks = 3.0 * (1usize << 20).max(self.nt * self.nm) as f64 * 8.0;
+        let ranks = self.used.len() as f64 * samples * 8.0 + samples * SORT_BYTES_PER_VALUE;
+        if gathered {
+            ranks
+        } else {
+            columns + chunks.max(ranks)
+        }
+    }
+
+    /// Err where `memory_need` is more than `share` of the memory left (a process limit's
+    /// headroom with it, its threads' margins counted): `field` named, and `advice` on what to
+    /// change. Under `ulimit -d` with 48 and 64 threads the ranks aborted the default job's
+    /// end, and `analyze` under `ulimit -d` and `-v`, before this check.
+    pub fn check_fits(&self, gathered: bool, share: f64, field: &str, advice: &str) -> Result<()> {
+        use crate::config::available_memory::{available_memory, size_need, size_text};
+        let (need, avail) = (self.memory_need(gathered), available_memory());
+        if need <= share * avail.bytes {
+            return Ok(());
+        }
+        let raise = avail.limit.ulimit().map(|flag| format!("; or raise the limit ({flag})")).unwrap_or_default();
+        Err(QbatError::TooLarge {
+            field: field.into(),
+            reason: format!(
+                "the correlations of {} members x {} samples x {} measures need about {}, more than {}the {} available{}; {advice}{raise}",
+                self.members_used,
+                self.nt,
+                self.used.len(),
+                size_need(need),
+                if share < 1.0 { format!("{:.0}% of ", share * 100.0) } else { String::new() },
+                size_text(avail.bytes),
+                avail.under()
+            ),
+        })
+    }
 }
 
 /// The state of one pass.
@@ -98,6 +142,10 @@ impl Gather {
         let pooled = (0..layout.used.len()).map(|_| vec![0.0; layout.members_used * layout.nt]).collect();
         let counts = vec![(0, 0, 0); layout.pairs.len()];
         Gather { layout, pooled, counts, index: 0, kept: 0, skipped: 0, hist2d }
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Whether the correlation set is capped below the series' members.
@@ -364,6 +412,12 @@ fn gather_pooled(pooled: &mut [Vec<f64>], used: &[usize], subset: &[&[f64]], fir
         }
     });
 }
+
+/// The share of the memory left that an analysis may plan to take where it is checked before
+/// any work (`analyze`, and a run before its first block): it runs last, when a run's blocks
+/// are gone, so not the run's 60%. A run checks again at its end, where its threads' arenas
+/// hold what they kept, against all of what is left (`AnalyzeOptions::memory_share`).
+pub const ANALYSIS_SHARE: f64 = 0.9;
 
 /// Bytes a column's sort takes while its ranks are computed, per value: the packed samples
 /// (8 B) and the bucket starts and radix sort's buffers, with slack.

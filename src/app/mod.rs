@@ -60,7 +60,7 @@ impl From<QbatError> for Failure {
 fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
     // before any command touches rayon: a pool that cannot start is an error here, not a
     // panic at its first use
-    qbat_gpu::threads::start_pool()?;
+    qbat_gpu::config::available_memory::start_pool_within_limits()?;
     match cli.command {
         None => Ok(run_study(DEFAULT_STUDY, &cli.run, "qbat-out", true, true)?),
         Some(Command::Run { config, run }) => {
@@ -102,7 +102,7 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
                     _ => Err(QbatError::invalid("--pairs", format!("'{p}' is not of the form a:b"))),
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let opts = qbat_gpu::analyze::AnalyzeOptions { measures, pairs, plots: !no_plots, max_members, monotone_tol };
+            let opts = qbat_gpu::analyze::AnalyzeOptions { measures, pairs, plots: !no_plots, max_members, monotone_tol, ..Default::default() };
             let analysis = qbat_gpu::analyze::analyze_dir(&dir, &opts)?;
             report::print_table(&analysis);
             println!("wrote       : {}", analysis.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));

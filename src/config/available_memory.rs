@@ -154,6 +154,32 @@ pub fn process_limits_left() -> Vec<Available> {
     process_limit_headrooms(&read("/proc/self/limits"), &read("/proc/self/status"), to_start)
 }
 
+/// Start rayon's pool (`threads::start_pool`), unless it has started, where each process limit
+/// leaves room for its threads as they start (`THREAD_ADDRESS_SPACE`, `THREAD_DATA` each);
+/// else Err naming the threads and the limit. Under `ulimit -v 900000` a pool of 16 started,
+/// and then a worker could not map its signal stack: the run aborted ("failed to register
+/// TLS destructor") or hung.
+pub fn start_pool_within_limits() -> crate::error::Result<()> {
+    if !crate::threads::pool_started() {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let (limits, status) = (read("/proc/self/limits"), read("/proc/self/status"));
+        let threads = crate::threads::pool_threads();
+        let free = process_limit_headrooms(&limits, &status, 0);
+        let short = process_limit_headrooms(&limits, &status, threads).into_iter().zip(free).find(|(left, _)| left.bytes < 0.0);
+        if let Some((_, free)) = short {
+            let per = PROCESS_LIMITS.iter().find(|p| p.limit == free.limit).map_or(0.0, |p| p.per_thread);
+            return Err(crate::error::QbatError::Threads(format!(
+                "{threads} worker threads need about {} as they start, more than the {} left under this process's {}; set RAYON_NUM_THREADS lower, or raise the limit ({})",
+                size_need(threads as f64 * per),
+                size_text(free.bytes.max(0.0)),
+                free.limit.named(),
+                free.limit.ulimit().unwrap_or_default()
+            )));
+        }
+    }
+    crate::threads::start_pool()
+}
+
 /// What a GPU driver needs of the headroom under a process limit as it opens
 /// (`DRIVER_ADDRESS_SPACE`, `DRIVER_DATA`); 0 for the host's figure and a cgroup's.
 pub fn driver_need(limit: Limit) -> f64 {

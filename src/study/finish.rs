@@ -284,17 +284,28 @@ pub(super) fn finish(
             opts.analyze.then(|| match crate::faults::is_injected(crate::faults::Fault::AnalysisFails) {
                 true => Err(QbatError::io(&assembled.join("analysis.csv"), std::io::Error::other("injected by QBAT_INJECT_FAULT"))),
                 false => {
-                    let analyze = crate::analyze::AnalyzeOptions { plots: opts.output.plots, ..Default::default() };
-                    match gathered {
+                    // (checked before the run; here against all that is left, as the threads'
+                    // arenas keep what the run freed: where even that is short, the run ends
+                    // without it, and says so, rather than losing its end to an abort)
+                    let analyze = crate::analyze::AnalyzeOptions { plots: opts.output.plots, memory_share: if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) { 0.0 } else { 1.0 }, ..Default::default() };
+                    let analysis = match gathered {
                         Some(g) => crate::analyze::analyze_gathered(assembled, g, &analyze),
                         None => crate::analyze::analyze_dir(assembled, &analyze),
+                    };
+                    match analysis {
+                        Err(QbatError::TooLarge { reason, .. }) => Ok(Err(reason)),
+                        other => other.map(Ok),
                     }
                 }
             })
         },
     );
     plotted?;
-    let analysis = analysis.transpose()?;
+    let (analysis, analysis_skipped) = match analysis.transpose()? {
+        Some(Ok(a)) => (Some(a), None),
+        Some(Err(why)) => (None, Some(why)),
+        None => (None, None),
+    };
     let dir = out.commit()?;
     super::checkpoint::mark_committed(&staging.dir);
     if crate::faults::is_injected(crate::faults::Fault::ExitAfterCommit) {
@@ -318,6 +329,7 @@ pub(super) fn finish(
         blocks: n_blocks,
         resumed_blocks: resumed,
         analysis,
+        analysis_skipped,
     })
 }
 

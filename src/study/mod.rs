@@ -130,6 +130,9 @@ pub struct StudyOutcome {
     pub resumed_blocks: usize,
     /// The analysis, when `StudyOptions::analyze` asked for one.
     pub analysis: Option<crate::analyze::Analysis>,
+    /// Why the analysis asked for was not computed: it did not fit the memory left at the
+    /// run's end (`finish`).
+    pub analysis_skipped: Option<String>,
 }
 
 /// What must match for a checkpoint or shard to belong to this run.
@@ -225,7 +228,13 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
         if !opts.output.series {
             return Err(QbatError::invalid("analyze", "the analysis reads the series: it needs --series true"));
         }
-        crate::analyze::resolve_pairs(&names, &crate::analyze::AnalyzeOptions::default())?;
+        let defaults = crate::analyze::AnalyzeOptions::default();
+        let pairs = crate::analyze::resolve_pairs(&names, &defaults)?;
+        // The analysis at the end, checked now rather than after the whole run (the tolerance
+        // does not change what it holds).
+        let layout = crate::analyze::Layout::new(&names, pairs, local.members.len(), local.schedule.times.len(), defaults.max_members, 0.0)
+            .map_err(|why| QbatError::invalid("analyze", why))?;
+        layout.check_fits(false, defaults.memory_share, "time.samples", "use fewer sample times, or --series false (no analysis)")?;
     }
     let fp = {
         let mut f = fingerprint(plan, opts, total);
