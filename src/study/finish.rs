@@ -287,7 +287,11 @@ pub(super) fn finish(
                     // (checked before the run; here against all that is left, as the threads'
                     // arenas keep what the run freed: where even that is short, the run ends
                     // without it, and says so, rather than losing its end to an abort)
-                    let analyze = crate::analyze::AnalyzeOptions { plots: opts.output.plots, memory_share: if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) { 0.0 } else { 1.0 }, ..Default::default() };
+                    let analyze = crate::analyze::AnalyzeOptions {
+                        plots: opts.output.plots,
+                        memory_share: if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) { 0.0 } else { 1.0 },
+                        ..Default::default()
+                    };
                     let analysis = match gathered {
                         Some(g) => crate::analyze::analyze_gathered(assembled, g, &analyze),
                         None => crate::analyze::analyze_dir(assembled, &analyze),
