@@ -34,7 +34,7 @@ mod gather;
 mod ranks;
 use correlation::is_constant;
 pub use correlation::{integer_pearson, pearson, pearson_checked};
-pub use gather::{Gather, Layout, ANALYSIS_SHARE};
+pub use gather::{Gather, Layout, MemoryCheck};
 
 /// What to change where an analysis does not fit the memory left.
 const MEMORY_ADVICE: &str = "lower --max-members (the members correlated), or name fewer pairs";
@@ -60,14 +60,14 @@ pub struct AnalyzeOptions {
     pub max_members: usize,
     /// Relative tolerance of the monotone test; None = from run.json's precision.
     pub monotone_tol: Option<f64>,
-    /// The share of the memory left the analysis may take (`Layout::check_fits`), else it is
-    /// refused before it reads the series.
-    pub memory_share: f64,
+    /// The memory left the analysis is checked against (`Layout::check_fits`) before it reads
+    /// the series.
+    pub memory_check: MemoryCheck,
 }
 
 impl Default for AnalyzeOptions {
     fn default() -> Self {
-        AnalyzeOptions { measures: vec![], pairs: vec![], plots: true, max_members: DEFAULT_MAX_MEMBERS, monotone_tol: None, memory_share: ANALYSIS_SHARE }
+        AnalyzeOptions { measures: vec![], pairs: vec![], plots: true, max_members: DEFAULT_MAX_MEMBERS, monotone_tol: None, memory_check: MemoryCheck::Before }
     }
 }
 
@@ -285,7 +285,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let monotone_tol = monotone_tol(dir, opts)?;
     let layout =
         Layout::new(&reader.measures, pairs, reader.members_total, reader.n_times(), opts.max_members, monotone_tol).map_err(|why| bad(&reader.path, why))?;
-    layout.check_fits(false, opts.memory_share, "--max-members", MEMORY_ADVICE)?;
+    layout.check_fits(false, opts.memory_check, "--max-members", MEMORY_ADVICE)?;
     let flagged = flagged_members(dir)?;
     // the pairs' 2-D histograms, counted in the same pass
     let hist2d = if opts.plots { Some(Hist2dCounter::new(dir, &reader, &layout.pairs, HIST_BINS)?) } else { None };
@@ -310,7 +310,7 @@ pub fn analyze_gathered(dir: &Path, gather: Gather, opts: &AnalyzeOptions) -> Re
     if !gather.matches(&reader.measures, &pairs, reader.members_total, reader.n_times(), opts.max_members, tol) {
         return analyze_dir(dir, opts);
     }
-    gather.layout().check_fits(true, opts.memory_share, "--max-members", MEMORY_ADVICE)?;
+    gather.layout().check_fits(true, opts.memory_check, "--max-members", MEMORY_ADVICE)?;
     let mut gather = gather;
     if opts.plots {
         let mut counter = Hist2dCounter::new(dir, &reader, &pairs, HIST_BINS)?;

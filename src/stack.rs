@@ -35,29 +35,32 @@ pub fn tight_stack_limit() -> Option<u64> {
     }
 }
 
-/// The stacks tried, largest first, for the thread the work runs on under a tight limit:
-/// `WORK_STACK`, then less where a memory limit leaves no room for it (the CLI's work ran on
-/// a main thread of 64 KiB).
-const STACKS_TRIED: [usize; 3] = [WORK_STACK, 1 << 20, 256 << 10];
+/// The smaller stacks tried, largest first, for the thread the work runs on where neither a
+/// `WORK_STACK` thread nor the main thread will do (the CLI's work ran on a main thread of
+/// 64 KiB).
+const SMALLER_STACKS: [usize; 2] = [1 << 20, 256 << 10];
 
-/// The least stack limit under which the work runs on the main thread when no thread of
-/// `STACKS_TRIED` can be started: it overflowed there (exit 134) under 32 and 48 KiB, and ran
-/// from 64 KiB.
+/// The least stack limit under which the work runs on the main thread when no `WORK_STACK`
+/// thread can be started: it overflowed there (exit 134) under 32 and 48 KiB, and ran from
+/// 64 KiB.
 const MIN_MAIN_STACK: u64 = 64 << 10;
 
 /// `work()`, on this thread, or, where the stack limit is tight (`tight_stack_limit`), on a
-/// thread with `WORK_STACK` of stack (or less, `STACKS_TRIED`); glibc's default stack for new
-/// threads set to `WORK_STACK` first. Where no such thread can be started, on this thread
-/// from `MIN_MAIN_STACK` up; under it, Err: a one-line reason naming the limits (under
-/// `ulimit -s 32` and `ulimit -d 8000` even `--version` overflowed the main thread).
+/// thread with `WORK_STACK` of stack; glibc's default stack for new threads set to
+/// `WORK_STACK` first. Where that thread cannot be started, on this thread from
+/// `MIN_MAIN_STACK` up (a smaller thread that does start may then fail to map its signal
+/// stack under the same memory limit, and abort), and under it on a smaller thread
+/// (`SMALLER_STACKS`: under `ulimit -s 32` and `ulimit -d 8000` even `--version` overflowed
+/// the main thread); where none starts, Err: a one-line reason naming the limits.
 pub fn with_stack<T: Send>(work: impl Fn() -> T + Sync) -> Result<T, String> {
     set_default_thread_stack();
     let Some(limit) = tight_stack_limit() else {
         return Ok(work());
     };
+    let sizes: &[usize] = if limit >= MIN_MAIN_STACK { &[WORK_STACK] } else { &[WORK_STACK, SMALLER_STACKS[0], SMALLER_STACKS[1]] };
     std::thread::scope(|scope| {
         let mut why = String::new();
-        for size in STACKS_TRIED {
+        for &size in sizes {
             match std::thread::Builder::new().name("main".into()).stack_size(size).spawn_scoped(scope, &work) {
                 // (a panic in the work goes on as the main thread's would)
                 Ok(handle) => return Ok(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
@@ -68,7 +71,7 @@ pub fn with_stack<T: Send>(work: impl Fn() -> T + Sync) -> Result<T, String> {
             return Ok(work());
         }
         Err(format!(
-            "ulimit -s: a stack limit of {} KiB is too small to run on, and no thread with a larger stack could be started ({why}); raise the stack limit (ulimit -s) to {} KiB or more, or the address-space or data-size limit (ulimit -v, ulimit -d)",
+            "ulimit -s: a stack limit of {} KiB is too small to run on, and no thread with a larger stack could be started ({why}); raise the stack limit (ulimit -s) to {} KiB or more, or the memory or process limits (ulimit -v, ulimit -d, ulimit -u)",
             limit / 1024,
             MIN_MAIN_STACK / 1024
         ))

@@ -32,14 +32,7 @@ pub fn start_pool() -> Result<()> {
     // The environment's ask is checked before the pool starts, and not remembered: a Python
     // caller who mended it is not refused again (only the pool's start is once a process).
     if STARTED.get().is_none() {
-        // Thousands of threads do no more work than one a CPU, and each takes its stack and
-        // maps from the process's share (past `vm.max_map_count` the runtime aborts): refused.
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let most = MAX_THREADS_PER_CPU * cpus.max(MIN_CPUS_FOR_CAP);
-        let asked = threads_asked().map_err(QbatError::Threads)?;
-        if let Some((var, asked)) = asked.filter(|&(_, n)| n > most) {
-            return Err(QbatError::Threads(format!("{var} = {asked} is more than qbat-gpu starts (at most {most} on {cpus} CPUs); set it lower")));
-        }
+        check_threads_asked()?;
     }
     let started = STARTED.get_or_init(|| {
         match rayon::ThreadPoolBuilder::new().build_global() {
@@ -57,6 +50,19 @@ pub fn start_pool() -> Result<()> {
         }
     });
     started.clone().map_err(QbatError::Threads)
+}
+
+/// Refuse what the environment asks of the pool where it is not a number, or more threads than
+/// qbat-gpu starts: thousands of threads do no more work than one a CPU, and each takes its
+/// stack and maps from the process's share (past `vm.max_map_count` the runtime aborts).
+pub fn check_threads_asked() -> Result<()> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let most = MAX_THREADS_PER_CPU * cpus.max(MIN_CPUS_FOR_CAP);
+    let asked = threads_asked().map_err(QbatError::Threads)?;
+    if let Some((var, asked)) = asked.filter(|&(_, n)| n > most) {
+        return Err(QbatError::Threads(format!("{var} = {asked} is more than qbat-gpu starts (at most {most} on {cpus} CPUs); set it lower")));
+    }
+    Ok(())
 }
 
 /// Has rayon's global pool been started (by `start_pool`)?

@@ -360,12 +360,37 @@ fn a_large_series_csv_out_of_order_is_refused_or_fits_under_a_data_size_limit() 
 #[test]
 fn a_pool_beyond_the_limit_is_refused_before_it_starts() {
     let (_dir, cfg, out) = setup(&config(201));
-    let (code, stderr) = under_limits(&[(Ulimit::AddressSpace, 900_000)], "cpu", &["run", &cfg], &out, 16);
+    // (16 arenas whatever the CPUs: each thread of 16 reserves its own 64 MiB)
+    let pool = |limit: &str, threads: &str| {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{limit} || exit 97; exec \"$@\""))
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_qbat-gpu"))
+            .args(["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--force", "--out"])
+            .arg(&out)
+            .env("RAYON_NUM_THREADS", threads)
+            .env("MALLOC_ARENA_MAX", "16")
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .env_remove("QBAT_INJECT_FAULT")
+            .output()
+            .unwrap();
+        assert_ne!(o.status.code(), Some(97), "{limit} could not be set here");
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (code, stderr) = pool("ulimit -v 900000", "16");
     assert_eq!(code, 2, "expected a refusal, got {code}: {stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.starts_with("error: threads: 16 worker threads need about 1.1 GiB as they start"), "{stderr}");
+    assert!(stderr.starts_with("error: threads: 16 worker threads need about "), "{stderr}");
     assert!(stderr.contains("under this process's address-space limit (ulimit -v)") && stderr.contains("RAYON_NUM_THREADS"), "{stderr}");
     assert!(!out.exists(), "an output was left behind");
+    // threads past the arenas share them: 64 under 4,000,000 kB run (an arena a thread refused them)
+    let (code, stderr) = pool("ulimit -v 4000000", "64");
+    assert_eq!(code, 0, "{stderr}");
+    // a count refused whatever the limits is refused as such
+    let (code, stderr) = pool("ulimit -v 900000", "100000");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("RAYON_NUM_THREADS = 100000 is more than qbat-gpu starts"), "{stderr}");
 }
 
 /// Under a stack limit too small for the main thread (`ulimit -s 32`) and a data-size limit

@@ -92,26 +92,29 @@ impl Layout {
         }
     }
 
-    /// Err where `memory_need` is more than `share` of the memory left (a process limit's
-    /// headroom with it, its threads' margins counted): `field` named, and `advice` on what to
-    /// change. Under `ulimit -d` with 48 and 64 threads the ranks aborted the default job's
-    /// end, and `analyze` under `ulimit -d` and `-v`, before this check.
-    pub fn check_fits(&self, gathered: bool, share: f64, field: &str, advice: &str) -> Result<()> {
-        use crate::config::available_memory::{available_memory, size_need, size_text};
-        let (need, avail) = (self.memory_need(gathered), available_memory());
-        if need <= share * avail.bytes {
+    /// Err where `memory_need` is more than the memory left (`check`): `field` named, and
+    /// `advice` on what to change. Under `ulimit -d` with 48 and 64 threads the ranks aborted
+    /// the default job's end, and `analyze` under `ulimit -d` and `-v`, before this check.
+    pub fn check_fits(&self, gathered: bool, check: MemoryCheck, field: &str, advice: &str) -> Result<()> {
+        use crate::config::available_memory::{available_memory, available_memory_without, size_need, size_text, Available, Limit};
+        let need = self.memory_need(gathered);
+        let avail = match check {
+            MemoryCheck::Before => available_memory(),
+            MemoryCheck::AtRunEnd => available_memory_without(Limit::AddressSpace),
+            MemoryCheck::NoneLeft => Available { bytes: 0.0, limit: Limit::Host },
+        };
+        if need <= avail.bytes {
             return Ok(());
         }
         let raise = avail.limit.ulimit().map(|flag| format!("; or raise the limit ({flag})")).unwrap_or_default();
         Err(QbatError::TooLarge {
             field: field.into(),
             reason: format!(
-                "the correlations of {} members x {} samples x {} measures need about {}, more than {}the {} available{}; {advice}{raise}",
+                "the correlations of {} members x {} samples x {} measures need about {}, more than the {} available{}; {advice}{raise}",
                 self.members_used,
                 self.nt,
                 self.used.len(),
                 size_need(need),
-                if share < 1.0 { format!("{:.0}% of ", share * 100.0) } else { String::new() },
                 size_text(avail.bytes),
                 avail.under()
             ),
@@ -413,11 +416,22 @@ fn gather_pooled(pooled: &mut [Vec<f64>], used: &[usize], subset: &[&[f64]], fir
     });
 }
 
-/// The share of the memory left that an analysis may plan to take where it is checked before
-/// any work (`analyze`, and a run before its first block): it runs last, when a run's blocks
-/// are gone, so not the run's 60%. A run checks again at its end, where its threads' arenas
-/// hold what they kept, against all of what is left (`AnalyzeOptions::memory_share`).
-pub const ANALYSIS_SHARE: f64 = 0.9;
+/// Which memory left an analysis is checked against (`Layout::check_fits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryCheck {
+    /// all that is left, every limit counted: `analyze`, and a run before its first block (the
+    /// analysis runs last, when a run's blocks are gone; `memory_need` is about 6% above what
+    /// it was seen to take)
+    Before,
+    /// at a run's end, all that is left under the data-size limit, a cgroup's and the host's,
+    /// but not the address-space limit: VmSize then holds the arenas' reservations, which the
+    /// analysis reuses (the check refused analyses that ran under `ulimit -v 1000000` to
+    /// `1100000`), while VmData holds what the threads' arenas kept, which it may not (64
+    /// threads under `ulimit -d 660000` aborted without the check)
+    AtRunEnd,
+    /// nothing left (the `analysis-short` fault)
+    NoneLeft,
+}
 
 /// Bytes a column's sort takes while its ranks are computed, per value: the packed samples
 /// (8 B) and the bucket starts and radix sort's buffers, with slack.

@@ -138,6 +138,13 @@ pub fn available_memory() -> Available {
     least(found, process_limit_left())
 }
 
+/// `available_memory` with the headroom under `limit` (a process limit) not counted.
+pub fn available_memory_without(limit: Limit) -> Available {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let found = available_from(&read("/proc/meminfo"), Path::new("/sys/fs/cgroup"), &read("/proc/self/cgroup"));
+    least(found, least_headroom(process_limits_left().into_iter().filter(|a| a.limit != limit).collect()))
+}
+
 /// The headroom under this process's address-space or data-size limit, whichever leaves less
 /// (`process_limit_headroom`), less a margin for the threads yet to start (rayon's pool until
 /// it has started, and the run's own, `RUN_THREADS`); None without either limit.
@@ -154,27 +161,45 @@ pub fn process_limits_left() -> Vec<Available> {
     process_limit_headrooms(&read("/proc/self/limits"), &read("/proc/self/status"), to_start)
 }
 
+/// What a pool of `threads` worker threads takes under `limit` as it starts: each its stack
+/// (`POOL_THREAD_STACK`: rayon's 2 MiB, and its guard and signal stacks) and, under the
+/// address-space limit, an arena's 64 MiB reservation for as many of them as glibc makes
+/// arenas (8 a CPU, or `MALLOC_ARENA_MAX`; further threads share them). (Not the 68 and 4 MiB
+/// a thread of `process_limits_left`: those refused 64 threads under `ulimit -v 4000000` and
+/// `ulimit -d 240000`, which ran.)
+fn pool_need(limit: Limit, threads: usize) -> f64 {
+    const POOL_THREAD_STACK: f64 = 2.5 * 1048576.0;
+    const ARENA: f64 = 64.0 * 1048576.0;
+    let stacks = threads as f64 * POOL_THREAD_STACK;
+    if limit != Limit::AddressSpace {
+        return stacks;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let arena_max = std::env::var("MALLOC_ARENA_MAX").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0).unwrap_or(8 * cpus);
+    stacks + threads.min(arena_max) as f64 * ARENA
+}
+
 /// Start rayon's pool (`threads::start_pool`), unless it has started, where each process limit
-/// leaves room for its threads as they start (`THREAD_ADDRESS_SPACE`, `THREAD_DATA` each);
-/// else Err naming the threads and the limit. Under `ulimit -v 900000` a pool of 16 started,
-/// and then a worker could not map its signal stack: the run aborted ("failed to register
-/// TLS destructor") or hung.
+/// leaves room for its threads as they start (`pool_need`); else Err naming the threads and the
+/// limit. Under `ulimit -v 900000` a pool of 16 started, and then a worker could not map its
+/// signal stack: the run aborted ("failed to register TLS destructor") or hung.
 pub fn start_pool_within_limits() -> crate::error::Result<()> {
     if !crate::threads::pool_started() {
+        // (a thread count refused whatever the limits is refused as such first)
+        crate::threads::check_threads_asked()?;
         let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-        let (limits, status) = (read("/proc/self/limits"), read("/proc/self/status"));
         let threads = crate::threads::pool_threads();
-        let free = process_limit_headrooms(&limits, &status, 0);
-        let short = process_limit_headrooms(&limits, &status, threads).into_iter().zip(free).find(|(left, _)| left.bytes < 0.0);
-        if let Some((_, free)) = short {
-            let per = PROCESS_LIMITS.iter().find(|p| p.limit == free.limit).map_or(0.0, |p| p.per_thread);
-            return Err(crate::error::QbatError::Threads(format!(
-                "{threads} worker threads need about {} as they start, more than the {} left under this process's {}; set RAYON_NUM_THREADS lower, or raise the limit ({})",
-                size_need(threads as f64 * per),
-                size_text(free.bytes.max(0.0)),
-                free.limit.named(),
-                free.limit.ulimit().unwrap_or_default()
-            )));
+        for free in process_limit_headrooms(&read("/proc/self/limits"), &read("/proc/self/status"), 0) {
+            let need = pool_need(free.limit, threads);
+            if need > free.bytes {
+                return Err(crate::error::QbatError::Threads(format!(
+                    "{threads} worker threads need about {} as they start, more than the {} left under this process's {}; set RAYON_NUM_THREADS lower, or raise the limit ({})",
+                    size_need(need),
+                    size_text(free.bytes.max(0.0)),
+                    free.limit.named(),
+                    free.limit.ulimit().unwrap_or_default()
+                )));
+            }
         }
     }
     crate::threads::start_pool()

@@ -8,6 +8,7 @@ use super::csv_series::CSV_FILE;
 use super::health::{fock_tail_warnings, FockTailCheck, FockTailRecord, Health, HEALTH_CODES};
 use super::series_file::{SeriesFile, SERIES_FILE};
 use super::{peak_rss_bytes, StudyOptions, StudyOutcome};
+use crate::analyze::MemoryCheck;
 use crate::config::Plan;
 use crate::engine::Precision;
 use crate::error::{QbatError, Result};
@@ -289,7 +290,11 @@ pub(super) fn finish(
                     // without it, and says so, rather than losing its end to an abort)
                     let analyze = crate::analyze::AnalyzeOptions {
                         plots: opts.output.plots,
-                        memory_share: if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) { 0.0 } else { 1.0 },
+                        memory_check: if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) {
+                            MemoryCheck::NoneLeft
+                        } else {
+                            MemoryCheck::AtRunEnd
+                        },
                         ..Default::default()
                     };
                     let analysis = match gathered {

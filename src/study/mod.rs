@@ -234,7 +234,7 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
         // does not change what it holds).
         let layout = crate::analyze::Layout::new(&names, pairs, local.members.len(), local.schedule.times.len(), defaults.max_members, 0.0)
             .map_err(|why| QbatError::invalid("analyze", why))?;
-        layout.check_fits(false, defaults.memory_share, "time.samples", "use fewer sample times, or --series false (no analysis)")?;
+        layout.check_fits(false, defaults.memory_check, "time.samples", "use fewer sample times, or --series false (no analysis)")?;
     }
     let fp = {
         let mut f = fingerprint(plan, opts, total);
