@@ -35,10 +35,10 @@ pub fn tight_stack_limit() -> Option<u64> {
     }
 }
 
-/// The smaller stacks tried, largest first, for the thread the work runs on where neither a
-/// `WORK_STACK` thread nor the main thread will do (the CLI's work ran on a main thread of
-/// 64 KiB).
-const SMALLER_STACKS: [usize; 2] = [1 << 20, 256 << 10];
+/// The stacks tried, largest first, for the thread the work runs on: `WORK_STACK`, then,
+/// where neither that nor the main thread will do, smaller ones (the CLI's work ran on a main
+/// thread of 64 KiB).
+const STACKS_TRIED: [usize; 3] = [WORK_STACK, 1 << 20, 256 << 10];
 
 /// The least stack limit under which the work runs on the main thread when no `WORK_STACK`
 /// thread can be started: it overflowed there (exit 134) under 32 and 48 KiB, and ran from
@@ -50,14 +50,14 @@ const MIN_MAIN_STACK: u64 = 64 << 10;
 /// `WORK_STACK` first. Where that thread cannot be started, on this thread from
 /// `MIN_MAIN_STACK` up (a smaller thread that does start may then fail to map its signal
 /// stack under the same memory limit, and abort), and under it on a smaller thread
-/// (`SMALLER_STACKS`: under `ulimit -s 32` and `ulimit -d 8000` even `--version` overflowed
+/// (`STACKS_TRIED`: under `ulimit -s 32` and `ulimit -d 8000` even `--version` overflowed
 /// the main thread); where none starts, Err: a one-line reason naming the limits.
 pub fn with_stack<T: Send>(work: impl Fn() -> T + Sync) -> Result<T, String> {
     set_default_thread_stack();
     let Some(limit) = tight_stack_limit() else {
         return Ok(work());
     };
-    let sizes: &[usize] = if limit >= MIN_MAIN_STACK { &[WORK_STACK] } else { &[WORK_STACK, SMALLER_STACKS[0], SMALLER_STACKS[1]] };
+    let sizes = if limit >= MIN_MAIN_STACK { &STACKS_TRIED[..1] } else { &STACKS_TRIED[..] };
     std::thread::scope(|scope| {
         let mut why = String::new();
         for &size in sizes {

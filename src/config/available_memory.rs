@@ -133,16 +133,27 @@ impl Available {
 /// (`process_limit_headroom`, less a margin for the threads that rayon's pool and the run may
 /// yet start) where that is less. 16 GiB where none can be read.
 pub fn available_memory() -> Available {
-    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-    let found = available_from(&read("/proc/meminfo"), Path::new("/sys/fs/cgroup"), &read("/proc/self/cgroup"));
-    least(found, process_limit_left())
+    least(host_or_cgroup(), process_limit_left())
 }
 
 /// `available_memory` with the headroom under `limit` (a process limit) not counted.
 pub fn available_memory_without(limit: Limit) -> Available {
-    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
-    let found = available_from(&read("/proc/meminfo"), Path::new("/sys/fs/cgroup"), &read("/proc/self/cgroup"));
-    least(found, least_headroom(process_limits_left().into_iter().filter(|a| a.limit != limit).collect()))
+    least(host_or_cgroup(), least_headroom(process_limits_left().into_iter().filter(|a| a.limit != limit).collect()))
+}
+
+/// The host's MemAvailable, or its cgroups' headroom where less (`available_from`).
+fn host_or_cgroup() -> Available {
+    available_from(&proc_text("/proc/meminfo"), Path::new("/sys/fs/cgroup"), &proc_text("/proc/self/cgroup"))
+}
+
+/// A /proc file's text, empty where it cannot be read.
+fn proc_text(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// `process_limit_headrooms` of this process now, with `to_start` threads yet to start.
+fn headrooms_now(to_start: usize) -> Vec<Available> {
+    process_limit_headrooms(&proc_text("/proc/self/limits"), &proc_text("/proc/self/status"), to_start)
 }
 
 /// The headroom under this process's address-space or data-size limit, whichever leaves less
@@ -156,9 +167,8 @@ pub fn process_limit_left() -> Option<Available> {
 /// (`process_limit_headrooms`: below 0 where overrun), less the margins of the threads yet to
 /// start.
 pub fn process_limits_left() -> Vec<Available> {
-    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let to_start = if crate::threads::pool_started() { 0 } else { crate::threads::pool_threads() } + RUN_THREADS;
-    process_limit_headrooms(&read("/proc/self/limits"), &read("/proc/self/status"), to_start)
+    headrooms_now(to_start)
 }
 
 /// What a pool of `threads` worker threads takes under `limit` as it starts: each its stack
@@ -187,9 +197,8 @@ pub fn start_pool_within_limits() -> crate::error::Result<()> {
     if !crate::threads::pool_started() {
         // (a thread count refused whatever the limits is refused as such first)
         crate::threads::check_threads_asked()?;
-        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
         let threads = crate::threads::pool_threads();
-        for free in process_limit_headrooms(&read("/proc/self/limits"), &read("/proc/self/status"), 0) {
+        for free in headrooms_now(0) {
             let need = pool_need(free.limit, threads);
             if need > free.bytes {
                 return Err(crate::error::QbatError::Threads(format!(
