@@ -72,15 +72,27 @@ fn under(ulimit: Ulimit, backend: &str, limit_kb: u64, args: &[&str], out: &Path
 /// `limits` (kB), with `threads` worker threads.
 fn under_limits(limits: &[(Ulimit, u64)], backend: &str, args: &[&str], out: &Path, threads: usize) -> (i32, String) {
     let set: Vec<String> = limits.iter().map(|(u, kb)| format!("ulimit {} {kb}", u.option())).collect();
-    let mut c = Command::new("sh");
-    c.arg("-c").arg(format!("{} || exit 97; exec \"$@\"", set.join(" && "))).arg("sh");
-    c.arg(env!("CARGO_BIN_EXE_qbat-gpu")).args(args).args(["--backend", backend, "--no-progress", "--force", "--out"]).arg(out);
+    let mut c = binary_under(&set.join(" && "));
+    c.args(args).args(["--backend", backend, "--no-progress", "--force", "--out"]).arg(out);
     // as common::bin() sets them, and a fixed pool: its threads' stacks and arenas count
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env_remove("QBAT_INJECT_FAULT").env("QBAT_PIPELINE_CACHE", "off");
     c.env("RAYON_NUM_THREADS", threads.to_string()).env_remove("RAYON_RS_NUM_CPUS");
+    exit_and_stderr(&mut c)
+}
+
+/// The binary under the shell's `limits` ("ulimit -d 300000", several joined by " && "): its
+/// arguments and environment are the caller's; exit 97 where a limit could not be set.
+fn binary_under(limits: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(format!("{limits} || exit 97; exec \"$@\"")).arg("sh").arg(env!("CARGO_BIN_EXE_qbat-gpu"));
+    c
+}
+
+/// (exit code, stderr) of a `binary_under` command, whose limits could be set.
+fn exit_and_stderr(c: &mut Command) -> (i32, String) {
     let o = c.output().unwrap();
     let code = o.status.code().unwrap_or(-1);
-    assert_ne!(code, 97, "{} could not be set here", set.join(", "));
+    assert_ne!(code, 97, "a limit could not be set here: {c:?}");
     (code, String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
@@ -281,19 +293,7 @@ fn the_default_jobs_analysis_fits_under_a_data_size_limit_with_many_threads() {
     // columns under 300,000 kB): refused, one line naming --max-members and the limit, and
     // with fewer members correlated it runs
     let analyze = |extra: &[&str]| {
-        let o = Command::new("sh")
-            .arg("-c")
-            .arg("ulimit -d 300000 || exit 97; exec \"$@\"")
-            .arg("sh")
-            .arg(env!("CARGO_BIN_EXE_qbat-gpu"))
-            .arg("analyze")
-            .arg(&free)
-            .arg("--no-plots")
-            .args(extra)
-            .env("RAYON_NUM_THREADS", "2")
-            .output()
-            .unwrap();
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+        exit_and_stderr(binary_under("ulimit -d 300000").arg("analyze").arg(&free).arg("--no-plots").args(extra).env("RAYON_NUM_THREADS", "2"))
     };
     let (code, stderr) = analyze(&[]);
     assert_eq!(code, 2, "expected a refusal, got {code}: {stderr}");
@@ -313,18 +313,7 @@ fn a_large_series_csv_out_of_order_is_refused_or_fits_under_a_data_size_limit() 
     use std::io::Write;
     let n = 1_000_000u64;
     let analyze = |dir: &Path, limit_kb: u64| {
-        let o = Command::new("sh")
-            .arg("-c")
-            .arg(format!("ulimit -d {limit_kb} || exit 97; exec \"$@\""))
-            .arg("sh")
-            .arg(env!("CARGO_BIN_EXE_qbat-gpu"))
-            .arg("analyze")
-            .arg(dir)
-            .args(["--pairs", "x:y"])
-            .env("RAYON_NUM_THREADS", "2")
-            .output()
-            .unwrap();
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+        exit_and_stderr(binary_under(&format!("ulimit -d {limit_kb}")).arg("analyze").arg(dir).args(["--pairs", "x:y"]).env("RAYON_NUM_THREADS", "2"))
     };
     let tmp = tempfile::tempdir().unwrap();
     for increasing in [true, false] {
@@ -339,7 +328,6 @@ fn a_large_series_csv_out_of_order_is_refused_or_fits_under_a_data_size_limit() 
         }
         csv.into_inner().unwrap().sync_all().unwrap();
         let (code, stderr) = analyze(&dir, 80_000);
-        assert_ne!(code, 97, "ulimit -d could not be set here");
         if increasing {
             assert_eq!(code, 0, "{stderr}");
             continue;
@@ -362,21 +350,15 @@ fn a_pool_beyond_the_limit_is_refused_before_it_starts() {
     let (_dir, cfg, out) = setup(&config(201));
     // (16 arenas whatever the CPUs: each thread of 16 reserves its own 64 MiB)
     let pool = |limit: &str, threads: &str| {
-        let o = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{limit} || exit 97; exec \"$@\""))
-            .arg("sh")
-            .arg(env!("CARGO_BIN_EXE_qbat-gpu"))
-            .args(["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--force", "--out"])
-            .arg(&out)
-            .env("RAYON_NUM_THREADS", threads)
-            .env("MALLOC_ARENA_MAX", "16")
-            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-            .env_remove("QBAT_INJECT_FAULT")
-            .output()
-            .unwrap();
-        assert_ne!(o.status.code(), Some(97), "{limit} could not be set here");
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+        exit_and_stderr(
+            binary_under(limit)
+                .args(["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--force", "--out"])
+                .arg(&out)
+                .env("RAYON_NUM_THREADS", threads)
+                .env("MALLOC_ARENA_MAX", "16")
+                .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+                .env_remove("QBAT_INJECT_FAULT"),
+        )
     };
     let (code, stderr) = pool("ulimit -v 900000", "16");
     assert_eq!(code, 2, "expected a refusal, got {code}: {stderr}");
@@ -398,14 +380,7 @@ fn a_pool_beyond_the_limit_is_refused_before_it_starts() {
 /// overflowed the main thread's stack, exit 134, even for `--version`).
 #[test]
 fn a_tight_stack_and_data_limit_still_run() {
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -s 32 && ulimit -d 8000 || exit 97; exec \"$@\"")
-        .arg("sh")
-        .arg(env!("CARGO_BIN_EXE_qbat-gpu"))
-        .arg("--version")
-        .output()
-        .unwrap();
+    let o = binary_under("ulimit -s 32 && ulimit -d 8000").arg("--version").output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_ne!(o.status.code(), Some(97), "the limits could not be set here");
     assert_eq!(o.status.code(), Some(0), "{stderr}");
