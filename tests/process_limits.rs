@@ -386,3 +386,40 @@ fn a_tight_stack_and_data_limit_still_run() {
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("qbat-gpu "), "{stderr}");
 }
+
+/// `merge` under `ulimit -d`: two shards' statistics states (about 7 MB each) need more than
+/// 20,000 kB leaves: refused before they are read (exit 2, one line naming stats-state.bin and
+/// the limit, no --out left; it aborted, exit 134, under 30,000 kB); under 80,000 kB the merge
+/// runs, and its stats.csv is the unsharded run's, byte for byte.
+#[test]
+fn a_merge_beyond_a_data_size_limit_is_refused_and_one_that_fits_runs() {
+    let (dir, cfg, whole) = setup(&config(2001));
+    let cfg = cfg.as_str();
+    let (code, stderr) = under(Ulimit::Stack, "cpu", 8192, &["run", cfg, "--no-plots"], &whole);
+    assert_eq!(code, 0, "{stderr}");
+    let shards: Vec<_> = (0..2).map(|k| dir.path().join(format!("shard{k}"))).collect();
+    for (k, shard) in shards.iter().enumerate() {
+        let (code, stderr) = under(Ulimit::Stack, "cpu", 8192, &["run", cfg, "--no-plots", "--shard", &format!("{k}/2")], shard);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let merged = dir.path().join("merged");
+    let merge = |limit_kb: u64| {
+        exit_and_stderr(
+            binary_under(&format!("ulimit -d {limit_kb}"))
+                .arg("merge")
+                .args(&shards)
+                .arg("--out")
+                .arg(&merged)
+                .arg("--no-plots")
+                .env("RAYON_NUM_THREADS", "2")
+                .env_remove("QBAT_INJECT_FAULT"),
+        )
+    };
+    let (code, stderr) = merge(20_000);
+    assert_refused_under(Ulimit::DataSize, code, &stderr, "stats-state.bin", &merged);
+    assert!(stderr.contains("merging the statistics of 2 shards needs about"), "{stderr}");
+    let (code, stderr) = merge(80_000);
+    assert_eq!(code, 0, "{stderr}");
+    let stats = |d: &Path| std::fs::read(d.join("stats.csv")).unwrap();
+    assert!(stats(&merged) == stats(&whole), "the merged stats.csv differs from the unsharded run's");
+}

@@ -136,6 +136,13 @@ pub fn available_memory() -> Available {
     least(host_or_cgroup(), process_limit_left())
 }
 
+/// `available_memory` for a command that starts no thread of its own beyond rayon's pool
+/// (`merge`): the process limits' headroom less the pool's margin only until it has started.
+pub fn available_memory_pool_only() -> Available {
+    let to_start = if crate::threads::pool_started() { 0 } else { crate::threads::pool_threads() };
+    least(host_or_cgroup(), least_headroom(headrooms_now(to_start)))
+}
+
 /// `available_memory` with the headroom under `limit` (a process limit) not counted.
 pub fn available_memory_without(limit: Limit) -> Available {
     least(host_or_cgroup(), least_headroom(process_limits_left().into_iter().filter(|a| a.limit != limit).collect()))

@@ -298,6 +298,14 @@ impl StatsAccumulator {
         Ok(())
     }
 
+    /// Bytes in memory of a state that `write_to` wrote in `file_bytes` bytes for `cells`
+    /// cells: its buckets take the 8 B a bucket they take in the file, and each cell its fixed
+    /// size (`Cell`, its two fixed-point sums) beside them. An upper bound: the file's header
+    /// and partial sums of each cell are counted twice.
+    pub fn bytes_of_state(file_bytes: u64, cells: usize) -> f64 {
+        file_bytes as f64 + (cells * std::mem::size_of::<Cell>()) as f64
+    }
+
     pub fn cell(&self, sample: usize, measure: usize) -> &Cell {
         &self.cells[sample * self.n_measures + measure]
     }

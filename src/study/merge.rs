@@ -374,6 +374,36 @@ fn merge_states(dir: &OutputDir, shards: &[ShardDir]) -> Result<()> {
 }
 
 /// Merge shard outputs into `out` (which must not exist, or be empty, unless `force`).
+/// Err where the shards' statistics states would not fit in the memory left: the merged
+/// state grows to the sum of theirs (`StatsAccumulator::bytes_of_state` of each
+/// stats-state.bin) beside the largest, read and merged in. Under `ulimit -d 30000` a merge of
+/// two 7 MB states aborted (exit 134).
+fn check_states_fit(shards: &[ShardDir], cells: usize) -> Result<()> {
+    use crate::config::available_memory::{available_memory_pool_only, size_need, size_text};
+    let mut sizes = vec![];
+    for s in shards {
+        let p = s.dir.join("stats-state.bin");
+        let bytes = std::fs::metadata(&p).map_err(|e| QbatError::io(&p, e))?.len();
+        sizes.push(StatsAccumulator::bytes_of_state(bytes, cells));
+    }
+    let need = sizes.iter().sum::<f64>() + sizes.iter().copied().fold(0.0, f64::max);
+    let avail = available_memory_pool_only();
+    if need <= avail.bytes {
+        return Ok(());
+    }
+    let raise = avail.limit.ulimit().map(|flag| format!(", or raise the limit ({flag})")).unwrap_or_default();
+    Err(QbatError::TooLarge {
+        field: "stats-state.bin".into(),
+        reason: format!(
+            "merging the statistics of {} shards needs about {}, more than the {} available{}; merge where more memory is available{raise}",
+            shards.len(),
+            size_need(need),
+            size_text(avail.bytes),
+            avail.under()
+        ),
+    })
+}
+
 pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<PathBuf> {
     // --force would replace a shard's files with the merge (by any name: a link, `a/../a`)
     if let Ok(o) = std::fs::canonicalize(out) {
@@ -384,6 +414,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let shards = check_shards(dirs)?;
     OutputDir::check(out, force)?;
     let Stats { times, measures: names, .. } = crate::output::stats::read_stats(&shards[0].dir)?;
+    check_states_fit(&shards, times.len() * names.len())?;
     let mut acc: Option<StatsAccumulator> = None;
     for s in &shards {
         let p = s.dir.join("stats-state.bin");
@@ -400,6 +431,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     }
     let measures = names;
     let stats = Stats::from_accumulator(&acc, times, measures);
+    // (its memory given back before the plots and the files' copies)
+    drop(acc);
     let fp = shared_fingerprint(&shards[0]);
     let series = fp["series"].as_bool().unwrap_or(false);
     let format = if fp["format"] == json!("npy") { Format::Npy } else { Format::Csv };
