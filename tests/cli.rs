@@ -205,8 +205,16 @@ fn an_analysis_short_of_memory_at_the_end_is_left_out_and_said() {
     assert!(notes[0].contains("the correlations of 12 members x 101 samples") && notes[0].contains("qbat-gpu analyze"), "{}", notes[0]);
     assert!(!short.join("analysis.csv").exists(), "an analysis was written");
     assert!(!stdout.contains("Spearman"), "{stdout}");
+    // run.json says so in its notes, as printed
+    let left_out = |dir: &std::path::Path| -> Vec<String> {
+        let rj: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+        rj["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()).filter(|n| n.contains("correlations were not computed")).map(str::to_string).collect()
+    };
+    assert_eq!(left_out(&short).len(), 1, "run.json should say the analysis was left out");
+    assert!(notes[0].ends_with(&left_out(&short)[0]), "{} against {}", notes[0], left_out(&short)[0]);
     ok(bin().args(args).arg(&whole));
     assert!(whole.join("analysis.csv").is_file());
+    assert!(left_out(&whole).is_empty(), "{:?}", left_out(&whole));
     for f in ["stats.csv", "series.npy", "summary.csv"] {
         assert!(std::fs::read(short.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap(), "{f} differs");
     }

@@ -151,6 +151,12 @@ impl Gather {
         &self.layout
     }
 
+    /// `matches` with the tolerance it was gathered with (where run.json, which sets the
+    /// tolerance `analyze_gathered` compares, is not yet written).
+    pub fn matches_series(&self, measures: &[String], pairs: &[(String, String)], n: usize, nt: usize, max_members: usize) -> bool {
+        self.matches(measures, pairs, n, nt, max_members, self.layout.monotone_tol)
+    }
+
     /// Whether the correlation set is capped below the series' members.
     pub fn capped(&self) -> bool {
         self.layout.members_used < self.layout.n

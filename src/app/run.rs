@@ -129,9 +129,6 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
     if study && !series {
         println!("note        : no series was written (--series false), so the capacity_b correlations were not computed");
     }
-    if let Some(why) = &outcome.analysis_skipped {
-        println!("note        : the capacity_b correlations were not computed: {why}; run `qbat-gpu analyze {}` where more is left", outcome.dir.display());
-    }
     if let Some(analysis) = outcome.analysis {
         println!("Spearman and Pearson correlation of capacity_b with each resource (pooled over members and times), and the fraction of members along whose trajectory it is monotone:");
         report::print_table(&analysis);

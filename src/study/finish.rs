@@ -7,7 +7,7 @@ use super::checkpoint::{Progress, Staging};
 use super::csv_series::CSV_FILE;
 use super::health::{fock_tail_warnings, FockTailCheck, FockTailRecord, Health, HEALTH_CODES};
 use super::series_file::{SeriesFile, SERIES_FILE};
-use super::{peak_rss_bytes, StudyOptions, StudyOutcome};
+use super::{peak_rss_bytes, StudyOptions, StudyOutcome, ANALYSIS_LEFT_OUT};
 use crate::analyze::MemoryCheck;
 use crate::config::Plan;
 use crate::engine::Precision;
@@ -258,6 +258,23 @@ pub(super) fn finish(
         eprintln!("WARNING: {w}");
         progress.notes.push(w);
     }
+    // The analysis's memory, checked before run.json is written, so that run.json says where
+    // it is left out: at the run's end against all that is left, as the threads' arenas keep
+    // what the run freed (where even that is short, the run ends without it, and says so,
+    // rather than losing its end to an abort).
+    let assembled = out.staging();
+    let analyze = crate::analyze::AnalyzeOptions {
+        plots: opts.output.plots,
+        memory_check: if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) { MemoryCheck::NoneLeft } else { MemoryCheck::AtRunEnd },
+        ..Default::default()
+    };
+    let analysis_skipped = match opts.analyze {
+        true => crate::analyze::memory_left_for(assembled, gathered.as_ref(), &analyze)?.err(),
+        false => None,
+    };
+    if let Some(why) = &analysis_skipped {
+        progress.notes.push(format!("{ANALYSIS_LEFT_OUT}: {why}; run `qbat-gpu analyze {}` where more is left", opts.out.display()));
+    }
     let info = run_info(local, &progress, setup, t_out.elapsed().as_secs_f64());
     let mut rj = crate::run::run_json(plan, &info, &opts.run);
     rj["members"] = json!(local.members.len());
@@ -278,43 +295,20 @@ pub(super) fn finish(
     // killed at any point has either no output or all of it; the analysis reads the series
     // beside them, and counts the 2-D histograms in that pass. Either failing leaves nothing
     // committed and the checkpoint in place (`--resume` finishes the run).
-    let assembled = out.staging();
     let (plotted, analysis) = rayon::join(
         || if opts.output.plots { output::plots::write_run_plots(assembled, !opts.analyze).map(drop) } else { Ok(()) },
         || {
-            opts.analyze.then(|| match crate::faults::is_injected(crate::faults::Fault::AnalysisFails) {
+            (opts.analyze && analysis_skipped.is_none()).then(|| match crate::faults::is_injected(crate::faults::Fault::AnalysisFails) {
                 true => Err(QbatError::io(&assembled.join("analysis.csv"), std::io::Error::other("injected by QBAT_INJECT_FAULT"))),
-                false => {
-                    // (checked before the run; here against all that is left, as the threads'
-                    // arenas keep what the run freed: where even that is short, the run ends
-                    // without it, and says so, rather than losing its end to an abort)
-                    let analyze = crate::analyze::AnalyzeOptions {
-                        plots: opts.output.plots,
-                        memory_check: if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) {
-                            MemoryCheck::NoneLeft
-                        } else {
-                            MemoryCheck::AtRunEnd
-                        },
-                        ..Default::default()
-                    };
-                    let analysis = match gathered {
-                        Some(g) => crate::analyze::analyze_gathered(assembled, g, &analyze),
-                        None => crate::analyze::analyze_dir(assembled, &analyze),
-                    };
-                    match analysis {
-                        Err(QbatError::TooLarge { reason, .. }) => Ok(Err(reason)),
-                        other => other.map(Ok),
-                    }
-                }
+                false => match gathered {
+                    Some(g) => crate::analyze::analyze_gathered(assembled, g, &analyze),
+                    None => crate::analyze::analyze_dir(assembled, &analyze),
+                },
             })
         },
     );
     plotted?;
-    let (analysis, analysis_skipped) = match analysis.transpose()? {
-        Some(Ok(a)) => (Some(a), None),
-        Some(Err(why)) => (None, Some(why)),
-        None => (None, None),
-    };
+    let analysis = analysis.transpose()?;
     let dir = out.commit()?;
     super::checkpoint::mark_committed(&staging.dir);
     if crate::faults::is_injected(crate::faults::Fault::ExitAfterCommit) {

@@ -135,6 +135,10 @@ pub struct StudyOutcome {
     pub analysis_skipped: Option<String>,
 }
 
+/// How the run's note (in run.json, and printed with the others) begins where the analysis
+/// asked for was left out (`StudyOutcome::analysis_skipped`).
+pub const ANALYSIS_LEFT_OUT: &str = "the capacity_b correlations were not computed";
+
 /// What must match for a checkpoint or shard to belong to this run.
 pub fn fingerprint(plan: &Plan, opts: &StudyOptions, members_total: usize) -> serde_json::Value {
     let mut fp = json!({
