@@ -40,6 +40,7 @@ pub mod job;
 pub mod linalg;
 pub mod measures;
 pub mod model;
+pub mod open_files;
 pub mod output;
 pub mod plain_file;
 pub mod pyapi;

@@ -423,3 +423,41 @@ fn a_merge_beyond_a_data_size_limit_is_refused_and_one_that_fits_runs() {
     let stats = |d: &Path| std::fs::read(d.join("stats.csv")).unwrap();
     assert!(stats(&merged) == stats(&whole), "the merged stats.csv differs from the unsharded run's");
 }
+
+/// Under an open-files limit of 6 (`ulimit -n`), a run failed mid-way on EMFILE (exit 1) and
+/// left its staging directory behind: refused before any work (exit 2, one line naming
+/// `ulimit -n`), nothing left in the output's parent; where only the soft limit is 6, it is
+/// raised, and the run gives what it gives without the limit.
+#[test]
+fn a_tight_open_files_limit_is_raised_or_refused() {
+    let (dir, cfg, out) = setup(&config(201));
+    let run = |limits: &str, out: &Path| {
+        exit_and_stderr(
+            binary_under(limits)
+                .args(["run", &cfg, "--backend", "cpu", "--no-progress", "--force", "--out"])
+                .arg(out)
+                .env("RAYON_NUM_THREADS", "2")
+                .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+                .env_remove("QBAT_INJECT_FAULT"),
+        )
+    };
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    let (code, stderr) = run("ulimit -n 6", &out);
+    assert_eq!(code, 2, "expected a refusal, got {code}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("error: ulimit -n: this process may open 6 files at once"), "{stderr}");
+    assert_eq!(listing(), before, "the refused run left something beside its output");
+    let (code, stderr) = run("ulimit -Sn 6", &out);
+    assert_eq!(code, 0, "{stderr}");
+    let free = dir.path().join("free");
+    let (code, stderr) = run("true", &free);
+    assert_eq!(code, 0, "{stderr}");
+    for file in ["stats.csv", "summary.csv", "series.csv"] {
+        assert!(std::fs::read(out.join(file)).unwrap() == std::fs::read(free.join(file)).unwrap(), "{file} differs under ulimit -Sn 6");
+    }
+}

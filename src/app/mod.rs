@@ -61,6 +61,8 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
     // before any command touches rayon: a pool that cannot start is an error here, not a
     // panic at its first use
     qbat_gpu::config::available_memory::start_pool_within_limits()?;
+    // (before any file is opened: a run that would run out of descriptors mid-way is refused)
+    qbat_gpu::open_files::raise_open_files_limit()?;
     match cli.command {
         None => Ok(run_study(DEFAULT_STUDY, &cli.run, "qbat-out", true, true)?),
         Some(Command::Run { config, run }) => {
