@@ -461,3 +461,42 @@ fn a_tight_open_files_limit_is_raised_or_refused() {
         assert!(std::fs::read(out.join(file)).unwrap() == std::fs::read(free.join(file)).unwrap(), "{file} differs under ulimit -Sn 6");
     }
 }
+
+/// A shard's stats-state.bin whose first bucket length is forged to 2^21 (its manifest sealed
+/// again, so that the hashes pass): the merge allocated 16 MiB from that length before the
+/// read failed, and aborted under `ulimit -d 21000` (exit 134); refused now, exit 2, one line
+/// naming the file.
+#[test]
+fn a_forged_bucket_length_is_refused_under_a_data_size_limit() {
+    let (dir, cfg, _) = setup(&config(51));
+    let shards: Vec<_> = (0..2).map(|k| dir.path().join(format!("shard{k}"))).collect();
+    for (k, shard) in shards.iter().enumerate() {
+        let (code, stderr) = under(Ulimit::Stack, "cpu", 8192, &["run", &cfg, "--no-plots", "--ensemble", "200", "--shard", &format!("{k}/2")], shard);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let state = shards[1].join("stats-state.bin");
+    let mut bytes = std::fs::read(&state).unwrap();
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
+    // magic and shape (24 B), the first cell's n, min, max (24 B), its two sums (a length and
+    // that many partials each), its zero count: then its positive buckets' length
+    let s2 = 48 + 8 + 8 * u64_at(&bytes, 48);
+    let pos_len = s2 + 8 + 8 * u64_at(&bytes, s2) + 8;
+    bytes[pos_len..pos_len + 8].copy_from_slice(&(1u64 << 21).to_le_bytes());
+    std::fs::write(&state, &bytes).unwrap();
+    let manifest_path = shards[1].join(".qbat-manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    for f in manifest["files"].as_array_mut().unwrap() {
+        if f["name"] == "stats-state.bin" {
+            f["blake3"] = blake3::hash(&bytes).to_hex().to_string().into();
+            f.as_object_mut().unwrap().remove("identity");
+        }
+    }
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let merged = dir.path().join("merged");
+    let (code, stderr) =
+        exit_and_stderr(binary_under("ulimit -d 21000").arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots").env("RAYON_NUM_THREADS", "2"));
+    assert_eq!(code, 2, "expected a refusal, got {code}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("stats-state.bin: the state ends inside its buckets"), "{stderr}");
+    assert!(!merged.exists(), "an output was left behind");
+}

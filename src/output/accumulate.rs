@@ -376,8 +376,14 @@ impl StatsAccumulator {
                 if len > 1 << 21 {
                     return Err(bad("bucket count".into()));
                 }
-                let mut bytes = vec![0u8; len * 8];
-                r.read_exact(&mut bytes)?;
+                // (read as far as the state goes, never allocated from its length alone: a
+                // forged length of 2^21 allocated 16 MiB before the read failed, and aborted a
+                // merge under `ulimit -d`)
+                let mut bytes = Vec::new();
+                r.take(len as u64 * 8).read_to_end(&mut bytes)?;
+                if bytes.len() != len * 8 {
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the state ends inside its buckets"));
+                }
                 for e in bytes.chunks_exact(8) {
                     b.keys.push(u32::from_le_bytes(e[..4].try_into().expect("4 bytes")));
                     b.counts.push(u32::from_le_bytes(e[4..].try_into().expect("4 bytes")));
