@@ -325,20 +325,18 @@ pub fn analyze_gathered(dir: &Path, gather: Gather, opts: &AnalyzeOptions) -> Re
 /// Whether the analysis of DIR's series, `analyze_gathered` with `gathered` where it matches
 /// the series or else `analyze_dir`, fits in the memory left (`opts.memory_check`), found
 /// before any of the series is read: Ok(Err(why)) where it does not, `why` the reason its
-/// refusal would give. A run's end asks this before it writes run.json, which then says
+/// refusal would give, ending in `advice`. A run's end asks this before it writes run.json, which then says
 /// whether the analysis was left out.
-pub fn memory_left_for(dir: &Path, gathered: Option<&Gather>, opts: &AnalyzeOptions) -> Result<std::result::Result<(), String>> {
+pub fn memory_left_for(dir: &Path, gathered: Option<&Gather>, opts: &AnalyzeOptions, advice: &str) -> Result<std::result::Result<(), String>> {
     let (reader, pairs) = open_for_analysis(dir, opts)?;
     let (n, nt) = (reader.members_total, reader.n_times());
     let fits = match gathered.filter(|g| g.matches_series(&reader.measures, &pairs, n, nt, opts.max_members)) {
-        Some(g) => g.layout().check_fits(true, opts.memory_check, "--max-members", MEMORY_ADVICE),
+        Some(g) => g.layout().check_fits(true, opts.memory_check, "--max-members", advice),
         // (the tolerance does not change what the analysis holds)
-        None => Layout::new(&reader.measures, pairs, n, nt, opts.max_members, 0.0).map_err(|why| bad(&reader.path, why))?.check_fits(
-            false,
-            opts.memory_check,
-            "--max-members",
-            MEMORY_ADVICE,
-        ),
+        None => {
+            let layout = Layout::new(&reader.measures, pairs, n, nt, opts.max_members, 0.0).map_err(|why| bad(&reader.path, why))?;
+            layout.check_fits(false, opts.memory_check, "--max-members", advice)
+        }
     };
     match fits {
         Ok(()) => Ok(Ok(())),

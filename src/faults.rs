@@ -6,7 +6,8 @@
 //! - `slow-blocks=MS`: each block is followed by MS milliseconds of sleep (to kill a run
 //!   mid-way);
 //! - `analysis-fails`: the default study's analysis fails (as on a full disk);
-//! - `analysis-short`: the default study's analysis finds no memory left at the run's end;
+//! - `analysis-short`: the default study's analysis finds no memory left at the run's end (and
+//!   `merge`'s, of shards that ran it);
 //! - `tile-refused`: the driver refuses the cavity kernel's tiled pipeline;
 //! - `no-thread-at=K`: block K's files thread cannot be started (as under a process limit);
 //! - `checkpoint-once`: a run without a series writes its first checkpoint and no later one

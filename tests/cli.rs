@@ -223,6 +223,44 @@ fn an_analysis_short_of_memory_at_the_end_is_left_out_and_said() {
     assert!(std::fs::read(short.join("analysis.csv")).unwrap() == std::fs::read(whole.join("analysis.csv")).unwrap(), "analysis.csv differs");
 }
 
+/// Shards of the default study merged: the merge computes the whole run's analysis, as the
+/// unsharded run wrote it (it wrote none, and kept each shard's note that its own was left
+/// out, naming the shard); where the merge's analysis finds no memory left (injected), it is
+/// left out with one note in run.json naming the merged output.
+#[test]
+fn merged_default_study_shards_carry_the_whole_runs_analysis() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--ensemble", "40", "--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"];
+    let whole = dir.path().join("whole");
+    ok(bin().args(args).arg(&whole));
+    let shards: Vec<_> = (0..2).map(|k| dir.path().join(format!("s{k}"))).collect();
+    for (k, s) in shards.iter().enumerate() {
+        // the shards' own analyses left out: their notes must not reach the merge
+        let o = bin().args(args).arg(s).args(["--shard", &format!("{k}/2")]).env("QBAT_INJECT_FAULT", "analysis-short").output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(!s.join("analysis.csv").exists());
+    }
+    let left_out = |dir: &std::path::Path| -> Vec<String> {
+        let rj: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+        rj["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()).filter(|n| n.contains("correlations were not computed")).map(str::to_string).collect()
+    };
+    let merged = dir.path().join("merged");
+    ok(bin().arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots"));
+    for f in ["analysis.csv", "stats.csv", "summary.csv"] {
+        assert!(std::fs::read(merged.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap(), "merged {f} differs from the unsharded run's");
+    }
+    assert!(left_out(&merged).is_empty(), "{:?}", left_out(&merged));
+    let short = dir.path().join("short");
+    let o = bin().arg("merge").args(&shards).arg("--out").arg(&short).arg("--no-plots").env("QBAT_INJECT_FAULT", "analysis-short").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(!short.join("analysis.csv").exists(), "an analysis was written");
+    let notes = left_out(&short);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("the correlations of 40 members") && notes[0].contains(&format!("qbat-gpu analyze {}", short.display())), "{}", notes[0]);
+    assert!(stderr.contains(&format!("note: {}", notes[0])), "{stderr}");
+}
+
 /// A thread that cannot be started mid-run (block 2's files thread, as under a process limit):
 /// exit 2 with one line naming the threads, the finished blocks kept with a note, and a
 /// `--resume` that finishes the run to the same files as a run never stopped.

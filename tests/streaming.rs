@@ -168,6 +168,9 @@ fn four_shards_merged_equal_the_unsharded_run() {
         let run_json: serde_json::Value = serde_json::from_slice(&read(&merged.join("run.json"))).unwrap();
         assert_eq!(run_json["members"], 600);
         assert_eq!(run_json["merged_from"].as_array().unwrap().len(), 4);
+        // the whole run's work, not the first shard's
+        let full_json: serde_json::Value = serde_json::from_slice(&read(&full.join("run.json"))).unwrap();
+        assert_eq!(run_json["member_steps"], full_json["member_steps"], "merged member_steps");
         // a shard missing, or given twice, is refused, and nothing is written
         for (args, why) in [(vec![&shards[0], &shards[1], &shards[2]], "missing"), (vec![&shards[0], &shards[1], &shards[1], &shards[2], &shards[3]], "twice")]
         {

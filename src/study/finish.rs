@@ -269,11 +269,11 @@ pub(super) fn finish(
         ..Default::default()
     };
     let analysis_skipped = match opts.analyze {
-        true => crate::analyze::memory_left_for(assembled, gathered.as_ref(), &analyze)?.err(),
+        true => crate::analyze::memory_left_for(assembled, gathered.as_ref(), &analyze, &super::analyze_later(&opts.out))?.err(),
         false => None,
     };
     if let Some(why) = &analysis_skipped {
-        progress.notes.push(format!("{ANALYSIS_LEFT_OUT}: {why}; run `qbat-gpu analyze {}` where more is left", opts.out.display()));
+        progress.notes.push(format!("{ANALYSIS_LEFT_OUT}: {why}"));
     }
     let info = run_info(local, &progress, setup, t_out.elapsed().as_secs_f64());
     let mut rj = crate::run::run_json(plan, &info, &opts.run);

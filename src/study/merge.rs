@@ -7,6 +7,7 @@
 //! shards.
 
 use super::FockTailRecord;
+use crate::analyze::{AnalyzeOptions, MemoryCheck};
 use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::{Manifest, MANIFEST};
@@ -87,6 +88,10 @@ fn merged_notes(shards: &[ShardDir], health: &super::HealthCounts, run: &mut Val
     let mut fock: Option<FockTailRecord> = None;
     for (k, (s, (own, shard_fock, _))) in shards.iter().zip(parts).enumerate() {
         for n in s.run["notes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            // (a shard's analysis left out names the shard: the merge has its own)
+            if n.starts_with(super::ANALYSIS_LEFT_OUT) {
+                continue;
+            }
             if !own.iter().any(|w| w == n) && !notes.iter().any(|k| k == n) {
                 notes.push(n.to_string());
             }
@@ -374,6 +379,13 @@ fn merge_states(dir: &OutputDir, shards: &[ShardDir]) -> Result<()> {
 }
 
 /// Merge shard outputs into `out` (which must not exist, or be empty, unless `force`).
+/// Whether a shard ran the default study's analysis: its output lists analysis.csv, or says
+/// it was left out.
+fn ran_analysis(s: &ShardDir) -> bool {
+    s.manifest.contains("analysis.csv")
+        || s.run["notes"].as_array().into_iter().flatten().filter_map(Value::as_str).any(|n| n.starts_with(super::ANALYSIS_LEFT_OUT))
+}
+
 /// Err where the shards' statistics states would not fit in the memory left: the merged
 /// state grows to the sum of theirs (`StatsAccumulator::bytes_of_state` of each
 /// stats-state.bin) beside the largest, read and merged in. Under `ulimit -d 30000` a merge of
@@ -438,6 +450,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let format = if fp["format"] == json!("npy") { Format::Npy } else { Format::Csv };
     let dir = OutputDir::begin(out, force)?;
     let mut warnings: Vec<String> = vec![];
+    let mut left_out: Option<String> = None;
     let result = (|| -> Result<()> {
         if series && format == Format::Csv {
             dir.write("series.csv", |w| {
@@ -481,6 +494,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         // check_counts: each shard's members and health counts add up to its member range, and
         // the ranges tile the run's members, so neither sum overflows
         run["members"] = json!(shards.iter().map(|s| s.run["members"].as_u64().unwrap_or(0)).sum::<u64>());
+        // the whole run's member-steps (its rate, per process, is left out below)
+        run["member_steps"] = json!(shards.iter().map(|s| s.run["member_steps"].as_f64().unwrap_or(0.0)).sum::<f64>());
         run["shard"] = Value::Null;
         let mut health = super::HealthCounts::default();
         for s in &shards {
@@ -548,10 +563,28 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
                 "notes": s.run["notes"],
             }))
             .collect::<Vec<_>>());
-        dir.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other))?;
-        if plots {
-            crate::output::plots::write_run_plots(dir.staging(), true)?;
+        // The default study's analysis, where the shards ran it: of the whole run's series, as
+        // the unsharded run computes it (each shard's covers its own members only), checked
+        // against the memory left before run.json, which says where it is left out.
+        let memory_check = if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) { MemoryCheck::NoneLeft } else { MemoryCheck::Before };
+        let analyze = AnalyzeOptions { plots, memory_check, ..Default::default() };
+        let analysis =
+            shards.iter().any(ran_analysis).then(|| crate::analyze::memory_left_for(dir.staging(), None, &analyze, &super::analyze_later(out))).transpose()?;
+        if let Some(Err(why)) = &analysis {
+            let note = format!("{}: {why}", super::ANALYSIS_LEFT_OUT);
+            if let Some(notes) = run["notes"].as_array_mut() {
+                notes.push(json!(note));
+            }
+            left_out = Some(note);
         }
+        let analyzed = matches!(analysis, Some(Ok(())));
+        dir.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other))?;
+        let (plotted, analysis) = rayon::join(
+            || if plots { crate::output::plots::write_run_plots(dir.staging(), !analyzed).map(drop) } else { Ok(()) },
+            || if analyzed { crate::analyze::analyze_dir(dir.staging(), &analyze).map(drop) } else { Ok(()) },
+        );
+        plotted?;
+        analysis?;
         Ok(())
     })();
     match result {
@@ -559,6 +592,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             let _ = crate::output::manifest::Manifest::record_identities(d);
             for w in &warnings {
                 eprintln!("WARNING: {w}");
+            }
+            if let Some(note) = &left_out {
+                eprintln!("note: {note}");
             }
         }),
         Err(e) => {

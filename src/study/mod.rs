@@ -139,6 +139,11 @@ pub struct StudyOutcome {
 /// asked for was left out (`StudyOutcome::analysis_skipped`).
 pub const ANALYSIS_LEFT_OUT: &str = "the capacity_b correlations were not computed";
 
+/// The advice of a note that the analysis of the output `out` was left out.
+pub(crate) fn analyze_later(out: &std::path::Path) -> String {
+    format!("run `qbat-gpu analyze {}` where more is left, or with a lower --max-members", out.display())
+}
+
 /// What must match for a checkpoint or shard to belong to this run.
 pub fn fingerprint(plan: &Plan, opts: &StudyOptions, members_total: usize) -> serde_json::Value {
     let mut fp = json!({
