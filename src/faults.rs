@@ -4,7 +4,7 @@
 //! - `lost-at=K`: GPU block K fails as a lost device;
 //! - `nan-member=ID`: member ID's values turn NaN after integration (an instability);
 //! - `slow-blocks=MS`: each block is followed by MS milliseconds of sleep (to kill a run
-//!   mid-way);
+//!   mid-way), and a merge sleeps as long after its summary.csv;
 //! - `analysis-fails`: the default study's analysis fails (as on a full disk);
 //! - `analysis-short`: the default study's analysis finds no memory left at the run's end (and
 //!   `merge`'s, of shards that ran it);

@@ -46,6 +46,7 @@ pub mod plain_file;
 pub mod pyapi;
 pub mod reference;
 pub mod run;
+pub mod signals;
 pub mod stack;
 pub mod study;
 pub mod threads;

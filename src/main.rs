@@ -39,6 +39,9 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
+    // A signal that ends the process first removes the outputs it leaves uncommitted
+    // (before any other thread starts: they inherit its mask).
+    qbat_gpu::signals::remove_uncommitted_on_signals();
     // (on a thread of its own where `ulimit -s` is tighter than the usual 8 MiB: stack.rs)
     match qbat_gpu::stack::with_stack(parse_and_run) {
         Ok(code) => code,

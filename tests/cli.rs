@@ -261,6 +261,57 @@ fn merged_default_study_shards_carry_the_whole_runs_analysis() {
     assert!(stderr.contains(&format!("note: {}", notes[0])), "{stderr}");
 }
 
+/// A merge stopped by SIGTERM or SIGINT (a batch system's time limit, `timeout`, Ctrl-C) with
+/// its output half-written: it ends by that signal, and its staging directory is gone (it was
+/// left beside the output for good, and a later merge left it too).
+#[cfg(unix)]
+#[test]
+fn a_merge_stopped_by_a_signal_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--ensemble", "40", "--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"];
+    let shards: Vec<_> = (0..2).map(|k| dir.path().join(format!("s{k}"))).collect();
+    for (k, s) in shards.iter().enumerate() {
+        ok(bin().args(args).arg(s).args(["--shard", &format!("{k}/2")]));
+    }
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    let merged = dir.path().join("merged");
+    for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
+        let mut child = bin()
+            .arg("merge")
+            .args(&shards)
+            .arg("--out")
+            .arg(&merged)
+            .arg("--no-plots")
+            .env("QBAT_INJECT_FAULT", "slow-blocks=20000")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // stopped once its staging directory holds summary.csv (the merge then sleeps)
+        let started = std::time::Instant::now();
+        while !std::fs::read_dir(dir.path()).unwrap().any(|e| {
+            let e = e.unwrap();
+            e.file_name().to_string_lossy().starts_with(".merged.partial") && e.path().join("summary.csv").exists()
+        }) {
+            assert!(started.elapsed().as_secs() < 60, "the merge never wrote its summary");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // SAFETY: kill is given the child's pid, which has not been reaped yet.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(signal), "{status:?} (a shell would say {code})");
+        assert_eq!(listing(), before, "the stopped merge left something beside its output");
+    }
+    ok(bin().arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots"));
+    assert!(merged.join("stats.csv").is_file());
+}
+
 /// A thread that cannot be started mid-run (block 2's files thread, as under a process limit):
 /// exit 2 with one line naming the threads, the finished blocks kept with a note, and a
 /// `--resume` that finishes the run to the same files as a run never stopped.

@@ -11,6 +11,7 @@ pub mod series;
 pub mod states;
 pub mod stats;
 pub mod summary;
+pub mod uncommitted;
 
 use crate::config::Plan;
 use crate::error::{QbatError, Result};
@@ -169,12 +170,17 @@ impl OutputDir {
     /// An output directory assembled in a fresh staging directory (see `at`).
     pub fn begin(final_dir: &Path, force: bool) -> Result<OutputDir> {
         // made here, never taken over: a name in use (a leftover of a killed process with
-        // this id: ids repeat, in a container every time) is passed over for the next
+        // this id: ids repeat, in a container every time) is passed over for the next; listed
+        // as it is made, for a signal to remove (`uncommitted`)
+        let mut held = uncommitted::hold();
         let mut tries = 0;
         let staging = loop {
             let staging = staging_path(final_dir);
             match std::fs::create_dir(&staging) {
-                Ok(()) => break staging,
+                Ok(()) => {
+                    held.add(&staging);
+                    break staging;
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 1000 => tries += 1,
                 Err(e) => return Err(QbatError::io(&staging, e)),
             }
@@ -232,10 +238,13 @@ impl OutputDir {
     /// `force` and only when it is a qbat-gpu output, as `check` would have said; the commits
     /// into an existing directory take a lock on it, one at a time.
     pub fn commit(self) -> Result<PathBuf> {
+        // (a signal meanwhile waits for the commit to end: `uncommitted`)
+        let mut held = uncommitted::hold();
         let committed = self.commit_staging();
         if committed.is_err() && self.own_staging {
             let _ = std::fs::remove_dir_all(&self.staging);
         }
+        held.forget(&self.staging);
         committed.map(|()| self.final_dir)
     }
 
@@ -313,7 +322,9 @@ impl OutputDir {
     }
 
     pub fn abort(self) {
+        let mut held = uncommitted::hold();
         let _ = std::fs::remove_dir_all(&self.staging);
+        held.forget(&self.staging);
     }
 }
 

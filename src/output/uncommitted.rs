@@ -1,0 +1,49 @@
+//! The staging directories of this process's outputs that are not yet committed (those
+//! `OutputDir::begin` made), so that a signal that ends the process removes them
+//! (`remove_all`) rather than leaving them half-written for good: a merge stopped by SIGTERM
+//! (a batch system's time limit, `timeout`) left one that nothing removed. A commit under way
+//! holds the list (`hold`), so that a signal waits for it to end: an output is committed whole
+//! or not at all.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+static UNCOMMITTED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// The list, held: while held, no signal removes anything.
+pub struct Held(MutexGuard<'static, Vec<PathBuf>>);
+
+/// The list, held (a poisoned lock is taken over: the list itself is always whole).
+pub fn hold() -> Held {
+    Held(UNCOMMITTED.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+impl Held {
+    /// List `dir`, a staging directory just made.
+    pub(super) fn add(&mut self, dir: &Path) {
+        self.0.push(dir.to_path_buf());
+    }
+
+    /// Take `dir` off the list: committed, or removed by its own failure.
+    pub(super) fn forget(&mut self, dir: &Path) {
+        self.0.retain(|d| d != dir);
+    }
+}
+
+/// Remove every listed directory, and keep the list held (the caller ends the process, and no
+/// commit may begin meanwhile). A thread still writing into one finds it gone (renamed away
+/// first, so that no file is made in it by its old name), and the removal is tried again
+/// for what such a thread made in the meantime.
+pub fn remove_all() -> Held {
+    let mut held = hold();
+    for dir in std::mem::take(&mut *held.0) {
+        let gone = dir.with_file_name(format!("{}.gone", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
+        let at = if std::fs::rename(&dir, &gone).is_ok() { gone } else { dir };
+        for _ in 0..3 {
+            if std::fs::remove_dir_all(&at).is_ok() || !at.exists() {
+                break;
+            }
+        }
+    }
+    held
+}

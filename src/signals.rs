@@ -1,0 +1,40 @@
+//! The CLI's end by a signal (SIGINT, SIGTERM, SIGHUP: Ctrl-C, `timeout`, a batch system's
+//! time limit or `scancel`): the uncommitted staging directories of the outputs it was writing
+//! are removed first (`output::uncommitted`), then the process ends by that signal as it would
+//! have without this. A run's own staging directory (`.OUT.partial`) is not among them: it
+//! stays for `--resume`.
+//!
+//! The signals are blocked in every thread (set before any starts, so all inherit it; a child
+//! process starts with none blocked, as `std::process::Command` resets the mask) and taken by
+//! one thread with `sigwait`, which may do what a signal handler may not.
+
+/// Take SIGINT, SIGTERM and SIGHUP on a thread of their own (see the module's doc). Call before
+/// any other thread starts. Where that thread cannot be started, the signals act as before.
+pub fn remove_uncommitted_on_signals() {
+    #[cfg(unix)]
+    // SAFETY: sigset_t is plain data, set up by sigemptyset and sigaddset before use;
+    // pthread_sigmask, sigwait, signal and raise are given valid arguments.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let taker = move || loop {
+            let mut sig = 0;
+            if libc::sigwait(&set, &mut sig) != 0 {
+                continue;
+            }
+            // (held until the process ends: no commit begins after the removal)
+            let _held = crate::output::uncommitted::remove_all();
+            // the signal's own end: its default action, unblocked on this thread
+            libc::signal(sig, libc::SIG_DFL);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::raise(sig);
+        };
+        if std::thread::Builder::new().name("signals".into()).stack_size(64 << 10).spawn(taker).is_err() {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+    }
+}
