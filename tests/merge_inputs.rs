@@ -65,12 +65,29 @@ fn forge_run_json(dir: &Path, edit: impl Fn(&mut Value)) {
     let p = dir.join("run.json");
     let mut run: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
     edit(&mut run);
-    let bytes = serde_json::to_vec_pretty(&run).unwrap();
-    std::fs::write(&p, &bytes).unwrap();
+    reseal(dir, "run.json", &serde_json::to_vec_pretty(&run).unwrap());
+}
+
+/// Write `bytes` as the shard's `name` and forge its manifest entry to match.
+fn reseal(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join(name), bytes).unwrap();
     let mut m = manifest(dir);
-    let entry = m["files"].as_array_mut().unwrap().iter_mut().find(|f| f["name"] == json!("run.json")).unwrap();
-    *entry = json!({"name": "run.json", "bytes": bytes.len(), "blake3": blake3::hash(&bytes).to_hex().to_string()});
+    let entry = m["files"].as_array_mut().unwrap().iter_mut().find(|f| f["name"] == json!(name)).unwrap();
+    *entry = json!({"name": name, "bytes": bytes.len(), "blake3": blake3::hash(bytes).to_hex().to_string()});
     std::fs::write(dir.join(".qbat-manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+/// A shard's stats-state.bin replaced by another's, which counts more members than the shard
+/// has healthy ones (its manifest sealed again): refused, naming the file, as a resume
+/// refuses its own (it was merged, and stats.csv counted a member twice).
+#[test]
+fn a_statistics_state_counting_more_than_its_shards_members_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = shards_with_faults(dir.path(), "c", &[], |k| (k == 1).then_some("nan-member=8"));
+    let other = std::fs::read(s[0].join("stats-state.bin")).unwrap();
+    reseal(&s[1], "stats-state.bin", &other);
+    let out = dir.path().join("m");
+    assert_refused(merge(&s, &out, &[]), "stats-state.bin: a cell counts more than the shard's 6 healthy members", &out, "another shard's state");
 }
 
 /// Edit `name` as an unlisted file could carry into the merged output: the series' last value

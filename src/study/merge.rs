@@ -432,6 +432,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         let p = s.dir.join("stats-state.bin");
         let mut f = BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?);
         let a = StatsAccumulator::read_from(&mut f, (times.len(), names.len())).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
+        // no cell may count more members than the shard's healthy ones (as a resume checks)
+        if a.cells.iter().any(|c| c.n > s.health.ok) {
+            return Err(QbatError::invalid(p.display().to_string(), format!("a cell counts more than the shard's {} healthy members", s.health.ok)));
+        }
         match acc.as_mut() {
             None => acc = Some(a),
             Some(m) => m.merge(&a)?,
@@ -489,6 +493,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             }
             Ok(())
         })?;
+        if let Some(d) = crate::faults::block_delay() {
+            // (the tests stop a merge here, its output half-written)
+            std::thread::sleep(d);
+        }
         dir.write("stats.csv", |w| crate::output::stats::write_csv(&stats, w))?;
         let mut run = shards[0].run.clone();
         // check_counts: each shard's members and health counts add up to its member range, and
