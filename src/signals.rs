@@ -1,5 +1,5 @@
 //! The CLI's end by a signal (SIGINT, SIGTERM, SIGHUP: Ctrl-C, `timeout`, a batch system's
-//! time limit or `scancel`): the uncommitted staging directories of the outputs it was writing
+//! time limit or `scancel`; not one the process was started ignoring): the uncommitted staging directories of the outputs it was writing
 //! are removed first (`output::uncommitted`), then the process ends by that signal as it would
 //! have without this. A run's own staging directory (`.OUT.partial`) is not among them: it
 //! stays for `--resume`.
@@ -18,6 +18,12 @@ pub fn remove_uncommitted_on_signals() {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // (one the process was started ignoring stays ignored: `nohup`, a background job
+            // of a script; a blocked signal is taken by sigwait even where it is ignored)
+            let mut was: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut was) == 0 && was.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
             libc::sigaddset(&mut set, sig);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());

@@ -308,7 +308,28 @@ fn a_merge_stopped_by_a_signal_leaves_nothing_behind() {
         assert_eq!(status.signal(), Some(signal), "{status:?} (a shell would say {code})");
         assert_eq!(listing(), before, "the stopped merge left something beside its output");
     }
-    ok(bin().arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots"));
+    // a signal the merge was started ignoring (`nohup`: SIGHUP) stays ignored: it runs on
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' HUP; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_qbat-gpu"))
+        .arg("merge")
+        .args(&shards)
+        .arg("--out")
+        .arg(&merged)
+        .arg("--no-plots")
+        .env("QBAT_INJECT_FAULT", "slow-blocks=1000")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".merged.partial")) {
+        assert!(started.elapsed().as_secs() < 60, "the merge never began its output");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: kill is given the child's pid (the shell exec'd the merge), not yet reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) }, 0);
+    assert!(child.wait().unwrap().success(), "an ignored SIGHUP ended the merge");
     assert!(merged.join("stats.csv").is_file());
 }
 

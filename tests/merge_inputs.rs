@@ -278,3 +278,32 @@ fn merge_into_the_empty_working_directory() {
     assert!(names.iter().all(|n| !n.contains("partial")) && names.contains(&"run.json".to_string()), "{names:?}");
     assert!(manifest(&here)["files"].as_array().unwrap().len() + 1 == names.len(), "{names:?}");
 }
+
+/// A FIFO in place of a listed shard file is named for what it is (it was called missing),
+/// before anything opens it: exit 2, one line, no output.
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_place_of_a_listed_file_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = shards(dir.path(), "f", &[]);
+    let state = s[1].join("stats-state.bin");
+    std::fs::remove_file(&state).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&state).status().unwrap().success());
+    let out = dir.path().join("m");
+    assert_refused(merge(&s, &out, &[]), "stats-state.bin: listed in the manifest, but is not a regular file", &out, "a FIFO");
+}
+
+/// A shard analysed afterwards (`analyze --pairs`, which lists analysis.csv in its manifest):
+/// the merge is as without it, with no analysis of its own (it ran the default study's
+/// analysis, and failed on pairs the series does not have, naming an option merge has not).
+#[test]
+fn a_shard_analysed_afterwards_merges_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = shards(dir.path(), "a", &[]);
+    ok(bin().arg("analyze").arg(&s[0]).args(["--pairs", "energy_b:ergotropy_b", "--no-plots"]));
+    assert!(manifest(&s[0])["files"].as_array().unwrap().iter().any(|f| f["name"] == json!("analysis.csv")));
+    let out = dir.path().join("m");
+    let (code, stderr) = merge(&s, &out, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!out.join("analysis.csv").exists(), "the merge analysed a run that did not ask for it");
+}

@@ -102,6 +102,7 @@ impl Layout {
             MemoryCheck::Before => available_memory(),
             MemoryCheck::AtRunEnd => available_memory_without(Limit::AddressSpace),
             MemoryCheck::NoneLeft => Available { bytes: 0.0, limit: Limit::Host },
+            MemoryCheck::Done => return Ok(()),
         };
         if need <= avail.bytes {
             return Ok(());
@@ -437,6 +438,9 @@ pub enum MemoryCheck {
     AtRunEnd,
     /// nothing left (the `analysis-short` fault)
     NoneLeft,
+    /// checked already, by `memory_left_for` just before (a run's end, a merge): not again, so
+    /// that what the plots beside it take meanwhile cannot fail what that check let through
+    Done,
 }
 
 /// Bytes a column's sort takes while its ranks are computed, per value: the packed samples

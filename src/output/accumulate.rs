@@ -299,9 +299,10 @@ impl StatsAccumulator {
     }
 
     /// Bytes in memory of a state that `write_to` wrote in `file_bytes` bytes for `cells`
-    /// cells: its buckets take the 8 B a bucket they take in the file, and each cell its fixed
-    /// size (`Cell`, its two fixed-point sums) beside them. An upper bound: the file's header
-    /// and partial sums of each cell are counted twice.
+    /// cells: its buckets take the 8 B a bucket they take in the file (`read_from` sizes their
+    /// vectors exactly), and each cell its fixed size (`Cell`, its two fixed-point sums) beside
+    /// them; the file's header and partial sums of each cell are counted twice. (`read_from`
+    /// also holds one cell's bucket bytes for a moment, within the file's size.)
     pub fn bytes_of_state(file_bytes: u64, cells: usize) -> f64 {
         file_bytes as f64 + (cells * std::mem::size_of::<Cell>()) as f64
     }
@@ -339,9 +340,11 @@ impl StatsAccumulator {
         Ok(())
     }
 
-    /// Read a state written by `write_to` for a run of `expect` = (samples, measures); another
-    /// shape is an error, found before anything is allocated.
-    pub fn read_from(r: &mut dyn Read, expect: (usize, usize)) -> std::io::Result<StatsAccumulator> {
+    /// Read a state written by `write_to` for a run of `expect` = (samples, measures) from the
+    /// `size` bytes of `r`; another shape is an error, found before anything is allocated, as
+    /// is a bucket count past the bytes left.
+    pub fn read_from(r: &mut dyn Read, expect: (usize, usize), size: u64) -> std::io::Result<StatsAccumulator> {
+        let r = &mut Counted { inner: r, read: 0 };
         let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not this run's statistics state ({what})"));
         let mut magic = [0u8; 8];
         r.read_exact(&mut magic)?;
@@ -376,14 +379,16 @@ impl StatsAccumulator {
                 if len > 1 << 21 {
                     return Err(bad("bucket count".into()));
                 }
-                // (read as far as the state goes, never allocated from its length alone: a
-                // forged length of 2^21 allocated 16 MiB before the read failed, and aborted a
-                // merge under `ulimit -d`)
-                let mut bytes = Vec::new();
-                r.take(len as u64 * 8).read_to_end(&mut bytes)?;
-                if bytes.len() != len * 8 {
+                // (never allocated from the length alone: a forged length of 2^21 allocated
+                // 16 MiB before the read failed, and aborted a merge under `ulimit -d`)
+                if len as u64 * 8 > size.saturating_sub(r.read) {
                     return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the state ends inside its buckets"));
                 }
+                let mut bytes = vec![0u8; len * 8];
+                r.read_exact(&mut bytes)?;
+                // (exactly as large as the file's: `bytes_of_state` counts on it)
+                b.keys.reserve_exact(len);
+                b.counts.reserve_exact(len);
                 for e in bytes.chunks_exact(8) {
                     b.keys.push(u32::from_le_bytes(e[..4].try_into().expect("4 bytes")));
                     b.counts.push(u32::from_le_bytes(e[4..].try_into().expect("4 bytes")));
@@ -409,6 +414,20 @@ impl StatsAccumulator {
             }
         }
         Ok(acc)
+    }
+}
+
+/// A reader that counts the bytes read through it (`read_from`'s bound on what is left).
+struct Counted<'a> {
+    inner: &'a mut dyn Read,
+    read: u64,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -606,28 +625,28 @@ mod tests {
         acc.add_block(&[0.5, -2.0, 3.0], &[true; 3]);
         let mut good = vec![];
         acc.write_to(&mut good).unwrap();
-        assert!(StatsAccumulator::read_from(&mut good.as_slice(), (1, 1)).is_ok());
+        assert!(StatsAccumulator::read_from(&mut good.as_slice(), (1, 1), good.len() as u64).is_ok());
         let at = |bytes: &mut Vec<u8>, off: usize, v: u64| bytes[off..off + 8].copy_from_slice(&v.to_le_bytes());
         // header 8 + 16, then n, min, max
         let mut nan_min = good.clone();
         at(&mut nan_min, 32, f64::NAN.to_bits());
-        assert!(StatsAccumulator::read_from(&mut nan_min.as_slice(), (1, 1)).is_err());
+        assert!(StatsAccumulator::read_from(&mut nan_min.as_slice(), (1, 1), nan_min.len() as u64).is_err());
         let mut swapped = good.clone();
         at(&mut swapped, 32, 10f64.to_bits());
-        assert!(StatsAccumulator::read_from(&mut swapped.as_slice(), (1, 1)).is_err());
+        assert!(StatsAccumulator::read_from(&mut swapped.as_slice(), (1, 1), swapped.len() as u64).is_err());
         // the last 8 bytes are the negative bucket (key, count): a key past the finite floats
         let mut key = good.clone();
         let k = key.len() - 8;
         key[k..k + 4].copy_from_slice(&MAX_KEY.to_le_bytes());
-        assert!(StatsAccumulator::read_from(&mut key.as_slice(), (1, 1)).is_err());
+        assert!(StatsAccumulator::read_from(&mut key.as_slice(), (1, 1), key.len() as u64).is_err());
         // an empty cell: its min and max are the empty ones, not a NaN a merge would carry
         let mut empty = vec![];
         StatsAccumulator::new(1, 1).write_to(&mut empty).unwrap();
-        assert!(StatsAccumulator::read_from(&mut empty.as_slice(), (1, 1)).is_ok());
+        assert!(StatsAccumulator::read_from(&mut empty.as_slice(), (1, 1), empty.len() as u64).is_ok());
         for bad_min in [f64::NAN, 0.5] {
             let mut damaged = empty.clone();
             at(&mut damaged, 32, bad_min.to_bits());
-            assert!(StatsAccumulator::read_from(&mut damaged.as_slice(), (1, 1)).is_err(), "{bad_min}");
+            assert!(StatsAccumulator::read_from(&mut damaged.as_slice(), (1, 1), damaged.len() as u64).is_err(), "{bad_min}");
         }
     }
 
@@ -644,7 +663,7 @@ mod tests {
         acc.add_block(&[1e308, 1e308, -3.0], &[true; 3]);
         let mut bytes = vec![];
         acc.write_to(&mut bytes).unwrap();
-        let back = StatsAccumulator::read_from(&mut bytes.as_slice(), (1, 1)).unwrap();
+        let back = StatsAccumulator::read_from(&mut bytes.as_slice(), (1, 1), bytes.len() as u64).unwrap();
         assert_eq!(back.cell(0, 0).mean(), f64::INFINITY);
     }
 
@@ -669,9 +688,9 @@ mod tests {
         }
         let mut bytes = vec![];
         parts.write_to(&mut bytes).unwrap();
-        let back = StatsAccumulator::read_from(&mut bytes.as_slice(), (ns, nm)).unwrap();
+        let back = StatsAccumulator::read_from(&mut bytes.as_slice(), (ns, nm), bytes.len() as u64).unwrap();
         assert_eq!(back, parts);
         // another run's shape is refused before allocating
-        assert!(StatsAccumulator::read_from(&mut bytes.as_slice(), (ns + 1, nm)).is_err());
+        assert!(StatsAccumulator::read_from(&mut bytes.as_slice(), (ns + 1, nm), bytes.len() as u64).is_err());
     }
 }

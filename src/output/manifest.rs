@@ -297,8 +297,11 @@ impl Manifest {
         for want in &self.files {
             let path = dir.join(&want.name);
             let shown = path.display().to_string();
-            if !path.is_file() {
-                return Err(QbatError::invalid(shown, "listed in the manifest but missing"));
+            match std::fs::symlink_metadata(&path) {
+                Err(_) => return Err(QbatError::invalid(shown, "listed in the manifest but missing")),
+                // (a FIFO, device, directory or link in its place: not the file written)
+                Ok(m) if !m.is_file() => return Err(QbatError::invalid(shown, "listed in the manifest, but is not a regular file")),
+                Ok(_) => {}
             }
             if untouched(&path, want) {
                 continue;

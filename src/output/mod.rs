@@ -238,9 +238,8 @@ impl OutputDir {
     /// `force` and only when it is a qbat-gpu output, as `check` would have said; the commits
     /// into an existing directory take a lock on it, one at a time.
     pub fn commit(self) -> Result<PathBuf> {
-        // (a signal meanwhile waits for the commit to end: `uncommitted`)
-        let mut held = uncommitted::hold();
         let committed = self.commit_staging();
+        let mut held = uncommitted::hold();
         if committed.is_err() && self.own_staging {
             let _ = std::fs::remove_dir_all(&self.staging);
         }
@@ -261,11 +260,17 @@ impl OutputDir {
             )
         };
         if std::fs::symlink_metadata(&self.final_dir).is_err() {
+            // (a signal meanwhile waits for the rename: `uncommitted`)
+            let mut held = uncommitted::hold();
             // (a directory made meanwhile with files in it refuses the rename)
-            return std::fs::rename(&self.staging, &self.final_dir).map_err(|e| match std::fs::symlink_metadata(&self.final_dir) {
+            let renamed = std::fs::rename(&self.staging, &self.final_dir).map_err(|e| match std::fs::symlink_metadata(&self.final_dir) {
                 Ok(_) => no_longer_empty(),
                 Err(_) => QbatError::io(&self.final_dir, e),
             });
+            if renamed.is_ok() {
+                held.forget(&self.staging);
+            }
+            return renamed;
         }
         let _commits = lock_dir(&self.final_dir);
         // (the staging directory of `--out .` is inside it)
@@ -292,6 +297,9 @@ impl OutputDir {
         for f in &old.files {
             manifest::check_still_written(&self.final_dir.join(&f.name), f, "move it away, or choose another --out")?;
         }
+        // From here the files move: a signal meanwhile waits for them (`uncommitted`), not
+        // for the directory's lock above, which another process may hold for long.
+        let mut held = uncommitted::hold();
         let names: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).chain([MANIFEST]).collect();
         let hidden = |name: &str| self.final_dir.join(format!(".{name}.incoming-{}", std::process::id()));
         let mut placed: Vec<(&str, bool)> = vec![];
@@ -318,6 +326,7 @@ impl OutputDir {
             std::fs::rename(hidden(name), &to).map_err(|e| QbatError::io(&to, e))?;
         }
         let _ = std::fs::remove_dir_all(&self.staging);
+        held.forget(&self.staging);
         Ok(())
     }
 

@@ -1,9 +1,10 @@
 //! The staging directories of this process's outputs that are not yet committed (those
 //! `OutputDir::begin` made), so that a signal that ends the process removes them
 //! (`remove_all`) rather than leaving them half-written for good: a merge stopped by SIGTERM
-//! (a batch system's time limit, `timeout`) left one that nothing removed. A commit under way
-//! holds the list (`hold`), so that a signal waits for it to end: an output is committed whole
-//! or not at all.
+//! (a batch system's time limit, `timeout`) left one that nothing removed. A commit holds the
+//! list (`hold`) while its files move, so that a signal waits for them: an output is committed
+//! whole or not at all. (Not while it waits for the output directory's lock, which another
+//! process may hold for long: a signal then ends it uncommitted.)
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};

@@ -603,7 +603,7 @@ fn load_checkpoint(
     let state_bytes = p.stats_state.as_ref().map_or(0, |s| s.bytes);
     let (f, _) = open_regular(&sp).map_err(|e| as_damage(&sp, e))?;
     let mut f = std::io::BufReader::new(std::io::Read::take(f, state_bytes));
-    let acc = StatsAccumulator::read_from(&mut f, (n_samples, p.measures.len())).map_err(|e| damaged(&sp, e.to_string()))?;
+    let acc = StatsAccumulator::read_from(&mut f, (n_samples, p.measures.len()), state_bytes).map_err(|e| damaged(&sp, e.to_string()))?;
     // no cell may count more members than the finished blocks hold
     if acc.cells.iter().any(|c| c.n > p.health.ok) {
         return Err(damaged(&sp, format!("a cell counts more than the {} healthy members finished", p.health.ok)));

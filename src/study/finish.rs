@@ -275,6 +275,7 @@ pub(super) fn finish(
     if let Some(why) = &analysis_skipped {
         progress.notes.push(format!("{ANALYSIS_LEFT_OUT}: {why}"));
     }
+    let analyze = crate::analyze::AnalyzeOptions { memory_check: MemoryCheck::Done, ..analyze };
     let info = run_info(local, &progress, setup, t_out.elapsed().as_secs_f64());
     let mut rj = crate::run::run_json(plan, &info, &opts.run);
     rj["members"] = json!(local.members.len());
@@ -282,6 +283,8 @@ pub(super) fn finish(
     rj["peak_rss_bytes"] = json!(peak_rss_bytes());
     rj["blocks"] = json!({"members_per_block": block, "count": n_blocks, "resumed": resumed});
     rj["engines"] = json!(engines_used(&progress));
+    // (for `merge`, which computes the whole run's analysis only for shards that asked for it)
+    rj["study_analysis"] = json!(opts.analyze);
     // the flags and what their warning depends on, for `merge` to warn for the whole run
     if let Some(check) = FockTailCheck::of(local, &stats_measures(&progress)) {
         rj["fock_tail"] = json!(FockTailRecord { check, flags: progress.fock.clone() });

@@ -378,12 +378,11 @@ fn merge_states(dir: &OutputDir, shards: &[ShardDir]) -> Result<()> {
     dir.write("states.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))
 }
 
-/// Merge shard outputs into `out` (which must not exist, or be empty, unless `force`).
-/// Whether a shard ran the default study's analysis: its output lists analysis.csv, or says
-/// it was left out.
+/// Whether a shard is one of the default study's, which computes its analysis at its end
+/// (`study_analysis` in its run.json): not one analysed afterwards by `analyze`, with pairs
+/// of its own choosing.
 fn ran_analysis(s: &ShardDir) -> bool {
-    s.manifest.contains("analysis.csv")
-        || s.run["notes"].as_array().into_iter().flatten().filter_map(Value::as_str).any(|n| n.starts_with(super::ANALYSIS_LEFT_OUT))
+    s.run["study_analysis"].as_bool() == Some(true)
 }
 
 /// Err where the shards' statistics states would not fit in the memory left: the merged
@@ -416,6 +415,7 @@ fn check_states_fit(shards: &[ShardDir], cells: usize) -> Result<()> {
     })
 }
 
+/// Merge shard outputs into `out` (which must not exist, or be empty, unless `force`).
 pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<PathBuf> {
     // --force would replace a shard's files with the merge (by any name: a link, `a/../a`)
     if let Ok(o) = std::fs::canonicalize(out) {
@@ -430,8 +430,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let mut acc: Option<StatsAccumulator> = None;
     for s in &shards {
         let p = s.dir.join("stats-state.bin");
-        let mut f = BufReader::new(std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?);
-        let a = StatsAccumulator::read_from(&mut f, (times.len(), names.len())).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
+        let file = std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?;
+        let size = file.metadata().map_err(|e| QbatError::io(&p, e))?.len();
+        let mut f = BufReader::new(file);
+        let a =
+            StatsAccumulator::read_from(&mut f, (times.len(), names.len()), size).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
         // no cell may count more members than the shard's healthy ones (as a resume checks)
         if a.cells.iter().any(|c| c.n > s.health.ok) {
             return Err(QbatError::invalid(p.display().to_string(), format!("a cell counts more than the shard's {} healthy members", s.health.ok)));
@@ -503,7 +506,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         // the ranges tile the run's members, so neither sum overflows
         run["members"] = json!(shards.iter().map(|s| s.run["members"].as_u64().unwrap_or(0)).sum::<u64>());
         // the whole run's member-steps (its rate, per process, is left out below)
-        run["member_steps"] = json!(shards.iter().map(|s| s.run["member_steps"].as_f64().unwrap_or(0.0)).sum::<f64>());
+        run["member_steps"] = json!(shards.iter().map(|s| s.run["member_steps"].as_f64()).sum::<Option<f64>>());
         run["shard"] = Value::Null;
         let mut health = super::HealthCounts::default();
         for s in &shards {
@@ -586,6 +589,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             left_out = Some(note);
         }
         let analyzed = matches!(analysis, Some(Ok(())));
+        let analyze = AnalyzeOptions { memory_check: MemoryCheck::Done, ..analyze };
         dir.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other))?;
         let (plotted, analysis) = rayon::join(
             || if plots { crate::output::plots::write_run_plots(dir.staging(), !analyzed).map(drop) } else { Ok(()) },
