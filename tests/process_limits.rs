@@ -72,7 +72,12 @@ fn under(ulimit: Ulimit, backend: &str, limit_kb: u64, args: &[&str], out: &Path
 /// `limits` (kB), with `threads` worker threads.
 fn under_limits(limits: &[(Ulimit, u64)], backend: &str, args: &[&str], out: &Path, threads: usize) -> (i32, String) {
     let set: Vec<String> = limits.iter().map(|(u, kb)| format!("ulimit {} {kb}", u.option())).collect();
-    let mut c = binary_under(&set.join(" && "));
+    under_shell(&set.join(" && "), backend, args, out, threads)
+}
+
+/// `under_limits` with the shell's own `limits` ("ulimit -Sn 6").
+fn under_shell(limits: &str, backend: &str, args: &[&str], out: &Path, threads: usize) -> (i32, String) {
+    let mut c = binary_under(limits);
     c.args(args).args(["--backend", backend, "--no-progress", "--force", "--out"]).arg(out);
     // as common::bin() sets them, and a fixed pool: its threads' stacks and arenas count
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env_remove("QBAT_INJECT_FAULT").env("QBAT_PIPELINE_CACHE", "off");
@@ -431,16 +436,7 @@ fn a_merge_beyond_a_data_size_limit_is_refused_and_one_that_fits_runs() {
 #[test]
 fn a_tight_open_files_limit_is_raised_or_refused() {
     let (dir, cfg, out) = setup(&config(201));
-    let run = |limits: &str, out: &Path| {
-        exit_and_stderr(
-            binary_under(limits)
-                .args(["run", &cfg, "--backend", "cpu", "--no-progress", "--force", "--out"])
-                .arg(out)
-                .env("RAYON_NUM_THREADS", "2")
-                .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-                .env_remove("QBAT_INJECT_FAULT"),
-        )
-    };
+    let run = |limits: &str, out: &Path| under_shell(limits, "cpu", &["run", &cfg], out, 2);
     let listing = || {
         let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();
