@@ -250,6 +250,23 @@ fn merged_default_study_shards_carry_the_whole_runs_analysis() {
         assert!(std::fs::read(merged.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap(), "merged {f} differs from the unsharded run's");
     }
     assert!(left_out(&merged).is_empty(), "{:?}", left_out(&merged));
+    let rj: serde_json::Value = serde_json::from_slice(&std::fs::read(merged.join("run.json")).unwrap()).unwrap();
+    assert_eq!(rj["study_analysis"], true);
+    // shards written before run.json said so (no `study_analysis`; their manifests sealed
+    // again): their left-out notes still tell, and the merge analyses them the same
+    for s in &shards {
+        let mut rj: serde_json::Value = serde_json::from_slice(&std::fs::read(s.join("run.json")).unwrap()).unwrap();
+        rj.as_object_mut().unwrap().remove("study_analysis").expect("the key");
+        let bytes = serde_json::to_vec_pretty(&rj).unwrap();
+        std::fs::write(s.join("run.json"), &bytes).unwrap();
+        let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(s.join(".qbat-manifest.json")).unwrap()).unwrap();
+        let entry = m["files"].as_array_mut().unwrap().iter_mut().find(|f| f["name"] == "run.json").unwrap();
+        *entry = serde_json::json!({"name": "run.json", "bytes": bytes.len(), "blake3": blake3::hash(&bytes).to_hex().to_string()});
+        std::fs::write(s.join(".qbat-manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    }
+    let older = dir.path().join("older");
+    ok(bin().arg("merge").args(&shards).arg("--out").arg(&older).arg("--no-plots"));
+    assert!(std::fs::read(older.join("analysis.csv")).unwrap() == std::fs::read(whole.join("analysis.csv")).unwrap(), "older shards' merged analysis differs");
     let short = dir.path().join("short");
     let o = bin().arg("merge").args(&shards).arg("--out").arg(&short).arg("--no-plots").env("QBAT_INJECT_FAULT", "analysis-short").output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -281,17 +298,22 @@ fn a_merge_stopped_by_a_signal_leaves_nothing_behind() {
     let before = listing();
     let merged = dir.path().join("merged");
     for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
-        let mut child = bin()
-            .arg("merge")
-            .args(&shards)
-            .arg("--out")
-            .arg(&merged)
-            .arg("--no-plots")
-            .env("QBAT_INJECT_FAULT", "slow-blocks=20000")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut merge = bin();
+        merge.arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots").env("QBAT_INJECT_FAULT", "slow-blocks=20000");
+        merge.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        // (the signals' default actions, whatever the test process was started ignoring: a
+        // background job of a script ignores SIGINT, and its children with it)
+        use std::os::unix::process::CommandExt;
+        // SAFETY: signal is async-signal-safe, and nothing else runs in the forked child.
+        unsafe {
+            merge.pre_exec(|| {
+                for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+        let mut child = merge.spawn().unwrap();
         // stopped once its staging directory holds summary.csv (the merge then sleeps)
         let started = std::time::Instant::now();
         while !std::fs::read_dir(dir.path()).unwrap().any(|e| {

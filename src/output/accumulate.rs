@@ -302,7 +302,8 @@ impl StatsAccumulator {
     /// cells: its buckets take the 8 B a bucket they take in the file (`read_from` sizes their
     /// vectors exactly), and each cell its fixed size (`Cell`, its two fixed-point sums) beside
     /// them; the file's header and partial sums of each cell are counted twice. (`read_from`
-    /// also holds one cell's bucket bytes for a moment, within the file's size.)
+    /// also holds one cell's bucket bytes beside its buckets for a moment: at most the largest
+    /// cell's, which a caller adds.)
     pub fn bytes_of_state(file_bytes: u64, cells: usize) -> f64 {
         file_bytes as f64 + (cells * std::mem::size_of::<Cell>()) as f64
     }

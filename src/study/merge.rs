@@ -378,11 +378,18 @@ fn merge_states(dir: &OutputDir, shards: &[ShardDir]) -> Result<()> {
     dir.write("states.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))
 }
 
-/// Whether a shard is one of the default study's, which computes its analysis at its end
+/// Whether a shard is one of the default study's, which asks for its analysis at its end
 /// (`study_analysis` in its run.json): not one analysed afterwards by `analyze`, with pairs
-/// of its own choosing.
+/// of its own choosing. A shard written before run.json said so (the same version number):
+/// its output lists analysis.csv, or says it was left out.
 fn ran_analysis(s: &ShardDir) -> bool {
-    s.run["study_analysis"].as_bool() == Some(true)
+    match s.run.get("study_analysis").and_then(Value::as_bool) {
+        Some(asked) => asked,
+        None => {
+            s.manifest.contains("analysis.csv")
+                || s.run["notes"].as_array().into_iter().flatten().filter_map(Value::as_str).any(|n| n.starts_with(super::ANALYSIS_LEFT_OUT))
+        }
+    }
 }
 
 /// Err where the shards' statistics states would not fit in the memory left: the merged
@@ -430,8 +437,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let mut acc: Option<StatsAccumulator> = None;
     for s in &shards {
         let p = s.dir.join("stats-state.bin");
-        let file = std::fs::File::open(&p).map_err(|e| QbatError::io(&p, e))?;
-        let size = file.metadata().map_err(|e| QbatError::io(&p, e))?.len();
+        // (a regular file only: a FIFO put there since the manifest's check would block)
+        let (file, size) = crate::plain_file::open_regular(&p)?;
         let mut f = BufReader::new(file);
         let a =
             StatsAccumulator::read_from(&mut f, (times.len(), names.len()), size).map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
@@ -579,8 +586,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         // against the memory left before run.json, which says where it is left out.
         let memory_check = if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) { MemoryCheck::NoneLeft } else { MemoryCheck::Before };
         let analyze = AnalyzeOptions { plots, memory_check, ..Default::default() };
-        let analysis =
-            shards.iter().any(ran_analysis).then(|| crate::analyze::memory_left_for(dir.staging(), None, &analyze, &super::analyze_later(out))).transpose()?;
+        let asked = shards.iter().any(ran_analysis);
+        run["study_analysis"] = json!(asked);
+        let analysis = asked.then(|| crate::analyze::memory_left_for(dir.staging(), None, &analyze, &super::analyze_later(out))).transpose()?;
         if let Some(Err(why)) = &analysis {
             let note = format!("{}: {why}", super::ANALYSIS_LEFT_OUT);
             if let Some(notes) = run["notes"].as_array_mut() {
