@@ -139,8 +139,16 @@ pub fn available_memory() -> Available {
 /// `available_memory` for a command that starts no thread of its own beyond rayon's pool
 /// (`merge`): the process limits' headroom less the pool's margin only until it has started.
 pub fn available_memory_pool_only() -> Available {
-    let to_start = if crate::threads::pool_started() { 0 } else { crate::threads::pool_threads() };
-    least(host_or_cgroup(), least_headroom(headrooms_now(to_start)))
+    least(host_or_cgroup(), least_headroom(headrooms_now(pool_threads_to_start())))
+}
+
+/// rayon's pool threads yet to start: all of them until it has started.
+fn pool_threads_to_start() -> usize {
+    if crate::threads::pool_started() {
+        0
+    } else {
+        crate::threads::pool_threads()
+    }
 }
 
 /// `available_memory` with the headroom under `limit` (a process limit) not counted.
@@ -174,8 +182,7 @@ pub fn process_limit_left() -> Option<Available> {
 /// (`process_limit_headrooms`: below 0 where overrun), less the margins of the threads yet to
 /// start.
 pub fn process_limits_left() -> Vec<Available> {
-    let to_start = if crate::threads::pool_started() { 0 } else { crate::threads::pool_threads() } + RUN_THREADS;
-    headrooms_now(to_start)
+    headrooms_now(pool_threads_to_start() + RUN_THREADS)
 }
 
 /// What a pool of `threads` worker threads takes under `limit` as it starts: each its stack

@@ -345,7 +345,8 @@ impl StatsAccumulator {
     /// `size` bytes of `r`; another shape is an error, found before anything is allocated, as
     /// is a bucket count past the bytes left.
     pub fn read_from(r: &mut dyn Read, expect: (usize, usize), size: u64) -> std::io::Result<StatsAccumulator> {
-        let r = &mut Counted { inner: r, read: 0 };
+        // (`limit()` is then what is left of the state)
+        let r = &mut r.take(size);
         let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not this run's statistics state ({what})"));
         let mut magic = [0u8; 8];
         r.read_exact(&mut magic)?;
@@ -382,7 +383,7 @@ impl StatsAccumulator {
                 }
                 // (never allocated from the length alone: a forged length of 2^21 allocated
                 // 16 MiB before the read failed, and aborted a merge under `ulimit -d`)
-                if len as u64 * 8 > size.saturating_sub(r.read) {
+                if len as u64 * 8 > r.limit() {
                     return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the state ends inside its buckets"));
                 }
                 let mut bytes = vec![0u8; len * 8];
@@ -415,20 +416,6 @@ impl StatsAccumulator {
             }
         }
         Ok(acc)
-    }
-}
-
-/// A reader that counts the bytes read through it (`read_from`'s bound on what is left).
-struct Counted<'a> {
-    inner: &'a mut dyn Read,
-    read: u64,
-}
-
-impl Read for Counted<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        Ok(n)
     }
 }
 

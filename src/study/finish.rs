@@ -7,7 +7,7 @@ use super::checkpoint::{Progress, Staging};
 use super::csv_series::CSV_FILE;
 use super::health::{fock_tail_warnings, FockTailCheck, FockTailRecord, Health, HEALTH_CODES};
 use super::series_file::{SeriesFile, SERIES_FILE};
-use super::{peak_rss_bytes, StudyOptions, StudyOutcome, ANALYSIS_LEFT_OUT};
+use super::{peak_rss_bytes, StudyOptions, StudyOutcome};
 use crate::analyze::MemoryCheck;
 use crate::config::Plan;
 use crate::engine::Precision;
@@ -263,19 +263,11 @@ pub(super) fn finish(
     // what the run freed (where even that is short, the run ends without it, and says so,
     // rather than losing its end to an abort).
     let assembled = out.staging();
-    let analyze = crate::analyze::AnalyzeOptions {
-        plots: opts.output.plots,
-        memory_check: if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) { MemoryCheck::NoneLeft } else { MemoryCheck::AtRunEnd },
-        ..Default::default()
+    let (analyze, analysis_skipped) = match opts.analyze {
+        true => super::plan_analysis(assembled, gathered.as_ref(), opts.output.plots, MemoryCheck::AtRunEnd, &opts.out)?,
+        false => Default::default(),
     };
-    let analysis_skipped = match opts.analyze {
-        true => crate::analyze::memory_left_for(assembled, gathered.as_ref(), &analyze, &super::analyze_later(&opts.out))?.err(),
-        false => None,
-    };
-    if let Some(why) = &analysis_skipped {
-        progress.notes.push(format!("{ANALYSIS_LEFT_OUT}: {why}"));
-    }
-    let analyze = crate::analyze::AnalyzeOptions { memory_check: MemoryCheck::Done, ..analyze };
+    progress.notes.extend(analysis_skipped.clone());
     let info = run_info(local, &progress, setup, t_out.elapsed().as_secs_f64());
     let mut rj = crate::run::run_json(plan, &info, &opts.run);
     rj["members"] = json!(local.members.len());

@@ -7,7 +7,7 @@
 //! shards.
 
 use super::FockTailRecord;
-use crate::analyze::{AnalyzeOptions, MemoryCheck};
+use crate::analyze::MemoryCheck;
 use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::{Manifest, MANIFEST};
@@ -584,20 +584,17 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         // The default study's analysis, where the shards ran it: of the whole run's series, as
         // the unsharded run computes it (each shard's covers its own members only), checked
         // against the memory left before run.json, which says where it is left out.
-        let memory_check = if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) { MemoryCheck::NoneLeft } else { MemoryCheck::Before };
-        let analyze = AnalyzeOptions { plots, memory_check, ..Default::default() };
         let asked = shards.iter().any(ran_analysis);
         run["study_analysis"] = json!(asked);
-        let analysis = asked.then(|| crate::analyze::memory_left_for(dir.staging(), None, &analyze, &super::analyze_later(out))).transpose()?;
-        if let Some(Err(why)) = &analysis {
-            let note = format!("{}: {why}", super::ANALYSIS_LEFT_OUT);
-            if let Some(notes) = run["notes"].as_array_mut() {
-                notes.push(json!(note));
-            }
-            left_out = Some(note);
+        let (analyze, note) = match asked {
+            true => super::plan_analysis(dir.staging(), None, plots, MemoryCheck::Before, out)?,
+            false => Default::default(),
+        };
+        if let (Some(note), Some(notes)) = (&note, run["notes"].as_array_mut()) {
+            notes.push(json!(note));
         }
-        let analyzed = matches!(analysis, Some(Ok(())));
-        let analyze = AnalyzeOptions { memory_check: MemoryCheck::Done, ..analyze };
+        let analyzed = asked && note.is_none();
+        left_out = note;
         dir.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other))?;
         let (plotted, analysis) = rayon::join(
             || if plots { crate::output::plots::write_run_plots(dir.staging(), !analyzed).map(drop) } else { Ok(()) },

@@ -130,8 +130,8 @@ pub struct StudyOutcome {
     pub resumed_blocks: usize,
     /// The analysis, when `StudyOptions::analyze` asked for one.
     pub analysis: Option<crate::analyze::Analysis>,
-    /// Why the analysis asked for was not computed: it did not fit the memory left at the
-    /// run's end (`finish`).
+    /// The note (in run.json's notes) that the analysis asked for was not computed: it did
+    /// not fit the memory left at the run's end (`finish`).
     pub analysis_skipped: Option<String>,
 }
 
@@ -139,9 +139,24 @@ pub struct StudyOutcome {
 /// asked for was left out (`StudyOutcome::analysis_skipped`).
 pub const ANALYSIS_LEFT_OUT: &str = "the capacity_b correlations were not computed";
 
-/// The advice of a note that the analysis of the output `out` was left out.
-pub(crate) fn analyze_later(out: &std::path::Path) -> String {
-    format!("run `qbat-gpu analyze {}` where more is left, or with a lower --max-members", out.display())
+/// The default study's analysis of the output assembled in `dir` (its series there, or the
+/// columns `gathered` as the blocks landed; a run's end, a merge), decided before run.json is
+/// written: its options, the memory checked once, against `check` (`MemoryCheck::Done` in
+/// the options returned), and where it does not fit, the note that says so, naming `out` for
+/// `analyze` later. The `analysis-short` fault leaves no memory.
+fn plan_analysis(
+    dir: &std::path::Path,
+    gathered: Option<&crate::analyze::Gather>,
+    plots: bool,
+    check: crate::analyze::MemoryCheck,
+    out: &std::path::Path,
+) -> Result<(crate::analyze::AnalyzeOptions, Option<String>)> {
+    use crate::analyze::{memory_left_for, AnalyzeOptions, MemoryCheck};
+    let memory_check = if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) { MemoryCheck::NoneLeft } else { check };
+    let analyze = AnalyzeOptions { plots, memory_check, ..Default::default() };
+    let advice = format!("run `qbat-gpu analyze {}` where more is left, or with a lower --max-members", out.display());
+    let left_out = memory_left_for(dir, gathered, &analyze, &advice)?.err().map(|why| format!("{ANALYSIS_LEFT_OUT}: {why}"));
+    Ok((AnalyzeOptions { memory_check: MemoryCheck::Done, ..analyze }, left_out))
 }
 
 /// What must match for a checkpoint or shard to belong to this run.
