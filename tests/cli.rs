@@ -188,6 +188,12 @@ fn a_failed_analysis_commits_nothing_and_resumes() {
     assert!(!dir.path().join(".failed.partial").exists());
 }
 
+/// The notes of `dir`'s run.json that say its analysis was left out.
+fn left_out(dir: &std::path::Path) -> Vec<String> {
+    let rj: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    rj["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()).filter(|n| n.contains("correlations were not computed")).map(str::to_string).collect()
+}
+
 /// The default study's analysis that finds too little memory left at the run's end (injected:
 /// under `ulimit -d` with 48 and 64 threads the threads' arenas kept what the run freed, and
 /// it aborted there): the run is committed without analysis.csv, says so in one note naming
@@ -206,10 +212,6 @@ fn an_analysis_short_of_memory_at_the_end_is_left_out_and_said() {
     assert!(!short.join("analysis.csv").exists(), "an analysis was written");
     assert!(!stdout.contains("Spearman"), "{stdout}");
     // run.json says so in its notes, as printed
-    let left_out = |dir: &std::path::Path| -> Vec<String> {
-        let rj: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
-        rj["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()).filter(|n| n.contains("correlations were not computed")).map(str::to_string).collect()
-    };
     assert_eq!(left_out(&short).len(), 1, "run.json should say the analysis was left out");
     assert!(notes[0].ends_with(&left_out(&short)[0]), "{} against {}", notes[0], left_out(&short)[0]);
     ok(bin().args(args).arg(&whole));
@@ -240,10 +242,6 @@ fn merged_default_study_shards_carry_the_whole_runs_analysis() {
         assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
         assert!(!s.join("analysis.csv").exists());
     }
-    let left_out = |dir: &std::path::Path| -> Vec<String> {
-        let rj: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
-        rj["notes"].as_array().unwrap().iter().filter_map(|n| n.as_str()).filter(|n| n.contains("correlations were not computed")).map(str::to_string).collect()
-    };
     let merged = dir.path().join("merged");
     ok(bin().arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots"));
     for f in ["analysis.csv", "stats.csv", "summary.csv"] {
@@ -257,12 +255,7 @@ fn merged_default_study_shards_carry_the_whole_runs_analysis() {
     for s in &shards {
         let mut rj: serde_json::Value = serde_json::from_slice(&std::fs::read(s.join("run.json")).unwrap()).unwrap();
         rj.as_object_mut().unwrap().remove("study_analysis").expect("the key");
-        let bytes = serde_json::to_vec_pretty(&rj).unwrap();
-        std::fs::write(s.join("run.json"), &bytes).unwrap();
-        let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(s.join(".qbat-manifest.json")).unwrap()).unwrap();
-        let entry = m["files"].as_array_mut().unwrap().iter_mut().find(|f| f["name"] == "run.json").unwrap();
-        *entry = serde_json::json!({"name": "run.json", "bytes": bytes.len(), "blake3": blake3::hash(&bytes).to_hex().to_string()});
-        std::fs::write(s.join(".qbat-manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+        crate::common::reseal(s, "run.json", &serde_json::to_vec_pretty(&rj).unwrap());
     }
     let older = dir.path().join("older");
     ok(bin().arg("merge").args(&shards).arg("--out").arg(&older).arg("--no-plots"));
@@ -290,11 +283,7 @@ fn a_merge_stopped_by_a_signal_leaves_nothing_behind() {
     for (k, s) in shards.iter().enumerate() {
         ok(bin().args(args).arg(s).args(["--shard", &format!("{k}/2")]));
     }
-    let listing = || {
-        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        names.sort();
-        names
-    };
+    let listing = || crate::common::listing(dir.path());
     let before = listing();
     let merged = dir.path().join("merged");
     for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {

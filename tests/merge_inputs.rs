@@ -1,7 +1,7 @@
 //! `merge` reads only what each shard's manifest lists, bounds what a shard's run.json claims,
 //! and never writes over one of its inputs.
 
-use crate::common::{bin, config, ok, outcome_within};
+use crate::common::{bin, config, ok, outcome_within, reseal};
 use crate::integrity::{copy_dir, BLOCH};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -66,15 +66,6 @@ fn forge_run_json(dir: &Path, edit: impl Fn(&mut Value)) {
     let mut run: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
     edit(&mut run);
     reseal(dir, "run.json", &serde_json::to_vec_pretty(&run).unwrap());
-}
-
-/// Write `bytes` as the shard's `name` and forge its manifest entry to match.
-fn reseal(dir: &Path, name: &str, bytes: &[u8]) {
-    std::fs::write(dir.join(name), bytes).unwrap();
-    let mut m = manifest(dir);
-    let entry = m["files"].as_array_mut().unwrap().iter_mut().find(|f| f["name"] == json!(name)).unwrap();
-    *entry = json!({"name": name, "bytes": bytes.len(), "blake3": blake3::hash(bytes).to_hex().to_string()});
-    std::fs::write(dir.join(".qbat-manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
 }
 
 /// A shard's stats-state.bin replaced by another's, which counts more members than the shard

@@ -437,11 +437,7 @@ fn a_merge_beyond_a_data_size_limit_is_refused_and_one_that_fits_runs() {
 fn a_tight_open_files_limit_is_raised_or_refused() {
     let (dir, cfg, out) = setup(&config(201));
     let run = |limits: &str, out: &Path| under_shell(limits, "cpu", &["run", &cfg], out, 2);
-    let listing = || {
-        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        names.sort();
-        names
-    };
+    let listing = || crate::common::listing(dir.path());
     let before = listing();
     let (code, stderr) = run("ulimit -n 6", &out);
     assert_eq!(code, 2, "expected a refusal, got {code}: {stderr}");
@@ -478,16 +474,7 @@ fn a_forged_bucket_length_is_refused_under_a_data_size_limit() {
     let s2 = 48 + 8 + 8 * u64_at(&bytes, 48);
     let pos_len = s2 + 8 + 8 * u64_at(&bytes, s2) + 8;
     bytes[pos_len..pos_len + 8].copy_from_slice(&(1u64 << 21).to_le_bytes());
-    std::fs::write(&state, &bytes).unwrap();
-    let manifest_path = shards[1].join(".qbat-manifest.json");
-    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    for f in manifest["files"].as_array_mut().unwrap() {
-        if f["name"] == "stats-state.bin" {
-            f["blake3"] = blake3::hash(&bytes).to_hex().to_string().into();
-            f.as_object_mut().unwrap().remove("identity");
-        }
-    }
-    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    crate::common::reseal(&shards[1], "stats-state.bin", &bytes);
     let merged = dir.path().join("merged");
     let (code, stderr) =
         exit_and_stderr(binary_under("ulimit -d 21000").arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots").env("RAYON_NUM_THREADS", "2"));

@@ -147,3 +147,21 @@ pub fn worst_deviation(a: &qbat_gpu::run::RunResult, b: &qbat_gpu::run::RunResul
     }
     worst
 }
+
+/// Write `bytes` as `name` in the output `dir` and forge its manifest entry to match (size and
+/// BLAKE3 redone, no identity), as someone who means it would.
+pub fn reseal(dir: &std::path::Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join(name), bytes).unwrap();
+    let path = dir.join(".qbat-manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let entry = m["files"].as_array_mut().unwrap().iter_mut().find(|f| f["name"] == name).unwrap();
+    *entry = serde_json::json!({"name": name, "bytes": bytes.len(), "blake3": blake3::hash(bytes).to_hex().to_string()});
+    std::fs::write(path, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+}
+
+/// The names in `dir`, sorted (what a command left beside its output).
+pub fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
