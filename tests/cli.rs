@@ -271,6 +271,33 @@ fn merged_default_study_shards_carry_the_whole_runs_analysis() {
     assert!(stderr.contains(&format!("note: {}", notes[0])), "{stderr}");
 }
 
+/// The default study with `--series false` has no series to analyse: run.json's notes say
+/// the correlations were not computed and why, as stdout does (stdout alone said so), once;
+/// and a merge of such shards says it once for the whole run (not each shard's).
+#[test]
+fn a_default_study_without_a_series_says_in_run_json_that_it_has_no_analysis() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--ensemble", "12", "--series", "false", "--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"];
+    let run = dir.path().join("run");
+    let stdout = ok(bin().args(args).arg(&run));
+    let said: Vec<&str> = stdout.lines().filter(|l| l.contains("correlations were not computed")).collect();
+    assert_eq!(said.len(), 1, "{stdout}");
+    let notes = left_out(&run);
+    assert_eq!(notes.len(), 1, "run.json should say the analysis was left out: {notes:?}");
+    assert!(notes[0].contains("--series false") && said[0].ends_with(&notes[0]), "{} against {}", said[0], notes[0]);
+    assert!(!run.join("analysis.csv").exists() && !run.join("series.npy").exists());
+    let shards: Vec<_> = (0..2).map(|k| dir.path().join(format!("s{k}"))).collect();
+    for (k, s) in shards.iter().enumerate() {
+        ok(bin().args(args).arg(s).args(["--shard", &format!("{k}/2")]));
+    }
+    let merged = dir.path().join("merged");
+    ok(bin().arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots"));
+    assert_eq!(left_out(&merged), notes, "the merge's note");
+    for f in ["stats.csv", "summary.csv"] {
+        assert!(std::fs::read(merged.join(f)).unwrap() == std::fs::read(run.join(f)).unwrap(), "merged {f} differs from the unsharded run's");
+    }
+}
+
 /// A merge stopped by SIGTERM or SIGINT (a batch system's time limit, `timeout`, Ctrl-C) with
 /// its output half-written: it ends by that signal, and its staging directory is gone (it was
 /// left beside the output for good, and a later merge left it too).

@@ -117,8 +117,9 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         on_device_loss: args.on_device_loss,
         devices: args.devices.clone(),
         allow_mixed_backends: args.allow_mixed_backends,
-        // The default study relates capacity_b to each resource, on the series it wrote.
-        analyze: study && series,
+        // The default study relates capacity_b to each resource, on the series it wrote (and
+        // without one says in run.json that it did not).
+        analyze: study,
     };
     let outcome = run_study_streamed(&plan, &sopts)?;
     report::print_report(&outcome.info, outcome.members);
@@ -126,9 +127,6 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         println!("blocks      : {} ({} resumed from the checkpoint)", outcome.blocks, outcome.resumed_blocks);
     }
     report::print_final_stats(&outcome.stats);
-    if study && !series {
-        println!("note        : no series was written (--series false), so the capacity_b correlations were not computed");
-    }
     if let Some(analysis) = outcome.analysis {
         println!("Spearman and Pearson correlation of capacity_b with each resource (pooled over members and times), and the fraction of members along whose trajectory it is monotone:");
         report::print_table(&analysis);

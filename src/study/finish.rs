@@ -264,7 +264,7 @@ pub(super) fn finish(
     // rather than losing its end to an abort).
     let assembled = out.staging();
     let (analyze, analysis_skipped) = match opts.analyze {
-        true => super::plan_analysis(assembled, gathered.as_ref(), opts.output.plots, MemoryCheck::AtRunEnd, &opts.out)?,
+        true => super::plan_analysis(assembled, gathered.as_ref(), opts.output.series, opts.output.plots, MemoryCheck::AtRunEnd, &opts.out)?,
         false => Default::default(),
     };
     progress.notes.extend(analysis_skipped.clone());

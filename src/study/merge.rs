@@ -587,7 +587,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         let asked = shards.iter().any(ran_analysis);
         run["study_analysis"] = json!(asked);
         let (analyze, note) = match asked {
-            true => super::plan_analysis(dir.staging(), None, plots, MemoryCheck::Before, out)?,
+            true => super::plan_analysis(dir.staging(), None, series, plots, MemoryCheck::Before, out)?,
             false => Default::default(),
         };
         if let (Some(note), Some(notes)) = (&note, run["notes"].as_array_mut()) {

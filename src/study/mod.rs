@@ -113,8 +113,9 @@ pub struct StudyOptions {
     pub allow_mixed_backends: bool,
     /// Analyse the series before the commit (`analyze` with its default pairs: capacity_b
     /// against each resource), beside the plots; its 2-D histograms are counted in its own
-    /// pass over the series. The default study does. It needs the series and capacity_b with
-    /// a resource among the measures (checked before any block runs).
+    /// pass over the series. The default study does. It needs capacity_b with a resource among
+    /// the measures (checked before any block runs); without a series (`output.series` false)
+    /// it is left out, and run.json's notes say so.
     pub analyze: bool,
 }
 
@@ -142,16 +143,21 @@ pub const ANALYSIS_LEFT_OUT: &str = "the capacity_b correlations were not comput
 /// The default study's analysis of the output assembled in `dir` (its series there, or the
 /// columns `gathered` as the blocks landed; a run's end, a merge), decided before run.json is
 /// written: its options, the memory checked once, against `check` (`MemoryCheck::Done` in
-/// the options returned), and where it does not fit, the note that says so, naming `out` for
-/// `analyze` later. The `analysis-short` fault leaves no memory.
+/// the options returned), and where it does not fit, or no series was written (`series`
+/// false), the note that says so, naming `out` for `analyze` later. The `analysis-short`
+/// fault leaves no memory.
 fn plan_analysis(
     dir: &std::path::Path,
     gathered: Option<&crate::analyze::Gather>,
+    series: bool,
     plots: bool,
     check: crate::analyze::MemoryCheck,
     out: &std::path::Path,
 ) -> Result<(crate::analyze::AnalyzeOptions, Option<String>)> {
     use crate::analyze::{memory_left_for, AnalyzeOptions, MemoryCheck};
+    if !series {
+        return Ok((AnalyzeOptions::default(), Some(format!("{ANALYSIS_LEFT_OUT}: no series was written (--series false)"))));
+    }
     let memory_check = if crate::faults::is_injected(crate::faults::Fault::AnalysisShort) { MemoryCheck::NoneLeft } else { check };
     let analyze = AnalyzeOptions { plots, memory_check, ..Default::default() };
     let advice = format!("run `qbat-gpu analyze {}` where more is left, or with a lower --max-members", out.display());
@@ -247,11 +253,8 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     } else {
         return Err(QbatError::invalid("--shard", "the plan was built for another shard"));
     };
-    if opts.analyze {
+    if opts.analyze && opts.output.series {
         let names: Vec<String> = plan.measures.iter().map(|m| m.name().to_string()).collect();
-        if !opts.output.series {
-            return Err(QbatError::invalid("analyze", "the analysis reads the series: it needs --series true"));
-        }
         let defaults = crate::analyze::AnalyzeOptions::default();
         let pairs = crate::analyze::resolve_pairs(&names, &defaults)?;
         // The analysis at the end, checked now rather than after the whole run (the tolerance
