@@ -205,6 +205,8 @@ pub fn run_json(plan: &Plan, r: &RunInfo, opts: &RunOptions) -> serde_json::Valu
             "t_first": r.times.first(),
             "t_last": r.times.last(),
             "fock_tail_threshold": plan.fock_tail_threshold,
+            // `[protocol] switch_off` as run (null without one)
+            "switch_off": plan.schedule.switch_off,
         },
         "seed": plan.seed,
         "n_fock": match plan.space { crate::model::Space::Cavity { n_fock } | crate::model::Space::Dicke { n_fock, .. } => Some(n_fock), _ => None },

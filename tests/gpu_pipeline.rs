@@ -141,6 +141,10 @@ fn unknown_adapter_name_is_an_error_not_a_panic() {
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no-such-adapter-xyz") && !err.contains("panicked"), "{err}");
+    // where there are adapters the name is the option's fault, named as such, with the list
+    if have_gpu(false) {
+        assert!(err.starts_with("error: --adapter: no adapter name contains 'no-such-adapter-xyz'; adapters found: "), "{err}");
+    }
 }
 
 #[test]

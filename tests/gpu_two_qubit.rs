@@ -675,12 +675,14 @@ fn a_read_back_shows_only_its_sources_bytes() {
 
 #[test]
 fn unknown_adapter_name_is_an_error() {
-    // Whether or not there is an adapter, a name that matches nothing is an error, not a panic.
+    // Whether or not there is an adapter, a name that matches nothing is an error, not a
+    // panic: the option's (naming --adapter) where there are adapters to match.
     match GpuContext::new(Some("no-such-adapter-xyz"), false) {
-        Err(QbatError::Device(msg)) => {
-            eprintln!("{msg}");
-            assert!(msg.contains("no-such-adapter-xyz") || msg.contains("no GPU adapter"));
+        Err(QbatError::Invalid { field, reason }) => {
+            assert_eq!(field, "--adapter");
+            assert!(reason.contains("no adapter name contains 'no-such-adapter-xyz'"), "{reason}");
         }
+        Err(QbatError::Device(msg)) => assert!(msg.contains("no GPU adapter found"), "{msg}"),
         Err(other) => panic!("unexpected error kind: {other}"),
         Ok(ctx) => panic!("matched adapter {}", ctx.info.name),
     }

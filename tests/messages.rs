@@ -388,3 +388,24 @@ fn a_console_that_cannot_be_written_is_not_a_panic_and_a_message_stays_one_line(
         assert_eq!(o.status.code(), Some(0), "{value:?}: {}", String::from_utf8_lossy(&o.stderr));
     }
 }
+
+/// The configs the documents show a user parse as they stand: each ```toml block of README.md
+/// and docs/interface.md (a `[[drive]]` block after a bloch-charger config). The README's
+/// reference once asked for 1000 members of a 77-point grid, which every run refuses.
+#[test]
+fn the_documents_configs_parse() {
+    let mut blocks = 0;
+    for doc in ["README.md", "docs/interface.md"] {
+        let text = std::fs::read_to_string(doc).unwrap();
+        let mut lines = text.lines();
+        while lines.by_ref().any(|l| l.trim_end() == "```toml") {
+            let block: String = lines.by_ref().take_while(|l| !l.starts_with("```")).map(|l| format!("{l}\n")).collect();
+            let cfg = if block.contains("model =") { block.clone() } else { format!("{GOOD}{block}") };
+            if let Err(e) = parse_plan(&cfg, &Overrides::default()) {
+                panic!("{doc}: a config block is refused: {e}\n{block}");
+            }
+            blocks += 1;
+        }
+    }
+    assert!(blocks >= 4, "{blocks} blocks found");
+}

@@ -394,6 +394,7 @@ fn example_charges_then_stores_and_run_json_records_the_protocol() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let run_json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run_json["config"]["protocol"]["switch_off"].as_f64(), Some(1.5), "run.json: {run_json}");
+    assert_eq!(run_json["resolved"]["switch_off"].as_f64(), Some(1.5), "run.json: {run_json}");
 }
 
 #[test]

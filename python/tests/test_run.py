@@ -230,6 +230,16 @@ def test_empty_adapter_is_a_config_error(tmp_path, backend):
     assert not (tmp_path / "s").exists()
 
 
+def test_an_adapter_that_matches_nothing_is_a_config_error_naming_adapter():
+    """adapter="nosuch" where there are adapters: the keyword's fault (a ConfigError with field
+    "adapter" listing the adapters found), not a DeviceError without a field."""
+    if not qb.devices():
+        pytest.skip("no GPU adapter to match against")
+    with pytest.raises(qb.ConfigError, match="^adapter: no adapter name contains 'nosuch'; adapters found: ") as e:
+        qb.run(BLOCH, backend="gpu", adapter="nosuch", progress=False)
+    assert e.value.field == "adapter" and e.value.exit_code == 2
+
+
 def test_gpu_call_without_xdg_runtime_dir_says_nothing_of_it(tmp_path):
     """Without XDG_RUNTIME_DIR, Mesa's Vulkan drivers print a complaint on every adapter probe;
     the extension gives the process a private one at import, as the CLI does at start."""

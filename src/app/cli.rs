@@ -139,7 +139,8 @@ pub struct RunArgs {
     pub no_plots: bool,
     #[arg(long)]
     pub no_progress: bool,
-    /// cavity-cells: choose n_fock so the initial coherent state's tail is below 1e-12 (+2 levels).
+    /// cavity-cells and dicke: choose n_fock so the initial cavity state's tail is below 1e-12
+    /// (+2 levels); it replaces any n_fock in the config.
     #[arg(long)]
     pub auto_fock: bool,
     /// Run only shard K of N (0-based): members [K M / N, (K + 1) M / N), with the seeds of the

@@ -117,7 +117,11 @@ impl GpuContext {
         }
         let facts: Vec<AdapterFacts> = adapters.iter().map(AdapterFacts::of).collect();
         let pin = if adapter_name.is_none() { pinning::read_pin() } else { None };
-        let choice = pinning::choose(&facts, adapter_name, need_f64, pin.as_ref(), pinning::read_driver_gpus).map_err(QbatError::Device)?;
+        // (a name that matches no adapter is the user's option, named as such)
+        let choice = pinning::choose(&facts, adapter_name, need_f64, pin.as_ref(), pinning::read_driver_gpus).map_err(|why| match adapter_name {
+            Some(_) => QbatError::invalid("--adapter", why),
+            None => QbatError::Device(why),
+        })?;
         let describe = |a: &wgpu::Adapter| AdapterFacts::of(a).describe();
         let Some(adapter) = adapters.into_iter().nth(choice.index) else {
             return Err(QbatError::Device("the chosen adapter went away".into()));

@@ -320,7 +320,14 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
         // (each device's driver instance maps its own queues and threads)
         crate::engine::driver_fits("another device's driver")
             .map_err(|short| QbatError::invalid("--devices", format!("'{name}': {}; {} or name fewer devices", short.why, short.raise)))?;
-        let ctx = crate::gpu::GpuContext::new(Some(name), need_f64).map_err(|e| QbatError::invalid("--devices", format!("'{name}': {e}")))?;
+        let ctx = crate::gpu::GpuContext::new(Some(name), need_f64).map_err(|e| {
+            // (a name that matches nothing is this option's, not --adapter's)
+            let why = match e {
+                QbatError::Invalid { reason, .. } => reason,
+                e => e.to_string(),
+            };
+            QbatError::invalid("--devices", format!("'{name}': {why}"))
+        })?;
         engines.push(Engine::Gpu(std::sync::Arc::new(ctx)));
     }
     Ok(engines)
