@@ -23,18 +23,36 @@ const LIMIT_HINT: &str =
 /// The outcome of the pool's start (`start_pool`), once tried.
 static STARTED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
 
+/// The process whose pool `STARTED` tells of: a child forked after the start (Python's
+/// `multiprocessing` with its default start method on Linux) has none of its threads, and
+/// any work handed to the pool there waited for ever.
+static STARTED_IN: OnceLock<u32> = OnceLock::new();
+
+/// Err in a process forked after the pool started: none of its threads came with the fork,
+/// and the locks they held may be held for good.
+pub fn refuse_in_forked_child() -> Result<()> {
+    match STARTED_IN.get() {
+        Some(&pid) if pid != std::process::id() => Err(QbatError::Threads(
+            "this process was forked from one whose qbat-gpu worker threads had started, and a forked child has none of them; start it with multiprocessing's 'spawn' or 'forkserver' method (multiprocessing.get_context('spawn'))".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Start rayon's global pool (as many threads as `RAYON_NUM_THREADS` says, else one a CPU)
 /// unless it has started. Err: one of its threads could not be started; every later call
 /// returns the same error (rayon's pool cannot be started twice: a process that met the
 /// limit must be restarted). The CLI calls it before any command, the Python functions that
 /// use the pool at their start; a library caller calls it before its first run.
 pub fn start_pool() -> Result<()> {
+    refuse_in_forked_child()?;
     // The environment's ask is checked before the pool starts, and not remembered: a Python
     // caller who mended it is not refused again (only the pool's start is once a process).
     if STARTED.get().is_none() {
         check_threads_asked()?;
     }
     let started = STARTED.get_or_init(|| {
+        let _ = STARTED_IN.set(std::process::id());
         match rayon::ThreadPoolBuilder::new().build_global() {
             Ok(()) => Ok(()),
             // Only a thread's failure to start has a source. Without one the pool's start was

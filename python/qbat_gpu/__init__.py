@@ -19,6 +19,7 @@ it), and its notes are written to ``sys.stderr``: in Jupyter both show in the ce
 from __future__ import annotations
 
 import atexit
+import math
 import numbers
 import operator
 import os
@@ -29,7 +30,8 @@ import numpy as np
 
 from . import _native
 from . import measures
-from ._config import ConfigLike, config_error, config_text, dict_to_toml
+from ._config import ConfigLike, config_error, config_text, dict_to_toml, flag, path_arg
+from ._config import show as _show
 from ._native import ConfigError, DeviceError, QbatWarning, RunError
 from ._progress import finish, progress_for, relay, relayed, relayed_while
 from .result import Result
@@ -58,11 +60,6 @@ atexit.register(_native.capture_stderr, False)
 
 # Keyword checks: a wrong type is a ConfigError naming the keyword, not PyO3's bare
 # TypeError/OverflowError (and a bool is not taken as 0 or 1).
-def _show(v: Any) -> str:
-    r = repr(v)
-    return r if len(r) <= 40 and "\n" not in r else type(v).__name__
-
-
 def _boolish(v: Any) -> bool:
     """A bool of any library (Python's, numpy's, a bool array or tensor)."""
     return isinstance(v, (bool, np.bool_)) or getattr(getattr(v, "dtype", None), "kind", None) == "b" or "bool" in str(getattr(v, "dtype", ""))
@@ -232,6 +229,9 @@ def study(
     states.npy memory-mapped.
     """
     text = config_text(config)
+    out = path_arg("out", out)
+    resume, series, force, plots = flag("resume", resume), flag("series", series), flag("force", force), flag("plots", plots)
+    allow_mixed_backends = flag("allow_mixed_backends", allow_mixed_backends)
     if devices is not None and not isinstance(devices, str):
         devices = ",".join(_names("devices", devices))
     backend, precision, adapter = _str("backend", backend), _str("precision", precision), _str("adapter", adapter, True)
@@ -241,7 +241,7 @@ def study(
     rust_bar, ticker = progress_for(progress, "study")
     try:
         d = _native.study(
-            text, os.fspath(out), shard=shard, resume=resume, series=series,
+            text, out, shard=shard, resume=resume, series=series,
             format=format, devices=devices, block_members=block_members, force=force, plots=plots,
             on_device_loss=on_device_loss, allow_mixed_backends=allow_mixed_backends, backend=backend, precision=precision, ensemble=ensemble, seed=seed,
             verify=verify, adapter=adapter, progress=rust_bar, ticker=ticker, save_states=save_states,
@@ -256,7 +256,7 @@ def study(
 def open(dir: Union[str, "os.PathLike[str]"]) -> Result:  # noqa: A001 - the API's name
     """Read a run directory (written by the CLI, `study`, `merge` or `Result.save`; csv or npy).
     A series.npy is memory-mapped, and so is a states.npy (``--save-states``) as ``states``."""
-    return Result._from_dir(dir)
+    return Result._from_dir(path_arg("dir", dir))
 
 
 def merge(dirs: Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[str]"]]], out: Union[str, "os.PathLike[str]"], *, force: bool = False, plots: bool = True) -> Result:
@@ -266,7 +266,13 @@ def merge(dirs: Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[
     refused. Returns ``qb.open(out)``. One directory (a str or path) is a list of one."""
     if isinstance(dirs, (str, bytes, os.PathLike)):
         dirs = [dirs]
-    d = relayed_while(_native.merge, [os.fsdecode(x) for x in dirs], os.fsdecode(out), force=force, plots=plots)
+    try:
+        dirs = list(dirs)
+    except TypeError:
+        raise config_error("dirs", f"must be a directory or a list of them, got {_show(dirs)}") from None
+    dirs = [path_arg(f"dirs[{k}]", x) for k, x in enumerate(dirs)]
+    out, force, plots = path_arg("out", out), flag("force", force), flag("plots", plots)
+    d = relayed_while(_native.merge, dirs, out, force=force, plots=plots)
     return Result._from_dir(d)
 
 
@@ -382,7 +388,11 @@ def mesolve(
         batch_shape = np.broadcast_shapes(point_shape, rho.shape[:-2])
     except ValueError as e:
         raise config_error("H", f"the leading dimensions of H, jump_ops and rho0 do not broadcast ({e})") from None
-    n_points = int(np.prod(point_shape, dtype=np.int64))
+    # (Python's integers: a product of large axes must not wrap)
+    n_points, n_members = math.prod(point_shape), math.prod(batch_shape)
+    if n_members > 10**9:
+        raise config_error("rho0", f"H, jump_ops and rho0 broadcast to {' x '.join(map(str, batch_shape))} = {n_members} members, more than 1e9")
+    relayed(_native.check_batch_arrays, n_points, len(jumps), n_members)
     hs = np.ascontiguousarray(np.broadcast_to(h, point_shape + (4, 4)).reshape(n_points, 16))
     if jumps:
         js = np.stack([np.broadcast_to(L, point_shape + (4, 4)).reshape(n_points, 16) for L in jumps], axis=1)

@@ -23,6 +23,31 @@ def config_error(field: str, reason: str) -> ConfigError:
     return err
 
 
+def show(v: Any) -> str:
+    """A value as an error quotes it: its repr where short, else its type's name."""
+    r = repr(v)
+    return r if len(r) <= 40 and "\n" not in r else type(v).__name__
+
+
+def flag(name: str, v: Any) -> bool:
+    """A keyword that is a switch: True or False (Python's or numpy's), not 0, 1 or None."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    raise config_error(name, f"must be True or False, got {show(v)}")
+
+
+def path_arg(name: str, v: Any) -> str:
+    """A path keyword (str, bytes or os.PathLike) as `os.fsdecode` gives it, which the native
+    layer encodes back to the same bytes (a name that is not UTF-8 included)."""
+    try:
+        p = os.fsdecode(v)
+    except TypeError:
+        raise config_error(name, f"must be a path (str, bytes or os.PathLike), got {show(v)}") from None
+    if "\0" in p:
+        raise config_error(name, "contains a NUL character: not a path")
+    return p
+
+
 # The largest config file read (the CLI's limit).
 CONFIG_LIMIT = 4 << 20
 
@@ -45,7 +70,7 @@ def _scalar(v: Any, where: str) -> str:
         return json.dumps(v)  # a TOML basic string
     if isinstance(v, os.PathLike):
         return json.dumps(os.fspath(v))
-    raise ConfigError(f"{where}: cannot write a {type(v).__name__} into the config")
+    raise config_error(where, f"cannot write a {type(v).__name__} into the config")
 
 
 def _value(v: Any, where: str) -> str:
@@ -92,15 +117,17 @@ def config_text(config: ConfigLike) -> str:
     A string that contains a newline or '=' is TOML text; any other string is a path.
     """
     if isinstance(config, Mapping):
-        return dict_to_toml(config)
+        return _unicode(dict_to_toml(config))
     if isinstance(config, (str, os.PathLike)):
         if isinstance(config, str) and ("\n" in config or "=" in config):
-            return config
+            return _unicode(config)
         path = Path(config)
 
         def refused(why: str) -> ConfigError:
             return config_error("CONFIG", why)
 
+        if "\0" in os.fsdecode(path):
+            raise refused(f"{show(os.fsdecode(path))}: contains a NUL character: not a path")
         # as the CLI reads it: a regular file (a FIFO would wait, /dev/zero never end), at most
         # CONFIG_LIMIT bytes
         try:
@@ -117,3 +144,13 @@ def config_text(config: ConfigLike) -> str:
         except UnicodeDecodeError:
             raise refused(f"{path}: is not UTF-8 text") from None
     raise TypeError(f"config must be a dict, a TOML string or a path, not {type(config).__name__}")
+
+
+def _unicode(text: str) -> str:
+    """Config text that can be handed on as UTF-8: a lone surrogate (from a file name decoded
+    with surrogateescape, or an escape) is refused naming the config."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise config_error("CONFIG", f"is not valid Unicode text: {e.reason} at character {e.start}") from None
+    return text

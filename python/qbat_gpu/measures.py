@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import _native
+from ._config import config_error
 
 __all__ = [
     "concurrence", "steering_f3", "steering_ab", "steering_ba", "bell_chsh", "coherence_l1",
@@ -26,19 +27,32 @@ __all__ = [
 ]
 
 
+def _qobj(x: Any) -> bool:
+    return hasattr(x, "full") and callable(x.full)
+
+
 def as_array(x: Any) -> np.ndarray:
-    """A numpy array from an array-like or a ``qutip.Qobj`` (through ``.full()``)."""
-    if hasattr(x, "full") and callable(x.full):
+    """A numpy array from an array-like or a ``qutip.Qobj`` (through ``.full()``), or a list
+    of them (Qobj and arrays mixed; of one shape)."""
+    if _qobj(x):
         return np.asarray(x.full())
-    if isinstance(x, (list, tuple)) and x and hasattr(x[0], "full"):
-        return np.stack([np.asarray(q.full()) for q in x])
+    if isinstance(x, (list, tuple)) and any(_qobj(q) for q in x):
+        return np.stack([np.asarray(q.full()) if _qobj(q) else np.asarray(q) for q in x])
     return np.asarray(x)
 
 
+def _argument(arg: str, x: Any) -> np.ndarray:
+    """`as_array` of the argument `arg`, its failure a ConfigError naming it."""
+    try:
+        return as_array(x)
+    except (TypeError, ValueError) as e:
+        raise config_error(arg, f"must be an array of matrices of one shape (or qutip.Qobj) ({e})") from None
+
+
 def _state(name: str, rho: Any):
-    a = as_array(rho)
+    a = _argument("rho", rho)
     if a.ndim < 2 or a.shape[-2:] != (4, 4):
-        raise ValueError(f"{name}: states must have shape (..., 4, 4), got {a.shape}")
+        raise config_error("rho", f"{name} takes states of shape (..., 4, 4), got {a.shape}")
     lead = a.shape[:-2]
     flat = np.ascontiguousarray(a.reshape(-1, 16), dtype=np.complex128)
     out = _native.state_measure(name, flat).reshape(lead)
@@ -46,18 +60,21 @@ def _state(name: str, rho: Any):
 
 
 def _battery(name: str, rho_b: Any, h: Any):
-    a = as_array(rho_b)
-    hh = as_array(h)
-    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"{name}: rho_b must have shape (..., d, d), got {a.shape}")
+    a = _argument("rho_b", rho_b)
+    hh = _argument("h", h)
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2] or a.shape[-1] == 0:
+        raise config_error("rho_b", f"{name} takes battery states of shape (..., d, d), d >= 1, got {a.shape}")
     d = a.shape[-1]
-    if hh.shape[-2:] != (d, d):
-        raise ValueError(f"{name}: h must be (..., {d}, {d}) like rho_b, got {hh.shape}")
+    if hh.ndim < 2 or hh.shape[-2:] != (d, d):
+        raise config_error("h", f"must be (..., {d}, {d}) like rho_b, got {hh.shape}")
     if hh.ndim == 2:
         lead = a.shape[:-2]
         hs = np.ascontiguousarray(hh.reshape(-1), dtype=np.complex128)
     else:
-        lead = np.broadcast_shapes(a.shape[:-2], hh.shape[:-2])
+        try:
+            lead = np.broadcast_shapes(a.shape[:-2], hh.shape[:-2])
+        except ValueError:
+            raise config_error("h", f"its leading shape {hh.shape[:-2]} does not broadcast with rho_b's {a.shape[:-2]}") from None
         a = np.broadcast_to(a, lead + (d, d))
         hs = np.ascontiguousarray(np.broadcast_to(hh, lead + (d, d)).reshape(-1, d * d), dtype=np.complex128)
     flat = np.ascontiguousarray(a.reshape(-1, d * d), dtype=np.complex128)

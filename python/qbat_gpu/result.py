@@ -6,16 +6,29 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from . import _native
-from ._config import config_error
+from ._config import config_error, flag, path_arg
 from ._progress import relayed, relayed_while
 
 HEALTH_NAMES = {0.0: "ok", 1.0: "nonfinite", 2.0: "trace", 3.0: "nonpositive"}
+
+
+def _read_manifest(d: Path) -> Optional[bytes]:
+    """The bytes of d's manifest, what identifies the run there (its files' sizes and hashes);
+    None where it is gone or not a regular file (never waiting on a FIFO); at most 64 MiB."""
+    try:
+        with open(d / ".qbat-manifest.json", "rb", opener=lambda p, flags: os.open(p, flags | getattr(os, "O_NONBLOCK", 0))) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            return f.read(64 << 20)
+    except OSError:
+        return None
 
 
 def _pandas():
@@ -75,6 +88,8 @@ class Result:
         self._stats_text: Optional[str] = None
         self._summary_path: Optional[Path] = None
         self._stats_path: Optional[Path] = None
+        # the run directory's manifest as opened: its files read later must still be that run's
+        self._manifest: Optional[bytes] = None
 
     # ----- construction
     @classmethod
@@ -107,6 +122,7 @@ class Result:
         # hash first: an edited, truncated or replaced one (a FIFO, a link to /dev/zero) is
         # refused, naming it, and a file the manifest does not list is not the run's.
         listed = set(relayed(_native.verified_files, os.fspath(d)))
+        manifest = _read_manifest(d)
 
         def has(name: str) -> bool:
             return name in listed
@@ -122,6 +138,7 @@ class Result:
             raise config_error(str(manifest), f"is damaged: it does not list {', '.join(missing)}, which every run directory has")
         r = cls()
         r.dir = d
+        r._manifest = manifest
         r.info = json.loads((d / "run.json").read_text())
         r.measures = tuple(r.info.get("measures", []))
         r._summary_path = d / "summary.csv"
@@ -182,6 +199,7 @@ class Result:
         """summary.csv as a pandas DataFrame (one row per member)."""
         pd = _pandas()
         if self._summary_path is not None:
+            self._same_run()
             return pd.read_csv(self._summary_path)
         if self._summary_text is None:
             self._summary_text = relayed(self._native.summary_csv)
@@ -192,6 +210,7 @@ class Result:
         """stats.csv as a pandas DataFrame (long format: t, measure, mean, std, min, max, q05, q50, q95, n)."""
         pd = _pandas()
         if self._stats_path is not None:
+            self._same_run()
             return pd.read_csv(self._stats_path)
         if self._stats_text is None:
             # (series may have been replaced: the native side checks its dtype and length)
@@ -223,16 +242,33 @@ class Result:
         or empty unless `force`."""
         if not isinstance(format, str):
             raise config_error("format", f"must be 'npy' or 'csv', got {type(format).__name__}")
+        out = path_arg("out", out)
+        series, plots, force = flag("series", series), flag("plots", plots), flag("force", force)
         if self._native is not None:
-            arr = np.ascontiguousarray(self.series, dtype=np.float64)
-            states = None if self.states is None else np.ascontiguousarray(self.states, dtype=np.complex128)
-            return Path(relayed_while(self._native.save, arr, states, os.fspath(out), format, series, plots, force))
+            # (either may have been replaced by the caller: the native side checks shapes)
+            try:
+                arr = np.ascontiguousarray(self.series, dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise config_error("series", f"must be an array of real numbers ({e})") from None
+            try:
+                states = None if self.states is None else np.ascontiguousarray(self.states, dtype=np.complex128)
+            except (TypeError, ValueError) as e:
+                raise config_error("states", f"must be an array of complex numbers ({e})") from None
+            return Path(relayed_while(self._native.save, arr, states, out, format, series, plots, force))
+        self._same_run()
         # A run directory: its files, as its manifest lists them, checked and saved under a
         # run's own rules (the format on disk is kept; `force` replaces only qbat-gpu's files).
         on_disk = "npy" if (self.dir / "series.npy").is_file() else "csv"
         if series and self.series is not None and format != on_disk:
             raise ValueError(f"{self.dir} holds a {on_disk} series; save it with format='{on_disk}'")
-        return Path(relayed_while(_native.copy_output, os.fspath(self.dir), os.fspath(out), series, plots, force))
+        return Path(relayed_while(_native.copy_output, os.fspath(self.dir), out, series, plots, force))
+
+    def _same_run(self) -> None:
+        """Raise where the run directory no longer holds the run this result was opened from
+        (replaced by another run with force=True, or removed): its files read now would mix
+        the two runs (a replaced directory's summary with the series mapped before)."""
+        if self.dir is not None and self._manifest is not None and _read_manifest(self.dir) != self._manifest:
+            raise config_error(str(self.dir), "no longer holds the run this result was opened from (replaced or removed since): qb.open it again")
 
     def __len__(self) -> int:
         return len(self.member_ids)

@@ -285,7 +285,7 @@ impl NativeRun {
     }
     #[pyo3(signature = (series, states, out, format, write_series, plots, force))]
     #[allow(clippy::too_many_arguments)]
-    fn save(&self, py: Python<'_>, series: PyReadonlyArrayDyn<'_, f64>, states: Option<PyReadonlyArrayDyn<'_, Complex64>>, out: PathBuf, format: &str, write_series: bool, plots: bool, force: bool) -> PyResult<String> {
+    fn save(&self, py: Python<'_>, series: PyReadonlyArrayDyn<'_, f64>, states: Option<PyReadonlyArrayDyn<'_, Complex64>>, out: PathBuf, format: &str, write_series: bool, plots: bool, force: bool) -> PyResult<PathBuf> {
         pool(py)?;
         let fmt = self::format(format).map_err(|e| to_py(py, e))?;
         let values = series.as_slice()?;
@@ -295,7 +295,7 @@ impl NativeRun {
         };
         let run = &self.run;
         let r = py.detach(|| run.save(values, states, &out, fmt, write_series, plots, force));
-        r.map(|d| d.display().to_string()).map_err(|e| to_py(py, e))
+        r.map_err(|e| to_py(py, e))
     }
 }
 
@@ -402,7 +402,7 @@ fn study<'py>(
     progress: bool,
     ticker: Option<Bound<'py, PyAny>>,
     save_states: Option<Bound<'py, PyAny>>,
-) -> PyResult<String> {
+) -> PyResult<PathBuf> {
     pool(py)?;
     let map = |e| to_py(py, e);
     let (run, control) = run_options(backend, precision, verify, adapter, progress).map_err(map)?;
@@ -437,30 +437,39 @@ fn study<'py>(
         analyze: false,
     };
     let outcome = interruptible(py, ticker, control, move || run_study(&plan, &opts).map(|o| o.dir))?.map_err(map)?;
-    Ok(outcome.display().to_string())
+    // (a PathBuf, as named: a path that is not UTF-8 reaches Python unchanged)
+    Ok(outcome)
 }
 
 /// Merge shard directories into `out` (`qbat-gpu merge`); returns the directory.
 #[pyfunction]
 #[pyo3(signature = (dirs, out, force=false, plots=true))]
-fn merge(py: Python<'_>, dirs: Vec<PathBuf>, out: PathBuf, force: bool, plots: bool) -> PyResult<String> {
+fn merge(py: Python<'_>, dirs: Vec<PathBuf>, out: PathBuf, force: bool, plots: bool) -> PyResult<PathBuf> {
     pool(py)?;
     let r = py.detach(|| pyapi::merge(&dirs, &out, force, plots));
-    r.map(|d| d.display().to_string()).map_err(|e| to_py(py, e))
+    r.map_err(|e| to_py(py, e))
 }
 
 /// The files of a finished output, as its manifest lists them, each checked first.
 #[pyfunction]
 fn verified_files(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<String>> {
+    qbat_gpu::threads::refuse_in_forked_child().map_err(|e| to_py(py, e))?;
     py.detach(|| pyapi::verified_files(&dir)).map_err(|e| to_py(py, e))
+}
+
+/// Refuse a mesolve batch whose arrays cannot fit, before Python builds them.
+#[pyfunction]
+fn check_batch_arrays(py: Python<'_>, n_points: u64, n_jumps: u64, n_members: u64) -> PyResult<()> {
+    pyapi::check_batch_arrays(n_points, n_jumps, n_members).map_err(|e| to_py(py, e))
 }
 
 /// Save a finished output as another, under a run's own rules.
 #[pyfunction]
 #[pyo3(signature = (src, out, series=true, plots=true, force=false))]
-fn copy_output(py: Python<'_>, src: PathBuf, out: PathBuf, series: bool, plots: bool, force: bool) -> PyResult<String> {
+fn copy_output(py: Python<'_>, src: PathBuf, out: PathBuf, series: bool, plots: bool, force: bool) -> PyResult<PathBuf> {
+    qbat_gpu::threads::refuse_in_forked_child().map_err(|e| to_py(py, e))?;
     let r = py.detach(|| pyapi::copy_output(&src, &out, series, plots, force));
-    r.map(|d| d.display().to_string()).map_err(|e| to_py(py, e))
+    r.map_err(|e| to_py(py, e))
 }
 
 /// Apply a two-qubit state measure to states (N, 16) complex; returns (N,).
@@ -520,6 +529,7 @@ fn measures_list<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
 
 #[pyfunction]
 fn devices<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    qbat_gpu::threads::refuse_in_forked_child().map_err(|e| to_py(py, e))?;
     let list = py.detach(pyapi::devices);
     let out = PyList::empty(py);
     for a in list {
@@ -569,6 +579,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(verified_files, m)?)?;
     m.add_function(wrap_pyfunction!(copy_output, m)?)?;
+    m.add_function(wrap_pyfunction!(check_batch_arrays, m)?)?;
     m.add_function(wrap_pyfunction!(state_measure, m)?)?;
     m.add_function(wrap_pyfunction!(battery_measure, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;

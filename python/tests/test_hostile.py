@@ -67,3 +67,130 @@ def test_bad_states_and_outputs_are_named(tmp_path):
     with pytest.raises(qb.ConfigError) as e:
         qb.run(BLOCH.replace("gamma = 0.05", '"gam\\nma" = 0.05'), backend="cpu", progress=False)
     assert "\n" not in str(e.value)
+
+
+# ----- the Python API, hostile round: paths, flags, batches, forks, replaced directories
+
+
+def test_a_directory_whose_name_is_not_utf8_is_returned_as_named(tmp_path):
+    """study, save and merge return the directory the caller named: a name that is not UTF-8
+    came back with U+FFFD, a path that does not exist (and study then raised)."""
+    out = os.fsdecode(os.fsencode(str(tmp_path)) + b"/st\xfe")
+    r = qb.study(BLOCH, out, backend="cpu", progress=False, plots=False)
+    assert os.fsencode(r.dir) == os.fsencode(str(tmp_path)) + b"/st\xfe" and r.dir.is_dir()
+    saved = r.save(os.fsencode(str(tmp_path)) + b"/sv\xfe", plots=False)
+    assert saved.is_dir() and qb.open(saved).info["config"] == r.info["config"]
+    shards = [qb.study(BLOCH, os.fsdecode(os.fsencode(str(tmp_path)) + b"/s%d\xfe" % k), shard=(k, 2), backend="cpu", progress=False, plots=False).dir for k in range(2)]
+    merged = qb.merge(shards, os.fsencode(str(tmp_path)) + b"/m\xfe", plots=False)
+    assert merged.dir.is_dir() and same_bits(merged.series, r.series)
+
+
+@pytest.mark.parametrize(
+    "field, call",
+    [
+        ("series", lambda r, p: r.save(p, series=0)),
+        ("plots", lambda r, p: r.save(p, plots=None)),
+        ("force", lambda r, p: r.save(p, force="yes")),
+        ("resume", lambda r, p: qb.study(BLOCH, p, resume=1, backend="cpu", progress=False)),
+        ("allow_mixed_backends", lambda r, p: qb.study(BLOCH, p, allow_mixed_backends=1, backend="cpu", progress=False)),
+        ("force", lambda r, p: qb.merge([p], p / "m", force=1)),
+        ("out", lambda r, p: r.save(5)),
+        ("out", lambda r, p: qb.study(BLOCH, "a\0b", backend="cpu", progress=False)),
+        ("dirs", lambda r, p: qb.merge(7, p / "m")),
+        ("params.j", lambda r, p: qb.run({"model": "bloch-charger", "params": {"j": {1, 2}}}, backend="cpu", progress=False)),
+        ("CONFIG", lambda r, p: qb.run("no\0such.toml", backend="cpu", progress=False)),
+        ("CONFIG", lambda r, p: qb.run('model = "\ud800"\n', backend="cpu", progress=False)),
+    ],
+    ids=["save-series-int", "save-plots-none", "save-force-text", "study-resume-int", "study-mixed-int", "merge-force-int",
+         "save-out-int", "study-out-nul", "merge-dirs-int", "dict-set-value", "config-path-nul", "config-lone-surrogate"],
+)
+def test_wrong_flags_paths_and_config_values_name_the_keyword(tmp_path, field, call):
+    """A ConfigError whose .field and message name what was wrong (PyO3's TypeError named
+    nothing; a dict config's unsupported value had no .field; a NUL or lone surrogate gave
+    ValueError or UnicodeEncodeError), and nothing written."""
+    r = qb.run(BLOCH, backend="cpu", progress=False)
+    with pytest.raises(qb.ConfigError) as e:
+        call(r, tmp_path / "o")
+    assert e.value.field == field and str(e.value).startswith(f"{field}: ") and e.value.exit_code == 2, str(e.value)
+    assert not (tmp_path / "o").exists()
+
+
+def test_battery_measures_of_hostile_batches_are_refused_or_empty():
+    """An empty batch of any d is empty (d = 100000 aborted the interpreter allocating a d x d
+    matrix); an h beyond a config's 1e60 bound is refused naming it (1e308 gave NaN); bad
+    shapes and mixed Qobj/array lists name the argument."""
+    import qutip
+
+    empty = np.empty((0, 100000, 100000), complex)
+    assert qb.measures.ergotropy(empty, empty).shape == (0,)
+    rho = np.diag([1.0, 0.0])
+    assert qb.measures.ergotropy(rho, np.diag([1e60, 0.0])) == pytest.approx(1e60)
+    with pytest.raises(qb.ConfigError, match="^h: has an entry of modulus 1.000e308, beyond 1e60"):
+        qb.measures.ergotropy(rho, np.full((2, 2), 1e308))
+    for field, call in [
+        ("rho_b", lambda: qb.measures.ergotropy(np.ones((3, 0, 0)), np.ones((0, 0)))),
+        ("h", lambda: qb.measures.ergotropy(np.stack([rho] * 3), np.stack([rho] * 2))),
+        ("rho", lambda: qb.measures.purity([qutip.Qobj(np.eye(4) / 4), qutip.Qobj(np.ones((3, 1)))])),
+    ]:
+        with pytest.raises(qb.ConfigError) as e:
+            call()
+        assert e.value.field == field, str(e.value)
+    bell = np.zeros((4, 4))
+    bell[1, 1] = bell[2, 2] = bell[1, 2] = bell[2, 1] = 0.5
+    mixed = qb.measures.concurrence([qutip.Qobj(bell), bell])
+    assert np.allclose(mixed, [1.0, 1.0])
+
+
+def test_a_mesolve_batch_beyond_memory_is_refused_before_its_arrays_are_built():
+    """H (100000, 4, 4) against rho0 (100000, 1, 4, 4) broadcast to 1e10 members: a ConfigError
+    naming rho0 (numpy's MemoryError named nothing); 1e5 x 2e3 members, within the 1e9 bound,
+    are weighed against the memory left before numpy allocates them."""
+    H = np.broadcast_to(np.diag([0.0, 1.0, 1.0, 2.0]).astype(complex), (100000, 4, 4))
+    rho = np.broadcast_to(np.eye(4, dtype=complex) / 4, (100000, 1, 4, 4))
+    with pytest.raises(qb.ConfigError, match="^rho0: .* = 10000000000 members, more than 1e9") as e:
+        qb.mesolve(H, [], rho, [0.0, 1.0], dt=0.01, backend="cpu")
+    assert e.value.field == "rho0"
+    with pytest.raises(qb.ConfigError, match="^rho0: the batch of 1000000000 members .* for its arrays alone"):
+        qb._native.check_batch_arrays(1, 0, 10**9)
+    qb._native.check_batch_arrays(1000, 1, 1000)
+
+
+def test_a_forked_child_is_refused_not_left_waiting(tmp_path):
+    """After the worker threads started, a forked child has none of them: its calls raised
+    nothing and waited for ever; now each says how to start it."""
+    qb.measures.purity(np.eye(4) / 4)  # the pool has started
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            qb.measures.purity(np.eye(4) / 4)
+            msg = b"ran"
+        except OSError as e:
+            msg = str(e).encode()
+        except BaseException as e:  # noqa: BLE001 - reported to the parent
+            msg = repr(e).encode()
+        os.write(w, msg[:4000])
+        os._exit(0)
+    os.close(w)
+    import select
+
+    ready, _, _ = select.select([r], [], [], 60)
+    assert ready, "the forked child's call did not return"
+    msg = os.read(r, 4096).decode()
+    os.waitpid(pid, 0)
+    assert "forked" in msg and "spawn" in msg, msg
+
+
+def test_a_result_whose_directory_was_replaced_says_so_rather_than_mix_two_runs(tmp_path):
+    """A result opened from a directory that another run then replaced (force=True): its
+    summary, stats and save read the new run's files beside the old run's mapped series."""
+    out = tmp_path / "o"
+    a = qb.study(BLOCH, out, ensemble=50, backend="cpu", progress=False, plots=False)
+    assert len(a.summary) == 50
+    qb.study(BLOCH, out, ensemble=10, backend="cpu", progress=False, plots=False, force=True)
+    for call in (lambda: a.summary, lambda: a.stats, lambda: a.save(tmp_path / "copy")):
+        with pytest.raises(qb.ConfigError, match="no longer holds the run this result was opened from") as e:
+            call()
+        assert e.value.field == str(out)
+    assert not (tmp_path / "copy").exists()
+    assert len(qb.open(out).summary) == 10

@@ -314,19 +314,20 @@ pub struct Choice {
 }
 
 /// `--adapter VALUE`: an index as listed, a PCI bus id, else (part of) a name, case-insensitive.
+/// Err: why VALUE names no adapter (the caller names the option).
 pub fn pick_named(adapters: &[AdapterFacts], want: &str) -> Result<usize, String> {
     let w = want.trim();
     if w.is_empty() {
-        return Err(format!("--adapter is empty: name an adapter's index, PCI bus id or name; adapters found: {}", list(adapters)));
+        return Err(format!("is empty: name an adapter's index, PCI bus id or name; adapters found: {}", list(adapters)));
     }
     if w.chars().all(|c| c.is_ascii_digit()) {
         return match w.parse::<usize>() {
             Ok(k) if k < adapters.len() => Ok(k),
-            _ => Err(format!("--adapter {w}: there is no adapter {w}; adapters found: {}", list(adapters))),
+            _ => Err(format!("there is no adapter {w}; adapters found: {}", list(adapters))),
         };
     }
     if let Some(bus) = normalize_bus_id(w) {
-        return by_bus_id(adapters, &bus).ok_or_else(|| format!("--adapter {w}: no adapter has PCI bus id {bus}; adapters found: {}", list(adapters)));
+        return by_bus_id(adapters, &bus).ok_or_else(|| format!("no adapter has PCI bus id {bus}; adapters found: {}", list(adapters)));
     }
     let lw = w.to_lowercase();
     adapters

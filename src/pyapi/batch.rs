@@ -113,6 +113,28 @@ const BATCH_POINT_BYTES: f64 = 16384.0;
 /// (Hermiticity, RK4 stability of dt, measures, times), and each member's initial state as
 /// `initial.dm` is. Stops with `QbatError::Cancelled` at the next point or state once
 /// `control` is cancelled (a batch of 100,000 distinct points takes seconds to build).
+/// Refuse, before the caller builds them, a batch's arrays that cannot fit: each point's
+/// operators (H and the jumps, 16 complex each: 256 bytes) and each member's state and point
+/// index (264 bytes). A broadcast of H (100000, 4, 4) against rho0 (100000, 1, 4, 4) made
+/// numpy try 80 GB for the indices alone, naming neither.
+pub fn check_batch_arrays(n_points: u64, n_jumps: u64, n_members: u64) -> Result<()> {
+    let bytes = n_points as f64 * (1.0 + n_jumps as f64) * 256.0 + n_members as f64 * 264.0;
+    let avail = crate::config::available_memory::available_memory();
+    if bytes <= avail.usable() {
+        return Ok(());
+    }
+    let field = if n_points as f64 * (1.0 + n_jumps as f64) * 256.0 > n_members as f64 * 264.0 { "H" } else { "rho0" };
+    Err(QbatError::TooLarge {
+        field: field.into(),
+        reason: format!(
+            "the batch of {n_members} members ({n_points} distinct H and jump_ops) needs about {} for its arrays alone, more than 60% of the {} available{}; split it into smaller qb.mesolve calls",
+            crate::config::available_memory::size_need(bytes),
+            crate::config::available_memory::size_text(avail.bytes),
+            avail.under()
+        ),
+    })
+}
+
 pub fn batch_plan(b: &Batch, control: &Control) -> Result<Plan> {
     let n_points = b.hamiltonians.len() / 16;
     let n = b.member_point.len();

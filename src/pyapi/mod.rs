@@ -318,7 +318,7 @@ impl InMemory {
 
 mod batch;
 use batch::mat;
-pub use batch::{batch_plan, batch_run_error, Batch};
+pub use batch::{batch_plan, batch_run_error, check_batch_arrays, Batch};
 
 // ---------------------------------------------------------------------------------------------
 // Measures of given states
@@ -355,6 +355,17 @@ fn check_hermitian(m: &CMat, field: &str) -> Result<()> {
     let e = crate::linalg::hermiticity_error(m);
     if e > 1e-10 * scale {
         return Err(QbatError::invalid(field, format!("must be Hermitian (largest |m_ij - conj m_ji| = {e:.3e})")));
+    }
+    Ok(())
+}
+
+/// `check_hermitian`, and entries within a config's bound on its numbers: beyond it the
+/// eigen-solves' squares overflow (an ergotropy against h = 1e308 came back NaN).
+fn check_hamiltonian(h: &CMat, field: &str) -> Result<()> {
+    check_hermitian(h, field)?;
+    let largest = h.iter().map(|z| z.norm()).fold(0.0, f64::max);
+    if largest > crate::config::values::MAX_MAGNITUDE {
+        return Err(QbatError::invalid(field, format!("has an entry of modulus {largest:.3e}, beyond {:e}", crate::config::values::MAX_MAGNITUDE)));
     }
     Ok(())
 }
@@ -398,14 +409,16 @@ pub fn battery_measure_batch(name: &str, states: &[C64], hamiltonians: &[C64], d
         "capacity" => energy::capacity,
         _ => return Err(QbatError::invalid("measure", format!("unknown battery measure '{name}'; known: {}", BATTERY_MEASURES.join(", ")))),
     };
-    let dd = d * d;
+    let shapes = || QbatError::invalid("h", "the states and Hamiltonians must be (..., d, d) with matching leading dimensions");
+    let dd = d.checked_mul(d).filter(|&dd| dd > 0).ok_or_else(shapes)?;
     let shared = hamiltonians.len() == dd;
-    if d == 0 || !states.len().is_multiple_of(dd) || (!shared && hamiltonians.len() != states.len()) {
-        return Err(QbatError::invalid("h", "the states and Hamiltonians must be (..., d, d) with matching leading dimensions"));
+    if !states.len().is_multiple_of(dd) || (!shared && hamiltonians.len() != states.len()) {
+        return Err(shapes());
     }
-    let h0 = if shared { mat(hamiltonians, d) } else { CMat::zeros(d, d) };
-    if shared {
-        check_hermitian(&h0, "h")?;
+    // (only a shared one is built here: none for an empty batch of any d)
+    let h0 = shared.then(|| mat(hamiltonians, d));
+    if let Some(h0) = &h0 {
+        check_hamiltonian(h0, "h")?;
     }
     states
         .par_chunks(dd)
@@ -413,12 +426,13 @@ pub fn battery_measure_batch(name: &str, states: &[C64], hamiltonians: &[C64], d
         .map(|(i, s)| {
             let rho = mat(s, d);
             check_density_entries(&rho, &format!("rho_b[{i}]"))?;
-            if shared {
-                Ok(f(&rho, &h0))
-            } else {
-                let h = mat(&hamiltonians[i * dd..(i + 1) * dd], d);
-                check_hermitian(&h, &format!("h[{i}]"))?;
-                Ok(f(&rho, &h))
+            match &h0 {
+                Some(h0) => Ok(f(&rho, h0)),
+                None => {
+                    let h = mat(&hamiltonians[i * dd..(i + 1) * dd], d);
+                    check_hamiltonian(&h, &format!("h[{i}]"))?;
+                    Ok(f(&rho, &h))
+                }
             }
         })
         .collect()
