@@ -19,15 +19,21 @@ from ._progress import relayed, relayed_while
 HEALTH_NAMES = {0.0: "ok", 1.0: "nonfinite", 2.0: "trace", 3.0: "nonpositive"}
 
 
-def _read_manifest(d: Path) -> Optional[bytes]:
-    """The bytes of d's manifest, what identifies the run there (its files' sizes and hashes);
-    None where it is gone or not a regular file (never waiting on a FIFO); at most 64 MiB."""
+# The files a Result reads (at its opening, or later: summary, stats, save).
+_RUN_FILES = {"run.json", "summary.csv", "stats.csv", "series.npy", "series.json", "series.csv", "states.npy", "states.json"}
+
+
+def _read_manifest(d: Path) -> Optional[tuple]:
+    """What identifies the run in d: its manifest's entries (name, size, hash) of the files a
+    Result reads, not those `qbat-gpu analyze` adds later (analysis.csv, its plots). None where
+    the manifest is gone, not a regular file (never waiting on a FIFO) or not readable."""
     try:
         with open(d / ".qbat-manifest.json", "rb", opener=lambda p, flags: os.open(p, flags | getattr(os, "O_NONBLOCK", 0))) as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 return None
-            return f.read(64 << 20)
-    except OSError:
+            files = json.loads(f.read(64 << 20))["files"]
+        return tuple(sorted((e["name"], e["bytes"], e["blake3"]) for e in files if e["name"] in _RUN_FILES))
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -89,7 +95,7 @@ class Result:
         self._summary_path: Optional[Path] = None
         self._stats_path: Optional[Path] = None
         # the run directory's manifest as opened: its files read later must still be that run's
-        self._manifest: Optional[bytes] = None
+        self._manifest: Optional[tuple] = None
 
     # ----- construction
     @classmethod

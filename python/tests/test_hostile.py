@@ -194,3 +194,17 @@ def test_a_result_whose_directory_was_replaced_says_so_rather_than_mix_two_runs(
         assert e.value.field == str(out)
     assert not (tmp_path / "copy").exists()
     assert len(qb.open(out).summary) == 10
+
+
+def test_a_result_outlives_an_analysis_added_to_its_directory(tmp_path, qbat_bin):
+    """`qbat-gpu analyze DIR` adds analysis.csv and seals it in the manifest: the run's own files
+    are unchanged, and a result opened before reads them on (it is not a replaced run)."""
+    import subprocess
+
+    cfg = BLOCH.replace('[output]', '[output]\nmeasures = ["capacity_b", "concurrence"]') if "[output]" in BLOCH else BLOCH + '[output]\nmeasures = ["capacity_b", "concurrence"]\n'
+    a = qb.study(cfg, tmp_path / "o", backend="cpu", progress=False, plots=False)
+    before = a.summary
+    subprocess.run([qbat_bin, "analyze", str(tmp_path / "o"), "--no-plots"], check=True, capture_output=True)
+    assert (tmp_path / "o" / "analysis.csv").is_file()
+    assert a.summary.equals(before) and len(a.stats) > 0
+    assert a.save(tmp_path / "copy", plots=False).is_dir()
