@@ -94,6 +94,8 @@ fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyA
                 // the wait.
                 if let Err(e) = py.check_signals().and_then(|_| ticker.as_ref().map_or(Ok(()), tick)) {
                     control.cancel();
+                    // (a study at its commit may wait for another's lock on its directory)
+                    qbat_gpu::output::cancel_commit_waits();
                     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = recv(py) {
                         if py.check_signals().is_err() {
                             break;
@@ -457,6 +459,13 @@ fn verified_files(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<String>> {
     py.detach(|| pyapi::verified_files(&dir)).map_err(|e| to_py(py, e))
 }
 
+/// Stop this process's commits that wait for another's lock on their directory (Ctrl-C during
+/// a save, merge or copy).
+#[pyfunction]
+fn cancel_commit_waits() {
+    qbat_gpu::output::cancel_commit_waits();
+}
+
 /// Refuse a mesolve batch whose arrays cannot fit, before Python builds them.
 #[pyfunction]
 fn check_batch_arrays(py: Python<'_>, n_points: u64, n_jumps: u64, n_members: u64) -> PyResult<()> {
@@ -580,6 +589,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verified_files, m)?)?;
     m.add_function(wrap_pyfunction!(copy_output, m)?)?;
     m.add_function(wrap_pyfunction!(check_batch_arrays, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel_commit_waits, m)?)?;
     m.add_function(wrap_pyfunction!(state_measure, m)?)?;
     m.add_function(wrap_pyfunction!(battery_measure, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;

@@ -208,3 +208,44 @@ def test_a_result_outlives_an_analysis_added_to_its_directory(tmp_path, qbat_bin
     assert (tmp_path / "o" / "analysis.csv").is_file()
     assert a.summary.equals(before) and len(a.stats) > 0
     assert a.save(tmp_path / "copy", plots=False).is_dir()
+
+
+def test_ctrl_c_stops_a_save_that_waits_for_another_commits_lock(tmp_path):
+    """A save into a directory another process holds locked (a commit under way, or one
+    stopped with its lock held) waits; Ctrl-C there raised nothing until the lock was given
+    back. Now it stops the wait at once, and nothing is written."""
+    import _thread
+    import fcntl
+    import shutil
+    import subprocess
+    import threading
+    import time
+
+    if shutil.which("flock") is None:
+        pytest.skip("no flock(1)")
+    out = qb.run(BLOCH, backend="cpu", progress=False).save(tmp_path / "o", plots=False)
+    before = sorted(os.listdir(out)), (out / "run.json").read_bytes()
+    other = qb.run(BLOCH.replace("gamma = 0.05", "gamma = 0.5"), backend="cpu", progress=False)
+    holder = subprocess.Popen(["flock", str(out), "sleep", "120"])
+    try:
+        fd = os.open(out, os.O_RDONLY)
+        for _ in range(200):  # until flock(1) holds it
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                time.sleep(0.05)
+            except BlockingIOError:
+                break
+        os.close(fd)
+        timer = threading.Timer(1.0, _thread.interrupt_main)
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            other.save(out, force=True, plots=False)
+        assert time.monotonic() - t0 < 20, "the wait was not stopped"
+        timer.cancel()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (sorted(os.listdir(out)), (out / "run.json").read_bytes()) == before
+    assert sorted(os.listdir(tmp_path)) == ["o"], os.listdir(tmp_path)

@@ -272,7 +272,7 @@ impl OutputDir {
             }
             return renamed;
         }
-        let _commits = lock_dir(&self.final_dir);
+        let _commits = lock_dir(&self.final_dir)?;
         // (the staging directory of `--out .` is inside it)
         let own = self.staging.file_name();
         let in_use = std::fs::read_dir(&self.final_dir).map(|d| d.filter_map(|e| e.ok()).any(|e| Some(e.file_name().as_os_str()) != own)).unwrap_or(true);
@@ -349,19 +349,43 @@ fn not_an_output(final_dir: &Path) -> QbatError {
     )
 }
 
+/// Bumped by `cancel_commit_waits`: a commit waiting for another's lock (`lock_dir`) when it
+/// changes stops waiting.
+static COMMIT_WAITS_CANCELLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Stop the commits of this process that wait for another commit's lock on their directory
+/// (`Err(Cancelled)`, nothing written): Python's Ctrl-C. A process stopped while holding the
+/// lock (`kill -STOP`, a hung file system) kept such a wait, and Ctrl-C with it, for ever.
+pub fn cancel_commit_waits() {
+    COMMIT_WAITS_CANCELLED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// An exclusive lock on the existing directory `final_dir`, held while the value lives, so
 /// that the commits into it (saves from threads or processes, under `--force`) go one at a
-/// time; None where the file system cannot lock (the commit then goes on unlocked). A lock
-/// held elsewhere is said once, then waited for.
-fn lock_dir(final_dir: &Path) -> Option<std::fs::File> {
-    let dir = std::fs::File::open(final_dir).ok()?;
-    match dir.try_lock() {
-        Ok(()) => return Some(dir),
-        Err(std::fs::TryLockError::WouldBlock) => eprintln!("note: waiting for another commit into {} to finish", final_dir.display()),
-        Err(std::fs::TryLockError::Error(_)) => return None,
+/// time; Ok(None) where the file system cannot lock (the commit then goes on unlocked). A lock
+/// held elsewhere is said once, then waited for, until `cancel_commit_waits`.
+fn lock_dir(final_dir: &Path) -> Result<Option<std::fs::File>> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let Ok(dir) = std::fs::File::open(final_dir) else {
+        return Ok(None);
+    };
+    let asked = COMMIT_WAITS_CANCELLED.load(SeqCst);
+    let mut said = false;
+    loop {
+        match dir.try_lock() {
+            Ok(()) => return Ok(Some(dir)),
+            Err(std::fs::TryLockError::Error(_)) => return Ok(None),
+            Err(std::fs::TryLockError::WouldBlock) if !said => {
+                eprintln!("note: waiting for another commit into {} to finish", final_dir.display());
+                said = true;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {}
+        }
+        if COMMIT_WAITS_CANCELLED.load(SeqCst) != asked {
+            return Err(QbatError::Cancelled);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    dir.lock().ok()?;
-    Some(dir)
 }
 
 /// Write a file atomically and durably: a temporary name in the same directory, fsync, then
@@ -461,6 +485,25 @@ fn copy_checked(from: &Path, to: &Path, entry: &manifest::FileEntry) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A commit waiting for another's lock on its directory stops at `cancel_commit_waits`,
+    /// with Cancelled; one that finds the lock free takes it whatever was cancelled before.
+    #[test]
+    fn a_wait_for_another_commits_lock_stops_when_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = std::fs::File::open(dir.path()).unwrap();
+        held.lock().unwrap();
+        let waiting = std::thread::spawn({
+            let d = dir.path().to_path_buf();
+            move || lock_dir(&d).map(|l| l.is_some())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!waiting.is_finished(), "it did not wait for the lock");
+        cancel_commit_waits();
+        assert!(matches!(waiting.join().unwrap(), Err(QbatError::Cancelled)));
+        held.unlock().unwrap();
+        assert!(lock_dir(dir.path()).unwrap().is_some(), "a free lock is taken");
+    }
 
     /// The copy in place of a hard link is checked against the entry it will be recorded with.
     #[test]
