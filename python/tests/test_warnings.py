@@ -137,31 +137,32 @@ def test_a_save_that_waits_says_so_while_it_waits(tmp_path, monkeypatch):
     assert qb.open(out).series.shape == r.series.shape
 
 
-def test_ctrl_c_during_a_save_is_raised_once_its_output_is_whole(tmp_path):
-    """Ctrl-C while a save waits cannot stop it midway: KeyboardInterrupt is raised once it has
-    returned, and the output it wrote is whole."""
+def test_ctrl_c_stops_a_save_that_waits_for_another_commit(tmp_path):
+    """Ctrl-C while a save waits for another commit's lock on its directory (here the test's)
+    stops the wait at once: KeyboardInterrupt, nothing written, the output there the earlier
+    run's, whole. It raised nothing until the lock was given back, and then wrote."""
     import _thread
 
     fcntl = pytest.importorskip("fcntl")
     r = qb.run(SHORT, backend="cpu", progress=False)
+    other = qb.run(long_spin_pair(0.1, 5), backend="cpu", progress=False)
     out = tmp_path / "o"
     r.save(out, plots=False)
     fd = os.open(out, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)
-
-    def interrupt_then_release() -> None:
-        time.sleep(0.3)
-        _thread.interrupt_main()
-        time.sleep(0.3)
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    timer.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            other.save(out, plots=False, force=True)
+        assert time.monotonic() - t0 < 15, "the wait was not stopped"
+    finally:
+        timer.cancel()
         os.close(fd)
-
-    holder = threading.Thread(target=interrupt_then_release)
-    holder.start()
-    with pytest.raises(KeyboardInterrupt):
-        r.save(out, plots=False, force=True)
-    holder.join()
     back = qb.open(out)
     assert np.array_equal(back.series, r.series)
+    assert sorted(os.listdir(tmp_path)) == ["o"], os.listdir(tmp_path)
 
 
 def test_the_lines_before_an_error_are_relayed(monkeypatch, capsys):
