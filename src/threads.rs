@@ -83,6 +83,12 @@ pub fn check_threads_asked() -> Result<()> {
     Ok(())
 }
 
+/// Has this process rayon's global pool to hand work to: started by `start_pool`, and not in
+/// a child forked since (which has none of its threads)?
+pub fn pool_usable() -> bool {
+    pool_started() && refuse_in_forked_child().is_ok()
+}
+
 /// Has rayon's global pool been started (by `start_pool`)?
 pub fn pool_started() -> bool {
     STARTED.get().is_some_and(|s| s.is_ok())

@@ -392,7 +392,8 @@ def mesolve(
     n_points, n_members = math.prod(point_shape), math.prod(batch_shape)
     if n_members > 10**9:
         raise config_error("rho0", f"H, jump_ops and rho0 broadcast to {' x '.join(map(str, batch_shape))} = {n_members} members, more than 1e9")
-    relayed(_native.check_batch_arrays, n_points, len(jumps), n_members)
+    if n_members:  # (an empty batch is refused, naming H, as it is built)
+        relayed(_native.check_batch_arrays, n_points, len(jumps), n_members)
     hs = np.ascontiguousarray(np.broadcast_to(h, point_shape + (4, 4)).reshape(n_points, 16))
     if jumps:
         js = np.stack([np.broadcast_to(L, point_shape + (4, 4)).reshape(n_points, 16) for L in jumps], axis=1)

@@ -114,10 +114,13 @@ def dict_to_toml(config: Mapping[str, Any]) -> str:
 def config_text(config: ConfigLike) -> str:
     """The TOML text of `config`: a dict, a TOML string, or a path to a TOML file.
 
-    A string that contains a newline or '=' is TOML text; any other string is a path.
+    A string that contains a newline or '=' is TOML text; any other string is a path, as are
+    bytes and an os.PathLike.
     """
     if isinstance(config, Mapping):
         return _unicode(dict_to_toml(config))
+    if isinstance(config, bytes):  # always a path (as os.fsencode gives it), never TOML text
+        config = Path(os.fsdecode(config))
     if isinstance(config, (str, os.PathLike)):
         if isinstance(config, str) and ("\n" in config or "=" in config):
             return _unicode(config)
@@ -143,7 +146,7 @@ def config_text(config: ConfigLike) -> str:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             raise refused(f"{path}: is not UTF-8 text") from None
-    raise TypeError(f"config must be a dict, a TOML string or a path, not {type(config).__name__}")
+    raise config_error("config", f"must be a dict, TOML text or a path (str, bytes or os.PathLike), got {show(config)}")
 
 
 def _unicode(text: str) -> str:

@@ -127,8 +127,10 @@ class Result:
         # Only the files the run wrote are read, each checked against the manifest's size and
         # hash first: an edited, truncated or replaced one (a FIFO, a link to /dev/zero) is
         # refused, naming it, and a file the manifest does not list is not the run's.
-        listed = set(relayed(_native.verified_files, os.fspath(d)))
+        # (read before the files are verified: a run that replaces this one meanwhile is then
+        # told apart at the next read, never recorded as the one verified)
         manifest = _read_manifest(d)
+        listed = set(relayed(_native.verified_files, os.fspath(d)))
 
         def has(name: str) -> bool:
             return name in listed

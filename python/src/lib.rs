@@ -455,7 +455,9 @@ fn merge(py: Python<'_>, dirs: Vec<PathBuf>, out: PathBuf, force: bool, plots: b
 /// The files of a finished output, as its manifest lists them, each checked first.
 #[pyfunction]
 fn verified_files(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<String>> {
-    qbat_gpu::threads::refuse_in_forked_child().map_err(|e| to_py(py, e))?;
+    // (large files are hashed on the pool where it can start: not in a forked child, whose
+    // hashes go on one thread)
+    let _ = qbat_gpu::config::available_memory::start_pool_within_limits();
     py.detach(|| pyapi::verified_files(&dir)).map_err(|e| to_py(py, e))
 }
 
@@ -476,7 +478,8 @@ fn check_batch_arrays(py: Python<'_>, n_points: u64, n_jumps: u64, n_members: u6
 #[pyfunction]
 #[pyo3(signature = (src, out, series=true, plots=true, force=false))]
 fn copy_output(py: Python<'_>, src: PathBuf, out: PathBuf, series: bool, plots: bool, force: bool) -> PyResult<PathBuf> {
-    qbat_gpu::threads::refuse_in_forked_child().map_err(|e| to_py(py, e))?;
+    // (as `verified_files`)
+    let _ = qbat_gpu::config::available_memory::start_pool_within_limits();
     let r = py.detach(|| pyapi::copy_output(&src, &out, series, plots, force));
     r.map_err(|e| to_py(py, e))
 }
@@ -538,7 +541,6 @@ fn measures_list<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
 
 #[pyfunction]
 fn devices<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-    qbat_gpu::threads::refuse_in_forked_child().map_err(|e| to_py(py, e))?;
     let list = py.detach(pyapi::devices);
     let out = PyList::empty(py);
     for a in list {

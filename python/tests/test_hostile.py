@@ -100,9 +100,11 @@ def test_a_directory_whose_name_is_not_utf8_is_returned_as_named(tmp_path):
         ("params.j", lambda r, p: qb.run({"model": "bloch-charger", "params": {"j": {1, 2}}}, backend="cpu", progress=False)),
         ("CONFIG", lambda r, p: qb.run("no\0such.toml", backend="cpu", progress=False)),
         ("CONFIG", lambda r, p: qb.run('model = "\ud800"\n', backend="cpu", progress=False)),
+        ("config", lambda r, p: qb.run(123, backend="cpu", progress=False)),
     ],
     ids=["save-series-int", "save-plots-none", "save-force-text", "study-resume-int", "study-mixed-int", "merge-force-int",
-         "save-out-int", "study-out-nul", "merge-dirs-int", "dict-set-value", "config-path-nul", "config-lone-surrogate"],
+         "save-out-int", "study-out-nul", "merge-dirs-int", "dict-set-value", "config-path-nul", "config-lone-surrogate",
+         "config-int"],
 )
 def test_wrong_flags_paths_and_config_values_name_the_keyword(tmp_path, field, call):
     """A ConfigError whose .field and message name what was wrong (PyO3's TypeError named
@@ -113,6 +115,14 @@ def test_wrong_flags_paths_and_config_values_name_the_keyword(tmp_path, field, c
         call(r, tmp_path / "o")
     assert e.value.field == field and str(e.value).startswith(f"{field}: ") and e.value.exit_code == 2, str(e.value)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_config_path_given_as_bytes_is_read(tmp_path):
+    """bytes are a path (as os.fsencode gives it), even one whose name has an '=' in it."""
+    cfg = tmp_path / "a=b.toml"
+    cfg.write_text(BLOCH)
+    got = qb.run(os.fsencode(str(cfg)), backend="cpu", progress=False)
+    assert same_bits(got.series, qb.run(BLOCH, backend="cpu", progress=False).series)
 
 
 def test_battery_measures_of_hostile_batches_are_refused_or_empty():
@@ -155,30 +165,42 @@ def test_a_mesolve_batch_beyond_memory_is_refused_before_its_arrays_are_built():
     qb._native.check_batch_arrays(1000, 1, 1000)
 
 
-def test_a_forked_child_is_refused_not_left_waiting(tmp_path):
-    """After the worker threads started, a forked child has none of them: its calls raised
-    nothing and waited for ever; now each says how to start it."""
-    qb.measures.purity(np.eye(4) / 4)  # the pool has started
+def test_a_forked_child_reads_outputs_and_is_refused_the_pool_not_left_waiting(tmp_path):
+    """After the worker threads started, a forked child has none of them: a call there that
+    needs them raised nothing and waited for ever; now it says how to start the child. Reading
+    an output there works, its large files hashed on one thread (a copied output's series,
+    whose identity no longer matches, is hashed again: that hash had started the pool on its
+    own, unrecorded, and a child then waited for ever)."""
+    import select
+    import shutil
+
+    out = qb.study(BLOCH, tmp_path / "o", ensemble=400, backend="cpu", progress=False, plots=False).dir
+    assert (out / "series.npy").stat().st_size > 2 << 20
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    n = len(qb.open(copy).summary)  # the pool starts here, for the hash
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
-        try:
-            qb.measures.purity(np.eye(4) / 4)
-            msg = b"ran"
-        except OSError as e:
-            msg = str(e).encode()
-        except BaseException as e:  # noqa: BLE001 - reported to the parent
-            msg = repr(e).encode()
-        os.write(w, msg[:4000])
+        said = []
+        for call in (lambda: len(qb.open(copy).summary), lambda: qb.measures.purity(np.eye(4) / 4)):
+            try:
+                said.append(f"ok {call()}")
+            except OSError as e:
+                said.append(f"OSError {e}")
+            except BaseException as e:  # noqa: BLE001 - reported to the parent
+                said.append(repr(e))
+        os.write(w, "\n".join(said).encode()[:8000])
         os._exit(0)
     os.close(w)
-    import select
-
     ready, _, _ = select.select([r], [], [], 60)
-    assert ready, "the forked child's call did not return"
-    msg = os.read(r, 4096).decode()
+    if not ready:
+        os.kill(pid, 9)
     os.waitpid(pid, 0)
-    assert "forked" in msg and "spawn" in msg, msg
+    assert ready, "the forked child's calls did not return"
+    opened, measured = os.read(r, 8192).decode().split("\n")
+    assert opened == f"ok {n}", opened
+    assert measured.startswith("OSError") and "forked" in measured and "spawn" in measured, measured
 
 
 def test_a_result_whose_directory_was_replaced_says_so_rather_than_mix_two_runs(tmp_path):

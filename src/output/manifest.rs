@@ -154,7 +154,10 @@ fn hash_opened(mut f: impl std::io::Read, len: u64, path: &Path) -> Result<FileE
         if n == 0 {
             break;
         }
-        if n >= 1 << 20 {
+        // (on rayon's pool only where `start_pool` started it in this process: a hash that
+        // started the pool on its own left it unrecorded, and a forked child then handed work
+        // to threads it does not have, and waited for ever)
+        if n >= 1 << 20 && crate::threads::pool_usable() {
             hasher.update_rayon(&piece[..n]);
         } else {
             hasher.update(&piece[..n]);

@@ -109,10 +109,6 @@ pub fn batch_run_error(e: QbatError, members_field: &str) -> QbatError {
 /// operator and 64 B a sample time): measured 13 to 14 KB with one jump and two times.
 const BATCH_POINT_BYTES: f64 = 16384.0;
 
-/// A validated `two-qubit` plan of the batch: each point is checked as a config's would be
-/// (Hermiticity, RK4 stability of dt, measures, times), and each member's initial state as
-/// `initial.dm` is. Stops with `QbatError::Cancelled` at the next point or state once
-/// `control` is cancelled (a batch of 100,000 distinct points takes seconds to build).
 /// Refuse, before the caller builds them, a batch's arrays that cannot fit: each point's
 /// operators (H and the jumps, 16 complex each: 256 bytes) and each member's state and point
 /// index (264 bytes). A broadcast of H (100000, 4, 4) against rho0 (100000, 1, 4, 4) made
@@ -135,6 +131,10 @@ pub fn check_batch_arrays(n_points: u64, n_jumps: u64, n_members: u64) -> Result
     })
 }
 
+/// A validated `two-qubit` plan of the batch: each point is checked as a config's would be
+/// (Hermiticity, RK4 stability of dt, measures, times), and each member's initial state as
+/// `initial.dm` is. Stops with `QbatError::Cancelled` at the next point or state once
+/// `control` is cancelled (a batch of 100,000 distinct points takes seconds to build).
 pub fn batch_plan(b: &Batch, control: &Control) -> Result<Plan> {
     let n_points = b.hamiltonians.len() / 16;
     let n = b.member_point.len();
