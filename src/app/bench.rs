@@ -9,7 +9,7 @@ use qbat_gpu::config::{parse_plan, Overrides, Plan};
 use qbat_gpu::error::{QbatError, Result};
 use qbat_gpu::measures::Measure;
 use qbat_gpu::output::manifest::Manifest;
-use qbat_gpu::output::plots::ensure_font;
+use qbat_gpu::output::plots::{ensure_font, log_tick_text};
 use qbat_gpu::output::OutputDir;
 use qbat_gpu::run::{run_plan, verify, Backend, Precision, RunOptions, RunResult};
 use serde::Serialize;
@@ -632,7 +632,15 @@ pub fn scaling_svg(points: &[ScalingPoint], curve: &str, x_label: &str) -> std::
             .y_label_area_size(80)
             .build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), (y0 * 0.5..y1 * 2.0).log_scale())
             .map_err(|e| e.to_string())?;
-        chart.configure_mesh().x_desc(x_label).y_desc("RK4 member-steps per second").draw().map_err(|e| e.to_string())?;
+        // (plotters' default text put "10000000.0" on the rate axis)
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("RK4 member-steps per second")
+            .x_label_formatter(&|v| log_tick_text(*v))
+            .y_label_formatter(&|v| log_tick_text(*v))
+            .draw()
+            .map_err(|e| e.to_string())?;
         let mut backends: Vec<&str> = pts.iter().map(|p| p.backend.as_str()).collect();
         backends.sort();
         backends.dedup();

@@ -100,33 +100,67 @@ fn write_pair(dir: &Path, stem: &str, svg: &str, png: &[u8]) -> Result<Vec<PathB
     Ok(vec![png_path, svg_path])
 }
 
+mod axes;
 mod hist2d;
+mod steady;
+use axes::{drawable, finite_range, label_area, legend_corner, opened, scale_of, Span};
+pub use axes::{log_tick_text, tick_text};
 pub use hist2d::{draw_hist2d_plots, hist2d_counted, hist2d_data, hist2d_stem, write_hist2d_plots, Hist2d, Hist2dCounter, HIST_BINS};
+pub use steady::steady_heatmap_data;
+use steady::write_steady_heatmap;
 
 // ---------------------------------------------------------------------------------------------
 // Reading the run's files.
 
-/// The mean and 5-95% band of one measure over time: what `plot_<measure>` draws.
-#[derive(Clone, Debug, PartialEq)]
+/// The mean and 5-95% band of one measure over time: what `plot_<measure>` draws (with the
+/// min and max, where the band falls back to them: `drawn_band`).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct BandData {
     pub measure: String,
     pub t: Vec<f64>,
     pub mean: Vec<f64>,
     pub q05: Vec<f64>,
     pub q95: Vec<f64>,
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
 }
 
 /// Band data of every measure, in stats.csv's order, times ascending.
 pub fn band_plot_data(stats: &Stats) -> Vec<BandData> {
-    let mut out: Vec<BandData> = stats.measures.iter().map(|m| BandData { measure: m.clone(), t: vec![], mean: vec![], q05: vec![], q95: vec![] }).collect();
+    let mut out: Vec<BandData> = stats.measures.iter().map(|m| BandData { measure: m.clone(), ..Default::default() }).collect();
     for r in &stats.stats {
         let b = &mut out[r.measure];
         b.t.push(stats.times[r.sample]);
         b.mean.push(r.mean);
         b.q05.push(r.q05);
         b.q95.push(r.q95);
+        b.min.push(r.min);
+        b.max.push(r.max);
     }
     out
+}
+
+/// The band `plot_<measure>` draws at each time, (lower, upper), and whether any is the
+/// min-max range: the quantiles are the sketch's buckets, each within
+///   err = max(a max(|q05|, |q95|, |min|, |max|), QUANTILE_ZERO)   (a = 1e-3)
+/// of the data's, so where the whole spread max - min is under 20 err they do not resolve it
+/// (purity's 1e-9 drift drew a band beside the mean), and the exact min and max are drawn.
+pub fn drawn_band(b: &BandData) -> (Vec<(f64, f64)>, bool) {
+    use super::accumulate::{QUANTILE_REL_RESOLUTION, QUANTILE_ZERO};
+    let mut fell_back = false;
+    let band = (0..b.t.len())
+        .map(|i| {
+            let scale = [b.q05[i], b.q95[i], b.min[i], b.max[i]].iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let err = (QUANTILE_REL_RESOLUTION * scale).max(QUANTILE_ZERO);
+            if b.max[i] - b.min[i] < 20.0 * err {
+                fell_back = true;
+                (b.min[i], b.max[i])
+            } else {
+                (b.q05[i], b.q95[i])
+            }
+        })
+        .collect();
+    (band, fell_back)
 }
 
 /// Axis units per model (docs/physics.md: hbar = 1, energies in the model's frequency unit,
@@ -160,67 +194,43 @@ fn measure_unit(measure: &str, energy: &str) -> String {
     }
 }
 
-/// The padded range of the finite values, for an axis of `plot`; None when there are none, or
-/// when the range is too wide to draw (noted).
-fn finite_range(plot: &str, vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
-    let (lo, hi) = vals.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    if lo > hi {
-        return None;
-    }
-    let pad = ((hi - lo) * 0.05).max(1e-9 * hi.abs().max(1.0));
-    // data near the largest floats is drawn unpadded
-    let padded = (lo - pad, hi + pad);
-    drawable(plot, if (padded.1 - padded.0).is_finite() { padded } else { (lo, hi.max(lo + pad)) })
-}
-
-/// An axis' ends, (lo, hi).
-type Span = (f64, f64);
-
-/// An axis from `lo` to `hi`, opened a little past `lo` when it would be empty (one sample
-/// time, one theta): by 1e-12, or relatively where that is below lo's resolution.
-fn opened(lo: f64, hi: f64) -> Span {
-    (lo, hi.max(lo + 1e-12f64.max(1e-12 * lo.abs())))
-}
-
-/// `range` when an axis can span it: finite ends, lo < hi, and a finite width hi - lo
-/// (plotters cannot place ticks on a wider one). Otherwise None, and a note that `plot` is
-/// not drawn.
-fn drawable(plot: &str, range: (f64, f64)) -> Option<(f64, f64)> {
-    let (lo, hi) = range;
-    if lo < hi && (hi - lo).is_finite() {
-        return Some(range);
-    }
-    eprintln!("note: {plot} not drawn: an axis from {lo:e} to {hi:e} cannot be drawn (its width is not a finite float)");
-    None
-}
-
-/// Labelled line curves, one colour each, with the legend in the upper right.
+/// Labelled line curves, one colour each, over axes `xs` x `ys`, with the legend (where
+/// `legend`) in the corner the curves leave freest. Of four curves or fewer, each is drawn a
+/// pixel wider than the next, so that a curve equal to a later one shows round it (energy_b
+/// under ergotropy_b in a pure state was hidden, its legend entry with no curve).
 fn draw_curves<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
-    curves: &[(String, Vec<(f64, f64)>)],
+    curves: &[XyCurve],
     font: u32,
+    legend: bool,
+    (xs, ys): (Span, Span),
 ) -> DrawResult {
+    let n = curves.len();
     for (i, (label, pts)) in curves.iter().enumerate() {
-        let c = color(i);
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-            .map_err(s)?
-            .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        let (c, w) = (color(i), if n <= 4 { 2 + (n - 1 - i) as u32 } else { 2 });
+        let drawn = chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(w))).map_err(s)?;
+        if legend {
+            drawn.label(label.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(w)));
+        }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font(("sans-serif", font))
-        .border_style(BLACK)
-        .background_style(WHITE.mix(0.85))
-        .draw()
-        .map_err(s)?;
+    if legend {
+        let at = legend_corner(curves.iter().flat_map(|(_, c)| c.iter().copied()), xs, ys, n);
+        chart
+            .configure_series_labels()
+            .position(at)
+            .label_font(("sans-serif", font))
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .draw()
+            .map_err(s)?;
+    }
     Ok(())
 }
 
+/// Curve i's colour: twelve apart (the cavity plot draws twelve curves; eight colours
+/// repeated gave two curves one colour, and a curve the legend entry of another).
 fn color(i: usize) -> RGBColor {
-    const C: [RGBColor; 8] = [
+    const C: [RGBColor; 12] = [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
         RGBColor(44, 160, 44),
@@ -229,6 +239,10 @@ fn color(i: usize) -> RGBColor {
         RGBColor(140, 86, 75),
         RGBColor(227, 119, 194),
         RGBColor(23, 190, 207),
+        RGBColor(127, 127, 127),
+        RGBColor(188, 189, 34),
+        RGBColor(0, 0, 0),
+        RGBColor(255, 187, 120),
     ];
     C[i % C.len()]
 }
@@ -323,75 +337,132 @@ fn write_other_plots(dir: &Path, model: &str, run: &serde_json::Value, hist2d: b
 fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathBuf>> {
     let (tlabel, eunit) = units(model);
     let stem = format!("plot_{}", band.measure);
-    let Some((y0, y1)) = finite_range(&stem, band.q05.iter().chain(&band.q95).chain(&band.mean).copied()) else {
+    let (drawn, fell_back) = drawn_band(band);
+    let Some((y0, y1)) = finite_range(&stem, drawn.iter().flat_map(|&(a, b)| [a, b]).chain(band.mean.iter().copied())) else {
         return Ok(vec![]);
     };
     let Some((t0, t1)) = drawable(&stem, opened(band.t[0], band.t[band.t.len() - 1])) else {
         return Ok(vec![]);
     };
-    let ylabel = measure_unit(&band.measure, eunit);
+    let sc = scale_of((y0, y1));
+    let ylabel = measure_unit(&band.measure, eunit) + &sc.note;
+    let (y0, y1, f) = (y0 * sc.factor, y1 * sc.factor, sc.factor);
+    let band_label = if fell_back { "5-95% of members (min-max where finer than the quantiles resolve)" } else { "5-95% of members" };
+    let points = band.t.iter().zip(&drawn).flat_map(|(t, &(a, b))| [(*t, a * f), (*t, b * f)]).chain(band.t.iter().zip(&band.mean).map(|(t, m)| (*t, m * f)));
+    let legend_at = legend_corner(points, (t0, t1), (y0, y1), 2);
     render_both!(dir, &stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
         let mut chart = ChartBuilder::on(root)
             .caption(format!("{}: ensemble mean and 5-95% band", band.measure), ("sans-serif", 22))
             .margin(14)
             .x_label_area_size(48)
-            .y_label_area_size(80)
+            .y_label_area_size(label_area((y0, y1), 15))
             .build_cartesian_2d(t0..t1, y0..y1)
             .map_err(s)?;
-        chart.configure_mesh().x_desc(tlabel).y_desc(ylabel.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
+        chart
+            .configure_mesh()
+            .x_desc(tlabel)
+            .y_desc(ylabel.as_str())
+            .x_label_formatter(&|v| tick_text(*v, (t0, t1)))
+            .y_label_formatter(&|v| tick_text(*v, (y0, y1)))
+            .label_style(("sans-serif", 15))
+            .draw()
+            .map_err(s)?;
         let poly: Vec<(f64, f64)> =
-            band.t.iter().zip(&band.q95).map(|(t, v)| (*t, *v)).chain(band.t.iter().zip(&band.q05).rev().map(|(t, v)| (*t, *v))).collect();
+            band.t.iter().zip(&drawn).map(|(t, v)| (*t, v.1 * f)).chain(band.t.iter().zip(&drawn).rev().map(|(t, v)| (*t, v.0 * f))).collect();
         chart
             .draw_series(std::iter::once(Polygon::new(poly, BLUE.mix(0.2))))
             .map_err(s)?
-            .label("5-95% of members")
+            .label(band_label)
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], BLUE.mix(0.2).filled()));
         chart
-            .draw_series(LineSeries::new(band.t.iter().zip(&band.mean).map(|(t, v)| (*t, *v)), BLUE.stroke_width(2)))
+            .draw_series(LineSeries::new(band.t.iter().zip(&band.mean).map(|(t, v)| (*t, v * f)), BLUE.stroke_width(2)))
             .map_err(s)?
             .label("mean")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
-        chart.configure_series_labels().label_font(("sans-serif", 15)).border_style(BLACK).background_style(WHITE.mix(0.85)).draw().map_err(s)?;
+        chart
+            .configure_series_labels()
+            .position(legend_at.clone())
+            .label_font(("sans-serif", 15))
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .draw()
+            .map_err(s)?;
         Ok(())
     })
 }
 
-/// Every measure of a small run (at most 4 members) against time, one curve per member and measure.
+/// The panels of `plot_series`: for each measure shown (at most 8; not the health
+/// diagnostics), one curve a member ("member <id>"). Each measure has its own panel, unit and
+/// scale: on one axis, photon_number squashed the others, and 32 curves shared 8 colours.
+pub fn series_plot_data(rd: &mut SeriesReader) -> Result<Vec<Panel>> {
+    let (nt, nm) = (rd.n_times(), rd.n_measures());
+    let times = rd.times.clone();
+    let shown: Vec<usize> = (0..nm).filter(|&k| !matches!(rd.measures[k].as_str(), "trace_error" | "min_eigenvalue" | "fock_tail")).take(8).collect();
+    let mut panels: Vec<Panel> = shown.iter().map(|&k| (rd.measures[k].clone(), vec![])).collect();
+    let mut block = vec![];
+    while let Some(id) = rd.next_member(&mut block)? {
+        for (panel, &k) in panels.iter_mut().zip(&shown) {
+            panel.1.push((format!("member {id}"), (0..nt).map(|s| (times[s], block[s * nm + k])).collect()));
+        }
+    }
+    Ok(panels)
+}
+
+/// Every measure of a small run (at most 4 members) against time: a panel a measure, a curve
+/// a member (`series_plot_data`).
 fn write_series_plot(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
     let Some(mut rd) = SeriesReader::open(dir)? else {
         return Ok(vec![]);
     };
-    let (nt, nm) = (rd.n_times(), rd.n_measures());
-    let times = rd.times.clone();
-    let names = rd.measures.clone();
-    let shown: Vec<usize> = (0..nm).filter(|&k| !matches!(names[k].as_str(), "trace_error" | "min_eigenvalue" | "fock_tail")).take(8).collect();
-    let mut curves: Vec<(String, Vec<(f64, f64)>)> = vec![];
-    let mut block = vec![];
-    let multi = rd.members_total > 1;
-    while let Some(id) = rd.next_member(&mut block)? {
-        for &k in &shown {
-            let label = if multi { format!("{} (member {id})", names[k]) } else { names[k].clone() };
-            curves.push((label, (0..nt).map(|s| (times[s], block[s * nm + k])).collect()));
-        }
-    }
-    let Some((y0, y1)) = finite_range("plot_series", curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1))) else {
-        return Ok(vec![]);
-    };
+    let (t_first, t_last, multi) = (rd.times[0], rd.times[rd.n_times() - 1], rd.members_total > 1);
+    let panels = series_plot_data(&mut rd)?;
     let (tlabel, eunit) = units(model);
-    let Some((t0, t1)) = drawable("plot_series", opened(times[0], times[nt - 1])) else {
+    let Some((t0, t1)) = drawable("plot_series", opened(t_first, t_last)) else {
         return Ok(vec![]);
     };
-    render_both!(dir, "plot_series", SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
-        let mut chart = ChartBuilder::on(root)
-            .caption("measures against time", ("sans-serif", 22))
-            .margin(14)
-            .x_label_area_size(48)
-            .y_label_area_size(70)
-            .build_cartesian_2d(t0..t1, y0..y1)
-            .map_err(s)?;
-        let ydesc = format!("value (energies in {eunit})");
-        chart.configure_mesh().x_desc(tlabel).y_desc(ydesc.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
-        draw_curves(&mut chart, &curves, 15)?;
+    let axes: Vec<Option<Span>> =
+        panels.iter().map(|(_, curves)| finite_range("plot_series", curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)))).collect();
+    if axes.iter().all(Option::is_none) {
+        return Ok(vec![]);
+    }
+    // each panel's values as drawn (`scale_of`), and its caption
+    let panels: Vec<(String, Vec<XyCurve>)> = panels
+        .into_iter()
+        .zip(&axes)
+        .map(|((m, curves), span)| {
+            let sc = scale_of(span.unwrap_or((0.0, 1.0)));
+            let curves = curves.into_iter().map(|(l, c)| (l, c.into_iter().map(|(t, v)| (t, v * sc.factor)).collect())).collect();
+            (measure_unit(&m, eunit) + &sc.note, curves)
+        })
+        .collect();
+    let axes: Vec<Option<Span>> = axes.iter().map(|a| a.map(|a| scale_of(a).span(a))).collect();
+    let cols = if panels.len() > 1 { 2 } else { 1 };
+    let rows = panels.len().div_ceil(cols);
+    let size = (SIZE.0, 50 + 290 * rows as u32);
+    let title = if multi { "measures against time, a colour a member" } else { "measures against time" };
+    render_both!(dir, "plot_series", size, |root: &DrawingArea<_, Shift>| -> DrawResult {
+        let root = root.titled(title, ("sans-serif", 22)).map_err(s)?;
+        for ((area, (caption, curves)), axes) in root.split_evenly((rows, cols)).iter().zip(&panels).zip(&axes) {
+            let Some((y0, y1)) = *axes else {
+                continue;
+            };
+            let mut chart = ChartBuilder::on(area)
+                .caption(caption, ("sans-serif", 16))
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(label_area((y0, y1), 13))
+                .build_cartesian_2d(t0..t1, y0..y1)
+                .map_err(s)?;
+            chart
+                .configure_mesh()
+                .x_desc(tlabel)
+                .x_label_formatter(&|v| tick_text(*v, (t0, t1)))
+                .y_label_formatter(&|v| tick_text(*v, (y0, y1)))
+                .label_style(("sans-serif", 13))
+                .draw()
+                .map_err(s)?;
+            draw_curves(&mut chart, curves, 12, multi, ((t0, t1), (y0, y1)))?;
+        }
         Ok(())
     })
 }
@@ -437,6 +508,16 @@ pub fn theta_plot_data(sm: &Summary) -> Option<(Vec<f64>, Vec<Curve>, Vec<Curve>
     Some((pick(theta), peaks, times))
 }
 
+/// The theta plots' curves, (peaks, times of the peaks), as points (theta, value). A member
+/// whose peak is not above 0 (theta = 0: nothing charges) has no peak time, and is not drawn
+/// in the times (its t_max of 0 drew a steep ramp from theta = 0).
+pub fn theta_curves(theta: &[f64], peaks: &[Curve], times: &[Curve]) -> (Vec<XyCurve>, Vec<XyCurve>) {
+    let points = |v: &[f64], keep: &dyn Fn(usize) -> bool| (0..theta.len()).filter(|&i| keep(i)).map(|i| (theta[i], v[i])).collect::<Vec<_>>();
+    let peak_curves = peaks.iter().map(|(l, v)| (l.clone(), points(v, &|_| true))).collect();
+    let time_curves = times.iter().zip(peaks).map(|((l, v), (_, p))| (l.clone(), points(v, &|i| p[i] > 0.0))).collect();
+    (peak_curves, time_curves)
+}
+
 /// The members drawn in the theta plots, at most.
 pub const THETA_PLOT_POINTS: usize = 2000;
 
@@ -458,15 +539,16 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
         format!("peak values against the charger's polar angle (paper 004 fig. 3f{thinned})"),
         format!("times of the peaks against the charger's polar angle (paper 004 fig. 3e{thinned})"),
     ];
+    let (peak_curves, time_curves) = theta_curves(&theta, &peaks, &times);
     let panels = [
-        ("plot_peaks_theta", captions[0].as_str(), "peak (energy, ergotropy: wb; power: wb j)", &peaks, SeriesLabelPosition::UpperLeft),
-        ("plot_peak_times_theta", captions[1].as_str(), "time of the peak (units of 1/wb, hbar = 1)", &times, SeriesLabelPosition::MiddleRight),
+        ("plot_peaks_theta", captions[0].as_str(), "peak (energy, ergotropy: wb; power: wb per unit time)", peak_curves),
+        ("plot_peak_times_theta", captions[1].as_str(), "time of the peak (units of 1/wb, hbar = 1)", time_curves),
     ];
     // the panels drawn in parallel, listed in order
     let drawn: Vec<Vec<PathBuf>> = panels
         .into_par_iter()
-        .map(|(stem, caption, ylabel, curves, legend_at)| -> Result<Vec<PathBuf>> {
-            let Some((y0, y1)) = finite_range(stem, curves.iter().flat_map(|(_, v)| v.iter().copied())) else {
+        .map(|(stem, caption, ylabel, curves)| -> Result<Vec<PathBuf>> {
+            let Some((y0, y1)) = finite_range(stem, curves.iter().flat_map(|(_, v)| v.iter().map(|p| p.1))) else {
                 return Ok(vec![]);
             };
             let Some((x0, x1)) = drawable(stem, opened(theta[0], theta[theta.len() - 1])) else {
@@ -477,35 +559,23 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
                     .caption(caption, ("sans-serif", 20))
                     .margin(14)
                     .x_label_area_size(48)
-                    .y_label_area_size(70)
+                    .y_label_area_size(label_area((y0, y1), 15))
                     .build_cartesian_2d(x0..x1, y0..y1)
                     .map_err(s)?;
                 chart
                     .configure_mesh()
                     .x_desc("theta (rad): charger cos(theta/2)|g> + e^(i phi) sin(theta/2)|e>")
                     .y_desc(ylabel)
+                    .x_label_formatter(&|v| tick_text(*v, (x0, x1)))
+                    .y_label_formatter(&|v| tick_text(*v, (y0, y1)))
                     .label_style(("sans-serif", 15))
                     .draw()
                     .map_err(s)?;
-                for (i, (label, v)) in curves.iter().enumerate() {
+                for (i, (_, pts)) in curves.iter().enumerate() {
                     let c = color(i);
-                    let pts: Vec<(f64, f64)> = theta.iter().copied().zip(v.iter().copied()).collect();
-                    chart
-                        .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))
-                        .map_err(s)?
-                        .label(label.as_str())
-                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
                     chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(s)?;
                 }
-                chart
-                    .configure_series_labels()
-                    .position(legend_at.clone())
-                    .label_font(("sans-serif", 15))
-                    .border_style(BLACK)
-                    .background_style(WHITE.mix(0.85))
-                    .draw()
-                    .map_err(s)?;
-                Ok(())
+                draw_curves(&mut chart, &curves, 15, true, ((x0, x1), (y0, y1)))
             })
         })
         .collect::<Result<_>>()?;
@@ -569,6 +639,9 @@ fn write_cavity_plot(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) 
         return Ok(vec![]);
     }
     let size = (SIZE.0, 380 * panels.len() as u32);
+    // (the members drawn, of those run: the caption says where some are left out)
+    let (drawn, run_members) = (panels[0].1.len(), run["members"].as_u64().unwrap_or(0) as usize);
+    let thinned = if run_members > drawn { format!(", {drawn} of {run_members} members") } else { String::new() };
     render_both!(dir, stem, size, |root: &DrawingArea<_, Shift>| -> DrawResult {
         let areas = root.split_evenly((panels.len(), 1));
         for ((area, (measure, curves)), axes) in areas.iter().zip(&panels).zip(&axes) {
@@ -577,93 +650,23 @@ fn write_cavity_plot(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) 
             };
             let ylabel = if measure == "stored_energy_b" { "stored_energy_b (wq)" } else { "concurrence of the cells" };
             let mut chart = ChartBuilder::on(area)
-                .caption(format!("{measure} against lambda t (paper 003 fig. 2)"), ("sans-serif", 18))
-                .margin(10)
+                .caption(format!("{measure} against lambda t (paper 003 fig. 2{thinned})"), ("sans-serif", 18))
+                .margin(14)
                 .x_label_area_size(44)
-                .y_label_area_size(70)
+                .y_label_area_size(label_area((y0, y1), 14))
                 .build_cartesian_2d(x0..x1, y0..y1)
                 .map_err(s)?;
-            chart.configure_mesh().x_desc("lambda t (dimensionless)").y_desc(ylabel).label_style(("sans-serif", 14)).draw().map_err(s)?;
-            draw_curves(&mut chart, curves, 13)?;
+            chart
+                .configure_mesh()
+                .x_desc("lambda t (dimensionless)")
+                .y_desc(ylabel)
+                .x_label_formatter(&|v| tick_text(*v, (x0, x1)))
+                .y_label_formatter(&|v| tick_text(*v, (y0, y1)))
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(s)?;
+            draw_curves(&mut chart, curves, 13, true, ((x0, x1), (y0, y1)))?;
         }
-        Ok(())
-    })
-}
-
-/// Heatmap data of a steady-state grid: (x name, y name, x values, y values, cell values per member).
-pub fn steady_heatmap_data(dir: &Path, sm: &Summary, measure: &str) -> Result<Option<Heatmap>> {
-    let params: Vec<String> = sm.param_columns().into_iter().filter(|c| sm.col(c).is_some_and(|v| v.iter().any(|x| *x != v[0]))).collect();
-    if params.len() != 2 {
-        return Ok(None);
-    }
-    let Some(mut rd) = SeriesReader::open(dir)? else {
-        return Ok(None);
-    };
-    let Some(k) = rd.measure_index(measure) else {
-        return Ok(None);
-    };
-    let mut vals = vec![];
-    let mut block = vec![];
-    while rd.next_member(&mut block)?.is_some() {
-        vals.push(block[k]); // the single sample time
-    }
-    let (xs, ys) = (sm.col(&params[0]).expect("present"), sm.col(&params[1]).expect("present"));
-    if vals.len() != xs.len() {
-        return Err(QbatError::invalid("summary.csv", format!("{} rows, the series has {} members", xs.len(), vals.len())));
-    }
-    Ok(Some((params[0].clone(), params[1].clone(), xs, ys, vals)))
-}
-
-/// Cell edges around sorted distinct centres: midpoints, the ends mirrored.
-fn edges(centres: &[f64]) -> Vec<f64> {
-    let n = centres.len();
-    if n == 1 {
-        return vec![centres[0] - 0.5, centres[0] + 0.5];
-    }
-    let mut e = vec![centres[0] - (centres[1] - centres[0]) / 2.0];
-    e.extend(centres.windows(2).map(|w| (w[0] + w[1]) / 2.0));
-    e.push(centres[n - 1] + (centres[n - 1] - centres[n - 2]) / 2.0);
-    e
-}
-
-fn write_steady_heatmap(dir: &Path, sm: &Summary, measure: &str, model: &str) -> Result<Vec<PathBuf>> {
-    let Some((xn, yn, xs, ys, vals)) = steady_heatmap_data(dir, sm, measure)? else {
-        return Ok(vec![]);
-    };
-    let distinct = |v: &[f64]| {
-        let mut d: Vec<f64> = v.to_vec();
-        d.sort_by(f64::total_cmp);
-        d.dedup();
-        d
-    };
-    let (dx, dy) = (distinct(&xs), distinct(&ys));
-    let (ex, ey) = (edges(&dx), edges(&dy));
-    let stem = format!("plot_steady_{measure}");
-    let Some(xr) = drawable(&stem, (ex[0], ex[ex.len() - 1])) else {
-        return Ok(vec![]);
-    };
-    let Some(yr) = drawable(&stem, (ey[0], ey[ey.len() - 1])) else {
-        return Ok(vec![]);
-    };
-    let (lo, hi) = vals.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
-    let span = (hi - lo).max(1e-300);
-    let (_, eunit) = units(model);
-    render_both!(dir, &stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
-        let mut chart = ChartBuilder::on(root)
-            .caption(format!("steady-state {measure} ({eunit}): {lo:.4} (pale) to {hi:.4} (dark)"), ("sans-serif", 20))
-            .margin(14)
-            .x_label_area_size(48)
-            .y_label_area_size(70)
-            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
-            .map_err(s)?;
-        chart.configure_mesh().disable_mesh().x_desc(xn.as_str()).y_desc(yn.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
-        chart
-            .draw_series(xs.iter().zip(&ys).zip(&vals).map(|((x, y), v)| {
-                let i = dx.partition_point(|d| d < x);
-                let j = dy.partition_point(|d| d < y);
-                Rectangle::new([(ex[i], ey[j]), (ex[i + 1], ey[j + 1])], heat((v - lo) / span).filled())
-            }))
-            .map_err(s)?;
         Ok(())
     })
 }

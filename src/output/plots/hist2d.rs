@@ -4,7 +4,7 @@
 use super::super::series::{read_in_chunks, Chunk, SeriesReader};
 use super::super::stats::read_stats;
 use super::super::summary::read_run_json;
-use super::{draw_on, drawable, encode_png, ensure_font, heat, measure_unit, s, units, write_pair, DrawResult, SIZE};
+use super::{draw_on, drawable, encode_png, ensure_font, heat, label_area, measure_unit, s, scale_of, tick_text, units, write_pair, DrawResult, SIZE};
 use crate::error::{QbatError, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -247,22 +247,37 @@ pub fn draw_hist2d_plots(dir: &Path, data: &[Hist2d]) -> Result<Vec<PathBuf>> {
         .map(|h| -> Result<Vec<PathBuf>> {
             let total: u64 = h.counts.iter().sum();
             let peak = h.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
-            let (xl, yl) = (measure_unit(&h.a, eunit), measure_unit(&h.b, eunit));
+            // (each axis drawn scaled where its values are tiny or huge: `scale_of`)
+            let (sa, sb) = (scale_of(h.a_range), scale_of(h.b_range));
+            let (xr, yr) = (sa.span(h.a_range), sb.span(h.b_range));
+            let (xl, yl) = (measure_unit(&h.a, eunit) + &sa.note, measure_unit(&h.b, eunit) + &sb.note);
             render_both!(dir, &hist2d_stem(&h.a, &h.b), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
                 let mut chart = ChartBuilder::on(root)
-                    .caption(format!("{} against {}: {} samples (members x times), color log(1 + count)", h.b, h.a, total), ("sans-serif", 18))
+                    .caption(
+                        format!("{} against {}: {} samples (members x times), color log(1 + count), 1 pale to {} dark", h.b, h.a, total, peak as u64),
+                        ("sans-serif", 17),
+                    )
                     .margin(14)
                     .x_label_area_size(48)
-                    .y_label_area_size(80)
-                    .build_cartesian_2d(h.a_range.0..h.a_range.1, h.b_range.0..h.b_range.1)
+                    .y_label_area_size(label_area(yr, 15))
+                    .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
                     .map_err(s)?;
-                chart.configure_mesh().disable_mesh().x_desc(xl.as_str()).y_desc(yl.as_str()).label_style(("sans-serif", 15)).draw().map_err(s)?;
-                let (dx, dy) = ((h.a_range.1 - h.a_range.0) / h.bins as f64, (h.b_range.1 - h.b_range.0) / h.bins as f64);
+                chart
+                    .configure_mesh()
+                    .disable_mesh()
+                    .x_desc(xl.as_str())
+                    .y_desc(yl.as_str())
+                    .x_label_formatter(&|v| tick_text(*v, xr))
+                    .y_label_formatter(&|v| tick_text(*v, yr))
+                    .label_style(("sans-serif", 15))
+                    .draw()
+                    .map_err(s)?;
+                let (dx, dy) = ((xr.1 - xr.0) / h.bins as f64, (yr.1 - yr.0) / h.bins as f64);
                 chart
                     .draw_series(h.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| {
                         let (ia, ib) = (i / h.bins, i % h.bins);
-                        let x = h.a_range.0 + ia as f64 * dx;
-                        let y = h.b_range.0 + ib as f64 * dy;
+                        let x = xr.0 + ia as f64 * dx;
+                        let y = yr.0 + ib as f64 * dy;
                         // log scale: one count is pale, the fullest bin dark
                         let f = (*c as f64).ln_1p() / peak.ln_1p();
                         Rectangle::new([(x, y), (x + dx, y + dy)], heat(f).filled())
