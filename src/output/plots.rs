@@ -103,7 +103,7 @@ fn write_pair(dir: &Path, stem: &str, svg: &str, png: &[u8]) -> Result<Vec<PathB
 mod axes;
 mod hist2d;
 mod steady;
-use axes::{drawable, finite_range, label_area, legend_corner, opened, scale_of, Span};
+use axes::{drawable, finite_range, label_area, legend_corner, legend_width, opened, scale_of, Span};
 pub use axes::{log_tick_text, tick_text};
 pub use hist2d::{draw_hist2d_plots, hist2d_counted, hist2d_data, hist2d_stem, write_hist2d_plots, Hist2d, Hist2dCounter, HIST_BINS};
 pub use steady::steady_heatmap_data;
@@ -214,7 +214,8 @@ fn draw_curves<'a, DB: DrawingBackend + 'a>(
         }
     }
     if legend {
-        let at = legend_corner(curves.iter().flat_map(|(_, c)| c.iter().copied()), xs, ys, n);
+        let width = legend_width(curves.iter().map(|(l, _)| l.as_str()), font, chart.plotting_area().dim_in_pixel().0);
+        let at = legend_corner(curves.iter().flat_map(|(_, c)| c.iter().copied()), xs, ys, n, width);
         chart
             .configure_series_labels()
             .position(at)
@@ -349,11 +350,12 @@ fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathB
     let (y0, y1, f) = (y0 * sc.factor, y1 * sc.factor, sc.factor);
     let band_label = if fell_back { "5-95% of members (min-max where finer than the quantiles resolve)" } else { "5-95% of members" };
     let points = band.t.iter().zip(&drawn).flat_map(|(t, &(a, b))| [(*t, a * f), (*t, b * f)]).chain(band.t.iter().zip(&band.mean).map(|(t, m)| (*t, m * f)));
-    let legend_at = legend_corner(points, (t0, t1), (y0, y1), 2);
+    let legend_at = legend_corner(points, (t0, t1), (y0, y1), 2, legend_width([band_label, "mean"].into_iter(), 15, SIZE.0 - 110));
     render_both!(dir, &stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
         let mut chart = ChartBuilder::on(root)
-            .caption(format!("{}: ensemble mean and 5-95% band", band.measure), ("sans-serif", 22))
+            .caption(format!("{}: ensemble mean and {}", band.measure, if fell_back { "5-95% band, or min-max" } else { "5-95% band" }), ("sans-serif", 22))
             .margin(14)
+            .margin_right(28)
             .x_label_area_size(48)
             .y_label_area_size(label_area((y0, y1), 15))
             .build_cartesian_2d(t0..t1, y0..y1)
@@ -444,6 +446,8 @@ fn write_series_plot(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
         let root = root.titled(title, ("sans-serif", 22)).map_err(s)?;
         for ((area, (caption, curves)), axes) in root.split_evenly((rows, cols)).iter().zip(&panels).zip(&axes) {
             let Some((y0, y1)) = *axes else {
+                // (a panel of no finite value says so, rather than stand empty)
+                area.titled(&format!("{caption}: no finite values"), ("sans-serif", 16)).map_err(s)?;
                 continue;
             };
             let mut chart = ChartBuilder::on(area)
@@ -549,6 +553,9 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
         .into_par_iter()
         .map(|(stem, caption, ylabel, curves)| -> Result<Vec<PathBuf>> {
             let Some((y0, y1)) = finite_range(stem, curves.iter().flat_map(|(_, v)| v.iter().map(|p| p.1))) else {
+                if curves.iter().all(|(_, v)| v.is_empty()) {
+                    eprintln!("note: {stem} not drawn: no member has a peak above 0 (none charged)");
+                }
                 return Ok(vec![]);
             };
             let Some((x0, x1)) = drawable(stem, opened(theta[0], theta[theta.len() - 1])) else {

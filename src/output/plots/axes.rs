@@ -12,7 +12,10 @@ pub type Span = (f64, f64);
 /// the values' magnitude (plotters' ticks need a width their floats resolve); a constant
 /// gets 5% of itself (1 around zero). An absolute floor of 1e-9 drew data of 1e-16 flat.
 pub fn finite_range(plot: &str, vals: impl Iterator<Item = f64>) -> Option<Span> {
-    let (lo, hi) = vals.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    // (values below 1e-300 count as 0: an axis of them could be scaled by no finite power
+    // of ten, and one scaled by an infinite one hung plotters' ticks)
+    let flushed = vals.filter(|v| v.is_finite()).map(|v| if v.abs() < 1e-300 { 0.0 } else { v });
+    let (lo, hi) = flushed.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if lo > hi {
         return None;
     }
@@ -63,7 +66,11 @@ pub fn scale_of((lo, hi): Span) -> Scale {
         return Scale { factor: 1.0, note: String::new() };
     }
     let e = mag.log10().floor() as i32;
-    Scale { factor: 10f64.powi(-e), note: format!(" (x 1e{e})") }
+    let factor = 10f64.powi(-e);
+    if !factor.is_finite() || factor == 0.0 {
+        return Scale { factor: 1.0, note: String::new() };
+    }
+    Scale { factor, note: format!(" (x 1e{e})") }
 }
 
 impl Scale {
@@ -90,10 +97,10 @@ pub fn tick_text(v: f64, (lo, hi): Span) -> String {
         return "0".into();
     }
     let text = if !(1e-3..1e5).contains(&mag) {
-        let digits = (mag.log10().floor() - step.log10().floor()).clamp(0.0, 12.0) as usize;
+        let digits = (mag.log10().floor() - step.log10().floor()).clamp(0.0, 17.0) as usize;
         format!("{v:.digits$e}")
     } else {
-        let decimals = (-step.log10().floor()).clamp(0.0, 12.0) as usize;
+        let decimals = (-step.log10().floor()).clamp(0.0, 17.0) as usize;
         format!("{v:.decimals$}")
     };
     // a tick that rounds to zero reads "0", not "-0.00" or "0.00e0"
@@ -120,12 +127,19 @@ pub fn label_area(span: Span, font: u32) -> u32 {
     (chars * font * 6 / 10 + 2 * font + 8).max(60)
 }
 
-/// Where a legend of `entries` lines covers the fewest of `points` (each in the axes' units,
-/// x in `xs`, y in `ys`): one of the four corners, the upper ones first where tied. A legend
-/// takes about 35% of the width and `entries` x 7% of the height (at least 15%).
-pub fn legend_corner(points: impl Iterator<Item = (f64, f64)>, xs: Span, ys: Span, entries: usize) -> plotters::prelude::SeriesLabelPosition {
+/// The fraction of a plot `plot_px` wide that a legend of `labels` at `font` px takes: about
+/// 0.6 em a character, and the sample line and border.
+pub fn legend_width<'a>(labels: impl Iterator<Item = &'a str>, font: u32, plot_px: u32) -> f64 {
+    let chars = labels.map(|l| l.chars().count()).max().unwrap_or(0) as f64;
+    ((chars * 0.6 * font as f64 + 40.0) / plot_px as f64).clamp(0.1, 0.9)
+}
+
+/// Where a legend of `entries` lines, `width` of the plot wide (`legend_width`), covers the
+/// fewest of `points` (each in the axes' units, x in `xs`, y in `ys`): one of the four
+/// corners, the upper ones first where tied. Its height is about `entries` x 7% (at least 15%).
+pub fn legend_corner(points: impl Iterator<Item = (f64, f64)>, xs: Span, ys: Span, entries: usize, width: f64) -> plotters::prelude::SeriesLabelPosition {
     use plotters::prelude::SeriesLabelPosition as P;
-    let (w, h) = (0.35, (0.07 * entries as f64).clamp(0.15, 0.9));
+    let (w, h) = (width, (0.07 * entries as f64).clamp(0.15, 0.9));
     let mut covered = [0usize; 4];
     for (x, y) in points {
         let (fx, fy) = ((x - xs.0) / (xs.1 - xs.0), (y - ys.0) / (ys.1 - ys.0));
@@ -180,6 +194,13 @@ mod tests {
     /// constant, zero included, gets an axis around it.
     #[test]
     fn ranges_are_padded_relative_to_the_data() {
+        // values of 1e-321 are drawn at 0, on an axis around it (scaled by 1e321, infinite,
+        // the axis hung plotters)
+        assert_eq!(finite_range("t", [0.0, 1.8e-321].into_iter()), Some((-1.0, 1.0)));
+        assert_eq!(scale_of((-1e-305, 1e-305)).note, " (x 1e-305)");
+        // ticks 2e-13 apart at 1 read apart
+        let near_one = (1.0 - 1e-12, 1.0 + 1e-12);
+        assert_ne!(tick_text(1.0 + 2e-13, near_one), tick_text(1.0, near_one));
         let (lo, hi) = finite_range("t", [0.0, 7e-16].into_iter()).unwrap();
         assert!(hi - lo < 1e-15 && lo < 0.0 && hi > 7e-16, "{lo:e}..{hi:e}");
         assert_eq!(finite_range("t", [0.0, 0.0].into_iter()), Some((-1.0, 1.0)));
@@ -195,8 +216,12 @@ mod tests {
     fn the_legend_goes_where_the_data_are_not() {
         use plotters::prelude::SeriesLabelPosition as P;
         let rising = (0..100).map(|i| (i as f64, i as f64));
-        assert!(matches!(legend_corner(rising, (0.0, 99.0), (0.0, 99.0), 2), P::UpperLeft));
+        assert!(matches!(legend_corner(rising, (0.0, 99.0), (0.0, 99.0), 2, 0.35), P::UpperLeft));
         let high = (0..100).map(|i| (i as f64, 90.0 + (i % 3) as f64));
-        assert!(matches!(legend_corner(high, (0.0, 99.0), (0.0, 99.0), 2), P::LowerRight));
+        assert!(matches!(legend_corner(high, (0.0, 99.0), (0.0, 99.0), 2, 0.35), P::LowerRight));
+        // a hump in the middle: a legend 60% wide covers it from either upper corner
+        let hump = (0..100).map(|i| (i as f64, 99.0 - ((i as f64 - 50.0) / 5.0).powi(2).min(99.0)));
+        assert!(matches!(legend_corner(hump, (0.0, 99.0), (0.0, 99.0), 2, 0.6), P::LowerRight | P::LowerLeft));
+        assert!(legend_width(["a much longer legend label than the other"].into_iter(), 15, 800) > legend_width(["mean"].into_iter(), 15, 800));
     }
 }
