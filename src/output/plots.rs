@@ -228,6 +228,23 @@ fn draw_curves<'a, DB: DrawingBackend + 'a>(
     Ok(())
 }
 
+/// The chart's axes: each its description and ticks (`tick_text` over its span), at `font`
+/// px, and the grid's lines where `grid`.
+fn draw_axes<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    (x_desc, xs): (&str, Span),
+    (y_desc, ys): (&str, Span),
+    font: u32,
+    grid: bool,
+) -> DrawResult {
+    let (x_text, y_text) = (|v: &f64| tick_text(*v, xs), |v: &f64| tick_text(*v, ys));
+    let mut mesh = chart.configure_mesh();
+    if !grid {
+        mesh.disable_mesh();
+    }
+    mesh.x_desc(x_desc).y_desc(y_desc).x_label_formatter(&x_text).y_label_formatter(&y_text).label_style(("sans-serif", font)).draw().map_err(s)
+}
+
 /// Curve i's colour: twelve apart (the cavity plot draws twelve curves; eight colours
 /// repeated gave two curves one colour, and a curve the legend entry of another).
 fn color(i: usize) -> RGBColor {
@@ -360,15 +377,7 @@ fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathB
             .y_label_area_size(label_area((y0, y1), 15))
             .build_cartesian_2d(t0..t1, y0..y1)
             .map_err(s)?;
-        chart
-            .configure_mesh()
-            .x_desc(tlabel)
-            .y_desc(ylabel.as_str())
-            .x_label_formatter(&|v| tick_text(*v, (t0, t1)))
-            .y_label_formatter(&|v| tick_text(*v, (y0, y1)))
-            .label_style(("sans-serif", 15))
-            .draw()
-            .map_err(s)?;
+        draw_axes(&mut chart, (tlabel, (t0, t1)), (ylabel.as_str(), (y0, y1)), 15, true)?;
         let poly: Vec<(f64, f64)> =
             band.t.iter().zip(&drawn).map(|(t, v)| (*t, v.1 * f)).chain(band.t.iter().zip(&drawn).rev().map(|(t, v)| (*t, v.0 * f))).collect();
         chart
@@ -457,14 +466,7 @@ fn write_series_plot(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
                 .y_label_area_size(label_area((y0, y1), 13))
                 .build_cartesian_2d(t0..t1, y0..y1)
                 .map_err(s)?;
-            chart
-                .configure_mesh()
-                .x_desc(tlabel)
-                .x_label_formatter(&|v| tick_text(*v, (t0, t1)))
-                .y_label_formatter(&|v| tick_text(*v, (y0, y1)))
-                .label_style(("sans-serif", 13))
-                .draw()
-                .map_err(s)?;
+            draw_axes(&mut chart, (tlabel, (t0, t1)), ("", (y0, y1)), 13, true)?;
             draw_curves(&mut chart, curves, 12, multi, ((t0, t1), (y0, y1)))?;
         }
         Ok(())
@@ -569,15 +571,8 @@ fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
                     .y_label_area_size(label_area((y0, y1), 15))
                     .build_cartesian_2d(x0..x1, y0..y1)
                     .map_err(s)?;
-                chart
-                    .configure_mesh()
-                    .x_desc("theta (rad): charger cos(theta/2)|g> + e^(i phi) sin(theta/2)|e>")
-                    .y_desc(ylabel)
-                    .x_label_formatter(&|v| tick_text(*v, (x0, x1)))
-                    .y_label_formatter(&|v| tick_text(*v, (y0, y1)))
-                    .label_style(("sans-serif", 15))
-                    .draw()
-                    .map_err(s)?;
+                let theta_desc = "theta (rad): charger cos(theta/2)|g> + e^(i phi) sin(theta/2)|e>";
+                draw_axes(&mut chart, (theta_desc, (x0, x1)), (ylabel, (y0, y1)), 15, true)?;
                 for (i, (_, pts)) in curves.iter().enumerate() {
                     let c = color(i);
                     chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(s)?;
@@ -663,15 +658,7 @@ fn write_cavity_plot(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) 
                 .y_label_area_size(label_area((y0, y1), 14))
                 .build_cartesian_2d(x0..x1, y0..y1)
                 .map_err(s)?;
-            chart
-                .configure_mesh()
-                .x_desc("lambda t (dimensionless)")
-                .y_desc(ylabel)
-                .x_label_formatter(&|v| tick_text(*v, (x0, x1)))
-                .y_label_formatter(&|v| tick_text(*v, (y0, y1)))
-                .label_style(("sans-serif", 14))
-                .draw()
-                .map_err(s)?;
+            draw_axes(&mut chart, ("lambda t (dimensionless)", (x0, x1)), (ylabel, (y0, y1)), 14, true)?;
             draw_curves(&mut chart, curves, 13, true, ((x0, x1), (y0, y1)))?;
         }
         Ok(())
