@@ -22,7 +22,7 @@ where
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
     root.fill(&WHITE).map_err(e)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Gaussian-pulse charging of a battery qubit (solid: energy_b, dashed: ergotropy_b)", ("sans-serif", 20))
+        .caption("Gaussian-pulse charging of a battery qubit (solid: energy_b, dark dashes: ergotropy_b)", ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(55)
@@ -33,13 +33,16 @@ where
     for (i, (label, energy, ergo)) in curves.iter().enumerate() {
         let col = colors[i % colors.len()];
         chart
-            .draw_series(LineSeries::new(energy.iter().copied(), col.stroke_width(2)))
+            .draw_series(LineSeries::new(energy.iter().copied(), col.stroke_width(3)))
             .map_err(e)?
             .label(label.clone())
             .legend(move |(x, y)| PathElement::new(vec![(x - 10, y), (x + 10, y)], col.stroke_width(2)));
-        // Dashed: every other short segment of the ergotropy curve.
+        // Dashed: every other short segment of the ergotropy curve, in a darker shade, so that
+        // it shows where it equals the energy (a pure state; in the line's own colour it was
+        // hidden under it).
+        let dark = RGBColor(col.0 / 2, col.1 / 2, col.2 / 2);
         chart
-            .draw_series(ergo.windows(2).enumerate().filter(|(k, _)| (k / 4) % 2 == 0).map(|(_, w)| PathElement::new(vec![w[0], w[1]], col.stroke_width(1))))
+            .draw_series(ergo.windows(2).enumerate().filter(|(k, _)| (k / 12) % 2 == 0).map(|(_, w)| PathElement::new(vec![w[0], w[1]], dark.stroke_width(1))))
             .map_err(e)?;
     }
     chart.draw_series(std::iter::once(Circle::new(pi_peak, 6, BLACK.stroke_width(2)))).map_err(e)?;
