@@ -114,12 +114,13 @@ const BATCH_POINT_BYTES: f64 = 16384.0;
 /// index (264 bytes). A broadcast of H (100000, 4, 4) against rho0 (100000, 1, 4, 4) made
 /// numpy try 80 GB for the indices alone, naming neither.
 pub fn check_batch_arrays(n_points: u64, n_jumps: u64, n_members: u64) -> Result<()> {
-    let bytes = n_points as f64 * (1.0 + n_jumps as f64) * 256.0 + n_members as f64 * 264.0;
+    let (points_bytes, members_bytes) = (n_points as f64 * (1.0 + n_jumps as f64) * 256.0, n_members as f64 * 264.0);
+    let bytes = points_bytes + members_bytes;
     let avail = crate::config::available_memory::available_memory();
     if bytes <= avail.usable() {
         return Ok(());
     }
-    let field = if n_points as f64 * (1.0 + n_jumps as f64) * 256.0 > n_members as f64 * 264.0 { "H" } else { "rho0" };
+    let field = if points_bytes > members_bytes { "H" } else { "rho0" };
     Err(QbatError::TooLarge {
         field: field.into(),
         reason: format!(

@@ -131,8 +131,8 @@ pub struct StudyOutcome {
     pub resumed_blocks: usize,
     /// The analysis, when `StudyOptions::analyze` asked for one.
     pub analysis: Option<crate::analyze::Analysis>,
-    /// The note (in run.json's notes) that the analysis asked for was not computed: it did
-    /// not fit the memory left at the run's end (`finish`).
+    /// The note (in run.json's notes) that the analysis asked for was not computed: no series
+    /// was written, or it did not fit the memory left at the run's end (`finish`).
     pub analysis_skipped: Option<String>,
 }
 
