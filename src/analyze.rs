@@ -63,11 +63,22 @@ pub struct AnalyzeOptions {
     /// The memory left the analysis is checked against (`Layout::check_fits`) before it reads
     /// the series.
     pub memory_check: MemoryCheck,
+    /// The output the analysis goes into, whose cancellation (Python's Ctrl-C during a merge)
+    /// stops the pass over the series at its next chunk.
+    pub cancel: Option<crate::output::WriteCancel>,
 }
 
 impl Default for AnalyzeOptions {
     fn default() -> Self {
-        AnalyzeOptions { measures: vec![], pairs: vec![], plots: true, max_members: DEFAULT_MAX_MEMBERS, monotone_tol: None, memory_check: MemoryCheck::Before }
+        AnalyzeOptions {
+            measures: vec![],
+            pairs: vec![],
+            plots: true,
+            max_members: DEFAULT_MAX_MEMBERS,
+            monotone_tol: None,
+            memory_check: MemoryCheck::Before,
+            cancel: None,
+        }
     }
 }
 
@@ -291,6 +302,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let hist2d = if opts.plots { Some(Hist2dCounter::new(dir, &reader, &layout.pairs, HIST_BINS)?) } else { None };
     let mut gather = Gather::new(layout, hist2d);
     read_in_chunks(&mut reader, |chunk| {
+        opts.cancel.map_or(Ok(()), |c| c.check())?;
         let members: Vec<(bool, &[f64])> = chunk.members().map(|(id, block)| (flagged.contains(&id), block)).collect();
         gather.add(&members, Some(chunk));
         Ok(())

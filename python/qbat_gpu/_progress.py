@@ -256,8 +256,9 @@ def relayed_while(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     a copy: "waiting for another commit" while another process writes the same directory): it
     runs on a thread of its own (the extension releases the GIL) while this one relays what it
     says every 100 ms, as a run's poll does. Ctrl-C meanwhile (or any exception a signal
-    handler raises) is raised once the call has returned: it cannot be stopped midway, and its
-    output is then whole or not written; a wait for another commit's lock stops at once."""
+    handler raises) stops the outputs this process is writing at their next write (a wait for
+    another commit's lock at once) and is raised once the call has returned: its output is
+    then whole, where the commit had begun, or not written at all."""
     box: dict = {}
     # (an Event, not Thread.join: a join that Ctrl-C interrupts may mark a running thread as
     # stopped, in CPython 3.11 and 3.12)
@@ -280,9 +281,10 @@ def relayed_while(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
                 poll(0.0)
         except BaseException as e:  # noqa: BLE001 - Ctrl-C, or a signal handler's SystemExit
             interrupted = interrupted or e
-            # (nothing is written while the call waits for another commit's lock: it stops)
-            _native.cancel_commit_waits()
-    failed = box.get("err") or interrupted
+            # (the call stops at its next write, or its wait for another commit's lock)
+            _native.cancel_writes()
+    # (the caller's own exception: the call's is the KeyboardInterrupt of its cancelling)
+    failed = interrupted or box.get("err")
     finish(poll, failing=failed is not None)
     if failed is not None:
         raise failed

@@ -44,7 +44,7 @@ fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
         QbatError::Numerics(_) => RunError::new_err(msg),
         // a process or thread limit: the environment's, as an OS error
         QbatError::Threads(_) => PyOSError::new_err(msg),
-        // Only a cancelled control gives it, and `interruptible` raises KeyboardInterrupt then.
+        // Only a cancelled control or output gives it (Ctrl-C): KeyboardInterrupt, as Python's.
         QbatError::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err(msg),
     };
     let v = err.value(py);
@@ -95,7 +95,7 @@ fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyA
                 if let Err(e) = py.check_signals().and_then(|_| ticker.as_ref().map_or(Ok(()), tick)) {
                     control.cancel();
                     // (a study at its commit may wait for another's lock on its directory)
-                    qbat_gpu::output::cancel_commit_waits();
+                    qbat_gpu::output::cancel_writes();
                     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = recv(py) {
                         if py.check_signals().is_err() {
                             break;
@@ -461,11 +461,11 @@ fn verified_files(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<String>> {
     py.detach(|| pyapi::verified_files(&dir)).map_err(|e| to_py(py, e))
 }
 
-/// Stop this process's commits that wait for another's lock on their directory (Ctrl-C during
-/// a save, merge or copy).
+/// Stop this process's outputs being written (Ctrl-C during a save, merge or copy): each stops
+/// at its next write or at its commit, with nothing under its final name.
 #[pyfunction]
-fn cancel_commit_waits() {
-    qbat_gpu::output::cancel_commit_waits();
+fn cancel_writes() {
+    qbat_gpu::output::cancel_writes();
 }
 
 /// Refuse a mesolve batch whose arrays cannot fit, before Python builds them.
@@ -591,7 +591,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verified_files, m)?)?;
     m.add_function(wrap_pyfunction!(copy_output, m)?)?;
     m.add_function(wrap_pyfunction!(check_batch_arrays, m)?)?;
-    m.add_function(wrap_pyfunction!(cancel_commit_waits, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel_writes, m)?)?;
     m.add_function(wrap_pyfunction!(state_measure, m)?)?;
     m.add_function(wrap_pyfunction!(battery_measure, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;

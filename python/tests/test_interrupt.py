@@ -3,6 +3,7 @@ promptly; the progress ticker sees the fraction of members done grow to 1."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -118,3 +119,36 @@ def test_an_exception_in_the_ticker_stops_the_run():
     with pytest.raises(ValueError, match="ticker failed"):
         _native.run(LONG, backend="cpu", verify=0, ticker=boom)  # a minute or more if it ran on
     assert time.monotonic() - t0 < 5.0
+
+
+def test_ctrl_c_during_a_merge_stops_it_and_leaves_no_output(tmp_path):
+    # The merge is held after its summary (the fault `slow-blocks`, a sleep there); Ctrl-C
+    # then stops it at its next write: KeyboardInterrupt, no merged directory, no staging
+    # directory beside it. (Once it ran to its end and only then raised.)
+    from conftest import BLOCH
+    shards = [str(qb.study(BLOCH, tmp_path / f"s{k}", shard=(k, 2), backend="cpu", progress=False, plots=False).dir) for k in range(2)]
+    out = tmp_path / "merged"
+    script = tmp_path / "merge.py"
+    script.write_text(textwrap.dedent(f"""
+        import time, qbat_gpu as qb
+        print("start", flush=True)
+        t0 = time.monotonic()
+        try:
+            qb.merge({shards!r}, {str(out)!r}, plots=False)
+            print("finished", flush=True)
+        except KeyboardInterrupt:
+            print(f"interrupted {{time.monotonic() - t0:.2f}}", flush=True)
+    """))
+    env = dict(os.environ, QBAT_INJECT_FAULT="slow-blocks=3000")
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert p.stdout.readline().strip() == "start"
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        said = p.stdout.readline().strip()
+    finally:
+        p.kill()
+        p.wait()
+    assert said.startswith("interrupted"), said
+    assert not out.exists(), "the merge was committed after Ctrl-C"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["merge.py", "s0", "s1"], list(tmp_path.iterdir())

@@ -4,6 +4,7 @@
 //! under a final name.
 
 pub mod accumulate;
+pub mod cancel;
 pub mod exact_sum;
 pub mod manifest;
 pub mod plots;
@@ -15,6 +16,7 @@ pub mod uncommitted;
 
 use crate::config::Plan;
 use crate::error::{QbatError, Result};
+pub use cancel::{cancel_writes, WriteCancel};
 use manifest::{Manifest, MANIFEST};
 
 use std::io::Write;
@@ -57,6 +59,8 @@ pub struct OutputDir {
     /// `staging` was made by `begin`, for this output alone: a failed commit removes it. (A
     /// run's staging, given to `at`, stays for `--resume`.)
     own_staging: bool,
+    /// When it began: `cancel_writes` since stops its writes and its commit.
+    cancel: WriteCancel,
 }
 
 /// Largest file of metadata (run.json, series.json, a checkpoint, a manifest) read back.
@@ -164,7 +168,7 @@ impl OutputDir {
     /// An output directory assembled in an existing `staging` directory, to replace the files
     /// of a non-empty `final_dir` at the commit only under `force`.
     pub fn at(final_dir: &Path, staging: &Path, force: bool) -> OutputDir {
-        OutputDir { final_dir: final_dir.into(), staging: staging.into(), written: Default::default(), force, own_staging: false }
+        OutputDir { final_dir: final_dir.into(), staging: staging.into(), written: Default::default(), force, own_staging: false, cancel: WriteCancel::now() }
     }
 
     /// An output directory assembled in a fresh staging directory (see `at`).
@@ -188,11 +192,20 @@ impl OutputDir {
         Ok(OutputDir { own_staging: true, ..OutputDir::at(final_dir, &staging, force) })
     }
 
-    /// Write one file atomically (see `write_atomic`).
+    /// Write one file atomically (see `write_atomic`); `Err(Cancelled)` where the output is
+    /// cancelled meanwhile (`cancel_writes`).
     pub fn write(&self, name: &str, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-        let entry = manifest::write_atomic_hashed(&self.staging.join(name), f)?;
+        self.cancel.check()?;
+        let cancel = self.cancel;
+        let written = manifest::write_atomic_hashed(&self.staging.join(name), |w| f(&mut cancel::CancellableWriter { inner: w, cancel }));
+        let entry = written.map_err(|e| if cancel.is_cancelled() { QbatError::Cancelled } else { e })?;
         self.record(name, entry);
         Ok(())
+    }
+
+    /// When the output began, for the work that goes into it (a merge's analysis).
+    pub fn cancel(&self) -> WriteCancel {
+        self.cancel
     }
 
     /// List `entry` in the manifest under `name`, replacing an earlier entry of that name.
@@ -208,6 +221,7 @@ impl OutputDir {
     /// (a copy, synced and checked against `entry`, where the file system has none), recorded
     /// with its known `entry`.
     pub fn place(&self, name: &str, from: &Path, entry: manifest::FileEntry) -> Result<()> {
+        self.cancel.check()?;
         let to = self.staging.join(name);
         if to.exists() {
             std::fs::remove_file(&to).map_err(|e| QbatError::io(&to, e))?;
@@ -249,6 +263,7 @@ impl OutputDir {
 
     /// `commit`, leaving the staging directory as it is on a failure.
     fn commit_staging(&self) -> Result<()> {
+        self.cancel.check()?;
         let written = std::mem::take(&mut *self.written.lock().unwrap_or_else(|e| e.into_inner()));
         let manifest = Manifest::of_dir_with(&self.staging, &written)?;
         manifest.write(&self.staging)?;
@@ -272,7 +287,7 @@ impl OutputDir {
             }
             return renamed;
         }
-        let _commits = lock_dir(&self.final_dir)?;
+        let _commits = lock_dir(&self.final_dir, self.cancel)?;
         // (the staging directory of `--out .` is inside it)
         let own = self.staging.file_name();
         let in_use = std::fs::read_dir(&self.final_dir).map(|d| d.filter_map(|e| e.ok()).any(|e| Some(e.file_name().as_os_str()) != own)).unwrap_or(true);
@@ -349,27 +364,16 @@ fn not_an_output(final_dir: &Path) -> QbatError {
     )
 }
 
-/// Bumped by `cancel_commit_waits`: a commit waiting for another's lock (`lock_dir`) when it
-/// changes stops waiting.
-static COMMIT_WAITS_CANCELLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Stop the commits of this process that wait for another commit's lock on their directory
-/// (`Err(Cancelled)`, nothing written): Python's Ctrl-C. A process stopped while holding the
-/// lock (`kill -STOP`, a hung file system) kept such a wait, and Ctrl-C with it, for ever.
-pub fn cancel_commit_waits() {
-    COMMIT_WAITS_CANCELLED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-}
-
 /// An exclusive lock on the existing directory `final_dir`, held while the value lives, so
 /// that the commits into it (saves from threads or processes, under `--force`) go one at a
 /// time; Ok(None) where the file system cannot lock (the commit then goes on unlocked). A lock
-/// held elsewhere is said once, then waited for, until `cancel_commit_waits`.
-fn lock_dir(final_dir: &Path) -> Result<Option<std::fs::File>> {
-    use std::sync::atomic::Ordering::SeqCst;
+/// held elsewhere is said once, then waited for, until `cancel` is cancelled (a process stopped
+/// while holding the lock, `kill -STOP` or a hung file system, kept such a wait, and Python's
+/// Ctrl-C with it, for ever).
+fn lock_dir(final_dir: &Path, cancel: WriteCancel) -> Result<Option<std::fs::File>> {
     let Ok(dir) = std::fs::File::open(final_dir) else {
         return Ok(None);
     };
-    let asked = COMMIT_WAITS_CANCELLED.load(SeqCst);
     let mut said = false;
     loop {
         match dir.try_lock() {
@@ -381,9 +385,7 @@ fn lock_dir(final_dir: &Path) -> Result<Option<std::fs::File>> {
             }
             Err(std::fs::TryLockError::WouldBlock) => {}
         }
-        if COMMIT_WAITS_CANCELLED.load(SeqCst) != asked {
-            return Err(QbatError::Cancelled);
-        }
+        cancel.check()?;
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
@@ -486,23 +488,25 @@ fn copy_checked(from: &Path, to: &Path, entry: &manifest::FileEntry) -> Result<(
 mod tests {
     use super::*;
 
-    /// A commit waiting for another's lock on its directory stops at `cancel_commit_waits`,
+    /// A commit waiting for another's lock on its directory stops when it is cancelled,
     /// with Cancelled; one that finds the lock free takes it whatever was cancelled before.
     #[test]
     fn a_wait_for_another_commits_lock_stops_when_cancelled() {
+        static COUNTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let dir = tempfile::tempdir().unwrap();
         let held = std::fs::File::open(dir.path()).unwrap();
         held.lock().unwrap();
+        let mark = WriteCancel::on(&COUNTS);
         let waiting = std::thread::spawn({
             let d = dir.path().to_path_buf();
-            move || lock_dir(&d).map(|l| l.is_some())
+            move || lock_dir(&d, mark).map(|l| l.is_some())
         });
         std::thread::sleep(std::time::Duration::from_millis(200));
         assert!(!waiting.is_finished(), "it did not wait for the lock");
-        cancel_commit_waits();
+        COUNTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         assert!(matches!(waiting.join().unwrap(), Err(QbatError::Cancelled)));
         held.unlock().unwrap();
-        assert!(lock_dir(dir.path()).unwrap().is_some(), "a free lock is taken");
+        assert!(lock_dir(dir.path(), mark).unwrap().is_some(), "a free lock is taken");
     }
 
     /// The copy in place of a hard link is checked against the entry it will be recorded with.

@@ -15,7 +15,7 @@ use crate::output::series::axes_limit;
 use crate::output::series::count_lines;
 use crate::output::states::{copy_npy_data, read_c16_layout, read_f8_layout, write_c16_header, write_f8_header};
 use crate::output::stats::Stats;
-use crate::output::{read_bounded, read_text_bounded, Format, OutputDir, SMALL_FILE_LIMIT};
+use crate::output::{read_bounded, read_text_bounded, Format, OutputDir, WriteCancel, SMALL_FILE_LIMIT};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -162,11 +162,12 @@ fn shared_fingerprint(s: &ShardDir) -> Value {
 }
 
 /// Check that `dirs` are the N shards of one run, and order them by index.
-fn check_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>> {
+fn check_shards(dirs: &[PathBuf], cancel: WriteCancel) -> Result<Vec<ShardDir>> {
     if dirs.is_empty() {
         return Err(QbatError::invalid("DIR", "no shard directories given"));
     }
-    let mut shards: Vec<ShardDir> = dirs.iter().map(|d| read_shard(d)).collect::<Result<_>>()?;
+    // (each shard's files hashed: the long part before anything is written)
+    let mut shards: Vec<ShardDir> = dirs.iter().map(|d| cancel.check().and_then(|()| read_shard(d))).collect::<Result<_>>()?;
     let first = shared_fingerprint(&shards[0]);
     let count = shards[0].count;
     // Every shard runs at least one member: more shards than members cannot be a whole run.
@@ -430,12 +431,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             return Err(QbatError::invalid("--out", format!("{} is the input shard {}; choose another directory for the merge", out.display(), d.display())));
         }
     }
-    let shards = check_shards(dirs)?;
+    // (Python's Ctrl-C: `cancel_writes`, from here on; the output's own mark once it begins)
+    let cancel = WriteCancel::now();
+    let shards = check_shards(dirs, cancel)?;
     OutputDir::check(out, force)?;
     let Stats { times, measures: names, .. } = crate::output::stats::read_stats(&shards[0].dir)?;
     check_states_fit(&shards, times.len() * names.len())?;
     let mut acc: Option<StatsAccumulator> = None;
     for s in &shards {
+        cancel.check()?;
         let p = s.dir.join("stats-state.bin");
         // (a regular file only: a FIFO put there since the manifest's check would block)
         let (file, size) = crate::plain_file::open_regular(&p)?;
@@ -462,6 +466,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let fp = shared_fingerprint(&shards[0]);
     let series = fp["series"].as_bool().unwrap_or(false);
     let format = if fp["format"] == json!("npy") { Format::Npy } else { Format::Csv };
+    cancel.check()?;
     let dir = OutputDir::begin(out, force)?;
     let mut warnings: Vec<String> = vec![];
     let mut left_out: Option<String> = None;
@@ -586,10 +591,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         // against the memory left before run.json, which says where it is left out.
         let asked = shards.iter().any(ran_analysis);
         run["study_analysis"] = json!(asked);
-        let (analyze, note) = match asked {
+        let (mut analyze, note) = match asked {
             true => super::plan_analysis(dir.staging(), None, series, plots, MemoryCheck::Before, out)?,
             false => Default::default(),
         };
+        analyze.cancel = Some(dir.cancel());
         if let (Some(note), Some(notes)) = (&note, run["notes"].as_array_mut()) {
             notes.push(json!(note));
         }
