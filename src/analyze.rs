@@ -156,8 +156,11 @@ impl Analysis {
 fn flagged_members(dir: &Path) -> Result<std::collections::HashSet<u64>> {
     let path = dir.join("summary.csv");
     let mut out = std::collections::HashSet::new();
-    if !path.is_file() {
-        return Ok(out);
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        // (a device or pipe put there is not the run's summary: never read, never ignored)
+        Ok(m) if !m.is_file() => return Err(bad(&path, "is not a regular file")),
+        _ => {}
     }
     let mut rdr = csv::Reader::from_path(&path).map_err(|e| bad(&path, e.to_string()))?;
     let header = rdr.headers().map_err(|e| bad(&path, e.to_string()))?.clone();
@@ -277,21 +280,34 @@ pub fn resolve_pairs(present: &[String], opts: &AnalyzeOptions) -> Result<Vec<(S
 }
 
 /// The monotone test's tolerance for a run: 1e-9 relative for f64 runs, 1e-5 for f32 runs.
-fn default_tol(dir: &Path) -> f64 {
-    let precision = crate::output::read_text_bounded(&dir.join("run.json"), crate::output::SMALL_FILE_LIMIT)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["precision"].as_str().map(|s| s.to_ascii_lowercase()));
-    match precision.as_deref() {
-        Some("f64") => 1e-9,
-        Some(_) => 1e-5,
-        None => 1e-9,
+/// The monotone test's tolerance for the precision run.json records: 1e-9 for f64 (also for a
+/// series with no run.json beside it, made by hand), 1e-5 for f32 (or shards of both merged). A run.json that cannot be
+/// read, or names no precision qbat-gpu runs, is refused rather than guessed around.
+fn default_tol(dir: &Path) -> Result<f64> {
+    let path = dir.join("run.json");
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(1e-9);
+    }
+    let text = crate::output::read_text_bounded(&path, crate::output::SMALL_FILE_LIMIT)?;
+    let run: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&path, format!("not JSON: {e}")))?;
+    match run.get("precision").and_then(|p| p.as_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("f64") => Ok(1e-9),
+        // (a merge of shards run at both precisions says "mixed: f32 | f64": the looser)
+        Some(p) if p == "f32" || (p.starts_with("mixed:") && p.contains("f32")) => Ok(1e-5),
+        _ => Err(bad(&path, "names no precision (\"f32\" or \"f64\"); pass --monotone-tol")),
     }
 }
 
 /// Analyse DIR's series: correlations and monotone fractions of each pair; writes
 /// DIR/analysis.csv (and the pairs' 2-D histograms when `opts.plots`).
 pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
+    // One analysis (or commit) at a time in DIR: two side by side each updated the manifest
+    // from what they had read, and one's files were lost from it (the next analysis then
+    // refused them as not qbat-gpu's).
+    let _one_at_a_time = match dir.is_dir() {
+        true => crate::output::lock_dir(dir, opts.cancel.unwrap_or_else(crate::output::WriteCancel::now))?,
+        false => None,
+    };
     let (mut reader, pairs) = open_for_analysis(dir, opts)?;
     let monotone_tol = monotone_tol(dir, opts)?;
     let layout =
@@ -363,7 +379,7 @@ fn monotone_tol(dir: &Path, opts: &AnalyzeOptions) -> Result<f64> {
     match opts.monotone_tol {
         Some(t) if t.is_finite() && t >= 0.0 => Ok(t),
         Some(t) => Err(QbatError::invalid("--monotone-tol", format!("{t} must be a finite number >= 0"))),
-        None => Ok(default_tol(dir)),
+        None => default_tol(dir),
     }
 }
 
@@ -379,12 +395,14 @@ fn open_for_analysis(dir: &Path, opts: &AnalyzeOptions) -> Result<(SeriesReader,
     let reader = SeriesReader::open(dir)?
         .ok_or_else(|| QbatError::invalid("DIR", format!("{} has no series.csv or series.npy (run with --series true to write one)", dir.display())))?;
     // A series its run's manifest lists must still be the one the run wrote: one cut at a
-    // member's row would otherwise be analysed as fewer members, without a word.
+    // member's row would otherwise be analysed as fewer members, without a word. So must the
+    // files the analysis reads beside it: summary.csv (the members left out as unhealthy) and
+    // run.json (the precision, and so the monotone tolerance).
     // (series.json holds the npy's axes: its members and times)
     if let Some(manifest) = crate::output::manifest::Manifest::read(dir)? {
         let name = reader.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let axes = (name == "series.npy").then_some("series.json");
-        for name in std::iter::once(name.as_str()).chain(axes) {
+        for name in std::iter::once(name.as_str()).chain(axes).chain(["summary.csv", "run.json"]) {
             if let Some(want) = manifest.get(name) {
                 crate::output::manifest::check_still_written(&dir.join(name), want, "analyze reads only the series its run wrote")?;
             }

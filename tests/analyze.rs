@@ -725,3 +725,137 @@ fn a_study_analysis_taken_from_its_blocks_is_the_one_analyze_reads() {
     assert_eq!((pooled[5], pooled[6]), ("59", "60"), "the correlation set lacks the flagged member");
     same_as_analyze_reads(tmp.path(), &out);
 }
+
+/// `analyze` of a run whose files were tampered with after it: each is refused with exit 2 and
+/// one line naming the file, where it once analysed something else without a word.
+/// - series.csv with CR line ends for some rows: the csv reader ended records there while the
+///   member count came from the newlines (one member silently lost);
+/// - a series.npy of another run put beside the run's listed series.csv (it was read instead);
+/// - a measure name with a path separator (the histograms were written through it);
+/// - summary.csv or run.json edited (members left out, the tolerance changed) or replaced by a
+///   device; a run.json naming no precision.
+#[test]
+fn analyze_reads_only_the_files_its_run_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("stderr.txt");
+    let run = run_config(tmp.path(), "run", SPIN_PAIR, &["--no-plots"]);
+    let other = run_config(tmp.path(), "other", &SPIN_PAIR.replace("seed = 5", "seed = 6"), &["--no-plots", "--format", "npy"]);
+    let fresh = |name: &str| {
+        let d = tmp.path().join(name);
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).unwrap();
+        for e in std::fs::read_dir(&run).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), d.join(e.file_name())).unwrap();
+        }
+        d
+    };
+    let analyze = |dir: &Path, extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["analyze".as_ref(), dir.as_os_str(), "--no-plots".as_ref()];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(a)));
+        run_within(&args, std::time::Duration::from_secs(120), &log)
+    };
+    let refused = |case: &str, dir: &Path, file: &str, extra: &[&str]| {
+        let (code, stderr) = analyze(dir, extra);
+        assert_eq!(code, Some(2), "{case}: {stderr}");
+        assert!(stderr.contains(file) && stderr.trim().lines().count() == 1, "{case}: {stderr}");
+        assert!(!dir.join("analysis.csv").exists(), "{case}: analysis.csv written");
+    };
+    let (code, stderr) = analyze(&fresh("whole"), &[]);
+    assert_eq!(code, Some(0), "the untouched copy: {stderr}");
+
+    // CR line ends in a hand-made series (no manifest): refused, naming the line
+    let d = fresh("cr");
+    std::fs::remove_file(d.join(".qbat-manifest.json")).unwrap();
+    let text = std::fs::read_to_string(d.join("series.csv")).unwrap();
+    // (the first member's 51 rows ended by CR: as many newlines fewer, a whole member)
+    let cr: String = text.split_inclusive('\n').enumerate().map(|(k, l)| if (1..=51).contains(&k) { l.replace('\n', "\r") } else { l.to_string() }).collect();
+    std::fs::write(d.join("series.csv"), cr).unwrap();
+    refused("cr", &d, "series.csv: line 2", &[]);
+    // CRLF throughout is read, as the same members
+    let crlf = text.replace('\n', "\r\n");
+    std::fs::write(d.join("series.csv"), crlf).unwrap();
+    let (code, stderr) = analyze(&d, &[]);
+    assert_eq!(code, Some(0), "crlf: {stderr}");
+    let analysis = std::fs::read_to_string(d.join("analysis.csv")).unwrap();
+    assert!(analysis.lines().nth(1).unwrap().contains(",70,70,"), "crlf: {analysis}");
+
+    // another run's npy beside the listed csv
+    let d = fresh("stray");
+    std::fs::copy(other.join("series.npy"), d.join("series.npy")).unwrap();
+    std::fs::copy(other.join("series.json"), d.join("series.json")).unwrap();
+    let (code, stderr) = analyze(&d, &[]);
+    assert_eq!(code, Some(0), "stray: {stderr}");
+    let whole = std::fs::read_to_string(tmp.path().join("whole/analysis.csv")).unwrap();
+    assert_eq!(std::fs::read_to_string(d.join("analysis.csv")).unwrap(), whole, "the stray npy was read in place of the run's csv");
+    // ... and a series beside a run that wrote none
+    let d = fresh("none");
+    let m = d.join(".qbat-manifest.json");
+    let manifest = std::fs::read_to_string(&m).unwrap();
+    std::fs::remove_file(d.join("series.csv")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    v["files"].as_array_mut().unwrap().retain(|f| f["name"] != "series.csv");
+    std::fs::write(&m, v.to_string()).unwrap();
+    std::fs::copy(other.join("series.npy"), d.join("series.npy")).unwrap();
+    std::fs::copy(other.join("series.json"), d.join("series.json")).unwrap();
+    refused("none", &d, "series.npy", &[]);
+
+    // a measure name with a path separator, in a hand-made series
+    let d = fresh("name");
+    std::fs::remove_file(d.join(".qbat-manifest.json")).unwrap();
+    let text = std::fs::read_to_string(d.join("series.csv")).unwrap();
+    let (head, rest) = text.split_once('\n').unwrap();
+    let second = head.split(',').nth(3).unwrap().to_string();
+    std::fs::write(d.join("series.csv"), format!("{}\n{rest}", head.replacen(&format!(",{second}"), ",../x", 1))).unwrap();
+    refused("name", &d, "series.csv", &["--pairs", "capacity_b:../x"]);
+    assert!(!tmp.path().join("x.png").exists() && !tmp.path().join("x.svg").exists());
+
+    // summary.csv and run.json, listed in the manifest, edited or replaced
+    let d = fresh("summary");
+    let s = std::fs::read_to_string(d.join("summary.csv")).unwrap();
+    std::fs::write(d.join("summary.csv"), s.replacen(",ok\n", ",nonfinite\n", 1)).unwrap();
+    refused("summary edited", &d, "summary.csv", &[]);
+    let d = fresh("runjson");
+    let r = std::fs::read_to_string(d.join("run.json")).unwrap();
+    std::fs::write(d.join("run.json"), r.replacen("\"f64\"", "\"f32\"", 1)).unwrap();
+    refused("run.json edited", &d, "run.json", &[]);
+    #[cfg(unix)]
+    for (case, file) in [("summary device", "summary.csv"), ("run.json device", "run.json")] {
+        let d = fresh(case);
+        std::fs::remove_file(d.join(".qbat-manifest.json")).unwrap();
+        std::fs::remove_file(d.join(file)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", d.join(file)).unwrap();
+        refused(case, &d, file, &[]);
+    }
+    let d = fresh("precision");
+    std::fs::remove_file(d.join(".qbat-manifest.json")).unwrap();
+    std::fs::write(d.join("run.json"), r#"{"precision": "bogus"}"#).unwrap();
+    refused("precision", &d, "run.json", &[]);
+    // (the tolerance given, it is not needed)
+    let (code, stderr) = analyze(&d, &["--monotone-tol", "1e-6"]);
+    assert_eq!(code, Some(0), "precision with a tolerance: {stderr}");
+}
+
+/// `analyze` waits for another writer of its directory (a commit into it, or another
+/// analysis: both hold the directory's lock), so that two side by side do not each rewrite the
+/// manifest from what they read and lose the other's files from it; then it runs.
+#[test]
+fn analyze_waits_for_another_writer_of_its_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_config(tmp.path(), "run", SPIN_PAIR, &["--no-plots"]);
+    let held = std::fs::File::open(&run).unwrap();
+    held.lock().unwrap();
+    let err = tmp.path().join("stderr.txt");
+    let mut child =
+        bin().arg("analyze").arg(&run).arg("--no-plots").stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&err).unwrap()).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let early = child.try_wait().unwrap();
+    held.unlock().unwrap();
+    let status = wait_within(&mut child, std::time::Duration::from_secs(120)).expect("analyze still running after the lock was released");
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert!(early.is_none(), "analyze ran while another held its directory: {stderr}");
+    assert!(status.success() && stderr.contains("waiting for another commit"), "{stderr}");
+    let manifest = qbat_gpu::output::manifest::Manifest::read(&run).unwrap().unwrap();
+    manifest.verify(&run).unwrap();
+    assert!(manifest.contains("analysis.csv"));
+}

@@ -190,3 +190,29 @@ fn dicke_auto_fock_names_a_photon_number_beyond_every_cutoff() {
     let plan = qbat_gpu::config::parse_plan(&base.replace("PHOTONS", "529").replace("dt = 0.01", "dt = 0.001"), &auto).unwrap();
     assert_eq!(plan.n_fock(), Some(533));
 }
+
+/// `--json` naming the file the report goes to (`--json /dev/stdout > f`, `--json f > f`) is
+/// refused before the jobs: the figures' atomic write replaced that file, and the report in it
+/// was lost.
+#[test]
+fn bench_json_into_its_own_report_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for (case, json) in [("/dev/stdout", "/dev/stdout"), ("the same file", "report.txt")] {
+        let report = d.join("report.txt");
+        let _ = std::fs::remove_file(&report);
+        let out = std::fs::File::create(&report).unwrap();
+        let mut child = bin()
+            .current_dir(d)
+            .args(["bench", "bloch-1k", "--backend", "cpu", "--members", "10", "--repeat", "1", "--json", json])
+            .stdout(out)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        let status = wait_within(&mut child, std::time::Duration::from_secs(60)).expect("bench still running");
+        let stdout = std::fs::read_to_string(&report).unwrap();
+        assert_refused((status.code().unwrap_or(-1), stdout, stderr), "--json", case);
+    }
+}

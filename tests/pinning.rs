@@ -246,3 +246,24 @@ fn devices_all_names_each_gpu_uniquely() {
     assert_eq!(device_keys(&blind), ["1", "2", "3", "4"]);
     assert_eq!(device_keys(&[llvmpipe()]), ["0"]);
 }
+
+/// A WGPU_BACKEND that leaves none of qbat-gpu's backends (misspelt, empty, or another API) is
+/// named as the reason, not reported as a machine without a GPU; `--backend gpu` exits 2.
+#[test]
+fn a_wgpu_backend_that_leaves_no_backend_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = crate::common::config(tmp.path(), "model = \"bloch-charger\"\n[time]\ndt = 0.01\nt_end = 0.1\nsamples = 3\n[ensemble]\nsize = 2\n");
+    for value in ["vulkn", "", "gl"] {
+        let o = crate::common::bin()
+            .arg("run")
+            .arg(&cfg)
+            .args(["--backend", "gpu", "--no-progress", "--verify", "0", "--out"])
+            .arg(tmp.path().join("out"))
+            .env("WGPU_BACKEND", value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{value:?}: {stderr}");
+        assert!(stderr.contains(&format!("WGPU_BACKEND={value:?}")) && stderr.trim().lines().count() == 1, "{value:?}: {stderr}");
+    }
+}

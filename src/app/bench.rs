@@ -440,6 +440,14 @@ fn check_json_path(path: &std::path::Path) -> Result<()> {
     // FIFO or a device there is refused before the work
     if std::fs::symlink_metadata(path).is_ok() {
         match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && is_standard_stream(&m) => {
+                // (`--json /dev/stdout > f`, or `--json f > f`: the report goes into the file,
+                // which the figures' atomic write then replaces, report and all)
+                return Err(QbatError::invalid(
+                    "--json",
+                    format!("{shown} is where this command's report goes (its standard output or error); name another file"),
+                ));
+            }
             Ok(m) if m.is_file() => {}
             Ok(_) => return Err(QbatError::invalid("--json", format!("{shown} exists and is not a regular file"))),
             Err(e) => return Err(QbatError::invalid("--json", format!("{shown} is a link that cannot be followed ({e})"))),
@@ -451,6 +459,25 @@ fn check_json_path(path: &std::path::Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `file` is the file this process's standard output or error writes to.
+fn is_standard_stream(file: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::MetadataExt;
+        let same = |fd: std::os::fd::BorrowedFd<'_>| {
+            let stream = fd.try_clone_to_owned().ok().map(std::fs::File::from).and_then(|f| f.metadata().ok());
+            stream.is_some_and(|m| m.dev() == file.dev() && m.ino() == file.ino())
+        };
+        same(std::io::stdout().as_fd()) || same(std::io::stderr().as_fd())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        false
+    }
 }
 
 /// Whether the file at `path` is empty, or the figures `bench --json` writes: a JSON list of

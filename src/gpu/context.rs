@@ -109,6 +109,15 @@ impl GpuContext {
         // WGPU_BACKEND may narrow the choice, never widen it past the explicit backends.
         desc.backends &= BACKENDS;
         let backends = desc.backends;
+        if backends.is_empty() {
+            // (a misspelt or foreign WGPU_BACKEND left none: say which, not "no adapter")
+            let set = std::env::var_os("WGPU_BACKEND").map(|v| v.to_string_lossy().into_owned()).unwrap_or_default();
+            let ours: Vec<String> = BACKENDS.iter_names().map(|(n, _)| n.to_lowercase()).collect();
+            return Err(QbatError::Device(format!(
+                "WGPU_BACKEND={set:?} names none of the backends qbat-gpu uses ({}); unset it, or use --backend cpu",
+                ours.join(", ")
+            )));
+        }
         let instance = wgpu::Instance::new(desc);
         let adapters = pollster::block_on(instance.enumerate_adapters(backends));
         if adapters.is_empty() {

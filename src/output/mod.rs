@@ -365,12 +365,12 @@ fn not_an_output(final_dir: &Path) -> QbatError {
 }
 
 /// An exclusive lock on the existing directory `final_dir`, held while the value lives, so
-/// that the commits into it (saves from threads or processes, under `--force`) go one at a
-/// time; Ok(None) where the file system cannot lock (the commit then goes on unlocked). A lock
+/// that the commits into it (saves from threads or processes, under `--force`, and `analyze`
+/// adding its files) go one at a time; Ok(None) where the file system cannot lock (the commit then goes on unlocked). A lock
 /// held elsewhere is said once, then waited for, until `cancel` is cancelled (a process stopped
 /// while holding the lock, `kill -STOP` or a hung file system, kept such a wait, and Python's
 /// Ctrl-C with it, for ever).
-fn lock_dir(final_dir: &Path, cancel: WriteCancel) -> Result<Option<std::fs::File>> {
+pub fn lock_dir(final_dir: &Path, cancel: WriteCancel) -> Result<Option<std::fs::File>> {
     let Ok(dir) = std::fs::File::open(final_dir) else {
         return Ok(None);
     };
