@@ -40,10 +40,14 @@ def shard_dir(root: Path, k: int) -> Path:
 
 
 def adapter_for_task() -> Optional[str]:
-    """The GPU adapter of this task. Ray pins a task's GPU through CUDA_VISIBLE_DEVICES, which
-    Vulkan does not honour; until qbat-gpu can pick an adapter by index or PCI bus id
-    (the GPU-pinning item of the reliability issue), QBAT_ADAPTER (part of an adapter name) may
-    name it, and otherwise the library picks the best adapter of the node."""
+    """The GPU adapter this task names, or None to let qbat-gpu choose. Ray pins a task's GPU
+    through CUDA_VISIBLE_DEVICES, and qbat-gpu follows it when no adapter is named (it maps the
+    assigned device to its adapter by PCI bus id; `--adapter NAME|N|BUS`, the `adapter` option,
+    would override it). So a task Ray gave a GPU names none: QBAT_ADAPTER (an adapter's index,
+    PCI bus id or part of its name) is used only by tasks without one of Ray's GPUs, where it
+    cannot put the tasks of a node on one GPU."""
+    if ray.get_gpu_ids():
+        return None
     return os.environ.get("QBAT_ADAPTER") or None
 
 
