@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Reproduce the seed papers' headline figures: run each config in examples/papers/ on the
-# CPU engine, analyse paper 000's run, and copy the figures into docs/.
+# Reproduce the seed papers' headline figures: run each config in examples/papers/ that has an
+# image in the README (all but 002-fig3, the n_th, delta map) on the CPU engine, analyse paper
+# 000's run, and copy the figures into docs/.
 # Usage: bash docs/make-figures.sh [path/to/qbat-gpu]   (default: builds target/release/qbat-gpu)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -13,6 +13,9 @@ use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions};
 
 fn main() {
+    // As the CLI does first thing: a runtime dir for Mesa's Vulkan drivers, which otherwise print
+    // `error: XDG_RUNTIME_DIR is invalid ...` on every adapter probe (gpu/runtime_dir.rs).
+    qbat_gpu::gpu::runtime_dir::ensure_runtime_dir();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let members: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(4);
     let fluct = args.iter().any(|a| a == "fluct");

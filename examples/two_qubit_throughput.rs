@@ -17,6 +17,9 @@ use qbat_gpu::twin::rk4_two_qubit::run_two_qubit_twin;
 use std::time::Instant;
 
 fn main() {
+    // As the CLI does first thing: a runtime dir for Mesa's Vulkan drivers, which otherwise print
+    // `error: XDG_RUNTIME_DIR is invalid ...` on every adapter probe (gpu/runtime_dir.rs).
+    qbat_gpu::gpu::runtime_dir::ensure_runtime_dir();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let (members, steps, samples) = (arg(0, 100_000), arg(1, 1_000), arg(2, 11).max(1));

@@ -347,7 +347,7 @@ fn structured_engine_agrees_with_the_reference_and_verify_covers_it() {
 fn example_config_is_ten_thousand_members_and_its_members_verify() {
     let plan = parse_plan(include_str!("../examples/dicke.toml"), &Overrides::default()).unwrap();
     assert_eq!(plan.members.len(), 10_000);
-    assert_eq!(plan.space, Space::Dicke { n_cells: 4, n_fock: 8 });
+    assert_eq!(plan.space, Space::Dicke { n_cells: 4, n_fock: 16 });
     // every member its own parameter point
     assert_eq!(plan.points.len(), 10_000);
     let mut slice = plan.slice(9_990..9_992);

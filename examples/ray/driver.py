@@ -9,6 +9,10 @@ dies, or it raises) is retried by Ray (``max_retries``) and continues from that 
 runs ``qb.merge`` into ``ROOT/merged``, whose series, summary.csv and stats.csv equal those of
 the unsharded run bit for bit.
 
+An --out root holds one study: its config is kept in ROOT/study.toml, and before any task starts
+the driver refuses a root that holds another config, or finished shards (their run.json) of
+another shard count, rather than skip those shards and merge another study's results.
+
 Where the cluster has GPUs, each task asks for one (``num_gpus=1``) and Ray runs it on a node
 with a free GPU. ROOT must be on storage every node sees (NFS, a shared volume) for the resume
 and the merge to find the shards.
@@ -17,6 +21,7 @@ and the merge to find the shards.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -35,10 +40,14 @@ def shard_dir(root: Path, k: int) -> Path:
 
 
 def adapter_for_task() -> Optional[str]:
-    """The GPU adapter of this task. Ray pins a task's GPU through CUDA_VISIBLE_DEVICES, which
-    Vulkan does not honour; until qbat-gpu can pick an adapter by index or PCI bus id
-    (the GPU-pinning item of the reliability issue), QBAT_ADAPTER (part of an adapter name) may
-    name it, and otherwise the library picks the best adapter of the node."""
+    """The GPU adapter this task names, or None to let qbat-gpu choose. Ray pins a task's GPU
+    through CUDA_VISIBLE_DEVICES, and qbat-gpu follows it when no adapter is named (it maps the
+    assigned device to its adapter by PCI bus id; `--adapter NAME|N|BUS`, the `adapter` option,
+    would override it). So a task Ray gave a GPU names none: QBAT_ADAPTER (an adapter's index,
+    PCI bus id or part of its name) is used only by tasks without one of Ray's GPUs, where it
+    cannot put the tasks of a node on one GPU."""
+    if ray.get_gpu_ids():
+        return None
     return os.environ.get("QBAT_ADAPTER") or None
 
 
@@ -57,11 +66,53 @@ def _kill_after_first_checkpoint(staging: Path, marker: Path) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+class ForeignShard(ValueError):
+    """The --out root holds another study."""
+
+
+def finished_shard(out: Path, k: int, n: int) -> bool:
+    """Whether shard k of n has finished in `out`; a finished run there that is not shard k of
+    n is refused (ForeignShard). (The config is checked for the whole root: `check_root`.)"""
+    info_path = out / "run.json"
+    if not info_path.is_file():
+        return False
+    try:
+        shard = json.loads(info_path.read_text()).get("shard") or {}
+        index, count = shard.get("index"), shard.get("count")
+    except (OSError, ValueError, AttributeError) as e:
+        raise ForeignShard(f"{info_path}: cannot be read as a shard's run.json ({e}); remove {out} to recompute the shard") from None
+    if count != n or index != k:
+        what = f"shard {index} of {count}" if count is not None else "not a shard"
+        why = "another shard count" if count != n else "another shard"
+        raise ForeignShard(
+            f"{out} holds another study's output ({what}, not shard {k} of {n}: {why}): "
+            f"use another --out root, or remove {out.parent.parent} to start over"
+        )
+    return True
+
+
+def check_root(root: Path, text: str, n: int) -> None:
+    """Refuse an --out root that holds another study: ROOT/study.toml (the config of the study
+    whose shards are there) differs from `text`, or a finished shard is of another shard count.
+    Then record `text` there."""
+    stamp = root / "study.toml"
+    shards = sorted(d for d in (root / "shards").glob("shard-*") if d.name[len("shard-"):].isdigit())
+    started = shards or any((root / "shards").glob(".shard-*.partial"))
+    if started and stamp.is_file() and stamp.read_bytes() != text.encode():
+        raise ForeignShard(f"{root} holds another study ({stamp} differs from this config): use another --out root, or remove {root} to start over")
+    if started and not stamp.is_file() and any((d / "run.json").exists() for d in shards):
+        raise ForeignShard(f"{root} holds shards of an unrecorded study (no {stamp}): use another --out root, or remove {root} to start over")
+    for d in shards:
+        finished_shard(d, int(d.name[len("shard-"):]), n)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp.write_bytes(text.encode())
+
+
 def run_shard(config: str, root: str, k: int, n: int, options: Dict[str, Any], kill_marker: Optional[str] = None) -> Dict[str, Any]:
     """Run shard k of n into ROOT/shards/shard-k, resuming an interrupted attempt."""
     out = shard_dir(Path(root), k)
     staging = out.parent / f".{out.name}.partial"
-    if (out / "run.json").is_file():
+    if finished_shard(out, k, n):
         return {"shard": k, "dir": str(out), "skipped": True}
     out.parent.mkdir(parents=True, exist_ok=True)
     resume = (staging / "qbat-staging").is_file()
@@ -89,7 +140,7 @@ def run_sharded(
 
     text = config_text(config)
     root = Path(root).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    check_root(root, text, shards)
     if __name__ != "__main__":
         # workers import qbat_gpu, not this file: ship this module's functions by value
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -120,7 +171,11 @@ def main() -> None:
     a = ap.parse_args()
     ray.init(address=a.address)
     t0 = time.time()
-    r = run_sharded(a.config, a.out, a.shards, max_retries=a.max_retries, backend=a.backend, format=a.format, plots=not a.no_plots)
+    try:
+        r = run_sharded(a.config, a.out, a.shards, max_retries=a.max_retries, backend=a.backend, format=a.format, plots=not a.no_plots)
+    except ForeignShard as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     for t in r.tasks:
         print(f"shard {t['shard']}: {t['dir']}" + (" (resumed)" if t.get("resumed") else ""))
     print(f"merged {len(r.tasks)} shards into {r.dir}: {r} in {time.time() - t0:.1f} s")

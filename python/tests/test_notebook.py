@@ -18,3 +18,7 @@ def test_quickstart_notebook_executes(tmp_path):
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "largest ergotropy" in outputs
     assert "concurrence:" in outputs
+    # no cell warns (cell 4's peak.argmax() without a dim drew xarray's FutureWarning)
+    warned = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if o.get("name") == "stderr" and "Warning" in o.get("text", "")]
+    assert not warned, warned

@@ -62,3 +62,39 @@ def test_ray_shards_with_a_killed_task_merge_to_the_unsharded_run(tmp_path, qbat
     for name in ("series.npy", "summary.csv", "stats.csv", "summary.npy"):
         assert (merged.dir / name).read_bytes() == (whole / name).read_bytes(), f"merged {name} differs from the unsharded run"
     assert len(merged) == 400
+
+
+SMALL = """
+model = "spin-pair"
+[initial]
+random = "haar"
+[time]
+dt = 0.02
+t_end = 1.0
+samples = 11
+[ensemble]
+size = 40
+seed = 5
+"""
+
+
+def test_ray_driver_refuses_a_root_of_another_config(tmp_path, qbat_bin, local_ray):
+    root = tmp_path / "study"
+    first = driver.run_sharded(SMALL, root, 2, backend="cpu", plots=False)
+    assert len(first) == 40
+    other = SMALL.replace("seed = 5", "seed = 6")
+    # (a driver.ForeignShard; the old driver skipped the finished shards and returned the first
+    # study's merge)
+    with pytest.raises(ValueError, match="study.toml differs"):
+        driver.run_sharded(other, root, 2, backend="cpu", plots=False)
+    # the same study again finds its shards finished
+    again = driver.run_sharded(SMALL, root, 2, backend="cpu", plots=False)
+    assert all(t["skipped"] for t in again.tasks)
+
+
+def test_ray_driver_refuses_a_root_of_another_shard_count(tmp_path, qbat_bin, local_ray):
+    root = tmp_path / "study"
+    driver.run_sharded(SMALL, root, 2, backend="cpu", plots=False)
+    for n in (1, 4):
+        with pytest.raises(ValueError, match="another shard count"):
+            driver.run_sharded(SMALL, root, n, backend="cpu", plots=False)
