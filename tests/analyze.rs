@@ -800,6 +800,11 @@ fn analyze_reads_only_the_files_its_run_wrote() {
     std::fs::copy(other.join("series.json"), d.join("series.json")).unwrap();
     refused("none", &d, "series.npy", &[]);
 
+    // the run's listed series removed: named as missing, not as a run that wrote none
+    let d = fresh("gone");
+    std::fs::remove_file(d.join("series.csv")).unwrap();
+    refused("gone", &d, "series.csv", &[]);
+
     // a measure name with a path separator, in a hand-made series
     let d = fresh("name");
     std::fs::remove_file(d.join(".qbat-manifest.json")).unwrap();

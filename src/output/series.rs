@@ -153,6 +153,12 @@ impl SeriesReader {
                 ));
             }
         }
+        // (a listed series gone is not a run that wrote none)
+        if let Some(p) =
+            listed.and_then(|(n, c)| [(n, &npy), (c, &csv_path)].into_iter().find(|(l, p)| *l && std::fs::symlink_metadata(p).is_err())).map(|(_, p)| p)
+        {
+            return Err(QbatError::invalid(p.display().to_string(), "is listed in the run's manifest but missing: the run's series was moved or removed"));
+        }
         if npy_ok && npy.is_file() {
             Self::open_npy(dir, &npy).map(Some)
         } else if csv_ok && csv_path.is_file() {
