@@ -45,7 +45,7 @@ mod operators;
 mod papers;
 /// the scheduler's GPU (CUDA_VISIBLE_DEVICES, SLURM_JOB_GPUS, ...) mapped to its adapter
 mod pinning;
-/// what the plots draw: the band where the quantiles do not resolve the spread, a panel a measure, no peak time without a peak
+/// what the plots draw: the band where the quantiles do not resolve the spread, a panel a measure, no peak time without a peak, log axes, legends beside the curves
 mod plots;
 /// under `ulimit -v` and `ulimit -d`: a run that cannot fit refused (exit 2, one line), one that fits run; under `ulimit -s` a run unchanged
 mod process_limits;

@@ -19,6 +19,7 @@ use super::stats::{read_stats, Stats};
 use super::summary::{read_run_json, read_summary, Summary};
 use super::write_atomic;
 use crate::error::{QbatError, Result};
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use rayon::prelude::*;
@@ -102,10 +103,12 @@ fn write_pair(dir: &Path, stem: &str, svg: &str, png: &[u8]) -> Result<Vec<PathB
 
 mod axes;
 mod hist2d;
+mod legend;
 mod steady;
-use axes::{drawable, finite_range, label_area, legend_corner, legend_width, opened, scale_of, Span};
-pub use axes::{log_tick_text, tick_text};
+use axes::{drawable, label_area, opened, scale_of, Span};
+pub use axes::{log_tick_text, tick_text, y_axis, YAxis};
 pub use hist2d::{draw_hist2d_plots, hist2d_counted, hist2d_data, hist2d_stem, write_hist2d_plots, Hist2d, Hist2dCounter, HIST_BINS};
+use legend::{draw_legend_beside, label_px, legend_corner, legend_place, legend_width, LegendPlace};
 pub use steady::steady_heatmap_data;
 use steady::write_steady_heatmap;
 
@@ -194,50 +197,89 @@ fn measure_unit(measure: &str, energy: &str) -> String {
     }
 }
 
-/// Labelled line curves, one colour each, over axes `xs` x `ys`, with the legend (where
-/// `legend`) in the corner the curves leave freest. Of four curves or fewer, each is drawn a
-/// pixel wider than the next, so that a curve equal to a later one shows round it (energy_b
-/// under ergotropy_b in a pure state was hidden, its legend entry with no curve).
-fn draw_curves<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+/// A chart of a linear x axis and a linear or log y axis (`YAxis`).
+type Chart<'a, DB, Y> = ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>;
+
+/// Build `$builder`'s chart over x `$xs` and the y axis `$y` (`YAxis`), bound to `$chart`,
+/// and run `$body` on it: a macro, as the linear and the log chart are of two types.
+macro_rules! with_chart {
+    ($builder:expr, $xs:expr, $y:expr, |$chart:ident| $body:block) => {{
+        let (xs, y): ((f64, f64), &$crate::output::plots::YAxis) = ($xs, $y);
+        if y.log {
+            let mut $chart = $builder.build_cartesian_2d(xs.0..xs.1, (y.span.0..y.span.1).log_scale()).map_err(s)?;
+            $body
+        } else {
+            let mut $chart = $builder.build_cartesian_2d(xs.0..xs.1, y.span.0..y.span.1).map_err(s)?;
+            $body
+        }
+    }};
+}
+
+/// The place of the legend of `curves` at `font` px (`legend_place`): its `margin` is what
+/// the chart reserves right of the plot area, 0 where the legend goes inside.
+fn legend_room(curves: &[XyCurve], font: u32) -> LegendPlace {
+    legend_place(curves.iter().map(|(l, _)| l.as_str()), font, |l| label_px(l, font))
+}
+
+/// Curve i of n's line width: of four curves or fewer, each a pixel wider than the next, so
+/// that a curve equal to a later one shows round it (energy_b under ergotropy_b in a pure
+/// state was hidden, its legend entry with no curve).
+fn curve_width(i: usize, n: usize) -> u32 {
+    if n <= 4 {
+        2 + (n - 1 - i) as u32
+    } else {
+        2
+    }
+}
+
+/// Labelled line curves, one colour each (`curve_width` wide), their values drawn on `y`
+/// (`YAxis::drawn`), and where `legend` (the chart's panel) their legend: right of the plot
+/// area where it has more than `INSIDE_MOST` entries (the chart reserved `legend_room`'s
+/// margin for it; plotters' own legend is clamped into the plot area), else in the corner
+/// the curves leave freest.
+fn draw_curves<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut Chart<'a, DB, Y>,
     curves: &[XyCurve],
     font: u32,
-    legend: bool,
-    (xs, ys): (Span, Span),
+    legend: Option<&DrawingArea<DB, Shift>>,
+    xs: Span,
+    y: &YAxis,
 ) -> DrawResult {
     let n = curves.len();
     for (i, (label, pts)) in curves.iter().enumerate() {
-        let (c, w) = (color(i), if n <= 4 { 2 + (n - 1 - i) as u32 } else { 2 });
-        let drawn = chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(w))).map_err(s)?;
-        if legend {
-            drawn.label(label.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(w)));
-        }
+        let (c, w) = (color(i), curve_width(i, n));
+        let drawn = chart.draw_series(LineSeries::new(pts.iter().map(|&(x, v)| (x, y.drawn(v))), c.stroke_width(w))).map_err(s)?;
+        drawn.label(label.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(w)));
     }
-    if legend {
-        let width = legend_width(curves.iter().map(|(l, _)| l.as_str()), font, chart.plotting_area().dim_in_pixel().0);
-        let at = legend_corner(curves.iter().flat_map(|(_, c)| c.iter().copied()), xs, ys, n, width);
-        chart
-            .configure_series_labels()
-            .position(at)
-            .label_font(("sans-serif", font))
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .draw()
-            .map_err(s)?;
+    let Some(panel) = legend else {
+        return Ok(());
+    };
+    let place = legend_room(curves, font);
+    if place.outside() {
+        // the plot area in the panel's pixels
+        let ((px, py), (ax, ay)) = (chart.plotting_area().get_pixel_range(), panel.get_base_pixel());
+        let plot = (px.start - ax, py.start - ay, px.end - ax, py.end - ay);
+        let entries: Vec<(&str, RGBColor, u32)> = curves.iter().enumerate().map(|(i, (l, _))| (l.as_str(), color(i), curve_width(i, n))).collect();
+        return draw_legend_beside(panel, place, plot, &entries, font);
     }
+    let plot_w = chart.plotting_area().dim_in_pixel().0;
+    let width = legend_width(curves.iter().map(|(l, _)| l.as_str()), font, plot_w);
+    let points = curves.iter().flat_map(|(_, c)| c.iter().map(|&(x, v)| (x, y.linearized(y.drawn(v)))));
+    let at = legend_corner(points, xs, y.linear_span(), n, width);
+    chart.configure_series_labels().position(at).label_font(("sans-serif", font)).border_style(BLACK).background_style(WHITE.mix(0.85)).draw().map_err(s)?;
     Ok(())
 }
 
-/// The chart's axes: each its description and ticks (`tick_text` over its span), at `font`
-/// px, and the grid's lines where `grid`.
-fn draw_axes<'a, DB: DrawingBackend + 'a>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+/// The chart's axes: each its description and ticks (`tick_text` over x's span, `YAxis::tick`
+/// on y), at `font` px, and the grid's lines where `grid`.
+fn draw_axes<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64> + ValueFormatter<f64>>(
+    chart: &mut Chart<'a, DB, Y>,
     (x_desc, xs): (&str, Span),
-    (y_desc, ys): (&str, Span),
+    (y_desc, y): (&str, &YAxis),
     font: u32,
     grid: bool,
 ) -> DrawResult {
-    let (x_text, y_text) = (|v: &f64| tick_text(*v, xs), |v: &f64| tick_text(*v, ys));
+    let (x_text, y_text) = (|v: &f64| tick_text(*v, xs), |v: &f64| y.tick(*v));
     let mut mesh = chart.configure_mesh();
     if !grid {
         mesh.disable_mesh();
@@ -356,59 +398,63 @@ fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathB
     let (tlabel, eunit) = units(model);
     let stem = format!("plot_{}", band.measure);
     let (drawn, fell_back) = drawn_band(band);
-    let Some((y0, y1)) = finite_range(&stem, drawn.iter().flat_map(|&(a, b)| [a, b]).chain(band.mean.iter().copied())) else {
+    let Some(y) = y_axis(&stem, drawn.iter().flat_map(|&(a, b)| [a, b]).chain(band.mean.iter().copied())) else {
         return Ok(vec![]);
     };
     let Some((t0, t1)) = drawable(&stem, opened(band.t[0], band.t[band.t.len() - 1])) else {
         return Ok(vec![]);
     };
-    let sc = scale_of((y0, y1));
-    let ylabel = measure_unit(&band.measure, eunit) + &sc.note;
-    let (y0, y1, f) = (y0 * sc.factor, y1 * sc.factor, sc.factor);
+    let ylabel = measure_unit(&band.measure, eunit) + &y.note;
     let band_label = if fell_back { "5-95% of members (min-max where finer than the quantiles resolve)" } else { "5-95% of members" };
-    let points = band.t.iter().zip(&drawn).flat_map(|(t, &(a, b))| [(*t, a * f), (*t, b * f)]).chain(band.t.iter().zip(&band.mean).map(|(t, m)| (*t, m * f)));
-    let legend_at = legend_corner(points, (t0, t1), (y0, y1), 2, legend_width([band_label, "mean"].into_iter(), 15, SIZE.0 - 110));
+    let points = band.t.iter().zip(&drawn).flat_map(|(t, &(a, b))| [(*t, a), (*t, b)]).chain(band.t.iter().zip(&band.mean).map(|(t, m)| (*t, *m)));
+    let points = points.map(|(t, v)| (t, y.linearized(y.drawn(v))));
+    let legend_at = legend_corner(points, (t0, t1), y.linear_span(), 2, legend_width([band_label, "mean"].into_iter(), 15, SIZE.0 - 110));
     render_both!(dir, &stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
-        let mut chart = ChartBuilder::on(root)
+        let mut builder = ChartBuilder::on(root);
+        builder
             .caption(format!("{}: ensemble mean and {}", band.measure, if fell_back { "5-95% band, or min-max" } else { "5-95% band" }), ("sans-serif", 22))
             .margin(14)
             .margin_right(28)
             .x_label_area_size(48)
-            .y_label_area_size(label_area((y0, y1), 15))
-            .build_cartesian_2d(t0..t1, y0..y1)
-            .map_err(s)?;
-        draw_axes(&mut chart, (tlabel, (t0, t1)), (ylabel.as_str(), (y0, y1)), 15, true)?;
-        let poly: Vec<(f64, f64)> =
-            band.t.iter().zip(&drawn).map(|(t, v)| (*t, v.1 * f)).chain(band.t.iter().zip(&drawn).rev().map(|(t, v)| (*t, v.0 * f))).collect();
-        chart
-            .draw_series(std::iter::once(Polygon::new(poly, BLUE.mix(0.2))))
-            .map_err(s)?
-            .label(band_label)
-            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], BLUE.mix(0.2).filled()));
-        chart
-            .draw_series(LineSeries::new(band.t.iter().zip(&band.mean).map(|(t, v)| (*t, v * f)), BLUE.stroke_width(2)))
-            .map_err(s)?
-            .label("mean")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(legend_at.clone())
-            .label_font(("sans-serif", 15))
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .draw()
-            .map_err(s)?;
-        Ok(())
+            .y_label_area_size(y.label_area(15));
+        with_chart!(builder, (t0, t1), &y, |chart| {
+            draw_axes(&mut chart, (tlabel, (t0, t1)), (ylabel.as_str(), &y), 15, true)?;
+            let upper = band.t.iter().zip(&drawn).map(|(t, v)| (*t, y.drawn(v.1)));
+            let poly: Vec<(f64, f64)> = upper.chain(band.t.iter().zip(&drawn).rev().map(|(t, v)| (*t, y.drawn(v.0)))).collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(poly, BLUE.mix(0.2))))
+                .map_err(s)?
+                .label(band_label)
+                .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], BLUE.mix(0.2).filled()));
+            chart
+                .draw_series(LineSeries::new(band.t.iter().zip(&band.mean).map(|(t, v)| (*t, y.drawn(*v))), BLUE.stroke_width(2)))
+                .map_err(s)?
+                .label("mean")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+            chart
+                .configure_series_labels()
+                .position(legend_at.clone())
+                .label_font(("sans-serif", 15))
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.85))
+                .draw()
+                .map_err(s)?;
+            Ok(())
+        })
     })
 }
 
-/// The panels of `plot_series`: for each measure shown (at most 8; not the health
-/// diagnostics), one curve a member ("member <id>"). Each measure has its own panel, unit and
-/// scale: on one axis, photon_number squashed the others, and 32 curves shared 8 colours.
+/// The panels of `plot_series`: for each measure shown, one curve a member ("member <id>").
+/// Each measure has its own panel, unit and scale: on one axis, photon_number squashed the
+/// others, and 32 curves shared 8 colours. At most 8 are shown: the measures of the physics
+/// first, then fock_tail, the truncation diagnostic (on a log axis where it spans decades:
+/// `y_axis`); trace_error and min_eigenvalue, rounding noise, are left out.
 pub fn series_plot_data(rd: &mut SeriesReader) -> Result<Vec<Panel>> {
     let (nt, nm) = (rd.n_times(), rd.n_measures());
     let times = rd.times.clone();
-    let shown: Vec<usize> = (0..nm).filter(|&k| !matches!(rd.measures[k].as_str(), "trace_error" | "min_eigenvalue" | "fock_tail")).take(8).collect();
+    let named = |k: &usize, names: &[&str]| names.contains(&rd.measures[*k].as_str());
+    let physics = (0..nm).filter(|k| !named(k, &["trace_error", "min_eigenvalue", "fock_tail"]));
+    let shown: Vec<usize> = physics.chain((0..nm).filter(|k| named(k, &["fock_tail"]))).take(8).collect();
     let mut panels: Vec<Panel> = shown.iter().map(|&k| (rd.measures[k].clone(), vec![])).collect();
     let mut block = vec![];
     while let Some(id) = rd.next_member(&mut block)? {
@@ -431,43 +477,40 @@ fn write_series_plot(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
     let Some((t0, t1)) = drawable("plot_series", opened(t_first, t_last)) else {
         return Ok(vec![]);
     };
-    let axes: Vec<Option<Span>> =
-        panels.iter().map(|(_, curves)| finite_range("plot_series", curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)))).collect();
-    if axes.iter().all(Option::is_none) {
-        return Ok(vec![]);
-    }
-    // each panel's values as drawn (`scale_of`), and its caption
-    let panels: Vec<(String, Vec<XyCurve>)> = panels
+    // each panel's y axis (linear or log: `y_axis`) and caption
+    let panels: Vec<(String, Vec<XyCurve>, Option<YAxis>)> = panels
         .into_iter()
-        .zip(&axes)
-        .map(|((m, curves), span)| {
-            let sc = scale_of(span.unwrap_or((0.0, 1.0)));
-            let curves = curves.into_iter().map(|(l, c)| (l, c.into_iter().map(|(t, v)| (t, v * sc.factor)).collect())).collect();
-            (measure_unit(&m, eunit) + &sc.note, curves)
+        .map(|(m, curves)| {
+            let y = y_axis("plot_series", curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)));
+            (measure_unit(&m, eunit) + y.as_ref().map_or("", |y| y.note.as_str()), curves, y)
         })
         .collect();
-    let axes: Vec<Option<Span>> = axes.iter().map(|a| a.map(|a| scale_of(a).span(a))).collect();
+    if panels.iter().all(|p| p.2.is_none()) {
+        return Ok(vec![]);
+    }
     let cols = if panels.len() > 1 { 2 } else { 1 };
     let rows = panels.len().div_ceil(cols);
     let size = (SIZE.0, 50 + 290 * rows as u32);
     let title = if multi { "measures against time, a colour a member" } else { "measures against time" };
     render_both!(dir, "plot_series", size, |root: &DrawingArea<_, Shift>| -> DrawResult {
         let root = root.titled(title, ("sans-serif", 22)).map_err(s)?;
-        for ((area, (caption, curves)), axes) in root.split_evenly((rows, cols)).iter().zip(&panels).zip(&axes) {
-            let Some((y0, y1)) = *axes else {
+        for (area, (caption, curves, y)) in root.split_evenly((rows, cols)).iter().zip(&panels) {
+            let Some(y) = y else {
                 // (a panel of no finite value says so, rather than stand empty)
                 area.titled(&format!("{caption}: no finite values"), ("sans-serif", 16)).map_err(s)?;
                 continue;
             };
-            let mut chart = ChartBuilder::on(area)
+            let mut builder = ChartBuilder::on(area);
+            builder
                 .caption(caption, ("sans-serif", 16))
                 .margin(10)
+                .margin_right(10 + if multi { legend_room(curves, 12).margin } else { 0 })
                 .x_label_area_size(40)
-                .y_label_area_size(label_area((y0, y1), 13))
-                .build_cartesian_2d(t0..t1, y0..y1)
-                .map_err(s)?;
-            draw_axes(&mut chart, (tlabel, (t0, t1)), ("", (y0, y1)), 13, true)?;
-            draw_curves(&mut chart, curves, 12, multi, ((t0, t1), (y0, y1)))?;
+                .y_label_area_size(y.label_area(13));
+            with_chart!(builder, (t0, t1), y, |chart| {
+                draw_axes(&mut chart, (tlabel, (t0, t1)), ("", y), 13, true)?;
+                draw_curves(&mut chart, curves, 12, multi.then_some(area), (t0, t1), y)?;
+            });
         }
         Ok(())
     })
@@ -485,7 +528,6 @@ fn heat(f: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-/// Peaks and their times against theta (paper 004 fig. 3e/3f); members sorted by theta.
 /// A labelled curve over a shared x axis.
 pub type Curve = (String, Vec<f64>);
 /// A labelled curve of (x, y) points.
@@ -495,94 +537,9 @@ pub type Panel = (String, Vec<XyCurve>);
 /// A steady-state grid: x name, y name, x and y of each member, the measure of each member.
 pub type Heatmap = (String, String, Vec<f64>, Vec<f64>, Vec<f64>);
 
-/// At most `THETA_PLOT_POINTS` members, evenly spaced in theta order with the first and the
-/// last, are drawn: a point (an SVG element) per member of a million-member run would take
-/// hundreds of MB to draw and show nothing more.
-pub fn theta_plot_data(sm: &Summary) -> Option<(Vec<f64>, Vec<Curve>, Vec<Curve>)> {
-    let theta = sm.col("theta")?;
-    let mut order: Vec<usize> = (0..theta.len()).filter(|&i| theta[i].is_finite()).collect();
-    order.sort_by(|&a, &b| theta[a].total_cmp(&theta[b]));
-    let order = evenly_spaced(order, THETA_PLOT_POINTS);
-    let pick = |v: Vec<f64>| order.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-    let mut peaks = vec![];
-    let mut times = vec![];
-    for m in crate::job::PEAK_MEASURES {
-        let n = m.name();
-        peaks.push((format!("max {n}"), pick(sm.col(&format!("max_{n}"))?)));
-        times.push((format!("t of max {n}"), pick(sm.col(&format!("t_max_{n}"))?)));
-    }
-    Some((pick(theta), peaks, times))
-}
-
-/// The theta plots' curves, (peaks, times of the peaks), as points (theta, value). A member
-/// whose peak is not above 0 (theta = 0: nothing charges) has no peak time, and is not drawn
-/// in the times (its t_max of 0 drew a steep ramp from theta = 0).
-pub fn theta_curves(theta: &[f64], peaks: &[Curve], times: &[Curve]) -> (Vec<XyCurve>, Vec<XyCurve>) {
-    let points = |v: &[f64], keep: &dyn Fn(usize) -> bool| (0..theta.len()).filter(|&i| keep(i)).map(|i| (theta[i], v[i])).collect::<Vec<_>>();
-    let peak_curves = peaks.iter().map(|(l, v)| (l.clone(), points(v, &|_| true))).collect();
-    let time_curves = times.iter().zip(peaks).map(|((l, v), (_, p))| (l.clone(), points(v, &|i| p[i] > 0.0))).collect();
-    (peak_curves, time_curves)
-}
-
-/// The members drawn in the theta plots, at most.
-pub const THETA_PLOT_POINTS: usize = 2000;
-
-/// At most `most` of `items` (most >= 2), evenly spaced, the first and the last among them.
-fn evenly_spaced(items: Vec<usize>, most: usize) -> Vec<usize> {
-    if items.len() <= most {
-        return items;
-    }
-    (0..most).map(|j| items[j * (items.len() - 1) / (most - 1)]).collect()
-}
-
-fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>> {
-    let Some((theta, peaks, times)) = theta_plot_data(sm) else {
-        return Ok(vec![]);
-    };
-    let members = sm.col("theta").map_or(0, |t| t.iter().filter(|t| t.is_finite()).count());
-    let thinned = if members > theta.len() { format!(", {} of {members} members", theta.len()) } else { String::new() };
-    let captions = [
-        format!("peak values against the charger's polar angle (paper 004 fig. 3f{thinned})"),
-        format!("times of the peaks against the charger's polar angle (paper 004 fig. 3e{thinned})"),
-    ];
-    let (peak_curves, time_curves) = theta_curves(&theta, &peaks, &times);
-    let panels = [
-        ("plot_peaks_theta", captions[0].as_str(), "peak (energy, ergotropy: wb; power: wb per unit time)", peak_curves),
-        ("plot_peak_times_theta", captions[1].as_str(), "time of the peak (units of 1/wb, hbar = 1)", time_curves),
-    ];
-    // the panels drawn in parallel, listed in order
-    let drawn: Vec<Vec<PathBuf>> = panels
-        .into_par_iter()
-        .map(|(stem, caption, ylabel, curves)| -> Result<Vec<PathBuf>> {
-            let Some((y0, y1)) = finite_range(stem, curves.iter().flat_map(|(_, v)| v.iter().map(|p| p.1))) else {
-                if curves.iter().all(|(_, v)| v.is_empty()) {
-                    eprintln!("note: {stem} not drawn: no member has a peak above 0 (none charged)");
-                }
-                return Ok(vec![]);
-            };
-            let Some((x0, x1)) = drawable(stem, opened(theta[0], theta[theta.len() - 1])) else {
-                return Ok(vec![]);
-            };
-            render_both!(dir, stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
-                let mut chart = ChartBuilder::on(root)
-                    .caption(caption, ("sans-serif", 20))
-                    .margin(14)
-                    .x_label_area_size(48)
-                    .y_label_area_size(label_area((y0, y1), 15))
-                    .build_cartesian_2d(x0..x1, y0..y1)
-                    .map_err(s)?;
-                let theta_desc = "theta (rad): charger cos(theta/2)|g> + e^(i phi) sin(theta/2)|e>";
-                draw_axes(&mut chart, (theta_desc, (x0, x1)), (ylabel, (y0, y1)), 15, true)?;
-                for (i, (_, pts)) in curves.iter().enumerate() {
-                    let c = color(i);
-                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled()))).map_err(s)?;
-                }
-                draw_curves(&mut chart, &curves, 15, true, ((x0, x1), (y0, y1)))
-            })
-        })
-        .collect::<Result<_>>()?;
-    Ok(drawn.into_iter().flatten().collect())
-}
+mod theta;
+use theta::write_theta_plots;
+pub use theta::{theta_curves, theta_plot_data, THETA_PLOT_POINTS};
 
 /// Curves of stored_energy_b and concurrence against lambda t, one per member (at most 12,
 /// evenly strided), labelled by the swept parameters. Returns (panel measure, curves).
@@ -628,10 +585,10 @@ fn write_cavity_plot(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) 
     }
     // each panel's axes, or None where it cannot be drawn (said once, before drawing)
     let stem = "plot_cavity_lambda_t";
-    let axes: Vec<Option<(Span, Span)>> = panels
+    let axes: Vec<Option<(Span, YAxis)>> = panels
         .iter()
         .map(|(_, curves)| {
-            let y = finite_range(stem, curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)))?;
+            let y = y_axis(stem, curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.1)))?;
             let x1 = curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.0)).fold(0.0f64, f64::max).max(1e-12);
             let x0 = curves.iter().flat_map(|(_, c)| c.iter().map(|p| p.0)).fold(f64::INFINITY, f64::min).min(x1 - 1e-12);
             Some((drawable(stem, (x0, x1))?, y))
@@ -647,19 +604,22 @@ fn write_cavity_plot(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) 
     render_both!(dir, stem, size, |root: &DrawingArea<_, Shift>| -> DrawResult {
         let areas = root.split_evenly((panels.len(), 1));
         for ((area, (measure, curves)), axes) in areas.iter().zip(&panels).zip(&axes) {
-            let Some(((x0, x1), (y0, y1))) = *axes else {
+            let Some((xs, y)) = axes else {
                 continue;
             };
             let ylabel = if measure == "stored_energy_b" { "stored_energy_b (wq)" } else { "concurrence of the cells" };
-            let mut chart = ChartBuilder::on(area)
+            let ylabel = format!("{ylabel}{}", y.note);
+            let mut builder = ChartBuilder::on(area);
+            builder
                 .caption(format!("{measure} against lambda t (paper 003 fig. 2{thinned})"), ("sans-serif", 18))
                 .margin(14)
+                .margin_right(14 + legend_room(curves, 13).margin)
                 .x_label_area_size(44)
-                .y_label_area_size(label_area((y0, y1), 14))
-                .build_cartesian_2d(x0..x1, y0..y1)
-                .map_err(s)?;
-            draw_axes(&mut chart, ("lambda t (dimensionless)", (x0, x1)), (ylabel, (y0, y1)), 14, true)?;
-            draw_curves(&mut chart, curves, 13, true, ((x0, x1), (y0, y1)))?;
+                .y_label_area_size(y.label_area(14));
+            with_chart!(builder, *xs, y, |chart| {
+                draw_axes(&mut chart, ("lambda t (dimensionless)", *xs), (ylabel.as_str(), y), 14, true)?;
+                draw_curves(&mut chart, curves, 13, Some(area), *xs, y)?;
+            });
         }
         Ok(())
     })

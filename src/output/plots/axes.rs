@@ -1,5 +1,5 @@
 //! Axes that read: ranges padded relative to the data, tick labels with the digits their
-//! spacing needs, and the legend put where the data are not.
+//! spacing needs, and a log axis for values spanning many decades (`y_axis`).
 //!
 //! plotters' default tick text has one decimal, so an axis of purity near 1 read "1.0" at
 //! every tick, one of trace_error (about 1e-16) "0.0", and zero could read "-0.0".
@@ -80,6 +80,149 @@ impl Scale {
     }
 }
 
+/// A panel's y axis: linear, its values drawn times a power of ten (`Scale`), or
+/// logarithmic, for values >= 0 spanning many decades (`y_axis`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct YAxis {
+    pub log: bool,
+    /// The values are drawn times this, a power of ten: on a log axis 10^-top, so that the
+    /// drawn top is 1 (plotters puts no tick below f64::EPSILON, which fock_tail reaches).
+    pub factor: f64,
+    /// The axis' ends, as drawn.
+    pub span: Span,
+    /// Log axis only: drawn values below this (zeros, rounding residues below 0, values more
+    /// than `LOG_MOST_DECADES` below the top) are drawn at it; -inf on a linear axis.
+    pub floor: f64,
+    /// The top's exponent on a log axis (the tick labels' shift), 0 on a linear one.
+    top: i32,
+    /// For the axis' label: " (x 1e-16)" (`Scale`), or on a log axis, where some values
+    /// are drawn at the floor, " (values below 1e-13 drawn at 1e-13)"; "" otherwise.
+    pub note: String,
+}
+
+/// A log axis is drawn where at least a quarter of a panel's positive values lie more than
+/// this many decades below the largest: fock_tail decaying from 1e-2 to 1e-16 sat flat at 0
+/// on a linear axis. A quartile, not the smallest value: energy_b rising from 0 has a few
+/// values of 1e-5 in its first samples, and reads on a linear axis.
+const LOG_DECADES: f64 = 3.0;
+
+/// The most decades a log axis spans: values further below its top are drawn at its floor
+/// (a double holds about 16 digits; below, a value is rounding noise beside the top's).
+const LOG_MOST_DECADES: i32 = 15;
+
+/// Negative values up to this fraction of the largest value count as rounding around 0 of a
+/// measure >= 0 (a population's -1e-19): they allow a log axis and are drawn at its floor.
+/// A larger one is a signed measure's (power_b, min_eigenvalue), which stays linear.
+const LOG_NEGATIVE_NOISE: f64 = 1e-6;
+
+/// The y axis of `plot` over `vals`: logarithmic where `LOG_DECADES` says so, linear
+/// (`finite_range`, `scale_of`) otherwise; None where there is no finite value or no axis
+/// can be drawn (noted).
+pub fn y_axis(plot: &str, vals: impl Iterator<Item = f64>) -> Option<YAxis> {
+    let finite: Vec<f64> = vals.filter(|v| v.is_finite()).collect();
+    if let Some(log) = log_axis(&finite) {
+        return Some(log);
+    }
+    finite_range(plot, finite.into_iter()).map(YAxis::linear)
+}
+
+/// The log axis of `finite` values, or None where a linear one reads (`y_axis`). Its ends are
+/// whole decades, at least 5% of its decades past the data; the floor a quarter decade above
+/// its bottom, so that the values drawn at it show above the frame.
+fn log_axis(finite: &[f64]) -> Option<YAxis> {
+    let mut pos: Vec<f64> = finite.iter().copied().filter(|&v| v > 0.0).collect();
+    let top = pos.iter().copied().fold(0.0, f64::max);
+    // (within 1e280 of 1: the factor 10^-top stays a finite double)
+    if pos.is_empty() || !(1e-280..1e280).contains(&top) || finite.iter().any(|&v| v < -LOG_NEGATIVE_NOISE * top) {
+        return None;
+    }
+    let k = pos.len() / 4;
+    let quartile = *pos.select_nth_unstable_by(k, f64::total_cmp).1;
+    if quartile >= top * 10f64.powf(-LOG_DECADES) {
+        return None;
+    }
+    let low = pos[..=k].iter().copied().fold(f64::INFINITY, f64::min);
+    let (lo_e, hi_e) = (low.log10(), top.log10());
+    let pad = 0.05 * (hi_e - lo_e);
+    let t = (hi_e + pad).ceil() as i32;
+    let b = ((lo_e - pad).floor() as i32).max(t - LOG_MOST_DECADES);
+    let floor = 10f64.powi(b - t);
+    let floor_real = decimal(1.0, b);
+    let note = if finite.iter().any(|&v| v < floor_real) {
+        let f = log_tick_text(floor_real);
+        format!(" (values below {f} drawn at {f})")
+    } else {
+        String::new()
+    };
+    Some(YAxis { log: true, factor: 10f64.powi(-t), span: (floor * 10f64.powf(-0.25), 1.0), floor, top: t, note })
+}
+
+/// m x 10^e as the double nearest the decimal (10f64.powi(-13) is not the double of 1e-13).
+fn decimal(m: f64, e: i32) -> f64 {
+    format!("{m}e{e}").parse().unwrap_or(f64::NAN)
+}
+
+impl YAxis {
+    /// A linear axis over `span`, its values scaled (`scale_of`).
+    pub fn linear(span: Span) -> YAxis {
+        let sc = scale_of(span);
+        YAxis { log: false, factor: sc.factor, span: sc.span(span), floor: f64::NEG_INFINITY, top: 0, note: sc.note }
+    }
+
+    /// A linear axis over `span` as it is, unscaled (values the caller drew scaled, or
+    /// parameters).
+    pub fn plain(span: Span) -> YAxis {
+        YAxis { log: false, factor: 1.0, span, floor: f64::NEG_INFINITY, top: 0, note: String::new() }
+    }
+
+    /// The value `v` as drawn: scaled, and on a log axis raised to the floor (NaN stays NaN).
+    pub fn drawn(&self, v: f64) -> f64 {
+        let d = v * self.factor;
+        if self.log && d < self.floor {
+            self.floor
+        } else {
+            d
+        }
+    }
+
+    /// A drawn value as a fraction-ready linear coordinate: log10 of it on a log axis (for
+    /// `legend_corner`, which places by linear fractions of the span).
+    pub fn linearized(&self, drawn: f64) -> f64 {
+        if self.log {
+            drawn.log10()
+        } else {
+            drawn
+        }
+    }
+
+    /// The span in `linearized` coordinates.
+    pub fn linear_span(&self) -> Span {
+        (self.linearized(self.span.0), self.linearized(self.span.1))
+    }
+
+    /// The text of the tick at the drawn value `v`: `tick_text` on a linear axis; on a log
+    /// one, `log_tick_text` of the value it stands for (10^k drawn is 10^(k + top)).
+    pub fn tick(&self, v: f64) -> String {
+        if !self.log {
+            return tick_text(v, self.span);
+        }
+        let text = format!("{v:.3e}");
+        match text.split_once('e').map(|(m, e)| (m.parse::<f64>(), e.parse::<i32>())) {
+            Some((Ok(m), Ok(e))) => log_tick_text(decimal(m, e + self.top)),
+            _ => text,
+        }
+    }
+
+    /// Pixels for the tick labels, at `font` px (`label_area`).
+    pub fn label_area(&self, font: u32) -> u32 {
+        if !self.log {
+            return label_area(self.span, font);
+        }
+        let chars = [self.floor, self.span.1].iter().map(|&v| self.tick(v).chars().count()).max().unwrap_or(5) as u32;
+        (chars * font * 6 / 10 + 2 * font + 8).max(60)
+    }
+}
+
 /// The text of the tick at `v` on a linear axis spanning `span` (about ten ticks): as many
 /// decimals as the ticks' spacing needs, in scientific notation where the values are below
 /// 1e-3 or from 1e5 up, and zero written "0" (never "-0.0").
@@ -105,7 +248,7 @@ pub fn tick_text(v: f64, (lo, hi): Span) -> String {
     };
     // a tick that rounds to zero reads "0", not "-0.00" or "0.00e0"
     match text.parse::<f64>() {
-        Ok(x) if x == 0.0 => "0".into(),
+        Ok(0.0) => "0".into(),
         _ => text,
     }
 }
@@ -125,36 +268,6 @@ pub fn log_tick_text(v: f64) -> String {
 pub fn label_area(span: Span, font: u32) -> u32 {
     let chars = [span.0, span.1, (span.0 + span.1) / 2.0].iter().map(|&v| tick_text(v, span).chars().count()).max().unwrap_or(4) as u32;
     (chars * font * 6 / 10 + 2 * font + 8).max(60)
-}
-
-/// The fraction of a plot `plot_px` wide that a legend of `labels` at `font` px takes: about
-/// 0.6 em a character, and the sample line and border.
-pub fn legend_width<'a>(labels: impl Iterator<Item = &'a str>, font: u32, plot_px: u32) -> f64 {
-    let chars = labels.map(|l| l.chars().count()).max().unwrap_or(0) as f64;
-    ((chars * 0.6 * font as f64 + 40.0) / plot_px as f64).clamp(0.1, 0.9)
-}
-
-/// Where a legend of `entries` lines, `width` of the plot wide (`legend_width`), covers the
-/// fewest of `points` (each in the axes' units, x in `xs`, y in `ys`): one of the four
-/// corners, the upper ones first where tied. Its height is about `entries` x 7% (at least 15%).
-pub fn legend_corner(points: impl Iterator<Item = (f64, f64)>, xs: Span, ys: Span, entries: usize, width: f64) -> plotters::prelude::SeriesLabelPosition {
-    use plotters::prelude::SeriesLabelPosition as P;
-    let (w, h) = (width, (0.07 * entries as f64).clamp(0.15, 0.9));
-    let mut covered = [0usize; 4];
-    for (x, y) in points {
-        let (fx, fy) = ((x - xs.0) / (xs.1 - xs.0), (y - ys.0) / (ys.1 - ys.0));
-        if !(fx.is_finite() && fy.is_finite()) {
-            continue;
-        }
-        let (left, right, top, bottom) = (fx <= w, fx >= 1.0 - w, fy >= 1.0 - h, fy <= h);
-        covered[0] += (top && right) as usize;
-        covered[1] += (top && left) as usize;
-        covered[2] += (bottom && right) as usize;
-        covered[3] += (bottom && left) as usize;
-    }
-    let corners = [P::UpperRight, P::UpperLeft, P::LowerRight, P::LowerLeft];
-    let best = (0..4).min_by_key(|&k| covered[k]).unwrap_or(0);
-    corners[best].clone()
 }
 
 #[cfg(test)]
@@ -209,19 +322,5 @@ mod tests {
         let (lo, hi) = finite_range("t", [1.0, 1.0 + 4.0 * f64::EPSILON].into_iter()).unwrap();
         assert!(hi - lo >= 2e-12, "{}", hi - lo);
         assert_eq!(finite_range("t", [f64::NAN].into_iter()), None);
-    }
-
-    /// The legend goes to the corner the curves leave free.
-    #[test]
-    fn the_legend_goes_where_the_data_are_not() {
-        use plotters::prelude::SeriesLabelPosition as P;
-        let rising = (0..100).map(|i| (i as f64, i as f64));
-        assert!(matches!(legend_corner(rising, (0.0, 99.0), (0.0, 99.0), 2, 0.35), P::UpperLeft));
-        let high = (0..100).map(|i| (i as f64, 90.0 + (i % 3) as f64));
-        assert!(matches!(legend_corner(high, (0.0, 99.0), (0.0, 99.0), 2, 0.35), P::LowerRight));
-        // a hump in the middle: a legend 60% wide covers it from either upper corner
-        let hump = (0..100).map(|i| (i as f64, 99.0 - ((i as f64 - 50.0) / 5.0).powi(2).min(99.0)));
-        assert!(matches!(legend_corner(hump, (0.0, 99.0), (0.0, 99.0), 2, 0.6), P::LowerRight | P::LowerLeft));
-        assert!(legend_width(["a much longer legend label than the other"].into_iter(), 15, 800) > legend_width(["mean"].into_iter(), 15, 800));
     }
 }

@@ -4,7 +4,7 @@
 use super::super::series::{read_in_chunks, Chunk, SeriesReader};
 use super::super::stats::read_stats;
 use super::super::summary::read_run_json;
-use super::{draw_axes, draw_on, drawable, encode_png, ensure_font, heat, label_area, measure_unit, s, scale_of, units, write_pair, DrawResult, SIZE};
+use super::{draw_axes, draw_on, drawable, encode_png, ensure_font, heat, label_area, measure_unit, s, scale_of, units, write_pair, DrawResult, YAxis, SIZE};
 use crate::error::{QbatError, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -262,7 +262,7 @@ pub fn draw_hist2d_plots(dir: &Path, data: &[Hist2d]) -> Result<Vec<PathBuf>> {
                     .y_label_area_size(label_area(yr, 15))
                     .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
                     .map_err(s)?;
-                draw_axes(&mut chart, (xl.as_str(), xr), (yl.as_str(), yr), 15, false)?;
+                draw_axes(&mut chart, (xl.as_str(), xr), (yl.as_str(), &YAxis::plain(yr)), 15, false)?;
                 let (dx, dy) = ((xr.1 - xr.0) / h.bins as f64, (yr.1 - yr.0) / h.bins as f64);
                 chart
                     .draw_series(h.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| {

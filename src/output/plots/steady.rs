@@ -3,7 +3,7 @@
 
 use super::super::series::SeriesReader;
 use super::super::summary::Summary;
-use super::{draw_axes, drawable, ensure_font, heat, label_area, s, tick_text, units, DrawResult, Heatmap, SIZE};
+use super::{draw_axes, drawable, ensure_font, heat, label_area, s, tick_text, units, DrawResult, Heatmap, YAxis, SIZE};
 use super::{draw_on, encode_png, write_pair};
 use crate::error::{QbatError, Result};
 use plotters::coord::Shift;
@@ -89,7 +89,7 @@ pub(super) fn write_steady_heatmap(dir: &Path, sm: &Summary, measure: &str, mode
             .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
             .map_err(s)?;
         let (xd, yd) = (param_axis(&xn, eunit), param_axis(&yn, eunit));
-        draw_axes(&mut chart, (xd.as_str(), xr), (yd.as_str(), yr), 15, false)?;
+        draw_axes(&mut chart, (xd.as_str(), xr), (yd.as_str(), &YAxis::plain(yr)), 15, false)?;
         chart
             .draw_series(xs.iter().zip(&ys).zip(&vals).map(|((x, y), v)| {
                 let i = dx.partition_point(|d| d < x);
