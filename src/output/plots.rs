@@ -108,7 +108,7 @@ mod steady;
 use axes::{drawable, label_area, opened, scale_of, Span};
 pub use axes::{log_tick_text, tick_text, y_axis, YAxis};
 pub use hist2d::{draw_hist2d_plots, hist2d_counted, hist2d_data, hist2d_stem, write_hist2d_plots, Hist2d, Hist2dCounter, HIST_BINS};
-use legend::{draw_legend_beside, label_px, legend_corner, legend_place, legend_width, LegendPlace};
+use legend::{draw_legend_beside, freest_corner, label_px, legend_corner, legend_place, legend_width, LegendPlace};
 pub use steady::steady_heatmap_data;
 use steady::write_steady_heatmap;
 
@@ -215,10 +215,26 @@ macro_rules! with_chart {
     }};
 }
 
-/// The place of the legend of `curves` at `font` px (`legend_place`): its `margin` is what
-/// the chart reserves right of the plot area, 0 where the legend goes inside.
-fn legend_room(curves: &[XyCurve], font: u32) -> LegendPlace {
-    legend_place(curves.iter().map(|(l, _)| l.as_str()), font, |l| label_px(l, font))
+/// The place of the legend of `curves` at `font` px, drawn on `xs` and `y` in the plot area
+/// of `panel` (whose margins, caption and labels take about 110 px of its width and 90 of
+/// its height): right of the plot area where it has more than `INSIDE_MOST` entries
+/// (`legend_place`), or where every corner inside would cover a point of a curve
+/// (`freest_corner`, the box as drawn and 10 px from the area's edges); else in the freest
+/// corner. Its `margin` is what the chart reserves right of the plot area, 0 where the
+/// legend goes inside.
+fn legend_room<DB: DrawingBackend>(curves: &[XyCurve], font: u32, xs: Span, y: &YAxis, panel: &DrawingArea<DB, Shift>) -> LegendPlace {
+    let place = legend_place(curves.iter().map(|(l, _)| l.as_str()), font, |l| label_px(l, font));
+    if place.outside() {
+        return place;
+    }
+    let (w, h) = panel.dim_in_pixel();
+    let plot = (w.saturating_sub(110).max(1) as f64, h.saturating_sub(90).max(1) as f64);
+    let box_fraction = ((place.size.0 + 10) as f64 / plot.0, (place.size.1 + 10) as f64 / plot.1);
+    let points = curves.iter().flat_map(|(_, c)| c.iter().map(|&(x, v)| (x, y.linearized(y.drawn(v)))));
+    match freest_corner(points, xs, y.linear_span(), box_fraction) {
+        (_, covered) if covered > 0 => place.moved_outside(),
+        (corner, _) => LegendPlace { corner, ..place },
+    }
 }
 
 /// Curve i of n's line width: of four curves or fewer, each a pixel wider than the next, so
@@ -233,16 +249,14 @@ fn curve_width(i: usize, n: usize) -> u32 {
 }
 
 /// Labelled line curves, one colour each (`curve_width` wide), their values drawn on `y`
-/// (`YAxis::drawn`), and where `legend` (the chart's panel) their legend: right of the plot
-/// area where it has more than `INSIDE_MOST` entries (the chart reserved `legend_room`'s
-/// margin for it; plotters' own legend is clamped into the plot area), else in the corner
-/// the curves leave freest.
+/// (`YAxis::drawn`), and where `legend` (the chart's panel, and the place `legend_room` gave,
+/// whose margin the chart reserved) their legend: right of the plot area (plotters' own
+/// legend is clamped into the plot area) or in the corner it names.
 fn draw_curves<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
     chart: &mut Chart<'a, DB, Y>,
     curves: &[XyCurve],
     font: u32,
-    legend: Option<&DrawingArea<DB, Shift>>,
-    xs: Span,
+    legend: Option<(&DrawingArea<DB, Shift>, LegendPlace)>,
     y: &YAxis,
 ) -> DrawResult {
     let n = curves.len();
@@ -251,10 +265,9 @@ fn draw_curves<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
         let drawn = chart.draw_series(LineSeries::new(pts.iter().map(|&(x, v)| (x, y.drawn(v))), c.stroke_width(w))).map_err(s)?;
         drawn.label(label.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(w)));
     }
-    let Some(panel) = legend else {
+    let Some((panel, place)) = legend else {
         return Ok(());
     };
-    let place = legend_room(curves, font);
     if place.outside() {
         // the plot area in the panel's pixels
         let ((px, py), (ax, ay)) = (chart.plotting_area().get_pixel_range(), panel.get_base_pixel());
@@ -262,11 +275,14 @@ fn draw_curves<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
         let entries: Vec<(&str, RGBColor, u32)> = curves.iter().enumerate().map(|(i, (l, _))| (l.as_str(), color(i), curve_width(i, n))).collect();
         return draw_legend_beside(panel, place, plot, &entries, font);
     }
-    let plot_w = chart.plotting_area().dim_in_pixel().0;
-    let width = legend_width(curves.iter().map(|(l, _)| l.as_str()), font, plot_w);
-    let points = curves.iter().flat_map(|(_, c)| c.iter().map(|&(x, v)| (x, y.linearized(y.drawn(v)))));
-    let at = legend_corner(points, xs, y.linear_span(), n, width);
-    chart.configure_series_labels().position(at).label_font(("sans-serif", font)).border_style(BLACK).background_style(WHITE.mix(0.85)).draw().map_err(s)?;
+    chart
+        .configure_series_labels()
+        .position(place.corner_position())
+        .label_font(("sans-serif", font))
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.85))
+        .draw()
+        .map_err(s)?;
     Ok(())
 }
 
@@ -500,16 +516,17 @@ fn write_series_plot(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
                 area.titled(&format!("{caption}: no finite values"), ("sans-serif", 16)).map_err(s)?;
                 continue;
             };
+            let legend = multi.then(|| (area, legend_room(curves, 12, (t0, t1), y, area)));
             let mut builder = ChartBuilder::on(area);
             builder
                 .caption(caption, ("sans-serif", 16))
                 .margin(10)
-                .margin_right(10 + if multi { legend_room(curves, 12).margin } else { 0 })
+                .margin_right(10 + legend.map_or(0, |(_, p)| p.margin))
                 .x_label_area_size(40)
                 .y_label_area_size(y.label_area(13));
             with_chart!(builder, (t0, t1), y, |chart| {
                 draw_axes(&mut chart, (tlabel, (t0, t1)), ("", y), 13, true)?;
-                draw_curves(&mut chart, curves, 12, multi.then_some(area), (t0, t1), y)?;
+                draw_curves(&mut chart, curves, 12, legend, y)?;
             });
         }
         Ok(())
@@ -609,16 +626,17 @@ fn write_cavity_plot(dir: &Path, run: &serde_json::Value, sm: Option<&Summary>) 
             };
             let ylabel = if measure == "stored_energy_b" { "stored_energy_b (wq)" } else { "concurrence of the cells" };
             let ylabel = format!("{ylabel}{}", y.note);
+            let place = legend_room(curves, 13, *xs, y, area);
             let mut builder = ChartBuilder::on(area);
             builder
                 .caption(format!("{measure} against lambda t (paper 003 fig. 2{thinned})"), ("sans-serif", 18))
                 .margin(14)
-                .margin_right(14 + legend_room(curves, 13).margin)
+                .margin_right(14 + place.margin)
                 .x_label_area_size(44)
                 .y_label_area_size(y.label_area(14));
             with_chart!(builder, *xs, y, |chart| {
                 draw_axes(&mut chart, ("lambda t (dimensionless)", *xs), (ylabel.as_str(), y), 14, true)?;
-                draw_curves(&mut chart, curves, 13, Some(area), *xs, y)?;
+                draw_curves(&mut chart, curves, 13, Some((area, place)), y)?;
             });
         }
         Ok(())

@@ -1,6 +1,7 @@
-//! Where a plot's legend goes: in the plot area's freest corner where it has a few entries
-//! (`legend_corner`), in a margin right of the plot area where it has more (`legend_place`):
-//! the cavity plot's twelve entries covered its curves from any corner.
+//! Where a plot's legend goes: in a corner of the plot area that no curve passes through,
+//! where it has a few entries and there is one (`legend_corner`); else in a margin right of
+//! the plot area (`legend_place`): the cavity plot's twelve entries covered its curves from
+//! any corner, and four of them covered a peak of paper 003's concurrence.
 
 use super::axes::Span;
 use super::{s, DrawResult};
@@ -25,17 +26,31 @@ const LINE_HEIGHT: f64 = 1.25;
 pub type PxRect = (i32, i32, i32, i32);
 
 /// Where a chart's legend goes: `margin` px reserved right of the plot area for it (0: it
-/// goes in the freest corner inside), of a box `size` px (width, height).
+/// goes inside, in `corner`), of a box `size` px (width, height).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LegendPlace {
     pub margin: u32,
     pub size: (u32, u32),
+    /// The corner inside (`legend_corner`'s order: upper right, upper left, lower right, lower
+    /// left) where it goes inside.
+    pub corner: usize,
 }
 
 impl LegendPlace {
     /// Whether the legend goes right of the plot area.
     pub fn outside(&self) -> bool {
         self.margin > 0
+    }
+
+    /// The same legend moved right of the plot area.
+    pub fn moved_outside(self) -> LegendPlace {
+        LegendPlace { margin: self.size.0 + 2 * LEGEND_GAP, ..self }
+    }
+
+    /// Its corner inside, as plotters names it.
+    pub fn corner_position(&self) -> plotters::prelude::SeriesLabelPosition {
+        use plotters::prelude::SeriesLabelPosition as P;
+        [P::UpperRight, P::UpperLeft, P::LowerRight, P::LowerLeft][self.corner.min(3)].clone()
     }
 
     /// The legend's box, in the pixels `plot` (the plot area) is in, where it goes outside:
@@ -53,8 +68,12 @@ pub fn legend_place<'a>(labels: impl ExactSizeIterator<Item = &'a str>, font: u3
     let entries = labels.len();
     let widest = labels.map(label_px).max().unwrap_or(0);
     let size = (widest + MARK_WIDTH + 2 * BOX_MARGIN, (entries as f64 * LINE_HEIGHT * font as f64).ceil() as u32 + 2 * BOX_MARGIN);
-    let margin = if entries > INSIDE_MOST { size.0 + 2 * LEGEND_GAP } else { 0 };
-    LegendPlace { margin, size }
+    let inside = LegendPlace { margin: 0, size, corner: 0 };
+    if entries > INSIDE_MOST {
+        inside.moved_outside()
+    } else {
+        inside
+    }
 }
 
 /// Draw the legend of `entries` (label, colour, line width) at `font` px beside the plot
@@ -100,8 +119,15 @@ pub fn legend_width<'a>(labels: impl Iterator<Item = &'a str>, font: u32, plot_p
 /// fewest of `points` (each in the axes' units, x in `xs`, y in `ys`): one of the four
 /// corners, the upper ones first where tied. Its height is about `entries` x 7% (at least 15%).
 pub fn legend_corner(points: impl Iterator<Item = (f64, f64)>, xs: Span, ys: Span, entries: usize, width: f64) -> plotters::prelude::SeriesLabelPosition {
-    use plotters::prelude::SeriesLabelPosition as P;
-    let (w, h) = (width, (0.07 * entries as f64).clamp(0.15, 0.9));
+    let box_fraction = (width, (0.07 * entries as f64).clamp(0.15, 0.9));
+    let corner = LegendPlace { margin: 0, size: (0, 0), corner: freest_corner(points, xs, ys, box_fraction).0 };
+    corner.corner_position()
+}
+
+/// `legend_corner`'s corner (0 to 3, upper right, upper left, lower right, lower left) for a
+/// box `box_fraction` of the plot area (width, height), and how many of `points` it covers.
+pub fn freest_corner(points: impl Iterator<Item = (f64, f64)>, xs: Span, ys: Span, box_fraction: (f64, f64)) -> (usize, usize) {
+    let (w, h) = box_fraction;
     let mut covered = [0usize; 4];
     for (x, y) in points {
         let (fx, fy) = ((x - xs.0) / (xs.1 - xs.0), (y - ys.0) / (ys.1 - ys.0));
@@ -114,9 +140,8 @@ pub fn legend_corner(points: impl Iterator<Item = (f64, f64)>, xs: Span, ys: Spa
         covered[2] += (bottom && right) as usize;
         covered[3] += (bottom && left) as usize;
     }
-    let corners = [P::UpperRight, P::UpperLeft, P::LowerRight, P::LowerLeft];
     let best = (0..4).min_by_key(|&k| covered[k]).unwrap_or(0);
-    corners[best].clone()
+    (best, covered[best])
 }
 
 #[cfg(test)]

@@ -81,11 +81,12 @@ pub(super) fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>
             };
             let ylabel = format!("{ylabel}{}", y.note);
             render_both!(dir, stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
+                let place = legend_room(&curves, 15, (x0, x1), &y, root);
                 let mut builder = ChartBuilder::on(root);
                 builder
                     .caption(caption, ("sans-serif", 20))
                     .margin(14)
-                    .margin_right(14 + legend_room(&curves, 15).margin)
+                    .margin_right(14 + place.margin)
                     .x_label_area_size(48)
                     .y_label_area_size(y.label_area(15));
                 with_chart!(builder, (x0, x1), &y, |chart| {
@@ -95,7 +96,7 @@ pub(super) fn write_theta_plots(dir: &Path, sm: &Summary) -> Result<Vec<PathBuf>
                         let c = color(i);
                         chart.draw_series(pts.iter().map(|&(x, v)| Circle::new((x, y.drawn(v)), 3, c.filled()))).map_err(s)?;
                     }
-                    draw_curves(&mut chart, &curves, 15, Some(root), (x0, x1), &y)
+                    draw_curves(&mut chart, &curves, 15, Some((root, place)), &y)
                 })
             })
         })
