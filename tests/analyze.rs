@@ -864,3 +864,27 @@ fn analyze_waits_for_another_writer_of_its_directory() {
     manifest.verify(&run).unwrap();
     assert!(manifest.contains("analysis.csv"));
 }
+
+/// The monotone tolerance follows the loosest precision the run's blocks ran at: a run whose
+/// blocks went to an f32 GPU and then to the f64 CPU engine (`--on-device-loss cpu`) records
+/// f64 as its `precision`, the last block's, and lists both in `engines`.
+#[test]
+fn the_monotone_tolerance_is_the_loosest_engines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let values = [[0.0, 0.0], [1.0, 1.0], [2.0, 4.0], [3.0, 5.0], [4.0, 3.0], [5.0, 1.0]];
+    let opts = AnalyzeOptions { pairs: vec![("x".into(), "y".into())], plots: false, ..Default::default() };
+    for (k, (run, tol)) in [
+        (r#"{"precision": "f64"}"#, 1e-9),
+        (r#"{"precision": "f32"}"#, 1e-5),
+        (r#"{"precision": "f64", "engines": [{"backend": "gpu", "precision": "f32"}, {"backend": "cpu", "precision": "f64"}]}"#, 1e-5),
+        (r#"{"precision": "mixed: f32 | f64"}"#, 1e-5),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = tmp.path().join(format!("d{k}"));
+        hand_dir(&dir, false, &values);
+        std::fs::write(dir.join("run.json"), run).unwrap();
+        assert_eq!(analyze_dir(&dir, &opts).unwrap().monotone_tol, tol, "{run}");
+    }
+}

@@ -63,7 +63,20 @@ extra=(${QBAT_ARGS:-})
 mkdir -p "$root/logs"
 root=$(realpath "$root")
 
-if [[ -f $root/study.toml ]] && ! cmp -s "$config" "$root/study.toml"; then
+# Whether the root's study may still run or has run: a finished shard, or one under way (its
+# staging directory), or its array still in the queue (as squeue lists it; where squeue cannot
+# be asked, as if it were). A root where nothing ran and nothing is queued (tasks refused at
+# their options) takes this study whatever it recorded.
+started() { compgen -G "$root/shards/shard-*/run.json" >/dev/null || compgen -G "$root/shards/.shard-*.partial" >/dev/null; }
+queued() {
+    local job listed
+    job=$(sed -n 's/^QBAT_ARRAY_JOB=//p' "$root/jobs.env" 2>/dev/null) || return 1
+    [[ -n $job ]] || return 1
+    listed=$(squeue -h -o %F 2>/dev/null) || return 0
+    grep -qx "$job" <<<"$listed"
+}
+taken() { started || queued; }
+if [[ -f $root/study.toml ]] && ! cmp -s "$config" "$root/study.toml" && taken; then
     echo "error: $root holds another study ($root/study.toml differs from $config);" \
          "use another QBAT_OUT_ROOT, or remove $root to start over" >&2
     exit 2
@@ -82,7 +95,7 @@ if [[ -e $stamp ]]; then
     elif [[ $have != "$want" ]]; then
         what="its config differs from $config"
     fi
-    if [[ -n $what ]]; then
+    if [[ -n $what ]] && taken; then
         echo "error: $root holds another study ($what; see $stamp): use another QBAT_OUT_ROOT, or remove $root to start over" >&2
         exit 2
     fi
@@ -93,13 +106,24 @@ else
             exit 2
         fi
     done
-    printf '%s\n' "$want" >"$stamp"
 fi
-cp "$config" "$root/study.toml"
 
 export QBAT=$qbat QBAT_CONFIG=$root/study.toml QBAT_OUT_ROOT=$root
 
-array_job=$(sbatch --parsable --output="$root/logs/qbat-shards-%A_%a.log" "$@" "$here/array.sbatch")
+# The record of the study and its config, in place before the array's tasks can start; a
+# submission that sbatch refuses puts back what was there (nothing, where nothing was).
+for f in "$root/study.toml" "$stamp"; do
+    if [[ -e $f ]]; then cp -p "$f" "$f.before"; else rm -f "$f.before"; fi
+done
+cp "$config" "$root/study.toml"
+printf '%s\n' "$want" >"$stamp"
+array_job=$(sbatch --parsable --output="$root/logs/qbat-shards-%A_%a.log" "$@" "$here/array.sbatch") || {
+    for f in "$root/study.toml" "$stamp"; do
+        if [[ -e $f.before ]]; then mv -f "$f.before" "$f"; else rm -f "$f"; fi
+    done
+    exit 1
+}
+rm -f "$root/study.toml.before" "$stamp.before"
 array_job=${array_job%%;*}
 merge_job=$(sbatch --parsable --output="$root/logs/qbat-merge-%j.log" \
     --dependency="afterok:$array_job" "$here/merge.sbatch")

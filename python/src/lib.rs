@@ -92,10 +92,16 @@ fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyA
                 // Ctrl-C (or a failing ticker): cancel the run and wait for the worker, which
                 // returns Err(Cancelled) at its next cancellation point; a second Ctrl-C stops
                 // the wait.
-                if let Err(e) = py.check_signals().and_then(|_| ticker.as_ref().map_or(Ok(()), tick)) {
+                let signalled = py.check_signals();
+                let by_signal = signalled.is_err();
+                if let Err(e) = signalled.and_then(|_| ticker.as_ref().map_or(Ok(()), tick)) {
                     control.cancel();
-                    // (a study at its commit may wait for another's lock on its directory)
-                    qbat_gpu::output::cancel_writes();
+                    // Ctrl-C also stops the process's outputs being written (a study at its
+                    // commit may wait for another's lock on its directory); a failing ticker
+                    // stops this run only, not another thread's save.
+                    if by_signal {
+                        qbat_gpu::output::cancel_writes();
+                    }
                     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = recv(py) {
                         if py.check_signals().is_err() {
                             break;

@@ -143,7 +143,12 @@ def test_ctrl_c_during_a_merge_stops_it_and_leaves_no_output(tmp_path):
     p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert p.stdout.readline().strip() == "start"
-        time.sleep(1.0)
+        # the merge has begun its output (its staging directory is there) when Ctrl-C comes
+        deadline = time.monotonic() + 20.0
+        while not any(x.name.startswith(".merged") for x in tmp_path.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any(x.name.startswith(".merged") for x in tmp_path.iterdir()), list(tmp_path.iterdir())
+        time.sleep(0.3)
         p.send_signal(signal.SIGINT)
         said = p.stdout.readline().strip()
     finally:
@@ -152,3 +157,36 @@ def test_ctrl_c_during_a_merge_stops_it_and_leaves_no_output(tmp_path):
     assert said.startswith("interrupted"), said
     assert not out.exists(), "the merge was committed after Ctrl-C"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["merge.py", "s0", "s1"], list(tmp_path.iterdir())
+
+
+def test_a_failing_ticker_stops_its_run_only_not_another_threads_merge(tmp_path, monkeypatch):
+    # Ctrl-C stops every output the process writes; an exception from one run's ticker stops
+    # that run alone (it once cancelled a merge on another thread as if Ctrl-C was pressed).
+    from conftest import BLOCH
+    from qbat_gpu import _native
+    shards = [str(qb.study(BLOCH, tmp_path / f"s{k}", shard=(k, 2), backend="cpu", progress=False, plots=False).dir) for k in range(2)]
+    monkeypatch.setenv("QBAT_INJECT_FAULT", "slow-blocks=2000")
+    res = {}
+
+    def merge():
+        try:
+            qb.merge(shards, tmp_path / "merged", plots=False)
+            res["merge"] = "ok"
+        except BaseException as e:  # noqa: BLE001 - reported below
+            res["merge"] = repr(e)
+
+    t = threading.Thread(target=merge)
+    t.start()
+    time.sleep(0.5)
+    calls = []
+
+    def boom(*a):
+        calls.append(a)
+        if len(calls) > 2:
+            raise ValueError("ticker failed")
+
+    with pytest.raises(ValueError, match="ticker failed"):
+        _native.run(LONG, backend="cpu", verify=0, ticker=boom)
+    t.join()
+    assert res["merge"] == "ok", res["merge"]
+    assert (tmp_path / "merged" / "stats.csv").is_file()

@@ -148,3 +148,30 @@ def test_submit_names_qbat_when_the_binary_is_missing(work, sbatch_env):
         # (a path in a missing directory used to stop at `realpath: ...: No such file or directory`, exit 1)
         assert p.returncode == 2 and "set QBAT" in p.stderr, p.stderr
     assert not (work / "sbatch.log").exists()
+
+
+def test_a_submission_sbatch_refused_records_no_study(work, qbat_bin, sbatch_env):
+    # sbatch refuses the first submission (a partition misspelt): the root records nothing, and
+    # the corrected one, of another shard count, is taken (it was refused as another study)
+    failing = dict(sbatch_env)
+    bin_dir = work / "failbin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/bash\necho 'sbatch: error: invalid partition specified' >&2\nexit 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    failing["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    p = submit(work, str(qbat_bin), failing, "--array=0-7", "--partition=typo")
+    assert p.returncode != 0
+    assert not (work / "root" / "study.stamp").exists() and not (work / "root" / "study.toml").exists()
+    p = submit(work, str(qbat_bin), sbatch_env, "--array=0-3")
+    assert p.returncode == 0, p.stderr
+    assert (work / "root" / "study.stamp").read_text().splitlines()[1] == "shards 4"
+
+
+def test_array_tasks_refused_at_their_options_leave_the_root_free(work, qbat_bin):
+    # a task run with a misspelt option fails before any shard starts; the corrected tasks are
+    # not refused as another study
+    p = task(work, qbat_bin, 0, 2, QBAT_ARGS="--precison f64")
+    assert p.returncode == 2, p.stderr
+    p = task(work, qbat_bin, 0, 2, QBAT_ARGS="--precision f64")
+    assert p.returncode == 0, p.stderr
+    assert task(work, qbat_bin, 1, 2, QBAT_ARGS="--precision f64").returncode == 0

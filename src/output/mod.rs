@@ -173,6 +173,13 @@ impl OutputDir {
 
     /// An output directory assembled in a fresh staging directory (see `at`).
     pub fn begin(final_dir: &Path, force: bool) -> Result<OutputDir> {
+        OutputDir::begin_marked(final_dir, force, WriteCancel::now())
+    }
+
+    /// `begin` for work that began at `cancel` (its source checked, its shards read): a
+    /// `cancel_writes` since then stops it too.
+    pub fn begin_marked(final_dir: &Path, force: bool, cancel: WriteCancel) -> Result<OutputDir> {
+        cancel.check()?;
         // made here, never taken over: a name in use (a leftover of a killed process with
         // this id: ids repeat, in a container every time) is passed over for the next; listed
         // as it is made, for a signal to remove (`uncommitted`)
@@ -189,7 +196,7 @@ impl OutputDir {
                 Err(e) => return Err(QbatError::io(&staging, e)),
             }
         };
-        Ok(OutputDir { own_staging: true, ..OutputDir::at(final_dir, &staging, force) })
+        Ok(OutputDir { own_staging: true, cancel, ..OutputDir::at(final_dir, &staging, force) })
     }
 
     /// Write one file atomically (see `write_atomic`); `Err(Cancelled)` where the output is

@@ -556,9 +556,11 @@ fn verified_manifest(dir: &Path) -> Result<crate::output::manifest::Manifest> {
 /// aside and committed whole): its listed files, checked first, without the series or the
 /// plots where those are not wanted.
 pub fn copy_output(src: &Path, dir: &Path, series: bool, plots: bool, force: bool) -> Result<PathBuf> {
+    // (Python's Ctrl-C while the source is hashed stops the copy too)
+    let cancel = crate::output::WriteCancel::now();
     let manifest = verified_manifest(src)?;
     OutputDir::check(dir, force)?;
-    let out = OutputDir::begin(dir, force)?;
+    let out = OutputDir::begin_marked(dir, force, cancel)?;
     let wanted = manifest.files.iter().filter(|f| (series || !f.name.starts_with("series.")) && (plots || !f.name.starts_with("plot_")));
     for f in wanted {
         let from = src.join(&f.name);

@@ -431,7 +431,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             return Err(QbatError::invalid("--out", format!("{} is the input shard {}; choose another directory for the merge", out.display(), d.display())));
         }
     }
-    // (Python's Ctrl-C: `cancel_writes`, from here on; the output's own mark once it begins)
+    // (Python's Ctrl-C: `cancel_writes`, from here on, also for the output)
     let cancel = WriteCancel::now();
     let shards = check_shards(dirs, cancel)?;
     OutputDir::check(out, force)?;
@@ -466,8 +466,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let fp = shared_fingerprint(&shards[0]);
     let series = fp["series"].as_bool().unwrap_or(false);
     let format = if fp["format"] == json!("npy") { Format::Npy } else { Format::Csv };
-    cancel.check()?;
-    let dir = OutputDir::begin(out, force)?;
+    let dir = OutputDir::begin_marked(out, force, cancel)?;
     let mut warnings: Vec<String> = vec![];
     let mut left_out: Option<String> = None;
     let result = (|| -> Result<()> {
