@@ -272,6 +272,7 @@ def test_device_error_is_a_runtime_error():
     env = dict(os.environ, WGPU_BACKEND="gl")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.startswith("DeviceError True 2 gpu: no GPU adapter found"), out.stdout + out.stderr
+    assert 'WGPU_BACKEND="gl"' in out.stdout, out.stdout
 
 
 def test_listings(qbat_bin):

@@ -114,7 +114,7 @@ impl GpuContext {
             let set = std::env::var_os("WGPU_BACKEND").map(|v| v.to_string_lossy().into_owned()).unwrap_or_default();
             let ours: Vec<String> = BACKENDS.iter_names().map(|(n, _)| n.to_lowercase()).collect();
             return Err(QbatError::Device(format!(
-                "WGPU_BACKEND={set:?} names none of the backends qbat-gpu uses ({}); unset it, or use --backend cpu",
+                "no GPU adapter found: WGPU_BACKEND={set:?} names none of the backends qbat-gpu uses ({}); unset it, or use --backend cpu",
                 ours.join(", ")
             )));
         }
