@@ -279,10 +279,10 @@ pub fn resolve_pairs(present: &[String], opts: &AnalyzeOptions) -> Result<Vec<(S
     Ok(pairs)
 }
 
-/// The monotone test's tolerance for a run: 1e-9 relative for f64 runs, 1e-5 for f32 runs.
-/// The monotone test's tolerance for the precision run.json records: 1e-9 for f64 (also for a
-/// series with no run.json beside it, made by hand), 1e-5 for f32 (or shards of both merged). A run.json that cannot be
-/// read, or names no precision qbat-gpu runs, is refused rather than guessed around.
+/// The monotone test's tolerance (relative) for the precision run.json records: 1e-9 for f64
+/// (also for a series with no run.json beside it, made by hand), 1e-5 where anything ran in
+/// f32. A run.json that cannot be read, or names no precision qbat-gpu runs, is refused
+/// rather than guessed around.
 fn default_tol(dir: &Path) -> Result<f64> {
     let path = dir.join("run.json");
     if std::fs::symlink_metadata(&path).is_err() {
@@ -290,16 +290,15 @@ fn default_tol(dir: &Path) -> Result<f64> {
     }
     let text = crate::output::read_text_bounded(&path, crate::output::SMALL_FILE_LIMIT)?;
     let run: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&path, format!("not JSON: {e}")))?;
-    // (a run whose blocks went to engines of both precisions, `--on-device-loss cpu`, lists
-    // each in `engines`; its `precision` is the last block's)
-    let engines = run.get("engines").and_then(|e| e.as_array()).map_or(&[][..], |e| e.as_slice());
-    if engines.iter().any(|e| e.get("precision").and_then(|p| p.as_str()).is_some_and(|p| p.eq_ignore_ascii_case("f32"))) {
-        return Ok(1e-5);
-    }
-    match run.get("precision").and_then(|p| p.as_str()).map(str::to_ascii_lowercase).as_deref() {
+    let named = |v: &serde_json::Value| v.as_str().map(str::to_ascii_lowercase);
+    // f32 anywhere: the run's, one of its `engines` (blocks moved to the f64 CPU engine by
+    // `--on-device-loss cpu` leave `precision` the last block's), or one of the shards a merge
+    // of both precisions names ("mixed: f32 | f64")
+    let engines = run.get("engines").and_then(|e| e.as_array()).into_iter().flatten().filter_map(|e| e.get("precision"));
+    let f32_ran = engines.chain(run.get("precision")).filter_map(named).any(|p| p == "f32" || (p.starts_with("mixed:") && p.contains("f32")));
+    match run.get("precision").and_then(named).as_deref() {
+        _ if f32_ran => Ok(1e-5),
         Some("f64") => Ok(1e-9),
-        // (a merge of shards run at both precisions says "mixed: f32 | f64": the looser)
-        Some(p) if p == "f32" || (p.starts_with("mixed:") && p.contains("f32")) => Ok(1e-5),
         _ => Err(bad(&path, "names no precision (\"f32\" or \"f64\"); pass --monotone-tol")),
     }
 }

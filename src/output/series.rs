@@ -144,21 +144,24 @@ impl SeriesReader {
         // series made by hand lists only its own files) is there: a series of another format
         // put beside it later is not read in its place, nor one beside a run that wrote none.
         let listed = super::manifest::Manifest::read(dir)?.filter(|m| m.contains("run.json")).map(|m| (m.contains("series.npy"), m.contains("series.csv")));
-        let (npy_ok, csv_ok) = listed.unwrap_or((true, true));
-        if listed.is_some_and(|(n, c)| !n && !c) {
-            if let Some(p) = [&npy, &csv_path].into_iter().find(|p| p.is_file()) {
-                return Err(QbatError::invalid(
-                    p.display().to_string(),
-                    "is not in the run's manifest (the run wrote no series): qbat-gpu reads only the series its run wrote",
-                ));
+        if let Some((npy_listed, csv_listed)) = listed {
+            for (was_listed, p) in [(npy_listed, &npy), (csv_listed, &csv_path)] {
+                // (a listed series gone is not a run that wrote none)
+                if was_listed && std::fs::symlink_metadata(p).is_err() {
+                    return Err(QbatError::invalid(
+                        p.display().to_string(),
+                        "is listed in the run's manifest but missing: the run's series was moved or removed",
+                    ));
+                }
+                if !npy_listed && !csv_listed && p.is_file() {
+                    return Err(QbatError::invalid(
+                        p.display().to_string(),
+                        "is not in the run's manifest (the run wrote no series): qbat-gpu reads only the series its run wrote",
+                    ));
+                }
             }
         }
-        // (a listed series gone is not a run that wrote none)
-        if let Some(p) =
-            listed.and_then(|(n, c)| [(n, &npy), (c, &csv_path)].into_iter().find(|(l, p)| *l && std::fs::symlink_metadata(p).is_err())).map(|(_, p)| p)
-        {
-            return Err(QbatError::invalid(p.display().to_string(), "is listed in the run's manifest but missing: the run's series was moved or removed"));
-        }
+        let (npy_ok, csv_ok) = listed.unwrap_or((true, true));
         if npy_ok && npy.is_file() {
             Self::open_npy(dir, &npy).map(Some)
         } else if csv_ok && csv_path.is_file() {

@@ -49,8 +49,7 @@ impl LegendPlace {
 
     /// Its corner inside, as plotters names it.
     pub fn corner_position(&self) -> plotters::prelude::SeriesLabelPosition {
-        use plotters::prelude::SeriesLabelPosition as P;
-        [P::UpperRight, P::UpperLeft, P::LowerRight, P::LowerLeft][self.corner.min(3)].clone()
+        corner_position(self.corner)
     }
 
     /// The legend's box, in the pixels `plot` (the plot area) is in, where it goes outside:
@@ -120,8 +119,13 @@ pub fn legend_width<'a>(labels: impl Iterator<Item = &'a str>, font: u32, plot_p
 /// corners, the upper ones first where tied. Its height is about `entries` x 7% (at least 15%).
 pub fn legend_corner(points: impl Iterator<Item = (f64, f64)>, xs: Span, ys: Span, entries: usize, width: f64) -> plotters::prelude::SeriesLabelPosition {
     let box_fraction = (width, (0.07 * entries as f64).clamp(0.15, 0.9));
-    let corner = LegendPlace { margin: 0, size: (0, 0), corner: freest_corner(points, xs, ys, box_fraction).0 };
-    corner.corner_position()
+    corner_position(freest_corner(points, xs, ys, box_fraction).0)
+}
+
+/// Corner `k` of `freest_corner`'s order, as plotters names it.
+fn corner_position(k: usize) -> plotters::prelude::SeriesLabelPosition {
+    use plotters::prelude::SeriesLabelPosition as P;
+    [P::UpperRight, P::UpperLeft, P::LowerRight, P::LowerLeft][k.min(3)].clone()
 }
 
 /// `legend_corner`'s corner (0 to 3, upper right, upper left, lower right, lower left) for a
