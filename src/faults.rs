@@ -13,7 +13,10 @@
 //! - `checkpoint-once`: a run without a series writes its first checkpoint and no later one
 //!   (as a long run between two paced checkpoints);
 //! - `exit-after-commit`: the process exits (code 137, as when killed) right after a run's
-//!   output is committed, before its staging directory is removed.
+//!   output is committed, before its staging directory is removed;
+//! - `full-disk=NAME` or `full-disk=NAME@K`: every atomic write of a file named NAME (from
+//!   K on: the K-th and later, counted from 1 in this process) fails as on a full disk
+//!   (ENOSPC), before its first byte.
 //!
 //! A list with any other entry is refused (`check_env`, before a run starts), so that a
 //! mistyped fault never passes as a run without one. One module for every layer that injects,
@@ -22,7 +25,7 @@
 use crate::error::{QbatError, Result};
 
 /// One injected fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
     OomOnce,
     LostAt(usize),
@@ -34,6 +37,8 @@ pub enum Fault {
     NoThreadAt(usize),
     CheckpointOnce,
     ExitAfterCommit,
+    /// `full-disk=NAME@K`: the file name and the first write (from 1) that fails.
+    FullDisk(String, u64),
 }
 
 const VAR: &str = "QBAT_INJECT_FAULT";
@@ -57,10 +62,20 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 Some(("no-thread-at", k)) => Fault::NoThreadAt(index(entry, k)?),
                 Some(("nan-member", id)) => Fault::NanMember(number(entry, id)?),
                 Some(("slow-blocks", ms)) => Fault::SlowBlocks(number(entry, ms)?),
+                Some(("full-disk", spec)) => {
+                    let (name, from) = match spec.rsplit_once('@') {
+                        Some((name, k)) => (name, number(entry, k)?),
+                        None => (spec, 1),
+                    };
+                    if name.is_empty() || name.contains('/') || from == 0 {
+                        return Err(QbatError::invalid(VAR, format!("'{entry}': full-disk takes a file name, and a write count from 1 (full-disk=NAME@K)")));
+                    }
+                    Fault::FullDisk(name.to_string(), from)
+                }
                 _ => {
                     return Err(QbatError::invalid(
                         VAR,
-                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, analysis-short, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit)"),
+                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, analysis-short, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit, full-disk=NAME@K)"),
                     ))
                 }
             })
@@ -98,6 +113,31 @@ pub fn is_injected(fault: Fault) -> bool {
     injected().contains(&fault)
 }
 
+/// `full-disk=NAME@K`: the error of this atomic write of `path`, where it is refused (this
+/// write of its name counted, whether refused or not).
+pub fn full_disk(path: &std::path::Path) -> Option<std::io::Error> {
+    static WRITES: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
+    let name = path.file_name()?.to_string_lossy();
+    let from = injected().into_iter().find_map(|f| match f {
+        Fault::FullDisk(n, k) if n == name => Some(k),
+        _ => None,
+    })?;
+    let mut writes = WRITES.lock().unwrap_or_else(|e| e.into_inner());
+    let count = match writes.iter_mut().find(|(n, _)| *n == name) {
+        Some((_, c)) => c,
+        None => {
+            writes.push((name.to_string(), 0));
+            &mut writes.last_mut()?.1
+        }
+    };
+    *count += 1;
+    #[cfg(unix)]
+    let full = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+    #[cfg(not(unix))]
+    let full = || std::io::Error::from(std::io::ErrorKind::StorageFull);
+    (*count >= from).then(full)
+}
+
 /// `no-thread-at=K`: whether block `block`'s files thread is refused.
 pub fn thread_refused(block: usize) -> bool {
     injected().contains(&Fault::NoThreadAt(block))
@@ -119,7 +159,8 @@ mod tests {
     #[test]
     fn every_fault_parses_and_anything_else_is_refused() {
         assert_eq!(
-            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2,checkpoint-once,exit-after-commit").unwrap(),
+            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2,checkpoint-once,exit-after-commit,full-disk=run.json,full-disk=a@b.csv@2")
+                .unwrap(),
             vec![
                 Fault::OomOnce,
                 Fault::LostAt(3),
@@ -129,13 +170,29 @@ mod tests {
                 Fault::TileRefused,
                 Fault::NoThreadAt(2),
                 Fault::CheckpointOnce,
-                Fault::ExitAfterCommit
+                Fault::ExitAfterCommit,
+                Fault::FullDisk("run.json".into(), 1),
+                Fault::FullDisk("a@b.csv".into(), 2)
             ]
         );
         assert_eq!(parse("").unwrap(), vec![]);
-        for bad in
-            ["oom", "lost-at=", "lost-at=-1", "no-thread-at=x", "nan-member=x", "slow-blocks=1.5", "tile-refused=1", "oom-once=2", "checkpoint-once=1", "=3"]
-        {
+        for bad in [
+            "oom",
+            "lost-at=",
+            "lost-at=-1",
+            "no-thread-at=x",
+            "nan-member=x",
+            "slow-blocks=1.5",
+            "tile-refused=1",
+            "oom-once=2",
+            "checkpoint-once=1",
+            "=3",
+            "full-disk",
+            "full-disk=",
+            "full-disk=a/b",
+            "full-disk=x@0",
+            "full-disk=x@y",
+        ] {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains(VAR), "{bad}: {e}");
         }
