@@ -27,6 +27,8 @@ mod drives;
 mod drives_cavity;
 /// the CPU engine and the f64 reference agree on every model
 mod engines;
+/// a full disk at each file a command writes: one line naming it, nothing committed, the rerun or --resume the same bytes
+mod full_disk;
 /// damaged shards and checkpoints, manifests, locks, mixed engines, bounded reads
 mod integrity;
 /// conservation laws and positivity along trajectories

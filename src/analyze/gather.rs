@@ -11,6 +11,7 @@
 use super::ranks::doubled_ranks_whole_and_sliced;
 use super::{monotone_along, pearson_checked, spearman_of, varies, Analysis, PairRow, Scope, MAX_POOLED_SAMPLES};
 use crate::error::{QbatError, Result};
+use crate::output::added::Added;
 use crate::output::plots::{draw_hist2d_plots, Hist2dCounter};
 use crate::output::series::{in_subset, Chunk};
 use crate::output::write_atomic;
@@ -331,17 +332,18 @@ impl Gather {
         drop(pooled);
         let mut analysis =
             Analysis { dir: dir.into(), members_total: n, members_used, skipped, capped: n > cap, times, monotone_tol, rows, files: vec![], from_blocks };
-        let csv_path = dir.join("analysis.csv");
-        write_atomic(&csv_path, |w| super::write_csv(&analysis, w))?;
-        analysis.files.push(csv_path);
-        // recorded as soon as written, so that a failure or an interruption in the plots leaves
-        // no file of ours unlisted (which the next analysis would have to refuse)
-        crate::output::manifest::Manifest::record(dir, &analysis.files)?;
+        // written aside and committed with the manifest that lists them: a failure (a full
+        // disk) leaves DIR as it was, with no file of ours unlisted (which the next analysis
+        // would have to refuse) or listed with other bytes
+        let added = Added::begin(dir)?;
+        write_atomic(&added.staging().join("analysis.csv"), |w| super::write_csv(&analysis, w))?;
+        let mut names = vec!["analysis.csv".to_string()];
         if let Some(h) = hist2d {
-            let plots = draw_hist2d_plots(dir, &h.finish())?;
-            crate::output::manifest::Manifest::record(dir, &plots)?;
-            analysis.files.extend(plots);
+            let plots = draw_hist2d_plots(dir, added.staging(), &h.finish())?;
+            names.extend(plots.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()));
         }
+        added.commit(&names)?;
+        analysis.files = names.iter().map(|n| dir.join(n)).collect();
         Ok(analysis)
     }
 }

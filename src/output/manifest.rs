@@ -267,22 +267,6 @@ impl Manifest {
         write_atomic(&dir.join(MANIFEST), |w| serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other))
     }
 
-    /// Add (or update) `files` of `dir` in its manifest, for files written into a finished
-    /// output (`analyze`). A directory without a manifest gets one listing these files only,
-    /// so that the next analysis may replace them (`check_replaceable`) and nothing else.
-    pub fn record(dir: &Path, files: &[std::path::PathBuf]) -> Result<()> {
-        let mut m = Manifest::read(dir)?.unwrap_or_default();
-        for path in files {
-            let entry = hash_file(path)?;
-            match m.files.iter_mut().find(|f| f.name == entry.name) {
-                Some(f) => *f = entry,
-                None => m.files.push(entry),
-            }
-        }
-        m.files.sort_by(|a, b| a.name.cmp(&b.name));
-        m.write(dir)
-    }
-
     pub fn contains(&self, name: &str) -> bool {
         self.files.iter().any(|f| f.name == name)
     }

@@ -4,6 +4,7 @@
 //! under a final name.
 
 pub mod accumulate;
+pub mod added;
 pub mod cancel;
 pub mod exact_sum;
 pub mod manifest;

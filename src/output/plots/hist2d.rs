@@ -230,7 +230,7 @@ pub const HIST_BINS: usize = 60;
 
 /// `plot_hist2d_<a>_<b>` for each pair (color: log of the count).
 pub fn write_hist2d_plots(dir: &Path, pairs: &[(String, String)]) -> Result<Vec<PathBuf>> {
-    draw_hist2d_plots(dir, &hist2d_data(dir, pairs, HIST_BINS)?)
+    draw_hist2d_plots(dir, dir, &hist2d_data(dir, pairs, HIST_BINS)?)
 }
 
 /// The file names of the 2-D histogram of (a, b), without their .png and .svg.
@@ -238,8 +238,9 @@ pub fn hist2d_stem(a: &str, b: &str) -> String {
     format!("plot_hist2d_{a}_{b}")
 }
 
-/// `plot_hist2d_<a>_<b>` of each counted histogram.
-pub fn draw_hist2d_plots(dir: &Path, data: &[Hist2d]) -> Result<Vec<PathBuf>> {
+/// `plot_hist2d_<a>_<b>` of each counted histogram of the output `dir` (its run.json names the
+/// model's units), written into `into`.
+pub fn draw_hist2d_plots(dir: &Path, into: &Path, data: &[Hist2d]) -> Result<Vec<PathBuf>> {
     let model = read_run_json(dir).and_then(|v| v["model"].as_str().map(String::from)).unwrap_or_default();
     let (_, eunit) = units(&model);
     let drawn: Vec<Vec<PathBuf>> = data
@@ -251,7 +252,7 @@ pub fn draw_hist2d_plots(dir: &Path, data: &[Hist2d]) -> Result<Vec<PathBuf>> {
             let (sa, sb) = (scale_of(h.a_range), scale_of(h.b_range));
             let (xr, yr) = (sa.span(h.a_range), sb.span(h.b_range));
             let (xl, yl) = (measure_unit(&h.a, eunit) + &sa.note, measure_unit(&h.b, eunit) + &sb.note);
-            render_both!(dir, &hist2d_stem(&h.a, &h.b), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
+            render_both!(into, &hist2d_stem(&h.a, &h.b), SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
                 let mut chart = ChartBuilder::on(root)
                     .caption(
                         format!("{} against {}: {} samples (members x times), color log(1 + count), 1 pale to {} dark", h.b, h.a, total, peak as u64),
