@@ -1,7 +1,8 @@
 //! What the plots draw, read back from their data functions and their SVGs: the band that
 //! falls back to the exact min and max where the quantiles do not resolve the spread, a panel
 //! a measure with a curve a member, no peak time where there is no peak, a log axis for values
-//! spanning decades (zeros at its floor), and a long legend beside the curves, not on them.
+//! spanning decades (zeros at its floor), a long legend beside the curves, not on them, and
+//! the band plot's legend off its band.
 
 use crate::common::{bin, ok};
 use qbat_gpu::output::plots;
@@ -225,6 +226,51 @@ fn a_legend_covers_no_curve() {
             assert!(x1 - x0 > 40.0 && y1 - y0 > members as f64 * 10.0, "{members}: a legend box of {members} entries: {x0} {y0} {x1} {y1}");
             let under: Vec<&(f64, f64)> = curves.iter().flatten().filter(|(x, y)| x >= x0 && x <= x1 && y >= y0 && y <= y1).collect();
             assert!(under.is_empty(), "{members}: {} points under the legend {x0},{y0}..{x1},{y1}: {:?}", under.len(), &under[..under.len().min(5)]);
+        }
+    }
+}
+
+/// The band plot's legend: where the band fills the plot area at every time, every corner
+/// would cover it (the legend went into a corner over the band, which only its edges were
+/// counted against): the legend goes beside the plot area, right of every point of the band.
+/// Where the band rises, leaving the upper left free, the legend goes there, above the band.
+#[test]
+fn the_band_plots_legend_covers_no_band() {
+    for rising in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let band = |i: usize| if rising { (0.02, 0.1 + 0.04 * i as f64) } else { (0.02, 0.98) };
+        let stats: Vec<(f64, &str, [f64; 7])> = (0..=20)
+            .map(|i| {
+                let (lo, hi) = band(i);
+                (i as f64 * 0.5, "energy_b", [(lo + hi) / 2.0, 0.2, 0.0, 1.0, lo, (lo + hi) / 2.0, hi])
+            })
+            .collect();
+        let series: Vec<(usize, f64, Vec<f64>)> = (0..=20).map(|i| (0, i as f64 * 0.5, vec![band(i).0])).collect();
+        write_run(tmp.path(), Some(r#"{"model": "bloch-charger", "members": 2}"#), &["energy_b"], &stats, &series);
+        plots::write_run_plots(tmp.path(), false).unwrap();
+        let svg = std::fs::read_to_string(tmp.path().join("plot_energy_b.svg")).unwrap();
+        let legend: Vec<[f64; 4]> = elements(&svg, "rect")
+            .into_iter()
+            .filter(|r| attr(r, "opacity") == Some("0.85") && attr(r, "fill") == Some("#FFFFFF"))
+            .map(|r| {
+                let v = |k| attr(r, k).unwrap().parse::<f64>().unwrap();
+                [v("x"), v("y"), v("x") + v("width"), v("y") + v("height")]
+            })
+            .collect();
+        assert_eq!(legend.len(), 1, "rising {rising}: one legend");
+        let [x0, y0, x1, y1] = legend[0];
+        // the polygon: the upper edge left to right, then the lower edge back
+        let polygon: Vec<(f64, f64)> = elements(&svg, "polygon").into_iter().flat_map(points).collect();
+        assert_eq!(polygon.len(), 42, "rising {rising}: the band's polygon");
+        let band_right = polygon.iter().map(|p| p.0).fold(f64::MIN, f64::max);
+        if !rising {
+            assert!(x0 > band_right, "the legend {x0},{y0}..{x1},{y1} over a band that fills the area (right edge {band_right})");
+        } else {
+            // inside, and above the upper edge (pixels grow downwards) wherever it spans
+            assert!(x1 < band_right, "the legend {x0},{y0}..{x1},{y1} went outside though the upper left is free");
+            let upper = &polygon[..21];
+            let under = upper.windows(2).any(|w| w[1].0 >= x0 && w[0].0 <= x1 && w[0].1.min(w[1].1) <= y1);
+            assert!(!under, "the legend {x0},{y0}..{x1},{y1} covers the band: {upper:?}");
         }
     }
 }

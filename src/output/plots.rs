@@ -108,7 +108,7 @@ mod steady;
 use axes::{drawable, label_area, opened, scale_of, Span};
 pub use axes::{log_tick_text, tick_text, y_axis, YAxis};
 pub use hist2d::{draw_hist2d_plots, hist2d_counted, hist2d_data, hist2d_stem, write_hist2d_plots, Hist2d, Hist2dCounter, HIST_BINS};
-use legend::{draw_legend_beside, freest_corner, label_px, legend_corner, legend_place, legend_width, LegendPlace};
+use legend::{draw_legend_beside, freest_corner, label_px, legend_place, LegendPlace};
 pub use steady::steady_heatmap_data;
 use steady::write_steady_heatmap;
 
@@ -410,6 +410,9 @@ fn write_other_plots(dir: &Path, model: &str, run: &serde_json::Value, hist2d: b
     Ok(files)
 }
 
+/// The band's fill, BLUE at 20% on white, as an opaque colour (for a legend drawn beside).
+const BAND_ON_WHITE: RGBColor = RGBColor(204, 204, 255);
+
 fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathBuf>> {
     let (tlabel, eunit) = units(model);
     let stem = format!("plot_{}", band.measure);
@@ -422,15 +425,20 @@ fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathB
     };
     let ylabel = measure_unit(&band.measure, eunit) + &y.note;
     let band_label = if fell_back { "5-95% of members (min-max where finer than the quantiles resolve)" } else { "5-95% of members" };
-    let points = band.t.iter().zip(&drawn).flat_map(|(t, &(a, b))| [(*t, a), (*t, b)]).chain(band.t.iter().zip(&band.mean).map(|(t, m)| (*t, *m)));
-    let points = points.map(|(t, v)| (t, y.linearized(y.drawn(v))));
-    let legend_at = legend_corner(points, (t0, t1), y.linear_span(), 2, legend_width([band_label, "mean"].into_iter(), 15, SIZE.0 - 110));
+    // the legend's place, as the curves' (`legend_room`): the band counted by its edges and
+    // the points between them, so that a corner over the band's inside counts as covered, and
+    // the legend goes beside the plot area where every corner would cover the band or the mean
+    let inside = |&(t, (a, b)): &(f64, (f64, f64))| (0..=4).map(move |k| (t, a + (b - a) * k as f64 / 4.0));
+    let band_points: Vec<(f64, f64)> = band.t.iter().copied().zip(drawn.iter().copied()).flat_map(|p| inside(&p).collect::<Vec<_>>()).collect();
+    let legend_curves: [XyCurve; 2] =
+        [(band_label.to_string(), band_points), ("mean".to_string(), band.t.iter().copied().zip(band.mean.iter().copied()).collect())];
     render_both!(dir, &stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
+        let place = legend_room(&legend_curves, 15, (t0, t1), &y, root);
         let mut builder = ChartBuilder::on(root);
         builder
             .caption(format!("{}: ensemble mean and {}", band.measure, if fell_back { "5-95% band, or min-max" } else { "5-95% band" }), ("sans-serif", 22))
             .margin(14)
-            .margin_right(28)
+            .margin_right(if place.outside() { 14 + place.margin } else { 28 })
             .x_label_area_size(48)
             .y_label_area_size(y.label_area(15));
         with_chart!(builder, (t0, t1), &y, |chart| {
@@ -447,9 +455,15 @@ fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathB
                 .map_err(s)?
                 .label("mean")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
+            if place.outside() {
+                // the band's mark a line as wide as plotters' box, in its colour on white
+                let ((px, py), (ax, ay)) = (chart.plotting_area().get_pixel_range(), root.get_base_pixel());
+                let plot = (px.start - ax, py.start - ay, px.end - ax, py.end - ay);
+                return draw_legend_beside(root, place, plot, &[(band_label, BAND_ON_WHITE, 10), ("mean", BLUE, 2)], 15);
+            }
             chart
                 .configure_series_labels()
-                .position(legend_at.clone())
+                .position(place.corner_position())
                 .label_font(("sans-serif", 15))
                 .border_style(BLACK)
                 .background_style(WHITE.mix(0.85))

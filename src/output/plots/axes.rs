@@ -186,7 +186,7 @@ impl YAxis {
     }
 
     /// A drawn value as a fraction-ready linear coordinate: log10 of it on a log axis (for
-    /// `legend_corner`, which places by linear fractions of the span).
+    /// `freest_corner`, which places by linear fractions of the span).
     pub fn linearized(&self, drawn: f64) -> f64 {
         if self.log {
             drawn.log10()

@@ -1,5 +1,5 @@
 //! Where a plot's legend goes: in a corner of the plot area that no curve passes through,
-//! where it has a few entries and there is one (`legend_corner`); else in a margin right of
+//! where it has a few entries and there is one (`freest_corner`); else in a margin right of
 //! the plot area (`legend_place`): the cavity plot's twelve entries covered its curves from
 //! any corner, and four of them covered a peak of paper 003's concurrence.
 
@@ -31,7 +31,7 @@ pub type PxRect = (i32, i32, i32, i32);
 pub struct LegendPlace {
     pub margin: u32,
     pub size: (u32, u32),
-    /// The corner inside (`legend_corner`'s order: upper right, upper left, lower right, lower
+    /// The corner inside (`freest_corner`'s order: upper right, upper left, lower right, lower
     /// left) where it goes inside.
     pub corner: usize,
 }
@@ -107,28 +107,14 @@ pub fn label_px(label: &str, font: u32) -> u32 {
     ("sans-serif", font).into_font().box_size(label).map(|(w, _)| w).unwrap_or((label.chars().count() as f64 * 0.6 * font as f64).ceil() as u32)
 }
 
-/// The fraction of a plot `plot_px` wide that a legend of `labels` at `font` px takes: about
-/// 0.6 em a character, and the sample line and border.
-pub fn legend_width<'a>(labels: impl Iterator<Item = &'a str>, font: u32, plot_px: u32) -> f64 {
-    let chars = labels.map(|l| l.chars().count()).max().unwrap_or(0) as f64;
-    ((chars * 0.6 * font as f64 + 40.0) / plot_px as f64).clamp(0.1, 0.9)
-}
-
-/// Where a legend of `entries` lines, `width` of the plot wide (`legend_width`), covers the
-/// fewest of `points` (each in the axes' units, x in `xs`, y in `ys`): one of the four
-/// corners, the upper ones first where tied. Its height is about `entries` x 7% (at least 15%).
-pub fn legend_corner(points: impl Iterator<Item = (f64, f64)>, xs: Span, ys: Span, entries: usize, width: f64) -> plotters::prelude::SeriesLabelPosition {
-    let box_fraction = (width, (0.07 * entries as f64).clamp(0.15, 0.9));
-    corner_position(freest_corner(points, xs, ys, box_fraction).0)
-}
-
 /// Corner `k` of `freest_corner`'s order, as plotters names it.
 fn corner_position(k: usize) -> plotters::prelude::SeriesLabelPosition {
     use plotters::prelude::SeriesLabelPosition as P;
     [P::UpperRight, P::UpperLeft, P::LowerRight, P::LowerLeft][k.min(3)].clone()
 }
 
-/// `legend_corner`'s corner (0 to 3, upper right, upper left, lower right, lower left) for a
+/// The corner (0 to 3, upper right, upper left, lower right, lower left) that covers the fewest
+/// of `points` (each in the axes' units, x in `xs`, y in `ys`), the upper ones first where tied, for a
 /// box `box_fraction` of the plot area (width, height), and how many of `points` it covers.
 pub fn freest_corner(points: impl Iterator<Item = (f64, f64)>, xs: Span, ys: Span, box_fraction: (f64, f64)) -> (usize, usize) {
     let (w, h) = box_fraction;
@@ -152,18 +138,24 @@ pub fn freest_corner(points: impl Iterator<Item = (f64, f64)>, xs: Span, ys: Spa
 mod tests {
     use super::*;
 
-    /// The legend goes to the corner the curves leave free.
+    /// The legend goes to the corner the curves leave free, and says how much it covers where
+    /// none is free.
     #[test]
     fn the_legend_goes_where_the_data_are_not() {
-        use plotters::prelude::SeriesLabelPosition as P;
+        let legend = (0.35, 0.15);
         let rising = (0..100).map(|i| (i as f64, i as f64));
-        assert!(matches!(legend_corner(rising, (0.0, 99.0), (0.0, 99.0), 2, 0.35), P::UpperLeft));
+        assert_eq!(freest_corner(rising, (0.0, 99.0), (0.0, 99.0), legend), (1, 0));
         let high = (0..100).map(|i| (i as f64, 90.0 + (i % 3) as f64));
-        assert!(matches!(legend_corner(high, (0.0, 99.0), (0.0, 99.0), 2, 0.35), P::LowerRight));
-        // a hump in the middle: a legend 60% wide covers it from either upper corner
-        let hump = (0..100).map(|i| (i as f64, 99.0 - ((i as f64 - 50.0) / 5.0).powi(2).min(99.0)));
-        assert!(matches!(legend_corner(hump, (0.0, 99.0), (0.0, 99.0), 2, 0.6), P::LowerRight | P::LowerLeft));
-        assert!(legend_width(["a much longer legend label than the other"].into_iter(), 15, 800) > legend_width(["mean"].into_iter(), 15, 800));
+        assert_eq!(freest_corner(high, (0.0, 99.0), (0.0, 99.0), legend), (2, 0));
+        // a hump in the middle: a legend 60% wide covers its top from either upper corner, and
+        // only its feet from a lower one
+        let hump = || (0..100).map(|i| (i as f64, 99.0 - ((i as f64 - 50.0) / 5.0).powi(2).min(99.0)));
+        let (corner, covered) = freest_corner(hump(), (0.0, 99.0), (0.0, 99.0), (0.6, 0.15));
+        let top = hump().filter(|&(x, y)| (40.0..=59.4).contains(&x) && y >= 84.15).count();
+        assert!(corner >= 2 && covered < top, "{corner} {covered} {top}");
+        // a band over the whole area: every corner covers some of it
+        let band = (0..100).flat_map(|i| (0..=10).map(move |k| (i as f64, 9.9 * k as f64)));
+        assert!(freest_corner(band, (0.0, 99.0), (0.0, 99.0), legend).1 > 0);
     }
 
     /// A legend of twelve entries goes right of the plot area, in a margin wide enough for it:
