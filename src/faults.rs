@@ -16,7 +16,12 @@
 //!   output is committed, before its staging directory is removed;
 //! - `full-disk=NAME` or `full-disk=NAME@K`: every atomic write of a file named NAME (from
 //!   K on: the K-th and later, counted from 1 in this process) fails as on a full disk
-//!   (ENOSPC), before its first byte.
+//!   (ENOSPC), before its first byte;
+//! - `rename-fails=NAME`: the rename that puts a file named NAME into place as `analyze` adds
+//!   its files (`output::added`) fails as on a full disk (a new directory entry may need a
+//!   block);
+//! - `slow-added=MS`: `analyze` waits MS milliseconds between writing its files aside and
+//!   moving them into place (a test makes a file meanwhile).
 //!
 //! A list with any other entry is refused (`check_env`, before a run starts), so that a
 //! mistyped fault never passes as a run without one. One module for every layer that injects,
@@ -39,6 +44,9 @@ pub enum Fault {
     ExitAfterCommit,
     /// `full-disk=NAME@K`: the file name and the first write (from 1) that fails.
     FullDisk(String, u64),
+    /// `rename-fails=NAME`: the file name.
+    RenameFails(String),
+    SlowAdded(u64),
 }
 
 const VAR: &str = "QBAT_INJECT_FAULT";
@@ -62,6 +70,8 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 Some(("no-thread-at", k)) => Fault::NoThreadAt(index(entry, k)?),
                 Some(("nan-member", id)) => Fault::NanMember(number(entry, id)?),
                 Some(("slow-blocks", ms)) => Fault::SlowBlocks(number(entry, ms)?),
+                Some(("slow-added", ms)) => Fault::SlowAdded(number(entry, ms)?),
+                Some(("rename-fails", name)) if !name.is_empty() && !name.contains('/') => Fault::RenameFails(name.to_string()),
                 Some(("full-disk", spec)) => {
                     let (name, from) = match spec.rsplit_once('@') {
                         Some((name, k)) => (name, number(entry, k)?),
@@ -75,7 +85,7 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 _ => {
                     return Err(QbatError::invalid(
                         VAR,
-                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, analysis-short, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit, full-disk=NAME@K)"),
+                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, analysis-short, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit, full-disk=NAME@K, rename-fails=NAME, slow-added=MS)"),
                     ))
                 }
             })
@@ -131,11 +141,26 @@ pub fn full_disk(path: &std::path::Path) -> Option<std::io::Error> {
         }
     };
     *count += 1;
+    (*count >= from).then(no_space)
+}
+
+/// `slow-added=MS`: the wait before `analyze`'s files move into place.
+pub fn added_delay() -> Option<std::time::Duration> {
+    injected().into_iter().find_map(|f| if let Fault::SlowAdded(ms) = f { Some(std::time::Duration::from_millis(ms)) } else { None })
+}
+
+/// `rename-fails=NAME`: the error of the rename of `path` into place, where it is refused.
+pub fn rename_fails(path: &std::path::Path) -> Option<std::io::Error> {
+    let name = path.file_name()?.to_string_lossy();
+    injected().iter().any(|f| matches!(f, Fault::RenameFails(n) if *n == name)).then(no_space)
+}
+
+/// The error of a full disk.
+fn no_space() -> std::io::Error {
     #[cfg(unix)]
-    let full = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+    return std::io::Error::from_raw_os_error(libc::ENOSPC);
     #[cfg(not(unix))]
-    let full = || std::io::Error::from(std::io::ErrorKind::StorageFull);
-    (*count >= from).then(full)
+    return std::io::Error::from(std::io::ErrorKind::StorageFull);
 }
 
 /// `no-thread-at=K`: whether block `block`'s files thread is refused.
@@ -159,7 +184,7 @@ mod tests {
     #[test]
     fn every_fault_parses_and_anything_else_is_refused() {
         assert_eq!(
-            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2,checkpoint-once,exit-after-commit,full-disk=run.json,full-disk=a@b.csv@2")
+            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2,checkpoint-once,exit-after-commit,full-disk=run.json,full-disk=a@b.csv@2,rename-fails=analysis.csv,slow-added=5")
                 .unwrap(),
             vec![
                 Fault::OomOnce,
@@ -172,7 +197,9 @@ mod tests {
                 Fault::CheckpointOnce,
                 Fault::ExitAfterCommit,
                 Fault::FullDisk("run.json".into(), 1),
-                Fault::FullDisk("a@b.csv".into(), 2)
+                Fault::FullDisk("a@b.csv".into(), 2),
+                Fault::RenameFails("analysis.csv".into()),
+                Fault::SlowAdded(5)
             ]
         );
         assert_eq!(parse("").unwrap(), vec![]);
@@ -192,6 +219,9 @@ mod tests {
             "full-disk=a/b",
             "full-disk=x@0",
             "full-disk=x@y",
+            "rename-fails",
+            "rename-fails=",
+            "rename-fails=a/b",
         ] {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains(VAR), "{bad}: {e}");

@@ -1,4 +1,5 @@
-//! A full disk (ENOSPC, injected at a named file with `QBAT_INJECT_FAULT=full-disk=NAME`):
+//! A full disk (ENOSPC, injected at a named file with `QBAT_INJECT_FAULT=full-disk=NAME`, or
+//! at its rename into place with `rename-fails=NAME`):
 //! the command fails with one line naming the file, leaves no file under a final name and an
 //! existing output as it was, and once there is room again the rerun (or `--resume`) gives
 //! the bytes of a run that never failed.
@@ -79,13 +80,17 @@ fn analyze_on_a_full_disk_leaves_the_output_as_it_was() {
     ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"]).arg(&out));
     let analyze = [std::ffi::OsStr::new("analyze"), out.as_os_str()];
     let hist = "plot_hist2d_capacity_b_ergotropy_b";
-    let faults =
-        ["full-disk=analysis.csv".to_string(), format!("full-disk={hist}.svg"), format!("full-disk={hist}.png"), "full-disk=.qbat-manifest.json".to_string()];
+    // the disk full as each file is written aside, and as each is renamed into place (the
+    // files renamed before it put back)
+    let names = ["analysis.csv".to_string(), format!("{hist}.svg"), format!("{hist}.png"), ".qbat-manifest.json".to_string()];
+    let faults: Vec<String> = ["full-disk", "rename-fails"].iter().flat_map(|f| names.iter().map(move |n| format!("{f}={n}"))).collect();
     for replacing in [false, true] {
         let before = snapshot(&out);
         for fault in &faults {
-            let file = fault.trim_start_matches("full-disk=");
-            fails_full(&analyze, fault, file);
+            let file = fault.split_once('=').unwrap().1;
+            // named as it is in the output, not in the directory the files are written aside in
+            let line = fails_full(&analyze, fault, &format!("{}: ", out.join(file).display()));
+            assert!(!line.contains(".qbat-added"), "{fault}: {line}");
             let after = snapshot(&out);
             assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>(), "{fault} (replacing: {replacing})");
             assert!(after == before, "{fault} (replacing: {replacing}): a file changed");
@@ -146,4 +151,42 @@ fn a_run_on_a_full_disk_resumes_to_the_same_bytes() {
         qbat_gpu::output::manifest::Manifest::read(&out).unwrap().unwrap().verify(&out).unwrap();
         assert!(!staging.exists(), "{file}: the staging directory stayed");
     }
+}
+
+/// A file made in the output while `analyze` runs, under a name the analysis writes, is not
+/// replaced: the analysis is refused (exit 2, naming it) before anything moves, and the file
+/// and the rest of the output stay as they were. (It was checked only as the analysis began:
+/// the file made meanwhile was replaced, and its bytes gone.)
+#[test]
+fn a_file_made_during_analyze_is_refused_not_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("two.toml");
+    std::fs::write(&cfg, TWO_MEASURES).unwrap();
+    let out = tmp.path().join("out");
+    ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"]).arg(&out));
+    let before = snapshot(&out);
+    let mut child = bin()
+        .arg("analyze")
+        .arg(&out)
+        .env("QBAT_INJECT_FAULT", "slow-added=3000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // its files and manifest written aside: the user's file goes in now
+    let aside = || std::fs::read_dir(&out).unwrap().flatten().find(|e| e.file_name().to_string_lossy().starts_with(".qbat-added-")).map(|e| e.path());
+    let started = std::time::Instant::now();
+    while !aside().is_some_and(|d| d.join(".qbat-manifest.json").exists()) {
+        assert!(started.elapsed().as_secs() < 60, "analyze wrote nothing aside");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mine = out.join("plot_hist2d_capacity_b_ergotropy_b.svg");
+    std::fs::write(&mine, "my notes").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.trim_end().lines().count() == 1 && stderr.contains(&format!("{}: ", mine.display())), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "my notes");
+    std::fs::remove_file(&mine).unwrap();
+    assert!(snapshot(&out) == before, "the output changed");
 }

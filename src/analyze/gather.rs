@@ -336,10 +336,10 @@ impl Gather {
         // disk) leaves DIR as it was, with no file of ours unlisted (which the next analysis
         // would have to refuse) or listed with other bytes
         let added = Added::begin(dir)?;
-        write_atomic(&added.staging().join("analysis.csv"), |w| super::write_csv(&analysis, w))?;
+        write_atomic(&added.staging().join("analysis.csv"), |w| super::write_csv(&analysis, w)).map_err(|e| added.named(e))?;
         let mut names = vec!["analysis.csv".to_string()];
         if let Some(h) = hist2d {
-            let plots = draw_hist2d_plots(dir, added.staging(), &h.finish())?;
+            let plots = draw_hist2d_plots(dir, added.staging(), &h.finish()).map_err(|e| added.named(e))?;
             names.extend(plots.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()));
         }
         added.commit(&names)?;

@@ -1,12 +1,12 @@
 //! Files added to a finished output (`analyze`'s analysis.csv and 2-D histograms), committed
 //! together with the manifest that lists them. They are written in a hidden directory inside
 //! the output (`.qbat-added-PID-N`), the manifest with them; only then do they move into place,
-//! by renames, which take no space. So a failure while they are written (a full disk, a quota)
+//! by renames, undone where one fails. So a failure while they are written (a full disk, a quota)
 //! leaves the output as it was: never a file under its name that the manifest does not list
 //! (which the next `analyze` and `--force` refuse as not qbat-gpu's), nor one the manifest
 //! lists with other bytes.
 
-use super::manifest::{hash_file, Manifest, MANIFEST};
+use super::manifest::{check_replaceable, hash_file, Manifest, MANIFEST};
 use super::uncommitted;
 use crate::error::{QbatError, Result};
 use std::path::{Path, PathBuf};
@@ -46,44 +46,87 @@ impl Added {
     /// List `names` (files written in the staging directory) in the output's manifest, and
     /// move them and the manifest into place: the manifest is written first beside them, so
     /// that all that takes space is done before anything in the output changes; the files are
-    /// then renamed into place, the manifest last. An old file a rename replaces is kept (a
-    /// hard link) until all are in place, and put back where one fails. A directory without a
-    /// manifest gets one listing these files only, so that the next analysis may replace them
-    /// (`check_replaceable`) and nothing else.
+    /// then renamed into place, the manifest last. Each old file is first renamed aside into
+    /// the staging directory (not linked: a directory shared between users, or a file system
+    /// without hard links, refuses the link), and where a rename fails every old file goes
+    /// back and every new one is removed. A file that is there but not qbat-gpu's, or not as
+    /// the manifest lists it (one made since the analysis began), is refused before anything
+    /// moves. A directory without a manifest gets one listing these files only, so that the
+    /// next analysis may replace them (`check_replaceable`) and nothing else. Errors name the
+    /// files by their names in the output.
     pub fn commit(self, names: &[String]) -> Result<()> {
         let mut manifest = Manifest::read(&self.dir)?.unwrap_or_default();
         for name in names {
-            let entry = hash_file(&self.staging.join(name))?;
+            let entry = hash_file(&self.staging.join(name)).map_err(|e| self.named(e))?;
             match manifest.files.iter_mut().find(|f| f.name == entry.name) {
                 Some(f) => *f = entry,
                 None => manifest.files.push(entry),
             }
         }
         manifest.files.sort_by(|a, b| a.name.cmp(&b.name));
-        manifest.write(&self.staging)?;
-        let kept = |name: &str| self.staging.join(format!("{name}.replaced"));
+        manifest.write(&self.staging).map_err(|e| self.named(e))?;
+        if let Some(wait) = crate::faults::added_delay() {
+            std::thread::sleep(wait);
+        }
         // From here the files move: a signal meanwhile waits for them.
         let _held = uncommitted::hold();
-        // each name moved, and whether there was an old file there: Some(kept) where there was
-        let mut moved: Vec<(&str, Option<bool>)> = vec![];
+        check_replaceable(&self.dir, names)?;
+        let aside = |name: &str| self.staging.join(format!("{name}.replaced"));
+        // each name put in place (or whose old file is aside), and whether its old file is aside
+        let mut moved: Vec<(&str, bool)> = vec![];
         for name in names.iter().map(String::as_str).chain([MANIFEST]) {
             let to = self.dir.join(name);
-            let old = std::fs::symlink_metadata(&to).is_ok().then(|| std::fs::hard_link(&to, kept(name)).is_ok());
-            if let Err(e) = std::fs::rename(self.staging.join(name), &to) {
-                // undo: each old file back in its place, each new one that replaced none removed
-                // (one whose old file could not be linked aside stays, the old one gone)
-                for &(n, old) in moved.iter().rev() {
-                    let _ = match old {
-                        Some(true) => std::fs::rename(kept(n), self.dir.join(n)),
-                        Some(false) => Ok(()),
-                        None => std::fs::remove_file(self.dir.join(n)),
-                    };
+            let had_old = std::fs::symlink_metadata(&to).is_ok();
+            if had_old {
+                if let Err(e) = std::fs::rename(&to, aside(name)) {
+                    return Err(QbatError::io(&to, self.undo(&moved, e)));
                 }
-                return Err(QbatError::io(&to, e));
             }
-            moved.push((name, old));
+            let placed = match crate::faults::rename_fails(&to) {
+                Some(e) => Err(e),
+                None => std::fs::rename(self.staging.join(name), &to),
+            };
+            if let Err(e) = placed {
+                // (its old file, aside, goes back with the others)
+                moved.extend(had_old.then_some((name, true)));
+                return Err(QbatError::io(&to, self.undo(&moved, e)));
+            }
+            moved.push((name, had_old));
         }
         Ok(())
+    }
+
+    /// Put the output back as it was before `moved` (each name put in place or whose old file
+    /// is aside, and whether its old file is aside): each old file back in its place, each new
+    /// one that replaced none removed. Returns `e`, with what could not be put back.
+    fn undo(&self, moved: &[(&str, bool)], e: std::io::Error) -> std::io::Error {
+        let mut failed = vec![];
+        for &(name, had_old) in moved.iter().rev() {
+            let to = self.dir.join(name);
+            let back = match had_old {
+                true => std::fs::rename(self.staging.join(format!("{name}.replaced")), &to),
+                false => std::fs::remove_file(&to),
+            };
+            if let Err(why) = back {
+                failed.push(format!("{} ({why})", to.display()));
+            }
+        }
+        match failed.is_empty() {
+            true => e,
+            false => std::io::Error::new(e.kind(), format!("{e}; and could not put back {}", failed.join(", "))),
+        }
+    }
+
+    /// `e` with a path in the staging directory named by the file's name in the output (the
+    /// staging directory is gone once the error is read).
+    pub fn named(&self, e: QbatError) -> QbatError {
+        match e {
+            QbatError::Io { path, source } => match Path::new(&path).strip_prefix(&self.staging) {
+                Ok(rest) => QbatError::io(&self.dir.join(rest), source),
+                Err(_) => QbatError::Io { path, source },
+            },
+            e => e,
+        }
     }
 }
 
