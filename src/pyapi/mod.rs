@@ -558,6 +558,8 @@ fn verified_manifest(dir: &Path) -> Result<crate::output::manifest::Manifest> {
 pub fn copy_output(src: &Path, dir: &Path, series: bool, plots: bool, force: bool) -> Result<PathBuf> {
     // (Python's Ctrl-C while the source is hashed stops the copy too)
     let cancel = crate::output::WriteCancel::now();
+    // (read under its shared lock: a `--force` commit into `src` meanwhile waits for the copy)
+    let reading = crate::output::lock_dir_shared(src, cancel)?;
     let manifest = verified_manifest(src)?;
     OutputDir::check(dir, force)?;
     let out = OutputDir::begin_marked(dir, force, cancel)?;
@@ -572,6 +574,7 @@ pub fn copy_output(src: &Path, dir: &Path, series: bool, plots: bool, force: boo
             return Err(e);
         }
     }
+    drop(reading);
     out.commit().inspect(|d| {
         let _ = crate::output::manifest::Manifest::record_identities(d);
     })

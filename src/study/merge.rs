@@ -433,6 +433,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     }
     // (Python's Ctrl-C: `cancel_writes`, from here on, also for the output)
     let cancel = WriteCancel::now();
+    // Each shard read under its shared lock, from its manifest's check to the last copy: a
+    // `--force` run or merge into a shard meanwhile waits, rather than the merge taking one
+    // run's manifest and another's files. (Given back before the commit.)
+    let reading = dirs.iter().map(|d| crate::output::lock_dir_shared(d, cancel)).collect::<Result<Vec<_>>>()?;
     let shards = check_shards(dirs, cancel)?;
     OutputDir::check(out, force)?;
     let Stats { times, measures: names, .. } = crate::output::stats::read_stats(&shards[0].dir)?;
@@ -609,6 +613,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         analysis?;
         Ok(())
     })();
+    drop(reading);
     match result {
         Ok(()) => dir.commit().inspect(|d| {
             let _ = crate::output::manifest::Manifest::record_identities(d);
