@@ -371,28 +371,49 @@ fn a_merge_waits_for_a_commit_into_a_shard_and_reads_it_whole() {
 
 /// Python's copy of an opened output (`Result.save`) reads it under its shared lock: a commit
 /// into it (the lock held here) is waited for, and the copy is the whole output as the commit
-/// left it, never one run's manifest with another's files.
+/// left it, never one run's manifest with another's files; where the copy is of the run a
+/// Result was opened from (its manifest entries given), another run found there once the
+/// wait is over is refused, naming the directory, and nothing is written.
 #[test]
 fn a_copy_of_an_output_waits_for_a_commit_into_it() {
     let dir = tempfile::tempdir().unwrap();
     let s = shards(dir.path(), "s", &[]);
     let other = shards(dir.path(), "t", &["--seed", "4"]);
-    let held = std::fs::File::open(&s[0]).unwrap();
-    held.lock().unwrap();
-    let copy = dir.path().join("copy");
-    let copying = std::thread::spawn({
-        let (src, copy) = (s[0].clone(), copy.clone());
-        move || qbat_gpu::pyapi::copy_output(&src, &copy, true, true, false).map_err(|e| e.to_string())
-    });
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(!copying.is_finished(), "the copy did not wait for the commit");
-    commit_files_of(&other[0], &s[0]);
-    drop(held);
-    copying.join().unwrap().unwrap();
-    for e in std::fs::read_dir(&other[0]).unwrap().flatten() {
-        let name = e.file_name();
-        if name != ".qbat-manifest.json" {
-            assert_eq!(std::fs::read(copy.join(&name)).unwrap(), std::fs::read(e.path()).unwrap(), "{name:?}");
+    let opened: Vec<(String, u64, String)> = manifest(&s[0])["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap().to_string(), f["bytes"].as_u64().unwrap(), f["blake3"].as_str().unwrap().to_string()))
+        .collect();
+    for (case, expect) in [("the run opened", Some(opened)), ("whatever is there", None)] {
+        let src = dir.path().join("src");
+        copy_dir(&s[0], &src);
+        let held = std::fs::File::open(&src).unwrap();
+        held.lock().unwrap();
+        let copy = dir.path().join("copy");
+        let copying = std::thread::spawn({
+            let (src, copy) = (src.clone(), copy.clone());
+            move || qbat_gpu::pyapi::copy_output(&src, &copy, true, true, false, expect.as_deref()).map_err(|e| e.to_string())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(!copying.is_finished(), "{case}: the copy did not wait for the commit");
+        commit_files_of(&other[0], &src);
+        drop(held);
+        match copying.join().unwrap() {
+            Err(e) if case == "the run opened" => {
+                assert!(e.contains(&*src.to_string_lossy()) && e.contains("no longer holds the run"), "{case}: {e}");
+                assert!(!copy.exists(), "{case}: a copy was written");
+            }
+            Ok(_) if case == "whatever is there" => {
+                for e in std::fs::read_dir(&other[0]).unwrap().flatten() {
+                    let name = e.file_name();
+                    if name != ".qbat-manifest.json" {
+                        assert_eq!(std::fs::read(copy.join(&name)).unwrap(), std::fs::read(e.path()).unwrap(), "{case}: {name:?}");
+                    }
+                }
+            }
+            got => panic!("{case}: {got:?}"),
         }
+        std::fs::remove_dir_all(&src).unwrap();
     }
 }
