@@ -758,3 +758,41 @@ fn an_infinite_verify_deviation_survives_the_checkpoint() {
     assert_eq!(run_json["verify"]["pass"], false, "{}", run_json["verify"]);
     assert!(run_json["verify"]["deviations"].as_array().unwrap().iter().any(|d| d["max_abs"].is_null() && d["pass"] == false), "{}", run_json["verify"]);
 }
+
+/// A resume replaces what its run's check accepted, and nothing else. Where the run was not
+/// given --force, an output another process wrote into its --out since (a merge's, a save's)
+/// is refused (exit 2, one line naming --out), its files untouched; the resume given --force
+/// replaces it with the run's own output. A run started with --force into an existing output
+/// is resumed without it, and replaces that output as the run would have. (Every resume
+/// replaced whatever qbat-gpu output it found, as if given --force.)
+#[test]
+fn a_resume_replaces_an_output_written_since_only_where_its_run_was_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let clean = dir.path().join("clean");
+    ok(&mut run_args(&cfg, &clean));
+    let other = dir.path().join("other");
+    ok(run_args(&cfg, &other).args(["--seed", "4"]));
+    let read = |d: &Path| std::fs::read(d.join("stats.csv")).unwrap();
+    let resume = |out: &Path, extra: &[&str]| {
+        let mut c = bin();
+        c.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--resume"]).arg(out).args(extra);
+        outcome(&mut c)
+    };
+    let out = dir.path().join("r");
+    interrupted_run(dir.path(), &cfg, &out, 2);
+    copy_dir(&other, &out);
+    let (code, stderr) = resume(&out, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--out") && stderr.contains("no longer empty") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    assert_eq!(read(&out), read(&other), "the other output was replaced");
+    let (code, stderr) = resume(&out, &["--force"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(read(&out), read(&clean));
+    let forced = dir.path().join("f");
+    copy_dir(&other, &forced);
+    interrupted_run_with(dir.path(), &cfg, &forced, 2, &["--force"]);
+    let (code, stderr) = resume(&forced, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(read(&forced), read(&clean));
+}

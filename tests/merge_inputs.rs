@@ -298,3 +298,122 @@ fn a_shard_analysed_afterwards_merges_as_before() {
     assert_eq!(code, 0, "{stderr}");
     assert!(!out.join("analysis.csv").exists(), "the merge analysed a run that did not ask for it");
 }
+
+/// Replace the files of `dir` by those of `from`, as a commit into it does (the lock held by
+/// the caller): `dir`'s files go, `from`'s are copied in.
+fn commit_files_of(from: &Path, dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        std::fs::remove_file(e.path()).unwrap();
+    }
+    copy_dir(from, dir);
+}
+
+/// The lines `child` writes on stderr, as they come.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(|l| l.ok()) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// A merge reads each shard under the shard's shared lock. While another process commits
+/// into a shard (its lock held here, as a `--force` run's commit holds it), the merge says in
+/// one line what it waits for and reads nothing; then it reads the shard as the commit left it:
+/// another run's shard, refused as such, or the same run's, merged to the clean merge's bytes.
+/// (Unlocked, a merge checked one run's manifest and copied another run's series and summary
+/// beside the first's run.json, and said nothing.)
+#[test]
+fn a_merge_waits_for_a_commit_into_a_shard_and_reads_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = shards(dir.path(), "s", &[]);
+    let other = shards(dir.path(), "t", &["--seed", "4"]);
+    let kept = dir.path().join("kept0");
+    copy_dir(&s[0], &kept);
+    let clean = dir.path().join("clean");
+    assert_eq!(merge(&s, &clean, &[]).0, 0);
+    for (case, replacement) in [("another run's shard", &other[0]), ("the same run's shard", &kept)] {
+        let out = dir.path().join("merged");
+        let held = std::fs::File::open(&s[0]).unwrap();
+        held.lock().unwrap();
+        let mut child = bin()
+            .arg("merge")
+            .args(&s)
+            .arg("--out")
+            .arg(&out)
+            .arg("--no-plots")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = stderr_lines(&mut child);
+        let said = lines.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_else(|_| panic!("{case}: the merge said nothing"));
+        assert!(said.contains("waiting for another commit into") && said.contains(&*s[0].to_string_lossy()), "{case}: {said}");
+        assert!(child.try_wait().unwrap().is_none(), "{case}: the merge did not wait");
+        commit_files_of(replacement, &s[0]);
+        drop(held);
+        let status = crate::common::wait_within(&mut child, std::time::Duration::from_secs(60)).expect("the merge never ended");
+        let rest: Vec<String> = lines.iter().collect();
+        if replacement == &other[0] {
+            assert_eq!(status.code(), Some(2), "{case}: {rest:?}");
+            assert!(rest.len() == 1 && rest[0].contains("seed") && !out.exists(), "{case}: {rest:?}");
+        } else {
+            assert!(status.success(), "{case}: {rest:?}");
+            for name in ["series.csv", "summary.csv", "stats.csv"] {
+                assert_eq!(std::fs::read(out.join(name)).unwrap(), std::fs::read(clean.join(name)).unwrap(), "{case}: {name}");
+            }
+        }
+    }
+}
+
+/// Python's copy of an opened output (`Result.save`) reads it under its shared lock: a commit
+/// into it (the lock held here) is waited for, and the copy is the whole output as the commit
+/// left it, never one run's manifest with another's files; where the copy is of the run a
+/// Result was opened from (its manifest entries given), another run found there once the
+/// wait is over is refused, naming the directory, and nothing is written.
+#[test]
+fn a_copy_of_an_output_waits_for_a_commit_into_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = shards(dir.path(), "s", &[]);
+    let other = shards(dir.path(), "t", &["--seed", "4"]);
+    let opened: Vec<(String, u64, String)> = manifest(&s[0])["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap().to_string(), f["bytes"].as_u64().unwrap(), f["blake3"].as_str().unwrap().to_string()))
+        .collect();
+    for (case, expect) in [("the run opened", Some(opened)), ("whatever is there", None)] {
+        let src = dir.path().join("src");
+        copy_dir(&s[0], &src);
+        let held = std::fs::File::open(&src).unwrap();
+        held.lock().unwrap();
+        let copy = dir.path().join("copy");
+        let copying = std::thread::spawn({
+            let (src, copy) = (src.clone(), copy.clone());
+            move || qbat_gpu::pyapi::copy_output(&src, &copy, true, true, false, expect.as_deref()).map_err(|e| e.to_string())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(!copying.is_finished(), "{case}: the copy did not wait for the commit");
+        commit_files_of(&other[0], &src);
+        drop(held);
+        match copying.join().unwrap() {
+            Err(e) if case == "the run opened" => {
+                assert!(e.contains(&*src.to_string_lossy()) && e.contains("no longer holds the run"), "{case}: {e}");
+                assert!(!copy.exists(), "{case}: a copy was written");
+            }
+            Ok(_) if case == "whatever is there" => {
+                for e in std::fs::read_dir(&other[0]).unwrap().flatten() {
+                    let name = e.file_name();
+                    if name != ".qbat-manifest.json" {
+                        assert_eq!(std::fs::read(copy.join(&name)).unwrap(), std::fs::read(e.path()).unwrap(), "{case}: {name:?}");
+                    }
+                }
+            }
+            got => panic!("{case}: {got:?}"),
+        }
+        std::fs::remove_dir_all(&src).unwrap();
+    }
+}

@@ -269,7 +269,10 @@ class Result:
         on_disk = "npy" if (self.dir / "series.npy").is_file() else "csv"
         if series and self.series is not None and format != on_disk:
             raise ValueError(f"{self.dir} holds a {on_disk} series; save it with format='{on_disk}'")
-        return Path(relayed_while(_native.copy_output, os.fspath(self.dir), out, series, plots, force))
+        # (checked again under the directory's lock: a run committed into it since this check,
+        # which the copy waits for, is refused rather than saved as this result)
+        opened = None if self._manifest is None else list(self._manifest)
+        return Path(relayed_while(_native.copy_output, os.fspath(self.dir), out, series, plots, force, opened))
 
     def _same_run(self) -> None:
         """Raise where the run directory no longer holds the run this result was opened from

@@ -482,11 +482,11 @@ fn check_batch_arrays(py: Python<'_>, n_points: u64, n_jumps: u64, n_members: u6
 
 /// Save a finished output as another, under a run's own rules.
 #[pyfunction]
-#[pyo3(signature = (src, out, series=true, plots=true, force=false))]
-fn copy_output(py: Python<'_>, src: PathBuf, out: PathBuf, series: bool, plots: bool, force: bool) -> PyResult<PathBuf> {
+#[pyo3(signature = (src, out, series=true, plots=true, force=false, opened=None))]
+fn copy_output(py: Python<'_>, src: PathBuf, out: PathBuf, series: bool, plots: bool, force: bool, opened: Option<Vec<(String, u64, String)>>) -> PyResult<PathBuf> {
     // (as `verified_files`)
     let _ = qbat_gpu::config::available_memory::start_pool_within_limits();
-    let r = py.detach(|| pyapi::copy_output(&src, &out, series, plots, force));
+    let r = py.detach(|| pyapi::copy_output(&src, &out, series, plots, force, opened.as_deref()));
     r.map_err(|e| to_py(py, e))
 }
 

@@ -137,6 +137,47 @@ def test_a_save_that_waits_says_so_while_it_waits(tmp_path, monkeypatch):
     assert qb.open(out).series.shape == r.series.shape
 
 
+def test_saving_an_opened_result_waits_for_a_commit_into_it_and_refuses_another_run(tmp_path, monkeypatch):
+    """Saving a result opened from a directory copies the directory under its shared lock: a
+    commit into it meanwhile (here the test's lock, another run's files moved in under it) is
+    waited for, said while it waits, and the run found there then, not the one the result was
+    opened from, is refused (ConfigError naming the directory), nothing written. It was saved
+    as this result."""
+    import shutil
+
+    fcntl = pytest.importorskip("fcntl")
+    src, other, copy = tmp_path / "src", tmp_path / "other", tmp_path / "copy"
+    qb.run(SHORT, backend="cpu", progress=False).save(src, plots=False)
+    qb.run(SHORT, backend="cpu", progress=False, seed=7).save(other, plots=False)
+    opened = qb.open(src)
+    written = []
+    monkeypatch.setattr(_progress, "_write", written.append)
+    said = lambda: any("waiting for another commit" in t for t in written)  # noqa: E731
+    fd = os.open(src, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def commit_the_other_run() -> None:
+        deadline = time.monotonic() + 20
+        while not said() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for p in src.iterdir():
+            p.unlink()
+        for p in other.iterdir():
+            shutil.copy(p, src / p.name)
+        os.close(fd)
+
+    committer = threading.Thread(target=commit_the_other_run)
+    committer.start()
+    try:
+        with pytest.raises(qb.ConfigError, match="no longer holds the run") as e:
+            opened.save(copy, plots=False)
+    finally:
+        committer.join()
+    assert str(src) in str(e.value)
+    assert said(), f"the save did not wait for the commit: {written}"
+    assert not copy.exists()
+
+
 def test_ctrl_c_stops_a_save_that_waits_for_another_commit(tmp_path):
     """Ctrl-C while a save waits for another commit's lock on its directory (here the test's)
     stops the wait at once: KeyboardInterrupt, nothing written, the output there the earlier

@@ -6,6 +6,7 @@
 pub mod accumulate;
 pub mod added;
 pub mod cancel;
+pub mod dir_lock;
 pub mod exact_sum;
 pub mod manifest;
 pub mod plots;
@@ -18,6 +19,7 @@ pub mod uncommitted;
 use crate::config::Plan;
 use crate::error::{QbatError, Result};
 pub use cancel::{cancel_writes, WriteCancel};
+pub use dir_lock::{lock_dir, lock_dir_shared};
 use manifest::{Manifest, MANIFEST};
 
 use std::io::Write;
@@ -370,32 +372,6 @@ fn not_an_output(final_dir: &Path) -> QbatError {
             final_dir.display()
         ),
     )
-}
-
-/// An exclusive lock on the existing directory `final_dir`, held while the value lives, so
-/// that the commits into it (saves from threads or processes, under `--force`, and `analyze`
-/// adding its files) go one at a time; Ok(None) where the file system cannot lock (the commit then goes on unlocked). A lock
-/// held elsewhere is said once, then waited for, until `cancel` is cancelled (a process stopped
-/// while holding the lock, `kill -STOP` or a hung file system, kept such a wait, and Python's
-/// Ctrl-C with it, for ever).
-pub fn lock_dir(final_dir: &Path, cancel: WriteCancel) -> Result<Option<std::fs::File>> {
-    let Ok(dir) = std::fs::File::open(final_dir) else {
-        return Ok(None);
-    };
-    let mut said = false;
-    loop {
-        match dir.try_lock() {
-            Ok(()) => return Ok(Some(dir)),
-            Err(std::fs::TryLockError::Error(_)) => return Ok(None),
-            Err(std::fs::TryLockError::WouldBlock) if !said => {
-                eprintln!("note: waiting for another commit into {} to finish", final_dir.display());
-                said = true;
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {}
-        }
-        cancel.check()?;
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// Write a file atomically and durably: a temporary name in the same directory, fsync, then

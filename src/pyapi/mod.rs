@@ -554,11 +554,23 @@ fn verified_manifest(dir: &Path) -> Result<crate::output::manifest::Manifest> {
 /// Save the finished output `src` as `dir`, under a run's own rules (`OutputDir`: `dir` new or
 /// empty, or with `force` a qbat-gpu output whose own files alone are replaced; assembled
 /// aside and committed whole): its listed files, checked first, without the series or the
-/// plots where those are not wanted.
-pub fn copy_output(src: &Path, dir: &Path, series: bool, plots: bool, force: bool) -> Result<PathBuf> {
+/// plots where those are not wanted. `opened`: the manifest entries (name, bytes, BLAKE3) of
+/// the run a Result was opened from, which `src` must still list, checked under the lock: a
+/// run committed into `src` since (waited for here) is refused, never saved in its place.
+pub fn copy_output(src: &Path, dir: &Path, series: bool, plots: bool, force: bool, opened: Option<&[(String, u64, String)]>) -> Result<PathBuf> {
     // (Python's Ctrl-C while the source is hashed stops the copy too)
     let cancel = crate::output::WriteCancel::now();
+    // (read under its shared lock: a `--force` commit into `src` meanwhile waits for the copy)
+    let reading = crate::output::lock_dir_shared(src, cancel)?;
     let manifest = verified_manifest(src)?;
+    for (name, bytes, blake3) in opened.unwrap_or_default() {
+        if manifest.get(name).is_none_or(|f| (f.bytes, &f.blake3) != (*bytes, blake3)) {
+            return Err(crate::error::QbatError::invalid(
+                src.display().to_string(),
+                "no longer holds the run this result was opened from (replaced or removed since): qb.open it again",
+            ));
+        }
+    }
     OutputDir::check(dir, force)?;
     let out = OutputDir::begin_marked(dir, force, cancel)?;
     let wanted = manifest.files.iter().filter(|f| (series || !f.name.starts_with("series.")) && (plots || !f.name.starts_with("plot_")));
@@ -572,6 +584,7 @@ pub fn copy_output(src: &Path, dir: &Path, series: bool, plots: bool, force: boo
             return Err(e);
         }
     }
+    drop(reading);
     out.commit().inspect(|d| {
         let _ = crate::output::manifest::Manifest::record_identities(d);
     })

@@ -47,6 +47,12 @@ pub(super) struct Progress {
     /// `--backend` as the run was started (a resume with another needs --allow-mixed-backends).
     #[serde(default)]
     pub(super) requested_backend: String,
+    /// The run was started with `--force` (or into the default directory): its commit, and a
+    /// resume's, may replace the qbat-gpu files of a non-empty --out. Without it the run's
+    /// check found --out new or empty, and a resume refuses one written since (another run,
+    /// merge or save) unless given --force itself.
+    #[serde(default)]
+    pub(super) force: bool,
 }
 
 impl Progress {

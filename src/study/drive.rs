@@ -77,6 +77,8 @@ pub(super) fn drive(
             (Progress { fingerprint: fp, members_per_block: fresh_block(), requested_backend: backend_name(opts), ..Default::default() }, None)
         }
     };
+    // (a resume given --force keeps it for the resumes after it)
+    progress.force |= opts.force;
     let block = progress.members_per_block;
     if from_checkpoint || opts.block_members.is_some() {
         block_fits(local, block.min(n), engines.len(), if from_checkpoint { "--resume" } else { "--block-members" })?;

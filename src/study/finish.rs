@@ -181,8 +181,9 @@ pub(super) fn finish(
     let assembled = staging.dir.join("final");
     let _ = std::fs::remove_dir_all(&assembled);
     std::fs::create_dir(&assembled).map_err(|e| QbatError::io(&assembled, e))?;
-    // (a resume replaces what the interrupted run's check accepted, with or without --force)
-    let out = OutputDir::at(&opts.out, &assembled, opts.force || opts.resume);
+    // (a resume replaces what the interrupted run's check accepted: a qbat-gpu output where
+    // the run was started with --force, else nothing; a directory written since is refused)
+    let out = OutputDir::at(&opts.out, &assembled, opts.force || progress.force);
     let ns = local.schedule.times.len();
     let measures: Vec<&str> = progress.measures.iter().map(|s| s.as_str()).collect();
     let nm = measures.len();

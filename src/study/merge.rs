@@ -433,6 +433,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     }
     // (Python's Ctrl-C: `cancel_writes`, from here on, also for the output)
     let cancel = WriteCancel::now();
+    // Each shard read under its shared lock, from its manifest's check to the last copy: a
+    // `--force` run or merge into a shard meanwhile waits, rather than the merge taking one
+    // run's manifest and another's files. (Given back once they are read, before the plots,
+    // the analysis and the commit.)
+    let reading = dirs.iter().map(|d| crate::output::lock_dir_shared(d, cancel)).collect::<Result<Vec<_>>>()?;
     let shards = check_shards(dirs, cancel)?;
     OutputDir::check(out, force)?;
     let Stats { times, measures: names, .. } = crate::output::stats::read_stats(&shards[0].dir)?;
@@ -601,6 +606,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         let analyzed = asked && note.is_none();
         left_out = note;
         dir.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other))?;
+        // (the shards are read: the plots and the analysis read the merged files)
+        drop(reading);
         let (plotted, analysis) = rayon::join(
             || if plots { crate::output::plots::write_run_plots(dir.staging(), !analyzed).map(drop) } else { Ok(()) },
             || if analyzed { crate::analyze::analyze_dir(dir.staging(), &analyze).map(drop) } else { Ok(()) },
