@@ -94,6 +94,18 @@ fn texts(svg: &str) -> Vec<String> {
     svg.split("<text ").skip(1).filter_map(|e| e.split_once('>')).map(|(_, rest)| rest.split("</text>").next().unwrap_or("").trim().to_string()).collect()
 }
 
+/// The legend boxes of `svg` (white at 85% opacity), each (x0, y0, x1, y1) in pixels.
+fn legend_boxes(svg: &str) -> Vec<[f64; 4]> {
+    elements(svg, "rect")
+        .into_iter()
+        .filter(|r| attr(r, "opacity") == Some("0.85") && attr(r, "fill") == Some("#FFFFFF"))
+        .map(|r| {
+            let v = |k| attr(r, k).unwrap().parse::<f64>().unwrap();
+            [v("x"), v("y"), v("x") + v("width"), v("y") + v("height")]
+        })
+        .collect()
+}
+
 /// A polyline's points, (x, y) pixels.
 fn points(polyline: &str) -> Vec<(f64, f64)> {
     let pts = attr(polyline, "points").unwrap_or("");
@@ -211,14 +223,7 @@ fn a_legend_covers_no_curve() {
         write_run(tmp.path(), Some(&run), &["stored_energy_b", "concurrence"], &[], &series);
         plots::write_run_plots(tmp.path(), false).unwrap();
         let svg = std::fs::read_to_string(tmp.path().join("plot_cavity_lambda_t.svg")).unwrap();
-        let legends: Vec<[f64; 4]> = elements(&svg, "rect")
-            .into_iter()
-            .filter(|r| attr(r, "opacity") == Some("0.85") && attr(r, "fill") == Some("#FFFFFF"))
-            .map(|r| {
-                let v = |k| attr(r, k).unwrap().parse::<f64>().unwrap();
-                [v("x"), v("y"), v("x") + v("width"), v("y") + v("height")]
-            })
-            .collect();
+        let legends = legend_boxes(&svg);
         assert_eq!(legends.len(), 2, "{members}: a legend a panel");
         let curves: Vec<Vec<(f64, f64)>> = elements(&svg, "polyline").into_iter().map(points).filter(|p| p.len() == 60).collect();
         assert_eq!(curves.len(), 2 * members);
@@ -249,14 +254,7 @@ fn the_band_plots_legend_covers_no_band() {
         write_run(tmp.path(), Some(r#"{"model": "bloch-charger", "members": 2}"#), &["energy_b"], &stats, &series);
         plots::write_run_plots(tmp.path(), false).unwrap();
         let svg = std::fs::read_to_string(tmp.path().join("plot_energy_b.svg")).unwrap();
-        let legend: Vec<[f64; 4]> = elements(&svg, "rect")
-            .into_iter()
-            .filter(|r| attr(r, "opacity") == Some("0.85") && attr(r, "fill") == Some("#FFFFFF"))
-            .map(|r| {
-                let v = |k| attr(r, k).unwrap().parse::<f64>().unwrap();
-                [v("x"), v("y"), v("x") + v("width"), v("y") + v("height")]
-            })
-            .collect();
+        let legend = legend_boxes(&svg);
         assert_eq!(legend.len(), 1, "rising {rising}: one legend");
         let [x0, y0, x1, y1] = legend[0];
         // the polygon: the upper edge left to right, then the lower edge back
