@@ -843,26 +843,33 @@ fn analyze_reads_only_the_files_its_run_wrote() {
 
 /// `analyze` waits for another writer of its directory (a commit into it, or another
 /// analysis: both hold the directory's lock), so that two side by side do not each rewrite the
-/// manifest from what they read and lose the other's files from it; then it runs.
+/// manifest from what they read and lose the other's files from it; and for a reader of it (a
+/// merge of it as a shard, or a copy of it), saying which it waits for; then it runs.
 #[test]
 fn analyze_waits_for_another_writer_of_its_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let run = run_config(tmp.path(), "run", SPIN_PAIR, &["--no-plots"]);
-    let held = std::fs::File::open(&run).unwrap();
-    held.lock().unwrap();
-    let err = tmp.path().join("stderr.txt");
-    let mut child =
-        bin().arg("analyze").arg(&run).arg("--no-plots").stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&err).unwrap()).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let early = child.try_wait().unwrap();
-    held.unlock().unwrap();
-    let status = wait_within(&mut child, std::time::Duration::from_secs(120)).expect("analyze still running after the lock was released");
-    let stderr = std::fs::read_to_string(&err).unwrap();
-    assert!(early.is_none(), "analyze ran while another held its directory: {stderr}");
-    assert!(status.success() && stderr.contains("waiting for another commit"), "{stderr}");
-    let manifest = qbat_gpu::output::manifest::Manifest::read(&run).unwrap().unwrap();
-    manifest.verify(&run).unwrap();
-    assert!(manifest.contains("analysis.csv"));
+    for (shared, said) in [(false, "waiting for another commit into"), (true, "waiting for a merge or copy reading")] {
+        let held = std::fs::File::open(&run).unwrap();
+        if shared {
+            held.lock_shared().unwrap();
+        } else {
+            held.lock().unwrap();
+        }
+        let err = tmp.path().join("stderr.txt");
+        let mut child =
+            bin().arg("analyze").arg(&run).arg("--no-plots").stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&err).unwrap()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let early = child.try_wait().unwrap();
+        held.unlock().unwrap();
+        let status = wait_within(&mut child, std::time::Duration::from_secs(120)).expect("analyze still running after the lock was released");
+        let stderr = std::fs::read_to_string(&err).unwrap();
+        assert!(early.is_none(), "analyze ran while another held its directory: {stderr}");
+        assert!(status.success() && stderr.contains(said), "{said}: {stderr}");
+        let manifest = qbat_gpu::output::manifest::Manifest::read(&run).unwrap().unwrap();
+        manifest.verify(&run).unwrap();
+        assert!(manifest.contains("analysis.csv"));
+    }
 }
 
 /// The monotone tolerance follows the loosest precision the run's blocks ran at: a run whose

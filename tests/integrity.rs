@@ -782,9 +782,15 @@ fn a_resume_replaces_an_output_written_since_only_where_its_run_was_forced() {
     let out = dir.path().join("r");
     interrupted_run(dir.path(), &cfg, &out, 2);
     copy_dir(&other, &out);
+    // refused before any block runs (not at the commit, after the remaining blocks), by a
+    // message that says why: nothing says the run was started to replace an output
+    let checkpoint = || std::fs::read(dir.path().join(".r.partial/checkpoint.json")).unwrap();
+    let before = checkpoint();
     let (code, stderr) = resume(&out, &[]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("--out") && stderr.contains("no longer empty") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    assert!(stderr.starts_with("error: --out: ") && stderr.contains("holds an output") && stderr.contains("--force"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(checkpoint() == before, "blocks ran before the refusal");
     assert_eq!(read(&out), read(&other), "the other output was replaced");
     let (code, stderr) = resume(&out, &["--force"]);
     assert_eq!(code, 0, "{stderr}");

@@ -417,3 +417,20 @@ fn a_copy_of_an_output_waits_for_a_commit_into_it() {
         std::fs::remove_dir_all(&src).unwrap();
     }
 }
+
+/// A FIFO given as a shard, or a link to one: refused (exit 2, naming it), within the minute.
+/// (The shared lock opened it for reading first, and waited for a writer for ever, silently.)
+#[test]
+fn a_fifo_given_as_a_shard_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = shards(dir.path(), "s", &[]);
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    for given in [&fifo, &link] {
+        let out = dir.path().join("merged");
+        let got = merge(&[given.clone(), s[1].clone(), s[2].clone()], &out, &[]);
+        assert_refused(got, &given.display().to_string(), &out, &given.display().to_string());
+    }
+}

@@ -34,7 +34,7 @@ pub fn lock_dir_shared(dir: &Path, cancel: WriteCancel) -> Result<Option<File>> 
 }
 
 fn wait_for(dir: &Path, cancel: WriteCancel, try_lock: fn(&File) -> std::result::Result<(), TryLockError>, until: &str) -> Result<Option<File>> {
-    let Ok(f) = File::open(dir) else {
+    let Ok(f) = open_dir(dir) else {
         return Ok(None);
     };
     let mut said = false;
@@ -43,7 +43,13 @@ fn wait_for(dir: &Path, cancel: WriteCancel, try_lock: fn(&File) -> std::result:
             Ok(()) => return Ok(Some(f)),
             Err(TryLockError::Error(_)) => return Ok(None),
             Err(TryLockError::WouldBlock) if !said => {
-                eprintln!("note: waiting for another commit into {} {until}", dir.display());
+                // what holds it: readers only where a shared lock is free (a commit waits for
+                // a merge or a copy reading the directory), else a commit
+                let readers = until == "to finish" && f.try_lock_shared().is_ok_and(|()| f.unlock().is_ok());
+                match readers {
+                    true => eprintln!("note: waiting for a merge or copy reading {} {until}", dir.display()),
+                    false => eprintln!("note: waiting for another commit into {} {until}", dir.display()),
+                }
                 said = true;
             }
             Err(TryLockError::WouldBlock) => {}
@@ -51,6 +57,16 @@ fn wait_for(dir: &Path, cancel: WriteCancel, try_lock: fn(&File) -> std::result:
         cancel.check()?;
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// `dir` opened to be locked: as a directory, never blocking (a FIFO in its place, opened
+/// for reading, waited for a writer for ever, before anything refused it).
+fn open_dir(dir: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_DIRECTORY | libc::O_NONBLOCK);
+    options.open(dir)
 }
 
 #[cfg(test)]

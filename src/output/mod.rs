@@ -298,9 +298,7 @@ impl OutputDir {
             return renamed;
         }
         let _commits = lock_dir(&self.final_dir, self.cancel)?;
-        // (the staging directory of `--out .` is inside it)
-        let own = self.staging.file_name();
-        let in_use = std::fs::read_dir(&self.final_dir).map(|d| d.filter_map(|e| e.ok()).any(|e| Some(e.file_name().as_os_str()) != own)).unwrap_or(true);
+        let in_use = holds_files(&self.final_dir, &self.staging);
         let old = Manifest::read(&self.final_dir)?;
         if in_use && !self.force {
             return Err(no_longer_empty());
@@ -372,6 +370,13 @@ fn not_an_output(final_dir: &Path) -> QbatError {
             final_dir.display()
         ),
     )
+}
+
+/// Whether the existing directory `dir` holds anything besides `staging` (the staging
+/// directory of `--out .` is inside it); true where it cannot be read.
+pub fn holds_files(dir: &Path, staging: &Path) -> bool {
+    let own = staging.file_name();
+    std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok()).any(|e| Some(e.file_name().as_os_str()) != own)).unwrap_or(true)
 }
 
 /// Write a file atomically and durably: a temporary name in the same directory, fsync, then

@@ -79,6 +79,17 @@ pub(super) fn drive(
     };
     // (a resume given --force keeps it for the resumes after it)
     progress.force |= opts.force;
+    // A resume whose --out holds an output that its run was not started to replace: refused
+    // now, not at its commit after the remaining blocks.
+    if opts.resume && !progress.force && opts.out.is_dir() && crate::output::holds_files(&opts.out, &staging.dir) {
+        return Err(QbatError::invalid(
+            "--out",
+            format!(
+                "{} holds an output, and no checkpoint says the interrupted run was started with --force to replace it; pass --force to the resume to replace the qbat-gpu files in it",
+                opts.out.display()
+            ),
+        ));
+    }
     let block = progress.members_per_block;
     if from_checkpoint || opts.block_members.is_some() {
         block_fits(local, block.min(n), engines.len(), if from_checkpoint { "--resume" } else { "--block-members" })?;
