@@ -165,7 +165,7 @@ fn a_file_made_during_analyze_is_refused_not_replaced() {
     let out = tmp.path().join("out");
     ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"]).arg(&out));
     let before = snapshot(&out);
-    let mut child = bin()
+    let child = bin()
         .arg("analyze")
         .arg(&out)
         .env("QBAT_INJECT_FAULT", "slow-added=3000")
