@@ -487,12 +487,12 @@ mod tests {
         let o2 = sort_order(&a2);
         assert_eq!(monotone_along(&a2, &[0.0, 2.0, 1.0, 3.0], &o2, 1e-9), (true, false));
         // rounding below the tolerance is not a decrease; above it is
-        assert_eq!(monotone_along(&a, &[0.0, 1.0, 1.0 - 1e-12, 2.0], &o, 1e-9).0, true);
-        assert_eq!(monotone_along(&a, &[0.0, 1.0, 1.0 - 1e-6, 2.0], &o, 1e-9).0, false);
+        assert!(monotone_along(&a, &[0.0, 1.0, 1.0 - 1e-12, 2.0], &o, 1e-9).0);
+        assert!(!monotone_along(&a, &[0.0, 1.0, 1.0 - 1e-6, 2.0], &o, 1e-9).0);
         // drift: many small steps down add up and are caught (running max, not neighbours)
         let a3: Vec<f64> = (0..100).map(f64::from).collect();
         let b3: Vec<f64> = (0..100).map(|i| 1.0 - 5e-10 * f64::from(i)).collect();
-        assert_eq!(monotone_along(&a3, &b3, &sort_order(&a3), 1e-9).0, false);
+        assert!(!monotone_along(&a3, &b3, &sort_order(&a3), 1e-9).0);
     }
 
     #[test]

@@ -752,7 +752,7 @@ fn analyze_reads_only_the_files_its_run_wrote() {
     };
     let analyze = |dir: &Path, extra: &[&str]| {
         let mut args: Vec<&std::ffi::OsStr> = vec!["analyze".as_ref(), dir.as_os_str(), "--no-plots".as_ref()];
-        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(a)));
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
         run_within(&args, std::time::Duration::from_secs(120), &log)
     };
     let refused = |case: &str, dir: &Path, file: &str, extra: &[&str]| {

@@ -167,7 +167,7 @@ fn dicke_auto_fock_names_a_photon_number_beyond_every_cutoff() {
     for (photons, shown) in [("1e60", "1e60"), ("{ values = [0, 1e30] }", "1e30"), ("1e19", "1e19")] {
         let text = base.replace("PHOTONS", photons);
         // the library: no overflow (a panic where overflow checks are on), the value quoted
-        let e = qbat_gpu::config::parse_plan(&text, &qbat_gpu::config::Overrides { auto_fock: true, ..Default::default() }).err().expect("refused");
+        let e = qbat_gpu::config::parse_plan(&text, &qbat_gpu::config::Overrides { auto_fock: true, ..Default::default() }).expect_err("refused");
         assert_eq!(e.exit_code(), 2, "{photons}: {e}");
         let msg = e.to_string();
         assert!(msg.starts_with("params.photons:") && msg.contains(&format!("= {shown} + 2 + 2")), "{photons}: {msg}");
@@ -185,7 +185,7 @@ fn dicke_auto_fock_names_a_photon_number_beyond_every_cutoff() {
     // below the largest dimension but beyond the cutoff 2 cells allow (533): photons named, not
     // the n_fock the user never set; the largest that fits is run
     let auto = qbat_gpu::config::Overrides { auto_fock: true, ..Default::default() };
-    let e = qbat_gpu::config::parse_plan(&base.replace("PHOTONS", "800"), &auto).err().expect("refused");
+    let e = qbat_gpu::config::parse_plan(&base.replace("PHOTONS", "800"), &auto).expect_err("refused");
     assert!(e.to_string().starts_with("params.photons:") && e.to_string().contains("533"), "{e}");
     let plan = qbat_gpu::config::parse_plan(&base.replace("PHOTONS", "529").replace("dt = 0.01", "dt = 0.001"), &auto).unwrap();
     assert_eq!(plan.n_fock(), Some(533));

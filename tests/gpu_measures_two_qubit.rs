@@ -91,7 +91,7 @@ fn device_measures_of_fixed_states_match_the_reference_and_the_twin() {
         assert_eq!(ev.len(), n_members * 2 * nm);
         // The twin in the same precision, on the states rounded as the device holds them.
         let rounded: Vec<f64> =
-            states.iter().flat_map(|r| to_pauli(r)).map(|x| if precision == Precision::F32 { x as f32 as f64 } else { x }).flat_map(|x| [x, x]).collect();
+            states.iter().flat_map(to_pauli).map(|x| if precision == Precision::F32 { x as f32 as f64 } else { x }).flat_map(|x| [x, x]).collect();
         // (each member's state twice: two samples; interleave per member)
         let mut twin_states = vec![0.0; n_members * 2 * 16];
         for i in 0..n_members {

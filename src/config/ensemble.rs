@@ -62,7 +62,7 @@ pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Res
         return Err(QbatError::TooLarge { field: size_field.into(), reason: format!("{shown} members is more than 1e9") });
     }
     let size = size as u64;
-    if size % n_grid as u64 != 0 {
+    if !size.is_multiple_of(n_grid as u64) {
         return Err(invalid(size_field, format!("must be a multiple of the sweep grid size {n_grid} (each grid point gets size/{n_grid} members)")));
     }
     Ok(EnsembleSection { zip, seed, size, n_grid, size_field })

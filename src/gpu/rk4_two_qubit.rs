@@ -576,7 +576,7 @@ impl ChunkRunner<'_> {
             [&consts_buf, &lookup_buf, &init_buf, &rw[0], &rw[1], &rw[2]],
         );
 
-        submit_dispatches(ctx, &self.pipeline, &bind_group, dispatches.len(), ustride, wg as u32, DISPATCHES_PER_SUBMIT, KERNEL)?;
+        submit_dispatches(ctx, self.pipeline, &bind_group, dispatches.len(), ustride, wg as u32, DISPATCHES_PER_SUBMIT, KERNEL)?;
 
         // The eigen-solve measures from the states on the device, queued after the integrator.
         let eigen_buf = match self.eigen {

@@ -1,6 +1,6 @@
 //! `cavity-cells` (paper 003): two cells and a cavity mode truncated at n_fock = N.
 //! H = wc a^+a + (wq/2)(sz_1 + sz_2) + lambda (s+_1 a + s-_1 a^+)
-//!   + (g/2)[(1+zeta) sx_1 sx_2 + (1-zeta) sy_1 sy_2];
+//!     + (g/2)[(1+zeta) sx_1 sx_2 + (1-zeta) sy_1 sy_2];
 //! dissipator kappa D[a] + gamma (D[s-_1] + D[s-_2]).
 //! Index = (2 i_1 + i_2)(N + 1) + n.
 

@@ -332,8 +332,7 @@ mod tests {
         assert_eq!(a, one);
         let flags = |ids: &[u64]| {
             ids.iter().fold(FockTailFlags::default(), |f, &i| {
-                let mut g = FockTailFlags::default();
-                g.count = 1;
+                let mut g = FockTailFlags { count: 1, ..Default::default() };
                 keep_smallest(&mut g.first, (i, i as f64), FOCK_FIRST_KEPT, |x| x.0);
                 g.worst_photon_number = i as f64;
                 f.merged(&g).unwrap()
