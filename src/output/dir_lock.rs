@@ -22,7 +22,7 @@ use std::path::Path;
 /// while holding the lock, `kill -STOP` or a hung file system, kept such a wait, and Python's
 /// Ctrl-C with it, for ever).
 pub fn lock_dir(final_dir: &Path, cancel: WriteCancel) -> Result<Option<File>> {
-    wait_for(final_dir, cancel, File::try_lock, "to finish")
+    wait_for(final_dir, cancel, true)
 }
 
 /// A shared lock on the existing output directory `dir`, for reading its files as its manifest
@@ -30,25 +30,27 @@ pub fn lock_dir(final_dir: &Path, cancel: WriteCancel) -> Result<Option<File>> {
 /// it. Ok(None) where `dir` cannot be opened or the file system cannot lock; a wait is said
 /// once, and ends with `cancel`, as `lock_dir`'s.
 pub fn lock_dir_shared(dir: &Path, cancel: WriteCancel) -> Result<Option<File>> {
-    wait_for(dir, cancel, File::try_lock_shared, "to finish before reading it")
+    wait_for(dir, cancel, false)
 }
 
-fn wait_for(dir: &Path, cancel: WriteCancel, try_lock: fn(&File) -> std::result::Result<(), TryLockError>, until: &str) -> Result<Option<File>> {
+/// `dir`'s lock, `exclusive` or shared, waited for as `lock_dir` says.
+fn wait_for(dir: &Path, cancel: WriteCancel, exclusive: bool) -> Result<Option<File>> {
     let Ok(f) = open_dir(dir) else {
         return Ok(None);
     };
     let mut said = false;
     loop {
-        match try_lock(&f) {
+        match if exclusive { f.try_lock() } else { f.try_lock_shared() } {
             Ok(()) => return Ok(Some(f)),
             Err(TryLockError::Error(_)) => return Ok(None),
             Err(TryLockError::WouldBlock) if !said => {
-                // what holds it: readers only where a shared lock is free (a commit waits for
-                // a merge or a copy reading the directory), else a commit
-                let readers = until == "to finish" && f.try_lock_shared().is_ok_and(|()| f.unlock().is_ok());
-                match readers {
-                    true => eprintln!("note: waiting for a merge or copy reading {} {until}", dir.display()),
-                    false => eprintln!("note: waiting for another commit into {} {until}", dir.display()),
+                // what holds it: a shared lock is free where only readers do (a commit waits
+                // for a merge or a copy reading the directory), else a commit
+                let shown = dir.display();
+                match exclusive && f.try_lock_shared().is_ok_and(|()| f.unlock().is_ok()) {
+                    true => eprintln!("note: waiting for a merge or copy reading {shown} to finish"),
+                    false if exclusive => eprintln!("note: waiting for another commit into {shown} to finish"),
+                    false => eprintln!("note: waiting for another commit into {shown} to finish before reading it"),
                 }
                 said = true;
             }
