@@ -268,12 +268,24 @@ fn draw_curves<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
     let Some((panel, place)) = legend else {
         return Ok(());
     };
+    let entries: Vec<(&str, RGBColor, u32)> = curves.iter().enumerate().map(|(i, (l, _))| (l.as_str(), color(i), curve_width(i, n))).collect();
+    draw_legend(chart, panel, place, &entries, font)
+}
+
+/// The legend of `chart`'s labelled series at `font` px, where `place` puts it: plotters' own
+/// in its corner inside, or `entries` (label, colour, line width) beside the plot area of
+/// `panel` (plotters' is clamped into the plot area).
+fn draw_legend<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut Chart<'a, DB, Y>,
+    panel: &DrawingArea<DB, Shift>,
+    place: LegendPlace,
+    entries: &[(&str, RGBColor, u32)],
+    font: u32,
+) -> DrawResult {
     if place.outside() {
         // the plot area in the panel's pixels
         let ((px, py), (ax, ay)) = (chart.plotting_area().get_pixel_range(), panel.get_base_pixel());
-        let plot = (px.start - ax, py.start - ay, px.end - ax, py.end - ay);
-        let entries: Vec<(&str, RGBColor, u32)> = curves.iter().enumerate().map(|(i, (l, _))| (l.as_str(), color(i), curve_width(i, n))).collect();
-        return draw_legend_beside(panel, place, plot, &entries, font);
+        return draw_legend_beside(panel, place, (px.start - ax, py.start - ay, px.end - ax, py.end - ay), entries, font);
     }
     chart
         .configure_series_labels()
@@ -282,8 +294,7 @@ fn draw_curves<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
         .border_style(BLACK)
         .background_style(WHITE.mix(0.85))
         .draw()
-        .map_err(s)?;
-    Ok(())
+        .map_err(s)
 }
 
 /// The chart's axes: each its description and ticks (`tick_text` over x's span, `YAxis::tick`
@@ -428,8 +439,7 @@ fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathB
     // the legend's place, as the curves' (`legend_room`): the band counted by its edges and
     // the points between them, so that a corner over the band's inside counts as covered, and
     // the legend goes beside the plot area where every corner would cover the band or the mean
-    let inside = |&(t, (a, b)): &(f64, (f64, f64))| (0..=4).map(move |k| (t, a + (b - a) * k as f64 / 4.0));
-    let band_points: Vec<(f64, f64)> = band.t.iter().copied().zip(drawn.iter().copied()).flat_map(|p| inside(&p).collect::<Vec<_>>()).collect();
+    let band_points: Vec<(f64, f64)> = band.t.iter().zip(&drawn).flat_map(|(&t, &(a, b))| (0..=4).map(move |k| (t, a + (b - a) * k as f64 / 4.0))).collect();
     let legend_curves: [XyCurve; 2] =
         [(band_label.to_string(), band_points), ("mean".to_string(), band.t.iter().copied().zip(band.mean.iter().copied()).collect())];
     render_both!(dir, &stem, SIZE, |root: &DrawingArea<_, Shift>| -> DrawResult {
@@ -455,21 +465,9 @@ fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathB
                 .map_err(s)?
                 .label("mean")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
-            if place.outside() {
-                // the band's mark a line as wide as plotters' box, in its colour on white
-                let ((px, py), (ax, ay)) = (chart.plotting_area().get_pixel_range(), root.get_base_pixel());
-                let plot = (px.start - ax, py.start - ay, px.end - ax, py.end - ay);
-                return draw_legend_beside(root, place, plot, &[(band_label, BAND_ON_WHITE, 10), ("mean", BLUE, 2)], 15);
-            }
-            chart
-                .configure_series_labels()
-                .position(place.corner_position())
-                .label_font(("sans-serif", 15))
-                .border_style(BLACK)
-                .background_style(WHITE.mix(0.85))
-                .draw()
-                .map_err(s)?;
-            Ok(())
+            // (beside the plot area, the band's mark a line as wide as plotters' box, in its
+            // colour on white)
+            draw_legend(&mut chart, root, place, &[(band_label, BAND_ON_WHITE, 10), ("mean", BLUE, 2)], 15)
         })
     })
 }
