@@ -46,6 +46,7 @@ pub enum Fault {
     FullDisk(String, u64),
     /// `rename-fails=NAME`: the file name.
     RenameFails(String),
+    /// `slow-added=MS`: the wait in milliseconds.
     SlowAdded(u64),
 }
 
@@ -126,20 +127,14 @@ pub fn is_injected(fault: Fault) -> bool {
 /// `full-disk=NAME@K`: the error of this atomic write of `path`, where it is refused (this
 /// write of its name counted, whether refused or not).
 pub fn full_disk(path: &std::path::Path) -> Option<std::io::Error> {
-    static WRITES: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
+    static WRITES: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, u64>>> = std::sync::LazyLock::new(Default::default);
     let name = path.file_name()?.to_string_lossy();
     let from = injected().into_iter().find_map(|f| match f {
         Fault::FullDisk(n, k) if n == name => Some(k),
         _ => None,
     })?;
     let mut writes = WRITES.lock().unwrap_or_else(|e| e.into_inner());
-    let count = match writes.iter_mut().find(|(n, _)| *n == name) {
-        Some((_, c)) => c,
-        None => {
-            writes.push((name.to_string(), 0));
-            &mut writes.last_mut()?.1
-        }
-    };
+    let count = writes.entry(name.into_owned()).or_insert(0);
     *count += 1;
     (*count >= from).then(no_space)
 }
