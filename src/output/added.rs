@@ -22,20 +22,11 @@ impl Added {
     /// remove (`uncommitted`).
     pub fn begin(dir: &Path) -> Result<Added> {
         static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let mut held = uncommitted::hold();
-        let mut tries = 0;
-        loop {
+        let staging = uncommitted::make_dir(|| {
             let n = TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let staging = dir.join(format!(".qbat-added-{}-{n}", std::process::id()));
-            match std::fs::create_dir(&staging) {
-                Ok(()) => {
-                    held.add(&staging);
-                    return Ok(Added { dir: dir.to_path_buf(), staging });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 1000 => tries += 1,
-                Err(e) => return Err(QbatError::io(&staging, e)),
-            }
-        }
+            dir.join(format!(".qbat-added-{}-{n}", std::process::id()))
+        })?;
+        Ok(Added { dir: dir.to_path_buf(), staging })
     }
 
     /// Where the files to add are written (each under the name it will have in the output).
@@ -71,14 +62,13 @@ impl Added {
         // From here the files move: a signal meanwhile waits for them.
         let _held = uncommitted::hold();
         check_replaceable(&self.dir, names)?;
-        let aside = |name: &str| self.staging.join(format!("{name}.replaced"));
         // each name put in place (or whose old file is aside), and whether its old file is aside
         let mut moved: Vec<(&str, bool)> = vec![];
         for name in names.iter().map(String::as_str).chain([MANIFEST]) {
             let to = self.dir.join(name);
             let had_old = std::fs::symlink_metadata(&to).is_ok();
             if had_old {
-                if let Err(e) = std::fs::rename(&to, aside(name)) {
+                if let Err(e) = std::fs::rename(&to, self.aside(name)) {
                     return Err(QbatError::io(&to, self.undo(&moved, e)));
                 }
             }
@@ -104,7 +94,7 @@ impl Added {
         for &(name, had_old) in moved.iter().rev() {
             let to = self.dir.join(name);
             let back = match had_old {
-                true => std::fs::rename(self.staging.join(format!("{name}.replaced")), &to),
+                true => std::fs::rename(self.aside(name), &to),
                 false => std::fs::remove_file(&to),
             };
             if let Err(why) = back {
@@ -115,6 +105,11 @@ impl Added {
             true => e,
             false => std::io::Error::new(e.kind(), format!("{e}; and could not put back {}", failed.join(", "))),
         }
+    }
+
+    /// Where the old file `name` a rename replaces is kept until all are in place.
+    fn aside(&self, name: &str) -> PathBuf {
+        self.staging.join(format!("{name}.replaced"))
     }
 
     /// `e` with a path in the staging directory named by the file's name in the output (the
@@ -131,8 +126,8 @@ impl Added {
 }
 
 impl Drop for Added {
-    /// The staging directory goes, committed or not (what it holds then: the replaced files'
-    /// links, or the files of a failed addition).
+    /// The staging directory goes, committed or not (what it holds then: the replaced files,
+    /// or the files of a failed addition).
     fn drop(&mut self) {
         let mut held = uncommitted::hold();
         let _ = std::fs::remove_dir_all(&self.staging);

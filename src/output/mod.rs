@@ -183,22 +183,7 @@ impl OutputDir {
     /// `cancel_writes` since then stops it too.
     pub fn begin_marked(final_dir: &Path, force: bool, cancel: WriteCancel) -> Result<OutputDir> {
         cancel.check()?;
-        // made here, never taken over: a name in use (a leftover of a killed process with
-        // this id: ids repeat, in a container every time) is passed over for the next; listed
-        // as it is made, for a signal to remove (`uncommitted`)
-        let mut held = uncommitted::hold();
-        let mut tries = 0;
-        let staging = loop {
-            let staging = staging_path(final_dir);
-            match std::fs::create_dir(&staging) {
-                Ok(()) => {
-                    held.add(&staging);
-                    break staging;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 1000 => tries += 1,
-                Err(e) => return Err(QbatError::io(&staging, e)),
-            }
-        };
+        let staging = uncommitted::make_dir(|| staging_path(final_dir))?;
         Ok(OutputDir { own_staging: true, cancel, ..OutputDir::at(final_dir, &staging, force) })
     }
 

@@ -31,6 +31,26 @@ impl Held {
     }
 }
 
+/// A new directory, listed as it is made (a signal removes it), at the first of the names
+/// `next_name` gives that is free: made here, never taken over, a name in use (a leftover of a
+/// killed process with this id: ids repeat, in a container every time) is passed over for the
+/// next.
+pub fn make_dir(mut next_name: impl FnMut() -> PathBuf) -> crate::error::Result<PathBuf> {
+    let mut held = hold();
+    let mut tries = 0;
+    loop {
+        let dir = next_name();
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                held.add(&dir);
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 1000 => tries += 1,
+            Err(e) => return Err(crate::error::QbatError::io(&dir, e)),
+        }
+    }
+}
+
 /// Remove every listed directory, and keep the list held (the caller ends the process, and no
 /// commit may begin meanwhile). A thread still writing into one finds it gone (renamed away
 /// first, so that no file is made in it by its old name), and the removal is tried again
