@@ -84,6 +84,25 @@ fn blocking(f: &std::fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `path` opened for reading, following links, as a regular file, with its size: the type
+/// checked on what was opened (a FIFO is opened without waiting for a writer, then refused),
+/// so that a file swapped for a FIFO or a device after a look by name is refused all the same.
+/// A file that cannot be opened is refused naming it, with the system's reason.
+pub fn open_followed_regular(path: &Path) -> Result<(std::fs::File, u64)> {
+    let shown = || path.display().to_string();
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NONBLOCK);
+    let f = open.open(path).map_err(|e| QbatError::invalid(shown(), format!("cannot read it: {e}")))?;
+    let meta = f.metadata().map_err(|e| QbatError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(QbatError::invalid(shown(), "is not a regular file"));
+    }
+    blocking(&f).map_err(|e| QbatError::io(path, e))?;
+    Ok((f, meta.len()))
+}
+
 /// The whole regular file at `path` (`open_regular`), of at most `limit` bytes: a larger one
 /// is refused, naming it, before it is read, and one that grows past it while it is read.
 pub fn read_regular_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
@@ -136,5 +155,33 @@ mod tests {
         }
         let missing = open_regular(&dir.path().join("missing")).unwrap_err();
         assert!(matches!(missing, QbatError::Io { .. }), "{missing}");
+    }
+
+    /// `open_followed_regular` follows a link to a regular file, and refuses what it opened
+    /// when that is a FIFO, a device or a directory: the FIFO's open itself does not wait for
+    /// a writer (the thread would hang where it did; the test waits 10 s for it), so a file
+    /// swapped for a FIFO between a look by name and the open cannot block a read.
+    #[test]
+    fn the_followed_open_checks_what_it_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"12345").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(open_followed_regular(&link).unwrap().1, 5);
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let fifo_link = dir.path().join("fifo-link");
+        std::os::unix::fs::symlink(&fifo, &fifo_link).unwrap();
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for p in [fifo, fifo_link, zero, dir.path().to_path_buf()] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let shown = p.display().to_string();
+            std::thread::spawn(move || tx.send(open_followed_regular(&p).map(|(_, len)| len)));
+            let e = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap_or_else(|_| panic!("the open of {shown} waited")).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{e}");
+            assert!(e.to_string().contains(&shown) && e.to_string().contains("not a regular file"), "{e}");
+        }
     }
 }

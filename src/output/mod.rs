@@ -73,13 +73,8 @@ pub const SMALL_FILE_LIMIT: u64 = 64 << 20;
 /// /dev/zero, a pipe, a directory) and anything larger is refused, naming the file, before
 /// it is read: no read grows without bound.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| QbatError::invalid(shown.clone(), format!("cannot read it: {e}")))?;
-    if !meta.is_file() {
-        return Err(QbatError::invalid(shown, "is not a regular file"));
-    }
-    let f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
-    crate::plain_file::read_to_limit(f, meta.len(), path, limit)
+    let (f, len) = crate::plain_file::open_followed_regular(path)?;
+    crate::plain_file::read_to_limit(f, len, path, limit)
 }
 
 /// `read_bounded` as UTF-8 text.

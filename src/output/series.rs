@@ -185,7 +185,7 @@ impl SeriesReader {
         let measures: Vec<String> =
             list("measures")?.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| bad(&axes_path, "measures must be names"))).collect::<Result<_>>()?;
         distinct_measures(&axes_path, &measures)?;
-        let file = std::fs::File::open(npy).map_err(|e| QbatError::io(npy, e))?;
+        let (file, _) = crate::plain_file::open_followed_regular(npy)?;
         let mut data = BufReader::with_capacity(1 << 20, file);
         let header = read_npy_header(npy, &mut data)?;
         let npy_file = npyz::NpyFile::new(&header[..]).map_err(|e| {
@@ -228,7 +228,7 @@ impl SeriesReader {
     fn open_csv(path: &Path) -> Result<SeriesReader> {
         // Rows per member come from the first member's rows; the member count from the line count.
         let lines = count_lines(path)?;
-        let file = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
+        let (file, _) = crate::plain_file::open_followed_regular(path)?;
         let mut rdr = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file));
         let header = rdr.headers().map_err(|e| bad(path, format!("header: {e}")))?.clone();
         if header.len() < 3 || &header[0] != "member" || &header[1] != "t" {
@@ -261,7 +261,7 @@ impl SeriesReader {
         }
         let members_total = (data_rows / times.len() as u64) as usize;
         // Re-open to read from the first member again.
-        let file = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
+        let (file, _) = crate::plain_file::open_followed_regular(path)?;
         let rows = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file)).into_records();
         Ok(SeriesReader {
             format: SeriesFormat::Csv,
@@ -454,7 +454,7 @@ fn read_chunks_of(reader: &mut SeriesReader, chunk_members: usize, mut take: imp
 /// CRLF; a carriage return that ends no line is refused, naming its line: the csv reader
 /// would end a record there, and the file would hold more records than lines.
 pub fn count_lines(path: &Path) -> Result<u64> {
-    let mut f = BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?);
+    let mut f = BufReader::with_capacity(1 << 20, crate::plain_file::open_followed_regular(path)?.0);
     let mut n = 0u64;
     let mut last = b'\n';
     loop {

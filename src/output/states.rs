@@ -77,7 +77,7 @@ fn read_npy_layout(path: &Path, descr: &str, item: u64, what: &str, header: fn(&
         Ok(_) => return Err(bad("not a regular file")),
         Err(e) => return Err(QbatError::invalid(path.display().to_string(), format!("cannot be read: {e}"))),
     };
-    let mut f = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
+    let (mut f, _) = crate::plain_file::open_followed_regular(path)?;
     let mut head = [0u8; 10];
     if size < 10 {
         return Err(bad("shorter than an NPY header"));

@@ -576,9 +576,7 @@ pub fn copy_output(src: &Path, dir: &Path, series: bool, plots: bool, force: boo
     let wanted = manifest.files.iter().filter(|f| (series || !f.name.starts_with("series.")) && (plots || !f.name.starts_with("plot_")));
     for f in wanted {
         let from = src.join(&f.name);
-        let copied = std::fs::File::open(&from)
-            .map_err(|e| crate::error::QbatError::io(&from, e))
-            .and_then(|mut r| out.write(&f.name, |w| std::io::copy(&mut r, w).map(drop)));
+        let copied = crate::plain_file::open_regular(&from).map(|(file, _)| file).and_then(|mut r| out.write(&f.name, |w| std::io::copy(&mut r, w).map(drop)));
         if let Err(e) = copied {
             out.abort();
             return Err(e);

@@ -2,7 +2,7 @@
 //! member listed twice would be counted twice.
 
 use super::{bad, parse_u64};
-use crate::error::{QbatError, Result};
+use crate::error::Result;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -66,7 +66,7 @@ fn ids_set_fits(path: &Path, line: u64, members: usize) -> Result<()> {
 /// The ids of the first `members` members of series.csv at `path`, of `nt` rows each (rows
 /// that were read and checked once already).
 fn csv_ids_before(path: &Path, members: usize, nt: usize) -> Result<Vec<u64>> {
-    let file = std::fs::File::open(path).map_err(|e| QbatError::io(path, e))?;
+    let (file, _) = crate::plain_file::open_followed_regular(path)?;
     let mut rows = csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file)).into_records();
     let mut ids = Vec::with_capacity(members);
     for m in 0..members {
