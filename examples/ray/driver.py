@@ -9,9 +9,11 @@ dies, or it raises) is retried by Ray (``max_retries``) and continues from that 
 runs ``qb.merge`` into ``ROOT/merged``, whose series, summary.csv and stats.csv equal those of
 the unsharded run bit for bit.
 
-An --out root holds one study: its config is kept in ROOT/study.toml, and before any task starts
-the driver refuses a root that holds another config, or finished shards (their run.json) of
-another shard count, rather than skip those shards and merge another study's results.
+An --out root holds one study: its config is kept in ROOT/study.toml and the options its shards
+run with (format, backend, precision, ...) in ROOT/study-options.json, and before any task starts
+the driver refuses a root that holds another config, other options, or finished shards (their
+run.json) of another shard count, rather than skip those shards and merge another study's
+results.
 
 Where the cluster has GPUs, each task asks for one (``num_gpus=1``) and Ray runs it on a node
 with a free GPU. ROOT must be on storage every node sees (NFS, a shared volume) for the resume
@@ -91,21 +93,50 @@ def finished_shard(out: Path, k: int, n: int) -> bool:
     return True
 
 
-def check_root(root: Path, text: str, n: int) -> None:
+# Options that do not shape the merged result: where a task runs, whether it says so, and the
+# plots (the merge draws its own from the merged files).
+TASK_LOCAL_OPTIONS = ("adapter", "progress", "plots")
+
+
+def shaping_options(options: Dict[str, Any]) -> Dict[str, Any]:
+    """The options given to every shard's `qb.study` that shape its files (format, backend,
+    precision, series, ...), as JSON values."""
+    return {k: options[k] for k in sorted(options) if k not in TASK_LOCAL_OPTIONS}
+
+
+def check_root(root: Path, text: str, n: int, options: Optional[Dict[str, Any]] = None) -> None:
     """Refuse an --out root that holds another study: ROOT/study.toml (the config of the study
-    whose shards are there) differs from `text`, or a finished shard is of another shard count.
-    Then record `text` there."""
+    whose shards are there) differs from `text`, ROOT/study-options.json (the options its shards
+    ran with) differs from `options`, or a finished shard is of another shard count. Then record
+    `text` and `options` there. (Finished shards are not run again: with other options, the
+    merge would have returned the first options' results as the new ones'.)"""
     stamp = root / "study.toml"
+    options_stamp = root / "study-options.json"
+    wanted = json.dumps(shaping_options(options or {}), sort_keys=True, default=str)
     shards = sorted(d for d in (root / "shards").glob("shard-*") if d.name[len("shard-"):].isdigit())
     started = shards or any((root / "shards").glob(".shard-*.partial"))
     if started and stamp.is_file() and stamp.read_bytes() != text.encode():
         raise ForeignShard(f"{root} holds another study ({stamp} differs from this config): use another --out root, or remove {root} to start over")
     if started and not stamp.is_file() and any((d / "run.json").exists() for d in shards):
         raise ForeignShard(f"{root} holds shards of an unrecorded study (no {stamp}): use another --out root, or remove {root} to start over")
+    if started and options_stamp.is_file():
+        try:
+            recorded = json.loads(options_stamp.read_text())
+        except (OSError, ValueError) as e:
+            raise ForeignShard(f"{options_stamp}: cannot be read ({e}): remove {root} to start over") from None
+        now = json.loads(wanted)
+        differ = [k for k in sorted(set(recorded) | set(now)) if recorded.get(k) != now.get(k)]
+        if differ:
+            shown = ", ".join(f"{k}: {recorded.get(k)!r} then, {now.get(k)!r} now" for k in differ)
+            raise ForeignShard(
+                f"{root} holds a study run with other options ({options_stamp} differs: {shown}): "
+                f"give the same options, use another --out root, or remove {root} to start over"
+            )
     for d in shards:
         finished_shard(d, int(d.name[len("shard-"):]), n)
     root.mkdir(parents=True, exist_ok=True)
     stamp.write_bytes(text.encode())
+    options_stamp.write_text(wanted)
 
 
 def run_shard(config: str, root: str, k: int, n: int, options: Dict[str, Any], kill_marker: Optional[str] = None) -> Dict[str, Any]:
@@ -140,7 +171,7 @@ def run_sharded(
 
     text = config_text(config)
     root = Path(root).resolve()
-    check_root(root, text, shards)
+    check_root(root, text, shards, options)
     if __name__ != "__main__":
         # workers import qbat_gpu, not this file: ship this module's functions by value
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -98,3 +98,20 @@ def test_ray_driver_refuses_a_root_of_another_shard_count(tmp_path, qbat_bin, lo
     for n in (1, 4):
         with pytest.raises(ValueError, match="another shard count"):
             driver.run_sharded(SMALL, root, n, backend="cpu", plots=False)
+
+
+def test_ray_driver_refuses_a_root_of_other_options(tmp_path, qbat_bin, local_ray):
+    root = tmp_path / "study"
+    first = driver.run_sharded(SMALL, root, 2, backend="cpu", format="npy", plots=False)
+    assert (first.dir / "series.npy").is_file()
+    # (the old driver found both shards finished, skipped them, and returned the npy merge
+    # for a csv study)
+    with pytest.raises(ValueError, match=r"study-options.json differs: format: 'npy' then, 'csv' now"):
+        driver.run_sharded(SMALL, root, 2, backend="cpu", format="csv", plots=False)
+    assert not (root / "merged" / "series.csv").exists()
+    # an option where there was none is another option too
+    with pytest.raises(ValueError, match=r"precision: None then, 'f64' now"):
+        driver.run_sharded(SMALL, root, 2, backend="cpu", format="npy", precision="f64", plots=False)
+    # the same options again find the shards finished; where a task runs is not an option
+    again = driver.run_sharded(SMALL, root, 2, backend="cpu", format="npy", plots=False, adapter=None)
+    assert all(t["skipped"] for t in again.tasks)
