@@ -568,6 +568,25 @@ fn cavity_curves_are_against_lambda_t() {
     }
 }
 
+/// Members of one parameter point share its label: each is named by its id too (they were told
+/// apart by colour alone, with the same legend entry twice).
+#[test]
+fn cavity_curves_of_one_point_are_named_by_member() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = "model = \"cavity-cells\"\n[params]\nlambda = { values = [0.5, 2.0] }\ng = 0.2\nalpha = 1.0\nn_fock = 6\n[time]\ndt = 0.01\nt_end = 0.5\nsamples = 6\n[ensemble]\nsize = 4\n[output]\nmeasures = [\"stored_energy_b\", \"concurrence\"]\n";
+    let out = run_config(tmp.path(), "cav", cfg, &[]);
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let sm = qbat_gpu::output::summary::read_summary(&out).unwrap().unwrap();
+    let panels = plots::cavity_plot_data(&out, &run, Some(&sm)).unwrap();
+    // member i is grid point i mod 2
+    let want = ["member 0: lambda = 0.5", "member 1: lambda = 2", "member 2: lambda = 0.5", "member 3: lambda = 2"];
+    for (measure, curves) in &panels {
+        assert_eq!(curves.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), want, "{measure}");
+    }
+    let svg = std::fs::read_to_string(out.join("plot_cavity_lambda_t.svg")).unwrap();
+    assert!(svg.contains("member 3: lambda = 2"), "the legend does not name the members");
+}
+
 #[test]
 fn steady_grid_heatmap() {
     // A steady-state run's files: two swept parameters, one sample time t = inf.

@@ -583,10 +583,12 @@ pub fn cavity_plot_data(dir: &Path, run: &serde_json::Value, sm: Option<&Summary
     let lambda_col = sm.and_then(|s| s.col("lambda"));
     let label_cols: Vec<String> = sm.map(|s| s.param_columns()).unwrap_or_default();
     let mut out: Vec<Panel> = panels.iter().map(|(m, _)| (m.clone(), vec![])).collect();
+    let mut ids = vec![];
     let mut block = vec![];
     let mut i = 0;
-    while rd.next_member(&mut block)?.is_some() {
+    while let Some(id) = rd.next_member(&mut block)? {
         if in_subset(i, n, 12) {
+            ids.push(id);
             let lambda = lambda_col
                 .as_ref()
                 .map(|c| c[i])
@@ -596,13 +598,24 @@ pub fn cavity_plot_data(dir: &Path, run: &serde_json::Value, sm: Option<&Summary
                 Some(s) if !label_cols.is_empty() => {
                     label_cols.iter().map(|c| format!("{c} = {}", s.col(c).map(|v| v[i]).unwrap_or(f64::NAN))).collect::<Vec<_>>().join(", ")
                 }
-                _ => format!("member {i}"),
+                _ => format!("member {id}"),
             };
             for (p, (_, k)) in panels.iter().enumerate() {
                 out[p].1.push((label.clone(), (0..nt).map(|s| (lambda * times[s], block[s * nm + k])).collect()));
             }
         }
         i += 1;
+    }
+    // Members of one parameter point (random initial states) share its label: each is then
+    // named by its id too, rather than told apart by colour alone.
+    let labels: Vec<&String> = out.first().map(|p| p.1.iter().map(|c| &c.0).collect()).unwrap_or_default();
+    let repeated = labels.iter().enumerate().any(|(j, l)| labels[..j].contains(l));
+    if repeated && !label_cols.is_empty() {
+        for panel in &mut out {
+            for (curve, id) in panel.1.iter_mut().zip(&ids) {
+                curve.0 = format!("member {id}: {}", curve.0);
+            }
+        }
     }
     Ok(out)
 }
