@@ -309,8 +309,13 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     // One analysis (or commit) at a time in DIR: two side by side each updated the manifest
     // from what they had read, and one's files were lost from it (the next analysis then
     // refused them as not qbat-gpu's).
+    // A commit into it cut short (a run's `--force`, an analysis) is finished or undone first.
     let _one_at_a_time = match dir.is_dir() {
-        true => crate::output::lock_dir(dir, opts.cancel.unwrap_or_else(crate::output::WriteCancel::now))?,
+        true => {
+            let lock = crate::output::lock_dir(dir, opts.cancel.unwrap_or_else(crate::output::WriteCancel::now))?;
+            crate::output::recover::recover(dir, lock.is_some())?;
+            lock
+        }
         false => None,
     };
     let (mut reader, pairs) = open_for_analysis(dir, opts)?;

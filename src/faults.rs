@@ -21,7 +21,12 @@
 //!   its files (`output::added`) fails as on a full disk (a new directory entry may need a
 //!   block);
 //! - `slow-added=MS`: `analyze` waits MS milliseconds between writing its files aside and
-//!   moving them into place (a test makes a file meanwhile).
+//!   moving them into place (a test makes a file meanwhile);
+//! - `exit-mid-commit=K`: a commit into an existing output directory (`--force`) exits (code
+//!   137, as when killed) once K of its file operations are done (K = 0: before the first):
+//!   each new file put in under its hidden name, each old file removed, each renamed into place;
+//! - `exit-mid-added=K`: the same for `analyze`'s commit of its files (`output::added`): the
+//!   manifest written aside, then each rename.
 //!
 //! A list with any other entry is refused (`check_env`, before a run starts), so that a
 //! mistyped fault never passes as a run without one. One module for every layer that injects,
@@ -48,6 +53,10 @@ pub enum Fault {
     RenameFails(String),
     /// `slow-added=MS`: the wait in milliseconds.
     SlowAdded(u64),
+    /// `exit-mid-commit=K`: the file operations done before the exit.
+    ExitMidCommit(u64),
+    /// `exit-mid-added=K`: the same, of `analyze`'s commit.
+    ExitMidAdded(u64),
 }
 
 const VAR: &str = "QBAT_INJECT_FAULT";
@@ -72,6 +81,8 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 Some(("nan-member", id)) => Fault::NanMember(number(entry, id)?),
                 Some(("slow-blocks", ms)) => Fault::SlowBlocks(number(entry, ms)?),
                 Some(("slow-added", ms)) => Fault::SlowAdded(number(entry, ms)?),
+                Some(("exit-mid-commit", k)) => Fault::ExitMidCommit(number(entry, k)?),
+                Some(("exit-mid-added", k)) => Fault::ExitMidAdded(number(entry, k)?),
                 Some(("rename-fails", name)) if !name.is_empty() && !name.contains('/') => Fault::RenameFails(name.to_string()),
                 Some(("full-disk", spec)) => {
                     let (name, from) = match spec.rsplit_once('@') {
@@ -86,7 +97,7 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 _ => {
                     return Err(QbatError::invalid(
                         VAR,
-                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, analysis-short, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit, full-disk=NAME@K, rename-fails=NAME, slow-added=MS)"),
+                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, analysis-short, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit, full-disk=NAME@K, rename-fails=NAME, slow-added=MS, exit-mid-commit=K, exit-mid-added=K)"),
                     ))
                 }
             })
@@ -150,6 +161,43 @@ pub fn rename_fails(path: &std::path::Path) -> Option<std::io::Error> {
     injected().iter().any(|f| matches!(f, Fault::RenameFails(n) if *n == name)).then(no_space)
 }
 
+/// The file operations of one commit, counted for `exit-mid-commit=K` (`exit-mid-added=K` for
+/// `analyze`'s): the process exits with code 137, as when killed, once K are done.
+pub struct CommitSteps {
+    exit_after: Option<u64>,
+    done: u64,
+}
+
+impl CommitSteps {
+    /// The steps of a commit into an existing output directory; exits now where K is 0.
+    pub fn commit() -> CommitSteps {
+        CommitSteps::start(injected().into_iter().find_map(|f| if let Fault::ExitMidCommit(k) = f { Some(k) } else { None }))
+    }
+
+    /// The steps of `analyze`'s commit; exits now where K is 0.
+    pub fn added() -> CommitSteps {
+        CommitSteps::start(injected().into_iter().find_map(|f| if let Fault::ExitMidAdded(k) = f { Some(k) } else { None }))
+    }
+
+    fn start(exit_after: Option<u64>) -> CommitSteps {
+        let steps = CommitSteps { exit_after, done: 0 };
+        steps.exit_if_due();
+        steps
+    }
+
+    /// One more operation done.
+    pub fn done(&mut self) {
+        self.done += 1;
+        self.exit_if_due();
+    }
+
+    fn exit_if_due(&self) {
+        if self.exit_after == Some(self.done) {
+            std::process::exit(137);
+        }
+    }
+}
+
 /// The error of a full disk.
 fn no_space() -> std::io::Error {
     #[cfg(unix)]
@@ -179,7 +227,7 @@ mod tests {
     #[test]
     fn every_fault_parses_and_anything_else_is_refused() {
         assert_eq!(
-            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2,checkpoint-once,exit-after-commit,full-disk=run.json,full-disk=a@b.csv@2,rename-fails=analysis.csv,slow-added=5")
+            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2,checkpoint-once,exit-after-commit,full-disk=run.json,full-disk=a@b.csv@2,rename-fails=analysis.csv,slow-added=5,exit-mid-commit=0,exit-mid-added=7")
                 .unwrap(),
             vec![
                 Fault::OomOnce,
@@ -194,7 +242,9 @@ mod tests {
                 Fault::FullDisk("run.json".into(), 1),
                 Fault::FullDisk("a@b.csv".into(), 2),
                 Fault::RenameFails("analysis.csv".into()),
-                Fault::SlowAdded(5)
+                Fault::SlowAdded(5),
+                Fault::ExitMidCommit(0),
+                Fault::ExitMidAdded(7)
             ]
         );
         assert_eq!(parse("").unwrap(), vec![]);
@@ -217,6 +267,11 @@ mod tests {
             "rename-fails",
             "rename-fails=",
             "rename-fails=a/b",
+            "exit-mid-commit",
+            "exit-mid-commit=",
+            "exit-mid-commit=-1",
+            "exit-mid-added=x",
+            "exit-mid-added",
         ] {
             let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains(VAR), "{bad}: {e}");

@@ -31,6 +31,8 @@ mod engines;
 mod full_disk;
 /// damaged shards and checkpoints, manifests, locks, mixed engines, bounded reads
 mod integrity;
+/// a commit killed at each step (`--force`, `analyze`): the next command finishes or undoes it, planted names refused
+mod interrupted_commit;
 /// conservation laws and positivity along trajectories
 mod invariants;
 /// the layouts of job/ against the shaders, parsed with naga

@@ -4,9 +4,10 @@
 //! by renames, undone where one fails. So a failure while they are written (a full disk, a quota)
 //! leaves the output as it was: never a file under its name that the manifest does not list
 //! (which the next `analyze` and `--force` refuse as not qbat-gpu's), nor one the manifest
-//! lists with other bytes.
+//! lists with other bytes. An addition cut short (killed) is finished, where its manifest was
+//! written aside, or removed, by the next process that takes the directory's lock (`recover`).
 
-use super::manifest::{check_replaceable, hash_file, Manifest, MANIFEST};
+use super::manifest::{check_replaceable_under, hash_file, Manifest, MANIFEST};
 use super::uncommitted;
 use crate::error::{QbatError, Result};
 use std::path::{Path, PathBuf};
@@ -45,8 +46,14 @@ impl Added {
     /// moves. A directory without a manifest gets one listing these files only, so that the
     /// next analysis may replace them (`check_replaceable`) and nothing else. Errors name the
     /// files by their names in the output.
+    ///
+    /// The steps (`recover` finishes or undoes an addition cut short by them): the manifest
+    /// written aside, the set's mark; then per file its old one renamed aside and it renamed
+    /// into place; the manifest last, renamed over the old one (never aside: the directory is
+    /// never without one).
     pub fn commit(self, names: &[String]) -> Result<()> {
-        let mut manifest = Manifest::read(&self.dir)?.unwrap_or_default();
+        let old = Manifest::read(&self.dir)?;
+        let mut manifest = old.clone().unwrap_or_default();
         for name in names {
             let entry = hash_file(&self.staging.join(name)).map_err(|e| self.named(e))?;
             match manifest.files.iter_mut().find(|f| f.name == entry.name) {
@@ -55,22 +62,26 @@ impl Added {
             }
         }
         manifest.files.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut steps = crate::faults::CommitSteps::added();
         manifest.write(&self.staging).map_err(|e| self.named(e))?;
+        steps.done();
         if let Some(wait) = crate::faults::added_delay() {
             std::thread::sleep(wait);
         }
-        // From here the files move: a signal meanwhile waits for them.
+        // From here the files move: a signal meanwhile waits for them. (The manifest read
+        // above is still DIR's: the analysis holds DIR's lock. A file made meanwhile is not.)
         let _held = uncommitted::hold();
-        check_replaceable(&self.dir, names)?;
+        check_replaceable_under(&self.dir, old.as_ref(), names)?;
         // each name put in place (or whose old file is aside), and whether its old file is aside
         let mut moved: Vec<(&str, bool)> = vec![];
         for name in names.iter().map(String::as_str).chain([MANIFEST]) {
             let to = self.dir.join(name);
-            let had_old = std::fs::symlink_metadata(&to).is_ok();
+            let had_old = name != MANIFEST && std::fs::symlink_metadata(&to).is_ok();
             if had_old {
                 if let Err(e) = std::fs::rename(&to, self.aside(name)) {
                     return Err(QbatError::io(&to, self.undo(&moved, e)));
                 }
+                steps.done();
             }
             let placed = match crate::faults::rename_fails(&to) {
                 Some(e) => Err(e),
@@ -82,6 +93,7 @@ impl Added {
                 return Err(QbatError::io(&to, self.undo(&moved, e)));
             }
             moved.push((name, had_old));
+            steps.done();
         }
         Ok(())
     }

@@ -76,7 +76,7 @@ pub struct Manifest {
 
 /// A name a manifest may list: one plain, visible file name of the directory (no separator,
 /// not `.` or `..`, no leading dot, no NUL).
-fn is_plain_name(name: &str) -> bool {
+pub(super) fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && !name.starts_with('.') && !name.contains(['/', '\\', '\0']) && Path::new(name).file_name().is_some_and(|n| n == name)
 }
 
@@ -84,14 +84,19 @@ fn is_plain_name(name: &str) -> bool {
 /// exists must be listed in the directory's manifest with its present size and hash. Else an
 /// error naming the file, before anything is written.
 pub fn check_replaceable(dir: &Path, names: &[String]) -> Result<()> {
-    let manifest = Manifest::read(dir)?;
+    check_replaceable_under(dir, Manifest::read(dir)?.as_ref(), names)
+}
+
+/// `check_replaceable` against `manifest`, the directory's manifest as read already (None where
+/// it has none).
+pub fn check_replaceable_under(dir: &Path, manifest: Option<&Manifest>, names: &[String]) -> Result<()> {
     for name in names {
         let path = dir.join(name);
         // (a dangling link counts: symlink_metadata, not exists)
         if std::fs::symlink_metadata(&path).is_err() {
             continue;
         }
-        match manifest.as_ref().and_then(|m| m.get(name)) {
+        match manifest.and_then(|m| m.get(name)) {
             None => {
                 return Err(QbatError::invalid(
                     path.display().to_string(),
@@ -220,14 +225,18 @@ impl Manifest {
         if !path.exists() {
             return Ok(None);
         }
-        let bytes = read_bounded(&path, SMALL_FILE_LIMIT)?;
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| QbatError::invalid(path.display().to_string(), format!("damaged manifest: {e}")))?;
+        Manifest::parse(&read_bounded(&path, SMALL_FILE_LIMIT)?, &path).map(Some)
+    }
+
+    /// The manifest in `bytes`, read from `path`: an error naming it where it is not one.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Manifest> {
+        let m: Manifest = serde_json::from_slice(bytes).map_err(|e| QbatError::invalid(path.display().to_string(), format!("damaged manifest: {e}")))?;
         // Only the directory's own plain files are ever listed: a name that reaches elsewhere
         // (`../x`, an absolute path) would have `--force` remove a file qbat-gpu did not write.
         if let Some(f) = m.files.iter().find(|f| !is_plain_name(&f.name)) {
             return Err(QbatError::invalid(path.display().to_string(), format!("damaged manifest: {:?} is not the name of a file in this directory", f.name)));
         }
-        Ok(Some(m))
+        Ok(m)
     }
 
     /// Record in the manifest of `dir`, an output just committed, each listed file's

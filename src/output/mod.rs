@@ -10,6 +10,7 @@ pub mod dir_lock;
 pub mod exact_sum;
 pub mod manifest;
 pub mod plots;
+pub mod recover;
 pub mod series;
 pub mod states;
 pub mod stats;
@@ -134,8 +135,11 @@ impl OutputDir {
                     ));
                 }
                 // --force replaces a run's own files, listed in its manifest, and nothing else.
-                let Some(old) = Manifest::read(final_dir)? else {
-                    return Err(not_an_output(final_dir));
+                // (where a commit into it was cut short, the commit finishes or undoes that
+                // first, under the directory's lock, and checks the files then)
+                let old = match recover::has_traces(final_dir) {
+                    true => Manifest::default(),
+                    false => Manifest::read(final_dir)?.ok_or_else(|| not_an_output(final_dir))?,
                 };
                 // a listed file of another size is not the one qbat-gpu wrote: said now rather
                 // than at the commit (which also checks the hashes)
@@ -235,7 +239,8 @@ impl OutputDir {
     /// size and hash; a link or special file). Then every new file goes into the directory
     /// under a hidden name (a rename, or a copy across file systems), the old files go, and
     /// the new ones are renamed into place, the manifest last: a failure before the old files
-    /// go leaves the old output whole.
+    /// go leaves the old output whole. A commit cut short (killed) is finished or undone by
+    /// the next that takes the directory's lock (`recover`).
     ///
     /// `check` looked at `final_dir` before the work; another run, or another thread's save,
     /// may have written it since. So a `final_dir` found non-empty here is replaced only under
@@ -277,7 +282,8 @@ impl OutputDir {
             }
             return renamed;
         }
-        let _commits = lock_dir(&self.final_dir, self.cancel)?;
+        let commits = lock_dir(&self.final_dir, self.cancel)?;
+        recover::recover(&self.final_dir, commits.is_some())?;
         let in_use = holds_files(&self.final_dir, &self.staging);
         let old = Manifest::read(&self.final_dir)?;
         if in_use && !self.force {
@@ -302,13 +308,20 @@ impl OutputDir {
         }
         // From here the files move: a signal meanwhile waits for them (`uncommitted`), not
         // for the directory's lock above, which another process may hold for long.
+        // Its steps (`recover` finishes or undoes a commit cut short by their names): every
+        // new file in under a hidden name, the manifest's last; the old files out; each new
+        // file renamed into place, the manifest last.
         let mut held = uncommitted::hold();
+        let mut steps = crate::faults::CommitSteps::commit();
         let names: Vec<&str> = manifest.files.iter().map(|f| f.name.as_str()).chain([MANIFEST]).collect();
-        let hidden = |name: &str| self.final_dir.join(format!(".{name}.incoming-{}", std::process::id()));
+        let hidden = |name: &str| recover::incoming(&self.final_dir, name, std::process::id());
         let mut placed: Vec<(&str, bool)> = vec![];
         for &name in &names {
             match place_file(&self.staging.join(name), &hidden(name)) {
-                Ok(renamed) => placed.push((name, renamed)),
+                Ok(renamed) => {
+                    placed.push((name, renamed));
+                    steps.done();
+                }
                 Err(e) => {
                     // undo: the renamed ones back into the staging directory, the copies removed
                     for &(n, renamed) in &placed {
@@ -322,11 +335,13 @@ impl OutputDir {
             let path = self.final_dir.join(&f.name);
             if std::fs::symlink_metadata(&path).is_ok() {
                 std::fs::remove_file(&path).map_err(|e| QbatError::io(&path, e))?;
+                steps.done();
             }
         }
         for &name in &names {
             let to = self.final_dir.join(name);
             std::fs::rename(hidden(name), &to).map_err(|e| QbatError::io(&to, e))?;
+            steps.done();
         }
         let _ = std::fs::remove_dir_all(&self.staging);
         held.forget(&self.staging);
@@ -427,19 +442,24 @@ pub fn num(x: f64) -> String {
 
 /// Put `from` at `to` (a fresh hidden name): a rename (returns true), or where `to` is on
 /// another file system (an existing `--out` that is a mount point) a copy into a file created
-/// anew (never through a link planted there), synced; the source then stays.
+/// anew (never through a link planted there) under `to` with `.part` after it, synced, and
+/// renamed to `to`, so that `to` is never a copy cut short; the source then stays.
 fn place_file(from: &Path, to: &Path) -> Result<bool> {
     match std::fs::rename(from, to) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            let mut part = to.as_os_str().to_owned();
+            part.push(".part");
+            let part = PathBuf::from(part);
             let copied = (|| {
                 let mut src = std::fs::File::open(from)?;
-                let mut dst = std::fs::OpenOptions::new().write(true).create_new(true).open(to)?;
+                let mut dst = std::fs::OpenOptions::new().write(true).create_new(true).open(&part)?;
                 std::io::copy(&mut src, &mut dst)?;
-                dst.sync_all()
+                dst.sync_all()?;
+                std::fs::rename(&part, to)
             })();
             if let Err(e) = copied {
-                let _ = std::fs::remove_file(to);
+                let _ = std::fs::remove_file(&part);
                 return Err(QbatError::io(to, e));
             }
             Ok(false)
@@ -512,7 +532,8 @@ mod tests {
             out.commit()
         };
         commit(b"old").unwrap();
-        // the second file's hidden name is taken (by a directory): the placing fails
+        // the second file's hidden name is taken (by a directory, which no commit leaves):
+        // refused before anything moves
         let blocker = out_dir.join(format!(".stats.csv.incoming-{}", std::process::id()));
         std::fs::create_dir(&blocker).unwrap();
         assert!(commit(b"new").is_err());

@@ -537,6 +537,7 @@ pub fn verified_files(dir: &Path) -> Result<Vec<String>> {
 }
 
 fn verified_manifest(dir: &Path) -> Result<crate::output::manifest::Manifest> {
+    crate::output::recover::refuse_interrupted(dir)?;
     let manifest = crate::output::manifest::Manifest::read(dir)?
         .ok_or_else(|| crate::error::QbatError::invalid(dir.display().to_string(), "is not a finished qbat-gpu output (it has no .qbat-manifest.json)"))?;
     // each file as `--force` checks it: one untouched since the commit (its recorded identity)

@@ -34,6 +34,7 @@ const MISSING_SHOWN: usize = 5;
 
 /// Read a shard's run.json after checking every file of the shard against its manifest.
 fn read_shard(dir: &Path) -> Result<ShardDir> {
+    crate::output::recover::refuse_interrupted(dir)?;
     let manifest =
         Manifest::read(dir)?.ok_or_else(|| QbatError::invalid("DIR", format!("{} is not a finished qbat-gpu output (it has no {MANIFEST})", dir.display())))?;
     manifest.verify(dir)?;

@@ -279,7 +279,10 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     // What the commit would refuse after the whole run, said now: in an old output (a
     // directory that is not one is refused by `open_staging`), a file of a name the run writes
     // that its manifest does not list, or a listed file edited since.
-    let old = if opts.force && !opts.resume && opts.out.is_dir() { crate::output::manifest::Manifest::read(&opts.out)? } else { None };
+    // (where a commit into it was cut short, its commit finishes or undoes that first, under
+    // the directory's lock, and checks the files then)
+    let early = opts.force && !opts.resume && opts.out.is_dir() && !crate::output::recover::has_traces(&opts.out);
+    let old = if early { crate::output::manifest::Manifest::read(&opts.out)? } else { None };
     if let Some(old) = old {
         // (each name once: a file whose identity changed, a copied output's, is hashed here and
         // again at the commit, not more)
