@@ -26,7 +26,10 @@
 //!   137, as when killed) once K of its file operations are done (K = 0: before the first):
 //!   each new file put in under its hidden name, each old file removed, each renamed into place;
 //! - `exit-mid-added=K`: the same for `analyze`'s commit of its files (`output::added`): the
-//!   manifest written aside, then each rename.
+//!   manifest written aside, then each rename;
+//! - `slow-identities=MS`: the record of a committed output's identities
+//!   (`Manifest::record_identities`) waits MS milliseconds between reading the manifest and
+//!   writing it back (a test commits another output meanwhile).
 //!
 //! A list with any other entry is refused (`check_env`, before a run starts), so that a
 //! mistyped fault never passes as a run without one. One module for every layer that injects,
@@ -57,6 +60,8 @@ pub enum Fault {
     ExitMidCommit(u64),
     /// `exit-mid-added=K`: the same, of `analyze`'s commit.
     ExitMidAdded(u64),
+    /// `slow-identities=MS`: the wait in milliseconds.
+    SlowIdentities(u64),
 }
 
 const VAR: &str = "QBAT_INJECT_FAULT";
@@ -83,6 +88,7 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 Some(("slow-added", ms)) => Fault::SlowAdded(number(entry, ms)?),
                 Some(("exit-mid-commit", k)) => Fault::ExitMidCommit(number(entry, k)?),
                 Some(("exit-mid-added", k)) => Fault::ExitMidAdded(number(entry, k)?),
+                Some(("slow-identities", ms)) => Fault::SlowIdentities(number(entry, ms)?),
                 Some(("rename-fails", name)) if !name.is_empty() && !name.contains('/') => Fault::RenameFails(name.to_string()),
                 Some(("full-disk", spec)) => {
                     let (name, from) = match spec.rsplit_once('@') {
@@ -97,7 +103,7 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 _ => {
                     return Err(QbatError::invalid(
                         VAR,
-                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, analysis-short, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit, full-disk=NAME@K, rename-fails=NAME, slow-added=MS, exit-mid-commit=K, exit-mid-added=K)"),
+                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, analysis-short, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit, full-disk=NAME@K, rename-fails=NAME, slow-added=MS, exit-mid-commit=K, exit-mid-added=K, slow-identities=MS)"),
                     ))
                 }
             })
@@ -148,6 +154,11 @@ pub fn full_disk(path: &std::path::Path) -> Option<std::io::Error> {
     let count = writes.entry(name.into_owned()).or_insert(0);
     *count += 1;
     (*count >= from).then(no_space)
+}
+
+/// `slow-identities=MS`: the wait inside `Manifest::record_identities`.
+pub fn identities_delay() -> Option<std::time::Duration> {
+    injected().into_iter().find_map(|f| if let Fault::SlowIdentities(ms) = f { Some(std::time::Duration::from_millis(ms)) } else { None })
 }
 
 /// `slow-added=MS`: the wait before `analyze`'s files move into place.
@@ -227,7 +238,7 @@ mod tests {
     #[test]
     fn every_fault_parses_and_anything_else_is_refused() {
         assert_eq!(
-            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2,checkpoint-once,exit-after-commit,full-disk=run.json,full-disk=a@b.csv@2,rename-fails=analysis.csv,slow-added=5,exit-mid-commit=0,exit-mid-added=7")
+            parse("oom-once, lost-at=3,nan-member=17,slow-blocks=250,analysis-fails,tile-refused,no-thread-at=2,checkpoint-once,exit-after-commit,full-disk=run.json,full-disk=a@b.csv@2,rename-fails=analysis.csv,slow-added=5,exit-mid-commit=0,exit-mid-added=7,slow-identities=9")
                 .unwrap(),
             vec![
                 Fault::OomOnce,
@@ -244,7 +255,8 @@ mod tests {
                 Fault::RenameFails("analysis.csv".into()),
                 Fault::SlowAdded(5),
                 Fault::ExitMidCommit(0),
-                Fault::ExitMidAdded(7)
+                Fault::ExitMidAdded(7),
+                Fault::SlowIdentities(9)
             ]
         );
         assert_eq!(parse("").unwrap(), vec![]);

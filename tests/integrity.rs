@@ -389,6 +389,36 @@ fn force_knows_an_untouched_file_by_its_identity_and_reads_a_changed_one() {
     assert_eq!(std::fs::read(out.join("summary.csv")).unwrap(), changed);
 }
 
+/// A run's record of its files' identities, after its commit, and an `analyze` adding its files
+/// to the output meanwhile: the manifest left lists every file there, each under its own hash
+/// (the record wrote back the run's list over the analysis's: analysis.csv was no longer listed,
+/// and the next `analyze` refused it as not written by qbat-gpu).
+#[test]
+fn an_analysis_during_the_record_of_identities_keeps_its_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let out = dir.path().join("o");
+    let mut run = run_args(&cfg, &out).env("QBAT_INJECT_FAULT", "slow-identities=1500").spawn().unwrap();
+    // committed: its record of identities now waits
+    let t0 = std::time::Instant::now();
+    while !out.join("run.json").is_file() {
+        assert!(t0.elapsed().as_secs() < 60, "the run did not commit");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    ok(bin().arg("analyze").arg(&out));
+    assert!(run.wait().unwrap().success());
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join(".qbat-manifest.json")).unwrap()).unwrap();
+    let files = m["files"].as_array().unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"analysis.csv") && names.contains(&"series.csv"), "{names:?}");
+    for f in files {
+        let name = f["name"].as_str().unwrap();
+        let bytes = std::fs::read(out.join(name)).unwrap();
+        assert_eq!(f["blake3"].as_str().unwrap(), blake3::hash(&bytes).to_hex().as_str(), "{name}: the manifest does not list the file in place");
+    }
+    ok(bin().arg("analyze").arg(&out));
+}
+
 #[test]
 fn the_default_output_directory_is_checked_like_out() {
     let dir = tempfile::tempdir().unwrap();

@@ -25,6 +25,19 @@ pub fn lock_dir(final_dir: &Path, cancel: WriteCancel) -> Result<Option<File>> {
     wait_for(final_dir, cancel, true)
 }
 
+/// `lock_dir` without a wait: None where another holds the lock (a commit, an analysis or a
+/// reader), Some(None) where the file system cannot lock.
+pub fn try_lock_dir(dir: &Path) -> Option<Option<File>> {
+    let Ok(f) = open_dir(dir) else {
+        return Some(None);
+    };
+    match f.try_lock() {
+        Ok(()) => Some(Some(f)),
+        Err(TryLockError::Error(_)) => Some(None),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 /// A shared lock on the existing output directory `dir`, for reading its files as its manifest
 /// lists them: readers share it, a commit into `dir` (`lock_dir`) waits for them, and they for
 /// it. Ok(None) where `dir` cannot be opened or the file system cannot lock; a wait is said

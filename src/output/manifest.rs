@@ -249,9 +249,19 @@ impl Manifest {
     /// file placed by a hard link moves its change time. The output stands without
     /// identities: they only spare a later check a read.
     pub fn record_identities(dir: &Path) -> Result<()> {
+        // Under the directory's lock, so that the manifest written back is the one read: a
+        // commit into `dir` between the two (a --force run just after this one's) was
+        // overwritten by this one's list, its files trusted under this one's hashes. Where
+        // another holds the lock, nothing is recorded (the files are then hashed when read).
+        let Some(_lock) = super::dir_lock::try_lock_dir(dir) else {
+            return Ok(());
+        };
         let Some(mut m) = Manifest::read(dir)? else {
             return Ok(());
         };
+        if let Some(wait) = crate::faults::identities_delay() {
+            std::thread::sleep(wait);
+        }
         for attempt in 0..4 {
             if attempt > 0 {
                 std::thread::sleep(std::time::Duration::from_millis(5));
