@@ -39,10 +39,16 @@ enum Trace {
     Added { pid: u32, gone: bool },
 }
 
-/// A process id as the commits write it: 1 to i32::MAX, digits only.
+/// A process id as the commits write it: 1 to i32::MAX, digits only, without a leading zero
+/// (`.x.incoming-07` is no commit's: a user's file, never removed as one).
 fn pid_of(digits: &str) -> Option<u32> {
-    let pid: u32 = digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())??;
+    let pid: u32 = (is_count(digits) && !digits.starts_with('0')).then(|| digits.parse().ok())??;
     (pid >= 1 && i32::try_from(pid).is_ok()).then_some(pid)
+}
+
+/// Whether `digits` is a count as `format!` writes one: digits, no leading zero but in `0`.
+fn is_count(digits: &str) -> bool {
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && (digits == "0" || !digits.starts_with('0'))
 }
 
 /// The trace a directory entry's name is, if it is one.
@@ -51,7 +57,7 @@ fn trace(name: &str) -> Option<Trace> {
         let (rest, gone) = rest.strip_suffix(".gone").map_or((rest, false), |r| (r, true));
         let (pid, n) = rest.split_once('-')?;
         let pid = pid_of(pid)?;
-        return (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(Trace::Added { pid, gone });
+        return is_count(n).then_some(Trace::Added { pid, gone });
     }
     let rest = name.strip_prefix('.')?;
     let (rest, part) = rest.strip_suffix(".part").map_or((rest, false), |r| (r, true));
@@ -350,6 +356,11 @@ mod tests {
             ".qbat-added-1",
             ".qbat-added-1-",
             ".qbat-added-x-1",
+            ".run.json.incoming-07",
+            "..qbat-manifest.json.incoming-077",
+            ".qbat-added-07-0",
+            ".qbat-added-7-00",
+            ".qbat-added-7-01.gone",
             ".out.partial-3-0",
         ] {
             assert_eq!(trace(not), None, "{not}");
