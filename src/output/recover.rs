@@ -197,7 +197,8 @@ fn undo_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)]) -> Res
 /// The commit of `pid` had its whole new set in: every check first (each new file still in
 /// under its hidden name is the one its manifest lists, and each one renamed already; each
 /// old file to replace or remove is still the one the old manifest lists; a file of a new
-/// name that no manifest lists is refused), then the old files go, the new ones are renamed
+/// name that no manifest lists is refused, as is a file under its hidden names that its
+/// manifest does not list), then the old files go, the new ones are renamed
 /// into place, and the manifest last, as the commit would have done.
 fn finish_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)]) -> Result<()> {
     let marker = incoming(dir, MANIFEST, pid);
@@ -226,10 +227,10 @@ fn finish_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)]) -> R
     for (f, path) in old.files.iter().filter(|f| !new.contains(&f.name)).zip(&removals) {
         check_still_written(path, f, advice)?;
     }
-    // its other files under its hidden names (a copy cut short; none of a whole commit)
-    let strays: Vec<&PathBuf> = files.iter().filter(|(p, n, part)| *part || (n != MANIFEST && !renames.iter().any(|(h, _)| h == p))).map(|(p, ..)| p).collect();
-    for path in &strays {
-        removable(path)?;
+    // a whole commit put in nothing its manifest does not list (each copy's `.part` renamed
+    // before the next file): another file under its hidden names is not its own
+    if let Some((path, ..)) = files.iter().find(|(p, n, part)| *part || (n != MANIFEST && !renames.iter().any(|(h, _)| h == p))) {
+        return Err(refuse(path, format!("is not listed in the manifest of the interrupted commit (process {pid})")));
     }
     for path in &removals {
         remove(path)?;
@@ -238,9 +239,6 @@ fn finish_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)]) -> R
         rename(hidden, to)?;
     }
     rename(&marker, &dir.join(MANIFEST))?;
-    for path in strays {
-        remove(path)?;
-    }
     eprintln!("note: finished the interrupted commit into {} (process {pid}): it holds that commit's output", dir.display());
     Ok(())
 }
