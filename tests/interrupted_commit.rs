@@ -370,3 +370,54 @@ fn what_is_planted_under_the_hidden_names_is_refused() {
         }
     }
 }
+
+/// Files under names no commit writes are a user's, left as they are: a process id or count
+/// with a leading zero (`.run.json.incoming-077`, `.qbat-added-07-0`, `.qbat-added-7-01`;
+/// qbat-gpu writes its numbers without one).
+#[test]
+fn files_under_names_no_commit_writes_are_not_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, CONFIG.replace("SEED", "3")).unwrap();
+    let out = tmp.path().join("out");
+    ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"]).arg(&out));
+    for planted in [".run.json.incoming-077", "..qbat-manifest.json.incoming-077", ".qbat-added-07-0/notes.txt", ".qbat-added-7-01/notes.txt"] {
+        let dir = tmp.path().join("leading-zero");
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_with_notes(&out, &dir);
+        let path = dir.join(planted);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, NOTES).unwrap();
+        let before = state(&dir);
+        let said = recover_only(&dir);
+        assert!(!said.contains("note:"), "{planted}: {said}");
+        assert!(state(&dir) == before, "{planted}: the directory changed");
+        assert_eq!(std::fs::read(&path).unwrap(), NOTES, "{planted}");
+    }
+}
+
+/// Beside a commit whose manifest is in (so that every file it put in is listed there), a
+/// hidden file of its process that the manifest does not list is a user's: refused, naming
+/// it, and nothing is changed.
+#[test]
+fn a_file_the_finished_commit_does_not_list_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, CONFIG.replace("SEED", "3")).unwrap();
+    let out = tmp.path().join("out");
+    ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"]).arg(&out));
+    // a commit of process 77 whose manifest is in (the old one again: nothing to change), and
+    // a file of that process's hidden name that its manifest does not list
+    let dir = tmp.path().join("stray");
+    copy_with_notes(&out, &dir);
+    std::fs::copy(dir.join(".qbat-manifest.json"), dir.join("..qbat-manifest.json.incoming-77")).unwrap();
+    let stray = dir.join(".notes.txt.incoming-77");
+    std::fs::write(&stray, NOTES).unwrap();
+    let before = state(&dir);
+    let o = bin().arg("analyze").arg(&dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(errors.len() == 1 && errors[0].contains(&stray.display().to_string()), "{stderr}");
+    assert!(state(&dir) == before, "the directory changed: {stderr}");
+}

@@ -39,10 +39,16 @@ enum Trace {
     Added { pid: u32, gone: bool },
 }
 
-/// A process id as the commits write it: 1 to i32::MAX, digits only.
+/// A process id as the commits write it: 1 to i32::MAX, digits only, without a leading zero
+/// (`.x.incoming-07` is no commit's: a user's file, never removed as one).
 fn pid_of(digits: &str) -> Option<u32> {
-    let pid: u32 = digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())??;
+    let pid: u32 = (is_count(digits) && !digits.starts_with('0')).then(|| digits.parse().ok())??;
     (pid >= 1 && i32::try_from(pid).is_ok()).then_some(pid)
+}
+
+/// Whether `digits` is a count as `format!` writes one: digits, no leading zero but in `0`.
+fn is_count(digits: &str) -> bool {
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && (digits == "0" || !digits.starts_with('0'))
 }
 
 /// The trace a directory entry's name is, if it is one.
@@ -51,7 +57,7 @@ fn trace(name: &str) -> Option<Trace> {
         let (rest, gone) = rest.strip_suffix(".gone").map_or((rest, false), |r| (r, true));
         let (pid, n) = rest.split_once('-')?;
         let pid = pid_of(pid)?;
-        return (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(Trace::Added { pid, gone });
+        return is_count(n).then_some(Trace::Added { pid, gone });
     }
     let rest = name.strip_prefix('.')?;
     let (rest, part) = rest.strip_suffix(".part").map_or((rest, false), |r| (r, true));
@@ -191,7 +197,8 @@ fn undo_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)]) -> Res
 /// The commit of `pid` had its whole new set in: every check first (each new file still in
 /// under its hidden name is the one its manifest lists, and each one renamed already; each
 /// old file to replace or remove is still the one the old manifest lists; a file of a new
-/// name that no manifest lists is refused), then the old files go, the new ones are renamed
+/// name that no manifest lists is refused, as is a file under its hidden names that its
+/// manifest does not list), then the old files go, the new ones are renamed
 /// into place, and the manifest last, as the commit would have done.
 fn finish_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)]) -> Result<()> {
     let marker = incoming(dir, MANIFEST, pid);
@@ -220,10 +227,10 @@ fn finish_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)]) -> R
     for (f, path) in old.files.iter().filter(|f| !new.contains(&f.name)).zip(&removals) {
         check_still_written(path, f, advice)?;
     }
-    // its other files under its hidden names (a copy cut short; none of a whole commit)
-    let strays: Vec<&PathBuf> = files.iter().filter(|(p, n, part)| *part || (n != MANIFEST && !renames.iter().any(|(h, _)| h == p))).map(|(p, ..)| p).collect();
-    for path in &strays {
-        removable(path)?;
+    // a whole commit put in nothing its manifest does not list (each copy's `.part` renamed
+    // before the next file): another file under its hidden names is not its own
+    if let Some((path, ..)) = files.iter().find(|(p, n, part)| *part || (n != MANIFEST && !renames.iter().any(|(h, _)| h == p))) {
+        return Err(refuse(path, format!("is not listed in the manifest of the interrupted commit (process {pid})")));
     }
     for path in &removals {
         remove(path)?;
@@ -232,9 +239,6 @@ fn finish_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)]) -> R
         rename(hidden, to)?;
     }
     rename(&marker, &dir.join(MANIFEST))?;
-    for path in strays {
-        remove(path)?;
-    }
     eprintln!("note: finished the interrupted commit into {} (process {pid}): it holds that commit's output", dir.display());
     Ok(())
 }
@@ -350,6 +354,11 @@ mod tests {
             ".qbat-added-1",
             ".qbat-added-1-",
             ".qbat-added-x-1",
+            ".run.json.incoming-07",
+            "..qbat-manifest.json.incoming-077",
+            ".qbat-added-07-0",
+            ".qbat-added-7-00",
+            ".qbat-added-7-01.gone",
             ".out.partial-3-0",
         ] {
             assert_eq!(trace(not), None, "{not}");
