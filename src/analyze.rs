@@ -313,7 +313,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let _one_at_a_time = match dir.is_dir() {
         true => {
             let lock = crate::output::lock_dir(dir, opts.cancel.unwrap_or_else(crate::output::WriteCancel::now))?;
-            crate::output::recover::recover(dir, lock.is_some())?;
+            crate::output::recover::recover(dir, lock.is_some(), None)?;
             lock
         }
         false => None,

@@ -421,3 +421,36 @@ fn a_file_the_finished_commit_does_not_list_is_refused() {
     assert!(errors.len() == 1 && errors[0].contains(&stray.display().to_string()), "{stderr}");
     assert!(state(&dir) == before, "the directory changed: {stderr}");
 }
+
+/// A directory without a manifest is no qbat-gpu output: a file there under a commit's hidden
+/// name is a user's, unless the directory holds nothing else (a commit into an empty directory
+/// cut short). A `--force` run into it, and `analyze` of it, refuse it, naming it, and leave
+/// every file as it was; in an otherwise empty directory the same file is undone.
+#[test]
+fn hidden_names_in_a_directory_that_is_no_output_are_not_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, CONFIG.replace("SEED", "3")).unwrap();
+    let dir = tmp.path().join("mine");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), NOTES).unwrap();
+    let planted = dir.join(".data.csv.incoming-123");
+    std::fs::write(&planted, NOTES).unwrap();
+    let before = state(&dir);
+    let run = || {
+        bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--force", "--out"]).arg(&dir).output().unwrap()
+    };
+    for o in [run(), bin().arg("analyze").arg(&dir).output().unwrap()] {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        assert!(!stderr.contains("note: undid"), "{stderr}");
+        assert!(state(&dir) == before, "the directory changed: {stderr}");
+    }
+    // alone in its directory, it is what a commit into the empty directory left: undone
+    std::fs::remove_file(dir.join("notes.txt")).unwrap();
+    let o = run();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("note: undid the interrupted commit"), "{stderr}");
+    assert!(!planted.exists() && dir.join("run.json").is_file());
+}

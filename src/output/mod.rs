@@ -283,7 +283,7 @@ impl OutputDir {
             return renamed;
         }
         let commits = lock_dir(&self.final_dir, self.cancel)?;
-        recover::recover(&self.final_dir, commits.is_some())?;
+        recover::recover(&self.final_dir, commits.is_some(), Some(&self.staging))?;
         let in_use = holds_files(&self.final_dir, &self.staging);
         let old = Manifest::read(&self.final_dir)?;
         if in_use && !self.force {

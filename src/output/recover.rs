@@ -19,7 +19,9 @@
 //! Nothing else is touched: a file is removed or replaced only under these names, or where a
 //! manifest lists it and it is still the file listed (`check_still_written`); a link, directory
 //! or special file under one of these names, or a file that is not what its manifest says, is
-//! refused (exit 2, naming it), and nothing is read through a link. Readers (`merge`, Python's
+//! refused (exit 2, naming it), and nothing is read through a link. In a directory without a
+//! manifest (a commit into an empty directory), incoming files are removed only where nothing
+//! else is there. Readers (`merge`, Python's
 //! copy and `open`), which hold the lock shared and write nothing into the directory they read,
 //! refuse a directory whose commit was cut short after its old files began to go
 //! (`refuse_interrupted`); one cut short before that holds its old output whole, and is read.
@@ -144,7 +146,7 @@ fn manifest_at(path: &Path) -> Result<Manifest> {
 /// Finish or undo, in `dir`, every commit cut short that the traces show (see the module's
 /// doc), saying each in one line on stderr. Called under `dir`'s exclusive lock (`locked`:
 /// whether the file system gave it) before anything else is read or written there.
-pub fn recover(dir: &Path, locked: bool) -> Result<()> {
+pub fn recover(dir: &Path, locked: bool, own_staging: Option<&Path>) -> Result<()> {
     let found = traces(dir);
     if found.is_empty() {
         return Ok(());
@@ -166,7 +168,7 @@ pub fn recover(dir: &Path, locked: bool) -> Result<()> {
     // the undone first: the one to finish then finds only its own files
     for (&pid, files) in &commits {
         if !finished.contains(&pid) {
-            undo_incoming(dir, pid, files)?;
+            undo_incoming(dir, pid, files, own_staging)?;
         }
     }
     for &pid in &finished {
@@ -183,9 +185,26 @@ pub fn recover(dir: &Path, locked: bool) -> Result<()> {
 
 /// The commit of `pid` stopped before its whole new set was in: its incoming files go, and the
 /// old output stays as it was.
-fn undo_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)]) -> Result<()> {
+fn undo_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)], own_staging: Option<&Path>) -> Result<()> {
     for (path, ..) in files {
         removable(path)?;
+    }
+    // Without a manifest, the commit began in an empty directory, which then holds nothing
+    // but what such commits left (and this commit's own staging, under `--out .`): anything
+    // else means it is no qbat-gpu output, and the names are a user's files.
+    if Manifest::read(dir)?.is_none() {
+        let own = own_staging.and_then(Path::file_name);
+        let entries = std::fs::read_dir(dir).map_err(|e| QbatError::io(dir, e))?;
+        let foreign = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).find(|n| Some(n.as_os_str()) != own && n.to_str().and_then(trace).is_none());
+        if let (Some(other), Some((path, ..))) = (foreign, files.first()) {
+            return Err(refuse(
+                path,
+                format!(
+                    "is in a directory that is not a qbat-gpu output (no {MANIFEST}, and {} beside it), where qbat-gpu removes nothing",
+                    other.to_string_lossy()
+                ),
+            ));
+        }
     }
     for (path, ..) in files {
         remove(path)?;
