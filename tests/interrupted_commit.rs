@@ -454,3 +454,29 @@ fn hidden_names_in_a_directory_that_is_no_output_are_not_removed() {
     assert!(stderr.contains("note: undid the interrupted commit"), "{stderr}");
     assert!(!planted.exists() && dir.join("run.json").is_file());
 }
+
+/// What Python's `qb.open` reads (`pyapi::verified_files`) waits for a commit into the output
+/// that is still going on (its hidden files there, its lock held), and then reads the output
+/// it committed: it took the live commit's files for one cut short, and refused the output.
+#[test]
+fn an_open_waits_for_a_commit_going_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, CONFIG.replace("SEED", "3")).unwrap();
+    let out = tmp.path().join("out");
+    ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"]).arg(&out));
+    let want = qbat_gpu::pyapi::verified_files(&out).unwrap();
+    // a commit of this process under way: the lock held, its files in under their hidden names
+    let commit = qbat_gpu::output::lock_dir(&out, qbat_gpu::output::WriteCancel::now()).unwrap().unwrap();
+    let marker = out.join(format!("..qbat-manifest.json.incoming-{}", std::process::id()));
+    std::fs::copy(out.join(".qbat-manifest.json"), &marker).unwrap();
+    let open = std::thread::spawn({
+        let out = out.clone();
+        move || qbat_gpu::pyapi::verified_files(&out)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!open.is_finished(), "the open did not wait for the commit: {:?}", open.join().unwrap());
+    std::fs::remove_file(&marker).unwrap();
+    drop(commit);
+    assert_eq!(open.join().unwrap().unwrap(), want);
+}

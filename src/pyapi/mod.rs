@@ -533,6 +533,9 @@ pub fn devices() -> Vec<DeviceInfo> {
 /// its size and BLAKE3 hash first: what `qbat_gpu.open` reads (a file the manifest does not
 /// list is not the run's, and is not read).
 pub fn verified_files(dir: &Path) -> Result<Vec<String>> {
+    // (under the directory's shared lock: a commit into it meanwhile is waited for, not taken
+    // for one cut short by its hidden files)
+    let _reading = crate::output::lock_dir_shared(dir, crate::output::WriteCancel::now())?;
     Ok(verified_manifest(dir)?.files.into_iter().map(|f| f.name).collect())
 }
 
