@@ -31,6 +31,27 @@ measures = ["capacity_b", "ergotropy_b", "concurrence"]
 
 const NOTES: &[u8] = b"a user's notes, not qbat-gpu's\n";
 
+/// A finished run of the config of seed 3 into `tmp/out` (its path).
+fn finished_run(tmp: &Path) -> PathBuf {
+    let out = tmp.join("out");
+    ok(&mut run_into(&seed_3_config(tmp), &out));
+    out
+}
+
+/// The config of seed 3 written as `tmp/c.toml`.
+fn seed_3_config(tmp: &Path) -> PathBuf {
+    let cfg = tmp.join("c.toml");
+    std::fs::write(&cfg, CONFIG.replace("SEED", "3")).unwrap();
+    cfg
+}
+
+/// A run of `cfg` into `out` on the CPU, without plots or verify.
+fn run_into(cfg: &Path, out: &Path) -> std::process::Command {
+    let mut c = bin();
+    c.arg("run").arg(cfg).args(["--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"]).arg(out);
+    c
+}
+
 /// Every entry of the flat directory `dir` with its bytes (a subdirectory as `name/` with its
 /// names), the manifest with the identities a commit records afterwards left out (a copy of
 /// an output, or a commit finished by another process, has none or others).
@@ -377,10 +398,7 @@ fn what_is_planted_under_the_hidden_names_is_refused() {
 #[test]
 fn files_under_names_no_commit_writes_are_not_removed() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("c.toml");
-    std::fs::write(&cfg, CONFIG.replace("SEED", "3")).unwrap();
-    let out = tmp.path().join("out");
-    ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"]).arg(&out));
+    let out = finished_run(tmp.path());
     for planted in [".run.json.incoming-077", "..qbat-manifest.json.incoming-077", ".qbat-added-07-0/notes.txt", ".qbat-added-7-01/notes.txt"] {
         let dir = tmp.path().join("leading-zero");
         let _ = std::fs::remove_dir_all(&dir);
@@ -402,10 +420,7 @@ fn files_under_names_no_commit_writes_are_not_removed() {
 #[test]
 fn a_file_the_finished_commit_does_not_list_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("c.toml");
-    std::fs::write(&cfg, CONFIG.replace("SEED", "3")).unwrap();
-    let out = tmp.path().join("out");
-    ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"]).arg(&out));
+    let out = finished_run(tmp.path());
     // a commit of process 77 whose manifest is in (the old one again: nothing to change), and
     // a file of that process's hidden name that its manifest does not list
     let dir = tmp.path().join("stray");
@@ -429,17 +444,14 @@ fn a_file_the_finished_commit_does_not_list_is_refused() {
 #[test]
 fn hidden_names_in_a_directory_that_is_no_output_are_not_removed() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("c.toml");
-    std::fs::write(&cfg, CONFIG.replace("SEED", "3")).unwrap();
+    let cfg = seed_3_config(tmp.path());
     let dir = tmp.path().join("mine");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("notes.txt"), NOTES).unwrap();
     let planted = dir.join(".data.csv.incoming-123");
     std::fs::write(&planted, NOTES).unwrap();
     let before = state(&dir);
-    let run = || {
-        bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--force", "--out"]).arg(&dir).output().unwrap()
-    };
+    let run = || run_into(&cfg, &dir).arg("--force").output().unwrap();
     for o in [run(), bin().arg("analyze").arg(&dir).output().unwrap()] {
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{stderr}");
@@ -461,10 +473,7 @@ fn hidden_names_in_a_directory_that_is_no_output_are_not_removed() {
 #[test]
 fn an_open_waits_for_a_commit_going_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = tmp.path().join("c.toml");
-    std::fs::write(&cfg, CONFIG.replace("SEED", "3")).unwrap();
-    let out = tmp.path().join("out");
-    ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"]).arg(&out));
+    let out = finished_run(tmp.path());
     let want = qbat_gpu::pyapi::verified_files(&out).unwrap();
     // a commit of this process under way: the lock held, its files in under their hidden names
     let commit = qbat_gpu::output::lock_dir(&out, qbat_gpu::output::WriteCancel::now()).unwrap().unwrap();
