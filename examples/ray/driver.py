@@ -23,6 +23,7 @@ and the merge to find the shards.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import signal
@@ -98,10 +99,32 @@ def finished_shard(out: Path, k: int, n: int) -> bool:
 TASK_LOCAL_OPTIONS = ("adapter", "progress", "plots")
 
 
+def _as_json(value: Any) -> Any:
+    """`value` as JSON takes it (json.dumps' `default`): a path as its text, a numpy number as
+    the Python number it holds (`.item()`), anything else as its str."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
 def shaping_options(options: Dict[str, Any]) -> Dict[str, Any]:
     """The options given to every shard's `qb.study` that shape its files (format, backend,
-    precision, series, ...), as JSON values."""
-    return {k: options[k] for k in sorted(options) if k not in TASK_LOCAL_OPTIONS}
+    precision, series, ...), as JSON values, each of `qb.study`'s left out at its default: an
+    option left out and the same option given at its default are one study."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(qb.study).parameters.items()
+        if p.kind == p.KEYWORD_ONLY and p.default is not p.empty and name not in ("shard", "resume")
+    }
+    given = {**defaults, **options}
+    shaping = {k: given[k] for k in sorted(given) if k not in TASK_LOCAL_OPTIONS}
+    return json.loads(json.dumps(shaping, sort_keys=True, default=_as_json))
 
 
 def check_root(root: Path, text: str, n: int, options: Optional[Dict[str, Any]] = None) -> None:
@@ -112,18 +135,29 @@ def check_root(root: Path, text: str, n: int, options: Optional[Dict[str, Any]] 
     merge would have returned the first options' results as the new ones'.)"""
     stamp = root / "study.toml"
     options_stamp = root / "study-options.json"
-    wanted = json.dumps(shaping_options(options or {}), sort_keys=True, default=str)
+    wanted = json.dumps(shaping_options(options or {}), sort_keys=True)
     shards = sorted(d for d in (root / "shards").glob("shard-*") if d.name[len("shard-"):].isdigit())
     started = shards or any((root / "shards").glob(".shard-*.partial"))
     if started and stamp.is_file() and stamp.read_bytes() != text.encode():
         raise ForeignShard(f"{root} holds another study ({stamp} differs from this config): use another --out root, or remove {root} to start over")
     if started and not stamp.is_file() and any((d / "run.json").exists() for d in shards):
         raise ForeignShard(f"{root} holds shards of an unrecorded study (no {stamp}): use another --out root, or remove {root} to start over")
+    if started and not options_stamp.is_file() and any((d / "run.json").exists() for d in shards):
+        # (a root from before the options were recorded: its shards' options are not known)
+        raise ForeignShard(
+            f"{root} holds finished shards run with unrecorded options (no {options_stamp}): "
+            f"remove {root} to start over, or use another --out root"
+        )
     if started and options_stamp.is_file():
         try:
             recorded = json.loads(options_stamp.read_text())
+            if not isinstance(recorded, dict):
+                raise ValueError("not a JSON object")
         except (OSError, ValueError) as e:
             raise ForeignShard(f"{options_stamp}: cannot be read ({e}): remove {root} to start over") from None
+        # (an option a stamp does not name ran at its default: one written before the
+        # defaults were recorded)
+        recorded = {**shaping_options({}), **recorded}
         now = json.loads(wanted)
         differ = [k for k in sorted(set(recorded) | set(now)) if recorded.get(k) != now.get(k)]
         if differ:

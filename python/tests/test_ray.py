@@ -109,9 +109,39 @@ def test_ray_driver_refuses_a_root_of_other_options(tmp_path, qbat_bin, local_ra
     with pytest.raises(ValueError, match=r"study-options.json differs: format: 'npy' then, 'csv' now"):
         driver.run_sharded(SMALL, root, 2, backend="cpu", format="csv", plots=False)
     assert not (root / "merged" / "series.csv").exists()
-    # an option where there was none is another option too
-    with pytest.raises(ValueError, match=r"precision: None then, 'f64' now"):
+    # an option given where it was left at its default is another option too
+    with pytest.raises(ValueError, match=r"precision: 'f32' then, 'f64' now"):
         driver.run_sharded(SMALL, root, 2, backend="cpu", format="npy", precision="f64", plots=False)
     # the same options again find the shards finished; where a task runs is not an option
     again = driver.run_sharded(SMALL, root, 2, backend="cpu", format="npy", plots=False, adapter=None)
     assert all(t["skipped"] for t in again.tasks)
+
+
+def test_ray_driver_takes_an_option_at_its_default_and_numpy_or_path_values_as_the_same(tmp_path):
+    # (check_root alone: no task runs) format omitted and format="npy" (qb.study's default)
+    # are the same study, as are seed=7 and numpy's int64(7), and a Path and its str; each
+    # was refused as other options ("format: None then, 'npy' now", "seed: 7 then, '7' now")
+    np = pytest.importorskip("numpy")
+    from pathlib import Path
+
+    root = tmp_path / "study"
+    (root / "shards" / "shard-0").mkdir(parents=True)
+    driver.check_root(root, SMALL, 2, {"backend": "cpu", "seed": 7, "devices": [str(tmp_path)]})
+    driver.check_root(root, SMALL, 2, {"backend": "cpu", "format": "npy", "seed": np.int64(7), "devices": (Path(tmp_path),)})
+    with pytest.raises(ValueError, match=r"seed: 7 then, 8 now"):
+        driver.check_root(root, SMALL, 2, {"backend": "cpu", "seed": np.int64(8), "devices": [str(tmp_path)]})
+    with pytest.raises(ValueError, match=r"format: 'npy' then, 'csv' now"):
+        driver.check_root(root, SMALL, 2, {"backend": "cpu", "format": "csv", "seed": 7, "devices": [str(tmp_path)]})
+
+
+def test_ray_driver_refuses_finished_shards_whose_options_were_not_recorded(tmp_path, qbat_bin, local_ray):
+    # A root from before the options were recorded: its finished shards ran with options no
+    # one knows. They were skipped and merged as this call's (npy for a csv study), and this
+    # call's options recorded as theirs.
+    root = tmp_path / "study"
+    driver.run_sharded(SMALL, root, 2, backend="cpu", format="npy", plots=False)
+    (root / "study-options.json").unlink()
+    with pytest.raises(ValueError, match=r"study-options.json"):
+        driver.run_sharded(SMALL, root, 2, backend="cpu", format="csv", plots=False)
+    assert not (root / "study-options.json").exists()
+    assert not (root / "merged" / "series.csv").exists()
