@@ -129,8 +129,10 @@ class Result:
         # refused, naming it, and a file the manifest does not list is not the run's.
         # (read before the files are verified: a run that replaces this one meanwhile is then
         # told apart at the next read, never recorded as the one verified)
+        # (on a thread of its own, as a save: a commit into `d` meanwhile is waited for, said
+        # while it waits, and Ctrl-C stops the wait)
         manifest = _read_manifest(d)
-        listed = set(relayed(_native.verified_files, os.fspath(d)))
+        listed = set(relayed_while(_native.verified_files, os.fspath(d)))
 
         def has(name: str) -> bool:
             return name in listed

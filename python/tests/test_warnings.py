@@ -206,6 +206,55 @@ def test_ctrl_c_stops_a_save_that_waits_for_another_commit(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["o"], os.listdir(tmp_path)
 
 
+def test_open_waits_for_a_commit_saying_so_and_ctrl_c_stops_the_wait(tmp_path, monkeypatch):
+    """qb.open of an output that another commit holds (here the test's lock) says so while it
+    waits, and Ctrl-C stops the wait at once (KeyboardInterrupt). It said nothing until the lock
+    was given back, and Ctrl-C was raised only then: a commit stopped with `kill -STOP` kept
+    the session's qb.open, and its Ctrl-C, for ever."""
+    import _thread
+
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "o"
+    qb.run(SHORT, backend="cpu", progress=False).save(out, plots=False)
+    written = []
+    monkeypatch.setattr(_progress, "_write", written.append)
+    said = lambda: any("waiting for another commit" in t for t in written)  # noqa: E731
+    fd = os.open(out, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    held, guard = [True], threading.Lock()
+
+    def give_back() -> None:
+        with guard:
+            if held[0]:
+                os.close(fd)
+                held[0] = False
+
+    # (given back after 15 s in any case: the test then fails, not hangs)
+    release = threading.Timer(15.0, give_back)
+    release.start()
+    deadline = time.monotonic() + 10
+
+    def interrupt_once_said() -> None:
+        while not said() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        _thread.interrupt_main()
+
+    interrupter = threading.Thread(target=interrupt_once_said)
+    interrupter.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            qb.open(out)
+            time.sleep(1)  # (where the interrupt comes only after the open returned)
+        assert said(), f"the wait was not said while it went on: {written}"
+        assert time.monotonic() - t0 < 12, "Ctrl-C did not stop the wait"
+    finally:
+        interrupter.join()
+        release.cancel()
+        give_back()
+    assert qb.open(out).series is not None
+
+
 def test_the_lines_before_an_error_are_relayed(monkeypatch, capsys):
     class Boom(_progress.Poll):
         def __call__(self, *args):
