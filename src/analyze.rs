@@ -162,7 +162,7 @@ fn flagged_members(dir: &Path) -> Result<std::collections::HashSet<u64>> {
         Ok(m) if !m.is_file() => return Err(bad(&path, "is not a regular file")),
         _ => {}
     }
-    let mut rdr = csv::Reader::from_path(&path).map_err(|e| bad(&path, e.to_string()))?;
+    let mut rdr = csv::Reader::from_reader(crate::plain_file::open_followed_regular(&path)?.0);
     let header = rdr.headers().map_err(|e| bad(&path, e.to_string()))?.clone();
     let Some(k) = header.iter().position(|h| h == "health") else {
         return Ok(out);

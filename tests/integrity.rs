@@ -659,6 +659,33 @@ fn reads_are_bounded_and_special_files_refused() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+/// The readers of a run's stats.csv and series.csv take a FIFO put in their place as what it
+/// is, and say so, rather than wait for a writer: `read_stats` opened it by name and waited
+/// for ever (the test waits 10 s).
+#[test]
+fn a_fifo_in_a_files_place_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    ok(&mut run_args(&config(dir.path(), BLOCH), &out));
+    for name in ["stats.csv", "series.csv"] {
+        let path = out.join(name);
+        std::fs::remove_file(&path).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(&path).status().unwrap().success());
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d = out.clone();
+    std::thread::spawn(move || {
+        let stats = qbat_gpu::output::stats::read_stats(&d).map(drop);
+        let series = qbat_gpu::output::series::SeriesReader::open(&d).map(drop);
+        tx.send((stats, series)).unwrap();
+    });
+    let (stats, series) = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("a read waited on a FIFO");
+    for (what, e) in [("stats.csv", stats.unwrap_err()), ("series.csv", series.unwrap_err())] {
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(e.to_string().contains(what) && e.to_string().contains("not a regular file"), "{e}");
+    }
+}
+
 #[test]
 fn auto_fock_refuses_a_state_it_cannot_truncate() {
     let dir = tempfile::tempdir().unwrap();

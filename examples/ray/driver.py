@@ -169,8 +169,19 @@ def check_root(root: Path, text: str, n: int, options: Optional[Dict[str, Any]] 
     for d in shards:
         finished_shard(d, int(d.name[len("shard-"):]), n)
     root.mkdir(parents=True, exist_ok=True)
-    stamp.write_bytes(text.encode())
-    options_stamp.write_text(wanted)
+    write_whole(stamp, text.encode())
+    write_whole(options_stamp, wanted.encode())
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all: a temporary name beside it, synced, then renamed over
+    it (a driver killed while writing left a damaged stamp, which the next call refused)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def run_shard(config: str, root: str, k: int, n: int, options: Dict[str, Any], kill_marker: Optional[str] = None) -> Dict[str, Any]:

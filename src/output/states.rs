@@ -126,7 +126,7 @@ fn read_npy_layout(path: &Path, descr: &str, item: u64, what: &str, header: fn(&
 /// The `bytes` data bytes of the NPY file at `path` (from byte `offset`, its layout's) into
 /// `w`, as they are; an error if the file holds fewer (it changed since its layout was read).
 pub fn copy_npy_data(path: &Path, offset: u64, bytes: u64, w: &mut dyn Write) -> std::io::Result<()> {
-    let mut f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let mut f = std::io::BufReader::with_capacity(1 << 20, crate::plain_file::open_followed_regular(path).map_err(std::io::Error::other)?.0);
     std::io::copy(&mut (&mut f).take(offset), &mut std::io::sink())?;
     let copied = std::io::copy(&mut (&mut f).take(bytes), w)?;
     if copied != bytes {

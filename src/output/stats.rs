@@ -112,7 +112,7 @@ pub fn write_csv(st: &Stats, w: &mut dyn Write) -> std::io::Result<()> {
 /// stats.csv read back (the inverse of `write_csv`): its times and measures in file order.
 pub fn read_stats(dir: &Path) -> Result<Stats> {
     let path = dir.join("stats.csv");
-    let mut rdr = csv::Reader::from_path(&path).map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?;
+    let mut rdr = csv::Reader::from_reader(crate::plain_file::open_followed_regular(&path)?.0);
     let mut st = Stats { times: vec![], measures: vec![], stats: vec![] };
     for (i, rec) in rdr.records().enumerate() {
         let bad = |why: String| QbatError::invalid(path.display().to_string(), format!("line {}: {why}", i + 2));

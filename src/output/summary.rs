@@ -28,7 +28,7 @@ pub fn read_summary(dir: &Path) -> Result<Option<Summary>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let mut rdr = csv::Reader::from_path(&path).map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?;
+    let mut rdr = csv::Reader::from_reader(crate::plain_file::open_followed_regular(&path)?.0);
     let header: Vec<String> = rdr.headers().map_err(|e| QbatError::invalid(path.display().to_string(), e.to_string()))?.iter().map(String::from).collect();
     // the `health` column is text (ok, nonfinite, ...): the plots use the numeric ones
     let numeric = |k: usize| header[k] != "health";

@@ -301,7 +301,7 @@ fn check_counts(s: &ShardDir, samples: u64, files: &[&str]) -> Result<()> {
 }
 
 fn copy_skipping_header(path: &Path, w: &mut dyn Write, keep_header: bool) -> std::io::Result<()> {
-    let mut r = BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let mut r = BufReader::with_capacity(1 << 20, crate::plain_file::open_followed_regular(path).map_err(std::io::Error::other)?.0);
     let mut header = String::new();
     r.read_line(&mut header)?;
     if keep_header {
