@@ -135,14 +135,15 @@ def check_root(root: Path, text: str, n: int, options: Optional[Dict[str, Any]] 
     merge would have returned the first options' results as the new ones'.)"""
     stamp = root / "study.toml"
     options_stamp = root / "study-options.json"
-    wanted = json.dumps(shaping_options(options or {}), sort_keys=True)
+    now = shaping_options(options or {})
     shards = sorted(d for d in (root / "shards").glob("shard-*") if d.name[len("shard-"):].isdigit())
     started = shards or any((root / "shards").glob(".shard-*.partial"))
+    finished = any((d / "run.json").exists() for d in shards)
     if started and stamp.is_file() and stamp.read_bytes() != text.encode():
         raise ForeignShard(f"{root} holds another study ({stamp} differs from this config): use another --out root, or remove {root} to start over")
-    if started and not stamp.is_file() and any((d / "run.json").exists() for d in shards):
+    if started and not stamp.is_file() and finished:
         raise ForeignShard(f"{root} holds shards of an unrecorded study (no {stamp}): use another --out root, or remove {root} to start over")
-    if started and not options_stamp.is_file() and any((d / "run.json").exists() for d in shards):
+    if started and not options_stamp.is_file() and finished:
         # (a root from before the options were recorded: its shards' options are not known)
         raise ForeignShard(
             f"{root} holds finished shards run with unrecorded options (no {options_stamp}): "
@@ -158,7 +159,6 @@ def check_root(root: Path, text: str, n: int, options: Optional[Dict[str, Any]] 
         # (an option a stamp does not name ran at its default: one written before the
         # defaults were recorded)
         recorded = {**shaping_options({}), **recorded}
-        now = json.loads(wanted)
         differ = [k for k in sorted(set(recorded) | set(now)) if recorded.get(k) != now.get(k)]
         if differ:
             shown = ", ".join(f"{k}: {recorded.get(k)!r} then, {now.get(k)!r} now" for k in differ)
@@ -170,7 +170,7 @@ def check_root(root: Path, text: str, n: int, options: Optional[Dict[str, Any]] 
         finished_shard(d, int(d.name[len("shard-"):]), n)
     root.mkdir(parents=True, exist_ok=True)
     write_whole(stamp, text.encode())
-    write_whole(options_stamp, wanted.encode())
+    write_whole(options_stamp, json.dumps(now, sort_keys=True).encode())
 
 
 def write_whole(path: Path, data: bytes) -> None:

@@ -242,9 +242,11 @@ fn finish_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)]) -> R
             check_still_written(&to, f, advice)?;
         }
     }
-    let removals: Vec<PathBuf> = old.files.iter().filter(|f| !new.contains(&f.name)).map(|f| dir.join(&f.name)).collect();
-    for (f, path) in old.files.iter().filter(|f| !new.contains(&f.name)).zip(&removals) {
-        check_still_written(path, f, advice)?;
+    let mut removals = vec![];
+    for f in old.files.iter().filter(|f| !new.contains(&f.name)) {
+        let path = dir.join(&f.name);
+        check_still_written(&path, f, advice)?;
+        removals.push(path);
     }
     // a whole commit put in nothing its manifest does not list (each copy's `.part` renamed
     // before the next file): another file under its hidden names is not its own
