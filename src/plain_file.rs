@@ -21,6 +21,26 @@ fn opened_plain(path: &Path, open: &mut std::fs::OpenOptions) -> std::io::Result
     open.open(path)
 }
 
+/// Make the entries of the directory `dir` durable (fsync of the directory: a rename into it
+/// survives a power loss only once its directory is synced). A file system that cannot sync a
+/// directory (EINVAL) is left as it is; any other failure is an i/o error naming `dir`.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let mut open = std::fs::OpenOptions::new();
+        open.read(true);
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_DIRECTORY);
+        let synced = open.open(dir).and_then(|d| d.sync_all());
+        match synced {
+            Err(e) if e.raw_os_error() != Some(libc::EINVAL) => return Err(QbatError::io(dir, e)),
+            _ => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
 /// The refusal of something at `path` that is not a regular file.
 fn not_regular(path: &Path) -> QbatError {
     QbatError::invalid(path.display().to_string(), "is not a regular file (a link, a FIFO, a device or a directory); qbat-gpu reads no other")
@@ -94,13 +114,32 @@ pub fn open_followed_regular(path: &Path) -> Result<(std::fs::File, u64)> {
     open.read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut open, libc::O_NONBLOCK);
-    let f = open.open(path).map_err(|e| QbatError::invalid(shown(), format!("cannot read it: {e}")))?;
+    let f = open.open(path).map_err(|e| match refusal_of_the_path(&e) {
+        true => QbatError::invalid(shown(), format!("cannot read it: {e}")),
+        // out of descriptors or memory, a failing disk: the machine's fault, not the input's
+        false => QbatError::io(path, e),
+    })?;
     let meta = f.metadata().map_err(|e| QbatError::io(path, e))?;
     if !meta.is_file() {
         return Err(QbatError::invalid(shown(), "is not a regular file"));
     }
     blocking(&f).map_err(|e| QbatError::io(path, e))?;
     Ok((f, meta.len()))
+}
+
+/// Whether a failed open says something of the path itself (missing, not allowed, a loop of
+/// links, a component that is no directory, too long, a device without its driver): the
+/// input's fault, exit 2. Any other failure (EMFILE, ENFILE, EIO, ENOMEM, ...) is an i/o error.
+fn refusal_of_the_path(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    if matches!(e.kind(), K::NotFound | K::PermissionDenied | K::NotADirectory | K::IsADirectory | K::InvalidFilename) {
+        return true;
+    }
+    #[cfg(unix)]
+    if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENXIO | libc::ENODEV | libc::EROFS | libc::ETXTBSY)) {
+        return true;
+    }
+    false
 }
 
 /// The whole regular file at `path` (`open_regular`), of at most `limit` bytes: a larger one
@@ -155,6 +194,33 @@ mod tests {
         }
         let missing = open_regular(&dir.path().join("missing")).unwrap_err();
         assert!(matches!(missing, QbatError::Io { .. }), "{missing}");
+    }
+
+    /// A failed open is the input's fault (exit 2) where it says something of the path, and
+    /// an i/o error (exit 1) where the machine ran out of something or its disk failed.
+    #[test]
+    fn a_failed_open_blames_the_path_only_for_what_the_path_did() {
+        for errno in [libc::ENOENT, libc::EACCES, libc::ENOTDIR, libc::ELOOP, libc::ENAMETOOLONG, libc::ENXIO] {
+            assert!(refusal_of_the_path(&std::io::Error::from_raw_os_error(errno)), "errno {errno}");
+        }
+        for errno in [libc::EMFILE, libc::ENFILE, libc::EIO, libc::ENOMEM, libc::EINTR] {
+            assert!(!refusal_of_the_path(&std::io::Error::from_raw_os_error(errno)), "errno {errno}");
+        }
+        let missing = tempfile::tempdir().unwrap().path().join("gone");
+        let e = open_followed_regular(&missing).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(e.to_string().contains(&missing.display().to_string()), "{e}");
+    }
+
+    /// A directory syncs; a missing one is an i/o error naming it (exit 1), never a silent pass.
+    #[test]
+    fn a_directory_syncs_and_a_missing_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        sync_dir(dir.path()).unwrap();
+        let gone = dir.path().join("gone");
+        let e = sync_dir(&gone).unwrap_err();
+        assert_eq!(e.exit_code(), 1, "{e}");
+        assert!(e.to_string().contains(&gone.display().to_string()), "{e}");
     }
 
     /// `open_followed_regular` follows a link to a regular file, and refuses what it opened

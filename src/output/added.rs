@@ -95,7 +95,7 @@ impl Added {
             moved.push((name, had_old));
             steps.done();
         }
-        Ok(())
+        crate::plain_file::sync_dir(&self.dir)
     }
 
     /// Put the output back as it was before `moved` (each name put in place or whose old file

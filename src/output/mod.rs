@@ -94,7 +94,7 @@ fn staging_path(final_dir: &Path) -> PathBuf {
     static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = final_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
-    let parent = final_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = parent_of(final_dir);
     parent.join(format!(".{name}.partial-{}-{n}", std::process::id()))
 }
 
@@ -157,7 +157,7 @@ impl OutputDir {
                 }
             }
         }
-        let parent = final_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = parent_of(final_dir);
         if !parent.is_dir() {
             return Err(QbatError::invalid("--out", format!("the parent directory {} does not exist", parent.display())));
         }
@@ -273,6 +273,8 @@ impl OutputDir {
             // (a signal meanwhile waits for the rename: `uncommitted`)
             let mut held = uncommitted::hold();
             // (a directory made meanwhile with files in it refuses the rename)
+            // its entries durable before it is renamed in, and the rename after
+            crate::plain_file::sync_dir(&self.staging)?;
             let renamed = std::fs::rename(&self.staging, &self.final_dir).map_err(|e| match std::fs::symlink_metadata(&self.final_dir) {
                 Ok(_) => no_longer_empty(),
                 Err(_) => QbatError::io(&self.final_dir, e),
@@ -280,7 +282,8 @@ impl OutputDir {
             if renamed.is_ok() {
                 held.forget(&self.staging);
             }
-            return renamed;
+            renamed?;
+            return crate::plain_file::sync_dir(parent_of(&self.final_dir));
         }
         let commits = lock_dir(&self.final_dir, self.cancel)?;
         recover::recover(&self.final_dir, commits.is_some(), Some(&self.staging))?;
@@ -345,7 +348,7 @@ impl OutputDir {
         }
         let _ = std::fs::remove_dir_all(&self.staging);
         held.forget(&self.staging);
-        Ok(())
+        crate::plain_file::sync_dir(&self.final_dir)
     }
 
     pub fn abort(self) {
@@ -353,6 +356,11 @@ impl OutputDir {
         let _ = std::fs::remove_dir_all(&self.staging);
         held.forget(&self.staging);
     }
+}
+
+/// The directory `path` is in ("." for a bare name).
+pub fn parent_of(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// The refusal of a non-empty `final_dir` that is not a qbat-gpu output (under `--force`, which
@@ -379,7 +387,7 @@ pub fn holds_files(dir: &Path, staging: &Path) -> bool {
 /// (full disk, unwritable directory) is an error naming the file, and leaves nothing under
 /// its final name.
 pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = parent_of(path);
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(|e| QbatError::io(path, e))?;
     if let Some(e) = crate::faults::full_disk(path) {

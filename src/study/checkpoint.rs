@@ -119,12 +119,12 @@ pub(super) struct TimingsAcc {
 /// directory through different paths or a symbolic link share one staging directory and lock).
 pub fn staging_dir(out: &Path) -> PathBuf {
     let canonical = std::fs::canonicalize(out).ok().or_else(|| {
-        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = crate::output::parent_of(out);
         Some(std::fs::canonicalize(parent).ok()?.join(out.file_name()?))
     });
     let out = canonical.as_deref().unwrap_or(out);
     let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = crate::output::parent_of(out);
     parent.join(format!(".{name}.partial"))
 }
 
