@@ -437,6 +437,30 @@ fn a_file_the_finished_commit_does_not_list_is_refused() {
     assert!(state(&dir) == before, "the directory changed: {stderr}");
 }
 
+/// A `--force` run into an output with a commit cut short there finishes or undoes it before
+/// its own work, so that what stands in the way (here a file of the dead commit's hidden names
+/// that its manifest does not list) is said before any member is integrated: nothing is
+/// staged beside the output, nothing printed on stdout, the directory unchanged.
+#[test]
+fn a_force_run_says_what_a_commit_cut_short_left_before_its_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = finished_run(tmp.path());
+    let dir = tmp.path().join("stray");
+    copy_with_notes(&out, &dir);
+    std::fs::copy(dir.join(".qbat-manifest.json"), dir.join("..qbat-manifest.json.incoming-77")).unwrap();
+    let stray = dir.join(".notes.txt.incoming-77");
+    std::fs::write(&stray, NOTES).unwrap();
+    let before = state(&dir);
+    let o = run_into(&seed_3_config(tmp.path()), &dir).arg("--force").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(errors.len() == 1 && errors[0].contains(&stray.display().to_string()), "{stderr}");
+    assert!(o.stdout.is_empty(), "the run worked before it refused: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(!tmp.path().join(".stray.partial").exists(), "the run staged its work before it refused");
+    assert!(state(&dir) == before, "the directory changed: {stderr}");
+}
+
 /// A directory without a manifest is no qbat-gpu output: a file there under a commit's hidden
 /// name is a user's, unless the directory holds nothing else (a commit into an empty directory
 /// cut short). A `--force` run into it, and `analyze` of it, refuse it, naming it, and leave

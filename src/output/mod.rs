@@ -135,9 +135,17 @@ impl OutputDir {
                     ));
                 }
                 // --force replaces a run's own files, listed in its manifest, and nothing else.
-                // (where a commit into it was cut short, the commit finishes or undoes that
-                // first, under the directory's lock, and checks the files then)
-                let old = match recover::has_traces(final_dir) {
+                // A commit into it cut short is finished or undone now, where the directory's
+                // lock is free, so that what stands in the way is said before the work; where
+                // another process holds the lock, the commit does it, and checks the files then.
+                if recover::has_traces(final_dir) {
+                    if let Some(lock) = dir_lock::try_lock_dir(final_dir) {
+                        recover::recover(final_dir, lock.is_some(), None)?;
+                    }
+                }
+                // (an undone commit into an empty directory leaves it empty)
+                let emptied = std::fs::read_dir(final_dir).is_ok_and(|mut d| d.next().is_none());
+                let old = match recover::has_traces(final_dir) || emptied {
                     true => Manifest::default(),
                     false => Manifest::read(final_dir)?.ok_or_else(|| not_an_output(final_dir))?,
                 };
