@@ -180,7 +180,7 @@ pub fn recover(dir: &Path, locked: bool, own_staging: Option<&Path>) -> Result<(
             _ => {}
         }
     }
-    Ok(())
+    crate::plain_file::sync_dir(dir)
 }
 
 /// The commit of `pid` stopped before its whole new set was in: its incoming files go, and the
