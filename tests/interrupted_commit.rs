@@ -420,14 +420,7 @@ fn files_under_names_no_commit_writes_are_not_removed() {
 #[test]
 fn a_file_the_finished_commit_does_not_list_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = finished_run(tmp.path());
-    // a commit of process 77 whose manifest is in (the old one again: nothing to change), and
-    // a file of that process's hidden name that its manifest does not list
-    let dir = tmp.path().join("stray");
-    copy_with_notes(&out, &dir);
-    std::fs::copy(dir.join(".qbat-manifest.json"), dir.join("..qbat-manifest.json.incoming-77")).unwrap();
-    let stray = dir.join(".notes.txt.incoming-77");
-    std::fs::write(&stray, NOTES).unwrap();
+    let (dir, stray) = stray_beside_a_finished_commit(tmp.path());
     let before = state(&dir);
     let o = bin().arg("analyze").arg(&dir).output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -444,12 +437,7 @@ fn a_file_the_finished_commit_does_not_list_is_refused() {
 #[test]
 fn a_force_run_says_what_a_commit_cut_short_left_before_its_work() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = finished_run(tmp.path());
-    let dir = tmp.path().join("stray");
-    copy_with_notes(&out, &dir);
-    std::fs::copy(dir.join(".qbat-manifest.json"), dir.join("..qbat-manifest.json.incoming-77")).unwrap();
-    let stray = dir.join(".notes.txt.incoming-77");
-    std::fs::write(&stray, NOTES).unwrap();
+    let (dir, stray) = stray_beside_a_finished_commit(tmp.path());
     let before = state(&dir);
     let o = run_into(&seed_3_config(tmp.path()), &dir).arg("--force").output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -459,6 +447,19 @@ fn a_force_run_says_what_a_commit_cut_short_left_before_its_work() {
     assert!(o.stdout.is_empty(), "the run worked before it refused: {}", String::from_utf8_lossy(&o.stdout));
     assert!(!tmp.path().join(".stray.partial").exists(), "the run staged its work before it refused");
     assert!(state(&dir) == before, "the directory changed: {stderr}");
+}
+
+/// A finished run copied to `tmp/stray` with a user's file, and there a commit of process 77
+/// whose manifest is in (the old one again: nothing to change) beside a file of that process's
+/// hidden names that its manifest does not list: the directory and that file.
+fn stray_beside_a_finished_commit(tmp: &Path) -> (PathBuf, PathBuf) {
+    let out = finished_run(tmp);
+    let dir = tmp.join("stray");
+    copy_with_notes(&out, &dir);
+    std::fs::copy(dir.join(".qbat-manifest.json"), dir.join("..qbat-manifest.json.incoming-77")).unwrap();
+    let stray = dir.join(".notes.txt.incoming-77");
+    std::fs::write(&stray, NOTES).unwrap();
+    (dir, stray)
 }
 
 /// A directory without a manifest is no qbat-gpu output: a file there under a commit's hidden
