@@ -213,6 +213,33 @@ fn out_naming_an_input_shard_is_refused() {
     }
     // the shards still merge, elsewhere
     ok(bin().arg("merge").args(&s).arg("--out").arg(dir.path().join("m")).arg("--no-plots"));
+    // a second mount of a shard (a bind mount: another canonical path to the same directory),
+    // in a mount namespace of its own where `unshare` may make one
+    let mount = dir.path().join("mount");
+    std::fs::create_dir(&mount).unwrap();
+    if !std::process::Command::new("unshare").args(["-rm", "true"]).status().is_ok_and(|s| s.success()) {
+        eprintln!("note: no unprivileged mount namespace here (unshare -rm); the bind-mount case was not tried");
+        return;
+    }
+    let script = r#"mount --bind "$1" "$2" && shift 2 && exec "$@""#;
+    let o = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", script, "sh"])
+        .arg(&s[0])
+        .arg(&mount)
+        .arg(env!("CARGO_BIN_EXE_qbat-gpu"))
+        .arg("merge")
+        .args(&s)
+        .arg("--out")
+        .arg(&mount)
+        .args(["--no-plots", "--force"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "--out a bind mount of s0: {stderr}");
+    assert!(stderr.contains("is the input shard") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    for (d, b) in s.iter().zip(&before) {
+        assert!(snapshot(d) == *b, "--out a bind mount of s0: {} changed", d.display());
+    }
 }
 
 /// A shard whose --verify met a NaN (an infinite deviation, written null) fails that measure

@@ -424,13 +424,24 @@ fn check_states_fit(shards: &[ShardDir], cells: usize) -> Result<()> {
     })
 }
 
+/// Whether the paths `a` and `b` (both existing) reach one directory: its device and inode,
+/// whatever names or mounts lead there (a bind mount gives it another canonical path).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        matches!((std::fs::metadata(a), std::fs::metadata(b)), (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino())
+    }
+    #[cfg(not(unix))]
+    matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
+}
+
 /// Merge shard outputs into `out` (which must not exist, or be empty, unless `force`).
 pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<PathBuf> {
-    // --force would replace a shard's files with the merge (by any name: a link, `a/../a`)
-    if let Ok(o) = std::fs::canonicalize(out) {
-        if let Some(d) = dirs.iter().find(|d| std::fs::canonicalize(d).is_ok_and(|d| d == o)) {
-            return Err(QbatError::invalid("--out", format!("{} is the input shard {}; choose another directory for the merge", out.display(), d.display())));
-        }
+    // --force would replace a shard's files with the merge (by any name: a link, `a/../a`,
+    // another mount of the same directory)
+    if let Some(d) = dirs.iter().find(|d| same_dir(d, out)) {
+        return Err(QbatError::invalid("--out", format!("{} is the input shard {}; choose another directory for the merge", out.display(), d.display())));
     }
     // (Python's Ctrl-C: `cancel_writes`, from here on, also for the output)
     let cancel = WriteCancel::now();
