@@ -321,19 +321,25 @@ impl<R: Real> CavityOps<R> {
                     let mut nc = if qc == q { n } else { 0 };
                     while nc < d {
                         let c = qc * d + nc;
+                        // The lower triangle first, then the upper: on the diagonal (r == c)
+                        // the element itself stays, as the kernel stores it (its packed upper
+                        // triangle holds X[r, r] whole). Storing conj(v) there flips the sign
+                        // of d Im X[r, r] / dt: Im X[r, r] (0 exactly, but seeded at 1e-17 by
+                        // rounding in a mode drive or given in an input dm) then grows like
+                        // e^{+kappa n t} where it decays like Re X[r, r].
                         if L::N > 1 && nc > 0 && nc + L::N <= nf {
                             let v = self.element_driven::<DRIVEN, L>(x, (q, n, row), (qc, nc), drive);
-                            v.store(&mut out[r * dim + c..r * dim + c + L::N]);
                             let mut column = [Cx::ZERO; MAX_LANES];
                             v.conj().store(&mut column[..L::N]);
                             for (l, z) in column[..L::N].iter().enumerate() {
                                 out[(c + l) * dim + r] = *z;
                             }
+                            v.store(&mut out[r * dim + c..r * dim + c + L::N]);
                             nc += L::N;
                         } else {
                             let v = self.element_driven::<DRIVEN, R::X1>(x, (q, n, row), (qc, nc), drive).lane(0);
-                            out[r * dim + c] = v;
                             out[c * dim + r] = v.conj();
+                            out[r * dim + c] = v;
                             nc += 1;
                         }
                     }

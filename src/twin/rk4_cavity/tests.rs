@@ -78,8 +78,9 @@ fn one_element_at_a_time<R: Real>(ops: &CavityOps<R>, x: &[Cx<R>], out: &mut [Cx
                     if let Some(sd) = drive {
                         v = v.add(drive_term_then(ops, sd, x, r, c).mul_minus_i());
                     }
-                    out[r * dim + c] = v;
+                    // (the diagonal keeps v, as the kernel's packed upper triangle does)
                     out[c * dim + r] = v.conj();
+                    out[r * dim + c] = v;
                 }
             }
         }
