@@ -93,6 +93,21 @@ fn schedule_lands_exactly_on_sample_times() {
     let ra = integrate(&LindbladRhs::new(&a.systems[0]), &rho0, None, &a.schedule);
     let rb = integrate(&LindbladRhs::new(&b.systems[0]), &rho0, None, &b.schedule);
     assert!(max_abs_diff(&ra[1].rho, &rb[1].rho) < 1e-9);
+    // a positive gap below 1e-9 dt is a short step, never none: every sample's steps add up to
+    // its time, and the state moves (the sample held the state before it, so power_b = E_b / t
+    // read 0 at t = 1e-9 for dt = 1)
+    let times = [1e-9, 1e-8, 1e-8 + 1e-12, 2.0];
+    let s = Schedule::new(1.0, &times);
+    let mut t = 0.0;
+    for (g, want) in s.segments.iter().zip(times) {
+        t += g.n_full as f64 + g.h_last;
+        assert!(g.n_full > 0 || g.h_last > 0.0, "{g:?}: no step to t = {want}");
+        assert!((t - want).abs() <= 1e-15 * want.max(1.0), "the steps reach {t}, not {want}");
+    }
+    let p = plan("model = \"bloch-charger\"\n[params]\nj = 1.0\n[initial]\ntheta = 1.0\nphi = 0.5\n[time]\ndt = 1.0\ntimes = [1e-9, 1e-3]\n");
+    let rho0 = p.initial_state(&p.members[0]);
+    let rs = integrate(&LindbladRhs::new(&p.systems[0]), &rho0, None, &p.schedule);
+    assert!(max_abs_diff(&rs[0].rho, &rho0) > 1e-12, "the state at t = 1e-9 is the initial one");
 }
 
 fn cavity_measures(n_fock: usize) -> (Vec<f64>, f64) {

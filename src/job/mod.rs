@@ -83,11 +83,13 @@ pub struct Schedule {
 }
 
 /// (n_full, h_last) for a gap: a gap within 1e-9 relative of a whole number of steps is taken
-/// as whole, so that t_end = 20, samples = 2001, dt = 1e-3 gives 10 steps each.
+/// as whole, so that t_end = 20, samples = 2001, dt = 1e-3 gives 10 steps each. A positive gap
+/// is never taken as no step: one below 1e-9 dt is a short step of its own (rounded to none,
+/// the sample held the state before it, and power_b = E_b / t at t = 1e-9 was 0).
 fn steps_for_gap(gap: f64, dt: f64) -> (u64, f64) {
     let ratio = gap / dt;
     let nearest = ratio.round();
-    if (ratio - nearest).abs() <= 1e-9 * ratio.max(1.0) {
+    if (ratio - nearest).abs() <= 1e-9 * ratio.max(1.0) && (nearest >= 1.0 || gap == 0.0) {
         (nearest as u64, 0.0)
     } else {
         let n = ratio.floor();
