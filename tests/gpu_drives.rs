@@ -142,3 +142,24 @@ fn gpu_f32_refuses_a_drive_beyond_f32_and_runs_one_inside() {
     let last = |r: &RunResult| r.value(1, r.times.len() - 1, 0);
     assert!((last(&wide) - last(&inside)).abs() < 1e-4, "{} {}", last(&wide), last(&inside));
 }
+
+/// A phase of about 1e7 radians is the phase mod 2 pi on the GPU in f32 too (reduced on the
+/// host in f64): the run matches the one with the small phase to f32's 1e-4. (Sent raw, f32
+/// rounded it to whole radians: energy_b 0.62 for 0.78 at phase 1e7.)
+#[test]
+fn gpu_large_phase_is_the_phase_mod_two_pi() {
+    let _g = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !crate::common::have_gpu(false) {
+        return;
+    }
+    let big = 0.3 + std::f64::consts::TAU * 1591549.0;
+    let cfg = |phase: f64| battery_cfg(&format!("operator = \"sx_b\"\namplitude = 0.25\nfrequency = 1.0\nphase = {phase:?}"), 8.0, 41, 0.01);
+    let small = run(&cfg(0.3), Backend::Gpu, Precision::F32, 0);
+    let large = run(&cfg(big), Backend::Gpu, Precision::F32, 0);
+    let k = col(&small, Measure::EnergyB);
+    assert!(small.values.iter().cloned().fold(0.0, f64::max) > 0.1, "the drive must excite the battery");
+    for s in 0..small.times.len() {
+        let (a, b) = (small.value(0, s, k), large.value(0, s, k));
+        assert!((a - b).abs() < 1e-4, "t = {}: energy_b {b} at phase {big} vs {a} at 0.3", small.times[s]);
+    }
+}

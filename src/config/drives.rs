@@ -54,13 +54,28 @@ pub fn parse_drives(root: &Table, space: Space, model_name: &str, steady: bool) 
         let amplitude = sweep(t.get("amplitude"), &format!("{f}.amplitude"), &key(k, "amplitude"), &mut sec)?;
         let frequency = sweep(t.get("frequency"), &format!("{f}.frequency"), &key(k, "frequency"), &mut sec)?;
         let phase = match t.get("phase") {
-            Some(v) => as_f64(v, &format!("{f}.phase"))?,
+            Some(v) => reduced_phase(as_f64(v, &format!("{f}.phase"))?, &format!("{f}.phase"))?,
             None => 0.0,
         };
         let envelope = envelope(t.get("envelope"), &format!("{f}.envelope"))?;
         sec.drives.push(Drive { op: std::sync::Arc::new(op), name, amplitude, frequency, phase, envelope });
     }
     Ok(sec)
+}
+
+/// `phase` mod 2 pi, in [-pi, pi]: the same drive, cos(frequency t + phase), for every engine,
+/// with a phase an f32 kernel can hold (a raw phase of 1e7 is rounded to whole radians in
+/// f32). The product k 2 pi is taken in two parts with fused multiply-adds, so the reduction
+/// is exact to about 1e-16 for |phase| up to MAX_DRIVE_ARGUMENT, beyond which it is refused.
+fn reduced_phase(phase: f64, field: &str) -> Result<f64> {
+    // 2 pi - TAU: the part of 2 pi that the f64 TAU leaves out
+    const TAU_LO: f64 = 2.449_293_598_294_706_4e-16;
+    if phase.abs() > MAX_DRIVE_ARGUMENT {
+        return Err(invalid(field, format!("|phase| = {:.4e} exceeds {MAX_DRIVE_ARGUMENT:e}, where the drive's cos loses accuracy", phase.abs())));
+    }
+    let k = (phase / std::f64::consts::TAU).round();
+    // (phase - k TAU is exact: both are multiples of TAU's last place, and it is below 2 pi)
+    Ok((-k).mul_add(TAU_LO, (-k).mul_add(std::f64::consts::TAU, phase)))
 }
 
 /// A named operator or a Hermitian matrix of the space's dimension.
@@ -264,4 +279,23 @@ pub fn check_stability(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The phase mod 2 pi against the exact reduction (by 2 pi to 60 digits, rounded to f64):
+    /// within 1e-15 up to 1e12; a phase within (-pi, pi) stays as given; beyond 1e12, refused.
+    #[test]
+    fn the_phase_is_reduced_by_the_exact_two_pi() {
+        for (phase, exact) in
+            [(1e7, 2.707543636322236), (-9.87e11, 1.8805799574752071), (1e12, -0.6576247591367864), (3.5, -2.7831853071795867), (7.0, 0.7168146928204135)]
+        {
+            let got = super::reduced_phase(phase, "phase").unwrap();
+            assert!((got - exact).abs() < 1e-15, "{phase}: {got} vs {exact}");
+        }
+        for phase in [0.0, 0.3, -3.0, 3.14] {
+            assert_eq!(super::reduced_phase(phase, "phase").unwrap(), phase);
+        }
+        assert!(super::reduced_phase(1.1e12, "drive[0].phase").unwrap_err().to_string().contains("drive[0].phase"));
+    }
 }
