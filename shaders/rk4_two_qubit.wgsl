@@ -387,6 +387,15 @@ struct PointInfo {
     hb2: real,
 }
 
+// Tr(rho H^2) - Tr(rho H)^2 of one qubit, H = h0 I + h.sigma, rho = (x_00 I + r.sigma) / 2:
+//   (h0^2 + |h|^2) x_00 + 2 h0 h.r - (h0 x_00 + h.r)^2
+//     = |h|^2 x_00 - (h.r)^2 + (1 - x_00) h0 (h0 x_00 + 2 h.r),
+// an offset h0 entering only through the trace's deviation (the first form loses every digit
+// in f32 where h0 is large). Twin: variance in src/twin/rk4_two_qubit.rs.
+fn variance(nh: real, h0: real, hr: real, x00: real) -> real {
+    return nh * nh * x00 - hr * hr + (1.0 - x00) * h0 * (h0 * x00 + 2.0 * hr);
+}
+
 // Every kernel measure of one sample, by kernel code. y is the sample copy of the state, yza
 // the battery row (a = 0) of that of Z; y0a and z0a are the same rows at t = 0. Quantities
 // relative to t = 0 are formed from row differences, which vanish exactly at t = 0 (no O(1)
@@ -402,7 +411,6 @@ fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t:
     let dya = y.a - y0a;
     let stored = dot(pt.hb, dya);
     let tpos = t > 0.0;
-    let trh2 = pt.hb2 * y.a.x + 2.0 * pt.hb.x * hr;
     m[M_ENERGY_B] = e_b;
     m[M_STORED_ENERGY_B] = stored;
     m[M_ERGOTROPY_B] = ergo;
@@ -410,7 +418,7 @@ fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t:
     m[M_CAPACITY_B] = 2.0 * pt.nhb * nrb;
     m[M_POWER_B] = select(real(0.0), stored / t, tpos);
     m[M_ERGOTROPIC_POWER_B] = select(real(0.0), ergo / t, tpos);
-    m[M_ENERGY_VARIANCE_B] = trh2 - e_b * e_b;
+    m[M_ENERGY_VARIANCE_B] = variance(pt.nhb, pt.hb.x, hr, y.a.x);
     if ((flags & F_Z) != 0u) {
         // Sigma^2 = Tr(H_B^2 rho_b) - 2 Tr(H_B Z_b) + Tr(H_B^2 rho_b(0)) - stored^2
         //        = Tr(H_B^2 (rho_b - rho_b(0))) - 2 Tr(H_B (Z_b - Z_b(0))) - stored^2,
@@ -483,7 +491,7 @@ fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t:
         let nrc = sqrt(dot(rc, rc));
         m[M_ENERGY_C] = e_c;
         m[M_CAPACITY_C] = 2.0 * pt.nhc * nrc;
-        m = charger_measures(m, y, pt, e_c, nrc, tr_dev);
+        m = charger_measures(m, y, pt, nrc, tr_dev);
     }
     return m;
 }
@@ -491,7 +499,7 @@ fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t:
 // The charger's mirrors of the battery measures, and <s-> of both qubits. rho_c =
 // (1/2)(x_00 I + r_c.sigma), r_c = (x_10, x_20, x_30); <s-> = rho[(e, g)] = (x_1 - i x_2)/2 of
 // the qubit's Bloch vector. Twin: charger_measures in src/twin/rk4_two_qubit.rs.
-fn charger_measures(m_in: array<real, N_CODES>, y: V16, pt: PointInfo, e_c: real, nrc: real, tr_dev: real) -> array<real, N_CODES> {
+fn charger_measures(m_in: array<real, N_CODES>, y: V16, pt: PointInfo, nrc: real, tr_dev: real) -> array<real, N_CODES> {
     var m = m_in;
     let rc = vec3<real>(y.b.x, y.c.x, y.d.x);
     let hr = dot(pt.hc.yzw, rc);
@@ -500,9 +508,7 @@ fn charger_measures(m_in: array<real, N_CODES>, y: V16, pt: PointInfo, e_c: real
     m[M_TEXTURE_C] = 0.5 * max(tr_dev, dtex);
     m[M_ERGOTROPY_C] = hr + pt.nhc * nrc;
     m[M_ANTIERGOTROPY_C] = hr - pt.nhc * nrc;
-    // Tr(rho_c H_C^2) = (h0^2 + |h|^2) x_00 + 2 h0 h.r_c
-    let trh2 = (pt.hc.x * pt.hc.x + pt.nhc * pt.nhc) * y.a.x + 2.0 * pt.hc.x * hr;
-    m[M_ENERGY_VARIANCE_C] = trh2 - e_c * e_c;
+    m[M_ENERGY_VARIANCE_C] = variance(pt.nhc, pt.hc.x, hr, y.a.x);
     m[M_SM_B_RE] = 0.5 * y.a.y;
     m[M_SM_B_IM] = -0.5 * y.a.z;
     m[M_SM_C_RE] = 0.5 * y.b.x;

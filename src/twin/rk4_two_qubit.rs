@@ -233,7 +233,6 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
     let dya: [R; 4] = std::array::from_fn(|i| y[i] - y0a[i]);
     let stored = dot4(&p.hb, &dya);
     let tpos = t > zero;
-    let trh2 = p.hb2 * y[0] + two * p.hb[0] * hr;
     m[0] = e_b;
     m[2] = stored;
     m[3] = ergo;
@@ -241,7 +240,7 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
     m[5] = two * p.nhb * nrb;
     m[7] = if tpos { stored / t } else { zero };
     m[8] = if tpos { ergo / t } else { zero };
-    m[9] = trh2 - e_b * e_b;
+    m[9] = variance(p.nhb, p.hb[0], hr, y[0]);
     if flags & F_Z != 0 {
         let dtrh2 = p.hb2 * dya[0] + two * p.hb[0] * dot3(&p.hb[1..4], &dya[1..4]);
         let dza: [R; 4] = std::array::from_fn(|i| yza[i] - z0a[i]);
@@ -300,18 +299,28 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
         let nrc = dot3(&rc, &rc).sqrt();
         m[1] = e_c;
         m[6] = two * p.nhc * nrc;
-        charger_measures(&mut m, y, p, e_c, nrc, tr_dev);
+        charger_measures(&mut m, y, p, nrc, tr_dev);
     }
     m
+}
+
+/// Tr(rho H^2) - Tr(rho H)^2 of one qubit, H = h0 I + h.sigma, rho = (x_00 I + r.sigma) / 2,
+/// from |h|, h0, h.r and x_00:
+///   (h0^2 + |h|^2) x_00 + 2 h0 h.r - (h0 x_00 + h.r)^2
+///     = |h|^2 x_00 - (h.r)^2 + (1 - x_00) h0 (h0 x_00 + 2 h.r),
+/// so that an offset h0 enters only through the trace's deviation: the first form loses every
+/// digit in f32 where h0 is large (an offset of 3001 on a splitting of 2 gave 1 or 2 for 0.9).
+#[inline(always)]
+fn variance<R: Real>(nh: R, h0: R, hr: R, x00: R) -> R {
+    nh * nh * x00 - hr * hr + (R::ONE - x00) * h0 * (h0 * x00 + R::from_f64(2.0) * hr)
 }
 
 /// The charger's mirrors of the battery measures and <s-> of both qubits (codes 19..26), as
 /// in the shader's charger block. rho_c = (1/2)(x_00 I + r_c.sigma), r_c = (x_10, x_20, x_30);
 /// <s-> = rho[(e, g)] = (x_1 - i x_2)/2 of the qubit's Bloch vector.
 #[inline(always)]
-fn charger_measures<R: Real>(m: &mut [R; N_CODES], y: &[R; 16], p: &PointR<R>, e_c: R, nrc: R, tr_dev: R) {
+fn charger_measures<R: Real>(m: &mut [R; N_CODES], y: &[R; 16], p: &PointR<R>, nrc: R, tr_dev: R) {
     let half = R::from_f64(0.5);
-    let two = R::from_f64(2.0);
     let rc = [y[4], y[8], y[12]];
     let hr = dot3(&p.hc[1..4], &rc);
     let dx = rc[0] - R::ONE;
@@ -319,9 +328,7 @@ fn charger_measures<R: Real>(m: &mut [R; N_CODES], y: &[R; 16], p: &PointR<R>, e
     m[19] = half * if tr_dev > dtex { tr_dev } else { dtex };
     m[20] = hr + p.nhc * nrc;
     m[21] = hr - p.nhc * nrc;
-    // Tr(rho_c H_C^2) = (h0^2 + |h|^2) x_00 + 2 h0 h.r_c
-    let trh2 = (p.hc[0] * p.hc[0] + p.nhc * p.nhc) * y[0] + two * p.hc[0] * hr;
-    m[22] = trh2 - e_c * e_c;
+    m[22] = variance(p.nhc, p.hc[0], hr, y[0]);
     m[23] = half * y[1];
     m[24] = -half * y[2];
     m[25] = half * y[4];
