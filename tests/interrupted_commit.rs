@@ -462,6 +462,21 @@ fn stray_beside_a_finished_commit(tmp: &Path) -> (PathBuf, PathBuf) {
     (dir, stray)
 }
 
+/// `bench --scaling`, which replaces only its own outputs, refuses a run's output with a
+/// finished commit cut short in it and changes nothing there: the commit is left for a command
+/// that writes into the directory (it was finished first, then the directory refused).
+#[test]
+fn a_refused_bench_leaves_a_commit_cut_short_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = finished_run(tmp.path());
+    std::fs::copy(out.join(".qbat-manifest.json"), out.join("..qbat-manifest.json.incoming-77")).unwrap();
+    let before = state(&out);
+    let o = bin().args(["bench", "--scaling", "--scaling-max-members", "100", "--backend", "cpu", "--out"]).arg(&out).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("note: finished") && state(&out) == before, "the refused bench changed the directory: {stderr}");
+}
+
 /// A directory without a manifest is no qbat-gpu output: a file there under a commit's hidden
 /// name is a user's, unless the directory holds nothing else (a commit into an empty directory
 /// cut short). A `--force` run into it, and `analyze` of it, refuse it, naming it, and leave

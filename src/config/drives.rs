@@ -169,19 +169,20 @@ pub fn drives_of_point(sec: &DriveSection, point: &mut Params) -> Vec<Drive> {
         .collect()
 }
 
+/// The largest |frequency| dt a drive may have (see `resolvable`).
+const MAX_FREQUENCY_DT: f64 = 1.0;
+
 /// Fixed-step RK4 sees a drive only at its stage times: a drive of fewer than 2 pi steps per
 /// period (|frequency| dt > 1), or a gaussian or window narrower than a step, would be aliased,
 /// skipped or amplified without a sign (from |frequency| dt of about 1.5 the RK4 map of a
 /// driven member is far from contractive: a closed two-level battery's purity reaches 2.7 and
 /// its energy falls below its ground state at |frequency| dt = 3 within 200 steps, on every
-/// engine alike; below 1 what is left is RK4's truncation error, which grows with the run's
-/// length and shrinks as (|frequency| dt)^4: a purity 4.5e-6 above 1 after 20,000 steps at
-/// |frequency| dt = 0.2, 0.07 at 1), and
+/// engine alike). Below 1 what is left is RK4's truncation error, which grows with the drive's
+/// amplitude and the run's length and shrinks as dt^4 (a purity 4.5e-6 above 1 after 20,000
+/// steps at amplitude 0.5 and |frequency| dt = 0.2; 0.34 above at amplitude 10 and 1): the
+/// `nonpositive` health flag marks it. And
 /// cos(frequency t + phase) is evaluated by range reduction that keeps full accuracy only for
 /// |argument| up to about 1e12. Each is refused, naming the drive's field.
-/// The largest |frequency| dt a drive may have (see `resolvable`).
-const MAX_FREQUENCY_DT: f64 = 1.0;
-
 fn resolvable(k: usize, d: &Drive, dt: f64, t_end: f64) -> Result<()> {
     if d.frequency.abs() * dt > MAX_FREQUENCY_DT {
         return Err(invalid(
@@ -193,11 +194,11 @@ fn resolvable(k: usize, d: &Drive, dt: f64, t_end: f64) -> Result<()> {
             ),
         ));
     }
+    // (the phase is within [-pi, pi] here: `reduced_phase` took it mod 2 pi)
     let phase_span = d.frequency.abs() * t_end + d.phase.abs();
     if phase_span > MAX_DRIVE_ARGUMENT {
-        let field = if d.phase.abs() > MAX_DRIVE_ARGUMENT { "phase" } else { "frequency" };
         return Err(invalid(
-            &key(k, field),
+            &key(k, "frequency"),
             format!("|frequency| t_end + |phase| = {phase_span:.4e} exceeds {MAX_DRIVE_ARGUMENT:e}, where the drive's cos loses accuracy"),
         ));
     }

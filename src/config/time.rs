@@ -128,6 +128,21 @@ fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Sched
             ),
         ));
     }
+    // Likewise a positive gap between two of the schedule's times (0, the samples, the switch):
+    // a step an f32 kernel rounds to none, while the host counts it.
+    let mut bounds: Vec<f64> = std::iter::once(0.0).chain(times.iter().copied()).chain(switch_off).collect();
+    bounds.sort_by(f64::total_cmp);
+    if let Some(w) = bounds.windows(2).find(|w| w[1] > w[0] && w[1] - w[0] < MIN_POSITIVE_TIME) {
+        let field = match switch_off {
+            Some(t_off) if w.contains(&t_off) => "protocol.switch_off",
+            _ if time_t.contains_key("times") => "time.times",
+            _ => "time.t_end",
+        };
+        return Err(invalid(
+            field,
+            format!("the times {:e} and {:e} are {:e} apart: positive but below {MIN_POSITIVE_TIME:.2e}, the smallest step the engines resolve (f32's); make them equal or further apart", w[0], w[1], w[1] - w[0]),
+        ));
+    }
     // Steps per gap in f64, before any integer cast can saturate or wrap.
     let mut prev = 0.0;
     let mut total_steps = 0.0;

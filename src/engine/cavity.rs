@@ -108,7 +108,17 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
     let list: Vec<Measure> = plan.measures.clone();
     let reduced = ReducedMeasures::new(&list)?;
     let want_z = list.contains(&Measure::EnergyFluctuationB);
+    // The state as the kernel packs it (its upper triangle, the diagonal as given): an input dm
+    // Hermitian only to its check's 1e-10 would otherwise keep its asymmetry X[c, r] -
+    // conj(X[r, c]) for the whole run, a constant source the twin's gathers read from the
+    // lower triangle (a drift linear in t from the kernel's and the reference's states).
     let mut x = to_cx(&rho0);
+    for r in 0..dim {
+        for c in r + 1..dim {
+            let z = x[r * dim + c];
+            x[c * dim + r] = Cx::new(z.re, -z.im);
+        }
+    }
     // Z(0) = {H_B, rho0}/2, whose evolution gives Re Tr(H_B Y(t)).
     let mut z = want_z.then(|| {
         let y0 = battery_times_state(plan, sys, &rho0);

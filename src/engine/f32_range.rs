@@ -4,7 +4,7 @@
 //! subnormals; the config refuses such sample times on every backend, `config::time`). Either would integrate another run than the config's, and the health check
 //! would then blame dt. The config accepts magnitudes up to 1e60 (the CPU engines are f64),
 //! so an f32 GPU run is checked before any work, naming the field. (frequency * t stays in range:
-//! the config bounds frequency * dt by pi and the steps by 1e9.)
+//! the config bounds |frequency| * dt by 1 and the steps by 1e9.)
 
 use crate::config::Plan;
 use crate::error::{QbatError, Result};

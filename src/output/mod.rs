@@ -103,6 +103,18 @@ impl OutputDir {
     /// directory (unless `force`), and its parent writable (probed by creating the staging
     /// directory and removing it again).
     pub fn check(final_dir: &Path, force: bool) -> Result<()> {
+        Self::check_with(final_dir, force, force)
+    }
+
+    /// `check` with `force` for a command that replaces only its own kind of output
+    /// (`bench --scaling`) and refuses another's after this check: a commit cut short in
+    /// `final_dir` is left for its commit to finish or undo, so that a refusal changes nothing.
+    pub fn check_replacing_own(final_dir: &Path) -> Result<()> {
+        Self::check_with(final_dir, true, false)
+    }
+
+    /// `check`, finishing or undoing a commit cut short in `final_dir` first where `recover`.
+    fn check_with(final_dir: &Path, force: bool, recover: bool) -> Result<()> {
         let shown = final_dir.display();
         if final_dir.as_os_str().is_empty() {
             return Err(QbatError::invalid("--out", "is empty: name the output directory"));
@@ -138,7 +150,7 @@ impl OutputDir {
                 // A commit into it cut short is finished or undone now, where the directory's
                 // lock is free, so that what stands in the way is said before the work; where
                 // another process holds the lock, the commit does it, and checks the files then.
-                if recover::has_traces(final_dir) {
+                if recover && recover::has_traces(final_dir) {
                     if let Some(lock) = dir_lock::try_lock_dir(final_dir) {
                         recover::recover(final_dir, lock.is_some(), None)?;
                     }
