@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod dir_lock;
 pub mod exact_sum;
 pub mod manifest;
+pub mod out_path;
 pub mod plots;
 pub mod recover;
 pub mod series;
@@ -122,6 +123,7 @@ impl OutputDir {
         if let (Ok(_), Err(why)) = (std::fs::symlink_metadata(final_dir), std::fs::metadata(final_dir)) {
             return Err(QbatError::invalid("--out", format!("{shown} is a symbolic link that cannot be followed ({why})")));
         }
+        out_path::found_or_missing(final_dir)?;
         if final_dir.exists() && !final_dir.is_dir() {
             return Err(QbatError::invalid("--out", format!("{shown} exists and is not a directory")));
         }
