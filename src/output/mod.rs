@@ -167,6 +167,9 @@ impl OutputDir {
                 }
             }
         }
+        if final_dir.is_dir() {
+            out_path::writable_inside(final_dir, "--out")?;
+        }
         let parent = parent_of(final_dir);
         if !parent.is_dir() {
             return Err(QbatError::invalid("--out", format!("the parent directory {} does not exist", parent.display())));
