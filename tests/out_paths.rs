@@ -154,3 +154,42 @@ fn an_out_directory_that_cannot_be_written_into_is_refused_before_the_work() {
     assert!(stderr.starts_with(&format!("error: {}: cannot write in", mp.display())) && stderr.trim_end().lines().count() == 1, "{stderr}");
     assert_eq!(crate::common::listing(&done), before);
 }
+
+/// A new directory `name_len` bytes long whose absolute path is `total` bytes, in directories
+/// made under `root`; returns (its parent, it).
+fn deep_out(root: &Path, total: usize, name_len: usize) -> (PathBuf, PathBuf) {
+    std::fs::create_dir(root).unwrap();
+    let mut d = std::fs::canonicalize(root).unwrap();
+    while d.as_os_str().len() + name_len + 203 < total {
+        d.push("d".repeat(100));
+    }
+    d.push("p".repeat(total - d.as_os_str().len() - 2 - name_len));
+    std::fs::create_dir_all(&d).unwrap();
+    let out = d.join("f".repeat(name_len));
+    assert_eq!(out.as_os_str().len(), total);
+    (d, out)
+}
+
+/// A long absolute `--out` (its name within the 215-byte limit, the path under PATH_MAX) is
+/// refused before the run where the names qbat-gpu builds from it would pass PATH_MAX (4095
+/// bytes): it ran, then failed at the commit with exit 1, and left a `.NAME.partial` (one
+/// `.NAME.partial.new-PID` more each time, for a longer name). The longest path accepted runs
+/// to the end, its output whole, and nothing left beside it.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_out_path_too_long_for_the_names_built_from_it_is_refused_before_the_run() {
+    let limit = qbat_gpu::output::out_path::PATH_MAX - qbat_gpu::output::out_path::PATH_ROOM;
+    let dir = tempfile::tempdir().unwrap();
+    for (k, (total, name_len)) in [(4054, 180), (4054, 200), (limit + 1, 180)].into_iter().enumerate() {
+        let (parent, out) = deep_out(&dir.path().join(format!("r{k}")), total, name_len);
+        let (code, stderr) = run(dir.path(), &out, &[]);
+        assert_refused((code, stderr.clone()), &format!("a {total}-byte --out"));
+        assert!(stderr.contains(&format!("{total} bytes")), "{stderr}");
+        assert!(listing(&parent).is_empty(), "{total} bytes: {:?}", listing(&parent));
+    }
+    let (parent, out) = deep_out(&dir.path().join("ok"), limit, 180);
+    let (code, stderr) = run(dir.path(), &out, &[]);
+    assert_eq!(code, 0, "a {limit}-byte --out: {stderr}");
+    qbat_gpu::output::manifest::Manifest::read(&out).unwrap().unwrap().verify(&out).unwrap();
+    assert_eq!(listing(&parent), vec!["f".repeat(180)]);
+}

@@ -174,6 +174,7 @@ impl OutputDir {
         if !parent.is_dir() {
             return Err(QbatError::invalid("--out", format!("the parent directory {} does not exist", parent.display())));
         }
+        out_path::fits_path_max(final_dir)?;
         let probe = staging_path(final_dir);
         std::fs::create_dir(&probe).map_err(|e| QbatError::invalid("--out", format!("cannot write in {}: {e}", parent.display())))?;
         let _ = std::fs::remove_dir(&probe);

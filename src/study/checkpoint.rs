@@ -241,7 +241,7 @@ pub(super) fn open_staging(
 /// place. So a directory of that name is never seen without its mark, and a failure or a kill
 /// while it is made leaves nothing in the way of the next run. (An empty directory there, the
 /// only kind the rename replaces, holds nothing to lose.)
-fn make_staging(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
+pub(super) fn make_staging(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
     let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let fresh = dir.with_file_name(format!("{name}.new-{}", std::process::id()));
     // one of this process id's own, left by a run killed while it made it (process ids repeat,
@@ -283,7 +283,14 @@ pub(super) fn remove_staging(dir: &Path) -> std::io::Result<()> {
     let gone = dir.with_file_name(format!("{name}.gone-{}", std::process::id()));
     // (where it cannot be renamed, an earlier removal's leftover in the way, it goes in place)
     let dir = if std::fs::rename(dir, &gone).is_ok() { gone } else { dir.to_path_buf() };
-    let dir = dir.as_path();
+    let emptied = empty_staging(&dir);
+    // (an empty one goes by rmdir, which needs neither a path inside it that fits nor read
+    // permission on it: its mark could not be written, a mode-000 directory)
+    std::fs::remove_dir(&dir).map_err(|e| emptied.err().unwrap_or(e))
+}
+
+/// Remove everything in the staging directory `dir`, its mark last.
+fn empty_staging(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_name() == STAGING_MARK {
@@ -297,10 +304,9 @@ pub(super) fn remove_staging(dir: &Path) -> std::io::Result<()> {
         }
     }
     match std::fs::remove_file(dir.join(STAGING_MARK)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
-    std::fs::remove_dir(dir)
 }
 
 /// Whether `dir` is a directory (not a link) with nothing in it.
