@@ -193,3 +193,55 @@ fn an_out_path_too_long_for_the_names_built_from_it_is_refused_before_the_run() 
     qbat_gpu::output::manifest::Manifest::read(&out).unwrap().unwrap().verify(&out).unwrap();
     assert_eq!(listing(&parent), vec!["f".repeat(180)]);
 }
+
+/// `sh -c script` as an ordinary user: as `nobody` through `setpriv` where this is root (which
+/// ignores mode bits), with `$0` a copy of the binary in `d` (made world-readable, with
+/// SMALL as `$1`); None, with a note, where another user cannot run it here.
+#[cfg(target_os = "linux")]
+fn as_user(d: &Path, script: &str) -> Option<std::process::Command> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cfg = crate::common::config(d, SMALL);
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let binary = d.join("qbat-gpu");
+    std::fs::copy(env!("CARGO_BIN_EXE_qbat-gpu"), &binary).unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shell = |script: &str| {
+        let mut c = match unsafe { libc::geteuid() } == 0 {
+            true => {
+                let mut c = std::process::Command::new("setpriv");
+                c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "sh"]);
+                c
+            }
+            false => std::process::Command::new("sh"),
+        };
+        c.arg("-c").arg(script).arg(&binary).arg(&cfg).current_dir(d).env("XDG_RUNTIME_DIR", d).env_remove("QBAT_INJECT_FAULT");
+        c
+    };
+    if !shell("exec \"$0\" --version").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("note: cannot run the binary as another user here; skipped");
+        return None;
+    }
+    Some(shell(script))
+}
+
+/// Under `umask 0777` the directories qbat-gpu makes for itself get owner rwx (they came out
+/// mode 000: the run failed with exit 1 and left an empty mode-000
+/// `.NAME.partial.new-PID.gone-PID` for good), and a run and an analysis of it finish; the
+/// umask's word on group and others stands (the output is no one else's).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_under_umask_0777_finishes_and_leaves_nothing_else() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let script = r#"umask 0777 && "$0" run "$1" --backend cpu --no-progress --no-plots --verify 0 --out um && exec "$0" analyze um --no-plots"#;
+    let Some(mut c) = as_user(d, script) else { return };
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "exit {:?}: {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+    let out = d.join("um");
+    qbat_gpu::output::manifest::Manifest::read(&out).unwrap().unwrap().verify(&out).unwrap();
+    assert!(out.join("analysis.csv").is_file());
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(listing(d), ["c.toml", "qbat-gpu", "um"]);
+}

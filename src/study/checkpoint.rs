@@ -250,11 +250,11 @@ pub(super) fn make_staging(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
         check_ours(&fresh, "--out")?;
         remove_staging(&fresh).map_err(|e| QbatError::io(&fresh, e))?;
     }
-    std::fs::create_dir(&fresh).map_err(|e| QbatError::io(&fresh, e))?;
+    crate::plain_file::create_own_dir(&fresh).map_err(|e| QbatError::io(&fresh, e))?;
     let made = (|| -> Result<std::fs::File> {
         let mark = fresh.join(STAGING_MARK);
         std::fs::write(&mark, "a qbat-gpu run's staging directory\n").map_err(|e| QbatError::io(&mark, e))?;
-        std::fs::create_dir(fresh.join("blocks")).map_err(|e| QbatError::io(&fresh.join("blocks"), e))?;
+        crate::plain_file::create_own_dir(&fresh.join("blocks")).map_err(|e| QbatError::io(&fresh.join("blocks"), e))?;
         let lock = take_lock(&fresh)?;
         std::fs::rename(&fresh, dir).map_err(|e| match std::fs::symlink_metadata(dir) {
             // another run's, made since this one looked
@@ -391,7 +391,7 @@ fn check_blocks(dir: &Path) -> Result<()> {
     let blocks = dir.join("blocks");
     let restart = "pass --force without --resume to start the run over";
     match std::fs::symlink_metadata(&blocks) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return std::fs::create_dir(&blocks).map_err(|e| QbatError::io(&blocks, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return crate::plain_file::create_own_dir(&blocks).map_err(|e| QbatError::io(&blocks, e)),
         Err(e) => return Err(QbatError::io(&blocks, e)),
         Ok(m) if !m.file_type().is_dir() => {
             return Err(QbatError::invalid(
