@@ -219,6 +219,45 @@ fn probing_adapters_prints_no_loader_noise() {
     }
 }
 
+/// With XDG_RUNTIME_DIR unset and the per-user runtime directory under TMPDIR not usable (a
+/// link planted there, here to a directory of someone else's making), each run made its own
+/// `qbat-gpu-runtime-UID-PID` there and left it: every run goes now without a trace, and writes
+/// nothing through the link. A TMPDIR that is missing falls back to /tmp.
+#[cfg(unix)]
+#[test]
+fn a_per_process_runtime_dir_goes_with_the_process() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = good_toml(dir.path());
+    let tq = dir.path().join("tq");
+    std::fs::create_dir_all(tq.join("victim")).unwrap();
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    std::os::unix::fs::symlink("victim", tq.join(format!("qbat-gpu-runtime-{uid}"))).unwrap();
+    for k in 0..3 {
+        let o = bin()
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("TMPDIR", &tq)
+            .args(["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--out"])
+            .arg(dir.path().join(format!("g{k}")))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(crate::common::listing(&tq), [format!("qbat-gpu-runtime-{uid}"), "victim".to_string()]);
+    assert_eq!(std::fs::read_dir(tq.join("victim")).unwrap().count(), 0);
+    // a missing TMPDIR: the runtime dir under /tmp, so that the probe prints no loader noise
+    let o = bin()
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", dir.path().join("missing"))
+        .args(["run", &cfg, "--no-progress", "--no-plots", "--out"])
+        .arg(dir.path().join("auto"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+}
+
 #[test]
 fn private_runtime_dir_is_made_mode_0700_and_reused() {
     use qbat_gpu::gpu::runtime_dir::{private_runtime_dir, usable_runtime_dir};
