@@ -448,3 +448,21 @@ fn the_documents_configs_parse() {
     }
     assert!(blocks >= 4, "{blocks} blocks found");
 }
+
+/// A control character in `--out` (a newline, an escape sequence that turns a terminal red)
+/// reached stdout raw in the report's `output` line and analyze's lines: shown escaped now,
+/// as in the error lines; the directory keeps its name.
+#[test]
+fn control_characters_of_out_are_escaped_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = good_toml(dir.path());
+    let out = dir.path().join("nl\nname\x1b[31mred");
+    let stdout = crate::common::ok(bin().args(["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&out));
+    let stdout = stdout + &crate::common::ok(bin().arg("analyze").arg(&out).arg("--no-plots"));
+    assert!(out.join("run.json").is_file() && out.join("analysis.csv").is_file());
+    assert!(!stdout.chars().any(|c| c.is_control() && c != '\n'), "{stdout:?}");
+    let shown = format!("{}", dir.path().join(r"nl\nname\u{1b}[31mred").display());
+    let line = stdout.lines().find(|l| l.starts_with("output      : ")).unwrap();
+    assert!(line.contains(&shown), "{line:?}");
+    assert_eq!(stdout.lines().filter(|l| l.contains(&shown)).count(), 3, "{stdout}");
+}
