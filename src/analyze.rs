@@ -312,6 +312,8 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     // A commit into it cut short (a run's `--force`, an analysis) is finished or undone first.
     let _one_at_a_time = match dir.is_dir() {
         true => {
+            // (a read-only DIR is said before the work, not at the commit of its files)
+            crate::output::out_path::writable_inside(dir, &dir.display().to_string())?;
             let lock = crate::output::lock_dir(dir, opts.cancel.unwrap_or_else(crate::output::WriteCancel::now))?;
             crate::output::recover::recover(dir, lock.is_some(), None)?;
             lock

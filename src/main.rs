@@ -43,13 +43,15 @@ fn main() -> ExitCode {
     // (before any other thread starts: they inherit its mask).
     qbat_gpu::signals::remove_uncommitted_on_signals();
     // (on a thread of its own where `ulimit -s` is tighter than the usual 8 MiB: stack.rs)
-    match qbat_gpu::stack::with_stack(parse_and_run) {
+    let code = match qbat_gpu::stack::with_stack(parse_and_run) {
         Ok(code) => code,
         Err(why) => {
             eprintln!("error: {why}");
             ExitCode::from(2)
         }
-    }
+    };
+    qbat_gpu::gpu::runtime_dir::remove_own();
+    code
 }
 
 /// Parse, run, and the exit code.

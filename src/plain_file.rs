@@ -21,6 +21,22 @@ fn opened_plain(path: &Path, open: &mut std::fs::OpenOptions) -> std::io::Result
     open.open(path)
 }
 
+/// Make the directory `path` for qbat-gpu's own use: owner rwx added to what the umask left
+/// (under umask 0777 it was mode 000, and nothing could be written in it or removed from it),
+/// the group's and others' bits as the umask says (077 stays private).
+pub fn create_own_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::symlink_metadata(path)?.permissions().mode();
+        if mode & 0o700 != 0o700 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o700))?;
+        }
+    }
+    Ok(())
+}
+
 /// Make the entries of the directory `dir` durable (fsync of the directory: a rename into it
 /// survives a power loss only once its directory is synced). Best effort where the directory
 /// cannot be opened for it (a parent one may write in but not read, mode -wx: EACCES, EPERM)

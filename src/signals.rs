@@ -34,6 +34,7 @@ pub fn remove_uncommitted_on_signals() {
             }
             // (held until the process ends: no commit begins after the removal)
             let _held = crate::output::uncommitted::remove_all();
+            crate::gpu::runtime_dir::remove_own();
             // the signal's own end: its default action, unblocked on this thread
             libc::signal(sig, libc::SIG_DFL);
             libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());

@@ -219,6 +219,45 @@ fn probing_adapters_prints_no_loader_noise() {
     }
 }
 
+/// With XDG_RUNTIME_DIR unset and the per-user runtime directory under TMPDIR not usable (a
+/// link planted there, here to a directory of someone else's making), each run made its own
+/// `qbat-gpu-runtime-UID-PID` there and left it: every run goes now without a trace, and writes
+/// nothing through the link. A TMPDIR that is missing falls back to /tmp.
+#[cfg(unix)]
+#[test]
+fn a_per_process_runtime_dir_goes_with_the_process() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = good_toml(dir.path());
+    let tq = dir.path().join("tq");
+    std::fs::create_dir_all(tq.join("victim")).unwrap();
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    std::os::unix::fs::symlink("victim", tq.join(format!("qbat-gpu-runtime-{uid}"))).unwrap();
+    for k in 0..3 {
+        let o = bin()
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("TMPDIR", &tq)
+            .args(["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--out"])
+            .arg(dir.path().join(format!("g{k}")))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(crate::common::listing(&tq), [format!("qbat-gpu-runtime-{uid}"), "victim".to_string()]);
+    assert_eq!(std::fs::read_dir(tq.join("victim")).unwrap().count(), 0);
+    // a missing TMPDIR: the runtime dir under /tmp, so that the probe prints no loader noise
+    let o = bin()
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", dir.path().join("missing"))
+        .args(["run", &cfg, "--no-progress", "--no-plots", "--out"])
+        .arg(dir.path().join("auto"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+}
+
 #[test]
 fn private_runtime_dir_is_made_mode_0700_and_reused() {
     use qbat_gpu::gpu::runtime_dir::{private_runtime_dir, usable_runtime_dir};
@@ -408,4 +447,22 @@ fn the_documents_configs_parse() {
         }
     }
     assert!(blocks >= 4, "{blocks} blocks found");
+}
+
+/// A control character in `--out` (a newline, an escape sequence that turns a terminal red)
+/// reached stdout raw in the report's `output` line and analyze's lines: shown escaped now,
+/// as in the error lines; the directory keeps its name.
+#[test]
+fn control_characters_of_out_are_escaped_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = good_toml(dir.path());
+    let out = dir.path().join("nl\nname\x1b[31mred");
+    let stdout = crate::common::ok(bin().args(["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&out));
+    let stdout = stdout + &crate::common::ok(bin().arg("analyze").arg(&out).arg("--no-plots"));
+    assert!(out.join("run.json").is_file() && out.join("analysis.csv").is_file());
+    assert!(!stdout.chars().any(|c| c.is_control() && c != '\n'), "{stdout:?}");
+    let shown = format!("{}", dir.path().join(r"nl\nname\u{1b}[31mred").display());
+    let line = stdout.lines().find(|l| l.starts_with("output      : ")).unwrap();
+    assert!(line.contains(&shown), "{line:?}");
+    assert_eq!(stdout.lines().filter(|l| l.contains(&shown)).count(), 3, "{stdout}");
 }

@@ -45,6 +45,8 @@ mod merge_inputs;
 mod messages;
 /// the models' operators against dense products; the stability check's bounds at the limit
 mod operators;
+/// `--out` paths a command cannot use (a file behind a slash, unwritable, too long): refused before the work; umask 0777
+mod out_paths;
 /// the papers' closed-form checks (`qbat-gpu validate`)
 mod papers;
 /// the scheduler's GPU (CUDA_VISIBLE_DEVICES, SLURM_JOB_GPUS, ...) mapped to its adapter

@@ -8,7 +8,7 @@ pub mod report;
 pub mod run;
 
 use cli::{Cli, Command};
-use qbat_gpu::error::{QbatError, Result};
+use qbat_gpu::error::{one_line, QbatError, Result};
 use run::{run_study, DEFAULT_STUDY};
 use std::process::ExitCode;
 
@@ -34,7 +34,7 @@ impl Outcome {
 
 /// The one-line message of an error with its causes (`i/o: out/run.json: No space left`).
 pub fn message(e: &QbatError) -> String {
-    qbat_gpu::error::one_line(&e.with_causes())
+    one_line(&e.with_causes())
 }
 
 /// Run the parsed command line; the outcome decides the exit code (`Outcome::exit_code`).
@@ -85,7 +85,7 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
                 }
             } else if scaling {
                 bench::run_scaling(backend, &out, scaling_max_members)?;
-                println!("scaling curves: {}/scaling.csv, scaling_members.svg, scaling_n_fock.svg", out.display());
+                println!("scaling curves: {}/scaling.csv, scaling_members.svg, scaling_n_fock.svg", one_line(&out.display().to_string()));
             } else {
                 bench::run_bench(&jobs, backend, json.as_deref(), repeat, members)?;
             }
@@ -93,7 +93,7 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
         }
         Some(Command::Merge { dirs, out, force, no_plots }) => {
             let dir = qbat_gpu::study::merge::merge(&dirs, &out, force, !no_plots)?;
-            println!("merged {} shards into {}", dirs.len(), dir.display());
+            println!("merged {} shards into {}", dirs.len(), one_line(&dir.display().to_string()));
             Ok(())
         }
         Some(Command::Analyze { dir, measures, pairs, no_plots, max_members, monotone_tol }) => {
@@ -107,7 +107,7 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
             let opts = qbat_gpu::analyze::AnalyzeOptions { measures, pairs, plots: !no_plots, max_members, monotone_tol, ..Default::default() };
             let analysis = qbat_gpu::analyze::analyze_dir(&dir, &opts)?;
             report::print_table(&analysis);
-            println!("wrote       : {}", analysis.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+            println!("wrote       : {}", one_line(&analysis.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")));
             Ok(())
         }
         Some(Command::Models) => {

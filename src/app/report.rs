@@ -60,7 +60,7 @@ pub fn print_table(an: &Analysis) {
     } else {
         format!("all {} members", an.members_total)
     };
-    println!("analysis of {}: {} members x {} sample times", an.dir.display(), an.members_total, an.times.len());
+    println!("analysis of {}: {} members x {} sample times", qbat_gpu::error::one_line(&an.dir.display().to_string()), an.members_total, an.times.len());
     println!(
         "  correlations pooled over {set} and every sample time; monotone fractions over all {} members (tolerance {:.0e} relative)",
         an.members_total, an.monotone_tol

@@ -4,7 +4,7 @@
 use super::cli::RunArgs;
 use super::report;
 use qbat_gpu::config::{parse_plan, Overrides};
-use qbat_gpu::error::{QbatError, Result};
+use qbat_gpu::error::{one_line, QbatError, Result};
 use qbat_gpu::output::{series_size_estimate, states_size_estimate, Format, OutputOptions};
 use qbat_gpu::run::RunOptions;
 use qbat_gpu::study::{run_study as run_study_streamed, StudyOptions};
@@ -131,6 +131,7 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         println!("Spearman and Pearson correlation of capacity_b with each resource (pooled over members and times), and the fraction of members along whose trajectory it is monotone:");
         report::print_table(&analysis);
     }
-    println!("output      : {} ({:.2} s)", outcome.dir.display(), outcome.info.timings.output);
+    // (a control character in --out shown escaped, as in the error lines)
+    println!("output      : {} ({:.2} s)", one_line(&outcome.dir.display().to_string()), outcome.info.timings.output);
     Ok(())
 }

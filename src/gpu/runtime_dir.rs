@@ -39,6 +39,10 @@ fn current_uid() -> Option<u32> {
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
+/// The per-process directory `private_runtime_dir` made where the per-user one was not
+/// usable: removed at the end of the process (`remove_own`), as each run left one behind.
+static OWN: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
 /// Make (or reuse) a private directory (mode 0700) under `base`; None when none can be made.
 pub fn private_runtime_dir(base: &Path) -> Option<PathBuf> {
     #[cfg(unix)]
@@ -46,7 +50,7 @@ pub fn private_runtime_dir(base: &Path) -> Option<PathBuf> {
     #[cfg(not(unix))]
     let tag = std::process::id().to_string();
     // The per-user name first (reused across runs); if someone else holds it, a per-process one.
-    for name in [format!("qbat-gpu-runtime-{tag}"), format!("qbat-gpu-runtime-{tag}-{}", std::process::id())] {
+    for (k, name) in [format!("qbat-gpu-runtime-{tag}"), format!("qbat-gpu-runtime-{tag}-{}", std::process::id())].into_iter().enumerate() {
         let dir = base.join(name);
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
@@ -60,6 +64,9 @@ pub fn private_runtime_dir(base: &Path) -> Option<PathBuf> {
             Err(_) => continue,
         }
         if usable_runtime_dir(&dir) {
+            if k == 1 {
+                *OWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());
+            }
             return Some(dir);
         }
     }
@@ -74,7 +81,17 @@ pub fn ensure_runtime_dir() {
     if current.as_deref().is_some_and(|d| usable_runtime_dir(Path::new(d))) {
         return;
     }
-    if let Some(dir) = private_runtime_dir(&std::env::temp_dir()) {
+    // (a TMPDIR that is missing or not writable: /tmp)
+    let made = private_runtime_dir(&std::env::temp_dir()).or_else(|| private_runtime_dir(Path::new("/tmp")));
+    if let Some(dir) = made {
         std::env::set_var("XDG_RUNTIME_DIR", dir);
+    }
+}
+
+/// Remove the per-process runtime directory where one was made: at the end of the process
+/// (`main`'s return, or a signal that ends it), when the drivers are done with it.
+pub fn remove_own() {
+    if let Some(dir) = OWN.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod dir_lock;
 pub mod exact_sum;
 pub mod manifest;
+pub mod out_path;
 pub mod plots;
 pub mod recover;
 pub mod series;
@@ -134,6 +135,7 @@ impl OutputDir {
         if let (Ok(_), Err(why)) = (std::fs::symlink_metadata(final_dir), std::fs::metadata(final_dir)) {
             return Err(QbatError::invalid("--out", format!("{shown} is a symbolic link that cannot be followed ({why})")));
         }
+        out_path::found_or_missing(final_dir)?;
         if final_dir.exists() && !final_dir.is_dir() {
             return Err(QbatError::invalid("--out", format!("{shown} exists and is not a directory")));
         }
@@ -177,10 +179,14 @@ impl OutputDir {
                 }
             }
         }
+        if final_dir.is_dir() {
+            out_path::writable_inside(final_dir, "--out")?;
+        }
         let parent = parent_of(final_dir);
         if !parent.is_dir() {
             return Err(QbatError::invalid("--out", format!("the parent directory {} does not exist", parent.display())));
         }
+        out_path::fits_path_max(final_dir)?;
         let probe = staging_path(final_dir);
         std::fs::create_dir(&probe).map_err(|e| QbatError::invalid("--out", format!("cannot write in {}: {e}", parent.display())))?;
         let _ = std::fs::remove_dir(&probe);

@@ -40,7 +40,7 @@ pub fn make_dir(mut next_name: impl FnMut() -> PathBuf) -> crate::error::Result<
     let mut tries = 0;
     loop {
         let dir = next_name();
-        match std::fs::create_dir(&dir) {
+        match crate::plain_file::create_own_dir(&dir) {
             Ok(()) => {
                 held.add(&dir);
                 return Ok(dir);

@@ -241,7 +241,7 @@ pub(super) fn open_staging(
 /// place. So a directory of that name is never seen without its mark, and a failure or a kill
 /// while it is made leaves nothing in the way of the next run. (An empty directory there, the
 /// only kind the rename replaces, holds nothing to lose.)
-fn make_staging(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
+pub(super) fn make_staging(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
     let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let fresh = dir.with_file_name(format!("{name}.new-{}", std::process::id()));
     // one of this process id's own, left by a run killed while it made it (process ids repeat,
@@ -250,11 +250,11 @@ fn make_staging(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
         check_ours(&fresh, "--out")?;
         remove_staging(&fresh).map_err(|e| QbatError::io(&fresh, e))?;
     }
-    std::fs::create_dir(&fresh).map_err(|e| QbatError::io(&fresh, e))?;
+    crate::plain_file::create_own_dir(&fresh).map_err(|e| QbatError::io(&fresh, e))?;
     let made = (|| -> Result<std::fs::File> {
         let mark = fresh.join(STAGING_MARK);
         std::fs::write(&mark, "a qbat-gpu run's staging directory\n").map_err(|e| QbatError::io(&mark, e))?;
-        std::fs::create_dir(fresh.join("blocks")).map_err(|e| QbatError::io(&fresh.join("blocks"), e))?;
+        crate::plain_file::create_own_dir(&fresh.join("blocks")).map_err(|e| QbatError::io(&fresh.join("blocks"), e))?;
         let lock = take_lock(&fresh)?;
         std::fs::rename(&fresh, dir).map_err(|e| match std::fs::symlink_metadata(dir) {
             // another run's, made since this one looked
@@ -283,7 +283,14 @@ pub(super) fn remove_staging(dir: &Path) -> std::io::Result<()> {
     let gone = dir.with_file_name(format!("{name}.gone-{}", std::process::id()));
     // (where it cannot be renamed, an earlier removal's leftover in the way, it goes in place)
     let dir = if std::fs::rename(dir, &gone).is_ok() { gone } else { dir.to_path_buf() };
-    let dir = dir.as_path();
+    let emptied = empty_staging(&dir);
+    // (an empty one goes by rmdir, which needs neither a path inside it that fits nor read
+    // permission on it: its mark could not be written, a mode-000 directory)
+    std::fs::remove_dir(&dir).map_err(|e| emptied.err().unwrap_or(e))
+}
+
+/// Remove everything in the staging directory `dir`, its mark last.
+fn empty_staging(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_name() == STAGING_MARK {
@@ -297,10 +304,9 @@ pub(super) fn remove_staging(dir: &Path) -> std::io::Result<()> {
         }
     }
     match std::fs::remove_file(dir.join(STAGING_MARK)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
-    std::fs::remove_dir(dir)
 }
 
 /// Whether `dir` is a directory (not a link) with nothing in it.
@@ -385,7 +391,7 @@ fn check_blocks(dir: &Path) -> Result<()> {
     let blocks = dir.join("blocks");
     let restart = "pass --force without --resume to start the run over";
     match std::fs::symlink_metadata(&blocks) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return std::fs::create_dir(&blocks).map_err(|e| QbatError::io(&blocks, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return crate::plain_file::create_own_dir(&blocks).map_err(|e| QbatError::io(&blocks, e)),
         Err(e) => return Err(QbatError::io(&blocks, e)),
         Ok(m) if !m.file_type().is_dir() => {
             return Err(QbatError::invalid(

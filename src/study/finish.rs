@@ -180,7 +180,7 @@ pub(super) fn finish(
     // checkpoint stays until the commit has succeeded.
     let assembled = staging.dir.join("final");
     let _ = std::fs::remove_dir_all(&assembled);
-    std::fs::create_dir(&assembled).map_err(|e| QbatError::io(&assembled, e))?;
+    crate::plain_file::create_own_dir(&assembled).map_err(|e| QbatError::io(&assembled, e))?;
     // (a resume replaces what the interrupted run's check accepted: a qbat-gpu output where
     // the run was started with --force, else nothing; a directory written since is refused)
     let out = OutputDir::at(&opts.out, &assembled, opts.force || progress.force);

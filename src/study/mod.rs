@@ -323,7 +323,7 @@ pub fn peak_rss_bytes() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::block_members;
+    use super::{block_members, checkpoint};
 
     /// A bloch-charger plan of `members` members, 2001 samples and 6 measures: 2001 x 6 f64
     /// twice over plus 512 B, 192,608 B a member as blocks count it.
@@ -360,5 +360,27 @@ mod tests {
         // without a series, the budget alone: 1500 members in one block, or in 10 of 150
         assert_eq!(block_members(&plan(1500), 1500, gib, false), 1500);
         assert_eq!(block_members(&plan(1500), 1500, 160.0 * member, false), 150);
+    }
+
+    /// A staging directory that cannot be made whole (here: its mark's path is past the
+    /// system's limit, where the directory's own path fits) leaves nothing beside it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_staging_directory_that_cannot_be_made_leaves_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let mut d = root.path().to_path_buf();
+        let fresh = |d: &std::path::Path| d.as_os_str().len() + format!("/.o.partial.new-{}", std::process::id()).len();
+        while fresh(&d) + 202 < 4089 {
+            d.push("d".repeat(100));
+            std::fs::create_dir(&d).unwrap();
+        }
+        // the last directory's name makes `.o.partial.new-PID` 4089 bytes: `/qbat-staging` in
+        // it is past 4095
+        d.push("p".repeat(4089 - fresh(&d) - 1));
+        std::fs::create_dir(&d).unwrap();
+        assert_eq!(fresh(&d), 4089);
+        let e = checkpoint::make_staging(&d.join(".o.partial")).unwrap_err();
+        assert!(e.with_causes().contains("qbat-staging"), "{}", e.with_causes());
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0, "left beside it");
     }
 }

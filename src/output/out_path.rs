@@ -1,0 +1,56 @@
+//! What `OutputDir::check` asks of the `--out` path itself before any work: that its lookup
+//! fails, if at all, only for a missing name; that an existing directory takes new entries; and
+//! that the longest path qbat-gpu builds from it fits the system's limit. Each was found only
+//! at the commit, after the whole run, with exit 1 and a staging directory left.
+
+use crate::error::{QbatError, Result};
+use std::path::Path;
+
+/// The longest path the system takes, in bytes (Linux's PATH_MAX, less its closing NUL).
+pub const PATH_MAX: usize = 4095;
+
+/// The most bytes qbat-gpu's own names add after `--out`'s name: a merge's analysis writes
+/// `.NAME.partial-PID-N/.qbat-added-PID-N/.FILE.XXXXXX` beside it (1 + 9 + 10 + 1 + 20, then
+/// 1 + 12 + 10 + 1 + 20, then 1 + 1 + FILE + 7 with FILE up to 55 bytes, the 2-D histogram
+/// `plot_hist2d_<a>_<b>.svg` of the two longest measure names): 149 bytes; 160 with room.
+pub const PATH_ROOM: usize = 160;
+
+/// `final_dir` is there or is missing: any other failure of its lookup (`FILE/` or a socket
+/// with a trailing slash, ENOTDIR; a loop, ELOOP; EACCES) leaves no directory to use or make.
+pub(super) fn found_or_missing(final_dir: &Path) -> Result<()> {
+    match std::fs::metadata(final_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(QbatError::invalid("--out", format!("cannot use {}: {e}", final_dir.display()))),
+        _ => Ok(()),
+    }
+}
+
+/// The existing directory `dir` takes new entries (not mode 555, not a read-only mount): a
+/// hidden directory of `Added`'s names made in it and removed (one a kill leaves there is an
+/// addition cut short, which the next command removes). Refused naming `field`.
+pub fn writable_inside(dir: &Path, field: &str) -> Result<()> {
+    match super::added::Added::begin(dir) {
+        Ok(_probe) => Ok(()),
+        Err(QbatError::Io { source, .. }) => Err(QbatError::invalid(field, format!("cannot write in {}: {source}", dir.display()))),
+        Err(e) => Err(e),
+    }
+}
+
+/// The path of `final_dir` (as given, and from the root through its canonical parent) with
+/// `PATH_ROOM` more bytes after it stays within `PATH_MAX`.
+pub(super) fn fits_path_max(final_dir: &Path) -> Result<()> {
+    let absolute = std::fs::canonicalize(final_dir)
+        .ok()
+        .or_else(|| Some(std::fs::canonicalize(super::parent_of(final_dir)).ok()?.join(final_dir.file_name()?)))
+        .unwrap_or_else(|| final_dir.to_path_buf());
+    let longest = absolute.as_os_str().len().max(final_dir.as_os_str().len());
+    if longest + PATH_ROOM > PATH_MAX {
+        return Err(QbatError::invalid(
+            "--out",
+            format!(
+                "its path is {longest} bytes long, more than the {} that leave room under the system's limit of {PATH_MAX} for the names qbat-gpu writes beside and in it; choose a shorter path",
+                PATH_MAX - PATH_ROOM
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! `--out` paths a command cannot use (a file behind a trailing slash, a directory that cannot
+//! be written, a path too long for the names qbat-gpu builds from it): refused before any
+//! work, exit 2 naming `--out`, nothing left beside it.
+
+use crate::common::{bin, listing, outcome_within};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SMALL: &str = r#"
+model = "bloch-charger"
+[params]
+wb = 1.0
+j = 1.0
+gamma = 0.05
+[time]
+dt = 0.01
+t_end = 1.0
+samples = 11
+[ensemble]
+size = 4
+seed = 1
+"#;
+
+/// `run SMALL --out OUT` (then `extra`) on the CPU engine: (exit code, stderr).
+fn run(dir: &Path, out: &Path, extra: &[&str]) -> (i32, String) {
+    let cfg = crate::common::config(dir, SMALL);
+    outcome_within(
+        bin().arg("run").arg(cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--verify", "0", "--out"]).arg(out).args(extra),
+        Duration::from_secs(120),
+    )
+}
+
+/// Exit 2, one line naming `--out`, no panic.
+fn assert_refused((code, stderr): (i32, String), case: &str) {
+    assert_eq!(code, 2, "{case}: exit {code}: {stderr}");
+    assert!(stderr.starts_with("error: --out: ") && stderr.trim_end().lines().count() == 1, "{case}: {stderr}");
+}
+
+/// The staging names qbat-gpu makes (`.NAME.partial...`) found in `dir`.
+fn leftovers(dir: &Path) -> Vec<String> {
+    listing(dir).into_iter().filter(|n| n.contains(".partial")).collect()
+}
+
+/// A file, a socket or a symbolic link loop spelled with a trailing slash is not a directory
+/// (the lookup says ENOTDIR or ELOOP, not that nothing is there): run, merge and
+/// `bench --scaling` refuse it before their work, and leave no staging directory.
+#[cfg(unix)]
+#[test]
+fn a_non_directory_behind_a_trailing_slash_is_refused_before_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("userfile"), "hello\n").unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(d.join("sock")).unwrap();
+    std::os::unix::fs::symlink("loopb", d.join("loopa")).unwrap();
+    std::os::unix::fs::symlink("loopa", d.join("loopb")).unwrap();
+    let shards: Vec<PathBuf> = (0..2).map(|k| d.join(format!("s{k}"))).collect();
+    for (k, s) in shards.iter().enumerate() {
+        let (code, stderr) = run(d, s, &["--shard", &format!("{k}/2")]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let before = listing(d);
+    for name in ["userfile/", "sock/", "loopa/", "userfile/x"] {
+        let out = d.join(name);
+        assert_refused(run(d, &out, &[]), &format!("run --out {name}"));
+        let merge = bin().arg("merge").args(&shards).arg("--out").arg(&out).arg("--no-plots").output().unwrap();
+        assert_refused((merge.status.code().unwrap_or(-1), String::from_utf8_lossy(&merge.stderr).into()), &format!("merge --out {name}"));
+        let bench = bin().args(["bench", "--backend", "cpu", "--scaling", "--scaling-max-members", "100", "--out"]).arg(&out).output().unwrap();
+        assert_refused((bench.status.code().unwrap_or(-1), String::from_utf8_lossy(&bench.stderr).into()), &format!("bench --scaling --out {name}"));
+        assert_eq!(listing(d), before, "--out {name}: something was left beside it");
+        assert_eq!(std::fs::read_to_string(d.join("userfile")).unwrap(), "hello\n");
+    }
+    assert!(leftovers(d).is_empty());
+}
+
+/// An existing `--out` that cannot be written into (mode 555 as an ordinary user, a read-only
+/// mount) is refused before the run (exit 2 naming `--out`), not at the commit after it with
+/// exit 1 and a `.NAME.partial` left; `analyze` of an output on a read-only mount is refused
+/// before its work, naming the directory. Root ignores mode bits, so as root the mode-555 run
+/// is made as `nobody` through `setpriv`; the mount is made in a mount namespace of its own
+/// (`unshare -rm`). Each part is skipped, with a note, where that cannot be done here.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_out_directory_that_cannot_be_written_into_is_refused_before_the_work() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // mode 555, owned by the user who runs it
+    let rodir = d.join("rodir");
+    std::fs::create_dir(&rodir).unwrap();
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&rodir, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(&rodir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let script = r#"exec "$0" run "$1" --backend cpu --no-progress --no-plots --verify 0 --out rodir"#;
+    if let Some(mut c) = as_user(d, script) {
+        let o = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_refused((o.status.code().unwrap_or(-1), stderr.clone()), "--out a mode-555 directory");
+        assert!(stderr.contains("cannot write in"), "{stderr}");
+        assert!(leftovers(d).is_empty(), "{:?}", listing(d));
+    }
+    let binary = env!("CARGO_BIN_EXE_qbat-gpu");
+    let cfg = crate::common::config(d, SMALL);
+    let args = ["run", cfg.to_str().unwrap(), "--backend", "cpu", "--no-progress", "--no-plots", "--verify", "0", "--out"];
+    let outcome = |c: &mut std::process::Command| {
+        let o = c.env("XDG_RUNTIME_DIR", d).env_remove("QBAT_INJECT_FAULT").output().unwrap();
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    // a read-only mount: a new --out, and an output analysed there
+    if !std::process::Command::new("unshare").args(["-rm", "true"]).status().is_ok_and(|s| s.success()) {
+        eprintln!("note: no unprivileged mount namespace here (unshare -rm); the read-only mount was not tried");
+        return;
+    }
+    let (mp, done) = (d.join("mp"), d.join("done"));
+    std::fs::create_dir(&mp).unwrap();
+    let (code, stderr) = run(d, &done, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let before = crate::common::listing(&done);
+    let in_ro_mount = |source: Option<&Path>, cmd: &mut std::process::Command| {
+        let script = match source {
+            None => r#"mount -t tmpfs -o ro none "$1" && shift && exec "$@""#,
+            Some(_) => r#"mount --bind "$0" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@""#,
+        };
+        let mut c = std::process::Command::new("unshare");
+        c.args(["-rm", "sh", "-c", script]).arg(source.unwrap_or(Path::new("sh"))).arg(&mp).arg(cmd.get_program()).args(cmd.get_args());
+        outcome(&mut c)
+    };
+    let mut c = std::process::Command::new(binary);
+    c.args(args).arg(&mp);
+    let (code, stderr) = in_ro_mount(None, &mut c);
+    assert_refused((code, stderr.clone()), "--out a read-only mount");
+    assert!(stderr.contains("cannot write in"), "{stderr}");
+    assert!(leftovers(d).is_empty(), "{:?}", listing(d));
+    let mut c = std::process::Command::new(binary);
+    c.arg("analyze").arg(&mp);
+    let (code, stderr) = in_ro_mount(Some(&done), &mut c);
+    assert_eq!(code, 2, "analyze on a read-only mount: {stderr}");
+    assert!(stderr.starts_with(&format!("error: {}: cannot write in", mp.display())) && stderr.trim_end().lines().count() == 1, "{stderr}");
+    assert_eq!(crate::common::listing(&done), before);
+}
+
+/// A new directory `name_len` bytes long whose absolute path is `total` bytes, in directories
+/// made under `root`; returns (its parent, it).
+fn deep_out(root: &Path, total: usize, name_len: usize) -> (PathBuf, PathBuf) {
+    std::fs::create_dir(root).unwrap();
+    let mut d = std::fs::canonicalize(root).unwrap();
+    while d.as_os_str().len() + name_len + 203 < total {
+        d.push("d".repeat(100));
+    }
+    d.push("p".repeat(total - d.as_os_str().len() - 2 - name_len));
+    std::fs::create_dir_all(&d).unwrap();
+    let out = d.join("f".repeat(name_len));
+    assert_eq!(out.as_os_str().len(), total);
+    (d, out)
+}
+
+/// A long absolute `--out` (its name within the 215-byte limit, the path under PATH_MAX) is
+/// refused before the run where the names qbat-gpu builds from it would pass PATH_MAX (4095
+/// bytes): it ran, then failed at the commit with exit 1, and left a `.NAME.partial` (one
+/// `.NAME.partial.new-PID` more each time, for a longer name). The longest path accepted runs
+/// to the end, its output whole, and nothing left beside it.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_out_path_too_long_for_the_names_built_from_it_is_refused_before_the_run() {
+    let limit = qbat_gpu::output::out_path::PATH_MAX - qbat_gpu::output::out_path::PATH_ROOM;
+    let dir = tempfile::tempdir().unwrap();
+    for (k, (total, name_len)) in [(4054, 180), (4054, 200), (limit + 1, 180)].into_iter().enumerate() {
+        let (parent, out) = deep_out(&dir.path().join(format!("r{k}")), total, name_len);
+        let (code, stderr) = run(dir.path(), &out, &[]);
+        assert_refused((code, stderr.clone()), &format!("a {total}-byte --out"));
+        assert!(stderr.contains(&format!("{total} bytes")), "{stderr}");
+        assert!(listing(&parent).is_empty(), "{total} bytes: {:?}", listing(&parent));
+    }
+    let (parent, out) = deep_out(&dir.path().join("ok"), limit, 180);
+    let (code, stderr) = run(dir.path(), &out, &[]);
+    assert_eq!(code, 0, "a {limit}-byte --out: {stderr}");
+    qbat_gpu::output::manifest::Manifest::read(&out).unwrap().unwrap().verify(&out).unwrap();
+    assert_eq!(listing(&parent), vec!["f".repeat(180)]);
+}
+
+/// `sh -c script` as an ordinary user: as `nobody` through `setpriv` where this is root (which
+/// ignores mode bits), with `$0` a copy of the binary in `d` (made world-readable, with
+/// SMALL as `$1`); None, with a note, where another user cannot run it here.
+#[cfg(target_os = "linux")]
+fn as_user(d: &Path, script: &str) -> Option<std::process::Command> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cfg = crate::common::config(d, SMALL);
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let binary = d.join("qbat-gpu");
+    std::fs::copy(env!("CARGO_BIN_EXE_qbat-gpu"), &binary).unwrap();
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shell = |script: &str| {
+        let mut c = match unsafe { libc::geteuid() } == 0 {
+            true => {
+                let mut c = std::process::Command::new("setpriv");
+                c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "sh"]);
+                c
+            }
+            false => std::process::Command::new("sh"),
+        };
+        c.arg("-c").arg(script).arg(&binary).arg(&cfg).current_dir(d).env("XDG_RUNTIME_DIR", d).env_remove("QBAT_INJECT_FAULT");
+        c
+    };
+    if !shell("exec \"$0\" --version").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("note: cannot run the binary as another user here; skipped");
+        return None;
+    }
+    Some(shell(script))
+}
+
+/// Under `umask 0777` the directories qbat-gpu makes for itself get owner rwx (they came out
+/// mode 000: the run failed with exit 1 and left an empty mode-000
+/// `.NAME.partial.new-PID.gone-PID` for good), and a run and an analysis of it finish; the
+/// umask's word on group and others stands (the output is no one else's).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_under_umask_0777_finishes_and_leaves_nothing_else() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let script = r#"umask 0777 && "$0" run "$1" --backend cpu --no-progress --no-plots --verify 0 --out um && exec "$0" analyze um --no-plots"#;
+    let Some(mut c) = as_user(d, script) else { return };
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "exit {:?}: {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+    let out = d.join("um");
+    qbat_gpu::output::manifest::Manifest::read(&out).unwrap().unwrap().verify(&out).unwrap();
+    assert!(out.join("analysis.csv").is_file());
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(listing(d), ["c.toml", "qbat-gpu", "um"]);
+}
