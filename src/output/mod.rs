@@ -140,6 +140,8 @@ impl OutputDir {
             return Err(QbatError::invalid("--out", format!("{shown} exists and is not a directory")));
         }
         if final_dir.is_dir() {
+            // (before a recovery below writes in it)
+            out_path::writable_inside(final_dir, "--out")?;
             let entries = std::fs::read_dir(final_dir).map_err(|e| QbatError::invalid("--out", format!("cannot read {shown}: {e}")))?;
             if entries.count() > 0 {
                 if !force {
@@ -178,9 +180,6 @@ impl OutputDir {
                     }
                 }
             }
-        }
-        if final_dir.is_dir() {
-            out_path::writable_inside(final_dir, "--out")?;
         }
         let parent = parent_of(final_dir);
         if !parent.is_dir() {
