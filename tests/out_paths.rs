@@ -229,3 +229,28 @@ fn a_run_under_umask_0777_finishes_and_leaves_nothing_else() {
     assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o700);
     assert_eq!(listing(d), ["c.toml", "qbat-gpu", "um"]);
 }
+
+/// A parent one may write in but not read (mode -wx, a drop box): the run finishes, exit 0, its
+/// output whole. (The directory's sync after the commit needs to open it for reading; it failed
+/// the run with exit 1 after the output was in place, and advised a resume that was refused.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_into_a_parent_that_cannot_be_read_finishes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let drop_box = d.join("box");
+    std::fs::create_dir(&drop_box).unwrap();
+    let script = r#"chmod 0333 box && "$0" run "$1" --backend cpu --no-progress --no-plots --verify 0 --out box/out; code=$?; chmod 0755 box; exit $code"#;
+    let Some(mut c) = as_user(d, script) else { return };
+    // (the box is the user's: as nobody, made by root, it is handed over first)
+    std::fs::set_permissions(&drop_box, std::fs::Permissions::from_mode(0o777)).unwrap();
+    if unsafe { libc::geteuid() } == 0 {
+        assert!(std::process::Command::new("chown").args(["65534:65534"]).arg(&drop_box).status().unwrap().success());
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "exit {:?}: {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+    let out = drop_box.join("out");
+    qbat_gpu::output::manifest::Manifest::read(&out).unwrap().unwrap().verify(&out).unwrap();
+    assert_eq!(listing(&drop_box), ["out"]);
+}

@@ -304,12 +304,8 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
     m
 }
 
-/// Tr(rho H^2) - Tr(rho H)^2 of one qubit, H = h0 I + h.sigma, rho = (x_00 I + r.sigma) / 2,
-/// from |h|, h0, h.r and x_00:
-///   (h0^2 + |h|^2) x_00 + 2 h0 h.r - (h0 x_00 + h.r)^2
-///     = |h|^2 x_00 - (h.r)^2 + (1 - x_00) h0 (h0 x_00 + 2 h.r),
-/// so that an offset h0 enters only through the trace's deviation: the first form loses every
-/// digit in f32 where h0 is large (an offset of 3001 on a splitting of 2 gave 1 or 2 for 0.9).
+/// Tr(rho H^2) - Tr(rho H)^2 of one qubit from |h|, h0, h.r and x_00, without the offset h0's
+/// cancellation (the shader's `variance`, with the algebra).
 #[inline(always)]
 fn variance<R: Real>(nh: R, h0: R, hr: R, x00: R) -> R {
     nh * nh * x00 - hr * hr + (R::ONE - x00) * h0 * (h0 * x00 + R::from_f64(2.0) * hr)
