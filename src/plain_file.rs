@@ -29,9 +29,14 @@ pub fn create_own_dir(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::symlink_metadata(path)?.permissions().mode();
-        if mode & 0o700 != 0o700 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o700))?;
+        let owned = std::fs::symlink_metadata(path).and_then(|m| match m.permissions().mode() {
+            mode if mode & 0o700 != 0o700 => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o700)),
+            _ => Ok(()),
+        });
+        if let Err(e) = owned {
+            // (an empty directory goes without read permission on it)
+            let _ = std::fs::remove_dir(path);
+            return Err(e);
         }
     }
     Ok(())
@@ -39,9 +44,9 @@ pub fn create_own_dir(path: &Path) -> std::io::Result<()> {
 
 /// Make the entries of the directory `dir` durable (fsync of the directory: a rename into it
 /// survives a power loss only once its directory is synced). Best effort where the directory
-/// cannot be opened for it (a parent one may write in but not read, mode -wx: EACCES, EPERM)
-/// or its file system cannot sync a directory (EINVAL, ENOTSUP, EBADF): a commit that is in
-/// place is not failed for that. A failing sync (EIO, ENOSPC) is an i/o error naming `dir`.
+/// cannot be opened for it (whatever the reason: a parent one may write in but not read, mode
+/// -wx, is the common one) or its file system cannot sync a directory (EINVAL, ENOTSUP,
+/// EBADF): a commit that is in place is not failed for that. A failing sync (EIO, ENOSPC) is an i/o error naming `dir`.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {

@@ -465,4 +465,18 @@ fn control_characters_of_out_are_escaped_on_stdout() {
     let line = stdout.lines().find(|l| l.starts_with("output      : ")).unwrap();
     assert!(line.contains(&shown), "{line:?}");
     assert_eq!(stdout.lines().filter(|l| l.contains(&shown)).count(), 3, "{stdout}");
+    // a run cut short (its run.json not written) keeps its checkpoint, and says so on stderr;
+    // its resume says where it resumed from on stdout: both escaped
+    let again = dir.path().join("again[31mred");
+    let o = bin()
+        .args(["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--out"])
+        .arg(&again)
+        .env("QBAT_INJECT_FAULT", "full-disk=run.json")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("--resume") && !stderr.chars().any(|c| c.is_control() && c != '\n'), "{stderr:?}");
+    let resumed = crate::common::ok(bin().args(["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--resume"]).arg(&again));
+    assert!(resumed.contains("resumed from the checkpoint") && !resumed.chars().any(|c| c.is_control() && c != '\n'), "{resumed:?}");
 }

@@ -254,3 +254,23 @@ fn a_run_into_a_parent_that_cannot_be_read_finishes() {
     qbat_gpu::output::manifest::Manifest::read(&out).unwrap().unwrap().verify(&out).unwrap();
     assert_eq!(listing(&drop_box), ["out"]);
 }
+
+/// The check that an existing `--out` takes new entries makes none: a refused run and a refused
+/// `analyze` of a user's directory leave it as it was, its modification time too. (The check
+/// made and removed a hidden directory of `analyze`'s names, which another process's recovery
+/// took for a dead analysis's, and which changed a directory the command then refused.)
+#[test]
+fn the_write_check_of_an_existing_out_makes_nothing_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "a user's notes\n").unwrap();
+    let stamp = || std::fs::metadata(&mine).unwrap().modified().unwrap();
+    let before = stamp();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_refused(run(dir.path(), &mine, &[]), "a user's directory without --force");
+    let o = bin().arg("analyze").arg(&mine).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(listing(&mine), ["notes.txt"]);
+    assert_eq!(stamp(), before, "the refused commands changed the directory");
+}

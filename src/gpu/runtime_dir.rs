@@ -58,13 +58,15 @@ pub fn private_runtime_dir(base: &Path) -> Option<PathBuf> {
             use std::os::unix::fs::DirBuilderExt;
             builder.mode(0o700);
         }
-        match builder.create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        let made = match builder.create(&dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
             Err(_) => continue,
-        }
+        };
         if usable_runtime_dir(&dir) {
-            if k == 1 {
+            // (only one this process made: a per-process name of another PID namespace, or of
+            // a process before this one with the same PID, is not this process's to remove)
+            if k == 1 && made {
                 *OWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());
             }
             return Some(dir);

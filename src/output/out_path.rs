@@ -24,15 +24,31 @@ pub(super) fn found_or_missing(final_dir: &Path) -> Result<()> {
     }
 }
 
-/// The existing directory `dir` takes new entries (not mode 555, not a read-only mount): a
-/// hidden directory of `Added`'s names made in it and removed (one a kill leaves there is an
-/// addition cut short, which the next command removes). Refused naming `field`.
+/// The existing directory `dir` takes new entries (not mode 555, not a read-only mount), asked
+/// of the system for this process (`faccessat`, W_OK | X_OK, effective ids): nothing is made in
+/// it, so neither a refused command nor another process's commit or recovery there sees an
+/// entry of this check. Refused naming `field` where the answer is about the directory
+/// (EACCES, EPERM, EROFS); another failure is an i/o error. (Unix; elsewhere the commit finds
+/// out.)
 pub fn writable_inside(dir: &Path, field: &str) -> Result<()> {
-    match super::added::Added::begin(dir) {
-        Ok(_probe) => Ok(()),
-        Err(QbatError::Io { source, .. }) => Err(QbatError::invalid(field, format!("cannot write in {}: {source}", dir.display()))),
-        Err(e) => Err(e),
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(c_path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return Ok(());
+        };
+        // SAFETY: a NUL-terminated path that lives through the call.
+        if unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), libc::W_OK | libc::X_OK, libc::AT_EACCESS) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EACCES | libc::EPERM | libc::EROFS) => Err(QbatError::invalid(field, format!("cannot write in {}: {e}", dir.display()))),
+                _ => Err(QbatError::io(dir, e)),
+            };
+        }
     }
+    #[cfg(not(unix))]
+    let _ = (dir, field);
+    Ok(())
 }
 
 /// The path of `final_dir` (as given, and from the root through its canonical parent) with
