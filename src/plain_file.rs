@@ -46,7 +46,8 @@ pub fn create_own_dir(path: &Path) -> std::io::Result<()> {
 /// survives a power loss only once its directory is synced). Best effort where the directory
 /// cannot be opened for it (whatever the reason: a parent one may write in but not read, mode
 /// -wx, is the common one) or its file system cannot sync a directory (EINVAL, ENOTSUP,
-/// EBADF): a commit that is in place is not failed for that. A failing sync (EIO, ENOSPC) is an i/o error naming `dir`.
+/// EBADF): a commit that is in place is not failed for that. A failing sync (EIO, ENOSPC) is
+/// an i/o error naming `dir`.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
