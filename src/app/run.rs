@@ -33,10 +33,7 @@ seed = 0
 /// run has only its staging directory beside it): the same name in the same parent, the
 /// parents compared as the file system resolves them (`./b/`, `b` and `/abs/b` are one).
 fn same_output_dir(a: &Path, b: &Path) -> bool {
-    let key = |p: &Path| {
-        let parent = p.parent().filter(|q| !q.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Some((std::fs::canonicalize(parent).ok()?, p.file_name()?.to_owned()))
-    };
+    let key = |p: &Path| Some((std::fs::canonicalize(qbat_gpu::output::parent_of(p)).ok()?, p.file_name()?.to_owned()));
     match (key(a), key(b)) {
         (Some(ka), Some(kb)) => ka == kb,
         _ => a == b,

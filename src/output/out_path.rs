@@ -51,13 +51,16 @@ pub fn writable_inside(dir: &Path, field: &str) -> Result<()> {
     Ok(())
 }
 
+/// `path` as the file system resolves it, also where it does not exist yet: its canonical
+/// form, else its canonical parent joined with its name; None where neither resolves.
+pub fn resolved(path: &Path) -> Option<std::path::PathBuf> {
+    std::fs::canonicalize(path).ok().or_else(|| Some(std::fs::canonicalize(super::parent_of(path)).ok()?.join(path.file_name()?)))
+}
+
 /// The path of `final_dir` (as given, and from the root through its canonical parent) with
 /// `PATH_ROOM` more bytes after it stays within `PATH_MAX`.
 pub(super) fn fits_path_max(final_dir: &Path) -> Result<()> {
-    let absolute = std::fs::canonicalize(final_dir)
-        .ok()
-        .or_else(|| Some(std::fs::canonicalize(super::parent_of(final_dir)).ok()?.join(final_dir.file_name()?)))
-        .unwrap_or_else(|| final_dir.to_path_buf());
+    let absolute = resolved(final_dir).unwrap_or_else(|| final_dir.to_path_buf());
     let longest = absolute.as_os_str().len().max(final_dir.as_os_str().len());
     if longest + PATH_ROOM > PATH_MAX {
         return Err(QbatError::invalid(

@@ -118,10 +118,7 @@ pub(super) struct TimingsAcc {
 /// (fixed, so a resume finds it; from the canonical path, so that two runs given one
 /// directory through different paths or a symbolic link share one staging directory and lock).
 pub fn staging_dir(out: &Path) -> PathBuf {
-    let canonical = std::fs::canonicalize(out).ok().or_else(|| {
-        let parent = crate::output::parent_of(out);
-        Some(std::fs::canonicalize(parent).ok()?.join(out.file_name()?))
-    });
+    let canonical = crate::output::out_path::resolved(out);
     let out = canonical.as_deref().unwrap_or(out);
     let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
     let parent = crate::output::parent_of(out);
