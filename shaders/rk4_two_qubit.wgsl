@@ -195,9 +195,11 @@ fn rk4_step(gbase: u32, a: Acc, h: real, one: real) -> Acc {
     return acc_add(a, rk4_combine(h6, k1, k2, k3, k4), one);
 }
 
-// Z(0) = {I (x) H_B, rho0}/2: z_a0 = h.x_a (h_0 = h0), z_ak = h0 x_ak + h_k x_a0.
+// Z(0) = {I (x) (H_B - h0 I), rho0}/2, of H_B's traceless part h.sigma alone: z_a0 = h.r_a
+// (r_a = (x_a1, x_a2, x_a3)), z_ak = h_k x_a0. That of H_B itself is h0 rho0 + Z(0), whose
+// offset would cost f32 h0 eps in every entry (see fluctuation_sq).
 fn anticommutator_row(r: vec4<real>, hb: vec4<real>) -> vec4<real> {
-    return vec4<real>(dot(hb, r), hb.x * r.y + hb.y * r.x, hb.x * r.z + hb.z * r.x, hb.x * r.w + hb.w * r.x);
+    return vec4<real>(dot(hb.yzw, r.yzw), hb.y * r.x, hb.z * r.x, hb.w * r.x);
 }
 
 fn anticommutator(x: V16, hb: vec4<real>) -> V16 {
@@ -384,7 +386,7 @@ struct PointInfo {
     hc: vec4<real>,
     nhb: real,
     nhc: real,
-    hb2: real,
+    nhb2: real,
 }
 
 // Tr(rho H^2) - Tr(rho H)^2 of one qubit, H = h0 I + h.sigma, rho = (x_00 I + r.sigma) / 2:
@@ -394,6 +396,20 @@ struct PointInfo {
 // in f32 where h0 is large). Twin: variance in src/twin/rk4_two_qubit.rs.
 fn variance(nh: real, h0: real, hr: real, x00: real) -> real {
     return nh * nh * x00 - hr * hr + (1.0 - x00) * h0 * (h0 * x00 + 2.0 * hr);
+}
+
+// Sigma^2 of energy_fluctuation_b from the battery rows' changes since t = 0: d of rho, dz of
+// Z (evolved from anticommutator's Z(0), of h.sigma alone); H_B = h0 I + h.sigma, whose own Z
+// is h0 rho + Z. With stored = h0 d_0 + h.d,
+//   Sigma^2 = Tr(H_B^2 d) - 2 Tr(H_B (h0 d + dz)) - stored^2
+//           = |h|^2 d_0 - 2 h.dz - (h.d)^2 - h0 (h0 d_0 (1 + d_0) + 2 (dz_0 + d_0 h.d)),
+// the h0 terms only through the traces' changes d_0 and dz_0 (0 where the trace is kept).
+// Written with H_B's Z, h0 (h.d) cancelled against h.dz (f32: 5e-4 in Sigma^2 at h0 = 3000,
+// 2e-2 at 1e5, on |h| = 1). Twin: fluctuation_sq in src/twin/rk4_two_qubit/arith.rs.
+fn fluctuation_sq(hb: vec4<real>, nhb2: real, d: vec4<real>, dz: vec4<real>) -> real {
+    let hd = dot(hb.yzw, d.yzw);
+    let h0 = hb.x;
+    return nhb2 * d.x - 2.0 * dot(hb.yzw, dz.yzw) - hd * hd - h0 * (h0 * d.x * (1.0 + d.x) + 2.0 * (dz.x + d.x * hd));
 }
 
 // Every kernel measure of one sample, by kernel code. y is the sample copy of the state, yza
@@ -422,9 +438,9 @@ fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t:
     if ((flags & F_Z) != 0u) {
         // Sigma^2 = Tr(H_B^2 rho_b) - 2 Tr(H_B Z_b) + Tr(H_B^2 rho_b(0)) - stored^2
         //        = Tr(H_B^2 (rho_b - rho_b(0))) - 2 Tr(H_B (Z_b - Z_b(0))) - stored^2,
-        // since Tr(H_B Z_b(0)) = Tr(H_B^2 rho_b(0)). Output: signed sqrt.
-        let dtrh2 = pt.hb2 * dya.x + 2.0 * pt.hb.x * dot(pt.hb.yzw, dya.yzw);
-        let s2 = dtrh2 - 2.0 * dot(pt.hb, yza - z0a) - stored * stored;
+        // since Tr(H_B Z_b(0)) = Tr(H_B^2 rho_b(0)) (Z_b of H_B; fluctuation_sq). Output:
+        // signed sqrt.
+        let s2 = fluctuation_sq(pt.hb, pt.nhb2, dya, yza - z0a);
         m[M_ENERGY_FLUCTUATION_B] = select(-sqrt(-s2), sqrt(s2), s2 >= 0.0);
     }
     // Correlation matrix T: rows t1, t2, t3 (charger x, y, z), columns battery x, y, z.

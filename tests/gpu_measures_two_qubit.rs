@@ -185,3 +185,100 @@ fn the_energy_variances_do_not_lose_their_digits_to_an_offset() {
         }
     }
 }
+
+/// energy_fluctuation_b where H_B = h0 I + h.sigma carries a large offset h0 (3000 and 1e5 on
+/// |h| = 1). H_B enters the measure only (the dynamics are H's), and Sigma does not depend on
+/// h0, so the truth is the f64 reference engine's at h0 = 0 (its own direct formula loses
+/// h0^2 eps_f64 to the offset: 5e-6 in Sigma^2 at 1e5). The f32 twin's and kernel's Sigma^2
+/// match it to 32 f32 eps |h|^2 (3.8e-6; 2e-7 without an offset). With Z of H_B itself
+/// (h0 rho + that of h.sigma), h0 h.(rho - rho0) cancelled against it: 5.2e-4 at 3000 (some
+/// 2e-2 at 1e5). The twin is checked without an adapter too.
+#[test]
+fn the_energy_fluctuation_does_not_lose_its_digits_to_an_offset() {
+    use qbat_gpu::engine::two_qubit::two_qubit_job;
+    use qbat_gpu::twin::rk4_two_qubit::run_two_qubit_twin;
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    // h = (0.6, 0, 0.8): H_B = [[h0 - 0.8, 0.6], [0.6, h0 + 0.8]] (sigma_z = diag(-1, 1))
+    let cfg = |h0: f64| {
+        format!("model = \"two-qubit\"\n[params]\nhamiltonian = [[-2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.3, 0.0], [0.0, 0.3, 0.0, 0.0], [0.0, 0.0, 0.0, 2.0]]\nh_battery = [[{}, 0.6], [0.6, {}]]\nh_charger = [[-1.0, 0.0], [0.0, 1.0]]\njumps = [{{ op = [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]], rate = 0.05 }}]\n[initial]\nrandom = \"mixed-bures\"\n[time]\ndt = 0.01\nt_end = 5.0\nsamples = 11\n[ensemble]\nsize = 3\n[output]\nmeasures = [\"energy_fluctuation_b\"]\n", h0 - 0.8, h0 + 0.8)
+    };
+    let run = |h0: f64, backend| {
+        run_plan(&parse_plan(&cfg(h0), &Overrides::default()).unwrap(), &RunOptions { backend, precision: Precision::F32, verify: 0, ..Default::default() })
+            .unwrap()
+    };
+    let truth = run(0.0, Backend::Reference);
+    let tol = 32.0 * f64::from(f32::EPSILON);
+    let gpu = have_gpu(false);
+    for h0 in [3000.0, 1e5] {
+        let mut runs = vec![("twin", run_two_qubit_twin::<f32>(&two_qubit_job(&parse_plan(&cfg(h0), &Overrides::default()).unwrap())).values)];
+        if gpu {
+            let g = run(h0, Backend::Gpu);
+            assert_eq!(g.backend, "gpu");
+            runs.push(("kernel", g.values));
+        }
+        let ns = truth.times.len();
+        for (label, values) in &runs {
+            let (mut worst, mut at) = (0.0f64, String::new());
+            for member in 0..3 {
+                for s in 0..ns {
+                    let (got, want) = (values[member * ns + s], truth.value(member, s, 0));
+                    assert!(s == 0 || want > 0.5, "the reference's Sigma {want} at t = {}", truth.times[s]);
+                    let err = (got * got.abs() - want * want.abs()).abs();
+                    if err > worst || err.is_nan() {
+                        (worst, at) = (err, format!("member {member} t = {}: Sigma {got} vs the reference's {want}", truth.times[s]));
+                    }
+                }
+            }
+            eprintln!("h0 = {h0}: f32 {label} Sigma^2 off the reference by {worst:.1e} at most ({at})");
+            assert!(worst <= tol, "h0 = {h0}: f32 {label}: Sigma^2 off by {worst:.2e} > {tol:.1e} ({at})");
+        }
+    }
+}
+
+/// capacity_total and residual_capacity where the full H carries a large offset c (3000 and
+/// 1e5; spectrum c + (-2, -0.3, 0.3, 2)): the capacity does not depend on c, and the f32
+/// twin's and kernel's match the f64 reference engine's to 32 f32 eps times the offset-free
+/// scale S = (eps_3 - eps_0) + (eps_2 - eps_1) + 2 |h_B| + 2 |h_C| = 8.6 (3.3e-5; 5e-7 at
+/// c = 0). Taken as sum_i eps_i (lam_i - lam_{3-i}) with the eps in f32 they were off by 3.3e-4
+/// at 3000 and 9.5e-3 at 1e5. The twin is checked without an adapter too.
+#[test]
+fn the_total_capacity_does_not_lose_its_digits_to_an_offset() {
+    use qbat_gpu::engine::two_qubit::{eigen_job, two_qubit_job};
+    use qbat_gpu::twin::rk4_two_qubit::run_two_qubit_twin;
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let cfg = |c: f64| {
+        format!("model = \"two-qubit\"\n[params]\nhamiltonian = [[{}, 0.0, 0.0, 0.0], [0.0, {c}, 0.3, 0.0], [0.0, 0.3, {c}, 0.0], [0.0, 0.0, 0.0, {}]]\nh_battery = [[-1.0, 0.0], [0.0, 1.0]]\nh_charger = [[-1.0, 0.0], [0.0, 1.0]]\njumps = [{{ op = [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]], rate = 0.05 }}]\n[initial]\nrandom = \"mixed-bures\"\n[time]\ndt = 0.01\nt_end = 5.0\nsamples = 11\n[ensemble]\nsize = 3\n[output]\nmeasures = [\"capacity_total\", \"residual_capacity\"]\n", c - 2.0, c + 2.0)
+    };
+    let tol = 32.0 * f64::from(f32::EPSILON) * 8.6;
+    let gpu = have_gpu(false);
+    for c in [3000.0, 1e5] {
+        let plan = parse_plan(&cfg(c), &Overrides::default()).unwrap();
+        let reference = run_plan(&plan, &RunOptions { backend: Backend::Reference, verify: 0, ..Default::default() }).unwrap();
+        let job = two_qubit_job(&plan);
+        let ns = reference.times.len();
+        let states = run_two_qubit_twin::<f32>(&job).states.unwrap();
+        let mut runs = vec![("twin", run_measures_twin::<f32>(&eigen_job(&plan), &job.points, &job.member_point, &states, ns))];
+        if gpu {
+            let g = run_plan(&plan, &RunOptions { backend: Backend::Gpu, precision: Precision::F32, verify: 0, ..Default::default() }).unwrap();
+            assert_eq!(g.backend, "gpu");
+            runs.push(("kernel", g.values));
+        }
+        for (label, values) in &runs {
+            let (mut worst, mut at) = (0.0f64, String::new());
+            for member in 0..3 {
+                for s in 0..ns {
+                    for (k, m) in reference.measures.iter().enumerate() {
+                        let (got, want) = (values[(member * ns + s) * 2 + k], reference.value(member, s, k));
+                        assert!(k == 1 || want > 0.5, "the reference's capacity {want}");
+                        let err = (got - want).abs();
+                        if err > worst || err.is_nan() {
+                            (worst, at) = (err, format!("{} member {member} t = {}: {got} vs the reference's {want}", m.name(), reference.times[s]));
+                        }
+                    }
+                }
+            }
+            eprintln!("c = {c}: f32 {label} off the reference by {worst:.1e} at most ({at})");
+            assert!(worst <= tol, "c = {c}: f32 {label}: off by {worst:.2e} > {tol:.1e} ({at})");
+        }
+    }
+}

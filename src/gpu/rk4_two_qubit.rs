@@ -470,7 +470,7 @@ impl ChunkRunner<'_> {
             consts.extend_from_slice(&k.g);
             consts.extend_from_slice(&k.hb);
             consts.extend_from_slice(&k.hc);
-            consts.extend_from_slice(&[k.q, k.q2, k.nhb, k.nhc, k.hb2, 1.0, 0.0, 0.0]);
+            consts.extend_from_slice(&[k.q, k.q2, k.nhb, k.nhc, k.nhb2, 1.0, 0.0, 0.0]);
         }
         let off_times = consts.len() as u32;
         consts.extend_from_slice(&job.schedule.times);

@@ -73,12 +73,13 @@ impl EigenJob {
 /// vec4s per point in the kernel's `consts`.
 pub const EIGEN_POINT_VEC4: u64 = 2;
 
-/// The per-point constants, in f64: the spectrum eps of H (ascending), then
-/// (|h_B|, |h_C|, 0, 0), the Bloch-vector norms of the local Hamiltonians
-/// (capacity of a qubit: 2 |h| |r|).
+/// The per-point constants, in f64, of the spectrum eps of H (ascending): the gaps
+/// (eps_3 - eps_0, eps_2 - eps_1, 0, 0), with which capacity_total is offset-free
+/// ((eps_3 - eps_0)(lam_3 - lam_0) + (eps_2 - eps_1)(lam_2 - lam_1)), then (|h_B|, |h_C|, 0, 0),
+/// the Bloch-vector norms of the local Hamiltonians (capacity of a qubit: 2 |h| |r|).
 pub fn eigen_point(p: &TwoQubitPoint, eps: &[f64; 4]) -> [f64; 8] {
     let norm3 = |h: &[f64; 4]| (h[1] * h[1] + h[2] * h[2] + h[3] * h[3]).sqrt();
-    [eps[0], eps[1], eps[2], eps[3], norm3(&p.h_battery), norm3(&p.h_charger), 0.0, 0.0]
+    [eps[3] - eps[0], eps[2] - eps[1], 0.0, 0.0, norm3(&p.h_battery), norm3(&p.h_charger), 0.0, 0.0]
 }
 
 /// Invocations per workgroup (one invocation per (member, sample)).

@@ -268,8 +268,8 @@ pub struct KernelPoint {
     /// |h_B| and |h_C| (Bloch-vector norms of the Hamiltonians).
     pub nhb: f64,
     pub nhc: f64,
-    /// h0^2 + |h|^2 of H_B: Tr(H_B^2 rho_b) = hb2 x_00 + 2 h0 h.r_b.
-    pub hb2: f64,
+    /// |h|^2 of H_B = h0 I + h.sigma (energy_fluctuation_b's Sigma^2).
+    pub nhb2: f64,
 }
 
 impl KernelPoint {
@@ -303,7 +303,7 @@ impl KernelPoint {
             q2: q * q,
             nhb,
             nhc: norm3(&p.h_charger),
-            hb2: p.h_battery[0] * p.h_battery[0] + nhb * nhb,
+            nhb2: p.h_battery[1] * p.h_battery[1] + p.h_battery[2] * p.h_battery[2] + p.h_battery[3] * p.h_battery[3],
         }
     }
 

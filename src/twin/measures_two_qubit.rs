@@ -23,7 +23,9 @@
 //!
 //! Measures (docs/physics.md):
 //! - spectrum lam of rho: capacity_total = sum_i eps_i (lam_i - lam_{3-i}) (eps of H, both
-//!   ascending), residual_capacity = capacity_total - 2|h_B||r_b| - 2|h_C||r_c|,
+//!   ascending), taken as (eps_3 - eps_0)(lam_3 - lam_0) + (eps_2 - eps_1)(lam_2 - lam_1) with
+//!   the gaps from the host in f64: an offset of H, in every eps_i and cancelling between the
+//!   terms, cost f32 3e-4 at 3000 on a spread of 4 (and 1e-2 at 1e5); residual_capacity = capacity_total - 2|h_B||r_b| - 2|h_C||r_c|,
 //!   min_eigenvalue = lam_0;
 //! - concurrence: rho = X X^+ with X = V diag(sqrt(max(lam, 0))); the Wootters numbers r_i are
 //!   the singular values of the complex symmetric M = X^T S X, S = sy (x) sy (the same route
@@ -462,10 +464,8 @@ fn eigen_measures_lanes<L: Lanes>(x: &[L; 16], pt: &[L; 8], flags: u32) -> [L; N
     if flags & (G_SPECTRUM | G_CONCURRENCE) != 0 {
         let (lam, v) = jacobi_eigh_lanes(&rho_lanes(x), flags & G_CONCURRENCE != 0);
         let l = sort4_lanes(lam);
-        let mut cap = L::from_f64(0.0);
-        for i in 0..4 {
-            cap = cap + pt[i] * (l[i] - l[3 - i]);
-        }
+        // by the gaps of H's spectrum (`eigen_point`): offset-free
+        let cap = pt[0] * (l[3] - l[0]) + pt[1] * (l[2] - l[1]);
         let rb = (x[1] * x[1] + x[2] * x[2] + x[3] * x[3]).sqrt();
         let rc = (x[4] * x[4] + x[8] * x[8] + x[12] * x[12]).sqrt();
         out[0] = cap;

@@ -23,6 +23,8 @@
 //! x(t) - x(0) and Z(t) - Z(0), which vanish exactly at t = 0. Written directly,
 //! Sigma^2 = Tr(H_B^2 rho_b(t)) - 2 Tr(H_B Z_b(t)) + Tr(H_B^2 rho_b(0)) - stored^2 cancels at
 //! O(1), and the square root would magnify that rounding (1e-8 in f64, 3e-4 in f32) near t = 0.
+//! Z is that of H_B's traceless part h.sigma, so that an offset h0 of H_B (whose Z is
+//! h0 rho + Z) costs no digits (`arith::fluctuation_sq`).
 //!
 //! `entropy_b` is computed in the kernel without transcendentals: log2 is evaluated by exact
 //! power-of-two range reduction to [1/sqrt 2, sqrt 2] and an atanh series (accurate to the
@@ -54,7 +56,7 @@ use rayon::prelude::*;
 mod arith;
 mod lanes;
 mod states;
-use arith::neg_plogp;
+use arith::{anticommutator, fluctuation_sq, neg_plogp};
 pub use arith::{log2_arith, sym3_eigenvalues};
 use lanes::LANES;
 pub use states::StateMeasures;
@@ -69,7 +71,7 @@ struct PointR<R> {
     mask: [R; 16],
     nhb: R,
     nhc: R,
-    hb2: R,
+    nhb2: R,
     /// `[[drive]]`: each drive's numbers, and the non-zeros of G (first) and of each drive's
     /// generator G_k for the driven stages (empty without drives).
     drives: Vec<DriveR<R>>,
@@ -89,7 +91,7 @@ impl<R: Real> PointR<R> {
             mask: k.mask().map(c),
             nhb: c(k.nhb),
             nhc: c(k.nhc),
-            hb2: c(k.hb2),
+            nhb2: c(k.nhb2),
             drives: vec![],
             sparse: vec![],
             entries: vec![],
@@ -183,20 +185,6 @@ fn driven_step<R: Real>(p: &PointR<R>, a: &mut Acc<R>, t: R, h: R, full: bool) {
     a.add(&driven_increment(&p.sparse[0], &p.sparse[1..], &c, &a.x, h));
 }
 
-/// Z(0) = {I (x) H_B, rho0}/2 in the Pauli basis: z_a0 = h.x_a (with h_0 = h0),
-/// z_ak = h0 x_ak + h_k x_a0.
-fn anticommutator<R: Real>(x: &[R; 16], hb: &[R; 4]) -> [R; 16] {
-    let mut z = [R::ZERO; 16];
-    for a in 0..4 {
-        let r = &x[4 * a..4 * a + 4];
-        z[4 * a] = dot4(hb, r);
-        for k in 1..4 {
-            z[4 * a + k] = hb[0] * r[k] + hb[k] * r[0];
-        }
-    }
-    z
-}
-
 #[inline(always)]
 fn dephase<R: Real>(x: &[R; 16], mask: &[R; 16]) -> [R; 16] {
     std::array::from_fn(|i| x[i] * mask[i])
@@ -242,9 +230,8 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
     m[8] = if tpos { ergo / t } else { zero };
     m[9] = variance(p.nhb, p.hb[0], hr, y[0]);
     if flags & F_Z != 0 {
-        let dtrh2 = p.hb2 * dya[0] + two * p.hb[0] * dot3(&p.hb[1..4], &dya[1..4]);
         let dza: [R; 4] = std::array::from_fn(|i| yza[i] - z0a[i]);
-        let s2 = dtrh2 - two * dot4(&p.hb, &dza) - stored * stored;
+        let s2 = fluctuation_sq(&p.hb, p.nhb2, &dya, &dza);
         m[10] = if s2 >= zero { s2.sqrt() } else { -(-s2).sqrt() };
     }
     let t1 = &y[5..8];

@@ -95,7 +95,9 @@ impl ReducedMeasures {
             drives: vec![],
         };
         let closed = StateMeasures::new(&KernelPoint::measuring(&point), self.closed_flags);
-        // Z(t) - Z(0) from the Z(0) the member stepped from: exactly 0 at t = 0
+        // Z(t) - Z(0) from the Z(0) the member stepped from: exactly 0 at t = 0. The
+        // closed forms take Z of H_B's traceless part; {H_B, rho0}/2 is that here (h0 = 0)
+        debug_assert!(z0.is_none() || point.h_battery[0] == 0.0, "cavity H_B with an offset");
         let refs = z0.map_or_else(|| closed.references(x0), |z0| closed.references_with(x0, z0));
         let n_cols = self.sources.len();
         let ns = times.len();

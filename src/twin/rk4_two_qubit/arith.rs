@@ -1,8 +1,42 @@
 //! The two-qubit kernel's arithmetic without transcendentals (the shader's `log2_arith`,
 //! `neg_plogp` and `sym3_eigenvalues`, in its order): entropy_b's logarithm and bell_chsh's
-//! eigenvalues.
+//! eigenvalues; and energy_fluctuation_b's Z(0) and Sigma^2 (the shader's `anticommutator`
+//! and `fluctuation_sq`).
 
 use crate::twin::Real;
+
+/// Z(0) = {I (x) (H_B - h0 I), rho0}/2 in the Pauli basis, of H_B's traceless part h.sigma
+/// alone: z_a0 = h.r_a (r_a = (x_a1, x_a2, x_a3)), z_ak = h_k x_a0. That of H_B itself is
+/// h0 rho0 + Z(0), whose offset would cost f32 h0 eps in every entry (`fluctuation_sq`).
+pub(super) fn anticommutator<R: Real>(x: &[R; 16], hb: &[R; 4]) -> [R; 16] {
+    let mut z = [R::ZERO; 16];
+    for a in 0..4 {
+        let r = &x[4 * a..4 * a + 4];
+        z[4 * a] = hb[1] * r[1] + hb[2] * r[2] + hb[3] * r[3];
+        for k in 1..4 {
+            z[4 * a + k] = hb[k] * r[0];
+        }
+    }
+    z
+}
+
+/// Sigma^2 of energy_fluctuation_b from the battery rows' changes since t = 0: `d` of rho,
+/// `dz` of Z (evolved from `anticommutator`'s Z(0)); H_B = h0 I + h.sigma (`hb`), whose own Z
+/// is h0 rho + Z, and `nhb2` = |h|^2. With stored = h0 d_0 + h.d,
+///   Sigma^2 = Tr(H_B^2 d) - 2 Tr(H_B (h0 d + dz)) - stored^2
+///           = |h|^2 d_0 - 2 h.dz - (h.d)^2 - h0 (h0 d_0 (1 + d_0) + 2 (dz_0 + d_0 h.d)),
+/// the h0 terms only through the traces' changes d_0 and dz_0 (0 where the trace is kept).
+/// Written with H_B's Z, h0 (h.d) cancelled against h.dz: in f32 5e-4 in Sigma^2 at h0 = 3000
+/// and 2e-2 at 1e5, on |h| = 1 (the test
+/// `the_energy_fluctuation_does_not_lose_its_digits_to_an_offset`).
+#[inline(always)]
+pub(super) fn fluctuation_sq<R: Real>(hb: &[R; 4], nhb2: R, d: &[R; 4], dz: &[R; 4]) -> R {
+    let two = R::from_f64(2.0);
+    let hd = hb[1] * d[1] + hb[2] * d[2] + hb[3] * d[3];
+    let h0 = hb[0];
+    let hdz = hb[1] * dz[1] + hb[2] * dz[2] + hb[3] * dz[3];
+    nhb2 * d[0] - two * hdz - hd * hd - h0 * (h0 * d[0] * (R::ONE + d[0]) + two * (dz[0] + d[0] * hd))
+}
 
 /// log2 without transcendentals: exact power-of-two range reduction to [1/sqrt2, sqrt2], then
 /// ln m = 2 atanh(u), u = (m - 1)/(m + 1), |u| <= 0.172, by its series through u^21.

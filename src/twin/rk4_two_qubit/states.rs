@@ -24,14 +24,16 @@ impl StateMeasures {
         StateMeasures { p: PointR::new(k), flags }
     }
 
-    /// The references of a member started in `x0` (Z(0) = {H_B, rho0}/2 from it).
+    /// The references of a member started in `x0` (Z(0) = {H_B - h0 I, rho0}/2 from it, of
+    /// H_B's traceless part: `anticommutator`).
     pub fn references(&self, x0: &Pauli4) -> References {
         references(x0, &self.p)
     }
 
     /// The references of a member started in `x0` with Z(0) = `z0` as its Z(t) was stepped
     /// from: Z(t) - Z(0) then vanishes exactly at t = 0 (as `references` makes it for the
-    /// kernel's own Z).
+    /// kernel's own Z). Z is that of H_B's traceless part, as the kernel's (cavity-cells'
+    /// {H_B, rho0}/2 is: its H_B = (wq/2) sz has h0 = 0).
     pub fn references_with(&self, x0: &Pauli4, z0: &Pauli4) -> References {
         (std::array::from_fn(|i| x0[i] * self.p.mask[i]), std::array::from_fn(|i| z0[i] * self.p.mask[i]))
     }
