@@ -120,10 +120,7 @@ fn check_finite(plan: &Plan, measures: &[Measure], values: &[f64]) -> Result<()>
 pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
     let t0 = Instant::now();
     crate::faults::check_env()?;
-    let mut notes = plan.notes.clone();
-    for note in &plan.notes {
-        crate::engine::say(opts, note);
-    }
+    let mut notes = vec![];
     let backend = crate::engine::resolve_backend(opts, &mut notes)?;
     let setup = t0.elapsed().as_secs_f64();
     if let Some(c) = &opts.control {

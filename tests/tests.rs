@@ -3,8 +3,6 @@
 
 mod common;
 
-/// RK4's estimated error at dt: said where it moves the measures, not where it does not
-mod accuracy;
 /// `qbat-gpu analyze` and the plots, against statistics computed here from the files
 mod analyze;
 /// the layers of ARCHITECTURE.md: no import circles, no upward imports

@@ -1,7 +1,6 @@
 //! TOML config -> validated `Plan`. Raw values are checked here, once; every error names
 //! the offending field (`params.j`, `time.dt`, `initial.ket`, ...) and the reason.
 
-mod accuracy;
 pub mod available_memory;
 mod drives;
 mod ensemble;
@@ -14,7 +13,6 @@ mod systems;
 mod time;
 pub mod values;
 
-pub use accuracy::{rk4_global_error, ACCURACY_NOTE_AT};
 pub use available_memory::available_memory_bytes;
 pub use ensemble::shard_range;
 pub use initial::check_state;
@@ -98,9 +96,6 @@ pub struct Plan {
     /// `[[drive]]`: the drives of each parameter point (index as `points`; every entry empty
     /// for an undriven run).
     pub drives: Vec<Vec<crate::model::drive::Drive>>,
-    /// Notes found in planning (RK4's estimated error at dt, `accuracy`), said when the run
-    /// starts and kept in run.json.
-    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -283,7 +278,6 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let drives: Vec<_> = points.iter_mut().map(|p| drives::drives_of_point(&drv, p)).collect();
     let systems = systems::build_systems(model, model_name, &points, time.schedule.dt, time.steady, time.switch_off)?;
     drives::check_stability(&systems, &drives, &time.schedule, time.switch_off.is_some())?;
-    let notes = accuracy::accuracy_note(&systems, &drives, &time.schedule, time.steady).into_iter().collect();
     let points: Vec<Params> = points.iter().map(|p| resolve_params(model, p)).collect::<Result<_>>()?;
     let param_columns = params.columns();
     let config_json = serde_json::to_value(root).unwrap_or(serde_json::Value::Null);
@@ -304,6 +298,5 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         fock_tail_threshold: out.fock_tail_threshold,
         save_states: ov.save_states,
         drives,
-        notes,
     })
 }

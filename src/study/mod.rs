@@ -270,10 +270,7 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     };
     // Backend and devices first: a bad option must fail before any staging directory is
     // touched (and never cost an interrupted run its checkpoint).
-    let mut notes = plan.notes.clone();
-    for note in &plan.notes {
-        crate::engine::say(&opts.run, note);
-    }
+    let mut notes = vec![];
     let engine = resolve_backend(&opts.run, &mut notes)?;
     let engines = engines_for(opts, engine, &mut notes)?;
     for e in &engines {
