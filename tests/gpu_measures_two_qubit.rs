@@ -57,11 +57,13 @@ fn device_measures_of_fixed_states_match_the_reference_and_the_twin() {
             space: Space::TwoQubit,
             h_total: Some(h),
             h_total_eigs: Some(eps),
+            h_b_traceless: qbat_gpu::measures::traceless_part(&hb),
             h_battery: hb,
             h_charger: hc,
             dephasing: 0.0,
             energy_b0: 0.0,
-            h_b_sq0: 0.0,
+            traceless_sq0: 0.0,
+            traceless_energy0: 0.0,
         });
     }
     let states: Vec<CMat> = (0..n_members).map(|k| test_state(&mut rng, k, &[1e-6, 1e-9, 1e-12])).collect();

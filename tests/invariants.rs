@@ -133,3 +133,30 @@ fn fock_truncation_changes_less_than_the_tail_suggests() {
         assert!((a - b).abs() < 100.0 * tail_small.max(1e-12) + 1e-10, "{a} vs {b}, tail {tail_small:e}");
     }
 }
+
+/// energy_fluctuation_b does not depend on a constant offset h0 of H_B (H_B(t) - H_B(0) does
+/// not see it), and the f64 reference gives the same Sigma^2 at h0 = 3000 and 1e5 as at 0, to
+/// the rounding of the config's entries (h0 eps_f64); taken with H_B itself it lost h0^2 eps_f64
+/// (2.4e-8 at h0 = 3000, where its Sigma(0) read 6e-5 rather than about 0).
+#[test]
+fn the_reference_energy_fluctuation_does_not_see_an_offset_of_h_b() {
+    use qbat_gpu::run::{run_plan, Backend, RunOptions};
+    // h = (0.6, 0, 0.8): H_B = [[h0 - 0.8, 0.6], [0.6, h0 + 0.8]]
+    let cfg = |h0: f64| {
+        format!("model = \"two-qubit\"\n[params]\nhamiltonian = [[-2.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.3, 0.0], [0.0, 0.3, 0.0, 0.0], [0.0, 0.0, 0.0, 2.0]]\nh_battery = [[{}, 0.6], [0.6, {}]]\nh_charger = [[-1.0, 0.0], [0.0, 1.0]]\njumps = [{{ op = [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]], rate = 0.05 }}]\n[initial]\nrandom = \"mixed-bures\"\n[time]\ndt = 0.01\nt_end = 5.0\nsamples = 11\n[ensemble]\nsize = 3\n[output]\nmeasures = [\"energy_fluctuation_b\"]\n", h0 - 0.8, h0 + 0.8)
+    };
+    let run = |h0: f64| run_plan(&plan(&cfg(h0)), &RunOptions { backend: Backend::Reference, verify: 0, ..Default::default() }).unwrap();
+    let truth = run(0.0);
+    for h0 in [3000.0, 1e5] {
+        let r = run(h0);
+        for member in 0..3 {
+            for s in 0..truth.times.len() {
+                let (got, want) = (r.value(member, s, 0), truth.value(member, s, 0));
+                assert!(s == 0 || want > 0.5, "Sigma {want} at t = {}", truth.times[s]);
+                let err = (got * got.abs() - want * want.abs()).abs();
+                // (the config's entries h0 +- 0.8 themselves round by h0 eps: so does H_B - h0 I)
+                assert!(err <= 4.0 * h0 * f64::EPSILON, "h0 = {h0}, member {member}, t = {}: Sigma^2 off by {err:e}", truth.times[s]);
+            }
+        }
+    }
+}

@@ -236,11 +236,13 @@ fn random_point(rng: &mut ChaCha8Rng) -> Point {
         space: Space::TwoQubit,
         h_total: Some(h),
         h_total_eigs: Some(eps),
+        h_b_traceless: qbat_gpu::measures::traceless_part(&hb),
         h_battery: hb,
         h_charger: hc,
         dephasing: 0.0,
         energy_b0: 0.0,
-        h_b_sq0: 0.0,
+        traceless_sq0: 0.0,
+        traceless_energy0: 0.0,
     };
     Point { ctx, consts }
 }

@@ -22,12 +22,15 @@ pub fn update_peaks(peaks: &mut [Peak], sample: usize, t: f64, vals: &[f64]) {
     }
 }
 
-/// Y(0) = H_B rho0 with H_B embedded in the full space (battery = right qubit / cell 2).
+/// Y(0) = Hb' rho0, Hb' = H_B - h0 I the traceless part of H_B (`measures::traceless_part`,
+/// which energy_fluctuation_b is taken of), embedded in the full space (battery = right qubit
+/// / cell 2).
 pub fn battery_times_state(plan: &Plan, sys: &OpenSystem, rho0: &CMat) -> CMat {
+    let hb = crate::measures::traceless_part(&sys.h_battery);
     let hb_full = match plan.space {
-        Space::TwoQubit => kron(&identity(2), &sys.h_battery),
-        Space::Cavity { n_fock } => kron(&kron(&identity(2), &sys.h_battery), &identity(n_fock + 1)),
-        Space::Dicke { n_fock, .. } => kron(&sys.h_battery, &identity(n_fock + 1)),
+        Space::TwoQubit => kron(&identity(2), &hb),
+        Space::Cavity { n_fock } => kron(&kron(&identity(2), &hb), &identity(n_fock + 1)),
+        Space::Dicke { n_fock, .. } => kron(&hb, &identity(n_fock + 1)),
     };
     hb_full * rho0
 }

@@ -197,9 +197,15 @@ pub struct MeasureContext {
     /// Phase-flip probability p applied to the two-qubit state before every measure (spin-pair, paper 000 app. B):
     /// K1 = (1-p) I x I, K2 = sqrt(p(1-p)) I x sz, K3 = sqrt(p(1-p)) sz x I, K4 = p sz x sz.
     pub dephasing: f64,
-    /// Tr(rho0_b H_B) and Tr(rho0_b H_B^2) of the initial state.
+    /// Tr(rho0_b H_B) of the initial state.
     pub energy_b0: f64,
-    pub h_b_sq0: f64,
+    /// H_B's traceless part, H_B - h0 I with h0 = Re Tr(H_B) / dim: energy_fluctuation_b is
+    /// taken of it (an offset h0 changes no Heisenberg difference H_B(t) - H_B(0), and written
+    /// with H_B, f64 lost h0^2 eps).
+    pub h_b_traceless: CMat,
+    /// Tr(rho0_b Hb'^2) and Tr(rho0_b Hb') of the initial state, Hb' = `h_b_traceless`.
+    pub traceless_sq0: f64,
+    pub traceless_energy0: f64,
 }
 
 impl MeasureContext {
@@ -211,6 +217,7 @@ impl MeasureContext {
             _ => reduced_battery(&two_qubit_part(sys.space, rho0, sys.dephasing)),
         };
         let hb = &sys.h_battery;
+        let hbp = traceless_part(hb);
         MeasureContext {
             space: sys.space,
             h_total: match sys.space {
@@ -225,7 +232,9 @@ impl MeasureContext {
             h_charger: sys.h_charger.clone(),
             dephasing: sys.dephasing,
             energy_b0: energy::energy(&rb0, hb),
-            h_b_sq0: re_trace_product(&rb0, &(hb * hb)),
+            traceless_sq0: re_trace_product(&rb0, &(&hbp * &hbp)),
+            traceless_energy0: energy::energy(&rb0, &hbp),
+            h_b_traceless: hbp,
         }
     }
 }
@@ -310,7 +319,7 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
         PowerB => rate_per_time(stored(), s.t),
         ErgotropicPowerB => rate_per_time(energy::ergotropy(&st.rb, hb), s.t),
         EnergyVarianceB => energy::variance(&st.rb, hb),
-        EnergyFluctuationB => s.y.map_or(f64::NAN, |y| energy_fluctuation(ctx, st, y, stored())),
+        EnergyFluctuationB => s.y.map_or(f64::NAN, |y| energy_fluctuation(ctx, st, y)),
         Concurrence => entanglement::concurrence(&st.rho2),
         SteeringF3 => correlations::steering_f3(&st.rho2),
         SteeringAb => st.loo().0,
@@ -343,18 +352,28 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
     }
 }
 
-/// Sigma of paper 003 eq. 6 from the regression theorem (docs/physics.md):
-///   Sigma^2 = Tr(H_B^2 rho_b(t)) - 2 Re Tr(H_B Y_b(t)) + Tr(H_B^2 rho0_b) - stored^2,
-/// Y_b the battery part of Y(t) = e^{Lt}[H_B rho0] (dephased like the state: the channel
-/// applied at t acts on Y in Tr(H_B E(Y))). Returned sign-preserving, not clamped:
-/// Sigma = sqrt(Sigma^2) when Sigma^2 >= 0 and -sqrt(-Sigma^2) otherwise, so a negative value
-/// reveals numerical trouble (a few 1e-8 below zero is rounding near Sigma = 0).
-fn energy_fluctuation(ctx: &MeasureContext, st: &Reduced, y: &CMat, stored: f64) -> f64 {
-    let hb = &ctx.h_battery;
+/// Sigma of paper 003 eq. 6 from the regression theorem (docs/physics.md), of H_B's traceless
+/// part Hb' = H_B - h0 I (the same Sigma: H(t) - H(0) does not see h0, the evolution being
+/// trace-preserving and its Heisenberg picture unital):
+///   Sigma^2 = Tr(Hb'^2 rho_b(t)) - 2 Re Tr(Hb' Y_b(t)) + Tr(Hb'^2 rho0_b) - s^2,
+///   s = Tr(Hb' rho_b(t)) - Tr(Hb' rho0_b),
+/// Y_b the battery part of Y(t) = e^{Lt}[Hb' rho0] (`battery_times_state`; dephased like the
+/// state: the channel applied at t acts on Y in Tr(Hb' E(Y))). Returned sign-preserving, not
+/// clamped: Sigma = sqrt(Sigma^2) when Sigma^2 >= 0 and -sqrt(-Sigma^2) otherwise, so a
+/// negative value reveals numerical trouble (a few 1e-8 below zero is rounding near Sigma = 0).
+fn energy_fluctuation(ctx: &MeasureContext, st: &Reduced, y: &CMat) -> f64 {
+    let hb = &ctx.h_b_traceless;
     let yb = reduced_battery(&two_qubit_part(ctx.space, y, ctx.dephasing));
-    let s2 = re_trace_product(&st.rb, &(hb * hb)) - 2.0 * re_trace_product(hb, &yb) + ctx.h_b_sq0 - stored * stored;
+    let s = energy::energy(&st.rb, hb) - ctx.traceless_energy0;
+    let s2 = re_trace_product(&st.rb, &(hb * hb)) - 2.0 * re_trace_product(hb, &yb) + ctx.traceless_sq0 - s * s;
     let sigma = if s2 >= 0.0 { s2.sqrt() } else { -(-s2).sqrt() };
     sigma + 0.0 // turns -0.0 into 0.0
+}
+
+/// H - (Re Tr(H) / dim) I: the traceless part of a Hermitian H.
+pub fn traceless_part(h: &CMat) -> CMat {
+    let shift = h.trace().re / h.nrows() as f64;
+    h - CMat::identity(h.nrows(), h.ncols()) * crate::linalg::C64::new(shift, 0.0)
 }
 
 /// The resources capacity_b is compared with by default (paper 000), in table order.
@@ -494,7 +513,8 @@ mod tests {
         let sys = system(ModelKind::BlochCharger, &[("wb", 2.0), ("j", 1.0)]);
         let rho0 = crate::model::bloch_charger::initial_state(std::f64::consts::PI, 0.0);
         let ctx = MeasureContext::new(&sys, &rho0);
-        assert_eq!((ctx.energy_b0, ctx.h_b_sq0), (0.0, 0.0));
+        // H_B = diag(0, 2): its traceless part diag(-1, 1), whose square is the identity
+        assert_eq!((ctx.energy_b0, ctx.traceless_energy0, ctx.traceless_sq0), (0.0, -1.0, 1.0));
         let list = [StoredEnergyB, PowerB, ErgotropicPowerB, EnergyB, ErgotropyB];
         let v0 = evaluate(&list, &ctx, &Sample { t: 0.0, rho: &rho0, y: None });
         assert_eq!(&v0[..3], &[0.0, 0.0, 0.0]);
@@ -507,7 +527,7 @@ mod tests {
         // relative to an excited battery start: negative stored energy
         let rho_e = projector(&[ZERO, ONE, ZERO, ZERO]);
         let ctx_e = MeasureContext::new(&sys, &rho_e);
-        assert!((ctx_e.energy_b0 - 2.0).abs() < 1e-15 && (ctx_e.h_b_sq0 - 4.0).abs() < 1e-15);
+        assert!((ctx_e.energy_b0 - 2.0).abs() < 1e-15 && (ctx_e.traceless_energy0 - 1.0).abs() < 1e-15 && (ctx_e.traceless_sq0 - 1.0).abs() < 1e-15);
         assert!((eval1(StoredEnergyB, &ctx_e, t, &rho0) + 2.0).abs() < 1e-15);
     }
 
