@@ -95,6 +95,7 @@ pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
     }
     let mut report = verify_report(&result.measures, &max_abs, result.precision, idx.iter().map(|&i| plan.members[i].id).collect());
     report.concurrence = crate::verify::concurrence_route(&result.measures, plan.model, &result.backend, result.precision);
+    report.dt_halved = crate::verify::dt_check::dt_check(plan, &idx);
     report
 }
 
@@ -168,6 +169,10 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
         let tv = Instant::now();
         result.verify = Some(verify(plan, &result, opts.verify));
         result.timings.verify = tv.elapsed().as_secs_f64();
+        if let Some(note) = result.verify.as_ref().and_then(|v| v.dt_halved.as_ref()).and_then(|c| c.note()) {
+            crate::engine::say(opts, &note);
+            result.notes.push(note);
+        }
     }
     Ok(result)
 }

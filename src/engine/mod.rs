@@ -158,16 +158,22 @@ impl Engine {
     }
 }
 
-/// The notes said on stderr so far by the engines of one run (see `RunOptions::said`).
+/// The notes said on stderr so far by the engines of one run (see `RunOptions::said`); a
+/// quiet one says none (a check's runs beside the run, whose notes the run said).
 #[derive(Clone, Debug, Default)]
-pub struct SaidNotes(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+pub struct SaidNotes(Arc<std::sync::Mutex<std::collections::HashSet<String>>>, bool);
 
 impl SaidNotes {
     /// Say `note` on stderr unless it was said already.
     pub fn say(&self, note: &str) {
-        if self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(note.to_string()) {
+        if self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(note.to_string()) && !self.1 {
             eprintln!("note: {note}");
         }
+    }
+
+    /// Notes that are kept from stderr.
+    pub fn quiet() -> SaidNotes {
+        SaidNotes(Default::default(), true)
     }
 }
 

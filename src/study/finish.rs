@@ -245,7 +245,13 @@ pub(super) fn finish(
         }
         Ok(stats)
     };
-    let (series_written, (summary_written, stats)) = rayon::join(series_files, || rayon::join(summary_files, stats_files));
+    // --verify's check of dt, on a verified member, beside the files
+    let dt_halved = || match progress.verify.is_empty() {
+        true => None,
+        false => crate::verify::dt_check::dt_check(local, &crate::verify::verify_indices(plan.seed, local.members.len(), opts.run.verify)),
+    };
+    let ((series_written, dt_halved), (summary_written, stats)) =
+        rayon::join(|| rayon::join(series_files, dt_halved), || rayon::join(summary_files, stats_files));
     series_written?;
     summary_written?;
     let stats = stats?;
@@ -269,7 +275,14 @@ pub(super) fn finish(
         false => Default::default(),
     };
     progress.notes.extend(analysis_skipped.clone());
-    let info = run_info(local, &progress, setup, t_out.elapsed().as_secs_f64());
+    if let Some(note) = dt_halved.as_ref().and_then(|c| c.note()) {
+        crate::engine::say(&opts.run, &note);
+        progress.notes.push(note);
+    }
+    let mut info = run_info(local, &progress, setup, t_out.elapsed().as_secs_f64());
+    if let Some(v) = info.verify.as_mut() {
+        v.dt_halved = dt_halved;
+    }
     let mut rj = crate::run::run_json(plan, &info, &opts.run);
     rj["members"] = json!(local.members.len());
     rj["health"] = json!(progress.health);

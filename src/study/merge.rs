@@ -565,6 +565,17 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
                     d["pass"] = json!(worst <= tol);
                 }
             }
+            // the check of dt of the shard whose member moved most past its limit
+            let ratio = |c: &Value| {
+                c["deviations"]
+                    .as_array()
+                    .map_or(0.0, |d| d.iter().map(|x| x["max_abs"].as_f64().unwrap_or(0.0) / x["limit"].as_f64().unwrap_or(f64::INFINITY)).fold(0.0, f64::max))
+            };
+            let checks = verifies.iter().map(|v| &v["dt_halved"]).filter(|c| c.is_object());
+            match checks.max_by(|a, b| ratio(a).total_cmp(&ratio(b))) {
+                Some(c) => merged["dt_halved"] = c.clone(),
+                None => _ = merged.as_object_mut().map(|m| m.remove("dt_halved")),
+            }
             run["verify"] = merged;
         }
         // per-run figures of one shard would mislead at the top level: they are in merged_from

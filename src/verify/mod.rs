@@ -2,6 +2,8 @@
 //! measure with its tolerance. The in-memory run and the streamed study share the member
 //! choice, the folding of deviations and the report.
 
+pub mod dt_check;
+
 use crate::engine::Precision;
 use crate::measures::Measure;
 use rand::seq::index::sample as sample_indices;
@@ -30,6 +32,9 @@ pub struct VerifyReport {
     /// pure states), when the run has it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrence: Option<String>,
+    /// The first verified member run again at dt / 2 (`dt_check`), where it could be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dt_halved: Option<dt_check::DtCheck>,
 }
 
 /// The route of the concurrence in a run of `model` on `backend` ("gpu" or "cpu") at
@@ -100,7 +105,7 @@ pub fn verify_report(measures: &[Measure], max_abs: &[f64], precision: Precision
         })
         .collect();
     let pass = deviations.iter().all(|d| d.pass);
-    VerifyReport { members, deviations, pass, concurrence: None }
+    VerifyReport { members, deviations, pass, concurrence: None, dt_halved: None }
 }
 
 /// The verify report of members verified at several precisions: each group's deviations with
@@ -118,5 +123,5 @@ pub fn verify_report_mixed(measures: &[Measure], groups: &[(Precision, Vec<f64>,
     }
     members.sort_unstable();
     let pass = deviations.iter().all(|d| d.pass);
-    VerifyReport { members, deviations, pass, concurrence: None }
+    VerifyReport { members, deviations, pass, concurrence: None, dt_halved: None }
 }

@@ -1,0 +1,96 @@
+//! `--verify`'s check of dt: RK4's error at the run's dt, measured on one verified member. The
+//! comparison with the f64 reference re-runs the same dt and so cannot see that error; here
+//! the member runs again on the f64 CPU engine at dt and at dt / 2 and its measures are
+//! compared (the stability bound keeps a run finite, not accurate: docs/physics.md).
+//!
+//! ```text
+//! RK4's global error e(dt) = C dt^4 + O(dt^5), so  x(dt) - x(dt/2) = e(dt) - e(dt/2) = 15/16 e(dt) + ...
+//! ```
+//!
+//! The difference is said (a note; never a refusal) where it passes `DT_NOTE_AT` times the
+//! measure's scale: f32's `--verify` tolerance, the most a run is meant to differ by.
+
+use crate::config::Plan;
+use crate::engine::{Engine, Precision, RunOptions, SaidNotes};
+use crate::job::Schedule;
+use serde::Serialize;
+
+/// The difference at which a run is told, per unit of the measure's scale max(1, max |x|).
+pub const DT_NOTE_AT: f64 = 1e-4;
+
+/// The most RK4 steps the check takes at dt / 2 for its member (a cavity member's engine
+/// step costs about 20 us: about 20 s at the most, beside a run of as many steps a member).
+const MAX_CHECK_STEPS: u64 = 1_000_000;
+
+/// One measure's largest difference over the samples between dt and dt / 2, and the
+/// difference past which it is said.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DtDeviation {
+    pub measure: String,
+    pub max_abs: f64,
+    pub limit: f64,
+}
+
+/// The member run at dt and dt / 2 (its id), and each measure's difference.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DtCheck {
+    pub member: u64,
+    pub dt: f64,
+    pub deviations: Vec<DtDeviation>,
+}
+
+impl DtCheck {
+    /// The note where a measure's difference passes its limit (the largest past it named).
+    pub fn note(&self) -> Option<String> {
+        let worst = self.deviations.iter().filter(|d| d.max_abs > d.limit).max_by(|a, b| (a.max_abs / a.limit).total_cmp(&(b.max_abs / b.limit)))?;
+        Some(format!(
+            "time.dt = {}: RK4's error at this dt is visible: member {} moves {} by {:.1e} when dt is halved (--verify's check of dt; above {:.0e} of its scale); a smaller dt is more accurate (docs/physics.md, \"Stability bound\")",
+            self.dt, self.member, worst.measure, worst.max_abs, DT_NOTE_AT
+        ))
+    }
+}
+
+/// Of the members `candidates` (indices into `plan.members`), the one of the stiffest point (the
+/// largest bound on its generator's spectral radius, from its entries; the first of equals) on
+/// the f64 CPU engine at dt and at dt / 2; None where there is none, the plan has no
+/// integration (steady states), the check would take more than `MAX_CHECK_STEPS`, or either run
+/// fails or gives a non-finite value (the run's own checks report those).
+pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
+    let stiffness = |i: usize| plan.members.get(i).map_or(f64::NEG_INFINITY, |m| plan.systems[m.point].generator_norm_entry_bound());
+    let index = candidates.iter().copied().reduce(|a, b| if stiffness(b) > stiffness(a) { b } else { a })?;
+    let member = plan.members.get(index)?;
+    if plan.steady || plan.schedule.total_steps().saturating_mul(2) > MAX_CHECK_STEPS {
+        return None;
+    }
+    let at_dt = plan.slice(index..index + 1);
+    let mut at_half = at_dt.clone();
+    at_half.schedule = Schedule::with_switch_off(plan.schedule.dt / 2.0, &plan.schedule.times, plan.schedule.switch_off);
+    // (the run's own notes were said already: the check says none)
+    let opts = RunOptions {
+        backend: crate::engine::Backend::Cpu,
+        precision: Precision::F64,
+        verify: 0,
+        progress: false,
+        said: Some(SaidNotes::quiet()),
+        ..Default::default()
+    };
+    let coarse = crate::engine::integrate(&at_dt, &opts, &Engine::Cpu).ok()?;
+    let fine = crate::engine::integrate(&at_half, &opts, &Engine::Cpu).ok()?;
+    let nm = coarse.measures.len();
+    if fine.measures != coarse.measures || coarse.values.len() != fine.values.len() || nm == 0 {
+        return None;
+    }
+    let mut deviations: Vec<DtDeviation> = coarse.measures.iter().map(|m| DtDeviation { measure: m.name().into(), max_abs: 0.0, limit: 0.0 }).collect();
+    let mut scale = vec![1.0f64; nm];
+    for (c, (a, b)) in coarse.values.iter().zip(&fine.values).enumerate() {
+        if !a.is_finite() || !b.is_finite() {
+            return None;
+        }
+        deviations[c % nm].max_abs = deviations[c % nm].max_abs.max((a - b).abs());
+        scale[c % nm] = scale[c % nm].max(b.abs());
+    }
+    for (d, s) in deviations.iter_mut().zip(scale) {
+        d.limit = DT_NOTE_AT * s;
+    }
+    Some(DtCheck { member: member.id, dt: plan.schedule.dt, deviations })
+}
