@@ -2,6 +2,7 @@
 //! the offending field (`params.j`, `time.dt`, `initial.ket`, ...) and the reason.
 
 pub mod available_memory;
+mod deep_key;
 mod drives;
 mod ensemble;
 mod initial;
@@ -191,11 +192,21 @@ pub fn parse_plan(text: &str, ov: &Overrides) -> Result<Plan> {
 pub fn parse_error(text: &str, e: &toml::de::Error) -> QbatError {
     let reason = e.message().split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
     let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
-        return QbatError::Parse(reason);
+        // the parser's limit on a dotted key's parts comes without a span: its line found here
+        return match reason.contains("recursion").then(|| deep_key::deep_key_line(text, deep_key::MAX_KEY_PARTS)).flatten() {
+            Some((line_no, parts)) => {
+                let reason = format!("a dotted key of {parts} parts, more than the {} the TOML parser takes", deep_key::MAX_KEY_PARTS);
+                match key_at(text, line_no) {
+                    Some(key) => QbatError::Parse(format!("{}: {reason} (line {line_no})", deep_key::shortened(&key))),
+                    None => QbatError::Parse(format!("{reason} (line {line_no})")),
+                }
+            }
+            None => QbatError::Parse(reason),
+        };
     };
     let line_no = text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
     match key_at(text, line_no) {
-        Some(key) => QbatError::Parse(format!("{key}: {reason} (line {line_no})")),
+        Some(key) => QbatError::Parse(format!("{}: {reason} (line {line_no})", deep_key::shortened(&key))),
         None => QbatError::Parse(format!("{reason} (line {line_no})")),
     }
 }
