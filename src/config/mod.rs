@@ -179,6 +179,9 @@ pub struct Overrides {
     pub shard: Option<(usize, usize)>,
     /// `--save-states`: keep each sampled state (counted by the memory check).
     pub save_states: Option<StateSave>,
+    /// `--backend cpu` or `reference`: the memory check leaves out the GPU host's copies of
+    /// each point's constants.
+    pub cpu_only: bool,
 }
 
 /// Parse and validate a TOML config.
@@ -284,7 +287,16 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let keeps_states = out.measures.iter().any(|m| m.needs_eigensolve());
     let points_field = if drawn { ens.size_field } else { "params" };
     let saved_dim = ov.save_states.map_or(0, |s| crate::measures::saved::saved_dim(space, s));
-    memory::check_memory(space, range.len(), n_points, time.schedule.times.len(), out.measures.len(), keeps_states, saved_dim, ens.size_field, points_field)?;
+    let extra = params.axes.iter().map(|(k, _)| k.as_str()).chain(params.drawn.iter().map(|(k, _, _)| k.as_str()));
+    let shape = memory::PointShape {
+        params: memory::params_bytes(&base, extra),
+        drives: drv.drives.len(),
+        steady: time.steady,
+        switch_off: time.switch_off.is_some(),
+        cpu_only: ov.cpu_only,
+    };
+    let (samples, measures) = (time.schedule.times.len(), out.measures.len());
+    memory::check_memory(space, range.len(), n_points, &shape, samples, measures, keeps_states, saved_dim, ens.size_field, points_field)?;
     let (mut points, members) = ensemble::expand_members(model, &base, &params, &init, &ens, range);
     let drives: Vec<_> = points.iter_mut().map(|p| drives::drives_of_point(&drv, p)).collect();
     let systems = systems::build_systems(model, model_name, &points, time.schedule.dt, time.steady, time.switch_off)?;
