@@ -49,6 +49,8 @@ pub mod run;
 pub mod signals;
 pub mod stack;
 pub mod study;
+#[cfg(test)]
+mod test_alloc;
 pub mod threads;
 pub mod twin;
 pub mod validate;

@@ -79,6 +79,49 @@ fn toml_errors_fit_on_one_line_and_name_the_key() {
     }
 }
 
+/// A dotted key, a table header or an array-of-tables header of very many parts, and inline
+/// tables and arrays nested as deep (200,000 and 1,000,000), are refused on one short line
+/// naming the key and its line (the dotted ones said only "recursion limit", with neither),
+/// within a stack of 256 KiB (the CLI's is 8 MiB, `stack::WORK_STACK`); through the binary,
+/// exit 2 and one line.
+#[test]
+fn very_deep_keys_and_values_are_refused_naming_their_line() {
+    let deep = |n: usize| -> Vec<(String, &'static str)> {
+        vec![
+            (format!("x{} = 1", ".a".repeat(n)), "config: time.x.a.a.a"),
+            (format!("x = {{ y{} = 1 }}", ".a".repeat(n)), "config: time.x"),
+            (format!("[{}a]", "a.".repeat(n)), "config: a.a.a"),
+            (format!("[[{}a]]", "a . ".repeat(n)), "config: a.a.a"),
+            (format!("x = {}1{}", "{a = ".repeat(n), "}".repeat(n)), "config: time.x: "),
+            (format!("x = {}1{}", "[".repeat(n), "]".repeat(n)), "config: time.x: "),
+        ]
+    };
+    // (GOOD's nine lines, then the deep one)
+    let text = |line: &str| format!("{GOOD}{line}\nsize = 4\n");
+    for n in [200_000, 1_000_000] {
+        for (line, start) in deep(n) {
+            let text = text(&line);
+            let e = std::thread::Builder::new().stack_size(256 << 10).spawn(move || parse_error(&text)).unwrap().join().unwrap();
+            let case = &line[..40];
+            assert!(e.starts_with(start) && e.ends_with("(line 10)"), "{case}: {}", &e[..e.len().min(300)]);
+            assert!(e.len() < 300 && !e.contains('\n'), "{case}: {} bytes: {}", e.len(), &e[..e.len().min(300)]);
+        }
+    }
+    // through the binary (files within its 4 MiB for a config)
+    let dir = tempfile::tempdir().unwrap();
+    for (k, (line, _)) in deep(500_000).into_iter().enumerate() {
+        let cfg = dir.path().join(format!("deep{k}.toml"));
+        std::fs::write(&cfg, text(&line)).unwrap();
+        let (code, _, stderr) = run_in(dir.path(), &["run", cfg.to_str().unwrap(), "--backend", "cpu", "--out", "out"]);
+        assert_eq!(code, 2, "{}: {stderr}", &line[..40]);
+        assert!(
+            stderr.starts_with("error: config: ") && stderr.trim_end().ends_with("(line 10)") && stderr.trim_end().lines().count() == 1,
+            "{}: {stderr}",
+            &line[..40]
+        );
+    }
+}
+
 #[test]
 fn shard_count_zero_says_n_must_be_at_least_1() {
     let dir = tempfile::tempdir().unwrap();

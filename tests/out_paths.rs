@@ -274,3 +274,45 @@ fn the_write_check_of_an_existing_out_makes_nothing_there() {
     assert_eq!(listing(&mine), ["notes.txt"]);
     assert_eq!(stamp(), before, "the refused commands changed the directory");
 }
+
+/// A resume whose existing `--out` cannot be written into (mode 555 as an ordinary user) is
+/// refused before any block runs (exit 2, one line naming `--out`), its checkpoint left byte
+/// for byte, and resumes to the end once the directory is writable again. (It integrated the
+/// remaining blocks and failed only at the commit, with exit 1.)
+#[cfg(target_os = "linux")]
+#[test]
+fn a_resume_into_an_out_that_cannot_be_written_into_is_refused_before_the_work() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let run_script = r#"exec "$0" run b.toml --backend cpu --no-progress --no-plots --block-members 10 --out out"#;
+    let Some(mut first) = as_user(d, run_script) else { return };
+    let cfg = crate::common::config(d, crate::integrity::BLOCH);
+    std::fs::rename(&cfg, d.join("b.toml")).unwrap();
+    std::fs::set_permissions(d.join("b.toml"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let owner = |p: &Path| {
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+        }
+    };
+    owner(&out);
+    let staging = d.join(".out.partial");
+    let mut child = first.env("QBAT_INJECT_FAULT", "slow-blocks=250").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    crate::common::kill_after_blocks(&mut child, &staging, 2);
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let kept = crate::resume_staging::snapshot(&staging);
+    let resume_script = r#"exec "$0" run b.toml --backend cpu --no-progress --no-plots --block-members 10 --resume out"#;
+    let o = as_user(d, resume_script).unwrap().output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_refused((o.status.code().unwrap_or(-1), stderr.clone()), "--resume into a mode-555 --out");
+    assert!(stderr.contains("cannot write in"), "{stderr}");
+    assert_eq!(crate::resume_staging::snapshot(&staging), kept, "the refused resume changed the checkpoint");
+    assert!(listing(&out).is_empty());
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = as_user(d, resume_script).unwrap().output().unwrap();
+    assert!(o.status.success(), "exit {:?}: {}", o.status.code(), String::from_utf8_lossy(&o.stderr));
+    qbat_gpu::output::manifest::Manifest::read(&out).unwrap().unwrap().verify(&out).unwrap();
+    assert!(leftovers(d).is_empty(), "{:?}", listing(d));
+}

@@ -65,7 +65,7 @@ fn refusal(got: (i32, String), name: &str, case: &Path) -> Option<String> {
 }
 
 /// Every file under `dir` (links not followed) with its bytes, for before and after.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+pub(crate) fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut v = vec![];
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         match e.file_type().unwrap().is_dir() {

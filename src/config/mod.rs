@@ -2,6 +2,7 @@
 //! the offending field (`params.j`, `time.dt`, `initial.ket`, ...) and the reason.
 
 pub mod available_memory;
+mod deep_key;
 mod drives;
 mod ensemble;
 mod initial;
@@ -178,6 +179,9 @@ pub struct Overrides {
     pub shard: Option<(usize, usize)>,
     /// `--save-states`: keep each sampled state (counted by the memory check).
     pub save_states: Option<StateSave>,
+    /// `--backend cpu` or `reference`: the memory check leaves out the GPU host's copies of
+    /// each point's constants.
+    pub cpu_only: bool,
 }
 
 /// Parse and validate a TOML config.
@@ -191,11 +195,21 @@ pub fn parse_plan(text: &str, ov: &Overrides) -> Result<Plan> {
 pub fn parse_error(text: &str, e: &toml::de::Error) -> QbatError {
     let reason = e.message().split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
     let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
-        return QbatError::Parse(reason);
+        // the parser's limit on a dotted key's parts comes without a span: its line found here
+        return match reason.contains("recursion").then(|| deep_key::deep_key_line(text, deep_key::MAX_KEY_PARTS)).flatten() {
+            Some((line_no, parts)) => {
+                let reason = format!("a dotted key of {parts} parts, more than the {} the TOML parser takes", deep_key::MAX_KEY_PARTS);
+                match key_at(text, line_no) {
+                    Some(key) => QbatError::Parse(format!("{}: {reason} (line {line_no})", deep_key::shortened(&key))),
+                    None => QbatError::Parse(format!("{reason} (line {line_no})")),
+                }
+            }
+            None => QbatError::Parse(reason),
+        };
     };
     let line_no = text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
     match key_at(text, line_no) {
-        Some(key) => QbatError::Parse(format!("{key}: {reason} (line {line_no})")),
+        Some(key) => QbatError::Parse(format!("{}: {reason} (line {line_no})", deep_key::shortened(&key))),
         None => QbatError::Parse(format!("{reason} (line {line_no})")),
     }
 }
@@ -273,7 +287,16 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let keeps_states = out.measures.iter().any(|m| m.needs_eigensolve());
     let points_field = if drawn { ens.size_field } else { "params" };
     let saved_dim = ov.save_states.map_or(0, |s| crate::measures::saved::saved_dim(space, s));
-    memory::check_memory(space, range.len(), n_points, time.schedule.times.len(), out.measures.len(), keeps_states, saved_dim, ens.size_field, points_field)?;
+    let extra = params.axes.iter().map(|(k, _)| k.as_str()).chain(params.drawn.iter().map(|(k, _, _)| k.as_str()));
+    let shape = memory::PointShape {
+        params: memory::params_bytes(&base, extra),
+        drives: drv.drives.len(),
+        steady: time.steady,
+        switch_off: time.switch_off.is_some(),
+        cpu_only: ov.cpu_only,
+    };
+    let (samples, measures) = (time.schedule.times.len(), out.measures.len());
+    memory::check_memory(space, range.len(), n_points, &shape, samples, measures, keeps_states, saved_dim, ens.size_field, points_field)?;
     let (mut points, members) = ensemble::expand_members(model, &base, &params, &init, &ens, range);
     let drives: Vec<_> = points.iter_mut().map(|p| drives::drives_of_point(&drv, p)).collect();
     let systems = systems::build_systems(model, model_name, &points, time.schedule.dt, time.steady, time.switch_off)?;

@@ -117,13 +117,7 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
     // A slice's twin outputs: its columns and, for the eigen-solve measures, its states.
     let member_bytes = ns * (job.measures.len() + if job.keep_states { 16 } else { 0 }) * 8;
     let pb = progress_bar(opts.progress, n as u64, "cpu f64");
-    // About 100 slices, each enough members to keep every thread busy: the steps at which a
-    // run is cancelled and its progress drawn. A run with neither a control nor a drawn bar
-    // has slices of at least SLICE_BYTES of outputs (a slice costs a plan, a fork and a join:
-    // bloch-1k in 100 slices of 10 members ran about 6% slower than in one).
-    const SLICE_BYTES: usize = 4 << 20;
-    let fewest = if opts.control.is_some() || !pb.is_hidden() { 1 } else { SLICE_BYTES / member_bytes.max(1) };
-    let slice = n.div_ceil(100).max(fewest).max(4 * rayon::current_num_threads()).max(1);
+    let slice = crate::job::footprint::twin_slice_members(n, member_bytes, opts.control.is_some() || !pb.is_hidden());
     let mut values = opts.zeroed_values(n * ns * nm);
     let mut peaks = Vec::with_capacity(n * 4);
     let mut states = plan.save_states.map(|_| Vec::with_capacity(n * ns * 16));

@@ -7,6 +7,7 @@ pub mod cavity;
 pub mod columns;
 pub mod dicke;
 pub mod drive;
+pub mod footprint;
 pub mod measures_two_qubit;
 pub mod pauli;
 pub mod two_qubit;

@@ -51,6 +51,20 @@ pub fn writable_inside(dir: &Path, field: &str) -> Result<()> {
     Ok(())
 }
 
+/// What a resume asks of `--out` before any block runs (`OutputDir::check` is not for it: its
+/// --out may hold the output its run was started to replace): that its lookup fails, if at
+/// all, only for a missing name; that it is a directory, if it is there; and that the commit
+/// can write into it, or where it is missing, into its parent, which the commit renames the
+/// output into. Each was found only at the commit, after the remaining blocks, with exit 1.
+pub fn check_for_resume(final_dir: &Path) -> Result<()> {
+    found_or_missing(final_dir)?;
+    match std::fs::metadata(final_dir) {
+        Ok(m) if m.is_dir() => writable_inside(final_dir, "--out"),
+        Ok(_) => Err(QbatError::invalid("--out", format!("{} exists and is not a directory", final_dir.display()))),
+        Err(_) => writable_inside(super::parent_of(final_dir), "--out"),
+    }
+}
+
 /// `path` as the file system resolves it, also where it does not exist yet: its canonical
 /// form, else its canonical parent joined with its name; None where neither resolves.
 pub fn resolved(path: &Path) -> Option<std::path::PathBuf> {

@@ -195,6 +195,8 @@ pub(super) fn open_staging(
                 ),
             ));
         }
+        // (an --out the commit cannot write is said now, the checkpoint left as it is)
+        crate::output::out_path::check_for_resume(&opts.out)?;
         check_blocks(&dir)?;
         // (a link, even one that leads nowhere, is a checkpoint to refuse, not a missing one)
         let loaded = if std::fs::symlink_metadata(dir.join("checkpoint.json")).is_ok() {

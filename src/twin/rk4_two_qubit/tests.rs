@@ -296,3 +296,26 @@ fn undriven_members_in_pairs_give_the_bits_of_one_at_a_time() {
         }
     }
 }
+
+/// A point's constants as `run_twin` builds them weigh no more than the memory check counts
+/// for them (`job::footprint::twin_point_bytes`): without drives, with named ones (sparse
+/// generators) and with a dense matrix.
+#[test]
+fn a_built_point_weighs_no_more_than_the_memory_check_counts() {
+    use crate::config::{parse_plan, Overrides};
+    use crate::job::footprint::twin_point_bytes;
+    let base = "model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 0.7\ngamma = 0.05\n[time]\ndt = 0.01\nt_end = 0.1\nsamples = 2\n";
+    let named = "[[drive]]\noperator = \"sx_b\"\namplitude = 0.3\nfrequency = 1.0\n[[drive]]\noperator = \"sy_c\"\namplitude = 0.2\nfrequency = 1.1\n";
+    let dense = "[[drive]]\noperator = [[0.1, [0.2, 0.3], [0.4, -0.1], [0.5, 0.6]], [[0.2, -0.3], -0.2, [0.7, 0.8], [0.9, -0.4]], [[0.4, 0.1], [0.7, -0.8], 0.3, [1.1, 0.2]], [[0.5, -0.6], [0.9, 0.4], [1.1, -0.2], -0.5]]\namplitude = 0.3\nfrequency = 1.0\n";
+    for (drives, text) in [(0, base.to_string()), (2, format!("{base}{named}")), (1, format!("{base}{dense}"))] {
+        let plan = parse_plan(&text, &Overrides::default()).unwrap();
+        // (point 0 as the engine's job holds it)
+        let mut p = crate::job::pauli::point(&plan.systems[0]);
+        p.drives = plan.drives[0].iter().map(crate::job::pauli::point_drive).collect();
+        assert_eq!(p.drives.len(), drives);
+        let k = KernelPoint::new(&p, plan.schedule.dt);
+        let (built, heap) = crate::test_alloc::held_by(|| PointR::<f64>::new(&k).with_drives(&k, &p.drives));
+        let weighs = std::mem::size_of_val(&built) + heap;
+        assert!(weighs <= twin_point_bytes(drives), "{drives} drives: {weighs} bytes, counted {}", twin_point_bytes(drives));
+    }
+}
