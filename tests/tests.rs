@@ -25,6 +25,8 @@ mod dicke;
 mod drives;
 /// `[[drive]]` on cavity-cells: the CPU engine against an independent solve and the reference
 mod drives_cavity;
+/// --verify's check of dt: a member at dt / 2, against the error at dt; run.json and merge
+mod dt_check;
 /// the CPU engine and the f64 reference agree on every model
 mod engines;
 /// a full disk at each file a command writes: one line naming it, nothing committed, the rerun or --resume the same bytes

@@ -1,0 +1,72 @@
+//! `--verify`'s check of dt (`verify::dt_check`): a verified member run again at dt / 2 on the
+//! CPU engine. Its difference against Richardson's 15/16 of the error at dt, the error taken
+//! here against the reference engine at dt / 64; said where it moves the measures, not where
+//! it does not; kept in run.json, and the worst shard's kept by merge.
+
+use qbat_gpu::config::{parse_plan, Overrides};
+use qbat_gpu::run::{run_plan, Backend, RunOptions};
+use qbat_gpu::verify::dt_check::DT_NOTE_AT;
+
+/// A closed two-level battery charged by its charger (its generator's spread 2 wb), at `dt`.
+fn closed_battery(dt: f64) -> String {
+    format!("model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\n[initial]\nrandom = \"bloch\"\n[time]\ndt = {dt}\nt_end = 20.0\nsamples = 41\n[ensemble]\nsize = 6\nseed = 5\n[output]\nmeasures = [\"energy_b\", \"purity\"]\n")
+}
+
+#[test]
+fn the_check_of_dt_is_fifteen_sixteenths_of_the_error_at_dt() {
+    let dt = 0.1;
+    let plan = parse_plan(&closed_battery(dt), &Overrides::default()).unwrap();
+    let run = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 2, ..Default::default() }).unwrap();
+    let check = run.verify.as_ref().and_then(|v| v.dt_halved.clone()).expect("a check of dt");
+    let member = run.member_ids.iter().position(|&id| id == check.member).unwrap();
+    // the error at dt: against the reference at dt / 64 (its own error 64^4 times smaller)
+    let fine = run_plan(
+        &parse_plan(&closed_battery(dt / 64.0), &Overrides::default()).unwrap(),
+        &RunOptions { backend: Backend::Reference, verify: 0, ..Default::default() },
+    )
+    .unwrap();
+    for (k, d) in check.deviations.iter().enumerate() {
+        let error = (0..run.times.len()).map(|s| (run.value(member, s, k) - fine.value(member, s, k)).abs()).fold(0.0, f64::max);
+        let ratio = d.max_abs / error;
+        assert!((0.8..1.05).contains(&ratio), "{}: the check's {:e} is {ratio} of the error {error:e}, not about 15/16", d.measure, d.max_abs);
+    }
+    // the error here (about 1e-3) is past the limit: said, and kept in the notes
+    let note = run.notes.iter().find(|n| n.contains("when dt is halved")).expect("the note");
+    assert!(note.starts_with("time.dt = 0.1: RK4's error at this dt is visible"), "{note}");
+    // at dt / 10 the error is 1e4 times smaller: nothing said
+    let plan = parse_plan(&closed_battery(dt / 10.0), &Overrides::default()).unwrap();
+    let run = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 2, ..Default::default() }).unwrap();
+    let check = run.verify.as_ref().and_then(|v| v.dt_halved.clone()).expect("a check of dt");
+    assert!(check.deviations.iter().all(|d| d.max_abs < d.limit && d.limit == DT_NOTE_AT), "{check:?}");
+    assert!(!run.notes.iter().any(|n| n.contains("when dt is halved")), "{:?}", run.notes);
+}
+
+/// Through the CLI: said on stderr, kept in run.json's verify and notes; each shard checks
+/// one of its members, and merge keeps the check that moved most past its limit.
+#[test]
+fn the_check_of_dt_is_in_run_json_and_merge_keeps_the_worst() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::common::config(dir.path(), &closed_battery(0.5));
+    let read = |d: &std::path::Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(d.join("run.json")).unwrap()).unwrap() };
+    let ratio = |c: &serde_json::Value| {
+        c["deviations"].as_array().unwrap().iter().map(|x| x["max_abs"].as_f64().unwrap() / x["limit"].as_f64().unwrap()).fold(0.0, f64::max)
+    };
+    let whole = dir.path().join("whole");
+    let said = crate::common::ok(crate::common::bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&whole));
+    assert!(said.contains("note: time.dt = 0.5: RK4's error at this dt is visible"), "{said}");
+    let run = read(&whole);
+    assert!(ratio(&run["verify"]["dt_halved"]) > 1.0, "{}", run["verify"]);
+    assert!(run["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("when dt is halved")), "{}", run["notes"]);
+    let shards: Vec<std::path::PathBuf> = (0..2).map(|k| dir.path().join(format!("s{k}"))).collect();
+    for (k, s) in shards.iter().enumerate() {
+        crate::common::ok(
+            crate::common::bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--shard", &format!("{k}/2"), "--out"]).arg(s),
+        );
+    }
+    let checks: Vec<serde_json::Value> = shards.iter().map(|s| read(s)["verify"]["dt_halved"].clone()).collect();
+    assert!(checks.iter().all(|c| c.is_object()) && checks[0]["member"] != checks[1]["member"], "{checks:?}");
+    let merged = dir.path().join("merged");
+    crate::common::ok(crate::common::bin().arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots"));
+    let worst = checks.iter().max_by(|a, b| ratio(a).total_cmp(&ratio(b))).unwrap();
+    assert_eq!(&read(&merged)["verify"]["dt_halved"], worst);
+}
