@@ -327,7 +327,7 @@ fn run<'py>(
     pool(py)?;
     let (opts, control) = run_options(backend, precision, verify, adapter, progress).map_err(|e| to_py(py, e))?;
     let save_states = self::save_states(save_states.as_ref()).map_err(|e| to_py(py, e))?;
-    let ov = Overrides { ensemble, seed, auto_fock: false, shard: None, save_states };
+    let ov = Overrides { ensemble, seed, auto_fock: false, shard: None, save_states, cpu_only: opts.backend != Backend::Gpu };
     let plan = parse_plan(&config, &ov).map_err(|e| to_py(py, e))?;
     let (run, values, states) = interruptible(py, ticker, control, move || pyapi::run_in_memory(plan, opts))?.map_err(|e| to_py(py, e))?;
     new_run(py, run, values, states)
@@ -429,7 +429,7 @@ fn study<'py>(
         other => return Err(to_py(py, QbatError::invalid("on_device_loss", format!("must be cpu or stop, got '{other}'")))),
     };
     // The shard's members only (ids and seeds of the whole run), as the CLI builds them.
-    let ov = Overrides { ensemble, seed, auto_fock: false, shard: shard.map(|s| (s.index, s.count)), save_states };
+    let ov = Overrides { ensemble, seed, auto_fock: false, shard: shard.map(|s| (s.index, s.count)), save_states, cpu_only: run.backend != Backend::Gpu };
     let plan = parse_plan(&config, &ov).map_err(map)?;
     let opts = StudyOptions {
         run,

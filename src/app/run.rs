@@ -48,7 +48,9 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         auto_fock: args.auto_fock,
         shard: args.shard.map(|s| (s.index, s.count)),
         save_states: args.save_states,
-        cpu_only: matches!(args.backend, qbat_gpu::engine::Backend::Cpu | qbat_gpu::engine::Backend::Reference),
+        // (auto counts as the CPU engine: a machine without a hardware GPU runs it there, and
+        // the device is opened beside the parse, not before it)
+        cpu_only: args.backend != qbat_gpu::engine::Backend::Gpu,
     };
     // the device opened beside the parse (joined on every return)
     let _gpu = qbat_gpu::engine::GpuAhead::open(args.backend, args.adapter.as_deref(), args.precision);

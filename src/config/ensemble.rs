@@ -25,9 +25,11 @@ pub struct EnsembleSection {
     pub size_field: &'static str,
 }
 
-/// The least float `ensemble.seed` may not be: 2^53, from which on floats are not one integer
-/// each.
-const MAX_FLOAT_SEED: f64 = 9_007_199_254_740_992.0;
+/// The least float `ensemble.seed` may not be: 2^32. Floats there are 2^-20 apart, so a
+/// written fraction of 1e-6 or more stays a fraction, which is refused; further up a fraction
+/// can round to a whole float (2^52 + 0.5 is read as 2^52: a silently different seed). (A
+/// size, at most 1e9, is likewise within floats 1.2e-7 apart.)
+const MAX_FLOAT_SEED: f64 = 4_294_967_296.0;
 
 /// Read `[ensemble]`; `axis_lens` are the lengths of every grid axis (parameters, then angles).
 pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Result<EnsembleSection> {
@@ -42,16 +44,15 @@ pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Res
         (None, Some(v)) => match v {
             // read as an integer: every u63 seed is distinct (an f64 would merge seeds above 2^53)
             Value::Integer(i) if *i >= 0 => *i as u64,
-            // a whole float, as `size` takes one, below 2^53, where each float is one integer
-            // (2^53 + 1 is read as 2^53: a silently different seed)
+            // a whole float, as `size` takes one, below 2^32 (`MAX_FLOAT_SEED`)
             Value::Float(x) if x.fract() == 0.0 && (0.0..MAX_FLOAT_SEED).contains(x) => *x as u64,
-            Value::Float(x) if x.fract() == 0.0 && *x >= MAX_FLOAT_SEED => {
-                return Err(invalid(
-                    "ensemble.seed",
-                    format!("the float {v} is 2^53 or more, where a float stands for several integers; write the seed as an integer (no '.0', no exponent)"),
-                ))
-            }
-            _ => return Err(invalid("ensemble.seed", format!("must be a non-negative integer (a float only as a whole number below 2^53), got {v}"))),
+            Value::Float(x) if x.fract() == 0.0 && *x >= MAX_FLOAT_SEED => return Err(invalid(
+                "ensemble.seed",
+                format!(
+                    "the float {v} is 2^32 or more, where a written fraction can round to a whole float; write the seed as an integer (no '.0', no exponent)"
+                ),
+            )),
+            _ => return Err(invalid("ensemble.seed", format!("must be a non-negative integer (a float only as a whole number below 2^32), got {v}"))),
         },
         (None, None) => 0,
     };

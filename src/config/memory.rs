@@ -18,8 +18,9 @@ pub struct PointShape {
     pub steady: bool,
     /// `[protocol] switch_off`: a two-qubit point carries its uncoupled generator too.
     pub switch_off: bool,
-    /// The run integrates on the CPU only (`--backend cpu` or `reference`): the GPU host's
-    /// copies of a two-qubit point's constants are not made.
+    /// The GPU host's copies of a two-qubit point's constants are not counted: every backend
+    /// but `--backend gpu` (`auto` is counted as the CPU engine, which it runs on a machine
+    /// without a hardware GPU; with one, those copies are not in the check).
     pub cpu_only: bool,
 }
 
@@ -175,7 +176,7 @@ pub fn check_memory(
     let points_bytes = points as f64 * cost.each + slice_points as f64 * cost.in_slice;
     let per_point = points_bytes / points.max(1) as f64;
     let gpu_share = match space == Space::TwoQubit && !shape.steady && !shape.cpu_only {
-        true => ", or --backend cpu (the GPU host's copies of each point's constants are then not made)",
+        true => ", or --backend auto or cpu (the GPU host's copies of each point's constants are then not made)",
         false => "",
     };
     // The streamed statistics: a cell per (sample, measure), about 1.1 KiB (the two fixed-point

@@ -179,8 +179,8 @@ pub struct Overrides {
     pub shard: Option<(usize, usize)>,
     /// `--save-states`: keep each sampled state (counted by the memory check).
     pub save_states: Option<StateSave>,
-    /// `--backend cpu` or `reference`: the memory check leaves out the GPU host's copies of
-    /// each point's constants.
+    /// Every backend but `--backend gpu` (auto is counted as the CPU engine): the memory check
+    /// leaves out the GPU host's copies of each point's constants.
     pub cpu_only: bool,
 }
 

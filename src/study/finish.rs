@@ -174,6 +174,19 @@ pub(super) fn finish(
     setup: f64,
     gathered: Option<crate::analyze::Gather>,
 ) -> Result<StudyOutcome> {
+    // --verify's check of dt, on a verified member: timed as the verify, before the files
+    let t_dt = Instant::now();
+    let dt_halved = match progress.verify.is_empty() {
+        true => None,
+        false => crate::verify::dt_check::dt_check(local, &crate::verify::verify_indices(plan.seed, local.members.len(), opts.run.verify)),
+    };
+    let mut progress = progress;
+    progress.timings.verify += t_dt.elapsed().as_secs_f64();
+    // (before the health and Fock-tail warnings, as an in-memory run says them)
+    if let Some(note) = dt_halved.as_ref().and_then(|c| c.note()) {
+        crate::engine::say(&opts.run, &note);
+        progress.notes.push(note);
+    }
     let t_out = Instant::now();
     // The outputs are assembled in a clean subdirectory, which alone is moved into place: no
     // checkpoint, block or stray temporary file can reach the final directory, and the
@@ -245,17 +258,10 @@ pub(super) fn finish(
         }
         Ok(stats)
     };
-    // --verify's check of dt, on a verified member, beside the files
-    let dt_halved = || match progress.verify.is_empty() {
-        true => None,
-        false => crate::verify::dt_check::dt_check(local, &crate::verify::verify_indices(plan.seed, local.members.len(), opts.run.verify)),
-    };
-    let ((series_written, dt_halved), (summary_written, stats)) =
-        rayon::join(|| rayon::join(series_files, dt_halved), || rayon::join(summary_files, stats_files));
+    let (series_written, (summary_written, stats)) = rayon::join(series_files, || rayon::join(summary_files, stats_files));
     series_written?;
     summary_written?;
     let stats = stats?;
-    let mut progress = progress;
     // Several devices finish blocks in any order: list ids in member order.
     progress.health.flagged_ids.sort_unstable();
     for g in progress.verify.iter_mut() {
@@ -275,10 +281,6 @@ pub(super) fn finish(
         false => Default::default(),
     };
     progress.notes.extend(analysis_skipped.clone());
-    if let Some(note) = dt_halved.as_ref().and_then(|c| c.note()) {
-        crate::engine::say(&opts.run, &note);
-        progress.notes.push(note);
-    }
     let mut info = run_info(local, &progress, setup, t_out.elapsed().as_secs_f64());
     if let Some(v) = info.verify.as_mut() {
         v.dt_halved = dt_halved;

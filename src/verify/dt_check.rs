@@ -18,9 +18,11 @@ use serde::Serialize;
 /// The difference at which a run is told, per unit of the measure's scale max(1, max |x|).
 pub const DT_NOTE_AT: f64 = 1e-4;
 
-/// The most RK4 steps the check takes at dt / 2 for its member (a cavity member's engine
-/// step costs about 20 us: about 20 s at the most, beside a run of as many steps a member).
+/// The most RK4 steps the check takes at dt / 2 for its member, and the most steps times dim^2
+/// (a step's cost grows about so: a cavity member of dim 84 about 20 us a step, a dicke one
+/// of dim 225 about 0.8 ms): a few seconds at the most, at the run's end.
 const MAX_CHECK_STEPS: u64 = 1_000_000;
+const MAX_CHECK_WORK: f64 = 5e8;
 
 /// One measure's largest difference over the samples between dt and dt / 2, and the
 /// difference past which it is said.
@@ -53,13 +55,15 @@ impl DtCheck {
 /// Of the members `candidates` (indices into `plan.members`), the one of the stiffest point (the
 /// largest bound on its generator's spectral radius, from its entries; the first of equals) on
 /// the f64 CPU engine at dt and at dt / 2; None where there is none, the plan has no
-/// integration (steady states), the check would take more than `MAX_CHECK_STEPS`, or either run
+/// integration (steady states), the check would take more than `MAX_CHECK_STEPS` or
+/// `MAX_CHECK_WORK`, or either run
 /// fails or gives a non-finite value (the run's own checks report those).
 pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
     let stiffness = |i: usize| plan.members.get(i).map_or(f64::NEG_INFINITY, |m| plan.systems[m.point].generator_norm_entry_bound());
     let index = candidates.iter().copied().reduce(|a, b| if stiffness(b) > stiffness(a) { b } else { a })?;
     let member = plan.members.get(index)?;
-    if plan.steady || plan.schedule.total_steps().saturating_mul(2) > MAX_CHECK_STEPS {
+    let steps = plan.schedule.total_steps().saturating_mul(2);
+    if plan.steady || steps > MAX_CHECK_STEPS || steps as f64 * (plan.dim() * plan.dim()) as f64 > MAX_CHECK_WORK {
         return None;
     }
     let at_dt = plan.slice(index..index + 1);
