@@ -46,12 +46,14 @@ pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Res
             Value::Integer(i) if *i >= 0 => *i as u64,
             // a whole float, as `size` takes one, below 2^32 (`MAX_FLOAT_SEED`)
             Value::Float(x) if x.fract() == 0.0 && (0.0..MAX_FLOAT_SEED).contains(x) => *x as u64,
-            Value::Float(x) if x.fract() == 0.0 && *x >= MAX_FLOAT_SEED => return Err(invalid(
-                "ensemble.seed",
-                format!(
+            Value::Float(x) if x.fract() == 0.0 && *x >= MAX_FLOAT_SEED => {
+                return Err(invalid(
+                    "ensemble.seed",
+                    format!(
                     "the float {v} is 2^32 or more, where a written fraction can round to a whole float; write the seed as an integer (no '.0', no exponent)"
                 ),
-            )),
+                ))
+            }
             _ => return Err(invalid("ensemble.seed", format!("must be a non-negative integer (a float only as a whole number below 2^32), got {v}"))),
         },
         (None, None) => 0,
