@@ -84,17 +84,22 @@ pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
     if fine.measures != coarse.measures || coarse.values.len() != fine.values.len() || nm == 0 {
         return None;
     }
-    let mut deviations: Vec<DtDeviation> = coarse.measures.iter().map(|m| DtDeviation { measure: m.name().into(), max_abs: 0.0, limit: 0.0 }).collect();
+    if !coarse.values.iter().chain(&fine.values).all(|x| x.is_finite()) {
+        return None;
+    }
+    // each measure's largest difference, as --verify folds its deviations; its scale
+    let mut max_abs = vec![0.0; nm];
+    super::fold_deviations(&mut max_abs, &coarse.values, &fine.values);
     let mut scale = vec![1.0f64; nm];
-    for (c, (a, b)) in coarse.values.iter().zip(&fine.values).enumerate() {
-        if !a.is_finite() || !b.is_finite() {
-            return None;
-        }
-        deviations[c % nm].max_abs = deviations[c % nm].max_abs.max((a - b).abs());
-        scale[c % nm] = scale[c % nm].max(b.abs());
+    for (c, x) in fine.values.iter().enumerate() {
+        scale[c % nm] = scale[c % nm].max(x.abs());
     }
-    for (d, s) in deviations.iter_mut().zip(scale) {
-        d.limit = DT_NOTE_AT * s;
-    }
+    let deviations = coarse
+        .measures
+        .iter()
+        .zip(max_abs)
+        .zip(scale)
+        .map(|((m, max_abs), s)| DtDeviation { measure: m.name().into(), max_abs, limit: DT_NOTE_AT * s })
+        .collect();
     Some(DtCheck { member: member.id, dt: plan.schedule.dt, deviations })
 }
