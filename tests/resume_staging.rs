@@ -231,3 +231,130 @@ fn a_run_stopped_after_its_commit_is_finished_not_damaged() {
     assert!(!staging.exists());
     assert_eq!(std::fs::read(out.join("series.npy")).unwrap(), committed);
 }
+
+/// A staging directory holds only what qbat-gpu writes there; a file, folder or link someone
+/// else put in it is never removed: `--force` over an interrupted run, a rerun over a finished
+/// run's leftover (with or without `--force`), and the run's own removal after its commit each
+/// leave the directory whole and name the file (exit 2, one line; a note after a commit).
+#[test]
+fn force_discards_only_what_qbat_gpu_wrote_in_its_staging_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let first = interrupted(dir.path(), &cfg, "first", &[]);
+    let run = |case: &Path, extra: &[&str], fault: Option<&str>| {
+        let mut c = bin();
+        c.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--block-members", "10", "--out"]).arg(case.join("r")).args(extra);
+        if let Some(f) = fault {
+            c.env("QBAT_INJECT_FAULT", f);
+        }
+        outcome_within(&mut c, std::time::Duration::from_secs(60))
+    };
+    // (a name of qbat-gpu's own in the wrong folder is someone else's too)
+    for (i, put) in ["notes.txt", "blocks/thesis.tex", "blocks/checkpoint.json", "final/notes.txt", "mine/notes.txt", ".hidden"].iter().enumerate() {
+        let case = case_of(dir.path(), &first, &format!("force-{i}"));
+        let staging = case.join(".r.partial");
+        let path = staging.join(put);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"mine").unwrap();
+        let before = listing(&staging);
+        let (code, stderr) = run(&case, &["--force"], None);
+        assert_eq!(code, 2, "{put}: {stderr}");
+        let named = if put.starts_with("mine/") { staging.join("mine") } else { path.clone() };
+        assert!(stderr.contains(&named.display().to_string()) && stderr.contains("did not write"), "{put}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{put}: {stderr}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"mine", "{put}");
+        assert_eq!(listing(&staging), before, "{put}: the staging directory changed");
+        assert!(!case.join("r").exists(), "{put}");
+        // moved away, the run starts over
+        std::fs::remove_file(&path).unwrap();
+        if put.starts_with("mine/") {
+            std::fs::remove_dir(staging.join("mine")).unwrap();
+        }
+        let (code, stderr) = run(&case, &["--force"], None);
+        assert_eq!(code, 0, "{put}: {stderr}");
+        assert!(!staging.exists(), "{put}");
+    }
+    // a finish cut short leaves `final/`: a resume makes it anew, unless it holds another's file
+    let case = case_of(dir.path(), &first, "resume-final");
+    std::fs::create_dir(case.join(".r.partial/final")).unwrap();
+    std::fs::write(case.join(".r.partial/final/run.json"), b"{}").unwrap();
+    std::fs::write(case.join(".r.partial/final/notes.txt"), b"mine").unwrap();
+    if let Some(why) = refusal(resume(&cfg, &case, &[]), "notes.txt", &case) {
+        panic!("{why}");
+    }
+    assert_eq!(std::fs::read(case.join(".r.partial/final/notes.txt")).unwrap(), b"mine");
+    std::fs::remove_file(case.join(".r.partial/final/notes.txt")).unwrap();
+    let (code, stderr) = resume(&cfg, &case, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!case.join(".r.partial").exists());
+    // a link: refused, and what it leads to untouched
+    let case = case_of(dir.path(), &first, "force-link");
+    let target = dir.path().join("kept");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("data"), b"mine").unwrap();
+    std::os::unix::fs::symlink(&target, case.join(".r.partial/final")).unwrap();
+    let (code, stderr) = run(&case, &["--force"], None);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("final") && stderr.contains("did not write"), "{stderr}");
+    assert_eq!(std::fs::read(target.join("data")).unwrap(), b"mine");
+    // a finished run's leftover: refused by a resume and by a rerun with --force
+    let case = dir.path().join("finished");
+    std::fs::create_dir(&case).unwrap();
+    let (code, stderr) = run(&case, &[], Some("exit-after-commit"));
+    assert_eq!(code, 137, "{stderr}");
+    let notes = case.join(".r.partial/blocks/notes.txt");
+    std::fs::write(&notes, b"mine").unwrap();
+    let resume = ["--resume".to_string(), case.join("r").display().to_string()];
+    for extra in [&[resume[0].as_str(), resume[1].as_str()][..], &["--force"][..]] {
+        let (code, stderr) = run(&case, extra, None);
+        assert_eq!(code, 2, "{extra:?}: {stderr}");
+        assert!(stderr.contains("notes.txt") && stderr.contains("did not write"), "{extra:?}: {stderr}");
+        assert_eq!(std::fs::read(&notes).unwrap(), b"mine");
+    }
+    // a file put there while the run goes: the run commits, says it keeps the directory
+    let case = dir.path().join("during");
+    std::fs::create_dir(&case).unwrap();
+    let staging = case.join(".r.partial");
+    let mut child = bin()
+        .arg("run")
+        .arg(&cfg)
+        .args(["--backend", "cpu", "--no-progress", "--no-plots", "--block-members", "10", "--out"])
+        .arg(case.join("r"))
+        .env("QBAT_INJECT_FAULT", "slow-blocks=250")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !staging.join("blocks").is_dir() {
+        assert!(t0.elapsed().as_secs() < 60, "no staging directory appeared");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::write(staging.join("blocks/notes.txt"), b"mine").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("staging directory stays") && stderr.contains("notes.txt"), "{stderr}");
+    assert!(case.join("r/run.json").is_file());
+    assert_eq!(std::fs::read(staging.join("blocks/notes.txt")).unwrap(), b"mine");
+}
+
+/// Every path under `dir`, relative, with each file's bytes.
+fn listing(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut all = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let bytes = if p.is_dir() {
+                stack.push(p.clone());
+                vec![]
+            } else {
+                std::fs::read(&p).unwrap_or_default()
+            };
+            all.push((p.strip_prefix(dir).unwrap().to_path_buf(), bytes));
+        }
+    }
+    all.sort();
+    all
+}

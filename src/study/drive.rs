@@ -4,11 +4,12 @@
 //! file, block files and checkpoint.
 
 use super::analysis_feed::AnalysisFeed;
-use super::checkpoint::{BlockRecord, CheckpointPace, Progress, Staging, VerifyGroup};
+use super::checkpoint::{BlockRecord, CheckpointPace, Progress, VerifyGroup};
 use super::csv_series::{CsvSeries, CSV_FILE};
 use super::finish::{finish, summary_rows};
 use super::health::{fock_flags, member_health, Health};
 use super::series_file::SeriesFile;
+use super::staging::Staging;
 use super::verify_ahead::VerifyAhead;
 use super::{block_budget, block_members, OnDeviceLoss, StudyOptions, StudyOutcome};
 use crate::config::Plan;

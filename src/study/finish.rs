@@ -3,10 +3,11 @@
 //! wrote, the rest from the block files), with the plots drawn from them, and committed into
 //! place with their manifest.
 
-use super::checkpoint::{Progress, Staging};
+use super::checkpoint::Progress;
 use super::csv_series::CSV_FILE;
 use super::health::{fock_tail_warnings, FockTailCheck, FockTailRecord, Health, HEALTH_CODES};
 use super::series_file::{SeriesFile, SERIES_FILE};
+use super::staging::Staging;
 use super::{peak_rss_bytes, StudyOptions, StudyOutcome};
 use crate::analyze::MemoryCheck;
 use crate::config::Plan;
@@ -191,9 +192,7 @@ pub(super) fn finish(
     // The outputs are assembled in a clean subdirectory, which alone is moved into place: no
     // checkpoint, block or stray temporary file can reach the final directory, and the
     // checkpoint stays until the commit has succeeded.
-    let assembled = staging.dir.join("final");
-    let _ = std::fs::remove_dir_all(&assembled);
-    crate::plain_file::create_own_dir(&assembled).map_err(|e| QbatError::io(&assembled, e))?;
+    let assembled = super::staging::fresh_final(&staging.dir)?;
     // (a resume replaces what the interrupted run's check accepted: a qbat-gpu output where
     // the run was started with --force, else nothing; a directory written since is refused)
     let out = OutputDir::at(&opts.out, &assembled, opts.force || progress.force);
@@ -321,7 +320,7 @@ pub(super) fn finish(
     plotted?;
     let analysis = analysis.transpose()?;
     let dir = out.commit()?;
-    super::checkpoint::mark_committed(&staging.dir);
+    super::staging::mark_committed(&staging.dir);
     if crate::faults::is_injected(crate::faults::Fault::ExitAfterCommit) {
         std::process::exit(137);
     }
@@ -331,7 +330,10 @@ pub(super) fn finish(
     let _ = std::fs::remove_file(staging.blocks().join(SERIES_FILE));
     let _ = std::fs::remove_file(staging.blocks().join(CSV_FILE));
     let _ = crate::output::manifest::Manifest::record_identities(&dir);
-    let _ = super::checkpoint::remove_staging(&staging.dir);
+    // (one holding a file qbat-gpu did not write stays, said: the next run names the file)
+    if let Err(e @ QbatError::Invalid { .. }) = super::staging::remove_staging(&staging.dir) {
+        crate::engine::say(&opts.run, &format!("the run's staging directory stays: {e}"));
+    }
     let analysis = analysis.map(|a| a.moved_to(&dir));
     Ok(StudyOutcome {
         dir,

@@ -27,22 +27,23 @@ mod finish;
 pub mod health;
 pub mod merge;
 mod series_file;
+mod staging;
 mod verify_ahead;
 
-pub use checkpoint::staging_dir;
 pub use finish::{summary_header, summary_rows};
 pub use health::{
     fock_flags, fock_tail_warnings, health_tolerance, member_health, FockTailCheck, FockTailFlags, FockTailRecord, Health, HealthCounts, HEALTH_CODES,
 };
+pub use staging::staging_dir;
 
 use crate::config::Plan;
 use crate::engine::{resolve_backend, RunOptions};
 use crate::error::{QbatError, Result};
 use crate::output::{self, OutputOptions};
-use checkpoint::open_staging;
 use drive::{drive, engines_for};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use staging::open_staging;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -303,7 +304,7 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
             // checkpoint is never removed here.
             let checkpointed = staging.dir.join("checkpoint.json").exists();
             if !opts.resume && (!checkpointed || matches!(e, QbatError::Numerics(_))) {
-                let _ = checkpoint::remove_staging(&staging.dir);
+                let _ = staging::remove_staging(&staging.dir);
             } else if !(opts.resume && e.exit_code() == 2 && !matches!(e, QbatError::Threads(_))) {
                 // (a resume refused as bad input touched nothing: its error says it all; a
                 // thread limit can stop it after blocks were added)
@@ -324,7 +325,7 @@ pub fn peak_rss_bytes() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{block_members, checkpoint};
+    use super::{block_members, staging};
 
     /// A bloch-charger plan of `members` members, 2001 samples and 6 measures: 2001 x 6 f64
     /// twice over plus 512 B, 192,608 B a member as blocks count it.
@@ -380,7 +381,7 @@ mod tests {
         d.push("p".repeat(4089 - fresh(&d) - 1));
         std::fs::create_dir(&d).unwrap();
         assert_eq!(fresh(&d), 4089);
-        let e = checkpoint::make_staging(&d.join(".o.partial")).unwrap_err();
+        let e = staging::make_staging(&d.join(".o.partial")).unwrap_err();
         assert!(e.with_causes().contains("qbat-staging"), "{}", e.with_causes());
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0, "left beside it");
     }
