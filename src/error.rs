@@ -7,9 +7,10 @@ pub enum QbatError {
     /// A user input (config field, CLI option, state) is invalid.
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
-    /// The TOML could not be parsed.
-    #[error("config: {0}")]
-    Parse(String),
+    /// The TOML could not be parsed: `file` is the config's path where the caller read it from a
+    /// file (`in_config_file`), else `config`.
+    #[error("{file}: {reason}")]
+    Parse { file: String, reason: String },
     /// No usable GPU adapter, or the adapter lacks a feature.
     #[error("gpu: {0}")]
     Device(String),
@@ -44,6 +45,17 @@ impl QbatError {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         QbatError::Invalid { field: field.into(), reason: reason.into() }
     }
+    /// A config's TOML syntax error.
+    pub fn parse(reason: impl Into<String>) -> Self {
+        QbatError::Parse { file: "config".into(), reason: reason.into() }
+    }
+    /// The error of a config read from the file `path`: a syntax error names the file.
+    pub fn in_config_file(self, path: &std::path::Path) -> Self {
+        match self {
+            QbatError::Parse { reason, .. } => QbatError::Parse { file: path.display().to_string(), reason },
+            e => e,
+        }
+    }
     /// An i/o failure on `path`.
     pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         QbatError::Io { path: path.display().to_string(), source }
@@ -64,7 +76,7 @@ impl QbatError {
     pub fn exit_code(&self) -> u8 {
         match self {
             QbatError::Invalid { .. }
-            | QbatError::Parse(_)
+            | QbatError::Parse { .. }
             | QbatError::Device(_)
             | QbatError::DeviceOutOfMemory(_)
             | QbatError::TooLarge { .. }

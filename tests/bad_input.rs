@@ -183,7 +183,7 @@ fn unknown_key_and_section() {
 fn not_toml() {
     let (code, stderr, out) = run_config("model = = \u{1}\u{2}", &[]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("config"));
+    assert!(stderr.contains("c.toml: ") && stderr.contains("(line 1)"), "{stderr}");
     assert!(!out);
 }
 

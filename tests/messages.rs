@@ -60,7 +60,15 @@ fn toml_errors_fit_on_one_line_and_name_the_key() {
     let (code, _, stderr) = run_in(dir.path(), &["run", cfg.to_str().unwrap(), "--backend", "cpu", "--out", "out"]);
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: config: params.j: "), "{stderr}");
+    // (the file named, as given)
+    assert!(stderr.starts_with(&format!("error: {}: params.j: ", cfg.display())), "{stderr}");
+    // no key to be told: the file and the line (it said `config:`, naming neither)
+    let unclosed = dir.path().join("unclosed.toml");
+    std::fs::write(&unclosed, GOOD.replace("[time]", "[time")).unwrap();
+    let (code, _, stderr) = run_in(dir.path(), &["run", unclosed.to_str().unwrap(), "--backend", "cpu", "--out", "out"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with(&format!("error: {}: ", unclosed.display())) && stderr.trim_end().ends_with("(line 6)"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     // the same for a run on the GPU, whose device is opened beside the parse, under a
     // scheduler's pin that the adapters found here may not follow (its note is said by the
     // run, never before a refusal)
@@ -75,7 +83,7 @@ fn toml_errors_fit_on_one_line_and_name_the_key() {
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{backend}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{backend}: {stderr}");
-        assert!(stderr.starts_with("error: config: params.j: "), "{backend}: {stderr}");
+        assert!(stderr.starts_with(&format!("error: {}: params.j: ", cfg.display())), "{backend}: {stderr}");
     }
 }
 
@@ -115,7 +123,7 @@ fn very_deep_keys_and_values_are_refused_naming_their_line() {
         let (code, _, stderr) = run_in(dir.path(), &["run", cfg.to_str().unwrap(), "--backend", "cpu", "--out", "out"]);
         assert_eq!(code, 2, "{}: {stderr}", &line[..40]);
         assert!(
-            stderr.starts_with("error: config: ") && stderr.trim_end().ends_with("(line 10)") && stderr.trim_end().lines().count() == 1,
+            stderr.starts_with(&format!("error: {}: ", cfg.display())) && stderr.trim_end().ends_with("(line 10)") && stderr.trim_end().lines().count() == 1,
             "{}: {stderr}",
             &line[..40]
         );

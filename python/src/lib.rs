@@ -34,11 +34,11 @@ fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
     let msg = qbat_gpu::error::one_line(&e.to_string());
     let field = match &e {
         QbatError::Invalid { field, .. } | QbatError::TooLarge { field, .. } => Some(field.clone()),
-        QbatError::Parse(_) => Some("config".to_string()),
+        QbatError::Parse { .. } => Some("config".to_string()),
         _ => None,
     };
     let err = match &e {
-        QbatError::Invalid { .. } | QbatError::Parse(_) | QbatError::TooLarge { .. } => ConfigError::new_err(msg),
+        QbatError::Invalid { .. } | QbatError::Parse { .. } | QbatError::TooLarge { .. } => ConfigError::new_err(msg),
         QbatError::Device(_) | QbatError::DeviceOutOfMemory(_) | QbatError::DeviceLost(_) => DeviceError::new_err(msg),
         QbatError::Io { .. } => PyOSError::new_err(format!("{msg}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default())),
         QbatError::Numerics(_) => RunError::new_err(msg),

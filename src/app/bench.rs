@@ -319,7 +319,7 @@ pub fn job_configs(jobs: &[String], members: Option<u64>) -> Result<Vec<String>>
 /// user gave, rather than a line of the generated config.
 fn job_plan(config: &str, members: Option<u64>) -> Result<Plan> {
     parse_plan(config, &Overrides::default()).map_err(|e| match members {
-        Some(n) if matches!(e, QbatError::Invalid { .. } | QbatError::Parse(_) | QbatError::TooLarge { .. }) => {
+        Some(n) if matches!(e, QbatError::Invalid { .. } | QbatError::Parse { .. } | QbatError::TooLarge { .. }) => {
             QbatError::invalid("--members", format!("the job's config refuses {n} members: {e}"))
         }
         _ => e,

@@ -68,7 +68,8 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
         Some(Command::Run { config, run }) => {
             let text = qbat_gpu::output::read_text_bounded(&config, CONFIG_LIMIT).map_err(|e| QbatError::invalid("CONFIG", message(&e)))?;
             let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
-            Ok(run_study(&text, &run, &format!("{stem}-out"), true, false)?)
+            // (a syntax error names the file)
+            Ok(run_study(&text, &run, &format!("{stem}-out"), true, false).map_err(|e| e.in_config_file(&config))?)
         }
         Some(Command::Validate { backend, precision }) => {
             let checks = qbat_gpu::validate::all_checks(backend, precision)?;

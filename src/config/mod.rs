@@ -200,17 +200,17 @@ pub fn parse_error(text: &str, e: &toml::de::Error) -> QbatError {
             Some((line_no, parts)) => {
                 let reason = format!("a dotted key of {parts} parts, more than the {} the TOML parser takes", deep_key::MAX_KEY_PARTS);
                 match key_at(text, line_no) {
-                    Some(key) => QbatError::Parse(format!("{}: {reason} (line {line_no})", deep_key::shortened(&key))),
-                    None => QbatError::Parse(format!("{reason} (line {line_no})")),
+                    Some(key) => QbatError::parse(format!("{}: {reason} (line {line_no})", deep_key::shortened(&key))),
+                    None => QbatError::parse(format!("{reason} (line {line_no})")),
                 }
             }
-            None => QbatError::Parse(reason),
+            None => QbatError::parse(reason),
         };
     };
     let line_no = text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
     match key_at(text, line_no) {
-        Some(key) => QbatError::Parse(format!("{}: {reason} (line {line_no})", deep_key::shortened(&key))),
-        None => QbatError::Parse(format!("{reason} (line {line_no})")),
+        Some(key) => QbatError::parse(format!("{}: {reason} (line {line_no})", deep_key::shortened(&key))),
+        None => QbatError::parse(format!("{reason} (line {line_no})")),
     }
 }
 
