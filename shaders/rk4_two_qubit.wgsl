@@ -391,11 +391,14 @@ struct PointInfo {
 
 // Tr(rho H^2) - Tr(rho H)^2 of one qubit, H = h0 I + h.sigma, rho = (x_00 I + r.sigma) / 2:
 //   (h0^2 + |h|^2) x_00 + 2 h0 h.r - (h0 x_00 + h.r)^2
-//     = |h|^2 x_00 - (h.r)^2 + (1 - x_00) h0 (h0 x_00 + 2 h.r),
-// an offset h0 entering only through the trace's deviation (the first form loses every digit
-// in f32 where h0 is large). Twin: variance in src/twin/rk4_two_qubit.rs.
-fn variance(nh: real, h0: real, hr: real, x00: real) -> real {
-    return nh * nh * x00 - hr * hr + (1.0 - x00) * h0 * (h0 * x00 + 2.0 * hr);
+//     = |h|^2 x_00 - (h.r)^2 + (1 - x_00) h0 (h0 x_00 + 2 h.r).
+// The last term is 0 at x_00 = 1, and x_00 moves only by the initial state's rounding (the
+// evolution keeps the trace exactly): kept, it was h0^2 times that rounding (2.2 at h0 = 1e8
+// in f64), so the variance is that of h.sigma, |h|^2 x_00 - (h.r)^2, as the f64 reference
+// takes it of H_B's traceless part (the first form loses every digit in f32 where h0 is
+// large). Twin: variance in src/twin/rk4_two_qubit.rs.
+fn variance(nh: real, hr: real, x00: real) -> real {
+    return nh * nh * x00 - hr * hr;
 }
 
 // Sigma^2 of energy_fluctuation_b from the battery rows' changes since t = 0: d of rho, dz of
@@ -434,7 +437,7 @@ fn sample_measures(y: V16, yza: vec4<real>, y0a: vec4<real>, z0a: vec4<real>, t:
     m[M_CAPACITY_B] = 2.0 * pt.nhb * nrb;
     m[M_POWER_B] = select(real(0.0), stored / t, tpos);
     m[M_ERGOTROPIC_POWER_B] = select(real(0.0), ergo / t, tpos);
-    m[M_ENERGY_VARIANCE_B] = variance(pt.nhb, pt.hb.x, hr, y.a.x);
+    m[M_ENERGY_VARIANCE_B] = variance(pt.nhb, hr, y.a.x);
     if ((flags & F_Z) != 0u) {
         // Sigma^2 = Tr(H_B^2 rho_b) - 2 Tr(H_B Z_b) + Tr(H_B^2 rho_b(0)) - stored^2
         //        = Tr(H_B^2 (rho_b - rho_b(0))) - 2 Tr(H_B (Z_b - Z_b(0))) - stored^2,
@@ -524,7 +527,7 @@ fn charger_measures(m_in: array<real, N_CODES>, y: V16, pt: PointInfo, nrc: real
     m[M_TEXTURE_C] = 0.5 * max(tr_dev, dtex);
     m[M_ERGOTROPY_C] = hr + pt.nhc * nrc;
     m[M_ANTIERGOTROPY_C] = hr - pt.nhc * nrc;
-    m[M_ENERGY_VARIANCE_C] = variance(pt.nhc, pt.hc.x, hr, y.a.x);
+    m[M_ENERGY_VARIANCE_C] = variance(pt.nhc, hr, y.a.x);
     m[M_SM_B_RE] = 0.5 * y.a.y;
     m[M_SM_B_IM] = -0.5 * y.a.z;
     m[M_SM_C_RE] = 0.5 * y.b.x;

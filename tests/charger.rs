@@ -44,6 +44,7 @@ fn charger_measures_are_the_battery_measures_of_the_swapped_state() {
         let mut ctx_s = ctx.clone();
         ctx_s.h_battery = ctx.h_charger.clone();
         ctx_s.h_charger = ctx.h_battery.clone();
+        (ctx_s.h_b_traceless, ctx_s.h_c_traceless) = (ctx.h_c_traceless.clone(), ctx.h_b_traceless.clone());
         let charger: Vec<Measure> = PAIRS.iter().map(|p| p.0).collect();
         let battery: Vec<Measure> = PAIRS.iter().map(|p| p.1).collect();
         let a = evaluate(&charger, &ctx, &Sample { t: 0.5, rho: &rho, y: None });

@@ -160,3 +160,65 @@ fn the_reference_energy_fluctuation_does_not_see_an_offset_of_h_b() {
         }
     }
 }
+
+/// The measures an offset h0 I of H_B or H_C does not change (stored energy, ergotropy,
+/// antiergotropy, the capacities, the variances, the powers) are the same in the f64 reference
+/// at h0 = 1e8 (and c0 = 1e6 on H_C, 1e8 on H) as without an offset, to the rounding of the
+/// config's entries (h0 eps); taken with H_B itself the variance was off by 10 and the rest by
+/// up to 1e-7. And `--verify` of the CPU engine against it passes: every deviation within the
+/// tolerance 1e-9 max(1, scale) (the variance's was 1e10 times its absolute 1e-9, energy_b's
+/// 89 times, from its own rounding at 1e8).
+#[test]
+fn the_reference_measures_do_not_see_an_offset_of_h() {
+    use qbat_gpu::run::{run_plan, Backend, RunOptions};
+    let list = [
+        "stored_energy_b",
+        "ergotropy_b",
+        "antiergotropy_b",
+        "capacity_b",
+        "capacity_c",
+        "capacity_total",
+        "residual_capacity",
+        "power_b",
+        "ergotropic_power_b",
+        "energy_variance_b",
+        "ergotropy_c",
+        "antiergotropy_c",
+        "energy_variance_c",
+    ];
+    let cfg = |h0: f64, c0: f64, e0: f64| {
+        let measures = list.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", ");
+        format!(
+            "model = \"two-qubit\"\n[params]\nhamiltonian = [[{}, 0.0, 0.0, 0.0], [0.0, {e0}, 0.3, 0.0], [0.0, 0.3, {e0}, 0.0], [0.0, 0.0, 0.0, {}]]\nh_battery = [[{}, 0.6], [0.6, {}]]\nh_charger = [[{}, [0.2, 0.1]], [[0.2, -0.1], {}]]\njumps = [{{ op = [[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]], rate = 0.05 }}]\n[initial]\nrandom = \"mixed-bures\"\n[time]\ndt = 0.01\nt_end = 5.0\nsamples = 11\n[ensemble]\nsize = 3\n[output]\nmeasures = [{measures}]\n",
+            e0 - 2.0,
+            e0 + 2.0,
+            h0 - 0.8,
+            h0 + 0.8,
+            c0 - 1.0,
+            c0 + 1.0
+        )
+    };
+    let run = |text: &str, backend| run_plan(&plan(text), &RunOptions { backend, verify: 3, ..Default::default() }).unwrap();
+    let truth = run(&cfg(0.0, 0.0, 0.0), Backend::Reference);
+    let (h0, c0, e0) = (1e8, 1e6, 1e8);
+    let shifted = run(&cfg(h0, c0, e0), Backend::Reference);
+    for (k, m) in list.iter().enumerate() {
+        // (the entries h0 +- 0.8 round by h0 eps; a variance by h0 eps times its splitting)
+        let limit = 16.0 * h0.max(c0).max(e0) * f64::EPSILON;
+        for member in 0..3 {
+            for s in 0..truth.times.len() {
+                let (got, want) = (shifted.value(member, s, k), truth.value(member, s, k));
+                assert!((got - want).abs() <= limit, "{m}, member {member}, t = {}: {got} against {want} without the offset", truth.times[s]);
+            }
+        }
+    }
+    let cpu = run(&cfg(h0, c0, e0), Backend::Cpu);
+    let v = cpu.verify.as_ref().unwrap();
+    assert!(v.pass, "{:#?}", v.deviations);
+    // energy_b itself carries its value's rounding: passed by the tolerance's scale
+    let with_energy = cfg(h0, c0, e0).replace("measures = [", "measures = [\"energy_b\", ");
+    let with_energy = run(&with_energy, Backend::Cpu);
+    let d = &with_energy.verify.as_ref().unwrap().deviations[0];
+    assert_eq!(d.measure, "energy_b");
+    assert!(d.pass && d.max_abs > 1e-9 && (d.scale - h0).abs() < 10.0 && d.tolerance == 1e-9 * d.scale, "{d:?}");
+}

@@ -315,7 +315,7 @@ fn force_discards_only_what_qbat_gpu_wrote_in_its_staging_directory() {
     let case = dir.path().join("during");
     std::fs::create_dir(&case).unwrap();
     let staging = case.join(".r.partial");
-    let mut child = bin()
+    let child = bin()
         .arg("run")
         .arg(&cfg)
         .args(["--backend", "cpu", "--no-progress", "--no-plots", "--block-members", "10", "--out"])

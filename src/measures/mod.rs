@@ -206,6 +206,9 @@ pub struct MeasureContext {
     /// Tr(rho0_b Hb'^2) and Tr(rho0_b Hb') of the initial state, Hb' = `h_b_traceless`.
     pub traceless_sq0: f64,
     pub traceless_energy0: f64,
+    /// H_C's traceless part: the charger's measures that an offset of H_C does not change are
+    /// taken of it, as the battery's of Hb'.
+    pub h_c_traceless: CMat,
 }
 
 impl MeasureContext {
@@ -224,8 +227,10 @@ impl MeasureContext {
                 Space::TwoQubit => Some(sys.hamiltonian.clone()),
                 Space::Cavity { .. } | Space::Dicke { .. } => None,
             },
+            // (of H's traceless part: capacity_total does not see an offset, and with it f64
+            // lost h0 eps in every eigenvalue)
             h_total_eigs: match sys.space {
-                Space::TwoQubit => Some(energy::eigvals_asc(&sys.hamiltonian)),
+                Space::TwoQubit => Some(energy::eigvals_asc(&traceless_part(&sys.hamiltonian))),
                 Space::Cavity { .. } | Space::Dicke { .. } => None,
             },
             h_battery: hb.clone(),
@@ -235,6 +240,7 @@ impl MeasureContext {
             traceless_sq0: re_trace_product(&rb0, &(&hbp * &hbp)),
             traceless_energy0: energy::energy(&rb0, &hbp),
             h_b_traceless: hbp,
+            h_c_traceless: traceless_part(&sys.h_charger),
         }
     }
 }
@@ -299,9 +305,15 @@ fn rate_per_time(x: f64, t: f64) -> f64 {
     }
 }
 
+/// Each measure of a sample. Those that an offset h0 I of H_B (or H_C) does not change, at
+/// Tr rho = 1 (stored energy, ergotropy, antiergotropy, capacity, variance), are taken of the
+/// traceless part H' = H - h0 I: written with H they lost h0 eps to the cancellation, and
+/// h0 (Tr rho - 1) or h0^2 (Tr rho - 1) to the trace's rounding (the variance 10 at h0 = 1e8,
+/// where the two-qubit twins, whose trace is exact, lose nothing).
 fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
     let (hb, hc) = (&ctx.h_battery, &ctx.h_charger);
-    let stored = || energy::energy(&st.rb, hb) - ctx.energy_b0;
+    let (hbp, hcp) = (&ctx.h_b_traceless, &ctx.h_c_traceless);
+    let stored = || energy::energy(&st.rb, hbp) - ctx.traceless_energy0;
     let n_fock = match ctx.space {
         Space::Cavity { n_fock } => Some(n_fock),
         Space::TwoQubit | Space::Dicke { .. } => None,
@@ -310,15 +322,15 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
         EnergyB => energy::energy(&st.rb, hb),
         EnergyC => energy::energy(&st.rc, hc),
         StoredEnergyB => stored(),
-        ErgotropyB => energy::ergotropy(&st.rb, hb),
-        AntiergotropyB => energy::antiergotropy(&st.rb, hb),
-        CapacityB => energy::capacity(&st.rb, hb),
-        CapacityC => energy::capacity(&st.rc, hc),
+        ErgotropyB => energy::ergotropy(&st.rb, hbp),
+        AntiergotropyB => energy::antiergotropy(&st.rb, hbp),
+        CapacityB => energy::capacity(&st.rb, hbp),
+        CapacityC => energy::capacity(&st.rc, hcp),
         CapacityTotal => st.capacity_total(ctx),
-        ResidualCapacity => st.capacity_total(ctx) - energy::capacity(&st.rb, hb) - energy::capacity(&st.rc, hc),
+        ResidualCapacity => st.capacity_total(ctx) - energy::capacity(&st.rb, hbp) - energy::capacity(&st.rc, hcp),
         PowerB => rate_per_time(stored(), s.t),
-        ErgotropicPowerB => rate_per_time(energy::ergotropy(&st.rb, hb), s.t),
-        EnergyVarianceB => energy::variance(&st.rb, hb),
+        ErgotropicPowerB => rate_per_time(energy::ergotropy(&st.rb, hbp), s.t),
+        EnergyVarianceB => energy::variance(&st.rb, hbp),
         EnergyFluctuationB => s.y.map_or(f64::NAN, |y| energy_fluctuation(ctx, st, y)),
         Concurrence => entanglement::concurrence(&st.rho2),
         SteeringF3 => correlations::steering_f3(&st.rho2),
@@ -342,9 +354,9 @@ fn value(m: Measure, ctx: &MeasureContext, s: &Sample, st: &Reduced) -> f64 {
         // Not a function of the state: the steady solver fills it in (steady.rs).
         SteadyResidual | EnergyPerCell => f64::NAN,
         TextureC => coherence::texture(&st.rc),
-        ErgotropyC => energy::ergotropy(&st.rc, hc),
-        AntiergotropyC => energy::antiergotropy(&st.rc, hc),
-        EnergyVarianceC => energy::variance(&st.rc, hc),
+        ErgotropyC => energy::ergotropy(&st.rc, hcp),
+        AntiergotropyC => energy::antiergotropy(&st.rc, hcp),
+        EnergyVarianceC => energy::variance(&st.rc, hcp),
         SmBRe => coherence::sigma_minus(&st.rb).re,
         SmBIm => coherence::sigma_minus(&st.rb).im,
         SmCRe => coherence::sigma_minus(&st.rc).re,

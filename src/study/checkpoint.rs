@@ -71,6 +71,10 @@ pub(super) struct VerifyGroup {
     pub(super) members: Vec<u64>,
     #[serde(deserialize_with = "null_as_infinite")]
     pub(super) max: Vec<f64>,
+    /// Each measure's largest |reference value| (`verify::fold_deviations`; empty in a
+    /// checkpoint of a build before it, read as 0: the tolerance's floor).
+    #[serde(default)]
+    pub(super) scale: Vec<f64>,
 }
 
 /// Largest deviations as written: an infinite one (a NaN against the reference,

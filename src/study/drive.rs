@@ -573,12 +573,15 @@ impl Absorber<'_> {
             let g = match progress.verify.iter().position(|g| g.precision == out.precision) {
                 Some(g) => g,
                 None => {
-                    progress.verify.push(VerifyGroup { precision: out.precision, members: vec![], max: vec![0.0; nm] });
+                    progress.verify.push(VerifyGroup { precision: out.precision, members: vec![], max: vec![0.0; nm], scale: vec![0.0; nm] });
                     progress.verify.len() - 1
                 }
             };
             let row = ns * nm;
-            fold_deviations(&mut progress.verify[g].max, &out.values[(i - lo) * row..(i - lo + 1) * row], &r);
+            let group = &mut progress.verify[g];
+            // (a group from an older build's checkpoint has no scales yet)
+            group.scale.resize(nm, 0.0);
+            fold_deviations(&mut group.max, &mut group.scale, &out.values[(i - lo) * row..(i - lo + 1) * row], &r);
             progress.verify[g].members.push(m.id);
         }
         let t_verify = tv.elapsed().as_secs_f64();

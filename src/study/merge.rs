@@ -544,39 +544,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         (notes, warnings) = merged_notes(&shards, &health, &mut run)?;
         run["notes"] = json!(notes);
         run["health"] = json!(health);
-        // verify over all shards: every member re-run, each measure's worst deviation, and a
-        // pass only when every shard passed
-        let verifies: Vec<&Value> = shards.iter().map(|s| &s.run["verify"]).filter(|v| v.is_object()).collect();
+        // verify over all shards: every member re-run, each measure's worst deviation at each
+        // precision (shards may have run at different ones: each keeps its own tolerance), and
+        // a pass only when every shard passed
+        let verifies: Vec<(&Value, &Value)> = shards.iter().map(|s| (&s.run["verify"], &s.run["precision"])).filter(|(v, _)| v.is_object()).collect();
         if !verifies.is_empty() {
-            let mut merged = verifies[0].clone();
-            merged["members"] = json!(verifies.iter().flat_map(|v| v["members"].as_array().cloned().unwrap_or_default()).collect::<Vec<_>>());
-            merged["pass"] = json!(verifies.iter().all(|v| v["pass"] == json!(true)));
-            if let Some(devs) = merged["deviations"].as_array_mut() {
-                for d in devs.iter_mut() {
-                    let worst = verifies
-                        .iter()
-                        .flat_map(|v| v["deviations"].as_array().cloned().unwrap_or_default())
-                        .filter(|x| x["measure"] == d["measure"])
-                        // (an infinite deviation, a NaN against the reference, is written null)
-                        .map(|x| x["max_abs"].as_f64().unwrap_or(f64::INFINITY))
-                        .fold(0.0, f64::max);
-                    d["max_abs"] = json!(worst);
-                    let tol = d["tolerance"].as_f64().unwrap_or(f64::INFINITY);
-                    d["pass"] = json!(worst <= tol);
-                }
-            }
-            // the check of dt of the shard whose member moved most past its limit
-            let ratio = |c: &Value| {
-                c["deviations"]
-                    .as_array()
-                    .map_or(0.0, |d| d.iter().map(|x| x["max_abs"].as_f64().unwrap_or(0.0) / x["limit"].as_f64().unwrap_or(f64::INFINITY)).fold(0.0, f64::max))
-            };
-            let checks = verifies.iter().map(|v| &v["dt_halved"]).filter(|c| c.is_object());
-            match checks.max_by(|a, b| ratio(a).total_cmp(&ratio(b))) {
-                Some(c) => merged["dt_halved"] = c.clone(),
-                None => _ = merged.as_object_mut().map(|m| m.remove("dt_halved")),
-            }
-            run["verify"] = merged;
+            run["verify"] = super::merged_verify::merged_verify(&verifies);
         }
         // per-run figures of one shard would mislead at the top level: they are in merged_from
         for key in ["timings", "member_steps_per_second", "peak_rss_bytes", "blocks"] {

@@ -26,6 +26,7 @@ mod drive;
 mod finish;
 pub mod health;
 pub mod merge;
+mod merged_verify;
 mod series_file;
 mod staging;
 mod verify_ahead;

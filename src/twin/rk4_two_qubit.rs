@@ -228,7 +228,7 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
     m[5] = two * p.nhb * nrb;
     m[7] = if tpos { stored / t } else { zero };
     m[8] = if tpos { ergo / t } else { zero };
-    m[9] = variance(p.nhb, p.hb[0], hr, y[0]);
+    m[9] = variance(p.nhb, hr, y[0]);
     if flags & F_Z != 0 {
         let dza: [R; 4] = std::array::from_fn(|i| yza[i] - z0a[i]);
         let s2 = fluctuation_sq(&p.hb, p.nhb2, &dya, &dza);
@@ -291,11 +291,12 @@ fn sample_measures<R: Real>(y: &[R; 16], yza: &[R; 4], y0a: &[R; 4], z0a: &[R; 4
     m
 }
 
-/// Tr(rho H^2) - Tr(rho H)^2 of one qubit from |h|, h0, h.r and x_00, without the offset h0's
-/// cancellation (the shader's `variance`, with the algebra).
+/// Tr(rho H^2) - Tr(rho H)^2 of one qubit from |h|, h.r and x_00: that of H's traceless part
+/// h.sigma, which an offset h0 changes only through the initial trace's rounding (the
+/// shader's `variance`, with the algebra).
 #[inline(always)]
-fn variance<R: Real>(nh: R, h0: R, hr: R, x00: R) -> R {
-    nh * nh * x00 - hr * hr + (R::ONE - x00) * h0 * (h0 * x00 + R::from_f64(2.0) * hr)
+fn variance<R: Real>(nh: R, hr: R, x00: R) -> R {
+    nh * nh * x00 - hr * hr
 }
 
 /// The charger's mirrors of the battery measures and <s-> of both qubits (codes 19..26), as
@@ -311,7 +312,7 @@ fn charger_measures<R: Real>(m: &mut [R; N_CODES], y: &[R; 16], p: &PointR<R>, n
     m[19] = half * if tr_dev > dtex { tr_dev } else { dtex };
     m[20] = hr + p.nhc * nrc;
     m[21] = hr - p.nhc * nrc;
-    m[22] = variance(p.nhc, p.hc[0], hr, y[0]);
+    m[22] = variance(p.nhc, hr, y[0]);
     m[23] = half * y[1];
     m[24] = -half * y[2];
     m[25] = half * y[4];

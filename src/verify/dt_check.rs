@@ -88,18 +88,14 @@ pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
         return None;
     }
     // each measure's largest difference, as --verify folds its deviations; its scale
-    let mut max_abs = vec![0.0; nm];
-    super::fold_deviations(&mut max_abs, &coarse.values, &fine.values);
-    let mut scale = vec![1.0f64; nm];
-    for (c, x) in fine.values.iter().enumerate() {
-        scale[c % nm] = scale[c % nm].max(x.abs());
-    }
+    let (mut max_abs, mut scale) = (vec![0.0; nm], vec![0.0; nm]);
+    super::fold_deviations(&mut max_abs, &mut scale, &coarse.values, &fine.values);
     let deviations = coarse
         .measures
         .iter()
         .zip(max_abs)
         .zip(scale)
-        .map(|((m, max_abs), s)| DtDeviation { measure: m.name().into(), max_abs, limit: DT_NOTE_AT * s })
+        .map(|((m, max_abs), s)| DtDeviation { measure: m.name().into(), max_abs, limit: DT_NOTE_AT * s.max(1.0) })
         .collect();
     Some(DtCheck { member: member.id, dt: plan.schedule.dt, deviations })
 }

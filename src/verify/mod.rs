@@ -15,6 +15,9 @@ use serde::Serialize;
 pub struct Deviation {
     pub measure: String,
     pub max_abs: f64,
+    /// The largest |value| of the measure in the references: its tolerance is the precision's
+    /// base times max(1, scale) (`verify_tolerance`).
+    pub scale: f64,
     pub tolerance: f64,
     pub pass: bool,
     /// The precision of the members this deviation covers, in a run whose blocks ran at more
@@ -56,13 +59,16 @@ pub fn concurrence_route(measures: &[Measure], model: crate::model::ModelKind, b
     })
 }
 
-/// Tolerance of the verify check for a measure at a precision.
-pub fn verify_tolerance(m: Measure, precision: Precision) -> f64 {
+/// Tolerance of the verify check for a measure at a precision, of values up to `scale` in
+/// magnitude: the base (1e-4 in f32, 1e-9 in f64; `measure_tolerance`) times max(1, scale).
+/// The precision's rounding is relative, so a value of 3000 (an energy with an offset) carries
+/// 3000 times the rounding of a value of 1: an absolute tolerance failed it for that alone.
+pub fn verify_tolerance(m: Measure, precision: Precision, scale: f64) -> f64 {
     let base = match precision {
         Precision::F32 => 1e-4,
         Precision::F64 => 1e-9,
     };
-    measure_tolerance(m, base)
+    measure_tolerance(m, base) * scale.max(1.0)
 }
 
 /// Tolerance for comparing measure m between engines, given the base tolerance of the states.
@@ -84,40 +90,54 @@ pub fn verify_indices(seed: u64, n: usize, k: usize) -> Vec<usize> {
     idx
 }
 
-/// Fold one member's deviation from the reference into each measure's largest one; both are
-/// [sample][measure] with `max_abs.len()` measures, and a NaN counts as an infinite deviation.
-pub fn fold_deviations(max_abs: &mut [f64], got: &[f64], reference: &[f64]) {
+/// Fold one member's deviation from the reference into each measure's largest one, and the
+/// reference's largest finite |value| into its `scale`; all are [sample][measure] with
+/// `max_abs.len()` measures, and a NaN counts as an infinite deviation.
+pub fn fold_deviations(max_abs: &mut [f64], scale: &mut [f64], got: &[f64], reference: &[f64]) {
     let nm = max_abs.len();
     for (c, (a, b)) in got.iter().zip(reference).enumerate() {
         let d = (a - b).abs();
         max_abs[c % nm] = max_abs[c % nm].max(if d.is_nan() { f64::INFINITY } else { d });
+        if b.is_finite() {
+            scale[c % nm] = scale[c % nm].max(b.abs());
+        }
     }
 }
 
-/// The verify report from each measure's largest deviation.
-pub fn verify_report(measures: &[Measure], max_abs: &[f64], precision: Precision, members: Vec<u64>) -> VerifyReport {
+/// The verify report from each measure's largest deviation and scale (`fold_deviations`).
+pub fn verify_report(measures: &[Measure], max_abs: &[f64], scale: &[f64], precision: Precision, members: Vec<u64>) -> VerifyReport {
     let deviations: Vec<Deviation> = measures
         .iter()
-        .zip(max_abs)
-        .map(|(m, &max_abs)| {
-            let tolerance = verify_tolerance(*m, precision);
-            Deviation { measure: m.name().into(), max_abs, tolerance, pass: max_abs <= tolerance, precision: None }
+        .enumerate()
+        .map(|(k, m)| {
+            let (max_abs, scale) = (max_abs[k], scale.get(k).copied().unwrap_or(0.0));
+            let tolerance = verify_tolerance(*m, precision, scale);
+            Deviation { measure: m.name().into(), max_abs, scale, tolerance, pass: max_abs <= tolerance, precision: None }
         })
         .collect();
     let pass = deviations.iter().all(|d| d.pass);
     VerifyReport { members, deviations, pass, concurrence: None, dt_halved: None }
 }
 
+/// The members verified at one precision, with each measure's largest deviation and scale.
+pub struct VerifiedGroup<'a> {
+    pub precision: Precision,
+    pub max_abs: &'a [f64],
+    pub scale: &'a [f64],
+    pub members: &'a [u64],
+}
+
 /// The verify report of members verified at several precisions: each group's deviations with
 /// its own tolerance, labelled with its precision; it passes when every group passes.
-pub fn verify_report_mixed(measures: &[Measure], groups: &[(Precision, Vec<f64>, Vec<u64>)]) -> VerifyReport {
-    if let [(precision, max_abs, members)] = groups {
-        return verify_report(measures, max_abs, *precision, members.clone());
+pub fn verify_report_mixed(measures: &[Measure], groups: &[VerifiedGroup]) -> VerifyReport {
+    if let [g] = groups {
+        return verify_report(measures, g.max_abs, g.scale, g.precision, g.members.to_vec());
     }
     let mut members = vec![];
     let mut deviations = vec![];
-    for (precision, max_abs, ids) in groups {
-        let r = verify_report(measures, max_abs, *precision, ids.clone());
+    for g in groups {
+        let (precision, ids) = (&g.precision, g.members);
+        let r = verify_report(measures, g.max_abs, g.scale, *precision, ids.to_vec());
         members.extend(r.members);
         deviations.extend(r.deviations.into_iter().map(|d| Deviation { precision: Some(*precision), ..d }));
     }

@@ -1,0 +1,111 @@
+//! The verify sections of shards merged into the run's (`merge`): every member re-run, each
+//! measure's worst deviation at each precision, and the check of dt that moved most.
+
+use serde_json::{json, Value};
+
+/// The merged `verify` of the shards' (each with its run's precision), the first's taken for
+/// what is not merged (the concurrence's route).
+pub(super) fn merged_verify(verifies: &[(&Value, &Value)]) -> Value {
+    let mut merged = verifies[0].0.clone();
+    merged["members"] = json!(verifies.iter().flat_map(|(v, _)| v["members"].as_array().cloned().unwrap_or_default()).collect::<Vec<_>>());
+    merged["pass"] = json!(verifies.iter().all(|(v, _)| v["pass"] == json!(true)));
+    merged["deviations"] = json!(merged_deviations(verifies));
+    // the check of dt of the shard whose member moved most past its limit
+    let ratio = |c: &Value| {
+        c["deviations"]
+            .as_array()
+            .map_or(0.0, |d| d.iter().map(|x| x["max_abs"].as_f64().unwrap_or(0.0) / x["limit"].as_f64().unwrap_or(f64::INFINITY)).fold(0.0, f64::max))
+    };
+    let checks = verifies.iter().map(|(v, _)| &v["dt_halved"]).filter(|c| c.is_object());
+    match checks.max_by(|a, b| ratio(a).total_cmp(&ratio(b))) {
+        Some(c) => merged["dt_halved"] = c.clone(),
+        None => _ = merged.as_object_mut().map(|m| m.remove("dt_halved")),
+    }
+    merged
+}
+
+/// The shards' verify deviations merged per (measure, precision), in the order first seen:
+/// the largest deviation and scale, the largest tolerance (the precision's base times
+/// max(1, scale): the largest scale's), and a pass only where every shard's passed. A
+/// deviation's precision is its own label, or its shard's run's; the label is kept where the
+/// merged run has more than one precision.
+fn merged_deviations(verifies: &[(&Value, &Value)]) -> Vec<Value> {
+    let mut merged: Vec<(Value, Value)> = vec![];
+    for (v, shard_precision) in verifies {
+        for d in v["deviations"].as_array().into_iter().flatten() {
+            let precision = if d["precision"].is_null() { (*shard_precision).clone() } else { d["precision"].clone() };
+            // (an infinite deviation, a NaN against the reference, is written null)
+            let max_abs = d["max_abs"].as_f64().unwrap_or(f64::INFINITY);
+            match merged.iter_mut().find(|(m, p)| m["measure"] == d["measure"] && *p == precision) {
+                Some((m, _)) => {
+                    // (null: an infinite deviation; a missing scale or tolerance, an older build's)
+                    let (scale, tolerance) = (d["scale"].as_f64().unwrap_or(0.0), d["tolerance"].as_f64().unwrap_or(0.0));
+                    for (key, x, null_is) in [("max_abs", max_abs, f64::INFINITY), ("scale", scale, 0.0), ("tolerance", tolerance, 0.0)] {
+                        let y = m[key].as_f64().unwrap_or(null_is);
+                        m[key] = json!(y.max(x));
+                    }
+                    m["pass"] = json!(m["pass"] == json!(true) && d["pass"] == json!(true));
+                }
+                None => {
+                    let mut m = d.clone();
+                    m["max_abs"] = json!(max_abs);
+                    merged.push((m, precision));
+                }
+            }
+        }
+    }
+    let several = merged.iter().any(|(_, p)| *p != merged[0].1);
+    merged
+        .into_iter()
+        .map(|(mut m, precision)| {
+            match m.as_object_mut() {
+                Some(o) if several => _ = o.insert("precision".into(), precision),
+                Some(o) => _ = o.remove("precision"),
+                None => {}
+            }
+            m
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shards that ran at different precisions keep each precision's deviations apart, each
+    /// with its own tolerance (merged by measure alone, an f32 shard's 1e-6 was held to an f64
+    /// shard's 1e-9 and failed, while the run passed); within a precision the largest
+    /// deviation, scale and tolerance, and a pass only where every shard's passed.
+    #[test]
+    fn shards_at_different_precisions_keep_their_own_tolerances() {
+        let dev = |m: &str, max_abs: Option<f64>, scale: f64, tol: f64| json!({"measure": m, "max_abs": max_abs, "scale": scale, "tolerance": tol, "pass": max_abs.is_some_and(|x| x <= tol)});
+        let f64_shard = json!({"members": [1], "pass": true, "deviations": [dev("energy_b", Some(1e-12), 1.0, 1e-9), dev("purity", Some(2e-12), 1.0, 1e-9)]});
+        let f32_shard = json!({"members": [7], "pass": true, "deviations": [dev("energy_b", Some(3e-6), 1.0, 1e-4), dev("purity", Some(1e-6), 1.0, 1e-4)]});
+        let f32_big = json!({"members": [9], "pass": false, "deviations": [dev("energy_b", Some(0.2), 3000.0, 0.3), dev("purity", None, 1.0, 1e-4)]});
+        let (p64, p32) = (json!("f64"), json!("f32"));
+        let v = merged_verify(&[(&f64_shard, &p64), (&f32_shard, &p32)]);
+        assert_eq!(v["pass"], json!(true));
+        assert_eq!(v["members"], json!([1, 7]));
+        let d = v["deviations"].as_array().unwrap();
+        assert_eq!(d.len(), 4, "{v:#}");
+        let find =
+            |m: &str, p: &str| d.iter().find(|x| x["measure"] == json!(m) && x["precision"] == json!(p)).unwrap_or_else(|| panic!("{m} {p}: {v:#}")).clone();
+        assert_eq!(find("energy_b", "f32")["max_abs"], json!(3e-6));
+        assert_eq!(find("energy_b", "f64")["tolerance"], json!(1e-9));
+        assert!(d.iter().all(|x| x["pass"] == json!(true)), "{v:#}");
+        // one precision: merged, unlabelled; the larger scale's tolerance; an infinite deviation
+        // (null) stays infinite; a failed shard fails the measure
+        let v = merged_verify(&[(&f32_shard, &p32), (&f32_big, &p32)]);
+        let d = v["deviations"].as_array().unwrap();
+        assert_eq!(d.len(), 2, "{v:#}");
+        assert!(d.iter().all(|x| x.get("precision").is_none()), "{v:#}");
+        assert_eq!(
+            (d[0]["max_abs"].clone(), d[0]["scale"].clone(), d[0]["tolerance"].clone(), d[0]["pass"].clone()),
+            (json!(0.2), json!(3000.0), json!(0.3), json!(true))
+        );
+        assert_eq!((d[1]["max_abs"].clone(), d[1]["pass"].clone()), (Value::Null, json!(false)));
+        assert_eq!(v["pass"], json!(false));
+        let v = merged_verify(&[(&f32_big, &p32), (&f32_shard, &p32)]);
+        assert_eq!(v["deviations"][1]["max_abs"], Value::Null, "{v:#}");
+    }
+}
