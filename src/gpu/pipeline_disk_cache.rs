@@ -153,11 +153,21 @@ fn store_framed(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let refused = |why: &str| Err(std::io::Error::other(format!("{}: {why}", path.display())));
     let dir = path.parent().ok_or_else(|| std::io::Error::other("no directory"))?;
     if !dir.exists() {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir)?;
+        // Each missing folder made for this user alone (0700, as XDG asks of a cache), its
+        // mode set after the umask took its bits: under umask 0777 they came out 000, and the
+        // cache could never be written.
+        let missing: Vec<&Path> = dir.ancestors().take_while(|d| std::fs::symlink_metadata(d).is_err()).collect();
+        for d in missing.into_iter().rev() {
+            match std::fs::create_dir(d) {
+                Ok(()) => {
+                    #[cfg(unix)]
+                    std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+                }
+                // (made meanwhile by another process: judged below, as any other)
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
     if !private(dir) {
         return refused("the directory is not this user's alone");
@@ -177,6 +187,9 @@ fn store_framed(path: &Path, data: &[u8]) -> std::io::Result<()> {
     }
     // (not synced: a torn file fails its hash and is compiled again)
     let mut tmp = tempfile::Builder::new().prefix(".qbat-pipelines.").tempfile_in(dir)?;
+    // (readable by this user whatever the umask: under 0777 it came out mode 000)
+    #[cfg(unix)]
+    tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     tmp.write_all(&frame(data))?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
@@ -185,6 +198,40 @@ fn store_framed(path: &Path, data: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Under umask 0777 the folders made for the cache are still 0700 and the file 0600 (they
+    /// came out mode 000: nothing could be stored, nor read back by its user). The umask is the process's: the
+    /// test runs itself again in a child process under it, alone.
+    #[cfg(unix)]
+    #[test]
+    fn the_cache_is_written_under_umask_0777() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        const CHILD: &str = "QBAT_TEST_UMASK_CHILD";
+        if let Some(root) = std::env::var_os(CHILD) {
+            let path = PathBuf::from(root).join("cache").join("qbat-gpu").join("key.bin");
+            store_framed(&path, b"data").unwrap();
+            for d in [path.parent().unwrap(), path.parent().unwrap().parent().unwrap()] {
+                assert_eq!(std::fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o700, "{}", d.display());
+            }
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(read_framed(&path).as_deref(), Some(&b"data"[..]));
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child.args(["--exact", "gpu::pipeline_disk_cache::tests::the_cache_is_written_under_umask_0777", "--test-threads", "1"]).env(CHILD, dir.path());
+        // SAFETY: umask is async-signal-safe and has no preconditions.
+        unsafe {
+            child.pre_exec(|| {
+                libc::umask(0o777);
+                Ok(())
+            });
+        }
+        let o = child.output().unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && stdout.contains("1 passed"), "{stdout}{}", String::from_utf8_lossy(&o.stderr));
+    }
 
     /// A framed file gives its data back; any flipped byte, a cut, an extension or another
     /// magic gives none.
