@@ -70,3 +70,29 @@ fn the_check_of_dt_is_in_run_json_and_merge_keeps_the_worst() {
     let worst = checks.iter().max_by(|a, b| ratio(a).total_cmp(&ratio(b))).unwrap();
     assert_eq!(&read(&merged)["verify"]["dt_halved"], worst);
 }
+
+/// Sample times closer than dt: each gap is one shortened step, which halving dt would leave as
+/// it is (the check said nothing at dt = 1.2 where the same steps moved steering_ab by 4.6e-2
+/// at dt = 0.6). The check halves the longest step taken instead: it sees what dt = 0.6 sees.
+#[test]
+fn the_check_of_dt_halves_the_steps_taken_where_samples_are_closer_than_dt() {
+    let config = |dt: f64| {
+        format!("model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\ngamma = 0.05\n[initial]\nrandom = \"bloch\"\n[time]\ndt = {dt}\nt_end = 6.0\nsamples = 11\n[ensemble]\nsize = 4\nseed = 7\n")
+    };
+    let check = |dt: f64| {
+        let run =
+            run_plan(&parse_plan(&config(dt), &Overrides::default()).unwrap(), &RunOptions { backend: Backend::Cpu, verify: 2, ..Default::default() }).unwrap();
+        (run.verify.as_ref().and_then(|v| v.dt_halved.clone()).expect("a check of dt"), run.notes.clone())
+    };
+    // the same steps of 0.6 either way
+    let (spaced, _) = check(0.6);
+    let (wide, notes) = check(1.2);
+    assert!(spaced.step == 0.6 && (wide.step - 0.6).abs() < 1e-12 && wide.dt == 1.2, "{spaced:?} {wide:?}");
+    // (the gaps, i t_end / 10 apart, are dt = 0.6 to rounding)
+    for (a, b) in spaced.deviations.iter().zip(&wide.deviations) {
+        assert!(a.measure == b.measure && (a.max_abs - b.max_abs).abs() <= 1e-9 * a.limit, "{a:?} {b:?}");
+    }
+    assert!(wide.deviations.iter().any(|d| d.max_abs > d.limit), "{wide:?}");
+    let note = notes.iter().find(|n| n.contains("are halved")).expect("the note");
+    assert!(note.starts_with("time.dt = 1.2: RK4's error at this dt is visible") && note.contains("a dt below 6.0000e-1 is more accurate"), "{note}");
+}
