@@ -96,3 +96,28 @@ fn the_check_of_dt_halves_the_steps_taken_where_samples_are_closer_than_dt() {
     let note = notes.iter().find(|n| n.contains("are halved")).expect("the note");
     assert!(note.starts_with("time.dt = 1.2: RK4's error at this dt is visible") && note.contains("a dt below 6.0000e-1 is more accurate"), "{note}");
 }
+
+/// A shard run with `--verify 0` beside one with it: the merged verify said `pass` over the
+/// verified shard's members as though it covered the run; it names the shard left unchecked.
+#[test]
+fn merge_names_the_shards_that_ran_without_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::common::config(dir.path(), &closed_battery(0.05));
+    let shards: Vec<std::path::PathBuf> = (0..2).map(|k| dir.path().join(format!("s{k}"))).collect();
+    for (k, s) in shards.iter().enumerate() {
+        let verify = if k == 0 { "0" } else { "2" };
+        crate::common::ok(
+            crate::common::bin()
+                .arg("run")
+                .arg(&cfg)
+                .args(["--backend", "cpu", "--no-progress", "--no-plots", "--verify", verify, "--shard", &format!("{k}/2"), "--out"])
+                .arg(s),
+        );
+    }
+    let merged = dir.path().join("merged");
+    crate::common::ok(crate::common::bin().arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots"));
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(merged.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["verify"]["unverified_shards"], serde_json::json!([0]), "{}", run["verify"]);
+    let notes = run["notes"].as_array().unwrap();
+    assert!(notes.iter().any(|n| n.as_str().unwrap().contains("shard(s) 0 ran without --verify")), "{notes:?}");
+}
