@@ -75,7 +75,8 @@ pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
     if plan.steady || steps > MAX_CHECK_STEPS || steps as f64 * (plan.dim() * plan.dim()) as f64 > MAX_CHECK_WORK {
         return None;
     }
-    let at_dt = plan.slice(index..index + 1);
+    // (its own point alone: a slice keeps every point of a sweep, which the engines build)
+    let at_dt = plan.alone(index);
     let mut at_half = at_dt.clone();
     // the steps taken are halved: dt's, or where every gap is shorter than dt (each a single
     // short step) the longest of those, which halving dt would leave as they are
