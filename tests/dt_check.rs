@@ -131,7 +131,7 @@ fn the_check_of_dt_runs_its_member_with_its_own_point_alone() {
     let plan = parse_plan(text, &Overrides::default()).unwrap();
     assert_eq!(plan.points.len(), 2000);
     let index = 1234;
-    let alone = plan.alone(index);
+    let alone = plan.slice_points(index..index + 1);
     assert_eq!((alone.points.len(), alone.systems.len(), alone.members.len()), (1, 1, 1));
     assert_eq!((alone.members[0].id, alone.members[0].point), (plan.members[index].id, 0));
     assert_eq!(alone.points[0], plan.points[plan.members[index].point]);

@@ -157,7 +157,8 @@ pub(super) fn drive(
     };
     let slice = |b: usize| {
         let lo = b * block;
-        (lo, local.slice(lo..(lo + block).min(n)))
+        // (with only the points its members use: the engines build every point a plan holds)
+        (lo, local.slice_points(lo..(lo + block).min(n)))
     };
     // One thread per device pulls the next pending block; results are absorbed here, in
     // completion order (the accumulator is exact and order-independent, and the block files

@@ -76,7 +76,7 @@ pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
         return None;
     }
     // (its own point alone: a slice keeps every point of a sweep, which the engines build)
-    let at_dt = plan.alone(index);
+    let at_dt = plan.slice_points(index..index + 1);
     let mut at_half = at_dt.clone();
     // the steps taken are halved: dt's, or where every gap is shorter than dt (each a single
     // short step) the longest of those, which halving dt would leave as they are
