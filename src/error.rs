@@ -95,3 +95,15 @@ pub fn one_line(message: &str) -> String {
     let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
     message.chars().flat_map(|c| if breaks(c) { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
 }
+
+/// A number as a message shows it: as Rust writes it where that is short (`4.5`, `-4`, `0.05`),
+/// else in exponent form (`1e-300` rather than its 300 decimal places, `1e59` rather than 60
+/// digits), so that a refusal stays a readable line.
+pub fn shown(x: f64) -> String {
+    let plain = x.to_string();
+    if plain.len() <= 24 {
+        plain
+    } else {
+        format!("{x:e}")
+    }
+}

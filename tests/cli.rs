@@ -421,3 +421,26 @@ fn blocks_finished_after_the_last_checkpoint_are_integrated_again_to_the_same_fi
         assert!(std::fs::read(stopped.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap(), "{f} differs after the resume");
     }
 }
+
+/// A resume given another `--verify` count than the run was started with: refused, naming
+/// `--verify` (the finished blocks verified the members chosen for the first count; a resume
+/// with --verify 30 reported 26 members of neither choice, and one with --verify 0 a verify
+/// without its check of dt); the same count resumes.
+#[test]
+fn a_resume_with_another_verify_count_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--ensemble", "40", "--block-members", "10", "--backend", "cpu", "--no-progress", "--no-plots", "--out"];
+    let stopped = dir.path().join("stopped");
+    let o = bin().args(args).arg(&stopped).args(["--verify", "3"]).env("QBAT_INJECT_FAULT", "no-thread-at=2").output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    for other in ["5", "0"] {
+        let o = bin().args(args).arg(&stopped).arg("--resume").arg(&stopped).args(["--verify", other]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.trim(), format!("error: --verify: the interrupted run verifies 3 members, not {other}; give --verify 3 to resume it"));
+        assert!(dir.path().join(".stopped.partial").join("checkpoint.json").is_file(), "the checkpoint is kept");
+    }
+    ok(bin().args(args).arg(&stopped).arg("--resume").arg(&stopped).args(["--verify", "3"]));
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(stopped.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["verify"]["members"].as_array().unwrap().len(), 3, "{}", run["verify"]);
+}

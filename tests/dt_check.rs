@@ -70,3 +70,76 @@ fn the_check_of_dt_is_in_run_json_and_merge_keeps_the_worst() {
     let worst = checks.iter().max_by(|a, b| ratio(a).total_cmp(&ratio(b))).unwrap();
     assert_eq!(&read(&merged)["verify"]["dt_halved"], worst);
 }
+
+/// Sample times closer than dt: each gap is one shortened step, which halving dt would leave as
+/// it is (the check said nothing at dt = 1.2 where the same steps moved steering_ab by 4.6e-2
+/// at dt = 0.6). The check halves the longest step taken instead: it sees what dt = 0.6 sees.
+#[test]
+fn the_check_of_dt_halves_the_steps_taken_where_samples_are_closer_than_dt() {
+    let config = |dt: f64| {
+        format!("model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\ngamma = 0.05\n[initial]\nrandom = \"bloch\"\n[time]\ndt = {dt}\nt_end = 6.0\nsamples = 11\n[ensemble]\nsize = 4\nseed = 7\n")
+    };
+    let check = |dt: f64| {
+        let run =
+            run_plan(&parse_plan(&config(dt), &Overrides::default()).unwrap(), &RunOptions { backend: Backend::Cpu, verify: 2, ..Default::default() }).unwrap();
+        (run.verify.as_ref().and_then(|v| v.dt_halved.clone()).expect("a check of dt"), run.notes.clone())
+    };
+    // the same steps of 0.6 either way
+    let (spaced, _) = check(0.6);
+    let (wide, notes) = check(1.2);
+    assert!(spaced.step == 0.6 && (wide.step - 0.6).abs() < 1e-12 && wide.dt == 1.2, "{spaced:?} {wide:?}");
+    // (the gaps, i t_end / 10 apart, are dt = 0.6 to rounding)
+    for (a, b) in spaced.deviations.iter().zip(&wide.deviations) {
+        assert!(a.measure == b.measure && (a.max_abs - b.max_abs).abs() <= 1e-9 * a.limit, "{a:?} {b:?}");
+    }
+    assert!(wide.deviations.iter().any(|d| d.max_abs > d.limit), "{wide:?}");
+    let note = notes.iter().find(|n| n.contains("are halved")).expect("the note");
+    assert!(note.starts_with("time.dt = 1.2: RK4's error at this dt is visible") && note.contains("a dt below 6.0000e-1 is more accurate"), "{note}");
+}
+
+/// A shard run with `--verify 0` beside one with it: the merged verify said `pass` over the
+/// verified shard's members as though it covered the run; it names the shard left unchecked.
+#[test]
+fn merge_names_the_shards_that_ran_without_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::common::config(dir.path(), &closed_battery(0.05));
+    let shards: Vec<std::path::PathBuf> = (0..2).map(|k| dir.path().join(format!("s{k}"))).collect();
+    for (k, s) in shards.iter().enumerate() {
+        let verify = if k == 0 { "0" } else { "2" };
+        crate::common::ok(
+            crate::common::bin()
+                .arg("run")
+                .arg(&cfg)
+                .args(["--backend", "cpu", "--no-progress", "--no-plots", "--verify", verify, "--shard", &format!("{k}/2"), "--out"])
+                .arg(s),
+        );
+    }
+    let merged = dir.path().join("merged");
+    crate::common::ok(crate::common::bin().arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots"));
+    let run: serde_json::Value = serde_json::from_slice(&std::fs::read(merged.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["verify"]["unverified_shards"], serde_json::json!([0]), "{}", run["verify"]);
+    let notes = run["notes"].as_array().unwrap();
+    assert!(notes.iter().any(|n| n.as_str().unwrap().contains("shard(s) 0 ran without --verify")), "{notes:?}");
+}
+
+/// The check of dt re-runs its member with its own parameter point alone: a slice of the plan
+/// kept every point of the sweep, which the engine built twice (a 200,000-point sweep's check
+/// took 8 s, longer than its run). The same figures as the member's point run on its own.
+#[test]
+fn the_check_of_dt_runs_its_member_with_its_own_point_alone() {
+    let text = "model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = { uniform = [0.5, 1.5] }\ngamma = { linspace = [0.0, 0.1, 50] }\n[initial]\nrandom = \"bloch\"\n[time]\ndt = 0.2\nt_end = 4.0\nsamples = 5\n[ensemble]\nsize = 2000\nseed = 3\n";
+    let plan = parse_plan(text, &Overrides::default()).unwrap();
+    assert_eq!(plan.points.len(), 2000);
+    let index = 1234;
+    let alone = plan.slice_points(index..index + 1);
+    assert_eq!((alone.points.len(), alone.systems.len(), alone.members.len()), (1, 1, 1));
+    assert_eq!((alone.members[0].id, alone.members[0].point), (plan.members[index].id, 0));
+    assert_eq!(alone.points[0], plan.points[plan.members[index].point]);
+    let opts = RunOptions { backend: Backend::Cpu, verify: 0, ..Default::default() };
+    let a = run_plan(&alone, &opts).unwrap();
+    let b = run_plan(&plan.slice(index..index + 1), &opts).unwrap();
+    assert_eq!(a.values, b.values);
+    // the check's member, of the stiffest point, re-run alone
+    let check = qbat_gpu::verify::dt_check::dt_check(&plan, &[index]).expect("a check of dt");
+    assert_eq!(check.member, plan.members[index].id);
+}

@@ -137,7 +137,7 @@ fn envelope(v: Option<&Value>, field: &str) -> Result<Envelope> {
                 "gaussian" => {
                     let (t0, sigma) = pair("[t0, sigma]")?;
                     if sigma <= 0.0 {
-                        return Err(invalid(&f, format!("sigma must be > 0, got {sigma}")));
+                        return Err(invalid(&f, format!("sigma must be > 0, got {}", crate::error::shown(sigma))));
                     }
                     Ok(Envelope::Gaussian { t0, sigma })
                 }

@@ -31,6 +31,17 @@ pub struct EnsembleSection {
 /// size, at most 1e9, is likewise within floats 1.2e-7 apart.)
 const MAX_FLOAT_SEED: f64 = 4_294_967_296.0;
 
+/// A float as the config wrote it: TOML's text (`4294967296.0`, `-1.5`) where short, else
+/// `crate::error::shown`'s exponent form.
+fn shown_float(x: f64) -> String {
+    let text = Value::Float(x).to_string();
+    if text.len() <= 24 {
+        text
+    } else {
+        crate::error::shown(x)
+    }
+}
+
 /// Read `[ensemble]`; `axis_lens` are the lengths of every grid axis (parameters, then angles).
 pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Result<EnsembleSection> {
     check_keys(ens_t, &["size", "seed", "mode"], "ensemble")?;
@@ -50,8 +61,15 @@ pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Res
                 return Err(invalid(
                     "ensemble.seed",
                     format!(
-                    "the float {v} is 2^32 or more, where a written fraction can round to a whole float; write the seed as an integer (no '.0', no exponent)"
+                    "the float {} is 2^32 or more, where a written fraction can round to a whole float; write the seed as an integer (no '.0', no exponent)",
+                    shown_float(*x)
                 ),
+                ))
+            }
+            Value::Float(x) => {
+                return Err(invalid(
+                    "ensemble.seed",
+                    format!("must be a non-negative integer (a float only as a whole number below 2^32), got {}", shown_float(*x)),
                 ))
             }
             _ => return Err(invalid("ensemble.seed", format!("must be a non-negative integer (a float only as a whole number below 2^32), got {v}"))),
@@ -70,7 +88,7 @@ pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Res
     };
     let size_field = if ov.ensemble.is_some() { "--ensemble" } else { "ensemble.size" };
     if size.fract() != 0.0 || size < 1.0 {
-        return Err(invalid(size_field, format!("must be an integer >= 1, got {size}")));
+        return Err(invalid(size_field, format!("must be an integer >= 1, got {}", crate::error::shown(size))));
     }
     if size > 1e9 {
         // --ensemble as given (its f64 rounds above 2^53), the config's number as written

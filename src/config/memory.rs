@@ -44,8 +44,8 @@ const OPERATOR_SLACK: f64 = 1.2;
 /// its own, `MALLOC_MMAP_THRESHOLD_=32768`, 2.05).
 const DICKE_OPERATOR_SLACK: f64 = 1.375;
 
-/// The plans that hold every point's parameters and drives at once: the parsed one, the
-/// study's slice of it and a block's (`Plan::slice` clones them whole).
+/// The plans that hold a point's parameters and drives at once: the parsed one, the study's
+/// slice of it (`Plan::slice` clones them whole) and a block's (its members' points).
 const PLAN_COPIES: f64 = 3.0;
 
 /// An allocation's bytes with the allocator's header and rounding (glibc: 16-byte units, an

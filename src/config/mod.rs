@@ -129,6 +129,45 @@ impl Plan {
         p
     }
 
+    /// The plan of `members[range]` holding only the parameter points those members use
+    /// (renumbered in order of first use; ids and seeds unchanged): a block's or one member's
+    /// run without every other point, which `slice` keeps and the engines build (a sweep of
+    /// 1,000,000 points took 21 s a build, once for each block and each run of the check of dt).
+    pub fn slice_points(&self, range: std::ops::Range<usize>) -> Plan {
+        let mut members = self.members[range].to_vec();
+        let mut renumbered = vec![usize::MAX; self.points.len()];
+        let mut used = vec![];
+        for m in &mut members {
+            if renumbered[m.point] == usize::MAX {
+                renumbered[m.point] = used.len();
+                used.push(m.point);
+            }
+            m.point = renumbered[m.point];
+        }
+        Plan {
+            model: self.model,
+            space: self.space,
+            points: used.iter().map(|&p| self.points[p].clone()).collect(),
+            systems: used.iter().map(|&p| self.systems[p].clone()).collect(),
+            members,
+            ensemble_size: self.ensemble_size,
+            initial: self.initial.clone(),
+            schedule: self.schedule.clone(),
+            steady: self.steady,
+            measures: self.measures.clone(),
+            seed: self.seed,
+            param_columns: self.param_columns.clone(),
+            config_json: self.config_json.clone(),
+            fock_tail_threshold: self.fock_tail_threshold,
+            save_states: self.save_states,
+            // (every point has an entry, or none has)
+            drives: match self.drives.is_empty() {
+                true => vec![],
+                false => used.iter().map(|&p| self.drives.get(p).cloned().unwrap_or_default()).collect(),
+            },
+        }
+    }
+
     /// Member i's initial density matrix (full space).
     pub fn initial_state(&self, m: &Member) -> CMat {
         let params = &self.points[m.point];

@@ -21,7 +21,7 @@ pub fn parse_output(out_t: &Table, model: ModelKind, steady: bool) -> Result<Out
         Some(v) => {
             let x = as_f64(v, "output.fock_tail_threshold")?;
             if !(x > 0.0 && x < 1.0) {
-                return Err(invalid("output.fock_tail_threshold", format!("must lie in (0, 1), got {x}")));
+                return Err(invalid("output.fock_tail_threshold", format!("must lie in (0, 1), got {}", crate::error::shown(x))));
             }
             x
         }

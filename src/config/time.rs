@@ -57,7 +57,7 @@ fn parse_protocol(root: &Table) -> Result<Option<f64>> {
     let v = t.get("switch_off").ok_or_else(|| invalid("protocol.switch_off", "missing ([protocol] needs switch_off = T, the time the coupling goes off)"))?;
     let t_off = as_f64(v, "protocol.switch_off")?;
     if t_off <= 0.0 {
-        return Err(invalid("protocol.switch_off", format!("must be > 0, got {t_off}")));
+        return Err(invalid("protocol.switch_off", format!("must be > 0, got {}", crate::error::shown(t_off))));
     }
     Ok(Some(t_off))
 }
@@ -69,7 +69,7 @@ const MIN_POSITIVE_TIME: f64 = f32::MIN_POSITIVE as f64;
 fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Schedule> {
     let dt = as_f64(time_t.get("dt").ok_or_else(|| invalid("time.dt", "missing"))?, "time.dt")?;
     if dt <= 0.0 {
-        return Err(invalid("time.dt", format!("must be > 0, got {dt}")));
+        return Err(invalid("time.dt", format!("must be > 0, got {}", crate::error::shown(dt))));
     }
     let times: Vec<f64> = match (time_t.get("times"), time_t.get("t_end"), time_t.get("samples")) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
@@ -86,10 +86,10 @@ fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Sched
             let t_end = as_f64(te, "time.t_end")?;
             let ns = as_f64(ns, "time.samples")?;
             if t_end < 0.0 {
-                return Err(invalid("time.t_end", format!("must be >= 0, got {t_end}")));
+                return Err(invalid("time.t_end", format!("must be >= 0, got {}", crate::error::shown(t_end))));
             }
             if ns.fract() != 0.0 || !(1.0..=1e7).contains(&ns) {
-                return Err(invalid("time.samples", format!("must be an integer in [1, 1e7], got {ns}")));
+                return Err(invalid("time.samples", format!("must be an integer in [1, 1e7], got {}", crate::error::shown(ns))));
             }
             if t_end == 0.0 && ns > 1.0 {
                 return Err(invalid("time.t_end", format!("must be > 0 for {ns} samples (or use samples = 1)")));
@@ -111,7 +111,7 @@ fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Sched
         (None, None, _) => return Err(invalid("time.t_end", "missing (give t_end with samples, or times)")),
     };
     if times[0] < 0.0 {
-        return Err(invalid("time.times", format!("sample times must be >= 0, got {}", times[0])));
+        return Err(invalid("time.times", format!("sample times must be >= 0, got {}", crate::error::shown(times[0]))));
     }
     if let Some(w) = times.windows(2).position(|w| w[1] <= w[0]) {
         return Err(invalid("time.times", format!("sample times must be strictly increasing: t[{}] = {} then t[{}] = {}", w, times[w], w + 1, times[w + 1])));

@@ -22,7 +22,7 @@ impl Sweep {
         // Each grid point builds its own operators (tens of KiB): beyond 1e7 points no run fits
         // in memory, and refusing here avoids allocating the axis first.
         if n.fract() != 0.0 || !(1.0..=MAX_LINSPACE).contains(&n) {
-            return Err(QbatError::invalid(field, format!("linspace count must be an integer in [1, {MAX_LINSPACE:e}], got {n}")));
+            return Err(QbatError::invalid(field, format!("linspace count must be an integer in [1, {MAX_LINSPACE:e}], got {}", crate::error::shown(n))));
         }
         let n = n as usize;
         let v = if n == 1 { vec![lo] } else { (0..n).map(|k| lo + (hi - lo) * k as f64 / (n - 1) as f64).collect() };

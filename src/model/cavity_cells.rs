@@ -28,7 +28,7 @@ pub fn params() -> Vec<ParamSpec> {
 pub fn n_fock(p: &Params) -> Result<usize> {
     let x = real(p, "n_fock")?;
     if x.fract() != 0.0 || x < 1.0 {
-        return Err(QbatError::invalid("params.n_fock", format!("must be an integer >= 1, got {x}")));
+        return Err(QbatError::invalid("params.n_fock", format!("must be an integer >= 1, got {}", crate::error::shown(x))));
     }
     if x > MAX_N_FOCK as f64 {
         return Err(QbatError::TooLarge {
@@ -66,7 +66,7 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     let n = n_fock(p)?;
     let (wc, wq, lambda, g, zeta) = (real(p, "wc")?, real(p, "wq")?, real(p, "lambda")?, real(p, "g")?, real(p, "zeta")?);
     if !(-1.0..=1.0).contains(&zeta) {
-        return Err(QbatError::invalid("params.zeta", format!("must lie in [-1, 1], got {zeta}")));
+        return Err(QbatError::invalid("params.zeta", format!("must lie in [-1, 1], got {}", crate::error::shown(zeta))));
     }
     let (kappa, gamma) = (rate(p, "kappa")?, rate(p, "gamma")?);
     alpha(p)?;

@@ -46,7 +46,7 @@ pub fn params() -> Vec<ParamSpec> {
 fn int_param(p: &Params, name: &str, lo: usize, hi: usize) -> Result<usize> {
     let x = real(p, name)?;
     if x.fract() != 0.0 || x < lo as f64 {
-        return Err(QbatError::invalid(format!("params.{name}"), format!("must be an integer >= {lo}, got {x}")));
+        return Err(QbatError::invalid(format!("params.{name}"), format!("must be an integer >= {lo}, got {}", crate::error::shown(x))));
     }
     if x > hi as f64 {
         return Err(QbatError::TooLarge { field: format!("params.{name}"), reason: format!("{x} is too large (limit {hi})") });
@@ -142,7 +142,7 @@ pub fn initial_parts(p: &Params, n: usize, nf: usize) -> Result<(CavityStart, us
         (None, Some(_)) => return Err(QbatError::invalid("params.alpha", "must be a real number or [re, im]")),
         (Some(x), None) => {
             if x.fract() != 0.0 || x < 0.0 {
-                return Err(QbatError::invalid("params.photons", format!("must be an integer >= 0, got {x}")));
+                return Err(QbatError::invalid("params.photons", format!("must be an integer >= 0, got {}", crate::error::shown(x))));
             }
             CavityStart::Fock(x as usize)
         }
@@ -159,7 +159,7 @@ pub fn initial_parts(p: &Params, n: usize, nf: usize) -> Result<(CavityStart, us
         Some(m) => {
             let k = m + n as f64 / 2.0;
             if k.fract() != 0.0 || k < 0.0 || k > n as f64 {
-                return Err(QbatError::invalid("params.dicke_m", format!("must be one of -N/2, -N/2 + 1, .., N/2 (N = {n}), got {m}")));
+                return Err(QbatError::invalid("params.dicke_m", format!("must be one of -N/2, -N/2 + 1, .., N/2 (N = {n}), got {}", crate::error::shown(m))));
             }
             k as usize
         }

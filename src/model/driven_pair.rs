@@ -37,16 +37,16 @@ pub fn occupations(p: &Params) -> Result<(f64, f64)> {
         }
         (Some(n), None) => {
             if n < 0.0 {
-                return Err(QbatError::invalid("params.n_th", format!("must be >= 0, got {n}")));
+                return Err(QbatError::invalid("params.n_th", format!("must be >= 0, got {}", crate::error::shown(n))));
             }
             if fermion && n > 1.0 {
-                return Err(QbatError::invalid("params.n_th", format!("a fermion occupation must lie in [0, 1], got {n}")));
+                return Err(QbatError::invalid("params.n_th", format!("a fermion occupation must lie in [0, 1], got {}", crate::error::shown(n))));
             }
             n
         }
         (None, Some(t)) => {
             if t < 0.0 {
-                return Err(QbatError::invalid("params.temperature", format!("must be >= 0, got {t}")));
+                return Err(QbatError::invalid("params.temperature", format!("must be >= 0, got {}", crate::error::shown(t))));
             }
             let omega_k = real_opt(p, "omega_k")?.unwrap_or(real(p, "w0")?);
             let mu = real(p, "mu")?;
@@ -63,7 +63,7 @@ pub fn occupations(p: &Params) -> Result<(f64, f64)> {
                 }
             } else {
                 if omega_k <= 0.0 {
-                    return Err(QbatError::invalid("params.omega_k", format!("a boson mode needs omega_k > 0, got {omega_k}")));
+                    return Err(QbatError::invalid("params.omega_k", format!("a boson mode needs omega_k > 0, got {}", crate::error::shown(omega_k))));
                 }
                 // n = 1/(exp(omega_k/T) - 1); T = 0: n = 0.
                 if t == 0.0 {

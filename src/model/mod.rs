@@ -451,7 +451,7 @@ pub fn real_opt(params: &Params, name: &str) -> Result<Option<f64>> {
 pub fn rate(params: &Params, name: &str) -> Result<f64> {
     let r = real(params, name)?;
     if r < 0.0 {
-        return Err(QbatError::invalid(format!("params.{name}"), format!("a rate must be >= 0, got {r}")));
+        return Err(QbatError::invalid(format!("params.{name}"), format!("a rate must be >= 0, got {}", crate::error::shown(r))));
     }
     Ok(r)
 }

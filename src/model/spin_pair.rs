@@ -18,7 +18,7 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     let (wb, wc, j1, j2) = (real(p, "wb")?, real(p, "wc")?, real(p, "j1")?, real(p, "j2")?);
     let dephasing = real(p, "dephasing")?;
     if !(0.0..=1.0).contains(&dephasing) {
-        return Err(QbatError::invalid("params.dephasing", format!("must lie in [0, 1], got {dephasing}")));
+        return Err(QbatError::invalid("params.dephasing", format!("must lie in [0, 1], got {}", crate::error::shown(dephasing))));
     }
     let sz = sigma_z();
     // s+_b s-_c = (s-)_c (x) (s+)_b, charger is the left factor.

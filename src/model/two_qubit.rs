@@ -55,7 +55,7 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
                 return Err(QbatError::invalid(format!("{field}.op"), "has a non-finite entry"));
             }
             if !r.is_finite() || *r < 0.0 {
-                return Err(QbatError::invalid(format!("{field}.rate"), format!("must be a finite rate >= 0, got {r}")));
+                return Err(QbatError::invalid(format!("{field}.rate"), format!("must be a finite rate >= 0, got {}", crate::error::shown(*r))));
             }
             list.push((op.clone(), *r));
         }

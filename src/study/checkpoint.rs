@@ -54,6 +54,10 @@ pub(super) struct Progress {
     /// merge or save) unless given --force itself.
     #[serde(default)]
     pub(super) force: bool,
+    /// `--verify` as the run was started (None in an older checkpoint): its blocks verified
+    /// the members chosen for that count, so a resume with another is refused.
+    #[serde(default)]
+    pub(super) verify_count: Option<usize>,
 }
 
 impl Progress {

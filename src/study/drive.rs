@@ -63,6 +63,13 @@ pub(super) fn drive(
                     "the checkpoint has no block size (written by another version?); pass --force without --resume to start over",
                 ));
             }
+            // (the blocks done verified the members chosen for the run's count)
+            if let Some(k) = p.verify_count.filter(|k| *k != opts.run.verify) {
+                return Err(QbatError::invalid(
+                    "--verify",
+                    format!("the interrupted run verifies {k} members, not {}; give --verify {k} to resume it", opts.run.verify),
+                ));
+            }
             let asked = backend_name(opts);
             if p.requested_backend != asked && !opts.allow_mixed_backends {
                 return Err(QbatError::invalid(
@@ -75,7 +82,8 @@ pub(super) fn drive(
         }
         None => {
             resumed = 0;
-            (Progress { fingerprint: fp, members_per_block: fresh_block(), requested_backend: backend_name(opts), ..Default::default() }, None)
+            let verify_count = Some(opts.run.verify);
+            (Progress { fingerprint: fp, members_per_block: fresh_block(), requested_backend: backend_name(opts), verify_count, ..Default::default() }, None)
         }
     };
     // (a resume given --force keeps it for the resumes after it)
@@ -158,7 +166,8 @@ pub(super) fn drive(
     };
     let slice = |b: usize| {
         let lo = b * block;
-        (lo, local.slice(lo..(lo + block).min(n)))
+        // (with only the points its members use: the engines build every point a plan holds)
+        (lo, local.slice_points(lo..(lo + block).min(n)))
     };
     // One thread per device pulls the next pending block; results are absorbed here, in
     // completion order (the accumulator is exact and order-independent, and the block files

@@ -549,7 +549,19 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         // a pass only when every shard passed
         let verifies: Vec<(&Value, &Value)> = shards.iter().map(|s| (&s.run["verify"], &s.run["precision"])).filter(|(v, _)| v.is_object()).collect();
         if !verifies.is_empty() {
-            run["verify"] = super::merged_verify::merged_verify(&verifies);
+            let mut merged = super::merged_verify::merged_verify(&verifies);
+            // shards that ran no --verify (0, or the reference backend): their members are not
+            // in it, said rather than covered by the others' pass
+            let unverified: Vec<usize> = shards.iter().filter(|s| !s.run["verify"].is_object()).map(|s| s.index).collect();
+            if !unverified.is_empty() {
+                merged["unverified_shards"] = json!(unverified);
+                let list = unverified.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+                let note = format!("verify covers only the shards that ran it: shard(s) {list} ran without --verify (0, or --backend reference), so their members were not checked");
+                if let Some(notes) = run["notes"].as_array_mut() {
+                    notes.push(json!(note));
+                }
+            }
+            run["verify"] = merged;
         }
         // per-run figures of one shard would mislead at the top level: they are in merged_from
         for key in ["timings", "member_steps_per_second", "peak_rss_bytes", "blocks"] {

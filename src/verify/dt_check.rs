@@ -33,11 +33,14 @@ pub struct DtDeviation {
     pub limit: f64,
 }
 
-/// The member run at dt and dt / 2 (its id), and each measure's difference.
+/// The member run at dt and dt / 2 (its id), the largest step the run takes (`step`: dt, or
+/// less where every gap between sample times is shorter, which the check halves instead), and
+/// each measure's difference.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct DtCheck {
     pub member: u64,
     pub dt: f64,
+    pub step: f64,
     pub deviations: Vec<DtDeviation>,
 }
 
@@ -45,8 +48,13 @@ impl DtCheck {
     /// The note where a measure's difference passes its limit (the largest past it named).
     pub fn note(&self) -> Option<String> {
         let worst = self.deviations.iter().filter(|d| d.max_abs > d.limit).max_by(|a, b| (a.max_abs / a.limit).total_cmp(&(b.max_abs / b.limit)))?;
+        // (where the sample times are closer than dt, a smaller dt above them changes nothing)
+        let (halved, smaller) = match self.step < self.dt {
+            true => (format!("its steps (at most {:.4e}: the sample times are closer than dt) are halved", self.step), format!("a dt below {:.4e}", self.step)),
+            false => ("dt is halved".to_string(), "a smaller dt".to_string()),
+        };
         Some(format!(
-            "time.dt = {}: RK4's error at this dt is visible: member {} moves {} by {:.1e} when dt is halved (--verify's check of dt; above {:.0e} of its scale); a smaller dt is more accurate (docs/physics.md, \"Stability bound\")",
+            "time.dt = {}: RK4's error at this dt is visible: member {} moves {} by {:.1e} when {halved} (--verify's check of dt; above {:.0e} of its scale); {smaller} is more accurate (docs/physics.md, \"Stability bound\")",
             self.dt, self.member, worst.measure, worst.max_abs, DT_NOTE_AT
         ))
     }
@@ -54,7 +62,8 @@ impl DtCheck {
 
 /// Of the members `candidates` (indices into `plan.members`), the one of the stiffest point (the
 /// largest bound on its generator's spectral radius, from its entries; the first of equals) on
-/// the f64 CPU engine at dt and at dt / 2; None where there is none, the plan has no
+/// the f64 CPU engine at dt and at half its largest step (`largest_step`: dt / 2 unless the
+/// sample times are closer than dt); None where there is none, the plan has no
 /// integration (steady states), the check would take more than `MAX_CHECK_STEPS` or
 /// `MAX_CHECK_WORK`, or either run
 /// fails or gives a non-finite value (the run's own checks report those).
@@ -66,9 +75,13 @@ pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
     if plan.steady || steps > MAX_CHECK_STEPS || steps as f64 * (plan.dim() * plan.dim()) as f64 > MAX_CHECK_WORK {
         return None;
     }
-    let at_dt = plan.slice(index..index + 1);
+    // (its own point alone: a slice keeps every point of a sweep, which the engines build)
+    let at_dt = plan.slice_points(index..index + 1);
     let mut at_half = at_dt.clone();
-    at_half.schedule = Schedule::with_switch_off(plan.schedule.dt / 2.0, &plan.schedule.times, plan.schedule.switch_off);
+    // the steps taken are halved: dt's, or where every gap is shorter than dt (each a single
+    // short step) the longest of those, which halving dt would leave as they are
+    let step = largest_step(&plan.schedule);
+    at_half.schedule = Schedule::with_switch_off(step / 2.0, &plan.schedule.times, plan.schedule.switch_off);
     // (the run's own notes were said already: the check says none)
     let opts = RunOptions {
         backend: crate::engine::Backend::Cpu,
@@ -97,5 +110,16 @@ pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
         .zip(scale)
         .map(|((m, max_abs), s)| DtDeviation { measure: m.name().into(), max_abs, limit: DT_NOTE_AT * s.max(1.0) })
         .collect();
-    Some(DtCheck { member: member.id, dt: plan.schedule.dt, deviations })
+    Some(DtCheck { member: member.id, dt: plan.schedule.dt, step, deviations })
+}
+
+/// The longest RK4 step `schedule` takes: dt where any segment takes a full step, else the
+/// longest shortened one; dt where it takes none.
+fn largest_step(schedule: &Schedule) -> f64 {
+    let longest = schedule.segments.iter().map(|s| if s.n_full > 0 { schedule.dt } else { s.h_last }).fold(0.0, f64::max);
+    if longest > 0.0 {
+        longest
+    } else {
+        schedule.dt
+    }
 }
