@@ -206,6 +206,12 @@ pub fn max_abs_diff(a: &CMat, b: &CMat) -> f64 {
     a.iter().zip(b.iter()).map(|(x, y)| (x - y).norm()).fold(0.0, f64::max)
 }
 
+/// H - (Re Tr(H) / dim) I: the traceless part of a Hermitian H.
+pub fn traceless_part(h: &CMat) -> CMat {
+    let shift = h.trace().re / h.nrows() as f64;
+    h - CMat::identity(h.nrows(), h.ncols()) * C64::new(shift, 0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

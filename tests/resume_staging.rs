@@ -287,6 +287,16 @@ fn force_discards_only_what_qbat_gpu_wrote_in_its_staging_directory() {
     let (code, stderr) = resume(&cfg, &case, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(!case.join(".r.partial").exists());
+    // a removal cut short by a kill (`.r.partial.gone-PID`, renamed out of the way first) goes
+    // with the next run into the output, unless it holds another's file
+    let case = case_of(dir.path(), &first, "gone");
+    copy_dir(&first, &case.join(".r.partial.gone-4000001"));
+    copy_dir(&first, &case.join(".r.partial.gone-4000002"));
+    std::fs::write(case.join(".r.partial.gone-4000002/blocks/notes.txt"), b"mine").unwrap();
+    let (code, stderr) = run(&case, &["--force"], None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!case.join(".r.partial.gone-4000001").exists(), "a cut-short removal's leftover stays");
+    assert_eq!(std::fs::read(case.join(".r.partial.gone-4000002/blocks/notes.txt")).unwrap(), b"mine");
     // a link: refused, and what it leads to untouched
     let case = case_of(dir.path(), &first, "force-link");
     let target = dir.path().join("kept");
@@ -357,4 +367,34 @@ fn listing(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     all.sort();
     all
+}
+
+/// The default study's analysis is added to the assembled output in `final/.qbat-added-PID-N/`:
+/// a run killed while it commits those files leaves that folder, which a resume and a rerun
+/// with --force take for qbat-gpu's own (they refused it as another's file).
+#[test]
+fn an_analysis_cut_short_in_the_assembled_output_is_qbat_gpus_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r");
+    let run = |extra: &[&str], fault: Option<&str>| {
+        let mut c = bin();
+        c.args(["--backend", "cpu", "--no-progress", "--no-plots", "--ensemble", "40", "--out"]).arg(&out).args(extra);
+        if let Some(f) = fault {
+            c.env("QBAT_INJECT_FAULT", f);
+        }
+        outcome_within(&mut c, std::time::Duration::from_secs(120))
+    };
+    for again in [&["--resume", out.to_str().unwrap()][..], &["--force"][..]] {
+        let (code, stderr) = run(&["--force"], Some("exit-mid-added=0"));
+        assert_eq!(code, 137, "{stderr}");
+        let added: Vec<_> = std::fs::read_dir(dir.path().join(".r.partial/final"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".qbat-added-"))
+            .collect();
+        assert_eq!(added.len(), 1, "the kill left no analysis being added");
+        let (code, stderr) = run(again, None);
+        assert_eq!(code, 0, "{again:?}: {stderr}");
+        assert!(out.join("analysis.csv").is_file() && !dir.path().join(".r.partial").exists(), "{again:?}");
+    }
 }

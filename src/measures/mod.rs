@@ -382,11 +382,7 @@ fn energy_fluctuation(ctx: &MeasureContext, st: &Reduced, y: &CMat) -> f64 {
     sigma + 0.0 // turns -0.0 into 0.0
 }
 
-/// H - (Re Tr(H) / dim) I: the traceless part of a Hermitian H.
-pub fn traceless_part(h: &CMat) -> CMat {
-    let shift = h.trace().re / h.nrows() as f64;
-    h - CMat::identity(h.nrows(), h.ncols()) * crate::linalg::C64::new(shift, 0.0)
-}
+pub use crate::linalg::traceless_part;
 
 /// The resources capacity_b is compared with by default (paper 000), in table order.
 pub const DEFAULT_RESOURCES: [&str; 9] =

@@ -371,15 +371,22 @@ impl OutputDir {
             std::fs::rename(hidden(name), &to).map_err(|e| QbatError::io(&to, e))?;
             steps.done();
         }
-        let _ = std::fs::remove_dir_all(&self.staging);
+        // (a file copied across file systems leaves its original)
+        placed.iter().filter(|(_, renamed)| !renamed).for_each(|(n, _)| _ = std::fs::remove_file(self.staging.join(n)));
+        self.remove_staging();
         held.forget(&self.staging);
         crate::plain_file::sync_dir(&self.final_dir)
     }
 
     pub fn abort(self) {
         let mut held = uncommitted::hold();
-        let _ = std::fs::remove_dir_all(&self.staging);
+        self.remove_staging();
         held.forget(&self.staging);
+    }
+
+    /// The staging directory goes: whole where its own, else (a run's `final/`) only if empty.
+    fn remove_staging(&self) {
+        let _ = if self.own_staging { std::fs::remove_dir_all(&self.staging) } else { std::fs::remove_dir(&self.staging) };
     }
 }
 
@@ -460,15 +467,11 @@ pub fn series_size_estimate(plan: &Plan, format: Format) -> u64 {
 
 /// Bytes states.npy would take (`--save-states`; 0 without): complex128 d x d per member and sample.
 pub fn states_size_estimate(plan: &Plan) -> u64 {
-    let Some(save) = plan.save_states else {
-        return 0;
-    };
-    let d = crate::measures::saved::saved_dim(plan.space, save) as u64;
-    plan.members.len() as u64 * plan.schedule.times.len() as u64 * d * d * 16
+    let d = |save| crate::measures::saved::saved_dim(plan.space, save) as u64;
+    plan.save_states.map_or(0, |save| plan.members.len() as u64 * plan.schedule.times.len() as u64 * d(save) * d(save) * 16)
 }
 
-/// Round-trip float text (17 significant digits are never needed beyond what `{}` prints:
-/// Rust's shortest representation round-trips exactly).
+/// Round-trip float text (Rust's shortest representation round-trips exactly).
 pub fn num(x: f64) -> String {
     format!("{x:?}")
 }

@@ -106,7 +106,9 @@ pub struct LindbladRhs {
 impl LindbladRhs {
     pub fn new(sys: &OpenSystem) -> LindbladRhs {
         let dim = sys.dim();
-        let mut k = &sys.hamiltonian * (-I);
+        // (of H's traceless part: the commutator is the same, and an offset h0 of H cost h0 eps
+        // at every step, where K x + x K^+ cancels it)
+        let mut k = &crate::linalg::traceless_part(&sys.hamiltonian) * (-I);
         for j in &sys.jumps {
             k -= (j.op.adjoint() * &*j.op) * C64::new(0.5 * j.rate, 0.0);
         }

@@ -260,7 +260,9 @@ pub(super) fn load_checkpoint(
         p.measures.iter().map(|m| Measure::from_name(m).map_err(|_| damaged(&ck, format!("it names the measure '{m}'")))).collect::<Result<_>>()?;
     // a verify group holds one largest deviation per measure (the report folds into them),
     // each a deviation: finite or +inf, never negative
-    if p.verify.iter().any(|g| g.max.len() != measures.len() || g.max.iter().any(|d| d.is_nan() || *d < 0.0)) {
+    // (and a scale per measure, finite and not negative, where it has scales)
+    let bad_scale = |g: &VerifyGroup| !(g.scale.is_empty() || g.scale.len() == measures.len()) || g.scale.iter().any(|x| !x.is_finite() || *x < 0.0);
+    if p.verify.iter().any(|g| g.max.len() != measures.len() || g.max.iter().any(|d| d.is_nan() || *d < 0.0) || bad_scale(g)) {
         return Err(damaged(&ck, "its --verify deviations do not match its measures".into()));
     }
     let series_path = dir.join("blocks").join(SERIES_FILE);

@@ -63,6 +63,7 @@ pub(super) fn open_staging(
 ) -> Result<(Staging, Option<(Progress, StatsAccumulator)>)> {
     let dir = staging_dir(&opts.out);
     let shown = opts.out.display();
+    sweep_gone(&dir);
     if opts.resume {
         if !dir.is_dir() {
             let why = if opts.out.join("run.json").is_file() { "it has finished already" } else { "no interrupted run was found there" };
@@ -176,13 +177,12 @@ pub(super) fn make_staging(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
     }
 }
 
-/// Remove a staging directory that `check_ours` accepted (its lock held), its mark last: a
-/// removal cut short (a kill, a file that stays while it is open on a network file system)
-/// leaves a directory still marked as qbat-gpu's, which `--force` discards, not one refused as
-/// the user's. It is first renamed out of the way (`.NAME.partial.gone-PID`): a run that looks
-/// for it then finds none, and one that found it before waits on the lock this process holds,
-/// never taking a new lock file while these files go. Only what qbat-gpu writes there goes
-/// (`written_here`): a directory holding anything else is refused, named, and left whole.
+/// Remove a staging directory that `check_ours` accepted (its lock held), its mark last. It is
+/// first renamed out of the way (`.NAME.partial.gone-PID`): a run that looks for it then finds
+/// none, and one that found it before is refused by the lock this process holds. A removal cut
+/// short (a kill) leaves that leftover, which the next run into the same output removes
+/// (`sweep_gone`). Only what qbat-gpu writes there goes (`Folder`): a directory holding
+/// anything else is refused, named, and left whole under its name.
 pub(super) fn remove_staging(dir: &Path) -> Result<()> {
     if let Some(path) = foreign_entry(dir) {
         return Err(QbatError::invalid(
@@ -206,34 +206,61 @@ pub(super) fn remove_staging(dir: &Path) -> Result<()> {
     })
 }
 
+/// Remove the leftovers of removals of the staging directory `dir` cut short by a kill:
+/// `.NAME.partial.gone-PID` beside it whose lock no process holds (a removal in progress holds
+/// it), holding only what qbat-gpu writes. Anything else keeps its leftover, as it is.
+fn sweep_gone(dir: &Path) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str())) else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    let prefix = format!("{name}.gone-");
+    for entry in entries.flatten() {
+        let pid = entry.file_name().to_str().and_then(|n| n.strip_prefix(&prefix).map(str::to_string));
+        if !pid.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let gone = entry.path();
+        // (the lock, where there still is one, taken before anything goes: not one in removal)
+        let lock = gone.join("lock");
+        let held = match std::fs::symlink_metadata(&lock) {
+            Ok(m) if m.is_file() => match take_lock(&gone) {
+                Ok(file) => Some(file),
+                Err(_) => continue,
+            },
+            Ok(_) => continue,
+            Err(_) => None,
+        };
+        if foreign_entry(&gone).is_none() {
+            let _ = empty_staging(&gone).and_then(|()| std::fs::remove_dir(&gone));
+        }
+        drop(held);
+    }
+}
+
 /// Remove what qbat-gpu wrote in the staging directory `dir`, its mark last; anything else
 /// (put there since `foreign_entry` looked) stays, and so does the directory.
 fn empty_staging(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let (name, kind) = (entry.file_name(), entry.file_type()?);
-        let Some(name) = name.to_str() else { continue };
-        if name == STAGING_MARK {
-            continue;
-        }
-        match Folder::of(name, kind.is_dir()) {
-            Some(folder) => {
-                for inner in std::fs::read_dir(entry.path())? {
-                    let inner = inner?;
-                    if inner.file_type()?.is_file() && inner.file_name().to_str().is_some_and(|n| folder.holds(n)) {
-                        std::fs::remove_file(inner.path())?;
-                    }
-                }
-                std::fs::remove_dir(entry.path())?;
-            }
-            None if kind.is_file() && Folder::Top.holds(name) => std::fs::remove_file(entry.path())?,
-            None => {}
-        }
-    }
+    remove_own(Folder::Top, dir)?;
     match std::fs::remove_file(dir.join(STAGING_MARK)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// Remove the files of `folder` at `at` that qbat-gpu writes there and, each emptied first, the
+/// folders it makes there (the staging directory's mark excepted: it goes last).
+fn remove_own(folder: Folder, at: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(at)? {
+        let entry = entry?;
+        let (name, kind) = (entry.file_name(), entry.file_type()?);
+        let Some(name) = name.to_str() else { continue };
+        if kind.is_file() && folder.holds(name) && !(matches!(folder, Folder::Top) && name == STAGING_MARK) {
+            std::fs::remove_file(entry.path())?;
+        } else if let Some(sub) = kind.is_dir().then(|| folder.subfolder(name)).flatten() {
+            remove_own(sub, &entry.path())?;
+            std::fs::remove_dir(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Make `final/` in the staging directory `dir` anew for the output's files: one left by a
@@ -252,11 +279,7 @@ pub(super) fn fresh_final(dir: &Path) -> Result<PathBuf> {
                 format!("is in {}, where qbat-gpu assembles the output, but qbat-gpu did not write it: move it away", at.display()),
             ));
         }
-        for entry in std::fs::read_dir(&at).map_err(|e| QbatError::io(&at, e))? {
-            let path = entry.map_err(|e| QbatError::io(&at, e))?.path();
-            std::fs::remove_file(&path).map_err(|e| QbatError::io(&path, e))?;
-        }
-        std::fs::remove_dir(&at).map_err(|e| QbatError::io(&at, e))?;
+        remove_own(Folder::Final, &at).and_then(|()| std::fs::remove_dir(&at)).map_err(|e| QbatError::io(&at, e))?;
     }
     crate::plain_file::create_own_dir(&at).map_err(|e| QbatError::io(&at, e))?;
     Ok(at)
@@ -271,14 +294,27 @@ enum Folder {
     Blocks,
     /// `final/`: the output's files, assembled before the commit.
     Final,
+    /// `final/.qbat-added-PID-N/`: the default study's analysis and its plots, added to the
+    /// assembled output (`output/added.rs`) beside the files they replace (`NAME.replaced`);
+    /// `.qbat-added-PID-N.gone` where a signal's removal of it was cut short.
+    Added,
 }
 
 impl Folder {
-    /// The folder a subdirectory of the staging directory is, if qbat-gpu makes one of its name.
-    fn of(name: &str, is_dir: bool) -> Option<Folder> {
-        match name {
-            "blocks" if is_dir => Some(Folder::Blocks),
-            "final" if is_dir => Some(Folder::Final),
+    /// The folder qbat-gpu makes under this one by this name, if any.
+    fn subfolder(self, name: &str) -> Option<Folder> {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let added = || {
+            name.strip_suffix(".gone")
+                .unwrap_or(name)
+                .strip_prefix(".qbat-added-")
+                .and_then(|n| n.split_once('-'))
+                .is_some_and(|(pid, k)| digits(pid) && digits(k))
+        };
+        match (self, name) {
+            (Folder::Top, "blocks") => Some(Folder::Blocks),
+            (Folder::Top, "final") => Some(Folder::Final),
+            (Folder::Final, _) if added() => Some(Folder::Added),
             _ => None,
         }
     }
@@ -325,6 +361,7 @@ impl Folder {
                 ];
                 OUTPUT.contains(&name) || (name.starts_with("plot_") && (name.ends_with(".svg") || name.ends_with(".png")))
             }
+            Folder::Added => Folder::Final.names(name.strip_suffix(".replaced").unwrap_or(name)),
         }
     }
 }
@@ -334,28 +371,26 @@ impl Folder {
 /// None where there is none, and where `dir` cannot be read: its removal, by rmdir, then
 /// succeeds only if it is empty.
 fn foreign_entry(dir: &Path) -> Option<PathBuf> {
-    first_foreign(Folder::Top, dir).or_else(|| {
-        [("blocks", Folder::Blocks), ("final", Folder::Final)]
-            .into_iter()
-            .filter(|(name, _)| std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.is_dir()))
-            .find_map(|(name, folder)| first_foreign(folder, &dir.join(name)))
-    })
+    first_foreign(Folder::Top, dir)
 }
 
-/// The first entry of the folder `at` of a staging directory that qbat-gpu does not write there
-/// (at the top, `blocks/` and `final/` are its own; their contents are `foreign_entry`'s).
+/// The first entry under the folder `at` of a staging directory that qbat-gpu does not write
+/// there: a file of another name, or anything but a file or a folder of its own (whose
+/// contents are looked at in turn).
 fn first_foreign(folder: Folder, at: &Path) -> Option<PathBuf> {
     let entries = std::fs::read_dir(at).ok()?;
     for entry in entries.flatten() {
-        let kind = entry.file_type().ok();
-        let name = entry.file_name();
-        let ours = match (name.to_str(), kind) {
-            (Some(name), Some(kind)) if kind.is_file() => folder.holds(name),
-            (Some(name), Some(kind)) if matches!(folder, Folder::Top) => Folder::of(name, kind.is_dir()).is_some(),
-            _ => false,
+        let (kind, name) = (entry.file_type().ok(), entry.file_name());
+        let found = match (name.to_str(), kind) {
+            (Some(name), Some(kind)) if kind.is_file() && folder.holds(name) => None,
+            (Some(name), Some(kind)) if kind.is_dir() => match folder.subfolder(name) {
+                Some(sub) => first_foreign(sub, &entry.path()),
+                None => Some(entry.path()),
+            },
+            _ => Some(entry.path()),
         };
-        if !ours {
-            return Some(entry.path());
+        if found.is_some() {
+            return found;
         }
     }
     None
