@@ -585,6 +585,11 @@ fn a_resume_on_another_backend_is_refused_or_recorded() {
     let notes = run_json["notes"].to_string();
     assert!(notes.contains("--allow-mixed-backends"), "{notes}");
     assert_eq!(notes.matches("resumed from the checkpoint").count(), 1, "{notes}");
+    // the blocks finished on the reference re-ran none of their chosen members: said, with the
+    // verify of the others (it passed as though it covered the run)
+    assert!(notes.contains("--verify covers only the blocks run on an engine other than the reference"), "{notes}");
+    assert!(stderr.contains("--verify covers only"), "{stderr}");
+    assert!(run_json["verify"]["members"].as_array().is_some_and(|m| !m.is_empty() && m.len() < 8), "{}", run_json["verify"]);
 }
 
 #[test]

@@ -114,7 +114,16 @@ fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Sched
         return Err(invalid("time.times", format!("sample times must be >= 0, got {}", crate::error::shown(times[0]))));
     }
     if let Some(w) = times.windows(2).position(|w| w[1] <= w[0]) {
-        return Err(invalid("time.times", format!("sample times must be strictly increasing: t[{}] = {} then t[{}] = {}", w, times[w], w + 1, times[w + 1])));
+        return Err(invalid(
+            "time.times",
+            format!(
+                "sample times must be strictly increasing: t[{}] = {} then t[{}] = {}",
+                w,
+                crate::error::shown(times[w]),
+                w + 1,
+                crate::error::shown(times[w + 1])
+            ),
+        ));
     }
     // A positive time below f32's smallest normal is 0 on an f32 GPU, and the rate measures'
     // E/t overflows on the f64 engines: one backend would differ from another, or fail.

@@ -49,7 +49,7 @@ fn int_param(p: &Params, name: &str, lo: usize, hi: usize) -> Result<usize> {
         return Err(QbatError::invalid(format!("params.{name}"), format!("must be an integer >= {lo}, got {}", crate::error::shown(x))));
     }
     if x > hi as f64 {
-        return Err(QbatError::TooLarge { field: format!("params.{name}"), reason: format!("{x} is too large (limit {hi})") });
+        return Err(QbatError::TooLarge { field: format!("params.{name}"), reason: format!("{} is too large (limit {hi})", crate::error::shown(x)) });
     }
     Ok(x as usize)
 }

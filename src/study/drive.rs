@@ -124,9 +124,17 @@ pub(super) fn drive(
     if local.steady && opts.run.verify > 0 && !progress.notes.iter().any(|n| n.starts_with("--verify skipped")) {
         progress.notes.push("--verify skipped: steady states are solved for, not integrated; steady_residual = ||L rho||_F is their check".into());
     }
-    // The members --verify re-runs: chosen by the seed among this run's members.
-    let verify_idx: Vec<usize> =
-        if opts.run.verify > 0 && !matches!(engines[0], Engine::Reference) && !local.steady { verify_indices(plan.seed, n, opts.run.verify) } else { vec![] };
+    // The members --verify re-runs: chosen by the seed among this run's members; none on the
+    // reference, which is the check (a resume that moves onto or off it says that the verify
+    // covers only the other engine's blocks: it passed as though it covered the run).
+    let on_reference = matches!(engines[0], Engine::Reference);
+    let verify_idx: Vec<usize> = if opts.run.verify > 0 && !on_reference && !local.steady { verify_indices(plan.seed, n, opts.run.verify) } else { vec![] };
+    if opts.run.verify > 0 && !local.steady && progress.blocks.iter().any(|b| (b.backend == "reference") != on_reference) {
+        let note = "--verify covers only the blocks run on an engine other than the reference: the chosen members of the blocks run on --backend reference (the reference itself) were not re-run";
+        if keep_once(&mut progress.notes, note) {
+            crate::engine::say(&opts.run, note);
+        }
+    }
     let pb = crate::engine::progress_bar(opts.run.progress && n_blocks > 1, n as u64, "blocks");
     pb.set_position(progress.done.iter().map(|&b| (b * block..((b + 1) * block).min(n)).len() as u64).sum());
     if let Some(c) = &opts.run.control {

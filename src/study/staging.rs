@@ -197,13 +197,18 @@ pub(super) fn remove_staging(dir: &Path) -> Result<()> {
     let emptied = empty_staging(&at);
     // (an empty one goes by rmdir, which needs neither a path inside it that fits nor read
     // permission on it: its mark could not be written, a mode-000 directory)
-    std::fs::remove_dir(&at).map_err(|e| {
-        // what stays goes back under its name, where the next run finds it and names what is in it
-        if at != dir {
-            let _ = std::fs::rename(&at, dir);
+    match std::fs::remove_dir(&at) {
+        // (gone already: another run's `sweep_gone` finished it)
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => {
+            // what stays goes back under its name, where the next run finds it and names what is in it
+            if at != dir {
+                let _ = std::fs::rename(&at, dir);
+            }
+            Err(QbatError::io(dir, emptied.err().unwrap_or(e)))
         }
-        QbatError::io(dir, emptied.err().unwrap_or(e))
-    })
+        Ok(()) => Ok(()),
+    }
 }
 
 /// Remove the leftovers of removals of the staging directory `dir` cut short by a kill:
@@ -248,17 +253,28 @@ fn empty_staging(dir: &Path) -> std::io::Result<()> {
 
 /// Remove the files of `folder` at `at` that qbat-gpu writes there and, each emptied first, the
 /// folders it makes there (the staging directory's mark excepted: it goes last).
+/// At the top the lock goes after the rest (while it is there, no `sweep_gone` of another run
+/// takes the directory for a removal cut short); a file already gone is not an error (such a
+/// sweep, where the lock went first in a build before this one).
 fn remove_own(folder: Folder, at: &Path) -> std::io::Result<()> {
+    let gone = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    };
+    let top = matches!(folder, Folder::Top);
     for entry in std::fs::read_dir(at)? {
         let entry = entry?;
         let (name, kind) = (entry.file_name(), entry.file_type()?);
         let Some(name) = name.to_str() else { continue };
-        if kind.is_file() && folder.holds(name) && !(matches!(folder, Folder::Top) && name == STAGING_MARK) {
-            std::fs::remove_file(entry.path())?;
+        if kind.is_file() && folder.holds(name) && !(top && (name == STAGING_MARK || name == "lock")) {
+            gone(std::fs::remove_file(entry.path()))?;
         } else if let Some(sub) = kind.is_dir().then(|| folder.subfolder(name)).flatten() {
             remove_own(sub, &entry.path())?;
-            std::fs::remove_dir(entry.path())?;
+            gone(std::fs::remove_dir(entry.path()))?;
         }
+    }
+    if top {
+        gone(std::fs::remove_file(at.join("lock")))?;
     }
     Ok(())
 }
