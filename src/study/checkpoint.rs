@@ -14,6 +14,7 @@ use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::{check_file, write_atomic_hashed, FileEntry};
 use crate::output::{write_atomic, SMALL_FILE_LIMIT};
 use crate::plain_file::{open_regular, read_regular_bounded};
+use crate::verify::VerifyGroup;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -66,26 +67,6 @@ impl Progress {
     fn series_holds_every_block(&self) -> bool {
         self.blocks.iter().all(|b| b.values.is_some())
     }
-}
-
-/// The verified members of one precision and each measure's largest deviation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(super) struct VerifyGroup {
-    pub(super) precision: Precision,
-    pub(super) members: Vec<u64>,
-    #[serde(deserialize_with = "null_as_infinite")]
-    pub(super) max: Vec<f64>,
-    /// Each measure's largest |reference value| (`verify::fold_deviations`; empty in a
-    /// checkpoint of a build before it, read as 0: the tolerance's floor).
-    #[serde(default)]
-    pub(super) scale: Vec<f64>,
-}
-
-/// Largest deviations as written: an infinite one (a NaN against the reference,
-/// `fold_deviations`) is JSON's null, as serde_json writes any non-finite number.
-fn null_as_infinite<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<f64>, D::Error> {
-    let written: Vec<Option<f64>> = Deserialize::deserialize(d)?;
-    Ok(written.into_iter().map(|x| x.unwrap_or(f64::INFINITY)).collect())
 }
 
 /// A finished block: its members, its files (size and BLAKE3), and the engine and precision

@@ -4,7 +4,7 @@
 //! file, block files and checkpoint.
 
 use super::analysis_feed::AnalysisFeed;
-use super::checkpoint::{BlockRecord, CheckpointPace, Progress, VerifyGroup};
+use super::checkpoint::{BlockRecord, CheckpointPace, Progress};
 use super::csv_series::{CsvSeries, CSV_FILE};
 use super::finish::{finish, summary_rows};
 use super::health::{fock_flags, member_health, Health};
@@ -18,7 +18,7 @@ use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::write_atomic_hashed;
 use crate::output::{write_f64_le, Format};
-use crate::verify::{fold_deviations, verify_indices};
+use crate::verify::{fold_deviations, verify_indices, VerifyGroup};
 use rayon::prelude::*;
 use serde_json::json;
 use std::time::Instant;

@@ -21,7 +21,7 @@ use crate::output::series::{write_csv_header, write_csv_rows};
 use crate::output::states::{states_axes, write_c16_header};
 use crate::output::{self, num, Format, OutputDir};
 use crate::run::{RunInfo, Timings};
-use crate::verify::{verify_report_mixed, VerifiedGroup};
+use crate::verify::verify_report_mixed;
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -368,10 +368,8 @@ fn stats_measures(p: &Progress) -> Vec<Measure> {
 fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64) -> RunInfo {
     let measures = stats_measures(p);
     let precision = p.precision.unwrap_or(Precision::F64);
-    let groups: Vec<VerifiedGroup> =
-        p.verify.iter().map(|g| VerifiedGroup { precision: g.precision, max_abs: &g.max, scale: &g.scale, members: &g.members }).collect();
-    let verify = (!groups.is_empty()).then(|| {
-        let mut r = verify_report_mixed(&measures, &groups);
+    let verify = (!p.verify.is_empty()).then(|| {
+        let mut r = verify_report_mixed(&measures, &p.verify);
         r.concurrence = crate::verify::concurrence_route(&measures, local.model, &p.backend, precision);
         r
     });

@@ -82,7 +82,6 @@ pub(super) fn open_staging(
                     format!("cannot resume {shown}: the run finished, but its output is no longer there; run it again without --resume"),
                 ));
             }
-            check_leftover(&dir)?;
             remove_staging(&dir)?;
             return Err(QbatError::invalid(
                 "--resume",
@@ -115,27 +114,20 @@ pub(super) fn open_staging(
         check_ours(&dir, "--out")?;
         let lock = take_lock(&dir)?;
         // (a finished run's leftover has nothing to continue: removed without a word)
-        if is_committed(&dir) {
-            check_leftover(&dir)?;
-        } else {
-            if !opts.force {
-                return Err(QbatError::invalid(
-                    "--out",
-                    format!("{shown} has an interrupted run ({}); continue it with --resume {shown}, or pass --force to start over", dir.display()),
-                ));
-            }
-            // (a file of someone else's in it is refused before anything is discarded)
-            if let Some(path) = foreign_entry(&dir) {
-                return Err(QbatError::invalid(
-                    path.display().to_string(),
-                    format!("is in the interrupted run's staging directory {}, and qbat-gpu did not write it: --force discards only qbat-gpu's own files; move it away", dir.display()),
-                ));
-            }
-            eprintln!("note: discarding the interrupted run in {} (use --resume to continue one)", dir.display());
+        let interrupted = !is_committed(&dir);
+        if interrupted && !opts.force {
+            return Err(QbatError::invalid(
+                "--out",
+                format!("{shown} has an interrupted run ({}); continue it with --resume {shown}, or pass --force to start over", dir.display()),
+            ));
         }
-        // (its lock held until it is gone, so that no resume starts in it meanwhile)
+        // (its lock held until it is gone, so that no resume starts in it meanwhile; one holding
+        // a file of someone else's is refused, whole)
         remove_staging(&dir)?;
         drop(lock);
+        if interrupted {
+            eprintln!("note: discarded the interrupted run in {} (use --resume to continue one)", dir.display());
+        }
     }
     let (dir, lock) = make_staging(&dir)?;
     Ok((Staging { dir, _lock: lock }, None))
@@ -437,18 +429,6 @@ pub(super) fn mark_committed(dir: &Path) {
         aside.persist(dir.join(STAGING_MARK)).map_err(|e| e.error)?;
         Ok(())
     })();
-}
-
-/// Refuse to remove a committed run's leftover staging directory `dir` that holds anything but
-/// what qbat-gpu writes there (`Folder`): someone else's file is never removed.
-fn check_leftover(dir: &Path) -> Result<()> {
-    check_blocks(dir)?;
-    match foreign_entry(dir) {
-        Some(path) => {
-            Err(QbatError::invalid(path.display().to_string(), "is in the staging directory of a finished run, and qbat-gpu did not write it; move it away"))
-        }
-        None => Ok(()),
-    }
 }
 
 /// Whether the staging directory `dir` (accepted by `check_ours`) is a committed run's.

@@ -8,7 +8,7 @@ use crate::engine::Precision;
 use crate::measures::Measure;
 use rand::seq::index::sample as sample_indices;
 use rand::SeedableRng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Largest deviation of one measure between the run and the f64 reference.
 #[derive(Clone, Debug, Serialize)]
@@ -119,27 +119,39 @@ pub fn verify_report(measures: &[Measure], max_abs: &[f64], scale: &[f64], preci
     VerifyReport { members, deviations, pass, concurrence: None, dt_halved: None }
 }
 
-/// The members verified at one precision, with each measure's largest deviation and scale.
-pub struct VerifiedGroup<'a> {
+/// The members verified at one precision, with each measure's largest deviation and scale
+/// (`fold_deviations`); a streamed run keeps them in its checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerifyGroup {
     pub precision: Precision,
-    pub max_abs: &'a [f64],
-    pub scale: &'a [f64],
-    pub members: &'a [u64],
+    pub members: Vec<u64>,
+    #[serde(deserialize_with = "null_as_infinite")]
+    pub max: Vec<f64>,
+    /// Each measure's largest |reference value| (empty in a checkpoint of a build before it,
+    /// read as 0: the tolerance's floor).
+    #[serde(default)]
+    pub scale: Vec<f64>,
+}
+
+/// Largest deviations as written: an infinite one (a NaN against the reference,
+/// `fold_deviations`) is JSON's null, as serde_json writes any non-finite number.
+fn null_as_infinite<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<f64>, D::Error> {
+    let written: Vec<Option<f64>> = Deserialize::deserialize(d)?;
+    Ok(written.into_iter().map(|x| x.unwrap_or(f64::INFINITY)).collect())
 }
 
 /// The verify report of members verified at several precisions: each group's deviations with
 /// its own tolerance, labelled with its precision; it passes when every group passes.
-pub fn verify_report_mixed(measures: &[Measure], groups: &[VerifiedGroup]) -> VerifyReport {
+pub fn verify_report_mixed(measures: &[Measure], groups: &[VerifyGroup]) -> VerifyReport {
     if let [g] = groups {
-        return verify_report(measures, g.max_abs, g.scale, g.precision, g.members.to_vec());
+        return verify_report(measures, &g.max, &g.scale, g.precision, g.members.clone());
     }
     let mut members = vec![];
     let mut deviations = vec![];
     for g in groups {
-        let (precision, ids) = (&g.precision, g.members);
-        let r = verify_report(measures, g.max_abs, g.scale, *precision, ids.to_vec());
+        let r = verify_report(measures, &g.max, &g.scale, g.precision, g.members.clone());
         members.extend(r.members);
-        deviations.extend(r.deviations.into_iter().map(|d| Deviation { precision: Some(*precision), ..d }));
+        deviations.extend(r.deviations.into_iter().map(|d| Deviation { precision: Some(g.precision), ..d }));
     }
     members.sort_unstable();
     let pass = deviations.iter().all(|d| d.pass);
