@@ -6,7 +6,7 @@ use crate::engine::reference_member;
 use crate::error::{QbatError, Result};
 use crate::job::Peak;
 use crate::measures::Measure;
-use crate::verify::{fold_deviations, verify_indices, verify_report, VerifyReport};
+use crate::verify::{verify_indices, verify_report, VerifyReport, Worst};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
@@ -89,11 +89,11 @@ pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
     let idx = verify_indices(plan.seed, plan.members.len(), k);
     let row = plan.schedule.times.len() * result.measures.len();
     let refs: Vec<Vec<f64>> = idx.par_iter().map(|&i| reference_member(plan, &plan.members[i], &result.measures).0).collect();
-    let (mut max_abs, mut scale) = (vec![0.0; result.measures.len()], vec![0.0; result.measures.len()]);
+    let mut worst = Worst::new(result.measures.len());
     for (r, &i) in refs.iter().zip(&idx) {
-        fold_deviations(&mut max_abs, &mut scale, &result.values[i * row..(i + 1) * row], r);
+        worst.fold(plan.members[i].id, &result.values[i * row..(i + 1) * row], r);
     }
-    let mut report = verify_report(&result.measures, &max_abs, &scale, result.precision, idx.iter().map(|&i| plan.members[i].id).collect());
+    let mut report = verify_report(&result.measures, &worst, result.precision, idx.iter().map(|&i| plan.members[i].id).collect());
     report.concurrence = crate::verify::concurrence_route(&result.measures, plan.model, &result.backend, result.precision);
     report.dt_halved = crate::verify::dt_check::dt_check(plan, &idx);
     report

@@ -757,7 +757,7 @@ fn a_shard_is_memory_checked_as_a_shard() {
 
 /// A checkpoint sealed again by hand (its hash redone) passes the seal, so what it says is
 /// checked as input: its --verify deviations are one a measure, none negative or NaN (a group
-/// with none made the resume divide by zero). And a resume names its directory however the
+/// with none made the resume divide by zero), each naming a member the group verified. And a resume names its directory however the
 /// path is spelled (`./r/` and the absolute path are `r`).
 #[test]
 fn a_resealed_checkpoint_is_checked_and_a_resume_is_found_however_spelled() {
@@ -773,6 +773,9 @@ fn a_resealed_checkpoint_is_checked_and_a_resume_is_found_however_spelled() {
         ("none", group(vec![])),
         ("one too many", group(vec![0.0.into(); nm + 1])),
         ("a negative one", group([vec![(-1.0).into()], vec![0.0.into(); nm - 1]].concat())),
+        // the worst member named: one a measure, among the group's verified members
+        ("a member not verified", serde_json::json!([{"precision": "f64", "members": [3], "max": vec![0.0; nm], "member": vec![4; nm]}])),
+        ("members one short", serde_json::json!([{"precision": "f64", "members": [3], "max": vec![0.0; nm], "member": vec![3; nm - 1]}])),
     ];
     for (i, (how, verify)) in cases.into_iter().enumerate() {
         let case = dir.path().join(format!("case{i}"));

@@ -71,3 +71,6 @@ mod states;
 mod steady;
 /// streamed studies: blocks, checkpoints, resume, shards, merge, faults
 mod streaming;
+
+/// --verify: each member held to its own tolerance, the worst member named
+mod verify_members;

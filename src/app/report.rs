@@ -28,14 +28,16 @@ pub fn print_report(r: &RunInfo, members: usize) {
             if v.pass { "PASS" } else { "FAIL" }
         );
         let line: Vec<String> = v.deviations.iter().map(|d| format!("{} {:.1e}", d.measure, d.max_abs)).collect();
-        println!("  largest |dev| per measure: {}", line.join(", "));
+        // (each measure's worst member: the largest fraction of its own tolerance)
+        println!("  worst member's |dev| per measure: {}", line.join(", "));
         if let Some(c) = &v.concurrence {
             println!("  concurrence computed in {c}");
         }
         if !v.pass {
             eprintln!("WARNING: --verify found deviations beyond tolerance:");
             for d in v.deviations.iter().filter(|d| !d.pass) {
-                eprintln!("WARNING:   {:<22} max |dev| = {:.3e} > {:.1e}", d.measure, d.max_abs, d.tolerance);
+                let member = d.member.map(|id| format!(" (member {id})")).unwrap_or_default();
+                eprintln!("WARNING:   {:<22} max |dev| = {:.3e} > {:.1e}{member}", d.measure, d.max_abs, d.tolerance);
             }
         }
     }

@@ -239,11 +239,20 @@ pub(super) fn load_checkpoint(
     }
     let measures: Vec<Measure> =
         p.measures.iter().map(|m| Measure::from_name(m).map_err(|_| damaged(&ck, format!("it names the measure '{m}'")))).collect::<Result<_>>()?;
-    // a verify group holds one largest deviation per measure (the report folds into them),
-    // each a deviation: finite or +inf, never negative
-    // (and a scale per measure, finite and not negative, where it has scales)
-    let bad_scale = |g: &VerifyGroup| !(g.scale.is_empty() || g.scale.len() == measures.len()) || g.scale.iter().any(|x| !x.is_finite() || *x < 0.0);
-    if p.verify.iter().any(|g| g.max.len() != measures.len() || g.max.iter().any(|d| d.is_nan() || *d < 0.0) || bad_scale(g)) {
+    // a verify group holds one worst member's deviation per measure (the report folds into
+    // them), each finite or +inf, never negative; and its scale, finite and not negative, and
+    // its id, one a measure where it has them and among the group's members (an older build's has neither)
+    let one_each = |len: usize| len == 0 || len == measures.len();
+    let bad = |g: &VerifyGroup| {
+        let w = &g.worst;
+        w.max.len() != measures.len()
+            || w.max.iter().any(|d| d.is_nan() || *d < 0.0)
+            || !one_each(w.scale.len())
+            || w.scale.iter().any(|x| !x.is_finite() || *x < 0.0)
+            || !one_each(w.member.len())
+            || w.member.iter().flatten().any(|id| !g.members.contains(id))
+    };
+    if p.verify.iter().any(bad) {
         return Err(damaged(&ck, "its --verify deviations do not match its measures".into()));
     }
     let series_path = dir.join("blocks").join(SERIES_FILE);

@@ -18,7 +18,7 @@ use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::write_atomic_hashed;
 use crate::output::{write_f64_le, Format};
-use crate::verify::{fold_deviations, verify_indices, VerifyGroup};
+use crate::verify::{verify_indices, VerifyGroup, Worst};
 use rayon::prelude::*;
 use serde_json::json;
 use std::time::Instant;
@@ -590,15 +590,12 @@ impl Absorber<'_> {
             let g = match progress.verify.iter().position(|g| g.precision == out.precision) {
                 Some(g) => g,
                 None => {
-                    progress.verify.push(VerifyGroup { precision: out.precision, members: vec![], max: vec![0.0; nm], scale: vec![0.0; nm] });
+                    progress.verify.push(VerifyGroup { precision: out.precision, members: vec![], worst: Worst::new(nm) });
                     progress.verify.len() - 1
                 }
             };
             let row = ns * nm;
-            let group = &mut progress.verify[g];
-            // (a group from an older build's checkpoint has no scales yet)
-            group.scale.resize(nm, 0.0);
-            fold_deviations(&mut group.max, &mut group.scale, &out.values[(i - lo) * row..(i - lo + 1) * row], &r);
+            progress.verify[g].worst.fold(m.id, &out.values[(i - lo) * row..(i - lo + 1) * row], &r);
             progress.verify[g].members.push(m.id);
         }
         let t_verify = tv.elapsed().as_secs_f64();

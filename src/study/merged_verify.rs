@@ -25,32 +25,31 @@ pub(super) fn merged_verify(verifies: &[(&Value, &Value)]) -> Value {
 }
 
 /// The shards' verify deviations merged per (measure, precision), in the order first seen:
-/// the largest deviation and scale, the largest tolerance (the precision's base times
-/// max(1, scale): the largest scale's), and a pass only where every shard's passed. A
-/// deviation's precision is its own label, or its shard's run's; the label is kept where the
-/// merged run has more than one precision.
+/// each the worst member's (the largest deviation as a fraction of its own tolerance,
+/// max_abs / max(1, scale), as the run folds its members; ties to the smaller id), with a pass
+/// only where every shard's passed. A deviation's precision is its own label, or its shard's
+/// run's; the label is kept where the merged run has more than one precision.
 fn merged_deviations(verifies: &[(&Value, &Value)]) -> Vec<Value> {
+    // (null: an infinite deviation, a NaN against the reference; a missing scale or member,
+    // an older build's: its tolerance had no scale)
+    let rank = |d: &Value| {
+        let max_abs = d["max_abs"].as_f64().unwrap_or(f64::INFINITY);
+        (max_abs / d["scale"].as_f64().unwrap_or(0.0).max(1.0), d["member"].as_u64().unwrap_or(u64::MAX))
+    };
     let mut merged: Vec<(Value, Value)> = vec![];
     for (v, shard_precision) in verifies {
         for d in v["deviations"].as_array().into_iter().flatten() {
             let precision = if d["precision"].is_null() { (*shard_precision).clone() } else { d["precision"].clone() };
-            // (an infinite deviation, a NaN against the reference, is written null)
-            let max_abs = d["max_abs"].as_f64().unwrap_or(f64::INFINITY);
             match merged.iter_mut().find(|(m, p)| m["measure"] == d["measure"] && *p == precision) {
                 Some((m, _)) => {
-                    // (null: an infinite deviation; a missing scale or tolerance, an older build's)
-                    let (scale, tolerance) = (d["scale"].as_f64().unwrap_or(0.0), d["tolerance"].as_f64().unwrap_or(0.0));
-                    for (key, x, null_is) in [("max_abs", max_abs, f64::INFINITY), ("scale", scale, 0.0), ("tolerance", tolerance, 0.0)] {
-                        let y = m[key].as_f64().unwrap_or(null_is);
-                        m[key] = json!(y.max(x));
+                    let pass = m["pass"] == json!(true) && d["pass"] == json!(true);
+                    let ((held, held_id), (ratio, id)) = (rank(m), rank(d));
+                    if ratio > held || (ratio == held && id < held_id) {
+                        *m = d.clone();
                     }
-                    m["pass"] = json!(m["pass"] == json!(true) && d["pass"] == json!(true));
+                    m["pass"] = json!(pass);
                 }
-                None => {
-                    let mut m = d.clone();
-                    m["max_abs"] = json!(max_abs);
-                    merged.push((m, precision));
-                }
+                None => merged.push((d.clone(), precision)),
             }
         }
     }
@@ -107,5 +106,30 @@ mod tests {
         assert_eq!(v["pass"], json!(false));
         let v = merged_verify(&[(&f32_big, &p32), (&f32_shard, &p32)]);
         assert_eq!(v["deviations"][1]["max_abs"], Value::Null, "{v:#}");
+    }
+
+    /// Each measure's worst member across shards is the one furthest past, or nearest to, its
+    /// own tolerance, not the largest deviation: a small member's 5e-4 at scale 0.01 (5x its
+    /// 1e-4) outranks a large member's 0.05 at scale 1000 (0.5x its 0.1); equal fractions go
+    /// to the smaller id, in either shard order.
+    #[test]
+    fn shards_merge_to_the_worst_member_by_its_own_tolerance() {
+        let dev = |max_abs: f64, scale: f64, member: u64| {
+            let tolerance = 1e-4 * scale.max(1.0);
+            json!({"measure": "energy_b", "max_abs": max_abs, "scale": scale, "tolerance": tolerance, "pass": max_abs <= tolerance, "member": member})
+        };
+        let shard = |members: u64, d: Value| json!({"members": [members], "pass": d["pass"], "deviations": [d]});
+        let (small, large) = (shard(3, dev(5e-4, 0.01, 3)), shard(8, dev(0.05, 1000.0, 8)));
+        let p32 = json!("f32");
+        for order in [[&small, &large], [&large, &small]] {
+            let v = merged_verify(&[(order[0], &p32), (order[1], &p32)]);
+            let d = &v["deviations"][0];
+            assert_eq!((d["member"].clone(), d["max_abs"].clone(), d["pass"].clone()), (json!(3), json!(5e-4), json!(false)), "{v:#}");
+        }
+        let (a, b) = (shard(6, dev(2e-5, 0.5, 6)), shard(2, dev(2e-5, 0.5, 2)));
+        for order in [[&a, &b], [&b, &a]] {
+            let v = merged_verify(&[(order[0], &p32), (order[1], &p32)]);
+            assert_eq!(v["deviations"][0]["member"], json!(2), "{v:#}");
+        }
     }
 }

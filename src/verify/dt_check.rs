@@ -101,8 +101,7 @@ pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
         return None;
     }
     // each measure's largest difference, as --verify folds its deviations; its scale
-    let (mut max_abs, mut scale) = (vec![0.0; nm], vec![0.0; nm]);
-    super::fold_deviations(&mut max_abs, &mut scale, &coarse.values, &fine.values);
+    let (max_abs, scale) = super::member_deviations(nm, &coarse.values, &fine.values);
     let deviations = coarse
         .measures
         .iter()

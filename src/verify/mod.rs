@@ -10,16 +10,21 @@ use rand::seq::index::sample as sample_indices;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-/// Largest deviation of one measure between the run and the f64 reference.
+/// The deviation of one measure between the run and the f64 reference, of the verified member
+/// nearest to, or furthest past, its own tolerance (`Worst`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Deviation {
     pub measure: String,
+    /// That member's largest |run - reference| over its samples.
     pub max_abs: f64,
-    /// The largest |value| of the measure in the references: its tolerance is the precision's
-    /// base times max(1, scale) (`verify_tolerance`).
+    /// That member's largest |value| of the measure in its reference: its tolerance is the
+    /// precision's base times max(1, scale) (`verify_tolerance`).
     pub scale: f64,
     pub tolerance: f64,
     pub pass: bool,
+    /// That member's id (absent in a checkpoint of a build before it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<u64>,
     /// The precision of the members this deviation covers, in a run whose blocks ran at more
     /// than one (each group has its own tolerance); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,11 +95,55 @@ pub fn verify_indices(seed: u64, n: usize, k: usize) -> Vec<usize> {
     idx
 }
 
-/// Fold one member's deviation from the reference into each measure's largest one, and the
-/// reference's largest finite |value| into its `scale`; all are [sample][measure] with
-/// `max_abs.len()` measures, and a NaN counts as an infinite deviation.
-pub fn fold_deviations(max_abs: &mut [f64], scale: &mut [f64], got: &[f64], reference: &[f64]) {
-    let nm = max_abs.len();
+/// Each measure's worst verified member: the one whose largest deviation d from the reference
+/// is the largest fraction of its own tolerance, base x max(1, s), with s its own largest
+/// finite |reference value| of the measure. Per member, so that in a sweep of wb = 0.01 and
+/// wb = 1000 the small member is not held to the large one's tolerance (its rounding is 1e5
+/// times smaller). Ties go to the smaller id, so that blocks folded in any order (several
+/// devices) pick the same member.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Worst {
+    /// Each measure's worst member's largest deviation (+inf: a NaN against the reference).
+    #[serde(deserialize_with = "null_as_infinite")]
+    pub max: Vec<f64>,
+    /// Its largest |reference value| (empty in a checkpoint of a build before it, read as 0:
+    /// the tolerance's floor).
+    #[serde(default)]
+    pub scale: Vec<f64>,
+    /// Its id (empty in a checkpoint of a build before it).
+    #[serde(default)]
+    pub member: Vec<Option<u64>>,
+}
+
+impl Worst {
+    pub fn new(n_measures: usize) -> Self {
+        Worst { max: vec![0.0; n_measures], scale: vec![0.0; n_measures], member: vec![None; n_measures] }
+    }
+
+    /// Fold one member's values against its reference, both [sample][measure] with
+    /// `self.max.len()` measures.
+    pub fn fold(&mut self, id: u64, got: &[f64], reference: &[f64]) {
+        let nm = self.max.len();
+        // (a checkpoint of a build before scales and members has neither)
+        self.scale.resize(nm, 0.0);
+        self.member.resize(nm, None);
+        let (d, s) = member_deviations(nm, got, reference);
+        for k in 0..nm {
+            let (ratio, held) = (d[k] / s[k].max(1.0), self.max[k] / self.scale[k].max(1.0));
+            // (no member yet: a fresh group's 0, or an older build's deviation, kept unless this
+            // one is worse)
+            if ratio > held || (ratio == held && id < self.member[k].unwrap_or(u64::MAX)) {
+                (self.max[k], self.scale[k], self.member[k]) = (d[k], s[k], Some(id));
+            }
+        }
+    }
+}
+
+/// One member's largest deviation from its reference and largest finite |reference value|,
+/// per measure; all are [sample][measure] with `nm` measures, and a NaN counts as an infinite
+/// deviation.
+pub fn member_deviations(nm: usize, got: &[f64], reference: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (mut max_abs, mut scale) = (vec![0.0f64; nm], vec![0.0f64; nm]);
     for (c, (a, b)) in got.iter().zip(reference).enumerate() {
         let d = (a - b).abs();
         max_abs[c % nm] = max_abs[c % nm].max(if d.is_nan() { f64::INFINITY } else { d });
@@ -102,35 +151,33 @@ pub fn fold_deviations(max_abs: &mut [f64], scale: &mut [f64], got: &[f64], refe
             scale[c % nm] = scale[c % nm].max(b.abs());
         }
     }
+    (max_abs, scale)
 }
 
-/// The verify report from each measure's largest deviation and scale (`fold_deviations`).
-pub fn verify_report(measures: &[Measure], max_abs: &[f64], scale: &[f64], precision: Precision, members: Vec<u64>) -> VerifyReport {
+/// The verify report from each measure's worst member (`Worst`).
+pub fn verify_report(measures: &[Measure], worst: &Worst, precision: Precision, members: Vec<u64>) -> VerifyReport {
     let deviations: Vec<Deviation> = measures
         .iter()
         .enumerate()
         .map(|(k, m)| {
-            let (max_abs, scale) = (max_abs[k], scale.get(k).copied().unwrap_or(0.0));
+            let (max_abs, scale) = (worst.max[k], worst.scale.get(k).copied().unwrap_or(0.0));
             let tolerance = verify_tolerance(*m, precision, scale);
-            Deviation { measure: m.name().into(), max_abs, scale, tolerance, pass: max_abs <= tolerance, precision: None }
+            let member = worst.member.get(k).copied().flatten();
+            Deviation { measure: m.name().into(), max_abs, scale, tolerance, pass: max_abs <= tolerance, member, precision: None }
         })
         .collect();
     let pass = deviations.iter().all(|d| d.pass);
     VerifyReport { members, deviations, pass, concurrence: None, dt_halved: None }
 }
 
-/// The members verified at one precision, with each measure's largest deviation and scale
-/// (`fold_deviations`); a streamed run keeps them in its checkpoint.
+/// The members verified at one precision, with each measure's worst member (`Worst`); a
+/// streamed run keeps them in its checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VerifyGroup {
     pub precision: Precision,
     pub members: Vec<u64>,
-    #[serde(deserialize_with = "null_as_infinite")]
-    pub max: Vec<f64>,
-    /// Each measure's largest |reference value| (empty in a checkpoint of a build before it,
-    /// read as 0: the tolerance's floor).
-    #[serde(default)]
-    pub scale: Vec<f64>,
+    #[serde(flatten)]
+    pub worst: Worst,
 }
 
 /// Largest deviations as written: an infinite one (a NaN against the reference,
@@ -144,16 +191,82 @@ fn null_as_infinite<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Resu
 /// its own tolerance, labelled with its precision; it passes when every group passes.
 pub fn verify_report_mixed(measures: &[Measure], groups: &[VerifyGroup]) -> VerifyReport {
     if let [g] = groups {
-        return verify_report(measures, &g.max, &g.scale, g.precision, g.members.clone());
+        return verify_report(measures, &g.worst, g.precision, g.members.clone());
     }
     let mut members = vec![];
     let mut deviations = vec![];
     for g in groups {
-        let r = verify_report(measures, &g.max, &g.scale, g.precision, g.members.clone());
+        let r = verify_report(measures, &g.worst, g.precision, g.members.clone());
         members.extend(r.members);
         deviations.extend(r.deviations.into_iter().map(|d| Deviation { precision: Some(g.precision), ..d }));
     }
     members.sort_unstable();
     let pass = deviations.iter().all(|d| d.pass);
     VerifyReport { members, deviations, pass, concurrence: None, dt_halved: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two members of one measure at f32, [sample][measure] with one measure: a small one
+    /// (values near 0.01, off by 5e-4) and a large one (values near 1000, off by 0.05). Held
+    /// to the large one's tolerance, 1e-4 x 1000 = 0.1, both passed; each held to its own, the
+    /// small one fails (1e-4 x max(1, 0.01) = 1e-4 < 5e-4), and is the one named, whatever
+    /// the order the members are folded in.
+    #[test]
+    fn each_member_is_held_to_its_own_scale() {
+        let small = (3u64, vec![0.0105, 0.0095], vec![0.01, 0.01]);
+        let large = (8u64, vec![1000.05, 999.0], vec![1000.0, 999.0]);
+        for order in [[&small, &large], [&large, &small]] {
+            let mut w = Worst::new(1);
+            for (id, got, reference) in order {
+                w.fold(*id, got, reference);
+            }
+            let r = verify_report(&[Measure::EnergyB], &w, Precision::F32, vec![3, 8]);
+            let d = &r.deviations[0];
+            assert_eq!(d.member, Some(3));
+            assert!((d.max_abs - 5e-4).abs() < 1e-12 && d.scale == 0.01 && d.tolerance == 1e-4, "{d:?}");
+            assert!(!d.pass && !r.pass);
+        }
+        // the large member alone passes at its own scale: 0.05 <= 0.1
+        let mut w = Worst::new(1);
+        w.fold(large.0, &large.1, &large.2);
+        let r = verify_report(&[Measure::EnergyB], &w, Precision::F32, vec![8]);
+        assert!(r.pass && r.deviations[0].tolerance == 1e-4 * 1000.0, "{r:?}");
+    }
+
+    /// Equal fractions of the tolerance (here none, and two NaNs) name the smaller id in any
+    /// order; a NaN is an infinite deviation, worse than any finite one.
+    #[test]
+    fn ties_go_to_the_smaller_id_and_a_nan_is_worst() {
+        for ids in [[5u64, 2], [2, 5]] {
+            let mut w = Worst::new(2);
+            for id in ids {
+                w.fold(id, &[1.0, f64::NAN], &[1.0, 2.0]);
+            }
+            assert_eq!(w.member, vec![Some(2), Some(2)]);
+            assert_eq!((w.max[0], w.max[1]), (0.0, f64::INFINITY));
+        }
+        let mut w = Worst::new(1);
+        w.fold(1, &[f64::NAN], &[0.5]);
+        w.fold(0, &[1e3], &[0.5]);
+        assert_eq!((w.member[0], w.max[0]), (Some(1), f64::INFINITY));
+    }
+
+    /// A group written by a build before members and scales reads back with neither, and
+    /// folds on from its deviations (held to the floor of the tolerance): a member no worse
+    /// leaves them, a NaN among them included; the flattened form keeps a checkpoint's keys.
+    #[test]
+    fn an_older_checkpoint_group_reads_and_folds_on() {
+        let old = r#"{"precision":"f32","members":[4],"max":[2e-5,null]}"#;
+        let mut g: VerifyGroup = serde_json::from_str(old).unwrap();
+        assert_eq!((g.worst.scale.len(), g.worst.member.len(), g.worst.max[1]), (0, 0, f64::INFINITY));
+        g.worst.fold(9, &[0.5, 1.0], &[0.5, 1.0]);
+        assert_eq!(g.worst.member, vec![None, None]);
+        g.worst.fold(7, &[0.5 + 3e-5, 1.0], &[0.5, 1.0]);
+        assert_eq!(g.worst.member, vec![Some(7), None]);
+        let text = serde_json::to_string(&g).unwrap();
+        assert!(text.contains(r#""max":[0.00002999999999997449,null],"scale":[0.5,0.0],"member":[7,null]"#), "{text}");
+    }
 }
