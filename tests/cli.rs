@@ -444,3 +444,28 @@ fn a_resume_with_another_verify_count_is_refused() {
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(stopped.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["verify"]["members"].as_array().unwrap().len(), 3, "{}", run["verify"]);
 }
+
+/// `--ensemble` takes a whole number written as a float, by `ensemble.size`'s rules: `1e3` is
+/// 1000 members (the option took only a plain integer), the same members as `--ensemble 1000`
+/// and as `size = 1e3` in the config.
+#[test]
+fn ensemble_takes_a_whole_float_as_the_config_size_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "model = \"bloch-charger\"\n[params]\nj = 1.0\n[time]\ndt = 0.05\nt_end = 0.5\nsamples = 3\n";
+    let plain = dir.path().join("plain.toml");
+    let sized = dir.path().join("sized.toml");
+    std::fs::write(&plain, text).unwrap();
+    std::fs::write(&sized, format!("{text}[ensemble]\nsize = 1e3\n")).unwrap();
+    let summary = |cfg: &std::path::Path, extra: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        ok(bin().arg("run").arg(cfg).args(extra).args(["--backend", "cpu", "--no-progress", "--no-plots", "--verify", "0", "--out"]).arg(&out));
+        let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+        assert_eq!(run["members"], 1000, "{name}");
+        std::fs::read_to_string(out.join("summary.csv")).unwrap()
+    };
+    let exponent = summary(&plain, &["--ensemble", "1e3"], "exponent");
+    assert_eq!(exponent.lines().count(), 1 + 1000);
+    assert_eq!(exponent, summary(&plain, &["--ensemble", "1000.0"], "float"));
+    assert_eq!(exponent, summary(&plain, &["--ensemble", "1000"], "integer"));
+    assert_eq!(exponent, summary(&sized, &[], "config"));
+}

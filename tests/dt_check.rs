@@ -115,11 +115,15 @@ fn merge_names_the_shards_that_ran_without_verify() {
         );
     }
     let merged = dir.path().join("merged");
-    crate::common::ok(crate::common::bin().arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots"));
+    let o = crate::common::bin().arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
     let run: serde_json::Value = serde_json::from_slice(&std::fs::read(merged.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["verify"]["unverified_shards"], serde_json::json!([0]), "{}", run["verify"]);
     let notes = run["notes"].as_array().unwrap();
-    assert!(notes.iter().any(|n| n.as_str().unwrap().contains("shard(s) 0 ran without --verify")), "{notes:?}");
+    let note = notes.iter().filter_map(|n| n.as_str()).find(|n| n.contains("shard(s) 0 ran without --verify")).expect("the note");
+    // said on stderr as well, once, as a run says its notes
+    assert_eq!(stderr.lines().filter(|l| *l == format!("note: {note}")).count(), 1, "{stderr}");
 }
 
 /// The check of dt re-runs its member with its own parameter point alone: a slice of the plan

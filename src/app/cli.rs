@@ -115,9 +115,9 @@ pub struct RunArgs {
     /// Series format (default: csv for `run`, npy for the default study).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Ensemble size (overrides ensemble.size).
-    #[arg(long, allow_negative_numbers = true)]
-    pub ensemble: Option<u64>,
+    /// Ensemble size (overrides ensemble.size): an integer, or a whole float (1e5, 4.0).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub ensemble: Option<String>,
     /// Seed (overrides ensemble.seed).
     #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<u64>,

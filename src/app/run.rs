@@ -43,7 +43,8 @@ fn same_output_dir(a: &Path, b: &Path) -> bool {
 pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_default: bool, study: bool) -> Result<()> {
     // A shard builds (and is memory-checked for) its own members only.
     let ov = Overrides {
-        ensemble: args.ensemble,
+        // (read by the config's rules for ensemble.size: 1e5 is 100000)
+        ensemble: args.ensemble.as_deref().map(qbat_gpu::config::ensemble_arg).transpose()?,
         seed: args.seed,
         auto_fock: args.auto_fock,
         shard: args.shard.map(|s| (s.index, s.count)),

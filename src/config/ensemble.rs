@@ -77,29 +77,56 @@ pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Res
         (None, None) => 0,
     };
     let n_grid = grid_size(axis_lens, zip)?;
-    let size_cfg = match ens_t.get("size") {
-        Some(v) => Some(as_f64(v, "ensemble.size")?),
-        None => None,
-    };
-    let size = match (ov.ensemble, size_cfg) {
-        (Some(n), _) => n as f64,
-        (None, Some(s)) => s,
-        (None, None) => n_grid as f64,
+    let size = match (ov.ensemble, ens_t.get("size")) {
+        (Some(n), _) => whole_size(Written::Integer(n.into()), "--ensemble")?,
+        (None, Some(v)) => {
+            let x = as_f64(v, "ensemble.size")?;
+            let written = v.as_integer().map_or(Written::Float(x), |i| Written::Integer(i.into()));
+            whole_size(written, "ensemble.size")?
+        }
+        (None, None) => whole_size(Written::Integer(n_grid as i128), "ensemble.size")?,
     };
     let size_field = if ov.ensemble.is_some() { "--ensemble" } else { "ensemble.size" };
-    if size.fract() != 0.0 || size < 1.0 {
-        return Err(invalid(size_field, format!("must be an integer >= 1, got {}", crate::error::shown(size))));
-    }
-    if size > 1e9 {
-        // --ensemble as given (its f64 rounds above 2^53), the config's number as written
-        let shown = ov.ensemble.map_or_else(|| size.to_string(), |n| n.to_string());
-        return Err(QbatError::TooLarge { field: size_field.into(), reason: format!("{shown} members is more than 1e9") });
-    }
-    let size = size as u64;
     if !size.is_multiple_of(n_grid as u64) {
         return Err(invalid(size_field, format!("must be a multiple of the sweep grid size {n_grid} (each grid point gets size/{n_grid} members)")));
     }
     Ok(EnsembleSection { zip, seed, size, n_grid, size_field })
+}
+
+/// An ensemble size as written: an integer (shown exactly) or a float.
+enum Written {
+    Integer(i128),
+    Float(f64),
+}
+
+/// An ensemble size (`field`: `ensemble.size` or `--ensemble`): an integer, or a float where it
+/// is a whole number (`4.0`, `1e5`), from 1 to 1e9.
+fn whole_size(written: Written, field: &str) -> Result<u64> {
+    let (x, shown) = match written {
+        Written::Integer(i) => (i as f64, i.to_string()),
+        Written::Float(x) => (x, crate::error::shown(x)),
+    };
+    if x.fract() != 0.0 || x < 1.0 {
+        return Err(invalid(field, format!("must be an integer >= 1, got {shown}")));
+    }
+    if x > 1e9 {
+        return Err(QbatError::TooLarge { field: field.into(), reason: format!("{shown} members is more than 1e9") });
+    }
+    Ok(x as u64)
+}
+
+/// `--ensemble N` as typed, by `ensemble.size`'s rules: `100000`, `1e5` and `100000.0` are one
+/// size (a physicist writes 1e5); a fraction, a negative, zero, or more than 1e9 is refused.
+pub fn ensemble_arg(text: &str) -> Result<u64> {
+    let t = text.trim();
+    if let Ok(i) = t.parse::<i128>() {
+        return whole_size(Written::Integer(i), "--ensemble");
+    }
+    match t.parse::<f64>() {
+        Ok(x) if x.is_finite() => whole_size(Written::Float(x), "--ensemble"),
+        Ok(_) => Err(invalid("--ensemble", format!("must be finite, got {t}"))),
+        Err(_) => Err(invalid("--ensemble", format!("must be an integer >= 1 (or a whole float: 1e5), got {t:?}"))),
+    }
 }
 
 /// Members [K M / N, (K + 1) M / N) of M: shard K of N (0-based).

@@ -486,6 +486,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let dir = OutputDir::begin_marked(out, force, cancel)?;
     let mut warnings: Vec<String> = vec![];
     let mut left_out: Option<String> = None;
+    let mut unverified_note: Option<String> = None;
     let result = (|| -> Result<()> {
         if series && format == Format::Csv {
             dir.write("series.csv", |w| {
@@ -560,6 +561,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
                 if let Some(notes) = run["notes"].as_array_mut() {
                     notes.push(json!(note));
                 }
+                // (said on stderr too, as a run says its notes: run.json alone went unread)
+                unverified_note = Some(note);
             }
             run["verify"] = merged;
         }
@@ -630,7 +633,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             for w in &warnings {
                 eprintln!("WARNING: {w}");
             }
-            if let Some(note) = &left_out {
+            for note in unverified_note.iter().chain(&left_out) {
                 eprintln!("note: {note}");
             }
         }),
