@@ -775,7 +775,12 @@ fn a_resealed_checkpoint_is_checked_and_a_resume_is_found_however_spelled() {
         ("a negative one", group([vec![(-1.0).into()], vec![0.0.into(); nm - 1]].concat())),
         // the worst member named: one a measure, among the group's verified members
         ("a member not verified", serde_json::json!([{"precision": "f64", "members": [3], "max": vec![0.0; nm], "member": vec![4; nm]}])),
-        ("members one short", serde_json::json!([{"precision": "f64", "members": [3], "max": vec![0.0; nm], "member": vec![3; nm - 1]}])),
+        (
+            "members one short",
+            serde_json::json!([{"precision": "f64", "members": [3], "max": vec![0.0; nm], "scale": vec![1.0; nm], "member": vec![3; nm - 1]}]),
+        ),
+        ("a member without its scale", serde_json::json!([{"precision": "f64", "members": [3], "max": vec![0.0; nm], "member": vec![3; nm]}])),
+        ("a negative largest", serde_json::json!([{"precision": "f64", "members": [3], "max": vec![0.0; nm], "largest": vec![-1.0; nm]}])),
     ];
     for (i, (how, verify)) in cases.into_iter().enumerate() {
         let case = dir.path().join(format!("case{i}"));

@@ -240,20 +240,25 @@ pub(super) fn load_checkpoint(
     let measures: Vec<Measure> =
         p.measures.iter().map(|m| Measure::from_name(m).map_err(|_| damaged(&ck, format!("it names the measure '{m}'")))).collect::<Result<_>>()?;
     // a verify group holds one worst member's deviation per measure (the report folds into
-    // them), each finite or +inf, never negative; and its scale, finite and not negative, and
-    // its id, one a measure where it has them and among the group's members (an older build's has neither)
+    // them), each finite or +inf, never negative; and its scale, finite and not negative, its
+    // id, among the group's members, and the largest deviation of any, one a measure where it
+    // has them (an older build's has none, or scales alone)
     let one_each = |len: usize| len == 0 || len == measures.len();
+    let deviation = |d: &f64| !d.is_nan() && *d >= 0.0;
     let bad = |g: &VerifyGroup| {
         let w = &g.worst;
         w.max.len() != measures.len()
-            || w.max.iter().any(|d| d.is_nan() || *d < 0.0)
+            || !w.max.iter().all(deviation)
             || !one_each(w.scale.len())
             || w.scale.iter().any(|x| !x.is_finite() || *x < 0.0)
             || !one_each(w.member.len())
+            || (!w.member.is_empty() && w.scale.is_empty())
             || w.member.iter().flatten().any(|id| !g.members.contains(id))
+            || !one_each(w.largest.len())
+            || !w.largest.iter().all(deviation)
     };
     if p.verify.iter().any(bad) {
-        return Err(damaged(&ck, "its --verify deviations do not match its measures".into()));
+        return Err(damaged(&ck, "its --verify deviations do not match its measures and verified members".into()));
     }
     let series_path = dir.join("blocks").join(SERIES_FILE);
     let mut series: Option<SeriesFile> = None;

@@ -18,7 +18,7 @@ use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::write_atomic_hashed;
 use crate::output::{write_f64_le, Format};
-use crate::verify::{verify_indices, VerifyGroup, Worst};
+use crate::verify::{energy_floor, verify_indices, VerifyGroup, Worst};
 use rayon::prelude::*;
 use serde_json::json;
 use std::time::Instant;
@@ -595,7 +595,8 @@ impl Absorber<'_> {
                 }
             };
             let row = ns * nm;
-            progress.verify[g].worst.fold(m.id, &out.values[(i - lo) * row..(i - lo + 1) * row], &r);
+            let floor = energy_floor(&local.systems[m.point], &out.measures);
+            progress.verify[g].worst.fold(m.id, &out.values[(i - lo) * row..(i - lo + 1) * row], &r, &floor);
             progress.verify[g].members.push(m.id);
         }
         let t_verify = tv.elapsed().as_secs_f64();

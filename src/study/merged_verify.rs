@@ -27,9 +27,14 @@ pub(super) fn merged_verify(verifies: &[(&Value, &Value)]) -> Value {
 /// The shards' verify deviations merged per (measure, precision), in the order first seen:
 /// each the worst member's (the largest deviation as a fraction of its own tolerance,
 /// max_abs / max(1, scale), as the run folds its members; ties to the smaller id), with a pass
-/// only where every shard's passed. A deviation's precision is its own label, or its shard's
+/// only where every shard's passed, and the largest `largest_abs` of any. A deviation's precision is its own label, or its shard's
 /// run's; the label is kept where the merged run has more than one precision.
 fn merged_deviations(verifies: &[(&Value, &Value)]) -> Vec<Value> {
+    // (an older build's shard has none: its max_abs was the largest)
+    let largest_abs = |d: &Value| match d.get("largest_abs") {
+        Some(x) => x.as_f64().unwrap_or(f64::INFINITY),
+        None => d["max_abs"].as_f64().unwrap_or(f64::INFINITY),
+    };
     // (null: an infinite deviation, a NaN against the reference; a missing scale or member,
     // an older build's: its tolerance had no scale)
     let rank = |d: &Value| {
@@ -43,13 +48,19 @@ fn merged_deviations(verifies: &[(&Value, &Value)]) -> Vec<Value> {
             match merged.iter_mut().find(|(m, p)| m["measure"] == d["measure"] && *p == precision) {
                 Some((m, _)) => {
                     let pass = m["pass"] == json!(true) && d["pass"] == json!(true);
+                    let largest = largest_abs(m).max(largest_abs(d));
                     let ((held, held_id), (ratio, id)) = (rank(m), rank(d));
                     if ratio > held || (ratio == held && id < held_id) {
                         *m = d.clone();
                     }
                     m["pass"] = json!(pass);
+                    m["largest_abs"] = json!(largest);
                 }
-                None => merged.push((d.clone(), precision)),
+                None => {
+                    let mut m = d.clone();
+                    m["largest_abs"] = json!(largest_abs(d));
+                    merged.push((m, precision));
+                }
             }
         }
     }
@@ -73,7 +84,7 @@ mod tests {
 
     /// Shards that ran at different precisions keep each precision's deviations apart, each
     /// with its own tolerance (merged by measure alone, an f32 shard's 1e-6 was held to an f64
-    /// shard's 1e-9 and failed, while the run passed); within a precision the largest
+    /// shard's 1e-9 and failed, while the run passed); within a precision the worst member's
     /// deviation, scale and tolerance, and a pass only where every shard's passed.
     #[test]
     fn shards_at_different_precisions_keep_their_own_tolerances() {
@@ -92,8 +103,9 @@ mod tests {
         assert_eq!(find("energy_b", "f32")["max_abs"], json!(3e-6));
         assert_eq!(find("energy_b", "f64")["tolerance"], json!(1e-9));
         assert!(d.iter().all(|x| x["pass"] == json!(true)), "{v:#}");
-        // one precision: merged, unlabelled; the larger scale's tolerance; an infinite deviation
-        // (null) stays infinite; a failed shard fails the measure
+        // one precision: merged, unlabelled; the worst member's (here the larger scale's, 0.2 of
+        // 0.3 against 3e-6 of 1e-4) tolerance; an infinite deviation (null) stays infinite; a
+        // failed shard fails the measure
         let v = merged_verify(&[(&f32_shard, &p32), (&f32_big, &p32)]);
         let d = v["deviations"].as_array().unwrap();
         assert_eq!(d.len(), 2, "{v:#}");
@@ -125,6 +137,9 @@ mod tests {
             let v = merged_verify(&[(order[0], &p32), (order[1], &p32)]);
             let d = &v["deviations"][0];
             assert_eq!((d["member"].clone(), d["max_abs"].clone(), d["pass"].clone()), (json!(3), json!(5e-4), json!(false)), "{v:#}");
+            // the largest error of any member, the large one's (shards without largest_abs,
+            // an older build's: their max_abs)
+            assert_eq!(d["largest_abs"], json!(0.05), "{v:#}");
         }
         let (a, b) = (shard(6, dev(2e-5, 0.5, 6)), shard(2, dev(2e-5, 0.5, 2)));
         for order in [[&a, &b], [&b, &a]] {

@@ -5,7 +5,9 @@
 pub mod dt_check;
 
 use crate::engine::Precision;
+use crate::linalg::{eigvals_hermitian, traceless_part, CMat};
 use crate::measures::Measure;
+use crate::model::{OpenSystem, Space};
 use rand::seq::index::sample as sample_indices;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -22,9 +24,13 @@ pub struct Deviation {
     pub scale: f64,
     pub tolerance: f64,
     pub pass: bool,
-    /// That member's id (absent in a checkpoint of a build before it).
+    /// That member's id (absent where the worst is an older build's, of a checkpoint resumed or
+    /// a shard merged, which kept none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member: Option<u64>,
+    /// The largest |run - reference| of any verified member, whatever its scale (a bound on
+    /// the run's error, where the worst member's max_abs is the one nearest its tolerance).
+    pub largest_abs: f64,
     /// The precision of the members this deviation covers, in a run whose blocks ran at more
     /// than one (each group has its own tolerance); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,22 +119,33 @@ pub struct Worst {
     /// Its id (empty in a checkpoint of a build before it).
     #[serde(default)]
     pub member: Vec<Option<u64>>,
+    /// The largest deviation of any member folded (empty in a checkpoint of a build before
+    /// it, whose `max` was that).
+    #[serde(default, deserialize_with = "null_as_infinite")]
+    pub largest: Vec<f64>,
 }
 
 impl Worst {
     pub fn new(n_measures: usize) -> Self {
-        Worst { max: vec![0.0; n_measures], scale: vec![0.0; n_measures], member: vec![None; n_measures] }
+        Worst { max: vec![0.0; n_measures], scale: vec![0.0; n_measures], member: vec![None; n_measures], largest: vec![0.0; n_measures] }
     }
 
     /// Fold one member's values against its reference, both [sample][measure] with
-    /// `self.max.len()` measures.
-    pub fn fold(&mut self, id: u64, got: &[f64], reference: &[f64]) {
+    /// `self.max.len()` measures; its scale is at least `floor` (`energy_floor`).
+    pub fn fold(&mut self, id: u64, got: &[f64], reference: &[f64], floor: &[f64]) {
         let nm = self.max.len();
         // (a checkpoint of a build before scales and members has neither)
         self.scale.resize(nm, 0.0);
         self.member.resize(nm, None);
-        let (d, s) = member_deviations(nm, got, reference);
+        if self.largest.len() != nm {
+            self.largest = self.max.clone();
+        }
+        let (d, mut s) = member_deviations(nm, got, reference);
+        for (s, f) in s.iter_mut().zip(floor) {
+            *s = s.max(*f);
+        }
         for k in 0..nm {
+            self.largest[k] = self.largest[k].max(d[k]);
             let (ratio, held) = (d[k] / s[k].max(1.0), self.max[k] / self.scale[k].max(1.0));
             // (no member yet: a fresh group's 0, or an older build's deviation, kept unless this
             // one is worse)
@@ -137,6 +154,36 @@ impl Worst {
             }
         }
     }
+}
+
+/// The least scale of each measure for a member of `sys`: the energy scale its rounding
+/// follows, whatever the measure's own value. The engines compute a qubit's energy as
+/// h.r, so its error is eps |h| even where the value is near 0 (a battery of wb = 1000 at its
+/// ground state: energy_variance_b near 0, its f32 error about |h|^2 eps = 0.015). So
+/// E_B = ||H_B'|| (the spectral norm of H_B's traceless part; an offset is taken out exactly)
+/// for the battery's energies, ergotropies, capacity, powers and fluctuation, E_B^2 for its
+/// variance, E_B / N for energy_per_cell; E_C = ||H_C'|| for the charger's; ||H'|| for
+/// capacity_total and residual_capacity. 0 for the rest (dimensionless, their own values).
+pub fn energy_floor(sys: &OpenSystem, measures: &[Measure]) -> Vec<f64> {
+    use Measure::*;
+    let norm = |h: &CMat| eigvals_hermitian(&traceless_part(h)).iter().fold(0.0, |a: f64, x| a.max(x.abs()));
+    let (e_b, e_c) = (norm(&sys.h_battery), norm(&sys.h_charger));
+    let cells = match sys.space {
+        Space::Dicke { n_cells, .. } => n_cells as f64,
+        Space::TwoQubit | Space::Cavity { .. } => 1.0,
+    };
+    measures
+        .iter()
+        .map(|m| match m {
+            EnergyB | StoredEnergyB | ErgotropyB | AntiergotropyB | CapacityB | PowerB | ErgotropicPowerB | EnergyFluctuationB => e_b,
+            EnergyVarianceB => e_b * e_b,
+            EnergyPerCell => e_b / cells,
+            EnergyC | CapacityC | ErgotropyC | AntiergotropyC => e_c,
+            EnergyVarianceC => e_c * e_c,
+            CapacityTotal | ResidualCapacity => norm(&sys.hamiltonian),
+            _ => 0.0,
+        })
+        .collect()
 }
 
 /// One member's largest deviation from its reference and largest finite |reference value|,
@@ -163,7 +210,8 @@ pub fn verify_report(measures: &[Measure], worst: &Worst, precision: Precision, 
             let (max_abs, scale) = (worst.max[k], worst.scale.get(k).copied().unwrap_or(0.0));
             let tolerance = verify_tolerance(*m, precision, scale);
             let member = worst.member.get(k).copied().flatten();
-            Deviation { measure: m.name().into(), max_abs, scale, tolerance, pass: max_abs <= tolerance, member, precision: None }
+            let largest_abs = worst.largest.get(k).copied().unwrap_or(max_abs);
+            Deviation { measure: m.name().into(), max_abs, scale, tolerance, pass: max_abs <= tolerance, member, largest_abs, precision: None }
         })
         .collect();
     let pass = deviations.iter().all(|d| d.pass);
@@ -221,17 +269,19 @@ mod tests {
         for order in [[&small, &large], [&large, &small]] {
             let mut w = Worst::new(1);
             for (id, got, reference) in order {
-                w.fold(*id, got, reference);
+                w.fold(*id, got, reference, &[0.0]);
             }
             let r = verify_report(&[Measure::EnergyB], &w, Precision::F32, vec![3, 8]);
             let d = &r.deviations[0];
             assert_eq!(d.member, Some(3));
             assert!((d.max_abs - 5e-4).abs() < 1e-12 && d.scale == 0.01 && d.tolerance == 1e-4, "{d:?}");
             assert!(!d.pass && !r.pass);
+            // the run's largest error is the large member's, which passes its own tolerance
+            assert!((d.largest_abs - 0.05).abs() < 1e-9, "{d:?}");
         }
         // the large member alone passes at its own scale: 0.05 <= 0.1
         let mut w = Worst::new(1);
-        w.fold(large.0, &large.1, &large.2);
+        w.fold(large.0, &large.1, &large.2, &[0.0]);
         let r = verify_report(&[Measure::EnergyB], &w, Precision::F32, vec![8]);
         assert!(r.pass && r.deviations[0].tolerance == 1e-4 * 1000.0, "{r:?}");
     }
@@ -243,14 +293,14 @@ mod tests {
         for ids in [[5u64, 2], [2, 5]] {
             let mut w = Worst::new(2);
             for id in ids {
-                w.fold(id, &[1.0, f64::NAN], &[1.0, 2.0]);
+                w.fold(id, &[1.0, f64::NAN], &[1.0, 2.0], &[0.0; 2]);
             }
             assert_eq!(w.member, vec![Some(2), Some(2)]);
             assert_eq!((w.max[0], w.max[1]), (0.0, f64::INFINITY));
         }
         let mut w = Worst::new(1);
-        w.fold(1, &[f64::NAN], &[0.5]);
-        w.fold(0, &[1e3], &[0.5]);
+        w.fold(1, &[f64::NAN], &[0.5], &[0.0]);
+        w.fold(0, &[1e3], &[0.5], &[0.0]);
         assert_eq!((w.member[0], w.max[0]), (Some(1), f64::INFINITY));
     }
 
@@ -262,11 +312,11 @@ mod tests {
         let old = r#"{"precision":"f32","members":[4],"max":[2e-5,null]}"#;
         let mut g: VerifyGroup = serde_json::from_str(old).unwrap();
         assert_eq!((g.worst.scale.len(), g.worst.member.len(), g.worst.max[1]), (0, 0, f64::INFINITY));
-        g.worst.fold(9, &[0.5, 1.0], &[0.5, 1.0]);
+        g.worst.fold(9, &[0.5, 1.0], &[0.5, 1.0], &[0.0; 2]);
         assert_eq!(g.worst.member, vec![None, None]);
-        g.worst.fold(7, &[0.5 + 3e-5, 1.0], &[0.5, 1.0]);
+        g.worst.fold(7, &[0.5 + 3e-5, 1.0], &[0.5, 1.0], &[0.0; 2]);
         assert_eq!(g.worst.member, vec![Some(7), None]);
         let text = serde_json::to_string(&g).unwrap();
-        assert!(text.contains(r#""max":[0.00002999999999997449,null],"scale":[0.5,0.0],"member":[7,null]"#), "{text}");
+        assert!(text.contains(r#""max":[0.00002999999999997449,null],"scale":[0.5,0.0],"member":[7,null],"largest":[0.00002999999999997449,null]"#), "{text}");
     }
 }
