@@ -42,8 +42,9 @@ fn shown_float(x: f64) -> String {
     }
 }
 
-/// Read `[ensemble]`; `axis_lens` are the lengths of every grid axis (parameters, then angles).
-pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Result<EnsembleSection> {
+/// Read `[ensemble]`; `axis_lens` are the lengths of every grid axis (parameters, then angles),
+/// and `longest` names the longest as the config spells it (for a grid of too many points).
+pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize], longest: &str) -> Result<EnsembleSection> {
     check_keys(ens_t, &["size", "seed", "mode"], "ensemble")?;
     let zip = match ens_t.get("mode").map(|v| v.as_str()) {
         None | Some(Some("grid")) => false,
@@ -76,7 +77,7 @@ pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Res
         },
         (None, None) => 0,
     };
-    let n_grid = grid_size(axis_lens, zip)?;
+    let n_grid = grid_size(axis_lens, zip, longest)?;
     let size = match (ov.ensemble, ens_t.get("size")) {
         (Some(n), _) => whole_size(Written::Integer(n.into()), "--ensemble")?,
         (None, Some(v)) => {
