@@ -15,7 +15,7 @@ mod time;
 pub mod values;
 
 pub use available_memory::available_memory_bytes;
-pub use ensemble::{ensemble_arg, shard_range};
+pub use ensemble::{ensemble_arg, ensemble_float, shard_range};
 pub use initial::check_state;
 pub use memory::result_bytes_per_member;
 pub use params::{auto_n_fock, AUTO_FOCK_TAIL};
