@@ -461,3 +461,37 @@ fn a_fifo_given_as_a_shard_is_refused_not_waited_on() {
         assert_refused(got, &given.display().to_string(), &out, &given.display().to_string());
     }
 }
+
+/// The notes of a run.json, as text.
+fn notes_of(dir: &Path) -> Vec<String> {
+    let run: Value = serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    run["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect()
+}
+
+/// Every note the merge adds to run.json's (here: a shard run without --verify, and shards of
+/// different backends) is said on stderr, once, as a run says its notes: the mixed backends
+/// were only in run.json, where a user who read the merge on the terminal did not look.
+#[test]
+fn merge_says_each_note_it_adds_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &bloch());
+    let s: Vec<PathBuf> = (0..3)
+        .map(|k| {
+            let out = dir.path().join(format!("s{k}"));
+            let backend = if k == 0 { "reference" } else { "cpu" };
+            ok(bin().arg("run").arg(&cfg).args(["--backend", backend, "--no-progress", "--no-plots", "--shard", &format!("{k}/3"), "--out"]).arg(&out));
+            out
+        })
+        .collect();
+    let out = dir.path().join("merged");
+    let (code, stderr) = merge(&s, &out, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let shards: Vec<String> = s.iter().flat_map(|d| notes_of(d)).collect();
+    // (the warnings among the notes are said as WARNING lines)
+    let added: Vec<String> = notes_of(&out).into_iter().filter(|n| !shards.contains(n) && !stderr.contains(&format!("WARNING: {n}"))).collect();
+    assert!(added.iter().any(|n| n.starts_with("the shards ran with different backends (")), "{added:?}");
+    assert!(added.iter().any(|n| n.contains("shard(s) 0 ran without --verify")), "{added:?}");
+    for n in &added {
+        assert_eq!(stderr.lines().filter(|l| *l == format!("note: {n}")).count(), 1, "{n}: {stderr}");
+    }
+}

@@ -80,6 +80,22 @@ def _uint(name: str, v: Any, optional: bool = False) -> Optional[int]:
     return n
 
 
+def _ensemble(v: Any) -> Optional[int]:
+    """The ensemble size: an integer (of any type, as `_uint`), or a real number that is a whole
+    float (1e5, 4.0), read by ``ensemble.size``'s rules (the library's: from 1 to 1e9); a
+    fraction is a ConfigError naming ``ensemble``."""
+    # None, a bool (refused) and any integer type: `_uint`'s checks, the range the library's
+    try:
+        integer = v is None or _boolish(v) or operator.index(v) is not None
+    except TypeError:
+        integer = False
+    if integer:
+        return _uint("ensemble", v, True)
+    if isinstance(v, (str, bytes, complex)) or not hasattr(v, "__float__"):
+        raise config_error("ensemble", f"must be an integer >= 1 (or a whole float: 1e5), got {_show(v)}")
+    return _native.ensemble_float(_real("ensemble", v))
+
+
 def _str(name: str, v: Any, optional: bool = False) -> Optional[str]:
     if v is None and optional:
         return None
@@ -133,7 +149,7 @@ def run(
     *,
     backend: str = "auto",
     precision: str = "f32",
-    ensemble: Optional[int] = None,
+    ensemble: Union[None, int, float] = None,
     seed: Optional[int] = None,
     verify: int = 8,
     adapter: Optional[str] = None,
@@ -154,7 +170,8 @@ def run(
     precision : "f32" | "f64"
         GPU precision (f64 needs an adapter with SHADER_F64). The CPU engine is f64.
     ensemble, seed : int, optional
-        Override ``ensemble.size`` and ``ensemble.seed``.
+        Override ``ensemble.size`` and ``ensemble.seed``. ``ensemble`` may be a whole float
+        (``1e5``, ``4.0``), as ``ensemble.size`` may; a fraction is a ConfigError.
     verify : int
         Members re-integrated on the f64 reference after a GPU run (deviations in ``info["verify"]``).
     adapter : str, optional
@@ -179,7 +196,7 @@ def run(
     """
     text = config_text(config)
     backend, precision, adapter = _str("backend", backend), _str("precision", precision), _str("adapter", adapter, True)
-    ensemble, seed, verify = _uint("ensemble", ensemble, True), _uint("seed", seed, True), _uint("verify", verify)
+    ensemble, seed, verify = _ensemble(ensemble), _uint("seed", seed, True), _uint("verify", verify)
     rust_bar, ticker = progress_for(progress, "run")
     try:
         native, series, states = _native.run(
@@ -209,7 +226,7 @@ def study(
     allow_mixed_backends: bool = False,
     backend: str = "auto",
     precision: str = "f32",
-    ensemble: Optional[int] = None,
+    ensemble: Union[None, int, float] = None,
     seed: Optional[int] = None,
     verify: int = 8,
     adapter: Optional[str] = None,
@@ -236,7 +253,7 @@ def study(
         devices = ",".join(_names("devices", devices))
     backend, precision, adapter = _str("backend", backend), _str("precision", precision), _str("adapter", adapter, True)
     format, on_device_loss = _str("format", format), _str("on_device_loss", on_device_loss)
-    ensemble, seed, verify = _uint("ensemble", ensemble, True), _uint("seed", seed, True), _uint("verify", verify)
+    ensemble, seed, verify = _ensemble(ensemble), _uint("seed", seed, True), _uint("verify", verify)
     block_members, shard = _uint("block_members", block_members, True), _shard(shard)
     rust_bar, ticker = progress_for(progress, "study")
     try:

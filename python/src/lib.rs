@@ -474,6 +474,13 @@ fn cancel_writes() {
     qbat_gpu::output::cancel_writes();
 }
 
+/// An ensemble size given as a float (`ensemble=1e5`), by `ensemble.size`'s rules: a whole
+/// number from 1 to 1e9, else a ConfigError naming `ensemble`.
+#[pyfunction]
+fn ensemble_float(py: Python<'_>, x: f64) -> PyResult<u64> {
+    qbat_gpu::config::ensemble_float(x).map_err(|e| to_py(py, e))
+}
+
 /// Refuse a mesolve batch whose arrays cannot fit, before Python builds them.
 #[pyfunction]
 fn check_batch_arrays(py: Python<'_>, n_points: u64, n_jumps: u64, n_members: u64) -> PyResult<()> {
@@ -597,6 +604,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verified_files, m)?)?;
     m.add_function(wrap_pyfunction!(copy_output, m)?)?;
     m.add_function(wrap_pyfunction!(check_batch_arrays, m)?)?;
+    m.add_function(wrap_pyfunction!(ensemble_float, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_writes, m)?)?;
     m.add_function(wrap_pyfunction!(state_measure, m)?)?;
     m.add_function(wrap_pyfunction!(battery_measure, m)?)?;

@@ -128,7 +128,7 @@ def test_mesolve_errors_name_the_arguments_not_config_fields():
     "field, call",
     [
         ("ensemble", lambda p: qb.run(SPIN, backend="cpu", progress=False, ensemble=-1)),
-        ("ensemble", lambda p: qb.run(SPIN, backend="cpu", progress=False, ensemble=2.0)),
+        ("ensemble", lambda p: qb.run(SPIN, backend="cpu", progress=False, ensemble=2.5)),
         ("ensemble", lambda p: qb.run(SPIN, backend="cpu", progress=False, ensemble=True)),
         ("seed", lambda p: qb.run(SPIN, backend="cpu", progress=False, seed=-1)),
         ("precision", lambda p: qb.run(SPIN, backend="cpu", progress=False, precision=None)),

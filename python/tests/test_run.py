@@ -216,6 +216,34 @@ def test_option_errors_name_the_keyword_not_the_cli_flag(tmp_path):
     assert e.value.field == "out"
 
 
+
+def test_ensemble_takes_a_whole_float_as_ensemble_size_does(tmp_path):
+    """ensemble=1e5, as a physicist writes it, is read by ensemble.size's rules (the library's,
+    as --ensemble 1e5): a whole float is the integer's members (it was refused as not an
+    integer); a fraction, a float below 1 or above 1e9, a non-finite one and a string are
+    ConfigErrors (ValueErrors) naming ensemble."""
+    base = qb.run(BLOCH, backend="cpu", seed=3, ensemble=20, progress=False)
+    for ensemble in (20.0, 2e1, np.float64(20.0), np.float32(20.0), np.array(20.0)):
+        r = qb.run(BLOCH, backend="cpu", seed=3, ensemble=ensemble, progress=False)
+        assert np.array_equal(r.series, base.series) and len(r.member_ids) == 20, repr(ensemble)
+    s = qb.study(BLOCH, tmp_path / "s", backend="cpu", seed=3, ensemble=2e1, progress=False, plots=False)
+    assert len(s) == 20 and np.array_equal(np.asarray(s.series), base.series)
+    for ensemble, start in (
+        (2.5, "ensemble: must be an integer >= 1, got 2.5"),
+        (0.0, "ensemble: must be an integer >= 1, got 0"),
+        (1e12, "ensemble: 1000000000000 members is more than 1e9"),
+        (float("nan"), "ensemble: must be finite"),
+        ("20", "ensemble: must be an integer >= 1 (or a whole float: 1e5), got '20'"),
+    ):
+        with pytest.raises(ValueError) as e:
+            qb.run(BLOCH, backend="cpu", ensemble=ensemble, progress=False)
+        assert isinstance(e.value, qb.ConfigError) and str(e.value).startswith(start), str(e.value)
+        assert e.value.field == "ensemble" and e.value.exit_code == 2
+    with pytest.raises(qb.ConfigError, match="^ensemble: must be an integer >= 1, got 2.5"):
+        qb.study(BLOCH, tmp_path / "f", backend="cpu", ensemble=2.5, progress=False)
+    assert not (tmp_path / "f").exists()
+
+
 @pytest.mark.parametrize("backend", ["gpu", "auto", "cpu"])
 def test_empty_adapter_is_a_config_error(tmp_path, backend):
     """adapter="" is a bad argument (a ConfigError naming adapter, as backend="tpu" is), not a

@@ -42,8 +42,9 @@ fn shown_float(x: f64) -> String {
     }
 }
 
-/// Read `[ensemble]`; `axis_lens` are the lengths of every grid axis (parameters, then angles).
-pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Result<EnsembleSection> {
+/// Read `[ensemble]`; `axis_lens` are the lengths of every grid axis (parameters, then angles),
+/// and `longest` names the longest as the config spells it (for a grid of too many points).
+pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize], longest: &str) -> Result<EnsembleSection> {
     check_keys(ens_t, &["size", "seed", "mode"], "ensemble")?;
     let zip = match ens_t.get("mode").map(|v| v.as_str()) {
         None | Some(Some("grid")) => false,
@@ -76,7 +77,7 @@ pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize]) -> Res
         },
         (None, None) => 0,
     };
-    let n_grid = grid_size(axis_lens, zip)?;
+    let n_grid = grid_size(axis_lens, zip, longest)?;
     let size = match (ov.ensemble, ens_t.get("size")) {
         (Some(n), _) => whole_size(Written::Integer(n.into()), "--ensemble")?,
         (None, Some(v)) => {
@@ -123,10 +124,19 @@ pub fn ensemble_arg(text: &str) -> Result<u64> {
         return whole_size(Written::Integer(i), "--ensemble");
     }
     match t.parse::<f64>() {
-        Ok(x) if x.is_finite() => whole_size(Written::Float(x), "--ensemble"),
+        Ok(x) if x.is_finite() => ensemble_float(x),
         Ok(_) => Err(invalid("--ensemble", format!("must be finite, got {t}"))),
         Err(_) => Err(invalid("--ensemble", format!("must be an integer >= 1 (or a whole float: 1e5), got {t:?}"))),
     }
+}
+
+/// An ensemble size given as a float (`--ensemble 1e5`, Python's `ensemble=1e5`), by
+/// `ensemble.size`'s rules: a whole number from 1 to 1e9; the error names `--ensemble`.
+pub fn ensemble_float(x: f64) -> Result<u64> {
+    if !x.is_finite() {
+        return Err(invalid("--ensemble", format!("must be finite, got {}", crate::error::shown(x))));
+    }
+    whole_size(Written::Float(x), "--ensemble")
 }
 
 /// Members [K M / N, (K + 1) M / N) of M: shard K of N (0-based).

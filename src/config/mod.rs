@@ -15,7 +15,7 @@ mod time;
 pub mod values;
 
 pub use available_memory::available_memory_bytes;
-pub use ensemble::{ensemble_arg, shard_range};
+pub use ensemble::{ensemble_arg, ensemble_float, shard_range};
 pub use initial::check_state;
 pub use memory::result_bytes_per_member;
 pub use params::{auto_n_fock, AUTO_FOCK_TAIL};
@@ -310,7 +310,8 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     }
     let time = time::parse_time(root, cavity)?;
     let drv = drives::parse_drives(root, space, model_name, time.steady)?;
-    // (each grid axis as the config spells it, for the memory check: a swept drive is no param)
+    // (each grid axis as the config spells it, for the refusals of a grid too large: a swept
+    // drive is no param)
     let named_axes: Vec<(String, usize)> = (params.axes.iter().map(|(k, v)| (format!("params.{k}"), v.len())))
         .chain(drv.axes.iter().map(|(k, v)| (k.clone(), v.len())))
         .chain(init.angle_axes.iter().map(|(k, v)| (format!("initial.{k}"), v.len())))
@@ -318,7 +319,10 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     params.axes.extend(drv.axes.iter().map(|(name, v)| (name.clone(), v.iter().map(|&x| crate::model::ParamValue::Real(x)).collect())));
     params.drawn.extend(drv.drawn.iter().cloned());
     let axis_lens: Vec<usize> = params.axes.iter().map(|(_, v)| v.len()).chain(init.angle_axes.iter().map(|(_, v)| v.len())).collect();
-    let ens = ensemble::parse_ensemble(section(root, "ensemble")?.unwrap_or(&empty), ov, &axis_lens)?;
+    // a grid's points are named by its longest axis (the first of the longest), which fewer
+    // values shrink most
+    let longest = named_axes.iter().rev().max_by_key(|(_, n)| *n).map_or("params", |(k, _)| k.as_str());
+    let ens = ensemble::parse_ensemble(section(root, "ensemble")?.unwrap_or(&empty), ov, &axis_lens, longest)?;
     let out = output::parse_output(section(root, "output")?.unwrap_or(&empty), model, time.steady)?;
     // Refuse what cannot fit before allocating any member: a grid's points are set by the
     // sweeps, drawn points by the ensemble size.
@@ -329,10 +333,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let drawn = !params.drawn.is_empty();
     let n_points = if drawn { range.len() } else { ens.n_grid };
     let keeps_states = out.measures.iter().any(|m| m.needs_eigensolve());
-    // a grid's points are named by its longest axis (the first of the longest), which fewer
-    // values shrink most
-    let longest = named_axes.iter().rev().max_by_key(|(_, n)| *n).map(|(k, _)| k.as_str());
-    let points_field = if drawn { ens.size_field } else { longest.unwrap_or("params") };
+    let points_field = if drawn { ens.size_field } else { longest };
     let saved_dim = ov.save_states.map_or(0, |s| crate::measures::saved::saved_dim(space, s));
     let extra = params.axes.iter().map(|(k, _)| k.as_str()).chain(params.drawn.iter().map(|(k, _, _)| k.as_str()));
     let shape = memory::PointShape {

@@ -44,8 +44,9 @@ fn lengths(axes: &[usize]) -> String {
     axes.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// Grid shape of the axes: number of grid points, and the index into each axis of point k.
-pub fn grid_size(axes: &[usize], zip: bool) -> Result<usize> {
+/// Number of grid points of the axes; more than 1e8 is refused naming `longest`, the longest
+/// axis as the config spells it (`params.j`, `drive[0].amplitude`, `initial.theta`).
+pub fn grid_size(axes: &[usize], zip: bool, longest: &str) -> Result<usize> {
     if axes.is_empty() {
         return Ok(1);
     }
@@ -57,7 +58,7 @@ pub fn grid_size(axes: &[usize], zip: bool) -> Result<usize> {
         Ok(n)
     } else {
         axes.iter().try_fold(1usize, |acc, &a| acc.checked_mul(a)).filter(|&n| n <= 100_000_000).ok_or_else(|| QbatError::TooLarge {
-            field: "params".into(),
+            field: longest.into(),
             reason: format!("the sweep grid {} has more than 1e8 points", axes.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" x ")),
         })
     }
@@ -83,10 +84,10 @@ mod tests {
     #[test]
     fn cartesian_and_zip() {
         let axes = [2, 3];
-        assert_eq!(grid_size(&axes, false).unwrap(), 6);
+        assert_eq!(grid_size(&axes, false, "params.j").unwrap(), 6);
         assert_eq!(grid_index(&axes, false, 0), vec![0, 0]);
         assert_eq!(grid_index(&axes, false, 4), vec![1, 1]);
-        assert!(grid_size(&axes, true).is_err());
+        assert!(grid_size(&axes, true, "params.j").is_err());
         assert_eq!(grid_index(&[3, 3], true, 2), vec![2, 2]);
         match Sweep::linspace("x", 0.5, 1.5, 11.0).unwrap() {
             Sweep::Values(v) => {

@@ -485,8 +485,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let format = if fp["format"] == json!("npy") { Format::Npy } else { Format::Csv };
     let dir = OutputDir::begin_marked(out, force, cancel)?;
     let mut warnings: Vec<String> = vec![];
-    let mut left_out: Option<String> = None;
-    let mut unverified_note: Option<String> = None;
+    // the notes the merge itself adds to run.json's, said on stderr too once it is committed,
+    // as a run says its notes (run.json alone went unread)
+    let mut said: Vec<String> = vec![];
     let result = (|| -> Result<()> {
         if series && format == Format::Csv {
             dir.write("series.csv", |w| {
@@ -541,9 +542,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         for s in &shards {
             health.merge(&s.health);
         }
-        let notes;
+        let mut notes;
         (notes, warnings) = merged_notes(&shards, &health, &mut run)?;
-        run["notes"] = json!(notes);
+        let mut add_note = |note: String| {
+            notes.push(note.clone());
+            said.push(note);
+        };
         run["health"] = json!(health);
         // verify over all shards: every member re-run, each measure's worst deviation at each
         // precision (shards may have run at different ones: each keeps its own tolerance), and
@@ -557,12 +561,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             if !unverified.is_empty() {
                 merged["unverified_shards"] = json!(unverified);
                 let list = unverified.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
-                let note = format!("verify covers only the shards that ran it: shard(s) {list} ran without --verify (0, or --backend reference), so their members were not checked");
-                if let Some(notes) = run["notes"].as_array_mut() {
-                    notes.push(json!(note));
-                }
-                // (said on stderr too, as a run says its notes: run.json alone went unread)
-                unverified_note = Some(note);
+                add_note(format!("verify covers only the shards that ran it: shard(s) {list} ran without --verify (0, or --backend reference), so their members were not checked"));
             }
             run["verify"] = merged;
         }
@@ -582,9 +581,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             if seen.len() > 1 {
                 let list: Vec<String> = seen.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
                 run[key] = json!(format!("mixed: {}", list.join(" | ")));
-                if let Some(notes) = run["notes"].as_array_mut() {
-                    notes.push(json!(format!("the shards ran with different {key}s ({}); see merged_from", list.join(", "))));
-                }
+                add_note(format!("the shards ran with different {key}s ({}); see merged_from", list.join(", ")));
             }
         }
         run["merged_from"] = json!(shards
@@ -611,11 +608,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             false => Default::default(),
         };
         analyze.cancel = Some(dir.cancel());
-        if let (Some(note), Some(notes)) = (&note, run["notes"].as_array_mut()) {
-            notes.push(json!(note));
-        }
         let analyzed = asked && note.is_none();
-        left_out = note;
+        if let Some(note) = note {
+            add_note(note);
+        }
+        run["notes"] = json!(notes);
         dir.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other))?;
         // (the shards are read: the plots and the analysis read the merged files)
         drop(reading);
@@ -633,7 +630,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             for w in &warnings {
                 eprintln!("WARNING: {w}");
             }
-            for note in unverified_note.iter().chain(&left_out) {
+            for note in &said {
                 eprintln!("note: {note}");
             }
         }),
