@@ -6,7 +6,7 @@ use crate::engine::reference_member;
 use crate::error::{QbatError, Result};
 use crate::job::Peak;
 use crate::measures::Measure;
-use crate::verify::{energy_floor, verify_indices, verify_report, VerifyReport, Worst};
+use crate::verify::{energy_floor, sample_weights, verify_indices, verify_report, VerifyReport, Worst};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
@@ -90,9 +90,10 @@ pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
     let row = plan.schedule.times.len() * result.measures.len();
     let refs: Vec<Vec<f64>> = idx.par_iter().map(|&i| reference_member(plan, &plan.members[i], &result.measures).0).collect();
     let mut worst = Worst::new(result.measures.len());
+    let weight = sample_weights(&result.measures, &plan.schedule.times);
     for (r, &i) in refs.iter().zip(&idx) {
         let m = &plan.members[i];
-        worst.fold(m.id, &result.values[i * row..(i + 1) * row], r, &energy_floor(&plan.systems[m.point], &result.measures));
+        worst.fold(m.id, &result.values[i * row..(i + 1) * row], r, &weight, &energy_floor(&plan.systems[m.point], &result.measures));
     }
     let mut report = verify_report(&result.measures, &worst, result.precision, idx.iter().map(|&i| plan.members[i].id).collect());
     report.concurrence = crate::verify::concurrence_route(&result.measures, plan.model, &result.backend, result.precision);

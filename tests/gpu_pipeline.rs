@@ -436,6 +436,33 @@ fn f32_verify_holds_each_member_to_its_hamiltonians_energy_scale() {
         past_own_value += usize::from(d > 1e-4 * own.max(1.0));
     }
     assert!(past_own_value > 0, "no member's f32 variance went past its own value's tolerance: the check shows nothing");
+
+    // batteries of wb = 20, charged (j = 0.5) and sampled every step from t = dt = 1e-4: the rates stored_energy_b / t and ergotropy_b / t
+    // at the first samples are their energies' f32 error over t, past any tolerance of the
+    // energy scale; weighted by min(1, t) (`verify::sample_weights`) they are checked as the
+    // energies they divide, and pass
+    let wb = [0.5f64, 20.0];
+    let text = text
+        .replace("1000.0", "20.0")
+        .replace("j = 0.001", "j = 0.5")
+        .replace("dt = 0.0002", "dt = 0.0001")
+        .replace("samples = 21", "samples = 4001")
+        .replace("[\"energy_b\", \"energy_variance_b\"]", "[\"power_b\", \"ergotropic_power_b\"]");
+    let plan = parse_plan(&text, &Overrides::default()).unwrap();
+    let run = run_plan(&plan, &RunOptions { backend: Backend::Gpu, precision: Precision::F32, verify: 16, ..Default::default() }).unwrap();
+    let reference = run_plan(&plan, &RunOptions { backend: Backend::Reference, verify: 0, ..Default::default() }).unwrap();
+    let v = run.verify.as_ref().unwrap();
+    assert!(v.pass, "{v:?}");
+    let ns = run.times.len();
+    let mut past_unweighted = 0;
+    for i in 0..run.member_ids.len() {
+        for k in 0..2 {
+            let d = (0..ns).map(|s| (run.value(i, s, k) - reference.value(i, s, k)).abs()).fold(0.0, f64::max);
+            let own = (0..ns).map(|s| reference.value(i, s, k).abs()).fold(wb[i % 2] / 2.0, f64::max);
+            past_unweighted += usize::from(d > 1e-4 * own.max(1.0));
+        }
+    }
+    assert!(past_unweighted > 0, "no rate went past its unweighted tolerance: the check shows nothing");
 }
 
 /// `bench`'s kernel clock: off, a run adds nothing to it; on, it counts a positive time within

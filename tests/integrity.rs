@@ -781,6 +781,7 @@ fn a_resealed_checkpoint_is_checked_and_a_resume_is_found_however_spelled() {
         ),
         ("a member without its scale", serde_json::json!([{"precision": "f64", "members": [3], "max": vec![0.0; nm], "member": vec![3; nm]}])),
         ("a negative largest", serde_json::json!([{"precision": "f64", "members": [3], "max": vec![0.0; nm], "largest": vec![-1.0; nm]}])),
+        ("a largest below the worst", serde_json::json!([{"precision": "f64", "members": [3], "max": vec![1e-12; nm], "largest": vec![0.0; nm]}])),
     ];
     for (i, (how, verify)) in cases.into_iter().enumerate() {
         let case = dir.path().join(format!("case{i}"));

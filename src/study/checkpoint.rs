@@ -241,8 +241,9 @@ pub(super) fn load_checkpoint(
         p.measures.iter().map(|m| Measure::from_name(m).map_err(|_| damaged(&ck, format!("it names the measure '{m}'")))).collect::<Result<_>>()?;
     // a verify group holds one worst member's deviation per measure (the report folds into
     // them), each finite or +inf, never negative; and its scale, finite and not negative, its
-    // id, among the group's members, and the largest deviation of any, one a measure where it
-    // has them (an older build's has none, or scales alone)
+    // id, among the group's members and only beside its scale, and the largest deviation of any,
+    // at least the worst member's, one a measure where it has them (an older build's has none,
+    // or scales alone)
     let one_each = |len: usize| len == 0 || len == measures.len();
     let deviation = |d: &f64| !d.is_nan() && *d >= 0.0;
     let bad = |g: &VerifyGroup| {
@@ -256,6 +257,7 @@ pub(super) fn load_checkpoint(
             || w.member.iter().flatten().any(|id| !g.members.contains(id))
             || !one_each(w.largest.len())
             || !w.largest.iter().all(deviation)
+            || (!w.largest.is_empty() && w.largest.iter().zip(&w.max).any(|(l, m)| l < m))
     };
     if p.verify.iter().any(bad) {
         return Err(damaged(&ck, "its --verify deviations do not match its measures and verified members".into()));

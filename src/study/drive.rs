@@ -18,7 +18,7 @@ use crate::error::{QbatError, Result};
 use crate::output::accumulate::StatsAccumulator;
 use crate::output::manifest::write_atomic_hashed;
 use crate::output::{write_f64_le, Format};
-use crate::verify::{energy_floor, verify_indices, VerifyGroup, Worst};
+use crate::verify::{energy_floor, sample_weights, verify_indices, VerifyGroup, Worst};
 use rayon::prelude::*;
 use serde_json::json;
 use std::time::Instant;
@@ -583,6 +583,7 @@ impl Absorber<'_> {
         })?;
         // verify the chosen members of this block
         let tv = Instant::now();
+        let weight = sample_weights(&out.measures, &local.schedule.times);
         for &i in self.verify_idx.iter().filter(|&&i| (lo..hi).contains(&i)) {
             let m = &local.members[i];
             let ahead = if out.measures == local.measures { self.verify_ahead.take(i) } else { None };
@@ -596,7 +597,7 @@ impl Absorber<'_> {
             };
             let row = ns * nm;
             let floor = energy_floor(&local.systems[m.point], &out.measures);
-            progress.verify[g].worst.fold(m.id, &out.values[(i - lo) * row..(i - lo + 1) * row], &r, &floor);
+            progress.verify[g].worst.fold(m.id, &out.values[(i - lo) * row..(i - lo + 1) * row], &r, &weight, &floor);
             progress.verify[g].members.push(m.id);
         }
         let t_verify = tv.elapsed().as_secs_f64();

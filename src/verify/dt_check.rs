@@ -101,7 +101,8 @@ pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
         return None;
     }
     // each measure's largest difference, as --verify folds its deviations; its scale
-    let (max_abs, scale) = super::member_deviations(nm, &coarse.values, &fine.values);
+    let weight = super::sample_weights(&coarse.measures, &plan.schedule.times);
+    let (max_abs, scale) = super::member_deviations(nm, &coarse.values, &fine.values, &weight);
     let deviations = coarse
         .measures
         .iter()

@@ -131,8 +131,9 @@ impl Worst {
     }
 
     /// Fold one member's values against its reference, both [sample][measure] with
-    /// `self.max.len()` measures; its scale is at least `floor` (`energy_floor`).
-    pub fn fold(&mut self, id: u64, got: &[f64], reference: &[f64], floor: &[f64]) {
+    /// `self.max.len()` measures, each taken times its `weight` (`sample_weights`); its scale
+    /// is at least `floor` (`energy_floor`).
+    pub fn fold(&mut self, id: u64, got: &[f64], reference: &[f64], weight: &[f64], floor: &[f64]) {
         let nm = self.max.len();
         // (a checkpoint of a build before scales and members has neither)
         self.scale.resize(nm, 0.0);
@@ -140,7 +141,7 @@ impl Worst {
         if self.largest.len() != nm {
             self.largest = self.max.clone();
         }
-        let (d, mut s) = member_deviations(nm, got, reference);
+        let (d, mut s) = member_deviations(nm, got, reference, weight);
         for (s, f) in s.iter_mut().zip(floor) {
             *s = s.max(*f);
         }
@@ -159,11 +160,11 @@ impl Worst {
 /// The least scale of each measure for a member of `sys`: the energy scale its rounding
 /// follows, whatever the measure's own value. The engines compute a qubit's energy as
 /// h.r, so its error is eps |h| even where the value is near 0 (a battery of wb = 1000 at its
-/// ground state: energy_variance_b near 0, its f32 error about |h|^2 eps = 0.015). So
+/// ground state: energy_variance_b near 0, its f32 error about |h|^2 eps = 0.03). So
 /// E_B = ||H_B'|| (the spectral norm of H_B's traceless part; an offset is taken out exactly)
 /// for the battery's energies, ergotropies, capacity, powers and fluctuation, E_B^2 for its
 /// variance, E_B / N for energy_per_cell; E_C = ||H_C'|| for the charger's; ||H'|| for
-/// capacity_total and residual_capacity. 0 for the rest (dimensionless, their own values).
+/// capacity_total, and at least E_B + E_C for residual_capacity. 0 for the rest (dimensionless, their own values).
 pub fn energy_floor(sys: &OpenSystem, measures: &[Measure]) -> Vec<f64> {
     use Measure::*;
     let norm = |h: &CMat| eigvals_hermitian(&traceless_part(h)).iter().fold(0.0, |a: f64, x| a.max(x.abs()));
@@ -180,22 +181,36 @@ pub fn energy_floor(sys: &OpenSystem, measures: &[Measure]) -> Vec<f64> {
             EnergyPerCell => e_b / cells,
             EnergyC | CapacityC | ErgotropyC | AntiergotropyC => e_c,
             EnergyVarianceC => e_c * e_c,
-            CapacityTotal | ResidualCapacity => norm(&sys.hamiltonian),
+            CapacityTotal => norm(&sys.hamiltonian),
+            // capacity_total - capacity_b - capacity_c carries the errors of all three (a custom
+            // H_B and H_C need not be parts of H)
+            ResidualCapacity => norm(&sys.hamiltonian).max(e_b + e_c),
             _ => 0.0,
         })
         .collect()
 }
 
+/// The weight of each [sample][measure] value in the comparison: min(1, t) for the rates
+/// power_b = stored_energy_b / t and ergotropic_power_b = ergotropy_b / t, 1 for the rest. A
+/// rate's error is its energy's, eps E_B, over t: at a first sample of t = 1e-4 the f32 rate
+/// is off by 1e4 eps E_B, past any tolerance of its energy scale, while the energy it divides
+/// is right (and its scale, ergotropy(0) / t, grows as 1 / t). Weighted, a rate at t < 1 is
+/// checked as the energy it divides.
+pub fn sample_weights(measures: &[Measure], times: &[f64]) -> Vec<f64> {
+    let rate = |m: &Measure| matches!(m, Measure::PowerB | Measure::ErgotropicPowerB);
+    times.iter().flat_map(|t| measures.iter().map(move |m| if rate(m) { t.min(1.0) } else { 1.0 })).collect()
+}
+
 /// One member's largest deviation from its reference and largest finite |reference value|,
-/// per measure; all are [sample][measure] with `nm` measures, and a NaN counts as an infinite
-/// deviation.
-pub fn member_deviations(nm: usize, got: &[f64], reference: &[f64]) -> (Vec<f64>, Vec<f64>) {
+/// per measure, each value taken times its weight (`sample_weights`); all are
+/// [sample][measure] with `nm` measures, and a NaN counts as an infinite deviation.
+pub fn member_deviations(nm: usize, got: &[f64], reference: &[f64], weight: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (mut max_abs, mut scale) = (vec![0.0f64; nm], vec![0.0f64; nm]);
-    for (c, (a, b)) in got.iter().zip(reference).enumerate() {
-        let d = (a - b).abs();
+    for (c, ((a, b), w)) in got.iter().zip(reference).zip(weight).enumerate() {
+        let d = (a - b).abs() * w;
         max_abs[c % nm] = max_abs[c % nm].max(if d.is_nan() { f64::INFINITY } else { d });
         if b.is_finite() {
-            scale[c % nm] = scale[c % nm].max(b.abs());
+            scale[c % nm] = scale[c % nm].max(b.abs() * w);
         }
     }
     (max_abs, scale)
@@ -269,7 +284,7 @@ mod tests {
         for order in [[&small, &large], [&large, &small]] {
             let mut w = Worst::new(1);
             for (id, got, reference) in order {
-                w.fold(*id, got, reference, &[0.0]);
+                w.fold(*id, got, reference, &[1.0; 2], &[0.0]);
             }
             let r = verify_report(&[Measure::EnergyB], &w, Precision::F32, vec![3, 8]);
             let d = &r.deviations[0];
@@ -281,7 +296,7 @@ mod tests {
         }
         // the large member alone passes at its own scale: 0.05 <= 0.1
         let mut w = Worst::new(1);
-        w.fold(large.0, &large.1, &large.2, &[0.0]);
+        w.fold(large.0, &large.1, &large.2, &[1.0; 2], &[0.0]);
         let r = verify_report(&[Measure::EnergyB], &w, Precision::F32, vec![8]);
         assert!(r.pass && r.deviations[0].tolerance == 1e-4 * 1000.0, "{r:?}");
     }
@@ -293,14 +308,14 @@ mod tests {
         for ids in [[5u64, 2], [2, 5]] {
             let mut w = Worst::new(2);
             for id in ids {
-                w.fold(id, &[1.0, f64::NAN], &[1.0, 2.0], &[0.0; 2]);
+                w.fold(id, &[1.0, f64::NAN], &[1.0, 2.0], &[1.0; 2], &[0.0; 2]);
             }
             assert_eq!(w.member, vec![Some(2), Some(2)]);
             assert_eq!((w.max[0], w.max[1]), (0.0, f64::INFINITY));
         }
         let mut w = Worst::new(1);
-        w.fold(1, &[f64::NAN], &[0.5], &[0.0]);
-        w.fold(0, &[1e3], &[0.5], &[0.0]);
+        w.fold(1, &[f64::NAN], &[0.5], &[1.0], &[0.0]);
+        w.fold(0, &[1e3], &[0.5], &[1.0], &[0.0]);
         assert_eq!((w.member[0], w.max[0]), (Some(1), f64::INFINITY));
     }
 
@@ -312,9 +327,9 @@ mod tests {
         let old = r#"{"precision":"f32","members":[4],"max":[2e-5,null]}"#;
         let mut g: VerifyGroup = serde_json::from_str(old).unwrap();
         assert_eq!((g.worst.scale.len(), g.worst.member.len(), g.worst.max[1]), (0, 0, f64::INFINITY));
-        g.worst.fold(9, &[0.5, 1.0], &[0.5, 1.0], &[0.0; 2]);
+        g.worst.fold(9, &[0.5, 1.0], &[0.5, 1.0], &[1.0; 2], &[0.0; 2]);
         assert_eq!(g.worst.member, vec![None, None]);
-        g.worst.fold(7, &[0.5 + 3e-5, 1.0], &[0.5, 1.0], &[0.0; 2]);
+        g.worst.fold(7, &[0.5 + 3e-5, 1.0], &[0.5, 1.0], &[1.0; 2], &[0.0; 2]);
         assert_eq!(g.worst.member, vec![Some(7), None]);
         let text = serde_json::to_string(&g).unwrap();
         assert!(text.contains(r#""max":[0.00002999999999997449,null],"scale":[0.5,0.0],"member":[7,null],"largest":[0.00002999999999997449,null]"#), "{text}");
