@@ -19,8 +19,9 @@ pub struct Deviation {
     pub measure: String,
     /// That member's largest |run - reference| over its samples.
     pub max_abs: f64,
-    /// That member's largest |value| of the measure in its reference: its tolerance is the
-    /// precision's base times max(1, scale) (`verify_tolerance`).
+    /// That member's scale, its largest |value| of the measure in its reference and at least
+    /// its `energy_floor`: its tolerance is the precision's base times max(1, scale)
+    /// (`verify_tolerance`).
     pub scale: f64,
     pub tolerance: f64,
     pub pass: bool,
@@ -102,8 +103,8 @@ pub fn verify_indices(seed: u64, n: usize, k: usize) -> Vec<usize> {
 }
 
 /// Each measure's worst verified member: the one whose largest deviation d from the reference
-/// is the largest fraction of its own tolerance, base x max(1, s), with s its own largest
-/// finite |reference value| of the measure. Per member, so that in a sweep of wb = 0.01 and
+/// is the largest fraction of its own tolerance, base x max(1, s), with s its own scale (its
+/// largest finite |reference value| of the measure, at least `energy_floor`). Per member, so that in a sweep of wb = 0.01 and
 /// wb = 1000 the small member is not held to the large one's tolerance (its rounding is 1e5
 /// times smaller). Ties go to the smaller id, so that blocks folded in any order (several
 /// devices) pick the same member.
@@ -112,8 +113,8 @@ pub struct Worst {
     /// Each measure's worst member's largest deviation (+inf: a NaN against the reference).
     #[serde(deserialize_with = "null_as_infinite")]
     pub max: Vec<f64>,
-    /// Its largest |reference value| (empty in a checkpoint of a build before it, read as 0:
-    /// the tolerance's floor).
+    /// Its scale (empty in a checkpoint of a build before it, read as 0: the tolerance's
+    /// floor).
     #[serde(default)]
     pub scale: Vec<f64>,
     /// Its id (empty in a checkpoint of a build before it).
@@ -164,7 +165,8 @@ impl Worst {
 /// E_B = ||H_B'|| (the spectral norm of H_B's traceless part; an offset is taken out exactly)
 /// for the battery's energies, ergotropies, capacity, powers and fluctuation, E_B^2 for its
 /// variance, E_B / N for energy_per_cell; E_C = ||H_C'|| for the charger's; ||H'|| for
-/// capacity_total, and at least E_B + E_C for residual_capacity. 0 for the rest (dimensionless, their own values).
+/// capacity_total, and at least E_B + E_C for residual_capacity. 0 for the rest
+/// (dimensionless: their own values set their scale).
 pub fn energy_floor(sys: &OpenSystem, measures: &[Measure]) -> Vec<f64> {
     use Measure::*;
     let norm = |h: &CMat| eigvals_hermitian(&traceless_part(h)).iter().fold(0.0, |a: f64, x| a.max(x.abs()));
@@ -205,6 +207,7 @@ pub fn sample_weights(measures: &[Measure], times: &[f64]) -> Vec<f64> {
 /// per measure, each value taken times its weight (`sample_weights`); all are
 /// [sample][measure] with `nm` measures, and a NaN counts as an infinite deviation.
 pub fn member_deviations(nm: usize, got: &[f64], reference: &[f64], weight: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    debug_assert!(got.len() == reference.len() && got.len() == weight.len());
     let (mut max_abs, mut scale) = (vec![0.0f64; nm], vec![0.0f64; nm]);
     for (c, ((a, b), w)) in got.iter().zip(reference).zip(weight).enumerate() {
         let d = (a - b).abs() * w;
