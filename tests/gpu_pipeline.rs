@@ -437,7 +437,7 @@ fn f32_verify_holds_each_member_to_its_hamiltonians_energy_scale() {
     }
     assert!(past_own_value > 0, "no member's f32 variance went past its own value's tolerance: the check shows nothing");
 
-    // batteries of wb = 20, charged (j = 0.5) and sampled every step from t = dt = 1e-4: the rates stored_energy_b / t and ergotropy_b / t
+    // batteries of wb = 20, charged (j = 0.5) and sampled every step (t = 0, dt = 1e-4, ...): the rates stored_energy_b / t and ergotropy_b / t
     // at the first samples are their energies' f32 error over t, past any tolerance of the
     // energy scale; weighted by min(1, t) (`verify::sample_weights`) they are checked as the
     // energies they divide, and pass
@@ -451,6 +451,8 @@ fn f32_verify_holds_each_member_to_its_hamiltonians_energy_scale() {
     let plan = parse_plan(&text, &Overrides::default()).unwrap();
     let run = run_plan(&plan, &RunOptions { backend: Backend::Gpu, precision: Precision::F32, verify: 16, ..Default::default() }).unwrap();
     let reference = run_plan(&plan, &RunOptions { backend: Backend::Reference, verify: 0, ..Default::default() }).unwrap();
+    assert_eq!(run.measures, [qbat_gpu::measures::Measure::PowerB, qbat_gpu::measures::Measure::ErgotropicPowerB]);
+    assert_eq!(run.times[1], 1e-4);
     let v = run.verify.as_ref().unwrap();
     assert!(v.pass, "{v:?}");
     let ns = run.times.len();

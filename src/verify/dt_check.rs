@@ -8,7 +8,9 @@
 //! ```
 //!
 //! The difference is said (a note; never a refusal) where it passes `DT_NOTE_AT` times the
-//! measure's scale: f32's `--verify` tolerance, the most a run is meant to differ by.
+//! measure's scale: f32's `--verify` tolerance, the most a run is meant to differ by. The
+//! rates power_b and ergotropic_power_b are compared times min(1, t), as `--verify` takes
+//! them (`super::sample_weights`).
 
 use crate::config::Plan;
 use crate::engine::{Engine, Precision, RunOptions, SaidNotes};
@@ -24,8 +26,8 @@ pub const DT_NOTE_AT: f64 = 1e-4;
 const MAX_CHECK_STEPS: u64 = 1_000_000;
 const MAX_CHECK_WORK: f64 = 5e8;
 
-/// One measure's largest difference over the samples between dt and dt / 2, and the
-/// difference past which it is said.
+/// One measure's largest difference over the samples between dt and dt / 2 (a rate's times
+/// min(1, t)), and the difference past which it is said.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct DtDeviation {
     pub measure: String,
@@ -54,8 +56,13 @@ impl DtCheck {
             false => ("dt is halved".to_string(), "a smaller dt".to_string()),
         };
         Some(format!(
-            "time.dt = {}: RK4's error at this dt is visible: member {} moves {} by {:.1e} when {halved} (--verify's check of dt; above {:.0e} of its scale); {smaller} is more accurate (docs/physics.md, \"Stability bound\")",
-            self.dt, self.member, worst.measure, worst.max_abs, DT_NOTE_AT
+            "time.dt = {}: RK4's error at this dt is visible: member {} moves {}{} by {:.1e} when {halved} (--verify's check of dt; above {:.0e} of its scale); {smaller} is more accurate (docs/physics.md, \"Stability bound\")",
+            self.dt,
+            self.member,
+            worst.measure,
+            if matches!(worst.measure.as_str(), "power_b" | "ergotropic_power_b") { " (times min(1, t))" } else { "" },
+            worst.max_abs,
+            DT_NOTE_AT
         ))
     }
 }

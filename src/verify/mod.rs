@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize)]
 pub struct Deviation {
     pub measure: String,
-    /// That member's largest |run - reference| over its samples.
+    /// That member's largest |run - reference| over its samples (the rates' times min(1, t):
+    /// `sample_weights`).
     pub max_abs: f64,
-    /// That member's scale, its largest |value| of the measure in its reference and at least
+    /// That member's scale, its largest |value| of the measure in its reference (weighted as
+    /// `max_abs`) and at least
     /// its `energy_floor`: its tolerance is the precision's base times max(1, scale)
     /// (`verify_tolerance`).
     pub scale: f64,
@@ -29,7 +31,8 @@ pub struct Deviation {
     /// a shard merged, which kept none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member: Option<u64>,
-    /// The largest |run - reference| of any verified member, whatever its scale (a bound on
+    /// The largest |run - reference| of any verified member (weighted as `max_abs`), whatever
+    /// its scale (a bound on
     /// the run's error, where the worst member's max_abs is the one nearest its tolerance).
     pub largest_abs: f64,
     /// The precision of the members this deviation covers, in a run whose blocks ran at more
@@ -193,21 +196,25 @@ pub fn energy_floor(sys: &OpenSystem, measures: &[Measure]) -> Vec<f64> {
 }
 
 /// The weight of each [sample][measure] value in the comparison: min(1, t) for the rates
-/// power_b = stored_energy_b / t and ergotropic_power_b = ergotropy_b / t, 1 for the rest. A
+/// power_b = stored_energy_b / t and ergotropic_power_b = ergotropy_b / t (1 at t = 0, where
+/// both are 0), 1 for the rest. A
 /// rate's error is its energy's, eps E_B, over t: at a first sample of t = 1e-4 the f32 rate
 /// is off by 1e4 eps E_B, past any tolerance of its energy scale, while the energy it divides
 /// is right (and its scale, ergotropy(0) / t, grows as 1 / t). Weighted, a rate at t < 1 is
 /// checked as the energy it divides.
 pub fn sample_weights(measures: &[Measure], times: &[f64]) -> Vec<f64> {
     let rate = |m: &Measure| matches!(m, Measure::PowerB | Measure::ErgotropicPowerB);
-    times.iter().flat_map(|t| measures.iter().map(move |m| if rate(m) { t.min(1.0) } else { 1.0 })).collect()
+    // (at t = 0 a rate is 0 by definition on every engine: compared in full)
+    let weight = |t: f64| if t == 0.0 { 1.0 } else { t.min(1.0) };
+    times.iter().flat_map(|&t| measures.iter().map(move |m| if rate(m) { weight(t) } else { 1.0 })).collect()
 }
 
 /// One member's largest deviation from its reference and largest finite |reference value|,
 /// per measure, each value taken times its weight (`sample_weights`); all are
 /// [sample][measure] with `nm` measures, and a NaN counts as an infinite deviation.
 pub fn member_deviations(nm: usize, got: &[f64], reference: &[f64], weight: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    debug_assert!(got.len() == reference.len() && got.len() == weight.len());
+    // (a shorter list would end the comparison early, and pass what it left out)
+    assert!(got.len() == reference.len() && got.len() == weight.len(), "verify: values, reference and weights differ in length");
     let (mut max_abs, mut scale) = (vec![0.0f64; nm], vec![0.0f64; nm]);
     for (c, ((a, b), w)) in got.iter().zip(reference).zip(weight).enumerate() {
         let d = (a - b).abs() * w;
@@ -320,6 +327,14 @@ mod tests {
         w.fold(1, &[f64::NAN], &[0.5], &[1.0], &[0.0]);
         w.fold(0, &[1e3], &[0.5], &[1.0], &[0.0]);
         assert_eq!((w.member[0], w.max[0]), (Some(1), f64::INFINITY));
+    }
+
+    /// The rates' weights, [sample][measure]: min(1, t), and 1 at t = 0 and for every other
+    /// measure.
+    #[test]
+    fn rates_are_weighed_by_min_one_t() {
+        let w = sample_weights(&[Measure::PowerB, Measure::EnergyB, Measure::ErgotropicPowerB], &[0.0, 0.25, 2.0]);
+        assert_eq!(w, vec![1.0, 1.0, 1.0, 0.25, 1.0, 0.25, 1.0, 1.0, 1.0]);
     }
 
     /// A group written by a build before members and scales reads back with neither, and
