@@ -478,7 +478,7 @@ fn cancel_writes() {
 /// number from 1 to 1e9, else a ConfigError naming `ensemble`.
 #[pyfunction]
 fn ensemble_float(py: Python<'_>, x: f64) -> PyResult<u64> {
-    qbat_gpu::config::ensemble_float(x).map_err(|e| to_py(py, e))
+    qbat_gpu::config::ensemble_float(x, "ensemble").map_err(|e| to_py(py, e))
 }
 
 /// Refuse a mesolve batch whose arrays cannot fit, before Python builds them.

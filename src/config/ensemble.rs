@@ -124,19 +124,19 @@ pub fn ensemble_arg(text: &str) -> Result<u64> {
         return whole_size(Written::Integer(i), "--ensemble");
     }
     match t.parse::<f64>() {
-        Ok(x) if x.is_finite() => ensemble_float(x),
+        Ok(x) if x.is_finite() => ensemble_float(x, "--ensemble"),
         Ok(_) => Err(invalid("--ensemble", format!("must be finite, got {t}"))),
         Err(_) => Err(invalid("--ensemble", format!("must be an integer >= 1 (or a whole float: 1e5), got {t:?}"))),
     }
 }
 
 /// An ensemble size given as a float (`--ensemble 1e5`, Python's `ensemble=1e5`), by
-/// `ensemble.size`'s rules: a whole number from 1 to 1e9; the error names `--ensemble`.
-pub fn ensemble_float(x: f64) -> Result<u64> {
+/// `ensemble.size`'s rules: a whole number from 1 to 1e9; the error names `field`.
+pub fn ensemble_float(x: f64, field: &str) -> Result<u64> {
     if !x.is_finite() {
-        return Err(invalid("--ensemble", format!("must be finite, got {}", crate::error::shown(x))));
+        return Err(invalid(field, format!("must be finite, got {}", crate::error::shown(x))));
     }
-    whole_size(Written::Float(x), "--ensemble")
+    whole_size(Written::Float(x), field)
 }
 
 /// Members [K M / N, (K + 1) M / N) of M: shard K of N (0-based).

@@ -318,7 +318,8 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         .collect();
     params.axes.extend(drv.axes.iter().map(|(name, v)| (name.clone(), v.iter().map(|&x| crate::model::ParamValue::Real(x)).collect())));
     params.drawn.extend(drv.drawn.iter().cloned());
-    let axis_lens: Vec<usize> = params.axes.iter().map(|(_, v)| v.len()).chain(init.angle_axes.iter().map(|(_, v)| v.len())).collect();
+    // (the same order: params, drives, angles)
+    let axis_lens: Vec<usize> = named_axes.iter().map(|(_, n)| *n).collect();
     // a grid's points are named by its longest axis (the first of the longest), which fewer
     // values shrink most
     let longest = named_axes.iter().rev().max_by_key(|(_, n)| *n).map_or("params", |(k, _)| k.as_str());

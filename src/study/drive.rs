@@ -583,7 +583,7 @@ impl Absorber<'_> {
         })?;
         // verify the chosen members of this block
         let tv = Instant::now();
-        let weight = sample_weights(&out.measures, &local.schedule.times);
+        let mut weight = None;
         for &i in self.verify_idx.iter().filter(|&&i| (lo..hi).contains(&i)) {
             let m = &local.members[i];
             let ahead = if out.measures == local.measures { self.verify_ahead.take(i) } else { None };
@@ -597,7 +597,8 @@ impl Absorber<'_> {
             };
             let row = ns * nm;
             let floor = energy_floor(&local.systems[m.point], &out.measures);
-            progress.verify[g].worst.fold(m.id, &out.values[(i - lo) * row..(i - lo + 1) * row], &r, &weight, &floor);
+            let weight = weight.get_or_insert_with(|| sample_weights(&out.measures, &local.schedule.times));
+            progress.verify[g].worst.fold(m.id, &out.values[(i - lo) * row..(i - lo + 1) * row], &r, weight, &floor);
             progress.verify[g].members.push(m.id);
         }
         let t_verify = tv.elapsed().as_secs_f64();

@@ -15,6 +15,7 @@
 use crate::config::Plan;
 use crate::engine::{Engine, Precision, RunOptions, SaidNotes};
 use crate::job::Schedule;
+use crate::measures::Measure;
 use serde::Serialize;
 
 /// The difference at which a run is told, per unit of the measure's scale max(1, max |x|).
@@ -60,7 +61,7 @@ impl DtCheck {
             self.dt,
             self.member,
             worst.measure,
-            if matches!(worst.measure.as_str(), "power_b" | "ergotropic_power_b") { " (times min(1, t))" } else { "" },
+            if Measure::from_name(&worst.measure).is_ok_and(super::is_rate) { " (times min(1, t))" } else { "" },
             worst.max_abs,
             DT_NOTE_AT
         ))

@@ -203,10 +203,14 @@ pub fn energy_floor(sys: &OpenSystem, measures: &[Measure]) -> Vec<f64> {
 /// is right (and its scale, ergotropy(0) / t, grows as 1 / t). Weighted, a rate at t < 1 is
 /// checked as the energy it divides.
 pub fn sample_weights(measures: &[Measure], times: &[f64]) -> Vec<f64> {
-    let rate = |m: &Measure| matches!(m, Measure::PowerB | Measure::ErgotropicPowerB);
     // (at t = 0 a rate is 0 by definition on every engine: compared in full)
     let weight = |t: f64| if t == 0.0 { 1.0 } else { t.min(1.0) };
-    times.iter().flat_map(|&t| measures.iter().map(move |m| if rate(m) { weight(t) } else { 1.0 })).collect()
+    times.iter().flat_map(|&t| measures.iter().map(move |m| if is_rate(*m) { weight(t) } else { 1.0 })).collect()
+}
+
+/// The rates that `sample_weights` weighs: an energy over t.
+pub fn is_rate(m: Measure) -> bool {
+    matches!(m, Measure::PowerB | Measure::ErgotropicPowerB)
 }
 
 /// One member's largest deviation from its reference and largest finite |reference value|,
