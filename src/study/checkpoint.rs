@@ -6,7 +6,6 @@
 use super::fingerprint_difference;
 use super::health::{member_health, FockTailFlags, Health, HealthCounts};
 use super::series_file::{SeriesFile, SERIES_FILE};
-use super::staging::Staging;
 use crate::engine::Precision;
 use crate::error::{QbatError, Result};
 use crate::measures::Measure;
@@ -137,7 +136,7 @@ impl CheckpointPace {
     }
 
     /// After a block was absorbed: the checkpoint written when due; the seconds it took.
-    pub(super) fn after_block(&mut self, staging: &Staging, progress: &mut Progress, acc: &StatsAccumulator) -> Result<f64> {
+    pub(super) fn after_block(&mut self, staging: &Path, progress: &mut Progress, acc: &StatsAccumulator) -> Result<f64> {
         // (`slow-blocks`, the tests' kill after a given block, wants every block's)
         let every_block = progress.series_holds_every_block() || crate::faults::block_delay().is_some();
         if !every_block && !self.due_at(std::time::Instant::now()) {
@@ -147,7 +146,7 @@ impl CheckpointPace {
         self.write(staging, progress, acc)
     }
 
-    fn write(&mut self, staging: &Staging, progress: &mut Progress, acc: &StatsAccumulator) -> Result<f64> {
+    fn write(&mut self, staging: &Path, progress: &mut Progress, acc: &StatsAccumulator) -> Result<f64> {
         let t = std::time::Instant::now();
         save_checkpoint(staging, progress, acc)?;
         self.last_cost = t.elapsed().as_secs_f64();
@@ -158,7 +157,7 @@ impl CheckpointPace {
 
     /// The checkpoint of the blocks absorbed since the last one, if any (a cancelled run, or a
     /// device's error after whole blocks).
-    pub(super) fn flush(&mut self, staging: &Staging, progress: &mut Progress, acc: Option<&StatsAccumulator>) -> Result<f64> {
+    pub(super) fn flush(&mut self, staging: &Path, progress: &mut Progress, acc: Option<&StatsAccumulator>) -> Result<f64> {
         match acc {
             Some(acc) if self.pending => self.write(staging, progress, acc),
             _ => Ok(0.0),
@@ -166,7 +165,7 @@ impl CheckpointPace {
     }
 }
 
-pub(super) fn save_checkpoint(staging: &Staging, progress: &mut Progress, acc: &StatsAccumulator) -> Result<()> {
+pub(super) fn save_checkpoint(staging: &Path, progress: &mut Progress, acc: &StatsAccumulator) -> Result<()> {
     let old = progress.generation;
     progress.generation += 1;
     // Where every finished block's values are in the series, a resume rebuilds the
@@ -175,16 +174,16 @@ pub(super) fn save_checkpoint(staging: &Staging, progress: &mut Progress, acc: &
     progress.stats_state = match progress.series_holds_every_block() {
         true => None,
         false => {
-            let sp = staging.dir.join(format!("stats-state-{}.bin", progress.generation));
+            let sp = staging.join(format!("stats-state-{}.bin", progress.generation));
             Some(write_atomic_hashed(&sp, |w| acc.write_to(w))?)
         }
     };
     let text = serde_json::to_string(&progress).map_err(|e| QbatError::Numerics(format!("checkpoint: {e}")))?;
     let raw = serde_json::value::RawValue::from_string(text).map_err(|e| QbatError::Numerics(format!("checkpoint: {e}")))?;
     let sealed = Sealed { blake3: blake3::hash(raw.get().as_bytes()).to_hex().to_string(), progress: &raw };
-    let ck = staging.dir.join("checkpoint.json");
+    let ck = staging.join("checkpoint.json");
     write_atomic(&ck, |w| serde_json::to_writer(&mut *w, &sealed).map_err(std::io::Error::other))?;
-    let _ = std::fs::remove_file(staging.dir.join(format!("stats-state-{old}.bin")));
+    let _ = std::fs::remove_file(staging.join(format!("stats-state-{old}.bin")));
     Ok(())
 }
 
@@ -333,7 +332,6 @@ pub(super) fn load_checkpoint(
 
 #[cfg(test)]
 mod tests {
-    use super::super::staging::take_lock;
     use super::*;
 
     /// The first checkpoint is due at once; a later one once PACE times the last one's cost
@@ -358,10 +356,10 @@ mod tests {
     fn the_rebuilt_statistics_judge_each_block_by_its_precision() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("blocks")).unwrap();
-        let staging = Staging { dir: dir.path().into(), _lock: take_lock(dir.path()).unwrap() };
+        let (staging, blocks) = (dir.path(), dir.path().join("blocks"));
         let (members, ns, nm) = (4, 3, 2);
         let measures = vec!["energy_b".to_string(), "trace_error".to_string()];
-        let series = SeriesFile::create(&staging.blocks(), members, ns, nm, true).unwrap();
+        let series = SeriesFile::create(&blocks, members, ns, nm, true).unwrap();
         // member m at sample s: energy m + s / 4, and a trace error of 1e-5 for members 1 and 3
         let values: Vec<f64> = (0..members).flat_map(|m| (0..ns).flat_map(move |s| [m as f64 + s as f64 / 4.0, if m % 2 == 1 { 1e-5 } else { 0.0 }])).collect();
         let fp = serde_json::json!({"config": "test"});
@@ -375,27 +373,27 @@ mod tests {
             let row = ns * nm;
             for b in 0..2 {
                 let (entry, _) = series.write_block(2 * b, &values[2 * b * row..(2 * b + 2) * row]).unwrap();
-                let summary = write_atomic_hashed(&staging.blocks().join(format!("{b:06}.summary")), |w| w.write_all(b"summary rows\n")).unwrap();
+                let summary = write_atomic_hashed(&blocks.join(format!("{b:06}.summary")), |w| w.write_all(b"summary rows\n")).unwrap();
                 progress.blocks.push(BlockRecord { block: b, members: 2, values: Some(entry), states: None, summary, backend: "cpu".into(), precision });
                 progress.done.push(b);
             }
             let ok = healthy.iter().filter(|&&h| h).count() as u64;
             progress.health.ok = ok;
             // the accumulator is not written: the series holds the values
-            save_checkpoint(&staging, &mut progress, &StatsAccumulator::new(ns, nm)).unwrap();
+            save_checkpoint(staging, &mut progress, &StatsAccumulator::new(ns, nm)).unwrap();
             assert!(progress.stats_state.is_none());
             let mut expected = StatsAccumulator::new(ns, nm);
             expected.add_block(&values, &healthy);
             // a block read whole, or a member at a time
             for piece_bytes in [1 << 20, 1] {
-                let (_, rebuilt) = load_checkpoint(&staging.dir, members, ns, &fp, "out", piece_bytes).unwrap();
+                let (_, rebuilt) = load_checkpoint(staging, members, ns, &fp, "out", piece_bytes).unwrap();
                 assert_eq!(bytes(&rebuilt), bytes(&expected), "{precision:?}, pieces of {piece_bytes} bytes");
                 assert_eq!(rebuilt.cell(0, 0).n, ok);
             }
             // a checkpoint counting the other precision's healthy members is refused
             progress.health.ok = 6 - ok;
-            save_checkpoint(&staging, &mut progress, &StatsAccumulator::new(ns, nm)).unwrap();
-            let err = load_checkpoint(&staging.dir, members, ns, &fp, "out", 1 << 20).unwrap_err().to_string();
+            save_checkpoint(staging, &mut progress, &StatsAccumulator::new(ns, nm)).unwrap();
+            let err = load_checkpoint(staging, members, ns, &fp, "out", 1 << 20).unwrap_err().to_string();
             assert!(err.contains("checkpoint.json") && err.contains("healthy members"), "{err}");
         }
     }

@@ -424,7 +424,7 @@ struct Absorber<'a> {
 
 impl Absorber<'_> {
     fn flush_checkpoint(&mut self) -> Result<()> {
-        let spent = self.pace.flush(self.staging, self.progress, self.acc.as_ref())?;
+        let spent = self.pace.flush(&self.staging.dir, self.progress, self.acc.as_ref())?;
         self.progress.timings.streaming += spent;
         Ok(())
     }
@@ -611,7 +611,7 @@ impl Absorber<'_> {
         progress.timings.member_steps += nb as f64 * local.schedule.total_steps() as f64;
         progress.done.push(b);
         progress.timings.streaming += (t_absorb.elapsed().as_secs_f64() - t_verify).max(0.0);
-        progress.timings.streaming += self.pace.after_block(staging, progress, a)?;
+        progress.timings.streaming += self.pace.after_block(&staging.dir, progress, a)?;
         if let Some(pool) = &self.values_pool {
             pool.put(std::mem::take(&mut out.values));
         }
