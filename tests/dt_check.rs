@@ -147,3 +147,34 @@ fn the_check_of_dt_runs_its_member_with_its_own_point_alone() {
     let check = qbat_gpu::verify::dt_check::dt_check(&plan, &[index]).expect("a check of dt");
     assert_eq!(check.member, plan.members[index].id);
 }
+
+/// A member that does not move shows no error of RK4's at any dt: the check ran the first of
+/// the stiffest point's verified members even where that one stood still (a theta sweep's
+/// charger at theta = 0: both qubits in their ground state, the decay's fixed point), and said
+/// nothing of a dt that moves the others by 5e-2. It passes over such members, at most
+/// `MAX_TRIES` = 3 of them.
+#[test]
+fn the_check_of_dt_passes_over_a_member_that_does_not_move() {
+    let config = |thetas: &str| {
+        format!("model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\ngamma = 0.05\n[initial]\ntheta = {{ values = [{thetas}] }}\n[time]\ndt = 0.5\nt_end = 20.0\nsamples = 41\n[ensemble]\nsize = 4\nseed = 5\n[output]\nmeasures = [\"energy_b\", \"purity\"]\n")
+    };
+    let plan = parse_plan(&config("0.0, 0.0, 0.0, 2.0"), &Overrides::default()).unwrap();
+    assert_eq!(plan.members.len(), 4);
+    let check = |candidates: &[usize]| qbat_gpu::verify::dt_check::dt_check(&plan, candidates).expect("a check of dt");
+    let worst = |c: &qbat_gpu::verify::dt_check::DtCheck| c.deviations.iter().map(|d| d.max_abs / d.limit).fold(0.0, f64::max);
+    // the moving member alone: its error at dt = 0.5 is past the limit
+    let moving = check(&[3]);
+    assert!(moving.member == plan.members[3].id && worst(&moving) > 10.0, "{moving:?}");
+    // a stationary member alone is still checked: nothing moves
+    let still = check(&[0]);
+    assert!(still.member == plan.members[0].id && worst(&still) < 1e-8, "{still:?}");
+    // the stationary member first: passed over for the one that moves, the same check as its own
+    assert_eq!(check(&[0, 3]), moving);
+    assert_eq!(check(&[1, 2, 3]), moving);
+    // past three tries: the first
+    assert_eq!(check(&[0, 1, 2, 3]).member, still.member);
+    // through a run verifying both members of a sweep whose first stands still: said
+    let plan = parse_plan(&config("0.0, 2.0"), &Overrides::default()).unwrap();
+    let run = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 2, ..Default::default() }).unwrap();
+    assert!(run.notes.iter().any(|n| n.contains("when dt is halved")), "{:?}", run.notes);
+}

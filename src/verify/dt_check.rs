@@ -23,7 +23,8 @@ pub const DT_NOTE_AT: f64 = 1e-4;
 
 /// The most RK4 steps the check takes at dt / 2 for its member, and the most steps times dim^2
 /// (a step's cost grows about so: a cavity member of dim 84 about 20 us a step, a dicke one
-/// of dim 225 about 0.8 ms): a few seconds at the most, at the run's end.
+/// of dim 225 about 0.8 ms): a few seconds at the most, at the run's end (the runs at dt of
+/// up to `MAX_TRIES` members add at most as much again).
 const MAX_CHECK_STEPS: u64 = 1_000_000;
 const MAX_CHECK_WORK: f64 = 5e8;
 
@@ -68,28 +69,29 @@ impl DtCheck {
     }
 }
 
-/// Of the members `candidates` (indices into `plan.members`), the one of the stiffest point (the
-/// largest bound on its generator's spectral radius, from its entries; the first of equals) on
-/// the f64 CPU engine at dt and at half its largest step (`largest_step`: dt / 2 unless the
-/// sample times are closer than dt); None where there is none, the plan has no
+/// The most candidates whose run at dt is tried for one that moves (`moves`): the check then
+/// costs at most this many runs at dt and one at dt / 2, where it cost one of each.
+const MAX_TRIES: usize = 3;
+
+/// Of the members `candidates` (indices into `plan.members`), stiffest point first (the largest
+/// bound on its generator's spectral radius, from its entries; equals in the candidates'
+/// order): the first of at most `MAX_TRIES` whose measures move (`moves`), else the first, run
+/// on the f64 CPU engine at dt and at half its largest step (`largest_step`: dt / 2 unless the
+/// sample times are closer than dt). A member that does not move has nothing for RK4 to get
+/// wrong: checked alone, a stationary member (a sweep's ground state) said that any dt was
+/// fine for the members that move. None where there is no candidate, the plan has no
 /// integration (steady states), the check would take more than `MAX_CHECK_STEPS` or
-/// `MAX_CHECK_WORK`, or either run
-/// fails or gives a non-finite value (the run's own checks report those).
+/// `MAX_CHECK_WORK`, or a run fails or gives a non-finite value (the run's own checks report
+/// those).
 pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
-    let stiffness = |i: usize| plan.members.get(i).map_or(f64::NEG_INFINITY, |m| plan.systems[m.point].generator_norm_entry_bound());
-    let index = candidates.iter().copied().reduce(|a, b| if stiffness(b) > stiffness(a) { b } else { a })?;
-    let member = plan.members.get(index)?;
+    let stiffness = |i: usize| plan.systems[plan.members[i].point].generator_norm_entry_bound();
+    let mut order: Vec<usize> = candidates.iter().copied().filter(|&i| i < plan.members.len()).collect();
+    // (a stable sort: equals keep the candidates' order)
+    order.sort_by(|&a, &b| stiffness(b).total_cmp(&stiffness(a)));
     let steps = plan.schedule.total_steps().saturating_mul(2);
-    if plan.steady || steps > MAX_CHECK_STEPS || steps as f64 * (plan.dim() * plan.dim()) as f64 > MAX_CHECK_WORK {
+    if order.is_empty() || plan.steady || steps > MAX_CHECK_STEPS || steps as f64 * (plan.dim() * plan.dim()) as f64 > MAX_CHECK_WORK {
         return None;
     }
-    // (its own point alone: a slice keeps every point of a sweep, which the engines build)
-    let at_dt = plan.slice_points(index..index + 1);
-    let mut at_half = at_dt.clone();
-    // the steps taken are halved: dt's, or where every gap is shorter than dt (each a single
-    // short step) the longest of those, which halving dt would leave as they are
-    let step = largest_step(&plan.schedule);
-    at_half.schedule = Schedule::with_switch_off(step / 2.0, &plan.schedule.times, plan.schedule.switch_off);
     // (the run's own notes were said already: the check says none)
     let opts = RunOptions {
         backend: crate::engine::Backend::Cpu,
@@ -99,18 +101,34 @@ pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
         said: Some(SaidNotes::quiet()),
         ..Default::default()
     };
-    let coarse = crate::engine::integrate(&at_dt, &opts, &Engine::Cpu).ok()?;
-    let fine = crate::engine::integrate(&at_half, &opts, &Engine::Cpu).ok()?;
-    let nm = coarse.measures.len();
-    if fine.measures != coarse.measures || coarse.values.len() != fine.values.len() || nm == 0 {
-        return None;
+    let run = |p: &Plan| crate::engine::integrate(p, &opts, &Engine::Cpu).ok().filter(|r| !r.measures.is_empty() && r.values.iter().all(|x| x.is_finite()));
+    let weight = |r: &crate::engine::EngineOutput| super::sample_weights(&r.measures, &plan.schedule.times);
+    let mut first = None;
+    let mut chosen = None;
+    for &index in order.iter().take(MAX_TRIES) {
+        // (its own point alone: a slice keeps every point of a sweep, which the engines build)
+        let at_dt = plan.slice_points(index..index + 1);
+        let coarse = run(&at_dt)?;
+        if moves(&coarse.values, &weight(&coarse), coarse.measures.len()) {
+            chosen = Some((index, at_dt, coarse));
+            break;
+        }
+        first.get_or_insert((index, at_dt, coarse));
     }
-    if !coarse.values.iter().chain(&fine.values).all(|x| x.is_finite()) {
+    let (index, at_dt, coarse) = chosen.or(first)?;
+    let member = &plan.members[index];
+    // the steps taken are halved: dt's, or where every gap is shorter than dt (each a single
+    // short step) the longest of those, which halving dt would leave as they are
+    let step = largest_step(&plan.schedule);
+    let mut at_half = at_dt;
+    at_half.schedule = Schedule::with_switch_off(step / 2.0, &plan.schedule.times, plan.schedule.switch_off);
+    let fine = run(&at_half)?;
+    let nm = coarse.measures.len();
+    if fine.measures != coarse.measures || coarse.values.len() != fine.values.len() {
         return None;
     }
     // each measure's largest difference, as --verify folds its deviations; its scale
-    let weight = super::sample_weights(&coarse.measures, &plan.schedule.times);
-    let (max_abs, scale) = super::member_deviations(nm, &coarse.values, &fine.values, &weight);
+    let (max_abs, scale) = super::member_deviations(nm, &coarse.values, &fine.values, &weight(&coarse));
     let deviations = coarse
         .measures
         .iter()
@@ -119,6 +137,18 @@ pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
         .map(|((m, max_abs), s)| DtDeviation { measure: m.name().into(), max_abs, limit: DT_NOTE_AT * s.max(1.0) })
         .collect();
     Some(DtCheck { member: member.id, dt: plan.schedule.dt, step, deviations })
+}
+
+/// Whether a member's measures move over the samples: some measure's values (weighed as
+/// `--verify` weighs them; [sample][measure], `nm` measures) span more than the note's limit,
+/// `DT_NOTE_AT` max(1, max |x|). One that moves less cannot show an error of RK4's past it.
+fn moves(values: &[f64], weight: &[f64], nm: usize) -> bool {
+    (0..nm).any(|k| {
+        let column = || values.iter().zip(weight).skip(k).step_by(nm).map(|(x, w)| x * w);
+        let (lo, hi) = column().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        let largest = column().fold(0.0f64, |m, x| m.max(x.abs()));
+        hi - lo > DT_NOTE_AT * largest.max(1.0)
+    })
 }
 
 /// The longest RK4 step `schedule` takes: dt where any segment takes a full step, else the
