@@ -84,14 +84,21 @@ def _ensemble(v: Any) -> Optional[int]:
     """The ensemble size: an integer (of any type, as `_uint`), or a real number that is a whole
     float (1e5, 4.0), read by ``ensemble.size``'s rules (the library's: from 1 to 1e9); a
     fraction is a ConfigError naming ``ensemble``."""
-    # None, a bool (refused) and any integer type: `_uint`'s checks, the range the library's
+    if v is None:
+        return None
+    # any integer type (operator.index), never a bool; the range is the library's, and so are
+    # the words where a u64 cannot carry the value there (below 0, 2**64 and more)
     try:
-        integer = v is None or _boolish(v) or operator.index(v) is not None
+        n = None if _boolish(v) else operator.index(v)
     except TypeError:
-        integer = False
-    if integer:
-        return _uint("ensemble", v, True)
-    if isinstance(v, (str, bytes, complex)) or not hasattr(v, "__float__"):
+        n = None
+    if n is not None and not isinstance(n, bool):
+        if n < 0:
+            raise config_error("ensemble", f"must be an integer >= 1, got {n}")
+        if n >= 2**64:
+            raise config_error("ensemble", f"{n} members is more than 1e9")
+        return n
+    if _boolish(v) or isinstance(v, (str, bytes, complex)) or not hasattr(v, "__float__"):
         raise config_error("ensemble", f"must be an integer >= 1 (or a whole float: 1e5), got {_show(v)}")
     return _native.ensemble_float(_real("ensemble", v))
 
