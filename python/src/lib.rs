@@ -514,6 +514,15 @@ fn cancel_writes() {
     qbat_gpu::output::cancel_writes();
 }
 
+/// End the process by the signal `sig` with its default action, once the staging directories
+/// of the outputs still uncommitted (on any thread) are removed, as the CLI ends
+/// (`qbat_gpu::signals::end_by`): after a call that SIGTERM or SIGHUP stopped. Returns only
+/// where the signal does not end the process.
+#[pyfunction]
+fn end_by_signal(py: Python<'_>, sig: i32) {
+    py.detach(|| qbat_gpu::signals::end_by(sig));
+}
+
 /// An ensemble size given as a float (`ensemble=1e5`), by `ensemble.size`'s rules: a whole
 /// number from 1 to 1e9, else a ConfigError naming `ensemble`.
 #[pyfunction]
@@ -660,6 +669,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_batch_arrays, m)?)?;
     m.add_function(wrap_pyfunction!(ensemble_float, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_writes, m)?)?;
+    m.add_function(wrap_pyfunction!(end_by_signal, m)?)?;
     m.add_function(wrap_pyfunction!(state_measure, m)?)?;
     m.add_function(wrap_pyfunction!(battery_measure, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;
