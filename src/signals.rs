@@ -2,7 +2,8 @@
 //! time limit or `scancel`; not one the process was started ignoring): the uncommitted staging directories of the outputs it was writing
 //! are removed first (`output::uncommitted`), then the process ends by that signal as it would
 //! have without this. A run's own staging directory (`.OUT.partial`) is not among them: it
-//! stays for `--resume`.
+//! stays for `--resume`. The Python package ends the same way (`end_by`) after a call that
+//! SIGTERM or SIGHUP stopped through its own cancel (python/qbat_gpu/_signals.py).
 //!
 //! The signals are blocked in every thread (set before any starts, so all inherit it; a child
 //! process starts with none blocked, as `std::process::Command` resets the mask) and taken by
@@ -32,16 +33,33 @@ pub fn remove_uncommitted_on_signals() {
             if libc::sigwait(&set, &mut sig) != 0 {
                 continue;
             }
-            // (held until the process ends: no commit begins after the removal)
-            let _held = crate::output::uncommitted::remove_all();
-            crate::gpu::runtime_dir::remove_own();
-            // the signal's own end: its default action, unblocked on this thread
-            libc::signal(sig, libc::SIG_DFL);
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-            libc::raise(sig);
+            end_by(sig);
         };
         if std::thread::Builder::new().name("signals".into()).stack_size(64 << 10).spawn(taker).is_err() {
             libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         }
+    }
+}
+
+/// End the process by `sig` (SIGINT, SIGTERM or SIGHUP) as it would have ended without a
+/// handler, once the staging directories of the outputs still uncommitted are removed (and the
+/// runtime directory this process made): the CLI's signal thread, and the Python package after
+/// a call a signal stopped (its own cancel has run then; an output another thread writes is
+/// removed here). Returns only where the signal does not end the process.
+pub fn end_by(sig: i32) {
+    // (held until the process ends: no commit begins after the removal)
+    let _held = crate::output::uncommitted::remove_all();
+    crate::gpu::runtime_dir::remove_own();
+    #[cfg(unix)]
+    // SAFETY: sigset_t is plain data, set up by sigemptyset and sigaddset before use; signal,
+    // pthread_sigmask and raise are given valid arguments.
+    unsafe {
+        // the signal's own end: its default action, unblocked on this thread
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::signal(sig, libc::SIG_DFL);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
     }
 }

@@ -34,6 +34,7 @@ from ._config import ConfigLike, config_error, config_text, dict_to_toml, flag, 
 from ._config import show as _show
 from ._native import ConfigError, DeviceError, QbatWarning, RunError
 from ._progress import finish, progress_for, relay, relayed, relayed_while
+from ._signals import ending_by
 from .result import Result
 
 __version__ = _native.VERSION
@@ -84,14 +85,21 @@ def _ensemble(v: Any) -> Optional[int]:
     """The ensemble size: an integer (of any type, as `_uint`), or a real number that is a whole
     float (1e5, 4.0), read by ``ensemble.size``'s rules (the library's: from 1 to 1e9); a
     fraction is a ConfigError naming ``ensemble``."""
-    # None, a bool (refused) and any integer type: `_uint`'s checks, the range the library's
+    if v is None:
+        return None
+    # any integer type (operator.index), never a bool; the range is the library's, and so are
+    # the words where a u64 cannot carry the value there (below 0, 2**64 and more)
     try:
-        integer = v is None or _boolish(v) or operator.index(v) is not None
+        n = None if _boolish(v) else operator.index(v)
     except TypeError:
-        integer = False
-    if integer:
-        return _uint("ensemble", v, True)
-    if isinstance(v, (str, bytes, complex)) or not hasattr(v, "__float__"):
+        n = None
+    if n is not None and not isinstance(n, bool):
+        if n < 0:
+            raise config_error("ensemble", f"must be an integer >= 1, got {n}")
+        if n >= 2**64:
+            raise config_error("ensemble", f"{n} members is more than 1e9")
+        return n
+    if _boolish(v) or isinstance(v, (str, bytes, complex)) or not hasattr(v, "__float__"):
         raise config_error("ensemble", f"must be an integer >= 1 (or a whole float: 1e5), got {_show(v)}")
     return _native.ensemble_float(_real("ensemble", v))
 
@@ -189,7 +197,9 @@ def run(
 
     The GIL is released while the run goes. Ctrl-C cancels the run (the engines stop at their
     next member, slice of members, GPU chunk or block, within moments) and then raises
-    KeyboardInterrupt; a second Ctrl-C raises at once without waiting. The series (and the
+    KeyboardInterrupt; a second Ctrl-C raises at once without waiting. SIGTERM and SIGHUP (at
+    their default action, on the main thread) stop it the same way and then end the process by
+    the signal, as they end the CLI. The series (and the
     states) equal, bit for bit, those of ``qbat-gpu run`` with the same config and options.
 
     Raises ConfigError (bad config, naming the field), DeviceError (GPU), RunError (numerics).
@@ -198,15 +208,16 @@ def run(
     backend, precision, adapter = _str("backend", backend), _str("precision", precision), _str("adapter", adapter, True)
     ensemble, seed, verify = _ensemble(ensemble), _uint("seed", seed, True), _uint("verify", verify)
     rust_bar, ticker = progress_for(progress, "run")
-    try:
-        native, series, states = _native.run(
-            text, backend=backend, precision=precision, ensemble=ensemble, seed=seed, verify=verify,
-            adapter=adapter, progress=rust_bar, ticker=ticker, save_states=save_states,
-        )
-    except BaseException:
-        finish(ticker, failing=True)
-        raise
-    finish(ticker)
+    with ending_by():
+        try:
+            native, series, states = _native.run(
+                text, backend=backend, precision=precision, ensemble=ensemble, seed=seed, verify=verify,
+                adapter=adapter, progress=rust_bar, ticker=ticker, save_states=save_states,
+            )
+        except BaseException:
+            finish(ticker, failing=True)
+            raise
+        finish(ticker)
     return Result._from_native(native, series, states=states)
 
 
@@ -256,17 +267,18 @@ def study(
     ensemble, seed, verify = _ensemble(ensemble), _uint("seed", seed, True), _uint("verify", verify)
     block_members, shard = _uint("block_members", block_members, True), _shard(shard)
     rust_bar, ticker = progress_for(progress, "study")
-    try:
-        d = _native.study(
-            text, out, shard=shard, resume=resume, series=series,
-            format=format, devices=devices, block_members=block_members, force=force, plots=plots,
-            on_device_loss=on_device_loss, allow_mixed_backends=allow_mixed_backends, backend=backend, precision=precision, ensemble=ensemble, seed=seed,
-            verify=verify, adapter=adapter, progress=rust_bar, ticker=ticker, save_states=save_states,
-        )
-    except BaseException:
-        finish(ticker, failing=True)
-        raise
-    finish(ticker)
+    with ending_by():
+        try:
+            d = _native.study(
+                text, out, shard=shard, resume=resume, series=series,
+                format=format, devices=devices, block_members=block_members, force=force, plots=plots,
+                on_device_loss=on_device_loss, allow_mixed_backends=allow_mixed_backends, backend=backend, precision=precision, ensemble=ensemble, seed=seed,
+                verify=verify, adapter=adapter, progress=rust_bar, ticker=ticker, save_states=save_states,
+            )
+        except BaseException:
+            finish(ticker, failing=True)
+            raise
+        finish(ticker)
     return Result._from_dir(d)
 
 
@@ -289,7 +301,8 @@ def merge(dirs: Union[str, "os.PathLike[str]", Iterable[Union[str, "os.PathLike[
         raise config_error("dirs", f"must be a directory or a list of them, got {_show(dirs)}") from None
     dirs = [path_arg(f"dirs[{k}]", x) for k, x in enumerate(dirs)]
     out, force, plots = path_arg("out", out), flag("force", force), flag("plots", plots)
-    d = relayed_while(_native.merge, dirs, out, force=force, plots=plots)
+    with ending_by():
+        d = relayed_while(_native.merge, dirs, out, force=force, plots=plots)
     return Result._from_dir(d)
 
 
@@ -442,16 +455,17 @@ def mesolve(
     if precision is None:
         precision = "f64" if backend in ("cpu", "reference") else "f32"
     rust_bar, ticker = progress_for(progress, "mesolve")
-    try:
-        native, series, _ = _native.mesolve(
-            hs, js, len(jumps), member_point, rhos, t, dt, hb, hc,
-            measures=measures, backend=backend, precision=precision,
-            verify=verify, progress=rust_bar, ticker=ticker,
-        )
-    except BaseException:
-        finish(ticker, failing=True)
-        raise
-    finish(ticker)
+    with ending_by():
+        try:
+            native, series, _ = _native.mesolve(
+                hs, js, len(jumps), member_point, rhos, t, dt, hb, hc,
+                measures=measures, backend=backend, precision=precision,
+                verify=verify, progress=rust_bar, ticker=ticker,
+            )
+        except BaseException:
+            finish(ticker, failing=True)
+            raise
+        finish(ticker)
     return Result._from_native(native, series, batch_shape=tuple(batch_shape))
 
 

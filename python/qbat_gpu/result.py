@@ -15,6 +15,7 @@ import numpy as np
 from . import _native
 from ._config import config_error, flag, path_arg
 from ._progress import relayed, relayed_while
+from ._signals import ending_by
 
 HEALTH_NAMES = {0.0: "ok", 1.0: "nonfinite", 2.0: "trace", 3.0: "nonpositive"}
 
@@ -264,7 +265,8 @@ class Result:
                 states = None if self.states is None else np.ascontiguousarray(self.states, dtype=np.complex128)
             except (TypeError, ValueError) as e:
                 raise config_error("states", f"must be an array of complex numbers ({e})") from None
-            return Path(relayed_while(self._native.save, arr, states, out, format, series, plots, force))
+            with ending_by():
+                return Path(relayed_while(self._native.save, arr, states, out, format, series, plots, force))
         self._same_run()
         # A run directory: its files, as its manifest lists them, checked and saved under a
         # run's own rules (the format on disk is kept; `force` replaces only qbat-gpu's files).
@@ -274,7 +276,8 @@ class Result:
         # (checked again under the directory's lock: a run committed into it since this check,
         # which the copy waits for, is refused rather than saved as this result)
         opened = None if self._manifest is None else list(self._manifest)
-        return Path(relayed_while(_native.copy_output, os.fspath(self.dir), out, series, plots, force, opened))
+        with ending_by():
+            return Path(relayed_while(_native.copy_output, os.fspath(self.dir), out, series, plots, force, opened))
 
     def _same_run(self) -> None:
         """Raise where the run directory no longer holds the run this result was opened from

@@ -67,7 +67,12 @@ fn pool(py: Python<'_>) -> PyResult<()> {
 /// slice, a GPU chunk or a block) and returns, and then KeyboardInterrupt is raised. A second
 /// Ctrl-C while waiting raises at once. When the run ends, the ticker is called once more; an
 /// exception from it cancels the run as Ctrl-C does.
-fn interruptible<T: Send + 'static>(py: Python<'_>, ticker: Option<Bound<'_, PyAny>>, control: Arc<Control>, f: impl FnOnce() -> T + Send + 'static) -> PyResult<T> {
+fn interruptible<T: Send + 'static>(
+    py: Python<'_>,
+    ticker: Option<Bound<'_, PyAny>>,
+    control: Arc<Control>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> PyResult<T> {
     let (tx, rx) = std::sync::mpsc::channel();
     let worker = std::thread::Builder::new()
         .name("qbat-run".into())
@@ -178,7 +183,10 @@ fn save_states(value: Option<&Bound<'_, PyAny>>) -> Result<Option<StateSave>, Qb
         None => Ok(None),
         Some(v) => match v.extract::<String>() {
             Ok(name) => pyapi::state_save(&name).map(Some),
-            Err(_) => Err(QbatError::invalid("save_states", format!("must be None, \"reduced\" or \"full\", got {}", v.repr().map(|r| r.to_string()).unwrap_or_default()))),
+            Err(_) => Err(QbatError::invalid(
+                "save_states",
+                format!("must be None, \"reduced\" or \"full\", got {}", v.repr().map(|r| r.to_string()).unwrap_or_default()),
+            )),
         },
     }
 }
@@ -198,12 +206,28 @@ fn keyword_field(e: QbatError) -> QbatError {
 }
 
 /// Run options with a fresh control (cancellation and members done) for `interruptible`.
-fn run_options(backend_name: &str, precision_name: &str, verify: usize, adapter: Option<String>, progress: bool) -> Result<(RunOptions, Arc<Control>), QbatError> {
+fn run_options(
+    backend_name: &str,
+    precision_name: &str,
+    verify: usize,
+    adapter: Option<String>,
+    progress: bool,
+) -> Result<(RunOptions, Arc<Control>), QbatError> {
     if adapter.as_deref().is_some_and(|a| a.trim().is_empty()) {
         return Err(QbatError::invalid("adapter", "is empty: name an adapter's index, PCI bus id or part of its name (qb.devices() lists them), or pass None"));
     }
     let control = Arc::new(Control::default());
-    let opts = RunOptions { backend: backend(backend_name)?, precision: precision(precision_name)?, verify, adapter, progress, max_chunk: None, control: Some(control.clone()), values_pool: None, said: None };
+    let opts = RunOptions {
+        backend: backend(backend_name)?,
+        precision: precision(precision_name)?,
+        verify,
+        adapter,
+        progress,
+        max_chunk: None,
+        control: Some(control.clone()),
+        values_pool: None,
+        said: None,
+    };
     Ok((opts, control))
 }
 
@@ -261,7 +285,13 @@ impl NativeRun {
         if !ms.iter().any(|m| m.theta_phi.is_some()) {
             return Ok(None);
         }
-        let flat: Vec<f64> = ms.iter().flat_map(|m| { let (a, b) = m.theta_phi.unwrap_or((f64::NAN, f64::NAN)); [a, b] }).collect();
+        let flat: Vec<f64> = ms
+            .iter()
+            .flat_map(|m| {
+                let (a, b) = m.theta_phi.unwrap_or((f64::NAN, f64::NAN));
+                [a, b]
+            })
+            .collect();
         Ok(Some(PyArray1::from_vec(py, flat).reshape([ms.len(), 2])?))
     }
     /// Health code per member (0 ok, 1 nonfinite, 2 trace, 3 nonpositive).
@@ -293,7 +323,17 @@ impl NativeRun {
     }
     #[pyo3(signature = (series, states, out, format, write_series, plots, force))]
     #[allow(clippy::too_many_arguments)]
-    fn save(&self, py: Python<'_>, series: PyReadonlyArrayDyn<'_, f64>, states: Option<PyReadonlyArrayDyn<'_, Complex64>>, out: PathBuf, format: &str, write_series: bool, plots: bool, force: bool) -> PyResult<PathBuf> {
+    fn save(
+        &self,
+        py: Python<'_>,
+        series: PyReadonlyArrayDyn<'_, f64>,
+        states: Option<PyReadonlyArrayDyn<'_, Complex64>>,
+        out: PathBuf,
+        format: &str,
+        write_series: bool,
+        plots: bool,
+        force: bool,
+    ) -> PyResult<PathBuf> {
         pool(py)?;
         let fmt = self::format(format).map_err(|e| to_py(py, e))?;
         let values = series.as_slice()?;
@@ -474,6 +514,15 @@ fn cancel_writes() {
     qbat_gpu::output::cancel_writes();
 }
 
+/// End the process by the signal `sig` with its default action, once the staging directories
+/// of the outputs still uncommitted (on any thread) are removed, as the CLI ends
+/// (`qbat_gpu::signals::end_by`): after a call that SIGTERM or SIGHUP stopped. Returns only
+/// where the signal does not end the process.
+#[pyfunction]
+fn end_by_signal(py: Python<'_>, sig: i32) {
+    py.detach(|| qbat_gpu::signals::end_by(sig));
+}
+
 /// An ensemble size given as a float (`ensemble=1e5`), by `ensemble.size`'s rules: a whole
 /// number from 1 to 1e9, else a ConfigError naming `ensemble`.
 #[pyfunction]
@@ -490,7 +539,15 @@ fn check_batch_arrays(py: Python<'_>, n_points: u64, n_jumps: u64, n_members: u6
 /// Save a finished output as another, under a run's own rules.
 #[pyfunction]
 #[pyo3(signature = (src, out, series=true, plots=true, force=false, opened=None))]
-fn copy_output(py: Python<'_>, src: PathBuf, out: PathBuf, series: bool, plots: bool, force: bool, opened: Option<Vec<(String, u64, String)>>) -> PyResult<PathBuf> {
+fn copy_output(
+    py: Python<'_>,
+    src: PathBuf,
+    out: PathBuf,
+    series: bool,
+    plots: bool,
+    force: bool,
+    opened: Option<Vec<(String, u64, String)>>,
+) -> PyResult<PathBuf> {
     // (as `verified_files`)
     let _ = qbat_gpu::config::available_memory::start_pool_within_limits();
     let r = py.detach(|| pyapi::copy_output(&src, &out, series, plots, force, opened.as_deref()));
@@ -508,7 +565,13 @@ fn state_measure<'py>(py: Python<'py>, name: &str, states: PyReadonlyArrayDyn<'p
 
 /// ergotropy / antiergotropy / capacity of battery states (N, d*d) against (N, d*d) or (d*d,) Hamiltonians.
 #[pyfunction]
-fn battery_measure<'py>(py: Python<'py>, name: &str, states: PyReadonlyArrayDyn<'py, Complex64>, h: PyReadonlyArrayDyn<'py, Complex64>, d: usize) -> PyResult<Bound<'py, PyArray1<f64>>> {
+fn battery_measure<'py>(
+    py: Python<'py>,
+    name: &str,
+    states: PyReadonlyArrayDyn<'py, Complex64>,
+    h: PyReadonlyArrayDyn<'py, Complex64>,
+    d: usize,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
     pool(py)?;
     let s = complex_slice(&states, "rho_b")?;
     let hs = complex_slice(&h, "h")?;
@@ -606,6 +669,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_batch_arrays, m)?)?;
     m.add_function(wrap_pyfunction!(ensemble_float, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_writes, m)?)?;
+    m.add_function(wrap_pyfunction!(end_by_signal, m)?)?;
     m.add_function(wrap_pyfunction!(state_measure, m)?)?;
     m.add_function(wrap_pyfunction!(battery_measure, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;

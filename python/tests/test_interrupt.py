@@ -1,8 +1,10 @@
 """The GIL is released during a run; Ctrl-C stops the computation and raises KeyboardInterrupt
-promptly; the progress ticker sees the fraction of members done grow to 1."""
+promptly; SIGTERM and SIGHUP stop it the same way and then end the process by the signal; the
+progress ticker sees the fraction of members done grow to 1."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -190,3 +192,178 @@ def test_a_failing_ticker_stops_its_run_only_not_another_threads_merge(tmp_path,
     t.join()
     assert res["merge"] == "ok", res["merge"]
     assert (tmp_path / "merged" / "stats.csv").is_file()
+
+
+# ----- SIGTERM and SIGHUP: the call is cancelled as Ctrl-C cancels it, then the process ends
+# by the signal (a batch system's time limit, `scancel`, `timeout`, as the CLI ends)
+
+# A study of 16 blocks of 4 members, about 70 ms a block on the CPU engine.
+STREAMED = long_spin_pair(800.0, 64)
+STUDY = dict(backend="cpu", verify=0, progress=False, plots=False, series=False, block_members=4)
+
+# (the child starts with the signals' default actions, whatever the test process was started with)
+DEFAULTS = "import signal\nfor s in (signal.SIGTERM, signal.SIGHUP):\n    signal.signal(s, signal.SIG_DFL)\n"
+
+
+def _done(staging):
+    return json.loads((staging / "checkpoint.json").read_text())["progress"]["done"]
+
+
+def _wait_for(what, deadline_s=20.0):
+    deadline = time.monotonic() + deadline_s
+    while not what() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return what()
+
+
+def test_sigterm_checkpoints_the_study_and_ends_the_process_by_the_signal(tmp_path):
+    # Only the first block is checkpointed as it goes (the fault `checkpoint-once`): the blocks
+    # finished since are in the checkpoint only if the cancel wrote them, as Ctrl-C's does
+    # (SIGTERM's default action lost them). The process then ends by SIGTERM, and the resumed
+    # run equals an uninterrupted one.
+    out = tmp_path / "o"
+    staging = tmp_path / ".o.partial"
+    script = tmp_path / "study.py"
+    script.write_text(DEFAULTS + textwrap.dedent(f"""
+        import qbat_gpu as qb
+        print("start", flush=True)
+        qb.study({STREAMED!r}, {str(out)!r}, **{STUDY!r})
+        print("finished", flush=True)
+    """))
+    env = dict(os.environ, QBAT_INJECT_FAULT="checkpoint-once")
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert p.stdout.readline().strip() == "start"
+        assert _wait_for(lambda: (staging / "checkpoint.json").is_file()), "the study never wrote its first checkpoint"
+        time.sleep(0.3)  # a few more blocks
+        p.send_signal(signal.SIGTERM)
+        said, err = p.communicate(timeout=20)
+    finally:
+        p.kill()
+        p.wait()
+    assert "finished" not in said, "the study ended before SIGTERM: make it longer"
+    assert p.returncode == -signal.SIGTERM, (p.returncode, err)
+    assert "the checkpointed blocks are kept" in err, err
+    done = _done(staging)
+    assert len(done) >= 2, f"the blocks finished after the first checkpoint were lost: {done}"
+    assert not out.exists()
+    assert sorted(x.name for x in tmp_path.iterdir()) == [".o.partial", "study.py"], list(tmp_path.iterdir())
+
+    resumed = qb.study(STREAMED, out, resume=True, **STUDY)
+    assert resumed.info["blocks"]["resumed"] == len(done)
+    whole = qb.study(STREAMED, tmp_path / "whole", **STUDY)
+    for name in ("stats.csv", "summary.csv"):
+        assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["o", "study.py", "whole"], list(tmp_path.iterdir())
+
+
+def _merge_child(tmp_path, fault_ms):
+    """A child merging two shards, held after its summary (the fault `slow-blocks`), once its
+    staging directory is there; the shards and the listing of tmp_path before it."""
+    from conftest import BLOCH
+    shards = [str(qb.study(BLOCH, tmp_path / f"s{k}", shard=(k, 2), backend="cpu", progress=False, plots=False).dir) for k in range(2)]
+    script = tmp_path / "merge.py"
+    script.write_text(DEFAULTS + textwrap.dedent(f"""
+        import qbat_gpu as qb
+        print("start", flush=True)
+        qb.merge({shards!r}, {str(tmp_path / "merged")!r}, plots=False)
+        print("finished", flush=True)
+    """))
+    env = dict(os.environ, QBAT_INJECT_FAULT=f"slow-blocks={fault_ms}")
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert p.stdout.readline().strip() == "start"
+    if not _wait_for(lambda: any(x.name.startswith(".merged.partial") and (x / "summary.csv").exists() for x in tmp_path.iterdir())):
+        p.kill()
+        raise AssertionError(f"the merge never began its output: {list(tmp_path.iterdir())}")
+    return p
+
+
+def test_sighup_stops_a_merge_leaves_nothing_and_ends_by_the_signal(tmp_path):
+    p = _merge_child(tmp_path, 1000)
+    try:
+        p.send_signal(signal.SIGHUP)
+        said, err = p.communicate(timeout=20)
+    finally:
+        p.kill()
+        p.wait()
+    assert "finished" not in said
+    assert p.returncode == -signal.SIGHUP, (p.returncode, err)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["merge.py", "s0", "s1"], list(tmp_path.iterdir())
+
+
+def test_a_second_sigterm_ends_at_once_and_still_leaves_nothing(tmp_path):
+    # The merge is held 20 s: the first SIGTERM stops it at its next write, after that; the
+    # second ends the process at once, its staging directory removed first.
+    p = _merge_child(tmp_path, 20000)
+    try:
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        sent = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        said, err = p.communicate(timeout=20)
+        waited = time.monotonic() - sent
+    finally:
+        p.kill()
+        p.wait()
+    assert p.returncode == -signal.SIGTERM, (p.returncode, err)
+    assert waited < 5.0, f"the second SIGTERM took {waited:.2f} s"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["merge.py", "s0", "s1"], list(tmp_path.iterdir())
+
+
+def test_a_users_sigterm_handler_is_kept_and_an_ignored_sighup_stays_ignored(tmp_path):
+    # The handler is called, and the run goes on to its end (it is the user's to stop it); an
+    # ignored SIGHUP (nohup) does nothing. Both are the dispositions after the call.
+    script = tmp_path / "own.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, threading, time, qbat_gpu as qb
+        calls = []
+        def mine(signum, frame):
+            calls.append(signum)
+        signal.signal(signal.SIGTERM, mine)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        def send():
+            time.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGHUP)
+        threading.Thread(target=send).start()
+        t0 = time.monotonic()
+        r = qb.run({long_spin_pair(500.0, 96)!r}, backend="cpu", verify=0, progress=False)
+        print(len(r), f"{{time.monotonic() - t0:.2f}}", calls, signal.getsignal(signal.SIGTERM) is mine,
+              signal.getsignal(signal.SIGHUP) == signal.SIG_IGN, flush=True)
+    """))
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    members, elapsed, *rest = p.stdout.strip().split(maxsplit=2)
+    assert float(elapsed) > 0.5, f"the run ended before the signals came ({elapsed} s): make it longer"
+    assert (members, rest) == ("96", [f"[{int(signal.SIGTERM)}] True True"]), p.stdout
+
+
+def test_the_dispositions_are_restored_after_every_call():
+    from qbat_gpu._signals import ending_by
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        previous = signal.signal(sig, signal.SIG_DFL)
+        try:
+            with ending_by():
+                assert signal.getsignal(sig) != signal.SIG_DFL  # the package's, during a call
+            for boom in (KeyboardInterrupt, ValueError):
+                with pytest.raises(boom):
+                    with ending_by():
+                        raise boom()
+                assert signal.getsignal(sig) == signal.SIG_DFL
+            # (a call on another thread leaves them: Python takes handlers on the main thread only)
+            seen = []
+
+            def on_a_thread():
+                with ending_by():
+                    seen.append(signal.getsignal(sig))
+
+            t = threading.Thread(target=on_a_thread)
+            t.start()
+            t.join()
+            assert seen == [signal.SIG_DFL]
+            qb.run(long_spin_pair(1.0, 4), backend="cpu", verify=0, progress=False)
+            with pytest.raises(qb.ConfigError):
+                qb.run(long_spin_pair(1.0, 4), backend="tpu", progress=False)
+            assert signal.getsignal(sig) == signal.SIG_DFL
+        finally:
+            signal.signal(sig, previous)

@@ -203,7 +203,7 @@ def test_toml_syntax_error_and_missing_file(tmp_path):
 def test_option_errors_name_the_keyword_not_the_cli_flag(tmp_path):
     """An option the library names by its CLI flag (--ensemble, --out) is named by the keyword
     the Python caller wrote."""
-    for ensemble, start in ((0, "ensemble: must be an integer >= 1"), (3, "ensemble: must be a multiple of the sweep grid size 10"), (10**12, "ensemble: 1000000000000 members is more than 1e9")):
+    for ensemble, start in ((0, "ensemble: must be an integer >= 1, got 0"), (-1, "ensemble: must be an integer >= 1, got -1"), (3, "ensemble: must be a multiple of the sweep grid size 10"), (10**12, "ensemble: 1000000000000 members is more than 1e9")):
         with pytest.raises(qb.ConfigError) as e:
             qb.run(BLOCH, backend="cpu", ensemble=ensemble, progress=False)
         assert str(e.value).startswith(start) and "--" not in str(e.value)
@@ -231,6 +231,12 @@ def test_ensemble_takes_a_whole_float_as_ensemble_size_does(tmp_path):
     for ensemble, start in (
         (2.5, "ensemble: must be an integer >= 1, got 2.5"),
         (0.0, "ensemble: must be an integer >= 1, got 0"),
+        # (an integer's bound is said in the same words, wherever it is checked)
+        (0, "ensemble: must be an integer >= 1, got 0"),
+        (-1, "ensemble: must be an integer >= 1, got -1"),
+        (np.int64(-5), "ensemble: must be an integer >= 1, got -5"),
+        (2**70, "ensemble: 1180591620717411303424 members is more than 1e9"),
+        (True, "ensemble: must be an integer >= 1 (or a whole float: 1e5), got True"),
         (1e12, "ensemble: 1000000000000 members is more than 1e9"),
         (float("nan"), "ensemble: must be finite"),
         ("20", "ensemble: must be an integer >= 1 (or a whole float: 1e5), got '20'"),
