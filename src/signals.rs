@@ -63,3 +63,21 @@ pub fn end_by(sig: i32) {
         libc::raise(sig);
     }
 }
+
+/// Whether `sig`'s action is the default one, as the kernel holds it: where a handler was set
+/// outside Python (`faulthandler.register`, another extension), Python's `signal.getsignal`
+/// still says SIG_DFL, and the Python package must leave it alone.
+#[cfg(unix)]
+pub fn is_default(sig: i32) -> bool {
+    // SAFETY: sigaction only reads the current action into `was`, plain data.
+    unsafe {
+        let mut was: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut was) == 0 && was.sa_sigaction == libc::SIG_DFL
+    }
+}
+
+/// (No signals to take elsewhere.)
+#[cfg(not(unix))]
+pub fn is_default(_sig: i32) -> bool {
+    false
+}

@@ -173,6 +173,13 @@ fn the_check_of_dt_passes_over_a_member_that_does_not_move() {
     assert_eq!(check(&[1, 2, 3]), moving);
     // past three tries: the first
     assert_eq!(check(&[0, 1, 2, 3]).member, still.member);
+    // taken stiffest point first, whatever the point: j = 2's member stands still, j = 1's moves
+    let zipped = config("0.0, 2.0").replace("j = 1.0", "j = { values = [2.0, 1.0] }").replace("seed = 5", "seed = 5\nmode = \"zip\"");
+    let sweep = parse_plan(&zipped, &Overrides::default()).unwrap();
+    let stiffness = |i: usize| sweep.systems[sweep.members[i].point].generator_norm_entry_bound();
+    assert!(stiffness(0) > stiffness(1) && sweep.members.len() == 4, "{} {}", stiffness(0), stiffness(1));
+    let picked = qbat_gpu::verify::dt_check::dt_check(&sweep, &[1, 0]).expect("a check of dt");
+    assert!(picked.member == sweep.members[1].id && worst(&picked) > 10.0, "{picked:?}");
     // through a run verifying both members of a sweep whose first stands still: said
     let plan = parse_plan(&config("0.0, 2.0"), &Overrides::default()).unwrap();
     let run = run_plan(&plan, &RunOptions { backend: Backend::Cpu, verify: 2, ..Default::default() }).unwrap();

@@ -13,7 +13,8 @@ process ends by the signal with its default action (``-15`` in subprocess terms,
 shell), the outputs still uncommitted on other threads removed first, as the CLI does. A
 second signal while the call stops ends the process at once.
 
-A signal with a handler of the user's, or ignored (``nohup``: SIGHUP), is left as it is, and so
+A signal with a handler of the user's (set in Python, or outside it: ``faulthandler.register``'s),
+or ignored (``nohup``: SIGHUP), is left as it is, and so
 is a call on another thread (where Python cannot install a handler)."""
 
 from __future__ import annotations
@@ -39,11 +40,9 @@ class Terminated(SystemExit):
 
 def end(signum: int) -> None:
     """End the process by `signum` with its default action (the outputs still uncommitted on
-    any thread removed first); raises `Terminated` where the signal does not end it."""
-    try:
-        signal.signal(signum, signal.SIG_DFL)
-    except (ValueError, OSError):
-        pass
+    any thread removed first; `end_by_signal` sets the default action itself, where Python's
+    `signal.signal` could first run a pending handler that raises); raises `Terminated` where
+    the signal does not end the process."""
     _native.end_by_signal(signum)
     raise Terminated(signum)
 
@@ -58,13 +57,22 @@ class ending_by:  # noqa: N801 - used as a function: `with ending_by():`
 
     def __enter__(self) -> "ending_by":
         if threading.current_thread() is threading.main_thread():
-            for sig in SIGNALS:
-                try:
-                    if signal.getsignal(sig) == signal.SIG_DFL:
+            try:
+                for sig in SIGNALS:
+                    # (at its default action as the kernel holds it: `signal.getsignal` says
+                    # SIG_DFL of a handler set outside Python, faulthandler's)
+                    if not _native.signal_at_default(sig):
+                        continue
+                    try:
                         signal.signal(sig, self._handler)
-                        self._previous[sig] = signal.SIG_DFL
-                except (ValueError, OSError):  # (not the main interpreter)
-                    pass
+                    except (ValueError, OSError):  # (not the main interpreter)
+                        continue
+                    self._previous[sig] = signal.SIG_DFL
+            except BaseException:
+                # (a pending handler's exception, which `signal.signal` raises before it
+                # changes anything: the handlers installed so far are taken back)
+                self._restore()
+                raise
         self._active = True
         return self
 
@@ -78,11 +86,27 @@ class ending_by:  # noqa: N801 - used as a function: `with ending_by():`
         # a second signal while the first's call stops, or one that came as the call ended
         end(signum)
 
+    def _restore(self) -> Optional[BaseException]:
+        """Each handler put back as it was; the first exception a pending handler raised
+        meanwhile (which comes before its restore: it is tried again), if any."""
+        raised: Optional[BaseException] = None
+        for sig, previous in list(self._previous.items()):
+            for _ in range(4):
+                try:
+                    signal.signal(sig, previous)
+                    break
+                except (ValueError, OSError):
+                    break
+                except BaseException as e:  # noqa: BLE001 - a pending Ctrl-C, a user's handler's
+                    raised = raised or e
+            del self._previous[sig]
+        return raised
+
     def __exit__(self, *exc: Any) -> None:
         self._active = False
         # (restoring a handler runs one pending first: a signal just come ends the process here)
-        for sig, previous in list(self._previous.items()):
-            signal.signal(sig, previous)
-            del self._previous[sig]
+        raised = self._restore()
         if self._received is not None:
             end(self._received)
+        if raised is not None:
+            raise raised

@@ -523,6 +523,13 @@ fn end_by_signal(py: Python<'_>, sig: i32) {
     py.detach(|| qbat_gpu::signals::end_by(sig));
 }
 
+/// Whether the signal `sig` is at its default action as the kernel holds it (a handler set
+/// outside Python, `faulthandler.register`'s, is invisible to `signal.getsignal`).
+#[pyfunction]
+fn signal_at_default(sig: i32) -> bool {
+    qbat_gpu::signals::is_default(sig)
+}
+
 /// An ensemble size given as a float (`ensemble=1e5`), by `ensemble.size`'s rules: a whole
 /// number from 1 to 1e9, else a ConfigError naming `ensemble`.
 #[pyfunction]
@@ -670,6 +677,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ensemble_float, m)?)?;
     m.add_function(wrap_pyfunction!(cancel_writes, m)?)?;
     m.add_function(wrap_pyfunction!(end_by_signal, m)?)?;
+    m.add_function(wrap_pyfunction!(signal_at_default, m)?)?;
     m.add_function(wrap_pyfunction!(state_measure, m)?)?;
     m.add_function(wrap_pyfunction!(battery_measure, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;

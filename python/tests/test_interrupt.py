@@ -367,3 +367,62 @@ def test_the_dispositions_are_restored_after_every_call():
             assert signal.getsignal(sig) == signal.SIG_DFL
         finally:
             signal.signal(sig, previous)
+
+
+def test_a_handler_set_outside_python_is_kept(tmp_path):
+    # faulthandler sets its handler with sigaction, so `signal.getsignal` still says SIG_DFL:
+    # the package asks the kernel. The stacks are dumped at each SIGTERM, during the call and
+    # after it, and the run goes on to its end.
+    dump = tmp_path / "stacks.txt"
+    script = tmp_path / "fh.py"
+    script.write_text(DEFAULTS + textwrap.dedent(f"""
+        import faulthandler, os, signal, threading, time, qbat_gpu as qb
+        out = open({str(dump)!r}, "w")
+        faulthandler.register(signal.SIGTERM, file=out, chain=False)
+        def send():
+            time.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGTERM)
+        threading.Thread(target=send).start()
+        t0 = time.monotonic()
+        r = qb.run({long_spin_pair(500.0, 96)!r}, backend="cpu", verify=0, progress=False)
+        elapsed = time.monotonic() - t0
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.2)
+        print(len(r), f"{{elapsed:.2f}}", flush=True)
+    """))
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    members, elapsed = p.stdout.split()
+    assert float(elapsed) > 0.5, f"the run ended before the signal came ({elapsed} s): make it longer"
+    assert members == "96"
+    assert dump.read_text().count("most recent call first") >= 2, dump.read_text()
+
+
+def test_a_pending_handlers_exception_leaves_no_handler_of_the_packages(monkeypatch):
+    # `signal.signal` runs a pending handler first, and its exception (a Ctrl-C, a user's
+    # alarm) comes out of it before it changes anything: on entry, the handlers installed so far
+    # are taken back; on exit, every one is still restored and the exception is raised.
+    from qbat_gpu import _signals
+    from qbat_gpu._signals import ending_by
+    real = signal.signal
+    previous = {s: real(s, signal.SIG_DFL) for s in _signals.SIGNALS}
+    try:
+        for fail_at in range(1, 2 * len(_signals.SIGNALS) + 1):
+            calls = []
+
+            def flaky(sig, handler):
+                calls.append(sig)
+                if len(calls) == fail_at:
+                    raise KeyboardInterrupt()
+                return real(sig, handler)
+
+            monkeypatch.setattr(signal, "signal", flaky)
+            with pytest.raises(KeyboardInterrupt):
+                with ending_by():
+                    pass
+            monkeypatch.setattr(signal, "signal", real)
+            for s in _signals.SIGNALS:
+                assert signal.getsignal(s) == signal.SIG_DFL, (fail_at, s, signal.getsignal(s))
+    finally:
+        for s, h in previous.items():
+            real(s, h)

@@ -73,16 +73,17 @@ impl DtCheck {
 /// costs at most this many runs at dt and one at dt / 2, where it cost one of each.
 const MAX_TRIES: usize = 3;
 
-/// Of the members `candidates` (indices into `plan.members`), stiffest point first (the largest
-/// bound on its generator's spectral radius, from its entries; equals in the candidates'
-/// order): the first of at most `MAX_TRIES` whose measures move (`moves`), else the first, run
+/// Of the members `candidates` (indices into `plan.members`), taken stiffest point first (the
+/// largest bound on its generator's spectral radius, from its entries; equals in the
+/// candidates' order), whatever their points: the first of at most `MAX_TRIES` whose measures
+/// move (`moves`), else the first tried whose run succeeded, run
 /// on the f64 CPU engine at dt and at half its largest step (`largest_step`: dt / 2 unless the
 /// sample times are closer than dt). A member that does not move has nothing for RK4 to get
 /// wrong: checked alone, a stationary member (a sweep's ground state) said that any dt was
 /// fine for the members that move. None where there is no candidate, the plan has no
 /// integration (steady states), the check would take more than `MAX_CHECK_STEPS` or
-/// `MAX_CHECK_WORK`, or a run fails or gives a non-finite value (the run's own checks report
-/// those).
+/// `MAX_CHECK_WORK`, or the runs fail or give a non-finite value (every one tried at dt, or the
+/// chosen one's at dt / 2; the run's own checks report those).
 pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
     let stiffness = |i: usize| plan.systems[plan.members[i].point].generator_norm_entry_bound();
     let mut order: Vec<usize> = candidates.iter().copied().filter(|&i| i < plan.members.len()).collect();
@@ -108,7 +109,8 @@ pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
     for &index in order.iter().take(MAX_TRIES) {
         // (its own point alone: a slice keeps every point of a sweep, which the engines build)
         let at_dt = plan.slice_points(index..index + 1);
-        let coarse = run(&at_dt)?;
+        // (one that fails or is not finite, which the run's own checks report, passes to the next)
+        let Some(coarse) = run(&at_dt) else { continue };
         if moves(&coarse.values, &weight(&coarse), coarse.measures.len()) {
             chosen = Some((index, at_dt, coarse));
             break;
