@@ -74,6 +74,13 @@ fn parse_and_run() -> ExitCode {
         }
     };
     let outcome = app::run(cli);
+    // (a streamed run a signal stopped has checkpointed its blocks: the command ends by the
+    // signal, as it would have without the stop)
+    if let Some(sig) = qbat_gpu::signals::received() {
+        qbat_gpu::signals::end_by(sig);
+        // (where the signal does not end the process, PID 1's in a container: a shell's status)
+        return ExitCode::from((128 + sig).clamp(0, 255) as u8);
+    }
     // (a stdout that could not be written lost the command's output; a closed pipe is not
     // counted: its reader wanted no more)
     let outcome = match (outcome, qbat_gpu::console::stdout_failure()) {

@@ -8,6 +8,53 @@
 //! The signals are blocked in every thread (set before any starts, so all inherit it; a child
 //! process starts with none blocked, as `std::process::Command` resets the mask) and taken by
 //! one thread with `sigwait`, which may do what a signal handler may not.
+//!
+//! A streamed run (`run`, the default study) is stopped rather than ended at once
+//! (`stop_on_signals`): the first signal cancels it, so that it writes the blocks it finished
+//! since its last checkpoint into the checkpoint (paced without a series, it may be several),
+//! as Python's cancel does; the command then ends by that signal (`received`). A second signal,
+//! or `GRACE` without the run's end (a block that takes long to reach its next cancellation
+//! point), ends the process at once.
+
+use crate::engine::Control;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a stopped run has to write its checkpoint and end before the signal ends the
+/// process anyway (a batch system sends SIGKILL some time after SIGTERM: Slurm's KillWait is
+/// 30 s by default).
+pub const GRACE: Duration = Duration::from_secs(20);
+
+/// The streamed run a signal stops (`stop_on_signals`).
+static STOPPABLE: Mutex<Option<Arc<Control>>> = Mutex::new(None);
+/// The signal that stopped it; 0 while none did.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+/// While held, a signal stops `control`'s run (see the module's doc) instead of ending the
+/// process at once.
+pub struct Stoppable(());
+
+impl Drop for Stoppable {
+    fn drop(&mut self) {
+        *STOPPABLE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// Let a signal stop the run of `control` (the CLI's streamed run) until the guard is dropped.
+pub fn stop_on_signals(control: Arc<Control>) -> Stoppable {
+    *STOPPABLE.lock().unwrap_or_else(|e| e.into_inner()) = Some(control);
+    Stoppable(())
+}
+
+/// The signal that stopped the run, if one did: the command ends by it once the run has
+/// returned (`end_by`).
+pub fn received() -> Option<i32> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    }
+}
 
 /// Take SIGINT, SIGTERM and SIGHUP on a thread of their own (see the module's doc). Call before
 /// any other thread starts. Where that thread cannot be started, the signals act as before.
@@ -33,10 +80,40 @@ pub fn remove_uncommitted_on_signals() {
             if libc::sigwait(&set, &mut sig) != 0 {
                 continue;
             }
+            let stoppable = STOPPABLE.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(control) = stoppable.filter(|_| received().is_none()) {
+                RECEIVED.store(sig, Ordering::SeqCst);
+                control.cancel();
+                eprintln!("\nnote: stopping the run at its next block: the blocks it finished are checkpointed for --resume; a second signal (Ctrl-C again) ends it at once");
+                // (the run's end ends the process by `sig` from its own thread meanwhile)
+                end_by(next_within(&set, GRACE).unwrap_or(sig));
+            }
             end_by(sig);
         };
         if std::thread::Builder::new().name("signals".into()).stack_size(64 << 10).spawn(taker).is_err() {
             libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The next of the signals in `set` within `wait`, if one comes.
+#[cfg(unix)]
+fn next_within(set: &libc::sigset_t, wait: Duration) -> Option<i32> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let ts = libc::timespec { tv_sec: left.as_secs() as libc::time_t, tv_nsec: left.subsec_nanos() as libc::c_long };
+        // SAFETY: `set` is a valid signal set, `ts` a valid timeout, and no siginfo is asked.
+        let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+        if sig > 0 {
+            return Some(sig);
+        }
+        // (interrupted: wait out the rest; timed out: none came)
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return None;
         }
     }
 }

@@ -371,6 +371,78 @@ fn a_merge_stopped_by_a_signal_leaves_nothing_behind() {
     assert!(merged.join("stats.csv").is_file());
 }
 
+/// A streamed run stopped by SIGTERM (a batch system's time limit, `scancel`): it stops at its
+/// next block, writes the blocks finished since its last checkpoint into it (paced without a
+/// series; here only the first was, by the fault `checkpoint-once`: the signal's default
+/// action lost the others), and ends by the signal; the resumed run's files are an
+/// uninterrupted run's. A second signal ends it at once, its blocks kept.
+#[cfg(unix)]
+#[test]
+fn a_run_stopped_by_a_signal_checkpoints_its_blocks_and_ends_by_it() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let dir = tempfile::tempdir().unwrap();
+    // 16 blocks of 4 members, about 70 ms a block on the CPU engine
+    let cfg = crate::common::config(
+        dir.path(),
+        "model = \"spin-pair\"\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.001\nt_end = 800.0\nsamples = 11\n[ensemble]\nsize = 64\nseed = 3\n",
+    );
+    let args = ["--backend", "cpu", "--no-progress", "--no-plots", "--verify", "0", "--series", "false", "--block-members", "4", "--out"];
+    let done = |staging: &std::path::Path| -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(staging.join("checkpoint.json")).unwrap()).unwrap();
+        v["progress"]["done"].as_array().unwrap().clone()
+    };
+    let stopped = |out: &std::path::Path, fault: &str, signals: &[i32]| {
+        let mut run = bin();
+        run.arg("run").arg(&cfg).args(args).arg(out).env("QBAT_INJECT_FAULT", fault);
+        run.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        // SAFETY: signal is async-signal-safe, and nothing else runs in the forked child.
+        unsafe {
+            run.pre_exec(|| {
+                for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+        let mut child = run.spawn().unwrap();
+        let staging = dir.path().join(format!(".{}.partial", out.file_name().unwrap().to_string_lossy()));
+        let started = std::time::Instant::now();
+        while !staging.join("checkpoint.json").exists() {
+            assert!(started.elapsed().as_secs() < 60, "the run never wrote its first checkpoint");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let sent = std::time::Instant::now();
+        for &sig in signals {
+            // SAFETY: kill is given the child's pid, which has not been reaped yet.
+            assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let status = crate::common::wait_within(&mut child, std::time::Duration::from_secs(60)).expect("the run did not end");
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        (status, stderr, sent.elapsed(), staging)
+    };
+    let out = dir.path().join("o");
+    let (status, stderr, _, staging) = stopped(&out, "checkpoint-once", &[libc::SIGTERM]);
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}: {stderr}");
+    assert!(stderr.contains("note: stopping the run at its next block") && stderr.contains("the checkpointed blocks are kept"), "{stderr}");
+    let kept = done(&staging);
+    assert!(kept.len() >= 2 && kept.len() < 16, "the blocks after the first checkpoint were lost, or the run was not stopped: {kept:?}");
+    assert!(!out.exists());
+    ok(bin().arg("run").arg(&cfg).args(&args[..args.len() - 1]).arg("--resume").arg(&out));
+    let whole = dir.path().join("whole");
+    ok(bin().arg("run").arg(&cfg).args(args).arg(&whole));
+    for f in ["stats.csv", "summary.csv"] {
+        assert!(std::fs::read(out.join(f)).unwrap() == std::fs::read(whole.join(f)).unwrap(), "the resumed {f} differs from the whole run's");
+    }
+    // a second signal: at once, while the first waits on a block held 20 s
+    let (status, stderr, waited, staging) = stopped(&dir.path().join("held"), "slow-blocks=20000", &[libc::SIGTERM, libc::SIGINT]);
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}: {stderr}");
+    assert!(waited.as_secs_f64() < 5.0, "the second signal took {waited:?}");
+    assert!(!done(&staging).is_empty());
+}
+
 /// A thread that cannot be started mid-run (block 2's files thread, as under a process limit):
 /// exit 2 with one line naming the threads, the finished blocks kept with a note, and a
 /// `--resume` that finishes the run to the same files as a run never stopped.

@@ -96,6 +96,9 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
             ),
         });
     }
+    // (a signal stops the run at its next block, which checkpoints the blocks done: signals.rs)
+    let control = std::sync::Arc::new(qbat_gpu::engine::Control::default());
+    let _stoppable = qbat_gpu::signals::stop_on_signals(control.clone());
     let ropts = RunOptions {
         backend: args.backend,
         precision: args.precision,
@@ -103,7 +106,7 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         adapter: args.adapter.clone(),
         progress: !args.no_progress,
         max_chunk: None,
-        control: None,
+        control: Some(control),
         values_pool: None,
         said: None,
     };
