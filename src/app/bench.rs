@@ -495,6 +495,9 @@ fn is_bench_json(path: &std::path::Path) -> bool {
     jobs.iter().all(|j| j["job"].is_string() && j["members"].is_u64() && j["backends"].is_array())
 }
 
+/// `--scaling-max-members` where it is not given.
+pub const SCALING_MAX_MEMBERS: u64 = 100_000;
+
 /// One point of a scaling curve.
 #[derive(Clone, Debug, Serialize)]
 pub struct ScalingPoint {
