@@ -531,3 +531,33 @@ fn control_characters_of_out_are_escaped_on_stdout() {
     let resumed = crate::common::ok(bin().args(["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--resume"]).arg(&again));
     assert!(resumed.contains("resumed from the checkpoint") && !resumed.chars().any(|c| c.is_control() && c != '\n'), "{resumed:?}");
 }
+
+/// A control character in what a note quotes (a scheduler variable's value, an output
+/// directory's name) reached stderr raw and broke the note's line: shown escaped now, as in
+/// the error lines.
+#[test]
+fn control_characters_quoted_by_notes_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = good_toml(dir.path());
+    let run = |out: &Path| {
+        let mut c = bin();
+        c.args(["run", &cfg, "--no-progress", "--no-plots", "--out"]).arg(out);
+        c
+    };
+    // the note of the CPU fallback names the variable that assigned no GPU, with its value
+    let o =
+        run(&dir.path().join("env")).args(["--backend", "auto"]).env_remove("CUDA_VISIBLE_DEVICES").env("SLURM_STEP_GPUS", "a\nb\x1b[31m").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(r"(SLURM_STEP_GPUS=a\nb\u{1b}[31m)") && !stderr.chars().any(|c| c.is_control() && c != '\n'), "{stderr:?}");
+    // the note of a commit cut short, undone by the next run into its directory, names it
+    let out = dir.path().join("nl\nname");
+    crate::common::ok(run(&out).args(["--backend", "cpu"]));
+    let cut = run(&out).args(["--backend", "cpu", "--force"]).env("QBAT_INJECT_FAULT", "exit-mid-commit=1").output().unwrap();
+    assert_eq!(cut.status.code(), Some(137), "{}", String::from_utf8_lossy(&cut.stderr));
+    let o = run(&out).args(["--backend", "cpu", "--force"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("note: undid the interrupted commit into")).unwrap_or_else(|| panic!("{stderr:?}"));
+    assert!(line.contains(r"nl\nname (process "), "{line:?}");
+}
