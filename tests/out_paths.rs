@@ -316,3 +316,27 @@ fn a_resume_into_an_out_that_cannot_be_written_into_is_refused_before_the_work()
     qbat_gpu::output::manifest::Manifest::read(&out).unwrap().unwrap().verify(&out).unwrap();
     assert!(leftovers(d).is_empty(), "{:?}", listing(d));
 }
+
+/// `bench --json FILE` in a folder that cannot be written into (mode 555 as an ordinary user)
+/// is refused before the jobs run (exit 2 naming `--json`), not after them with exit 1.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_bench_json_in_a_folder_that_cannot_be_written_into_is_refused_before_the_jobs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rodir = d.join("rodir");
+    std::fs::create_dir(&rodir).unwrap();
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&rodir, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(&rodir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let script = r#"exec "$0" bench bloch-1k --backend cpu --members 2 --repeat 1 --json rodir/bench.json"#;
+    let Some(mut c) = as_user(d, script) else { return };
+    let o = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: --json: cannot write in") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    assert!(o.stdout.is_empty(), "a job ran: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(listing(&rodir).is_empty());
+}
