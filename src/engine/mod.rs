@@ -368,7 +368,9 @@ pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
         return steady::integrate_steady(plan, opts);
     }
     let note = match (plan.schedule.switch_off, plan.schedule.switch_segment()) {
-        (Some(t_off), None) => Some(format!("protocol.switch_off = {t_off} lies after the last sample time: the coupling stays on for the whole run")),
+        (Some(t_off), None) => {
+            Some(format!("protocol.switch_off = {} lies after the last sample time: the coupling stays on for the whole run", crate::error::shown(t_off)))
+        }
         _ => None,
     };
     if let Some(note) = &note {
