@@ -561,3 +561,32 @@ fn control_characters_quoted_by_notes_are_escaped() {
     let line = stderr.lines().find(|l| l.starts_with("note: undid the interrupted commit into")).unwrap_or_else(|| panic!("{stderr:?}"));
     assert!(line.contains(r"nl\nname (process "), "{line:?}");
 }
+
+/// A value of megabytes quoted in a refusal (a model name, a measure, an option's value) was
+/// echoed whole, a line of megabytes on stderr: the line keeps its start and end now, with
+/// the bytes left out counted, and still names the field.
+#[test]
+fn a_huge_value_quoted_in_a_refusal_is_not_echoed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = "x".repeat(3_000_000);
+    let cases = [
+        (format!("model = \"{huge}\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 2\n"), "error: model: unknown model 'xxx"),
+        (
+            format!("model = \"bloch-charger\"\n[output]\nmeasures = [\"{huge}\"]\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 2\n"),
+            "error: output.measures: unknown measure 'xxx",
+        ),
+    ];
+    let check = |o: std::process::Output, start: &str| {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}", &stderr[..stderr.len().min(300)]);
+        assert!(stderr.len() <= 10_100 && stderr.trim_end().lines().count() == 1, "{} bytes", stderr.len());
+        assert!(stderr.starts_with(start) && stderr.contains(" bytes left out) ... "), "{}", &stderr[..stderr.len().min(300)]);
+    };
+    for (k, (text, start)) in cases.iter().enumerate() {
+        let cfg = config(dir.path(), text);
+        check(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--out"]).arg(dir.path().join(format!("o{k}"))).output().unwrap(), start);
+    }
+    // a command-line value, in the parser's message
+    let arg = "y".repeat(100_000);
+    check(bin().args(["validate", "--backend", &arg]).output().unwrap(), "error: invalid value 'yyy");
+}
