@@ -340,3 +340,33 @@ fn a_bench_json_in_a_folder_that_cannot_be_written_into_is_refused_before_the_jo
     assert!(o.stdout.is_empty(), "a job ran: {}", String::from_utf8_lossy(&o.stdout));
     assert!(listing(&rodir).is_empty());
 }
+
+/// A new `--out` spelled with a last component `.` (`new/.`, `new/./`) names nothing the
+/// system can rename an output to: run, merge and `bench --scaling` did the whole work and
+/// failed at the commit (exit 1, a staging directory left); refused before it now. An
+/// existing directory so spelled is used as before.
+#[cfg(unix)]
+#[test]
+fn a_new_out_spelled_through_a_dot_is_refused_before_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shards: Vec<PathBuf> = (0..2).map(|k| d.join(format!("s{k}"))).collect();
+    for (k, s) in shards.iter().enumerate() {
+        let (code, stderr) = run(d, s, &["--shard", &format!("{k}/2")]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let before = listing(d);
+    for name in ["new/.", "new/./"] {
+        let out = d.join(name);
+        assert_refused(run(d, &out, &[]), &format!("run --out {name}"));
+        let merge = bin().arg("merge").args(&shards).arg("--out").arg(&out).arg("--no-plots").output().unwrap();
+        assert_refused((merge.status.code().unwrap_or(-1), String::from_utf8_lossy(&merge.stderr).into()), &format!("merge --out {name}"));
+        let bench = bin().args(["bench", "--backend", "cpu", "--scaling", "--scaling-max-members", "100", "--out"]).arg(&out).output().unwrap();
+        assert_refused((bench.status.code().unwrap_or(-1), String::from_utf8_lossy(&bench.stderr).into()), &format!("bench --scaling --out {name}"));
+        assert_eq!(listing(d), before, "--out {name}: something was left beside it");
+    }
+    std::fs::create_dir(d.join("there")).unwrap();
+    let (code, stderr) = run(d, &d.join("there/."), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(d.join("there/run.json").is_file());
+}
