@@ -96,6 +96,26 @@ pub fn one_line(message: &str) -> String {
     message.chars().flat_map(|c| if breaks(c) { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
 }
 
+/// The longest error line shown whole: two paths of `PATH_MAX` bytes and their words fit.
+pub const SHOWN_MESSAGE: usize = 10_000;
+
+/// An error line as the CLI shows it: whole up to `SHOWN_MESSAGE` bytes, else its start and
+/// its end with the bytes left out counted between, so that a value of megabytes a user gave
+/// (a model name, a measure, an option's value) quoted in it is not echoed whole.
+pub fn bounded(line: &str) -> String {
+    if line.len() <= SHOWN_MESSAGE {
+        return line.to_string();
+    }
+    let (mut head, mut tail) = (SHOWN_MESSAGE * 3 / 5, line.len() - SHOWN_MESSAGE / 5);
+    while !line.is_char_boundary(head) {
+        head -= 1;
+    }
+    while !line.is_char_boundary(tail) {
+        tail += 1;
+    }
+    format!("{} ... ({} bytes left out) ... {}", &line[..head], tail - head, &line[tail..])
+}
+
 /// A number as a message shows it: as Rust writes it where that is short (`4.5`, `-4`, `0.05`),
 /// else in exponent form (`1e-300` rather than its 300 decimal places, `1e59` rather than 60
 /// digits), so that a refusal stays a readable line.

@@ -112,5 +112,5 @@ fn one_line(e: &clap::Error) -> String {
         };
         line += &part.replacen("Usage:", "usage:", 1);
     }
-    line.trim_start_matches("error: ").to_string()
+    qbat_gpu::error::bounded(line.trim_start_matches("error: "))
 }

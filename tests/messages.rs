@@ -531,3 +531,62 @@ fn control_characters_of_out_are_escaped_on_stdout() {
     let resumed = crate::common::ok(bin().args(["run", &cfg, "--backend", "cpu", "--no-progress", "--no-plots", "--resume"]).arg(&again));
     assert!(resumed.contains("resumed from the checkpoint") && !resumed.chars().any(|c| c.is_control() && c != '\n'), "{resumed:?}");
 }
+
+/// A control character in what a note quotes (a scheduler variable's value, an output
+/// directory's name) reached stderr raw and broke the note's line: shown escaped now, as in
+/// the error lines.
+#[test]
+fn control_characters_quoted_by_notes_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = good_toml(dir.path());
+    let run = |out: &Path| {
+        let mut c = bin();
+        c.args(["run", &cfg, "--no-progress", "--no-plots", "--out"]).arg(out);
+        c
+    };
+    // the note of the CPU fallback names the variable that assigned no GPU, with its value
+    let o =
+        run(&dir.path().join("env")).args(["--backend", "auto"]).env_remove("CUDA_VISIBLE_DEVICES").env("SLURM_STEP_GPUS", "a\nb\x1b[31m").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(r"(SLURM_STEP_GPUS=a\nb\u{1b}[31m)") && !stderr.chars().any(|c| c.is_control() && c != '\n'), "{stderr:?}");
+    // the note of a commit cut short, undone by the next run into its directory, names it
+    let out = dir.path().join("nl\nname");
+    crate::common::ok(run(&out).args(["--backend", "cpu"]));
+    let cut = run(&out).args(["--backend", "cpu", "--force"]).env("QBAT_INJECT_FAULT", "exit-mid-commit=1").output().unwrap();
+    assert_eq!(cut.status.code(), Some(137), "{}", String::from_utf8_lossy(&cut.stderr));
+    let o = run(&out).args(["--backend", "cpu", "--force"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("note: undid the interrupted commit into")).unwrap_or_else(|| panic!("{stderr:?}"));
+    assert!(line.contains(r"nl\nname (process "), "{line:?}");
+}
+
+/// A value of megabytes quoted in a refusal (a model name, a measure, an option's value) was
+/// echoed whole, a line of megabytes on stderr: the line keeps its start and end now, with
+/// the bytes left out counted, and still names the field.
+#[test]
+fn a_huge_value_quoted_in_a_refusal_is_not_echoed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = "x".repeat(3_000_000);
+    let cases = [
+        (format!("model = \"{huge}\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 2\n"), "error: model: unknown model 'xxx"),
+        (
+            format!("model = \"bloch-charger\"\n[output]\nmeasures = [\"{huge}\"]\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 2\n"),
+            "error: output.measures: unknown measure 'xxx",
+        ),
+    ];
+    let check = |o: std::process::Output, start: &str| {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}", &stderr[..stderr.len().min(300)]);
+        assert!(stderr.len() <= 10_100 && stderr.trim_end().lines().count() == 1, "{} bytes", stderr.len());
+        assert!(stderr.starts_with(start) && stderr.contains(" bytes left out) ... "), "{}", &stderr[..stderr.len().min(300)]);
+    };
+    for (k, (text, start)) in cases.iter().enumerate() {
+        let cfg = config(dir.path(), text);
+        check(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--out"]).arg(dir.path().join(format!("o{k}"))).output().unwrap(), start);
+    }
+    // a command-line value, in the parser's message
+    let arg = "y".repeat(100_000);
+    check(bin().args(["validate", "--backend", &arg]).output().unwrap(), "error: invalid value 'yyy");
+}

@@ -316,3 +316,57 @@ fn a_resume_into_an_out_that_cannot_be_written_into_is_refused_before_the_work()
     qbat_gpu::output::manifest::Manifest::read(&out).unwrap().unwrap().verify(&out).unwrap();
     assert!(leftovers(d).is_empty(), "{:?}", listing(d));
 }
+
+/// `bench --json FILE` in a folder that cannot be written into (mode 555 as an ordinary user)
+/// is refused before the jobs run (exit 2 naming `--json`), not after them with exit 1.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_bench_json_in_a_folder_that_cannot_be_written_into_is_refused_before_the_jobs() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rodir = d.join("rodir");
+    std::fs::create_dir(&rodir).unwrap();
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&rodir, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(&rodir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let script = r#"exec "$0" bench bloch-1k --backend cpu --members 2 --repeat 1 --json rodir/bench.json"#;
+    let Some(mut c) = as_user(d, script) else { return };
+    let o = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: --json: cannot write in") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    assert!(o.stdout.is_empty(), "a job ran: {}", String::from_utf8_lossy(&o.stdout));
+    assert!(listing(&rodir).is_empty());
+}
+
+/// A new `--out` spelled with a last component `.` (`new/.`, `new/./`) names nothing the
+/// system can rename an output to: run, merge and `bench --scaling` did the whole work and
+/// failed at the commit (exit 1, a staging directory left); refused before it now. An
+/// existing directory so spelled is used as before.
+#[cfg(unix)]
+#[test]
+fn a_new_out_spelled_through_a_dot_is_refused_before_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let shards: Vec<PathBuf> = (0..2).map(|k| d.join(format!("s{k}"))).collect();
+    for (k, s) in shards.iter().enumerate() {
+        let (code, stderr) = run(d, s, &["--shard", &format!("{k}/2")]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let before = listing(d);
+    for name in ["new/.", "new/./"] {
+        let out = d.join(name);
+        assert_refused(run(d, &out, &[]), &format!("run --out {name}"));
+        let merge = bin().arg("merge").args(&shards).arg("--out").arg(&out).arg("--no-plots").output().unwrap();
+        assert_refused((merge.status.code().unwrap_or(-1), String::from_utf8_lossy(&merge.stderr).into()), &format!("merge --out {name}"));
+        let bench = bin().args(["bench", "--backend", "cpu", "--scaling", "--scaling-max-members", "100", "--out"]).arg(&out).output().unwrap();
+        assert_refused((bench.status.code().unwrap_or(-1), String::from_utf8_lossy(&bench.stderr).into()), &format!("bench --scaling --out {name}"));
+        assert_eq!(listing(d), before, "--out {name}: something was left beside it");
+    }
+    std::fs::create_dir(d.join("there")).unwrap();
+    let (code, stderr) = run(d, &d.join("there/."), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(d.join("there/run.json").is_file());
+}

@@ -423,7 +423,7 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
 }
 
 /// `--json PATH` must name a file that can be written: refused before any job runs when it
-/// is a directory or its folder does not exist.
+/// is a directory, or its folder does not exist or cannot be written into.
 fn check_json_path(path: &std::path::Path) -> Result<()> {
     let shown = path.display();
     if path.as_os_str().is_empty() || path.is_dir() || path.as_os_str().to_string_lossy().ends_with(std::path::MAIN_SEPARATOR) {
@@ -458,7 +458,14 @@ fn check_json_path(path: &std::path::Path) -> Result<()> {
             return Err(QbatError::invalid("--json", format!("{shown} exists and is not a qbat-gpu bench file; name another file, or remove it first")));
         }
     }
-    Ok(())
+    // the folder the figures are written into (through a link, its file's), which must take
+    // the atomic write's new entry: a read-only one was found only after the jobs (exit 1)
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let folder = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    qbat_gpu::output::out_path::writable_inside(folder, "--json")
 }
 
 /// Whether `file` is the file this process's standard output or error writes to.
@@ -494,6 +501,9 @@ fn is_bench_json(path: &std::path::Path) -> bool {
     };
     jobs.iter().all(|j| j["job"].is_string() && j["members"].is_u64() && j["backends"].is_array())
 }
+
+/// `--scaling-max-members` where it is not given.
+pub const SCALING_MAX_MEMBERS: u64 = 100_000;
 
 /// One point of a scaling curve.
 #[derive(Clone, Debug, Serialize)]

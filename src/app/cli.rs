@@ -43,20 +43,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         backend: Backend,
         /// Write the figures as JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "print_config")]
         json: Option<PathBuf>,
         /// Timed repetitions per job and backend (after one warm-up).
         #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = at_least_one)]
         repeat: usize,
-        /// Instead of the jobs: throughput against ensemble size and n_fock (CSV + SVG).
-        #[arg(long)]
+        /// Instead of the jobs: throughput against ensemble size and n_fock (CSV + SVG). The
+        /// jobs' own options (JOB, --json, --repeat, --members, --print-config) are refused
+        /// beside it, not ignored.
+        #[arg(long, conflicts_with_all = ["jobs", "json", "repeat", "members", "print_config"])]
         scaling: bool,
-        /// Largest ensemble of the scaling curve.
-        #[arg(long, default_value_t = 100_000, allow_negative_numbers = true)]
-        scaling_max_members: u64,
-        /// Folder for the scaling curve's files.
-        #[arg(long, default_value = "bench-scaling")]
-        out: PathBuf,
+        /// Largest ensemble of the scaling curve [default: 100000] (with --scaling only).
+        #[arg(long, allow_negative_numbers = true)]
+        scaling_max_members: Option<u64>,
+        /// Folder for the scaling curve's files [default: bench-scaling] (with --scaling only).
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// Run each job with this many members instead of its own (short runs, device checks).
         #[arg(long, allow_negative_numbers = true)]
         members: Option<u64>,

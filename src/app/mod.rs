@@ -34,7 +34,7 @@ impl Outcome {
 
 /// The one-line message of an error with its causes (`i/o: out/run.json: No space left`).
 pub fn message(e: &QbatError) -> String {
-    one_line(&e.with_causes())
+    qbat_gpu::error::bounded(&one_line(&e.with_causes()))
 }
 
 /// Run the parsed command line; the outcome decides the exit code (`Outcome::exit_code`).
@@ -80,12 +80,22 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
             }
         }
         Some(Command::Bench { jobs, backend, json, repeat, scaling, scaling_max_members, out, members, print_config }) => {
+            // (the scaling curve's options are refused beside the jobs, not ignored: the jobs
+            // write no directory, and `--scaling`'s own conflicts are clap's)
+            if !scaling {
+                let given = [("--out", out.is_some()), ("--scaling-max-members", scaling_max_members.is_some())];
+                if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
+                    let why = "is an option of bench --scaling: the jobs write no directory (--json FILE writes their figures)";
+                    return Err(QbatError::invalid(*name, why).into());
+                }
+            }
             if print_config {
                 for text in bench::job_configs(&jobs, members)? {
                     print!("{text}");
                 }
             } else if scaling {
-                bench::run_scaling(backend, &out, scaling_max_members)?;
+                let out = out.unwrap_or_else(|| "bench-scaling".into());
+                bench::run_scaling(backend, &out, scaling_max_members.unwrap_or(bench::SCALING_MAX_MEMBERS))?;
                 println!("scaling curves: {}/scaling.csv, scaling_members.svg, scaling_n_fock.svg", one_line(&out.display().to_string()));
             } else {
                 bench::run_bench(&jobs, backend, json.as_deref(), repeat, members)?;

@@ -273,7 +273,8 @@ pub fn check_stability(
             return Err(invalid(
                 "time.dt",
                 format!(
-                    "dt = {dt} is beyond RK4 stability with the drives at their strongest: the generator's spectral radius is up to {bound:.4e} (drives: {extra:.4e}), so dt must be <= {:.4e}",
+                    "dt = {} is beyond RK4 stability with the drives at their strongest: the generator's spectral radius is up to {bound:.4e} (drives: {extra:.4e}), so dt must be <= {:.4e}",
+                    crate::error::shown(dt),
                     super::RK4_STABILITY / bound
                 ),
             ));

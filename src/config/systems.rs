@@ -3,7 +3,7 @@
 
 use super::values::invalid;
 use super::RK4_STABILITY;
-use crate::error::Result;
+use crate::error::{shown, Result};
 use crate::model::{resolve_params, ModelKind, OpenSystem, Params};
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,7 +61,8 @@ fn build_checked(model: ModelKind, p: &Params, dt: f64, steady: bool, switch_off
             return Err(invalid(
                 "time.dt",
                 format!(
-                    "dt = {dt} is beyond RK4 stability for this model: the generator's spectral radius is up to {bound:.4e}, so dt must be <= {:.4e}",
+                    "dt = {} is beyond RK4 stability for this model: the generator's spectral radius is up to {bound:.4e}, so dt must be <= {:.4e}",
+                    shown(dt),
                     RK4_STABILITY / bound
                 ),
             ));
@@ -73,7 +74,10 @@ fn build_checked(model: ModelKind, p: &Params, dt: f64, steady: bool, switch_off
             if !off.is_finite() || dt * off > RK4_STABILITY {
                 return Err(invalid(
                     "time.dt",
-                    format!("dt = {dt} is beyond RK4 stability for this model after protocol.switch_off: the uncoupled generator's spectral radius is up to {off:.4e}"),
+                    format!(
+                        "dt = {} is beyond RK4 stability for this model after protocol.switch_off: the uncoupled generator's spectral radius is up to {off:.4e}",
+                        shown(dt)
+                    ),
                 ));
             }
         }

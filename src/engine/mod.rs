@@ -167,7 +167,7 @@ impl SaidNotes {
     /// Say `note` on stderr unless it was said already.
     pub fn say(&self, note: &str) {
         if self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(note.to_string()) && !self.1 {
-            eprintln!("note: {note}");
+            eprintln!("note: {}", crate::error::one_line(note));
         }
     }
 
@@ -181,7 +181,7 @@ impl SaidNotes {
 pub fn say(opts: &RunOptions, note: &str) {
     match &opts.said {
         Some(said) => said.say(note),
-        None => eprintln!("note: {note}"),
+        None => eprintln!("note: {}", crate::error::one_line(note)),
     }
 }
 
@@ -368,7 +368,9 @@ pub fn integrate(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<Engi
         return steady::integrate_steady(plan, opts);
     }
     let note = match (plan.schedule.switch_off, plan.schedule.switch_segment()) {
-        (Some(t_off), None) => Some(format!("protocol.switch_off = {t_off} lies after the last sample time: the coupling stays on for the whole run")),
+        (Some(t_off), None) => {
+            Some(format!("protocol.switch_off = {} lies after the last sample time: the coupling stays on for the whole run", crate::error::shown(t_off)))
+        }
         _ => None,
     };
     if let Some(note) = &note {

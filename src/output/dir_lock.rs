@@ -59,7 +59,7 @@ fn wait_for(dir: &Path, cancel: WriteCancel, exclusive: bool) -> Result<Option<F
             Err(TryLockError::WouldBlock) if !said => {
                 // what holds it: a shared lock is free where only readers do (a commit waits
                 // for a merge or a copy reading the directory), else a commit
-                let shown = dir.display();
+                let shown = crate::error::one_line(&dir.display().to_string());
                 match exclusive && f.try_lock_shared().is_ok_and(|()| f.unlock().is_ok()) {
                     true => eprintln!("note: waiting for a merge or copy reading {shown} to finish"),
                     false if exclusive => eprintln!("note: waiting for another commit into {shown} to finish"),

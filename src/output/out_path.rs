@@ -17,11 +17,29 @@ pub const PATH_ROOM: usize = 160;
 
 /// `final_dir` is there or is missing: any other failure of its lookup (`FILE/` or a socket
 /// with a trailing slash, ENOTDIR; a loop, ELOOP; EACCES) leaves no directory to use or make.
+/// A missing one spelled with a last component `.` (`new/.`, `new/./`) is refused too: the
+/// system resolves that name only where the directory is there, so the commit could not
+/// rename the output to it (exit 1 after the whole run, the staging directory left).
 pub(super) fn found_or_missing(final_dir: &Path) -> Result<()> {
     match std::fs::metadata(final_dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(QbatError::invalid("--out", format!("cannot use {}: {e}", final_dir.display()))),
+        Err(_) if ends_in_dot(final_dir) => {
+            let plain: std::path::PathBuf = final_dir.components().collect();
+            Err(QbatError::invalid(
+                "--out",
+                format!("{} does not exist, and a new directory cannot be named through '.': give it as {}", final_dir.display(), plain.display()),
+            ))
+        }
         _ => Ok(()),
     }
+}
+
+/// Whether `path` as spelled ends in the component `.` (trailing slashes aside).
+fn ends_in_dot(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let end = bytes.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+    let trimmed = &bytes[..end];
+    trimmed == b"." || trimmed.ends_with(b"/.")
 }
 
 /// The existing directory `dir` takes new entries (not mode 555, not a read-only mount), asked

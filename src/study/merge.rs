@@ -631,7 +631,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
                 eprintln!("WARNING: {w}");
             }
             for note in &said {
-                eprintln!("note: {note}");
+                eprintln!("note: {}", crate::error::one_line(note));
             }
         }),
         Err(e) => {
