@@ -126,7 +126,8 @@ pub(super) fn open_staging(
         remove_staging(&dir)?;
         drop(lock);
         if interrupted {
-            eprintln!("note: discarded the interrupted run in {} (use --resume to continue one)", dir.display());
+            // (a newline in the directory's name shown escaped, as the other notes show it)
+            eprintln!("{}", crate::error::one_line(&format!("note: discarded the interrupted run in {} (use --resume to continue one)", dir.display())));
         }
     }
     let (dir, lock) = make_staging(&dir)?;
