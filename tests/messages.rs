@@ -561,7 +561,8 @@ fn control_characters_quoted_by_notes_are_escaped() {
     let line = stderr.lines().find(|l| l.starts_with("note: undid the interrupted commit into")).unwrap_or_else(|| panic!("{stderr:?}"));
     assert!(line.contains(r"nl\nname (process "), "{line:?}");
     // the note of an interrupted run discarded by --force names its staging directory
-    let cut = run(&out).args(["--backend", "cpu", "--force", "--ensemble", "8", "--block-members", "2"]).env("QBAT_INJECT_FAULT", "no-thread-at=1").output().unwrap();
+    let cut =
+        run(&out).args(["--backend", "cpu", "--force", "--ensemble", "8", "--block-members", "2"]).env("QBAT_INJECT_FAULT", "no-thread-at=1").output().unwrap();
     assert_eq!(cut.status.code(), Some(2), "{}", String::from_utf8_lossy(&cut.stderr));
     let o = run(&out).args(["--backend", "cpu", "--force"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
