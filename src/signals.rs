@@ -9,8 +9,9 @@
 //! process starts with none blocked, as `std::process::Command` resets the mask) and taken by
 //! one thread with `sigwait`, which may do what a signal handler may not.
 //!
-//! A streamed run (`run`, the default study) is stopped rather than ended at once
-//! (`stop_on_signals`): the first signal cancels it, so that it writes the blocks it finished
+//! A streamed run's blocks (`run`, the default study; not its setup, a resume's checks or its
+//! finish) are stopped rather than ended at once (`stop_on_signals`, which the study holds
+//! around its block loop): the first signal cancels the run, so that it writes the blocks it finished
 //! since its last checkpoint into the checkpoint (paced without a series, it may be several),
 //! as Python's cancel does; the command then ends by that signal (`received`). A second signal,
 //! or `GRACE` without the run's end (a block that takes long to reach its next cancellation
@@ -80,11 +81,21 @@ pub fn remove_uncommitted_on_signals() {
             if libc::sigwait(&set, &mut sig) != 0 {
                 continue;
             }
-            let stoppable = STOPPABLE.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            if let Some(control) = stoppable.filter(|_| received().is_none()) {
-                RECEIVED.store(sig, Ordering::SeqCst);
-                control.cancel();
-                eprintln!("\nnote: stopping the run at its next block: the blocks it finished are checkpointed for --resume; a second signal (Ctrl-C again) ends it at once");
+            // (the run stopped under the lock: a study that has let go of it sees the stop, or
+            // none came)
+            let stopped = {
+                let stoppable = STOPPABLE.lock().unwrap_or_else(|e| e.into_inner());
+                match stoppable.as_ref().filter(|_| received().is_none()) {
+                    Some(control) => {
+                        RECEIVED.store(sig, Ordering::SeqCst);
+                        control.cancel();
+                        true
+                    }
+                    None => false,
+                }
+            };
+            if stopped {
+                eprintln!("\nnote: stopping the run at its next block, so that the blocks it has finished are kept for --resume; a second signal (Ctrl-C again) ends it at once");
                 // (the run's end ends the process by `sig` from its own thread meanwhile)
                 end_by(next_within(&set, GRACE).unwrap_or(sig));
             }

@@ -298,6 +298,22 @@ fn a_default_study_without_a_series_says_in_run_json_that_it_has_no_analysis() {
     }
 }
 
+/// `c` starts with the signals' default actions, whatever the test process was started ignoring
+/// (a background job of a script ignores SIGINT, and its children with it).
+#[cfg(unix)]
+fn with_default_signals(c: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal is async-signal-safe, and nothing else runs in the forked child.
+    unsafe {
+        c.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// A merge stopped by SIGTERM or SIGINT (a batch system's time limit, `timeout`, Ctrl-C) with
 /// its output half-written: it ends by that signal, and its staging directory is gone (it was
 /// left beside the output for good, and a later merge left it too).
@@ -317,18 +333,7 @@ fn a_merge_stopped_by_a_signal_leaves_nothing_behind() {
         let mut merge = bin();
         merge.arg("merge").args(&shards).arg("--out").arg(&merged).arg("--no-plots").env("QBAT_INJECT_FAULT", "slow-blocks=20000");
         merge.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-        // (the signals' default actions, whatever the test process was started ignoring: a
-        // background job of a script ignores SIGINT, and its children with it)
-        use std::os::unix::process::CommandExt;
-        // SAFETY: signal is async-signal-safe, and nothing else runs in the forked child.
-        unsafe {
-            merge.pre_exec(|| {
-                for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                    libc::signal(sig, libc::SIG_DFL);
-                }
-                Ok(())
-            });
-        }
+        with_default_signals(&mut merge);
         let mut child = merge.spawn().unwrap();
         // stopped once its staging directory holds summary.csv (the merge then sleeps)
         let started = std::time::Instant::now();
@@ -379,7 +384,7 @@ fn a_merge_stopped_by_a_signal_leaves_nothing_behind() {
 #[cfg(unix)]
 #[test]
 fn a_run_stopped_by_a_signal_checkpoints_its_blocks_and_ends_by_it() {
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::os::unix::process::ExitStatusExt;
     let dir = tempfile::tempdir().unwrap();
     // 16 blocks of 4 members, about 70 ms a block on the CPU engine
     let cfg = crate::common::config(
@@ -395,15 +400,7 @@ fn a_run_stopped_by_a_signal_checkpoints_its_blocks_and_ends_by_it() {
         let mut run = bin();
         run.arg("run").arg(&cfg).args(args).arg(out).env("QBAT_INJECT_FAULT", fault);
         run.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
-        // SAFETY: signal is async-signal-safe, and nothing else runs in the forked child.
-        unsafe {
-            run.pre_exec(|| {
-                for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                    libc::signal(sig, libc::SIG_DFL);
-                }
-                Ok(())
-            });
-        }
+        with_default_signals(&mut run);
         let mut child = run.spawn().unwrap();
         let staging = dir.path().join(format!(".{}.partial", out.file_name().unwrap().to_string_lossy()));
         let started = std::time::Instant::now();
@@ -441,6 +438,38 @@ fn a_run_stopped_by_a_signal_checkpoints_its_blocks_and_ends_by_it() {
     assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}: {stderr}");
     assert!(waited.as_secs_f64() < 5.0, "the second signal took {waited:?}");
     assert!(!done(&staging).is_empty());
+}
+
+/// After its blocks (here while its commit records the files' identities, held 20 s) a signal
+/// ends a run at once, as it did before runs were stopped: the finish is not stopped half-way
+/// (a stop there committed the whole output and then ended by the signal, and `--resume` was
+/// refused), and nothing waits for a block that will not come.
+#[cfg(unix)]
+#[test]
+fn a_signal_after_the_blocks_ends_the_run_at_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::common::config(dir.path(), crate::integrity::BLOCH);
+    let out = dir.path().join("o");
+    let mut run = bin();
+    run.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&out).env("QBAT_INJECT_FAULT", "slow-identities=20000");
+    run.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    with_default_signals(&mut run);
+    let mut child = run.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !out.join("run.json").is_file() {
+        assert!(started.elapsed().as_secs() < 60, "the run did not commit");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let sent = std::time::Instant::now();
+    // SAFETY: kill is given the child's pid, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let status = crate::common::wait_within(&mut child, std::time::Duration::from_secs(60)).expect("the run did not end");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}: {stderr}");
+    assert!(sent.elapsed().as_secs_f64() < 5.0, "the signal took {:?}", sent.elapsed());
+    assert!(!stderr.contains("stopping the run"), "{stderr}");
 }
 
 /// A thread that cannot be started mid-run (block 2's files thread, as under a process limit):

@@ -83,10 +83,12 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
             // (the scaling curve's options are refused beside the jobs, not ignored: the jobs
             // write no directory, and `--scaling`'s own conflicts are clap's)
             if !scaling {
-                let given = [("--out", out.is_some()), ("--scaling-max-members", scaling_max_members.is_some())];
-                if let Some((name, _)) = given.iter().find(|(_, g)| *g) {
-                    let why = "is an option of bench --scaling: the jobs write no directory (--json FILE writes their figures)";
-                    return Err(QbatError::invalid(*name, why).into());
+                let given = [
+                    ("--out", out.is_some(), "is an option of bench --scaling: the jobs write no directory (--json FILE writes their figures)"),
+                    ("--scaling-max-members", scaling_max_members.is_some(), "is an option of bench --scaling: the jobs take their members from --members"),
+                ];
+                if let Some((name, _, why)) = given.iter().find(|(_, g, _)| *g) {
+                    return Err(QbatError::invalid(*name, *why).into());
                 }
             }
             if print_config {

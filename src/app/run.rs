@@ -96,9 +96,8 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
             ),
         });
     }
-    // (a signal stops the run at its next block, which checkpoints the blocks done: signals.rs)
-    let control = std::sync::Arc::new(qbat_gpu::engine::Control::default());
-    let _stoppable = qbat_gpu::signals::stop_on_signals(control.clone());
+    // (a signal stops the run's blocks, which checkpoints the blocks done: signals.rs)
+    let control = std::sync::Arc::new(qbat_gpu::engine::Control::for_signals());
     let ropts = RunOptions {
         backend: args.backend,
         precision: args.precision,

@@ -13,9 +13,26 @@ pub struct Control {
     cancel: AtomicBool,
     done: AtomicU64,
     total: AtomicU64,
+    /// The CLI's (`for_signals`): not polled, and taken by the signals around a study's blocks.
+    for_signals: bool,
 }
 
 impl Control {
+    /// The CLI's control of a streamed run: a signal stops the run's blocks through it
+    /// (`crate::signals::stop_on_signals`, which the study holds around its block loop only),
+    /// and nothing polls its members done, so the engines keep their coarse slices.
+    pub fn for_signals() -> Control {
+        Control { for_signals: true, ..Default::default() }
+    }
+    /// Whether a signal may stop the run through it (`for_signals`).
+    pub fn is_for_signals(&self) -> bool {
+        self.for_signals
+    }
+    /// Whether its members done are polled between the engines' cancellation points (Python's
+    /// progress), which then come at finer slices of members.
+    pub fn is_polled(&self) -> bool {
+        !self.for_signals
+    }
     /// Ask the run to stop at its next cancellation point.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::SeqCst);

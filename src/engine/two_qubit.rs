@@ -119,7 +119,7 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
     // A slice's twin outputs: its columns and, for the eigen-solve measures, its states.
     let member_bytes = ns * (job.measures.len() + if job.keep_states { 16 } else { 0 }) * 8;
     let pb = progress_bar(opts.progress, n as u64, "cpu f64");
-    let slice = crate::job::footprint::twin_slice_members(n, member_bytes, opts.control.is_some() || !pb.is_hidden());
+    let slice = crate::job::footprint::twin_slice_members(n, member_bytes, opts.control.as_ref().is_some_and(|c| c.is_polled()) || !pb.is_hidden());
     let mut values = opts.zeroed_values(n * ns * nm);
     let mut peaks = Vec::with_capacity(n * 4);
     let mut states = plan.save_states.map(|_| Vec::with_capacity(n * ns * 16));

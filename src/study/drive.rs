@@ -185,6 +185,10 @@ pub(super) fn drive(
     // the absorber takes it, so at most one block per device waits beside the one absorbed.
     let single_device = workers.len() == 1;
     {
+        // A signal stops the blocks (the CLI's control: crate::signals); before and after
+        // them it ends the process at once, as it did (a resume's checks and the finish hold
+        // nothing a stop would keep).
+        let stoppable = opts.run.control.as_ref().filter(|c| c.is_for_signals()).map(|c| crate::signals::stop_on_signals(c.clone()));
         let next = std::sync::atomic::AtomicUsize::new(0);
         let stop = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| -> Result<()> {
@@ -240,7 +244,9 @@ pub(super) fn drive(
             Ok(())
         })?;
         // Workers stop taking blocks once the run is cancelled; the blocks absorbed stay done
-        // (the cancel is the one to report, whatever the checkpoint's write says).
+        // (the cancel is the one to report, whatever the checkpoint's write says). (No signal
+        // stops the run once this is asked: the finish is not stopped half-way.)
+        drop(stoppable);
         if let Err(cancelled) = opts.run.check_cancelled() {
             let _ = sink.flush_checkpoint();
             return Err(cancelled);
