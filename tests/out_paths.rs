@@ -72,6 +72,21 @@ fn a_non_directory_behind_a_trailing_slash_is_refused_before_the_work() {
     assert!(leftovers(d).is_empty());
 }
 
+/// `d/rodir`, mode 555 and owned by the user the commands run as (`nobody` under root, which
+/// `as_user` runs them as).
+#[cfg(target_os = "linux")]
+fn read_only_dir(d: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let rodir = d.join("rodir");
+    std::fs::create_dir(&rodir).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&rodir, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(&rodir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    rodir
+}
+
 /// An existing `--out` that cannot be written into (mode 555 as an ordinary user, a read-only
 /// mount) is refused before the run (exit 2 naming `--out`), not at the commit after it with
 /// exit 1 and a `.NAME.partial` left; `analyze` of an output on a read-only mount is refused
@@ -81,16 +96,10 @@ fn a_non_directory_behind_a_trailing_slash_is_refused_before_the_work() {
 #[cfg(target_os = "linux")]
 #[test]
 fn an_out_directory_that_cannot_be_written_into_is_refused_before_the_work() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // mode 555, owned by the user who runs it
-    let rodir = d.join("rodir");
-    std::fs::create_dir(&rodir).unwrap();
-    if unsafe { libc::geteuid() } == 0 {
-        std::os::unix::fs::chown(&rodir, Some(65534), Some(65534)).unwrap();
-    }
-    std::fs::set_permissions(&rodir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    read_only_dir(d);
     let script = r#"exec "$0" run "$1" --backend cpu --no-progress --no-plots --verify 0 --out rodir"#;
     if let Some(mut c) = as_user(d, script) {
         let o = c.output().unwrap();
@@ -322,15 +331,9 @@ fn a_resume_into_an_out_that_cannot_be_written_into_is_refused_before_the_work()
 #[cfg(target_os = "linux")]
 #[test]
 fn a_bench_json_in_a_folder_that_cannot_be_written_into_is_refused_before_the_jobs() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let rodir = d.join("rodir");
-    std::fs::create_dir(&rodir).unwrap();
-    if unsafe { libc::geteuid() } == 0 {
-        std::os::unix::fs::chown(&rodir, Some(65534), Some(65534)).unwrap();
-    }
-    std::fs::set_permissions(&rodir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let rodir = read_only_dir(d);
     let script = r#"exec "$0" bench bloch-1k --backend cpu --members 2 --repeat 1 --json rodir/bench.json"#;
     let Some(mut c) = as_user(d, script) else { return };
     let o = c.output().unwrap();
