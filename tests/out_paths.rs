@@ -36,6 +36,26 @@ fn assert_refused((code, stderr): (i32, String), case: &str) {
     assert!(stderr.starts_with("error: --out: ") && stderr.trim_end().lines().count() == 1, "{case}: {stderr}");
 }
 
+/// Two shards of the small run, `d/s0` and `d/s1`, for `merge`.
+fn two_shards(d: &Path) -> Vec<PathBuf> {
+    let shards: Vec<PathBuf> = (0..2).map(|k| d.join(format!("s{k}"))).collect();
+    for (k, s) in shards.iter().enumerate() {
+        let (code, stderr) = run(d, s, &["--shard", &format!("{k}/2")]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    shards
+}
+
+/// `run`, `merge` of `shards` and `bench --scaling`, each into `d/name`, refused (`assert_refused`).
+fn assert_every_writer_refuses(d: &Path, shards: &[PathBuf], name: &str) {
+    let out = d.join(name);
+    assert_refused(run(d, &out, &[]), &format!("run --out {name}"));
+    let merge = bin().arg("merge").args(shards).arg("--out").arg(&out).arg("--no-plots").output().unwrap();
+    assert_refused((merge.status.code().unwrap_or(-1), String::from_utf8_lossy(&merge.stderr).into()), &format!("merge --out {name}"));
+    let bench = bin().args(["bench", "--backend", "cpu", "--scaling", "--scaling-max-members", "100", "--out"]).arg(&out).output().unwrap();
+    assert_refused((bench.status.code().unwrap_or(-1), String::from_utf8_lossy(&bench.stderr).into()), &format!("bench --scaling --out {name}"));
+}
+
 /// The staging names qbat-gpu makes (`.NAME.partial...`) found in `dir`.
 fn leftovers(dir: &Path) -> Vec<String> {
     listing(dir).into_iter().filter(|n| n.contains(".partial")).collect()
@@ -53,19 +73,10 @@ fn a_non_directory_behind_a_trailing_slash_is_refused_before_the_work() {
     let _socket = std::os::unix::net::UnixListener::bind(d.join("sock")).unwrap();
     std::os::unix::fs::symlink("loopb", d.join("loopa")).unwrap();
     std::os::unix::fs::symlink("loopa", d.join("loopb")).unwrap();
-    let shards: Vec<PathBuf> = (0..2).map(|k| d.join(format!("s{k}"))).collect();
-    for (k, s) in shards.iter().enumerate() {
-        let (code, stderr) = run(d, s, &["--shard", &format!("{k}/2")]);
-        assert_eq!(code, 0, "{stderr}");
-    }
+    let shards = two_shards(d);
     let before = listing(d);
     for name in ["userfile/", "sock/", "loopa/", "userfile/x"] {
-        let out = d.join(name);
-        assert_refused(run(d, &out, &[]), &format!("run --out {name}"));
-        let merge = bin().arg("merge").args(&shards).arg("--out").arg(&out).arg("--no-plots").output().unwrap();
-        assert_refused((merge.status.code().unwrap_or(-1), String::from_utf8_lossy(&merge.stderr).into()), &format!("merge --out {name}"));
-        let bench = bin().args(["bench", "--backend", "cpu", "--scaling", "--scaling-max-members", "100", "--out"]).arg(&out).output().unwrap();
-        assert_refused((bench.status.code().unwrap_or(-1), String::from_utf8_lossy(&bench.stderr).into()), &format!("bench --scaling --out {name}"));
+        assert_every_writer_refuses(d, &shards, name);
         assert_eq!(listing(d), before, "--out {name}: something was left beside it");
         assert_eq!(std::fs::read_to_string(d.join("userfile")).unwrap(), "hello\n");
     }
@@ -353,19 +364,10 @@ fn a_bench_json_in_a_folder_that_cannot_be_written_into_is_refused_before_the_jo
 fn a_new_out_spelled_through_a_dot_is_refused_before_the_work() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let shards: Vec<PathBuf> = (0..2).map(|k| d.join(format!("s{k}"))).collect();
-    for (k, s) in shards.iter().enumerate() {
-        let (code, stderr) = run(d, s, &["--shard", &format!("{k}/2")]);
-        assert_eq!(code, 0, "{stderr}");
-    }
+    let shards = two_shards(d);
     let before = listing(d);
     for name in ["new/.", "new/./"] {
-        let out = d.join(name);
-        assert_refused(run(d, &out, &[]), &format!("run --out {name}"));
-        let merge = bin().arg("merge").args(&shards).arg("--out").arg(&out).arg("--no-plots").output().unwrap();
-        assert_refused((merge.status.code().unwrap_or(-1), String::from_utf8_lossy(&merge.stderr).into()), &format!("merge --out {name}"));
-        let bench = bin().args(["bench", "--backend", "cpu", "--scaling", "--scaling-max-members", "100", "--out"]).arg(&out).output().unwrap();
-        assert_refused((bench.status.code().unwrap_or(-1), String::from_utf8_lossy(&bench.stderr).into()), &format!("bench --scaling --out {name}"));
+        assert_every_writer_refuses(d, &shards, name);
         assert_eq!(listing(d), before, "--out {name}: something was left beside it");
     }
     std::fs::create_dir(d.join("there")).unwrap();
