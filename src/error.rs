@@ -88,12 +88,20 @@ impl QbatError {
 
 pub type Result<T> = std::result::Result<T, QbatError>;
 
-/// A message in one line whatever the user's strings in it hold: a control character (a
-/// newline in a key or a value) or a Unicode line or paragraph separator (U+2028, U+2029,
-/// which terminals and editors may break at) shown escaped, never starting a line of its own.
+/// A message in one line whatever the user's strings in it hold, shown as the user typed them:
+/// - a control character (a newline in a key or a value) or a Unicode line or paragraph
+///   separator (U+2028, U+2029, which terminals and editors may break at) is shown escaped,
+///   never starting a line of its own;
+/// - so is a bidirectional formatting character (U+202A..U+202E, U+2066..U+2069, U+200E,
+///   U+200F, U+061C), which would make a terminal show the rest of the line reordered: a
+///   directory named `run\u{202e}txt.` must not read as another name;
+/// - a line over `SHOWN_MESSAGE` bytes is `bounded`.
 pub fn one_line(message: &str) -> String {
-    let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
-    message.chars().flat_map(|c| if breaks(c) { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+    let breaks = |c: char| {
+        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+    };
+    let escaped: String = message.chars().flat_map(|c| if breaks(c) { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect();
+    bounded(&escaped)
 }
 
 /// The longest error line shown whole: two paths of `PATH_MAX` bytes and their words fit.
@@ -125,5 +133,28 @@ pub fn shown(x: f64) -> String {
         plain
     } else {
         format!("{x:e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_escapes_breaks_and_reordering_and_bounds_the_length() {
+        assert_eq!(one_line("a\nb\u{2028}c"), "a\\nb\\u{2028}c");
+        // each bidirectional formatting character, escaped as Rust writes it
+        for c in
+            ['\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{200e}', '\u{200f}', '\u{061c}']
+        {
+            let shown = one_line(&format!("run{c}txt"));
+            assert_eq!(shown, format!("run\\u{{{:x}}}txt", c as u32), "{c:?}");
+        }
+        // letters of right-to-left scripts are text, not formatting: kept as they are
+        assert_eq!(one_line("\u{5d0}\u{627}"), "\u{5d0}\u{627}");
+        let long = "x".repeat(3 * SHOWN_MESSAGE);
+        let shown = one_line(&long);
+        assert!(shown.len() < SHOWN_MESSAGE && shown.contains("bytes left out"), "{}", shown.len());
+        assert_eq!(one_line(&"y".repeat(SHOWN_MESSAGE)), "y".repeat(SHOWN_MESSAGE));
     }
 }

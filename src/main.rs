@@ -112,5 +112,6 @@ fn one_line(e: &clap::Error) -> String {
         };
         line += &part.replacen("Usage:", "usage:", 1);
     }
-    qbat_gpu::error::bounded(line.trim_start_matches("error: "))
+    // (the user's value clap quotes is shown escaped and bounded, as in every other error)
+    qbat_gpu::error::one_line(line.trim_start_matches("error: "))
 }

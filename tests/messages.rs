@@ -571,6 +571,37 @@ fn control_characters_quoted_by_notes_are_escaped() {
     assert!(line.contains(r".nl\nname.partial (use --resume"), "{line:?}");
 }
 
+/// A bidirectional formatting character (U+202E) in what a message quotes reached the
+/// terminal raw and reordered the rest of the line, and a note quoted a value of any length
+/// whole (a scheduler variable of 100 KB): both are shown escaped and bounded now, in notes
+/// as in errors, the command line's among them.
+#[test]
+fn notes_and_errors_escape_reordering_characters_and_stay_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = good_toml(dir.path());
+    let fallback = |value: &str, out: &str| {
+        let o = bin()
+            .args(["run", &cfg, "--no-progress", "--no-plots", "--backend", "auto", "--out"])
+            .arg(dir.path().join(out))
+            .env_remove("CUDA_VISIBLE_DEVICES")
+            .env("SLURM_STEP_GPUS", value)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stderr).unwrap()
+    };
+    let stderr = fallback("gpu\u{202e}0", "bidi");
+    assert!(stderr.contains(r"(SLURM_STEP_GPUS=gpu\u{202e}0)") && !stderr.contains('\u{202e}'), "{stderr:?}");
+    let stderr = fallback(&"7".repeat(100_000), "long");
+    let note = stderr.lines().find(|l| l.contains("SLURM_STEP_GPUS=")).unwrap_or_else(|| panic!("{}", &stderr[..stderr.len().min(300)]));
+    assert!(note.len() <= 10_100 && note.contains(" bytes left out) ... "), "{} bytes", note.len());
+    // the parser's message quotes the value given
+    let o = bin().args(["validate", "--backend", "gpu\u{2067}x"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(r"gpu\u{2067}x") && !stderr.contains('\u{2067}') && stderr.trim_end().lines().count() == 1, "{stderr:?}");
+}
+
 /// A value of megabytes quoted in a refusal (a model name, a measure, an option's value) was
 /// echoed whole, a line of megabytes on stderr: the line keeps its start and end now, with
 /// the bytes left out counted, and still names the field.
