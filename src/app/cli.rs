@@ -45,8 +45,8 @@ pub enum Command {
         /// Write the figures as JSON.
         #[arg(long, conflicts_with = "print_config")]
         json: Option<PathBuf>,
-        /// Timed repetitions per job and backend (after one warm-up).
-        #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = at_least_one)]
+        /// Timed repetitions per job and backend (after one warm-up), 1 to 1000.
+        #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = repeat_count)]
         repeat: usize,
         /// Instead of the jobs: throughput against ensemble size and n_fock (CSV + SVG). The
         /// jobs' own options (JOB, --json, --repeat, --members, --print-config) are refused
@@ -182,11 +182,14 @@ fn non_negative(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A count of at least one (`--repeat`).
-fn at_least_one(s: &str) -> Result<usize, String> {
+/// The most timed repetitions `bench` takes (a figure's median is settled long before).
+pub const MAX_REPEAT: usize = 1000;
+
+/// A count from 1 to `MAX_REPEAT` (`--repeat`): a huge one never ended.
+fn repeat_count(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("{s} is not a count of at least 1")),
+        Ok(n) if (1..=MAX_REPEAT).contains(&n) => Ok(n),
+        _ => Err(format!("{s} is not a count from 1 to {MAX_REPEAT}")),
     }
 }
 

@@ -335,11 +335,20 @@ fn keep_once(notes: &mut Vec<String>, note: &str) -> bool {
     new
 }
 
+/// The most `--devices` entries a run opens.
+pub const MAX_DEVICES: usize = 64;
+
 /// The engines of a run: one per `--devices` entry, else the resolved backend.
 pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<String>) -> Result<Vec<Engine>> {
     let Some(spec) = opts.devices.as_deref() else {
         return Ok(vec![engine]);
     };
+    // (each entry opens a driver instance of its own: hundreds of one adapter's name took
+    // gigabytes of memory before any block ran)
+    let given = spec.split(',').filter(|s| !s.trim().is_empty()).count();
+    if given > MAX_DEVICES {
+        return Err(QbatError::invalid("--devices", format!("names {given} devices, more than the {MAX_DEVICES} a run spreads over")));
+    }
     if !matches!(engine, Engine::Gpu(_)) {
         let note = "--devices ignored: the run is not on the GPU";
         eprintln!("note: {}", crate::error::one_line(&note));
