@@ -191,7 +191,7 @@ fn a_shard_count_or_health_a_run_json_cannot_hold_is_refused() {
 }
 
 #[test]
-fn out_naming_an_input_shard_is_refused() {
+fn out_naming_an_input_shard_or_a_folder_inside_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let s = shards(dir.path(), "s", &["--format", "npy"]);
     let snapshot = |d: &Path| -> Vec<(PathBuf, Vec<u8>)> {
@@ -202,7 +202,8 @@ fn out_naming_an_input_shard_is_refused() {
     let before: Vec<_> = s.iter().map(|d| snapshot(d)).collect();
     let link = dir.path().join("link-to-s1");
     std::os::unix::fs::symlink(&s[1], &link).unwrap();
-    for out in [s[0].clone(), s[2].join("..").join("s2"), dir.path().join(".").join("s1").join("."), link] {
+    // (an --out inside a shard, by its name or a link's, made the merge part of that shard)
+    for out in [s[0].clone(), s[2].join("..").join("s2"), dir.path().join(".").join("s1").join("."), link.clone(), s[0].join("m"), link.join("m")] {
         let (code, stderr) = merge(&s, &out, &["--force"]);
         assert_eq!(code, 2, "--out {}: exit {code}: {stderr}", out.display());
         assert!(stderr.contains("--out") && stderr.trim_end().lines().count() == 1, "{stderr}");

@@ -436,12 +436,32 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
 }
 
+/// Whether `out`'s folder (existing) is `dir` or lies inside it, by any names that lead there.
+fn inside_dir(out: &Path, dir: &Path) -> bool {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Ok(parent) = std::fs::canonicalize(parent) else {
+        return false;
+    };
+    parent.ancestors().any(|a| same_dir(a, dir))
+}
+
 /// Merge shard outputs into `out` (which must not exist, or be empty, unless `force`).
 pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<PathBuf> {
     // --force would replace a shard's files with the merge (by any name: a link, `a/../a`,
     // another mount of the same directory)
     if let Some(d) = dirs.iter().find(|d| same_dir(d, out)) {
         return Err(QbatError::invalid("--out", format!("{} is the input shard {}; choose another directory for the merge", out.display(), d.display())));
+    }
+    // (inside a shard, the merge would become part of that finished output, which its manifest
+    // does not list: a `--force` run into the shard would leave it there, mixed with a new run)
+    if let Some(d) = dirs.iter().find(|d| inside_dir(out, d)) {
+        return Err(QbatError::invalid(
+            "--out",
+            format!("{} lies inside the input shard {}; choose a directory outside the shards", out.display(), d.display()),
+        ));
     }
     // (Python's Ctrl-C: `cancel_writes`, from here on, also for the output)
     let cancel = WriteCancel::now();
