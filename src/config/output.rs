@@ -19,6 +19,10 @@ pub fn parse_output(out_t: &Table, model: ModelKind, steady: bool) -> Result<Out
     check_keys(out_t, &["measures", "fock_tail_threshold"], "output")?;
     let fock_tail_threshold = match out_t.get("fock_tail_threshold") {
         Some(v) => {
+            // (a model without a cavity has no Fock tail to warn of: the key would do nothing)
+            if !cavity {
+                return Err(invalid("output.fock_tail_threshold", format!("applies to models with a cavity (cavity-cells, dicke), not '{model_name}'")));
+            }
             let x = as_f64(v, "output.fock_tail_threshold")?;
             if !(x > 0.0 && x < 1.0) {
                 return Err(invalid("output.fock_tail_threshold", format!("must lie in (0, 1), got {}", crate::error::shown(x))));
