@@ -375,3 +375,36 @@ fn a_new_out_spelled_through_a_dot_is_refused_before_the_work() {
     assert_eq!(code, 0, "{stderr}");
     assert!(d.join("there/run.json").is_file());
 }
+
+/// `QBAT_PIPELINE_CACHE` set inside the run's new `--out` (by its name, or through a link):
+/// the GPU's kernels wrote the cache there as they were built, the directory then existed, and
+/// the commit refused it after the whole run. Refused before the work now, by `run` and
+/// `bench --scaling`, on any backend (naming both); a cache beside `--out` is taken.
+#[cfg(unix)]
+#[test]
+fn a_pipeline_cache_inside_a_new_out_is_refused_before_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = crate::common::config(d, SMALL);
+    std::os::unix::fs::symlink(d, d.join("link")).unwrap();
+    let out = d.join("o");
+    for cache in [out.clone(), out.join("pipelines"), d.join("link/o/deeper/pipelines")] {
+        let mut run = bin();
+        run.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&out).env("QBAT_PIPELINE_CACHE", &cache);
+        let mut bench = bin();
+        bench.args(["bench", "--backend", "cpu", "--scaling", "--scaling-max-members", "100", "--out"]).arg(&out).env("QBAT_PIPELINE_CACHE", &cache);
+        for (what, c) in [("run", &mut run), ("bench --scaling", &mut bench)] {
+            let (code, stderr) = outcome_within(c, Duration::from_secs(120));
+            assert_refused((code, stderr.clone()), &format!("{what}, cache {}", cache.display()));
+            assert!(stderr.contains("QBAT_PIPELINE_CACHE"), "{stderr}");
+            assert!(!out.exists() && leftovers(d).is_empty(), "{what}: {:?}", listing(d));
+        }
+    }
+    // beside it, the run goes ahead
+    let (code, stderr) = outcome_within(
+        bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&out).env("QBAT_PIPELINE_CACHE", d.join("cache")),
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.join("run.json").is_file());
+}

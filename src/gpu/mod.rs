@@ -9,6 +9,7 @@ pub mod kernel_clock;
 pub mod measures_two_qubit;
 pub mod pinning;
 mod pipeline_disk_cache;
+pub use pipeline_disk_cache::check_cache_outside;
 pub mod rk4_cavity;
 pub mod rk4_dicke;
 pub mod rk4_two_qubit;

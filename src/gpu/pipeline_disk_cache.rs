@@ -92,6 +92,37 @@ fn cache_dir() -> Option<PathBuf> {
     .filter(|d| d.is_absolute())
 }
 
+/// Refuse an output directory `out` (the option `field`) that is the cache's directory or holds
+/// it: the cache, written as the run builds its kernels, would make a new `--out` before the
+/// commit, which then refused it after the whole run.
+pub fn check_cache_outside(out: &Path, field: &str) -> crate::error::Result<()> {
+    let Some(cache) = cache_dir() else {
+        return Ok(());
+    };
+    if let (Some(out_at), Some(cache_at)) = (through_links(out), through_links(&cache)) {
+        if cache_at.starts_with(&out_at) {
+            return Err(crate::error::QbatError::invalid(
+                field,
+                format!(
+                    "{} holds the pipeline cache's directory {} (QBAT_PIPELINE_CACHE): an output directory holds the run's files only; set the cache elsewhere",
+                    out.display(),
+                    cache.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `path` as the file system resolves it where parts of it do not exist yet: its longest
+/// existing start made canonical (links followed), the rest joined on.
+fn through_links(path: &Path) -> Option<PathBuf> {
+    let absolute = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir().ok()?.join(path) };
+    let existing = absolute.ancestors().find(|a| std::fs::canonicalize(a).is_ok())?;
+    let rest = absolute.strip_prefix(existing).ok()?;
+    Some(std::fs::canonicalize(existing).ok()?.join(rest))
+}
+
 /// Is `path` (a directory or file) this user's own and writable by no one else? (Not a link;
 /// always where the platform has no owners.)
 fn private(path: &Path) -> bool {

@@ -63,6 +63,7 @@ pub(super) fn open_staging(
 ) -> Result<(Staging, Option<(Progress, StatsAccumulator)>)> {
     let dir = staging_dir(&opts.out);
     let shown = opts.out.display();
+    crate::gpu::check_cache_outside(&opts.out, "--out")?;
     sweep_gone(&dir);
     if opts.resume {
         if !dir.is_dir() {
