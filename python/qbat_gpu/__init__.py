@@ -57,6 +57,9 @@ def set_stderr_capture(on: bool) -> None:
 set_stderr_capture(True)
 # what a call outside the package's wrappers left queued is not lost at exit: written to fd 2
 atexit.register(_native.capture_stderr, False)
+# the per-process runtime directory made at the import (where the per-user one was taken) goes
+# with the process, as the CLI's does
+atexit.register(_native.remove_runtime_dir)
 
 
 # Keyword checks: a wrong type is a ConfigError naming the keyword, not PyO3's bare

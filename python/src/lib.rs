@@ -523,6 +523,13 @@ fn end_by_signal(py: Python<'_>, sig: i32) {
     py.detach(|| qbat_gpu::signals::end_by(sig));
 }
 
+/// Remove the per-process runtime directory made at the import (where the per-user one was
+/// taken), as the CLI's `main` does at its end: registered with `atexit`.
+#[pyfunction]
+fn remove_runtime_dir() {
+    qbat_gpu::gpu::runtime_dir::remove_own();
+}
+
 /// Whether the signal `sig` is at its default action as the kernel holds it (a handler set
 /// outside Python, `faulthandler.register`'s, is invisible to `signal.getsignal`).
 #[pyfunction]
@@ -678,6 +685,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cancel_writes, m)?)?;
     m.add_function(wrap_pyfunction!(end_by_signal, m)?)?;
     m.add_function(wrap_pyfunction!(signal_at_default, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_runtime_dir, m)?)?;
     m.add_function(wrap_pyfunction!(state_measure, m)?)?;
     m.add_function(wrap_pyfunction!(battery_measure, m)?)?;
     m.add_function(wrap_pyfunction!(models, m)?)?;

@@ -293,6 +293,27 @@ def test_gpu_call_without_xdg_runtime_dir_says_nothing_of_it(tmp_path):
     assert "XDG_RUNTIME_DIR" not in p.stderr, p.stderr
 
 
+def test_a_per_process_runtime_dir_goes_with_the_python_process(tmp_path):
+    """Where the per-user runtime directory is taken (here a link someone put at its name),
+    the import makes a per-process one: it was left behind by every Python process that ended
+    normally. It goes at exit now, as the CLI's does, and nothing is written through the link."""
+    tq = tmp_path / "tq"
+    (tq / "victim").mkdir(parents=True)
+    (tq / f"qbat-gpu-runtime-{os.getuid()}").symlink_to("victim")
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    env["TMPDIR"] = str(tq)
+    code = (
+        "import os, qbat_gpu as qb\n"
+        "r = qb.run({'model': 'bloch-charger', 'time': {'dt': 0.01, 't_end': 0.1, 'samples': 2}}, backend='cpu', verify=0, progress=False)\n"
+        "print(os.path.isdir(os.path.join(os.environ['TMPDIR'], f'qbat-gpu-runtime-{os.getuid()}-{os.getpid()}')))\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["True"], p.stdout  # made at the import
+    assert sorted(os.listdir(tq)) == [f"qbat-gpu-runtime-{os.getuid()}", "victim"]
+    assert os.listdir(tq / "victim") == []
+
+
 def test_device_error_is_a_runtime_error():
     """No adapter at all (WGPU_BACKEND narrowed to a backend qbat-gpu does not open, in a
     process of its own) is a DeviceError, a RuntimeError; an adapter named that matches none
