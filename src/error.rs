@@ -95,13 +95,19 @@ pub type Result<T> = std::result::Result<T, QbatError>;
 /// - so is a bidirectional formatting character (U+202A..U+202E, U+2066..U+2069, U+200E,
 ///   U+200F, U+061C), which would make a terminal show the rest of the line reordered: a
 ///   directory named `run\u{202e}txt.` must not read as another name;
-/// - a line over `SHOWN_MESSAGE` bytes is `bounded`.
+///
+/// Its length is kept: a report's line that lists files is whole (`shown_line` bounds it).
 pub fn one_line(message: &str) -> String {
     let breaks = |c: char| {
         c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
     };
-    let escaped: String = message.chars().flat_map(|c| if breaks(c) { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect();
-    bounded(&escaped)
+    message.chars().flat_map(|c| if breaks(c) { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
+/// An error or a note as stderr shows it: `one_line`, then `bounded`, so that a user's value of
+/// any length quoted in it (an option's, a scheduler variable's) is not echoed whole.
+pub fn shown_line(message: &str) -> String {
+    bounded(&one_line(message))
 }
 
 /// The longest error line shown whole: two paths of `PATH_MAX` bytes and their words fit.
@@ -141,7 +147,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_line_escapes_breaks_and_reordering_and_bounds_the_length() {
+    fn one_line_escapes_breaks_and_reordering_and_shown_line_bounds_the_length() {
         assert_eq!(one_line("a\nb\u{2028}c"), "a\\nb\\u{2028}c");
         // each bidirectional formatting character, escaped as Rust writes it
         for c in
@@ -153,8 +159,9 @@ mod tests {
         // letters of right-to-left scripts are text, not formatting: kept as they are
         assert_eq!(one_line("\u{5d0}\u{627}"), "\u{5d0}\u{627}");
         let long = "x".repeat(3 * SHOWN_MESSAGE);
-        let shown = one_line(&long);
-        assert!(shown.len() < SHOWN_MESSAGE && shown.contains("bytes left out"), "{}", shown.len());
-        assert_eq!(one_line(&"y".repeat(SHOWN_MESSAGE)), "y".repeat(SHOWN_MESSAGE));
+        assert_eq!(one_line(&long), long);
+        let shown = shown_line(&format!("{long}\u{202e}"));
+        assert!(shown.len() < SHOWN_MESSAGE && shown.contains("bytes left out") && shown.ends_with("\\u{202e}"), "{}", shown.len());
+        assert_eq!(shown_line(&"y".repeat(SHOWN_MESSAGE)), "y".repeat(SHOWN_MESSAGE));
     }
 }

@@ -113,5 +113,5 @@ fn one_line(e: &clap::Error) -> String {
         line += &part.replacen("Usage:", "usage:", 1);
     }
     // (the user's value clap quotes is shown escaped and bounded, as in every other error)
-    qbat_gpu::error::one_line(line.trim_start_matches("error: "))
+    qbat_gpu::error::shown_line(line.trim_start_matches("error: "))
 }

@@ -194,16 +194,34 @@ fn a_shard_count_or_health_a_run_json_cannot_hold_is_refused() {
 fn out_naming_an_input_shard_or_a_folder_inside_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let s = shards(dir.path(), "s", &["--format", "npy"]);
+    // (a folder's bytes: its names)
     let snapshot = |d: &Path| -> Vec<(PathBuf, Vec<u8>)> {
-        let mut v: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(d).unwrap().flatten().map(|e| (e.path(), std::fs::read(e.path()).unwrap())).collect();
+        let bytes = |p: &Path| match p.is_dir() {
+            true => crate::common::listing(p).join("\n").into_bytes(),
+            false => std::fs::read(p).unwrap(),
+        };
+        let mut v: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(d).unwrap().flatten().map(|e| (e.path(), bytes(&e.path()))).collect();
         v.sort();
         v
     };
+    // (an --out that is itself a link to a folder inside a shard)
+    std::fs::create_dir(s[2].join("m")).unwrap();
+    let link_in = dir.path().join("link-into-s2");
+    std::os::unix::fs::symlink(s[2].join("m"), &link_in).unwrap();
     let before: Vec<_> = s.iter().map(|d| snapshot(d)).collect();
     let link = dir.path().join("link-to-s1");
     std::os::unix::fs::symlink(&s[1], &link).unwrap();
     // (an --out inside a shard, by its name or a link's, made the merge part of that shard)
-    for out in [s[0].clone(), s[2].join("..").join("s2"), dir.path().join(".").join("s1").join("."), link.clone(), s[0].join("m"), link.join("m")] {
+    for out in [
+        s[0].clone(),
+        s[2].join("..").join("s2"),
+        dir.path().join(".").join("s1").join("."),
+        link.clone(),
+        s[0].join("m"),
+        link.join("m"),
+        link_in.clone(),
+        link_in.join("."),
+    ] {
         let (code, stderr) = merge(&s, &out, &["--force"]);
         assert_eq!(code, 2, "--out {}: exit {code}: {stderr}", out.display());
         assert!(stderr.contains("--out") && stderr.trim_end().lines().count() == 1, "{stderr}");

@@ -376,10 +376,11 @@ fn a_new_out_spelled_through_a_dot_is_refused_before_the_work() {
     assert!(d.join("there/run.json").is_file());
 }
 
-/// `QBAT_PIPELINE_CACHE` set inside the run's new `--out` (by its name, or through a link):
-/// the GPU's kernels wrote the cache there as they were built, the directory then existed, and
-/// the commit refused it after the whole run. Refused before the work now, by `run` and
-/// `bench --scaling`, on any backend (naming both); a cache beside `--out` is taken.
+/// `QBAT_PIPELINE_CACHE` set inside the run's new `--out` (by its name, or through a link), or
+/// inside its staging directory: the GPU's kernels wrote the cache there as they were built,
+/// and the commit refused the directory after the whole run. Refused before the work now, by
+/// `run` and `bench --scaling`, on any backend, naming the variable that set it; a cache beside
+/// `--out` is taken, and so is one inside an existing output that `--force` replaces.
 #[cfg(unix)]
 #[test]
 fn a_pipeline_cache_inside_a_new_out_is_refused_before_the_work() {
@@ -388,23 +389,46 @@ fn a_pipeline_cache_inside_a_new_out_is_refused_before_the_work() {
     let cfg = crate::common::config(d, SMALL);
     std::os::unix::fs::symlink(d, d.join("link")).unwrap();
     let out = d.join("o");
+    let run = |cache: &Path, extra: &[&str]| {
+        let mut c = bin();
+        c.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&out).args(extra).env("QBAT_PIPELINE_CACHE", cache);
+        outcome_within(&mut c, Duration::from_secs(120))
+    };
     for cache in [out.clone(), out.join("pipelines"), d.join("link/o/deeper/pipelines")] {
-        let mut run = bin();
-        run.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&out).env("QBAT_PIPELINE_CACHE", &cache);
         let mut bench = bin();
         bench.args(["bench", "--backend", "cpu", "--scaling", "--scaling-max-members", "100", "--out"]).arg(&out).env("QBAT_PIPELINE_CACHE", &cache);
-        for (what, c) in [("run", &mut run), ("bench --scaling", &mut bench)] {
-            let (code, stderr) = outcome_within(c, Duration::from_secs(120));
+        for (what, (code, stderr)) in [("run", run(&cache, &[])), ("bench --scaling", outcome_within(&mut bench, Duration::from_secs(120)))] {
             assert_refused((code, stderr.clone()), &format!("{what}, cache {}", cache.display()));
-            assert!(stderr.contains("QBAT_PIPELINE_CACHE"), "{stderr}");
+            assert!(stderr.contains("(from QBAT_PIPELINE_CACHE)"), "{stderr}");
             assert!(!out.exists() && leftovers(d).is_empty(), "{what}: {:?}", listing(d));
         }
     }
-    // beside it, the run goes ahead
-    let (code, stderr) = outcome_within(
-        bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&out).env("QBAT_PIPELINE_CACHE", d.join("cache")),
-        Duration::from_secs(120),
-    );
+    // inside the run's staging directory
+    let (code, stderr) = run(&d.join(".o.partial/pipelines"), &[]);
+    assert_refused((code, stderr.clone()), "a cache inside .o.partial");
+    assert!(!out.exists() && leftovers(d).is_empty(), "{:?}", listing(d));
+    // the user's cache directory, from HOME
+    let home = d.join("h");
+    std::fs::create_dir(&home).unwrap();
+    let o = bin()
+        .arg("run")
+        .arg(&cfg)
+        .args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"])
+        .arg(home.join(".cache"))
+        .env_remove("QBAT_PIPELINE_CACHE")
+        .env_remove("XDG_CACHE_HOME")
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_refused((o.status.code().unwrap_or(-1), stderr.to_string()), "HOME's cache");
+    assert!(stderr.contains("qbat-gpu (from HOME)"), "{stderr}");
+    // beside it, the run goes ahead; an existing output replaced with --force keeps the cache
+    let (code, stderr) = run(&d.join("cache"), &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(out.join("run.json").is_file());
+    std::fs::create_dir(out.join("pipelines")).unwrap();
+    let (code, stderr) = run(&out.join("pipelines"), &["--force"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(out.join("pipelines").is_dir() && out.join("run.json").is_file());
 }

@@ -296,14 +296,22 @@ def test_gpu_call_without_xdg_runtime_dir_says_nothing_of_it(tmp_path):
 def test_a_per_process_runtime_dir_goes_with_the_python_process(tmp_path):
     """Where the per-user runtime directory is taken (here a link someone put at its name),
     the import makes a per-process one: it was left behind by every Python process that ended
-    normally. It goes at exit now, as the CLI's does, and nothing is written through the link."""
+    normally. It goes at exit now, as the CLI's does (not at the exit of a child forked from the
+    process), and nothing is written through the link."""
     tq = tmp_path / "tq"
     (tq / "victim").mkdir(parents=True)
     (tq / f"qbat-gpu-runtime-{os.getuid()}").symlink_to("victim")
     env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
     env["TMPDIR"] = str(tq)
     code = (
-        "import os, qbat_gpu as qb\n"
+        "import os, sys, qbat_gpu as qb\n"
+        "d = os.path.join(os.environ['TMPDIR'], f'qbat-gpu-runtime-{os.getuid()}-{os.getpid()}')\n"
+        "# a child forked before any call, which exits through atexit: the directory is not its\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    sys.exit(0)\n"
+        "os.waitpid(child, 0)\n"
+        "assert os.path.isdir(d), 'a forked child removed the parent process runtime directory'\n"
         "r = qb.run({'model': 'bloch-charger', 'time': {'dt': 0.01, 't_end': 0.1, 'samples': 2}}, backend='cpu', verify=0, progress=False)\n"
         "print(os.path.isdir(os.path.join(os.environ['TMPDIR'], f'qbat-gpu-runtime-{os.getuid()}-{os.getpid()}')))\n"
     )

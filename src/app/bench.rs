@@ -589,7 +589,7 @@ const SCALING_FILES: [&str; 3] = ["scaling.csv", "scaling_members.svg", "scaling
 /// files a re-run replaces. A file, a directory holding files qbat-gpu did not write, and the
 /// output of another command are refused, naming `--out`.
 fn check_scaling_out(out: &Path) -> Result<()> {
-    qbat_gpu::gpu::check_cache_outside(out, "--out")?;
+    qbat_gpu::gpu::check_cache_outside(out, None, "--out")?;
     OutputDir::check_replacing_own(out)?;
     check_scaling_manifest(out)
 }

@@ -34,7 +34,7 @@ impl Outcome {
 
 /// The one-line message of an error with its causes (`i/o: out/run.json: No space left`).
 pub fn message(e: &QbatError) -> String {
-    one_line(&e.with_causes())
+    qbat_gpu::error::shown_line(&e.with_causes())
 }
 
 /// Run the parsed command line; the outcome decides the exit code (`Outcome::exit_code`).

@@ -17,7 +17,7 @@ pub fn print_report(r: &RunInfo, members: usize) {
     println!("throughput  : {:.3e} member-steps/s", r.member_steps_per_second());
     // (a note may name a path of the user's: its control characters escaped, as on stderr)
     for n in &r.notes {
-        println!("note        : {}", qbat_gpu::error::one_line(n));
+        println!("note        : {}", qbat_gpu::error::shown_line(n));
     }
     if let Some(v) = &r.verify {
         let worst = v.deviations.iter().map(|d| d.max_abs / d.tolerance).fold(0.0, f64::max);

@@ -47,7 +47,7 @@ impl PipelineDiskCache {
         if !device.features().contains(wgpu::Features::PIPELINE_CACHE) {
             return None;
         }
-        let path = cache_dir()?.join(format!("{}.bin", wgpu::util::pipeline_cache_key(adapter)?));
+        let path = cache_dir()?.0.join(format!("{}.bin", wgpu::util::pipeline_cache_key(adapter)?));
         let data = private(path.parent()?).then(|| read_framed(&path)).flatten();
         // SAFETY: the data is what `get_data` returned for this adapter's key in an earlier
         // process, in a file and directory only this user can write, checked against its
@@ -81,31 +81,38 @@ impl PipelineDiskCache {
     }
 }
 
-/// `$QBAT_PIPELINE_CACHE` (None when "off"), else the user's cache directory.
-fn cache_dir() -> Option<PathBuf> {
-    let nonempty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+/// `$QBAT_PIPELINE_CACHE` (None when "off"), else the user's cache directory; with the
+/// variable that set it.
+fn cache_dir() -> Option<(PathBuf, &'static str)> {
+    let nonempty = |name: &'static str| std::env::var_os(name).filter(|v| !v.is_empty()).map(|v| (PathBuf::from(v), name));
     match nonempty("QBAT_PIPELINE_CACHE") {
-        Some(dir) if dir.as_os_str() == "off" => None,
+        Some((dir, _)) if dir.as_os_str() == "off" => None,
         Some(dir) => Some(dir),
-        None => nonempty("XDG_CACHE_HOME").or_else(|| nonempty("HOME").map(|h| h.join(".cache"))).map(|d| d.join("qbat-gpu")),
+        None => nonempty("XDG_CACHE_HOME").or_else(|| nonempty("HOME").map(|(h, name)| (h.join(".cache"), name))).map(|(d, name)| (d.join("qbat-gpu"), name)),
     }
-    .filter(|d| d.is_absolute())
+    .filter(|(d, _)| d.is_absolute())
 }
 
-/// Refuse an output directory `out` (the option `field`) that is the cache's directory or holds
-/// it: the cache, written as the run builds its kernels, would make a new `--out` before the
-/// commit, which then refused it after the whole run.
-pub fn check_cache_outside(out: &Path, field: &str) -> crate::error::Result<()> {
-    let Some(cache) = cache_dir() else {
+/// Refuse a new (missing or empty) output directory `out` (the option `field`) that is the
+/// cache's directory or holds it, and a staging directory that holds it: the cache, written as
+/// the run builds its kernels, would put a folder of its own into a directory that must stay
+/// the run's until the commit, which then refused it after the whole run. (An existing output
+/// replaced with `--force` keeps a folder that is not its own, as any other.)
+pub fn check_cache_outside(out: &Path, staging: Option<&Path>, field: &str) -> crate::error::Result<()> {
+    let Some((cache, variable)) = cache_dir() else {
         return Ok(());
     };
-    if let (Some(out_at), Some(cache_at)) = (through_links(out), through_links(&cache)) {
-        if cache_at.starts_with(&out_at) {
+    let Some(cache_at) = through_links(&cache) else {
+        return Ok(());
+    };
+    let new = std::fs::read_dir(out).map_or(true, |mut d| d.next().is_none());
+    for dir in [new.then_some(out), staging].into_iter().flatten() {
+        if through_links(dir).is_some_and(|at| cache_at.starts_with(at)) {
             return Err(crate::error::QbatError::invalid(
                 field,
                 format!(
-                    "{} holds the pipeline cache's directory {} (QBAT_PIPELINE_CACHE): an output directory holds the run's files only; set the cache elsewhere",
-                    out.display(),
+                    "{} holds the pipeline cache's directory {} (from {variable}), which the GPU's kernels would write into before the commit; set QBAT_PIPELINE_CACHE to a directory elsewhere",
+                    dir.display(),
                     cache.display()
                 ),
             ));

@@ -40,8 +40,10 @@ fn current_uid() -> Option<u32> {
 }
 
 /// The per-process directory `private_runtime_dir` made where the per-user one was not
-/// usable: removed at the end of the process (`remove_own`), as each run left one behind.
-static OWN: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+/// usable, with the id of the process that made it: removed at the end of that process
+/// (`remove_own`), as each run left one behind. (A child forked from it, a Python
+/// `os.fork()`'s that exits through `atexit`, holds a copy: not its to remove.)
+static OWN: std::sync::Mutex<Option<(PathBuf, u32)>> = std::sync::Mutex::new(None);
 
 /// Make (or reuse) a private directory (mode 0700) under `base`; None when none can be made.
 pub fn private_runtime_dir(base: &Path) -> Option<PathBuf> {
@@ -67,7 +69,7 @@ pub fn private_runtime_dir(base: &Path) -> Option<PathBuf> {
             // (only one this process made: a per-process name of another PID namespace, or of
             // a process before this one with the same PID, is not this process's to remove)
             if k == 1 && made {
-                *OWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.clone());
+                *OWN.lock().unwrap_or_else(|e| e.into_inner()) = Some((dir.clone(), std::process::id()));
             }
             return Some(dir);
         }
@@ -90,10 +92,13 @@ pub fn ensure_runtime_dir() {
     }
 }
 
-/// Remove the per-process runtime directory where one was made: at the end of the process
+/// Remove the per-process runtime directory where this process made one: at its end
 /// (`main`'s return, or a signal that ends it), when the drivers are done with it.
 pub fn remove_own() {
-    if let Some(dir) = OWN.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        let _ = std::fs::remove_dir_all(dir);
+    let mut own = OWN.lock().unwrap_or_else(|e| e.into_inner());
+    if own.as_ref().is_some_and(|(_, pid)| *pid == std::process::id()) {
+        if let Some((dir, _)) = own.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

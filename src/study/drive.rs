@@ -114,7 +114,7 @@ pub(super) fn drive(
             progress.requested_backend
         );
         progress.requested_backend = backend_name(opts);
-        eprintln!("note: {}", crate::error::one_line(&note));
+        eprintln!("note: {}", crate::error::shown_line(&note));
         progress.notes.push(note);
     }
     // A note is said once, however often the run was resumed.
@@ -306,12 +306,12 @@ impl Worker {
                     }
                     self.opts.max_chunk = Some(current / 2);
                     let note = format!("device out of memory in block {b} ({why}); re-chunked to at most {} members per dispatch and retried", current / 2);
-                    eprintln!("note: {}", crate::error::one_line(&note));
+                    eprintln!("note: {}", crate::error::shown_line(&note));
                     self.notes.push(note);
                 }
                 Err(QbatError::DeviceLost(why)) if on_loss == OnDeviceLoss::Cpu && matches!(self.engine, Engine::Gpu(_)) => {
                     let note = format!("the GPU {} was lost in block {b} ({why}); its blocks from {b} on were finished on the CPU engine (f64)", self.label);
-                    eprintln!("note: {}", crate::error::one_line(&note));
+                    eprintln!("note: {}", crate::error::shown_line(&note));
                     self.notes.push(note);
                     self.engine = Engine::Cpu;
                 }
@@ -351,7 +351,7 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
     }
     if !matches!(engine, Engine::Gpu(_)) {
         let note = "--devices ignored: the run is not on the GPU";
-        eprintln!("note: {}", crate::error::one_line(&note));
+        eprintln!("note: {}", crate::error::shown_line(&note));
         notes.push(note.into());
         return Ok(vec![engine]);
     }

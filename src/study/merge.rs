@@ -436,16 +436,17 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
 }
 
-/// Whether `out`'s folder (existing) is `dir` or lies inside it, by any names that lead there.
+/// Whether `out` (where it exists: a link followed) or else its folder lies inside `dir`, by any
+/// names that lead there.
 fn inside_dir(out: &Path, dir: &Path) -> bool {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let Ok(parent) = std::fs::canonicalize(parent) else {
+    let Ok(at) = std::fs::canonicalize(out).or_else(|_| std::fs::canonicalize(parent)) else {
         return false;
     };
-    parent.ancestors().any(|a| same_dir(a, dir))
+    at.ancestors().any(|a| same_dir(a, dir))
 }
 
 /// Merge shard outputs into `out` (which must not exist, or be empty, unless `force`).
@@ -651,7 +652,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
                 eprintln!("WARNING: {w}");
             }
             for note in &said {
-                eprintln!("note: {}", crate::error::one_line(note));
+                eprintln!("note: {}", crate::error::shown_line(note));
             }
         }),
         Err(e) => {

@@ -310,7 +310,7 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
                 // (a resume refused as bad input touched nothing: its error says it all; a
                 // thread limit can stop it after blocks were added)
                 let note = format!("note: the checkpointed blocks are kept in {}: continue with --resume {}", staging.dir.display(), opts.out.display());
-                eprintln!("{}", crate::error::one_line(&note));
+                eprintln!("{}", crate::error::shown_line(&note));
             }
             Err(e)
         }

@@ -63,7 +63,7 @@ pub(super) fn open_staging(
 ) -> Result<(Staging, Option<(Progress, StatsAccumulator)>)> {
     let dir = staging_dir(&opts.out);
     let shown = opts.out.display();
-    crate::gpu::check_cache_outside(&opts.out, "--out")?;
+    crate::gpu::check_cache_outside(&opts.out, Some(&dir), "--out")?;
     sweep_gone(&dir);
     if opts.resume {
         if !dir.is_dir() {
@@ -128,7 +128,7 @@ pub(super) fn open_staging(
         drop(lock);
         if interrupted {
             // (a newline in the directory's name shown escaped, as the other notes show it)
-            eprintln!("{}", crate::error::one_line(&format!("note: discarded the interrupted run in {} (use --resume to continue one)", dir.display())));
+            eprintln!("{}", crate::error::shown_line(&format!("note: discarded the interrupted run in {} (use --resume to continue one)", dir.display())));
         }
     }
     let (dir, lock) = make_staging(&dir)?;
