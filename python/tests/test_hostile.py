@@ -200,6 +200,27 @@ def test_arrays_of_text_dates_or_objects_are_refused_naming_the_argument(bad):
         assert e.value.field == arg and e.value.exit_code == 2
 
 
+def test_a_config_too_long_to_parse_in_the_memory_left_is_refused_not_an_abort():
+    """A dict config of 3 million nested inline tables (36 MB of TOML text) under a 2 GiB
+    address-space limit: a ConfigError naming the config, where the parser ran out of memory
+    and aborted the interpreter (a dict has no file's 4 MiB bound)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, qbat_gpu as qb\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "try:\n"
+        "    qb.run({'model': 'spin-pair', 'params': {'j1': {'values': [{'a': {}}] * 3_000_000}}, 'time': {'dt': 0.01, 't_end': 0.1, 'samples': 2}}, backend='cpu')\n"
+        "except qb.ConfigError as e:\n"
+        "    print('refused', e.field, e.exit_code, e)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.startswith("refused config 2 config: ") and "MiB of TOML text may need up to" in p.stdout, p.stdout
+    assert "to parse, more than 60% of the" in p.stdout and "address-space limit" in p.stdout, p.stdout
+
+
 def test_a_forked_child_reads_outputs_and_is_refused_the_pool_not_left_waiting(tmp_path):
     """After the worker threads started, a forked child has none of them: a call there that
     needs them raised nothing and waited for ever; now it says how to start the child. Reading
