@@ -192,13 +192,17 @@ impl Plan {
     }
 }
 
-/// dicke: an explicit `[initial]` state replaces the cells' `dicke_m`, and a full-space one also
-/// the cavity start (`photons`, `alpha`); giving both would silently drop one.
-fn dicke_start_given_once(base: &Params, spec: &InitialSpec) -> Result<()> {
-    let replaced: &[&str] = match spec {
-        InitialSpec::Default | InitialSpec::Random(_) => &[],
-        InitialSpec::Qubits(_) => &["dicke_m"],
-        InitialSpec::Full(_) | InitialSpec::PerMember(_) => &["dicke_m", "photons", "alpha"],
+/// An explicit `[initial]` state replaces what parameters would start: dicke's cells
+/// (`dicke_m`), and a full-space state the cavity's start too (dicke's `photons` and `alpha`,
+/// cavity-cells' `alpha`); giving both would silently drop one (a swept `alpha` gave identical
+/// members under differing `alpha` columns).
+fn start_given_once(model: ModelKind, base: &Params, spec: &InitialSpec) -> Result<()> {
+    let full = matches!(spec, InitialSpec::Full(_) | InitialSpec::PerMember(_));
+    let replaced: &[&str] = match model {
+        ModelKind::Dicke if full => &["dicke_m", "photons", "alpha"],
+        ModelKind::Dicke if matches!(spec, InitialSpec::Qubits(_)) => &["dicke_m"],
+        ModelKind::CavityCells if full => &["alpha"],
+        _ => &[],
     };
     match replaced.iter().find(|k| base.contains_key(**k)) {
         Some(k) => Err(invalid(&format!("params.{k}"), "the [initial] state already fixes it: give one or the other")),
@@ -332,9 +336,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let space = model.space_for(&base)?;
     let empty = Table::new();
     let init = initial::parse_initial(section(root, "initial")?.unwrap_or(&empty), model, model_name, space)?;
-    if model == ModelKind::Dicke {
-        dicke_start_given_once(&params.base, &init.spec)?;
-    }
+    start_given_once(model, &params.base, &init.spec)?;
     let time = time::parse_time(root, cavity)?;
     let drv = drives::parse_drives(root, space, model_name, time.steady)?;
     // (each grid axis as the config spells it, for the refusals of a grid too large: a swept
