@@ -221,6 +221,25 @@ def test_a_config_too_long_to_parse_in_the_memory_left_is_refused_not_an_abort()
     assert "to parse, more than 60% of the" in p.stdout and "address-space limit" in p.stdout, p.stdout
 
 
+def test_a_config_dict_that_contains_itself_or_nests_too_deep_is_refused_naming_its_key():
+    """A dict or list that contains itself, or lists nested 3000 deep: a ConfigError naming the
+    key, where writing the TOML raised Python's RecursionError (the parser takes 80 levels)."""
+    time = {"dt": 0.01, "t_end": 0.1, "samples": 2}
+    loop: dict = {}
+    loop["x"] = loop
+    ring: list = []
+    ring.append(ring)
+    deep: list = []
+    last = deep
+    for _ in range(3000):
+        last.append([])
+        last = last[0]
+    for params, key in [({"x": loop}, "params.x"), ({"j1": ring}, "params.j1"), ({"j1": deep}, "params.j1")]:
+        with pytest.raises(qb.ConfigError, match=f"^{key}: is nested more than 80 deep") as e:
+            qb.run({"model": "spin-pair", "params": params, "time": time}, backend="cpu")
+        assert e.value.field == key and e.value.exit_code == 2
+
+
 def test_a_forked_child_reads_outputs_and_is_refused_the_pool_not_left_waiting(tmp_path):
     """After the worker threads started, a forked child has none of them: a call there that
     needs them raised nothing and waited for ever; now it says how to start the child. Reading
