@@ -128,6 +128,22 @@ fn wrong_dimension_state() {
     refused(&format!("{GOOD}[initial]\nket = [[1.0, 0.0], [0.0, 0.0]]\n"), "initial.ket");
 }
 
+/// A ket far longer than the space is refused by its length, before its projector is built
+/// (300,000 amplitudes, a 600 kB config, asked for a 1.4 TB matrix and aborted); a dm of the
+/// wrong size is refused by its size on every model.
+#[test]
+fn a_huge_ket_is_refused_by_its_length_not_an_abort() {
+    let ket = format!("[1.0{}]", ",0".repeat(299_999));
+    let (code, stderr, out_exists) = run_config(&format!("{GOOD}[initial]\nket = {ket}\n"), &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("initial.ket: has dimension 300000, the model needs 4") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    assert!(!out_exists);
+    let dicke = "model = \"dicke\"\n[params]\nn_cells = 1\nn_fock = 2\nphotons = 0\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n";
+    let ket = format!("[1.0{}]", ",0".repeat(99_999));
+    refused(&format!("{dicke}[initial]\nket = {ket}\n"), "initial.ket: has dimension 100000, the model needs 6 (or 2 for the cells");
+    refused(&format!("{dicke}[initial]\ndm = [[1.0, 0, 0], [0, 0, 0], [0, 0, 0]]\n"), "initial.dm: has dimension 3, the model needs 6 (or 2 for the cells");
+}
+
 #[test]
 fn dt_not_positive() {
     refused(&with("dt = 0.01", "dt = 0.0"), "time.dt");

@@ -319,16 +319,23 @@ def _ket_or_dm(a: np.ndarray) -> np.ndarray:
         return a
     if a.shape[-1:] != (4,):
         raise config_error("rho0", f"must be density matrices (..., 4, 4) or kets (..., 4), got shape {a.shape}")
-    return a[..., :, None] * np.conj(a[..., None, :])
+    # (the projectors of the distinct kets, broadcast back: a broadcast view stays one)
+    from .measures import distinct
+
+    c = distinct(a)
+    return np.broadcast_to(c[..., :, None] * np.conj(c[..., None, :]), a.shape + (4,))
 
 
 def _complex(name: str, x: Any) -> np.ndarray:
-    from .measures import as_array
+    """A copy of `x` as complex128, of its own shape: a broadcast view stays one
+    (`measures.complex_entries`), and a batch it makes too large is refused before it is built."""
+    from .measures import as_array, complex_entries
 
     try:
-        return as_array(x).astype(np.complex128)
+        a = as_array(x)
     except (TypeError, ValueError) as e:
         raise config_error(name, f"must be numbers (an array or a qutip.Qobj) ({e})") from None
+    return complex_entries(name, a)
 
 
 def _one_axis(x: Any) -> bool:

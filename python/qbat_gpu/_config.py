@@ -73,16 +73,26 @@ def _scalar(v: Any, where: str) -> str:
     raise config_error(where, f"cannot write a {type(v).__name__} into the config")
 
 
-def _value(v: Any, where: str) -> str:
+# The deepest nesting of lists and tables in a value (the TOML parser's own limit).
+MAX_NESTING = 80
+
+
+def _value(v: Any, where: str, depth: int = 0, top: str = "") -> str:
+    """The TOML of `v`, at `where`; `top` is the config key that holds it (as `where` is at
+    depth 0), named where `v` nests too deep."""
+    top = top or where
     if isinstance(v, np.ndarray):
         v = v.tolist()
+    if isinstance(v, (Mapping, list, tuple)) and depth >= MAX_NESTING:
+        # (a list or dict that contains itself would recurse until Python's RecursionError)
+        raise config_error(top, f"is nested more than {MAX_NESTING} deep (a list or dict that contains itself?)")
     if isinstance(v, Mapping):
-        items = ", ".join(f"{_key(k)} = {_value(x, f'{where}.{k}')}" for k, x in v.items())
+        items = ", ".join(f"{_key(k)} = {_value(x, f'{where}.{k}', depth + 1, top)}" for k, x in v.items())
         return "{ " + items + " }" if items else "{}"
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x, f"{where}[{i}]") for i, x in enumerate(v)) + "]"
+        return "[" + ", ".join(_value(x, f"{where}[{i}]", depth + 1, top) for i, x in enumerate(v)) + "]"
     if hasattr(v, "full") and callable(v.full):  # a qutip.Qobj
-        return _value(np.asarray(v.full()), where)
+        return _value(np.asarray(v.full()), where, depth, top)
     return _scalar(v, where)
 
 

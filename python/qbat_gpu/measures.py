@@ -41,12 +41,33 @@ def as_array(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _argument(arg: str, x: Any) -> np.ndarray:
-    """`as_array` of the argument `arg`, its failure a ConfigError naming it."""
+def distinct(a: np.ndarray) -> np.ndarray:
+    """`a` without the axes a broadcast view repeats (stride 0): each such axis cut to length 1,
+    so that `np.broadcast_to(f(distinct(a)), ...)` of an elementwise f is f(a) without
+    building it."""
+    return a[tuple(slice(0, 1) if n > 1 and s == 0 else slice(None) for n, s in zip(a.shape, a.strides))]
+
+
+def complex_entries(arg: str, a: np.ndarray) -> np.ndarray:
+    """`a` as complex128, of its own shape, where its entries are numbers: text, bytes, dates
+    and records are refused naming `arg`, as is an object array of anything else. A copy, but
+    of the distinct entries alone: a broadcast view (np.broadcast_to) stays one, so that a batch
+    it makes too large can be refused by its shape before it is built."""
+    if a.dtype.kind not in "biufcO":
+        raise config_error(arg, f"must be numbers, got {a.dtype} entries")
     try:
-        return as_array(x)
+        return np.broadcast_to(np.array(distinct(a), dtype=np.complex128), a.shape)
+    except (TypeError, ValueError) as e:
+        raise config_error(arg, f"must be numbers ({e})") from None
+
+
+def _argument(arg: str, x: Any) -> np.ndarray:
+    """`as_array` of the argument `arg`, as complex128, its failure a ConfigError naming it."""
+    try:
+        a = as_array(x)
     except (TypeError, ValueError) as e:
         raise config_error(arg, f"must be an array of matrices of one shape (or qutip.Qobj) ({e})") from None
+    return complex_entries(arg, a)
 
 
 def _state(name: str, rho: Any):

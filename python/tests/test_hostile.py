@@ -165,6 +165,81 @@ def test_a_mesolve_batch_beyond_memory_is_refused_before_its_arrays_are_built():
     qb._native.check_batch_arrays(1000, 1, 1000)
 
 
+def test_a_broadcast_view_too_large_is_refused_by_its_shape_not_copied():
+    """An H, jump operator or ket that is itself a broadcast view of 1e10 (or 3e8) entries: a
+    ConfigError from the member bound or the memory check, where the conversion to complex
+    copied the view first (numpy's MemoryError of 2.33 TiB, naming nothing). A view within
+    bounds gives the bits of the materialised array."""
+    H = np.diag([-2.0, 0.0, 0.0, 2.0])
+    ket = np.array([0.0, 1.0, 1.0j, 0.0]) / np.sqrt(2)
+    with pytest.raises(qb.ConfigError, match="^rho0: .* = 10000000000 members, more than 1e9"):
+        qb.mesolve(np.broadcast_to(H, (10**5, 10**5, 4, 4)), [], ket, [0.0, 1.0], dt=0.01, backend="cpu")
+    with pytest.raises(qb.ConfigError, match="^rho0: .* = 2000000000 members, more than 1e9"):
+        qb.mesolve(H, [], np.broadcast_to(ket, (2 * 10**9, 4)), [0.0, 1.0], dt=0.01, backend="cpu")
+    with pytest.raises(qb.ConfigError, match="for its arrays alone"):
+        qb.mesolve(H, [np.broadcast_to(0.1 * np.eye(4), (3 * 10**8, 4, 4))], ket, [0.0, 1.0], dt=0.01, backend="cpu")
+    rng = np.random.default_rng(1)
+    kets = rng.normal(size=(3, 1, 4)) + 1j * rng.normal(size=(3, 1, 4))
+    kets /= np.linalg.norm(kets, axis=-1, keepdims=True)
+    L = np.zeros((4, 4)); L[0, 1] = L[2, 3] = 0.3
+    Hs = np.stack([np.diag(rng.normal(size=4)) for _ in range(2)])
+    view = qb.mesolve(Hs, [L], np.broadcast_to(kets, (3, 2, 4)), [0.0, 0.5], dt=0.01, backend="cpu", measures=["purity", "energy_b"])
+    built = qb.mesolve(Hs, [L], np.ascontiguousarray(np.broadcast_to(kets, (3, 2, 4))), [0.0, 0.5], dt=0.01, backend="cpu", measures=["purity", "energy_b"])
+    assert same_bits(view.series, built.series) and view.batch_shape == (3, 2)
+
+
+@pytest.mark.parametrize("bad", [np.full((4, 4), "1"), np.full((4, 4), b"1"), np.zeros((4, 4), dtype="M8[s]"), np.full((4, 4), {}, dtype=object)])
+def test_arrays_of_text_dates_or_objects_are_refused_naming_the_argument(bad):
+    """Text, bytes, dates and objects that are not numbers: a ConfigError naming the argument,
+    where the measures raised numpy's bare ValueError or TypeError (and mesolve took the text
+    "1" for the number 1)."""
+    for call, arg in [(lambda: qb.measures.concurrence(bad), "rho"), (lambda: qb.measures.ergotropy(np.eye(2) / 2, bad[:2, :2]), "h"),
+                      (lambda: qb.mesolve(bad, [], np.eye(4) / 4, [0.0, 1.0], dt=0.01, backend="cpu"), "H")]:
+        with pytest.raises(qb.ConfigError, match=f"^{arg}: must be numbers") as e:
+            call()
+        assert e.value.field == arg and e.value.exit_code == 2
+
+
+def test_a_config_too_long_to_parse_in_the_memory_left_is_refused_not_an_abort():
+    """A dict config of 3 million nested inline tables (36 MB of TOML text) under a 2 GiB
+    address-space limit: a ConfigError naming the config, where the parser ran out of memory
+    and aborted the interpreter (a dict has no file's 4 MiB bound)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, qbat_gpu as qb\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "try:\n"
+        "    qb.run({'model': 'spin-pair', 'params': {'j1': {'values': [{'a': {}}] * 3_000_000}}, 'time': {'dt': 0.01, 't_end': 0.1, 'samples': 2}}, backend='cpu')\n"
+        "except qb.ConfigError as e:\n"
+        "    print('refused', e.field, e.exit_code, e)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.startswith("refused config 2 config: ") and "MiB of TOML text may need up to" in p.stdout, p.stdout
+    assert "to parse, more than 60% of the" in p.stdout and "address-space limit" in p.stdout, p.stdout
+
+
+def test_a_config_dict_that_contains_itself_or_nests_too_deep_is_refused_naming_its_key():
+    """A dict or list that contains itself, or lists nested 3000 deep: a ConfigError naming the
+    key, where writing the TOML raised Python's RecursionError (the parser takes 80 levels)."""
+    time = {"dt": 0.01, "t_end": 0.1, "samples": 2}
+    loop: dict = {}
+    loop["x"] = loop
+    ring: list = []
+    ring.append(ring)
+    deep: list = []
+    last = deep
+    for _ in range(3000):
+        last.append([])
+        last = last[0]
+    for params, key in [({"x": loop}, "params.x"), ({"j1": ring}, "params.j1"), ({"j1": deep}, "params.j1")]:
+        with pytest.raises(qb.ConfigError, match=f"^{key}: is nested more than 80 deep") as e:
+            qb.run({"model": "spin-pair", "params": params, "time": time}, backend="cpu")
+        assert e.value.field == key and e.value.exit_code == 2
+
+
 def test_a_forked_child_reads_outputs_and_is_refused_the_pool_not_left_waiting(tmp_path):
     """After the worker threads started, a forked child has none of them: a call there that
     needs them raised nothing and waited for ever; now it says how to start the child. Reading

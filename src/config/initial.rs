@@ -49,9 +49,13 @@ pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: 
         if (norm2 - 1.0).abs() > STATE_TOL {
             return Err(invalid("initial.ket", format!("must be normalised: |psi|^2 = {norm2:.12} (tolerance {STATE_TOL:e})")));
         }
+        // (before the projector: a ket of 300,000 amplitudes would ask for a 1.4 TB matrix)
+        check_dimension(ket.len(), dim, cells, "initial.ket")?;
         qubits_or_full(projector(&ket), dim, cells, "initial.ket")?
     } else if let Some(v) = init_t.get("dm") {
         let rho = as_matrix(v, "initial.dm")?;
+        // (before the eigen-solve, which a matrix of the wrong size would cost for nothing)
+        check_dimension(rho.nrows(), dim, cells, "initial.dm")?;
         check_state(&rho, "initial.dm")?;
         qubits_or_full(rho, dim, cells, "initial.dm")?
     } else if let Some(v) = init_t.get("random") {
@@ -89,19 +93,21 @@ pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: 
 /// An explicit state: full-space, or (cavity models) a state of the cells (dimension `cells`:
 /// 4 for cavity-cells, N + 1 for dicke) to tensor with the cavity start.
 fn qubits_or_full(rho: CMat, dim: usize, cells: Option<usize>, field: &str) -> Result<InitialSpec> {
-    if rho.nrows() == dim {
-        check_state(&rho, field)?;
-        return Ok(if cells.is_some() { InitialSpec::Full(Arc::new(rho)) } else { InitialSpec::Qubits(Arc::new(rho)) });
-    }
-    if cells == Some(rho.nrows()) {
-        check_state(&rho, field)?;
-        return Ok(InitialSpec::Qubits(Arc::new(rho)));
+    check_dimension(rho.nrows(), dim, cells, field)?;
+    check_state(&rho, field)?;
+    Ok(if rho.nrows() == dim && cells.is_some() { InitialSpec::Full(Arc::new(rho)) } else { InitialSpec::Qubits(Arc::new(rho)) })
+}
+
+/// A state's dimension `n` is the space's `dim`, or (cavity models) that of the cells.
+fn check_dimension(n: usize, dim: usize, cells: Option<usize>, field: &str) -> Result<()> {
+    if n == dim || cells == Some(n) {
+        return Ok(());
     }
     let expect = match cells {
         Some(k) => format!("{dim} (or {k} for the cells, tensored with the cavity state)"),
         None => dim.to_string(),
     };
-    Err(invalid(field, format!("has dimension {}, the model needs {expect}", rho.nrows())))
+    Err(invalid(field, format!("has dimension {n}, the model needs {expect}")))
 }
 
 /// Normalised, Hermitian and positive to STATE_TOL.

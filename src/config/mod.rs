@@ -192,13 +192,17 @@ impl Plan {
     }
 }
 
-/// dicke: an explicit `[initial]` state replaces the cells' `dicke_m`, and a full-space one also
-/// the cavity start (`photons`, `alpha`); giving both would silently drop one.
-fn dicke_start_given_once(base: &Params, spec: &InitialSpec) -> Result<()> {
-    let replaced: &[&str] = match spec {
-        InitialSpec::Default | InitialSpec::Random(_) => &[],
-        InitialSpec::Qubits(_) => &["dicke_m"],
-        InitialSpec::Full(_) | InitialSpec::PerMember(_) => &["dicke_m", "photons", "alpha"],
+/// An explicit `[initial]` state replaces what parameters would start: dicke's cells
+/// (`dicke_m`), and a full-space state the cavity's start too (dicke's `photons` and `alpha`,
+/// cavity-cells' `alpha`); giving both would silently drop one (a swept `alpha` gave identical
+/// members under differing `alpha` columns).
+fn start_given_once(model: ModelKind, base: &Params, spec: &InitialSpec) -> Result<()> {
+    let full = matches!(spec, InitialSpec::Full(_) | InitialSpec::PerMember(_));
+    let replaced: &[&str] = match model {
+        ModelKind::Dicke if full => &["dicke_m", "photons", "alpha"],
+        ModelKind::Dicke if matches!(spec, InitialSpec::Qubits(_)) => &["dicke_m"],
+        ModelKind::CavityCells if full => &["alpha"],
+        _ => &[],
     };
     match replaced.iter().find(|k| base.contains_key(**k)) {
         Some(k) => Err(invalid(&format!("params.{k}"), "the [initial] state already fixes it: give one or the other")),
@@ -225,8 +229,35 @@ pub struct Overrides {
 
 /// Parse and validate a TOML config.
 pub fn parse_plan(text: &str, ov: &Overrides) -> Result<Plan> {
+    check_parse_memory(text.len())?;
     let root: Table = text.parse::<Table>().map_err(|e| parse_error(text, &e))?;
     plan_from_table(&root, ov)
+}
+
+/// The peak memory of parsing TOML text, per byte of it, as an upper bound: measured at 211
+/// for a list of nested inline tables (`{a={}},`, 7 bytes an item), 122 for one of `[0],`, 77
+/// for one of `0,` and 26 for long floats.
+const PARSE_BYTES_PER_TEXT_BYTE: f64 = 256.0;
+
+/// A config too long to parse in the memory left is refused before it is parsed: the CLI's
+/// files are at most 4 MiB, but Python's dict configs have no such bound (a `values` list of
+/// 1e8 entries from a numpy array is 200 MB of text, and 15 GB to parse).
+fn check_parse_memory(len: usize) -> Result<()> {
+    let need = len as f64 * PARSE_BYTES_PER_TEXT_BYTE;
+    let avail = available_memory::available_memory();
+    if need <= avail.usable() {
+        return Ok(());
+    }
+    Err(QbatError::TooLarge {
+        field: "config".into(),
+        reason: format!(
+            "{} of TOML text may need up to {} to parse, more than 60% of the {} available{}; shorten it (a long `values` or `times` list: a linspace, uniform draws, or --shard)",
+            available_memory::size_need(len as f64),
+            available_memory::size_need(need),
+            available_memory::size_text(avail.bytes),
+            avail.under()
+        ),
+    })
 }
 
 /// A TOML syntax error on one line, naming the key where the error's span shows it:
@@ -305,9 +336,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let space = model.space_for(&base)?;
     let empty = Table::new();
     let init = initial::parse_initial(section(root, "initial")?.unwrap_or(&empty), model, model_name, space)?;
-    if model == ModelKind::Dicke {
-        dicke_start_given_once(&params.base, &init.spec)?;
-    }
+    start_given_once(model, &params.base, &init.spec)?;
     let time = time::parse_time(root, cavity)?;
     let drv = drives::parse_drives(root, space, model_name, time.steady)?;
     // (each grid axis as the config spells it, for the refusals of a grid too large: a swept
