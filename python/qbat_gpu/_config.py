@@ -77,7 +77,29 @@ def _scalar(v: Any, where: str) -> str:
 MAX_NESTING = 80
 
 
-def _value(v: Any, where: str, depth: int = 0, top: str = "") -> str:
+def too_long(length: Any = None) -> ConfigError:
+    """The refusal of a config of more text than a config file may hold (the native layer's
+    words, for a text of known `length`)."""
+    size = "" if length is None else f"{length} bytes, "
+    return config_error("config", f"its TOML text is {size}more than the {CONFIG_LIMIT} bytes a config may hold; sweep many values with a linspace or uniform axis")
+
+
+class _Budget:
+    """The bytes of text still free as a dict's TOML is written: each value spends what it adds
+    itself (a scalar's text, a list's brackets and commas, a table's keys), so that a dict whose
+    text passes CONFIG_LIMIT is refused while it is written (a dict of shared references holds
+    2^40 leaves in a few kilobytes)."""
+
+    def __init__(self) -> None:
+        self.left = CONFIG_LIMIT
+
+    def spend(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise too_long()
+
+
+def _value(v: Any, where: str, budget: _Budget, depth: int = 0, top: str = "") -> str:
     """The TOML of `v`, at `where`; `top` is the config key that holds it (as `where` is at
     depth 0), named where `v` nests too deep."""
     top = top or where
@@ -87,13 +109,18 @@ def _value(v: Any, where: str, depth: int = 0, top: str = "") -> str:
         # (a list or dict that contains itself would recurse until Python's RecursionError)
         raise config_error(top, f"is nested more than {MAX_NESTING} deep (a list or dict that contains itself?)")
     if isinstance(v, Mapping):
-        items = ", ".join(f"{_key(k)} = {_value(x, f'{where}.{k}', depth + 1, top)}" for k, x in v.items())
+        keys = [_key(k) for k in v]
+        budget.spend(4 + sum(len(k) + 5 for k in keys))
+        items = ", ".join(f"{kt} = {_value(x, f'{where}.{k}', budget, depth + 1, top)}" for kt, (k, x) in zip(keys, v.items()))
         return "{ " + items + " }" if items else "{}"
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x, f"{where}[{i}]", depth + 1, top) for i, x in enumerate(v)) + "]"
+        budget.spend(2 * len(v) + 2)
+        return "[" + ", ".join(_value(x, f"{where}[{i}]", budget, depth + 1, top) for i, x in enumerate(v)) + "]"
     if hasattr(v, "full") and callable(v.full):  # a qutip.Qobj
-        return _value(np.asarray(v.full()), where, depth, top)
-    return _scalar(v, where)
+        return _value(np.asarray(v.full()), where, budget, depth, top)
+    text = _scalar(v, where)
+    budget.spend(len(text))
+    return text
 
 
 def _key(k: Any) -> str:
@@ -110,14 +137,15 @@ def dict_to_toml(config: Mapping[str, Any]) -> str:
     those of the dict.
     """
     lines = []
+    budget = _Budget()
     for k, v in config.items():
         if not isinstance(v, Mapping):
-            lines.append(f"{_key(k)} = {_value(v, str(k))}")
+            lines.append(f"{_key(k)} = {_value(v, str(k), budget)}")
     for k, v in config.items():
         if isinstance(v, Mapping):
             lines.append(f"[{_key(k)}]")
             for kk, vv in v.items():
-                lines.append(f"{_key(kk)} = {_value(vv, f'{k}.{kk}')}")
+                lines.append(f"{_key(kk)} = {_value(vv, f'{k}.{kk}', budget)}")
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,7 @@ and (..., d, d) for a battery state with its Hamiltonian. Each returns an array 
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -55,9 +56,15 @@ def complex_entries(arg: str, a: np.ndarray) -> np.ndarray:
     it makes too large can be refused by its shape before it is built."""
     if a.dtype.kind not in "biufcO":
         raise config_error(arg, f"must be numbers, got {a.dtype} entries")
+    entries = distinct(a)
+    # (numpy reads the text "0" of an object array, a pandas column's, as the number 0)
+    if a.dtype.kind == "O":
+        other = next((x for x in entries.flat if not isinstance(x, numbers.Number)), None)
+        if other is not None:
+            raise config_error(arg, f"must be numbers, got a {type(other).__name__} entry")
     try:
-        return np.broadcast_to(np.array(distinct(a), dtype=np.complex128), a.shape)
-    except (TypeError, ValueError) as e:
+        return np.broadcast_to(np.array(entries, dtype=np.complex128), a.shape)
+    except (TypeError, ValueError, OverflowError) as e:
         raise config_error(arg, f"must be numbers ({e})") from None
 
 

@@ -13,7 +13,7 @@ use run::{run_study, DEFAULT_STUDY};
 use std::process::ExitCode;
 
 /// Largest config file read: far beyond any real config (the largest example is a few KB).
-const CONFIG_LIMIT: u64 = 4 << 20;
+const CONFIG_LIMIT: u64 = qbat_gpu::config::CONFIG_TEXT_LIMIT as u64;
 
 /// How a command that ran to the end came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

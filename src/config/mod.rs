@@ -227,37 +227,25 @@ pub struct Overrides {
     pub cpu_only: bool,
 }
 
+/// The most bytes of TOML text a config holds: a config file's bound (the CLI reads no more),
+/// and that of a config given from Python as a dict or text. Parsing takes up to about 600
+/// bytes of memory a byte of text (dotted keys in inline tables): 36 MB of nested inline
+/// tables aborted the interpreter under a 2 GiB address-space limit.
+pub const CONFIG_TEXT_LIMIT: usize = 4 << 20;
+
 /// Parse and validate a TOML config.
 pub fn parse_plan(text: &str, ov: &Overrides) -> Result<Plan> {
-    check_parse_memory(text.len())?;
+    if text.len() > CONFIG_TEXT_LIMIT {
+        return Err(invalid(
+            "config",
+            format!(
+                "its TOML text is {} bytes, more than the {CONFIG_TEXT_LIMIT} bytes a config may hold; sweep many values with a linspace or uniform axis",
+                text.len()
+            ),
+        ));
+    }
     let root: Table = text.parse::<Table>().map_err(|e| parse_error(text, &e))?;
     plan_from_table(&root, ov)
-}
-
-/// The peak memory of parsing TOML text, per byte of it, as an upper bound: measured at 211
-/// for a list of nested inline tables (`{a={}},`, 7 bytes an item), 122 for one of `[0],`, 77
-/// for one of `0,` and 26 for long floats.
-const PARSE_BYTES_PER_TEXT_BYTE: f64 = 256.0;
-
-/// A config too long to parse in the memory left is refused before it is parsed: the CLI's
-/// files are at most 4 MiB, but Python's dict configs have no such bound (a `values` list of
-/// 1e8 entries from a numpy array is 200 MB of text, and 15 GB to parse).
-fn check_parse_memory(len: usize) -> Result<()> {
-    let need = len as f64 * PARSE_BYTES_PER_TEXT_BYTE;
-    let avail = available_memory::available_memory();
-    if need <= avail.usable() {
-        return Ok(());
-    }
-    Err(QbatError::TooLarge {
-        field: "config".into(),
-        reason: format!(
-            "{} of TOML text may need up to {} to parse, more than 60% of the {} available{}; shorten it (a long `values` or `times` list: a linspace, uniform draws, or --shard)",
-            available_memory::size_need(len as f64),
-            available_memory::size_need(need),
-            available_memory::size_text(avail.bytes),
-            avail.under()
-        ),
-    })
 }
 
 /// A TOML syntax error on one line, naming the key where the error's span shows it:
