@@ -81,7 +81,7 @@ def too_long(length: Any = None) -> ConfigError:
     """The refusal of a config of more text than a config file may hold (the native layer's
     words, for a text of known `length`)."""
     size = "" if length is None else f"{length} bytes, "
-    return config_error("config", f"its TOML text is {size}more than the {CONFIG_LIMIT} bytes a config may hold; sweep many values with a linspace or uniform axis")
+    return config_error("config", f"its TOML text is {size}more than the {CONFIG_LIMIT} bytes a config may hold; sweep many points with a linspace or uniform axis, or split them across runs")
 
 
 class _Budget:
@@ -104,17 +104,23 @@ def _value(v: Any, where: str, budget: _Budget, depth: int = 0, top: str = "") -
     depth 0), named where `v` nests too deep."""
     top = top or where
     if isinstance(v, np.ndarray):
+        # (each entry writes at least one digit and a comma: a view of 2^40 entries is refused
+        # before its list is built)
+        if 2 * v.size > budget.left:
+            raise too_long()
         v = v.tolist()
     if isinstance(v, (Mapping, list, tuple)) and depth >= MAX_NESTING:
         # (a list or dict that contains itself would recurse until Python's RecursionError)
         raise config_error(top, f"is nested more than {MAX_NESTING} deep (a list or dict that contains itself?)")
     if isinstance(v, Mapping):
         keys = [_key(k) for k in v]
-        budget.spend(4 + sum(len(k) + 5 for k in keys))
+        # ("{ " and " }", each "k = " and ", "; "{}" when empty: the text this table adds itself)
+        budget.spend(2 + sum(len(k) + 5 for k in keys))
         items = ", ".join(f"{kt} = {_value(x, f'{where}.{k}', budget, depth + 1, top)}" for kt, (k, x) in zip(keys, v.items()))
         return "{ " + items + " }" if items else "{}"
     if isinstance(v, (list, tuple)):
-        budget.spend(2 * len(v) + 2)
+        # ("[" and "]", each ", ")
+        budget.spend(max(2, 2 * len(v)))
         return "[" + ", ".join(_value(x, f"{where}[{i}]", budget, depth + 1, top) for i, x in enumerate(v)) + "]"
     if hasattr(v, "full") and callable(v.full):  # a qutip.Qobj
         return _value(np.asarray(v.full()), where, budget, depth, top)

@@ -49,6 +49,14 @@ def distinct(a: np.ndarray) -> np.ndarray:
     return a[tuple(slice(0, 1) if n > 1 and s == 0 else slice(None) for n, s in zip(a.shape, a.strides))]
 
 
+def _number(x: Any) -> bool:
+    """A number an object array may hold: Python's and numpy's (np.bool_ too), and a 0-d array
+    of them."""
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        return x.dtype.kind in "biufc" or (x.dtype.kind == "O" and _number(x[()]))
+    return isinstance(x, (numbers.Number, np.bool_))
+
+
 def complex_entries(arg: str, a: np.ndarray) -> np.ndarray:
     """`a` as complex128, of its own shape, where its entries are numbers: text, bytes, dates
     and records are refused naming `arg`, as is an object array of anything else. A copy, but
@@ -59,9 +67,9 @@ def complex_entries(arg: str, a: np.ndarray) -> np.ndarray:
     entries = distinct(a)
     # (numpy reads the text "0" of an object array, a pandas column's, as the number 0)
     if a.dtype.kind == "O":
-        other = next((x for x in entries.flat if not isinstance(x, numbers.Number)), None)
-        if other is not None:
-            raise config_error(arg, f"must be numbers, got a {type(other).__name__} entry")
+        for x in entries.flat:
+            if not _number(x):
+                raise config_error(arg, f"must be numbers, got a {type(x).__name__} entry")
     try:
         return np.broadcast_to(np.array(entries, dtype=np.complex128), a.shape)
     except (TypeError, ValueError, OverflowError) as e:

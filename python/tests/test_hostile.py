@@ -189,7 +189,8 @@ def test_a_broadcast_view_too_large_is_refused_by_its_shape_not_copied():
 
 
 @pytest.mark.parametrize("bad", [np.full((4, 4), "1"), np.full((4, 4), b"1"), np.zeros((4, 4), dtype="M8[s]"), np.full((4, 4), {}, dtype=object),
-                                 np.full((4, 4), "0", dtype=object), np.full((4, 4), b"0", dtype=object), np.full((4, 4), 10**400, dtype=object)])
+                                 np.full((4, 4), "0", dtype=object), np.full((4, 4), b"0", dtype=object), np.full((4, 4), 10**400, dtype=object),
+                                 np.array([[None] * 4, ["0"] * 4] * 2, dtype=object)])
 def test_arrays_of_text_dates_or_objects_are_refused_naming_the_argument(bad):
     """Text, bytes, dates and objects that are not numbers: a ConfigError naming the argument,
     where the measures raised numpy's bare ValueError or TypeError (and mesolve took the text
@@ -200,6 +201,43 @@ def test_arrays_of_text_dates_or_objects_are_refused_naming_the_argument(bad):
         with pytest.raises(qb.ConfigError, match=f"^{arg}: must be numbers") as e:
             call()
         assert e.value.field == arg and e.value.exit_code == 2
+
+
+def test_object_arrays_of_numbers_of_any_kind_are_taken_as_their_values():
+    """An object array of numpy scalars (np.bool_ too), 0-d arrays or Python numbers gives the
+    complex entries numpy gives the numbers themselves; only what is not a number is refused."""
+    from qbat_gpu.measures import complex_entries
+
+    values = [[0.25, 0.0, 1.5, -2.0], [0.0, 1.0, 0.0, 0.0], [3.0, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    def parts(z: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(z, dtype=np.complex128).view(np.float64)
+
+    want = np.array(values, dtype=np.complex128)
+    for entry in (float, np.float32, np.float64, lambda x: np.array(x), lambda x: np.array(np.float64(x), dtype=object)):
+        objects = np.empty((4, 4), dtype=object)
+        for i, row in enumerate(values):
+            for j, x in enumerate(row):
+                objects[i, j] = entry(x)
+        assert same_bits(parts(complex_entries("H", objects)), parts(want)), entry
+    bools = np.empty((4, 4), dtype=object)
+    for i in range(4):
+        for j in range(4):
+            bools[i, j] = np.bool_(i == j)
+    assert same_bits(parts(complex_entries("H", bools)), parts(np.eye(4)))
+
+
+def test_a_dict_s_text_is_counted_as_it_is_written():
+    """The bound of a dict's TOML text counts what the text holds: a dict of 4.09 MB of text is
+    written (the count had charged each list 2 bytes more, 4.7 MB here, and refused it), one
+    past the bound is refused, and a numpy view of 2^40 entries is refused before its list is
+    built."""
+    d = {"model": "x", "params": {"v": [[0.5, 0.25]] * 315_000}}
+    assert 4_000_000 < len(qb.dict_to_toml(d).encode()) <= 4 << 20
+    d["params"]["v"] = [[0.5, 0.25]] * 330_000
+    with pytest.raises(qb.ConfigError, match="^config: its TOML text is more than the 4194304 bytes"):
+        qb.dict_to_toml(d)
+    with pytest.raises(qb.ConfigError, match="^config: its TOML text is more than the 4194304 bytes"):
+        qb.dict_to_toml({"model": "x", "params": {"v": np.broadcast_to(0.5, (2**40,))}})
 
 
 def test_a_config_of_more_text_than_a_config_file_may_hold_is_refused_before_it_is_parsed():

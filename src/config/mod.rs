@@ -239,7 +239,7 @@ pub fn parse_plan(text: &str, ov: &Overrides) -> Result<Plan> {
         return Err(invalid(
             "config",
             format!(
-                "its TOML text is {} bytes, more than the {CONFIG_TEXT_LIMIT} bytes a config may hold; sweep many values with a linspace or uniform axis",
+                "its TOML text is {} bytes, more than the {CONFIG_TEXT_LIMIT} bytes a config may hold; sweep many points with a linspace or uniform axis, or split them across runs",
                 text.len()
             ),
         ));
