@@ -50,6 +50,12 @@ thread_local! {
     static PARTIAL: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
+/// Say a note on stderr: `note: TEXT`, the user's strings in it escaped and the line bounded
+/// (`error::shown_line`), as every note is said.
+pub fn note(text: &str) {
+    eprintln!("note: {}", crate::error::shown_line(text));
+}
+
 /// Write to stderr (`eprint!`, `eprintln!`), or queue the text while the capture is on.
 pub fn err(args: std::fmt::Arguments) {
     if CAPTURING.load(Ordering::Acquire) {

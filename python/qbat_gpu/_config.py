@@ -77,11 +77,10 @@ def _scalar(v: Any, where: str) -> str:
 MAX_NESTING = 80
 
 
-def too_long(length: Any = None) -> ConfigError:
-    """The refusal of a config of more text than a config file may hold (the native layer's
-    words, for a text of known `length`)."""
-    size = "" if length is None else f"{length} bytes, "
-    return config_error("config", f"its TOML text is {size}more than the {CONFIG_LIMIT} bytes a config may hold; sweep many points with a linspace or uniform axis, or split them across runs")
+def too_long() -> ConfigError:
+    """The refusal of a dict whose text passes what a config may hold (the native layer's
+    words, which also give the length of a text it is handed)."""
+    return config_error("config", f"its TOML text is more than the {CONFIG_LIMIT} bytes a config may hold; sweep many points with a linspace or uniform axis, or split them across runs")
 
 
 class _Budget:

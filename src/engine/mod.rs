@@ -167,7 +167,7 @@ impl SaidNotes {
     /// Say `note` on stderr unless it was said already.
     pub fn say(&self, note: &str) {
         if self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(note.to_string()) && !self.1 {
-            eprintln!("note: {}", crate::error::shown_line(note));
+            crate::console::note(note);
         }
     }
 
@@ -181,7 +181,7 @@ impl SaidNotes {
 pub fn say(opts: &RunOptions, note: &str) {
     match &opts.said {
         Some(said) => said.say(note),
-        None => eprintln!("note: {}", crate::error::shown_line(note)),
+        None => crate::console::note(note),
     }
 }
 

@@ -59,12 +59,12 @@ fn wait_for(dir: &Path, cancel: WriteCancel, exclusive: bool) -> Result<Option<F
             Err(TryLockError::WouldBlock) if !said => {
                 // what holds it: a shared lock is free where only readers do (a commit waits
                 // for a merge or a copy reading the directory), else a commit
-                let shown = crate::error::one_line(&dir.display().to_string());
-                match exclusive && f.try_lock_shared().is_ok_and(|()| f.unlock().is_ok()) {
-                    true => eprintln!("note: waiting for a merge or copy reading {shown} to finish"),
-                    false if exclusive => eprintln!("note: waiting for another commit into {shown} to finish"),
-                    false => eprintln!("note: waiting for another commit into {shown} to finish before reading it"),
-                }
+                let shown = dir.display();
+                crate::console::note(&match exclusive && f.try_lock_shared().is_ok_and(|()| f.unlock().is_ok()) {
+                    true => format!("waiting for a merge or copy reading {shown} to finish"),
+                    false if exclusive => format!("waiting for another commit into {shown} to finish"),
+                    false => format!("waiting for another commit into {shown} to finish before reading it"),
+                });
                 said = true;
             }
             Err(TryLockError::WouldBlock) => {}

@@ -28,7 +28,7 @@
 
 use super::manifest::{check_file, check_still_written, is_plain_name, Manifest, MANIFEST};
 use super::SMALL_FILE_LIMIT;
-use crate::error::{one_line, QbatError, Result};
+use crate::error::{QbatError, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -209,7 +209,7 @@ fn undo_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)], own_st
     for (path, ..) in files {
         remove(path)?;
     }
-    eprintln!("note: undid the interrupted commit into {} (process {pid}): its output is as it was before", one_line(&dir.display().to_string()));
+    crate::console::note(&format!("undid the interrupted commit into {} (process {pid}): its output is as it was before", dir.display()));
     Ok(())
 }
 
@@ -260,7 +260,7 @@ fn finish_incoming(dir: &Path, pid: u32, files: &[(PathBuf, String, bool)]) -> R
         rename(hidden, to)?;
     }
     rename(&marker, &dir.join(MANIFEST))?;
-    eprintln!("note: finished the interrupted commit into {} (process {pid}): it holds that commit's output", one_line(&dir.display().to_string()));
+    crate::console::note(&format!("finished the interrupted commit into {} (process {pid}): it holds that commit's output", dir.display()));
     Ok(())
 }
 
@@ -313,8 +313,8 @@ fn recover_added(dir: &Path, added: &Path, pid: u32, gone: bool) -> Result<()> {
     }
     std::fs::remove_dir(added).map_err(|e| QbatError::io(added, e))?;
     match finish {
-        true => eprintln!("note: finished the interrupted analyze of {} (process {pid}): it holds that analysis", one_line(&dir.display().to_string())),
-        false => eprintln!("note: removed the files an interrupted analyze of {} left aside (process {pid})", one_line(&dir.display().to_string())),
+        true => crate::console::note(&format!("finished the interrupted analyze of {} (process {pid}): it holds that analysis", dir.display())),
+        false => crate::console::note(&format!("removed the files an interrupted analyze of {} left aside (process {pid})", dir.display())),
     }
     Ok(())
 }

@@ -114,7 +114,7 @@ pub(super) fn drive(
             progress.requested_backend
         );
         progress.requested_backend = backend_name(opts);
-        eprintln!("note: {}", crate::error::shown_line(&note));
+        crate::console::note(&note);
         progress.notes.push(note);
     }
     // A note is said once, however often the run was resumed.
@@ -306,12 +306,12 @@ impl Worker {
                     }
                     self.opts.max_chunk = Some(current / 2);
                     let note = format!("device out of memory in block {b} ({why}); re-chunked to at most {} members per dispatch and retried", current / 2);
-                    eprintln!("note: {}", crate::error::shown_line(&note));
+                    crate::console::note(&note);
                     self.notes.push(note);
                 }
                 Err(QbatError::DeviceLost(why)) if on_loss == OnDeviceLoss::Cpu && matches!(self.engine, Engine::Gpu(_)) => {
                     let note = format!("the GPU {} was lost in block {b} ({why}); its blocks from {b} on were finished on the CPU engine (f64)", self.label);
-                    eprintln!("note: {}", crate::error::shown_line(&note));
+                    crate::console::note(&note);
                     self.notes.push(note);
                     self.engine = Engine::Cpu;
                 }
@@ -343,21 +343,20 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
     let Some(spec) = opts.devices.as_deref() else {
         return Ok(vec![engine]);
     };
+    let listed: Vec<String> = spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     // (each entry opens a driver instance of its own: hundreds of one adapter's name took
     // gigabytes of memory before any block ran)
-    let given = spec.split(',').filter(|s| !s.trim().is_empty()).count();
-    if given > MAX_DEVICES {
-        return Err(QbatError::invalid("--devices", format!("names {given} devices, more than the {MAX_DEVICES} a run spreads over")));
+    if listed.len() > MAX_DEVICES {
+        return Err(QbatError::invalid("--devices", format!("names {} devices, more than the {MAX_DEVICES} a run spreads over", listed.len())));
     }
     if !matches!(engine, Engine::Gpu(_)) {
         let note = "--devices ignored: the run is not on the GPU";
-        eprintln!("note: {}", crate::error::shown_line(&note));
+        crate::console::note(&note);
         notes.push(note.into());
         return Ok(vec![engine]);
     }
     let need_f64 = opts.run.precision == Precision::F64;
-    let names: Vec<String> =
-        if spec == "all" { crate::gpu::GpuContext::adapter_names() } else { spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect() };
+    let names = if spec == "all" { crate::gpu::GpuContext::adapter_names() } else { listed };
     if names.is_empty() {
         return Err(QbatError::invalid("--devices", "no adapter named"));
     }

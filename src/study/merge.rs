@@ -652,7 +652,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
                 eprintln!("WARNING: {w}");
             }
             for note in &said {
-                eprintln!("note: {}", crate::error::shown_line(note));
+                crate::console::note(note);
             }
         }),
         Err(e) => {

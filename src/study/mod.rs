@@ -309,8 +309,7 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
             } else if !(opts.resume && e.exit_code() == 2 && !matches!(e, QbatError::Threads(_))) {
                 // (a resume refused as bad input touched nothing: its error says it all; a
                 // thread limit can stop it after blocks were added)
-                let note = format!("note: the checkpointed blocks are kept in {}: continue with --resume {}", staging.dir.display(), opts.out.display());
-                eprintln!("{}", crate::error::shown_line(&note));
+                crate::console::note(&format!("the checkpointed blocks are kept in {}: continue with --resume {}", staging.dir.display(), opts.out.display()));
             }
             Err(e)
         }

@@ -128,7 +128,7 @@ pub(super) fn open_staging(
         drop(lock);
         if interrupted {
             // (a newline in the directory's name shown escaped, as the other notes show it)
-            eprintln!("{}", crate::error::shown_line(&format!("note: discarded the interrupted run in {} (use --resume to continue one)", dir.display())));
+            crate::console::note(&format!("discarded the interrupted run in {} (use --resume to continue one)", dir.display()));
         }
     }
     let (dir, lock) = make_staging(&dir)?;
