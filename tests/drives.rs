@@ -9,7 +9,7 @@ use qbat_gpu::run::{run_plan, Backend, Precision, RunOptions, RunResult};
 
 #[path = "common/drive_solve.rs"]
 mod drive_solve;
-use drive_solve::{battery_cfg, envelope, excited_population};
+use drive_solve::{battery_cfg, envelope, excited_population, window_edges};
 
 pub fn run(cfg: &str, backend: Backend, precision: Precision) -> RunResult {
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
@@ -24,12 +24,12 @@ fn col(r: &RunResult, m: Measure) -> usize {
 /// Schrodinger solve to 1e-8 on both f64 engines, for the three envelopes.
 #[test]
 fn resonant_drive_matches_an_independent_solve() {
-    for kind in ["constant", "gaussian", "window"] {
+    for kind in ["constant", "gaussian", "window", "window-off-grid"] {
         let (spec, env) = envelope(kind);
         let cfg = battery_cfg(&format!("operator = \"sx_b\"\namplitude = 0.2\nfrequency = 1.0\nphase = 0.3\nenvelope = {spec}"), 10.0, 51, 0.002);
         let times: Vec<f64> = (0..51).map(|k| 10.0 * k as f64 / 50.0).collect();
         // 2000 sub-steps per 0.2: h = 1e-4, RK4 error ~1e-15.
-        let want = excited_population(1.0, 0.2, 1.0, 0.3, &*env, &times, 2000, kind == "window");
+        let want = excited_population(1.0, 0.2, 1.0, 0.3, &*env, &times, 2000, &window_edges(kind));
         assert!(want.iter().cloned().fold(0.0, f64::max) > 0.05, "{kind}: the drive must excite the battery");
         for backend in [Backend::Reference, Backend::Cpu] {
             let r = run(&cfg, backend, Precision::F64);
@@ -38,6 +38,34 @@ fn resonant_drive_matches_an_independent_solve() {
                 let got = r.value(0, s, k);
                 assert!((got - w).abs() < 1e-8, "{kind} {backend:?} t = {}: energy_b = {got} vs {w}", times[s]);
             }
+        }
+    }
+}
+
+/// A window shorter than a step, off the step grid, is taken exactly: its edges end segments
+/// of their own, and the run matches the independent solve split at them (a step that held
+/// the window whole was driven for a whole step, or not at all).
+#[test]
+fn a_window_shorter_than_a_step_is_exact() {
+    let (t_on, t_off) = (2.0037, 2.0049);
+    let env = move |t: f64| if (t_on..t_off).contains(&t) { 1.0 } else { 0.0 };
+    // a strong pulse, so that its 1.2e-3 of time moves the battery
+    let cfg = battery_cfg(
+        &format!("operator = \"sx_b\"\namplitude = 40.0\nfrequency = 1.0\nphase = 0.3\nenvelope = {{ window = [{t_on}, {t_off}] }}"),
+        4.0,
+        21,
+        0.002,
+    );
+    let times: Vec<f64> = (0..21).map(|k| 4.0 * k as f64 / 20.0).collect();
+    let want = excited_population(1.0, 40.0, 1.0, 0.3, &env, &times, 2000, &[t_on, t_off]);
+    assert!(want[20] > 1e-4, "the pulse must excite the battery: {}", want[20]);
+    for backend in [Backend::Reference, Backend::Cpu] {
+        let r = run(&cfg, backend, Precision::F64);
+        let k = col(&r, Measure::EnergyB);
+        for (s, w) in want.iter().enumerate() {
+            let got = r.value(0, s, k);
+            // (one engine step of 1.2e-3 at amplitude 40 holds the pulse: RK4 to about 1e-7 of it)
+            assert!((got - w).abs() < 1e-6 * w.max(1e-3), "{backend:?} t = {}: energy_b = {got} vs {w}", times[s]);
         }
     }
 }

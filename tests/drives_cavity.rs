@@ -20,11 +20,11 @@ fn run(cfg: &str, backend: Backend, verify: usize) -> RunResult {
 /// step) to 1e-8.
 #[test]
 fn x_a_drive_matches_an_independent_lindblad_solve() {
-    for kind in ["constant", "gaussian", "window"] {
+    for kind in ["constant", "gaussian", "window", "window-off-grid"] {
         let (spec, env) = cavity_solve::envelope(kind);
         let cfg = cavity_solve::cavity_cfg(&spec, 0.002);
         // engine: 100 steps of 0.002 per sample interval; the solve: 800
-        let want = cavity_solve::solve(env, kind == "window", 800);
+        let want = cavity_solve::solve(env, &cavity_solve::window_edges(kind), 800);
         let r = run(&cfg, Backend::Cpu, 0);
         assert_eq!(r.backend, "cpu");
         assert!(!r.notes.iter().any(|n| n.contains("reference")), "{:?}", r.notes);
@@ -41,7 +41,7 @@ fn x_a_drive_matches_an_independent_lindblad_solve() {
     // Without the drive the solve differs: the test can see the drive.
     let (spec, env) = cavity_solve::envelope("constant");
     let undriven = run(&cavity_solve::cavity_cfg(&spec, 0.002).replace("amplitude = 0.4", "amplitude = 0.0"), Backend::Cpu, 0);
-    let want = cavity_solve::solve(env, false, 100);
+    let want = cavity_solve::solve(env, &[], 100);
     let last = want.len() - 1;
     assert!((undriven.value(0, last, 0) - want[last][0]).abs() > 1e-3);
 }

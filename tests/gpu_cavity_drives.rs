@@ -38,10 +38,10 @@ fn x_a_drive_on_the_gpu_matches_the_independent_solve() {
     if !have_gpu(false) {
         return;
     }
-    for kind in ["constant", "gaussian", "window"] {
+    for kind in ["constant", "gaussian", "window", "window-off-grid"] {
         let (spec, env) = cavity_solve::envelope(kind);
         let p = plan(&cavity_solve::cavity_cfg(&spec, 0.004));
-        let want = cavity_solve::solve(env, kind == "window", 400);
+        let want = cavity_solve::solve(env, &cavity_solve::window_edges(kind), 400);
         let g = run(&p, Backend::Gpu, Precision::F32, 0);
         let mut worst = 0.0f64;
         for (s, w) in want.iter().enumerate() {
@@ -70,7 +70,7 @@ fn x_a_drive_on_the_gpu_in_f64_matches_the_independent_solve() {
     }
     let (spec, env) = cavity_solve::envelope("gaussian");
     let p = plan(&cavity_solve::cavity_cfg(&spec, 0.002));
-    let want = cavity_solve::solve(env, false, 800);
+    let want = cavity_solve::solve(env, &[], 800);
     let g = run(&p, Backend::Gpu, Precision::F64, 0);
     for (s, w) in want.iter().enumerate() {
         for (k, want_k) in w.iter().enumerate() {

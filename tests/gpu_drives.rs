@@ -11,7 +11,7 @@ use qbat_gpu::twin::rk4_two_qubit::run_two_qubit_twin;
 
 #[path = "common/drive_solve.rs"]
 mod drive_solve;
-use drive_solve::{battery_cfg, envelope, excited_population};
+use drive_solve::{battery_cfg, envelope, excited_population, window_edges};
 
 fn run(cfg: &str, backend: Backend, precision: Precision, verify: usize) -> RunResult {
     let plan = parse_plan(cfg, &Overrides::default()).unwrap();
@@ -31,11 +31,11 @@ fn gpu_resonant_drive_matches_an_independent_solve() {
     if !crate::common::have_gpu(false) {
         return;
     }
-    for kind in ["constant", "gaussian", "window"] {
+    for kind in ["constant", "gaussian", "window", "window-off-grid"] {
         let (spec, env) = envelope(kind);
         let cfg = battery_cfg(&format!("operator = \"sx_b\"\namplitude = 0.2\nfrequency = 1.0\nphase = 0.3\nenvelope = {spec}"), 10.0, 51, 0.01);
         let times: Vec<f64> = (0..51).map(|k| 10.0 * k as f64 / 50.0).collect();
-        let want = excited_population(1.0, 0.2, 1.0, 0.3, &*env, &times, 2000, kind == "window");
+        let want = excited_population(1.0, 0.2, 1.0, 0.3, &*env, &times, 2000, &window_edges(kind));
         assert!(want.iter().cloned().fold(0.0, f64::max) > 0.05, "{kind}: no excitation");
         let r = run(&cfg, Backend::Gpu, Precision::F32, 0);
         assert_eq!(r.backend, "gpu");
@@ -58,22 +58,32 @@ fn gpu_two_drives_with_switch_off_match_the_twin_and_the_reference() {
     if !crate::common::have_gpu(false) {
         return;
     }
-    let plan = parse_plan(TWO_DRIVES, &Overrides::default()).unwrap();
+    // the window's edges on the sample grid, then off it (each ends a segment of its own,
+    // one 7e-4 before the switch-off)
+    for (window, edges) in [("[1.5, 6.0]", 0), ("[1.537, 5.0043]", 2)] {
+        let cfg = TWO_DRIVES.replace("window = [1.5, 6.0]", &format!("window = {window}"));
+        two_drives_with_switch_off(&cfg, edges);
+    }
+}
+
+fn two_drives_with_switch_off(cfg: &str, edges: usize) {
+    let plan = parse_plan(cfg, &Overrides::default()).unwrap();
     let job = two_qubit_job(&plan);
     assert_eq!(job.points[0].drives.len(), 2);
     assert!(job.schedule.switch_segment().is_some());
+    assert_eq!(job.schedule.edges.len(), edges);
     let ctx = qbat_gpu::engine::gpu_context(None, false).unwrap();
     let gpu = run_two_qubit_gpu(&ctx, &job, Precision::F32, &|_| Ok(())).unwrap();
     let twin = run_two_qubit_twin::<f32>(&job);
     let worst = gpu.values.iter().zip(&twin.values).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-    eprintln!("two drives, switch-off: GPU f32 vs twin f32 max |dev| {worst:e}");
+    eprintln!("two drives, switch-off, {edges} edges: GPU f32 vs twin f32 max |dev| {worst:e}");
     // The kernel and the twin take the same operations, but the kernel's pieces are shorter
     // (its start times t0 of a piece are rounded to f32 at other places than the twin's
     // t0 + j dt) and the driver may contract a * b + c: a few f32 ulp per step, after 800
     // steps well below 1e-5.
     assert!(worst < 1e-5, "GPU vs twin: {worst:e}");
-    let reference = run(TWO_DRIVES, Backend::Reference, Precision::F64, 0);
-    let r = run(TWO_DRIVES, Backend::Gpu, Precision::F32, 2);
+    let reference = run(cfg, Backend::Reference, Precision::F64, 0);
+    let r = run(cfg, Backend::Gpu, Precision::F32, 2);
     assert_eq!(r.backend, "gpu");
     assert!(r.verify.as_ref().unwrap().pass, "{:#?}", r.verify);
     // energy_fluctuation_b is a square root, sensitive to f32 rounding where it is small: it is

@@ -18,7 +18,12 @@ fn shards(dir: &Path, tag: &str, extra: &[&str]) -> Vec<PathBuf> {
 
 /// `shards`, shard k run with the injected fault `fault(k)` (members 0-6, 7-13 and 14-20).
 fn shards_with_faults(dir: &Path, tag: &str, extra: &[&str], fault: impl Fn(usize) -> Option<&'static str>) -> Vec<PathBuf> {
-    let cfg = config(dir, &bloch());
+    shards_of(dir, tag, &bloch(), extra, fault)
+}
+
+/// `shards_with_faults` of the config `text`.
+fn shards_of(dir: &Path, tag: &str, text: &str, extra: &[&str], fault: impl Fn(usize) -> Option<&'static str>) -> Vec<PathBuf> {
+    let cfg = config(dir, text);
     (0..3)
         .map(|k| {
             let out = dir.join(format!("{tag}{k}"));
@@ -513,4 +518,27 @@ fn merge_says_each_note_it_adds_once() {
     for n in &added {
         assert_eq!(stderr.lines().filter(|l| *l == format!("note: {n}")).count(), 1, "{n}: {stderr}");
     }
+}
+
+/// A drive window's edges end segments of the schedule, so that no step straddles one; a run
+/// from before they did took other steps. Its shards name the edges in their fingerprint (an
+/// edge on a sample time ends no segment of its own), and a shard without them (from before)
+/// is not merged with them.
+#[test]
+fn shards_name_the_window_edges_that_end_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{}[[drive]]\noperator = \"sx_b\"\namplitude = 0.3\nfrequency = 1.0\nenvelope = {{ window = [0.123, 1.0] }}\n", bloch());
+    let s = shards_of(dir.path(), "w", &text, &[], |_| None);
+    for d in &s {
+        let run: Value = serde_json::from_slice(&std::fs::read(d.join("run.json")).unwrap()).unwrap();
+        assert_eq!(run["shard"]["fingerprint"]["window_edges"], json!([0.123]), "{}", d.display());
+    }
+    let out = dir.path().join("m");
+    let (code, stderr) = merge(&s, &out, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    forge_run_json(&s[1], |r| {
+        r["shard"]["fingerprint"].as_object_mut().unwrap().remove("window_edges");
+    });
+    let out = dir.path().join("m-before");
+    assert_refused(merge(&s, &out, &[]), "window_edges", &out, "a shard from before the edges ended segments");
 }

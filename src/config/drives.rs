@@ -173,7 +173,7 @@ pub fn drives_of_point(sec: &DriveSection, point: &mut Params) -> Vec<Drive> {
 const MAX_FREQUENCY_DT: f64 = 1.0;
 
 /// Fixed-step RK4 sees a drive only at its stage times: a drive of fewer than 2 pi steps per
-/// period (|frequency| dt > 1), or a gaussian or window narrower than a step, would be aliased,
+/// period (|frequency| dt > 1), or a gaussian narrower than a step, would be aliased,
 /// skipped or amplified without a sign (from |frequency| dt of about 1.5 the RK4 map of a
 /// driven member is far from contractive: a closed two-level battery's purity reaches 2.7 and
 /// its energy falls below its ground state at |frequency| dt = 3 within 200 steps, on every
@@ -217,12 +217,7 @@ fn resolvable(k: usize, d: &Drive, dt: f64, t_end: f64) -> Result<()> {
             &key(k, "envelope.gaussian"),
             format!("sigma = {sigma:e} is below dt = {dt:e}: the pulse would fall between RK4 stage times; use a smaller dt or a wider pulse"),
         )),
-        // a window switches whole steps (by their midpoints): one shorter than a step would
-        // hold no midpoint, or stand for a whole step
-        Envelope::Window { t_on, t_off } if t_off - t_on < dt => Err(invalid(
-            &key(k, "envelope.window"),
-            format!("the window [{t_on}, {t_off}] is shorter than dt = {dt:e}: it would switch no step, or a whole one; use a smaller dt or a longer window"),
-        )),
+        // (a window of any length is exact: its edges end segments, `job::Schedule::with_edges`)
         _ => Ok(()),
     }
 }

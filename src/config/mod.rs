@@ -325,8 +325,13 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let empty = Table::new();
     let init = initial::parse_initial(section(root, "initial")?.unwrap_or(&empty), model, model_name, space)?;
     start_given_once(model, &params.base, &init.spec)?;
-    let time = time::parse_time(root, cavity)?;
+    let mut time = time::parse_time(root, cavity)?;
     let drv = drives::parse_drives(root, space, model_name, time.steady)?;
+    // every window edge ends a segment, so that no step straddles one
+    let edges: Vec<f64> = drv.drives.iter().filter_map(|d| d.envelope.edges()).flatten().collect();
+    if !edges.is_empty() {
+        time.schedule = Schedule::with_edges(time.schedule.dt, &time.schedule.times, time.schedule.switch_off, &edges);
+    }
     // (each grid axis as the config spells it, for the refusals of a grid too large: a swept
     // drive is no param)
     let named_axes: Vec<(String, usize)> = (params.axes.iter().map(|(k, v)| (format!("params.{k}"), v.len())))

@@ -63,7 +63,7 @@ fn parse_protocol(root: &Table) -> Result<Option<f64>> {
 }
 
 /// The smallest positive sample time: f32's smallest normal number (1.2e-38).
-const MIN_POSITIVE_TIME: f64 = f32::MIN_POSITIVE as f64;
+use crate::job::MIN_POSITIVE_GAP as MIN_POSITIVE_TIME;
 
 /// `[time]` of an integrated run: dt with t_end + samples, or dt with times.
 fn integration_schedule(time_t: &Table, switch_off: Option<f64>) -> Result<Schedule> {

@@ -124,6 +124,8 @@ pub fn dicke_batch(plan: &Plan, lay: &DickeGathers, members: &[&Member]) -> Resu
                 gen = lane_ops_off.as_ref().unwrap_or(&lane_ops);
                 continue;
             }
+            // (dicke takes no drives, so no window edges)
+            SegmentEnd::Edge(_) => continue,
         };
         let t = plan.schedule.times[s];
         for (j, (values, peaks, states)) in out.iter_mut().enumerate() {

@@ -51,10 +51,10 @@ impl Precision {
     }
 }
 
-/// One segment of the time grid: from the previous boundary (a sample time, the switch-off
-/// time, or t = 0) to the next, `n_full` RK4 steps of `dt` followed by one shortened step of
-/// `h_last` (`h_last` = 0 means none). The integrator so lands exactly on every sample time and
-/// on the switch-off time of a `[protocol]`.
+/// One segment of the time grid: from the previous boundary (t = 0, a sample time, the
+/// switch-off time or a drive window's edge) to the next, `n_full` RK4 steps of `dt` followed by
+/// one shortened step of `h_last` (`h_last` = 0 means none). The integrator so lands exactly on
+/// every sample time, on the switch-off time of a `[protocol]` and on every window edge.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Segment {
     pub n_full: u64,
@@ -71,6 +71,10 @@ pub enum SegmentEnd {
     /// At the switch-off time T of `[protocol]`: no sample; every later step runs with the
     /// charger-battery coupling off (the model's uncoupled generator).
     SwitchOff,
+    /// At `edges[k]`, where a drive's window opens or closes: no sample, the generator
+    /// unchanged. The next segment's steps start there, so that every step lies wholly inside
+    /// or wholly outside the window.
+    Edge(usize),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -81,7 +85,15 @@ pub struct Schedule {
     /// `[protocol] switch_off`, as given (also when it lies after the last sample and so
     /// changes nothing).
     pub switch_off: Option<f64>,
+    /// The window edges that end a segment (`SegmentEnd::Edge`), increasing: those within the
+    /// run that are neither a sample time nor the switch-off time.
+    pub edges: Vec<f64>,
 }
+
+/// The shortest positive gap between two boundaries of the grid: f32's smallest normal number,
+/// the shortest step an f32 kernel takes (the config refuses sample times closer than this; a
+/// window edge closer than this to another boundary is taken as on it).
+pub const MIN_POSITIVE_GAP: f64 = f32::MIN_POSITIVE as f64;
 
 /// (n_full, h_last) for a gap: a gap within 1e-9 relative of a whole number of steps is taken
 /// as whole, so that t_end = 20, samples = 2001, dt = 1e-3 gives 10 steps each. A positive gap
@@ -111,31 +123,68 @@ impl Schedule {
     /// T is the same either way) and the switch segment is empty. The segments before T are
     /// those of `new`, so every sample before T is bit for bit that of a run without protocol.
     pub fn with_switch_off(dt: f64, times: &[f64], switch_off: Option<f64>) -> Schedule {
-        let mut segments = Vec::with_capacity(times.len() + 1);
+        Schedule::with_edges(dt, times, switch_off, &[])
+    }
+
+    /// As `with_switch_off`, and each drive window edge in `edges` (any order) that lies in
+    /// (0, last sample time) and is neither a sample time nor T, nor within `MIN_POSITIVE_GAP`
+    /// of one or of another edge, ends a segment of its own (`SegmentEnd::Edge`). A window
+    /// switches whole steps (by their midpoints), so with its edges on the grid it is exact,
+    /// where an edge inside a step would switch that step whole: an O(dt) error that does not
+    /// shrink as dt^4. The segments before the first edge are those without it.
+    pub fn with_edges(dt: f64, times: &[f64], switch_off: Option<f64>, edges: &[f64]) -> Schedule {
+        let last = times.last().copied().unwrap_or(0.0);
+        let t_off = switch_off.filter(|t| *t > 0.0);
+        // Every boundary an edge must keep clear of: 0, the samples, T and the edges kept.
+        let mut taken: Vec<f64> = std::iter::once(0.0).chain(times.iter().copied()).chain(t_off).collect();
+        let mut wanted: Vec<f64> = edges.iter().copied().filter(|e| *e > 0.0 && *e < last).collect();
+        wanted.sort_by(f64::total_cmp);
+        let mut kept: Vec<f64> = Vec::with_capacity(wanted.len());
+        for e in wanted {
+            if taken.iter().all(|b| (e - b).abs() >= MIN_POSITIVE_GAP) {
+                kept.push(e);
+                taken.push(e);
+            }
+        }
+        // The boundaries without a sample, in time order (T and the edges never coincide).
+        let mut breaks: Vec<(f64, SegmentEnd)> = kept.iter().enumerate().map(|(k, &e)| (e, SegmentEnd::Edge(k))).collect();
+        breaks.extend(t_off.map(|t| (t, SegmentEnd::SwitchOff)));
+        breaks.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut breaks = breaks.into_iter().peekable();
+        let mut segments = Vec::with_capacity(times.len() + kept.len() + 1);
         let mut prev = 0.0;
-        let mut pending = switch_off.filter(|t| *t > 0.0);
         for (s, &t) in times.iter().enumerate() {
-            if let Some(t_off) = pending.filter(|t_off| *t_off < t) {
-                let (n_full, h_last) = steps_for_gap(t_off - prev, dt);
-                segments.push(Segment { n_full, h_last, end: SegmentEnd::SwitchOff });
-                prev = t_off;
-                pending = None;
+            while let Some((b, end)) = breaks.next_if(|(b, _)| *b < t) {
+                let (n_full, h_last) = steps_for_gap(b - prev, dt);
+                segments.push(Segment { n_full, h_last, end });
+                prev = b;
             }
             let (n_full, h_last) = steps_for_gap(t - prev, dt);
             segments.push(Segment { n_full, h_last, end: SegmentEnd::Sample(s) });
             prev = t;
-            if pending == Some(t) {
-                segments.push(Segment { n_full: 0, h_last: 0.0, end: SegmentEnd::SwitchOff });
-                pending = None;
+            // T at a sample time: the sample first, then an empty switch segment
+            if let Some((_, end)) = breaks.next_if(|(b, _)| *b == t) {
+                segments.push(Segment { n_full: 0, h_last: 0.0, end });
             }
         }
-        Schedule { dt, times: times.to_vec(), segments, switch_off }
+        Schedule { dt, times: times.to_vec(), segments, switch_off, edges: kept }
+    }
+
+    /// This schedule with another step (the check of dt): the same times, T and edges.
+    pub fn with_dt(&self, dt: f64) -> Schedule {
+        Schedule::with_edges(dt, &self.times, self.switch_off, &self.edges)
     }
 
     /// The schedule of a steady-state run (`[time] steady = true`): one sample at t = inf and
     /// no RK4 step (dt = 0 is never stepped with; `total_steps()` is 0).
     pub fn steady() -> Schedule {
-        Schedule { dt: 0.0, times: vec![f64::INFINITY], segments: vec![Segment { n_full: 0, h_last: 0.0, end: SegmentEnd::Sample(0) }], switch_off: None }
+        Schedule {
+            dt: 0.0,
+            times: vec![f64::INFINITY],
+            segments: vec![Segment { n_full: 0, h_last: 0.0, end: SegmentEnd::Sample(0) }],
+            switch_off: None,
+            edges: vec![],
+        }
     }
 
     /// Is this the one-sample t = inf schedule of a steady-state run?
@@ -146,6 +195,15 @@ impl Schedule {
     /// Total RK4 steps per member (full and shortened).
     pub fn total_steps(&self) -> u64 {
         self.segments.iter().map(|s| s.n_full + u64::from(s.h_last > 0.0)).sum()
+    }
+
+    /// The time at which a segment ends, and the next one's steps start.
+    pub fn end_time(&self, end: SegmentEnd) -> f64 {
+        match end {
+            SegmentEnd::Sample(s) => self.times[s],
+            SegmentEnd::SwitchOff => self.switch_off.expect("a switch-off segment has its time"),
+            SegmentEnd::Edge(k) => self.edges[k],
+        }
     }
 
     /// Index of the segment that ends at the switch-off time, if the coupling goes off within
@@ -173,6 +231,9 @@ pub struct Piece {
     pub h_last: f64,
     /// The piece steps with the uncoupled generator (it lies after `[protocol] switch_off`).
     pub uncoupled: bool,
+    /// The piece is its segment's last: the next one's steps start at the segment's end time
+    /// (`Schedule::end_time`), not where this piece's full steps end.
+    pub ends_segment: bool,
 }
 
 /// The step constants (h, h/2, h/6, 0) of the full step dt and of each piece's shortened last
@@ -198,7 +259,7 @@ pub fn step_constants(dt: f64, pieces: &[Piece], precision: Precision) -> Vec<f6
 /// Split the schedule into pieces of at most `max_steps` full steps. Splitting changes no
 /// arithmetic: the state goes through storage at full working precision between pieces. The
 /// switch-off segment becomes a piece that ends without a sample; the pieces after it are
-/// `uncoupled`.
+/// `uncoupled`. A window edge's segment ends in a piece without a sample too.
 pub fn plan_pieces(schedule: &Schedule, max_steps: u64) -> Vec<Piece> {
     let max_steps = max_steps.clamp(1, u32::MAX as u64);
     let mut out = Vec::with_capacity(schedule.segments.len());
@@ -206,14 +267,14 @@ pub fn plan_pieces(schedule: &Schedule, max_steps: u64) -> Vec<Piece> {
     for seg in &schedule.segments {
         let mut left = seg.n_full;
         while left > max_steps {
-            out.push(Piece { n_full: max_steps as u32, sample: NO_SAMPLE, h_last: 0.0, uncoupled });
+            out.push(Piece { n_full: max_steps as u32, sample: NO_SAMPLE, h_last: 0.0, uncoupled, ends_segment: false });
             left -= max_steps;
         }
         let sample = match seg.end {
             SegmentEnd::Sample(s) => s as u32,
-            SegmentEnd::SwitchOff => NO_SAMPLE,
+            SegmentEnd::SwitchOff | SegmentEnd::Edge(_) => NO_SAMPLE,
         };
-        out.push(Piece { n_full: left as u32, sample, h_last: seg.h_last, uncoupled });
+        out.push(Piece { n_full: left as u32, sample, h_last: seg.h_last, uncoupled, ends_segment: true });
         if seg.end == SegmentEnd::SwitchOff {
             uncoupled = true;
         }
@@ -221,19 +282,19 @@ pub fn plan_pieces(schedule: &Schedule, max_steps: u64) -> Vec<Piece> {
     out
 }
 
-/// The time at which each piece starts (f64): a piece after a sample starts at that sample's
-/// time, after the switch-off at T, and a piece split off a longer segment where the steps
-/// before it end (segment start + steps * dt). Step j of a piece starts at start + j dt, as the
-/// reference's steps do.
+/// The time at which each piece starts (f64): a piece that begins a segment starts where the
+/// segment before it ended (at a sample time, at the switch-off time T or at a window edge,
+/// `Schedule::end_time`), one split off a longer segment where the steps before it end (segment
+/// start + steps * dt). Step j of a piece starts at start + j dt, as the reference's steps do.
 pub fn piece_starts(schedule: &Schedule, pieces: &[Piece]) -> Vec<f64> {
     let mut out = Vec::with_capacity(pieces.len());
+    let mut segments = schedule.segments.iter();
     let (mut seg_start, mut done) = (0.0, 0u64);
-    for (i, p) in pieces.iter().enumerate() {
+    for p in pieces {
         out.push(if done == 0 { seg_start } else { seg_start + done as f64 * schedule.dt });
-        if p.sample != NO_SAMPLE {
-            (seg_start, done) = (schedule.times[p.sample as usize], 0);
-        } else if !p.uncoupled && pieces.get(i + 1).is_some_and(|q| q.uncoupled) {
-            (seg_start, done) = (schedule.switch_off.expect("a switch-off piece has its time"), 0);
+        if p.ends_segment {
+            let seg = segments.next().expect("the pieces follow the schedule's segments");
+            (seg_start, done) = (schedule.end_time(seg.end), 0);
         } else {
             done += p.n_full as u64;
         }
@@ -294,5 +355,85 @@ mod tests {
         assert_eq!(s.switch_segment(), None);
         assert_eq!(s.segments, Schedule::new(0.1, &times).segments);
         assert_eq!(s.switch_off, Some(7.0));
+    }
+
+    /// The end time of each segment, summed from its steps.
+    fn ends(s: &Schedule) -> Vec<f64> {
+        (1..=s.segments.len()).map(|k| steps_to(s, k, s.dt)).collect()
+    }
+
+    #[test]
+    fn window_edges_end_segments_of_their_own() {
+        let (dt, times) = (0.1, [0.0, 1.0, 2.0, 3.0]);
+        let plain = Schedule::new(dt, &times);
+        // a sample time, one before 0, one after the last sample and a repeat are no edges
+        let s = Schedule::with_edges(dt, &times, None, &[2.5, 1.234, 2.0, -1.0, 5.0, 1.234, 3.0]);
+        assert_eq!(s.edges, vec![1.234, 2.5]);
+        let want_ends = [0.0, 1.0, 1.234, 2.0, 2.5, 3.0];
+        assert_eq!(s.segments.len(), want_ends.len());
+        for (got, want) in ends(&s).iter().zip(want_ends) {
+            assert!((got - want).abs() < 1e-12, "a segment ends at {got}, not {want}");
+        }
+        let kinds: Vec<SegmentEnd> = s.segments.iter().map(|g| g.end).collect();
+        use SegmentEnd::*;
+        assert_eq!(kinds, [Sample(0), Sample(1), Edge(0), Sample(2), Edge(1), Sample(3)]);
+        for (g, want) in s.segments.iter().zip(want_ends) {
+            assert_eq!(s.end_time(g.end), want);
+        }
+        // the segments before the first edge are those without it, and so are the steps' count
+        // but for the one an off-grid edge adds
+        assert_eq!(s.segments[..2], plain.segments[..2]);
+        assert_eq!(s.total_steps(), plain.total_steps() + 1);
+        assert_eq!(s.sample_segments(), times.len());
+        // no edge lies within MIN_POSITIVE_GAP of another boundary
+        let s = Schedule::with_edges(dt, &times, None, &[2e-38, 2.5e-38, 1.5]);
+        assert_eq!(s.edges, vec![2e-38, 1.5]);
+        let s = Schedule::with_edges(dt, &times, None, &[1e-39, 1.0 + 1e-16]);
+        assert!(s.edges.is_empty(), "{:?}", s.edges);
+        assert_eq!(s.segments, plain.segments);
+    }
+
+    #[test]
+    fn window_edges_beside_the_switch_off() {
+        let (dt, times) = (0.1, [0.0, 1.0, 2.0]);
+        let s = Schedule::with_edges(dt, &times, Some(1.5), &[1.25, 1.5, 1.75]);
+        // T itself is the switch-off's boundary, not an edge
+        assert_eq!(s.edges, vec![1.25, 1.75]);
+        use SegmentEnd::*;
+        let kinds: Vec<SegmentEnd> = s.segments.iter().map(|g| g.end).collect();
+        assert_eq!(kinds, [Sample(0), Sample(1), Edge(0), SwitchOff, Edge(1), Sample(2)]);
+        for (got, want) in ends(&s).iter().zip([0.0, 1.0, 1.25, 1.5, 1.75, 2.0]) {
+            assert!((got - want).abs() < 1e-12, "a segment ends at {got}, not {want}");
+        }
+        // the check of dt keeps T and the edges
+        let half = s.with_dt(0.05);
+        assert_eq!((half.dt, half.edges.clone(), half.switch_off), (0.05, s.edges.clone(), Some(1.5)));
+        assert_eq!(half.segments.len(), s.segments.len());
+        assert_eq!(half.total_steps(), 40);
+    }
+
+    /// Each piece starts where the steps before it end, and a segment's first piece where the
+    /// segment before it ended: at a sample, at T or at an edge, whatever the split.
+    #[test]
+    fn pieces_start_at_their_segments_boundaries() {
+        let (dt, times) = (0.1, [0.0, 1.0, 2.0, 3.0]);
+        let s = Schedule::with_edges(dt, &times, Some(2.22), &[1.234, 2.5]);
+        for max_steps in [1, 3, 4, 1000] {
+            let pieces = plan_pieces(&s, max_steps);
+            let starts = piece_starts(&s, &pieces);
+            assert_eq!(pieces.iter().filter(|p| p.ends_segment).count(), s.segments.len());
+            let mut t = 0.0;
+            for (p, &start) in pieces.iter().zip(&starts) {
+                assert!((start - t).abs() < 1e-12, "max_steps {max_steps}: a piece starts at {start}, not {t}");
+                t = start + p.n_full as f64 * dt + p.h_last;
+            }
+            assert!((t - 3.0).abs() < 1e-12);
+            // exactly at the boundaries, not where the steps sum to
+            for boundary in [1.234, 2.22, 2.5, 2.0] {
+                assert!(starts.contains(&boundary), "max_steps {max_steps}: no piece starts at {boundary}: {starts:?}");
+            }
+            let after_t: Vec<bool> = pieces.iter().zip(&starts).map(|(p, &st)| p.uncoupled == (st >= 2.22)).collect();
+            assert!(after_t.iter().all(|&b| b), "max_steps {max_steps}: the uncoupled pieces are those from T");
+        }
     }
 }

@@ -33,6 +33,14 @@ impl Envelope {
         }
     }
 
+    /// Where a window opens and closes (the schedule ends a segment at each, `job::Schedule`).
+    pub fn edges(&self) -> Option<[f64; 2]> {
+        match *self {
+            Envelope::Window { t_on, t_off } => Some([t_on, t_off]),
+            _ => None,
+        }
+    }
+
     /// The largest env(t) over [0, t_end], for the RK4 stability check.
     pub fn max_over(&self, t_end: f64) -> f64 {
         match *self {
@@ -72,8 +80,8 @@ impl Drive {
 
     /// c at a stage time t of an RK4 step whose midpoint is t_mid. A window switches whole
     /// steps: env = 1 on every stage of a step whose midpoint lies in [t_on, t_off), else 0, so
-    /// that a step ending at t_on is undriven and one starting there is driven (window edges on
-    /// the step grid are then exact; elsewhere they cost O(dt)).
+    /// that a step ending at t_on is undriven and one starting there is driven. The schedule
+    /// ends a segment at every edge (`job::Schedule::with_edges`), so no step straddles one.
     pub fn coeff_in_step(&self, t: f64, t_mid: f64) -> f64 {
         let env = match self.envelope {
             Envelope::Window { .. } => self.envelope.at(t_mid),

@@ -79,8 +79,8 @@ pub fn integrate_with(rhs: &LindbladRhs, rho0: &CMat, y0: Option<&CMat>, schedul
 /// switch_off`, where the integrator lands exactly) and `rhs_off`, the uncoupled generator,
 /// after it, Y(t) following the same generators as rho; and with the `[[drive]]` terms (none
 /// for an autonomous run) added to both generators: H(t) =
-/// H + sum_k c_k(t) O_k. Step j of a segment that starts at t_s (t = 0, a sample time, or the
-/// switch-off time) starts at t_s + j dt.
+/// H + sum_k c_k(t) O_k. Step j of a segment that starts at t_s (t = 0, a sample time, the
+/// switch-off time or a window edge) starts at t_s + j dt.
 #[allow(clippy::too_many_arguments)]
 pub fn integrate_driven_with(
     rhs: &LindbladRhs,
@@ -105,15 +105,11 @@ pub fn integrate_driven_with(
                 work.step(gen, drives, y, t, h);
             }
         }
+        t_seg = schedule.end_time(seg.end);
         match seg.end {
-            SegmentEnd::Sample(s) => {
-                t_seg = schedule.times[s];
-                on_sample(s, t_seg, &rho, y.as_ref())
-            }
-            SegmentEnd::SwitchOff => {
-                gen = rhs_off;
-                t_seg = schedule.switch_off.expect("a switch-off segment has its time");
-            }
+            SegmentEnd::Sample(s) => on_sample(s, t_seg, &rho, y.as_ref()),
+            SegmentEnd::SwitchOff => gen = rhs_off,
+            SegmentEnd::Edge(_) => {}
         }
     }
 }

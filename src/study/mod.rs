@@ -187,6 +187,11 @@ pub fn fingerprint(plan: &Plan, opts: &StudyOptions, members_total: usize) -> se
     if let Some(n_fock) = plan.n_fock() {
         fp["n_fock"] = json!(n_fock);
     }
+    // The window edges that end segments: a run from before they did (its steps straddled
+    // them) is not resumed or merged with one from after. (Only where there are any.)
+    if !plan.schedule.edges.is_empty() {
+        fp["window_edges"] = json!(plan.schedule.edges);
+    }
     fp
 }
 

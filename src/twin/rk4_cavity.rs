@@ -603,7 +603,8 @@ impl<R: Real> CavityWork<R> {
 
 /// Step x (and z, the same way) through `schedule` with `ops`, and `ops_off` after `[protocol]
 /// switch_off`, calling `on_sample(s, x, z)` at each sample. With drives, step j of a segment
-/// that starts at t_s (0, a sample time, or the switch-off time) starts at t_s + j dt, in f64 as
+/// that starts at t_s (0, a sample time, the switch-off time or a window edge) starts at
+/// t_s + j dt, in f64 as
 /// the reference takes it, then rounded to the working precision.
 pub fn integrate_schedule<R: Real>(
     ops: &CavityOps<R>,
@@ -628,15 +629,11 @@ pub fn integrate_schedule<R: Real>(
                 work.step_with(gen, z, h, ds.as_ref());
             }
         }
+        t_seg = schedule.end_time(seg.end);
         match seg.end {
-            SegmentEnd::Sample(s) => {
-                t_seg = schedule.times[s];
-                on_sample(s, x, z.as_deref());
-            }
-            SegmentEnd::SwitchOff => {
-                gen = ops_off;
-                t_seg = schedule.switch_off.expect("a switch-off segment has its time");
-            }
+            SegmentEnd::Sample(s) => on_sample(s, x, z.as_deref()),
+            SegmentEnd::SwitchOff => gen = ops_off,
+            SegmentEnd::Edge(_) => {}
         }
     }
 }

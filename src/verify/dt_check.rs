@@ -123,7 +123,7 @@ pub fn dt_check(plan: &Plan, candidates: &[usize]) -> Option<DtCheck> {
     // short step) the longest of those, which halving dt would leave as they are
     let step = largest_step(&plan.schedule);
     let mut at_half = at_dt;
-    at_half.schedule = Schedule::with_switch_off(step / 2.0, &plan.schedule.times, plan.schedule.switch_off);
+    at_half.schedule = plan.schedule.with_dt(step / 2.0);
     let fine = run(&at_half)?;
     let nm = coarse.measures.len();
     if fine.measures != coarse.measures || coarse.values.len() != fine.values.len() {

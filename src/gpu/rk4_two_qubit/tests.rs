@@ -7,7 +7,7 @@ fn a_driven_piece_fits_the_loop_budget() {
     // the longest piece of a driven job: its full steps, a shortened step and a sample
     for nd in 1..=crate::job::drive::MAX_DRIVES as u64 {
         let cost = driven_step_cost(nd);
-        let piece = Piece { n_full: driven_piece_steps(nd) as u32, sample: 0, h_last: 0.5, uncoupled: false };
+        let piece = Piece { n_full: driven_piece_steps(nd) as u32, sample: 0, h_last: 0.5, uncoupled: false, ends_segment: true };
         assert!(loop_cost(&piece, cost) <= LOOP_BUDGET, "{nd} drives: {} iterations", loop_cost(&piece, cost));
     }
 }
