@@ -67,10 +67,22 @@ def _scalar(v: Any, where: str) -> str:
     if isinstance(v, (complex, np.complexfloating)):
         return f"[{_scalar(float(v.real), where)}, {_scalar(float(v.imag), where)}]"
     if isinstance(v, str):
-        return json.dumps(v)  # a TOML basic string
+        return toml_string(v, where)
     if isinstance(v, os.PathLike):
-        return json.dumps(os.fspath(v))
+        return toml_string(os.fspath(v), where)
     raise config_error(where, f"cannot write a {type(v).__name__} into the config")
+
+
+def toml_string(text: str, where: str) -> str:
+    """`text` as a TOML basic string. json's escapes are TOML's, but with its default
+    ensure_ascii a character outside the BMP becomes a surrogate pair of escapes, which TOML
+    refuses: other characters are written as they are, and DEL, which TOML wants escaped and
+    json leaves, as \\u007f. A lone surrogate is no character: refused naming `where`."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise config_error(where, f"is not valid Unicode text: {e.reason} at character {e.start}") from None
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 # The deepest nesting of lists and tables in a value (the TOML parser's own limit).
@@ -114,7 +126,7 @@ def _value(v: Any, where: str, budget: _Budget, depth: int = 0, top: str = "") -
     if isinstance(v, Mapping):
         keys = [_key(k) for k in v]
         # ("{ " and " }", each "k = " and ", "; "{}" when empty: the text this table adds itself)
-        budget.spend(2 + sum(len(k) + 5 for k in keys))
+        budget.spend(2 + sum(len(k.encode("utf-8")) + 5 for k in keys))
         items = ", ".join(f"{kt} = {_value(x, f'{where}.{k}', budget, depth + 1, top)}" for kt, (k, x) in zip(keys, v.items()))
         return "{ " + items + " }" if items else "{}"
     if isinstance(v, (list, tuple)):
@@ -124,15 +136,17 @@ def _value(v: Any, where: str, budget: _Budget, depth: int = 0, top: str = "") -
     if hasattr(v, "full") and callable(v.full):  # a qutip.Qobj
         return _value(np.asarray(v.full()), where, budget, depth, top)
     text = _scalar(v, where)
-    budget.spend(len(text))
+    # (its UTF-8 bytes: a string's characters outside ASCII are written as they are)
+    budget.spend(len(text.encode("utf-8")))
     return text
 
 
 def _key(k: Any) -> str:
     k = str(k)
-    if k and all(c.isalnum() or c in "_-" for c in k):
+    # (a bare key is ASCII letters, digits, '_' and '-' only)
+    if k and all(c.isascii() and (c.isalnum() or c in "_-") for c in k):
         return k
-    return json.dumps(k)
+    return toml_string(k, k)
 
 
 def dict_to_toml(config: Mapping[str, Any]) -> str:

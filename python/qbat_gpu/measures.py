@@ -85,13 +85,33 @@ def _argument(arg: str, x: Any) -> np.ndarray:
     return complex_entries(arg, a)
 
 
+def _repeated(arrays, nlead: int) -> list:
+    """The leading axes (of the first `nlead`) that every array of `arrays` repeats (stride 0,
+    as np.broadcast_to makes them): the measure of one entry along them stands for all."""
+    return [k for k in range(nlead) if all(a.shape[k] > 1 and a.strides[k] == 0 for a in arrays)]
+
+
+def _cut(a: np.ndarray, axes: list) -> np.ndarray:
+    """`a` with each axis of `axes` cut to its first entry."""
+    return a[tuple(slice(0, 1) if k in axes else slice(None) for k in range(a.ndim))]
+
+
+def _spread(out: np.ndarray, lead: tuple, repeated: list) -> np.ndarray:
+    """The measures `out` of the distinct states back in the batch's shape: a broadcast
+    (read-only) view where the states repeated along `repeated`, so that a view of 1e10 copies
+    of one state is measured once, not copied (numpy's MemoryError)."""
+    return np.broadcast_to(out, lead) if repeated else out
+
+
 def _state(name: str, rho: Any):
     a = _argument("rho", rho)
     if a.ndim < 2 or a.shape[-2:] != (4, 4):
         raise config_error("rho", f"{name} takes states of shape (..., 4, 4), got {a.shape}")
     lead = a.shape[:-2]
+    repeated = _repeated([a], len(lead))
+    a = _cut(a, repeated)
     flat = np.ascontiguousarray(a.reshape(-1, 16), dtype=np.complex128)
-    out = _native.state_measure(name, flat).reshape(lead)
+    out = _spread(_native.state_measure(name, flat).reshape(a.shape[:-2]), lead, repeated)
     return float(out) if out.ndim == 0 else out
 
 
@@ -105,6 +125,7 @@ def _battery(name: str, rho_b: Any, h: Any):
         raise config_error("h", f"must be (..., {d}, {d}) like rho_b, got {hh.shape}")
     if hh.ndim == 2:
         lead = a.shape[:-2]
+        repeated = _repeated([a], len(lead))
         hs = np.ascontiguousarray(hh.reshape(-1), dtype=np.complex128)
     else:
         try:
@@ -112,9 +133,13 @@ def _battery(name: str, rho_b: Any, h: Any):
         except ValueError:
             raise config_error("h", f"its leading shape {hh.shape[:-2]} does not broadcast with rho_b's {a.shape[:-2]}") from None
         a = np.broadcast_to(a, lead + (d, d))
-        hs = np.ascontiguousarray(np.broadcast_to(hh, lead + (d, d)).reshape(-1, d * d), dtype=np.complex128)
+        hh = np.broadcast_to(hh, lead + (d, d))
+        repeated = _repeated([a, hh], len(lead))
+        hh = _cut(hh, repeated)
+        hs = np.ascontiguousarray(hh.reshape(-1, d * d), dtype=np.complex128)
+    a = _cut(a, repeated)
     flat = np.ascontiguousarray(a.reshape(-1, d * d), dtype=np.complex128)
-    out = _native.battery_measure(name, flat, hs, d).reshape(lead)
+    out = _spread(_native.battery_measure(name, flat, hs, d).reshape(a.shape[:-2]), lead, repeated)
     return float(out) if out.ndim == 0 else out
 
 

@@ -357,3 +357,55 @@ def test_a_result_outlives_an_analysis_added_to_its_directory(tmp_path, qbat_bin
     assert a.summary.equals(before) and len(a.stats) > 0
     assert a.save(tmp_path / "copy", plots=False).is_dir()
 
+
+
+def test_a_dict_s_strings_and_keys_outside_the_bmp_reach_the_parser_as_written():
+    """A string or key of a dict config with a character outside the BMP was written as json's
+    surrogate-pair escapes, which TOML refuses (a parse error of the whole config, not the field
+    named); a non-ASCII key was written bare, which TOML refuses too; DEL raw. Now the text
+    parses back to the dict, and the refusal names the field; a lone surrogate is refused
+    naming its field."""
+    import tomllib
+
+    d = {"model": "a\U0001F600\x7f\"\\\n\t\u202e", "params": {"é": 1.5, "x y": "\U0001F600", "\U0001F600": [1.0]}}
+    assert tomllib.loads(qb.dict_to_toml(d)) == d
+    for cfg, field in [
+        ({"model": "bloch-charger\U0001F600"}, "model"),
+        ({"model": "bloch-charger", "params": {"\U0001F600": 1.0}}, "params.\U0001F600"),
+        ({"model": "bloch-charger", "params": {"é": 1.0}}, "params.é"),
+        ({"model": "bloch-charger", "params": {"j": "\ud800"}}, "params.j"),
+    ]:
+        with pytest.raises(qb.ConfigError) as e:
+            qb.run(cfg, backend="cpu", progress=False)
+        assert e.value.field == field and e.value.exit_code == 2, str(e.value)
+
+
+def test_measures_of_a_broadcast_view_measure_each_distinct_state_once():
+    """A measure of np.broadcast_to(state, (1e10, 4, 4)) copied the view to measure it (numpy's
+    MemoryError of 2.3 TiB): each distinct state is now measured once, and the result is a view
+    of the batch's shape, equal bit for bit to measuring the states one by one."""
+    rng = np.random.default_rng(5)
+
+    def state(d):
+        m = rng.normal(size=(d, d)) + 1j * rng.normal(size=(d, d))
+        rho = m @ m.conj().T
+        return rho / np.trace(rho).real
+
+    three = np.stack([state(4) for _ in range(3)])
+    one_by_one = [qb.measures.concurrence(s) for s in three]
+    got = qb.measures.concurrence(np.broadcast_to(three[:, None], (3, 10**9, 4, 4)))
+    assert got.shape == (3, 10**9)
+    for k in (0, 1, 10**9 - 1):
+        assert [float(x) for x in got[:, k]] == one_by_one
+    huge = qb.measures.purity(np.broadcast_to(three[1], (10**10, 4, 4)))
+    assert huge.shape == (10**10,) and huge[0] == huge[-1] == qb.measures.purity(three[1])
+    # a battery state repeated against distinct Hamiltonians, and both repeated
+    rho_b, hs = state(3), np.stack([np.diag([0.0, 1.0, 2.5]), np.diag([0.0, 0.7, 3.0])])
+    want = [qb.measures.ergotropy(rho_b, h) for h in hs]
+    got = qb.measures.ergotropy(np.broadcast_to(rho_b, (10**9, 2, 3, 3)), hs)
+    assert got.shape == (10**9, 2) and [float(x) for x in got[12345]] == want
+    got = qb.measures.capacity(np.broadcast_to(rho_b, (10**10, 3, 3)), np.broadcast_to(hs[0], (10**10, 3, 3)))
+    assert got.shape == (10**10,) and got[99] == qb.measures.capacity(rho_b, hs[0])
+    # without a repeated axis the result is the usual array, a copy of its own
+    plain = qb.measures.ergotropy(np.stack([rho_b] * 2), hs)
+    assert plain.flags.writeable and [float(x) for x in plain] == want
