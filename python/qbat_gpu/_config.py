@@ -16,7 +16,9 @@ from ._native import ConfigError
 ConfigLike = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 
 def config_error(field: str, reason: str) -> ConfigError:
-    """A ConfigError as the native ones are: "field: reason", with .field and .exit_code (2)."""
+    """A ConfigError as the native ones are: "field: reason", with .field and .exit_code (2).
+    A lone surrogate in the field (a dict key's) is shown escaped: the message must print."""
+    field = field.encode("utf-8", "backslashreplace").decode("utf-8")
     err = ConfigError(f"{field}: {reason}")
     err.field = field
     err.exit_code = 2
@@ -124,7 +126,7 @@ def _value(v: Any, where: str, budget: _Budget, depth: int = 0, top: str = "") -
         # (a list or dict that contains itself would recurse until Python's RecursionError)
         raise config_error(top, f"is nested more than {MAX_NESTING} deep (a list or dict that contains itself?)")
     if isinstance(v, Mapping):
-        keys = [_key(k) for k in v]
+        keys = [_key(k, f"{where}.{k}") for k in v]
         # ("{ " and " }", each "k = " and ", "; "{}" when empty: the text this table adds itself)
         budget.spend(2 + sum(len(k.encode("utf-8")) + 5 for k in keys))
         items = ", ".join(f"{kt} = {_value(x, f'{where}.{k}', budget, depth + 1, top)}" for kt, (k, x) in zip(keys, v.items()))
@@ -141,12 +143,13 @@ def _value(v: Any, where: str, budget: _Budget, depth: int = 0, top: str = "") -
     return text
 
 
-def _key(k: Any) -> str:
+def _key(k: Any, where: str) -> str:
+    """`k` as a TOML key, at `where` (its dotted path)."""
     k = str(k)
     # (a bare key is ASCII letters, digits, '_' and '-' only)
     if k and all(c.isascii() and (c.isalnum() or c in "_-") for c in k):
         return k
-    return toml_string(k, k)
+    return toml_string(k, where)
 
 
 def dict_to_toml(config: Mapping[str, Any]) -> str:
@@ -159,12 +162,12 @@ def dict_to_toml(config: Mapping[str, Any]) -> str:
     budget = _Budget()
     for k, v in config.items():
         if not isinstance(v, Mapping):
-            lines.append(f"{_key(k)} = {_value(v, str(k), budget)}")
+            lines.append(f"{_key(k, str(k))} = {_value(v, str(k), budget)}")
     for k, v in config.items():
         if isinstance(v, Mapping):
-            lines.append(f"[{_key(k)}]")
+            lines.append(f"[{_key(k, str(k))}]")
             for kk, vv in v.items():
-                lines.append(f"{_key(kk)} = {_value(vv, f'{k}.{kk}', budget)}")
+                lines.append(f"{_key(kk, f'{k}.{kk}')} = {_value(vv, f'{k}.{kk}', budget)}")
     return "\n".join(lines) + "\n"
 
 

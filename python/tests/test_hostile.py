@@ -378,6 +378,10 @@ def test_a_dict_s_strings_and_keys_outside_the_bmp_reach_the_parser_as_written()
         with pytest.raises(qb.ConfigError) as e:
             qb.run(cfg, backend="cpu", progress=False)
         assert e.value.field == field and e.value.exit_code == 2, str(e.value)
+    # a lone surrogate in a key: named escaped, so that the message prints
+    with pytest.raises(qb.ConfigError) as e:
+        qb.run({"model": "bloch-charger", "params": {"\ud800": 1.0}}, backend="cpu", progress=False)
+    assert e.value.field == "params.\\ud800" and str(e.value).encode("utf-8"), str(e.value)
 
 
 def test_measures_of_a_broadcast_view_measure_each_distinct_state_once():
