@@ -140,6 +140,25 @@ fn auto_fock_picks_a_cutoff_with_a_negligible_tail() {
     let plan = parse_plan("model = \"cavity-cells\"\n[params]\nalpha = { values = [1.0, 3.0] }\n[time]\ndt = 0.005\nt_end = 1.0\nsamples = 3\n", &ov).unwrap();
     assert_eq!(plan.space, qbat_gpu::model::Space::Cavity { n_fock: auto_n_fock(3.0).unwrap() });
     assert!(parse_plan("model = \"spin-pair\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n", &ov).unwrap_err().to_string().contains("--auto-fock"));
+    // A state of the whole space fixes its own cutoff: under --auto-fock its dimension no
+    // longer matches, and the refusal says why (it named the dimension alone). Without the
+    // flag the same config runs; the cells' state alone takes the chosen cutoff.
+    let ket = |dim: usize| format!("[{}]", (0..dim).map(|i| if i == 0 { "1.0" } else { "0.0" }).collect::<Vec<_>>().join(", "));
+    let cfg = |dim: usize, n_fock: usize| {
+        format!("model = \"cavity-cells\"\n[params]\nn_fock = {n_fock}\n[initial]\nket = {}\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n", ket(dim))
+    };
+    let e = parse_plan(&cfg(12, 2), &ov).unwrap_err();
+    let (field, text) = match &e {
+        qbat_gpu::error::QbatError::Invalid { field, .. } => (field.clone(), e.to_string()),
+        other => panic!("{other}"),
+    };
+    assert_eq!(field, "initial.ket");
+    assert!(text.contains("has dimension 12") && text.contains("--auto-fock chose n_fock") && text.contains("drop --auto-fock"), "{text}");
+    assert!(parse_plan(&cfg(12, 2), &Overrides::default()).is_ok());
+    assert!(parse_plan(&cfg(4, 2), &ov).is_ok());
+    // a wrong dimension without the flag keeps its own message
+    let plain = parse_plan(&cfg(10, 2), &Overrides::default()).unwrap_err().to_string();
+    assert!(plain.contains("has dimension 10") && !plain.contains("auto-fock"), "{plain}");
 }
 
 // A mistyped test fault is refused before the run, not taken for a run without one.

@@ -413,3 +413,43 @@ def test_measures_of_a_broadcast_view_measure_each_distinct_state_once():
     # without a repeated axis the result is the usual array, a copy of its own
     plain = qb.measures.ergotropy(np.stack([rho_b] * 2), hs)
     assert plain.flags.writeable and [float(x) for x in plain] == want
+
+
+def test_save_refuses_a_series_whose_peaks_are_not_the_run_s(tmp_path):
+    """Result.save writes summary.csv from the run's peaks and stats.csv from the series given:
+    a series edited where it gives the peaks (energy_b, ergotropy_b, power_b,
+    ergotropic_power_b) was saved beside a summary.csv that contradicts it. Now a ConfigError
+    naming `series` and the member, and nothing written; an edit elsewhere is saved, with
+    stats.csv computed from it; the run's own series (also as a copy) saves as before."""
+    r = qb.run(BLOCH + '[output]\nmeasures = ["energy_b", "ergotropy_b", "purity"]\n', backend="cpu", progress=False)
+    own = r.series
+    r.save(tmp_path / "own")
+    r.series = own.copy()
+    r.save(tmp_path / "copy")
+    assert (tmp_path / "own" / "summary.csv").read_bytes() == (tmp_path / "copy" / "summary.csv").read_bytes()
+    k, member = r.measures.index("ergotropy_b"), 3
+    for edit in ("raise", "nan", "first-time"):
+        s = own.copy()
+        if edit == "raise":
+            s[member, 7, k] = s[member].max() + 1.0
+        elif edit == "nan":
+            s[member, 0, k] = np.nan
+        else:
+            # the same maximum, reached at an earlier sample
+            j = int(np.argmax(s[member, :, k]))
+            s[member, j - 1, k] = s[member, j, k]
+        r.series = s
+        with pytest.raises(qb.ConfigError) as e:
+            r.save(tmp_path / edit)
+        assert e.value.field == "series" and f"member {member}'s ergotropy_b" in str(e.value), (edit, str(e.value))
+        assert not (tmp_path / edit).exists()
+    s = own.copy()
+    s[:, :, r.measures.index("purity")] *= 0.5
+    r.series = s
+    r.save(tmp_path / "purity")
+    import pandas as pd
+
+    stats = pd.read_csv(tmp_path / "purity" / "stats.csv")
+    ours = pd.read_csv(tmp_path / "own" / "stats.csv")
+    half = stats["measure"] == "purity"
+    assert np.allclose(stats[half]["mean"].to_numpy(), 0.5 * ours[half]["mean"].to_numpy(), rtol=1e-15)

@@ -231,6 +231,7 @@ impl InMemory {
                 ))
             }
         };
+        self.check_peaks(values)?;
         OutputDir::check(dir, force)?;
         let out = OutputDir::begin(dir, force)?;
         // The plots are drawn from the assembled files and committed with them (as the CLI does).
@@ -248,6 +249,48 @@ impl InMemory {
         out.commit().inspect(|d| {
             let _ = crate::output::manifest::Manifest::record_identities(d);
         })
+    }
+
+    /// Refuse a series whose peak measures (those of `job::PEAK_MEASURES` it holds) no longer
+    /// give the run's peaks, by the engines' rule (the first sample, then each later one above
+    /// the maximum so far; a NaN maximum stays): summary.csv, written from the run's peaks,
+    /// would contradict the series saved beside it (the caller edited the array since the run).
+    fn check_peaks(&self, values: &[f64]) -> Result<()> {
+        let (ns, nm) = (self.info.times.len(), self.info.measures.len());
+        if ns == 0 {
+            return Ok(());
+        }
+        let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        for (k, m) in crate::job::PEAK_MEASURES.iter().enumerate() {
+            let Some(col) = self.info.measures.iter().position(|x| x == m) else { continue };
+            let differs = |i: usize| -> Option<(usize, Peak)> {
+                let mut p = Peak::default();
+                for s in 0..ns {
+                    let v = values[(i * ns + s) * nm + col];
+                    if s == 0 || v > p.max {
+                        p = Peak { max: v, t_max: self.info.times[s] };
+                    }
+                }
+                let run = self.peaks[i * 4 + k];
+                (!same(p.max, run.max) || !same(p.t_max, run.t_max)).then_some((i, p))
+            };
+            if let Some((i, p)) = (0..self.member_ids.len()).into_par_iter().find_map_first(differs) {
+                let run = self.peaks[i * 4 + k];
+                return Err(QbatError::invalid(
+                    "series",
+                    format!(
+                        "member {}'s {} peaks at {} (t = {}) in it, not at the run's {} (t = {}): it was edited since the run, and summary.csv holds the run's peaks; save the run's own series, or write the edited array with numpy",
+                        self.member_ids[i],
+                        m.name(),
+                        crate::error::shown(p.max),
+                        crate::error::shown(p.t_max),
+                        crate::error::shown(run.max),
+                        crate::error::shown(run.t_max)
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// states.npy (complex128, (members, times, d, d)) and states.json, as the CLI writes them.
