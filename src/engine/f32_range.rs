@@ -76,6 +76,12 @@ pub fn f32_refusal(plan: &Plan) -> Result<()> {
     if let Some(&t) = s.times.iter().find(|&&t| overflows(t) || flushes(t)) {
         return Err(refusal("time.times".into(), t, "is beyond the range (0, or 1.2e-38 <= t <= 3.4e38)"));
     }
+    // A gap of the grid (between samples, the switch-off or a window edge) just past a whole
+    // number of steps ends in a shortened step of as little as 1e-9 dt: with dt below about
+    // 1e-29 it flushes to 0, and the kernel takes a step fewer than the host counts.
+    if let Some(h) = s.segments.iter().map(|g| g.h_last).find(|&h| flushes(h)) {
+        return Err(refusal("time.dt".into(), h, "is the shortened step that ends a gap of the grid here, below the smallest normal number (1.2e-38)"));
+    }
     Ok(())
 }
 
@@ -101,6 +107,8 @@ mod tests {
             (params("wb = 1e38"), "time.dt"),
             // a time past f32's range that a step inside it reaches (a generator of zero)
             ("model = \"spin-pair\"\n[params]\nwb = 0.0\nwc = 0.0\nj1 = 0.0\nj2 = 0.0\n[time]\ndt = 1e30\ntimes = [3.5e38]\n".into(), "time.times"),
+            // a gap of 1.000000005 dt: a shortened step of 5e-40
+            ("model = \"spin-pair\"\n[time]\ndt = 1e-31\ntimes = [0.0, 1.000000005e-31, 1e-29]\n".into(), "time.dt"),
             (
                 "model = \"bloch-charger\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n[[drive]]\noperator = \"sx_b\"\namplitude = 0.5\nfrequency = 1.0\nenvelope = { gaussian = [-1e39, 1e39] }\n".into(),
                 "drive[0].envelope",

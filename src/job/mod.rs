@@ -135,15 +135,20 @@ impl Schedule {
     pub fn with_edges(dt: f64, times: &[f64], switch_off: Option<f64>, edges: &[f64]) -> Schedule {
         let last = times.last().copied().unwrap_or(0.0);
         let t_off = switch_off.filter(|t| *t > 0.0);
-        // Every boundary an edge must keep clear of: 0, the samples, T and the edges kept.
-        let mut taken: Vec<f64> = std::iter::once(0.0).chain(times.iter().copied()).chain(t_off).collect();
+        let clear = |e: f64, b: f64| (e - b).abs() >= MIN_POSITIVE_GAP;
+        // (the times increase: an edge's nearest samples are those either side of it)
+        let clear_of_samples = |e: f64| {
+            let i = times.partition_point(|&t| t < e);
+            times[i.saturating_sub(1)..(i + 1).min(times.len())].iter().all(|&t| clear(e, t))
+        };
         let mut wanted: Vec<f64> = edges.iter().copied().filter(|e| *e > 0.0 && *e < last).collect();
         wanted.sort_by(f64::total_cmp);
+        // Every boundary an edge must keep clear of: 0, the samples, T and the edges kept (in
+        // increasing order, so the last kept is the nearest).
         let mut kept: Vec<f64> = Vec::with_capacity(wanted.len());
         for e in wanted {
-            if taken.iter().all(|b| (e - b).abs() >= MIN_POSITIVE_GAP) {
+            if clear(e, 0.0) && clear_of_samples(e) && t_off.is_none_or(|t| clear(e, t)) && kept.last().is_none_or(|&k| clear(e, k)) {
                 kept.push(e);
-                taken.push(e);
             }
         }
         // The boundaries without a sample, in time order (T and the edges never coincide).
