@@ -156,9 +156,12 @@ fn auto_fock_picks_a_cutoff_with_a_negligible_tail() {
     assert!(text.contains("has dimension 12") && text.contains("--auto-fock chose n_fock") && text.contains("drop --auto-fock"), "{text}");
     assert!(parse_plan(&cfg(12, 2), &Overrides::default()).is_ok());
     assert!(parse_plan(&cfg(4, 2), &ov).is_ok());
-    // a wrong dimension without the flag keeps its own message
+    // a wrong dimension without the flag keeps its own message, and so does one no cutoff
+    // gives (not a multiple of the cells' 4) with it
     let plain = parse_plan(&cfg(10, 2), &Overrides::default()).unwrap_err().to_string();
     assert!(plain.contains("has dimension 10") && !plain.contains("auto-fock"), "{plain}");
+    let odd = parse_plan(&cfg(10, 2), &ov).unwrap_err().to_string();
+    assert!(odd.contains("has dimension 10") && !odd.contains("auto-fock"), "{odd}");
 }
 
 // A mistyped test fault is refused before the run, not taken for a run without one.

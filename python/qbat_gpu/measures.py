@@ -15,12 +15,14 @@ and (..., d, d) for a battery state with its Hamiltonian. Each returns an array 
 from __future__ import annotations
 
 import numbers
+import re
 from typing import Any
 
 import numpy as np
 
 from . import _native
 from ._config import config_error
+from ._native import ConfigError
 
 __all__ = [
     "concurrence", "steering_f3", "steering_ab", "steering_ba", "bell_chsh", "coherence_l1",
@@ -96,6 +98,21 @@ def _cut(a: np.ndarray, axes: list) -> np.ndarray:
     return a[tuple(slice(0, 1) if k in axes else slice(None) for k in range(a.ndim))]
 
 
+def _measured(call, lead: tuple, cut_lead: tuple, repeated: list) -> np.ndarray:
+    """`call()` on the distinct states (the batch cut along `repeated` to `cut_lead`), its
+    refusal of state i of them renamed as the caller's batch names it (the first of its
+    repeats): the index counts over `lead`, not over the cut batch."""
+    try:
+        return call()
+    except ConfigError as e:
+        m = re.fullmatch(r"(rho|rho_b|h)\[(\d+)\]", getattr(e, "field", "") or "")
+        if not repeated or m is None or not cut_lead:
+            raise
+        i = int(np.ravel_multi_index(np.unravel_index(int(m[2]), cut_lead), lead))
+        field = f"{m[1]}[{i}]"
+        raise config_error(field, str(e)[len(e.field) + 2:]) from None
+
+
 def _spread(out: np.ndarray, lead: tuple, repeated: list) -> np.ndarray:
     """The measures `out` of the distinct states back in the batch's shape: a broadcast
     (read-only) view where the states repeated along `repeated`, so that a view of 1e10 copies
@@ -111,7 +128,8 @@ def _state(name: str, rho: Any):
     repeated = _repeated([a], len(lead))
     a = _cut(a, repeated)
     flat = np.ascontiguousarray(a.reshape(-1, 16), dtype=np.complex128)
-    out = _spread(_native.state_measure(name, flat).reshape(a.shape[:-2]), lead, repeated)
+    measured = _measured(lambda: _native.state_measure(name, flat), lead, a.shape[:-2], repeated)
+    out = _spread(measured.reshape(a.shape[:-2]), lead, repeated)
     return float(out) if out.ndim == 0 else out
 
 
@@ -139,7 +157,8 @@ def _battery(name: str, rho_b: Any, h: Any):
         hs = np.ascontiguousarray(hh.reshape(-1, d * d), dtype=np.complex128)
     a = _cut(a, repeated)
     flat = np.ascontiguousarray(a.reshape(-1, d * d), dtype=np.complex128)
-    out = _spread(_native.battery_measure(name, flat, hs, d).reshape(a.shape[:-2]), lead, repeated)
+    measured = _measured(lambda: _native.battery_measure(name, flat, hs, d), lead, a.shape[:-2], repeated)
+    out = _spread(measured.reshape(a.shape[:-2]), lead, repeated)
     return float(out) if out.ndim == 0 else out
 
 

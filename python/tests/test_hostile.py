@@ -413,6 +413,20 @@ def test_measures_of_a_broadcast_view_measure_each_distinct_state_once():
     # without a repeated axis the result is the usual array, a copy of its own
     plain = qb.measures.ergotropy(np.stack([rho_b] * 2), hs)
     assert plain.flags.writeable and [float(x) for x in plain] == want
+    # a refusal names the state as the caller's batch counts it, however it lies in memory
+    good = np.diag([0.25] * 4).astype(complex)
+    bad = good.copy()
+    bad[0, 0] = 2.0
+    view = np.broadcast_to(np.stack([good, bad])[:, None], (2, 5, 4, 4))
+    for batch in (view, np.ascontiguousarray(view)):
+        with pytest.raises(qb.ConfigError) as e:
+            qb.measures.purity(batch)
+        assert e.value.field == "rho[5]" and str(e.value).startswith("rho[5]: "), str(e.value)
+    huge_h = np.broadcast_to(np.stack([np.diag([0.0, 1.0]), np.diag([0.0, 1e61])])[:, None], (2, 3, 2, 2))
+    for h in (huge_h, np.ascontiguousarray(huge_h)):
+        with pytest.raises(qb.ConfigError) as e:
+            qb.measures.ergotropy(np.diag([0.5, 0.5]), h)
+        assert e.value.field == "h[3]", str(e.value)
 
 
 def test_save_refuses_a_series_whose_peaks_are_not_the_run_s(tmp_path):
@@ -437,6 +451,7 @@ def test_save_refuses_a_series_whose_peaks_are_not_the_run_s(tmp_path):
         else:
             # the same maximum, reached at an earlier sample
             j = int(np.argmax(s[member, :, k]))
+            assert j > 0
             s[member, j - 1, k] = s[member, j, k]
         r.series = s
         with pytest.raises(qb.ConfigError) as e:

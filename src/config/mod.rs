@@ -401,10 +401,17 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
 fn auto_fock_dimension(e: QbatError, ov: &Overrides, space: Space) -> QbatError {
     match e {
         QbatError::Invalid { field, reason } if ov.auto_fock && (field == "initial.ket" || field == "initial.dm") && reason.starts_with("has dimension") => {
-            let n_fock = match space {
-                Space::Cavity { n_fock } | Space::Dicke { n_fock, .. } => n_fock,
+            // the cells' dimension: a state of the whole space has a multiple of it (one per
+            // photon number), and only such a state would fit another cutoff
+            let (n_fock, cells) = match space {
+                Space::Cavity { n_fock } => (n_fock, 4),
+                Space::Dicke { n_fock, n_cells } => (n_fock, n_cells + 1),
                 Space::TwoQubit => return QbatError::Invalid { field, reason },
             };
+            let dim = reason.strip_prefix("has dimension ").and_then(|r| r.split(',').next()).and_then(|n| n.parse::<usize>().ok());
+            if !dim.is_some_and(|d| d > cells && d % cells == 0) {
+                return QbatError::Invalid { field, reason };
+            }
             let reason = format!(
                 "{reason}; --auto-fock chose n_fock = {n_fock} from the parameters, and a state of the whole space fixes its own cutoff; drop --auto-fock (set params.n_fock to the state's), or give the cells' state alone"
             );

@@ -279,13 +279,13 @@ impl InMemory {
                 return Err(QbatError::invalid(
                     "series",
                     format!(
-                        "member {}'s {} peaks at {} (t = {}) in it, not at the run's {} (t = {}): it was edited since the run, and summary.csv holds the run's peaks; save the run's own series, or write the edited array with numpy",
+                        "member {}'s {} peaks at {:?} (t = {:?}) in it, not at the run's {:?} (t = {:?}): it is not the run's series (edited or rounded since the run), and summary.csv holds the run's peaks; save the run's own series, or write the edited array with numpy",
                         self.member_ids[i],
                         m.name(),
-                        crate::error::shown(p.max),
-                        crate::error::shown(p.t_max),
-                        crate::error::shown(run.max),
-                        crate::error::shown(run.t_max)
+                        p.max,
+                        p.t_max,
+                        run.max,
+                        run.t_max
                     ),
                 ));
             }
