@@ -252,8 +252,8 @@ impl InMemory {
     }
 
     /// Refuse a series whose peak measures (those of `job::PEAK_MEASURES` it holds) no longer
-    /// give the run's peaks, by the engines' rule (the first sample, then each later one above
-    /// the maximum so far; a NaN maximum stays): summary.csv, written from the run's peaks,
+    /// give the run's peaks for a healthy member, by the engines' rule (the first sample, then
+    /// each later one above the maximum so far): summary.csv, written from the run's peaks,
     /// would contradict the series saved beside it (the caller edited the array since the run).
     fn check_peaks(&self, values: &[f64]) -> Result<()> {
         let (ns, nm) = (self.info.times.len(), self.info.measures.len());
@@ -264,6 +264,11 @@ impl InMemory {
         for (k, m) in crate::job::PEAK_MEASURES.iter().enumerate() {
             let Some(col) = self.info.measures.iter().position(|x| x == m) else { continue };
             let differs = |i: usize| -> Option<(usize, Peak)> {
+                // (an unhealthy member's row says so, and its values may hold NaN, which a
+                // GPU's comparisons need not order as the host's)
+                if self.health[i] != Health::Ok {
+                    return None;
+                }
                 let mut p = Peak::default();
                 for s in 0..ns {
                     let v = values[(i * ns + s) * nm + col];
