@@ -48,7 +48,7 @@ def distinct(a: np.ndarray) -> np.ndarray:
     """`a` without the axes a broadcast view repeats (stride 0): each such axis cut to length 1,
     so that `np.broadcast_to(f(distinct(a)), ...)` of an elementwise f is f(a) without
     building it."""
-    return a[tuple(slice(0, 1) if n > 1 and s == 0 else slice(None) for n, s in zip(a.shape, a.strides))]
+    return _cut(a, _repeated([a], a.ndim))
 
 
 def _number(x: Any) -> bool:
@@ -98,25 +98,23 @@ def _cut(a: np.ndarray, axes: list) -> np.ndarray:
     return a[tuple(slice(0, 1) if k in axes else slice(None) for k in range(a.ndim))]
 
 
-def _measured(call, lead: tuple, cut_lead: tuple, repeated: list) -> np.ndarray:
-    """`call()` on the distinct states (the batch cut along `repeated` to `cut_lead`), its
-    refusal of state i of them renamed as the caller's batch names it (the first of its
-    repeats): the index counts over `lead`, not over the cut batch."""
+def _measure_distinct(measure, a: np.ndarray, lead: tuple, repeated: list) -> np.ndarray:
+    """`measure(flat)` of the states `a` (lead + (d, d)) cut to one along each axis of
+    `repeated`, back in the batch's shape: a broadcast (read-only) view where they repeated, so
+    that a view of 1e10 copies of one state is measured once, not copied (numpy's MemoryError).
+    A refusal of state i of the cut batch names it as the caller's batch counts it (the first
+    of its repeats)."""
+    a = _cut(a, repeated)
+    cut_lead, d = a.shape[:-2], a.shape[-1]
+    flat = np.ascontiguousarray(a.reshape(-1, d * d), dtype=np.complex128)
     try:
-        return call()
+        out = measure(flat).reshape(cut_lead)
     except ConfigError as e:
         m = re.fullmatch(r"(rho|rho_b|h)\[(\d+)\]", getattr(e, "field", "") or "")
-        if not repeated or m is None or not cut_lead:
+        if not repeated or m is None:
             raise
         i = int(np.ravel_multi_index(np.unravel_index(int(m[2]), cut_lead), lead))
-        field = f"{m[1]}[{i}]"
-        raise config_error(field, str(e)[len(e.field) + 2:]) from None
-
-
-def _spread(out: np.ndarray, lead: tuple, repeated: list) -> np.ndarray:
-    """The measures `out` of the distinct states back in the batch's shape: a broadcast
-    (read-only) view where the states repeated along `repeated`, so that a view of 1e10 copies
-    of one state is measured once, not copied (numpy's MemoryError)."""
+        raise config_error(f"{m[1]}[{i}]", str(e)[len(e.field) + 2:]) from None
     return np.broadcast_to(out, lead) if repeated else out
 
 
@@ -125,11 +123,7 @@ def _state(name: str, rho: Any):
     if a.ndim < 2 or a.shape[-2:] != (4, 4):
         raise config_error("rho", f"{name} takes states of shape (..., 4, 4), got {a.shape}")
     lead = a.shape[:-2]
-    repeated = _repeated([a], len(lead))
-    a = _cut(a, repeated)
-    flat = np.ascontiguousarray(a.reshape(-1, 16), dtype=np.complex128)
-    measured = _measured(lambda: _native.state_measure(name, flat), lead, a.shape[:-2], repeated)
-    out = _spread(measured.reshape(a.shape[:-2]), lead, repeated)
+    out = _measure_distinct(lambda flat: _native.state_measure(name, flat), a, lead, _repeated([a], len(lead)))
     return float(out) if out.ndim == 0 else out
 
 
@@ -155,10 +149,7 @@ def _battery(name: str, rho_b: Any, h: Any):
         repeated = _repeated([a, hh], len(lead))
         hh = _cut(hh, repeated)
         hs = np.ascontiguousarray(hh.reshape(-1, d * d), dtype=np.complex128)
-    a = _cut(a, repeated)
-    flat = np.ascontiguousarray(a.reshape(-1, d * d), dtype=np.complex128)
-    measured = _measured(lambda: _native.battery_measure(name, flat, hs, d), lead, a.shape[:-2], repeated)
-    out = _spread(measured.reshape(a.shape[:-2]), lead, repeated)
+    out = _measure_distinct(lambda flat: _native.battery_measure(name, flat, hs, d), a, lead, repeated)
     return float(out) if out.ndim == 0 else out
 
 

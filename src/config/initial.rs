@@ -19,7 +19,9 @@ pub struct InitialSection {
 }
 
 /// Read `[initial]` for `model` in `space`.
-pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: Space) -> Result<InitialSection> {
+/// With `auto_fock` (the cutoff chosen by `--auto-fock`), a full-space state whose dimension
+/// no longer fits says why.
+pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: Space, auto_fock: bool) -> Result<InitialSection> {
     check_keys(init_t, &["ket", "dm", "random", "theta", "phi"], "initial")?;
     let given: Vec<&str> = ["ket", "dm", "random"].into_iter().filter(|k| init_t.contains_key(*k)).collect();
     let angles = init_t.contains_key("theta") || init_t.contains_key("phi");
@@ -40,6 +42,11 @@ pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: 
         Space::Dicke { n_cells, .. } => Some(n_cells + 1),
         Space::TwoQubit => None,
     };
+    let chosen = match space {
+        Space::Cavity { n_fock } | Space::Dicke { n_fock, .. } if auto_fock => Some(n_fock),
+        _ => None,
+    };
+    let check_dimension = |n: usize, field: &str| check_dimension(n, dim, cells, chosen, field);
     let spec = if let Some(v) = init_t.get("ket") {
         let ket = as_ket(v, "initial.ket")?;
         if ket.is_empty() {
@@ -50,14 +57,16 @@ pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: 
             return Err(invalid("initial.ket", format!("must be normalised: |psi|^2 = {norm2:.12} (tolerance {STATE_TOL:e})")));
         }
         // (before the projector: a ket of 300,000 amplitudes would ask for a 1.4 TB matrix)
-        check_dimension(ket.len(), dim, cells, "initial.ket")?;
-        qubits_or_full(projector(&ket), dim, cells, "initial.ket")?
+        check_dimension(ket.len(), "initial.ket")?;
+        let rho = projector(&ket);
+        check_state(&rho, "initial.ket")?;
+        qubits_or_full(rho, dim, cells)
     } else if let Some(v) = init_t.get("dm") {
         let rho = as_matrix(v, "initial.dm")?;
         // (before the eigen-solve, which a matrix of the wrong size would cost for nothing)
-        check_dimension(rho.nrows(), dim, cells, "initial.dm")?;
+        check_dimension(rho.nrows(), "initial.dm")?;
         check_state(&rho, "initial.dm")?;
-        qubits_or_full(rho, dim, cells, "initial.dm")?
+        qubits_or_full(rho, dim, cells)
     } else if let Some(v) = init_t.get("random") {
         let name = v.as_str().ok_or_else(|| invalid("initial.random", "must be a string"))?;
         if model == ModelKind::Dicke {
@@ -90,16 +99,21 @@ pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: 
     Ok(sec)
 }
 
-/// An explicit state: full-space, or (cavity models) a state of the cells (dimension `cells`:
-/// 4 for cavity-cells, N + 1 for dicke) to tensor with the cavity start.
-fn qubits_or_full(rho: CMat, dim: usize, cells: Option<usize>, field: &str) -> Result<InitialSpec> {
-    check_dimension(rho.nrows(), dim, cells, field)?;
-    check_state(&rho, field)?;
-    Ok(if rho.nrows() == dim && cells.is_some() { InitialSpec::Full(Arc::new(rho)) } else { InitialSpec::Qubits(Arc::new(rho)) })
+/// An explicit state, its dimension and entries checked: full-space, or (cavity models) a
+/// state of the cells (dimension `cells`: 4 for cavity-cells, N + 1 for dicke) to tensor with
+/// the cavity start.
+fn qubits_or_full(rho: CMat, dim: usize, cells: Option<usize>) -> InitialSpec {
+    if rho.nrows() == dim && cells.is_some() {
+        InitialSpec::Full(Arc::new(rho))
+    } else {
+        InitialSpec::Qubits(Arc::new(rho))
+    }
 }
 
-/// A state's dimension `n` is the space's `dim`, or (cavity models) that of the cells.
-fn check_dimension(n: usize, dim: usize, cells: Option<usize>, field: &str) -> Result<()> {
+/// A state's dimension `n` is the space's `dim`, or (cavity models) that of the cells. Where
+/// `--auto-fock` chose the cutoff (`chosen`) and `n` is a multiple of the cells' dimension (a
+/// state of the whole space at another cutoff), the refusal says why.
+fn check_dimension(n: usize, dim: usize, cells: Option<usize>, chosen: Option<usize>, field: &str) -> Result<()> {
     if n == dim || cells == Some(n) {
         return Ok(());
     }
@@ -107,7 +121,13 @@ fn check_dimension(n: usize, dim: usize, cells: Option<usize>, field: &str) -> R
         Some(k) => format!("{dim} (or {k} for the cells, tensored with the cavity state)"),
         None => dim.to_string(),
     };
-    Err(invalid(field, format!("has dimension {n}, the model needs {expect}")))
+    let mut reason = format!("has dimension {n}, the model needs {expect}");
+    if let (Some(n_fock), Some(k)) = (chosen, cells) {
+        if n > k && n % k == 0 {
+            reason += &format!("; --auto-fock chose n_fock = {n_fock} from the parameters, and a state of the whole space fixes its own cutoff; drop --auto-fock (set params.n_fock to the state's), or give the cells' state alone");
+        }
+    }
+    Err(invalid(field, reason))
 }
 
 /// Normalised, Hermitian and positive to STATE_TOL.

@@ -323,7 +323,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     let base = resolve_params(model, &params.base)?;
     let space = model.space_for(&base)?;
     let empty = Table::new();
-    let init = initial::parse_initial(section(root, "initial")?.unwrap_or(&empty), model, model_name, space).map_err(|e| auto_fock_dimension(e, ov, space))?;
+    let init = initial::parse_initial(section(root, "initial")?.unwrap_or(&empty), model, model_name, space, ov.auto_fock)?;
     start_given_once(model, &params.base, &init.spec)?;
     let mut time = time::parse_time(root, cavity)?;
     let drv = drives::parse_drives(root, space, model_name, time.steady)?;
@@ -393,30 +393,4 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
         save_states: ov.save_states,
         drives,
     })
-}
-
-/// A full-space initial state of the wrong dimension under `--auto-fock`: the cutoff was
-/// chosen from the parameters (alpha, or the photons of dicke) and the state's dimension did
-/// not follow it. Say so, where the dimension alone would not explain the refusal.
-fn auto_fock_dimension(e: QbatError, ov: &Overrides, space: Space) -> QbatError {
-    match e {
-        QbatError::Invalid { field, reason } if ov.auto_fock && (field == "initial.ket" || field == "initial.dm") && reason.starts_with("has dimension") => {
-            // the cells' dimension: a state of the whole space has a multiple of it (one per
-            // photon number), and only such a state would fit another cutoff
-            let (n_fock, cells) = match space {
-                Space::Cavity { n_fock } => (n_fock, 4),
-                Space::Dicke { n_fock, n_cells } => (n_fock, n_cells + 1),
-                Space::TwoQubit => return QbatError::Invalid { field, reason },
-            };
-            let dim = reason.strip_prefix("has dimension ").and_then(|r| r.split(',').next()).and_then(|n| n.parse::<usize>().ok());
-            if !dim.is_some_and(|d| d > cells && d % cells == 0) {
-                return QbatError::Invalid { field, reason };
-            }
-            let reason = format!(
-                "{reason}; --auto-fock chose n_fock = {n_fock} from the parameters, and a state of the whole space fixes its own cutoff; drop --auto-fock (set params.n_fock to the state's), or give the cells' state alone"
-            );
-            QbatError::Invalid { field, reason }
-        }
-        e => e,
-    }
 }

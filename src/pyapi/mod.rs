@@ -252,9 +252,9 @@ impl InMemory {
     }
 
     /// Refuse a series whose peak measures (those of `job::PEAK_MEASURES` it holds) no longer
-    /// give the run's peaks for a healthy member, by the engines' rule (the first sample, then
-    /// each later one above the maximum so far): summary.csv, written from the run's peaks,
-    /// would contradict the series saved beside it (the caller edited the array since the run).
+    /// give the run's peaks for a healthy member, folded as the engines fold them
+    /// (`engine::reference::update_peaks`): summary.csv, written from the run's peaks, would
+    /// contradict the series saved beside it (the caller edited the array since the run).
     fn check_peaks(&self, values: &[f64]) -> Result<()> {
         let (ns, nm) = (self.info.times.len(), self.info.measures.len());
         if ns == 0 {
@@ -269,15 +269,12 @@ impl InMemory {
                 if self.health[i] != Health::Ok {
                     return None;
                 }
-                let mut p = Peak::default();
-                for s in 0..ns {
-                    let v = values[(i * ns + s) * nm + col];
-                    if s == 0 || v > p.max {
-                        p = Peak { max: v, t_max: self.info.times[s] };
-                    }
+                let mut p = [Peak::default()];
+                for (s, &t) in self.info.times.iter().enumerate() {
+                    crate::engine::reference::update_peaks(&mut p, s, t, &[values[(i * ns + s) * nm + col]]);
                 }
                 let run = self.peaks[i * 4 + k];
-                (!same(p.max, run.max) || !same(p.t_max, run.t_max)).then_some((i, p))
+                (!same(p[0].max, run.max) || !same(p[0].t_max, run.t_max)).then_some((i, p[0]))
             };
             if let Some((i, p)) = (0..self.member_ids.len()).into_par_iter().find_map_first(differs) {
                 let run = self.peaks[i * 4 + k];
