@@ -485,3 +485,33 @@ fn a_forged_bucket_length_is_refused_under_a_data_size_limit() {
     assert!(stderr.contains("stats-state.bin: the state ends inside its buckets"), "{stderr}");
     assert!(!merged.exists(), "an output was left behind");
 }
+
+/// A config text of dotted keys within the 4 MiB bound (each part of `k.a.b = 1` is a table of
+/// its own to the TOML parser, about 1 kB each: this text took 1.4 GB to parse) under a 1 GB
+/// limit: refused before the parse, naming the config and the limit (the parse aborted, exit
+/// 134). A config of as many bytes of numbers (a `time.times` list) is parsed under it.
+#[test]
+fn a_config_whose_parse_cannot_fit_is_refused_not_an_abort() {
+    let head = "model = \"bloch-charger\"\n[time]\nt_end = 1.0\ndt = 0.01\nsamples = 3\n";
+    let mut text = head.to_string();
+    let mut i = 0;
+    while text.len() < 4_000_000 {
+        text.push_str(&format!("z{i}.a.b.c.d.e.f.g = 1\n"));
+        i += 1;
+    }
+    let (_dir, cfg, out) = setup(&text);
+    let (code, stderr) = under_limit(1_000_000, &["run", &cfg], &out);
+    assert_refused(code, &stderr, "config", &out);
+    assert!(stderr.contains("parsing its TOML text"), "{stderr}");
+    // 3.9 MB of sample times
+    let times: Vec<String> = (0..400_000).map(|k| format!("{:.6}", k as f64 * 1e-5 + 1e-5)).collect();
+    let text = format!(
+        "model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 1.0\ngamma = 0.05\n[time]\ndt = 0.01\ntimes = [{}]\n[ensemble]\nsize = 1\n[output]\nmeasures = [\"energy_b\"]\n",
+        times.join(", ")
+    );
+    assert!(text.len() > 3_500_000 && text.len() <= 4 << 20);
+    let (_dir, cfg, out) = setup(&text);
+    let (code, stderr) = under_limit(1_000_000, &["run", &cfg, "--series", "false", "--no-plots"], &out);
+    // (400,000 samples' statistics may not fit: refused then, naming time.samples)
+    assert!(code == 0 || (code == 2 && stderr.starts_with("error: time.samples: ")), "{code}: {stderr}");
+}

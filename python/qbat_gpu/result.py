@@ -92,7 +92,6 @@ class Result:
         self.states: Optional[np.ndarray] = None
         self.states_info: Optional[Dict[str, Any]] = None
         self._summary_text: Optional[str] = None
-        self._stats_text: Optional[str] = None
         self._summary_path: Optional[Path] = None
         self._stats_path: Optional[Path] = None
         # the run directory's manifest as opened: its files read later must still be that run's
@@ -223,11 +222,10 @@ class Result:
         if self._stats_path is not None:
             self._same_run()
             return pd.read_csv(self._stats_path)
-        if self._stats_text is None:
-            # (series may have been replaced: the native side checks its dtype and length)
-            s = np.ascontiguousarray(self.series) if isinstance(self.series, np.ndarray) else self.series
-            self._stats_text = relayed(self._native.stats_csv, s)
-        return pd.read_csv(io.StringIO(self._stats_text))
+        # (series may have been replaced, or edited in place: the native side checks its dtype
+        # and length, and computes the statistics again where its values changed)
+        s = np.ascontiguousarray(self.series) if isinstance(self.series, np.ndarray) else self.series
+        return pd.read_csv(io.StringIO(relayed(self._native.stats_csv, s)))
 
     def to_xarray(self):
         """An xarray.Dataset: dims ("member", "time"), one variable per measure, the swept

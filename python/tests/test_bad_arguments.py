@@ -87,11 +87,30 @@ def test_stats_checks_a_replaced_series():
     assert "float64" in refused("series", lambda: r._native.stats_csv(r.series))
     # the same values in another memory order are the same run
     r.series = np.asfortranarray(full)
-    r._stats_text = None
     pd.testing.assert_frame_equal(r.stats, want)
     r.series = full[:, :10]
-    r._stats_text = None
     refused("series", lambda: r.stats)
+
+
+def test_stats_follow_a_series_edited_in_place(tmp_path):
+    """Before the fix `.stats` kept the text of its first read while `save` wrote the edited
+    values: the two disagreed. The means are checked against numpy's over the healthy members."""
+    r = qb.run(BLOCH, backend="cpu", progress=False)
+    first = r.stats
+    # (a measure whose peaks summary.csv does not hold: save refuses edits of those)
+    name = next(m for m in r.measures if m not in ("energy_b", "ergotropy_b", "power_b", "ergotropic_power_b"))
+    k = r.measures.index(name)
+    r.series[:, :, k] += 0.5
+    now = r.stats
+    healthy = np.asarray(r.health) == "ok"
+    got = now[now["measure"] == name]["mean"].to_numpy()
+    np.testing.assert_allclose(got, r.series[healthy, :, k].mean(axis=0), rtol=1e-12, atol=1e-15)
+    assert not np.allclose(got, first[first["measure"] == name]["mean"].to_numpy())
+    # the other measures' rows are unchanged, and save writes what .stats shows
+    others = now["measure"] != name
+    pd.testing.assert_frame_equal(now[others], first[others])
+    r.save(tmp_path / "saved", plots=False)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "saved" / "stats.csv"), now)
 
 
 # ----- H3: a QuTiP bra is not a ket

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod memory;
 mod output;
 mod params;
+mod parse_memory;
 mod systems;
 mod time;
 pub mod values;
@@ -228,9 +229,9 @@ pub struct Overrides {
 }
 
 /// The most bytes of TOML text a config holds: a config file's bound (the CLI reads no more),
-/// and that of a config given from Python as a dict or text. Parsing takes up to about 600
-/// bytes of memory a byte of text (dotted keys in inline tables): 36 MB of nested inline
-/// tables aborted the interpreter under a 2 GiB address-space limit.
+/// and that of a config given from Python as a dict or text. Within it, parsing can take
+/// hundreds of bytes of memory a byte of text (dotted keys, inline tables): a text of 64 KiB
+/// or more is first estimated by `parse_memory` against the memory available.
 pub const CONFIG_TEXT_LIMIT: usize = 4 << 20;
 
 /// Parse and validate a TOML config.
@@ -244,6 +245,7 @@ pub fn parse_plan(text: &str, ov: &Overrides) -> Result<Plan> {
             ),
         ));
     }
+    parse_memory::check_parse_memory(text)?;
     let root: Table = text.parse::<Table>().map_err(|e| parse_error(text, &e))?;
     plan_from_table(&root, ov)
 }

@@ -49,6 +49,9 @@ pub struct InMemory {
     /// The members whose Fock tail passed the threshold (cavity-cells, dicke), as a study
     /// counts them: run.json's `fock_tail`.
     pub fock: FockTailFlags,
+    /// stats.csv of the values whose BLAKE3 hash is kept beside it: the caller's array may be
+    /// edited in place between two reads, and the text must follow it.
+    pub stats_cache: std::sync::Mutex<Option<(blake3::Hash, std::sync::Arc<String>)>>,
 }
 
 /// The `save_states` option by name: "reduced" or "full".
@@ -92,7 +95,7 @@ pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f
         (0..r.member_ids.len()).map(|i| member_health(&values[i * ns * nm..(i + 1) * ns * nm], &r.info.measures, r.info.precision)).collect();
     let mut fock = FockTailFlags::default();
     fock_flags(&plan, &r.info.measures, &values, &plan, ns, &mut fock);
-    let mut run = InMemory { plan, options, info: r.info, member_ids: r.member_ids, peaks: r.peaks, health, fock };
+    let mut run = InMemory { plan, options, info: r.info, member_ids: r.member_ids, peaks: r.peaks, health, fock, stats_cache: Default::default() };
     if !run.health.is_empty() && run.health.iter().all(|h| *h != Health::Ok) {
         return Err(QbatError::Numerics(format!(
             "every member was flagged unhealthy; {}",
@@ -173,11 +176,17 @@ impl InMemory {
     }
 
     /// stats.csv over the healthy members, byte for byte as the CLI writes it. `values` must
-    /// hold the run's members x samples x measures (the caller's array may have been replaced).
-    pub fn stats_csv(&self, values: &[f64]) -> Result<String> {
+    /// hold the run's members x samples x measures (the caller's array may have been replaced,
+    /// or edited in place: the text is kept for the values it was computed from, by their hash).
+    pub fn stats_csv(&self, values: &[f64]) -> Result<std::sync::Arc<String>> {
         let (ns, nm) = (self.info.times.len(), self.info.measures.len());
         if values.len() != self.member_ids.len() * ns * nm {
             return Err(QbatError::invalid("series", format!("holds {} values, not the run's {}", values.len(), self.member_ids.len() * ns * nm)));
+        }
+        let key = blake3::Hasher::new().update_rayon(bytemuck::cast_slice(values)).finalize();
+        let mut cache = self.stats_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, text)) = cache.as_ref().filter(|(hash, _)| *hash == key) {
+            return Ok(text.clone());
         }
         let mut acc = StatsAccumulator::new(ns, nm);
         let include: Vec<bool> = self.health.iter().map(|h| *h == Health::Ok).collect();
@@ -186,7 +195,9 @@ impl InMemory {
         let stats = crate::output::stats::Stats::from_accumulator(&acc, self.info.times.clone(), names);
         let mut w: Vec<u8> = vec![];
         let _ = crate::output::stats::write_csv(&stats, &mut w);
-        Ok(String::from_utf8(w).expect("stats are ASCII"))
+        let text = std::sync::Arc::new(String::from_utf8(w).expect("stats are ASCII"));
+        *cache = Some((key, text.clone()));
+        Ok(text)
     }
 
     /// d of the saved d x d states (`save_states`), else None.
