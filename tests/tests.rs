@@ -5,6 +5,8 @@ mod common;
 
 /// `qbat-gpu analyze` and the plots, against statistics computed here from the files
 mod analyze;
+/// `analyze` against exact references: Pearson in integer arithmetic, monotone pair by pair
+mod analyze_exact;
 /// the layers of ARCHITECTURE.md: no import circles, no upward imports
 mod architecture;
 /// bad configs and options: exit 2, the field named, nothing left behind

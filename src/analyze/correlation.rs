@@ -1,50 +1,70 @@
 //! The correlations of `analyze`: Pearson's of the values, and Spearman's as Pearson's of the
 //! doubled ranks, in exact integer arithmetic.
 
-/// Pearson correlation of x and y (of equal lengths):
-///   r = sum dx dy / (sqrt(sum dx^2) sqrt(sum dy^2)),  dx = x - mean(x).
-/// A side whose largest |value| lies outside [1e-100, 1e100] is divided by it first (r does
-/// not change with the scale), so that neither its sums overflow nor its squares underflow.
+/// Pearson correlation of x and y (of equal lengths), in the centred sums
+///   r = sum dx dy / (sqrt(sum dx^2) sqrt(sum dy^2)),  dx = x - mean(x),
+/// each side taken in a frame where the sums lose nothing to its mean's size (`Frame`): a
+/// column near 1 with a spread of a few ulp (a capacity that is 1 to rounding) correlates
+/// as its stored doubles do, where the plain two-pass sums (the mean rounded at the scale
+/// of 1) kept little or nothing of it. The centred sums carry the corrected two-pass term
+/// (Chan, Golub and LeVeque, 1983) for what is left of the mean's rounding:
+///   Sxy = sum ex ey - (sum ex)(sum ey) / n,  ex = u - mean(u) as rounded,
+/// (sum ex is 0 but for that rounding). In sample order throughout, so the same column gives
+/// the same bits, however it was fed.
 pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
     debug_assert_eq!(x.len(), y.len());
-    match (scale_of(x), scale_of(y)) {
-        (None, None) => pearson_scaled(x, y, |a| a, |b| b),
-        (Some(kx), None) => pearson_scaled(x, y, |a| a / kx, |b| b),
-        (None, Some(ky)) => pearson_scaled(x, y, |a| a, |b| b / ky),
-        (Some(kx), Some(ky)) => pearson_scaled(x, y, |a| a / kx, |b| b / ky),
-    }
-}
-
-/// `pearson` with each side mapped to its safe scale (`scale_of`); one copy per pair of maps,
-/// so that the unscaled loops carry no test per value.
-#[inline(always)]
-fn pearson_scaled(x: &[f64], y: &[f64], ux: impl Fn(f64) -> f64, uy: impl Fn(f64) -> f64) -> f64 {
     let n = x.len() as f64;
-    // both means' sums in one loop: two chains of additions side by side, each in sample
-    // order (so each is the sum `Iterator::sum` gives, which starts from -0)
-    let (mut sx, mut sy) = (-0.0, -0.0);
+    let (fx, fy) = (Frame::of(x), Frame::of(y));
+    // the shifted means: two chains of additions side by side, each in sample order
+    let (mut sx, mut sy) = (0.0, 0.0);
     for (&a, &b) in x.iter().zip(y) {
-        sx += ux(a);
-        sy += uy(b);
+        sx += fx.at(a);
+        sy += fy.at(b);
     }
     let (mx, my) = (sx / n, sy / n);
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    let (mut ex, mut ey, mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for (&a, &b) in x.iter().zip(y) {
-        let (a, b) = (ux(a), uy(b));
-        sxy += (a - mx) * (b - my);
-        sxx += (a - mx) * (a - mx);
-        syy += (b - my) * (b - my);
+        let (da, db) = (fx.at(a) - mx, fy.at(b) - my);
+        ex += da;
+        ey += db;
+        sxy += da * db;
+        sxx += da * da;
+        syy += db * db;
     }
+    let (sxy, sxx, syy) = (sxy - ex * ey / n, sxx - ex * ex / n, syy - ey * ey / n);
     // (the product's root where it is a normal number, as it rounds the same as before)
     let product = sxx * syy;
     sxy / if product.is_normal() { product.sqrt() } else { sxx.sqrt() * syy.sqrt() }
 }
 
-/// The divisor that brings a side of `pearson` to a safe scale: none where its largest
-/// |value| m lies in [1e-100, 1e100] (or is 0), else m.
-fn scale_of(v: &[f64]) -> Option<f64> {
-    let m = v.iter().fold(0.0f64, |m, &a| m.max(a.abs()));
-    (m != 0.0 && !(1e-100..=1e100).contains(&m)).then_some(m)
+/// A side of `pearson` as u = v s - c: scaled by the power of two s that brings its largest
+/// |value| to [1, 2) (exact: no bit of a value is lost but below 2^-1022 of the largest, and
+/// r does not change with the scale), then shifted by its first value so scaled, c = v_0 s.
+/// Values within a factor 2 of v_0 shift exactly (Sterbenz), so a spread of a few ulp around
+/// a large mean is held exactly; every |u| < 8, so no sum overflows, and a spread that is
+/// not 0 is at least 2^-74 (the ulp of the scaled values near c, or of a subnormal side
+/// scaled by 2^1000), so no square that matters underflows.
+#[derive(Clone, Copy)]
+struct Frame {
+    s: f64,
+    c: f64,
+}
+
+impl Frame {
+    fn of(v: &[f64]) -> Frame {
+        let m = v.iter().fold(0.0f64, |m, &a| m.max(a.abs()));
+        // floor(log2 m) from the exponent bits (a subnormal m taken as 2^-1023); s = 2^-e, its
+        // exponent kept normal: 2^-1022 for m >= 2^1023 (scaled m then < 4), 2^1000 for m
+        // below 2^-1000 (a subnormal side then lands at or above 2^-74)
+        let e = ((m.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+        let s = f64::from_bits(((1023 - e.clamp(-1000, 1022)) as u64) << 52);
+        Frame { s, c: v.first().map_or(0.0, |&v0| v0 * s) }
+    }
+
+    #[inline(always)]
+    fn at(&self, v: f64) -> f64 {
+        v * self.s - self.c
+    }
 }
 
 /// Pearson correlation; None when either side is constant (or there are < 2 points).

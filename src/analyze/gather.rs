@@ -9,7 +9,7 @@
 //! analysis, bit for bit.
 
 use super::ranks::doubled_ranks_whole_and_sliced;
-use super::{monotone_along, pearson_checked, spearman_of, varies, Analysis, PairRow, Scope, MAX_POOLED_SAMPLES};
+use super::{monotone_along, order_by, pearson_checked, spearman_of, varies, Analysis, PairRow, Scope, MAX_POOLED_SAMPLES};
 use crate::error::{QbatError, Result};
 use crate::output::added::Added;
 use crate::output::plots::{draw_hist2d_plots, Hist2dCounter};
@@ -372,13 +372,11 @@ fn monotone_counts(blocks: &[&[f64]], pair_k: &[(usize, usize)], nt: usize, nm: 
                 for (c, &(ka, kb)) in counts.iter_mut().zip(pair_k) {
                     if sorted_by != Some(ka) {
                         column(ka, &mut va);
-                        order.clear();
-                        order.extend(0..nt);
-                        order.sort_by(|&x, &y| va[x].total_cmp(&va[y]));
+                        order_by(&va, &mut order);
                         sorted_by = Some(ka);
                     }
                     column(kb, &mut vb);
-                    let (inc, dec) = monotone_along(&va, &vb, &order, tol);
+                    let (inc, dec) = monotone_along(&vb, &order, tol);
                     *c = (c.0 + usize::from(inc), c.1 + usize::from(dec), c.2 + usize::from(inc || dec));
                 }
                 (counts, va, vb, order)
