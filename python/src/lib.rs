@@ -27,10 +27,11 @@ create_exception!(_native, DeviceError, PyRuntimeError, "The GPU device is missi
 create_exception!(_native, RunError, PyRuntimeError, "A numerical failure during a run (NaN, lost trace).");
 create_exception!(_native, QbatWarning, PyUserWarning, "The library's `WARNING: ` lines: a Fock cutoff too low, members left out as unhealthy.");
 
-/// A `QbatError` as the Python exception of its kind, with `field` (where there is one, named
-/// as the Python caller wrote it: `keyword_field`) and `exit_code` (the CLI's) as attributes.
+/// A `QbatError` as the Python exception of its kind, with `field` (where there is one) and
+/// `exit_code` (the CLI's) as attributes; its field and message name the options as the Python
+/// caller wrote them (`pyapi::keyword_error`: `save_states`, `force=True`, not the CLI's flags).
 fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
-    let e = keyword_field(e);
+    let e = pyapi::keyword_error(e);
     let msg = qbat_gpu::error::one_line(&e.to_string());
     let field = match &e {
         QbatError::Invalid { field, .. } | QbatError::TooLarge { field, .. } => Some(field.clone()),
@@ -188,20 +189,6 @@ fn save_states(value: Option<&Bound<'_, PyAny>>) -> Result<Option<StateSave>, Qb
                 format!("must be None, \"reduced\" or \"full\", got {}", v.repr().map(|r| r.to_string()).unwrap_or_default()),
             )),
         },
-    }
-}
-
-/// The library names an option by its CLI flag (`--ensemble`, `--save-states`, `--out`); Python
-/// by its keyword (`ensemble`, `save_states`, `out`).
-fn keyword_field(e: QbatError) -> QbatError {
-    let keyword = |field: String| match field.strip_prefix("--") {
-        Some(flag) => flag.replace('-', "_"),
-        None => field,
-    };
-    match e {
-        QbatError::Invalid { field, reason } => QbatError::Invalid { field: keyword(field), reason },
-        QbatError::TooLarge { field, reason } => QbatError::TooLarge { field: keyword(field), reason },
-        e => e,
     }
 }
 
@@ -495,7 +482,8 @@ fn study<'py>(
 fn merge(py: Python<'_>, dirs: Vec<PathBuf>, out: PathBuf, force: bool, plots: bool) -> PyResult<PathBuf> {
     pool(py)?;
     let r = py.detach(|| pyapi::merge(&dirs, &out, force, plots));
-    r.map_err(|e| to_py(py, e))
+    // (the shard directories are the CLI's `DIR`s, Python's `dirs`)
+    r.map_err(|e| to_py(py, pyapi::renamed_field(e, "DIR", "dirs")))
 }
 
 /// The files of a finished output, as its manifest lists them, each checked first.
@@ -654,10 +642,11 @@ fn capture_stderr(on: bool) {
 }
 
 /// What the library said on stderr since the last call, one entry per line it wrote (a message
-/// of several lines is one entry), without the final newline.
+/// of several lines is one entry), without the final newline; the options it names are the
+/// Python keywords (`pyapi::keyword_message`).
 #[pyfunction]
 fn take_stderr() -> Vec<String> {
-    qbat_gpu::console::take_captured()
+    qbat_gpu::console::take_captured().iter().map(|line| pyapi::keyword_message(line)).collect()
 }
 
 #[pymodule]

@@ -8,6 +8,8 @@
 //!   operators and per-member initial states (what `qb.mesolve` takes; TOML cannot say it).
 //! - `state_measure_batch`, `battery_measure_batch`: the measures applied to given states.
 //! - `models`, `measures_list`, `devices`: descriptions for listings.
+//! - `keyword_error`, `keyword_message`: the library's errors, notes and warnings with the CLI
+//!   flags they name written as Python keywords (`keywords.rs`).
 
 pub use crate::config::{parse_plan, Overrides, Plan};
 pub use crate::error::QbatError;
@@ -375,6 +377,9 @@ impl InMemory {
 mod batch;
 use batch::mat;
 pub use batch::{batch_plan, batch_run_error, check_batch_arrays, Batch};
+
+mod keywords;
+pub use keywords::{keyword_error, keyword_field, keyword_message, renamed_field};
 
 // ---------------------------------------------------------------------------------------------
 // Measures of given states

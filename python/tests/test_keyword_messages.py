@@ -1,0 +1,125 @@
+"""The library's refusals, notes and warnings as a Python caller reads them: the options they
+name are the keywords the caller gave (``force=True``, ``resume=True``, ``block_members``,
+``backend="cpu"``, ``shard=(k, n)``), in ``.field`` and in the message, never the CLI's flags
+(``--force``, ``--resume``, ...), which the CLI's own messages keep."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import qbat_gpu as qb
+from qbat_gpu import _progress
+from conftest import BLOCH, SPIN_PAIR, run_cli
+
+# 40 members, in blocks of 5 (the fault `slow-blocks` holds each block, so that a study can be
+# stopped with blocks checkpointed)
+STUDY = BLOCH.replace("samples = 41", "samples = 41\n[ensemble]\nsize = 40")
+DICKE = {"model": "dicke", "params": {"n_cells": 2, "n_fock": 4, "g": 0.1}, "time": {"dt": 0.02, "t_end": 0.2, "samples": 3}}
+# a CLI flag: two dashes starting a word (not inside a path)
+FLAG = re.compile(r"(?<![\w/.~-])--[a-z]")
+
+
+def no_flag(text: str) -> str:
+    assert not FLAG.search(text), text
+    return text
+
+
+def refused(field: str, f, error=qb.ConfigError) -> str:
+    with pytest.raises(error) as e:
+        f()
+    assert e.value.field == field, (e.value.field, str(e.value))
+    return no_flag(str(e.value))
+
+
+@pytest.fixture
+def interrupted(tmp_path, monkeypatch, capsys):
+    """A study stopped (by its progress ticker) once a block is checkpointed: its directory, and
+    what it said on stderr."""
+    out = tmp_path / "run"
+
+    class Stop(_progress.Poll):
+        def __call__(self, elapsed, done=0, total=0):
+            if done:
+                raise ValueError("stopped")
+
+    monkeypatch.setenv("QBAT_INJECT_FAULT", "slow-blocks=300")
+    with monkeypatch.context() as m:
+        m.setattr(qb, "progress_for", lambda on, what: (False, Stop()))
+        with pytest.raises(ValueError, match="stopped"):
+            qb.study(STUDY, out, backend="cpu", block_members=5, plots=False)
+    return out, capsys.readouterr().err
+
+
+def test_an_interrupted_study_is_continued_with_resume_true(interrupted):
+    out, said = interrupted
+    # the note of the stop, and the refusal of a fresh run over it
+    assert f"continue with resume=True, out={out}" in no_flag(said), said
+    why = refused("out", lambda: qb.study(STUDY, out, backend="cpu", block_members=5, plots=False))
+    assert f"continue it with resume=True, out={out}, or pass force=True to start over" in why
+
+
+def test_a_resume_with_other_options_names_the_keywords(interrupted):
+    out, _ = interrupted
+
+    def resume(config=STUDY, **kw):
+        a = dict(backend="cpu", block_members=5, plots=False, resume=True)
+        a.update(kw)
+        return lambda: qb.study(config, out, **a)
+
+    assert "leave block_members out (or give 5) to resume it" in refused("block_members", resume(block_members=3))
+    assert "give verify=8 to resume it" in refused("verify", resume(verify=3))
+    why = refused("backend", resume(backend="reference"))
+    assert 'started with backend="cpu"' in why and "add allow_mixed_backends=True to finish it on another engine" in why
+    assert "pass force=True without resume=True to start over" in refused("resume", resume(format="csv"))
+
+
+def test_an_output_in_the_way_is_replaced_with_force_true(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "mine.txt").write_text("x")
+    assert "pass force=True to replace" in refused("out", lambda: qb.study(BLOCH, out, backend="cpu", plots=False))
+    r = qb.run(BLOCH, backend="cpu", progress=False)
+    assert "pass force=True to replace" in refused("out", lambda: r.save(out, plots=False))
+
+
+def test_the_cli_keeps_its_flags(tmp_path, qbat_bin):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "mine.txt").write_text("x")
+    cfg = tmp_path / "b.toml"
+    cfg.write_text(BLOCH)
+    p = run_cli(qbat_bin, "run", str(cfg), "--out", str(out), "--backend", "cpu", "--no-progress", check=False)
+    assert p.returncode == 2 and "--out: " in p.stderr and "pass --force to replace" in p.stderr, p.stderr
+
+
+def test_merge_names_its_dirs_and_a_shard(tmp_path):
+    whole = tmp_path / "whole"
+    qb.study(BLOCH, whole, backend="cpu", plots=False)
+    assert "is not the output of a shard run" in refused("dirs", lambda: qb.merge([whole], tmp_path / "m"))
+
+
+def test_a_shard_is_named_as_a_pair():
+    assert "the shard index k of (k, n) must be in 0..2" in refused("shard", lambda: qb.study(BLOCH, "unused", shard=(3, 2), backend="cpu"))
+
+
+def test_a_run_too_large_for_memory_is_split_with_qb_study():
+    # a billion parameter points: beyond any machine's memory
+    why = refused("ensemble", lambda: qb.run(SPIN_PAIR, ensemble=10**9, backend="cpu", progress=False))
+    assert "split the run with qb.study(..., shard=(k, n))" in why
+
+
+def test_the_gpu_refusals_name_backend_cpu():
+    # the dicke GPU kernel keeps no states (a ConfigError where a GPU adapter is found, else the
+    # DeviceError of none): either way the advice is backend="cpu"
+    with pytest.raises((qb.ConfigError, qb.DeviceError)) as e:
+        qb.run(DICKE, backend="gpu", save_states="reduced", progress=False)
+    assert 'backend="cpu"' in no_flag(str(e.value)), str(e.value)
+    if isinstance(e.value, qb.ConfigError):
+        assert e.value.field == "save_states"
+
+
+def test_notes_name_the_keywords(tmp_path, capsys):
+    qb.study(BLOCH, tmp_path / "s", backend="cpu", devices="nope", progress=False, plots=False)
+    assert "note: devices ignored: the run is not on the GPU" in no_flag(capsys.readouterr().err).splitlines()

@@ -1,0 +1,278 @@
+//! The library's messages name an option as the CLI takes it (`--force`, `--backend cpu`,
+//! `--shard K/N`); a Python caller gave it as a keyword (`force=True`, `backend="cpu"`,
+//! `shard=(k, n)`). The bindings name it so, from the one table here, where they raise the
+//! library's error (`keyword_error`) and where they relay its notes and warnings
+//! (`keyword_message`); the CLI's messages are left as they are.
+//!
+//! A flag is translated where it starts a word (not inside a path such as `/runs/--out`); a
+//! path shown in a message that holds ` --force` as a word of its own would be translated too.
+
+use crate::error::QbatError;
+
+/// How a flag's value is written as its keyword's.
+#[derive(Clone, Copy)]
+enum Value {
+    /// A switch: `--force` is `force=True`.
+    Switch,
+    /// One of these names: `--backend cpu` is `backend="cpu"`.
+    Name(&'static [&'static str]),
+    /// A whole number: `--verify 8` is `verify=8`.
+    Integer,
+    /// `true` or `false`: `--series false` is `series=False`.
+    Bool,
+    /// `K/N`: `--shard K/N` is `shard=(k, n)`.
+    Shard,
+    /// A value of the caller's own (a path, an adapter's name): the keyword alone.
+    Own,
+}
+
+/// The CLI's flags that are keywords of `qb.run`, `qb.study`, `qb.merge` or `Result.save`.
+/// (`--auto-fock` is the CLI's alone: Python's `auto_fock` is always off.)
+const FLAGS: [(&str, &str, Value); 16] = [
+    ("--adapter", "adapter", Value::Own),
+    ("--allow-mixed-backends", "allow_mixed_backends", Value::Switch),
+    ("--backend", "backend", Value::Name(&["auto", "gpu", "cpu", "reference"])),
+    ("--block-members", "block_members", Value::Integer),
+    ("--devices", "devices", Value::Own),
+    ("--ensemble", "ensemble", Value::Integer),
+    ("--force", "force", Value::Switch),
+    ("--format", "format", Value::Name(&["csv", "npy"])),
+    ("--on-device-loss", "on_device_loss", Value::Name(&["cpu", "stop"])),
+    ("--out", "out", Value::Own),
+    ("--precision", "precision", Value::Name(&["f32", "f64"])),
+    ("--resume", "resume", Value::Switch),
+    ("--save-states", "save_states", Value::Name(&["reduced", "full"])),
+    ("--series", "series", Value::Bool),
+    ("--shard", "shard", Value::Shard),
+    ("--verify", "verify", Value::Integer),
+];
+
+/// Phrases whose keywords read otherwise than flag by flag, tried first.
+const PHRASES: [(&str, &str); 8] = [
+    // a shard is `(k, n)`, not the CLI's `K/N`
+    ("K of K/N", "k of (k, n)"),
+    ("N of K/N", "n of (k, n)"),
+    // `--resume DIR` names the output directory, which Python gives as `out`
+    ("with --resume ", "with resume=True, out="),
+    ("--backend auto or cpu", "backend=\"auto\" or \"cpu\""),
+    ("--backend cpu --allow-mixed-backends", "backend=\"cpu\", allow_mixed_backends=True"),
+    // (the CLI's bare `--save-states` saves the reduced state)
+    ("--save-states (the reduced state)", "save_states=\"reduced\""),
+    // `qb.run` has no shard: a run split in shards is `qb.study`'s
+    ("split the run with --shard K/N", "split the run with qb.study(..., shard=(k, n))"),
+    // a choice that Python does not have is no advice to its caller
+    (", or --auto-fock", ""),
+];
+
+/// Whether `c` continues a word or a path (a flag is translated only where one starts).
+fn in_word(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '-' | '_' | '/' | '.' | '~' | '\\')
+}
+
+/// The keyword of the flag that starts `text`, with its value where the message gives one:
+/// (bytes of `text` taken, the keyword's text).
+fn flag_at(text: &str) -> Option<(usize, String)> {
+    let (flag, keyword, value) = FLAGS.iter().find(|(flag, _, _)| text.starts_with(flag) && !text[flag.len()..].starts_with(in_word))?;
+    // the value: the word after one space, up to a space, a punctuation mark or a quote
+    let word = match text[flag.len()..].strip_prefix(' ') {
+        Some(w) => &w[..w.find(|c: char| c.is_whitespace() || ",;:()`'\"".contains(c)).unwrap_or(w.len())],
+        None => "",
+    };
+    let valued = match value {
+        Value::Name(names) if names.contains(&word) => Some(format!("\"{word}\"")),
+        Value::Integer if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) => Some(word.to_string()),
+        Value::Bool if word == "true" || word == "false" => Some(if word == "true" { "True" } else { "False" }.to_string()),
+        Value::Shard => {
+            word.split_once('/').filter(|(k, n)| !k.is_empty() && !n.is_empty()).map(|(k, n)| format!("({}, {})", k.to_lowercase(), n.to_lowercase()))
+        }
+        _ => None,
+    };
+    Some(match (valued, value) {
+        (Some(v), _) => (flag.len() + 1 + word.len(), format!("{keyword}={v}")),
+        (None, Value::Switch) => (flag.len(), format!("{keyword}=True")),
+        (None, _) => (flag.len(), keyword.to_string()),
+    })
+}
+
+/// A library message with each CLI flag it names written as the Python keyword
+/// (`pass --force without --resume` -> `pass force=True without resume=True`).
+pub fn keyword_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut word_starts = true;
+    while let Some(c) = rest.chars().next() {
+        // (a phrase that starts with a punctuation mark may follow a word)
+        let phrase = PHRASES.iter().find(|(cli, _)| {
+            (word_starts || !cli.starts_with(in_word)) && rest.starts_with(cli) && (cli.ends_with(' ') || !rest[cli.len()..].starts_with(in_word))
+        });
+        let found = phrase.map(|(cli, py)| (cli.len(), py.to_string())).or_else(|| if word_starts { flag_at(rest) } else { None });
+        if let Some((taken, keyword)) = found {
+            out += &keyword;
+            rest = &rest[taken..];
+            word_starts = !keyword.ends_with(in_word);
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+        word_starts = !in_word(c);
+    }
+    out
+}
+
+/// An option's field as the Python caller named it: `--save-states` is `save_states`.
+pub fn keyword_field(field: &str) -> String {
+    match FLAGS.iter().find(|(flag, _, _)| *flag == field) {
+        Some((_, keyword, _)) => keyword.to_string(),
+        None => match field.strip_prefix("--") {
+            Some(flag) => flag.replace('-', "_"),
+            None => field.to_string(),
+        },
+    }
+}
+
+/// The library's error as a Python caller reads it: its field (`keyword_field`) and its
+/// message (`keyword_message`) name keywords, not flags. A config's syntax error and an i/o
+/// error's path are the caller's text, left as they are.
+pub fn keyword_error(e: QbatError) -> QbatError {
+    match e {
+        QbatError::Invalid { field, reason } => QbatError::Invalid { field: keyword_field(&field), reason: keyword_message(&reason) },
+        QbatError::TooLarge { field, reason } => QbatError::TooLarge { field: keyword_field(&field), reason: keyword_message(&reason) },
+        QbatError::Device(s) => QbatError::Device(keyword_message(&s)),
+        QbatError::DeviceOutOfMemory(s) => QbatError::DeviceOutOfMemory(keyword_message(&s)),
+        QbatError::DeviceLost(s) => QbatError::DeviceLost(keyword_message(&s)),
+        QbatError::Numerics(s) => QbatError::Numerics(keyword_message(&s)),
+        QbatError::Threads(s) => QbatError::Threads(keyword_message(&s)),
+        e @ (QbatError::Parse { .. } | QbatError::Io { .. } | QbatError::Cancelled) => e,
+    }
+}
+
+/// `e` with the field `from` named `to` (`qb.merge`'s shard directories are `dirs`, the CLI's
+/// `DIR`).
+pub fn renamed_field(e: QbatError, from: &str, to: &str) -> QbatError {
+    let name = |field: String| if field == from { to.to_string() } else { field };
+    match e {
+        QbatError::Invalid { field, reason } => QbatError::Invalid { field: name(field), reason },
+        QbatError::TooLarge { field, reason } => QbatError::TooLarge { field: name(field), reason },
+        e => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The library's messages that name flags, as a Python caller reads them.
+    #[test]
+    fn flags_are_named_as_keywords() {
+        let cases = [
+            (
+                "/tmp/o exists and is not empty; choose a new directory, or pass --force to replace the qbat-gpu files in it",
+                "/tmp/o exists and is not empty; choose a new directory, or pass force=True to replace the qbat-gpu files in it",
+            ),
+            (
+                "/tmp/o has an interrupted run (/tmp/.o.partial); continue it with --resume /tmp/o, or pass --force to start over",
+                "/tmp/o has an interrupted run (/tmp/.o.partial); continue it with resume=True, out=/tmp/o, or pass force=True to start over",
+            ),
+            (
+                "x; continue with --resume /tmp/o (add --backend cpu --allow-mixed-backends to finish on the CPU)",
+                "x; continue with resume=True, out=/tmp/o (add backend=\"cpu\", allow_mixed_backends=True to finish on the CPU)",
+            ),
+            (
+                "differs from this one in 'format'; pass --force without --resume to start over",
+                "differs from this one in 'format'; pass force=True without resume=True to start over",
+            ),
+            (
+                "the interrupted run uses blocks of 5 members, not 3; leave --block-members out (or give 5) to resume it",
+                "the interrupted run uses blocks of 5 members, not 3; leave block_members out (or give 5) to resume it",
+            ),
+            (
+                "the interrupted run verifies 8 members, not 3; give --verify 8 to resume it",
+                "the interrupted run verifies 8 members, not 3; give verify=8 to resume it",
+            ),
+            (
+                "the interrupted run was started with --backend cpu, not reference; resume it with the same, or add --allow-mixed-backends to finish it",
+                "the interrupted run was started with backend=\"cpu\", not reference; resume it with the same, or add allow_mixed_backends=True to finish it",
+            ),
+            (
+                "resumed with --backend reference after --backend cpu (--allow-mixed-backends): see run.json engines",
+                "resumed with backend=\"reference\" after backend=\"cpu\" (allow_mixed_backends=True): see run.json engines",
+            ),
+            (
+                "the dicke GPU kernel keeps no states on the host; run with --backend cpu to save them",
+                "the dicke GPU kernel keeps no states on the host; run with backend=\"cpu\" to save them",
+            ),
+            (
+                "full cavity states are not kept by the GPU cavity engine; use --save-states (the reduced state), or --backend cpu for the full one",
+                "full cavity states are not kept by the GPU cavity engine; use save_states=\"reduced\", or backend=\"cpu\" for the full one",
+            ),
+            (
+                "1e39 beyond the range of the f32 GPU kernels; run with --precision f64 (where the adapter has it) or --backend cpu",
+                "1e39 beyond the range of the f32 GPU kernels; run with precision=\"f64\" (where the adapter has it) or backend=\"cpu\"",
+            ),
+            (
+                "use fewer points, or split the run with --shard K/N (a shard builds only its members' points)",
+                "use fewer points, or split the run with qb.study(..., shard=(k, n)) (a shard builds only its members' points)",
+            ),
+            (
+                "a member costs about 256 B, or --backend auto or cpu (the GPU host's copies)",
+                "a member costs about 256 B, or backend=\"auto\" or \"cpu\" (the GPU host's copies)",
+            ),
+            (
+                "use n_fock >= 28 (from the largest photon number reached, 4.00), or --auto-fock",
+                "use n_fock >= 28 (from the largest photon number reached, 4.00)",
+            ),
+            ("note: --adapter nope ignored: --backend cpu does not use a GPU", "note: adapter nope ignored: backend=\"cpu\" does not use a GPU"),
+            ("note: --devices ignored: the run is not on the GPU", "note: devices ignored: the run is not on the GPU"),
+            ("(--verify's check of dt; above 1e-4 of its scale)", "(verify's check of dt; above 1e-4 of its scale)"),
+            ("/tmp/o is not the output of a --shard run", "/tmp/o is not the output of a shard run"),
+            ("use fewer sample times, or --series false (no analysis)", "use fewer sample times, or series=False (no analysis)"),
+            (
+                "no usable GPU adapter (--adapter: no adapter name contains 'x'); running on the CPU engine",
+                "no usable GPU adapter (adapter: no adapter name contains 'x'); running on the CPU engine",
+            ),
+            (
+                "the only GPU adapter is software; running on the CPU engine (--backend gpu runs it)",
+                "the only GPU adapter is software; running on the CPU engine (backend=\"gpu\" runs it)",
+            ),
+            ("no GPU adapter found (backends: vulkan); use --backend cpu", "no GPU adapter found (backends: vulkan); use backend=\"cpu\""),
+            ("adapter 'x' has no SHADER_F64; use --precision f32", "adapter 'x' has no SHADER_F64; use precision=\"f32\""),
+            ("the shard index K of K/N must be in 0..2 (0-based), got 3", "the shard index k of (k, n) must be in 0..2 (0-based), got 3"),
+            ("the shard count N of K/N must be at least 1, got 0/0", "the shard count n of (k, n) must be at least 1, got 0/0"),
+        ];
+        for (cli, py) in cases {
+            assert_eq!(keyword_message(cli), py, "{cli}");
+        }
+    }
+
+    #[test]
+    fn a_flag_inside_a_word_or_a_path_and_a_cli_only_flag_are_left() {
+        for text in ["/runs/--force/x", "a--force", "--forced", "--auto-fock sets n_fock = 4", "--max-members", "run `qbat-gpu analyze /o`", "--out-dir"] {
+            assert_eq!(keyword_message(text), text);
+        }
+        // a value that is not one the keyword takes is left after it
+        assert_eq!(keyword_message("--backend {}"), "backend {}");
+        assert_eq!(keyword_message("the `--shard K/N` runs"), "the `shard=(k, n)` runs");
+        // a flag at the end, and after an opening bracket or a quote
+        assert_eq!(keyword_message("kept for --resume"), "kept for resume=True");
+        assert_eq!(keyword_message("(--force)"), "(force=True)");
+        assert_eq!(keyword_message("see `--out`"), "see `out`");
+    }
+
+    #[test]
+    fn fields_and_errors_name_keywords() {
+        assert_eq!(keyword_field("--save-states"), "save_states");
+        assert_eq!(keyword_field("--block-members"), "block_members");
+        assert_eq!(keyword_field("--max-members"), "max_members");
+        assert_eq!(keyword_field("params.j"), "params.j");
+        assert_eq!(keyword_field("time.dt"), "time.dt");
+        let e = keyword_error(QbatError::invalid("--out", "exists; pass --force to replace it"));
+        assert_eq!(e.to_string(), "out: exists; pass force=True to replace it");
+        let e = keyword_error(QbatError::Device("no GPU adapter found; use --backend cpu".into()));
+        assert_eq!(e.to_string(), "gpu: no GPU adapter found; use backend=\"cpu\"");
+        // a config's syntax error is the caller's text
+        let e = keyword_error(QbatError::parse("expected `=` near --force"));
+        assert_eq!(e.to_string(), "config: expected `=` near --force");
+        let e = renamed_field(QbatError::invalid("DIR", "is not the output of a --shard run"), "DIR", "dirs");
+        assert_eq!(e.to_string(), "dirs: is not the output of a --shard run");
+    }
+}
