@@ -6,14 +6,16 @@
 //!   sample of the correlation set;
 //! - `scope = per_time`: the same over the members of the correlation set at each sample time;
 //! - on the pooled row, the monotone fractions over ALL members of the run: for one member,
-//!   order its samples by a, samples with equal a kept in time order (`order_by`); b is
-//!   *monotone non-decreasing* in a when every sample's b is >= the largest b before it minus
-//!   `tol`, *non-increasing* when every b is <= the smallest b before it plus `tol`, with `tol`
-//!   = rel_tol * max_t |b| of that member (rel_tol = 1e-9 for f64 runs, 1e-5 for f32 runs: the
+//!   order its samples by a (`order_by`); b is *monotone non-decreasing* in a when every
+//!   sample's b is >= the largest b at a smaller a minus `tol`, *non-increasing* when every b
+//!   is <= the smallest b at a smaller a plus `tol`, and either only where the samples of
+//!   equal a have b equal to `tol` (b a function of a: pair by pair, a_i <= a_j asks
+//!   b_j >= b_i - tol of the first, whichever of i and j came first in time), with `tol` =
+//!   rel_tol * max_t |b| of that member (rel_tol = 1e-9 for f64 runs, 1e-5 for f32 runs: the
 //!   rounding of a single-precision state). `monotone_fraction` counts members that are
 //!   either, `monotone_increasing` and `monotone_decreasing` each kind (a member with b
-//!   constant to `tol` counts in both; one whose b rises and falls while a stays put, in
-//!   neither).
+//!   constant to `tol` counts in both; one whose b moves by more than `tol` while a stays put
+//!   in neither, whichever way a and time run).
 //!
 //! The correlation set is every member, or, past `max_members` (or past
 //! `MAX_POOLED_SAMPLES` samples per measure), an evenly strided subset: member i of n is kept
@@ -203,34 +205,43 @@ fn spearman_of(rx: Option<&[u32]>, ry: Option<&[u32]>) -> Option<f64> {
     integer_pearson(rx?, ry?)
 }
 
-/// The order of the monotone test: the sample indices sorted by a, samples with equal a
-/// (-0 and +0 equal) kept in time order (a stable sort), into `order`. O(n log n).
+/// The order of the monotone test: the sample indices sorted by a, -0 and +0 one value,
+/// into `order`. O(n log n). (Ties stay in time order, a stable sort, though the test does not
+/// depend on their order.)
 pub fn order_by(a: &[f64], order: &mut Vec<usize>) {
     order.clear();
     order.extend(0..a.len());
-    // (x + 0 turns -0 into +0; `sort_by` is stable)
+    // (x + 0 turns -0 into +0)
     order.sort_by(|&x, &y| (a[x] + 0.0).total_cmp(&(a[y] + 0.0)));
 }
 
 /// Is b monotone along a? Returns (non-decreasing, non-increasing), see the module doc.
-/// `order` is the samples' order by a, ties in a in time order (`order_by`): b, read in that
-/// order, is non-decreasing when every b >= max(earlier b) - tol, non-increasing when every
-/// b <= min(earlier b) + tol. A b that rises and falls while a stays put (a concurrence at 0
-/// through a sudden death) is neither.
-pub fn monotone_along(b: &[f64], order: &[usize], rel_tol: f64) -> (bool, bool) {
+/// `order` is the samples' order by a (`order_by`). Read group by group of equal a, with
+/// (gmin, gmax) a group's extremes of b and (run_min, run_max) those of the groups before:
+///   non-decreasing:  gmin >= run_max - tol,  non-increasing:  gmax <= run_min + tol,
+///   and for both:    gmax - gmin <= tol      (b takes one value, to tol, at one a).
+/// Symmetric: a -> -a swaps the two, and the samples' time order plays no part.
+pub fn monotone_along(a: &[f64], b: &[f64], order: &[usize], rel_tol: f64) -> (bool, bool) {
     let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs()));
     let tol = rel_tol * scale;
     let (mut inc, mut dec) = (true, true);
     let (mut run_max, mut run_min) = (f64::NEG_INFINITY, f64::INFINITY);
-    for &k in order {
-        let v = b[k];
-        inc &= v >= run_max - tol;
-        dec &= v <= run_min + tol;
-        if !(inc || dec) {
-            break;
+    let mut i = 0;
+    while i < order.len() && (inc || dec) {
+        let mut j = i;
+        let (mut gmin, mut gmax) = (b[order[i]], b[order[i]]);
+        // (== holds -0 and +0 equal, as the sort does)
+        while j + 1 < order.len() && a[order[j + 1]] == a[order[i]] {
+            j += 1;
+            gmin = gmin.min(b[order[j]]);
+            gmax = gmax.max(b[order[j]]);
         }
-        run_max = run_max.max(v);
-        run_min = run_min.min(v);
+        let one_value = gmax - gmin <= tol;
+        inc &= one_value && gmin >= run_max - tol;
+        dec &= one_value && gmax <= run_min + tol;
+        run_max = run_max.max(gmax);
+        run_min = run_min.min(gmin);
+        i = j + 1;
     }
     (inc, dec)
 }
@@ -490,35 +501,37 @@ mod tests {
 
     #[test]
     fn monotone_definition() {
+        let m = |a: &[f64], b: &[f64]| monotone_along(a, b, &sort_order(a), 1e-9);
         let a = [0.0, 1.0, 2.0, 3.0];
-        let o = sort_order(&a);
-        assert_eq!(monotone_along(&[0.0, 1.0, 1.0, 2.0], &o, 1e-9), (true, false));
-        assert_eq!(monotone_along(&[3.0, 2.0, 2.0, 0.0], &o, 1e-9), (false, true));
-        assert_eq!(monotone_along(&[1.0, 1.0, 1.0, 1.0], &o, 1e-9), (true, true));
-        assert_eq!(monotone_along(&[0.0, 2.0, 1.0, 3.0], &o, 1e-9), (false, false));
-        // a tie in a keeps its samples in time order: b must be monotone among them too
+        assert_eq!(m(&a, &[0.0, 1.0, 1.0, 2.0]), (true, false));
+        assert_eq!(m(&a, &[3.0, 2.0, 2.0, 0.0]), (false, true));
+        assert_eq!(m(&a, &[1.0, 1.0, 1.0, 1.0]), (true, true));
+        assert_eq!(m(&a, &[0.0, 2.0, 1.0, 3.0]), (false, false));
+        // a tie in a: b must take one value there, whatever its time order
         let a2 = [0.0, 1.0, 1.0, 2.0];
-        let o2 = sort_order(&a2);
-        assert_eq!(o2, [0, 1, 2, 3]);
-        assert_eq!(monotone_along(&[0.0, 2.0, 1.0, 3.0], &o2, 1e-9), (false, false));
-        assert_eq!(monotone_along(&[0.0, 1.0, 2.0, 3.0], &o2, 1e-9), (true, false));
-        // a constant a: b in time order; -0 and +0 are one value of a
-        let o3 = sort_order(&[0.0, -0.0, 0.0, -0.0]);
-        assert_eq!(o3, [0, 1, 2, 3]);
-        assert_eq!(monotone_along(&[0.1, 0.9, 0.2, 0.5], &o3, 1e-9), (false, false));
-        assert_eq!(monotone_along(&[0.9, 0.5, 0.2, 0.1], &o3, 1e-9), (false, true));
-        // a falling a reverses the time order, ties still in time order among themselves
-        let o4 = sort_order(&[3.0, 1.0, 1.0, 0.0]);
-        assert_eq!(o4, [3, 1, 2, 0]);
-        assert_eq!(monotone_along(&[3.0, 1.0, 2.0, 0.0], &o4, 1e-9), (true, false));
-        assert_eq!(monotone_along(&[3.0, 2.0, 1.0, 0.0], &o4, 1e-9), (false, false));
+        assert_eq!(m(&a2, &[0.0, 2.0, 1.0, 3.0]), (false, false));
+        assert_eq!(m(&a2, &[0.0, 1.0, 2.0, 3.0]), (false, false));
+        assert_eq!(m(&a2, &[0.0, 1.5, 1.5, 3.0]), (true, false));
+        // a constant a (-0 and +0 one value): b constant, or neither
+        let a3 = [0.0, -0.0, 0.0, -0.0];
+        assert_eq!(m(&a3, &[0.1, 0.9, 0.2, 0.5]), (false, false));
+        assert_eq!(m(&a3, &[0.9, 0.5, 0.2, 0.1]), (false, false));
+        assert_eq!(m(&a3, &[0.5, 0.5, 0.5, 0.5 + 1e-12]), (true, true));
+        // a -> -a swaps the verdicts, and so does reading the samples backwards in time
+        let (a4, b4) = ([3.0, 1.0, 1.0, 0.0], [3.0, 2.0, 2.0, 0.0]);
+        assert_eq!(m(&a4, &b4), (true, false));
+        assert_eq!(m(&a4.map(|x| -x), &b4), (false, true));
+        let (mut ar, mut br) = (a4, b4);
+        ar.reverse();
+        br.reverse();
+        assert_eq!(m(&ar, &br), (true, false));
         // rounding below the tolerance is not a decrease; above it is
-        assert!(monotone_along(&[0.0, 1.0, 1.0 - 1e-12, 2.0], &o, 1e-9).0);
-        assert!(!monotone_along(&[0.0, 1.0, 1.0 - 1e-6, 2.0], &o, 1e-9).0);
+        assert!(m(&a, &[0.0, 1.0, 1.0 - 1e-12, 2.0]).0);
+        assert!(!m(&a, &[0.0, 1.0, 1.0 - 1e-6, 2.0]).0);
         // drift: many small steps down add up and are caught (running max, not neighbours)
-        let a3: Vec<f64> = (0..100).map(f64::from).collect();
-        let b3: Vec<f64> = (0..100).map(|i| 1.0 - 5e-10 * f64::from(i)).collect();
-        assert!(!monotone_along(&b3, &sort_order(&a3), 1e-9).0);
+        let a5: Vec<f64> = (0..100).map(f64::from).collect();
+        let b5: Vec<f64> = (0..100).map(|i| 1.0 - 5e-10 * f64::from(i)).collect();
+        assert!(!m(&a5, &b5).0);
     }
 
     #[test]

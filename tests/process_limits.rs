@@ -501,7 +501,7 @@ fn a_config_whose_parse_cannot_fit_is_refused_not_an_abort() {
     }
     let (_dir, cfg, out) = setup(&text);
     let (code, stderr) = under_limit(1_000_000, &["run", &cfg], &out);
-    assert_refused(code, &stderr, "config", &out);
+    assert_refused(code, &stderr, &cfg, &out);
     assert!(stderr.contains("parsing its TOML text"), "{stderr}");
     // 3.9 MB of sample times
     let times: Vec<String> = (0..400_000).map(|k| format!("{:.6}", k as f64 * 1e-5 + 1e-5)).collect();

@@ -413,7 +413,8 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
     let stop = dir.path().join("stop");
     let o = gpu(&stop, Some("lost-at=2"), &["--on-device-loss", "stop"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"), "{}", String::from_utf8_lossy(&o.stderr));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("--resume") && stderr.matches("device lost").count() == 1, "{stderr}");
     assert!(!stop.exists() && dir.path().join(".stop.partial").is_dir());
     let log = ok(bin()
         .arg("run")

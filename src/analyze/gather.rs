@@ -376,7 +376,7 @@ fn monotone_counts(blocks: &[&[f64]], pair_k: &[(usize, usize)], nt: usize, nm: 
                         sorted_by = Some(ka);
                     }
                     column(kb, &mut vb);
-                    let (inc, dec) = monotone_along(&vb, &order, tol);
+                    let (inc, dec) = monotone_along(&va, &vb, &order, tol);
                     *c = (c.0 + usize::from(inc), c.1 + usize::from(dec), c.2 + usize::from(inc || dec));
                 }
                 (counts, va, vb, order)

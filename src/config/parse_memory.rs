@@ -8,19 +8,21 @@
 //! cost cannot fit in the available memory.
 
 use super::available_memory::{available_memory, size_need, size_text};
-use super::values::invalid;
-use crate::error::Result;
+use super::deep_key::MAX_KEY_PARTS;
+use crate::error::{QbatError, Result};
 use toml_parser::parser::{parse_document, EventReceiver, RecursionGuard};
 use toml_parser::{ErrorSink, Source, Span};
 
-/// Bytes the parse takes at most per token (its token and event vectors), per event of each
-/// kind and per byte of text (its strings' copies). Fitted to the peak RSS over 4 MiB texts
-/// made of one construct each (dotted keys of 8 and 79 parts, bare and quoted, headers plain
-/// and dotted, arrays of tables, inline tables empty, filled, and nested to depth 78, arrays
-/// empty, of numbers and nested, numbers, strings, escapes, keys), fitted costs with half as much
-/// again: each text's estimate is 1.6 to 3.1 times its peak. A key part is a table of its own
-/// where a dot follows it; a table given a key allocates its map (about 1 kB).
-const PER_TOKEN: f64 = 48.0;
+/// Bytes the parse takes at most per slot of its token vector (24-byte tokens, half as much
+/// again), per token (its event, likewise), per event of each kind and per byte of text (its
+/// strings' copies). Fitted to the peak RSS over 4 MiB texts made of one construct each
+/// (dotted keys of 8 and 79 parts, bare and quoted, headers plain and dotted, arrays of
+/// tables, inline tables empty, filled, and nested to depth 78, arrays empty, of numbers and
+/// nested, numbers, strings, escapes, keys, comments, blank lines), fitted costs with half as
+/// much again. A key part is a table of its own where a dot follows it; a table given a key
+/// allocates its map (about 1 kB).
+const PER_TOKEN_SLOT: f64 = 36.0;
+const PER_TOKEN: f64 = 36.0;
 const PER_KEY_PART: f64 = 250.0;
 const PER_KEY_DOT: f64 = 1700.0;
 const PER_TABLE: f64 = 400.0;
@@ -31,6 +33,16 @@ const PER_BYTE: f64 = 4.0;
 
 /// The parser's nesting limit, as the toml crate's (a deeper text is its error to name).
 const MAX_DEPTH: u32 = 80;
+
+/// The slots of the toml crate's token vector for `tokens` tokens of a `bytes`-byte text: it
+/// reserves 2/7 of a slot a byte, and doubles its capacity while the tokens do not fit.
+fn token_slots(bytes: u64, tokens: u64) -> f64 {
+    let mut slots = ((bytes / 7) * 2).max(1);
+    while slots < tokens {
+        slots *= 2;
+    }
+    slots as f64
+}
 
 /// Events of a TOML text that cost memory when it is parsed.
 #[derive(Debug, Default)]
@@ -44,6 +56,10 @@ pub struct ParseCounts {
     pub arrays: u64,
     pub scalars: u64,
     pub bytes: u64,
+    /// the dots of the key being read: past the parser's limit on a key's parts it stops with
+    /// an error of its own (`deep_key`), so no more are counted
+    dots_in_key: usize,
+    after_dot: bool,
     /// the open inline tables and arrays, innermost last: for an inline table, whether it was
     /// given a key yet
     open: Vec<Option<bool>>,
@@ -67,7 +83,8 @@ impl ParseCounts {
 
     /// Bytes the toml crate's parse of the text takes at its peak, at most.
     pub fn parse_bytes(&self) -> f64 {
-        PER_TOKEN * self.tokens as f64
+        PER_TOKEN_SLOT * token_slots(self.bytes, self.tokens)
+            + PER_TOKEN * self.tokens as f64
             + PER_KEY_PART * self.key_parts as f64
             + PER_KEY_DOT * self.key_dots as f64
             + PER_TABLE * self.tables as f64
@@ -102,6 +119,12 @@ impl EventReceiver for ParseCounts {
         self.open.pop();
     }
     fn simple_key(&mut self, _span: Span, _kind: Option<toml_parser::decoder::Encoding>, _error: &mut dyn ErrorSink) {
+        if !std::mem::take(&mut self.after_dot) {
+            self.dots_in_key = 0;
+        }
+        if self.dots_in_key >= MAX_KEY_PARTS {
+            return;
+        }
         self.key_parts += 1;
         if let Some(Some(filled @ false)) = self.open.last_mut() {
             *filled = true;
@@ -109,14 +132,18 @@ impl EventReceiver for ParseCounts {
         }
     }
     fn key_sep(&mut self, _span: Span, _error: &mut dyn ErrorSink) {
-        self.key_dots += 1;
+        self.after_dot = true;
+        self.dots_in_key += 1;
+        if self.dots_in_key < MAX_KEY_PARTS {
+            self.key_dots += 1;
+        }
     }
     fn scalar(&mut self, _span: Span, _kind: Option<toml_parser::decoder::Encoding>, _error: &mut dyn ErrorSink) {
         self.scalars += 1;
     }
 }
 
-/// Refuse a text whose parse cannot fit in the available memory (exit 2 naming `config`),
+/// Refuse a text whose parse cannot fit in the available memory (exit 2 naming the config),
 /// before the toml crate's parse would abort the process. The estimate is an upper bound, and
 /// the parse's memory is given back before the run takes any: it is checked against all that
 /// is available, not the run's share.
@@ -126,13 +153,15 @@ pub fn check_parse_memory(text: &str) -> Result<()> {
         return Ok(());
     }
     let avail = available_memory();
-    let need = ParseCounts::of(text).map_or(PER_TOKEN * text.len() as f64, |counts| counts.parse_bytes());
+    // (tokens that cannot be held are at most one a byte)
+    let need =
+        ParseCounts::of(text).unwrap_or_else(|| ParseCounts { tokens: text.len() as u64, bytes: text.len() as u64, ..ParseCounts::default() }).parse_bytes();
     if need <= avail.bytes {
         return Ok(());
     }
     let raise = avail.limit.ulimit().map(|flag| format!(", or raise the limit ({flag})")).unwrap_or_default();
-    Err(invalid(
-        "config",
+    // (a parse error: the CLI names the config's file)
+    Err(QbatError::parse(
         format!(
             "parsing its TOML text ({} bytes) needs about {}, more than the {} available{}; give fewer tables and dotted keys, sweep with a linspace or uniform axis, or split the points across runs{raise}",
             text.len(),
@@ -155,6 +184,9 @@ mod tests {
         assert_eq!((c.key_parts, c.key_dots), (9, 2), "{c:?}");
         assert_eq!((c.tables, c.filled_tables, c.arrays, c.scalars), (3, 1, 2, 5), "{c:?}");
         assert_eq!(c.bytes, text.len() as u64);
+        // a key's parts past the parser's limit are not counted: it stops there
+        let long = ParseCounts::of(&format!("{} = 1\nb.c = 2\n", vec!["a"; 200].join("."))).unwrap();
+        assert_eq!((long.key_parts, long.key_dots), (MAX_KEY_PARTS as u64 + 2, MAX_KEY_PARTS as u64), "{long:?}");
     }
 
     #[test]

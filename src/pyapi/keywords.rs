@@ -48,7 +48,7 @@ const FLAGS: [(&str, &str, Value); 16] = [
 ];
 
 /// Phrases whose keywords read otherwise than flag by flag, tried first.
-const PHRASES: [(&str, &str); 8] = [
+const PHRASES: [(&str, &str); 12] = [
     // a shard is `(k, n)`, not the CLI's `K/N`
     ("K of K/N", "k of (k, n)"),
     ("N of K/N", "n of (k, n)"),
@@ -62,6 +62,12 @@ const PHRASES: [(&str, &str); 8] = [
     ("split the run with --shard K/N", "split the run with qb.study(..., shard=(k, n))"),
     // a choice that Python does not have is no advice to its caller
     (", or --auto-fock", ""),
+    // a flag whose value is the caller's own, named at the end of the advice
+    ("with --adapter", "with adapter=\"NAME\""),
+    ("another --out", "another out directory"),
+    // the CLI's listings are functions of the package
+    ("`qbat-gpu measures` lists them", "qb.measures_list() lists them"),
+    ("`qbat-gpu models` lists them", "qb.models() lists them"),
 ];
 
 /// Whether `c` continues a word or a path (a flag is translated only where one starts).
@@ -101,6 +107,16 @@ pub fn keyword_message(text: &str) -> String {
     let mut rest = text;
     let mut word_starts = true;
     while let Some(c) = rest.chars().next() {
+        // a name quoted where a word starts ('--force' as a measure's name, a device's) is
+        // the caller's text: copied as it is, up to its closing quote
+        if word_starts && c == '\'' {
+            if let Some(end) = rest[1..].find('\'') {
+                out += &rest[..end + 2];
+                rest = &rest[end + 2..];
+                word_starts = false;
+                continue;
+            }
+        }
         // (a phrase that starts with a punctuation mark may follow a word)
         let phrase = PHRASES.iter().find(|(cli, _)| {
             (word_starts || !cli.starts_with(in_word)) && rest.starts_with(cli) && (cli.ends_with(' ') || !rest[cli.len()..].starts_with(in_word))
@@ -238,6 +254,13 @@ mod tests {
             ("adapter 'x' has no SHADER_F64; use --precision f32", "adapter 'x' has no SHADER_F64; use precision=\"f32\""),
             ("the shard index K of K/N must be in 0..2 (0-based), got 3", "the shard index k of (k, n) must be in 0..2 (0-based), got 3"),
             ("the shard count N of K/N must be at least 1, got 0/0", "the shard count n of (k, n) must be at least 1, got 0/0"),
+            ("x (y); use --backend cpu, or name an adapter with --adapter", "x (y); use backend=\"cpu\", or name an adapter with adapter=\"NAME\""),
+            ("using adapter A (name another with --adapter)", "using adapter A (name another with adapter=\"NAME\")"),
+            ("not in the manifest); move it away, or choose another --out", "not in the manifest); move it away, or choose another out directory"),
+            ("unknown measure 'x'; `qbat-gpu measures` lists them", "unknown measure 'x'; qb.measures_list() lists them"),
+            ("missing; `qbat-gpu models` lists them", "missing; qb.models() lists them"),
+            // an apostrophe inside a word opens no quote
+            ("the run's --force, 'a' and --verify 3", "the run's force=True, 'a' and verify=3"),
         ];
         for (cli, py) in cases {
             assert_eq!(keyword_message(cli), py, "{cli}");
@@ -246,7 +269,17 @@ mod tests {
 
     #[test]
     fn a_flag_inside_a_word_or_a_path_and_a_cli_only_flag_are_left() {
-        for text in ["/runs/--force/x", "a--force", "--forced", "--auto-fock sets n_fock = 4", "--max-members", "run `qbat-gpu analyze /o`", "--out-dir"] {
+        for text in [
+            "unknown measure '--force'",
+            "device '--backend cpu' not found",
+            "/runs/--force/x",
+            "a--force",
+            "--forced",
+            "--auto-fock sets n_fock = 4",
+            "--max-members",
+            "run `qbat-gpu analyze /o`",
+            "--out-dir",
+        ] {
             assert_eq!(keyword_message(text), text);
         }
         // a value that is not one the keyword takes is left after it

@@ -300,8 +300,9 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     let (staging, loaded) = open_staging(opts, &fp, local.members.len(), local.schedule.times.len(), &mut notes)?;
     match drive(plan, &local, opts, &staging, loaded, fp, notes, engines, t0) {
         Ok(outcome) => Ok(outcome),
-        Err(e @ QbatError::DeviceLost(_)) => Err(QbatError::DeviceLost(format!(
-            "{e}; the finished blocks are kept: continue with --resume {} (add --backend cpu --allow-mixed-backends to finish on the CPU)",
+        // (the message itself, not the error's display: that would give its prefix twice)
+        Err(QbatError::DeviceLost(lost)) => Err(QbatError::DeviceLost(format!(
+            "{lost}; the finished blocks are kept: continue with --resume {} (add --backend cpu --allow-mixed-backends to finish on the CPU)",
             opts.out.display()
         ))),
         Err(e) => {
