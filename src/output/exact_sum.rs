@@ -83,6 +83,49 @@ impl ExactSum {
         hi
     }
 
+    /// The exact sum divided by d (a whole number of values, d < 2^53), correctly rounded
+    /// (half to even). q = fl(sum)/d lies within two ulp of sum/d; its neighbours
+    /// lo < sum/d < hi are found from the signs of the exact residuals sum - q d, and the
+    /// midpoint decides: sum - (lo + (hi - lo)/2) d > 0 takes hi, < 0 takes lo, = 0 the one
+    /// of even mantissa. Where a product could lose bits (|q d| outside [1e-280, 1e300]),
+    /// the plain quotient.
+    pub fn quotient(&self, d: f64) -> f64 {
+        let q = self.value() / d;
+        if !(1e-280..=1e300).contains(&(q.abs() * d)) {
+            return q;
+        }
+        // sum - c d, exactly, rounded: its sign is the exact sign
+        let residual = |terms: &[f64]| -> f64 {
+            let mut r = self.clone();
+            for &c in terms {
+                r.add_product(-c, d);
+            }
+            r.value()
+        };
+        let r = residual(&[q]);
+        if r == 0.0 {
+            return q;
+        }
+        // step outwards from q towards sum/d until it is bracketed (at most twice)
+        let (mut lo, mut hi) = if r > 0.0 { (q, q.next_up()) } else { (q.next_down(), q) };
+        for _ in 0..4 {
+            let (r_lo, r_hi) = (residual(&[lo]), residual(&[hi]));
+            if r_lo == 0.0 {
+                return lo;
+            }
+            if r_hi == 0.0 {
+                return hi;
+            }
+            if r_lo > 0.0 && r_hi < 0.0 {
+                // (hi - lo is one ulp, a power of two: its half is exact, and so is each product)
+                let m = residual(&[lo, (hi - lo) / 2.0]);
+                return if m > 0.0 || (m == 0.0 && lo.to_bits() & 1 == 1) { hi } else { lo };
+            }
+            (lo, hi) = if r_hi > 0.0 { (hi, hi.next_up()) } else { (lo.next_down(), lo) };
+        }
+        q
+    }
+
     /// Add a * b exactly (Dekker's two-product; no overflow for |a b| < 1e300).
     pub fn add_product(&mut self, a: f64, b: f64) {
         let (p, err) = two_product(a, b);
@@ -419,6 +462,36 @@ fn split(a: f64) -> (f64, f64) {
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// `quotient` against the mean in integers: values in [0.5, 1) are X 2^-53 with X an
+    /// integer, so the mean rounded half to even is M 2^-53 with M the rounded X_sum / n
+    /// (the mean stays in [0.5, 1), where the ulp is 2^-53); scaled by powers of two and
+    /// negated it scales and negates exactly. fl(sum)/n is off by an ulp in many of these.
+    #[test]
+    fn quotient_is_the_correctly_rounded_mean() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(71);
+        let (mut plain_off, mut cases) = (0, 0);
+        for case in 0..3000 {
+            let n = [2, 3, 5, 7, 10, 97, 1000, 4097][case % 8];
+            // half the cases near the midpoints: values of a few bits and a tie-prone count
+            let xs: Vec<i128> = (0..n)
+                .map(|_| if case % 2 == 0 { rng.random_range(1i128 << 52..1i128 << 53) } else { (1i128 << 52) + rng.random_range(0..8i128) * (1 << 49) })
+                .collect();
+            let total: i128 = xs.iter().sum();
+            let (q, rem) = (total / n as i128, total % n as i128);
+            let m = if 2 * rem > n as i128 || (2 * rem == n as i128 && q % 2 == 1) { q + 1 } else { q };
+            for (scale, sign) in [(1.0, 1.0), (2f64.powi(-600), -1.0), (2f64.powi(700), 1.0)] {
+                let want = sign * scale * m as f64 * 2f64.powi(-53);
+                let mut sum = ExactSum::default();
+                xs.iter().for_each(|&x| sum.add(sign * scale * x as f64 * 2f64.powi(-53)));
+                assert_eq!(sum.quotient(n as f64), want, "n {n}, case {case}");
+                plain_off += usize::from(sum.value() / n as f64 != want);
+                cases += 1;
+            }
+        }
+        // the plain quotient is not the correctly rounded one: the test decides something
+        assert!(plain_off > cases / 20, "{plain_off} of {cases}");
+    }
 
     /// `add_column` at the edges of its integer sums, against the value-by-value adds:
     /// COLUMN_MAX values of the largest mantissa (the per-exponent sum near 2^62), a spread of
