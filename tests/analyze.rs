@@ -42,7 +42,7 @@ fn pearson_direct(x: &[f64], y: &[f64]) -> f64 {
 }
 
 /// Average ranks by sorting (no NaN): each run of equal values shares its mean position.
-fn ranks_sorted(v: &[f64]) -> Vec<f64> {
+pub fn ranks_sorted(v: &[f64]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..v.len()).collect();
     order.sort_by(|&a, &b| v[a].partial_cmp(&v[b]).unwrap());
     let mut r = vec![0.0; v.len()];

@@ -95,20 +95,9 @@ fn exact_pearson(x: &[f64], y: &[f64]) -> Option<f64> {
     (sxx != 0 && syy != 0).then(|| sxy as f64 / ((sxx as f64) * (syy as f64)).sqrt())
 }
 
-/// Average ranks, doubled (integers), by a comparison sort.
+/// Average ranks, doubled (integers), by a comparison sort (`analyze::ranks_sorted`).
 fn doubled_ranks(v: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..v.len()).collect();
-    order.sort_by(|&a, &b| v[a].partial_cmp(&v[b]).unwrap());
-    let mut r = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let j = (i..order.len()).take_while(|&j| v[order[j]] == v[order[i]]).last().unwrap();
-        for &k in &order[i..=j] {
-            r[k] = (i + j + 2) as f64;
-        }
-        i = j + 1;
-    }
-    r
+    crate::analyze::ranks_sorted(v).iter().map(|r| 2.0 * r).collect()
 }
 
 /// Columns with a large mean and a spread of a few ulp to 1e-6 of it: a capacity that is 1
