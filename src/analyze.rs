@@ -9,7 +9,7 @@
 //!   order its samples by a (`order_by`); b is *monotone non-decreasing* in a when every
 //!   sample's b is >= the largest b at a smaller a minus `tol`, *non-increasing* when every b
 //!   is <= the smallest b at a smaller a plus `tol`, and either only where the samples of
-//!   equal a have b equal to `tol` (b a function of a: pair by pair, a_i <= a_j asks
+//!   equal a have b equal within `tol` (b a function of a: pair by pair, a_i <= a_j asks
 //!   b_j >= b_i - tol of the first, whichever of i and j came first in time), with `tol` =
 //!   rel_tol * max_t |b| of that member (rel_tol = 1e-9 for f64 runs, 1e-5 for f32 runs: the
 //!   rounding of a single-precision state). `monotone_fraction` counts members that are
@@ -218,8 +218,10 @@ pub fn order_by(a: &[f64], order: &mut Vec<usize>) {
 /// Is b monotone along a? Returns (non-decreasing, non-increasing), see the module doc.
 /// `order` is the samples' order by a (`order_by`). Read group by group of equal a, with
 /// (gmin, gmax) a group's extremes of b and (run_min, run_max) those of the groups before:
-///   non-decreasing:  gmin >= run_max - tol,  non-increasing:  gmax <= run_min + tol,
-///   and for both:    gmax - gmin <= tol      (b takes one value, to tol, at one a).
+///   non-decreasing:  gmin >= max(run_max, gmax) - tol,
+///   non-increasing:  gmax <= min(run_min, gmin) + tol,
+/// the group's own max and min standing in for its samples taken both ways round (b takes
+/// one value, within tol, at one a).
 /// Symmetric: a -> -a swaps the two, and the samples' time order plays no part.
 pub fn monotone_along(a: &[f64], b: &[f64], order: &[usize], rel_tol: f64) -> (bool, bool) {
     let scale = b.iter().fold(0.0f64, |m, x| m.max(x.abs()));
@@ -236,9 +238,9 @@ pub fn monotone_along(a: &[f64], b: &[f64], order: &[usize], rel_tol: f64) -> (b
             gmin = gmin.min(b[order[j]]);
             gmax = gmax.max(b[order[j]]);
         }
-        let one_value = gmax - gmin <= tol;
-        inc &= one_value && gmin >= run_max - tol;
-        dec &= one_value && gmax <= run_min + tol;
+        // (the group's own pairs with those before it: pair by pair, each bound rounded)
+        inc &= gmin >= run_max.max(gmax) - tol;
+        dec &= gmax <= run_min.min(gmin) + tol;
         run_max = run_max.max(gmax);
         run_min = run_min.min(gmin);
         i = j + 1;
@@ -517,6 +519,12 @@ mod tests {
         assert_eq!(m(&a3, &[0.1, 0.9, 0.2, 0.5]), (false, false));
         assert_eq!(m(&a3, &[0.9, 0.5, 0.2, 0.1]), (false, false));
         assert_eq!(m(&a3, &[0.5, 0.5, 0.5, 0.5 + 1e-12]), (true, true));
+        // at tol's edge, each bound rounded as the pairwise definition rounds it (the exact
+        // difference 6.97150670526e-10 is above tol = 6.97150669178e-10; its rounded bound
+        // is not)
+        let near = [0.6971506691781684, 0.6971506684810177];
+        assert_eq!(m(&[0.0, 0.0], &near), ((near[1] >= near[0] - 1e-9 * near[0]), (near[0] <= near[1] + 1e-9 * near[0])));
+        assert_eq!(m(&[0.0, 0.0], &near), (true, true));
         // a -> -a swaps the verdicts, and so does reading the samples backwards in time
         let (a4, b4) = ([3.0, 1.0, 1.0, 0.0], [3.0, 2.0, 2.0, 0.0]);
         assert_eq!(m(&a4, &b4), (true, false));

@@ -30,6 +30,9 @@ const PER_FILLED_TABLE: f64 = 1700.0;
 const PER_ARRAY: f64 = 450.0;
 const PER_SCALAR: f64 = 250.0;
 const PER_BYTE: f64 = 4.0;
+/// A key's part past the parser's limit: no table, but its place in the key's path (40 bytes,
+/// doubled) and its events, which the parser still builds before it stops.
+const PER_EXCESS_KEY_PART: f64 = 120.0;
 
 /// The parser's nesting limit, as the toml crate's (a deeper text is its error to name).
 const MAX_DEPTH: u32 = 80;
@@ -60,6 +63,8 @@ pub struct ParseCounts {
     /// an error of its own (`deep_key`), so no more are counted
     dots_in_key: usize,
     after_dot: bool,
+    /// key parts past the parser's limit (`PER_EXCESS_KEY_PART`)
+    pub excess_key_parts: u64,
     /// the open inline tables and arrays, innermost last: for an inline table, whether it was
     /// given a key yet
     open: Vec<Option<bool>>,
@@ -92,6 +97,7 @@ impl ParseCounts {
             + PER_ARRAY * self.arrays as f64
             + PER_SCALAR * self.scalars as f64
             + PER_BYTE * self.bytes as f64
+            + PER_EXCESS_KEY_PART * self.excess_key_parts as f64
     }
 }
 
@@ -123,6 +129,7 @@ impl EventReceiver for ParseCounts {
             self.dots_in_key = 0;
         }
         if self.dots_in_key >= MAX_KEY_PARTS {
+            self.excess_key_parts += 1;
             return;
         }
         self.key_parts += 1;
@@ -186,7 +193,7 @@ mod tests {
         assert_eq!(c.bytes, text.len() as u64);
         // a key's parts past the parser's limit are not counted: it stops there
         let long = ParseCounts::of(&format!("{} = 1\nb.c = 2\n", vec!["a"; 200].join("."))).unwrap();
-        assert_eq!((long.key_parts, long.key_dots), (MAX_KEY_PARTS as u64 + 2, MAX_KEY_PARTS as u64), "{long:?}");
+        assert_eq!((long.key_parts, long.key_dots, long.excess_key_parts), (MAX_KEY_PARTS as u64 + 2, MAX_KEY_PARTS as u64, 120), "{long:?}");
     }
 
     #[test]
