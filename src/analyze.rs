@@ -9,8 +9,9 @@
 //!   order its samples by a (`order_by`); b is *monotone non-decreasing* in a when every
 //!   sample's b is >= the largest b at a smaller a minus `tol`, *non-increasing* when every b
 //!   is <= the smallest b at a smaller a plus `tol`, and either only where the samples of
-//!   equal a have b equal within `tol` (b a function of a: pair by pair, a_i <= a_j asks
-//!   b_j >= b_i - tol of the first, whichever of i and j came first in time), with `tol` =
+//!   equal a have b equal within `tol` (b a function of a: pair by pair, any two samples
+//!   with a_i <= a_j ask b_j >= b_i - tol of a non-decreasing b and b_j <= b_i + tol of a
+//!   non-increasing one, whichever came first in time), with `tol` =
 //!   rel_tol * max_t |b| of that member (rel_tol = 1e-9 for f64 runs, 1e-5 for f32 runs: the
 //!   rounding of a single-precision state). `monotone_fraction` counts members that are
 //!   either, `monotone_increasing` and `monotone_decreasing` each kind (a member with b
