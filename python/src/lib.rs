@@ -299,7 +299,7 @@ impl NativeRun {
             refuse(format!("must be a float64 array (members, T, K), got {kind}"))
         })?;
         let values = arr.as_slice().map_err(|_| refuse("must be a C-contiguous float64 array".into()))?;
-        self.run.stats_csv(values).map(|text| text.to_string()).map_err(|e| to_py(py, e))
+        self.run.stats_csv(values).map_err(|e| to_py(py, e))
     }
     fn run_json(&self) -> String {
         serde_json::to_string_pretty(&self.run.run_json()).unwrap_or_default()

@@ -53,7 +53,7 @@ pub struct InMemory {
     pub fock: FockTailFlags,
     /// stats.csv of the values whose BLAKE3 hash is kept beside it: the caller's array may be
     /// edited in place between two reads, and the text must follow it.
-    pub stats_cache: std::sync::Mutex<Option<(blake3::Hash, std::sync::Arc<String>)>>,
+    pub stats_cache: std::sync::Mutex<Option<(blake3::Hash, String)>>,
 }
 
 /// The `save_states` option by name: "reduced" or "full".
@@ -180,7 +180,7 @@ impl InMemory {
     /// stats.csv over the healthy members, byte for byte as the CLI writes it. `values` must
     /// hold the run's members x samples x measures (the caller's array may have been replaced,
     /// or edited in place: the text is kept for the values it was computed from, by their hash).
-    pub fn stats_csv(&self, values: &[f64]) -> Result<std::sync::Arc<String>> {
+    pub fn stats_csv(&self, values: &[f64]) -> Result<String> {
         let (ns, nm) = (self.info.times.len(), self.info.measures.len());
         if values.len() != self.member_ids.len() * ns * nm {
             return Err(QbatError::invalid("series", format!("holds {} values, not the run's {}", values.len(), self.member_ids.len() * ns * nm)));
@@ -197,7 +197,7 @@ impl InMemory {
         let stats = crate::output::stats::Stats::from_accumulator(&acc, self.info.times.clone(), names);
         let mut w: Vec<u8> = vec![];
         let _ = crate::output::stats::write_csv(&stats, &mut w);
-        let text = std::sync::Arc::new(String::from_utf8(w).expect("stats are ASCII"));
+        let text = String::from_utf8(w).expect("stats are ASCII");
         *cache = Some((key, text.clone()));
         Ok(text)
     }
