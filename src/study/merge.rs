@@ -380,6 +380,26 @@ fn merge_states(dir: &OutputDir, shards: &[ShardDir]) -> Result<()> {
     dir.write("states.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))
 }
 
+/// The merged output's plots and its analysis (where given), drawn from its files in
+/// `staging`; an error names the output (`of_output`).
+fn plot_and_analyze(staging: &Path, plots: bool, analyze: Option<&crate::analyze::AnalyzeOptions>) -> Result<()> {
+    let (plotted, analysis) = rayon::join(
+        || if plots { crate::output::plots::write_run_plots(staging, analyze.is_none()).map(drop) } else { Ok(()) },
+        || analyze.map_or(Ok(()), |a| crate::analyze::analyze_dir(staging, a).map(drop)),
+    );
+    plotted.and(analysis).map_err(of_output)
+}
+
+/// An error of the analysis or the plots of the merged output: their `DIR` is the output,
+/// `--out` (the merge's `DIR`s are its shards; Python's `dirs`).
+fn of_output(e: QbatError) -> QbatError {
+    match e {
+        QbatError::Invalid { field, reason } if field == "DIR" => QbatError::Invalid { field: "--out".into(), reason },
+        QbatError::TooLarge { field, reason } if field == "DIR" => QbatError::TooLarge { field: "--out".into(), reason },
+        e => e,
+    }
+}
+
 /// Whether a shard is one of the default study's, which asks for its analysis at its end
 /// (`study_analysis` in its run.json): not one analysed afterwards by `analyze`, with pairs
 /// of its own choosing. A shard written before run.json said so (the same version number):
@@ -625,7 +645,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         let asked = shards.iter().any(ran_analysis);
         run["study_analysis"] = json!(asked);
         let (mut analyze, note) = match asked {
-            true => super::plan_analysis(dir.staging(), None, series, plots, MemoryCheck::Before, out)?,
+            true => super::plan_analysis(dir.staging(), None, series, plots, MemoryCheck::Before, out).map_err(of_output)?,
             false => Default::default(),
         };
         analyze.cancel = Some(dir.cancel());
@@ -637,13 +657,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         dir.write("run.json", |w| serde_json::to_writer_pretty(&mut *w, &run).map_err(std::io::Error::other))?;
         // (the shards are read: the plots and the analysis read the merged files)
         drop(reading);
-        let (plotted, analysis) = rayon::join(
-            || if plots { crate::output::plots::write_run_plots(dir.staging(), !analyzed).map(drop) } else { Ok(()) },
-            || if analyzed { crate::analyze::analyze_dir(dir.staging(), &analyze).map(drop) } else { Ok(()) },
-        );
-        plotted?;
-        analysis?;
-        Ok(())
+        plot_and_analyze(dir.staging(), plots, analyzed.then_some(&analyze))
     })();
     match result {
         Ok(()) => dir.commit().inspect(|d| {
@@ -659,5 +673,18 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             dir.abort();
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_of_the_merged_output_names_out() {
+        // (an output without its series: the analysis refuses it)
+        let staging = tempfile::tempdir().unwrap();
+        let e = plot_and_analyze(staging.path(), false, Some(&Default::default())).unwrap_err();
+        assert!(matches!(&e, QbatError::Invalid { field, .. } if field == "--out"), "{e}");
     }
 }
