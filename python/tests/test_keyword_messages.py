@@ -5,7 +5,9 @@ name are the keywords the caller gave (``force=True``, ``resume=True``, ``block_
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +125,57 @@ def test_the_gpu_refusals_name_backend_cpu():
 def test_notes_name_the_keywords(tmp_path, capsys):
     qb.study(BLOCH, tmp_path / "s", backend="cpu", devices="nope", progress=False, plots=False)
     assert "note: devices ignored: the run is not on the GPU" in no_flag(capsys.readouterr().err).splitlines()
+
+
+def test_a_shard_refused_shows_the_pair_as_given():
+    why = refused("shard", lambda: qb.study(BLOCH, "unused", shard=(0, 0), backend="cpu"))
+    assert "the shard count n of (k, n) must be at least 1, got (0, 0)" in why and "0/0" not in why
+
+
+def test_a_commit_cut_short_names_what_a_python_caller_runs(tmp_path):
+    out = tmp_path / "o"
+    qb.study(BLOCH, out, backend="cpu", plots=False, progress=False)
+    # a commit's manifest, in before its old files went: the reader refuses the directory
+    (out / f"..qbat-manifest.json.incoming-{2**31 - 2}").write_text("{}")
+    with pytest.raises(qb.ConfigError) as e:
+        qb.open(out)
+    why = str(e.value)
+    assert f"finish it with the CLI's `qbat-gpu analyze {out}` (qbat_gpu has no analyze), or write it again with force=True" in why, why
+    assert "the run again" not in why
+
+
+def test_a_merge_without_memory_for_the_analysis_names_the_cli(tmp_path, qbat_bin, monkeypatch, capsys):
+    # the shards of the CLI's default study, which asks for its analysis at its end
+    shards = [tmp_path / f"s{k}" for k in range(2)]
+    for k, s in enumerate(shards):
+        run_cli(qbat_bin, "--out", str(s), "--shard", f"{k}/2", "--ensemble", "40", "--backend", "cpu", "--no-progress", "--no-plots")
+    monkeypatch.setenv("QBAT_INJECT_FAULT", "analysis-short")
+    m = tmp_path / "m"
+    qb.merge(shards, m, plots=False)
+    said = capsys.readouterr().err
+    assert f"run the CLI's `qbat-gpu analyze {m}` (qbat_gpu has no analyze) where more is left, or with a lower --max-members" in said, said
+
+
+def test_the_caller_paths_are_left_as_given(tmp_path, monkeypatch):
+    # a word ` --force` of a directory's name is the caller's text, not the flag
+    parent = tmp_path / "x --force"
+    with pytest.raises(qb.ConfigError) as e:
+        qb.study(BLOCH, parent / "y", backend="cpu", plots=False, progress=False)
+    assert e.value.field == "out" and f"the parent directory {parent} does not exist" in str(e.value), str(e.value)
+    out = tmp_path / "a --force b"
+    out.mkdir()
+    (out / "mine.txt").write_text("x")
+    r = qb.run(BLOCH, backend="cpu", progress=False)
+    for save in (lambda: r.save(out, plots=False), lambda: qb.study(BLOCH, out, backend="cpu", plots=False, progress=False)):
+        with pytest.raises(qb.ConfigError) as e:
+            save()
+        assert e.value.field == "out", str(e.value)
+        assert f"{out} exists and is not empty; choose a new directory, or pass force=True to replace" in str(e.value), str(e.value)
+    # a path field is the caller's too (not a flag's name with its dashes made underscores)
+    monkeypatch.chdir(tmp_path)
+    named = Path("--my-dir")
+    qb.study(BLOCH, named, backend="cpu", plots=False, progress=False)
+    (named / "run.json").write_text("{}")
+    with pytest.raises(qb.ConfigError) as e:
+        qb.open(named)
+    assert e.value.field == os.path.join("--my-dir", "run.json"), (e.value.field, str(e.value))

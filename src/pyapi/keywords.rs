@@ -4,10 +4,14 @@
 //! library's error (`keyword_error`) and where they relay its notes and warnings
 //! (`keyword_message`); the CLI's messages are left as they are.
 //!
-//! A flag is translated where it starts a word (not inside a path such as `/runs/--out`); a
-//! path shown in a message that holds ` --force` as a word of its own would be translated too.
+//! A flag is translated where it starts a word (not inside a path such as `/runs/--out`). A
+//! path the caller gave (an output or shard directory) is the caller's text wherever the
+//! message shows it, and is copied as it is (`keyword_message_keeping`, `shown_paths`): one
+//! named `/runs/x --force` keeps its ` --force`.
 
-use crate::error::QbatError;
+use crate::error::{QbatError, Result};
+use crate::study::Shard;
+use std::path::Path;
 
 /// How a flag's value is written as its keyword's.
 #[derive(Clone, Copy)]
@@ -70,6 +74,25 @@ const PHRASES: [(&str, &str); 12] = [
     ("`qbat-gpu models` lists them", "qb.models() lists them"),
 ];
 
+/// Advice that names the CLI's `analyze` of the output directory, the path between copied as
+/// it is: (before the path, after it) as the CLI says it -> as a Python caller reads it. The
+/// package has no analysis of its own: its caller is sent to the CLI, or to a write of the
+/// output again with `force=True` (which finishes a commit cut short first).
+const AROUND_PATH: [(&str, &str, &str, &str); 2] = [
+    (
+        "run `qbat-gpu analyze ",
+        "`, or the run again with --force, to finish it",
+        "finish it with the CLI's `qbat-gpu analyze ",
+        "` (qbat_gpu has no analyze), or write it again with force=True (qb.study, qb.merge or Result.save into it)",
+    ),
+    (
+        "run `qbat-gpu analyze ",
+        "` where more is left, or with a lower --max-members",
+        "run the CLI's `qbat-gpu analyze ",
+        "` (qbat_gpu has no analyze) where more is left, or with a lower --max-members",
+    ),
+];
+
 /// Whether `c` continues a word or a path (a flag is translated only where one starts).
 fn in_word(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '-' | '_' | '/' | '.' | '~' | '\\')
@@ -103,10 +126,36 @@ fn flag_at(text: &str) -> Option<(usize, String)> {
 /// A library message with each CLI flag it names written as the Python keyword
 /// (`pass --force without --resume` -> `pass force=True without resume=True`).
 pub fn keyword_message(text: &str) -> String {
+    keyword_message_keeping(text, &[])
+}
+
+/// `keyword_message`, with each of `kept` (the caller's paths as the message may show them:
+/// `shown_paths`) copied as it is where a word starts with it.
+pub fn keyword_message_keeping(text: &str, kept: &[String]) -> String {
+    // (the longest first: a path before its parent)
+    let mut kept: Vec<&str> = kept.iter().map(String::as_str).filter(|k| !k.is_empty()).collect();
+    kept.sort_by_key(|k| std::cmp::Reverse(k.len()));
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     let mut word_starts = true;
     while let Some(c) = rest.chars().next() {
+        if let Some(path) = kept.iter().find(|k| word_starts && rest.starts_with(**k)) {
+            out += path;
+            rest = &rest[path.len()..];
+            word_starts = !path.ends_with(in_word);
+            continue;
+        }
+        // (the advice's end is its message's last: a path may hold anything before it)
+        let around = AROUND_PATH.iter().find_map(|(before, after, py_before, py_after)| {
+            let path = rest.strip_prefix(before).filter(|_| word_starts)?;
+            path.rfind(after).map(|end| (before.len() + end + after.len(), format!("{py_before}{}{py_after}", &path[..end])))
+        });
+        if let Some((taken, advice)) = around {
+            out += &advice;
+            rest = &rest[taken..];
+            word_starts = !advice.ends_with(in_word);
+            continue;
+        }
         // a name quoted where a word starts ('--force' as a measure's name, a device's) is
         // the caller's text: copied as it is, up to its closing quote
         if word_starts && c == '\'' {
@@ -135,29 +184,63 @@ pub fn keyword_message(text: &str) -> String {
     out
 }
 
-/// An option's field as the Python caller named it: `--save-states` is `save_states`.
+/// An option's field as the Python caller named it: `--save-states` is `save_states`. A field
+/// that is not a flag's name (a path, `--my-dir/run.json`) is left as it is.
 pub fn keyword_field(field: &str) -> String {
     match FLAGS.iter().find(|(flag, _, _)| *flag == field) {
         Some((_, keyword, _)) => keyword.to_string(),
-        None => match field.strip_prefix("--") {
+        None => match field.strip_prefix("--").filter(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')) {
             Some(flag) => flag.replace('-', "_"),
             None => field.to_string(),
         },
     }
 }
 
+/// The texts under which the library's messages show `paths` (the caller's): each as given
+/// and resolved, its parent directories, and the staging name beside it
+/// (`.NAME.partial...`), those of them only that hold a flag where a word starts (the
+/// others read the same either way). What `keyword_message_keeping` keeps.
+pub fn shown_paths(paths: &[&Path]) -> Vec<String> {
+    let mut shown: Vec<String> = vec![];
+    for path in paths {
+        let resolved = std::fs::canonicalize(path).ok();
+        for p in std::iter::once(*path).chain(resolved.as_deref()) {
+            let staging = p.file_name().map(|name| crate::output::parent_of(p).join(format!(".{}.partial", name.to_string_lossy())));
+            for text in p.ancestors().chain(staging.as_deref()).map(|a| a.display().to_string()) {
+                if keyword_message(&text) != text && !shown.contains(&text) {
+                    shown.push(text);
+                }
+            }
+        }
+    }
+    shown
+}
+
+/// Shard `k` of `n` as Python's `shard=(k, n)` gives it: a refusal names `shard` and shows the
+/// pair as the caller wrote it, not the CLI's `K/N`.
+pub fn shard(k: usize, n: usize) -> Result<Shard> {
+    Shard::checked(k, n, &format!("({k}, {n})")).map_err(|why| QbatError::invalid("shard", why))
+}
+
 /// The library's error as a Python caller reads it: its field (`keyword_field`) and its
 /// message (`keyword_message`) name keywords, not flags. A config's syntax error and an i/o
 /// error's path are the caller's text, left as they are.
 pub fn keyword_error(e: QbatError) -> QbatError {
+    keyword_error_keeping(e, &[])
+}
+
+/// `keyword_error`, with `kept` (`shown_paths`) as they are in its field and message.
+pub fn keyword_error_keeping(e: QbatError, kept: &[String]) -> QbatError {
+    let field = |f: String| if kept.contains(&f) { f } else { keyword_field(&f) };
+    let message = |m: String| keyword_message_keeping(&m, kept);
     match e {
-        QbatError::Invalid { field, reason } => QbatError::Invalid { field: keyword_field(&field), reason: keyword_message(&reason) },
-        QbatError::TooLarge { field, reason } => QbatError::TooLarge { field: keyword_field(&field), reason: keyword_message(&reason) },
-        QbatError::Device(s) => QbatError::Device(keyword_message(&s)),
-        QbatError::DeviceOutOfMemory(s) => QbatError::DeviceOutOfMemory(keyword_message(&s)),
-        QbatError::DeviceLost(s) => QbatError::DeviceLost(keyword_message(&s)),
-        QbatError::Numerics(s) => QbatError::Numerics(keyword_message(&s)),
-        QbatError::Threads(s) => QbatError::Threads(keyword_message(&s)),
+        QbatError::Invalid { field: f, reason } => QbatError::Invalid { field: field(f), reason: message(reason) },
+        QbatError::TooLarge { field: f, reason } => QbatError::TooLarge { field: field(f), reason: message(reason) },
+        QbatError::Device(s) => QbatError::Device(message(s)),
+        QbatError::DeviceOutOfMemory(s) => QbatError::DeviceOutOfMemory(message(s)),
+        QbatError::DeviceLost(s) => QbatError::DeviceLost(message(s)),
+        QbatError::Numerics(s) => QbatError::Numerics(message(s)),
+        QbatError::Threads(s) => QbatError::Threads(message(s)),
         e @ (QbatError::Parse { .. } | QbatError::Io { .. } | QbatError::Cancelled) => e,
     }
 }
@@ -307,5 +390,56 @@ mod tests {
         assert_eq!(e.to_string(), "config: expected `=` near --force");
         let e = renamed_field(QbatError::invalid("DIR", "is not the output of a --shard run"), "DIR", "dirs");
         assert_eq!(e.to_string(), "dirs: is not the output of a --shard run");
+        // a field that is a path is the caller's
+        assert_eq!(keyword_field("--my-dir/run.json"), "--my-dir/run.json");
+        assert_eq!(keyword_field("--"), "--");
+    }
+
+    #[test]
+    fn a_shard_refused_shows_the_pair_as_given() {
+        assert_eq!(shard(0, 0).unwrap_err().to_string(), "shard: the shard count N of K/N must be at least 1, got (0, 0)");
+        let e = keyword_error(shard(0, 0).unwrap_err());
+        assert_eq!(e.to_string(), "shard: the shard count n of (k, n) must be at least 1, got (0, 0)");
+        assert_eq!(keyword_error(shard(3, 2).unwrap_err()).to_string(), "shard: the shard index k of (k, n) must be in 0..2 (0-based), got 3");
+        assert_eq!(shard(1, 2).unwrap(), Shard { index: 1, count: 2 });
+        // the CLI's own words stay
+        assert_eq!("0/0".parse::<Shard>().unwrap_err(), "the shard count N of K/N must be at least 1, got 0/0");
+    }
+
+    #[test]
+    fn the_cli_analyze_advice_names_what_python_has() {
+        let cut = "/o x: holds a commit that was cut short (process 7): run `qbat-gpu analyze /o x`, or the run again with --force, to finish it";
+        assert_eq!(
+            keyword_message(cut),
+            "/o x: holds a commit that was cut short (process 7): finish it with the CLI's `qbat-gpu analyze /o x` (qbat_gpu has no analyze), or write it again with force=True (qb.study, qb.merge or Result.save into it)"
+        );
+        let short =
+            "not computed: need 2 MiB; run `qbat-gpu analyze /a --force` where more is left, or with a lower --max-members; or raise the limit (ulimit -v)";
+        assert_eq!(
+            keyword_message(short),
+            "not computed: need 2 MiB; run the CLI's `qbat-gpu analyze /a --force` (qbat_gpu has no analyze) where more is left, or with a lower --max-members; or raise the limit (ulimit -v)"
+        );
+    }
+
+    #[test]
+    fn the_caller_paths_are_kept_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("a --force b").join("y --resume");
+        let kept = shown_paths(&[&out]);
+        let (parent, staging) = (out.parent().unwrap().display().to_string(), dir.path().join("a --force b/.y --resume.partial").display().to_string());
+        for text in [
+            format!("the parent directory {parent} does not exist"),
+            format!("{} exists and is not empty; choose a new directory, or pass force=True to replace", out.display()),
+            format!("{staging}-12-0 is in the way; continue it with resume=True, out={}", out.display()),
+            format!("cannot read {}/run.json", out.display()),
+        ] {
+            let cli = text.replace("force=True", "--force").replace("resume=True, out=", "--resume ");
+            assert_eq!(keyword_message_keeping(&cli, &kept), text);
+        }
+        // a path that holds no flag is not kept (it reads the same either way)
+        assert!(shown_paths(&[Path::new("/tmp/plain")]).is_empty());
+        // a path field is the caller's
+        let e = keyword_error_keeping(QbatError::invalid(out.display().to_string(), "x --force y"), &kept);
+        assert_eq!(e.to_string(), format!("{}: x force=True y", out.display()));
     }
 }

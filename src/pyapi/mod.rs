@@ -9,7 +9,8 @@
 //! - `state_measure_batch`, `battery_measure_batch`: the measures applied to given states.
 //! - `models`, `measures_list`, `devices`: descriptions for listings.
 //! - `keyword_error`, `keyword_message`: the library's errors, notes and warnings with the CLI
-//!   flags they name written as Python keywords (`keywords.rs`).
+//!   flags they name written as Python keywords, the caller's paths kept as given
+//!   (`keyword_error_keeping`, `shown_paths`); `shard`: Python's `shard=(k, n)` (`keywords.rs`).
 
 pub use crate::config::{parse_plan, Overrides, Plan};
 pub use crate::error::QbatError;
@@ -379,7 +380,7 @@ use batch::mat;
 pub use batch::{batch_plan, batch_run_error, check_batch_arrays, Batch};
 
 mod keywords;
-pub use keywords::{keyword_error, keyword_field, keyword_message, renamed_field};
+pub use keywords::{keyword_error, keyword_error_keeping, keyword_field, keyword_message, keyword_message_keeping, renamed_field, shard, shown_paths};
 
 // ---------------------------------------------------------------------------------------------
 // Measures of given states

@@ -61,8 +61,16 @@ impl std::str::FromStr for Shard {
         let (k, n) = s.split_once('/').ok_or_else(|| format!("'{s}' is not K/N (e.g. 0/4)"))?;
         let index: usize = k.trim().parse().map_err(|_| format!("'{k}' is not a shard index"))?;
         let count: usize = n.trim().parse().map_err(|_| format!("'{n}' is not a shard count"))?;
+        Shard::checked(index, count, s)
+    }
+}
+
+impl Shard {
+    /// Shard `index` of `count`, or why not, with the value shown as `given` (as its caller
+    /// wrote it: the CLI's `K/N`, Python's `(k, n)`).
+    pub fn checked(index: usize, count: usize, given: &str) -> std::result::Result<Shard, String> {
         if count == 0 {
-            return Err(format!("the shard count N of K/N must be at least 1, got {s}"));
+            return Err(format!("the shard count N of K/N must be at least 1, got {given}"));
         }
         if index >= count {
             return Err(format!("the shard index K of K/N must be in 0..{count} (0-based), got {index}"));
