@@ -248,9 +248,19 @@ class Result:
         """Write the run's files into `out`, as the CLI does: run.json, series.npy + series.json
         (or series.csv), summary.csv (and summary.npy + summary.json with npy), stats.csv,
         states.npy + states.json (a run with ``save_states``), and the plots. `out` must be new
-        or empty unless `force`."""
+        or empty unless `force`. A bad `format` is a ConfigError naming ``format`` (a run
+        directory's result keeps its own: the format of its series on disk).
+
+        The files are the run's: summary.csv holds the run's peaks and each member's health,
+        and stats.csv the statistics of its healthy members. ``series`` may have been edited in
+        place or replaced since the run; one whose peaks (``max_energy_b``, ...) or members'
+        health no longer agree with the run's is refused (a ConfigError naming ``series``)
+        rather than saved beside a summary that contradicts it: save the run's own series, or
+        write an altered array with numpy."""
         if not isinstance(format, str):
             raise config_error("format", f"must be 'npy' or 'csv', got {type(format).__name__}")
+        if format not in ("npy", "csv"):
+            raise config_error("format", f"must be 'npy' or 'csv', got {format!r}")
         out = path_arg("out", out)
         series, plots, force = flag("series", series), flag("plots", plots), flag("force", force)
         if self._native is not None:
@@ -270,7 +280,7 @@ class Result:
         # run's own rules (the format on disk is kept; `force` replaces only qbat-gpu's files).
         on_disk = "npy" if (self.dir / "series.npy").is_file() else "csv"
         if series and self.series is not None and format != on_disk:
-            raise ValueError(f"{self.dir} holds a {on_disk} series; save it with format='{on_disk}'")
+            raise config_error("format", f"{self.dir} holds a {on_disk} series; save it with format='{on_disk}'")
         # (checked again under the directory's lock: a run committed into it since this check,
         # which the copy waits for, is refused rather than saved as this result)
         opened = None if self._manifest is None else list(self._manifest)

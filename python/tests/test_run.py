@@ -402,3 +402,27 @@ def test_pickle_of_a_run_directory_reopens_it_and_an_in_memory_run_says_what_to_
     (tmp_path / "m" / "summary.csv").write_text("member,health\n0,ok\n")
     with pytest.raises(qb.ConfigError, match="summary.csv"):
         pickle.loads(data)
+
+
+def test_save_refuses_a_format_as_a_config_error(tmp_path):
+    r = qb.run(BLOCH, backend="cpu", progress=False)
+    d = qb.study(BLOCH, tmp_path / "d", backend="cpu", plots=False, progress=False)
+    for result, kw in ((r, {"format": "xyz"}), (d, {"format": "xyz"}), (d, {"format": "csv"}), (d, {"format": "xyz", "series": False})):
+        with pytest.raises(qb.ConfigError) as e:
+            result.save(tmp_path / "o", plots=False, **kw)
+        assert e.value.field == "format", (kw, str(e.value))
+    assert not (tmp_path / "o").exists()
+
+
+def test_save_refuses_a_replaced_series_that_contradicts_the_summary(tmp_path):
+    r = qb.run(BLOCH, backend="cpu", progress=False)
+    # a replaced array (not edited in place) with a healthy member's non-peak value made NaN:
+    # its summary row would say "ok" beside a member that is not
+    s = r.series.copy()
+    s[1, 3, r.measures.index("concurrence")] = np.nan
+    r.series = s
+    with pytest.raises(qb.ConfigError) as e:
+        r.save(tmp_path / "o", plots=False)
+    assert e.value.field == "series" and "\n" not in str(e.value), str(e.value)
+    assert "member 1 is nonfinite in it, not ok as in the run" in str(e.value), str(e.value)
+    assert not (tmp_path / "o").exists()

@@ -246,6 +246,7 @@ impl InMemory {
             }
         };
         self.check_peaks(values)?;
+        self.check_health(values)?;
         OutputDir::check(dir, force)?;
         let out = OutputDir::begin(dir, force)?;
         // The plots are drawn from the assembled files and committed with them (as the CLI does).
@@ -295,7 +296,7 @@ impl InMemory {
                 return Err(QbatError::invalid(
                     "series",
                     format!(
-                        "member {}'s {} peaks at {:?} (t = {:?}) in it, not at the run's {:?} (t = {:?}): it is not the run's series (edited or rounded since the run), and summary.csv holds the run's peaks; save the run's own series, or write the edited array with numpy",
+                        "member {}'s {} peaks at {:?} (t = {:?}) in it, not at the run's {:?} (t = {:?}): it is not the run's series (edited, replaced or rounded since the run), and summary.csv holds the run's peaks; save the run's own series, or write the edited array with numpy",
                         self.member_ids[i],
                         m.name(),
                         p.max,
@@ -307,6 +308,29 @@ impl InMemory {
             }
         }
         Ok(())
+    }
+
+    /// Refuse a series in which a member's health (`member_health`) is not the run's: summary.csv
+    /// says the run's, and stats.csv counts the run's healthy members (a replaced array with a
+    /// NaN where the run had none).
+    fn check_health(&self, values: &[f64]) -> Result<()> {
+        let (ns, nm) = (self.info.times.len(), self.info.measures.len());
+        let differs = |i: usize| {
+            let h = member_health(&values[i * ns * nm..(i + 1) * ns * nm], &self.info.measures, self.info.precision);
+            (h != self.health[i]).then_some((i, h))
+        };
+        match (0..self.member_ids.len()).into_par_iter().find_map_first(differs) {
+            None => Ok(()),
+            Some((i, h)) => Err(QbatError::invalid(
+                "series",
+                format!(
+                    "member {} is {} in it, not {} as in the run: it is not the run's series (edited or replaced since the run), and summary.csv holds the run's health; save the run's own series, or write the edited array with numpy",
+                    self.member_ids[i],
+                    h.name(),
+                    self.health[i].name()
+                ),
+            )),
+        }
     }
 
     /// states.npy (complex128, (members, times, d, d)) and states.json, as the CLI writes them.
