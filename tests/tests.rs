@@ -27,6 +27,8 @@ mod dicke;
 mod drives;
 /// `[[drive]]` on cavity-cells: the CPU engine against an independent solve and the reference
 mod drives_cavity;
+/// a matrix drive's identity part: dropped, on every engine; the checks made without it
+mod drive_shift;
 /// --verify's check of dt: a member at dt / 2, against the error at dt; run.json and merge
 mod dt_check;
 /// the CPU engine and the f64 reference agree on every model

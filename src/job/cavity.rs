@@ -51,24 +51,24 @@ pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<Cav
         if d.op.nrows() != dim || d.op.ncols() != dim {
             return None;
         }
-        let mut rest = (*d.op).clone();
-        let shift = d.op.trace() / dim as f64;
-        for i in 0..dim {
-            rest[(i, i)] -= shift;
-        }
+        // O less its identity part (the config drops it already; a Drive built otherwise may
+        // hold one), which sets the scale below: a shift of 1e12 beside a unit part outside
+        // the slots let that part pass for rounding
+        let mut rest = crate::linalg::traceless_part(&d.op);
+        // relative to the matrix's own size, so that a small matrix with a large amplitude keeps
+        // its part outside the slots
+        let scale = rest.iter().map(|z| z.norm()).fold(0.0, f64::max);
         for (s, name) in DRIVE_SLOT_NAMES.iter().enumerate() {
             let (_, o) = ops.iter().find(|(n, _)| n == name)?;
-            // w = Tr(O_s O) / Tr(O_s O_s), real for Hermitian O_s and O; Tr(A B) as
-            // sum_ij A_ij B_ji, O(dim^2).
+            // w = Tr(O_s O) / Tr(O_s O_s), real for Hermitian O_s and O (the slots are
+            // traceless: the identity part adds nothing); Tr(A B) as sum_ij A_ij B_ji, O(dim^2).
             let tr = |a: &CMat, b: &CMat| -> f64 { a.iter().zip(b.transpose().iter()).map(|(x, y)| (x * y).re).sum() };
-            let w = tr(o, &d.op) / tr(o, o);
+            let w = tr(o, &rest) / tr(o, o);
             weights[s] = w;
             rest -= o * C64::new(w, 0.0);
         }
-        // relative to the matrix's own size, so that a small matrix with a large amplitude keeps
-        // its part outside the slots
-        let scale = d.op.iter().map(|z| z.norm()).fold(0.0, f64::max);
-        if rest.iter().any(|z| z.norm() > 1e-12 * scale) {
+        // (a NaN entry is never a combination of the slots)
+        if rest.iter().any(|z| !(z.norm() <= 1e-12 * scale)) {
             return None;
         }
     }
@@ -314,5 +314,27 @@ mod tests {
         assert!((tiny.weights[0] - 1e-13).abs() < 1e-27, "{:?}", tiny.weights);
         // the zero matrix is a (vanishing) combination of the slots
         assert_eq!(cavity_drive(&drive(CMat::zeros(dim, dim), None), n_fock).unwrap().weights, [0.0; DRIVE_SLOTS]);
+    }
+
+    /// A multiple of the identity beside the matrix sets neither its weights nor the scale of
+    /// what is left outside the slots: sx_1 sx_2 stays outside under a shift of 1e12 or 1e15
+    /// (it passed for rounding of the shift), and 0.5 sx_1 + 0.25 x_a keeps its weights.
+    #[test]
+    fn an_identity_shift_changes_no_slot() {
+        let n_fock = 1;
+        let named = named_operators(crate::model::Space::Cavity { n_fock });
+        let dim = 4 * (n_fock + 1);
+        let (sx1, sx2, xa) = (&named[0].1, &named[3].1, &named[6].1);
+        let combo = sx1 * C64::new(0.5, 0.0) + xa * C64::new(0.25, 0.0);
+        let mut want = [0.0; DRIVE_SLOTS];
+        (want[0], want[6]) = (0.5, 0.25);
+        for shift in [0.0, 1.0, 2e12, 1e15, -3e15] {
+            let id = CMat::identity(dim, dim) * C64::new(shift, 0.0);
+            assert!(cavity_drive(&drive(sx1 * sx2 + &id, None), n_fock).is_none(), "shift {shift}");
+            let d = cavity_drive(&drive(&combo + &id, None), n_fock).unwrap_or_else(|| panic!("shift {shift}: a combination"));
+            for (got, w) in d.weights.iter().zip(&want) {
+                assert!((got - w).abs() < 1e-14, "shift {shift}: {:?}", d.weights);
+            }
+        }
     }
 }

@@ -108,7 +108,7 @@ pub fn commutator_generator(o: &CMat) -> [f64; 256] {
 
 /// A `[[drive]]` in the two-qubit kernel's form.
 pub fn point_drive(d: &crate::model::drive::Drive) -> crate::job::two_qubit::PointDrive {
-    crate::job::two_qubit::PointDrive { generator: commutator_generator(&d.op), coeffs: crate::job::drive::DriveCoeffs::of(d) }
+    crate::job::two_qubit::PointDrive { generator: commutator_generator(&crate::linalg::traceless_part(&d.op)), coeffs: crate::job::drive::DriveCoeffs::of(d) }
 }
 
 #[cfg(test)]
