@@ -155,15 +155,19 @@ mod tests {
         assert!(max_abs_diff(&h, &rebuilt) < 1e-15);
     }
 
+    /// G x against the reference engine's right-hand side (reference/lindblad.rs: the matrix
+    /// form K x + x K^+ + sum_k L_k x L_k^+, written apart from `lindblad` here), mapped to the
+    /// Pauli basis, on random mixed states.
     #[test]
     fn generator_matches_lindbladian() {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         for sys in systems() {
             let g = generator(&sys);
+            let rhs = crate::reference::lindblad::LindbladRhs::new(&sys);
             for _ in 0..4 {
                 let rho = random_state(&mut rng);
                 let x = to_pauli(&rho);
-                let want = to_pauli(&lindblad(&sys, &from_pauli(&x)));
+                let want = to_pauli(&rhs.eval(&rho));
                 for r in 0..16 {
                     let gx: f64 = (0..16).map(|k| g[16 * r + k] * x[k]).sum();
                     assert!((gx - want[r]).abs() < 1e-12, "row {r}: {gx} vs {}", want[r]);
@@ -171,6 +175,34 @@ mod tests {
             }
             // Trace preservation: the trace row is zero.
             assert!(g[..16].iter().all(|v| v.abs() < 1e-14));
+        }
+    }
+
+    /// A closed-form row: decay of the battery, sigma-_b = |g><e| at rate gamma (with
+    /// H = wb sz_b + wc sz_c, which commutes with sz_b). From D[s-](rho) = s- rho s+ - {s+ s-, rho}/2,
+    ///   d<sz_b>/dt = -gamma (1 + <sz_b>)   (<sz_b> -> -1, the ground state),
+    /// so row 4*0 + 3 of G (x[3] = <I (x) sz_b>, x[0] = Tr rho = 1) is -gamma at columns 0 and 3
+    /// and 0 elsewhere; the charger's <sz_c> (row 4*3 + 0) does not move.
+    #[test]
+    fn battery_decay_row_is_the_closed_form() {
+        use crate::linalg::{identity, sigma_minus, sigma_z};
+        let (gamma, wb, wc) = (0.37, 1.3, 0.8);
+        let (i2, sz) = (identity(2), sigma_z());
+        let h = kron(&i2, &sz) * c(wb, 0.0) + kron(&sz, &i2) * c(wc, 0.0);
+        let sys = OpenSystem {
+            space: Space::TwoQubit,
+            hamiltonian: h,
+            jumps: vec![crate::model::Jump { op: std::sync::Arc::new(kron(&i2, &sigma_minus())), rate: gamma }],
+            h_battery: &sz * c(wb, 0.0),
+            h_charger: &sz * c(wc, 0.0),
+            dephasing: 0.0,
+            coupling: std::sync::Arc::new(CMat::from_element(4, 4, ZERO)),
+        };
+        let g = generator(&sys);
+        for col in 0..16 {
+            let want = if col == 0 || col == 3 { -gamma } else { 0.0 };
+            assert!((g[16 * 3 + col] - want).abs() < 1e-15, "d<sz_b>/dt, column {col}: {} vs {want}", g[16 * 3 + col]);
+            assert!(g[16 * 12 + col].abs() < 1e-15, "d<sz_c>/dt, column {col}: {}", g[16 * 12 + col]);
         }
     }
 
