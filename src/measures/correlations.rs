@@ -175,18 +175,44 @@ mod tests {
 
     #[test]
     fn steering_is_asymmetric_for_asymmetric_states() {
-        // Mixing a Bell state with a local state on one side only makes ab != ba.
-        let g = projector(&[ONE, ZERO]);
-        let half = identity(2) * c(0.5, 0.0);
-        let rho = bell(0) * c(0.7, 0.0) + kron(&half, &g) * c(0.3, 0.0);
+        // rho = 0.7 |Phi+><Phi+| + 0.3 (I/2 (x) |g><g|), charger left. By hand: rho_c = I/2,
+        // rho_b = diag(0.65, 0.35) in (g, e); <sx sx> = 0.7, <sy sy> = -0.7 (project sy),
+        // <sz sz> = 0.7, <I sz> = -0.3, the rest 0 but <I I> = 1. So
+        // C = diag(0, 0.35, -0.35, 0.35) (C_03 = (-0.3 - 1 (-0.3))/2 = 0), ||C||_tr = 1.05,
+        // Tr rho_c^2 = 1/2, Tr rho_b^2 = 0.545, and
+        //   steering_ab = 1.05 - sqrt((2 - 1/2)(1 - 0.545)) = 1.05 - sqrt(0.6825),
+        //   steering_ba = 1.05 - sqrt((2 - 0.545)(1 - 1/2)) = 1.05 - sqrt(0.7275).
+        let g = CMat::from_row_slice(2, 2, &[ONE, ZERO, ZERO, ZERO]);
+        let phi = CMat::from_fn(4, 4, |r, s| if (r == 0 || r == 3) && (s == 0 || s == 3) { c(0.5, 0.0) } else { ZERO });
+        let half_i = CMat::from_row_slice(2, 2, &[c(0.5, 0.0), ZERO, ZERO, c(0.5, 0.0)]);
+        let rho = phi * c(0.7, 0.0) + kron(&half_i, &g) * c(0.3, 0.0);
+        // partial traces by index: rho[(2a + b), (2a' + b')]
+        let rc = CMat::from_fn(2, 2, |a, a2| rho[(2 * a, 2 * a2)] + rho[(2 * a + 1, 2 * a2 + 1)]);
+        let rb = CMat::from_fn(2, 2, |b, b2| rho[(b, b2)] + rho[(2 + b, 2 + b2)]);
+        let purity = |m: &CMat| (m * m).trace().re;
+        let (pc, pb) = (purity(&rc), purity(&rb));
+        assert!((pc - 0.5).abs() < 1e-15 && (pb - 0.545).abs() < 1e-15, "{pc} {pb}");
+        // C_ij = Tr[(G_i (x) G_j)(rho - rho_c (x) rho_b)], G = P/sqrt(2), with explicit matrices
+        let d = &rho - kron(&rc, &rb);
+        let mut cm = Matrix4::zeros();
+        for i in 0..4 {
+            for j in 0..4 {
+                let gg = kron(&(pauli(i) * c(1.0 / S2, 0.0)), &(pauli(j) * c(1.0 / S2, 0.0)));
+                let t = (gg * &d).trace();
+                assert!(t.im.abs() < 1e-15);
+                cm[(i, j)] = t.re;
+            }
+        }
+        let by_hand = Matrix4::from_diagonal(&nalgebra::Vector4::new(0.0, 0.35, -0.35, 0.35));
+        assert!((cm - by_hand).norm() < 1e-15, "{cm}");
+        assert!((loo_matrix(&rho) - cm).norm() < 1e-15, "{}", loo_matrix(&rho));
+        let norm_tr: f64 = cm.singular_values().sum();
+        let want_ab = norm_tr - ((2.0 - pc) * (1.0 - pb)).sqrt();
+        let want_ba = norm_tr - ((2.0 - pb) * (1.0 - pc)).sqrt();
+        assert!((want_ab - (1.05 - 0.6825f64.sqrt())).abs() < 1e-14 && (want_ba - (1.05 - 0.7275f64.sqrt())).abs() < 1e-14);
         let (ab, ba) = steering_loo(&rho);
-        assert!((ab - ba).abs() > 1e-3, "{ab} {ba}");
-        // direct definition with the swapped purities
-        let norm_tr: f64 = loo_matrix(&rho).singular_values().sum();
-        let (rc, rb) = (reduced_charger(&rho), reduced_battery(&rho));
-        let pc = (&rc * &rc).trace().re;
-        let pb = (&rb * &rb).trace().re;
-        assert!((ab - (norm_tr - ((2.0 - pc) * (1.0 - pb)).sqrt())).abs() < 1e-14);
-        assert!((ba - (norm_tr - ((2.0 - pb) * (1.0 - pc)).sqrt())).abs() < 1e-14);
+        assert!((ab - want_ab).abs() < 1e-14, "steering_ab {ab} vs {want_ab}");
+        assert!((ba - want_ba).abs() < 1e-14, "steering_ba {ba} vs {want_ba}");
+        assert!(ab - ba > 1e-2, "{ab} {ba}");
     }
 }
