@@ -148,4 +148,76 @@ mod tests {
         assert!(m1.abs() < 0.02, "{m1}");
         assert!((m2 - 1.0 / 3.0).abs() < 0.02, "{m2}");
     }
+
+    /// The sample mean of `xs` is within 5 of its standard errors (estimated from the sample)
+    /// of `want`.
+    fn assert_mean(what: &str, xs: &[f64], want: f64) {
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        let se = (var / n).sqrt();
+        assert!(mean.is_finite() && se > 0.0, "{what}: mean {mean}, standard error {se}");
+        assert!((mean - want).abs() <= 5.0 * se, "{what}: mean {mean} vs {want} ({:.1} standard errors of {se:.2e})", (mean - want) / se);
+    }
+
+    fn purity(m: &CMat) -> f64 {
+        (m * m).trace().re
+    }
+
+    const DRAWS: u64 = 20_000;
+
+    /// Moments of the ensembles against their closed forms, d = dA dB = 4:
+    /// - haar (a normalised complex Gaussian vector, i.e. Haar on C^2 (x) C^2): the reduced
+    ///   state's mean purity is (dA + dB)/(dA dB + 1) = 4/5 (Lubkin);
+    /// - mixed-hs (G G^+ / Tr, G a square d x d Ginibre matrix: the Hilbert-Schmidt measure):
+    ///   E[Tr rho^2] = 2d/(d^2 + 1) = 8/17;
+    /// - mixed-bures ((I + U) G G^+ (I + U)^+ / Tr, U Haar, G square Ginibre: the Bures
+    ///   measure, Osipov, Sommers and Zyczkowski): E[Tr rho^2] = (5d^2 + 1)/(2d(d^2 + 2)) = 81/144.
+    #[test]
+    fn ensemble_purities_match_their_closed_forms() {
+        let mut reduced = vec![];
+        let mut hs = vec![];
+        let mut bures = vec![];
+        for m in 0..DRAWS {
+            let (rho, _) = two_qubit_state(RandomKind::Haar, &mut state_rng(21, m));
+            // rho_b = Tr_c rho, charger the left factor: rho[(2c + b), (2c + b')]
+            let rb = CMat::from_fn(2, 2, |b, b2| rho[(b, b2)] + rho[(2 + b, 2 + b2)]);
+            reduced.push(purity(&rb));
+            hs.push(purity(&two_qubit_state(RandomKind::MixedHs, &mut state_rng(22, m)).0));
+            bures.push(purity(&two_qubit_state(RandomKind::MixedBures, &mut state_rng(23, m)).0));
+        }
+        assert_mean("haar: Tr rho_b^2", &reduced, 4.0 / 5.0);
+        assert_mean("mixed-hs: Tr rho^2", &hs, 8.0 / 17.0);
+        assert_mean("mixed-bures: Tr rho^2", &bures, 81.0 / 144.0);
+    }
+
+    /// Haar unitaries of U(4): every entry has E|U_ij|^2 = 1/d = 1/4 and, the measure being
+    /// invariant under U -> e^{i phi} U, E[U_ij^2] = 0 (the real and imaginary parts apart).
+    /// A QR whose R diagonal keeps the phases of a Householder convention is not Haar: then
+    /// Q's diagonal has a fixed phase and E[U_jj^2] = E|U_jj|^2 != 0. (nalgebra's R diagonal
+    /// is already real and non-negative, so the division in `haar_unitary` guards against a
+    /// change of convention; making Q's diagonal real instead fails here at 180 standard errors.)
+    #[test]
+    fn haar_unitary_moments() {
+        let n = DRAWS as usize;
+        let mut abs2 = vec![Vec::with_capacity(n); 16];
+        let mut sq_re = vec![Vec::with_capacity(n); 16];
+        let mut sq_im = vec![Vec::with_capacity(n); 16];
+        for m in 0..DRAWS {
+            let u = haar_unitary(4, &mut state_rng(24, m));
+            for k in 0..16 {
+                let z = u[(k / 4, k % 4)];
+                abs2[k].push(z.norm_sqr());
+                let z2 = z * z;
+                sq_re[k].push(z2.re);
+                sq_im[k].push(z2.im);
+            }
+        }
+        for k in 0..16 {
+            let (i, j) = (k / 4, k % 4);
+            assert_mean(&format!("E|U_{i}{j}|^2"), &abs2[k], 0.25);
+            assert_mean(&format!("Re E[U_{i}{j}^2]"), &sq_re[k], 0.0);
+            assert_mean(&format!("Im E[U_{i}{j}^2]"), &sq_im[k], 0.0);
+        }
+    }
 }
