@@ -1,4 +1,5 @@
-//! Every closed-form check of docs/physics.md (`qbat-gpu validate`), on the CPU engines.
+//! Every closed-form check of docs/physics.md (`qbat-gpu validate`, `ALL_CHECKS`), on the CPU
+//! engines; `protocol_storage` is run in tests/protocol.rs with the other `[protocol]` tests.
 
 use qbat_gpu::run::{Backend, Precision};
 use qbat_gpu::validate::*;
@@ -24,6 +25,12 @@ fn paper000_theorem_relations() {
 #[test]
 fn paper002_eq8_steady_state() {
     assert_all_pass(paper002_steady_state(Backend::Cpu, Precision::F64).unwrap());
+}
+
+/// Steady states from the Liouvillian null space: solved on the CPU in f64 whatever the backend.
+#[test]
+fn paper002_eq8_from_the_null_space() {
+    assert_all_pass(paper002_steady_null_space(Backend::Cpu, Precision::F64).unwrap());
 }
 
 #[test]
@@ -55,4 +62,23 @@ fn eq8_limits() {
 fn circular_drive_follows_the_rabi_formula() {
     assert_all_pass(drive_rabi(Backend::Reference, Precision::F64).unwrap());
     assert_all_pass(drive_rabi(Backend::Cpu, Precision::F64).unwrap());
+}
+
+/// Each of `ALL_CHECKS` has its test: those above, and protocol_storage in tests/protocol.rs. A
+/// new check fails this until it is added.
+#[test]
+fn every_validate_check_has_a_test() {
+    let covered = [
+        "paper000_table1",
+        "paper000_relations",
+        "paper002_steady_state",
+        "paper004_closed_forms",
+        "paper004_decay",
+        "paper004_optimal_powers",
+        "paper002_steady_null_space",
+        "protocol_storage",
+        "drive_rabi",
+    ];
+    let all: Vec<&str> = ALL_CHECKS.iter().map(|(name, _)| *name).collect();
+    assert_eq!(all, covered);
 }
