@@ -1,6 +1,6 @@
 //! `[[drive]]`: time-dependent Hamiltonians on the reference and the CPU engine, checked
 //! against an independent solve of the same H(t) written here (the battery qubit's Schrodinger
-//! equation, not the Lindblad one), the Rabi formula in the rotating-wave limit, and bit
+//! equation, not the Lindblad one; the rotating-wave Rabi formula only checks that solve), and bit
 //! identity with the undriven run before a window opens. Bad drive tables exit 2.
 
 use qbat_gpu::config::{parse_plan, Overrides};
@@ -91,34 +91,40 @@ fn samples_before_a_window_are_those_of_the_undriven_run() {
     }
 }
 
-/// Rotating-wave limit (weak drive, resonant): P_e(t) = sin^2(a t / 2), Rabi frequency = a.
-/// Detuned by delta: the peak excitation is a^2 / (a^2 + delta^2).
+/// A weak drive (a = 0.02) on resonance and detuned by delta, over long times (one and two
+/// Rabi periods), against the independent solve of the same H(t) at every sample. In the
+/// rotating-wave limit P_e(t) = sin^2(a t / 2) on resonance (Rabi frequency a) and the peak
+/// excitation detuned is a^2 / (a^2 + delta^2); the exact solve differs from these by the
+/// counter-rotating terms, of order a / (2 wb) = 1%, so they are not the reference here.
 #[test]
-fn rabi_oscillations_and_detuning_follow_the_rabi_formula() {
+fn rabi_oscillations_and_detuning_match_the_independent_solve() {
     let a = 0.02;
     let t_end = 2.0 * std::f64::consts::PI / a; // one Rabi period
-    let cfg = battery_cfg(&format!("operator = \"sx_b\"\namplitude = {a}\nfrequency = 1.0"), t_end, 201, 0.02);
-    let r = run(&cfg, Backend::Cpu, Precision::F64);
-    let k = col(&r, Measure::EnergyB);
-    for (s, &t) in r.times.iter().enumerate() {
-        let want = (a * t / 2.0).sin().powi(2);
-        // Counter-rotating terms: corrections of order a / (2 wb) = 1%.
-        assert!((r.value(0, s, k) - want).abs() < 0.02, "t = {t}: {} vs {want}", r.value(0, s, k));
-    }
-    // A wrong Rabi frequency (a/2 or 2a) would fail: the half period is the maximum.
-    let half = r.times.iter().position(|&t| t >= t_end / 2.0).unwrap();
-    assert!(r.value(0, half, k) > 0.97);
-    for delta in [0.01, 0.02, 0.04] {
-        let cfg = battery_cfg(&format!("operator = \"sx_b\"\namplitude = {a}\nfrequency = {}", 1.0 + delta), 2.0 * t_end, 801, 0.02);
+    let mut worst = 0.0f64;
+    for (delta, periods, samples) in [(0.0, 1.0, 201), (0.01, 2.0, 801), (0.02, 2.0, 801), (0.04, 2.0, 801)] {
+        let cfg = battery_cfg(&format!("operator = \"sx_b\"\namplitude = {a}\nfrequency = {}", 1.0 + delta), periods * t_end, samples, 0.02);
         let r = run(&cfg, Backend::Cpu, Precision::F64);
-        let peak = (0..r.times.len()).map(|s| r.value(0, s, k)).fold(0.0, f64::max);
-        let want = a * a / (a * a + delta * delta);
-        assert!((peak - want).abs() < 0.03, "delta = {delta}: peak {peak} vs the Rabi formula {want}");
+        let k = col(&r, Measure::EnergyB);
+        // ~0.0079 per sub-step: RK4 error ~1e-10 over 2 periods
+        let want = excited_population(1.0, a, 1.0 + delta, 0.0, &|_| 1.0, &r.times, 200, &[]);
+        for (s, w) in want.iter().enumerate() {
+            let got = r.value(0, s, k);
+            let d = (got - w).abs();
+            assert!(d < 1e-6, "delta = {delta}, t = {}: energy_b = {got} vs the solve {w}", r.times[s]);
+            worst = worst.max(d);
+        }
+        let peak = want.iter().cloned().fold(0.0, f64::max);
+        let rwa = a * a / (a * a + delta * delta);
+        // the solve itself is near the RWA peak (a wrong Rabi frequency or drive strength
+        // in both would not be)
+        assert!((peak - rwa).abs() < 0.03, "delta = {delta}: the solve's peak {peak} vs the RWA {rwa}");
     }
+    eprintln!("weak drive: CPU engine vs the independent solve, worst {worst:.1e}");
 }
 
 /// A swept amplitude is a grid axis with its own summary column; members differ as the
-/// amplitude says (pulse area A sigma sqrt(2 pi) = pi is a pi pulse).
+/// amplitude says (pulse area A sigma sqrt(2 pi) = pi/2 and pi: half excited and nearly
+/// inverted in the rotating-wave limit), each matching the independent solve.
 #[test]
 fn amplitude_sweeps_like_a_parameter() {
     let sigma = 2.0;
@@ -135,10 +141,17 @@ fn amplitude_sweeps_like_a_parameter() {
     assert_eq!(plan.drives[1][0].amplitude, api);
     let r = run(&cfg, Backend::Cpu, Precision::F64);
     let k = col(&r, Measure::EnergyB);
-    let last = r.times.len() - 1;
+    let env = |t: f64| (-0.5 * ((t - 10.0) / sigma).powi(2)).exp();
+    for (i, amp) in [api / 2.0, api].into_iter().enumerate() {
+        let want = excited_population(1.0, amp, 1.0, 0.0, &env, &r.times, 500, &[]);
+        for (s, w) in want.iter().enumerate() {
+            let got = r.value(i, s, k);
+            assert!((got - w).abs() < 1e-8, "amplitude {amp}, t = {}: energy_b = {got} vs the solve {w}", r.times[s]);
+        }
+    }
     // pi/2 pulse: half excited; pi pulse: (nearly) inverted, up to counter-rotating terms.
-    assert!((r.value(0, last, k) - 0.5).abs() < 0.05, "{}", r.value(0, last, k));
-    assert!(r.value(1, last, k) > 0.95, "{}", r.value(1, last, k));
+    let last = r.times.len() - 1;
+    assert!((r.value(0, last, k) - 0.5).abs() < 0.05 && r.value(1, last, k) > 0.95, "{} {}", r.value(0, last, k), r.value(1, last, k));
 }
 
 /// The same drive as a named operator and as the explicit matrix, on the charger and the
