@@ -142,7 +142,7 @@ fn listed_charger_measures_agree_between_the_cpu_engine_and_the_reference() {
             let mut size = 0.0f64;
             for i in 0..plan.members.len() {
                 for s in 0..plan.schedule.times.len() {
-                    worst = worst.max((fast.value(i, s, k) - refr.value(i, s, k)).abs());
+                    worst = worst.max(crate::common::deviation(fast.value(i, s, k), refr.value(i, s, k)));
                     size = size.max(refr.value(i, s, k).abs());
                 }
             }

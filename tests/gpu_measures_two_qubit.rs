@@ -84,7 +84,7 @@ fn device_measures_of_fixed_states_match_the_reference_and_the_twin() {
     if ctx.info.has_f64 {
         precisions.push(Precision::F64);
     } else {
-        eprintln!("adapter without SHADER_F64: f32 only");
+        crate::common::no_f64("the f64 eigen measures");
     }
     for precision in precisions {
         let (res, ev) = run_two_qubit_gpu_measured(ctx, &job, Some(&eigen), precision, &GpuRunOptions::default(), &|_| Ok(())).unwrap();

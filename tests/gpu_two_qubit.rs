@@ -410,7 +410,7 @@ fn deviation_from_reference(case: &Case, res: &TwoQubitResult) -> (Vec<(Measure,
     let states = res.states.as_ref().expect("keep_states");
     for (got, want) in states.chunks_exact(16).zip(&case.reference.states) {
         for i in 0..16 {
-            sdev = sdev.max((got[i] - want[i]).abs());
+            sdev = sdev.max(crate::common::deviation(got[i], want[i]));
         }
     }
     (res.measures.iter().copied().zip(dev).collect(), sdev)
@@ -544,7 +544,7 @@ fn gpu_matches_twin_and_reference() {
             eprintln!("gpu f64 vs twin f64 {:<13} max {worst:.2e}", case.kind.name());
             assert!(worst <= 1e-11);
         } else {
-            eprintln!("adapter has no SHADER_F64: f64 comparison not run");
+            crate::common::no_f64("the f64 comparison");
         }
     }
 }

@@ -4,7 +4,7 @@
 //! the GPU cavity engine refuses full states; a complex sweep of alpha expands into the members
 //! it names, and bad shapes are exit 2 naming the field.
 
-use crate::common::{bin, config, kill_after_blocks, ok, run_config_text};
+use crate::common::{bin, config, deviation, kill_after_blocks, ok, run_config_text};
 use qbat_gpu::config::{parse_plan, Overrides};
 use qbat_gpu::linalg::{c, CMat, C64};
 use qbat_gpu::model::ParamValue;
@@ -53,9 +53,10 @@ fn check_run(cfg: &str, backend: &str, kind: &str, d: u64, energy: &dyn Fn(&CMat
     let mut worst = (0.0f64, 0.0f64, 0.0f64);
     for (i, rho) in st.chunks_exact(d * d).enumerate() {
         let m = CMat::from_row_slice(d, d, rho);
-        worst.0 = worst.0.max((&m - m.adjoint()).iter().map(|z| z.norm()).fold(0.0, f64::max));
-        worst.1 = worst.1.max((m.trace() - C64::new(1.0, 0.0)).norm());
-        worst.2 = worst.2.max((energy(&m) - series[i * nm + k]).abs());
+        // (`deviation` counts a NaN as infinitely far, where f64::max would drop it)
+        worst.0 = (&m - m.adjoint()).iter().fold(worst.0, |w, z| w.max(deviation(z.norm(), 0.0)));
+        worst.1 = worst.1.max(deviation((m.trace() - C64::new(1.0, 0.0)).norm(), 0.0));
+        worst.2 = worst.2.max(deviation(energy(&m), series[i * nm + k]));
     }
     assert!(worst.0 < 1e-13, "{backend} {kind}: not Hermitian ({:e})", worst.0);
     assert!(worst.1 < 1e-10, "{backend} {kind}: trace off by {:e}", worst.1);

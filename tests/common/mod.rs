@@ -24,6 +24,15 @@ pub fn have_gpu(need_f64: bool) -> bool {
     }
 }
 
+/// An f64 comparison the adapter cannot run (no SHADER_F64): a note, or under
+/// QBAT_REQUIRE_GPU=1 a failure (CI's adapters, lavapipe included, have f64).
+pub fn no_f64(what: &str) {
+    if std::env::var("QBAT_REQUIRE_GPU").as_deref() == Ok("1") {
+        panic!("QBAT_REQUIRE_GPU=1 but the adapter has no SHADER_F64: {what} not run");
+    }
+    eprintln!("adapter without SHADER_F64: {what} not run");
+}
+
 /// The release binary, with a usable XDG_RUNTIME_DIR (Mesa wants one), no injected faults,
 /// and no pipeline cache on disk (the user's is not the tests'; one test sets its own).
 pub fn bin() -> std::process::Command {
@@ -135,6 +144,18 @@ pub fn assert_window_bits(undriven: &qbat_gpu::run::RunResult, windowed: &qbat_g
 
 /// The largest |a - b| of measure column `k` over every member and sample of two runs of one
 /// plan, each value checked finite (a NaN would pass unseen through `f64::max`).
+/// |got - want| for folding into a worst case with `f64::max`, a non-finite `got` (or a NaN
+/// difference) counting as infinitely far: `f64::max` drops NaN, so a run of NaN would fold to a
+/// worst case of 0 and pass.
+pub fn deviation(got: f64, want: f64) -> f64 {
+    let d = (got - want).abs();
+    if got.is_finite() && !d.is_nan() {
+        d
+    } else {
+        f64::INFINITY
+    }
+}
+
 pub fn worst_deviation(a: &qbat_gpu::run::RunResult, b: &qbat_gpu::run::RunResult, k: usize) -> f64 {
     assert_eq!((a.member_ids.len(), a.times.len(), a.measures.len()), (b.member_ids.len(), b.times.len(), b.measures.len()), "runs of different shapes");
     let mut worst = 0.0f64;
