@@ -23,12 +23,12 @@ mod cli;
 mod control;
 /// the dicke model: 2^N ergotropy, N = 1 and N = 2 against explicit models, conservation
 mod dicke;
+/// a matrix drive: its identity part dropped by every engine, its Hermitian part taken
+mod drive_shift;
 /// `[[drive]]`: H(t) against an independent solve, the Rabi formula, windows bit for bit
 mod drives;
 /// `[[drive]]` on cavity-cells: the CPU engine against an independent solve and the reference
 mod drives_cavity;
-/// a matrix drive's identity part: dropped, on every engine; the checks made without it
-mod drive_shift;
 /// --verify's check of dt: a member at dt / 2, against the error at dt; run.json and merge
 mod dt_check;
 /// the CPU engine and the f64 reference agree on every model

@@ -89,20 +89,17 @@ fn operator(v: Option<&Value>, space: Space, field: &str) -> Result<(CMat, Optio
     if m.nrows() != dim {
         return Err(invalid(field, format!("must be {dim}x{dim} (the model's dimension), got {}x{}", m.nrows(), m.ncols())));
     }
-    // O - (Re Tr O / dim) I: the identity part commutes with every state and changes none,
-    // so no engine carries it. Kept, a shift of 1e15 cost 1e15 eps at every step of the f64
-    // reference (K x + x K^+ cancels it), and it set the scale of the checks below and of the
-    // cavity kernel's slots, where a part 1e-12 of it passed for none at all.
-    let m = crate::linalg::traceless_part(&m);
-    if !crate::linalg::is_finite(&m) {
-        return Err(invalid(field, "has entries so large that the matrix less its identity part overflows"));
-    }
-    // relative: a matrix of small entries is scaled by its amplitude later
+    // Hermitian to 1e-12 of the largest entry (an identity part counts: a matrix built
+    // numerically around a large shift carries its rounding everywhere), and taken as its
+    // Hermitian part (O + O^+) / 2, so that every engine integrates the same Hermitian O (the
+    // same bits where O is exactly Hermitian). The identity part itself, which changes no
+    // state, is left for the engines to drop.
     let scale = m.iter().map(|z| z.norm()).fold(0.0, f64::max);
     let err = hermiticity_error(&m);
     if err > 1e-12 * scale {
         return Err(invalid(field, format!("must be Hermitian (largest |O_ij - conj(O_ji)| = {err:e})")));
     }
+    let m = (&m + m.adjoint()) * crate::linalg::C64::new(0.5, 0.0);
     Ok((m, None))
 }
 

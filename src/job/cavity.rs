@@ -37,7 +37,9 @@ pub struct CavityDrive {
 /// A `[[drive]]` of cavity-cells in the structured engines' form: a named operator is its slot
 /// with weight 1; a matrix given in the config is projected on the slots (they are orthogonal
 /// in the trace inner product, and orthogonal to the identity) and taken when the rest,
-/// O - Tr(O)/dim I - sum_s w_s O_s, vanishes to 1e-12 of O's largest entry. None: the matrix is
+/// O - Tr(O)/dim I - sum_s w_s O_s, vanishes to 1e-12 of the largest entry of O - Tr(O)/dim I
+/// (on the diagonal, also to 4 eps of O's largest diagonal entry: the rounding of a shift written
+/// into each diagonal entry). None: the matrix is
 /// outside the slots' span (the f64 reference integrates such a run).
 pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<CavityDrive> {
     use crate::model::drive::named_operators;
@@ -51,13 +53,16 @@ pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<Cav
         if d.op.nrows() != dim || d.op.ncols() != dim {
             return None;
         }
-        // O less its identity part (the config drops it already; a Drive built otherwise may
-        // hold one), which sets the scale below: a shift of 1e12 beside a unit part outside
-        // the slots let that part pass for rounding
+        // O less its identity part, which sets the scale below: a shift of 1e12 beside a unit
+        // part outside the slots let that part pass for rounding
         let mut rest = crate::linalg::traceless_part(&d.op);
         // relative to the matrix's own size, so that a small matrix with a large amplitude keeps
         // its part outside the slots
         let scale = rest.iter().map(|z| z.norm()).fold(0.0, f64::max);
+        // A diagonal written as shift + value (`123456.789 + 0.3` in decimal) holds each entry
+        // to its rounding, 2^-53 of the shift, which no slot takes: that much left on the
+        // diagonal is the input's own precision. Off the diagonal a shift rounds nothing.
+        let diagonal_rounding = 4.0 * f64::EPSILON * (0..dim).map(|i| d.op[(i, i)].norm()).fold(0.0, f64::max);
         for (s, name) in DRIVE_SLOT_NAMES.iter().enumerate() {
             let (_, o) = ops.iter().find(|(n, _)| n == name)?;
             // w = Tr(O_s O) / Tr(O_s O_s), real for Hermitian O_s and O (the slots are
@@ -67,8 +72,11 @@ pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<Cav
             weights[s] = w;
             rest -= o * C64::new(w, 0.0);
         }
+        // the identity part the rounded mean of the diagonal left (the slots have none)
+        let rest = crate::linalg::traceless_part(&rest);
         // (a NaN entry is never a combination of the slots)
-        if rest.iter().any(|z| !(z.norm() <= 1e-12 * scale)) {
+        let within = |i: usize, j: usize| rest[(i, j)].norm() <= 1e-12 * scale + if i == j { diagonal_rounding } else { 0.0 };
+        if !(0..dim).all(|i| (0..dim).all(|j| within(i, j))) {
             return None;
         }
     }
@@ -336,5 +344,24 @@ mod tests {
                 assert!((got - w).abs() < 1e-14, "shift {shift}: {:?}", d.weights);
             }
         }
+        // 123456.789 I + 0.3 sz_1 + 0.2 sz_2 with each diagonal entry written in decimal (so
+        // each rounded on its own, to about 1e-11): a combination of the slots, as it was when
+        // the scale was the shift's; sx_1 sx_2 beside it stays outside.
+        let (sz1, sz2) = (&named[2].1, &named[5].1);
+        let written = |v: f64| -> f64 {
+            let text = match (v * 10.0).round() as i64 {
+                5 => "123457.289",
+                1 => "123456.889",
+                -1 => "123456.689",
+                -5 => "123456.289",
+                other => panic!("{other}"),
+            };
+            text.parse().unwrap()
+        };
+        let decimal =
+            CMat::from_fn(dim, dim, |i, j| if i == j { C64::new(written(0.3 * sz1[(i, i)].re + 0.2 * sz2[(i, i)].re), 0.0) } else { C64::new(0.0, 0.0) });
+        let d = cavity_drive(&drive(decimal.clone(), None), n_fock).expect("a combination, to the diagonal's rounding");
+        assert!((d.weights[2] - 0.3).abs() < 1e-10 && (d.weights[5] - 0.2).abs() < 1e-10, "{:?}", d.weights);
+        assert!(cavity_drive(&drive(&decimal + sx1 * sx2, None), n_fock).is_none());
     }
 }
