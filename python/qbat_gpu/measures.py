@@ -6,6 +6,12 @@ numpy arrays (or ``qutip.Qobj``) of shape (..., 4, 4) for two-qubit density matr
 and (..., d, d) for a battery state with its Hamiltonian. Each returns an array of shape (...)
 (a float for a single state).
 
+Each state must be a density matrix: finite, Hermitian to 1e-5 of its largest entry, of trace 1
+to within 1e-3 and with no eigenvalue below -1e-3 (the health tolerances of an f32 run: any
+state a healthy run saved, complex64 rounding included, is measured). Anything else is a
+ConfigError naming the argument and the state's index in the batch (``rho[3]: is not a density
+matrix: its trace is 2.000000000 ...``).
+
 >>> import qbat_gpu as qb, numpy as np
 >>> bell = np.zeros((4, 4)); bell[1, 1] = bell[2, 2] = bell[1, 2] = bell[2, 1] = 0.5
 >>> float(qb.measures.concurrence(bell))

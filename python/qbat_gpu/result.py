@@ -256,7 +256,10 @@ class Result:
         place or replaced since the run; one whose peaks (``max_energy_b``, ...) or members'
         health no longer agree with the run's is refused (a ConfigError naming ``series``)
         rather than saved beside a summary that contradicts it: save the run's own series, or
-        write an altered array with numpy."""
+        write an altered array with numpy. Likewise ``states``: a member's states that differ
+        from the run's must each be a density matrix (finite, Hermitian, positive, of unit
+        trace, to the health tolerances of the run's precision: 1e-3 for f32, 1e-8 and 1e-6
+        for f64), else a ConfigError naming ``states``."""
         if not isinstance(format, str):
             raise config_error("format", f"must be 'npy' or 'csv', got {type(format).__name__}")
         if format not in ("npy", "csv"):

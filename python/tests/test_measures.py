@@ -120,3 +120,36 @@ def test_measure_input_errors():
         qb.measures.concurrence(np.eye(2))
     with pytest.raises(qb.ConfigError, match="Hermitian"):
         qb.measures.concurrence(np.triu(np.ones((4, 4))) / 4)
+
+
+def test_measures_refuse_states_that_are_not_density_matrices():
+    """A state of trace 2 gave concurrence 2.0 (only |entries| <= 1 was checked): a state whose
+    trace is not 1, that is not Hermitian or not positive beyond the measures' tolerance, or
+    has a non-finite entry is a ConfigError naming the argument and the state's index in the
+    batch, on one line. States within the tolerance (complex64 rounding, a healthy f32 run's
+    drift) are measured."""
+    bell = np.zeros((4, 4), dtype=complex)
+    bell[1, 1] = bell[2, 2] = bell[1, 2] = bell[2, 1] = 0.5
+    nonherm = bell.copy()
+    nonherm[0, 3] = 0.01
+    nonpos = np.diag([0.6, 0.5, -0.1, 0.0]).astype(complex)
+    nan = bell.copy()
+    nan[0, 0] = np.nan
+    for bad, what in ((2 * bell, "trace"), (0.5 * bell, "trace"), (nonherm, "Hermitian"), (nonpos, "positive"), (nan, "finite")):
+        for name in ("concurrence", "purity", "entropy_b", "steering_f3"):
+            with pytest.raises(qb.ConfigError) as e:
+                getattr(qb.measures, name)(np.stack([bell, bell, bad]))
+            assert e.value.field == "rho[2]" and what in str(e.value) and "\n" not in str(e.value), (name, what, str(e.value))
+    rho_b = np.diag([0.3, 0.7]).astype(complex)
+    for bad in (2 * rho_b, np.diag([1.2, -0.2]).astype(complex)):
+        with pytest.raises(qb.ConfigError) as e:
+            qb.measures.ergotropy(np.stack([rho_b, bad]), np.diag([0.0, 1.0]))
+        assert e.value.field == "rho_b[1]", str(e.value)
+    # complex64 rounding and a trace drift of 1e-4 are within the tolerance
+    rng = np.random.default_rng(3)
+    g = rng.normal(size=(50, 4, 4)) + 1j * rng.normal(size=(50, 4, 4))
+    rho = g @ np.conj(np.swapaxes(g, 1, 2))
+    rho /= np.trace(rho, axis1=1, axis2=2)[:, None, None]
+    f32 = rho.astype(np.complex64)
+    assert np.allclose(qb.measures.concurrence(f32), qb.measures.concurrence(rho), atol=1e-5)
+    assert abs(qb.measures.purity(bell * (1 + 1e-4)) - 1.0) < 1e-3

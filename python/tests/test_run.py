@@ -426,3 +426,35 @@ def test_save_refuses_a_replaced_series_that_contradicts_the_summary(tmp_path):
     assert e.value.field == "series" and "\n" not in str(e.value), str(e.value)
     assert "member 1 is nonfinite in it, not ok as in the run" in str(e.value), str(e.value)
     assert not (tmp_path / "o").exists()
+
+
+def test_save_refuses_states_edited_into_non_density_matrices(tmp_path):
+    """Result.save wrote states.npy with NaN entries, or 7 I (trace 28), for members summary.csv
+    marks ok, when r.states had been edited in place: states that differ from the run's must be
+    finite, Hermitian, positive and of unit trace (to the run precision's health tolerance),
+    else a one-line ConfigError naming ``states`` and nothing written. The run's own states,
+    and an edit that leaves them density matrices, are saved."""
+    r = qb.run(BLOCH, backend="cpu", progress=False, save_states="reduced")
+    own = r.states.copy()
+    r.save(tmp_path / "own", plots=False)
+    for edit in ("nan", "7I", "trace", "nonherm", "nonpos"):
+        r.states[...] = own
+        if edit == "nan":
+            r.states[2, 3, 0, 0] = np.nan
+        elif edit == "7I":
+            r.states[2, 3] = 7 * np.eye(4)
+        elif edit == "trace":
+            r.states[2, 3] *= 1.01
+        elif edit == "nonherm":
+            r.states[2, 3, 0, 1] += 0.01
+        else:
+            r.states[2, 3] = np.diag([1.2, -0.2, 0.0, 0.0])
+        with pytest.raises(qb.ConfigError) as e:
+            r.save(tmp_path / edit, plots=False)
+        assert e.value.field == "states" and "\n" not in str(e.value) and "member 2" in str(e.value), (edit, str(e.value))
+        assert not (tmp_path / edit).exists()
+    # an edit that keeps a density matrix (another member's state) is saved as given
+    r.states[...] = own
+    r.states[2, 3] = own[0, 0]
+    r.save(tmp_path / "swapped", plots=False)
+    assert np.array_equal(np.load(tmp_path / "swapped" / "states.npy")[2, 3], own[0, 0])

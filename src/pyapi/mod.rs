@@ -55,6 +55,9 @@ pub struct InMemory {
     /// stats.csv of the values whose BLAKE3 hash is kept beside it: the caller's array may be
     /// edited in place between two reads, and the text must follow it.
     pub stats_cache: std::sync::Mutex<Option<(blake3::Hash, String)>>,
+    /// Each member's saved states' hash (`state_checks::member_hashes`): `save` checks those the
+    /// caller changed.
+    pub state_hashes: Vec<blake3::Hash>,
 }
 
 /// The `save_states` option by name: "reduced" or "full".
@@ -98,7 +101,9 @@ pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f
         (0..r.member_ids.len()).map(|i| member_health(&values[i * ns * nm..(i + 1) * ns * nm], &r.info.measures, r.info.precision)).collect();
     let mut fock = FockTailFlags::default();
     fock_flags(&plan, &r.info.measures, &values, &plan, ns, &mut fock);
-    let mut run = InMemory { plan, options, info: r.info, member_ids: r.member_ids, peaks: r.peaks, health, fock, stats_cache: Default::default() };
+    let state_hashes = states.as_deref().map_or(vec![], |st| state_checks::member_hashes(st, st.len() / r.member_ids.len().max(1)));
+    let mut run =
+        InMemory { plan, options, info: r.info, member_ids: r.member_ids, peaks: r.peaks, health, fock, stats_cache: Default::default(), state_hashes };
     if !run.health.is_empty() && run.health.iter().all(|h| *h != Health::Ok) {
         return Err(QbatError::Numerics(format!(
             "every member was flagged unhealthy; {}",
@@ -247,6 +252,10 @@ impl InMemory {
         };
         self.check_peaks(values)?;
         self.check_health(values)?;
+        if let Some((st, d)) = saved {
+            let tol = state_checks::DensityTol::run(self.info.precision);
+            state_checks::check_saved_states(st, d, &self.member_ids, &self.info.times, &self.state_hashes, tol)?;
+        }
         OutputDir::check(dir, force)?;
         let out = OutputDir::begin(dir, force)?;
         // The plots are drawn from the assembled files and committed with them (as the CLI does).
@@ -404,7 +413,9 @@ use batch::mat;
 pub use batch::{batch_plan, batch_run_error, check_batch_arrays, Batch};
 
 mod keywords;
+mod state_checks;
 pub use keywords::{keyword_error, keyword_error_keeping, keyword_field, keyword_message, keyword_message_keeping, renamed_field, shard, shown_paths};
+use state_checks::{check_hamiltonian, check_measured_state};
 
 // ---------------------------------------------------------------------------------------------
 // Measures of given states
@@ -432,47 +443,8 @@ fn state_measure_fn(name: &str) -> Result<fn(&CMat) -> f64> {
     })
 }
 
-/// Check that a matrix is a finite, Hermitian (to 1e-10 relative) square matrix.
-fn check_hermitian(m: &CMat, field: &str) -> Result<()> {
-    if !crate::linalg::is_finite(m) {
-        return Err(QbatError::invalid(field, "has a non-finite entry"));
-    }
-    let scale = m.iter().map(|z| z.norm()).fold(1.0, f64::max);
-    let e = crate::linalg::hermiticity_error(m);
-    if e > 1e-10 * scale {
-        return Err(QbatError::invalid(field, format!("must be Hermitian (largest |m_ij - conj m_ji| = {e:.3e})")));
-    }
-    Ok(())
-}
-
-/// `check_hermitian`, and entries within a config's bound on its numbers: beyond it the
-/// eigen-solves' squares overflow (an ergotropy against h = 1e308 came back NaN).
-fn check_hamiltonian(h: &CMat, field: &str) -> Result<()> {
-    check_hermitian(h, field)?;
-    let largest = h.iter().map(|z| z.norm()).fold(0.0, f64::max);
-    if largest > crate::config::values::MAX_MAGNITUDE {
-        return Err(QbatError::invalid(field, format!("has an entry of modulus {largest:.3e}, beyond {:e}", crate::config::values::MAX_MAGNITUDE)));
-    }
-    Ok(())
-}
-
-/// A density matrix's entries are at most 1 in modulus (|rho_ij|^2 <= rho_ii rho_jj, Tr rho =
-/// 1): one far beyond is not a state, and the eigen-solves of its measures would overflow (and
-/// could then iterate without end).
-const DENSITY_ENTRY_MAX: f64 = 1.0 + 1e-6;
-
-/// `check_hermitian`, and entries no larger than a density matrix's.
-fn check_density_entries(rho: &CMat, field: &str) -> Result<()> {
-    check_hermitian(rho, field)?;
-    let largest = rho.iter().map(|z| z.norm()).fold(0.0, f64::max);
-    if largest > DENSITY_ENTRY_MAX {
-        return Err(QbatError::invalid(field, format!("is not a density matrix: an entry of modulus {largest:.3e} (at most 1 in a state of unit trace)")));
-    }
-    Ok(())
-}
-
 /// A state measure over `states` (n x 16, row-major 4x4 two-qubit density matrices), in
-/// parallel; each state must be Hermitian.
+/// parallel; each state must be a density matrix (`state_checks::DensityTol::measures`).
 pub fn state_measure_batch(name: &str, states: &[C64]) -> Result<Vec<f64>> {
     let f = state_measure_fn(name)?;
     states
@@ -480,7 +452,7 @@ pub fn state_measure_batch(name: &str, states: &[C64]) -> Result<Vec<f64>> {
         .enumerate()
         .map(|(i, s)| {
             let rho = mat(s, 4);
-            check_density_entries(&rho, &format!("rho[{i}]"))?;
+            check_measured_state(&rho, &format!("rho[{i}]"))?;
             Ok(f(&rho))
         })
         .collect()
@@ -511,7 +483,7 @@ pub fn battery_measure_batch(name: &str, states: &[C64], hamiltonians: &[C64], d
         .enumerate()
         .map(|(i, s)| {
             let rho = mat(s, d);
-            check_density_entries(&rho, &format!("rho_b[{i}]"))?;
+            check_measured_state(&rho, &format!("rho_b[{i}]"))?;
             match &h0 {
                 Some(h0) => Ok(f(&rho, h0)),
                 None => {
