@@ -5,9 +5,10 @@
 //! (`keyword_message`); the CLI's messages are left as they are.
 //!
 //! A flag is translated where it starts a word (not inside a path such as `/runs/--out`). A
-//! path the caller gave (an output or shard directory) is the caller's text wherever the
-//! message shows it, and is copied as it is (`keyword_message_keeping`, `shown_paths`): one
-//! named `/runs/x --force` keeps its ` --force`.
+//! path the caller gave to the call (an output or shard directory) is the caller's text
+//! wherever the call's messages show it, and is copied as it is (`keyword_message_keeping`,
+//! `shown_paths`): one named `/runs/x --force` keeps its ` --force`, and an error whose field
+//! is the directory `--my-dir` names it so, not `my_dir`.
 
 use crate::error::{QbatError, Result};
 use crate::study::Shard;
@@ -129,21 +130,32 @@ pub fn keyword_message(text: &str) -> String {
     keyword_message_keeping(text, &[])
 }
 
-/// `keyword_message`, with each of `kept` (the caller's paths as the message may show them:
-/// `shown_paths`) copied as it is where a word starts with it.
+/// `keyword_message`, with the caller's paths (`kept`: their forms, `shown_paths`) copied as
+/// they are where a word starts with one of them or with one of their parent directories.
+///
+/// A path that reads as a flag and nothing else (a directory named `--force`) is the flag
+/// where the message advises it: it is the path only at the message's start, after `out=` (the
+/// CLI's `--resume DIR`), or followed by more of its path (`--force/run.json`).
 pub fn keyword_message_keeping(text: &str, kept: &[String]) -> String {
-    // (the longest first: a path before its parent)
-    let mut kept: Vec<&str> = kept.iter().map(String::as_str).filter(|k| !k.is_empty()).collect();
-    kept.sort_by_key(|k| std::cmp::Reverse(k.len()));
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     let mut word_starts = true;
     while let Some(c) = rest.chars().next() {
-        if let Some(path) = kept.iter().find(|k| word_starts && rest.starts_with(**k)) {
-            out += path;
-            rest = &rest[path.len()..];
-            word_starts = !path.ends_with(in_word);
-            continue;
+        let path = if word_starts { kept_len(rest, kept) } else { 0 };
+        if path > 0 {
+            let (shown, after) = rest.split_at(path);
+            let a_flag = flag_at(shown).is_some_and(|(taken, _)| taken == path);
+            if !a_flag || out.is_empty() || out.ends_with("out=") || after.starts_with(in_word) {
+                // (a path that no translation would change is copied up to its last word
+                // start, where a flag may begin that the path's end does not end)
+                let copied = if keyword_message(shown) != shown { path } else { shown.rfind(|c: char| !in_word(c)).map_or(0, |i| i + 1) };
+                if copied > 0 {
+                    out += &rest[..copied];
+                    word_starts = !rest[..copied].ends_with(in_word);
+                    rest = &rest[copied..];
+                    continue;
+                }
+            }
         }
         // (the advice's end is its message's last: a path may hold anything before it)
         let around = AROUND_PATH.iter().find_map(|(before, after, py_before, py_after)| {
@@ -196,24 +208,56 @@ pub fn keyword_field(field: &str) -> String {
     }
 }
 
-/// The texts under which the library's messages show `paths` (the caller's): each as given
-/// and resolved, its parent directories, and the staging name beside it
-/// (`.NAME.partial...`), those of them only that hold a flag where a word starts (the
-/// others read the same either way). What `keyword_message_keeping` keeps.
+/// The bytes of `text` that start with one of `kept` (`shown_paths`) or one of its parent
+/// directories (the form up to a `/` of it), the longest: 0 where none does. Each form is read
+/// once, up to where it and `text` part: no parent is spelled out.
+fn kept_len(text: &str, kept: &[String]) -> usize {
+    let longest = kept.iter().map(|form| {
+        let (t, f) = (text.as_bytes(), form.as_bytes());
+        let same = t.iter().zip(f).take_while(|(a, b)| a == b).count();
+        if same == f.len() {
+            return same;
+        }
+        // (a parent: the form up to a `/` where the two are still the same; not the root)
+        f[..=same].iter().rposition(|&b| b == b'/').unwrap_or(0)
+    });
+    longest.max().unwrap_or(0)
+}
+
+/// The texts under which the library's messages show `paths` (the caller's): each as given,
+/// as its components spell it (`x/.` is `x`: what `out_path` advises), resolved (itself or, not
+/// there yet, its parent), and the staging name beside each (`.NAME.partial...`); those only
+/// that may read otherwise as keywords (a plain `/tmp/o` reads the same either way). Their
+/// parent directories are not listed: `keyword_message_keeping` finds them in these. At most
+/// six texts a path, each no longer than the path resolved, and a canonicalize or two: worked
+/// out once, at a call's start.
 pub fn shown_paths(paths: &[&Path]) -> Vec<String> {
     let mut shown: Vec<String> = vec![];
     for path in paths {
-        let resolved = std::fs::canonicalize(path).ok();
-        for p in std::iter::once(*path).chain(resolved.as_deref()) {
+        let plain: std::path::PathBuf = path.components().collect();
+        let resolved = std::fs::canonicalize(path).ok().or_else(|| {
+            let name = path.file_name()?;
+            std::fs::canonicalize(crate::output::parent_of(path)).ok().map(|dir| dir.join(name))
+        });
+        for p in [*path, plain.as_path()].into_iter().chain(resolved.as_deref()) {
             let staging = p.file_name().map(|name| crate::output::parent_of(p).join(format!(".{}.partial", name.to_string_lossy())));
-            for text in p.ancestors().chain(staging.as_deref()).map(|a| a.display().to_string()) {
-                if keyword_message(&text) != text && !shown.contains(&text) {
+            for text in std::iter::once(p).chain(staging.as_deref()).map(|a| a.display().to_string()) {
+                if may_read_otherwise(&text) && !shown.contains(&text) {
                     shown.push(text);
                 }
             }
         }
     }
     shown
+}
+
+/// Whether `form` or one of its parents may be changed by `keyword_message`, or as a field by
+/// `keyword_field` (a plain path is not): each `/` read as a word's end, where it is one only
+/// at the end of a parent.
+fn may_read_otherwise(form: &str) -> bool {
+    let words = form.replace('/', " ");
+    let first = form.split('/').next().unwrap_or_default();
+    keyword_message(&words) != words || keyword_field(first) != first
 }
 
 /// Shard `k` of `n` as Python's `shard=(k, n)` gives it: a refusal names `shard` and shows the
@@ -229,9 +273,11 @@ pub fn keyword_error(e: QbatError) -> QbatError {
     keyword_error_keeping(e, &[])
 }
 
-/// `keyword_error`, with `kept` (`shown_paths`) as they are in its field and message.
+/// `keyword_error`, with `kept` (`shown_paths`) as they are in its field and message: a field
+/// that is a caller's path (or a parent of one) is named as given, unless it is a flag's name.
 pub fn keyword_error_keeping(e: QbatError, kept: &[String]) -> QbatError {
-    let field = |f: String| if kept.contains(&f) { f } else { keyword_field(&f) };
+    let is_path = |f: &str| !f.is_empty() && kept_len(f, kept) == f.len() && !FLAGS.iter().any(|(flag, _, _)| *flag == f);
+    let field = |f: String| if is_path(&f) { f } else { keyword_field(&f) };
     let message = |m: String| keyword_message_keeping(&m, kept);
     match e {
         QbatError::Invalid { field: f, reason } => QbatError::Invalid { field: field(f), reason: message(reason) },
@@ -441,5 +487,68 @@ mod tests {
         // a path field is the caller's
         let e = keyword_error_keeping(QbatError::invalid(out.display().to_string(), "x --force y"), &kept);
         assert_eq!(e.to_string(), format!("{}: x force=True y", out.display()));
+    }
+    #[test]
+    fn a_path_field_is_the_callers_even_where_it_reads_the_same() {
+        // `--my-dir` holds no flag a message translates, but as a field it reads as one
+        let kept = shown_paths(&[Path::new("--my-dir")]);
+        let cut = "holds a commit that was cut short (process 7): run `qbat-gpu analyze --my-dir`, or the run again with --force, to finish it";
+        let e = keyword_error_keeping(QbatError::invalid("--my-dir", cut), &kept);
+        assert!(e.to_string().starts_with("--my-dir: holds a commit"), "{e}");
+        assert!(e.to_string().contains("`qbat-gpu analyze --my-dir` (qbat_gpu has no analyze), or write it again with force=True"), "{e}");
+        // a parent of the caller's path too; a flag's own field is still the keyword
+        let kept = shown_paths(&[Path::new("--my-dir/sub")]);
+        assert_eq!(keyword_error_keeping(QbatError::invalid("--my-dir", "x"), &kept).to_string(), "--my-dir: x");
+        assert_eq!(keyword_error_keeping(QbatError::invalid("--out", "x"), &kept).to_string(), "out: x");
+        assert_eq!(keyword_error_keeping(QbatError::invalid("--other-dir", "x"), &kept).to_string(), "other_dir: x");
+    }
+
+    #[test]
+    fn a_path_as_the_library_respells_it_is_kept() {
+        // `out_path` advises the path as its components spell it
+        let kept = shown_paths(&[Path::new("x --force/.")]);
+        let cli = "x --force/. does not exist, and a new directory cannot be named through '.': give it as x --force";
+        assert_eq!(keyword_message_keeping(cli, &kept), cli);
+        let kept = shown_paths(&[Path::new("a//b --resume/./c --force/")]);
+        let cli = "a/b --resume/c --force is in the way; pass --force";
+        assert_eq!(keyword_message_keeping(cli, &kept), "a/b --resume/c --force is in the way; pass force=True");
+    }
+
+    #[test]
+    fn a_path_named_as_a_flag_is_the_flag_where_the_message_advises_it() {
+        let kept = shown_paths(&[Path::new("--force")]);
+        let cli = "--force exists and is not empty; choose a new directory, or pass --force to replace the qbat-gpu files in it";
+        assert_eq!(
+            keyword_message_keeping(cli, &kept),
+            "--force exists and is not empty; choose a new directory, or pass force=True to replace the qbat-gpu files in it"
+        );
+        let cli = "--force has an interrupted run (./.--force.partial); continue it with --resume --force, or pass --force to start over";
+        assert_eq!(
+            keyword_message_keeping(cli, &kept),
+            "--force has an interrupted run (./.--force.partial); continue it with resume=True, out=--force, or pass force=True to start over"
+        );
+        assert_eq!(keyword_message_keeping("cannot read --force/run.json", &kept), "cannot read --force/run.json");
+        // a path that reads the same either way ends where a flag may begin
+        let kept = vec!["-".to_string()];
+        assert_eq!(keyword_message_keeping("- or --force", &kept), "- or force=True");
+        assert_eq!(keyword_message_keeping("--force", &kept), "force=True");
+    }
+
+    /// A deep path costs its length, not its length times its depth: a few forms, each read
+    /// once, and no parent spelled out.
+    #[test]
+    fn a_deep_path_costs_its_length() {
+        let deep = format!("{}x --force", "a/".repeat(8000));
+        let forms = shown_paths(&[Path::new(&deep)]);
+        assert!(!forms.is_empty() && forms.len() <= 6, "{}", forms.len());
+        let cwd = std::env::current_dir().unwrap().display().to_string().len();
+        assert!(forms.iter().all(|f| f.len() <= deep.len() + cwd + 20), "{:?}", forms.iter().map(String::len).collect::<Vec<_>>());
+        let parent = &deep[..deep.len() - 10];
+        let cli = format!("the parent directory {parent} does not exist; {deep} holds --force; {deep}/run.json");
+        let py = format!("the parent directory {parent} does not exist; {deep} holds force=True; {deep}/run.json");
+        let t0 = std::time::Instant::now();
+        assert_eq!(keyword_message_keeping(&cli, &forms), py);
+        // (generous: linear work is well under a millisecond; the quadratic was seconds)
+        assert!(t0.elapsed() < std::time::Duration::from_secs(1), "{:?}", t0.elapsed());
     }
 }
