@@ -22,6 +22,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod caller_paths;
+use caller_paths::CallPaths;
+
 create_exception!(_native, ConfigError, PyValueError, "A bad config, option or input; the message names the field, as the CLI's does.");
 create_exception!(_native, DeviceError, PyRuntimeError, "The GPU device is missing, lacks a feature, ran out of memory or was lost.");
 create_exception!(_native, RunError, PyRuntimeError, "A numerical failure during a run (NaN, lost trace).");
@@ -31,7 +34,7 @@ create_exception!(_native, QbatWarning, PyUserWarning, "The library's `WARNING: 
 /// `exit_code` (the CLI's) as attributes; its field and message name the options as the Python
 /// caller wrote them (`pyapi::keyword_error`: `save_states`, `force=True`, not the CLI's flags).
 fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
-    let e = pyapi::keyword_error_keeping(e, &caller_path_texts());
+    let e = pyapi::keyword_error_keeping(e, &caller_paths::this_call());
     let msg = qbat_gpu::error::one_line(&e.to_string());
     let field = match &e {
         QbatError::Invalid { field, .. } | QbatError::TooLarge { field, .. } => Some(field.clone()),
@@ -52,28 +55,6 @@ fn to_py(py: Python<'_>, e: QbatError) -> PyErr {
     let _ = v.setattr("field", field);
     let _ = v.setattr("exit_code", e.exit_code());
     err
-}
-
-/// The paths given to the latest calls that take paths (an output, shards, a run directory):
-/// the library's errors and notes show them, and their translation leaves them as given
-/// (`pyapi::shown_paths`). A few kept: a note may be taken after its call returned.
-static CALLER_PATHS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
-const CALLER_PATHS_KEPT: usize = 16;
-
-fn remember_paths<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) {
-    let mut kept = CALLER_PATHS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    for p in paths {
-        kept.retain(|k| k != p);
-        kept.push(p.clone());
-    }
-    let over = kept.len().saturating_sub(CALLER_PATHS_KEPT);
-    kept.drain(..over);
-}
-
-/// `pyapi::shown_paths` of the paths remembered.
-fn caller_path_texts() -> Vec<String> {
-    let kept = CALLER_PATHS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    pyapi::shown_paths(&kept.iter().map(PathBuf::as_path).collect::<Vec<_>>())
 }
 
 /// rayon's pool, started at the first call of a function that uses it (not at import: a
@@ -343,7 +324,7 @@ impl NativeRun {
         plots: bool,
         force: bool,
     ) -> PyResult<PathBuf> {
-        remember_paths([&out]);
+        let _paths = CallPaths::enter([&out]);
         pool(py)?;
         let fmt = self::format(format).map_err(|e| to_py(py, e))?;
         let values = series.as_slice()?;
@@ -461,7 +442,7 @@ fn study<'py>(
     ticker: Option<Bound<'py, PyAny>>,
     save_states: Option<Bound<'py, PyAny>>,
 ) -> PyResult<PathBuf> {
-    remember_paths([&out]);
+    let _paths = CallPaths::enter([&out]);
     pool(py)?;
     let map = |e| to_py(py, e);
     let (run, control) = run_options(backend, precision, verify, adapter, progress).map_err(map)?;
@@ -502,7 +483,7 @@ fn study<'py>(
 #[pyfunction]
 #[pyo3(signature = (dirs, out, force=false, plots=true))]
 fn merge(py: Python<'_>, dirs: Vec<PathBuf>, out: PathBuf, force: bool, plots: bool) -> PyResult<PathBuf> {
-    remember_paths(dirs.iter().chain([&out]));
+    let _paths = CallPaths::enter(dirs.iter().chain([&out]));
     pool(py)?;
     let r = py.detach(|| pyapi::merge(&dirs, &out, force, plots));
     // (the shard directories are the CLI's `DIR`s, Python's `dirs`; the output's errors name
@@ -513,7 +494,7 @@ fn merge(py: Python<'_>, dirs: Vec<PathBuf>, out: PathBuf, force: bool, plots: b
 /// The files of a finished output, as its manifest lists them, each checked first.
 #[pyfunction]
 fn verified_files(py: Python<'_>, dir: PathBuf) -> PyResult<Vec<String>> {
-    remember_paths([&dir]);
+    let _paths = CallPaths::enter([&dir]);
     // (large files are hashed on the pool where it can start: not in a forked child, whose
     // hashes go on one thread)
     let _ = qbat_gpu::config::available_memory::start_pool_within_limits();
@@ -575,7 +556,7 @@ fn copy_output(
     force: bool,
     opened: Option<Vec<(String, u64, String)>>,
 ) -> PyResult<PathBuf> {
-    remember_paths([&src, &out]);
+    let _paths = CallPaths::enter([&src, &out]);
     // (as `verified_files`)
     let _ = qbat_gpu::config::available_memory::start_pool_within_limits();
     let r = py.detach(|| pyapi::copy_output(&src, &out, series, plots, force, opened.as_deref()));
@@ -664,16 +645,19 @@ fn devices<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
 /// Off: what is still queued is written to fd 2.
 #[pyfunction]
 fn capture_stderr(on: bool) {
+    if !on {
+        caller_paths::write_said();
+    }
     qbat_gpu::console::capture_stderr(on);
 }
 
 /// What the library said on stderr since the last call, one entry per line it wrote (a message
 /// of several lines is one entry), without the final newline; the options it names are the
-/// Python keywords (`pyapi::keyword_message`), the caller's paths as given.
+/// Python keywords (`pyapi::keyword_message`), the paths of the call that said it as given
+/// (`caller_paths`).
 #[pyfunction]
 fn take_stderr() -> Vec<String> {
-    let kept = caller_path_texts();
-    qbat_gpu::console::take_captured().iter().map(|line| pyapi::keyword_message_keeping(line, &kept)).collect()
+    caller_paths::take_said()
 }
 
 #[pymodule]

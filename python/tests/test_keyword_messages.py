@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 import qbat_gpu as qb
-from qbat_gpu import _progress
+from qbat_gpu import _native, _progress
 from conftest import BLOCH, SPIN_PAIR, run_cli
 
 # 40 members, in blocks of 5 (the fault `slow-blocks` holds each block, so that a study can be
@@ -179,3 +180,74 @@ def test_the_caller_paths_are_left_as_given(tmp_path, monkeypatch):
     with pytest.raises(qb.ConfigError) as e:
         qb.open(named)
     assert e.value.field == os.path.join("--my-dir", "run.json"), (e.value.field, str(e.value))
+
+
+def test_a_path_field_that_reads_as_a_flag_is_the_callers(tmp_path, monkeypatch):
+    # `--my-dir` holds no flag, but as a field it read as one (`my_dir`)
+    monkeypatch.chdir(tmp_path)
+    named = Path("--my-dir")
+    qb.study(BLOCH, named, backend="cpu", plots=False, progress=False)
+    (named / f"..qbat-manifest.json.incoming-{2**31 - 2}").write_text("{}")
+    with pytest.raises(qb.ConfigError) as e:
+        qb.open(named)
+    assert e.value.field == "--my-dir", (e.value.field, str(e.value))
+    assert str(e.value).startswith("--my-dir: holds a commit that was cut short"), str(e.value)
+
+
+def test_a_path_as_the_library_respells_it_is_the_callers(tmp_path):
+    # a missing directory named through `.`: the refusal advises it as its components spell it
+    given = f"{tmp_path}/x --force/."
+    with pytest.raises(qb.ConfigError) as e:
+        qb.study(BLOCH, given, backend="cpu", plots=False, progress=False)
+    assert e.value.field == "out", str(e.value)
+    assert f"{given} does not exist" in str(e.value) and f"give it as {tmp_path}/x --force" in str(e.value), str(e.value)
+
+
+def test_a_path_named_as_a_flag_leaves_the_advice_of_its_call_and_of_later_calls(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    qb.study(BLOCH, "--force", backend="cpu", plots=False, progress=False)
+    (Path("--force") / "mine.txt").write_text("x")
+    with pytest.raises(qb.ConfigError) as e:
+        qb.study(BLOCH, "--force", backend="cpu", plots=False, progress=False)
+    assert e.value.field == "out" and str(e.value).startswith("out: --force "), str(e.value)
+    assert not FLAG.search(str(e.value)[len("out: --force "):]), str(e.value)
+    # a later call, into another directory, names the keyword
+    other = Path("other")
+    other.mkdir()
+    (other / "mine.txt").write_text("x")
+    assert "pass force=True" in refused("out", lambda: qb.study(BLOCH, other, backend="cpu", plots=False, progress=False))
+    r = qb.run(BLOCH, backend="cpu", progress=False)
+    assert "pass force=True" in refused("out", lambda: r.save(other, plots=False))
+
+
+def test_a_note_said_during_a_call_keeps_its_path(tmp_path, monkeypatch, capsys):
+    # the stop's note, taken after the call ended, shows the call's own path as given
+    out = tmp_path / "r --force"
+
+    class Stop(_progress.Poll):
+        def __call__(self, elapsed, done=0, total=0):
+            if done:
+                raise ValueError("stopped")
+
+    monkeypatch.setenv("QBAT_INJECT_FAULT", "slow-blocks=300")
+    with monkeypatch.context() as m:
+        m.setattr(qb, "progress_for", lambda on, what: (False, Stop()))
+        with pytest.raises(ValueError, match="stopped"):
+            qb.study(STUDY, out, backend="cpu", block_members=5, plots=False)
+    said = capsys.readouterr().err
+    assert f"continue with resume=True, out={out}" in said, said
+
+
+def test_a_deep_path_is_refused_at_once(tmp_path):
+    # the texts of a path are worked out once a call, in its length (not its length times its
+    # depth), and not at each poll of what was said
+    deep = f"{tmp_path}/{'a/' * 8000}x --force"
+    t0 = time.monotonic()
+    with pytest.raises((qb.ConfigError, OSError)) as e:
+        qb.study(BLOCH, deep, backend="cpu", plots=False, progress=False)
+    took = time.monotonic() - t0
+    assert took < 2, (took, str(e.value)[:200])
+    t0 = time.monotonic()
+    for _ in range(10):
+        _native.take_stderr()
+    assert time.monotonic() - t0 < 0.5
