@@ -75,7 +75,7 @@ fn two_drives_with_switch_off(cfg: &str, edges: usize) {
     let ctx = qbat_gpu::engine::gpu_context(None, false).unwrap();
     let gpu = run_two_qubit_gpu(&ctx, &job, Precision::F32, &|_| Ok(())).unwrap();
     let twin = run_two_qubit_twin::<f32>(&job);
-    let worst = gpu.values.iter().zip(&twin.values).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let worst = gpu.values.iter().zip(&twin.values).map(|(a, b)| crate::common::deviation(*a, *b)).fold(0.0, f64::max);
     eprintln!("two drives, switch-off, {edges} edges: GPU f32 vs twin f32 max |dev| {worst:e}");
     // The kernel and the twin take the same operations, but the kernel's pieces are shorter
     // (its start times t0 of a piece are rounded to f32 at other places than the twin's

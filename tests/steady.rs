@@ -191,7 +191,7 @@ fn superoperator_is_the_matrix_form_lindbladian_and_shares_the_pauli_null_space(
             let x = random_matrix(seed);
             let sx = &s * nalgebra::DVector::from_column_slice(x.as_slice());
             let lx = rhs.eval(&x);
-            let d = sx.iter().zip(lx.as_slice()).map(|(a, b)| (a - b).norm()).fold(0.0, f64::max);
+            let d = sx.iter().zip(lx.as_slice()).map(|(a, b)| crate::common::deviation((a - b).norm(), 0.0)).fold(0.0, f64::max);
             assert!(d < 1e-13, "{name}: S vec(X) vs L[X]: {d:.2e}");
         }
         // The null vector of the real Pauli-basis generator G (its own SVD), x[0] = Tr rho = 1.

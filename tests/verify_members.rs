@@ -35,7 +35,7 @@ fn worst_members(got: &qbat_gpu::run::RunResult, reference: &qbat_gpu::run::RunR
         .map(|k| {
             let mut worst: Option<(u64, f64, f64)> = None;
             for (i, &id) in got.member_ids.iter().enumerate() {
-                let d = (0..ns).map(|s| (got.value(i, s, k) - reference.value(i, s, k)).abs() * weight(got, k, s)).fold(0.0, f64::max);
+                let d = (0..ns).map(|s| crate::common::deviation(got.value(i, s, k), reference.value(i, s, k)) * weight(got, k, s)).fold(0.0, f64::max);
                 let floor = if got.measures[k].name() == "purity" { 0.0 } else { WB[i % 4] / 2.0 };
                 let s = (0..ns).map(|s| reference.value(i, s, k).abs() * weight(got, k, s)).fold(floor, f64::max);
                 let key = |(id, d, s): (u64, f64, f64)| (d / s.max(1.0), std::cmp::Reverse(id));
