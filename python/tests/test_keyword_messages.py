@@ -36,11 +36,9 @@ def refused(field: str, f, error=qb.ConfigError) -> str:
     return no_flag(str(e.value))
 
 
-@pytest.fixture
-def interrupted(tmp_path, monkeypatch, capsys):
-    """A study stopped (by its progress ticker) once a block is checkpointed: its directory, and
-    what it said on stderr."""
-    out = tmp_path / "run"
+def stopped_study(out, monkeypatch, capsys):
+    """A study into `out` stopped (by its progress ticker) once a block is checkpointed: what it
+    said on stderr."""
 
     class Stop(_progress.Poll):
         def __call__(self, elapsed, done=0, total=0):
@@ -52,7 +50,14 @@ def interrupted(tmp_path, monkeypatch, capsys):
         m.setattr(qb, "progress_for", lambda on, what: (False, Stop()))
         with pytest.raises(ValueError, match="stopped"):
             qb.study(STUDY, out, backend="cpu", block_members=5, plots=False)
-    return out, capsys.readouterr().err
+    return capsys.readouterr().err
+
+
+@pytest.fixture
+def interrupted(tmp_path, monkeypatch, capsys):
+    """A stopped study: its directory, and what it said on stderr."""
+    out = tmp_path / "run"
+    return out, stopped_study(out, monkeypatch, capsys)
 
 
 def test_an_interrupted_study_is_continued_with_resume_true(interrupted):
@@ -223,18 +228,7 @@ def test_a_path_named_as_a_flag_leaves_the_advice_of_its_call_and_of_later_calls
 def test_a_note_said_during_a_call_keeps_its_path(tmp_path, monkeypatch, capsys):
     # the stop's note, taken after the call ended, shows the call's own path as given
     out = tmp_path / "r --force"
-
-    class Stop(_progress.Poll):
-        def __call__(self, elapsed, done=0, total=0):
-            if done:
-                raise ValueError("stopped")
-
-    monkeypatch.setenv("QBAT_INJECT_FAULT", "slow-blocks=300")
-    with monkeypatch.context() as m:
-        m.setattr(qb, "progress_for", lambda on, what: (False, Stop()))
-        with pytest.raises(ValueError, match="stopped"):
-            qb.study(STUDY, out, backend="cpu", block_members=5, plots=False)
-    said = capsys.readouterr().err
+    said = stopped_study(out, monkeypatch, capsys)
     assert f"continue with resume=True, out={out}" in said, said
 
 
