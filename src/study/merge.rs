@@ -524,6 +524,18 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     let fp = shared_fingerprint(&shards[0]);
     let series = fp["series"].as_bool().unwrap_or(false);
     let format = if fp["format"] == json!("npy") { Format::Npy } else { Format::Csv };
+    // (the shards' series axes checked before anything is written)
+    let axes = match (series, format) {
+        (true, Format::Npy) => {
+            let ranges = shards.iter().map(|s| member_range(s).map(|r| (s.dir.as_path(), r))).collect::<Result<Vec<_>>>()?;
+            super::merge_checks::merged_series_axes(&ranges)?
+        }
+        (true, Format::Csv) => {
+            super::merge_checks::check_csv_headers(&shards.iter().map(|s| s.dir.as_path()).collect::<Vec<_>>())?;
+            Value::Null
+        }
+        (false, _) => Value::Null,
+    };
     let dir = OutputDir::begin_marked(out, force, cancel)?;
     let mut warnings: Vec<String> = vec![];
     // the notes the merge itself adds to run.json's, said on stderr too once it is committed,
@@ -539,16 +551,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             })?;
         }
         if series && format == Format::Npy {
-            let mut ids: Vec<Value> = vec![];
-            let mut axes = Value::Null;
-            for s in &shards {
-                let p = s.dir.join("series.json");
-                let a: Value = serde_json::from_slice(&read_bounded(&p, axes_limit(&s.dir.join("series.npy"))?)?)
-                    .map_err(|e| QbatError::invalid("DIR", format!("{}: {e}", p.display())))?;
-                ids.extend(a["members"].as_array().cloned().unwrap_or_default());
-                axes = a;
-            }
-            axes["members"] = Value::Array(ids);
             concat_npy(&dir, &shards, "series.npy")?;
             dir.write("series.json", |w| serde_json::to_writer_pretty(&mut *w, &axes).map_err(std::io::Error::other))?;
         }

@@ -26,6 +26,7 @@ mod drive;
 mod finish;
 pub mod health;
 pub mod merge;
+mod merge_checks;
 mod merged_verify;
 mod series_file;
 mod staging;
