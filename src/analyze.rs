@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 mod correlation;
 mod gather;
 mod ranks;
+mod summary_ids;
 use correlation::is_constant;
 pub use correlation::{integer_pearson, pearson, pearson_checked};
 pub use gather::{Gather, Layout, MemoryCheck};
@@ -155,32 +156,6 @@ impl Analysis {
 
 // ---------------------------------------------------------------------------------------------
 // Statistics.
-
-/// Ids of the members summary.csv flags unhealthy (its `health` column is not `ok`); none
-/// when the run has no summary.csv or no health column.
-fn flagged_members(dir: &Path) -> Result<std::collections::HashSet<u64>> {
-    let path = dir.join("summary.csv");
-    let mut out = std::collections::HashSet::new();
-    match std::fs::metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        // (a device or pipe put there is not the run's summary: never read, never ignored)
-        Ok(m) if !m.is_file() => return Err(bad(&path, "is not a regular file")),
-        _ => {}
-    }
-    let mut rdr = csv::Reader::from_reader(crate::plain_file::open_followed_regular(&path)?.0);
-    let header = rdr.headers().map_err(|e| bad(&path, e.to_string()))?.clone();
-    let Some(k) = header.iter().position(|h| h == "health") else {
-        return Ok(out);
-    };
-    for (i, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| bad(&path, format!("line {}: {e}", i + 2)))?;
-        if rec.get(k).is_some_and(|h| h != "ok") {
-            let id = rec[0].trim().parse().map_err(|_| bad(&path, format!("line {}: not a member id: {:?}", i + 2, &rec[0])))?;
-            out.insert(id);
-        }
-    }
-    Ok(out)
-}
 
 fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
     QbatError::invalid(path.display().to_string(), reason)
@@ -346,16 +321,19 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let layout =
         Layout::new(&reader.measures, pairs, reader.members_total, reader.n_times(), opts.max_members, monotone_tol).map_err(|why| bad(&reader.path, why))?;
     layout.check_fits(false, opts.memory_check, "--max-members", MEMORY_ADVICE)?;
-    let flagged = flagged_members(dir)?;
+    let mut summary = summary_ids::SummaryIds::read(dir)?;
     // the pairs' 2-D histograms, counted in the same pass
     let hist2d = if opts.plots { Some(Hist2dCounter::new(dir, &reader, &layout.pairs, HIST_BINS)?) } else { None };
     let mut gather = Gather::new(layout, hist2d);
+    let reader_path = reader.path.clone();
     read_in_chunks(&mut reader, |chunk| {
         opts.cancel.map_or(Ok(()), |c| c.check())?;
-        let members: Vec<(bool, &[f64])> = chunk.members().map(|(id, block)| (flagged.contains(&id), block)).collect();
+        let members: Vec<(bool, &[f64])> =
+            chunk.members().map(|(id, block)| summary.check_next(id, &reader_path).map(|()| (summary.flagged.contains(&id), block))).collect::<Result<_>>()?;
         gather.add(&members, Some(chunk));
         Ok(())
     })?;
+    summary.check_end(&reader.path)?;
     gather.finish(dir, &reader.path, reader.times.clone(), false)
 }
 
