@@ -35,6 +35,8 @@ mod dt_check;
 mod engines;
 /// a full disk at each file a command writes: one line naming it, nothing committed, the rerun or --resume the same bytes
 mod full_disk;
+/// hand-made hostile inputs: forged shard axes, summary ids not the series', npy trailers, --devices of empty names
+mod hostile_inputs;
 /// damaged shards and checkpoints, manifests, locks, mixed engines, bounded reads
 mod integrity;
 /// a commit killed at each step (`--force`, `analyze`): the next command finishes or undoes it, planted names refused

@@ -98,7 +98,10 @@ fn check_axes(path: &Path, ids: &[u64], times: &[f64]) -> Result<()> {
             return Err(bad(path, format!("sample time {t} is not a time")));
         }
     } else if let Some(w) = times.windows(2).position(|w| !(w[0].is_finite() && w[1].is_finite() && w[0] < w[1])) {
-        let shown = |t: f64| if t.is_infinite() { "null".to_string() } else { t.to_string() };
+        // (series.json writes an infinite time as null; series.csv as inf, its time text
+        // beyond f64 refused as it is parsed)
+        let json = path.extension().is_some_and(|e| e == "json");
+        let shown = |t: f64| if t.is_infinite() && json { "null".to_string() } else { t.to_string() };
         return Err(bad(
             path,
             format!("sample times must be finite and strictly increasing: times[{w}] = {} then times[{}] = {}", shown(times[w]), w + 1, shown(times[w + 1])),
@@ -213,6 +216,10 @@ impl SeriesReader {
         if data_bytes.is_none_or(|b| b > file_bytes.saturating_sub(header.len() as u64)) {
             return Err(bad(npy, "the file ends before its shape says"));
         }
+        // (numpy's format: the data follows the header exactly, with nothing after it)
+        if let Some(b) = data_bytes.filter(|b| *b != file_bytes - header.len() as u64) {
+            return Err(bad(npy, format!("{file_bytes} bytes, but the header's shape {shape:?} needs {}: bytes after the data", b + header.len() as u64)));
+        }
         Ok(SeriesReader {
             format: SeriesFormat::Npy,
             path: npy.into(),
@@ -248,7 +255,11 @@ impl SeriesReader {
                 break;
             }
             first_id = Some(id);
-            times.push(parse_f64(path, line, &rec, 1)?);
+            let t = parse_f64(path, line, &rec, 1)?;
+            if t.is_infinite() && !matches!(rec[1].trim().trim_start_matches(['+', '-']).to_ascii_lowercase().as_str(), "inf" | "infinity") {
+                return Err(bad(path, format!("line {line}: t = {} is beyond the range of f64", rec[1].trim())));
+            }
+            times.push(t);
         }
         if times.is_empty() {
             return Err(bad(path, "the series has no rows"));

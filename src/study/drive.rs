@@ -349,6 +349,13 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
     if listed.len() > MAX_DEVICES {
         return Err(QbatError::invalid("--devices", format!("names {} devices, more than the {MAX_DEVICES} a run spreads over", listed.len())));
     }
+    // (malformed on any backend: a list whose every entry is empty)
+    if listed.is_empty() && spec != "all" {
+        return Err(QbatError::invalid(
+            "--devices",
+            format!("{spec:?} names no adapter: its entries are empty (give adapter names separated by commas, or 'all')"),
+        ));
+    }
     if !matches!(engine, Engine::Gpu(_)) {
         let note = "--devices ignored: the run is not on the GPU";
         crate::console::note(&note);
@@ -358,7 +365,7 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
     let need_f64 = opts.run.precision == Precision::F64;
     let names = if spec == "all" { crate::gpu::GpuContext::adapter_names() } else { listed };
     if names.is_empty() {
-        return Err(QbatError::invalid("--devices", "no adapter named"));
+        return Err(QbatError::invalid("--devices", "'all' found no adapter"));
     }
     let mut engines = vec![];
     for name in &names {
