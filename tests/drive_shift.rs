@@ -96,22 +96,27 @@ fn an_identity_shift_keeps_a_cavity_drive_outside_the_slots() {
     }
 }
 
-/// A matrix that is not Hermitian to 1e-12 of its largest entry is refused, naming the
-/// operator; one within it is taken as its Hermitian part (O + O^+) / 2 on every engine, so the
-/// run is that of the Hermitian part written out.
+/// A matrix that is not Hermitian to 1e-12 of the largest entry of its traceless part is
+/// refused, naming the operator, whatever multiple of the identity it carries (a shift of 1e9
+/// let an anti-Hermitian part of 5e-4 pass); one within it is taken as its Hermitian part
+/// (O + O^+) / 2 on every engine, so the run is that of the Hermitian part written out.
 #[test]
 fn a_matrix_is_taken_as_its_hermitian_part() {
+    for (off, shift) in [(0.5, 0.0), (0.5, 1e15), (1.0005, 1e9)] {
+        let mut rows = sx_b();
+        rows[1][0] = off;
+        let err = parse_plan(&bloch_cfg(&matrix(&rows, shift)), &Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("drive[0].operator") && err.contains("Hermitian"), "{off} at {shift}: {err}");
+    }
     let mut rows = sx_b();
-    rows[1][0] = 0.5;
-    let err = parse_plan(&bloch_cfg(&matrix(&rows, 0.0)), &Overrides::default()).unwrap_err().to_string();
-    assert!(err.contains("drive[0].operator") && err.contains("Hermitian"), "{err}");
-    // at a shift of 1e15 the difference 0.5 is within 1e-12 of the largest entry
+    rows[1][0] = 1.0 + 5e-13;
     let mut hermitian = sx_b();
-    (hermitian[0][1], hermitian[1][0]) = (0.75, 0.75);
+    let mean = (1.0 + rows[1][0]) * 0.5;
+    (hermitian[0][1], hermitian[1][0]) = (mean, mean);
     for backend in [Backend::Reference, Backend::Cpu] {
-        let got = run(&bloch_cfg(&matrix(&rows, 1e15)), backend, 0);
+        let got = run(&bloch_cfg(&matrix(&rows, 0.0)), backend, 0);
         let want = run(&bloch_cfg(&matrix(&hermitian, 0.0)), backend, 0);
-        assert!(worst(&got, &want) < 1e-12, "{backend:?}: {}", worst(&got, &want));
+        assert_eq!(got.values, want.values, "{backend:?}");
     }
     // a multiple of the identity alone is a drive that does nothing
     let zero: Vec<Vec<f64>> = vec![vec![0.0; 4]; 4];

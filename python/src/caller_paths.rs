@@ -22,8 +22,29 @@ thread_local! {
 /// The paths of the calls in flight, on any thread.
 static IN_FLIGHT: Mutex<Vec<Arc<Vec<String>>>> = Mutex::new(Vec::new());
 
-/// What the library said during calls now ended, translated at their end, not yet taken.
+/// What the library said during calls now ended, translated at their end, not yet taken: at
+/// most `SAID_LIMIT` lines (as the console's own queue), then a count of those dropped.
 static SAID: Mutex<Vec<String>> = Mutex::new(Vec::new());
+const SAID_LIMIT: usize = 10_000;
+static SAID_DROPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// `lines` after what `said` holds, to `SAID_LIMIT` lines, the rest counted.
+fn keep_said(said: &mut Vec<String>, lines: Vec<String>) {
+    let room = SAID_LIMIT.saturating_sub(said.len());
+    let dropped = lines.len().saturating_sub(room);
+    said.extend(lines.into_iter().take(room));
+    SAID_DROPPED.fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The lines `said` held, with a note of those dropped, and the count cleared.
+fn said_lines(said: &mut Vec<String>) -> Vec<String> {
+    let mut lines = std::mem::take(said);
+    let dropped = SAID_DROPPED.swap(0, std::sync::atomic::Ordering::Relaxed);
+    if dropped > 0 {
+        lines.push(format!("note: {dropped} more lines said on stderr were dropped (more than {SAID_LIMIT} before they were read)"));
+    }
+    lines
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -50,7 +71,7 @@ impl Drop for CallPaths {
         {
             let mut said = lock(&SAID);
             let lines = translated(qbat_gpu::console::take_captured());
-            said.extend(lines);
+            keep_said(&mut said, lines);
         }
         let mut in_flight = lock(&IN_FLIGHT);
         if let Some(k) = in_flight.iter().position(|f| Arc::ptr_eq(f, &self.forms)) {
@@ -78,7 +99,7 @@ fn translated(lines: Vec<String>) -> Vec<String> {
 /// ended, then what is queued now.
 pub fn take_said() -> Vec<String> {
     let mut said = lock(&SAID);
-    let mut lines = std::mem::take(&mut *said);
+    let mut lines = said_lines(&mut said);
     lines.extend(translated(qbat_gpu::console::take_captured()));
     lines
 }
@@ -87,6 +108,6 @@ pub fn take_said() -> Vec<String> {
 /// capture goes off, before what is still queued).
 pub fn write_said() {
     use std::io::Write;
-    let text: String = std::mem::take(&mut *lock(&SAID)).into_iter().map(|l| l + "\n").collect();
+    let text: String = said_lines(&mut lock(&SAID)).into_iter().map(|l| l + "\n").collect();
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

@@ -89,15 +89,19 @@ fn operator(v: Option<&Value>, space: Space, field: &str) -> Result<(CMat, Optio
     if m.nrows() != dim {
         return Err(invalid(field, format!("must be {dim}x{dim} (the model's dimension), got {}x{}", m.nrows(), m.ncols())));
     }
-    // Hermitian to 1e-12 of the largest entry (an identity part counts: a matrix built
-    // numerically around a large shift carries its rounding everywhere), and taken as its
-    // Hermitian part (O + O^+) / 2, so that every engine integrates the same Hermitian O (the
-    // same bits where O is exactly Hermitian). The identity part itself, which changes no
-    // state, is left for the engines to drop.
-    let scale = m.iter().map(|z| z.norm()).fold(0.0, f64::max);
+    // Hermitian to 1e-12 of the largest entry of O less its identity part (a shift changes
+    // no state, so it must not make room for an anti-Hermitian part: at 1e9 it let one of
+    // 5e-4 of a unit O pass), then taken as its Hermitian part (O + O^+) / 2, so that every
+    // engine integrates the same Hermitian O (the same bits where O is exactly Hermitian).
+    // The identity part itself is left for the engines to drop. (Entries are at most 1e60:
+    // the trace is finite.)
+    let scale = crate::linalg::traceless_part(&m).iter().map(|z| z.norm()).fold(0.0, f64::max);
     let err = hermiticity_error(&m);
-    if err > 1e-12 * scale {
-        return Err(invalid(field, format!("must be Hermitian (largest |O_ij - conj(O_ji)| = {err:e})")));
+    if !(err <= 1e-12 * scale) {
+        return Err(invalid(
+            field,
+            format!("must be Hermitian (largest |O_ij - conj(O_ji)| = {err:e}, against {scale:e} for its largest entry less the identity part)"),
+        ));
     }
     let m = (&m + m.adjoint()) * crate::linalg::C64::new(0.5, 0.0);
     Ok((m, None))

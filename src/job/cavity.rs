@@ -38,7 +38,7 @@ pub struct CavityDrive {
 /// with weight 1; a matrix given in the config is projected on the slots (they are orthogonal
 /// in the trace inner product, and orthogonal to the identity) and taken when the rest,
 /// O - Tr(O)/dim I - sum_s w_s O_s, vanishes to 1e-12 of the largest entry of O - Tr(O)/dim I
-/// (on the diagonal, also to 4 eps of O's largest diagonal entry: the rounding of a shift written
+/// (on the diagonal, also to 2 eps of O's largest diagonal entry: the rounding of a shift written
 /// into each diagonal entry). None: the matrix is
 /// outside the slots' span (the f64 reference integrates such a run).
 pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<CavityDrive> {
@@ -60,9 +60,10 @@ pub fn cavity_drive(d: &crate::model::drive::Drive, n_fock: usize) -> Option<Cav
         // its part outside the slots
         let scale = rest.iter().map(|z| z.norm()).fold(0.0, f64::max);
         // A diagonal written as shift + value (`123456.789 + 0.3` in decimal) holds each entry
-        // to its rounding, 2^-53 of the shift, which no slot takes: that much left on the
-        // diagonal is the input's own precision. Off the diagonal a shift rounds nothing.
-        let diagonal_rounding = 4.0 * f64::EPSILON * (0..dim).map(|i| d.op[(i, i)].norm()).fold(0.0, f64::max);
+        // to its rounding, at most eps/2 of it, which no slot takes (the projection leaves at
+        // most twice it): that much left on the diagonal is the input's own precision. Off the
+        // diagonal a shift rounds nothing.
+        let diagonal_rounding = 2.0 * f64::EPSILON * (0..dim).map(|i| d.op[(i, i)].norm()).fold(0.0, f64::max);
         for (s, name) in DRIVE_SLOT_NAMES.iter().enumerate() {
             let (_, o) = ops.iter().find(|(n, _)| n == name)?;
             // w = Tr(O_s O) / Tr(O_s O_s), real for Hermitian O_s and O (the slots are

@@ -148,7 +148,8 @@ pub fn keyword_message_keeping(text: &str, kept: &[String]) -> String {
             if !a_flag || out.is_empty() || out.ends_with("out=") || after.starts_with(in_word) {
                 // (a path that no translation would change is copied up to its last word
                 // start, where a flag may begin that the path's end does not end)
-                let copied = if keyword_message(shown) != shown { path } else { shown.rfind(|c: char| !in_word(c)).map_or(0, |i| i + 1) };
+                let copied =
+                    if keyword_message(shown) != shown { path } else { shown.char_indices().rfind(|&(_, c)| !in_word(c)).map_or(0, |(i, c)| i + c.len_utf8()) };
                 if copied > 0 {
                     out += &rest[..copied];
                     word_starts = !rest[..copied].ends_with(in_word);
@@ -501,6 +502,22 @@ mod tests {
         assert_eq!(keyword_error_keeping(QbatError::invalid("--my-dir", "x"), &kept).to_string(), "--my-dir: x");
         assert_eq!(keyword_error_keeping(QbatError::invalid("--out", "x"), &kept).to_string(), "out: x");
         assert_eq!(keyword_error_keeping(QbatError::invalid("--other-dir", "x"), &kept).to_string(), "other_dir: x");
+    }
+
+    /// A path whose last non-word character takes more than one byte (an arrow, a no-break
+    /// space) is copied to that character's end: the cut fell inside it (a panic).
+    #[test]
+    fn a_path_ending_in_a_wide_character_is_cut_on_a_character() {
+        for path in ["/runs/--force/a\u{2192}b", "/runs/--force x\u{a0}", "/runs/--force \u{2192}", "--force/r\u{2192}"] {
+            let kept = shown_paths(&[Path::new(path)]);
+            let cli = format!("{path} exists and is not empty; choose a new directory, or pass --force to replace the qbat-gpu files in it");
+            let got = keyword_message_keeping(&cli, &kept);
+            assert_eq!(
+                got,
+                format!("{path} exists and is not empty; choose a new directory, or pass force=True to replace the qbat-gpu files in it"),
+                "{path:?}"
+            );
+        }
     }
 
     #[test]

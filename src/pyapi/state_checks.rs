@@ -38,10 +38,14 @@ impl DensityTol {
     }
 }
 
-/// A density matrix's entries are at most 1 in modulus (|rho_ij|^2 <= rho_ii rho_jj, Tr rho =
-/// 1): one far beyond is not a state, and the eigen-solves of its measures would overflow (and
-/// could then iterate without end). Checked before the trace and positivity.
-const DENSITY_ENTRY_MAX: f64 = 1.0 + 1e-6;
+/// The largest |rho_ij| of a density matrix to `tol`: |rho_ij|^2 <= rho_ii rho_jj, and each
+/// rho_ii is at most Tr rho less the others, each at least -pos: 1 + trace + (dim - 1) pos. One
+/// far beyond is not a state, and the eigen-solves of its measures would overflow (and could
+/// then iterate without end). Checked before the trace and positivity, so it must allow what
+/// they allow (at 1 + 1e-6 it refused a near-pure state whose trace was off by 5e-4).
+fn density_entry_max(dim: usize, tol: DensityTol) -> f64 {
+    1.0 + tol.trace + dim.saturating_sub(1) as f64 * tol.pos
+}
 
 /// Hermitian to `tol` relative to its largest entry (at least 1), as a reason it is not.
 fn hermitian_reason(m: &CMat, tol: f64) -> Option<String> {
@@ -59,8 +63,12 @@ pub fn density_reason(rho: &CMat, tol: DensityTol) -> Option<String> {
         return Some(r);
     }
     let largest = rho.iter().map(|z| z.norm()).fold(0.0, f64::max);
-    if largest > DENSITY_ENTRY_MAX {
-        return Some(format!("is not a density matrix: an entry of modulus {largest:.3e} (at most 1 in a state of unit trace)"));
+    let most = density_entry_max(rho.nrows(), tol);
+    if largest > most {
+        return Some(format!(
+            "is not a density matrix: an entry of modulus {largest:.9} (at most {most:.9} in a state of unit trace to within {:e})",
+            tol.trace
+        ));
     }
     let tr = rho.trace();
     if (tr.re - 1.0).abs() > tol.trace || tr.im.abs() > tol.trace {
@@ -182,6 +190,13 @@ mod tests {
         assert!(density_reason(&bell(), t).is_none());
         assert!(density_reason(&(bell() * C64::new(1.0 + 5e-4, 0.0)), t).is_none());
         assert!(density_reason(&(bell() * C64::new(2.0, 0.0)), t).unwrap().contains("trace is 2.000000000"));
+        // a near-pure state whose trace is off by 5e-4 in its one large entry: within the
+        // trace's tolerance, so within the entries' bound too (it was refused by the bound)
+        let mut pure = CMat::zeros(4, 4);
+        pure[(0, 0)] = C64::new(1.0 + 5e-4, 0.0);
+        assert!(density_reason(&pure, t).is_none(), "{:?}", density_reason(&pure, t));
+        pure[(0, 0)] = C64::new(1.0 + 2e-3, 0.0);
+        assert!(density_reason(&pure, t).unwrap().contains("trace is 1.002000000"), "{:?}", density_reason(&pure, t));
         let mut m = bell();
         m[(0, 3)] = C64::new(0.01, 0.0);
         assert!(density_reason(&m, t).unwrap().contains("Hermitian"));
