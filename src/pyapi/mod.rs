@@ -455,6 +455,9 @@ pub fn state_measure_batch(name: &str, states: &[C64]) -> Result<Vec<f64>> {
             check_measured_state(&rho, &format!("rho[{i}]"))?;
             Ok(f(&rho))
         })
+        .collect::<Vec<Result<f64>>>()
+        .into_iter()
+        // the first refused in the batch's order (rayon's collect returns any of them)
         .collect()
 }
 
@@ -493,6 +496,9 @@ pub fn battery_measure_batch(name: &str, states: &[C64], hamiltonians: &[C64], d
                 }
             }
         })
+        .collect::<Vec<Result<f64>>>()
+        .into_iter()
+        // the first refused in the batch's order (rayon's collect returns any of them)
         .collect()
 }
 
