@@ -447,18 +447,34 @@ fn state_measure_fn(name: &str) -> Result<fn(&CMat) -> f64> {
 /// parallel; each state must be a density matrix (`state_checks::DensityTol::measures`).
 pub fn state_measure_batch(name: &str, states: &[C64]) -> Result<Vec<f64>> {
     let f = state_measure_fn(name)?;
-    states
-        .par_chunks(16)
+    in_order(states.par_chunks(16).enumerate().map(|(i, s)| {
+        let rho = mat(s, 4);
+        check_measured_state(&rho, &format!("rho[{i}]"))?;
+        Ok(f(&rho))
+    }))
+}
+
+/// The values of a batch measured in parallel, or the error of its first refused item in the
+/// batch's order (rayon's collect into a Result returns any of them), with no value kept
+/// beside each item's result.
+fn in_order(items: impl IndexedParallelIterator<Item = Result<f64>>) -> Result<Vec<f64>> {
+    let first = std::sync::Mutex::new(None::<(usize, QbatError)>);
+    let values: Vec<f64> = items
         .enumerate()
-        .map(|(i, s)| {
-            let rho = mat(s, 4);
-            check_measured_state(&rho, &format!("rho[{i}]"))?;
-            Ok(f(&rho))
+        .map(|(i, r)| {
+            r.unwrap_or_else(|e| {
+                let mut first = first.lock().unwrap_or_else(|p| p.into_inner());
+                if first.as_ref().is_none_or(|(k, _)| i < *k) {
+                    *first = Some((i, e));
+                }
+                f64::NAN
+            })
         })
-        .collect::<Vec<Result<f64>>>()
-        .into_iter()
-        // the first refused in the batch's order (rayon's collect returns any of them)
-        .collect()
+        .collect();
+    match first.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some((_, e)) => Err(e),
+        None => Ok(values),
+    }
 }
 
 /// ergotropy, antiergotropy or capacity of battery states (n x d x d) against Hamiltonians
@@ -481,25 +497,18 @@ pub fn battery_measure_batch(name: &str, states: &[C64], hamiltonians: &[C64], d
     if let Some(h0) = &h0 {
         check_hamiltonian(h0, "h")?;
     }
-    states
-        .par_chunks(dd)
-        .enumerate()
-        .map(|(i, s)| {
-            let rho = mat(s, d);
-            check_measured_state(&rho, &format!("rho_b[{i}]"))?;
-            match &h0 {
-                Some(h0) => Ok(f(&rho, h0)),
-                None => {
-                    let h = mat(&hamiltonians[i * dd..(i + 1) * dd], d);
-                    check_hamiltonian(&h, &format!("h[{i}]"))?;
-                    Ok(f(&rho, &h))
-                }
+    in_order(states.par_chunks(dd).enumerate().map(|(i, s)| {
+        let rho = mat(s, d);
+        check_measured_state(&rho, &format!("rho_b[{i}]"))?;
+        match &h0 {
+            Some(h0) => Ok(f(&rho, h0)),
+            None => {
+                let h = mat(&hamiltonians[i * dd..(i + 1) * dd], d);
+                check_hamiltonian(&h, &format!("h[{i}]"))?;
+                Ok(f(&rho, &h))
             }
-        })
-        .collect::<Vec<Result<f64>>>()
-        .into_iter()
-        // the first refused in the batch's order (rayon's collect returns any of them)
-        .collect()
+        }
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
