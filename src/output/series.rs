@@ -213,12 +213,15 @@ impl SeriesReader {
         // data than the file holds is refused here.
         let data_bytes = shape.iter().try_fold(8u64, |acc, &d| acc.checked_mul(d));
         let file_bytes = std::fs::metadata(npy).map_err(|e| QbatError::io(npy, e))?.len();
-        if data_bytes.is_none_or(|b| b > file_bytes.saturating_sub(header.len() as u64)) {
-            return Err(bad(npy, "the file ends before its shape says"));
-        }
         // (numpy's format: the data follows the header exactly, with nothing after it)
-        if let Some(b) = data_bytes.filter(|b| *b != file_bytes - header.len() as u64) {
-            return Err(bad(npy, format!("{file_bytes} bytes, but the header's shape {shape:?} needs {}: bytes after the data", b + header.len() as u64)));
+        let after_header = file_bytes.checked_sub(header.len() as u64);
+        match data_bytes.zip(after_header) {
+            Some((b, held)) if b > held => return Err(bad(npy, "the file ends before its shape says")),
+            Some((b, held)) if b < held => {
+                return Err(bad(npy, format!("{file_bytes} bytes, but the header's shape {shape:?} needs {}: bytes after the data", b + header.len() as u64)))
+            }
+            Some(_) => {}
+            None => return Err(bad(npy, "the file ends before its shape says")),
         }
         Ok(SeriesReader {
             format: SeriesFormat::Npy,
