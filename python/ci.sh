@@ -32,6 +32,17 @@ python -m pip install --quiet --disable-pip-version-check \
     "xarray==2026.9.0" "ray==2.60.0" "nbclient==0.11.0" "nbformat==5.11.1" "ipykernel==7.4.0" \
     "matplotlib==3.11.2"
 
+# The extension reuses the CLI's compiled crates only where cargo gives both builds the same
+# features (Cargo.toml asks the library for those numpy and pyo3 turn on): said here, not
+# failed, when a dependency's update made them differ (the build then takes minutes longer).
+features() { cargo tree --locked -e no-dev --prefix none -f '{p} [{f}]' --manifest-path "$1" 2>/dev/null | sed 's/ ([^)]*)//g; s/ /@/' | LC_ALL=C sort -u; }
+# (crates in both trees, by name and version, whose features differ)
+differ="$(LC_ALL=C join -j1 <(features Cargo.toml) <(features python/Cargo.toml) | awk '$2 != $3 {print "    " $1 ": " $2 " / " $3}')"
+if [ -n "$differ" ]; then
+    say "note: the extension builds these crates with other features than the CLI, so twice:"
+    printf '%s\n' "$differ" | head -20
+fi
+
 say "pip install ./python (builds the extension, abi3, release)"
 python -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./python
 
