@@ -343,7 +343,8 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
     let Some(spec) = opts.devices.as_deref() else {
         return Ok(vec![engine]);
     };
-    let listed: Vec<String> = spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    let entries: Vec<&str> = spec.split(',').map(str::trim).collect();
+    let listed: Vec<String> = entries.iter().filter(|s| !s.is_empty()).map(|s| s.to_string()).collect();
     // (each entry opens a driver instance of its own: hundreds of one adapter's name took
     // gigabytes of memory before any block ran)
     if listed.len() > MAX_DEVICES {
@@ -362,6 +363,14 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
         return Err(QbatError::invalid(
             "--devices",
             format!("{spec:?} names no adapter: its entries are empty (give adapter names separated by commas, or 'all')"),
+        ));
+    }
+    // (an empty entry among names, "a,,b" or "a,": a name left out, or a typo; the run would
+    // spread over fewer devices than the list seems to say)
+    if let Some(k) = entries.iter().position(|e| e.is_empty()) {
+        return Err(QbatError::invalid(
+            "--devices",
+            format!("{spec:?}: entry {} of {} is empty (give adapter names separated by commas, or 'all')", k + 1, entries.len()),
         ));
     }
     let names = if spec == "all" { crate::gpu::GpuContext::adapter_names() } else { listed };
