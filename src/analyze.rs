@@ -321,7 +321,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     let layout =
         Layout::new(&reader.measures, pairs, reader.members_total, reader.n_times(), opts.max_members, monotone_tol).map_err(|why| bad(&reader.path, why))?;
     layout.check_fits(false, opts.memory_check, "--max-members", MEMORY_ADVICE)?;
-    let mut summary = summary_ids::SummaryIds::read(dir)?;
+    let mut summary = summary_ids::SummaryIds::read(dir, reader.members_total, &reader.path)?;
     // the pairs' 2-D histograms, counted in the same pass
     let hist2d = if opts.plots { Some(Hist2dCounter::new(dir, &reader, &layout.pairs, HIST_BINS)?) } else { None };
     let mut gather = Gather::new(layout, hist2d);

@@ -147,6 +147,17 @@ fn analyze_refuses_a_summary_whose_ids_are_not_the_series() {
         assert_refused(analyze(&d), &d.join("summary.csv").display().to_string(), None, case);
         assert!(!d.join("analysis.csv").exists(), "{case}");
     }
+    // a summary longer than the series is refused at its first row past the series' members,
+    // not read whole (its ids, kept per run of consecutive ids, grew with a hand-made file):
+    // the row after that is not even CSV
+    let d = tmp.path().join("longer");
+    hand_made(&d, 10..18, 10..19);
+    let mut summary = std::fs::read_to_string(d.join("summary.csv")).unwrap();
+    summary += "\"unterminated\n";
+    std::fs::write(d.join("summary.csv"), summary).unwrap();
+    let (code, stderr) = analyze(&d);
+    assert_refused((code, stderr.clone()), &d.join("summary.csv").display().to_string(), None, "longer");
+    assert!(stderr.contains("lists more than the 8 members"), "{stderr}");
     let d = tmp.path().join("same");
     hand_made(&d, 10..18, 10..18);
     let (code, stderr) = analyze(&d);
@@ -190,7 +201,8 @@ fn a_series_csv_time_beyond_f64_is_named_as_written() {
 }
 
 /// `--devices ",,,"` on the GPU said "no adapter named" (a sentence cut short): now that its
-/// entries are empty. A run elsewhere ignores the list with a note, as it does any list.
+/// entries are empty; and one empty entry among names is refused, naming it. A run elsewhere
+/// ignores the list with a note, as it does any list.
 #[test]
 fn a_devices_list_of_empty_names_says_so() {
     let tmp = tempfile::tempdir().unwrap();
@@ -213,5 +225,13 @@ fn a_devices_list_of_empty_names_says_so() {
         let got = run(spec, "gpu", &out);
         assert_refused(got.clone(), "--devices", Some(&out), spec);
         assert!(got.1.contains("entries are empty"), "{spec}: {}", got.1);
+    }
+    // an empty entry among names was dropped silently: the run spread over fewer devices than
+    // listed. The names are real adapters' (index 0), so only the empty entry is wrong.
+    for (spec, entry) in [("0,,0", "entry 2 of 3 is empty"), ("0,", "entry 2 of 2 is empty"), (",0", "entry 1 of 2 is empty")] {
+        let out = tmp.path().join("out");
+        let got = run(spec, "gpu", &out);
+        assert_refused(got.clone(), "--devices", Some(&out), spec);
+        assert!(got.1.contains(entry), "{spec}: {}", got.1);
     }
 }

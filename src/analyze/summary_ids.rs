@@ -25,8 +25,10 @@ fn bad(path: &Path, reason: impl Into<String>) -> QbatError {
 }
 
 impl SummaryIds {
-    /// Read `dir`/summary.csv (none: nothing flagged, nothing checked).
-    pub fn read(dir: &Path) -> Result<SummaryIds> {
+    /// Read `dir`/summary.csv (none: nothing flagged, nothing checked), beside `series` of
+    /// `members` members. It may list no more than those: its ids and flags, kept per row of
+    /// non-consecutive ids, are then bounded by the series' size, not by a hand-made file's.
+    pub fn read(dir: &Path, members: usize, series: &Path) -> Result<SummaryIds> {
         let path = dir.join("summary.csv");
         let mut out = SummaryIds { path: path.clone(), flagged: HashSet::new(), runs: None, at: (0, 0), seen: 0 };
         match std::fs::metadata(&path) {
@@ -42,6 +44,9 @@ impl SummaryIds {
         };
         let mut runs: Vec<(u64, u64)> = vec![];
         for (i, rec) in rdr.records().enumerate() {
+            if i == members {
+                return Err(bad(&path, format!("lists more than the {members} members of {}: its ids are not the series' ids", series.display())));
+            }
             let rec = rec.map_err(|e| bad(&path, format!("line {}: {e}", i + 2)))?;
             let id: u64 = rec[0].trim().parse().map_err(|_| bad(&path, format!("line {}: not a member id: {:?}", i + 2, &rec[0])))?;
             if rec.get(k).is_some_and(|h| h != "ok") {
