@@ -35,12 +35,27 @@ python -m pip install --quiet --disable-pip-version-check \
 # The extension reuses the CLI's compiled crates only where cargo gives both builds the same
 # features (Cargo.toml asks the library for those numpy and pyo3 turn on): said here, not
 # failed, when a dependency's update made them differ (the build then takes minutes longer).
-features() { cargo tree --locked -e no-dev --prefix none -f '{p} [{f}]' --manifest-path "$1" 2>/dev/null | sed 's/ ([^)]*)//g; s/ /@/' | LC_ALL=C sort -u; }
-# (crates in both trees, by name and version, whose features differ)
-differ="$(LC_ALL=C join -j1 <(features Cargo.toml) <(features python/Cargo.toml) | awk '$2 != $3 {print "    " $1 ": " $2 " / " $3}')"
+features() { cargo tree --locked -e no-dev --prefix none -f '{p} [{f}]' --manifest-path "$1" 2>/dev/null | sed 's/ ([^)]*)//g'; }
+# (crates in both trees, by name and version, whose sets of feature lists differ: a crate built
+# for the host and the target may appear twice)
+differ="$(python3 - <(features Cargo.toml) <(features python/Cargo.toml) <<'PY'
+import sys
+def sets(path):
+    out = {}
+    for line in open(path):
+        name, _, feats = line.strip().partition(" [")
+        feats = feats.rstrip("]")
+        out.setdefault(name, set()).add(feats)
+    return out
+cli, ext = sets(sys.argv[1]), sets(sys.argv[2])
+for name in sorted(set(cli) & set(ext)):
+    if cli[name] != ext[name]:
+        print(f"    {name}: {sorted(cli[name])} / {sorted(ext[name])}")
+PY
+)"
 if [ -n "$differ" ]; then
     say "note: the extension builds these crates with other features than the CLI, so twice:"
-    printf '%s\n' "$differ" | head -20
+    printf '%s\n' "$differ"
 fi
 
 say "pip install ./python (builds the extension, abi3, release)"

@@ -64,14 +64,15 @@ fn within_budget(root: &Table) -> bool {
         && point_count * dim * dim * dim <= MAX_POINT_WORK
 }
 
-/// One input: taken as UTF-8 text and parsed when its sizes are within the budget.
-pub fn check(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+/// One input: taken as UTF-8 text and parsed when its sizes are within the budget. Whether
+/// it was accepted: None when it was not given to `parse_plan`.
+pub fn check(data: &[u8]) -> Option<bool> {
+    let text = std::str::from_utf8(data).ok()?;
     // Sizes are read from the same TOML the library will see; unparsable text goes straight on.
     if let Ok(root) = text.parse::<Table>() {
         if !within_budget(&root) {
-            return;
+            return None;
         }
     }
-    let _ = parse_plan(text, &Overrides::default());
+    Some(parse_plan(text, &Overrides::default()).is_ok())
 }

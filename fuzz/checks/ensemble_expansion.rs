@@ -165,10 +165,10 @@ fn config(input: &Input) -> String {
 }
 
 /// One input: its config either refused, or a plan whose chosen members' initial states are
-/// density matrices.
-pub fn check(input: &Input) {
+/// density matrices. Whether it was accepted.
+pub fn check(input: &Input) -> bool {
     let text = config(input);
-    let Ok(plan) = parse_plan(&text, &Overrides::default()) else { return };
+    let Ok(plan) = parse_plan(&text, &Overrides::default()) else { return false };
     let n = plan.members.len();
     assert!(n >= 1);
     // the first and last members and a few chosen by the input
@@ -185,4 +185,5 @@ pub fn check(input: &Input) {
         let lam = eigvals_hermitian(&rho)[0];
         assert!(lam > -TOL, "member {i}: smallest eigenvalue {lam}\n{text}");
     }
+    true
 }

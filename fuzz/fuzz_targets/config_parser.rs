@@ -6,4 +6,6 @@
 #[path = "../checks/config_parser.rs"]
 mod check;
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    check::check(data);
+});

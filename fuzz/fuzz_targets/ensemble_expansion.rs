@@ -7,4 +7,6 @@
 #[path = "../checks/ensemble_expansion.rs"]
 mod check;
 
-libfuzzer_sys::fuzz_target!(|input: check::Input| check::check(&input));
+libfuzzer_sys::fuzz_target!(|input: check::Input| {
+    check::check(&input);
+});
