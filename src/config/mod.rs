@@ -2,7 +2,7 @@
 //! the offending field (`params.j`, `time.dt`, `initial.ket`, ...) and the reason.
 
 pub mod available_memory;
-mod deep_key;
+pub(crate) mod deep_key;
 mod drives;
 mod ensemble;
 mod initial;

@@ -343,8 +343,10 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
     let Some(spec) = opts.devices.as_deref() else {
         return Ok(vec![engine]);
     };
-    let entries: Vec<&str> = spec.split(',').map(str::trim).collect();
-    let listed: Vec<String> = entries.iter().filter(|s| !s.is_empty()).map(|s| s.to_string()).collect();
+    let entries = || spec.split(',').map(str::trim);
+    // (the list as a message quotes it: its start, when it is long)
+    let shown = || crate::config::deep_key::shortened(spec);
+    let listed: Vec<String> = entries().filter(|s| !s.is_empty()).map(str::to_string).collect();
     // (each entry opens a driver instance of its own: hundreds of one adapter's name took
     // gigabytes of memory before any block ran)
     if listed.len() > MAX_DEVICES {
@@ -362,15 +364,15 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
     if listed.is_empty() && spec != "all" {
         return Err(QbatError::invalid(
             "--devices",
-            format!("{spec:?} names no adapter: its entries are empty (give adapter names separated by commas, or 'all')"),
+            format!("{:?} names no adapter: its entries are empty (give adapter names separated by commas, or 'all')", shown()),
         ));
     }
     // (an empty entry among names, "a,,b" or "a,": a name left out, or a typo; the run would
     // spread over fewer devices than the list seems to say)
-    if let Some(k) = entries.iter().position(|e| e.is_empty()) {
+    if let Some(k) = entries().position(str::is_empty) {
         return Err(QbatError::invalid(
             "--devices",
-            format!("{spec:?}: entry {} of {} is empty (give adapter names separated by commas, or 'all')", k + 1, entries.len()),
+            format!("{:?}: entry {} of {} is empty (give adapter names separated by commas, or 'all')", shown(), k + 1, entries().count()),
         ));
     }
     let names = if spec == "all" { crate::gpu::GpuContext::adapter_names() } else { listed };
