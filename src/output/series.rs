@@ -216,12 +216,13 @@ impl SeriesReader {
         // (numpy's format: the data follows the header exactly, with nothing after it)
         let after_header = file_bytes.checked_sub(header.len() as u64);
         match data_bytes.zip(after_header) {
-            Some((b, held)) if b > held => return Err(bad(npy, "the file ends before its shape says")),
+            Some((b, held)) if b == held => {}
             Some((b, held)) if b < held => {
                 return Err(bad(npy, format!("{file_bytes} bytes, but the header's shape {shape:?} needs {}: bytes after the data", b + header.len() as u64)))
             }
-            Some(_) => {}
-            None => return Err(bad(npy, "the file ends before its shape says")),
+            // (more data than the file holds past its header, a shape whose size overflows, or
+            // a file shorter than its header)
+            _ => return Err(bad(npy, "the file ends before its shape says")),
         }
         Ok(SeriesReader {
             format: SeriesFormat::Npy,

@@ -359,21 +359,16 @@ pub(super) fn engines_for(opts: &StudyOptions, engine: Engine, notes: &mut Vec<S
         return Ok(vec![engine]);
     }
     let need_f64 = opts.run.precision == Precision::F64;
-    // (a list whose every entry is empty: said so on the GPU, where the list is used; a run
-    // elsewhere ignores it with a note, as it does any list)
-    if listed.is_empty() && spec != "all" {
-        return Err(QbatError::invalid(
-            "--devices",
-            format!("{:?} names no adapter: its entries are empty (give adapter names separated by commas, or 'all')", shown()),
-        ));
-    }
-    // (an empty entry among names, "a,,b" or "a,": a name left out, or a typo; the run would
-    // spread over fewer devices than the list seems to say)
+    // (an empty entry: a list of nothing but commas, said so on the GPU, where the list is
+    // used, as a run elsewhere ignores any list with a note; or one among names, "a,,b" or
+    // "a,", a name left out or a typo, where the run would spread over fewer devices than the
+    // list seems to say)
     if let Some(k) = entries().position(str::is_empty) {
-        return Err(QbatError::invalid(
-            "--devices",
-            format!("{:?}: entry {} of {} is empty (give adapter names separated by commas, or 'all')", shown(), k + 1, entries().count()),
-        ));
+        let why = match listed.is_empty() {
+            true => format!("{:?} names no adapter: its entries are empty", shown()),
+            false => format!("{:?}: entry {} of {} is empty", shown(), k + 1, entries().count()),
+        };
+        return Err(QbatError::invalid("--devices", format!("{why} (give adapter names separated by commas, or 'all')")));
     }
     let names = if spec == "all" { crate::gpu::GpuContext::adapter_names() } else { listed };
     if names.is_empty() {
