@@ -84,11 +84,19 @@ impl RunResult {
 }
 
 /// Re-integrate `k` members chosen by the seed on the f64 reference and compare (the
-/// result's measures, which may be fewer than the plan's).
-pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
+/// result's measures, which may be fewer than the plan's). A run cancelled through `opts`'
+/// control meanwhile stops before the next member's reference (a cavity member's takes
+/// seconds) with `Err(Cancelled)`.
+pub fn verify(plan: &Plan, result: &RunResult, k: usize, opts: &RunOptions) -> Result<VerifyReport> {
     let idx = verify_indices(plan.seed, plan.members.len(), k);
     let row = plan.schedule.times.len() * result.measures.len();
-    let refs: Vec<Vec<f64>> = idx.par_iter().map(|&i| reference_member(plan, &plan.members[i], &result.measures).0).collect();
+    let refs: Vec<Vec<f64>> = idx
+        .par_iter()
+        .map(|&i| {
+            opts.check_cancelled()?;
+            Ok(reference_member(plan, &plan.members[i], &result.measures).0)
+        })
+        .collect::<Result<_>>()?;
     let mut worst = Worst::new(result.measures.len());
     let weight = sample_weights(&result.measures, &plan.schedule.times);
     for (r, &i) in refs.iter().zip(&idx) {
@@ -98,7 +106,7 @@ pub fn verify(plan: &Plan, result: &RunResult, k: usize) -> VerifyReport {
     let mut report = verify_report(&result.measures, &worst, result.precision, idx.iter().map(|&i| plan.members[i].id).collect());
     report.concurrence = crate::verify::concurrence_route(&result.measures, plan.model, &result.backend, result.precision);
     report.dt_halved = crate::verify::dt_check::dt_check(plan, &idx);
-    report
+    Ok(report)
 }
 
 /// Check the results for NaN/Inf: never hand back silent NaN output.
@@ -167,9 +175,8 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
         // No integration to re-run: the residual ||L rho||_F of each state is the check.
         result.notes.push("--verify skipped: steady states are solved for, not integrated; steady_residual = ||L rho||_F is their check".into());
     } else if opts.verify > 0 && !matches!(backend, crate::engine::Engine::Reference) {
-        opts.check_cancelled()?;
         let tv = Instant::now();
-        result.verify = Some(verify(plan, &result, opts.verify));
+        result.verify = Some(verify(plan, &result, opts.verify, opts)?);
         result.timings.verify = tv.elapsed().as_secs_f64();
         if let Some(note) = result.verify.as_ref().and_then(|v| v.dt_halved.as_ref()).and_then(|c| c.note()) {
             crate::engine::say(opts, &note);

@@ -12,7 +12,9 @@
 //! A streamed run's blocks (`run`, the default study; not its setup, a resume's checks or its
 //! finish) are stopped rather than ended at once (`stop_on_signals`, which the study holds
 //! around its block loop): the first signal cancels the run, so that it writes the blocks it finished
-//! since its last checkpoint into the checkpoint (paced without a series, it may be several),
+//! since its last checkpoint into the checkpoint (paced without a series, it may be several;
+//! a block whose `--verify` references are being computed stops at its next verified member
+//! and is left out whole),
 //! as Python's cancel does; the command then ends by that signal (`received`). A second signal,
 //! or `GRACE` without the run's end (a block that takes long to reach its next cancellation
 //! point), ends the process at once.

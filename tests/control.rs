@@ -122,6 +122,52 @@ fn a_study_stops_between_blocks_and_counts_its_members() {
     assert_eq!(c.done(), 0);
 }
 
+/// Cancel `c` once every member of its run is integrated (its total known and reached).
+fn cancel_when_integrated(c: &Arc<Control>) -> std::thread::JoinHandle<()> {
+    let c = c.clone();
+    std::thread::spawn(move || {
+        while c.total() == 0 || c.done() < c.total() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        c.cancel();
+    })
+}
+
+/// A study stopped while it re-runs its block's `--verify` members on the reference stops
+/// before the next member's reference and keeps none of that block: no checkpoint names it,
+/// and with no block kept, nothing is left to resume. (Cancelled as soon as the block's
+/// members are integrated: its six references, each far longer than the watcher's poll, are
+/// still to come.) Before, the references ran to their end and the block was checkpointed. A
+/// plain run (Python's `qb.run`) stops among its references likewise.
+#[test]
+fn a_run_stopped_in_its_verify_stops_and_keeps_no_part_of_the_block() {
+    let plan = cavity(6, 40.0);
+    let dir = tempfile::tempdir().unwrap();
+    let c = Arc::new(Control::default());
+    let watcher = cancel_when_integrated(&c);
+    let study = StudyOptions {
+        run: RunOptions { verify: 6, ..opts(Backend::Cpu, Some(c.clone())) },
+        output: OutputOptions { plots: false, ..Default::default() },
+        out: dir.path().join("stopped"),
+        force: false,
+        resume: false,
+        shard: None,
+        block_members: None,
+        on_device_loss: OnDeviceLoss::Cpu,
+        devices: None,
+        allow_mixed_backends: false,
+        analyze: false,
+    };
+    assert!(cancelled(run_study(&plan, &study)));
+    watcher.join().unwrap();
+    let staging = dir.path().join(".stopped.partial");
+    assert!(!staging.join("checkpoint.json").exists(), "the block being verified was kept: {:?}", std::fs::read_to_string(staging.join("checkpoint.json")));
+    let c = Arc::new(Control::default());
+    let watcher = cancel_when_integrated(&c);
+    assert!(cancelled(run_plan(&plan, &RunOptions { verify: 6, ..opts(Backend::Cpu, Some(c.clone())) })));
+    watcher.join().unwrap();
+}
+
 /// The GPU engines (lavapipe in CI) check the flag and count members after each chunk: a
 /// cancelled run stops after its first chunk; a control changes no bit and counts every member.
 #[test]

@@ -210,7 +210,7 @@ fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool, slice: usize
             let e = if job.starts_with("bloch") && !sub.is_driven() {
                 bloch_closed_form_error(&sub, &r)
             } else {
-                verify(&sub, &r, 2).deviations.iter().map(|d| d.largest_abs).fold(0.0, f64::max)
+                verify(&sub, &r, 2, &RunOptions::default())?.deviations.iter().map(|d| d.largest_abs).fold(0.0, f64::max)
             };
             p.max_abs_error = p.max_abs_error.max(e);
         }

@@ -239,7 +239,12 @@ pub(super) fn drive(
                 };
                 sink.progress.notes.append(&mut notes);
                 let device = if single_device { device.as_str() } else { "several devices" };
-                sink.absorb(b, lo, &sub, out, wall, name, device)?;
+                match sink.absorb(b, lo, &sub, out, wall, name, device) {
+                    // stopped among the block's --verify references, before any of it was
+                    // kept: the blocks absorbed before it are checkpointed below
+                    Err(QbatError::Cancelled) => break,
+                    absorbed => absorbed?,
+                }
             }
             Ok(())
         })?;
@@ -466,8 +471,20 @@ impl Absorber<'_> {
         };
         let (local, opts, staging, ns) = (self.local, self.opts, self.staging, self.ns);
         let t_absorb = Instant::now();
-        let progress = &mut *self.progress;
         let hi = lo + sub.members.len();
+        // The references of the block's verified members first, before any of the block is
+        // kept: a run stopped meanwhile (a signal, Python's cancel) stops before the next
+        // member's reference (a cavity member's takes seconds) and leaves the block out whole,
+        // for --resume to run again. Once they are done, the block is absorbed whole.
+        let tv = Instant::now();
+        let mut references = Vec::new();
+        for &i in self.verify_idx.iter().filter(|&&i| (lo..hi).contains(&i)) {
+            opts.run.check_cancelled()?;
+            let ahead = if out.measures == local.measures { self.verify_ahead.take(i) } else { None };
+            references.push((i, ahead.unwrap_or_else(|| reference_member(local, &local.members[i], &out.measures).0)));
+        }
+        let mut t_verify = tv.elapsed().as_secs_f64();
+        let progress = &mut *self.progress;
         // The measure columns are fixed by the first block.
         let names: Vec<String> = out.measures.iter().map(|m| m.name().to_string()).collect();
         if progress.measures.is_empty() {
@@ -609,13 +626,11 @@ impl Absorber<'_> {
             let summary = summary?;
             Ok((values, states, summary))
         })?;
-        // verify the chosen members of this block
+        // verify the chosen members of this block against their references
         let tv = Instant::now();
         let mut weight = None;
-        for &i in self.verify_idx.iter().filter(|&&i| (lo..hi).contains(&i)) {
+        for (i, r) in references {
             let m = &local.members[i];
-            let ahead = if out.measures == local.measures { self.verify_ahead.take(i) } else { None };
-            let r = ahead.unwrap_or_else(|| reference_member(local, m, &out.measures).0);
             let g = match progress.verify.iter().position(|g| g.precision == out.precision) {
                 Some(g) => g,
                 None => {
@@ -629,7 +644,7 @@ impl Absorber<'_> {
             progress.verify[g].worst.fold(m.id, &out.values[(i - lo) * row..(i - lo + 1) * row], &r, weight, &floor);
             progress.verify[g].members.push(m.id);
         }
-        let t_verify = tv.elapsed().as_secs_f64();
+        t_verify += tv.elapsed().as_secs_f64();
         // the checkpoint that names the block's files
         progress.blocks.push(BlockRecord { block: b, members: nb, values, states, summary, backend: backend.into(), precision: out.precision });
         progress.timings.ensemble += out.ensemble;
