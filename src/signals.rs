@@ -96,12 +96,20 @@ pub fn remove_uncommitted_on_signals() {
                     None => false,
                 }
             };
-            if stopped {
+            let end = if stopped {
                 eprintln!("\nnote: stopping the run at its next block, so that the blocks it has finished are kept for --resume; a second signal (Ctrl-C again) ends it at once");
                 // (the run's end ends the process by `sig` from its own thread meanwhile)
-                end_by(next_within(&set, GRACE).unwrap_or(sig));
-            }
-            end_by(sig);
+                next_within(&set, GRACE).unwrap_or(sig)
+            } else {
+                sig
+            };
+            end_by(end);
+            // The signal did not end the process: PID 1's in a container, to which the
+            // kernel delivers no signal at its default action. It ends now all the same, with
+            // a shell's status for the signal: going on would write into the staging
+            // directories just removed (a merge failed on its next file, exit 1), and a second
+            // signal would not end a stopped run.
+            libc::_exit(128 + end);
         };
         if std::thread::Builder::new().name("signals".into()).stack_size(64 << 10).spawn(taker).is_err() {
             libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());

@@ -494,6 +494,94 @@ fn a_signal_after_the_blocks_ends_the_run_at_once() {
     assert!(!stderr.contains("stopping the run"), "{stderr}");
 }
 
+/// As PID 1 (a container's first process, to which the kernel delivers no signal at its
+/// default action) a signal still ends the command, with a shell's status for it: a merge stopped
+/// by SIGTERM ends at once with nothing beside its output (it went on into its removed staging
+/// directory, and failed on its next file with exit 1), and a second signal ends a stopped run
+/// at once (it waited out the block). Skipped, with a note, where no PID namespace can be made
+/// (`unshare -rpf`).
+#[cfg(unix)]
+#[test]
+fn as_pid_1_a_signal_still_ends_the_command() {
+    if !std::process::Command::new("unshare").args(["-rpf", "true"]).status().is_ok_and(|s| s.success()) {
+        eprintln!("note: no PID namespace here (unshare -rpf); the PID 1 case was not tried");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // `args` as PID 1 of a PID namespace of its own; the qbat-gpu process's pid once it runs
+    let spawn_as_pid_1 = |args: &[&std::ffi::OsStr], fault: &str| {
+        let mut c = std::process::Command::new("unshare");
+        c.args(["-rpf", env!("CARGO_BIN_EXE_qbat-gpu")]).args(args).env("QBAT_INJECT_FAULT", fault);
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        with_default_signals(&mut c);
+        let child = c.spawn().unwrap();
+        let children = format!("/proc/{0}/task/{0}/children", child.id());
+        let started = std::time::Instant::now();
+        let pid = loop {
+            if let Some(pid) = std::fs::read_to_string(&children).ok().and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<libc::pid_t>().ok())) {
+                break pid;
+            }
+            assert!(started.elapsed().as_secs() < 60, "unshare never started qbat-gpu");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        (child, pid)
+    };
+    let staged = |name: &str, file: &str| {
+        std::fs::read_dir(dir.path()).unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(name) && e.path().join(file).exists())
+    };
+    let wait_for = |what: &str, ready: &dyn Fn() -> bool| {
+        let started = std::time::Instant::now();
+        while !ready() {
+            assert!(started.elapsed().as_secs() < 60, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    let kill = |pid: libc::pid_t, sig: i32| {
+        // SAFETY: kill is given the pid of a process of this test's, still running.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    };
+    let args = ["--ensemble", "40", "--backend", "cpu", "--no-progress", "--verify", "0", "--no-plots", "--out"];
+    let shards: Vec<_> = (0..2).map(|k| dir.path().join(format!("s{k}"))).collect();
+    for (k, s) in shards.iter().enumerate() {
+        ok(bin().args(args).arg(s).args(["--shard", &format!("{k}/2")]));
+    }
+    let before = crate::common::listing(dir.path());
+    let merged = dir.path().join("merged");
+    let mut merge_args: Vec<&std::ffi::OsStr> = vec!["merge".as_ref()];
+    merge_args.extend(shards.iter().map(|s| s.as_os_str()));
+    merge_args.extend(["--out".as_ref(), merged.as_os_str(), "--no-plots".as_ref()]);
+    let (mut child, pid) = spawn_as_pid_1(&merge_args, "slow-blocks=20000");
+    wait_for("the merge never wrote its summary", &|| staged(".merged.partial", "summary.csv"));
+    kill(pid, libc::SIGTERM);
+    let status = crate::common::wait_within(&mut child, std::time::Duration::from_secs(60)).expect("the merge did not end");
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert_eq!(crate::common::listing(dir.path()), before, "the stopped merge left something beside its output");
+    // a stopped run (its block held 20 s), then a second signal
+    let held = dir.path().join("held");
+    let (mut child, pid) = spawn_as_pid_1(
+        &[
+            "--ensemble".as_ref(),
+            "40".as_ref(),
+            "--block-members".as_ref(),
+            "10".as_ref(),
+            "--backend".as_ref(),
+            "cpu".as_ref(),
+            "--no-plots".as_ref(),
+            "--out".as_ref(),
+            held.as_os_str(),
+        ],
+        "slow-blocks=20000",
+    );
+    wait_for("the run never wrote its first checkpoint", &|| staged(".held.partial", "checkpoint.json"));
+    kill(pid, libc::SIGTERM);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let sent = std::time::Instant::now();
+    kill(pid, libc::SIGINT);
+    let status = crate::common::wait_within(&mut child, std::time::Duration::from_secs(60)).expect("the run did not end");
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(sent.elapsed().as_secs_f64() < 5.0, "the second signal took {:?}", sent.elapsed());
+}
+
 /// A thread that cannot be started mid-run (block 2's files thread, as under a process limit):
 /// exit 2 with one line naming the threads, the finished blocks kept with a note, and a
 /// `--resume` that finishes the run to the same files as a run never stopped.
