@@ -264,6 +264,35 @@ fn tavis_cummings_conserves_excitations_and_closed_runs_stay_pure() {
     }
 }
 
+/// A full-space `[initial]` state replaces the default start |N photons>, so a cutoff below
+/// N holds it (it was refused, naming n_fock, whatever the state: with n_cells of 40 or more
+/// the dimension limit left no full-space state at all). From (|k=1, n=0> + |k=0, n=1>)/sqrt 2
+/// a closed Tavis-Cummings run keeps one excitation: photon_number + energy_b / wa = 1. A
+/// cells-only state still starts the cavity at |N> and is refused there.
+#[test]
+fn a_full_space_state_needs_no_cutoff_for_the_default_photons() {
+    let s = std::f64::consts::FRAC_1_SQRT_2;
+    // index k (n_fock + 1) + n, n_fock = 1
+    let mut ket = vec!["0.0".to_string(); 10];
+    ket[2] = format!("{s}");
+    ket[1] = format!("{s}");
+    let cfg = format!("model = \"dicke\"\n[params]\nn_cells = 4\nn_fock = 1\nwa = 0.8\ncoupling = \"tavis-cummings\"\nkappa = 0.0\ngamma = 0.0\n[initial]\nket = [{}]\n[time]\ndt = 0.01\nt_end = 5.0\nsamples = 6\n[output]\nmeasures = [\"energy_b\", \"photon_number\"]\n", ket.join(", "));
+    for backend in [Backend::Reference, Backend::Cpu] {
+        let (plan, r) = run(&cfg, backend);
+        let (e, n) = (col(&plan, Measure::EnergyB), col(&plan, Measure::PhotonNumber));
+        let moved = (0..r.times.len()).map(|t| (r.value(0, t, n) - 0.5).abs()).fold(0.0, f64::max);
+        assert!(moved > 0.1, "{backend:?}: the photon number stood still ({moved})");
+        for t in 0..r.times.len() {
+            let excitations = r.value(0, t, n) + r.value(0, t, e) / 0.8;
+            assert!((excitations - 1.0).abs() < 1e-12, "{backend:?}: {excitations} excitations at t = {}", r.times[t]);
+        }
+    }
+    let cells_only = "model = \"dicke\"\n[params]\nn_cells = 4\nn_fock = 1\n[initial]\nket = [1.0, 0.0, 0.0, 0.0, 0.0]\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n";
+    let r = crate::common::run_config_text(cells_only, &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("params.n_fock") && r.stderr.contains("|4>"), "{}", r.stderr);
+}
+
 #[test]
 fn default_state_is_ground_cells_and_n_photons() {
     let p = qbat_gpu::model::resolve_params(

@@ -57,6 +57,14 @@ pub enum InitialSpec {
     PerMember(Arc<Vec<CMat>>),
 }
 
+impl InitialSpec {
+    /// Whether it gives the whole state, the cavity's included (a model's start from its
+    /// parameters then goes unused).
+    pub fn is_full_space(&self) -> bool {
+        matches!(self, InitialSpec::Full(_) | InitialSpec::PerMember(_))
+    }
+}
+
 /// One ensemble member: its parameter point and initial state.
 #[derive(Clone, Debug)]
 pub struct Member {
@@ -198,7 +206,7 @@ impl Plan {
 /// cavity-cells' `alpha`); giving both would silently drop one (a swept `alpha` gave identical
 /// members under differing `alpha` columns).
 fn start_given_once(model: ModelKind, base: &Params, spec: &InitialSpec) -> Result<()> {
-    let full = matches!(spec, InitialSpec::Full(_) | InitialSpec::PerMember(_));
+    let full = spec.is_full_space();
     let replaced: &[&str] = match model {
         ModelKind::Dicke if full => &["dicke_m", "photons", "alpha"],
         ModelKind::Dicke if matches!(spec, InitialSpec::Qubits(_)) => &["dicke_m"],
@@ -372,7 +380,7 @@ pub fn plan_from_table(root: &Table, ov: &Overrides) -> Result<Plan> {
     memory::check_memory(space, range.len(), n_points, &shape, samples, measures, keeps_states, saved_dim, ens.size_field, points_field)?;
     let (mut points, members) = ensemble::expand_members(model, &base, &params, &init, &ens, range);
     let drives: Vec<_> = points.iter_mut().map(|p| drives::drives_of_point(&drv, p)).collect();
-    let systems = systems::build_systems(model, model_name, &points, time.schedule.dt, time.steady, time.switch_off)?;
+    let systems = systems::build_systems(model, model_name, &points, time.schedule.dt, time.steady, time.switch_off, !init.spec.is_full_space())?;
     drives::check_stability(&systems, &drives, &time.schedule, time.switch_off.is_some())?;
     let points: Vec<Params> = points.iter().map(|p| resolve_params(model, p)).collect::<Result<_>>()?;
     let param_columns = params.columns();

@@ -13,13 +13,23 @@ use std::sync::Arc;
 /// point's in order, as a loop over them would give. Points past the first failure found so
 /// far are skipped (every point before it still runs), so a dt that every point refuses is
 /// reported about as soon as a loop would. Each point shares the first point's jump operators
-/// and coupling where its own are the same matrices (`OpenSystem::share_with`).
-pub fn build_systems(model: ModelKind, model_name: &str, points: &[Params], dt: f64, steady: bool, switch_off: Option<f64>) -> Result<Vec<Arc<OpenSystem>>> {
+/// and coupling where its own are the same matrices (`OpenSystem::share_with`). With
+/// `start_from_params` (no full-space `[initial]` state) each point's start from its
+/// parameters is checked too (`ModelKind::check_start`).
+pub fn build_systems(
+    model: ModelKind,
+    model_name: &str,
+    points: &[Params],
+    dt: f64,
+    steady: bool,
+    switch_off: Option<f64>,
+    start_from_params: bool,
+) -> Result<Vec<Arc<OpenSystem>>> {
     let Some(first) = points.first() else {
         return Ok(vec![]);
     };
     // the first point's jumps and coupling, shared by every point whose are the same
-    let template = build_checked(model, first, dt, steady, switch_off).map(Arc::new)?;
+    let template = build_checked(model, first, dt, steady, switch_off, start_from_params).map(Arc::new)?;
     let first_failure = AtomicUsize::new(usize::MAX);
     let rest: Vec<Option<Result<Arc<OpenSystem>>>> = points[1..]
         .par_iter()
@@ -28,7 +38,7 @@ pub fn build_systems(model: ModelKind, model_name: &str, points: &[Params], dt: 
             if i > first_failure.load(Ordering::Relaxed) {
                 return None;
             }
-            let sys = build_checked(model, p, dt, steady, switch_off).map(|mut s| {
+            let sys = build_checked(model, p, dt, steady, switch_off, start_from_params).map(|mut s| {
                 s.share_with(&template);
                 Arc::new(s)
             });
@@ -50,9 +60,12 @@ pub fn build_systems(model: ModelKind, model_name: &str, points: &[Params], dt: 
     Ok(systems)
 }
 
-fn build_checked(model: ModelKind, p: &Params, dt: f64, steady: bool, switch_off: Option<f64>) -> Result<OpenSystem> {
+fn build_checked(model: ModelKind, p: &Params, dt: f64, steady: bool, switch_off: Option<f64>, start_from_params: bool) -> Result<OpenSystem> {
     let p = resolve_params(model, p)?;
     let sys = model.build(&p)?;
+    if start_from_params {
+        model.check_start(&p)?;
+    }
     if let Some(bound) = bound_to_check(&sys, dt, 0.0, steady) {
         if !bound.is_finite() {
             return Err(invalid("params", "the parameters are too large: the generator's spectral bound is not finite"));

@@ -95,7 +95,6 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
     let (wc, wa, g) = (real(p, "wc")?, real(p, "wa")?, real(p, "g")?);
     let (kappa, gamma) = (rate(p, "kappa")?, rate(p, "gamma")?);
     let tc = is_tavis_cummings(p)?;
-    initial_parts(p, n, nf)?;
     let (ic, ia) = (identity(n + 1), identity(nf + 1));
     let a_cav = annihilation(nf);
     let ad_cav = a_cav.adjoint();
@@ -124,6 +123,12 @@ pub fn build(p: &Params) -> Result<OpenSystem> {
         dephasing: 0.0,
         coupling: std::sync::Arc::new(coupling),
     })
+}
+
+/// `initial_parts`' checks alone (`ModelKind::check_start`).
+pub fn check_start(p: &Params) -> Result<()> {
+    let (n, nf) = sizes(p)?;
+    initial_parts(p, n, nf).map(|_| ())
 }
 
 /// The initial cavity state: Fock |photons> (default |N>) or coherent |alpha>.

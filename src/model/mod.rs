@@ -353,6 +353,16 @@ impl ModelKind {
         }
     }
 
+    /// Check that the start its parameters give (params with defaults filled in) is one the
+    /// point can hold: dicke's Fock start |photons> (by default |N>) within its cutoff. Not
+    /// asked where a full-space `[initial]` state replaces that start.
+    pub fn check_start(&self, params: &Params) -> Result<()> {
+        match self {
+            ModelKind::Dicke => dicke::check_start(params),
+            _ => Ok(()),
+        }
+    }
+
     /// The model's default initial state (density matrix), given its parameters and
     /// the `theta`/`phi` of `[initial]` for bloch-charger.
     pub fn default_state(&self, params: &Params, theta_phi: Option<(f64, f64)>) -> Result<CMat> {
