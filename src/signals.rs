@@ -1,7 +1,8 @@
 //! The CLI's end by a signal (SIGINT, SIGTERM, SIGHUP: Ctrl-C, `timeout`, a batch system's
 //! time limit or `scancel`; not one the process was started ignoring): the uncommitted staging directories of the outputs it was writing
 //! are removed first (`output::uncommitted`), then the process ends by that signal as it would
-//! have without this. A run's own staging directory (`.OUT.partial`) is not among them: it
+//! have without this (as PID 1, which the kernel gives no signal at its default action, by
+//! `_exit` with a shell's status for it, 128 + the signal). A run's own staging directory (`.OUT.partial`) is not among them: it
 //! stays for `--resume`. The Python package ends the same way (`end_by`) after a call that
 //! SIGTERM or SIGHUP stopped through its own cancel (python/qbat_gpu/_signals.py).
 //!
@@ -103,7 +104,8 @@ pub fn remove_uncommitted_on_signals() {
             } else {
                 sig
             };
-            end_by(end);
+            // (the hold kept to the end: no commit begins between the removal and the exit)
+            let _held = ending_by(end);
             // The signal did not end the process: PID 1's in a container, to which the
             // kernel delivers no signal at its default action. It ends now all the same, with
             // a shell's status for the signal: going on would write into the staging
@@ -145,8 +147,14 @@ fn next_within(set: &libc::sigset_t, wait: Duration) -> Option<i32> {
 /// a call a signal stopped (its own cancel has run then; an output another thread writes is
 /// removed here). Returns only where the signal does not end the process.
 pub fn end_by(sig: i32) {
+    let _held = ending_by(sig);
+}
+
+/// `end_by`, returning (where the signal did not end the process) the hold on the outputs'
+/// staging directories, which the caller keeps until it ends the process itself.
+fn ending_by(sig: i32) -> crate::output::uncommitted::Held {
     // (held until the process ends: no commit begins after the removal)
-    let _held = crate::output::uncommitted::remove_all();
+    let held = crate::output::uncommitted::remove_all();
     crate::gpu::runtime_dir::remove_own();
     #[cfg(unix)]
     // SAFETY: sigset_t is plain data, set up by sigemptyset and sigaddset before use; signal,
@@ -160,6 +168,7 @@ pub fn end_by(sig: i32) {
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::raise(sig);
     }
+    held
 }
 
 /// Whether `sig`'s action is the default one, as the kernel holds it: where a handler was set

@@ -578,7 +578,9 @@ fn as_pid_1_a_signal_still_ends_the_command() {
     let sent = std::time::Instant::now();
     kill(pid, libc::SIGINT);
     let status = crate::common::wait_within(&mut child, std::time::Duration::from_secs(60)).expect("the run did not end");
-    assert_eq!(status.code(), Some(130), "{status:?}");
+    // (either signal's status: where the signal thread had not taken SIGTERM before SIGINT
+    // came, it takes SIGINT, the lower number, first)
+    assert!([Some(130), Some(143)].contains(&status.code()), "{status:?}");
     assert!(sent.elapsed().as_secs_f64() < 5.0, "the second signal took {:?}", sent.elapsed());
 }
 

@@ -287,7 +287,8 @@ fn a_full_space_state_needs_no_cutoff_for_the_default_photons() {
             assert!((excitations - 1.0).abs() < 1e-12, "{backend:?}: {excitations} excitations at t = {}", r.times[t]);
         }
     }
-    let cells_only = "model = \"dicke\"\n[params]\nn_cells = 4\nn_fock = 1\n[initial]\nket = [1.0, 0.0, 0.0, 0.0, 0.0]\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n";
+    let cells_only =
+        "model = \"dicke\"\n[params]\nn_cells = 4\nn_fock = 1\n[initial]\nket = [1.0, 0.0, 0.0, 0.0, 0.0]\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n";
     let r = crate::common::run_config_text(cells_only, &[]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("params.n_fock") && r.stderr.contains("|4>"), "{}", r.stderr);

@@ -132,6 +132,28 @@ fn very_deep_keys_and_values_are_refused_naming_their_line() {
     }
 }
 
+/// Numbers far from 1 in a message are written as given, or in scientific notation: a huge
+/// photon number was named as 2^64 - 1 (its saturated cast), and |psi|^2, a trace or |alpha|
+/// of 1e60 as a decimal of 60 to 120 digits.
+#[test]
+fn huge_numbers_in_messages_are_named_as_given_and_short() {
+    let dicke = "model = \"dicke\"\n[params]\nn_cells = 2\nn_fock = 3\nphotons = 1e60\n";
+    let two_qubit = "model = \"spin-pair\"\n";
+    let cavity = "model = \"cavity-cells\"\n[params]\nalpha = 1e60\n";
+    for (head, extra, field, shown) in [
+        (dicke, "", "params.photons", "|1e60>"),
+        (two_qubit, "[initial]\nket = [1e60, 0.0, 0.0, 0.0]\n", "initial.ket", "= 9.999999999999998e119 "),
+        (two_qubit, "[initial]\ndm = [[1e60, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]\n", "initial.dm", "got 1e60"),
+        (cavity, "", "--auto-fock", "|alpha| = 1e60"),
+    ] {
+        let text = format!("{head}{extra}[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n");
+        let r = crate::common::run_config_text(&text, &["--auto-fock"][..usize::from(field == "--auto-fock")]);
+        assert_eq!(r.code, 2, "{text}: {}", r.stderr);
+        assert!(r.stderr.contains(field) && r.stderr.contains(shown), "{text}: expected {field} and {shown} in {}", r.stderr);
+        assert!(r.stderr.len() < 400, "{}", r.stderr);
+    }
+}
+
 #[test]
 fn shard_count_zero_says_n_must_be_at_least_1() {
     let dir = tempfile::tempdir().unwrap();

@@ -54,7 +54,7 @@ pub fn parse_initial(init_t: &Table, model: ModelKind, model_name: &str, space: 
         }
         let norm2: f64 = ket.iter().map(|z| z.norm_sqr()).sum();
         if (norm2 - 1.0).abs() > STATE_TOL {
-            return Err(invalid("initial.ket", format!("must be normalised: |psi|^2 = {norm2:.12} (tolerance {STATE_TOL:e})")));
+            return Err(invalid("initial.ket", format!("must be normalised: |psi|^2 = {} (tolerance {STATE_TOL:e})", crate::error::shown(norm2))));
         }
         // (before the projector: a ket of 300,000 amplitudes would ask for a 1.4 TB matrix)
         check_dimension(ket.len(), "initial.ket")?;
@@ -142,7 +142,7 @@ pub fn check_state(rho: &CMat, field: &str) -> Result<()> {
     }
     let tr = rho.trace();
     if (tr.re - 1.0).abs() > STATE_TOL || tr.im.abs() > STATE_TOL {
-        return Err(invalid(field, format!("must have unit trace, got {:.12}", tr.re)));
+        return Err(invalid(field, format!("must have unit trace, got {}", crate::error::shown(tr.re))));
     }
     let lam = eigvals_hermitian(rho)[0];
     if lam < -STATE_TOL {

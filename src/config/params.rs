@@ -189,7 +189,7 @@ impl ParamSection {
 fn fock_too_large(amax: f64) -> crate::error::QbatError {
     invalid(
         "--auto-fock",
-        format!("|alpha| = {amax} needs a cutoff beyond the largest supported, n_fock = {}, for a Fock tail below {AUTO_FOCK_TAIL:e}: such a state cannot be truncated well; use a smaller alpha", cavity_cells::MAX_N_FOCK),
+        format!("|alpha| = {} needs a cutoff beyond the largest supported, n_fock = {}, for a Fock tail below {AUTO_FOCK_TAIL:e}: such a state cannot be truncated well; use a smaller alpha", crate::error::shown(amax), cavity_cells::MAX_N_FOCK),
     )
 }
 

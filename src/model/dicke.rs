@@ -149,16 +149,18 @@ pub fn initial_parts(p: &Params, n: usize, nf: usize) -> Result<(CavityStart, us
             if x.fract() != 0.0 || x < 0.0 {
                 return Err(QbatError::invalid("params.photons", format!("must be an integer >= 0, got {}", crate::error::shown(x))));
             }
+            // (compared before the cast, which saturates: 1e60 was named as |2^64 - 1>)
+            if x > nf as f64 {
+                let k = crate::error::shown(x);
+                return Err(QbatError::invalid("params.photons", format!("the initial Fock state |{k}> needs n_fock >= {k}, got n_fock = {nf}")));
+            }
             CavityStart::Fock(x as usize)
+        }
+        (None, None) if n > nf => {
+            return Err(QbatError::invalid("params.n_fock", format!("the initial Fock state |{n}> needs n_fock >= {n}, got n_fock = {nf}")))
         }
         (None, None) => CavityStart::Fock(n),
     };
-    if let CavityStart::Fock(k) = cav {
-        if k > nf {
-            let field = if p.contains_key("photons") { "params.photons" } else { "params.n_fock" };
-            return Err(QbatError::invalid(field, format!("the initial Fock state |{k}> needs n_fock >= {k}, got n_fock = {nf}")));
-        }
-    }
     let k = match real_opt(p, "dicke_m")? {
         None => 0,
         Some(m) => {

@@ -237,12 +237,17 @@ pub(super) fn drive(
                         return Err(e);
                     }
                 };
+                let notes_before = sink.progress.notes.len();
                 sink.progress.notes.append(&mut notes);
                 let device = if single_device { device.as_str() } else { "several devices" };
                 match sink.absorb(b, lo, &sub, out, wall, name, device) {
                     // stopped among the block's --verify references, before any of it was
-                    // kept: the blocks absorbed before it are checkpointed below
-                    Err(QbatError::Cancelled) => break,
+                    // kept (its notes neither: a resume that runs it again says them again);
+                    // the blocks absorbed before it are checkpointed below
+                    Err(QbatError::Cancelled) => {
+                        sink.progress.notes.truncate(notes_before);
+                        break;
+                    }
                     absorbed => absorbed?,
                 }
             }
@@ -474,14 +479,21 @@ impl Absorber<'_> {
         let hi = lo + sub.members.len();
         // The references of the block's verified members first, before any of the block is
         // kept: a run stopped meanwhile (a signal, Python's cancel) stops before the next
-        // member's reference (a cavity member's takes seconds) and leaves the block out whole,
-        // for --resume to run again. Once they are done, the block is absorbed whole.
+        // reference it would compute here (a cavity member's takes seconds) and leaves the block
+        // out whole, for --resume to run again. Once they are done, the block is absorbed whole.
         let tv = Instant::now();
         let mut references = Vec::new();
         for &i in self.verify_idx.iter().filter(|&&i| (lo..hi).contains(&i)) {
-            opts.run.check_cancelled()?;
+            // (one computed ahead is taken, waiting at most for the one under way)
             let ahead = if out.measures == local.measures { self.verify_ahead.take(i) } else { None };
-            references.push((i, ahead.unwrap_or_else(|| reference_member(local, &local.members[i], &out.measures).0)));
+            let reference = match ahead {
+                Some(r) => r,
+                None => {
+                    opts.run.check_cancelled()?;
+                    reference_member(local, &local.members[i], &out.measures).0
+                }
+            };
+            references.push((i, reference));
         }
         let mut t_verify = tv.elapsed().as_secs_f64();
         let progress = &mut *self.progress;
