@@ -239,16 +239,18 @@ impl FockTailCheck {
             return vec![];
         }
         let worst_nbar = flags.worst_photon_number;
+        // (two decimals said 0.00 of a photon number of 3e-3 beside a tail of 6e-4)
+        let nbar = if worst_nbar >= 0.01 { format!("{worst_nbar:.2}") } else { format!("{worst_nbar:.1e}") };
         let listed: Vec<String> = flags.first.iter().map(|(id, t)| format!("{id} ({t:.1e})")).collect();
         let suggestion = if self.dicke {
             match worst_nbar > 0.0 {
-                true => format!("; raise n_fock above {n_fock} (the largest photon number reached was {worst_nbar:.2})"),
+                true => format!("; raise n_fock above {n_fock} (the largest photon number reached was {nbar})"),
                 false => format!("; raise n_fock above {n_fock}"),
             }
         } else if worst_nbar > 0.0 {
             match crate::config::auto_n_fock(worst_nbar.sqrt()) {
-            Some(n) => format!("; use n_fock >= {} (from the largest photon number reached, {worst_nbar:.2}), or --auto-fock", n.max(n_fock + 1)),
-            None => format!("; the largest photon number reached, {worst_nbar:.2}, needs a cutoff beyond the largest supported (n_fock = {}): this run cannot be truncated well", crate::model::cavity_cells::MAX_N_FOCK),
+            Some(n) => format!("; use n_fock >= {} (from the largest photon number reached, {nbar}), or --auto-fock", n.max(n_fock + 1)),
+            None => format!("; the largest photon number reached, {nbar}, needs a cutoff beyond the largest supported (n_fock = {}): this run cannot be truncated well", crate::model::cavity_cells::MAX_N_FOCK),
         }
         } else {
             format!("; raise n_fock above {n_fock}")
