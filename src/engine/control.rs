@@ -2,7 +2,8 @@
 //! the members done out of a total, which the engines advance at their natural granularity
 //! (a member on the reference and the cavity CPU engine, a slice of members on the two-qubit
 //! CPU engine, a chunk on the GPU, a block in a streamed study). The engines check the flag at
-//! the same points and stop with `QbatError::Cancelled`.
+//! the same points and stop with `QbatError::Cancelled`; the two-qubit CPU engine's twin also
+//! inside a member, every `twin::STOP_EVERY` steps (one long member stops within a few ms).
 
 use super::RunOptions;
 use crate::error::{QbatError, Result};

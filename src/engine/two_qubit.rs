@@ -137,7 +137,12 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
         let (sub, used) = job_slice(job, lo..hi);
         let out = &mut values[lo * ns * nm..hi * ns * nm];
         let buffers_in = std::mem::take(&mut buffers);
-        let result = if in_place { run_two_qubit_twin_into::<f64>(&sub, buffers_in, out) } else { run_two_qubit_twin_reusing::<f64>(&sub, buffers_in) };
+        // (inside a slice too: one long member stopped within a few ms, not at its end)
+        let stop = || opts.check_cancelled().is_err();
+        let result =
+            if in_place { run_two_qubit_twin_into::<f64>(&sub, buffers_in, out, &stop) } else { run_two_qubit_twin_reusing::<f64>(&sub, buffers_in, &stop) };
+        // (a stopped slice's values are unfinished)
+        opts.check_cancelled()?;
         peaks.extend_from_slice(&result.peaks);
         if let (Some(all), Some(st)) = (states.as_mut(), saved_states(plan, result.states.as_deref())) {
             all.extend(st);

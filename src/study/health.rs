@@ -249,9 +249,12 @@ impl FockTailCheck {
             }
         } else if worst_nbar > 0.0 {
             match crate::config::auto_n_fock(worst_nbar.sqrt()) {
-            Some(n) => format!("; use n_fock >= {} (from the largest photon number reached, {nbar}), or --auto-fock", n.max(n_fock + 1)),
-            None => format!("; the largest photon number reached, {nbar}, needs a cutoff beyond the largest supported (n_fock = {}): this run cannot be truncated well", crate::model::cavity_cells::MAX_N_FOCK),
-        }
+                Some(n) => format!("; use n_fock >= {} (from the largest photon number reached, {nbar}), or --auto-fock", n.max(n_fock + 1)),
+                None => format!(
+                    "; the largest photon number reached, {nbar}, needs a cutoff beyond the largest supported (n_fock = {}): this run cannot be truncated well",
+                    crate::model::cavity_cells::MAX_N_FOCK
+                ),
+            }
         } else {
             format!("; raise n_fock above {n_fock}")
         };

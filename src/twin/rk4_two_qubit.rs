@@ -403,6 +403,7 @@ fn run_member<R: Real>(
     states: &mut [f64],
     peaks: &mut [Peak],
     times: &[f64],
+    stop: Stop,
 ) {
     let flags = plan.flags;
     let ez = flags & F_Z != 0;
@@ -412,19 +413,24 @@ fn run_member<R: Real>(
     let (y0a, z0a) = references(&x0, p);
     let mut pmax = [R::ZERO; 4];
     let mut pidx = [R::ZERO; 4];
+    let mut check = StopCheck::new(stop);
     for (pi, &(piece, h)) in plan.pieces.iter().enumerate() {
         // The kernel runs uncoupled pieces in their own dispatches, with the uncoupled point's
         // constants (whose h_B, h_C and mask are the coupled point's).
         let ps = if piece.uncoupled { p_off } else { p };
+        // (stopped: the member's outputs are left unfinished, and the run is given up)
         if !ps.drives.is_empty() {
             // Step j of the piece starts at t0 + j dt.
             let t0 = plan.starts[pi];
-            for j in 0..piece.n_full {
+            let finished = stoppable_steps!(check, piece.n_full, j => {
                 let t = t0 + R::from_f64(j as f64) * plan.dt;
                 driven_step(ps, &mut x, t, plan.dt, true);
                 if ez {
                     driven_step(ps, &mut z, t, plan.dt, true);
                 }
+            });
+            if !finished {
+                return;
             }
             if h > R::ZERO {
                 let t = t0 + R::from_f64(piece.n_full as f64) * plan.dt;
@@ -434,14 +440,14 @@ fn run_member<R: Real>(
                 }
             }
         } else if ez {
-            for _ in 0..piece.n_full {
+            if !stoppable_steps!(check, piece.n_full, _ => {
                 full_step(&ps.d, &mut x);
                 full_step(&ps.d, &mut z);
+            }) {
+                return;
             }
-        } else {
-            for _ in 0..piece.n_full {
-                full_step(&ps.d, &mut x);
-            }
+        } else if !stoppable_steps!(check, piece.n_full, _ => { full_step(&ps.d, &mut x); }) {
+            return;
         }
         if h > R::ZERO && ps.drives.is_empty() {
             rk4_step(&ps.g, &mut x, h);
@@ -462,7 +468,7 @@ fn run_member<R: Real>(
 /// chains fill it. (Where Z is stepped beside x, a member has two chains already, and a pair
 /// measured slower.) The kernel runs one member per invocation.
 #[inline(always)]
-fn run_member_pair<R: Real>(plan: &TwinPlan<R>, points: [(&PointR<R>, &PointR<R>); 2], x0: [&[f64; 16]; 2], outs: [MemberOut; 2], times: &[f64]) {
+fn run_member_pair<R: Real>(plan: &TwinPlan<R>, points: [(&PointR<R>, &PointR<R>); 2], x0: [&[f64; 16]; 2], outs: [MemberOut; 2], times: &[f64], stop: Stop) {
     let x0: [[R; 16]; 2] = x0.map(|x| x.map(R::from_f64));
     let mut x = x0.map(Acc::new);
     let refs = [references(&x0[0], points[0].0), references(&x0[1], points[1].0)];
@@ -470,11 +476,14 @@ fn run_member_pair<R: Real>(plan: &TwinPlan<R>, points: [(&PointR<R>, &PointR<R>
     let mut pmax = [[R::ZERO; 4]; 2];
     let mut pidx = [[R::ZERO; 4]; 2];
     let mut outs = outs;
+    let mut check = StopCheck::new(stop);
     for &(piece, h) in &plan.pieces {
         let ps = points.map(|(p, p_off)| if piece.uncoupled { p_off } else { p });
-        for _ in 0..piece.n_full {
+        if !stoppable_steps!(check, piece.n_full, _ => {
             full_step(&ps[0].d, &mut x[0]);
             full_step(&ps[1].d, &mut x[1]);
+        }) {
+            return;
         }
         if h > R::ZERO {
             rk4_step(&ps[0].g, &mut x[0], h);
@@ -492,36 +501,37 @@ fn run_member_pair<R: Real>(plan: &TwinPlan<R>, points: [(&PointR<R>, &PointR<R>
     }
 }
 
-use super::{simd_dispatch, Isa};
+use super::{simd_dispatch, Isa, Stop, StopCheck};
 
 simd_dispatch!(fn run_member_dispatch, run_member_avx2, run_member_avx512 => run_member(
-    plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: &[f64; 16], values: &mut [f64], states: &mut [f64], peaks: &mut [Peak], times: &[f64]
+    plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: &[f64; 16], values: &mut [f64], states: &mut [f64], peaks: &mut [Peak], times: &[f64], stop: Stop
 ));
 simd_dispatch!(fn run_member_pair_dispatch, run_member_pair_avx2, run_member_pair_avx512 => run_member_pair(
-    plan: &TwinPlan<R>, points: [(&PointR<R>, &PointR<R>); 2], x0: [&[f64; 16]; 2], outs: [MemberOut; 2], times: &[f64]
+    plan: &TwinPlan<R>, points: [(&PointR<R>, &PointR<R>); 2], x0: [&[f64; 16]; 2], outs: [MemberOut; 2], times: &[f64], stop: Stop
 ));
 
 /// Run a two-qubit job on the CPU in precision R (f32 or f64). Values come back as f64.
 pub fn run_two_qubit_twin<R: Real>(job: &TwoQubitJob) -> TwoQubitResult {
-    run_twin::<R>(job, Isa::best(), true, TwinBuffers::default(), None).0
+    run_twin::<R>(job, Isa::best(), true, TwinBuffers::default(), None, &super::never_stop).0
 }
 
 /// `run_two_qubit_twin` writing into the buffers of an earlier result (`TwinBuffers::from`):
 /// a run in slices reuses memory already faulted in and in cache, where fresh buffers per
-/// slice cost a page fault per 4 KiB written.
-pub fn run_two_qubit_twin_reusing<R: Real>(job: &TwoQubitJob, buffers: TwinBuffers) -> TwoQubitResult {
-    run_twin::<R>(job, Isa::best(), true, buffers, None).0
+/// slice cost a page fault per 4 KiB written. Once `stop` says so (`super::StopCheck`), the
+/// members give up and the result is unfinished: the caller discards it.
+pub fn run_two_qubit_twin_reusing<R: Real>(job: &TwoQubitJob, buffers: TwinBuffers, stop: Stop) -> TwoQubitResult {
+    run_twin::<R>(job, Isa::best(), true, buffers, None, stop).0
 }
 
 /// `run_two_qubit_twin_reusing` with the values written into `values` (members x samples x
 /// `job.measures`, at least one measure) rather than the result's, which comes back empty:
 /// where they are the caller's output as they are, no copy is made.
-pub fn run_two_qubit_twin_into<R: Real>(job: &TwoQubitJob, buffers: TwinBuffers, values: &mut [f64]) -> TwoQubitResult {
+pub fn run_two_qubit_twin_into<R: Real>(job: &TwoQubitJob, buffers: TwinBuffers, values: &mut [f64], stop: Stop) -> TwoQubitResult {
     assert!(
         !job.measures.is_empty() && values.len() == job.initial.len() * job.schedule.times.len() * job.measures.len(),
         "values for every member, sample and measure"
     );
-    run_twin::<R>(job, Isa::best(), true, buffers, Some(values)).0
+    run_twin::<R>(job, Isa::best(), true, buffers, Some(values), stop).0
 }
 
 /// The output buffers of a spent `TwoQubitResult`, for `run_two_qubit_twin_reusing`.
@@ -549,7 +559,7 @@ struct Groups {
 /// and those of undriven points two at a time where there is no Z (`run_member_pair`); the
 /// same bits as one at a time. The values go into `values_out` where given (see
 /// `run_two_qubit_twin_into`). Also returns how many lane groups and pairs ran.
-fn run_twin<R: Real>(job: &TwoQubitJob, isa: Isa, grouped: bool, buffers: TwinBuffers, values_out: Option<&mut [f64]>) -> (TwoQubitResult, Groups) {
+fn run_twin<R: Real>(job: &TwoQubitJob, isa: Isa, grouped: bool, buffers: TwinBuffers, values_out: Option<&mut [f64]>, stop: Stop) -> (TwoQubitResult, Groups) {
     let dt = job.schedule.dt;
     let n_samples = job.schedule.times.len();
     let n_cols = job.measures.len();
@@ -641,19 +651,19 @@ fn run_twin<R: Real>(job: &TwoQubitJob, isa: Isa, grouped: bool, buffers: TwinBu
             let (p, p_off) = point(job.member_point[item[0].0] as usize);
             if let [(m0, o0), (m1, o1)] = &mut item[..] {
                 let outs = [(&mut *o0.0, &mut *o0.1, &mut *o0.2), (&mut *o1.0, &mut *o1.1, &mut *o1.2)];
-                run_member_pair_dispatch(isa, &plan, [(p, p_off); 2], [&job.initial[*m0], &job.initial[*m1]], outs, times);
+                run_member_pair_dispatch(isa, &plan, [(p, p_off); 2], [&job.initial[*m0], &job.initial[*m1]], outs, times, stop);
                 return;
             }
             if item.len() == LANES {
                 let x0 = std::array::from_fn(|l| &job.initial[item[l].0]);
-                if lanes::run_lanes_dispatch(isa, &plan, p, p_off, x0, &mut item, times) {
+                if lanes::run_lanes_dispatch(isa, &plan, p, p_off, x0, &mut item, times, stop) {
                     return;
                 }
                 // A state went non-finite: the lanes skip zero products, which the twin
                 // takes (0 * inf = NaN), so these members run again one at a time.
             }
             for (m, (v, s, pk)) in item.iter_mut() {
-                run_member_dispatch(isa, &plan, p, p_off, &job.initial[*m], v, s, pk, times);
+                run_member_dispatch(isa, &plan, p, p_off, &job.initial[*m], v, s, pk, times, stop);
             }
         });
     } else {
@@ -667,12 +677,12 @@ fn run_twin<R: Real>(job: &TwoQubitJob, isa: Isa, grouped: bool, buffers: TwinBu
                 if pair_of(m) {
                     let ((v0, v1), (s0, s1), (pk0, pk1)) = (v.split_at_mut(vs), s.split_at_mut(ss), pk.split_at_mut(4));
                     let points = [point(job.member_point[m] as usize), point(job.member_point[m + 1] as usize)];
-                    run_member_pair_dispatch(isa, &plan, points, [&job.initial[m], &job.initial[m + 1]], [(v0, s0, pk0), (v1, s1, pk1)], times);
+                    run_member_pair_dispatch(isa, &plan, points, [&job.initial[m], &job.initial[m + 1]], [(v0, s0, pk0), (v1, s1, pk1)], times, stop);
                     return;
                 }
                 for (k, ((v, s), pk)) in v.chunks_mut(vs).zip(s.chunks_mut(ss)).zip(pk.chunks_mut(4)).enumerate() {
                     let (p, p_off) = point(job.member_point[m + k] as usize);
-                    run_member_dispatch(isa, &plan, p, p_off, &job.initial[m + k], v, s, pk, times);
+                    run_member_dispatch(isa, &plan, p, p_off, &job.initial[m + k], v, s, pk, times, stop);
                 }
             },
         );

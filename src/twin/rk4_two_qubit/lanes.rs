@@ -25,7 +25,7 @@ use crate::job::drive::MAX_DRIVES;
 use crate::job::two_qubit::F_Z;
 use crate::job::NO_SAMPLE;
 use crate::twin::drive::stage_coeffs;
-use crate::twin::Real;
+use crate::twin::{Real, Stop, StopCheck};
 
 /// Members per lane group.
 pub const LANES: usize = 4;
@@ -248,7 +248,15 @@ fn driven_step<R: Real>(p: &PointR<R>, a: &mut LaneAcc<R>, t: R, h: R, full: boo
 /// `run_member` for each, into `outs` (member index, its output slices). Returns whether every
 /// state stayed finite: only then are the bits those of `run_member` (see the header).
 #[inline(always)]
-fn run_lanes<R: Real>(plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: [&[f64; 16]; LANES], outs: &mut [(usize, MemberOut)], times: &[f64]) -> bool {
+fn run_lanes<R: Real>(
+    plan: &TwinPlan<R>,
+    p: &PointR<R>,
+    p_off: &PointR<R>,
+    x0: [&[f64; 16]; LANES],
+    outs: &mut [(usize, MemberOut)],
+    times: &[f64],
+    stop: Stop,
+) -> bool {
     let ez = plan.flags & F_Z != 0;
     let x0: [[R; 16]; LANES] = x0.map(|x| x.map(R::from_f64));
     let mut x = LaneAcc::new(x0);
@@ -257,15 +265,20 @@ fn run_lanes<R: Real>(plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: 
     let mut pmax = [[R::ZERO; 4]; LANES];
     let mut pidx = [[R::ZERO; 4]; LANES];
     let mut scratch = Scratch::new();
+    let mut check = StopCheck::new(stop);
     for (pi, &(piece, h)) in plan.pieces.iter().enumerate() {
         let ps = if piece.uncoupled { p_off } else { p };
         let t0 = plan.starts[pi];
-        for j in 0..piece.n_full {
+        let finished = stoppable_steps!(check, piece.n_full, j => {
             let t = t0 + R::from_f64(j as f64) * plan.dt;
             driven_step(ps, &mut x, t, plan.dt, true, &mut scratch);
             if ez {
                 driven_step(ps, &mut z, t, plan.dt, true, &mut scratch);
             }
+        });
+        if !finished {
+            // (unfinished, and not to be run again one member at a time: the run is given up)
+            return true;
         }
         if h > R::ZERO {
             let t = t0 + R::from_f64(piece.n_full as f64) * plan.dt;
@@ -290,5 +303,5 @@ fn run_lanes<R: Real>(plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: 
 }
 
 super::simd_dispatch!(pub(super) fn run_lanes_dispatch, run_lanes_avx2, run_lanes_avx512 => run_lanes(
-    plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: [&[f64; 16]; LANES], outs: &mut [(usize, MemberOut)], times: &[f64]
+    plan: &TwinPlan<R>, p: &PointR<R>, p_off: &PointR<R>, x0: [&[f64; 16]; LANES], outs: &mut [(usize, MemberOut)], times: &[f64], stop: Stop
 ) -> bool);

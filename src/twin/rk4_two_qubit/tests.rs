@@ -42,16 +42,16 @@ fn vector_width_does_not_change_bits() {
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     // every level of vector instructions this CPU has against the portable build
     for isa in Isa::available() {
-        let a = run_twin::<f32>(&job, isa, true, TwinBuffers::default(), None).0;
-        let b = run_twin::<f32>(&job, Isa::Portable, true, TwinBuffers::default(), None).0;
+        let a = run_twin::<f32>(&job, isa, true, TwinBuffers::default(), None, &crate::twin::never_stop).0;
+        let b = run_twin::<f32>(&job, Isa::Portable, true, TwinBuffers::default(), None, &crate::twin::never_stop).0;
         assert_eq!(bits(&a.values), bits(&b.values), "{isa:?}");
         assert_eq!(a.peaks, b.peaks, "{isa:?}");
-        let a = run_twin::<f64>(&job, isa, true, TwinBuffers::default(), None).0;
-        let b = run_twin::<f64>(&job, Isa::Portable, true, TwinBuffers::default(), None).0;
+        let a = run_twin::<f64>(&job, isa, true, TwinBuffers::default(), None, &crate::twin::never_stop).0;
+        let b = run_twin::<f64>(&job, Isa::Portable, true, TwinBuffers::default(), None, &crate::twin::never_stop).0;
         assert_eq!(bits(&a.values), bits(&b.values), "{isa:?}");
         assert_eq!(bits(a.states.as_ref().unwrap()), bits(b.states.as_ref().unwrap()), "{isa:?}");
     }
-    let a = run_twin::<f64>(&job, Isa::best(), true, TwinBuffers::default(), None).0;
+    let a = run_twin::<f64>(&job, Isa::best(), true, TwinBuffers::default(), None, &crate::twin::never_stop).0;
     // Buffers of an earlier result, longer than this job's and holding NaN (kept where they
     // are reused), give the fresh buffers' bits: every entry is written.
     let spent = TwoQubitResult {
@@ -60,7 +60,7 @@ fn vector_width_does_not_change_bits() {
         states: Some(vec![f64::NAN; 3 * a.states.as_ref().unwrap().len()]),
         peaks: vec![],
     };
-    let c = run_two_qubit_twin_reusing::<f64>(&job, TwinBuffers::from(spent));
+    let c = run_two_qubit_twin_reusing::<f64>(&job, TwinBuffers::from(spent), &crate::twin::never_stop);
     assert_eq!(bits(&a.values), bits(&c.values));
     assert_eq!(bits(a.states.as_ref().unwrap()), bits(c.states.as_ref().unwrap()));
     assert_eq!(a.peaks, c.peaks);
@@ -204,10 +204,14 @@ fn driven_members_in_lanes_give_the_bits_of_one_at_a_time() {
     let differ = |a: &[f64], b: &[f64]| (a.len() != b.len()).then_some(usize::MAX).or_else(|| (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()));
     let same = |job: &TwoQubitJob, lanes: usize, pairs: usize, case: &str| {
         for isa in Isa::available() {
-            let ((a, groups64), (b, _)) =
-                (run_twin::<f64>(job, isa, true, TwinBuffers::default(), None), run_twin::<f64>(job, Isa::Portable, false, TwinBuffers::default(), None));
-            let ((c, groups32), (d, _)) =
-                (run_twin::<f32>(job, isa, true, TwinBuffers::default(), None), run_twin::<f32>(job, Isa::Portable, false, TwinBuffers::default(), None));
+            let ((a, groups64), (b, _)) = (
+                run_twin::<f64>(job, isa, true, TwinBuffers::default(), None, &crate::twin::never_stop),
+                run_twin::<f64>(job, Isa::Portable, false, TwinBuffers::default(), None, &crate::twin::never_stop),
+            );
+            let ((c, groups32), (d, _)) = (
+                run_twin::<f32>(job, isa, true, TwinBuffers::default(), None, &crate::twin::never_stop),
+                run_twin::<f32>(job, Isa::Portable, false, TwinBuffers::default(), None, &crate::twin::never_stop),
+            );
             let want = Groups { lanes, pairs };
             assert_eq!((groups64, groups32), (want, want), "lane groups and pairs ({case})");
             for (what, (a, b)) in [("f64", (&a, &b)), ("f32", (&c, &d))] {
@@ -248,8 +252,8 @@ fn driven_members_in_lanes_give_the_bits_of_one_at_a_time() {
         same(&odd, 4, 0, "zero and infinite entries");
         // The drives move the states (so the comparison above is not of undriven runs).
         let undriven = TwoQubitJob { points: points.iter().map(|p| TwoQubitPoint { drives: vec![], ..p.clone() }).collect(), ..job.clone() };
-        let (a, _) = run_twin::<f64>(&job, Isa::best(), true, TwinBuffers::default(), None);
-        let (b, _) = run_twin::<f64>(&undriven, Isa::best(), true, TwinBuffers::default(), None);
+        let (a, _) = run_twin::<f64>(&job, Isa::best(), true, TwinBuffers::default(), None, &crate::twin::never_stop);
+        let (b, _) = run_twin::<f64>(&undriven, Isa::best(), true, TwinBuffers::default(), None, &crate::twin::never_stop);
         let moved = a.states.unwrap().iter().zip(b.states.as_ref().unwrap()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
         assert!(moved > 1e-3, "drives moved the states by only {moved}");
     }
@@ -285,8 +289,8 @@ fn undriven_members_in_pairs_give_the_bits_of_one_at_a_time() {
     for isa in Isa::available() {
         for f32_too in [false, true] {
             let run = |grouped| match f32_too {
-                false => run_twin::<f64>(&job, isa, grouped, TwinBuffers::default(), None),
-                true => run_twin::<f32>(&job, isa, grouped, TwinBuffers::default(), None),
+                false => run_twin::<f64>(&job, isa, grouped, TwinBuffers::default(), None, &crate::twin::never_stop),
+                true => run_twin::<f32>(&job, isa, grouped, TwinBuffers::default(), None, &crate::twin::never_stop),
             };
             let ((a, in_pairs), (b, alone)) = (run(true), run(false));
             assert_eq!((in_pairs, alone), (Groups { lanes: 0, pairs: 5 }, Groups::default()), "{isa:?}");
@@ -317,5 +321,68 @@ fn a_built_point_weighs_no_more_than_the_memory_check_counts() {
         let (built, heap) = crate::test_alloc::held_by(|| PointR::<f64>::new(&k).with_drives(&k, &p.drives));
         let weighs = std::mem::size_of_val(&built) + heap;
         assert!(weighs <= twin_point_bytes(drives), "{drives} drives: {weighs} bytes, counted {}", twin_point_bytes(drives));
+    }
+}
+
+/// The stop flag is looked at once every `STOP_EVERY` steps of a member (of a pair, of a lane
+/// group), counted across its pieces, on each of the twin's three loops (one member, an
+/// undriven pair, a driven lane group); looks that find it unset change no bit; one that finds
+/// it set ends the run at that look (one look a member), its outputs unfinished.
+#[test]
+fn the_stop_flag_is_looked_at_every_stop_every_steps_and_ends_the_members_there() {
+    use crate::job::drive::{DriveCoeffs, ENV_CONSTANT};
+    use crate::job::two_qubit::PointDrive;
+    use crate::twin::STOP_EVERY;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let point = |drives: Vec<PointDrive>| TwoQubitPoint {
+        generator: sparse_generator(5, 250, 0.5),
+        generator_off: None,
+        h_battery: [0.1, 0.2, -0.3, 0.5],
+        h_charger: [0.0, 0.0, 0.4, 0.6],
+        dephasing: 0.05,
+        drives,
+    };
+    let driven = point(vec![PointDrive {
+        generator: sparse_generator(6, 150, 1.0),
+        coeffs: DriveCoeffs { amplitude: 0.4, frequency: 1.3, phase: 0.2, env: ENV_CONSTANT, env_a: 0.0, env_b: 0.0 },
+    }]);
+    // 3.5 looks' worth of steps (229,376), in pieces of 1,000 to 100,000 steps
+    let schedule = Schedule::new(1e-3, &[0.0, 1.0, 101.0, 150.0, 229.376]);
+    let total: u64 = schedule.total_steps();
+    assert_eq!(total, 7 * STOP_EVERY as u64 / 2);
+    let job = |p: TwoQubitPoint, members: usize, measures: Vec<Measure>| TwoQubitJob {
+        points: vec![p],
+        member_point: vec![0; members],
+        initial: (0..members).map(|m| std::array::from_fn(|i| if i == 0 { 1.0 } else { 0.1 * ((m + i) as f64).sin() })).collect(),
+        schedule: schedule.clone(),
+        measures,
+        keep_states: false,
+    };
+    let cases = [
+        ("one member", job(point(vec![]), 1, KERNEL_MEASURES.to_vec()), 1, Groups::default()),
+        ("a pair", job(point(vec![]), 2, vec![Measure::EnergyB, Measure::Purity]), 1, Groups { lanes: 0, pairs: 1 }),
+        ("a lane group", job(driven, LANES, vec![Measure::EnergyB, Measure::Purity]), 1, Groups { lanes: 1, pairs: 0 }),
+    ];
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (case, job, groups, ran) in cases {
+        let looks = AtomicUsize::new(0);
+        let unset = || {
+            looks.fetch_add(1, Ordering::SeqCst);
+            false
+        };
+        let (looked, grouped) = run_twin::<f64>(&job, Isa::best(), true, TwinBuffers::default(), None, &unset);
+        assert_eq!(grouped, ran, "{case}: not the loop meant");
+        let (plain, _) = run_twin::<f64>(&job, Isa::best(), true, TwinBuffers::default(), None, &crate::twin::never_stop);
+        assert_eq!(looks.load(Ordering::SeqCst), groups * 3, "{case}: looks of a run never stopped");
+        assert_eq!(bits(&looked.values), bits(&plain.values), "{case}: the looks changed the values");
+        assert_eq!(looked.peaks, plain.peaks, "{case}");
+        let looks = AtomicUsize::new(0);
+        let set = || {
+            looks.fetch_add(1, Ordering::SeqCst);
+            true
+        };
+        let (stopped, _) = run_twin::<f64>(&job, Isa::best(), true, TwinBuffers::default(), None, &set);
+        assert_eq!(looks.load(Ordering::SeqCst), groups, "{case}: the members went on past a set flag");
+        assert_ne!(bits(&stopped.values), bits(&plain.values), "{case}: a stopped run finished");
     }
 }
