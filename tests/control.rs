@@ -122,25 +122,28 @@ fn a_study_stops_between_blocks_and_counts_its_members() {
     assert_eq!(c.done(), 0);
 }
 
-/// One long member on the two-qubit CPU engine (1e7 steps: about a second here) stops within
-/// a few ms of the cancel (`twin::STOP_EVERY` steps), not at its end: the run is cancelled with
-/// the member not counted done. Before, it ran to its end (an hour-long member could not be
-/// stopped from Python) and was counted.
+/// One long member on each CPU engine (seconds of steps here) stops within a few ms of the
+/// cancel (the two-qubit twin every `twin::STOP_EVERY` steps, the cavity and dicke engines
+/// every step), not at its end: the run is cancelled with the member not counted done.
+/// Before, it ran to its end (an hour-long member could not be stopped from Python) and was
+/// counted.
 #[test]
 fn one_long_member_stops_inside_its_steps() {
-    let cfg = "model = \"spin-pair\"\n[params]\ndephasing = 0.1\n[time]\ndt = 0.01\nt_end = 100000.0\nsamples = 3\n[ensemble]\nsize = 1\n";
-    let plan = parse_plan(cfg, &Overrides::default()).unwrap();
-    let c = Arc::new(Control::default());
-    let watcher = {
-        let c = c.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            c.cancel();
-        })
-    };
-    assert!(cancelled(run_plan(&plan, &opts(Backend::Cpu, Some(c.clone())))));
-    watcher.join().unwrap();
-    assert_eq!(c.done(), 0, "the member ran to its end");
+    for (model, t_end) in [("spin-pair", 100000.0), ("cavity-cells", 5000.0), ("dicke", 1000.0)] {
+        let cfg = format!("model = \"{model}\"\n[time]\ndt = 0.01\nt_end = {t_end}\nsamples = 3\n[ensemble]\nsize = 1\n");
+        let plan = parse_plan(&cfg, &Overrides::default()).unwrap();
+        let c = Arc::new(Control::default());
+        let watcher = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                c.cancel();
+            })
+        };
+        assert!(cancelled(run_plan(&plan, &opts(Backend::Cpu, Some(c.clone())))), "{model}");
+        watcher.join().unwrap();
+        assert_eq!(c.done(), 0, "{model}: the member ran to its end");
+    }
 }
 
 /// Cancel `c` once every member of its run is integrated (its total known and reached).

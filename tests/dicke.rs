@@ -563,9 +563,9 @@ fn a_parity_mixed_start_is_refused_on_the_parity_path() {
     let parity = DickeGathers::new(2, 5, true);
     let full = DickeGathers::new(2, 5, false);
     let (vacuum, coherent) = (&plan.members[0], &plan.members[1]);
-    assert!(dicke_batch(&plan, &parity, &[vacuum]).is_ok());
-    assert!(dicke_batch(&plan, &parity, &[vacuum, coherent]).is_err());
-    assert!(dicke_batch(&plan, &full, &[vacuum, coherent]).is_ok());
+    assert!(dicke_batch(&plan, &parity, &[vacuum], &qbat_gpu::twin::never_stop).is_ok());
+    assert!(dicke_batch(&plan, &parity, &[vacuum, coherent], &qbat_gpu::twin::never_stop).is_err());
+    assert!(dicke_batch(&plan, &full, &[vacuum, coherent], &qbat_gpu::twin::never_stop).is_ok());
 }
 
 /// A dicke run whose cutoff loses population warns, as a cavity-cells run does: the warning is

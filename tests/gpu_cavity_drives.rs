@@ -112,7 +112,7 @@ fn gpu_f32_matches_the_f32_twin_with_every_named_operator() {
             }
         }
         let (c0, _, _) = sample_outputs(&x, n_fock, SAMPLE_PARTS);
-        integrate_schedule(&ops, &ops, &drives, &mut x, None, &p.schedule, |s, x, _| {
+        integrate_schedule(&ops, &ops, &drives, &mut x, None, &p.schedule, &qbat_gpu::twin::never_stop, |s, x, _| {
             let (c, photons, _) = sample_outputs(x, n_fock, SAMPLE_PARTS);
             for k in 0..16 {
                 let twin = (c[k] - c0[k]) as f64;

@@ -98,7 +98,8 @@ fn reduce_cells(v: &[Cx<f64>], n_fock: usize) -> CMat {
 /// (cell 1, cell 2) state of each sample is measured as the GPU engine measures the kernel's
 /// (`reduced::ReducedMeasures`: the two-qubit kernels' f64 twins); trace_error and
 /// min_eigenvalue are of the full state.
-pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Vec<C64>)> {
+/// A run stopped through `opts`' control stops within a step (`Err(Cancelled)`).
+pub fn cavity_member(plan: &Plan, m: &Member, opts: &RunOptions) -> Result<(Vec<f64>, [Peak; 4], Vec<C64>)> {
     let sys = &plan.systems[m.point];
     let coeffs = cavity_coeffs(&plan.points[m.point])?;
     let n_fock = coeffs.n_fock;
@@ -135,7 +136,8 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
     let mut samples = Vec::with_capacity(ns);
     let mut full_state = Vec::with_capacity(ns);
     let mut states = vec![];
-    integrate_schedule(&ops, ops_off.as_ref().unwrap_or(&ops), &drives, &mut x, z.as_deref_mut(), &plan.schedule, |s, x, z| {
+    let stop = || opts.check_cancelled().is_err();
+    let finished = integrate_schedule(&ops, ops_off.as_ref().unwrap_or(&ops), &drives, &mut x, z.as_deref_mut(), &plan.schedule, &stop, |s, x, z| {
         debug_assert_eq!(s, samples.len());
         let (xq, photon, tail) = reduced_of(x);
         samples.push(ReducedSample { x: xq, z: z.map(|z| reduced_of(z).0), photon, tail });
@@ -150,6 +152,9 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
             None => {}
         }
     });
+    if !finished {
+        return Err(QbatError::Cancelled);
+    }
     let mut values = vec![0.0; ns * nm];
     let mut peaks = [Peak::default(); 4];
     reduced.member(sys, &plan.schedule.times, &x0, z0.as_ref(), |s| samples[s], &mut values, &mut peaks);
@@ -166,7 +171,7 @@ pub fn cavity_member(plan: &Plan, m: &Member) -> Result<(Vec<f64>, [Peak; 4], Ve
 
 /// cavity-cells on the structured f64 engine, in parallel over members.
 pub fn run_cavity_cpu(plan: &Plan, opts: &RunOptions) -> Result<EngineOutput> {
-    let (values, peaks, states) = super::per_member(plan, opts, "cpu f64 (cavity)", |m| cavity_member(plan, m))?;
+    let (values, peaks, states) = super::per_member(plan, opts, "cpu f64 (cavity)", |m| cavity_member(plan, m, opts))?;
     let mut out = EngineOutput::new(plan, values, peaks, Precision::F64, 0.0, 0.0);
     out.states = states;
     Ok(out)

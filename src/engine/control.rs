@@ -2,8 +2,9 @@
 //! the members done out of a total, which the engines advance at their natural granularity
 //! (a member on the reference and the cavity CPU engine, a slice of members on the two-qubit
 //! CPU engine, a chunk on the GPU, a block in a streamed study). The engines check the flag at
-//! the same points and stop with `QbatError::Cancelled`; the two-qubit CPU engine's twin also
-//! inside a member, every `twin::STOP_EVERY` steps (one long member stops within a few ms).
+//! the same points and stop with `QbatError::Cancelled`; the CPU engines also inside a member
+//! (the two-qubit twin every `twin::STOP_EVERY` steps, the cavity and dicke engines every
+//! step), so that one long member stops within a few ms.
 
 use super::RunOptions;
 use crate::error::{QbatError, Result};

@@ -82,7 +82,8 @@ type EnsembleOutput = (Vec<f64>, Vec<Peak>, Option<Vec<C64>>);
 /// engine (`twin::rk4_dicke::DickeLaneWork`); a short batch fills its spare lanes with copies
 /// of its last member, whose results are dropped. Each member's bits are those of stepping it
 /// alone (`DickeWork`).
-pub fn dicke_batch(plan: &Plan, lay: &DickeGathers, members: &[&Member]) -> Result<Vec<MemberOutput>> {
+/// `stop` is looked at before each step (`Err(Cancelled)` once it is set).
+pub fn dicke_batch(plan: &Plan, lay: &DickeGathers, members: &[&Member], stop: crate::twin::Stop) -> Result<Vec<MemberOutput>> {
     let n = members.len();
     if n == 0 || n > LANES {
         return Err(QbatError::invalid("members", format!("a dicke batch holds 1 to {LANES} members, not {n}")));
@@ -111,12 +112,13 @@ pub fn dicke_batch(plan: &Plan, lay: &DickeGathers, members: &[&Member]) -> Resu
     let dim = lay.dim;
     let mut out: Vec<MemberOutput> = (0..n).map(|_| (Vec::with_capacity(plan.schedule.times.len() * nm), [Peak::default(); 4], vec![])).collect();
     let mut gen = &lane_ops;
+    let step = |work: &mut DickeLaneWork<f64, LANES>, gen, h| if stop() { Err(QbatError::Cancelled) } else { work.step(lay, gen, h) };
     for seg in &plan.schedule.segments {
         for _ in 0..seg.n_full {
-            work.step(lay, gen, plan.schedule.dt)?;
+            step(&mut work, gen, plan.schedule.dt)?;
         }
         if seg.h_last > 0.0 {
-            work.step(lay, gen, seg.h_last)?;
+            step(&mut work, gen, seg.h_last)?;
         }
         let s = match seg.end {
             SegmentEnd::Sample(s) => s,
@@ -166,9 +168,12 @@ fn run_dicke_cpu(plan: &Plan, opts: &RunOptions) -> Result<EnsembleOutput> {
             opts.check_cancelled()?;
             let lay = layouts[usize::from(!path)].as_ref().ok_or_else(|| QbatError::invalid("members", "no layout for a parity path in use"))?;
             let members: Vec<&Member> = idx.iter().map(|&i| &plan.members[i]).collect();
-            let r = dicke_batch(plan, lay, &members);
-            pb.inc(idx.len() as u64);
-            opts.add_done(idx.len() as u64);
+            let r = dicke_batch(plan, lay, &members, &|| opts.check_cancelled().is_err());
+            // (a batch stopped part-way is not done)
+            if r.is_ok() {
+                pb.inc(idx.len() as u64);
+                opts.add_done(idx.len() as u64);
+            }
             r
         })
         .collect();

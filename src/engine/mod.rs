@@ -458,8 +458,11 @@ where
         .map(|m| {
             opts.check_cancelled()?;
             let r = member(m);
-            pb.inc(1);
-            opts.add_done(1);
+            // (one stopped part-way is not done)
+            if r.is_ok() {
+                pb.inc(1);
+                opts.add_done(1);
+            }
             r
         })
         .collect();

@@ -605,7 +605,10 @@ impl<R: Real> CavityWork<R> {
 /// switch_off`, calling `on_sample(s, x, z)` at each sample. With drives, step j of a segment
 /// that starts at t_s (0, a sample time, the switch-off time or a window edge) starts at
 /// t_s + j dt, in f64 as
-/// the reference takes it, then rounded to the working precision.
+/// the reference takes it, then rounded to the working precision. `stop` is looked at before
+/// each step (a step of this dimension takes microseconds to seconds; the kernel's equivalent is
+/// the host's check between dispatches): false, the rest not taken, once it is set.
+#[allow(clippy::too_many_arguments)]
 pub fn integrate_schedule<R: Real>(
     ops: &CavityOps<R>,
     ops_off: &CavityOps<R>,
@@ -613,8 +616,9 @@ pub fn integrate_schedule<R: Real>(
     x: &mut [Cx<R>],
     mut z: Option<&mut [Cx<R>]>,
     schedule: &Schedule,
+    stop: super::Stop,
     mut on_sample: impl FnMut(usize, &[Cx<R>], Option<&[Cx<R>]>),
-) {
+) -> bool {
     let mut work = CavityWork::<R>::new(ops.dim);
     let mut gen = ops;
     let mut t_seg = 0.0f64;
@@ -622,6 +626,9 @@ pub fn integrate_schedule<R: Real>(
         let full = (0..seg.n_full).map(|j| (t_seg + j as f64 * schedule.dt, schedule.dt));
         let last = (seg.h_last > 0.0).then_some((t_seg + seg.n_full as f64 * schedule.dt, seg.h_last));
         for (t, h) in full.chain(last) {
+            if stop() {
+                return false;
+            }
             let h = R::from_f64(h);
             let ds = drives.step_at(R::from_f64(t), h);
             work.step_with(gen, x, h, ds.as_ref());
@@ -636,6 +643,7 @@ pub fn integrate_schedule<R: Real>(
             SegmentEnd::Edge(_) => {}
         }
     }
+    true
 }
 
 #[cfg(test)]
