@@ -3,8 +3,10 @@
 //! (a member on the reference and the cavity CPU engine, a slice of members on the two-qubit
 //! CPU engine, a chunk on the GPU, a block in a streamed study). The engines check the flag at
 //! the same points and stop with `QbatError::Cancelled`; the CPU engines also inside a member
-//! (the two-qubit twin every `twin::STOP_EVERY` steps, the cavity and dicke engines every
-//! step), so that one long member stops within a few ms.
+//! (the two-qubit twin as a member begins and every `twin::STOP_EVERY` steps, the cavity and
+//! dicke engines before every step), so that one long member stops within one run of steps (a
+//! few ms undriven, tens of ms driven) or one step. (Steady states are solved, not stepped:
+//! they are not stopped part-way.)
 
 use super::RunOptions;
 use crate::error::{QbatError, Result};

@@ -444,7 +444,8 @@ fn integrate_engine(plan: &Plan, opts: &RunOptions, engine: &Engine) -> Result<E
 
 /// Every member of `plan` through `member` (its values [sample][measure] and peaks), in
 /// parallel over members, with a progress bar and the run control (a cancelled run skips the
-/// members not yet begun): the CPU engines of cavity-cells and dicke.
+/// members not yet begun; a member stopped part-way is not counted): the CPU engine of
+/// cavity-cells.
 /// The third part of a member's result is its saved states (`--save-states`; empty without).
 pub(crate) fn per_member<F>(plan: &Plan, opts: &RunOptions, label: &str, member: F) -> Result<(Vec<f64>, Vec<Peak>, Option<Vec<crate::linalg::C64>>)>
 where

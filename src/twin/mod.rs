@@ -101,14 +101,15 @@ fn has_avx512() -> bool {
     }
 }
 
-/// A run's stop flag as a twin sees it: asked between runs of `STOP_EVERY` steps of a member
-/// (counted across its pieces), so that a cancelled run stops within one run of steps even
-/// inside one long member; the kernels' equivalent is the host's check between dispatches.
-/// It changes no arithmetic: the steps are the same, in the same order.
+/// A run's stop flag as a twin sees it: asked as a member (or group) begins and between runs of
+/// `STOP_EVERY` steps of it (counted across its pieces), so that a cancelled run stops within
+/// one run of steps even inside one long member; the kernels' equivalent is the host's check
+/// between dispatches. It changes no arithmetic: the steps are the same, in the same order.
 pub type Stop<'a> = &'a (dyn Fn() -> bool + Sync);
 
-/// Steps between two looks at the stop flag: about 5 ms of a two-qubit member on this
-/// generation of CPU, well under a millisecond's cost of looking.
+/// Steps between two looks at the stop flag: a few ms of an undriven two-qubit member (pair)
+/// on this generation of CPU, some tens of ms of a driven lane group; looking costs well under
+/// a microsecond.
 pub const STOP_EVERY: u32 = 1 << 16;
 
 /// One member's (or group's) steps counted towards its next look at the stop flag.
@@ -118,8 +119,10 @@ pub struct StopCheck<'a> {
 }
 
 impl<'a> StopCheck<'a> {
-    pub fn new(stop: Stop<'a>) -> Self {
-        StopCheck { stop, since: 0 }
+    /// None where the flag is already set as the member begins (a member not begun takes no
+    /// step after the stop).
+    pub fn new(stop: Stop<'a>) -> Option<Self> {
+        (!stop()).then_some(StopCheck { stop, since: 0 })
     }
 
     /// Steps left before the next look.
@@ -150,7 +153,8 @@ macro_rules! stoppable_steps {
         let mut from = 0u32;
         let mut go_on = true;
         while go_on && from < n {
-            let to = n.min(from + $check.room());
+            // (saturating: a piece may hold up to u32::MAX steps)
+            let to = n.min(from.saturating_add($check.room()));
             for $j in from..to $body
             go_on = $check.done(to - from);
             from = to;

@@ -413,7 +413,9 @@ fn run_member<R: Real>(
     let (y0a, z0a) = references(&x0, p);
     let mut pmax = [R::ZERO; 4];
     let mut pidx = [R::ZERO; 4];
-    let mut check = StopCheck::new(stop);
+    let Some(mut check) = StopCheck::new(stop) else {
+        return;
+    };
     for (pi, &(piece, h)) in plan.pieces.iter().enumerate() {
         // The kernel runs uncoupled pieces in their own dispatches, with the uncoupled point's
         // constants (whose h_B, h_C and mask are the coupled point's).
@@ -476,7 +478,9 @@ fn run_member_pair<R: Real>(plan: &TwinPlan<R>, points: [(&PointR<R>, &PointR<R>
     let mut pmax = [[R::ZERO; 4]; 2];
     let mut pidx = [[R::ZERO; 4]; 2];
     let mut outs = outs;
-    let mut check = StopCheck::new(stop);
+    let Some(mut check) = StopCheck::new(stop) else {
+        return;
+    };
     for &(piece, h) in &plan.pieces {
         let ps = points.map(|(p, p_off)| if piece.uncoupled { p_off } else { p });
         if !stoppable_steps!(check, piece.n_full, _ => {

@@ -265,7 +265,9 @@ fn run_lanes<R: Real>(
     let mut pmax = [[R::ZERO; 4]; LANES];
     let mut pidx = [[R::ZERO; 4]; LANES];
     let mut scratch = Scratch::new();
-    let mut check = StopCheck::new(stop);
+    let Some(mut check) = StopCheck::new(stop) else {
+        return true;
+    };
     for (pi, &(piece, h)) in plan.pieces.iter().enumerate() {
         let ps = if piece.uncoupled { p_off } else { p };
         let t0 = plan.starts[pi];

@@ -324,10 +324,10 @@ fn a_built_point_weighs_no_more_than_the_memory_check_counts() {
     }
 }
 
-/// The stop flag is looked at once every `STOP_EVERY` steps of a member (of a pair, of a lane
-/// group), counted across its pieces, on each of the twin's three loops (one member, an
-/// undriven pair, a driven lane group); looks that find it unset change no bit; one that finds
-/// it set ends the run at that look (one look a member), its outputs unfinished.
+/// The stop flag is looked at as a member (a pair, a lane group) begins and once every
+/// `STOP_EVERY` steps of it, counted across its pieces, on each of the twin's three loops (one
+/// member, an undriven pair, a driven lane group); looks that find it unset change no bit; one
+/// that finds it set ends the run at that look (one look a member), its outputs unfinished.
 #[test]
 fn the_stop_flag_is_looked_at_every_stop_every_steps_and_ends_the_members_there() {
     use crate::job::drive::{DriveCoeffs, ENV_CONSTANT};
@@ -373,7 +373,7 @@ fn the_stop_flag_is_looked_at_every_stop_every_steps_and_ends_the_members_there(
         let (looked, grouped) = run_twin::<f64>(&job, Isa::best(), true, TwinBuffers::default(), None, &unset);
         assert_eq!(grouped, ran, "{case}: not the loop meant");
         let (plain, _) = run_twin::<f64>(&job, Isa::best(), true, TwinBuffers::default(), None, &crate::twin::never_stop);
-        assert_eq!(looks.load(Ordering::SeqCst), groups * 3, "{case}: looks of a run never stopped");
+        assert_eq!(looks.load(Ordering::SeqCst), groups * 4, "{case}: looks of a run never stopped (as it begins, and three times)");
         assert_eq!(bits(&looked.values), bits(&plain.values), "{case}: the looks changed the values");
         assert_eq!(looked.peaks, plain.peaks, "{case}");
         let looks = AtomicUsize::new(0);
