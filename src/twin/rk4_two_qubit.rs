@@ -420,9 +420,8 @@ fn run_member<R: Real>(
         // The kernel runs uncoupled pieces in their own dispatches, with the uncoupled point's
         // constants (whose h_B, h_C and mask are the coupled point's).
         let ps = if piece.uncoupled { p_off } else { p };
-        // (stopped: the member's outputs are left unfinished, and the run is given up)
         if !ps.drives.is_empty() {
-            // Step j of the piece starts at t0 + j dt.
+            // Step j of the piece starts at t0 + j dt (unfinished where stopped: given up).
             let t0 = plan.starts[pi];
             let finished = stoppable_steps!(check, piece.n_full, j => {
                 let t = t0 + R::from_f64(j as f64) * plan.dt;
