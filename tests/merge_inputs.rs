@@ -542,3 +542,56 @@ fn shards_name_the_window_edges_that_end_segments() {
     let out = dir.path().join("m-before");
     assert_refused(merge(&s, &out, &[]), "window_edges", &out, "a shard from before the edges ended segments");
 }
+
+/// A closed bloch-charger whose first two members' drives are too strong for dt (RK4 pushes an
+/// eigenvalue below zero: flagged non-positive), the rest healthy; `strong` sets the rest's.
+fn unstable_first(rest: &str) -> String {
+    format!(
+        "model = \"bloch-charger\"\n[params]\nwb = 1.0\nj = 0.0\ngamma = 0.0\n[initial]\nrandom = \"bloch\"\n\
+         [time]\ndt = 0.02\nt_end = 100.0\nsamples = 5\n[ensemble]\nsize = 6\nseed = 2\n\
+         [output]\nmeasures = [\"energy_b\", \"purity\", \"min_eigenvalue\"]\n\
+         [[drive]]\noperator = \"sx_b\"\namplitude = {{ values = [40.0, 30.0, {rest}] }}\nfrequency = 1.0\n"
+    )
+}
+
+/// A shard whose members are all unhealthy is written (with a note), not refused: the run's
+/// other shards hold healthy members, and the merge equals the unsharded run. Where every
+/// member of the run is unhealthy, the merge refuses it as the unsharded run does (exit 1),
+/// committing nothing.
+#[test]
+fn a_shard_of_unhealthy_members_only_merges_and_a_run_of_them_is_refused_by_the_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = unstable_first("0.1, 0.2, 0.3, 0.4");
+    let cfg = config(dir.path(), &text);
+    let whole = dir.path().join("whole");
+    ok(bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(&whole));
+    let health: Value = serde_json::from_slice(&std::fs::read(whole.join("run.json")).unwrap()).unwrap();
+    assert_eq!((health["health"]["ok"].as_u64(), health["health"]["flagged_ids"].clone()), (Some(4), json!([0, 1])), "the config's premise");
+    let parts = shards_of(dir.path(), "s", &text, &[], |_| None);
+    let first: Value = serde_json::from_slice(&std::fs::read(parts[0].join("run.json")).unwrap()).unwrap();
+    assert_eq!(first["health"]["ok"], 0);
+    assert!(
+        first["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().starts_with("every member of this shard was flagged unhealthy")),
+        "{}",
+        first["notes"]
+    );
+    let merged = dir.path().join("m");
+    ok(bin().arg("merge").args(&parts).arg("--out").arg(&merged).arg("--no-plots"));
+    for f in ["stats.csv", "summary.csv", "series.csv"] {
+        assert!(std::fs::read(whole.join(f)).unwrap() == std::fs::read(merged.join(f)).unwrap(), "{f} differs from the unsharded run's");
+    }
+    let run: Value = serde_json::from_slice(&std::fs::read(merged.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["notes"], health["notes"], "the merge's notes are the unsharded run's");
+    // every member unhealthy: the unsharded run and the merge both exit 1, writing nothing
+    let text = unstable_first("45.0, 40.0, 35.0, 30.0");
+    let cfg = config(dir.path(), &text);
+    let o = bin().arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--no-plots", "--out"]).arg(dir.path().join("bad")).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let parts = shards_of(dir.path(), "u", &text, &[], |_| None);
+    let out = dir.path().join("um");
+    let o = bin().arg("merge").args(&parts).arg("--out").arg(&out).arg("--no-plots").output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("every member was flagged unhealthy") && stderr.trim().lines().count() == 1, "{stderr}");
+    assert!(!out.exists() && !std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".um")));
+}

@@ -39,6 +39,18 @@ fn toml_errors_fit_on_one_line_and_name_the_key() {
     // inside a multi-line array (matrix rows are not tables): the key that opened it
     let e = parse_error("model = \"two-qubit\"\n[params]\nhamiltonian = [\n  [1.0, 0.0],\n  [0.0, 1.0 2.0],\n]\n");
     assert!(e.starts_with("config: params.hamiltonian: ") && e.ends_with("(line 5)"), "{e}");
+    // an integer past i64 (the parser's own words, "invalid type: integer ... as i128", are
+    // not the config's), in decimal and in hex, and one past i128
+    for (big, shown) in [
+        ("99999999999999999999", "99999999999999999999"),
+        ("-99999999999999999999", "-99999999999999999999"),
+        ("0x1FFFFFFFFFFFFFFFFF", "590295810358705651711"),
+    ] {
+        let e = parse_error(&GOOD.replace("samples = 11", &format!("samples = {big}")));
+        assert_eq!(e, format!("config: time.samples: the integer {shown} is outside the range a config's integers take (|n| < 2^63 = 9.2e18) (line 9)"));
+    }
+    let e = parse_error(&GOOD.replace("samples = 11", &format!("samples = -{}", "9".repeat(60))));
+    assert!(e.starts_with("config: time.samples: ") && e.contains("overflow") && e.len() < 100, "{e}");
     // a duplicated table names the table
     let e = parse_error(&format!("{GOOD}[params]\nwb = 2.0\n"));
     assert!(e.contains("params") && e.ends_with("(line 10)") && !e.contains('\n'), "{e}");

@@ -436,6 +436,50 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
     assert!(resumed[400 * per_member..] == on_cpu[400 * per_member..]);
 }
 
+/// A shard that lost its device part-way keeps its GPU blocks in the merge's `engines` (its
+/// own `precision` is its last block's, f64): `analyze` of the merge then takes the f32
+/// tolerance, as it does for the shard alone.
+#[test]
+fn a_merge_keeps_the_engines_of_every_shards_blocks() {
+    let _g = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !crate::common::have_gpu(false) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let shard = |k: usize, backend: &str, fault: Option<&str>| -> PathBuf {
+        let out = dir.path().join(format!("s{k}"));
+        let mut c = bin();
+        c.arg("run")
+            .arg(&cfg)
+            .args(["--backend", backend, "--no-progress", "--no-plots", "--block-members", "100", "--shard", &format!("{k}/2"), "--out"])
+            .arg(&out);
+        if let Some(f) = fault {
+            c.env("QBAT_INJECT_FAULT", f);
+        }
+        ok(&mut c);
+        out
+    };
+    let parts = [shard(0, "cpu", None), shard(1, "gpu", Some("lost-at=1"))];
+    let engines = |d: &Path| -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(d.join("run.json")).unwrap()).unwrap()["engines"].clone()
+    };
+    let lost = engines(&parts[1]);
+    assert_eq!(
+        lost,
+        serde_json::json!([{"backend": "gpu", "precision": "f32", "blocks": 1}, {"backend": "cpu", "precision": "f64", "blocks": 2}]),
+        "the premise"
+    );
+    let merged = dir.path().join("m");
+    ok(bin().arg("merge").args(&parts).arg("--out").arg(&merged).arg("--no-plots"));
+    assert_eq!(engines(&merged), serde_json::json!([{"backend": "cpu", "precision": "f64", "blocks": 5}, {"backend": "gpu", "precision": "f32", "blocks": 1}]));
+    // analyze's monotone tolerance: f32's, as for the shard that ran in part in f32
+    for d in [&parts[1], &merged] {
+        let said = ok(bin().arg("analyze").arg(d).args(["--pairs", "energy_b:purity", "--no-plots"]));
+        assert!(said.contains("(tolerance 1e-5 relative)"), "{}: {said}", d.display());
+    }
+}
+
 #[test]
 fn two_devices_give_the_single_device_result() {
     let _g = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());

@@ -470,13 +470,13 @@ def mesolve(
             native, series, _ = _native.mesolve(
                 hs, js, len(jumps), member_point, rhos, t, dt, hb, hc,
                 measures=measures, backend=backend, precision=precision,
-                verify=verify, progress=rust_bar, ticker=ticker,
+                verify=verify, progress=rust_bar, ticker=ticker, batch_shape=list(batch_shape),
             )
         except BaseException:
             finish(ticker, failing=True)
             raise
         finish(ticker)
-    return Result._from_native(native, series, batch_shape=tuple(batch_shape))
+    return Result._from_native(native, series)
 
 
 def models() -> List[Dict[str, Any]]:

@@ -63,6 +63,7 @@ def mesolve(
     rho0: npt.NDArray[np.complex128], tsave: npt.NDArray[np.float64], dt: float, h_battery: npt.NDArray[np.complex128],
     h_charger: npt.NDArray[np.complex128], measures: Optional[Sequence[str]] = None, backend: str = "auto",
     precision: str = "f32", verify: int = 8, progress: bool = False, ticker: Optional[Callable[[float, int, int], None]] = None,
+    batch_shape: Optional[Sequence[int]] = None,
 ) -> Tuple[NativeRun, npt.NDArray[np.float64], None]: ...
 def study(
     config: str, out: str, *, shard: Optional[Tuple[int, int]] = None, resume: bool = False, series: bool = True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import stat
 from pathlib import Path
@@ -74,7 +75,8 @@ class Result:
     dir : pathlib.Path or None
         The run directory this result was read from (None in memory).
     batch_shape : tuple or None
-        For `qb.mesolve`: the broadcast batch shape of the members (series.reshape(batch_shape + (T, K))).
+        For `qb.mesolve`: the broadcast batch shape of the members (series.reshape(batch_shape + (T, K))),
+        kept in run.json (``config.mesolve.batch_shape``), so a saved and opened result has it too.
     states : numpy.ndarray, shape (members, T, d, d), complex128, or None
         With ``save_states``: every member's density matrix at every sample time. For in-memory
         runs it is the Rust buffer itself (no copy); for run directories it is memory-mapped
@@ -99,7 +101,7 @@ class Result:
 
     # ----- construction
     @classmethod
-    def _from_native(cls, native, series: np.ndarray, batch_shape=None, states: Optional[np.ndarray] = None) -> "Result":
+    def _from_native(cls, native, series: np.ndarray, states: Optional[np.ndarray] = None) -> "Result":
         r = cls()
         r._native = native
         r.series = series
@@ -112,7 +114,7 @@ class Result:
         r.params = _params(native.param_columns, native.param_values, native.theta_phi)
         r.health = np.array([HEALTH_NAMES.get(float(c), "?") for c in native.health_codes], dtype=object)
         r.info = json.loads(native.run_json())
-        r.batch_shape = batch_shape
+        r.batch_shape = _batch_shape(r.info, len(r.member_ids), "run.json")
         return r
 
     @classmethod
@@ -184,6 +186,7 @@ class Result:
         if has("states.npy"):
             r.states = np.load(d / "states.npy", mmap_mode="r")
             r.states_info = json.loads((d / "states.json").read_text())
+        r.batch_shape = _batch_shape(r.info, len(r.member_ids), str(d / "run.json"))
         return r
 
     # ----- views and tables
@@ -309,7 +312,7 @@ class Result:
                 "an in-memory qbat_gpu.Result cannot be pickled: save it first with "
                 "r.save(dir) and pass qb.open(dir) (which pickles as its directory), or pass r.series"
             )
-        return (_reopen, (os.fspath(self.dir), self.batch_shape))
+        return (_reopen, (os.fspath(self.dir),))
 
     def __repr__(self) -> str:
         where = f" dir={str(self.dir)!r}" if self.dir is not None else ""
@@ -319,10 +322,25 @@ class Result:
         )
 
 
-def _reopen(dir: str, batch_shape) -> "Result":
+def _reopen(dir: str, batch_shape=None) -> "Result":
+    # (a pickle of an earlier version carries the batch shape that its run.json may not)
     r = Result._from_dir(dir)
-    r.batch_shape = batch_shape
+    if r.batch_shape is None and batch_shape is not None:
+        r.batch_shape = tuple(batch_shape)
     return r
+
+
+def _batch_shape(info: Dict[str, Any], members: int, where: str) -> Optional[Tuple[int, ...]]:
+    """A `qb.mesolve` run's batch shape, as run.json's config.mesolve.batch_shape records it
+    (None for other runs, and for one saved by a version that did not record it). One that
+    does not hold the run's members is refused, naming the file."""
+    mesolve = (info.get("config") or {}).get("mesolve") if isinstance(info.get("config"), dict) else None
+    shape = mesolve.get("batch_shape") if isinstance(mesolve, dict) else None
+    if shape is None:
+        return None
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape) or math.prod(shape) != members:
+        raise config_error(where, f"config.mesolve.batch_shape {str(shape)[:80]} does not hold the run's {members} members")
+    return tuple(shape)
 
 
 def _params(columns, values, theta_phi) -> Dict[str, np.ndarray]:

@@ -370,7 +370,7 @@ fn complex_slice<'a>(a: &'a PyReadonlyArrayDyn<'_, Complex64>, name: &str) -> Py
 
 /// An explicit two-qubit batch (see `qbat_gpu.mesolve`): (NativeRun, series (members, T, K), None).
 #[pyfunction]
-#[pyo3(signature = (h, jumps, n_jumps, member_point, rho0, tsave, dt, h_battery, h_charger, measures=None, backend="auto", precision="f32", verify=8, progress=false, ticker=None))]
+#[pyo3(signature = (h, jumps, n_jumps, member_point, rho0, tsave, dt, h_battery, h_charger, measures=None, backend="auto", precision="f32", verify=8, progress=false, ticker=None, batch_shape=None))]
 #[allow(clippy::too_many_arguments)]
 fn mesolve<'py>(
     py: Python<'py>,
@@ -389,6 +389,7 @@ fn mesolve<'py>(
     verify: usize,
     progress: bool,
     ticker: Option<Bound<'py, PyAny>>,
+    batch_shape: Option<Vec<u64>>,
 ) -> PyResult<RunArrays<'py>> {
     pool(py)?;
     let (opts, control) = run_options(backend, precision, verify, None, progress).map_err(|e| to_py(py, e))?;
@@ -404,6 +405,8 @@ fn mesolve<'py>(
         h_battery: complex_slice(&h_battery, "h_battery")?,
         h_charger: complex_slice(&h_charger, "h_charger")?,
         measures,
+        // (one axis of members where the caller gave none)
+        batch_shape: batch_shape.unwrap_or_else(|| vec![points.len() as u64]),
     };
     let plan = interruptible_borrowing(py, &control, || pyapi::batch_plan(&batch, &control))?.map_err(|e| to_py(py, e))?;
     // the batch's size, as the caller set it: H's leading shape where each member has its own H

@@ -404,6 +404,39 @@ def test_pickle_of_a_run_directory_reopens_it_and_an_in_memory_run_says_what_to_
         pickle.loads(data)
 
 
+def test_a_saved_mesolve_result_keeps_its_batch_shape(tmp_path):
+    """qb.mesolve's batch shape is kept in run.json: qb.open of the saved result, and its pickle,
+    have it, so the series reshapes as the caller's arrays did. Other runs have none."""
+    import pickle
+
+    H = np.zeros((2, 3, 4, 4), dtype=complex)
+    H[..., 1, 2] = H[..., 2, 1] = np.arange(1, 4)  # (3,) broadcast against (2, 3)
+    r = qb.mesolve(H, [], np.eye(4)[2], np.linspace(0, 1, 3), dt=0.01, measures="energy_b", backend="cpu")
+    assert r.batch_shape == (2, 3) and r.info["config"]["mesolve"]["batch_shape"] == [2, 3]
+    opened = qb.open(r.save(tmp_path / "m", plots=False))
+    assert opened.batch_shape == (2, 3)
+    assert json.loads((tmp_path / "m" / "run.json").read_text())["config"]["mesolve"]["batch_shape"] == [2, 3]
+    assert pickle.loads(pickle.dumps(opened)).batch_shape == (2, 3)
+    assert same_bits(np.asarray(opened.series).reshape(2, 3, 3, 1)[1, 2], np.asarray(r.series)[5])
+    assert qb.run(BLOCH, backend="cpu", progress=False).batch_shape is None
+
+
+def test_a_batch_shape_that_does_not_hold_the_members_is_refused_naming_run_json():
+    from qbat_gpu.result import _batch_shape
+
+    def info(shape):
+        return {"config": {"mesolve": {"batch_shape": shape}}}
+
+    assert _batch_shape(info([2, 3]), 6, "run.json") == (2, 3)
+    assert _batch_shape(info([]), 1, "run.json") == ()
+    assert _batch_shape({"config": {"model": "spin-pair"}}, 6, "run.json") is None
+    assert _batch_shape({"config": {"mesolve": {"members": 6}}}, 6, "run.json") is None
+    for bad in ([2, 2], [True, 6], [-2, -3], [2.0, 3], "6", {"a": 6}):
+        with pytest.raises(qb.ConfigError, match="batch_shape") as e:
+            _batch_shape(info(bad), 6, "/x/run.json")
+        assert e.value.field == "/x/run.json"
+
+
 def test_save_refuses_a_format_as_a_config_error(tmp_path):
     r = qb.run(BLOCH, backend="cpu", progress=False)
     d = qb.study(BLOCH, tmp_path / "d", backend="cpu", plots=False, progress=False)

@@ -58,16 +58,18 @@ pub fn print_final_stats(st: &Stats) {
 
 /// The pooled rows as a table.
 pub fn print_table(an: &Analysis) {
+    // (the members flagged unhealthy are in neither: said below)
+    let all = match an.skipped {
+        0 => format!("all {} members", an.members_total),
+        _ => format!("the {} healthy members of {}", an.members_total.saturating_sub(an.skipped), an.members_total),
+    };
     let set = if an.capped {
         format!("{} of {} members (evenly strided; cap --max-members / {} samples)", an.members_used, an.members_total, MAX_POOLED_SAMPLES)
     } else {
-        format!("all {} members", an.members_total)
+        all.clone()
     };
     println!("analysis of {}: {} members x {} sample times", qbat_gpu::error::one_line(&an.dir.display().to_string()), an.members_total, an.times.len());
-    println!(
-        "  correlations pooled over {set} and every sample time; monotone fractions over all {} members (tolerance {:.0e} relative)",
-        an.members_total, an.monotone_tol
-    );
+    println!("  correlations pooled over {set} and every sample time; monotone fractions over {all} (tolerance {:.0e} relative)", an.monotone_tol);
     println!("  {:<14} {:<16} {:>9} {:>9}  {:>9} {:>9} {:>9}", "a", "b", "pearson", "spearman", "monotone", "incr", "decr");
     let f = |x: Option<f64>, w: usize| x.map(|v| format!("{v:>+w$.4}")).unwrap_or_else(|| format!("{:>w$}", "n/a"));
     let g = |x: Option<f64>| x.map(|v| format!("{v:>9.4}")).unwrap_or_else(|| format!("{:>9}", "n/a"));

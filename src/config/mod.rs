@@ -262,6 +262,7 @@ pub fn parse_plan(text: &str, ov: &Overrides) -> Result<Plan> {
 /// `params.j: <reason> (line 4)`; `<reason> (line 4)` when no key can be told.
 pub fn parse_error(text: &str, e: &toml::de::Error) -> QbatError {
     let reason = e.message().split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    let reason = in_our_words(reason);
     let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
         // the parser's limit on a dotted key's parts comes without a span: its line found here
         return match reason.contains("recursion").then(|| deep_key::deep_key_line(text, deep_key::MAX_KEY_PARTS)).flatten() {
@@ -279,6 +280,16 @@ pub fn parse_error(text: &str, e: &toml::de::Error) -> QbatError {
     match key_at(text, line_no) {
         Some(key) => QbatError::parse(format!("{}: {reason} (line {line_no})", deep_key::shortened(&key))),
         None => QbatError::parse(format!("{reason} (line {line_no})")),
+    }
+}
+
+/// The parser's reason, where it speaks of its own types, in the config's words: an integer
+/// past i64 but within i128 is "invalid type: integer `N` as i128, expected any valid TOML
+/// value" (longer ones are "integer number overflowed").
+fn in_our_words(reason: String) -> String {
+    match reason.strip_prefix("invalid type: integer `").and_then(|r| r.split_once("` as i128")) {
+        Some((n, _)) => format!("the integer {n} is outside the range a config's integers take (|n| < 2^63 = 9.2e18)"),
+        None => reason,
     }
 }
 

@@ -136,7 +136,7 @@ pub fn cavity_member(plan: &Plan, m: &Member, opts: &RunOptions) -> Result<(Vec<
     let mut samples = Vec::with_capacity(ns);
     let mut full_state = Vec::with_capacity(ns);
     let mut states = vec![];
-    let stop = || opts.check_cancelled().is_err();
+    let stop = || opts.is_cancelled();
     let finished = integrate_schedule(&ops, ops_off.as_ref().unwrap_or(&ops), &drives, &mut x, z.as_deref_mut(), &plan.schedule, &stop, |s, x, z| {
         debug_assert_eq!(s, samples.len());
         let (xq, photon, tail) = reduced_of(x);

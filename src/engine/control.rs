@@ -83,6 +83,11 @@ impl RunOptions {
     pub fn check_cancelled(&self) -> Result<()> {
         self.control.as_deref().map_or(Ok(()), Control::check)
     }
+    /// Whether the run's control was cancelled (the engines' stop flag, looked at inside a
+    /// member).
+    pub fn is_cancelled(&self) -> bool {
+        self.check_cancelled().is_err()
+    }
     /// `len` zeros for an engine's values: in a spent block buffer of the run's pool where
     /// there is one.
     pub fn zeroed_values(&self, len: usize) -> Vec<f64> {
@@ -93,6 +98,15 @@ impl RunOptions {
         if let Some(c) = &self.control {
             c.add_done(n);
         }
+    }
+    /// `r`, with its `n` members counted done (on the bar and the control) where it is Ok:
+    /// members stopped part-way are not done.
+    pub(crate) fn done_if_ok<T>(&self, r: Result<T>, n: u64, pb: &indicatif::ProgressBar) -> Result<T> {
+        if r.is_ok() {
+            pb.inc(n);
+            self.add_done(n);
+        }
+        r
     }
 }
 

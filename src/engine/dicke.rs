@@ -168,13 +168,7 @@ fn run_dicke_cpu(plan: &Plan, opts: &RunOptions) -> Result<EnsembleOutput> {
             opts.check_cancelled()?;
             let lay = layouts[usize::from(!path)].as_ref().ok_or_else(|| QbatError::invalid("members", "no layout for a parity path in use"))?;
             let members: Vec<&Member> = idx.iter().map(|&i| &plan.members[i]).collect();
-            let r = dicke_batch(plan, lay, &members, &|| opts.check_cancelled().is_err());
-            // (a batch stopped part-way is not done)
-            if r.is_ok() {
-                pb.inc(idx.len() as u64);
-                opts.add_done(idx.len() as u64);
-            }
-            r
+            opts.done_if_ok(dicke_batch(plan, lay, &members, &|| opts.is_cancelled()), idx.len() as u64, &pb)
         })
         .collect();
     pb.finish_and_clear();

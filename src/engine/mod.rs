@@ -458,13 +458,7 @@ where
         .par_iter()
         .map(|m| {
             opts.check_cancelled()?;
-            let r = member(m);
-            // (one stopped part-way is not done)
-            if r.is_ok() {
-                pb.inc(1);
-                opts.add_done(1);
-            }
-            r
+            opts.done_if_ok(member(m), 1, &pb)
         })
         .collect();
     pb.finish_and_clear();

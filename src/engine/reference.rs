@@ -80,7 +80,7 @@ pub fn run_reference(plan: &Plan, opts: &RunOptions) -> Result<(Vec<f64>, Vec<Pe
         .members
         .par_iter()
         .map(|m| {
-            if opts.check_cancelled().is_err() {
+            if opts.is_cancelled() {
                 return None;
             }
             let r = reference_member_states(plan, m, &plan.measures, plan.save_states);

@@ -138,7 +138,7 @@ fn run_two_qubit_twin_sliced(plan: &Plan, job: &TwoQubitJob, eigen: &EigenJob, o
         let out = &mut values[lo * ns * nm..hi * ns * nm];
         let buffers_in = std::mem::take(&mut buffers);
         // (inside a slice too: one long member stopped within a few ms, not at its end)
-        let stop = || opts.check_cancelled().is_err();
+        let stop = || opts.is_cancelled();
         let result =
             if in_place { run_two_qubit_twin_into::<f64>(&sub, buffers_in, out, &stop) } else { run_two_qubit_twin_reusing::<f64>(&sub, buffers_in, &stop) };
         // (a stopped slice's values are unfinished)

@@ -25,6 +25,9 @@ pub struct Batch<'a> {
     pub h_battery: &'a [C64],
     pub h_charger: &'a [C64],
     pub measures: Option<Vec<String>>,
+    /// The caller's batch shape (`qb.mesolve`'s broadcast leading dimensions; their product is
+    /// the member count), kept in run.json so that a saved result reshapes as the caller's.
+    pub batch_shape: Vec<u64>,
 }
 
 /// An n x n matrix from its row-major entries.
@@ -145,6 +148,9 @@ pub fn batch_plan(b: &Batch, control: &Control) -> Result<Plan> {
     if b.rho0.len() != n * 16 || b.jumps.len() != n_points * b.n_jumps * 16 || b.h_battery.len() != 4 || b.h_charger.len() != 4 {
         return Err(QbatError::invalid("H", "inconsistent batch shapes"));
     }
+    if b.batch_shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d)) != Some(n as u64) {
+        return Err(QbatError::invalid("rho0", format!("the batch shape {:?} does not hold the batch's {n} members", b.batch_shape)));
+    }
     if let Some(&p) = b.member_point.iter().find(|&&p| p >= n_points) {
         return Err(QbatError::invalid("H", format!("member point {p} is out of range (0..{n_points})")));
     }
@@ -216,7 +222,7 @@ pub fn batch_plan(b: &Batch, control: &Control) -> Result<Plan> {
     plan.initial = InitialSpec::PerMember(Arc::new(rhos));
     plan.param_columns = vec![];
     plan.config_json = json!({
-        "mesolve": {"members": n, "points": n_points, "jump_ops": b.n_jumps, "dt": b.dt, "tsave": b.times, "measures": b.measures},
+        "mesolve": {"members": n, "batch_shape": b.batch_shape, "points": n_points, "jump_ops": b.n_jumps, "dt": b.dt, "tsave": b.times, "measures": b.measures},
     });
     Ok(plan)
 }
@@ -251,6 +257,7 @@ mod tests {
             h_battery: &pauli_z,
             h_charger: &pauli_z,
             measures: None,
+            batch_shape: vec![2],
         };
         let built = batch_plan(&batch, &Control::default()).unwrap();
         assert_eq!((built.members.len(), built.points.len()), (2, 2));

@@ -202,7 +202,7 @@ pub(super) fn drive(
                 // (a failure returns at once: the workers started see the receiver dropped)
                 let started = crate::threads::spawn_scoped(scope, "a device's blocks", move || loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if i >= pending.len() || stop.load(std::sync::atomic::Ordering::SeqCst) || opts.run.check_cancelled().is_err() {
+                    if i >= pending.len() || stop.load(std::sync::atomic::Ordering::SeqCst) || opts.run.is_cancelled() {
                         break;
                     }
                     let b = pending[i];
@@ -224,7 +224,7 @@ pub(super) fn drive(
             // and already overlap the absorbed block's references with the next block's).
             // Started after the workers, so that under a thread limit it is the one left out.
             let ahead: Vec<usize> = verify_idx.iter().copied().filter(|&i| on_gpu && pending.contains(&(i / block))).collect();
-            sink.verify_ahead = VerifyAhead::start(scope, local, ahead, &stop, || opts.run.check_cancelled().is_err());
+            sink.verify_ahead = VerifyAhead::start(scope, local, ahead, &stop, || opts.run.is_cancelled());
             for (b, lo, sub, r, wall, name, device, mut notes) in rx.iter() {
                 let out = match r {
                     Ok(out) => out,
@@ -279,8 +279,21 @@ pub(super) fn drive(
     }
     pb.finish_and_clear();
     let acc = acc.ok_or_else(|| QbatError::Numerics("no member was integrated".into()))?;
+    // (a shard's members are a slice of the run's: `merge` refuses the run where every member
+    // of every shard is unhealthy, as the unsharded run does)
     if progress.health.ok == 0 {
-        return Err(QbatError::Numerics(format!("every member was flagged unhealthy; {}", progress.health.warning(local.schedule.dt).unwrap_or_default())));
+        match opts.shard {
+            None => {
+                return Err(QbatError::Numerics(format!(
+                    "every member was flagged unhealthy; {}",
+                    progress.health.warning(local.schedule.dt).unwrap_or_default()
+                )))
+            }
+            Some(_) => keep_once(
+                &mut progress.notes,
+                &format!("{}: its statistics hold no member (merge takes the other shards' members)", super::SHARD_ALL_UNHEALTHY),
+            ),
+        };
     }
     finish(plan, local, opts, staging, series, progress, acc, block, n_blocks, resumed, setup, gathered)
 }

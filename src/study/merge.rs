@@ -90,7 +90,7 @@ fn merged_notes(shards: &[ShardDir], health: &super::HealthCounts, run: &mut Val
     for (k, (s, (own, shard_fock, _))) in shards.iter().zip(parts).enumerate() {
         for n in s.run["notes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
             // (a shard's analysis left out names the shard: the merge has its own)
-            if n.starts_with(super::ANALYSIS_LEFT_OUT) {
+            if n.starts_with(super::ANALYSIS_LEFT_OUT) || n.starts_with(super::SHARD_ALL_UNHEALTHY) {
                 continue;
             }
             if !own.iter().any(|w| w == n) && !notes.iter().any(|k| k == n) {
@@ -112,6 +112,10 @@ fn merged_notes(shards: &[ShardDir], health: &super::HealthCounts, run: &mut Val
     if let Some(record) = fock {
         warnings.extend(record.check.warnings(&record.flags));
         run["fock_tail"] = json!(record);
+    }
+    // (the unsharded run's error, where it holds for the whole run)
+    if health.ok == 0 {
+        return Err(QbatError::Numerics(format!("every member was flagged unhealthy; {}", health.warning(dt).unwrap_or_default())));
     }
     warnings.extend(health.warning(dt));
     notes.extend(warnings.iter().cloned());
@@ -608,6 +612,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             }
             run["verify"] = merged;
         }
+        run["engines"] = super::merged_engines::merged_engines(shards.iter().map(|s| &s.run["engines"]));
         // per-run figures of one shard would mislead at the top level: they are in merged_from
         for key in ["timings", "member_steps_per_second", "peak_rss_bytes", "blocks"] {
             run[key] = Value::Null;

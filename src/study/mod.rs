@@ -27,6 +27,7 @@ mod finish;
 pub mod health;
 pub mod merge;
 mod merge_checks;
+mod merged_engines;
 mod merged_verify;
 mod series_file;
 mod staging;
@@ -146,6 +147,10 @@ pub struct StudyOutcome {
     /// was written, or it did not fit the memory left at the run's end (`finish`).
     pub analysis_skipped: Option<String>,
 }
+
+/// A shard's note where every one of its members was flagged unhealthy (the unsharded run's
+/// error, which `merge` raises where it holds for the whole run); not carried into a merge.
+pub const SHARD_ALL_UNHEALTHY: &str = "every member of this shard was flagged unhealthy";
 
 /// How the run's note (in run.json, and printed with the others) begins where the analysis
 /// asked for was left out (`StudyOutcome::analysis_skipped`).
