@@ -1,4 +1,4 @@
-//! The `dicke` model (issue 16) against references built here, independently of src/model/dicke.rs:
+//! The `dicke` model (Ferraro et al. 2018) against references built here, independently of src/model/dicke.rs:
 //! the reduced-state ergotropy and capacity against the explicit 2^N computation, N = 1 against
 //! the Rabi / Jaynes-Cummings model, N = 2 against two explicit qubits, the closed forms, and
 //! the conservation laws.

@@ -72,7 +72,8 @@ def complex_entries(arg: str, a: np.ndarray) -> np.ndarray:
     it makes too large can be refused by its shape before it is built."""
     if a.dtype.kind not in "biufcO":
         raise config_error(arg, f"must be numbers, got {a.dtype} entries")
-    entries = distinct(a)
+    # (an array of 0 dimensions, None's too, is cut to its one entry: kept an array)
+    entries = np.asarray(distinct(a))
     # (numpy reads the text "0" of an object array, a pandas column's, as the number 0)
     if a.dtype.kind == "O":
         for x in entries.flat:

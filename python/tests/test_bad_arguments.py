@@ -140,6 +140,13 @@ def test_mesolve_errors_name_the_arguments_not_config_fields():
     assert "RK4 steps" in msg and "tsave" in msg
 
 
+@pytest.mark.parametrize("arg", ["H", "rho0"])
+def test_mesolve_refuses_none_naming_the_argument(arg):
+    # (it raised AttributeError: a 0-d array of None was cut to the None itself)
+    assert "NoneType" in refused(arg, lambda: me(**{arg: None}))
+    assert "NoneType" in refused("jump_ops[0]", lambda: me(jump_ops=[None]))
+
+
 # ----- M4: wrong types and negative integers name the keyword
 
 

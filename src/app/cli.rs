@@ -111,7 +111,7 @@ pub struct RunArgs {
     pub backend: Backend,
     #[arg(long, value_enum, default_value = "f32")]
     pub precision: Precision,
-    /// Output directory (default: qbat-out for the default study).
+    /// Output directory (default: qbat-out for the default study, <CONFIG stem>-out for `run`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Series format (default: csv for `run`, npy for the default study).

@@ -61,7 +61,7 @@ measures! {
     PowerB => "power_b", "stored_energy_b / t (0 at t = 0; 0 at t = inf, its limit, in steady runs)";
     ErgotropicPowerB => "ergotropic_power_b", "ergotropy_b / t (0 at t = 0; 0 at t = inf, its limit, in steady runs)";
     EnergyVarianceB => "energy_variance_b", "Tr(rho_b H_B^2) - Tr(rho_b H_B)^2";
-    EnergyFluctuationB => "energy_fluctuation_b", "Sigma(t) of paper 003 eq. 6 (two-time, regression theorem): sqrt of Sigma^2";
+    EnergyFluctuationB => "energy_fluctuation_b", "Sigma(t) of paper 003 eq. 6 (two-time, regression theorem): sign(Sigma^2) sqrt(|Sigma^2|)";
     Concurrence => "concurrence", "Wootters concurrence of the two-qubit state";
     SteeringF3 => "steering_f3", "Tr(T T^T) - 1";
     SteeringAb => "steering_ab", "LOO steering charger -> battery (paper 002)";
@@ -70,12 +70,12 @@ measures! {
     CoherenceL1 => "coherence_l1", "sum_{i != j} |rho_ij| of the two-qubit state";
     ImaginarityL1 => "imaginarity_l1", "sum_{i != j} |Im rho_ij| of the two-qubit state";
     TextureB => "texture_b", "(1/2) ||rho_b - |+><+| ||_tr";
-    Purity => "purity", "Tr rho^2 of the two-qubit state";
+    Purity => "purity", "Tr rho^2 of the two-qubit state (cavity-cells: the cells' reduced state; dicke: the full state)";
     EntropyB => "entropy_b", "-Tr rho_b log2 rho_b (bits)";
-    PhotonNumber => "photon_number", "Tr(rho a^+ a) (cavity-cells)";
+    PhotonNumber => "photon_number", "Tr(rho a^+ a) (cavity-cells, dicke)";
     TraceError => "trace_error", "|Tr rho - 1|";
     MinEigenvalue => "min_eigenvalue", "smallest eigenvalue of the full state (positivity)";
-    FockTail => "fock_tail", "population of the top Fock state |N> (cavity-cells)";
+    FockTail => "fock_tail", "population of the top Fock state |N> (cavity-cells, dicke)";
     SteadyResidual => "steady_residual", "||L rho||_F of the solved steady state (steady runs only, [time] steady = true)";
     EnergyPerCell => "energy_per_cell", "energy_b / N (dicke)";
     TextureC => "texture_c", "(1/2) ||rho_c - |+><+| ||_tr";

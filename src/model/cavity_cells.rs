@@ -21,7 +21,7 @@ pub fn params() -> Vec<ParamSpec> {
         spec("kappa", Real(0.0), "cavity loss rate (kappa D[a])"),
         spec("gamma", Real(0.0), "cell decay rate (gamma D[s-_i])"),
         spec("alpha", Complex(2.0, 0.0), "coherent amplitude of the initial cavity state ([re, im] or real)"),
-        spec("n_fock", Int(20), "Fock cutoff N (keeps |0>..|N>), integer >= 1"),
+        spec("n_fock", Int(20), "Fock cutoff N (keeps |0>..|N>), an integer in [1, 400]; not sweepable"),
     ]
 }
 

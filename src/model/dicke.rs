@@ -1,4 +1,4 @@
-//! `dicke` (issue 16; Ferraro et al., PRL 120, 117702 (2018)): N identical two-level cells in
+//! `dicke` (Ferraro et al., PRL 120, 117702 (2018)): N identical two-level cells in
 //! one cavity mode truncated at n_fock, in the symmetric (Dicke) subspace of the cells.
 //!
 //! Cells: collective spin j = N/2, basis |j, m>, m = -j..j, indexed by the number of
@@ -28,8 +28,8 @@ pub const MAX_DIM: usize = 1604;
 
 pub fn params() -> Vec<ParamSpec> {
     vec![
-        spec("n_cells", Int(4), "number of cells N (integer >= 1; collective spin j = N/2); not sweepable"),
-        spec("n_fock", Int(12), "Fock cutoff (keeps |0>..|n_fock>), integer >= 1; not sweepable"),
+        spec("n_cells", Int(4), "number of cells N (an integer in [1, 64]; collective spin j = N/2); not sweepable"),
+        spec("n_fock", Int(12), "Fock cutoff (keeps |0>..|n_fock>), integer >= 1 with (N + 1)(n_fock + 1) <= 1604; not sweepable"),
         spec("wc", Real(1.0), "cavity frequency"),
         spec("wa", Real(1.0), "cell frequency (H_B = wa (J_z + N/2))"),
         spec("g", Real(0.05), "cavity-cell coupling"),

@@ -293,7 +293,7 @@ impl ModelKind {
             ModelKind::BlochCharger => "paper 004: charger prepared anywhere on the Bloch sphere, optional charger decay",
             ModelKind::CavityCells => "paper 003: two cells charged by a cavity mode truncated at n_fock",
             ModelKind::TwoQubit => "custom: any 4x4 Hamiltonian, jump operators, H_B and H_C",
-            ModelKind::Dicke => "issue 16 (Ferraro et al. 2018): N cells in one cavity mode, symmetric subspace, battery = the N cells",
+            ModelKind::Dicke => "Ferraro et al. 2018 (PRL 120, 117702): N cells in one cavity mode, symmetric subspace, battery = the N cells",
         }
     }
 

@@ -58,7 +58,8 @@ pub struct VerifyReport {
 /// The route of the concurrence in a run of `model` on `backend` ("gpu" or "cpu") at
 /// `precision`: the two-qubit models compute it with the measures kernel (on the device, in
 /// the run's precision) or its CPU twin (f64); the cavity model on the host, from the GPU
-/// kernel's reduced states with that twin, and on the CPU engine with nalgebra.
+/// kernel's reduced states with that twin, on the CPU engine with the twin too, and on the
+/// reference with nalgebra.
 pub fn concurrence_route(measures: &[Measure], model: crate::model::ModelKind, backend: &str, precision: Precision) -> Option<String> {
     use crate::model::ModelKind;
     if !measures.contains(&Measure::Concurrence) {
@@ -68,9 +69,11 @@ pub fn concurrence_route(measures: &[Measure], model: crate::model::ModelKind, b
     Some(match (two_qubit, backend) {
         (true, "gpu") => format!("{} on the device (singular values of X^T S X by one-sided Jacobi)", precision.name()),
         (true, _) => "f64 on the CPU (measures twin: singular values of X^T S X by one-sided Jacobi)".into(),
-        // cavity-cells: the kernel returns reduced states, which the host measures
+        // cavity-cells: the kernel returns reduced states, which the host measures; the CPU
+        // engine measures its own with the same twin; the reference with nalgebra
         (false, "gpu") => "f64 on the host, of the kernel's reduced states (measures twin: singular values of X^T S X by one-sided Jacobi)".into(),
-        (false, _) => "f64 on the host (nalgebra SVD of X^T S X)".into(),
+        (false, "reference") => "f64 on the host (nalgebra SVD of X^T S X)".into(),
+        (false, _) => "f64 on the host, of the CPU engine's reduced states (measures twin: singular values of X^T S X by one-sided Jacobi)".into(),
     })
 }
 
