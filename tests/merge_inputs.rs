@@ -582,6 +582,14 @@ fn a_shard_of_unhealthy_members_only_merges_and_a_run_of_them_is_refused_by_the_
     }
     let run: Value = serde_json::from_slice(&std::fs::read(merged.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["notes"], health["notes"], "the merge's notes are the unsharded run's");
+    // analyze says its members are the healthy ones (it said "all 6 members")
+    let said = ok(bin().arg("analyze").arg(&merged).args(["--pairs", "energy_b:purity", "--no-plots"]));
+    assert!(
+        said.contains("correlations pooled over the 4 healthy members of 6") && said.contains("monotone fractions over the 4 healthy members of 6"),
+        "{said}"
+    );
+    let said = ok(bin().arg("analyze").arg(&merged).args(["--pairs", "energy_b:purity", "--no-plots", "--max-members", "3"]));
+    assert!(said.contains("healthy of 6 members (evenly strided"), "{said}");
     // every member unhealthy: the unsharded run and the merge both exit 1, writing nothing
     let text = unstable_first("45.0, 40.0, 35.0, 30.0");
     let cfg = config(dir.path(), &text);
@@ -594,4 +602,36 @@ fn a_shard_of_unhealthy_members_only_merges_and_a_run_of_them_is_refused_by_the_
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("every member was flagged unhealthy") && stderr.trim().lines().count() == 1, "{stderr}");
     assert!(!out.exists() && !std::fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".um")));
+}
+
+/// The default study's shard of unhealthy members only: written, its analysis left out with a
+/// note (there is nothing to analyse; it failed the shard, and removed its work), and the merge
+/// of the shards equals the unsharded run, analysis.csv included.
+#[test]
+fn a_default_study_shard_of_unhealthy_members_only_merges_to_the_unsharded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = |out: &Path, shard: Option<usize>| {
+        let mut c = bin();
+        c.args(["--backend", "cpu", "--no-progress", "--no-plots", "--ensemble", "4", "--out"]).arg(out).env("QBAT_INJECT_FAULT", "nan-member=0");
+        if let Some(k) = shard {
+            c.args(["--shard", &format!("{k}/4")]);
+        }
+        ok(&mut c);
+    };
+    let whole = dir.path().join("whole");
+    study(&whole, None);
+    let parts: Vec<PathBuf> = (0..4).map(|k| dir.path().join(format!("d{k}"))).collect();
+    for (k, p) in parts.iter().enumerate() {
+        study(p, Some(k));
+    }
+    let first: Value = serde_json::from_slice(&std::fs::read(parts[0].join("run.json")).unwrap()).unwrap();
+    assert_eq!(first["health"]["ok"], 0, "the premise");
+    assert!(!parts[0].join("analysis.csv").exists() && parts[1].join("analysis.csv").exists());
+    let merged = dir.path().join("m");
+    ok(bin().arg("merge").args(&parts).arg("--out").arg(&merged).arg("--no-plots"));
+    for f in ["stats.csv", "summary.csv", "series.npy", "analysis.csv"] {
+        assert!(std::fs::read(whole.join(f)).unwrap() == std::fs::read(merged.join(f)).unwrap(), "{f} differs from the unsharded run's");
+    }
+    let notes = |d: &Path| serde_json::from_slice::<Value>(&std::fs::read(d.join("run.json")).unwrap()).unwrap()["notes"].clone();
+    assert_eq!(notes(&merged), notes(&whole));
 }

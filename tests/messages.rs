@@ -39,12 +39,17 @@ fn toml_errors_fit_on_one_line_and_name_the_key() {
     // inside a multi-line array (matrix rows are not tables): the key that opened it
     let e = parse_error("model = \"two-qubit\"\n[params]\nhamiltonian = [\n  [1.0, 0.0],\n  [0.0, 1.0 2.0],\n]\n");
     assert!(e.starts_with("config: params.hamiltonian: ") && e.ends_with("(line 5)"), "{e}");
-    // an integer past i64 (the parser's own words, "invalid type: integer ... as i128", are
-    // not the config's), in decimal and in hex, and one past i128
+    // an integer past i64 (the parser's own words, "invalid type: integer ... as i128" and "u64
+    // value was too large", are not the config's), in decimal and in hex, and one past i128
     for (big, shown) in [
         ("99999999999999999999", "99999999999999999999"),
         ("-99999999999999999999", "-99999999999999999999"),
         ("0x1FFFFFFFFFFFFFFFFF", "590295810358705651711"),
+        // (up to u64::MAX the parser says "u64 value was too large", naming no number: the one
+        // written is named)
+        ("9223372036854775808", "9223372036854775808"),
+        ("18446744073709551615", "18446744073709551615"),
+        ("0x8000000000000000", "0x8000000000000000"),
     ] {
         let e = parse_error(&GOOD.replace("samples = 11", &format!("samples = {big}")));
         assert_eq!(e, format!("config: time.samples: the integer {shown} is outside the range a config's integers take (|n| < 2^63 = 9.2e18) (line 9)"));

@@ -312,7 +312,8 @@ class Result:
                 "an in-memory qbat_gpu.Result cannot be pickled: save it first with "
                 "r.save(dir) and pass qb.open(dir) (which pickles as its directory), or pass r.series"
             )
-        return (_reopen, (os.fspath(self.dir),))
+        # (the batch shape too, which run.json also holds: a pickle an earlier version reads)
+        return (_reopen, (os.fspath(self.dir), self.batch_shape))
 
     def __repr__(self) -> str:
         where = f" dir={str(self.dir)!r}" if self.dir is not None else ""

@@ -417,8 +417,17 @@ def test_a_saved_mesolve_result_keeps_its_batch_shape(tmp_path):
     assert opened.batch_shape == (2, 3)
     assert json.loads((tmp_path / "m" / "run.json").read_text())["config"]["mesolve"]["batch_shape"] == [2, 3]
     assert pickle.loads(pickle.dumps(opened)).batch_shape == (2, 3)
-    assert same_bits(np.asarray(opened.series).reshape(2, 3, 3, 1)[1, 2], np.asarray(r.series)[5])
-    assert qb.run(BLOCH, backend="cpu", progress=False).batch_shape is None
+    # members in C order of the batch: the coupling (the last axis) moves energy_b, the first
+    # axis (one H for both) does not
+    shaped = np.asarray(opened.series).reshape(opened.batch_shape + (3, 1))
+    assert same_bits(shaped[0], shaped[1]) and not np.array_equal(shaped[0, 0], shaped[0, 2])
+    plain = qb.run(BLOCH, backend="cpu", progress=False)
+    assert plain.batch_shape is None
+    # a pickle of an earlier version: its batch shape where run.json has none
+    from qbat_gpu.result import _reopen
+
+    d = plain.save(tmp_path / "plain", plots=False)
+    assert _reopen(os.fspath(d), [4, 5]).batch_shape == (4, 5) and _reopen(os.fspath(d)).batch_shape is None
 
 
 def test_a_batch_shape_that_does_not_hold_the_members_is_refused_naming_run_json():

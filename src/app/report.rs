@@ -63,8 +63,9 @@ pub fn print_table(an: &Analysis) {
         0 => format!("all {} members", an.members_total),
         _ => format!("the {} healthy members of {}", an.members_total.saturating_sub(an.skipped), an.members_total),
     };
+    let healthy = if an.skipped > 0 { " healthy" } else { "" };
     let set = if an.capped {
-        format!("{} of {} members (evenly strided; cap --max-members / {} samples)", an.members_used, an.members_total, MAX_POOLED_SAMPLES)
+        format!("{}{healthy} of {} members (evenly strided; cap --max-members / {} samples)", an.members_used, an.members_total, MAX_POOLED_SAMPLES)
     } else {
         all.clone()
     };

@@ -262,7 +262,10 @@ pub fn parse_plan(text: &str, ov: &Overrides) -> Result<Plan> {
 /// `params.j: <reason> (line 4)`; `<reason> (line 4)` when no key can be told.
 pub fn parse_error(text: &str, e: &toml::de::Error) -> QbatError {
     let reason = e.message().split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
-    let reason = in_our_words(reason);
+    // (the value as written, where the error's span is one short number)
+    let literal =
+        e.span().and_then(|s| text.get(s)).map(str::trim).filter(|l| l.len() <= 40 && l.chars().all(|c| c.is_ascii_alphanumeric() || "+-_".contains(c)));
+    let reason = in_our_words(reason, literal);
     let Some(at) = e.span().map(|s| s.start.min(text.len())) else {
         // the parser's limit on a dotted key's parts comes without a span: its line found here
         return match reason.contains("recursion").then(|| deep_key::deep_key_line(text, deep_key::MAX_KEY_PARTS)).flatten() {
@@ -284,12 +287,18 @@ pub fn parse_error(text: &str, e: &toml::de::Error) -> QbatError {
 }
 
 /// The parser's reason, where it speaks of its own types, in the config's words: an integer
-/// past i64 but within i128 is "invalid type: integer `N` as i128, expected any valid TOML
-/// value" (longer ones are "integer number overflowed").
-fn in_our_words(reason: String) -> String {
-    match reason.strip_prefix("invalid type: integer `").and_then(|r| r.split_once("` as i128")) {
-        Some((n, _)) => format!("the integer {n} is outside the range a config's integers take (|n| < 2^63 = 9.2e18)"),
-        None => reason,
+/// past i64 is "u64 value was too large" up to u64::MAX (the value written, `literal`, is
+/// named), "invalid type: integer `N` as i128, expected any valid TOML value" within i128,
+/// and "integer number overflowed" past it (kept: its words are the config's).
+fn in_our_words(reason: String, literal: Option<&str>) -> String {
+    let past_i64 = |n: &str| format!("the integer {n} is outside the range a config's integers take (|n| < 2^63 = 9.2e18)");
+    if let Some((n, _)) = reason.strip_prefix("invalid type: integer `").and_then(|r| r.split_once("` as i128")) {
+        return past_i64(n);
+    }
+    match (reason.as_str(), literal) {
+        ("u64 value was too large", Some(n)) => past_i64(n),
+        ("u64 value was too large", None) => past_i64("written"),
+        _ => reason,
     }
 }
 

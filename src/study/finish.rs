@@ -276,6 +276,11 @@ pub(super) fn finish(
     // rather than losing its end to an abort).
     let assembled = out.staging();
     let (analyze, analysis_skipped) = match opts.analyze {
+        // a shard of unhealthy members only has nothing to analyse: `merge` analyses the run
+        // (its note is not carried there)
+        true if opts.shard.is_some() && progress.health.ok == 0 => {
+            (Default::default(), Some(format!("{}: every member of this shard was flagged unhealthy (merge computes the run's)", super::ANALYSIS_LEFT_OUT)))
+        }
         true => super::plan_analysis(assembled, gathered.as_ref(), opts.output.series, opts.output.plots, MemoryCheck::AtRunEnd, &opts.out)?,
         false => Default::default(),
     };

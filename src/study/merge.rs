@@ -113,10 +113,6 @@ fn merged_notes(shards: &[ShardDir], health: &super::HealthCounts, run: &mut Val
         warnings.extend(record.check.warnings(&record.flags));
         run["fock_tail"] = json!(record);
     }
-    // (the unsharded run's error, where it holds for the whole run)
-    if health.ok == 0 {
-        return Err(QbatError::Numerics(format!("every member was flagged unhealthy; {}", health.warning(dt).unwrap_or_default())));
-    }
     warnings.extend(health.warning(dt));
     notes.extend(warnings.iter().cloned());
     Ok((notes, warnings))
@@ -496,6 +492,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     // the analysis and the commit.)
     let reading = dirs.iter().map(|d| crate::output::lock_dir_shared(d, cancel)).collect::<Result<Vec<_>>>()?;
     let shards = check_shards(dirs, cancel)?;
+    let mut health = super::HealthCounts::default();
+    for s in &shards {
+        health.merge(&s.health);
+    }
+    // (the unsharded run's error, where it holds for the whole run: before any file is read)
+    if health.ok == 0 {
+        let (_, _, dt) = shard_warnings(&shards[0])?;
+        return Err(QbatError::Numerics(format!("every member was flagged unhealthy; {}", health.warning(dt).unwrap_or_default())));
+    }
     OutputDir::check(out, force)?;
     let Stats { times, measures: names, .. } = crate::output::stats::read_stats(&shards[0].dir)?;
     check_states_fit(&shards, times.len() * names.len())?;
@@ -585,10 +590,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         // the whole run's member-steps (its rate, per process, is left out below)
         run["member_steps"] = json!(shards.iter().map(|s| s.run["member_steps"].as_f64()).sum::<Option<f64>>());
         run["shard"] = Value::Null;
-        let mut health = super::HealthCounts::default();
-        for s in &shards {
-            health.merge(&s.health);
-        }
         let mut notes;
         (notes, warnings) = merged_notes(&shards, &health, &mut run)?;
         let mut add_note = |note: String| {
@@ -612,7 +613,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             }
             run["verify"] = merged;
         }
-        run["engines"] = super::merged_engines::merged_engines(shards.iter().map(|s| &s.run["engines"]));
+        run["engines"] = super::merged_engines::merged_engines(shards.iter().map(|s| &s.run));
         // per-run figures of one shard would mislead at the top level: they are in merged_from
         for key in ["timings", "member_steps_per_second", "peak_rss_bytes", "blocks"] {
             run[key] = Value::Null;

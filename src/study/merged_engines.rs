@@ -5,20 +5,20 @@
 
 use serde_json::{json, Value};
 
-/// The shards' `engines` entries summed per (backend, precision), in the order each first
-/// appears; `blocks` the number of blocks each engine computed over all shards. Null where a
-/// shard has no list (an older build's), rather than a list that leaves its blocks out.
-pub(super) fn merged_engines<'a>(shards: impl IntoIterator<Item = &'a Value>) -> Value {
-    let mut merged: Vec<(Value, Value, u64)> = vec![];
-    for engines in shards {
-        let Some(list) = engines.as_array() else {
-            return Value::Null;
+/// The shards' `engines` entries (from each shard's run.json) summed per (backend, precision),
+/// in the order each first appears; `blocks` the number of blocks each engine computed over
+/// all shards. A shard without a list (an older build's) counts as its run.json's `backend`
+/// and `precision`, of blocks not known: that engine's `blocks` is null.
+pub(super) fn merged_engines<'a>(shard_runs: impl IntoIterator<Item = &'a Value>) -> Value {
+    let mut merged: Vec<(Value, Value, Option<u64>)> = vec![];
+    for run in shard_runs {
+        let listed: Vec<(Value, Value, Option<u64>)> = match run["engines"].as_array() {
+            Some(list) => list.iter().map(|e| (e["backend"].clone(), e["precision"].clone(), e["blocks"].as_u64())).collect(),
+            None => vec![(run["backend"].clone(), run["precision"].clone(), None)],
         };
-        for e in list {
-            let (backend, precision) = (e["backend"].clone(), e["precision"].clone());
-            let blocks = e["blocks"].as_u64().unwrap_or(0);
+        for (backend, precision, blocks) in listed {
             match merged.iter_mut().find(|(b, p, _)| *b == backend && *p == precision) {
-                Some(m) => m.2 = m.2.saturating_add(blocks),
+                Some(m) => m.2 = m.2.zip(blocks).map(|(a, b)| a.saturating_add(b)),
                 None => merged.push((backend, precision, blocks)),
             }
         }
@@ -34,9 +34,12 @@ mod tests {
     fn engines_are_summed_per_backend_and_precision_across_shards() {
         let cpu = |n| json!({"backend": "cpu", "precision": "f64", "blocks": n});
         let gpu = |n| json!({"backend": "gpu", "precision": "f32", "blocks": n});
-        let shards = [json!([cpu(5)]), json!([gpu(1), cpu(2)]), json!([cpu(3)])];
+        let run = |engines: Value| json!({"backend": "cpu", "precision": "f64", "engines": engines});
+        let shards = [run(json!([cpu(5)])), run(json!([gpu(1), cpu(2)])), run(json!([cpu(3)]))];
         assert_eq!(merged_engines(&shards), json!([cpu(10), gpu(1)]));
-        // a shard without the list: none, not a list short of its blocks
-        assert_eq!(merged_engines(&[json!([cpu(5)]), Value::Null]), Value::Null);
+        // a shard without the list: its backend and precision, of blocks not known; the
+        // others' engines kept
+        let older = json!({"backend": "cpu", "precision": "f64"});
+        assert_eq!(merged_engines(&[run(json!([gpu(1), cpu(2)])), older]), json!([gpu(1), {"backend": "cpu", "precision": "f64", "blocks": null}]));
     }
 }
