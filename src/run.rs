@@ -145,7 +145,8 @@ pub fn run_plan(plan: &Plan, opts: &RunOptions) -> Result<RunResult> {
     if let Some(c) = &opts.control {
         c.set_done(plan.members.len() as u64);
     }
-    let integrate = t1.elapsed().as_secs_f64() - out.host_measures;
+    // (the ensemble, built inside the engine's call, is a phase of its own)
+    let integrate = (t1.elapsed().as_secs_f64() - out.host_measures - out.ensemble).max(0.0);
     check_finite(plan, &out.measures, &out.values)?;
     // (the engine said its notes as they arose; a fallback is the driver's, said here)
     for note in &out.fallbacks {

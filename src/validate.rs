@@ -431,6 +431,16 @@ pub const ALL_CHECKS: [(&str, CheckFn); 9] = [
 
 /// Run every check of `ALL_CHECKS`.
 pub fn all_checks(backend: Backend, precision: Precision) -> Result<Vec<Check>> {
+    // auto resolved once, for every check: the engine it takes (a hardware GPU's, else the
+    // CPU's) sets the tolerances (the f64 CPU engine was held only to f32's), and its note is
+    // said once, not once a check
+    let backend = match backend {
+        Backend::Auto => match crate::engine::resolve_backend(&RunOptions { backend, precision, ..Default::default() }, &mut vec![])? {
+            crate::engine::Engine::Gpu(_) => Backend::Gpu,
+            _ => Backend::Cpu,
+        },
+        b => b,
+    };
     let mut all = vec![];
     for (_, f) in ALL_CHECKS {
         all.extend(f(backend, precision)?);

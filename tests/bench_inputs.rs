@@ -216,3 +216,45 @@ fn bench_json_into_its_own_report_is_refused() {
         assert_refused((status.code().unwrap_or(-1), stdout, stderr), "--json", case);
     }
 }
+
+/// `--json` names that cannot take the figures are refused before any job, not after them
+/// (exit 1): a file name too long for its atomic write's `.NAME.XXXXXX` beside it, and a name
+/// in a working directory another process removed.
+#[test]
+fn bench_json_names_that_cannot_be_written_are_refused_before_the_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    // (250 bytes: a valid name, 258 with the write's prefix and suffix)
+    let long = format!("{}.json", "a".repeat(245));
+    std::fs::write(dir.path().join(&long), b"").expect("a 250-byte name is a valid file name");
+    std::fs::remove_file(dir.path().join(&long)).unwrap();
+    assert_refused(qbat(dir.path(), &["bench", "bloch-1k", "--backend", "cpu", "--members", "10", "--json", &long]), "--json", "a 250-byte name");
+    assert!(!dir.path().join(&long).exists());
+    let gone = dir.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    // (the shell enters it and removes it, then runs the command there, as `bin()` sets it up)
+    let exe = env!("CARGO_BIN_EXE_qbat-gpu");
+    let mut child = std::process::Command::new("sh");
+    child.current_dir(dir.path()).env("XDG_RUNTIME_DIR", std::env::temp_dir()).env("QBAT_PIPELINE_CACHE", "off").env_remove("QBAT_INJECT_FAULT");
+    child.arg("-c").arg(format!("cd gone && rmdir ../gone && exec '{exe}' bench bloch-1k --backend cpu --members 10 --json x.json"));
+    let o = child.output().unwrap();
+    assert_refused(
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into()),
+        "--json",
+        "a removed working directory",
+    );
+}
+
+/// `--print-config` prints one job's config: several (or the default pair) would print keys
+/// twice over, which `run` then refuses (it printed them one after the other).
+#[test]
+fn print_config_of_several_jobs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["bench", "--print-config"][..], &["bench", "bloch-1k", "cavity-100", "--print-config"]] {
+        let (code, stdout, stderr) = qbat(dir.path(), args);
+        assert!(code == 2 && stdout.is_empty() && stderr.contains("--print-config") && stderr.contains("one job"), "{args:?}: {code} {stderr}");
+    }
+    let (code, stdout, _) = qbat(dir.path(), &["bench", "bloch-1k", "--print-config"]);
+    assert_eq!(code, 0);
+    std::fs::write(dir.path().join("job.toml"), stdout).unwrap();
+    qbat_gpu::config::parse_plan(&std::fs::read_to_string(dir.path().join("job.toml")).unwrap(), &Default::default()).expect("the one job's config");
+}

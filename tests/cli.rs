@@ -682,3 +682,23 @@ fn ensemble_takes_a_whole_float_as_the_config_size_does() {
     assert_eq!(exponent, summary(&plain, &["--ensemble", "1000"], "integer"));
     assert_eq!(exponent, summary(&sized, &[], "config"));
 }
+
+/// `validate` under auto, where auto takes the CPU engine (no hardware GPU), holds the checks
+/// to the f64 tolerances, as `--backend cpu` does: it held the f64 engine to f32's (2e-3
+/// against 1e-8), and said the software adapter's note once a check.
+#[test]
+fn validate_on_auto_holds_the_cpu_engine_to_its_own_tolerances() {
+    let table = |args: &[&str]| {
+        let o = bin().arg("validate").args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        (String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (auto, said) = table(&[]);
+    if !said.contains("CPU engine") {
+        eprintln!("skipping: auto took a GPU here ({said})");
+        return;
+    }
+    let (cpu, _) = table(&["--backend", "cpu"]);
+    assert_eq!(auto, cpu, "auto on the CPU engine is the cpu table, tolerances included");
+    assert!(said.lines().filter(|l| l.contains("CPU engine")).count() == 1, "{said}");
+}

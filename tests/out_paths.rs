@@ -432,3 +432,26 @@ fn a_pipeline_cache_inside_a_new_out_is_refused_before_the_work() {
     assert_eq!(code, 0, "{stderr}");
     assert!(out.join("pipelines").is_dir() && out.join("run.json").is_file());
 }
+
+/// The default output of `run CONFIG` is `<CONFIG stem>-out` with the stem's bytes as they are:
+/// two configs whose names differ only in bytes that are not UTF-8 wrote one `a\u{FFFD}-out`,
+/// the second replacing the first without a word.
+#[test]
+fn configs_whose_names_differ_in_bytes_that_are_not_utf8_get_their_own_outputs() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let text = "model = \"bloch-charger\"\n[time]\ndt = 0.01\nt_end = 0.1\nsamples = 3\n[ensemble]\nsize = 2\n";
+    for (byte, size) in [(0xffu8, 2), (0xfe, 3)] {
+        let bytes = [b'a', byte, b'.', b't', b'o', b'm', b'l'];
+        let name = std::ffi::OsStr::from_bytes(&bytes);
+        std::fs::write(dir.path().join(name), text.replace("size = 2", &format!("size = {size}"))).unwrap();
+        let o = bin().current_dir(dir.path()).arg("run").arg(name).args(["--backend", "cpu", "--no-progress", "--no-plots", "--verify", "0"]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for (byte, size) in [(0xffu8, 2), (0xfe, 3)] {
+        let bytes = [b'a', byte, b'-', b'o', b'u', b't'];
+        let out = dir.path().join(std::ffi::OsStr::from_bytes(&bytes));
+        let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+        assert_eq!(run["members"], size, "{}", out.display());
+    }
+}

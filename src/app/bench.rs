@@ -224,7 +224,9 @@ fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool, slice: usize
 }
 
 fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Result<BackendFigures> {
-    let opts = RunOptions { backend, precision: Precision::F32, verify: 0, said: Some(Default::default()), ..Default::default() };
+    // (a bar of members done on a terminal, as `run` draws: cavity-10k runs for minutes on a CPU)
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let opts = RunOptions { backend, precision: Precision::F32, verify: 0, said: Some(Default::default()), progress, ..Default::default() };
     // one slicing for the warm-up and the repeats
     let slice = members_per_slice(plan);
     // the kernels timed apart on the GPU (one more wait per batch of dispatches)
@@ -414,13 +416,18 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
     }
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&all).map_err(|e| QbatError::Numerics(e.to_string()))?;
-        // atomically, never opening what is there: a FIFO put at the name meanwhile is
-        // replaced, not waited on; a link the user named is followed to its file
+        // checked again: what was put at the name while the jobs ran (a user's file, a FIFO)
+        // is refused and kept, not replaced
+        check_json_path(path)?;
+        // atomically; a link the user named is followed to its file
         let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         qbat_gpu::output::write_atomic(&target, |w| w.write_all(text.as_bytes()))?;
     }
     Ok(all)
 }
+
+/// The longest `--json` file name: 255 bytes less the 8 of its atomic write's `.NAME.XXXXXX`.
+const MAX_JSON_NAME: usize = 247;
 
 /// `--json PATH` must name a file that can be written: refused before any job runs when it
 /// is a directory, or its folder does not exist or cannot be written into.
@@ -435,6 +442,13 @@ fn check_json_path(path: &std::path::Path) -> Result<()> {
     };
     if !parent.is_dir() {
         return Err(QbatError::invalid("--json", format!("{shown}: the folder {} does not exist", parent.display())));
+    }
+    // the atomic write's name beside it, `.NAME.XXXXXX`, must fit a file name (255 bytes)
+    if path.file_name().is_some_and(|n| n.len() > MAX_JSON_NAME) {
+        return Err(QbatError::invalid(
+            "--json",
+            format!("its file name is longer than the {MAX_JSON_NAME} bytes that leave room for the name qbat-gpu writes it under first"),
+        ));
     }
     // an existing name must be a file to replace (through a link, the file it leads to): a
     // FIFO or a device there is refused before the work

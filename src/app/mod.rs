@@ -64,12 +64,15 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
     // (before any file is opened: a run that would run out of descriptors mid-way is refused)
     qbat_gpu::open_files::raise_open_files_limit()?;
     match cli.command {
-        None => Ok(run_study(DEFAULT_STUDY, &cli.run, "qbat-out", true, true)?),
+        None => Ok(run_study(DEFAULT_STUDY, &cli.run, std::path::Path::new("qbat-out"), true, true)?),
         Some(Command::Run { config, run }) => {
             let text = qbat_gpu::output::read_text_bounded(&config, CONFIG_LIMIT).map_err(|e| QbatError::invalid("CONFIG", message(&e)))?;
-            let stem = config.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "run".into());
+            // the stem's bytes as they are (two names that differ only in bytes that are not
+            // UTF-8 would share a lossy one's output)
+            let mut default_out = config.file_stem().map(std::ffi::OsStr::to_os_string).unwrap_or_else(|| "run".into());
+            default_out.push("-out");
             // (a syntax error names the file)
-            Ok(run_study(&text, &run, &format!("{stem}-out"), true, false).map_err(|e| e.in_config_file(&config))?)
+            Ok(run_study(&text, &run, std::path::Path::new(&default_out), true, false).map_err(|e| e.in_config_file(&config))?)
         }
         Some(Command::Validate { backend, precision }) => {
             let checks = qbat_gpu::validate::all_checks(backend, precision)?;
@@ -92,9 +95,13 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
                 }
             }
             if print_config {
-                for text in bench::job_configs(&jobs, members)? {
-                    print!("{text}");
+                // one config, which `run` takes whole: several would print keys twice over
+                let texts = bench::job_configs(&jobs, members)?;
+                if texts.len() != 1 {
+                    let names = qbat_gpu::config::jobs::JOBS.join(", ");
+                    return Err(QbatError::invalid("--print-config", format!("prints one job's config, for `qbat-gpu run`: name one job (of {names})")).into());
                 }
+                print!("{}", texts[0]);
             } else if scaling {
                 let out = out.unwrap_or_else(|| "bench-scaling".into());
                 bench::run_scaling(backend, &out, scaling_max_members.unwrap_or(bench::SCALING_MAX_MEMBERS))?;

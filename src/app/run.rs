@@ -8,7 +8,7 @@ use qbat_gpu::error::{one_line, QbatError, Result};
 use qbat_gpu::output::{series_size_estimate, states_size_estimate, Format, OutputOptions};
 use qbat_gpu::run::RunOptions;
 use qbat_gpu::study::{run_study as run_study_streamed, StudyOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The default study's config (docs/interface.md): spin pair of paper 000 from Haar-random states.
 pub const DEFAULT_STUDY: &str = r#"
@@ -40,7 +40,7 @@ fn same_output_dir(a: &Path, b: &Path) -> bool {
     }
 }
 
-pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_default: bool, study: bool) -> Result<()> {
+pub fn run_study(config_text: &str, args: &RunArgs, default_out: &Path, series_default: bool, study: bool) -> Result<()> {
     // A shard builds (and is memory-checked for) its own members only.
     let ov = Overrides {
         // (read by the config's rules for ensemble.size: 1e5 is 100000)
@@ -62,7 +62,7 @@ pub fn run_study(config_text: &str, args: &RunArgs, default_out: &str, series_de
         }
         (Some(r), _) => (r.clone(), true),
         (None, Some(o)) => (o.clone(), false),
-        (None, None) => (PathBuf::from(default_out), false),
+        (None, None) => (default_out.to_path_buf(), false),
     };
     // Without --out the directory is qbat-gpu's own default, and a rerun replaces its files.
     let force = args.force || (args.out.is_none() && !resume);

@@ -231,7 +231,8 @@ pub(super) fn with_gpu_progress<R>(
 /// the tile is off.
 pub(super) fn no_workgroup_tile_from_env() -> Result<bool> {
     match std::env::var("QBAT_CAVITY_TILE").as_deref() {
-        Err(_) | Ok("on") => Ok(false),
+        Err(std::env::VarError::NotPresent) | Ok("on") => Ok(false),
+        Err(std::env::VarError::NotUnicode(_)) => Err(QbatError::invalid("QBAT_CAVITY_TILE", "is not UTF-8: neither on nor off")),
         Ok("off") => Ok(true),
         Ok(other) => Err(QbatError::invalid("QBAT_CAVITY_TILE", format!("'{other}' is neither on nor off"))),
     }

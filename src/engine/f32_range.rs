@@ -63,7 +63,10 @@ pub fn f32_refusal(plan: &Plan) -> Result<()> {
                 if overflows(square) {
                     // named as the config set it: the matrix itself, or the largest number
                     // of the point (the frequency that sets it)
-                    let largest = point.iter().filter_map(|(k, v)| if let ParamValue::Real(x) = v { Some((k, x.abs())) } else { None }).max_by(|a, b| a.1.total_cmp(&b.1));
+                    let largest = point
+                        .iter()
+                        .filter_map(|(k, v)| if let ParamValue::Real(x) = v { Some((k, x.abs())) } else { None })
+                        .max_by(|a, b| a.1.total_cmp(&b.1));
                     let field = match (point.iter().any(|(k, _)| k == name), largest) {
                         (true, _) | (false, None) => format!("params.{name}"),
                         (false, Some((k, _))) => format!("params.{k}"),

@@ -258,26 +258,30 @@ pub fn read_driver_gpus() -> Option<Vec<DriverGpu>> {
     (!gpus.is_empty()).then_some(gpus)
 }
 
-/// A command's stdout if it exits 0 within `limit`.
+/// A command's stdout if it exits 0 and its output ends within `limit` (a process it left
+/// behind holding the pipe, which the read would wait on, is not waited for: the reading
+/// thread is left to it).
 fn run_with_timeout(cmd: &str, args: &[&str], limit: Duration) -> Option<String> {
     use std::process::{Command, Stdio};
     let mut child = Command::new(cmd).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
     let mut out = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::Builder::new().spawn(move || {
         use std::io::Read;
         let mut s = String::new();
-        out.by_ref().take(1 << 20).read_to_string(&mut s).ok().map(|_| s)
+        let _ = tx.send(out.by_ref().take(1 << 20).read_to_string(&mut s).ok().map(|_| s));
     });
     // (no thread to be had: no answer, as when the command fails)
-    let Ok(reader) = reader else {
+    if reader.is_err() {
         child.kill().ok();
         child.wait().ok();
         return None;
-    };
+    }
     let start = Instant::now();
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return if status.success() { reader.join().ok().flatten() } else { None },
+            Ok(Some(status)) if status.success() => return rx.recv_timeout(limit.saturating_sub(start.elapsed())).ok().flatten(),
+            Ok(Some(_)) => return None,
             Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(10)),
             _ => {
                 child.kill().ok();

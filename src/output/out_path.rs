@@ -63,6 +63,11 @@ pub fn writable_inside(dir: &Path, field: &str) -> Result<()> {
                 _ => Err(QbatError::io(dir, e)),
             };
         }
+        // a removed folder (the working directory another process deleted) passes the access
+        // check but takes no new entry
+        if std::fs::metadata(dir).is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) == 0) {
+            return Err(QbatError::invalid(field, format!("cannot write in {}: the folder was removed", dir.display())));
+        }
     }
     #[cfg(not(unix))]
     let _ = (dir, field);
