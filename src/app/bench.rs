@@ -224,9 +224,7 @@ fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool, slice: usize
 }
 
 fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Result<BackendFigures> {
-    // (a bar of members done on a terminal, as `run` draws: cavity-10k runs for minutes on a CPU)
-    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let opts = RunOptions { backend, precision: Precision::F32, verify: 0, said: Some(Default::default()), progress, ..Default::default() };
+    let opts = RunOptions { backend, precision: Precision::F32, verify: 0, said: Some(Default::default()), ..Default::default() };
     // one slicing for the warm-up and the repeats
     let slice = members_per_slice(plan);
     // the kernels timed apart on the GPU (one more wait per batch of dispatches)
@@ -443,8 +441,12 @@ fn check_json_path(path: &std::path::Path) -> Result<()> {
     if !parent.is_dir() {
         return Err(QbatError::invalid("--json", format!("{shown}: the folder {} does not exist", parent.display())));
     }
-    // the atomic write's name beside it, `.NAME.XXXXXX`, must fit a file name (255 bytes)
-    if path.file_name().is_some_and(|n| n.len() > MAX_JSON_NAME) {
+    // the atomic write's name beside it, `.NAME.XXXXXX`, must fit a file name (255 bytes): the
+    // name as written and the one a link leads to, as the write spells them (a byte that is
+    // not UTF-8 takes three)
+    let target = std::fs::canonicalize(path).ok();
+    let too_long = |p: &std::path::Path| p.file_name().is_some_and(|n| n.to_string_lossy().len() > MAX_JSON_NAME);
+    if too_long(path) || target.as_deref().is_some_and(too_long) {
         return Err(QbatError::invalid(
             "--json",
             format!("its file name is longer than the {MAX_JSON_NAME} bytes that leave room for the name qbat-gpu writes it under first"),

@@ -11,8 +11,8 @@ pub fn print_report(r: &RunInfo, members: usize) {
     println!("members     : {members}, {} samples, {:.3e} member-steps", r.times.len(), r.member_steps);
     let t = &r.timings;
     println!(
-        "time        : setup {:.3} s, integrate {:.3} s, host measures {:.3} s, verify {:.3} s, statistics and checkpoints {:.3} s",
-        t.setup, t.integrate, t.host_measures, t.verify, t.streaming
+        "time        : setup {:.3} s, ensemble {:.3} s, integrate {:.3} s, host measures {:.3} s, verify {:.3} s, statistics and checkpoints {:.3} s",
+        t.setup, t.ensemble, t.integrate, t.host_measures, t.verify, t.streaming
     );
     println!("throughput  : {:.3e} member-steps/s", r.member_steps_per_second());
     // (a note may name a path of the user's: its control characters escaped, as on stderr)

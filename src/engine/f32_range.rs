@@ -53,23 +53,25 @@ pub fn f32_refusal(plan: &Plan) -> Result<()> {
             }
         }
     }
-    // The two-qubit measures kernel squares the local Hamiltonians h = h0 I + h.sigma (the
-    // battery's energy variance and fluctuation: |h|^2 = ((h00 - h11)/2)^2 + |h01|^2): each
-    // |h| <= 1.8e19. (The cavity and dicke measures are the host's, in f64.)
+    // The two-qubit kernel's sample measures square the local Hamiltonians h = h0 I + h.sigma,
+    // |h|^2 = ((h00 - h11)/2)^2 + |h01|^2, in the energy variances and the battery's energy
+    // fluctuation (only where those are asked for: the others never leave the kernel): each
+    // such |h| <= 1.8e19. (The cavity and dicke measures are the host's, in f64.)
     if plan.space == crate::model::Space::TwoQubit {
-        for (point, system) in plan.points.iter().zip(&plan.systems) {
-            for (h, name) in [(&system.h_battery, "h_battery"), (&system.h_charger, "h_charger")] {
+        use crate::measures::Measure::{EnergyFluctuationB, EnergyVarianceB, EnergyVarianceC};
+        let squared = |ms: &[crate::measures::Measure]| ms.iter().any(|m| plan.measures.contains(m));
+        let (battery, charger) = (squared(&[EnergyVarianceB, EnergyFluctuationB]), squared(&[EnergyVarianceC]));
+        for system in &plan.systems {
+            for (h, name, asked) in [(&system.h_battery, "h_battery", battery), (&system.h_charger, "h_charger", charger)] {
                 let square = ((h[(0, 0)].re - h[(1, 1)].re) / 2.0).powi(2) + h[(0, 1)].norm_sqr();
-                if overflows(square) {
-                    // named as the config set it: the matrix itself, or the largest number
-                    // of the point (the frequency that sets it)
-                    let largest = point
-                        .iter()
-                        .filter_map(|(k, v)| if let ParamValue::Real(x) = v { Some((k, x.abs())) } else { None })
-                        .max_by(|a, b| a.1.total_cmp(&b.1));
-                    let field = match (point.iter().any(|(k, _)| k == name), largest) {
-                        (true, _) | (false, None) => format!("params.{name}"),
-                        (false, Some((k, _))) => format!("params.{k}"),
+                if asked && overflows(square) {
+                    // named as the config set it: the matrix, or the frequency that sets it
+                    let field = match (plan.model.name(), name) {
+                        ("spin-pair", "h_battery") | ("bloch-charger", _) => "params.wb",
+                        ("spin-pair", _) => "params.wc",
+                        ("driven-pair", _) => "params.w0",
+                        (_, "h_battery") => "params.h_battery",
+                        _ => "params.h_charger",
                     };
                     let why = format!(
                         "gives {name} |h| = {:.1e} (h = h0 I + h.sigma), whose square (in the energy variance) is beyond the f32 GPU kernels' range (|h| <= 1.8e19); run with --precision f64 (where the adapter has it) or --backend cpu",
@@ -132,9 +134,11 @@ mod tests {
             (params("wb = 1e39"), "params.wb"),
             (params("wb = -4e38"), "params.wb"),
             (params("wb = 1e18"), "time.dt"),
-            // |h_B| = wb past 1.8e19: its square (the energy variance) is not, in f32
-            (params("wb = 4e19"), "params.wb"),
+            // |h_B| = wb past 1.8e19: its square (the energy variance) is not, in f32; named
+            // as the frequency that sets it, not the point's largest number
+            (params("wb = 4e19\nj1 = 5e19"), "params.wb"),
             ("model = \"bloch-charger\"\n[params]\nwb = 3.8e19\nj = 1.0\n[time]\ndt = 1e-23\nt_end = 1e-21\nsamples = 3\n".into(), "params.wb"),
+            (params("wc = 4e19\n[output]\nmeasures = [\"energy_variance_c\"]"), "params.wc"),
             // a time past f32's range that a step inside it reaches (a generator of zero)
             ("model = \"spin-pair\"\n[params]\nwb = 0.0\nwc = 0.0\nj1 = 0.0\nj2 = 0.0\n[time]\ndt = 1e30\ntimes = [3.5e38]\n".into(), "time.times"),
             // a gap of 1.000000005 dt: a shortened step of 5e-40
@@ -150,6 +154,12 @@ mod tests {
             assert_eq!(named, field, "{e}");
             assert!(e.to_string().contains("--precision f64"), "{e}");
         }
+        // a large |h| whose square no measure asked for takes (the variances and the
+        // fluctuation not among them; H_C's variance is never a default)
+        let unsquared = "model = \"spin-pair\"\n[params]\nwb = 2e19\nwc = 4e19\nj1 = 5e19\n[time]\ndt = 1e-22\nt_end = 1e-21\nsamples = 3\n";
+        f32_refusal(&plan(&format!("{unsquared}[output]\nmeasures = [\"energy_b\", \"ergotropy_b\", \"capacity_b\"]\n"))).unwrap();
+        let e = f32_refusal(&plan(unsquared)).unwrap_err();
+        assert!(matches!(&e, QbatError::Invalid { field, .. } if field == "params.wb"), "the default measures square H_B alone: {e}");
         // 1e37 (a coupling: H_B stays small) and 2e-38 fit, and a time of 0 is kept as 0
         let fits = base.replace("[time]", "[params]\nj1 = 1e37\n[time]").replace("dt = 0.01\nt_end = 1.0\nsamples = 3", "dt = 2e-38\ntimes = [0.0, 1e-36]");
         f32_refusal(&plan(&fits)).unwrap();

@@ -280,7 +280,10 @@ fn run_with_timeout(cmd: &str, args: &[&str], limit: Duration) -> Option<String>
     let start = Instant::now();
     loop {
         match child.try_wait() {
-            Ok(Some(status)) if status.success() => return rx.recv_timeout(limit.saturating_sub(start.elapsed())).ok().flatten(),
+            // (at least a moment for the output of a command that ended at the limit)
+            Ok(Some(status)) if status.success() => {
+                return rx.recv_timeout(limit.saturating_sub(start.elapsed()).max(Duration::from_millis(200))).ok().flatten()
+            }
             Ok(Some(_)) => return None,
             Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(10)),
             _ => {

@@ -65,7 +65,12 @@ pub fn writable_inside(dir: &Path, field: &str) -> Result<()> {
         }
         // a removed folder (the working directory another process deleted) passes the access
         // check but takes no new entry
-        if std::fs::metadata(dir).is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) == 0) {
+        // (no links where the folder's path cannot be resolved: some FUSE file systems report
+        // no links for a folder that is there)
+        let removed = |m: std::fs::Metadata| {
+            std::os::unix::fs::MetadataExt::nlink(&m) == 0 && std::fs::canonicalize(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        };
+        if std::fs::metadata(dir).is_ok_and(removed) {
             return Err(QbatError::invalid(field, format!("cannot write in {}: the folder was removed", dir.display())));
         }
     }
