@@ -3,6 +3,7 @@
 //! library (`qbat_gpu`) and nothing in the library imports it.
 
 pub mod bench;
+mod bench_json;
 pub mod cli;
 pub mod report;
 pub mod run;
