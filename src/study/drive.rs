@@ -283,12 +283,7 @@ pub(super) fn drive(
     // of every shard is unhealthy, as the unsharded run does)
     if progress.health.ok == 0 {
         match opts.shard {
-            None => {
-                return Err(QbatError::Numerics(format!(
-                    "every member was flagged unhealthy; {}",
-                    progress.health.warning(local.schedule.dt).unwrap_or_default()
-                )))
-            }
+            None => return Err(progress.health.all_unhealthy(local.schedule.dt)),
             Some(_) => keep_once(
                 &mut progress.notes,
                 &format!("{}: its statistics hold no member (merge takes the other shards' members)", super::SHARD_ALL_UNHEALTHY),

@@ -112,6 +112,11 @@ impl HealthCounts {
             keep_smallest(&mut self.flagged_ids, id, FLAGGED_IDS_KEPT, |&i| i);
         }
     }
+    /// The error of a run, or of a merge of its shards, whose every member is flagged
+    /// unhealthy: there are no statistics to give.
+    pub fn all_unhealthy(&self, dt: f64) -> crate::error::QbatError {
+        crate::error::QbatError::Numerics(format!("every member was flagged unhealthy; {}", self.warning(dt).unwrap_or_default()))
+    }
     /// One line for the report, with the likely cause.
     pub fn warning(&self, dt: f64) -> Option<String> {
         if self.flagged() == 0 {

@@ -499,7 +499,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
     // (the unsharded run's error, where it holds for the whole run: before any file is read)
     if health.ok == 0 {
         let (_, _, dt) = shard_warnings(&shards[0])?;
-        return Err(QbatError::Numerics(format!("every member was flagged unhealthy; {}", health.warning(dt).unwrap_or_default())));
+        return Err(health.all_unhealthy(dt));
     }
     OutputDir::check(out, force)?;
     let Stats { times, measures: names, .. } = crate::output::stats::read_stats(&shards[0].dir)?;
