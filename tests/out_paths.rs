@@ -455,3 +455,41 @@ fn configs_whose_names_differ_in_bytes_that_are_not_utf8_get_their_own_outputs()
         assert_eq!(run["members"], size, "{}", out.display());
     }
 }
+
+/// The staging directory beside an output is named from the output's name byte for byte: the
+/// runs into `a\xff-out` and `a\xfe-out` shared one `.a\u{FFFD}-out.partial`, so the second
+/// discarded the first's interrupted run, and `--resume` of the first found nothing.
+#[test]
+fn outputs_whose_names_differ_in_bytes_that_are_not_utf8_get_their_own_staging() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "model = \"bloch-charger\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 11\n[ensemble]\nsize = 60\n").unwrap();
+    let named = |bytes: &[u8]| dir.path().join(std::ffi::OsStr::from_bytes(bytes));
+    let run = |out: &Path, extra: &[&str]| {
+        let mut c = bin();
+        c.arg("run")
+            .arg(&cfg)
+            .args(["--backend", "cpu", "--no-progress", "--no-plots", "--verify", "0", "--block-members", "10", "--out"])
+            .arg(out)
+            .args(extra);
+        c
+    };
+    // the first run, killed once two blocks are checkpointed
+    let (first, first_staging) = (named(b"a\xff-out"), named(b".a\xff-out.partial"));
+    let mut child =
+        run(&first, &[]).env("QBAT_INJECT_FAULT", "slow-blocks=250").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    crate::common::kill_after_blocks(&mut child, &first_staging, 2);
+    // the second, into a name that differs in its one byte that is not UTF-8
+    let second = named(b"a\xfe-out");
+    let o = run(&second, &[]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(first_staging.join("checkpoint.json").is_file(), "the first run's staging directory went");
+    let o = run(&first, &["--resume"]).arg(&first).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (out, resumed) in [(&first, true), (&second, false)] {
+        let run: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+        assert_eq!(run["members"], 60, "{}", out.display());
+        assert_eq!(run["notes"].to_string().contains("resumed from the checkpoint"), resumed, "{}", run["notes"]);
+    }
+}

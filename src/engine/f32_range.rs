@@ -61,18 +61,14 @@ pub fn f32_refusal(plan: &Plan) -> Result<()> {
         use crate::measures::Measure::{EnergyFluctuationB, EnergyVarianceB, EnergyVarianceC};
         let squared = |ms: &[crate::measures::Measure]| ms.iter().any(|m| plan.measures.contains(m));
         let (battery, charger) = (squared(&[EnergyVarianceB, EnergyFluctuationB]), squared(&[EnergyVarianceC]));
+        // named as the config set it: the matrix, or the frequency that sets it
+        let [battery_param, charger_param] = plan.model.local_hamiltonian_params().unwrap_or(["h_battery", "h_charger"]);
         for system in &plan.systems {
-            for (h, name, asked) in [(&system.h_battery, "h_battery", battery), (&system.h_charger, "h_charger", charger)] {
+            for (h, name, asked, param) in [(&system.h_battery, "h_battery", battery, battery_param), (&system.h_charger, "h_charger", charger, charger_param)]
+            {
                 let square = ((h[(0, 0)].re - h[(1, 1)].re) / 2.0).powi(2) + h[(0, 1)].norm_sqr();
                 if asked && overflows(square) {
-                    // named as the config set it: the matrix, or the frequency that sets it
-                    let field = match (plan.model.name(), name) {
-                        ("spin-pair", "h_battery") | ("bloch-charger", _) => "params.wb",
-                        ("spin-pair", _) => "params.wc",
-                        ("driven-pair", _) => "params.w0",
-                        (_, "h_battery") => "params.h_battery",
-                        _ => "params.h_charger",
-                    };
+                    let field = format!("params.{param}");
                     let why = format!(
                         "gives {name} |h| = {:.1e} (h = h0 I + h.sigma), whose square (in the energy variance) is beyond the f32 GPU kernels' range (|h| <= 1.8e19); run with --precision f64 (where the adapter has it) or --backend cpu",
                         square.sqrt()

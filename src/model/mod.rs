@@ -322,6 +322,18 @@ impl ModelKind {
         }
     }
 
+    /// The parameters that set the local Hamiltonians [H_B, H_C] of a two-qubit-space model,
+    /// as a refusal of their size names them (the frequency, or the matrix itself).
+    pub fn local_hamiltonian_params(&self) -> Option<[&'static str; 2]> {
+        match self {
+            ModelKind::SpinPair => Some(["wb", "wc"]),
+            ModelKind::DrivenPair => Some(["w0", "w0"]),
+            ModelKind::BlochCharger => Some(["wb", "wb"]),
+            ModelKind::TwoQubit => Some(["h_battery", "h_charger"]),
+            ModelKind::CavityCells | ModelKind::Dicke => None,
+        }
+    }
+
     pub fn params(&self) -> Vec<ParamSpec> {
         match self {
             ModelKind::SpinPair => spin_pair::params(),

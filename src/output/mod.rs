@@ -94,9 +94,7 @@ pub const MAX_OUT_NAME: usize = 215;
 fn staging_path(final_dir: &Path) -> PathBuf {
     static TAKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = final_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
-    let parent = parent_of(final_dir);
-    parent.join(format!(".{name}.partial-{}-{n}", std::process::id()))
+    parent_of(final_dir).join(name_beside(final_dir, ".", "out", &format!(".partial-{}-{n}", std::process::id())))
 }
 
 impl OutputDir {
@@ -395,6 +393,16 @@ pub fn parent_of(path: &Path) -> &Path {
     path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
+/// `PREFIX NAME SUFFIX`, NAME the file name of `path` (`or` where it has none) kept byte for
+/// byte: the names qbat-gpu builds beside an output (its staging, lock and temporary files)
+/// differ wherever the outputs' names differ, in bytes that are not UTF-8 too.
+pub fn name_beside(path: &Path, prefix: &str, or: &str, suffix: &str) -> std::ffi::OsString {
+    let mut name = std::ffi::OsString::from(prefix);
+    name.push(path.file_name().unwrap_or(std::ffi::OsStr::new(or)));
+    name.push(suffix);
+    name
+}
+
 /// The refusal of a non-empty `final_dir` that is not a qbat-gpu output (under `--force`, which
 /// replaces only the files a run's manifest lists).
 fn not_an_output(final_dir: &Path) -> QbatError {
@@ -420,8 +428,7 @@ pub fn holds_files(dir: &Path, staging: &Path) -> bool {
 /// its final name.
 pub fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
     let dir = parent_of(path);
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).tempfile_in(dir).map_err(|e| QbatError::io(path, e))?;
+    let mut tmp = tempfile::Builder::new().prefix(&name_beside(path, ".", "", ".")).tempfile_in(dir).map_err(|e| QbatError::io(path, e))?;
     if let Some(e) = crate::faults::full_disk(path) {
         return Err(QbatError::io(path, e));
     }

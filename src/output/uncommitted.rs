@@ -58,7 +58,7 @@ pub fn make_dir(mut next_name: impl FnMut() -> PathBuf) -> crate::error::Result<
 pub fn remove_all() -> Held {
     let mut held = hold();
     for dir in std::mem::take(&mut *held.0) {
-        let gone = dir.with_file_name(format!("{}.gone", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
+        let gone = dir.with_file_name(crate::output::name_beside(&dir, "", "", ".gone"));
         let at = if std::fs::rename(&dir, &gone).is_ok() { gone } else { dir };
         for _ in 0..3 {
             if std::fs::remove_dir_all(&at).is_ok() || !at.exists() {

@@ -279,17 +279,6 @@ pub(super) fn drive(
     }
     pb.finish_and_clear();
     let acc = acc.ok_or_else(|| QbatError::Numerics("no member was integrated".into()))?;
-    // (a shard's members are a slice of the run's: `merge` refuses the run where every member
-    // of every shard is unhealthy, as the unsharded run does)
-    if progress.health.ok == 0 {
-        match opts.shard {
-            None => return Err(progress.health.all_unhealthy(local.schedule.dt)),
-            Some(_) => keep_once(
-                &mut progress.notes,
-                &format!("{}: its statistics hold no member (merge takes the other shards' members)", super::SHARD_ALL_UNHEALTHY),
-            ),
-        };
-    }
     finish(plan, local, opts, staging, series, progress, acc, block, n_blocks, resumed, setup, gathered)
 }
 
@@ -345,7 +334,7 @@ impl Worker {
 }
 
 /// Add `note` to a run's notes unless they hold it; whether it was new.
-fn keep_once(notes: &mut Vec<String>, note: &str) -> bool {
+pub(super) fn keep_once(notes: &mut Vec<String>, note: &str) -> bool {
     let new = !notes.iter().any(|n| n == note);
     if new {
         notes.push(note.to_string());

@@ -175,13 +175,26 @@ pub(super) fn finish(
     setup: f64,
     gathered: Option<crate::analyze::Gather>,
 ) -> Result<StudyOutcome> {
+    let mut progress = progress;
+    // A run whose members are all unhealthy is refused; a shard's are a slice of the run's, so
+    // such a shard is written, its statistics empty and its analysis left out, and `merge`
+    // refuses the run where every shard's members are unhealthy, as the unsharded run does.
+    let all_unhealthy = progress.health.ok == 0;
+    if all_unhealthy {
+        match opts.shard {
+            None => return Err(progress.health.all_unhealthy(local.schedule.dt)),
+            Some(_) => super::drive::keep_once(
+                &mut progress.notes,
+                &format!("{}: its statistics hold no member (merge takes the other shards' members)", super::SHARD_ALL_UNHEALTHY),
+            ),
+        };
+    }
     // --verify's check of dt, on a verified member: timed as the verify, before the files
     let t_dt = Instant::now();
     let dt_halved = match progress.verify.is_empty() {
         true => None,
         false => crate::verify::dt_check::dt_check(local, &crate::verify::verify_indices(plan.seed, local.members.len(), opts.run.verify)),
     };
-    let mut progress = progress;
     progress.timings.verify += t_dt.elapsed().as_secs_f64();
     // (before the health and Fock-tail warnings, as an in-memory run says them)
     if let Some(note) = dt_halved.as_ref().and_then(|c| c.note()) {
@@ -276,9 +289,9 @@ pub(super) fn finish(
     // rather than losing its end to an abort).
     let assembled = out.staging();
     let (analyze, analysis_skipped) = match opts.analyze {
-        // a shard of unhealthy members only has nothing to analyse: `merge` analyses the run
-        // (its note is not carried there)
-        true if opts.shard.is_some() && progress.health.ok == 0 => {
+        // (a shard of unhealthy members only has nothing to analyse: `merge` analyses the run,
+        // and does not carry this note there)
+        true if all_unhealthy => {
             (Default::default(), Some(format!("{}: every member of this shard was flagged unhealthy (merge computes the run's)", super::ANALYSIS_LEFT_OUT)))
         }
         true => super::plan_analysis(assembled, gathered.as_ref(), opts.output.series, opts.output.plots, MemoryCheck::AtRunEnd, &opts.out)?,

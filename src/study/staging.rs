@@ -16,9 +16,7 @@ use std::path::{Path, PathBuf};
 pub fn staging_dir(out: &Path) -> PathBuf {
     let canonical = crate::output::out_path::resolved(out);
     let out = canonical.as_deref().unwrap_or(out);
-    let name = out.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
-    let parent = crate::output::parent_of(out);
-    parent.join(format!(".{name}.partial"))
+    crate::output::parent_of(out).join(crate::output::name_beside(out, ".", "out", ".partial"))
 }
 
 pub(super) struct Staging {
@@ -141,8 +139,7 @@ pub(super) fn open_staging(
 /// while it is made leaves nothing in the way of the next run. (An empty directory there, the
 /// only kind the rename replaces, holds nothing to lose.)
 pub(super) fn make_staging(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
-    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let fresh = dir.with_file_name(format!("{name}.new-{}", std::process::id()));
+    let fresh = dir.with_file_name(crate::output::name_beside(dir, "", "", &format!(".new-{}", std::process::id())));
     // one of this process id's own, left by a run killed while it made it (process ids repeat,
     // in a container every time)
     if std::fs::symlink_metadata(&fresh).is_ok() {
@@ -184,8 +181,7 @@ pub(super) fn remove_staging(dir: &Path) -> Result<()> {
             format!("is in {}, where qbat-gpu keeps a run's files, but qbat-gpu did not write it, and removes only its own: move it away", dir.display()),
         ));
     }
-    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let gone = dir.with_file_name(format!("{name}.gone-{}", std::process::id()));
+    let gone = dir.with_file_name(crate::output::name_beside(dir, "", "", &format!(".gone-{}", std::process::id())));
     // (where it cannot be renamed, an earlier removal's leftover in the way, it goes in place)
     let at = if std::fs::rename(dir, &gone).is_ok() { gone } else { dir.to_path_buf() };
     let emptied = empty_staging(&at);
@@ -209,12 +205,13 @@ pub(super) fn remove_staging(dir: &Path) -> Result<()> {
 /// `.NAME.partial.gone-PID` beside it whose lock no process holds (a removal in progress holds
 /// it), holding only what qbat-gpu writes. Anything else keeps its leftover, as it is.
 fn sweep_gone(dir: &Path) {
-    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str())) else { return };
+    let (Some(parent), Some(_)) = (dir.parent(), dir.file_name()) else { return };
     let Ok(entries) = std::fs::read_dir(parent) else { return };
-    let prefix = format!("{name}.gone-");
+    let prefix = crate::output::name_beside(dir, "", "", ".gone-");
     for entry in entries.flatten() {
-        let pid = entry.file_name().to_str().and_then(|n| n.strip_prefix(&prefix).map(str::to_string));
-        if !pid.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        let name = entry.file_name();
+        let pid = name.as_encoded_bytes().strip_prefix(prefix.as_encoded_bytes());
+        if !pid.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit)) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let gone = entry.path();
