@@ -415,7 +415,12 @@ fn open_for_analysis(dir: &Path, opts: &AnalyzeOptions) -> Result<(SeriesReader,
         let axes = (name == "series.npy").then_some("series.json");
         for name in std::iter::once(name.as_str()).chain(axes).chain(["summary.csv", "run.json"]) {
             if let Some(want) = manifest.get(name) {
-                crate::output::manifest::check_still_written(&dir.join(name), want, "analyze reads only the series its run wrote")?;
+                // (gone, it would be read as absent: no member left out, the f64 tolerance)
+                let path = dir.join(name);
+                if std::fs::symlink_metadata(&path).is_err() {
+                    return Err(QbatError::invalid(path.display().to_string(), "listed in the manifest but missing: analyze reads the files its run wrote"));
+                }
+                crate::output::manifest::check_still_written(&path, want, "analyze reads only the series its run wrote")?;
             }
         }
     }

@@ -229,6 +229,22 @@ fn bench_json_names_that_cannot_be_written_are_refused_before_the_jobs() {
     std::fs::remove_file(dir.path().join(&long)).unwrap();
     assert_refused(qbat(dir.path(), &["bench", "bloch-1k", "--backend", "cpu", "--members", "10", "--json", &long]), "--json", "a 250-byte name");
     assert!(!dir.path().join(&long).exists());
+    // (247 bytes, 40 of them not UTF-8: the write keeps them as they are, and it fits; counted
+    // as the lossy text, 327 bytes, it was refused)
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = [vec![b'b'; 202], vec![0xff; 40], b".json".to_vec()].concat();
+        let name = std::ffi::OsStr::from_bytes(&name);
+        let o = bin()
+            .current_dir(dir.path())
+            .args(["bench", "bloch-1k", "--backend", "cpu", "--members", "10", "--repeat", "1", "--json"])
+            .arg(name)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let figures: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(name)).unwrap()).unwrap();
+        assert!(figures.is_object() || figures.is_array(), "{figures}");
+    }
     let gone = dir.path().join("gone");
     std::fs::create_dir(&gone).unwrap();
     // (the shell enters it and removes it, then runs the command there, as `bin()` sets it up)

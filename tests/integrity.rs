@@ -873,3 +873,73 @@ fn a_resume_replaces_an_output_written_since_only_where_its_run_was_forced() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(read(&forced), read(&clean));
 }
+
+/// `--force` refuses, before the run, a user's file under the name of a plot or of the
+/// analysis the run may write: it was found only at the commit, after the whole run, with the
+/// staging directory left. A user's file under a name the run does not draw stays.
+#[test]
+fn force_refuses_a_users_plot_or_analysis_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let with_plots = |out: &Path| {
+        let mut c = bin();
+        c.arg("run").arg(&cfg).args(["--backend", "cpu", "--no-progress", "--force", "--out"]).arg(out);
+        c
+    };
+    // the names of the plots this config draws, from a run that drew them
+    ok(&mut with_plots(&dir.path().join("p")));
+    let mut drawn: Vec<String> =
+        std::fs::read_dir(dir.path().join("p")).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).filter(|n| n.starts_with("plot_")).collect();
+    drawn.sort();
+    assert!(!drawn.is_empty());
+    let out = dir.path().join("o");
+    ok(&mut run_args(&cfg, &out));
+    for name in [&drawn[0], drawn.last().unwrap()] {
+        std::fs::write(out.join(name), b"mine").unwrap();
+        let (code, stderr) = outcome(&mut with_plots(&out));
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(stderr.contains(name.as_str()) && stderr.contains("not written by qbat-gpu"), "{name}: {stderr}");
+        assert!(!dir.path().join(".o.partial").exists(), "{name}: refused after the run: {stderr}");
+        assert_eq!(std::fs::read(out.join(name)).unwrap(), b"mine");
+        std::fs::remove_file(out.join(name)).unwrap();
+    }
+    std::fs::write(out.join("plot_mine.svg"), b"mine").unwrap();
+    ok(&mut with_plots(&out));
+    assert_eq!(std::fs::read(out.join("plot_mine.svg")).unwrap(), b"mine");
+    // the default study's analysis.csv, in an output written without a series (no analysis)
+    let study = dir.path().join("s");
+    let default_study = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["--backend", "cpu", "--ensemble", "20", "--no-progress", "--no-plots", "--out"]).arg(&study).args(extra);
+        c
+    };
+    ok(&mut default_study(&["--series", "false"]));
+    std::fs::write(study.join("analysis.csv"), b"mine").unwrap();
+    let (code, stderr) = outcome(&mut default_study(&["--force"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("analysis.csv") && stderr.contains("not written by qbat-gpu"), "{stderr}");
+    assert!(!dir.path().join(".s.partial").exists(), "refused after the run: {stderr}");
+    assert_eq!(std::fs::read(study.join("analysis.csv")).unwrap(), b"mine");
+}
+
+/// `analyze` refuses a file it reads beside the series that the manifest lists and that is
+/// missing: a missing summary.csv was read as no member left out, a missing run.json as an f64
+/// run's tolerance.
+#[test]
+fn analyze_refuses_a_listed_file_that_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let out = dir.path().join("o");
+    ok(&mut run_args(&cfg, &out));
+    let mut analyze = bin();
+    analyze.arg("analyze").arg(&out).arg("--no-plots");
+    for name in ["summary.csv", "run.json"] {
+        let kept = std::fs::read(out.join(name)).unwrap();
+        std::fs::remove_file(out.join(name)).unwrap();
+        let (code, stderr) = outcome(&mut analyze);
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(stderr.contains(name) && stderr.contains("missing") && stderr.trim_end().lines().count() == 1, "{name}: {stderr}");
+        std::fs::write(out.join(name), kept).unwrap();
+    }
+    ok(&mut analyze);
+}

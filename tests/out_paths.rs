@@ -457,8 +457,8 @@ fn configs_whose_names_differ_in_bytes_that_are_not_utf8_get_their_own_outputs()
 }
 
 /// The staging directory beside an output is named from the output's name byte for byte: the
-/// runs into `a\xff-out` and `a\xfe-out` shared one `.a\u{FFFD}-out.partial`, so the second
-/// discarded the first's interrupted run, and `--resume` of the first found nothing.
+/// runs into `a\xff-out` and `a\xfe-out` shared one `.a\u{FFFD}-out.partial`, so a run of the
+/// second was refused for the first's interrupted run, and with `--force` discarded it.
 #[test]
 fn outputs_whose_names_differ_in_bytes_that_are_not_utf8_get_their_own_staging() {
     use std::os::unix::ffi::OsStrExt;
@@ -480,9 +480,10 @@ fn outputs_whose_names_differ_in_bytes_that_are_not_utf8_get_their_own_staging()
     let mut child =
         run(&first, &[]).env("QBAT_INJECT_FAULT", "slow-blocks=250").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     crate::common::kill_after_blocks(&mut child, &first_staging, 2);
-    // the second, into a name that differs in its one byte that is not UTF-8
+    // the second, into a name that differs in its one byte that is not UTF-8 (`--force`
+    // replaces its own output's interrupted run, and only that)
     let second = named(b"a\xfe-out");
-    let o = run(&second, &[]).output().unwrap();
+    let o = run(&second, &["--force"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(first_staging.join("checkpoint.json").is_file(), "the first run's staging directory went");
     let o = run(&first, &["--resume"]).arg(&first).output().unwrap();

@@ -174,15 +174,16 @@ def dict_to_toml(config: Mapping[str, Any]) -> str:
 def config_text(config: ConfigLike) -> str:
     """The TOML text of `config`: a dict, a TOML string, or a path to a TOML file.
 
-    A string that contains a newline or '=' is TOML text; any other string is a path, as are
-    bytes and an os.PathLike.
+    A string that contains a newline, or contains '=' and names no file, is TOML text; any
+    other string is a path (``"runs/a=3/job.toml"`` too, where that file exists), as are bytes
+    and an os.PathLike.
     """
     if isinstance(config, Mapping):
         return _unicode(dict_to_toml(config))
     if isinstance(config, bytes):  # always a path (as os.fsencode gives it), never TOML text
         config = Path(os.fsdecode(config))
     if isinstance(config, (str, os.PathLike)):
-        if isinstance(config, str) and ("\n" in config or "=" in config):
+        if isinstance(config, str) and ("\n" in config or ("=" in config and not os.path.isfile(config))):
             return _unicode(config)
         path = Path(config)
 

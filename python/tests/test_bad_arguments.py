@@ -278,3 +278,52 @@ def test_a_bad_rayon_num_threads_is_refused_until_mended():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["refused", "True", "1"], out.stdout + out.stderr
+
+
+# ----- a mesolve batch whose members cannot be built under the address-space limit
+
+BATCH_UNDER_LIMIT = textwrap.dedent("""
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+    import numpy as np, qbat_gpu as qb
+    ket = np.zeros(4, dtype=complex); ket[1] = 1.0
+    try:
+        qb.mesolve(np.diag([-2., 0, 0, 2]), [], np.broadcast_to(ket, (3_000_000, 4)), [0.0, 0.5, 1.0],
+                   dt=0.01, backend="cpu", measures=["energy_b"], progress=False)
+        print("RAN")
+    except qb.ConfigError as e:
+        print("REFUSED", e.field, e.exit_code, e)
+""")
+
+
+def test_a_mesolve_batch_beyond_the_address_space_limit_is_refused_not_an_abort():
+    """3e6 members under a 3 GiB limit: the check counted 264 bytes a member (0.8 GB), and the
+    members' states and plan, about 870 bytes each, aborted the interpreter as they were built."""
+    p = subprocess.run([sys.executable, "-c", BATCH_UNDER_LIMIT], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = p.stdout.strip()
+    # (refused by the check before the arrays, not by the one after the plan is built)
+    assert out.startswith("REFUSED rho0 2 ") and "for its arrays alone" in out and "smaller qb.mesolve calls" in out, out
+
+
+def test_a_verify_beyond_its_tolerance_is_a_warning(tmp_path, monkeypatch):
+    """The CLI's WARNING of a failed --verify was the report's own, so a study or run from
+    Python said nothing: member 1 made NaN (an injected fault) deviates without bound."""
+    from conftest import BLOCH
+    monkeypatch.setenv("QBAT_INJECT_FAULT", "nan-member=1")
+    with pytest.warns(qb.QbatWarning, match="verify found deviations beyond tolerance: .*member 1"):
+        s = qb.study(BLOCH, tmp_path / "s", backend="cpu", verify=100, progress=False, plots=False)
+    assert json.loads((s.dir / "run.json").read_text())["verify"]["pass"] is False
+
+
+def test_a_config_path_with_an_equals_sign_is_read_as_a_path(tmp_path):
+    """A string with '=' was always TOML text: `runs/a=3/job.toml` failed as an unquoted key."""
+    from conftest import BLOCH
+    d = tmp_path / "a=3"
+    d.mkdir()
+    (d / "job.toml").write_text(BLOCH)
+    r = qb.run(str(d / "job.toml"), backend="cpu", verify=0, progress=False)
+    assert np.array_equal(r.series, qb.run(BLOCH, backend="cpu", verify=0, progress=False).series)
+    # TOML text with '=' stays text, whatever files there are
+    with pytest.raises(qb.ConfigError):
+        qb.run(str(d / "missing=1.toml"), backend="cpu", progress=False)

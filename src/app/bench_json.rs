@@ -24,10 +24,9 @@ pub(super) fn check_json_path(path: &std::path::Path) -> Result<()> {
         return Err(QbatError::invalid("--json", format!("{shown}: the folder {} does not exist", parent.display())));
     }
     // the atomic write's name beside it, `.NAME.XXXXXX`, must fit a file name (255 bytes): the
-    // name as written and the one a link leads to, as the write spells them (a byte that is
-    // not UTF-8 takes three)
+    // name as written and the one a link leads to, in bytes (the write keeps NAME's bytes)
     let target = std::fs::canonicalize(path).ok();
-    let too_long = |p: &std::path::Path| p.file_name().is_some_and(|n| n.to_string_lossy().len() > MAX_JSON_NAME);
+    let too_long = |p: &std::path::Path| p.file_name().is_some_and(|n| n.len() > MAX_JSON_NAME);
     if too_long(path) || target.as_deref().is_some_and(too_long) {
         return Err(QbatError::invalid(
             "--json",

@@ -23,6 +23,7 @@ use crate::error::{QbatError, Result};
 pub use cancel::{cancel_writes, WriteCancel};
 pub use dir_lock::{lock_dir, lock_dir_shared};
 use manifest::{Manifest, MANIFEST};
+pub use out_path::name_beside;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -391,16 +392,6 @@ impl OutputDir {
 /// The directory `path` is in ("." for a bare name).
 pub fn parent_of(path: &Path) -> &Path {
     path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
-}
-
-/// `PREFIX NAME SUFFIX`, NAME the file name of `path` (`or` where it has none) kept byte for
-/// byte: the names qbat-gpu builds beside an output (its staging, lock and temporary files)
-/// differ wherever the outputs' names differ, in bytes that are not UTF-8 too.
-pub fn name_beside(path: &Path, prefix: &str, or: &str, suffix: &str) -> std::ffi::OsString {
-    let mut name = std::ffi::OsString::from(prefix);
-    name.push(path.file_name().unwrap_or(std::ffi::OsStr::new(or)));
-    name.push(suffix);
-    name
 }
 
 /// The refusal of a non-empty `final_dir` that is not a qbat-gpu output (under `--force`, which

@@ -115,3 +115,13 @@ pub(super) fn fits_path_max(final_dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// `PREFIX NAME SUFFIX`, NAME the file name of `path` (`or` where it has none) kept byte for
+/// byte: the names qbat-gpu builds beside an output (its staging, lock and temporary files)
+/// differ wherever the outputs' names differ, in bytes that are not UTF-8 too.
+pub fn name_beside(path: &Path, prefix: &str, or: &str, suffix: &str) -> std::ffi::OsString {
+    let mut name = std::ffi::OsString::from(prefix);
+    name.push(path.file_name().unwrap_or(std::ffi::OsStr::new(or)));
+    name.push(suffix);
+    name
+}

@@ -367,6 +367,29 @@ pub fn plots_read_series(model: &str, members: usize, n_times: usize, measures: 
     draws_series_plot(members, n_times) || (hist2d && draws_hist2d(measures)) || draws_cavity_plot(model, n_times, measures)
 }
 
+/// The stems (NAME of NAME.png and NAME.svg) that `write_run_plots`, or the study's analysis,
+/// may draw for a run of `model` with `members`, `times` and `measures`: each its plan allows
+/// (which of them it draws depends on the values too), for the check before the run.
+pub fn run_plot_stems(model: &str, members: usize, times: &[f64], measures: &[String]) -> Vec<String> {
+    let mut stems: Vec<String> = measures.iter().map(|m| format!("plot_{m}")).collect();
+    if draws_series_plot(members, times.len()) {
+        stems.push("plot_series".into());
+    }
+    if draws_hist2d(measures) {
+        stems.extend(crate::measures::DEFAULT_RESOURCES.iter().filter(|r| measures.iter().any(|m| m == *r)).map(|r| hist2d_stem("capacity_b", r)));
+    }
+    if draws_cavity_plot(model, times.len(), measures) {
+        stems.push("plot_cavity_lambda_t".into());
+    }
+    if times.len() == 1 && times[0].is_infinite() && measures.iter().any(|m| m == "energy_b") {
+        stems.push("plot_steady_energy_b".into());
+    }
+    if model == "bloch-charger" {
+        stems.extend(["plot_peaks_theta".into(), "plot_peak_times_theta".into()]);
+    }
+    stems
+}
+
 /// `plot_series`: every member's trajectories, for a run of a few members.
 fn draws_series_plot(members: usize, n_times: usize) -> bool {
     members <= 4 && n_times >= 2

@@ -112,12 +112,18 @@ pub fn batch_run_error(e: QbatError, members_field: &str) -> QbatError {
 /// operator and 64 B a sample time): measured 13 to 14 KB with one jump and two times.
 const BATCH_POINT_BYTES: f64 = 16384.0;
 
+/// What one member of a `mesolve` batch costs as the batch becomes a plan: its state and point
+/// index (264 bytes) as numpy's arrays, again as the batch's, and its plan member: measured
+/// 870 bytes at a million members (counted as 264 alone, a batch of 2e7 passed the check and
+/// aborted the interpreter as its members were built).
+const BATCH_MEMBER_BYTES: f64 = 1024.0;
+
 /// Refuse, before the caller builds them, a batch's arrays that cannot fit: each point's
-/// operators (H and the jumps, 16 complex each: 256 bytes) and each member's state and point
-/// index (264 bytes). A broadcast of H (100000, 4, 4) against rho0 (100000, 1, 4, 4) made
+/// operators (H and the jumps, 16 complex each: 256 bytes) and each member's
+/// (`BATCH_MEMBER_BYTES`). A broadcast of H (100000, 4, 4) against rho0 (100000, 1, 4, 4) made
 /// numpy try 80 GB for the indices alone, naming neither.
 pub fn check_batch_arrays(n_points: u64, n_jumps: u64, n_members: u64) -> Result<()> {
-    let (points_bytes, members_bytes) = (n_points as f64 * (1.0 + n_jumps as f64) * 256.0, n_members as f64 * 264.0);
+    let (points_bytes, members_bytes) = (n_points as f64 * (1.0 + n_jumps as f64) * 256.0, n_members as f64 * BATCH_MEMBER_BYTES);
     let bytes = points_bytes + members_bytes;
     let avail = crate::config::available_memory::available_memory();
     if bytes <= avail.usable() {

@@ -241,7 +241,7 @@ pub fn shown_paths(paths: &[&Path]) -> Vec<String> {
             std::fs::canonicalize(crate::output::parent_of(path)).ok().map(|dir| dir.join(name))
         });
         for p in [*path, plain.as_path()].into_iter().chain(resolved.as_deref()) {
-            let staging = p.file_name().map(|name| crate::output::parent_of(p).join(format!(".{}.partial", name.to_string_lossy())));
+            let staging = p.file_name().map(|_| crate::output::parent_of(p).join(crate::output::name_beside(p, ".", "", ".partial")));
             for text in std::iter::once(p).chain(staging.as_deref()).map(|a| a.display().to_string()) {
                 if may_read_otherwise(&text) && !shown.contains(&text) {
                     shown.push(text);

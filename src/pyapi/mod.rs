@@ -105,10 +105,7 @@ pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f
     let mut run =
         InMemory { plan, options, info: r.info, member_ids: r.member_ids, peaks: r.peaks, health, fock, stats_cache: Default::default(), state_hashes };
     if !run.health.is_empty() && run.health.iter().all(|h| *h != Health::Ok) {
-        return Err(QbatError::Numerics(format!(
-            "every member was flagged unhealthy; {}",
-            run.health_counts().warning(run.plan.schedule.dt).unwrap_or_default()
-        )));
+        return Err(run.health_counts().all_unhealthy(run.plan.schedule.dt));
     }
     // the warnings a study says (a Fock cutoff too low, members left out), said and kept alike
     let warnings: Vec<String> =
@@ -116,6 +113,10 @@ pub fn run_in_memory(plan: Plan, options: RunOptions) -> Result<(InMemory, Vec<f
     for w in warnings {
         eprintln!("WARNING: {w}");
         run.info.notes.push(w);
+    }
+    // (said as a study says it: run.info's verify holds it)
+    if let Some(w) = run.info.verify.as_ref().and_then(|v| v.warning()) {
+        eprintln!("WARNING: {w}");
     }
     Ok((run, values, states))
 }

@@ -140,8 +140,23 @@ fn write_summary_npy(out: &OutputDir, local: &Plan, staging: &Staging, n_blocks:
     out.write("summary.json", |w| serde_json::to_writer_pretty(&mut *w, &meta).map_err(std::io::Error::other))
 }
 
+/// The files the run's plots and analysis may write (which of them depends on the members'
+/// values): each name its plan allows.
+pub(super) fn names_it_may_draw(local: &Plan, opts: &StudyOptions) -> Vec<String> {
+    let mut names = vec![];
+    if opts.output.plots {
+        let measures: Vec<String> = local.measures.iter().map(|m| m.name().to_string()).collect();
+        let stems = output::plots::run_plot_stems(local.model.name(), local.members.len(), &local.schedule.times, &measures);
+        names.extend(stems.into_iter().flat_map(|s| ["png", "svg"].map(|ext| format!("{s}.{ext}"))));
+    }
+    if opts.analyze && opts.output.series {
+        names.push("analysis.csv".into());
+    }
+    names
+}
+
 /// The files every run of `local` with `opts` writes, whatever its members give (the plots and
-/// the analysis's files vary: the commit checks those).
+/// the analysis's files vary: `names_it_may_draw`).
 pub(super) fn files_written(local: &Plan, opts: &StudyOptions) -> Vec<&'static str> {
     let mut names = vec!["run.json", "stats.csv", "summary.csv"];
     let npy = opts.output.format == Format::Npy;
@@ -301,6 +316,10 @@ pub(super) fn finish(
     let mut info = run_info(local, &progress, setup, t_out.elapsed().as_secs_f64());
     if let Some(v) = info.verify.as_mut() {
         v.dt_halved = dt_halved;
+        // (said, not kept in notes: run.json's verify holds it, and a merge judges its own)
+        if let Some(w) = v.warning() {
+            eprintln!("WARNING: {w}");
+        }
     }
     let mut rj = crate::run::run_json(plan, &info, &opts.run);
     rj["members"] = json!(local.members.len());

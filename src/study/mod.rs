@@ -299,7 +299,8 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     }
     // What the commit would refuse after the whole run, said now: in an old output (a
     // directory that is not one is refused by `open_staging`), a file of a name the run writes
-    // that its manifest does not list, or a listed file edited since.
+    // (or, for the plots and the analysis, may write) that its manifest does not list, or a
+    // listed file edited since.
     // (where a commit into it was cut short, its commit finishes or undoes that first, under
     // the directory's lock, and checks the files then)
     let early = opts.force && !opts.resume && opts.out.is_dir() && !crate::output::recover::has_traces(&opts.out);
@@ -307,8 +308,12 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     if let Some(old) = old {
         // (each name once: a file whose identity changed, a copied output's, is hashed here and
         // again at the commit, not more)
-        let names: std::collections::BTreeSet<String> =
-            finish::files_written(&local, opts).into_iter().map(str::to_string).chain(old.files.into_iter().map(|f| f.name)).collect();
+        let names: std::collections::BTreeSet<String> = finish::files_written(&local, opts)
+            .into_iter()
+            .map(str::to_string)
+            .chain(finish::names_it_may_draw(&local, opts))
+            .chain(old.files.into_iter().map(|f| f.name))
+            .collect();
         crate::output::manifest::check_replaceable(&opts.out, &names.into_iter().collect::<Vec<_>>())?;
     }
     let (staging, loaded) = open_staging(opts, &fp, local.members.len(), local.schedule.times.len(), &mut notes)?;

@@ -55,6 +55,32 @@ pub struct VerifyReport {
     pub dt_halved: Option<dt_check::DtCheck>,
 }
 
+impl VerifyReport {
+    /// The warning of a verify that found a deviation beyond its tolerance, in one line: each
+    /// such measure's worst member, `measure max |dev| = X > TOL (member N)`, the first four
+    /// (run.json's `verify` holds them all).
+    pub fn warning(&self) -> Option<String> {
+        const SHOWN: usize = 4;
+        if self.pass {
+            return None;
+        }
+        let failed: Vec<&Deviation> = self.deviations.iter().filter(|d| !d.pass).collect();
+        let shown: Vec<String> = failed
+            .iter()
+            .take(SHOWN)
+            .map(|d| {
+                let member = d.member.map(|id| format!(" (member {id})")).unwrap_or_default();
+                format!("{} max |dev| = {:.3e} > {:.1e}{member}", d.measure, d.max_abs, d.tolerance)
+            })
+            .collect();
+        let more = match failed.len().saturating_sub(SHOWN) {
+            0 => String::new(),
+            n => format!("; and {n} more measures (run.json's verify)"),
+        };
+        Some(format!("--verify found deviations beyond tolerance: {}{more}", shown.join("; ")))
+    }
+}
+
 /// The route of the concurrence in a run of `model` on `backend` ("gpu" or "cpu") at
 /// `precision`: the two-qubit models compute it with the measures kernel (on the device, in
 /// the run's precision) or its CPU twin (f64); the cavity model on the host, from the GPU
