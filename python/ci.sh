@@ -30,7 +30,7 @@ say "installing the test dependencies"
 python -m pip install --quiet --disable-pip-version-check \
     "maturin==1.16.0" "numpy==2.4.6" "pytest==9.2.0" "qutip==5.3.1" "pandas==3.1.1" \
     "xarray==2026.9.0" "ray==2.60.0" "nbclient==0.11.0" "nbformat==5.11.1" "ipykernel==7.4.0" \
-    "matplotlib==3.11.2"
+    "matplotlib==3.11.2" "blake3==1.0.11"
 
 # The extension reuses the CLI's compiled crates only where cargo gives both builds the same
 # features (Cargo.toml asks the library for those numpy and pyo3 turn on): said here, not

@@ -903,9 +903,15 @@ fn force_refuses_a_users_plot_or_analysis_before_the_run() {
         assert_eq!(std::fs::read(out.join(name)).unwrap(), b"mine");
         std::fs::remove_file(out.join(name)).unwrap();
     }
-    std::fs::write(out.join("plot_mine.svg"), b"mine").unwrap();
+    // names the run does not draw stay: one of the user's own, and the plot of every member's
+    // trajectories, drawn for a run of at most 4 members (this one has 60)
+    for name in ["plot_mine.svg", "plot_series.png"] {
+        std::fs::write(out.join(name), b"mine").unwrap();
+    }
     ok(&mut with_plots(&out));
-    assert_eq!(std::fs::read(out.join("plot_mine.svg")).unwrap(), b"mine");
+    for name in ["plot_mine.svg", "plot_series.png"] {
+        assert_eq!(std::fs::read(out.join(name)).unwrap(), b"mine", "{name}");
+    }
     // the default study's analysis.csv, in an output written without a series (no analysis)
     let study = dir.path().join("s");
     let default_study = |extra: &[&str]| {
@@ -942,4 +948,43 @@ fn analyze_refuses_a_listed_file_that_is_missing() {
         std::fs::write(out.join(name), kept).unwrap();
     }
     ok(&mut analyze);
+}
+
+/// A checkpoint edited and sealed again is checked as input beyond its verify figures: its
+/// health counts (7 members more than its blocks hold went into run.json, and a warning of
+/// members left out that every `n` of stats.csv contradicted), its timings (a negative
+/// integration was copied into run.json) and each block's engine (one a run never has).
+#[test]
+fn a_resealed_checkpoints_health_timings_and_engines_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), BLOCH);
+    let out = dir.path().join("r");
+    let staging = interrupted_run(dir.path(), &cfg, &out, 2);
+    let progress: serde_json::Value =
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(staging.join("checkpoint.json")).unwrap()).unwrap()["progress"].clone();
+    let edits: [(&str, &str, fn(&mut serde_json::Value)); 6] = [
+        ("7 non-finite members more", "health", |p| p["health"]["nonfinite"] = 7.into()),
+        ("a healthy member fewer", "health", |p| p["health"]["ok"] = (p["health"]["ok"].as_u64().unwrap() - 1).into()),
+        ("more flagged ids than flagged", "health", |p| p["health"]["flagged_ids"] = serde_json::json!([1, 2, 3])),
+        ("a negative integration", "timings", |p| p["timings"]["integrate"] = (-5.0).into()),
+        ("negative member-steps", "timings", |p| p["timings"]["member_steps"] = (-1e300).into()),
+        ("an engine of no run's", "engine", |p| p["blocks"][0]["backend"] = "warp".into()),
+    ];
+    for (i, (how, named, edit)) in edits.into_iter().enumerate() {
+        let case = dir.path().join(format!("case{i}"));
+        copy_dir(&staging, &case.join(".r.partial"));
+        let mut edited = progress.clone();
+        edit(&mut edited);
+        assert_ne!(edited, progress, "{how}");
+        let raw = serde_json::to_string(&edited).unwrap();
+        let sealed = format!("{{\"blake3\":\"{}\",\"progress\":{raw}}}", blake3::hash(raw.as_bytes()).to_hex());
+        std::fs::write(case.join(".r.partial").join("checkpoint.json"), sealed).unwrap();
+        let (code, stderr) = outcome(run_args(&cfg, &case.join("r")).args(["--block-members", "10", "--resume"]).arg(case.join("r")));
+        assert_eq!(code, 2, "{how}: {stderr}");
+        assert!(stderr.contains("checkpoint.json") && stderr.contains(named), "{how}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{how}: {stderr}");
+        assert!(!case.join("r").exists(), "{how}");
+    }
+    // the checkpoint as it was resumes
+    ok(run_args(&cfg, &out).args(["--block-members", "10", "--resume"]).arg(&out));
 }

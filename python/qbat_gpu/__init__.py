@@ -331,6 +331,11 @@ def _complex(name: str, x: Any) -> np.ndarray:
     (`measures.complex_entries`), and a batch it makes too large is refused before it is built."""
     from .measures import as_array, complex_entries
 
+    # (qutip's superoperators are 4x4 for one qubit: one given as an operator would be
+    # integrated as something it is not, where qutip.mesolve takes it as a Liouvillian)
+    pieces = x if isinstance(x, (list, tuple)) else [x]
+    if any(getattr(q, "issuper", False) is True for q in pieces):
+        raise config_error(name, "is a superoperator (a qutip.Qobj of type 'super'): give the operator itself, (..., 4, 4), as qb.mesolve builds the Lindbladian")
     try:
         a = as_array(x)
     except (TypeError, ValueError) as e:

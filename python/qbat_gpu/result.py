@@ -3,6 +3,7 @@ run directory (`qb.open`, `qb.study`, `qb.merge`)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -151,41 +152,58 @@ class Result:
         r = cls()
         r.dir = d
         r._manifest = manifest
-        r.info = json.loads((d / "run.json").read_text())
-        r.measures = tuple(r.info.get("measures", []))
+        # (each file read as qbat-gpu writes it, else refused naming it: a file whose manifest
+        # entry was written again to match it is read as input)
+        with _reading(d / "run.json"):
+            r.info = json.loads((d / "run.json").read_text())
+            if not isinstance(r.info, dict) or not all(isinstance(m, str) for m in r.info.get("measures", [])):
+                raise ValueError("not a run's record (an object whose measures are names)")
+            r.measures = tuple(r.info.get("measures", []))
         r._summary_path = d / "summary.csv"
         r._stats_path = d / "stats.csv"
-        header, cols = _read_csv_columns(r._summary_path)
-        r.member_ids = np.array(cols["member"], dtype=np.uint64)
-        r.health = np.array(cols["health"], dtype=object)
-        swept = (r.info.get("resolved") or {}).get("swept") or []
-        r.params = {k: np.array(cols[k], dtype=float) for k in swept if k in cols}
-        for k in ("theta", "phi"):
-            if k in cols:
-                r.params[k] = np.array(cols[k], dtype=float)
+        with _reading(r._summary_path):
+            header, cols = _read_csv_columns(r._summary_path)
+            r.member_ids = np.array(cols["member"], dtype=np.uint64)
+            r.health = np.array(cols["health"], dtype=object)
+            swept = (r.info.get("resolved") or {}).get("swept") or []
+            r.params = {k: np.array(cols[k], dtype=float) for k in swept if k in cols}
+            for k in ("theta", "phi"):
+                if k in cols:
+                    r.params[k] = np.array(cols[k], dtype=float)
         nm = len(r.measures)
         if has("series.npy"):
-            r.series = np.load(d / "series.npy", mmap_mode="r")
-            axes = json.loads((d / "series.json").read_text())
-            r.times = np.array([np.inf if t is None else t for t in axes["times"]], dtype=float)
+            with _reading(d / "series.json"):
+                axes = json.loads((d / "series.json").read_text())
+                r.times = np.array([np.inf if t is None else t for t in axes["times"]], dtype=float)
+            with _reading(d / "series.npy"):
+                r.series = np.load(d / "series.npy", mmap_mode="r")
         elif has("series.csv"):
-            data = _read_series_csv(d / "series.csv", nm)
-            n = len(r.member_ids)
-            ns = data.shape[0] // max(n, 1)
-            r.times = data[:ns, 1].copy()
-            r.series = data[:, 2:].reshape(n, ns, nm)
+            with _reading(d / "series.csv"):
+                data = _read_series_csv(d / "series.csv", nm)
+                n = len(r.member_ids)
+                ns = data.shape[0] // max(n, 1)
+                r.times = data[:ns, 1].copy()
+                r.series = data[:, 2:].reshape(n, ns, nm)
         else:
             r.series = None
-            _, st = _read_csv_columns(r._stats_path)
-            seen = []
-            for t in st["t"]:
-                x = float(t)
-                if not seen or seen[-1] != x:
-                    seen.append(x)
-            r.times = np.array(seen)
+            with _reading(r._stats_path):
+                _, st = _read_csv_columns(r._stats_path)
+                seen = []
+                for t in st["t"]:
+                    x = float(t)
+                    if not seen or seen[-1] != x:
+                        seen.append(x)
+                r.times = np.array(seen)
+        if r.series is not None:
+            want = (len(r.member_ids), len(r.times), nm)
+            name = "series.npy" if has("series.npy") else "series.csv"
+            if r.series.dtype != np.float64 or r.series.shape != want:
+                raise config_error(str(d / name), f"holds {r.series.dtype} values of shape {r.series.shape}, not the run's (members, times, measures) {want} of float64")
         if has("states.npy"):
-            r.states = np.load(d / "states.npy", mmap_mode="r")
-            r.states_info = json.loads((d / "states.json").read_text())
+            with _reading(d / "states.npy"):
+                r.states = np.load(d / "states.npy", mmap_mode="r")
+            with _reading(d / "states.json"):
+                r.states_info = json.loads((d / "states.json").read_text())
         r.batch_shape = _batch_shape(r.info, len(r.member_ids), str(d / "run.json"))
         return r
 
@@ -350,6 +368,18 @@ def _params(columns, values, theta_phi) -> Dict[str, np.ndarray]:
         out["theta"] = np.array(theta_phi[:, 0])
         out["phi"] = np.array(theta_phi[:, 1])
     return out
+
+
+@contextlib.contextmanager
+def _reading(path: Path):
+    """Read `path` as qbat-gpu writes it: what fails as the file is parsed (not JSON, not
+    UTF-8, a column or key missing, a shape that does not hold) is a ConfigError naming it."""
+    try:
+        yield
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+        if isinstance(e, _native.ConfigError):
+            raise
+        raise config_error(str(path), f"is not as qbat-gpu writes it ({type(e).__name__}: {e})") from None
 
 
 def _read_csv_columns(path: Path):

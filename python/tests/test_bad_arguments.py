@@ -324,6 +324,68 @@ def test_a_config_path_with_an_equals_sign_is_read_as_a_path(tmp_path):
     (d / "job.toml").write_text(BLOCH)
     r = qb.run(str(d / "job.toml"), backend="cpu", verify=0, progress=False)
     assert np.array_equal(r.series, qb.run(BLOCH, backend="cpu", verify=0, progress=False).series)
-    # TOML text with '=' stays text, whatever files there are
-    with pytest.raises(qb.ConfigError):
+    # a string with '=' that names no file stays TOML text (its error is the parser's, not a
+    # path's that cannot be read)
+    with pytest.raises(qb.ConfigError) as e:
         qb.run(str(d / "missing=1.toml"), backend="cpu", progress=False)
+    assert "cannot read" not in str(e.value) and e.value.field != "CONFIG", str(e.value)
+
+
+# ----- files edited, their manifest entries written again to match
+
+
+def _damaged(src, dst, name, edit):
+    """A copy of the run `src` at `dst` with `name` edited by `edit` (bytes -> bytes) and its
+    manifest entry written again to match it (the manifest is no seal)."""
+    import shutil
+
+    import blake3
+
+    shutil.copytree(src, dst)
+    path = dst / name
+    path.write_bytes(edit(path.read_bytes()))
+    manifest = dst / ".qbat-manifest.json"
+    m = json.loads(manifest.read_text())
+    for f in m["files"]:
+        if f["name"] == name:
+            data = path.read_bytes()
+            f.update(bytes=len(data), blake3=blake3.blake3(data).hexdigest())
+            f.pop("identity", None)
+    manifest.write_text(json.dumps(m))
+    return dst
+
+
+@pytest.mark.parametrize(
+    "fmt, name, edit, named",
+    [
+        ("npy", "summary.csv", lambda b: b.replace(b"member,", b"membre,", 1), "summary.csv"),
+        ("npy", "summary.csv", lambda b: b.replace(b"\n", b"\n\xff", 1), "summary.csv"),
+        ("npy", "run.json", lambda b: b"{not json", "run.json"),
+        ("npy", "run.json", lambda b: b"[]", "run.json"),
+        ("npy", "run.json", lambda b: b.replace(b'"measures": [', b'"measures": ["purity", ', 1), "series.npy"),
+        ("npy", "series.json", lambda b: b.replace(b'"times"', b'"tiems"', 1), "series.json"),
+        ("npy", "series.npy", lambda b: b[: len(b) - (len(b) - 128) // 2], "series.npy"),
+        ("csv", "series.csv", lambda b: b + b"1,0.0,0.5\n", "series.csv"),
+    ],
+    ids=["summary-header", "summary-not-utf8", "run-not-json", "run-a-list", "run-extra-measure", "series-json-no-times", "series-npy-short", "series-csv-row"],
+)
+def test_open_refuses_files_not_as_qbat_gpu_writes_them_naming_them(tmp_path, fmt, name, edit, named):
+    """Each raised a bare KeyError, JSONDecodeError, AttributeError or UnicodeDecodeError, or
+    opened and failed later (to_xarray's IndexError), where the manifest matched the edit."""
+    d = qb.run(BLOCH, backend="cpu", verify=0, progress=False).save(tmp_path / "o", format=fmt, plots=False)
+    assert qb.open(d).series is not None
+    bad = _damaged(d, tmp_path / "bad", name, edit)
+    with pytest.raises(qb.ConfigError) as e:
+        qb.open(bad)
+    assert e.value.field.endswith(named) and e.value.exit_code == 2, (e.value.field, str(e.value))
+
+
+def test_a_superoperator_is_refused_where_an_operator_is_wanted():
+    """qutip.spre(sigmaz) is 4x4: it was integrated as the two-qubit Hamiltonian, where
+    qutip.mesolve takes a superoperator as the Liouvillian."""
+    ket = np.zeros(4, dtype=complex)
+    ket[1] = 1.0
+    for H, jumps, field in [(qutip.spre(qutip.sigmaz()), [], "H"), (np.diag([-2.0, 0, 0, 2]).astype(complex), [qutip.spre(qutip.sigmam())], "jump_ops[0]")]:
+        with pytest.raises(qb.ConfigError, match="superoperator") as e:
+            qb.mesolve(H, jumps, ket, [0.0, 1.0], dt=0.01, backend="cpu")
+        assert e.value.field == field, e.value.field

@@ -316,8 +316,10 @@ pub(super) fn load_checkpoint(
                 format!("it counts {} healthy members, but its finished blocks' values in {} hold {healthy}", p.health.ok, series_path.display()),
             ));
         }
+        progress_holds_together(&p).map_err(|why| damaged(&ck, why))?;
         return Ok((p, acc));
     }
+    progress_holds_together(&p).map_err(|why| damaged(&ck, why))?;
     // (checked above; opened again as a regular file, and read no further than its size)
     let state_bytes = p.stats_state.as_ref().map_or(0, |s| s.bytes);
     let (f, _) = open_regular(&sp).map_err(|e| as_damage(&sp, e))?;
@@ -328,6 +330,27 @@ pub(super) fn load_checkpoint(
         return Err(damaged(&sp, format!("a cell counts more than the {} healthy members finished", p.health.ok)));
     }
     Ok((p, acc))
+}
+
+/// What a checkpoint's progress says beyond its verify figures, checked as input (a forgery
+/// sealed again passes the seal): its health counts every finished block's members once, its
+/// flagged ids no more than it flags; its timings are seconds and member-steps, finite and not
+/// negative; each block's engine is one of qbat-gpu's. Err: why not.
+fn progress_holds_together(p: &Progress) -> std::result::Result<(), String> {
+    let finished: u64 = p.blocks.iter().map(|b| b.members as u64).sum();
+    let h = &p.health;
+    let counted = [h.nonfinite, h.trace, h.nonpositive].into_iter().try_fold(h.ok, u64::checked_add);
+    if counted != Some(finished) || h.flagged_ids.len() as u64 > h.flagged() {
+        return Err(format!("its health counts do not add up to the {finished} members of its finished blocks"));
+    }
+    let t = &p.timings;
+    if [t.ensemble, t.integrate, t.host_measures, t.verify, t.streaming, t.member_steps].iter().any(|x| !x.is_finite() || *x < 0.0) {
+        return Err("its timings are not finite and non-negative".into());
+    }
+    match p.blocks.iter().find(|b| !["gpu", "cpu", "reference"].contains(&b.backend.as_str())) {
+        Some(b) => Err(format!("block {} names the engine '{}'", b.block, crate::error::shown_line(&b.backend))),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +402,7 @@ mod tests {
             }
             let ok = healthy.iter().filter(|&&h| h).count() as u64;
             progress.health.ok = ok;
+            progress.health.trace = members as u64 - ok;
             // the accumulator is not written: the series holds the values
             save_checkpoint(staging, &mut progress, &StatsAccumulator::new(ns, nm)).unwrap();
             assert!(progress.stats_state.is_none());

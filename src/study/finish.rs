@@ -146,7 +146,10 @@ pub(super) fn names_it_may_draw(local: &Plan, opts: &StudyOptions) -> Vec<String
     let mut names = vec![];
     if opts.output.plots {
         let measures: Vec<String> = local.measures.iter().map(|m| m.name().to_string()).collect();
-        let stems = output::plots::run_plot_stems(local.model.name(), local.members.len(), &local.schedule.times, &measures);
+        let thetas: std::collections::HashSet<u64> =
+            local.members.iter().filter_map(|m| m.theta_phi).map(|(t, _)| t).filter(|t| t.is_finite()).map(f64::to_bits).collect();
+        let (members, times) = (local.members.len(), &local.schedule.times);
+        let stems = output::plots::run_plot_stems(local.model.name(), members, thetas.len(), times, &measures, opts.output.series);
         names.extend(stems.into_iter().flat_map(|s| ["png", "svg"].map(|ext| format!("{s}.{ext}"))));
     }
     if opts.analyze && opts.output.series {

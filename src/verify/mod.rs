@@ -56,29 +56,32 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
-    /// The warning of a verify that found a deviation beyond its tolerance, in one line: each
-    /// such measure's worst member, `measure max |dev| = X > TOL (member N)`, the first four
-    /// (run.json's `verify` holds them all).
+    /// The warning of a verify that found a deviation beyond its tolerance (`verify_warning`).
     pub fn warning(&self) -> Option<String> {
-        const SHOWN: usize = 4;
-        if self.pass {
-            return None;
+        match self.pass {
+            true => None,
+            false => verify_warning(self.deviations.iter().filter(|d| !d.pass).map(|d| (d.measure.as_str(), d.max_abs, d.tolerance, d.member))),
         }
-        let failed: Vec<&Deviation> = self.deviations.iter().filter(|d| !d.pass).collect();
-        let shown: Vec<String> = failed
-            .iter()
-            .take(SHOWN)
-            .map(|d| {
-                let member = d.member.map(|id| format!(" (member {id})")).unwrap_or_default();
-                format!("{} max |dev| = {:.3e} > {:.1e}{member}", d.measure, d.max_abs, d.tolerance)
-            })
-            .collect();
-        let more = match failed.len().saturating_sub(SHOWN) {
-            0 => String::new(),
-            n => format!("; and {n} more measures (run.json's verify)"),
-        };
-        Some(format!("--verify found deviations beyond tolerance: {}{more}", shown.join("; ")))
     }
+}
+
+/// The warning of the deviations beyond their tolerance, `failed` (measure, max |dev|,
+/// tolerance, worst member), in one line: `measure max |dev| = X > TOL (member N)` of the
+/// first four (the run's verify figures hold them all).
+pub fn verify_warning<'a>(failed: impl Iterator<Item = (&'a str, f64, f64, Option<u64>)>) -> Option<String> {
+    const SHOWN: usize = 4;
+    let failed: Vec<String> = failed
+        .map(|(measure, max_abs, tolerance, member)| {
+            let member = member.map(|id| format!(" (member {id})")).unwrap_or_default();
+            format!("{measure} max |dev| = {max_abs:.3e} > {tolerance:.1e}{member}")
+        })
+        .collect();
+    let more = match failed.len().saturating_sub(SHOWN) {
+        0 => String::new(),
+        n => format!("; and {n} more measures (in the run's verify figures)"),
+    };
+    let shown = failed[..failed.len().min(SHOWN)].join("; ");
+    Some(format!("--verify found deviations beyond tolerance: {shown}{more}"))
 }
 
 /// The route of the concurrence in a run of `model` on `backend` ("gpu" or "cpu") at
