@@ -393,3 +393,28 @@ fn a_whole_float_seed_is_that_integer_seed_and_any_other_is_refused() {
     // through the binary: exit 2, one line naming the field
     refused(&format!("{GOOD}[ensemble]\nseed = 9007199254740993.0\n"), "ensemble.seed");
 }
+
+/// `--ensemble` and `--seed` override the config's size and seed, but a config's value that is
+/// no size or seed is refused, naming it: it was dropped without a word (run.json kept it
+/// beside the override's). A size only too large stays the override's to replace.
+#[test]
+fn an_overridden_size_or_seed_is_still_read() {
+    let ensemble = |lines: &str| format!("{GOOD}[ensemble]\n{lines}\n");
+    for (lines, field) in [("seed = -7.5", "ensemble.seed"), ("size = \"abc\"", "ensemble.size"), ("size = 2.5", "ensemble.size")] {
+        let r = crate::common::run_config_text(&ensemble(lines), &["--ensemble", "2", "--seed", "1", "--verify", "0"]);
+        assert!(r.code == 2 && r.stderr.contains(field) && !r.left_behind, "{lines}: {} {}", r.code, r.stderr);
+    }
+    let r = crate::common::run_config_text(&ensemble("size = 2000000000\nseed = 3"), &["--ensemble", "2", "--verify", "0"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// `--auto-fock` with more dicke cells than the limit names `params.n_cells` and its value, as
+/// the run without it does (it took the limit, 64, and blamed `params.photons`).
+#[test]
+fn auto_fock_names_too_many_cells() {
+    let text = "model = \"dicke\"\n[params]\nn_cells = 65\n[time]\ndt = 0.01\nt_end = 0.1\nsamples = 2\n";
+    for extra in [&[][..], &["--auto-fock"]] {
+        let r = crate::common::run_config_text(text, extra);
+        assert!(r.code == 2 && r.stderr.contains("params.n_cells") && r.stderr.contains("65"), "{extra:?}: {} {}", r.code, r.stderr);
+    }
+}

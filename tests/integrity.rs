@@ -912,6 +912,28 @@ fn force_refuses_a_users_plot_or_analysis_before_the_run() {
     for name in ["plot_mine.svg", "plot_series.png"] {
         assert_eq!(std::fs::read(out.join(name)).unwrap(), b"mine", "{name}");
     }
+    // a steady run's heat map is over two varying parameters: with one swept it is never drawn,
+    // and a user's file of its name stays; with two it is, and such a file is refused
+    for (sweep, drawn) in [("f = { values = [0.1, 0.2] }", false), ("f = { values = [0.1, 0.2] }\ngamma = { values = [0.5, 1.0] }", true)] {
+        let text = format!("model = \"driven-pair\"\n[params]\n{sweep}\n[time]\nsteady = true\n[output]\nmeasures = [\"energy_b\"]\n");
+        let steady_cfg = dir.path().join("steady.toml");
+        std::fs::write(&steady_cfg, text).unwrap();
+        let steady = dir.path().join(format!("steady-{drawn}"));
+        let run = |extra: &str| {
+            let mut c = bin();
+            c.arg("run").arg(&steady_cfg).args(["--backend", "cpu", "--no-progress", extra, "--out"]).arg(&steady);
+            c
+        };
+        ok(&mut run("--no-plots"));
+        std::fs::write(steady.join("plot_steady_energy_b.png"), b"mine").unwrap();
+        let (code, stderr) = outcome(&mut run("--force"));
+        assert_eq!(code, if drawn { 2 } else { 0 }, "{sweep}: {stderr}");
+        assert_eq!(std::fs::read(steady.join("plot_steady_energy_b.png")).unwrap(), b"mine", "{sweep}");
+        // (drawn into a directory of its own, the plot is there: the refusal was of a name it writes)
+        let fresh = dir.path().join(format!("steady-fresh-{drawn}"));
+        ok(bin().arg("run").arg(&steady_cfg).args(["--backend", "cpu", "--no-progress", "--out"]).arg(&fresh));
+        assert_eq!(fresh.join("plot_steady_energy_b.png").exists(), drawn, "{sweep}");
+    }
     // the default study's analysis.csv, in an output written without a series (no analysis)
     let study = dir.path().join("s");
     let default_study = |extra: &[&str]| {

@@ -635,3 +635,21 @@ fn a_default_study_shard_of_unhealthy_members_only_merges_to_the_unsharded_run()
     let notes = |d: &Path| serde_json::from_slice::<Value>(&std::fs::read(d.join("run.json")).unwrap()).unwrap()["notes"].clone();
     assert_eq!(notes(&merged), notes(&whole));
 }
+
+/// A merge whose verify fails (a shard's verified member went NaN) says the run's WARNING, once,
+/// after its commit, as the run does; a merge that passes says none.
+#[test]
+fn a_merge_whose_verify_fails_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = shards_with_faults(dir.path(), "f", &["--verify", "100"], |k| (k == 1).then_some("nan-member=8"));
+    let (code, stderr) = merge(&failing, &dir.path().join("m"), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.matches("WARNING: --verify found deviations beyond tolerance").count(), 1, "{stderr}");
+    assert!(stderr.contains("(member 8)"), "{stderr}");
+    let run: Value = serde_json::from_slice(&std::fs::read(dir.path().join("m").join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["verify"]["pass"], json!(false));
+    let passing = shards(dir.path(), "p", &["--verify", "100"]);
+    let (code, stderr) = merge(&passing, &dir.path().join("n"), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("--verify found"), "{stderr}");
+}

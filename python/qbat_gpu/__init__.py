@@ -336,6 +336,10 @@ def _complex(name: str, x: Any) -> np.ndarray:
     pieces = x if isinstance(x, (list, tuple)) else [x]
     if any(getattr(q, "issuper", False) is True for q in pieces):
         raise config_error(name, "is a superoperator (a qutip.Qobj of type 'super'): give the operator itself, (..., 4, 4), as qb.mesolve builds the Lindbladian")
+    # (a vectorised operator, qutip's operator-ket or -bra, is a one-qubit density matrix as a
+    # column: taken as a two-qubit ket, it would be another state)
+    if any(getattr(q, "isoperket", False) is True or getattr(q, "isoperbra", False) is True for q in pieces):
+        raise config_error(name, "is a vectorised operator (a qutip.Qobj of type 'operator-ket' or 'operator-bra'): give the state as a ket (4,) or a density matrix (4, 4)")
     try:
         a = as_array(x)
     except (TypeError, ValueError) as e:

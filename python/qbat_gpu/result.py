@@ -155,7 +155,7 @@ class Result:
         # (each file read as qbat-gpu writes it, else refused naming it: a file whose manifest
         # entry was written again to match it is read as input)
         with _reading(d / "run.json"):
-            r.info = json.loads((d / "run.json").read_text())
+            r.info = json.loads((d / "run.json").read_text(encoding="utf-8"))
             if not isinstance(r.info, dict) or not all(isinstance(m, str) for m in r.info.get("measures", [])):
                 raise ValueError("not a run's record (an object whose measures are names)")
             r.measures = tuple(r.info.get("measures", []))
@@ -173,7 +173,7 @@ class Result:
         nm = len(r.measures)
         if has("series.npy"):
             with _reading(d / "series.json"):
-                axes = json.loads((d / "series.json").read_text())
+                axes = json.loads((d / "series.json").read_text(encoding="utf-8"))
                 r.times = np.array([np.inf if t is None else t for t in axes["times"]], dtype=float)
             with _reading(d / "series.npy"):
                 r.series = np.load(d / "series.npy", mmap_mode="r")
@@ -203,7 +203,7 @@ class Result:
             with _reading(d / "states.npy"):
                 r.states = np.load(d / "states.npy", mmap_mode="r")
             with _reading(d / "states.json"):
-                r.states_info = json.loads((d / "states.json").read_text())
+                r.states_info = json.loads((d / "states.json").read_text(encoding="utf-8"))
         r.batch_shape = _batch_shape(r.info, len(r.member_ids), str(d / "run.json"))
         return r
 
@@ -383,7 +383,7 @@ def _reading(path: Path):
 
 
 def _read_csv_columns(path: Path):
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         header = f.readline().strip().split(",")
         rows = [line.rstrip("\n").split(",") for line in f if line.strip()]
     cols = {h: [r[i] for r in rows] for i, h in enumerate(header)}

@@ -389,3 +389,9 @@ def test_a_superoperator_is_refused_where_an_operator_is_wanted():
         with pytest.raises(qb.ConfigError, match="superoperator") as e:
             qb.mesolve(H, jumps, ket, [0.0, 1.0], dt=0.01, backend="cpu")
         assert e.value.field == field, e.value.field
+    # a vectorised one-qubit density matrix (4, 1) ran as the two-qubit ket |ee>
+    vec = qutip.operator_to_vector(qutip.fock_dm(2, 1))
+    for rho0 in (vec, vec.dag()):
+        with pytest.raises(qb.ConfigError, match="vectorised operator") as e:
+            qb.mesolve(np.diag([-2.0, 0, 0, 2]).astype(complex), [], rho0, [0.0, 1.0], dt=0.01, backend="cpu")
+        assert e.value.field == "rho0", e.value.field

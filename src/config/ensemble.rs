@@ -51,9 +51,11 @@ pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize], longes
         Some(Some("zip")) => true,
         Some(_) => return Err(invalid("ensemble.mode", "must be \"grid\" or \"zip\"")),
     };
-    let seed = match (ov.seed, ens_t.get("seed")) {
-        (Some(s), _) => s,
-        (None, Some(v)) => match v {
+    // The config's seed and size are read whatever overrides them: one that is not a seed or
+    // a size is refused, not dropped without a word (a size only too large is the override's
+    // to replace: a big run is tried small that way).
+    let written_seed = match ens_t.get("seed") {
+        Some(v) => Some(match v {
             // read as an integer: every u63 seed is distinct (an f64 would merge seeds above 2^53)
             Value::Integer(i) if *i >= 0 => *i as u64,
             // a whole float, as `size` takes one, below 2^32 (`MAX_FLOAT_SEED`)
@@ -74,17 +76,25 @@ pub fn parse_ensemble(ens_t: &Table, ov: &Overrides, axis_lens: &[usize], longes
                 ))
             }
             _ => return Err(invalid("ensemble.seed", format!("must be a non-negative integer (a float only as a whole number below 2^32), got {v}"))),
-        },
-        (None, None) => 0,
+        }),
+        None => None,
     };
+    let seed = ov.seed.or(written_seed).unwrap_or(0);
     let n_grid = grid_size(axis_lens, zip, longest)?;
-    let size = match (ov.ensemble, ens_t.get("size")) {
-        (Some(n), _) => whole_size(Written::Integer(n.into()), "--ensemble")?,
-        (None, Some(v)) => {
+    let written_size = match ens_t.get("size") {
+        Some(v) => {
             let x = as_f64(v, "ensemble.size")?;
             let written = v.as_integer().map_or(Written::Float(x), |i| Written::Integer(i.into()));
-            whole_size(written, "ensemble.size")?
+            match (whole_size(written, "ensemble.size"), ov.ensemble) {
+                (Err(QbatError::TooLarge { .. }), Some(_)) => None,
+                (size, _) => Some(size?),
+            }
         }
+        None => None,
+    };
+    let size = match (ov.ensemble, written_size) {
+        (Some(n), _) => whole_size(Written::Integer(n.into()), "--ensemble")?,
+        (None, Some(n)) => n,
         (None, None) => whole_size(Written::Integer(n_grid as i128), "ensemble.size")?,
     };
     let size_field = if ov.ensemble.is_some() { "--ensemble" } else { "ensemble.size" };

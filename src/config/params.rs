@@ -152,12 +152,12 @@ impl ParamSection {
     /// cutoff above (with its 2 levels of margin) + N for |alpha>. The Dicke coupling's
     /// counter-rotating terms are not bounded by this; fock_tail reports what is lost.
     fn dicke_auto_n_fock(&self) -> Result<usize> {
+        // (refused as the run without --auto-fock refuses it: a number of cells beyond the
+        // limit was taken as the limit, and the refusal then named the photons)
         let n = match self.base.get("n_cells") {
-            Some(ParamValue::Real(x)) if x.fract() == 0.0 && *x >= 1.0 => *x as usize,
-            Some(_) => return Err(invalid("params.n_cells", "must be an integer >= 1")),
+            Some(_) => crate::model::dicke::n_cells(&self.base)?,
             None => 4,
         };
-        let n = n.min(crate::model::dicke::MAX_N_CELLS);
         Ok(if self.base.contains_key("alpha") {
             let amax = self.largest("alpha", 0.0);
             auto_n_fock(amax).ok_or_else(|| fock_too_large(amax))? + n

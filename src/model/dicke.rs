@@ -54,9 +54,14 @@ fn int_param(p: &Params, name: &str, lo: usize, hi: usize) -> Result<usize> {
     Ok(x as usize)
 }
 
+/// N, checked: an integer in 1..=MAX_N_CELLS.
+pub fn n_cells(p: &Params) -> Result<usize> {
+    int_param(p, "n_cells", 1, MAX_N_CELLS)
+}
+
 /// (N, n_fock), checked: N in 1..=MAX_N_CELLS, n_fock >= 1, (N + 1)(n_fock + 1) <= MAX_DIM.
 pub fn sizes(p: &Params) -> Result<(usize, usize)> {
-    let n = int_param(p, "n_cells", 1, MAX_N_CELLS)?;
+    let n = n_cells(p)?;
     let nf = int_param(p, "n_fock", 1, MAX_DIM)?;
     if (n + 1) * (nf + 1) > MAX_DIM {
         return Err(QbatError::TooLarge {

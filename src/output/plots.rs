@@ -105,12 +105,14 @@ mod axes;
 mod hist2d;
 mod legend;
 mod steady;
+mod stems;
 use axes::{drawable, label_area, opened, scale_of, Span};
 pub use axes::{log_tick_text, tick_text, y_axis, YAxis};
 pub use hist2d::{draw_hist2d_plots, hist2d_counted, hist2d_data, hist2d_stem, write_hist2d_plots, Hist2d, Hist2dCounter, HIST_BINS};
 use legend::{draw_legend_beside, freest_corner, label_px, legend_place, LegendPlace};
 pub use steady::steady_heatmap_data;
 use steady::write_steady_heatmap;
+pub use stems::run_plot_stems;
 
 // ---------------------------------------------------------------------------------------------
 // Reading the run's files.
@@ -365,34 +367,6 @@ fn write_band_plots(dir: &Path, model: &str) -> Result<Vec<PathBuf>> {
 /// The streamed run keeps such a series in the page cache as it is written.
 pub fn plots_read_series(model: &str, members: usize, n_times: usize, measures: &[String], hist2d: bool) -> bool {
     draws_series_plot(members, n_times) || (hist2d && draws_hist2d(measures)) || draws_cavity_plot(model, n_times, measures)
-}
-
-/// The stems (NAME of NAME.png and NAME.svg) that `write_run_plots`, or the study's analysis,
-/// may draw for a run of `model` with `members` (of `distinct_thetas` charger angles),
-/// `times` and `measures`, with or without a `series`: each its config allows, as
-/// `write_run_plots` decides (which of them it draws depends on the values too), for the check
-/// before the run.
-pub fn run_plot_stems(model: &str, members: usize, distinct_thetas: usize, times: &[f64], measures: &[String], series: bool) -> Vec<String> {
-    let mut stems: Vec<String> = vec![];
-    if times.len() >= 2 && times.iter().all(|t| t.is_finite()) {
-        stems.extend(measures.iter().map(|m| format!("plot_{m}")));
-    }
-    if series && draws_series_plot(members, times.len()) {
-        stems.push("plot_series".into());
-    }
-    if series && draws_hist2d(measures) {
-        stems.extend(crate::measures::DEFAULT_RESOURCES.iter().filter(|r| measures.iter().any(|m| m == *r)).map(|r| hist2d_stem("capacity_b", r)));
-    }
-    if series && draws_cavity_plot(model, times.len(), measures) {
-        stems.push("plot_cavity_lambda_t".into());
-    }
-    if series && times.len() == 1 && times[0].is_infinite() && measures.iter().any(|m| m == "energy_b") {
-        stems.push("plot_steady_energy_b".into());
-    }
-    if model == "bloch-charger" && distinct_thetas >= 2 {
-        stems.extend(["plot_peaks_theta".into(), "plot_peak_times_theta".into()]);
-    }
-    stems
 }
 
 /// `plot_series`: every member's trajectories, for a run of a few members.

@@ -148,8 +148,10 @@ pub(super) fn names_it_may_draw(local: &Plan, opts: &StudyOptions) -> Vec<String
         let measures: Vec<String> = local.measures.iter().map(|m| m.name().to_string()).collect();
         let thetas: std::collections::HashSet<u64> =
             local.members.iter().filter_map(|m| m.theta_phi).map(|(t, _)| t).filter(|t| t.is_finite()).map(f64::to_bits).collect();
+        let first = local.members.first().map(|m| m.param_values.as_slice()).unwrap_or_default();
+        let varying = (0..first.len()).filter(|&c| local.members.iter().any(|m| m.param_values[c] != first[c])).count();
         let (members, times) = (local.members.len(), &local.schedule.times);
-        let stems = output::plots::run_plot_stems(local.model.name(), members, thetas.len(), times, &measures, opts.output.series);
+        let stems = output::plots::run_plot_stems(local.model.name(), members, thetas.len(), varying, times, &measures, opts.output.series);
         names.extend(stems.into_iter().flat_map(|s| ["png", "svg"].map(|ext| format!("{s}.{ext}"))));
     }
     if opts.analyze && opts.output.series {

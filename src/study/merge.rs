@@ -611,6 +611,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
                 let list = unverified.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
                 add_note(format!("verify covers only the shards that ran it: shard(s) {list} ran without --verify (0, or --backend reference), so their members were not checked"));
             }
+            warnings.extend(super::merged_verify::merged_warning(&merged));
             run["verify"] = merged;
         }
         run["engines"] = super::merged_engines::merged_engines(shards.iter().map(|s| &s.run));

@@ -3,25 +3,23 @@
 
 use serde_json::{json, Value};
 
-/// The merged `verify` of the shards' (each with its run's precision), the first's taken for
-/// what is not merged (the concurrence's route); where it fails, its WARNING said, as a run's.
-pub(super) fn merged_verify(verifies: &[(&Value, &Value)]) -> Value {
-    let merged = merged_figures(verifies);
-    if merged["pass"] == json!(false) {
-        let deviations = merged["deviations"].as_array().map(Vec::as_slice).unwrap_or_default();
-        // (an infinite deviation is null in JSON)
-        let failed = deviations.iter().filter(|d| d["pass"] == json!(false)).map(|d| {
-            let number = |key: &str| d[key].as_f64().unwrap_or(f64::INFINITY);
-            (d["measure"].as_str().unwrap_or("?"), number("max_abs"), number("tolerance"), d["member"].as_u64())
-        });
-        if let Some(w) = crate::verify::verify_warning(failed) {
-            eprintln!("WARNING: {w}");
-        }
+/// The WARNING of a merged `verify` that fails, as a run's (`VerifyReport::warning`).
+pub(super) fn merged_warning(merged: &Value) -> Option<String> {
+    if merged["pass"] != json!(false) {
+        return None;
     }
-    merged
+    let deviations = merged["deviations"].as_array().map(Vec::as_slice).unwrap_or_default();
+    // (an infinite deviation is null in JSON)
+    let failed = deviations.iter().filter(|d| d["pass"] == json!(false)).map(|d| {
+        let number = |key: &str| d[key].as_f64().unwrap_or(f64::INFINITY);
+        (d["measure"].as_str().unwrap_or("?"), number("max_abs"), number("tolerance"), d["member"].as_u64())
+    });
+    crate::verify::verify_warning(failed)
 }
 
-fn merged_figures(verifies: &[(&Value, &Value)]) -> Value {
+/// The merged `verify` of the shards' (each with its run's precision), the first's taken for
+/// what is not merged (the concurrence's route).
+pub(super) fn merged_verify(verifies: &[(&Value, &Value)]) -> Value {
     let mut merged = verifies[0].0.clone();
     merged["members"] = json!(verifies.iter().flat_map(|(v, _)| v["members"].as_array().cloned().unwrap_or_default()).collect::<Vec<_>>());
     merged["pass"] = json!(verifies.iter().all(|(v, _)| v["pass"] == json!(true)));
