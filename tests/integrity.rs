@@ -759,14 +759,35 @@ fn a_shard_is_memory_checked_as_a_shard() {
 /// checked as input: its --verify deviations are one a measure, none negative or NaN (a group
 /// with none made the resume divide by zero), each naming a member the group verified. And a resume names its directory however the
 /// path is spelled (`./r/` and the absolute path are `r`).
+/// An interrupted run of BLOCH in `dir` (two blocks checkpointed): its config, output,
+/// staging directory and checkpoint's progress.
+fn interrupted_progress(dir: &Path) -> (PathBuf, PathBuf, PathBuf, serde_json::Value) {
+    let cfg = config(dir, BLOCH);
+    let out = dir.join("r");
+    let staging = interrupted_run(dir, &cfg, &out, 2);
+    let progress = serde_json::from_slice::<serde_json::Value>(&std::fs::read(staging.join("checkpoint.json")).unwrap()).unwrap()["progress"].clone();
+    (cfg, out, staging, progress)
+}
+
+/// The staging directory `staging` copied to `case`, its checkpoint's progress replaced by
+/// `edited` and sealed again: its resume is refused (exit 2, one line naming checkpoint.json and
+/// `named`), before any output.
+fn resume_of_resealed_is_refused(cfg: &Path, staging: &Path, case: &Path, edited: &serde_json::Value, how: &str, named: &str) {
+    copy_dir(staging, &case.join(".r.partial"));
+    let raw = serde_json::to_string(edited).unwrap();
+    let sealed = format!("{{\"blake3\":\"{}\",\"progress\":{raw}}}", blake3::hash(raw.as_bytes()).to_hex());
+    std::fs::write(case.join(".r.partial").join("checkpoint.json"), sealed).unwrap();
+    let (code, stderr) = outcome(run_args(cfg, &case.join("r")).args(["--block-members", "10", "--resume"]).arg(case.join("r")));
+    assert_eq!(code, 2, "{how}: {stderr}");
+    assert!(stderr.contains("checkpoint.json") && stderr.contains(named), "{how}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{how}: {stderr}");
+    assert!(!case.join("r").exists(), "{how}");
+}
+
 #[test]
 fn a_resealed_checkpoint_is_checked_and_a_resume_is_found_however_spelled() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), BLOCH);
-    let out = dir.path().join("r");
-    let staging = interrupted_run(dir.path(), &cfg, &out, 2);
-    let progress: serde_json::Value =
-        serde_json::from_slice::<serde_json::Value>(&std::fs::read(staging.join("checkpoint.json")).unwrap()).unwrap()["progress"].clone();
+    let (cfg, out, staging, progress) = interrupted_progress(dir.path());
     let nm = progress["measures"].as_array().unwrap().len();
     let group = |max: Vec<serde_json::Value>| serde_json::json!([{"precision": "f64", "members": [], "max": max}]);
     let cases = [
@@ -784,18 +805,9 @@ fn a_resealed_checkpoint_is_checked_and_a_resume_is_found_however_spelled() {
         ("a largest below the worst", serde_json::json!([{"precision": "f64", "members": [3], "max": vec![1e-12; nm], "largest": vec![0.0; nm]}])),
     ];
     for (i, (how, verify)) in cases.into_iter().enumerate() {
-        let case = dir.path().join(format!("case{i}"));
-        copy_dir(&staging, &case.join(".r.partial"));
         let mut edited = progress.clone();
         edited["verify"] = verify;
-        let raw = serde_json::to_string(&edited).unwrap();
-        let sealed = format!("{{\"blake3\":\"{}\",\"progress\":{raw}}}", blake3::hash(raw.as_bytes()).to_hex());
-        std::fs::write(case.join(".r.partial").join("checkpoint.json"), sealed).unwrap();
-        let (code, stderr) = outcome(run_args(&cfg, &case.join("r")).args(["--block-members", "10", "--resume"]).arg(case.join("r")));
-        assert_eq!(code, 2, "{how}: {stderr}");
-        assert!(stderr.contains("checkpoint.json") && stderr.contains("--verify deviations"), "{how}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{how}: {stderr}");
-        assert!(!case.join("r").exists(), "{how}");
+        resume_of_resealed_is_refused(&cfg, &staging, &dir.path().join(format!("case{i}")), &edited, how, "--verify deviations");
     }
     // the undamaged checkpoint, resumed by another spelling of its path, from its parent
     let spelled = format!(".{}r{}", std::path::MAIN_SEPARATOR, std::path::MAIN_SEPARATOR);
@@ -979,11 +991,7 @@ fn analyze_refuses_a_listed_file_that_is_missing() {
 #[test]
 fn a_resealed_checkpoints_health_timings_and_engines_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), BLOCH);
-    let out = dir.path().join("r");
-    let staging = interrupted_run(dir.path(), &cfg, &out, 2);
-    let progress: serde_json::Value =
-        serde_json::from_slice::<serde_json::Value>(&std::fs::read(staging.join("checkpoint.json")).unwrap()).unwrap()["progress"].clone();
+    let (cfg, out, staging, progress) = interrupted_progress(dir.path());
     let edits: [(&str, &str, fn(&mut serde_json::Value)); 6] = [
         ("7 non-finite members more", "health", |p| p["health"]["nonfinite"] = 7.into()),
         ("a healthy member fewer", "health", |p| p["health"]["ok"] = (p["health"]["ok"].as_u64().unwrap() - 1).into()),
@@ -993,19 +1001,10 @@ fn a_resealed_checkpoints_health_timings_and_engines_are_checked() {
         ("an engine of no run's", "engine", |p| p["blocks"][0]["backend"] = "warp".into()),
     ];
     for (i, (how, named, edit)) in edits.into_iter().enumerate() {
-        let case = dir.path().join(format!("case{i}"));
-        copy_dir(&staging, &case.join(".r.partial"));
         let mut edited = progress.clone();
         edit(&mut edited);
         assert_ne!(edited, progress, "{how}");
-        let raw = serde_json::to_string(&edited).unwrap();
-        let sealed = format!("{{\"blake3\":\"{}\",\"progress\":{raw}}}", blake3::hash(raw.as_bytes()).to_hex());
-        std::fs::write(case.join(".r.partial").join("checkpoint.json"), sealed).unwrap();
-        let (code, stderr) = outcome(run_args(&cfg, &case.join("r")).args(["--block-members", "10", "--resume"]).arg(case.join("r")));
-        assert_eq!(code, 2, "{how}: {stderr}");
-        assert!(stderr.contains("checkpoint.json") && stderr.contains(named), "{how}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{how}: {stderr}");
-        assert!(!case.join("r").exists(), "{how}");
+        resume_of_resealed_is_refused(&cfg, &staging, &dir.path().join(format!("case{i}")), &edited, how, named);
     }
     // the checkpoint as it was resumes
     ok(run_args(&cfg, &out).args(["--block-members", "10", "--resume"]).arg(&out));
