@@ -755,10 +755,6 @@ fn a_shard_is_memory_checked_as_a_shard() {
     assert_eq!(run_json["shard"]["members"], serde_json::json!([0, 600]));
 }
 
-/// A checkpoint sealed again by hand (its hash redone) passes the seal, so what it says is
-/// checked as input: its --verify deviations are one a measure, none negative or NaN (a group
-/// with none made the resume divide by zero), each naming a member the group verified. And a resume names its directory however the
-/// path is spelled (`./r/` and the absolute path are `r`).
 /// An interrupted run of BLOCH in `dir` (two blocks checkpointed): its config, output,
 /// staging directory and checkpoint's progress.
 fn interrupted_progress(dir: &Path) -> (PathBuf, PathBuf, PathBuf, serde_json::Value) {
@@ -784,6 +780,10 @@ fn resume_of_resealed_is_refused(cfg: &Path, staging: &Path, case: &Path, edited
     assert!(!case.join("r").exists(), "{how}");
 }
 
+/// A checkpoint sealed again by hand (its hash redone) passes the seal, so what it says is
+/// checked as input: its --verify deviations are one a measure, none negative or NaN (a group
+/// with none made the resume divide by zero), each naming a member the group verified. And a resume names its directory however the
+/// path is spelled (`./r/` and the absolute path are `r`).
 #[test]
 fn a_resealed_checkpoint_is_checked_and_a_resume_is_found_however_spelled() {
     let dir = tempfile::tempdir().unwrap();

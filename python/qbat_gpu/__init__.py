@@ -181,7 +181,8 @@ def run(
     precision : "f32" | "f64"
         GPU precision (f64 needs an adapter with SHADER_F64). The CPU engine is f64.
     ensemble, seed : int, optional
-        Override ``ensemble.size`` and ``ensemble.seed``. ``ensemble`` may be a whole float
+        Override ``ensemble.size`` and ``ensemble.seed`` (the config's are still read: one that
+        is no size or seed is a ConfigError naming it). ``ensemble`` may be a whole float
         (``1e5``, ``4.0``), as ``ensemble.size`` may; a fraction is a ConfigError.
     verify : int
         Members re-integrated on the f64 reference after a GPU run (deviations in ``info["verify"]``).
@@ -339,7 +340,8 @@ def _complex(name: str, x: Any) -> np.ndarray:
     # (a vectorised operator, qutip's operator-ket or -bra, is a one-qubit density matrix as a
     # column: taken as a two-qubit ket, it would be another state)
     if any(getattr(q, "isoperket", False) is True or getattr(q, "isoperbra", False) is True for q in pieces):
-        raise config_error(name, "is a vectorised operator (a qutip.Qobj of type 'operator-ket' or 'operator-bra'): give the state as a ket (4,) or a density matrix (4, 4)")
+        wanted = "the state as a ket (4,) or a density matrix (4, 4)" if name == "rho0" else "the operator itself"
+        raise config_error(name, f"is a vectorised operator (a qutip.Qobj of type 'operator-ket' or 'operator-bra'): give {wanted}")
     try:
         a = as_array(x)
     except (TypeError, ValueError) as e:

@@ -394,4 +394,7 @@ def test_a_superoperator_is_refused_where_an_operator_is_wanted():
     for rho0 in (vec, vec.dag()):
         with pytest.raises(qb.ConfigError, match="vectorised operator") as e:
             qb.mesolve(np.diag([-2.0, 0, 0, 2]).astype(complex), [], rho0, [0.0, 1.0], dt=0.01, backend="cpu")
-        assert e.value.field == "rho0", e.value.field
+        assert e.value.field == "rho0" and "ket (4,)" in str(e.value), str(e.value)
+    with pytest.raises(qb.ConfigError, match="vectorised operator.*the operator itself") as e:
+        qb.mesolve(np.diag([-2.0, 0, 0, 2]).astype(complex), [], np.eye(4) / 4, [0.0, 1.0], dt=0.01, backend="cpu", h_battery=qutip.operator_to_vector(qutip.sigmaz()))
+    assert e.value.field == "h_battery", e.value.field
