@@ -16,10 +16,7 @@ pub(super) fn check_json_path(path: &std::path::Path) -> Result<()> {
     if path.as_os_str().is_empty() || path.is_dir() || path.as_os_str().to_string_lossy().ends_with(std::path::MAIN_SEPARATOR) {
         return Err(QbatError::invalid("--json", format!("{shown} is a directory; give a file name, e.g. {}", path.join("bench.json").display())));
     }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    };
+    let parent = qbat_gpu::output::parent_of(path);
     if !parent.is_dir() {
         return Err(QbatError::invalid("--json", format!("{shown}: the folder {} does not exist", parent.display())));
     }
@@ -57,12 +54,8 @@ pub(super) fn check_json_path(path: &std::path::Path) -> Result<()> {
     }
     // the folder the figures are written into (through a link, its file's), which must take
     // the atomic write's new entry: a read-only one was found only after the jobs (exit 1)
-    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let folder = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    };
-    qbat_gpu::output::out_path::writable_inside(folder, "--json")
+    let target = target.unwrap_or_else(|| path.to_path_buf());
+    qbat_gpu::output::out_path::writable_inside(qbat_gpu::output::parent_of(&target), "--json")
 }
 
 /// Whether `file` is the file this process's standard output or error writes to.

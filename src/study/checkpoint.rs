@@ -309,17 +309,16 @@ pub(super) fn load_checkpoint(
         check_file(&dir.join("blocks").join(format!("{tag}.summary")), &b.summary)
             .map_err(|why| damaged(&dir.join("blocks").join(format!("{tag}.summary")), why))?;
     }
-    if let Some((acc, healthy)) = rebuilt {
-        if healthy != p.health.ok {
-            return Err(damaged(
-                &ck,
-                format!("it counts {} healthy members, but its finished blocks' values in {} hold {healthy}", p.health.ok, series_path.display()),
-            ));
-        }
-        progress_holds_together(&p).map_err(|why| damaged(&ck, why))?;
-        return Ok((p, acc));
+    if let Some((_, healthy)) = rebuilt.as_ref().filter(|(_, healthy)| *healthy != p.health.ok) {
+        return Err(damaged(
+            &ck,
+            format!("it counts {} healthy members, but its finished blocks' values in {} hold {healthy}", p.health.ok, series_path.display()),
+        ));
     }
     progress_holds_together(&p).map_err(|why| damaged(&ck, why))?;
+    if let Some((acc, _)) = rebuilt {
+        return Ok((p, acc));
+    }
     // (checked above; opened again as a regular file, and read no further than its size)
     let state_bytes = p.stats_state.as_ref().map_or(0, |s| s.bytes);
     let (f, _) = open_regular(&sp).map_err(|e| as_damage(&sp, e))?;

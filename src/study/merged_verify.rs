@@ -14,7 +14,7 @@ pub(super) fn merged_warning(merged: &Value) -> Option<String> {
         let number = |key: &str| d[key].as_f64().unwrap_or(f64::INFINITY);
         (d["measure"].as_str().unwrap_or("?"), number("max_abs"), number("tolerance"), d["member"].as_u64())
     });
-    crate::verify::verify_warning(failed)
+    Some(crate::verify::verify_warning(failed))
 }
 
 /// The merged `verify` of the shards' (each with its run's precision), the first's taken for

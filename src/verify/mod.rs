@@ -60,7 +60,7 @@ impl VerifyReport {
     pub fn warning(&self) -> Option<String> {
         match self.pass {
             true => None,
-            false => verify_warning(self.deviations.iter().filter(|d| !d.pass).map(|d| (d.measure.as_str(), d.max_abs, d.tolerance, d.member))),
+            false => Some(verify_warning(self.deviations.iter().filter(|d| !d.pass).map(|d| (d.measure.as_str(), d.max_abs, d.tolerance, d.member)))),
         }
     }
 }
@@ -68,7 +68,7 @@ impl VerifyReport {
 /// The warning of the deviations beyond their tolerance, `failed` (measure, max |dev|,
 /// tolerance, worst member), in one line: `measure max |dev| = X > TOL (member N)` of the
 /// first four (the run's verify figures hold them all).
-pub fn verify_warning<'a>(failed: impl Iterator<Item = (&'a str, f64, f64, Option<u64>)>) -> Option<String> {
+pub fn verify_warning<'a>(failed: impl Iterator<Item = (&'a str, f64, f64, Option<u64>)>) -> String {
     const SHOWN: usize = 4;
     let failed: Vec<String> = failed
         .map(|(measure, max_abs, tolerance, member)| {
@@ -81,7 +81,7 @@ pub fn verify_warning<'a>(failed: impl Iterator<Item = (&'a str, f64, f64, Optio
         n => format!("; and {n} more measures (in the run's verify figures)"),
     };
     let shown = failed[..failed.len().min(SHOWN)].join("; ");
-    Some(format!("--verify found deviations beyond tolerance: {shown}{more}"))
+    format!("--verify found deviations beyond tolerance: {shown}{more}")
 }
 
 /// The route of the concurrence in a run of `model` on `backend` ("gpu" or "cpu") at
