@@ -49,16 +49,17 @@ impl Ran {
     }
 }
 
-pub fn run_config(text: &str, backend: Backend, precision: Precision) -> Result<Ran> {
+/// Run a check's config on the engine, precision and adapter of `on`, with no `--verify` (the
+/// checks compare with closed forms).
+pub fn run_config(text: &str, on: &RunOptions) -> Result<Ran> {
     let plan = parse_plan(text, &Overrides::default())?;
-    let opts = RunOptions { backend, precision, verify: 0, ..Default::default() };
-    let result = run_plan(&plan, &opts)?;
+    let result = run_plan(&plan, &RunOptions { verify: 0, ..on.clone() })?;
     Ok(Ran { plan, result })
 }
 
 /// Tolerance for a check: the f64 one on f64 engines, a looser one for f32 GPU runs.
-fn tol(precision: Precision, backend: Backend, f64_tol: f64, f32_tol: f64) -> f64 {
-    if precision == Precision::F32 && matches!(backend, Backend::Gpu | Backend::Auto) {
+fn tol(on: &RunOptions, f64_tol: f64, f32_tol: f64) -> f64 {
+    if on.precision == Precision::F32 && matches!(on.backend, Backend::Gpu | Backend::Auto) {
         f32_tol.max(f64_tol)
     } else {
         f64_tol
@@ -66,33 +67,33 @@ fn tol(precision: Precision, backend: Backend, f64_tol: f64, f32_tol: f64) -> f6
 }
 
 /// Paper 000, Table I: capacity_b = 2 wb |cos(2 j1 t)| at the tabulated times.
-pub fn paper000_table1(b: Backend, p: Precision) -> Result<Vec<Check>> {
+pub fn paper000_table1(on: &RunOptions) -> Result<Vec<Check>> {
     let times: [f64; 5] = [5.005, 10.01, 15.02, 20.02, 25.03];
     let table = [1.0789, 0.8359, 1.9811, 1.3012, 0.5788];
     let cfg = format!(
         "model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 1.0\nj1 = 0.1\nj2 = 0.1\n[time]\ndt = 0.005\ntimes = {times:?}\n[output]\nmeasures = [\"capacity_b\"]\n"
     );
-    let ran = run_config(&cfg, b, p)?;
+    let ran = run_config(&cfg, on)?;
     let mut out = vec![];
     for (s, (&t, &tab)) in times.iter().zip(&table).enumerate() {
         let got = ran.v(0, s, Measure::CapacityB);
-        out.push(Check { group: "paper 000 Table I", name: format!("capacity_b(t={t}) vs table"), expected: tab, got, tolerance: 6e-5 + tol(p, b, 0.0, 1e-4) });
+        out.push(Check { group: "paper 000 Table I", name: format!("capacity_b(t={t}) vs table"), expected: tab, got, tolerance: 6e-5 + tol(on, 0.0, 1e-4) });
         let closed = 2.0 * (2.0 * 0.1 * t).cos().abs();
         out.push(Check {
             group: "paper 000 Table I",
             name: format!("capacity_b(t={t}) vs 2|cos 2 j1 t|"),
             expected: closed,
             got,
-            tolerance: tol(p, b, 1e-9, 2e-4),
+            tolerance: tol(on, 1e-9, 2e-4),
         });
     }
     Ok(out)
 }
 
 /// Paper 000, theorems: relations between capacity and the resources along |eg>'s evolution.
-pub fn paper000_relations(b: Backend, p: Precision) -> Result<Vec<Check>> {
+pub fn paper000_relations(on: &RunOptions) -> Result<Vec<Check>> {
     let cfg = "model = \"spin-pair\"\n[params]\nwb = 1.0\nwc = 1.0\nj1 = 0.1\nj2 = 0.1\n[time]\ndt = 0.01\nt_end = 30.0\nsamples = 61\n[output]\nmeasures = [\"capacity_b\", \"capacity_c\", \"capacity_total\", \"residual_capacity\", \"concurrence\", \"steering_f3\", \"bell_chsh\", \"coherence_l1\"]\n";
-    let ran = run_config(cfg, b, p)?;
+    let ran = run_config(cfg, on)?;
     let sys = &ran.plan.systems[0];
     let eps = crate::linalg::eigvals_hermitian(&sys.hamiltonian);
     let spread = eps[3] - eps[0];
@@ -123,12 +124,12 @@ pub fn paper000_relations(b: Backend, p: Precision) -> Result<Vec<Check>> {
     Ok(names
         .iter()
         .zip(worst)
-        .map(|(n, w)| Check { group: "paper 000 theorems", name: format!("max |dev| of {n}"), expected: 0.0, got: w, tolerance: tol(p, b, 1e-8, 2e-3) })
+        .map(|(n, w)| Check { group: "paper 000 theorems", name: format!("max |dev| of {n}"), expected: 0.0, got: w, tolerance: tol(on, 1e-8, 2e-3) })
         .collect())
 }
 
 /// Paper 002, eq. 8: steady-state energies of the driven pair at delta = T = 0, k = f/g, l = gamma/g.
-pub fn paper002_steady_state(b: Backend, p: Precision) -> Result<Vec<Check>> {
+pub fn paper002_steady_state(on: &RunOptions) -> Result<Vec<Check>> {
     let cases = [(1.0, 1.0), (0.5, 2.0), (2.0, 1.0), (1.0, 3.0)];
     let mut out = vec![];
     for (k, l) in cases {
@@ -138,8 +139,8 @@ pub fn paper002_steady_state(b: Backend, p: Precision) -> Result<Vec<Check>> {
         let cfg = format!(
             "model = \"driven-pair\"\n[params]\ng = 1.0\nf = {k}\ngamma = {l}\nn_th = 0.0\ndelta = 0.0\n[time]\ndt = 0.01\nt_end = {t_end}\nsamples = 2\n[output]\nmeasures = [\"energy_b\", \"energy_c\"]\n"
         );
-        let ran = run_config(&cfg, b, p)?;
-        let tl = tol(p, b, 1e-7, 2e-4);
+        let ran = run_config(&cfg, on)?;
+        let tl = tol(on, 1e-7, 2e-4);
         out.push(Check {
             group: "paper 002 eq. 8",
             name: format!("steady energy_b (k={k}, l={l})"),
@@ -162,13 +163,13 @@ pub fn paper002_steady_state(b: Backend, p: Precision) -> Result<Vec<Check>> {
 /// instead of a long integration: the largest relative deviation of energy_b and energy_c over a
 /// 4x4 (k, l) grid, and the largest residual ||L rho||_F. Steady states are always solved on the
 /// CPU in f64, whatever the backend, so the tolerances are the f64 ones.
-pub fn paper002_steady_null_space(b: Backend, p: Precision) -> Result<Vec<Check>> {
+pub fn paper002_steady_null_space(on: &RunOptions) -> Result<Vec<Check>> {
     let ks = [0.5, 1.0, 2.0, 3.0];
     let ls = [0.25, 1.0, 2.0, 4.0];
     let cfg = format!(
         "model = \"driven-pair\"\n[params]\ng = 1.0\nf = {{ values = {ks:?} }}\ngamma = {{ values = {ls:?} }}\nn_th = 0.0\ndelta = 0.0\n[time]\nsteady = true\n[output]\nmeasures = [\"energy_b\", \"energy_c\", \"steady_residual\"]\n"
     );
-    let ran = run_config(&cfg, b, p)?;
+    let ran = run_config(&cfg, on)?;
     let (mut rel_b, mut rel_c, mut residual) = (0.0f64, 0.0f64, 0.0f64);
     for (i, m) in ran.plan.members.iter().enumerate() {
         let (eb, ec) = eq8(m.param_values[0], m.param_values[1]);
@@ -198,13 +199,13 @@ pub fn eq8(k: f64, l: f64) -> (f64, f64) {
 
 /// Paper 004: energy, capacity, concurrence and ergotropy of the battery for a charger on the
 /// Bloch sphere (closed system).
-pub fn paper004_closed_forms(b: Backend, p: Precision) -> Result<Vec<Check>> {
+pub fn paper004_closed_forms(on: &RunOptions) -> Result<Vec<Check>> {
     let thetas = [std::f64::consts::PI, 2.0 * std::f64::consts::PI / 3.0, std::f64::consts::FRAC_PI_3];
     let (wb, j) = (1.0, 1.0);
     let cfg = format!(
         "model = \"bloch-charger\"\n[params]\nwb = {wb}\nj = {j}\n[initial]\ntheta = {{ values = {thetas:?} }}\nphi = 0.7\n[time]\ndt = 0.001\nt_end = 4.0\nsamples = 81\n[output]\nmeasures = [\"energy_b\", \"capacity_b\", \"concurrence\", \"ergotropy_b\"]\n"
     );
-    let ran = run_config(&cfg, b, p)?;
+    let ran = run_config(&cfg, on)?;
     let mut out = vec![];
     for (i, theta) in thetas.iter().enumerate() {
         let s2 = (theta / 2.0).sin().powi(2);
@@ -225,7 +226,7 @@ pub fn paper004_closed_forms(b: Backend, p: Precision) -> Result<Vec<Check>> {
                 name: format!("max |dev| {} (theta={theta:.4})", names[q]),
                 expected: 0.0,
                 got: worst[q],
-                tolerance: tol(p, b, 1e-8, f32_tol),
+                tolerance: tol(on, 1e-8, f32_tol),
             });
         }
     }
@@ -234,13 +235,13 @@ pub fn paper004_closed_forms(b: Backend, p: Precision) -> Result<Vec<Check>> {
 
 /// Paper 004 with charger decay: energy_b = wb s^2 (j/G)^2 sin^2(Gt) e^{-gamma t/2},
 /// G = sqrt(j^2 - gamma^2/16), and the time of its peak t_E = arctan(4G/gamma)/G.
-pub fn paper004_decay(b: Backend, p: Precision) -> Result<Vec<Check>> {
+pub fn paper004_decay(on: &RunOptions) -> Result<Vec<Check>> {
     let (wb, j, gamma) = (1.0, 1.0, 0.4);
     let g = (j * j - gamma * gamma / 16.0f64).sqrt();
     let cfg = format!(
         "model = \"bloch-charger\"\n[params]\nwb = {wb}\nj = {j}\ngamma = {gamma}\n[initial]\ntheta = {{ values = [3.141592653589793, 1.5707963267948966] }}\n[time]\ndt = 0.0005\nt_end = 3.0\nsamples = 6001\n[output]\nmeasures = [\"energy_b\"]\n"
     );
-    let ran = run_config(&cfg, b, p)?;
+    let ran = run_config(&cfg, on)?;
     let mut out = vec![];
     for (i, theta) in [std::f64::consts::PI, std::f64::consts::FRAC_PI_2].iter().enumerate() {
         let s2 = (theta / 2.0).sin().powi(2);
@@ -254,7 +255,7 @@ pub fn paper004_decay(b: Backend, p: Precision) -> Result<Vec<Check>> {
             name: format!("max |dev| energy_b with decay (theta={theta:.4})"),
             expected: 0.0,
             got: worst,
-            tolerance: tol(p, b, 1e-9, 2e-4),
+            tolerance: tol(on, 1e-9, 2e-4),
         });
         let t_e = (4.0 * g / gamma).atan() / g;
         let peak = ran.result.peaks[i * 4];
@@ -263,7 +264,7 @@ pub fn paper004_decay(b: Backend, p: Precision) -> Result<Vec<Check>> {
             name: format!("t_E = arctan(4G/gamma)/G (theta={theta:.4})"),
             expected: t_e,
             got: peak.t_max,
-            tolerance: 5e-4 + tol(p, b, 0.0, 2e-3),
+            tolerance: 5e-4 + tol(on, 0.0, 2e-3),
         });
     }
     Ok(out)
@@ -309,7 +310,7 @@ pub fn paper004_optimal_constants() -> [f64; 4] {
 
 /// Paper 004's optimal powers for theta = pi, gamma = 0: t_P = A/j with power B wb j s^2,
 /// and the ergotropic-power peak at C/j with value D wb j (`paper004_optimal_constants`).
-pub fn paper004_optimal_powers(b: Backend, p: Precision) -> Result<Vec<Check>> {
+pub fn paper004_optimal_powers(on: &RunOptions) -> Result<Vec<Check>> {
     let [a, bb, c, d] = paper004_optimal_constants();
     let wb = 1.0;
     let mut out = vec![];
@@ -318,7 +319,7 @@ pub fn paper004_optimal_powers(b: Backend, p: Precision) -> Result<Vec<Check>> {
             "model = \"bloch-charger\"\n[params]\nwb = {wb}\nj = {j}\n[time]\ndt = 0.00025\nt_end = {}\nsamples = 8001\n[output]\nmeasures = [\"power_b\", \"ergotropic_power_b\"]\n",
             2.0 / j
         );
-        let ran = run_config(&cfg, b, p)?;
+        let ran = run_config(&cfg, on)?;
         let peaks = &ran.result.peaks;
         let s = ran.result.times[1] - ran.result.times[0];
         // The peaks are the largest samples, s apart. Near a peak at t0,
@@ -328,8 +329,8 @@ pub fn paper004_optimal_powers(b: Backend, p: Precision) -> Result<Vec<Check>> {
         // with |h'''/h''| < 0.5, |g'''/g''| < 1.5 and |h''|, |g''| < 3 at the peaks, so
         // |t_max - t0| <= s/2 + j s^2 and 0 <= P0 - P(t_max) <= wb j^3 s^2 (margins for the
         // engine's error).
-        let tl_t = 0.5 * s + j * s * s + tol(p, b, 0.0, 2e-3);
-        let tl_v = wb * j.powi(3) * s * s + tol(p, b, 1e-10, 3e-4);
+        let tl_t = 0.5 * s + j * s * s + tol(on, 0.0, 2e-3);
+        let tl_v = wb * j.powi(3) * s * s + tol(on, 1e-10, 3e-4);
         let group = "paper 004 optimal powers";
         out.push(Check { group, name: format!("t_P = A/j, A = {a:.9} (j={j})"), expected: a / j, got: peaks[2].t_max, tolerance: tl_t });
         out.push(Check { group, name: format!("max power_b = B wb j, B = {bb:.9} (j={j})"), expected: bb * wb * j, got: peaks[2].max, tolerance: tl_v });
@@ -349,12 +350,12 @@ pub fn paper004_optimal_powers(b: Backend, p: Precision) -> Result<Vec<Check>> {
 /// of dt): up to T the closed forms above; after T the battery of bloch-charger has neither
 /// coupling nor dissipator, so energy_b stays at its value at T,
 /// wb s^2 (j/G)^2 sin^2(G T) e^{-gamma T/2} (G = j at gamma = 0), and so does ergotropy_b.
-pub fn protocol_storage(b: Backend, p: Precision) -> Result<Vec<Check>> {
+pub fn protocol_storage(on: &RunOptions) -> Result<Vec<Check>> {
     let (wb, j, t_off) = (1.0, 1.0, 1.2345);
     let cfg = format!(
         "model = \"bloch-charger\"\n[params]\nwb = {wb}\nj = {j}\ngamma = {{ values = [0.0, 0.4] }}\n[initial]\ntheta = {{ values = [3.141592653589793, 1.5707963267948966] }}\n[time]\ndt = 0.001\nt_end = 3.0\nsamples = 31\n[output]\nmeasures = [\"energy_b\", \"ergotropy_b\"]\n[protocol]\nswitch_off = {t_off}\n"
     );
-    let ran = run_config(&cfg, b, p)?;
+    let ran = run_config(&cfg, on)?;
     let times = &ran.result.times;
     let first_after = times.iter().position(|&t| t > t_off).expect("samples after T");
     let mut out = vec![];
@@ -374,9 +375,9 @@ pub fn protocol_storage(b: Backend, p: Precision) -> Result<Vec<Check>> {
         }
         let case = format!("theta={theta:.4}, gamma={gamma}");
         let group = "protocol switch_off (004)";
-        out.push(Check { group, name: format!("max |dev| energy_b, closed form to T ({case})"), expected: 0.0, got: closed, tolerance: tol(p, b, 1e-9, 2e-4) });
-        out.push(Check { group, name: format!("energy_b frozen after T ({case})"), expected: 0.0, got: frozen_e, tolerance: tol(p, b, 1e-12, 1e-5) });
-        out.push(Check { group, name: format!("ergotropy_b frozen after T ({case})"), expected: 0.0, got: frozen_w, tolerance: tol(p, b, 1e-12, 1e-5) });
+        out.push(Check { group, name: format!("max |dev| energy_b, closed form to T ({case})"), expected: 0.0, got: closed, tolerance: tol(on, 1e-9, 2e-4) });
+        out.push(Check { group, name: format!("energy_b frozen after T ({case})"), expected: 0.0, got: frozen_e, tolerance: tol(on, 1e-12, 1e-5) });
+        out.push(Check { group, name: format!("ergotropy_b frozen after T ({case})"), expected: 0.0, got: frozen_w, tolerance: tol(on, 1e-12, 1e-5) });
     }
     Ok(out)
 }
@@ -389,12 +390,12 @@ pub fn protocol_storage(b: Backend, p: Precision) -> Result<Vec<Check>> {
 /// Delta = wb - w, so from |g>, with W = sqrt(Omega^2 + Delta^2/4) (the Rabi formula),
 ///   energy_b = wb (Omega/W)^2 sin^2(W t),   energy_c = 0.
 /// wb in {1, 1.1} at w = 1: on resonance and detuned, where the peak drops to (Omega/W)^2.
-pub fn drive_rabi(b: Backend, p: Precision) -> Result<Vec<Check>> {
+pub fn drive_rabi(on: &RunOptions) -> Result<Vec<Check>> {
     let (omega, w) = (0.25, 1.0);
     let cfg = format!(
         "model = \"bloch-charger\"\n[params]\nwb = {{ values = [1.0, 1.1] }}\nj = 0.0\ngamma = 0.0\n[initial]\ntheta = 0.0\n[time]\ndt = 0.002\nt_end = 8.0\nsamples = 81\n[output]\nmeasures = [\"energy_b\", \"energy_c\"]\n[[drive]]\noperator = \"sx_b\"\namplitude = {omega}\nfrequency = {w}\n[[drive]]\noperator = \"sy_b\"\namplitude = {omega}\nfrequency = {w}\nphase = -1.5707963267948966\n"
     );
-    let ran = run_config(&cfg, b, p)?;
+    let ran = run_config(&cfg, on)?;
     let times = &ran.result.times;
     let mut out = vec![];
     for (i, m) in ran.plan.members.iter().enumerate() {
@@ -409,13 +410,14 @@ pub fn drive_rabi(b: Backend, p: Precision) -> Result<Vec<Check>> {
         }
         let case = format!("Omega={omega}, detuning={delta:.1}");
         let group = "drives (Rabi)";
-        out.push(Check { group, name: format!("max |dev| energy_b, Rabi formula ({case})"), expected: 0.0, got: dev_b, tolerance: tol(p, b, 1e-8, 2e-4) });
-        out.push(Check { group, name: format!("max |energy_c|, idle charger ({case})"), expected: 0.0, got: dev_c, tolerance: tol(p, b, 1e-12, 1e-5) });
+        out.push(Check { group, name: format!("max |dev| energy_b, Rabi formula ({case})"), expected: 0.0, got: dev_b, tolerance: tol(on, 1e-8, 2e-4) });
+        out.push(Check { group, name: format!("max |energy_c|, idle charger ({case})"), expected: 0.0, got: dev_c, tolerance: tol(on, 1e-12, 1e-5) });
     }
     Ok(out)
 }
 
-pub type CheckFn = fn(Backend, Precision) -> Result<Vec<Check>>;
+/// A check, run on the engine, precision and adapter of its options.
+pub type CheckFn = fn(&RunOptions) -> Result<Vec<Check>>;
 
 pub const ALL_CHECKS: [(&str, CheckFn); 9] = [
     ("paper000_table1", paper000_table1),
@@ -429,21 +431,27 @@ pub const ALL_CHECKS: [(&str, CheckFn); 9] = [
     ("drive_rabi", drive_rabi),
 ];
 
-/// Run every check of `ALL_CHECKS`.
-pub fn all_checks(backend: Backend, precision: Precision) -> Result<Vec<Check>> {
-    // auto resolved once, for every check: the engine it takes (a hardware GPU's, else the
-    // CPU's) sets the tolerances (the f64 CPU engine was held only to f32's), and its note is
-    // said once, not once a check
-    let backend = match backend {
-        Backend::Auto => match crate::engine::resolve_backend(&RunOptions { backend, precision, ..Default::default() }, &mut vec![])? {
+/// Run every check of `ALL_CHECKS` on `on`'s backend, precision and adapter (`--adapter`).
+pub fn all_checks(on: &RunOptions) -> Result<Vec<Check>> {
+    // each note once for all the checks (an adapter ignored by the CPU engine, a pinning note)
+    let said = on.said.clone().unwrap_or_default();
+    let mut on = RunOptions { said: Some(said), ..on.clone() };
+    // auto resolved once, for every check: the engine it takes (a hardware GPU's or the one
+    // named by --adapter, else the CPU's) sets the tolerances (the f64 CPU engine was held only
+    // to f32's), and its note is said once, not once a check
+    if on.backend == Backend::Auto {
+        on.backend = match crate::engine::resolve_backend(&on, &mut vec![])? {
             crate::engine::Engine::Gpu(_) => Backend::Gpu,
             _ => Backend::Cpu,
-        },
-        b => b,
-    };
+        };
+        if on.backend == Backend::Cpu {
+            // (auto fell back: the adapter is not the CPU engine's to ignore again)
+            on.adapter = None;
+        }
+    }
     let mut all = vec![];
     for (_, f) in ALL_CHECKS {
-        all.extend(f(backend, precision)?);
+        all.extend(f(&on)?);
     }
     Ok(all)
 }

@@ -111,6 +111,26 @@ fn validate_passes_on_the_cpu() {
     assert!(out.contains("validate: 66 passed, 0 failed"), "{out}");
 }
 
+/// `validate` and `bench` take `--adapter` as `run` does; the CPU engine ignores it with one
+/// note for all the checks or jobs, and `bench --print-config`, which runs nothing, refuses it.
+#[test]
+fn validate_and_bench_on_the_cpu_ignore_the_adapter_once() {
+    let said_once = |o: &std::process::Output| {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        assert_eq!(err.matches("note: --adapter nope ignored: --backend cpu does not use a GPU").count(), 1, "{err}");
+    };
+    let o = bin().args(["validate", "--backend", "cpu", "--adapter", "nope"]).output().unwrap();
+    said_once(&o);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("validate: 66 passed, 0 failed"));
+    said_once(
+        &bin().args(["bench", "bloch-1k", "bloch-1k-driven", "--members", "4", "--repeat", "1", "--backend", "cpu", "--adapter", "nope"]).output().unwrap(),
+    );
+    let o = bin().args(["bench", "bloch-1k", "--print-config", "--adapter", "nope"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("'--print-config' cannot be used with '--adapter"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[test]
 fn fock_tail_warning_names_members_and_a_cutoff() {
     // alpha = 2 in 5 Fock levels: the tail is far above 1e-6

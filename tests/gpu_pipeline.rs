@@ -70,14 +70,14 @@ fn papers_checks_pass_on_the_gpu() {
     }
     use qbat_gpu::validate::*;
     for (name, f) in ALL_CHECKS {
-        let checks = f(Backend::Gpu, Precision::F32).unwrap();
+        let checks = f(&RunOptions { backend: Backend::Gpu, precision: Precision::F32, ..Default::default() }).unwrap();
         let failed: Vec<_> = checks.iter().filter(|c| !c.pass()).collect();
         assert!(failed.is_empty(), "{name} failed on the GPU (f32): {failed:#?}");
     }
     // f64 too (a failure under QBAT_REQUIRE_GPU=1 where the adapter lacks it)
     if have_gpu(true) {
         for (name, f) in [("paper000_table1", ALL_CHECKS[0].1), ("paper004_closed_forms", ALL_CHECKS[3].1)] {
-            let checks = f(Backend::Gpu, Precision::F64).unwrap();
+            let checks = f(&RunOptions { backend: Backend::Gpu, precision: Precision::F64, ..Default::default() }).unwrap();
             let failed: Vec<_> = checks.iter().filter(|c| !c.pass()).collect();
             assert!(failed.is_empty(), "{name} failed on the GPU (f64): {failed:#?}");
         }
@@ -150,6 +150,36 @@ fn unknown_adapter_name_is_an_error_not_a_panic() {
     if have_gpu(false) {
         assert!(err.starts_with("error: --adapter: no adapter name contains 'no-such-adapter-xyz'; adapters found: "), "{err}");
     }
+}
+
+/// `validate` and `bench` take `--adapter` as `run` does: a name that matches nothing is the
+/// option's error under `--backend gpu`, and `bench` under auto times the adapter named (a
+/// software one included) beside the CPU engine. (They advised `--adapter` in their errors and
+/// refused it as an unknown argument.)
+#[test]
+fn validate_and_bench_take_the_adapter_as_run_does() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    for command in [&["validate"][..], &["bench", "bloch-1k", "--members", "4", "--repeat", "1"]] {
+        let o = crate::common::bin().args(command).args(["--backend", "gpu", "--adapter", "no-such-adapter-xyz"]).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{command:?}: {err}");
+        assert!(err.contains("error: --adapter: no adapter name contains 'no-such-adapter-xyz'; adapters found: "), "{command:?}: {err}");
+    }
+    let name = qbat_gpu::engine::gpu_context(None, false).unwrap().info.name.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let o = crate::common::bin().args(["bench", "bloch-1k", "--members", "4", "--repeat", "1", "--adapter", "0", "--json"]).arg(&json).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let figures: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let timed: Vec<(&str, &str)> =
+        figures[0]["backends"].as_array().unwrap().iter().map(|b| (b["backend"].as_str().unwrap(), b["device"].as_str().unwrap())).collect();
+    assert_eq!(timed.len(), 2, "{timed:?}");
+    assert_eq!(timed[0].0, "gpu");
+    assert!(timed[0].1.starts_with(&name), "{timed:?} vs {name}");
+    assert_eq!(timed[1].0, "cpu");
 }
 
 #[test]

@@ -401,7 +401,7 @@ fn example_charges_then_stores_and_run_json_records_the_protocol() {
 fn validate_protocol_storage_passes_on_the_cpu_engines() {
     use qbat_gpu::validate::protocol_storage;
     for backend in [Backend::Reference, Backend::Cpu] {
-        let checks = protocol_storage(backend, Precision::F64).unwrap();
+        let checks = protocol_storage(&qbat_gpu::run::RunOptions { backend, precision: Precision::F64, ..Default::default() }).unwrap();
         assert_eq!(checks.len(), 12);
         let failed: Vec<_> = checks.iter().filter(|c| !c.pass()).collect();
         assert!(failed.is_empty(), "{backend:?}: {failed:#?}");

@@ -7,6 +7,7 @@ use super::bench_json::check_json_path;
 use plotters::prelude::*;
 use qbat_gpu::config::jobs::job_config_with_members;
 use qbat_gpu::config::{parse_plan, Overrides, Plan};
+use qbat_gpu::engine::SaidNotes;
 use qbat_gpu::error::{QbatError, Result};
 use qbat_gpu::measures::Measure;
 use qbat_gpu::output::manifest::Manifest;
@@ -224,8 +225,8 @@ fn run_pass(plan: &Plan, job: &str, opts: &RunOptions, check: bool, slice: usize
     Ok((p, n_slices))
 }
 
-fn one_backend(plan: &Plan, job: &str, backend: Backend, repeat: usize) -> Result<BackendFigures> {
-    let opts = RunOptions { backend, precision: Precision::F32, verify: 0, said: Some(Default::default()), ..Default::default() };
+fn one_backend(plan: &Plan, job: &str, backend: Backend, adapter: Option<String>, said: &SaidNotes, repeat: usize) -> Result<BackendFigures> {
+    let opts = RunOptions { backend, precision: Precision::F32, verify: 0, adapter, said: Some(said.clone()), ..Default::default() };
     // one slicing for the warm-up and the repeats
     let slice = members_per_slice(plan);
     // the kernels timed apart on the GPU (one more wait per batch of dispatches)
@@ -327,28 +328,55 @@ fn job_plan(config: &str, members: Option<u64>) -> Result<Plan> {
     })
 }
 
-pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Path>, repeat: usize, members: Option<u64>) -> Result<Vec<JobFigures>> {
+/// The backends `bench` times for `--backend` and `--adapter`: under auto the GPU (a hardware
+/// one, or the one `--adapter` names, software or not) where one opens, then the CPU engine,
+/// saying why where no GPU is timed.
+fn backends_timed(backend: Backend, adapter: Option<&str>, said: &SaidNotes) -> Result<Vec<Backend>> {
+    if backend != Backend::Auto {
+        return Ok(vec![backend]);
+    }
+    let mut b = vec![];
+    if adapter.is_some() {
+        // as `run --backend auto --adapter` chooses (its note says why it falls back)
+        let opts = RunOptions { backend, adapter: adapter.map(String::from), said: Some(said.clone()), ..Default::default() };
+        if matches!(qbat_gpu::engine::resolve_backend(&opts, &mut vec![])?, qbat_gpu::engine::Engine::Gpu(_)) {
+            b.push(Backend::Gpu);
+        }
+    } else if qbat_gpu::engine::hardware_gpu_available() {
+        b.push(Backend::Gpu);
+    } else if qbat_gpu::engine::gpu_available() {
+        println!("note: the only GPU adapter is software; benchmarking the CPU engine only (--backend gpu times it)");
+    } else {
+        let why = qbat_gpu::engine::driver_gate_reason().map_or("no GPU adapter found".to_string(), |why| format!("no GPU opened: {why}"));
+        println!("note: {why}; benchmarking the CPU engine only");
+    }
+    b.push(Backend::Cpu);
+    Ok(b)
+}
+
+/// `--adapter` for the runs on `timed`, one of `backends_timed(asked, ..)`: auto's CPU engine,
+/// timed beside the GPU, runs without it (it would say it ignores it); `--backend cpu
+/// --adapter` says so, as `run` does.
+fn adapter_for(asked: Backend, timed: Backend, adapter: Option<&str>) -> Option<String> {
+    adapter.filter(|_| !(asked == Backend::Auto && timed == Backend::Cpu)).map(String::from)
+}
+
+pub fn run_bench(
+    jobs: &[String],
+    backend: Backend,
+    adapter: Option<&str>,
+    json: Option<&std::path::Path>,
+    repeat: usize,
+    members: Option<u64>,
+) -> Result<Vec<JobFigures>> {
     if let Some(path) = json {
         check_json_path(path)?;
     }
     let configs = job_configs(jobs, members)?;
     let jobs = job_list(jobs);
-    let backends: Vec<Backend> = match backend {
-        Backend::Auto => {
-            let mut b = vec![];
-            if qbat_gpu::engine::hardware_gpu_available() {
-                b.push(Backend::Gpu);
-            } else if qbat_gpu::engine::gpu_available() {
-                println!("note: the only GPU adapter is software; benchmarking the CPU engine only (--backend gpu times it)");
-            } else {
-                let why = qbat_gpu::engine::driver_gate_reason().map_or("no GPU adapter found".to_string(), |why| format!("no GPU opened: {why}"));
-                println!("note: {why}; benchmarking the CPU engine only");
-            }
-            b.push(Backend::Cpu);
-            b
-        }
-        other => vec![other],
-    };
+    // each note once for all the jobs and backends
+    let said = SaidNotes::default();
+    let backends = backends_timed(backend, adapter, &said)?;
     // every job's plan before any job runs: a refused --members is said before the work
     let plans = configs.iter().map(|c| job_plan(c, members)).collect::<Result<Vec<Plan>>>()?;
     let mut all = vec![];
@@ -356,7 +384,7 @@ pub fn run_bench(jobs: &[String], backend: Backend, json: Option<&std::path::Pat
         println!("job {job}: {} members x {} RK4 steps", plan.members.len(), plan.schedule.total_steps());
         let mut figs = vec![];
         for &b in &backends {
-            let f = match one_backend(&plan, job, b, repeat) {
+            let f = match one_backend(&plan, job, b, adapter_for(backend, b, adapter), &said, repeat) {
                 Ok(f) => f,
                 Err(QbatError::Device(why)) => {
                     println!("  {:<9} skipped: {why}", b.name());
@@ -449,22 +477,15 @@ fn scaling_config(curve: &str, x: u64) -> String {
 
 /// Throughput against ensemble size (4x4) and against n_fock (cavity), on every backend;
 /// written as scaling.csv and drawn as scaling_members.svg and scaling_n_fock.svg in `out`.
-pub fn run_scaling(backend: Backend, out: &Path, max_members: u64) -> Result<Vec<ScalingPoint>> {
-    let backends: Vec<Backend> = match backend {
-        Backend::Auto => {
-            if qbat_gpu::engine::hardware_gpu_available() {
-                vec![Backend::Gpu, Backend::Cpu]
-            } else {
-                vec![Backend::Cpu]
-            }
-        }
-        b => vec![b],
-    };
+pub fn run_scaling(backend: Backend, adapter: Option<&str>, out: &Path, max_members: u64) -> Result<Vec<ScalingPoint>> {
     let field = "--scaling-max-members";
     if max_members < 100 {
         return Err(QbatError::invalid(field, format!("the curve starts at 100 members, got {max_members}")));
     }
     check_scaling_out(out)?;
+    // each note once for the whole curve
+    let said = SaidNotes::default();
+    let backends = backends_timed(backend, adapter, &said)?;
     let mut members = vec![];
     let mut m = 100u64;
     while m <= max_members {
@@ -477,13 +498,11 @@ pub fn run_scaling(backend: Backend, out: &Path, max_members: u64) -> Result<Vec
     parse_plan(&scaling_config("members", largest), &Overrides::default()).map_err(|e| QbatError::invalid(field, format!("{largest} members: {e}")))?;
     let curves: Vec<(&str, Vec<u64>)> = vec![("members", members), ("n_fock", vec![4, 8, 12, 16, 20, 28, 40])];
     let mut points = vec![];
-    // each note once for the whole curve
-    let said = qbat_gpu::engine::SaidNotes::default();
     for (curve, xs) in &curves {
         for &b in &backends {
             for &x in xs {
                 let plan = parse_plan(&scaling_config(curve, x), &Overrides::default())?;
-                let opts = RunOptions { backend: b, verify: 0, said: Some(said.clone()), ..Default::default() };
+                let opts = RunOptions { backend: b, verify: 0, adapter: adapter_for(backend, b, adapter), said: Some(said.clone()), ..Default::default() };
                 let slice = members_per_slice(&plan);
                 let (_, _) = match run_pass(&plan, "scaling", &opts, false, slice) {
                     Ok(p) => p,

@@ -35,6 +35,9 @@ pub enum Command {
         backend: Backend,
         #[arg(long, value_enum, default_value = "f32")]
         precision: Precision,
+        /// GPU adapter to use, as `run --adapter` takes it.
+        #[arg(long, value_name = "NAME|N|BUS", value_parser = not_blank)]
+        adapter: Option<String>,
     },
     /// Run the standard benchmark jobs.
     Bench {
@@ -42,6 +45,10 @@ pub enum Command {
         jobs: Vec<String>,
         #[arg(long, value_enum, default_value = "auto")]
         backend: Backend,
+        /// GPU adapter to time, as `run --adapter` takes it (with --backend auto, the CPU
+        /// engine is timed beside it).
+        #[arg(long, value_name = "NAME|N|BUS", value_parser = not_blank, conflicts_with = "print_config")]
+        adapter: Option<String>,
         /// Write the figures as JSON.
         #[arg(long, conflicts_with = "print_config")]
         json: Option<PathBuf>,

@@ -10,6 +10,7 @@ pub mod run;
 
 use cli::{Cli, Command};
 use qbat_gpu::error::{one_line, QbatError, Result};
+use qbat_gpu::run::RunOptions;
 use run::{run_study, DEFAULT_STUDY};
 use std::process::ExitCode;
 
@@ -75,15 +76,15 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
             // (a syntax error names the file)
             Ok(run_study(&text, &run, std::path::Path::new(&default_out), true, false).map_err(|e| e.in_config_file(&config))?)
         }
-        Some(Command::Validate { backend, precision }) => {
-            let checks = qbat_gpu::validate::all_checks(backend, precision)?;
+        Some(Command::Validate { backend, precision, adapter }) => {
+            let checks = qbat_gpu::validate::all_checks(&RunOptions { backend, precision, adapter, ..Default::default() })?;
             if report::print_checks(&checks) {
                 Ok(())
             } else {
                 Err(Failure::ChecksFailed)
             }
         }
-        Some(Command::Bench { jobs, backend, json, repeat, scaling, scaling_max_members, out, members, print_config }) => {
+        Some(Command::Bench { jobs, backend, adapter, json, repeat, scaling, scaling_max_members, out, members, print_config }) => {
             // (the scaling curve's options are refused beside the jobs, not ignored: the jobs
             // write no directory, and `--scaling`'s own conflicts are clap's)
             if !scaling {
@@ -105,10 +106,10 @@ fn dispatch(cli: Cli) -> std::result::Result<(), Failure> {
                 print!("{}", texts[0]);
             } else if scaling {
                 let out = out.unwrap_or_else(|| "bench-scaling".into());
-                bench::run_scaling(backend, &out, scaling_max_members.unwrap_or(bench::SCALING_MAX_MEMBERS))?;
+                bench::run_scaling(backend, adapter.as_deref(), &out, scaling_max_members.unwrap_or(bench::SCALING_MAX_MEMBERS))?;
                 println!("scaling curves: {}/scaling.csv, scaling_members.svg, scaling_n_fock.svg", one_line(&out.display().to_string()));
             } else {
-                bench::run_bench(&jobs, backend, json.as_deref(), repeat, members)?;
+                bench::run_bench(&jobs, backend, adapter.as_deref(), json.as_deref(), repeat, members)?;
             }
             Ok(())
         }
