@@ -37,7 +37,6 @@ use std::path::{Path, PathBuf};
 mod correlation;
 mod gather;
 mod ranks;
-mod summary_ids;
 use correlation::is_constant;
 pub use correlation::{integer_pearson, pearson, pearson_checked};
 pub use gather::{Gather, Layout, MemoryCheck};
@@ -318,10 +317,11 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
     };
     let (mut reader, pairs) = open_for_analysis(dir, opts)?;
     let monotone_tol = monotone_tol(dir, opts)?;
-    let layout =
-        Layout::new(&reader.measures, pairs, reader.members_total, reader.n_times(), opts.max_members, monotone_tol).map_err(|why| bad(&reader.path, why))?;
+    let mut summary = crate::output::summary_ids::SummaryIds::read(dir, reader.members_total, &reader.path)?;
+    // (the stride of a capped correlation set runs over the members summary.csv does not flag)
+    let members = (reader.members_total, summary.flagged.len());
+    let layout = Layout::new(&reader.measures, pairs, members, reader.n_times(), opts.max_members, monotone_tol).map_err(|why| bad(&reader.path, why))?;
     layout.check_fits(false, opts.memory_check, "--max-members", MEMORY_ADVICE)?;
-    let mut summary = summary_ids::SummaryIds::read(dir, reader.members_total, &reader.path)?;
     // the pairs' 2-D histograms, counted in the same pass
     let hist2d = if opts.plots { Some(Hist2dCounter::new(dir, &reader, &layout.pairs, HIST_BINS)?) } else { None };
     let mut gather = Gather::new(layout, hist2d);
@@ -330,7 +330,7 @@ pub fn analyze_dir(dir: &Path, opts: &AnalyzeOptions) -> Result<Analysis> {
         opts.cancel.map_or(Ok(()), |c| c.check())?;
         let members: Vec<(bool, &[f64])> =
             chunk.members().map(|(id, block)| summary.check_next(id, &reader_path).map(|()| (summary.flagged.contains(&id), block))).collect::<Result<_>>()?;
-        gather.add(&members, Some(chunk));
+        gather.add(&members);
         Ok(())
     })?;
     summary.check_end(&reader.path)?;
@@ -373,7 +373,8 @@ pub fn memory_left_for(dir: &Path, gathered: Option<&Gather>, opts: &AnalyzeOpti
         Some(g) => g.layout().check_fits(true, opts.memory_check, "--max-members", advice),
         // (the tolerance does not change what the analysis holds)
         None => {
-            let layout = Layout::new(&reader.measures, pairs, n, nt, opts.max_members, 0.0).map_err(|why| bad(&reader.path, why))?;
+            // (as if none were flagged: the most the set can hold)
+            let layout = Layout::new(&reader.measures, pairs, (n, 0), nt, opts.max_members, 0.0).map_err(|why| bad(&reader.path, why))?;
             layout.check_fits(false, opts.memory_check, "--max-members", advice)
         }
     };

@@ -332,23 +332,29 @@ fn flagged_members_leave_the_correlation_set_pooled_and_per_time() {
         }
         std::fs::write(dir.join("series.csv"), series).unwrap();
         std::fs::write(dir.join("summary.csv"), summary).unwrap();
-        // The 2-D histogram over every member's samples with x and y finite, flagged members
-        // included, across the chunks: its marginal along x binned here over x's range.
+        // The 2-D histogram over the healthy members' samples (not flagged, every value
+        // finite, as the correlations take them), across the chunks: its marginal along x
+        // binned here over x's range among them.
         let h = &plots::hist2d_data(&dir, &[("x".into(), "y".into())], 60).unwrap()[0];
-        let (lo, hi) = values.iter().flatten().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(x, _)| (lo.min(x), hi.max(x)));
-        let finite: Vec<f64> = values.iter().flatten().filter(|(x, y)| x.is_finite() && y.is_finite()).map(|v| v.0).collect();
+        let healthy_members = || values.iter().enumerate().filter(|(i, _)| !with_nan.contains(i) && !flagged.contains(i)).flat_map(|(_, m)| m);
+        let (lo, hi) = healthy_members().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &(x, _)| (lo.min(x), hi.max(x)));
+        let finite: Vec<f64> = healthy_members().map(|v| v.0).collect();
         let mut marginal = vec![0u64; 60];
         for x in &finite {
             marginal[(((x - lo) / (hi - lo) * 60.0).floor() as usize).min(59)] += 1;
         }
         assert_eq!(h.counts.chunks(60).map(|row| row.iter().sum::<u64>()).collect::<Vec<_>>(), marginal, "{n} members");
         for cap in caps {
-            // member i of n is in the strided subset of `cap` when (i * cap) mod n < cap
-            let set: Vec<usize> = (0..n).filter(|&i| (i * cap) % n < cap && !with_nan.contains(&i) && !flagged.contains(&i)).collect();
+            // member u of the n' members summary.csv does not flag is in the strided subset of
+            // `cap` when (u * cap) mod n' < cap (a member with a NaN, not flagged there, leaves
+            // its place empty)
+            let unflagged: Vec<usize> = (0..n).filter(|i| !flagged.contains(i)).collect();
+            let strided = unflagged.len();
+            let set: Vec<usize> = unflagged.iter().enumerate().filter(|&(u, i)| (u * cap) % strided < cap && !with_nan.contains(i)).map(|(_, &i)| i).collect();
             let opts = AnalyzeOptions { pairs: vec![("x".into(), "y".into())], plots: false, max_members: cap, ..Default::default() };
             let an = analyze_dir(&dir, &opts).unwrap();
             let unhealthy = with_nan.len() + flagged.len();
-            assert_eq!((an.members_used, an.skipped, an.capped), (set.len(), unhealthy, cap < n), "{n} members, cap {cap}");
+            assert_eq!((an.members_used, an.skipped, an.capped), (set.len(), unhealthy, set.len() < n - unhealthy), "{n} members, cap {cap}");
             let values = &values;
             let pooled_of = |s: Option<usize>| -> (Vec<f64>, Vec<f64>) {
                 set.iter().flat_map(|&i| (0..times.len()).filter(move |&t| s.is_none_or(|s| s == t)).map(move |t| values[i][t])).unzip()
@@ -379,17 +385,19 @@ fn flagged_members_leave_the_correlation_set_pooled_and_per_time() {
                 }
             }
             let names = ["x".to_string(), "y".to_string()];
-            let layout = Layout::new(&names, vec![("x".into(), "y".into())], n, times.len(), cap, 1e-9).unwrap();
+            let layout = Layout::new(&names, vec![("x".into(), "y".into())], (n, 0), times.len(), cap, 1e-9).unwrap();
             let mut gather = Gather::new(layout, None);
             let blocks: Vec<Vec<f64>> = values.iter().map(|m| m.iter().flat_map(|&(x, y)| [x, y]).collect()).collect();
             let ids: Vec<usize> = (0..n).collect();
             for block in ids.chunks(if n > 100 { 2500 } else { 3 }) {
                 let members: Vec<(bool, &[f64])> = block.iter().map(|&i| (flagged.contains(&i), &blocks[i][..])).collect();
-                gather.add(&members, None);
+                gather.add(&members);
             }
             let fed = analyze_gathered(&fed_dir, gather, &plotted).unwrap();
             let read = analyze_dir(&read_dir, &plotted).unwrap();
-            assert!(fed.from_blocks && !read.from_blocks);
+            // (the blocks' stride ran over every member, the flags learnt as they came: where a
+            // cap applies, the series is read again for the set `analyze` takes)
+            assert!(fed.from_blocks == (n <= cap) && !read.from_blocks, "{n} members, cap {cap}");
             assert_eq!((&fed.rows, fed.members_used, fed.skipped), (&read.rows, read.members_used, read.skipped), "{n} members, cap {cap}");
             for f in ["analysis.csv", "plot_hist2d_x_y.svg"] {
                 assert!(std::fs::read(fed_dir.join(f)).unwrap() == std::fs::read(read_dir.join(f)).unwrap(), "{f}: {n} members, cap {cap}");
@@ -748,6 +756,48 @@ fn a_study_analysis_taken_from_its_blocks_is_the_one_analyze_reads() {
     let pooled: Vec<&str> = csv.lines().find(|l| l.contains(",pooled,")).unwrap().split(',').collect();
     assert_eq!((pooled[5], pooled[6]), ("59", "60"), "the correlation set lacks the flagged member");
     same_as_analyze_reads(tmp.path(), &out);
+}
+
+/// A capped correlation set strides over the healthy members: `--max-members 3` of the 6
+/// healthy members (of 7) takes 3 of them, where the stride over all 7 fell on the flagged one,
+/// took 2, and called a set of all 6 healthy members capped. The 2-D histograms count the
+/// healthy members only, as the correlations do (they counted the flagged member's finite
+/// samples, some outside the axes drawn).
+#[test]
+fn a_cap_strides_over_the_healthy_members_and_the_histograms_count_only_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    ok(bin()
+        .args(["--ensemble", "7", "--backend", "cpu", "--no-progress", "--verify", "0", "--format", "npy", "--out"])
+        .arg(&out)
+        .env("QBAT_INJECT_FAULT", "nan-member=3"));
+    // the healthy members' capacity_b and concurrence, sample by sample, from the series
+    let mut reader = qbat_gpu::output::series::SeriesReader::open(&out).unwrap().unwrap();
+    let (ka, kb) = (reader.measure_index("capacity_b").unwrap(), reader.measure_index("concurrence").unwrap());
+    let (nt, nm) = (reader.n_times(), reader.n_measures());
+    let mut healthy: Vec<Vec<(f64, f64)>> = vec![];
+    let mut block = vec![];
+    while let Some(id) = reader.next_member(&mut block).unwrap() {
+        if id != 3 {
+            healthy.push((0..nt).map(|s| (block[s * nm + ka], block[s * nm + kb])).collect());
+        }
+    }
+    assert_eq!(healthy.len(), 6);
+    for (cap, capped) in [(3, true), (5, true), (6, false), (7, false)] {
+        ok(bin().arg("analyze").arg(&out).args(["--pairs", "capacity_b:concurrence", "--max-members", &cap.to_string()]));
+        let csv = std::fs::read_to_string(out.join("analysis.csv")).unwrap();
+        let row: Vec<&str> = csv.lines().find(|l| l.contains(",pooled,")).unwrap().split(',').collect();
+        let used = cap.min(6);
+        assert_eq!((row[4], row[5], row[6], row[7]), (&*(used * nt).to_string(), &*used.to_string(), "7", if capped { "true" } else { "false" }), "cap {cap}");
+        // healthy member u is in the set when u cap mod 6 < cap (docs/interface.md)
+        let (x, y): (Vec<f64>, Vec<f64>) = healthy.iter().enumerate().filter(|(u, _)| (u * cap) % 6 < cap).flat_map(|(_, m)| m.iter().copied()).unzip();
+        let want = pearson_direct(&x, &y);
+        let got: f64 = row[8].parse().unwrap();
+        assert!((got - want).abs() < 1e-9, "cap {cap}: pearson {got} vs {want} over the strided healthy members");
+        // the histogram counts the samples the correlations pool: every healthy member's
+        let svg = std::fs::read_to_string(out.join("plot_hist2d_capacity_b_concurrence.svg")).unwrap();
+        assert!(svg.contains(&format!(": {} samples (members x times)", 6 * nt)), "cap {cap}: the histogram counts other samples");
+    }
 }
 
 /// `analyze` of a run whose files were tampered with after it: each is refused with exit 2 and

@@ -36,11 +36,11 @@ fn read_and_fed(tmp: &Path, times: &[f64], measures: &[&str], values: &[Vec<Vec<
     for &size in blocks {
         let fed_dir = tmp.join(format!("fed-{size}"));
         npy_dir(&fed_dir, times, measures, values);
-        let layout = Layout::new(&names, pairs.clone(), values.len(), times.len(), opts.max_members, tol).unwrap();
+        let layout = Layout::new(&names, pairs.clone(), (values.len(), 0), times.len(), opts.max_members, tol).unwrap();
         let mut gather = Gather::new(layout, None);
         for block in rows.chunks(size) {
             let members: Vec<(bool, &[f64])> = block.iter().map(|r| (false, &r[..])).collect();
-            gather.add(&members, None);
+            gather.add(&members);
         }
         let fed = analyze_gathered(&fed_dir, gather, &opts).unwrap();
         assert!(fed.from_blocks);

@@ -589,7 +589,9 @@ fn a_shard_of_unhealthy_members_only_merges_and_a_run_of_them_is_refused_by_the_
         "{said}"
     );
     let said = ok(bin().arg("analyze").arg(&merged).args(["--pairs", "energy_b:purity", "--no-plots", "--max-members", "3"]));
-    assert!(said.contains("healthy of 6 members (evenly strided"), "{said}");
+    // (the cap strides over the healthy members: 3 of them, not 3 less the flagged it fell on)
+    assert!(said.contains("correlations pooled over 3 of the 4 healthy members of 6 (evenly strided"), "{said}");
+    assert!(said.contains("(capped: correlations use 3 of 4 healthy members"), "{said}");
     // every member unhealthy: the unsharded run and the merge both exit 1, writing nothing
     let text = unstable_first("45.0, 40.0, 35.0, 30.0");
     let cfg = config(dir.path(), &text);

@@ -65,6 +65,23 @@ fn the_series_plot_has_a_panel_a_measure_and_a_curve_a_member() {
     }
 }
 
+/// plot_series of a run of more measures than its panels: the first ones in the series' order,
+/// and fock_tail last (it was cut with every measure past the eighth).
+#[test]
+fn the_series_plot_keeps_fock_tail_past_its_panel_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = "model = \"cavity-cells\"\n[params]\nlambda = { values = [0.5, 1.0] }\nn_fock = 6\n[time]\ndt = 0.01\nt_end = 0.1\nsamples = 3\n";
+    let out = run(tmp.path(), cfg, &["--no-plots"]);
+    let mut rd = qbat_gpu::output::series::SeriesReader::open(&out).unwrap().unwrap();
+    let measures = rd.measures.clone();
+    let physics: Vec<&str> = measures.iter().map(String::as_str).filter(|m| !["trace_error", "min_eigenvalue", "fock_tail"].contains(m)).collect();
+    assert!(physics.len() > 8 && measures.iter().any(|m| m == "fock_tail"), "{measures:?}");
+    let panels = plots::series_plot_data(&mut rd).unwrap();
+    let names: Vec<&str> = panels.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(names[..7], physics[..7]);
+    assert_eq!(names[7..], ["fock_tail"]);
+}
+
 /// A member that does not charge (its peak is 0, at theta = 0) has no peak time: its t_max
 /// of 0 is not drawn, while its peak is.
 #[test]

@@ -13,7 +13,7 @@ use super::{monotone_along, order_by, pearson_checked, spearman_of, varies, Anal
 use crate::error::{QbatError, Result};
 use crate::output::added::Added;
 use crate::output::plots::{draw_hist2d_plots, Hist2dCounter};
-use crate::output::series::{in_subset, Chunk};
+use crate::output::series::in_subset;
 use crate::output::write_atomic;
 use rayon::prelude::*;
 use std::path::Path;
@@ -31,20 +31,26 @@ pub struct Layout {
     n: usize,
     nt: usize,
     nm: usize,
-    /// Members of the correlation set before flagged ones are left out (`in_subset`).
+    /// The members known to be flagged unhealthy before the pass (summary.csv's), left out
+    /// of the stride: member u of the `strided_over = n - flagged` others is in the
+    /// correlation set when `in_subset(u, strided_over, cap)`, so that a cap keeps `cap`
+    /// healthy members, not `cap` less the flagged ones it fell on.
+    strided_over: usize,
     cap: usize,
+    /// Slots of the correlation set (`min(strided_over, cap)`).
     members_used: usize,
     monotone_tol: f64,
 }
 
 impl Layout {
     /// The layout of `pairs` (resolved among `measures`, the series' own) for a series of `n`
-    /// members and `nt` sample times, with at most `max_members` members in the correlation
-    /// set. Err names what is wrong with the series.
+    /// members, `flagged` of them known to be flagged unhealthy before the pass (0 where that
+    /// is not known: a run's blocks), and `nt` sample times, with at most `max_members` members
+    /// in the correlation set. Err names what is wrong with the series.
     pub fn new(
         measures: &[String],
         pairs: Vec<(String, String)>,
-        n: usize,
+        (n, flagged): (usize, usize),
         nt: usize,
         max_members: usize,
         monotone_tol: f64,
@@ -67,7 +73,17 @@ impl Layout {
         let col_of = |k: usize| used.iter().position(|&u| u == k).expect("used");
         let pair_cols = pair_k.iter().map(|&(ka, kb)| (col_of(ka), col_of(kb))).collect();
         let cap = max_members.max(1).min((MAX_POOLED_SAMPLES / nt.max(1)).max(1));
-        Ok(Layout { pairs, used, pair_k, pair_cols, n, nt, nm: measures.len(), cap, members_used: n.min(cap), monotone_tol })
+        let strided_over = n.saturating_sub(flagged);
+        Ok(Layout { pairs, used, pair_k, pair_cols, n, nt, nm: measures.len(), strided_over, cap, members_used: strided_over.min(cap), monotone_tol })
+    }
+
+    /// Whether a pass of `self` and one of `other` take the same columns of the same members
+    /// (the stride's population matters only where the cap applies).
+    fn same_set(&self, other: &Layout) -> bool {
+        let uncapped = |l: &Layout| l.strided_over <= l.cap;
+        (&self.pairs, &self.used, &self.pair_k, self.n, self.nt, self.nm, self.cap, self.monotone_tol.to_bits())
+            == (&other.pairs, &other.used, &other.pair_k, other.n, other.nt, other.nm, other.cap, other.monotone_tol.to_bits())
+            && (self.strided_over == other.strided_over || (uncapped(self) && uncapped(other)))
     }
 
     /// Bytes of the pooled columns.
@@ -133,20 +149,22 @@ pub struct Gather {
     pooled: Vec<Vec<f64>>,
     /// Monotone counts per pair: (increasing, decreasing, either).
     counts: Vec<(usize, usize, usize)>,
-    /// Members taken so far, those of them in the correlation set, and those left out.
+    /// Members taken so far, those of them not flagged (the stride's index), those in the
+    /// correlation set, and those left out.
     index: usize,
+    unflagged: usize,
     kept: usize,
     skipped: usize,
     hist2d: Option<Hist2dCounter>,
 }
 
 impl Gather {
-    /// An empty pass; `hist2d` counts each chunk `add` is given.
+    /// An empty pass; `hist2d` counts the healthy members `add` is given.
     pub fn new(layout: Layout, hist2d: Option<Hist2dCounter>) -> Gather {
         // (each column zeroed on its own: `vec![column; k]` would copy the first into the others)
         let pooled = (0..layout.used.len()).map(|_| vec![0.0; layout.members_used * layout.nt]).collect();
         let counts = vec![(0, 0, 0); layout.pairs.len()];
-        Gather { layout, pooled, counts, index: 0, kept: 0, skipped: 0, hist2d }
+        Gather { layout, pooled, counts, index: 0, unflagged: 0, kept: 0, skipped: 0, hist2d }
     }
 
     pub fn layout(&self) -> &Layout {
@@ -159,9 +177,9 @@ impl Gather {
         self.matches(measures, pairs, n, nt, max_members, self.layout.monotone_tol)
     }
 
-    /// Whether the correlation set is capped below the series' members.
+    /// Whether the correlation set may leave out members that are not flagged (the cap).
     pub fn capped(&self) -> bool {
-        self.layout.members_used < self.layout.n
+        self.layout.members_used < self.layout.strided_over
     }
 
     /// The index of the next member it takes: members come in order.
@@ -170,22 +188,28 @@ impl Gather {
     }
 
     /// Take the next members, in order: each one's flag (unhealthy in summary.csv) and block
-    /// (times x measures). `chunk`, the same members as the series' chunk, is counted into the
-    /// 2-D histograms.
-    pub fn add(&mut self, members: &[(bool, &[f64])], chunk: Option<&Chunk>) {
-        let Layout { n, nt, nm, cap, members_used, monotone_tol, .. } = self.layout;
+    /// (times x measures). The healthy ones are counted into the 2-D histograms, where it counts
+    /// them (`new`'s `hist2d`).
+    pub fn add(&mut self, members: &[(bool, &[f64])]) {
+        let Layout { nt, nm, strided_over, cap, members_used, monotone_tol, .. } = self.layout;
         // the healthy members, and those of them in the correlation set
         let (mut blocks, mut subset): (Vec<&[f64]>, Vec<&[f64]>) = (vec![], vec![]);
         for &(flagged, block) in members {
-            let i = self.index;
             self.index += 1;
             // Members flagged unhealthy (summary.csv `health`, or a non-finite value)
             // are left out, as stats.csv leaves them out, and counted.
-            if flagged || block.iter().any(|v| !v.is_finite()) {
+            if flagged {
                 self.skipped += 1;
                 continue;
             }
-            if in_subset(i, n, cap) {
+            let u = self.unflagged;
+            self.unflagged += 1;
+            if block.iter().any(|v| !v.is_finite()) {
+                self.skipped += 1;
+                continue;
+            }
+            // (never past the set's slots, whatever the flags the layout was given)
+            if in_subset(u, strided_over, cap) && self.kept + subset.len() < members_used {
                 subset.push(block);
             }
             blocks.push(block);
@@ -198,8 +222,9 @@ impl Gather {
             || {
                 rayon::join(
                     || {
-                        if let (Some(h), Some(chunk)) = (hist2d.as_mut(), chunk) {
-                            h.count(chunk)
+                        // (the members the correlations may take: flagged ones are not counted)
+                        if let Some(h) = hist2d.as_mut() {
+                            h.count_blocks(&blocks)
                         }
                     },
                     || gather_pooled(pooled, used, &subset, first, members_used, (nt, nm)),
@@ -213,9 +238,11 @@ impl Gather {
     }
 
     /// Whether it was fed every member of a series of these measures, pairs, members and
-    /// sample times, analysed with this cap and monotone tolerance.
+    /// sample times, and took the correlation set that `analyze` takes with this cap and
+    /// monotone tolerance (its stride over the members not flagged, which a run's blocks
+    /// learn only as they land).
     pub fn matches(&self, measures: &[String], pairs: &[(String, String)], n: usize, nt: usize, max_members: usize, monotone_tol: f64) -> bool {
-        Layout::new(measures, pairs.to_vec(), n, nt, max_members, monotone_tol).is_ok_and(|l| l == self.layout) && self.index == n
+        Layout::new(measures, pairs.to_vec(), (n, self.skipped), nt, max_members, monotone_tol).is_ok_and(|l| l.same_set(&self.layout)) && self.index == n
     }
 
     /// Count `counter`'s histograms from the pooled columns, when they hold every sample of
@@ -238,8 +265,8 @@ impl Gather {
     /// its manifest) and the histograms drawn. `series` names the file in errors; `times` are
     /// its sample times; `from_blocks` says how it was fed (`Analysis::from_blocks`).
     pub fn finish(self, dir: &Path, series: &Path, times: Vec<f64>, from_blocks: bool) -> Result<Analysis> {
-        let Gather { layout, mut pooled, counts, index, kept, skipped, hist2d } = self;
-        let Layout { pairs, pair_cols, n, nt, members_used, monotone_tol, cap, .. } = layout;
+        let Gather { layout, mut pooled, counts, index, kept, skipped, hist2d, .. } = self;
+        let Layout { pairs, pair_cols, n, nt, members_used, monotone_tol, .. } = layout;
         let bad = |why: String| QbatError::invalid(series.display().to_string(), why);
         if index != n {
             return Err(bad(format!("read {index} members, expected {n}")));
@@ -330,8 +357,18 @@ impl Gather {
         }
         drop(ranks);
         drop(pooled);
-        let mut analysis =
-            Analysis { dir: dir.into(), members_total: n, members_used, skipped, capped: n > cap, times, monotone_tol, rows, files: vec![], from_blocks };
+        let mut analysis = Analysis {
+            dir: dir.into(),
+            members_total: n,
+            members_used,
+            skipped,
+            capped: members_used < healthy,
+            times,
+            monotone_tol,
+            rows,
+            files: vec![],
+            from_blocks,
+        };
         // written aside and committed with the manifest that lists them: a failure (a full
         // disk) leaves DIR as it was, with no file of ours unlisted (which the next analysis
         // would have to refuse) or listed with other bytes

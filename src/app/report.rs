@@ -57,12 +57,8 @@ pub fn print_table(an: &Analysis) {
         0 => format!("all {} members", an.members_total),
         _ => format!("the {} healthy members of {}", an.members_total.saturating_sub(an.skipped), an.members_total),
     };
-    let healthy = if an.skipped > 0 { " healthy" } else { "" };
-    let set = if an.capped {
-        format!("{}{healthy} of {} members (evenly strided; cap --max-members / {} samples)", an.members_used, an.members_total, MAX_POOLED_SAMPLES)
-    } else {
-        all.clone()
-    };
+    let set =
+        if an.capped { format!("{} of {all} (evenly strided; cap --max-members / {} samples)", an.members_used, MAX_POOLED_SAMPLES) } else { all.clone() };
     println!("analysis of {}: {} members x {} sample times", qbat_gpu::error::one_line(&an.dir.display().to_string()), an.members_total, an.times.len());
     println!("  correlations pooled over {set} and every sample time; monotone fractions over {all} (tolerance {:.0e} relative)", an.monotone_tol);
     println!("  {:<14} {:<16} {:>9} {:>9}  {:>9} {:>9} {:>9}", "a", "b", "pearson", "spearman", "monotone", "incr", "decr");
@@ -81,7 +77,11 @@ pub fn print_table(an: &Analysis) {
         );
     }
     if an.capped {
-        println!("  (capped: correlations use {} of {} members; raise --max-members for more)", an.members_used, an.members_total);
+        println!(
+            "  (capped: correlations use {} of {} healthy members; raise --max-members for more)",
+            an.members_used,
+            an.members_total.saturating_sub(an.skipped)
+        );
     }
     if an.skipped > 0 {
         println!("  ({} member(s) flagged unhealthy were left out, as in stats.csv)", an.skipped);

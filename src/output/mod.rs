@@ -16,6 +16,7 @@ pub mod series;
 pub mod states;
 pub mod stats;
 pub mod summary;
+pub mod summary_ids;
 pub mod uncommitted;
 
 use crate::config::Plan;

@@ -479,12 +479,18 @@ fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathB
 /// others, and 32 curves shared 8 colours. At most 8 are shown: the measures of the physics
 /// first, then fock_tail, the truncation diagnostic (on a log axis where it spans decades:
 /// `y_axis`); trace_error and min_eigenvalue, rounding noise, are left out.
+/// The most panels `plot_series` draws.
+pub const SERIES_PANELS: usize = 8;
+
 pub fn series_plot_data(rd: &mut SeriesReader) -> Result<Vec<Panel>> {
     let (nt, nm) = (rd.n_times(), rd.n_measures());
     let times = rd.times.clone();
     let named = |k: &usize, names: &[&str]| names.contains(&rd.measures[*k].as_str());
-    let physics = (0..nm).filter(|k| !named(k, &["trace_error", "min_eigenvalue", "fock_tail"]));
-    let shown: Vec<usize> = physics.chain((0..nm).filter(|k| named(k, &["fock_tail"]))).take(8).collect();
+    // at most SERIES_PANELS panels: the first measures in the series' order, and fock_tail
+    // (the cutoff's check) as the last where the series has it (it was cut past 7 others)
+    let tail: Vec<usize> = (0..nm).filter(|k| named(k, &["fock_tail"])).collect();
+    let physics = (0..nm).filter(|k| !named(k, &["trace_error", "min_eigenvalue", "fock_tail"])).take(SERIES_PANELS - tail.len());
+    let shown: Vec<usize> = physics.chain(tail).collect();
     let mut panels: Vec<Panel> = shown.iter().map(|&k| (rd.measures[k].clone(), vec![])).collect();
     let mut block = vec![];
     while let Some(id) = rd.next_member(&mut block)? {

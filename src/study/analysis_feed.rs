@@ -26,7 +26,10 @@ impl AnalysisFeed {
         };
         // the tolerance `analyze` takes from run.json's precision
         let tol = if precision == Precision::F64 { 1e-9 } else { 1e-5 };
-        match Layout::new(measures, pairs, members, n_times, opts.max_members, tol) {
+        // (the members flagged are learnt only as the blocks land: the stride runs over all of
+        // them, and `analyze_gathered` reads the series again where flagged members would
+        // change the set)
+        match Layout::new(measures, pairs, (members, 0), n_times, opts.max_members, tol) {
             Ok(layout) if layout.pooled_bytes() as f64 <= crate::config::available_memory_bytes() / 8.0 => {
                 AnalysisFeed::Feeding { gather: Box::new(Gather::new(layout, None)), precision }
             }
@@ -57,7 +60,7 @@ impl AnalysisFeed {
             return;
         }
         let members: Vec<(bool, &[f64])> = values.chunks_exact(row).zip(include).map(|(block, &ok)| (!ok, block)).collect();
-        gather.add(&members, None);
+        gather.add(&members);
     }
 
     pub(super) fn into_gather(self) -> Option<Gather> {

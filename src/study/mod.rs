@@ -280,7 +280,7 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
         let pairs = crate::analyze::resolve_pairs(&names, &defaults)?;
         // The analysis at the end, checked now rather than after the whole run (the tolerance
         // does not change what it holds).
-        let layout = crate::analyze::Layout::new(&names, pairs, local.members.len(), local.schedule.times.len(), defaults.max_members, 0.0)
+        let layout = crate::analyze::Layout::new(&names, pairs, (local.members.len(), 0), local.schedule.times.len(), defaults.max_members, 0.0)
             .map_err(|why| QbatError::invalid("analyze", why))?;
         layout.check_fits(false, defaults.memory_check, "time.samples", "use fewer sample times, or --series false (no analysis)")?;
     }

@@ -4,11 +4,13 @@
 use super::super::series::{read_in_chunks, Chunk, SeriesReader};
 use super::super::stats::read_stats;
 use super::super::summary::read_run_json;
+use super::super::summary_ids::SummaryIds;
 use super::{draw_axes, draw_on, drawable, encode_png, ensure_font, heat, label_area, measure_unit, s, scale_of, units, write_pair, DrawResult, YAxis, SIZE};
 use crate::error::{QbatError, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use rayon::prelude::*;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// A 2-D histogram of (a, b) over every member and sample time of a run.
@@ -43,8 +45,8 @@ pub struct Hist2dCounter {
 
 impl Hist2dCounter {
     /// Empty histograms of `pairs` of `rd`'s series in DIR. Ranges: each measure's min and max
-    /// over all members and times (stats.csv's min/max when there, else a first pass over the
-    /// series).
+    /// over the healthy members and all times (stats.csv's min/max when there, else a first
+    /// pass over the series).
     pub fn new(dir: &Path, rd: &SeriesReader, pairs: &[(String, String)], bins: usize) -> Result<Hist2dCounter> {
         let (nt, nm) = (rd.n_times(), rd.n_measures());
         let idx = |m: &str| rd.measure_index(m).ok_or_else(|| QbatError::invalid("pairs", format!("{m} is not in the series")));
@@ -70,7 +72,11 @@ impl Hist2dCounter {
         }
         if needed.iter().any(|&k| range[k].0 > range[k].1) {
             let mut first = SeriesReader::open(dir)?.ok_or_else(|| QbatError::invalid("DIR", format!("{}: the series went away", dir.display())))?;
-            while first.next_member(&mut block)?.is_some() {
+            let flagged = flagged_members(dir, &first)?;
+            while let Some(id) = first.next_member(&mut block)? {
+                if !healthy(id, &block, &flagged) {
+                    continue;
+                }
                 for s in 0..nt {
                     for &k in &needed {
                         let v = block[s * nm + k];
@@ -102,17 +108,23 @@ impl Hist2dCounter {
         Ok(Hist2dCounter { hists, ks, nt, nm, partial: vec![] })
     }
 
-    /// Count the samples of a chunk's members. Each task (one per thread, within
+    /// Count the samples of a chunk's healthy members (`healthy`: not flagged in summary.csv,
+    /// every value finite, as the analysis and stats.csv take them). Each task (one per thread, within
     /// `PARTIAL_BUDGET`, and one at least) takes a run of members and counts every pair of a
     /// member while its samples are in cache (a pass per pair would stream the chunk from
     /// memory once per pair), into counts of its own; `finish` adds them up (the counts are
     /// integers, so the order they are added in does not matter).
-    pub fn count(&mut self, chunk: &Chunk) {
+    pub fn count(&mut self, chunk: &Chunk, flagged: &HashSet<u64>) {
+        let blocks: Vec<&[f64]> = chunk.members().filter(|&(id, block)| healthy(id, block, flagged)).map(|(_, block)| block).collect();
+        self.count_blocks(&blocks);
+    }
+
+    /// `count` of members' blocks (times x measures), every one counted.
+    pub fn count_blocks(&mut self, blocks: &[&[f64]]) {
         let (nt, nm, cells) = (self.nt, self.nm, self.cells());
-        if cells == 0 {
+        if cells == 0 || blocks.is_empty() {
             return;
         }
-        let blocks: Vec<&[f64]> = chunk.members().map(|(_, block)| block).collect();
         if self.partial.is_empty() {
             // a task per thread, as many as fit in PARTIAL_BUDGET (one at least)
             let bytes = cells * self.hists.len() * std::mem::size_of::<u64>();
@@ -199,11 +211,23 @@ impl Hist2d {
     }
 }
 
+/// A member the histograms count: not flagged unhealthy in summary.csv, and every value of it
+/// finite (as the analysis and stats.csv take members).
+fn healthy(id: u64, block: &[f64], flagged: &HashSet<u64>) -> bool {
+    !flagged.contains(&id) && block.iter().all(|v| v.is_finite())
+}
+
+/// The members DIR's summary.csv flags unhealthy (none without one).
+fn flagged_members(dir: &Path, rd: &SeriesReader) -> Result<HashSet<u64>> {
+    Ok(SummaryIds::read(dir, rd.members_total, &rd.path)?.flagged)
+}
+
 /// `counter`'s histograms counted in a pass over DIR's series.
 pub fn hist2d_counted(dir: &Path, mut counter: Hist2dCounter) -> Result<Hist2dCounter> {
     if let Some(mut rd) = SeriesReader::open(dir)? {
+        let flagged = flagged_members(dir, &rd)?;
         read_in_chunks(&mut rd, |chunk| {
-            counter.count(chunk);
+            counter.count(chunk, &flagged);
             Ok(())
         })?;
     }
@@ -218,8 +242,9 @@ pub fn hist2d_data(dir: &Path, pairs: &[(String, String)], bins: usize) -> Resul
         return Ok(vec![]);
     };
     let mut counter = Hist2dCounter::new(dir, &rd, pairs, bins)?;
+    let flagged = flagged_members(dir, &rd)?;
     read_in_chunks(&mut rd, |chunk| {
-        counter.count(chunk);
+        counter.count(chunk, &flagged);
         Ok(())
     })?;
     Ok(counter.finish())
