@@ -5,6 +5,8 @@
 //! - `nan-member=ID`: member ID's values turn NaN after integration (an instability);
 //! - `slow-blocks=MS`: each block is followed by MS milliseconds of sleep (to kill a run
 //!   mid-way), and a merge sleeps as long after its summary.csv;
+//! - `slow-setup=MS`: a streamed run sleeps MS milliseconds once its staging directory is
+//!   made, before its blocks start (its setup, where a signal ends the process at once);
 //! - `analysis-fails`: the default study's analysis fails (as on a full disk);
 //! - `analysis-short`: the default study's analysis finds no memory left at the run's end (and
 //!   `merge`'s, of shards that ran it);
@@ -44,6 +46,8 @@ pub enum Fault {
     LostAt(usize),
     NanMember(u64),
     SlowBlocks(u64),
+    /// `slow-setup=MS`: the sleep in milliseconds.
+    SlowSetup(u64),
     AnalysisFails,
     AnalysisShort,
     TileRefused,
@@ -85,6 +89,7 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 Some(("no-thread-at", k)) => Fault::NoThreadAt(index(entry, k)?),
                 Some(("nan-member", id)) => Fault::NanMember(number(entry, id)?),
                 Some(("slow-blocks", ms)) => Fault::SlowBlocks(number(entry, ms)?),
+                Some(("slow-setup", ms)) => Fault::SlowSetup(number(entry, ms)?),
                 Some(("slow-added", ms)) => Fault::SlowAdded(number(entry, ms)?),
                 Some(("exit-mid-commit", k)) => Fault::ExitMidCommit(number(entry, k)?),
                 Some(("exit-mid-added", k)) => Fault::ExitMidAdded(number(entry, k)?),
@@ -134,6 +139,11 @@ pub fn nan_member() -> Option<u64> {
 /// run once a given block is checkpointed).
 pub fn block_delay() -> Option<std::time::Duration> {
     injected().into_iter().find_map(|f| if let Fault::SlowBlocks(ms) = f { Some(std::time::Duration::from_millis(ms)) } else { None })
+}
+
+/// `slow-setup=MS`: the sleep of a streamed run's setup, once its staging directory is made.
+pub fn setup_delay() -> Option<std::time::Duration> {
+    injected().into_iter().find_map(|f| if let Fault::SlowSetup(ms) = f { Some(std::time::Duration::from_millis(ms)) } else { None })
 }
 
 /// Whether `fault` (one without a value) is injected.

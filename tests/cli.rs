@@ -482,6 +482,62 @@ fn a_run_stopped_by_a_signal_checkpoints_its_blocks_and_ends_by_it() {
     assert!(!done(&staging).is_empty());
 }
 
+/// A run ended by a signal in its setup, before its first checkpoint (where its blocks cannot
+/// yet be stopped at the next one), leaves no staging directory: one was left with nothing in
+/// it to resume, and the next run into its `--out` was refused for an interrupted run. A
+/// staging directory with no checkpoint (a SIGKILL there) is resumed from the first block,
+/// saying so, not "resumed from the checkpoint".
+#[cfg(unix)]
+#[test]
+fn a_signal_before_the_first_checkpoint_leaves_no_staging_directory() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = crate::common::config(
+        dir.path(),
+        "model = \"spin-pair\"\n[initial]\nrandom = \"haar\"\n[time]\ndt = 0.01\nt_end = 1.0\nsamples = 3\n[ensemble]\nsize = 4\nseed = 3\n",
+    );
+    let out = dir.path().join("o");
+    let staging = dir.path().join(".o.partial");
+    let run = |extra: &[&str], fault: &str| {
+        let mut c = bin();
+        c.arg("run")
+            .arg(&cfg)
+            .args(["--backend", "cpu", "--no-progress", "--no-plots", "--verify", "0", "--out"])
+            .arg(&out)
+            .args(extra)
+            .env("QBAT_INJECT_FAULT", fault);
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        with_default_signals(&mut c);
+        c
+    };
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGKILL] {
+        let mut child = run(&[], "slow-setup=20000").spawn().unwrap();
+        let started = std::time::Instant::now();
+        while !staging.join("blocks").is_dir() {
+            assert!(started.elapsed().as_secs() < 60, "the run never made its staging directory");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // SAFETY: kill is given the child's pid, which has not been reaped yet.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+        let status = crate::common::wait_within(&mut child, std::time::Duration::from_secs(60)).expect("the run did not end");
+        assert_eq!(status.signal(), Some(sig), "{status:?}");
+        assert!(!out.exists());
+        if sig == libc::SIGKILL {
+            // (no handler runs: the directory stays, with no checkpoint in it)
+            assert!(staging.is_dir() && !staging.join("checkpoint.json").exists());
+            let mut resume = run(&["--resume", out.to_str().unwrap()], "");
+            let said = ok(resume.stdout(std::process::Stdio::piped()));
+            assert!(said.contains("holds no checkpoint (the run was stopped before its first): the run starts from its first block"), "{said}");
+            assert!(!said.contains("resumed from the checkpoint"), "{said}");
+        } else {
+            assert!(!staging.exists(), "signal {sig} left the staging directory of a run with no checkpoint");
+            ok(&mut run(&[], ""));
+            std::fs::remove_dir_all(&out).unwrap();
+        }
+        assert!(out.join("stats.csv").is_file() || sig != libc::SIGKILL);
+    }
+}
+
 /// After its blocks (here while its commit records the files' identities, held 20 s) a signal
 /// ends a run at once, as it did before runs were stopped: the finish is not stopped half-way
 /// (a stop there committed the whole output and then ended by the signal, and `--resume` was

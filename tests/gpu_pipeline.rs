@@ -395,6 +395,10 @@ fn a_run_resumed_on_the_gpu_keeps_the_gpu_engines_note() {
     let engines: Vec<&str> = json["engines"].as_array().unwrap().iter().map(|e| e["backend"].as_str().unwrap()).collect();
     assert_eq!(engines, ["cpu", "gpu"], "{}", json["engines"]);
     assert_eq!(json["notes"].as_array().unwrap().iter().filter(|n| n.as_str().unwrap().contains(NOTE)).count(), 1, "{}", json["notes"]);
+    // the run says both engines and precisions (it said the first block's backend, the last
+    // block's precision, and the GPU's device)
+    assert_eq!((&json["backend"], &json["precision"]), (&serde_json::json!("mixed: cpu | gpu"), &serde_json::json!("mixed: f64 | f32")));
+    assert!(json["device"].as_str().unwrap().starts_with("mixed: CPU ("), "{}", json["device"]);
 }
 
 /// A streamed GPU run computes its `--verify` references ahead, on a thread of their own: over

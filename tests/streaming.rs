@@ -437,8 +437,8 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
 }
 
 /// A shard that lost its device part-way keeps its GPU blocks in the merge's `engines` (its
-/// own `precision` is its last block's, f64): `analyze` of the merge then takes the f32
-/// tolerance, as it does for the shard alone.
+/// own `precision` says both, `mixed: f32 | f64`, as the merge's then does, each once):
+/// `analyze` of the merge then takes the f32 tolerance, as it does for the shard alone.
 #[test]
 fn a_merge_keeps_the_engines_of_every_shards_blocks() {
     let _g = crate::common::SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -470,9 +470,19 @@ fn a_merge_keeps_the_engines_of_every_shards_blocks() {
         serde_json::json!([{"backend": "gpu", "precision": "f32", "blocks": 1}, {"backend": "cpu", "precision": "f64", "blocks": 2}]),
         "the premise"
     );
+    let run_json = |d: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(d.join("run.json")).unwrap()).unwrap() };
+    assert_eq!(
+        (&run_json(&parts[1])["backend"], &run_json(&parts[1])["precision"]),
+        (&serde_json::json!("mixed: gpu | cpu"), &serde_json::json!("mixed: f32 | f64"))
+    );
     let merged = dir.path().join("m");
     ok(bin().arg("merge").args(&parts).arg("--out").arg(&merged).arg("--no-plots"));
     assert_eq!(engines(&merged), serde_json::json!([{"backend": "cpu", "precision": "f64", "blocks": 5}, {"backend": "gpu", "precision": "f32", "blocks": 1}]));
+    // each engine once, the shard's own list taken apart (not "mixed: cpu | mixed: gpu | cpu")
+    assert_eq!(
+        (&run_json(&merged)["backend"], &run_json(&merged)["precision"]),
+        (&serde_json::json!("mixed: cpu | gpu"), &serde_json::json!("mixed: f64 | f32"))
+    );
     // analyze's monotone tolerance: f32's, as for the shard that ran in part in f32
     for d in [&parts[1], &merged] {
         let said = ok(bin().arg("analyze").arg(d).args(["--pairs", "energy_b:purity", "--no-plots"]));
@@ -508,6 +518,13 @@ fn two_devices_give_the_single_device_result() {
     assert_eq!(devices.len(), 2);
     let members: u64 = devices.iter().map(|d| d["members"].as_u64().unwrap()).sum();
     assert_eq!(members, 600);
+    // the devices integrate side by side: the run's integration time is within the busier
+    // device's, not the sum of both (which made the throughput half of what it was)
+    let busiest = devices.iter().map(|d| d["busy_s"].as_f64().unwrap()).fold(0.0, f64::max);
+    let integrate = run_json["timings"]["integrate"].as_f64().unwrap();
+    assert!(integrate <= busiest * 1.05 + 0.01, "integrate {integrate} s against the busier device's {busiest} s");
+    // the device is both adapters, named
+    assert_eq!(run_json["device"].as_str().unwrap().matches(" + ").count(), 1, "{}", run_json["device"]);
     // an adapter that does not exist is an input error naming the option
     let o =
         bin().arg("run").arg(&cfg).args(["--backend", "gpu", "--no-progress", "--devices", "no-such-gpu", "--out"]).arg(dir.path().join("x")).output().unwrap();

@@ -51,8 +51,32 @@ pub fn make_dir(mut next_name: impl FnMut() -> PathBuf) -> crate::error::Result<
     }
 }
 
+/// The staging directory of this process's streamed run (`.OUT.partial`, not on the list: it
+/// stays for `--resume`) and what a signal does with it: its run's `remove_unless_checkpointed`,
+/// which removes it where it holds no checkpoint yet. A run stopped by a signal in its setup,
+/// before its blocks can be stopped at the next one, left one with nothing in it to resume,
+/// which refused the next run into its `--out`.
+static RUN_STAGING: Mutex<Option<(PathBuf, fn(&Path))>> = Mutex::new(None);
+
+/// While held, a signal that ends the process hands the run's staging directory to its
+/// `remove_unless_checkpointed` (`watch_run_staging`).
+pub struct RunStaging(());
+
+impl Drop for RunStaging {
+    fn drop(&mut self) {
+        *RUN_STAGING.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// Watch `dir`, a streamed run's staging directory, until the guard is dropped.
+pub fn watch_run_staging(dir: &Path, remove_unless_checkpointed: fn(&Path)) -> RunStaging {
+    *RUN_STAGING.lock().unwrap_or_else(|e| e.into_inner()) = Some((dir.to_path_buf(), remove_unless_checkpointed));
+    RunStaging(())
+}
+
 /// Remove every listed directory, and keep the list held (the caller ends the process, and no
-/// commit may begin meanwhile). A thread still writing into one finds it gone (renamed away
+/// commit may begin meanwhile); the run's staging directory goes where it holds no checkpoint
+/// (`watch_run_staging`). A thread still writing into one finds it gone (renamed away
 /// first, so that no file is made in it by its old name), and the removal is tried again
 /// for what such a thread made in the meantime.
 pub fn remove_all() -> Held {
@@ -65,6 +89,9 @@ pub fn remove_all() -> Held {
                 break;
             }
         }
+    }
+    if let Some((dir, remove_unless_checkpointed)) = RUN_STAGING.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        remove_unless_checkpointed(&dir);
     }
     held
 }

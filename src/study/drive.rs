@@ -167,6 +167,7 @@ pub(super) fn drive(
         pb: &pb,
         series: None,
         several_devices: workers.len() > 1,
+        devices: workers.len(),
         values_pool,
         analysis: AnalysisFeed::Off,
         pace: CheckpointPace::new(),
@@ -184,6 +185,8 @@ pub(super) fn drive(
     // files and checkpoint. The channel has no buffer: a worker hands its block over only when
     // the absorber takes it, so at most one block per device waits beside the one absorbed.
     let single_device = workers.len() == 1;
+    // (the blocks of several devices are the session's, named by all of them)
+    let devices = workers.iter().map(|w| w.label.clone()).collect::<Vec<_>>().join(" + ");
     {
         // A signal stops the blocks (the CLI's control: crate::signals); before and after
         // them it ends the process at once, as it did (a resume's checks and the finish hold
@@ -239,7 +242,7 @@ pub(super) fn drive(
                 };
                 let notes_before = sink.progress.notes.len();
                 sink.progress.notes.append(&mut notes);
-                let device = if single_device { device.as_str() } else { "several devices" };
+                let device = if single_device { device.as_str() } else { devices.as_str() };
                 match sink.absorb(b, lo, &sub, out, wall, name, device) {
                     // stopped among the block's --verify references, before any of it was
                     // kept (its notes neither: a resume that runs it again says them again);
@@ -275,7 +278,6 @@ pub(super) fn drive(
             .map(|w| json!({"device": w.label, "blocks": w.blocks, "members": w.members, "busy_s": w.busy, "member_steps_per_second": w.members as f64 * local.schedule.total_steps() as f64 / w.busy.max(1e-12)}))
             .collect();
         progress.engine_plan = Some(json!({"devices": per}));
-        progress.device = workers.iter().map(|w| w.label.clone()).collect::<Vec<_>>().join(" + ");
     }
     pb.finish_and_clear();
     let acc = acc.ok_or_else(|| QbatError::Numerics("no member was integrated".into()))?;
@@ -447,6 +449,8 @@ struct Absorber<'a> {
     series: Option<SeriesFile>,
     /// Whether several devices run the blocks (they may finish out of member order).
     several_devices: bool,
+    /// The devices working side by side (1: one, or the CPU).
+    devices: usize,
     /// Where an absorbed block's values go, for a later block's engine.
     values_pool: Option<std::sync::Arc<ValuesPool>>,
     /// The analysis, taking each block as it lands (started at the first block).
@@ -503,6 +507,11 @@ impl Absorber<'_> {
             progress.device = device.into();
         } else if progress.measures != names {
             return Err(QbatError::Numerics(format!("block {b} returned the measures {names:?}, not {:?}", progress.measures)));
+        } else {
+            // blocks of another engine or device (a resume on another, a device lost to the
+            // CPU): run.json says each, as a merge of such shards does, not the first block's
+            progress.backend = super::merged_engines::mixed_with(&progress.backend, backend);
+            progress.device = super::merged_engines::mixed_with(&progress.device, device);
         }
         // Every block's notes, once each (a resumed run's engine, or the CPU after a lost
         // device, may have its own; the engine said them); a fallback, said here, with the
@@ -517,7 +526,12 @@ impl Absorber<'_> {
                 progress.engine_plan = out.engine_plan.clone();
             }
         }
-        progress.precision = Some(out.precision);
+        // (the least precise of the blocks': what the run's values hold to, and what the report
+        // says beside a mixed backend; run.json names both)
+        progress.precision = Some(match progress.precision {
+            Some(Precision::F32) => Precision::F32,
+            _ => out.precision,
+        });
         let nm = out.measures.len();
         let nb = hi - lo;
         let mut out = out;
@@ -657,8 +671,11 @@ impl Absorber<'_> {
         // the checkpoint that names the block's files
         progress.blocks.push(BlockRecord { block: b, members: nb, values, states, summary, backend: backend.into(), precision: out.precision });
         progress.timings.ensemble += out.ensemble;
-        // (the ensemble, built inside the engine's call, is a phase of its own)
-        progress.timings.integrate += (wall - out.host_measures - out.ensemble).max(0.0);
+        // (the ensemble, built inside the engine's call, is a phase of its own; several devices
+        // integrate side by side, so that each block takes a device's share of the wall time:
+        // their sum was the devices' time, several times the run's, and the throughput as many
+        // times too low)
+        progress.timings.integrate += (wall - out.host_measures - out.ensemble).max(0.0) / self.devices.max(1) as f64;
         progress.timings.host_measures += out.host_measures;
         progress.timings.verify += t_verify;
         progress.timings.member_steps += nb as f64 * local.schedule.total_steps() as f64;

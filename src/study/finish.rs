@@ -332,6 +332,17 @@ pub(super) fn finish(
     rj["peak_rss_bytes"] = json!(peak_rss_bytes());
     rj["blocks"] = json!({"members_per_block": block, "count": n_blocks, "resumed": resumed});
     rj["engines"] = json!(engines_used(&progress));
+    // blocks in both precisions (a GPU's f32 and the CPU's f64, across a resume or a lost
+    // device): said as a merge of such shards says it, not the last block's
+    let mut precisions: Vec<&str> = vec![];
+    for (_, p) in block_engines(&progress) {
+        if !precisions.contains(&p.name()) {
+            precisions.push(p.name());
+        }
+    }
+    if precisions.len() > 1 {
+        rj["precision"] = json!(format!("mixed: {}", precisions.join(" | ")));
+    }
     // (for `merge`, which computes the whole run's analysis only for shards that asked for it)
     rj["study_analysis"] = json!(opts.analyze);
     // the flags and what their warning depends on, for `merge` to warn for the whole run
@@ -391,6 +402,18 @@ pub(super) fn finish(
     })
 }
 
+/// The (backend, precision) of the engines that computed the blocks, each once, in the order
+/// they first did.
+fn block_engines(p: &Progress) -> Vec<(String, Precision)> {
+    let mut seen: Vec<(String, Precision)> = vec![];
+    for b in &p.blocks {
+        if !seen.iter().any(|(name, prec)| *name == b.backend && *prec == b.precision) {
+            seen.push((b.backend.clone(), b.precision));
+        }
+    }
+    seen
+}
+
 /// The engines that computed the blocks: backend, precision and how many blocks each.
 fn engines_used(p: &Progress) -> Vec<serde_json::Value> {
     let mut used: Vec<(String, Precision, usize)> = vec![];
@@ -412,7 +435,15 @@ fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64) -> RunInfo {
     let precision = p.precision.unwrap_or(Precision::F64);
     let verify = (!p.verify.is_empty()).then(|| {
         let mut r = verify_report_mixed(&measures, &p.verify);
-        r.concurrence = crate::verify::concurrence_route(&measures, local.model, &p.backend, precision);
+        // the route of each engine that computed blocks (a resume or a lost device may have
+        // moved them), each once
+        let mut routes: Vec<String> = vec![];
+        for (backend, precision) in block_engines(p) {
+            if let Some(route) = crate::verify::concurrence_route(&measures, local.model, &backend, precision).filter(|r| !routes.contains(r)) {
+                routes.push(route);
+            }
+        }
+        r.concurrence = (!routes.is_empty()).then(|| routes.join("; "));
         r
     });
     RunInfo {

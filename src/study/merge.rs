@@ -622,12 +622,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
         // Shards may have run on different backends (a mixed cluster, or --on-device-loss cpu):
         // say so rather than report the first shard's.
         for key in ["backend", "device", "precision"] {
-            let mut seen: Vec<Value> = vec![];
-            for s in &shards {
-                if !seen.contains(&s.run[key]) {
-                    seen.push(s.run[key].clone());
-                }
-            }
+            let seen = super::merged_engines::distinct_parts(shards.iter().map(|s| &s.run[key]));
             if seen.len() > 1 {
                 let list: Vec<String> = seen.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
                 run[key] = json!(format!("mixed: {}", list.join(" | ")));

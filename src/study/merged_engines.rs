@@ -1,6 +1,6 @@
 //! `merge`'s `engines`: the engines that computed the whole run's blocks, from every shard's
 //! list (one shard may have moved to the CPU after a device loss, or been resumed on another
-//! backend). `analyze` reads them for the monotone tolerance: a shard's f32 blocks must not be
+//! backend); and the "mixed: A | B" of a run's or a merge's backends, devices and precisions. `analyze` reads them for the monotone tolerance: a shard's f32 blocks must not be
 //! lost behind the first shard's f64 ones.
 
 use serde_json::{json, Value};
@@ -24,6 +24,35 @@ pub(super) fn merged_engines<'a>(shard_runs: impl IntoIterator<Item = &'a Value>
         }
     }
     json!(merged.into_iter().map(|(backend, precision, blocks)| json!({"backend": backend, "precision": precision, "blocks": blocks})).collect::<Vec<_>>())
+}
+
+/// The distinct values of one of the shards' `backend`, `device` or `precision`, in the order
+/// each first appears, a shard's own "mixed: A | B" (blocks of several engines or devices)
+/// taken as its parts, so that a merge lists each once rather than nesting the lists.
+pub(super) fn distinct_parts<'a>(values: impl IntoIterator<Item = &'a Value>) -> Vec<Value> {
+    let mut seen: Vec<Value> = vec![];
+    for v in values {
+        let parts = match v.as_str().and_then(|s| s.strip_prefix("mixed: ")) {
+            Some(list) => list.split(" | ").map(|p| json!(p)).collect(),
+            None => vec![v.clone()],
+        };
+        for part in parts {
+            if !seen.contains(&part) {
+                seen.push(part);
+            }
+        }
+    }
+    seen
+}
+
+/// `current` (a run's backend or device, or "mixed: A | B" of several) with `this`, one more
+/// block's, added where it is not among them.
+pub(super) fn mixed_with(current: &str, this: &str) -> String {
+    let parts = distinct_parts([&json!(current), &json!(this)]);
+    match parts.len() {
+        1 => current.to_string(),
+        _ => format!("mixed: {}", parts.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" | ")),
+    }
 }
 
 #[cfg(test)]

@@ -317,6 +317,11 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
         crate::output::manifest::check_replaceable(&opts.out, &names.into_iter().collect::<Vec<_>>())?;
     }
     let (staging, loaded) = open_staging(opts, &fp, local.members.len(), local.schedule.times.len(), &mut notes)?;
+    // (a signal that ends the process before the first checkpoint removes it)
+    let _watched = crate::output::uncommitted::watch_run_staging(&staging.dir, staging::remove_unless_checkpointed);
+    if let Some(delay) = crate::faults::setup_delay() {
+        std::thread::sleep(delay);
+    }
     match drive(plan, &local, opts, &staging, loaded, fp, notes, engines, t0) {
         Ok(outcome) => Ok(outcome),
         // (the message itself, not the error's display: that would give its prefix twice)

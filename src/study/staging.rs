@@ -103,7 +103,11 @@ pub(super) fn open_staging(
         } else {
             None // killed before the first block finished: start from scratch
         };
-        notes.push(format!("resumed from the checkpoint in {}", dir.display()));
+        notes.push(match loaded {
+            Some(_) => format!("resumed from the checkpoint in {}", dir.display()),
+            // (nothing to take, nor to check the config against: the run starts afresh in it)
+            None => format!("{} holds no checkpoint (the run was stopped before its first): the run starts from its first block", dir.display()),
+        });
         return Ok((Staging { dir, _lock: lock }, loaded));
     }
     OutputDir::check(&opts.out, opts.force)?;
@@ -174,6 +178,15 @@ pub(super) fn make_staging(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
 /// short (a kill) leaves that leftover, which the next run into the same output removes
 /// (`sweep_gone`). Only what qbat-gpu writes there goes (`Folder`): a directory holding
 /// anything else is refused, named, and left whole under its name.
+/// A signal's end for a run's staging directory (`output::uncommitted::watch_run_staging`):
+/// removed where it holds no checkpoint, so that the next run into its `--out` is not refused
+/// for an interrupted run with nothing to resume; kept, for `--resume`, where it holds one.
+pub(super) fn remove_unless_checkpointed(dir: &Path) {
+    if std::fs::symlink_metadata(dir.join("checkpoint.json")).is_err() {
+        let _ = remove_staging(dir);
+    }
+}
+
 pub(super) fn remove_staging(dir: &Path) -> Result<()> {
     if let Some(path) = foreign_entry(dir) {
         return Err(QbatError::invalid(
