@@ -19,9 +19,10 @@
 //!   in neither, whichever way a and time run).
 //!
 //! The correlation set is every member, or, past `max_members` (or past
-//! `MAX_POOLED_SAMPLES` samples per measure), an evenly strided subset: member i of n is kept
-//! when (i * cap) mod n < cap, which keeps exactly `cap` members spread over the whole file
-//! (a swept grid is sampled across all its axes, not just its first rows). The table and the
+//! `MAX_POOLED_SAMPLES` samples per measure), an evenly strided subset of the n members
+//! summary.csv does not flag: the u-th of them is kept when (u * cap) mod n < cap, which keeps
+//! exactly `cap` members spread over the whole file (a swept grid is sampled across all its
+//! axes, not just its first rows). The table and the
 //! csv (`members`, `members_total`, `capped`) say when the cap applied.
 //!
 //! Spearman = Pearson of the ranks, ties given their average rank. A correlation over a set
@@ -286,9 +287,9 @@ fn default_tol(dir: &Path) -> Result<f64> {
     let text = crate::output::read_text_bounded(&path, crate::output::SMALL_FILE_LIMIT)?;
     let run: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(&path, format!("not JSON: {e}")))?;
     let named = |v: &serde_json::Value| v.as_str().map(str::to_ascii_lowercase);
-    // f32 anywhere: the run's, one of its `engines` (blocks moved to the f64 CPU engine by
-    // `--on-device-loss cpu` leave `precision` the last block's), or one of the shards a merge
-    // of both precisions names ("mixed: f32 | f64")
+    // f32 anywhere: the run's, one of its `engines` (an older build's run whose blocks moved
+    // to the f64 CPU engine by `--on-device-loss cpu` left `precision` the last block's), or
+    // one of a run's or a merge's precisions ("mixed: f32 | f64")
     let engines = run.get("engines").and_then(|e| e.as_array()).into_iter().flatten().filter_map(|e| e.get("precision"));
     let f32_ran = engines.chain(run.get("precision")).filter_map(named).any(|p| p == "f32" || (p.starts_with("mixed:") && p.contains("f32")));
     match run.get("precision").and_then(named).as_deref() {
@@ -347,6 +348,8 @@ pub fn analyze_gathered(dir: &Path, gather: Gather, opts: &AnalyzeOptions) -> Re
     let (reader, pairs) = open_for_analysis(dir, opts)?;
     let tol = monotone_tol(dir, opts)?;
     if !gather.matches(&reader.measures, &pairs, reader.members_total, reader.n_times(), opts.max_members, tol) {
+        // (its columns given back before the pass that gathers them anew)
+        drop(gather);
         return analyze_dir(dir, opts);
     }
     gather.layout().check_fits(true, opts.memory_check, "--max-members", MEMORY_ADVICE)?;

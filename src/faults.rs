@@ -108,7 +108,7 @@ fn parse(spec: &str) -> Result<Vec<Fault>> {
                 _ => {
                     return Err(QbatError::invalid(
                         VAR,
-                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, analysis-fails, analysis-short, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit, full-disk=NAME@K, rename-fails=NAME, slow-added=MS, exit-mid-commit=K, exit-mid-added=K, slow-identities=MS)"),
+                        format!("'{entry}' is not a fault (oom-once, lost-at=K, nan-member=ID, slow-blocks=MS, slow-setup=MS, analysis-fails, analysis-short, tile-refused, no-thread-at=K, checkpoint-once, exit-after-commit, full-disk=NAME@K, rename-fails=NAME, slow-added=MS, exit-mid-commit=K, exit-mid-added=K, slow-identities=MS)"),
                     ))
                 }
             })

@@ -3,7 +3,8 @@
 //! are removed first (`output::uncommitted`), then the process ends by that signal as it would
 //! have without this (as PID 1, which the kernel gives no signal at its default action, by
 //! `_exit` with a shell's status for it, 128 + the signal). A run's own staging directory (`.OUT.partial`) is not among them: it
-//! stays for `--resume`. The Python package ends the same way (`end_by`) after a call that
+//! stays for `--resume` where it holds a checkpoint (one with none is removed:
+//! `output::uncommitted::watch_run_staging`). The Python package ends the same way (`end_by`) after a call that
 //! SIGTERM or SIGHUP stopped through its own cancel (python/qbat_gpu/_signals.py).
 //!
 //! The signals are blocked in every thread (set before any starts, so all inherit it; a child

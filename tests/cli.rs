@@ -517,6 +517,8 @@ fn a_signal_before_the_first_checkpoint_leaves_no_staging_directory() {
             assert!(started.elapsed().as_secs() < 60, "the run never made its staging directory");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        // (into the setup's sleep, past the moment the directory is watched)
+        std::thread::sleep(std::time::Duration::from_millis(300));
         // SAFETY: kill is given the child's pid, which has not been reaped yet.
         assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
         let status = crate::common::wait_within(&mut child, std::time::Duration::from_secs(60)).expect("the run did not end");

@@ -100,6 +100,39 @@ fn ergotropy_and_capacity_over_2_to_the_n_match_the_explicit_computation() {
     assert!(below > 0, "the symmetric-subspace ergotropy never differed from the 2^N one");
 }
 
+/// The N + 1 lowest and highest levels of wa sum_i n_i on the 2^N cells (the ladders of the
+/// passive and active energies), against the binomial multiplicities counted here in u128, for
+/// every N the model takes; and a run's capacity of a pure state, the whole ladder's span N wa.
+/// A cap inside the library's count made C(N, N) 0 from 62 cells on: the top level was lost,
+/// and capacity_b and antiergotropy_b were wa short.
+#[test]
+fn the_energy_ladders_hold_every_level_to_64_cells() {
+    use qbat_gpu::measures::dicke::{levels_high, levels_low};
+    let binomial = |n: usize, k: usize| (0..k).fold(1u128, |c, i| c * (n - i) as u128 / (i + 1) as u128);
+    for n in 1..=64usize {
+        for wa in [1.0, -0.7] {
+            let mut levels: Vec<(f64, u128)> = (0..=n).map(|k| (wa * k as f64, binomial(n, k))).collect();
+            levels.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let first = |it: &mut dyn Iterator<Item = &(f64, u128)>| -> Vec<f64> {
+                let mut out = vec![];
+                for &(e, m) in it {
+                    out.extend(std::iter::repeat_n(e, m.min((n + 1 - out.len()) as u128) as usize));
+                }
+                out
+            };
+            assert_eq!(levels_low(n, wa), first(&mut levels.iter()), "{n} cells, wa {wa}");
+            assert_eq!(levels_high(n, wa), first(&mut levels.iter().rev()), "{n} cells, wa {wa}");
+        }
+    }
+    for n in [61, 62, 64] {
+        let cfg = format!("model = \"dicke\"\n[params]\nn_cells = {n}\nn_fock = 1\ng = 0.0\nphotons = 0\ndicke_m = {}\n[time]\ndt = 0.01\nt_end = 0.01\nsamples = 1\n[output]\nmeasures = [\"capacity_b\", \"antiergotropy_b\"]\n", 1.0 - n as f64 / 2.0);
+        let (plan, r) = run(&cfg, Backend::Cpu);
+        let (cap, anti) = (r.value(0, 0, col(&plan, Measure::CapacityB)), r.value(0, 0, col(&plan, Measure::AntiergotropyB)));
+        // one excitation, pure: energy 1, the active energy the top level N
+        assert!((cap - n as f64).abs() < 1e-9 && (anti - (1.0 - n as f64)).abs() < 1e-9, "{n} cells: capacity {cap}, antiergotropy {anti}");
+    }
+}
+
 #[test]
 fn one_cell_tavis_cummings_at_resonance_follows_sin_squared() {
     // N = 1, |g>|1>, wc = wa: energy_b = wa sin^2(g t)

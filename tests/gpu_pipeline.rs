@@ -169,9 +169,11 @@ fn validate_and_bench_take_the_adapter_as_run_does() {
         assert!(err.contains("error: --adapter: no adapter name contains 'no-such-adapter-xyz'; adapters found: "), "{command:?}: {err}");
     }
     let name = qbat_gpu::engine::gpu_context(None, false).unwrap().info.name.clone();
+    // (part of its name without commas or spaces, as a user would type it)
+    let part = name.split([',', ' ']).next().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
-    let o = crate::common::bin().args(["bench", "bloch-1k", "--members", "4", "--repeat", "1", "--adapter", "0", "--json"]).arg(&json).output().unwrap();
+    let o = crate::common::bin().args(["bench", "bloch-1k", "--members", "4", "--repeat", "1", "--adapter", &part, "--json"]).arg(&json).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let figures: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let timed: Vec<(&str, &str)> =

@@ -513,7 +513,7 @@ fn merge_says_each_note_it_adds_once() {
     let shards: Vec<String> = s.iter().flat_map(|d| notes_of(d)).collect();
     // (the warnings among the notes are said as WARNING lines)
     let added: Vec<String> = notes_of(&out).into_iter().filter(|n| !shards.contains(n) && !stderr.contains(&format!("WARNING: {n}"))).collect();
-    assert!(added.iter().any(|n| n.starts_with("the shards ran with different backends (")), "{added:?}");
+    assert!(added.iter().any(|n| n.starts_with("the shards' blocks ran with different backends (")), "{added:?}");
     assert!(added.iter().any(|n| n.contains("shard(s) 0 ran without --verify")), "{added:?}");
     for n in &added {
         assert_eq!(stderr.lines().filter(|l| *l == format!("note: {n}")).count(), 1, "{n}: {stderr}");

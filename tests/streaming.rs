@@ -507,7 +507,9 @@ fn two_devices_give_the_single_device_result() {
     };
     gpu(&one, &[]);
     // the same adapter opened twice: two devices, two queues, blocks shared between them
+    let began = std::time::Instant::now();
     let said = gpu(&two, &["--devices", &format!("{adapter},{adapter}")]);
+    let wall = began.elapsed().as_secs_f64();
     // each note once, however many devices and blocks
     assert_eq!(said.matches("note: protocol.switch_off").count(), 1, "{said}");
     for f in ["series.npy", "summary.csv", "stats.csv"] {
@@ -518,11 +520,12 @@ fn two_devices_give_the_single_device_result() {
     assert_eq!(devices.len(), 2);
     let members: u64 = devices.iter().map(|d| d["members"].as_u64().unwrap()).sum();
     assert_eq!(members, 600);
-    // the devices integrate side by side: the run's integration time is within the busier
-    // device's, not the sum of both (which made the throughput half of what it was)
+    // the devices integrate side by side: the run's integration time is the wall time they
+    // took, at least the busier device's and within the command's, not the sum of both (which
+    // made the throughput half of what it was)
     let busiest = devices.iter().map(|d| d["busy_s"].as_f64().unwrap()).fold(0.0, f64::max);
     let integrate = run_json["timings"]["integrate"].as_f64().unwrap();
-    assert!(integrate <= busiest * 1.05 + 0.01, "integrate {integrate} s against the busier device's {busiest} s");
+    assert!(integrate >= busiest * 0.95 && integrate <= wall, "integrate {integrate} s against the busier device's {busiest} s and the command's {wall} s");
     // the device is both adapters, named
     assert_eq!(run_json["device"].as_str().unwrap().matches(" + ").count(), 1, "{}", run_json["device"]);
     // an adapter that does not exist is an input error naming the option

@@ -5,8 +5,9 @@
 //! `analyze_dir` feeds it from the series file. A streamed run feeds it each block as soon as
 //! the block's bytes have been read back from the file and found equal to the block's values
 //! (`study::drive`), so that its analysis does not read the series again at the end
-//! (`analyze_gathered`). Both feed the same members in the same order, so both give the same
-//! analysis, bit for bit.
+//! (`analyze_gathered`; except where members were flagged and the set is capped: the blocks'
+//! stride ran over every member, not knowing the flags ahead). Both feed the same members in
+//! the same order, so both give the same analysis, bit for bit.
 
 use super::ranks::doubled_ranks_whole_and_sliced;
 use super::{monotone_along, order_by, pearson_checked, spearman_of, varies, Analysis, PairRow, Scope, MAX_POOLED_SAMPLES};

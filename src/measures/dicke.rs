@@ -73,10 +73,16 @@ pub fn levels_high(n: usize, wa: f64) -> Vec<f64> {
 fn take_levels(n: usize, wa: f64, ks: &[usize]) -> Vec<f64> {
     let mut out = Vec::with_capacity(n + 1);
     for &k in ks {
-        // C(N, k), capped at N + 1 (only N + 1 levels are taken)
+        // C(N, k) = C(N, N - k), or any count past N where it is larger (only N + 1 levels
+        // are taken): C(N, i + 1) = C(N, i) (N - i) / (i + 1) exactly, rising with i up to
+        // N / 2, so the first past N ends the count. (A cap inside the product made C(N, N)
+        // of 62 cells and more 0: the top level N wa was lost from the active energy.)
         let mut mult: usize = 1;
-        for i in 0..k {
-            mult = (mult * (n - i) / (i + 1)).min(usize::MAX / (n + 2));
+        for i in 0..k.min(n - k) {
+            mult = mult * (n - i) / (i + 1);
+            if mult > n {
+                break;
+            }
         }
         for _ in 0..mult.min(n + 1 - out.len()) {
             out.push(wa * k as f64);

@@ -4,7 +4,8 @@
 //!
 //! - `plot_<measure>`: ensemble mean over time with the 5-95% band (stats.csv);
 //! - `plot_series`: runs of at most 4 members, every measure against time (the series);
-//! - `plot_hist2d_<a>_<b>`: 2-D histogram of a against b over every member and time (series);
+//! - `plot_hist2d_<a>_<b>`: 2-D histogram of a against b over every healthy member and time
+//!   (series);
 //! - `plot_peaks_theta`, `plot_peak_times_theta`: bloch-charger theta sweeps, the peak
 //!   energy, ergotropy, power and ergotropic power and their times (paper 004 fig. 3e/3f);
 //! - `plot_cavity_lambda_t`: cavity-cells, stored_energy_b and concurrence against lambda t,
@@ -474,14 +475,14 @@ fn write_band_plot(dir: &Path, band: &BandData, model: &str) -> Result<Vec<PathB
     })
 }
 
-/// The panels of `plot_series`: for each measure shown, one curve a member ("member <id>").
-/// Each measure has its own panel, unit and scale: on one axis, photon_number squashed the
-/// others, and 32 curves shared 8 colours. At most 8 are shown: the measures of the physics
-/// first, then fock_tail, the truncation diagnostic (on a log axis where it spans decades:
-/// `y_axis`); trace_error and min_eigenvalue, rounding noise, are left out.
 /// The most panels `plot_series` draws.
 pub const SERIES_PANELS: usize = 8;
 
+/// The panels of `plot_series`: for each measure shown, one curve a member ("member <id>").
+/// Each measure has its own panel, unit and scale: on one axis, photon_number squashed the
+/// others, and 32 curves shared 8 colours. At most `SERIES_PANELS` are shown: the first measures of
+/// the physics, then fock_tail, the truncation diagnostic (on a log axis where it spans decades:
+/// `y_axis`); trace_error and min_eigenvalue, rounding noise, are left out.
 pub fn series_plot_data(rd: &mut SeriesReader) -> Result<Vec<Panel>> {
     let (nt, nm) = (rd.n_times(), rd.n_measures());
     let times = rd.times.clone();

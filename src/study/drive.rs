@@ -167,7 +167,6 @@ pub(super) fn drive(
         pb: &pb,
         series: None,
         several_devices: workers.len() > 1,
-        devices: workers.len(),
         values_pool,
         analysis: AnalysisFeed::Off,
         pace: CheckpointPace::new(),
@@ -199,6 +198,8 @@ pub(super) fn drive(
             // before the scope waits for them.
             let _stop_on_exit = StopOnExit(&stop);
             let (tx, rx) = std::sync::mpsc::sync_channel(0);
+            // (when the devices began: several devices' integration is the blocks' span since)
+            let (blocks_began, mut span) = (Instant::now(), 0.0f64);
             let on_gpu = workers.iter().any(|w| matches!(w.engine, Engine::Gpu(_)));
             for w in workers.iter_mut() {
                 let (tx, next, stop, pending, slice) = (tx.clone(), &next, &stop, &pending, &slice);
@@ -242,7 +243,20 @@ pub(super) fn drive(
                 };
                 let notes_before = sink.progress.notes.len();
                 sink.progress.notes.append(&mut notes);
-                let device = if single_device { device.as_str() } else { devices.as_str() };
+                // (a block a lost device handed to the CPU names the CPU)
+                let device = if single_device || name != "gpu" { device.as_str() } else { devices.as_str() };
+                // Several devices integrate side by side: a block's share of the integration
+                // is the wall time it adds to the blocks' span so far (their sum was the
+                // devices' time, several times the run's; a mean undercounts idle devices).
+                let wall = match single_device {
+                    true => wall,
+                    false => {
+                        let now = blocks_began.elapsed().as_secs_f64();
+                        let added = (now - span).max(0.0);
+                        span = span.max(now);
+                        added + out.host_measures + out.ensemble
+                    }
+                };
                 match sink.absorb(b, lo, &sub, out, wall, name, device) {
                     // stopped among the block's --verify references, before any of it was
                     // kept (its notes neither: a resume that runs it again says them again);
@@ -449,8 +463,6 @@ struct Absorber<'a> {
     series: Option<SeriesFile>,
     /// Whether several devices run the blocks (they may finish out of member order).
     several_devices: bool,
-    /// The devices working side by side (1: one, or the CPU).
-    devices: usize,
     /// Where an absorbed block's values go, for a later block's engine.
     values_pool: Option<std::sync::Arc<ValuesPool>>,
     /// The analysis, taking each block as it lands (started at the first block).
@@ -671,11 +683,8 @@ impl Absorber<'_> {
         // the checkpoint that names the block's files
         progress.blocks.push(BlockRecord { block: b, members: nb, values, states, summary, backend: backend.into(), precision: out.precision });
         progress.timings.ensemble += out.ensemble;
-        // (the ensemble, built inside the engine's call, is a phase of its own; several devices
-        // integrate side by side, so that each block takes a device's share of the wall time:
-        // their sum was the devices' time, several times the run's, and the throughput as many
-        // times too low)
-        progress.timings.integrate += (wall - out.host_measures - out.ensemble).max(0.0) / self.devices.max(1) as f64;
+        // (the ensemble, built inside the engine's call, is a phase of its own)
+        progress.timings.integrate += (wall - out.host_measures - out.ensemble).max(0.0);
         progress.timings.host_measures += out.host_measures;
         progress.timings.verify += t_verify;
         progress.timings.member_steps += nb as f64 * local.schedule.total_steps() as f64;

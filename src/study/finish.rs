@@ -435,6 +435,15 @@ fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64) -> RunInfo {
     let precision = p.precision.unwrap_or(Precision::F64);
     let verify = (!p.verify.is_empty()).then(|| {
         let mut r = verify_report_mixed(&measures, &p.verify);
+        // members verified at one precision of a run of both: labelled with it, as a run's of
+        // both precisions are (a merge would take run.json's "mixed: ..." for their precision)
+        if let [g] = &p.verify[..] {
+            if block_engines(p).iter().any(|(_, pr)| *pr != g.precision) {
+                for d in &mut r.deviations {
+                    d.precision = Some(g.precision);
+                }
+            }
+        }
         // the route of each engine that computed blocks (a resume or a lost device may have
         // moved them), each once
         let mut routes: Vec<String> = vec![];

@@ -626,7 +626,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, plots: bool) -> Result<P
             if seen.len() > 1 {
                 let list: Vec<String> = seen.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
                 run[key] = json!(format!("mixed: {}", list.join(" | ")));
-                add_note(format!("the shards ran with different {key}s ({}); see merged_from", list.join(", ")));
+                add_note(format!("the shards' blocks ran with different {key}s ({}); see merged_from", list.join(", ")));
             }
         }
         run["merged_from"] = json!(shards

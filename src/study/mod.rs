@@ -333,8 +333,10 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
             // A run that failed before its first checkpoint, or for a reason a resume would only
             // repeat (numerics), leaves nothing; otherwise the checkpoint is kept. A resumed run's
             // checkpoint is never removed here.
+            // (a resume of a directory with no checkpoint, a run stopped in its setup, has
+            // nothing to keep either)
             let checkpointed = staging.dir.join("checkpoint.json").exists();
-            if !opts.resume && (!checkpointed || matches!(e, QbatError::Numerics(_))) {
+            if !checkpointed || (!opts.resume && matches!(e, QbatError::Numerics(_))) {
                 let _ = staging::remove_staging(&staging.dir);
             } else if !(opts.resume && e.exit_code() == 2 && !matches!(e, QbatError::Threads(_))) {
                 // (a resume refused as bad input touched nothing: its error says it all; a

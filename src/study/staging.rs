@@ -172,12 +172,6 @@ pub(super) fn make_staging(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
     }
 }
 
-/// Remove a staging directory that `check_ours` accepted (its lock held), its mark last. It is
-/// first renamed out of the way (`.NAME.partial.gone-PID`): a run that looks for it then finds
-/// none, and one that found it before is refused by the lock this process holds. A removal cut
-/// short (a kill) leaves that leftover, which the next run into the same output removes
-/// (`sweep_gone`). Only what qbat-gpu writes there goes (`Folder`): a directory holding
-/// anything else is refused, named, and left whole under its name.
 /// A signal's end for a run's staging directory (`output::uncommitted::watch_run_staging`):
 /// removed where it holds no checkpoint, so that the next run into its `--out` is not refused
 /// for an interrupted run with nothing to resume; kept, for `--resume`, where it holds one.
@@ -187,6 +181,12 @@ pub(super) fn remove_unless_checkpointed(dir: &Path) {
     }
 }
 
+/// Remove a staging directory that `check_ours` accepted (its lock held), its mark last. It is
+/// first renamed out of the way (`.NAME.partial.gone-PID`): a run that looks for it then finds
+/// none, and one that found it before is refused by the lock this process holds. A removal cut
+/// short (a kill) leaves that leftover, which the next run into the same output removes
+/// (`sweep_gone`). Only what qbat-gpu writes there goes (`Folder`): a directory holding
+/// anything else is refused, named, and left whole under its name.
 pub(super) fn remove_staging(dir: &Path) -> Result<()> {
     if let Some(path) = foreign_entry(dir) {
         return Err(QbatError::invalid(

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-/// A 2-D histogram of (a, b) over every member and sample time of a run.
+/// A 2-D histogram of (a, b) over every healthy member and sample time of a run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Hist2d {
     pub a: String,
