@@ -527,6 +527,17 @@ fn a_signal_before_the_first_checkpoint_leaves_no_staging_directory() {
         if sig == libc::SIGKILL {
             // (no handler runs: the directory stays, with no checkpoint in it)
             assert!(staging.is_dir() && !staging.join("checkpoint.json").exists());
+            // a resume of it that fails before its first checkpoint leaves nothing either
+            let o = run(&["--resume", out.to_str().unwrap()], "full-disk=checkpoint.json").output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{err}");
+            assert!(!staging.exists() && !err.contains("blocks are kept"), "{err}");
+            let mut again = run(&[], "slow-setup=20000").spawn().unwrap();
+            while !staging.join("blocks").is_dir() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            again.kill().unwrap();
+            again.wait().unwrap();
             let mut resume = run(&["--resume", out.to_str().unwrap()], "");
             let said = ok(resume.stdout(std::process::Stdio::piped()));
             assert!(said.contains("holds no checkpoint (the run was stopped before its first): the run starts from its first block"), "{said}");

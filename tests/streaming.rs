@@ -408,6 +408,13 @@ fn injected_device_faults_rechunk_or_finish_on_the_cpu() {
     let per_member = (shape[1] * shape[2]) as usize;
     assert!(mixed[..200 * per_member] == on_gpu[..200 * per_member], "block 0 should be the GPU's");
     assert!(mixed[200 * per_member..] == on_cpu[200 * per_member..], "blocks 1.. should be the CPU engine's");
+    // lost in the first block, before any checkpoint: exit 1, nothing kept, nothing in the way
+    let first = dir.path().join("first");
+    let o = gpu(&first, Some("lost-at=0"), &["--on-device-loss", "stop"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no block had finished, so nothing is kept") && !stderr.contains("--resume"), "{stderr}");
+    assert!(!first.exists() && !dir.path().join(".first.partial").exists());
     // --on-device-loss stop: exit 1 with a resumable checkpoint; --resume on the CPU is refused
     // unless asked for (--allow-mixed-backends), and then finishes it
     let stop = dir.path().join("stop");

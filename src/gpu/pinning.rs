@@ -262,8 +262,17 @@ pub fn read_driver_gpus() -> Option<Vec<DriverGpu>> {
 /// behind holding the pipe, which the read would wait on, is not waited for: the reading
 /// thread is left to it).
 fn run_with_timeout(cmd: &str, args: &[&str], limit: Duration) -> Option<String> {
+    use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
-    let mut child = Command::new(cmd).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    // (a group of its own, so that a command past its limit goes with what it started: a
+    // wrapper script's `sleep` outlived its shell's kill)
+    let mut child = Command::new(cmd).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).process_group(0).spawn().ok()?;
+    let kill_group = |child: &mut std::process::Child| {
+        // SAFETY: kill is given the negated id of the group this child leads, not yet reaped.
+        unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+        child.kill().ok();
+        child.wait().ok();
+    };
     let mut out = child.stdout.take()?;
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::Builder::new().spawn(move || {
@@ -273,8 +282,7 @@ fn run_with_timeout(cmd: &str, args: &[&str], limit: Duration) -> Option<String>
     });
     // (no thread to be had: no answer, as when the command fails)
     if reader.is_err() {
-        child.kill().ok();
-        child.wait().ok();
+        kill_group(&mut child);
         return None;
     }
     let start = Instant::now();
@@ -287,8 +295,7 @@ fn run_with_timeout(cmd: &str, args: &[&str], limit: Duration) -> Option<String>
             Ok(Some(_)) => return None,
             Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(10)),
             _ => {
-                child.kill().ok();
-                child.wait().ok();
+                kill_group(&mut child);
                 return None;
             }
         }
@@ -413,7 +420,8 @@ pub fn choose(
     let Some(bus) = resolve_bus_id(device, gpus.as_deref()) else {
         let why = match (device, &gpus) {
             (DeviceRef::Mig(_), _) => "a MIG instance's GPU cannot be told from its UUID".to_string(),
-            (_, None) => "its PCI bus id could not be found (no nvidia-smi, no /proc/driver/nvidia/gpus)".to_string(),
+            // (nvidia-smi missing, failing, silent or past its 10 s: said alike)
+            (_, None) => "its PCI bus id could not be found (no GPU list from nvidia-smi, no /proc/driver/nvidia/gpus)".to_string(),
             (_, Some(g)) => format!("the driver lists no such GPU (it lists {})", g.iter().map(|g| g.index.to_string()).collect::<Vec<_>>().join(", ")),
         };
         return unmapped(&why);

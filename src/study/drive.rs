@@ -215,7 +215,8 @@ pub(super) fn drive(
                     let r = w.compute(&sub, b, opts.on_device_loss);
                     let failed = r.is_err();
                     // the engine's name and device after the block: a lost GPU hands over to the CPU
-                    let sent = (b, lo, sub, r, t.elapsed().as_secs_f64(), w.engine.name(), w.engine.device_name(), std::mem::take(&mut w.notes));
+                    let sent =
+                        (b, lo, sub, r, t.elapsed().as_secs_f64(), Instant::now(), w.engine.name(), w.engine.device_name(), std::mem::take(&mut w.notes));
                     if tx.send(sent).is_err() || failed {
                         break;
                     }
@@ -229,7 +230,7 @@ pub(super) fn drive(
             // Started after the workers, so that under a thread limit it is the one left out.
             let ahead: Vec<usize> = verify_idx.iter().copied().filter(|&i| on_gpu && pending.contains(&(i / block))).collect();
             sink.verify_ahead = VerifyAhead::start(scope, local, ahead, &stop, || opts.run.is_cancelled());
-            for (b, lo, sub, r, wall, name, device, mut notes) in rx.iter() {
+            for (b, lo, sub, r, wall, ended, name, device, mut notes) in rx.iter() {
                 let out = match r {
                     Ok(out) => out,
                     Err(e) => {
@@ -246,15 +247,19 @@ pub(super) fn drive(
                 // (a block a lost device handed to the CPU names the CPU)
                 let device = if single_device || name != "gpu" { device.as_str() } else { devices.as_str() };
                 // Several devices integrate side by side: a block's share of the integration
-                // is the wall time it adds to the blocks' span so far (their sum was the
-                // devices' time, several times the run's; a mean undercounts idle devices).
+                // is the wall time its end adds to the blocks' span so far (their sum was the
+                // devices' time, several times the run's; a mean undercounts idle devices),
+                // the part of it the block spent integrating (not building its ensemble nor
+                // measuring on the host, phases of their own).
                 let wall = match single_device {
                     true => wall,
                     false => {
-                        let now = blocks_began.elapsed().as_secs_f64();
-                        let added = (now - span).max(0.0);
-                        span = span.max(now);
-                        added + out.host_measures + out.ensemble
+                        let end = ended.saturating_duration_since(blocks_began).as_secs_f64();
+                        let added = (end - span).max(0.0);
+                        span = span.max(end);
+                        let overhead = out.host_measures + out.ensemble;
+                        let share = if wall > 0.0 { ((wall - overhead) / wall).clamp(0.0, 1.0) } else { 0.0 };
+                        added * share + overhead
                     }
                 };
                 match sink.absorb(b, lo, &sub, out, wall, name, device) {

@@ -42,7 +42,8 @@ pub(super) fn merged_verify(verifies: &[(&Value, &Value)]) -> Value {
 /// each the worst member's (the largest deviation as a fraction of its own tolerance,
 /// max_abs / max(1, scale), as the run folds its members; ties to the smaller id), with a pass
 /// only where every shard's passed, and the largest `largest_abs` of any. A deviation's precision is its own label, or its shard's
-/// run's; the label is kept where the merged run has more than one precision.
+/// run's; the label is kept where the merged run has more than one precision (among the
+/// deviations, or a shard's blocks: a shard's run.json saying "mixed: f32 | f64").
 fn merged_deviations(verifies: &[(&Value, &Value)]) -> Vec<Value> {
     // (an older build's shard has none: its max_abs was the largest)
     let largest_abs = |d: &Value| match d.get("largest_abs") {
@@ -78,7 +79,8 @@ fn merged_deviations(verifies: &[(&Value, &Value)]) -> Vec<Value> {
             }
         }
     }
-    let several = merged.iter().any(|(_, p)| *p != merged[0].1);
+    let mixed_shard = verifies.iter().any(|(_, p)| p.as_str().is_some_and(|p| p.starts_with("mixed:")));
+    let several = mixed_shard || merged.iter().any(|(_, p)| *p != merged[0].1);
     merged
         .into_iter()
         .map(|(mut m, precision)| {

@@ -325,17 +325,22 @@ pub fn run_study(plan: &Plan, opts: &StudyOptions) -> Result<StudyOutcome> {
     match drive(plan, &local, opts, &staging, loaded, fp, notes, engines, t0) {
         Ok(outcome) => Ok(outcome),
         // (the message itself, not the error's display: that would give its prefix twice)
-        Err(QbatError::DeviceLost(lost)) => Err(QbatError::DeviceLost(format!(
+        Err(QbatError::DeviceLost(lost)) if std::fs::symlink_metadata(staging.dir.join("checkpoint.json")).is_ok() => Err(QbatError::DeviceLost(format!(
             "{lost}; the finished blocks are kept: continue with --resume {} (add --backend cpu --allow-mixed-backends to finish on the CPU)",
             opts.out.display()
         ))),
+        // lost before any block was kept: nothing to resume, and nothing left in the way
+        Err(QbatError::DeviceLost(lost)) => {
+            let _ = staging::remove_staging(&staging.dir);
+            Err(QbatError::DeviceLost(format!("{lost}; no block had finished, so nothing is kept: run it again (--backend cpu runs it on the CPU)")))
+        }
         Err(e) => {
             // A run that failed before its first checkpoint, or for a reason a resume would only
             // repeat (numerics), leaves nothing; otherwise the checkpoint is kept. A resumed run's
             // checkpoint is never removed here.
             // (a resume of a directory with no checkpoint, a run stopped in its setup, has
             // nothing to keep either)
-            let checkpointed = staging.dir.join("checkpoint.json").exists();
+            let checkpointed = std::fs::symlink_metadata(staging.dir.join("checkpoint.json")).is_ok();
             if !checkpointed || (!opts.resume && matches!(e, QbatError::Numerics(_))) {
                 let _ = staging::remove_staging(&staging.dir);
             } else if !(opts.resume && e.exit_code() == 2 && !matches!(e, QbatError::Threads(_))) {
