@@ -184,6 +184,45 @@ fn validate_and_bench_take_the_adapter_as_run_does() {
     assert_eq!(timed[1].0, "cpu");
 }
 
+/// A scheduler's pinning looks its GPU up with nvidia-smi, for at most 10 s: one past that goes
+/// with every process it started (a wrapper script's `sleep` outlived the kill of its shell,
+/// and held the pipe a reading thread waited on), and the note says it gave no GPU list (it
+/// said there was no nvidia-smi).
+#[test]
+fn an_nvidia_smi_past_its_limit_goes_with_what_it_started() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !have_gpu(false) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("bin");
+    std::fs::create_dir(&fake).unwrap();
+    let pid_file = dir.path().join("sleep.pid");
+    std::fs::write(fake.join("nvidia-smi"), format!("#!/bin/sh\nsleep 1000 &\necho $! > '{}'\nwait\n", pid_file.display())).unwrap();
+    std::fs::set_permissions(fake.join("nvidia-smi"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap_or_default());
+    let o = crate::common::bin()
+        .args(["--ensemble", "2", "--backend", "gpu", "--no-progress", "--no-plots", "--series", "false", "--verify", "0", "--out"])
+        .arg(dir.path().join("o"))
+        .env("PATH", path)
+        .env("CUDA_VISIBLE_DEVICES", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("(no GPU list from nvidia-smi, no /proc/driver/nvidia/gpus)"), "{stderr}");
+    let pid: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    // gone, or a zombie its new parent has not reaped (a container's PID 1 may never)
+    let gone =
+        || std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')));
+    let began = std::time::Instant::now();
+    while !gone() {
+        assert!(began.elapsed().as_secs() < 10, "the sleep nvidia-smi started is still running");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn long_runs_with_few_members_complete_every_step() {
     // 100,000 steps for 4 members: one invocation per member would loop far more than software
