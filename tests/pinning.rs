@@ -170,8 +170,12 @@ fn a_pinned_gpu_that_no_adapter_is_is_refused_naming_the_variable() {
 fn a_pinning_that_cannot_be_mapped_gives_a_note_and_the_default_choice() {
     let a = node();
     let default = choose(&a, None, false, None, smi).unwrap().index;
-    let cases: [(&str, fn() -> Option<Vec<DriverGpu>>, &str); 4] =
-        [("1", || None, "no nvidia-smi"), ("7", smi, "lists no such GPU"), ("MIG-8932f937-d72c", smi, "MIG"), ("GPU-99999999", smi, "lists no such GPU")];
+    let cases: [(&str, fn() -> Option<Vec<DriverGpu>>, &str); 4] = [
+        ("1", || None, "no GPU list from nvidia-smi"),
+        ("7", smi, "lists no such GPU"),
+        ("MIG-8932f937-d72c", smi, "MIG"),
+        ("GPU-99999999", smi, "lists no such GPU"),
+    ];
     for (value, driver, why) in cases {
         let pin = pin_from(env(&[("CUDA_VISIBLE_DEVICES", value)]));
         let c = choose(&a, None, false, pin.as_ref(), driver).unwrap_or_else(|e| panic!("{value}: {e}"));

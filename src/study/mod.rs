@@ -21,6 +21,7 @@
 mod analysis_feed;
 mod checkpoint;
 mod csv_series;
+mod devices;
 mod direct_write;
 mod drive;
 mod finish;
@@ -43,7 +44,8 @@ use crate::config::Plan;
 use crate::engine::{resolve_backend, RunOptions};
 use crate::error::{QbatError, Result};
 use crate::output::{self, OutputOptions};
-use drive::{drive, engines_for};
+use devices::engines_for;
+use drive::drive;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use staging::open_staging;
