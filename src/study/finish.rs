@@ -331,17 +331,16 @@ pub(super) fn finish(
     rj["health"] = json!(progress.health);
     rj["peak_rss_bytes"] = json!(peak_rss_bytes());
     rj["blocks"] = json!({"members_per_block": block, "count": n_blocks, "resumed": resumed});
-    rj["engines"] = json!(engines_used(&progress));
+    let engines = block_engines(&progress);
+    rj["engines"] =
+        json!(engines.iter().map(|(backend, precision, blocks)| json!({"backend": backend, "precision": precision, "blocks": blocks})).collect::<Vec<_>>());
     // blocks in both precisions (a GPU's f32 and the CPU's f64, across a resume or a lost
     // device): said as a merge of such shards says it, not the last block's
-    let mut precisions: Vec<&str> = vec![];
-    for (_, p) in block_engines(&progress) {
-        if !precisions.contains(&p.name()) {
-            precisions.push(p.name());
+    if let Some(((_, first, _), rest)) = engines.split_first() {
+        let precision = rest.iter().fold(first.name().to_string(), |said, (_, p, _)| super::merged_engines::mixed_with(&said, p.name()));
+        if precision.starts_with("mixed: ") {
+            rj["precision"] = json!(precision);
         }
-    }
-    if precisions.len() > 1 {
-        rj["precision"] = json!(format!("mixed: {}", precisions.join(" | ")));
     }
     // (for `merge`, which computes the whole run's analysis only for shards that asked for it)
     rj["study_analysis"] = json!(opts.analyze);
@@ -402,20 +401,9 @@ pub(super) fn finish(
     })
 }
 
-/// The (backend, precision) of the engines that computed the blocks, each once, in the order
-/// they first did.
-fn block_engines(p: &Progress) -> Vec<(String, Precision)> {
-    let mut seen: Vec<(String, Precision)> = vec![];
-    for b in &p.blocks {
-        if !seen.iter().any(|(name, prec)| *name == b.backend && *prec == b.precision) {
-            seen.push((b.backend.clone(), b.precision));
-        }
-    }
-    seen
-}
-
-/// The engines that computed the blocks: backend, precision and how many blocks each.
-fn engines_used(p: &Progress) -> Vec<serde_json::Value> {
+/// The engines that computed the blocks: (backend, precision, how many blocks), each engine
+/// once, in the order it first did.
+fn block_engines(p: &Progress) -> Vec<(String, Precision, usize)> {
     let mut used: Vec<(String, Precision, usize)> = vec![];
     for b in &p.blocks {
         match used.iter_mut().find(|(name, prec, _)| *name == b.backend && *prec == b.precision) {
@@ -423,7 +411,7 @@ fn engines_used(p: &Progress) -> Vec<serde_json::Value> {
             None => used.push((b.backend.clone(), b.precision, 1)),
         }
     }
-    used.into_iter().map(|(backend, precision, blocks)| json!({"backend": backend, "precision": precision, "blocks": blocks})).collect()
+    used
 }
 
 fn stats_measures(p: &Progress) -> Vec<Measure> {
@@ -435,10 +423,11 @@ fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64) -> RunInfo {
     let precision = p.precision.unwrap_or(Precision::F64);
     let verify = (!p.verify.is_empty()).then(|| {
         let mut r = verify_report_mixed(&measures, &p.verify);
+        let engines = block_engines(p);
         // members verified at one precision of a run of both: labelled with it, as a run's of
         // both precisions are (a merge would take run.json's "mixed: ..." for their precision)
         if let [g] = &p.verify[..] {
-            if block_engines(p).iter().any(|(_, pr)| *pr != g.precision) {
+            if engines.iter().any(|(_, pr, _)| *pr != g.precision) {
                 for d in &mut r.deviations {
                     d.precision = Some(g.precision);
                 }
@@ -447,8 +436,8 @@ fn run_info(local: &Plan, p: &Progress, setup: f64, output: f64) -> RunInfo {
         // the route of each engine that computed blocks (a resume or a lost device may have
         // moved them), each once
         let mut routes: Vec<String> = vec![];
-        for (backend, precision) in block_engines(p) {
-            if let Some(route) = crate::verify::concurrence_route(&measures, local.model, &backend, precision).filter(|r| !routes.contains(r)) {
+        for (backend, precision, _) in &engines {
+            if let Some(route) = crate::verify::concurrence_route(&measures, local.model, backend, *precision).filter(|r| !routes.contains(r)) {
                 routes.push(route);
             }
         }
